@@ -1,0 +1,95 @@
+"""The one column naming convention shared by staging files, the selection engine and the datapool.
+
+Every table the pipeline writes or reads names its columns through this module, so a column means the
+same thing in a manifest shard, a staging file, the engine's samples table and the datapool.
+
+Identity columns (manifests and every staging file):
+
+- ``key``: the file's path relative to the datasource root, ``/``-separated, no leading ``/``.
+- ``size``: file size in bytes (int64).
+- ``etag``: the store's content identity (S3 ETag, GCS generation/MD5, Azure ETag/MD5, local content hash).
+- ``mtime``: modification time (timestamp, microseconds, UTC). Informational only: never used for "new".
+
+Per-sample values (staging files, engine input, datapool):
+
+- ``embedding``: L2-normalised float32 vector, one fixed dimension per datapool.
+- ``content_hash``: hex SHA-256 of the file's bytes (exact-duplicate detection).
+- ``status``: one of :data:`STATUSES`; ``status_reason`` says why a file is not ``ok``;
+  ``duplicate_of`` names the key a duplicate repeats.
+- ``metadata.<name>``: computed metadata (``metadata.lightly.sharpness``) and custom metadata
+  (``metadata.weather.temperature``); the name is the Lightly ``METADATA`` input ``key`` verbatim.
+- ``scores.<task>.<score>``: a scorer's value for a prediction task (``scores.cls.uncertainty_margin``).
+- ``predictions.<task>.class_distribution``: probability vector ordered by category id; the category names
+  are recorded in the table's schema metadata under :data:`CATEGORIES_METADATA_KEY`.
+- ``predictions.<task>.category_count.<category name>``: number of objects of that category.
+
+Datapool-only columns: ``sample_id``, ``run_id``, ``dag_id``, ``selected``, ``pick_rank``, ``tags``,
+``committed_at``.
+"""
+
+from __future__ import annotations
+
+KEY = "key"
+SIZE = "size"
+ETAG = "etag"
+MTIME = "mtime"
+MANIFEST_COLUMNS = (KEY, SIZE, ETAG, MTIME)
+
+EMBEDDING = "embedding"
+CONTENT_HASH = "content_hash"
+STATUS = "status"
+STATUS_REASON = "status_reason"
+DUPLICATE_OF = "duplicate_of"
+
+STATUS_OK = "ok"
+STATUS_CORRUPT = "corrupt"
+STATUS_DUPLICATE = "duplicate"
+STATUS_MISSING = "missing"
+STATUSES = (STATUS_OK, STATUS_CORRUPT, STATUS_DUPLICATE, STATUS_MISSING)
+
+SAMPLE_ID = "sample_id"
+RUN_ID = "run_id"
+DAG_ID = "dag_id"
+SELECTED = "selected"
+PICK_RANK = "pick_rank"
+TAGS = "tags"
+COMMITTED_AT = "committed_at"
+
+INITIAL_TAG = "initial-tag"
+
+METADATA_PREFIX = "metadata."
+SCORES_PREFIX = "scores."
+PREDICTIONS_PREFIX = "predictions."
+
+# Schema-metadata keys (bytes keys in Parquet/Arrow schema metadata, JSON values).
+DATASOURCE_URI_METADATA_KEY = "lightly.datasource_uri"
+LIGHTLY_URI_METADATA_KEY = "lightly.lightly_uri"
+EMBEDDING_MODEL_METADATA_KEY = "lightly.embedding_model"
+EMBEDDING_DIM_METADATA_KEY = "lightly.embedding_dim"
+EMBEDDING_INPUT_SIZE_METADATA_KEY = "lightly.embedding_input_size"
+CATEGORIES_METADATA_KEY = "lightly.categories"
+
+
+def metadata_column(name: str) -> str:
+    """Column of a ``METADATA`` input: ``lightly.sharpness`` -> ``metadata.lightly.sharpness``."""
+    return METADATA_PREFIX + name
+
+
+def lightly_metadata_column(name: str) -> str:
+    """Column of a computed metric: ``sharpness`` -> ``metadata.lightly.sharpness``."""
+    return metadata_column("lightly." + name)
+
+
+def score_column(task: str, score: str) -> str:
+    """Column of a ``SCORES`` input: ``(cls, uncertainty_margin)`` -> ``scores.cls.uncertainty_margin``."""
+    return f"{SCORES_PREFIX}{task}.{score}"
+
+
+def class_distribution_column(task: str) -> str:
+    """Column of a ``PREDICTIONS``/``CLASS_DISTRIBUTION`` input."""
+    return f"{PREDICTIONS_PREFIX}{task}.class_distribution"
+
+
+def category_count_column(task: str, category: str) -> str:
+    """Column of a ``PREDICTIONS``/``CATEGORY_COUNT`` input for one category name."""
+    return f"{PREDICTIONS_PREFIX}{task}.category_count.{category}"

@@ -1,0 +1,314 @@
+"""One place that turns credentials into client options for every store we read or write.
+
+The core never sees Airflow connections: the Airflow layer reads a connection's fields and calls
+:func:`credentials_from_connection`; inside a GPU pod, :class:`StorageCredentials` is left empty and the
+clients fall back to ambient credentials (environment variables, workload identity). The same credentials
+object yields fsspec options (listing, images, staging Parquet) and delta-rs options (the datapool table).
+Secrets never appear in ``repr`` and so never reach logs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+# gcsfs otherwise probes a gRPC endpoint for ~170 s before the first call.
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+
+_PROTOCOLS = {
+    "": "file",
+    "file": "file",
+    "local": "file",
+    "s3": "s3",
+    "s3a": "s3",
+    "gs": "gs",
+    "gcs": "gs",
+    "az": "az",
+    "abfs": "az",
+    "abfss": "az",
+}
+_SECRET_FIELDS = frozenset({"secret_access_key", "session_token", "token", "account_key", "connection_string", "sas_token"})
+
+
+def protocol_of(uri: str) -> str:
+    """The normalised store of a URI: ``file``, ``s3``, ``gs`` or ``az``.
+
+    :param uri: a URI such as ``s3://bucket/prefix`` or a plain local path.
+    :raises ValueError: for a scheme we do not support, naming the supported ones.
+    """
+    scheme = urlsplit(str(uri)).scheme.lower()
+    if len(scheme) == 1:  # a Windows drive letter
+        scheme = ""
+    try:
+        return _PROTOCOLS[scheme]
+    except KeyError:
+        raise ValueError(
+            f"Unsupported URI scheme {scheme!r} in {uri!r}: use file://, s3://, gs://, az:// or abfs://."
+        ) from None
+
+
+def join_uri(base: str, *parts: str) -> str:
+    """Join path parts onto a URI with ``/`` (no normalisation of ``..``; keys are validated elsewhere)."""
+    out = str(base).rstrip("/")
+    for part in parts:
+        part = str(part).strip("/")
+        if part:
+            out = f"{out}/{part}"
+    return out
+
+
+def local_path(uri: str) -> str:
+    """The filesystem path of a ``file://`` URI or plain path."""
+    uri = str(uri)
+    if uri.startswith("file://"):
+        return uri[len("file://") :]
+    return uri
+
+
+@dataclass(frozen=True)
+class StorageCredentials:
+    """Endpoint and credentials for one store, independent of the client library.
+
+    :param endpoint_url: custom endpoint (an emulator, MinIO, a private link); ``http://`` allows plain HTTP.
+    :param region: AWS region.
+    :param access_key_id: AWS access key id.
+    :param secret_access_key: AWS secret key.
+    :param session_token: AWS session token.
+    :param anonymous: unsigned requests (public buckets, emulators).
+    :param project: GCP project.
+    :param token: GCP service-account key as a JSON string or a path to a key file.
+    :param account_name: Azure storage account name.
+    :param account_key: Azure storage account key.
+    :param connection_string: Azure connection string (overrides name/key/endpoint).
+    :param sas_token: Azure SAS token.
+    """
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    anonymous: bool = False
+    project: str | None = None
+    token: str | None = field(default=None, repr=False)
+    account_name: str | None = None
+    account_key: str | None = field(default=None, repr=False)
+    connection_string: str | None = field(default=None, repr=False)
+    sas_token: str | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """All set fields, secrets included (for passing to a subprocess or pod env, never to logs)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) not in (None, False)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> StorageCredentials:
+        """Inverse of :meth:`to_dict`; unknown keys are an error that names them."""
+        data = dict(data or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"Unknown storage credential keys {unknown}; allowed: {sorted(known)}.")
+        return cls(**data)
+
+    @property
+    def allow_http(self) -> bool:
+        return bool(self.endpoint_url and self.endpoint_url.startswith("http://"))
+
+    def _azure(self) -> StorageCredentials:
+        """Fill account name/key/endpoint from a connection string, if one is given."""
+        if not self.connection_string:
+            return self
+        parts = dict(
+            p.split("=", 1) for p in self.connection_string.split(";") if "=" in p
+        )
+        return replace(
+            self,
+            account_name=self.account_name or parts.get("AccountName"),
+            account_key=self.account_key or parts.get("AccountKey"),
+            endpoint_url=self.endpoint_url or parts.get("BlobEndpoint"),
+            sas_token=self.sas_token or parts.get("SharedAccessSignature"),
+        )
+
+    def fsspec_options(self, protocol: str) -> dict[str, Any]:
+        """Keyword arguments for the fsspec filesystem of ``protocol`` (s3fs, gcsfs, adlfs)."""
+        protocol = _PROTOCOLS.get(protocol, protocol)
+        if protocol == "s3":
+            opts: dict[str, Any] = {}
+            if self.anonymous:
+                opts["anon"] = True
+            if self.access_key_id:
+                opts["key"] = self.access_key_id
+            if self.secret_access_key:
+                opts["secret"] = self.secret_access_key
+            if self.session_token:
+                opts["token"] = self.session_token
+            client_kwargs = {}
+            if self.endpoint_url:
+                client_kwargs["endpoint_url"] = self.endpoint_url
+            if self.region:
+                client_kwargs["region_name"] = self.region
+            if client_kwargs:
+                opts["client_kwargs"] = client_kwargs
+            return opts
+        if protocol == "gs":
+            opts = {}
+            if self.endpoint_url:
+                opts["endpoint_url"] = self.endpoint_url
+            if self.project:
+                opts["project"] = self.project
+            if self.anonymous:
+                opts["token"] = "anon"
+            elif self.token:
+                opts["token"] = _gcp_token(self.token)
+            return opts
+        if protocol == "az":
+            az = self._azure()
+            if az.connection_string:
+                return {"connection_string": az.connection_string}
+            opts = {}
+            if az.account_name:
+                opts["account_name"] = az.account_name
+            if az.account_key:
+                opts["account_key"] = az.account_key
+            if az.sas_token:
+                opts["sas_token"] = az.sas_token
+            if az.anonymous:
+                opts["anon"] = True
+            return opts
+        return {}
+
+    def delta_options(self, protocol: str) -> dict[str, str]:
+        """delta-rs ``storage_options`` for ``protocol`` (all values strings, as delta-rs expects)."""
+        protocol = _PROTOCOLS.get(protocol, protocol)
+        opts: dict[str, str] = {}
+        if protocol == "s3":
+            for key, value in (
+                ("AWS_ACCESS_KEY_ID", self.access_key_id),
+                ("AWS_SECRET_ACCESS_KEY", self.secret_access_key),
+                ("AWS_SESSION_TOKEN", self.session_token),
+                ("AWS_REGION", self.region),
+                ("AWS_ENDPOINT_URL", self.endpoint_url),
+            ):
+                if value:
+                    opts[key] = value
+            if self.anonymous:
+                opts["AWS_SKIP_SIGNATURE"] = "true"
+            if self.allow_http:
+                opts["AWS_ALLOW_HTTP"] = "true"
+        elif protocol == "gs":
+            if self.endpoint_url:
+                opts["google_base_url"] = self.endpoint_url
+            if self.anonymous:
+                opts["google_skip_signature"] = "true"
+            elif self.token:
+                key = "google_service_account_key" if self.token.lstrip().startswith("{") else "google_service_account"
+                opts[key] = self.token
+            if self.allow_http:
+                opts["allow_http"] = "true"
+        elif protocol == "az":
+            az = self._azure()
+            if az.account_name:
+                opts["AZURE_STORAGE_ACCOUNT_NAME"] = az.account_name
+            if az.account_key:
+                opts["AZURE_STORAGE_ACCOUNT_KEY"] = az.account_key
+            if az.sas_token:
+                opts["AZURE_STORAGE_SAS_TOKEN"] = az.sas_token
+            if az.endpoint_url:
+                opts["AZURE_STORAGE_ENDPOINT"] = az.endpoint_url
+            if az.allow_http:
+                opts["AZURE_ALLOW_HTTP"] = "true"
+        return opts
+
+
+def _gcp_token(token: str) -> Any:
+    if token.lstrip().startswith("{"):
+        import json
+
+        return json.loads(token)
+    return token
+
+
+def credentials_from_connection(
+    conn_type: str, *, login: str | None = None, password: str | None = None, host: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> StorageCredentials:
+    """Turn the fields of an Airflow connection (aws, google_cloud_platform, wasb) into credentials.
+
+    Pure: the Airflow layer passes the connection's fields, so this stays testable without Airflow.
+
+    :param conn_type: ``aws``, ``google_cloud_platform`` (or ``gcp``) or ``wasb``.
+    :param login: AWS access key id / Azure account name.
+    :param password: AWS secret key / Azure account key.
+    :param host: Azure account URL or endpoint.
+    :param extra: the connection's extra fields.
+    :raises ValueError: for a connection type we cannot use, naming the supported ones.
+    """
+    extra = dict(extra or {})
+    if conn_type == "aws":
+        return StorageCredentials(
+            access_key_id=login or extra.get("aws_access_key_id"),
+            secret_access_key=password or extra.get("aws_secret_access_key"),
+            session_token=extra.get("aws_session_token"),
+            region=extra.get("region_name"),
+            endpoint_url=extra.get("endpoint_url") or (extra.get("service_config", {}).get("s3", {}) or {}).get("endpoint_url"),
+        )
+    if conn_type in ("google_cloud_platform", "gcp", "gcs"):
+        def pick(name: str) -> Any:
+            return extra.get(name) or extra.get(f"extra__google_cloud_platform__{name}")
+
+        key_json = pick("keyfile_dict")
+        if isinstance(key_json, dict):
+            import json
+
+            key_json = json.dumps(key_json)
+        return StorageCredentials(
+            project=pick("project"),
+            token=key_json or pick("key_path"),
+            endpoint_url=extra.get("endpoint_url"),
+            anonymous=bool(extra.get("anonymous", False)),
+        )
+    if conn_type == "wasb":
+        endpoint = extra.get("endpoint_url") or (host if host and host.startswith("http") else None)
+        return StorageCredentials(
+            account_name=login,
+            account_key=password or extra.get("shared_access_key"),
+            connection_string=extra.get("connection_string"),
+            sas_token=extra.get("sas_token"),
+            endpoint_url=endpoint,
+        )
+    raise ValueError(
+        f"Connection type {conn_type!r} cannot be used for storage: use an 'aws', 'google_cloud_platform' or "
+        "'wasb' connection."
+    )
+
+
+def filesystem(uri: str, credentials: StorageCredentials | None = None) -> tuple[Any, str]:
+    """The fsspec filesystem and the in-store path for ``uri``.
+
+    :param uri: ``file://``, ``s3://``, ``gs://``, ``az://``/``abfs://`` URI or a local path.
+    :param credentials: endpoint and secrets; ``None`` means ambient credentials.
+    """
+    import fsspec
+
+    protocol = protocol_of(uri)
+    creds = credentials or StorageCredentials()
+    if protocol == "file":
+        fs = fsspec.filesystem("file")
+        return fs, os.path.abspath(local_path(uri))
+    options = creds.fsspec_options(protocol)
+    fs_protocol = {"s3": "s3", "gs": "gcs", "az": "abfs"}[protocol]
+    fs = fsspec.filesystem(fs_protocol, **options)
+    path = urlsplit(str(uri))
+    return fs, f"{path.netloc}{path.path}".rstrip("/")
+
+
+def delta_uri(uri: str) -> str:
+    """The table URI delta-rs expects (absolute local path, ``s3://``, ``gs://``, ``az://``)."""
+    protocol = protocol_of(uri)
+    if protocol == "file":
+        return os.path.abspath(local_path(uri))
+    parts = urlsplit(str(uri))
+    scheme = {"s3": "s3", "gs": "gs", "az": "az"}[protocol]
+    return f"{scheme}://{parts.netloc}{parts.path}".rstrip("/")
