@@ -1,0 +1,67 @@
+"""``lightly-airflow``: the command line of the project.
+
+Each subcommand lives beside the code it drives (``embedding/cli.py``, ``selection/cli.py``,
+``datapool/cli.py``); a module listed here exposes ``register(subparsers)``, which adds its parser and sets
+``func`` (a callable taking the parsed namespace and returning an exit code). Modules are imported only when
+their command runs or when help is printed, so ``lightly-airflow datapool …`` never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+COMMANDS: dict[str, str] = {
+    "embed": "lightly_airflow.embedding.cli",
+    "metadata": "lightly_airflow.metadata.cli",
+    "predictions": "lightly_airflow.predictions.cli",
+    "select": "lightly_airflow.selection.cli",
+    "datapool": "lightly_airflow.datapool.cli",
+    "list": "lightly_airflow.datasource.cli",
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every command registered (or only ``only``, to keep imports small)."""
+    parser = argparse.ArgumentParser(prog="lightly-airflow", description="Curate image data into a datapool.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lightly-airflow`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only=command if command in COMMANDS else None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"lightly-airflow {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
