@@ -35,9 +35,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
-            if exc.name != module:
+            if exc.name is None or not module.startswith(exc.name):
                 raise
-            continue
+            continue  # the folder of that command is not built yet
         mod.register(subparsers)
     return parser
 
