@@ -1,0 +1,31 @@
+"""Provider metadata that Airflow discovers through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightly_airflow import __version__
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider to Airflow: its UI plugin, extra links and the ``[lightly]`` config section."""
+    return {
+        "package-name": "lightly-airflow",
+        "name": "Lightly Airflow",
+        "description": "Data curation for image datasets: grow a versioned, curated datapool from your buckets.",
+        "versions": [__version__],
+        "config": {
+            "lightly": {
+                "description": "Defaults of the lightly_airflow operators and sensors.",
+                "options": {
+                    "default_deferrable": {
+                        "description": "Whether the lightly sensors and pod operators defer by default.",
+                        "version_added": "0.1.0",
+                        "type": "boolean",
+                        "example": "True",
+                        "default": "True",
+                    },
+                },
+            }
+        },
+    }
