@@ -1,0 +1,213 @@
+"""Readers of Lightly's ``.lightly/`` folder: predictions, custom metadata and relevant-filenames files.
+
+The folder may live on another store than the images (the ``lightly_uri``). ``lightly_uri`` is the folder
+that *contains* ``.lightly/`` (Lightly's convention) or the ``.lightly`` folder itself; both are accepted.
+Every read goes through :func:`lightly_airflow.storage.filesystem`; per-image JSON files are fetched in
+batches (``fs.cat`` of many paths, concurrent on object stores), and schema files are read once per shard by
+the caller through one :class:`LightlyDir`.
+
+Paths inside ``.lightly/`` follow the image key: ``.lightly/<kind>/<key without extension>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from lightly_airflow.storage import StorageCredentials, filesystem, join_uri
+
+logger = logging.getLogger(__name__)
+
+LIGHTLY_DIR = ".lightly"
+PREDICTIONS_DIR = "predictions"
+METADATA_DIR = "metadata"
+TASKS_FILE = "predictions/tasks.json"
+METADATA_SCHEMA_FILE = "metadata/schema.json"
+
+# Lightly names video frames ``<video name>-<frame index, zero padded>-<video extension>.png``.
+VIDEO_EXTENSIONS = ("mp4", "m4v", "hevc", "mpg", "mpeg", "avi", "mov", "webm")
+_FRAME_RE = re.compile(r"^(?P<stem>.+)-(?P<index>\d+)-(?P<ext>" + "|".join(VIDEO_EXTENSIONS) + r")$", re.IGNORECASE)
+
+
+class LightlyFileError(ValueError):
+    """A ``.lightly/`` file that cannot be used; ``relpath`` names it, ``field`` the offending part."""
+
+    def __init__(self, relpath: str, field: str, reason: str) -> None:
+        super().__init__(f"{LIGHTLY_DIR}/{relpath}: {field}: {reason}" if field else f"{LIGHTLY_DIR}/{relpath}: {reason}")
+        self.relpath = relpath
+        self.field = field
+        self.reason = reason
+
+
+def lightly_root(lightly_uri: str) -> str:
+    """The URI of the ``.lightly`` folder for ``lightly_uri`` (the folder holding it, or the folder itself)."""
+    uri = str(lightly_uri).rstrip("/")
+    if uri.rsplit("/", 1)[-1] == LIGHTLY_DIR:
+        return uri
+    return join_uri(uri, LIGHTLY_DIR)
+
+
+def key_stem(key: str) -> str:
+    """The key without its extension (``a/b/img.1.png`` -> ``a/b/img.1``), as ``.lightly/`` names files."""
+    head, _, name = key.rpartition("/")
+    stem, dot, _ext = name.rpartition(".")
+    name = stem if dot and stem else name
+    return f"{head}/{name}" if head else name
+
+
+def json_relpath(kind_dir: str, key: str) -> str:
+    """The relative path (inside ``.lightly/``) of the per-file JSON of ``key``: ``metadata/a/img.json``."""
+    return f"{kind_dir}/{key_stem(key)}.json"
+
+
+def parse_frame_name(key: str) -> tuple[str, int] | None:
+    """Split a video frame's key into (the video's key, frame index); ``None`` for an ordinary image.
+
+    ``subdir/video_1-099-mp4.png`` -> ``("subdir/video_1.mp4", 99)``.
+    """
+    head, _, name = key.rpartition("/")
+    match = _FRAME_RE.match(key_stem(name))
+    if not match:
+        return None
+    video = f"{match['stem']}.{match['ext']}"
+    return (f"{head}/{video}" if head else video), int(match["index"])
+
+
+def check_relative_file_name(file_name: Any) -> str | None:
+    """Why ``file_name`` (from a JSON file) does not name a file inside the datasource; ``None`` when it does."""
+    if not isinstance(file_name, str) or not file_name:
+        return "must be a non-empty string"
+    if "\\" in file_name:
+        return "must use '/' separators"
+    if file_name.startswith("/") or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", file_name):
+        return "must be relative to the datasource root (no leading '/', no scheme)"
+    parts = file_name.split("/")
+    if any(p in ("..", ".", "") for p in parts):
+        return "must not contain '..', '.' or empty path segments"
+    return None
+
+
+class LightlyDir:
+    """One ``.lightly/`` folder, opened once per shard.
+
+    :param lightly_uri: the folder holding ``.lightly/`` (or the ``.lightly`` folder itself).
+    :param credentials: credentials of the store holding it (``None``: ambient credentials).
+    :param batch_size: how many per-file JSON files one ``fs.cat`` call fetches.
+    """
+
+    def __init__(self, lightly_uri: str, credentials: StorageCredentials | None = None, *, batch_size: int = 256) -> None:
+        if not lightly_uri:
+            raise ValueError("lightly_uri is empty: pass the folder that holds '.lightly/' (e.g. s3://bucket/prefix).")
+        self.uri = lightly_root(lightly_uri)
+        self.fs, self.path = filesystem(self.uri, credentials)
+        self.batch_size = max(1, int(batch_size))
+        self._cache: dict[str, bytes | None] = {}
+
+    def _full(self, relpath: str) -> str:
+        return posixpath.join(self.path, relpath.lstrip("/"))
+
+    def read_bytes(self, relpath: str) -> bytes | None:
+        """The bytes of ``.lightly/<relpath>``, ``None`` when it does not exist (cached per instance)."""
+        if relpath not in self._cache:
+            try:
+                self._cache[relpath] = self.fs.cat_file(self._full(relpath))
+            except (FileNotFoundError, IsADirectoryError):
+                self._cache[relpath] = None
+        return self._cache[relpath]
+
+    def read_json(self, relpath: str) -> Any:
+        """The parsed JSON of ``.lightly/<relpath>``.
+
+        :raises FileNotFoundError: when the file does not exist.
+        :raises LightlyFileError: when it is not valid UTF-8 JSON.
+        """
+        data = self.read_bytes(relpath)
+        if data is None:
+            raise FileNotFoundError(f"{self.uri}/{relpath} does not exist.")
+        return parse_json_bytes(data, relpath)
+
+    def read_many(self, relpaths: Sequence[str]) -> dict[str, bytes | None | Exception]:
+        """Fetch many ``.lightly/`` files: relpath -> bytes, ``None`` (missing) or the read error."""
+        out: dict[str, bytes | None | Exception] = {}
+        for start in range(0, len(relpaths), self.batch_size):
+            chunk = list(relpaths[start : start + self.batch_size])
+            full = [self._full(r) for r in chunk]
+            try:
+                got = self.fs.cat(full, on_error="return")
+            except Exception as exc:  # a whole batch failed: fall back to one by one
+                logger.debug("batched read failed (%s); reading one by one", exc)
+                got = {}
+                for path in full:
+                    try:
+                        got[path] = self.fs.cat_file(path)
+                    except Exception as one:  # noqa: BLE001 - reported per file
+                        got[path] = one
+            for rel, path in zip(chunk, full):
+                value = got.get(path, FileNotFoundError(path))
+                if isinstance(value, (FileNotFoundError, IsADirectoryError)):
+                    value = None
+                out[rel] = value
+        return out
+
+    def read_text(self, relpath: str) -> str | None:
+        """A text file of ``.lightly/`` (UTF-8), ``None`` when absent."""
+        data = self.read_bytes(relpath)
+        return None if data is None else data.decode("utf-8")
+
+
+def parse_json_bytes(data: bytes, relpath: str) -> Any:
+    """Parse a ``.lightly/`` JSON file.
+
+    :raises LightlyFileError: naming the file, for bytes that are not UTF-8 JSON (NaN/Infinity allowed).
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LightlyFileError(relpath, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LightlyFileError(relpath, "", f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise LightlyFileError(relpath, "", "invalid JSON: nested too deeply") from None
+
+
+def read_lightly_file(lightly_uri: str, relpath: str, credentials: StorageCredentials | None = None) -> bytes | None:
+    """The bytes of ``<lightly_uri>/.lightly/<relpath>``, or ``None`` when the file does not exist.
+
+    :param lightly_uri: the folder holding ``.lightly/`` (or the ``.lightly`` folder itself).
+    :param relpath: path inside ``.lightly/`` (``predictions/tasks.json``).
+    :param credentials: credentials of that store.
+    """
+    return LightlyDir(lightly_uri, credentials).read_bytes(relpath)
+
+
+def read_relevant_filenames(
+    lightly_uri: str, relevant_filenames_file: str, credentials: StorageCredentials | None = None
+) -> str:
+    """The text of the relevant-filenames file named by ``worker_config.relevant_filenames_file``.
+
+    The name is looked up inside ``.lightly/`` (Lightly's convention: ``.lightly/relevant_filenames.txt``);
+    a name that already starts with ``.lightly/`` is accepted as well.
+
+    :raises FileNotFoundError: naming the full URI looked at and the fix.
+    """
+    name = str(relevant_filenames_file).strip().lstrip("/")
+    if name.startswith(LIGHTLY_DIR + "/"):
+        name = name[len(LIGHTLY_DIR) + 1 :]
+    problem = check_relative_file_name(name)
+    if problem:
+        raise ValueError(f"relevant_filenames_file {relevant_filenames_file!r} {problem}.")
+    folder = LightlyDir(lightly_uri, credentials)
+    text = folder.read_text(name)
+    if text is None:
+        raise FileNotFoundError(
+            f"relevant_filenames_file {relevant_filenames_file!r} not found at {folder.uri}/{name}: upload it "
+            "into the '.lightly/' folder or fix worker_config.relevant_filenames_file."
+        )
+    return text
+

@@ -1,0 +1,248 @@
+"""Custom metadata from ``.lightly/metadata/``: the schema, dot paths, typed values and defaults.
+
+``.lightly/metadata/schema.json`` is a list of ``{"name", "path", "defaultValue"?, "valueDataType"}``; each
+entry becomes the column ``metadata.<path>`` (the ``path`` is what a Lightly ``METADATA`` input names as its
+``key``; ``name`` is the display name, kept in the column's field metadata). Per-file files are
+``.lightly/metadata/<key without extension>.json`` = ``{"file_name", "type", "metadata": {...}}``; a value
+that is missing (or ``null``) takes ``defaultValue`` (else stays null). For a video frame
+(``clip-007-mp4.png``) without its own file, the video's file (``clip.json``) applies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from lightly_airflow import columns as C
+from lightly_airflow.lightly_dir import METADATA_SCHEMA_FILE, check_relative_file_name
+
+VALUE_TYPES: dict[str, pa.DataType] = {
+    "NUMERIC_INT": pa.int64(),
+    "NUMERIC_FLOAT": pa.float64(),
+    "CATEGORICAL_STRING": pa.string(),
+    "CATEGORICAL_INT": pa.int64(),
+    "CATEGORICAL_BOOLEAN": pa.bool_(),
+    "CATEGORICAL_DATETIME": pa.string(),
+    "CATEGORICAL_TIMESTAMP": pa.int64(),
+    "OTHER_STRING": pa.string(),
+}
+FILE_TYPES = ("image", "video", "frame")
+RESERVED_TOP_LEVEL = "lightly"
+_STEP_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]|(\.)")
+
+
+class MetadataValueError(ValueError):
+    """A value that does not fit its field's ``valueDataType``."""
+
+
+@dataclass(frozen=True)
+class MetadataField:
+    """One schema entry: ``column`` is ``metadata.<path>``; ``steps`` the parsed dot path."""
+
+    name: str
+    path: str
+    value_type: str
+    default: Any
+    steps: tuple[str | int, ...]
+
+    @property
+    def column(self) -> str:
+        return C.metadata_column(self.path)
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return VALUE_TYPES[self.value_type]
+
+    def arrow_field(self) -> pa.Field:
+        return pa.field(self.column, self.arrow_type, metadata={b"lightly.display_name": self.name.encode()})
+
+
+def parse_dot_path(path: str) -> tuple[str | int, ...]:
+    """``a.b[0].c`` -> ``("a", "b", 0, "c")``.
+
+    :raises ValueError: for an empty path, empty segments or unbalanced brackets.
+    """
+    if not isinstance(path, str) or not path.strip():
+        raise ValueError("must be a non-empty string")
+    steps: list[str | int] = []
+    pos = 0
+    expect_name = True
+    for match in _STEP_RE.finditer(path):
+        if match.start() != pos:
+            raise ValueError(f"unexpected character at position {pos} of {path!r}")
+        name, index, dot = match.groups()
+        if dot:
+            if expect_name:
+                raise ValueError(f"empty segment at position {pos} of {path!r}")
+            expect_name = True
+        elif index is not None:
+            if not steps or expect_name:
+                raise ValueError(f"index without a name before it at position {pos} of {path!r}")
+            steps.append(int(index))
+        else:
+            if not expect_name:
+                raise ValueError(f"missing '.' before position {pos} of {path!r}")
+            steps.append(name)
+            expect_name = False
+        pos = match.end()
+    if pos != len(path) or expect_name:
+        raise ValueError(f"{path!r} is not a dot path like 'weather.temperature' or 'objects[0].label'")
+    return tuple(steps)
+
+
+_MISSING = object()
+
+
+def extract(obj: Any, steps: tuple[str | int, ...]) -> Any:
+    """The value at ``steps`` inside ``obj`` or the sentinel :data:`_MISSING` (never raises)."""
+    for step in steps:
+        if isinstance(step, int):
+            if not isinstance(obj, list) or step >= len(obj):
+                return _MISSING
+            obj = obj[step]
+        else:
+            if not isinstance(obj, dict) or step not in obj:
+                return _MISSING
+            obj = obj[step]
+    return obj
+
+
+def coerce(value: Any, value_type: str) -> Any:
+    """``value`` as the Python value of ``value_type``.
+
+    :raises MetadataValueError: saying what was expected and what was found.
+    """
+    found = f"{type(value).__name__} {value!r}"[:120]
+    if value_type in ("NUMERIC_INT", "CATEGORICAL_INT", "CATEGORICAL_TIMESTAMP"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise MetadataValueError(f"expected an integer for {value_type}, found {found}")
+        if isinstance(value, float):
+            if not math.isfinite(value) or not value.is_integer():
+                raise MetadataValueError(f"expected an integer for {value_type}, found {found}")
+            value = int(value)
+        if not -(2**63) <= value < 2**63:
+            raise MetadataValueError(f"integer out of the 64-bit range for {value_type}: {found}")
+        return int(value)
+    if value_type == "NUMERIC_FLOAT":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise MetadataValueError(f"expected a number for NUMERIC_FLOAT, found {found}")
+        try:
+            return float(value)
+        except OverflowError:
+            raise MetadataValueError(f"number too large for NUMERIC_FLOAT: {found}") from None
+    if value_type == "CATEGORICAL_BOOLEAN":
+        if not isinstance(value, bool):
+            raise MetadataValueError(f"expected true/false for CATEGORICAL_BOOLEAN, found {found}")
+        return value
+    if value_type == "CATEGORICAL_DATETIME":
+        if not isinstance(value, str):
+            raise MetadataValueError(f"expected an ISO 8601 date/time string for CATEGORICAL_DATETIME, found {found}")
+        try:
+            dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise MetadataValueError(f"expected an ISO 8601 date/time string for CATEGORICAL_DATETIME, found {found}") from None
+        return value
+    if value_type in ("CATEGORICAL_STRING", "OTHER_STRING"):
+        if not isinstance(value, str):
+            raise MetadataValueError(f"expected a string for {value_type}, found {found}")
+        return value
+    raise MetadataValueError(f"unknown valueDataType {value_type!r}")
+
+
+def parse_metadata_schema(obj: Any) -> tuple[list[MetadataField], list[tuple[str, str]]]:
+    """Validate ``.lightly/metadata/schema.json``; bad entries are skipped and reported.
+
+    :param obj: the parsed JSON.
+    :returns: the usable fields and the problems as ``(field, reason)`` (field like ``[2].valueDataType``).
+    """
+    problems: list[tuple[str, str]] = []
+    if not isinstance(obj, list):
+        return [], [("", f"must be a JSON list of fields, found {type(obj).__name__}")]
+    fields: list[MetadataField] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(obj):
+        where = f"[{i}]"
+        if not isinstance(entry, dict):
+            problems.append((where, f"must be an object with name, path and valueDataType, found {type(entry).__name__}"))
+            continue
+        name, path, value_type = entry.get("name"), entry.get("path"), entry.get("valueDataType")
+        if not isinstance(name, str) or not name:
+            problems.append((f"{where}.name", "must be a non-empty string"))
+            continue
+        try:
+            steps = parse_dot_path(path)
+        except ValueError as exc:
+            problems.append((f"{where}.path", str(exc)))
+            continue
+        if steps[0] == RESERVED_TOP_LEVEL:
+            problems.append((f"{where}.path", f"the top-level key {RESERVED_TOP_LEVEL!r} is reserved for computed metadata"))
+            continue
+        if value_type not in VALUE_TYPES:
+            problems.append((f"{where}.valueDataType", f"{value_type!r} is not one of {sorted(VALUE_TYPES)}"))
+            continue
+        if path in seen:
+            problems.append((f"{where}.path", f"{path!r} is listed twice; the first entry is used"))
+            continue
+        default = entry.get("defaultValue")
+        if default is not None:
+            try:
+                default = coerce(default, value_type)
+            except MetadataValueError as exc:
+                problems.append((f"{where}.defaultValue", f"{exc}; no default is used"))
+                default = None
+        seen.add(path)
+        fields.append(MetadataField(name=name, path=path, value_type=value_type, default=default, steps=steps))
+    return fields, problems
+
+
+def values_from_file(
+    obj: Any, fields: list[MetadataField], key: str, *, accepted_names: tuple[str, ...] = ()
+) -> tuple[list[Any], list[tuple[str, str]]]:
+    """The values of ``fields`` from one parsed per-file metadata JSON, with defaults and problems.
+
+    :param obj: the parsed file.
+    :param fields: the schema's fields.
+    :param key: the image key the file belongs to.
+    :param accepted_names: ``file_name`` values that match (the key, or the video of a frame).
+    :returns: one value per field (default or None where missing/invalid) and ``(field, reason)`` problems.
+    """
+    problems: list[tuple[str, str]] = []
+    defaults = [f.default for f in fields]
+    if not isinstance(obj, dict):
+        return defaults, [("", f"must be a JSON object with file_name and metadata, found {type(obj).__name__}")]
+    file_name = obj.get("file_name")
+    if file_name is not None:
+        problem = check_relative_file_name(file_name)
+        if problem:
+            problems.append(("file_name", f"{file_name!r} {problem}"[:300]))
+        elif accepted_names and file_name not in accepted_names:
+            problems.append(("file_name", f"{file_name!r} does not match the file {accepted_names[0]!r}"[:300]))
+    file_type = obj.get("type")
+    if file_type is not None and file_type not in FILE_TYPES:
+        problems.append(("type", f"{file_type!r} is not one of {list(FILE_TYPES)}"[:300]))
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        problems.append(("metadata", f"must be a JSON object, found {type(metadata).__name__}"))
+        return defaults, problems
+    if RESERVED_TOP_LEVEL in metadata:
+        problems.append((f"metadata.{RESERVED_TOP_LEVEL}", "the top-level key 'lightly' is reserved and was ignored"))
+    values: list[Any] = []
+    for f in fields:
+        raw = extract(metadata, f.steps)
+        if raw is _MISSING or raw is None:
+            values.append(f.default)
+            continue
+        try:
+            values.append(coerce(raw, f.value_type))
+        except MetadataValueError as exc:
+            problems.append((f"metadata.{f.path}", f"type mismatch with schema.json: {exc}"))
+            values.append(f.default)
+    return values, problems
+
+
+SCHEMA_RELPATH = METADATA_SCHEMA_FILE

@@ -1,0 +1,215 @@
+"""Computed metadata (``lightly.*``) and corruption checks of one image, in vectorised numpy.
+
+Metrics (lightly-compat.md §5), all on the decoded first frame:
+
+- ``sharpness``: standard deviation of the 3×3 Laplacian response (centre 8, neighbours −1) of the grayscale
+  image (ITU-R 601 luma, 0–255), over the pixels whose full neighbourhood lies in the image (0 for images
+  smaller than 3×3);
+- ``snr``: mean / std of all RGB values (0 when std is 0);
+- ``sizeInBytes``: the file's size;
+- ``luminance``: mean grayscale value scaled to 0–100;
+- ``width``, ``height``;
+- ``meanRed``, ``meanGreen``, ``meanBlue``, ``stdRed``, ``stdGreen``, ``stdBlue``: per-channel mean/std (0–255).
+
+:func:`inspect_image` never raises for bad bytes: it returns the reason the file is corrupt.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFile
+
+METRICS: tuple[str, ...] = (
+    "sharpness",
+    "snr",
+    "sizeInBytes",
+    "luminance",
+    "width",
+    "height",
+    "meanRed",
+    "meanGreen",
+    "meanBlue",
+    "stdRed",
+    "stdGreen",
+    "stdBlue",
+)
+INT_METRICS = frozenset({"sizeInBytes", "width", "height"})
+
+# Pillow format names each extension may hold; anything else is "wrong type for its extension".
+EXTENSION_FORMATS: dict[str, frozenset[str]] = {
+    "jpg": frozenset({"JPEG", "MPO"}),
+    "jpeg": frozenset({"JPEG", "MPO"}),
+    "jpe": frozenset({"JPEG", "MPO"}),
+    "png": frozenset({"PNG"}),
+    "bmp": frozenset({"BMP", "DIB"}),
+    "gif": frozenset({"GIF"}),
+    "tif": frozenset({"TIFF"}),
+    "tiff": frozenset({"TIFF"}),
+    "webp": frozenset({"WEBP"}),
+}
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """What we learned from one file: ``metrics`` when it decoded, else ``reason`` why it is corrupt."""
+
+    metrics: dict[str, float] | None
+    reason: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def laplacian_std(gray: np.ndarray) -> float:
+    """Standard deviation of the 3×3 Laplacian (centre 8, neighbours −1) over the valid region.
+
+    Computed as ``9·centre − box3×3`` with separable sums in int32 (exact for 8-bit input).
+
+    :param gray: 2-D array of grayscale values.
+    """
+    if gray.ndim != 2 or gray.shape[0] < 3 or gray.shape[1] < 3:
+        return 0.0
+    g = gray.astype(np.int32, copy=False)
+    rows = g[:-2] + g[1:-1] + g[2:]
+    box = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
+    lap = 9 * g[1:-1, 1:-1] - box
+    n = lap.size
+    s = float(lap.sum(dtype=np.int64))
+    ss = float(np.einsum("ij,ij->", lap, lap, dtype=np.float64))
+    var = max(ss / n - (s / n) ** 2, 0.0)
+    return float(np.sqrt(var))
+
+
+def compute_metrics(rgb: np.ndarray, gray: np.ndarray, size_in_bytes: int) -> dict[str, float]:
+    """All ``lightly.*`` metrics of one decoded image.
+
+    :param rgb: ``(H, W, 3)`` uint8 array.
+    :param gray: ``(H, W)`` uint8 luma of the same image.
+    :param size_in_bytes: the file's size.
+    """
+    h, w = gray.shape
+    flat = rgb.reshape(-1, 3)
+    n = flat.shape[0]
+    sums = flat.sum(axis=0, dtype=np.int64).astype(np.float64)
+    f = flat.astype(np.float32)
+    sq = np.einsum("ij,ij->j", f, f, dtype=np.float64)
+    means = sums / n
+    variances = np.maximum(sq / n - means**2, 0.0)
+    stds = np.sqrt(variances)
+    overall_mean = float(means.mean())
+    overall_var = max(float((variances + means**2).mean() - overall_mean**2), 0.0)
+    overall_std = float(np.sqrt(overall_var))
+    snr = overall_mean / overall_std if overall_std > 1e-12 else 0.0
+    luminance = float(gray.mean(dtype=np.float64)) / 255.0 * 100.0
+    return {
+        "sharpness": laplacian_std(gray),
+        "snr": snr,
+        "sizeInBytes": int(size_in_bytes),
+        "luminance": luminance,
+        "width": int(w),
+        "height": int(h),
+        "meanRed": float(means[0]),
+        "meanGreen": float(means[1]),
+        "meanBlue": float(means[2]),
+        "stdRed": float(stds[0]),
+        "stdGreen": float(stds[1]),
+        "stdBlue": float(stds[2]),
+    }
+
+
+def _extension(key: str) -> str:
+    name = key.rsplit("/", 1)[-1]
+    return name.rpartition(".")[2].lower() if "." in name else ""
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # Scale high-bit-depth grayscale to 8 bits instead of clipping it.
+        arr = np.asarray(img, dtype=np.float64)
+        top = float(arr.max()) if arr.size else 0.0
+        scale = 255.0 / 65535.0 if top > 255 else 1.0
+        img = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(background, img)
+    return img.convert("RGB")
+
+
+def inspect_image(data: bytes, key: str, size_in_bytes: int | None = None) -> ImageResult:
+    """Decode ``data`` fully and compute its metrics, or say why the file is corrupt.
+
+    Corrupt: empty file, bytes Pillow cannot identify, a format that does not match the extension (``.jpg``
+    holding a PNG), more pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (decompression bomb), truncated or
+    otherwise undecodable data.
+
+    :param data: the file's bytes.
+    :param key: the file's key (its extension is checked against the decoded format).
+    :param size_in_bytes: the file's size (defaults to ``len(data)``).
+    """
+    size = len(data) if size_in_bytes is None else int(size_in_bytes)
+    if not data:
+        return ImageResult(None, "empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            fmt = img.format or "unknown"
+            allowed = EXTENSION_FORMATS.get(_extension(key))
+            if allowed is not None and fmt not in allowed:
+                return ImageResult(
+                    None, f"wrong type for its extension: the file is {fmt} but its extension is .{_extension(key)}"
+                )
+            w, h = img.size
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit and w * h > limit:
+                return ImageResult(
+                    None, f"decompression bomb: {w}x{h} = {w * h} pixels exceeds the limit of {limit} pixels"
+                )
+            if w == 0 or h == 0:
+                return ImageResult(None, f"image has no pixels ({w}x{h})")
+            if ImageFile.LOAD_TRUNCATED_IMAGES:  # another library relaxed it; we still want truncation reported
+                return _inspect_strict(img, data, size)
+            img.load()
+            rgb_img = _to_rgb(img)
+    except Image.DecompressionBombError as exc:
+        return ImageResult(None, f"decompression bomb: {exc}")
+    except Image.DecompressionBombWarning as exc:
+        return ImageResult(None, f"decompression bomb: {exc}")
+    except Image.UnidentifiedImageError:
+        return ImageResult(None, "not an image Pillow can identify (unreadable or unknown format)")
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError, struct.error) as exc:
+        text = str(exc) or type(exc).__name__
+        if "truncated" in text.lower() or isinstance(exc, EOFError):
+            return ImageResult(None, f"truncated image: {text}")
+        return ImageResult(None, f"cannot decode image: {text}")
+    except Exception as exc:  # noqa: BLE001 - a decoder plugin's own error: still one corrupt file
+        return ImageResult(None, f"cannot decode image: {type(exc).__name__}: {exc}")
+    rgb = np.asarray(rgb_img)
+    gray = np.asarray(rgb_img.convert("L"))
+    return ImageResult(compute_metrics(rgb, gray, size), None)
+
+
+def _inspect_strict(img: Image.Image, data: bytes, size: int) -> ImageResult:
+    """Decode with truncated images refused even when ``ImageFile.LOAD_TRUNCATED_IMAGES`` was set globally."""
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        img.load()
+        rgb_img = _to_rgb(img)
+    except Exception as exc:  # noqa: BLE001 - every decoder error is a corrupt file
+        return ImageResult(None, f"truncated or undecodable image: {exc}")
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    rgb = np.asarray(rgb_img)
+    gray = np.asarray(rgb_img.convert("L"))
+    return ImageResult(compute_metrics(rgb, gray, size), None)
+

@@ -1,0 +1,257 @@
+"""``compute_metadata_shard``: metrics, corruption checks, content hashes and custom metadata of one shard."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pyarrow as pa
+
+from lightly_airflow import columns as C
+from lightly_airflow.lightly_dir import (
+    METADATA_DIR,
+    LightlyDir,
+    LightlyFileError,
+    json_relpath,
+    parse_frame_name,
+    parse_json_bytes,
+)
+from lightly_airflow.metadata.custom import SCHEMA_RELPATH, MetadataField, parse_metadata_schema, values_from_file
+from lightly_airflow.metadata.duplicates import mark_duplicates
+from lightly_airflow.metadata.metrics import INT_METRICS, METRICS, ImageResult, inspect_image
+from lightly_airflow.metadata.shard_io import (
+    ProblemLog,
+    check_error_fraction,
+    read_manifest,
+    validate_fraction,
+    write_parquet,
+)
+from lightly_airflow.staging import METADATA, sibling_uri
+from lightly_airflow.storage import StorageCredentials, filesystem, join_uri
+
+logger = logging.getLogger(__name__)
+
+STAGE = "metadata"
+READ_BATCH = 64
+
+
+def _default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def load_custom_schema(folder: LightlyDir | None, problems: ProblemLog) -> list[MetadataField]:
+    """The custom metadata fields of ``.lightly/metadata/schema.json`` (empty when there is none)."""
+    if folder is None:
+        return []
+    data = folder.read_bytes(SCHEMA_RELPATH)
+    if data is None:
+        return []
+    rel = f".lightly/{SCHEMA_RELPATH}"
+    try:
+        obj = parse_json_bytes(data, SCHEMA_RELPATH)
+    except LightlyFileError as exc:
+        problems.add(rel, "", exc.reason)
+        return []
+    fields, schema_problems = parse_metadata_schema(obj)
+    for field_, reason in schema_problems:
+        problems.add(rel, field_, reason)
+    return fields
+
+
+def _custom_values(
+    folder: LightlyDir, fields: list[MetadataField], keys: list[str], problems: ProblemLog
+) -> list[list[Any]]:
+    """Per key, the values of ``fields`` from its per-file JSON (or its video's), defaults where absent."""
+    frames = {k: parse_frame_name(k) for k in keys}
+    own = {k: json_relpath(METADATA_DIR, k) for k in keys}
+    got = folder.read_many(list(own.values()))
+    video_rel = {k: json_relpath(METADATA_DIR, f[0]) for k, f in frames.items() if f and got.get(own[k]) is None}
+    if video_rel:
+        got.update(folder.read_many(sorted(set(video_rel.values()))))
+    out: list[list[Any]] = []
+    defaults = [f.default for f in fields]
+    for k in keys:
+        rel = own[k]
+        data = got.get(rel)
+        accepted: tuple[str, ...] = (k,)
+        if data is None and k in video_rel:
+            rel = video_rel[k]
+            data = got.get(rel)
+            accepted = (frames[k][0], k)  # type: ignore[index]
+        if data is None:
+            out.append(list(defaults))
+            continue
+        if isinstance(data, Exception):
+            problems.add(k, "file", f"cannot read .lightly/{rel}: {data}", f".lightly/{rel}")
+            out.append(list(defaults))
+            continue
+        try:
+            obj = parse_json_bytes(data, rel)
+        except LightlyFileError as exc:
+            problems.add(k, "file", exc.reason, f".lightly/{rel}")
+            out.append(list(defaults))
+            continue
+        values, file_problems = values_from_file(obj, fields, k, accepted_names=accepted)
+        for field_, reason in file_problems:
+            problems.add(k, field_, reason, f".lightly/{rel}")
+        out.append(values)
+    return out
+
+
+def _read_images(fs: Any, paths: list[str]) -> dict[str, bytes | Exception]:
+    try:
+        return fs.cat(paths, on_error="return")
+    except Exception:  # noqa: BLE001 - fall back to one by one, errors per file
+        out: dict[str, bytes | Exception] = {}
+        for p in paths:
+            try:
+                out[p] = fs.cat_file(p)
+            except Exception as exc:  # noqa: BLE001
+                out[p] = exc
+        return out
+
+
+def compute_metadata_shard(
+    manifest_uri: str,
+    output_uri: str | None = None,
+    *,
+    lightly_uri: str | None = None,
+    credentials: StorageCredentials | None = None,
+    lightly_credentials: StorageCredentials | None = None,
+    datasource_credentials: StorageCredentials | None = None,
+    max_error_fraction: float | None = None,
+    num_workers: int | None = None,
+) -> dict:
+    """Compute ``lightly.*`` metrics, corruption status, content hash and custom metadata for one shard.
+
+    :param manifest_uri: the manifest shard (``…/manifest/shard-NNNNN.parquet``) with ``key`` and the schema
+        metadata ``lightly.datasource_uri`` (and optionally ``lightly.lightly_uri``).
+    :param output_uri: where to write; default ``sibling_uri(manifest_uri, "metadata")``.
+    :param lightly_uri: the folder holding ``.lightly/`` (default: the manifest's ``lightly.lightly_uri``;
+        none at all means no custom metadata).
+    :param credentials: credentials of the staging store (and of the images unless
+        ``datasource_credentials`` is given).
+    :param lightly_credentials: credentials of the ``.lightly/`` store (default: ``credentials``).
+    :param datasource_credentials: credentials of the images' store (default: ``credentials``).
+    :param max_error_fraction: fail (after writing the outputs) when more than this share of files is corrupt
+        or has bad custom metadata; ``None`` never fails.
+    :param num_workers: decoding threads (default ``min(4, cpu count)``).
+    :returns: counts ``ok``, ``corrupt``, ``duplicate``, ``missing``, ``errors``, plus ``output_uri`` and
+        ``errors_uri``.
+    :raises TooManyErrorsError: when ``max_error_fraction`` is exceeded.
+    """
+    max_error_fraction = validate_fraction(max_error_fraction)
+    workers = int(num_workers) if num_workers else _default_workers()
+    if workers < 1:
+        raise ValueError(f"num_workers must be at least 1, got {num_workers}.")
+    output_uri = output_uri or sibling_uri(manifest_uri, METADATA)
+    manifest = read_manifest(manifest_uri, credentials)
+    if not manifest.datasource_uri:
+        raise ValueError(
+            f"Manifest shard {manifest_uri} has no '{C.DATASOURCE_URI_METADATA_KEY}' schema metadata: it must be "
+            "written by datasource.write_manifests."
+        )
+    lightly_uri = lightly_uri or manifest.lightly_uri
+    problems = ProblemLog(STAGE)
+    folder = LightlyDir(lightly_uri, lightly_credentials or credentials) if lightly_uri else None
+    fields = load_custom_schema(folder, problems)
+
+    keys = manifest.keys
+    etags = manifest.table.column(C.ETAG).to_pylist() if C.ETAG in manifest.table.column_names else [None] * len(keys)
+    fs, root = filesystem(manifest.datasource_uri, datasource_credentials or credentials)
+    n = len(keys)
+    hashes: list[str | None] = [None] * n
+    status: list[str] = [C.STATUS_OK] * n
+    reasons: list[str | None] = [None] * n
+    metric_values: dict[str, list[Any]] = {m: [None] * n for m in METRICS}
+    custom: list[list[Any]] = [[f.default for f in fields] for _ in range(n)]
+
+    started = time.monotonic()
+    last_log = started
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, n, READ_BATCH):
+            idx = range(start, min(n, start + READ_BATCH))
+            paths = [f"{root}/{keys[i]}" for i in idx]
+            got = _read_images(fs, paths)
+
+            def work(i: int, path: str) -> tuple[str | None, ImageResult | None, str | None]:
+                data = got.get(path, FileNotFoundError(path))
+                if isinstance(data, FileNotFoundError):
+                    return None, None, "file disappeared after listing (deleted or moved)"
+                if isinstance(data, Exception):
+                    return None, None, f"cannot read the file: {type(data).__name__}: {data}"
+                return hashlib.sha256(data).hexdigest(), inspect_image(data, keys[i]), None
+
+            for i, (digest, result, missing) in zip(idx, pool.map(work, idx, paths)):
+                if missing is not None:
+                    status[i], reasons[i] = C.STATUS_MISSING, missing
+                    problems.add(keys[i], "file", missing, join_uri(manifest.datasource_uri, keys[i]))
+                    continue
+                hashes[i] = digest
+                if not result.ok:
+                    status[i], reasons[i] = C.STATUS_CORRUPT, result.reason
+                    problems.add(keys[i], "file", f"corrupt: {result.reason}", join_uri(manifest.datasource_uri, keys[i]))
+                    continue
+                for m, v in result.metrics.items():
+                    metric_values[m][i] = v
+            if folder is not None and fields:
+                batch_keys = [keys[i] for i in idx]
+                for i, values in zip(idx, _custom_values(folder, fields, batch_keys, problems)):
+                    custom[i] = values
+            now = time.monotonic()
+            if now - last_log > 10 or idx.stop == n:
+                rate = idx.stop / max(now - started, 1e-9)
+                logger.info("metadata %s: %d/%d files (%.1f/s), %d problems", manifest_uri, idx.stop, n, rate, len(problems))
+                last_log = now
+
+    columns: dict[str, pa.Array] = {
+        C.KEY: pa.array(keys, pa.string()),
+        C.ETAG: pa.array([None if e is None else str(e) for e in etags], pa.string()),
+        C.CONTENT_HASH: pa.array(hashes, pa.string()),
+        C.STATUS: pa.array(status, pa.string()),
+        C.STATUS_REASON: pa.array(reasons, pa.string()),
+        C.DUPLICATE_OF: pa.array([None] * n, pa.string()),
+    }
+    schema_fields = [pa.field(name, arr.type) for name, arr in columns.items()]
+    for m in METRICS:
+        col = C.lightly_metadata_column(m)
+        typ = pa.int64() if m in INT_METRICS else pa.float64()
+        columns[col] = pa.array(metric_values[m], typ)
+        schema_fields.append(pa.field(col, typ))
+    for j, f in enumerate(fields):
+        columns[f.column] = pa.array([row[j] for row in custom], f.arrow_type)
+        schema_fields.append(f.arrow_field())
+    meta = {
+        C.DATASOURCE_URI_METADATA_KEY.encode(): json.dumps(manifest.datasource_uri).encode(),
+        C.LIGHTLY_URI_METADATA_KEY.encode(): json.dumps(lightly_uri).encode(),
+    }
+    table = pa.Table.from_arrays(list(columns.values()), schema=pa.schema(schema_fields, metadata=meta))
+    table = mark_duplicates(table, None)  # within this shard; the select task redoes it across all shards
+    write_parquet(table, output_uri, credentials)
+    report_uri = problems.write(manifest_uri, credentials)
+
+    status_col = table.column(C.STATUS).to_pylist()
+    counts = {s: status_col.count(s) for s in C.STATUSES}
+    result = {
+        "ok": counts[C.STATUS_OK],
+        "corrupt": counts[C.STATUS_CORRUPT],
+        "duplicate": counts[C.STATUS_DUPLICATE],
+        "missing": counts[C.STATUS_MISSING],
+        "errors": len(problems),
+        "output_uri": output_uri,
+        "errors_uri": report_uri,
+    }
+    logger.info(
+        "metadata %s: %d ok, %d corrupt, %d duplicate, %d missing, %d problems reported in %s",
+        manifest_uri, result["ok"], result["corrupt"], result["duplicate"], result["missing"], len(problems), report_uri,
+    )
+    key_set = set(keys)
+    bad_metadata = {r[0] for r in problems.rows if r[0] in key_set and r[3].startswith(".lightly/")}
+    bad = len(bad_metadata | {k for k, s in zip(keys, status) if s == C.STATUS_CORRUPT})
+    check_error_fraction(bad, n, max_error_fraction, "data (corrupt images or custom metadata)", report_uri)
+    return result
