@@ -1,0 +1,159 @@
+"""Fetching and decoding images for the encoder, in DataLoader workers.
+
+A worker receives one batch of keys, fetches their bytes (concurrently on object stores), decodes and
+resizes each to ``input_size x input_size`` RGB ``uint8`` and returns the batch with a status per file.
+A file that cannot be decoded is ``corrupt`` and one that does not exist is ``missing``; both carry the
+reason and never fail the batch. Any other error (network, permissions) propagates so the task is retried.
+
+Decoding is cheap on purpose: JPEGs are decoded at a reduced DCT scale (``Image.draft``) close to the
+target size before the resize, which keeps the CPU free for the forward pass.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from lightly_airflow.columns import STATUS_CORRUPT, STATUS_MISSING, STATUS_OK
+from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, protocol_of
+
+
+def decode_image(data: bytes, size: int) -> np.ndarray:
+    """Decode an encoded image to ``(size, size, 3)`` uint8 RGB (EXIF orientation applied, first frame).
+
+    :param data: the file's bytes.
+    :param size: output side in pixels.
+    :raises Exception: whatever Pillow raises for data that is not a complete image.
+    """
+    if not data:
+        raise ValueError("empty file (0 bytes)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        img = Image.open(io.BytesIO(data))
+        if img.format == "JPEG":
+            img.draft("RGB", (size, size))  # DCT-domain downscale, never below the target size
+        img.load()
+    img = ImageOps.exif_transpose(img)
+    if img.mode != "RGB":
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            img = img.convert("RGBA")
+            background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(background, img)
+        img = img.convert("RGB")
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return np.array(img, dtype=np.uint8)
+
+
+def _reason(exc: BaseException) -> str:
+    """A stable one-line reason (no object addresses, so reruns write identical files)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    text = re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", text)
+    return f"{exc.__class__.__name__}: {text}"[:300]
+
+
+@dataclass
+class ImageBatch:
+    """One decoded batch: ``images`` (B, 3, S, S) uint8, zero where ``status`` is not ``ok``."""
+
+    rows: torch.Tensor  # int64 row numbers in the shard
+    images: torch.Tensor
+    ok: torch.Tensor  # bool
+    status: list[str]
+    reasons: list[str | None]
+
+    def pin_memory(self) -> ImageBatch:
+        """Called by the DataLoader when ``pin_memory=True`` (fast, asynchronous host-to-device copies)."""
+        self.images = self.images.pin_memory()
+        return self
+
+
+class ShardImages(torch.utils.data.Dataset):
+    """The images of one manifest shard as a dataset of batches (item ``i`` = batch ``i``).
+
+    Picklable (plain fields) so it works with ``fork`` and ``spawn`` DataLoader workers alike; the
+    filesystem is created lazily in each worker.
+
+    :param datasource_uri: root the keys are relative to.
+    :param keys: keys to embed, in output order.
+    :param rows: their row numbers in the shard.
+    :param input_size: side in pixels.
+    :param batch_size: images per item.
+    :param credentials: for the datasource store (``None``: ambient).
+    :param io_threads: concurrent fetches per batch (useful on object stores; 1 reads sequentially).
+    """
+
+    def __init__(
+        self, datasource_uri: str, keys: Sequence[str], rows: Sequence[int], *, input_size: int, batch_size: int,
+        credentials: StorageCredentials | None = None, io_threads: int | None = None,
+    ) -> None:
+        self.datasource_uri = datasource_uri
+        self.keys = list(keys)
+        self.rows = list(rows)
+        self.input_size = int(input_size)
+        self.batch_size = int(batch_size)
+        self.credentials = credentials
+        remote = protocol_of(datasource_uri) != "file"
+        self.io_threads = int(io_threads) if io_threads else (16 if remote else 1)
+        self._fs: Any = None
+        self._root: str | None = None
+
+    def __len__(self) -> int:
+        return (len(self.keys) + self.batch_size - 1) // self.batch_size
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_fs"] = None
+        state["_root"] = None
+        return state
+
+    def _filesystem(self) -> tuple[Any, str]:
+        if self._fs is None:
+            self._fs, self._root = filesystem(self.datasource_uri, self.credentials)
+        assert self._root is not None
+        return self._fs, self._root
+
+    def _load(self, key: str) -> tuple[np.ndarray | None, str, str | None]:
+        fs, root = self._filesystem()
+        try:
+            data = fs.cat_file(join_uri(root, key))
+        except FileNotFoundError:
+            return None, STATUS_MISSING, "file not found in the datasource"
+        except IsADirectoryError as exc:
+            return None, STATUS_CORRUPT, _reason(exc)
+        try:
+            return decode_image(data, self.input_size), STATUS_OK, None
+        except Exception as exc:  # any decoder failure marks this one file, never the shard
+            return None, STATUS_CORRUPT, _reason(exc)
+
+    def __getitem__(self, index: int) -> ImageBatch:
+        start = index * self.batch_size
+        keys = self.keys[start : start + self.batch_size]
+        if self.io_threads > 1 and len(keys) > 1:
+            with ThreadPoolExecutor(min(self.io_threads, len(keys))) as pool:
+                results = list(pool.map(self._load, keys))
+        else:
+            results = [self._load(k) for k in keys]
+        size = self.input_size
+        images = torch.zeros((len(keys), 3, size, size), dtype=torch.uint8)
+        ok = torch.zeros(len(keys), dtype=torch.bool)
+        for i, (array, status, _) in enumerate(results):
+            if array is not None:
+                images[i] = torch.from_numpy(array).permute(2, 0, 1)
+                ok[i] = True
+        return ImageBatch(
+            rows=torch.tensor(self.rows[start : start + self.batch_size], dtype=torch.int64),
+            images=images,
+            ok=ok,
+            status=[r[1] for r in results],
+            reasons=[r[2] for r in results],
+        )

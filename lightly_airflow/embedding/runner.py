@@ -1,0 +1,419 @@
+"""The batch runner: one manifest shard in, one embeddings Parquet file out.
+
+The same function runs in a GPU pod (through ``lightly-airflow embed``) and in an Airflow worker (local
+mode). DataLoader worker processes fetch and decode while the main process runs the model; batches travel
+as ``uint8`` (4x less than float) through pinned memory and are normalised on the device; on a GPU the
+forward pass runs under autocast (bf16 where supported, else fp16) in channels-last layout.
+
+Determinism: every batch is padded to ``batch_size`` so the model always sees the same shapes, and an
+image's embedding does not depend on its neighbours in the batch; on CUDA, cuDNN is put in deterministic
+mode. The same image, model and batch size therefore give bit-identical embeddings on the same device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from lightly_airflow.columns import (
+    DATASOURCE_URI_METADATA_KEY,
+    EMBEDDING,
+    EMBEDDING_DIM_METADATA_KEY,
+    EMBEDDING_INPUT_SIZE_METADATA_KEY,
+    EMBEDDING_MODEL_METADATA_KEY,
+    ETAG,
+    KEY,
+    STATUS,
+    STATUS_CORRUPT,
+    STATUS_MISSING,
+    STATUS_OK,
+    STATUS_REASON,
+)
+from lightly_airflow.embedding.encoders import DEFAULT_MODEL, Encoder, get_encoder
+from lightly_airflow.embedding.images import ShardImages
+from lightly_airflow.staging import EMBEDDINGS, sibling_uri
+from lightly_airflow.storage import StorageCredentials, filesystem, protocol_of
+
+logger = logging.getLogger(__name__)
+
+LOG_EVERY_S = 10.0
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def read_manifest(manifest_uri: str, credentials: StorageCredentials | None = None) -> tuple[pa.Table, str]:
+    """Read a manifest shard; returns the table (``key``, ``etag``, …) and the datasource URI.
+
+    :raises FileNotFoundError: when the shard does not exist.
+    :raises ValueError: when columns or the ``lightly.datasource_uri`` schema metadata are missing.
+    """
+    fs, path = filesystem(manifest_uri, credentials)
+    try:
+        with fs.open(path, "rb") as f:
+            table = pq.read_table(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Manifest shard {manifest_uri!r} does not exist: check --manifest.") from None
+    missing = [c for c in (KEY, ETAG) if c not in table.column_names]
+    if missing:
+        raise ValueError(
+            f"Manifest shard {manifest_uri!r} lacks column(s) {missing}: it must be written by "
+            "datasource.write_manifests (columns key, size, etag, mtime)."
+        )
+    raw = (table.schema.metadata or {}).get(DATASOURCE_URI_METADATA_KEY.encode())
+    if not raw:
+        raise ValueError(
+            f"Manifest shard {manifest_uri!r} has no {DATASOURCE_URI_METADATA_KEY!r} schema metadata, so the "
+            "images cannot be located: write it with datasource.write_manifests(datasource_uri=...)."
+        )
+    try:
+        datasource_uri = json.loads(raw)
+    except json.JSONDecodeError:
+        datasource_uri = raw.decode()
+    if not isinstance(datasource_uri, str) or not datasource_uri:
+        raise ValueError(f"Manifest shard {manifest_uri!r}: {DATASOURCE_URI_METADATA_KEY!r} must be a URI string.")
+    return table, datasource_uri
+
+
+def read_parquet(uri: str, credentials: StorageCredentials | None = None) -> pa.Table:
+    """Read one Parquet file from any store (used for ``--reuse``)."""
+    fs, path = filesystem(uri, credentials)
+    try:
+        with fs.open(path, "rb") as f:
+            return pq.read_table(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Parquet file {uri!r} does not exist.") from None
+
+
+def write_parquet(table: pa.Table, uri: str, credentials: StorageCredentials | None = None) -> None:
+    """Write ``table`` to ``uri`` as one file that appears whole (local: temp file + rename; object stores:
+    a single upload). A retry overwrites exactly this file."""
+    fs, path = filesystem(uri, credentials)
+    if protocol_of(uri) == "file":
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return
+    with fs.open(path, "wb") as f:
+        pq.write_table(table, f)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → ``cuda`` when available, else ``cpu``; ``cuda``/``cuda:N`` must be available.
+
+    :raises ValueError: for an unknown value or an unavailable GPU.
+    """
+    text = str(device).strip().lower()
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if text == "cpu":
+        return torch.device("cpu")
+    if text == "cuda" or text.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} but no CUDA GPU is visible: use device='auto' or 'cpu'.")
+        return torch.device(text)
+    raise ValueError(f"device={device!r} is invalid: use 'auto', 'cpu', 'cuda' or 'cuda:N'.")
+
+
+def default_num_workers(device: torch.device) -> int:
+    """Decoding processes: most cores on a GPU node, a quarter of them on a CPU (the model needs the rest)."""
+    cores = os.cpu_count() or 1
+    if device.type == "cuda":
+        return max(1, min(8, cores - 1))
+    return max(1, min(4, cores // 4))
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+_ENCODERS: dict[tuple[Any, ...], Encoder] = {}
+
+
+def _cached_encoder(
+    model: str, weights_uri: str | None, dim: int | None, input_size: int, device: torch.device,
+    credentials: StorageCredentials | None,
+) -> Encoder:
+    """An encoder on ``device``, reused across shards embedded in one process."""
+    key = (model, weights_uri, dim, input_size, str(device), credentials)
+    if key not in _ENCODERS:
+        if len(_ENCODERS) >= 2:
+            _ENCODERS.clear()
+        encoder = get_encoder(model, weights_uri=weights_uri, dim=dim, input_size=input_size, credentials=credentials)
+        _ENCODERS[key] = encoder.to(device)
+    return _ENCODERS[key]
+
+
+def embedding_schema(model_id: str, dim: int, input_size: int | None, key_type: pa.DataType = pa.string(),
+                     etag_type: pa.DataType = pa.string()) -> pa.Schema:
+    """Schema of an embeddings staging file, with the model recorded in its metadata."""
+    return pa.schema(
+        [
+            pa.field(KEY, key_type),
+            pa.field(ETAG, etag_type),
+            pa.field(EMBEDDING, pa.list_(pa.float32())),
+            pa.field(STATUS, pa.string()),
+            pa.field(STATUS_REASON, pa.string()),
+        ],
+        metadata={
+            EMBEDDING_MODEL_METADATA_KEY: json.dumps(model_id),
+            EMBEDDING_DIM_METADATA_KEY: json.dumps(int(dim)),
+            EMBEDDING_INPUT_SIZE_METADATA_KEY: json.dumps(None if input_size is None else int(input_size)),
+        },
+    )
+
+
+def _embedding_column(vectors: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """``list<float32>`` from an ``(n, dim)`` matrix; rows where ``valid`` is false are null."""
+    n, dim = vectors.shape
+    lengths = np.where(valid, dim, 0)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    values = pa.array(np.ascontiguousarray(vectors[valid]).reshape(-1), type=pa.float32())
+    return pa.ListArray.from_arrays(pa.array(offsets), values, mask=pa.array(~valid))
+
+
+def match_reuse(manifest: pa.Table, reuse: pa.Table, *, model_id: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``manifest`` whose (key, etag) has a known embedding; returns (manifest rows, vectors).
+
+    :param reuse: ``key``, ``etag``, ``embedding``; if its schema records ``lightly.embedding_model`` it must
+        equal ``model_id``.
+    :raises ValueError: for missing columns, another model or another dimension.
+    """
+    missing = [c for c in (KEY, ETAG, EMBEDDING) if c not in reuse.column_names]
+    if missing:
+        raise ValueError(f"reuse table lacks column(s) {missing}: it needs key, etag, embedding.")
+    recorded = (reuse.schema.metadata or {}).get(EMBEDDING_MODEL_METADATA_KEY.encode())
+    if recorded is not None:
+        recorded_id = json.loads(recorded)
+        if recorded_id != model_id:
+            raise ValueError(
+                f"reuse embeddings were computed with {recorded_id!r}, this run uses {model_id!r}: pass reuse "
+                "embeddings of the same model (or none to recompute all)."
+            )
+    empty = (np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32))
+    if manifest.num_rows == 0 or reuse.num_rows == 0:
+        return empty
+    left = pa.table({KEY: manifest[KEY].cast(pa.string()), ETAG: manifest[ETAG].cast(pa.string()),
+                     "__m": pa.array(np.arange(manifest.num_rows, dtype=np.int64))})
+    right = pa.table({KEY: reuse[KEY].cast(pa.string()), ETAG: reuse[ETAG].cast(pa.string()),
+                      "__r": pa.array(np.arange(reuse.num_rows, dtype=np.int64))})
+    joined = left.join(right, keys=[KEY, ETAG], join_type="inner", use_threads=False)
+    if joined.num_rows == 0:
+        return empty
+    m_rows = joined["__m"].to_numpy()
+    r_rows = joined["__r"].to_numpy()
+    m_rows, first = np.unique(m_rows, return_index=True)  # duplicates in reuse: first wins
+    r_rows = r_rows[first]
+    embeddings = reuse[EMBEDDING].take(pa.array(r_rows)).combine_chunks()
+    if embeddings.null_count:
+        keep = ~np.asarray(embeddings.is_null().to_numpy(zero_copy_only=False))
+        m_rows, r_rows = m_rows[keep], r_rows[keep]
+        embeddings = embeddings.filter(pa.array(keep))
+    if len(m_rows) == 0:
+        return empty
+    lengths = np.asarray(embeddings.value_lengths().to_numpy(zero_copy_only=False))
+    if np.any(lengths != dim):
+        bad = int(lengths[lengths != dim][0])
+        raise ValueError(
+            f"reuse embeddings have dimension {bad}, this run's model {model_id!r} produces {dim}: pass reuse "
+            "embeddings of the same model."
+        )
+    vectors = np.asarray(embeddings.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim)
+    return m_rows.astype(np.int64), vectors
+
+
+class _Progress:
+    """Logs images done, images/s and ETA at most every ``LOG_EVERY_S`` seconds."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total = total
+        self.label = label
+        self.done = 0
+        self.start = time.perf_counter()
+        self.last = self.start
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.perf_counter() - self.start
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    def update(self, n: int, *, final: bool = False) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if final or now - self.last >= LOG_EVERY_S:
+            self.last = now
+            rate = self.rate
+            eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+            logger.info(
+                "%s: %d/%d images (%.0f%%), %.1f images/s, ETA %.0f s",
+                self.label, self.done, self.total, 100.0 * self.done / max(self.total, 1), rate, eta,
+            )
+
+
+# ------------------------------------------------------------------------------------------------- runner
+def embed_shard(
+    manifest_uri: str,
+    output_uri: str | None = None,
+    *,
+    model: str = DEFAULT_MODEL,
+    input_size: int = 64,
+    weights_uri: str | None = None,
+    dim: int | None = None,
+    device: str = "auto",
+    batch_size: int = 32,
+    num_workers: int | None = None,
+    credentials: StorageCredentials | None = None,
+    reuse: pa.Table | None = None,
+    datasource_credentials: StorageCredentials | None = None,
+    embeddings_csv: str | None = None,
+) -> dict[str, Any]:
+    """Embed the images of one manifest shard and write ``key, etag, embedding, status, status_reason``.
+
+    :param manifest_uri: the manifest shard (``…/manifest/shard-NNNNN.parquet``).
+    :param output_uri: where to write; default ``staging.sibling_uri(manifest_uri, "embeddings")``.
+    :param model: ``efficientnet-lite0`` (default) or ``resnet-18`` … ``resnet-152``.
+    :param input_size: images are resized to this square side in pixels.
+    :param weights_uri: state dict to load (required for the ResNets).
+    :param dim: output dimension (a fixed projection when smaller than the model's); ``None``: native.
+    :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    :param batch_size: images per forward pass.
+    :param num_workers: decoding processes (0: decode in this process); ``None``: chosen from the cores.
+    :param credentials: for the manifest, output and weights stores (``None``: ambient).
+    :param reuse: known embeddings of the same model (``key, etag, embedding``): matching rows are copied.
+    :param datasource_credentials: for the images' store; defaults to ``credentials``.
+    :param embeddings_csv: a Lightly custom embeddings CSV to take the vectors from instead of a model.
+    :returns: JSON-serialisable counts: ``embedded``, ``reused``, ``corrupt``, ``missing``, ``total``,
+        ``output_uri``, ``model``, ``dim``, ``input_size``, ``images_per_s``, ``seconds``, ``device``.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} is invalid: use a positive integer (e.g. 32 on CPU, 256 on a GPU).")
+    if num_workers is not None and (isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0):
+        raise ValueError(f"num_workers={num_workers!r} is invalid: use 0 (decode in-process) or a positive integer.")
+    started = time.perf_counter()
+    manifest, datasource_uri = read_manifest(manifest_uri, credentials)
+    output_uri = output_uri or sibling_uri(manifest_uri, EMBEDDINGS)
+    n = manifest.num_rows
+
+    if embeddings_csv is not None:
+        from lightly_airflow.embedding.custom import embeddings_from_csv
+
+        table = embeddings_from_csv(manifest, embeddings_csv, credentials=credentials)
+        write_parquet(table, output_uri, credentials)
+        meta = table.schema.metadata
+        counts = _counts(table, output_uri, json.loads(meta[EMBEDDING_MODEL_METADATA_KEY.encode()]),
+                         json.loads(meta[EMBEDDING_DIM_METADATA_KEY.encode()]), None, reused=0,
+                         embedded=table[STATUS].to_pylist().count(STATUS_OK),
+                         rate=0.0, seconds=time.perf_counter() - started, device="none")
+        logger.info("Embeddings of %s taken from %s: %s", manifest_uri, embeddings_csv, counts)
+        return counts
+
+    torch_device = resolve_device(device)
+    if torch_device.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    encoder = _cached_encoder(model, weights_uri, dim, input_size, torch_device, credentials)
+    out_dim = encoder.dim
+
+    vectors = np.zeros((n, out_dim), dtype=np.float32)
+    valid = np.zeros(n, dtype=bool)
+    status = np.full(n, STATUS_OK, dtype=object)
+    reasons = np.full(n, None, dtype=object)
+
+    reused_rows = np.zeros(0, dtype=np.int64)
+    if reuse is not None:
+        reused_rows, reused_vectors = match_reuse(manifest, reuse, model_id=encoder.model_id, dim=out_dim)
+        vectors[reused_rows] = reused_vectors
+        valid[reused_rows] = True
+    todo = np.setdiff1d(np.arange(n, dtype=np.int64), reused_rows, assume_unique=True)
+    keys = manifest[KEY].to_pylist()
+
+    dataset = ShardImages(
+        datasource_uri, [keys[i] for i in todo], todo.tolist(), input_size=encoder.input_size,
+        batch_size=batch_size, credentials=datasource_credentials or credentials,
+    )
+    workers = default_num_workers(torch_device) if num_workers is None else num_workers
+    workers = min(workers, len(dataset))
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=None, shuffle=False, num_workers=workers,
+        pin_memory=torch_device.type == "cuda", prefetch_factor=4 if workers else None,
+    )
+    logger.info(
+        "Embedding %d images of %s with %s on %s (batch %d, %d decode workers; %d reused)",
+        len(todo), manifest_uri, encoder.model_id, torch_device, batch_size, workers, len(reused_rows),
+    )
+    progress = _Progress(len(todo), f"embed {manifest_uri.rsplit('/', 1)[-1]}")
+    computed = 0
+    with torch.inference_mode(), _autocast(torch_device):
+        for batch in loader:
+            rows = batch.rows.numpy()
+            ok = batch.ok.numpy()
+            for row, st, reason in zip(rows, batch.status, batch.reasons):
+                if st != STATUS_OK:
+                    status[row], reasons[row] = st, reason
+                    logger.warning("%s image %r: %s", st, keys[row], reason)
+            if ok.any():
+                images = batch.images.to(torch_device, non_blocking=True)
+                if images.shape[0] < batch_size:  # same shapes every batch: reproducible kernels
+                    pad = images.new_zeros((batch_size - images.shape[0], *images.shape[1:]))
+                    images = torch.cat([images, pad])
+                out = encoder(images)[: len(rows)].float().cpu().numpy()
+                vectors[rows[ok]] = out[ok]
+                valid[rows[ok]] = True
+                computed += int(ok.sum())
+            progress.update(len(rows))
+    progress.update(0, final=True)
+    compute_rate = progress.rate
+
+    table = pa.table(
+        [
+            manifest[KEY].combine_chunks(),
+            manifest[ETAG].combine_chunks(),
+            _embedding_column(vectors, valid),
+            pa.array(status.tolist(), type=pa.string()),
+            pa.array(reasons.tolist(), type=pa.string()),
+        ],
+        schema=embedding_schema(encoder.model_id, out_dim, encoder.input_size, manifest.schema.field(KEY).type,
+                                manifest.schema.field(ETAG).type),
+    )
+    write_parquet(table, output_uri, credentials)
+    counts = _counts(table, output_uri, encoder.model_id, out_dim, encoder.input_size, reused=len(reused_rows),
+                     embedded=computed, rate=compute_rate, seconds=time.perf_counter() - started,
+                     device=str(torch_device))
+    logger.info("Wrote %s: %s", output_uri, counts)
+    return counts
+
+
+def _counts(table: pa.Table, output_uri: str, model_id: str, dim: int, input_size: int | None, *, reused: int,
+            embedded: int, rate: float, seconds: float, device: str) -> dict[str, Any]:
+    statuses = table[STATUS].to_pylist()
+    return {
+        "output_uri": output_uri,
+        "model": model_id,
+        "dim": int(dim),
+        "input_size": None if input_size is None else int(input_size),
+        "total": table.num_rows,
+        "embedded": int(embedded),
+        "reused": int(reused),
+        "corrupt": statuses.count(STATUS_CORRUPT),
+        "missing": statuses.count(STATUS_MISSING),
+        "images_per_s": round(float(rate), 1),
+        "seconds": round(float(seconds), 3),
+        "device": device,
+    }
