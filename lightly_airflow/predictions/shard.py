@@ -1,0 +1,284 @@
+"""``load_predictions_shard``: read ``.lightly/predictions/`` for one manifest shard and score it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lightly_airflow import columns as C
+from lightly_airflow.lightly_dir import (
+    PREDICTIONS_DIR,
+    TASKS_FILE,
+    LightlyDir,
+    LightlyFileError,
+    json_relpath,
+    parse_json_bytes,
+)
+from lightly_airflow.metadata.shard_io import (
+    ProblemLog,
+    check_error_fraction,
+    read_manifest,
+    validate_fraction,
+    write_parquet,
+)
+from lightly_airflow.predictions import scorers as S
+from lightly_airflow.predictions.parse import FilePredictions, parse_prediction_file
+from lightly_airflow.predictions.schema import TaskSchema, parse_task_schema, parse_tasks
+from lightly_airflow.staging import PREDICTIONS, sibling_uri
+from lightly_airflow.storage import StorageCredentials
+
+logger = logging.getLogger(__name__)
+
+STAGE = "predictions"
+TASK_TYPES_METADATA_KEY = "lightly.task_types"
+CATEGORY_IDS_METADATA_KEY = "lightly.category_ids"
+
+
+def load_tasks(folder: LightlyDir, problems: ProblemLog) -> list[TaskSchema]:
+    """The usable tasks of ``tasks.json`` with their schemas; every problem is reported, none raises."""
+    data = folder.read_bytes(TASKS_FILE)
+    if data is None:
+        logger.info("no %s/%s: no predictions to load", folder.uri, TASKS_FILE)
+        return []
+    rel = f".lightly/{TASKS_FILE}"
+    try:
+        obj = parse_json_bytes(data, TASKS_FILE)
+    except LightlyFileError as exc:
+        problems.add(rel, "", exc.reason)
+        return []
+    names, task_problems = parse_tasks(obj)
+    for f, reason in task_problems:
+        problems.add(rel, f, reason)
+    schemas: list[TaskSchema] = []
+    for task in names:
+        srel = f"{PREDICTIONS_DIR}/{task}/schema.json"
+        raw = folder.read_bytes(srel)
+        if raw is None:
+            problems.add(f".lightly/{srel}", "", f"missing schema.json for task {task!r}: the task is skipped")
+            continue
+        try:
+            sobj = parse_json_bytes(raw, srel)
+        except LightlyFileError as exc:
+            problems.add(f".lightly/{srel}", "", f"{exc.reason}: the task is skipped")
+            continue
+        schema, schema_problems = parse_task_schema(task, sobj)
+        for f, reason in schema_problems:
+            problems.add(f".lightly/{srel}", f, f"{reason}: the task is skipped" if schema is None else reason)
+        if schema is not None:
+            schemas.append(schema)
+    return schemas
+
+
+@dataclass
+class _TaskRows:
+    """Everything one task contributes for the shard's rows (flat arrays with the row index)."""
+
+    schema: TaskSchema
+    n: int
+    valid: np.ndarray = field(init=False)
+    obj_row: list[int] = field(default_factory=list)
+    obj_cat: list[int] = field(default_factory=list)
+    obj_probs: list[np.ndarray] = field(default_factory=list)
+    obj_score: list[float] = field(default_factory=list)
+    obj_area: list[float] = field(default_factory=list)
+    kp_row: list[int] = field(default_factory=list)
+    kp_conf: list[float] = field(default_factory=list)
+    cat_row: list[int] = field(default_factory=list)
+    cat_index: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.valid = np.zeros(self.n, bool)
+
+    def add(self, row: int, preds: FilePredictions) -> None:
+        self.valid[row] = True
+        if self.schema.task_type == "keypoint-detection":
+            self.kp_row += [row] * len(preds.keypoint_confidence)
+            self.kp_conf += preds.keypoint_confidence
+        else:
+            k = len(preds.category_index)
+            self.obj_row += [row] * k
+            self.obj_cat += preds.category_index
+            self.obj_probs += preds.probabilities
+            self.obj_score += preds.scores
+            self.obj_area += preds.areas
+        self.cat_row += [row] * len(preds.category_index)
+        self.cat_index += preds.category_index
+
+    def columns(self) -> dict[str, pa.Array]:
+        s = self.schema
+        c = s.num_categories
+        rows = np.asarray(self.obj_row, np.int64)
+        probs = np.stack(self.obj_probs) if self.obj_probs else np.zeros((0, max(c, 1)))
+        tt = s.task_type
+        if tt == "classification":
+            dense = np.zeros((self.n, c))
+            dense[rows] = probs
+            scores = S.score_classification(dense)
+        elif tt in ("object-detection", "instance-segmentation"):
+            scores = S.score_object_detection(
+                rows, probs, np.asarray(self.obj_score), np.asarray(self.obj_cat), self.n, rescale=False
+            )
+        elif tt == "semantic-segmentation":
+            scores = S.score_semantic_segmentation(rows, probs, np.asarray(self.obj_area), self.n)
+        else:
+            scores = S.score_keypoint_detection(np.asarray(self.kp_row, np.int64), np.asarray(self.kp_conf), self.n)
+        mask = ~self.valid
+        out: dict[str, pa.Array] = {}
+        for name in S.scores_for_task_type(tt):
+            out[C.score_column(s.name, name)] = pa.array(scores[name], pa.float64(), mask=mask)
+        if s.has_class_distribution:
+            dist = np.zeros((self.n, c), np.float64)
+            if rows.size:
+                weights = probs * np.asarray(self.obj_area)[:, None] if tt == "semantic-segmentation" else probs
+                np.add.at(dist, rows, np.nan_to_num(weights))
+            if tt == "semantic-segmentation":
+                totals = dist.sum(axis=1, keepdims=True)
+                np.divide(dist, totals, out=dist, where=totals > 0)
+            flat = pa.array(dist.astype(np.float32).ravel(), pa.float32())
+            offsets = pa.array(np.arange(0, (self.n + 1) * c, c, dtype=np.int32) if self.n else np.zeros(1, np.int32))
+            lists = pa.ListArray.from_arrays(offsets, flat, mask=pa.array(mask))
+            out[C.class_distribution_column(s.name)] = lists
+        if c:
+            counts = np.zeros((self.n, c), np.int64)
+            if self.cat_row:
+                np.add.at(counts, (np.asarray(self.cat_row), np.asarray(self.cat_index)), 1)
+            for j, name in enumerate(s.category_names):
+                out[C.category_count_column(s.name, name)] = pa.array(counts[:, j], pa.int64(), mask=mask)
+        return out
+
+
+def load_predictions_shard(
+    manifest_uri: str,
+    output_uri: str | None = None,
+    *,
+    lightly_uri: str,
+    credentials: StorageCredentials | None = None,
+    lightly_credentials: StorageCredentials | None = None,
+    max_error_fraction: float | None = None,
+) -> dict:
+    """Read every listed task's predictions for the shard's files, score them and write staging Parquet.
+
+    Output (``sibling_uri(manifest_uri, "predictions")`` by default): ``key``, ``scores.<task>.<score>``,
+    ``predictions.<task>.class_distribution`` (list<float32> ordered by category id; detection: sum of the
+    boxes' probability vectors; semantic segmentation: share of labelled pixels), and
+    ``predictions.<task>.category_count.<category>``; schema metadata ``lightly.categories`` =
+    ``{task: [names ordered by id]}`` (plus ``lightly.category_ids`` and ``lightly.task_types``).
+    ``object_frequency`` holds raw totals: :func:`finalize_prediction_scores` rescales them across the run.
+    A file without predictions, or with bad ones, keeps nulls for that task; problems go to
+    ``errors/predictions-shard-NNNNN.parquet``.
+
+    :param manifest_uri: the manifest shard.
+    :param output_uri: where to write (default: the shard's ``predictions/`` sibling).
+    :param lightly_uri: the folder holding ``.lightly/`` (default: the manifest's ``lightly.lightly_uri``).
+    :param credentials: credentials of the staging store.
+    :param lightly_credentials: credentials of the ``.lightly/`` store (default: ``credentials``).
+    :param max_error_fraction: fail (after writing the outputs) when more than this share of files has bad
+        predictions (missing prediction files do not count); ``None`` never fails.
+    :returns: counts ``files``, ``with_predictions``, ``bad``, ``missing``, ``tasks``, ``errors``, plus
+        ``output_uri`` and ``errors_uri``.
+    :raises TooManyErrorsError: when ``max_error_fraction`` is exceeded.
+    """
+    max_error_fraction = validate_fraction(max_error_fraction)
+    output_uri = output_uri or sibling_uri(manifest_uri, PREDICTIONS)
+    manifest = read_manifest(manifest_uri, credentials)
+    lightly_uri = lightly_uri or manifest.lightly_uri
+    if not lightly_uri:
+        raise ValueError(
+            f"No lightly_uri for {manifest_uri}: pass the folder that holds '.lightly/predictions/' "
+            "(--lightly-uri), or record it in the manifest."
+        )
+    folder = LightlyDir(lightly_uri, lightly_credentials or credentials)
+    problems = ProblemLog(STAGE)
+    tasks = load_tasks(folder, problems)
+    keys = manifest.keys
+    n = len(keys)
+    bad_keys: set[str] = set()
+    missing = 0
+    with_predictions = np.zeros(n, bool)
+    columns: dict[str, pa.Array] = {C.KEY: pa.array(keys, pa.string())}
+    started = time.monotonic()
+    for schema in tasks:
+        rows = _TaskRows(schema, n)
+        rels = [json_relpath(f"{PREDICTIONS_DIR}/{schema.name}", k) for k in keys]
+        got = folder.read_many(rels)
+        for i, (key, rel) in enumerate(zip(keys, rels)):
+            data = got.get(rel)
+            where = f".lightly/{rel}"
+            if data is None:
+                missing += 1
+                problems.add(key, "file", f"no prediction file for task {schema.name!r}", where)
+                continue
+            if isinstance(data, Exception):
+                problems.add(key, "file", f"cannot read: {type(data).__name__}: {data}", where)
+                bad_keys.add(key)
+                continue
+            try:
+                obj = parse_json_bytes(data, rel)
+            except LightlyFileError as exc:
+                problems.add(key, "file", exc.reason, where)
+                bad_keys.add(key)
+                continue
+            preds, file_problems = parse_prediction_file(obj, schema, key)
+            for f, reason in file_problems:
+                problems.add(key, f, reason, where)
+            if preds is None:
+                bad_keys.add(key)
+                continue
+            rows.add(i, preds)
+            with_predictions[i] = True
+        columns.update(rows.columns())
+        logger.info(
+            "predictions %s: task %r (%s) read for %d files in %.1fs",
+            manifest_uri, schema.name, schema.task_type, n, time.monotonic() - started,
+        )
+    meta = {
+        C.CATEGORIES_METADATA_KEY.encode(): json.dumps({t.name: list(t.category_names) for t in tasks}).encode(),
+        CATEGORY_IDS_METADATA_KEY.encode(): json.dumps({t.name: list(t.category_ids) for t in tasks}).encode(),
+        TASK_TYPES_METADATA_KEY.encode(): json.dumps({t.name: t.task_type for t in tasks}).encode(),
+        C.LIGHTLY_URI_METADATA_KEY.encode(): json.dumps(lightly_uri).encode(),
+    }
+    table = pa.table(columns).replace_schema_metadata(meta)
+    write_parquet(table, output_uri, credentials)
+    report_uri = problems.write(manifest_uri, credentials)
+    result = {
+        "files": n,
+        "with_predictions": int(with_predictions.sum()),
+        "bad": len(bad_keys),
+        "missing": missing,
+        "tasks": [t.name for t in tasks],
+        "errors": len(problems),
+        "output_uri": output_uri,
+        "errors_uri": report_uri,
+    }
+    logger.info(
+        "predictions %s: %d files, %d tasks, %d with bad predictions, %d prediction files missing; %d problems in %s",
+        manifest_uri, n, len(tasks), len(bad_keys), missing, len(problems), report_uri,
+    )
+    check_error_fraction(len(bad_keys), n, max_error_fraction, "predictions", report_uri)
+    return result
+
+
+def finalize_prediction_scores(table: pa.Table) -> pa.Table:
+    """Rescale every ``scores.<task>.object_frequency`` column to [0.9, 1.0] across all rows of the run.
+
+    The select task calls this once on the concatenated prediction shards (a shard alone cannot know the
+    run's minimum and maximum). Nulls stay null.
+    """
+    out = table
+    suffix = "." + S.OBJECT_FREQUENCY
+    for i, name in enumerate(table.column_names):
+        if not (name.startswith(C.SCORES_PREFIX) and name.endswith(suffix)):
+            continue
+        col = table.column(i)
+        values = col.to_numpy(zero_copy_only=False).astype(np.float64)
+        valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
+        values[~valid] = np.nan
+        rescaled = S.rescale_object_frequency(values)
+        out = out.set_column(i, pa.field(name, pa.float64()), pa.array(rescaled, pa.float64(), mask=~valid))
+    return out
