@@ -167,6 +167,13 @@ class StorageCredentials:
             az = self._azure()
             if az.connection_string:
                 return {"connection_string": az.connection_string}
+            if az.endpoint_url and az.account_name and az.account_key:
+                # adlfs reaches a custom endpoint (Azurite, sovereign clouds) only through a connection string.
+                scheme = "http" if az.allow_http else "https"
+                return {
+                    "connection_string": f"DefaultEndpointsProtocol={scheme};AccountName={az.account_name};"
+                    f"AccountKey={az.account_key};BlobEndpoint={az.endpoint_url};"
+                }
             opts = {}
             if az.account_name:
                 opts["account_name"] = az.account_name

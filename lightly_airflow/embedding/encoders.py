@@ -245,9 +245,12 @@ def read_weights(uri: str, credentials: StorageCredentials | None = None) -> tup
 
 
 def _load_backbone_weights(backbone: nn.Module, state: dict[str, torch.Tensor], uri: str) -> None:
-    """Load backbone weights; the classifier (``fc``/``_fc``) may be absent or of any size."""
+    """Load backbone weights; the classifier (``fc``/``_fc``, unused for embeddings) may be absent or of any
+    size and is loaded only when it fits."""
+    full = backbone.state_dict()
+    classifier = {k: v for k, v in state.items() if k.startswith(("fc.", "_fc.")) and k in full and full[k].shape == v.shape}
     state = {k: v for k, v in state.items() if not k.startswith(("fc.", "_fc."))}
-    own = {k: v for k, v in backbone.state_dict().items() if not k.startswith(("fc.", "_fc."))}
+    own = {k: v for k, v in full.items() if not k.startswith(("fc.", "_fc."))}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
@@ -263,7 +266,7 @@ def _load_backbone_weights(backbone: nn.Module, state: dict[str, torch.Tensor], 
             f"Embedding weights {uri!r} do not fit this architecture: {'; '.join(problems)} keys. "
             "Use a torchvision-compatible state dict of the same model."
         )
-    backbone.load_state_dict(state, strict=False)
+    backbone.load_state_dict({**state, **classifier}, strict=False)
 
 
 def _projection(feature_dim: int, dim: int, seed_text: str) -> torch.Tensor:

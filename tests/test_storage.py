@@ -1,0 +1,43 @@
+"""The storage module reaches every emulated store with the same credentials object."""
+
+from __future__ import annotations
+
+import pytest
+
+from lightly_airflow.storage import StorageCredentials, credentials_from_connection, filesystem, protocol_of
+
+
+@pytest.mark.parametrize("fixture", ["s3_bucket", "gcs_bucket", "azure_container"])
+def test_write_list_read_roundtrip(fixture: str, request: pytest.FixtureRequest) -> None:
+    bucket = request.getfixturevalue(fixture)
+    fs, path = filesystem(bucket.uri + "/nested dir/ünï.txt", bucket.credentials)
+    with fs.open(path, "wb") as f:
+        f.write(b"hello")
+    root_fs, root = filesystem(bucket.uri, bucket.credentials)
+    found = root_fs.find(root, detail=True)
+    assert [info["size"] for info in found.values()] == [5]
+    assert fs.cat(path) == b"hello"
+
+
+def test_local_paths_and_file_uris_are_the_same_store(tmp_path) -> None:
+    (tmp_path / "a.txt").write_text("x")
+    fs, path = filesystem(f"file://{tmp_path}/a.txt")
+    assert fs.cat(path) == b"x"
+    assert protocol_of(str(tmp_path)) == "file"
+
+
+def test_unsupported_scheme_names_the_supported_ones() -> None:
+    with pytest.raises(ValueError, match=r"ftp.*s3://"):
+        protocol_of("ftp://host/x")
+
+
+def test_secrets_never_appear_in_repr() -> None:
+    creds = credentials_from_connection("aws", login="AKIA", password="s3cr3t", extra={"region_name": "eu-west-1"})
+    assert "s3cr3t" not in repr(creds)
+    assert creds.delta_options("s3")["AWS_SECRET_ACCESS_KEY"] == "s3cr3t"
+    assert creds.fsspec_options("s3") == {"key": "AKIA", "secret": "s3cr3t", "client_kwargs": {"region_name": "eu-west-1"}}
+
+
+def test_unknown_credential_keys_are_named() -> None:
+    with pytest.raises(ValueError, match="endpoint"):
+        StorageCredentials.from_dict({"endpoint": "http://x"})
