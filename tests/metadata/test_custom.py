@@ -1,0 +1,148 @@
+"""Custom metadata: schema validation, dot paths, every valueDataType, defaults, video frames, fuzzing."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lightly_airflow import columns as C
+from lightly_airflow.metadata import compute_metadata_shard, parse_dot_path, parse_metadata_schema
+from lightly_airflow.metadata.custom import values_from_file
+
+from .conftest import encode, make_manifest, noise_image, write_tree
+
+SCHEMA = [
+    {"name": "Temperature", "path": "weather.temperature", "valueDataType": "NUMERIC_FLOAT", "defaultValue": -1.0},
+    {"name": "count", "path": "objects[1].count", "valueDataType": "NUMERIC_INT", "defaultValue": 0},
+    {"name": "weather", "path": "weather.description", "valueDataType": "CATEGORICAL_STRING", "defaultValue": "unknown"},
+    {"name": "camera", "path": "camera_id", "valueDataType": "CATEGORICAL_INT"},
+    {"name": "night", "path": "is_night", "valueDataType": "CATEGORICAL_BOOLEAN", "defaultValue": False},
+    {"name": "taken", "path": "taken", "valueDataType": "CATEGORICAL_DATETIME"},
+    {"name": "ts", "path": "ts", "valueDataType": "CATEGORICAL_TIMESTAMP"},
+    {"name": "note", "path": "note", "valueDataType": "OTHER_STRING"},
+]
+
+
+def test_parse_dot_path():
+    assert parse_dot_path("a.b[0].c") == ("a", "b", 0, "c")
+    assert parse_dot_path("a[2][3]") == ("a", 2, 3)
+    for bad in ("", "a..b", ".a", "a.", "[0]", "a[x]", "a[0", "a]b"):
+        with pytest.raises(ValueError):
+            parse_dot_path(bad)
+
+
+def test_schema_problems_are_listed_and_good_fields_kept():
+    fields, problems = parse_metadata_schema(
+        SCHEMA
+        + [
+            {"name": "x", "path": "lightly.sharpness", "valueDataType": "NUMERIC_FLOAT"},
+            {"name": "y", "path": "y", "valueDataType": "FLOAT"},
+            {"name": "z", "path": "z", "valueDataType": "NUMERIC_INT", "defaultValue": "three"},
+            "not an object",
+            {"name": "dup", "path": "camera_id", "valueDataType": "CATEGORICAL_INT"},
+        ]
+    )
+    assert [f.path for f in fields] == [e["path"] for e in SCHEMA] + ["z"]
+    where = [p[0] for p in problems]
+    assert where == ["[8].path", "[9].valueDataType", "[10].defaultValue", "[11]", "[12].path"]
+    assert "reserved" in problems[0][1]
+    assert parse_metadata_schema({"a": 1})[1][0][1].startswith("must be a JSON list")
+
+
+def test_values_types_defaults_and_mismatches():
+    fields, _ = parse_metadata_schema(SCHEMA)
+    obj = {
+        "file_name": "a.png",
+        "type": "image",
+        "metadata": {
+            "weather": {"temperature": 21, "description": "sunny"},
+            "objects": [{"count": 1}, {"count": 7.0}],
+            "camera_id": "front",  # wrong type
+            "is_night": True,
+            "taken": "2024-05-01T10:00:00Z",
+            "ts": 1714557600000,
+            "note": None,
+            "lightly": {"sharpness": 3},
+        },
+    }
+    values, problems = values_from_file(obj, fields, "a.png", accepted_names=("a.png",))
+    assert values == [21.0, 7, "sunny", None, True, "2024-05-01T10:00:00Z", 1714557600000, None]
+    assert [p[0] for p in problems] == ["metadata.lightly", "metadata.camera_id"]
+    assert "expected an integer" in problems[1][1]
+    # Everything missing: defaults.
+    values, problems = values_from_file({"metadata": {}}, fields, "a.png")
+    assert values == [-1.0, 0, "unknown", None, False, None, None, None] and problems == []
+    _, problems = values_from_file({"file_name": "../x.png", "metadata": {}}, fields, "a.png")
+    assert problems[0][0] == "file_name" and ".." in problems[0][1]
+    _, problems = values_from_file({"file_name": "b.png", "metadata": {}}, fields, "a.png", accepted_names=("a.png",))
+    assert "does not match" in problems[0][1]
+
+
+def test_shard_writes_typed_columns_and_uses_video_metadata_for_frames(tmp_path):
+    bucket = tmp_path / "bucket"
+    img = encode(noise_image(0, (8, 8)))
+    files = {
+        "a.png": img,
+        "b.png": encode(noise_image(1, (8, 8))),
+        "clips/video_1-007-mp4.png": encode(noise_image(2, (8, 8))),
+        "clips/video_1-008-mp4.png": encode(noise_image(3, (8, 8))),
+        ".lightly/metadata/schema.json": SCHEMA,
+        ".lightly/metadata/a.json": {"file_name": "a.png", "metadata": {"weather": {"temperature": 3.5}, "camera_id": 2}},
+        ".lightly/metadata/b.json": "{not json",
+        ".lightly/metadata/clips/video_1.json": {"file_name": "clips/video_1.mp4", "type": "video", "metadata": {"is_night": True}},
+        ".lightly/metadata/clips/video_1-008-mp4.json": {"file_name": "clips/video_1-008-mp4.png", "type": "frame", "metadata": {"camera_id": 9}},
+    }
+    write_tree(bucket, files)
+    # .lightly/ on its own "store": a separate folder passed as lightly_uri.
+    manifest = make_manifest(tmp_path, ["a.png", "b.png", "clips/video_1-007-mp4.png", "clips/video_1-008-mp4.png"])
+    counts = compute_metadata_shard(manifest, lightly_uri=str(bucket))
+    table = pq.read_table(counts["output_uri"])
+    assert table.schema.field(C.metadata_column("weather.temperature")).type == pa.float64()
+    assert table.schema.field(C.metadata_column("is_night")).type == pa.bool_()
+    assert table.schema.field(C.metadata_column("camera_id")).type == pa.int64()
+    assert table.schema.field(C.metadata_column("weather.temperature")).metadata[b"lightly.display_name"] == b"Temperature"
+    rows = {r[C.KEY]: r for r in table.to_pylist()}
+    assert rows["a.png"][C.metadata_column("weather.temperature")] == 3.5
+    assert rows["a.png"][C.metadata_column("camera_id")] == 2
+    assert rows["b.png"][C.metadata_column("weather.temperature")] == -1.0  # bad file -> defaults
+    assert rows["clips/video_1-007-mp4.png"][C.metadata_column("is_night")] is True  # from the video's file
+    assert rows["clips/video_1-008-mp4.png"][C.metadata_column("camera_id")] == 9  # the frame's own file
+    assert rows["clips/video_1-008-mp4.png"][C.metadata_column("is_night")] is False
+    errors = pq.read_table(counts["errors_uri"]).to_pylist()
+    assert [(e[C.KEY], e["path"]) for e in errors] == [("b.png", ".lightly/metadata/b.json")]
+    assert "invalid JSON" in errors[0]["reason"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(schema=json_values, obj=json_values)
+def test_malformed_schema_and_files_never_crash(schema, obj):
+    fields, problems = parse_metadata_schema(schema)
+    assert all(isinstance(p, tuple) and len(p) == 2 for p in problems)
+    if not fields:
+        fields, _ = parse_metadata_schema(SCHEMA)
+    values, problems = values_from_file(obj, fields, "a.png")
+    assert len(values) == len(fields)
+    for f, v in zip(fields, values):
+        pa.array([v], f.arrow_type)  # every value fits its column type
+
+
+@settings(max_examples=60, deadline=None)
+@given(payload=st.binary(max_size=64) | json_values.map(lambda v: json.dumps(v).encode()))
+def test_malformed_bytes_in_metadata_file_never_crash(tmp_path_factory, payload):
+    tmp = tmp_path_factory.mktemp("fuzz")
+    write_tree(tmp / "bucket", {"a.png": encode(noise_image(0, (4, 4))), ".lightly/metadata/schema.json": SCHEMA,
+                                ".lightly/metadata/a.json": payload})
+    counts = compute_metadata_shard(make_manifest(tmp, ["a.png"], lightly_uri=str(tmp / "bucket")))
+    assert counts["ok"] == 1

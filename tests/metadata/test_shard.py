@@ -1,0 +1,122 @@
+"""compute_metadata_shard on a fixture bucket with every kind of damage, plus the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from lightly_airflow import columns as C
+from lightly_airflow.cli import main
+from lightly_airflow.metadata import TooManyErrorsError, compute_metadata_shard
+
+from .conftest import encode, make_manifest, noise_image, write_tree
+
+
+@pytest.fixture
+def damaged(tmp_path: Path) -> tuple[str, dict[str, bytes]]:
+    good = {f"good/img_{i:02d}.png": encode(noise_image(i)) for i in range(12)}
+    good["good/photo.jpg"] = encode(noise_image(99), "JPEG")
+    png = encode(noise_image(50))
+    jpg = encode(noise_image(51), "JPEG")
+    bad = {
+        "bad/empty.png": b"",
+        "bad/text.png": b"hello, I am not an image",
+        "bad/png_named.jpg": png,
+        "bad/truncated.png": png[: len(png) // 2],
+        "bad/truncated.jpg": jpg[: len(jpg) // 3],
+        "bad/bomb.png": encode(np.zeros((300, 400, 3), np.uint8)),
+    }
+    dups = {"dup/copy_b.png": good["good/img_03.png"], "dup/copy_a.png": good["good/img_03.png"]}
+    files = {**good, **bad, **dups}
+    write_tree(tmp_path / "bucket", files)
+    keys = sorted(files) + ["gone/deleted.png"]
+    return make_manifest(tmp_path, keys), files
+
+
+def test_every_damaged_file_is_reported_and_good_ones_kept(damaged, monkeypatch):
+    manifest, files = damaged
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # the 400x300 "bomb" exceeds it
+    counts = compute_metadata_shard(manifest, num_workers=2)
+    table = pq.read_table(counts["output_uri"])
+    rows = {r[C.KEY]: r for r in table.to_pylist()}
+    assert counts["output_uri"].endswith("_staging/run-1/metadata/shard-00000.parquet")
+    assert counts["errors_uri"].endswith("_staging/run-1/errors/metadata-shard-00000.parquet")
+    assert (counts["ok"], counts["corrupt"], counts["duplicate"], counts["missing"]) == (13, 6, 2, 1)
+
+    for key in files:
+        if key.startswith("good/") and key != "good/img_03.png":
+            assert rows[key][C.STATUS] == "ok", rows[key]
+            assert rows[key][C.lightly_metadata_column("width")] == 64
+            assert rows[key][C.lightly_metadata_column("sharpness")] > 0
+            assert rows[key][C.lightly_metadata_column("sizeInBytes")] == len(files[key])
+        assert rows[key][C.CONTENT_HASH] == hashlib.sha256(files[key]).hexdigest()
+    assert rows["gone/deleted.png"][C.STATUS] == "missing"
+
+    errors = pq.read_table(counts["errors_uri"]).to_pylist()
+    reasons = {e[C.KEY]: e["reason"] for e in errors}
+    assert set(reasons) == {k for k in files if k.startswith("bad/")} | {"gone/deleted.png"}
+    assert "empty file" in reasons["bad/empty.png"]
+    assert "not an image" in reasons["bad/text.png"]
+    assert "extension" in reasons["bad/png_named.jpg"]
+    assert "truncated" in reasons["bad/truncated.png"]
+    assert "truncated" in reasons["bad/truncated.jpg"]
+    assert "decompression bomb" in reasons["bad/bomb.png"]
+    assert "disappeared" in reasons["gone/deleted.png"]
+    assert all(e["stage"] == "metadata" for e in errors)
+    for key, row in rows.items():
+        if row[C.STATUS] == "corrupt":
+            assert row[C.lightly_metadata_column("sharpness")] is None
+            assert row[C.STATUS_REASON]
+
+
+def test_duplicates_keep_smallest_key(damaged):
+    manifest, files = damaged
+    rows = {r[C.KEY]: r for r in pq.read_table(compute_metadata_shard(manifest)["output_uri"]).to_pylist()}
+    # good/img_03.png < dup/... is false: "dup/" < "good/", so dup/copy_a.png is the group's smallest key.
+    assert rows["dup/copy_a.png"][C.STATUS] == "ok"
+    assert rows["dup/copy_b.png"][C.STATUS] == "duplicate"
+    assert rows["dup/copy_b.png"][C.DUPLICATE_OF] == "dup/copy_a.png"
+    assert rows["good/img_03.png"][C.DUPLICATE_OF] == "dup/copy_a.png"
+
+
+def test_max_error_fraction_fails_after_writing_the_report(damaged):
+    manifest, _ = damaged
+    with pytest.raises(TooManyErrorsError, match="max_error_fraction=0.1"):
+        compute_metadata_shard(manifest, max_error_fraction=0.1)
+    assert Path(manifest.replace("manifest/shard", "errors/metadata-shard")).exists()
+    compute_metadata_shard(manifest, max_error_fraction=0.5)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        compute_metadata_shard(manifest, max_error_fraction=2)
+
+
+def test_one_bad_file_among_many_good(tmp_path):
+    files = {f"{i:03d}.png": encode(noise_image(i, (16, 16))) for i in range(60)}
+    files["030.png"] = files["030.png"][:40]
+    write_tree(tmp_path / "bucket", files)
+    counts = compute_metadata_shard(make_manifest(tmp_path, sorted(files)))
+    assert (counts["ok"], counts["corrupt"], counts["errors"]) == (59, 1, 1)
+
+
+def test_cli_writes_output_and_prints_counts(damaged, capsys):
+    manifest, _ = damaged
+    out = str(Path(manifest).parent.parent / "custom.parquet")
+    assert main(["metadata", "--manifest", manifest, "--output", out]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["output_uri"] == out and Path(out).exists()
+    assert printed["corrupt"] == 5  # without the lowered pixel limit the 400x300 image is fine
+
+
+def test_manifest_without_datasource_uri_is_a_clear_error(tmp_path):
+    import pyarrow as pa
+
+    path = tmp_path / "pool" / "manifest" / "shard-00000.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(pa.table({C.KEY: ["a.png"]}), path)
+    with pytest.raises(ValueError, match="lightly.datasource_uri"):
+        compute_metadata_shard(str(path))
