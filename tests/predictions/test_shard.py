@@ -1,0 +1,183 @@
+"""load_predictions_shard on a .lightly/ folder with every task type and every kind of bad file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lightly_airflow import columns as C
+from lightly_airflow.cli import main
+from lightly_airflow.metadata import TooManyErrorsError
+from lightly_airflow.predictions import finalize_prediction_scores, load_predictions_shard, parse_prediction_file, parse_task_schema
+
+from metadata.conftest import make_manifest, write_tree
+
+P = ".lightly/predictions/"
+KEYS = ["a.png", "sub/b.png", "c.png", "d.png"]
+SCHEMAS = {
+    "cls": {"task_type": "classification", "categories": [{"id": 0, "name": "cat"}, {"id": 4, "name": "dog"}]},
+    "det": {"task_type": "object-detection", "categories": [{"id": 2, "name": "car"}, {"id": 7, "name": "bus"}]},
+    "seg": {"task_type": "semantic-segmentation", "categories": [{"id": 0, "name": "bg"}, {"id": 1, "name": "road"}]},
+    "inst": {"task_type": "instance-segmentation", "categories": [{"id": 1, "name": "person"}]},
+    "kp": {"task_type": "keypoint-detection", "categories": [{"id": 0, "name": "person"}]},
+}
+
+
+def cls(name, cat, probs):
+    return {"file_name": name, "predictions": [{"category_id": cat, "probabilities": probs}]}
+
+
+@pytest.fixture
+def lightly(tmp_path: Path) -> tuple[str, Path]:
+    store = tmp_path / "lightly-store"  # .lightly/ lives apart from the images
+    files: dict[str, object] = {P + "tasks.json": [*SCHEMAS, "no_schema", "bad name!"]}
+    files.update({f"{P}{t}/schema.json": s for t, s in SCHEMAS.items()})
+    files.update(
+        {
+            P + "cls/a.json": cls("a.png", 4, [0.25, 0.75]),
+            P + "cls/sub/b.json": cls("sub/b.png", 0, [0.5, 0.5]),
+            P + "cls/c.json": cls("c.png", 3, [0.5, 0.5]),  # unknown category id
+            P + "cls/d.json": cls("d.png", 0, [0.5, 0.6]),  # does not sum to 1
+            P + "det/a.json": {"file_name": "a.png", "predictions": [
+                {"category_id": 2, "bbox": [0, 0, 5, 5], "score": 0.8, "probabilities": [0.8, 0.2]},
+                {"category_id": 2, "bbox": [1, 1, 5, 5], "score": 0.6, "probabilities": [0.6, 0.4]},
+                {"category_id": 7, "bbox": [2, 2, 5, 5], "score": 0.9}]},
+            P + "det/sub/b.json": {"file_name": "sub/b.png", "predictions": []},
+            P + "det/c.json": {"file_name": "../c.png", "predictions": []},  # escapes the datasource
+            P + "det/d.json": {"file_name": "d.png", "predictions": [{"category_id": 2, "bbox": [0, 0, -1, 5], "score": 0.5}]},
+            P + "seg/a.json": {"file_name": "a.png", "predictions": [
+                {"category_id": 0, "segmentation": [0, 6, 2], "score": 0.9, "probabilities": [0.9, 0.1]},
+                {"category_id": 1, "segmentation": [6, 2], "score": 0.7, "probabilities": [0.3, 0.7]}]},
+            P + "seg/sub/b.json": {"file_name": "sub/b.png", "predictions": [{"category_id": 1, "segmentation": [1, -2], "score": 0.5}]},
+            P + "inst/a.json": {"file_name": "a.png", "predictions": [
+                {"category_id": 1, "segmentation": [2, 2], "bbox": [0, 0, 2, 1], "score": 0.7}]},
+            P + "kp/a.json": {"file_name": "a.png", "predictions": [{"keypoints": [1, 1, 0.8, 2, 2, 0.4], "score": 0.9}]},
+            P + "kp/sub/b.json": {"file_name": "sub/b.png", "predictions": [{"keypoints": [1, 1]}]},
+            P + "kp/c.json": b"\xff\xfe not utf8",
+            P + "kp/d.json": "[1, 2",
+        }
+    )
+    write_tree(store, files)
+    return make_manifest(tmp_path, KEYS), store
+
+
+def test_every_task_type_scored_and_every_problem_reported(lightly):
+    manifest, store = lightly
+    counts = load_predictions_shard(manifest, lightly_uri=str(store))
+    assert counts["tasks"] == list(SCHEMAS)
+    assert counts["bad"] == 3  # sub/b.png (seg, kp), c.png (cls, det, kp), d.png (cls, det, kp)
+    table = pq.read_table(counts["output_uri"])
+    assert json.loads(table.schema.metadata[C.CATEGORIES_METADATA_KEY.encode()]) == {
+        t: [c["name"] for c in s["categories"]] for t, s in SCHEMAS.items()
+    }
+    rows = {r[C.KEY]: r for r in table.to_pylist()}
+    a, b, c = rows["a.png"], rows["sub/b.png"], rows["c.png"]
+    # classification: [0.25, 0.75] -> LC 0.5, margin 0.5
+    assert a[C.score_column("cls", "uncertainty_least_confidence")] == pytest.approx(0.5)
+    assert a[C.score_column("cls", "uncertainty_margin")] == pytest.approx(0.5)
+    assert a[C.class_distribution_column("cls")] == [0.25, 0.75]
+    assert a[C.category_count_column("cls", "dog")] == 1 and a[C.category_count_column("cls", "cat")] == 0
+    assert b[C.score_column("cls", "uncertainty_entropy")] == pytest.approx(1.0)
+    assert c[C.score_column("cls", "uncertainty_margin")] is None  # bad file: sample kept, score null
+    assert c[C.class_distribution_column("cls")] is None
+    # detection: third box has no probabilities -> [0.1, 0.9] from its score
+    assert a[C.score_column("det", "uncertainty_least_confidence")] == pytest.approx(0.8)
+    assert a[C.score_column("det", "objectness_least_confidence")] == pytest.approx(1 - (0.8 + 0.6 + 0.9) / 3)
+    assert a[C.score_column("det", "object_frequency")] == pytest.approx(2.25)  # raw, rescaled by select
+    np.testing.assert_allclose(a[C.class_distribution_column("det")], [1.5, 1.5], rtol=1e-6)
+    assert (a[C.category_count_column("det", "car")], a[C.category_count_column("det", "bus")]) == (2, 1)
+    assert b[C.score_column("det", "uncertainty_margin")] == 0.0  # no boxes
+    assert b[C.category_count_column("det", "car")] == 0
+    # semantic segmentation: 6 px at LC 0.2, 2 px at LC 0.6 -> 0.3
+    assert a[C.score_column("seg", "uncertainty_least_confidence")] == pytest.approx(0.3)
+    np.testing.assert_allclose(a[C.class_distribution_column("seg")], [0.75, 0.25], rtol=1e-6)
+    assert a[C.score_column("inst", "objectness_least_confidence")] == pytest.approx(0.3)
+    assert a[C.score_column("kp", "mean_uncertainty")] == pytest.approx(0.4)
+    assert rows["d.png"][C.score_column("kp", "mean_uncertainty")] is None
+
+    errors = pq.read_table(counts["errors_uri"]).to_pylist()
+    found = {(e[C.KEY], e["path"].split("/")[2], e["field"]): e["reason"] for e in errors}
+
+    def reason(key, task, field):
+        return found[(key, task, field)]
+
+    assert "missing schema.json" in reason(".lightly/predictions/no_schema/schema.json", "no_schema", "")
+    assert "not a task name" in reason(".lightly/predictions/tasks.json", "tasks.json", "[6]")
+    assert "unknown category id 3" in reason("c.png", "cls", "predictions[0].category_id")
+    assert "sum to 1.1" in reason("d.png", "cls", "predictions[0].probabilities")
+    assert ".." in reason("c.png", "det", "file_name")
+    assert "negative" in reason("d.png", "det", "predictions[0].bbox")
+    assert "run-length" in reason("sub/b.png", "seg", "predictions[0].segmentation")
+    assert "[x1, y1, c1" in reason("sub/b.png", "kp", "predictions[0].keypoints")
+    assert "UTF-8" in reason("c.png", "kp", "file")
+    assert "invalid JSON" in reason("d.png", "kp", "file")
+    assert "no prediction file" in reason("c.png", "seg", "file")
+    assert all(e["stage"] == "predictions" for e in errors)
+
+
+def test_max_error_fraction_and_cli(lightly, capsys):
+    manifest, store = lightly
+    with pytest.raises(TooManyErrorsError, match="3 of 4 files"):
+        load_predictions_shard(manifest, lightly_uri=str(store), max_error_fraction=0.5)
+    assert main(["predictions", "--manifest", manifest, "--lightly-uri", str(store)]) == 0
+    assert json.loads(capsys.readouterr().out)["bad"] == 3
+    assert main(["predictions", "--manifest", manifest, "--lightly-uri", str(store), "--max-error-fraction", "0.1"]) == 1
+
+
+def test_no_tasks_json_gives_key_only_table(tmp_path):
+    (tmp_path / "empty").mkdir()
+    counts = load_predictions_shard(make_manifest(tmp_path, KEYS), lightly_uri=str(tmp_path / "empty"))
+    assert pq.read_table(counts["output_uri"]).column_names == [C.KEY]
+    assert counts["errors"] == 0
+
+
+def test_finalize_rescales_object_frequency_across_shards():
+    table = pa.table({C.KEY: ["a", "b", "c"], "scores.det.object_frequency": pa.array([2.25, None, 1.0]),
+                      "scores.det.uncertainty_margin": [0.1, 0.2, 0.3]})
+    out = finalize_prediction_scores(table)
+    assert out.column("scores.det.object_frequency").to_pylist() == [pytest.approx(1.0), None, pytest.approx(0.9)]
+    assert out.column("scores.det.uncertainty_margin").to_pylist() == [0.1, 0.2, 0.3]
+
+
+def test_schema_validation_problems():
+    assert parse_task_schema("t", {"task_type": "regression"})[0] is None
+    schema, problems = parse_task_schema("t", {"task_type": "classification", "categories": [{"id": 1, "name": "a"}, {"id": 1, "name": "b"}]})
+    assert schema is None and "not unique" in problems[0][1]
+    schema, _ = parse_task_schema("t", {"task_type": "classification", "categories": [{"id": 9, "name": "z"}, {"id": 2, "name": "a"}]})
+    assert schema.category_ids == (2, 9) and schema.category_names == ("a", "z")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=6),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(
+        st.sampled_from(["file_name", "predictions", "category_id", "probabilities", "score", "bbox", "segmentation",
+                         "keypoints", "x"]), children, max_size=5),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(obj=json_values, task=st.sampled_from(list(SCHEMAS)))
+def test_malformed_prediction_files_never_crash(obj, task):
+    schema, _ = parse_task_schema(task, SCHEMAS[task])
+    preds, problems = parse_prediction_file(obj, schema, "a.png")
+    assert (preds is None) == bool(problems)
+    for f, reason in problems:
+        assert isinstance(f, str) and isinstance(reason, str) and reason
+
+
+@settings(max_examples=40, deadline=None)
+@given(payload=st.binary(max_size=40) | json_values.map(lambda v: json.dumps(v).encode()), schema=json_values)
+def test_malformed_files_never_crash_a_shard(tmp_path_factory, payload, schema):
+    tmp = tmp_path_factory.mktemp("fuzz")
+    write_tree(tmp / "s", {P + "tasks.json": ["cls", "other"], P + "cls/schema.json": SCHEMAS["cls"],
+                           P + "other/schema.json": schema, P + "cls/a.json": payload, P + "other/a.json": payload})
+    counts = load_predictions_shard(make_manifest(tmp, ["a.png"]), lightly_uri=str(tmp / "s"))
+    assert counts["files"] == 1
