@@ -1,0 +1,92 @@
+"""Readers of the .lightly/ folder."""
+
+from __future__ import annotations
+
+import pytest
+
+from lightly_airflow.lightly_dir import (
+    LightlyDir,
+    LightlyFileError,
+    check_relative_file_name,
+    json_relpath,
+    key_stem,
+    lightly_root,
+    parse_frame_name,
+    read_lightly_file,
+    read_relevant_filenames,
+)
+
+
+def test_paths():
+    assert lightly_root("s3://b/p/") == "s3://b/p/.lightly"
+    assert lightly_root("s3://b/p/.lightly") == "s3://b/p/.lightly"
+    assert key_stem("a/b/img.1.png") == "a/b/img.1" and key_stem("noext") == "noext" and key_stem(".hidden") == ".hidden"
+    assert json_relpath("predictions/cls", "sub/x.jpg") == "predictions/cls/sub/x.json"
+    assert parse_frame_name("sub/video_1-099-mp4.png") == ("sub/video_1.mp4", 99)
+    assert parse_frame_name("sub/photo-12.png") is None
+
+
+@pytest.mark.parametrize("name", ["../a.png", "/abs.png", "a/../../b.png", "s3://x/a.png", "a\\b.png", "", 3, "a//b.png"])
+def test_file_names_outside_the_datasource_are_rejected(name):
+    assert check_relative_file_name(name) is not None
+
+
+def test_reads_and_caches(tmp_path):
+    root = tmp_path / ".lightly"
+    (root / "metadata").mkdir(parents=True)
+    (root / "metadata" / "a.json").write_text('{"x": 1}')
+    (root / "bad.json").write_text("{oops")
+    (root / "relevant.txt").write_text("a/*\n!a/b.png\n")
+    folder = LightlyDir(str(tmp_path))
+    assert folder.read_json("metadata/a.json") == {"x": 1}
+    (root / "metadata" / "a.json").write_text('{"x": 2}')
+    assert folder.read_json("metadata/a.json") == {"x": 1}  # schema files are read once per shard
+    assert folder.read_bytes("missing.json") is None
+    with pytest.raises(FileNotFoundError):
+        folder.read_json("missing.json")
+    with pytest.raises(LightlyFileError, match="bad.json: invalid JSON"):
+        folder.read_json("bad.json")
+    got = folder.read_many(["metadata/a.json", "nope.json"])
+    assert got == {"metadata/a.json": b'{"x": 2}', "nope.json": None}
+    assert read_lightly_file(str(root), "metadata/a.json") == b'{"x": 2}'
+    assert read_relevant_filenames(str(tmp_path), "relevant.txt") == "a/*\n!a/b.png\n"
+    assert read_relevant_filenames(str(tmp_path), ".lightly/relevant.txt").startswith("a/*")
+    with pytest.raises(FileNotFoundError, match="relevant_filenames_file"):
+        read_relevant_filenames(str(tmp_path), "other.txt")
+    with pytest.raises(ValueError, match="must not contain"):
+        read_relevant_filenames(str(tmp_path), "../etc/passwd")
+
+
+@pytest.mark.emulator
+def test_reads_from_s3_and_metadata_shard_over_s3(s3_bucket, tmp_path):
+    """.lightly/ and the images on an S3 emulator, the staging area local: batched reads, missing files."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from lightly_airflow.metadata import compute_metadata_shard
+    from lightly_airflow.storage import filesystem
+
+    from metadata.conftest import encode, make_manifest, noise_image
+
+    fs, path = filesystem(s3_bucket.uri, s3_bucket.credentials)
+    fs.pipe(f"{path}/.lightly/predictions/tasks.json", b'["cls"]')
+    fs.pipe(f"{path}/.lightly/metadata/schema.json", json.dumps([{"name": "n", "path": "n", "valueDataType": "NUMERIC_INT"}]).encode())
+    fs.pipe(f"{path}/.lightly/metadata/a.json", b'{"metadata": {"n": 5}}')
+    fs.pipe(f"{path}/a.png", encode(noise_image(0, (8, 8))))
+    fs.pipe(f"{path}/b.png", b"broken")
+    folder = LightlyDir(s3_bucket.uri, s3_bucket.credentials)
+    assert folder.read_json("predictions/tasks.json") == ["cls"]
+    assert folder.read_many(["predictions/tasks.json", "x.json"]) == {"predictions/tasks.json": b'["cls"]', "x.json": None}
+
+    manifest = make_manifest(tmp_path, ["a.png", "b.png", "gone.png"], lightly_uri=s3_bucket.uri)
+    table = pq.read_table(manifest)
+    meta = dict(table.schema.metadata)
+    meta[b"lightly.datasource_uri"] = json.dumps(s3_bucket.uri).encode()
+    pq.write_table(table.replace_schema_metadata(meta), manifest)
+    counts = compute_metadata_shard(
+        manifest, datasource_credentials=s3_bucket.credentials, lightly_credentials=s3_bucket.credentials
+    )
+    assert (counts["ok"], counts["corrupt"], counts["missing"]) == (1, 1, 1)
+    rows = {r["key"]: r for r in pq.read_table(counts["output_uri"]).to_pylist()}
+    assert rows["a.png"]["metadata.n"] == 5
