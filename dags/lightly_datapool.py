@@ -1,0 +1,153 @@
+"""Grow a curated datapool from a bucket of images, run by run.
+
+list new files ─► embed (mapped over shards: in-process, or GPU pods) ─┐
+              ├─► compute metadata (mapped) ───────────────────────────┼─► select & commit the datapool
+              └─► load predictions (mapped) ───────────────────────────┘
+
+Every default below can be changed in the trigger form; a scheduled run uses the defaults, which come from
+environment variables so one DAG file serves every deployment:
+
+- ``LIGHTLY_DATASOURCE_URI`` / ``LIGHTLY_DATAPOOL_URI`` / ``LIGHTLY_LIGHTLY_URI``: where images, the
+  datapool and ``.lightly/`` live; ``LIGHTLY_DATASOURCE_CONN_ID`` / ``LIGHTLY_DATAPOOL_CONN_ID`` /
+  ``LIGHTLY_LIGHTLY_CONN_ID``: Airflow connections that reach them (unset: ambient credentials).
+- ``LIGHTLY_EMBEDDING_MODEL`` (``efficientnet-lite0``), ``LIGHTLY_EMBEDDING_INPUT_SIZE`` (64),
+  ``LIGHTLY_WORKER_IMAGE`` and ``LIGHTLY_K8S_NAMESPACE`` for the pods.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, Asset, Param
+
+from lightly_airflow.operators.branch import ExecutionModeBranchOperator
+from lightly_airflow.operators.embed import EmbedPodOperator, EmbedShardOperator
+from lightly_airflow.operators.list_files import ListNewFilesOperator
+from lightly_airflow.operators.select import SelectAndCommitOperator
+from lightly_airflow.operators.stages import ComputeMetadataOperator, LoadPredictionsOperator
+
+DATASOURCE_URI = os.environ.get("LIGHTLY_DATASOURCE_URI", "file:///data/images")
+DATAPOOL_URI = os.environ.get("LIGHTLY_DATAPOOL_URI", "file:///data/datapool")
+LIGHTLY_URI = os.environ.get("LIGHTLY_LIGHTLY_URI") or None
+EMBEDDING_MODEL = os.environ.get("LIGHTLY_EMBEDDING_MODEL", "efficientnet-lite0")
+EMBEDDING_INPUT_SIZE = int(os.environ.get("LIGHTLY_EMBEDDING_INPUT_SIZE", "64"))
+CONNECTIONS = {
+    "datasource_conn_id": os.environ.get("LIGHTLY_DATASOURCE_CONN_ID") or None,
+    "datapool_conn_id": os.environ.get("LIGHTLY_DATAPOOL_CONN_ID") or None,
+    "lightly_conn_id": os.environ.get("LIGHTLY_LIGHTLY_CONN_ID") or None,
+}
+
+#: The default selection: keep sharp images, prefer uncertain predictions, balance the custom "source"
+#: field, and stay diverse (also against everything selected in earlier runs).
+DEFAULT_SELECTION_CONFIG = {
+    "n_samples": 40,
+    "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
+        {
+            "input": {"type": "SCORES", "task": "digits", "score": "uncertainty_margin"},
+            "strategy": {"type": "WEIGHTS", "strength": 0.5},
+        },
+        {
+            "input": {"type": "METADATA", "key": "lightly.sharpness"},
+            "strategy": {"type": "THRESHOLD", "threshold": 1.0, "operation": "BIGGER"},
+        },
+        {
+            "input": {"type": "METADATA", "key": "source"},
+            "strategy": {"type": "BALANCE", "target": {"digits": 0.8, "photos": 0.2}},
+        },
+    ],
+}
+
+datapool_asset = Asset(name="lightly-datapool", uri=DATAPOOL_URI)
+
+with DAG(
+    dag_id="lightly_datapool",
+    description="Grow a curated datapool from new images: list, embed, metadata, predictions, select.",
+    schedule="@daily",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    render_template_as_native_obj=True,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
+    tags=["lightly", "curation"],
+    doc_md=__doc__,
+    params={
+        "datasource_uri": Param(
+            DATASOURCE_URI, type="string", title="Datasource",
+            description="Folder or bucket prefix with the images: file://, s3://, gs://, az://.",
+        ),
+        "lightly_uri": Param(
+            LIGHTLY_URI, type=["null", "string"], title=".lightly/ location",
+            description="Folder holding .lightly/ (predictions, metadata). Empty: inside the datasource.",
+        ),
+        "datapool_uri": Param(DATAPOOL_URI, type="string", title="Datapool", description="The datapool table."),
+        "process_all": Param(
+            False, type="boolean", title="Process all files",
+            description="Reprocess every file, also those already in the datapool (backfills).",
+        ),
+        "selection_config": Param(
+            DEFAULT_SELECTION_CONFIG, type="object", title="Selection config",
+            description="A Lightly selection config: n_samples or proportion_samples, and strategies.",
+        ),
+        "worker_config": Param(
+            {}, type="object", title="Worker config",
+            description="Lightly worker_config keys, e.g. {\"datasource\": {\"enable_datapool_update\": false}}.",
+        ),
+        "tag_name": Param(
+            None, type=["null", "string"], title="Tag name",
+            description="Tag of this run's selection. Empty: derived from the run.",
+        ),
+        "execution_mode": Param(
+            "local", type="string", enum=["local", "kubernetes"], title="Execution mode",
+            description="Embed in the Airflow worker on CPU, or in GPU pods on Kubernetes.",
+        ),
+    },
+) as dag:
+    common = {"datapool_uri": "{{ params.datapool_uri }}", **CONNECTIONS}
+
+    list_new_files = ListNewFilesOperator(
+        task_id="list_new_files",
+        datasource_uri="{{ params.datasource_uri }}",
+        lightly_uri="{{ params.lightly_uri }}",
+        process_all="{{ params.process_all }}",
+        selection_config="{{ params.selection_config }}",
+        worker_config="{{ params.worker_config }}",
+        **common,
+    )
+    manifests = list_new_files.output["manifests"]
+
+    choose_mode = ExecutionModeBranchOperator(
+        task_id="choose_execution_mode",
+        execution_mode="{{ params.execution_mode }}",
+        local_task_id="embed_local",
+        kubernetes_task_id="embed_kubernetes",
+    )
+    embed_local = EmbedShardOperator.partial(
+        task_id="embed_local", model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE, **common,
+    ).expand(manifest_uri=manifests)
+    embed_kubernetes = EmbedPodOperator.partial(
+        task_id="embed_kubernetes", model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE,
+        datapool_uri="{{ params.datapool_uri }}",
+    ).expand(manifest_uri=manifests)
+
+    metadata = ComputeMetadataOperator.partial(
+        task_id="compute_metadata", lightly_uri="{{ params.lightly_uri }}", **common,
+    ).expand(manifest_uri=manifests)
+    predictions = LoadPredictionsOperator.partial(
+        task_id="load_predictions", lightly_uri="{{ params.lightly_uri }}", **common,
+    ).expand(manifest_uri=manifests)
+
+    select = SelectAndCommitOperator(
+        task_id="select_and_commit",
+        manifests=manifests,
+        selection_config="{{ params.selection_config }}",
+        tag_name="{{ params.tag_name }}",
+        worker_config="{{ params.worker_config }}",
+        asset=datapool_asset,
+        trigger_rule="none_failed_min_one_success",
+        **common,
+    )
+
+    list_new_files >> choose_mode >> [embed_local, embed_kubernetes]
+    [embed_local, embed_kubernetes, metadata, predictions] >> select

@@ -1,0 +1,88 @@
+"""List the datasource and write the run's manifest shards; skip the run when nothing is new."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowSkipException
+
+from lightly_airflow.operators.base import LightlyBaseOperator
+from lightly_airflow.pipeline import list_new, validate_params
+
+
+class ListNewFilesOperator(LightlyBaseOperator):
+    """Validate the run's parameters, list new files and shard them into manifests.
+
+    Pushes the manifest shard URIs under the XCom key ``manifests`` (what the stages map over) and returns
+    the counts. Raises a skip when nothing is new, so the run ends without an empty commit.
+
+    :param datasource_uri: folder or bucket prefix with the images (file://, s3://, gs://, az://).
+    :param lightly_uri: where ``.lightly/`` lives; defaults to the datasource.
+    :param process_all: reprocess every file, also those the datapool already holds.
+    :param selection_config: the Lightly selection config, validated here before any work starts.
+    :param worker_config: Lightly worker-config keys (``relevant_filenames_file``, ...), validated here.
+    :param max_shards: upper bound on manifest shards (Airflow maps at most 1024 by default).
+    """
+
+    template_fields: Sequence[str] = (
+        *LightlyBaseOperator.template_fields, "datasource_uri", "lightly_uri", "process_all",
+        "selection_config", "worker_config",
+    )
+
+    def __init__(
+        self,
+        *,
+        datasource_uri: str,
+        lightly_uri: str | None = None,
+        process_all: bool | str = False,
+        selection_config: dict[str, Any] | str | None = None,
+        worker_config: dict[str, Any] | str | None = None,
+        max_shards: int = 1024,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.datasource_uri = datasource_uri
+        self.lightly_uri = lightly_uri
+        self.process_all = process_all
+        self.selection_config = selection_config
+        self.worker_config = worker_config
+        self.max_shards = max_shards
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        _selection, worker = validate_params(
+            datasource_uri=self.datasource_uri,
+            datapool_uri=self.datapool_uri,
+            lightly_uri=self.lightly_uri,
+            selection_config=self.selection_config,
+            worker_config=self.worker_config,
+            datasource_credentials=self.datasource_credentials,
+            lightly_credentials=self.lightly_credentials,
+        )
+        process_all = _as_bool(self.process_all) or bool(worker.datasource.process_all)
+        result = list_new(
+            datasource_uri=self.datasource_uri,
+            datapool_uri=self.datapool_uri,
+            run_id=context["run_id"],
+            lightly_uri=self.lightly_uri or None,
+            process_all=process_all,
+            relevant_filenames_file=worker.relevant_filenames_file,
+            datasource_credentials=self.datasource_credentials,
+            datapool_credentials=self.datapool_credentials,
+            lightly_credentials=self.lightly_credentials,
+            max_shards=self.max_shards,
+        )
+        context["ti"].xcom_push(key="manifests", value=result.manifests)
+        counts = {k: v for k, v in result.to_dict().items() if k != "manifests"}
+        counts["shards"] = len(result.manifests)
+        if not result.manifests:
+            self.log.info("Nothing new in %s (%d files seen): skipping the rest of this run.", self.datasource_uri, result.seen)
+            raise AirflowSkipException(f"No new files in {self.datasource_uri}.")
+        self.log.info("%d new files in %d manifest shards.", result.new, len(result.manifests))
+        return counts
+
+
+def _as_bool(value: bool | str | None) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)

@@ -1,0 +1,76 @@
+"""Select from the run's samples and commit one datapool version: the only task that writes the datapool."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import Asset
+
+from lightly_airflow.operators.base import LightlyBaseOperator
+
+
+class SelectAndCommitOperator(LightlyBaseOperator):
+    """Run the selection over the run's staging files and commit the datapool snapshot with its tags.
+
+    Idempotent: a retry (or a re-run of a finished run) finds the run's commit and does nothing. Emits an
+    event on ``asset`` (when given) whose extra holds the datapool URI, version, tag and counts, so downstream
+    DAGs (labelling export, training) can be scheduled on the datapool.
+
+    :param manifests: the run's manifest shard URIs (the list task's ``manifests`` XCom).
+    :param selection_config: the Lightly selection config.
+    :param tag_name: the run's tag; default derived from the run id.
+    :param worker_config: Lightly worker-config keys; ``datasource.enable_datapool_update=false`` is a dry run.
+    :param asset: the datapool asset to emit an event on.
+    """
+
+    template_fields: Sequence[str] = (
+        *LightlyBaseOperator.template_fields, "manifests", "selection_config", "tag_name", "worker_config",
+    )
+    ui_color = "#b9e4d5"
+
+    def __init__(
+        self,
+        *,
+        manifests: list[str] | Any,
+        selection_config: dict[str, Any] | str,
+        tag_name: str | None = None,
+        worker_config: dict[str, Any] | str | None = None,
+        asset: Asset | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if asset is not None:
+            kwargs["outlets"] = [*kwargs.get("outlets", []), asset]
+        super().__init__(**kwargs)
+        self.manifests = manifests
+        self.selection_config = selection_config
+        self.tag_name = tag_name
+        self.worker_config = worker_config
+        self.asset = asset
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from lightly_airflow.config import parse_worker_config
+        from lightly_airflow.pipeline import select_and_commit
+
+        worker = parse_worker_config(self.worker_config or {})
+        manifests = [m for m in (self.manifests or []) if m]
+        summary = select_and_commit(
+            datapool_uri=self.datapool_uri,
+            run_id=context["run_id"],
+            dag_id=context["dag"].dag_id,
+            manifests=manifests,
+            selection_config=self.selection_config,
+            tag=self.tag_name or None,
+            dry_run=not worker.datasource.enable_datapool_update,
+            datapool_credentials=self.datapool_credentials,
+        )
+        out = summary.to_dict()
+        if self.asset is not None and summary.version is not None and not summary.dry_run:
+            context["outlet_events"][self.asset].extra = {
+                "datapool_uri": self.datapool_uri,
+                "version": summary.version,
+                "tag": summary.tag,
+                "selected": summary.selected,
+                "processed": summary.processed,
+            }
+        return out

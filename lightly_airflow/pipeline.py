@@ -1,0 +1,423 @@
+"""One curation run, as plain functions: what the Airflow tasks (and ``lightly-airflow run``) call.
+
+``list_new`` is the first step (list the datasource, keep what the datapool has not seen, write manifest
+shards); ``select_and_commit`` is the last (join the run's staging files, drop corrupt files and exact
+duplicates, select with everything already selected as context, commit one datapool version). The stages in
+between are mapped over the manifest shards and live in ``embedding``, ``metadata`` and ``predictions``.
+Nothing here imports Airflow.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lightly_airflow import columns as C
+from lightly_airflow import staging
+from lightly_airflow.storage import StorageCredentials, filesystem, protocol_of
+
+log = logging.getLogger(__name__)
+
+#: Stages whose per-shard outputs are joined onto the manifest, in this order.
+STAGE_KINDS = (staging.EMBEDDINGS, staging.METADATA, staging.PREDICTIONS)
+
+
+class ParamError(ValueError):
+    """A run parameter is wrong; the message names the parameter and the fix."""
+
+    def __init__(self, param: str, problem: str, fix: str) -> None:
+        self.param = param
+        super().__init__(f"Parameter '{param}': {problem} Fix: {fix}")
+
+
+@dataclass
+class ListResult:
+    """What the listing step found; small enough for XCom."""
+
+    manifests: list[str]
+    seen: int
+    new: int
+    known: int
+    process_all: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RunSummary:
+    """What the select-and-commit step did; small enough for XCom and printed by the demo."""
+
+    run_id: str
+    tag: str | None
+    version: int | None
+    already_committed: bool = False
+    dry_run: bool = False
+    candidates: int = 0
+    processed: int = 0
+    selected: int = 0
+    corrupt: int = 0
+    duplicate: int = 0
+    missing: int = 0
+    pool_selected_before: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_uri_param(param: str, uri: str, credentials: StorageCredentials | None, *, must_exist: bool) -> None:
+    """Validate a URI parameter once, at the edge: supported scheme and (optionally) an existing folder."""
+    if not uri or not isinstance(uri, str):
+        raise ParamError(param, f"got {uri!r}.", "pass a URI such as file:///data/images or s3://bucket/prefix.")
+    try:
+        protocol_of(uri)
+    except ValueError as exc:
+        raise ParamError(param, str(exc), "use a file://, s3://, gs:// or az:// URI.") from None
+    if must_exist:
+        fs, path = filesystem(uri, credentials)
+        if not fs.exists(path) or not fs.isdir(path):
+            raise ParamError(
+                param,
+                f"{uri!r} does not exist or is not a folder.",
+                "point it at the folder (or bucket prefix) that holds your images, and check the connection.",
+            )
+
+
+def validate_params(
+    *,
+    datasource_uri: str,
+    datapool_uri: str,
+    lightly_uri: str | None,
+    selection_config: Any,
+    worker_config: Any = None,
+    datasource_credentials: StorageCredentials | None = None,
+    lightly_credentials: StorageCredentials | None = None,
+) -> tuple[Any, Any]:
+    """Check every run parameter before any work starts; return the parsed selection and worker configs."""
+    from lightly_airflow.config import ConfigError, parse_selection_config, parse_worker_config
+
+    check_uri_param("datasource_uri", datasource_uri, datasource_credentials, must_exist=True)
+    check_uri_param("datapool_uri", datapool_uri, None, must_exist=False)
+    if lightly_uri:
+        check_uri_param("lightly_uri", lightly_uri, lightly_credentials, must_exist=False)
+    try:
+        selection = parse_selection_config(selection_config)
+    except ConfigError as exc:
+        raise ParamError(
+            "selection_config", f"is not a valid Lightly selection config:\n{exc}\n",
+            "correct the listed keys (see docs/selection.md for every strategy and input).",
+        ) from None
+    try:
+        worker = parse_worker_config(worker_config or {})
+    except ConfigError as exc:
+        raise ParamError("worker_config", f"is not valid:\n{exc}\n", "remove or correct the listed keys.") from None
+    return selection, worker
+
+
+def list_new(
+    *,
+    datasource_uri: str,
+    datapool_uri: str,
+    run_id: str,
+    lightly_uri: str | None = None,
+    process_all: bool = False,
+    relevant_filenames_file: str | None = None,
+    datasource_credentials: StorageCredentials | None = None,
+    datapool_credentials: StorageCredentials | None = None,
+    lightly_credentials: StorageCredentials | None = None,
+    max_shards: int = 1024,
+    min_shard_size: int = 256,
+) -> ListResult:
+    """List the datasource, keep the files the datapool has not processed (by key and content), shard them.
+
+    :param datasource_uri: folder or bucket prefix with the images.
+    :param datapool_uri: the datapool; its ``_staging/`` folder receives the manifest shards.
+    :param run_id: the Airflow run id (staging paths derive from it, so a retry overwrites its own shards).
+    :param lightly_uri: where ``.lightly/`` lives (default: inside the datasource).
+    :param process_all: list everything, also files the datapool already holds (backfills, reprocessing).
+    :param relevant_filenames_file: path of a relevant-filenames file, relative to ``lightly_uri``'s root.
+    :param max_shards: at most this many manifest shards (Airflow's ``max_map_length`` is 1024).
+    :param min_shard_size: files per shard before a run is split into more shards.
+    """
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.datasource import list_files, new_files, write_manifests
+
+    lightly_uri = lightly_uri or datasource_uri
+    relevant = None
+    if relevant_filenames_file:
+        from lightly_airflow.datasource import read_bytes
+
+        try:
+            relevant = read_bytes(lightly_uri, relevant_filenames_file, lightly_credentials).decode("utf-8")
+        except FileNotFoundError:
+            raise ParamError(
+                "worker_config.relevant_filenames_file",
+                f"{relevant_filenames_file!r} was not found under {lightly_uri!r}.",
+                "give the file's path relative to the lightly_uri folder, or remove the key.",
+            ) from None
+    listing = _collect(list_files(datasource_uri, credentials=datasource_credentials, relevant_filenames=relevant))
+    pool = Datapool(datapool_uri, datapool_credentials)
+    known = pool.known_files() if pool.exists() else None
+    files = listing if process_all else new_files(listing, known)
+    log.info(
+        "Listed %d files in %s; %d already in the datapool; %d to process%s.",
+        listing.num_rows, datasource_uri, 0 if known is None else known.num_rows, files.num_rows,
+        " (process_all)" if process_all else "",
+    )
+    manifests: list[str] = []
+    if files.num_rows:
+        manifests = write_manifests(
+            files, datapool_uri, run_id, datasource_uri=datasource_uri, lightly_uri=lightly_uri,
+            credentials=datapool_credentials, max_shards=max_shards, min_shard_size=min_shard_size,
+        )
+    return ListResult(
+        manifests=manifests, seen=listing.num_rows, new=files.num_rows,
+        known=0 if known is None else known.num_rows, process_all=process_all,
+    )
+
+
+def _collect(batches: Any) -> pa.Table:
+    batches = list(batches)
+    if not batches:
+        return pa.table({C.KEY: pa.array([], pa.string()), C.SIZE: pa.array([], pa.int64()),
+                         C.ETAG: pa.array([], pa.string()), C.MTIME: pa.array([], pa.timestamp("us", "UTC"))})
+    return pa.Table.from_batches(batches)
+
+
+def _read_parquet(uri: str, credentials: StorageCredentials | None) -> pa.Table | None:
+    import pyarrow.parquet as pq
+
+    fs, path = filesystem(uri, credentials)
+    if not fs.exists(path):
+        return None
+    with fs.open(path, "rb") as f:
+        return pq.read_table(f)
+
+
+def assemble_run(
+    manifests: list[str], credentials: StorageCredentials | None = None
+) -> tuple[pa.Table, dict[str, Any], list[pa.Table]]:
+    """Join every stage's staging file onto its manifest shard and stack the shards.
+
+    :returns: the run's rows (one per listed file, column convention of :mod:`lightly_airflow.columns`),
+        the merged schema metadata (embedding model and dimension, prediction categories), and the per-file
+        error tables the stages wrote.
+    """
+    tables: list[pa.Table] = []
+    meta: dict[str, Any] = {}
+    errors: list[pa.Table] = []
+    for manifest_uri in manifests:
+        rows = _read_parquet(manifest_uri, credentials)
+        if rows is None:
+            raise FileNotFoundError(f"Manifest shard {manifest_uri} is missing; re-run the list task of this run.")
+        rows = rows.select([c for c in C.MANIFEST_COLUMNS if c in rows.column_names])
+        status = pa.array([C.STATUS_OK] * rows.num_rows, pa.string())
+        reason = pa.nulls(rows.num_rows, pa.string())
+        for kind in STAGE_KINDS:
+            out_uri = staging.sibling_uri(manifest_uri, kind)
+            stage = _read_parquet(out_uri, credentials)
+            if stage is None:
+                if kind == staging.PREDICTIONS:
+                    continue  # predictions are optional: no .lightly/predictions means no scores
+                raise FileNotFoundError(
+                    f"Stage output {out_uri} is missing: the {kind} task of this shard did not finish. "
+                    "Clear that task instance so it runs again."
+                )
+            for key, value in (stage.schema.metadata or {}).items():
+                meta[key.decode()] = value.decode()
+            stage_status = stage.column(C.STATUS) if C.STATUS in stage.column_names else None
+            stage_reason = stage.column(C.STATUS_REASON) if C.STATUS_REASON in stage.column_names else None
+            drop = {C.ETAG, C.SIZE, C.MTIME, C.STATUS, C.STATUS_REASON}
+            stage_cols = [c for c in stage.column_names if c not in drop]
+            joined = rows.join(
+                stage.select(stage_cols).append_column("__s", stage_status if stage_status is not None
+                                                        else pa.array([C.STATUS_OK] * stage.num_rows))
+                .append_column("__r", stage_reason if stage_reason is not None else pa.nulls(stage.num_rows, pa.string()))
+                .rename_columns([*stage_cols, f"__s_{kind}", f"__r_{kind}"]),
+                keys=C.KEY, join_type="left outer",
+            )
+            rows = joined
+        # A file is ok only if every stage found it ok; the first stage that did not says why. A file a
+        # required stage has no row for is reported, never silently selected without its embedding.
+        st = pa.array([C.STATUS_OK] * rows.num_rows, pa.string())
+        rs = pa.nulls(rows.num_rows, pa.string())
+        for kind in STAGE_KINDS:
+            if f"__s_{kind}" not in rows.column_names:
+                continue
+            s_col, r_col = rows.column(f"__s_{kind}"), rows.column(f"__r_{kind}")
+            if kind != staging.PREDICTIONS:
+                absent = pc.is_null(s_col)
+                s_col = pc.if_else(absent, C.STATUS_MISSING, s_col)
+                r_col = pc.if_else(absent, f"no {kind} output for this file", r_col)
+            bad = pc.and_(pc.equal(st, C.STATUS_OK), pc.and_(pc.is_valid(s_col), pc.not_equal(s_col, C.STATUS_OK)))
+            st = pc.if_else(bad, s_col, st)
+            rs = pc.if_else(bad, r_col, rs)
+        keep = [c for c in rows.column_names if not c.startswith("__")]
+        rows = rows.select(keep)
+        for name in (C.STATUS, C.STATUS_REASON):
+            if name in rows.column_names:
+                rows = rows.drop_columns([name])
+        rows = rows.append_column(C.STATUS, st).append_column(C.STATUS_REASON, rs)
+        rows = rows.sort_by(C.KEY)
+        tables.append(rows)
+        for stage_name in STAGE_KINDS:
+            err_uri = staging.sibling_uri(manifest_uri, staging.ERRORS)
+            head, _, name = err_uri.rpartition("/")
+            err = _read_parquet(f"{head}/{stage_name}-{name}", credentials)
+            if err is not None and err.num_rows:
+                errors.append(err)
+    if not tables:
+        return pa.table({C.KEY: pa.array([], pa.string())}), meta, errors
+    return pa.concat_tables(tables, promote_options="permissive"), meta, errors
+
+
+def select_and_commit(
+    *,
+    datapool_uri: str,
+    run_id: str,
+    dag_id: str,
+    manifests: list[str],
+    selection_config: Any,
+    tag: str | None = None,
+    dry_run: bool = False,
+    datapool_credentials: StorageCredentials | None = None,
+    query_embeddings: Mapping[tuple[str, str], np.ndarray] | None = None,
+    max_attempts: int = 3,
+) -> RunSummary:
+    """Select from the run's samples and commit them to the datapool in one atomic, idempotent version.
+
+    A retry of a run that already committed changes nothing. If another run commits between our read and our
+    commit, the pool is read again and the selection redone (diversity depends on what the pool holds).
+
+    :param datapool_uri: the datapool table.
+    :param run_id: the Airflow run id (the idempotence key).
+    :param dag_id: recorded in the commit.
+    :param manifests: the run's manifest shard URIs (from the list step).
+    :param selection_config: a Lightly selection config (dict or parsed).
+    :param tag: the run's tag name (default derived from the run id).
+    :param dry_run: select and report, but commit nothing (``enable_datapool_update=false``).
+    :param max_attempts: how often to re-read and re-select when another run commits concurrently.
+    """
+    from lightly_airflow.config import parse_selection_config
+    from lightly_airflow.datapool import ConcurrentCommitError, Datapool
+    from lightly_airflow.metadata import mark_duplicates
+    from lightly_airflow.selection import select
+
+    config = parse_selection_config(selection_config)
+    pool = Datapool(datapool_uri, datapool_credentials)
+    done = pool.committed_version(run_id) if pool.exists() else None
+    if done is not None:
+        log.info("Run %s is already committed as datapool version %d: nothing to do.", run_id, done)
+        return RunSummary(run_id=run_id, tag=tag, version=done, already_committed=True)
+
+    rows, meta, _errors = assemble_run(manifests, datapool_credentials)
+    model = _meta_value(meta, C.EMBEDDING_MODEL_METADATA_KEY)
+    dim = _meta_value(meta, C.EMBEDDING_DIM_METADATA_KEY)
+    for attempt in range(1, max_attempts + 1):
+        read_version = pool.version() if pool.exists() else None
+        known = pool.known_files() if read_version is not None else None
+        run_keys = rows.column(C.KEY)
+        known_ok = None
+        if known is not None and known.num_rows:
+            # A reprocessed file is no duplicate of its own earlier row: compare against other keys only.
+            known_ok = known.filter(
+                pc.and_(pc.equal(known.column(C.STATUS), C.STATUS_OK), pc.invert(pc.is_in(known.column(C.KEY), run_keys)))
+            ).select([C.KEY, C.CONTENT_HASH])
+        marked = mark_duplicates(rows, known_ok) if C.CONTENT_HASH in rows.column_names else rows
+        preselected = pool.selected() if read_version is not None else None
+        ok_mask = pc.equal(marked.column(C.STATUS), C.STATUS_OK)
+        if preselected is not None and preselected.num_rows:
+            # Samples the pool already selected are context for this run, not candidates again.
+            ok_mask = pc.and_(ok_mask, pc.invert(pc.is_in(marked.column(C.KEY), preselected.column(C.KEY))))
+        candidates = marked.filter(ok_mask)
+        candidates = _with_schema_metadata(candidates, meta)
+        log.info(
+            "Selecting from %d candidates (%d files not ok) with %d samples already selected in the pool.",
+            candidates.num_rows, marked.num_rows - candidates.num_rows,
+            0 if preselected is None else preselected.num_rows,
+        )
+        if candidates.num_rows:
+            result = select(candidates, config, preselected=preselected, query_embeddings=query_embeddings)
+            picked_keys = list(result.keys)
+            metrics = dict(result.metrics)
+        else:
+            picked_keys, metrics = [], {"stop_reason": "no candidates"}
+        rank = {k: i for i, k in enumerate(picked_keys)}
+        keys = marked.column(C.KEY).to_pylist()
+        selected = pa.array([k in rank for k in keys], pa.bool_())
+        pick_rank = pa.array([rank.get(k) for k in keys], pa.int64())
+        out = marked.append_column(C.SELECTED, selected).append_column(C.PICK_RANK, pick_rank)
+        statuses = marked.column(C.STATUS).to_pylist()
+        counts = {
+            "processed": marked.num_rows,
+            "candidates": candidates.num_rows,
+            "selected": len(picked_keys),
+            "corrupt": statuses.count(C.STATUS_CORRUPT),
+            "duplicate": statuses.count(C.STATUS_DUPLICATE),
+            "missing": statuses.count(C.STATUS_MISSING),
+        }
+        summary = RunSummary(
+            run_id=run_id, tag=tag, version=read_version, dry_run=dry_run,
+            candidates=counts["candidates"], processed=counts["processed"], selected=counts["selected"],
+            corrupt=counts["corrupt"], duplicate=counts["duplicate"], missing=counts["missing"],
+            pool_selected_before=0 if preselected is None else preselected.num_rows,
+            metrics=_jsonable(metrics),
+        )
+        if dry_run:
+            log.info("Dry run (enable_datapool_update=false): selected %d samples, committed nothing.", len(picked_keys))
+            return summary
+        try:
+            result_commit = pool.commit(
+                out, run_id=run_id, dag_id=dag_id, tag=tag, config=config.model_dump(mode="json", exclude_none=True),
+                counts=counts, embedding_model=str(model), embedding_dim=int(dim), read_version=read_version,
+            )
+        except ConcurrentCommitError as exc:
+            if attempt == max_attempts:
+                raise
+            log.warning("Another run committed while this one selected (%s); re-reading the pool (attempt %d).", exc, attempt + 1)
+            continue
+        summary.version = result_commit.version
+        summary.tag = result_commit.tag
+        summary.already_committed = result_commit.already_committed
+        log.info(
+            "Committed datapool version %d with tag %r: %d processed, %d selected.",
+            result_commit.version, result_commit.tag, counts["processed"], counts["selected"],
+        )
+        return summary
+    raise AssertionError("unreachable")
+
+
+def _meta_value(meta: dict[str, Any], key: str) -> Any:
+    value = meta.get(key)
+    if value is None:
+        raise ValueError(f"The embedding staging files lack the schema metadata {key!r}; re-run the embed tasks.")
+    try:
+        return json.loads(value)
+    except (TypeError, json.JSONDecodeError):
+        return value
+
+
+def _with_schema_metadata(table: pa.Table, meta: dict[str, Any]) -> pa.Table:
+    merged = dict(table.schema.metadata or {})
+    merged.update({k.encode(): str(v).encode() for k, v in meta.items()})
+    return table.replace_schema_metadata(merged)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Create .venv/ in the repo root and install the project from the committed lock (no resolver runs).
+#
+# torch is locked to its CPU build (torch==2.13.0+cpu): where that wheel is not in a local wheel folder
+# (PIP_FIND_LINKS, /opt/wheels), set UV_EXTRA_INDEX_URL to PyTorch's CPU wheel index.
+# Regenerate the lock after changing dependencies in pyproject.toml with:
+#   .venv/bin/uv pip compile pyproject.toml --extra demo --extra test --python-version 3.11 \
+#       --find-links /opt/wheels -o requirements/lock.txt
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+if [ ! -x .venv/bin/uv ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
+fi
+
+find_links=()
+for dir in ${PIP_FIND_LINKS:-} /opt/wheels; do
+  [ -d "$dir" ] && find_links+=(--find-links "$dir")
+done
+
+echo "==> installing the locked dependencies (requirements/lock.txt)"
+.venv/bin/uv pip install --quiet --python .venv/bin/python "${find_links[@]}" -r requirements/lock.txt
+.venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
+echo "==> .venv ready: $(.venv/bin/python -c 'import airflow, torch; print("airflow", airflow.__version__, "torch", torch.__version__)' 2>/dev/null)"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set everything up from a fresh clone and run the whole test suite (what .ci/run calls).
+# Starts moto (S3), fake-gcs-server (GCS) and Azurite (Azure Blob) on 127.0.0.1 and stops them on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+if [ ! -x .emulators/node_modules/.bin/azurite-blob ]; then
+  echo "==> installing Azurite into .emulators/ (npm)"
+  npm install --silent --no-fund --no-audit --prefix .emulators azurite@3.35.0 >/dev/null
+fi
+
+cleanup() { .venv/bin/python scripts/emulators.py stop || true; }
+trap cleanup EXIT INT TERM
+echo "==> starting storage emulators"
+eval "$(.venv/bin/python scripts/emulators.py start s3 gcs azure)"
+
+echo "==> running the test suite"
+.venv/bin/python -m pytest -p no:cacheprovider "$@"
