@@ -115,7 +115,7 @@ with DAG(
         worker_config="{{ params.worker_config }}",
         **common,
     )
-    manifests = list_new_files.output["manifests"]
+    manifests = list_new_files.output
 
     choose_mode = ExecutionModeBranchOperator(
         task_id="choose_execution_mode",

@@ -14,8 +14,9 @@ from lightly_airflow.pipeline import list_new, validate_params
 class ListNewFilesOperator(LightlyBaseOperator):
     """Validate the run's parameters, list new files and shard them into manifests.
 
-    Pushes the manifest shard URIs under the XCom key ``manifests`` (what the stages map over) and returns
-    the counts. Raises a skip when nothing is new, so the run ends without an empty commit.
+    Returns the manifest shard URIs (what the stages map over; Airflow maps only over return values) and
+    pushes the counts under the XCom key ``counts``. Raises a skip when nothing is new, so the run ends
+    without an empty commit.
 
     :param datasource_uri: folder or bucket prefix with the images (file://, s3://, gs://, az://).
     :param lightly_uri: where ``.lightly/`` lives; defaults to the datasource.
@@ -49,7 +50,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
         self.worker_config = worker_config
         self.max_shards = max_shards
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Any) -> list[str]:
         _selection, worker = validate_params(
             datasource_uri=self.datasource_uri,
             datapool_uri=self.datapool_uri,
@@ -72,14 +73,14 @@ class ListNewFilesOperator(LightlyBaseOperator):
             lightly_credentials=self.lightly_credentials,
             max_shards=self.max_shards,
         )
-        context["ti"].xcom_push(key="manifests", value=result.manifests)
         counts = {k: v for k, v in result.to_dict().items() if k != "manifests"}
         counts["shards"] = len(result.manifests)
+        context["ti"].xcom_push(key="counts", value=counts)
         if not result.manifests:
             self.log.info("Nothing new in %s (%d files seen): skipping the rest of this run.", self.datasource_uri, result.seen)
             raise AirflowSkipException(f"No new files in {self.datasource_uri}.")
         self.log.info("%d new files in %d manifest shards.", result.new, len(result.manifests))
-        return counts
+        return result.manifests
 
 
 def _as_bool(value: bool | str | None) -> bool:

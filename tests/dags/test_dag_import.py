@@ -11,7 +11,7 @@ DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 def test_dag_folder_imports_without_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
-    dag = dagbag.get_dag("lightly_datapool")
+    dag = dagbag.dags.get("lightly_datapool")
     assert dag is not None
     assert dag.max_active_runs == 1
     assert dag.catchup is False
