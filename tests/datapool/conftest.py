@@ -1,0 +1,67 @@
+"""Rows of real runs for the datapool tests: scikit-learn's digits as samples, their pixels as embeddings."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from sklearn.datasets import load_digits
+
+from lightly_airflow import columns as C
+from lightly_airflow.datapool import Datapool
+
+DIM = 64
+MODEL = "digits-pixels"
+
+
+@pytest.fixture(scope="session")
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    data = load_digits()
+    x = data.data.astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x, data.target
+
+
+def run_rows(
+    digits: tuple[np.ndarray, np.ndarray], indices: Sequence[int], *, picks: Sequence[int] = (),
+    corrupt: Sequence[int] = (), extra_metadata: str | None = None, etag_suffix: str = "",
+) -> pa.Table:
+    """One run's rows: sample i is ``digits/<label>/<i>.png``; ``picks`` are indices into ``indices`` in pick order."""
+    x, y = digits
+    idx = list(indices)
+    keys = [f"digits/{y[i]}/{i:05d}.png" for i in idx]
+    etags = [hashlib.md5(x[i].tobytes() + etag_suffix.encode()).hexdigest() for i in idx]
+    emb = [None if j in corrupt else x[i].tolist() for j, i in enumerate(idx)]
+    rank = {p: r for r, p in enumerate(picks)}
+    table = {
+        C.KEY: keys,
+        C.SIZE: pa.array([int(64 + i) for i in idx], pa.int64()),
+        C.ETAG: etags,
+        C.MTIME: pa.array([datetime(2026, 1, 1, tzinfo=timezone.utc)] * len(idx), pa.timestamp("ns", tz="UTC")),
+        C.CONTENT_HASH: [hashlib.sha256(x[i].tobytes()).hexdigest() for i in idx],
+        C.STATUS: [C.STATUS_CORRUPT if j in corrupt else C.STATUS_OK for j in range(len(idx))],
+        C.STATUS_REASON: ["cannot decode" if j in corrupt else None for j in range(len(idx))],
+        C.DUPLICATE_OF: pa.nulls(len(idx), pa.string()),
+        C.EMBEDDING: pa.array(emb, pa.list_(pa.float32(), DIM)),
+        C.lightly_metadata_column("brightness"): pa.array([float(x[i].mean()) for i in idx]),
+        C.score_column("cls", "uncertainty_margin"): pa.array([float(y[i]) / 10 for i in idx]),
+        C.SELECTED: [j in rank for j in range(len(idx))],
+        C.PICK_RANK: pa.array([rank.get(j) for j in range(len(idx))], pa.int64()),
+    }
+    if extra_metadata:
+        table[C.metadata_column(extra_metadata)] = pa.array([f"v{i % 3}" for i in idx])
+    return pa.table(table)
+
+
+def commit_run(pool: Datapool, rows: pa.Table, run_id: str, *, tag: str | None = None, read_version=...):
+    """Commit like the select task: read the version first unless one is given."""
+    version = pool.version() if read_version is ... else read_version
+    return pool.commit(
+        rows, run_id=run_id, dag_id="curate", tag=tag, config={"strategies": [{"input": {"type": "EMBEDDINGS"}}]},
+        counts={"new": rows.num_rows, "selected": int(sum(rows.column(C.SELECTED).to_pylist()))},
+        embedding_model=MODEL, embedding_dim=DIM, read_version=version,
+    )
