@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from lightly_airflow.operators.base import LightlyBaseOperator
-from lightly_airflow.pipeline import list_new, validate_params
+from lightly_airflow.pipeline import ParamError, list_new, validate_params
 
 
 class ListNewFilesOperator(LightlyBaseOperator):
@@ -51,15 +51,18 @@ class ListNewFilesOperator(LightlyBaseOperator):
         self.max_shards = max_shards
 
     def execute(self, context: Any) -> list[str]:
-        _selection, worker = validate_params(
-            datasource_uri=self.datasource_uri,
-            datapool_uri=self.datapool_uri,
-            lightly_uri=self.lightly_uri,
-            selection_config=self.selection_config,
-            worker_config=self.worker_config,
-            datasource_credentials=self.datasource_credentials,
-            lightly_credentials=self.lightly_credentials,
-        )
+        try:
+            _selection, worker = validate_params(
+                datasource_uri=self.datasource_uri,
+                datapool_uri=self.datapool_uri,
+                lightly_uri=self.lightly_uri,
+                selection_config=self.selection_config,
+                worker_config=self.worker_config,
+                datasource_credentials=self.datasource_credentials,
+                lightly_credentials=self.lightly_credentials,
+            )
+        except ParamError as exc:
+            raise AirflowFailException(str(exc)) from None  # a retry cannot fix a bad parameter
         process_all = _as_bool(self.process_all) or bool(worker.datasource.process_all)
         result = list_new(
             datasource_uri=self.datasource_uri,

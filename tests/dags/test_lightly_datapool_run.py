@@ -1,0 +1,120 @@
+"""End to end: the example DAG grows a datapool from real images over incremental runs (dag.test on SQLite)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from lightly_airflow import columns as C
+from lightly_airflow.demo import Batch, add_batch
+
+SELECTION = {
+    "n_samples": 12,
+    "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
+        {"input": {"type": "SCORES", "task": "digits", "score": "uncertainty_margin"}, "strategy": {"type": "WEIGHTS"}},
+        {
+            "input": {"type": "METADATA", "key": "lightly.sharpness"},
+            "strategy": {"type": "THRESHOLD", "threshold": 1.0, "operation": "BIGGER"},
+        },
+        {"input": {"type": "METADATA", "key": "source"}, "strategy": {"type": "BALANCE", "target": {"digits": 0.75, "photos": 0.25}}},
+    ],
+}
+
+
+def _run(dag, conf: dict, when: datetime):
+    dagrun = dag.test(run_conf=conf, logical_date=when)
+    states = {ti.task_id: ti.state for ti in dagrun.get_task_instances()}
+    return dagrun, states
+
+
+@pytest.mark.slow
+def test_two_incremental_runs_then_nothing_new(airflow_db, dagbag, tmp_path) -> None:
+    from lightly_airflow.datapool import Datapool
+
+    dag = dagbag.dags["lightly_datapool"]
+    source, pool_dir = tmp_path / "images", tmp_path / "pool"
+    conf = {"datasource_uri": f"file://{source}", "datapool_uri": f"file://{pool_dir}", "selection_config": SELECTION}
+
+    first = add_batch(source, Batch("first", (0, 90), ("astronaut", "coffee")))
+    run1, states = _run(dag, conf, datetime(2026, 3, 1, tzinfo=timezone.utc))
+    assert str(run1.state) == "success", states
+    pool = Datapool(f"file://{pool_dir}")
+    v1 = pool.version()
+    rows1 = pool.read(run_id=run1.run_id)
+    assert sorted(rows1.column(C.KEY).to_pylist()) == sorted(first)
+    selected1 = rows1.filter(rows1.column(C.SELECTED)).column(C.KEY).to_pylist()
+    assert len(selected1) == 12
+
+    second = add_batch(source, Batch("second", (90, 150), ("chelsea",)))
+    run2, states = _run(dag, conf, datetime(2026, 3, 2, tzinfo=timezone.utc))
+    assert str(run2.state) == "success", states
+    rows2 = pool.read(run_id=run2.run_id)
+    # Run 2 processed exactly the files that arrived after run 1.
+    assert sorted(rows2.column(C.KEY).to_pylist()) == sorted(second)
+    v2 = pool.version()
+    assert v2 == v1 + 1
+    selected2 = rows2.filter(rows2.column(C.SELECTED)).column(C.KEY).to_pylist()
+    assert len(selected2) == 12 and not set(selected2) & set(selected1)
+
+    tags = {t["name"]: t for t in pool.tags()}
+    assert tags[C.INITIAL_TAG]["count"] == 24
+    everything = pool.read(tag=C.INITIAL_TAG)
+    assert sorted(everything.column(C.KEY).to_pylist()) == sorted(selected1 + selected2)
+    # The snapshot of run 1 still reads back as it was.
+    assert pool.read(version=v1).num_rows == len(first)
+
+    # Nothing new: the run skips the rest and commits nothing.
+    run3, states = _run(dag, conf, datetime(2026, 3, 3, tzinfo=timezone.utc))
+    assert states["list_new_files"] == "skipped"
+    assert states["select_and_commit"] == "skipped"
+    assert pool.version() == v2
+
+
+@pytest.mark.slow
+def test_rerunning_a_committed_run_changes_nothing(airflow_db, dagbag, tmp_path) -> None:
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.pipeline import select_and_commit
+
+    dag = dagbag.dags["lightly_datapool"]
+    source, pool_dir = tmp_path / "images", tmp_path / "pool"
+    add_batch(source, Batch("only", (200, 260), ()))
+    conf = {"datasource_uri": f"file://{source}", "datapool_uri": f"file://{pool_dir}", "selection_config": SELECTION}
+    run, states = _run(dag, conf, datetime(2026, 4, 1, tzinfo=timezone.utc))
+    assert str(run.state) == "success", states
+    pool = Datapool(f"file://{pool_dir}")
+    version, table = pool.version(), pool.read()
+
+    manifests = run.get_task_instance("list_new_files").xcom_pull(task_ids="list_new_files")
+    again = select_and_commit(
+        datapool_uri=f"file://{pool_dir}", run_id=run.run_id, dag_id=dag.dag_id, manifests=manifests,
+        selection_config=SELECTION,
+    )
+    assert again.already_committed and again.version == version
+    assert pool.version() == version
+    assert pool.read().num_rows == table.num_rows
+
+
+def test_bad_params_fail_the_first_task_naming_the_parameter(airflow_db, dagbag, tmp_path) -> None:
+    from lightly_airflow.pipeline import ParamError, validate_params
+
+    with pytest.raises(ParamError, match=r"Parameter 'datasource_uri'.*does not exist.*Fix"):
+        validate_params(
+            datasource_uri=f"file://{tmp_path}/missing", datapool_uri=f"file://{tmp_path}/pool",
+            lightly_uri=None, selection_config=SELECTION,
+        )
+    (tmp_path / "images").mkdir()
+    bad = {"n_samples": 5, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "THRESHOLD"}}]}
+    with pytest.raises(ParamError, match=r"Parameter 'selection_config'.*strategies\[0\]"):
+        validate_params(
+            datasource_uri=f"file://{tmp_path}/images", datapool_uri=f"file://{tmp_path}/pool",
+            lightly_uri=None, selection_config=bad,
+        )
+    dag = dagbag.dags["lightly_datapool"]
+    run, states = _run(
+        dag, {"datasource_uri": f"file://{tmp_path}/missing", "datapool_uri": f"file://{tmp_path}/pool"},
+        datetime(2026, 5, 1, tzinfo=timezone.utc),
+    )
+    assert states["list_new_files"] == "failed"
+    assert states["select_and_commit"] != "success"
