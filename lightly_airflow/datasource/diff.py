@@ -1,0 +1,72 @@
+"""New-file detection: a hash anti-join of a listing against what the datapool already holds."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lightly_airflow.columns import ETAG, KEY, MANIFEST_COLUMNS
+from lightly_airflow.datasource.records import MANIFEST_SCHEMA
+
+logger = logging.getLogger(__name__)
+
+#: ``content``: a file is new unless the pool holds the same key with the same etag (changed files are new);
+#: ``key``: a file is new unless the pool holds its key (changed files are not reprocessed).
+POLICIES = ("content", "key")
+
+
+def as_table(listing: pa.Table | Iterable[pa.RecordBatch]) -> pa.Table:
+    """A listing (a table or record batches from :func:`list_files`) as one table with the manifest schema."""
+    if isinstance(listing, pa.RecordBatch):
+        listing = [listing]
+    if not isinstance(listing, pa.Table):
+        listing = pa.Table.from_batches(list(listing), schema=MANIFEST_SCHEMA)
+    missing = [c for c in MANIFEST_COLUMNS if c not in listing.column_names]
+    if missing:
+        raise ValueError(f"Listing lacks columns {missing}; it has {listing.column_names}. Use datasource.list_files.")
+    return listing.select(list(MANIFEST_COLUMNS))
+
+
+def new_files(
+    listing: pa.Table | Iterable[pa.RecordBatch], known: pa.Table | None, *, policy: str = "content"
+) -> pa.Table:
+    """The files of ``listing`` the datapool has not processed, sorted by key.
+
+    :param listing: the datasource listing (``key, size, etag, mtime``), a table or record batches.
+    :param known: what the datapool holds, at least ``key`` and ``etag`` (``Datapool.known_files()``);
+        ``None`` or empty means everything is new.
+    :param policy: ``content`` (default): anti-join on (key, etag), so replaced files are new; ``key``:
+        anti-join on key only. Modification times are never used, so files copied in with old timestamps are
+        found.
+    :raises ValueError: for an unknown policy or a ``known`` table without the needed columns.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"Unknown new-file policy {policy!r}; use one of {POLICIES}.")
+    table = as_table(listing)
+    if known is not None and known.num_rows and table.num_rows:
+        on = [KEY, ETAG] if policy == "content" else [KEY]
+        missing = [c for c in on if c not in known.column_names]
+        if missing:
+            raise ValueError(
+                f"The datapool's known files lack columns {missing} (have {known.column_names}); "
+                "pass Datapool.known_files()."
+            )
+        pool = pa.table({c: _plain_strings(known.column(c)) for c in on})
+        pool = pool.group_by(on).aggregate([])  # one row per identity: the join stays 1:1
+        before = table.num_rows
+        table = table.join(pool, keys=on, join_type="left anti", use_threads=True)
+        logger.info("%d of %d listed files are new (policy %s, %d known)", table.num_rows, before, policy, known.num_rows)
+    if table.num_rows > 1:
+        table = table.take(pc.sort_indices(table, sort_keys=[(KEY, "ascending")]))
+    return table.combine_chunks()
+
+
+def _plain_strings(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if column.type != pa.string():
+        column = column.cast(pa.string())
+    return column

@@ -1,0 +1,399 @@
+"""List a datasource on any store as a stream of normalised manifest records, page by page.
+
+Every store is read through the fsspec filesystem of :func:`lightly_airflow.storage.filesystem` (so one
+credentials object reaches S3, GCS, Azure and local disk the same way), but listing calls the store's list
+API one page at a time (S3 ``ListObjectsV2``, GCS ``objects.list``, Azure ``List Blobs``) instead of
+``fs.find``, which would build the whole bucket in memory. Each page becomes one :class:`pyarrow.RecordBatch`
+after vectorised filtering (``.lightly/``, extensions, relevant filenames).
+
+Content identity (``etag``) per store, chosen so that a changed file always gets a new value and, where the
+store allows it, identical bytes keep the same value:
+
+- S3: the object's ETag without quotes (the MD5 of the bytes for single-part uploads; a multipart ETag
+  changes on every upload).
+- GCS: ``md5:<hex>`` of the object's MD5 hash; composite objects, which have none, use
+  ``gen:<generation>`` (changes on every write).
+- Azure: ``md5:<hex>`` of the blob's Content-MD5 when set (uploads of a single request set it), else
+  ``etag:<ETag>`` (changes on every write).
+- Local: ``sha256:<hex>`` of the bytes (the same digest as the ``content_hash`` column). Files are hashed
+  only after filtering, in a thread pool, and hashes are cached in-process by (path, size, mtime, ctime,
+  inode), so a sensor that lists a folder every minute hashes only files that changed.
+
+``mtime`` is informational: new-file detection never uses it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lightly_airflow.datasource.records import (
+    IMAGE_EXTENSIONS,
+    MANIFEST_SCHEMA,
+    base_mask,
+    extension_regex,
+    normalise_extensions,
+)
+from lightly_airflow.datasource.relevant import RelevantFilenames
+from lightly_airflow.storage import StorageCredentials, filesystem, protocol_of
+
+logger = logging.getLogger(__name__)
+
+_MAX_PAGE = {"s3": 1000, "gs": 1000, "az": 5000}
+_HASH_CHUNK = 1 << 20
+_LOG_EVERY = 100_000
+
+
+@dataclass
+class _Page:
+    """Raw records of one page (Python lists of at most ``page_size`` entries)."""
+
+    keys: list[str]
+    sizes: list[int]
+    mtimes: list[Any]  # aware datetimes, or int microseconds (local)
+    etags: list[str] | None = None
+    stat_keys: list[tuple] | None = None  # local only: (path, size, mtime_ns, ctime_ns, inode)
+
+
+def list_files(
+    uri: str,
+    *,
+    credentials: StorageCredentials | None = None,
+    relevant_filenames: str | None = None,
+    extensions: Collection[str] = IMAGE_EXTENSIONS,
+    page_size: int = 10000,
+) -> Iterator[pa.RecordBatch]:
+    """Stream the files of a datasource as manifest record batches (``key, size, etag, mtime``).
+
+    :param uri: the datasource root: ``s3://bucket/prefix``, ``gs://…``, ``az://container/prefix`` /
+        ``abfs://…``, ``file:///path`` or a local path. Keys are relative to it.
+    :param credentials: credentials of that store (``None``: ambient credentials).
+    :param relevant_filenames: the *text* of a relevant-filenames file (see
+        :mod:`lightly_airflow.datasource.relevant`); ``None`` lists every file.
+    :param extensions: file extensions to keep, case-insensitive, without dots; ``["*"]`` keeps every file.
+        Files inside any ``.lightly/`` folder are never listed.
+    :param page_size: the most records per yielded batch (and per store request, up to the store's limit).
+    :raises ValueError: for a bad URI, extension list, page size or relevant-filenames file.
+    :raises FileNotFoundError: when a local root does not exist (object-store prefixes may be empty).
+    """
+    if not isinstance(page_size, int) or page_size <= 0:
+        raise ValueError(f"page_size must be a positive integer, got {page_size!r}.")
+    ext_regex = extension_regex(normalise_extensions(extensions))
+    relevant = RelevantFilenames.parse(relevant_filenames) if relevant_filenames is not None else None
+    protocol = protocol_of(uri)
+    fs, root = filesystem(uri, credentials)
+    pages = _PAGERS[protocol](fs, root, page_size)
+    listed = kept = 0
+    next_log = _LOG_EVERY
+    try:
+        for page in pages:
+            listed += len(page.keys)
+            batch = _to_batch(page, ext_regex, relevant)
+            if listed >= next_log:
+                logger.info("listed %d objects under %s (%d kept so far)", listed, uri, kept + batch.num_rows)
+                next_log += _LOG_EVERY
+            if batch.num_rows:
+                kept += batch.num_rows
+                yield batch
+    finally:
+        close = getattr(pages, "close", None)
+        if close:
+            close()
+    logger.info("listing of %s done: %d objects, %d kept after filters", uri, listed, kept)
+
+
+def list_table(uri: str, **kwargs: Any) -> pa.Table:
+    """The whole listing as one table (small datasources, tests and the CLI); arguments as :func:`list_files`."""
+    return pa.Table.from_batches(list(list_files(uri, **kwargs)), schema=MANIFEST_SCHEMA)
+
+
+def _to_batch(page: _Page, ext_regex: str | None, relevant: RelevantFilenames | None) -> pa.RecordBatch:
+    keys = pa.array(page.keys, pa.string())
+    mask = base_mask(keys, ext_regex)
+    if relevant is not None:
+        mask = pc.and_(mask, relevant.mask(keys))
+    indices = pc.indices_nonzero(mask)
+    if len(indices) == 0:
+        return pa.RecordBatch.from_pylist([], schema=MANIFEST_SCHEMA)
+    keys = keys.take(indices)
+    idx = indices.to_pylist()
+    sizes = pa.array([page.sizes[i] for i in idx], pa.int64())
+    mtimes = pa.array([page.mtimes[i] for i in idx], MANIFEST_SCHEMA.field("mtime").type)
+    if page.etags is not None:
+        etags = [page.etags[i] for i in idx]
+    else:
+        etags = _local_etags([page.stat_keys[i] for i in idx])
+    etag_array = pa.array(etags, pa.string())
+    batch = pa.RecordBatch.from_arrays([keys, sizes, etag_array.fill_null(""), mtimes], schema=MANIFEST_SCHEMA)
+    if etag_array.null_count:  # local files deleted between walking and hashing are not listed
+        batch = batch.filter(etag_array.is_valid())
+    return batch
+
+
+# ---------------------------------------------------------------------------------------------- object stores
+
+
+def _paged(fs: Any, fetch: Callable[[str | None], Any], page_size: int) -> Iterator[list[Any]]:
+    """Drive an async one-page fetcher on the filesystem's event loop; yields raw pages of ~``page_size`` items."""
+    from fsspec.asyn import sync
+
+    token: str | None = None
+    buffer: list[Any] = []
+    while True:
+        items, token = sync(fs.loop, fetch, token)
+        buffer.extend(items)
+        if len(buffer) >= page_size or not token:
+            while len(buffer) >= page_size:
+                yield buffer[:page_size]
+                buffer = buffer[page_size:]
+            if not token:
+                if buffer:
+                    yield buffer
+                return
+
+
+def _split(root: str) -> tuple[str, str]:
+    bucket, _, prefix = root.partition("/")
+    prefix = prefix.strip("/")
+    return bucket, (prefix + "/" if prefix else "")
+
+
+def _s3_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
+    bucket, prefix = _split(root)
+    per_request = min(page_size, _MAX_PAGE["s3"])
+
+    async def fetch(token: str | None) -> tuple[list[dict], str | None]:
+        kwargs = dict(Bucket=bucket, Prefix=prefix, MaxKeys=per_request, **getattr(fs, "req_kw", {}))
+        if token:
+            kwargs["ContinuationToken"] = token
+        out = await fs._call_s3("list_objects_v2", **kwargs)
+        return out.get("Contents", []), (out.get("NextContinuationToken") if out.get("IsTruncated") else None)
+
+    cut = len(prefix)
+    for raw in _paged(fs, fetch, page_size):
+        yield _Page(
+            keys=[o["Key"][cut:] for o in raw],
+            sizes=[int(o.get("Size", 0)) for o in raw],
+            mtimes=[_utc(o.get("LastModified")) for o in raw],
+            etags=[str(o.get("ETag", "")).strip('"') for o in raw],
+        )
+
+
+def _gcs_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
+    bucket, prefix = _split(root)
+    per_request = min(page_size, _MAX_PAGE["gs"])
+
+    async def fetch(token: str | None) -> tuple[list[dict], str | None]:
+        params: dict[str, Any] = {
+            "maxResults": per_request,
+            "fields": "items(name,size,md5Hash,generation,updated),nextPageToken",
+        }
+        if prefix:
+            params["prefix"] = prefix
+        if token:
+            params["pageToken"] = token
+        out = await fs._call("GET", "b/{}/o", bucket, json_out=True, **params)
+        return out.get("items", []), out.get("nextPageToken")
+
+    cut = len(prefix)
+    for raw in _paged(fs, fetch, page_size):
+        yield _Page(
+            keys=[o["name"][cut:] for o in raw],
+            sizes=[int(o.get("size", 0)) for o in raw],
+            mtimes=[_parse_time(o.get("updated")) for o in raw],
+            etags=[_gcs_etag(o) for o in raw],
+        )
+
+
+def _gcs_etag(obj: dict) -> str:
+    md5 = obj.get("md5Hash")
+    if md5:
+        import base64
+
+        return "md5:" + base64.b64decode(md5).hex()
+    return f"gen:{obj.get('generation', '')}"
+
+
+def _azure_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
+    container, prefix = _split(root)
+    per_request = min(page_size, _MAX_PAGE["az"])
+
+    async def fetch(token: str | None) -> tuple[list[Any], str | None]:
+        async with fs.service_client.get_container_client(container) as client:
+            pages = client.list_blobs(name_starts_with=prefix or None, results_per_page=per_request).by_page(
+                continuation_token=token
+            )
+            try:
+                page = await pages.__anext__()
+            except StopAsyncIteration:
+                return [], None
+            items = [blob async for blob in page]
+            return items, pages.continuation_token or None
+
+    cut = len(prefix)
+    try:
+        for raw in _paged(fs, fetch, page_size):
+            yield _Page(
+                keys=[b.name[cut:] for b in raw],
+                sizes=[int(b.size or 0) for b in raw],
+                mtimes=[_utc(b.last_modified) for b in raw],
+                etags=[_azure_etag(b) for b in raw],
+            )
+    except Exception as exc:  # azure's ResourceNotFoundError → the same error as the other stores
+        if type(exc).__name__ == "ResourceNotFoundError":
+            raise FileNotFoundError(f"Azure container {container!r} does not exist: {exc}") from exc
+        raise
+
+
+def _azure_etag(blob: Any) -> str:
+    settings = getattr(blob, "content_settings", None)
+    md5 = getattr(settings, "content_md5", None) if settings is not None else None
+    if md5:
+        return "md5:" + bytes(md5).hex()
+    return "etag:" + str(blob.etag).strip('"')
+
+
+def _utc(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _parse_time(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    return _utc(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+
+
+# ---------------------------------------------------------------------------------------------- local disk
+
+
+def _local_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
+    if not os.path.exists(root):
+        raise FileNotFoundError(f"Local datasource {root!r} does not exist: create it or fix the datasource URI.")
+    if not os.path.isdir(root):
+        raise NotADirectoryError(f"Local datasource {root!r} is a file: point the datasource URI at its folder.")
+    page = _Page(keys=[], sizes=[], mtimes=[], stat_keys=[])
+    for rel, path, st in _walk(root):
+        try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:
+            logger.warning("skipping %r: its name is not valid UTF-8, so it cannot be a key", path)
+            continue
+        page.keys.append(rel)
+        page.sizes.append(st.st_size)
+        page.mtimes.append(st.st_mtime_ns // 1000)
+        page.stat_keys.append((path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+        if len(page.keys) >= page_size:
+            yield page
+            page = _Page(keys=[], sizes=[], mtimes=[], stat_keys=[])
+    if page.keys:
+        yield page
+
+
+def _walk(root: str) -> Iterator[tuple[str, str, os.stat_result]]:
+    """Files below ``root`` in key order (as object stores list them), without following folder symlinks."""
+    stack: list[Iterator[tuple[str, Any]]] = [iter(_sorted_entries(root, ""))]
+    while stack:
+        try:
+            key, entry = next(stack[-1])
+        except StopIteration:
+            stack.pop()
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(iter(_sorted_entries(entry.path, key)))
+            elif entry.is_file():
+                yield key, entry.path, entry.stat()
+        except FileNotFoundError:
+            continue  # removed while we walk
+
+
+def _sorted_entries(folder: str, rel: str) -> list[tuple[str, Any]]:
+    try:
+        with os.scandir(folder) as it:
+            entries = list(it)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    keyed = []
+    for entry in entries:
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        keyed.append((f"{rel}{entry.name}/" if is_dir else f"{rel}{entry.name}", entry))
+    keyed.sort(key=lambda item: item[0].encode("utf-8", "surrogateescape"))
+    return keyed
+
+
+class _HashCache:
+    """In-process LRU of local content hashes keyed by the file's stat signature."""
+
+    def __init__(self, capacity: int = 500_000) -> None:
+        self.capacity = capacity
+        self._data: OrderedDict[tuple, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> str | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: tuple, value: str) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.capacity:
+                self._data.popitem(last=False)
+
+
+_HASHES = _HashCache()
+
+
+def _sha256_file(stat_key: tuple) -> str | None:
+    cached = _HASHES.get(stat_key)
+    if cached is not None:
+        return cached
+    digest = hashlib.sha256()
+    try:
+        with open(stat_key[0], "rb") as fh:
+            while chunk := fh.read(_HASH_CHUNK):
+                digest.update(chunk)
+    except FileNotFoundError:
+        return None  # deleted between walking and hashing
+    value = "sha256:" + digest.hexdigest()
+    _HASHES.put(stat_key, value)
+    return value
+
+
+def _local_etags(stat_keys: list[tuple]) -> list[str | None]:
+    if len(stat_keys) < 16:
+        return [_sha256_file(k) for k in stat_keys]
+    workers = min(8, (os.cpu_count() or 2) * 2)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lightly-hash") as pool:
+        return list(pool.map(_sha256_file, stat_keys, chunksize=64))
+
+
+_PAGERS: dict[str, Callable[[Any, str, int], Iterator[_Page]]] = {
+    "file": _local_pages,
+    "s3": _s3_pages,
+    "gs": _gcs_pages,
+    "az": _azure_pages,
+}

@@ -1,0 +1,160 @@
+"""Manifest shards: the run's files to process, as deterministic Parquet shards in the staging area."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lightly_airflow import staging
+from lightly_airflow.columns import (
+    DATASOURCE_URI_METADATA_KEY,
+    KEY,
+    LIGHTLY_URI_METADATA_KEY,
+    MANIFEST_COLUMNS,
+)
+from lightly_airflow.datasource.records import MANIFEST_SCHEMA
+from lightly_airflow.storage import StorageCredentials, filesystem, protocol_of
+
+logger = logging.getLogger(__name__)
+
+_SHARD_NAME = re.compile(r"^shard-(\d{5,})\.parquet$")
+
+
+def shard_count(rows: int, *, max_shards: int = 1024, min_shard_size: int = 256) -> int:
+    """How many shards ``rows`` files make: each holds at least ``min_shard_size`` (unless the run is smaller)
+    and there are never more than ``max_shards`` (Airflow's ``max_map_length`` is 1024)."""
+    if rows <= 0:
+        return 0
+    return max(1, min(max_shards, rows // min_shard_size))
+
+
+def write_manifests(
+    files: pa.Table,
+    datapool_uri: str,
+    run_id: str,
+    *,
+    datasource_uri: str,
+    lightly_uri: str | None = None,
+    credentials: StorageCredentials | None = None,
+    max_shards: int = 1024,
+    min_shard_size: int = 256,
+) -> list[str]:
+    """Write ``files`` as manifest shards ``<datapool>/_staging/<run>/manifest/shard-NNNNN.parquet``.
+
+    Rows are sorted by key and split evenly, so a retried task writes byte-identical files; shards with a
+    higher index left by an earlier attempt are removed.
+
+    :param files: rows with ``key, size, etag, mtime`` (the output of :func:`new_files`).
+    :param datapool_uri: the datapool whose staging area receives the shards.
+    :param run_id: the Airflow run id.
+    :param datasource_uri: where the files live (recorded in the schema metadata for the stages).
+    :param lightly_uri: where ``.lightly/`` lives; ``None`` records ``datasource_uri``.
+    :param credentials: credentials of the datapool's store.
+    :param max_shards: the most shards to write.
+    :param min_shard_size: the fewest rows per shard before the run is split further.
+    :returns: the shard URIs in index order (empty when ``files`` is empty).
+    :raises ValueError: for bad sizes, missing columns or duplicate keys.
+    """
+    if max_shards < 1 or min_shard_size < 1:
+        raise ValueError(f"max_shards ({max_shards}) and min_shard_size ({min_shard_size}) must be at least 1.")
+    if not datasource_uri:
+        raise ValueError("datasource_uri is empty: pass the datasource the manifest's keys are relative to.")
+    protocol_of(datasource_uri)
+    if lightly_uri:
+        protocol_of(lightly_uri)
+    missing = [c for c in MANIFEST_COLUMNS if c not in files.column_names]
+    if missing:
+        raise ValueError(f"Cannot write manifests: columns {missing} are missing (have {files.column_names}).")
+    table = pa.Table.from_arrays(
+        [files.column(c).cast(MANIFEST_SCHEMA.field(c).type) for c in MANIFEST_COLUMNS], schema=MANIFEST_SCHEMA
+    )
+    if table.num_rows > 1:
+        table = table.take(pc.sort_indices(table, sort_keys=[(KEY, "ascending")]))
+    if pc.count_distinct(table.column(KEY)).as_py() != table.num_rows:
+        raise ValueError("Cannot write manifests: the file list has duplicate keys; pass one row per file.")
+    metadata = {
+        DATASOURCE_URI_METADATA_KEY.encode(): json.dumps(datasource_uri).encode(),
+        LIGHTLY_URI_METADATA_KEY.encode(): json.dumps(lightly_uri or datasource_uri).encode(),
+    }
+    table = table.replace_schema_metadata(metadata)
+    count = shard_count(table.num_rows, max_shards=max_shards, min_shard_size=min_shard_size)
+    fs, _ = filesystem(datapool_uri, credentials)
+    uris = []
+    for index in range(count):
+        start = table.num_rows * index // count
+        stop = table.num_rows * (index + 1) // count
+        uri = staging.shard_uri(datapool_uri, run_id, staging.MANIFEST, index)
+        _write(fs, filesystem(uri, credentials)[1], table.slice(start, stop - start), local=protocol_of(uri) == "file")
+        uris.append(uri)
+    _remove_stale(fs, datapool_uri, run_id, count, credentials)
+    logger.info("wrote %d manifest shards (%d files) for run %s", count, table.num_rows, run_id)
+    return uris
+
+
+def _write(fs: Any, path: str, table: pa.Table, *, local: bool) -> None:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    data = buffer.getvalue()
+    parent = path.rsplit("/", 1)[0]
+    if local:
+        os.makedirs(parent, exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    else:
+        fs.pipe_file(path, data)
+
+
+def _remove_stale(fs: Any, datapool_uri: str, run_id: str, count: int, credentials: StorageCredentials | None) -> None:
+    folder = staging.shard_uri(datapool_uri, run_id, staging.MANIFEST, 0).rsplit("/", 1)[0]
+    _, path = filesystem(folder, credentials)
+    try:
+        fs.invalidate_cache(path)
+        names = fs.ls(path, detail=False)
+    except FileNotFoundError:
+        return
+    for name in names:
+        match = _SHARD_NAME.match(name.rstrip("/").rsplit("/", 1)[-1])
+        if match and int(match.group(1)) >= count:
+            logger.info("removing stale manifest shard %s from an earlier attempt", name)
+            fs.rm_file(name)
+
+
+def read_manifest(uri: str, credentials: StorageCredentials | None = None) -> tuple[pa.Table, dict[str, Any]]:
+    """Read one manifest shard.
+
+    :param uri: ``…/_staging/<run>/manifest/shard-NNNNN.parquet``.
+    :param credentials: credentials of the datapool's store.
+    :returns: the table (``key, size, etag, mtime``) and its decoded ``lightly.*`` schema metadata, e.g.
+        ``{"lightly.datasource_uri": "s3://bucket/images", "lightly.lightly_uri": "gs://other/meta"}``.
+    :raises FileNotFoundError: when the shard does not exist.
+    :raises ValueError: when it is not a manifest (columns missing).
+    """
+    fs, path = filesystem(uri, credentials)
+    try:
+        with fs.open(path, "rb") as fh:
+            table = pq.read_table(fh)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Manifest shard {uri} does not exist: run the listing task of this run first.") from None
+    missing = [c for c in MANIFEST_COLUMNS if c not in table.column_names]
+    if missing:
+        raise ValueError(f"{uri} is not a manifest shard: columns {missing} are missing (has {table.column_names}).")
+    meta: dict[str, Any] = {}
+    for raw_key, raw_value in (table.schema.metadata or {}).items():
+        key = raw_key.decode("utf-8", "replace")
+        if not key.startswith("lightly."):
+            continue
+        try:
+            meta[key] = json.loads(raw_value)
+        except ValueError:
+            meta[key] = raw_value.decode("utf-8", "replace")
+    return table, meta

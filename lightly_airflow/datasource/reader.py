@@ -1,0 +1,86 @@
+"""Read the bytes of listed files from any store, the same way in every stage."""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Sequence
+
+from lightly_airflow.lightly_dir import check_relative_file_name
+from lightly_airflow.storage import StorageCredentials, filesystem
+
+logger = logging.getLogger(__name__)
+
+
+class MissingFileError(FileNotFoundError):
+    """A listed file that is gone (deleted between listing and reading); ``key`` names it."""
+
+    def __init__(self, datasource_uri: str, key: str) -> None:
+        super().__init__(
+            errno.ENOENT,
+            f"{key!r} was listed in {datasource_uri} but no longer exists (deleted or renamed after listing)",
+            key,
+        )
+        self.key = key
+        self.datasource_uri = datasource_uri
+
+
+def _checked(key: str) -> str:
+    problem = check_relative_file_name(key)
+    if problem:
+        raise ValueError(f"Key {key!r} {problem}.")
+    return key
+
+
+def read_bytes(datasource_uri: str, key: str, credentials: StorageCredentials | None = None) -> bytes:
+    """The bytes of ``key`` (relative to ``datasource_uri``) on any store.
+
+    :param datasource_uri: the datasource root the key is relative to.
+    :param key: ``/``-separated relative path, as in a manifest.
+    :param credentials: credentials of that store.
+    :raises MissingFileError: (a ``FileNotFoundError``) naming the key when the file does not exist.
+    :raises ValueError: for a key that leaves the datasource (``..``, absolute paths).
+    """
+    fs, root = filesystem(datasource_uri, credentials)
+    path = f"{root}/{_checked(key)}"
+    try:
+        return fs.cat_file(path)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise MissingFileError(datasource_uri, key) from None
+
+
+def read_many(
+    datasource_uri: str, keys: Sequence[str], credentials: StorageCredentials | None = None, *, batch_size: int = 64
+) -> dict[str, bytes | Exception]:
+    """Fetch many files concurrently (one ``fs.cat`` per batch); a failure is returned per key, never raised.
+
+    :returns: key -> bytes, :class:`MissingFileError` for a file that is gone, or the read error.
+    """
+    fs, root = filesystem(datasource_uri, credentials)
+    out: dict[str, bytes | Exception] = {}
+    for start in range(0, len(keys), max(1, batch_size)):
+        chunk = list(keys[start : start + batch_size])
+        paths = {}
+        for key in chunk:
+            try:
+                paths[f"{root}/{_checked(key)}"] = key
+            except ValueError as exc:
+                out[key] = exc
+        if not paths:
+            continue
+        try:
+            got = fs.cat(list(paths), on_error="return")
+        except Exception as exc:  # noqa: BLE001 - fall back to one by one, errors reported per key
+            logger.debug("batched read failed (%s); reading one by one", exc)
+            got = {}
+            for path, key in paths.items():
+                try:
+                    got[path] = fs.cat_file(path)
+                except Exception as one:  # noqa: BLE001
+                    got[path] = one
+        for path, key in paths.items():
+            value = got.get(path, FileNotFoundError(path))
+            if isinstance(value, (FileNotFoundError, IsADirectoryError, NotADirectoryError)):
+                value = MissingFileError(datasource_uri, key)
+            out[key] = value
+    return out

@@ -1,0 +1,65 @@
+"""The manifest record schema and the key filters shared by every store."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lightly_airflow.columns import ETAG, KEY, MTIME, SIZE
+from lightly_airflow.lightly_dir import LIGHTLY_DIR, VIDEO_EXTENSIONS as _VIDEO
+
+#: Image extensions Lightly accepts (anything Pillow opens among these), lower case, without the dot.
+IMAGE_EXTENSIONS: tuple[str, ...] = ("png", "jpg", "jpeg", "bmp", "gif", "tiff", "tif")
+#: Video extensions Lightly accepts.
+VIDEO_EXTENSIONS: tuple[str, ...] = tuple(_VIDEO)
+
+MANIFEST_SCHEMA = pa.schema(
+    [
+        pa.field(KEY, pa.string(), nullable=False),
+        pa.field(SIZE, pa.int64(), nullable=False),
+        pa.field(ETAG, pa.string(), nullable=False),
+        pa.field(MTIME, pa.timestamp("us", tz="UTC"), nullable=True),
+    ]
+)
+
+
+def normalise_extensions(extensions: Collection[str] | str) -> tuple[str, ...]:
+    """Lower-case extensions without dots; ``"*"`` (or a collection holding it) means every file.
+
+    :raises ValueError: for an empty collection or a blank extension.
+    """
+    if isinstance(extensions, str):
+        extensions = [extensions]
+    out = []
+    for ext in extensions:
+        ext = str(ext).strip().lower().lstrip(".")
+        if not ext:
+            raise ValueError(f"Empty file extension in {list(extensions)!r}: pass e.g. ['png', 'jpg'] or ['*'].")
+        out.append(ext)
+    if not out:
+        raise ValueError("No file extensions given: pass e.g. IMAGE_EXTENSIONS or ['*'] for every file.")
+    return tuple(dict.fromkeys(out))
+
+
+def extension_regex(extensions: tuple[str, ...]) -> str | None:
+    """RE2 regex matching keys with one of ``extensions`` (case-insensitive use); ``None`` for every file."""
+    if "*" in extensions:
+        return None
+    alternatives = "|".join("".join("\\" + c if not c.isalnum() else c for c in ext) for ext in extensions)
+    return r"\.(?:" + alternatives + r")$"
+
+
+def base_mask(keys: pa.Array, ext_regex: str | None) -> pa.Array:
+    """Keys that are files we may list: not inside any ``.lightly/`` folder, not a folder marker, right extension."""
+    keep = pc.invert(pc.match_substring_regex(keys, r"(?:^|/)" + LIGHTLY_DIR.replace(".", r"\.") + "/"))
+    keep = pc.and_(keep, pc.invert(pc.ends_with(keys, "/")))
+    keep = pc.and_(keep, pc.not_equal(keys, ""))
+    if ext_regex is not None:
+        keep = pc.and_(keep, pc.match_substring_regex(keys, ext_regex, ignore_case=True))
+    return pc.fill_null(keep, False)
+
+
+def empty_table() -> pa.Table:
+    return MANIFEST_SCHEMA.empty_table()

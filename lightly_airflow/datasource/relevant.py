@@ -1,0 +1,218 @@
+"""Relevant-filenames files (Lightly's ``relevant_filenames_file``) as a vectorised key filter.
+
+Format, one entry per line, paths relative to the datasource root (blank lines and ``#`` comments ignored;
+``\\#`` / ``\\!`` escape a leading ``#`` / ``!``):
+
+- ``subdir/image_2.png``: exactly this file (the whole line is the path, so spaces are allowed).
+- ``subdir/*`` (or ``subdir/``; ``*`` alone is the whole datasource): every file below the prefix, at any
+  depth.
+- after a prefix (or a glob selector such as ``*.png``), whitespace-separated gitignore-style rules that
+  apply inside that prefix, in order, the last matching rule winning: ``pattern`` excludes, ``!pattern``
+  re-includes. A rule without ``/`` (other than a trailing one) matches a name at any depth below the
+  prefix; a rule with ``/`` is anchored at the prefix; ``*`` and ``?`` never cross ``/``; ``**`` does;
+  ``[a-z]`` / ``[!a-z]`` are character classes; a trailing ``/`` matches directories only. A rule that
+  matches a directory matches every file below it, and unlike git a later ``!`` rule can re-include a file
+  inside an excluded directory. Write a space inside a rule as ``?`` or ``[ ]``.
+
+  Example: ``raw/* *.tmp tmp/ !tmp/keep.png`` = everything under ``raw/`` except ``*.tmp`` files and the
+  ``raw/tmp/`` folder, but including ``raw/tmp/keep.png``.
+
+A key is relevant when it is listed exactly or when any prefix line includes it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lightly_airflow.lightly_dir import check_relative_file_name
+
+_GLOB_CHARS = set("*?[")
+_PREFIX_LINE = re.compile(r"^(?P<selector>\*|.*?/\*?)(?:\s+(?P<rules>.*))?$")
+_RE2_SPECIAL = set(".^$*+?()[]{}|\\")
+
+
+class RelevantFilenamesError(ValueError):
+    """A line of a relevant-filenames file that cannot be used; names the line number and the fix."""
+
+
+@dataclass(frozen=True)
+class _Rule:
+    regex: str
+    include: bool
+
+
+@dataclass(frozen=True)
+class _Selection:
+    """One prefix/glob line: the keys it covers and its ordered exclude/re-include rules."""
+
+    prefix: str | None  # covers keys starting with it (None: covered by ``selector_regex``)
+    selector_regex: str | None
+    rules: tuple[_Rule, ...] = ()
+
+
+@dataclass(frozen=True)
+class RelevantFilenames:
+    """A parsed relevant-filenames file; :meth:`mask` filters an array of keys.
+
+    :param exact: keys listed verbatim.
+    :param selections: prefix/glob lines with their rules.
+    """
+
+    exact: frozenset[str] = frozenset()
+    selections: tuple[_Selection, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def parse(cls, text: str, *, source: str = "relevant filenames file") -> RelevantFilenames:
+        """Parse the text of a relevant-filenames file.
+
+        :param text: the file's content.
+        :param source: the file's name, used in error messages.
+        :raises RelevantFilenamesError: naming the file, the line and the problem.
+        """
+        exact: set[str] = set()
+        selections: list[_Selection] = []
+        for lineno, raw in enumerate(text.splitlines(), start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith(("\\#", "\\!")):
+                line = line[1:]
+            elif line.startswith("!"):
+                raise RelevantFilenamesError(
+                    f"{source}, line {lineno}: {raw!r} starts with '!' but a re-include rule must follow a prefix "
+                    "on the same line (e.g. 'dir/* *.tmp !keep.tmp'); escape a literal '!' as '\\!'."
+                )
+            where = f"{source}, line {lineno} ({raw.strip()!r})"
+            match = _PREFIX_LINE.match(line)
+            if match:
+                selector = match["selector"]
+                prefix = "" if selector == "*" else selector.rstrip("*")
+                if prefix:
+                    _check_path(prefix.rstrip("/"), where)
+                if _GLOB_CHARS & set(prefix):
+                    raise RelevantFilenamesError(f"{where}: wildcards are only allowed at the end ('dir/*') or in rules.")
+                rules = _parse_rules(match["rules"] or "", prefix, where)
+                selections.append(_Selection(prefix=prefix, selector_regex=None, rules=rules))
+                continue
+            first, _, rest = line.partition(" ")
+            if _GLOB_CHARS & set(first):
+                head = first.lstrip("/")
+                selections.append(
+                    _Selection(prefix=None, selector_regex=_glob_regex(head, "", where), rules=_parse_rules(rest, "", where))
+                )
+                continue
+            _check_path(line, where)
+            exact.add(line)
+        return cls(frozenset(exact), tuple(selections))
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.exact and not self.selections
+
+    def mask(self, keys: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """Boolean mask: which ``keys`` are relevant (vectorised, RE2 regexes; no Python loop over keys)."""
+        if isinstance(keys, pa.ChunkedArray):
+            keys = keys.combine_chunks()
+        keys = keys.cast(pa.string())
+        if self.exact:
+            result = pc.is_in(keys, value_set=pa.array(sorted(self.exact), pa.string()))
+        else:
+            result = pa.array([False] * len(keys), pa.bool_())
+        for sel in self.selections:
+            if sel.prefix is not None:
+                covered = pc.starts_with(keys, sel.prefix) if sel.prefix else pa.array([True] * len(keys))
+            else:
+                covered = pc.match_substring_regex(keys, sel.selector_regex)
+            state = covered
+            for rule in sel.rules:
+                hit = pc.match_substring_regex(keys, rule.regex)
+                state = pc.or_(state, pc.and_(hit, covered)) if rule.include else pc.and_(state, pc.invert(hit))
+            result = pc.or_(result, state)
+        return pc.fill_null(result, False)
+
+    def __contains__(self, key: str) -> bool:
+        return bool(self.mask(pa.array([key], pa.string()))[0].as_py())
+
+
+def _check_path(path: str, where: str) -> None:
+    problem = check_relative_file_name(path)
+    if problem:
+        raise RelevantFilenamesError(f"{where}: the path {problem}.")
+
+
+def _parse_rules(text: str, prefix: str, where: str) -> tuple[_Rule, ...]:
+    rules = []
+    for token in text.split():
+        include = token.startswith("!")
+        pattern = token[1:] if include else token
+        if pattern.startswith("\\!"):
+            pattern = pattern[1:]
+        if not pattern or pattern in ("/", "!"):
+            raise RelevantFilenamesError(f"{where}: empty rule {token!r}.")
+        if ".." in pattern.split("/"):
+            raise RelevantFilenamesError(f"{where}: rule {token!r} must not contain '..'.")
+        rules.append(_Rule(regex=_gitignore_regex(pattern, prefix, where), include=include))
+    return tuple(rules)
+
+
+def _gitignore_regex(pattern: str, prefix: str, where: str) -> str:
+    """RE2 regex over whole keys for a gitignore-style rule relative to ``prefix``."""
+    dir_only = pattern.endswith("/")
+    body = pattern.rstrip("/")
+    anchored = "/" in body
+    body = body.lstrip("/")
+    core = _glob_body(body, where)
+    lead = "" if anchored or body.startswith("**/") else "(?:.*/)?"
+    tail = "/.*" if dir_only else "(?:/.*)?"
+    return "^" + _escape(prefix) + lead + core + tail + "$"
+
+
+def _glob_regex(glob: str, prefix: str, where: str) -> str:
+    """RE2 regex for a glob selector matched against whole keys (a name-only glob matches at any depth)."""
+    lead = "" if "/" in glob else "(?:.*/)?"
+    return "^" + _escape(prefix) + lead + _glob_body(glob, where) + "(?:/.*)?$"
+
+
+def _glob_body(glob: str, where: str) -> str:
+    out: list[str] = []
+    i, n = 0, len(glob)
+    while i < n:
+        c = glob[i]
+        if glob.startswith("**/", i) and (i == 0 or glob[i - 1] == "/"):
+            out.append("(?:.*/)?")
+            i += 3
+        elif glob.startswith("**", i) and (i == 0 or glob[i - 1] == "/") and i + 2 == n:
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            end = glob.find("]", i + 2)
+            if end < 0:
+                raise RelevantFilenamesError(f"{where}: unclosed '[' in {glob!r}.")
+            inner = glob[i + 1 : end]
+            negate = inner.startswith(("!", "^"))
+            if negate:
+                inner = inner[1:]
+            inner = inner.replace("\\", "\\\\").replace("]", "\\]").replace("[", "\\[")
+            out.append("[" + ("^/" if negate else "") + inner + "]")
+            i = end + 1
+        elif c == "\\" and i + 1 < n:
+            out.append(_escape(glob[i + 1]))
+            i += 2
+        else:
+            out.append(_escape(c))
+            i += 1
+    return "".join(out)
+
+
+def _escape(text: str) -> str:
+    return "".join("\\" + c if c in _RE2_SPECIAL else c for c in text)
