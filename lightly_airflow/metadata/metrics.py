@@ -7,7 +7,7 @@ Metrics (lightly-compat.md §5), all on the decoded first frame:
   smaller than 3×3);
 - ``snr``: mean / std of all RGB values (0 when std is 0);
 - ``sizeInBytes``: the file's size;
-- ``luminance``: mean grayscale value scaled to 0–100;
+- ``luminance``: mean luma (0.299 R + 0.587 G + 0.114 B) scaled to 0–100;
 - ``width``, ``height``;
 - ``meanRed``, ``meanGreen``, ``meanBlue``, ``stdRed``, ``stdGreen``, ``stdBlue``: per-channel mean/std (0–255).
 
@@ -69,44 +69,46 @@ class ImageResult:
 def laplacian_std(gray: np.ndarray) -> float:
     """Standard deviation of the 3×3 Laplacian (centre 8, neighbours −1) over the valid region.
 
-    Computed as ``9·centre − box3×3`` with separable sums in int32 (exact for 8-bit input).
+    Computed as ``9·centre − box3×3`` with separable sums in int16 (exact for 8-bit input: |response| ≤ 2295).
 
-    :param gray: 2-D array of grayscale values.
+    :param gray: 2-D array of 8-bit grayscale values.
     """
     if gray.ndim != 2 or gray.shape[0] < 3 or gray.shape[1] < 3:
         return 0.0
-    g = gray.astype(np.int32, copy=False)
+    g = gray.astype(np.int16)
     rows = g[:-2] + g[1:-1] + g[2:]
     box = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
-    lap = 9 * g[1:-1, 1:-1] - box
+    lap = (9 * g[1:-1, 1:-1] - box).ravel().astype(np.int32)
     n = lap.size
-    s = float(lap.sum(dtype=np.int64))
-    ss = float(np.einsum("ij,ij->", lap, lap, dtype=np.float64))
-    var = max(ss / n - (s / n) ** 2, 0.0)
+    # Exact integer sums, and no BLAS call (a float64 dot can stall on a busy machine's BLAS threads).
+    mean = int(lap.sum(dtype=np.int64)) / n
+    var = max(int(np.multiply(lap, lap).sum(dtype=np.int64)) / n - mean * mean, 0.0)
     return float(np.sqrt(var))
 
 
-def compute_metrics(rgb: np.ndarray, gray: np.ndarray, size_in_bytes: int) -> dict[str, float]:
-    """All ``lightly.*`` metrics of one decoded image.
+_LEVELS = np.arange(256, dtype=np.float64)
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 
-    :param rgb: ``(H, W, 3)`` uint8 array.
-    :param gray: ``(H, W)`` uint8 luma of the same image.
-    :param size_in_bytes: the file's size.
-    """
+
+def _hist_stats(hist: np.ndarray) -> tuple[float, float]:
+    """(mean, variance) of 8-bit values from their 256-bin histogram."""
+    n = float(hist.sum())
+    mean = float((hist * _LEVELS).sum()) / n
+    return mean, max(float((hist * _LEVELS * _LEVELS).sum()) / n - mean * mean, 0.0)
+
+
+def _metrics_from(rgb_hist: np.ndarray, gray: np.ndarray, size_in_bytes: int) -> dict[str, float]:
     h, w = gray.shape
-    flat = rgb.reshape(-1, 3)
-    n = flat.shape[0]
-    sums = flat.sum(axis=0, dtype=np.int64).astype(np.float64)
-    f = flat.astype(np.float32)
-    sq = np.einsum("ij,ij->j", f, f, dtype=np.float64)
-    means = sums / n
-    variances = np.maximum(sq / n - means**2, 0.0)
-    stds = np.sqrt(variances)
+    stats = [_hist_stats(rgb_hist[256 * c : 256 * (c + 1)]) for c in range(3)]
+    means = np.array([m for m, _ in stats])
+    variances = np.array([v for _, v in stats])
     overall_mean = float(means.mean())
-    overall_var = max(float((variances + means**2).mean() - overall_mean**2), 0.0)
+    overall_var = max(float((variances + means**2).mean()) - overall_mean**2, 0.0)
     overall_std = float(np.sqrt(overall_var))
-    snr = overall_mean / overall_std if overall_std > 1e-12 else 0.0
-    luminance = float(gray.mean(dtype=np.float64)) / 255.0 * 100.0
+    snr = overall_mean / overall_std if overall_std > 1e-9 else 0.0
+    # Mean luma (ITU-R 601) = the same weights applied to the channel means: no second pass over the pixels.
+    luminance = float((LUMA_WEIGHTS * means).sum()) / 255.0 * 100.0
+    stds = np.sqrt(variances)
     return {
         "sharpness": laplacian_std(gray),
         "snr": snr,
@@ -121,6 +123,21 @@ def compute_metrics(rgb: np.ndarray, gray: np.ndarray, size_in_bytes: int) -> di
         "stdGreen": float(stds[1]),
         "stdBlue": float(stds[2]),
     }
+
+
+def compute_metrics(rgb: np.ndarray, gray: np.ndarray, size_in_bytes: int) -> dict[str, float]:
+    """All ``lightly.*`` metrics of one decoded image (mean/std/SNR/luminance exact, from histograms).
+
+    :param rgb: ``(H, W, 3)`` uint8 array.
+    :param gray: ``(H, W)`` uint8 luma of the same image.
+    :param size_in_bytes: the file's size.
+    """
+    rgb_hist = np.concatenate([np.bincount(rgb[..., c].ravel(), minlength=256) for c in range(3)])
+    return _metrics_from(rgb_hist, gray, size_in_bytes)
+
+
+def _metrics_of_image(rgb_img: Image.Image, size_in_bytes: int) -> dict[str, float]:
+    return _metrics_from(np.asarray(rgb_img.histogram(), np.float64), np.asarray(rgb_img.convert("L")), size_in_bytes)
 
 
 def _extension(key: str) -> str:
@@ -193,9 +210,7 @@ def inspect_image(data: bytes, key: str, size_in_bytes: int | None = None) -> Im
         return ImageResult(None, f"cannot decode image: {text}")
     except Exception as exc:  # noqa: BLE001 - a decoder plugin's own error: still one corrupt file
         return ImageResult(None, f"cannot decode image: {type(exc).__name__}: {exc}")
-    rgb = np.asarray(rgb_img)
-    gray = np.asarray(rgb_img.convert("L"))
-    return ImageResult(compute_metrics(rgb, gray, size), None)
+    return ImageResult(_metrics_of_image(rgb_img, size), None)
 
 
 def _inspect_strict(img: Image.Image, data: bytes, size: int) -> ImageResult:
@@ -209,7 +224,5 @@ def _inspect_strict(img: Image.Image, data: bytes, size: int) -> ImageResult:
         return ImageResult(None, f"truncated or undecodable image: {exc}")
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
-    rgb = np.asarray(rgb_img)
-    gray = np.asarray(rgb_img.convert("L"))
-    return ImageResult(compute_metrics(rgb, gray, size), None)
+    return ImageResult(_metrics_of_image(rgb_img, size), None)
 
