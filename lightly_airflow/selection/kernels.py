@@ -89,17 +89,63 @@ def float32_margin(dim: int, max_sqnorm: float) -> float:
 KeyFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``key(d2, indices) -> float64 keys``: the greedy objective of points given their squared distances."""
 
+_SLACK = 1e-7  # distance units; covers float64 rounding of canonical values and block bounds
+
+
+def spatial_blocks(x: np.ndarray, labels: np.ndarray, block: int, seed: int = 0) -> np.ndarray:
+    """Order points into blocks of ``block`` nearby points of one label (a 2-pivot projection tree).
+
+    Each label's points are split recursively at the median of their projection onto the direction between
+    two far-apart points of the node, until a node fits in a block; every label is padded to whole blocks.
+
+    :param x: (N, D) float32 points.
+    :param labels: (N,) int labels (blocks never mix labels).
+    :param block: block size.
+    :returns: (n_blocks * block,) int64 positions into ``x``, -1 for padding.
+    """
+    rng = np.random.default_rng(seed)
+    out: list[np.ndarray] = []
+    for label in np.unique(labels):
+        stack = [np.flatnonzero(labels == label)]
+        leaves: list[np.ndarray] = []
+        while stack:
+            node = stack.pop()
+            if len(node) <= block:
+                leaves.append(node)
+                continue
+            pts = x[node]
+            a = pts[int(rng.integers(len(node)))]
+            b = pts[int(np.argmin(pts @ a))]
+            c = pts[int(np.argmin(pts @ b))]
+            proj = pts @ (b - c)
+            n_left = -(-len(node) // 2 // block) * block or block
+            part = np.argpartition(proj, n_left - 1) if n_left < len(node) else np.arange(len(node))
+            stack.append(node[part[n_left:]])
+            stack.append(node[part[:n_left]])
+        for leaf in leaves:
+            padded = np.full(block, -1, dtype=np.int64)
+            padded[: len(leaf)] = np.sort(leaf)
+            out.append(padded)
+    if not out:
+        return np.empty(0, dtype=np.int64)
+    return np.concatenate(out)
+
 
 class GreedyState:
-    """Nearest-selected distances of all candidates, kept exact under insertions of new centres.
+    """Nearest-selected distances of all candidates, kept exact under insertions of new selected vectors.
 
-    :param x: (N, D) float32 C-contiguous candidate embeddings (not copied).
-    :param key: maps squared distances of points (and their indices) to the value the greedy maximises;
-        must be non-decreasing in ``d2`` only when ``key_is_d2`` is used for bounds (it is not required for
-        correctness: group maxima are recomputed exactly).
-    :param labels: optional int class label per point (groups are split by label so the best point of a
-        (centre, label) group is the best of that label there); ``None`` = one label.
-    :param n_labels: number of distinct labels.
+    Points are stored in blocks of ``block`` spatially close points of one label (:func:`spatial_blocks`),
+    each with a bounding ball. Inserting a selected vector ``p`` visits only blocks whose ball could hold a
+    point closer to ``p`` than its current nearest selected sample (``d(b, p) - R_b < max d_min`` in the
+    block); inside those, float32 BLAS distances with a proven error bound (:func:`float32_margin`) rule
+    out most points and the rest get canonical distances (:func:`canonical_d2`).
+
+    :param x: (N, D) float32 candidate embeddings.
+    :param key: maps squared distances (and original indices) of points to the value the greedy maximises.
+    :param labels: optional int label per point in ``[0, n_labels)``; blocks never mix labels, so
+        :meth:`best` can add a per-label bonus (BALANCE) exactly.
+    :param n_labels: number of labels.
+    :param block: points per block.
     """
 
     def __init__(
@@ -108,108 +154,94 @@ class GreedyState:
         key: KeyFunction,
         labels: np.ndarray | None = None,
         n_labels: int = 1,
+        block: int = 32,
     ) -> None:
-        if x.dtype != np.float32 or not x.flags.c_contiguous:
-            raise ValueError("GreedyState needs a C-contiguous float32 embedding matrix.")
+        x = np.ascontiguousarray(x, dtype=np.float32)
         n, dim = x.shape
-        self.x = x
         self.n = n
         self.dim = dim
-        self.sqn = canonical_sqnorms(x)
+        self.block = block
         self.key_fn = key
-        self.labels = np.zeros(n, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
+        labels = np.zeros(n, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
         self.n_labels = max(int(n_labels), 1)
-        self.d2 = np.full(n, np.inf, dtype=np.float64)
-        self.key = key(self.d2, np.arange(n))
-        self.selected = np.zeros(n, dtype=bool)
-        self.group_of = np.empty(n, dtype=np.int64)
+        order = spatial_blocks(x, labels, block)
+        alive = order >= 0
+        self.orig = np.where(alive, order, n)  # original index per slot; n = padding
+        self.pos = np.empty(n, dtype=np.int64)
+        self.pos[order[alive]] = np.flatnonzero(alive)
+        nb = len(order) // block
+        self.n_blocks = nb
+        self.x = np.zeros((len(order), dim), dtype=np.float32)
+        self.x[alive] = x[order[alive]]
+        del x
+        self.x3 = self.x.reshape(nb, block, dim)
+        self.sqn = canonical_sqnorms(self.x)
+        self.sqn_b = self.sqn.reshape(nb, block)
         self.max_sqnorm = float(self.sqn.max()) if n else 1.0
-        # Centres (selected or preselected vectors); groups refer to a centre row or -1 (no centre yet).
-        self._centres = np.empty((16, dim), dtype=np.float32)
-        self._centre_sqn = np.empty(16, dtype=np.float64)
-        self.n_centres = 0
-        self.members: list[np.ndarray] = []
-        self._g_centre = np.empty(64, dtype=np.int64)
-        self._g_label = np.empty(64, dtype=np.int64)
-        self._g_radius2 = np.empty(64, dtype=np.float64)
-        self._g_best_key = np.empty(64, dtype=np.float64)
-        self._g_best_idx = np.empty(64, dtype=np.int64)
+        self.block_label = labels[order[::block]] if nb else np.zeros(0, dtype=np.int64)
+        # Bounding balls: centroid of live points, radius = largest distance to it (float64 + slack).
+        cnt = alive.reshape(nb, block).sum(axis=1)
+        cent = self.x3.astype(np.float64).sum(axis=1) / np.maximum(cnt, 1)[:, None]
+        diff = self.x3.astype(np.float64) - cent[:, None, :]
+        rad = np.sqrt((diff * diff).sum(axis=2))
+        rad[~alive.reshape(nb, block)] = 0.0
+        self.centre_b = cent
+        self.centre_sqn_b = (cent * cent).sum(axis=1)
+        self.radius_b = rad.max(axis=1) * (1 + 1e-9) + _SLACK
+        del diff, rad, cent
+        self.d2 = np.where(alive, np.inf, -1.0)
+        self.d2_b = self.d2.reshape(nb, block)
+        self.key = np.full(len(order), -np.inf)
+        self.key[alive] = key(self.d2[alive], self.orig[alive])
+        self.key_b = self.key.reshape(nb, block)
+        self.orig_b = self.orig.reshape(nb, block)
+        self.maxd2_b = np.empty(nb)
+        self.best_key_b = np.empty(nb)
+        self.best_idx_b = np.empty(nb, dtype=np.int64)
+        self._refresh(np.arange(nb))
         self.points_visited = 0
         self.points_recomputed = 0
-        all_idx = np.arange(n, dtype=np.int64)
-        for label in range(self.n_labels):
-            members = all_idx[self.labels == label]
-            if len(members):
-                self._new_group(-1, label, members)
 
-    # -- groups -----------------------------------------------------------------------------------------
-    def _new_group(self, centre: int, label: int, members: np.ndarray) -> None:
-        g = len(self.members)
-        if g == len(self._g_centre):
-            for name in ("_g_centre", "_g_label", "_g_radius2", "_g_best_key", "_g_best_idx"):
-                arr = getattr(self, name)
-                setattr(self, name, np.concatenate([arr, np.empty_like(arr)]))
-        self.members.append(members)
-        self._g_centre[g] = centre
-        self._g_label[g] = label
-        self.group_of[members] = g
-        self._refresh(g)
+    def _refresh(self, blocks: np.ndarray) -> None:
+        self.maxd2_b[blocks] = self.d2_b[blocks].max(axis=1)
+        kb = self.key_b[blocks]
+        top = kb.max(axis=1)
+        tied = (kb == top[:, None]) & (self.orig_b[blocks] < self.n)
+        self.best_key_b[blocks] = top
+        self.best_idx_b[blocks] = np.where(tied, self.orig_b[blocks], self.n).min(axis=1)
 
-    def _refresh(self, g: int) -> None:
-        m = self.members[g]
-        if len(m) == 0:
-            self._g_radius2[g] = -1.0
-            self._g_best_key[g] = -np.inf
-            self._g_best_idx[g] = -1
-            return
-        self._g_radius2[g] = self.d2[m].max()
-        k = self.key[m]
-        j = int(k.argmax())  # first maximum; members are kept in increasing index order
-        self._g_best_key[g] = k[j]
-        self._g_best_idx[g] = m[j]
-
-    def _add_centre(self, vec: np.ndarray, sqn: float) -> int:
-        if self.n_centres == len(self._centres):
-            grow = len(self._centres) * 2
-            self._centres = np.concatenate([self._centres, np.empty_like(self._centres)])[:grow]
-            self._centre_sqn = np.concatenate([self._centre_sqn, np.empty_like(self._centre_sqn)])[:grow]
-        c = self.n_centres
-        self._centres[c] = vec
-        self._centre_sqn[c] = sqn
-        self.n_centres += 1
-        return c
-
-    # -- public -------------------------------------------------------------------------------------------
     def best(self, label_bonus: np.ndarray | None = None) -> tuple[int, float]:
-        """The next pick: the point with the largest ``key (+ label_bonus[label])``, lowest index on ties.
+        """The next pick: largest ``key (+ label_bonus[label])``, lowest original index on ties.
 
-        :returns: (index, value), or (-1, -inf) when no unselected point is left.
+        :returns: (original index, value), or (-1, -inf) when no unselected point is left.
         """
-        ng = len(self.members)
-        keys = self._g_best_key[:ng]
-        idx = self._g_best_idx[:ng]
-        alive = idx >= 0
+        keys = self.best_key_b
+        if label_bonus is not None:
+            keys = keys + label_bonus[self.block_label]
+        alive = self.best_idx_b < self.n
         if not alive.any():
             return -1, -np.inf
-        if label_bonus is not None:
-            keys = keys + label_bonus[self._g_label[:ng]]
         keys = np.where(alive, keys, -np.inf)
         top = keys.max()
-        tied = (keys == top) & alive
-        return int(idx[tied].min()), float(top)
+        if np.isneginf(top):
+            return int(self.best_idx_b[alive].min()), float(top)
+        return int(self.best_idx_b[keys == top].min()), float(top)
+
+    def distance2(self, i: int) -> float:
+        """Canonical squared distance of original point ``i`` to its nearest selected vector."""
+        return float(self.d2[self.pos[i]])
 
     def select(self, i: int) -> None:
-        """Mark candidate ``i`` selected and make it a centre (distances of all others updated)."""
-        g = int(self.group_of[i])
-        self.selected[i] = True
-        self.members[g] = self.members[g][self.members[g] != i]
-        self._refresh(g)
-        self.d2[i] = 0.0
-        self.key[i] = -np.inf
-        self.insert(self.x[i], float(self.sqn[i]))
+        """Mark original point ``i`` selected and update every distance it improves."""
+        slot = int(self.pos[i])
+        vec = self.x[slot].copy()
+        self.d2[slot] = -1.0
+        self.key[slot] = -np.inf
+        self._refresh(np.array([slot // self.block]))
+        self.insert(vec, float(self.sqn[slot]))
 
     def insert(self, vec: np.ndarray, sqn: float | None = None) -> None:
-        """Add a selected vector (a pick or a preselected sample) and update every distance it improves.
+        """Add a selected vector (a pick or a preselected sample).
 
         :param vec: (D,) float32 vector.
         :param sqn: its canonical squared norm (computed when omitted).
@@ -217,57 +249,35 @@ class GreedyState:
         vec = np.ascontiguousarray(vec, dtype=np.float32)
         if sqn is None:
             sqn = float(canonical_sqnorms(vec[None, :])[0])
+        if self.n_blocks == 0:
+            return
+        v64 = vec.astype(np.float64)
+        db = np.sqrt(np.maximum(self.centre_sqn_b + (v64 @ v64) - 2.0 * (self.centre_b @ v64), 0.0))
+        reach = np.sqrt(np.maximum(self.maxd2_b, 0.0))
+        vis = np.flatnonzero((self.maxd2_b >= 0) & (db - self.radius_b - _SLACK < reach))
+        if not len(vis):
+            return
+        full = len(vis) == self.n_blocks
+        xv = self.x3 if full else self.x3[vis]
+        approx = (self.sqn_b if full else self.sqn_b[vis]) + sqn
+        approx -= 2.0 * (xv @ vec)
+        d2v = self.d2_b if full else self.d2_b[vis]
         margin = float32_margin(self.dim, max(self.max_sqnorm, sqn))
-        n_groups = len(self.members)
-        g_centre = self._g_centre[:n_groups]
-        radius2 = self._g_radius2[:n_groups]
-        # Lower bound of d(c, p) per group (0 for groups without centre).
-        lower = np.zeros(n_groups, dtype=np.float64)
-        has_c = g_centre >= 0
-        if self.n_centres:
-            approx_c = self._centre_sqn[: self.n_centres] + sqn - 2.0 * (
-                self._centres[: self.n_centres] @ vec
-            ).astype(np.float64)
-            lower_c = np.sqrt(np.maximum(approx_c - margin, 0.0))
-            lower[has_c] = lower_c[g_centre[has_c]]
-        # Visit groups that could contain a point closer to p: d(c, p) < 2 r (slack for float64 rounding).
-        radius = np.sqrt(np.maximum(radius2, 0.0)) * (1 + 1e-12) + 1e-12
-        visit = np.flatnonzero((radius2 >= 0) & (lower < 2.0 * radius))
-        parts = []
-        for g in visit:
-            m = self.members[g]
-            lg = lower[g]
-            if lg > 0.0:
-                m = m[4.0 * self.d2[m] * (1 + 1e-12) + 1e-12 > lg * lg]
-            if len(m):
-                parts.append(m)
-        c = self._add_centre(vec, sqn)
-        if not parts:
+        cand_mask = approx - margin < d2v
+        self.points_visited += len(vis) * self.block
+        if not cand_mask.any():
             return
-        pts = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        self.points_visited += len(pts)
-        approx = (self.sqn[pts] + sqn) - 2.0 * (self.x[pts] @ vec).astype(np.float64)
-        cand = pts[approx - margin < self.d2[pts]]
-        if not len(cand):
+        rows, cols = np.nonzero(cand_mask)
+        slots = (rows if full else vis[rows]) * self.block + cols
+        self.points_recomputed += len(slots)
+        exact = canonical_d2(self.x[slots], self.sqn[slots], vec, sqn)
+        better = exact < self.d2[slots]
+        upd = slots[better]
+        if not len(upd):
             return
-        self.points_recomputed += len(cand)
-        exact = canonical_d2(self.x[cand], self.sqn[cand], vec, sqn)
-        better = exact < self.d2[cand]
-        moved = cand[better]
-        if not len(moved):
-            return
-        order = np.argsort(moved, kind="stable")
-        moved = moved[order]
-        self.d2[moved] = exact[better][order]
-        self.key[moved] = self.key_fn(self.d2[moved], moved)
-        old_groups = np.unique(self.group_of[moved])
-        moved_labels = self.labels[moved]
-        for label in np.unique(moved_labels):
-            self._new_group(c, int(label), moved[moved_labels == label])
-        for g in old_groups:
-            m = self.members[g]
-            self.members[g] = m[self.group_of[m] == g]
-            self._refresh(int(g))
+        self.d2[upd] = exact[better]
+        self.key[upd] = self.key_fn(self.d2[upd], self.orig[upd])
+        self._refresh(np.unique(upd // self.block))
 
 
 def farthest_point_order(
@@ -299,7 +309,7 @@ def farthest_point_order(
         if i < 0:
             reason = "no_candidates_left"
             break
-        d = float(np.sqrt(state.d2[i]))
+        d = float(np.sqrt(state.distance2(i)))
         if min_distance is not None and d < min_distance:
             reason = "minimum_distance"
             break
