@@ -1,0 +1,185 @@
+"""Embed operators: the pod request built offline, mapping over shards, and local mode on real images."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+from airflow.sdk import DAG
+from kubernetes.client import models as k8s
+from PIL import Image
+from skimage import data
+
+from lightly_airflow.cli import build_parser
+from lightly_airflow.columns import DATASOURCE_URI_METADATA_KEY, EMBEDDING, KEY
+from lightly_airflow.operators.embed import (
+    EmbedPodOperator,
+    EmbedShardOperator,
+    embed_cli_arguments,
+    embed_operator_class,
+)
+
+MANIFEST = "s3://pool/_staging/manual__1-abc/manifest/shard-00003.parquet"
+
+
+def _pod(op: EmbedPodOperator) -> k8s.V1Pod:
+    with mock.patch.object(KubernetesHook, "_get_default_client"):
+        return op.build_pod_request_obj()
+
+
+def _base_container(pod: k8s.V1Pod) -> k8s.V1Container:
+    return next(c for c in pod.spec.containers if c.name == "base")
+
+
+def test_pod_request_runs_the_cli_on_a_gpu_node() -> None:
+    op = EmbedPodOperator(
+        task_id="embed", manifest_uri=MANIFEST, image="registry.example/lightly-worker:1.2", gpus=2, cpu="8",
+        memory="32Gi", node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4"},
+        tolerations=[{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}],
+        service_account_name="lightly-embedder", env_vars={"AWS_REGION": "eu-west-1"}, namespace="curation",
+        model="resnet-50", weights_uri="s3://models/r50.pth", dim=256,
+    )
+    pod = _pod(op)
+    container = _base_container(pod)
+    assert container.image == "registry.example/lightly-worker:1.2"
+    assert container.command == ["lightly-airflow"]
+    assert container.args == [
+        "embed", "--manifest", MANIFEST, "--model", "resnet-50", "--input-size", "64", "--device", "cuda",
+        "--batch-size", "256", "--weights", "s3://models/r50.pth", "--dim", "256", "--xcom-return",
+    ]
+    assert container.resources.limits == {"nvidia.com/gpu": "2", "cpu": "8", "memory": "32Gi"}
+    assert container.resources.requests == {"cpu": "8", "memory": "32Gi"}
+    env = {e.name: e.value for e in container.env}
+    assert env["AWS_REGION"] == "eu-west-1" and env["PYTHONUNBUFFERED"] == "1"
+    assert [(t.key, t.operator, t.value, t.effect) for t in pod.spec.tolerations] == [
+        ("dedicated", "Equal", "gpu", "NoSchedule")]
+    assert pod.spec.node_selector == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+    assert pod.spec.service_account_name == "lightly-embedder"
+    assert pod.metadata.namespace == "curation"
+    # The xcom sidecar reads /airflow/xcom/return.json, which the CLI writes with --xcom-return.
+    assert any(m.mount_path == "/airflow/xcom" for m in container.volume_mounts)
+    assert op.do_xcom_push is True and op.deferrable is True
+
+
+def test_pod_arguments_are_accepted_by_the_cli_parser() -> None:
+    args = embed_cli_arguments(
+        MANIFEST, output_uri="s3://pool/out.parquet", model="resnet-18", input_size=96, weights_uri="gs://m/w.pth",
+        dim=128, device="cuda", batch_size=512, num_workers=6, reuse_uri="s3://pool/reuse.parquet",
+        embeddings_csv=None,
+    )
+    ns = build_parser(only="embed").parse_args(args)
+    assert (ns.manifest, ns.output, ns.model, ns.input_size, ns.weights, ns.dim, ns.device, ns.batch_size,
+            ns.num_workers, ns.reuse, ns.embeddings_csv, ns.xcom_return) == (
+        MANIFEST, "s3://pool/out.parquet", "resnet-18", 96, "gs://m/w.pth", 128, "cuda", 512, 6,
+        "s3://pool/reuse.parquet", None, True)
+    assert callable(ns.func)
+
+
+def test_default_gpu_toleration_and_cpu_pods() -> None:
+    gpu = _pod(EmbedPodOperator(task_id="g", manifest_uri=MANIFEST))
+    assert [(t.key, t.operator, t.effect) for t in gpu.spec.tolerations] == [("nvidia.com/gpu", "Exists", "NoSchedule")]
+    assert _base_container(gpu).resources.limits == {"nvidia.com/gpu": "1"}
+    cpu_op = EmbedPodOperator(task_id="c", manifest_uri=MANIFEST, gpus=0, batch_size=32)
+    cpu = _pod(cpu_op)
+    assert not cpu.spec.tolerations
+    assert not (_base_container(cpu).resources.limits or {})
+    assert "cpu" == _base_container(cpu).args[_base_container(cpu).args.index("--device") + 1]
+    with pytest.raises(ValueError, match="gpus"):
+        EmbedPodOperator(task_id="x", manifest_uri=MANIFEST, gpus=-1)
+
+
+def test_deferrable_follows_the_lightly_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert EmbedPodOperator(task_id="a", manifest_uri=MANIFEST).deferrable is True
+    monkeypatch.setenv("AIRFLOW__LIGHTLY__DEFAULT_DEFERRABLE", "False")
+    assert EmbedPodOperator(task_id="b", manifest_uri=MANIFEST).deferrable is False
+    assert EmbedPodOperator(task_id="c", manifest_uri=MANIFEST, deferrable=True).deferrable is True
+
+
+def test_pod_operator_maps_over_manifest_shards() -> None:
+    shards = [MANIFEST.replace("00003", f"{i:05d}") for i in range(3)]
+    with DAG(dag_id="embed_mapped", schedule=None):
+        mapped = EmbedPodOperator.partial(
+            task_id="embed", image="w:1", gpus=1, node_selector={"pool": "gpu"}, datapool_uri="s3://pool",
+        ).expand(manifest_uri=shards)
+    for shard in shards:
+        pod = _pod(mapped.unmap({"manifest_uri": shard}))
+        container = _base_container(pod)
+        assert container.args[:3] == ["embed", "--manifest", shard]
+        assert container.image == "w:1" and container.resources.limits == {"nvidia.com/gpu": "1"}
+        assert pod.spec.node_selector == {"pool": "gpu"}
+
+
+def test_templated_manifest_is_rendered_into_the_arguments() -> None:
+    with DAG(dag_id="embed_templated", schedule=None):
+        op = EmbedPodOperator(task_id="embed", manifest_uri="{{ params.shard }}", output_uri="{{ params.out }}")
+    op.render_template_fields({"params": {"shard": MANIFEST, "out": "s3://pool/x.parquet"}})
+    args = _base_container(_pod(op)).args
+    assert args[:5] == ["embed", "--manifest", MANIFEST, "--output", "s3://pool/x.parquet"]
+
+
+def test_execution_mode_picks_the_operator() -> None:
+    assert embed_operator_class("local") is EmbedShardOperator
+    assert embed_operator_class("kubernetes") is EmbedPodOperator
+    with pytest.raises(ValueError, match="local"):
+        embed_operator_class("ray")
+
+
+# --------------------------------------------------------------------------------------------- local mode
+def _write_shard(tmp_path: Path) -> tuple[str, list[str]]:
+    import pyarrow as pa
+
+    root = tmp_path / "images"
+    root.mkdir()
+    keys = []
+    for name in ("chelsea", "coffee", "astronaut", "rocket", "camera"):
+        Image.fromarray(getattr(data, name)()).save(root / f"{name}.jpg", quality=90)
+        keys.append(f"{name}.jpg")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    keys.append("broken.jpg")
+    table = pa.table({
+        "key": keys, "size": [(root / k).stat().st_size for k in keys], "etag": [f"e{i}" for i in range(len(keys))],
+        "mtime": pa.array([0] * len(keys), pa.timestamp("us", tz="UTC")),
+    }).replace_schema_metadata({DATASOURCE_URI_METADATA_KEY: json.dumps(root.as_uri())})
+    manifest = tmp_path / "pool/_staging/run/manifest/shard-00000.parquet"
+    manifest.parent.mkdir(parents=True)
+    pq.write_table(table, manifest)
+    return str(manifest), keys
+
+
+def test_local_mode_mapped_over_shards_equals_the_cli(tmp_path: Path) -> None:
+    manifest, keys = _write_shard(tmp_path)
+    with DAG(dag_id="embed_local", schedule=None):
+        mapped = EmbedShardOperator.partial(task_id="embed", datapool_uri=str(tmp_path / "pool"), num_workers=1).expand(
+            manifest_uri=[manifest])
+    counts = mapped.unmap({"manifest_uri": manifest}).execute(context={})
+    assert counts["embedded"] == 5 and counts["corrupt"] == 1
+    assert counts["output_uri"] == str(tmp_path / "pool/_staging/run/embeddings/shard-00000.parquet")
+    local = pq.read_table(counts["output_uri"])
+
+    # The pod's command line, run as a real process (CPU, same batch size).
+    cli_out = tmp_path / "cli.parquet"
+    xcom = tmp_path / "xcom/return.json"
+    args = embed_cli_arguments(manifest, output_uri=str(cli_out), device="cpu", batch_size=32)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lightly_airflow.cli", *args, "--xcom-path", str(xcom)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pointer = json.loads(xcom.read_text())
+    assert pointer["output_uri"] == str(cli_out) and pointer["embedded"] == 5 and pointer["model"] == counts["model"]
+    assert "images/s" in proc.stderr  # progress log
+    cli = pq.read_table(cli_out)
+    assert cli[KEY].to_pylist() == local[KEY].to_pylist() == keys
+    for a, b in zip(local[EMBEDDING].to_pylist(), cli[EMBEDDING].to_pylist()):
+        if a is None:
+            assert b is None
+        else:
+            np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))
+    assert cli.equals(local)
