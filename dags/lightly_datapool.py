@@ -116,6 +116,7 @@ with DAG(
         **common,
     )
     manifests = list_new_files.output
+    reuse_uri = "{{ ti.xcom_pull(task_ids='list_new_files', key='reuse_uri') }}"
 
     choose_mode = ExecutionModeBranchOperator(
         task_id="choose_execution_mode",
@@ -124,11 +125,12 @@ with DAG(
         kubernetes_task_id="embed_kubernetes",
     )
     embed_local = EmbedShardOperator.partial(
-        task_id="embed_local", model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE, **common,
+        task_id="embed_local", model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE, reuse_uri=reuse_uri,
+        **common,
     ).expand(manifest_uri=manifests)
     embed_kubernetes = EmbedPodOperator.partial(
         task_id="embed_kubernetes", model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE,
-        datapool_uri="{{ params.datapool_uri }}",
+        datapool_uri="{{ params.datapool_uri }}", reuse_uri=reuse_uri,
     ).expand(manifest_uri=manifests)
 
     metadata = ComputeMetadataOperator.partial(

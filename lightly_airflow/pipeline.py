@@ -46,6 +46,8 @@ class ListResult:
     new: int
     known: int
     process_all: bool
+    reusable: int = 0
+    reuse_uri: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,15 +175,46 @@ def list_new(
         " (process_all)" if process_all else "",
     )
     manifests: list[str] = []
+    reuse_uri, reusable = None, 0
     if files.num_rows:
         manifests = write_manifests(
             files, datapool_uri, run_id, datasource_uri=datasource_uri, lightly_uri=lightly_uri,
             credentials=datapool_credentials, max_shards=max_shards, min_shard_size=min_shard_size,
         )
+        if known is not None and known.num_rows:
+            reuse_uri, reusable = write_reusable_embeddings(pool, files, datapool_uri, run_id, datapool_credentials)
     return ListResult(
         manifests=manifests, seen=listing.num_rows, new=files.num_rows,
         known=0 if known is None else known.num_rows, process_all=process_all,
+        reusable=reusable, reuse_uri=reuse_uri,
     )
+
+
+def write_reusable_embeddings(
+    pool: Any, files: pa.Table, datapool_uri: str, run_id: str, credentials: StorageCredentials | None
+) -> tuple[str | None, int]:
+    """Write the pool's embeddings of files whose content is unchanged, so the embed tasks copy, not recompute.
+
+    The file records the pool's embedding model; the embed runner refuses it for another model.
+    :returns: the file's URI (None when nothing can be reused) and the number of reusable embeddings.
+    """
+    import pyarrow.parquet as pq
+
+    reuse = pool.embeddings_for(files.select([C.KEY, C.ETAG]))
+    info = pool.embedding_info() or {}
+    if not reuse.num_rows or not info.get("model"):
+        return None, 0
+    reuse = reuse.replace_schema_metadata({
+        C.EMBEDDING_MODEL_METADATA_KEY.encode(): json.dumps(info["model"]).encode(),
+        C.EMBEDDING_DIM_METADATA_KEY.encode(): json.dumps(info.get("dim")).encode(),
+    })
+    uri = f"{staging.run_dir(datapool_uri, run_id)}/reuse-embeddings.parquet"
+    fs, path = filesystem(uri, credentials)
+    fs.makedirs(path.rpartition("/")[0], exist_ok=True)
+    with fs.open(path, "wb") as f:
+        pq.write_table(reuse, f)
+    log.info("%d of %d files have unchanged content and embeddings in the pool: they will be reused.", reuse.num_rows, files.num_rows)
+    return uri, reuse.num_rows
 
 
 def _collect(batches: Any) -> pa.Table:
@@ -276,7 +309,10 @@ def assemble_run(
                 errors.append(err)
     if not tables:
         return pa.table({C.KEY: pa.array([], pa.string())}), meta, errors
-    return pa.concat_tables(tables, promote_options="permissive"), meta, errors
+    from lightly_airflow.predictions import finalize_prediction_scores
+
+    # Scores that need the whole run (object_frequency's rescaling) are finished once all shards are joined.
+    return finalize_prediction_scores(pa.concat_tables(tables, promote_options="permissive")), meta, errors
 
 
 def select_and_commit(

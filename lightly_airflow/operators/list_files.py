@@ -76,9 +76,10 @@ class ListNewFilesOperator(LightlyBaseOperator):
             lightly_credentials=self.lightly_credentials,
             max_shards=self.max_shards,
         )
-        counts = {k: v for k, v in result.to_dict().items() if k != "manifests"}
+        counts = {k: v for k, v in result.to_dict().items() if k not in ("manifests", "reuse_uri")}
         counts["shards"] = len(result.manifests)
         context["ti"].xcom_push(key="counts", value=counts)
+        context["ti"].xcom_push(key="reuse_uri", value=result.reuse_uri)
         if not result.manifests:
             self.log.info("Nothing new in %s (%d files seen): skipping the rest of this run.", self.datasource_uri, result.seen)
             raise AirflowSkipException(f"No new files in {self.datasource_uri}.")

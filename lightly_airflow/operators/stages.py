@@ -32,7 +32,8 @@ class ComputeMetadataOperator(_ShardOperator):
         return compute_metadata_shard(
             self.manifest_uri,
             lightly_uri=self.lightly_uri or None,
-            credentials=self.datasource_credentials,
+            credentials=self.datapool_credentials,
+            datasource_credentials=self.datasource_credentials,
             lightly_credentials=self.lightly_credentials,
         )
 
@@ -46,6 +47,6 @@ class LoadPredictionsOperator(_ShardOperator):
         return load_predictions_shard(
             self.manifest_uri,
             lightly_uri=self.lightly_uri or None,
-            credentials=self.datasource_credentials,
+            credentials=self.datapool_credentials,
             lightly_credentials=self.lightly_credentials,
         )
