@@ -1,0 +1,150 @@
+"""``NewFilesSensor``: wait until a datasource has files the datapool has not processed yet."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.configuration import conf
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+
+from lightly_airflow.datasource import IMAGE_EXTENSIONS, POLICIES
+from lightly_airflow.triggers.new_files import NewFilesTrigger, evaluate_new_files
+
+
+def _as_bool(value: Any, name: str) -> bool:
+    """Booleans from templates arrive as strings unless the DAG renders native objects."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", "", "none"):
+        return False
+    raise ValueError(f"NewFilesSensor: {name}={value!r} is not a boolean; use true or false.")
+
+
+class NewFilesSensor(BaseSensorOperator):
+    """Succeeds when the datasource has files the datapool has not processed (by key and content identity).
+
+    The sensor pushes ``{"datasource_uri", "listed", "new", "known", "process_all"}`` to XCom. With
+    ``wait=False`` it checks once and skips the rest of the run when nothing is new; otherwise it waits
+    (deferred in the triggerer by default, or poking) until ``timeout``, and ``soft_fail=True`` turns a
+    timeout into a skip as well.
+
+    :param datasource_uri: the datasource root (``s3://``, ``gs://``, ``az://``/``abfs://``, ``file://``).
+    :param datapool_uri: the datapool to compare against (a missing pool means every file is new).
+    :param datasource_conn_id: Airflow connection of the datasource's store (None: ambient credentials).
+    :param datapool_conn_id: Airflow connection of the datapool's store.
+    :param lightly_uri: folder holding ``.lightly/`` (default: the datasource).
+    :param lightly_conn_id: connection of ``lightly_uri``'s store (default: ``datasource_conn_id``).
+    :param relevant_filenames_file: name of a relevant-filenames file inside ``.lightly/``.
+    :param extensions: file extensions to list (default: the image extensions Lightly supports).
+    :param policy: ``content`` (a changed file is new) or ``key`` (only new keys are new).
+    :param process_all: every listed file counts as new (templated; ``"{{ params.process_all }}"`` works).
+    :param wait: ``False`` checks once and skips downstream tasks when nothing is new.
+    :param deferrable: wait in the triggerer instead of holding a worker slot
+        (default ``[lightly] default_deferrable``, true).
+    """
+
+    template_fields: Sequence[str] = (
+        "datasource_uri",
+        "datapool_uri",
+        "lightly_uri",
+        "relevant_filenames_file",
+        "datasource_conn_id",
+        "datapool_conn_id",
+        "lightly_conn_id",
+        "process_all",
+    )
+    ui_color = "#d7f0e8"
+
+    def __init__(
+        self,
+        *,
+        datasource_uri: str,
+        datapool_uri: str,
+        datasource_conn_id: str | None = None,
+        datapool_conn_id: str | None = None,
+        lightly_uri: str | None = None,
+        lightly_conn_id: str | None = None,
+        relevant_filenames_file: str | None = None,
+        extensions: Sequence[str] = IMAGE_EXTENSIONS,
+        policy: str = "content",
+        process_all: bool | str = False,
+        wait: bool = True,
+        deferrable: bool = conf.getboolean("lightly", "default_deferrable", fallback=True),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if policy not in POLICIES:
+            raise ValueError(f"NewFilesSensor {kwargs.get('task_id')!r}: unknown policy {policy!r}; use one of {POLICIES}.")
+        if isinstance(extensions, str):
+            extensions = [extensions]
+        self.datasource_uri = datasource_uri
+        self.datapool_uri = datapool_uri
+        self.datasource_conn_id = datasource_conn_id
+        self.datapool_conn_id = datapool_conn_id
+        self.lightly_uri = lightly_uri
+        self.lightly_conn_id = lightly_conn_id
+        self.relevant_filenames_file = relevant_filenames_file
+        self.extensions = list(extensions)
+        self.policy = policy
+        self.process_all = process_all
+        self.wait = wait
+        self.deferrable = deferrable
+
+    def _trigger(self) -> NewFilesTrigger:
+        return NewFilesTrigger(
+            datasource_uri=self.datasource_uri,
+            datapool_uri=self.datapool_uri,
+            datasource_conn_id=self.datasource_conn_id,
+            datapool_conn_id=self.datapool_conn_id,
+            lightly_uri=self.lightly_uri,
+            lightly_conn_id=self.lightly_conn_id,
+            relevant_filenames_file=self.relevant_filenames_file,
+            extensions=self.extensions,
+            policy=self.policy,
+            process_all=_as_bool(self.process_all, "process_all"),
+            poke_interval=self.poke_interval,
+        )
+
+    def _check(self) -> dict[str, Any]:
+        result = evaluate_new_files(**self._trigger().check_kwargs())
+        self.log.info(
+            "%s: %d files listed, %d new (%d known to the datapool%s)", self.datasource_uri, result.listed,
+            result.new, result.known, ", process_all" if result.process_all else "",
+        )
+        return result.to_dict()
+
+    def poke(self, context: Any) -> PokeReturnValue:
+        result = self._check()
+        return PokeReturnValue(is_done=result["new"] > 0, xcom_value=result)
+
+    def execute(self, context: Any) -> Any:
+        if not self.wait:
+            result = self._check()
+            if result["new"] == 0:
+                raise AirflowSkipException(f"No new files in {self.datasource_uri}: nothing to process in this run.")
+            return result
+        if not self.deferrable:
+            return super().execute(context)
+        result = self._check()
+        if result["new"] > 0:
+            return result
+        self.defer(
+            trigger=self._trigger(),
+            method_name="execute_complete",
+            timeout=dt.timedelta(seconds=self.timeout) if self.timeout is not None else None,
+        )
+        return None
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        if not event or event.get("status") != "success":
+            message = (event or {}).get("message", "the trigger ended without an event")
+            raise AirflowException(f"{self.task_id}: waiting for new files in {self.datasource_uri} failed: {message}")
+        result = {k: v for k, v in event.items() if k != "status"}
+        self.log.info("%s: %d new files found by the trigger", self.datasource_uri, result["new"])
+        return result

@@ -1,0 +1,102 @@
+"""NewFilesSensor: poke mode, deferral to NewFilesTrigger, skip when nothing is new, trigger events."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException, TaskDeferred
+
+from datasource.conftest import png_bytes
+from lightly_airflow.datasource import known as known_module
+from lightly_airflow.datasource import list_table
+from lightly_airflow.sensors import NewFilesSensor
+from lightly_airflow.triggers import NewFilesTrigger
+
+
+@pytest.fixture
+def datasource(tmp_path, monkeypatch):
+    """A local datasource with one known file; the datapool 'knows' whatever ``state['known']`` holds."""
+    root = tmp_path / "ds"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "known.png").write_bytes(png_bytes(1))
+    state = {"known": list_table(str(root))}
+    monkeypatch.setattr(known_module, "known_files", lambda uri, creds: state["known"])
+    return root, state
+
+
+def sensor(root, **kwargs) -> NewFilesSensor:
+    return NewFilesSensor(task_id="wait_for_new_files", datasource_uri=str(root), datapool_uri=str(root.parent / "pool"),
+                          poke_interval=1, **kwargs)
+
+
+def test_template_fields_and_deferrable_default() -> None:
+    s = NewFilesSensor(task_id="t", datasource_uri="s3://b/p", datapool_uri="s3://b/pool")
+    for name in ("datasource_uri", "datapool_uri", "datasource_conn_id", "datapool_conn_id", "lightly_conn_id",
+                 "lightly_uri", "relevant_filenames_file", "process_all"):
+        assert name in s.template_fields
+    assert s.deferrable is True  # [lightly] default_deferrable falls back to True
+
+
+def test_poke_is_done_only_with_new_files(datasource) -> None:
+    root, state = datasource
+    s = sensor(root, deferrable=False)
+    first = s.poke({})
+    assert first.is_done is False and first.xcom_value["new"] == 0 and first.xcom_value["listed"] == 1
+    (root / "sub" / "added.PNG").write_bytes(png_bytes(2))
+    second = s.poke({})
+    assert second.is_done is True
+    assert second.xcom_value == {"datasource_uri": str(root), "listed": 2, "new": 1, "known": 1, "process_all": False}
+
+
+def test_replaced_file_is_new_unless_policy_key(datasource) -> None:
+    root, _ = datasource
+    (root / "sub" / "known.png").write_bytes(png_bytes(3))
+    assert sensor(root, deferrable=False).poke({}).is_done is True
+    assert sensor(root, deferrable=False, policy="key").poke({}).is_done is False
+
+
+def test_poke_mode_execute_returns_the_counts(datasource) -> None:
+    root, _ = datasource
+    (root / "b.png").write_bytes(png_bytes(2))
+    assert sensor(root, deferrable=False).execute({})["new"] == 1
+
+
+def test_no_wait_skips_the_run_when_nothing_is_new(datasource) -> None:
+    root, _ = datasource
+    with pytest.raises(AirflowSkipException, match="No new files"):
+        sensor(root, wait=False).execute({})
+    assert sensor(root, wait=False, process_all="True").execute({})["new"] == 1  # templated string
+
+
+def test_defers_to_the_trigger_when_nothing_is_new(datasource) -> None:
+    root, _ = datasource
+    s = sensor(root, deferrable=True, relevant_filenames_file=None, extensions=["png"], timeout=600)
+    with pytest.raises(TaskDeferred) as info:
+        s.execute({})
+    trigger = info.value.trigger
+    assert isinstance(trigger, NewFilesTrigger)
+    assert trigger.serialize()[1]["datasource_uri"] == str(root) and trigger.extensions == ["png"]
+    assert info.value.method_name == "execute_complete"
+    assert info.value.timeout.total_seconds() == 600
+
+
+def test_deferrable_returns_at_once_when_files_are_new(datasource) -> None:
+    root, _ = datasource
+    (root / "b.png").write_bytes(png_bytes(2))
+    assert sensor(root, deferrable=True).execute({})["new"] == 1
+
+
+def test_execute_complete(datasource) -> None:
+    root, _ = datasource
+    s = sensor(root)
+    payload = {"datasource_uri": str(root), "listed": 3, "new": 2, "known": 1, "process_all": False}
+    assert s.execute_complete({}, {"status": "success", **payload}) == payload
+    with pytest.raises(AirflowException, match="FileNotFoundError: gone"):
+        s.execute_complete({}, {"status": "error", "message": "FileNotFoundError: gone"})
+
+
+def test_bad_arguments_fail_at_parse_time() -> None:
+    with pytest.raises(ValueError, match="unknown policy"):
+        NewFilesSensor(task_id="t", datasource_uri="/a", datapool_uri="/b", policy="newest")
+    s = NewFilesSensor(task_id="t", datasource_uri="/a", datapool_uri="/b", process_all="maybe")
+    with pytest.raises(ValueError, match="process_all='maybe' is not a boolean"):
+        s._trigger()

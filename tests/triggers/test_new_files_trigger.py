@@ -1,0 +1,124 @@
+"""NewFilesTrigger: serialisation round trip without secrets, and real checks against local disk and moto."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+
+import pyarrow as pa
+import pytest
+
+from lightly_airflow.datasource import known as known_module
+from lightly_airflow.datasource import list_table
+from lightly_airflow.triggers import NewFilesTrigger
+
+from datasource.conftest import png_bytes
+
+
+def _roundtrip(trigger: NewFilesTrigger) -> NewFilesTrigger:
+    classpath, kwargs = trigger.serialize()
+    kwargs = json.loads(json.dumps(kwargs))  # what the trigger table stores must be plain JSON
+    module, _, name = classpath.rpartition(".")
+    return getattr(importlib.import_module(module), name)(**kwargs)
+
+
+def test_serialize_round_trip_keeps_every_input_and_no_secret(monkeypatch) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SECRET_S3",
+        json.dumps({"conn_type": "aws", "login": "AKIA", "password": "super-secret-key", "extra": {"region_name": "eu-west-1"}}),
+    )
+    trigger = NewFilesTrigger(
+        datasource_uri="s3://bucket/images",
+        datapool_uri="gs://pool/datapool",
+        datasource_conn_id="secret_s3",
+        datapool_conn_id="gcp_pool",
+        lightly_uri="az://meta/lightly",
+        lightly_conn_id="wasb_meta",
+        relevant_filenames_file="relevant_filenames.txt",
+        extensions=["png", "mp4"],
+        policy="key",
+        process_all=True,
+        poke_interval=12.5,
+    )
+    again = _roundtrip(trigger)
+    assert again.serialize() == trigger.serialize()
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "lightly_airflow.triggers.new_files.NewFilesTrigger"
+    assert kwargs["extensions"] == ["png", "mp4"] and kwargs["poke_interval"] == 12.5
+    assert kwargs["policy"] == "key" and kwargs["process_all"] is True
+    assert "super-secret-key" not in json.dumps(kwargs)
+
+
+def test_unknown_policy_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown policy 'mtime'"):
+        NewFilesTrigger(datasource_uri="/x", datapool_uri="/y", policy="mtime")
+
+
+async def _first_event(trigger: NewFilesTrigger, timeout: float = 20.0):
+    return await asyncio.wait_for(trigger.run().__anext__(), timeout)
+
+
+def test_fires_when_a_file_arrives_and_skips_known_ones(tmp_path, monkeypatch) -> None:
+    root = tmp_path / "ds"
+    (root / "old").mkdir(parents=True)
+    (root / "old" / "a.png").write_bytes(png_bytes(1))
+    known = list_table(str(root))
+    monkeypatch.setattr(known_module, "known_files", lambda uri, creds: known)
+    trigger = _roundtrip(NewFilesTrigger(datasource_uri=str(root), datapool_uri=str(tmp_path / "pool"), poke_interval=0.05))
+
+    async def scenario():
+        waiting = asyncio.create_task(_first_event(trigger))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()  # only known files so far: the trigger keeps waiting
+        (root / "new dir").mkdir()
+        (root / "new dir" / "b.png").write_bytes(png_bytes(2))
+        return await waiting
+
+    event = asyncio.run(scenario())
+    assert event.payload == {
+        "status": "success", "datasource_uri": str(root), "listed": 2, "new": 1, "known": 1, "process_all": False,
+    }
+
+
+def test_process_all_fires_on_known_files(tmp_path, monkeypatch) -> None:
+    root = tmp_path / "ds"
+    root.mkdir()
+    (root / "a.png").write_bytes(png_bytes(1))
+    monkeypatch.setattr(known_module, "known_files", lambda uri, creds: list_table(str(root)))
+    event = asyncio.run(_first_event(NewFilesTrigger(datasource_uri=str(root), datapool_uri="/nowhere", process_all=True)))
+    assert event.payload["status"] == "success" and event.payload["new"] == 1
+
+
+def test_error_is_reported_as_an_event(tmp_path) -> None:
+    trigger = NewFilesTrigger(datasource_uri=str(tmp_path / "missing"), datapool_uri=str(tmp_path / "pool"))
+    event = asyncio.run(_first_event(trigger))
+    assert event.payload["status"] == "error"
+    assert "FileNotFoundError" in event.payload["message"] and "missing" in event.payload["message"]
+
+
+def test_resolves_connections_inside_the_trigger(s3_bucket, monkeypatch, tmp_path) -> None:
+    creds = s3_bucket.credentials
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_LIGHTLY_S3",
+        json.dumps({"conn_type": "aws", "login": creds.access_key_id, "password": creds.secret_access_key,
+                    "extra": {"endpoint_url": creds.endpoint_url, "region_name": creds.region}}),
+    )
+    from lightly_airflow.storage import filesystem
+
+    fs, root = filesystem(f"{s3_bucket.uri}/images", creds)
+    fs.pipe_file(f"{root}/x/one.png", png_bytes(1))
+    fs.pipe_file(f"{root}/x/two.jpg", png_bytes(2))
+    fs.pipe_file(f"{root}/.lightly/relevant.txt", b"x/one.png\n")
+    monkeypatch.setattr(known_module, "known_files", lambda uri, c: pa.table({"key": [], "etag": []}, schema=pa.schema([("key", pa.string()), ("etag", pa.string())])))
+    trigger = NewFilesTrigger(
+        datasource_uri=f"{s3_bucket.uri}/images", datapool_uri=str(tmp_path / "pool"), datasource_conn_id="lightly_s3",
+        relevant_filenames_file="relevant.txt",
+    )
+    event = asyncio.run(_first_event(_roundtrip(trigger)))
+    assert event.payload["status"] == "success", event.payload
+    assert event.payload["listed"] == 1 and event.payload["new"] == 1
+
+
+def test_known_files_is_none_before_the_first_run(tmp_path) -> None:
+    assert known_module.known_files(str(tmp_path / "no-pool-yet")) is None
