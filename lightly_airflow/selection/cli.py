@@ -1,0 +1,68 @@
+"""``lightly-airflow select --samples S.parquet --config C.json [--preselected P.parquet] --out O.parquet``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lightly_airflow import columns as C
+from lightly_airflow.config import parse_selection_config
+from lightly_airflow.selection.engine import embedding_matrix, select
+
+logger = logging.getLogger(__name__)
+METRICS_METADATA_KEY = "lightly.selection_metrics"
+
+
+def _query_sets(config, base: Path) -> dict[tuple[str, str], np.ndarray]:
+    """Query sets whose ``dataset_id`` is a local Parquet file (rows with ``tag_name`` in ``tags`` if present)."""
+    out = {}
+    for i, entry in enumerate(config.strategies):
+        inp = entry.input
+        if inp.type != "EMBEDDINGS" or inp.dataset_id is None:
+            continue
+        path = Path(inp.dataset_id)
+        path = path if path.is_absolute() else base / path
+        if not path.is_file():
+            continue  # select() reports the missing query set with the config path
+        table = pq.read_table(path)
+        if C.TAGS in table.column_names:
+            tags = table.column(C.TAGS).to_pylist()
+            rows = [j for j, t in enumerate(tags) if t and inp.tag_name in t]
+            table = table.take(pa.array(rows, type=pa.int64()))
+        out[(inp.dataset_id, inp.tag_name)] = embedding_matrix(table, path=f"strategies[{i}].input.dataset_id",
+                                                               what="query samples")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one selection offline and write the picks with the metrics as Parquet file metadata."""
+    config_path = Path(args.config)
+    config = parse_selection_config(config_path.read_text())
+    samples = pq.read_table(args.samples)
+    pre = pq.read_table(args.preselected) if args.preselected else None
+    result = select(samples, config, preselected=pre, query_embeddings=_query_sets(config, config_path.parent),
+                    seed=args.seed)
+    table = pa.table({C.KEY: pa.array(result.keys, type=pa.string()),
+                      C.PICK_RANK: pa.array(np.arange(len(result.keys)), type=pa.int64())})
+    table = table.replace_schema_metadata({METRICS_METADATA_KEY: json.dumps(result.metrics, sort_keys=True)})
+    pq.write_table(table, args.out)
+    logger.info("selected %d of %d samples (%s) -> %s", len(result.keys), samples.num_rows, result.stop_reason,
+                args.out)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``select`` subcommand."""
+    p = subparsers.add_parser("select", help="run a Lightly selection config over a samples Parquet file")
+    p.add_argument("--samples", required=True, help="samples Parquet (key, embedding, metadata.*, scores.*, ...)")
+    p.add_argument("--config", required=True, help="selection config JSON file")
+    p.add_argument("--preselected", help="Parquet of samples already selected (at least key, embedding)")
+    p.add_argument("--out", required=True, help="output Parquet: key, pick_rank; metrics in file metadata")
+    p.add_argument("--seed", type=int, default=None, help="seed of RANDOM inputs without random_seed")
+    p.set_defaults(func=run)

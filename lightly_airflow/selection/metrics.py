@@ -1,0 +1,72 @@
+"""Selection quality metrics (issue item 7), computed blockwise: never an N×N or k×N matrix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lightly_airflow.selection.kernels import GreedyState
+
+COVERAGE_SAMPLE = 100_000
+
+
+def _nearest(a: np.ndarray, b: np.ndarray, *, exclude_self: bool = False, block: int = 4096) -> np.ndarray:
+    """Distance of every row of ``a`` to its nearest row of ``b`` (rows of a in blocks)."""
+    out = np.empty(len(a))
+    bn = (b.astype(np.float64) ** 2).sum(axis=1)
+    for s in range(0, len(a), block):
+        ab = a[s : s + block]
+        d2 = (ab.astype(np.float64) ** 2).sum(axis=1)[:, None] + bn[None, :] - 2.0 * (ab @ b.T)
+        if exclude_self:
+            r = np.arange(len(ab))
+            d2[r, s + r] = np.inf
+        out[s : s + block] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
+    return out
+
+
+def selection_metrics(
+    x: np.ndarray | None,
+    indices: np.ndarray,
+    *,
+    state: GreedyState | None = None,
+    preselected: np.ndarray | None = None,
+    weights: dict[str, np.ndarray] | None = None,
+    balances: dict[str, Any] | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """Nearest-neighbour distance among the selected (min/mean), coverage radius, mean weights, balance.
+
+    :param x: (N, D) normalised candidate embeddings, or None when the config used none.
+    :param indices: selected rows of ``x`` in pick order.
+    :param state: the diversity state after the selection (gives the exact coverage radius).
+    :param preselected: (P, D) embeddings already in the pool (count as selected for coverage).
+    :param weights: raw WEIGHTS input values per strategy path (over all candidates).
+    :param balances: achieved vs target distribution per BALANCE strategy.
+    """
+    m: dict[str, Any] = {}
+    if x is not None and len(indices) >= 2:
+        sel = x[indices]
+        nn = _nearest(sel, sel, exclude_self=True)
+        m["nn_distance_min"] = round(float(nn.min()), 6)
+        m["nn_distance_mean"] = round(float(nn.mean()), 6)
+    if x is not None and len(x) and (len(indices) or (preselected is not None and len(preselected))):
+        if state is not None:
+            d2 = state.d2[state.pos]
+            m["coverage_radius"] = round(float(np.sqrt(max(d2.max(), 0.0))), 6)
+        else:
+            centres = x[indices] if preselected is None else np.concatenate([x[indices], preselected])
+            rows = np.arange(len(x))
+            if len(x) > COVERAGE_SAMPLE:
+                rows = np.sort(np.random.default_rng(seed).choice(len(x), COVERAGE_SAMPLE, replace=False))
+                m["coverage_radius_sample_size"] = COVERAGE_SAMPLE
+            m["coverage_radius"] = round(float(_nearest(x[rows], centres).max()), 6)
+    for path, v in (weights or {}).items():
+        if len(indices):
+            m[f"mean_weight[{path}]"] = round(float(np.mean(v[indices])), 6)
+            m[f"mean_weight_all[{path}]"] = round(float(np.mean(v)), 6)
+    for name, dist in (balances or {}).items():
+        for cls, vals in dist.items():
+            m[f"{name}.{cls}.target"] = vals["target"]
+            m[f"{name}.{cls}.achieved"] = vals["achieved"]
+    return m

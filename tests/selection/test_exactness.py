@@ -1,0 +1,88 @@
+"""DIVERSITY alone equals a slow, obviously-correct greedy farthest-point loop, ties included."""
+
+import numpy as np
+import pytest
+
+from lightly_airflow.selection import select
+from lightly_airflow.selection.kernels import farthest_point_order
+
+from selection_data import clustered, table_of
+
+
+def reference_order(x: np.ndarray, n: int, pre: np.ndarray | None = None) -> list[int]:
+    """Greedy farthest point: d2 = min over selected of |x|²+|s|²-2x·s (float64, summed dim by dim)."""
+    x64 = x.astype(np.float64)
+
+    def sq_dist_to(v: np.ndarray) -> np.ndarray:
+        v64 = v.astype(np.float64)
+        dot = np.zeros(len(x))
+        for j in range(x.shape[1]):
+            dot += x64[:, j] * v64[j]
+        nx = np.zeros(len(x))
+        for j in range(x.shape[1]):
+            nx += x64[:, j] * x64[:, j]
+        nv = 0.0
+        for j in range(x.shape[1]):
+            nv += v64[j] * v64[j]
+        return np.maximum(nx + nv - 2 * dot, 0.0)
+
+    d2 = np.full(len(x), np.inf)
+    for v in [] if pre is None else pre:
+        d2 = np.minimum(d2, sq_dist_to(v))
+    picks: list[int] = []
+    for _ in range(n):
+        masked = d2.copy()
+        masked[picks] = -1
+        i = int(np.argmax(masked))  # first maximum = lowest index
+        picks.append(i)
+        d2 = np.minimum(d2, sq_dist_to(x[i]))
+    return picks
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_clustered_matches_reference(seed):
+    x = clustered(3000, seed=seed)
+    picks, _, _ = farthest_point_order(x, 300)
+    assert picks.tolist() == reference_order(x, 300)
+
+
+def test_ties_and_duplicates_pick_lowest_index():
+    # Lattice points (exact dot products) repeated: many exact ties and zero distances.
+    rng = np.random.default_rng(3)
+    base = rng.integers(-2, 3, size=(40, 8)).astype(np.float32)
+    base[np.all(base == 0, axis=1)] = 1
+    x = np.repeat(base, 5, axis=0)
+    x = x[rng.permutation(len(x))]
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    picks, _, _ = farthest_point_order(x, len(x))
+    assert picks.tolist() == reference_order(x, len(x))
+
+
+def test_preselected_count_as_selected():
+    x = clustered(2000, seed=5)
+    pre = clustered(200, seed=6)
+    picks, _, _ = farthest_point_order(x, 150, preselected=pre)
+    assert picks.tolist() == reference_order(x, 150, pre)
+
+
+def test_select_diversity_alone_is_the_reference_order(digits_table):
+    x = np.stack(digits_table.column("embedding").to_numpy(zero_copy_only=False)).astype(np.float32)
+    cfg = {"n_samples": 100, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    result = select(digits_table, cfg)
+    assert result.indices.tolist() == reference_order(x, 100)
+    assert result.keys[0] == digits_table.column("key")[int(result.indices[0])].as_py()
+    assert result.stop_reason == "n_reached"
+
+
+def test_minimum_distance_stops():
+    x = clustered(1500, seed=7)
+    t = table_of(x)
+    cfg = {"n_samples": 1500, "strategies": [{"input": {"type": "EMBEDDINGS"},
+                                              "strategy": {"type": "DIVERSITY",
+                                                           "stopping_condition_minimum_distance": 0.3}}]}
+    r = select(t, cfg)
+    assert r.stop_reason == "minimum_distance"
+    assert 1 < len(r.indices) < 1500
+    ref = reference_order(x, len(r.indices) + 1)
+    assert r.indices.tolist() == ref[:-1]
+    assert r.metrics["coverage_radius"] < 0.3 <= r.metrics["nn_distance_min"]
