@@ -27,7 +27,13 @@ def as_table(listing: pa.Table | Iterable[pa.RecordBatch]) -> pa.Table:
     missing = [c for c in MANIFEST_COLUMNS if c not in listing.column_names]
     if missing:
         raise ValueError(f"Listing lacks columns {missing}; it has {listing.column_names}. Use datasource.list_files.")
-    return listing.select(list(MANIFEST_COLUMNS))
+    return _with_schema(listing)
+
+
+def _with_schema(table: pa.Table) -> pa.Table:
+    return pa.Table.from_arrays(
+        [table.column(c).cast(MANIFEST_SCHEMA.field(c).type) for c in MANIFEST_COLUMNS], schema=MANIFEST_SCHEMA
+    )
 
 
 def new_files(
@@ -61,7 +67,7 @@ def new_files(
         logger.info("%d of %d listed files are new (policy %s, %d known)", table.num_rows, before, policy, known.num_rows)
     if table.num_rows > 1:
         table = table.take(pc.sort_indices(table, sort_keys=[(KEY, "ascending")]))
-    return table.combine_chunks()
+    return _with_schema(table).combine_chunks()
 
 
 def _plain_strings(column: pa.ChunkedArray) -> pa.ChunkedArray:

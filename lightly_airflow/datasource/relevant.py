@@ -88,13 +88,15 @@ class RelevantFilenames:
                 )
             where = f"{source}, line {lineno} ({raw.strip()!r})"
             match = _PREFIX_LINE.match(line)
+            prefix = None
             if match:
                 selector = match["selector"]
                 prefix = "" if selector == "*" else selector.rstrip("*")
+                if _GLOB_CHARS & set(prefix):
+                    prefix = None  # a glob such as 'sub*/x/*' or '*.png !a/': handled below
+            if match and prefix is not None:
                 if prefix:
                     _check_path(prefix.rstrip("/"), where)
-                if _GLOB_CHARS & set(prefix):
-                    raise RelevantFilenamesError(f"{where}: wildcards are only allowed at the end ('dir/*') or in rules.")
                 rules = _parse_rules(match["rules"] or "", prefix, where)
                 selections.append(_Selection(prefix=prefix, selector_regex=None, rules=rules))
                 continue

@@ -1,0 +1,74 @@
+"""``lightly-airflow list URI``: list a datasource the way a run would (filters, relevant filenames)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from lightly_airflow.datasource.records import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from lightly_airflow.storage import StorageCredentials
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``list`` subcommand to the ``lightly-airflow`` parser."""
+    parser = subparsers.add_parser(
+        "list", help="list a datasource's files (key, size, etag, mtime)",
+        description="List the files of a datasource (s3://, gs://, az://, abfs://, file:// or a path) with the "
+        "filters a run applies: supported extensions, no .lightly/, an optional relevant-filenames file.",
+    )
+    parser.add_argument("uri", help="datasource root, e.g. s3://bucket/images or ./images")
+    parser.add_argument("--relevant-filenames", metavar="FILE", default=None,
+                        help="a relevant-filenames file (local path or URI; same credentials as the datasource)")
+    parser.add_argument("--format", choices=("table", "json"), default="table",
+                        help="table (default: aligned columns) or json (one object per line)")
+    parser.add_argument("--extensions", default=None,
+                        help="comma-separated extensions (default: images; 'videos' adds video files; '*' = all)")
+    parser.add_argument("--credentials", metavar="JSON_FILE", default=None,
+                        help="a JSON file of storage credentials (StorageCredentials fields); default: ambient")
+    parser.set_defaults(func=run)
+
+
+def _extensions(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return IMAGE_EXTENSIONS
+    out: list[str] = []
+    for part in value.split(","):
+        part = part.strip()
+        if part.lower() == "images":
+            out.extend(IMAGE_EXTENSIONS)
+        elif part.lower() == "videos":
+            out.extend(VIDEO_EXTENSIONS)
+        elif part:
+            out.append(part)
+    return tuple(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    """List the datasource to stdout; prints a summary line to stderr."""
+    from lightly_airflow.datasource.listing import list_files
+    from lightly_airflow.storage import filesystem
+
+    credentials = None
+    if args.credentials:
+        with open(args.credentials, encoding="utf-8") as fh:
+            credentials = StorageCredentials.from_dict(json.load(fh))
+    relevant = None
+    if args.relevant_filenames:
+        fs, path = filesystem(args.relevant_filenames, credentials)
+        relevant = fs.cat_file(path).decode("utf-8")
+    count = total = 0
+    out = sys.stdout
+    for batch in list_files(args.uri, credentials=credentials, relevant_filenames=relevant,
+                            extensions=_extensions(args.extensions)):
+        for row in batch.to_pylist():
+            count += 1
+            total += row["size"]
+            mtime = row["mtime"].isoformat() if row["mtime"] is not None else None
+            if args.format == "json":
+                out.write(json.dumps({**row, "mtime": mtime}, ensure_ascii=False) + "\n")
+            else:
+                out.write(f"{row['size']:>12}  {mtime or '-':<32}  {row['etag']:<71}  {row['key']}\n")
+    print(f"{count} files, {total} bytes in {args.uri}", file=sys.stderr)
+    return 0
