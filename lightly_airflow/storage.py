@@ -222,11 +222,23 @@ class StorageCredentials:
                 opts["AZURE_STORAGE_ACCOUNT_KEY"] = az.account_key
             if az.sas_token:
                 opts["AZURE_STORAGE_SAS_TOKEN"] = az.sas_token
-            if az.endpoint_url:
+            if az.endpoint_url and _is_loopback(az.endpoint_url):
+                # Azurite: with a custom endpoint, delta-rs (object_store) writes versions 0 and 1 and then fails
+                # every later commit with "Invalid table version: 1"; its emulator mode works. Emulator mode
+                # takes the blob URL only from the environment, so point it at this endpoint (process-wide).
+                opts["AZURE_STORAGE_USE_EMULATOR"] = "true"
+                parts = urlsplit(az.endpoint_url)
+                os.environ["AZURITE_BLOB_STORAGE_URL"] = f"{parts.scheme}://{parts.netloc}"
+            elif az.endpoint_url:
                 opts["AZURE_STORAGE_ENDPOINT"] = az.endpoint_url
             if az.allow_http:
                 opts["AZURE_ALLOW_HTTP"] = "true"
         return opts
+
+
+def _is_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
 
 
 def _gcp_token(token: str) -> Any:

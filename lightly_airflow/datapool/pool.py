@@ -166,12 +166,14 @@ class Datapool:
                 raise DatapoolError(f"Version {version} does not exist in {self.uri}; it has versions 0..{latest}.")
             table.load_as_version(int(version))
         elif timestamp is not None:
+            # By the commits' own timestamps (as history() shows them), not delta-rs' load_as_version(datetime),
+            # which uses the log files' modification times: whole seconds on some stores.
             if timestamp.tzinfo is None:
                 timestamp = timestamp.replace(tzinfo=timezone.utc)
-            try:
-                table.load_as_version(timestamp)
-            except DeltaError as exc:
-                raise DatapoolError(f"No version of {self.uri} exists at {timestamp.isoformat()}: {exc}") from None
+            versions = [e["version"] for e in _history(table) if e["timestamp"] and e["timestamp"] <= timestamp]
+            if not versions:
+                raise DatapoolError(f"No version of {self.uri} was committed at or before {timestamp.isoformat()}.")
+            table.load_as_version(max(versions))
         return table
 
     def _require(self, version: int | None = None, timestamp: datetime | None = None) -> DeltaTable:
