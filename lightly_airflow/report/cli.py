@@ -1,0 +1,63 @@
+"""``lightly-airflow report --rows ROWS.parquet --out DIR [--summary S.json] [--config C.json]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _load_json(path: str | None, what: str) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--{what} {path!r} does not exist; pass the JSON file the run wrote.") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--{what} {path!r} is not valid JSON ({exc}); fix or omit it.") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"--{what} {path!r} must hold a JSON object, got {type(data).__name__}.")
+    return data
+
+
+def _read_table(uri: str, what: str) -> Any:
+    import pyarrow.parquet as pq
+
+    from lightly_airflow.storage import filesystem
+
+    fs, path = filesystem(uri, None)
+    if not fs.exists(path):
+        raise FileNotFoundError(f"--{what} {uri!r} does not exist; pass a Parquet file of the run's rows.")
+    with fs.open(path, "rb") as f:
+        return pq.read_table(f)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from lightly_airflow.report import write_report
+
+    rows = _read_table(args.rows, "rows")
+    preselected = _read_table(args.preselected, "preselected") if args.preselected else None
+    summary = _load_json(args.summary, "summary")
+    config = _load_json(args.config, "config")
+    uri = write_report(rows, out_uri=args.out, summary=summary, config=config, preselected=preselected,
+                       max_points=args.max_points)
+    print(uri)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``report`` command (ambient credentials: environment variables, workload identity)."""
+    parser = subparsers.add_parser(
+        "report",
+        help="render a run's selection report (index.html + PNG plots) from its rows",
+        description="Write index.html and PNG plots that show what a run selected and why.",
+    )
+    parser.add_argument("--rows", required=True, help="Parquet file of the run's rows (key, status, selected, …)")
+    parser.add_argument("--out", required=True, help="output folder (local path or s3://, gs://, az:// URI)")
+    parser.add_argument("--summary", default=None, help="JSON file with the run summary (counts, metrics)")
+    parser.add_argument("--config", default=None, help="JSON file with the selection config (BALANCE charts)")
+    parser.add_argument("--preselected", default=None, help="Parquet file of samples selected by earlier runs")
+    parser.add_argument("--max-points", type=int, default=20000, help="points on the embedding map (default 20000)")
+    parser.set_defaults(func=_run)

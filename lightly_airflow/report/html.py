@@ -1,0 +1,143 @@
+"""The report's ``index.html``: one self-contained page (inline CSS, no script, images by relative name).
+
+Every string that reaches the page goes through :func:`esc` (keys, reasons, config values, error texts).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lightly_airflow.report.data import Counts
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1100px;
+padding:1rem 1.5rem;color:#222;background:#fff}
+h1{font-size:1.4rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
+.sub{color:#666;font-size:.9rem}
+.cards{display:flex;flex-wrap:wrap;gap:.6rem;margin:1rem 0}
+.card{border:1px solid #ddd;border-radius:6px;padding:.5rem .9rem;min-width:6.5rem}
+.card .n{font-size:1.35rem;font-weight:600}.card .l{font-size:.8rem;color:#666}
+.card.bad .n{color:#b00020}.card.sel .n{color:#b36b00}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+th,td{border:1px solid #e3e3e3;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f6f6f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.key{font-family:ui-monospace,Menlo,Consolas,monospace;word-break:break-all}
+img{max-width:100%;height:auto;border:1px solid #eee}
+.note{color:#666;font-size:.85rem}.warn{color:#8a4b00;background:#fff6e5;padding:.4rem .6rem;border-radius:4px}
+"""
+
+
+def esc(value: Any) -> str:
+    """HTML-escape any value's text (quotes included, so it is safe in attributes too)."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+@dataclass
+class Figure:
+    """One image of the page, or the reason it could not be drawn."""
+
+    title: str
+    filename: str | None
+    error: str | None = None
+    note: str | None = None
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], classes: Sequence[str] = ()) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = []
+    for row in rows:
+        cells = []
+        for i, v in enumerate(row):
+            cls = f' class="{classes[i]}"' if i < len(classes) and classes[i] else ""
+            cells.append(f"<td{cls}>{esc(v)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _figure(f: Figure) -> str:
+    parts = [f"<h3>{esc(f.title)}</h3>"] if f.title else []
+    if f.filename:
+        parts.append(f'<img src="{esc(f.filename)}" alt="{esc(f.title)}">')
+    if f.error:
+        parts.append(f'<p class="warn">This plot could not be drawn: {esc(f.error)}</p>')
+    if f.note:
+        parts.append(f'<p class="note">{esc(f.note)}</p>')
+    return "\n".join(parts)
+
+
+def _fmt(v: Any) -> str:
+    return "—" if v is None else f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+
+
+def render(
+    *,
+    title: str,
+    counts: Counts,
+    sections: Sequence[tuple[str, Sequence[Figure], str | None]],
+    metrics: Sequence[tuple[str, str]],
+    not_ok: tuple[list[dict[str, Any]], int],
+    selected: tuple[list[dict[str, Any]], int],
+    limit: int,
+    generated_at: str,
+) -> str:
+    """The whole page.
+
+    :param sections: ``(heading, figures, note when empty)`` per plot section.
+    :param metrics: the selection engine's metrics as ``(key, value)`` text rows.
+    :param not_ok: first rows of not-ok files and their total.
+    :param selected: first selected rows in pick order and their total.
+    """
+    c = counts
+    cards = [
+        ("processed", c.processed, ""), ("ok", c.ok, ""), ("corrupt", c.corrupt, "bad" if c.corrupt else ""),
+        ("duplicate", c.duplicate, "bad" if c.duplicate else ""), ("missing", c.missing, "bad" if c.missing else ""),
+        ("selected", c.selected, "sel"), ("selected before", c.preselected, ""),
+    ]
+    card_html = "".join(
+        f'<div class="card {cls}"><div class="n">{esc(_fmt(n))}</div><div class="l">{esc(label)}</div></div>'
+        for label, n, cls in cards
+    )
+    info = [f"{k.replace('_', ' ')}: {v}" for k, v in c.extra.items()]
+    out = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+        f'<p class="sub">{esc(" · ".join(info))}{" · " if info else ""}generated {esc(generated_at)}</p>',
+        f'<div class="cards">{card_html}</div>',
+        f"<p><b>Stop reason:</b> {esc(c.stop_reason if c.stop_reason else 'not reported')}</p>",
+    ]
+    for heading, figures, empty_note in sections:
+        out.append(f"<h2>{esc(heading)}</h2>")
+        if figures:
+            out.extend(_figure(f) for f in figures)
+        else:
+            out.append(f'<p class="note">{esc(empty_note or "Nothing to show.")}</p>')
+    if metrics:
+        out.append("<h2>Selection metrics</h2>")
+        out.append(_table(("metric", "value"), metrics, ("key", "num")))
+    rows, total = not_ok
+    out.append(f"<h2>Files not ok ({esc(f'{total:,}')})</h2>")
+    if total:
+        out.append(_table(("key", "status", "reason", "duplicate of"),
+                          ([r.get("key"), r.get("status"), r.get("status_reason"), r.get("duplicate_of")] for r in rows),
+                          ("key", "", "", "key")))
+        if total > len(rows):
+            out.append(f'<p class="note">… and {esc(f"{total - len(rows):,}")} more not shown.</p>')
+    else:
+        out.append('<p class="note">Every file of this run was read and checked without problems.</p>')
+    rows, total = selected
+    out.append(f"<h2>Selected in pick order ({esc(f'{total:,}')})</h2>")
+    if total:
+        out.append(_table(("pick", "key"), ((r.get("pick_rank", i), r.get("key")) for i, r in enumerate(rows)),
+                          ("num", "key")))
+        if total > len(rows):
+            out.append(f'<p class="note">… and {esc(f"{total - len(rows):,}")} more not shown '
+                       f"(first {esc(limit)} listed).</p>")
+    else:
+        out.append('<p class="note">This run selected no samples.</p>')
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"

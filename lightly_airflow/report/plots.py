@@ -1,0 +1,97 @@
+"""The report's PNG plots, drawn with matplotlib's Agg canvas (no pyplot, no global backend, no display).
+
+Each function returns PNG bytes; the caller decides where they go and survives any exception they raise.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from lightly_airflow.report.data import GROUPS, Balance, EmbeddingMap
+
+DPI = 90
+#: Colours of the map groups: not selected, earlier selected, newly selected (colour-blind safe).
+GROUP_COLOURS = ("#b8b8b8", "#0072b2", "#e69f00")
+ALL_COLOUR, SELECTED_COLOUR, TARGET_COLOUR = "#7f7f7f", "#e69f00", "#0072b2"
+
+
+def _png(fig: Figure) -> bytes:
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()
+
+
+def embedding_map_png(m: EmbeddingMap) -> bytes:
+    """Scatter of the 2-D PCA map; newly selected samples drawn last and largest."""
+    fig = Figure(figsize=(7.5, 6.0), layout="constrained")
+    ax = fig.add_subplot()
+    sizes = (3, 9, 14)
+    for i, name in enumerate(GROUPS):
+        pts = m.xy[m.group == i]
+        if not len(pts):
+            continue
+        total, shown = m.total[name], m.shown[name]
+        label = f"{name} ({total:,})" if total == shown else f"{name} ({shown:,} of {total:,} shown)"
+        ax.scatter(pts[:, 0], pts[:, 1], s=sizes[i], c=GROUP_COLOURS[i], label=label, linewidths=0,
+                   alpha=0.6 if i == 0 else 0.9, rasterized=True)
+    ax.set_xlabel("principal component 1")
+    ax.set_ylabel("principal component 2")
+    ax.set_title("Embeddings (PCA)")
+    ax.legend(loc="best", fontsize=8, markerscale=2, framealpha=0.85)
+    ax.grid(True, linewidth=0.3, alpha=0.5)
+    return _png(fig)
+
+
+def histograms_png(metrics: list[tuple[str, np.ndarray, np.ndarray]], *, bins: int = 30) -> bytes:
+    """A grid of histograms, one per metric: all rows vs selected rows, each normalised to its own area.
+
+    :param metrics: ``(title, all values, selected values)`` per panel (finite values only).
+    """
+    n = len(metrics)
+    ncols = min(4, n)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(3.2 * ncols, 2.5 * nrows), layout="constrained")
+    for i, (title, all_v, sel_v) in enumerate(metrics):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        if len(all_v):
+            lo, hi = float(all_v.min()), float(all_v.max())
+            edges = np.linspace(lo, hi, bins + 1) if hi > lo else np.array([lo - 0.5, lo + 0.5])
+            ax.hist(all_v, bins=edges, density=True, color=ALL_COLOUR, alpha=0.45, label=f"all ({len(all_v):,})")
+            if len(sel_v):
+                ax.hist(sel_v, bins=edges, density=True, histtype="step", linewidth=1.6, color=SELECTED_COLOUR,
+                        label=f"selected ({len(sel_v):,})")
+            ax.legend(fontsize=7, framealpha=0.8)
+        else:
+            ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.set_yticks([])
+    return _png(fig)
+
+
+def balance_png(b: Balance) -> bytes:
+    """Grouped bars per class: target, achieved (selected incl. earlier runs), available in this run."""
+    k = len(b.classes)
+    fig = Figure(figsize=(max(5.0, min(14.0, 1.0 + 0.55 * k)), 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    x = np.arange(k)
+    w = 0.27
+    ax.bar(x - w, b.target, w, color=TARGET_COLOUR, label="target")
+    ax.bar(x, b.achieved, w, color=SELECTED_COLOUR, label="achieved (selected)")
+    ax.bar(x + w, b.available, w, color=ALL_COLOUR, alpha=0.6, label="available (ok rows)")
+    ax.set_xticks(x)
+    ax.set_xticklabels([c if len(c) <= 18 else c[:17] + "…" for c in b.classes], rotation=30 if k > 6 else 0,
+                       ha="right" if k > 6 else "center", fontsize=8)
+    ax.set_ylabel("fraction")
+    ax.set_ylim(0, max(1e-9, float(np.max([b.target.max(initial=0), b.achieved.max(initial=0),
+                                            b.available.max(initial=0)]))) * 1.15)
+    ax.set_title(b.title, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", linewidth=0.3, alpha=0.5)
+    return _png(fig)
