@@ -1,0 +1,150 @@
+"""Embedding throughput: the runner end to end vs the model's forward pass alone, in one run.
+
+    python benchmarks/embedding.py [--n 2000] [--format mixed|jpeg|png] [--batch-size 32] [--input-size 64]
+                                   [--num-workers N] [--device auto|cpu|cuda]
+
+Writes a folder of real photos (scikit-image's bundled images, randomly cropped, flipped and rescaled to
+typical camera-roll sizes of 320-800 px) as JPEG and/or PNG plus a manifest shard, then prints:
+
+- forward-only images/s: the encoder (normalisation + backbone + pooling + L2) on pre-decoded uint8 batches
+  already on the device, i.e. the ceiling;
+- end-to-end images/s of ``embed_shard`` (read, decode, resize, batch, transfer, forward; as its loop
+  measures it) and the wall time including model load and the Parquet write;
+- the ratio end-to-end / forward-only (target: at least 0.8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from PIL import Image
+from skimage import data
+
+from lightly_airflow.columns import DATASOURCE_URI_METADATA_KEY
+from lightly_airflow.embedding import embed_shard, get_encoder
+from lightly_airflow.embedding.runner import resolve_device
+
+PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "motorcycle_left", "hubble_deep_field", "immunohistochemistry",
+          "retina", "cat", "colorwheel")
+
+
+def make_images(root: Path, n: int, fmt: str, seed: int = 0) -> list[str]:
+    """``n`` varied photos under ``root``; ``fmt`` is ``jpeg``, ``png`` or ``mixed`` (4 JPEG : 1 PNG)."""
+    rng = np.random.default_rng(seed)
+    sources = []
+    for name in PHOTOS:
+        loader = getattr(data, name, None)
+        if loader is None:
+            continue
+        array = loader()
+        if array.ndim == 2:
+            array = np.stack([array] * 3, axis=-1)
+        sources.append(np.ascontiguousarray(array[..., :3]))
+    keys = []
+    for i in range(n):
+        src = sources[i % len(sources)]
+        h, w = src.shape[:2]
+        ch, cw = int(h * rng.uniform(0.6, 1.0)), int(w * rng.uniform(0.6, 1.0))
+        y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+        crop = src[y : y + ch, x : x + cw]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        img = Image.fromarray(np.ascontiguousarray(crop))
+        side = int(rng.integers(320, 801))
+        img = img.resize((side, max(1, int(side * ch / cw))), Image.Resampling.BILINEAR)
+        as_png = fmt == "png" or (fmt == "mixed" and i % 5 == 4)
+        key = f"img/{i // 1000:03d}/{i:06d}.{'png' if as_png else 'jpg'}"
+        (root / key).parent.mkdir(parents=True, exist_ok=True)
+        img.save(root / key, "PNG" if as_png else "JPEG", quality=90)
+        keys.append(key)
+    return keys
+
+
+def write_manifest(path: Path, root: Path, keys: list[str]) -> str:
+    table = pa.table({
+        "key": keys,
+        "size": [(root / k).stat().st_size for k in keys],
+        "etag": [f"bench-{i}" for i in range(len(keys))],
+        "mtime": pa.array([0] * len(keys), pa.timestamp("us", tz="UTC")),
+    }).replace_schema_metadata({DATASOURCE_URI_METADATA_KEY: json.dumps(root.as_uri())})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    return str(path)
+
+
+def forward_only(n: int, batch_size: int, input_size: int, device: torch.device) -> float:
+    """Images/s of the encoder alone on pre-decoded uint8 batches already on ``device``."""
+    encoder = get_encoder(input_size=input_size).to(device)
+    batch = torch.randint(0, 256, (batch_size, 3, input_size, input_size), dtype=torch.uint8, device=device)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+                if device.type == "cuda" else torch.autocast("cpu", enabled=False))
+    steps = max(1, n // batch_size)
+    with torch.inference_mode(), autocast:
+        for _ in range(2):
+            encoder(batch)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(steps):
+            encoder(batch).float().cpu()
+        elapsed = time.perf_counter() - start
+    return steps * batch_size / elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--format", choices=("mixed", "jpeg", "png"), default="mixed")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--input-size", type=int, default=64)
+    parser.add_argument("--num-workers", type=int, default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--workdir", default=None, help="reuse a folder of generated images")
+    args = parser.parse_args(argv)
+
+    device = resolve_device(args.device)
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="lightly-embed-bench-"))
+    root = work / f"images-{args.format}-{args.n}"
+    if (root / "keys.json").exists():
+        keys = json.loads((root / "keys.json").read_text())
+    else:
+        root.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        keys = make_images(root, args.n, args.format)
+        (root / "keys.json").write_text(json.dumps(keys))
+        print(f"wrote {len(keys)} images in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    total_bytes = sum((root / k).stat().st_size for k in keys)
+    manifest = write_manifest(work / "pool/_staging/bench/manifest/shard-00000.parquet", root, keys)
+
+    fwd = forward_only(min(args.n, 2000), args.batch_size, args.input_size, device)
+    start = time.perf_counter()
+    counts = embed_shard(manifest, device=args.device, batch_size=args.batch_size, input_size=args.input_size,
+                         num_workers=args.num_workers)
+    wall = time.perf_counter() - start
+    e2e = counts["images_per_s"]
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
+    print(f"device:                 {device_name}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"images:                 {len(keys)} {args.format} ({total_bytes / len(keys) / 1024:.0f} KiB avg), "
+          f"input {args.input_size}px, batch {args.batch_size}, model {counts['model']}")
+    print(f"forward-only:           {fwd:8.1f} images/s")
+    print(f"end-to-end (runner):    {e2e:8.1f} images/s   ({e2e / fwd:.0%} of forward-only)")
+    print(f"end-to-end (wall):      {len(keys) / wall:8.1f} images/s   incl. model load + write, {wall:.1f} s")
+    print(json.dumps({"device": device_name, "n": len(keys), "format": args.format, "batch_size": args.batch_size,
+                      "input_size": args.input_size, "forward_only_images_per_s": round(fwd, 1),
+                      "end_to_end_images_per_s": e2e, "ratio": round(e2e / fwd, 3),
+                      "wall_images_per_s": round(len(keys) / wall, 1)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
