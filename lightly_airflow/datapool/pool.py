@@ -339,7 +339,7 @@ class Datapool:
     # ---------------------------------------------------------------- writing
     def commit(
         self, rows: pa.Table, *, run_id: str, dag_id: str, tag: str | None, config: dict, counts: dict,
-        embedding_model: str, embedding_dim: int, read_version: int | None,
+        embedding_model: str, embedding_dim: int, read_version: int | None, datasource_uri: str | None = None,
     ) -> CommitResult:
         """Commit one run's rows as one new pool version; a no-op if the run committed before.
 
@@ -353,6 +353,7 @@ class Datapool:
         :param embedding_model: the encoder id; must match the pool's.
         :param embedding_dim: the embedding dimension; must match the pool's.
         :param read_version: the pool version the caller read before selecting (``None``: no pool yet).
+        :param datasource_uri: the datasource root the run's keys are relative to (recorded for exports).
         :raises ConcurrentCommitError: another run committed since ``read_version``: re-read and re-select.
         :raises EmbeddingMismatchError: model or dimension differ from the pool's.
         :raises TagExistsError: ``tag`` names an earlier run's tag.
@@ -409,6 +410,8 @@ class Datapool:
             "counts": _jsonable(counts or {}), "rows": data.num_rows, "selected": n_selected,
             "embedding_model": embedding_model, "embedding_dim": int(embedding_dim),
         }
+        if datasource_uri:
+            meta["datasource_uri"] = str(datasource_uri)
         try:
             _write_deltalake(
                 table, data, mode="append", schema_mode="merge",
@@ -500,6 +503,7 @@ def _history(table: DeltaTable) -> list[dict[str, Any]]:
             "config": meta.get("config"),
             "embedding_model": meta.get("embedding_model"),
             "embedding_dim": meta.get("embedding_dim"),
+            "datasource_uri": meta.get("datasource_uri"),
         }
         out.append(entry)
     return sorted(out, key=lambda e: e["version"])

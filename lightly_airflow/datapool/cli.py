@@ -1,0 +1,207 @@
+"""``lightly-airflow datapool history|tags|show|export URI``: inspect and hand off a datapool.
+
+Credentials: the ambient ones (environment variables, workload identity), or ``--storage-options`` with a
+:class:`~lightly_airflow.storage.StorageCredentials` dict as JSON (``{"endpoint_url": ..., "access_key_id": ...}``).
+Machine-readable formats (``--format json``) print exactly one JSON document on stdout; logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from lightly_airflow import columns as C
+from lightly_airflow.datapool.errors import DatapoolError
+from lightly_airflow.datapool.export import EXPORT_FORMATS, export_tag
+from lightly_airflow.datapool.pool import Datapool
+from lightly_airflow.storage import StorageCredentials, filesystem
+
+DEFAULT_SHOW_COLUMNS = [C.KEY, C.RUN_ID, C.TAGS, C.SELECTED, C.STATUS]
+SHOW_FORMATS = ("table", "json", "csv", "parquet")
+_MAX_CELL = 48
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``datapool`` and its subcommands to the ``lightly-airflow`` parser."""
+    parser = subparsers.add_parser("datapool", help="inspect a datapool: history, tags, rows, exports")
+    sub = parser.add_subparsers(dest="datapool_command", metavar="SUBCOMMAND", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("uri", metavar="URI", help="the datapool table (local path, s3://, gs://, az://, abfs://)")
+        p.add_argument("--storage-options", metavar="JSON", default=None,
+                       help="credentials as a JSON StorageCredentials dict (default: ambient credentials)")
+
+    history = sub.add_parser("history", help="one line per version: run, tag, counts")
+    common(history)
+    history.add_argument("--format", choices=("table", "json"), default="table")
+    history.set_defaults(func=_history)
+
+    tags = sub.add_parser("tags", help="the pool's tags with their runs and sample counts")
+    common(tags)
+    tags.add_argument("--format", choices=("table", "json"), default="table")
+    tags.set_defaults(func=_tags)
+
+    show = sub.add_parser("show", help="rows of a snapshot or a tag")
+    common(show)
+    show.add_argument("--tag", help="only rows carrying this tag")
+    show.add_argument("--version", type=int, help="read this pool version")
+    show.add_argument("--run", help="read the snapshot this run committed")
+    show.add_argument("--columns", help=f"comma-separated columns, or 'all' (default: {','.join(DEFAULT_SHOW_COLUMNS)})")
+    show.add_argument("--format", choices=SHOW_FORMATS, default="table")
+    show.add_argument("--out", help="output file (required for --format parquet; default stdout)")
+    show.add_argument("--limit", type=int, default=None, help="at most this many rows (table format: 50)")
+    show.set_defaults(func=_show)
+
+    export = sub.add_parser("export", help="a tag's files for labelling tools")
+    common(export)
+    export.add_argument("--tag", required=True, help="the tag to export (a run's tag or initial-tag)")
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="list",
+                        help="list: one URI per line; label-studio: Label Studio tasks JSON")
+    export.add_argument("--datasource-uri", help="datasource root the keys are relative to (default: recorded by the run)")
+    export.add_argument("--out", help="output file (default stdout)")
+    export.set_defaults(func=_export)
+
+
+def _pool(args: argparse.Namespace) -> Datapool:
+    creds = None
+    if args.storage_options:
+        try:
+            creds = StorageCredentials.from_dict(json.loads(args.storage_options))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--storage-options is not valid JSON: {exc}") from None
+    pool = Datapool(args.uri, creds)
+    if not pool.exists():
+        raise DatapoolError(f"No datapool at {args.uri}.")
+    return pool
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        value = json.dumps(_jsonable(value))
+    elif isinstance(value, float):
+        value = f"{value:.6g}"
+    elif isinstance(value, datetime):
+        value = value.isoformat(timespec="seconds")
+    text = str(value)
+    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
+
+
+def _print_table(records: list[dict[str, Any]], columns: list[str], out=None) -> None:
+    out = out or sys.stdout
+    cells = [[_cell(r.get(c)) for c in columns] for r in records]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    out.write("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n")
+    for row in cells:
+        out.write("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() + "\n")
+
+
+def _history(args: argparse.Namespace) -> int:
+    entries = _pool(args).history()
+    if args.format == "json":
+        print(json.dumps(_jsonable(entries)))
+        return 0
+    for e in entries:
+        e["counts"] = e["counts"] or None
+    _print_table(entries, ["version", "timestamp", "operation", "run_id", "dag_id", "tag", "rows", "selected", "counts"])
+    return 0
+
+
+def _tags(args: argparse.Namespace) -> int:
+    tags = _pool(args).tags()
+    if args.format == "json":
+        print(json.dumps(tags))
+        return 0
+    _print_table(tags, ["name", "run_id", "version", "count"])
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    if args.format == "parquet" and not args.out:
+        raise ValueError("--format parquet needs --out FILE (Parquet is binary).")
+    pool = _pool(args)
+    if args.columns in ("all", "*"):
+        columns = None
+    elif args.columns:
+        columns = [c.strip() for c in args.columns.split(",") if c.strip()]
+    else:
+        columns = DEFAULT_SHOW_COLUMNS
+    table = pool.read(version=args.version, run_id=args.run, tag=args.tag, columns=columns)
+    limit = args.limit if args.limit is not None else (50 if args.format == "table" else None)
+    shown = table if limit is None else table.slice(0, limit)
+    if args.format == "parquet":
+        import pyarrow.parquet as pq
+
+        fs, path = filesystem(args.out, None)
+        with fs.open(path, "wb") as f:
+            pq.write_table(shown, f)
+        print(f"wrote {shown.num_rows} rows to {args.out}", file=sys.stderr)
+        return 0
+    with _output(args.out) as out:
+        if args.format == "json":
+            out.write(json.dumps(_jsonable(shown.to_pylist())) + "\n")
+        elif args.format == "csv":
+            _write_csv(shown, out)
+        else:
+            _print_table(shown.to_pylist(), shown.column_names, out)
+            if shown.num_rows < table.num_rows:
+                print(f"({shown.num_rows} of {table.num_rows} rows; use --limit)", file=sys.stderr)
+    return 0
+
+
+def _write_csv(table: pa.Table, out) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table.column_names)
+    for record in table.to_pylist():
+        writer.writerow([
+            "" if v is None else json.dumps(_jsonable(v)) if isinstance(v, (list, dict)) else
+            v.isoformat() if isinstance(v, datetime) else v
+            for v in record.values()
+        ])
+
+
+class _output:
+    """stdout, or a local file for ``--out``."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+
+    def __enter__(self):
+        self.handle = open(self.path, "w", encoding="utf-8", newline="") if self.path else sys.stdout  # noqa: SIM115
+        return self.handle
+
+    def __exit__(self, *exc: object) -> None:
+        if self.path:
+            self.handle.close()
+
+
+def _export(args: argparse.Namespace) -> int:
+    pool = _pool(args)
+    result = export_tag(pool, args.tag, fmt=args.format, datasource_uri=args.datasource_uri)
+    with _output(args.out) as out:
+        if args.format == "list":
+            out.write("".join(line + "\n" for line in result))
+        else:
+            out.write(json.dumps(result, indent=2) + "\n")
+    if args.out:
+        print(f"wrote {len(result)} entries of tag {args.tag!r} to {args.out}", file=sys.stderr)
+    return 0

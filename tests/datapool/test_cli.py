@@ -1,0 +1,99 @@
+"""``lightly-airflow datapool …`` on a pool written by the datapool API."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from lightly_airflow import columns as C
+from lightly_airflow.cli import main
+from lightly_airflow.datapool import Datapool
+
+from .conftest import DIM, MODEL, run_rows
+
+
+@pytest.fixture
+def pool_uri(tmp_path, digits) -> str:
+    pool = Datapool(tmp_path / "pool")
+    for run_id, tag, indices, picks in (("r1", "week-1", range(0, 20), [4, 2]), ("r2", None, range(20, 30), [1])):
+        rows = run_rows(digits, indices, picks=picks, corrupt=[0])
+        pool.commit(rows, run_id=run_id, dag_id="curate", tag=tag, config={"n_samples": len(picks)},
+                    counts={"new": rows.num_rows}, embedding_model=MODEL, embedding_dim=DIM,
+                    read_version=pool.version(), datasource_uri="s3://images/raw")
+    return str(tmp_path / "pool")
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_history_and_tags(pool_uri, capsys) -> None:
+    code, out, _ = _run(capsys, "datapool", "history", pool_uri, "--format", "json")
+    history = json.loads(out)
+    assert code == 0 and [h["run_id"] for h in history] == [None, "r1", "r2"]
+    assert history[1]["tag"] == "week-1" and history[1]["counts"] == {"new": 20} and history[1]["selected"] == 2
+    code, out, _ = _run(capsys, "datapool", "tags", pool_uri)
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split() == ["name", "run_id", "version", "count"]
+    assert [line.split() for line in lines[1:]] == [["initial-tag", "2", "3"], ["week-1", "r1", "1", "2"], ["r2", "r2", "2", "1"]]
+
+
+def test_show_formats(pool_uri, capsys, tmp_path) -> None:
+    code, out, _ = _run(capsys, "datapool", "show", pool_uri, "--tag", "week-1", "--format", "json")
+    rows = json.loads(out)  # exactly one JSON document on stdout
+    assert code == 0 and [sorted(r) for r in rows] == [sorted([C.KEY, C.RUN_ID, C.TAGS, C.SELECTED, C.STATUS])] * 2
+    assert all(r[C.TAGS] == ["week-1", C.INITIAL_TAG] and r[C.SELECTED] for r in rows)
+
+    code, out, _ = _run(capsys, "datapool", "show", pool_uri, "--run", "r1", "--format", "csv", "--columns", "key,status,embedding")
+    records = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(records) == 20 and sum(r[C.STATUS] == "corrupt" for r in records) == 1
+    assert len(json.loads(next(r for r in records if r[C.STATUS] == "ok")[C.EMBEDDING])) == DIM
+
+    code, out, _ = _run(capsys, "datapool", "show", pool_uri, "--version", "1")
+    assert code == 0 and out.splitlines()[0].split() == [C.KEY, C.RUN_ID, C.TAGS, C.SELECTED, C.STATUS]
+    assert len(out.splitlines()) == 21
+
+    target = tmp_path / "all.parquet"
+    code, _, err = _run(capsys, "datapool", "show", pool_uri, "--columns", "all", "--format", "parquet", "--out", str(target))
+    assert code == 0 and pq.read_table(target).num_rows == 30 and "wrote 30 rows" in err
+    code, _, err = _run(capsys, "datapool", "show", pool_uri, "--format", "parquet")
+    assert code == 1 and "--out" in err
+
+
+def test_export(pool_uri, capsys, tmp_path) -> None:
+    code, out, _ = _run(capsys, "datapool", "export", pool_uri, "--tag", "week-1")
+    pool = Datapool(pool_uri)
+    picked = pool.read(tag="week-1", columns=[C.KEY, C.PICK_RANK]).sort_by(C.PICK_RANK).column(C.KEY).to_pylist()
+    assert code == 0 and out.splitlines() == [f"s3://images/raw/{k}" for k in picked]
+    target = tmp_path / "tasks.json"
+    code, _, _ = _run(capsys, "datapool", "export", pool_uri, "--tag", C.INITIAL_TAG, "--format", "label-studio",
+                      "--datasource-uri", "gs://other/root", "--out", str(target))
+    tasks = json.loads(target.read_text())
+    assert code == 0 and len(tasks) == 3
+    assert tasks[0]["data"]["image"] == f"gs://other/root/{picked[0]}" and tasks[0]["meta"]["tag"] == C.INITIAL_TAG
+
+
+def test_errors_exit_1_with_a_message(pool_uri, capsys, tmp_path) -> None:
+    code, _, err = _run(capsys, "datapool", "history", str(tmp_path / "missing"))
+    assert code == 1 and "No datapool" in err
+    code, _, err = _run(capsys, "datapool", "show", pool_uri, "--columns", "nope")
+    assert code == 1 and "Unknown column" in err
+    code, _, err = _run(capsys, "datapool", "tags", pool_uri, "--storage-options", '{"endpoint": "x"}')
+    assert code == 1 and "endpoint" in err
+
+
+def test_storage_options_reach_s3(s3_bucket, digits, capsys) -> None:
+    uri = s3_bucket.uri + "/pool"
+    pool = Datapool(uri, s3_bucket.credentials)
+    rows = run_rows(digits, range(0, 10), picks=[3])
+    pool.commit(rows, run_id="r1", dag_id="curate", tag=None, config={}, counts={}, embedding_model=MODEL,
+                embedding_dim=DIM, read_version=None)
+    code, out, _ = _run(capsys, "datapool", "show", uri, "--tag", "r1", "--format", "json",
+                        "--storage-options", json.dumps(s3_bucket.credentials.to_dict()))
+    assert code == 0 and [r[C.KEY] for r in json.loads(out)] == [rows.column(C.KEY)[3].as_py()]
