@@ -360,8 +360,15 @@ def embed_shard(
     )
     progress = _Progress(len(todo), f"embed {manifest_uri.rsplit('/', 1)[-1]}")
     computed = 0
+    waited = 0.0  # time the model sat idle waiting for decoded batches
     with torch.inference_mode(), _autocast(torch_device):
-        for batch in loader:
+        iterator = iter(loader)
+        while True:
+            tick = time.perf_counter()
+            batch = next(iterator, None)
+            waited += time.perf_counter() - tick
+            if batch is None:
+                break
             rows = batch.rows.numpy()
             ok = batch.ok.numpy()
             for row, st, reason in zip(rows, batch.status, batch.reasons):
@@ -380,6 +387,9 @@ def embed_shard(
             progress.update(len(rows))
     progress.update(0, final=True)
     compute_rate = progress.rate
+    loop_s = time.perf_counter() - progress.start
+    if len(todo):
+        logger.info("Waited for input %.1f s of %.1f s (%.0f%%)", waited, loop_s, 100.0 * waited / max(loop_s, 1e-9))
 
     table = pa.table(
         [
@@ -396,6 +406,7 @@ def embed_shard(
     counts = _counts(table, output_uri, encoder.model_id, out_dim, encoder.input_size, reused=len(reused_rows),
                      embedded=computed, rate=compute_rate, seconds=time.perf_counter() - started,
                      device=str(torch_device))
+    counts["input_wait_s"] = round(waited, 3)
     logger.info("Wrote %s: %s", output_uri, counts)
     return counts
 
