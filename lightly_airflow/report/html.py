@@ -43,6 +43,7 @@ class Figure:
     filename: str | None
     error: str | None = None
     note: str | None = None
+    alt: str | None = None
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], classes: Sequence[str] = ()) -> str:
@@ -60,7 +61,7 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], classes: Seque
 def _figure(f: Figure) -> str:
     parts = [f"<h3>{esc(f.title)}</h3>"] if f.title else []
     if f.filename:
-        parts.append(f'<img src="{esc(f.filename)}" alt="{esc(f.title)}">')
+        parts.append(f'<img src="{esc(f.filename)}" alt="{esc(f.alt or f.title)}">')
     if f.error:
         parts.append(f'<p class="warn">This plot could not be drawn: {esc(f.error)}</p>')
     if f.note:

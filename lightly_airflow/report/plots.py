@@ -5,10 +5,14 @@ Each function returns PNG bytes; the caller decides where they go and survives a
 
 from __future__ import annotations
 
+import functools
 import io
 import math
+from collections.abc import Callable
+from typing import ParamSpec
 
 import numpy as np
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -18,6 +22,22 @@ DPI = 90
 #: Colours of the map groups: not selected, earlier selected, newly selected (colour-blind safe).
 GROUP_COLOURS = ("#b8b8b8", "#0072b2", "#e69f00")
 ALL_COLOUR, SELECTED_COLOUR, TARGET_COLOUR = "#7f7f7f", "#e69f00", "#0072b2"
+P = ParamSpec("P")
+
+
+#: Keys and class names are data, not TeX: ``$`` must print as ``$`` (mathtext would fail on ``a$b``).
+_RC = {"text.parse_math": False, "text.usetex": False}
+
+
+def _literal_text(draw: Callable[P, bytes]) -> Callable[P, bytes]:
+    """Build and save the figure with the rc settings above (texts read them when they are created)."""
+
+    @functools.wraps(draw)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> bytes:
+        with rc_context(_RC):
+            return draw(*args, **kwargs)
+
+    return wrapper
 
 
 def _png(fig: Figure) -> bytes:
@@ -27,6 +47,7 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+@_literal_text
 def embedding_map_png(m: EmbeddingMap) -> bytes:
     """Scatter of the 2-D PCA map; newly selected samples drawn last and largest."""
     fig = Figure(figsize=(7.5, 6.0), layout="constrained")
@@ -48,6 +69,7 @@ def embedding_map_png(m: EmbeddingMap) -> bytes:
     return _png(fig)
 
 
+@_literal_text
 def histograms_png(metrics: list[tuple[str, np.ndarray, np.ndarray]], *, bins: int = 30) -> bytes:
     """A grid of histograms, one per metric: all rows vs selected rows, each normalised to its own area.
 
@@ -75,6 +97,7 @@ def histograms_png(metrics: list[tuple[str, np.ndarray, np.ndarray]], *, bins: i
     return _png(fig)
 
 
+@_literal_text
 def balance_png(b: Balance) -> bytes:
     """Grouped bars per class: target, achieved (selected incl. earlier runs), available in this run."""
     k = len(b.classes)

@@ -62,7 +62,8 @@ def write_report(
         with fs.open(f"{root.rstrip('/')}/{name}", "wb") as f:
             f.write(payload)
 
-    def plot(title: str, filename: str, draw: Callable[[], bytes | None], note: str | None = None) -> Figure | None:
+    def plot(title: str, filename: str, draw: Callable[[], bytes | None], note: str | None = None,
+             alt: str | None = None) -> Figure | None:
         try:
             png = draw()
         except Exception as exc:  # noqa: BLE001 - a plot never sinks the run
@@ -71,7 +72,7 @@ def write_report(
         if png is None:
             return None
         put(filename, png)
-        return Figure(title, filename, note=note)
+        return Figure(title, filename, note=note, alt=alt)
 
     counts = D.counts(rows, summary_d, preselected)
     sel = D.selected_mask(rows)
@@ -87,7 +88,7 @@ def write_report(
         emap_holder["m"] = emap
         return None if emap is None else embedding_map_png(emap)
 
-    fig = plot("", MAP_PNG, draw_map)
+    fig = plot("", MAP_PNG, draw_map, alt="2-D PCA map of the embeddings by selection group")
     if fig is not None:
         m = emap_holder.get("m")
         if m is not None and sum(m.shown.values()) < sum(m.total.values()):
@@ -109,6 +110,7 @@ def write_report(
             return histograms_png(panels)
 
         fig = plot("", METRICS_PNG, draw_hists,
+                   alt="histograms of the lightly metrics, all vs selected",
                    note="Each histogram is normalised to its own area, so the shapes compare even when few are selected.")
         if fig is not None:
             hist_figs.append(fig)
