@@ -12,12 +12,16 @@ mode. The same image, model and batch size therefore give bit-identical embeddin
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
+import multiprocessing
 import os
 import time
 import uuid
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -239,6 +243,30 @@ def match_reuse(manifest: pa.Table, reuse: pa.Table, *, model_id: str, dim: int)
     return m_rows.astype(np.int64), vectors
 
 
+def _loader(dataset: ShardImages, workers: int, *, pin_memory: bool) -> Iterable[Any]:
+    """Batches in order: DataLoader worker processes, or decoding threads where this process may not have
+    children (a daemonic process, e.g. a Celery prefork worker); Pillow decodes without holding the GIL."""
+    if workers and multiprocessing.current_process().daemon:
+        logger.info("Running in a daemonic process: decoding in %d threads instead of worker processes", workers)
+        return _threaded_batches(dataset, workers, pin_memory=pin_memory)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin_memory,
+        prefetch_factor=4 if workers else None,
+    )
+
+
+def _threaded_batches(dataset: ShardImages, workers: int, *, pin_memory: bool) -> Iterator[Any]:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed-decode") as pool:
+        pending: collections.deque[Future[Any]] = collections.deque()
+        next_index = 0
+        while next_index < len(dataset) or pending:
+            while next_index < len(dataset) and len(pending) < 4 * workers:
+                pending.append(pool.submit(dataset.__getitem__, next_index))
+                next_index += 1
+            batch = pending.popleft().result()
+            yield batch.pin_memory() if pin_memory else batch
+
+
 class _Progress:
     """Logs images done, images/s and ETA at most every ``LOG_EVERY_S`` seconds."""
 
@@ -350,10 +378,7 @@ def embed_shard(
     )
     workers = default_num_workers(torch_device) if num_workers is None else num_workers
     workers = min(workers, len(dataset))
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=None, shuffle=False, num_workers=workers,
-        pin_memory=torch_device.type == "cuda", prefetch_factor=4 if workers else None,
-    )
+    loader = _loader(dataset, workers, pin_memory=torch_device.type == "cuda")
     logger.info(
         "Embedding %d images of %s with %s on %s (batch %d, %d decode workers; %d reused)",
         len(todo), manifest_uri, encoder.model_id, torch_device, batch_size, workers, len(reused_rows),

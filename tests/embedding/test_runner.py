@@ -184,3 +184,20 @@ def test_images_and_staging_on_s3(s3_bucket, image_root: tuple[Path, list[str]],
     assert sorted(local) == sorted(subset)
     for key, vec in local.items():
         np.testing.assert_array_equal(_vectors(remote)[key], vec)
+
+
+def test_daemonic_process_decodes_in_threads_with_identical_results(
+    tmp_path: Path, image_root: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+    import multiprocessing
+
+    root, keys = image_root
+    manifest = write_manifest(tmp_path / "m/manifest/shard-00000.parquet", root.as_uri(), keys, root)
+    reference = pq.read_table(embed_shard(manifest, batch_size=8, num_workers=0, output_uri=str(tmp_path / "a.parquet"))["output_uri"])
+    # A Celery prefork child is daemonic: it may not start DataLoader worker processes.
+    monkeypatch.setattr(multiprocessing.current_process(), "daemon", True)
+    with caplog.at_level(logging.INFO, logger="lightly_airflow.embedding.runner"):
+        out = embed_shard(manifest, batch_size=8, num_workers=2, output_uri=str(tmp_path / "b.parquet"))["output_uri"]
+    assert "threads" in caplog.text
+    assert pq.read_table(out).equals(reference)
