@@ -1,0 +1,58 @@
+"""``lightly-airflow report``: parser registration, a run from saved files, clear errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from lightly_airflow.report import cli
+
+from .conftest import make_run
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lightly-airflow")
+    cli.register(parser.add_subparsers(dest="command"))
+    return parser
+
+
+def test_report_command_from_saved_files(tmp_path: Path, capsys) -> None:
+    run = make_run(n=300, n_select=12)
+    pq.write_table(run.rows, tmp_path / "rows.parquet")
+    pq.write_table(run.preselected, tmp_path / "pre.parquet")
+    (tmp_path / "s.json").write_text(json.dumps(run.summary))
+    (tmp_path / "c.json").write_text(json.dumps(run.config))
+    args = _parser().parse_args([
+        "report", "--rows", str(tmp_path / "rows.parquet"), "--out", str(tmp_path / "out"),
+        "--summary", str(tmp_path / "s.json"), "--config", str(tmp_path / "c.json"),
+        "--preselected", str(tmp_path / "pre.parquet"), "--max-points", "100",
+    ])
+    assert args.func(args) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "out" / "index.html")
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert "n_samples reached" in page and "manual__2026-01-01" in page
+    assert (tmp_path / "out" / "balance-01.png").exists()
+
+
+def test_report_command_rows_only(tmp_path: Path) -> None:
+    pq.write_table(make_run(n=50, n_select=3).rows, tmp_path / "rows.parquet")
+    args = _parser().parse_args(["report", "--rows", str(tmp_path / "rows.parquet"), "--out", str(tmp_path / "o")])
+    assert args.func(args) == 0 and (tmp_path / "o" / "embedding-map.png").exists()
+
+
+def test_report_command_errors_name_the_option(tmp_path: Path) -> None:
+    args = _parser().parse_args(["report", "--rows", str(tmp_path / "nope.parquet"), "--out", str(tmp_path)])
+    with pytest.raises(FileNotFoundError, match="--rows"):
+        args.func(args)
+    pq.write_table(make_run(n=10, n_select=1).rows, tmp_path / "rows.parquet")
+    (tmp_path / "bad.json").write_text("{not json")
+    args = _parser().parse_args(["report", "--rows", str(tmp_path / "rows.parquet"), "--out", str(tmp_path / "o"),
+                                 "--summary", str(tmp_path / "bad.json")])
+    with pytest.raises(ValueError, match="--summary .* is not valid JSON"):
+        args.func(args)
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["report", "--out", str(tmp_path)])
