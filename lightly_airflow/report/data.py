@@ -6,6 +6,7 @@ Everything here is plain numpy/pyarrow and tolerates any subset of the columns o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Mapping
@@ -137,18 +138,32 @@ def embedding_matrix(table: pa.Table | None) -> tuple[np.ndarray, np.ndarray]:
     return idx[finite], mat[finite]
 
 
+def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    """Single-threaded BLAS for the small products here: on a busy machine, BLAS threads cost 3-5x wall time."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional (scikit-learn brings it); without it BLAS keeps its own threading
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def pca_2d(x: np.ndarray, *, fit_rows: int = 5000, seed: int = _SEED) -> np.ndarray:
     """Project onto the top two principal components (randomized subspace iteration, deterministic signs).
 
     :param x: (N, D) matrix.
     :param fit_rows: at most this many rows (a seeded sample) fit the components; all rows are projected.
     """
+    with _one_blas_thread():
+        return _pca_2d(x, fit_rows, seed)
+
+
+def _pca_2d(x: np.ndarray, fit_rows: int, seed: int) -> np.ndarray:
     n = len(x)
     if n == 0:
         return np.zeros((0, 2))
-    x = x.astype(np.float64, copy=False)
     rng = np.random.default_rng(seed)
     fit = x if n <= fit_rows else x[np.sort(rng.choice(n, fit_rows, replace=False))]
+    fit = fit.astype(np.float64)
     mean = fit.mean(axis=0)
     centred = fit - mean
     d = x.shape[1]
@@ -166,7 +181,8 @@ def pca_2d(x: np.ndarray, *, fit_rows: int = 5000, seed: int = _SEED) -> np.ndar
         if comps[i, np.argmax(np.abs(comps[i]))] < 0:
             comps[i] = -comps[i]
     out = np.zeros((n, 2))
-    out[:, : len(comps)] = (x - mean) @ comps.T
+    # Project without a centred copy of x (float32 is plenty for a picture).
+    out[:, : len(comps)] = x.astype(np.float32, copy=False) @ comps.T.astype(np.float32) - mean @ comps.T
     return out
 
 
