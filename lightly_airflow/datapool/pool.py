@@ -45,6 +45,9 @@ DEFAULT_TABLE_CONFIGURATION: dict[str, str] = {
 METADATA_KEY = "lightly"
 APP_ID_PREFIX = "lightly-airflow/run/"
 TAG_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$")
+#: Selected rows live in their own files (``selected=true/``), so reading the ``initial-tag`` set and a tag's
+#: rows touches only those files instead of every embedding in the pool.
+PARTITION_COLUMNS = [C.SELECTED]
 _SECRET_WORDS = re.compile(r"secret|password|passwd|token|credential|account_key|access_key|private_key|sas", re.I)
 
 # Indirection so a test can run the real writer in a process it kills mid-write.
@@ -246,7 +249,8 @@ class Datapool:
             known = {t["name"] for t in self.tags()}
             if tag not in known:
                 raise DatapoolError(f"Tag {tag!r} does not exist in {self.uri}; known tags: {sorted(known)}.")
-            where = f"WHERE array_has({quote_ident(C.TAGS)}, {quote_literal(tag)})"
+            # Tags sit only on selected rows: the first condition prunes every unselected file.
+            where = f"WHERE {quote_ident(C.SELECTED)} AND array_has({quote_ident(C.TAGS)}, {quote_literal(tag)})"
         return self._select(table, columns, where, order=f"{quote_ident(COMMIT_VERSION)}, {quote_ident(C.KEY)}")
 
     def selected(self, columns: list[str] | None = None) -> pa.Table:
@@ -258,7 +262,7 @@ class Datapool:
         table = self._load()
         if table is None:
             return pa.table({C.KEY: pa.array([], pa.string())}) if columns is None else _empty(columns)
-        where = f"WHERE array_has({quote_ident(C.TAGS)}, {quote_literal(C.INITIAL_TAG)})"
+        where = f"WHERE {quote_ident(C.SELECTED)} AND array_has({quote_ident(C.TAGS)}, {quote_literal(C.INITIAL_TAG)})"
         rows = self._select(
             table, columns, where, extra=(C.KEY, COMMIT_VERSION),
             order=f"{quote_ident(COMMIT_VERSION)}, {quote_ident(C.PICK_RANK)}",
@@ -294,14 +298,19 @@ class Datapool:
         info = None if table is None else _embedding_info(table)
         if table is None or info is None or wanted.num_rows == 0:
             return _empty([C.KEY, C.ETAG, C.EMBEDDING], dim=info["dim"] if info else None)
-        where = f"WHERE {quote_ident(C.EMBEDDING)} IS NOT NULL"
-        unique_keys = pc.unique(wanted.column(C.KEY)).to_pylist()
-        if len(unique_keys) <= 5000:
-            where += f" AND {quote_ident(C.KEY)} IN ({', '.join(quote_literal(k) for k in unique_keys)})"
+        wanted = wanted.group_by([C.KEY, C.ETAG]).aggregate([])
+        # Cheap first pass over the identity columns: most wanted files are new, and then no embedding is read.
+        ids = self._select(table, [C.KEY, C.ETAG], "")
+        ids = ids.set_column(1, C.ETAG, ids.column(C.ETAG).cast(pa.string()))
+        hit_keys = pc.unique(ids.join(wanted, [C.KEY, C.ETAG], join_type="inner").column(C.KEY)).to_pylist()
+        if not hit_keys:
+            return _empty([C.KEY, C.ETAG, C.EMBEDDING], dim=info["dim"])
+        where = f"WHERE {quote_ident(C.KEY)} IN ({', '.join(quote_literal(k) for k in hit_keys)})"
         pool = self._select(table, [C.KEY, C.ETAG, C.EMBEDDING, COMMIT_VERSION], where)
+        pool = pool.filter(pc.is_valid(pool.column(C.EMBEDDING)))
         pool = pool.set_column(pool.schema.get_field_index(C.ETAG), C.ETAG, pool.column(C.ETAG).cast(pa.string()))
         ids = pool.select([C.KEY, C.ETAG]).append_column("__row", pa.array(np.arange(pool.num_rows), pa.int64()))
-        hits = ids.join(wanted.group_by([C.KEY, C.ETAG]).aggregate([]), [C.KEY, C.ETAG], join_type="inner")
+        hits = ids.join(wanted, [C.KEY, C.ETAG], join_type="inner")
         matched = _latest_per_key(pool.take(np.sort(hits.column("__row").to_numpy())), (C.KEY, C.ETAG))
         return self._finish(matched, [C.KEY, C.ETAG, C.EMBEDDING], table)
 
@@ -415,6 +424,7 @@ class Datapool:
         try:
             _write_deltalake(
                 table, data, mode="append", schema_mode="merge",
+                partition_by=table.metadata().partition_columns or None,
                 commit_properties=CommitProperties(
                     custom_metadata={METADATA_KEY: meta},
                     app_transactions=[Transaction(app_id(run_id), new_version)],
@@ -440,7 +450,7 @@ class Datapool:
     def _create(self, schema: pa.Schema, run_id: str) -> DeltaTable:
         try:
             return DeltaTable.create(
-                self._table_uri, schema, mode="error", name="lightly datapool",
+                self._table_uri, schema, mode="error", name="lightly datapool", partition_by=PARTITION_COLUMNS,
                 description="lightly-airflow datapool: one row per processed sample per run",
                 configuration=self._configuration, storage_options=self._options,
                 commit_properties=CommitProperties(custom_metadata={METADATA_KEY: {"operation": "create"}}),
@@ -520,7 +530,7 @@ def _count_selected(table: DeltaTable) -> int:
     result = query(
         table,
         f"SELECT COUNT(DISTINCT {quote_ident(C.KEY)}) AS n FROM pool "
-        f"WHERE array_has({quote_ident(C.TAGS)}, {quote_literal(C.INITIAL_TAG)})",
+        f"WHERE {quote_ident(C.SELECTED)} AND array_has({quote_ident(C.TAGS)}, {quote_literal(C.INITIAL_TAG)})",
     )
     return int(result.column("n")[0].as_py())
 

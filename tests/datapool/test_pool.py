@@ -246,7 +246,10 @@ def test_retention_defaults_and_appends_only_add_files(tmp_path, digits) -> None
     files_before = set(table.file_uris())
     commit_run(pool, run_rows(digits, range(10, 20), picks=[0]), "r2")
     files_after = set(DeltaTable(str(tmp_path / "pool")).file_uris())
-    assert files_before < files_after and len(files_after - files_before) == 1
+    # The run added one file per partition (its selected and its other rows); no earlier file was touched.
+    added = files_after - files_before
+    assert files_before < files_after and len(added) == 2
+    assert sorted(f.split("/")[-2] for f in added) == ["selected=false", "selected=true"]
 
     short = Datapool(tmp_path / "short", table_configuration={"delta.logRetentionDuration": "interval 30 days"})
     commit_run(short, run_rows(digits, range(0, 10), picks=[0]), "r1")

@@ -1,0 +1,113 @@
+"""Datapool speed: commit a run into a large pool, read every selected embedding, diff and reuse lookups.
+
+    python benchmarks/datapool.py                       # 1,000,000-sample pool, 10,000-sample run, D=64
+    python benchmarks/datapool.py --pool-size 50000     # quick check
+
+Prints one line per figure. The pool is built once under --dir (a temporary folder by default) with one
+commit per --build-runs chunk; only the last steps are timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from lightly_airflow import columns as C
+from lightly_airflow.datapool import Datapool
+
+
+def make_rows(start: int, n: int, dim: int, select_every: int, rng: np.random.Generator) -> pa.Table:
+    """``n`` synthetic processed samples: L2-normalised random embeddings, every ``select_every``-th selected."""
+    emb = rng.standard_normal((n, dim), dtype=np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    ids = np.arange(start, start + n)
+    selected = ids % select_every == 0
+    rank = np.full(n, -1, dtype=np.int64)
+    rank[selected] = np.arange(int(selected.sum()))
+    keys = [f"images/{i // 1000:04d}/{i:08d}.jpg" for i in ids]
+    return pa.table({
+        C.KEY: keys,
+        C.SIZE: pa.array(50_000 + ids % 1000, pa.int64()),
+        C.ETAG: [hashlib.md5(k.encode()).hexdigest() for k in keys],
+        C.CONTENT_HASH: pa.array(ids.astype(str)),
+        C.STATUS: pa.array([C.STATUS_OK] * n),
+        C.EMBEDDING: pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), dim),
+        C.lightly_metadata_column("sharpness"): pa.array(rng.random(n)),
+        C.SELECTED: pa.array(selected),
+        C.PICK_RANK: pa.array(rank, mask=~selected),
+    })
+
+
+def du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pool-size", type=int, default=1_000_000)
+    parser.add_argument("--run-size", type=int, default=10_000)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--select-every", type=int, default=50, help="1 in N samples selected (2%%)")
+    parser.add_argument("--build-runs", type=int, default=4, help="commits used to build the pool")
+    parser.add_argument("--dir", default=None, help="where to build the pool (default: a temporary folder)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    rng = np.random.default_rng(0)
+    root = Path(args.dir or tempfile.mkdtemp(prefix="datapool-bench-"))
+    uri = str(root / f"pool-{args.pool_size}-{args.dim}")
+    pool = Datapool(uri)
+    common = dict(dag_id="bench", tag=None, config={}, counts={}, embedding_model="bench", embedding_dim=args.dim)
+
+    if not pool.exists():
+        t0 = time.perf_counter()
+        chunk = -(-args.pool_size // args.build_runs)
+        for i, start in enumerate(range(0, args.pool_size, chunk)):
+            rows = make_rows(start, min(chunk, args.pool_size - start), args.dim, args.select_every, rng)
+            pool.commit(rows, run_id=f"build-{i}", read_version=pool.version(), **common)
+        print(f"build pool: {args.pool_size:,} samples in {time.perf_counter() - t0:.1f} s "
+              f"({du(Path(uri)) / 2**20:.0f} MiB on disk)")
+    pool_rows = pool.read(columns=[C.KEY]).num_rows
+    run_id = f"run-{os.getpid()}-{time.time_ns()}"
+    rows = make_rows(pool_rows, args.run_size, args.dim, args.select_every, rng)
+
+    t0 = time.perf_counter()
+    version = pool.version()
+    result = pool.commit(rows, run_id=run_id, read_version=version, **common)
+    t_commit = time.perf_counter() - t0
+    print(f"commit {args.run_size:,} samples into {pool_rows:,}: {t_commit:.2f} s (version {result.version})")
+
+    t0 = time.perf_counter()
+    again = pool.commit(rows, run_id=run_id, read_version=version, **common)
+    print(f"retried commit (no-op): {time.perf_counter() - t0:.2f} s (already_committed={again.already_committed})")
+
+    t0 = time.perf_counter()
+    selected = pool.selected([C.KEY, C.EMBEDDING])
+    t_sel = time.perf_counter() - t0
+    emb = np.asarray(selected.column(C.EMBEDDING).combine_chunks().values).reshape(-1, args.dim)
+    print(f"read all selected embeddings: {selected.num_rows:,} x {args.dim} in {t_sel:.2f} s "
+          f"({emb.nbytes / 2**20:.1f} MiB)")
+
+    t0 = time.perf_counter()
+    known = pool.known_files()
+    print(f"known_files (diff base): {known.num_rows:,} rows in {time.perf_counter() - t0:.2f} s")
+
+    t0 = time.perf_counter()
+    reuse = pool.embeddings_for(rows.select([C.KEY, C.ETAG]))
+    print(f"embeddings_for {args.run_size:,} keys: {reuse.num_rows:,} found in {time.perf_counter() - t0:.2f} s")
+
+    t0 = time.perf_counter()
+    full = pool.read(columns=[C.KEY, C.EMBEDDING])
+    print(f"read all embeddings: {full.num_rows:,} in {time.perf_counter() - t0:.2f} s")
+    print(f"pool at {uri}")
+
+
+if __name__ == "__main__":
+    main()
