@@ -41,3 +41,16 @@ def test_secrets_never_appear_in_repr() -> None:
 def test_unknown_credential_keys_are_named() -> None:
     with pytest.raises(ValueError, match="endpoint"):
         StorageCredentials.from_dict({"endpoint": "http://x"})
+
+
+def test_azurite_endpoints_use_delta_rs_emulator_mode(monkeypatch) -> None:
+    monkeypatch.delenv("AZURITE_BLOB_STORAGE_URL", raising=False)
+    local = StorageCredentials(account_name="devstoreaccount1", account_key="k", endpoint_url="http://127.0.0.1:4242/devstoreaccount1")
+    opts = local.delta_options("az")
+    assert opts["AZURE_STORAGE_USE_EMULATOR"] == "true" and "AZURE_STORAGE_ENDPOINT" not in opts
+    import os
+
+    assert os.environ["AZURITE_BLOB_STORAGE_URL"] == "http://127.0.0.1:4242"
+    remote = StorageCredentials(account_name="acct", account_key="k", endpoint_url="https://acct.blob.core.usgovcloudapi.net")
+    assert remote.delta_options("az")["AZURE_STORAGE_ENDPOINT"] == "https://acct.blob.core.usgovcloudapi.net"
+    assert "AZURE_STORAGE_USE_EMULATOR" not in remote.delta_options("az")
