@@ -132,9 +132,11 @@ def embedding_matrix(table: pa.Table | None) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
     dim = int(np.bincount(positive).argmax())
     idx = np.flatnonzero(lengths == dim)
-    sub = col.take(pa.array(idx))
+    sub = col if len(idx) == len(col) else col.take(pa.array(idx))  # the usual case: no copy of the column
     mat = sub.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(idx), dim)
     finite = np.isfinite(mat).all(axis=1)
+    if finite.all():
+        return idx, mat
     return idx[finite], mat[finite]
 
 
@@ -218,14 +220,18 @@ def embedding_map(
         idx, mat, groups = idx[keep], mat[keep], groups[keep]
     if not len(idx) and not len(pre_idx):
         return None
-    if len(idx) and len(pre_idx):
-        mat = np.concatenate([mat, pre_mat])
-    elif len(pre_idx):
-        mat = pre_mat
+    n_run = len(idx)
     groups = np.concatenate([groups, np.ones(len(pre_idx), dtype=np.int64)]).astype(np.int64)
     total = {g: int((groups == i).sum()) for i, g in enumerate(GROUPS)}
     chosen = subsample(groups, max_points, seed=seed)
-    xy = pca_2d(mat[chosen], seed=seed)
+    run_part, pre_part = chosen[chosen < n_run], chosen[chosen >= n_run] - n_run
+    if not len(pre_part):
+        points = mat if len(run_part) == n_run else mat[run_part]
+    elif not len(run_part):
+        points = pre_mat if len(pre_part) == len(pre_mat) else pre_mat[pre_part]
+    else:
+        points = np.concatenate([mat[run_part], pre_mat[pre_part]])  # chosen is sorted: run rows come first
+    xy = pca_2d(points, seed=seed)
     g = groups[chosen]
     return EmbeddingMap(xy=xy, group=g, total=total, shown={name: int((g == i).sum()) for i, name in enumerate(GROUPS)})
 
