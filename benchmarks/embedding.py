@@ -6,8 +6,9 @@
 Writes a folder of real photos (scikit-image's bundled images, randomly cropped, flipped and rescaled to
 typical camera-roll sizes of 320-800 px) as JPEG and/or PNG plus a manifest shard, then prints:
 
-- forward-only images/s: the encoder (normalisation + backbone + pooling + L2) on pre-decoded uint8 batches
-  already on the device, i.e. the ceiling;
+- decode-only images/s (read + decode + resize, one thread);
+- forward-only images/s: the encoder (normalisation + backbone + pooling + L2) on the same images pre-decoded
+  into uint8 batches already on the device, i.e. the ceiling (measured before and after the runner);
 - end-to-end images/s of ``embed_shard`` (read, decode, resize, batch, transfer, forward; as its loop
   measures it) and the wall time including model load and the Parquet write;
 - the ratio end-to-end / forward-only (target: at least 0.8).
@@ -31,7 +32,7 @@ from PIL import Image
 from skimage import data
 
 from lightly_airflow.columns import DATASOURCE_URI_METADATA_KEY
-from lightly_airflow.embedding import embed_shard, get_encoder
+from lightly_airflow.embedding import decode_image, embed_shard, get_encoder
 from lightly_airflow.embedding.runner import resolve_device
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "motorcycle_left", "hubble_deep_field", "immunohistochemistry",
@@ -82,23 +83,33 @@ def write_manifest(path: Path, root: Path, keys: list[str]) -> str:
     return str(path)
 
 
-def forward_only(n: int, batch_size: int, input_size: int, device: torch.device) -> float:
-    """Images/s of the encoder alone on pre-decoded uint8 batches already on ``device``."""
+def decode_all(root: Path, keys: list[str], input_size: int) -> tuple[torch.Tensor, float]:
+    """Pre-decode every image (one thread); returns the uint8 batch tensor and decode-only images/s."""
+    start = time.perf_counter()
+    arrays = [decode_image((root / k).read_bytes(), input_size) for k in keys]
+    rate = len(keys) / (time.perf_counter() - start)
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous(), rate
+
+
+def forward_only(images: torch.Tensor, batch_size: int, input_size: int, device: torch.device) -> float:
+    """Images/s of the encoder alone on pre-decoded uint8 batches already on ``device`` (same padding as the
+    runner: every batch has ``batch_size`` rows)."""
     encoder = get_encoder(input_size=input_size).to(device)
-    batch = torch.randint(0, 256, (batch_size, 3, input_size, input_size), dtype=torch.uint8, device=device)
+    batches = list(images.to(device).split(batch_size))
+    if batches[-1].shape[0] < batch_size:
+        pad = batches[-1].new_zeros((batch_size - batches[-1].shape[0], *batches[-1].shape[1:]))
+        batches[-1] = torch.cat([batches[-1], pad])
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
                 if device.type == "cuda" else torch.autocast("cpu", enabled=False))
-    steps = max(1, n // batch_size)
     with torch.inference_mode(), autocast:
-        for _ in range(2):
-            encoder(batch)
+        encoder(batches[0])
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        for _ in range(steps):
+        for batch in batches:
             encoder(batch).float().cpu()
         elapsed = time.perf_counter() - start
-    return steps * batch_size / elapsed
+    return images.shape[0] / elapsed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,21 +137,30 @@ def main(argv: list[str] | None = None) -> int:
     total_bytes = sum((root / k).stat().st_size for k in keys)
     manifest = write_manifest(work / "pool/_staging/bench/manifest/shard-00000.parquet", root, keys)
 
-    fwd = forward_only(min(args.n, 2000), args.batch_size, args.input_size, device)
+    load_before = os.getloadavg()[0]
+    images, decode_rate = decode_all(root, keys, args.input_size)
+    # Forward-only before and after the runner, so a change in the machine's load shows up as a spread.
+    fwd_runs = [forward_only(images, args.batch_size, args.input_size, device)]
     start = time.perf_counter()
     counts = embed_shard(manifest, device=args.device, batch_size=args.batch_size, input_size=args.input_size,
                          num_workers=args.num_workers)
     wall = time.perf_counter() - start
+    fwd_runs.append(forward_only(images, args.batch_size, args.input_size, device))
+    fwd = sum(fwd_runs) / len(fwd_runs)
     e2e = counts["images_per_s"]
+    load_after = os.getloadavg()[0]
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
     print(f"device:                 {device_name}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(f"images:                 {len(keys)} {args.format} ({total_bytes / len(keys) / 1024:.0f} KiB avg), "
           f"input {args.input_size}px, batch {args.batch_size}, model {counts['model']}")
-    print(f"forward-only:           {fwd:8.1f} images/s")
+    print(f"load average (1 min):   {load_before:.1f} before, {load_after:.1f} after")
+    print(f"decode-only (1 thread): {decode_rate:8.1f} images/s")
+    print(f"forward-only:           {fwd:8.1f} images/s   (runs: {', '.join(f'{r:.1f}' for r in fwd_runs)})")
     print(f"end-to-end (runner):    {e2e:8.1f} images/s   ({e2e / fwd:.0%} of forward-only)")
     print(f"end-to-end (wall):      {len(keys) / wall:8.1f} images/s   incl. model load + write, {wall:.1f} s")
     print(json.dumps({"device": device_name, "n": len(keys), "format": args.format, "batch_size": args.batch_size,
                       "input_size": args.input_size, "forward_only_images_per_s": round(fwd, 1),
+                      "decode_only_images_per_s": round(decode_rate, 1), "input_wait_s": counts["input_wait_s"],
                       "end_to_end_images_per_s": e2e, "ratio": round(e2e / fwd, 3),
                       "wall_images_per_s": round(len(keys) / wall, 1)}))
     return 0
