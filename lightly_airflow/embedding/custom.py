@@ -24,10 +24,8 @@ from lightly_airflow.columns import (
     EMBEDDING_MODEL_METADATA_KEY,
     ETAG,
     KEY,
-    STATUS,
     STATUS_MISSING,
     STATUS_OK,
-    STATUS_REASON,
 )
 from lightly_airflow.storage import StorageCredentials, filesystem
 
