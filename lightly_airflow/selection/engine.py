@@ -41,7 +41,7 @@ from lightly_airflow.config.selection import (
     TypicalityStrategy,
     WeightsStrategy,
 )
-from lightly_airflow.selection.kernels import GreedyState
+from lightly_airflow.selection.kernels import FarthestPointState, LazyMaxHeap
 from lightly_airflow.selection.metrics import selection_metrics
 
 logger = logging.getLogger(__name__)
@@ -410,7 +410,16 @@ def select(
 
 
 def _greedy(cfg, n_target, fixed, x, diversity, weights, bals, labels, dense, pre_x, typical, idx_keep):
-    """The greedy loop; returns (picks into the filtered candidates, stop reason, GreedyState or None)."""
+    """The greedy loop; returns (picks into the filtered candidates, stop reason, FarthestPointState or None).
+
+    Three exact paths, all maximising the same score with the lowest index on ties:
+
+    * DIVERSITY alone: the farthest point of the pruned k-center state (max over group radii);
+    * static keys (WEIGHTS/SIMILARITY/TYPICALITY), one-hot BALANCE and DIVERSITY with strength >= 0: a lazy
+      max-heap per BALANCE class (keys only decrease, so stale keys are upper bounds);
+    * everything else (soft BALANCE, several BALANCEs, ``target_range``, negative DIVERSITY strength): the
+      score of every candidate is recomputed per pick.
+    """
     n = len(fixed)
     picks: list[int] = []
     reason = "n_reached"
@@ -419,35 +428,36 @@ def _greedy(cfg, n_target, fixed, x, diversity, weights, bals, labels, dense, pr
     min_typ = [(s.stopping_condition_minimum_typicality, t[idx_keep]) for s, t in typical
                if s.stopping_condition_minimum_typicality is not None]
     state = None
+    heap = None
+    order = None
+    strength = diversity[1].strength if diversity is not None else 0.0
+    n_pre = 0 if pre_x is None else len(pre_x)
     if diversity is not None:
-        strat = diversity[1]
-        pure = not bals and not weights and not typical and np.all(fixed == 0) and strat.strength > 0
-        s = strat.strength
-
-        def key(d2: np.ndarray, idx: np.ndarray) -> np.ndarray:
-            if pure:
-                return d2
-            return s * 0.5 * _log(np.minimum(d2 / 4.0, 1.0)) + fixed[idx]
-
-        state = GreedyState(x, key, labels=labels, n_labels=(len(bals[0].names) if labels is not None else 1))
+        state = FarthestPointState(x, capacity=n_target + n_pre)
         if pre_x is not None:
             for row in pre_x:
                 state.insert(row)
-    elif not bals and not dense:
-        order = np.argsort(-fixed, kind="stable")
+    pure = (diversity is not None and not bals and not weights and not typical and strength > 0
+            and bool(np.all(fixed == 0)))
+    if not pure and not dense and (diversity is None or strength >= 0):
+        if diversity is None and not bals:
+            order = np.argsort(-fixed, kind="stable")
+        else:
+            heap = LazyMaxHeap(fixed, state.d2 if state is not None else None, strength, labels=labels,
+                               n_labels=(len(bals[0].names) if labels is not None else 1))
     taken = np.zeros(n, dtype=bool)
     last = time.monotonic()
     while len(picks) < n_target:
-        if state is not None and not dense:
-            bonus = bals[0].bucket_bonus() if labels is not None else None
-            i, _ = state.best(bonus)
-        elif state is None and not bals and not dense:
+        if pure:
+            i, _ = state.farthest()
+        elif heap is not None:
+            i, _ = heap.best(bals[0].bucket_bonus() if labels is not None else None)
+        elif order is not None:
             i = int(order[len(picks)]) if len(picks) < n else -1
         else:
             score = fixed.copy()
             if state is not None:
-                d2 = state.d2[state.pos]
-                score += diversity[1].strength * 0.5 * _log(np.minimum(d2 / 4.0, 1.0))
+                score += strength * 0.5 * _log(np.minimum(state.d2 / 4.0, 1.0))
             for b in bals:
                 score += b.sample_bonus()
             for _, s, v in weights:
@@ -476,6 +486,8 @@ def _greedy(cfg, n_target, fixed, x, diversity, weights, bals, labels, dense, pr
             sums[j] += float(v[i])
         picks.append(i)
         taken[i] = True
+        if heap is not None:
+            heap.take(i)
         for b in bals:
             b.add(i)
         if state is not None:

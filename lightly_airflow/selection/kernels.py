@@ -1,283 +1,441 @@
-"""Exact greedy farthest-point selection without N×N or k×N matrices.
+"""Exact greedy farthest-point (k-center) selection with triangle-inequality pruning, compiled with numba.
 
-The engine keeps, for every candidate, the squared distance ``d2`` to its nearest selected sample (the
-preselected pool included) and the *group* it belongs to: the points sharing one nearest selected sample
-(optionally split further by a class label, see :class:`GreedyState`). When a new sample ``p`` is selected
-only points that can possibly move closer to ``p`` are touched:
+:class:`FarthestPointState` keeps, for every candidate, the squared distance ``d2`` to its nearest selected
+vector (picks and preselected samples) and the *group* it belongs to: the points sharing that nearest
+selected vector (its *centre*). Each group keeps its radius ``r`` (largest member distance) and its farthest
+member (lowest index on ties). When a vector ``s`` is selected:
 
-* a whole group with centre ``c`` and radius ``r`` (largest member distance) is skipped when
-  ``d(c, p) >= 2 r``: by the triangle inequality ``d(x, p) >= d(c, p) - d(x, c) >= r >= d(x, c)``;
-* inside a visited group a point ``x`` is skipped when ``d(c, p) >= 2 d(x, c)`` (same argument per point);
-* the remaining points get a float32 BLAS distance with a proven error bound (:func:`float32_margin`); only
-  those whose bound does not exclude an improvement are recomputed with :func:`canonical_d2`.
+* the distance from ``s`` to every centre ``c`` is computed (O(k·D));
+* a group with ``d(c, s) >= 2 r + δ`` is skipped: by the triangle inequality every member ``x`` has
+  ``d(x, s) >= d(c, s) - d(x, c) >= r + δ >= d(x, c) + δ``, so ``s`` cannot become strictly nearer;
+* inside a visited group a member is skipped when ``d(c, s) >= 2 d(x) + δ`` (same argument per point);
+* every other member gets its exact distance to ``s``; those that become strictly nearer move to the new
+  group of ``s`` (members live in one index arena: each group a contiguous slice, compacted in place).
 
-Every value the selection compares is therefore a *canonical* distance: float64, accumulated dimension by
-dimension in a fixed order, so the value for a pair depends only on the two vectors, not on which block or
-batch computed it. The slow reference in the tests uses the same formula on all points, which is why the
-fast selection is identical, ties included (lowest index wins).
+The next farthest point is the group with the largest radius (lowest index on ties), a scan of k radii.
+
+**Exactness.** Every value the selection compares is a *canonical* squared distance
+``max((|x|² + |s|²) - 2 x·s, 0)`` in float64 where the dot products and squared norms are accumulated
+dimension by dimension in order 0…D-1 over float64 products of the float32 inputs. Those products are exact
+in float64 (24 + 24 bits < 53), so fused or unfused multiply-adds give the same bits; the value of a pair
+depends only on the two vectors, exactly like the slow reference in the tests. The pruning tests only skip
+points that cannot strictly improve; δ (``1e-6`` for unit vectors) exceeds the float64 rounding of the
+bounds (≲ 1e-7 in distance units) by an order of magnitude. Centre-to-centre distances (used only in the
+bounds) are computed with a vectorised float64 dot product.
+
+:class:`LazyMaxHeap` serves combined objectives (DIVERSITY x WEIGHTS x BALANCE …): a point's greedy key
+``strength · log(min(d/2, 1)) + fixed`` only decreases as picks are added (strength ≥ 0), so keys in the
+heap are upper bounds; the top is re-evaluated until it is current (lazy greedy), which gives exactly the
+argmax (lowest index on ties) without rescoring all points per pick.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import time
-from collections.abc import Callable
 
 import numpy as np
 
+
+def _configure_numba_cache() -> None:
+    """Point numba's on-disk cache to a writable directory (the system temp dir if the package is read-only)."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    pycache = os.path.join(here, "__pycache__")
+    target = pycache if os.path.isdir(pycache) else here
+    if not os.access(target, os.W_OK):
+        os.environ["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), "lightly_airflow_numba_cache")
+
+
+_configure_numba_cache()
+
+import numba  # noqa: E402  (the cache directory must be configured first)
+
+if os.environ.get("NUMBA_CACHE_DIR"):
+    numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
+
 logger = logging.getLogger(__name__)
 
-_U32 = 2.0**-24  # unit roundoff of float32
+EPS = 1e-6
+"""Floor of objectives before the log (same as the engine)."""
 
 
-def canonical_dot(rows: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Dot products of float32 ``rows`` (m×D) with ``q`` in float64, summed over dimensions in order.
-
-    The products of two float32 values are exact in float64 and the sum runs ``0, 1, …, D-1`` for every row,
-    so a row's result depends only on that row and ``q`` (never on BLAS blocking or the batch it came in).
-
-    :param rows: (m, D) float32 array.
-    :param q: (D,) float32 vector.
-    """
-    cols = np.ascontiguousarray(rows.T, dtype=np.float64)
-    q64 = q.astype(np.float64)
-    acc = cols[0] * q64[0]
-    for j in range(1, cols.shape[0]):
-        acc += cols[j] * q64[j]
-    return acc
-
-
-def canonical_sqnorms(x: np.ndarray, block: int = 65536) -> np.ndarray:
-    """Canonical squared norms ``canonical_dot(x_i, x_i)`` of every row of ``x`` (computed blockwise)."""
-    out = np.empty(x.shape[0], dtype=np.float64)
-    for start in range(0, x.shape[0], block):
-        cols = np.ascontiguousarray(x[start : start + block].T, dtype=np.float64)
-        acc = cols[0] * cols[0]
-        for j in range(1, cols.shape[0]):
-            acc += cols[j] * cols[j]
-        out[start : start + block] = acc
+# ------------------------------------------------------------------------------------------ compiled kernels
+@numba.njit(cache=True)
+def canonical_sqnorms(x: np.ndarray) -> np.ndarray:
+    """Canonical squared norms of the rows of float32 ``x``: float64 products summed over j = 0…D-1."""
+    n, d = x.shape
+    out = np.empty(n)
+    for i in range(n):
+        acc = 0.0
+        for j in range(d):
+            v = np.float64(x[i, j])
+            acc += v * v
+        out[i] = acc
     return out
 
 
-def canonical_d2(rows: np.ndarray, row_sqnorms: np.ndarray, q: np.ndarray, q_sqnorm: float) -> np.ndarray:
-    """Canonical squared Euclidean distances ``max(|x|² + |q|² - 2 x·q, 0)`` in float64.
+@numba.njit(cache=True, inline="always")
+def _exact_d2(x: np.ndarray, i: int, q64: np.ndarray, sqn_i: float, qsq: float) -> float:
+    acc = 0.0
+    for j in range(x.shape[1]):
+        acc += np.float64(x[i, j]) * q64[j]
+    v = (sqn_i + qsq) - 2.0 * acc
+    return v if v > 0.0 else 0.0
 
-    :param rows: (m, D) float32 points.
-    :param row_sqnorms: their canonical squared norms.
-    :param q: (D,) float32 query point.
-    :param q_sqnorm: its canonical squared norm.
-    """
-    d2 = (row_sqnorms + q_sqnorm) - 2.0 * canonical_dot(rows, q)
-    np.maximum(d2, 0.0, out=d2)
-    return d2
+
+_FAST = {"reassoc", "contract", "nsz", "arcp"}  # vectorise sums; no assumptions about inf/nan
+
+
+@numba.njit(cache=True, fastmath=_FAST)
+def _dot32(x: np.ndarray, i: int, q32: np.ndarray) -> float:
+    acc = np.float32(0.0)
+    for j in range(x.shape[1]):
+        acc += x[i, j] * q32[j]
+    return np.float64(acc)
 
 
 def float32_margin(dim: int, max_sqnorm: float) -> float:
-    """A bound on ``|approx - canonical|`` for squared distances whose dot product came from float32 BLAS.
+    """A bound on ``|approx - canonical|`` for squared distances whose dot product came from float32.
 
     Any summation order (with or without FMA) of ``D`` float32 products has error at most
-    ``γ_D Σ|x_j q_j| <= γ_D |x||q|`` with ``γ_D = D u / (1 - D u)``; the squared distance uses ``2 x·q``.
-    The canonical float64 value is within ~1e-15 of the exact one. We double the bound for safety.
+    ``γ Σ|x_j q_j| <= γ |x||q|`` with ``γ = (D+2) u / (1 - (D+2) u)``, ``u = 2^-24``; the squared distance
+    uses ``2 x·q``; the canonical float64 value is within ~1e-15 of the exact one. The bound is doubled.
 
     :param dim: embedding dimension D.
     :param max_sqnorm: the largest squared norm of any vector involved.
     """
-    gamma = dim * _U32 / (1.0 - dim * _U32)
+    u = 2.0**-24
+    gamma = (dim + 2) * u / (1.0 - (dim + 2) * u)
     return 2.0 * (2.0 * gamma * max_sqnorm) + 1e-12
 
 
-KeyFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""``key(d2, indices) -> float64 keys``: the greedy objective of points given their squared distances."""
+@numba.njit(cache=True, fastmath=_FAST)
+def _centre_dists(cvec: np.ndarray, csq: np.ndarray, n: int, q64: np.ndarray, qsq: float, out: np.ndarray) -> None:
+    d = cvec.shape[1]
+    for g in range(n):
+        acc = 0.0
+        for j in range(d):
+            acc += cvec[g, j] * q64[j]
+        v = csq[g] + qsq - 2.0 * acc
+        out[g] = np.sqrt(v) if v > 0.0 else 0.0
 
-_SLACK = 1e-7  # distance units; covers float64 rounding of canonical values and block bounds
+
+@numba.njit(cache=True)
+def _compact(mem: np.ndarray, gstart: np.ndarray, gsize: np.ndarray, n_groups: int) -> int:
+    w = 0
+    for g in range(n_groups):  # groups are stored in creation order, so moves only go left
+        s = gstart[g]
+        sz = gsize[g]
+        if s != w:
+            for t in range(sz):
+                mem[w + t] = mem[s + t]
+        gstart[g] = w
+        w += sz
+    return w
 
 
-def spatial_blocks(x: np.ndarray, labels: np.ndarray, block: int, seed: int = 0) -> np.ndarray:
-    """Order points into blocks of ``block`` nearby points of one label (a 2-pivot projection tree).
-
-    Each label's points are split recursively at the median of their projection onto the direction between
-    two far-apart points of the node, until a node fits in a block; every label is padded to whole blocks.
-
-    :param x: (N, D) float32 points.
-    :param labels: (N,) int labels (blocks never mix labels).
-    :param block: block size.
-    :returns: (n_blocks * block,) int64 positions into ``x``, -1 for padding.
-    """
-    rng = np.random.default_rng(seed)
-    out: list[np.ndarray] = []
-    for label in np.unique(labels):
-        stack = [np.flatnonzero(labels == label)]
-        leaves: list[np.ndarray] = []
-        while stack:
-            node = stack.pop()
-            if len(node) <= block:
-                leaves.append(node)
+@numba.njit(cache=True)
+def _insert(x, sqn, d2, mem, gstart, gsize, grad2, gbest, greal, cvec, csq, st, q32, qsq, pick, tmp, cdist,
+            delta, margin, stats):
+    """Add selected vector ``q32`` (candidate ``pick`` or -1): update d2 and groups; new group = st[0]."""
+    n_groups = st[0]
+    d = x.shape[1]
+    q64 = np.empty(d)
+    for j in range(d):
+        q64[j] = np.float64(q32[j])
+    _centre_dists(cvec, csq, n_groups, q64, qsq, cdist)
+    n_mov = 0
+    for g in range(n_groups):
+        sz = gsize[g]
+        if sz == 0:
+            continue
+        hh = -1.0
+        if greal[g]:
+            dcs = cdist[g]
+            if dcs >= 2.0 * np.sqrt(grad2[g]) + delta:
                 continue
-            pts = x[node]
-            a = pts[int(rng.integers(len(node)))]
-            b = pts[int(np.argmin(pts @ a))]
-            c = pts[int(np.argmin(pts @ b))]
-            proj = pts @ (b - c)
-            n_left = -(-len(node) // 2 // block) * block or block
-            part = np.argpartition(proj, n_left - 1) if n_left < len(node) else np.arange(len(node))
-            stack.append(node[part[n_left:]])
-            stack.append(node[part[:n_left]])
-        for leaf in leaves:
-            padded = np.full(block, -1, dtype=np.int64)
-            padded[: len(leaf)] = np.sort(leaf)
-            out.append(padded)
-    if not out:
-        return np.empty(0, dtype=np.int64)
-    return np.concatenate(out)
+            h = 0.5 * (dcs - delta)
+            if h > 0.0:
+                hh = h * h
+        stats[0] += 1
+        s0 = gstart[g]
+        w = s0
+        best_r = -1.0
+        best_i = -1
+        for t in range(s0, s0 + sz):
+            i = mem[t]
+            if i == pick:
+                d2[i] = 0.0
+                continue
+            di = d2[i]
+            stats[3] += 1
+            if not (hh >= di):
+                stats[4] += 1
+            if not (hh >= di) and (sqn[i] + qsq) - 2.0 * _dot32(x, i, q32) - margin < di:
+                stats[1] += 1
+                e = _exact_d2(x, i, q64, sqn[i], qsq)
+                if e < di:
+                    d2[i] = e
+                    tmp[n_mov] = i
+                    n_mov += 1
+                    continue
+            mem[w] = i
+            w += 1
+            if di > best_r or (di == best_r and i < best_i):
+                best_r = di
+                best_i = i
+        gsize[g] = w - s0
+        grad2[g] = best_r
+        gbest[g] = best_i
+    top = st[1]
+    if top + n_mov > mem.shape[0]:
+        top = _compact(mem, gstart, gsize, n_groups)
+    best_r = -1.0
+    best_i = -1
+    for t in range(n_mov):
+        i = tmp[t]
+        mem[top + t] = i
+        di = d2[i]
+        if di > best_r or (di == best_r and i < best_i):
+            best_r = di
+            best_i = i
+    g = n_groups
+    gstart[g] = top
+    gsize[g] = n_mov
+    grad2[g] = best_r
+    gbest[g] = best_i
+    greal[g] = True
+    for j in range(d):
+        cvec[g, j] = q64[j]
+    csq[g] = qsq
+    st[0] = n_groups + 1
+    st[1] = top + n_mov
+    stats[2] += n_mov
 
 
-class GreedyState:
-    """Nearest-selected distances of all candidates, kept exact under insertions of new selected vectors.
+@numba.njit(cache=True)
+def _farthest(gsize, grad2, gbest, n_groups):
+    best_r = -2.0
+    best_i = -1
+    for g in range(n_groups):
+        if gsize[g] == 0:
+            continue
+        r = grad2[g]
+        b = gbest[g]
+        if r > best_r or (r == best_r and b < best_i):
+            best_r = r
+            best_i = b
+    return best_i, best_r
 
-    Points are stored in blocks of ``block`` spatially close points of one label (:func:`spatial_blocks`),
-    each with a bounding ball. Inserting a selected vector ``p`` visits only blocks whose ball could hold a
-    point closer to ``p`` than its current nearest selected sample (``d(b, p) - R_b < max d_min`` in the
-    block); inside those, float32 BLAS distances with a proven error bound (:func:`float32_margin`) rule
-    out most points and the rest get canonical distances (:func:`canonical_d2`).
 
-    :param x: (N, D) float32 candidate embeddings.
-    :param key: maps squared distances (and original indices) of points to the value the greedy maximises.
-    :param labels: optional int label per point in ``[0, n_labels)``; blocks never mix labels, so
-        :meth:`best` can add a per-label bonus (BALANCE) exactly.
-    :param n_labels: number of labels.
-    :param block: points per block.
+# ------------------------------------------------------------------------------------------------ states
+class FarthestPointState:
+    """Exact nearest-selected distances of all candidates under insertions (see the module docstring).
+
+    :param x: (N, D) float32 candidate embeddings (copied to C order if needed; never copied otherwise).
+    :param capacity: expected number of selected vectors (picks + preselected); grows automatically.
     """
 
-    def __init__(
-        self,
-        x: np.ndarray,
-        key: KeyFunction,
-        labels: np.ndarray | None = None,
-        n_labels: int = 1,
-        block: int = 32,
-    ) -> None:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        n, dim = x.shape
-        self.n = n
-        self.dim = dim
-        self.block = block
-        self.key_fn = key
-        labels = np.zeros(n, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
-        self.n_labels = max(int(n_labels), 1)
-        order = spatial_blocks(x, labels, block)
-        alive = order >= 0
-        self.orig = np.where(alive, order, n)  # original index per slot; n = padding
-        self.pos = np.empty(n, dtype=np.int64)
-        self.pos[order[alive]] = np.flatnonzero(alive)
-        nb = len(order) // block
-        self.n_blocks = nb
-        self.x = np.zeros((len(order), dim), dtype=np.float32)
-        self.x[alive] = x[order[alive]]
-        del x
-        self.x3 = self.x.reshape(nb, block, dim)
+    def __init__(self, x: np.ndarray, capacity: int = 1024) -> None:
+        self.x = np.ascontiguousarray(x, dtype=np.float32)
+        n, dim = self.x.shape
+        self.n, self.dim = n, dim
         self.sqn = canonical_sqnorms(self.x)
-        self.sqn_b = self.sqn.reshape(nb, block)
-        self.max_sqnorm = float(self.sqn.max()) if n else 1.0
-        self.block_label = labels[order[::block]] if nb else np.zeros(0, dtype=np.int64)
-        # Bounding balls: centroid of live points, radius = largest distance to it (float64 + slack).
-        cnt = alive.reshape(nb, block).sum(axis=1)
-        cent = self.x3.astype(np.float64).sum(axis=1) / np.maximum(cnt, 1)[:, None]
-        diff = self.x3.astype(np.float64) - cent[:, None, :]
-        rad = np.sqrt((diff * diff).sum(axis=2))
-        rad[~alive.reshape(nb, block)] = 0.0
-        self.centre_b = cent
-        self.centre_sqn_b = (cent * cent).sum(axis=1)
-        self.radius_b = rad.max(axis=1) * (1 + 1e-9) + _SLACK
-        del diff, rad, cent
-        self.d2 = np.where(alive, np.inf, -1.0)
-        self.d2_b = self.d2.reshape(nb, block)
-        self.key = np.full(len(order), -np.inf)
-        self.key[alive] = key(self.d2[alive], self.orig[alive])
-        self.key_b = self.key.reshape(nb, block)
-        self.orig_b = self.orig.reshape(nb, block)
-        self.maxd2_b = np.empty(nb)
-        self.best_key_b = np.empty(nb)
-        self.best_idx_b = np.empty(nb, dtype=np.int64)
-        self._refresh(np.arange(nb))
-        self.points_visited = 0
-        self.points_recomputed = 0
+        self.d2 = np.full(n, np.inf)
+        self.mem = np.empty(2 * n + 16, dtype=np.int64)
+        self.mem[:n] = np.arange(n)
+        self.tmp = np.empty(max(n, 1), dtype=np.int64)
+        cap = max(int(capacity), 16) + 1
+        self.gstart = np.zeros(cap, dtype=np.int64)
+        self.gsize = np.zeros(cap, dtype=np.int64)
+        self.grad2 = np.full(cap, -1.0)
+        self.gbest = np.full(cap, -1, dtype=np.int64)
+        self.greal = np.zeros(cap, dtype=np.bool_)
+        self.cvec = np.zeros((cap, dim))
+        self.csq = np.zeros(cap)
+        self.cdist = np.zeros(cap)
+        # Group 0: every candidate, before anything is selected (no centre, distance +inf).
+        self.gsize[0] = n
+        self.grad2[0] = np.inf if n else -1.0
+        self.gbest[0] = 0 if n else -1
+        self.st = np.array([1, n], dtype=np.int64)
+        max_sq = float(self.sqn.max()) if n else 1.0
+        self.max_sq = max(1.0, max_sq)
+        self.delta = 1e-6 * self.max_sq
+        self.stats = np.zeros(5, dtype=np.int64)  # groups visited, exact distances, moves, members seen, float32
 
-    def _refresh(self, blocks: np.ndarray) -> None:
-        self.maxd2_b[blocks] = self.d2_b[blocks].max(axis=1)
-        kb = self.key_b[blocks]
-        top = kb.max(axis=1)
-        tied = (kb == top[:, None]) & (self.orig_b[blocks] < self.n)
-        self.best_key_b[blocks] = top
-        self.best_idx_b[blocks] = np.where(tied, self.orig_b[blocks], self.n).min(axis=1)
+    def _grow(self) -> None:
+        cap = len(self.gstart)
+        new = 2 * cap
+        for name in ("gstart", "gsize", "grad2", "gbest", "greal", "csq", "cdist"):
+            old = getattr(self, name)
+            arr = np.zeros(new, dtype=old.dtype)
+            arr[:cap] = old
+            setattr(self, name, arr)
+        cvec = np.zeros((new, self.dim))
+        cvec[:cap] = self.cvec
+        self.cvec = cvec
 
-    def best(self, label_bonus: np.ndarray | None = None) -> tuple[int, float]:
-        """The next pick: largest ``key (+ label_bonus[label])``, lowest original index on ties.
-
-        :returns: (original index, value), or (-1, -inf) when no unselected point is left.
-        """
-        keys = self.best_key_b
-        if label_bonus is not None:
-            keys = keys + label_bonus[self.block_label]
-        alive = self.best_idx_b < self.n
-        if not alive.any():
-            return -1, -np.inf
-        keys = np.where(alive, keys, -np.inf)
-        top = keys.max()
-        if np.isneginf(top):
-            return int(self.best_idx_b[alive].min()), float(top)
-        return int(self.best_idx_b[keys == top].min()), float(top)
-
-    def distance2(self, i: int) -> float:
-        """Canonical squared distance of original point ``i`` to its nearest selected vector."""
-        return float(self.d2[self.pos[i]])
+    def _add(self, q32: np.ndarray, qsq: float, pick: int) -> None:
+        if self.st[0] + 1 >= len(self.gstart):
+            self._grow()
+        margin = float32_margin(self.dim, max(self.max_sq, qsq))
+        _insert(self.x, self.sqn, self.d2, self.mem, self.gstart, self.gsize, self.grad2, self.gbest,
+                self.greal, self.cvec, self.csq, self.st, q32, qsq, pick, self.tmp, self.cdist, self.delta,
+                margin, self.stats)
 
     def select(self, i: int) -> None:
-        """Mark original point ``i`` selected and update every distance it improves."""
-        slot = int(self.pos[i])
-        vec = self.x[slot].copy()
-        self.d2[slot] = -1.0
-        self.key[slot] = -np.inf
-        self._refresh(np.array([slot // self.block]))
-        self.insert(vec, float(self.sqn[slot]))
+        """Mark candidate ``i`` selected (its distance becomes 0) and update every distance it improves."""
+        self._add(self.x[i], float(self.sqn[i]), int(i))
 
-    def insert(self, vec: np.ndarray, sqn: float | None = None) -> None:
-        """Add a selected vector (a pick or a preselected sample).
+    def insert(self, vec: np.ndarray) -> None:
+        """Add a selected vector that is not a candidate (a preselected sample)."""
+        q = np.ascontiguousarray(vec, dtype=np.float32).reshape(1, -1)
+        if q.shape[1] != self.dim:
+            raise ValueError(f"preselected embedding has dimension {q.shape[1]}, candidates {self.dim}")
+        self._add(q[0], float(canonical_sqnorms(q)[0]), -1)
 
-        :param vec: (D,) float32 vector.
-        :param sqn: its canonical squared norm (computed when omitted).
-        """
-        vec = np.ascontiguousarray(vec, dtype=np.float32)
-        if sqn is None:
-            sqn = float(canonical_sqnorms(vec[None, :])[0])
-        if self.n_blocks == 0:
-            return
-        v64 = vec.astype(np.float64)
-        db = np.sqrt(np.maximum(self.centre_sqn_b + (v64 @ v64) - 2.0 * (self.centre_b @ v64), 0.0))
-        reach = np.sqrt(np.maximum(self.maxd2_b, 0.0))
-        vis = np.flatnonzero((self.maxd2_b >= 0) & (db - self.radius_b - _SLACK < reach))
-        if not len(vis):
-            return
-        full = len(vis) == self.n_blocks
-        xv = self.x3 if full else self.x3[vis]
-        approx = (self.sqn_b if full else self.sqn_b[vis]) + sqn
-        approx -= 2.0 * (xv @ vec)
-        d2v = self.d2_b if full else self.d2_b[vis]
-        margin = float32_margin(self.dim, max(self.max_sqnorm, sqn))
-        cand_mask = approx - margin < d2v
-        self.points_visited += len(vis) * self.block
-        if not cand_mask.any():
-            return
-        rows, cols = np.nonzero(cand_mask)
-        slots = (rows if full else vis[rows]) * self.block + cols
-        self.points_recomputed += len(slots)
-        exact = canonical_d2(self.x[slots], self.sqn[slots], vec, sqn)
-        better = exact < self.d2[slots]
-        upd = slots[better]
-        if not len(upd):
-            return
-        self.d2[upd] = exact[better]
-        self.key[upd] = self.key_fn(self.d2[upd], self.orig[upd])
-        self._refresh(np.unique(upd // self.block))
+    def farthest(self) -> tuple[int, float]:
+        """The unselected candidate farthest from the selection (lowest index on ties) and its d2; (-1, -1)."""
+        i, r = _farthest(self.gsize, self.grad2, self.gbest, int(self.st[0]))
+        return int(i), float(r)
+
+    def distance2(self, i: int) -> float:
+        """Canonical squared distance of candidate ``i`` to its nearest selected vector."""
+        return float(self.d2[i])
+
+
+@numba.njit(cache=True)
+def _key(d2i, fixed_i, strength, has_div):
+    if not has_div:
+        return fixed_i
+    o = d2i / 4.0
+    if o > 1.0:
+        o = 1.0
+    if o < 1e-6:
+        o = 1e-6
+    return strength * 0.5 * np.log(o) + fixed_i
+
+
+@numba.njit(cache=True, inline="always")
+def _above(ka, ia, kb, ib):
+    return ka > kb or (ka == kb and ia < ib)
+
+
+@numba.njit(cache=True)
+def _sift_down(hk, hi, off, size, pos):
+    k = hk[off + pos]
+    i = hi[off + pos]
+    while True:
+        c = 2 * pos + 1
+        if c >= size:
+            break
+        if c + 1 < size and _above(hk[off + c + 1], hi[off + c + 1], hk[off + c], hi[off + c]):
+            c += 1
+        if _above(hk[off + c], hi[off + c], k, i):
+            hk[off + pos] = hk[off + c]
+            hi[off + pos] = hi[off + c]
+            pos = c
+        else:
+            break
+    hk[off + pos] = k
+    hi[off + pos] = i
+
+
+@numba.njit(cache=True)
+def _heapify(hk, hi, hstart, hsize):
+    for lab in range(len(hstart)):
+        for pos in range(hsize[lab] // 2 - 1, -1, -1):
+            _sift_down(hk, hi, hstart[lab], hsize[lab], pos)
+
+
+@numba.njit(cache=True)
+def _heap_best(hk, hi, hstart, hsize, d2, fixed, taken, strength, has_div, bonus):
+    best_v = -np.inf
+    best_i = -1
+    for lab in range(len(hstart)):
+        off = hstart[lab]
+        while hsize[lab] > 0:
+            i = hi[off]
+            if taken[i]:
+                last = hsize[lab] - 1
+                hk[off] = hk[off + last]
+                hi[off] = hi[off + last]
+                hsize[lab] = last
+                _sift_down(hk, hi, off, last, 0)
+                continue
+            cur = _key(d2[i], fixed[i], strength, has_div)
+            if cur < hk[off]:
+                hk[off] = cur
+                _sift_down(hk, hi, off, hsize[lab], 0)
+                continue
+            break
+        if hsize[lab] == 0:
+            continue
+        v = hk[off] + bonus[lab]
+        i = hi[off]
+        if best_i < 0 or v > best_v or (v == best_v and i < best_i):
+            best_v = v
+            best_i = i
+    return best_i, best_v
+
+
+class LazyMaxHeap:
+    """Argmax of ``key_i + bonus[label_i]`` over unselected candidates, lowest index on ties, lazily.
+
+    ``key_i = strength · 0.5 · log(max(min(d2_i / 4, 1), 1e-6)) + fixed_i`` (just ``fixed_i`` without
+    DIVERSITY). Keys never increase (``d2`` only shrinks, ``strength >= 0``), so stored keys are upper bounds
+    and a top whose stored key equals its current key is the exact maximum of its label.
+
+    :param fixed: (N,) static part of the key (WEIGHTS, SIMILARITY, TYPICALITY terms).
+    :param d2: (N,) live squared distances (the array of a :class:`FarthestPointState`), or None.
+    :param strength: DIVERSITY strength (>= 0).
+    :param labels: (N,) int labels in ``[0, n_labels)`` for a per-label bonus (BALANCE), or None.
+    """
+
+    def __init__(self, fixed: np.ndarray, d2: np.ndarray | None, strength: float = 1.0,
+                 labels: np.ndarray | None = None, n_labels: int = 1) -> None:
+        if strength < 0:
+            raise ValueError("LazyMaxHeap needs a non-negative DIVERSITY strength (keys must only decrease)")
+        n = len(fixed)
+        self.fixed = np.ascontiguousarray(fixed, dtype=np.float64)
+        self.has_div = d2 is not None
+        self.d2 = d2 if d2 is not None else np.zeros(n)
+        self.strength = float(strength)
+        labels = np.zeros(n, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
+        n_labels = max(int(n_labels), int(labels.max()) + 1 if n else 1)
+        order = np.argsort(labels, kind="stable")
+        counts = np.bincount(labels, minlength=n_labels)
+        self.hstart = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        self.hsize = counts.astype(np.int64)
+        self.hi = order.astype(np.int64)
+        self.hk = _keys(self.d2, self.fixed, self.strength, self.has_div)[self.hi]
+        self.taken = np.zeros(n, dtype=np.bool_)
+        _heapify(self.hk, self.hi, self.hstart, self.hsize)
+        self.n_labels = n_labels
+
+    def best(self, bonus: np.ndarray | None = None) -> tuple[int, float]:
+        """(index, value) of the best unselected candidate, or (-1, -inf)."""
+        b = np.zeros(self.n_labels) if bonus is None else np.ascontiguousarray(bonus, dtype=np.float64)
+        i, v = _heap_best(self.hk, self.hi, self.hstart, self.hsize, self.d2, self.fixed, self.taken,
+                          self.strength, self.has_div, b)
+        return int(i), float(v)
+
+    def take(self, i: int) -> None:
+        """Mark candidate ``i`` selected."""
+        self.taken[i] = True
+
+
+@numba.njit(cache=True)
+def _keys(d2, fixed, strength, has_div):
+    out = np.empty(len(fixed))
+    for i in range(len(fixed)):
+        out[i] = _key(d2[i], fixed[i], strength, has_div)
+    return out
 
 
 def farthest_point_order(
@@ -287,16 +445,20 @@ def farthest_point_order(
     preselected: np.ndarray | None = None,
     min_distance: float | None = None,
     progress_every: float = 10.0,
+    state: FarthestPointState | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Exact greedy farthest-point (k-center) order, lowest index on ties.
 
-    :param x: (N, D) float32 C-contiguous candidates.
+    :param x: (N, D) float32 candidates.
     :param n: number of picks wanted.
     :param preselected: (P, D) float32 vectors that count as already selected.
     :param min_distance: stop before a pick whose distance to the nearest selected is below this.
+    :param progress_every: seconds between INFO progress logs.
+    :param state: an existing state over ``x`` to continue (for metrics afterwards); new when omitted.
     :returns: (indices in pick order, distance of each pick to the nearest earlier-selected, stop reason).
     """
-    state = GreedyState(x, key=lambda d2, idx: d2)
+    if state is None:
+        state = FarthestPointState(x, capacity=n + (0 if preselected is None else len(preselected)))
     if preselected is not None:
         for row in np.ascontiguousarray(preselected, dtype=np.float32):
             state.insert(row)
@@ -305,11 +467,11 @@ def farthest_point_order(
     reason = "n_reached"
     last_log = time.monotonic()
     while len(picks) < n:
-        i, _ = state.best()
+        i, r2 = state.farthest()
         if i < 0:
             reason = "no_candidates_left"
             break
-        d = float(np.sqrt(state.distance2(i)))
+        d = float(np.sqrt(r2)) if np.isfinite(r2) else float("inf")
         if min_distance is not None and d < min_distance:
             reason = "minimum_distance"
             break
@@ -319,4 +481,6 @@ def farthest_point_order(
         if time.monotonic() - last_log > progress_every:
             last_log = time.monotonic()
             logger.info("farthest-point: %d/%d picks, current distance %.4f", len(picks), n, d)
+    logger.debug("farthest-point: groups visited %d, exact distances %d, moves %d, members seen %d, "
+                 "float32 distances %d", *state.stats)
     return np.asarray(picks, dtype=np.int64), np.asarray(dists, dtype=np.float64), reason

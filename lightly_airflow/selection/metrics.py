@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from lightly_airflow.selection.kernels import GreedyState
+from lightly_airflow.selection.kernels import FarthestPointState
 
 COVERAGE_SAMPLE = 100_000
 
@@ -29,7 +29,7 @@ def selection_metrics(
     x: np.ndarray | None,
     indices: np.ndarray,
     *,
-    state: GreedyState | None = None,
+    state: FarthestPointState | None = None,
     preselected: np.ndarray | None = None,
     weights: dict[str, np.ndarray] | None = None,
     balances: dict[str, Any] | None = None,
@@ -52,7 +52,7 @@ def selection_metrics(
         m["nn_distance_mean"] = round(float(nn.mean()), 6)
     if x is not None and len(x) and (len(indices) or (preselected is not None and len(preselected))):
         if state is not None:
-            d2 = state.d2[state.pos]
+            d2 = state.d2
             m["coverage_radius"] = round(float(np.sqrt(max(d2.max(), 0.0))), 6)
         else:
             centres = x[indices] if preselected is None else np.concatenate([x[indices], preselected])
