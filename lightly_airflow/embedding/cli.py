@@ -49,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dim", type=_positive, default=None, help="output dimension (default: the model's)")
     parser.add_argument("--device", type=_device, default="auto", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--batch-size", type=_positive, default=32, help="images per forward pass (default 32)")
-    parser.add_argument("--num-workers", type=_non_negative, default=None, help="decoding processes (default: from the cores)")
+    parser.add_argument("--num-workers", type=_non_negative, default=None, help="decoding workers (default: from the cores)")
+    parser.add_argument("--loader", choices=("auto", "processes", "threads"), default="auto",
+                        help="decode in DataLoader processes or threads (auto: processes on a GPU, threads on a CPU)")
     parser.add_argument("--reuse", default=None, help="Parquet of known embeddings (key, etag, embedding) of the same model")
     parser.add_argument("--embeddings-csv", default=None, help="Lightly custom embeddings CSV to use instead of a model")
     parser.add_argument("--xcom-return", action="store_true", help=f"write the result pointer to {XCOM_DIR}/{XCOM_FILE}")
@@ -83,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         num_workers=args.num_workers,
         reuse=reuse,
         embeddings_csv=args.embeddings_csv,
+        loader=args.loader,
     )
     xcom_dir = os.path.dirname(args.xcom_path)
     if args.xcom_return or os.path.isdir(xcom_dir):

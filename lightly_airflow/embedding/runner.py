@@ -133,11 +133,12 @@ def resolve_device(device: str) -> torch.device:
 
 
 def default_num_workers(device: torch.device) -> int:
-    """Decoding processes: most cores on a GPU node, a quarter of them on a CPU (the model needs the rest)."""
-    cores = os.cpu_count() or 1
+    """Decoding workers: most cores on a GPU node; on a CPU, where the model needs the cores, a quarter of
+    them (at least 2 threads, so reading one file overlaps decoding another)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if device.type == "cuda":
         return max(1, min(8, cores - 1))
-    return max(1, min(4, cores // 4))
+    return max(2, min(4, cores // 4))
 
 
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
@@ -243,9 +244,15 @@ def match_reuse(manifest: pa.Table, reuse: pa.Table, *, model_id: str, dim: int)
     return m_rows.astype(np.int64), vectors
 
 
-def _loader(dataset: ShardImages, workers: int, *, pin_memory: bool) -> Iterable[Any]:
-    """Batches in order: DataLoader worker processes, or decoding threads where this process may not have
-    children (a daemonic process, e.g. a Celery prefork worker); Pillow decodes without holding the GIL."""
+LOADERS = ("auto", "processes", "threads")
+
+
+def _loader(dataset: ShardImages, workers: int, *, pin_memory: bool, kind: str) -> Iterable[Any]:
+    """Batches in order, from DataLoader worker processes or from decoding threads (Pillow decodes without
+    holding the GIL). Threads are used when asked, and where this process may not have children (a daemonic
+    process, e.g. a Celery prefork worker)."""
+    if workers and kind == "threads":
+        return _threaded_batches(dataset, workers, pin_memory=pin_memory)
     if workers and multiprocessing.current_process().daemon:
         logger.info("Running in a daemonic process: decoding in %d threads instead of worker processes", workers)
         return _threaded_batches(dataset, workers, pin_memory=pin_memory)
@@ -311,6 +318,7 @@ def embed_shard(
     reuse: pa.Table | None = None,
     datasource_credentials: StorageCredentials | None = None,
     embeddings_csv: str | None = None,
+    loader: str = "auto",
 ) -> dict[str, Any]:
     """Embed the images of one manifest shard and write ``key, etag, embedding, status, status_reason``.
 
@@ -322,11 +330,14 @@ def embed_shard(
     :param dim: output dimension (a fixed projection when smaller than the model's); ``None``: native.
     :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
     :param batch_size: images per forward pass.
-    :param num_workers: decoding processes (0: decode in this process); ``None``: chosen from the cores.
+    :param num_workers: decoding workers (0: decode in the main thread); ``None``: chosen from the cores.
     :param credentials: for the manifest, output and weights stores (``None``: ambient).
     :param reuse: known embeddings of the same model (``key, etag, embedding``): matching rows are copied.
     :param datasource_credentials: for the images' store; defaults to ``credentials``.
     :param embeddings_csv: a Lightly custom embeddings CSV to take the vectors from instead of a model.
+    :param loader: ``processes`` (DataLoader workers), ``threads`` (decoding threads in this process) or
+        ``auto``: processes on a GPU, threads on the CPU (where decoding and the model share the same cores
+        and worker processes only add start-up and copies).
     :returns: JSON-serialisable counts: ``embedded``, ``reused``, ``corrupt``, ``missing``, ``total``,
         ``output_uri``, ``model``, ``dim``, ``input_size``, ``images_per_s``, ``seconds``, ``device``.
     """
@@ -334,6 +345,8 @@ def embed_shard(
         raise ValueError(f"batch_size={batch_size!r} is invalid: use a positive integer (e.g. 32 on CPU, 256 on a GPU).")
     if num_workers is not None and (isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0):
         raise ValueError(f"num_workers={num_workers!r} is invalid: use 0 (decode in-process) or a positive integer.")
+    if loader not in LOADERS:
+        raise ValueError(f"loader={loader!r} is invalid: use one of {LOADERS}.")
     started = time.perf_counter()
     manifest, datasource_uri = read_manifest(manifest_uri, credentials)
     output_uri = output_uri or sibling_uri(manifest_uri, EMBEDDINGS)
@@ -378,16 +391,17 @@ def embed_shard(
     )
     workers = default_num_workers(torch_device) if num_workers is None else num_workers
     workers = min(workers, len(dataset))
-    loader = _loader(dataset, workers, pin_memory=torch_device.type == "cuda")
+    kind = loader if loader != "auto" else ("processes" if torch_device.type == "cuda" else "threads")
+    batches = _loader(dataset, workers, pin_memory=torch_device.type == "cuda", kind=kind)
     logger.info(
-        "Embedding %d images of %s with %s on %s (batch %d, %d decode workers; %d reused)",
-        len(todo), manifest_uri, encoder.model_id, torch_device, batch_size, workers, len(reused_rows),
+        "Embedding %d images of %s with %s on %s (batch %d, %d decode %s; %d reused)",
+        len(todo), manifest_uri, encoder.model_id, torch_device, batch_size, workers, kind, len(reused_rows),
     )
     progress = _Progress(len(todo), f"embed {manifest_uri.rsplit('/', 1)[-1]}")
     computed = 0
     waited = 0.0  # time the model sat idle waiting for decoded batches
     with torch.inference_mode(), _autocast(torch_device):
-        iterator = iter(loader)
+        iterator = iter(batches)
         while True:
             tick = time.perf_counter()
             batch = next(iterator, None)

@@ -43,7 +43,7 @@ def embed_cli_arguments(
     manifest_uri: str, *, output_uri: str | None = None, model: str = DEFAULT_MODEL, input_size: int = 64,
     weights_uri: str | None = None, dim: int | None = None, device: str = "auto", batch_size: int = 32,
     num_workers: int | None = None, reuse_uri: str | None = None, embeddings_csv: str | None = None,
-    xcom_return: bool = True,
+    loader: str = "auto", xcom_return: bool = True,
 ) -> list[str]:
     """The argument vector of ``lightly-airflow embed`` for these options (what the pod runs)."""
     args = ["embed", "--manifest", str(manifest_uri)]
@@ -56,6 +56,8 @@ def embed_cli_arguments(
     for flag, value in optional:
         if value is not None and value != "":
             args += [flag, str(value)]
+    if loader != "auto":
+        args += ["--loader", str(loader)]
     if xcom_return:
         args.append("--xcom-return")
     return args
@@ -72,9 +74,10 @@ class EmbedShardOperator(LightlyBaseOperator):
     :param dim: output dimension (``None``: the model's).
     :param device: ``auto``, ``cpu``, ``cuda``.
     :param batch_size: images per forward pass.
-    :param num_workers: decoding processes (``None``: from the cores; 0: in-process).
+    :param num_workers: decoding workers (``None``: from the cores; 0: in the main thread).
     :param reuse_uri: Parquet of known embeddings (``key, etag, embedding``) of the same model (templated).
     :param embeddings_csv: a Lightly custom embeddings CSV to use instead of a model (templated).
+    :param loader: ``auto`` (threads on a CPU, processes on a GPU), ``threads`` or ``processes``.
     """
 
     template_fields: Sequence[str] = (
@@ -96,10 +99,12 @@ class EmbedShardOperator(LightlyBaseOperator):
         num_workers: int | None = None,
         reuse_uri: str | None = None,
         embeddings_csv: str | None = None,
+        loader: str = "auto",
         datapool_uri: str = "",
         **kwargs: Any,
     ) -> None:
         super().__init__(datapool_uri=datapool_uri, **kwargs)
+        self.loader = loader
         self.manifest_uri = manifest_uri
         self.output_uri = output_uri
         self.model = model
@@ -131,6 +136,7 @@ class EmbedShardOperator(LightlyBaseOperator):
             reuse=reuse,
             datasource_credentials=self.datasource_credentials,
             embeddings_csv=self.embeddings_csv or None,
+            loader=self.loader,
         )
         self.log.info(
             "Embedded %s: %d computed, %d reused, %d corrupt, %d missing (%.1f images/s) -> %s",
@@ -166,6 +172,7 @@ class EmbedPodOperator(KubernetesPodOperator):
     :param num_workers: decoding processes in the pod (``None``: from the pod's cores).
     :param reuse_uri: Parquet of known embeddings of the same model (templated).
     :param embeddings_csv: a Lightly custom embeddings CSV instead of a model (templated).
+    :param loader: how the pod decodes: ``auto`` (processes on a GPU), ``threads`` or ``processes``.
     :param image: the worker image (``docker/worker/Dockerfile``); default :func:`default_worker_image`.
     :param gpus: GPUs per pod, requested as ``nvidia.com/gpu`` limits (0: CPU pod, ``--device cpu``).
     :param gpu_resource: the extended resource name of the GPU (``nvidia.com/gpu``, ``amd.com/gpu``).
@@ -200,6 +207,7 @@ class EmbedPodOperator(KubernetesPodOperator):
         num_workers: int | None = None,
         reuse_uri: str | None = None,
         embeddings_csv: str | None = None,
+        loader: str = "auto",
         image: str | None = None,
         gpus: int = 1,
         gpu_resource: str = GPU_RESOURCE,
@@ -261,6 +269,7 @@ class EmbedPodOperator(KubernetesPodOperator):
         self.reuse_uri = reuse_uri
         self.embeddings_csv = embeddings_csv
         self.gpus = gpus
+        self.loader = loader
         self.datapool_uri = datapool_uri
 
     def embed_arguments(self) -> list[str]:
@@ -269,7 +278,7 @@ class EmbedPodOperator(KubernetesPodOperator):
             self.manifest_uri, output_uri=self.output_uri, model=self.model, input_size=self.input_size,
             weights_uri=self.weights_uri, dim=self.dim, device="cuda" if self.gpus else "cpu",
             batch_size=self.batch_size, num_workers=self.num_workers, reuse_uri=self.reuse_uri,
-            embeddings_csv=self.embeddings_csv, xcom_return=self.do_xcom_push,
+            embeddings_csv=self.embeddings_csv, loader=self.loader, xcom_return=self.do_xcom_push,
         )
 
     def build_pod_request_obj(self, context: Any = None, **kwargs: Any) -> k8s.V1Pod:

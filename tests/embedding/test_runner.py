@@ -75,9 +75,10 @@ def test_embeddings_are_identical_across_runs_workers_and_batch_company(tmp_path
     full = write_manifest(tmp_path / "a/manifest/shard-00000.parquet", root.as_uri(), keys, root)
     alone = write_manifest(tmp_path / "b/manifest/shard-00000.parquet", root.as_uri(), ["photos/rocket.jpg"], root)
     first = pq.read_table(embed_shard(full, batch_size=8, num_workers=0)["output_uri"])
-    second = pq.read_table(embed_shard(full, batch_size=8, num_workers=2)["output_uri"])
+    second = pq.read_table(embed_shard(full, batch_size=8, num_workers=2, loader="processes")["output_uri"])
+    third = pq.read_table(embed_shard(full, batch_size=8, num_workers=2, loader="threads")["output_uri"])
     single = pq.read_table(embed_shard(alone, batch_size=8, num_workers=0)["output_uri"])
-    assert first.equals(second)
+    assert first.equals(second) and first.equals(third)
     np.testing.assert_array_equal(_vectors(single)["photos/rocket.jpg"], _vectors(first)["photos/rocket.jpg"])
 
 
@@ -137,6 +138,8 @@ def test_bad_arguments_and_manifests_fail_with_clear_errors(tmp_path: Path, imag
         embed_shard(manifest, batch_size=0)
     with pytest.raises(ValueError, match="device"):
         embed_shard(manifest, device="tpu")
+    with pytest.raises(ValueError, match="loader"):
+        embed_shard(manifest, loader="fibers")
     no_meta = tmp_path / "x/manifest/shard-00000.parquet"
     no_meta.parent.mkdir(parents=True)
     pq.write_table(pq.read_table(manifest).replace_schema_metadata(None), no_meta)
@@ -172,7 +175,9 @@ def test_images_and_staging_on_s3(s3_bucket, image_root: tuple[Path, list[str]],
     manifest_uri = join_uri(s3_bucket.uri, "pool/_staging/r/manifest/shard-00000.parquet")
     fs.pipe_file(f"{base}/pool/_staging/r/manifest/shard-00000.parquet", Path(local_manifest).read_bytes())
 
-    counts = embed_shard(manifest_uri, credentials=s3_bucket.credentials, num_workers=1, batch_size=4)
+    # Worker processes fork with s3fs already used in the parent: each opens its own client.
+    counts = embed_shard(manifest_uri, credentials=s3_bucket.credentials, num_workers=1, batch_size=4,
+                         loader="processes")
     assert counts["output_uri"] == join_uri(s3_bucket.uri, "pool/_staging/r/embeddings/shard-00000.parquet")
     assert (counts["embedded"], counts["missing"]) == (5, 1)
     with fs.open(f"{base}/pool/_staging/r/embeddings/shard-00000.parquet", "rb") as f:
@@ -198,6 +203,7 @@ def test_daemonic_process_decodes_in_threads_with_identical_results(
     # A Celery prefork child is daemonic: it may not start DataLoader worker processes.
     monkeypatch.setattr(multiprocessing.current_process(), "daemon", True)
     with caplog.at_level(logging.INFO, logger="lightly_airflow.embedding.runner"):
-        out = embed_shard(manifest, batch_size=8, num_workers=2, output_uri=str(tmp_path / "b.parquet"))["output_uri"]
+        out = embed_shard(manifest, batch_size=8, num_workers=2, loader="processes",
+                          output_uri=str(tmp_path / "b.parquet"))["output_uri"]
     assert "threads" in caplog.text
     assert pq.read_table(out).equals(reference)

@@ -72,13 +72,13 @@ def test_pod_arguments_are_accepted_by_the_cli_parser() -> None:
     args = embed_cli_arguments(
         MANIFEST, output_uri="s3://pool/out.parquet", model="resnet-18", input_size=96, weights_uri="gs://m/w.pth",
         dim=128, device="cuda", batch_size=512, num_workers=6, reuse_uri="s3://pool/reuse.parquet",
-        embeddings_csv=None,
+        embeddings_csv=None, loader="threads",
     )
     ns = build_parser(only="embed").parse_args(args)
     assert (ns.manifest, ns.output, ns.model, ns.input_size, ns.weights, ns.dim, ns.device, ns.batch_size,
-            ns.num_workers, ns.reuse, ns.embeddings_csv, ns.xcom_return) == (
+            ns.num_workers, ns.reuse, ns.embeddings_csv, ns.loader, ns.xcom_return) == (
         MANIFEST, "s3://pool/out.parquet", "resnet-18", 96, "gs://m/w.pth", 128, "cuda", 512, 6,
-        "s3://pool/reuse.parquet", None, True)
+        "s3://pool/reuse.parquet", None, "threads", True)
     assert callable(ns.func)
 
 
