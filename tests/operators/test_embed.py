@@ -183,3 +183,23 @@ def test_local_mode_mapped_over_shards_equals_the_cli(tmp_path: Path) -> None:
         else:
             np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))
     assert cli.equals(local)
+
+
+def test_example_dags_embed_task_runs_locally_on_real_images(tmp_path: Path) -> None:
+    import runpy
+
+    manifest, keys = _write_shard(tmp_path)
+    dag = runpy.run_path(str(Path(__file__).resolve().parents[2] / "dags/lightly_datapool.py"))["dag"]
+    task = dag.get_task("embed_local")
+    op = task.unmap({"manifest_uri": manifest})
+
+    class _TaskInstance:  # what the templates pull: no known embeddings on the first run
+        def xcom_pull(self, task_ids: str | None = None, key: str = "return_value", **_: object) -> object:
+            return None
+
+    op.render_template_fields({"params": {"datapool_uri": str(tmp_path / "pool")}, "ti": _TaskInstance()})
+    assert isinstance(op, EmbedShardOperator) and op.datapool_uri == str(tmp_path / "pool")
+    counts = op.execute(context={})
+    assert (counts["total"], counts["embedded"], counts["corrupt"]) == (len(keys), len(keys) - 1, 1)
+    table = pq.read_table(counts["output_uri"])
+    assert table[KEY].to_pylist() == keys
