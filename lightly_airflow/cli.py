@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "select": "lightly_airflow.selection.cli",
     "datapool": "lightly_airflow.datapool.cli",
     "list": "lightly_airflow.datasource.cli",
+    "report": "lightly_airflow.report.cli",
 }
 
 

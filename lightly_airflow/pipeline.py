@@ -69,6 +69,7 @@ class RunSummary:
     duplicate: int = 0
     missing: int = 0
     pool_selected_before: int = 0
+    report_uri: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,14 +156,14 @@ def list_new(
     lightly_uri = lightly_uri or datasource_uri
     relevant = None
     if relevant_filenames_file:
-        from lightly_airflow.datasource import read_bytes
+        from lightly_airflow.lightly_dir import read_relevant_filenames
 
         try:
-            relevant = read_bytes(lightly_uri, relevant_filenames_file, lightly_credentials).decode("utf-8")
+            relevant = read_relevant_filenames(lightly_uri, relevant_filenames_file, lightly_credentials)
         except FileNotFoundError:
             raise ParamError(
                 "worker_config.relevant_filenames_file",
-                f"{relevant_filenames_file!r} was not found under {lightly_uri!r}.",
+                f"{relevant_filenames_file!r} was not found under {lightly_uri!r} (nor in its .lightly/ folder).",
                 "give the file's path relative to the lightly_uri folder, or remove the key.",
             ) from None
     listing = _collect(list_files(datasource_uri, credentials=datasource_credentials, relevant_filenames=relevant))
@@ -252,8 +253,6 @@ def assemble_run(
         if rows is None:
             raise FileNotFoundError(f"Manifest shard {manifest_uri} is missing; re-run the list task of this run.")
         rows = rows.select([c for c in C.MANIFEST_COLUMNS if c in rows.column_names])
-        status = pa.array([C.STATUS_OK] * rows.num_rows, pa.string())
-        reason = pa.nulls(rows.num_rows, pa.string())
         for kind in STAGE_KINDS:
             out_uri = staging.sibling_uri(manifest_uri, kind)
             stage = _read_parquet(out_uri, credentials)
@@ -266,18 +265,19 @@ def assemble_run(
                 )
             for key, value in (stage.schema.metadata or {}).items():
                 meta[key.decode()] = value.decode()
-            stage_status = stage.column(C.STATUS) if C.STATUS in stage.column_names else None
-            stage_reason = stage.column(C.STATUS_REASON) if C.STATUS_REASON in stage.column_names else None
-            drop = {C.ETAG, C.SIZE, C.MTIME, C.STATUS, C.STATUS_REASON}
-            stage_cols = [c for c in stage.column_names if c not in drop]
-            joined = rows.join(
-                stage.select(stage_cols).append_column("__s", stage_status if stage_status is not None
-                                                        else pa.array([C.STATUS_OK] * stage.num_rows))
-                .append_column("__r", stage_reason if stage_reason is not None else pa.nulls(stage.num_rows, pa.string()))
-                .rename_columns([*stage_cols, f"__s_{kind}", f"__r_{kind}"]),
-                keys=C.KEY, join_type="left outer",
-            )
-            rows = joined
+            # Align the stage's rows to the manifest by key (a left join; Acero cannot join list columns).
+            index = pc.index_in(rows.column(C.KEY), value_set=stage.column(C.KEY))
+            ok = pa.array([C.STATUS_OK] * stage.num_rows, pa.string())
+            aligned = {
+                f"__s_{kind}": stage.column(C.STATUS) if C.STATUS in stage.column_names else ok,
+                f"__r_{kind}": stage.column(C.STATUS_REASON) if C.STATUS_REASON in stage.column_names
+                else pa.nulls(stage.num_rows, pa.string()),
+            }
+            drop = {C.KEY, C.ETAG, C.SIZE, C.MTIME, C.STATUS, C.STATUS_REASON, *rows.column_names}
+            aligned.update({c: stage.column(c) for c in stage.column_names if c not in drop})
+            for name, column in aligned.items():
+                field = stage.schema.field(name) if name in stage.column_names else pa.field(name, column.type)
+                rows = rows.append_column(field, column.take(index))
         # A file is ok only if every stage found it ok; the first stage that did not says why. A file a
         # required stage has no row for is reported, never silently selected without its embedding.
         st = pa.array([C.STATUS_OK] * rows.num_rows, pa.string())
@@ -407,6 +407,7 @@ def select_and_commit(
             pool_selected_before=0 if preselected is None else preselected.num_rows,
             metrics=_jsonable(metrics),
         )
+        summary.report_uri = _report(out, datapool_uri, run_id, summary, config, preselected, datapool_credentials)
         if dry_run:
             log.info("Dry run (enable_datapool_update=false): selected %d samples, committed nothing.", len(picked_keys))
             return summary
@@ -414,6 +415,7 @@ def select_and_commit(
             result_commit = pool.commit(
                 out, run_id=run_id, dag_id=dag_id, tag=tag, config=config.model_dump(mode="json", exclude_none=True),
                 counts=counts, embedding_model=str(model), embedding_dim=int(dim), read_version=read_version,
+                datasource_uri=_meta_value(meta, C.DATASOURCE_URI_METADATA_KEY),
             )
         except ConcurrentCommitError as exc:
             if attempt == max_attempts:
@@ -429,6 +431,29 @@ def select_and_commit(
         )
         return summary
     raise AssertionError("unreachable")
+
+
+REPORTS_DIR = "_reports"
+
+
+def _report(
+    rows: pa.Table, datapool_uri: str, run_id: str, summary: RunSummary, config: Any,
+    preselected: pa.Table | None, credentials: StorageCredentials | None,
+) -> str | None:
+    """Write the run's report to ``<datapool>/_reports/<run>/``; a failure is logged, never fatal."""
+    from lightly_airflow.report import write_report
+
+    out_uri = f"{datapool_uri.rstrip('/')}/{REPORTS_DIR}/{staging.run_slug(run_id)}"
+    try:
+        uri = write_report(
+            rows, out_uri=out_uri, summary=summary.to_dict(), config=config, preselected=preselected,
+            credentials=credentials,
+        )
+    except Exception:  # noqa: BLE001 - the report must never fail a run that selected correctly
+        log.exception("Could not write the run report to %s; the selection is unaffected.", out_uri)
+        return None
+    log.info("Run report: %s", uri)
+    return uri
 
 
 def _meta_value(meta: dict[str, Any], key: str) -> Any:

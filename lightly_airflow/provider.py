@@ -14,6 +14,7 @@ def get_provider_info() -> dict[str, Any]:
         "name": "Lightly Airflow",
         "description": "Data curation for image datasets: grow a versioned, curated datapool from your buckets.",
         "versions": [__version__],
+        "triggers": [{"integration-name": "Lightly", "python-modules": ["lightly_airflow.triggers.new_files"]}],
         "config": {
             "lightly": {
                 "description": "Defaults of the lightly_airflow operators and sensors.",
