@@ -328,10 +328,13 @@ class Encoder(nn.Module):
             )
         x = images.to(self.scale.dtype) * self.scale + self.shift
         x = x.contiguous(memory_format=torch.channels_last)
-        feats = self.backbone.features(x).float()
-        if self.projection is not None:
-            feats = feats @ self.projection
-        return nn.functional.normalize(feats, p=2.0, dim=1, eps=1e-12)
+        feats = self.backbone.features(x)
+        # Projection and normalisation in float32 even under autocast (bf16/fp16 on a GPU).
+        with torch.autocast(device_type=feats.device.type, enabled=False):
+            feats = feats.float()
+            if self.projection is not None:
+                feats = feats @ self.projection
+            return nn.functional.normalize(feats, p=2.0, dim=1, eps=1e-12)
 
 
 def get_encoder(

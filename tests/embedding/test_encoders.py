@@ -142,3 +142,16 @@ def test_weights_are_never_unpickled_as_arbitrary_objects(tmp_path: Path) -> Non
 def test_invalid_sizes_are_rejected(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         get_encoder(**kwargs)
+
+
+def test_mixed_precision_path_stays_close_and_returns_float32_unit_vectors() -> None:
+    # The GPU runs under autocast; the same code path under CPU bf16 autocast must stay close to float32.
+    encoder = get_encoder(dim=256)
+    images = _batch([data.chelsea(), data.coffee(), data.astronaut(), data.rocket()], 64)
+    with torch.inference_mode():
+        full = encoder(images)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = encoder(images)
+    assert mixed.dtype == torch.float32
+    np.testing.assert_allclose(mixed.norm(dim=1).numpy(), 1.0, atol=1e-5)
+    assert (full * mixed).sum(dim=1).min().item() > 0.97
