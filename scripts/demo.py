@@ -55,28 +55,35 @@ def run_dag(name: str, conf: dict, env: dict[str, str]) -> None:
         raise SystemExit(f"The {name} run failed; see {log_path}.")
 
 
-def summarize(name: str, env: dict[str, str]) -> None:
-    sys.path.insert(0, str(ROOT))
+def pool_version() -> int | None:
     from lightly_airflow.datapool import Datapool
 
     pool = Datapool(f"file://{DATAPOOL}")
-    history = pool.history()
-    last = history[-1] if history else None
+    return pool.version() if pool.exists() else None
+
+
+def summarize(name: str, before: int | None) -> None:
+    from lightly_airflow.datapool import Datapool
+
+    pool = Datapool(f"file://{DATAPOOL}")
     files = sum(1 for p in DATASOURCE.rglob("*") if p.is_file() and ".lightly" not in p.parts)
-    if last is None:
-        print(f"   {name}: nothing committed yet")
+    if pool.version() == before:
+        print(f"   {name}: files in datasource {files} | nothing new: skipped, datapool stays at version {before}")
         return
+    last = pool.history()[-1]
     counts = last.get("counts") or {}
+    selected_total = next((t["count"] for t in pool.tags() if t["name"] == "initial-tag"), 0)
     print(
         f"   {name}: files in datasource {files} | processed {counts.get('processed')} | "
-        f"selected {counts.get('selected')} | corrupt {counts.get('corrupt')} | duplicate {counts.get('duplicate')} | "
-        f"tag {last.get('tag')!r} | datapool version {last.get('version')}"
+        f"corrupt {counts.get('corrupt')} | duplicate {counts.get('duplicate')} | selected {counts.get('selected')} "
+        f"(all runs: {selected_total}) | tag {last.get('tag')!r} | datapool version {last.get('version')}"
     )
 
 
 def main() -> int:
     env = environment()
     os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
     from lightly_airflow import demo
 
     shutil.rmtree(DEMO, ignore_errors=True)
@@ -86,28 +93,36 @@ def main() -> int:
     print(f"==> run 1: a first batch of real images in {DATASOURCE.relative_to(ROOT)}")
     keys = demo.add_batch(DATASOURCE, 0)
     print(f"   wrote {len(keys)} images (+ .lightly/ predictions and metadata)")
+    before = pool_version()
     run_dag("run-1", {}, env)
-    summarize("run 1", env)
+    summarize("run 1", before)
 
     print("==> run 2: more files arrive; only the new ones are processed")
     keys = demo.add_batch(DATASOURCE, 1)
     print(f"   wrote {len(keys)} new images")
+    before = pool_version()
     run_dag("run-2", {}, env)
-    summarize("run 2", env)
+    summarize("run 2", before)
 
     print("==> run 3: nothing new arrived; the run skips without a commit")
+    before = pool_version()
     run_dag("run-3", {}, env)
-    summarize("run 3 (unchanged)", env)
+    summarize("run 3", before)
 
     print("==> run 4: process_all reprocesses every file (a backfill), embeddings are reused")
+    before = pool_version()
     run_dag("run-4", {"process_all": True, "tag_name": "backfill-all"}, env)
-    summarize("run 4", env)
+    summarize("run 4", before)
 
+    reports = sorted((DATAPOOL / "_reports").glob("*/index.html"))
     print("\nWhere to look next:")
-    print(f"  {CLI} datapool history {DATAPOOL}")
-    print(f"  {CLI} datapool tags {DATAPOOL}")
-    print(f"  {CLI} datapool show {DATAPOOL} --tag initial-tag")
-    print(f"  AIRFLOW_HOME={ROOT / '.airflow'} {AIRFLOW} api-server   # the DAG, its runs and the datapool in the UI")
+    print("  .venv/bin/lightly-airflow datapool history .demo/datapool")
+    print("  .venv/bin/lightly-airflow datapool tags .demo/datapool")
+    print("  .venv/bin/lightly-airflow datapool show .demo/datapool --tag initial-tag")
+    print("  .venv/bin/lightly-airflow datapool export .demo/datapool --tag initial-tag --format label-studio")
+    if reports:
+        print(f"  the last run's report (plots of what was selected and why): {reports[-1].relative_to(ROOT)}")
+    print("  AIRFLOW_HOME=.airflow .venv/bin/airflow api-server   # the DAG and its runs in the Airflow UI")
     return 0
 
 
