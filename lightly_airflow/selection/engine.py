@@ -230,10 +230,13 @@ class _Balance:
                  pre_counts: np.ndarray | None) -> None:
         self.strength = strat.strength
         if strat.distribution == "TARGET":
-            target = strat.target or {}
+            target = dict(strat.target or {})
             unknown = [k for k in target if k not in names]
             if unknown:
-                raise ValueError(f"{path}.target: classes {unknown} do not occur; known classes: {names[:50]}")
+                # A run whose new files lack a class (a batch without photos) cannot pick it: balance the rest.
+                logger.warning("%s.target: classes %s do not occur among these samples (known: %s); they cannot "
+                            "be selected in this run.", path, unknown, names[:50])
+                target = {k: v for k, v in target.items() if k in names}
             rest = [n for n in names if n not in target]
             self.names = [n for n in names if n in target] + ([_OTHER] if rest else [])
             idx = {n: i for i, n in enumerate(self.names)}
@@ -443,7 +446,7 @@ def _greedy(cfg, n_target, fixed, x, diversity, weights, bals, labels, dense, pr
         if diversity is None and not bals:
             order = np.argsort(-fixed, kind="stable")
         else:
-            heap = LazyMaxHeap(fixed, state.d2 if state is not None else None, strength, labels=labels,
+            heap = LazyMaxHeap(fixed, state, strength, labels=labels,
                                n_labels=(len(bals[0].names) if labels is not None else 1))
     taken = np.zeros(n, dtype=bool)
     last = time.monotonic()
@@ -495,4 +498,6 @@ def _greedy(cfg, n_target, fixed, x, diversity, weights, bals, labels, dense, pr
         if time.monotonic() - last > 10:
             last = time.monotonic()
             logger.info("selection: %d/%d picked", len(picks), n_target)
+    if state is not None:
+        state.restore()
     return np.asarray(picks, dtype=np.int64), reason, state
