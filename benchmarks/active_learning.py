@@ -46,7 +46,9 @@ STRATEGIES = {
     "weights_entropy": [w("uncertainty_entropy")],
     "coral": [{"input": E, "strategy": {"type": "DIVERSITY"}}, w("uncertainty_margin")],
     "diversity + margin^4": [{"input": E, "strategy": {"type": "DIVERSITY"}}, w("uncertainty_margin", 4.0)],
-    "diversity + margin^10": [{"input": E, "strategy": {"type": "DIVERSITY"}}, w("uncertainty_margin", 10.0)],
+    # The recipe docs/selection.md recommends: margin sampling with DIVERSITY as a tie-breaker.
+    "recommended: diversity + margin^10": [{"input": E, "strategy": {"type": "DIVERSITY"}},
+                                           w("uncertainty_margin", 10.0)],
     "diversity^0.25 + margin": [{"input": E, "strategy": {"type": "DIVERSITY", "strength": 0.25}},
                                 w("uncertainty_margin")],
 }
