@@ -124,6 +124,33 @@ def _centre_dists(cvec: np.ndarray, csq: np.ndarray, n: int, q64: np.ndarray, qs
         out[g] = np.sqrt(v) if v > 0.0 else 0.0
 
 
+_UNIT_TOL = 2e-6  # spherical mode: every squared norm within this of 1, so every norm within 1e-6 of 1
+_CHORD_SLACK = 3e-6  # chord units: 2 x 1e-6 for the norms + 1e-6 for float64 rounding of distances
+_ANGLE_GAP = 2e-5  # chord units required between d(x, s) and d(x, c) on the unit sphere
+
+
+@numba.njit(cache=True)
+def _geodesic_threshold(dcs: float) -> float:
+    """Squared chord ``hh`` such that no point with ``d2 <= hh`` in a group of centre ``c`` gets nearer to ``s``.
+
+    On the unit sphere angles obey the triangle inequality: ``θ(x, s) >= θ(c, s) - θ(x, c)``, which prunes
+    more than the chordal ``d(x, s) >= d(c, s) - d(x, c)`` (chords are concave in the angle). With
+    ``A = θ(c, s) / 2`` and ``t = θ(x, c) / 2`` the requirement ``chord(x, s) >= chord(x, c) + η`` holds
+    when ``sin(A - t) - sin(t) >= η / 2``, i.e. ``t <= A/2 - asin(η / (4 cos(A/2)))``. Chord slack covers
+    norms within 1e-6 of 1 and rounding; the resulting gap in squared distance (>1e-11) dwarfs float64
+    rounding (~1e-15), so skipped points cannot strictly improve.
+    """
+    clo = dcs - _CHORD_SLACK
+    if clo <= 0.0:
+        return -1.0
+    a = np.arcsin(min(0.5 * clo, 1.0))
+    t = 0.5 * a - np.arcsin(min(_ANGLE_GAP / (4.0 * np.cos(0.5 * a)), 1.0))
+    if t <= 0.0:
+        return -1.0
+    thr = 2.0 * np.sin(t) - _CHORD_SLACK
+    return thr * thr if thr > 0.0 else -1.0
+
+
 @numba.njit(cache=True)
 def _compact(mem: np.ndarray, gstart: np.ndarray, gsize: np.ndarray, n_groups: int) -> int:
     w = 0
@@ -140,7 +167,7 @@ def _compact(mem: np.ndarray, gstart: np.ndarray, gsize: np.ndarray, n_groups: i
 
 @numba.njit(cache=True)
 def _insert(x, sqn, d2, orig, mem, gstart, gsize, grad2, gbest, greal, cvec, csq, st, q32, qsq, pick, tmp,
-            cdist, delta, margin, stats):
+            cdist, delta, margin, spherical, buf, gone, stats):
     """Add selected vector ``q32`` (candidate ``pick`` or -1): update d2 and groups; new group = st[0]."""
     n_groups = st[0]
     d = x.shape[1]
@@ -161,30 +188,54 @@ def _insert(x, sqn, d2, orig, mem, gstart, gsize, grad2, gbest, greal, cvec, csq
             h = 0.5 * (dcs - delta)
             if h > 0.0:
                 hh = h * h
+            if spherical:
+                hg = _geodesic_threshold(dcs)
+                if hg > hh:
+                    hh = hg
+                if grad2[g] <= hh:
+                    continue
         stats[0] += 1
         s0 = gstart[g]
-        w = s0
-        best_r = -1.0
-        best_i = -1
+        # Pass 1 (branch-free): positions of members the bound cannot exclude.
+        nb = 0
         for t in range(s0, s0 + sz):
-            i = mem[t]
+            buf[nb] = t
+            nb += d2[mem[t]] > hh
+        stats[3] += sz
+        stats[4] += nb
+        # Pass 2: float32 filter with a proven error bound, then the canonical distance.
+        changed = False
+        for b in range(nb):
+            i = mem[buf[b]]
             if i == pick:
                 d2[i] = 0.0
+                gone[i] = True
+                changed = True
                 continue
             di = d2[i]
-            stats[3] += 1
-            if not (hh >= di):
-                stats[4] += 1
-            if not (hh >= di) and (sqn[i] + qsq) - 2.0 * _dot32(x, i, q32) - margin < di:
+            if (sqn[i] + qsq) - 2.0 * _dot32(x, i, q32) - margin < di:
                 stats[1] += 1
                 e = _exact_d2(x, i, q64, sqn[i], qsq)
                 if e < di:
                     d2[i] = e
                     tmp[n_mov] = i
                     n_mov += 1
-                    continue
+                    gone[i] = True
+                    changed = True
+        if not changed:
+            continue
+        # Pass 3 (only for groups that lost members): compact, new radius and farthest member.
+        w = s0
+        best_r = -1.0
+        best_i = -1
+        for t in range(s0, s0 + sz):
+            i = mem[t]
+            if gone[i]:
+                gone[i] = False
+                continue
             mem[w] = i
             w += 1
+            di = d2[i]
             if di > best_r or (di == best_r and orig[i] < orig[best_i]):
                 best_r = di
                 best_i = i
@@ -292,6 +343,8 @@ class FarthestPointState:
         self.mem = np.empty(2 * n + 16, dtype=np.int64)
         self.mem[:n] = np.arange(n)
         self.tmp = np.empty(max(n, 1), dtype=np.int64)
+        self.buf = np.empty(max(n, 1), dtype=np.int64)
+        self.gone = np.zeros(max(n, 1), dtype=np.bool_)
         cap = max(int(capacity), 16) + 1
         self.gstart = np.zeros(cap, dtype=np.int64)
         self.gsize = np.zeros(cap, dtype=np.int64)
@@ -308,6 +361,7 @@ class FarthestPointState:
         self.st = np.array([1, n], dtype=np.int64)
         max_sq = float(self.sqn.max()) if n else 1.0
         self.max_sq = max(1.0, max_sq)
+        self.spherical = bool(n) and float(np.abs(self.sqn - 1.0).max()) <= _UNIT_TOL
         self.delta = 1e-6 * self.max_sq
         self.stats = np.zeros(5, dtype=np.int64)  # groups visited, exact distances, moves, members seen, float32
 
@@ -373,7 +427,7 @@ class FarthestPointState:
         margin = float32_margin(self.dim, max(self.max_sq, qsq))
         _insert(self.x, self.sqn, self._d2, self.orig, self.mem, self.gstart, self.gsize, self.grad2, self.gbest,
                 self.greal, self.cvec, self.csq, self.st, q32, qsq, pick, self.tmp, self.cdist, self.delta,
-                margin, self.stats)
+                margin, self.spherical and abs(qsq - 1.0) <= _UNIT_TOL, self.buf, self.gone, self.stats)
 
     def select(self, i: int) -> None:
         """Mark candidate ``i`` selected (its distance becomes 0) and update every distance it improves."""
