@@ -322,7 +322,8 @@ class FarthestPointState:
 
     Memory locality: when the number of groups reaches each of ``reorder_at``, the rows of ``x`` are
     permuted **in place** so that every group's members are contiguous (nested: later reorders keep the
-    earlier order inside each group); :meth:`restore` puts them back. Indices in and out of every method
+    earlier order inside each group); :meth:`restore` puts them back. Until then the caller must not read
+    ``x`` or views of it (copy vectors first, as :meth:`insert` and :func:`farthest_point_order` do). Indices in and out of every method
     are the caller's original row indices; ties always go to the lowest original index.
 
     :param x: (N, D) float32 C-contiguous candidate embeddings (converted, i.e. copied, otherwise).
@@ -435,7 +436,7 @@ class FarthestPointState:
 
     def insert(self, vec: np.ndarray) -> None:
         """Add a selected vector that is not a candidate (a preselected sample)."""
-        q = np.ascontiguousarray(vec, dtype=np.float32).reshape(1, -1)
+        q = np.array(vec, dtype=np.float32, copy=True).reshape(1, -1)  # vec may view rows we permute
         if q.shape[1] != self.dim:
             raise ValueError(f"preselected embedding has dimension {q.shape[1]}, candidates {self.dim}")
         self._add(q[0], float(canonical_sqnorms(q)[0]), -1)
@@ -606,7 +607,10 @@ def farthest_point_order(
     if state is None:
         state = FarthestPointState(x, capacity=n + (0 if preselected is None else len(preselected)))
     if preselected is not None:
-        for row in np.ascontiguousarray(preselected, dtype=np.float32):
+        pre = np.ascontiguousarray(preselected, dtype=np.float32)
+        if np.shares_memory(pre, state.x):  # the state permutes state.x in place while it runs
+            pre = pre.copy()
+        for row in pre:
             state.insert(row)
     picks: list[int] = []
     dists: list[float] = []

@@ -65,6 +65,14 @@ def test_preselected_count_as_selected():
     assert picks.tolist() == reference_order(x, 150, pre)
 
 
+def test_preselected_rows_of_the_candidates_themselves():
+    # Every candidate preselected (views into the matrix the state regroups in place): all distances 0,
+    # so the order is simply the lowest indices first, like the reference.
+    x = clustered(600, seed=8)
+    picks, _, _ = farthest_point_order(x, 20, preselected=x)
+    assert picks.tolist() == reference_order(x.copy(), 20, x.copy()) == list(range(20))
+
+
 def test_select_diversity_alone_is_the_reference_order(digits_table):
     x = np.stack(digits_table.column("embedding").to_numpy(zero_copy_only=False)).astype(np.float32)
     cfg = {"n_samples": 100, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
