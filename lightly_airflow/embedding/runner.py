@@ -134,11 +134,11 @@ def resolve_device(device: str) -> torch.device:
 
 def default_num_workers(device: torch.device) -> int:
     """Decoding workers: most cores on a GPU node; on a CPU, where the model needs the same cores, a quarter
-    of them (one decoding thread on 2 cores measured fastest: more threads only contend with the model)."""
+    of them but at least 2 threads (on 2 cores: as fast as one thread for JPEGs, 13% faster with PNGs)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if device.type == "cuda":
         return max(1, min(8, cores - 1))
-    return max(1, min(4, cores // 4))
+    return max(2, min(4, cores // 4))
 
 
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
