@@ -1,6 +1,6 @@
 """Grow a curated datapool from a bucket of images, run by run.
 
-list new files ─► embed (mapped over shards: in-process, or GPU pods) ─┐
+wait for new files ─► list new files ─► embed (mapped over shards: in-process, or GPU pods) ─┐
               ├─► compute metadata (mapped) ───────────────────────────┼─► select & commit the datapool
               └─► load predictions (mapped) ───────────────────────────┘
 
@@ -10,6 +10,8 @@ environment variables so one DAG file serves every deployment:
 - ``LIGHTLY_DATASOURCE_URI`` / ``LIGHTLY_DATAPOOL_URI`` / ``LIGHTLY_LIGHTLY_URI``: where images, the
   datapool and ``.lightly/`` live; ``LIGHTLY_DATASOURCE_CONN_ID`` / ``LIGHTLY_DATAPOOL_CONN_ID`` /
   ``LIGHTLY_LIGHTLY_CONN_ID``: Airflow connections that reach them (unset: ambient credentials).
+- ``LIGHTLY_WAIT_FOR_NEW_FILES_S`` (21600): how long a run waits (deferred, no worker slot held) for new
+  files before it skips; ``LIGHTLY_POKE_INTERVAL_S`` (300): how often the trigger lists the datasource.
 - ``LIGHTLY_EMBEDDING_MODEL`` (``efficientnet-lite0``), ``LIGHTLY_EMBEDDING_INPUT_SIZE`` (64),
   ``LIGHTLY_WORKER_IMAGE`` and ``LIGHTLY_K8S_NAMESPACE`` for the pods.
 """
@@ -26,10 +28,13 @@ from lightly_airflow.operators.embed import EmbedPodOperator, EmbedShardOperator
 from lightly_airflow.operators.list_files import ListNewFilesOperator
 from lightly_airflow.operators.select import SelectAndCommitOperator
 from lightly_airflow.operators.stages import ComputeMetadataOperator, LoadPredictionsOperator
+from lightly_airflow.sensors import NewFilesSensor
 
 DATASOURCE_URI = os.environ.get("LIGHTLY_DATASOURCE_URI", "file:///data/images")
 DATAPOOL_URI = os.environ.get("LIGHTLY_DATAPOOL_URI", "file:///data/datapool")
 LIGHTLY_URI = os.environ.get("LIGHTLY_LIGHTLY_URI") or None
+WAIT_FOR_NEW_FILES_S = float(os.environ.get("LIGHTLY_WAIT_FOR_NEW_FILES_S", str(6 * 3600)))
+POKE_INTERVAL_S = float(os.environ.get("LIGHTLY_POKE_INTERVAL_S", "300"))
 EMBEDDING_MODEL = os.environ.get("LIGHTLY_EMBEDDING_MODEL", "efficientnet-lite0")
 EMBEDDING_INPUT_SIZE = int(os.environ.get("LIGHTLY_EMBEDDING_INPUT_SIZE", "64"))
 CONNECTIONS = {
@@ -38,7 +43,8 @@ CONNECTIONS = {
     "lightly_conn_id": os.environ.get("LIGHTLY_LIGHTLY_CONN_ID") or None,
 }
 
-#: The default selection: keep sharp images, prefer uncertain predictions, balance the custom "source"
+#: The default selection: the recommended recipe of docs/selection.md (DIVERSITY + WEIGHTS on the margin
+#: uncertainty, strength 10), plus keep sharp images and balance the custom "source"
 #: field, and stay diverse (also against everything selected in earlier runs).
 DEFAULT_SELECTION_CONFIG = {
     "n_samples": 40,
@@ -46,7 +52,7 @@ DEFAULT_SELECTION_CONFIG = {
         {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
         {
             "input": {"type": "SCORES", "task": "digits", "score": "uncertainty_margin"},
-            "strategy": {"type": "WEIGHTS", "strength": 0.5},
+            "strategy": {"type": "WEIGHTS", "strength": 10.0},
         },
         {
             "input": {"type": "METADATA", "key": "lightly.sharpness"},
@@ -106,6 +112,21 @@ with DAG(
 ) as dag:
     common = {"datapool_uri": "{{ params.datapool_uri }}", **CONNECTIONS}
 
+    wait_for_new_files = NewFilesSensor(
+        task_id="wait_for_new_files",
+        datasource_uri="{{ params.datasource_uri }}",
+        lightly_uri="{{ params.lightly_uri }}",
+        process_all="{{ params.process_all }}",
+        relevant_filenames_file="{{ params.worker_config.get('relevant_filenames_file') }}",
+        selection_config="{{ params.selection_config }}",
+        worker_config="{{ params.worker_config }}",
+        timeout=WAIT_FOR_NEW_FILES_S,
+        poke_interval=POKE_INTERVAL_S,
+        soft_fail=True,  # nothing new before the timeout: skip this run, do not fail it
+        retries=0,
+        **common,
+    )
+
     list_new_files = ListNewFilesOperator(
         task_id="list_new_files",
         datasource_uri="{{ params.datasource_uri }}",
@@ -151,5 +172,5 @@ with DAG(
         **common,
     )
 
-    list_new_files >> choose_mode >> [embed_local, embed_kubernetes]
+    wait_for_new_files >> list_new_files >> choose_mode >> [embed_local, embed_kubernetes]
     [embed_local, embed_kubernetes, metadata, predictions] >> select

@@ -34,6 +34,9 @@ def environment() -> dict[str, str]:
         LIGHTLY_DATASOURCE_URI=f"file://{DATASOURCE}",
         LIGHTLY_DATAPOOL_URI=f"file://{DATAPOOL}",
         PYTHONUNBUFFERED="1",
+        # The sensor waits (deferred) this long for new files before a run skips; hours in production.
+        LIGHTLY_WAIT_FOR_NEW_FILES_S="10",
+        LIGHTLY_POKE_INTERVAL_S="2",
     )
     return env
 
@@ -104,7 +107,7 @@ def main() -> int:
     run_dag("run-2", {}, env)
     summarize("run 2", before)
 
-    print("==> run 3: nothing new arrived; the run skips without a commit")
+    print("==> run 3: nothing new arrived; the sensor waits 10 s (deferred), then the run skips without a commit")
     before = pool_version()
     run_dag("run-3", {}, env)
     summarize("run 3", before)

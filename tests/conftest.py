@@ -19,6 +19,9 @@ from pathlib import Path
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="lightly-airflow-home-")
 os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+# The example DAG's sensor waits this long for new files before it skips a run (hours in production).
+os.environ.setdefault("LIGHTLY_WAIT_FOR_NEW_FILES_S", "4")
+os.environ.setdefault("LIGHTLY_POKE_INTERVAL_S", "1")
 # dag.test() syncs the configured DAG bundle to the database: point it at the project's DAG folder.
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parent.parent / "dags"))
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")

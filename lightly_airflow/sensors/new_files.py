@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+)
 
 from lightly_airflow.datasource import IMAGE_EXTENSIONS, POLICIES
 from lightly_airflow.triggers.new_files import NewFilesTrigger, evaluate_new_files
@@ -47,6 +53,9 @@ class NewFilesSensor(BaseSensorOperator):
     :param wait: ``False`` checks once and skips downstream tasks when nothing is new.
     :param deferrable: wait in the triggerer instead of holding a worker slot
         (default ``[lightly] default_deferrable``, true).
+    :param selection_config: when given (with ``worker_config``), the run's parameters are validated before
+        waiting, so a typo fails at once with a message naming the parameter instead of after hours of waiting.
+    :param worker_config: Lightly worker-config keys, validated with ``selection_config``.
     """
 
     template_fields: Sequence[str] = (
@@ -58,6 +67,8 @@ class NewFilesSensor(BaseSensorOperator):
         "datapool_conn_id",
         "lightly_conn_id",
         "process_all",
+        "selection_config",
+        "worker_config",
     )
     ui_color = "#d7f0e8"
 
@@ -76,6 +87,8 @@ class NewFilesSensor(BaseSensorOperator):
         process_all: bool | str = False,
         wait: bool = True,
         deferrable: bool = conf.getboolean("lightly", "default_deferrable", fallback=True),
+        selection_config: dict[str, Any] | str | None = None,
+        worker_config: dict[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -95,8 +108,10 @@ class NewFilesSensor(BaseSensorOperator):
         self.process_all = process_all
         self.wait = wait
         self.deferrable = deferrable
+        self.selection_config = selection_config
+        self.worker_config = worker_config
 
-    def _trigger(self) -> NewFilesTrigger:
+    def _trigger(self, end_at: float | None = None) -> NewFilesTrigger:
         return NewFilesTrigger(
             datasource_uri=self.datasource_uri,
             datapool_uri=self.datapool_uri,
@@ -109,6 +124,7 @@ class NewFilesSensor(BaseSensorOperator):
             policy=self.policy,
             process_all=_as_bool(self.process_all, "process_all"),
             poke_interval=self.poke_interval,
+            end_at=end_at,
         )
 
     def _check(self) -> dict[str, Any]:
@@ -123,7 +139,28 @@ class NewFilesSensor(BaseSensorOperator):
         result = self._check()
         return PokeReturnValue(is_done=result["new"] > 0, xcom_value=result)
 
+    def _validate_params(self) -> None:
+        from lightly_airflow.operators.base import credentials_for
+        from lightly_airflow.pipeline import ParamError, check_uri_param, validate_params
+
+        try:
+            if self.selection_config is None:
+                check_uri_param("datasource_uri", self.datasource_uri, credentials_for(self.datasource_conn_id), must_exist=True)
+                return
+            validate_params(
+                datasource_uri=self.datasource_uri,
+                datapool_uri=self.datapool_uri,
+                lightly_uri=self.lightly_uri,
+                selection_config=self.selection_config,
+                worker_config=self.worker_config,
+                datasource_credentials=credentials_for(self.datasource_conn_id),
+                lightly_credentials=credentials_for(self.lightly_conn_id or self.datasource_conn_id),
+            )
+        except ParamError as exc:
+            raise AirflowFailException(str(exc)) from None  # a retry or more waiting cannot fix a bad parameter
+
     def execute(self, context: Any) -> Any:
+        self._validate_params()
         if not self.wait:
             result = self._check()
             if result["new"] == 0:
@@ -134,14 +171,20 @@ class NewFilesSensor(BaseSensorOperator):
         result = self._check()
         if result["new"] > 0:
             return result
+        end_at = time.time() + float(self.timeout) if self.timeout is not None else None
         self.defer(
-            trigger=self._trigger(),
+            trigger=self._trigger(end_at),
             method_name="execute_complete",
             timeout=dt.timedelta(seconds=self.timeout) if self.timeout is not None else None,
         )
         return None
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        if event and event.get("status") == "timeout":
+            message = f"{self.task_id}: no new files in {self.datasource_uri} within {self.timeout} s."
+            if self.soft_fail:
+                raise AirflowSkipException(message)
+            raise AirflowSensorTimeout(message)
         if not event or event.get("status") != "success":
             message = (event or {}).get("message", "the trigger ended without an event")
             raise AirflowException(f"{self.task_id}: waiting for new files in {self.datasource_uri} failed: {message}")

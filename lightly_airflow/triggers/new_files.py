@@ -8,6 +8,7 @@ the trigger table.
 from __future__ import annotations
 
 import asyncio
+import time
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -72,6 +73,9 @@ class NewFilesTrigger(BaseTrigger):
     :param policy: ``content`` (key and etag) or ``key``.
     :param process_all: every listed file counts (fires as soon as the datasource has any file).
     :param poke_interval: seconds between two checks.
+    :param end_at: UNIX time after which the trigger stops waiting and reports ``timeout`` (None: never).
+        The trigger keeps its own deadline so a wait ends on time wherever it runs, also where the runner
+        does not enforce the task's deferral timeout (``dag.test``/``airflow dags test`` run triggers inline).
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class NewFilesTrigger(BaseTrigger):
         policy: str = "content",
         process_all: bool = False,
         poke_interval: float = 60.0,
+        end_at: float | None = None,
     ) -> None:
         super().__init__()
         if policy not in POLICIES:
@@ -103,6 +108,7 @@ class NewFilesTrigger(BaseTrigger):
         self.policy = policy
         self.process_all = bool(process_all)
         self.poke_interval = float(poke_interval)
+        self.end_at = None if end_at is None else float(end_at)
 
     def check_kwargs(self) -> dict[str, Any]:
         """The arguments of :func:`evaluate_new_files`."""
@@ -121,7 +127,7 @@ class NewFilesTrigger(BaseTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and every constructor argument (JSON-safe; connection ids only, no secrets)."""
-        return CLASSPATH, {**self.check_kwargs(), "poke_interval": self.poke_interval}
+        return CLASSPATH, {**self.check_kwargs(), "poke_interval": self.poke_interval, "end_at": self.end_at}
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Check every ``poke_interval`` seconds; the blocking listing runs in a worker thread."""
@@ -136,6 +142,12 @@ class NewFilesTrigger(BaseTrigger):
                 self.log.info("%d new files in %s (%d listed)", result.new, self.datasource_uri, result.listed)
                 yield TriggerEvent({"status": "success", **result.to_dict()})
                 return
+            now = time.time()
+            if self.end_at is not None and now >= self.end_at:
+                self.log.info("no new files in %s (%d listed) before the deadline", self.datasource_uri, result.listed)
+                yield TriggerEvent({"status": "timeout", **result.to_dict()})
+                return
             self.log.info("no new files in %s (%d listed); next check in %ss", self.datasource_uri, result.listed,
                           self.poke_interval)
-            await asyncio.sleep(self.poke_interval)
+            pause = self.poke_interval if self.end_at is None else max(0.0, min(self.poke_interval, self.end_at - now))
+            await asyncio.sleep(pause)

@@ -20,7 +20,7 @@ def test_dag_folder_imports_without_errors(dagbag) -> None:
         "execution_mode",
     }
     assert {t.task_id for t in dag.tasks} == {
-        "list_new_files", "choose_execution_mode", "embed_local", "embed_kubernetes", "compute_metadata",
+        "wait_for_new_files", "list_new_files", "choose_execution_mode", "embed_local", "embed_kubernetes", "compute_metadata",
         "load_predictions", "select_and_commit",
     }
 

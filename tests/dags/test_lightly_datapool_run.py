@@ -75,6 +75,7 @@ def test_two_incremental_runs_then_nothing_new(airflow_db, dagbag, tmp_path) -> 
 
     # Nothing new: the run skips the rest and commits nothing.
     run3, states = _run(dag, conf, datetime(2026, 3, 3, tzinfo=timezone.utc))
+    assert states["wait_for_new_files"] == "skipped"  # waited (deferred) for the timeout, then skipped
     assert states["list_new_files"] == "skipped"
     assert states["select_and_commit"] == "skipped"
     assert pool.version() == v2
@@ -124,5 +125,5 @@ def test_bad_params_fail_the_first_task_naming_the_parameter(airflow_db, dagbag,
         dag, {"datasource_uri": f"file://{tmp_path}/missing", "datapool_uri": f"file://{tmp_path}/pool"},
         datetime(2026, 5, 1, tzinfo=timezone.utc),
     )
-    assert states["list_new_files"] == "failed"
+    assert states["wait_for_new_files"] == "failed"
     assert states["select_and_commit"] != "success"

@@ -100,3 +100,35 @@ def test_bad_arguments_fail_at_parse_time() -> None:
     s = NewFilesSensor(task_id="t", datasource_uri="/a", datapool_uri="/b", process_all="maybe")
     with pytest.raises(ValueError, match="process_all='maybe' is not a boolean"):
         s._trigger()
+
+
+def test_timeout_event_skips_with_soft_fail_and_fails_without(datasource) -> None:
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
+    root, _ = datasource
+    payload = {"status": "timeout", "datasource_uri": str(root), "listed": 1, "new": 0, "known": 1, "process_all": False}
+    with pytest.raises(AirflowSkipException, match="no new files"):
+        sensor(root, timeout=5, soft_fail=True).execute_complete({}, payload)
+    with pytest.raises(AirflowSensorTimeout, match="no new files"):
+        sensor(root, timeout=5).execute_complete({}, payload)
+
+
+def test_deferral_carries_the_deadline_to_the_trigger(datasource) -> None:
+    import time
+
+    root, _ = datasource
+    before = time.time()
+    with pytest.raises(TaskDeferred) as info:
+        sensor(root, deferrable=True, timeout=30).execute({})
+    assert before + 30 <= info.value.trigger.end_at <= time.time() + 30
+
+
+def test_a_bad_selection_config_fails_before_waiting(datasource) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    root, _ = datasource
+    bad = {"n_samples": 3, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "WEIGHTS"}}]}
+    with pytest.raises(AirflowFailException, match=r"(?s)Parameter 'selection_config'.*strategies\[0\]"):
+        sensor(root, deferrable=True, selection_config=bad, worker_config={}).execute({})
+    with pytest.raises(AirflowFailException, match=r"Parameter 'datasource_uri'.*does not exist"):
+        NewFilesSensor(task_id="w", datasource_uri=str(root / "missing"), datapool_uri=str(root)).execute({})

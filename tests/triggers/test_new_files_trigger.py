@@ -122,3 +122,16 @@ def test_resolves_connections_inside_the_trigger(s3_bucket, monkeypatch, tmp_pat
 
 def test_known_files_is_none_before_the_first_run(tmp_path) -> None:
     assert known_module.known_files(str(tmp_path / "no-pool-yet")) is None
+
+
+def test_reports_timeout_at_its_own_deadline(tmp_path) -> None:
+    import time
+
+    root = tmp_path / "empty"
+    root.mkdir()
+    trigger = _roundtrip(NewFilesTrigger(datasource_uri=str(root), datapool_uri=str(tmp_path / "pool"),
+                                         poke_interval=0.2, end_at=time.time() + 0.6))
+    started = time.monotonic()
+    event = asyncio.run(_first_event(trigger, 10))
+    assert event.payload["status"] == "timeout" and event.payload["new"] == 0
+    assert 0.4 <= time.monotonic() - started < 5
