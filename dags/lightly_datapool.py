@@ -100,6 +100,18 @@ with DAG(
             {}, type="object", title="Worker config",
             description="Lightly worker_config keys, e.g. {\"datasource\": {\"enable_datapool_update\": false}}.",
         ),
+        "datasource_conn_id": Param(
+            CONNECTIONS["datasource_conn_id"], type=["null", "string"], title="Datasource connection",
+            description="Airflow connection (aws, google_cloud_platform, wasb) of the datasource. Empty: ambient.",
+        ),
+        "datapool_conn_id": Param(
+            CONNECTIONS["datapool_conn_id"], type=["null", "string"], title="Datapool connection",
+            description="Airflow connection of the datapool's store. Empty: ambient credentials.",
+        ),
+        "lightly_conn_id": Param(
+            CONNECTIONS["lightly_conn_id"], type=["null", "string"], title=".lightly/ connection",
+            description="Airflow connection of the .lightly/ store. Empty: the datasource connection.",
+        ),
         "tag_name": Param(
             None, type=["null", "string"], title="Tag name",
             description="Tag of this run's selection. Empty: derived from the run.",
@@ -110,7 +122,12 @@ with DAG(
         ),
     },
 ) as dag:
-    common = {"datapool_uri": "{{ params.datapool_uri }}", **CONNECTIONS}
+    common = {
+        "datapool_uri": "{{ params.datapool_uri }}",
+        "datasource_conn_id": "{{ params.datasource_conn_id }}",
+        "datapool_conn_id": "{{ params.datapool_conn_id }}",
+        "lightly_conn_id": "{{ params.lightly_conn_id }}",
+    }
 
     wait_for_new_files = NewFilesSensor(
         task_id="wait_for_new_files",

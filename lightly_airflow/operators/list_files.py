@@ -11,6 +11,10 @@ from lightly_airflow.operators.base import LightlyBaseOperator
 from lightly_airflow.pipeline import ParamError, list_new, validate_params
 
 
+#: ``DagRun.run_type`` of runs created by ``airflow backfill create`` (a str enum: compare with ``==``).
+BACKFILL = "backfill"
+
+
 class ListNewFilesOperator(LightlyBaseOperator):
     """Validate the run's parameters, list new files and shard them into manifests.
 
@@ -64,6 +68,14 @@ class ListNewFilesOperator(LightlyBaseOperator):
         except ParamError as exc:
             raise AirflowFailException(str(exc)) from None  # a retry cannot fix a bad parameter
         process_all = _as_bool(self.process_all) or bool(worker.datasource.process_all)
+        dag_run = context.get("dag_run")
+        backfill = dag_run is not None and dag_run.run_type == BACKFILL
+        if backfill:
+            self.log.info(
+                "Backfill run %s: %s.", context["run_id"],
+                "reprocessing every file (process_all)" if process_all
+                else "only files the datapool has not seen are processed; pass process_all=true to reprocess",
+            )
         result = list_new(
             datasource_uri=self.datasource_uri,
             datapool_uri=self.datapool_uri,
@@ -78,6 +90,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
         )
         counts = {k: v for k, v in result.to_dict().items() if k not in ("manifests", "reuse_uri")}
         counts["shards"] = len(result.manifests)
+        counts["backfill"] = backfill
         context["ti"].xcom_push(key="counts", value=counts)
         context["ti"].xcom_push(key="reuse_uri", value=result.reuse_uri)
         if not result.manifests:

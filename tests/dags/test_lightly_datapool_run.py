@@ -127,3 +127,49 @@ def test_bad_params_fail_the_first_task_naming_the_parameter(airflow_db, dagbag,
     )
     assert states["wait_for_new_files"] == "failed"
     assert states["select_and_commit"] != "success"
+
+
+@pytest.mark.slow
+def test_s3_datasource_second_run_processes_exactly_the_added_and_changed_files(
+    airflow_db, dagbag, s3_bucket, tmp_path, monkeypatch
+) -> None:
+    """The example DAG on a moto S3 datasource (through an Airflow connection) with a local datapool."""
+    import json
+
+    import boto3
+
+    from lightly_airflow.datapool import Datapool
+
+    creds = s3_bucket.credentials
+    monkeypatch.setenv("AIRFLOW_CONN_LIGHTLY_S3_TEST", json.dumps({
+        "conn_type": "aws", "login": creds.access_key_id, "password": creds.secret_access_key,
+        "extra": {"endpoint_url": creds.endpoint_url, "region_name": creds.region},
+    }))
+    s3 = boto3.client("s3", endpoint_url=creds.endpoint_url, aws_access_key_id=creds.access_key_id,
+                      aws_secret_access_key=creds.secret_access_key, region_name=creds.region)
+    local = tmp_path / "local"
+    keys = add_batch(local, Batch("cam", (300, 340), ("coffee",)))
+    for key in keys:
+        s3.upload_file(str(local / key), s3_bucket.name, f"images/{key}")
+
+    dag = dagbag.dags["lightly_datapool"]
+    pool_dir = tmp_path / "pool"
+    conf = {
+        "datasource_uri": f"{s3_bucket.uri}/images", "datasource_conn_id": "lightly_s3_test",
+        "datapool_uri": f"file://{pool_dir}",
+        "selection_config": {"n_samples": 5, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]},
+    }
+    run1, states = _run(dag, conf, datetime(2026, 6, 1, tzinfo=timezone.utc))
+    assert str(run1.state) == "success", states
+    pool = Datapool(f"file://{pool_dir}")
+    assert sorted(_rows_of(pool, run1.run_id).column(C.KEY).to_pylist()) == sorted(keys)
+
+    # Between the runs: one new file arrives, one existing file is replaced with other content.
+    added = add_batch(local, Batch("cam2", (340, 341), ()))[0]
+    s3.upload_file(str(local / added), s3_bucket.name, f"images/{added}")
+    replaced = keys[3]
+    s3.upload_file(str(local / keys[7]), s3_bucket.name, f"images/{replaced}")
+
+    run2, states = _run(dag, conf, datetime(2026, 6, 2, tzinfo=timezone.utc))
+    assert str(run2.state) == "success", states
+    assert sorted(_rows_of(pool, run2.run_id).column(C.KEY).to_pylist()) == sorted([added, replaced])
