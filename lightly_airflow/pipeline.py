@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
 from lightly_airflow import staging
-from lightly_airflow.storage import StorageCredentials, filesystem, protocol_of
+from lightly_airflow.storage import StorageCredentials, filesystem, protocol_of, read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +199,6 @@ def write_reusable_embeddings(
     The file records the pool's embedding model; the embed runner refuses it for another model.
     :returns: the file's URI (None when nothing can be reused) and the number of reusable embeddings.
     """
-    import pyarrow.parquet as pq
-
     reuse = pool.embeddings_for(files.select([C.KEY, C.ETAG]))
     info = pool.embedding_info() or {}
     if not reuse.num_rows or not info.get("model"):
@@ -209,11 +207,7 @@ def write_reusable_embeddings(
         C.EMBEDDING_MODEL_METADATA_KEY.encode(): json.dumps(info["model"]).encode(),
         C.EMBEDDING_DIM_METADATA_KEY.encode(): json.dumps(info.get("dim")).encode(),
     })
-    uri = f"{staging.run_dir(datapool_uri, run_id)}/reuse-embeddings.parquet"
-    fs, path = filesystem(uri, credentials)
-    fs.makedirs(path.rpartition("/")[0], exist_ok=True)
-    with fs.open(path, "wb") as f:
-        pq.write_table(reuse, f)
+    uri = write_parquet(reuse, f"{staging.run_dir(datapool_uri, run_id)}/reuse-embeddings.parquet", credentials)
     log.info("%d of %d files have unchanged content and embeddings in the pool: they will be reused.", reuse.num_rows, files.num_rows)
     return uri, reuse.num_rows
 
@@ -224,16 +218,6 @@ def _collect(batches: Any) -> pa.Table:
         return pa.table({C.KEY: pa.array([], pa.string()), C.SIZE: pa.array([], pa.int64()),
                          C.ETAG: pa.array([], pa.string()), C.MTIME: pa.array([], pa.timestamp("us", "UTC"))})
     return pa.Table.from_batches(batches)
-
-
-def _read_parquet(uri: str, credentials: StorageCredentials | None) -> pa.Table | None:
-    import pyarrow.parquet as pq
-
-    fs, path = filesystem(uri, credentials)
-    if not fs.exists(path):
-        return None
-    with fs.open(path, "rb") as f:
-        return pq.read_table(f)
 
 
 def assemble_run(
@@ -249,13 +233,13 @@ def assemble_run(
     meta: dict[str, Any] = {}
     errors: list[pa.Table] = []
     for manifest_uri in manifests:
-        rows = _read_parquet(manifest_uri, credentials)
+        rows = read_parquet(manifest_uri, credentials, missing_ok=True)
         if rows is None:
             raise FileNotFoundError(f"Manifest shard {manifest_uri} is missing; re-run the list task of this run.")
         rows = rows.select([c for c in C.MANIFEST_COLUMNS if c in rows.column_names])
         for kind in STAGE_KINDS:
             out_uri = staging.sibling_uri(manifest_uri, kind)
-            stage = _read_parquet(out_uri, credentials)
+            stage = read_parquet(out_uri, credentials, missing_ok=True)
             if stage is None:
                 if kind == staging.PREDICTIONS:
                     continue  # predictions are optional: no .lightly/predictions means no scores
@@ -304,7 +288,7 @@ def assemble_run(
         for stage_name in STAGE_KINDS:
             err_uri = staging.sibling_uri(manifest_uri, staging.ERRORS)
             head, _, name = err_uri.rpartition("/")
-            err = _read_parquet(f"{head}/{stage_name}-{name}", credentials)
+            err = read_parquet(f"{head}/{stage_name}-{name}", credentials, missing_ok=True)
             if err is not None and err.num_rows:
                 errors.append(err)
     if not tables:

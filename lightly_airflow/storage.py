@@ -331,3 +331,53 @@ def delta_uri(uri: str) -> str:
     parts = urlsplit(str(uri))
     scheme = {"s3": "s3", "gs": "gs", "az": "az"}[protocol]
     return f"{scheme}://{parts.netloc}{parts.path}".rstrip("/")
+
+
+def read_parquet(uri: str, credentials: StorageCredentials | None = None, *, missing_ok: bool = False) -> Any:
+    """Read one Parquet file from any store.
+
+    :param uri: the file.
+    :param credentials: endpoint and secrets of its store.
+    :param missing_ok: return ``None`` for a missing file instead of raising ``FileNotFoundError``.
+    """
+    import pyarrow.parquet as pq
+
+    fs, path = filesystem(uri, credentials)
+    try:
+        with fs.open(path, "rb") as f:
+            return pq.read_table(f)
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise FileNotFoundError(f"Parquet file {uri!r} does not exist.") from None
+
+
+def write_parquet(table: Any, uri: str, credentials: StorageCredentials | None = None) -> str:
+    """Write ``table`` to ``uri`` as one file that appears whole, overwriting: a retried task replaces its own
+    output and nothing else. Local files go through a temporary file and a rename; object stores get one
+    upload, which is atomic there.
+
+    :returns: ``uri``.
+    """
+    import io
+    import uuid
+
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    data = buffer.getvalue()
+    fs, path = filesystem(uri, credentials)
+    if protocol_of(uri) == "file":
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    else:
+        fs.pipe_file(path, data)
+    return uri

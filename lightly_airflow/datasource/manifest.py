@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import os
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -21,7 +20,7 @@ from lightly_airflow.columns import (
     MANIFEST_COLUMNS,
 )
 from lightly_airflow.datasource.records import MANIFEST_SCHEMA
-from lightly_airflow.storage import StorageCredentials, filesystem, protocol_of
+from lightly_airflow.storage import StorageCredentials, filesystem, protocol_of, write_parquet
 
 logger = logging.getLogger(__name__)
 
@@ -92,26 +91,11 @@ def write_manifests(
         start = table.num_rows * index // count
         stop = table.num_rows * (index + 1) // count
         uri = staging.shard_uri(datapool_uri, run_id, staging.MANIFEST, index)
-        _write(fs, filesystem(uri, credentials)[1], table.slice(start, stop - start), local=protocol_of(uri) == "file")
+        write_parquet(table.slice(start, stop - start), uri, credentials)
         uris.append(uri)
     _remove_stale(fs, datapool_uri, run_id, count, credentials)
     logger.info("wrote %d manifest shards (%d files) for run %s", count, table.num_rows, run_id)
     return uris
-
-
-def _write(fs: Any, path: str, table: pa.Table, *, local: bool) -> None:
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
-    data = buffer.getvalue()
-    parent = path.rsplit("/", 1)[0]
-    if local:
-        os.makedirs(parent, exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    else:
-        fs.pipe_file(path, data)
 
 
 def _remove_stale(fs: Any, datapool_uri: str, run_id: str, count: int, credentials: StorageCredentials | None) -> None:
@@ -129,11 +113,14 @@ def _remove_stale(fs: Any, datapool_uri: str, run_id: str, count: int, credentia
             fs.rm_file(name)
 
 
-def read_manifest(uri: str, credentials: StorageCredentials | None = None) -> tuple[pa.Table, dict[str, Any]]:
-    """Read one manifest shard.
+def read_manifest(
+    uri: str, credentials: StorageCredentials | None = None, *, required: Sequence[str] = MANIFEST_COLUMNS
+) -> tuple[pa.Table, dict[str, Any]]:
+    """Read one manifest shard (every stage reads its shard through this function).
 
     :param uri: ``…/_staging/<run>/manifest/shard-NNNNN.parquet``.
     :param credentials: credentials of the datapool's store.
+    :param required: the columns the caller needs (default: all manifest columns).
     :returns: the table (``key, size, etag, mtime``) and its decoded ``lightly.*`` schema metadata, e.g.
         ``{"lightly.datasource_uri": "s3://bucket/images", "lightly.lightly_uri": "gs://other/meta"}``.
     :raises FileNotFoundError: when the shard does not exist.
@@ -145,9 +132,12 @@ def read_manifest(uri: str, credentials: StorageCredentials | None = None) -> tu
             table = pq.read_table(fh)
     except FileNotFoundError:
         raise FileNotFoundError(f"Manifest shard {uri} does not exist: run the listing task of this run first.") from None
-    missing = [c for c in MANIFEST_COLUMNS if c not in table.column_names]
+    missing = [c for c in required if c not in table.column_names]
     if missing:
-        raise ValueError(f"{uri} is not a manifest shard: columns {missing} are missing (has {table.column_names}).")
+        raise ValueError(
+            f"{uri} is not a manifest shard: columns {missing} are missing (has {table.column_names}); manifests "
+            "are written by datasource.write_manifests."
+        )
     meta: dict[str, Any] = {}
     for raw_key, raw_value in (table.schema.metadata or {}).items():
         key = raw_key.decode("utf-8", "replace")

@@ -70,7 +70,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the embed command; prints the counts as one JSON line on stdout."""
-    from lightly_airflow.embedding.runner import embed_shard, read_parquet
+    from lightly_airflow.embedding.runner import embed_shard
+    from lightly_airflow.storage import read_parquet
 
     reuse = read_parquet(args.reuse) if args.reuse else None
     counts = embed_shard(

@@ -19,14 +19,12 @@ import logging
 import multiprocessing
 import os
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from lightly_airflow.columns import (
@@ -46,7 +44,7 @@ from lightly_airflow.columns import (
 from lightly_airflow.embedding.encoders import DEFAULT_MODEL, Encoder, get_encoder
 from lightly_airflow.embedding.images import ShardImages
 from lightly_airflow.staging import EMBEDDINGS, sibling_uri
-from lightly_airflow.storage import StorageCredentials, filesystem, protocol_of
+from lightly_airflow.storage import StorageCredentials, write_parquet
 
 logger = logging.getLogger(__name__)
 
@@ -60,59 +58,16 @@ def read_manifest(manifest_uri: str, credentials: StorageCredentials | None = No
     :raises FileNotFoundError: when the shard does not exist.
     :raises ValueError: when columns or the ``lightly.datasource_uri`` schema metadata are missing.
     """
-    fs, path = filesystem(manifest_uri, credentials)
-    try:
-        with fs.open(path, "rb") as f:
-            table = pq.read_table(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"Manifest shard {manifest_uri!r} does not exist: check --manifest.") from None
-    missing = [c for c in (KEY, ETAG) if c not in table.column_names]
-    if missing:
-        raise ValueError(
-            f"Manifest shard {manifest_uri!r} lacks column(s) {missing}: it must be written by "
-            "datasource.write_manifests (columns key, size, etag, mtime)."
-        )
-    raw = (table.schema.metadata or {}).get(DATASOURCE_URI_METADATA_KEY.encode())
-    if not raw:
+    from lightly_airflow.datasource import read_manifest as read_manifest_shard
+
+    table, meta = read_manifest_shard(manifest_uri, credentials, required=(KEY, ETAG))
+    datasource_uri = meta.get(DATASOURCE_URI_METADATA_KEY)
+    if not isinstance(datasource_uri, str) or not datasource_uri:
         raise ValueError(
             f"Manifest shard {manifest_uri!r} has no {DATASOURCE_URI_METADATA_KEY!r} schema metadata, so the "
             "images cannot be located: write it with datasource.write_manifests(datasource_uri=...)."
         )
-    try:
-        datasource_uri = json.loads(raw)
-    except json.JSONDecodeError:
-        datasource_uri = raw.decode()
-    if not isinstance(datasource_uri, str) or not datasource_uri:
-        raise ValueError(f"Manifest shard {manifest_uri!r}: {DATASOURCE_URI_METADATA_KEY!r} must be a URI string.")
     return table, datasource_uri
-
-
-def read_parquet(uri: str, credentials: StorageCredentials | None = None) -> pa.Table:
-    """Read one Parquet file from any store (used for ``--reuse``)."""
-    fs, path = filesystem(uri, credentials)
-    try:
-        with fs.open(path, "rb") as f:
-            return pq.read_table(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"Parquet file {uri!r} does not exist.") from None
-
-
-def write_parquet(table: pa.Table, uri: str, credentials: StorageCredentials | None = None) -> None:
-    """Write ``table`` to ``uri`` as one file that appears whole (local: temp file + rename; object stores:
-    a single upload). A retry overwrites exactly this file."""
-    fs, path = filesystem(uri, credentials)
-    if protocol_of(uri) == "file":
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-        try:
-            pq.write_table(table, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return
-    with fs.open(path, "wb") as f:
-        pq.write_table(table, f)
 
 
 def resolve_device(device: str) -> torch.device:

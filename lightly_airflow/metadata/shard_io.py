@@ -7,16 +7,14 @@ metadata), writes ``sibling_uri(manifest, kind)`` and writes its per-file proble
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from lightly_airflow import columns as C
 from lightly_airflow.staging import ERRORS, sibling_uri
-from lightly_airflow.storage import StorageCredentials, filesystem
+from lightly_airflow.storage import StorageCredentials, write_parquet
 
 logger = logging.getLogger(__name__)
 
@@ -49,17 +47,6 @@ class Manifest:
         return self.table.column(C.KEY).to_pylist()
 
 
-def _schema_value(metadata: dict[bytes, bytes] | None, key: str) -> str | None:
-    raw = (metadata or {}).get(key.encode())
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        value = raw.decode("utf-8", "replace")
-    return value if isinstance(value, str) and value else None
-
-
 def read_manifest(manifest_uri: str, credentials: StorageCredentials | None = None) -> Manifest:
     """Read a manifest shard.
 
@@ -68,34 +55,20 @@ def read_manifest(manifest_uri: str, credentials: StorageCredentials | None = No
     :raises FileNotFoundError: when the shard does not exist.
     :raises ValueError: when it lacks the ``key`` column.
     """
-    fs, path = filesystem(manifest_uri, credentials)
-    if not fs.exists(path):
-        raise FileNotFoundError(f"Manifest shard {manifest_uri} does not exist: run the listing task first.")
-    with fs.open(path, "rb") as fh:
-        table = pq.read_table(fh)
-    missing = [c for c in (C.KEY,) if c not in table.column_names]
-    if missing:
-        raise ValueError(f"Manifest shard {manifest_uri} lacks columns {missing}; it has {table.column_names}.")
-    meta = table.schema.metadata
+    from lightly_airflow.datasource import read_manifest as read_manifest_shard
+
+    table, meta = read_manifest_shard(manifest_uri, credentials, required=(C.KEY,))
+
+    def text(key: str) -> str | None:
+        value = meta.get(key)
+        return value if isinstance(value, str) and value else None
+
     return Manifest(
         uri=manifest_uri,
         table=table,
-        datasource_uri=_schema_value(meta, C.DATASOURCE_URI_METADATA_KEY),
-        lightly_uri=_schema_value(meta, C.LIGHTLY_URI_METADATA_KEY),
+        datasource_uri=text(C.DATASOURCE_URI_METADATA_KEY),
+        lightly_uri=text(C.LIGHTLY_URI_METADATA_KEY),
     )
-
-
-def write_parquet(table: pa.Table, uri: str, credentials: StorageCredentials | None = None) -> str:
-    """Write ``table`` to ``uri`` (overwriting: a retried task replaces its own output)."""
-    fs, path = filesystem(uri, credentials)
-    parent = path.rsplit("/", 1)[0]
-    try:
-        fs.makedirs(parent, exist_ok=True)
-    except Exception:  # noqa: BLE001 - object stores have no folders
-        pass
-    with fs.open(path, "wb") as fh:
-        pq.write_table(table, fh)
-    return uri
 
 
 def errors_uri(manifest_uri: str, stage: str) -> str:

@@ -118,7 +118,8 @@ class EmbedShardOperator(LightlyBaseOperator):
         self.embeddings_csv = embeddings_csv
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from lightly_airflow.embedding.runner import embed_shard, read_parquet
+        from lightly_airflow.embedding.runner import embed_shard
+        from lightly_airflow.storage import read_parquet
 
         pool_credentials = self.datapool_credentials
         reuse = read_parquet(self.reuse_uri, pool_credentials) if self.reuse_uri else None

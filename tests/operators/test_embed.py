@@ -197,7 +197,8 @@ def test_example_dags_embed_task_runs_locally_on_real_images(tmp_path: Path) -> 
         def xcom_pull(self, task_ids: str | None = None, key: str = "return_value", **_: object) -> object:
             return None
 
-    op.render_template_fields({"params": {"datapool_uri": str(tmp_path / "pool")}, "ti": _TaskInstance()})
+    params = {**dag.params.dump(), "datapool_uri": str(tmp_path / "pool")}
+    op.render_template_fields({"params": params, "ti": _TaskInstance()})
     assert isinstance(op, EmbedShardOperator) and op.datapool_uri == str(tmp_path / "pool")
     counts = op.execute(context={})
     assert (counts["total"], counts["embedded"], counts["corrupt"]) == (len(keys), len(keys) - 1, 1)
