@@ -26,6 +26,14 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "True",
                         "default": "True",
                     },
+                    "worker_image": {
+                        "description": "Container image of the embedding pods (docker/worker/Dockerfile). Empty: "
+                        "the LIGHTLY_WORKER_IMAGE environment variable, else lightly-airflow-worker:<version>.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "registry.example.com/lightly-airflow-worker:0.1.0",
+                        "default": "",
+                    },
                 },
             }
         },
