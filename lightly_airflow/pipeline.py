@@ -70,6 +70,8 @@ class RunSummary:
     missing: int = 0
     pool_selected_before: int = 0
     report_uri: str | None = None
+    problems: int = 0
+    problems_uri: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -338,7 +340,8 @@ def select_and_commit(
         log.info("Run %s is already committed as datapool version %d: nothing to do.", run_id, done)
         return RunSummary(run_id=run_id, tag=tag, version=done, already_committed=True)
 
-    rows, meta, _errors = assemble_run(manifests, datapool_credentials)
+    rows, meta, errors = assemble_run(manifests, datapool_credentials)
+    problems_uri, problems = _write_problems(errors, datapool_uri, run_id, datapool_credentials)
     model = _meta_value(meta, C.EMBEDDING_MODEL_METADATA_KEY)
     dim = _meta_value(meta, C.EMBEDDING_DIM_METADATA_KEY)
     for attempt in range(1, max_attempts + 1):
@@ -389,6 +392,7 @@ def select_and_commit(
             candidates=counts["candidates"], processed=counts["processed"], selected=counts["selected"],
             corrupt=counts["corrupt"], duplicate=counts["duplicate"], missing=counts["missing"],
             pool_selected_before=0 if preselected is None else preselected.num_rows,
+            problems=problems, problems_uri=problems_uri,
             metrics=_jsonable(metrics),
         )
         summary.report_uri = _report(out, datapool_uri, run_id, summary, config, preselected, datapool_credentials)
@@ -420,6 +424,35 @@ def select_and_commit(
 REPORTS_DIR = "_reports"
 
 
+def reports_dir(datapool_uri: str, run_id: str) -> str:
+    """The folder of one run's report and problem list: ``<datapool>/_reports/<run slug>/``."""
+    return f"{datapool_uri.rstrip('/')}/{REPORTS_DIR}/{staging.run_slug(run_id)}"
+
+
+def _write_problems(
+    errors: list[pa.Table], datapool_uri: str, run_id: str, credentials: StorageCredentials | None
+) -> tuple[str | None, int]:
+    """Gather every stage's per-file problems into one ``problems.parquet`` beside the report, and log them.
+
+    Columns: ``key, stage, field, reason`` (and ``path`` where the stage knows the offending file).
+    """
+    if not errors:
+        return None, 0
+    table = pa.concat_tables(errors, promote_options="permissive")
+    by_stage: dict[str, int] = {}
+    for stage in table.column("stage").to_pylist():
+        by_stage[stage] = by_stage.get(stage, 0) + 1
+    log.warning(
+        "%d problems with input files in this run (%s); every one is listed with its file, field and reason "
+        "in the run's problems.parquet. First ones:", table.num_rows,
+        ", ".join(f"{n} in {stage}" for stage, n in sorted(by_stage.items())),
+    )
+    for row in table.slice(0, 10).to_pylist():
+        log.warning("  %s [%s] %s: %s", row.get("key"), row.get("stage"), row.get("field"), row.get("reason"))
+    uri = write_parquet(table, f"{reports_dir(datapool_uri, run_id)}/problems.parquet", credentials)
+    return uri, table.num_rows
+
+
 def _report(
     rows: pa.Table, datapool_uri: str, run_id: str, summary: RunSummary, config: Any,
     preselected: pa.Table | None, credentials: StorageCredentials | None,
@@ -427,7 +460,7 @@ def _report(
     """Write the run's report to ``<datapool>/_reports/<run>/``; a failure is logged, never fatal."""
     from lightly_airflow.report import write_report
 
-    out_uri = f"{datapool_uri.rstrip('/')}/{REPORTS_DIR}/{staging.run_slug(run_id)}"
+    out_uri = reports_dir(datapool_uri, run_id)
     try:
         uri = write_report(
             rows, out_uri=out_uri, summary=summary.to_dict(), config=config, preselected=preselected,

@@ -173,3 +173,79 @@ def test_s3_datasource_second_run_processes_exactly_the_added_and_changed_files(
     run2, states = _run(dag, conf, datetime(2026, 6, 2, tzinfo=timezone.utc))
     assert str(run2.state) == "success", states
     assert sorted(_rows_of(pool, run2.run_id).column(C.KEY).to_pylist()) == sorted([added, replaced])
+
+
+@pytest.mark.slow
+def test_damaged_files_are_reported_and_every_good_file_is_committed(airflow_db, dagbag, tmp_path) -> None:
+    """One run over a datasource with every kind of damage: the run commits, nothing is lost, all is reported."""
+    import json
+    import shutil
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    from sqlalchemy import select
+
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.pipeline import reports_dir
+
+    source, pool_dir = tmp_path / "images", tmp_path / "pool"
+    good = add_batch(source, Batch("cam", (400, 440), ("coffee",)))
+    bad = source / "bad"
+    bad.mkdir()
+    (bad / "zero.png").write_bytes(b"")
+    photo = next(k for k in good if k.endswith(".jpg"))
+    data = (source / photo).read_bytes()
+    (bad / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    (bad / "text.png").write_text("not an image at all")
+    shutil.copy(source / good[0], bad / "copy.png")  # within a run, the lexicographically first key is the original
+    broken_prediction = good[1]
+    (source / ".lightly/predictions/digits" / f"{broken_prediction.rsplit('.', 1)[0]}.json").write_text("{not json")
+
+    conf = {
+        "datasource_uri": f"file://{source}", "datapool_uri": f"file://{pool_dir}",
+        "selection_config": {"n_samples": 10, "strategies": [
+            {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
+            {"input": {"type": "SCORES", "task": "digits", "score": "uncertainty_entropy"}, "strategy": {"type": "WEIGHTS"}},
+        ]},
+    }
+    run, states = _run(dag := dagbag.dags["lightly_datapool"], conf, datetime(2026, 7, 1, tzinfo=timezone.utc))
+    assert str(run.state) == "success", states
+
+    pool = Datapool(f"file://{pool_dir}")
+    rows = {r["key"]: r for r in _rows_of(pool, run.run_id).to_pylist()}
+    assert set(rows) == set(good) | {"bad/zero.png", "bad/truncated.jpg", "bad/text.png", "bad/copy.png"}
+    for key in ("bad/zero.png", "bad/truncated.jpg", "bad/text.png"):
+        assert rows[key][C.STATUS] == C.STATUS_CORRUPT and rows[key][C.STATUS_REASON], rows[key]
+        assert not rows[key][C.SELECTED]
+    assert rows[good[0]][C.STATUS] == C.STATUS_DUPLICATE
+    assert rows[good[0]][C.DUPLICATE_OF] == "bad/copy.png" and rows["bad/copy.png"][C.STATUS] == C.STATUS_OK
+    assert all(rows[k][C.STATUS] == C.STATUS_OK for k in good[1:])
+    # The file with a broken prediction is still a sample, just without that score.
+    assert rows[broken_prediction]["scores.digits.uncertainty_entropy"] is None
+    assert sum(r[C.SELECTED] for r in rows.values()) == 10
+
+    problems = pq.read_table(f"{reports_dir(str(pool_dir), run.run_id)}/problems.parquet")
+    reported = set(problems.column("key").to_pylist())
+    assert {"bad/zero.png", "bad/truncated.jpg", "bad/text.png", broken_prediction} <= reported
+    assert pc.all(pc.greater(pc.utf8_length(problems.column("reason")), 0)).as_py()
+
+    # The datapool asset got an event whose extra says where the new snapshot is.
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == run.run_id)).all()
+        extras = [dict(e.extra) for e in events]
+    assert extras and extras[0]["version"] == pool.version()
+    assert extras[0]["datapool_uri"] == f"file://{pool_dir}" and extras[0]["selected"] == 10
+
+    # The CLI reads the pool the DAG wrote.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = str(Path(sys.executable).with_name("lightly-airflow"))
+    out = subprocess.run([cli, "datapool", "show", str(pool_dir), "--tag", C.INITIAL_TAG, "--format", "json"],
+                         capture_output=True, text=True, check=True).stdout
+    assert sorted(r["key"] for r in json.loads(out)) == sorted(k for k, r in rows.items() if r[C.SELECTED])
+    assert dag.dag_id == "lightly_datapool"
