@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFile
 
+from lightly_airflow.metadata.kernels import laplacian_sums, pixel_sums
+
 METRICS: tuple[str, ...] = (
     "sharpness",
     "snr",
@@ -67,41 +69,25 @@ class ImageResult:
 
 
 def laplacian_std(gray: np.ndarray) -> float:
-    """Standard deviation of the 3×3 Laplacian (centre 8, neighbours −1) over the valid region.
-
-    Computed as ``9·centre − box3×3`` with separable sums in int16 (exact for 8-bit input: |response| ≤ 2295).
+    """Standard deviation of the 3×3 Laplacian (centre 8, neighbours −1) over the valid region (exact integers).
 
     :param gray: 2-D array of 8-bit grayscale values.
     """
     if gray.ndim != 2 or gray.shape[0] < 3 or gray.shape[1] < 3:
         return 0.0
-    g = gray.astype(np.int16)
-    rows = g[:-2] + g[1:-1] + g[2:]
-    box = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
-    lap = (9 * g[1:-1, 1:-1] - box).ravel().astype(np.int32)
-    n = lap.size
-    # Exact integer sums, and no BLAS call (a float64 dot can stall on a busy machine's BLAS threads).
-    mean = int(lap.sum(dtype=np.int64)) / n
-    var = max(int(np.multiply(lap, lap).sum(dtype=np.int64)) / n - mean * mean, 0.0)
-    return float(np.sqrt(var))
+    n, total, total_sq = laplacian_sums(np.ascontiguousarray(gray, dtype=np.uint8))
+    mean = total / n
+    return float(np.sqrt(max(total_sq / n - mean * mean, 0.0)))
 
 
-_LEVELS = np.arange(256, dtype=np.float64)
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 
 
-def _hist_stats(hist: np.ndarray) -> tuple[float, float]:
-    """(mean, variance) of 8-bit values from their 256-bin histogram."""
-    n = float(hist.sum())
-    mean = float((hist * _LEVELS).sum()) / n
-    return mean, max(float((hist * _LEVELS * _LEVELS).sum()) / n - mean * mean, 0.0)
-
-
-def _metrics_from(rgb_hist: np.ndarray, gray: np.ndarray, size_in_bytes: int) -> dict[str, float]:
+def _metrics_from(sums: np.ndarray, squares: np.ndarray, gray: np.ndarray, size_in_bytes: int) -> dict[str, float]:
     h, w = gray.shape
-    stats = [_hist_stats(rgb_hist[256 * c : 256 * (c + 1)]) for c in range(3)]
-    means = np.array([m for m, _ in stats])
-    variances = np.array([v for _, v in stats])
+    n = float(h * w)
+    means = sums / n
+    variances = np.maximum(squares / n - means**2, 0.0)
     overall_mean = float(means.mean())
     overall_var = max(float((variances + means**2).mean()) - overall_mean**2, 0.0)
     overall_std = float(np.sqrt(overall_var))
@@ -126,18 +112,20 @@ def _metrics_from(rgb_hist: np.ndarray, gray: np.ndarray, size_in_bytes: int) ->
 
 
 def compute_metrics(rgb: np.ndarray, gray: np.ndarray, size_in_bytes: int) -> dict[str, float]:
-    """All ``lightly.*`` metrics of one decoded image (mean/std/SNR/luminance exact, from histograms).
+    """All ``lightly.*`` metrics of one decoded image (mean/std/SNR/luminance exact, from integer sums).
 
     :param rgb: ``(H, W, 3)`` uint8 array.
     :param gray: ``(H, W)`` uint8 luma of the same image.
     :param size_in_bytes: the file's size.
     """
-    rgb_hist = np.concatenate([np.bincount(rgb[..., c].ravel(), minlength=256) for c in range(3)])
-    return _metrics_from(rgb_hist, gray, size_in_bytes)
+    pixels = rgb.reshape(-1, 3).astype(np.int64)
+    return _metrics_from(pixels.sum(axis=0), (pixels * pixels).sum(axis=0), gray, size_in_bytes)
 
 
 def _metrics_of_image(rgb_img: Image.Image, size_in_bytes: int) -> dict[str, float]:
-    return _metrics_from(np.asarray(rgb_img.histogram(), np.float64), np.asarray(rgb_img.convert("L")), size_in_bytes)
+    # One compiled pass gives the channel sums and the luma (Pillow's rounding), then one for the Laplacian.
+    sums, squares, gray = pixel_sums(np.ascontiguousarray(np.asarray(rgb_img), dtype=np.uint8))
+    return _metrics_from(sums.astype(np.float64), squares.astype(np.float64), gray, size_in_bytes)
 
 
 def _extension(key: str) -> str:

@@ -32,30 +32,12 @@ argmax (lowest index on ties) without rescoring all points per pick.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
 
 import numpy as np
 
 
-def _configure_numba_cache() -> None:
-    """Point numba's on-disk cache to a writable directory (the system temp dir if the package is read-only)."""
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        return
-    here = os.path.dirname(os.path.abspath(__file__))
-    pycache = os.path.join(here, "__pycache__")
-    target = pycache if os.path.isdir(pycache) else here
-    if not os.access(target, os.W_OK):
-        os.environ["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), "lightly_airflow_numba_cache")
-
-
-_configure_numba_cache()
-
-import numba  # noqa: E402  (the cache directory must be configured first)
-
-if os.environ.get("NUMBA_CACHE_DIR"):
-    numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
+from lightly_airflow.jit import numba  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
