@@ -14,6 +14,8 @@ def get_provider_info() -> dict[str, Any]:
         "name": "Lightly Airflow",
         "description": "Data curation for image datasets: grow a versioned, curated datapool from your buckets.",
         "versions": [__version__],
+        "plugins": [{"name": "lightly", "plugin-class": "lightly_airflow.plugins.plugin.LightlyPlugin"}],
+        "extra-links": ["lightly_airflow.links.ReportLink"],
         "triggers": [{"integration-name": "Lightly", "python-modules": ["lightly_airflow.triggers.new_files"]}],
         "config": {
             "lightly": {
@@ -32,6 +34,15 @@ def get_provider_info() -> dict[str, Any]:
                         "version_added": "0.1.0",
                         "type": "string",
                         "example": "registry.example.com/lightly-airflow-worker:0.1.0",
+                        "default": "",
+                    },
+                    "datapools": {
+                        "description": "The datapools the Airflow UI plugin shows (Browse > Datapools, the DAG-run "
+                        "tab 'Curation report'): a JSON object name -> {\"uri\": ..., \"conn_id\": ...}. Empty: the "
+                        "LIGHTLY_DATAPOOLS environment variable (same JSON). See docs/ui.md.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": '{"main": {"uri": "s3://bucket/datapool", "conn_id": "aws_default"}}',
                         "default": "",
                     },
                 },

@@ -1,0 +1,273 @@
+"""The FastAPI app the Lightly UI plugin mounts at ``/lightly`` in the Airflow API server.
+
+Every route sits behind Airflow's own authentication (:data:`AUTHENTICATED`: a bearer token or the UI's
+``_token`` cookie); the run routes also check that the user may read the DAG's runs (:data:`CAN_READ_RUNS`).
+Datapools are named by their configured name only (:mod:`lightly_airflow.plugins.config`).
+
+HTML routes (relative to the mount point):
+
+- ``GET /`` — the configured datapools;
+- ``GET /pools/{pool}`` — versions (newest first) with counts and report links, and tags with counts;
+- ``GET /pools/{pool}/tags/{tag}?offset=&limit=`` — a tag's samples (key, run, status, pick rank), paged;
+- ``GET /pools/{pool}/reports/{folder}/{file}`` — a run's report files (``index.html``, PNGs, ``problems.parquet``);
+- ``GET /runs/{dag_id}/{run_id}`` — the DAG-run tab: redirects to the run's report or says why there is none.
+
+JSON: the same under ``/api/`` (``/api/pools``, ``/api/pools/{pool}``, ``/api/pools/{pool}/tags/{tag}``,
+``/api/runs/{dag_id}/{run_id}``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.core_api.security import requires_access_dag, requires_authenticated
+
+from lightly_airflow.plugins import data as D
+from lightly_airflow.plugins import html as H
+from lightly_airflow.plugins.config import DatapoolsConfigError, PoolSpec, configured_datapools
+
+log = logging.getLogger(__name__)
+
+#: Airflow's "any signed-in user" check; module-level so tests can override exactly this dependency.
+AUTHENTICATED = requires_authenticated()
+#: Airflow's "may read this DAG's runs" check (``dag_id`` comes from the path).
+CAN_READ_RUNS = requires_access_dag("GET", DagAccessEntity.RUN)
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+#: Our pages and the reports need no script and load nothing from elsewhere.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
+    "frame-ancestors 'self'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "private, no-cache",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def _root(request: Request) -> str:
+    """The URL path the app is mounted at (``/lightly`` in Airflow, plus any proxy prefix)."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def _html(body: str, status_code: int = 200) -> HTMLResponse:
+    return HTMLResponse(body, status_code=status_code, headers=SECURITY_HEADERS)
+
+
+def _pool(name: str) -> PoolSpec:
+    pools = configured_datapools()
+    spec = pools.get(name)
+    if spec is None:
+        raise D.NotFoundError(f"No datapool named {name!r} is configured ([lightly] datapools).")
+    return spec
+
+
+def _is_api(request: Request) -> bool:
+    route = request.scope.get("route")
+    return bool(route is not None and getattr(route, "path", "").startswith("/api/"))
+
+
+def _error(request: Request, status_code: int, title: str, message: str) -> Response:
+    if _is_api(request):
+        return JSONResponse({"detail": message}, status_code=status_code, headers={"Cache-Control": "no-store"})
+    body = f'<div class="box err">{H.e(message)}</div>'
+    return _html(H.page(title, body, crumbs=[("Datapools", f"{_root(request)}/")]), status_code)
+
+
+def _report_url(root: str, pool: str, slug: str, filename: str = D.REPORT_INDEX) -> str:
+    return f"{root}/pools/{H.seg(pool)}/reports/{H.seg(slug)}/{H.seg(filename)}"
+
+
+# ------------------------------------------------------------------------------------------------ pages
+def _index_page(root: str, pools: dict[str, PoolSpec]) -> str:
+    rows = [
+        (H.link(f"{root}/pools/{H.seg(p.name)}", p.name), f"<code>{H.e(p.uri)}</code>", H.e(p.conn_id or "ambient"))
+        for p in pools.values()
+    ]
+    body = H.table(["Datapool", "URI", "Connection"], rows)
+    if not pools:
+        body = (
+            '<div class="box warn">No datapools are configured. Set <code>[lightly] datapools</code> (or '
+            "<code>AIRFLOW__LIGHTLY__DATAPOOLS</code> / <code>LIGHTLY_DATAPOOLS</code>) to a JSON object like "
+            '<code>{"main": {"uri": "s3://bucket/pool", "conn_id": "aws_default"}}</code>.</div>'
+        )
+    return H.page("Datapools", body)
+
+
+def _overview_page(root: str, ov: dict[str, Any]) -> str:
+    name = ov["name"]
+    crumbs = [("Datapools", f"{root}/"), (name, None)]
+    head = f'<p class="muted"><code>{H.e(ov["uri"])}</code></p>'
+    if not ov["exists"]:
+        body = head + '<div class="box warn">No run has committed to this datapool yet.</div>'
+        return H.page(f"Datapool {name}", body, crumbs=crumbs)
+    tag_rows = [
+        (
+            H.link(f"{root}/pools/{H.seg(name)}/tags/{H.seg(t['name'])}", t["name"]),
+            H.e(t["count"]),
+            H.e(t["version"]),
+            H.e(t["run_id"] or ""),
+        )
+        for t in ov["tags"]
+    ]
+    hist_rows = []
+    for h in ov["history"]:
+        report = H.link(_report_url(root, name, h["report"]), "report") if h["report"] else '<span class="muted">—</span>'
+        hist_rows.append((
+            H.e(h["version"]), H.e(h["timestamp"] or ""), H.e(h["run_id"] or h["operation"] or ""), H.e(h["dag_id"] or ""),
+            H.e(h["tag"] or ""), H.e(h["rows"] if h["rows"] is not None else ""),
+            H.e(h["selected"] if h["selected"] is not None else ""), H.counts_text(h["counts"]), report,
+        ))
+    body = (
+        f"{head}<p>Latest version <b>{H.e(ov['version'])}</b>.</p>"
+        "<h2>Tags</h2>" + H.table(["Tag", "Samples", "Version", "Run"], tag_rows, numeric=(1, 2))
+        + "<h2>Versions</h2>"
+        + H.table(["Version", "Committed", "Run", "DAG", "Tag", "Rows", "Selected", "Counts", "Report"], hist_rows,
+                  numeric=(0, 5, 6))
+    )
+    return H.page(f"Datapool {name}", body, crumbs=crumbs)
+
+
+def _tag_page(root: str, page: dict[str, Any]) -> str:
+    name, tag = page["datapool"], page["tag"]
+    base = f"{root}/pools/{H.seg(name)}/tags/{H.seg(tag)}"
+    offset, limit, total = page["offset"], page["limit"], page["total"]
+    rows = [
+        (H.e(offset + i + 1), f"<code>{H.e(s.get('key'))}</code>", H.e(s.get("run_id")), H.e(s.get("status")),
+         H.e(s.get("pick_rank")))
+        for i, s in enumerate(page["samples"])
+    ]
+    pager = []
+    if offset > 0:
+        pager.append(H.link(f"{base}?offset={max(0, offset - limit)}&limit={limit}", "← previous"))
+    if offset + limit < total:
+        pager.append(H.link(f"{base}?offset={offset + limit}&limit={limit}", "next →"))
+    shown = f"{offset + 1}–{offset + len(rows)}" if rows else "none"
+    body = (
+        f"<p>{H.e(total)} samples (showing {H.e(shown)}); latest version {H.e(page['version'])}"
+        + (f", run <code>{H.e(page['run_id'])}</code>" if page["run_id"] else "") + ".</p>"
+        + H.table(["#", "Key", "Run", "Status", "Pick rank"], rows, numeric=(0, 4))
+        + f"<p>{' · '.join(pager)}</p>"
+    )
+    crumbs = [("Datapools", f"{root}/"), (name, f"{root}/pools/{H.seg(name)}"), (tag, None)]
+    return H.page(f"Tag {tag}", body, crumbs=crumbs)
+
+
+def _run_page(root: str, where: D.RunLocation) -> str:
+    parts = [f"<p>DAG <code>{H.e(where.dag_id)}</code>, run <code>{H.e(where.run_id)}</code>.</p>"]
+    if where.committed is not None:
+        spec, entry = where.committed
+        parts.append(
+            f'<div class="box">This run committed version <b>{H.e(entry["version"])}</b> of datapool '
+            f'{H.link(f"{root}/pools/{H.seg(spec.name)}", spec.name)} with tag <code>{H.e(entry.get("tag"))}</code> '
+            f"({H.counts_text(entry.get('counts'))}), but no report was found in "
+            f"<code>{H.e(D.REPORTS_DIR)}/{H.e(where.slug)}/</code> (writing it may have failed: see the select "
+            "task's log).</div>"
+        )
+    elif where.reports:
+        links = ", ".join(
+            H.link(_report_url(root, p.name, where.slug), f"report in datapool {p.name}") for p in where.reports
+        )
+        parts.append(
+            '<div class="box warn">This run committed nothing (a dry run: '
+            "<code>enable_datapool_update=false</code>), but it wrote a selection report: " + links + ".</div>"
+        )
+    else:
+        parts.append(
+            '<div class="box warn">This run committed nothing to the configured datapools (skipped: no new '
+            "files, a dry run, or it has not reached its select task yet), so there is no curation report.</div>"
+        )
+    if where.problems:
+        items = "".join(f"<li>{H.e(n)}: {H.e(m)}</li>" for n, m in where.problems)
+        parts.append(f'<div class="box err">Some datapools could not be read:<ul>{items}</ul></div>')
+    return H.page("Curation report", "".join(parts), crumbs=[("Datapools", f"{root}/")])
+
+
+# ------------------------------------------------------------------------------------------------ app
+def create_app() -> FastAPI:
+    """Build the plugin's app (no API docs: they would be public)."""
+    app = FastAPI(
+        title="Lightly datapools", docs_url=None, redoc_url=None, openapi_url=None,
+        dependencies=[Depends(AUTHENTICATED)],
+    )
+
+    @app.exception_handler(D.NotFoundError)
+    async def _not_found(request: Request, exc: D.NotFoundError) -> Response:
+        return _error(request, 404, "Not found", str(exc))
+
+    @app.exception_handler(DatapoolsConfigError)
+    async def _bad_config(request: Request, exc: DatapoolsConfigError) -> Response:
+        log.error("Invalid datapools configuration: %s", exc)
+        return _error(request, 500, "Configuration error", str(exc))
+
+    # -------------------------------------------------------------- HTML
+    @app.get("/", response_class=HTMLResponse)
+    def index(request: Request) -> HTMLResponse:
+        return _html(_index_page(_root(request), configured_datapools()))
+
+    @app.get("/pools/{pool}", response_class=HTMLResponse)
+    def pool_page(request: Request, pool: str) -> HTMLResponse:
+        return _html(_overview_page(_root(request), D.overview(_pool(pool))))
+
+    @app.get("/pools/{pool}/tags/{tag}", response_class=HTMLResponse)
+    def tag_page(
+        request: Request, pool: str, tag: str, offset: int = Query(0, ge=0),
+        limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
+    ) -> HTMLResponse:
+        return _html(_tag_page(_root(request), D.tag_samples(_pool(pool), tag, offset=offset, limit=limit)))
+
+    @app.get("/pools/{pool}/reports/{slug}/")
+    def report_folder(request: Request, pool: str, slug: str) -> RedirectResponse:
+        D.check_report_path(slug, D.REPORT_INDEX)
+        _pool(pool)
+        return RedirectResponse(_report_url(_root(request), pool, slug), status_code=303)
+
+    @app.get("/pools/{pool}/reports/{slug}/{filename}")
+    def report_file(pool: str, slug: str, filename: str) -> Response:
+        payload, content_type = D.read_report_file(_pool(pool), slug, filename)
+        headers = dict(SECURITY_HEADERS)
+        if content_type.startswith("application/"):
+            headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return Response(payload, media_type=content_type, headers=headers)
+
+    @app.get("/runs/{dag_id}/{run_id}", dependencies=[Depends(CAN_READ_RUNS)])
+    def run_tab(request: Request, dag_id: str, run_id: str) -> Response:
+        root = _root(request)
+        where = D.find_run(configured_datapools(), dag_id, run_id)
+        target = where.report_pool
+        if target is not None and where.committed is not None:
+            return RedirectResponse(_report_url(root, target.name, where.slug), status_code=303)
+        return _html(_run_page(root, where))
+
+    # -------------------------------------------------------------- JSON
+    @app.get("/api/pools")
+    def api_pools() -> list[dict[str, Any]]:
+        return [{"name": p.name, "uri": p.uri, "conn_id": p.conn_id} for p in configured_datapools().values()]
+
+    @app.get("/api/pools/{pool}")
+    def api_pool(pool: str) -> dict[str, Any]:
+        return D.overview(_pool(pool))
+
+    @app.get("/api/pools/{pool}/tags/{tag}")
+    def api_tag(
+        pool: str, tag: str, offset: int = Query(0, ge=0), limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
+    ) -> dict[str, Any]:
+        return D.tag_samples(_pool(pool), tag, offset=offset, limit=limit)
+
+    @app.get("/api/runs/{dag_id}/{run_id}", dependencies=[Depends(CAN_READ_RUNS)])
+    def api_run(request: Request, dag_id: str, run_id: str) -> dict[str, Any]:
+        where = D.find_run(configured_datapools(), dag_id, run_id)
+        out = where.to_dict()
+        target = where.report_pool
+        out["report_url"] = None if target is None else _report_url(_root(request), target.name, where.slug)
+        return out
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,231 @@
+"""What the UI pages show, as plain data: a datapool's history and tags, a tag's samples, a run's report files.
+
+No FastAPI here: :mod:`lightly_airflow.plugins.app` turns these into HTML and JSON. Every function takes a
+configured :class:`~lightly_airflow.plugins.config.PoolSpec`; nothing here accepts a URI from a request, and
+report files are served only when their folder and file names match strict patterns *and* are listed in the
+store.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from lightly_airflow import columns as C
+from lightly_airflow.plugins.config import PoolSpec
+from lightly_airflow.staging import run_slug
+
+if TYPE_CHECKING:
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.storage import StorageCredentials
+
+log = logging.getLogger(__name__)
+
+#: Folder of the run reports inside a datapool (``lightly_airflow.pipeline.REPORTS_DIR``; a test keeps them equal).
+REPORTS_DIR = "_reports"
+REPORT_INDEX = "index.html"
+#: A run slug as :func:`lightly_airflow.staging.run_slug` makes it: safe characters, ``-``, 8 hex digits.
+SLUG_PATTERN = re.compile(r"^[A-Za-z0-9._-]{0,80}-[0-9a-f]{8}$")
+#: A report file: no separators, no leading dot, one of the served extensions.
+FILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.(html|png|parquet)$")
+CONTENT_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "png": "image/png",
+    "parquet": "application/vnd.apache.parquet",
+}
+#: Largest report file served (the PNGs are a few hundred kB).
+MAX_FILE_BYTES = 64 * 1024 * 1024
+SAMPLE_COLUMNS = (C.KEY, C.RUN_ID, C.STATUS, C.PICK_RANK)
+
+
+class NotFoundError(LookupError):
+    """The datapool, tag, run or file does not exist; the message says which (safe to show)."""
+
+
+def credentials(spec: PoolSpec) -> StorageCredentials | None:
+    """Credentials of the pool's connection (``None``: ambient credentials of the API server)."""
+    from lightly_airflow.operators.base import credentials_for
+
+    return credentials_for(spec.conn_id)
+
+
+def open_pool(spec: PoolSpec, creds: StorageCredentials | None) -> Datapool:
+    from lightly_airflow.datapool import Datapool
+
+    return Datapool(spec.uri, creds)
+
+
+def reports_uri(spec: PoolSpec) -> str:
+    return f"{spec.uri}/{REPORTS_DIR}"
+
+
+def report_slugs(spec: PoolSpec, creds: StorageCredentials | None) -> set[str]:
+    """Names of the run folders under ``<pool>/_reports/`` (empty when there are none)."""
+    from lightly_airflow.storage import filesystem
+
+    fs, root = filesystem(reports_uri(spec), creds)
+    try:
+        entries = fs.ls(root, detail=False)
+    except FileNotFoundError:
+        return set()
+    names = {posixpath.basename(str(e).rstrip("/")) for e in entries}
+    return {n for n in names if SLUG_PATTERN.match(n)}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def overview(spec: PoolSpec) -> dict[str, Any]:
+    """A pool's versions (newest first) and tags, each run with the folder of its report if one was written.
+
+    :returns: ``{name, uri, exists, version, history: [...], tags: [...]}``; each history entry has the
+        fields of :meth:`Datapool.history` plus ``report`` (the run's report folder name or ``None``).
+    """
+    creds = credentials(spec)
+    pool = open_pool(spec, creds)
+    history = pool.history()
+    slugs = report_slugs(spec, creds) if history else set()
+    entries = []
+    for entry in reversed(history):
+        slug = run_slug(entry["run_id"]) if entry.get("run_id") else None
+        entries.append({**_jsonable(entry), "report": slug if slug in slugs else None})
+    return {
+        "name": spec.name,
+        "uri": spec.uri,
+        "exists": bool(history),
+        "version": history[-1]["version"] if history else None,
+        "history": entries,
+        "tags": _jsonable(pool.tags()),
+    }
+
+
+def tag_samples(spec: PoolSpec, tag: str, *, offset: int = 0, limit: int = 100) -> dict[str, Any]:
+    """The samples carrying ``tag`` in the latest version, in commit then key order, one page of them.
+
+    :param tag: a tag name of the pool (``initial-tag``: every selected sample).
+    :param offset: index of the first sample on the page.
+    :param limit: samples per page.
+    :raises NotFoundError: the pool has no such tag (or no versions).
+    """
+    pool = open_pool(spec, credentials(spec))
+    tags = {t["name"]: t for t in pool.tags()}
+    if tag not in tags:
+        raise NotFoundError(f"Datapool {spec.name!r} has no tag {tag!r}.")
+    rows = pool.read(tag=tag, columns=list(SAMPLE_COLUMNS))
+    page = rows.slice(offset, limit).to_pylist()
+    return {
+        "datapool": spec.name,
+        "tag": tag,
+        "run_id": tags[tag]["run_id"],
+        "version": tags[tag]["version"],
+        "total": rows.num_rows,
+        "offset": offset,
+        "limit": limit,
+        "samples": _jsonable(page),
+    }
+
+
+@dataclass
+class RunLocation:
+    """Where a DAG run's curation shows up among the configured datapools.
+
+    :param committed: ``(pool, history entry)`` of the run's commit, if it committed.
+    :param reports: ``(pool, report folder)`` pairs holding a report for the run id (a dry run writes one too).
+    :param problems: ``(pool name, message)`` for pools that could not be read.
+    """
+
+    dag_id: str
+    run_id: str
+    slug: str
+    committed: tuple[PoolSpec, dict[str, Any]] | None = None
+    reports: list[PoolSpec] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def report_pool(self) -> PoolSpec | None:
+        """The pool whose report belongs to the run: the one it committed to, else the only one holding a report."""
+        if self.committed is not None:
+            return self.committed[0] if self.committed[0] in self.reports else None
+        return self.reports[0] if len(self.reports) == 1 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+            "report_folder": self.slug,
+            "committed": None if self.committed is None else {
+                "datapool": self.committed[0].name, **_jsonable(self.committed[1]),
+            },
+            "reports": [p.name for p in self.reports],
+            "problems": [{"datapool": n, "error": m} for n, m in self.problems],
+        }
+
+
+def find_run(pools: dict[str, PoolSpec], dag_id: str, run_id: str) -> RunLocation:
+    """Look for a DAG run in every configured pool: its commit (by ``run_id`` and ``dag_id`` in ``history()``)
+    and its report folder. A pool that cannot be read is recorded in ``problems`` and skipped."""
+    where = RunLocation(dag_id=dag_id, run_id=run_id, slug=run_slug(run_id))
+    for spec in pools.values():
+        try:
+            creds = credentials(spec)
+            pool = open_pool(spec, creds)
+            if where.committed is None:
+                for entry in pool.history():
+                    if entry.get("run_id") == run_id and entry.get("dag_id") == dag_id:
+                        where.committed = (spec, entry)
+                        break
+            if where.slug in report_slugs(spec, creds):
+                where.reports.append(spec)
+        except Exception as exc:  # noqa: BLE001 - one unreachable pool must not hide the others
+            log.warning("Could not read datapool %r (%s) for run %r: %s", spec.name, spec.uri, run_id, exc)
+            where.problems.append((spec.name, f"{type(exc).__name__}: {exc}"))
+    return where
+
+
+def check_report_path(slug: str, filename: str) -> str:
+    """Validate a report folder and file name from a URL; return the file's content type.
+
+    :raises NotFoundError: for anything that is not a plain report file name (``..``, ``/``, other types).
+    """
+    if not SLUG_PATTERN.match(slug) or slug.startswith("."):
+        raise NotFoundError("No such report.")
+    match = FILE_PATTERN.match(filename)
+    if match is None:
+        raise NotFoundError("No such report file.")
+    return CONTENT_TYPES[match.group(1)]
+
+
+def read_report_file(spec: PoolSpec, slug: str, filename: str) -> tuple[bytes, str]:
+    """The bytes and content type of one file of a run's report, if the folder listing has it.
+
+    :raises NotFoundError: bad names, a missing folder or a file the folder does not list.
+    """
+    content_type = check_report_path(slug, filename)
+    from lightly_airflow.storage import filesystem
+
+    creds = credentials(spec)
+    fs, root = filesystem(f"{reports_uri(spec)}/{slug}", creds)
+    try:
+        listing = fs.ls(root, detail=True)
+    except FileNotFoundError:
+        raise NotFoundError(f"Datapool {spec.name!r} has no report folder {slug!r}.") from None
+    by_name = {posixpath.basename(str(e["name"]).rstrip("/")): e for e in listing if e.get("type") != "directory"}
+    entry = by_name.get(filename)
+    if entry is None:
+        raise NotFoundError(f"Report {slug!r} of datapool {spec.name!r} has no file {filename!r}.")
+    size = entry.get("size")
+    if size is not None and int(size) > MAX_FILE_BYTES:
+        raise NotFoundError(f"Report file {filename!r} is larger than {MAX_FILE_BYTES} bytes; read it from the store.")
+    with fs.open(f"{root.rstrip('/')}/{filename}", "rb") as f:
+        return f.read(), content_type

@@ -1,0 +1,125 @@
+"""A real datapool for the UI plugin tests: digits as samples, two committed runs, reports written by the report
+module, a dry run that only wrote a report, and a FastAPI client with the app mounted at ``/lightly``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from sklearn.datasets import load_digits
+
+from lightly_airflow import columns as C
+from lightly_airflow.datapool import Datapool
+from lightly_airflow.pipeline import reports_dir
+from lightly_airflow.report import write_report
+
+DAG_ID = "lightly_datapool"
+RUN_1 = "scheduled__2026-01-01T00:00:00+00:00"  # committed, with a report
+RUN_2 = "manual__2026-01-02T10:00:00+00:00"  # committed with tag "batch-2", no report
+RUN_DRY = "manual__2026-01-03T00:00:00+00:00"  # dry run: a report, no commit
+EVIL_KEY = 'weird/<script>alert("x")</script>.png'
+
+
+@dataclass(frozen=True)
+class PoolFixture:
+    uri: str
+    path: Path
+    picks_1: list[str]  # keys run 1 selected, in pick order
+    picks_2: list[str]
+    n_1: int
+    n_2: int
+
+
+def _rows(x: np.ndarray, y: np.ndarray, idx: list[int], picks: list[int], run: int) -> pa.Table:
+    keys = [f"digits/{y[i]}/{i:05d}.png" for i in idx]
+    if run == 1:
+        keys[picks[0]] = EVIL_KEY  # an HTML-looking key on a selected sample: pages must escape it
+    rank = {p: r for r, p in enumerate(picks)}
+    n = len(idx)
+    return pa.table({
+        C.KEY: keys,
+        C.SIZE: pa.array([64 + i for i in idx], pa.int64()),
+        C.ETAG: [hashlib.md5(x[i].tobytes()).hexdigest() for i in idx],
+        C.MTIME: pa.array([datetime(2026, 1, run, tzinfo=timezone.utc)] * n, pa.timestamp("ns", tz="UTC")),
+        C.CONTENT_HASH: [hashlib.sha256(x[i].tobytes()).hexdigest() for i in idx],
+        C.STATUS: [C.STATUS_CORRUPT if j == 3 else C.STATUS_OK for j in range(n)],
+        C.STATUS_REASON: ["cannot decode" if j == 3 else None for j in range(n)],
+        C.DUPLICATE_OF: pa.nulls(n, pa.string()),
+        C.EMBEDDING: pa.array([None if j == 3 else x[i].tolist() for j, i in enumerate(idx)], pa.list_(pa.float32(), 64)),
+        C.lightly_metadata_column("luminance"): pa.array([float(x[i].mean()) for i in idx]),
+        C.SELECTED: [j in rank for j in range(n)],
+        C.PICK_RANK: pa.array([rank.get(j) for j in range(n)], pa.int64()),
+    })
+
+
+def _commit(pool: Datapool, rows: pa.Table, run_id: str, tag: str | None) -> None:
+    pool.commit(
+        rows, run_id=run_id, dag_id=DAG_ID, tag=tag, config={"strategies": [{"input": {"type": "EMBEDDINGS"}}]},
+        counts={"processed": rows.num_rows, "selected": int(sum(rows.column(C.SELECTED).to_pylist()))},
+        embedding_model="digits-pixels", embedding_dim=64, read_version=pool.version(),
+    )
+
+
+def _report(rows: pa.Table, uri: str, run_id: str) -> None:
+    selected = int(sum(rows.column(C.SELECTED).to_pylist()))
+    write_report(
+        rows, out_uri=reports_dir(uri, run_id), summary={"run_id": run_id, "processed": rows.num_rows, "selected": selected},
+        config={"n_samples": selected, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]},
+    )
+
+
+@pytest.fixture(scope="session")
+def pool_fixture(tmp_path_factory: pytest.TempPathFactory) -> PoolFixture:
+    digits = load_digits()
+    x = digits.data.astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = digits.target
+    path = tmp_path_factory.mktemp("ui") / "pool"
+    uri = f"file://{path}"
+    pool = Datapool(uri)
+    picks_1 = [5, 0, 17, 30, 2, 9, 44, 21]  # indices into run 1's rows, in pick order
+    rows_1 = _rows(x, y, list(range(0, 60)), picks_1, run=1)
+    _commit(pool, rows_1, RUN_1, None)
+    _report(rows_1, uri, RUN_1)
+    picks_2 = [1, 4, 8]
+    rows_2 = _rows(x, y, list(range(60, 100)), picks_2, run=2)
+    _commit(pool, rows_2, RUN_2, "batch-2")
+    rows_dry = _rows(x, y, list(range(100, 130)), [0, 1], run=3)
+    _report(rows_dry, uri, RUN_DRY)
+    keys_1, keys_2 = rows_1.column(C.KEY).to_pylist(), rows_2.column(C.KEY).to_pylist()
+    return PoolFixture(uri, path, [keys_1[p] for p in picks_1], [keys_2[p] for p in picks_2], 60, 40)
+
+
+@pytest.fixture
+def configured(pool_fixture: PoolFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PoolFixture:
+    """``LIGHTLY_DATAPOOLS`` names the pool ``main`` and a pool nobody committed to yet (``empty``)."""
+    monkeypatch.delenv("AIRFLOW__LIGHTLY__DATAPOOLS", raising=False)
+    monkeypatch.setenv("LIGHTLY_DATAPOOLS", json.dumps({
+        "main": {"uri": pool_fixture.uri},
+        "empty": {"uri": str(tmp_path / "no-pool-yet")},
+    }))
+    return pool_fixture
+
+
+@pytest.fixture
+def client(configured: PoolFixture) -> Iterator:
+    """The plugin app mounted at ``/lightly`` as Airflow mounts it, with Airflow's auth checks overridden."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from lightly_airflow.plugins import app as plugin_app
+
+    sub = plugin_app.create_app()
+    sub.dependency_overrides[plugin_app.AUTHENTICATED] = lambda: None
+    sub.dependency_overrides[plugin_app.CAN_READ_RUNS] = lambda: None
+    root = FastAPI()
+    root.mount("/lightly", sub)
+    with TestClient(root, follow_redirects=False) as c:
+        yield c
