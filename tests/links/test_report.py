@@ -49,3 +49,15 @@ def test_the_plugin_routes_the_link_to_the_same_run(monkeypatch):
     client = TestClient(root)
     data = client.get(report_url("lightly_datapool", RUN, base_url="").replace("/runs/", "/api/runs/", 1)).json()
     assert data["dag_id"] == "lightly_datapool" and data["run_id"] == RUN
+
+
+def test_the_link_survives_dag_serialization_as_an_xcom_link():
+    """The API server never runs get_link: the worker pushes the URL to XCom and the UI reads that key."""
+    from airflow.sdk import DAG
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    with DAG("lightly_link_test", schedule=None) as dag:
+        _Op(task_id="select_and_commit")
+    task = DagSerialization.from_dict(DagSerialization.to_dict(dag)).get_task("select_and_commit")
+    (link,) = task.operator_extra_links
+    assert link.name == "Curation report" and link.xcom_key == ReportLink().xcom_key == "_link_ReportLink"
