@@ -413,6 +413,7 @@ def select_and_commit(
         summary.version = result_commit.version
         summary.tag = result_commit.tag
         summary.already_committed = result_commit.already_committed
+        remove_staging(datapool_uri, run_id, datapool_credentials)
         log.info(
             "Committed datapool version %d with tag %r: %d processed, %d selected.",
             result_commit.version, result_commit.tag, counts["processed"], counts["selected"],
@@ -422,6 +423,19 @@ def select_and_commit(
 
 
 REPORTS_DIR = "_reports"
+
+
+def remove_staging(datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> None:
+    """Delete a committed run's staging files (its samples now live in the datapool; a retry of the run
+    finds the commit and needs none of them). A failure is logged, never fatal."""
+    uri = staging.run_dir(datapool_uri, run_id)
+    try:
+        fs, path = filesystem(uri, credentials)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+            log.info("Removed the committed run's staging files %s.", uri)
+    except Exception:  # noqa: BLE001 - leftover staging files cost space, never correctness
+        log.exception("Could not remove the staging files %s; they can be deleted by hand.", uri)
 
 
 def reports_dir(datapool_uri: str, run_id: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime, timezone
 
 import pytest
@@ -31,8 +32,16 @@ def _rows_of(pool, run_id: str):
     return table.filter(pc.equal(table.column(C.RUN_ID), run_id))
 
 
+#: Every optional Param at its default: in-process dag.test() runs in one session share the DAG's params,
+#: and a conf value of an earlier run (a connection id) must not leak into the next test's run.
+BASE_CONF = {
+    "lightly_uri": None, "process_all": False, "worker_config": {}, "tag_name": None, "execution_mode": "local",
+    "datasource_conn_id": None, "datapool_conn_id": None, "lightly_conn_id": None,
+}
+
+
 def _run(dag, conf: dict, when: datetime):
-    dagrun = dag.test(run_conf=conf, logical_date=when)
+    dagrun = copy.deepcopy(dag).test(run_conf={**BASE_CONF, **conf}, logical_date=when)
     states = {ti.task_id: ti.state for ti in dagrun.get_task_instances()}
     return dagrun, states
 
@@ -180,6 +189,7 @@ def test_damaged_files_are_reported_and_every_good_file_is_committed(airflow_db,
     """One run over a datasource with every kind of damage: the run commits, nothing is lost, all is reported."""
     import json
     import shutil
+    from pathlib import Path
 
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -224,6 +234,11 @@ def test_damaged_files_are_reported_and_every_good_file_is_committed(airflow_db,
     assert rows[broken_prediction]["scores.digits.uncertainty_entropy"] is None
     assert sum(r[C.SELECTED] for r in rows.values()) == 10
 
+    # The committed run's staging files are gone (its samples live in the pool); its report stays.
+    from lightly_airflow.staging import run_dir
+
+    assert not Path(run_dir(str(pool_dir), run.run_id)).exists()
+    assert Path(reports_dir(str(pool_dir), run.run_id), "index.html").exists()
     problems = pq.read_table(f"{reports_dir(str(pool_dir), run.run_id)}/problems.parquet")
     reported = set(problems.column("key").to_pylist())
     assert {"bad/zero.png", "bad/truncated.jpg", "bad/text.png", broken_prediction} <= reported
@@ -242,7 +257,6 @@ def test_damaged_files_are_reported_and_every_good_file_is_committed(airflow_db,
     # The CLI reads the pool the DAG wrote.
     import subprocess
     import sys
-    from pathlib import Path
 
     cli = str(Path(sys.executable).with_name("lightly-airflow"))
     out = subprocess.run([cli, "datapool", "show", str(pool_dir), "--tag", C.INITIAL_TAG, "--format", "json"],
