@@ -21,15 +21,21 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.core_api.security import (
+    requires_access_dag,
+    requires_authenticated,
+)
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-from airflow.api_fastapi.core_api.security import requires_access_dag, requires_authenticated
-
 from lightly_airflow.plugins import data as D
 from lightly_airflow.plugins import html as H
-from lightly_airflow.plugins.config import DatapoolsConfigError, PoolSpec, configured_datapools
+from lightly_airflow.plugins.config import (
+    DatapoolsConfigError,
+    PoolSpec,
+    configured_datapools,
+)
 
 log = logging.getLogger(__name__)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from airflow.plugins_manager import AirflowPlugin
 
 from lightly_airflow.plugins.app import app
@@ -15,8 +17,9 @@ class LightlyPlugin(AirflowPlugin):
     """Shows the configured datapools (``[lightly] datapools``) and each run's curation report in the Airflow UI."""
 
     name = "lightly"
-    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Lightly datapools"}]
-    external_views = [
+    fastapi_apps: ClassVar[list[dict[str, Any]]] = [{"app": app, "url_prefix": URL_PREFIX, "name": "Lightly datapools"}]
+    # Lists, not tuples: Airflow's plugin manager removes rejected views from them in place.
+    external_views: ClassVar[list[dict[str, Any]]] = [
         {
             "name": "Datapools",
             "href": f"{URL_PREFIX}/",

@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,7 @@ def _rows(x: np.ndarray, y: np.ndarray, idx: list[int], picks: list[int], run: i
         C.KEY: keys,
         C.SIZE: pa.array([64 + i for i in idx], pa.int64()),
         C.ETAG: [hashlib.md5(x[i].tobytes()).hexdigest() for i in idx],
-        C.MTIME: pa.array([datetime(2026, 1, run, tzinfo=timezone.utc)] * n, pa.timestamp("ns", tz="UTC")),
+        C.MTIME: pa.array([datetime(2026, 1, run, tzinfo=UTC)] * n, pa.timestamp("ns", tz="UTC")),
         C.CONTENT_HASH: [hashlib.sha256(x[i].tobytes()).hexdigest() for i in idx],
         C.STATUS: [C.STATUS_CORRUPT if j == 3 else C.STATUS_OK for j in range(n)],
         C.STATUS_REASON: ["cannot decode" if j == 3 else None for j in range(n)],
@@ -85,7 +85,7 @@ def pool_fixture(tmp_path_factory: pytest.TempPathFactory) -> PoolFixture:
     uri = f"file://{path}"
     pool = Datapool(uri)
     picks_1 = [5, 0, 17, 30, 2, 9, 44, 21]  # indices into run 1's rows, in pick order
-    rows_1 = _rows(x, y, list(range(0, 60)), picks_1, run=1)
+    rows_1 = _rows(x, y, list(range(60)), picks_1, run=1)
     _commit(pool, rows_1, RUN_1, None)
     _report(rows_1, uri, RUN_1)
     picks_2 = [1, 4, 8]

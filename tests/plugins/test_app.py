@@ -44,7 +44,7 @@ def test_index_lists_the_configured_pools(client, configured):
     assert links(r.text).hrefs == ["/lightly/pools/main", "/lightly/pools/empty"]
     assert r.headers["content-security-policy"].startswith("default-src 'none'")  # no script runs on our pages
     pools = client.get("/lightly/api/pools").json()
-    assert [(p["name"], p["uri"], p["conn_id"]) for p in pools][0] == ("main", configured.uri, None)
+    assert (pools[0]["name"], pools[0]["uri"], pools[0]["conn_id"]) == ("main", configured.uri, None)
 
 
 def test_overview_shows_versions_tags_counts_and_report_links(client, configured):

@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from lightly_airflow.plugins.config import DatapoolsConfigError, PoolSpec, configured_datapools, parse_datapools
+from lightly_airflow.plugins.config import (
+    DatapoolsConfigError,
+    PoolSpec,
+    configured_datapools,
+    parse_datapools,
+)
 
 
 def test_parse_names_uris_and_connections():

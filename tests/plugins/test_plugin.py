@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from airflow.api_fastapi.core_api.datamodels.plugins import ExternalViewResponse, FastAPIAppResponse
+from airflow.api_fastapi.core_api.datamodels.plugins import (
+    ExternalViewResponse,
+    FastAPIAppResponse,
+)
 from airflow.plugins_manager import AirflowPlugin
 
 from lightly_airflow.plugins.data import REPORTS_DIR
