@@ -14,7 +14,6 @@ def get_provider_info() -> dict[str, Any]:
         "name": "Lightly Airflow",
         "description": "Data curation for image datasets: grow a versioned, curated datapool from your buckets.",
         "versions": [__version__],
-        "plugins": [{"name": "lightly", "plugin-class": "lightly_airflow.plugins.plugin.LightlyPlugin"}],
         "extra-links": ["lightly_airflow.links.ReportLink"],
         "triggers": [{"integration-name": "Lightly", "python-modules": ["lightly_airflow.triggers.new_files"]}],
         "config": {

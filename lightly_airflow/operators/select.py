@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow.sdk import Asset
 
+from lightly_airflow.links import ReportLink
 from lightly_airflow.operators.base import LightlyBaseOperator
 
 
@@ -28,6 +29,7 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         *LightlyBaseOperator.template_fields, "manifests", "selection_config", "tag_name", "worker_config",
     )
     ui_color = "#b9e4d5"
+    operator_extra_links = (ReportLink(),)
 
     def __init__(
         self,
