@@ -395,8 +395,8 @@ def select_and_commit(
             problems=problems, problems_uri=problems_uri,
             metrics=_jsonable(metrics),
         )
-        summary.report_uri = _report(out, datapool_uri, run_id, summary, config, preselected, datapool_credentials)
         if dry_run:
+            summary.report_uri = _report(out, datapool_uri, run_id, summary, config, preselected, datapool_credentials)
             log.info("Dry run (enable_datapool_update=false): selected %d samples, committed nothing.", len(picked_keys))
             return summary
         try:
@@ -413,6 +413,8 @@ def select_and_commit(
         summary.version = result_commit.version
         summary.tag = result_commit.tag
         summary.already_committed = result_commit.already_committed
+        # The report names the committed version and tag, so it is written after the commit.
+        summary.report_uri = _report(out, datapool_uri, run_id, summary, config, preselected, datapool_credentials)
         remove_staging(datapool_uri, run_id, datapool_credentials)
         log.info(
             "Committed datapool version %d with tag %r: %d processed, %d selected.",
