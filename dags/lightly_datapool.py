@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Asset, Param
 
+from lightly_airflow.config import selection_config_json_schema
 from lightly_airflow.operators.branch import ExecutionModeBranchOperator
 from lightly_airflow.operators.embed import EmbedPodOperator, EmbedShardOperator
 from lightly_airflow.operators.list_files import ListNewFilesOperator
@@ -67,6 +68,11 @@ DEFAULT_SELECTION_CONFIG = {
 
 datapool_asset = Asset(name="lightly-datapool", uri=DATAPOOL_URI)
 
+#: The trigger form validates the selection config against the published JSON schema of the config model.
+SELECTION_CONFIG_SCHEMA = {
+    k: v for k, v in selection_config_json_schema().items() if k not in ("title", "description", "type")
+}
+
 with DAG(
     dag_id="lightly_datapool",
     description="Grow a curated datapool from new images: list, embed, metadata, predictions, select.",
@@ -95,6 +101,7 @@ with DAG(
         "selection_config": Param(
             DEFAULT_SELECTION_CONFIG, type="object", title="Selection config",
             description="A Lightly selection config: n_samples or proportion_samples, and strategies.",
+            **SELECTION_CONFIG_SCHEMA,
         ),
         "worker_config": Param(
             {}, type="object", title="Worker config",

@@ -35,3 +35,21 @@ def test_dag_file_raises_no_deprecation_warnings() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_trigger_form_validates_the_selection_config_against_its_schema(dagbag) -> None:
+    import copy
+
+    import pytest
+    from airflow.sdk.exceptions import ParamValidationError
+
+    param = copy.deepcopy(dagbag.dags["lightly_datapool"].params.get_param("selection_config"))
+    good = {"proportion_samples": 0.2, "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY", "stopping_condition_minimum_distance": 0.1}},
+        {"input": {"type": "METADATA", "key": "lightly.sharpness"},
+         "strategy": {"type": "THRESHOLD", "threshold": 5, "operation": "BIGGER_EQUAL"}},
+    ]}
+    assert param.resolve(good) == good
+    typo = {"n_samples": 5, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSTY"}}]}
+    with pytest.raises(ParamValidationError):
+        param.resolve(typo)
