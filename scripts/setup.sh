@@ -26,4 +26,7 @@ done
 echo "==> installing the locked dependencies (requirements/lock.txt)"
 .venv/bin/uv pip install --quiet --python .venv/bin/python "${find_links[@]}" -r requirements/lock.txt
 .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
+# The editable build leaves lightly_airflow.egg-info in the repo; run from here, Python would then see the
+# package twice and Airflow would load its plugin twice. The installed metadata lives in .venv.
+rm -rf lightly_airflow.egg-info
 echo "==> .venv ready: $(.venv/bin/python -c 'import airflow, torch; print("airflow", airflow.__version__, "torch", torch.__version__)' 2>/dev/null)"
