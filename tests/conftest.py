@@ -25,6 +25,8 @@ os.environ.setdefault("LIGHTLY_POKE_INTERVAL_S", "1")
 # dag.test() syncs the configured DAG bundle to the database: point it at the project's DAG folder.
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parent.parent / "dags"))
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+# A signing key of the length HS512 wants (Airflow's generated one is shorter and warns on every token).
+os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", uuid.uuid4().hex + uuid.uuid4().hex)
 
 import pytest  # noqa: E402
 
