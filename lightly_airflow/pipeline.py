@@ -326,6 +326,8 @@ def select_and_commit(
     :param selection_config: a Lightly selection config (dict or parsed).
     :param tag: the run's tag name (default derived from the run id).
     :param dry_run: select and report, but commit nothing (``enable_datapool_update=false``).
+    :param query_embeddings: SIMILARITY query sets by (dataset_id, tag_name); default: resolved from the
+        config (a datapool URI or Parquet file and a tag, read with the datapool's credentials).
     :param max_attempts: how often to re-read and re-select when another run commits concurrently.
     """
     from lightly_airflow.config import parse_selection_config
@@ -340,6 +342,10 @@ def select_and_commit(
         log.info("Run %s is already committed as datapool version %d: nothing to do.", run_id, done)
         return RunSummary(run_id=run_id, tag=tag, version=done, already_committed=True)
 
+    if query_embeddings is None:
+        from lightly_airflow.selection.queries import resolve_query_sets
+
+        query_embeddings = resolve_query_sets(config, credentials=datapool_credentials)
     rows, meta, errors = assemble_run(manifests, datapool_credentials)
     problems_uri, problems = _write_problems(errors, datapool_uri, run_id, datapool_credentials)
     model = _meta_value(meta, C.EMBEDDING_MODEL_METADATA_KEY)

@@ -13,31 +13,11 @@ import pyarrow.parquet as pq
 
 from lightly_airflow import columns as C
 from lightly_airflow.config import parse_selection_config
-from lightly_airflow.selection.engine import embedding_matrix, select
+from lightly_airflow.selection.engine import select
+from lightly_airflow.selection.queries import resolve_query_sets
 
 logger = logging.getLogger(__name__)
 METRICS_METADATA_KEY = "lightly.selection_metrics"
-
-
-def _query_sets(config, base: Path) -> dict[tuple[str, str], np.ndarray]:
-    """Query sets whose ``dataset_id`` is a local Parquet file (rows with ``tag_name`` in ``tags`` if present)."""
-    out = {}
-    for i, entry in enumerate(config.strategies):
-        inp = entry.input
-        if inp.type != "EMBEDDINGS" or inp.dataset_id is None:
-            continue
-        path = Path(inp.dataset_id)
-        path = path if path.is_absolute() else base / path
-        if not path.is_file():
-            continue  # select() reports the missing query set with the config path
-        table = pq.read_table(path)
-        if C.TAGS in table.column_names:
-            tags = table.column(C.TAGS).to_pylist()
-            rows = [j for j, t in enumerate(tags) if t and inp.tag_name in t]
-            table = table.take(pa.array(rows, type=pa.int64()))
-        out[(inp.dataset_id, inp.tag_name)] = embedding_matrix(table, path=f"strategies[{i}].input.dataset_id",
-                                                               what="query samples")
-    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     config = parse_selection_config(config_path.read_text())
     samples = pq.read_table(args.samples)
     pre = pq.read_table(args.preselected) if args.preselected else None
-    result = select(samples, config, preselected=pre, query_embeddings=_query_sets(config, config_path.parent),
+    result = select(samples, config, preselected=pre, query_embeddings=resolve_query_sets(config, base=str(config_path.parent)),
                     seed=args.seed)
     table = pa.table({C.KEY: pa.array(result.keys, type=pa.string()),
                       C.PICK_RANK: pa.array(np.arange(len(result.keys)), type=pa.int64())})
