@@ -204,3 +204,25 @@ def test_example_dags_embed_task_runs_locally_on_real_images(tmp_path: Path) -> 
     assert (counts["total"], counts["embedded"], counts["corrupt"]) == (len(keys), len(keys) - 1, 1)
     table = pq.read_table(counts["output_uri"])
     assert table[KEY].to_pylist() == keys
+
+
+def test_example_dags_kubernetes_task_builds_a_gpu_pod_running_the_cli(tmp_path: Path) -> None:
+    import runpy
+
+    dag = runpy.run_path(str(Path(__file__).resolve().parents[2] / "dags/lightly_datapool.py"))["dag"]
+    op = dag.get_task("embed_kubernetes").unmap({"manifest_uri": "s3://pool/_staging/run/manifest/shard-00003.parquet"})
+    reuse = "s3://pool/_staging/run/reuse-embeddings.parquet"
+
+    class _TaskInstance:  # what the templates pull: the pool's reusable embeddings of this run
+        def xcom_pull(self, task_ids: str | None = None, key: str = "return_value", **_: object) -> object:
+            return reuse if key == "reuse_uri" else None
+
+    op.render_template_fields({"params": {**dag.params.dump(), "datapool_uri": "s3://pool"}, "ti": _TaskInstance()})
+    container = _base_container(_pod(op))
+    args = [*container.command, *container.args]
+    assert "embed" in args
+    assert args[args.index("--manifest") + 1] == "s3://pool/_staging/run/manifest/shard-00003.parquet"
+    assert args[args.index("--reuse") + 1] == reuse
+    assert str(container.resources.limits["nvidia.com/gpu"]) == "1"
+    parsed = build_parser(only="embed").parse_args(args[args.index("embed"):])
+    assert parsed.manifest.endswith("shard-00003.parquet") and parsed.reuse == reuse
