@@ -13,6 +13,7 @@ environment variables so one DAG file serves every deployment:
 - ``LIGHTLY_WAIT_FOR_NEW_FILES_S`` (21600): how long a run waits (deferred, no worker slot held) for new
   files before it skips; ``LIGHTLY_POKE_INTERVAL_S`` (300): how often the trigger lists the datasource.
 - ``LIGHTLY_EMBEDDING_MODEL`` (``efficientnet-lite0``), ``LIGHTLY_EMBEDDING_INPUT_SIZE`` (64),
+  ``LIGHTLY_EMBEDDING_DIM`` (unset: the model's own, 1280 for Lite0; e.g. 128 for a fixed projection),
   ``LIGHTLY_WORKER_IMAGE`` and ``LIGHTLY_K8S_NAMESPACE`` for the pods.
 """
 
@@ -38,6 +39,7 @@ WAIT_FOR_NEW_FILES_S = float(os.environ.get("LIGHTLY_WAIT_FOR_NEW_FILES_S", str(
 POKE_INTERVAL_S = float(os.environ.get("LIGHTLY_POKE_INTERVAL_S", "300"))
 EMBEDDING_MODEL = os.environ.get("LIGHTLY_EMBEDDING_MODEL", "efficientnet-lite0")
 EMBEDDING_INPUT_SIZE = int(os.environ.get("LIGHTLY_EMBEDDING_INPUT_SIZE", "64"))
+EMBEDDING_DIM = int(os.environ["LIGHTLY_EMBEDDING_DIM"]) if os.environ.get("LIGHTLY_EMBEDDING_DIM") else None
 CONNECTIONS = {
     "datasource_conn_id": os.environ.get("LIGHTLY_DATASOURCE_CONN_ID") or None,
     "datapool_conn_id": os.environ.get("LIGHTLY_DATAPOOL_CONN_ID") or None,
@@ -162,6 +164,8 @@ with DAG(
     )
     manifests = list_new_files.output
     reuse_uri = "{{ ti.xcom_pull(task_ids='list_new_files', key='reuse_uri') }}"
+    # worker_config.embeddings: a Lightly custom embeddings CSV replaces the model (resolved by the list task).
+    embeddings_csv = "{{ ti.xcom_pull(task_ids='list_new_files', key='embeddings_csv') }}"
 
     choose_mode = ExecutionModeBranchOperator(
         task_id="choose_execution_mode",
@@ -170,12 +174,12 @@ with DAG(
         kubernetes_task_id="embed_kubernetes",
     )
     embed_local = EmbedShardOperator.partial(
-        task_id="embed_local", model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE, reuse_uri=reuse_uri,
-        **common,
+        task_id="embed_local", model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE, dim=EMBEDDING_DIM,
+        reuse_uri=reuse_uri, embeddings_csv=embeddings_csv, **common,
     ).expand(manifest_uri=manifests)
     embed_kubernetes = EmbedPodOperator.partial(
-        task_id="embed_kubernetes", model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE,
-        datapool_uri="{{ params.datapool_uri }}", reuse_uri=reuse_uri,
+        task_id="embed_kubernetes", model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE, dim=EMBEDDING_DIM,
+        datapool_uri="{{ params.datapool_uri }}", reuse_uri=reuse_uri, embeddings_csv=embeddings_csv,
     ).expand(manifest_uri=manifests)
 
     metadata = ComputeMetadataOperator.partial(

@@ -21,7 +21,14 @@ import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
 from lightly_airflow import staging
-from lightly_airflow.storage import StorageCredentials, filesystem, protocol_of, read_parquet, write_parquet
+from lightly_airflow.storage import (
+    StorageCredentials,
+    filesystem,
+    join_uri,
+    protocol_of,
+    read_parquet,
+    write_parquet,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +132,30 @@ def validate_params(
     except ConfigError as exc:
         raise ParamError("worker_config", f"is not valid:\n{exc}\n", "remove or correct the listed keys.") from None
     return selection, worker
+
+
+def custom_embeddings_uri(
+    worker: Any, lightly_uri: str, credentials: StorageCredentials | None = None
+) -> str | None:
+    """Where ``worker_config.embeddings`` (a Lightly custom embeddings CSV) lives, checked to exist.
+
+    A bare file name is looked up in ``<lightly_uri>/.lightly/embeddings/`` as the Lightly Worker does; a URI
+    or an absolute path is used as it is.
+    """
+    name = getattr(worker, "embeddings", None)
+    if not name:
+        return None
+    if "://" in name or name.startswith("/"):
+        uri = name
+    else:
+        uri = join_uri(lightly_uri, ".lightly", "embeddings", name.removeprefix(".lightly/embeddings/"))
+    fs, path = filesystem(uri, credentials)
+    if not fs.exists(path):
+        raise ParamError(
+            "worker_config.embeddings", f"the custom embeddings file {uri!r} does not exist.",
+            "put the CSV (filenames,embedding_0,…,labels) into .lightly/embeddings/ or give its full URI.",
+        )
+    return uri
 
 
 def list_new(

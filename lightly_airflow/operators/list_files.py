@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from lightly_airflow.operators.base import LightlyBaseOperator
-from lightly_airflow.pipeline import ParamError, list_new, validate_params
+from lightly_airflow.pipeline import ParamError, custom_embeddings_uri, list_new, validate_params
 
 
 #: ``DagRun.run_type`` of runs created by ``airflow backfill create`` (a str enum: compare with ``==``).
@@ -65,6 +65,9 @@ class ListNewFilesOperator(LightlyBaseOperator):
                 datasource_credentials=self.datasource_credentials,
                 lightly_credentials=self.lightly_credentials,
             )
+            embeddings_csv = custom_embeddings_uri(
+                worker, self.lightly_uri or self.datasource_uri, self.lightly_credentials
+            )
         except ParamError as exc:
             raise AirflowFailException(str(exc)) from None  # a retry cannot fix a bad parameter
         process_all = _as_bool(self.process_all) or bool(worker.datasource.process_all)
@@ -93,6 +96,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
         counts["backfill"] = backfill
         context["ti"].xcom_push(key="counts", value=counts)
         context["ti"].xcom_push(key="reuse_uri", value=result.reuse_uri)
+        context["ti"].xcom_push(key="embeddings_csv", value=embeddings_csv)
         if not result.manifests:
             self.log.info("Nothing new in %s (%d files seen): skipping the rest of this run.", self.datasource_uri, result.seen)
             raise AirflowSkipException(f"No new files in {self.datasource_uri}.")

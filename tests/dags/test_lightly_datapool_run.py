@@ -263,3 +263,43 @@ def test_damaged_files_are_reported_and_every_good_file_is_committed(airflow_db,
                          capture_output=True, text=True, check=True).stdout
     assert sorted(r["key"] for r in json.loads(out)) == sorted(k for k, r in rows.items() if r[C.SELECTED])
     assert dag.dag_id == "lightly_datapool"
+
+
+@pytest.mark.slow
+def test_custom_embeddings_csv_from_the_worker_config_replaces_the_model(airflow_db, dagbag, tmp_path) -> None:
+    """Lightly users bring `.lightly/embeddings/<name>.csv` and `worker_config.embeddings` unchanged."""
+    import csv
+
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from lightly_airflow.datapool import Datapool
+
+    source, pool_dir = tmp_path / "images", tmp_path / "pool"
+    keys = add_batch(source, Batch("csv", (500, 560), ()))
+    pixels = load_digits().data[400 + 500 : 400 + 560]  # the same scans the images were written from
+    (source / ".lightly/embeddings").mkdir(parents=True)
+    with open(source / ".lightly/embeddings/pixels.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["filenames", *[f"embedding_{d}" for d in range(64)], "labels"])
+        for key, row in zip(keys, pixels):
+            writer.writerow([key, *row.tolist(), 0])
+    conf = {
+        "datasource_uri": f"file://{source}", "datapool_uri": f"file://{pool_dir}",
+        "worker_config": {"embeddings": "pixels.csv"},
+        "selection_config": {"n_samples": 8, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]},
+    }
+    run, states = _run(dagbag.dags["lightly_datapool"], conf, datetime(2026, 8, 1, tzinfo=timezone.utc))
+    assert str(run.state) == "success", states
+    pool = Datapool(f"file://{pool_dir}")
+    assert pool.embedding_info()["dim"] == 64
+    rows = _rows_of(pool, run.run_id)
+    stored = np.array(rows.column(C.EMBEDDING).to_pylist(), dtype=np.float32)
+    expected = pixels / np.linalg.norm(pixels, axis=1, keepdims=True)
+    order = [keys.index(k) for k in rows.column(C.KEY).to_pylist()]
+    np.testing.assert_allclose(stored, expected[order], atol=1e-6)
+    assert sum(rows.column(C.SELECTED).to_pylist()) == 8
+
+    bad = {**conf, "worker_config": {"embeddings": "missing.csv"}, "datapool_uri": f"file://{tmp_path}/pool2"}
+    run, states = _run(dagbag.dags["lightly_datapool"], bad, datetime(2026, 8, 2, tzinfo=timezone.utc))
+    assert states["list_new_files"] == "failed"
