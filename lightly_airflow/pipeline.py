@@ -400,8 +400,8 @@ def select_and_commit(
         candidates = marked.filter(ok_mask)
         candidates = _with_schema_metadata(candidates, meta)
         log.info(
-            "Selecting from %d candidates (%d files not ok) with %d samples already selected in the pool.",
-            candidates.num_rows, marked.num_rows - candidates.num_rows,
+            "Selecting from %d candidates (%d of the run's files are not ok or were selected before) with %d "
+            "samples already selected in the pool.", candidates.num_rows, marked.num_rows - candidates.num_rows,
             0 if preselected is None else preselected.num_rows,
         )
         if candidates.num_rows:
