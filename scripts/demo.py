@@ -126,8 +126,7 @@ def main() -> int:
     if reports:
         print(f"  the last run's report (plots of what was selected and why): {reports[-1].relative_to(ROOT)}")
     print("  the Airflow UI, with a Datapools page and a 'Curation report' tab on every run:")
-    print(f"    LIGHTLY_DATAPOOLS='{{\"demo\": {{\"uri\": \"file://{DATAPOOL}\"}}}}' AIRFLOW_HOME=.airflow \\")
-    print("      .venv/bin/airflow api-server --port 8080")
+    print(f"    AIRFLOW_HOME=.airflow LIGHTLY_DATAPOOL_URI=file://{DATAPOOL} .venv/bin/airflow api-server --port 8080")
     print("    then open http://localhost:8080/lightly/ (user admin; password in .airflow/simple_auth_manager_passwords.json.generated)")
     return 0
 

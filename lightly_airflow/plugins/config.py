@@ -85,12 +85,22 @@ def _airflow_option() -> str | None:
     return value or None
 
 
+#: The example DAG's own datapool (and connection), shown as ``default`` when nothing else is configured.
+DAG_POOL_ENV, DAG_CONN_ENV = "LIGHTLY_DATAPOOL_URI", "LIGHTLY_DATAPOOL_CONN_ID"
+
+
 def configured_datapools() -> dict[str, PoolSpec]:
-    """The configured datapools: ``[lightly] datapools`` (also ``AIRFLOW__LIGHTLY__DATAPOOLS``), else ``LIGHTLY_DATAPOOLS``.
+    """The configured datapools: ``[lightly] datapools`` (also ``AIRFLOW__LIGHTLY__DATAPOOLS``), else
+    ``LIGHTLY_DATAPOOLS``, else the example DAG's ``LIGHTLY_DATAPOOL_URI`` as the datapool ``default``.
 
     Read on every call (cheap), so tests and environment changes apply at once.
     """
     option = _airflow_option()
     if option:
         return parse_datapools(option)
-    return parse_datapools(os.environ.get(ENV_VAR), source=f"${ENV_VAR}")
+    if os.environ.get(ENV_VAR, "").strip():
+        return parse_datapools(os.environ.get(ENV_VAR), source=f"${ENV_VAR}")
+    uri = os.environ.get(DAG_POOL_ENV, "").strip()
+    if not uri:
+        return {}
+    return {"default": PoolSpec("default", uri.rstrip("/"), os.environ.get(DAG_CONN_ENV, "").strip() or None)}

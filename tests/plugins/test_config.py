@@ -51,4 +51,15 @@ def test_airflow_option_wins_over_the_environment_fallback(monkeypatch):
     assert configured_datapools() == {"opt": PoolSpec("opt", "/opt", "c")}
     monkeypatch.delenv("LIGHTLY_DATAPOOLS")
     monkeypatch.delenv("AIRFLOW__LIGHTLY__DATAPOOLS")
+    monkeypatch.delenv("LIGHTLY_DATAPOOL_URI", raising=False)
     assert configured_datapools() == {}
+
+
+def test_the_example_dags_datapool_is_shown_when_nothing_else_is_configured(monkeypatch):
+    monkeypatch.delenv("AIRFLOW__LIGHTLY__DATAPOOLS", raising=False)
+    monkeypatch.delenv("LIGHTLY_DATAPOOLS", raising=False)
+    monkeypatch.setenv("LIGHTLY_DATAPOOL_URI", "s3://bucket/pool/")
+    monkeypatch.setenv("LIGHTLY_DATAPOOL_CONN_ID", "aws_pool")
+    assert configured_datapools() == {"default": PoolSpec("default", "s3://bucket/pool", "aws_pool")}
+    monkeypatch.setenv("LIGHTLY_DATAPOOLS", '{"env": {"uri": "/env"}}')
+    assert list(configured_datapools()) == ["env"]
