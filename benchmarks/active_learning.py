@@ -11,7 +11,6 @@ import argparse
 import logging
 import time
 import warnings
-
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +102,7 @@ def main() -> None:
         mean = np.mean(runs, axis=0)
         curves[name] = mean
 
-        def need(th: float) -> str:
+        def need(th: float, mean: np.ndarray = mean) -> str:
             hit = np.flatnonzero(mean >= th)
             return str(sizes[hit[0]]) if len(hit) else ">300"
 

@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def bench_diff(n: int) -> None:
-    from lightly_airflow.datasource import MANIFEST_SCHEMA, new_files
-
     import numpy as np
+
+    from lightly_airflow.datasource import MANIFEST_SCHEMA, new_files
 
     idx = pa.array(np.arange(n, dtype=np.int64))
     keys = pc.binary_join_element_wise("images/batch-", pc.cast(pc.divide(idx, 1000), pa.string()), "/img-",
@@ -81,6 +81,7 @@ def bench_s3(n: int) -> None:
     import subprocess
 
     import emulators
+
     from lightly_airflow.datasource import list_files
     from lightly_airflow.storage import StorageCredentials
 

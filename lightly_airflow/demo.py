@@ -10,8 +10,8 @@ incremental runs have something new to process. Needs the ``demo`` extra (scikit
 from __future__ import annotations
 
 import io
-import zlib
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 

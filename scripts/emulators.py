@@ -10,6 +10,7 @@ variables ``LIGHTLY_TEST_S3_ENDPOINT``, ``LIGHTLY_TEST_GCS_ENDPOINT`` and ``LIGH
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -160,10 +161,8 @@ def stop_pid(pid: int) -> None:
             except ProcessLookupError:
                 return
         time.sleep(0.1)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def stop() -> None:

@@ -63,11 +63,10 @@ def test_reads_from_s3_and_metadata_shard_over_s3(s3_bucket, tmp_path):
     import json
 
     import pyarrow.parquet as pq
+    from metadata.conftest import encode, make_manifest, noise_image
 
     from lightly_airflow.metadata import compute_metadata_shard
     from lightly_airflow.storage import filesystem
-
-    from metadata.conftest import encode, make_manifest, noise_image
 
     fs, path = filesystem(s3_bucket.uri, s3_bucket.credentials)
     fs.pipe(f"{path}/.lightly/predictions/tasks.json", b'["cls"]')

@@ -34,10 +34,7 @@ def export_tag(pool: Datapool, tag: str, *, fmt: str = "list", datasource_uri: s
     if fmt not in EXPORT_FORMATS:
         raise DatapoolError(f"Unknown export format {fmt!r}; use one of {list(EXPORT_FORMATS)}.")
     wanted = [C.KEY, C.SAMPLE_ID, C.RUN_ID, C.PICK_RANK]
-    if tag == C.INITIAL_TAG:
-        rows = pool.selected(wanted)
-    else:
-        rows = pool.read(tag=tag, columns=wanted).sort_by(C.PICK_RANK)
+    rows = pool.selected(wanted) if tag == C.INITIAL_TAG else pool.read(tag=tag, columns=wanted).sort_by(C.PICK_RANK)
     root = datasource_uri or tag_datasource_uri(pool, tag)
     records = rows.to_pylist()
 

@@ -13,7 +13,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -172,7 +172,7 @@ class Datapool:
             # By the commits' own timestamps (as history() shows them), not delta-rs' load_as_version(datetime),
             # which uses the log files' modification times: whole seconds on some stores.
             if timestamp.tzinfo is None:
-                timestamp = timestamp.replace(tzinfo=timezone.utc)
+                timestamp = timestamp.replace(tzinfo=UTC)
             versions = [e["version"] for e in _history(table) if e["timestamp"] and e["timestamp"] <= timestamp]
             if not versions:
                 raise DatapoolError(f"No version of {self.uri} was committed at or before {timestamp.isoformat()}.")
@@ -404,7 +404,7 @@ class Datapool:
                         f"{entry['version']}); pass another tag_name."
                     )
 
-        committed_at = datetime.now(timezone.utc)
+        committed_at = datetime.now(UTC)
         new_version = 1 if table is None else current + 1
         data = prepare_rows(
             rows, run_id=run_id, dag_id=dag_id, tag=tag_name, embedding_model=embedding_model,
@@ -502,7 +502,7 @@ def _history(table: DeltaTable) -> list[dict[str, Any]]:
         ts = commit.get("timestamp")
         entry = {
             "version": int(commit["version"]),
-            "timestamp": None if ts is None else datetime.fromtimestamp(ts / 1000, tz=timezone.utc),
+            "timestamp": None if ts is None else datetime.fromtimestamp(ts / 1000, tz=UTC),
             "operation": meta.get("operation") or commit.get("operation"),
             "run_id": meta.get("run_id"),
             "dag_id": meta.get("dag_id"),

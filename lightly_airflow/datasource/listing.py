@@ -130,10 +130,7 @@ def _to_batch(page: _Page, ext_regex: str | None, relevant: RelevantFilenames | 
     idx = indices.to_pylist()
     sizes = pa.array([page.sizes[i] for i in idx], pa.int64())
     mtimes = pa.array([page.mtimes[i] for i in idx], MANIFEST_SCHEMA.field("mtime").type)
-    if page.etags is not None:
-        etags = [page.etags[i] for i in idx]
-    else:
-        etags = _local_etags([page.stat_keys[i] for i in idx])
+    etags = [page.etags[i] for i in idx] if page.etags is not None else _local_etags([page.stat_keys[i] for i in idx])
     etag_array = pa.array(etags, pa.string())
     batch = pa.RecordBatch.from_arrays([keys, sizes, etag_array.fill_null(""), mtimes], schema=MANIFEST_SCHEMA)
     if etag_array.null_count:  # local files deleted between walking and hashing are not listed
@@ -270,8 +267,8 @@ def _utc(value: Any) -> dt.datetime | None:
     if isinstance(value, str):
         return _parse_time(value)
     if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
 
 
 def _parse_time(value: str | None) -> dt.datetime | None:

@@ -73,7 +73,7 @@ def read_many(
         except Exception as exc:  # noqa: BLE001 - fall back to one by one, errors reported per key
             logger.debug("batched read failed (%s); reading one by one", exc)
             got = {}
-            for path, key in paths.items():
+            for path in paths:
                 try:
                     got[path] = fs.cat_file(path)
                 except Exception as one:  # noqa: BLE001

@@ -8,7 +8,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lightly_airflow.columns import ETAG, KEY, MTIME, SIZE
-from lightly_airflow.lightly_dir import LIGHTLY_DIR, VIDEO_EXTENSIONS as _VIDEO
+from lightly_airflow.lightly_dir import LIGHTLY_DIR
+from lightly_airflow.lightly_dir import VIDEO_EXTENSIONS as _VIDEO
 
 #: Image extensions Lightly accepts (anything Pillow opens among these), lower case, without the dot.
 IMAGE_EXTENSIONS: tuple[str, ...] = ("png", "jpg", "jpeg", "bmp", "gif", "tiff", "tif")

@@ -146,7 +146,7 @@ class ShardImages(torch.utils.data.Dataset):
         size = self.input_size
         images = torch.zeros((len(keys), 3, size, size), dtype=torch.uint8)
         ok = torch.zeros(len(keys), dtype=torch.bool)
-        for i, (array, status, _) in enumerate(results):
+        for i, (array, _status, _) in enumerate(results):
             if array is not None:
                 images[i] = torch.from_numpy(array).permute(2, 0, 1)
                 ok[i] = True

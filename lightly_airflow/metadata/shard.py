@@ -179,7 +179,7 @@ def compute_metadata_shard(
             paths = [f"{root}/{keys[i]}" for i in idx]
             got = _read_images(fs, paths)
 
-            def work(i: int, path: str) -> tuple[str | None, ImageResult | None, str | None]:
+            def work(i: int, path: str, got: dict[str, Any] = got) -> tuple[str | None, ImageResult | None, str | None]:
                 data = got.get(path, FileNotFoundError(path))
                 if isinstance(data, FileNotFoundError):
                     return None, None, "file disappeared after listing (deleted or moved)"

@@ -10,7 +10,6 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from lightly_airflow.operators.base import LightlyBaseOperator
 from lightly_airflow.pipeline import ParamError, custom_embeddings_uri, list_new, validate_params
 
-
 #: ``DagRun.run_type`` of runs created by ``airflow backfill create`` (a str enum: compare with ``==``).
 BACKFILL = "backfill"
 

@@ -475,10 +475,13 @@ def _greedy(cfg, n_target, fixed, x, diversity, weights, bals, labels, dense, pr
         if i < 0:
             reason = "no_candidates_left"
             break
-        if diversity is not None and diversity[1].stopping_condition_minimum_distance is not None:
-            if math.sqrt(max(state.distance2(i), 0.0)) < diversity[1].stopping_condition_minimum_distance:
-                reason = "minimum_distance"
-                break
+        if (
+            diversity is not None
+            and diversity[1].stopping_condition_minimum_distance is not None
+            and math.sqrt(max(state.distance2(i), 0.0)) < diversity[1].stopping_condition_minimum_distance
+        ):
+            reason = "minimum_distance"
+            break
         if any(v[i] < m for m, v in min_typ):
             reason = "minimum_typicality"
             break

@@ -36,7 +36,6 @@ import time
 
 import numpy as np
 
-
 from lightly_airflow.jit import numba  # noqa: E402
 
 logger = logging.getLogger(__name__)

@@ -8,6 +8,7 @@ row when there is no ``tags`` column). Both the ``select`` CLI and the DAG's sel
 from __future__ import annotations
 
 import os
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc

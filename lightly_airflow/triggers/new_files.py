@@ -8,8 +8,8 @@ the trigger table.
 from __future__ import annotations
 
 import asyncio
-import time
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -55,7 +55,7 @@ def test_two_incremental_runs_then_nothing_new(airflow_db, dagbag, tmp_path) -> 
     conf = {"datasource_uri": f"file://{source}", "datapool_uri": f"file://{pool_dir}", "selection_config": SELECTION}
 
     first = add_batch(source, Batch("first", (0, 90), ("astronaut", "coffee")))
-    run1, states = _run(dag, conf, datetime(2026, 3, 1, tzinfo=timezone.utc))
+    run1, states = _run(dag, conf, datetime(2026, 3, 1, tzinfo=UTC))
     assert str(run1.state) == "success", states
     pool = Datapool(f"file://{pool_dir}")
     v1 = pool.version()
@@ -65,7 +65,7 @@ def test_two_incremental_runs_then_nothing_new(airflow_db, dagbag, tmp_path) -> 
     assert len(selected1) == 12
 
     second = add_batch(source, Batch("second", (90, 150), ("chelsea",)))
-    run2, states = _run(dag, conf, datetime(2026, 3, 2, tzinfo=timezone.utc))
+    run2, states = _run(dag, conf, datetime(2026, 3, 2, tzinfo=UTC))
     assert str(run2.state) == "success", states
     rows2 = _rows_of(pool, run2.run_id)
     # Run 2 processed exactly the files that arrived after run 1.
@@ -83,7 +83,7 @@ def test_two_incremental_runs_then_nothing_new(airflow_db, dagbag, tmp_path) -> 
     assert pool.read(version=v1).num_rows == len(first)
 
     # Nothing new: the run skips the rest and commits nothing.
-    run3, states = _run(dag, conf, datetime(2026, 3, 3, tzinfo=timezone.utc))
+    run3, states = _run(dag, conf, datetime(2026, 3, 3, tzinfo=UTC))
     assert states["wait_for_new_files"] == "skipped"  # waited (deferred) for the timeout, then skipped
     assert states["list_new_files"] == "skipped"
     assert states["select_and_commit"] == "skipped"
@@ -99,7 +99,7 @@ def test_rerunning_a_committed_run_changes_nothing(airflow_db, dagbag, tmp_path)
     source, pool_dir = tmp_path / "images", tmp_path / "pool"
     add_batch(source, Batch("only", (200, 260), ()))
     conf = {"datasource_uri": f"file://{source}", "datapool_uri": f"file://{pool_dir}", "selection_config": SELECTION}
-    run, states = _run(dag, conf, datetime(2026, 4, 1, tzinfo=timezone.utc))
+    run, states = _run(dag, conf, datetime(2026, 4, 1, tzinfo=UTC))
     assert str(run.state) == "success", states
     pool = Datapool(f"file://{pool_dir}")
     version, table = pool.version(), pool.read()
@@ -132,7 +132,7 @@ def test_bad_params_fail_the_first_task_naming_the_parameter(airflow_db, dagbag,
     dag = dagbag.dags["lightly_datapool"]
     run, states = _run(
         dag, {"datasource_uri": f"file://{tmp_path}/missing", "datapool_uri": f"file://{tmp_path}/pool"},
-        datetime(2026, 5, 1, tzinfo=timezone.utc),
+        datetime(2026, 5, 1, tzinfo=UTC),
     )
     assert states["wait_for_new_files"] == "failed"
     assert states["select_and_commit"] != "success"
@@ -168,7 +168,7 @@ def test_s3_datasource_second_run_processes_exactly_the_added_and_changed_files(
         "datapool_uri": f"file://{pool_dir}",
         "selection_config": {"n_samples": 5, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]},
     }
-    run1, states = _run(dag, conf, datetime(2026, 6, 1, tzinfo=timezone.utc))
+    run1, states = _run(dag, conf, datetime(2026, 6, 1, tzinfo=UTC))
     assert str(run1.state) == "success", states
     pool = Datapool(f"file://{pool_dir}")
     assert sorted(_rows_of(pool, run1.run_id).column(C.KEY).to_pylist()) == sorted(keys)
@@ -179,7 +179,7 @@ def test_s3_datasource_second_run_processes_exactly_the_added_and_changed_files(
     replaced = keys[3]
     s3.upload_file(str(local / keys[7]), s3_bucket.name, f"images/{replaced}")
 
-    run2, states = _run(dag, conf, datetime(2026, 6, 2, tzinfo=timezone.utc))
+    run2, states = _run(dag, conf, datetime(2026, 6, 2, tzinfo=UTC))
     assert str(run2.state) == "success", states
     assert sorted(_rows_of(pool, run2.run_id).column(C.KEY).to_pylist()) == sorted([added, replaced])
 
@@ -218,7 +218,7 @@ def test_damaged_files_are_reported_and_every_good_file_is_committed(airflow_db,
             {"input": {"type": "SCORES", "task": "digits", "score": "uncertainty_entropy"}, "strategy": {"type": "WEIGHTS"}},
         ]},
     }
-    run, states = _run(dag := dagbag.dags["lightly_datapool"], conf, datetime(2026, 7, 1, tzinfo=timezone.utc))
+    run, states = _run(dag := dagbag.dags["lightly_datapool"], conf, datetime(2026, 7, 1, tzinfo=UTC))
     assert str(run.state) == "success", states
 
     pool = Datapool(f"file://{pool_dir}")
@@ -289,7 +289,7 @@ def test_custom_embeddings_csv_from_the_worker_config_replaces_the_model(airflow
         "worker_config": {"embeddings": "pixels.csv"},
         "selection_config": {"n_samples": 8, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]},
     }
-    run, states = _run(dagbag.dags["lightly_datapool"], conf, datetime(2026, 8, 1, tzinfo=timezone.utc))
+    run, states = _run(dagbag.dags["lightly_datapool"], conf, datetime(2026, 8, 1, tzinfo=UTC))
     assert str(run.state) == "success", states
     pool = Datapool(f"file://{pool_dir}")
     assert pool.embedding_info()["dim"] == 64
@@ -301,5 +301,5 @@ def test_custom_embeddings_csv_from_the_worker_config_replaces_the_model(airflow
     assert sum(rows.column(C.SELECTED).to_pylist()) == 8
 
     bad = {**conf, "worker_config": {"embeddings": "missing.csv"}, "datapool_uri": f"file://{tmp_path}/pool2"}
-    run, states = _run(dagbag.dags["lightly_datapool"], bad, datetime(2026, 8, 2, tzinfo=timezone.utc))
+    run, states = _run(dagbag.dags["lightly_datapool"], bad, datetime(2026, 8, 2, tzinfo=UTC))
     assert states["list_new_files"] == "failed"

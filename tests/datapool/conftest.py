@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -41,7 +41,7 @@ def run_rows(
         C.KEY: keys,
         C.SIZE: pa.array([int(64 + i) for i in idx], pa.int64()),
         C.ETAG: etags,
-        C.MTIME: pa.array([datetime(2026, 1, 1, tzinfo=timezone.utc)] * len(idx), pa.timestamp("ns", tz="UTC")),
+        C.MTIME: pa.array([datetime(2026, 1, 1, tzinfo=UTC)] * len(idx), pa.timestamp("ns", tz="UTC")),
         C.CONTENT_HASH: [hashlib.sha256(x[i].tobytes()).hexdigest() for i in idx],
         C.STATUS: [C.STATUS_CORRUPT if j in corrupt else C.STATUS_OK for j in range(len(idx))],
         C.STATUS_REASON: ["cannot decode" if j in corrupt else None for j in range(len(idx))],

@@ -12,7 +12,7 @@ from lightly_airflow.datasource import MANIFEST_SCHEMA, new_files, read_manifest
 
 
 def table(rows: list[tuple[str, str]]) -> pa.Table:
-    when = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     return pa.Table.from_pylist(
         [{"key": k, "size": len(e), "etag": e, "mtime": when} for k, e in rows], schema=MANIFEST_SCHEMA
     )

@@ -16,10 +16,11 @@ from lightly_airflow.datasource import (
     list_table,
     new_files,
     read_bytes,
-    read_many,
     read_manifest,
+    read_many,
     write_manifests,
 )
+
 from .conftest import Store, png_bytes
 
 FILES = {
@@ -61,7 +62,7 @@ def test_lists_nested_unicode_spaces_and_empty_files(store: Store) -> None:
     assert sizes["empty/zero.png"] == 0
     etags = table.column(ETAG).to_pylist()
     assert all(etags) and len(set(etags)) == len(etags)  # every file has distinct content here
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     for mtime in table.column(MTIME).to_pylist():
         assert mtime.tzinfo is not None and abs((now - mtime).total_seconds()) < 3600
     # Every listed key reads back with the bytes that were written.
@@ -191,7 +192,7 @@ def test_file_copied_in_with_an_old_mtime_is_new(tmp_path) -> None:
     first = list_table(str(root))
     copied = root / "a" / "copied.png"
     copied.write_bytes(png_bytes(2))
-    old = dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc).timestamp()
+    old = dt.datetime(2001, 1, 1, tzinfo=dt.UTC).timestamp()
     os.utime(copied, (old, old))
     second = list_table(f"file://{root}")
     assert new_files(second, first).column(KEY).to_pylist() == ["a/copied.png"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +65,7 @@ def write_manifest(path: Path, datasource_uri: str, keys: list[str], root: Path 
             KEY: pa.array(keys, pa.string()),
             SIZE: pa.array(sizes, pa.int64()),
             ETAG: pa.array(etags, pa.string()),
-            MTIME: pa.array([datetime(2026, 1, 1, tzinfo=timezone.utc)] * len(keys), pa.timestamp("us", tz="UTC")),
+            MTIME: pa.array([datetime(2026, 1, 1, tzinfo=UTC)] * len(keys), pa.timestamp("us", tz="UTC")),
         }
     ).replace_schema_metadata({DATASOURCE_URI_METADATA_KEY: json.dumps(datasource_uri)})
     path.parent.mkdir(parents=True, exist_ok=True)

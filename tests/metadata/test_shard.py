@@ -69,7 +69,7 @@ def test_every_damaged_file_is_reported_and_good_ones_kept(damaged, monkeypatch)
     assert "decompression bomb" in reasons["bad/bomb.png"]
     assert "disappeared" in reasons["gone/deleted.png"]
     assert all(e["stage"] == "metadata" for e in errors)
-    for key, row in rows.items():
+    for row in rows.values():
         if row[C.STATUS] == "corrupt":
             assert row[C.lightly_metadata_column("sharpness")] is None
             assert row[C.STATUS_REASON]

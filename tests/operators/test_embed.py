@@ -90,7 +90,7 @@ def test_default_gpu_toleration_and_cpu_pods() -> None:
     cpu = _pod(cpu_op)
     assert not cpu.spec.tolerations
     assert not (_base_container(cpu).resources.limits or {})
-    assert "cpu" == _base_container(cpu).args[_base_container(cpu).args.index("--device") + 1]
+    assert _base_container(cpu).args[_base_container(cpu).args.index("--device") + 1] == "cpu"
     with pytest.raises(ValueError, match="gpus"):
         EmbedPodOperator(task_id="x", manifest_uri=MANIFEST, gpus=-1)
 

@@ -149,7 +149,7 @@ def test_report_paths_cannot_escape_the_report_folder(client, configured, path):
     (folder / ".hidden.html").write_text("hidden")
     r = client.get("/lightly/pools/main/" + path.format(slug=run_slug(RUN_1)))
     assert r.status_code == 404, (path, r.status_code)
-    assert b"do-not-serve" not in r.content and b"hidden" != r.content
+    assert b"do-not-serve" not in r.content and r.content != b"hidden"
 
 
 def test_run_tab_redirects_to_the_report_of_a_committed_run(client):

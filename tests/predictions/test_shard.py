@@ -11,13 +11,17 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from metadata.conftest import make_manifest, write_tree
 
 from lightly_airflow import columns as C
 from lightly_airflow.cli import main
 from lightly_airflow.metadata import TooManyErrorsError
-from lightly_airflow.predictions import finalize_prediction_scores, load_predictions_shard, parse_prediction_file, parse_task_schema
-
-from metadata.conftest import make_manifest, write_tree
+from lightly_airflow.predictions import (
+    finalize_prediction_scores,
+    load_predictions_shard,
+    parse_prediction_file,
+    parse_task_schema,
+)
 
 P = ".lightly/predictions/"
 KEYS = ["a.png", "sub/b.png", "c.png", "d.png"]

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from selection_data import clustered, table_of
 
 from lightly_airflow.selection import select
 from lightly_airflow.selection.kernels import farthest_point_order
-
-from selection_data import clustered, table_of
 
 
 def reference_order(x: np.ndarray, n: int, pre: np.ndarray | None = None) -> list[int]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException, TaskDeferred
-
 from datasource.conftest import png_bytes
+
 from lightly_airflow.datasource import known as known_module
 from lightly_airflow.datasource import list_table
 from lightly_airflow.sensors import NewFilesSensor

@@ -8,12 +8,11 @@ import json
 
 import pyarrow as pa
 import pytest
+from datasource.conftest import png_bytes
 
 from lightly_airflow.datasource import known as known_module
 from lightly_airflow.datasource import list_table
 from lightly_airflow.triggers import NewFilesTrigger
-
-from datasource.conftest import png_bytes
 
 
 def _roundtrip(trigger: NewFilesTrigger) -> NewFilesTrigger:
