@@ -80,6 +80,8 @@ class RunSummary:
     problems: int = 0
     problems_uri: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: Options the run was given that have no effect here, each with the reason (worker_config keys).
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,7 +132,12 @@ def validate_params(
     try:
         worker = parse_worker_config(worker_config or {})
     except ConfigError as exc:
-        raise ParamError("worker_config", f"is not valid:\n{exc}\n", "remove or correct the listed keys.") from None
+        raise ParamError(
+            "worker_config", f"is not valid:\n{exc}\n",
+            "remove or correct the listed keys (docs/lightly-compat.md lists every key and what it does here).",
+        ) from None
+    for note in worker.notes():
+        log.warning("worker_config.%s", note)
     return selection, worker
 
 
@@ -344,6 +351,7 @@ def select_and_commit(
     datapool_credentials: StorageCredentials | None = None,
     query_embeddings: Mapping[tuple[str, str], np.ndarray] | None = None,
     max_attempts: int = 3,
+    notes: list[str] | None = None,
 ) -> RunSummary:
     """Select from the run's samples and commit them to the datapool in one atomic, idempotent version.
 
@@ -360,6 +368,7 @@ def select_and_commit(
     :param query_embeddings: SIMILARITY query sets by (dataset_id, tag_name); default: resolved from the
         config (a datapool URI or Parquet file and a tag, read with the datapool's credentials).
     :param max_attempts: how often to re-read and re-select when another run commits concurrently.
+    :param notes: options of the run that have no effect here, with the reason; shown in the summary.
     """
     from lightly_airflow.config import parse_selection_config
     from lightly_airflow.datapool import ConcurrentCommitError, Datapool
@@ -430,7 +439,7 @@ def select_and_commit(
             corrupt=counts["corrupt"], duplicate=counts["duplicate"], missing=counts["missing"],
             pool_selected_before=0 if preselected is None else preselected.num_rows,
             problems=problems, problems_uri=problems_uri,
-            metrics=_jsonable(metrics),
+            metrics=_jsonable(metrics), notes=list(notes or []),
         )
         if dry_run:
             summary.report_uri = _report(out, datapool_uri, run_id, summary, config, preselected, datapool_credentials)

@@ -6,12 +6,21 @@ from lightly_airflow.config.selection import (
     parse_selection_config,
     selection_config_json_schema,
 )
-from lightly_airflow.config.worker import WorkerConfig, parse_worker_config
+from lightly_airflow.config.worker import (
+    LightlyConfig,
+    WorkerConfig,
+    key_table,
+    parse_lightly_config,
+    parse_worker_config,
+)
 
 __all__ = [
     "ConfigError",
+    "LightlyConfig",
     "SelectionConfig",
     "WorkerConfig",
+    "key_table",
+    "parse_lightly_config",
     "parse_selection_config",
     "parse_worker_config",
     "selection_config_json_schema",

@@ -1,83 +1,444 @@
-"""The Lightly ``worker_config`` keys we honour (lightly-compat.md §2); anything else is an error naming it."""
+"""Lightly's ``worker_config`` and ``lightly_config``: every key Lightly accepts is known here.
+
+The models mirror Lightly's own (``DockerWorkerConfigV4Docker`` and ``DockerWorkerConfigV3Lightly`` with their
+sub-models, from the ``lightly`` client's openapi models): the same keys, the same camelCase aliases, the
+same strict types (``"yes"`` or ``1`` for a boolean is an error, as in Lightly) and the same ranges. A key
+Lightly does not know is an error naming it and the closest known key.
+
+Every key has one *effect* here, written once in its ``Field`` (and listed in docs/lightly-compat.md):
+
+- ``honoured``: the key does what it does in the Lightly Worker;
+- ``no_effect``: accepted, and a set key adds a note "``key``: has no effect here, because …" to
+  :meth:`WorkerConfig.notes`, which the run logs and shows in its summary and report;
+- ``refused``: a value that would need something this product does not have (``enable_training: true``,
+  ``pretagging: true``, a Lightly checkpoint) is an error with the reason and the fix.
+"""
 
 from __future__ import annotations
 
+import difflib
 import json
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
 
 from lightly_airflow.config.errors import ConfigError
 
+HONOURED = "honoured"
+NO_EFFECT = "no_effect"
+REFUSED = "refused"
 
-class DatasourceOptions(BaseModel):
+_NO_TRAINING = "training is not part of this product (embeddings come from a pretrained model or your own CSV)"
+
+
+def _key(default: Any, effect: str, why: str, **kwargs: Any) -> Any:
+    """A config field with its effect here (``honoured``/``no_effect``/``refused``) and why."""
+    return Field(default, description=why, json_schema_extra={"effect": effect}, **kwargs)
+
+
+class _Strict(BaseModel):
+    """Lightly's config models: unknown keys forbidden, strict JSON types, snake_case or camelCase keys."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, populate_by_name=True, alias_generator=to_camel, frozen=True,
+    )
+
+    def notes(self, prefix: str = "") -> list[str]:
+        """"``key``: has no effect here, because …" for every set key whose effect is ``no_effect``."""
+        out: list[str] = []
+        for name in sorted(self.model_fields_set):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            path = f"{prefix}{name}"
+            effect = effect_of(type(self), name)
+            if isinstance(value, _Strict) and effect != NO_EFFECT:
+                out.extend(value.notes(path + "."))
+                continue
+            if effect == NO_EFFECT and not self._default_like(name, value):
+                info = type(self).model_fields[name]
+                shown = value.model_dump(exclude_unset=True) if isinstance(value, _Strict) else value
+                out.append(f"{path}={json.dumps(shown)}: has no effect here, because {info.description}.")
+        return out
+
+    def _default_like(self, name: str, value: Any) -> bool:
+        """Values that ask for nothing we lack need no note (``false`` for an upload, a cache, a check)."""
+        return value is False
+
+
+def effect_of(model: type[BaseModel], name: str) -> str:
+    """The effect of ``model``'s field ``name``: honoured, no_effect or refused."""
+    extra = model.model_fields[name].json_schema_extra
+    return str(extra.get("effect", HONOURED)) if isinstance(extra, dict) else HONOURED
+
+
+# ------------------------------------------------------------------------------------------ worker_config
+class InputExpiration(_Strict):
+    """``datasource.input_expiration``: Lightly skips or aborts on images whose bucket lifecycle expires soon."""
+
+    min_days_to_expiration: float = _key(..., NO_EFFECT, "object expiration dates are not read; samples are "
+                                         "referenced by key and a vanished file is reported when it is read", ge=0)
+    handling_strategy: Literal["SKIP", "ABORT"] = _key(..., NO_EFFECT, "object expiration dates are not read")
+
+
+class DatasourceOptions(_Strict):
     """``worker_config.datasource``."""
 
-    model_config = ConfigDict(extra="forbid")
-    process_all: bool = Field(False, description="reprocess every file, not only new ones")
-    enable_datapool_update: bool = Field(True, description="false = dry run that commits nothing")
+    process_all: bool = _key(False, HONOURED, "reprocess every file, not only those the datapool has not seen")
+    enable_datapool_update: bool = _key(True, HONOURED, "false: a dry run that selects and reports but commits nothing")
+    bypass_verify: bool | None = _key(None, NO_EFFECT, "there is no Lightly cloud permission check to bypass; the "
+                                      "first task checks that the datasource is readable")
+    input_expiration: InputExpiration | None = _key(None, NO_EFFECT, "object expiration dates are not read")
 
 
-class CorruptnessCheck(BaseModel):
+class CorruptnessCheck(_Strict):
     """``worker_config.corruptness_check``."""
 
-    model_config = ConfigDict(extra="forbid")
-    corruption_threshold: float = Field(0.1, ge=0, le=1)
+    corruption_threshold: float = _key(0.1, HONOURED, "share of a video's frames that may be corrupt before the "
+                                       "whole video is reported corrupt", ge=0, le=1)
 
 
-class WorkerConfig(BaseModel):
-    """Lightly worker-config keys with our defaults."""
+class Crops(_Strict):
+    """``worker_config.crops``: Lightly's crop datasets in its cloud."""
 
-    model_config = ConfigDict(extra="forbid")
+    enable_upload: bool = _key(True, NO_EFFECT, "nothing is uploaded to Lightly's cloud: object crops, where "
+                               "made, are written into the datapool")
+    enable_upload_for_tasks: list[str] | None = _key(None, NO_EFFECT, "nothing is uploaded to Lightly's cloud")
+
+
+class Training(_Strict):
+    """``worker_config.training``."""
+
+    task_name: str | None = _key(None, NO_EFFECT, _NO_TRAINING, pattern=r"^[a-zA-Z0-9_+=,.@:\/-]*$")
+
+
+class WorkerConfig(_Strict):
+    """Every key of Lightly's ``worker_config`` (``DockerWorkerConfigV4Docker``) with its effect here."""
+
     datasource: DatasourceOptions = Field(default_factory=DatasourceOptions)
-    relevant_filenames_file: str | None = None
-    embeddings: str | None = Field(None, description="custom embeddings CSV in .lightly/embeddings/")
-    normalize_embeddings: bool = True
+    relevant_filenames_file: str | None = _key(None, HONOURED, "only the files listed in this file of "
+                                               ".lightly/ are processed")
+    embeddings: str | None = _key(None, HONOURED, "a custom embeddings CSV in .lightly/embeddings/ replaces the model")
+    normalize_embeddings: bool = _key(True, HONOURED, "L2-normalise the custom CSV's embeddings")
     corruptness_check: CorruptnessCheck = Field(default_factory=CorruptnessCheck)
-    selected_sequence_length: int = Field(1, ge=1)
+    selected_sequence_length: int = _key(1, HONOURED, "videos: select runs of this many consecutive frames", ge=1)
+    num_processes: int | None = _key(None, HONOURED, "image decoding in this many worker processes while "
+                                     "embedding (-1: automatic, 0: in the task's own process)", ge=-1)
+    num_threads: int | None = _key(None, HONOURED, "image decoding in this many threads while embedding "
+                                   "(-1: automatic)", ge=-1)
+    enable_training: bool | None = _key(None, REFUSED, f"true is refused: {_NO_TRAINING}")
+    pretagging: bool | None = _key(None, REFUSED, "true is refused: pretagging runs Lightly's hosted detection "
+                                   "model; put your own model's predictions into .lightly/predictions/ instead")
+    checkpoint: str | None = _key(None, REFUSED, "a Lightly Worker training checkpoint cannot be loaded; give "
+                                  "torchvision-compatible backbone weights (the embed task's weights_uri) instead")
+    checkpoint_run_id: str | None = _key(None, REFUSED, "names a training run in Lightly's cloud, which is not "
+                                         "reachable here; give backbone weights (weights_uri) instead",
+                                         pattern=r"^[a-f0-9]{24}$")
+    training: Training | None = _key(None, NO_EFFECT, _NO_TRAINING)
+    crops: Crops | None = _key(None, NO_EFFECT, "nothing is uploaded to Lightly's cloud")
+    pretagging_upload: bool | None = _key(None, NO_EFFECT, "pretagging is not available, so nothing is uploaded")
+    output_image_format: str | None = _key(None, NO_EFFECT, "selected video frames and crops are always written "
+                                           "as PNG (lossless)")
+    upload_report: bool | None = _key(None, NO_EFFECT, "the report is always written into the datapool "
+                                      "(_reports/<run>/) and shown in Airflow, never uploaded")
+    use_datapool: bool | None = _key(None, NO_EFFECT, "every run grows the datapool given by datapool_uri; for a "
+                                     "fresh start use a new datapool_uri")
+    shutdown_when_job_finished: bool | None = _key(None, NO_EFFECT, "Airflow tasks end when their work is done; "
+                                                   "there is no long-running worker to shut down")
+    cache_size: int | None = _key(None, NO_EFFECT, "there is no disk cache: files are streamed from the store "
+                                  "once per stage", ge=-1)
+
+    @model_validator(mode="after")
+    def _refuse_what_we_lack(self) -> WorkerConfig:
+        problems: list[tuple[str, Any, str]] = []
+        if self.enable_training:
+            problems.append(("enable_training", True, f"{_NO_TRAINING}. Fix: set enable_training to false or "
+                             "remove it; to use your own trained backbone pass its weights as weights_uri"))
+        if self.pretagging:
+            problems.append(("pretagging", True, "pretagging runs Lightly's hosted object detection model, which "
+                             "is not available here. Fix: remove it (or set false) and put your model's "
+                             "predictions into .lightly/predictions/<task>/"))
+        for name in ("checkpoint", "checkpoint_run_id"):
+            if getattr(self, name):
+                problems.append((name, getattr(self, name), f"{_field_description(WorkerConfig, name)}. Fix: "
+                                 f"remove {name}"))
+        if problems:
+            raise _Refused(problems)
+        return self
+
+    def _default_like(self, name: str, value: Any) -> bool:
+        if name == "output_image_format":
+            return str(value).lower() == "png"
+        if name == "use_datapool":
+            return value is True
+        return value is False
+
+    def embed_overrides(self) -> dict[str, Any]:
+        """What this config asks of the embed step, as :func:`~lightly_airflow.embedding.runner.embed_shard`
+        arguments: ``num_workers`` (``None``: automatic) and ``loader`` (``processes``/``threads``)."""
+        out: dict[str, Any] = {}
+        if self.num_threads is not None:
+            out["loader"] = "threads"
+            out["num_workers"] = None if self.num_threads == -1 else self.num_threads
+        elif self.num_processes is not None:
+            out["loader"] = "processes"
+            out["num_workers"] = None if self.num_processes == -1 else self.num_processes
+        return out
 
 
-_ALLOWED = {
-    "": ("datasource", "relevant_filenames_file", "embeddings", "normalize_embeddings", "corruptness_check",
-         "selected_sequence_length"),
-    "datasource": ("process_all", "enable_datapool_update"),
-    "corruptness_check": ("corruption_threshold",),
-}
+def _field_description(model: type[BaseModel], name: str) -> str:
+    return str(model.model_fields[name].description or "")
 
 
-def parse_worker_config(obj: dict | str | WorkerConfig | None) -> WorkerConfig:
-    """Validate a worker config; unknown keys and wrong types are reported with their JSON paths.
+class _Refused(ValueError):
+    def __init__(self, problems: list[tuple[str, Any, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p}: {m}" for p, _, m in problems))
 
-    :param obj: dict, JSON string, model or None (all defaults).
-    :raises ConfigError: listing every problem.
+
+# ------------------------------------------------------------------------------------------ lightly_config
+_AUG = "it is an augmentation for training; " + _NO_TRAINING
+
+
+class LightlyModel(_Strict):
+    """``lightly_config.model``."""
+
+    name: Literal["resnet-18", "resnet-34", "resnet-50", "resnet-101", "resnet-152"] | None = _key(
+        None, HONOURED, "the embedding model (ImageNet-pretrained ResNet)")
+    num_ftrs: int | None = _key(None, HONOURED, "the embedding dimension (a fixed projection of the backbone's "
+                                "features)", ge=1)
+    out_dim: int | None = _key(None, NO_EFFECT, "it sizes the projection head used in training; " + _NO_TRAINING, ge=1)
+    width: int | None = _key(None, NO_EFFECT, "only the standard-width ResNets are available", ge=1)
+
+
+class LightlyLoader(_Strict):
+    """``lightly_config.loader``."""
+
+    batch_size: int | None = _key(None, HONOURED, "images per forward pass while embedding", ge=1)
+    num_workers: int | None = _key(None, HONOURED, "image decoding workers while embedding (-1: automatic)", ge=-1)
+    shuffle: bool | None = _key(None, NO_EFFECT, "embedding reads every file once in a fixed order")
+    drop_last: bool | None = _key(None, NO_EFFECT, "embedding never drops images")
+
+
+class LightlyCollate(_Strict):
+    """``lightly_config.collate``: the input size and training augmentations."""
+
+    input_size: int | None = _key(None, HONOURED, "images are resized to this side length before embedding", ge=1)
+    cj_prob: float | None = _key(None, NO_EFFECT, _AUG, ge=0, le=1)
+    cj_bright: float | None = _key(None, NO_EFFECT, _AUG, ge=0, le=1)
+    cj_contrast: float | None = _key(None, NO_EFFECT, _AUG, ge=0, le=1)
+    cj_sat: float | None = _key(None, NO_EFFECT, _AUG, ge=0, le=1)
+    cj_hue: float | None = _key(None, NO_EFFECT, _AUG, ge=0, le=1)
+    min_scale: float | None = _key(None, NO_EFFECT, _AUG, ge=0, le=1)
+    random_gray_scale: float | None = _key(None, NO_EFFECT, _AUG, ge=0, le=1)
+    gaussian_blur: float | None = _key(None, NO_EFFECT, _AUG, ge=0, le=1)
+    kernel_size: float | None = _key(None, NO_EFFECT, _AUG, ge=0)
+    sigmas: list[float] | None = _key(None, NO_EFFECT, _AUG, min_length=2, max_length=2)
+    vf_prob: float | None = _key(None, NO_EFFECT, _AUG, ge=0, le=1)
+    hf_prob: float | None = _key(None, NO_EFFECT, _AUG, ge=0, le=1)
+    rr_prob: float | None = _key(None, NO_EFFECT, _AUG, ge=0, le=1)
+    rr_degrees: list[float] | None = _key(None, NO_EFFECT, _AUG, min_length=2, max_length=2)
+
+
+class LightlyTrainer(_Strict):
+    """``lightly_config.trainer``."""
+
+    gpus: int | None = _key(None, NO_EFFECT, _NO_TRAINING + "; for GPUs while embedding use "
+                            "execution_mode=kubernetes", ge=0)
+    max_epochs: int | None = _key(None, NO_EFFECT, _NO_TRAINING, ge=0)
+    precision: Literal[16, 32] | None = _key(None, NO_EFFECT, _NO_TRAINING)
+
+
+class LightlyCheckpointCallback(_Strict):
+    """``lightly_config.checkpoint_callback``."""
+
+    save_last: bool | None = _key(None, NO_EFFECT, _NO_TRAINING)
+
+
+class LightlyCriterion(_Strict):
+    """``lightly_config.criterion``."""
+
+    temperature: float | None = _key(None, NO_EFFECT, _NO_TRAINING, gt=0)
+
+
+class LightlyOptimizer(_Strict):
+    """``lightly_config.optimizer``."""
+
+    lr: float | None = _key(None, NO_EFFECT, _NO_TRAINING, ge=0)
+    weight_decay: float | None = _key(None, NO_EFFECT, _NO_TRAINING, ge=0, le=1)
+
+
+class LightlyConfig(_Strict):
+    """Every key of Lightly's ``lightly_config`` (``DockerWorkerConfigV3Lightly``) with its effect here."""
+
+    seed: int | None = _key(None, NO_EFFECT, "embedding is deterministic; RANDOM inputs take their own random_seed")
+    model: LightlyModel | None = None
+    loader: LightlyLoader | None = None
+    collate: LightlyCollate | None = None
+    trainer: LightlyTrainer | None = _key(None, NO_EFFECT, _NO_TRAINING)
+    criterion: LightlyCriterion | None = _key(None, NO_EFFECT, _NO_TRAINING)
+    optimizer: LightlyOptimizer | None = _key(None, NO_EFFECT, _NO_TRAINING)
+    checkpoint_callback: LightlyCheckpointCallback | None = _key(None, NO_EFFECT, _NO_TRAINING)
+
+    def embed_overrides(self) -> dict[str, Any]:
+        """What this config asks of the embed step, as :func:`~lightly_airflow.embedding.runner.embed_shard`
+        arguments (``model``, ``dim``, ``batch_size``, ``num_workers``, ``input_size``); unset keys are absent."""
+        out: dict[str, Any] = {}
+        if self.model is not None:
+            if self.model.name is not None:
+                out["model"] = self.model.name
+            if self.model.num_ftrs is not None:
+                out["dim"] = self.model.num_ftrs
+        if self.loader is not None:
+            if self.loader.batch_size is not None:
+                out["batch_size"] = self.loader.batch_size
+            if self.loader.num_workers is not None:
+                out["num_workers"] = None if self.loader.num_workers == -1 else self.loader.num_workers
+        if self.collate is not None and self.collate.input_size is not None:
+            out["input_size"] = self.collate.input_size
+        return out
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+def _closest(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """``Did you mean 'x'?`` for an unknown key at ``loc``, walking ``model``'s fields along the path."""
+    current: type[BaseModel] | None = model
+    for part in loc[:-1]:
+        if current is None:
+            return ""
+        fields = current.model_fields
+        info = fields.get(str(part)) or next((f for f in fields.values() if f.alias == part), None)
+        if info is None:
+            return ""
+        current = _model_in(info.annotation)
+    if current is None:
+        return ""
+    names = list(current.model_fields) + [f.alias for f in current.model_fields.values() if f.alias]
+    match = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+    return f" Did you mean {match[0]!r}?" if match else ""
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def problems_from(exc: ValidationError, model: type[BaseModel]) -> list[tuple[str, Any, str]]:
+    """``(json_path, given, message)`` for every error of a pydantic ``ValidationError``."""
+    problems: list[tuple[str, Any, str]] = []
+    for err in exc.errors():
+        ctx = err.get("ctx") or {}
+        inner = ctx.get("error")
+        if isinstance(inner, _Refused):
+            prefix = ".".join(_loc_text(err["loc"]))
+            for path, given, message in inner.problems:
+                problems.append((f"{prefix}.{path}" if prefix else path, given, message))
+            continue
+        path = _json_path(err["loc"])
+        if err["type"] == "extra_forbidden":
+            problems.append((path, err.get("input"), "unknown key; Lightly does not know it either."
+                             + _closest(model, tuple(err["loc"]))))
+        else:
+            problems.append((path, err.get("input"), _message(err)))
+    return problems
+
+
+def _loc_text(loc: tuple[Any, ...] | list[Any]) -> list[str]:
+    return [str(p) for p in loc]
+
+
+def _json_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    """``("strategies", 0, "input", "type")`` -> ``strategies[0].input.type`` (union tags dropped)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif str(part).isupper() or str(part).startswith(("function-", "tagged-union")):
+            continue  # a discriminated union's tag (e.g. "DIVERSITY"): not part of the user's path
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _message(err: Any) -> str:
+    msg = str(err["msg"])
+    if err["type"] == "bool_type":
+        return "must be a JSON boolean (true or false), as in Lightly"
+    if err["type"] in ("int_type", "int_from_float"):
+        return "must be a JSON integer"
+    return msg.removeprefix("Value error, ")
+
+
+def _load(obj: Any, what: str) -> Any:
+    if isinstance(obj, str):
+        if not obj.strip():
+            return {}
+        try:
+            return json.loads(obj)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(what, [("", obj[:80], f"not valid JSON: {exc}")]) from None
+    return obj
+
+
+def parse_worker_config(obj: dict[str, Any] | str | WorkerConfig | None) -> WorkerConfig:
+    """Validate a Lightly ``worker_config`` (dict, JSON string, model or None for all defaults).
+
+    :raises ConfigError: listing every problem with its JSON path, the given value and the fix.
     """
     if obj is None:
         return WorkerConfig()
     if isinstance(obj, WorkerConfig):
         return obj
-    if isinstance(obj, str):
-        try:
-            obj = json.loads(obj)
-        except json.JSONDecodeError as exc:
-            raise ConfigError("worker config", [("", obj[:80], f"not valid JSON: {exc}")]) from exc
-    problems: list[tuple[str, Any, str]] = []
-    if not isinstance(obj, dict):
-        raise ConfigError("worker config", [("", obj, "must be a JSON object")])
-    for section, allowed in _ALLOWED.items():
-        node = obj if not section else obj.get(section)
-        if not isinstance(node, dict):
-            continue
-        for key, value in node.items():
-            if key not in allowed:
-                path = f"{section}.{key}" if section else key
-                problems.append((path, value, f"unknown worker_config key; allowed: {list(allowed)}"))
-    if not problems:
-        from pydantic import ValidationError
+    data = _load(obj, "worker config")
+    if not isinstance(data, dict):
+        raise ConfigError("worker config", [("", data, "must be a JSON object")])
+    try:
+        return WorkerConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("worker config", problems_from(exc, WorkerConfig)) from None
 
-        try:
-            return WorkerConfig.model_validate(obj)
-        except ValidationError as exc:
-            for err in exc.errors():
-                path = ".".join(str(p) for p in err["loc"])
-                problems.append((path, err.get("input"), err["msg"]))
-    raise ConfigError("worker config", problems)
+
+def parse_lightly_config(obj: dict[str, Any] | str | LightlyConfig | None) -> LightlyConfig:
+    """Validate a Lightly ``lightly_config`` (dict, JSON string, model or None for all defaults).
+
+    :raises ConfigError: listing every problem with its JSON path, the given value and the fix.
+    """
+    if obj is None:
+        return LightlyConfig()
+    if isinstance(obj, LightlyConfig):
+        return obj
+    data = _load(obj, "lightly config")
+    if not isinstance(data, dict):
+        raise ConfigError("lightly config", [("", data, "must be a JSON object")])
+    try:
+        return LightlyConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("lightly config", problems_from(exc, LightlyConfig)) from None
+
+
+def key_table() -> list[tuple[str, str, str, str]]:
+    """Every key of both configs as ``(config, json path, effect, what it does or why not)``, for docs and tests."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    def walk(config: str, model: type[BaseModel], prefix: str) -> None:
+        for name, info in model.model_fields.items():
+            sub = _model_in(info.annotation)
+            path = f"{prefix}{name}"
+            if sub is not None and not (isinstance(info.json_schema_extra, dict) and info.json_schema_extra):
+                walk(config, sub, path + ".")
+            elif sub is not None:
+                # A whole section with one effect (e.g. ``training``): list its keys with that effect.
+                for sub_name, sub_info in sub.model_fields.items():
+                    rows.append((config, f"{path}.{sub_name}", effect_of(model, name), str(sub_info.description)))
+            else:
+                rows.append((config, path, effect_of(model, name), str(info.description or "")))
+
+    walk("worker_config", WorkerConfig, "")
+    walk("lightly_config", LightlyConfig, "")
+    return rows

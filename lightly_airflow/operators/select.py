@@ -65,6 +65,7 @@ class SelectAndCommitOperator(LightlyBaseOperator):
             tag=self.tag_name or None,
             dry_run=not worker.datasource.enable_datapool_update,
             datapool_credentials=self.datapool_credentials,
+            notes=[f"worker_config.{note}" for note in worker.notes()],
         )
         out = summary.to_dict()
         if self.asset is not None and summary.version is not None and not summary.dry_run:
