@@ -93,3 +93,8 @@ def class_distribution_column(task: str) -> str:
 def category_count_column(task: str, category: str) -> str:
     """Column of a ``PREDICTIONS``/``CATEGORY_COUNT`` input for one category name."""
     return f"{PREDICTIONS_PREFIX}{task}.category_count.{category}"
+
+# The 2-D map of the embeddings (float32, null without an embedding): computed once per run before the commit
+# in one PCA basis kept per datapool (lightly_airflow.report.layout), so every run's points share one map.
+LAYOUT_X = "layout.x"
+LAYOUT_Y = "layout.y"

@@ -445,6 +445,9 @@ def select_and_commit(
             summary.report_uri = _report(out, datapool_uri, run_id, summary, config, preselected, datapool_credentials)
             log.info("Dry run (enable_datapool_update=false): selected %d samples, committed nothing.", len(picked_keys))
             return summary
+        from lightly_airflow.report.layout import with_layout
+
+        out = with_layout(out, datapool_uri, datapool_credentials)  # the UI's map positions, computed once
         try:
             result_commit = pool.commit(
                 out, run_id=run_id, dag_id=dag_id, tag=tag, config=config.model_dump(mode="json", exclude_none=True),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,7 +150,9 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def inspect_image(data: bytes, key: str, size_in_bytes: int | None = None) -> ImageResult:
+def inspect_image(
+    data: bytes, key: str, size_in_bytes: int | None = None, on_image: Callable[[Image.Image], None] | None = None,
+) -> ImageResult:
     """Decode ``data`` fully and compute its metrics, or say why the file is corrupt.
 
     Corrupt: empty file, bytes Pillow cannot identify, a format that does not match the extension (``.jpg``
@@ -159,6 +162,7 @@ def inspect_image(data: bytes, key: str, size_in_bytes: int | None = None) -> Im
     :param data: the file's bytes.
     :param key: the file's key (its extension is checked against the decoded format).
     :param size_in_bytes: the file's size (defaults to ``len(data)``).
+    :param on_image: called with the decoded RGB image of a file that is ok (e.g. to make its thumbnail).
     """
     size = len(data) if size_in_bytes is None else int(size_in_bytes)
     if not data:
@@ -182,7 +186,7 @@ def inspect_image(data: bytes, key: str, size_in_bytes: int | None = None) -> Im
             if w == 0 or h == 0:
                 return ImageResult(None, f"image has no pixels ({w}x{h})")
             if ImageFile.LOAD_TRUNCATED_IMAGES:  # another library relaxed it; we still want truncation reported
-                return _inspect_strict(img, data, size)
+                return _inspect_strict(img, data, size, on_image)
             img.load()
             rgb_img = _to_rgb(img)
     except Image.DecompressionBombError as exc:
@@ -198,10 +202,14 @@ def inspect_image(data: bytes, key: str, size_in_bytes: int | None = None) -> Im
         return ImageResult(None, f"cannot decode image: {text}")
     except Exception as exc:  # noqa: BLE001 - a decoder plugin's own error: still one corrupt file
         return ImageResult(None, f"cannot decode image: {type(exc).__name__}: {exc}")
+    if on_image is not None:
+        on_image(rgb_img)
     return ImageResult(_metrics_of_image(rgb_img, size), None)
 
 
-def _inspect_strict(img: Image.Image, data: bytes, size: int) -> ImageResult:
+def _inspect_strict(
+    img: Image.Image, data: bytes, size: int, on_image: Callable[[Image.Image], None] | None = None,
+) -> ImageResult:
     """Decode with truncated images refused even when ``ImageFile.LOAD_TRUNCATED_IMAGES`` was set globally."""
     previous = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -212,5 +220,7 @@ def _inspect_strict(img: Image.Image, data: bytes, size: int) -> ImageResult:
         return ImageResult(None, f"truncated or undecodable image: {exc}")
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    if on_image is not None:
+        on_image(rgb_img)
     return ImageResult(_metrics_of_image(rgb_img, size), None)
 

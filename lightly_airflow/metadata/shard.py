@@ -8,11 +8,13 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
 
 from lightly_airflow import columns as C
+from lightly_airflow.datapool.rows import sample_id
 from lightly_airflow.lightly_dir import (
     METADATA_DIR,
     LightlyDir,
@@ -33,6 +35,7 @@ from lightly_airflow.metadata.shard_io import (
 )
 from lightly_airflow.staging import METADATA, sibling_uri
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri
+from lightly_airflow.thumbnails import ThumbnailWriter, datapool_of_manifest, thumbnails_uri
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +119,13 @@ def _read_images(fs: Any, paths: list[str]) -> dict[str, bytes | Exception]:
         return out
 
 
+def _thumbnail_writer(manifest_uri: str, uri: str | None, credentials: StorageCredentials | None) -> ThumbnailWriter | None:
+    if uri is None:
+        pool = datapool_of_manifest(manifest_uri)
+        uri = thumbnails_uri(pool) if pool else ""
+    return ThumbnailWriter(uri, credentials) if uri else None
+
+
 def compute_metadata_shard(
     manifest_uri: str,
     output_uri: str | None = None,
@@ -126,6 +136,7 @@ def compute_metadata_shard(
     datasource_credentials: StorageCredentials | None = None,
     max_error_fraction: float | None = None,
     num_workers: int | None = None,
+    thumbnails_uri: str | None = None,
 ) -> dict:
     """Compute ``lightly.*`` metrics, corruption status, content hash and custom metadata for one shard.
 
@@ -141,6 +152,8 @@ def compute_metadata_shard(
     :param max_error_fraction: fail (after writing the outputs) when more than this share of files is corrupt
         or has bad custom metadata; ``None`` never fails.
     :param num_workers: decoding threads (default ``min(4, cpu count)``).
+    :param thumbnails_uri: where to write each ok image's thumbnail (default: ``<datapool>/_thumbnails`` when the
+        manifest lies in a datapool's ``_staging/``; ``""`` writes none); see :mod:`lightly_airflow.thumbnails`.
     :returns: counts ``ok``, ``corrupt``, ``duplicate``, ``missing``, ``errors``, plus ``output_uri`` and
         ``errors_uri``.
     :raises TooManyErrorsError: when ``max_error_fraction`` is exceeded.
@@ -171,6 +184,7 @@ def compute_metadata_shard(
     metric_values: dict[str, list[Any]] = {m: [None] * n for m in METRICS}
     custom: list[list[Any]] = [[f.default for f in fields] for _ in range(n)]
 
+    thumbs = _thumbnail_writer(manifest_uri, thumbnails_uri, credentials)
     started = time.monotonic()
     last_log = started
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -185,7 +199,9 @@ def compute_metadata_shard(
                     return None, None, "file disappeared after listing (deleted or moved)"
                 if isinstance(data, Exception):
                     return None, None, f"cannot read the file: {type(data).__name__}: {data}"
-                return hashlib.sha256(data).hexdigest(), inspect_image(data, keys[i]), None
+                on_image = None if thumbs is None else partial(
+                    thumbs.add, sample_id(keys[i], None if etags[i] is None else str(etags[i])))
+                return hashlib.sha256(data).hexdigest(), inspect_image(data, keys[i], on_image=on_image), None
 
             for i, (digest, result, missing) in zip(idx, pool.map(work, idx, paths)):
                 if missing is not None:
@@ -234,6 +250,7 @@ def compute_metadata_shard(
     table = mark_duplicates(table, None)  # within this shard; the select task redoes it across all shards
     write_parquet(table, output_uri, credentials)
     report_uri = problems.write(manifest_uri, credentials)
+    thumb_counts = thumbs.close() if thumbs is not None else {"thumbnails": 0, "thumbnails_failed": 0}
 
     status_col = table.column(C.STATUS).to_pylist()
     counts = {s: status_col.count(s) for s in C.STATUSES}
@@ -245,6 +262,7 @@ def compute_metadata_shard(
         "errors": len(problems),
         "output_uri": output_uri,
         "errors_uri": report_uri,
+        **thumb_counts,
     }
     logger.info(
         "metadata %s: %d ok, %d corrupt, %d duplicate, %d missing, %d problems reported in %s",

@@ -159,10 +159,18 @@ def pca_2d(x: np.ndarray, *, fit_rows: int = 5000, seed: int = _SEED) -> np.ndar
         return _pca_2d(x, fit_rows, seed)
 
 
-def _pca_2d(x: np.ndarray, fit_rows: int, seed: int) -> np.ndarray:
+def pca_basis(x: np.ndarray, *, fit_rows: int = 5000, seed: int = _SEED) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, components)`` of the top two principal components of ``x`` (``components``: (k, D), k <= 2).
+
+    :param x: (N, D) matrix, N >= 1.
+    :param fit_rows: at most this many rows (a seeded sample) fit the components.
+    """
+    with _one_blas_thread():
+        return _pca_basis(x, fit_rows, seed)
+
+
+def _pca_basis(x: np.ndarray, fit_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     n = len(x)
-    if n == 0:
-        return np.zeros((0, 2))
     rng = np.random.default_rng(seed)
     fit = x if n <= fit_rows else x[np.sort(rng.choice(n, fit_rows, replace=False))]
     fit = fit.astype(np.float64)
@@ -182,10 +190,23 @@ def _pca_2d(x: np.ndarray, fit_rows: int, seed: int) -> np.ndarray:
     for i in range(len(comps)):  # a deterministic orientation: largest coefficient positive
         if comps[i, np.argmax(np.abs(comps[i]))] < 0:
             comps[i] = -comps[i]
-    out = np.zeros((n, 2))
-    # Project without a centred copy of x (float32 is plenty for a picture).
-    out[:, : len(comps)] = x.astype(np.float32, copy=False) @ comps.T.astype(np.float32) - mean @ comps.T
+    return mean, comps
+
+
+def project_2d(x: np.ndarray, mean: np.ndarray, comps: np.ndarray) -> np.ndarray:
+    """(N, 2) coordinates of ``x`` in the basis of :func:`pca_basis` (a missing second component is 0)."""
+    out = np.zeros((len(x), 2))
+    if len(x) and len(comps):
+        # Project without a centred copy of x (float32 is plenty for a picture).
+        out[:, : len(comps)] = x.astype(np.float32, copy=False) @ comps.T.astype(np.float32) - mean @ comps.T
     return out
+
+
+def _pca_2d(x: np.ndarray, fit_rows: int, seed: int) -> np.ndarray:
+    if len(x) == 0:
+        return np.zeros((0, 2))
+    mean, comps = _pca_basis(x, fit_rows, seed)
+    return project_2d(x, mean, comps)
 
 
 @dataclass

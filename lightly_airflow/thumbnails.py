@@ -1,0 +1,140 @@
+"""Thumbnails: one small WebP per sample, made once during the run, so the UI never reads full images.
+
+The stage that already decodes every image (the metadata shard) hands each decoded picture to
+:class:`ThumbnailWriter`, which shrinks it to at most :data:`MAX_SIDE` pixels and writes
+``<datapool>/_thumbnails/<sample id>.webp``. Video frames go through the same :meth:`ThumbnailWriter.add` with the
+frame's sample id. A thumbnail that cannot be made or written is logged and counted, never fatal: the UI shows a
+placeholder for it.
+
+The datapool is found from the manifest shard's path (``<datapool>/_staging/<run>/manifest/shard-NNNNN.parquet``),
+so the staging credentials are the datapool's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import re
+import threading
+from typing import Any
+
+from PIL import Image
+
+from lightly_airflow.staging import STAGING_DIR
+
+log = logging.getLogger(__name__)
+
+THUMBNAILS_DIR = "_thumbnails"
+MAX_SIDE = 256
+QUALITY = 80
+EXTENSION = "webp"
+CONTENT_TYPE = "image/webp"
+#: A sample id as :func:`lightly_airflow.datapool.sample_id` makes it (also frame ids: ``<id>-f<index>``).
+SAMPLE_ID_PATTERN = re.compile(r"^[0-9a-f]{32}(-f[0-9]{1,9})?$")
+#: Thumbnails written per batch (one concurrent ``pipe`` call to the store).
+FLUSH_EVERY = 64
+
+
+def thumbnails_uri(datapool_uri: str) -> str:
+    """The folder of a datapool's thumbnails."""
+    return f"{datapool_uri.rstrip('/')}/{THUMBNAILS_DIR}"
+
+
+def thumbnail_name(sample_id: str) -> str:
+    """The file name of a sample's thumbnail; raises ``ValueError`` for anything that is not a sample id."""
+    if not SAMPLE_ID_PATTERN.match(sample_id):
+        raise ValueError(f"{sample_id!r} is not a sample id (32 hex digits).")
+    return f"{sample_id}.{EXTENSION}"
+
+
+def datapool_of_manifest(manifest_uri: str) -> str | None:
+    """The datapool URI a staging manifest shard belongs to, or ``None`` when it is not under ``_staging/``."""
+    marker = f"/{STAGING_DIR}/"
+    head, found, _ = manifest_uri.rpartition(marker)
+    return head if found and head else None
+
+
+def make_thumbnail(img: Image.Image, max_side: int = MAX_SIDE) -> bytes:
+    """A WebP of ``img`` (RGB) shrunk to at most ``max_side`` pixels on its longer side (never enlarged)."""
+    thumb = img.copy()
+    thumb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    if thumb.mode not in ("RGB", "L"):
+        thumb = thumb.convert("RGB")
+    out = io.BytesIO()
+    thumb.save(out, format="WEBP", quality=QUALITY, method=4)
+    return out.getvalue()
+
+
+class ThumbnailWriter:
+    """Collects thumbnails of decoded images and writes them in batches to ``<datapool>/_thumbnails/``.
+
+    Thread-safe: decoding threads call :meth:`add`; :meth:`close` writes what is left. Failures are counted in
+    :attr:`failed` and logged once per batch.
+
+    :param folder_uri: the thumbnails folder (:func:`thumbnails_uri`).
+    :param credentials: the store's credentials.
+    """
+
+    def __init__(self, folder_uri: str, credentials: Any = None) -> None:
+        from lightly_airflow.storage import filesystem
+
+        self.folder_uri = folder_uri
+        self._fs, self._root = filesystem(folder_uri, credentials)
+        self._pending: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self.written = 0
+        self.failed = 0
+        # Object stores have no folders; a real failure shows (logged, counted) on write.
+        with contextlib.suppress(Exception):
+            self._fs.makedirs(self._root, exist_ok=True)
+
+    def add(self, sample_id: str, img: Image.Image) -> None:
+        """Make the thumbnail of one decoded image (in the caller's thread) and queue it for writing."""
+        try:
+            data = make_thumbnail(img)
+            path = f"{self._root.rstrip('/')}/{thumbnail_name(sample_id)}"
+        except Exception as exc:  # noqa: BLE001 - a thumbnail must never fail the stage
+            log.warning("No thumbnail for sample %s: %s: %s", sample_id, type(exc).__name__, exc)
+            with self._lock:
+                self.failed += 1
+            return
+        with self._lock:
+            self._pending[path] = data
+            batch = self._pending if len(self._pending) >= FLUSH_EVERY else None
+            if batch is not None:
+                self._pending = {}
+        if batch is not None:
+            self._write(batch)
+
+    def _write(self, batch: dict[str, bytes]) -> None:
+        try:
+            self._fs.pipe(batch)
+            n_ok, n_bad = len(batch), 0
+        except Exception as exc:  # noqa: BLE001 - logged and counted; the UI shows a placeholder
+            log.warning("Could not write %d thumbnails to %s: %s: %s", len(batch), self.folder_uri, type(exc).__name__, exc)
+            n_ok, n_bad = 0, len(batch)
+        with self._lock:
+            self.written += n_ok
+            self.failed += n_bad
+
+    def close(self) -> dict[str, int]:
+        """Write the remaining thumbnails; returns ``{"thumbnails": written, "thumbnails_failed": failed}``."""
+        with self._lock:
+            batch, self._pending = self._pending, {}
+        if batch:
+            self._write(batch)
+        return {"thumbnails": self.written, "thumbnails_failed": self.failed}
+
+
+def read_thumbnail(datapool_uri: str, sample_id: str, credentials: Any = None) -> bytes | None:
+    """The thumbnail of a sample, or ``None`` when there is none (only sample-id names are ever opened)."""
+    from lightly_airflow.storage import filesystem
+
+    fs, root = filesystem(thumbnails_uri(datapool_uri), credentials)
+    try:
+        with fs.open(f"{root.rstrip('/')}/{thumbnail_name(sample_id)}", "rb") as f:
+            data: bytes = f.read()
+            return data
+    except FileNotFoundError:
+        return None
