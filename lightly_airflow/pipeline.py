@@ -439,7 +439,7 @@ def select_and_commit(
             corrupt=counts["corrupt"], duplicate=counts["duplicate"], missing=counts["missing"],
             pool_selected_before=0 if preselected is None else preselected.num_rows,
             problems=problems, problems_uri=problems_uri,
-            metrics=_jsonable(metrics), notes=list(notes or []),
+            metrics=_jsonable(metrics), notes=[*(notes or []), *config.notes()],
         )
         if dry_run:
             summary.report_uri = _report(out, datapool_uri, run_id, summary, config, preselected, datapool_credentials)

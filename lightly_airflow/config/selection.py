@@ -1,20 +1,37 @@
-"""Lightly's ``selection_config``: every input and strategy, validated with every problem reported at once.
+"""Lightly's ``selection_config``: every input and strategy, validated by one set of pydantic models.
 
-:func:`parse_selection_config` walks the JSON first and collects *all* problems (unknown keys, wrong types,
-both/neither of ``n_samples``/``proportion_samples``, invalid input/strategy pairs, bad operations, targets
-that are not fractions), each with its JSON path, the given value and what is allowed; only a clean config
-becomes a :class:`SelectionConfig`. The pydantic models also publish the JSON schema (the DAG's trigger form).
+The models are the only validation: :func:`parse_selection_config` (the run's first task) and the DAG's
+trigger form (the JSON schema the models publish, :func:`selection_config_json_schema`) apply the same
+rules, so a value one accepts the other accepts. Field rules (types, ranges, enums) live in the fields;
+cross-field rules (exactly one of ``n_samples``/``proportion_samples``, valid input/strategy pairs, a query
+set only for SIMILARITY, BALANCE targets) are model validators. Every problem comes back with its JSON path
+(``strategies[1].strategy.operation``), the given value and what is allowed.
+
+Compatibility with Lightly's ``SelectionConfigV4`` (docs/lightly-compat.md has the full list): the same
+keys, Lightly's camelCase spellings (``nSamples``, ``randomSeed``, …), strict JSON types,
+``stopping_condition_minimum_distance: -1`` (no stop), ``n_samples: -1`` (no count limit),
+``lightly_path_regex`` and ``auto_tasks``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
 
-from lightly_airflow.config.errors import MISSING, ConfigError
+from lightly_airflow.config.errors import ConfigError
 
 OPERATIONS = ("SMALLER", "SMALLER_EQUAL", "BIGGER", "BIGGER_EQUAL")
 DISTRIBUTIONS = ("TARGET", "UNIFORM", "INPUT")
@@ -22,6 +39,8 @@ PREDICTION_NAMES = ("CLASS_DISTRIBUTION", "CATEGORY_COUNT")
 INPUT_TYPES = ("EMBEDDINGS", "SCORES", "PREDICTIONS", "METADATA", "RANDOM")
 STRATEGY_TYPES = ("DIVERSITY", "WEIGHTS", "THRESHOLD", "BALANCE", "SIMILARITY", "TYPICALITY")
 STRENGTH_LIMIT = 1e9
+#: Distances between unit vectors lie in [0, 2]; a larger minimum distance would stop before any pick.
+MAX_DISTANCE = 2.0
 
 # input kind -> strategies allowed with it (lightly-compat.md §1).
 VALID_PAIRS: dict[str, tuple[str, ...]] = {
@@ -33,51 +52,78 @@ VALID_PAIRS: dict[str, tuple[str, ...]] = {
     "RANDOM": ("WEIGHTS", "THRESHOLD"),
 }
 
-_Strict = ConfigDict(extra="forbid")
+_NAME = r"^[a-zA-Z0-9_+=,.@:\/-]+$"  # Lightly's pattern for task and score names (non-empty here)
+
+
+class Problems(ValueError):
+    """Raised by a model validator: ``(path relative to the model, given, message)`` for each problem."""
+
+    def __init__(self, problems: list[tuple[str, Any, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p or '<here>'}: {m}" for p, _, m in problems))
+
+
+class _Strict(BaseModel):
+    """Unknown keys forbidden, strict JSON types, snake_case or Lightly's camelCase keys."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, alias_generator=to_camel)
 
 
 # ---------------------------------------------------------------------------------------------- inputs
-class EmbeddingsInput(BaseModel):
+class EmbeddingsInput(_Strict):
     """Embeddings of the candidates; with ``dataset_id`` + ``tag_name``: a query set (SIMILARITY)."""
 
-    model_config = _Strict
     type: Literal["EMBEDDINGS"]
-    dataset_id: str | None = Field(None, description="datapool URI/name (or a Parquet file) of the query set")
-    tag_name: str | None = Field(None, description="tag of the query set in that datapool")
-    task: str | None = Field(None, description="object-level embeddings of a prediction task")
+    dataset_id: str | None = Field(None, min_length=1,
+                                   description="datapool URI/name (or a Parquet file) of the query set")
+    tag_name: str | None = Field(None, min_length=1, description="tag of the query set in that datapool")
+    task: str | None = Field(None, min_length=1, description="object-level embeddings of a prediction task")
+
+    @model_validator(mode="after")
+    def _query_set_complete(self) -> EmbeddingsInput:
+        if (self.dataset_id is None) != (self.tag_name is None):
+            raise Problems([("", {"dataset_id": self.dataset_id, "tag_name": self.tag_name},
+                             "a query set needs both 'dataset_id' and 'tag_name'")])
+        return self
 
 
-class ScoresInput(BaseModel):
+class ScoresInput(_Strict):
     """A scorer's value per sample (``scores.<task>.<score>``)."""
 
-    model_config = _Strict
     type: Literal["SCORES"]
-    task: str
-    score: str
+    task: str = Field(pattern=_NAME)
+    score: str = Field(pattern=_NAME)
 
 
-class PredictionsInput(BaseModel):
+class PredictionsInput(_Strict):
     """Class distribution (vector) or category count (scalar) of a prediction task."""
 
-    model_config = _Strict
     type: Literal["PREDICTIONS"]
-    task: str
+    task: str = Field(pattern=_NAME)
     name: Literal["CLASS_DISTRIBUTION", "CATEGORY_COUNT"]
-    categories: list[str] | None = None
+    categories: list[Annotated[str, Field(min_length=1)]] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _categories_for_count(self) -> PredictionsInput:
+        if self.name == "CATEGORY_COUNT" and not self.categories:
+            raise Problems([("categories", self.categories, "CATEGORY_COUNT needs a non-empty list of category names")])
+        if self.name != "CATEGORY_COUNT" and self.categories is not None:
+            raise Problems([("categories", self.categories, "only allowed with name CATEGORY_COUNT")])
+        if self.categories is not None and len(set(self.categories)) != len(self.categories):
+            raise Problems([("categories", self.categories, "category names must be unique")])
+        return self
 
 
-class MetadataInput(BaseModel):
+class MetadataInput(_Strict):
     """Computed (``lightly.<name>``) or custom metadata value per sample."""
 
-    model_config = _Strict
     type: Literal["METADATA"]
-    key: str
+    key: str = Field(min_length=1)
 
 
-class RandomInput(BaseModel):
+class RandomInput(_Strict):
     """A seeded uniform random value per sample."""
 
-    model_config = _Strict
     type: Literal["RANDOM"]
     random_seed: int | None = None
 
@@ -88,70 +134,94 @@ Input = Annotated[
 
 
 # ------------------------------------------------------------------------------------------ strategies
-Strength = Annotated[float, Field(ge=-STRENGTH_LIMIT, le=STRENGTH_LIMIT)]
+Strength = Annotated[float, Field(ge=-STRENGTH_LIMIT, le=STRENGTH_LIMIT, allow_inf_nan=False)]
+Number = Annotated[float, Field(allow_inf_nan=False)]
 
 
-class DiversityStrategy(BaseModel):
+class DiversityStrategy(_Strict):
     """Greedy farthest-point (k-center) on unit embeddings; distances in [0, 2]."""
 
-    model_config = _Strict
     type: Literal["DIVERSITY"]
-    stopping_condition_minimum_distance: float | None = Field(None, ge=0)
+    stopping_condition_minimum_distance: float | None = Field(
+        None, le=MAX_DISTANCE, allow_inf_nan=False,
+        description="stop when the next pick is closer than this to everything selected (distances lie in "
+                    "[0, 2]); a negative value (Lightly's -1) means no stop",
+    )
     strength: Strength = 1.0
 
+    @field_validator("stopping_condition_minimum_distance")
+    @classmethod
+    def _negative_is_no_stop(cls, value: float | None) -> float | None:
+        return None if value is not None and value < 0 else value
 
-class TargetRange(BaseModel):
+
+class TargetRange(_Strict):
     """Aim for the sum of the selected values to land in [min_sum, max_sum]."""
 
-    model_config = _Strict
-    min_sum: float | None = None
-    max_sum: float | None = None
+    min_sum: float | None = Field(None, ge=0, allow_inf_nan=False)
+    max_sum: float | None = Field(None, ge=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TargetRange:
+        if self.min_sum is not None and self.max_sum is not None and self.min_sum > self.max_sum:
+            raise Problems([("", {"min_sum": self.min_sum, "max_sum": self.max_sum},
+                             "min_sum must not exceed max_sum")])
+        return self
 
 
-class WeightsStrategy(BaseModel):
+class WeightsStrategy(_Strict):
     """Prefer high values (low with negative strength)."""
 
-    model_config = _Strict
     type: Literal["WEIGHTS"]
     strength: Strength = 1.0
-    stopping_condition_max_sum: float | None = None
+    stopping_condition_max_sum: float | None = Field(None, ge=0, allow_inf_nan=False)
     target_range: TargetRange | None = None
 
 
-class ThresholdStrategy(BaseModel):
+class ThresholdStrategy(_Strict):
     """Hard filter applied before the greedy selection."""
 
-    model_config = _Strict
     type: Literal["THRESHOLD"]
-    threshold: float
+    threshold: Number
     operation: Literal["SMALLER", "SMALLER_EQUAL", "BIGGER", "BIGGER_EQUAL"]
 
 
-class BalanceStrategy(BaseModel):
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+class BalanceStrategy(_Strict):
     """Match a class distribution (``target`` fractions; a remainder < 1 goes to all other classes)."""
 
-    model_config = _Strict
     type: Literal["BALANCE"]
-    target: dict[str, float] | None = None
+    target: dict[str, Fraction] | None = Field(None, min_length=1)
     distribution: Literal["TARGET", "UNIFORM", "INPUT"] = "TARGET"
     strength: Strength = 1.0
 
+    @model_validator(mode="after")
+    def _target_fits_distribution(self) -> BalanceStrategy:
+        if self.distribution == "TARGET" and self.target is None:
+            raise Problems([("target", None, "distribution TARGET needs a target {class: fraction}")])
+        if self.distribution != "TARGET" and self.target is not None:
+            raise Problems([("target", self.target, f"only allowed with distribution TARGET (given {self.distribution})")])
+        if self.target is not None and sum(self.target.values()) > 1 + 1e-9:
+            raise Problems([("target", self.target,
+                             f"fractions must sum to at most 1 (they sum to {sum(self.target.values()):g})")])
+        return self
 
-class SimilarityStrategy(BaseModel):
+
+class SimilarityStrategy(_Strict):
     """Prefer samples close to the query embeddings."""
 
-    model_config = _Strict
     type: Literal["SIMILARITY"]
     strength: Strength = 1.0
 
 
-class TypicalityStrategy(BaseModel):
+class TypicalityStrategy(_Strict):
     """Prefer samples in dense regions (k-NN density)."""
 
-    model_config = _Strict
     type: Literal["TYPICALITY"]
     num_nearest_neighbors: int = Field(20, ge=2)
-    stopping_condition_minimum_typicality: float | None = Field(None, ge=0, le=1)
+    stopping_condition_minimum_typicality: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
     strength: Strength = 1.0
 
 
@@ -166,253 +236,228 @@ Strategy = Annotated[
 ]
 
 
-class StrategyEntry(BaseModel):
+def input_kind(inp: Any) -> str:
+    """``EMBEDDINGS``, ``SCORES``, …, or ``PREDICTIONS.<name>``: the key of :data:`VALID_PAIRS`."""
+    return f"PREDICTIONS.{inp.name}" if inp.type == "PREDICTIONS" else str(inp.type)
+
+
+class StrategyEntry(_Strict):
     """One ``{"input": ..., "strategy": ...}`` pair."""
 
-    model_config = _Strict
     input: Input
     strategy: Strategy
 
+    @model_validator(mode="after")
+    def _valid_pair(self) -> StrategyEntry:
+        kind = input_kind(self.input)
+        t = self.strategy.type
+        if t not in VALID_PAIRS[kind]:
+            raise Problems([("strategy.type", t, f"not valid with input {kind.replace('.', ' ')}; "
+                             f"allowed strategies: {list(VALID_PAIRS[kind])}")])
+        if isinstance(self.input, EmbeddingsInput):
+            query = self.input.dataset_id is not None
+            if t == "SIMILARITY" and not query:
+                raise Problems([("input", self.input.model_dump(exclude_none=True),
+                                 "SIMILARITY needs a query set: input 'dataset_id' and 'tag_name'")])
+            if t != "SIMILARITY" and query:
+                raise Problems([("input", self.input.model_dump(exclude_none=True),
+                                 f"a query set (dataset_id/tag_name) is only used by SIMILARITY, not {t}")])
+        return self
 
-class SelectionConfig(BaseModel):
+
+# -------------------------------------------------------------------------------------------- auto tasks
+_TASK_NAME = r"^[A-Za-z0-9_-]{1,100}$"
+
+
+class TilingAutoTask(_Strict):
+    """``auto_tasks`` TILING: every image split into a ``num_rows`` x ``num_cols`` grid of synthetic objects."""
+
+    type: Literal["TILING"]
+    name: str = Field(pattern=_TASK_NAME)
+    num_rows: int = Field(ge=1)
+    num_cols: int = Field(ge=1)
+    overlap: float = Field(0.0, ge=0, lt=1, description="overlap as a fraction of the tile size")
+
+
+class CropAutoTask(_Strict):
+    """``auto_tasks`` CROP: fixed boxes ``[x, y, width, height]`` relative to the image size (0..1)."""
+
+    type: Literal["CROP"]
+    name: str = Field(pattern=_TASK_NAME)
+    bboxs: list[Annotated[list[Fraction], Field(min_length=4, max_length=4)]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _boxes_inside(self) -> CropAutoTask:
+        for j, (x, y, w, h) in enumerate(self.bboxs):
+            if w <= 0 or h <= 0 or x + w > 1 + 1e-9 or y + h > 1 + 1e-9:
+                raise Problems([(f"bboxs[{j}]", [x, y, w, h], "must be [x, y, width, height] with width and "
+                                 "height > 0, inside the image (x + width <= 1, y + height <= 1)")])
+        return self
+
+
+AutoTask = Annotated[TilingAutoTask | CropAutoTask, Field(discriminator="type")]
+
+
+# ---------------------------------------------------------------------------------------------- config
+class SelectionConfig(_Strict):
     """Lightly's ``selection_config``; exactly one of ``n_samples`` / ``proportion_samples``."""
 
-    model_config = ConfigDict(extra="forbid", title="Lightly selection config")
-    n_samples: int | None = Field(None, gt=0)
-    proportion_samples: float | None = Field(None, gt=0, le=1)
+    model_config = ConfigDict(title="Lightly selection config")
+    n_samples: int | None = Field(
+        None, ge=-1, description="how many samples to select; -1: no count limit (until a stopping condition)",
+    )
+    proportion_samples: float | None = Field(
+        None, gt=0, le=1, allow_inf_nan=False, validate_default=True,
+        description="the share of the candidates to select, in (0, 1]",
+    )
     strategies: list[StrategyEntry] = Field(min_length=1)
+    lightly_path_regex: str | None = Field(
+        None, min_length=1, description="accepted and checked to compile; it has no effect here (Lightly never "
+                                        "documented its meaning): use custom metadata in .lightly/metadata/",
+    )
+    auto_tasks: list[AutoTask] | None = Field(
+        None, description="synthetic object tasks (TILING, CROP) usable as EMBEDDINGS inputs with 'task'",
+    )
 
-    @model_validator(mode="before")
+    @field_validator("n_samples")
     @classmethod
-    def _check_everything(cls, data: Any) -> Any:
-        problems = collect_problems(data)
-        if problems:
-            raise ValueError(str(ConfigError("selection config", problems)))
-        return data
+    def _not_zero(cls, value: int | None) -> int | None:
+        if value == 0:
+            raise ValueError("must be a positive integer (or -1: no count limit); 0 would select nothing")
+        return value
+
+    @field_validator("proportion_samples")
+    @classmethod
+    def _exactly_one_count(cls, value: float | None, info: ValidationInfo) -> float | None:
+        n = info.data.get("n_samples")
+        if (value is None) == (n is None) and "n_samples" in info.data:
+            raise ValueError("set exactly one of n_samples (an integer > 0, or -1) and proportion_samples "
+                             f"(in (0, 1]); given n_samples={json.dumps(n)}, proportion_samples={json.dumps(value)}")
+        return value
+
+    @field_validator("lightly_path_regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    @field_validator("auto_tasks")
+    @classmethod
+    def _unique_names(cls, value: list[Any] | None) -> list[Any] | None:
+        names = [t.name for t in value or []]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"auto task names must be unique (repeated: {dupes})")
+        return value
 
     def target_count(self, n_candidates: int) -> int:
         """How many samples to select out of ``n_candidates``."""
         if self.n_samples is not None:
-            return min(self.n_samples, n_candidates)
-        return min(n_candidates, int(math.floor(self.proportion_samples * n_candidates)))
+            return n_candidates if self.n_samples < 0 else min(self.n_samples, n_candidates)
+        proportion = self.proportion_samples if self.proportion_samples is not None else 1.0
+        return min(n_candidates, int(math.floor(proportion * n_candidates)))
+
+    def notes(self) -> list[str]:
+        """Keys accepted that have no effect here, with the reason (shown in the run summary)."""
+        if self.lightly_path_regex is not None:
+            return [f"lightly_path_regex={json.dumps(self.lightly_path_regex)}: has no effect here, because "
+                    "Lightly never documented its meaning; put values derived from file names into custom "
+                    "metadata (.lightly/metadata/) and use a METADATA input."]
+        return []
 
 
-# ------------------------------------------------------------------------------------------- checking
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-class _Collector:
-    def __init__(self) -> None:
-        self.problems: list[tuple[str, Any, str]] = []
-
-    def add(self, path: str, given: Any, message: str) -> None:
-        self.problems.append((path, given, message))
-
-    def keys(self, path: str, obj: dict, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> None:
-        for k in obj:
-            if k not in allowed:
-                self.add(f"{path}.{k}" if path else k, obj[k], f"unknown key; allowed keys: {list(allowed)}")
-        for k in required:
-            if k not in obj:
-                self.add(f"{path}.{k}" if path else k, MISSING, "required key is missing")
-
-    def number(self, path: str, obj: dict, k: str, *, lo: float | None = None, hi: float | None = None,
-               lo_open: bool = False, integer: bool = False, what: str = "") -> None:
-        if k not in obj or obj[k] is None:
-            return
-        v = obj[k]
-        p = f"{path}.{k}" if path else k
-        ok_type = _is_int(v) if integer else _is_number(v)
-        kind = "an integer" if integer else "a finite number"
-        rng = what or _range_text(lo, hi, lo_open)
-        if not ok_type:
-            self.add(p, v, f"must be {kind}{' ' + rng if rng else ''}")
-            return
-        if lo is not None and (v < lo or (lo_open and v == lo)) or hi is not None and v > hi:
-            self.add(p, v, f"must be {kind} {rng}")
-
-    def choice(self, path: str, obj: dict, k: str, allowed: tuple[str, ...], required: bool = False) -> None:
-        if k not in obj:
-            if required:
-                self.add(f"{path}.{k}", MISSING, f"required; allowed values: {list(allowed)}")
-            return
-        if obj[k] not in allowed:
-            self.add(f"{path}.{k}", obj[k], f"invalid value; allowed values: {list(allowed)}")
-
-    def string(self, path: str, obj: dict, k: str) -> None:
-        if k in obj and obj[k] is not None and (not isinstance(obj[k], str) or not obj[k]):
-            self.add(f"{path}.{k}", obj[k], "must be a non-empty string")
-
-
-def _range_text(lo: float | None, hi: float | None, lo_open: bool) -> str:
-    if lo is not None and hi is not None:
-        return f"in {'(' if lo_open else '['}{lo:g}, {hi:g}]"
-    if lo is not None:
-        return f"{'>' if lo_open else '>='} {lo:g}"
-    if hi is not None:
-        return f"<= {hi:g}"
-    return ""
-
-
-_INPUT_KEYS = {
-    "EMBEDDINGS": ("type", "dataset_id", "tag_name", "task"),
-    "SCORES": ("type", "task", "score"),
-    "PREDICTIONS": ("type", "task", "name", "categories"),
-    "METADATA": ("type", "key"),
-    "RANDOM": ("type", "random_seed"),
-}
-_INPUT_REQUIRED = {"SCORES": ("task", "score"), "PREDICTIONS": ("task", "name"), "METADATA": ("key",)}
-_STRATEGY_KEYS = {
-    "DIVERSITY": ("type", "stopping_condition_minimum_distance", "strength"),
-    "WEIGHTS": ("type", "strength", "stopping_condition_max_sum", "target_range"),
-    "THRESHOLD": ("type", "threshold", "operation"),
-    "BALANCE": ("type", "target", "distribution", "strength"),
-    "SIMILARITY": ("type", "strength"),
-    "TYPICALITY": ("type", "num_nearest_neighbors", "stopping_condition_minimum_typicality", "strength"),
-}
-_STRATEGY_REQUIRED = {"THRESHOLD": ("threshold", "operation")}
-
-
-def _input_kind(inp: dict) -> str | None:
-    t = inp.get("type")
-    if t == "PREDICTIONS":
-        name = inp.get("name")
-        return f"PREDICTIONS.{name}" if name in PREDICTION_NAMES else None
-    return t if t in INPUT_TYPES else None
-
-
-def _check_input(c: _Collector, path: str, inp: Any) -> None:
-    if not isinstance(inp, dict):
-        c.add(path, inp, "must be an object with a 'type'")
-        return
-    c.choice(path, inp, "type", INPUT_TYPES, required=True)
-    t = inp.get("type")
-    if t not in _INPUT_KEYS:
-        return
-    c.keys(path, inp, _INPUT_KEYS[t], _INPUT_REQUIRED.get(t, ()))
-    for k in ("task", "score", "key", "dataset_id", "tag_name"):
-        c.string(path, inp, k)
-    if t == "PREDICTIONS":
-        c.choice(path, inp, "name", PREDICTION_NAMES)
-        cats = inp.get("categories")
-        if inp.get("name") == "CATEGORY_COUNT":
-            if not isinstance(cats, list) or not cats or not all(isinstance(x, str) and x for x in cats):
-                c.add(f"{path}.categories", cats if "categories" in inp else MISSING,
-                      "CATEGORY_COUNT needs a non-empty list of category names")
-        elif "categories" in inp:
-            c.add(f"{path}.categories", cats, "only allowed with name CATEGORY_COUNT")
-    if t == "EMBEDDINGS" and (("dataset_id" in inp) != ("tag_name" in inp)):
-        c.add(path, {k: inp.get(k) for k in ("dataset_id", "tag_name")},
-              "a query set needs both 'dataset_id' and 'tag_name'")
-    if t == "RANDOM" and inp.get("random_seed") is not None and not _is_int(inp["random_seed"]):
-        c.add(f"{path}.random_seed", inp["random_seed"], "must be an integer")
-
-
-def _check_strategy(c: _Collector, path: str, strat: Any, inp: Any) -> None:
-    if not isinstance(strat, dict):
-        c.add(path, strat, "must be an object with a 'type'")
-        return
-    c.choice(path, strat, "type", STRATEGY_TYPES, required=True)
-    t = strat.get("type")
-    if t not in _STRATEGY_KEYS:
-        return
-    c.keys(path, strat, _STRATEGY_KEYS[t], _STRATEGY_REQUIRED.get(t, ()))
-    c.number(path, strat, "strength", lo=-STRENGTH_LIMIT, hi=STRENGTH_LIMIT)
-    if t == "DIVERSITY":
-        c.number(path, strat, "stopping_condition_minimum_distance", lo=0.0, hi=2.0)
-    elif t == "WEIGHTS":
-        c.number(path, strat, "stopping_condition_max_sum")
-        tr = strat.get("target_range")
-        if tr is not None:
-            if not isinstance(tr, dict):
-                c.add(f"{path}.target_range", tr, "must be an object {min_sum, max_sum}")
-            else:
-                c.keys(f"{path}.target_range", tr, ("min_sum", "max_sum"))
-                c.number(f"{path}.target_range", tr, "min_sum")
-                c.number(f"{path}.target_range", tr, "max_sum")
-                lo, hi = tr.get("min_sum"), tr.get("max_sum")
-                if _is_number(lo) and _is_number(hi) and lo > hi:
-                    c.add(f"{path}.target_range", tr, "min_sum must not exceed max_sum")
-    elif t == "THRESHOLD":
-        c.number(path, strat, "threshold")
-        if "threshold" in strat and strat["threshold"] is None:
-            c.add(f"{path}.threshold", None, "must be a finite number")
-        c.choice(path, strat, "operation", OPERATIONS)
-    elif t == "BALANCE":
-        c.choice(path, strat, "distribution", DISTRIBUTIONS)
-        dist = strat.get("distribution", "TARGET")
-        target = strat.get("target")
-        if dist == "TARGET" and target is None:
-            c.add(f"{path}.target", MISSING, "distribution TARGET needs a target {class: fraction}")
-        if target is not None:
-            if not isinstance(target, dict) or not target:
-                c.add(f"{path}.target", target, "must be a non-empty object {class name: fraction in [0, 1]}")
-            else:
-                for name, frac in target.items():
-                    if not _is_number(frac) or not 0 <= frac <= 1:
-                        c.add(f"{path}.target.{name}", frac, "must be a fraction in [0, 1]")
-                fracs = [f for f in target.values() if _is_number(f)]
-                if sum(fracs) > 1 + 1e-9:
-                    c.add(f"{path}.target", target, f"fractions must sum to at most 1 (they sum to {sum(fracs):g})")
-            if dist != "TARGET":
-                c.add(f"{path}.target", target, f"only allowed with distribution TARGET (given {dist})")
-    elif t == "TYPICALITY":
-        c.number(path, strat, "num_nearest_neighbors", lo=2, integer=True)
-        c.number(path, strat, "stopping_condition_minimum_typicality", lo=0.0, hi=1.0)
-    # The input/strategy pair.
-    if isinstance(inp, dict):
-        kind = _input_kind(inp)
-        if kind is not None and t not in VALID_PAIRS[kind]:
-            c.add(f"{path}.type", t, f"not valid with input {kind.replace('.', ' ')}; "
-                  f"allowed strategies: {list(VALID_PAIRS[kind])}")
-        if kind == "EMBEDDINGS":
-            query = "dataset_id" in inp or "tag_name" in inp
-            if t == "SIMILARITY" and not query:
-                c.add(path.rsplit(".", 1)[0] + ".input", inp,
-                      "SIMILARITY needs a query set: input 'dataset_id' and 'tag_name'")
-            if t != "SIMILARITY" and query:
-                c.add(path.rsplit(".", 1)[0] + ".input", inp, f"a query set (dataset_id/tag_name) is only used "
-                      f"by SIMILARITY, not {t}")
-
-
-def collect_problems(data: Any) -> list[tuple[str, Any, str]]:
-    """Every problem of a selection config as ``(json_path, given value, message)``; empty when valid."""
-    c = _Collector()
-    if not isinstance(data, dict):
-        c.add("", data, "the selection config must be a JSON object")
-        return c.problems
-    c.keys("", data, ("n_samples", "proportion_samples", "strategies"), ("strategies",))
-    has_n = data.get("n_samples") is not None
-    has_p = data.get("proportion_samples") is not None
-    if has_n == has_p:
-        c.add("n_samples", {"n_samples": data.get("n_samples"), "proportion_samples": data.get("proportion_samples")},
-              "set exactly one of n_samples (integer > 0) and proportion_samples (in (0, 1])")
-    c.number("", data, "n_samples", lo=0, lo_open=True, integer=True)
-    c.number("", data, "proportion_samples", lo=0.0, hi=1.0, lo_open=True)
-    strategies = data.get("strategies")
-    if "strategies" in data:
-        if not isinstance(strategies, list) or not strategies:
-            c.add("strategies", strategies, "must be a non-empty list of {input, strategy} objects")
+# ---------------------------------------------------------------------------------------------- parsing
+def _json_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    """``("strategies", 0, "strategy", "DIVERSITY", "strength")`` -> ``strategies[0].strategy.strength``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in INPUT_TYPES or part in STRATEGY_TYPES or part in ("TILING", "CROP"):
+            continue  # the discriminated union's tag: not part of the user's path
         else:
-            for i, entry in enumerate(strategies):
-                p = f"strategies[{i}]"
-                if not isinstance(entry, dict):
-                    c.add(p, entry, "must be an object with 'input' and 'strategy'")
-                    continue
-                c.keys(p, entry, ("input", "strategy"), ("input", "strategy"))
-                if "input" in entry:
-                    _check_input(c, f"{p}.input", entry["input"])
-                if "strategy" in entry:
-                    _check_strategy(c, f"{p}.strategy", entry["strategy"], entry.get("input"))
-    return c.problems
+            out += f".{part}" if out else str(part)
+    return out
 
 
-def parse_selection_config(obj: dict | str | SelectionConfig) -> SelectionConfig:
+def _join(prefix: str, path: str) -> str:
+    if not path:
+        return prefix
+    if not prefix:
+        return path
+    return prefix + path if path.startswith("[") else f"{prefix}.{path}"
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    if kind == "union_tag_invalid":
+        expected = err.get("ctx", {}).get("expected_tags", "")
+        return f"invalid type; allowed values: [{expected}]"
+    if kind == "union_tag_not_found":
+        return "required key 'type' is missing"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "literal_error":
+        return f"invalid value; allowed values: {err.get('ctx', {}).get('expected', '')}"
+    if kind == "bool_type":
+        return "must be a JSON boolean (true or false)"
+    if kind in ("int_type", "int_from_float"):
+        return "must be a JSON integer"
+    if kind in ("float_type", "finite_number"):
+        return "must be a finite number"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def problems_of(exc: ValidationError) -> list[tuple[str, Any, str]]:
+    """``(json_path, given, message)`` for every error of a selection config's ``ValidationError``."""
+    out: list[tuple[str, Any, str]] = []
+    for err in exc.errors():
+        path = _json_path(err["loc"])
+        inner = (err.get("ctx") or {}).get("error")
+        if isinstance(inner, Problems):
+            out.extend((_join(path, sub), given, message) for sub, given, message in inner.problems)
+            continue
+        if err["type"] == "extra_forbidden":
+            out.append((path, err.get("input"), _unknown_key_message(err["loc"])))
+            continue
+        out.append((path, err.get("input"), _message(err)))
+    return out
+
+
+def _unknown_key_message(loc: tuple[Any, ...] | list[Any]) -> str:
+    """``unknown key; allowed keys: [...]`` for the model the key was given to."""
+    model = _model_at(loc[:-1])
+    if model is None:
+        return "unknown key"
+    return f"unknown key; allowed keys: {list(model.model_fields)}"
+
+
+def _model_at(loc: tuple[Any, ...] | list[Any]) -> type[BaseModel] | None:
+    models: dict[str, type[BaseModel]] = {
+        "DIVERSITY": DiversityStrategy, "WEIGHTS": WeightsStrategy, "THRESHOLD": ThresholdStrategy,
+        "BALANCE": BalanceStrategy, "SIMILARITY": SimilarityStrategy, "TYPICALITY": TypicalityStrategy,
+        "EMBEDDINGS": EmbeddingsInput, "SCORES": ScoresInput, "PREDICTIONS": PredictionsInput,
+        "METADATA": MetadataInput, "RANDOM": RandomInput, "TILING": TilingAutoTask, "CROP": CropAutoTask,
+    }
+    if not loc:
+        return SelectionConfig
+    last = loc[-1]
+    if isinstance(last, str) and last in models:
+        return models[last]
+    if last == "target_range":
+        return TargetRange
+    if isinstance(last, int) and len(loc) >= 2 and loc[-2] == "strategies":
+        return StrategyEntry
+    return None
+
+
+def parse_selection_config(obj: dict[str, Any] | str | SelectionConfig) -> SelectionConfig:
     """Validate a selection config given as a dict, a JSON string or a model.
 
     :param obj: the config.
@@ -420,17 +465,43 @@ def parse_selection_config(obj: dict | str | SelectionConfig) -> SelectionConfig
     """
     if isinstance(obj, SelectionConfig):
         return obj
+    data: Any = obj
     if isinstance(obj, str):
         try:
-            obj = json.loads(obj)
+            data = json.loads(obj)
         except json.JSONDecodeError as exc:
-            raise ConfigError("selection config", [("", obj[:80], f"not valid JSON: {exc}")]) from exc
-    problems = collect_problems(obj)
-    if problems:
-        raise ConfigError("selection config", problems)
-    return SelectionConfig.model_validate(obj)
+            raise ConfigError("selection config", [("", obj[:80], f"not valid JSON: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise ConfigError("selection config", [("", data, "the selection config must be a JSON object")])
+    try:
+        return SelectionConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("selection config", problems_of(exc)) from None
 
 
-def selection_config_json_schema() -> dict:
-    """The JSON schema of the selection config (also drives the DAG's trigger form)."""
-    return SelectionConfig.model_json_schema()
+def collect_problems(data: Any) -> list[tuple[str, Any, str]]:
+    """Every problem of a selection config as ``(json_path, given value, message)``; empty when valid."""
+    try:
+        parse_selection_config(data)
+    except ConfigError as exc:
+        return exc.problems
+    return []
+
+
+def selection_config_json_schema() -> dict[str, Any]:
+    """The JSON schema of the selection config (drives the DAG's trigger form).
+
+    Generated from the models, so the form applies the same field rules as :func:`parse_selection_config`;
+    every property is also offered under Lightly's camelCase name. Cross-field rules (valid pairs, exactly
+    one count) are checked by the first task.
+    """
+    schema = SelectionConfig.model_json_schema(by_alias=False)
+    for node in [schema, *schema.get("$defs", {}).values()]:
+        props = node.get("properties")
+        if not isinstance(props, dict):
+            continue
+        for name in list(props):
+            camel = to_camel(name)
+            if camel != name:
+                props.setdefault(camel, props[name])
+    return schema

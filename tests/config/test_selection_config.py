@@ -70,13 +70,15 @@ def test_every_problem_listed_with_path_value_and_allowed():
         parse_selection_config(bad)
     msg = str(info.value)
     paths = [p for p, _, _ in info.value.problems]
-    for expected in ["n_samples", "proportion_samples", "extra", "strategies[0].input.score",
-                     "strategies[0].strategy.type", "strategies[1].strategy.operation",
+    for expected in ["proportion_samples", "extra", "strategies[0].input.score",
+                     "strategies[1].strategy.operation",
                      "strategies[2].strategy.target.a", "strategies[3].strategy.strenght"]:
         assert expected in paths, (expected, msg)
     assert "BIGGER_EQUAL" in msg and '"BIG"' in msg
-    assert "allowed strategies: ['WEIGHTS', 'THRESHOLD']" in msg
     assert "1.5" in msg
+    with pytest.raises(ConfigError, match=r"strategies\[0\].strategy.type: .*allowed strategies: \['WEIGHTS', 'THRESHOLD'\]"):
+        parse_selection_config({"n_samples": 5, "strategies": [
+            {"input": {"type": "SCORES", "task": "t", "score": "s"}, "strategy": {"type": "DIVERSITY"}}]})
     assert isinstance(info.value, ValueError)
 
 
@@ -84,11 +86,12 @@ def test_neither_count_and_empty_strategies():
     with pytest.raises(ConfigError) as info:
         parse_selection_config({"strategies": []})
     paths = [p for p, _, _ in info.value.problems]
-    assert paths == ["n_samples", "strategies"]
+    assert paths == ["proportion_samples", "strategies"]
+    assert "set exactly one of n_samples" in str(info.value)
 
 
 def test_model_validate_rejects_too():
-    with pytest.raises(ValueError, match="strategies\\[0\\].strategy.operation"):
+    with pytest.raises(ValueError, match="strategies.0.strategy.THRESHOLD.operation"):
         SelectionConfig.model_validate({"n_samples": 1, "strategies": [
             {"input": {"type": "RANDOM"}, "strategy": {"type": "THRESHOLD", "threshold": 0.5, "operation": "X"}}]})
 
@@ -119,3 +122,93 @@ def test_worker_config_known_and_unknown_keys():
         parse_worker_config({"datasource": {"proces_all": True}})
     with pytest.raises(ConfigError, match="selected_sequence_length"):
         parse_worker_config({"selected_sequence_length": 0})
+
+
+# Verbatim from Lightly's own client tests (tests/api_workflow/test_api_workflow_compute_worker.py), with the
+# MongoDB ObjectId dataset_id standing for a datapool name.
+LIGHTLY_CLIENT_CONFIGS = {
+    "test_selection_config": {"n_samples": 1, "strategies": [
+        {"input": {"type": "EMBEDDINGS"},
+         "strategy": {"type": "DIVERSITY", "stopping_condition_minimum_distance": -1}},
+        {"input": {"type": "SCORES", "task": "my-classification-task", "score": "uncertainty_margin"},
+         "strategy": {"type": "WEIGHTS"}},
+        {"input": {"type": "METADATA", "key": "lightly.sharpness"},
+         "strategy": {"type": "THRESHOLD", "threshold": 20, "operation": "BIGGER_EQUAL"}},
+        {"input": {"type": "PREDICTIONS", "task": "my_object_detection_task", "name": "CLASS_DISTRIBUTION"},
+         "strategy": {"type": "BALANCE", "target": {"Ambulance": 0.2, "Bus": 0.4}}}]},
+    "test_create_compute_worker_config": {"n_samples": 20, "strategies": [
+        {"input": {"type": "EMBEDDINGS", "dataset_id": "0123456789abcdef01234567", "tag_name": "some-tag-name"},
+         "strategy": {"type": "SIMILARITY"}}]},
+    "test_selection_config_from_dict (one count)": {"n_samples": 10, "strategies": [
+        {"input": {"type": "EMBEDDINGS", "dataset_id": "0123456789abcdef01234567", "tag_name": "some-tag-name"},
+         "strategy": {"type": "SIMILARITY"}},
+        {"input": {"type": "METADATA", "key": "lightly.sharpness"},
+         "strategy": {"type": "THRESHOLD", "threshold": 20, "operation": "BIGGER"}}],
+        "auto_tasks": [{"type": "TILING", "name": "tiling-task", "num_rows": 10, "num_cols": 10, "overlap": 0.1}]},
+    "create_docker_worker_config_vx": {"n_samples": 2000000, "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]},
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIGHTLY_CLIENT_CONFIGS))
+def test_lightly_client_configs_verbatim(name):
+    cfg = parse_selection_config(LIGHTLY_CLIENT_CONFIGS[name])
+    assert len(cfg.strategies) == len(LIGHTLY_CLIENT_CONFIGS[name]["strategies"])
+
+
+def test_minimum_distance_minus_one_means_no_stop_and_above_two_is_refused():
+    cfg = parse_selection_config(LIGHTLY_CLIENT_CONFIGS["test_selection_config"])
+    assert cfg.strategies[0].strategy.stopping_condition_minimum_distance is None  # no stop
+    with pytest.raises(ConfigError, match=r"strategies\[0\].strategy.stopping_condition_minimum_distance"):
+        parse_selection_config({"n_samples": 1, "strategies": [
+            {"input": E, "strategy": {"type": "DIVERSITY", "stopping_condition_minimum_distance": 5.0}}]})
+
+
+def test_camel_case_aliases_mean_the_same():
+    snake = {"n_samples": 5, "lightly_path_regex": "(?P<cam>[^/]+)/", "strategies": [
+        {"input": {"type": "RANDOM", "random_seed": 1},
+         "strategy": {"type": "WEIGHTS", "stopping_condition_max_sum": 3, "target_range": {"min_sum": 1, "max_sum": 2}}},
+        {"input": {"type": "EMBEDDINGS", "dataset_id": "pool", "tag_name": "tag"}, "strategy": {"type": "SIMILARITY"}},
+        {"input": E, "strategy": {"type": "TYPICALITY", "num_nearest_neighbors": 5,
+                                  "stopping_condition_minimum_typicality": 0.2}}]}
+    camel = {"nSamples": 5, "lightlyPathRegex": "(?P<cam>[^/]+)/", "strategies": [
+        {"input": {"type": "RANDOM", "randomSeed": 1},
+         "strategy": {"type": "WEIGHTS", "stoppingConditionMaxSum": 3, "targetRange": {"minSum": 1, "maxSum": 2}}},
+        {"input": {"type": "EMBEDDINGS", "datasetId": "pool", "tagName": "tag"}, "strategy": {"type": "SIMILARITY"}},
+        {"input": E, "strategy": {"type": "TYPICALITY", "numNearestNeighbors": 5,
+                                  "stoppingConditionMinimumTypicality": 0.2}}]}
+    assert parse_selection_config(camel) == parse_selection_config(snake)
+    assert parse_selection_config(camel).notes()[0].startswith("lightly_path_regex=")
+
+
+def test_n_samples_minus_one_is_no_count_limit_and_types_are_strict():
+    cfg = parse_selection_config({"n_samples": -1, "strategies": [{"input": E, "strategy": {"type": "DIVERSITY"}}]})
+    assert cfg.target_count(17) == 17
+    for bad, path in [({"n_samples": 0}, "n_samples"), ({"n_samples": 5.0}, "n_samples"),
+                      ({"n_samples": True}, "n_samples"), ({"n_samples": "5"}, "n_samples")]:
+        with pytest.raises(ConfigError) as info:
+            parse_selection_config({**bad, "strategies": [{"input": E, "strategy": {"type": "DIVERSITY"}}]})
+        assert info.value.problems[0][0] == path
+    with pytest.raises(ConfigError, match="lightly_path_regex"):
+        parse_selection_config({"n_samples": 1, "lightly_path_regex": "(", "strategies": [
+            {"input": E, "strategy": {"type": "DIVERSITY"}}]})
+
+
+def test_trigger_form_schema_and_first_task_agree():
+    import jsonschema
+
+    schema = selection_config_json_schema()
+    for distance, ok in [(5.0, False), (-1, True), (0.3, True), (2.0, True), (2.5, False)]:
+        cfg = {"n_samples": 3, "strategies": [
+            {"input": E, "strategy": {"type": "DIVERSITY", "stopping_condition_minimum_distance": distance}}]}
+        form_ok = jsonschema.Draft202012Validator(schema).is_valid(cfg)
+        try:
+            parse_selection_config(cfg)
+            task_ok = True
+        except ConfigError:
+            task_ok = False
+        assert form_ok == task_ok == ok, distance
+    camel = {"nSamples": 3, "strategies": [{"input": {"type": "RANDOM", "randomSeed": 2},
+                                            "strategy": {"type": "WEIGHTS"}}]}
+    assert jsonschema.Draft202012Validator(schema).is_valid(camel)
+    parse_selection_config(camel)

@@ -53,3 +53,27 @@ def test_trigger_form_validates_the_selection_config_against_its_schema(dagbag) 
     typo = {"n_samples": 5, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSTY"}}]}
     with pytest.raises(ParamValidationError):
         param.resolve(typo)
+
+
+def test_trigger_form_and_first_task_agree_on_the_minimum_distance(dagbag) -> None:
+    import copy
+
+    import pytest
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from lightly_airflow.pipeline import ParamError, validate_params
+
+    param = copy.deepcopy(dagbag.dags["lightly_datapool"].params.get_param("selection_config"))
+    for distance, ok in [(5.0, False), (-1, True)]:
+        cfg = {"n_samples": 3, "strategies": [
+            {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY", "stopping_condition_minimum_distance": distance}}]}
+        if ok:
+            assert param.resolve(cfg) == cfg
+            validate_params(datasource_uri=DAGS.as_uri(), datapool_uri="file:///tmp/pool", lightly_uri=None,
+                            selection_config=cfg)
+        else:
+            with pytest.raises(ParamValidationError):
+                param.resolve(cfg)
+            with pytest.raises(ParamError, match="stopping_condition_minimum_distance"):
+                validate_params(datasource_uri=DAGS.as_uri(), datapool_uri="file:///tmp/pool", lightly_uri=None,
+                                selection_config=cfg)
