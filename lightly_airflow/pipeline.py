@@ -247,7 +247,7 @@ def write_reusable_embeddings(
         C.EMBEDDING_MODEL_METADATA_KEY.encode(): json.dumps(info["model"]).encode(),
         C.EMBEDDING_DIM_METADATA_KEY.encode(): json.dumps(info.get("dim")).encode(),
     })
-    uri = write_parquet(reuse, f"{staging.run_dir(datapool_uri, run_id)}/reuse-embeddings.parquet", credentials)
+    uri = write_parquet(reuse, staging.reuse_uri(datapool_uri, run_id), credentials)
     log.info("%d of %d files have unchanged content and embeddings in the pool: they will be reused.", reuse.num_rows, files.num_rows)
     return uri, reuse.num_rows
 
@@ -273,9 +273,10 @@ def assemble_run(
     meta: dict[str, Any] = {}
     errors: list[pa.Table] = []
     for manifest_uri in manifests:
-        rows = read_parquet(manifest_uri, credentials, missing_ok=True)
-        if rows is None:
-            raise FileNotFoundError(f"Manifest shard {manifest_uri} is missing; re-run the list task of this run.")
+        try:
+            rows = staging.read_manifest(manifest_uri, credentials).table
+        except FileNotFoundError:
+            raise FileNotFoundError(f"Manifest shard {manifest_uri} is missing; re-run the list task of this run.") from None
         rows = rows.select([c for c in C.MANIFEST_COLUMNS if c in rows.column_names])
         for kind in STAGE_KINDS:
             out_uri = staging.sibling_uri(manifest_uri, kind)
@@ -325,12 +326,7 @@ def assemble_run(
         rows = rows.append_column(C.STATUS, st).append_column(C.STATUS_REASON, rs)
         rows = rows.sort_by(C.KEY)
         tables.append(rows)
-        for stage_name in STAGE_KINDS:
-            err_uri = staging.sibling_uri(manifest_uri, staging.ERRORS)
-            head, _, name = err_uri.rpartition("/")
-            err = read_parquet(f"{head}/{stage_name}-{name}", credentials, missing_ok=True)
-            if err is not None and err.num_rows:
-                errors.append(err)
+        errors.extend(staging.read_errors(manifest_uri, STAGE_KINDS, credentials))
     if not tables:
         return pa.table({C.KEY: pa.array([], pa.string())}), meta, errors
     from lightly_airflow.predictions import finalize_prediction_scores
@@ -473,7 +469,9 @@ def select_and_commit(
     raise AssertionError("unreachable")
 
 
-REPORTS_DIR = "_reports"
+#: Where run reports live (owned by :mod:`lightly_airflow.staging`; re-exported for existing callers).
+REPORTS_DIR = staging.REPORTS_DIR
+reports_dir = staging.reports_dir
 
 
 def remove_staging(datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> None:
@@ -481,17 +479,10 @@ def remove_staging(datapool_uri: str, run_id: str, credentials: StorageCredentia
     finds the commit and needs none of them). A failure is logged, never fatal."""
     uri = staging.run_dir(datapool_uri, run_id)
     try:
-        fs, path = filesystem(uri, credentials)
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
+        if staging.remove_run(datapool_uri, run_id, credentials):
             log.info("Removed the committed run's staging files %s.", uri)
     except Exception:  # noqa: BLE001 - leftover staging files cost space, never correctness
         log.exception("Could not remove the staging files %s; they can be deleted by hand.", uri)
-
-
-def reports_dir(datapool_uri: str, run_id: str) -> str:
-    """The folder of one run's report and problem list: ``<datapool>/_reports/<run slug>/``."""
-    return f"{datapool_uri.rstrip('/')}/{REPORTS_DIR}/{staging.run_slug(run_id)}"
 
 
 def _write_problems(
@@ -514,7 +505,7 @@ def _write_problems(
     )
     for row in table.slice(0, 10).to_pylist():
         log.warning("  %s [%s] %s: %s", row.get("key"), row.get("stage"), row.get("field"), row.get("reason"))
-    uri = write_parquet(table, f"{reports_dir(datapool_uri, run_id)}/problems.parquet", credentials)
+    uri = write_parquet(table, staging.problems_uri(datapool_uri, run_id), credentials)
     return uri, table.num_rows
 
 

@@ -1,23 +1,45 @@
-"""Deterministic paths of a run's staging area: ``<datapool>/_staging/<run>/<kind>/shard-NNNNN.parquet``.
+"""The run's staging area and reports: every path, the manifest shard (one reader, one type) and the
+per-file error files every stage writes.
+
+Layout (everything a run writes before its one datapool commit, and its report after it)::
+
+    <datapool>/_staging/<run slug>/manifest/shard-NNNNN.parquet      the listing task's manifest shards
+    <datapool>/_staging/<run slug>/<kind>/shard-NNNNN.parquet        a stage's output for one shard
+    <datapool>/_staging/<run slug>/errors/<stage>-shard-NNNNN.parquet a stage's per-file problems
+    <datapool>/_staging/<run slug>/reuse-embeddings.parquet          the pool's embeddings of unchanged files
+    <datapool>/_reports/<run slug>/index.html, problems.parquet, …   the run's report
 
 Each task writes only files whose names derive from (run, kind, shard index), so a retried task overwrites
 its own output and nothing else; the select task reads them all and is the only writer of the datapool.
+This module is the only place these paths are spelled out; the stages (embedding, metadata, predictions,
+videos, objects) import them from here.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from lightly_airflow.storage import join_uri
+import pyarrow as pa
+
+from lightly_airflow import columns as C
+from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, read_parquet, write_parquet
 
 STAGING_DIR = "_staging"
+#: Folder of the run reports inside a datapool: ``<datapool>/_reports/<run slug>/``.
+REPORTS_DIR = "_reports"
 MANIFEST = "manifest"
 EMBEDDINGS = "embeddings"
 METADATA = "metadata"
 PREDICTIONS = "predictions"
 ERRORS = "errors"
 KINDS = (MANIFEST, EMBEDDINGS, METADATA, PREDICTIONS, ERRORS)
+REUSE_FILE = "reuse-embeddings.parquet"
+PROBLEMS_FILE = "problems.parquet"
 
 
 def run_slug(run_id: str) -> str:
@@ -32,19 +54,234 @@ def run_dir(datapool_uri: str, run_id: str) -> str:
     return join_uri(datapool_uri, STAGING_DIR, run_slug(run_id))
 
 
-def shard_uri(datapool_uri: str, run_id: str, kind: str, index: int) -> str:
-    """The file of one shard of one kind (``manifest``, ``embeddings``, ``metadata``, ``predictions``, ``errors``)."""
+def _check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise ValueError(f"Unknown staging kind {kind!r}; allowed: {KINDS}.")
+
+
+def shard_uri(datapool_uri: str, run_id: str, kind: str, index: int) -> str:
+    """The file of one shard of one kind (``manifest``, ``embeddings``, ``metadata``, ``predictions``, ``errors``)."""
+    _check_kind(kind)
     return join_uri(run_dir(datapool_uri, run_id), kind, f"shard-{index:05d}.parquet")
 
 
 def sibling_uri(manifest_uri: str, kind: str) -> str:
     """The output of ``kind`` for the shard whose manifest is ``manifest_uri`` (same run, same index)."""
-    if kind not in KINDS:
-        raise ValueError(f"Unknown staging kind {kind!r}; allowed: {KINDS}.")
+    _check_kind(kind)
     head, _, name = manifest_uri.rstrip("/").rpartition("/")
     parent, _, folder = head.rpartition("/")
     if folder != MANIFEST:
         raise ValueError(f"{manifest_uri!r} is not a manifest shard (expected …/{MANIFEST}/shard-NNNNN.parquet).")
     return f"{parent}/{kind}/{name}"
+
+
+def errors_uri(manifest_uri: str, stage: str) -> str:
+    """The error report of ``stage`` for a manifest shard: ``…/errors/<stage>-shard-NNNNN.parquet``."""
+    head, _, name = sibling_uri(manifest_uri, ERRORS).rpartition("/")
+    return f"{head}/{stage}-{name}"
+
+
+def reuse_uri(datapool_uri: str, run_id: str) -> str:
+    """The run's file of reusable embeddings (the pool's embeddings of files whose content is unchanged)."""
+    return join_uri(run_dir(datapool_uri, run_id), REUSE_FILE)
+
+
+def reports_root(datapool_uri: str) -> str:
+    """The folder holding every run's report folder: ``<datapool>/_reports``."""
+    return join_uri(datapool_uri, REPORTS_DIR)
+
+
+def reports_dir(datapool_uri: str, run_id: str) -> str:
+    """The folder of one run's report and problem list: ``<datapool>/_reports/<run slug>/``."""
+    return join_uri(reports_root(datapool_uri), run_slug(run_id))
+
+
+def problems_uri(datapool_uri: str, run_id: str) -> str:
+    """The run's list of every per-file problem of every stage: ``<datapool>/_reports/<run slug>/problems.parquet``."""
+    return join_uri(reports_dir(datapool_uri, run_id), PROBLEMS_FILE)
+
+
+# ------------------------------------------------------------------------------------------------ manifest
+def manifest_schema_metadata(datasource_uri: str, lightly_uri: str | None) -> dict[bytes, bytes]:
+    """The schema metadata of a manifest shard: where its files and its ``.lightly/`` folder live."""
+    return {
+        C.DATASOURCE_URI_METADATA_KEY.encode(): json.dumps(datasource_uri).encode(),
+        C.LIGHTLY_URI_METADATA_KEY.encode(): json.dumps(lightly_uri or datasource_uri).encode(),
+    }
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One manifest shard: its rows and where its files and ``.lightly/`` folder live.
+
+    :param uri: the shard (``…/manifest/shard-NNNNN.parquet``).
+    :param table: ``key, size, etag, mtime`` (and whatever else the listing wrote).
+    :param metadata: the decoded ``lightly.*`` schema metadata, e.g. ``{"lightly.datasource_uri": "s3://b/i"}``.
+    """
+
+    uri: str
+    table: pa.Table
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def _text(self, key: str) -> str | None:
+        value = self.metadata.get(key)
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def datasource_uri(self) -> str | None:
+        """Where the shard's files live (``lightly.datasource_uri``)."""
+        return self._text(C.DATASOURCE_URI_METADATA_KEY)
+
+    @property
+    def lightly_uri(self) -> str | None:
+        """Where the ``.lightly/`` folder lives (``lightly.lightly_uri``)."""
+        return self._text(C.LIGHTLY_URI_METADATA_KEY)
+
+    @property
+    def keys(self) -> list[str]:
+        return [str(k) for k in self.table.column(C.KEY).to_pylist()]
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.table.num_rows)
+
+    def require_datasource_uri(self) -> str:
+        """The datasource URI, or a ``ValueError`` that says how the shard should have been written."""
+        uri = self.datasource_uri
+        if uri is None:
+            raise ValueError(
+                f"Manifest shard {self.uri!r} has no {C.DATASOURCE_URI_METADATA_KEY!r} schema metadata, so its files "
+                "cannot be located: write it with datasource.write_manifests(datasource_uri=...)."
+            )
+        return uri
+
+
+def read_manifest(
+    uri: str, credentials: StorageCredentials | None = None, *, required: Sequence[str] = (C.KEY,)
+) -> Manifest:
+    """Read one manifest shard (every stage, the select task and the CLI read shards through this function).
+
+    :param uri: ``…/_staging/<run>/manifest/shard-NNNNN.parquet``.
+    :param credentials: credentials of the datapool's store.
+    :param required: the columns the caller needs (default ``key``; :data:`columns.MANIFEST_COLUMNS` for all).
+    :raises FileNotFoundError: when the shard does not exist.
+    :raises ValueError: when it is not a manifest (columns missing).
+    """
+    table = read_parquet(uri, credentials, missing_ok=True)
+    if table is None:
+        raise FileNotFoundError(f"Manifest shard {uri} does not exist: run the listing task of this run first.")
+    missing = [c for c in required if c not in table.column_names]
+    if missing:
+        raise ValueError(
+            f"{uri} is not a manifest shard: columns {missing} are missing (has {table.column_names}); manifests "
+            "are written by datasource.write_manifests."
+        )
+    meta: dict[str, Any] = {}
+    for raw_key, raw_value in (table.schema.metadata or {}).items():
+        key = raw_key.decode("utf-8", "replace")
+        if not key.startswith("lightly."):
+            continue
+        try:
+            meta[key] = json.loads(raw_value)
+        except ValueError:
+            meta[key] = raw_value.decode("utf-8", "replace")
+    return Manifest(uri=uri, table=table, metadata=meta)
+
+
+# ---------------------------------------------------------------------------------------- per-file errors
+ERROR_SCHEMA = pa.schema(
+    [
+        pa.field(C.KEY, pa.string()),
+        pa.field("stage", pa.string()),
+        pa.field("field", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("path", pa.string()),
+    ]
+)
+
+
+class TooManyErrorsError(ValueError):
+    """More than ``max_error_fraction`` of a shard's files were bad (raised after the reports are written)."""
+
+
+@dataclass
+class ProblemLog:
+    """Per-file problems found by one stage, written as one error report ``errors/<stage>-shard-NNNNN.parquet``.
+
+    :param stage: ``metadata``, ``predictions``, … (the report's file name and ``stage`` column).
+    """
+
+    stage: str
+    rows: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+    def add(self, key: str, field_: str, reason: str, path: str | None = None) -> None:
+        """Record one problem: the sample ``key`` (or ``.lightly/`` file), the field and why."""
+        self.rows.append((key, field_, reason, path if path is not None else key))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def bad_keys(self) -> set[str]:
+        return {r[0] for r in self.rows}
+
+    def to_table(self) -> pa.Table:
+        keys, fields_, reasons, paths = (list(x) for x in zip(*self.rows)) if self.rows else ([], [], [], [])
+        return pa.table(
+            {
+                C.KEY: pa.array(keys, pa.string()),
+                "stage": pa.array([self.stage] * len(keys), pa.string()),
+                "field": pa.array(fields_, pa.string()),
+                "reason": pa.array(reasons, pa.string()),
+                "path": pa.array(paths, pa.string()),
+            },
+            schema=ERROR_SCHEMA,
+        )
+
+    def write(self, manifest_uri: str, credentials: StorageCredentials | None = None) -> str:
+        """Write the report (always, even empty, so a retried task replaces a stale one)."""
+        uri = errors_uri(manifest_uri, self.stage)
+        write_parquet(self.to_table(), uri, credentials)
+        return uri
+
+
+def read_errors(manifest_uri: str, stages: Sequence[str], credentials: StorageCredentials | None = None) -> list[pa.Table]:
+    """The non-empty error reports the ``stages`` wrote for one manifest shard (a missing report is none)."""
+    out = []
+    for stage in stages:
+        table = read_parquet(errors_uri(manifest_uri, stage), credentials, missing_ok=True)
+        if table is not None and table.num_rows:
+            out.append(table)
+    return out
+
+
+def check_error_fraction(bad: int, total: int, max_error_fraction: float | None, what: str, report_uri: str) -> None:
+    """Raise :class:`TooManyErrorsError` when ``bad / total`` exceeds ``max_error_fraction``.
+
+    :param max_error_fraction: a share in [0, 1]; ``None`` never fails.
+    """
+    if max_error_fraction is None or total == 0:
+        return
+    if bad / total > max_error_fraction:
+        raise TooManyErrorsError(
+            f"{bad} of {total} files ({bad / total:.1%}) had bad {what}, more than max_error_fraction="
+            f"{max_error_fraction}; see {report_uri} for every file and reason, fix the files or raise the limit."
+        )
+
+
+def validate_fraction(value: float | None, name: str = "max_error_fraction") -> float | None:
+    """Validate an optional share in [0, 1] once, at the edge."""
+    if value is None:
+        return None
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be between 0 and 1 (a share of files), got {value}.")
+    return value
+
+
+def remove_run(datapool_uri: str, run_id: str, credentials: StorageCredentials | None = None) -> bool:
+    """Delete a run's staging folder; returns whether there was one."""
+    fs, path = filesystem(run_dir(datapool_uri, run_id), credentials)
+    if not fs.exists(path):
+        return False
+    fs.rm(path, recursive=True)
+    return True

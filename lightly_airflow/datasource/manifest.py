@@ -1,24 +1,20 @@
-"""Manifest shards: the run's files to process, as deterministic Parquet shards in the staging area."""
+"""Writing manifest shards: the run's files to process, as deterministic Parquet shards in the staging area.
+
+Their paths, schema metadata and the one reader (:func:`lightly_airflow.staging.read_manifest`) live in
+:mod:`lightly_airflow.staging`.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from lightly_airflow import staging
-from lightly_airflow.columns import (
-    DATASOURCE_URI_METADATA_KEY,
-    KEY,
-    LIGHTLY_URI_METADATA_KEY,
-    MANIFEST_COLUMNS,
-)
+from lightly_airflow.columns import KEY, MANIFEST_COLUMNS
 from lightly_airflow.datasource.records import MANIFEST_SCHEMA
 from lightly_airflow.storage import StorageCredentials, filesystem, protocol_of, write_parquet
 
@@ -79,11 +75,7 @@ def write_manifests(
         table = table.take(pc.sort_indices(table, sort_keys=[(KEY, "ascending")]))
     if pc.count_distinct(table.column(KEY)).as_py() != table.num_rows:
         raise ValueError("Cannot write manifests: the file list has duplicate keys; pass one row per file.")
-    metadata = {
-        DATASOURCE_URI_METADATA_KEY.encode(): json.dumps(datasource_uri).encode(),
-        LIGHTLY_URI_METADATA_KEY.encode(): json.dumps(lightly_uri or datasource_uri).encode(),
-    }
-    table = table.replace_schema_metadata(metadata)
+    table = table.replace_schema_metadata(staging.manifest_schema_metadata(datasource_uri, lightly_uri))
     count = shard_count(table.num_rows, max_shards=max_shards, min_shard_size=min_shard_size)
     fs, _ = filesystem(datapool_uri, credentials)
     uris = []
@@ -111,40 +103,3 @@ def _remove_stale(fs: Any, datapool_uri: str, run_id: str, count: int, credentia
         if match and int(match.group(1)) >= count:
             logger.info("removing stale manifest shard %s from an earlier attempt", name)
             fs.rm_file(name)
-
-
-def read_manifest(
-    uri: str, credentials: StorageCredentials | None = None, *, required: Sequence[str] = MANIFEST_COLUMNS
-) -> tuple[pa.Table, dict[str, Any]]:
-    """Read one manifest shard (every stage reads its shard through this function).
-
-    :param uri: ``…/_staging/<run>/manifest/shard-NNNNN.parquet``.
-    :param credentials: credentials of the datapool's store.
-    :param required: the columns the caller needs (default: all manifest columns).
-    :returns: the table (``key, size, etag, mtime``) and its decoded ``lightly.*`` schema metadata, e.g.
-        ``{"lightly.datasource_uri": "s3://bucket/images", "lightly.lightly_uri": "gs://other/meta"}``.
-    :raises FileNotFoundError: when the shard does not exist.
-    :raises ValueError: when it is not a manifest (columns missing).
-    """
-    fs, path = filesystem(uri, credentials)
-    try:
-        with fs.open(path, "rb") as fh:
-            table = pq.read_table(fh)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"Manifest shard {uri} does not exist: run the listing task of this run first.") from None
-    missing = [c for c in required if c not in table.column_names]
-    if missing:
-        raise ValueError(
-            f"{uri} is not a manifest shard: columns {missing} are missing (has {table.column_names}); manifests "
-            "are written by datasource.write_manifests."
-        )
-    meta: dict[str, Any] = {}
-    for raw_key, raw_value in (table.schema.metadata or {}).items():
-        key = raw_key.decode("utf-8", "replace")
-        if not key.startswith("lightly."):
-            continue
-        try:
-            meta[key] = json.loads(raw_value)
-        except ValueError:
-            meta[key] = raw_value.decode("utf-8", "replace")
-    return table, meta

@@ -22,11 +22,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from lightly_airflow.embedding.options import DEFAULT_MODEL
 from lightly_airflow.storage import StorageCredentials, filesystem
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "efficientnet-lite0"
 MIN_INPUT_SIZE = 32
 MAX_INPUT_SIZE = 1024
 

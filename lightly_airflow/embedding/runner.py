@@ -28,7 +28,6 @@ import pyarrow as pa
 import torch
 
 from lightly_airflow.columns import (
-    DATASOURCE_URI_METADATA_KEY,
     EMBEDDING,
     EMBEDDING_DIM_METADATA_KEY,
     EMBEDDING_INPUT_SIZE_METADATA_KEY,
@@ -41,10 +40,11 @@ from lightly_airflow.columns import (
     STATUS_OK,
     STATUS_REASON,
 )
-from lightly_airflow.embedding.encoders import DEFAULT_MODEL, Encoder, get_encoder
+from lightly_airflow.embedding.encoders import Encoder, get_encoder
 from lightly_airflow.embedding.images import ShardImages
-from lightly_airflow.staging import EMBEDDINGS, sibling_uri
-from lightly_airflow.storage import StorageCredentials, write_parquet
+from lightly_airflow.embedding.options import EmbedOptions
+from lightly_airflow.staging import EMBEDDINGS, read_manifest, sibling_uri
+from lightly_airflow.storage import StorageCredentials, read_parquet, write_parquet
 
 logger = logging.getLogger(__name__)
 
@@ -52,24 +52,6 @@ LOG_EVERY_S = 10.0
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def read_manifest(manifest_uri: str, credentials: StorageCredentials | None = None) -> tuple[pa.Table, str]:
-    """Read a manifest shard; returns the table (``key``, ``etag``, …) and the datasource URI.
-
-    :raises FileNotFoundError: when the shard does not exist.
-    :raises ValueError: when columns or the ``lightly.datasource_uri`` schema metadata are missing.
-    """
-    from lightly_airflow.datasource import read_manifest as read_manifest_shard
-
-    table, meta = read_manifest_shard(manifest_uri, credentials, required=(KEY, ETAG))
-    datasource_uri = meta.get(DATASOURCE_URI_METADATA_KEY)
-    if not isinstance(datasource_uri, str) or not datasource_uri:
-        raise ValueError(
-            f"Manifest shard {manifest_uri!r} has no {DATASOURCE_URI_METADATA_KEY!r} schema metadata, so the "
-            "images cannot be located: write it with datasource.write_manifests(datasource_uri=...)."
-        )
-    return table, datasource_uri
-
-
 def resolve_device(device: str) -> torch.device:
     """``auto`` → ``cuda`` when available, else ``cpu``; ``cuda``/``cuda:N`` must be available.
 
@@ -199,9 +181,6 @@ def match_reuse(manifest: pa.Table, reuse: pa.Table, *, model_id: str, dim: int)
     return m_rows.astype(np.int64), vectors
 
 
-LOADERS = ("auto", "processes", "threads")
-
-
 def _loader(dataset: ShardImages, workers: int, *, pin_memory: bool, kind: str) -> Iterable[Any]:
     """Batches in order, from DataLoader worker processes or from decoding threads (Pillow decodes without
     holding the GIL). Threads are used when asked, and where this process may not have children (a daemonic
@@ -261,49 +240,38 @@ class _Progress:
 def embed_shard(
     manifest_uri: str,
     output_uri: str | None = None,
+    options: EmbedOptions | None = None,
     *,
-    model: str = DEFAULT_MODEL,
-    input_size: int = 64,
-    weights_uri: str | None = None,
-    dim: int | None = None,
-    device: str = "auto",
-    batch_size: int = 32,
-    num_workers: int | None = None,
     credentials: StorageCredentials | None = None,
-    reuse: pa.Table | None = None,
     datasource_credentials: StorageCredentials | None = None,
-    embeddings_csv: str | None = None,
-    loader: str = "auto",
+    reuse: pa.Table | None = None,
+    **option_values: Any,
 ) -> dict[str, Any]:
     """Embed the images of one manifest shard and write ``key, etag, embedding, status, status_reason``.
 
     :param manifest_uri: the manifest shard (``…/manifest/shard-NNNNN.parquet``).
     :param output_uri: where to write; default ``staging.sibling_uri(manifest_uri, "embeddings")``.
-    :param model: ``efficientnet-lite0`` (default) or ``resnet-18`` … ``resnet-152``.
-    :param input_size: images are resized to this square side in pixels.
-    :param weights_uri: state dict to load (required for the ResNets).
-    :param dim: output dimension (a fixed projection when smaller than the model's); ``None``: native.
-    :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-    :param batch_size: images per forward pass.
-    :param num_workers: decoding workers (0: decode in the main thread); ``None``: chosen from the cores.
-    :param credentials: for the manifest, output and weights stores (``None``: ambient).
-    :param reuse: known embeddings of the same model (``key, etag, embedding``): matching rows are copied.
+    :param options: how to embed (:class:`~lightly_airflow.embedding.options.EmbedOptions`: model, input size,
+        device, batch size, decoding, reuse file, custom embeddings CSV); default ``EmbedOptions()``.
+    :param credentials: for the manifest, output, weights and reuse stores (``None``: ambient).
     :param datasource_credentials: for the images' store; defaults to ``credentials``.
-    :param embeddings_csv: a Lightly custom embeddings CSV to take the vectors from instead of a model.
-    :param loader: ``processes`` (DataLoader workers), ``threads`` (decoding threads in this process) or
-        ``auto``: processes on a GPU, threads on the CPU (where decoding and the model share the same cores
-        and worker processes only add start-up and copies).
+    :param reuse: known embeddings of the same model (``key, etag, embedding``) as a table, instead of
+        ``options.reuse_uri``: matching rows are copied.
+    :param option_values: single options by name (``embed_shard(uri, batch_size=8)``), applied over ``options``.
     :returns: JSON-serialisable counts: ``embedded``, ``reused``, ``corrupt``, ``missing``, ``total``,
         ``output_uri``, ``model``, ``dim``, ``input_size``, ``images_per_s``, ``seconds``, ``device``.
+    :raises ValueError: for an invalid option (naming it) or a manifest without its datasource.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} is invalid: use a positive integer (e.g. 32 on CPU, 256 on a GPU).")
-    if num_workers is not None and (isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0):
-        raise ValueError(f"num_workers={num_workers!r} is invalid: use 0 (decode in-process) or a positive integer.")
-    if loader not in LOADERS:
-        raise ValueError(f"loader={loader!r} is invalid: use one of {LOADERS}.")
+    opts = options or EmbedOptions()
+    if option_values:
+        opts = EmbedOptions.from_mapping({**opts.to_dict(), **option_values})
+    model, input_size, weights_uri, dim = opts.model, opts.input_size, opts.weights_uri, opts.dim
+    batch_size, num_workers, loader, embeddings_csv = opts.batch_size, opts.num_workers, opts.loader, opts.embeddings_csv
+    if reuse is None and opts.reuse_uri:
+        reuse = read_parquet(opts.reuse_uri, credentials)
     started = time.perf_counter()
-    manifest, datasource_uri = read_manifest(manifest_uri, credentials)
+    shard = read_manifest(manifest_uri, credentials, required=(KEY, ETAG))
+    manifest, datasource_uri = shard.table, shard.require_datasource_uri()
     output_uri = output_uri or sibling_uri(manifest_uri, EMBEDDINGS)
     n = manifest.num_rows
 
@@ -320,7 +288,7 @@ def embed_shard(
         logger.info("Embeddings of %s taken from %s: %s", manifest_uri, embeddings_csv, counts)
         return counts
 
-    torch_device = resolve_device(device)
+    torch_device = resolve_device(opts.device)
     if torch_device.type == "cuda":
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True

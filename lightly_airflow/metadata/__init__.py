@@ -12,7 +12,7 @@ from lightly_airflow.metadata.custom import MetadataField, parse_dot_path, parse
 from lightly_airflow.metadata.duplicates import find_duplicates, mark_duplicates
 from lightly_airflow.metadata.metrics import METRICS, ImageResult, compute_metrics, inspect_image, laplacian_std
 from lightly_airflow.metadata.shard import compute_metadata_shard
-from lightly_airflow.metadata.shard_io import TooManyErrorsError
+from lightly_airflow.staging import TooManyErrorsError
 
 __all__ = [
     "METRICS",

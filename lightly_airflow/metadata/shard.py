@@ -26,15 +26,15 @@ from lightly_airflow.lightly_dir import (
 from lightly_airflow.metadata.custom import SCHEMA_RELPATH, MetadataField, parse_metadata_schema, values_from_file
 from lightly_airflow.metadata.duplicates import mark_duplicates
 from lightly_airflow.metadata.metrics import INT_METRICS, METRICS, ImageResult, inspect_image
-from lightly_airflow.metadata.shard_io import (
+from lightly_airflow.staging import (
+    METADATA,
     ProblemLog,
     check_error_fraction,
     read_manifest,
+    sibling_uri,
     validate_fraction,
-    write_parquet,
 )
-from lightly_airflow.staging import METADATA, sibling_uri
-from lightly_airflow.storage import StorageCredentials, filesystem, join_uri
+from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, write_parquet
 from lightly_airflow.thumbnails import ThumbnailWriter, datapool_of_manifest, thumbnails_uri
 
 logger = logging.getLogger(__name__)
@@ -164,11 +164,7 @@ def compute_metadata_shard(
         raise ValueError(f"num_workers must be at least 1, got {num_workers}.")
     output_uri = output_uri or sibling_uri(manifest_uri, METADATA)
     manifest = read_manifest(manifest_uri, credentials)
-    if not manifest.datasource_uri:
-        raise ValueError(
-            f"Manifest shard {manifest_uri} has no '{C.DATASOURCE_URI_METADATA_KEY}' schema metadata: it must be "
-            "written by datasource.write_manifests."
-        )
+    datasource_uri = manifest.require_datasource_uri()
     lightly_uri = lightly_uri or manifest.lightly_uri
     problems = ProblemLog(STAGE)
     folder = LightlyDir(lightly_uri, lightly_credentials or credentials) if lightly_uri else None
@@ -176,7 +172,7 @@ def compute_metadata_shard(
 
     keys = manifest.keys
     etags = manifest.table.column(C.ETAG).to_pylist() if C.ETAG in manifest.table.column_names else [None] * len(keys)
-    fs, root = filesystem(manifest.datasource_uri, datasource_credentials or credentials)
+    fs, root = filesystem(datasource_uri, datasource_credentials or credentials)
     n = len(keys)
     hashes: list[str | None] = [None] * n
     status: list[str] = [C.STATUS_OK] * n
@@ -206,12 +202,12 @@ def compute_metadata_shard(
             for i, (digest, result, missing) in zip(idx, pool.map(work, idx, paths)):
                 if missing is not None:
                     status[i], reasons[i] = C.STATUS_MISSING, missing
-                    problems.add(keys[i], "file", missing, join_uri(manifest.datasource_uri, keys[i]))
+                    problems.add(keys[i], "file", missing, join_uri(datasource_uri, keys[i]))
                     continue
                 hashes[i] = digest
                 if not result.ok:
                     status[i], reasons[i] = C.STATUS_CORRUPT, result.reason
-                    problems.add(keys[i], "file", f"corrupt: {result.reason}", join_uri(manifest.datasource_uri, keys[i]))
+                    problems.add(keys[i], "file", f"corrupt: {result.reason}", join_uri(datasource_uri, keys[i]))
                     continue
                 for m, v in result.metrics.items():
                     metric_values[m][i] = v
@@ -243,7 +239,7 @@ def compute_metadata_shard(
         columns[f.column] = pa.array([row[j] for row in custom], f.arrow_type)
         schema_fields.append(f.arrow_field())
     meta = {
-        C.DATASOURCE_URI_METADATA_KEY.encode(): json.dumps(manifest.datasource_uri).encode(),
+        C.DATASOURCE_URI_METADATA_KEY.encode(): json.dumps(datasource_uri).encode(),
         C.LIGHTLY_URI_METADATA_KEY.encode(): json.dumps(lightly_uri).encode(),
     }
     table = pa.Table.from_arrays(list(columns.values()), schema=pa.schema(schema_fields, metadata=meta))

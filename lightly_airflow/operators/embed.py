@@ -12,20 +12,23 @@ Each returns the small counts dict (the pod writes it to ``/airflow/xcom/return.
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.sdk.configuration import conf
 from kubernetes.client import models as k8s
 
 from lightly_airflow import __version__
+from lightly_airflow.embedding.options import DEFAULT_MODEL, EmbedOptions, embed_command
 from lightly_airflow.operators.base import LightlyBaseOperator
 
-DEFAULT_MODEL = "efficientnet-lite0"  # kept equal to lightly_airflow.embedding.DEFAULT_MODEL (no torch import here)
+__all__ = ["DEFAULT_MODEL", "EmbedOptions", "EmbedPodOperator", "EmbedShardOperator", "embed_operator_class"]
 DEFAULT_WORKER_IMAGE = f"lightly-airflow-worker:{__version__}"
 GPU_RESOURCE = "nvidia.com/gpu"
+POD_BATCH_SIZE = 256  # a GPU pod's default batch
 EXECUTION_MODES = ("local", "kubernetes")
 
 
@@ -39,105 +42,93 @@ def default_worker_image() -> str:
     return conf.get("lightly", "worker_image", fallback=None) or os.environ.get("LIGHTLY_WORKER_IMAGE") or DEFAULT_WORKER_IMAGE
 
 
-def embed_cli_arguments(
-    manifest_uri: str, *, output_uri: str | None = None, model: str = DEFAULT_MODEL, input_size: int = 64,
-    weights_uri: str | None = None, dim: int | None = None, device: str = "auto", batch_size: int = 32,
-    num_workers: int | None = None, reuse_uri: str | None = None, embeddings_csv: str | None = None,
-    loader: str = "auto", xcom_return: bool = True,
-) -> list[str]:
-    """The argument vector of ``lightly-airflow embed`` for these options (what the pod runs)."""
-    args = ["embed", "--manifest", str(manifest_uri)]
-    if output_uri:
-        args += ["--output", str(output_uri)]
-    args += ["--model", str(model), "--input-size", str(int(input_size)), "--device", str(device),
-             "--batch-size", str(int(batch_size))]
-    optional = (("--weights", weights_uri), ("--dim", dim), ("--num-workers", num_workers), ("--reuse", reuse_uri),
-                ("--embeddings-csv", embeddings_csv))
-    for flag, value in optional:
-        if value is not None and value != "":
-            args += [flag, str(value)]
-    if loader != "auto":
-        args += ["--loader", str(loader)]
-    if xcom_return:
-        args.append("--xcom-return")
-    return args
+_Init = TypeVar("_Init", bound=Callable[..., None])
 
 
-class EmbedShardOperator(LightlyBaseOperator):
+def takes_embed_options(**defaults: Any) -> Callable[[_Init], _Init]:
+    """Give an operator's ``__init__`` one keyword parameter per :class:`EmbedOptions` field.
+
+    The option list is written once, in :class:`EmbedOptions`; this adds its fields to the signature Airflow
+    inspects (``partial()``/``expand()`` accept exactly the parameters of ``__init__``), with ``defaults``
+    overriding the options' own defaults (e.g. a GPU pod's larger batch). The ``__init__`` receives them in
+    ``**kwargs`` and takes them out with :func:`pop_embed_options`.
+    """
+    unknown = sorted(set(defaults) - set(EmbedOptions.names()))
+    if unknown:
+        raise ValueError(f"Unknown embedding option(s) {unknown}; the options are {list(EmbedOptions.names())}.")
+
+    def wrap(init: _Init) -> _Init:
+        sig = inspect.signature(init)
+        params = list(sig.parameters.values())
+        var_kw = [p for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]
+        plain = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        options = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=defaults.get(name, default))
+            for name, default in EmbedOptions.defaults().items()
+        ]
+        init.__signature__ = sig.replace(parameters=[*plain, *options, *var_kw])  # type: ignore[attr-defined]
+        return init
+
+    return wrap
+
+
+def pop_embed_options(kwargs: dict[str, Any], defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Take the :class:`EmbedOptions` fields out of an operator's ``kwargs`` (raw values: maybe templates)."""
+    values = dict(EmbedOptions.defaults() if defaults is None else defaults)
+    for name in EmbedOptions.names():
+        if name in kwargs:
+            values[name] = kwargs.pop(name)
+    return values
+
+
+class _EmbedOptionsAttributes:
+    """One attribute per option on the operator (what Airflow templates and maps), and the typed options."""
+
+    def _set_embed_options(self, values: Mapping[str, Any]) -> None:
+        for name, value in values.items():
+            setattr(self, name, value)
+        if not any(isinstance(v, str) and "{{" in v for v in values.values()):
+            self.embed_options()  # fail at DAG parse time for a bad literal option
+
+    def embed_options(self) -> EmbedOptions:
+        """The (rendered) options of this task."""
+        return EmbedOptions.from_mapping({name: getattr(self, name) for name in EmbedOptions.names()})
+
+
+class EmbedShardOperator(_EmbedOptionsAttributes, LightlyBaseOperator):
     """Embed one manifest shard in the Airflow worker (CPU or a local GPU); returns the counts.
+
+    Takes every :class:`~lightly_airflow.embedding.options.EmbedOptions` field as a keyword argument (``model``,
+    ``input_size``, ``weights_uri``, ``dim``, ``device``, ``batch_size``, ``num_workers``, ``loader``,
+    ``reuse_uri``, ``embeddings_csv``; the URIs are templated). The reuse file and weights are read with the
+    datapool connection, the images with the datasource connection.
 
     :param manifest_uri: the manifest shard (templated; map over shards with ``.expand(manifest_uri=...)``).
     :param output_uri: output file (templated); default: the shard's ``embeddings/`` sibling.
-    :param model: ``efficientnet-lite0`` (default) or ``resnet-18`` … ``resnet-152``.
-    :param input_size: square input side in pixels (default 64, Lightly's default).
-    :param weights_uri: state dict on any store (required for the ResNets; read with the datapool connection).
-    :param dim: output dimension (``None``: the model's).
-    :param device: ``auto``, ``cpu``, ``cuda``.
-    :param batch_size: images per forward pass.
-    :param num_workers: decoding workers (``None``: from the cores; 0: in the main thread).
-    :param reuse_uri: Parquet of known embeddings (``key, etag, embedding``) of the same model (templated).
-    :param embeddings_csv: a Lightly custom embeddings CSV to use instead of a model (templated).
-    :param loader: ``auto`` (threads on a CPU, processes on a GPU), ``threads`` or ``processes``.
     """
 
     template_fields: Sequence[str] = (
-        *LightlyBaseOperator.template_fields, "manifest_uri", "output_uri", "weights_uri", "reuse_uri", "embeddings_csv",
+        *LightlyBaseOperator.template_fields, "manifest_uri", "output_uri", *EmbedOptions.templated(),
     )
     ui_color = "#f6e7c8"
 
-    def __init__(
-        self,
-        *,
-        manifest_uri: str,
-        output_uri: str | None = None,
-        model: str = DEFAULT_MODEL,
-        input_size: int = 64,
-        weights_uri: str | None = None,
-        dim: int | None = None,
-        device: str = "auto",
-        batch_size: int = 32,
-        num_workers: int | None = None,
-        reuse_uri: str | None = None,
-        embeddings_csv: str | None = None,
-        loader: str = "auto",
-        datapool_uri: str = "",
-        **kwargs: Any,
-    ) -> None:
+    @takes_embed_options()
+    def __init__(self, *, manifest_uri: str, output_uri: str | None = None, datapool_uri: str = "", **kwargs: Any) -> None:
+        options = pop_embed_options(kwargs)
         super().__init__(datapool_uri=datapool_uri, **kwargs)
-        self.loader = loader
         self.manifest_uri = manifest_uri
         self.output_uri = output_uri
-        self.model = model
-        self.input_size = input_size
-        self.weights_uri = weights_uri
-        self.dim = dim
-        self.device = device
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.reuse_uri = reuse_uri
-        self.embeddings_csv = embeddings_csv
+        self._set_embed_options(options)
 
     def execute(self, context: Any) -> dict[str, Any]:
         from lightly_airflow.embedding.runner import embed_shard
-        from lightly_airflow.storage import read_parquet
 
-        pool_credentials = self.datapool_credentials
-        reuse = read_parquet(self.reuse_uri, pool_credentials) if self.reuse_uri else None
         counts = embed_shard(
             self.manifest_uri,
             self.output_uri or None,
-            model=self.model,
-            input_size=self.input_size,
-            weights_uri=self.weights_uri or None,
-            dim=self.dim,
-            device=self.device,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            credentials=pool_credentials,
-            reuse=reuse,
+            self.embed_options(),
+            credentials=self.datapool_credentials,
             datasource_credentials=self.datasource_credentials,
-            embeddings_csv=self.embeddings_csv or None,
-            loader=self.loader,
         )
         self.log.info(
             "Embedded %s: %d computed, %d reused, %d corrupt, %d missing (%.1f images/s) -> %s",
@@ -157,23 +148,18 @@ def _toleration(value: k8s.V1Toleration | Mapping[str, Any]) -> k8s.V1Toleration
     return k8s.V1Toleration(**dict(value))
 
 
-class EmbedPodOperator(KubernetesPodOperator):
+class EmbedPodOperator(_EmbedOptionsAttributes, KubernetesPodOperator):
     """Run ``lightly-airflow embed`` for one manifest shard in a (GPU) pod; returns the pod's counts pointer.
 
     Credentials inside the pod are ambient: give the pod a service account with workload identity (IRSA,
     GKE Workload Identity, Azure Workload Identity) or ``env_vars``/``secrets`` with the store's variables.
 
+    Takes every :class:`~lightly_airflow.embedding.options.EmbedOptions` field as a keyword argument (the
+    URIs are templated); ``batch_size`` defaults to 256 for a GPU, and ``device="auto"`` becomes ``cuda`` with
+    ``gpus > 0`` and ``cpu`` otherwise. The pod runs :func:`~lightly_airflow.embedding.options.embed_command`.
+
     :param manifest_uri: the manifest shard (templated; map over shards with ``.expand(manifest_uri=...)``).
     :param output_uri: output file (templated); default: the shard's ``embeddings/`` sibling.
-    :param model: ``efficientnet-lite0`` (default, weights baked into the image) or ``resnet-18`` … ``resnet-152``.
-    :param input_size: square input side in pixels.
-    :param weights_uri: state dict on any store (templated).
-    :param dim: output dimension (``None``: the model's).
-    :param batch_size: images per forward pass (default 256 for a GPU).
-    :param num_workers: decoding processes in the pod (``None``: from the pod's cores).
-    :param reuse_uri: Parquet of known embeddings of the same model (templated).
-    :param embeddings_csv: a Lightly custom embeddings CSV instead of a model (templated).
-    :param loader: how the pod decodes: ``auto`` (processes on a GPU), ``threads`` or ``processes``.
     :param image: the worker image (``docker/worker/Dockerfile``); default :func:`default_worker_image`.
     :param gpus: GPUs per pod, requested as ``nvidia.com/gpu`` limits (0: CPU pod, ``--device cpu``).
     :param gpu_resource: the extended resource name of the GPU (``nvidia.com/gpu``, ``amd.com/gpu``).
@@ -190,25 +176,16 @@ class EmbedPodOperator(KubernetesPodOperator):
     """
 
     template_fields: Sequence[str] = (
-        *KubernetesPodOperator.template_fields, "manifest_uri", "output_uri", "weights_uri", "reuse_uri", "embeddings_csv",
-        "datapool_uri",
+        *KubernetesPodOperator.template_fields, "manifest_uri", "output_uri", *EmbedOptions.templated(), "datapool_uri",
     )
     ui_color = "#f6e7c8"
 
+    @takes_embed_options(batch_size=POD_BATCH_SIZE)
     def __init__(
         self,
         *,
         manifest_uri: str,
         output_uri: str | None = None,
-        model: str = DEFAULT_MODEL,
-        input_size: int = 64,
-        weights_uri: str | None = None,
-        dim: int | None = None,
-        batch_size: int = 256,
-        num_workers: int | None = None,
-        reuse_uri: str | None = None,
-        embeddings_csv: str | None = None,
-        loader: str = "auto",
         image: str | None = None,
         gpus: int = 1,
         gpu_resource: str = GPU_RESOURCE,
@@ -226,6 +203,7 @@ class EmbedPodOperator(KubernetesPodOperator):
         datapool_uri: str | None = None,
         **kwargs: Any,
     ) -> None:
+        options = pop_embed_options(kwargs, {**EmbedOptions.defaults(), "batch_size": POD_BATCH_SIZE})
         if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
             raise ValueError(f"gpus={gpus!r} is invalid: use 0 (CPU pod) or a positive number of GPUs per pod.")
         if container_resources is None:
@@ -261,26 +239,16 @@ class EmbedPodOperator(KubernetesPodOperator):
         )
         self.manifest_uri = manifest_uri
         self.output_uri = output_uri
-        self.model = model
-        self.input_size = input_size
-        self.weights_uri = weights_uri
-        self.dim = dim
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.reuse_uri = reuse_uri
-        self.embeddings_csv = embeddings_csv
         self.gpus = gpus
-        self.loader = loader
         self.datapool_uri = datapool_uri
+        self._set_embed_options(options)
 
     def embed_arguments(self) -> list[str]:
         """The ``lightly-airflow`` arguments for this shard (from the rendered template fields)."""
-        return embed_cli_arguments(
-            self.manifest_uri, output_uri=self.output_uri, model=self.model, input_size=self.input_size,
-            weights_uri=self.weights_uri, dim=self.dim, device="cuda" if self.gpus else "cpu",
-            batch_size=self.batch_size, num_workers=self.num_workers, reuse_uri=self.reuse_uri,
-            embeddings_csv=self.embeddings_csv, loader=self.loader, xcom_return=self.do_xcom_push,
-        )
+        options = self.embed_options()
+        if options.device == "auto":
+            options = options.replace(device="cuda" if self.gpus else "cpu")
+        return embed_command(self.manifest_uri, options, output_uri=self.output_uri or None, xcom_return=self.do_xcom_push)
 
     def build_pod_request_obj(self, context: Any = None, **kwargs: Any) -> k8s.V1Pod:
         self.arguments = self.embed_arguments()

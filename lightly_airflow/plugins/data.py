@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from lightly_airflow import columns as C
 from lightly_airflow.plugins.config import PoolSpec
-from lightly_airflow.staging import run_slug
+from lightly_airflow.staging import REPORTS_DIR as REPORTS_DIR  # the report folder name, used by app.py
+from lightly_airflow.staging import reports_root, run_slug
 
 if TYPE_CHECKING:
     from lightly_airflow.datapool import Datapool
@@ -25,8 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Folder of the run reports inside a datapool (``lightly_airflow.pipeline.REPORTS_DIR``; a test keeps them equal).
-REPORTS_DIR = "_reports"
 REPORT_INDEX = "index.html"
 #: A run slug as :func:`lightly_airflow.staging.run_slug` makes it: safe characters, ``-``, 8 hex digits.
 SLUG_PATTERN = re.compile(r"^[A-Za-z0-9._-]{0,80}-[0-9a-f]{8}$")
@@ -60,7 +59,7 @@ def open_pool(spec: PoolSpec, creds: StorageCredentials | None) -> Datapool:
 
 
 def reports_uri(spec: PoolSpec) -> str:
-    return f"{spec.uri}/{REPORTS_DIR}"
+    return reports_root(spec.uri)
 
 
 def report_slugs(spec: PoolSpec, creds: StorageCredentials | None) -> set[str]:

@@ -20,18 +20,18 @@ from lightly_airflow.lightly_dir import (
     json_relpath,
     parse_json_bytes,
 )
-from lightly_airflow.metadata.shard_io import (
-    ProblemLog,
-    check_error_fraction,
-    read_manifest,
-    validate_fraction,
-    write_parquet,
-)
 from lightly_airflow.predictions import scorers as S
 from lightly_airflow.predictions.parse import FilePredictions, parse_prediction_file
 from lightly_airflow.predictions.schema import TaskSchema, parse_task_schema, parse_tasks
-from lightly_airflow.staging import PREDICTIONS, sibling_uri
-from lightly_airflow.storage import StorageCredentials
+from lightly_airflow.staging import (
+    PREDICTIONS,
+    ProblemLog,
+    check_error_fraction,
+    read_manifest,
+    sibling_uri,
+    validate_fraction,
+)
+from lightly_airflow.storage import StorageCredentials, write_parquet
 
 logger = logging.getLogger(__name__)
 

@@ -54,11 +54,11 @@ def test_manifests_cover_every_file_once_and_stay_within_1024(tmp_path) -> None:
                            min_shard_size=2, max_shards=1024)
     assert len(uris) == 1024
     assert uris[5] == staging.shard_uri(str(tmp_path / "pool"), "scheduled__x", "manifest", 5)
-    keys = [k for u in uris for k in read_manifest(u)[0].column("key").to_pylist()]
+    keys = [k for u in uris for k in read_manifest(u).table.column("key").to_pylist()]
     assert keys == [k for k, _ in rows]
-    sizes = [read_manifest(u)[0].num_rows for u in uris]
+    sizes = [read_manifest(u).num_rows for u in uris]
     assert max(sizes) - min(sizes) <= 1
-    assert read_manifest(uris[0])[1]["lightly.lightly_uri"] == "s3://b/images"  # defaults to the datasource
+    assert read_manifest(uris[0]).lightly_uri == "s3://b/images"  # defaults to the datasource
 
 
 def test_manifest_errors(tmp_path) -> None:

@@ -158,8 +158,9 @@ def test_manifests_round_trip_on_the_store(store: Store) -> None:
     )
     assert len(uris) == 3  # 7 files, at least 2 per shard
     tables = [read_manifest(u, store.credentials) for u in uris]
-    assert [k for t, _ in tables for k in t.column(KEY).to_pylist()] == IMAGES
-    assert tables[0][1] == {"lightly.datasource_uri": store.uri, "lightly.lightly_uri": "gs://elsewhere/meta"}
+    assert [k for m in tables for k in m.keys] == IMAGES
+    assert tables[0].metadata == {"lightly.datasource_uri": store.uri, "lightly.lightly_uri": "gs://elsewhere/meta"}
+    assert (tables[0].datasource_uri, tables[0].lightly_uri) == (store.uri, "gs://elsewhere/meta")
     first_bytes = store.fs.cat_file(filesystem_path(store, uris[0]))
 
     # A retry with fewer files rewrites shard 0 and removes the stale higher shards.

@@ -19,10 +19,10 @@ from skimage import data
 
 from lightly_airflow.cli import build_parser
 from lightly_airflow.columns import DATASOURCE_URI_METADATA_KEY, EMBEDDING, KEY
+from lightly_airflow.embedding.options import EmbedOptions, embed_command
 from lightly_airflow.operators.embed import (
     EmbedPodOperator,
     EmbedShardOperator,
-    embed_cli_arguments,
     embed_operator_class,
 )
 
@@ -51,8 +51,9 @@ def test_pod_request_runs_the_cli_on_a_gpu_node() -> None:
     assert container.image == "registry.example/lightly-worker:1.2"
     assert container.command == ["lightly-airflow"]
     assert container.args == [
-        "embed", "--manifest", MANIFEST, "--model", "resnet-50", "--input-size", "64", "--device", "cuda",
-        "--batch-size", "256", "--weights", "s3://models/r50.pth", "--dim", "256", "--xcom-return",
+        "embed", "--manifest", MANIFEST, "--model", "resnet-50", "--input-size", "64", "--weights",
+        "s3://models/r50.pth", "--dim", "256", "--device", "cuda", "--batch-size", "256", "--loader", "auto",
+        "--xcom-return",
     ]
     assert container.resources.limits == {"nvidia.com/gpu": "2", "cpu": "8", "memory": "32Gi"}
     assert container.resources.requests == {"cpu": "8", "memory": "32Gi"}
@@ -69,17 +70,38 @@ def test_pod_request_runs_the_cli_on_a_gpu_node() -> None:
 
 
 def test_pod_arguments_are_accepted_by_the_cli_parser() -> None:
-    args = embed_cli_arguments(
-        MANIFEST, output_uri="s3://pool/out.parquet", model="resnet-18", input_size=96, weights_uri="gs://m/w.pth",
-        dim=128, device="cuda", batch_size=512, num_workers=6, reuse_uri="s3://pool/reuse.parquet",
-        embeddings_csv=None, loader="threads",
+    options = EmbedOptions(
+        model="resnet-18", input_size=96, weights_uri="gs://m/w.pth", dim=128, device="cuda", batch_size=512,
+        num_workers=6, reuse_uri="s3://pool/reuse.parquet", embeddings_csv=None, loader="threads",
     )
+    args = embed_command(MANIFEST, options, output_uri="s3://pool/out.parquet", xcom_return=True)
     ns = build_parser(only="embed").parse_args(args)
-    assert (ns.manifest, ns.output, ns.model, ns.input_size, ns.weights, ns.dim, ns.device, ns.batch_size,
-            ns.num_workers, ns.reuse, ns.embeddings_csv, ns.loader, ns.xcom_return) == (
-        MANIFEST, "s3://pool/out.parquet", "resnet-18", 96, "gs://m/w.pth", 128, "cuda", 512, 6,
-        "s3://pool/reuse.parquet", None, "threads", True)
+    assert (ns.manifest, ns.output, ns.xcom_return) == (MANIFEST, "s3://pool/out.parquet", True)
+    assert EmbedOptions.from_args(ns) == options  # every option survives the pod's command line
+    assert EmbedOptions.from_args(build_parser(only="embed").parse_args(["embed", "--manifest", MANIFEST])) == EmbedOptions()
     assert callable(ns.func)
+
+
+def test_every_embed_option_is_an_operator_argument_and_a_cli_flag() -> None:
+    """The option list is written once (EmbedOptions): both operators and the CLI take exactly its fields."""
+    import inspect
+
+    for op in (EmbedShardOperator, EmbedPodOperator):
+        params = inspect.signature(op.__init__).parameters
+        assert set(EmbedOptions.names()) <= set(params), op
+    assert inspect.signature(EmbedPodOperator.__init__).parameters["batch_size"].default == 256
+    assert inspect.signature(EmbedShardOperator.__init__).parameters["batch_size"].default == 32
+    every = EmbedOptions(model="resnet-34", input_size=80, weights_uri="s3://w", dim=64, device="cuda:1", batch_size=7,
+                         num_workers=0, loader="processes", reuse_uri="s3://r", embeddings_csv="s3://c.csv")
+    shard = EmbedShardOperator(task_id="s", manifest_uri=MANIFEST, **every.to_dict())
+    pod = EmbedPodOperator(task_id="p", manifest_uri=MANIFEST, **every.to_dict())
+    assert shard.embed_options() == pod.embed_options() == every
+    ns = build_parser(only="embed").parse_args(pod.embed_arguments())
+    assert EmbedOptions.from_args(ns) == every
+    with pytest.raises(ValueError, match="batch_size"):  # a bad literal option fails when the DAG is parsed
+        EmbedShardOperator(task_id="bad", manifest_uri=MANIFEST, batch_size=0)
+    with pytest.raises(ValueError, match="Unknown embedding option"):
+        EmbedOptions.from_mapping({"modle": "resnet-18"})
 
 
 def test_default_gpu_toleration_and_cpu_pods() -> None:
@@ -166,7 +188,7 @@ def test_local_mode_mapped_over_shards_equals_the_cli(tmp_path: Path) -> None:
     # The pod's command line, run as a real process (CPU, same batch size).
     cli_out = tmp_path / "cli.parquet"
     xcom = tmp_path / "xcom/return.json"
-    args = embed_cli_arguments(manifest, output_uri=str(cli_out), device="cpu", batch_size=32)
+    args = embed_command(manifest, EmbedOptions(device="cpu", batch_size=32), output_uri=str(cli_out), xcom_return=True)
     proc = subprocess.run(
         [sys.executable, "-m", "lightly_airflow.cli", *args, "--xcom-path", str(xcom)],
         capture_output=True, text=True, timeout=300,
@@ -225,4 +247,4 @@ def test_example_dags_kubernetes_task_builds_a_gpu_pod_running_the_cli(tmp_path:
     assert args[args.index("--reuse") + 1] == reuse
     assert str(container.resources.limits["nvidia.com/gpu"]) == "1"
     parsed = build_parser(only="embed").parse_args(args[args.index("embed"):])
-    assert parsed.manifest.endswith("shard-00003.parquet") and parsed.reuse == reuse
+    assert parsed.manifest.endswith("shard-00003.parquet") and EmbedOptions.from_args(parsed).reuse_uri == reuse

@@ -1,0 +1,188 @@
+"""``EmbedOptions``: every option of an embedding run, written once.
+
+The runner (:func:`lightly_airflow.embedding.embed_shard`), the ``lightly-airflow embed`` command line, the
+two embed operators (in-process and in a pod) and the pod's argument vector all take their options from
+this one frozen dataclass: each field carries its command-line flag, its parser and its help text, so the
+argparse options (:func:`add_arguments`), the pod's arguments (:meth:`EmbedOptions.to_cli_args`,
+:func:`embed_command`) and the parsed namespace (:meth:`EmbedOptions.from_args`) cannot drift apart.
+
+No torch here: the Airflow layer imports this module at DAG parse time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from typing import Any
+
+DEFAULT_MODEL = "efficientnet-lite0"
+DEVICES = ("auto", "cpu", "cuda")
+LOADERS = ("auto", "processes", "threads")
+XCOM_DIR = "/airflow/xcom"
+XCOM_FILE = "return.json"
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be a positive integer")
+    return number
+
+
+def _non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be 0 or a positive integer")
+    return number
+
+
+def _device(value: str) -> str:
+    if value in DEVICES or value.startswith("cuda:"):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r} is not one of auto, cpu, cuda, cuda:N")
+
+
+def _loader(value: str) -> str:
+    if value in LOADERS:
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(LOADERS)}")
+
+
+def _option(default: Any, flag: str, parse: Callable[[str], Any], help_: str, *, templated: bool = False) -> Any:
+    return field(default=default, metadata={"flag": flag, "parse": parse, "help": help_, "templated": templated})
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    """How to embed a manifest shard (the same in a worker, in a pod and on the command line).
+
+    :param model: ``efficientnet-lite0`` (default) or ``resnet-18`` … ``resnet-152``.
+    :param input_size: images are resized to this square side in pixels (Lightly's default 64).
+    :param weights_uri: state dict to load, on any store (required for the ResNets).
+    :param dim: output dimension (a fixed projection when smaller than the model's); ``None``: the model's.
+    :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    :param batch_size: images per forward pass (e.g. 32 on a CPU, 256 on a GPU).
+    :param num_workers: decoding workers (0: in the main thread); ``None``: chosen from the cores.
+    :param loader: ``processes`` (DataLoader workers), ``threads`` (decoding threads in this process) or
+        ``auto``: processes on a GPU, threads on a CPU.
+    :param reuse_uri: Parquet of known embeddings (``key, etag, embedding``) of the same model: matching rows
+        are copied, not recomputed.
+    :param embeddings_csv: a Lightly custom embeddings CSV to take the vectors from instead of a model.
+    :raises ValueError: for an invalid value, naming the option and the allowed values.
+    """
+
+    model: str = _option(DEFAULT_MODEL, "--model", str, "efficientnet-lite0 (default), resnet-18 … resnet-152")
+    input_size: int = _option(64, "--input-size", _positive, "square input side in pixels (default 64)")
+    weights_uri: str | None = _option(None, "--weights", str, "state-dict URI (required for the ResNets)", templated=True)
+    dim: int | None = _option(None, "--dim", _positive, "output dimension (default: the model's)")
+    device: str = _option("auto", "--device", _device, "auto (default), cpu, cuda or cuda:N")
+    batch_size: int = _option(32, "--batch-size", _positive, "images per forward pass (default 32)")
+    num_workers: int | None = _option(None, "--num-workers", _non_negative, "decoding workers (default: from the cores)")
+    loader: str = _option("auto", "--loader", _loader,
+                          "decode in DataLoader processes or threads (auto: processes on a GPU, threads on a CPU)")
+    reuse_uri: str | None = _option(None, "--reuse", str,
+                                    "Parquet of known embeddings (key, etag, embedding) of the same model", templated=True)
+    embeddings_csv: str | None = _option(None, "--embeddings-csv", str,
+                                         "Lightly custom embeddings CSV to use instead of a model", templated=True)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # templates render a missing URI as "" (or "None" without native rendering)
+            if f.metadata["templated"] and getattr(self, f.name) in ("", "None"):
+                object.__setattr__(self, f.name, None)
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ValueError(f"model={self.model!r} is invalid: name a model, e.g. {DEFAULT_MODEL!r}.")
+        _check_int("input_size", self.input_size, minimum=1, optional=False)
+        _check_int("dim", self.dim, minimum=1, optional=True)
+        _check_int("batch_size", self.batch_size, minimum=1, optional=False,
+                   hint="use a positive integer (e.g. 32 on CPU, 256 on a GPU).")
+        _check_int("num_workers", self.num_workers, minimum=0, optional=True,
+                   hint="use 0 (decode in-process) or a positive integer.")
+        if not isinstance(self.device, str) or not (self.device in DEVICES or self.device.startswith("cuda:")):
+            raise ValueError(f"device={self.device!r} is invalid: use 'auto', 'cpu', 'cuda' or 'cuda:N'.")
+        if self.loader not in LOADERS:
+            raise ValueError(f"loader={self.loader!r} is invalid: use one of {LOADERS}.")
+        for name in ("weights_uri", "reuse_uri", "embeddings_csv"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{name}={value!r} is invalid: pass a URI string or nothing.")
+
+    # ------------------------------------------------------------------------------------ construction
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The option names, in order."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def templated(cls) -> tuple[str, ...]:
+        """The options an operator renders as templates (URIs that come from upstream tasks)."""
+        return tuple(f.name for f in fields(cls) if f.metadata["templated"])
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """``{name: default}`` of every option."""
+        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> EmbedOptions:
+        """Options from a mapping of option names; an unknown name is an error that lists the known ones."""
+        unknown = sorted(set(values) - set(cls.names()))
+        if unknown:
+            raise ValueError(f"Unknown embedding option(s) {unknown}; the options are {list(cls.names())}.")
+        return cls(**dict(values))
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> EmbedOptions:
+        """Options from a namespace parsed by a parser that :func:`add_arguments` set up."""
+        return cls(**{name: getattr(args, name) for name in cls.names()})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every option as a JSON-safe dict."""
+        return asdict(self)
+
+    def replace(self, **changes: Any) -> EmbedOptions:
+        """A copy with ``changes`` (validated again)."""
+        return replace(self, **changes)
+
+    def to_cli_args(self) -> list[str]:
+        """The command-line flags of these options (every option that is set), e.g. ``["--model", "resnet-18", …]``."""
+        args: list[str] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                args += [f.metadata["flag"], str(value)]
+        return args
+
+
+def _check_int(name: str, value: Any, *, minimum: int, optional: bool, hint: str | None = None) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        fix = hint or (f"use an integer of at least {minimum}" + (" or nothing." if optional else "."))
+        raise ValueError(f"{name}={value!r} is invalid: {fix}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``lightly-airflow embed``: the shard, the output, every :class:`EmbedOptions` field and
+    the XCom pointer."""
+    parser.add_argument("--manifest", required=True, help="manifest shard URI (…/manifest/shard-NNNNN.parquet)")
+    parser.add_argument("--output", default=None, help="output URI (default: the shard's embeddings/ sibling)")
+    for f in fields(EmbedOptions):
+        parser.add_argument(f.metadata["flag"], dest=f.name, type=f.metadata["parse"], default=f.default,
+                            help=f.metadata["help"])
+    parser.add_argument("--xcom-return", action="store_true", help=f"write the result pointer to {XCOM_DIR}/{XCOM_FILE}")
+    parser.add_argument("--xcom-path", default=os.path.join(XCOM_DIR, XCOM_FILE), help=argparse.SUPPRESS)
+
+
+def embed_command(
+    manifest_uri: str, options: EmbedOptions, *, output_uri: str | None = None, xcom_return: bool = False
+) -> list[str]:
+    """The argument vector of ``lightly-airflow embed`` (what the pod runs), parsed back by :func:`add_arguments`."""
+    args = ["embed", "--manifest", str(manifest_uri)]
+    if output_uri:
+        args += ["--output", str(output_uri)]
+    args += options.to_cli_args()
+    if xcom_return:
+        args.append("--xcom-return")
+    return args
