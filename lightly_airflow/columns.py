@@ -24,7 +24,10 @@ Per-sample values (staging files, engine input, datapool):
 - ``predictions.<task>.category_count.<category name>``: number of objects of that category.
 
 Datapool-only columns: ``sample_id``, ``run_id``, ``dag_id``, ``selected``, ``pick_rank``, ``tags``,
-``committed_at``.
+``committed_at``; ``selection.<value>`` per selected sample: why it was picked, the value of each objective at
+the moment of its pick (``selection.score`` the combined ``Σ strength·log(objective)``, ``selection.distance``
+to the selected set, ``selection.weight``, ``selection.balance_deficit``, ``selection.similarity``,
+``selection.typicality``; see ``SelectionResult.pick_details``).
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ INITIAL_TAG = "initial-tag"
 METADATA_PREFIX = "metadata."
 SCORES_PREFIX = "scores."
 PREDICTIONS_PREFIX = "predictions."
+SELECTION_PREFIX = "selection."
 
 # Schema-metadata keys (bytes keys in Parquet/Arrow schema metadata, JSON values).
 DATASOURCE_URI_METADATA_KEY = "lightly.datasource_uri"
@@ -73,6 +77,11 @@ CATEGORIES_METADATA_KEY = "lightly.categories"
 def metadata_column(name: str) -> str:
     """Column of a ``METADATA`` input: ``lightly.sharpness`` -> ``metadata.lightly.sharpness``."""
     return METADATA_PREFIX + name
+
+
+def selection_column(name: str) -> str:
+    """Column of a per-pick selection value: ``distance`` -> ``selection.distance``."""
+    return SELECTION_PREFIX + name
 
 
 def lightly_metadata_column(name: str) -> str:

@@ -409,10 +409,12 @@ def select_and_commit(
             "samples already selected in the pool.", candidates.num_rows, marked.num_rows - candidates.num_rows,
             0 if preselected is None else preselected.num_rows,
         )
+        details = None
         if candidates.num_rows:
             result = select(candidates, config, preselected=preselected, query_embeddings=query_embeddings)
             picked_keys = list(result.keys)
             metrics = dict(result.metrics)
+            details = result.pick_details
         else:
             picked_keys, metrics = [], {"stop_reason": "no candidates"}
         rank = {k: i for i, k in enumerate(picked_keys)}
@@ -420,6 +422,7 @@ def select_and_commit(
         selected = pa.array([k in rank for k in keys], pa.bool_())
         pick_rank = pa.array([rank.get(k) for k in keys], pa.int64())
         out = marked.append_column(C.SELECTED, selected).append_column(C.PICK_RANK, pick_rank)
+        out = _with_pick_details(out, details, [rank.get(k) for k in keys])
         statuses = marked.column(C.STATUS).to_pylist()
         counts = {
             "processed": marked.num_rows,
@@ -467,6 +470,17 @@ def select_and_commit(
         )
         return summary
     raise AssertionError("unreachable")
+
+
+def _with_pick_details(rows: pa.Table, details: pa.Table | None, ranks: list[int | None]) -> pa.Table:
+    """Add the engine's per-pick ``selection.*`` values (why each sample was picked) to the run's rows."""
+    if details is None:
+        return rows
+    for name in details.column_names:
+        if name.startswith(C.SELECTION_PREFIX):
+            col = details.column(name).combine_chunks()
+            rows = rows.append_column(name, col.take(pa.array(ranks, pa.int64())))
+    return rows
 
 
 #: Where run reports live (owned by :mod:`lightly_airflow.staging`; re-exported for existing callers).

@@ -354,6 +354,32 @@ def _fractions(v: np.ndarray) -> np.ndarray:
     return v / s if s > 0 else np.zeros_like(v)
 
 
+def engine_balances(summary: Mapping[str, Any], n_selected: int) -> list[Balance] | None:
+    """The BALANCE objectives as the selection engine reported them (``metrics.objectives``), or None.
+
+    The engine's report is what the selection optimised (target vs achieved, preselected counted); the
+    report draws it as is instead of recomputing it from the config.
+    """
+    metrics = summary.get("metrics") or {}
+    objectives = metrics.get("objectives") if isinstance(metrics, Mapping) else None
+    if not isinstance(objectives, Mapping):
+        return None
+    out: list[Balance] = []
+    for path, rep in objectives.items():
+        if not isinstance(rep, Mapping) or rep.get("kind") != "BALANCE":
+            continue
+
+        def arr(key: str, rep: Mapping[str, Any] = rep) -> np.ndarray:
+            return np.array([math.nan if v is None else float(v) for v in rep.get(key) or []])
+
+        out.append(Balance(
+            title=f"{path}: BALANCE {rep.get('distribution')} on {rep.get('input')}", column=str(rep.get("input")),
+            classes=[str(c) for c in rep.get("classes") or []], target=arr("target"), achieved=arr("achieved"),
+            available=arr("available"), n_selected=n_selected,
+        ))
+    return out
+
+
 def balances(rows: pa.Table, config: Mapping[str, Any], preselected: pa.Table | None) -> list[Balance]:
     """Target vs achieved class fractions of every BALANCE strategy whose column the rows carry.
 

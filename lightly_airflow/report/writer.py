@@ -118,7 +118,8 @@ def write_report(
     # Balance bar charts.
     bal_figs: list[Figure] = []
     try:
-        bals = D.balances(rows, config_d, preselected)
+        engine = D.engine_balances(summary_d, int(sel.sum()))
+        bals = engine if engine is not None else D.balances(rows, config_d, preselected)
     except Exception as exc:  # noqa: BLE001
         log.exception("Report: could not compute the BALANCE distributions.")
         bals = []

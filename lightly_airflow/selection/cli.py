@@ -28,8 +28,9 @@ def run(args: argparse.Namespace) -> int:
     pre = pq.read_table(args.preselected) if args.preselected else None
     result = select(samples, config, preselected=pre, query_embeddings=resolve_query_sets(config, base=str(config_path.parent)),
                     seed=args.seed)
-    table = pa.table({C.KEY: pa.array(result.keys, type=pa.string()),
-                      C.PICK_RANK: pa.array(np.arange(len(result.keys)), type=pa.int64())})
+    table = result.pick_details if result.pick_details is not None else pa.table(
+        {C.KEY: pa.array(result.keys, type=pa.string()),
+         C.PICK_RANK: pa.array(np.arange(len(result.keys)), type=pa.int64())})
     table = table.replace_schema_metadata({METRICS_METADATA_KEY: json.dumps(result.metrics, sort_keys=True)})
     pq.write_table(table, args.out)
     logger.info("selected %d of %d samples (%s) -> %s", len(result.keys), samples.num_rows, result.stop_reason,
@@ -37,12 +38,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``select`` subcommand."""
     p = subparsers.add_parser("select", help="run a Lightly selection config over a samples Parquet file")
     p.add_argument("--samples", required=True, help="samples Parquet (key, embedding, metadata.*, scores.*, ...)")
     p.add_argument("--config", required=True, help="selection config JSON file")
     p.add_argument("--preselected", help="Parquet of samples already selected (at least key, embedding)")
-    p.add_argument("--out", required=True, help="output Parquet: key, pick_rank; metrics in file metadata")
+    p.add_argument("--out", required=True, help="output Parquet: key, pick_rank and the selection.* values of "
+                   "each pick (why it was picked); metrics in file metadata")
     p.add_argument("--seed", type=int, default=None, help="seed of RANDOM inputs without random_seed")
     p.set_defaults(func=run)

@@ -31,18 +31,16 @@ def selection_metrics(
     *,
     state: FarthestPointState | None = None,
     preselected: np.ndarray | None = None,
-    weights: dict[str, np.ndarray] | None = None,
-    balances: dict[str, Any] | None = None,
     seed: int | None = None,
 ) -> dict[str, Any]:
-    """Nearest-neighbour distance among the selected (min/mean), coverage radius, mean weights, balance.
+    """Nearest-neighbour distance among the selected (min/mean) and the coverage radius.
+
+    Per-objective figures (mean weights, BALANCE target vs achieved …) are each objective's own report.
 
     :param x: (N, D) normalised candidate embeddings, or None when the config used none.
     :param indices: selected rows of ``x`` in pick order.
     :param state: the diversity state after the selection (gives the exact coverage radius).
     :param preselected: (P, D) embeddings already in the pool (count as selected for coverage).
-    :param weights: raw WEIGHTS input values per strategy path (over all candidates).
-    :param balances: achieved vs target distribution per BALANCE strategy.
     """
     m: dict[str, Any] = {}
     if x is not None and len(indices) >= 2:
@@ -61,12 +59,4 @@ def selection_metrics(
                 rows = np.sort(np.random.default_rng(seed).choice(len(x), COVERAGE_SAMPLE, replace=False))
                 m["coverage_radius_sample_size"] = COVERAGE_SAMPLE
             m["coverage_radius"] = round(float(_nearest(x[rows], centres).max()), 6)
-    for path, v in (weights or {}).items():
-        if len(indices):
-            m[f"mean_weight[{path}]"] = round(float(np.mean(v[indices])), 6)
-            m[f"mean_weight_all[{path}]"] = round(float(np.mean(v)), 6)
-    for name, dist in (balances or {}).items():
-        for cls, vals in dist.items():
-            m[f"{name}.{cls}.target"] = vals["target"]
-            m[f"{name}.{cls}.achieved"] = vals["achieved"]
     return m

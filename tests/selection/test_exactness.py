@@ -130,16 +130,11 @@ def test_combined_objectives_lazy_heap_equals_rescoring_every_pick(digits_table)
 
 def _dense_select(engine, table, cfg):
     """The same greedy with every score recomputed per pick (the engine's dense path)."""
-    real = engine._greedy
+    import functools
 
-    def dense_greedy(*args):
-        args = list(args)
-        args[7] = None  # labels: no per-label heap
-        args[8] = True  # dense
-        return real(*args)
-
-    engine._greedy = dense_greedy
+    real = engine.greedy
+    engine.greedy = functools.partial(real, dense=True)
     try:
         return select(table, cfg).indices.tolist()
     finally:
-        engine._greedy = real
+        engine.greedy = real

@@ -46,7 +46,11 @@ def test_balance_target_with_partial_target_and_diversity(digits_table):
     labels = np.array(digits_table.column("metadata.label").to_pylist())[r.indices]
     assert abs((labels == "0").mean() - 0.5) < 0.02
     assert abs((labels == "1").mean() - 0.2) < 0.02
-    assert r.metrics["balance[strategies[1]].0.target"] == 0.5
+    report = r.objectives["strategies[1]"]
+    assert report["kind"] == "BALANCE" and r.metrics["objectives"] == r.objectives
+    cls = report["classes"]
+    assert report["target"][cls.index("0")] == 0.5 and report["target"][cls.index("__other__")] == 0.3
+    assert abs(report["achieved"][cls.index("0")] - 0.5) < 0.02
     assert len(set(r.indices.tolist())) == 200
 
 

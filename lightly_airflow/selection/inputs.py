@@ -1,0 +1,234 @@
+"""Reading a strategy's input from the samples table, null-safe: the one rule for missing inputs.
+
+**Missing inputs** (docs/selection.md "Missing inputs"). A sample *lacks* an input when its value is null or
+NaN (a sample without that metadata, without a prediction file, without a score, a class distribution that is
+null or holds NaN, a null embedding). The rule, the same for every input type:
+
+* a sample lacking a value is **never preferred because of it**: THRESHOLD — it fails the filter; WEIGHTS,
+  SIMILARITY, TYPICALITY, BALANCE — that objective takes its least preferred value (the floor 1e-6 for a
+  positive strength; for BALANCE the sample belongs to no class), so, all else equal, it is picked only after
+  the samples that have the value; it adds nothing to ``stopping_condition_max_sum`` / ``target_range`` sums;
+* a sample without an embedding cannot be placed in embedding space: when any strategy uses EMBEDDINGS
+  (DIVERSITY, SIMILARITY, TYPICALITY) it is not a candidate; a preselected sample without one does not count
+  for DIVERSITY; a preselected sample without the BALANCE input counts for no class;
+* every case is counted per input (``SelectionResult.metrics["missing_inputs"]``, keyed by the column, with
+  ``preselected:`` in front for preselected samples) and logged as a warning.
+
+A column that is absent altogether is a configuration error (the input names a column nobody produced) and
+fails with the input's JSON path and the producer; preselected samples from earlier runs may lack a column
+(the rule above applies, counted, never an error).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lightly_airflow import columns as C
+from lightly_airflow.config.selection import (
+    MetadataInput,
+    PredictionsInput,
+    RandomInput,
+    ScoresInput,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def missing_column_error(path: str, column: str, producer: str, table: pa.Table, what: str = "candidates") -> ValueError:
+    """The error for an input whose column the table lacks altogether."""
+    have = ", ".join(n for n in table.column_names[:30])
+    return ValueError(
+        f"{path}: the {what} have no column {column!r} (produced by {producer}); columns present: [{have}]"
+    )
+
+
+def producer(inp: Any) -> str:
+    """Who writes the column of an input (for error messages)."""
+    if isinstance(inp, ScoresInput):
+        return f".lightly/predictions/{inp.task}/ (scored with {inp.score})"
+    if isinstance(inp, PredictionsInput):
+        return f".lightly/predictions/{inp.task}/"
+    if isinstance(inp, MetadataInput):
+        if inp.key.startswith("lightly."):
+            return "the metadata stage (computed lightly.* metrics)"
+        return ".lightly/metadata/ (custom metadata schema.json and files)"
+    return "the pipeline"
+
+
+def input_column(inp: Any) -> str:
+    """The column (or column family) an input reads: the key of ``missing_inputs``."""
+    if isinstance(inp, ScoresInput):
+        return C.score_column(inp.task, inp.score)
+    if isinstance(inp, MetadataInput):
+        return C.metadata_column(inp.key)
+    if isinstance(inp, PredictionsInput):
+        if inp.name == "CATEGORY_COUNT":
+            return C.category_count_column(inp.task, "*")
+        return C.class_distribution_column(inp.task)
+    if isinstance(inp, RandomInput):
+        return "random"
+    return C.EMBEDDING
+
+
+def _rows_matrix(col: pa.Array, what: str, path: str) -> tuple[np.ndarray, np.ndarray]:
+    """A list column as an (N, D) float64 matrix and the mask of rows that have a full, finite vector.
+
+    Null rows and rows holding NaN stay zero (missing); a column whose non-null rows differ in length is an
+    error.
+    """
+    n = len(col)
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    valid = ~col.is_null().to_numpy(zero_copy_only=False) if n else np.zeros(0, dtype=bool)
+    if not valid.any():
+        return np.zeros((n, 0)), valid
+    lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+    width = int(lengths[valid][0])
+    if np.any(lengths[valid] != width):
+        raise ValueError(f"{path}: the {what} vectors have different lengths")
+    mat = np.zeros((n, width))
+    rows = np.flatnonzero(valid)
+    flat = col.take(pa.array(rows)).flatten() if len(rows) != n else col.flatten()
+    vals = pc.fill_null(flat.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
+    mat[rows] = vals.reshape(len(rows), width)
+    finite = np.isfinite(mat).all(axis=1)
+    ok = valid & finite
+    mat[~ok] = 0.0
+    return mat, ok
+
+
+def embedding_rows(table: pa.Table, *, path: str = "input", what: str = "candidates",
+                   block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """The ``embedding`` column as an L2-normalised C-contiguous float32 (N, D) matrix and the present mask.
+
+    Rows without an embedding (null, or holding NaN) are zero and ``False`` in the mask. Normalised in blocks:
+    no float64 copy of the whole matrix.
+    """
+    if C.EMBEDDING not in table.column_names:
+        raise missing_column_error(path, C.EMBEDDING, "the embed stage (embeddings/ staging files) or a custom "
+                                   ".lightly/embeddings/*.csv", table, what)
+    col = table.column(C.EMBEDDING).combine_chunks()
+    n = len(col)
+    if n == 0:
+        return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=bool)
+    present = ~col.is_null().to_numpy(zero_copy_only=False)
+    if not present.any():
+        return np.zeros((n, 0), dtype=np.float32), present
+    lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+    width = int(lengths[present][0])
+    if np.any(lengths[present] != width):
+        raise ValueError(f"{path}: the {what}' embeddings have different lengths")
+    if present.all():
+        values = col.flatten().to_numpy(zero_copy_only=False).reshape(n, width)
+    else:
+        rows = np.flatnonzero(present)
+        values = np.zeros((n, width), dtype=np.float32)
+        values[rows] = col.take(pa.array(rows)).flatten().to_numpy(zero_copy_only=False).reshape(len(rows), width)
+    out = np.empty((n, width), dtype=np.float32)
+    for s in range(0, n, block):
+        b = values[s : s + block].astype(np.float64)
+        ok = np.isfinite(b).all(axis=1)
+        b[~ok] = 0.0
+        present[s : s + block] &= ok
+        norms = np.linalg.norm(b, axis=1, keepdims=True)
+        b /= np.where(norms > 0, norms, 1.0)
+        out[s : s + block] = b
+    return out, present
+
+
+def embedding_matrix(table: pa.Table, *, path: str = "input", what: str = "candidates") -> np.ndarray:
+    """The ``embedding`` column as an L2-normalised C-contiguous float32 (N, D) matrix; a null is an error.
+
+    :param table: a table with an ``embedding`` column (list<float> or fixed_size_list).
+    :param path: JSON path of the input that needs it (for the error message).
+    """
+    x, present = embedding_rows(table, path=path, what=what)
+    if not present.all():
+        raise ValueError(f"{path}: {int((~present).sum())} {what} have no embedding (null or NaN); drop them first")
+    return x
+
+
+def numeric(table: pa.Table, column: str, path: str, made_by: str) -> np.ndarray:
+    """A numeric column as float64 with NaN where the value is missing (null or NaN)."""
+    if column not in table.column_names:
+        raise missing_column_error(path, column, made_by, table)
+    arr = table.column(column).combine_chunks()
+    if not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_boolean(arr.type)
+            or pa.types.is_null(arr.type)):
+        raise ValueError(f"{path}: column {column!r} holds {arr.type}, not numbers (needed by this strategy)")
+    out: np.ndarray = pc.fill_null(arr.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
+    return np.array(out, dtype=np.float64)
+
+
+def scalar_input(table: pa.Table, inp: Any, path: str, seed: int | None) -> np.ndarray:
+    """The per-sample scalar of a SCORES, METADATA (numeric), CATEGORY_COUNT or RANDOM input; NaN = missing."""
+    if isinstance(inp, ScoresInput):
+        return numeric(table, C.score_column(inp.task, inp.score), path, producer(inp))
+    if isinstance(inp, MetadataInput):
+        return numeric(table, C.metadata_column(inp.key), path, producer(inp))
+    if isinstance(inp, PredictionsInput) and inp.name == "CATEGORY_COUNT":
+        total = np.zeros(table.num_rows)
+        for cat in inp.categories or []:
+            total += numeric(table, C.category_count_column(inp.task, cat), path, producer(inp))  # NaN stays NaN
+        return total
+    if isinstance(inp, RandomInput):
+        s = inp.random_seed if inp.random_seed is not None else seed
+        rand: np.ndarray = np.random.default_rng(s).random(table.num_rows)
+        return rand
+    raise ValueError(f"{path}: input {inp.type} gives no scalar value")
+
+
+def categories(table: pa.Table, task: str) -> list[str] | None:
+    """Category names of a prediction task from the table's schema metadata."""
+    meta = table.schema.metadata or {}
+    raw = meta.get(C.CATEGORIES_METADATA_KEY.encode())
+    if raw is None:
+        return None
+    names = json.loads(raw).get(task)
+    return [str(n) for n in names] if names is not None else None
+
+
+def class_input(
+    table: pa.Table, inp: Any, path: str, names: list[str] | None = None, *, what: str = "candidates",
+) -> tuple[np.ndarray, list[str], bool, np.ndarray]:
+    """Class membership of every row: (N, C) weights, class names, one-hot (categorical)?, missing mask.
+
+    A row lacking the value (null metadata, null or NaN class distribution) has an all-zero membership (it
+    belongs to no class) and is ``True`` in the missing mask.
+
+    :param names: class names to use (so candidates and preselected agree); discovered when None.
+    """
+    if isinstance(inp, MetadataInput):
+        column = C.metadata_column(inp.key)
+        if column not in table.column_names:
+            raise missing_column_error(path, column, producer(inp), table, what)
+        values = [None if v is None else str(v) for v in table.column(column).to_pylist()]
+        missing = np.array([v is None or v == "nan" for v in values], dtype=bool)
+        if names is None:
+            names = sorted({v for v in values if v is not None and v != "nan"})
+        lookup = {n: i for i, n in enumerate(names)}
+        labels = np.array([lookup.get(v, -1) if v is not None else -1 for v in values], dtype=np.int64)
+        onehot = np.zeros((len(values), len(names)))
+        ok = labels >= 0
+        onehot[np.flatnonzero(ok), labels[ok]] = 1.0
+        return onehot, names, True, missing
+    column = C.class_distribution_column(inp.task)
+    if column not in table.column_names:
+        raise missing_column_error(path, column, producer(inp), table, what)
+    mat, ok = _rows_matrix(table.column(column), f"{column!r} class distribution", path)
+    found = categories(table, inp.task) or [str(i) for i in range(mat.shape[1])]
+    if names is None:
+        names = found
+    if mat.shape[1] == 0 and not ok.any():
+        mat = np.zeros((len(ok), len(names)))
+    if mat.shape[1] != len(names):
+        raise ValueError(f"{path}: {column!r} of the {what} has {mat.shape[1]} classes but the task has "
+                         f"{len(names)} categories ({names[:20]}); the predictions of all samples must use the "
+                         "same categories (.lightly/predictions/<task>/schema.json)")
+    return mat, names, False, ~ok

@@ -1,0 +1,582 @@
+"""One class per greedy objective behind one small interface (like cleanlab Datalab's ``issue_manager/``).
+
+Each strategy kind of a Lightly selection config (except THRESHOLD, a filter) becomes an :class:`Objective`
+over the candidates left after the filters: it scores every candidate (``strength · log(objective)``),
+updates itself after a pick, may veto the next pick with a stopping condition, says what its value was for a
+picked sample (the "why it was picked" table) and reports what it achieved. The engine
+(:mod:`lightly_airflow.selection.engine`) only combines them; a new kind is one new class registered in
+:data:`REGISTRY`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+from lightly_airflow import columns as C
+from lightly_airflow.config.selection import (
+    BalanceStrategy,
+    DiversityStrategy,
+    SimilarityStrategy,
+    TypicalityStrategy,
+    WeightsStrategy,
+)
+from lightly_airflow.selection.inputs import class_input, embedding_rows, input_column, scalar_input
+from lightly_airflow.selection.kernels import FarthestPointState
+
+logger = logging.getLogger(__name__)
+
+EPS = 1e-6
+"""Floor of every objective before the log: a zero never hides the other objectives."""
+OTHER = "__other__"
+"""BALANCE bucket of the classes a ``target`` does not name."""
+PRESELECTED = "preselected:"
+"""Prefix of ``missing_inputs`` keys counting preselected samples."""
+
+
+def log_objective(obj: np.ndarray | float) -> np.ndarray:
+    """``log(max(obj, EPS))``."""
+    return np.log(np.maximum(obj, EPS))
+
+
+def scale_weights(v: np.ndarray) -> np.ndarray:
+    """WEIGHTS values to [0, 1]: ``v / max`` for non-negative values, min-max otherwise (NaN stays NaN)."""
+    ok = np.isfinite(v)
+    if not ok.any():
+        return np.ones_like(v)
+    lo, hi = float(v[ok].min()), float(v[ok].max())
+    if lo >= 0:
+        return v / hi if hi > 0 else np.where(ok, 1.0, np.nan)
+    return (v - lo) / (hi - lo) if hi > lo else np.where(ok, 1.0, np.nan)
+
+
+def _worst(strength: float) -> float:
+    """The least preferred ``strength · log(objective)``: the floor for a positive strength, 0 otherwise."""
+    return min(strength * math.log(EPS), 0.0)
+
+
+def _r(v: float) -> float | None:
+    return round(float(v), 6) if math.isfinite(v) else None
+
+
+# ------------------------------------------------------------------------------------------------- context
+@dataclass
+class Context:
+    """What objectives are built from: the candidates, the rows the filters kept, the preselected samples.
+
+    :param table: every candidate (the caller's rows).
+    :param keep: row indices of the candidates left after THRESHOLD filters and the missing-embedding rule;
+        objectives index candidates by their position in ``keep``.
+    :param n_target: how many picks are wanted.
+    :param x_all: (N, D) normalised embeddings of every candidate (zero rows where missing), when needed.
+    :param has_embedding: (N,) which candidates have an embedding.
+    :param missing: ``missing_inputs`` counts, filled while building.
+    """
+
+    table: pa.Table
+    keep: np.ndarray
+    n_target: int
+    preselected: pa.Table | None = None
+    query_embeddings: Mapping[tuple[str, str], np.ndarray] | None = None
+    seed: int | None = None
+    x_all: np.ndarray | None = None
+    has_embedding: np.ndarray | None = None
+    missing: dict[str, int] = field(default_factory=dict)
+    _x: np.ndarray | None = None
+    _sub: pa.Table | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.keep)
+
+    def x(self) -> np.ndarray:
+        """(n, D) float32 embeddings of the kept candidates (owned; DIVERSITY regroups its rows in place)."""
+        if self._x is None:
+            if self.x_all is None:
+                raise ValueError("no embeddings were read for this config")  # a bug: select() reads them
+            self._x = self.x_all if self.n == len(self.x_all) else np.ascontiguousarray(self.x_all[self.keep])
+        return self._x
+
+    def sub(self) -> pa.Table:
+        """The kept candidates' rows."""
+        if self._sub is None:
+            self._sub = self.table if self.n == self.table.num_rows else self.table.take(pa.array(self.keep))
+        return self._sub
+
+    def count_missing(self, name: str, n: int, rule: str) -> None:
+        """Count (and log once per input) samples lacking an input; ``rule`` says what happens to them."""
+        if n <= 0:
+            return
+        if name not in self.missing:
+            logger.warning("selection: %d samples lack %r: %s (docs/selection.md, Missing inputs).", n, name, rule)
+        self.missing[name] = self.missing.get(name, 0) + int(n)
+
+
+# ----------------------------------------------------------------------------------------------- interface
+class Objective(ABC):
+    """One greedy objective over the kept candidates (indices ``0 … n-1`` into ``Context.keep``).
+
+    :cvar kind: the strategy type it implements (``DIVERSITY`` …).
+    :cvar detail: name of its per-pick value (``distance`` …): the ``selection.<detail>`` column.
+    :ivar dynamic: whether :meth:`score` changes after picks (static scores are summed once).
+    """
+
+    kind: ClassVar[str]
+    detail: ClassVar[str]
+
+    def __init__(self, path: str, strength: float, column: str) -> None:
+        self.dynamic = False
+        self.path = path
+        self.strength = float(strength)
+        self.column = column
+
+    @classmethod
+    @abstractmethod
+    def build(cls, path: str, inp: Any, strategy: Any, ctx: Context) -> Objective:
+        """The objective of config entry ``path`` (``strategies[i]``) over the kept candidates."""
+
+    @abstractmethod
+    def score(self) -> np.ndarray:
+        """``strength · log(objective)`` of every kept candidate given the picks so far."""
+
+    @abstractmethod
+    def score_at(self, i: int) -> float:
+        """:meth:`score` of one candidate."""
+
+    @abstractmethod
+    def value(self, i: int) -> float:
+        """The value behind the objective for candidate ``i`` now (before it is picked): distance, weight …"""
+
+    def on_pick(self, i: int) -> None:  # noqa: B027 - optional hook
+        """Update after candidate ``i`` was picked."""
+
+    def stop_reason(self, i: int) -> str | None:
+        """The stopping condition that picking ``i`` next would break, or None."""
+        return None
+
+    def finish(self) -> None:  # noqa: B027 - optional hook
+        """Called once after the last pick."""
+
+    @abstractmethod
+    def report(self, picks: np.ndarray) -> dict[str, Any]:
+        """What this objective achieved (JSON-serialisable): the report draws it as is."""
+
+    def _base_report(self) -> dict[str, Any]:
+        return {"kind": self.kind, "input": self.column, "strength": self.strength}
+
+
+REGISTRY: dict[str, type[Objective]] = {}
+"""Objective class per strategy ``type``."""
+
+
+def register(cls: type[Objective]) -> type[Objective]:
+    """Class decorator: make ``cls`` the objective of strategies of type ``cls.kind``."""
+    REGISTRY[cls.kind] = cls
+    return cls
+
+
+def build_objective(path: str, inp: Any, strategy: Any, ctx: Context) -> Objective:
+    """The registered objective for one config entry."""
+    cls = REGISTRY.get(strategy.type)
+    if cls is None:
+        raise ValueError(f"{path}.strategy.type: {strategy.type!r} has no objective (known: {sorted(REGISTRY)})")
+    return cls.build(path, inp, strategy, ctx)
+
+
+# ---------------------------------------------------------------------------------------------- static ones
+class StaticObjective(Objective):
+    """An objective fixed per candidate: precomputed values and scores (missing: the least preferred score)."""
+
+    def __init__(self, path: str, strength: float, column: str, values: np.ndarray, obj: np.ndarray) -> None:
+        super().__init__(path, strength, column)
+        self.values = values
+        self.missing = ~np.isfinite(values)
+        self.scores = np.where(self.missing, _worst(self.strength),
+                               self.strength * log_objective(np.nan_to_num(obj, nan=0.0)))
+
+    def score(self) -> np.ndarray:
+        return self.scores
+
+    def score_at(self, i: int) -> float:
+        return float(self.scores[i])
+
+    def value(self, i: int) -> float:
+        return float(self.values[i])
+
+    def _means(self, picks: np.ndarray, name: str) -> dict[str, Any]:
+        ok = ~self.missing
+        sel = picks[ok[picks]] if len(picks) else picks
+        return {f"mean_{name}_selected": _r(float(self.values[sel].mean())) if len(sel) else None,
+                f"mean_{name}_all": _r(float(self.values[ok].mean())) if ok.any() else None,
+                "n_missing": int(self.missing.sum())}
+
+
+@register
+class WeightsObjective(StaticObjective):
+    """WEIGHTS: the value scaled to [0, 1]; ``stopping_condition_max_sum``; ``target_range`` (then dynamic)."""
+
+    kind = "WEIGHTS"
+    detail = "weight"
+
+    def __init__(self, path: str, strat: WeightsStrategy, column: str, values: np.ndarray) -> None:
+        super().__init__(path, strat.strength, column, values, scale_weights(values))
+        self.strat = strat
+        self.filled = np.nan_to_num(values, nan=0.0)  # a missing value adds nothing to the sums
+        self.total = 0.0
+        self.dynamic = strat.target_range is not None
+
+    @classmethod
+    def build(cls, path: str, inp: Any, strategy: Any, ctx: Context) -> Objective:
+        v = scalar_input(ctx.table, inp, path + ".input", ctx.seed)[ctx.keep]
+        column = input_column(inp)
+        ctx.count_missing(column, int((~np.isfinite(v)).sum()),
+                          "WEIGHTS: least preferred, adds nothing to sums")
+        return cls(path, strategy, column, v)
+
+    def score(self) -> np.ndarray:
+        tr = self.strat.target_range
+        if tr is None:
+            return self.scores
+        lo = tr.min_sum if tr.min_sum is not None else -math.inf
+        hi = tr.max_sum if tr.max_sum is not None else math.inf
+        if self.total < lo:
+            return self.scores
+        obj = np.where(self.total + self.filled <= hi, 1.0, 0.0)
+        return np.where(self.missing, _worst(self.strength), self.strength * log_objective(obj))
+
+    def score_at(self, i: int) -> float:
+        return float(self.score()[i]) if self.dynamic else float(self.scores[i])
+
+    def on_pick(self, i: int) -> None:
+        self.total += float(self.filled[i])
+
+    def stop_reason(self, i: int) -> str | None:
+        m = self.strat.stopping_condition_max_sum
+        if m is not None and self.total + float(self.filled[i]) > m:
+            return "max_sum"
+        return None
+
+    def report(self, picks: np.ndarray) -> dict[str, Any]:
+        out = self._base_report()
+        out.update(self._means(picks, "weight"))
+        out["sum_selected"] = _r(float(self.filled[picks].sum())) if len(picks) else 0.0
+        if self.strat.stopping_condition_max_sum is not None:
+            out["max_sum"] = self.strat.stopping_condition_max_sum
+        if self.strat.target_range is not None:
+            out["target_range"] = self.strat.target_range.model_dump(exclude_none=True)
+        return out
+
+
+@register
+class SimilarityObjective(StaticObjective):
+    """SIMILARITY: ``1 - d_query / 2``, ``d_query`` the distance to the nearest query embedding."""
+
+    kind = "SIMILARITY"
+    detail = "similarity"
+
+    @classmethod
+    def build(cls, path: str, inp: Any, strategy: Any, ctx: Context) -> Objective:
+        assert isinstance(strategy, SimilarityStrategy)
+        qkey = (inp.dataset_id, inp.tag_name)
+        if ctx.query_embeddings is None or qkey not in ctx.query_embeddings:
+            raise ValueError(f"{path}.input: no query embeddings for dataset_id={inp.dataset_id!r} "
+                             f"tag_name={inp.tag_name!r}; the caller must load that datapool tag or "
+                             "Parquet file (known: " + str(sorted(ctx.query_embeddings or {})) + ")")
+        q = np.asarray(ctx.query_embeddings[qkey], dtype=np.float64)
+        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        sim = 1.0 - min_distance_to(ctx.x(), q.astype(np.float32)) / 2.0
+        obj = cls(path, strategy.strength, C.EMBEDDING, sim, sim)
+        obj.n_query = len(q)
+        return obj
+
+    n_query = 0
+
+    def report(self, picks: np.ndarray) -> dict[str, Any]:
+        out = self._base_report()
+        out.update(self._means(picks, "similarity"))
+        out["query_size"] = self.n_query
+        return out
+
+
+@register
+class TypicalityObjective(StaticObjective):
+    """TYPICALITY: ``1 / (1 + mean distance to the K nearest other candidates)``; a minimum stops."""
+
+    kind = "TYPICALITY"
+    detail = "typicality"
+    minimum: float | None = None
+
+    @classmethod
+    def build(cls, path: str, inp: Any, strategy: Any, ctx: Context) -> Objective:
+        assert isinstance(strategy, TypicalityStrategy) and ctx.x_all is not None and ctx.has_embedding is not None
+        # Density among every candidate with an embedding (THRESHOLD filters do not change the density).
+        rows = np.flatnonzero(ctx.has_embedding)
+        full = np.full(len(ctx.x_all), np.nan)
+        full[rows] = typicality(ctx.x_all[rows] if len(rows) != len(ctx.x_all) else ctx.x_all,
+                                strategy.num_nearest_neighbors)
+        typ = full[ctx.keep]
+        obj = cls(path, strategy.strength, C.EMBEDDING, typ, typ)
+        obj.minimum = strategy.stopping_condition_minimum_typicality
+        return obj
+
+    def stop_reason(self, i: int) -> str | None:
+        if self.minimum is not None and self.values[i] < self.minimum:
+            return "minimum_typicality"
+        return None
+
+    def report(self, picks: np.ndarray) -> dict[str, Any]:
+        out = self._base_report()
+        out.update(self._means(picks, "typicality"))
+        out["min_typicality_selected"] = _r(float(self.values[picks].min())) if len(picks) else None
+        if self.minimum is not None:
+            out["stopping_condition_minimum_typicality"] = self.minimum
+        return out
+
+
+# -------------------------------------------------------------------------------------------------- diversity
+@register
+class DiversityObjective(Objective):
+    """DIVERSITY: ``min(d / 2, 1)`` with ``d`` the distance to the nearest selected sample (preselected too).
+
+    Holds the exact pruned k-center state (:class:`~lightly_airflow.selection.kernels.FarthestPointState`).
+    """
+
+    kind = "DIVERSITY"
+    detail = "distance"
+
+    def __init__(self, path: str, strat: DiversityStrategy, state: FarthestPointState, n_pre: int) -> None:
+        super().__init__(path, strat.strength, C.EMBEDDING)
+        self.dynamic = True
+        self.strat = strat
+        self.state = state
+        self.n_pre = n_pre
+        self.pick_distances: list[float] = []
+
+    @classmethod
+    def build(cls, path: str, inp: Any, strategy: Any, ctx: Context) -> Objective:
+        assert isinstance(strategy, DiversityStrategy)
+        x = ctx.x()
+        pre = None
+        if ctx.preselected is not None and ctx.preselected.num_rows:
+            px, present = embedding_rows(ctx.preselected, path="preselected", what="preselected samples")
+            ctx.count_missing(PRESELECTED + C.EMBEDDING, int((~present).sum()),
+                              "a preselected sample without embedding does not count for DIVERSITY")
+            pre = px[present] if not present.all() else px
+            if len(pre) and x.shape[1] and pre.shape[1] != x.shape[1]:
+                raise ValueError(f"preselected embeddings have dimension {pre.shape[1]}, candidates {x.shape[1]}")
+        n_pre = 0 if pre is None else len(pre)
+        state = FarthestPointState(x, capacity=ctx.n_target + n_pre)
+        for row in [] if pre is None else pre:
+            state.insert(row)
+        return cls(path, strategy, state, n_pre)
+
+    def score(self) -> np.ndarray:
+        return self.strength * 0.5 * log_objective(np.minimum(self.state.d2 / 4.0, 1.0))
+
+    def score_at(self, i: int) -> float:
+        return float(self.strength * 0.5 * log_objective(min(self.state.distance2(i) / 4.0, 1.0)))
+
+    def value(self, i: int) -> float:
+        d2 = self.state.distance2(i)
+        return math.sqrt(max(d2, 0.0)) if math.isfinite(d2) else math.inf
+
+    def stop_reason(self, i: int) -> str | None:
+        m = self.strat.stopping_condition_minimum_distance
+        if m is not None and self.value(i) < m:
+            return "minimum_distance"
+        return None
+
+    def on_pick(self, i: int) -> None:
+        self.pick_distances.append(self.value(i))
+        self.state.select(i)
+
+    def finish(self) -> None:
+        self.state.restore()
+
+    def report(self, picks: np.ndarray) -> dict[str, Any]:
+        out = self._base_report()
+        finite = [d for d in self.pick_distances if math.isfinite(d)]
+        d2 = self.state.d2
+        out.update({
+            "min_distance_at_pick": _r(min(finite)) if finite else None,
+            "coverage_radius": _r(math.sqrt(max(float(d2.max()), 0.0))) if len(d2) and (len(picks) or self.n_pre)
+            else None,
+            "preselected": self.n_pre,
+        })
+        if self.strat.stopping_condition_minimum_distance is not None:
+            out["stopping_condition_minimum_distance"] = self.strat.stopping_condition_minimum_distance
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------- balance
+@register
+class BalanceObjective(Objective):
+    """BALANCE: the deficit of the sample's class(es) relative to the largest deficit; tracks class counts.
+
+    ``target`` < 1 in total: the remainder is the target of all other classes together (bucket
+    ``__other__``); UNIFORM; INPUT = the distribution among the candidates. Preselected samples that carry
+    the input count as achieved.
+    """
+
+    kind = "BALANCE"
+    detail = "balance_deficit"
+
+    def __init__(self, path: str, strat: BalanceStrategy, column: str, names: list[str], member: np.ndarray,
+                 onehot: bool, pre_counts: np.ndarray | None, n_pre: int, n_missing: int) -> None:
+        super().__init__(path, strat.strength, column)
+        self.dynamic = True
+        self.strat = strat
+        self.onehot = onehot
+        self.n_missing = n_missing
+        if strat.distribution == "TARGET":
+            target = dict(strat.target or {})
+            unknown = [k for k in target if k not in names]
+            if unknown:
+                # A run whose new files lack a class (a batch without photos) cannot pick it: balance the rest.
+                logger.warning("%s.strategy.target: classes %s do not occur among these samples (known: %s); "
+                               "they cannot be selected in this run.", path, unknown, names[:50])
+                target = {k: v for k, v in target.items() if k in names}
+            self.unknown_targets = unknown
+            rest = [n for n in names if n not in target]
+            self.names = [n for n in names if n in target] + ([OTHER] if rest else [])
+            idx = {n: i for i, n in enumerate(self.names)}
+            cols = np.array([idx.get(n, idx.get(OTHER, -1)) for n in names], dtype=np.int64)
+            self.t = np.array([target[n] for n in self.names if n != OTHER] +
+                              ([max(0.0, 1.0 - sum(target.values()))] if rest else []))
+        else:
+            self.unknown_targets = []
+            self.names = list(names)
+            cols = np.arange(len(names))
+            if strat.distribution == "UNIFORM":
+                self.t = np.full(len(names), 1.0 / max(len(names), 1))
+            else:
+                tot = member.sum(axis=0)
+                self.t = tot / tot.sum() if tot.sum() > 0 else np.full(len(names), 1.0 / max(len(names), 1))
+        proj = np.zeros((len(names), len(self.names)))
+        proj[np.arange(len(names)), cols] = 1.0
+        self.member = member @ proj
+        rs = self.member.sum(axis=1, keepdims=True)
+        self.member_n = np.divide(self.member, rs, out=np.zeros_like(self.member), where=rs > 0)
+        self.counts = np.zeros(len(self.names)) if pre_counts is None else pre_counts @ proj
+        self.pre_counts = self.counts.copy()
+        self.n_pre = n_pre
+
+    @classmethod
+    def build(cls, path: str, inp: Any, strategy: Any, ctx: Context) -> Objective:
+        assert isinstance(strategy, BalanceStrategy)
+        member, names, onehot, miss = class_input(ctx.sub(), inp, path + ".input")
+        column = input_column(inp)
+        ctx.count_missing(column, int(miss.sum()), "BALANCE: belongs to no class (least preferred)")
+        pre, n_pre = None, 0
+        p = ctx.preselected
+        if p is not None and p.num_rows:
+            if column not in p.column_names:
+                # Earlier runs' samples without this input: they count for no class (visible, never silent).
+                ctx.count_missing(PRESELECTED + column, p.num_rows,
+                                  "BALANCE: the preselected samples count for no class")
+            else:
+                # Errors here (e.g. another set of categories) are real and surface with the input's path.
+                pm, _, _, pmiss = class_input(p, inp, path + ".input", names, what="preselected samples")
+                ctx.count_missing(PRESELECTED + column, int(pmiss.sum()),
+                                  "BALANCE: the preselected sample counts for no class")
+                unmatched = int(((pm.sum(axis=1) == 0) & ~pmiss).sum())
+                if unmatched:
+                    logger.warning("%s: %d preselected samples have classes that no candidate has; they do not "
+                                   "count for this run's balance.", path, unmatched)
+                pre, n_pre = pm.sum(axis=0), p.num_rows - int(pmiss.sum()) - unmatched
+        return cls(path, strategy, column, names, member, onehot, pre, n_pre, int(miss.sum()))
+
+    def _gap(self) -> np.ndarray:
+        total = self.counts.sum()
+        achieved = self.counts / total if total > 0 else np.zeros_like(self.counts)
+        gap: np.ndarray = np.maximum(self.t - achieved, 0.0)
+        return gap
+
+    def labels(self) -> np.ndarray:
+        """One-hot membership as labels; samples of no class get the extra label ``len(names)``."""
+        lab = self.member.argmax(axis=1).astype(np.int64) if self.member.shape[1] else \
+            np.zeros(len(self.member), dtype=np.int64)
+        lab[self.member.sum(axis=1) == 0] = len(self.names)
+        return lab
+
+    def bucket_bonus(self) -> np.ndarray:
+        """``strength · log(objective)`` per label of :meth:`labels` (the no-class label last)."""
+        gap = self._gap()
+        obj = gap / gap.max() if len(gap) and gap.max() > 0 else np.ones_like(gap)
+        return np.append(self.strength * log_objective(obj), self.strength * math.log(EPS))
+
+    def score(self) -> np.ndarray:
+        gap = self._gap()
+        obj = self.member_n @ (gap / gap.max()) if len(gap) and gap.max() > 0 else \
+            np.where(self.member_n.sum(axis=1) > 0, 1.0, 0.0)
+        return self.strength * log_objective(obj)
+
+    def score_at(self, i: int) -> float:
+        gap = self._gap()
+        row = self.member_n[i]
+        obj = float(row @ (gap / gap.max())) if len(gap) and gap.max() > 0 else float(row.sum() > 0)
+        return float(self.strength * log_objective(obj))
+
+    def value(self, i: int) -> float:
+        return float(self.member_n[i] @ self._gap())
+
+    def on_pick(self, i: int) -> None:
+        self.counts += self.member[i]
+
+    def report(self, picks: np.ndarray) -> dict[str, Any]:
+        total = self.counts.sum()
+        achieved = self.counts / total if total > 0 else self.counts
+        avail = self.member.sum(axis=0)
+        available = avail / avail.sum() if avail.sum() > 0 else avail
+        out = self._base_report()
+        out.update({
+            "distribution": self.strat.distribution,
+            "classes": list(self.names),
+            "target": [_r(v) for v in self.t],
+            "achieved": [_r(v) for v in achieved],
+            "available": [_r(v) for v in available],
+            "selected_counts": [_r(v) for v in self.counts - self.pre_counts],
+            "preselected_counted": int(self.n_pre),
+            "n_missing": int(self.n_missing),
+        })
+        if self.unknown_targets:
+            out["targets_not_among_candidates"] = self.unknown_targets
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+def min_distance_to(x: np.ndarray, q: np.ndarray, block: int = 8192) -> np.ndarray:
+    """Distance of every row of ``x`` to its nearest row of ``q`` (blockwise)."""
+    out = np.empty(len(x))
+    qn = (q.astype(np.float64) ** 2).sum(axis=1)
+    for s in range(0, len(x), block):
+        xb = x[s : s + block]
+        d2 = (xb.astype(np.float64) ** 2).sum(axis=1)[:, None] + qn[None, :] - 2.0 * (xb @ q.T)
+        out[s : s + block] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
+    return out
+
+
+def typicality(x: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
+    """``1 / (1 + mean distance to the k nearest other candidates)``, blockwise (O(N²D) time, O(N) memory)."""
+    n = len(x)
+    if n <= 1:
+        return np.ones(n)
+    k = min(k, n - 1)
+    sq = (x.astype(np.float64) ** 2).sum(axis=1)
+    out = np.empty(n)
+    for s in range(0, n, block):
+        xb = x[s : s + block]
+        d2 = sq[s : s + block, None] + sq[None, :] - 2.0 * (xb @ x.T)
+        rows = np.arange(len(xb))
+        d2[rows, s + rows] = np.inf
+        part = np.partition(d2, k - 1, axis=1)[:, :k]
+        out[s : s + block] = 1.0 / (1.0 + np.sqrt(np.maximum(part, 0.0)).mean(axis=1))
+    return out
+
