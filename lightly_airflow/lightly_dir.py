@@ -211,3 +211,51 @@ def read_relevant_filenames(
         )
     return text
 
+
+
+EMBEDDINGS_DIR = "embeddings"
+
+
+class UnsafeLocationError(ValueError):
+    """A user-given location that does not resolve inside the folder it belongs to."""
+
+
+def resolve_embeddings_csv(lightly_uri: str, name: str, credentials: StorageCredentials | None = None) -> str:
+    """The URI of ``worker_config.embeddings``: a CSV *inside* ``<lightly_uri>/.lightly/embeddings/``.
+
+    ``name`` is a path relative to that folder (a leading ``.lightly/embeddings/`` is accepted, as Lightly's
+    docs write it). Absolute paths, URIs, ``..`` segments and (on local stores) symlinks that leave the folder
+    are refused, so the embed task can never be made to read another file of the worker. Nothing of the
+    file's content is ever put into a message.
+
+    :raises UnsafeLocationError: for a name that leaves the folder (the message says what is allowed).
+    :raises FileNotFoundError: when the CSV is not there (the message names the URI looked at).
+    """
+    import os
+
+    text = str(name).strip()
+    for prefix in (f"{LIGHTLY_DIR}/{EMBEDDINGS_DIR}/", f"{EMBEDDINGS_DIR}/"):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+            break
+    problem = check_relative_file_name(text)
+    if problem:
+        raise UnsafeLocationError(
+            f"{name!r} {problem}: it must name a CSV inside the '.lightly/embeddings/' folder, e.g. 'my.csv'"
+        )
+    folder_uri = join_uri(lightly_root(lightly_uri), EMBEDDINGS_DIR)
+    uri = join_uri(folder_uri, text)
+    fs, path = filesystem(uri, credentials)
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    if "file" in protocols:  # object stores have no symbolic links
+        _, folder = filesystem(folder_uri, credentials)
+        real_folder = os.path.realpath(folder)
+        real = os.path.realpath(path)
+        if os.path.commonpath([real_folder, real]) != real_folder:
+            raise UnsafeLocationError(
+                f"{name!r} resolves outside the '.lightly/embeddings/' folder (through a symbolic link): copy "
+                "the CSV into that folder instead of linking to it"
+            )
+    if not fs.exists(path) or fs.isdir(path):
+        raise FileNotFoundError(f"the custom embeddings CSV {uri} does not exist")
+    return uri

@@ -24,7 +24,6 @@ from lightly_airflow import staging
 from lightly_airflow.storage import (
     StorageCredentials,
     filesystem,
-    join_uri,
     protocol_of,
     read_parquet,
     write_parquet,
@@ -138,30 +137,41 @@ def validate_params(
         ) from None
     for note in worker.notes():
         log.warning("worker_config.%s", note)
+    for note in selection.notes():
+        log.warning("selection_config.%s", note)
+    custom_embeddings_uri(worker, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials)
     return selection, worker
 
 
 def custom_embeddings_uri(
     worker: Any, lightly_uri: str, credentials: StorageCredentials | None = None
 ) -> str | None:
-    """Where ``worker_config.embeddings`` (a Lightly custom embeddings CSV) lives, checked to exist.
+    """Where ``worker_config.embeddings`` (a Lightly custom embeddings CSV) lives, checked in seconds.
 
-    A bare file name is looked up in ``<lightly_uri>/.lightly/embeddings/`` as the Lightly Worker does; a URI
-    or an absolute path is used as it is.
+    The name is resolved inside ``<lightly_uri>/.lightly/embeddings/`` as the Lightly Worker does; absolute
+    paths, URIs, ``..`` and symlinks out of that folder are refused. The CSV's header is checked too. No error
+    message shows the file's content.
     """
+    from lightly_airflow.embedding.custom import check_embeddings_header
+    from lightly_airflow.lightly_dir import UnsafeLocationError, resolve_embeddings_csv
+
     name = getattr(worker, "embeddings", None)
     if not name:
         return None
-    if "://" in name or name.startswith("/"):
-        uri = name
-    else:
-        uri = join_uri(lightly_uri, ".lightly", "embeddings", name.removeprefix(".lightly/embeddings/"))
-    fs, path = filesystem(uri, credentials)
-    if not fs.exists(path):
+    param = "worker_config.embeddings"
+    try:
+        uri = resolve_embeddings_csv(lightly_uri, name, credentials)
+    except UnsafeLocationError as exc:
+        raise ParamError(param, f"{exc}.", "put the CSV into .lightly/embeddings/ and give its file name.") from None
+    except FileNotFoundError as exc:
         raise ParamError(
-            "worker_config.embeddings", f"the custom embeddings file {uri!r} does not exist.",
-            "put the CSV (filenames,embedding_0,…,labels) into .lightly/embeddings/ or give its full URI.",
-        )
+            param, f"{exc}.",
+            "put the CSV (filenames,embedding_0,…,labels) into .lightly/embeddings/ and give its file name.",
+        ) from None
+    try:
+        check_embeddings_header(uri, credentials)
+    except ValueError as exc:
+        raise ParamError(param, f"{exc}", "write the CSV with Lightly's save_embeddings layout.") from None
     return uri
 
 

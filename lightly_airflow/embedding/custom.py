@@ -1,17 +1,22 @@
 """Lightly's custom embeddings CSV (``.lightly/embeddings/<name>.csv``) as a source instead of a model.
 
-Format: a header ``filenames,embedding_0,…,embedding_{D-1}[,labels]``; ``filenames`` are relative to the
-datasource root (our ``key``). The whole file is validated when read; problems are reported with the row's
-filename and the fix. Vectors are L2-normalised unless ``normalize=False`` (``worker_config``'s
+Format: exactly what Lightly's ``lightly.utils.io.save_embeddings`` writes (Python's ``csv`` module): a header
+``filenames,embedding_0,…,embedding_{D-1}[,labels]``, optionally with Lightly's ``selected`` / ``masked``
+columns (accepted and not used: the selection decides here). ``filenames`` are relative to the datasource
+root (our ``key``) and are taken exactly as written, blanks at either end included. The whole file is
+validated when read; problems are reported with the line number and the fix, never with the file's content
+(the CSV's location is user-given). Vectors are L2-normalised unless ``normalize=False`` (``worker_config``'s
 ``normalize_embeddings``).
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import posixpath
 import re
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +36,8 @@ from lightly_airflow.storage import StorageCredentials, filesystem
 
 FILENAMES = "filenames"
 LABELS = "labels"
+#: Lightly's optional columns (``check_embeddings`` allows them between the embeddings and ``labels``).
+IGNORED_COLUMNS = ("selected", "masked")
 _EMBEDDING_COLUMN = re.compile(r"^embedding_(\d+)$")
 
 
@@ -56,31 +63,27 @@ def load_embeddings_csv(uri: str, credentials: StorageCredentials | None = None,
         data = fs.cat_file(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"Embeddings CSV {uri!r} does not exist: check worker_config.embeddings.") from None
-    try:
-        header = next(iter(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig"))).strip().split(",")
-    except StopIteration:
-        raise ValueError(f"Embeddings CSV {uri!r} is empty: it needs the header filenames,embedding_0,…[,labels].") from None
-    header = [h.strip() for h in header]
-    indices = sorted(int(m.group(1)) for h in header if (m := _EMBEDDING_COLUMN.match(h)))
-    extra = [h for h in header if h not in (FILENAMES, LABELS) and not _EMBEDDING_COLUMN.match(h)]
-    if FILENAMES not in header or not indices or indices != list(range(len(indices))) or extra:
-        raise ValueError(
-            f"Embeddings CSV {uri!r} has header {header[:6]}{'…' if len(header) > 6 else ''}: expected "
-            "filenames,embedding_0,…,embedding_{D-1}[,labels] with contiguous embedding columns"
-            + (f" (unexpected columns {extra[:5]})" if extra else "") + "."
-        )
+    header = _header_fields(data, uri)
+    indices = _check_header(header, uri)
     dim = len(indices)
     column_types = {FILENAMES: pa.string(), LABELS: pa.string(), **{f"embedding_{i}": pa.float64() for i in indices}}
     try:
         table = pacsv.read_csv(
             io.BytesIO(data),
-            read_options=pacsv.ReadOptions(use_threads=False),
-            convert_options=pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=False),
+            read_options=pacsv.ReadOptions(use_threads=False, column_names=header, skip_rows=1),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=column_types, strings_can_be_null=False, quoted_strings_can_be_null=False,
+                include_columns=[FILENAMES, *(f"embedding_{i}" for i in indices),
+                                 *([LABELS] if LABELS in header else [])],
+            ),
         )
     except pa.ArrowInvalid as exc:
+        where = re.search(r"[Rr]ow #?(\d+)", str(exc))
         raise ValueError(
-            f"Embeddings CSV {uri!r} cannot be parsed: {str(exc).splitlines()[0][:300]}. Every embedding value "
-            "must be a number and every row must have as many fields as the header."
+            f"Embeddings CSV {uri!r} cannot be parsed"
+            + (f" (near data row {where.group(1)})" if where else "")
+            + ": every embedding value must be a number and every row must have as many fields as the header."
         ) from None
     names = table[FILENAMES].to_pylist()
     matrix = np.column_stack([table[f"embedding_{i}"].to_numpy(zero_copy_only=False) for i in indices]).astype(np.float64)
@@ -92,7 +95,7 @@ def load_embeddings_csv(uri: str, credentials: StorageCredentials | None = None,
     embedding = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), dim).cast(
         pa.list_(pa.float32())
     )
-    columns = {KEY: pa.array([n.strip().lstrip("/") for n in names], pa.string()), EMBEDDING: embedding}
+    columns = {KEY: pa.array(names, pa.string()), EMBEDDING: embedding}
     if LABELS in table.column_names:
         columns[LABELS] = table[LABELS].combine_chunks()
     metadata = {
@@ -102,26 +105,74 @@ def load_embeddings_csv(uri: str, credentials: StorageCredentials | None = None,
     return pa.table(columns).replace_schema_metadata(metadata)
 
 
+def _header_fields(data: bytes, uri: str) -> list[str]:
+    """The header row's fields (Python's ``csv`` rules, as Lightly writes them)."""
+    try:
+        first = next(iter(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")), "")
+    except UnicodeDecodeError:
+        raise ValueError(f"Embeddings CSV {uri!r} is not UTF-8 text: write it with Lightly's save_embeddings.") from None
+    if not first.strip():
+        raise ValueError(f"Embeddings CSV {uri!r} is empty: it needs the header filenames,embedding_0,…[,labels].")
+    return [h.strip() for h in next(csv.reader([first]))]
+
+
+def _check_header(header: list[str], uri: str) -> list[int]:
+    """The embedding column indices of a valid header; the error describes the problem by column number
+    only (the header is the file's content, and the file's location is user-given)."""
+    indices = sorted(int(m.group(1)) for h in header if (m := _EMBEDDING_COLUMN.match(h)))
+    unknown = [i + 1 for i, h in enumerate(header) if h not in (FILENAMES, LABELS, *IGNORED_COLUMNS)
+               and not _EMBEDDING_COLUMN.match(h)]
+    duplicated = len(set(header)) != len(header)
+    if FILENAMES not in header or not indices or indices != list(range(len(indices))) or unknown or duplicated:
+        raise ValueError(
+            f"Embeddings CSV {uri!r} does not have Lightly's header: expected filenames,embedding_0,…,"
+            "embedding_{D-1}[,selected][,masked][,labels] with contiguous embedding columns"
+            + (f" (columns {unknown[:5]} are none of these)" if unknown else "")
+            + (" (a column name repeats)" if duplicated else "")
+            + ("" if FILENAMES in header else " (no 'filenames' column)") + "."
+        )
+    return indices
+
+
+def check_embeddings_header(uri: str, credentials: StorageCredentials | None = None, *, max_bytes: int = 1 << 20) -> int:
+    """Check a custom embeddings CSV's header in seconds (the run's first task); returns the dimension.
+
+    :raises ValueError: for a header that is not Lightly's layout (the message shows no content).
+    """
+    fs, path = filesystem(uri, credentials)
+    with fs.open(path, "rb") as handle:
+        head = handle.read(max_bytes)
+    return len(_check_header(_header_fields(head.split(b"\n", 1)[0] + b"\n", uri), uri))
+
+
 def _check_rows(uri: str, names: list[str | None], matrix: np.ndarray, normalize: bool) -> None:
-    empty = [i + 2 for i, n in enumerate(names) if not n or not n.strip()]
+    def lines(mask: Any) -> list[int]:
+        return [int(i) + 2 for i in np.flatnonzero(mask)[:5]]  # the header is line 1
+
+    empty = [i + 2 for i, n in enumerate(names) if not n]
     if empty:
         raise ValueError(f"Embeddings CSV {uri!r}: empty filename on line(s) {empty[:5]}; every row needs a filename.")
-    seen: set[str] = set()
-    dupes = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+    first: dict[str, int] = {}
+    dupes: list[int] = []
+    for i, n in enumerate(names):
+        if n in first:
+            dupes.append(i + 2)
+        first.setdefault(str(n), i)
     if dupes:
-        raise ValueError(f"Embeddings CSV {uri!r}: duplicate filename(s) {dupes[:5]}; keep one row per file.")
+        raise ValueError(f"Embeddings CSV {uri!r}: duplicate filename on line(s) {dupes[:5]} (it repeats an earlier row's); "
+                         "keep one row per file.")
     bad = ~np.isfinite(matrix).all(axis=1)
     if bad.any():
         raise ValueError(
-            f"Embeddings CSV {uri!r}: missing or non-finite values for {[names[i] for i in np.flatnonzero(bad)[:5]]}; "
-            "every embedding value must be a finite number."
+            f"Embeddings CSV {uri!r}: missing or non-finite values on line(s) {lines(bad)}; every embedding value "
+            "must be a finite number."
         )
     if normalize:
         zero = np.linalg.norm(matrix, axis=1) == 0
         if zero.any():
             raise ValueError(
-                f"Embeddings CSV {uri!r}: all-zero vector for {[names[i] for i in np.flatnonzero(zero)[:5]]} cannot be "
-                "normalised; fix those rows or set normalize_embeddings=false."
+                f"Embeddings CSV {uri!r}: all-zero vector on line(s) {lines(zero)} cannot be normalised; fix those "
+                "rows or set normalize_embeddings=false."
             )
 
 

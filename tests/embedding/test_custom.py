@@ -41,6 +41,7 @@ def test_csv_is_read_and_normalised(tmp_path: Path) -> None:
     "text,match",
     [
         ("name,embedding_0\nx.jpg,1\n", "header"),
+        ("SECRET=1,embedding_0\nx.jpg,1\n", "header"),
         ("filenames,embedding_0,embedding_2\nx.jpg,1,2\n", "contiguous"),
         ("filenames,embedding_0\nx.jpg,1\nx.jpg,2\n", "duplicate"),
         ("filenames,embedding_0\nx.jpg,abc\n", "number"),
@@ -54,6 +55,7 @@ def test_bad_csv_files_are_clear_errors(tmp_path: Path, text: str, match: str) -
     with pytest.raises(ValueError, match=match) as info:
         load_embeddings_csv(uri)
     assert "e.csv" in str(info.value)
+    assert "x.jpg" not in str(info.value) and "abc" not in str(info.value)  # never the file's content
 
 
 def test_shard_takes_embeddings_from_the_csv(tmp_path: Path) -> None:
@@ -66,3 +68,34 @@ def test_shard_takes_embeddings_from_the_csv(tmp_path: Path) -> None:
     assert table[STATUS].to_pylist() == ["ok", "missing"]
     np.testing.assert_allclose(table[EMBEDDING][0].as_py(), [2 ** -0.5, 2 ** -0.5], atol=1e-7)
     assert table[EMBEDDING][1].as_py() is None
+
+
+def _lightly_save_embeddings(path: Path, embeddings: np.ndarray, labels: list[int], filenames: list[str]) -> None:
+    """Lightly's ``lightly.utils.io.save_embeddings``, line for line."""
+    import csv
+
+    header = ["filenames"] + [f"embedding_{i}" for i in range(embeddings.shape[-1])] + ["labels"]
+    with open(path, "w", newline="") as csv_file:
+        writer = csv.writer(csv_file, delimiter=",")
+        writer.writerow(header)
+        for filename, embedding, label in zip(filenames, embeddings, labels):
+            writer.writerow([filename] + list(embedding) + [str(label)])
+
+
+def test_reads_exactly_what_lightly_save_embeddings_writes(tmp_path: Path) -> None:
+    names = [" leading.png", "trailing.png ", "with,comma.jpg", 'quote"d.jpg', "dir/ both .png"]
+    vectors = np.random.default_rng(0).normal(size=(len(names), 4))
+    path = tmp_path / "lightly.csv"
+    _lightly_save_embeddings(path, vectors, [0, 1, 2, 3, 4], names)
+    table = load_embeddings_csv(str(path), normalize=False)
+    assert table[KEY].to_pylist() == names
+    np.testing.assert_allclose(np.array(table[EMBEDDING].to_pylist()), vectors, rtol=1e-6)
+
+
+def test_lightly_selected_and_masked_columns_are_accepted(tmp_path: Path) -> None:
+    uri = _csv(tmp_path / "e.csv", "filenames,embedding_0,embedding_1,selected,masked,labels\n"
+                                   "a.png,1,0,1,0,3\n b.png,0,1,0,1,4\n")
+    table = load_embeddings_csv(uri)
+    assert table[KEY].to_pylist() == ["a.png", " b.png"]
+    assert table.column_names == [KEY, EMBEDDING, "labels"]
+    assert table["labels"].to_pylist() == ["3", "4"]
