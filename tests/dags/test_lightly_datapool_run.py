@@ -302,4 +302,5 @@ def test_custom_embeddings_csv_from_the_worker_config_replaces_the_model(airflow
 
     bad = {**conf, "worker_config": {"embeddings": "missing.csv"}, "datapool_uri": f"file://{tmp_path}/pool2"}
     run, states = _run(dagbag.dags["lightly_datapool"], bad, datetime(2026, 8, 2, tzinfo=UTC))
-    assert states["list_new_files"] == "failed"
+    assert states["wait_for_new_files"] == "failed"  # the first task, before anything is listed or embedded
+    assert states["list_new_files"] == "upstream_failed"
