@@ -1,129 +1,291 @@
-"""Pool-based active learning on scikit-learn digits with our selection engine.
+"""Pool-based active learning with our selection engine, over datasets of several kinds.
 
-Logistic regression; 10 random initial labels; batches of 10 up to 300; several seeds. Prints the labels
-needed to reach 0.90 and 0.93 test accuracy and the area under the accuracy curve; writes a PNG plot.
-Usage: python benchmarks/active_learning.py [--seeds 10] [--png active_learning.png]
+Protocol per dataset and seed: a random pool/test split (70/30), logistic regression, 10 random initial
+labels, batches of 10 up to the dataset's budget (300, less for the small tabular sets). Each batch is chosen
+by ``lightly_airflow.selection.select`` (the real engine) with the labelled set passed as ``preselected``,
+as ``lightly-airflow select --preselected`` does; the uncertainty scores come from the product's scorer
+(``predictions.scorers.score_classification``). Every strategy starts from the same split and initial labels
+per seed (paired comparison). The strategy ``recipe`` is exactly what ``lightly-airflow recipe
+active-learning`` prints (:func:`lightly_airflow.selection.recipes.active_learning_config`).
+
+Prints, per dataset: labels to reach 90% and 97% of the accuracy of a model trained on the whole labelled
+pool, the normalised area under the accuracy curve (AUC), and the worst budget of each strategy against
+random (min over budgets of the mean accuracy difference, with the paired standard error there); then a
+summary over datasets. Datasets: ``benchmarks/al_datasets.py``.
+
+Usage: python benchmarks/active_learning.py [--quick] [--seeds 10] [--datasets ...] [--only ...]
+       [--json results.json] [--png plot.png]
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import time
-import warnings
-from pathlib import Path
+import os
 
-import numpy as np
-import pyarrow as pa
-from sklearn.datasets import load_digits
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
+# One thread per BLAS call: on a small shared machine multithreaded BLAS makes logistic regression on a few
+# hundred samples 10-100x slower (thread contention), and it would not make the comparison fairer.
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
 
-from lightly_airflow.selection import select
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from al_datasets import DATASETS, Dataset  # noqa: E402
+
+from lightly_airflow.predictions.scorers import score_classification  # noqa: E402
+from lightly_airflow.selection import select  # noqa: E402
+from lightly_airflow.selection.recipes import active_learning_config  # noqa: E402
+
+TASK = "cls"
+BATCH = 10
+INITIAL = 10
 E = {"type": "EMBEDDINGS"}
 
 
-def scores(p: np.ndarray) -> dict[str, np.ndarray]:
-    c = p.shape[1]
-    s = np.sort(p, axis=1)
-    ent = -(p * np.log2(np.clip(p, 1e-12, 1))).sum(axis=1) / np.log2(c)
-    return {"uncertainty_margin": 1 - (s[:, -1] - s[:, -2]),
-            "uncertainty_least_confidence": (1 - s[:, -1]) / (1 - 1 / c), "uncertainty_entropy": ent}
-
-
 def w(score: str, strength: float = 1.0) -> dict:
-    return {"input": {"type": "SCORES", "task": "cls", "score": score},
+    return {"input": {"type": "SCORES", "task": TASK, "score": score},
             "strategy": {"type": "WEIGHTS", "strength": strength}}
 
 
-STRATEGIES = {
-    "random": [{"input": {"type": "RANDOM"}, "strategy": {"type": "WEIGHTS"}}],
-    "diversity": [{"input": E, "strategy": {"type": "DIVERSITY"}}],
-    "weights_margin": [w("uncertainty_margin")],
-    "weights_least_confidence": [w("uncertainty_least_confidence")],
-    "weights_entropy": [w("uncertainty_entropy")],
-    "coral": [{"input": E, "strategy": {"type": "DIVERSITY"}}, w("uncertainty_margin")],
-    "diversity + margin^4": [{"input": E, "strategy": {"type": "DIVERSITY"}}, w("uncertainty_margin", 4.0)],
-    # The recipe docs/selection.md recommends: margin sampling with DIVERSITY as a tie-breaker.
-    "recommended: diversity + margin^10": [{"input": E, "strategy": {"type": "DIVERSITY"}},
-                                           w("uncertainty_margin", 10.0)],
-    "diversity^0.25 + margin": [{"input": E, "strategy": {"type": "DIVERSITY", "strength": 0.25}},
-                                w("uncertainty_margin")],
+def _cfg(*strategies: dict) -> dict:
+    return {"n_samples": BATCH, "strategies": list(strategies)}
+
+
+def _div(strength: float = 1.0) -> dict:
+    return {"input": E, "strategy": {"type": "DIVERSITY", "strength": strength}}
+
+
+def _rand(strength: float = 1.0) -> dict:
+    return {"input": {"type": "RANDOM"}, "strategy": {"type": "WEIGHTS", "strength": strength}}
+
+
+def _top_margin(k_of: Callable[[int], int]) -> Callable[[dict], tuple[dict, dict]]:
+    """Diversity among the ``k`` most uncertain (margin) candidates (emulated with a rank column + THRESHOLD)."""
+
+    def make(ctx: dict) -> tuple[dict, dict]:
+        m = ctx["scores"]["uncertainty_margin"]
+        k = min(len(m), k_of(len(m)))
+        rank = np.empty(len(m))
+        rank[np.argsort(-m, kind="stable")] = np.arange(len(m))
+        col = {f"scores.{TASK}.margin_rank": rank}
+        thr = {"input": {"type": "SCORES", "task": TASK, "score": "margin_rank"},
+               "strategy": {"type": "THRESHOLD", "threshold": float(k), "operation": "SMALLER"}}
+        return _cfg(thr, _div()), col
+
+    return make
+
+
+def _static(cfg: dict) -> Callable[[dict], tuple[dict, dict]]:
+    return lambda ctx: (cfg, {})
+
+
+STRATEGIES: dict[str, Callable[[dict], tuple[dict, dict]]] = {
+    "random": _static(_cfg(_rand())),
+    "recipe": lambda ctx: (active_learning_config(TASK, BATCH), {}),
+    "margin": _static(_cfg(w("uncertainty_margin"))),
+    "entropy": _static(_cfg(w("uncertainty_entropy"))),
+    "diversity (k-center)": _static(_cfg(_div())),
+    "old: diversity + margin^10": _static(_cfg(_div(), w("uncertainty_margin", 10.0))),
+    "diversity^0.3 + margin": _static(_cfg(_div(0.3), w("uncertainty_margin"))),
+    "top-3*batch margin -> diversity": _top_margin(lambda n: 3 * BATCH),
+    "top-10% margin -> diversity": _top_margin(lambda n: max(BATCH, n // 10)),
+    "power: margin * random": _static(_cfg(w("uncertainty_margin"), _rand())),
+    "power: margin^2 * random": _static(_cfg(w("uncertainty_margin", 2.0), _rand())),
+    "power: margin^4 * random": _static(_cfg(w("uncertainty_margin", 4.0), _rand())),
+    "typicality + margin": _static(_cfg({"input": E, "strategy": {"type": "TYPICALITY"}},
+                                        w("uncertainty_margin"))),
 }
+QUICK_STRATEGIES = ("random", "recipe", "margin", "old: diversity + margin^10")
 
 
-def run(name: str, cfg_strats: list, seed: int, xtr, ytr, xte, yte) -> list[float]:
+def split(ds: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pool and test indices of one seed (stratified; class-balanced test for the imbalanced variant)."""
     rng = np.random.default_rng(seed)
-    labelled = list(rng.choice(len(xtr), 10, replace=False))
-    emb = xtr / np.linalg.norm(xtr, axis=1, keepdims=True)
-    accs = []
+    pool, test = [], []
+    for c in np.unique(ds.y_clean):
+        idx = rng.permutation(np.flatnonzero(ds.y_clean == c))
+        n_test = int(round(len(idx) * ds.test_size))
+        test.append(idx[:n_test])
+        pool.append(idx[n_test:])
+    if ds.balanced_test:
+        m = min(len(t) for t in test)
+        pool += [t[m:] for t in test]
+        test = [t[:m] for t in test]
+    return np.sort(np.concatenate(pool)), np.sort(np.concatenate(test))
+
+
+def fit(x: np.ndarray, y: np.ndarray) -> LogisticRegression:
+    clf = LogisticRegression(max_iter=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(x, y)
+    return clf
+
+
+# Runs of strategies that never read the embeddings, by (model_key, strategy, seed): datasets that differ only
+# in the embedding give them the same curve, so they run once.
+_MEMO: dict[tuple[str, str, int], list[float]] = {}
+
+
+def run(ds: Dataset, name: str, seed: int) -> list[float]:
+    """Accuracy after each batch (INITIAL, INITIAL + BATCH, ..., budget labels) of strategy ``name``."""
+    key = (ds.model_key, name, seed)
+    if key in _MEMO:
+        return _MEMO[key]
+    accs, used_embeddings = _run(ds, STRATEGIES[name], seed)
+    if not used_embeddings:
+        _MEMO[key] = accs
+    return accs
+
+
+def _run(ds: Dataset, strategy: Callable[[dict], tuple[dict, dict]], seed: int) -> tuple[list[float], bool]:
+    pool, test = split(ds, seed)
+    n_classes = int(ds.y.max()) + 1
+    rng = np.random.default_rng(seed)
+    labelled = list(pool[rng.choice(len(pool), INITIAL, replace=False)])
+    emb = ds.embedding.astype(np.float32)
+    accs: list[float] = []
+    used_embeddings = False
     while True:
-        # Pixels scaled to [0, 1]: lbfgs converges in a few dozen iterations instead of hitting max_iter.
-        clf = LogisticRegression(max_iter=300)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            clf.fit(xtr[labelled] / 16.0, ytr[labelled])
-        accs.append(float((clf.predict(xte / 16.0) == yte).mean()))
-        if len(labelled) >= 300:
-            return accs
-        pool = np.setdiff1d(np.arange(len(xtr)), labelled)
-        p = np.zeros((len(pool), 10))
-        p[:, clf.classes_] = clf.predict_proba(xtr[pool] / 16.0)
-        cols = {"key": pool.astype(str), "embedding": pa.array(list(emb[pool].astype(np.float32)))}
-        cols.update({f"scores.cls.{k}": v for k, v in scores(p).items()})
-        pre = pa.table({"embedding": pa.array(list(emb[labelled].astype(np.float32)))})
-        r = select(pa.table(cols), {"n_samples": 10, "strategies": cfg_strats}, preselected=pre,
-                   seed=seed * 1000 + len(labelled))
-        labelled += pool[r.indices].tolist()
+        if len(np.unique(ds.y[labelled])) > 1:
+            clf = fit(ds.x[labelled], ds.y[labelled])
+            accs.append(float((clf.predict(ds.x[test]) == ds.y_clean[test]).mean()))
+        else:  # a single class seen: predict it
+            clf = None
+            accs.append(float((ds.y_clean[test] == ds.y[labelled[0]]).mean()))
+        if len(labelled) >= ds.budget:
+            return accs, used_embeddings
+        rest = np.setdiff1d(pool, labelled)
+        p = np.zeros((len(rest), n_classes))
+        if clf is not None:
+            p[:, clf.classes_] = clf.predict_proba(ds.x[rest])
+        else:
+            p[:] = 1.0 / n_classes
+        sc = score_classification(p)
+        cfg, extra = strategy({"scores": sc, "n_labelled": len(labelled), "n_classes": n_classes})
+        used_embeddings |= '"EMBEDDINGS"' in json.dumps(cfg)
+        cols: dict = {"key": rest.astype(str), "embedding": pa.array(list(emb[rest]))}
+        cols.update({f"scores.{TASK}.{k}": v for k, v in sc.items()})
+        cols.update(extra)
+        pre = pa.table({"key": np.asarray(labelled).astype(str), "embedding": pa.array(list(emb[labelled]))})
+        r = select(pa.table(cols), cfg, preselected=pre, seed=seed * 1000 + len(labelled))
+        labelled += rest[r.indices].tolist()
+
+
+def full_pool_accuracy(ds: Dataset, seeds: int) -> float:
+    accs = []
+    for seed in range(seeds):
+        pool, test = split(ds, seed)
+        accs.append(float((fit(ds.x[pool], ds.y[pool]).predict(ds.x[test]) == ds.y_clean[test]).mean()))
+    return float(np.mean(accs))
+
+
+def summarise(sizes: np.ndarray, runs: np.ndarray, random_runs: np.ndarray, full: float) -> dict:
+    mean = runs.mean(axis=0)
+    diff = runs - random_runs  # paired by seed
+    d_mean = diff.mean(axis=0)
+    d_se = diff.std(axis=0, ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else np.zeros_like(d_mean)
+    worst = int(np.argmin(d_mean))
+
+    def need(frac: float) -> int | None:
+        hit = np.flatnonzero(mean >= frac * full)
+        return int(sizes[hit[0]]) if len(hit) else None
+
+    return {"auc": float(np.trapezoid(mean, sizes) / (sizes[-1] - sizes[0])), "need90": need(0.90),
+            "need97": need(0.97), "min_vs_random": float(d_mean[worst]), "min_at": int(sizes[worst]),
+            "min_se": float(d_se[worst]), "curve": mean.round(4).tolist()}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--png", default="benchmarks/results/active_learning.png")
-    ap.add_argument("--only", nargs="*", help="run only these strategy names")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="5 seeds, the recipe against random/margin/old recipe")
+    ap.add_argument("--seeds", type=int, default=None, help="seeds per dataset (default 10, --quick 5)")
+    ap.add_argument("--datasets", nargs="*", choices=list(DATASETS), help="only these datasets")
+    ap.add_argument("--only", nargs="*", help="only these strategy names (random always runs)")
+    ap.add_argument("--json", help="write every curve and figure to this JSON file")
+    ap.add_argument("--png", help="plot the mean curves of each dataset into this PNG")
     a = ap.parse_args()
+    seeds = a.seeds or (5 if a.quick else 10)
+    names = list(a.only) if a.only else list(QUICK_STRATEGIES if a.quick else STRATEGIES)
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown:
+        ap.error(f"unknown strategies {unknown}; known: {list(STRATEGIES)}")
+    names = ["random"] + [n for n in names if n != "random"]
     # One select() per batch: the engine's per-call INFO line would flood the output.
     logging.getLogger("lightly_airflow").setLevel(logging.WARNING)
-    t_start = time.monotonic()
-    d = load_digits()
-    sizes = np.arange(10, 301, 10)
-    curves = {}
-    print(f"digits, logistic regression, {a.seeds} seeds; labels to reach accuracy (mean over seeds)")
-    print(f"{'strategy':38s} {'@0.90':>6s} {'@0.93':>6s} {'AUC':>6s}")
-    for name, strats in STRATEGIES.items():
-        if a.only and name not in a.only:
-            continue
-        runs = []
-        for seed in range(a.seeds):
-            xtr, xte, ytr, yte = train_test_split(d.data, d.target, test_size=0.3, random_state=seed)
-            runs.append(run(name, strats, seed, xtr, ytr, xte, yte))
-        mean = np.mean(runs, axis=0)
-        curves[name] = mean
+    t0 = time.monotonic()
+    print(f"active learning: logistic regression, {INITIAL} initial labels, batches of {BATCH}, {seeds} seeds "
+          "(paired); shared 2-core machine, other jobs running")
+    results: dict = {}
+    for dname in a.datasets or list(DATASETS):
+        ds = DATASETS[dname]()
+        sizes = np.arange(INITIAL, ds.budget + 1, BATCH)
+        full = full_pool_accuracy(ds, seeds)
+        print(f"\n## {dname} ({ds.kind}; {len(ds.y)} samples, {int(ds.y.max()) + 1} classes, budget {ds.budget}; "
+              f"whole-pool accuracy {full:.3f})")
+        print(f"{'strategy':34s} {'@90%':>5s} {'@97%':>5s} {'AUC':>6s}  {'min-random (at, se)':>22s}")
+        runs = {n: np.array([run(ds, n, s) for s in range(seeds)]) for n in names[:1]}
+        res = {"kind": ds.kind, "full_pool_accuracy": full, "budget": ds.budget, "strategies": {}}
+        for n in names:
+            if n not in runs:
+                runs[n] = np.array([run(ds, n, s) for s in range(seeds)])
+            r = summarise(sizes, runs[n], runs["random"], full)
+            res["strategies"][n] = r
 
-        def need(th: float, mean: np.ndarray = mean) -> str:
-            hit = np.flatnonzero(mean >= th)
-            return str(sizes[hit[0]]) if len(hit) else ">300"
+            def fmt(v: int | None, budget: int = ds.budget) -> str:
+                return str(v) if v is not None else f">{budget}"
 
-        auc = float(np.trapezoid(mean, sizes) / (sizes[-1] - sizes[0]))
-        print(f"{name:38s} {need(0.90):>6s} {need(0.93):>6s} {auc:6.3f}   "
-              f"({time.monotonic() - t_start:.0f} s)", flush=True)
+            print(f"{n:34s} {fmt(r['need90']):>5s} {fmt(r['need97']):>5s} {r['auc']:6.3f}  "
+                  f"{r['min_vs_random']:+.3f} ({r['min_at']:3d}, {r['min_se']:.3f})   "
+                  f"[{time.monotonic() - t0:.0f} s]", flush=True)
+        results[dname] = res
+    print("\n## summary over datasets (AUC; worst = min over datasets and budgets of mean accuracy − random)")
+    print(f"{'strategy':34s} {'mean AUC':>8s} {'vs margin':>9s} {'wins>=rnd':>9s} {'worst':>7s}")
+    for n in names:
+        aucs = [results[d]["strategies"][n]["auc"] for d in results]
+        vs_m = ([results[d]["strategies"][n]["auc"] - results[d]["strategies"]["margin"]["auc"] for d in results]
+                if all("margin" in results[d]["strategies"] for d in results) else [float("nan")])
+        worst = min(results[d]["strategies"][n]["min_vs_random"] for d in results)
+        ok = sum(results[d]["strategies"][n]["min_vs_random"] >= 0 for d in results)
+        print(f"{n:34s} {np.mean(aucs):8.3f} {np.mean(vs_m):+9.3f} {ok:>5d}/{len(results):<3d} {worst:+7.3f}")
+    print(f"total {time.monotonic() - t0:.0f} s")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"seeds": seeds, "results": results}, indent=1))
+    if a.png:
+        plot(results, a.png)
+
+
+def plot(results: dict, png: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, mean in curves.items():
-        ax.plot(sizes, mean, label=name)
-    ax.set_xlabel("labels")
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0.5, 1.0)
-    ax.legend(fontsize=8)
-    Path(a.png).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(a.png, dpi=100, bbox_inches="tight")
-    print(f"plot: {a.png}")
+    n = len(results)
+    cols = min(n, 4)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, (dname, res) in zip(axes.flat, results.items(), strict=False):
+        sizes = np.arange(INITIAL, res["budget"] + 1, BATCH)
+        for sname, r in res["strategies"].items():
+            ax.plot(sizes, r["curve"], label=sname, lw=2.2 if sname == "recipe" else 1.0)
+        ax.set_title(dname, fontsize=9)
+        ax.set_xlabel("labels", fontsize=8)
+    axes.flat[0].legend(fontsize=6)
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(png, dpi=90)
+    print(f"plot: {png}")
 
 
 if __name__ == "__main__":

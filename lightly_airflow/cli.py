@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "metadata": "lightly_airflow.metadata.cli",
     "predictions": "lightly_airflow.predictions.cli",
     "select": "lightly_airflow.selection.cli",
+    "recipe": "lightly_airflow.selection.recipes",
     "datapool": "lightly_airflow.datapool.cli",
     "list": "lightly_airflow.datasource.cli",
     "report": "lightly_airflow.report.cli",
