@@ -100,6 +100,7 @@ STRATEGIES: dict[str, Callable[[dict], tuple[dict, dict]]] = {
     "top-3*batch margin -> diversity": _top_margin(lambda n: 3 * BATCH),
     "top-10% margin -> diversity": _top_margin(lambda n: max(BATCH, n // 10)),
     "power: margin * random": _static(_cfg(w("uncertainty_margin"), _rand())),
+    "power: margin * random^2": _static(_cfg(w("uncertainty_margin"), _rand(2.0))),
     "power: margin^2 * random": _static(_cfg(w("uncertainty_margin", 2.0), _rand())),
     "power: margin^4 * random": _static(_cfg(w("uncertainty_margin", 4.0), _rand())),
     "typicality + margin": _static(_cfg({"input": E, "strategy": {"type": "TYPICALITY"}},
@@ -174,12 +175,16 @@ def _run(ds: Dataset, strategy: Callable[[dict], tuple[dict, dict]], seed: int) 
         sc = score_classification(p)
         cfg, extra = strategy({"scores": sc, "n_labelled": len(labelled), "n_classes": n_classes})
         used_embeddings |= '"EMBEDDINGS"' in json.dumps(cfg)
-        cols: dict = {"key": rest.astype(str), "embedding": pa.array(list(emb[rest]))}
+        cols: dict = {"key": rest.astype(str), "embedding": _emb_column(emb[rest])}
         cols.update({f"scores.{TASK}.{k}": v for k, v in sc.items()})
         cols.update(extra)
-        pre = pa.table({"key": np.asarray(labelled).astype(str), "embedding": pa.array(list(emb[labelled]))})
+        pre = pa.table({"key": np.asarray(labelled).astype(str), "embedding": _emb_column(emb[labelled])})
         r = select(pa.table(cols), cfg, preselected=pre, seed=seed * 1000 + len(labelled))
         labelled += rest[r.indices].tolist()
+
+
+def _emb_column(x: np.ndarray) -> pa.Array:
+    return pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(x, np.float32).ravel()), x.shape[1])
 
 
 def full_pool_accuracy(ds: Dataset, seeds: int) -> float:

@@ -29,7 +29,8 @@ def active_learning_config(task: str, n_samples: int = 10) -> dict[str, Any]:
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"recipe active-learning: --n-samples must be an integer >= 1, got {n_samples!r}")
     return {"n_samples": n_samples, "strategies": [
-        {"input": {"type": "SCORES", "task": task, "score": MARGIN}, "strategy": {"type": "WEIGHTS"}}]}
+        {"input": {"type": "SCORES", "task": task, "score": MARGIN}, "strategy": {"type": "WEIGHTS"}},
+        {"input": {"type": "RANDOM"}, "strategy": {"type": "WEIGHTS"}}]}
 
 
 def run(args: argparse.Namespace) -> int:
