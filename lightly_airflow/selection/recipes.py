@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``recipe`` subcommand."""
     p = subparsers.add_parser("recipe", help="print a recommended selection config (JSON)")
     p.add_argument("name", choices=RECIPES, help="which recipe")
