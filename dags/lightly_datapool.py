@@ -143,7 +143,6 @@ with DAG(
         datasource_uri="{{ params.datasource_uri }}",
         lightly_uri="{{ params.lightly_uri }}",
         process_all="{{ params.process_all }}",
-        relevant_filenames_file="{{ params.worker_config.get('relevant_filenames_file') }}",
         selection_config="{{ params.selection_config }}",
         worker_config="{{ params.worker_config }}",
         timeout=WAIT_FOR_NEW_FILES_S,

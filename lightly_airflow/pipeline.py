@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
 from lightly_airflow import staging
+from lightly_airflow.datasource.query import NewFilesQuery, QueryCredentials
 from lightly_airflow.storage import (
     StorageCredentials,
     filesystem,
@@ -176,68 +177,49 @@ def custom_embeddings_uri(
 
 
 def list_new(
+    query: NewFilesQuery,
     *,
-    datasource_uri: str,
-    datapool_uri: str,
     run_id: str,
-    lightly_uri: str | None = None,
-    process_all: bool = False,
-    relevant_filenames_file: str | None = None,
-    datasource_credentials: StorageCredentials | None = None,
-    datapool_credentials: StorageCredentials | None = None,
-    lightly_credentials: StorageCredentials | None = None,
+    credentials: QueryCredentials | None = None,
     max_shards: int = 1024,
     min_shard_size: int = 256,
 ) -> ListResult:
-    """List the datasource, keep the files the datapool has not processed (by key and content), shard them.
+    """List the datasource, keep the files ``query`` says this run processes, shard them into manifests.
 
-    :param datasource_uri: folder or bucket prefix with the images.
-    :param datapool_uri: the datapool; its ``_staging/`` folder receives the manifest shards.
+    :param query: what is new (the same :class:`~lightly_airflow.datasource.NewFilesQuery` the sensor waits
+        on): datasource, datapool, ``.lightly/`` location, relevant filenames, policy, ``process_all``.
     :param run_id: the Airflow run id (staging paths derive from it, so a retry overwrites its own shards).
-    :param lightly_uri: where ``.lightly/`` lives (default: inside the datasource).
-    :param process_all: list everything, also files the datapool already holds (backfills, reprocessing).
-    :param relevant_filenames_file: path of a relevant-filenames file, relative to ``lightly_uri``'s root.
+    :param credentials: credentials of the datasource, datapool and ``.lightly/`` stores.
     :param max_shards: at most this many manifest shards (Airflow's ``max_map_length`` is 1024).
     :param min_shard_size: files per shard before a run is split into more shards.
+    :raises ParamError: when the relevant-filenames file does not exist.
     """
     from lightly_airflow.datapool import Datapool
-    from lightly_airflow.datasource import list_files, new_files, write_manifests
+    from lightly_airflow.datasource import RelevantFilenamesMissing, find_new_files, write_manifests
 
-    lightly_uri = lightly_uri or datasource_uri
-    relevant = None
-    if relevant_filenames_file:
-        from lightly_airflow.lightly_dir import read_relevant_filenames
-
-        try:
-            relevant = read_relevant_filenames(lightly_uri, relevant_filenames_file, lightly_credentials)
-        except FileNotFoundError:
-            raise ParamError(
-                "worker_config.relevant_filenames_file",
-                f"{relevant_filenames_file!r} was not found under {lightly_uri!r} (nor in its .lightly/ folder).",
-                "give the file's path relative to the lightly_uri folder, or remove the key.",
-            ) from None
-    listing = _collect(list_files(datasource_uri, credentials=datasource_credentials, relevant_filenames=relevant))
-    pool = Datapool(datapool_uri, datapool_credentials)
-    known = pool.known_files() if pool.exists() else None
-    files = listing if process_all else new_files(listing, known)
-    log.info(
-        "Listed %d files in %s; %d already in the datapool; %d to process%s.",
-        listing.num_rows, datasource_uri, 0 if known is None else known.num_rows, files.num_rows,
-        " (process_all)" if process_all else "",
-    )
+    creds = credentials or QueryCredentials()
+    try:
+        found = find_new_files(query, creds, read_known_with_process_all=True)
+    except RelevantFilenamesMissing as exc:
+        raise ParamError(
+            "worker_config.relevant_filenames_file", str(exc),
+            "give the file's path relative to the lightly_uri folder, or remove the key.",
+        ) from None
+    files, known = found.files, found.known
     manifests: list[str] = []
     reuse_uri, reusable = None, 0
     if files.num_rows:
         manifests = write_manifests(
-            files, datapool_uri, run_id, datasource_uri=datasource_uri, lightly_uri=lightly_uri,
-            credentials=datapool_credentials, max_shards=max_shards, min_shard_size=min_shard_size,
+            files, query.datapool_uri, run_id, datasource_uri=query.datasource_uri,
+            lightly_uri=query.effective_lightly_uri, credentials=creds.datapool, max_shards=max_shards,
+            min_shard_size=min_shard_size,
         )
         if known is not None and known.num_rows:
-            reuse_uri, reusable = write_reusable_embeddings(pool, files, datapool_uri, run_id, datapool_credentials)
+            pool = Datapool(query.datapool_uri, creds.datapool)
+            reuse_uri, reusable = write_reusable_embeddings(pool, files, query.datapool_uri, run_id, creds.datapool)
     return ListResult(
-        manifests=manifests, seen=listing.num_rows, new=files.num_rows,
-        known=0 if known is None else known.num_rows, process_all=process_all,
-        reusable=reusable, reuse_uri=reuse_uri,
+        manifests=manifests, seen=found.listing.num_rows, new=files.num_rows, known=found.known_count,
+        process_all=query.process_all, reusable=reusable, reuse_uri=reuse_uri,
     )
 
 
@@ -260,14 +242,6 @@ def write_reusable_embeddings(
     uri = write_parquet(reuse, staging.reuse_uri(datapool_uri, run_id), credentials)
     log.info("%d of %d files have unchanged content and embeddings in the pool: they will be reused.", reuse.num_rows, files.num_rows)
     return uri, reuse.num_rows
-
-
-def _collect(batches: Any) -> pa.Table:
-    batches = list(batches)
-    if not batches:
-        return pa.table({C.KEY: pa.array([], pa.string()), C.SIZE: pa.array([], pa.int64()),
-                         C.ETAG: pa.array([], pa.string()), C.MTIME: pa.array([], pa.timestamp("us", "UTC"))})
-    return pa.Table.from_batches(batches)
 
 
 def assemble_run(

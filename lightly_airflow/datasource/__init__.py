@@ -8,6 +8,8 @@ Public API (no Airflow imports):
   its :class:`Manifest` type are :mod:`lightly_airflow.staging`'s, re-exported here);
 - :func:`read_bytes` / :func:`read_many` — read listed files from any store (``MissingFileError`` for gone ones);
 - :func:`known_files` — the datapool's ``key, etag`` (``None`` before the first run);
+- :class:`NewFilesQuery` / :func:`find_new_files` — the one definition of what a run processes (sensor,
+  trigger and list task build the same frozen query);
 - :func:`check_new_files` — "are there new files?" for sensors and triggers.
 """
 
@@ -16,6 +18,13 @@ from lightly_airflow.datasource.diff import POLICIES, new_files
 from lightly_airflow.datasource.known import known_files
 from lightly_airflow.datasource.listing import list_files, list_table
 from lightly_airflow.datasource.manifest import shard_count, write_manifests
+from lightly_airflow.datasource.query import (
+    NewFiles,
+    NewFilesQuery,
+    QueryCredentials,
+    RelevantFilenamesMissing,
+    find_new_files,
+)
 from lightly_airflow.datasource.reader import MissingFileError, read_bytes, read_many
 from lightly_airflow.datasource.records import IMAGE_EXTENSIONS, MANIFEST_SCHEMA, VIDEO_EXTENSIONS
 from lightly_airflow.datasource.relevant import RelevantFilenames, RelevantFilenamesError
@@ -28,10 +37,15 @@ __all__ = [
     "POLICIES",
     "VIDEO_EXTENSIONS",
     "MissingFileError",
+    "NewFiles",
     "NewFilesCheck",
+    "NewFilesQuery",
+    "QueryCredentials",
     "RelevantFilenames",
     "RelevantFilenamesError",
+    "RelevantFilenamesMissing",
     "check_new_files",
+    "find_new_files",
     "known_files",
     "list_files",
     "list_table",

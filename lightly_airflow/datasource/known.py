@@ -15,14 +15,15 @@ def known_files(datapool_uri: str, credentials: StorageCredentials | None = None
     """``key, etag`` (and ``content_hash``) of every file the datapool has processed; ``None`` when the pool
     does not exist yet (its first run processes everything).
 
+    A datapool that cannot be read is an error, never "every file is new": treating a broken installation
+    (or an unreadable pool) as an empty pool would silently reprocess and re-select the whole datasource.
+
     :param datapool_uri: the datapool (a Delta table).
     :param credentials: credentials of the datapool's store.
+    :raises ImportError: when the datapool package cannot be imported (a broken installation).
     """
-    try:
-        from lightly_airflow.datapool import Datapool
-    except ImportError as exc:  # the datapool package is optional for listing-only use (the CLI)
-        logger.warning("lightly_airflow.datapool is not importable (%s): treating every file as new", exc)
-        return None
+    from lightly_airflow.datapool import Datapool
+
     pool = Datapool(datapool_uri, credentials)
     if not pool.exists():
         logger.info("datapool %s does not exist yet: every file is new", datapool_uri)

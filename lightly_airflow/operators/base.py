@@ -1,7 +1,8 @@
 """The one base class that owns connection handling for every lightly operator.
 
 Operators stay tiny: they declare their templated arguments and call one core function; this base turns
-Airflow connection ids into :class:`~lightly_airflow.storage.StorageCredentials` for the core.
+Airflow connection ids into :class:`~lightly_airflow.storage.StorageCredentials` for the core (through
+:mod:`lightly_airflow.hooks.storage`).
 """
 
 from __future__ import annotations
@@ -9,26 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseHook, BaseOperator
+from airflow.sdk import BaseOperator
 
-from lightly_airflow.storage import StorageCredentials, credentials_from_connection
+from lightly_airflow.hooks.storage import credentials_for
+from lightly_airflow.storage import StorageCredentials
 
-
-def credentials_for(conn_id: str | None) -> StorageCredentials | None:
-    """Credentials of an Airflow connection (aws, google_cloud_platform, wasb); ``None`` for ambient ones.
-
-    :param conn_id: the Airflow connection id, or ``None``/empty for the environment's credentials.
-    """
-    if not conn_id:
-        return None
-    conn = BaseHook.get_connection(conn_id)
-    return credentials_from_connection(
-        conn.conn_type,
-        login=conn.login,
-        password=conn.password,
-        host=conn.host,
-        extra=conn.extra_dejson,
-    )
+__all__ = ["LightlyBaseOperator", "credentials_for"]
 
 
 class LightlyBaseOperator(BaseOperator):

@@ -7,6 +7,8 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from lightly_airflow.datasource import NewFilesQuery
+from lightly_airflow.hooks.storage import query_credentials
 from lightly_airflow.operators.base import LightlyBaseOperator
 from lightly_airflow.pipeline import ParamError, custom_embeddings_uri, list_new, validate_params
 
@@ -23,7 +25,8 @@ class ListNewFilesOperator(LightlyBaseOperator):
 
     :param datasource_uri: folder or bucket prefix with the images (file://, s3://, gs://, az://).
     :param lightly_uri: where ``.lightly/`` lives; defaults to the datasource.
-    :param process_all: reprocess every file, also those the datapool already holds.
+    :param process_all: reprocess every file, also those the datapool already holds (as does
+        ``worker_config.datasource.process_all``).
     :param selection_config: the Lightly selection config, validated here before any work starts.
     :param worker_config: Lightly worker-config keys (``relevant_filenames_file``, ...), validated here.
     :param max_shards: upper bound on manifest shards (Airflow maps at most 1024 by default).
@@ -53,6 +56,22 @@ class ListNewFilesOperator(LightlyBaseOperator):
         self.worker_config = worker_config
         self.max_shards = max_shards
 
+    def query(self, worker_config: Any = None) -> NewFilesQuery:
+        """What this run processes: the same :class:`NewFilesQuery` the wait-for-new-files sensor builds.
+
+        :param worker_config: the parsed worker config (default: this task's ``worker_config``).
+        """
+        return NewFilesQuery.build(
+            datasource_uri=self.datasource_uri,
+            datapool_uri=self.datapool_uri,
+            worker_config=self.worker_config if worker_config is None else worker_config,
+            lightly_uri=self.lightly_uri,
+            datasource_conn_id=self.datasource_conn_id,
+            datapool_conn_id=self.datapool_conn_id,
+            lightly_conn_id=self.lightly_conn_id,
+            process_all=self.process_all,
+        )
+
     def execute(self, context: Any) -> list[str]:
         try:
             _selection, worker = validate_params(
@@ -69,7 +88,11 @@ class ListNewFilesOperator(LightlyBaseOperator):
             )
         except ParamError as exc:
             raise AirflowFailException(str(exc)) from None  # a retry cannot fix a bad parameter
-        process_all = _as_bool(self.process_all) or bool(worker.datasource.process_all)
+        try:
+            query = self.query(worker)
+        except ValueError as exc:
+            raise AirflowFailException(f"{self.task_id}: {exc}") from None
+        process_all = query.process_all
         dag_run = context.get("dag_run")
         backfill = dag_run is not None and dag_run.run_type == BACKFILL
         if backfill:
@@ -78,18 +101,11 @@ class ListNewFilesOperator(LightlyBaseOperator):
                 "reprocessing every file (process_all)" if process_all
                 else "only files the datapool has not seen are processed; pass process_all=true to reprocess",
             )
-        result = list_new(
-            datasource_uri=self.datasource_uri,
-            datapool_uri=self.datapool_uri,
-            run_id=context["run_id"],
-            lightly_uri=self.lightly_uri or None,
-            process_all=process_all,
-            relevant_filenames_file=worker.relevant_filenames_file,
-            datasource_credentials=self.datasource_credentials,
-            datapool_credentials=self.datapool_credentials,
-            lightly_credentials=self.lightly_credentials,
-            max_shards=self.max_shards,
-        )
+        try:
+            result = list_new(query, run_id=context["run_id"], credentials=query_credentials(query),
+                              max_shards=self.max_shards)
+        except ParamError as exc:
+            raise AirflowFailException(str(exc)) from None
         counts = {k: v for k, v in result.to_dict().items() if k not in ("manifests", "reuse_uri")}
         counts["shards"] = len(result.manifests)
         counts["backfill"] = backfill
@@ -101,9 +117,3 @@ class ListNewFilesOperator(LightlyBaseOperator):
             raise AirflowSkipException(f"No new files in {self.datasource_uri}.")
         self.log.info("%d new files in %d manifest shards.", result.new, len(result.manifests))
         return result.manifests
-
-
-def _as_bool(value: bool | str | None) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)

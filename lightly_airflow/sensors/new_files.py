@@ -16,20 +16,8 @@ from airflow.sdk.exceptions import (
     AirflowSkipException,
 )
 
-from lightly_airflow.datasource import IMAGE_EXTENSIONS, POLICIES
+from lightly_airflow.datasource import IMAGE_EXTENSIONS, POLICIES, NewFilesQuery
 from lightly_airflow.triggers.new_files import NewFilesTrigger, evaluate_new_files
-
-
-def _as_bool(value: Any, name: str) -> bool:
-    """Booleans from templates arrive as strings unless the DAG renders native objects."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off", "", "none"):
-        return False
-    raise ValueError(f"NewFilesSensor: {name}={value!r} is not a boolean; use true or false.")
 
 
 class NewFilesSensor(BaseSensorOperator):
@@ -46,16 +34,20 @@ class NewFilesSensor(BaseSensorOperator):
     :param datapool_conn_id: Airflow connection of the datapool's store.
     :param lightly_uri: folder holding ``.lightly/`` (default: the datasource).
     :param lightly_conn_id: connection of ``lightly_uri``'s store (default: ``datasource_conn_id``).
-    :param relevant_filenames_file: name of a relevant-filenames file inside ``.lightly/``.
+    :param relevant_filenames_file: name of a relevant-filenames file inside ``.lightly/`` (default:
+        ``worker_config.relevant_filenames_file``).
     :param extensions: file extensions to list (default: the image extensions Lightly supports).
     :param policy: ``content`` (a changed file is new) or ``key`` (only new keys are new).
-    :param process_all: every listed file counts as new (templated; ``"{{ params.process_all }}"`` works).
+    :param process_all: every listed file counts as new (templated; ``"{{ params.process_all }}"`` works);
+        ``worker_config.datasource.process_all`` does the same (the sensor and the list task build the same
+        :class:`~lightly_airflow.datasource.NewFilesQuery`).
     :param wait: ``False`` checks once and skips downstream tasks when nothing is new.
     :param deferrable: wait in the triggerer instead of holding a worker slot
         (default ``[lightly] default_deferrable``, true).
     :param selection_config: when given (with ``worker_config``), the run's parameters are validated before
         waiting, so a typo fails at once with a message naming the parameter instead of after hours of waiting.
-    :param worker_config: Lightly worker-config keys, validated with ``selection_config``.
+    :param worker_config: Lightly worker-config keys: ``datasource.process_all`` and
+        ``relevant_filenames_file`` decide what is new; validated with ``selection_config``.
     """
 
     template_fields: Sequence[str] = (
@@ -111,24 +103,30 @@ class NewFilesSensor(BaseSensorOperator):
         self.selection_config = selection_config
         self.worker_config = worker_config
 
-    def _trigger(self, end_at: float | None = None) -> NewFilesTrigger:
-        return NewFilesTrigger(
+    def query(self) -> NewFilesQuery:
+        """What is new, from the rendered arguments and the worker config (the list task builds the same).
+
+        :raises ValueError: for a bad argument (e.g. ``process_all="maybe"``) or worker config.
+        """
+        return NewFilesQuery.build(
             datasource_uri=self.datasource_uri,
             datapool_uri=self.datapool_uri,
+            worker_config=self.worker_config,
+            lightly_uri=self.lightly_uri,
             datasource_conn_id=self.datasource_conn_id,
             datapool_conn_id=self.datapool_conn_id,
-            lightly_uri=self.lightly_uri,
             lightly_conn_id=self.lightly_conn_id,
             relevant_filenames_file=self.relevant_filenames_file,
             extensions=self.extensions,
             policy=self.policy,
-            process_all=_as_bool(self.process_all, "process_all"),
-            poke_interval=self.poke_interval,
-            end_at=end_at,
+            process_all=self.process_all,
         )
 
+    def _trigger(self, end_at: float | None = None) -> NewFilesTrigger:
+        return NewFilesTrigger(query=self.query(), poke_interval=self.poke_interval, end_at=end_at)
+
     def _check(self) -> dict[str, Any]:
-        result = evaluate_new_files(**self._trigger().check_kwargs())
+        result = evaluate_new_files(self.query())
         self.log.info(
             "%s: %d files listed, %d new (%d known to the datapool%s)", self.datasource_uri, result.listed,
             result.new, result.known, ", process_all" if result.process_all else "",
@@ -140,24 +138,28 @@ class NewFilesSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=result["new"] > 0, xcom_value=result)
 
     def _validate_params(self) -> None:
-        from lightly_airflow.operators.base import credentials_for
+        from lightly_airflow.hooks.storage import credentials_for
         from lightly_airflow.pipeline import ParamError, check_uri_param, validate_params
 
         try:
             if self.selection_config is None:
                 check_uri_param("datasource_uri", self.datasource_uri, credentials_for(self.datasource_conn_id), must_exist=True)
-                return
-            validate_params(
-                datasource_uri=self.datasource_uri,
-                datapool_uri=self.datapool_uri,
-                lightly_uri=self.lightly_uri,
-                selection_config=self.selection_config,
-                worker_config=self.worker_config,
-                datasource_credentials=credentials_for(self.datasource_conn_id),
-                lightly_credentials=credentials_for(self.lightly_conn_id or self.datasource_conn_id),
-            )
+            else:
+                validate_params(
+                    datasource_uri=self.datasource_uri,
+                    datapool_uri=self.datapool_uri,
+                    lightly_uri=self.lightly_uri,
+                    selection_config=self.selection_config,
+                    worker_config=self.worker_config,
+                    datasource_credentials=credentials_for(self.datasource_conn_id),
+                    lightly_credentials=credentials_for(self.lightly_conn_id or self.datasource_conn_id),
+                )
         except ParamError as exc:
             raise AirflowFailException(str(exc)) from None  # a retry or more waiting cannot fix a bad parameter
+        try:
+            self.query()
+        except ValueError as exc:
+            raise AirflowFailException(f"{self.task_id}: {exc}") from None
 
     def execute(self, context: Any) -> Any:
         self._validate_params()

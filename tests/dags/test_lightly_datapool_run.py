@@ -304,3 +304,32 @@ def test_custom_embeddings_csv_from_the_worker_config_replaces_the_model(airflow
     run, states = _run(dagbag.dags["lightly_datapool"], bad, datetime(2026, 8, 2, tzinfo=UTC))
     assert states["wait_for_new_files"] == "failed"  # the first task, before anything is listed or embedded
     assert states["list_new_files"] == "upstream_failed"
+
+
+@pytest.mark.slow
+def test_worker_config_process_all_reprocesses_everything_when_nothing_is_new(airflow_db, dagbag, tmp_path) -> None:
+    """Lightly's datapool docs: ``{"datasource": {"process_all": true}, "enable_training": false}`` as
+    worker_config with nothing new in the bucket must reprocess every file, not wait and skip (the sensor
+    used to ignore worker_config.datasource.process_all)."""
+    from lightly_airflow.datapool import Datapool
+
+    dag = dagbag.dags["lightly_datapool"]
+    source, pool_dir = tmp_path / "images", tmp_path / "pool"
+    files = add_batch(source, Batch("only", (300, 340), ()))
+    selection = {"n_samples": 5, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    conf = {"datasource_uri": f"file://{source}", "datapool_uri": f"file://{pool_dir}", "selection_config": selection}
+    run1, states = _run(dag, conf, datetime(2026, 5, 1, tzinfo=UTC))
+    assert str(run1.state) == "success", states
+    pool = Datapool(f"file://{pool_dir}")
+    v1 = pool.version()
+
+    worker = {"datasource": {"process_all": True}, "enable_training": False}
+    run2, states = _run(dag, {**conf, "worker_config": worker}, datetime(2026, 5, 2, tzinfo=UTC))
+    assert str(run2.state) == "success", states
+    assert states["wait_for_new_files"] == "success" and states["list_new_files"] == "success"
+    sensed = run2.get_task_instance("wait_for_new_files").xcom_pull(task_ids="wait_for_new_files")
+    assert sensed["process_all"] is True and sensed["new"] == len(files)
+    counts = run2.get_task_instance("list_new_files").xcom_pull(task_ids="list_new_files", key="counts")
+    assert counts["process_all"] is True and counts["new"] == counts["seen"] == len(files)
+    assert sorted(_rows_of(pool, run2.run_id).column(C.KEY).to_pylist()) == sorted(files)
+    assert pool.version() == v1 + 1

@@ -74,7 +74,7 @@ def test_defers_to_the_trigger_when_nothing_is_new(datasource) -> None:
         s.execute({})
     trigger = info.value.trigger
     assert isinstance(trigger, NewFilesTrigger)
-    assert trigger.serialize()[1]["datasource_uri"] == str(root) and trigger.extensions == ["png"]
+    assert trigger.serialize()[1]["query"]["datasource_uri"] == str(root) and trigger.query.extensions == ("png",)
     assert info.value.method_name == "execute_complete"
     assert info.value.timeout.total_seconds() == 600
 
@@ -132,3 +132,41 @@ def test_a_bad_selection_config_fails_before_waiting(datasource) -> None:
         sensor(root, deferrable=True, selection_config=bad, worker_config={}).execute({})
     with pytest.raises(AirflowFailException, match=r"Parameter 'datasource_uri'.*does not exist"):
         NewFilesSensor(task_id="w", datasource_uri=str(root / "missing"), datapool_uri=str(root)).execute({})
+
+
+def test_worker_config_process_all_is_honoured_by_the_sensor_and_its_trigger(datasource) -> None:
+    """Lightly users ask for process_all in worker_config: the sensor must not wait (or skip) then."""
+    root, _ = datasource  # the only file is known to the datapool: nothing is new
+    worker = {"datasource": {"process_all": True}, "enable_training": False}
+    assert sensor(root, deferrable=False).poke({}).is_done is False
+    poked = sensor(root, deferrable=False, worker_config=worker).poke({})
+    assert poked.is_done is True and poked.xcom_value["process_all"] is True and poked.xcom_value["new"] == 1
+    assert sensor(root, wait=False, worker_config=worker).execute({})["new"] == 1  # no skip
+    query = sensor(root, worker_config=worker)._trigger().query
+    assert query.process_all is True
+
+
+def test_sensor_and_list_task_build_the_same_query(datasource) -> None:
+    from lightly_airflow.operators.list_files import ListNewFilesOperator
+
+    root, _ = datasource
+    worker = {"datasource": {"process_all": True}, "relevant_filenames_file": "relevant.txt"}
+    args = {"datasource_uri": str(root), "datapool_uri": str(root.parent / "pool"), "lightly_uri": "None",
+            "datasource_conn_id": "ds", "datapool_conn_id": "", "lightly_conn_id": None, "process_all": "False",
+            "worker_config": worker}
+    from_sensor = NewFilesSensor(task_id="w", **args).query()
+    from_list = ListNewFilesOperator(task_id="l", **args).query()
+    assert from_sensor == from_list
+    assert (from_list.process_all, from_list.relevant_filenames_file, from_list.lightly_uri, from_list.datapool_conn_id) == (
+        True, "relevant.txt", None, None)
+
+
+def test_a_datapool_that_cannot_be_imported_is_an_error_not_every_file_new(tmp_path, monkeypatch) -> None:
+    """Before, an ImportError made known_files() return None: every file was "new" and got reprocessed."""
+    import sys
+
+    from lightly_airflow.datasource.known import known_files
+
+    monkeypatch.setitem(sys.modules, "lightly_airflow.datapool", None)  # the import fails
+    with pytest.raises(ImportError):
+        known_files(str(tmp_path / "pool"))

@@ -10,9 +10,13 @@ import pyarrow as pa
 import pytest
 from datasource.conftest import png_bytes
 
+from lightly_airflow.datasource import NewFilesQuery, list_table
 from lightly_airflow.datasource import known as known_module
-from lightly_airflow.datasource import list_table
 from lightly_airflow.triggers import NewFilesTrigger
+
+
+def _trigger(poke_interval: float = 60.0, end_at: float | None = None, **query: object) -> NewFilesTrigger:
+    return NewFilesTrigger(query=NewFilesQuery(**query), poke_interval=poke_interval, end_at=end_at)  # type: ignore[arg-type]
 
 
 def _roundtrip(trigger: NewFilesTrigger) -> NewFilesTrigger:
@@ -27,7 +31,7 @@ def test_serialize_round_trip_keeps_every_input_and_no_secret(monkeypatch) -> No
         "AIRFLOW_CONN_SECRET_S3",
         json.dumps({"conn_type": "aws", "login": "AKIA", "password": "super-secret-key", "extra": {"region_name": "eu-west-1"}}),
     )
-    trigger = NewFilesTrigger(
+    query = NewFilesQuery(
         datasource_uri="s3://bucket/images",
         datapool_uri="gs://pool/datapool",
         datasource_conn_id="secret_s3",
@@ -35,23 +39,41 @@ def test_serialize_round_trip_keeps_every_input_and_no_secret(monkeypatch) -> No
         lightly_uri="az://meta/lightly",
         lightly_conn_id="wasb_meta",
         relevant_filenames_file="relevant_filenames.txt",
-        extensions=["png", "mp4"],
+        extensions=("png", "mp4"),
         policy="key",
         process_all=True,
-        poke_interval=12.5,
+    )
+    trigger = NewFilesTrigger(query=query, poke_interval=12.5)
+    # serialize() is exactly the constructor's arguments: the query as it is, the interval and the deadline.
+    assert trigger.serialize() == (
+        "lightly_airflow.triggers.new_files.NewFilesTrigger",
+        {
+            "query": {
+                "datasource_uri": "s3://bucket/images",
+                "datapool_uri": "gs://pool/datapool",
+                "lightly_uri": "az://meta/lightly",
+                "datasource_conn_id": "secret_s3",
+                "datapool_conn_id": "gcp_pool",
+                "lightly_conn_id": "wasb_meta",
+                "relevant_filenames_file": "relevant_filenames.txt",
+                "extensions": ["png", "mp4"],
+                "policy": "key",
+                "process_all": True,
+            },
+            "poke_interval": 12.5,
+            "end_at": None,
+        },
     )
     again = _roundtrip(trigger)
-    assert again.serialize() == trigger.serialize()
-    classpath, kwargs = trigger.serialize()
-    assert classpath == "lightly_airflow.triggers.new_files.NewFilesTrigger"
-    assert kwargs["extensions"] == ["png", "mp4"] and kwargs["poke_interval"] == 12.5
-    assert kwargs["policy"] == "key" and kwargs["process_all"] is True
-    assert "super-secret-key" not in json.dumps(kwargs)
+    assert again.serialize() == trigger.serialize() and again.query == query
+    assert "super-secret-key" not in json.dumps(trigger.serialize()[1])
 
 
 def test_unknown_policy_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown policy 'mtime'"):
-        NewFilesTrigger(datasource_uri="/x", datapool_uri="/y", policy="mtime")
+        _trigger(datasource_uri="/x", datapool_uri="/y", policy="mtime")
+    with pytest.raises(ValueError, match="Unknown NewFilesQuery keys"):
+        NewFilesTrigger(query={"datasource_uri": "/x", "datapool_uri": "/y", "proces_all": True})
 
 
 async def _first_event(trigger: NewFilesTrigger, timeout: float = 20.0):
@@ -64,7 +86,7 @@ def test_fires_when_a_file_arrives_and_skips_known_ones(tmp_path, monkeypatch) -
     (root / "old" / "a.png").write_bytes(png_bytes(1))
     known = list_table(str(root))
     monkeypatch.setattr(known_module, "known_files", lambda uri, creds: known)
-    trigger = _roundtrip(NewFilesTrigger(datasource_uri=str(root), datapool_uri=str(tmp_path / "pool"), poke_interval=0.05))
+    trigger = _roundtrip(_trigger(datasource_uri=str(root), datapool_uri=str(tmp_path / "pool"), poke_interval=0.05))
 
     async def scenario():
         waiting = asyncio.create_task(_first_event(trigger))
@@ -85,12 +107,12 @@ def test_process_all_fires_on_known_files(tmp_path, monkeypatch) -> None:
     root.mkdir()
     (root / "a.png").write_bytes(png_bytes(1))
     monkeypatch.setattr(known_module, "known_files", lambda uri, creds: list_table(str(root)))
-    event = asyncio.run(_first_event(NewFilesTrigger(datasource_uri=str(root), datapool_uri="/nowhere", process_all=True)))
+    event = asyncio.run(_first_event(_trigger(datasource_uri=str(root), datapool_uri="/nowhere", process_all=True)))
     assert event.payload["status"] == "success" and event.payload["new"] == 1
 
 
 def test_error_is_reported_as_an_event(tmp_path) -> None:
-    trigger = NewFilesTrigger(datasource_uri=str(tmp_path / "missing"), datapool_uri=str(tmp_path / "pool"))
+    trigger = _trigger(datasource_uri=str(tmp_path / "missing"), datapool_uri=str(tmp_path / "pool"))
     event = asyncio.run(_first_event(trigger))
     assert event.payload["status"] == "error"
     assert "FileNotFoundError" in event.payload["message"] and "missing" in event.payload["message"]
@@ -110,7 +132,7 @@ def test_resolves_connections_inside_the_trigger(s3_bucket, monkeypatch, tmp_pat
     fs.pipe_file(f"{root}/x/two.jpg", png_bytes(2))
     fs.pipe_file(f"{root}/.lightly/relevant.txt", b"x/one.png\n")
     monkeypatch.setattr(known_module, "known_files", lambda uri, c: pa.table({"key": [], "etag": []}, schema=pa.schema([("key", pa.string()), ("etag", pa.string())])))
-    trigger = NewFilesTrigger(
+    trigger = _trigger(
         datasource_uri=f"{s3_bucket.uri}/images", datapool_uri=str(tmp_path / "pool"), datasource_conn_id="lightly_s3",
         relevant_filenames_file="relevant.txt",
     )
@@ -128,7 +150,7 @@ def test_reports_timeout_at_its_own_deadline(tmp_path) -> None:
 
     root = tmp_path / "empty"
     root.mkdir()
-    trigger = _roundtrip(NewFilesTrigger(datasource_uri=str(root), datapool_uri=str(tmp_path / "pool"),
+    trigger = _roundtrip(_trigger(datasource_uri=str(root), datapool_uri=str(tmp_path / "pool"),
                                          poke_interval=0.2, end_at=time.time() + 0.6))
     started = time.monotonic()
     event = asyncio.run(_first_event(trigger, 10))

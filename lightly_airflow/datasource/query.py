@@ -1,0 +1,257 @@
+"""``NewFilesQuery``: the one definition of "which files does this run process".
+
+The wait-for-new-files sensor, its deferrable trigger and the list task used to each take their own copy of
+the inputs (policy, extensions, relevant filenames, ``process_all``) and disagreed: the sensor ignored
+``worker_config.datasource.process_all``. Now each builds the same frozen query with
+:meth:`NewFilesQuery.build` from the run's parameters and the parsed worker config, the trigger serialises it
+as it is (:meth:`NewFilesQuery.to_dict` / :meth:`NewFilesQuery.from_dict`), and :func:`find_new_files` is the
+one evaluation both the "are there new files?" check and the listing step run.
+
+Connections appear here only as ids (strings); the Airflow layer turns them into
+:class:`~lightly_airflow.storage.StorageCredentials` (``lightly_airflow.hooks.storage``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from lightly_airflow.datasource.diff import POLICIES, new_files
+from lightly_airflow.datasource.listing import list_files
+from lightly_airflow.datasource.records import IMAGE_EXTENSIONS, MANIFEST_SCHEMA
+from lightly_airflow.storage import StorageCredentials, protocol_of
+
+if TYPE_CHECKING:
+    from lightly_airflow.config import WorkerConfig
+
+logger = logging.getLogger(__name__)
+
+KnownFiles = Callable[[str, StorageCredentials | None], pa.Table | None]
+
+
+class RelevantFilenamesMissing(FileNotFoundError):
+    """The query's relevant-filenames file does not exist (a parameter problem, not a transient one)."""
+
+
+def parse_bool(value: Any, name: str) -> bool:
+    """A boolean parameter: ``True``/``False``, or the text a template renders (``"True"``, ``"false"``);
+    empty or ``"None"`` (an unset template) is false; anything else is an error naming the parameter."""
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    text = str(value).strip().lower()
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0", "", "none"):
+        return False
+    raise ValueError(f"{name}={value!r} is not a boolean; use true or false.")
+
+
+def _text(value: Any) -> str | None:
+    """An optional string parameter; a template that rendered nothing (``""``, ``"None"``) is unset."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text in ("", "None") else text
+
+
+@dataclass(frozen=True)
+class NewFilesQuery:
+    """Which files of a datasource a run processes.
+
+    :param datasource_uri: the datasource root (``s3://``, ``gs://``, ``az://``/``abfs://``, ``file://``).
+    :param datapool_uri: the datapool whose known files are excluded (a missing pool knows nothing).
+    :param lightly_uri: the folder holding ``.lightly/`` (``None``: the datasource).
+    :param datasource_conn_id: Airflow connection of the datasource's store (``None``: ambient credentials).
+    :param datapool_conn_id: Airflow connection of the datapool's store.
+    :param lightly_conn_id: connection of the ``.lightly/`` store (``None``: ``datasource_conn_id``).
+    :param relevant_filenames_file: only the files listed in this file of ``.lightly/`` are considered.
+    :param extensions: file extensions to list (lower case, without the dot).
+    :param policy: ``content`` (a changed file is new again) or ``key`` (only new keys are new).
+    :param process_all: every listed file is processed, also those the datapool already holds.
+    :raises ValueError: for an unknown policy, an empty or unsupported URI, or no extensions.
+    """
+
+    datasource_uri: str
+    datapool_uri: str
+    lightly_uri: str | None = None
+    datasource_conn_id: str | None = None
+    datapool_conn_id: str | None = None
+    lightly_conn_id: str | None = None
+    relevant_filenames_file: str | None = None
+    extensions: tuple[str, ...] = IMAGE_EXTENSIONS
+    policy: str = "content"
+    process_all: bool = False
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown policy {self.policy!r}; use one of {POLICIES}.")
+        for name in ("datasource_uri", "datapool_uri"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name} is empty: pass a URI such as s3://bucket/prefix or file:///data.")
+        protocol_of(self.datasource_uri)
+        if isinstance(self.extensions, str):
+            object.__setattr__(self, "extensions", (self.extensions,))
+        exts = tuple(str(e).lower().lstrip(".") for e in self.extensions)
+        if not exts:
+            raise ValueError("extensions is empty: name the file extensions to list, e.g. ('jpg', 'png').")
+        object.__setattr__(self, "extensions", exts)
+        if not isinstance(self.process_all, bool):
+            raise ValueError(f"process_all={self.process_all!r} is not a boolean; use true or false.")
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        datasource_uri: str,
+        datapool_uri: str,
+        worker_config: WorkerConfig | Mapping[str, Any] | str | None = None,
+        lightly_uri: str | None = None,
+        datasource_conn_id: str | None = None,
+        datapool_conn_id: str | None = None,
+        lightly_conn_id: str | None = None,
+        relevant_filenames_file: str | None = None,
+        extensions: Collection[str] = IMAGE_EXTENSIONS,
+        policy: str = "content",
+        process_all: bool | str | None = False,
+    ) -> NewFilesQuery:
+        """The query of a run, from its (rendered) parameters and its worker config.
+
+        ``process_all`` is true when the parameter or ``worker_config.datasource.process_all`` is (Lightly
+        users set the latter); the relevant-filenames file comes from ``worker_config.relevant_filenames_file``
+        unless given here. Templates that rendered nothing (``""``, ``"None"``) count as unset.
+
+        :raises ValueError: for a bad boolean, two different relevant-filenames files, or a bad field.
+        :raises lightly_airflow.config.ConfigError: for an invalid worker config.
+        """
+        from lightly_airflow.config import parse_worker_config
+
+        worker = parse_worker_config(worker_config)  # type: ignore[arg-type]
+        explicit = _text(relevant_filenames_file)
+        configured = _text(worker.relevant_filenames_file)
+        if explicit and configured and explicit != configured:
+            raise ValueError(
+                f"relevant_filenames_file={explicit!r} but worker_config.relevant_filenames_file={configured!r}: "
+                "give it in one place."
+            )
+        return cls(
+            datasource_uri=str(datasource_uri),
+            datapool_uri=str(datapool_uri),
+            lightly_uri=_text(lightly_uri),
+            datasource_conn_id=_text(datasource_conn_id),
+            datapool_conn_id=_text(datapool_conn_id),
+            lightly_conn_id=_text(lightly_conn_id),
+            relevant_filenames_file=explicit or configured,
+            extensions=tuple(extensions),
+            policy=policy,
+            process_all=parse_bool(process_all, "process_all") or bool(worker.datasource.process_all),
+        )
+
+    # ---------------------------------------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, JSON-safe (what the trigger stores; connection ids only, never secrets)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["extensions"] = list(self.extensions)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NewFilesQuery:
+        """Inverse of :meth:`to_dict`; an unknown key is an error that names the known ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"Unknown NewFilesQuery keys {unknown}; allowed: {sorted(known)}.")
+        values = dict(data)
+        if "extensions" in values:
+            values["extensions"] = tuple(values["extensions"])
+        return cls(**values)
+
+    # ------------------------------------------------------------------------------------ derived
+    @property
+    def effective_lightly_uri(self) -> str:
+        """Where ``.lightly/`` lives: ``lightly_uri`` or the datasource."""
+        return self.lightly_uri or self.datasource_uri
+
+    @property
+    def effective_lightly_conn_id(self) -> str | None:
+        """The connection of the ``.lightly/`` store: ``lightly_conn_id`` or the datasource's."""
+        return self.lightly_conn_id or self.datasource_conn_id
+
+
+@dataclass(frozen=True)
+class QueryCredentials:
+    """The credentials of the three stores a query reads (``None``: ambient credentials)."""
+
+    datasource: StorageCredentials | None = None
+    datapool: StorageCredentials | None = None
+    lightly: StorageCredentials | None = None
+
+
+@dataclass(frozen=True)
+class NewFiles:
+    """The answer to a query: everything listed, what the run processes, and the pool's known files.
+
+    :param listing: every listed file (``key, size, etag, mtime``).
+    :param files: the files the run processes (``listing`` itself with ``process_all``).
+    :param known: the datapool's ``key, etag, …`` (``None``: no datapool yet, or not read with ``process_all``).
+    """
+
+    query: NewFilesQuery
+    listing: pa.Table
+    files: pa.Table
+    known: pa.Table | None
+
+    @property
+    def known_count(self) -> int:
+        return 0 if self.known is None else int(self.known.num_rows)
+
+
+def find_new_files(
+    query: NewFilesQuery,
+    credentials: QueryCredentials | None = None,
+    *,
+    known: KnownFiles | None = None,
+    read_known_with_process_all: bool = False,
+) -> NewFiles:
+    """List the datasource and keep what ``query`` says the run processes.
+
+    :param query: the run's query.
+    :param credentials: credentials of the datasource, datapool and ``.lightly/`` stores.
+    :param known: how to read the pool's known files (default :func:`known.known_files`).
+    :param read_known_with_process_all: read the pool's known files also when every file is processed
+        (the list step needs them to reuse unchanged embeddings; the new-file check does not).
+    :raises RelevantFilenamesMissing: when the relevant-filenames file does not exist.
+    :raises FileNotFoundError: when the datasource does not exist.
+    """
+    from lightly_airflow.datasource import known as known_module
+    from lightly_airflow.lightly_dir import read_relevant_filenames
+
+    creds = credentials or QueryCredentials()
+    relevant = None
+    if query.relevant_filenames_file:
+        try:
+            relevant = read_relevant_filenames(query.effective_lightly_uri, query.relevant_filenames_file, creds.lightly)
+        except FileNotFoundError as exc:
+            raise RelevantFilenamesMissing(str(exc)) from None
+    listing = pa.Table.from_batches(
+        list(list_files(query.datasource_uri, credentials=creds.datasource, relevant_filenames=relevant,
+                        extensions=query.extensions)),
+        schema=MANIFEST_SCHEMA,
+    )
+    pool: pa.Table | None = None
+    if not query.process_all or read_known_with_process_all:
+        pool = (known or known_module.known_files)(query.datapool_uri, creds.datapool)
+    files = listing if query.process_all else new_files(listing, pool, policy=query.policy)
+    logger.info(
+        "%s: %d files listed, %d to process (%s), %d known to the datapool %s",
+        query.datasource_uri, listing.num_rows, files.num_rows,
+        "process_all" if query.process_all else f"policy {query.policy}",
+        0 if pool is None else pool.num_rows, query.datapool_uri,
+    )
+    return NewFiles(query=query, listing=listing, files=files, known=pool)
