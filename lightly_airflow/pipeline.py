@@ -351,13 +351,14 @@ def select_and_commit(
     :param notes: options of the run that have no effect here, with the reason; shown in the summary.
     """
     from lightly_airflow.config import parse_selection_config
-    from lightly_airflow.datapool import ConcurrentCommitError, Datapool
+    from lightly_airflow.datapool import Datapool, Snapshot, with_snapshots
     from lightly_airflow.metadata import mark_duplicates
     from lightly_airflow.selection import select
 
     config = parse_selection_config(selection_config)
     pool = Datapool(datapool_uri, datapool_credentials)
-    done = pool.committed_version(run_id) if pool.exists() else None
+    first = pool.snapshot()
+    done = first.committed_version(run_id)
     if done is not None:
         log.info("Run %s is already committed as datapool version %d: nothing to do.", run_id, done)
         return RunSummary(run_id=run_id, tag=tag, version=done, already_committed=True)
@@ -370,9 +371,11 @@ def select_and_commit(
     problems_uri, problems = _write_problems(errors, datapool_uri, run_id, datapool_credentials)
     model = _meta_value(meta, C.EMBEDDING_MODEL_METADATA_KEY)
     dim = _meta_value(meta, C.EMBEDDING_DIM_METADATA_KEY)
-    for attempt in range(1, max_attempts + 1):
-        read_version = pool.version() if pool.exists() else None
-        known = pool.known_files() if read_version is not None else None
+
+    def attempt(snap: Snapshot) -> RunSummary:
+        # Every read of this attempt and its commit use the one pinned version ``snap``.
+        read_version = snap.version
+        known = snap.known_files() if read_version is not None else None
         run_keys = rows.column(C.KEY)
         known_ok = None
         if known is not None and known.num_rows:
@@ -381,7 +384,7 @@ def select_and_commit(
                 pc.and_(pc.equal(known.column(C.STATUS), C.STATUS_OK), pc.invert(pc.is_in(known.column(C.KEY), run_keys)))
             ).select([C.KEY, C.CONTENT_HASH])
         marked = mark_duplicates(rows, known_ok) if C.CONTENT_HASH in rows.column_names else rows
-        preselected = pool.selected() if read_version is not None else None
+        preselected = snap.selected() if read_version is not None else None
         ok_mask = pc.equal(marked.column(C.STATUS), C.STATUS_OK)
         if preselected is not None and preselected.num_rows:
             # Samples the pool already selected are context for this run, not candidates again.
@@ -390,8 +393,8 @@ def select_and_commit(
         candidates = _with_schema_metadata(candidates, meta)
         log.info(
             "Selecting from %d candidates (%d of the run's files are not ok or were selected before) with %d "
-            "samples already selected in the pool.", candidates.num_rows, marked.num_rows - candidates.num_rows,
-            0 if preselected is None else preselected.num_rows,
+            "samples already selected in the pool (version %s).", candidates.num_rows,
+            marked.num_rows - candidates.num_rows, 0 if preselected is None else preselected.num_rows, read_version,
         )
         details = None
         if candidates.num_rows:
@@ -431,17 +434,11 @@ def select_and_commit(
         from lightly_airflow.report.layout import with_layout
 
         out = with_layout(out, datapool_uri, datapool_credentials)  # the UI's map positions, computed once
-        try:
-            result_commit = pool.commit(
-                out, run_id=run_id, dag_id=dag_id, tag=tag, config=config.model_dump(mode="json", exclude_none=True),
-                counts=counts, embedding_model=str(model), embedding_dim=int(dim), read_version=read_version,
-                datasource_uri=_meta_value(meta, C.DATASOURCE_URI_METADATA_KEY),
-            )
-        except ConcurrentCommitError as exc:
-            if attempt == max_attempts:
-                raise
-            log.warning("Another run committed while this one selected (%s); re-reading the pool (attempt %d).", exc, attempt + 1)
-            continue
+        result_commit = pool.commit(
+            out, run_id=run_id, dag_id=dag_id, tag=tag, config=config.model_dump(mode="json", exclude_none=True),
+            counts=counts, embedding_model=str(model), embedding_dim=int(dim), snapshot=snap,
+            datasource_uri=_meta_value(meta, C.DATASOURCE_URI_METADATA_KEY),
+        )
         summary.version = result_commit.version
         summary.tag = result_commit.tag
         summary.already_committed = result_commit.already_committed
@@ -453,7 +450,8 @@ def select_and_commit(
             result_commit.version, result_commit.tag, counts["processed"], counts["selected"],
         )
         return summary
-    raise AssertionError("unreachable")
+
+    return with_snapshots(pool, attempt, max_attempts=max_attempts, first=first)
 
 
 def _with_pick_details(rows: pa.Table, details: pa.Table | None, ranks: list[int | None]) -> pa.Table:

@@ -17,7 +17,9 @@ from lightly_airflow.datapool.pool import (
     app_id,
     default_tag,
 )
+from lightly_airflow.datapool.retry import with_snapshots
 from lightly_airflow.datapool.rows import COMMIT_VERSION, sample_id
+from lightly_airflow.datapool.snapshot import Snapshot
 
 __all__ = [
     "COMMIT_VERSION",
@@ -27,8 +29,10 @@ __all__ = [
     "Datapool",
     "DatapoolError",
     "EmbeddingMismatchError",
+    "Snapshot",
     "TagExistsError",
     "app_id",
     "default_tag",
     "sample_id",
+    "with_snapshots",
 ]

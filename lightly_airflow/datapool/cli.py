@@ -12,7 +12,7 @@ import csv
 import json
 import sys
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO
 
 import pyarrow as pa
 
@@ -27,7 +27,7 @@ SHOW_FORMATS = ("table", "json", "csv", "parquet")
 _MAX_CELL = 48
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``datapool`` and its subcommands to the ``lightly-airflow`` parser."""
     parser = subparsers.add_parser("datapool", help="inspect a datapool: history, tags, rows, exports")
     sub = parser.add_subparsers(dest="datapool_command", metavar="SUBCOMMAND", required=True)
@@ -106,7 +106,7 @@ def _cell(value: Any) -> str:
     return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
 
 
-def _print_table(records: list[dict[str, Any]], columns: list[str], out=None) -> None:
+def _print_table(records: list[dict[str, Any]], columns: list[str], out: TextIO | None = None) -> None:
     out = out or sys.stdout
     cells = [[_cell(r.get(c)) for c in columns] for r in records]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
@@ -168,7 +168,7 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_csv(table: pa.Table, out) -> None:
+def _write_csv(table: pa.Table, out: TextIO) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(table.column_names)
     for record in table.to_pylist():
@@ -185,7 +185,7 @@ class _output:
     def __init__(self, path: str | None) -> None:
         self.path = path
 
-    def __enter__(self):
+    def __enter__(self) -> TextIO:
         self.handle = open(self.path, "w", encoding="utf-8", newline="") if self.path else sys.stdout  # noqa: SIM115
         return self.handle
 

@@ -29,8 +29,8 @@ from lightly_airflow.datapool.errors import (
     EmbeddingMismatchError,
     TagExistsError,
 )
-from lightly_airflow.datapool.reading import query, quote_ident, quote_literal
-from lightly_airflow.datapool.rows import COMMIT_VERSION, prepare_rows
+from lightly_airflow.datapool.rows import prepare_rows
+from lightly_airflow.datapool.snapshot import METADATA_KEY, Snapshot, app_id, history_of
 from lightly_airflow.storage import StorageCredentials, delta_uri, protocol_of
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,6 @@ DEFAULT_TABLE_CONFIGURATION: dict[str, str] = {
     "delta.deletedFileRetentionDuration": "interval 36500 days",
     "delta.enableExpiredLogCleanup": "false",
 }
-METADATA_KEY = "lightly"
-APP_ID_PREFIX = "lightly-airflow/run/"
 TAG_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$")
 #: Selected rows live in their own files (``selected=true/``), so reading the ``initial-tag`` set and a tag's
 #: rows touches only those files instead of every embedding in the pool.
@@ -66,11 +64,6 @@ class CommitResult:
     version: int
     already_committed: bool
     tag: str
-
-
-def app_id(run_id: str) -> str:
-    """The Delta application-transaction id of a run."""
-    return APP_ID_PREFIX + run_id
 
 
 def default_tag(run_id: str) -> str:
@@ -110,30 +103,11 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _latest_per_key(table: pa.Table, key_columns: tuple[str, ...] = (C.KEY,)) -> pa.Table:
-    """Keep the row with the highest ``commit_version`` per key (the table must carry both)."""
-    if table.num_rows < 2:
-        return table
-    if len(key_columns) == 1:
-        distinct = pc.count_distinct(table.column(key_columns[0])).as_py()
-    else:
-        distinct = table.group_by(list(key_columns)).aggregate([]).num_rows
-    if distinct == table.num_rows:
-        return table
-    order = pc.sort_indices(
-        table, sort_keys=[*((k, "ascending") for k in key_columns), (COMMIT_VERSION, "descending")]
-    ).to_numpy()
-    keys = [table.column(k).take(order).to_numpy(zero_copy_only=False) for k in key_columns]
-    first = np.ones(len(order), dtype=bool)
-    same = np.ones(len(order) - 1, dtype=bool)
-    for k in keys:
-        same &= k[1:] == k[:-1]
-    first[1:] = ~same
-    return table.take(np.sort(order[first]))
-
-
 class Datapool:
     """The versioned datapool table at ``uri``.
+
+    Every public read loads the log once; a select attempt pins one :meth:`snapshot` and does all its reads
+    and its commit against it.
 
     :param uri: ``file://``/local path, ``s3://``, ``gs://``, ``az://``/``abfs://`` URI of the table.
     :param credentials: endpoint and secrets of the store; ``None`` uses ambient credentials.
@@ -158,70 +132,72 @@ class Datapool:
         return f"Datapool({self.uri!r})"
 
     # ---------------------------------------------------------------- loading
-    def _load(self, version: int | None = None, timestamp: datetime | None = None) -> DeltaTable | None:
+    def _open(self, version: int | None = None) -> DeltaTable | None:
+        """Load the log (latest or ``version``): the one place a :class:`DeltaTable` is constructed."""
         try:
-            table = DeltaTable(self._table_uri, storage_options=self._options)
+            if version is None:
+                return DeltaTable(self._table_uri, storage_options=self._options)
+            return DeltaTable(self._table_uri, version=int(version), storage_options=self._options)
         except TableNotFoundError:
             return None
-        if version is not None:
-            latest = table.version()
-            if not 0 <= int(version) <= latest:
-                raise DatapoolError(f"Version {version} does not exist in {self.uri}; it has versions 0..{latest}.")
-            table.load_as_version(int(version))
-        elif timestamp is not None:
-            # By the commits' own timestamps (as history() shows them), not delta-rs' load_as_version(datetime),
-            # which uses the log files' modification times: whole seconds on some stores.
+
+    def snapshot(self, version: int | None = None, *, timestamp: datetime | None = None) -> Snapshot:
+        """The pool pinned at one version (default: the latest; its ``table`` is ``None`` when there is no pool).
+
+        :param version: a version to pin instead of the latest.
+        :param timestamp: pin the latest version committed at or before this time (naive = UTC), by the
+            commits' own timestamps (delta-rs' ``load_as_version(datetime)`` uses file modification times).
+        """
+        if version is not None and timestamp is not None:
+            raise DatapoolError("Pass at most one of version and timestamp to pin a snapshot.")
+        latest = Snapshot(self.uri, self._open())
+        if version is None and timestamp is None:
+            return latest
+        if latest.table is None:
+            raise DatapoolError(f"No datapool at {self.uri}: no run has committed to it yet.")
+        if timestamp is not None:
             if timestamp.tzinfo is None:
                 timestamp = timestamp.replace(tzinfo=UTC)
-            versions = [e["version"] for e in _history(table) if e["timestamp"] and e["timestamp"] <= timestamp]
+            versions = [e["version"] for e in latest.history() if e["timestamp"] and e["timestamp"] <= timestamp]
             if not versions:
                 raise DatapoolError(f"No version of {self.uri} was committed at or before {timestamp.isoformat()}.")
-            table.load_as_version(max(versions))
-        return table
-
-    def _require(self, version: int | None = None, timestamp: datetime | None = None) -> DeltaTable:
-        table = self._load(version, timestamp)
-        if table is None:
-            raise DatapoolError(f"No datapool at {self.uri}: no run has committed to it yet.")
-        return table
+            version = max(versions)
+        assert version is not None
+        top = int(latest.table.version())
+        if not 0 <= int(version) <= top:
+            raise DatapoolError(f"Version {version} does not exist in {self.uri}; it has versions 0..{top}.")
+        if int(version) == top:
+            return latest
+        latest.table.load_as_version(int(version))
+        pinned = Snapshot(self.uri, latest.table)
+        pinned._history = [e for e in latest.history() if e["version"] <= int(version)]
+        return pinned
 
     # ---------------------------------------------------------------- state
     def exists(self) -> bool:
         """Whether a pool table exists at the URI."""
-        return DeltaTable.is_deltatable(self._table_uri, storage_options=self._options)
+        return bool(DeltaTable.is_deltatable(self._table_uri, storage_options=self._options))
 
     def version(self) -> int | None:
         """The latest version, or ``None`` when there is no pool yet (pass it as ``read_version``)."""
-        table = self._load()
-        return None if table is None else table.version()
+        return self.snapshot().version
 
     def committed_version(self, run_id: str) -> int | None:
         """The pool version the run committed, or ``None`` if it has not committed."""
-        table = self._load()
-        return None if table is None else table.transaction_version(app_id(run_id))
+        return self.snapshot().committed_version(run_id)
 
     def embedding_info(self) -> dict[str, Any] | None:
         """``{"model": str, "dim": int}`` recorded by the first run, or ``None`` for a pool without runs."""
-        table = self._load()
-        return None if table is None else _embedding_info(table)
+        return self.snapshot().embedding_info()
 
     def history(self) -> list[dict[str, Any]]:
         """Every version, oldest first: ``version, timestamp, run_id, dag_id, tag, counts`` (plus ``operation``,
         ``rows``, ``selected``, ``config``, ``embedding_model``, ``embedding_dim`` for run commits)."""
-        table = self._load()
-        return [] if table is None else _history(table)
+        return self.snapshot().history()
 
     def tags(self) -> list[dict[str, Any]]:
         """``initial-tag`` then one entry per run: ``name, run_id, version, count`` (samples carrying the tag)."""
-        table = self._load()
-        if table is None:
-            return []
-        out = [{"name": C.INITIAL_TAG, "run_id": None, "version": table.version(), "count": _count_selected(table)}]
-        for entry in _history(table):
-            if entry["run_id"] is not None and entry["tag"]:
-                out.append({"name": entry["tag"], "run_id": entry["run_id"], "version": entry["version"],
-                            "count": entry["selected"]})
-        return out
+        return self.snapshot().tags()
 
     # ---------------------------------------------------------------- reading
     def read(
@@ -243,15 +219,11 @@ class Datapool:
             version = self.committed_version(run_id)
             if version is None:
                 raise DatapoolError(f"Run {run_id!r} has not committed to {self.uri}; see `lightly-airflow datapool history`.")
-        table = self._require(version, timestamp)
-        where = ""
-        if tag is not None:
-            known = {t["name"] for t in self.tags()}
-            if tag not in known:
-                raise DatapoolError(f"Tag {tag!r} does not exist in {self.uri}; known tags: {sorted(known)}.")
-            # Tags sit only on selected rows: the first condition prunes every unselected file.
-            where = f"WHERE {quote_ident(C.SELECTED)} AND array_has({quote_ident(C.TAGS)}, {quote_literal(tag)})"
-        return self._select(table, columns, where, order=f"{quote_ident(COMMIT_VERSION)}, {quote_ident(C.KEY)}")
+        if version is None and timestamp is None:
+            return self.snapshot().read(tag=tag, columns=columns)
+        latest = self.snapshot()
+        known = latest.tag_names()  # a tag of a later run reads as empty in an older version
+        return self.snapshot(version, timestamp=timestamp).read(tag=tag, columns=columns, known_tags=known)
 
     def selected(self, columns: list[str] | None = None) -> pa.Table:
         """The ``initial-tag`` set: every sample ever selected, the latest row per key, in pick order.
@@ -259,96 +231,24 @@ class Datapool:
         :param columns: columns to return (default: all); ``embedding`` comes back as
             ``fixed_size_list<float32>[dim]``.
         """
-        table = self._load()
-        if table is None:
-            return pa.table({C.KEY: pa.array([], pa.string())}) if columns is None else _empty(columns)
-        where = f"WHERE {quote_ident(C.SELECTED)} AND array_has({quote_ident(C.TAGS)}, {quote_literal(C.INITIAL_TAG)})"
-        rows = self._select(
-            table, columns, where, extra=(C.KEY, COMMIT_VERSION),
-            order=f"{quote_ident(COMMIT_VERSION)}, {quote_ident(C.PICK_RANK)}",
-        )
-        return self._finish(_latest_per_key(rows), columns, table)
+        return self.snapshot().selected(columns)
 
     def known_files(self) -> pa.Table:
         """``key, etag, content_hash, status`` of every processed sample (latest row per key): the diff base."""
-        wanted = [C.KEY, C.ETAG, C.CONTENT_HASH, C.STATUS]
-        table = self._load()
-        if table is None:
-            return _empty(wanted)
-        present = [c for c in wanted if c in _column_names(table)]
-        rows = _latest_per_key(self._select(table, present, "", extra=(C.KEY, COMMIT_VERSION)))
-        for name in wanted:
-            if name not in rows.column_names:
-                rows = rows.append_column(name, pa.nulls(rows.num_rows, pa.string()))
-        return rows.select(wanted)
+        return self.snapshot().known_files()
 
     def embeddings_for(self, keys_etags: pa.Table) -> pa.Table:
         """``key, etag, embedding`` of pool samples whose (key, etag) is in ``keys_etags`` (to reuse embeddings).
 
         :param keys_etags: a table with ``key`` and ``etag`` columns.
         """
-        for name in (C.KEY, C.ETAG):
-            if name not in keys_etags.column_names:
-                raise DatapoolError(f"embeddings_for needs a table with 'key' and 'etag' columns; {name!r} is missing.")
-        wanted = pa.table({
-            C.KEY: keys_etags.column(C.KEY).cast(pa.string()),
-            C.ETAG: keys_etags.column(C.ETAG).cast(pa.string()),
-        })
-        table = self._load()
-        info = None if table is None else _embedding_info(table)
-        if table is None or info is None or wanted.num_rows == 0:
-            return _empty([C.KEY, C.ETAG, C.EMBEDDING], dim=info["dim"] if info else None)
-        wanted = wanted.group_by([C.KEY, C.ETAG]).aggregate([])
-        # Cheap first pass over the identity columns: most wanted files are new, and then no embedding is read.
-        ids = self._select(table, [C.KEY, C.ETAG], "")
-        ids = ids.set_column(1, C.ETAG, ids.column(C.ETAG).cast(pa.string()))
-        hit_keys = pc.unique(ids.join(wanted, [C.KEY, C.ETAG], join_type="inner").column(C.KEY)).to_pylist()
-        if not hit_keys:
-            return _empty([C.KEY, C.ETAG, C.EMBEDDING], dim=info["dim"])
-        where = f"WHERE {quote_ident(C.KEY)} IN ({', '.join(quote_literal(k) for k in hit_keys)})"
-        pool = self._select(table, [C.KEY, C.ETAG, C.EMBEDDING, COMMIT_VERSION], where)
-        pool = pool.filter(pc.is_valid(pool.column(C.EMBEDDING)))
-        pool = pool.set_column(pool.schema.get_field_index(C.ETAG), C.ETAG, pool.column(C.ETAG).cast(pa.string()))
-        ids = pool.select([C.KEY, C.ETAG]).append_column("__row", pa.array(np.arange(pool.num_rows), pa.int64()))
-        hits = ids.join(wanted, [C.KEY, C.ETAG], join_type="inner")
-        matched = _latest_per_key(pool.take(np.sort(hits.column("__row").to_numpy())), (C.KEY, C.ETAG))
-        return self._finish(matched, [C.KEY, C.ETAG, C.EMBEDDING], table)
-
-    def _select(
-        self, table: DeltaTable, columns: list[str] | None, where: str, *, extra: tuple[str, ...] = (),
-        order: str | None = None,
-    ) -> pa.Table:
-        available = _column_names(table)
-        if columns is not None:
-            unknown = [c for c in columns if c not in available]
-            if unknown:
-                raise DatapoolError(f"Unknown column(s) {unknown} in {self.uri}; available: {available}.")
-        names = list(available if columns is None else columns)
-        names += [c for c in extra if c not in names and c in available]
-        projection = ", ".join(quote_ident(c) for c in names)
-        sql = f"SELECT {projection} FROM pool {where}"
-        if order:
-            sql += f" ORDER BY {order}"
-        result = query(table, sql)
-        return self._finish(result, None, table)
-
-    def _finish(self, rows: pa.Table, columns: list[str] | None, table: DeltaTable) -> pa.Table:
-        """Project to ``columns`` and give ``embedding`` its fixed size."""
-        if columns is not None:
-            rows = rows.select(columns)
-        if C.EMBEDDING in rows.column_names:
-            info = _embedding_info(table)
-            col = rows.column(C.EMBEDDING)
-            if info and not pa.types.is_fixed_size_list(col.type):
-                fixed = pa.list_(pa.float32(), info["dim"])
-                idx = rows.schema.get_field_index(C.EMBEDDING)
-                rows = rows.set_column(idx, pa.field(C.EMBEDDING, fixed, True, rows.schema.field(idx).metadata), col.cast(fixed))
-        return rows
+        return self.snapshot().embeddings_for(keys_etags)
 
     # ---------------------------------------------------------------- writing
     def commit(
-        self, rows: pa.Table, *, run_id: str, dag_id: str, tag: str | None, config: dict, counts: dict,
-        embedding_model: str, embedding_dim: int, read_version: int | None, datasource_uri: str | None = None,
+        self, rows: pa.Table, *, run_id: str, dag_id: str, tag: str | None, config: dict[str, Any],
+        counts: dict[str, Any], embedding_model: str, embedding_dim: int, read_version: int | None = None,
+        datasource_uri: str | None = None, snapshot: Snapshot | None = None,
     ) -> CommitResult:
         """Commit one run's rows as one new pool version; a no-op if the run committed before.
 
@@ -361,8 +261,12 @@ class Datapool:
         :param counts: the run's counts (recorded in the commit metadata).
         :param embedding_model: the encoder id; must match the pool's.
         :param embedding_dim: the embedding dimension; must match the pool's.
-        :param read_version: the pool version the caller read before selecting (``None``: no pool yet).
+        :param read_version: the pool version the caller read before selecting (``None``: no pool yet);
+            ignored when ``snapshot`` is given.
         :param datasource_uri: the datasource root the run's keys are relative to (recorded for exports).
+        :param snapshot: the snapshot the caller selected against: the commit checks the run, the tag and the
+            embedding model against it without reading the log again, and writes exactly on top of its
+            version (the log is read again only if that write loses a race).
         :raises ConcurrentCommitError: another run committed since ``read_version``: re-read and re-select.
         :raises EmbeddingMismatchError: model or dimension differ from the pool's.
         :raises TagExistsError: ``tag`` names an earlier run's tag.
@@ -374,50 +278,55 @@ class Datapool:
             raise DatapoolError(f"embedding_dim must be a positive int, got {embedding_dim!r}.")
         tag_name = validate_tag(tag) if tag is not None else default_tag(run_id)
 
-        table = self._load()
-        current = None if table is None else table.version()
+        base = snapshot if snapshot is not None else self.snapshot()
+        table = base.table
+        current = base.version
+        if snapshot is not None:
+            read_version = current
         if table is not None:
-            done = self._already_committed(table, run_id, dag_id)
+            done = self._already_committed(base, run_id, dag_id)
             if done is not None:
                 return done
-            if read_version is None and current == 0 and not _history(table)[0]["run_id"]:
+            if read_version is None and current == 0 and not base.history()[0]["run_id"]:
                 read_version = 0  # the pool was created empty (e.g. by an attempt killed before its data commit)
         if read_version != current:
             raise ConcurrentCommitError(
                 f"{self.uri} is at version {current} but run {run_id!r} read version {read_version}: "
-                f"{_since(table, read_version)} committed in between. Re-read the pool and re-select, then commit "
+                f"{_since(base, read_version)} committed in between. Re-read the pool and re-select, then commit "
                 "with the new read_version.",
                 read_version=read_version, current_version=current,
             )
         if table is not None:
-            info = _embedding_info(table)
+            info = base.embedding_info()
             if info and (info["model"] != embedding_model or info["dim"] != int(embedding_dim)):
                 raise EmbeddingMismatchError(
                     f"{self.uri} holds embeddings of model {info['model']!r} (dim {info['dim']}) but run {run_id!r} "
                     f"used {embedding_model!r} (dim {int(embedding_dim)}); embed with the pool's model or use a new "
                     "datapool."
                 )
-            for entry in _history(table):
-                if entry["tag"] == tag_name:
-                    raise TagExistsError(
-                        f"Tag {tag_name!r} already exists in {self.uri} (run {entry['run_id']!r}, version "
-                        f"{entry['version']}); pass another tag_name."
-                    )
+            check_tag_free(base, tag_name)
 
         committed_at = datetime.now(UTC)
-        new_version = 1 if table is None else current + 1
+        new_version = 1 if current is None else current + 1
         data = prepare_rows(
             rows, run_id=run_id, dag_id=dag_id, tag=tag_name, embedding_model=embedding_model,
             embedding_dim=int(embedding_dim), commit_version=new_version, committed_at=committed_at,
             pool_schema=None if table is None else pa.schema(table.schema().to_arrow()),
         )
         if table is None:
-            table = self._create(data.schema, run_id)
+            try:
+                table = self._create(data.schema, run_id)
+            except ConcurrentCommitError:
+                done = self._already_committed(self.snapshot(), run_id, dag_id)
+                if done is not None:  # another attempt of this run created the pool and committed it
+                    return done
+                raise
         n_selected = int(pc.sum(data.column(C.SELECTED)).as_py() or 0)
         meta = {
             "run_id": run_id, "dag_id": dag_id, "tag": tag_name, "config": redact(_jsonable(config or {})),
             "counts": _jsonable(counts or {}), "rows": data.num_rows, "selected": n_selected,
             "embedding_model": embedding_model, "embedding_dim": int(embedding_dim),
+            "version": new_version,  # max_commit_retries=0: it lands exactly here or not at all
         }
         if datasource_uri:
             meta["datasource_uri"] = str(datasource_uri)
@@ -432,14 +341,14 @@ class Datapool:
                 ),
             )
         except CommitFailedError:
-            latest = self._require()
+            latest = self.snapshot()
             done = self._already_committed(latest, run_id, dag_id)
             if done is not None:
                 return done
             raise ConcurrentCommitError(
                 f"Another run committed to {self.uri} while run {run_id!r} was writing (pool now at version "
-                f"{latest.version()}, expected {new_version}); re-read the pool and re-select.",
-                read_version=read_version, current_version=latest.version(),
+                f"{latest.version}, expected {new_version}); re-read the pool and re-select.",
+                read_version=read_version, current_version=latest.version,
             ) from None
         log.info(
             "Committed run %s to %s as version %d: %d rows, %d selected, tag %r.",
@@ -453,7 +362,7 @@ class Datapool:
                 self._table_uri, schema, mode="error", name="lightly datapool", partition_by=PARTITION_COLUMNS,
                 description="lightly-airflow datapool: one row per processed sample per run",
                 configuration=self._configuration, storage_options=self._options,
-                commit_properties=CommitProperties(custom_metadata={METADATA_KEY: {"operation": "create"}}),
+                commit_properties=CommitProperties(custom_metadata={METADATA_KEY: {"operation": "create", "version": 0}}),
             )
         except DeltaError as exc:
             if self.exists():
@@ -463,11 +372,11 @@ class Datapool:
                 ) from None
             raise DatapoolError(f"Cannot create the datapool at {self.uri}: {exc}") from None
 
-    def _already_committed(self, table: DeltaTable, run_id: str, dag_id: str) -> CommitResult | None:
-        done = table.transaction_version(app_id(run_id))
+    def _already_committed(self, snap: Snapshot, run_id: str, dag_id: str) -> CommitResult | None:
+        done = snap.committed_version(run_id)
         if done is None:
             return None
-        entry = next((e for e in _history(table) if e["version"] == done), None)
+        entry = snap.entry(done)
         if entry is not None and entry["dag_id"] not in (None, dag_id):
             raise DatapoolError(
                 f"Run id {run_id!r} was already committed to {self.uri} by DAG {entry['dag_id']!r} (version {done}); "
@@ -477,72 +386,22 @@ class Datapool:
         return CommitResult(done, True, entry["tag"] if entry else default_tag(run_id))
 
 
-def _column_names(table: DeltaTable) -> list[str]:
-    return [f.name for f in table.schema().fields]
+def check_tag_free(snap: Snapshot, tag_name: str) -> None:
+    """Raise :class:`TagExistsError` if a run of ``snap`` already used ``tag_name``."""
+    for entry in snap.history():
+        if entry["tag"] == tag_name:
+            raise TagExistsError(
+                f"Tag {tag_name!r} already exists in {snap.uri} (run {entry['run_id']!r}, version "
+                f"{entry['version']}); pass another tag_name."
+            )
 
 
-def _embedding_info(table: DeltaTable) -> dict[str, Any] | None:
-    for field in table.schema().fields:
-        if field.name == C.EMBEDDING:
-            meta = field.metadata or {}
-            model, dim = meta.get(C.EMBEDDING_MODEL_METADATA_KEY), meta.get(C.EMBEDDING_DIM_METADATA_KEY)
-            if model is None or dim is None:
-                return None
-            return {"model": str(model), "dim": int(dim)}
-    return None
-
-
-def _history(table: DeltaTable) -> list[dict[str, Any]]:
-    out = []
-    for commit in table.history():
-        meta = commit.get(METADATA_KEY)
-        if isinstance(meta, str):
-            meta = json.loads(meta)
-        meta = meta if isinstance(meta, dict) else {}
-        ts = commit.get("timestamp")
-        entry = {
-            "version": int(commit["version"]),
-            "timestamp": None if ts is None else datetime.fromtimestamp(ts / 1000, tz=UTC),
-            "operation": meta.get("operation") or commit.get("operation"),
-            "run_id": meta.get("run_id"),
-            "dag_id": meta.get("dag_id"),
-            "tag": meta.get("tag"),
-            "counts": meta.get("counts") or {},
-            "rows": meta.get("rows"),
-            "selected": meta.get("selected"),
-            "config": meta.get("config"),
-            "embedding_model": meta.get("embedding_model"),
-            "embedding_dim": meta.get("embedding_dim"),
-            "datasource_uri": meta.get("datasource_uri"),
-        }
-        out.append(entry)
-    return sorted(out, key=lambda e: e["version"])
-
-
-def _since(table: DeltaTable | None, read_version: int | None) -> str:
-    if table is None:
+def _since(snap: Snapshot, read_version: int | None) -> str:
+    if snap.table is None:
         return "the pool was deleted or never existed"
-    runs = [e["run_id"] or e["operation"] for e in _history(table) if read_version is None or e["version"] > read_version]
+    runs = [e["run_id"] or e["operation"] for e in snap.history() if read_version is None or e["version"] > read_version]
     return "version(s) of " + ", ".join(repr(r) for r in runs) if runs else "another writer"
 
 
-def _count_selected(table: DeltaTable) -> int:
-    result = query(
-        table,
-        f"SELECT COUNT(DISTINCT {quote_ident(C.KEY)}) AS n FROM pool "
-        f"WHERE {quote_ident(C.SELECTED)} AND array_has({quote_ident(C.TAGS)}, {quote_literal(C.INITIAL_TAG)})",
-    )
-    return int(result.column("n")[0].as_py())
-
-
-def _empty(columns: list[str], dim: int | None = None) -> pa.Table:
-    fields = []
-    for name in columns:
-        if name == C.EMBEDDING:
-            fields.append(pa.field(name, pa.list_(pa.float32(), dim) if dim else pa.list_(pa.float32())))
-        else:
-            fields.append(pa.field(name, pa.string()))
-    return pa.schema(fields).empty_table()
-
-
-
+__all__ = ["CommitResult", "Datapool", "Snapshot", "app_id", "check_tag_free", "default_tag", "history_of",
+           "redact", "validate_tag"]

@@ -1,0 +1,305 @@
+"""One pinned version of the datapool: every read of a select attempt answers from the same version.
+
+``Datapool.snapshot()`` loads the Delta log once; the snapshot then serves the run's reads (``known_files``,
+``selected``, ``embeddings_for``, ``committed_version``, ``history``, ``tags``) from that version, parses the
+commit history at most once, and ``Datapool.commit(..., snapshot=snap)`` commits on top of exactly that version
+(a commit that another run beat fails with :class:`ConcurrentCommitError` instead of being rebased).
+Before snapshots, one select attempt re-opened the log in every call and could see several versions, and a
+commit read the whole history up to four times (each a LIST plus one GET per version on object stores).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+
+from lightly_airflow import columns as C
+from lightly_airflow.datapool.errors import DatapoolError
+from lightly_airflow.datapool.reading import query, quote_ident, quote_literal
+from lightly_airflow.datapool.rows import COMMIT_VERSION
+
+METADATA_KEY = "lightly"
+APP_ID_PREFIX = "lightly-airflow/run/"
+
+
+def app_id(run_id: str) -> str:
+    """The Delta application-transaction id of a run."""
+    return APP_ID_PREFIX + run_id
+
+
+class Snapshot:
+    """The pool at one version (``table`` is ``None`` for a pool that does not exist yet).
+
+    :param uri: the pool's URI (for messages).
+    :param table: the loaded Delta table, pinned at its version; never reloaded.
+    """
+
+    def __init__(self, uri: str, table: DeltaTable | None) -> None:
+        self.uri = uri
+        self.table = table
+        self._history: list[dict[str, Any]] | None = None
+        self._columns: list[str] | None = None
+        self._committed: dict[str, int | None] = {}
+
+    def __repr__(self) -> str:
+        return f"Snapshot({self.uri!r}, version={self.version})"
+
+    # ---------------------------------------------------------------- state
+    @property
+    def version(self) -> int | None:
+        """The pinned version, or ``None`` when the pool does not exist (yet)."""
+        return None if self.table is None else int(self.table.version())
+
+    def exists(self) -> bool:
+        return self.table is not None
+
+    def require(self) -> DeltaTable:
+        if self.table is None:
+            raise DatapoolError(f"No datapool at {self.uri}: no run has committed to it yet.")
+        return self.table
+
+    def committed_version(self, run_id: str) -> int | None:
+        """The version the run committed as of this snapshot, or ``None``."""
+        if self.table is None:
+            return None
+        if run_id not in self._committed:  # delta-rs reads every log entry for each lookup: once per run
+            done = self.table.transaction_version(app_id(run_id))
+            self._committed[run_id] = None if done is None else int(done)
+        return self._committed[run_id]
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every version up to this one, oldest first (parsed once per snapshot; see ``Datapool.history``)."""
+        if self._history is None:
+            # delta-rs lists the history of the latest version whatever version is loaded: cut it here.
+            top = self.version
+            self._history = [] if self.table is None else [e for e in history_of(self.table) if e["version"] <= top]
+        return [dict(e) for e in self._history]
+
+    def entry(self, version: int) -> dict[str, Any] | None:
+        """The history entry of ``version``, or ``None``."""
+        return next((e for e in self.history() if e["version"] == version), None)
+
+    def embedding_info(self) -> dict[str, Any] | None:
+        """``{"model": str, "dim": int}`` recorded by the first run, or ``None``."""
+        return None if self.table is None else embedding_info(self.table)
+
+    def column_names(self) -> list[str]:
+        if self._columns is None:
+            self._columns = [] if self.table is None else [f.name for f in self.table.schema().fields]
+        return list(self._columns)
+
+    def tags(self) -> list[dict[str, Any]]:
+        """``initial-tag`` then one entry per run: ``name, run_id, version, count``."""
+        if self.table is None:
+            return []
+        out: list[dict[str, Any]] = [{
+            "name": C.INITIAL_TAG, "run_id": None, "version": self.version, "count": _count_selected(self.table),
+        }]
+        for e in self.history():
+            if e["run_id"] is not None and e["tag"]:
+                out.append({"name": e["tag"], "run_id": e["run_id"], "version": e["version"], "count": e["selected"]})
+        return out
+
+    # ---------------------------------------------------------------- reading
+    def tag_names(self) -> set[str]:
+        """``initial-tag`` and every run's tag as of this version."""
+        return {C.INITIAL_TAG} | {e["tag"] for e in self.history() if e["run_id"] is not None and e["tag"]}
+
+    def read(
+        self, *, tag: str | None = None, columns: list[str] | None = None, known_tags: set[str] | None = None,
+    ) -> pa.Table:
+        """Every row of this version, optionally only those carrying ``tag``; ``columns`` projects.
+
+        :param known_tags: the tags ``tag`` may name (default: those of this version).
+        """
+        self.require()
+        where = ""
+        if tag is not None:
+            known = self.tag_names() if known_tags is None else known_tags
+            if tag not in known:
+                raise DatapoolError(f"Tag {tag!r} does not exist in {self.uri}; known tags: {sorted(known)}.")
+            # Tags sit only on selected rows: the first condition prunes every unselected file.
+            where = f"WHERE {quote_ident(C.SELECTED)} AND array_has({quote_ident(C.TAGS)}, {quote_literal(tag)})"
+        return self.select(columns, where, order=f"{quote_ident(COMMIT_VERSION)}, {quote_ident(C.KEY)}")
+
+    def selected(self, columns: list[str] | None = None) -> pa.Table:
+        """The ``initial-tag`` set as of this version: every sample ever selected, latest row per key, in pick order."""
+        if self.table is None:
+            return pa.table({C.KEY: pa.array([], pa.string())}) if columns is None else empty(columns)
+        where = f"WHERE {quote_ident(C.SELECTED)} AND array_has({quote_ident(C.TAGS)}, {quote_literal(C.INITIAL_TAG)})"
+        rows = self.select(
+            columns, where, extra=(C.KEY, COMMIT_VERSION), order=f"{quote_ident(COMMIT_VERSION)}, {quote_ident(C.PICK_RANK)}",
+        )
+        return self.finish(latest_per_key(rows), columns)
+
+    def known_files(self) -> pa.Table:
+        """``key, etag, content_hash, status`` of every processed sample (latest row per key)."""
+        wanted = [C.KEY, C.ETAG, C.CONTENT_HASH, C.STATUS]
+        if self.table is None:
+            return empty(wanted)
+        present = [c for c in wanted if c in self.column_names()]
+        rows = latest_per_key(self.select(present, "", extra=(C.KEY, COMMIT_VERSION)))
+        for name in wanted:
+            if name not in rows.column_names:
+                rows = rows.append_column(name, pa.nulls(rows.num_rows, pa.string()))
+        return rows.select(wanted)
+
+    def embeddings_for(self, keys_etags: pa.Table) -> pa.Table:
+        """``key, etag, embedding`` of samples whose (key, etag) is in ``keys_etags`` (to reuse embeddings)."""
+        for name in (C.KEY, C.ETAG):
+            if name not in keys_etags.column_names:
+                raise DatapoolError(f"embeddings_for needs a table with 'key' and 'etag' columns; {name!r} is missing.")
+        wanted = pa.table({
+            C.KEY: keys_etags.column(C.KEY).cast(pa.string()),
+            C.ETAG: keys_etags.column(C.ETAG).cast(pa.string()),
+        })
+        info = self.embedding_info()
+        if self.table is None or info is None or wanted.num_rows == 0:
+            return empty([C.KEY, C.ETAG, C.EMBEDDING], dim=info["dim"] if info else None)
+        wanted = wanted.group_by([C.KEY, C.ETAG]).aggregate([])
+        # Cheap first pass over the identity columns: most wanted files are new, and then no embedding is read.
+        ids = self.select([C.KEY, C.ETAG], "")
+        ids = ids.set_column(1, C.ETAG, ids.column(C.ETAG).cast(pa.string()))
+        hit_keys = pc.unique(ids.join(wanted, [C.KEY, C.ETAG], join_type="inner").column(C.KEY)).to_pylist()
+        if not hit_keys:
+            return empty([C.KEY, C.ETAG, C.EMBEDDING], dim=info["dim"])
+        where = f"WHERE {quote_ident(C.KEY)} IN ({', '.join(quote_literal(k) for k in hit_keys)})"
+        pool = self.select([C.KEY, C.ETAG, C.EMBEDDING, COMMIT_VERSION], where)
+        pool = pool.filter(pc.is_valid(pool.column(C.EMBEDDING)))
+        pool = pool.set_column(pool.schema.get_field_index(C.ETAG), C.ETAG, pool.column(C.ETAG).cast(pa.string()))
+        ids = pool.select([C.KEY, C.ETAG]).append_column("__row", pa.array(np.arange(pool.num_rows), pa.int64()))
+        hits = ids.join(wanted, [C.KEY, C.ETAG], join_type="inner")
+        matched = latest_per_key(pool.take(np.sort(hits.column("__row").to_numpy())), (C.KEY, C.ETAG))
+        return self.finish(matched, [C.KEY, C.ETAG, C.EMBEDDING])
+
+    def select(
+        self, columns: list[str] | None, where: str, *, extra: tuple[str, ...] = (), order: str | None = None,
+    ) -> pa.Table:
+        """``SELECT columns FROM pool where ORDER BY order`` on this version."""
+        table = self.require()
+        available = self.column_names()
+        if columns is not None:
+            unknown = [c for c in columns if c not in available]
+            if unknown:
+                raise DatapoolError(f"Unknown column(s) {unknown} in {self.uri}; available: {available}.")
+        names = list(available if columns is None else columns)
+        names += [c for c in extra if c not in names and c in available]
+        sql = f"SELECT {', '.join(quote_ident(c) for c in names)} FROM pool {where}"
+        if order:
+            sql += f" ORDER BY {order}"
+        return self.finish(query(table, sql), None)
+
+    def finish(self, rows: pa.Table, columns: list[str] | None) -> pa.Table:
+        """Project to ``columns`` and give ``embedding`` its fixed size."""
+        if columns is not None:
+            rows = rows.select(columns)
+        if C.EMBEDDING in rows.column_names:
+            info = self.embedding_info()
+            col = rows.column(C.EMBEDDING)
+            if info and not pa.types.is_fixed_size_list(col.type):
+                fixed = pa.list_(pa.float32(), info["dim"])
+                idx = rows.schema.get_field_index(C.EMBEDDING)
+                rows = rows.set_column(
+                    idx, pa.field(C.EMBEDDING, fixed, True, rows.schema.field(idx).metadata), col.cast(fixed)
+                )
+        return rows
+
+
+def latest_per_key(table: pa.Table, key_columns: tuple[str, ...] = (C.KEY,)) -> pa.Table:
+    """Keep the row with the highest ``commit_version`` per key (the table must carry both)."""
+    if table.num_rows < 2:
+        return table
+    if len(key_columns) == 1:
+        distinct = pc.count_distinct(table.column(key_columns[0])).as_py()
+    else:
+        distinct = table.group_by(list(key_columns)).aggregate([]).num_rows
+    if distinct == table.num_rows:
+        return table
+    order = pc.sort_indices(
+        table, sort_keys=[*((k, "ascending") for k in key_columns), (COMMIT_VERSION, "descending")]
+    ).to_numpy()
+    keys = [table.column(k).take(order).to_numpy(zero_copy_only=False) for k in key_columns]
+    first = np.ones(len(order), dtype=bool)
+    same = np.ones(len(order) - 1, dtype=bool)
+    for k in keys:
+        same &= k[1:] == k[:-1]
+    first[1:] = ~same
+    return table.take(np.sort(order[first]))
+
+
+def embedding_info(table: DeltaTable) -> dict[str, Any] | None:
+    for f in table.schema().fields:
+        if f.name == C.EMBEDDING:
+            meta = f.metadata or {}
+            model, dim = meta.get(C.EMBEDDING_MODEL_METADATA_KEY), meta.get(C.EMBEDDING_DIM_METADATA_KEY)
+            if model is None or dim is None:
+                return None
+            return {"model": str(model), "dim": int(dim)}
+    return None
+
+
+def history_of(table: DeltaTable) -> list[dict[str, Any]]:
+    """The parsed commit history of the pool's log (one GET per log entry on object stores), oldest first.
+
+    delta-rs 1.6.6 lists the *latest* log whatever version ``table`` has loaded and numbers the entries
+    down from the loaded version, so after another commit every entry is off by the number of newer
+    versions. The true numbers come from the version each commit records in its ``lightly`` metadata (since
+    snapshots were introduced), else from the log starting at version 0 (pools keep their whole log).
+    """
+    parsed = []
+    for commit in table.history():
+        meta = commit.get(METADATA_KEY)
+        if isinstance(meta, str):
+            meta = json.loads(meta)
+        meta = meta if isinstance(meta, dict) else {}
+        parsed.append((int(commit["version"]), meta, commit))
+    shift = 0
+    recorded = [(label, int(meta["version"])) for label, meta, _ in parsed if isinstance(meta.get("version"), int)]
+    if recorded:
+        shift = recorded[0][1] - recorded[0][0]
+    elif parsed and min(label for label, _, _ in parsed) < 0:
+        shift = -min(label for label, _, _ in parsed)
+    out = []
+    for label, meta, commit in parsed:
+        ts = commit.get("timestamp")
+        out.append({
+            "version": label + shift,
+            "timestamp": None if ts is None else datetime.fromtimestamp(ts / 1000, tz=UTC),
+            "operation": meta.get("operation") or commit.get("operation"),
+            "run_id": meta.get("run_id"),
+            "dag_id": meta.get("dag_id"),
+            "tag": meta.get("tag"),
+            "counts": meta.get("counts") or {},
+            "rows": meta.get("rows"),
+            "selected": meta.get("selected"),
+            "config": meta.get("config"),
+            "embedding_model": meta.get("embedding_model"),
+            "embedding_dim": meta.get("embedding_dim"),
+            "datasource_uri": meta.get("datasource_uri"),
+        })
+    return sorted(out, key=lambda e: e["version"])
+
+
+def _count_selected(table: DeltaTable) -> int:
+    result = query(
+        table,
+        f"SELECT COUNT(DISTINCT {quote_ident(C.KEY)}) AS n FROM pool "
+        f"WHERE {quote_ident(C.SELECTED)} AND array_has({quote_ident(C.TAGS)}, {quote_literal(C.INITIAL_TAG)})",
+    )
+    return int(result.column("n")[0].as_py())
+
+
+def empty(columns: list[str], dim: int | None = None) -> pa.Table:
+    fields = []
+    for name in columns:
+        if name == C.EMBEDDING:
+            fields.append(pa.field(name, pa.list_(pa.float32(), dim) if dim else pa.list_(pa.float32())))
+        else:
+            fields.append(pa.field(name, pa.string()))
+    return pa.schema(fields).empty_table()
