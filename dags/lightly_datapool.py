@@ -46,26 +46,13 @@ CONNECTIONS = {
     "lightly_conn_id": os.environ.get("LIGHTLY_LIGHTLY_CONN_ID") or None,
 }
 
-#: The default selection: the recommended recipe of docs/selection.md (DIVERSITY + WEIGHTS on the margin
-#: uncertainty, strength 10), plus keep sharp images and balance the custom "source"
-#: field, and stay diverse (also against everything selected in earlier runs).
+#: The default selection works on any datasource: it needs only the embeddings every run computes (no
+#: prediction task, no custom metadata). Stay diverse, also against everything selected in earlier runs.
+#: Give your own config (predictions, metadata, active learning) in the trigger form or the run's conf;
+#: the first task checks that its inputs exist in ``.lightly/``.
 DEFAULT_SELECTION_CONFIG = {
     "n_samples": 40,
-    "strategies": [
-        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
-        {
-            "input": {"type": "SCORES", "task": "digits", "score": "uncertainty_margin"},
-            "strategy": {"type": "WEIGHTS", "strength": 10.0},
-        },
-        {
-            "input": {"type": "METADATA", "key": "lightly.sharpness"},
-            "strategy": {"type": "THRESHOLD", "threshold": 1.0, "operation": "BIGGER"},
-        },
-        {
-            "input": {"type": "METADATA", "key": "source"},
-            "strategy": {"type": "BALANCE", "target": {"digits": 0.8, "photos": 0.2}},
-        },
-    ],
+    "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}],
 }
 
 datapool_asset = Asset(name="lightly-datapool", uri=DATAPOOL_URI)
@@ -107,7 +94,13 @@ with DAG(
         ),
         "worker_config": Param(
             {}, type="object", title="Worker config",
-            description="Lightly worker_config keys, e.g. {\"datasource\": {\"enable_datapool_update\": false}}.",
+            description="Lightly worker_config keys, e.g. {\"datasource\": {\"enable_datapool_update\": false}} "
+            "(docs/lightly-compat.md: what every key does here).",
+        ),
+        "lightly_config": Param(
+            {}, type="object", title="Lightly config",
+            description="Lightly's lightly_config (embedding settings: model.num_ftrs, loader.batch_size, "
+            "collate.input_size, …); training keys are accepted and noted as having no effect.",
         ),
         "datasource_conn_id": Param(
             CONNECTIONS["datasource_conn_id"], type=["null", "string"], title="Datasource connection",
@@ -159,12 +152,15 @@ with DAG(
         process_all="{{ params.process_all }}",
         selection_config="{{ params.selection_config }}",
         worker_config="{{ params.worker_config }}",
+        lightly_config="{{ params.lightly_config }}",
         **common,
     )
     manifests = list_new_files.output
     reuse_uri = "{{ ti.xcom_pull(task_ids='list_new_files', key='reuse_uri') }}"
     # worker_config.embeddings: a Lightly custom embeddings CSV replaces the model (resolved by the list task).
     embeddings_csv = "{{ ti.xcom_pull(task_ids='list_new_files', key='embeddings_csv') }}"
+    # Embedding options the run's worker_config / lightly_config ask for (num_threads, loader.batch_size, …).
+    embed_overrides = "{{ ti.xcom_pull(task_ids='list_new_files', key='embed_overrides') }}"
 
     choose_mode = ExecutionModeBranchOperator(
         task_id="choose_execution_mode",
@@ -174,11 +170,12 @@ with DAG(
     )
     embed_local = EmbedShardOperator.partial(
         task_id="embed_local", model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE, dim=EMBEDDING_DIM,
-        reuse_uri=reuse_uri, embeddings_csv=embeddings_csv, **common,
+        reuse_uri=reuse_uri, embeddings_csv=embeddings_csv, option_overrides=embed_overrides, **common,
     ).expand(manifest_uri=manifests)
     embed_kubernetes = EmbedPodOperator.partial(
         task_id="embed_kubernetes", model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE, dim=EMBEDDING_DIM,
         datapool_uri="{{ params.datapool_uri }}", reuse_uri=reuse_uri, embeddings_csv=embeddings_csv,
+        option_overrides=embed_overrides,
     ).expand(manifest_uri=manifests)
 
     metadata = ComputeMetadataOperator.partial(
@@ -194,6 +191,7 @@ with DAG(
         selection_config="{{ params.selection_config }}",
         tag_name="{{ params.tag_name }}",
         worker_config="{{ params.worker_config }}",
+        lightly_config="{{ params.lightly_config }}",
         asset=datapool_asset,
         trigger_rule="none_failed_min_one_success",
         **common,

@@ -41,6 +41,30 @@ BATCHES = (
     Batch("batch-2", (500, 900), PHOTOS[9:]),
 )
 
+#: The demo's own selection (passed explicitly by ``scripts/demo.py``; the DAG's default works on any
+#: datasource): the recommended recipe of docs/selection.md (DIVERSITY + WEIGHTS on the margin uncertainty of
+#: this datasource's ``digits`` predictions, strength 10), keep sharp images, and balance the custom
+#: ``source`` field. Photos have no digit prediction: the WEIGHTS rule for a missing score applies to them
+#: (docs/selection.md), and the run summary counts them.
+SELECTION_CONFIG = {
+    "n_samples": 40,
+    "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
+        {
+            "input": {"type": "SCORES", "task": TASK, "score": "uncertainty_margin"},
+            "strategy": {"type": "WEIGHTS", "strength": 10.0},
+        },
+        {
+            "input": {"type": "METADATA", "key": "lightly.sharpness"},
+            "strategy": {"type": "THRESHOLD", "threshold": 1.0, "operation": "BIGGER"},
+        },
+        {
+            "input": {"type": "METADATA", "key": "source"},
+            "strategy": {"type": "BALANCE", "target": {"digits": 0.8, "photos": 0.2}},
+        },
+    ],
+}
+
 
 def _digits() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits

@@ -114,8 +114,14 @@ def validate_params(
     worker_config: Any = None,
     datasource_credentials: StorageCredentials | None = None,
     lightly_credentials: StorageCredentials | None = None,
+    lightly_config: Any = None,
+    datapool_credentials: StorageCredentials | None = None,
 ) -> tuple[Any, Any]:
-    """Check every run parameter before any work starts; return the parsed selection and worker configs."""
+    """Check every run parameter before any work starts; return the parsed selection and worker configs.
+
+    ``lightly_config`` (Lightly's embedding settings) is checked when given; :func:`embed_option_overrides`
+    turns it and the worker config into the embed step's options.
+    """
     from lightly_airflow.config import ConfigError, parse_selection_config, parse_worker_config
 
     check_uri_param("datasource_uri", datasource_uri, datasource_credentials, must_exist=True)
@@ -138,10 +144,66 @@ def validate_params(
         ) from None
     for note in worker.notes():
         log.warning("worker_config.%s", note)
+    if lightly_config:
+        embed_option_overrides(worker, lightly_config)
     for note in selection.notes():
         log.warning("selection_config.%s", note)
     custom_embeddings_uri(worker, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials)
+    check_selection_inputs(
+        selection, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials,
+        datapool_credentials=datapool_credentials,
+    )
     return selection, worker
+
+
+def check_selection_inputs(
+    selection: Any, lightly_uri: str, credentials: StorageCredentials | None = None, *,
+    datapool_credentials: StorageCredentials | None = None,
+) -> None:
+    """Fail in seconds when the selection config reads what ``.lightly/`` does not hold (a prediction task,
+    a score of another task type, a category, a custom metadata key, a query set), naming each and the fix."""
+    from lightly_airflow.config.inputs import check_config_inputs
+
+    problems = check_config_inputs(
+        selection, lightly_uri, credentials, query_credentials=datapool_credentials,
+        check_remote_queries=datapool_credentials is not None,
+    )
+    if problems:
+        lines = "\n".join(f"  - {path or '<.lightly>'}: {problem}. Fix: {fix}." for path, problem, fix in problems)
+        raise ParamError(
+            "selection_config",
+            f"reads inputs that {lightly_uri.rstrip('/')}/.lightly/ does not provide:\n{lines}\n",
+            "correct the config or add the missing files to .lightly/ (docs/metadata-and-predictions.md).",
+        )
+
+
+def embed_option_overrides(worker: Any, lightly_config: Any) -> dict[str, Any]:
+    """The embed step's options a run's Lightly configs ask for (``EmbedOptions`` field names), checked.
+
+    ``lightly_config`` (``model.name``, ``model.num_ftrs``, ``loader.batch_size``, ``loader.num_workers``,
+    ``collate.input_size``) first, then ``worker_config``'s ``num_threads`` / ``num_processes``; keys that have
+    no effect here are logged.
+    """
+    from lightly_airflow.config import ConfigError, parse_lightly_config
+
+    try:
+        lightly = parse_lightly_config(lightly_config or {})
+    except ConfigError as exc:
+        raise ParamError(
+            "lightly_config", f"is not valid:\n{exc}\n",
+            "remove or correct the listed keys (docs/lightly-compat.md lists every key and what it does here).",
+        ) from None
+    for note in lightly.notes():
+        log.warning("lightly_config.%s", note)
+    overrides = {**lightly.embed_overrides(), **worker.embed_overrides()}
+    if str(overrides.get("model", "")).startswith("resnet"):
+        raise ParamError(
+            "lightly_config.model.name", f"{overrides['model']!r} needs ResNet weights, and none ship with this "
+            "product (Lightly's came from its own training).",
+            "remove model.name to embed with the DAG's model (LIGHTLY_EMBEDDING_MODEL), or embed with "
+            "`lightly-airflow embed --model resnet-50 --weights <state dict URI>`.",
+        )
+    return overrides
 
 
 def custom_embeddings_uri(

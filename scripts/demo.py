@@ -97,24 +97,24 @@ def main() -> int:
     keys = demo.add_batch(DATASOURCE, 0)
     print(f"   wrote {len(keys)} images (+ .lightly/ predictions and metadata)")
     before = pool_version()
-    run_dag("run-1", {}, env)
+    run_dag("run-1", {"selection_config": demo.SELECTION_CONFIG}, env)
     summarize("run 1", before)
 
     print("==> run 2: more files arrive; only the new ones are processed")
     keys = demo.add_batch(DATASOURCE, 1)
     print(f"   wrote {len(keys)} new images")
     before = pool_version()
-    run_dag("run-2", {}, env)
+    run_dag("run-2", {"selection_config": demo.SELECTION_CONFIG}, env)
     summarize("run 2", before)
 
     print("==> run 3: nothing new arrived; the sensor waits 10 s (deferred), then the run skips without a commit")
     before = pool_version()
-    run_dag("run-3", {}, env)
+    run_dag("run-3", {"selection_config": demo.SELECTION_CONFIG}, env)
     summarize("run 3", before)
 
     print("==> run 4: process_all reprocesses every file (a backfill), embeddings are reused")
     before = pool_version()
-    run_dag("run-4", {"process_all": True, "tag_name": "backfill-all"}, env)
+    run_dag("run-4", {"process_all": True, "tag_name": "backfill-all", "selection_config": demo.SELECTION_CONFIG}, env)
     summarize("run 4", before)
 
     reports = sorted((DATAPOOL / "_reports").glob("*/index.html"))

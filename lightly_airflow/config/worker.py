@@ -205,7 +205,8 @@ class LightlyModel(_Strict):
     """``lightly_config.model``."""
 
     name: Literal["resnet-18", "resnet-34", "resnet-50", "resnet-101", "resnet-152"] | None = _key(
-        None, HONOURED, "the embedding model (ImageNet-pretrained ResNet)")
+        None, HONOURED, "the embedding model; a ResNet needs its weights (weights_uri), which do not ship, so "
+        "the DAG's first tasks refuse it with the fix")
     num_ftrs: int | None = _key(None, HONOURED, "the embedding dimension (a fixed projection of the backbone's "
                                 "features)", ge=1)
     out_dim: int | None = _key(None, NO_EFFECT, "it sizes the projection head used in training; " + _NO_TRAINING, ge=1)

@@ -13,6 +13,7 @@ Each returns the small counts dict (the pod writes it to ``/airflow/xcom/return.
 from __future__ import annotations
 
 import inspect
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -91,8 +92,13 @@ class _EmbedOptionsAttributes:
             self.embed_options()  # fail at DAG parse time for a bad literal option
 
     def embed_options(self) -> EmbedOptions:
-        """The (rendered) options of this task."""
-        return EmbedOptions.from_mapping({name: getattr(self, name) for name in EmbedOptions.names()})
+        """The (rendered) options of this task, with the run's ``option_overrides`` applied (the options a
+        Lightly ``worker_config``/``lightly_config`` asks for, resolved by the list task)."""
+        options = EmbedOptions.from_mapping({name: getattr(self, name) for name in EmbedOptions.names()})
+        overrides = getattr(self, "option_overrides", None)
+        if isinstance(overrides, str):  # unrendered (DAG parse time) or rendered as text
+            overrides = None if "{{" in overrides or overrides.strip() in ("", "None") else json.loads(overrides)
+        return options.replace(**overrides) if overrides else options
 
 
 class EmbedShardOperator(_EmbedOptionsAttributes, LightlyBaseOperator):
@@ -105,17 +111,22 @@ class EmbedShardOperator(_EmbedOptionsAttributes, LightlyBaseOperator):
 
     :param manifest_uri: the manifest shard (templated; map over shards with ``.expand(manifest_uri=...)``).
     :param output_uri: output file (templated); default: the shard's ``embeddings/`` sibling.
+    :param option_overrides: option values that replace the ones above (templated; the DAG passes what the
+        run's Lightly ``worker_config``/``lightly_config`` ask for, pushed by the list task).
     """
 
     template_fields: Sequence[str] = (
         *LightlyBaseOperator.template_fields, "manifest_uri", "output_uri", *EmbedOptions.templated(),
+        "option_overrides",
     )
     ui_color = "#f6e7c8"
 
     @takes_embed_options()
-    def __init__(self, *, manifest_uri: str, output_uri: str | None = None, datapool_uri: str = "", **kwargs: Any) -> None:
+    def __init__(self, *, manifest_uri: str, output_uri: str | None = None, datapool_uri: str = "",
+                 option_overrides: dict[str, Any] | str | None = None, **kwargs: Any) -> None:
         options = pop_embed_options(kwargs)
         super().__init__(datapool_uri=datapool_uri, **kwargs)
+        self.option_overrides = option_overrides
         self.manifest_uri = manifest_uri
         self.output_uri = output_uri
         self._set_embed_options(options)
@@ -160,6 +171,8 @@ class EmbedPodOperator(_EmbedOptionsAttributes, KubernetesPodOperator):
 
     :param manifest_uri: the manifest shard (templated; map over shards with ``.expand(manifest_uri=...)``).
     :param output_uri: output file (templated); default: the shard's ``embeddings/`` sibling.
+    :param option_overrides: option values that replace the ones above (templated; the DAG passes what the
+        run's Lightly ``worker_config``/``lightly_config`` ask for, pushed by the list task).
     :param image: the worker image (``docker/worker/Dockerfile``); default :func:`default_worker_image`.
     :param gpus: GPUs per pod, requested as ``nvidia.com/gpu`` limits (0: CPU pod, ``--device cpu``).
     :param gpu_resource: the extended resource name of the GPU (``nvidia.com/gpu``, ``amd.com/gpu``).
@@ -177,6 +190,7 @@ class EmbedPodOperator(_EmbedOptionsAttributes, KubernetesPodOperator):
 
     template_fields: Sequence[str] = (
         *KubernetesPodOperator.template_fields, "manifest_uri", "output_uri", *EmbedOptions.templated(), "datapool_uri",
+        "option_overrides",
     )
     ui_color = "#f6e7c8"
 
@@ -201,6 +215,7 @@ class EmbedPodOperator(_EmbedOptionsAttributes, KubernetesPodOperator):
         env_vars: dict[str, str] | list[k8s.V1EnvVar] | None = None,
         namespace: str | None = None,
         datapool_uri: str | None = None,
+        option_overrides: dict[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
         options = pop_embed_options(kwargs, {**EmbedOptions.defaults(), "batch_size": POD_BATCH_SIZE})
@@ -241,6 +256,7 @@ class EmbedPodOperator(_EmbedOptionsAttributes, KubernetesPodOperator):
         self.output_uri = output_uri
         self.gpus = gpus
         self.datapool_uri = datapool_uri
+        self.option_overrides = option_overrides
         self._set_embed_options(options)
 
     def embed_arguments(self) -> list[str]:

@@ -10,7 +10,13 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from lightly_airflow.datasource import NewFilesQuery
 from lightly_airflow.hooks.storage import query_credentials
 from lightly_airflow.operators.base import LightlyBaseOperator
-from lightly_airflow.pipeline import ParamError, custom_embeddings_uri, list_new, validate_params
+from lightly_airflow.pipeline import (
+    ParamError,
+    custom_embeddings_uri,
+    embed_option_overrides,
+    list_new,
+    validate_params,
+)
 
 #: ``DagRun.run_type`` of runs created by ``airflow backfill create`` (a str enum: compare with ``==``).
 BACKFILL = "backfill"
@@ -29,12 +35,14 @@ class ListNewFilesOperator(LightlyBaseOperator):
         ``worker_config.datasource.process_all``).
     :param selection_config: the Lightly selection config, validated here before any work starts.
     :param worker_config: Lightly worker-config keys (``relevant_filenames_file``, ...), validated here.
+    :param lightly_config: Lightly's embedding settings (``model``, ``loader``, ``collate``), validated here;
+        the embed options they ask for are pushed under the XCom key ``embed_overrides``.
     :param max_shards: upper bound on manifest shards (Airflow maps at most 1024 by default).
     """
 
     template_fields: Sequence[str] = (
         *LightlyBaseOperator.template_fields, "datasource_uri", "lightly_uri", "process_all",
-        "selection_config", "worker_config",
+        "selection_config", "worker_config", "lightly_config",
     )
 
     def __init__(
@@ -45,6 +53,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
         process_all: bool | str = False,
         selection_config: dict[str, Any] | str | None = None,
         worker_config: dict[str, Any] | str | None = None,
+        lightly_config: dict[str, Any] | str | None = None,
         max_shards: int = 1024,
         **kwargs: Any,
     ) -> None:
@@ -54,6 +63,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
         self.process_all = process_all
         self.selection_config = selection_config
         self.worker_config = worker_config
+        self.lightly_config = lightly_config
         self.max_shards = max_shards
 
     def query(self, worker_config: Any = None) -> NewFilesQuery:
@@ -82,10 +92,12 @@ class ListNewFilesOperator(LightlyBaseOperator):
                 worker_config=self.worker_config,
                 datasource_credentials=self.datasource_credentials,
                 lightly_credentials=self.lightly_credentials,
+                datapool_credentials=self.datapool_credentials,
             )
             embeddings_csv = custom_embeddings_uri(
                 worker, self.lightly_uri or self.datasource_uri, self.lightly_credentials
             )
+            overrides = embed_option_overrides(worker, self.lightly_config)
         except ParamError as exc:
             raise AirflowFailException(str(exc)) from None  # a retry cannot fix a bad parameter
         try:
@@ -112,6 +124,9 @@ class ListNewFilesOperator(LightlyBaseOperator):
         context["ti"].xcom_push(key="counts", value=counts)
         context["ti"].xcom_push(key="reuse_uri", value=result.reuse_uri)
         context["ti"].xcom_push(key="embeddings_csv", value=embeddings_csv)
+        if overrides:
+            self.log.info("Embedding options from the Lightly configs: %s", overrides)
+        context["ti"].xcom_push(key="embed_overrides", value=overrides)
         if not result.manifests:
             self.log.info("Nothing new in %s (%d files seen): skipping the rest of this run.", self.datasource_uri, result.seen)
             raise AirflowSkipException(f"No new files in {self.datasource_uri}.")

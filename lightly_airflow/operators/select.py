@@ -22,11 +22,13 @@ class SelectAndCommitOperator(LightlyBaseOperator):
     :param selection_config: the Lightly selection config.
     :param tag_name: the run's tag; default derived from the run id.
     :param worker_config: Lightly worker-config keys; ``datasource.enable_datapool_update=false`` is a dry run.
+    :param lightly_config: Lightly's embedding settings; keys without effect are listed in the summary's notes.
     :param asset: the datapool asset to emit an event on.
     """
 
     template_fields: Sequence[str] = (
         *LightlyBaseOperator.template_fields, "manifests", "selection_config", "tag_name", "worker_config",
+        "lightly_config",
     )
     ui_color = "#b9e4d5"
     operator_extra_links = (ReportLink(),)
@@ -38,6 +40,7 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         selection_config: dict[str, Any] | str,
         tag_name: str | None = None,
         worker_config: dict[str, Any] | str | None = None,
+        lightly_config: dict[str, Any] | str | None = None,
         asset: Asset | None = None,
         **kwargs: Any,
     ) -> None:
@@ -48,10 +51,11 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         self.selection_config = selection_config
         self.tag_name = tag_name
         self.worker_config = worker_config
+        self.lightly_config = lightly_config
         self.asset = asset
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from lightly_airflow.config import parse_worker_config
+        from lightly_airflow.config import parse_lightly_config, parse_worker_config
         from lightly_airflow.pipeline import select_and_commit
 
         worker = parse_worker_config(self.worker_config or {})
@@ -65,7 +69,8 @@ class SelectAndCommitOperator(LightlyBaseOperator):
             tag=self.tag_name or None,
             dry_run=not worker.datasource.enable_datapool_update,
             datapool_credentials=self.datapool_credentials,
-            notes=[f"worker_config.{note}" for note in worker.notes()],
+            notes=[*(f"worker_config.{note}" for note in worker.notes()),
+                   *(f"lightly_config.{note}" for note in parse_lightly_config(self.lightly_config or {}).notes())],
         )
         out = summary.to_dict()
         if self.asset is not None and summary.version is not None and not summary.dry_run:

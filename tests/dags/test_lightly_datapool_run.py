@@ -35,7 +35,8 @@ def _rows_of(pool, run_id: str):
 #: Every optional Param at its default: in-process dag.test() runs in one session share the DAG's params,
 #: and a conf value of an earlier run (a connection id) must not leak into the next test's run.
 BASE_CONF = {
-    "lightly_uri": None, "process_all": False, "worker_config": {}, "tag_name": None, "execution_mode": "local",
+    "lightly_uri": None, "process_all": False, "worker_config": {}, "lightly_config": {}, "tag_name": None,
+    "execution_mode": "local",
     "datasource_conn_id": None, "datapool_conn_id": None, "lightly_conn_id": None,
 }
 
@@ -333,3 +334,58 @@ def test_worker_config_process_all_reprocesses_everything_when_nothing_is_new(ai
     assert counts["process_all"] is True and counts["new"] == counts["seen"] == len(files)
     assert sorted(_rows_of(pool, run2.run_id).column(C.KEY).to_pylist()) == sorted(files)
     assert pool.version() == v1 + 1
+
+
+def _plain_images(root, start: int, stop: int) -> list[str]:
+    """Digit scans as PNGs and nothing else: a datasource without any .lightly/ folder."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    root.mkdir(parents=True, exist_ok=True)
+    images = load_digits().images[start:stop]
+    keys = []
+    for i, img in zip(range(start, stop), images):
+        pixels = (np.kron(img, np.ones((8, 8))) * 255 / 16).astype(np.uint8)
+        Image.fromarray(pixels).save(root / f"scan_{i:04d}.png")
+        keys.append(f"scan_{i:04d}.png")
+    return keys
+
+
+def _dag_default_selection_config() -> dict:
+    import runpy
+    from pathlib import Path
+
+    dag_file = Path(__file__).resolve().parents[2] / "dags" / "lightly_datapool.py"
+    return runpy.run_path(str(dag_file))["DEFAULT_SELECTION_CONFIG"]
+
+
+@pytest.mark.slow
+def test_default_config_works_on_a_datasource_without_lightly_folder(airflow_db, dagbag, tmp_path) -> None:
+    """The DAG's default selection needs nothing from .lightly/; a config naming a missing prediction task
+    fails the first task, before anything is listed or embedded."""
+    import time
+
+    from lightly_airflow.datapool import Datapool
+
+    source, pool_dir = tmp_path / "plain", tmp_path / "pool"
+    keys = _plain_images(source, 0, 60)
+    default = _dag_default_selection_config()
+    assert "task" not in str(default) and "source" not in str(default)
+    conf = {"datasource_uri": f"file://{source}", "datapool_uri": f"file://{pool_dir}", "selection_config": default,
+            "worker_config": {"enable_training": False}}
+    run, states = _run(dagbag.dags["lightly_datapool"], conf, datetime(2026, 9, 1, tzinfo=UTC))
+    assert str(run.state) == "success", states
+    rows = _rows_of(Datapool(f"file://{pool_dir}"), run.run_id)
+    assert rows.num_rows == len(keys)
+    assert sum(rows.column(C.SELECTED).to_pylist()) == default["n_samples"]
+
+    missing_task = {**conf, "datapool_uri": f"file://{tmp_path}/pool2", "selection_config": {"n_samples": 5, "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
+        {"input": {"type": "SCORES", "task": "my_classifier", "score": "uncertainty_margin"},
+         "strategy": {"type": "WEIGHTS"}}]}}
+    started = time.monotonic()
+    run, states = _run(dagbag.dags["lightly_datapool"], missing_task, datetime(2026, 9, 2, tzinfo=UTC))
+    assert states["wait_for_new_files"] == "failed", states
+    assert states["list_new_files"] == "upstream_failed" and states["select_and_commit"] != "success"
+    assert time.monotonic() - started < 60

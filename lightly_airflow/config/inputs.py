@@ -1,0 +1,196 @@
+"""Does the ``.lightly/`` folder hold what a selection config reads? Checked by the run's first task.
+
+A config that names a prediction task, a score, categories or a custom metadata key that the datasource's
+``.lightly/`` folder does not have would otherwise embed everything and fail in the select task an hour
+later. :func:`check_config_inputs` reads only the small schema files (``predictions/tasks.json``, each named
+task's ``schema.json``, ``metadata/schema.json``) and, for SIMILARITY, the query tag, and returns every
+problem as ``(json path, problem, fix)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightly_airflow.config.selection import (
+    EmbeddingsInput,
+    MetadataInput,
+    PredictionsInput,
+    ScoresInput,
+    SelectionConfig,
+)
+from lightly_airflow.lightly_dir import METADATA_SCHEMA_FILE, TASKS_FILE, LightlyDir, LightlyFileError
+from lightly_airflow.storage import StorageCredentials, protocol_of
+
+Problem = tuple[str, str, str]
+
+#: Task types with objects (object-level EMBEDDINGS inputs with ``task``).
+OBJECT_TYPES = ("object-detection", "instance-segmentation", "keypoint-detection")
+
+
+def _tasks(folder: LightlyDir) -> tuple[list[str] | None, str | None]:
+    try:
+        raw = folder.read_json(TASKS_FILE)
+    except FileNotFoundError:
+        return None, None
+    except LightlyFileError as exc:
+        return None, str(exc)
+    from lightly_airflow.predictions import parse_tasks
+
+    tasks, problems = parse_tasks(raw)
+    return tasks, (f".lightly/{TASKS_FILE}: " + "; ".join(f"{f}: {m}" for f, m in problems)) if problems else None
+
+
+def _task_schema(folder: LightlyDir, task: str) -> tuple[Any, str | None]:
+    from lightly_airflow.predictions import parse_task_schema
+
+    relpath = f"predictions/{task}/schema.json"
+    try:
+        raw = folder.read_json(relpath)
+    except FileNotFoundError:
+        return None, f".lightly/{relpath} does not exist"
+    except LightlyFileError as exc:
+        return None, str(exc)
+    schema, problems = parse_task_schema(task, raw)
+    if schema is None or problems:
+        return schema, f".lightly/{relpath}: " + "; ".join(f"{f}: {m}" for f, m in problems)
+    return schema, None
+
+
+def _metadata_paths(folder: LightlyDir) -> tuple[list[str] | None, str | None]:
+    try:
+        raw = folder.read_json(METADATA_SCHEMA_FILE)
+    except FileNotFoundError:
+        return None, None
+    except LightlyFileError as exc:
+        return None, str(exc)
+    from lightly_airflow.metadata.custom import parse_metadata_schema
+
+    fields, problems = parse_metadata_schema(raw)
+    if problems:
+        return [f.path for f in fields], f".lightly/{METADATA_SCHEMA_FILE}: " + "; ".join(f"{f}: {m}" for f, m in problems)
+    return [f.path for f in fields], None
+
+
+def check_config_inputs(
+    config: SelectionConfig,
+    lightly_uri: str,
+    credentials: StorageCredentials | None = None,
+    *,
+    query_credentials: StorageCredentials | None = None,
+    check_remote_queries: bool = False,
+) -> list[Problem]:
+    """Every input of ``config`` that ``<lightly_uri>/.lightly/`` cannot provide, as ``(path, problem, fix)``.
+
+    :param config: the parsed selection config.
+    :param lightly_uri: the folder holding ``.lightly/`` (the datasource by default).
+    :param credentials: credentials of that store.
+    :param query_credentials: credentials of the datapools holding SIMILARITY query sets.
+    :param check_remote_queries: also read query sets on object stores (with ``query_credentials``); local
+        query sets are always checked.
+    """
+    from lightly_airflow.metadata.metrics import METRICS
+    from lightly_airflow.predictions.scorers import scores_for_task_type
+
+    folder = LightlyDir(lightly_uri, credentials)
+    problems: list[Problem] = []
+    tasks: list[str] | None = None
+    tasks_read = False
+    schemas: dict[str, tuple[Any, str | None]] = {}
+    metadata: tuple[list[str] | None, str | None] | None = None
+    auto_tasks = {t.name for t in config.auto_tasks or []}
+    where = f"{folder.uri}/"
+
+    def task_schema(path: str, task: str) -> Any:
+        nonlocal tasks, tasks_read
+        if not tasks_read:
+            tasks, error = _tasks(folder)
+            tasks_read = True
+            if error:
+                problems.append(("", error, f"fix .lightly/{TASKS_FILE} (a JSON list of task names)"))
+        if tasks is None:
+            problems.append((f"{path}.task", f"names the prediction task {task!r}, but {where}{TASKS_FILE} does not "
+                             "exist", f"add .lightly/{TASKS_FILE} listing {task!r} with its predictions, or "
+                             "remove this strategy"))
+            return None
+        if task not in tasks:
+            problems.append((f"{path}.task", f"the prediction task {task!r} is not in {where}{TASKS_FILE} "
+                             f"(tasks there: {tasks})", f"use one of {tasks}, or add the task's predictions"))
+            return None
+        if task not in schemas:
+            schemas[task] = _task_schema(folder, task)
+        schema, error = schemas[task]
+        if error:
+            problems.append((f"{path}.task", error, f"write .lightly/predictions/{task}/schema.json "
+                             "({\"task_type\": ..., \"categories\": [...]})"))
+            return None
+        return schema
+
+    for i, entry in enumerate(config.strategies):
+        inp = entry.input
+        path = f"strategies[{i}].input"
+        if isinstance(inp, ScoresInput):
+            schema = task_schema(path, inp.task)
+            if schema is not None:
+                valid = scores_for_task_type(schema.task_type)
+                if inp.score not in valid:
+                    problems.append((f"{path}.score", f"{inp.score!r} is not a score of the {schema.task_type} task "
+                                     f"{inp.task!r}", f"use one of {list(valid)}"))
+        elif isinstance(inp, PredictionsInput):
+            schema = task_schema(path, inp.task)
+            if schema is None:
+                continue
+            if inp.name == "CLASS_DISTRIBUTION" and not schema.has_class_distribution:
+                problems.append((f"{path}.name", f"the {schema.task_type} task {inp.task!r} has no class "
+                                 "distribution (no categories, or keypoints)", "use a task with categories"))
+            names = list(schema.category_names)
+            missing = [c for c in inp.categories or [] if c not in names]
+            if missing:
+                problems.append((f"{path}.categories", f"{missing} are not categories of task {inp.task!r}",
+                                 f"use names from its schema.json: {names[:20]}"))
+        elif isinstance(inp, MetadataInput):
+            key = inp.key
+            if key.startswith("lightly."):
+                if key[len("lightly."):] not in METRICS:
+                    problems.append((f"{path}.key", f"{key!r} is not a computed metadata value",
+                                     f"use one of {[f'lightly.{m}' for m in METRICS]}"))
+                continue
+            if metadata is None:
+                metadata = _metadata_paths(folder)
+            paths, error = metadata
+            if error:
+                problems.append((f"{path}.key", error, f"fix .lightly/{METADATA_SCHEMA_FILE}"))
+            elif paths is None:
+                problems.append((f"{path}.key", f"the custom metadata key {key!r} needs {where}{METADATA_SCHEMA_FILE}, "
+                                 "which does not exist", f"add .lightly/{METADATA_SCHEMA_FILE} with an entry whose "
+                                 f"path is {key!r}, or use a computed key such as lightly.sharpness"))
+            elif key not in paths:
+                problems.append((f"{path}.key", f"{key!r} is not a path in {where}{METADATA_SCHEMA_FILE} "
+                                 f"(paths there: {paths[:20]})", "use one of those paths or add the field to the schema"))
+        elif isinstance(inp, EmbeddingsInput):
+            if inp.task is not None and inp.task not in auto_tasks:
+                schema = task_schema(path, inp.task)
+                if schema is not None and schema.task_type not in OBJECT_TYPES:
+                    problems.append((f"{path}.task", f"object-level embeddings need objects; {inp.task!r} is a "
+                                     f"{schema.task_type} task", f"use a task of type {list(OBJECT_TYPES)}"))
+            if inp.dataset_id is not None and inp.tag_name is not None:
+                problems.extend(_check_query(path, inp, query_credentials, check_remote_queries))
+    return problems
+
+
+def _check_query(path: str, inp: EmbeddingsInput, credentials: StorageCredentials | None, remote: bool) -> list[Problem]:
+    try:
+        local = protocol_of(str(inp.dataset_id)) == "file"
+    except ValueError as exc:
+        return [(f"{path}.dataset_id", str(exc), "name a datapool URI (file://, s3://, gs://, az://)")]
+    if not local and not remote:
+        return []  # read by the select task with the datapool's connection
+    from lightly_airflow.selection.queries import resolve_query_sets
+
+    probe = SelectionConfig.model_validate({"n_samples": 1, "strategies": [
+        {"input": inp.model_dump(exclude_none=True), "strategy": {"type": "SIMILARITY"}}]})
+    try:
+        resolve_query_sets(probe, credentials=credentials)
+    except ValueError as exc:
+        return [(f"{path}.dataset_id", str(exc).removeprefix("strategies[0].input: "),
+                 "name a datapool and a tag that holds samples with embeddings")]
+    return []
