@@ -1,8 +1,10 @@
 """One place that turns credentials into client options for every store we read or write.
 
-The core never sees Airflow connections: the Airflow layer reads a connection's fields and calls
-:func:`credentials_from_connection`; inside a GPU pod, :class:`StorageCredentials` is left empty and the
-clients fall back to ambient credentials (environment variables, workload identity). The same credentials
+The core never sees Airflow connections: the Airflow layer (:mod:`lightly_airflow.hooks.storage`) builds
+:class:`StorageCredentials` through the providers' own hooks (``S3Hook``, ``GCSHook``, ``WasbHook``), so
+role assumption, profiles, key files and the like behave exactly as in every other Airflow task; inside a
+GPU pod, :class:`StorageCredentials` is left empty and the clients fall back to ambient credentials
+(environment variables, workload identity). The same credentials
 object yields fsspec options (listing, images, staging Parquet) and delta-rs options (the datapool table).
 Secrets never appear in ``repr`` and so never reach logs.
 """
@@ -83,6 +85,12 @@ class StorageCredentials:
     :param account_key: Azure storage account key.
     :param connection_string: Azure connection string (overrides name/key/endpoint).
     :param sas_token: Azure SAS token.
+    :param google_credentials: a ``google.auth`` credentials object (what ``GCSHook.get_credentials()``
+        returns), handed to gcsfs as its ``token``; not serialised by :meth:`to_dict`.
+    :param azure_credential: an Azure ``TokenCredential`` (service principal, managed identity), handed to
+        adlfs as its ``credential``; not serialised.
+    :param delta_problem: why delta-rs (the datapool table) cannot use these credentials, when it cannot
+        (e.g. an impersonation chain): :meth:`delta_options` raises it instead of silently going ambient.
     """
 
     endpoint_url: str | None = None
@@ -97,16 +105,23 @@ class StorageCredentials:
     account_key: str | None = field(default=None, repr=False)
     connection_string: str | None = field(default=None, repr=False)
     sas_token: str | None = field(default=None, repr=False)
+    google_credentials: Any = field(default=None, repr=False, compare=False, metadata={"object": True})
+    azure_credential: Any = field(default=None, repr=False, compare=False, metadata={"object": True})
+    delta_problem: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """All set fields, secrets included (for passing to a subprocess or pod env, never to logs)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) not in (None, False)}
+        """All set plain fields, secrets included (for passing to a subprocess or pod env, never to logs);
+        credential objects are not serialisable and left out."""
+        return {
+            f.name: getattr(self, f.name) for f in fields(self)
+            if not f.metadata.get("object") and getattr(self, f.name) not in (None, False)
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> StorageCredentials:
         """Inverse of :meth:`to_dict`; unknown keys are an error that names them."""
         data = dict(data or {})
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls) if not f.metadata.get("object")}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"Unknown storage credential keys {unknown}; allowed: {sorted(known)}.")
@@ -160,6 +175,8 @@ class StorageCredentials:
                 opts["project"] = self.project
             if self.anonymous:
                 opts["token"] = "anon"
+            elif self.google_credentials is not None:
+                opts["token"] = self.google_credentials
             elif self.token:
                 opts["token"] = _gcp_token(self.token)
             return opts
@@ -177,6 +194,8 @@ class StorageCredentials:
             opts = {}
             if az.account_name:
                 opts["account_name"] = az.account_name
+            if az.azure_credential is not None:
+                opts["credential"] = az.azure_credential
             if az.account_key:
                 opts["account_key"] = az.account_key
             if az.sas_token:
@@ -187,8 +206,13 @@ class StorageCredentials:
         return {}
 
     def delta_options(self, protocol: str) -> dict[str, str]:
-        """delta-rs ``storage_options`` for ``protocol`` (all values strings, as delta-rs expects)."""
+        """delta-rs ``storage_options`` for ``protocol`` (all values strings, as delta-rs expects).
+
+        :raises ValueError: when these credentials cannot be expressed for delta-rs (``delta_problem``).
+        """
         protocol = _PROTOCOLS.get(protocol, protocol)
+        if self.delta_problem and protocol != "file":
+            raise ValueError(self.delta_problem)
         opts: dict[str, str] = {}
         if protocol == "s3":
             for key, value in (
@@ -247,60 +271,6 @@ def _gcp_token(token: str) -> Any:
 
         return json.loads(token)
     return token
-
-
-def credentials_from_connection(
-    conn_type: str, *, login: str | None = None, password: str | None = None, host: str | None = None,
-    extra: dict[str, Any] | None = None,
-) -> StorageCredentials:
-    """Turn the fields of an Airflow connection (aws, google_cloud_platform, wasb) into credentials.
-
-    Pure: the Airflow layer passes the connection's fields, so this stays testable without Airflow.
-
-    :param conn_type: ``aws``, ``google_cloud_platform`` (or ``gcp``) or ``wasb``.
-    :param login: AWS access key id / Azure account name.
-    :param password: AWS secret key / Azure account key.
-    :param host: Azure account URL or endpoint.
-    :param extra: the connection's extra fields.
-    :raises ValueError: for a connection type we cannot use, naming the supported ones.
-    """
-    extra = dict(extra or {})
-    if conn_type == "aws":
-        return StorageCredentials(
-            access_key_id=login or extra.get("aws_access_key_id"),
-            secret_access_key=password or extra.get("aws_secret_access_key"),
-            session_token=extra.get("aws_session_token"),
-            region=extra.get("region_name"),
-            endpoint_url=extra.get("endpoint_url") or (extra.get("service_config", {}).get("s3", {}) or {}).get("endpoint_url"),
-        )
-    if conn_type in ("google_cloud_platform", "gcp", "gcs"):
-        def pick(name: str) -> Any:
-            return extra.get(name) or extra.get(f"extra__google_cloud_platform__{name}")
-
-        key_json = pick("keyfile_dict")
-        if isinstance(key_json, dict):
-            import json
-
-            key_json = json.dumps(key_json)
-        return StorageCredentials(
-            project=pick("project"),
-            token=key_json or pick("key_path"),
-            endpoint_url=extra.get("endpoint_url"),
-            anonymous=bool(extra.get("anonymous", False)),
-        )
-    if conn_type == "wasb":
-        endpoint = extra.get("endpoint_url") or (host if host and host.startswith("http") else None)
-        return StorageCredentials(
-            account_name=login,
-            account_key=password or extra.get("shared_access_key"),
-            connection_string=extra.get("connection_string"),
-            sas_token=extra.get("sas_token"),
-            endpoint_url=endpoint,
-        )
-    raise ValueError(
-        f"Connection type {conn_type!r} cannot be used for storage: use an 'aws', 'google_cloud_platform' or "
-        "'wasb' connection."
-    )
 
 
 def filesystem(uri: str, credentials: StorageCredentials | None = None) -> tuple[Any, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lightly_airflow.storage import StorageCredentials, credentials_from_connection, filesystem, protocol_of
+from lightly_airflow.storage import StorageCredentials, filesystem, protocol_of
 
 
 @pytest.mark.parametrize("fixture", ["s3_bucket", "gcs_bucket", "azure_container"])
@@ -32,7 +32,7 @@ def test_unsupported_scheme_names_the_supported_ones() -> None:
 
 
 def test_secrets_never_appear_in_repr() -> None:
-    creds = credentials_from_connection("aws", login="AKIA", password="s3cr3t", extra={"region_name": "eu-west-1"})
+    creds = StorageCredentials(access_key_id="AKIA", secret_access_key="s3cr3t", region="eu-west-1")
     assert "s3cr3t" not in repr(creds)
     assert creds.delta_options("s3")["AWS_SECRET_ACCESS_KEY"] == "s3cr3t"
     assert creds.fsspec_options("s3") == {"key": "AKIA", "secret": "s3cr3t", "client_kwargs": {"region_name": "eu-west-1"}}

@@ -1,31 +1,83 @@
-"""Airflow connections -> :class:`~lightly_airflow.storage.StorageCredentials`.
+"""Airflow connections -> :class:`~lightly_airflow.storage.StorageCredentials`, through the providers' hooks.
 
 Every task, sensor, trigger and the UI plugin resolve a connection id here, at run time (never at DAG parse
-time), so rotated keys are picked up and nothing secret is serialised.
+time), so rotated keys are picked up and nothing secret is serialised. The credentials are built by the
+providers' own hooks, as the providers' ``fs`` modules do (``airflow.providers.amazon.aws.fs.s3.get_fs``):
+
+- ``aws``: ``S3Hook(aws_conn_id).get_credentials()`` — keys, session tokens, ``profile_name``, ``role_arn``
+  with every ``assume_role_method`` (assume-role, SAML, web identity) and ``session_kwargs`` are resolved by
+  the hook's session, so a role is really assumed; the S3 endpoint comes from ``endpoint_url`` or
+  ``service_config.s3.endpoint_url`` and the region from the connection or the session.
+- ``google_cloud_platform``: ``GCSHook(gcp_conn_id).get_credentials_and_project_id()`` — ``key_path``,
+  ``keyfile_dict``, ``key_secret_name``, ``credential_config_file``, ``impersonation_chain`` or Application
+  Default Credentials; gcsfs receives the hook's credentials object, delta-rs the service-account key.
+- ``wasb``: ``WasbHook(wasb_conn_id).get_conn()`` — connection string, account key (``password``,
+  ``shared_access_key``, ``account_key``), SAS token, service principal (``tenant_id``) or
+  ``DefaultAzureCredential``; adlfs and delta-rs receive what the hook's client authenticates with.
+
+An option we cannot honour is an error naming the connection, the option and the fix — never a silent fall
+back to ambient credentials (the wrong account, or AccessDenied far from the cause).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
 from airflow.sdk import BaseHook
 
 from lightly_airflow.datasource.query import NewFilesQuery, QueryCredentials
-from lightly_airflow.storage import StorageCredentials, credentials_from_connection
+from lightly_airflow.storage import StorageCredentials
+
+log = logging.getLogger(__name__)
+
+#: Connection types we can turn into storage credentials, by the provider hook that resolves them.
+SUPPORTED_CONN_TYPES = ("aws", "google_cloud_platform", "wasb")
+
+#: ``aws`` extras the hook's session resolves (credentials, role assumption, region, endpoint).
+AWS_EXTRAS = frozenset({
+    "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "region_name", "profile_name",
+    "role_arn", "assume_role_method", "assume_role_kwargs", "assume_role_with_saml",
+    "assume_role_with_web_identity_federation", "assume_role_with_web_identity_federation_audience",
+    "assume_role_with_web_identity_token_file", "session_kwargs", "endpoint_url", "service_config",
+    "config_kwargs", "verify", "aws_account_id", "aws_iam_role",
+})
+#: ``config_kwargs`` (botocore ``Config``) entries that change nothing our S3 and Delta clients need.
+AWS_HARMLESS_CONFIG = frozenset({"retries", "connect_timeout", "read_timeout", "max_pool_connections", "region_name"})
+#: ``google_cloud_platform`` extras (with or without the ``extra__google_cloud_platform__`` prefix).
+GCP_EXTRAS = frozenset({
+    "key_path", "keyfile_dict", "key_secret_name", "key_secret_project_id", "credential_config_file",
+    "impersonation_chain", "project", "scope", "num_retries", "is_anonymous", "quota_project_id",
+    "endpoint_url",
+})
+
+
+class UnsupportedConnectionError(ValueError):
+    """A connection (or one of its options) that cannot be used to reach a store; names the fix."""
 
 
 def credentials_for(conn_id: str | None) -> StorageCredentials | None:
     """Credentials of an Airflow connection (aws, google_cloud_platform, wasb); ``None`` for ambient ones.
 
     :param conn_id: the Airflow connection id, or ``None``/empty for the environment's credentials.
+    :raises UnsupportedConnectionError: for another connection type or an option we cannot honour.
     """
     if not conn_id:
         return None
     conn = BaseHook.get_connection(conn_id)
-    return credentials_from_connection(
-        conn.conn_type or "",
-        login=conn.login,
-        password=conn.password,
-        host=conn.host,
-        extra=conn.extra_dejson,
+    conn_type = conn.conn_type or ""
+    if conn_type == "aws":
+        return aws_credentials(conn_id, conn.extra_dejson)
+    if conn_type in ("google_cloud_platform", "gcpssh", "gcp"):
+        return gcp_credentials(conn_id, conn.extra_dejson)
+    if conn_type == "wasb":
+        return wasb_credentials(conn_id)
+    raise UnsupportedConnectionError(
+        f"Connection {conn_id!r} has type {conn_type!r}, which cannot be used for storage: use an 'aws', "
+        "'google_cloud_platform' or 'wasb' connection."
     )
 
 
@@ -34,3 +86,178 @@ def query_credentials(query: NewFilesQuery) -> QueryCredentials:
     datasource = credentials_for(query.datasource_conn_id)
     lightly = credentials_for(query.lightly_conn_id) if query.lightly_conn_id else datasource
     return QueryCredentials(datasource=datasource, datapool=credentials_for(query.datapool_conn_id), lightly=lightly)
+
+
+# ----------------------------------------------------------------------------------------------------- aws
+def _check_aws_extras(conn_id: str, extra: Mapping[str, Any]) -> bool:
+    """Refuse options we cannot pass on; returns whether requests are to be unsigned (anonymous)."""
+    unknown = sorted(set(extra) - AWS_EXTRAS)
+    if unknown:
+        raise UnsupportedConnectionError(
+            f"Connection {conn_id!r}: extra option(s) {unknown} are not supported for storage access (supported: "
+            f"{sorted(AWS_EXTRAS)}). Remove them or use a connection made for S3."
+        )
+    verify = extra.get("verify")
+    if verify not in (None, True, "true", "True"):
+        raise UnsupportedConnectionError(
+            f"Connection {conn_id!r}: verify={verify!r} cannot be honoured by the S3 and Delta clients. Fix: remove "
+            "'verify' (install the CA certificate in the system trust store instead)."
+        )
+    config = dict(extra.get("config_kwargs") or {})
+    unsigned = config.pop("signature_version", None) in ("unsigned", "UNSIGNED")
+    s3 = dict((extra.get("service_config") or {}).get("s3") or {})
+    addressing = (config.get("s3") or {}).get("addressing_style")
+    if addressing in ("path", "auto", None):
+        config.pop("s3", None)
+    rest = sorted(set(config) - AWS_HARMLESS_CONFIG)
+    if rest:
+        raise UnsupportedConnectionError(
+            f"Connection {conn_id!r}: config_kwargs {rest} cannot be passed to the S3 and Delta clients. Fix: remove "
+            "them from the connection's extra."
+        )
+    s3_rest = sorted(set(s3) - {"endpoint_url"})
+    if s3_rest:
+        raise UnsupportedConnectionError(
+            f"Connection {conn_id!r}: service_config.s3 {s3_rest} cannot be honoured (only endpoint_url is). Fix: "
+            "remove them from the connection's extra."
+        )
+    return unsigned
+
+
+def aws_credentials(conn_id: str, extra: Mapping[str, Any]) -> StorageCredentials:
+    """``S3Hook``'s session credentials (after role assumption, profiles, …), region and S3 endpoint."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    unsigned = _check_aws_extras(conn_id, extra)
+    hook = S3Hook(aws_conn_id=conn_id)
+    config = hook.conn_config
+    endpoint = config.get_service_endpoint_url(service_name="s3")
+    session = hook.get_session()
+    region = config.region_name or session.region_name
+    if unsigned:
+        return StorageCredentials(anonymous=True, endpoint_url=endpoint, region=region)
+    found = session.get_credentials()  # resolves keys, profile, role assumption (an STS call) as the hook does
+    if found is None:
+        raise UnsupportedConnectionError(
+            f"Connection {conn_id!r} resolves to no AWS credentials (no keys, profile, role or ambient credentials). "
+            "Fix: give keys or a role_arn, or set config_kwargs.signature_version='unsigned' for a public bucket."
+        )
+    frozen = found.get_frozen_credentials()  # one consistent snapshot of refreshable credentials
+    _mask(frozen.secret_key, frozen.token)
+    if config.role_arn:
+        log.info("Connection %r: assumed role %s (%s)", conn_id, config.role_arn, config.assume_role_method or "assume_role")
+    return StorageCredentials(
+        access_key_id=frozen.access_key,
+        secret_access_key=frozen.secret_key,
+        session_token=frozen.token or None,
+        region=region,
+        endpoint_url=endpoint,
+    )
+
+
+def _mask(*secrets: str | None) -> None:
+    """Keep secrets out of task logs, as ``S3Hook.get_credentials`` does."""
+    from airflow.sdk.log import mask_secret
+
+    for secret in secrets:
+        if secret:
+            mask_secret(secret)
+
+
+# ----------------------------------------------------------------------------------------------------- gcp
+def gcp_credentials(conn_id: str, extra: Mapping[str, Any]) -> StorageCredentials:
+    """``GCSHook``'s credentials object and project; the service-account key for delta-rs when there is one."""
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+    prefix = "extra__google_cloud_platform__"
+    names = {k.removeprefix(prefix) for k in extra}
+    unknown = sorted(names - GCP_EXTRAS)
+    if unknown:
+        raise UnsupportedConnectionError(
+            f"Connection {conn_id!r}: extra option(s) {unknown} are not supported for storage access (supported: "
+            f"{sorted(GCP_EXTRAS)})."
+        )
+
+    def pick(name: str) -> Any:
+        return extra.get(name) or extra.get(f"{prefix}{name}")
+
+    endpoint = pick("endpoint_url")
+    if pick("is_anonymous"):
+        return StorageCredentials(anonymous=True, project=pick("project"), endpoint_url=endpoint)
+    hook = GCSHook(gcp_conn_id=conn_id)
+    credentials, project = hook.get_credentials_and_project_id()
+    key_path, keyfile = pick("key_path"), pick("keyfile_dict")
+    token: str | None = None
+    if keyfile:
+        token = keyfile if isinstance(keyfile, str) else json.dumps(keyfile)
+    elif key_path:
+        token = str(key_path)
+    kind = type(credentials).__module__ + "." + type(credentials).__name__
+    delta_problem = None
+    impersonated = bool(pick("impersonation_chain"))
+    if (token is None or impersonated) and not _is_default_credentials(extra, prefix):
+        delta_problem = (
+            f"Connection {conn_id!r} authenticates with {kind} ({_gcp_method(pick)}), which the datapool table "
+            "(delta-rs) cannot use. Fix: give the datapool's connection a service-account key (key_path or "
+            "keyfile_dict), or no connection for ambient credentials."
+        )
+    if impersonated:
+        token = None  # the key is the impersonator's, not the identity the connection asks for
+    ambient = token is None and delta_problem is None
+    return StorageCredentials(
+        project=project or pick("project"),
+        token=token,
+        google_credentials=None if ambient else credentials,
+        endpoint_url=endpoint,
+        delta_problem=delta_problem,
+    )
+
+
+def _is_default_credentials(extra: Mapping[str, Any], prefix: str) -> bool:
+    """No key, secret, config file or impersonation: the hook uses Application Default Credentials."""
+    keys = ("key_path", "keyfile_dict", "key_secret_name", "credential_config_file", "impersonation_chain")
+    return not any(extra.get(k) or extra.get(f"{prefix}{k}") for k in keys)
+
+
+def _gcp_method(pick: Any) -> str:
+    for name in ("impersonation_chain", "credential_config_file", "key_secret_name"):
+        if pick(name):
+            return name
+    return "application default credentials"
+
+
+# ---------------------------------------------------------------------------------------------------- wasb
+def wasb_credentials(conn_id: str) -> StorageCredentials:
+    """What ``WasbHook``'s client authenticates with: account key, SAS, or a token credential."""
+    from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+    from azure.core.credentials import AzureSasCredential
+    from azure.identity import DefaultAzureCredential
+
+    client = WasbHook(wasb_conn_id=conn_id).get_conn()
+    parts = urlsplit(client.url)
+    endpoint = f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+    default_host = f"{client.account_name}.blob.core.windows.net"
+    endpoint_url = None if parts.netloc == default_host else endpoint
+    credential = client.credential
+    base: dict[str, Any] = {"account_name": client.account_name, "endpoint_url": endpoint_url}
+    if credential is None:
+        if parts.query:  # a SAS URL
+            return StorageCredentials(sas_token=parts.query, **base)
+        return StorageCredentials(anonymous=True, **base)
+    account_key = getattr(credential, "account_key", None)
+    if account_key:
+        return StorageCredentials(account_key=account_key, **base)
+    if isinstance(credential, AzureSasCredential):
+        return StorageCredentials(sas_token=credential.signature, **base)
+    if isinstance(credential, DefaultAzureCredential):
+        # The same chain delta-rs walks (environment, workload identity, managed identity): ambient for it.
+        return StorageCredentials(azure_credential=credential, **base)
+    return StorageCredentials(
+        azure_credential=credential,
+        delta_problem=(
+            f"Connection {conn_id!r} authenticates with {type(credential).__name__}, which the datapool table "
+            "(delta-rs) cannot use. Fix: give the datapool's connection an account key or SAS token, or no "
+            "connection for ambient (workload identity) credentials."
+        ),
+        **base,
+    )

@@ -47,7 +47,7 @@ class NotFoundError(LookupError):
 
 def credentials(spec: PoolSpec) -> StorageCredentials | None:
     """Credentials of the pool's connection (``None``: ambient credentials of the API server)."""
-    from lightly_airflow.operators.base import credentials_for
+    from lightly_airflow.hooks.storage import credentials_for
 
     return credentials_for(spec.conn_id)
 

@@ -1,0 +1,126 @@
+"""Connections become StorageCredentials through the providers' hooks: a role is really assumed (moto STS),
+a GCS service-account key file becomes the hook's service-account credentials for gcsfs and the key for
+delta-rs, a wasb connection string reaches Azurite, and options we cannot honour are errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lightly_airflow.hooks.storage import UnsupportedConnectionError, credentials_for
+from lightly_airflow.storage import filesystem
+
+ROLE = "arn:aws:iam::123456789012:role/lightly-curation"
+
+
+def _connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, conn: dict) -> str:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+    return conn_id
+
+
+def test_aws_role_arn_is_assumed_and_its_credentials_reach_s3(s3_bucket, monkeypatch) -> None:
+    creds = s3_bucket.credentials
+    base = {"conn_type": "aws", "login": creds.access_key_id, "password": creds.secret_access_key,
+            "extra": {"endpoint_url": creds.endpoint_url, "region_name": creds.region}}
+    plain = credentials_for(_connection(monkeypatch, "plain_s3", base))
+    assert (plain.access_key_id, plain.session_token) == (creds.access_key_id, None)
+
+    # The amazon provider never sends assume-role calls to the global endpoint_url: STS has its own.
+    with_role = {**base, "extra": {**base["extra"], "role_arn": ROLE,
+                                   "assume_role_kwargs": {"RoleSessionName": "lightly-test"},
+                                   "service_config": {"sts": {"endpoint_url": creds.endpoint_url}}}}
+    assumed = credentials_for(_connection(monkeypatch, "role_s3", with_role))
+    # moto's STS hands out temporary credentials of the role: not the connection's own keys.
+    assert assumed.session_token and assumed.access_key_id != creds.access_key_id
+    assert assumed.access_key_id.startswith("ASIA")
+    assert (assumed.endpoint_url, assumed.region) == (creds.endpoint_url, creds.region)
+    assert "session_token" not in repr(assumed) and assumed.secret_access_key not in repr(assumed)
+    # The assumed credentials are what the clients get, and they work against the store.
+    fs, root = filesystem(f"{s3_bucket.uri}/x.txt", assumed)
+    fs.pipe_file(root, b"hello")
+    assert fs.cat_file(root) == b"hello"
+    assert assumed.delta_options("s3")["AWS_SESSION_TOKEN"] == assumed.session_token
+
+
+def test_aws_options_that_cannot_be_honoured_are_errors(monkeypatch) -> None:
+    for extra, match in (({"verify": False}, "verify"), ({"config_kwargs": {"proxies": {"https": "p"}}}, "proxies"),
+                         ({"service_config": {"s3": {"signer": "S3V4RestSigner"}}}, "signer"),
+                         ({"aws_role": "x"}, "aws_role")):
+        conn_id = _connection(monkeypatch, "odd_s3", {"conn_type": "aws", "login": "a", "password": "b", "extra": extra})
+        with pytest.raises(UnsupportedConnectionError, match=match):
+            credentials_for(conn_id)
+    conn_id = _connection(monkeypatch, "ftp_conn", {"conn_type": "ftp", "host": "h"})
+    with pytest.raises(UnsupportedConnectionError, match="'aws', 'google_cloud_platform' or 'wasb'"):
+        credentials_for(conn_id)
+
+
+def _service_account_key(email: str) -> dict:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return {
+        "type": "service_account", "project_id": "lightly-test", "private_key_id": "0123456789abcdef",
+        "private_key": pem, "client_email": email, "client_id": "1234567890",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+
+
+def test_gcs_service_account_key_file_goes_through_the_hook(tmp_path: Path, monkeypatch) -> None:
+    from google.oauth2 import service_account
+
+    email = "curation@lightly-test.iam.gserviceaccount.com"
+    key = _service_account_key(email)
+    key_file = tmp_path / "key.json"
+    key_file.write_text(json.dumps(key))
+    conn_id = _connection(monkeypatch, "gcp_key_file", {
+        "conn_type": "google_cloud_platform", "extra": {"key_path": str(key_file), "project": "lightly-test"}})
+    creds = credentials_for(conn_id)
+    assert isinstance(creds.google_credentials, service_account.Credentials)
+    assert creds.google_credentials.service_account_email == email
+    assert creds.project == "lightly-test"
+    # gcsfs gets the hook's credentials object; delta-rs the key file.
+    assert creds.fsspec_options("gs")["token"] is creds.google_credentials
+    assert creds.delta_options("gs") == {"google_service_account": str(key_file)}
+    assert "PRIVATE KEY" not in repr(creds)
+
+    dict_conn = _connection(monkeypatch, "gcp_key_dict", {
+        "conn_type": "google_cloud_platform", "extra": {"keyfile_dict": key, "project": "lightly-test"}})
+    from_dict = credentials_for(dict_conn)
+    assert from_dict.google_credentials.service_account_email == email
+    assert json.loads(from_dict.delta_options("gs")["google_service_account_key"]) == key
+
+    # Impersonation works for gcsfs (the hook's object) but delta-rs cannot use it: an error, not ambient.
+    chain = _connection(monkeypatch, "gcp_chain", {"conn_type": "google_cloud_platform", "extra": {
+        "key_path": str(key_file), "impersonation_chain": "target@lightly-test.iam.gserviceaccount.com"}})
+    impersonated = credentials_for(chain)
+    assert impersonated.fsspec_options("gs")["token"] is impersonated.google_credentials
+    with pytest.raises(ValueError, match="impersonation_chain.*delta-rs"):
+        impersonated.delta_options("gs")
+    bad = _connection(monkeypatch, "gcp_odd", {"conn_type": "google_cloud_platform", "extra": {"key_pth": "x"}})
+    with pytest.raises(UnsupportedConnectionError, match="key_pth"):
+        credentials_for(bad)
+
+
+def test_wasb_connection_string_reaches_azurite(azure_container, monkeypatch) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    import emulators
+
+    creds = azure_container.credentials
+    conn_id = _connection(monkeypatch, "azurite", {"conn_type": "wasb", "extra": {
+        "connection_string": emulators.azure_connection_string(creds.endpoint_url)}})
+    got = credentials_for(conn_id)
+    assert (got.account_name, got.account_key) == (creds.account_name, creds.account_key)
+    assert got.endpoint_url.rstrip("/") == creds.endpoint_url.rstrip("/")
+    fs, root = filesystem(f"{azure_container.uri}/y.txt", got)
+    fs.pipe_file(root, b"azure")
+    assert fs.cat_file(root) == b"azure"
+    key_conn = _connection(monkeypatch, "wasb_key", {"conn_type": "wasb", "login": "acct", "password": "a2V5"})
+    keyed = credentials_for(key_conn)
+    assert (keyed.account_name, keyed.account_key, keyed.endpoint_url) == ("acct", "a2V5", None)
