@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from lightly_airflow import columns as C
 from lightly_airflow.datapool.errors import DatapoolError
-from lightly_airflow.datapool.export import EXPORT_FORMATS, export_tag
+from lightly_airflow.datapool.export import EXPORT_FORMATS, export_records, render
 from lightly_airflow.datapool.pool import Datapool
 from lightly_airflow.storage import StorageCredentials, filesystem
 
@@ -62,7 +62,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common(export)
     export.add_argument("--tag", required=True, help="the tag to export (a run's tag or initial-tag)")
     export.add_argument("--format", choices=EXPORT_FORMATS, default="list",
-                        help="list: one URI per line; label-studio: Label Studio tasks JSON")
+                        help="list: one percent-encoded URI per line; csv: uri,key,sample_id,run_id,tag,pick_rank; "
+                             "label-studio: Label Studio tasks JSON; coco: COCO images JSON")
     export.add_argument("--datasource-uri", help="datasource root the keys are relative to (default: recorded by the run)")
     export.add_argument("--out", help="output file (default stdout)")
     export.set_defaults(func=_export)
@@ -196,12 +197,9 @@ class _output:
 
 def _export(args: argparse.Namespace) -> int:
     pool = _pool(args)
-    result = export_tag(pool, args.tag, fmt=args.format, datasource_uri=args.datasource_uri)
+    records = export_records(pool, args.tag, datasource_uri=args.datasource_uri)
     with _output(args.out) as out:
-        if args.format == "list":
-            out.write("".join(line + "\n" for line in result))
-        else:
-            out.write(json.dumps(result, indent=2) + "\n")
+        out.write(render(records, args.tag, args.format))
     if args.out:
-        print(f"wrote {len(result)} entries of tag {args.tag!r} to {args.out}", file=sys.stderr)
+        print(f"wrote {len(records)} entries of tag {args.tag!r} to {args.out}", file=sys.stderr)
     return 0

@@ -1,15 +1,82 @@
-"""Hand a tag to a labelling tool: the tag's files as a plain list or as Label Studio tasks."""
+"""Hand a tag to a labelling tool: one module the CLI and the UI plugin share.
+
+:func:`export_records` reads a tag's samples in pick order as :class:`ExportRecord` (the exact key and its
+URI); :data:`FORMATS` turns records into a document: ``list`` (one URI per line), ``csv``, ``label-studio``
+(tasks JSON) and ``coco`` (a COCO ``images`` skeleton that object exports extend). A new format is one
+function added with :func:`register_format`.
+
+Keys are file names from the datasource and may hold anything a file system allows: a newline, ``%2e%2e``,
+``?``, ``#``, spaces, quotes, non-ASCII. A key never reaches a URI raw: every character outside RFC 3986's
+unreserved set and ``/`` is percent-encoded as UTF-8 (``quote(key, safe="/")``), so a newline cannot add a
+line, ``%2e%2e`` stays the three characters ``%2e`` twice (encoded as ``%252e%252e``), ``?`` and ``#`` stay
+in the path. Keys with empty, ``.`` or ``..`` segments (never produced by listing) are refused. Decoding a
+URI's path with ``urllib.parse.unquote`` gives back the exact key, on every store.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 from lightly_airflow import columns as C
 from lightly_airflow.datapool.errors import DatapoolError
 from lightly_airflow.datapool.pool import Datapool
-from lightly_airflow.storage import join_uri
 
-EXPORT_FORMATS = ("list", "label-studio")
+
+@dataclass(frozen=True)
+class ExportRecord:
+    """One exported sample: the exact datasource ``key`` and its percent-encoded ``uri``."""
+
+    key: str
+    uri: str
+    sample_id: str | None
+    run_id: str | None
+    pick_rank: int | None
+
+
+def check_key(key: str) -> str:
+    """``key`` if it is a relative path without empty, ``.`` or ``..`` segments; else :class:`DatapoolError`."""
+    if not isinstance(key, str) or not key or key.startswith("/"):
+        raise DatapoolError(f"Key {key!r} is not a relative file name; it cannot be exported.")
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise DatapoolError(f"Key {key!r} has an empty, '.' or '..' segment; it cannot be exported.")
+    return key
+
+
+def root_uri(datasource_uri: str) -> str:
+    """The datasource root as a URI prefix ending in ``/`` (a local path becomes ``file:///…``)."""
+    root = str(datasource_uri)
+    if "://" not in root:
+        if not root.startswith("/"):
+            raise DatapoolError(f"Datasource {root!r} is a relative path; pass an absolute path or a URI.")
+        return "file://" + quote(root.rstrip("/"), safe="/") + "/"
+    scheme, _, rest = root.partition("://")
+    netloc, _, path = rest.partition("/")  # the bucket/host stays; the folder path is encoded like keys
+    path = path.strip("/")
+    return f"{scheme}://{netloc}/" + (quote(path, safe="/") + "/" if path else "")
+
+
+def key_uri(root: str | None, key: str) -> str:
+    """The URI of ``key`` under ``root`` (a URI prefix from :func:`root_uri`), percent-encoded; without a
+    root, the encoded key itself (a relative URI reference)."""
+    encoded = quote(check_key(key), safe="/")
+    return encoded if root is None else root + encoded
+
+
+def uri_key(root: str | None, uri: str) -> str:
+    """The key back from :func:`key_uri` (what a consumer does: strip the root, decode the path)."""
+    if root is not None:
+        if not uri.startswith(root):
+            raise DatapoolError(f"{uri!r} is not under {root!r}.")
+        uri = uri[len(root):]
+    if urlsplit(uri).query or urlsplit(uri).fragment:
+        raise DatapoolError(f"{uri!r} has a query or fragment: not an exported key.")
+    return unquote(uri)
 
 
 def tag_datasource_uri(pool: Datapool, tag: str) -> str | None:
@@ -21,33 +88,116 @@ def tag_datasource_uri(pool: Datapool, tag: str) -> str | None:
     return found
 
 
-def export_tag(pool: Datapool, tag: str, *, fmt: str = "list", datasource_uri: str | None = None) -> Any:
-    """The files of ``tag`` in pick order: ``list`` gives URIs (or keys), ``label-studio`` gives task dicts.
+def export_records(pool: Datapool, tag: str, *, datasource_uri: str | None = None) -> list[ExportRecord]:
+    """The samples of ``tag`` in pick order, with their exact keys and encoded URIs.
 
-    :param pool: the datapool.
-    :param tag: a run's tag or ``initial-tag``.
-    :param fmt: ``list`` (list of str) or ``label-studio`` (list of ``{"data": {"image": uri}, "meta": ...}``).
-    :param datasource_uri: the datasource root the keys are relative to; default: what the tag's run recorded.
-        Without one, keys are exported as they are.
-    :raises DatapoolError: for an unknown tag or format.
+    :param datasource_uri: the datasource root the keys are relative to; default: what the tag's run
+        recorded. Without one, URIs are the encoded keys (relative references).
+    :raises DatapoolError: for an unknown tag or a key that cannot be a file name.
     """
-    if fmt not in EXPORT_FORMATS:
-        raise DatapoolError(f"Unknown export format {fmt!r}; use one of {list(EXPORT_FORMATS)}.")
     wanted = [C.KEY, C.SAMPLE_ID, C.RUN_ID, C.PICK_RANK]
     rows = pool.selected(wanted) if tag == C.INITIAL_TAG else pool.read(tag=tag, columns=wanted).sort_by(C.PICK_RANK)
-    root = datasource_uri or tag_datasource_uri(pool, tag)
-    records = rows.to_pylist()
-
-    def uri_of(key: str) -> str:
-        return join_uri(root, key) if root else key
-
-    if fmt == "list":
-        return [uri_of(r[C.KEY]) for r in records]
+    source = datasource_uri or tag_datasource_uri(pool, tag)
+    root = None if source is None else root_uri(source)
     return [
-        {
-            "data": {"image": uri_of(r[C.KEY])},
-            "meta": {"key": r[C.KEY], "sample_id": r[C.SAMPLE_ID], "run_id": r[C.RUN_ID], "tag": tag,
-                     "pick_rank": r[C.PICK_RANK]},
-        }
-        for r in records
+        ExportRecord(key=r[C.KEY], uri=key_uri(root, r[C.KEY]), sample_id=r[C.SAMPLE_ID], run_id=r[C.RUN_ID],
+                     pick_rank=r[C.PICK_RANK])
+        for r in rows.to_pylist()
     ]
+
+
+# ---------------------------------------------------------------- formats
+def to_list(records: list[ExportRecord], tag: str) -> str:
+    """One URI per line (a URI never holds a raw newline), in pick order."""
+    return "".join(r.uri + "\n" for r in records)
+
+
+def to_csv(records: list[ExportRecord], tag: str) -> str:
+    """``uri, key, sample_id, run_id, tag, pick_rank`` with RFC 4180 quoting (a key's newline stays in its cell)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(["uri", "key", "sample_id", "run_id", "tag", "pick_rank"])
+    for r in records:
+        writer.writerow([r.uri, r.key, r.sample_id or "", r.run_id or "", tag, "" if r.pick_rank is None else r.pick_rank])
+    return out.getvalue()
+
+
+def label_studio_tasks(records: list[ExportRecord], tag: str) -> list[dict[str, Any]]:
+    """Label Studio tasks: ``{"data": {"image": uri}, "meta": {key, sample_id, run_id, tag, pick_rank}}``."""
+    return [{"data": {"image": r.uri}, "meta": {**asdict(r), "tag": tag}} for r in records]
+
+
+def to_label_studio(records: list[ExportRecord], tag: str) -> str:
+    return json.dumps(label_studio_tasks(records, tag), indent=2, ensure_ascii=True) + "\n"
+
+
+def coco_images(records: list[ExportRecord], tag: str) -> dict[str, Any]:
+    """A COCO document with one ``images`` entry per sample (``id`` = pick order + 1, ``file_name`` = the key,
+    ``coco_url`` = its URI) and empty ``annotations``/``categories``: the hook object exports fill."""
+    return {
+        "info": {"description": f"lightly-airflow export of tag {tag}"},
+        "images": [
+            {"id": i + 1, "file_name": r.key, "coco_url": r.uri, "lightly_sample_id": r.sample_id}
+            for i, r in enumerate(records)
+        ],
+        "annotations": [],
+        "categories": [],
+    }
+
+
+def to_coco(records: list[ExportRecord], tag: str) -> str:
+    return json.dumps(coco_images(records, tag), indent=2, ensure_ascii=True) + "\n"
+
+
+#: Export formats by name: records and tag in, the document's text out.
+FORMATS: dict[str, Callable[[list[ExportRecord], str], str]] = {
+    "list": to_list,
+    "csv": to_csv,
+    "label-studio": to_label_studio,
+    "coco": to_coco,
+}
+EXPORT_FORMATS = tuple(FORMATS)
+
+
+def register_format(name: str, render: Callable[[list[ExportRecord], str], str]) -> None:
+    """Add an export format (e.g. COCO with object annotations) for the CLI and the UI."""
+    FORMATS[name] = render
+
+
+def render(records: list[ExportRecord], tag: str, fmt: str) -> str:
+    """The export document of ``records`` in ``fmt``."""
+    if fmt not in FORMATS:
+        raise DatapoolError(f"Unknown export format {fmt!r}; use one of {sorted(FORMATS)}.")
+    return FORMATS[fmt](records, tag)
+
+
+def export_tag(pool: Datapool, tag: str, *, fmt: str = "list", datasource_uri: str | None = None) -> Any:
+    """The files of ``tag`` in pick order: ``list`` gives URIs, ``label-studio`` task dicts, ``coco`` a COCO
+    dict, ``csv`` the CSV text (kept for callers of the earlier API; prefer :func:`export_records`)."""
+    if fmt not in FORMATS:
+        raise DatapoolError(f"Unknown export format {fmt!r}; use one of {sorted(FORMATS)}.")
+    records = export_records(pool, tag, datasource_uri=datasource_uri)
+    if fmt == "list":
+        return [r.uri for r in records]
+    if fmt == "label-studio":
+        return label_studio_tasks(records, tag)
+    if fmt == "coco":
+        return coco_images(records, tag)
+    return render(records, tag, fmt)
+
+
+def content_type(fmt: str) -> str:
+    """The HTTP content type of a format's document (for the UI's download)."""
+    return {"csv": "text/csv; charset=utf-8", "list": "text/plain; charset=utf-8"}.get(fmt, "application/json")
+
+
+def file_suffix(fmt: str) -> str:
+    """The file name suffix of a format's document."""
+    return {"csv": ".csv", "list": ".txt"}.get(fmt, ".json")
+
+
+__all__ = [
+    "EXPORT_FORMATS", "FORMATS", "ExportRecord", "check_key", "coco_images", "content_type", "export_records",
+    "export_tag", "file_suffix", "key_uri", "label_studio_tasks", "register_format", "render", "root_uri",
+    "tag_datasource_uri", "uri_key",
+]
