@@ -153,6 +153,7 @@ with DAG(
         selection_config="{{ params.selection_config }}",
         worker_config="{{ params.worker_config }}",
         lightly_config="{{ params.lightly_config }}",
+        tag_name="{{ params.tag_name }}",
         **common,
     )
     manifests = list_new_files.output

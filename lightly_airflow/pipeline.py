@@ -126,6 +126,7 @@ def validate_params(
 
     check_uri_param("datasource_uri", datasource_uri, datasource_credentials, must_exist=True)
     check_uri_param("datapool_uri", datapool_uri, None, must_exist=False)
+    check_pool_location(datasource_uri, datapool_uri)
     if lightly_uri:
         check_uri_param("lightly_uri", lightly_uri, lightly_credentials, must_exist=False)
     try:
@@ -204,6 +205,28 @@ def embed_option_overrides(worker: Any, lightly_config: Any) -> dict[str, Any]:
             "`lightly-airflow embed --model resnet-50 --weights <state dict URI>`.",
         )
     return overrides
+
+
+def check_pool_location(datasource_uri: str, datapool_uri: str) -> None:
+    """A datapool inside (or equal to, or containing) the datasource is a :class:`ParamError` (issue 14.4)."""
+    from lightly_airflow.datapool.guards import check_pool_location as check
+
+    try:
+        check(datasource_uri, datapool_uri)
+    except ValueError as exc:
+        raise ParamError("datapool_uri", str(exc), "choose a datapool_uri outside the datasource.") from None
+
+
+def check_run_tag(
+    datapool_uri: str, tag: str | None, run_id: str, credentials: StorageCredentials | None = None
+) -> str:
+    """The run's tag, checked in the first task as the commit would check it (issue 14.6); return it."""
+    from lightly_airflow.datapool.guards import check_tag_available
+
+    try:
+        return check_tag_available(datapool_uri, tag, run_id, credentials)
+    except ValueError as exc:
+        raise ParamError("tag_name", str(exc), "pass a new tag_name (letters, digits, . _ : + -).") from None
 
 
 def custom_embeddings_uri(

@@ -73,6 +73,7 @@ def list_files(
     relevant_filenames: str | None = None,
     extensions: Collection[str] = IMAGE_EXTENSIONS,
     page_size: int = 10000,
+    skipped: list[tuple[str, str]] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Stream the files of a datasource as manifest record batches (``key, size, etag, mtime``).
 
@@ -84,6 +85,9 @@ def list_files(
     :param extensions: file extensions to keep, case-insensitive, without dots; ``["*"]`` keeps every file.
         Files inside any ``.lightly/`` folder are never listed.
     :param page_size: the most records per yielded batch (and per store request, up to the store's limit).
+    :param skipped: receives ``(key, reason)`` of every local entry not listed for safety: symlinks that
+        leave the datasource (never read, never hashed) and symlinked folders (not followed). Each is also
+        logged, and their number is in the listing's summary line.
     :raises ValueError: for a bad URI, extension list, page size or relevant-filenames file.
     :raises FileNotFoundError: when a local root does not exist (object-store prefixes may be empty).
     """
@@ -93,7 +97,8 @@ def list_files(
     relevant = RelevantFilenames.parse(relevant_filenames) if relevant_filenames is not None else None
     protocol = protocol_of(uri)
     fs, root = filesystem(uri, credentials)
-    pages = _PAGERS[protocol](fs, root, page_size)
+    unsafe: list[tuple[str, str]] = [] if skipped is None else skipped
+    pages = _local_pages(fs, root, page_size, unsafe) if protocol == "file" else _PAGERS[protocol](fs, root, page_size)
     listed = kept = 0
     next_log = _LOG_EVERY
     try:
@@ -111,6 +116,11 @@ def list_files(
         if close:
             close()
     logger.info("listing of %s done: %d objects, %d kept after filters", uri, listed, kept)
+    if unsafe:
+        logger.warning(
+            "%d entries of %s were skipped and not read: %s", len(unsafe), uri,
+            "; ".join(f"{key!r}: {reason}" for key, reason in unsafe[:10]) + (" …" if len(unsafe) > 10 else ""),
+        )
 
 
 def list_table(uri: str, **kwargs: Any) -> pa.Table:
@@ -280,13 +290,13 @@ def _parse_time(value: str | None) -> dt.datetime | None:
 # ---------------------------------------------------------------------------------------------- local disk
 
 
-def _local_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
+def _local_pages(fs: Any, root: str, page_size: int, skipped: list[tuple[str, str]] | None = None) -> Iterator[_Page]:
     if not os.path.exists(root):
         raise FileNotFoundError(f"Local datasource {root!r} does not exist: create it or fix the datasource URI.")
     if not os.path.isdir(root):
         raise NotADirectoryError(f"Local datasource {root!r} is a file: point the datasource URI at its folder.")
     page = _Page(keys=[], sizes=[], mtimes=[], stat_keys=[])
-    for rel, path, st in _walk(root):
+    for rel, path, st in _walk(root, [] if skipped is None else skipped):
         try:
             rel.encode("utf-8")
         except UnicodeEncodeError:
@@ -303,8 +313,14 @@ def _local_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
         yield page
 
 
-def _walk(root: str) -> Iterator[tuple[str, str, os.stat_result]]:
-    """Files below ``root`` in key order (as object stores list them), without following folder symlinks."""
+def _walk(root: str, skipped: list[tuple[str, str]]) -> Iterator[tuple[str, str, os.stat_result]]:
+    """Files below ``root`` in key order (as object stores list them), without following folder symlinks.
+
+    A file symlink is listed (as its own key, read through its target) only when its target lies inside the
+    datasource root; a link that leaves it is skipped unread and recorded in ``skipped`` with the reason, as is
+    a symlinked folder (never followed: it could loop or leave the root).
+    """
+    real_root = os.path.realpath(root)
     stack: list[Iterator[tuple[str, Any]]] = [iter(_sorted_entries(root, ""))]
     while stack:
         try:
@@ -313,12 +329,28 @@ def _walk(root: str) -> Iterator[tuple[str, str, os.stat_result]]:
             stack.pop()
             continue
         try:
-            if entry.is_dir(follow_symlinks=False):
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)
+                if os.path.commonpath([real_root, target]) != real_root:
+                    _skip(skipped, key, "symlink to a location outside the datasource (not followed)")
+                elif os.path.isdir(target):
+                    _skip(skipped, key, "symlink to a folder (not followed)")
+                elif os.path.isfile(target):
+                    yield key, target, os.stat(target)
+                else:
+                    _skip(skipped, key, "broken symlink or not a regular file")
+            elif entry.is_dir(follow_symlinks=False):
                 stack.append(iter(_sorted_entries(entry.path, key)))
-            elif entry.is_file():
-                yield key, entry.path, entry.stat()
+            elif entry.is_file(follow_symlinks=False):
+                yield key, entry.path, entry.stat(follow_symlinks=False)
         except FileNotFoundError:
             continue  # removed while we walk
+
+
+def _skip(skipped: list[tuple[str, str]], key: str, reason: str) -> None:
+    if len(skipped) < 10:
+        logger.warning("skipping %r: %s", key, reason)
+    skipped.append((key, reason))
 
 
 def _sorted_entries(folder: str, rel: str) -> list[tuple[str, Any]]:
@@ -370,11 +402,16 @@ def _sha256_file(stat_key: tuple) -> str | None:
         return cached
     digest = hashlib.sha256()
     try:
-        with open(stat_key[0], "rb") as fh:
+        # O_NOFOLLOW: a file swapped for a symlink after the walk checked it is not read through the link.
+        fd = os.open(stat_key[0], os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as fh:
             while chunk := fh.read(_HASH_CHUNK):
                 digest.update(chunk)
     except FileNotFoundError:
         return None  # deleted between walking and hashing
+    except OSError as exc:
+        logger.warning("not listing %r: it became unreadable or a symlink after listing (%s)", stat_key[0], exc)
+        return None
     value = "sha256:" + digest.hexdigest()
     _HASHES.put(stat_key, value)
     return value

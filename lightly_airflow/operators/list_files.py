@@ -12,6 +12,7 @@ from lightly_airflow.hooks.storage import query_credentials
 from lightly_airflow.operators.base import LightlyBaseOperator
 from lightly_airflow.pipeline import (
     ParamError,
+    check_run_tag,
     custom_embeddings_uri,
     embed_option_overrides,
     list_new,
@@ -38,10 +39,12 @@ class ListNewFilesOperator(LightlyBaseOperator):
     :param lightly_config: Lightly's embedding settings (``model``, ``loader``, ``collate``), validated here;
         the embed options they ask for are pushed under the XCom key ``embed_overrides``.
     :param max_shards: upper bound on manifest shards (Airflow maps at most 1024 by default).
+    :param tag_name: the run's tag, checked here (name, ``initial-tag``, used by another run) so a tag the
+        commit would refuse fails this first task.
     """
 
     template_fields: Sequence[str] = (
-        *LightlyBaseOperator.template_fields, "datasource_uri", "lightly_uri", "process_all",
+        *LightlyBaseOperator.template_fields, "datasource_uri", "lightly_uri", "process_all", "tag_name",
         "selection_config", "worker_config", "lightly_config",
     )
 
@@ -55,6 +58,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
         worker_config: dict[str, Any] | str | None = None,
         lightly_config: dict[str, Any] | str | None = None,
         max_shards: int = 1024,
+        tag_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -65,6 +69,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
         self.worker_config = worker_config
         self.lightly_config = lightly_config
         self.max_shards = max_shards
+        self.tag_name = tag_name
 
     def query(self, worker_config: Any = None) -> NewFilesQuery:
         """What this run processes: the same :class:`NewFilesQuery` the wait-for-new-files sensor builds.
@@ -98,6 +103,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
                 worker, self.lightly_uri or self.datasource_uri, self.lightly_credentials
             )
             overrides = embed_option_overrides(worker, self.lightly_config)
+            check_run_tag(self.datapool_uri, self.tag_name or None, context["run_id"], self.datapool_credentials)
         except ParamError as exc:
             raise AirflowFailException(str(exc)) from None  # a retry cannot fix a bad parameter
         try:

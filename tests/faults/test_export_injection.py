@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 import pytest
+from datapool.conftest import DIM, MODEL, run_rows
 
 from lightly_airflow import columns as C
 from lightly_airflow.cli import main
@@ -18,7 +19,6 @@ from lightly_airflow.datapool import Datapool
 from lightly_airflow.datapool.errors import DatapoolError
 from lightly_airflow.datapool.export import EXPORT_FORMATS, export_records, key_uri, render, root_uri, uri_key
 
-from datapool.conftest import DIM, MODEL, run_rows
 from .hostile import HOSTILE_KEYS
 
 

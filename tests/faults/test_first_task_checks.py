@@ -1,0 +1,76 @@
+"""Location, symlink and tag problems fail the first task in seconds (issue 14.4-14.6)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from datapool.conftest import commit_run, run_rows
+
+from lightly_airflow.datapool import Datapool
+from lightly_airflow.datasource.listing import list_table
+from lightly_airflow.pipeline import ParamError, check_pool_location, check_run_tag
+
+
+def test_a_datapool_inside_equal_to_or_around_the_datasource_is_refused(tmp_path) -> None:
+    src = tmp_path / "images"
+    src.mkdir()
+    for pool, words in ((src, "is the datasource itself"), (src / "pool", "inside the datasource"),
+                        (tmp_path, "lies inside the datapool")):
+        with pytest.raises(ParamError, match=words) as err:
+            check_pool_location(str(src), str(pool))
+        assert err.value.param == "datapool_uri"
+    # A link to the datasource is the datasource.
+    os.symlink(src, tmp_path / "alias")
+    with pytest.raises(ParamError, match="inside the datasource"):
+        check_pool_location(str(tmp_path / "alias"), f"file://{src}/_pool")
+    with pytest.raises(ParamError, match="inside the datasource"):
+        check_pool_location("s3://bucket/data", "s3://bucket/data/../data/pool")
+    # Siblings, other buckets and name prefixes are fine.
+    check_pool_location(str(src), str(tmp_path / "images-pool"))
+    check_pool_location("s3://bucket/data", "s3://bucket/pool")
+    check_pool_location("s3://bucket/data", "s3://other/data/pool")
+    check_pool_location("s3://bucket/data", "gs://bucket/data/pool")
+
+
+def test_symlinks_leaving_a_local_datasource_are_skipped_and_reported(tmp_path, caplog) -> None:
+    src, outside = tmp_path / "images", tmp_path / "secret"
+    (src / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "passwd.png").write_bytes(b"root:x:0:0")
+    (src / "a.png").write_bytes(b"a")
+    (src / "sub" / "b.png").write_bytes(b"b")
+    os.symlink(outside / "passwd.png", src / "leak.png")           # a file outside
+    os.symlink("../secret/passwd.png", src / "relative-leak.png")  # relative, outside
+    os.symlink(outside, src / "leaked-folder")                       # a folder outside
+    os.symlink(src / "sub", src / "loop")                            # a folder inside (never followed)
+    os.symlink(src / "sub" / "b.png", src / "inside-link.png")       # a file inside: listed
+    os.symlink(tmp_path / "nothing.png", src / "broken.png")
+    skipped: list[tuple[str, str]] = []
+    caplog.set_level("WARNING")
+    table = list_table(str(src), skipped=skipped)
+    assert sorted(table.column("key").to_pylist()) == ["a.png", "inside-link.png", "sub/b.png"]
+    reasons = dict(skipped)
+    assert set(reasons) == {"leak.png", "relative-leak.png", "leaked-folder", "loop", "broken.png"}
+    assert "outside the datasource" in reasons["leak.png"] and "outside" in reasons["relative-leak.png"]
+    assert "outside" in reasons["leaked-folder"] and "folder" in reasons["loop"]
+    assert "5 entries" in caplog.text and "leak.png" in caplog.text
+    etags = dict(zip(table.column("key").to_pylist(), table.column("etag").to_pylist()))
+    assert etags["inside-link.png"] == etags["sub/b.png"]  # read through its in-root target
+
+
+def test_tag_problems_fail_the_first_task(tmp_path, digits) -> None:
+    uri = str(tmp_path / "pool")
+    assert check_run_tag(uri, None, "manual__1") == "manual__1"  # no pool yet
+    pool = Datapool(uri)
+    commit_run(pool, run_rows(digits, range(0, 10), picks=[1]), "r1", tag="week-1")
+    for tag, words in (("week-1", "already exists"), ("initial-tag", "root tag"), ("../x", "Invalid tag"),
+                       ("<b>x</b>", "Invalid tag"), ("a" * 200, "Invalid tag")):
+        with pytest.raises(ParamError, match=words) as err:
+            check_run_tag(uri, tag, "r2")
+        assert err.value.param == "tag_name"
+    # The run that owns the tag may retry; a derived tag that collides says how to fix it.
+    assert check_run_tag(uri, "week-1", "r1") == "week-1"
+    commit_run(pool, run_rows(digits, range(10, 20), picks=[1]), "r3", tag="r4")
+    with pytest.raises(ParamError, match="derived from the run id"):
+        check_run_tag(uri, None, "r4")
