@@ -51,6 +51,8 @@ from lightly_airflow.storage import StorageCredentials, filesystem, protocol_of
 logger = logging.getLogger(__name__)
 
 _MAX_PAGE = {"s3": 1000, "gs": 1000, "az": 5000}
+#: A local file's stat signature: (path, size, mtime_ns, ctime_ns, inode); the content-hash cache key.
+StatKey = tuple[str, int, int, int, int]
 _HASH_CHUNK = 1 << 20
 _LOG_EVERY = 100_000
 
@@ -63,7 +65,7 @@ class _Page:
     sizes: list[int]
     mtimes: list[Any]  # aware datetimes, or int microseconds (local)
     etags: list[str] | None = None
-    stat_keys: list[tuple] | None = None  # local only: (path, size, mtime_ns, ctime_ns, inode)
+    stat_keys: list[StatKey] | None = None  # local only: (path, size, mtime_ns, ctime_ns, inode)
 
 
 def list_files(
@@ -140,7 +142,7 @@ def _to_batch(page: _Page, ext_regex: str | None, relevant: RelevantFilenames | 
     idx = indices.to_pylist()
     sizes = pa.array([page.sizes[i] for i in idx], pa.int64())
     mtimes = pa.array([page.mtimes[i] for i in idx], MANIFEST_SCHEMA.field("mtime").type)
-    etags = [page.etags[i] for i in idx] if page.etags is not None else _local_etags([page.stat_keys[i] for i in idx])
+    etags = [page.etags[i] for i in idx] if page.etags is not None else _local_etags([(page.stat_keys or [])[i] for i in idx])
     etag_array = pa.array(etags, pa.string())
     batch = pa.RecordBatch.from_arrays([keys, sizes, etag_array.fill_null(""), mtimes], schema=MANIFEST_SCHEMA)
     if etag_array.null_count:  # local files deleted between walking and hashing are not listed
@@ -180,7 +182,7 @@ def _s3_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
     bucket, prefix = _split(root)
     per_request = min(page_size, _MAX_PAGE["s3"])
 
-    async def fetch(token: str | None) -> tuple[list[dict], str | None]:
+    async def fetch(token: str | None) -> tuple[list[dict[str, Any]], str | None]:
         kwargs = dict(Bucket=bucket, Prefix=prefix, MaxKeys=per_request, **getattr(fs, "req_kw", {}))
         if token:
             kwargs["ContinuationToken"] = token
@@ -201,7 +203,7 @@ def _gcs_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
     bucket, prefix = _split(root)
     per_request = min(page_size, _MAX_PAGE["gs"])
 
-    async def fetch(token: str | None) -> tuple[list[dict], str | None]:
+    async def fetch(token: str | None) -> tuple[list[dict[str, Any]], str | None]:
         params: dict[str, Any] = {
             "maxResults": per_request,
             "fields": "items(name,size,md5Hash,generation,updated),nextPageToken",
@@ -223,7 +225,7 @@ def _gcs_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
         )
 
 
-def _gcs_etag(obj: dict) -> str:
+def _gcs_etag(obj: dict[str, Any]) -> str:
     md5 = obj.get("md5Hash")
     if md5:
         import base64
@@ -276,9 +278,10 @@ def _utc(value: Any) -> dt.datetime | None:
         return None
     if isinstance(value, str):
         return _parse_time(value)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
+    moment: dt.datetime = value
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
 
 
 def _parse_time(value: str | None) -> dt.datetime | None:
@@ -295,7 +298,8 @@ def _local_pages(fs: Any, root: str, page_size: int, skipped: list[tuple[str, st
         raise FileNotFoundError(f"Local datasource {root!r} does not exist: create it or fix the datasource URI.")
     if not os.path.isdir(root):
         raise NotADirectoryError(f"Local datasource {root!r} is a file: point the datasource URI at its folder.")
-    page = _Page(keys=[], sizes=[], mtimes=[], stat_keys=[])
+    stat_keys: list[StatKey] = []
+    page = _Page(keys=[], sizes=[], mtimes=[], stat_keys=stat_keys)
     for rel, path, st in _walk(root, [] if skipped is None else skipped):
         try:
             rel.encode("utf-8")
@@ -305,10 +309,11 @@ def _local_pages(fs: Any, root: str, page_size: int, skipped: list[tuple[str, st
         page.keys.append(rel)
         page.sizes.append(st.st_size)
         page.mtimes.append(st.st_mtime_ns // 1000)
-        page.stat_keys.append((path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+        stat_keys.append((path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
         if len(page.keys) >= page_size:
             yield page
-            page = _Page(keys=[], sizes=[], mtimes=[], stat_keys=[])
+            stat_keys = []
+            page = _Page(keys=[], sizes=[], mtimes=[], stat_keys=stat_keys)
     if page.keys:
         yield page
 
@@ -375,17 +380,17 @@ class _HashCache:
 
     def __init__(self, capacity: int = 500_000) -> None:
         self.capacity = capacity
-        self._data: OrderedDict[tuple, str] = OrderedDict()
+        self._data: OrderedDict[StatKey, str] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> str | None:
+    def get(self, key: StatKey) -> str | None:
         with self._lock:
             value = self._data.get(key)
             if value is not None:
                 self._data.move_to_end(key)
             return value
 
-    def put(self, key: tuple, value: str) -> None:
+    def put(self, key: StatKey, value: str) -> None:
         with self._lock:
             self._data[key] = value
             self._data.move_to_end(key)
@@ -396,7 +401,7 @@ class _HashCache:
 _HASHES = _HashCache()
 
 
-def _sha256_file(stat_key: tuple) -> str | None:
+def _sha256_file(stat_key: StatKey) -> str | None:
     cached = _HASHES.get(stat_key)
     if cached is not None:
         return cached
@@ -417,7 +422,7 @@ def _sha256_file(stat_key: tuple) -> str | None:
     return value
 
 
-def _local_etags(stat_keys: list[tuple]) -> list[str | None]:
+def _local_etags(stat_keys: list[StatKey]) -> list[str | None]:
     if len(stat_keys) < 16:
         return [_sha256_file(k) for k in stat_keys]
     workers = min(8, (os.cpu_count() or 2) * 2)

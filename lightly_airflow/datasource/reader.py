@@ -44,9 +44,10 @@ def read_bytes(datasource_uri: str, key: str, credentials: StorageCredentials | 
     fs, root = filesystem(datasource_uri, credentials)
     path = f"{root}/{_checked(key)}"
     try:
-        return fs.cat_file(path)
+        data: bytes = fs.cat_file(path)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise MissingFileError(datasource_uri, key) from None
+    return data
 
 
 def read_many(

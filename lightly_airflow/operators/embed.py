@@ -35,7 +35,7 @@ EXECUTION_MODES = ("local", "kubernetes")
 
 def default_deferrable() -> bool:
     """``[lightly] default_deferrable`` (default True)."""
-    return conf.getboolean("lightly", "default_deferrable", fallback=True)
+    return bool(conf.getboolean("lightly", "default_deferrable", fallback=True))
 
 
 def default_worker_image() -> str:
