@@ -75,6 +75,13 @@ def sibling_uri(manifest_uri: str, kind: str) -> str:
     return f"{parent}/{kind}/{name}"
 
 
+def datapool_of(staging_uri: str) -> str | None:
+    """The datapool a staging file belongs to (``<datapool>/_staging/<run>/…``); ``None`` when it is not under
+    a ``_staging/`` folder (a loose manifest written by hand)."""
+    head, found, _ = staging_uri.rpartition(f"/{STAGING_DIR}/")
+    return head if found and head else None
+
+
 def errors_uri(manifest_uri: str, stage: str) -> str:
     """The error report of ``stage`` for a manifest shard: ``…/errors/<stage>-shard-NNNNN.parquet``."""
     head, _, name = sibling_uri(manifest_uri, ERRORS).rpartition("/")

@@ -21,7 +21,7 @@ from typing import Any
 
 from PIL import Image
 
-from lightly_airflow.staging import STAGING_DIR
+from lightly_airflow.staging import datapool_of
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,9 @@ def thumbnail_name(sample_id: str) -> str:
 
 
 def datapool_of_manifest(manifest_uri: str) -> str | None:
-    """The datapool URI a staging manifest shard belongs to, or ``None`` when it is not under ``_staging/``."""
-    marker = f"/{STAGING_DIR}/"
-    head, found, _ = manifest_uri.rpartition(marker)
-    return head if found and head else None
+    """The datapool URI a staging manifest shard belongs to, or ``None`` when it is not under ``_staging/``
+    (the staging layout is :mod:`lightly_airflow.staging`'s)."""
+    return datapool_of(manifest_uri)
 
 
 def make_thumbnail(img: Image.Image, max_side: int = MAX_SIDE) -> bytes:
