@@ -85,6 +85,13 @@ def _top_margin(k_of: Callable[[int], int]) -> Callable[[dict], tuple[dict, dict
     return make
 
 
+def _switch(ctx: dict) -> tuple[dict, dict]:
+    """Budget-dependent switch: TypiClust-like (typical and diverse) below 3 labels per class, then margin."""
+    if ctx["n_labelled"] < 3 * ctx["n_classes"]:
+        return _cfg(_div(), {"input": E, "strategy": {"type": "TYPICALITY"}}), {}
+    return _cfg(w("uncertainty_margin")), {}
+
+
 def _static(cfg: dict) -> Callable[[dict], tuple[dict, dict]]:
     return lambda ctx: (cfg, {})
 
@@ -99,6 +106,7 @@ STRATEGIES: dict[str, Callable[[dict], tuple[dict, dict]]] = {
     "diversity^0.3 + margin": _static(_cfg(_div(0.3), w("uncertainty_margin"))),
     "top-3*batch margin -> diversity": _top_margin(lambda n: 3 * BATCH),
     "top-10% margin -> diversity": _top_margin(lambda n: max(BATCH, n // 10)),
+    "switch: typical+diverse, then margin": _switch,
     "power: margin * random": _static(_cfg(w("uncertainty_margin"), _rand())),
     "power: margin * random^2": _static(_cfg(w("uncertainty_margin"), _rand(2.0))),
     "power: margin^2 * random": _static(_cfg(w("uncertainty_margin", 2.0), _rand())),
@@ -107,6 +115,9 @@ STRATEGIES: dict[str, Callable[[dict], tuple[dict, dict]]] = {
                                         w("uncertainty_margin"))),
 }
 QUICK_STRATEGIES = ("random", "recipe", "margin", "old: diversity + margin^10")
+DEFAULT_STRATEGIES = ("random", "recipe", "margin", "entropy", "diversity (k-center)", "old: diversity + margin^10",
+                      "diversity^0.3 + margin", "top-3*batch margin -> diversity", "typicality + margin",
+                      "switch: typical+diverse, then margin", "power: margin * random^2")
 
 
 def split(ds: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -208,7 +219,39 @@ def summarise(sizes: np.ndarray, runs: np.ndarray, random_runs: np.ndarray, full
 
     return {"auc": float(np.trapezoid(mean, sizes) / (sizes[-1] - sizes[0])), "need90": need(0.90),
             "need97": need(0.97), "min_vs_random": float(d_mean[worst]), "min_at": int(sizes[worst]),
-            "min_se": float(d_se[worst]), "curve": mean.round(4).tolist()}
+            "min_se": float(d_se[worst]), "curve": mean.round(4).tolist(),
+            "diff_mean": d_mean.round(4).tolist(), "diff_se": d_se.round(4).tolist()}
+
+
+def _fmt(v: int | None, budget: int) -> str:
+    return str(v) if v is not None else f">{budget}"
+
+
+def print_header(dname: str, res: dict) -> None:
+    print(f"\n## {dname} ({res['kind']}; {res['n']} samples, {res['classes']} classes, budget {res['budget']}; "
+          f"whole-pool accuracy {res['full_pool_accuracy']:.3f})")
+    print(f"{'strategy':38s} {'@90%':>5s} {'@97%':>5s} {'AUC':>6s}  {'min-random (at, se)':>22s}")
+
+
+def print_row(name: str, r: dict, budget: int, suffix: str = "") -> None:
+    print(f"{name:38s} {_fmt(r['need90'], budget):>5s} {_fmt(r['need97'], budget):>5s} {r['auc']:6.3f}  "
+          f"{r['min_vs_random']:+.3f} ({r['min_at']:3d}, {r['min_se']:.3f}){suffix}", flush=True)
+
+
+def print_summary(results: dict) -> None:
+    names = list(next(iter(results.values()))["strategies"])
+    print("\n## summary over datasets (AUC; worst = min over datasets and budgets of mean accuracy − random;"
+          " significant = below random by more than 2 paired standard errors)")
+    print(f"{'strategy':38s} {'mean AUC':>8s} {'vs margin':>9s} {'>=random':>9s} {'worst':>7s} {'signif.':>7s}")
+    for n in names:
+        rs = [results[d]["strategies"][n] for d in results if n in results[d]["strategies"]]
+        vs_m = [results[d]["strategies"][n]["auc"] - results[d]["strategies"]["margin"]["auc"] for d in results
+                if n in results[d]["strategies"] and "margin" in results[d]["strategies"]]
+        worst = min(r["min_vs_random"] for r in rs)
+        ok = sum(r["min_vs_random"] >= 0 for r in rs)
+        signif = sum(any(m < -2 * e for m, e in zip(r["diff_mean"], r["diff_se"], strict=True)) for r in rs)
+        print(f"{n:38s} {np.mean([r['auc'] for r in rs]):8.3f} {np.mean(vs_m) if vs_m else float('nan'):+9.3f} "
+              f"{ok:>5d}/{len(rs):<3d} {worst:+7.3f} {signif:>7d}")
 
 
 def main() -> None:
@@ -218,10 +261,23 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="*", choices=list(DATASETS), help="only these datasets")
     ap.add_argument("--only", nargs="*", help="only these strategy names (random always runs)")
     ap.add_argument("--json", help="write every curve and figure to this JSON file")
+    ap.add_argument("--merge", nargs="*", help="print the tables of earlier --json files (runs nothing)")
     ap.add_argument("--png", help="plot the mean curves of each dataset into this PNG")
     a = ap.parse_args()
+    if a.merge:
+        results = {}
+        for f in a.merge:
+            results.update(json.loads(Path(f).read_text())["results"])
+        for dname, res in results.items():
+            print_header(dname, res)
+            for n, r in res["strategies"].items():
+                print_row(n, r, res["budget"])
+        print_summary(results)
+        if a.png:
+            plot(results, a.png)
+        return
     seeds = a.seeds or (5 if a.quick else 10)
-    names = list(a.only) if a.only else list(QUICK_STRATEGIES if a.quick else STRATEGIES)
+    names = list(a.only) if a.only else list(QUICK_STRATEGIES if a.quick else DEFAULT_STRATEGIES)
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown:
         ap.error(f"unknown strategies {unknown}; known: {list(STRATEGIES)}")
@@ -235,37 +291,20 @@ def main() -> None:
     for dname in a.datasets or list(DATASETS):
         ds = DATASETS[dname]()
         sizes = np.arange(INITIAL, ds.budget + 1, BATCH)
-        full = full_pool_accuracy(ds, seeds)
-        print(f"\n## {dname} ({ds.kind}; {len(ds.y)} samples, {int(ds.y.max()) + 1} classes, budget {ds.budget}; "
-              f"whole-pool accuracy {full:.3f})")
-        print(f"{'strategy':34s} {'@90%':>5s} {'@97%':>5s} {'AUC':>6s}  {'min-random (at, se)':>22s}")
-        runs = {n: np.array([run(ds, n, s) for s in range(seeds)]) for n in names[:1]}
-        res = {"kind": ds.kind, "full_pool_accuracy": full, "budget": ds.budget, "strategies": {}}
+        res = {"kind": ds.kind, "n": len(ds.y), "classes": int(ds.y.max()) + 1, "budget": ds.budget,
+               "full_pool_accuracy": full_pool_accuracy(ds, seeds), "seeds": seeds, "strategies": {}}
+        print_header(dname, res)
+        runs: dict[str, np.ndarray] = {}
         for n in names:
-            if n not in runs:
-                runs[n] = np.array([run(ds, n, s) for s in range(seeds)])
-            r = summarise(sizes, runs[n], runs["random"], full)
+            runs[n] = np.array([run(ds, n, s) for s in range(seeds)])
+            r = summarise(sizes, runs[n], runs["random"], res["full_pool_accuracy"])
             res["strategies"][n] = r
-
-            def fmt(v: int | None, budget: int = ds.budget) -> str:
-                return str(v) if v is not None else f">{budget}"
-
-            print(f"{n:34s} {fmt(r['need90']):>5s} {fmt(r['need97']):>5s} {r['auc']:6.3f}  "
-                  f"{r['min_vs_random']:+.3f} ({r['min_at']:3d}, {r['min_se']:.3f})   "
-                  f"[{time.monotonic() - t0:.0f} s]", flush=True)
+            print_row(n, r, ds.budget, f"   [{time.monotonic() - t0:.0f} s]")
         results[dname] = res
-    print("\n## summary over datasets (AUC; worst = min over datasets and budgets of mean accuracy − random)")
-    print(f"{'strategy':34s} {'mean AUC':>8s} {'vs margin':>9s} {'wins>=rnd':>9s} {'worst':>7s}")
-    for n in names:
-        aucs = [results[d]["strategies"][n]["auc"] for d in results]
-        vs_m = ([results[d]["strategies"][n]["auc"] - results[d]["strategies"]["margin"]["auc"] for d in results]
-                if all("margin" in results[d]["strategies"] for d in results) else [float("nan")])
-        worst = min(results[d]["strategies"][n]["min_vs_random"] for d in results)
-        ok = sum(results[d]["strategies"][n]["min_vs_random"] >= 0 for d in results)
-        print(f"{n:34s} {np.mean(aucs):8.3f} {np.mean(vs_m):+9.3f} {ok:>5d}/{len(results):<3d} {worst:+7.3f}")
+        if a.json:  # after every dataset: a long run that is stopped keeps what it measured
+            Path(a.json).write_text(json.dumps({"seeds": seeds, "results": results}, indent=1))
+    print_summary(results)
     print(f"total {time.monotonic() - t0:.0f} s")
-    if a.json:
-        Path(a.json).write_text(json.dumps({"seeds": seeds, "results": results}, indent=1))
     if a.png:
         plot(results, a.png)
 

@@ -84,7 +84,7 @@ def _polygon(k: int, r: float, rot: float, cx: float, cy: float, star: bool = Fa
     return cy + rad * np.sin(ang), cx + rad * np.cos(ang)
 
 
-def render_silhouettes(n: int, size: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def render_silhouettes(n: int, size: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` binary silhouettes (uint8 0/255, (n, size, size)) of 10 shape classes at random pose."""
     from skimage.draw import disk, ellipse, polygon
 
@@ -187,7 +187,7 @@ def digits_imbalanced() -> Dataset:
 
 
 def silhouettes(embedding: str) -> Dataset:
-    imgs, y = render_silhouettes(2000, seed=7)
+    imgs, y = render_silhouettes(1500, seed=7)
     x = imgs.reshape(len(imgs), -1) / 255.0
     if embedding == "pixels":
         emb = _l2(x)
