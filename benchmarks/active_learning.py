@@ -106,8 +106,8 @@ STRATEGIES: dict[str, Callable[[dict], tuple[dict, dict]]] = {
     "diversity^0.3 + margin": _static(_cfg(_div(0.3), w("uncertainty_margin"))),
     "top-3*batch margin -> diversity": _top_margin(lambda n: 3 * BATCH),
     "top-10% margin -> diversity": _top_margin(lambda n: max(BATCH, n // 10)),
-    "switch: typical+diverse, then margin": _switch,
     "power: margin * random": _static(_cfg(w("uncertainty_margin"), _rand())),
+    "switch: typical+diverse, then margin": _switch,
     "power: margin * random^2": _static(_cfg(w("uncertainty_margin"), _rand(2.0))),
     "power: margin^2 * random": _static(_cfg(w("uncertainty_margin", 2.0), _rand())),
     "power: margin^4 * random": _static(_cfg(w("uncertainty_margin", 4.0), _rand())),
@@ -117,7 +117,7 @@ STRATEGIES: dict[str, Callable[[dict], tuple[dict, dict]]] = {
 QUICK_STRATEGIES = ("random", "recipe", "margin", "old: diversity + margin^10")
 DEFAULT_STRATEGIES = ("random", "recipe", "margin", "entropy", "diversity (k-center)", "old: diversity + margin^10",
                       "diversity^0.3 + margin", "top-3*batch margin -> diversity", "typicality + margin",
-                      "switch: typical+diverse, then margin", "power: margin * random^2")
+                      "power: margin * random", "power: margin * random^2")
 
 
 def split(ds: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -254,6 +254,39 @@ def print_summary(results: dict) -> None:
               f"{ok:>5d}/{len(rs):<3d} {worst:+7.3f} {signif:>7d}")
 
 
+def print_markdown(results: dict) -> None:
+    """Two Markdown tables: AUC per dataset and strategy, and the worst budget against random."""
+    names = list(next(iter(results.values()))["strategies"])
+    short = {d: d.replace("breast_cancer", "bc") for d in results}
+    print("| strategy | " + " | ".join(short[d] for d in results) + " | mean | vs margin |")
+    print("|---" * (len(results) + 3) + "|")
+    for n in names:
+        aucs = [results[d]["strategies"][n]["auc"] for d in results]
+        vs = np.mean([a - results[d]["strategies"]["margin"]["auc"] for a, d in zip(aucs, results, strict=True)])
+        cells = []
+        for d, auc in zip(results, aucs, strict=True):
+            best = max(r["auc"] for r in results[d]["strategies"].values())
+            cells.append(f"**{auc:.3f}**" if auc >= best - 1e-9 else f"{auc:.3f}")
+        print(f"| {n} | " + " | ".join(cells) + f" | {np.mean(aucs):.3f} | {vs:+.3f} |")
+    print()
+    print("| strategy | " + " | ".join(short[d] for d in results) + " |")
+    print("|---" * (len(results) + 1) + "|")
+    for n in names:
+        cells = []
+        for d in results:
+            r = results[d]["strategies"][n]
+            sig = any(m < -2 * e for m, e in zip(r["diff_mean"], r["diff_se"], strict=True))
+            cells.append(f"{r['min_vs_random']:+.3f}@{r['min_at']}{'*' if sig else ''}")
+        print(f"| {n} | " + " | ".join(cells) + " |")
+    print()
+    print("| dataset | " + " | ".join(f"{n} @90% / @97%" for n in ("random", "margin", "recipe")) + " |")
+    print("|---" * 4 + "|")
+    for d, res in results.items():
+        cells = [f"{_fmt(res['strategies'][n]['need90'], res['budget'])} / "
+                 f"{_fmt(res['strategies'][n]['need97'], res['budget'])}" for n in ("random", "margin", "recipe")]
+        print(f"| {d} ({res['kind']}, whole pool {res['full_pool_accuracy']:.3f}) | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="5 seeds, the recipe against random/margin/old recipe")
@@ -262,12 +295,23 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="only these strategy names (random always runs)")
     ap.add_argument("--json", help="write every curve and figure to this JSON file")
     ap.add_argument("--merge", nargs="*", help="print the tables of earlier --json files (runs nothing)")
+    ap.add_argument("--markdown", action="store_true", help="with --merge: print the tables as Markdown")
     ap.add_argument("--png", help="plot the mean curves of each dataset into this PNG")
     a = ap.parse_args()
     if a.merge:
         results = {}
-        for f in a.merge:
-            results.update(json.loads(Path(f).read_text())["results"])
+        for f in a.merge:  # later files add strategies (and datasets) to earlier ones
+            for d, res in json.loads(Path(f).read_text())["results"].items():
+                if d in results:
+                    results[d]["strategies"].update(res["strategies"])
+                else:
+                    results[d] = res
+        for res in results.values():  # random and the recipe first, then the rest in the order measured
+            st = res["strategies"]
+            res["strategies"] = {n: st[n] for n in ("random", "recipe", "margin") if n in st} | st
+        if a.markdown:
+            print_markdown(results)
+            return
         for dname, res in results.items():
             print_header(dname, res)
             for n, r in res["strategies"].items():

@@ -241,11 +241,34 @@ def input_kind(inp: Any) -> str:
     return f"PREDICTIONS.{inp.name}" if inp.type == "PREDICTIONS" else str(inp.type)
 
 
+class When(_Strict):
+    """Extension (not in Lightly's format): use the entry only while the datapool holds a number of
+    preselected samples (the labelled set, in an active-learning loop) in ``[min_preselected,
+    max_preselected]``; a budget-dependent switch (see ``lightly-airflow recipe active-learning``)."""
+
+    min_preselected: int | None = Field(None, ge=0)
+    max_preselected: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> When:
+        lo, hi = self.min_preselected, self.max_preselected
+        if lo is not None and hi is not None and lo > hi:
+            raise Problems([("", {"min_preselected": lo, "max_preselected": hi},
+                             "min_preselected must not exceed max_preselected")])
+        return self
+
+    def applies(self, n_preselected: int) -> bool:
+        """Whether the entry is used with ``n_preselected`` samples already selected."""
+        return ((self.min_preselected is None or n_preselected >= self.min_preselected)
+                and (self.max_preselected is None or n_preselected <= self.max_preselected))
+
+
 class StrategyEntry(_Strict):
-    """One ``{"input": ..., "strategy": ...}`` pair."""
+    """One ``{"input": ..., "strategy": ...}`` pair (``when``: only for some numbers of preselected samples)."""
 
     input: Input
     strategy: Strategy
+    when: When | None = None
 
     @model_validator(mode="after")
     def _valid_pair(self) -> StrategyEntry:

@@ -115,14 +115,22 @@ def select(
     cfg = parse_selection_config(config)
     if C.KEY not in candidates.column_names:
         raise ValueError("candidates: the samples table needs a 'key' column")
+    n_pre = preselected.num_rows if preselected is not None else 0
+    entries = [(f"strategies[{i}]", e) for i, e in enumerate(cfg.strategies) if e.when is None or e.when.applies(n_pre)]
+    inactive = [f"strategies[{i}]" for i, e in enumerate(cfg.strategies) if e.when is not None
+                and not e.when.applies(n_pre)]
+    if inactive:
+        logger.info("selection: %s not used with %d preselected samples (their 'when')", inactive, n_pre)
+    if not any(not isinstance(e.strategy, ThresholdStrategy) for _, e in entries):
+        raise ValueError(f"no strategy applies with {n_pre} preselected samples: every non-THRESHOLD strategy "
+                         "has a 'when' that excludes it; widen a 'when' range or add a strategy without one")
     n_all = candidates.num_rows
     n_target = cfg.target_count(n_all)
     ctx = Context(table=candidates, keep=np.arange(n_all), n_target=n_target, preselected=preselected,
                   query_embeddings=query_embeddings, seed=seed)
     keep = np.ones(n_all, dtype=bool)
     diversity_at: str | None = None
-    for i, entry in enumerate(cfg.strategies):
-        path = f"strategies[{i}]"
+    for path, entry in entries:
         inp, strat = entry.input, entry.strategy
         if isinstance(inp, EmbeddingsInput) and inp.task is not None:
             raise missing_column_error(path + ".input.task", f"{C.EMBEDDING} of objects of task {inp.task!r}",
@@ -142,8 +150,8 @@ def select(
             ctx.count_missing(input_column(inp), int(np.isnan(v).sum()), "THRESHOLD: fails the filter")
             keep &= _threshold_mask(v, strat)
     ctx.keep = np.flatnonzero(keep)
-    objectives = [build_objective(f"strategies[{i}]", e.input, e.strategy, ctx)
-                  for i, e in enumerate(cfg.strategies) if not isinstance(e.strategy, ThresholdStrategy)]
+    objectives = [build_objective(path, e.input, e.strategy, ctx)
+                  for path, e in entries if not isinstance(e.strategy, ThresholdStrategy)]
 
     picks, reason, values, scores = greedy(objectives, n_target)
     indices = ctx.keep[picks] if len(picks) else np.zeros(0, dtype=np.int64)
@@ -155,6 +163,7 @@ def select(
     metrics.update({"n_candidates": n_all, "n_after_thresholds": len(ctx.keep), "n_target": n_target,
                     "n_selected": len(indices), "stop_reason": reason,
                     "missing_inputs": dict(sorted(ctx.missing.items())), "objectives": reports,
+                    "inactive_strategies": inactive,
                     "seconds": round(time.monotonic() - t0, 3)})
     logger.info("selection: %s", json.dumps(metrics, sort_keys=True))
     details = pick_details_table(keys, scores, objectives, values)

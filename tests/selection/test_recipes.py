@@ -29,8 +29,8 @@ def test_cli_prints_a_config_that_parses_and_selects(capsys) -> None:  # noqa: A
     parsed = parse_selection_config(cfg)
     assert parsed.n_samples == 7
     inputs = [e.input for e in parsed.strategies]
-    # Only the task's classification scores and (optionally) embeddings / a random draw: nothing else.
-    assert {i.type for i in inputs} <= {"SCORES", "EMBEDDINGS", "RANDOM"}
+    # Only the task's classification scores and the embeddings: nothing else.
+    assert {i.type for i in inputs} == {"SCORES", "EMBEDDINGS"}
     assert all(i.task == "animals" and i.score.startswith("uncertainty_") for i in inputs if i.type == "SCORES")
     rng = np.random.default_rng(0)
     n = 200
@@ -41,13 +41,48 @@ def test_cli_prints_a_config_that_parses_and_selects(capsys) -> None:  # noqa: A
     pre = pa.table({"key": ["p0", "p1"], "embedding": pa.array(list(emb[:2] + 0.01))})
     r = select(pa.table(cols), cfg, preselected=pre, seed=3)
     assert len(r.indices) == 7 and len(set(r.indices.tolist())) == 7
-    # Default batch size.
+    # Default batch size; --cold-start 0 is margin sampling alone.
     assert _printed_config(capsys, "--task", "animals")["n_samples"] == 10
+    assert _printed_config(capsys, "--task", "animals", "--cold-start", "0")["strategies"] == [
+        {"input": {"type": "SCORES", "task": "animals", "score": "uncertainty_margin"},
+         "strategy": {"type": "WEIGHTS"}}]
+
+
+def test_when_switches_strategies_by_the_number_of_preselected_samples(digits_table) -> None:  # noqa: ANN001
+    """The recipe's budget switch: typical + diverse picks below ``cold_start`` preselected, margin from it."""
+    rng = np.random.default_rng(1)
+    margin = rng.random(digits_table.num_rows)
+    t = digits_table.append_column("scores.cls.uncertainty_margin", pa.array(margin))
+    emb = np.stack(t.column("embedding").to_numpy(zero_copy_only=False))
+    cfg = active_learning_config("cls", 10, cold_start=5)
+    early = {"n_samples": 10, "strategies": [{"input": e["input"], "strategy": e["strategy"]}
+                                             for e in cfg["strategies"] if e["input"]["type"] == "EMBEDDINGS"]}
+    by_margin = np.argsort(-margin, kind="stable")[:10].tolist()
+    for n_pre, expected_early in ((0, True), (4, True), (5, False), (50, False)):
+        pre = pa.table({"key": [f"p{i}" for i in range(n_pre)],
+                        "embedding": pa.array(list(emb[-n_pre:] if n_pre else emb[:0]), pa.list_(pa.float32()))})
+        r = select(t, cfg, preselected=pre)
+        if expected_early:
+            assert r.indices.tolist() == select(t, early, preselected=pre).indices.tolist()
+            assert r.metrics["inactive_strategies"] == ["strategies[2]"]
+        else:
+            assert r.indices.tolist() == by_margin
+            assert r.metrics["inactive_strategies"] == ["strategies[0]", "strategies[1]"]
+    no_strategy = {"n_samples": 3, "strategies": [
+        {"input": {"type": "RANDOM"}, "strategy": {"type": "WEIGHTS"}, "when": {"min_preselected": 100}}]}
+    with pytest.raises(ValueError, match="no strategy applies with 0 preselected"):
+        select(t, no_strategy)
+    with pytest.raises(Exception, match="min_preselected must not exceed max_preselected"):
+        parse_selection_config({"n_samples": 3, "strategies": [
+            {"input": {"type": "RANDOM"}, "strategy": {"type": "WEIGHTS"},
+             "when": {"min_preselected": 5, "max_preselected": 2}}]})
 
 
 def test_cli_rejects_bad_arguments(capsys) -> None:  # noqa: ANN001
     assert main(["recipe", "active-learning", "--task", "x", "--n-samples", "0"]) == 1
     assert "--n-samples" in capsys.readouterr().err
+    assert main(["recipe", "active-learning", "--task", "x", "--cold-start", "-1"]) == 1
+    assert "--cold-start" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["recipe", "active-learning"])  # --task is required
     with pytest.raises(SystemExit):
