@@ -82,6 +82,10 @@ class RunSummary:
     metrics: dict[str, Any] = field(default_factory=dict)
     #: Options the run was given that have no effect here, each with the reason (worker_config keys).
     notes: list[str] = field(default_factory=list)
+    #: Samples lacking an input a strategy reads, per input column (``preselected:<column>`` for the pool's).
+    missing_inputs: dict[str, int] = field(default_factory=dict)
+    #: Goals the selection missed and why (e.g. a BALANCE class whose samples all lack a WEIGHTS score).
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -511,7 +515,11 @@ def select_and_commit(
             pool_selected_before=0 if preselected is None else preselected.num_rows,
             problems=problems, problems_uri=problems_uri,
             metrics=_jsonable(metrics), notes=[*(notes or []), *config.notes()],
+            missing_inputs={str(k): int(v) for k, v in (metrics.get("missing_inputs") or {}).items()},
+            warnings=selection_warnings(candidates, config, metrics),
         )
+        for line in summary.warnings:
+            log.warning("selection: %s", line)
         if dry_run:
             summary.report_uri = _report(out, datapool_uri, run_id, summary, config, preselected, datapool_credentials)
             log.info("Dry run (enable_datapool_update=false): selected %d samples, committed nothing.", len(picked_keys))
@@ -553,6 +561,68 @@ def _with_pick_details(rows: pa.Table, details: pa.Table | None, ranks: list[int
 #: Where run reports live (owned by :mod:`lightly_airflow.staging`; re-exported for existing callers).
 REPORTS_DIR = staging.REPORTS_DIR
 reports_dir = staging.reports_dir
+
+
+def selection_warnings(candidates: pa.Table, config: Any, metrics: Mapping[str, Any]) -> list[str]:
+    """Goals the selection missed, each with the cause where the inputs show it.
+
+    A BALANCE class whose share of the selection stays well below its target is reported; when every
+    candidate of that class lacks the input of another strategy (e.g. photos without the digits task's
+    ``uncertainty_margin``: the missing-input rule ranks them last, docs/selection.md), the warning names that
+    input and the fix.
+    """
+    from lightly_airflow.selection.inputs import input_column
+
+    out: list[str] = []
+    reports = metrics.get("objectives") or {}
+    for i, entry in enumerate(getattr(config, "strategies", [])):
+        if entry.strategy.type != "BALANCE":
+            continue
+        report = reports.get(f"strategies[{i}]") or next(
+            (r for r in reports.values() if isinstance(r, dict) and r.get("input") == input_column(entry.input)
+             and r.get("kind") == "BALANCE"), None)
+        if not isinstance(report, dict) or "classes" not in report:
+            continue
+        for name, target, achieved in zip(report["classes"], report["target"], report["achieved"]):
+            if target is None or achieved is None or target <= 0 or achieved >= 0.5 * target:
+                continue
+            line = (f"strategies[{i}] BALANCE: class {name!r} got {achieved:.0%} of the selection, target "
+                    f"{target:.0%}.")
+            cause = _class_lacks_input(candidates, config, i, str(name))
+            out.append(line + (f" {cause}" if cause else ""))
+    return out
+
+
+def _class_lacks_input(candidates: pa.Table, config: Any, balance_index: int, name: str) -> str | None:
+    """Why a BALANCE class on a METADATA key missed: every candidate of it lacks another strategy's input."""
+    from lightly_airflow.selection.inputs import input_column
+
+    balance = config.strategies[balance_index].input
+    if balance.type != "METADATA":
+        return None
+    class_col = input_column(balance)
+    if class_col not in candidates.column_names:
+        return None
+    members = pc.equal(pc.cast(candidates.column(class_col), pa.string()), name)
+    rows = candidates.filter(pc.fill_null(members, False))
+    if rows.num_rows == 0:
+        return "No candidate of this run has it."
+    for j, entry in enumerate(config.strategies):
+        if j == balance_index or entry.strategy.type not in ("WEIGHTS", "THRESHOLD") or entry.input.type == "RANDOM":
+            continue
+        col = input_column(entry.input)
+        if col not in rows.column_names or "*" in col:
+            continue
+        values = rows.column(col)
+        lacking = pc.sum(pc.cast(pc.or_kleene(pc.is_null(values), pc.is_nan(pc.cast(values, pa.float64()))),
+                                 pa.int64())).as_py() if pa.types.is_floating(values.type) or pa.types.is_integer(
+            values.type) else pc.sum(pc.cast(pc.is_null(values), pa.int64())).as_py()
+        if lacking == rows.num_rows:
+            effect = "fails the filter" if entry.strategy.type == "THRESHOLD" else "ranks last"
+            return (f"All {rows.num_rows} of its candidates lack {col!r} (strategies[{j}], {entry.strategy.type}): "
+                    f"a sample without it {effect} (docs/selection.md, Missing inputs). Fix: give those samples the "
+                    "input (e.g. predictions for them), or remove that strategy.")
+    return None
 
 
 def remove_staging(datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> None:
