@@ -118,6 +118,20 @@ with DAG(
             None, type=["null", "string"], title="Tag name",
             description="Tag of this run's selection. Empty: derived from the run.",
         ),
+        "query_tag_name": Param(
+            None, type=["null", "string"], title="Query tag",
+            description="Active learning: select only among the samples of this tag. Empty: every candidate.",
+        ),
+        "preselected_tag_name": Param(
+            None, type=["null", "string"], title="Preselected tag",
+            description="Active learning: samples counted as already selected (the labelled set). Empty: "
+            "everything selected so far (initial-tag).",
+        ),
+        "n_samples_meaning": Param(
+            "new", type="string", enum=["new", "total"], title="n_samples means",
+            description="new: n_samples new picks. total: Lightly's active-learning meaning, the size of the "
+            "labelled set (preselected + new) after this run.",
+        ),
         "execution_mode": Param(
             "local", type="string", enum=["local", "kubernetes"], title="Execution mode",
             description="Embed in the Airflow worker on CPU, or in GPU pods on Kubernetes.",
@@ -129,6 +143,13 @@ with DAG(
         "datasource_conn_id": "{{ params.datasource_conn_id }}",
         "datapool_conn_id": "{{ params.datapool_conn_id }}",
         "lightly_conn_id": "{{ params.lightly_conn_id }}",
+    }
+
+    #: The active-learning params (lightly_airflow/active_learning.py), checked by the list task.
+    active_learning = {
+        "query_tag_name": "{{ params.query_tag_name }}",
+        "preselected_tag_name": "{{ params.preselected_tag_name }}",
+        "n_samples_meaning": "{{ params.n_samples_meaning }}",
     }
 
     wait_for_new_files = NewFilesSensor(
@@ -154,6 +175,7 @@ with DAG(
         worker_config="{{ params.worker_config }}",
         lightly_config="{{ params.lightly_config }}",
         tag_name="{{ params.tag_name }}",
+        active_learning=active_learning,
         **common,
     )
     manifests = list_new_files.output
@@ -193,6 +215,7 @@ with DAG(
         tag_name="{{ params.tag_name }}",
         worker_config="{{ params.worker_config }}",
         lightly_config="{{ params.lightly_config }}",
+        active_learning=active_learning,
         asset=datapool_asset,
         trigger_rule="none_failed_min_one_success",
         **common,

@@ -120,6 +120,7 @@ def validate_params(
     lightly_credentials: StorageCredentials | None = None,
     lightly_config: Any = None,
     datapool_credentials: StorageCredentials | None = None,
+    active_learning: Mapping[str, Any] | None = None,
 ) -> tuple[Any, Any]:
     """Check every run parameter before any work starts; return the parsed selection and worker configs.
 
@@ -158,7 +159,33 @@ def validate_params(
         selection, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials,
         datapool_credentials=datapool_credentials,
     )
+    if active_learning:
+        check_active_learning(active_learning, datapool_uri, datapool_credentials)
     return selection, worker
+
+
+def check_active_learning(
+    options: Mapping[str, Any], datapool_uri: str, credentials: StorageCredentials | None = None
+) -> None:
+    """The active-learning params (``query_tag_name``, ``preselected_tag_name``, ``n_samples_meaning``) are
+    valid and name tags the datapool has."""
+    from lightly_airflow.active_learning import QueryOptions
+
+    try:
+        al = QueryOptions(**dict(options))
+    except (TypeError, ValueError) as exc:
+        raise ParamError("n_samples_meaning", str(exc), "use 'new' or 'total'.") from None
+    names = [(p, getattr(al, p)) for p in ("query_tag_name", "preselected_tag_name") if getattr(al, p)]
+    if not names:
+        return
+    from lightly_airflow.datapool import Datapool
+
+    pool = Datapool(datapool_uri, credentials)
+    known = {t["name"] for t in pool.tags()} if pool.exists() else set()
+    for param, name in names:
+        if name not in known:
+            raise ParamError(param, f"the datapool {datapool_uri} has no tag {name!r} (tags: {sorted(known)}).",
+                             "name a tag of an earlier run (`lightly-airflow datapool tags`), or leave it empty.")
 
 
 def check_selection_inputs(
@@ -421,6 +448,7 @@ def select_and_commit(
     query_embeddings: Mapping[tuple[str, str], np.ndarray] | None = None,
     max_attempts: int = 3,
     notes: list[str] | None = None,
+    active_learning: Any = None,
 ) -> RunSummary:
     """Select from the run's samples and commit them to the datapool in one atomic, idempotent version.
 
@@ -438,13 +466,18 @@ def select_and_commit(
         config (a datapool URI or Parquet file and a tag, read with the datapool's credentials).
     :param max_attempts: how often to re-read and re-select when another run commits concurrently.
     :param notes: options of the run that have no effect here, with the reason; shown in the summary.
+    :param active_learning: a :class:`~lightly_airflow.active_learning.QueryOptions` (``query_tag_name``,
+        ``preselected_tag_name``, ``n_samples_meaning``); default: every candidate, ``initial-tag``
+        preselected, ``n_samples`` new picks.
     """
+    from lightly_airflow.active_learning import QueryOptions
     from lightly_airflow.config import parse_selection_config
     from lightly_airflow.datapool import Datapool, Snapshot, with_snapshots
     from lightly_airflow.metadata import mark_duplicates
     from lightly_airflow.selection import select
 
     config = parse_selection_config(selection_config)
+    al = active_learning if isinstance(active_learning, QueryOptions) else QueryOptions(**(active_learning or {}))
     pool = Datapool(datapool_uri, datapool_credentials)
     first = pool.snapshot()
     done = first.committed_version(run_id)
@@ -473,26 +506,31 @@ def select_and_commit(
                 pc.and_(pc.equal(known.column(C.STATUS), C.STATUS_OK), pc.invert(pc.is_in(known.column(C.KEY), run_keys)))
             ).select([C.KEY, C.CONTENT_HASH])
         marked = mark_duplicates(rows, known_ok) if C.CONTENT_HASH in rows.column_names else rows
-        preselected = snap.selected() if read_version is not None else None
+        # Preselected: everything selected so far (initial-tag), or the samples of preselected_tag_name.
+        preselected = al.preselected(snap) if read_version is not None else None
         ok_mask = pc.equal(marked.column(C.STATUS), C.STATUS_OK)
         if preselected is not None and preselected.num_rows:
             # Samples the pool already selected are context for this run, not candidates again.
             ok_mask = pc.and_(ok_mask, pc.invert(pc.is_in(marked.column(C.KEY), preselected.column(C.KEY))))
         candidates = marked.filter(ok_mask)
+        if read_version is not None:
+            candidates = al.restrict(candidates, snap)  # query_tag_name: only that tag's samples
         candidates = _with_schema_metadata(candidates, meta)
+        run_config, n_new = al.dag_count(config, 0 if preselected is None else preselected.num_rows)
         log.info(
             "Selecting from %d candidates (%d of the run's files are not ok or were selected before) with %d "
             "samples already selected in the pool (version %s).", candidates.num_rows,
             marked.num_rows - candidates.num_rows, 0 if preselected is None else preselected.num_rows, read_version,
         )
         details = None
-        if candidates.num_rows:
-            result = select(candidates, config, preselected=preselected, query_embeddings=query_embeddings)
+        if candidates.num_rows and n_new != 0:
+            result = select(candidates, run_config, preselected=preselected, query_embeddings=query_embeddings)
             picked_keys = list(result.keys)
             metrics = dict(result.metrics)
             details = result.pick_details
         else:
-            picked_keys, metrics = [], {"stop_reason": "no candidates"}
+            reason = "no candidates" if not candidates.num_rows else "the labelled set already holds n_samples"
+            picked_keys, metrics = [], {"stop_reason": reason}
         rank = {k: i for i, k in enumerate(picked_keys)}
         keys = marked.column(C.KEY).to_pylist()
         selected = pa.array([k in rank for k in keys], pa.bool_())

@@ -38,6 +38,8 @@ class ListNewFilesOperator(LightlyBaseOperator):
     :param worker_config: Lightly worker-config keys (``relevant_filenames_file``, ...), validated here.
     :param lightly_config: Lightly's embedding settings (``model``, ``loader``, ``collate``), validated here;
         the embed options they ask for are pushed under the XCom key ``embed_overrides``.
+    :param active_learning: the active-learning params (query/preselected tag, ``n_samples_meaning``),
+        checked here against the datapool's tags.
     :param max_shards: upper bound on manifest shards (Airflow maps at most 1024 by default).
     :param tag_name: the run's tag, checked here (name, ``initial-tag``, used by another run) so a tag the
         commit would refuse fails this first task.
@@ -45,7 +47,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
 
     template_fields: Sequence[str] = (
         *LightlyBaseOperator.template_fields, "datasource_uri", "lightly_uri", "process_all", "tag_name",
-        "selection_config", "worker_config", "lightly_config",
+        "selection_config", "worker_config", "lightly_config", "active_learning",
     )
 
     def __init__(
@@ -57,6 +59,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
         selection_config: dict[str, Any] | str | None = None,
         worker_config: dict[str, Any] | str | None = None,
         lightly_config: dict[str, Any] | str | None = None,
+        active_learning: dict[str, Any] | None = None,
         max_shards: int = 1024,
         tag_name: str | None = None,
         **kwargs: Any,
@@ -68,6 +71,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
         self.selection_config = selection_config
         self.worker_config = worker_config
         self.lightly_config = lightly_config
+        self.active_learning = active_learning
         self.max_shards = max_shards
         self.tag_name = tag_name
 
@@ -98,6 +102,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
                 datasource_credentials=self.datasource_credentials,
                 lightly_credentials=self.lightly_credentials,
                 datapool_credentials=self.datapool_credentials,
+                active_learning=self.active_learning or None,
             )
             embeddings_csv = custom_embeddings_uri(
                 worker, self.lightly_uri or self.datasource_uri, self.lightly_credentials

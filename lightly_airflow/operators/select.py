@@ -23,12 +23,14 @@ class SelectAndCommitOperator(LightlyBaseOperator):
     :param tag_name: the run's tag; default derived from the run id.
     :param worker_config: Lightly worker-config keys; ``datasource.enable_datapool_update=false`` is a dry run.
     :param lightly_config: Lightly's embedding settings; keys without effect are listed in the summary's notes.
+    :param active_learning: ``{"query_tag_name", "preselected_tag_name", "n_samples_meaning"}`` (templated
+        values), see :mod:`lightly_airflow.active_learning`.
     :param asset: the datapool asset to emit an event on.
     """
 
     template_fields: Sequence[str] = (
         *LightlyBaseOperator.template_fields, "manifests", "selection_config", "tag_name", "worker_config",
-        "lightly_config",
+        "lightly_config", "active_learning",
     )
     ui_color = "#b9e4d5"
     operator_extra_links = (ReportLink(),)
@@ -41,6 +43,7 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         tag_name: str | None = None,
         worker_config: dict[str, Any] | str | None = None,
         lightly_config: dict[str, Any] | str | None = None,
+        active_learning: dict[str, Any] | None = None,
         asset: Asset | None = None,
         **kwargs: Any,
     ) -> None:
@@ -52,6 +55,7 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         self.tag_name = tag_name
         self.worker_config = worker_config
         self.lightly_config = lightly_config
+        self.active_learning = active_learning
         self.asset = asset
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -69,6 +73,7 @@ class SelectAndCommitOperator(LightlyBaseOperator):
             tag=self.tag_name or None,
             dry_run=not worker.datasource.enable_datapool_update,
             datapool_credentials=self.datapool_credentials,
+            active_learning=self.active_learning or None,
             notes=[*(f"worker_config.{note}" for note in worker.notes()),
                    *(f"lightly_config.{note}" for note in parse_lightly_config(self.lightly_config or {}).notes())],
         )

@@ -36,7 +36,7 @@ def _rows_of(pool, run_id: str):
 #: and a conf value of an earlier run (a connection id) must not leak into the next test's run.
 BASE_CONF = {
     "lightly_uri": None, "process_all": False, "worker_config": {}, "lightly_config": {}, "tag_name": None,
-    "execution_mode": "local",
+    "execution_mode": "local", "query_tag_name": None, "preselected_tag_name": None, "n_samples_meaning": "new",
     "datasource_conn_id": None, "datapool_conn_id": None, "lightly_conn_id": None,
 }
 
@@ -389,3 +389,65 @@ def test_default_config_works_on_a_datasource_without_lightly_folder(airflow_db,
     assert states["wait_for_new_files"] == "failed", states
     assert states["list_new_files"] == "upstream_failed" and states["select_and_commit"] != "success"
     assert time.monotonic() - started < 60
+
+
+def _write_predictions(source, task: str, probs_by_key: dict) -> None:
+    """A classification task in .lightly/predictions/ (Lightly's format) with one file per image."""
+    import json
+
+    folder = source / ".lightly" / "predictions"
+    (folder / task).mkdir(parents=True, exist_ok=True)
+    (folder / "tasks.json").write_text(json.dumps([task]))
+    (folder / task / "schema.json").write_text(json.dumps(
+        {"task_type": "classification", "categories": [{"id": i, "name": str(i)} for i in range(10)]}))
+    for key, p in probs_by_key.items():
+        stem = key.rsplit(".", 1)[0]
+        (folder / task / f"{stem}.json").write_text(json.dumps(
+            {"file_name": key, "predictions": [{"category_id": int(p.argmax()), "probabilities": p.tolist()}]}))
+
+
+@pytest.mark.slow
+def test_active_learning_loop_through_the_dag(airflow_db, dagbag, tmp_path) -> None:
+    """Three rounds of Lightly's loop: a diverse start, then margin-weighted picks among the unlabelled
+    samples with the labelled set preselected; the last round counts n_samples as the labelled set's size."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    from lightly_airflow.datapool import Datapool
+
+    digits = load_digits()
+    source, pool_dir = tmp_path / "al", tmp_path / "pool"
+    keys = _plain_images(source, 0, 150)
+    labels = dict(zip(keys, digits.target[:150]))
+    pixels = dict(zip(keys, digits.data[:150]))
+    dag = dagbag.dags["lightly_datapool"]
+    pool = Datapool(f"file://{pool_dir}")
+    base = {"datasource_uri": f"file://{source}", "datapool_uri": f"file://{pool_dir}"}
+    diverse = {"n_samples": 15, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    run, states = _run(dag, {**base, "selection_config": diverse, "tag_name": "round-1"}, datetime(2026, 10, 1, tzinfo=UTC))
+    assert str(run.state) == "success", states
+
+    coral = {"strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
+        {"input": {"type": "SCORES", "task": "al", "score": "uncertainty_margin"}, "strategy": {"type": "WEIGHTS"}}]}
+    for round_no, (n, meaning) in enumerate([(15, "new"), (45, "total")], start=2):
+        labelled = pool.selected(columns=[C.KEY]).column(C.KEY).to_pylist()
+        model = LogisticRegression(max_iter=500).fit([pixels[k] for k in labelled], [labels[k] for k in labelled])
+        probs = np.zeros((len(keys), 10))
+        probs[:, model.classes_] = model.predict_proba([pixels[k] for k in keys])
+        _write_predictions(source, "al", dict(zip(keys, probs)))
+        conf = {**base, "process_all": True, "tag_name": f"round-{round_no}", "n_samples_meaning": meaning,
+                "selection_config": {"n_samples": n, **coral}}
+        run, states = _run(dag, conf, datetime(2026, 10, round_no, tzinfo=UTC))
+        assert str(run.state) == "success", states
+        rows = _rows_of(pool, run.run_id)
+        picked = rows.filter(rows.column(C.SELECTED))
+        assert picked.num_rows == 15  # round 3: 45 total - 30 labelled = 15 new
+        assert not set(picked.column(C.KEY).to_pylist()) & set(labelled)
+    tags = {t["name"]: t["count"] for t in pool.tags()}
+    assert tags["round-1"] == tags["round-2"] == tags["round-3"] == 15 and tags[C.INITIAL_TAG] == 45
+
+    bad = {**base, "preselected_tag_name": "no-such-tag", "process_all": True, "selection_config": diverse}
+    run, states = _run(dag, bad, datetime(2026, 10, 9, tzinfo=UTC))
+    assert states["list_new_files"] == "failed" and states["select_and_commit"] != "success"
