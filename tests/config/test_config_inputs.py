@@ -91,8 +91,9 @@ def test_local_query_set_is_checked(tmp_path: Path) -> None:
 def test_first_task_fails_naming_the_task_and_the_fix(tmp_path: Path) -> None:
     cfg = {"n_samples": 5, "strategies": [
         E, {"input": {"type": "SCORES", "task": "digits", "score": "uncertainty_margin"}, "strategy": {"type": "WEIGHTS"}}]}
+    (tmp_path / "ds").mkdir()
     with pytest.raises(ParamError) as info:
-        validate_params(datasource_uri=tmp_path.as_uri(), datapool_uri=(tmp_path / "pool").as_uri(),
+        validate_params(datasource_uri=(tmp_path / "ds").as_uri(), datapool_uri=(tmp_path / "pool").as_uri(),
                         lightly_uri=None, selection_config=cfg)
     message = str(info.value)
     assert "Parameter 'selection_config'" in message and "strategies[1].input.task" in message
