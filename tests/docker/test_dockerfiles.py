@@ -87,5 +87,5 @@ def test_pod_command_is_the_worker_entrypoint_and_parses_with_the_cli() -> None:
         container = op.build_pod_request_obj().spec.containers[0]
     assert container.command == entrypoint == ["lightly-airflow"]
     args = build_parser(only="embed").parse_args(container.args)
-    assert args.command == "embed" and args.num_workers == 7 and args.reuse == "s3://p/reuse.parquet"
+    assert args.command == "embed" and args.num_workers == 7 and args.reuse_uri == "s3://p/reuse.parquet"
     assert args.device == "cuda" and args.xcom_return
