@@ -145,7 +145,7 @@ with DAG(
         "lightly_conn_id": "{{ params.lightly_conn_id }}",
     }
 
-    #: The active-learning params (lightly_airflow/active_learning.py), checked by the list task.
+    #: The active-learning params (lightly_airflow/active_learning.py), checked by the first task.
     active_learning = {
         "query_tag_name": "{{ params.query_tag_name }}",
         "preselected_tag_name": "{{ params.preselected_tag_name }}",
@@ -159,6 +159,8 @@ with DAG(
         process_all="{{ params.process_all }}",
         selection_config="{{ params.selection_config }}",
         worker_config="{{ params.worker_config }}",
+        lightly_config="{{ params.lightly_config }}",
+        active_learning=active_learning,
         timeout=WAIT_FOR_NEW_FILES_S,
         poke_interval=POKE_INTERVAL_S,
         soft_fail=True,  # nothing new before the timeout: skip this run, do not fail it

@@ -253,6 +253,7 @@ class ActiveLearningAgent:
             repeated query with the same run id changes nothing.
         """
         from lightly_airflow.config import parse_selection_config
+        from lightly_airflow.pipeline import _jsonable
         from lightly_airflow.selection import select
 
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 0:
@@ -343,13 +344,3 @@ def _commit_rows(rows: pa.Table, ranks: list[int]) -> pa.Table:
     rows = rows.drop_columns(stale)
     rows = rows.append_column(C.SELECTED, pa.array([True] * rows.num_rows, pa.bool_()))
     return rows.append_column(C.PICK_RANK, pa.array(ranks, pa.int64()))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

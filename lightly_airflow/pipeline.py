@@ -141,15 +141,7 @@ def validate_params(
             "selection_config", f"is not a valid Lightly selection config:\n{exc}\n",
             "correct the listed keys (see docs/selection.md for every strategy and input).",
         ) from None
-    try:
-        worker = parse_worker_config(worker_config or {})
-    except ConfigError as exc:
-        raise ParamError(
-            "worker_config", f"is not valid:\n{exc}\n",
-            "remove or correct the listed keys (docs/lightly-compat.md lists every key and what it does here).",
-        ) from None
-    for note in worker.notes():
-        log.warning("worker_config.%s", note)
+    worker = _lightly_config_param("worker_config", parse_worker_config, worker_config)
     if lightly_config:
         embed_option_overrides(worker, lightly_config)
     for note in selection.notes():
@@ -188,6 +180,22 @@ def check_active_learning(
                              "name a tag of an earlier run (`lightly-airflow datapool tags`), or leave it empty.")
 
 
+def _lightly_config_param(param: str, parse: Any, value: Any) -> Any:
+    """Parse a ``worker_config``/``lightly_config`` param (ParamError naming it) and log its no-effect notes."""
+    from lightly_airflow.config import ConfigError
+
+    try:
+        parsed = parse(value or {})
+    except ConfigError as exc:
+        raise ParamError(
+            param, f"is not valid:\n{exc}\n",
+            "remove or correct the listed keys (docs/lightly-compat.md lists every key and what it does here).",
+        ) from None
+    for note in parsed.notes():
+        log.warning("%s.%s", param, note)
+    return parsed
+
+
 def check_selection_inputs(
     selection: Any, lightly_uri: str, credentials: StorageCredentials | None = None, *,
     datapool_credentials: StorageCredentials | None = None,
@@ -216,17 +224,9 @@ def embed_option_overrides(worker: Any, lightly_config: Any) -> dict[str, Any]:
     ``collate.input_size``) first, then ``worker_config``'s ``num_threads`` / ``num_processes``; keys that have
     no effect here are logged.
     """
-    from lightly_airflow.config import ConfigError, parse_lightly_config
+    from lightly_airflow.config import parse_lightly_config
 
-    try:
-        lightly = parse_lightly_config(lightly_config or {})
-    except ConfigError as exc:
-        raise ParamError(
-            "lightly_config", f"is not valid:\n{exc}\n",
-            "remove or correct the listed keys (docs/lightly-compat.md lists every key and what it does here).",
-        ) from None
-    for note in lightly.notes():
-        log.warning("lightly_config.%s", note)
+    lightly = _lightly_config_param("lightly_config", parse_lightly_config, lightly_config)
     overrides = {**lightly.embed_overrides(), **worker.embed_overrides()}
     if str(overrides.get("model", "")).startswith("resnet"):
         raise ParamError(

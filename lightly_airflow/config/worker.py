@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import difflib
 import json
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from lightly_airflow.config.errors import ConfigError
+
+_M = TypeVar("_M", bound="_Strict")
 
 HONOURED = "honoured"
 NO_EFFECT = "no_effect"
@@ -387,22 +389,26 @@ def _load(obj: Any, what: str) -> Any:
     return obj
 
 
+def _parse(model: type[_M], obj: Any, what: str) -> _M:
+    if obj is None:
+        return model()
+    if isinstance(obj, model):
+        return obj
+    data = _load(obj, what)
+    if not isinstance(data, dict):
+        raise ConfigError(what, [("", data, "must be a JSON object")])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(what, problems_from(exc, model)) from None
+
+
 def parse_worker_config(obj: dict[str, Any] | str | WorkerConfig | None) -> WorkerConfig:
     """Validate a Lightly ``worker_config`` (dict, JSON string, model or None for all defaults).
 
     :raises ConfigError: listing every problem with its JSON path, the given value and the fix.
     """
-    if obj is None:
-        return WorkerConfig()
-    if isinstance(obj, WorkerConfig):
-        return obj
-    data = _load(obj, "worker config")
-    if not isinstance(data, dict):
-        raise ConfigError("worker config", [("", data, "must be a JSON object")])
-    try:
-        return WorkerConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError("worker config", problems_from(exc, WorkerConfig)) from None
+    return _parse(WorkerConfig, obj, "worker config")
 
 
 def parse_lightly_config(obj: dict[str, Any] | str | LightlyConfig | None) -> LightlyConfig:
@@ -410,17 +416,7 @@ def parse_lightly_config(obj: dict[str, Any] | str | LightlyConfig | None) -> Li
 
     :raises ConfigError: listing every problem with its JSON path, the given value and the fix.
     """
-    if obj is None:
-        return LightlyConfig()
-    if isinstance(obj, LightlyConfig):
-        return obj
-    data = _load(obj, "lightly config")
-    if not isinstance(data, dict):
-        raise ConfigError("lightly config", [("", data, "must be a JSON object")])
-    try:
-        return LightlyConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError("lightly config", problems_from(exc, LightlyConfig)) from None
+    return _parse(LightlyConfig, obj, "lightly config")
 
 
 def key_table() -> list[tuple[str, str, str, str]]:

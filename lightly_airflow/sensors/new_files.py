@@ -48,6 +48,9 @@ class NewFilesSensor(BaseSensorOperator):
         waiting, so a typo fails at once with a message naming the parameter instead of after hours of waiting.
     :param worker_config: Lightly worker-config keys: ``datasource.process_all`` and
         ``relevant_filenames_file`` decide what is new; validated with ``selection_config``.
+    :param lightly_config: Lightly's embedding settings, validated with ``selection_config``.
+    :param active_learning: the run's active-learning params (query/preselected tag, ``n_samples_meaning``),
+        validated with ``selection_config`` against the datapool's tags.
     """
 
     template_fields: Sequence[str] = (
@@ -61,6 +64,8 @@ class NewFilesSensor(BaseSensorOperator):
         "process_all",
         "selection_config",
         "worker_config",
+        "lightly_config",
+        "active_learning",
     )
     ui_color = "#d7f0e8"
 
@@ -81,6 +86,8 @@ class NewFilesSensor(BaseSensorOperator):
         deferrable: bool = conf.getboolean("lightly", "default_deferrable", fallback=True),
         selection_config: dict[str, Any] | str | None = None,
         worker_config: dict[str, Any] | str | None = None,
+        lightly_config: dict[str, Any] | str | None = None,
+        active_learning: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -102,6 +109,8 @@ class NewFilesSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.selection_config = selection_config
         self.worker_config = worker_config
+        self.lightly_config = lightly_config
+        self.active_learning = active_learning
 
     def query(self) -> NewFilesQuery:
         """What is new, from the rendered arguments and the worker config (the list task builds the same).
@@ -153,6 +162,9 @@ class NewFilesSensor(BaseSensorOperator):
                     worker_config=self.worker_config,
                     datasource_credentials=credentials_for(self.datasource_conn_id),
                     lightly_credentials=credentials_for(self.lightly_conn_id or self.datasource_conn_id),
+                    lightly_config=self.lightly_config,
+                    active_learning=self.active_learning or None,
+                    datapool_credentials=credentials_for(self.datapool_conn_id),
                 )
         except ParamError as exc:
             raise AirflowFailException(str(exc)) from None  # a retry or more waiting cannot fix a bad parameter

@@ -450,4 +450,4 @@ def test_active_learning_loop_through_the_dag(airflow_db, dagbag, tmp_path) -> N
 
     bad = {**base, "preselected_tag_name": "no-such-tag", "process_all": True, "selection_config": diverse}
     run, states = _run(dag, bad, datetime(2026, 10, 9, tzinfo=UTC))
-    assert states["list_new_files"] == "failed" and states["select_and_commit"] != "success"
+    assert states["wait_for_new_files"] == "failed" and states["select_and_commit"] != "success"
