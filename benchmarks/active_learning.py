@@ -239,7 +239,9 @@ def print_row(name: str, r: dict, budget: int, suffix: str = "") -> None:
 
 
 def print_summary(results: dict) -> None:
-    names = list(next(iter(results.values()))["strategies"])
+    names: list[str] = []
+    for res in results.values():
+        names += [n for n in res["strategies"] if n not in names]
     print("\n## summary over datasets (AUC; worst = min over datasets and budgets of mean accuracy − random;"
           " significant = below random by more than 2 paired standard errors)")
     print(f"{'strategy':38s} {'mean AUC':>8s} {'vs margin':>9s} {'>=random':>9s} {'worst':>7s} {'signif.':>7s}")
@@ -255,36 +257,53 @@ def print_summary(results: dict) -> None:
 
 
 def print_markdown(results: dict) -> None:
-    """Two Markdown tables: AUC per dataset and strategy, and the worst budget against random."""
-    names = list(next(iter(results.values()))["strategies"])
+    """Markdown tables: AUC per dataset and strategy, the worst budget against random, labels to thresholds.
+
+    A strategy not measured on a dataset shows "–"; its mean is over the datasets measured (marked †).
+    """
+    names: list[str] = []
+    for res in results.values():
+        names += [n for n in res["strategies"] if n not in names]
     short = {d: d.replace("breast_cancer", "bc") for d in results}
     print("| strategy | " + " | ".join(short[d] for d in results) + " | mean | vs margin |")
     print("|---" * (len(results) + 3) + "|")
     for n in names:
-        aucs = [results[d]["strategies"][n]["auc"] for d in results]
-        vs = np.mean([a - results[d]["strategies"]["margin"]["auc"] for a, d in zip(aucs, results, strict=True)])
+        have = [d for d in results if n in results[d]["strategies"]]
+        aucs = [results[d]["strategies"][n]["auc"] for d in have]
+        vs = np.mean([results[d]["strategies"][n]["auc"] - results[d]["strategies"]["margin"]["auc"] for d in have
+                      if "margin" in results[d]["strategies"]])
         cells = []
-        for d, auc in zip(results, aucs, strict=True):
+        for d in results:
+            if d not in have:
+                cells.append("–")
+                continue
+            auc = results[d]["strategies"][n]["auc"]
             best = max(r["auc"] for r in results[d]["strategies"].values())
             cells.append(f"**{auc:.3f}**" if auc >= best - 1e-9 else f"{auc:.3f}")
-        print(f"| {n} | " + " | ".join(cells) + f" | {np.mean(aucs):.3f} | {vs:+.3f} |")
+        mark = "" if len(have) == len(results) else "†"
+        print(f"| {n} | " + " | ".join(cells) + f" | {np.mean(aucs):.3f}{mark} | {vs:+.3f}{mark} |")
     print()
     print("| strategy | " + " | ".join(short[d] for d in results) + " |")
     print("|---" * (len(results) + 1) + "|")
     for n in names:
         cells = []
         for d in results:
-            r = results[d]["strategies"][n]
+            r = results[d]["strategies"].get(n)
+            if r is None:
+                cells.append("–")
+                continue
             sig = any(m < -2 * e for m, e in zip(r["diff_mean"], r["diff_se"], strict=True))
             cells.append(f"{r['min_vs_random']:+.3f}@{r['min_at']}{'*' if sig else ''}")
         print(f"| {n} | " + " | ".join(cells) + " |")
     print()
-    print("| dataset | " + " | ".join(f"{n} @90% / @97%" for n in ("random", "margin", "recipe")) + " |")
-    print("|---" * 4 + "|")
+    print("| dataset | whole pool | " + " | ".join(f"{n} @90% / @97%" for n in ("random", "margin", "recipe"))
+          + " |")
+    print("|---" * 5 + "|")
     for d, res in results.items():
         cells = [f"{_fmt(res['strategies'][n]['need90'], res['budget'])} / "
-                 f"{_fmt(res['strategies'][n]['need97'], res['budget'])}" for n in ("random", "margin", "recipe")]
-        print(f"| {d} ({res['kind']}, whole pool {res['full_pool_accuracy']:.3f}) | " + " | ".join(cells) + " |")
+                 f"{_fmt(res['strategies'][n]['need97'], res['budget'])}" if n in res["strategies"] else "–"
+                 for n in ("random", "margin", "recipe")]
+        print(f"| {d} ({res['kind']}) | {res['full_pool_accuracy']:.3f} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -366,6 +385,8 @@ def plot(results: dict, png: str) -> None:
     for ax, (dname, res) in zip(axes.flat, results.items(), strict=False):
         sizes = np.arange(INITIAL, res["budget"] + 1, BATCH)
         for sname, r in res["strategies"].items():
+            if len(r["curve"]) != len(sizes):  # a figure entered without its curve
+                continue
             ax.plot(sizes, r["curve"], label=sname, lw=2.2 if sname == "recipe" else 1.0)
         ax.set_title(dname, fontsize=9)
         ax.set_xlabel("labels", fontsize=8)
