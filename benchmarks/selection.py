@@ -1,102 +1,270 @@
-"""Selection speed: our exact DIVERSITY vs the straightforward exact loop, and DIVERSITY+WEIGHTS+BALANCE.
+"""Selection speed: our exact DIVERSITY (``lightly-airflow select``) vs the strongest straightforward loop and
+Lightly's own engine, each timed as a whole process on the same data, interleaved rounds, medians.
 
-Usage: python benchmarks/selection.py [--n 1000000] [--d 64] [--k 10000] [--baseline-picks 300]
-Data: clustered unit vectors with low intrinsic dimension (like image embeddings). The straightforward loop
-does one full float64 matrix-vector pass per pick (exact up to ~1e-16), keeps the running minimum and takes
-the first argmax. Its cost per pick is constant, so when ``--baseline-picks`` < k it is timed on that prefix
-and extrapolated linearly (said in the output) and the selections are compared on that prefix; a full
-comparison runs at ``--verify-n`` / ``--verify-k``.
+Usage::
+
+    python benchmarks/selection.py [--shapes clustered,hard,images] [--scale 1.0] [--rounds 3]
+    # lightly-mundig (Lightly's Rust selection engine) is a benchmark-only peer:
+    .venv/bin/uv pip install --python .venv/bin/python lightly-mundig
+
+Shapes (unit vectors, float32):
+
+* ``clustered``: N = 1,000,000 × 64, 100 clusters of intrinsic dimension 6, spread 0.3, k = 10,000;
+* ``hard``: N = 1,000,000 × 64, 200 clusters of intrinsic dimension 6, spread 0.35, k = 3,000 (issue 13:
+  pruning pays late);
+* ``images``: embeddings of real photos (random crops of scikit-image's bundled images, 64 px) made with the
+  project's default encoder (efficientnet-lite0, 1280-D), k = 2,000.
+
+``--scale`` multiplies N (and k) for a quick run on a shared machine. Methods, each one fresh process that
+loads the same ``.npy``/Parquet file and writes its picks:
+
+* ``ours``: ``lightly-airflow select`` (CLI: Parquet in, picks + metrics out) with a DIVERSITY config;
+* ``loop32``: the straightforward loop a user would write: float32 matrix, in place, BLAS
+  (``np.dot(X, x, out=buf); np.maximum(sim, buf, out=sim); argmin``: max cosine similarity = min distance);
+  ``loop32-1t``: the same with BLAS on one thread (``OPENBLAS_NUM_THREADS=1``: much faster than BLAS' own
+  threads on a busy machine); the speed-up is reported against the faster of the two;
+* ``mundig``: ``lightly_mundig.Selection().add_diversifying_strategy(X, 1.0, None).run_selection``.
+
+Printed per shape: median wall time of each whole process, speed-ups, peak RSS over the embedding matrix,
+how many leading picks agree with ours (ours is exact; the float32 loop and mundig round differently).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
-from lightly_airflow.selection import select
-from lightly_airflow.selection.kernels import farthest_point_order
+IMAGE_SOURCES = ("chelsea", "coffee", "astronaut", "rocket", "motorcycle_left", "motorcycle_right",
+                 "hubble_deep_field", "immunohistochemistry", "retina", "cat", "colorwheel", "brick", "camera",
+                 "coins", "grass", "gravel", "moon", "page", "text", "horse", "clock", "shepp_logan_phantom",
+                 "logo", "microaneurysms", "cell", "human_mitosis", "kidney", "lily", "skin", "eagle")
 
 
-def clustered(n: int, d: int, clusters: int = 100, intrinsic: int = 6, seed: int = 0) -> np.ndarray:
+# ------------------------------------------------------------------------------------------------- data
+def clustered(n: int, d: int, clusters: int = 100, intrinsic: int = 6, spread: float = 0.3, seed: int = 0
+              ) -> np.ndarray:
+    """Unit vectors around ``clusters`` centres, each cluster spanning ``intrinsic`` random directions."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(clusters, d)).astype(np.float32)
     basis = rng.normal(size=(clusters, intrinsic, d)).astype(np.float32)
-    lab = rng.integers(0, clusters, n)
-    x = centres[lab]
-    coef = (rng.normal(size=(n, intrinsic)) * 0.3).astype(np.float32)
-    for j in range(intrinsic):
-        x += coef[:, j : j + 1] * basis[lab, j]
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return np.ascontiguousarray(x, dtype=np.float32)
+    x = np.empty((n, d), dtype=np.float32)
+    for s in range(0, n, 100_000):
+        m = min(100_000, n - s)
+        lab = rng.integers(0, clusters, m)
+        b = centres[lab]
+        coef = (rng.normal(size=(m, intrinsic)) * spread).astype(np.float32)
+        for j in range(intrinsic):
+            b += coef[:, j : j + 1] * basis[lab, j]
+        b /= np.linalg.norm(b, axis=1, keepdims=True)
+        x[s : s + m] = b
+    return x
 
 
-def straightforward(x: np.ndarray, k: int) -> np.ndarray:
-    x64 = x.astype(np.float64)
-    sq = (x64 * x64).sum(axis=1)
-    d2 = np.full(len(x), np.inf)
-    picks = []
-    for _ in range(k):
-        i = int(np.argmax(d2))
-        picks.append(i)
-        d2 = np.minimum(d2, np.maximum(sq + sq[i] - 2.0 * (x64 @ x64[i]), 0.0))
-        d2[picks] = -1.0
-    return np.asarray(picks)
+def image_embeddings(path: Path, n: int, seed: int = 0, batch: int = 128) -> np.ndarray:
+    """Embeddings of ``n`` random crops (5-60% of the side, flips) of scikit-image's bundled photos, made with
+    the project's default encoder (efficientnet-lite0, 64 px input, 1280-D); cached in ``path``."""
+    if path.exists():
+        return np.load(path)
+    import torch
+    from PIL import Image
+    from skimage import data
+
+    from lightly_airflow.embedding import get_encoder
+
+    torch.set_num_threads(1)  # the machine is shared
+    sources = []
+    for name in IMAGE_SOURCES:
+        loader = getattr(data, name, None)
+        if loader is None:
+            continue
+        try:
+            a = np.asarray(loader())
+        except Exception:  # noqa: BLE001 - some images need an optional download
+            continue
+        if a.ndim == 3 and a.shape[-1] == 4:
+            a = a[..., :3]
+        if a.ndim == 2:
+            a = np.stack([a] * 3, axis=-1)
+        if a.ndim != 3 or min(a.shape[:2]) < 128:
+            continue
+        if a.dtype == np.bool_:
+            a = a.astype(np.uint8) * 255
+        if a.dtype != np.uint8:
+            a = (255 * (a - a.min()) / max(float(a.max() - a.min()), 1e-9)).astype(np.uint8)
+        sources.append(np.ascontiguousarray(a))
+    rng = np.random.default_rng(seed)
+    enc = get_encoder()
+    out = np.empty((n, enc.dim), dtype=np.float32)
+    with torch.inference_mode():
+        for s in range(0, n, batch):
+            imgs = []
+            for _ in range(min(batch, n - s)):
+                src = sources[int(rng.integers(len(sources)))]
+                h, w = src.shape[:2]
+                f = rng.uniform(0.05, 0.6)
+                ch, cw = max(16, int(h * f)), min(w, max(16, int(w * f * rng.uniform(0.7, 1.4))))
+                y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+                crop = src[y : y + ch, x : x + cw]
+                if rng.random() < 0.5:
+                    crop = crop[:, ::-1]
+                img = Image.fromarray(np.ascontiguousarray(crop)).resize((64, 64), Image.Resampling.BILINEAR)
+                imgs.append(np.asarray(img).transpose(2, 0, 1))
+            out[s : s + len(imgs)] = enc(torch.from_numpy(np.stack(imgs))).numpy()
+            if (s // batch) % 20 == 0:
+                print(f"  embedded {s + len(imgs)}/{n} crops", file=sys.stderr, flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, out)
+    return out
+
+
+def prepare(work: Path, shape: str, scale: float, n_images: int) -> tuple[Path, Path, Path, int]:
+    """Write ``x.npy``, ``samples.parquet`` and ``config.json`` for one shape; returns them and k."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if shape == "clustered":
+        n, k = int(1_000_000 * scale), int(10_000 * scale)
+        make = lambda: clustered(n, 64, clusters=100, spread=0.3)  # noqa: E731
+    elif shape == "hard":
+        n, k = int(1_000_000 * scale), int(3_000 * scale)
+        make = lambda: clustered(n, 64, clusters=200, spread=0.35, seed=1)  # noqa: E731
+    elif shape == "images":
+        n, k = n_images, min(2_000, n_images // 4)
+        make = lambda: image_embeddings(work / f"image-embeddings-{n_images}.npy", n_images)  # noqa: E731
+    else:
+        raise SystemExit(f"unknown shape {shape!r}")
+    d = work / f"{shape}-{n}"
+    d.mkdir(parents=True, exist_ok=True)
+    npy, parquet, config = d / "x.npy", d / "samples.parquet", d / "config.json"
+    if not npy.exists():
+        x = make()
+        x = (x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)).astype(np.float32)
+        np.save(npy, x)
+        table = pa.table({"key": pa.array([f"s{i:07d}" for i in range(len(x))]),
+                          "embedding": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])})
+        pq.write_table(table, parquet)
+    config.write_text(json.dumps({"n_samples": k, "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}))
+    return npy, parquet, config, k
+
+
+# ---------------------------------------------------------------------------------------------- workers
+def worker(method: str, npy: str, k: int, out: str) -> None:
+    """One whole-process baseline run: load the matrix, select k, save the picks."""
+    x = np.load(npy)
+    if method == "loop32":
+        n = len(x)
+        sim = np.full(n, -np.inf, dtype=np.float32)
+        buf = np.empty(n, dtype=np.float32)
+        i = 0
+        picks = [0]
+        for _ in range(k - 1):
+            np.dot(x, x[i], out=buf)
+            np.maximum(sim, buf, out=sim)
+            i = int(np.argmin(sim))
+            picks.append(i)
+    elif method == "mundig":
+        import lightly_mundig
+
+        sel = lightly_mundig.Selection()
+        sel.add_diversifying_strategy(x, 1.0, None)
+        picks = list(sel.run_selection([], len(x), k))
+    else:
+        raise SystemExit(f"unknown method {method!r}")
+    np.save(out, np.asarray(picks, dtype=np.int64))
+
+
+def run_process(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall seconds, peak RSS in bytes) of one child process."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=None if env is None else {**os.environ, **env})
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
+    return wall, usage.ru_maxrss * 1024.0
+
+
+def picks_of(method: str, out: Path) -> np.ndarray:
+    if method == "ours":
+        import pyarrow.parquet as pq
+
+        t = pq.read_table(out, columns=["key"])
+        return np.array([int(k[1:]) for k in t.column("key").to_pylist()])
+    return np.load(out)
+
+
+def agree(a: np.ndarray, b: np.ndarray) -> int:
+    m = min(len(a), len(b))
+    diff = np.flatnonzero(a[:m] != b[:m])
+    return int(diff[0]) if len(diff) else m
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=1_000_000)
-    ap.add_argument("--d", type=int, default=64)
-    ap.add_argument("--k", type=int, default=10_000)
-    ap.add_argument("--skip-baseline", action="store_true")
-    ap.add_argument("--baseline-picks", type=int, default=0, help="time the loop on this prefix (0: all k)")
-    ap.add_argument("--verify-n", type=int, default=100_000)
-    ap.add_argument("--verify-k", type=int, default=1_000)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shapes", default="clustered,hard,images")
+    ap.add_argument("--methods", default="ours,loop32,loop32-1t,mundig")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply N and k of the synthetic shapes")
+    ap.add_argument("--images", type=int, default=20_000, help="number of real-image embeddings")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workdir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "lightly_bench_selection"))
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--npy", help=argparse.SUPPRESS)
+    ap.add_argument("--k", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
     a = ap.parse_args()
-    farthest_point_order(clustered(2000, a.d), 10)  # load the compiled kernels (numba cache) before timing
-    x = clustered(a.n, a.d)
-    print(f"N={a.n} D={a.d} k={a.k} (clustered, intrinsic dim 6); machine shared, 2 CPU cores")
-    t = time.perf_counter()
-    ours, _, _ = farthest_point_order(x, a.k)
-    t_ours = time.perf_counter() - t
-    print(f"ours DIVERSITY: {t_ours:.1f} s")
-    rng = np.random.default_rng(1)
-    table = pa.table({"key": [str(i) for i in range(a.n)],
-                      "embedding": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), a.d),
-                      "scores.cls.uncertainty_margin": rng.random(a.n),
-                      "metadata.weather": rng.choice(["sunny", "cloudy", "rainy", "snow"], a.n)})
-    cfg = {"n_samples": a.k, "strategies": [
-        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
-        {"input": {"type": "SCORES", "task": "cls", "score": "uncertainty_margin"}, "strategy": {"type": "WEIGHTS"}},
-        {"input": {"type": "METADATA", "key": "weather"},
-         "strategy": {"type": "BALANCE", "target": {"sunny": 0.4, "cloudy": 0.3, "rainy": 0.2}}}]}
-    t = time.perf_counter()
-    r = select(table, cfg)
-    t_comb = time.perf_counter() - t
-    print(f"ours DIVERSITY+WEIGHTS+BALANCE: {t_comb:.1f} s ({t_comb / t_ours:.2f}x DIVERSITY alone), "
-          f"{len(r.indices)} picks")
-    if not a.skip_baseline:
-        kb = a.baseline_picks if 0 < a.baseline_picks < a.k else a.k
-        t = time.perf_counter()
-        base = straightforward(x, kb)
-        t_base = (time.perf_counter() - t) * a.k / kb
-        how = f"timed on the first {kb} picks, extrapolated linearly to {a.k}" if kb < a.k else "full run"
-        print(f"straightforward exact loop: {t_base:.1f} s ({how}); speed-up {t_base / t_ours:.1f}x; "
-              f"identical selection{' on that prefix' if kb < a.k else ''}: "
-              f"{bool(np.array_equal(base, ours[:kb]))}")
-        if kb < a.k and a.verify_n:
-            xv = clustered(a.verify_n, a.d, seed=1)
-            t = time.perf_counter()
-            ov, _, _ = farthest_point_order(xv, a.verify_k)
-            t_ov = time.perf_counter() - t
-            t = time.perf_counter()
-            bv = straightforward(xv, a.verify_k)
-            t_bv = time.perf_counter() - t
-            print(f"full comparison at N={a.verify_n} k={a.verify_k}: ours {t_ov:.1f} s, loop {t_bv:.1f} s, "
-                  f"identical selection: {bool(np.array_equal(bv, ov))}")
+    if a.worker:
+        worker(a.worker, a.npy, a.k, a.out)
+        return
+    work = Path(a.workdir)
+    methods = a.methods.split(",")
+    cli = str(Path(sys.executable).with_name("lightly-airflow"))
+    print(f"machine: {os.cpu_count()} CPU cores, shared with other jobs (load {os.getloadavg()[0]:.1f}); "
+          f"{a.rounds} interleaved rounds, median wall time of each whole process")
+    for shape in a.shapes.split(","):
+        npy, parquet, config, k = prepare(work, shape, a.scale, a.images)
+        n, d = np.load(npy, mmap_mode="r").shape
+        matrix = n * d * 4
+        times: dict[str, list[float]] = {m: [] for m in methods}
+        rss: dict[str, float] = {}
+        picks: dict[str, np.ndarray] = {}
+        for r in range(a.rounds):
+            order = methods[r % len(methods):] + methods[: r % len(methods)]
+            for m in order:
+                out = npy.parent / (f"picks-{m}.parquet" if m == "ours" else f"picks-{m}.npy")
+                if m == "ours":
+                    cmd = [cli, "select", "--samples", str(parquet), "--config", str(config), "--out", str(out)]
+                else:
+                    cmd = [sys.executable, __file__, "--worker", m.removesuffix("-1t"), "--npy", str(npy), "--k",
+                           str(k), "--out", str(out)]
+                wall, peak = run_process(cmd, {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+                                         if m.endswith("-1t") else None)
+                times[m].append(wall)
+                rss[m] = max(rss.get(m, 0.0), peak)
+                picks[m] = picks_of(m, out)
+        med = {m: statistics.median(v) for m, v in times.items()}
+        print(f"\n{shape}: N={n:,} D={d} k={k:,} (embedding matrix {matrix / 2**20:.0f} MiB)")
+        loops = [m for m in methods if m.startswith("loop32")]
+        if loops and "ours" in med:
+            best = min(loops, key=lambda m: med[m])
+            print(f"  ours vs the faster float32 loop ({best}): {med[best] / med['ours']:.2f}x")
+        for m in methods:
+            line = (f"  {m:7s} {med[m]:8.2f} s  (rounds: {', '.join(f'{t:.2f}' for t in times[m])})  "
+                    f"peak RSS {rss[m] / 2**20:7.0f} MiB = {rss[m] / matrix:.2f}x matrix")
+            if m != "ours" and "ours" in picks:
+                line += f"; speed-up of ours {med[m] / med['ours']:.2f}x; first {agree(picks['ours'], picks[m])} picks identical"
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,9 @@ argmax (lowest index on ties) without rescoring all points per pick.
 from __future__ import annotations
 
 import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -147,8 +149,8 @@ def _compact(mem: np.ndarray, gstart: np.ndarray, gsize: np.ndarray, n_groups: i
 
 
 @numba.njit(cache=True)
-def _insert(x, sqn, d2, orig, mem, gstart, gsize, grad2, gbest, greal, cvec, csq, st, q32, qsq, pick, tmp,
-            cdist, delta, margin, spherical, buf, gone, stats):
+def _insert(x, sqn, d2, orig, mem, gstart, gsize, grad2, gbest, greal, cvec, csq, st, q32, qsq, pick, tmp,  # type: ignore[no-untyped-def]
+            cdist, delta, margin, spherical, buf, gone, stats, owner):
     """Add selected vector ``q32`` (candidate ``pick`` or -1): update d2 and groups; new group = st[0]."""
     n_groups = st[0]
     d = x.shape[1]
@@ -200,6 +202,7 @@ def _insert(x, sqn, d2, orig, mem, gstart, gsize, grad2, gbest, greal, cvec, csq
                 if e < di:
                     d2[i] = e
                     tmp[n_mov] = i
+                    owner[i] = n_groups
                     n_mov += 1
                     gone[i] = True
                     changed = True
@@ -250,7 +253,7 @@ def _insert(x, sqn, d2, orig, mem, gstart, gsize, grad2, gbest, greal, cvec, csq
 
 
 @numba.njit(cache=True)
-def _farthest(gsize, grad2, gbest, orig, n_groups):
+def _farthest(gsize, grad2, gbest, orig, n_groups):  # type: ignore[no-untyped-def]
     best_r = -2.0
     best_i = -1
     for g in range(n_groups):
@@ -265,7 +268,7 @@ def _farthest(gsize, grad2, gbest, orig, n_groups):
 
 
 @numba.njit(cache=True)
-def _permute_rows(x, order):
+def _permute_rows(x, order):  # type: ignore[no-untyped-def]
     """In place: row t of the result is row ``order[t]`` of the input (cycle by cycle, one row buffer)."""
     n = x.shape[0]
     done = np.zeros(n, dtype=np.bool_)
@@ -287,32 +290,204 @@ def _permute_rows(x, order):
 
 
 @numba.njit(cache=True)
-def _sort_groups(mem, gstart, gsize, n_groups):
+def _sort_groups(mem, gstart, gsize, n_groups):  # type: ignore[no-untyped-def]
     for g in range(n_groups):
         a = gstart[g]
         mem[a : a + gsize[g]] = np.sort(mem[a : a + gsize[g]])
 
 
+# ------------------------------------------------------------------------------------ dense (fallback) passes
+@numba.njit(cache=True, inline="always")
+def _dot8(c, i, qi):  # type: ignore[no-untyped-def]
+    acc = np.int32(0)  # exact: |c| <= 127, |qi| <= quantum_limit(D), so |sum| < 2**31
+    for j in range(c.shape[1]):
+        acc += np.int32(c[i, j]) * np.int32(qi[j])
+    return acc
+
+
+def quantum_limit(dim: int) -> int:
+    """Largest |integer| of the quantised query so that an int8 x int16 dot product of ``dim`` terms fits
+    in int32."""
+    return int(min(32767, (2**31 - 1) // (127 * max(dim, 1))))
+
+
+@numba.njit(cache=True, nogil=True)
+def _dense_block(x, c8, c8s, c8r, c8w, sqn, d2, owner, orig, sel, qi, qt, qn, rho, q32, q64, qsq, pick,  # type: ignore[no-untyped-def]
+                 g_new, margin, lo, hi, out_r, out_i, out_ex, b):
+    """Positions ``lo … hi-1`` of one dense pass (see :meth:`FarthestPointState._dense_pass`).
+
+    Two filters, each with a proven error bound, before the canonical distance: an exact integer dot
+    product of the int8 rows (``x ≈ s·c``, residual ``|x - s c| <= r``, ``|s c| <= w``) with the int16
+    query (``q ≈ t·qi``, ``|q - t qi| <= ρ``): ``|x·q - s t (c·qi)| <= r |q| + w ρ``; then the float32 rows
+    (:func:`float32_margin`); then the canonical float64 value (so the same values as the pruned path).
+    Per row it reads D + 29 bytes instead of 4 D + 17. Sets the owner group of
+    movers and puts the block's farthest unselected position (largest d2, lowest original index on ties) in
+    ``out_*[b]``. Releases the GIL: blocks run on Python threads that wait by blocking, never spinning."""
+    best_r = -1.0
+    best_i = -1
+    nex = 0
+    for i in range(lo, hi):
+        if i == pick:
+            d2[i] = 0.0
+            owner[i] = g_new
+            sel[i] = True
+            continue
+        if sel[i]:
+            continue
+        di = d2[i]
+        base = sqn[i] + qsq
+        a = np.float64(c8s[i]) * qt * np.float64(_dot8(c8, i, qi))
+        bound = 2.0 * (np.float64(c8r[i]) * qn + np.float64(c8w[i]) * rho) * (1.0 + 1e-6) + 1e-12
+        if base - 2.0 * a - bound < di and base - 2.0 * _dot32(x, i, q32) - margin < di:
+            nex += 1
+            e = _exact_d2(x, i, q64, sqn[i], qsq)
+            if e < di:
+                d2[i] = e
+                owner[i] = g_new
+                di = e
+        if di > best_r or (di == best_r and orig[i] < orig[best_i]):
+            best_r = di
+            best_i = i
+    out_r[b] = best_r
+    out_i[b] = best_i
+    out_ex[b] = nex
+
+
+def quantize_rows(x: np.ndarray, block: int = 65536) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """int8 copy of float32 rows: ``x_i ≈ s_i · c_i`` (``s_i = max |x_ij| / 127``), upper bounds
+    ``r_i >= |x_i - s_i c_i|`` and ``w_i >= |s_i c_i|`` (float64, rounded up into float32)."""
+    n, d = x.shape
+    c = np.empty((n, d), dtype=np.int8)
+    sc = np.empty(n, dtype=np.float32)
+    res = np.empty(n, dtype=np.float32)
+    wn = np.empty(n, dtype=np.float32)
+    for s in range(0, n, block):
+        xb = x[s : s + block].astype(np.float64)
+        m = np.abs(xb).max(axis=1) if d else np.zeros(len(xb))
+        sb = (m / 127.0).astype(np.float32)
+        sb[sb == 0] = np.float32(1.0)
+        cb = np.clip(np.rint(xb / sb[:, None].astype(np.float64)), -127, 127)
+        c[s : s + block] = cb.astype(np.int8)
+        sc[s : s + block] = sb
+        r = np.sqrt(((xb - sb[:, None].astype(np.float64) * cb) ** 2).sum(axis=1))
+        res[s : s + block] = np.nextafter((r * (1.0 + 1e-9)).astype(np.float32), np.float32(np.inf))
+        w = np.sqrt(((sb[:, None].astype(np.float64) * cb) ** 2).sum(axis=1))
+        wn[s : s + block] = np.nextafter((w * (1.0 + 1e-9)).astype(np.float32), np.float32(np.inf))
+    return c, sc, res, wn
+
+
+@numba.njit(cache=True)
+def _best_of_blocks(out_r, out_i, orig):  # type: ignore[no-untyped-def]
+    best_r = -1.0
+    best_i = -1
+    for b in range(len(out_r)):
+        i = out_i[b]
+        if i < 0:
+            continue
+        r = out_r[b]
+        if best_i < 0 or r > best_r or (r == best_r and orig[i] < orig[best_i]):
+            best_r = r
+            best_i = i
+    return best_i, best_r
+
+
+@numba.njit(cache=True)
+def _rebuild_groups(owner, sel, d2, orig, n_groups, mem, gstart, gsize, grad2, gbest):  # type: ignore[no-untyped-def]
+    """Groups (arena slices, radius, farthest member) from the owner of every unselected position."""
+    n = owner.shape[0]
+    for g in range(n_groups):
+        gsize[g] = 0
+        grad2[g] = -1.0
+        gbest[g] = -1
+    for i in range(n):
+        if not sel[i]:
+            gsize[owner[i]] += 1
+    top = 0
+    for g in range(n_groups):
+        gstart[g] = top
+        top += gsize[g]
+    fill = gstart[:n_groups].copy()
+    for i in range(n):
+        if sel[i]:
+            continue
+        g = owner[i]
+        mem[fill[g]] = i
+        fill[g] += 1
+        di = d2[i]
+        if gbest[g] < 0 or di > grad2[g] or (di == grad2[g] and orig[i] < orig[gbest[g]]):
+            grad2[g] = di
+            gbest[g] = i
+    return top
+
+
 # ------------------------------------------------------------------------------------------------ states
+def selection_threads() -> int:
+    """Threads for dense passes: the CPUs this process may use (``LIGHTLY_SELECTION_THREADS`` overrides)."""
+    env = os.environ.get("LIGHTLY_SELECTION_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None or _POOL._max_workers != threads:  # noqa: SLF001
+        _POOL = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lightly-selection")
+    return _POOL
+
+
+MIN_ROWS_PER_THREAD = 32_768
+"""Below this many rows per thread a dense pass runs on the calling thread (dispatch would cost more)."""
+
+
 REORDER_AT = tuple(2**e for e in range(4, 16))
 """Group counts at which the rows are regrouped (each costs one in-place permutation of x; at N = 1e6 the
 first 2000 picks took 108 s with regrouping at 64, 512, 4096 only and 51 s with regrouping at every
 doubling, because visited groups are then read almost sequentially)."""
+
+CHECK_EVERY = 16
+"""Picks timed per trial of a mode."""
+SLOWER_BY = 1.15
+"""``auto`` mode goes back to dense passes when a pruned pick takes this much longer than a dense one."""
+
+
 class FarthestPointState:
     """Exact nearest-selected distances of all candidates under insertions (see the module docstring).
 
-    Memory locality: when the number of groups reaches each of ``reorder_at``, the rows of ``x`` are
-    permuted **in place** so that every group's members are contiguous (nested: later reorders keep the
-    earlier order inside each group); :meth:`restore` puts them back. Until then the caller must not read
-    ``x`` or views of it (copy vectors first, as :meth:`insert` and :func:`farthest_point_order` do). Indices in and out of every method
-    are the caller's original row indices; ties always go to the lowest original index.
+    Two exact update paths compute the same canonical values:
+
+    * **pruned** (the groups of the module docstring): reads only the points a new pick may get nearer to;
+    * **dense**: one pass over every row in parallel blocks on all cores (float32 filter, canonical
+      distance for the points the filter cannot exclude), used while pruning would read most points anyway
+      (early picks, spread-out or high-dimensional data).
+
+    ``mode="auto"`` times a few dense picks, then tries pruned ones; when the median pruned pick is slower
+    than :data:`SLOWER_BY` times the median dense one it goes back to dense passes and tries again after the
+    number of picks has doubled (pruning pays more the more is selected). Both paths keep ``owner`` (the
+    group of every point), so switching costs one O(N) regrouping.
+
+    Memory locality: in pruned mode, when the number of groups reaches each of ``reorder_at`` (and when
+    pruned mode starts), the rows of ``x`` are permuted **in place** so that every group's members are
+    contiguous; :meth:`restore` puts them back. Until then the caller must not read ``x`` or views of it
+    (copy vectors first, as :meth:`insert` and :func:`farthest_point_order` do). Indices in and out of every
+    method are the caller's original row indices; ties always go to the lowest original index.
 
     :param x: (N, D) float32 C-contiguous candidate embeddings (converted, i.e. copied, otherwise).
     :param capacity: expected number of selected vectors (picks + preselected); grows automatically.
     :param reorder_at: group counts at which to reorder the rows (empty: never touch ``x``).
+    :param mode: ``auto``, ``pruned`` or ``dense``.
     """
 
-    def __init__(self, x: np.ndarray, capacity: int = 1024, reorder_at: tuple[int, ...] = REORDER_AT) -> None:
+    def __init__(self, x: np.ndarray, capacity: int = 1024, reorder_at: tuple[int, ...] = REORDER_AT,
+                 mode: str = "auto") -> None:
+        if mode not in ("auto", "pruned", "dense"):
+            raise ValueError(f"mode must be auto, pruned or dense, not {mode!r}")
         self.x = np.ascontiguousarray(x, dtype=np.float32)
         n, dim = self.x.shape
         self.n, self.dim = n, dim
@@ -320,7 +495,10 @@ class FarthestPointState:
         self._d2 = np.full(n, np.inf)
         self.orig = np.arange(n, dtype=np.int64)  # position -> original index
         self.pos = np.arange(n, dtype=np.int64)  # original index -> position
+        self.owner = np.zeros(n, dtype=np.int32)  # position -> group (index of its nearest selected vector)
+        self.sel = np.zeros(n, dtype=np.bool_)  # position -> selected
         self.reorder_at = set(int(v) for v in reorder_at) if n >= 2 else set()
+        self._may_reorder = bool(self.reorder_at)
         self.permuted = False
         self.mem = np.empty(2 * n + 16, dtype=np.int64)
         self.mem[:n] = np.arange(n)
@@ -346,6 +524,25 @@ class FarthestPointState:
         self.spherical = bool(n) and float(np.abs(self.sqn - 1.0).max()) <= _UNIT_TOL
         self.delta = 1e-6 * self.max_sq
         self.stats = np.zeros(5, dtype=np.int64)  # groups visited, exact distances, moves, members seen, float32
+        self.mode = mode
+        self.dense = mode != "pruned" and n > 0
+        self.threads = max(1, min(selection_threads(), n // MIN_ROWS_PER_THREAD))
+        self.nblk = 1 if self.threads == 1 else 4 * self.threads  # more blocks than threads: a slow thread
+        bounds = np.linspace(0, n, self.nblk + 1).astype(np.int64)  # (descheduled) does not stall the pass
+        self._blocks = [(int(bounds[b]), int(bounds[b + 1]), b) for b in range(self.nblk)]
+        self._sub_r = np.full(self.nblk, -1.0)
+        self._sub_i = np.full(self.nblk, -1, dtype=np.int64)
+        self._sub_ex = np.zeros(self.nblk, dtype=np.int64)
+        self._c8: np.ndarray | None = None  # int8 copy of x for dense passes (made at the first one)
+        self._c8s = self._c8r = self._c8w = np.zeros(0, dtype=np.float32)
+        self._next = (0, np.inf) if n else (-1, -1.0)  # dense mode: (position, d2) of the farthest
+        self.n_added = 0
+        self._next_check = CHECK_EVERY // 2
+        self._t_dense = 0.0  # median seconds of recent dense updates
+        self._t_dense_window: list[float] = []
+        self._t_pruned: list[float] = []
+        self.switches: list[tuple[int, str]] = []  # (selected vectors so far, new mode)
+        self.dense_passes = 0
 
     def _grow(self) -> None:
         cap = len(self.gstart)
@@ -362,18 +559,30 @@ class FarthestPointState:
     @property
     def d2(self) -> np.ndarray:
         """(N,) canonical squared distance of every candidate to its nearest selected vector (original order)."""
-        return self._d2[self.pos]
+        out: np.ndarray = self._d2[self.pos]
+        return out
 
     def _apply(self, order: np.ndarray) -> None:
         """Move position ``order[t]`` to position ``t`` in x and every per-position array; remap indices."""
         inv = np.empty(self.n, dtype=np.int64)
         inv[order] = np.arange(self.n)
         _permute_rows(self.x, order)
+        if self._c8 is not None:
+            _permute_rows(self._c8, order)
+            self._c8s[:] = self._c8s[order]
+            self._c8r[:] = self._c8r[order]
+            self._c8w[:] = self._c8w[order]
         self.sqn[:] = self.sqn[order]
         self._d2[:] = self._d2[order]
+        self.owner[:] = self.owner[order]
+        self.sel[:] = self.sel[order]
         self.orig[:] = self.orig[order]
         self.pos[self.orig] = np.arange(self.n)
         g = int(self.st[0])
+        if self._next[0] >= 0:
+            self._next = (int(inv[self._next[0]]), self._next[1])
+        if self.dense:
+            return  # the arena is rebuilt from owner when pruned mode starts
         total = _compact(self.mem, self.gstart, self.gsize, g)
         self.st[1] = total
         self.mem[:total] = inv[self.mem[:total]]
@@ -397,19 +606,101 @@ class FarthestPointState:
             self._apply(self.pos.copy())
             self.permuted = False
 
+    # ------------------------------------------------------------------------------------- mode switching
+    def _to_pruned(self) -> None:
+        g = int(self.st[0])
+        self.st[1] = _rebuild_groups(self.owner, self.sel, self._d2, self.orig, g, self.mem, self.gstart,
+                                     self.gsize, self.grad2, self.gbest)
+        self.dense = False
+        self._t_pruned = []
+        self.switches.append((self.n_added, "pruned"))
+        self.reorder_at = {v for v in self.reorder_at if v > g}
+        if self._may_reorder:
+            self._reorder()
+
+    def _to_dense(self) -> None:
+        i, r = _farthest(self.gsize, self.grad2, self.gbest, self.orig, int(self.st[0]))
+        self._next = (int(self.pos[i]) if i >= 0 else -1, float(r))
+        self.dense = True
+        self.switches.append((self.n_added, "dense"))
+        self._next_check = 2 * self.n_added + CHECK_EVERY
+
+    def _maybe_switch(self, seconds: float) -> None:
+        """``auto``: time dense picks, then try pruned ones; keep whichever is faster (retry at doublings)."""
+        if self.mode != "auto":
+            return
+        if self.dense:
+            self._t_dense_window.append(seconds)
+            if len(self._t_dense_window) >= CHECK_EVERY // 2:
+                self._t_dense = float(np.median(self._t_dense_window))
+                self._t_dense_window = []
+            if self.n_added >= self._next_check and self._t_dense > 0.0 and self._next[0] >= 0:
+                self._to_pruned()
+        else:
+            self._t_pruned.append(seconds)
+            if len(self._t_pruned) >= CHECK_EVERY:
+                typical = float(np.median(self._t_pruned))
+                self._t_pruned = []
+                if typical > SLOWER_BY * self._t_dense:
+                    self._to_dense()
+
     def _add(self, q32: np.ndarray | None, qsq: float, original: int) -> None:
         if self.st[0] + 1 >= len(self.gstart):
             self._grow()
-        if int(self.st[0]) in self.reorder_at:
+        if not self.dense and int(self.st[0]) in self.reorder_at:
             self.reorder_at.discard(int(self.st[0]))
             self._reorder()
+        t0 = time.perf_counter()  # the update itself (a regrouping is a one-off, not the cost of a pick)
         pick = int(self.pos[original]) if original >= 0 else -1
         if pick >= 0:
             q32 = self.x[pick].copy()
+        assert q32 is not None
         margin = float32_margin(self.dim, max(self.max_sq, qsq))
-        _insert(self.x, self.sqn, self._d2, self.orig, self.mem, self.gstart, self.gsize, self.grad2, self.gbest,
-                self.greal, self.cvec, self.csq, self.st, q32, qsq, pick, self.tmp, self.cdist, self.delta,
-                margin, self.spherical and abs(qsq - 1.0) <= _UNIT_TOL, self.buf, self.gone, self.stats)
+        g = int(self.st[0])
+        if self.dense:
+            q64 = q32.astype(np.float64)
+            i, r, n_exact = self._dense_pass(q32, q64, qsq, pick, g, margin)
+            self._next = (i, r)
+            self.greal[g] = True
+            self.cvec[g] = q64
+            self.csq[g] = qsq
+            self.st[0] = g + 1
+            self.stats[1] += n_exact
+            self.stats[3] += self.n
+            self.dense_passes += 1
+        else:
+            _insert(self.x, self.sqn, self._d2, self.orig, self.mem, self.gstart, self.gsize, self.grad2,
+                    self.gbest, self.greal, self.cvec, self.csq, self.st, q32, qsq, pick, self.tmp, self.cdist,
+                    self.delta, margin, self.spherical and abs(qsq - 1.0) <= _UNIT_TOL, self.buf, self.gone,
+                    self.stats, self.owner)
+            if pick >= 0:
+                self.sel[pick] = True
+        self.n_added += 1
+        self._maybe_switch(time.perf_counter() - t0)
+
+    def _dense_pass(self, q32: np.ndarray, q64: np.ndarray, qsq: float, pick: int, g: int, margin: float
+                    ) -> tuple[int, float, int]:
+        """Update every position; returns the farthest unselected position, its d2, and the exact count."""
+        if self._c8 is None:
+            self._c8, self._c8s, self._c8r, self._c8w = quantize_rows(self.x)
+        qn = float(np.sqrt(qsq)) * (1.0 + 1e-9)
+        top = float(np.abs(q64).max()) if self.dim else 0.0
+        qt = top / quantum_limit(self.dim) if top > 0 else 1.0
+        qi = np.rint(q64 / qt).astype(np.int16)
+        rho = float(np.sqrt(((q64 - qt * qi.astype(np.float64)) ** 2).sum())) * (1.0 + 1e-9) + 1e-300
+        args = (self.x, self._c8, self._c8s, self._c8r, self._c8w, self.sqn, self._d2, self.owner, self.orig,
+                self.sel, qi, qt, qn, rho, q32, q64, qsq, pick, g, margin)
+
+        def block(blk: tuple[int, int, int]) -> None:
+            lo, hi, b = blk
+            _dense_block(*args, lo, hi, self._sub_r, self._sub_i, self._sub_ex, b)
+
+        if self.nblk == 1:
+            block(self._blocks[0])
+        else:
+            list(_pool(self.threads).map(block, self._blocks))
+        i, r = _best_of_blocks(self._sub_r, self._sub_i, self.orig)
+        return int(i), float(r), int(self._sub_ex.sum())
 
     def select(self, i: int) -> None:
         """Mark candidate ``i`` selected (its distance becomes 0) and update every distance it improves."""
@@ -424,6 +715,9 @@ class FarthestPointState:
 
     def farthest(self) -> tuple[int, float]:
         """The unselected candidate farthest from the selection (lowest index on ties) and its d2; (-1, -1)."""
+        if self.dense:
+            p, r = self._next
+            return (int(self.orig[p]), float(r)) if p >= 0 else (-1, -1.0)
         i, r = _farthest(self.gsize, self.grad2, self.gbest, self.orig, int(self.st[0]))
         return int(i), float(r)
 
@@ -433,7 +727,7 @@ class FarthestPointState:
 
 
 @numba.njit(cache=True)
-def _key(d2i, fixed_i, strength, has_div):
+def _key(d2i, fixed_i, strength, has_div):  # type: ignore[no-untyped-def]
     if not has_div:
         return fixed_i
     o = d2i / 4.0
@@ -445,12 +739,12 @@ def _key(d2i, fixed_i, strength, has_div):
 
 
 @numba.njit(cache=True, inline="always")
-def _above(ka, ia, kb, ib):
+def _above(ka, ia, kb, ib):  # type: ignore[no-untyped-def]
     return ka > kb or (ka == kb and ia < ib)
 
 
 @numba.njit(cache=True)
-def _sift_down(hk, hi, off, size, pos):
+def _sift_down(hk, hi, off, size, pos):  # type: ignore[no-untyped-def]
     k = hk[off + pos]
     i = hi[off + pos]
     while True:
@@ -470,14 +764,14 @@ def _sift_down(hk, hi, off, size, pos):
 
 
 @numba.njit(cache=True)
-def _heapify(hk, hi, hstart, hsize):
+def _heapify(hk, hi, hstart, hsize):  # type: ignore[no-untyped-def]
     for lab in range(len(hstart)):
         for pos in range(hsize[lab] // 2 - 1, -1, -1):
             _sift_down(hk, hi, hstart[lab], hsize[lab], pos)
 
 
 @numba.njit(cache=True)
-def _heap_best(hk, hi, hstart, hsize, d2, pos, fixed, taken, strength, has_div, bonus):
+def _heap_best(hk, hi, hstart, hsize, d2, pos, fixed, taken, strength, has_div, bonus):  # type: ignore[no-untyped-def]
     best_v = -np.inf
     best_i = -1
     for lab in range(len(hstart)):
@@ -559,7 +853,7 @@ class LazyMaxHeap:
 
 
 @numba.njit(cache=True)
-def _keys(d2, fixed, strength, has_div):
+def _keys(d2, fixed, strength, has_div):  # type: ignore[no-untyped-def]
     out = np.empty(len(fixed))
     for i in range(len(fixed)):
         out[i] = _key(d2[i], fixed[i], strength, has_div)

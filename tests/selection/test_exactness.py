@@ -102,7 +102,7 @@ def test_pruned_kernel_with_regrouping_matches_reference_when_pruning_matters():
 
     x = clustered(12000, d=16, clusters=30, intrinsic=2, seed=11)
     x_before = x.copy()
-    state = FarthestPointState(x, capacity=1500, reorder_at=(8, 64, 300, 1000))
+    state = FarthestPointState(x, capacity=1500, reorder_at=(8, 64, 300, 1000), mode="pruned")
     picks, dists, _ = farthest_point_order(x, 1500, state=state)
     assert picks.tolist() == reference_order(x_before, 1500)
     assert np.array_equal(x, x_before)  # the caller's rows are back in their order
@@ -138,3 +138,56 @@ def _dense_select(engine, table, cfg):
         return select(table, cfg).indices.tolist()
     finally:
         engine.greedy = real
+
+
+@pytest.mark.parametrize("mode", ["dense", "auto"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dense_and_auto_paths_match_reference(mode, seed, monkeypatch):
+    # Dense passes (the fallback when pruning does not pay) and the automatic switching between both paths,
+    # on 3 threads x 4 blocks.
+    from lightly_airflow.selection import kernels
+    from lightly_airflow.selection.kernels import FarthestPointState
+
+    monkeypatch.setenv("LIGHTLY_SELECTION_THREADS", "3")
+    monkeypatch.setattr(kernels, "MIN_ROWS_PER_THREAD", 256)
+
+    x = clustered(4000, d=16, clusters=20, intrinsic=2, seed=20 + seed)
+    pre = clustered(30, d=16, clusters=20, intrinsic=2, seed=40 + seed)
+    x_before = x.copy()
+    state = FarthestPointState(x, capacity=1000, mode=mode)
+    picks, _, _ = farthest_point_order(x, 1000, preselected=pre, state=state)
+    assert picks.tolist() == reference_order(x_before, 1000, pre)
+    assert np.array_equal(x, x_before)
+    assert state.threads == 3 and state.nblk == 12
+    if mode == "dense":
+        assert state.dense_passes == 1030 and not state.switches
+    else:
+        assert ("pruned" in [m for _, m in state.switches]) and state.dense_passes >= 8
+
+
+def test_auto_switches_back_to_dense_passes_and_stays_exact(monkeypatch):
+    # Force the round trip dense -> pruned -> dense -> pruned and compare every pick with the reference.
+    from lightly_airflow.selection import kernels
+
+    monkeypatch.setattr(kernels, "SLOWER_BY", -1.0)  # and always find it slower
+    x = clustered(3000, seed=13)
+    x_before = x.copy()
+    state = kernels.FarthestPointState(x, capacity=400)
+    picks, _, _ = farthest_point_order(x, 400, state=state)
+    assert picks.tolist() == reference_order(x_before, 400)
+    modes = [m for _, m in state.switches]
+    assert modes[:4] == ["pruned", "dense", "pruned", "dense"]
+    assert np.array_equal(x, x_before)
+
+
+def test_ties_and_duplicates_in_dense_mode():
+    from lightly_airflow.selection.kernels import FarthestPointState
+
+    rng = np.random.default_rng(5)
+    base = rng.integers(-2, 3, size=(30, 8)).astype(np.float32)
+    base[np.all(base == 0, axis=1)] = 1
+    x = np.repeat(base, 4, axis=0)[rng.permutation(120)]
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    for mode in ("dense", "auto"):
+        picks, _, _ = farthest_point_order(x, len(x), state=FarthestPointState(x.copy(), capacity=len(x), mode=mode))
+        assert picks.tolist() == reference_order(x, len(x))
