@@ -482,8 +482,10 @@ def select_and_commit(
     first = pool.snapshot()
     done = first.committed_version(run_id)
     if done is not None:
-        log.info("Run %s is already committed as datapool version %d: nothing to do.", run_id, done)
-        return RunSummary(run_id=run_id, tag=tag, version=done, already_committed=True)
+        return finish_committed_run(
+            pool, first, done, run_id=run_id, tag=tag, manifests=manifests, config=config,
+            credentials=datapool_credentials,
+        )
 
     if query_embeddings is None:
         from lightly_airflow.selection.queries import resolve_query_sets
@@ -661,6 +663,56 @@ def _class_lacks_input(candidates: pa.Table, config: Any, balance_index: int, na
                     f"a sample without it {effect} (docs/selection.md, Missing inputs). Fix: give those samples the "
                     "input (e.g. predictions for them), or remove that strategy.")
     return None
+
+
+def finish_committed_run(
+    pool: Any, snap: Any, version: int, *, run_id: str, tag: str | None, manifests: list[str], config: Any,
+    credentials: StorageCredentials | None,
+) -> RunSummary:
+    """Finish the work of a run that committed before (a worker killed right after its commit, or a re-run):
+    write the problems file and the report if they are missing, then remove the staging files. Idempotent:
+    each step checks its own output first; nothing is committed again.
+
+    The report is rebuilt from the pool alone (the run's rows at its version, the selected set before it, the
+    counts of its commit), so it is the same whether or not the staging files survived.
+    """
+    datapool_uri = pool.uri
+    entry = snap.entry(version) or {}
+    counts = entry.get("counts") or {}
+    summary = RunSummary(
+        run_id=run_id, tag=entry.get("tag") or tag, version=version, already_committed=True,
+        candidates=int(counts.get("candidates", 0)), processed=int(counts.get("processed", entry.get("rows") or 0)),
+        selected=int(counts.get("selected", entry.get("selected") or 0)), corrupt=int(counts.get("corrupt", 0)),
+        duplicate=int(counts.get("duplicate", 0)), missing=int(counts.get("missing", 0)),
+    )
+    out_dir = staging.reports_dir(datapool_uri, run_id)
+    fs, path = filesystem(out_dir, credentials)
+    problems_path = f"{path}/{staging.PROBLEMS_FILE}"
+    if fs.exists(problems_path):
+        summary.problems_uri = f"{out_dir}/{staging.PROBLEMS_FILE}"
+        summary.problems = int(read_parquet(summary.problems_uri, credentials).num_rows)
+    elif manifests and fs.exists(filesystem(staging.run_dir(datapool_uri, run_id), credentials)[1]):
+        try:
+            _rows, _meta, errors = assemble_run(manifests, credentials)
+            summary.problems_uri, summary.problems = _write_problems(errors, datapool_uri, run_id, credentials)
+        except FileNotFoundError as exc:
+            log.warning("Could not rebuild the problems file of committed run %s: %s", run_id, exc)
+    if fs.exists(f"{path}/index.html"):
+        summary.report_uri = f"{out_dir}/index.html"
+        log.info("Run %s is already committed as datapool version %d and has its report: nothing to do.", run_id, version)
+    else:
+        log.warning(
+            "Run %s is committed as datapool version %d but its report is missing (the worker stopped after the "
+            "commit): writing it now from the pool.", run_id, version,
+        )
+        at_version = pool.snapshot(version)
+        rows = at_version.read()
+        rows = rows.filter(pc.equal(rows.column(C.RUN_ID), run_id))
+        before = pool.snapshot(version - 1).selected() if version > 1 else None
+        summary.pool_selected_before = 0 if before is None else before.num_rows
+        summary.report_uri = _report(rows, datapool_uri, run_id, summary, config, before, credentials)
+    remove_staging(datapool_uri, run_id, credentials)
+    return summary
 
 
 def remove_staging(datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> None:
