@@ -68,6 +68,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export.add_argument("--out", help="output file (default stdout)")
     export.set_defaults(func=_export)
 
+    check = sub.add_parser("check", help="verify the log: continuity, damaged entries, data files, tags vs commits")
+    common(check)
+    check.add_argument("--format", choices=("table", "json"), default="table")
+    check.set_defaults(func=_check)
+
 
 def _pool(args: argparse.Namespace) -> Datapool:
     creds = None
@@ -203,3 +208,22 @@ def _export(args: argparse.Namespace) -> int:
     if args.out:
         print(f"wrote {len(records)} entries of tag {args.tag!r} to {args.out}", file=sys.stderr)
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Exit 0 when the pool is sound (warnings allowed), 1 when it has errors."""
+    from lightly_airflow.datapool.check import check_pool
+
+    creds = None
+    if args.storage_options:
+        creds = StorageCredentials.from_dict(json.loads(args.storage_options))
+    findings = check_pool(args.uri, creds)
+    errors = [f for f in findings if f.level == "error"]
+    if args.format == "json":
+        print(json.dumps({"ok": not errors, "findings": [f.to_dict() for f in findings]}))
+    else:
+        for f in findings:
+            print(f"{f.level.upper()}: {f.path}: {f.message}")
+        print(f"{args.uri}: {'OK' if not errors else 'DAMAGED'} ({len(errors)} errors, "
+              f"{len(findings) - len(errors)} warnings)")
+    return 1 if errors else 0

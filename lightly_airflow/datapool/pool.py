@@ -123,6 +123,7 @@ class Datapool:
         protocol = protocol_of(self.uri)
         self._table_uri = delta_uri(self.uri)
         self._options = (credentials or StorageCredentials()).delta_options(protocol) or None
+        self._credentials = credentials
         bad = [k for k in (table_configuration or {}) if not k.startswith("delta.")]
         if bad:
             raise DatapoolError(f"table_configuration keys {bad} are not Delta table properties (delta.*).")
@@ -140,6 +141,28 @@ class Datapool:
             return DeltaTable(self._table_uri, version=int(version), storage_options=self._options)
         except TableNotFoundError:
             return None
+        except DeltaError as exc:
+            raise self._damaged(exc) from None
+
+    def _damaged(self, exc: Exception) -> DatapoolError:
+        """A clear error for a log delta-rs cannot load: the damaged file and how to recover (never the raw
+        native message alone)."""
+        from lightly_airflow.datapool.check import log_problems
+
+        try:
+            problems = [f for f in log_problems(self.uri, self._credentials) if f.level == "error"]
+        except Exception as scan_exc:  # noqa: BLE001 - the scan is a diagnosis; never hide the first error
+            problems, first = [], f"(the log could not be scanned either: {type(scan_exc).__name__})"
+        else:
+            first = ""
+        if problems:
+            where = "; ".join(f"{p.path}: {p.message}" for p in problems[:3])
+            return DatapoolError(f"The datapool {self.uri} cannot be read: {where}")
+        reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        return DatapoolError(
+            f"The datapool {self.uri} cannot be read: {reason} {first}. Run `lightly-airflow datapool check "
+            f"{self.uri}` to find the damaged file."
+        )
 
     def snapshot(self, version: int | None = None, *, timestamp: datetime | None = None) -> Snapshot:
         """The pool pinned at one version (default: the latest; its ``table`` is ``None`` when there is no pool).

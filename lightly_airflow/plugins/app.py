@@ -172,8 +172,9 @@ def _run_page(root: str, where: D.RunLocation) -> str:
             f'<div class="box">This run committed version <b>{H.e(entry["version"])}</b> of datapool '
             f'{H.link(f"{root}/pools/{H.seg(spec.name)}", spec.name)} with tag <code>{H.e(entry.get("tag"))}</code> '
             f"({H.counts_text(entry.get('counts'))}), but no report was found in "
-            f"<code>{H.e(D.REPORTS_DIR)}/{H.e(where.slug)}/</code> (writing it may have failed: see the select "
-            "task's log).</div>"
+            f"<code>{H.e(D.REPORTS_DIR)}/{H.e(where.slug)}/</code> (the worker may have stopped right after the "
+            "commit, or writing it failed: see the select task's log). Clearing the <code>select_and_commit</code> "
+            "task writes the missing report from the datapool without committing again.</div>"
         )
     elif where.reports:
         links = ", ".join(

@@ -1,0 +1,197 @@
+"""Verify a datapool's Delta log without trusting it: ``lightly-airflow datapool check URI``.
+
+delta-rs reports a damaged log as a raw native error ("Kernel error: Json error …" with a backtrace) and a
+deleted last log entry not at all: the pool silently reads as the version before, so a run's tag vanishes.
+:func:`check_pool` reads the log files itself and reports, each naming the file and the way to recover:
+
+* ``error``: a log entry that is not valid JSON lines, a gap in the version numbers, a data file the log
+  adds that is missing, a run commit whose application transaction does not match its version, a tag whose
+  commit is missing.
+* ``warning``: data files no log entry references, grouped by the run that wrote them. A worker killed
+  mid-commit leaves such files (harmless: its retry commits the run again); a *deleted* last log entry leaves
+  them too, and then their run is not committed anywhere: that is reported as an error.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from lightly_airflow import columns as C
+from lightly_airflow.storage import StorageCredentials, filesystem
+
+LOG_DIR = "_delta_log"
+_COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
+_CHECKPOINT_FILE = re.compile(r"^(\d{20})\.checkpoint(\.\d+\.\d+)?\.parquet$")
+RECOVERY = (
+    "Restore the file from the store's versioning or a backup. If it is the LAST log entry and cannot be "
+    "restored, move it away: the pool then reads as the version before, and re-running (clearing) that run's "
+    "select task commits it again."
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem of a pool: ``level`` is ``error`` or ``warning``; ``path`` the file concerned."""
+
+    level: str
+    path: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _read_entry(fs: Any, path: str) -> list[dict[str, Any]]:
+    """The actions of one commit file; raises ``ValueError`` naming the line that is not JSON."""
+    actions = []
+    text = fs.cat_file(path).decode("utf-8", "replace")
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"line {number} is not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"line {number} is not a JSON object")
+        actions.append(value)
+    if not actions:
+        raise ValueError("it is empty")
+    return actions
+
+
+def log_problems(uri: str, credentials: StorageCredentials | None = None) -> list[Finding]:
+    """Structural problems of the log alone (parse errors and gaps): what :class:`Datapool` names when
+    delta-rs fails to load the table. Cheap: one LIST and one GET per log entry."""
+    findings, _ = _scan_log(uri, credentials)
+    return findings
+
+
+def _scan_log(
+    uri: str, credentials: StorageCredentials | None
+) -> tuple[list[Finding], dict[int, list[dict[str, Any]]]]:
+    fs, root = filesystem(uri, credentials)
+    log_dir = f"{root.rstrip('/')}/{LOG_DIR}"
+    try:
+        names = sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(log_dir, detail=False))
+    except FileNotFoundError:
+        return [Finding("error", f"{uri}/{LOG_DIR}/", "the Delta log folder does not exist: this is no datapool")], {}
+    versions = sorted(int(m.group(1)) for n in names if (m := _COMMIT_FILE.match(n)))
+    checkpoints = sorted(int(m.group(1)) for n in names if (m := _CHECKPOINT_FILE.match(n)))
+    findings: list[Finding] = []
+    entries: dict[int, list[dict[str, Any]]] = {}
+    if not versions:
+        return [Finding("error", f"{uri}/{LOG_DIR}/", "the log holds no commit files")], {}
+    first = versions[0]
+    if first != 0 and not any(c >= first - 1 for c in checkpoints):
+        findings.append(Finding(
+            "error", f"{uri}/{LOG_DIR}/{0:020d}.json",
+            f"the log starts at version {first} without a checkpoint before it: earlier entries were deleted. {RECOVERY}",
+        ))
+    for prev, cur in zip(versions, versions[1:]):
+        if cur != prev + 1:
+            missing = ", ".join(f"{v:020d}.json" for v in range(prev + 1, min(cur, prev + 4)))
+            findings.append(Finding(
+                "error", f"{uri}/{LOG_DIR}/{prev + 1:020d}.json",
+                f"versions {prev + 1}..{cur - 1} are missing from the log ({missing}…): the log is not continuous. "
+                f"{RECOVERY}",
+            ))
+    for v in versions:
+        path = f"{log_dir}/{v:020d}.json"
+        try:
+            entries[v] = _read_entry(fs, path)
+        except ValueError as exc:
+            findings.append(Finding("error", f"{uri}/{LOG_DIR}/{v:020d}.json", f"log entry {v} is damaged: {exc}. {RECOVERY}"))
+    return findings, entries
+
+
+def check_pool(uri: str, credentials: StorageCredentials | None = None) -> list[Finding]:
+    """Every problem of the pool at ``uri`` (empty: the pool is sound). See the module docstring."""
+    findings, entries = _scan_log(uri, credentials)
+    if not entries:
+        return findings
+    fs, root = filesystem(uri, credentials)
+    root = root.rstrip("/")
+    added: set[str] = set()
+    removed: set[str] = set()
+    committed_runs: dict[str, int] = {}
+    for version, actions in sorted(entries.items()):
+        info: dict[str, Any] = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+        meta = info.get("lightly")
+        if isinstance(meta, str):
+            try:
+                meta = json.loads(meta)
+            except json.JSONDecodeError:
+                meta = None
+        meta = meta if isinstance(meta, dict) else {}
+        for action in actions:
+            if "add" in action:
+                added.add(str(action["add"]["path"]))
+            if "remove" in action:
+                removed.add(str(action["remove"]["path"]))
+            txn = action.get("txn")
+            if isinstance(txn, dict) and str(txn.get("appId", "")).startswith("lightly-airflow/run/"):
+                run_id = str(txn["appId"]).removeprefix("lightly-airflow/run/")
+                committed_runs[run_id] = version
+                if int(txn.get("version", -1)) != version:
+                    findings.append(Finding(
+                        "error", f"{uri}/{LOG_DIR}/{version:020d}.json",
+                        f"run {run_id!r} records version {txn.get('version')} but is log entry {version}: the log "
+                        f"was renumbered or copied. {RECOVERY}",
+                    ))
+        if meta.get("run_id") and meta.get("run_id") not in committed_runs:
+            findings.append(Finding(
+                "error", f"{uri}/{LOG_DIR}/{version:020d}.json",
+                f"the commit of run {meta['run_id']!r} (tag {meta.get('tag')!r}) lacks its application transaction.",
+            ))
+    live = added - removed
+    from urllib.parse import unquote
+
+    for rel in sorted(live):
+        if not fs.exists(f"{root}/{unquote(rel)}"):
+            findings.append(Finding(
+                "error", f"{uri}/{unquote(rel)}",
+                "a data file the log references is missing: reads of the pool fail. Restore it from the store's "
+                "versioning or a backup.",
+            ))
+    # Data files the log does not reference, grouped by the run that wrote them.
+    on_disk = [p for p in fs.find(root) if "/_delta_log/" not in p and p.endswith(".parquet")
+               and not posixpath.relpath(p, root).startswith(("_", "."))]
+    orphans: dict[tuple[str, int], list[str]] = {}
+    for path in on_disk:
+        rel = posixpath.relpath(path, root)
+        if rel in live or rel in added:
+            continue
+        try:
+            with fs.open(path, "rb") as f:
+                table = pq.read_table(f, columns=[C.RUN_ID, "commit_version"])
+            run_id = str(table.column(C.RUN_ID)[0].as_py()) if table.num_rows else "?"
+            version = int(table.column("commit_version")[0].as_py()) if table.num_rows else -1
+        except Exception:  # noqa: BLE001 - a half-written file of a killed attempt
+            run_id, version = "?", -1
+        orphans.setdefault((run_id, version), []).append(f"{uri}/{rel}")
+    latest = max(entries)
+    for (run_id, version), paths in sorted(orphans.items()):
+        if run_id in committed_runs or run_id == "?":
+            findings.append(Finding(
+                "warning", paths[0],
+                f"{len(paths)} data file(s) no log entry references (an attempt of run {run_id!r} killed before its "
+                "commit; the run is committed elsewhere or the file is unreadable): harmless, VACUUM removes them.",
+            ))
+        else:
+            lost = version > latest
+            findings.append(Finding(
+                "error" if lost else "warning", paths[0],
+                f"{len(paths)} data file(s) of run {run_id!r} written for version {version} are in no log entry and the "
+                f"run is not committed: " + (
+                    f"the log ends at version {latest}, so log entry {version} was probably deleted (the run's tag is "
+                    f"lost). {RECOVERY}" if lost else "an attempt killed before its commit that was never retried."
+                ),
+            ))
+    return findings
