@@ -25,6 +25,6 @@ _configure_numba_cache()
 import numba  # noqa: E402  (the cache directory must be configured first)
 
 if os.environ.get("NUMBA_CACHE_DIR"):
-    numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
+    numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]  # type: ignore[attr-defined]  # numba.config is dynamic
 
 __all__ = ["numba"]
