@@ -150,8 +150,13 @@ def select(
             ctx.count_missing(input_column(inp), int(np.isnan(v).sum()), "THRESHOLD: fails the filter")
             keep &= _threshold_mask(v, strat)
     ctx.keep = np.flatnonzero(keep)
-    objectives = [build_objective(path, e.input, e.strategy, ctx)
-                  for path, e in entries if not isinstance(e.strategy, ThresholdStrategy)]
+    # DIVERSITY is built last: its k-center state regroups the embedding rows in place (restored at the end),
+    # so objectives that read the embeddings once (TYPICALITY, SIMILARITY) must read them first. The list
+    # keeps the config's order.
+    greedy_entries = [(path, e) for path, e in entries if not isinstance(e.strategy, ThresholdStrategy)]
+    built = {path: build_objective(path, e.input, e.strategy, ctx)
+             for path, e in sorted(greedy_entries, key=lambda pe: pe[1].strategy.type == "DIVERSITY")}
+    objectives = [built[path] for path, _ in greedy_entries]
 
     picks, reason, values, scores = greedy(objectives, n_target)
     indices = ctx.keep[picks] if len(picks) else np.zeros(0, dtype=np.int64)

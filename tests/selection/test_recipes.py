@@ -139,3 +139,15 @@ def test_recipe_is_not_below_random_in_a_real_active_learning_loop(dataset: str)
     assert rec_auc >= rnd_auc, (rec_auc, rnd_auc)
     # Per budget, averaged over seeds: never clearly below random (one batch of noise allowed).
     assert mean_diff.min() > -0.03, mean_diff.round(3)
+
+
+def test_objective_order_does_not_change_the_picks_with_preselected_samples(digits_table) -> None:  # noqa: ANN001
+    """DIVERSITY regroups the embedding rows in place once it holds >= 16 samples; TYPICALITY listed after it
+    must still score the right rows (found by the benchmark: the recipe's cold start depended on the order)."""
+    emb = np.stack(digits_table.column("embedding").to_numpy(zero_copy_only=False)).astype(np.float32)
+    e = {"type": "EMBEDDINGS"}
+    typ, div = {"input": e, "strategy": {"type": "TYPICALITY"}}, {"input": e, "strategy": {"type": "DIVERSITY"}}
+    pre = pa.table({"key": [f"p{i}" for i in range(40)], "embedding": pa.array(list(emb[:40]), pa.list_(pa.float32()))})
+    a = select(digits_table, {"n_samples": 10, "strategies": [typ, div]}, preselected=pre)
+    b = select(digits_table, {"n_samples": 10, "strategies": [div, typ]}, preselected=pre)
+    assert a.indices.tolist() == b.indices.tolist()
