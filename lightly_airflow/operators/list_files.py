@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from lightly_airflow.datasource import NewFilesQuery
+from lightly_airflow.datasource import IMAGE_EXTENSIONS, POLICIES, NewFilesQuery
 from lightly_airflow.hooks.storage import query_credentials
 from lightly_airflow.operators.base import LightlyBaseOperator
 from lightly_airflow.pipeline import (
@@ -43,6 +43,8 @@ class ListNewFilesOperator(LightlyBaseOperator):
     :param max_shards: upper bound on manifest shards (Airflow maps at most 1024 by default).
     :param tag_name: the run's tag, checked here (name, ``initial-tag``, used by another run) so a tag the
         commit would refuse fails this first task.
+    :param extensions: file extensions to list (give the wait-for-new-files sensor the same ones).
+    :param policy: ``content`` (a changed file is new) or ``key`` (only new keys); as the sensor's.
     """
 
     template_fields: Sequence[str] = (
@@ -62,9 +64,15 @@ class ListNewFilesOperator(LightlyBaseOperator):
         active_learning: dict[str, Any] | None = None,
         max_shards: int = 1024,
         tag_name: str | None = None,
+        extensions: Sequence[str] = IMAGE_EXTENSIONS,
+        policy: str = "content",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if policy not in POLICIES:
+            raise ValueError(f"ListNewFilesOperator {kwargs.get('task_id')!r}: unknown policy {policy!r}; use one of {POLICIES}.")
+        self.extensions = [extensions] if isinstance(extensions, str) else list(extensions)
+        self.policy = policy
         self.datasource_uri = datasource_uri
         self.lightly_uri = lightly_uri
         self.process_all = process_all
@@ -88,6 +96,8 @@ class ListNewFilesOperator(LightlyBaseOperator):
             datasource_conn_id=self.datasource_conn_id,
             datapool_conn_id=self.datapool_conn_id,
             lightly_conn_id=self.lightly_conn_id,
+            extensions=self.extensions,
+            policy=self.policy,
             process_all=self.process_all,
         )
 
