@@ -23,6 +23,12 @@ Per-sample values (staging files, engine input, datapool):
   are recorded in the table's schema metadata under :data:`CATEGORIES_METADATA_KEY`.
 - ``predictions.<task>.category_count.<category name>``: number of objects of that category.
 
+Video frames (a frame is a sample named as Lightly names it, see :mod:`lightly_airflow.video.naming`):
+
+- ``video``: the key of the frame's video (null for images); ``frame_index``: the frame's index as PyAV
+  decodes it; ``frame_pts``: its presentation timestamp in the stream's time base; ``frame_seconds``: its time.
+- ``video_problem`` (manifests only): why a video could not be read (completely, or from some frame on).
+
 Datapool-only columns: ``sample_id``, ``run_id``, ``dag_id``, ``selected``, ``pick_rank``, ``tags``,
 ``committed_at``; ``selection.<value>`` per selected sample: why it was picked, the value of each objective at
 the moment of its pick (``selection.score`` the combined ``Σ strength·log(objective)``, ``selection.distance``
@@ -49,6 +55,13 @@ STATUS_CORRUPT = "corrupt"
 STATUS_DUPLICATE = "duplicate"
 STATUS_MISSING = "missing"
 STATUSES = (STATUS_OK, STATUS_CORRUPT, STATUS_DUPLICATE, STATUS_MISSING)
+
+VIDEO = "video"
+FRAME_INDEX = "frame_index"
+FRAME_PTS = "frame_pts"
+FRAME_SECONDS = "frame_seconds"
+VIDEO_COLUMNS = (VIDEO, FRAME_INDEX, FRAME_PTS, FRAME_SECONDS)
+VIDEO_PROBLEM = "video_problem"
 
 SAMPLE_ID = "sample_id"
 RUN_ID = "run_id"

@@ -1,0 +1,164 @@
+"""Decoding chosen frames of a video: seek to a range's first frame, keep exactly the frames of the range.
+
+A range is located by the frames' presentation timestamps from the demux index (``index.index_video``): the
+container seeks to the keyframe at or before the first wanted pts, frames before it are decoded (they are
+needed as references) and dropped, and a decoded frame belongs to the range exactly when its pts is one of
+the range's. Where timestamps are missing or seeking is unreliable for the format, frames are counted from
+the start of the file. Nothing is extracted to disk and only the current frame is held in memory.
+
+Every wanted frame is yielded once, in index order: with its decoded ``av.VideoFrame``, or with ``None`` and
+the reason it could not be decoded (a damaged packet, a stream that ends early).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lightly_airflow.video.index import SEEKABLE_FORMATS, reason
+
+logger = logging.getLogger(__name__)
+
+#: Consecutive undecodable packets after which the rest of a video is given up (each is reported).
+MAX_BAD_PACKETS = 64
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    """One wanted frame: ``frame`` is the decoded ``av.VideoFrame``, or ``None`` with a ``reason``."""
+
+    index: int
+    frame: Any
+    reason: str | None = None
+
+
+def _runs(wanted: Sequence[tuple[int, int | None]]) -> list[list[tuple[int, int | None]]]:
+    """Split (index, pts) pairs sorted by index into runs of consecutive indices."""
+    runs: list[list[tuple[int, int | None]]] = []
+    for item in sorted(wanted):
+        if runs and item[0] == runs[-1][-1][0] + 1:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
+
+
+def decode_frames(
+    source: Any, wanted: Sequence[tuple[int, int | None]], *, seekable: bool | None = None, threads: bool = True
+) -> Iterator[DecodedFrame]:
+    """Yield one :class:`DecodedFrame` per wanted ``(frame index, pts)``; never raises for bad data.
+
+    Decoded frames come in index order, then the wanted frames that could not be decoded, with the reason.
+
+    :param source: a path or a binary file object of the video.
+    :param wanted: frame indices with their pts from the index (``None`` pts: count frames instead).
+    :param seekable: whether the container may seek; ``None``: by its format (``index.SEEKABLE_FORMATS``).
+    :param threads: let the codec decode with its own threads (faster on multi-core nodes).
+    """
+    import av
+
+    runs = _runs(wanted)
+    if not runs:
+        return
+    try:
+        container = av.open(source, mode="r")
+    except Exception as exc:  # noqa: BLE001
+        why = f"cannot open the video: {reason(exc)}"
+        for run in runs:
+            for index, _ in run:
+                yield DecodedFrame(index, None, why)
+        return
+    try:
+        stream = container.streams.video[0]
+        if seekable is None:
+            seekable = bool(set(str(container.format.name).split(",")) & SEEKABLE_FORMATS)
+        if threads:
+            stream.thread_type = "AUTO"
+        for run in runs:
+            by_pts = all(p is not None for _, p in run)
+            yield from _decode_run(container, stream, run, seek=seekable and by_pts, by_pts=by_pts)
+    finally:
+        container.close()
+
+
+def _decode_run(
+    container: Any, stream: Any, run: list[tuple[int, int | None]], *, seek: bool, by_pts: bool
+) -> Iterator[DecodedFrame]:
+    first_index, first_pts = run[0]
+    last_index, last_pts = run[-1]
+    pts_to_index = {p: i for i, p in run} if by_pts else {}
+    pending = {i for i, _ in run}
+    broke: str | None = None
+    attempt_seek = seek
+    for _attempt in range(2):
+        try:
+            if attempt_seek and first_index > 0:
+                container.seek(int(first_pts), stream=stream, backward=True, any_frame=False)  # type: ignore[arg-type]
+            else:
+                container.seek(0, stream=stream, backward=True, any_frame=False)
+        except Exception as exc:  # noqa: BLE001 - fall back to decoding from the start
+            if attempt_seek:
+                attempt_seek = False
+                continue
+            broke = f"cannot seek: {reason(exc)}"
+            break
+        stream.codec_context.flush_buffers()
+        counter = -1  # frames decoded from the start (only meaningful without seeking)
+        overshoot = False
+        done = False
+        bad = 0
+        try:
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                    bad = 0
+                except Exception as exc:  # noqa: BLE001 - one damaged packet costs its frame only
+                    bad += 1
+                    broke = f"damaged data: {reason(exc)}"
+                    if bad >= MAX_BAD_PACKETS:
+                        break
+                    continue
+                for frame in frames:
+                    counter += 1
+                    if by_pts:
+                        if frame.pts is None:
+                            continue
+                        if frame.pts < first_pts:
+                            continue
+                        if attempt_seek and counter == 0 and frame.pts > first_pts:
+                            overshoot = True  # the seek landed after our first frame
+                            break
+                        index = pts_to_index.get(frame.pts)
+                        if index is None:
+                            if frame.pts > last_pts:
+                                done = True
+                                break
+                            logger.warning("decoded a frame with pts %s that the index does not list", frame.pts)
+                            continue
+                    else:
+                        index = counter
+                        if index < first_index:
+                            continue
+                        if index > last_index:
+                            done = True
+                            break
+                    if index in pending:
+                        pending.discard(index)
+                        yield DecodedFrame(index, frame)
+                    if not pending:
+                        done = True
+                        break
+                if overshoot or done:
+                    break
+        except Exception as exc:  # noqa: BLE001 - a stream that breaks keeps the frames decoded so far
+            broke = f"the video breaks here: {reason(exc)}"
+        if overshoot and attempt_seek:
+            logger.info("seek overshot frame %d; decoding from the start instead", first_index)
+            attempt_seek = False
+            continue
+        break
+    why = broke or "the decoder produced no such frame (the stream ends early or the frame is damaged)"
+    for index in sorted(pending):
+        yield DecodedFrame(index, None, why)

@@ -1,0 +1,163 @@
+"""One decode per frame for every stage that needs pixels: the model's input, the ``lightly.*`` metrics, the
+content hash and the corruptness score of each frame of a shard, computed from the same decoded frame.
+
+The embed runner calls :func:`iter_frame_results` for the shard's frame rows: videos are decoded range by
+range in a few threads (PyAV, the scaler, the hash and the compiled metric kernels run without the GIL)
+while the model computes, and the metadata stage does not decode frames again (it only adds custom metadata).
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import logging
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lightly_airflow import columns as C
+from lightly_airflow.storage import StorageCredentials, filesystem
+from lightly_airflow.video.decode import decode_frames
+from lightly_airflow.video.quality import frame_corruptness
+from lightly_airflow.video.source import open_video_source
+
+logger = logging.getLogger(__name__)
+
+#: Frames decoded per task: a task seeks once, so larger chunks waste less decoding before the first frame
+#: (up to one GOP) and smaller ones hold less in memory and spread better over threads.
+CHUNK_FRAMES = 512
+
+
+@dataclass
+class FrameRow:
+    """A frame row of a manifest shard."""
+
+    row: int
+    video: str
+    index: int | None
+    pts: int | None
+    problem: str | None = None
+
+
+@dataclass
+class FrameResult:
+    """What one decode of a frame gave: model input, metrics, hash and corruptness, or why it failed."""
+
+    row: int
+    small: np.ndarray | None
+    metrics: dict[str, Any] | None
+    content_hash: str | None
+    corruptness: float | None
+    status: str
+    reason: str | None
+
+
+def frame_rows(manifest: Any, rows: Sequence[int] | None = None) -> list[FrameRow]:
+    """The frame rows (those with a ``video``) of a manifest table, restricted to ``rows`` when given."""
+    if C.VIDEO not in manifest.column_names:
+        return []
+    videos = manifest.column(C.VIDEO).to_pylist()
+    indices = manifest.column(C.FRAME_INDEX).to_pylist()
+    pts = manifest.column(C.FRAME_PTS).to_pylist()
+    problems = (
+        manifest.column(C.VIDEO_PROBLEM).to_pylist() if C.VIDEO_PROBLEM in manifest.column_names else [None] * len(videos)
+    )
+    wanted = range(len(videos)) if rows is None else rows
+    return [FrameRow(int(i), videos[i], indices[i], pts[i], problems[i]) for i in wanted if videos[i] is not None]
+
+
+def analyse_frame(frame: Any, input_size: int | None) -> tuple[np.ndarray | None, dict[str, Any], str, float]:
+    """Model input (``input_size`` square RGB, or ``None``), metrics, content hash and corruptness of a frame."""
+    from lightly_airflow.metadata.kernels import pixel_sums
+    from lightly_airflow.metadata.metrics import _metrics_from
+
+    rgb = np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+    sums, squares, gray = pixel_sums(rgb)
+    metrics: dict[str, Any] = _metrics_from(sums.astype(np.float64), squares.astype(np.float64), gray, 0)
+    metrics["sizeInBytes"] = None  # a frame is no file; its video's size is on the video
+    digest = hashlib.sha256(rgb.tobytes())
+    digest.update(f"{rgb.shape}".encode())
+    small = None
+    if input_size:
+        small = frame.reformat(width=input_size, height=input_size, format="rgb24", interpolation="BILINEAR").to_ndarray()
+    return small, metrics, digest.hexdigest(), frame_corruptness(gray)
+
+
+def _chunks(rows: list[FrameRow]) -> list[list[FrameRow]]:
+    by_video: dict[str, list[FrameRow]] = collections.defaultdict(list)
+    for r in rows:
+        by_video[r.video].append(r)
+    out: list[list[FrameRow]] = []
+    for video in sorted(by_video):
+        items = sorted(by_video[video], key=lambda r: (-1 if r.index is None else r.index))
+        for start in range(0, len(items), CHUNK_FRAMES):
+            out.append(items[start : start + CHUNK_FRAMES])
+    return out
+
+
+def _process_chunk(
+    datasource_uri: str, chunk: list[FrameRow], input_size: int | None, credentials: StorageCredentials | None,
+    fs: Any, root: str,
+) -> list[FrameResult]:
+    out: list[FrameResult] = []
+    decodable = []
+    for r in chunk:
+        if r.index is None or r.problem:
+            why = r.problem or "no frame index"
+            out.append(FrameResult(r.row, None, None, None, None, C.STATUS_CORRUPT, why))
+        else:
+            decodable.append(r)
+    if not decodable:
+        return out
+    by_index = {r.index: r for r in decodable}
+    video = decodable[0].video
+    try:
+        with open_video_source(datasource_uri, video, credentials, fs=fs, root=root) as source:
+            for got in decode_frames(source, [(r.index, r.pts) for r in decodable if r.index is not None]):
+                row = by_index[got.index].row
+                if got.frame is None:
+                    out.append(FrameResult(row, None, None, None, None, C.STATUS_CORRUPT, got.reason))
+                    continue
+                try:
+                    small, metrics, digest, score = analyse_frame(got.frame, input_size)
+                except Exception as exc:  # noqa: BLE001 - a frame the scaler cannot convert is corrupt
+                    out.append(FrameResult(row, None, None, None, None, C.STATUS_CORRUPT, f"cannot convert the frame: {exc}"))
+                    continue
+                out.append(FrameResult(row, small, metrics, digest, score, C.STATUS_OK, None))
+    except FileNotFoundError:
+        done = {r.row for r in out}
+        out += [FrameResult(r.row, None, None, None, None, C.STATUS_MISSING, "the video disappeared after listing")
+                for r in decodable if r.row not in done]
+    return out
+
+
+def iter_frame_results(
+    datasource_uri: str, rows: list[FrameRow], *, input_size: int | None, credentials: StorageCredentials | None = None,
+    workers: int = 1,
+) -> Iterator[FrameResult]:
+    """Decode the frames of ``rows`` once each and yield a :class:`FrameResult` per row (grouped by video).
+
+    :param workers: chunks decoded concurrently (each chunk is one seek and one sequential decode).
+    """
+    chunks = _chunks(rows)
+    fs, root = filesystem(datasource_uri, credentials)
+    if workers <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            yield from _process_chunk(datasource_uri, chunk, input_size, credentials, fs, root)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="video-decode") as pool:
+        pending: collections.deque[Future[list[FrameResult]]] = collections.deque()
+        it = iter(chunks)
+        for chunk in it:
+            pending.append(pool.submit(_process_chunk, datasource_uri, chunk, input_size, credentials, fs, root))
+            if len(pending) >= workers:
+                break
+        while pending:
+            results = pending.popleft().result()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(pool.submit(_process_chunk, datasource_uri, nxt, input_size, credentials, fs, root))
+            yield from results

@@ -1,0 +1,119 @@
+"""Counting and locating the frames of a video without decoding it: one demux pass over its packets.
+
+Lightly enumerates frames as PyAV decodes them. Container metadata (``stream.frames``) is cheap but absent
+for WebM, MPEG-PS, raw HEVC and others, and may be wrong; decoding is exact but costs as much as the whole
+embedding. Demuxing reads every packet without decoding it: each video packet is one frame and a decoded
+frame carries its packet's presentation timestamp (pts), so the sorted packet pts are the frames in decoding
+order: frame ``i`` is the frame whose pts is the ``i``-th smallest. That list lets a shard seek to its first
+frame and know exactly which decoded frames are its own (``decode.decode_frames``). Where packets carry no
+pts (raw ``.hevc`` streams) frames are counted by packets and located by counting decoded frames from the
+start. The decoder remains the judge: a frame the index promised but the decoder did not produce is reported
+per frame with a reason; a frame it produced beyond the index is counted and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: Container formats whose timestamp seeking lands on or before the wanted keyframe (checked in the tests);
+#: others (MPEG-PS/TS, raw streams) are decoded from the start of the file up to a shard's range.
+SEEKABLE_FORMATS = frozenset({"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi"})
+
+
+@dataclass
+class VideoIndex:
+    """The frames of one video as PyAV will decode them.
+
+    :ivar n_frames: number of frames (packets of the first video stream).
+    :ivar pts: presentation timestamps in frame order (``None`` entries when the container has none).
+    :ivar time_base: seconds per pts unit (``None`` when unknown).
+    :ivar fps: average frame rate (``None`` when unknown).
+    :ivar seekable: whether a shard may seek to its first frame (timestamps present, unique, and a format
+        whose seeking is reliable).
+    :ivar problem: why the video could not be read (completely or from some point on); ``None`` when fine.
+    :ivar metadata_frames: the container's own frame count (0 when it has none), for the record.
+    """
+
+    n_frames: int = 0
+    pts: list[int | None] = field(default_factory=list)
+    time_base: Fraction | None = None
+    fps: float | None = None
+    seekable: bool = False
+    problem: str | None = None
+    metadata_frames: int = 0
+    width: int | None = None
+    height: int | None = None
+    codec: str | None = None
+    container_format: str | None = None
+
+    def seconds(self, index: int) -> float | None:
+        """Timestamp of frame ``index`` in seconds (from its pts, else from the frame rate)."""
+        pts = self.pts[index] if 0 <= index < len(self.pts) else None
+        if pts is not None and self.time_base is not None:
+            return float(pts * self.time_base)
+        if self.fps:
+            return index / self.fps
+        return None
+
+
+def reason(exc: BaseException) -> str:
+    """A stable one-line reason for a PyAV error."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+def index_video(source: Any) -> VideoIndex:
+    """Demux ``source`` (a path or a binary file object) and list its frames; never raises for bad data.
+
+    A video that cannot be opened has ``n_frames == 0`` and a ``problem``; one whose packets stop being
+    readable half way keeps the frames before that point and says where it broke.
+    """
+    import av
+
+    out = VideoIndex()
+    try:
+        container = av.open(source, mode="r")
+    except Exception as exc:  # noqa: BLE001 - any open failure makes the video unreadable, not the run
+        out.problem = f"cannot open the video: {reason(exc)}"
+        return out
+    try:
+        if not container.streams.video:
+            out.problem = "the file holds no video stream"
+            return out
+        stream = container.streams.video[0]
+        out.time_base = stream.time_base
+        out.fps = float(stream.average_rate) if stream.average_rate else None
+        out.metadata_frames = int(stream.frames or 0)
+        out.width = stream.codec_context.width or None
+        out.height = stream.codec_context.height or None
+        out.codec = stream.codec_context.name
+        out.container_format = container.format.name
+        pts: list[int | None] = []
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:  # the demuxer's final flush packet
+                    continue
+                pts.append(packet.pts)
+        except Exception as exc:  # noqa: BLE001 - keep the frames before the break
+            out.problem = f"the video breaks after {len(pts)} frames: {reason(exc)}"
+        have_pts = bool(pts) and all(p is not None for p in pts)
+        if have_pts:
+            ordered = sorted(p for p in pts if p is not None)
+            unique = len(set(ordered)) == len(ordered)
+            out.pts = list(ordered) if unique else [None] * len(pts)
+            have_pts = unique
+        else:
+            out.pts = [None] * len(pts)
+        out.n_frames = len(pts)
+        formats = set(str(container.format.name).split(","))
+        out.seekable = have_pts and bool(formats & SEEKABLE_FORMATS)
+        if out.n_frames == 0 and out.problem is None:
+            out.problem = "the video has no frames"
+    finally:
+        container.close()
+    return out

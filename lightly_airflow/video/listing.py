@@ -1,0 +1,135 @@
+"""Videos in a run's file list become their frames: one manifest row per frame, named as Lightly names it.
+
+``expand_videos`` indexes every new video once (a demux pass, no decoding: ``index.index_video``) and
+replaces its row by one row per frame (``key`` = frame name, the video's ``size``/``etag``/``mtime``, and
+``video, frame_index, frame_pts, frame_seconds``). A video that cannot be opened keeps one row under its own
+key with the reason in ``video_problem``; one that breaks half way keeps its readable frames plus that row.
+The stages then report those rows as ``corrupt`` with the reason; the run never fails for a bad video.
+Because manifest shards are split by rows, a long video's frames spread over many shards (frame ranges),
+and each shard seeks to its own first frame.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lightly_airflow import columns as C
+from lightly_airflow.storage import StorageCredentials, filesystem
+from lightly_airflow.video.index import VideoIndex, index_video
+from lightly_airflow.video.naming import frame_name, is_video_key, parse_frame_name
+from lightly_airflow.video.source import open_video_source
+
+logger = logging.getLogger(__name__)
+
+VIDEO_FIELDS = [
+    pa.field(C.VIDEO, pa.string()),
+    pa.field(C.FRAME_INDEX, pa.int64()),
+    pa.field(C.FRAME_PTS, pa.int64()),
+    pa.field(C.FRAME_SECONDS, pa.float64()),
+    pa.field(C.VIDEO_PROBLEM, pa.string()),
+]
+
+
+def video_mask(keys: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Which keys name videos (by extension, case-insensitive)."""
+    from lightly_airflow.datasource.records import VIDEO_EXTENSIONS, extension_regex
+
+    regex = extension_regex(tuple(VIDEO_EXTENSIONS))
+    assert regex is not None
+    return pc.fill_null(pc.match_substring_regex(keys, regex, ignore_case=True), False)
+
+
+def index_videos(
+    datasource_uri: str, keys: Iterable[str], credentials: StorageCredentials | None = None, *, workers: int = 4
+) -> dict[str, VideoIndex]:
+    """The demux index of each video key (read concurrently; a missing file gets a problem, never raises)."""
+    fs, root = filesystem(datasource_uri, credentials)
+
+    def one(key: str) -> VideoIndex:
+        try:
+            with open_video_source(datasource_uri, key, credentials, fs=fs, root=root) as source:
+                return index_video(source)
+        except FileNotFoundError:
+            return VideoIndex(problem="the video disappeared after listing")
+
+    keys = list(keys)
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(keys) or 1))) as pool:
+        return dict(zip(keys, pool.map(one, keys)))
+
+
+def expand_videos(
+    files: pa.Table, datasource_uri: str, credentials: StorageCredentials | None = None, *, workers: int = 4
+) -> pa.Table:
+    """``files`` (``key, size, etag, mtime``) with every video row replaced by its frame rows.
+
+    The result has the video columns (null for images) and is sorted by key.
+    """
+    base = files.select(list(C.MANIFEST_COLUMNS))
+    is_video = video_mask(base.column(C.KEY))
+    images = base.filter(pc.invert(is_video))
+    videos = base.filter(is_video)
+    images = images.append_column(VIDEO_FIELDS[0], pa.nulls(images.num_rows, pa.string()))
+    for f in VIDEO_FIELDS[1:]:
+        images = images.append_column(f, pa.nulls(images.num_rows, f.type))
+    if not videos.num_rows:
+        return images
+    index = index_videos(datasource_uri, videos.column(C.KEY).to_pylist(), credentials, workers=workers)
+    cols: dict[str, list[object]] = {name: [] for name in (*C.MANIFEST_COLUMNS, *(f.name for f in VIDEO_FIELDS))}
+    frames_total = 0
+    for row in videos.to_pylist():
+        key = row[C.KEY]
+        info = index[key]
+        n = info.n_frames
+        for i in range(n):
+            cols[C.KEY].append(frame_name(key, i, n))
+            for c in (C.SIZE, C.ETAG, C.MTIME):
+                cols[c].append(row[c])
+            cols[C.VIDEO].append(key)
+            cols[C.FRAME_INDEX].append(i)
+            cols[C.FRAME_PTS].append(info.pts[i])
+            cols[C.FRAME_SECONDS].append(info.seconds(i))
+            cols[C.VIDEO_PROBLEM].append(None)
+        frames_total += n
+        if info.problem:
+            logger.warning("video %r: %s (%d frames kept)", key, info.problem, n)
+            cols[C.KEY].append(key)
+            for c in (C.SIZE, C.ETAG, C.MTIME):
+                cols[c].append(row[c])
+            cols[C.VIDEO].append(key)
+            cols[C.FRAME_INDEX].append(None)
+            cols[C.FRAME_PTS].append(None)
+            cols[C.FRAME_SECONDS].append(None)
+            cols[C.VIDEO_PROBLEM].append(info.problem)
+    schema = pa.schema([images.schema.field(c) for c in C.MANIFEST_COLUMNS] + VIDEO_FIELDS)
+    frames = pa.Table.from_pydict(cols, schema=schema)
+    logger.info("%d videos became %d frames", videos.num_rows, frames_total)
+    out = pa.concat_tables([images.cast(schema), frames])
+    return out.take(pc.sort_indices(out, sort_keys=[(C.KEY, "ascending")]))
+
+
+def known_videos(known: pa.Table | None) -> pa.Table | None:
+    """``key, etag`` of the videos the datapool processed, derived from its frame rows (and the rows of videos
+    that could not be read, kept under the video's own key), for the new-file diff of a listing."""
+    if known is None or not known.num_rows:
+        return known
+    keys = known.column(C.KEY).to_pylist()
+    etags = known.column(C.ETAG).to_pylist()
+    out_k: list[str] = []
+    out_e: list[str | None] = []
+    for k, e in zip(keys, etags):
+        parsed = parse_frame_name(k)
+        if parsed is not None:
+            out_k.append(parsed[0])
+            out_e.append(e)
+        elif is_video_key(k):
+            out_k.append(k)
+            out_e.append(e)
+    table = pa.table({C.KEY: pa.array(out_k, pa.string()), C.ETAG: pa.array(out_e, pa.string())})
+    table = table.group_by([C.KEY, C.ETAG]).aggregate([])
+    rest = known.select([C.KEY, C.ETAG]).cast(pa.schema([pa.field(C.KEY, pa.string()), pa.field(C.ETAG, pa.string())]))
+    return pa.concat_tables([rest, table])

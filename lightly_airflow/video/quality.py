@@ -1,0 +1,45 @@
+"""The frame corruptness score that ``corruptness_check.corruption_threshold`` applies to.
+
+A damaged video still decodes: FFmpeg conceals missing or broken data by filling blocks with flat mid-grey
+(no reference frame) and broken encoders or capture devices emit frames of one colour. The score of a frame
+is in ``[0, 1]``, the larger of
+
+- **concealed**: the share of the frame's 8×8 luma blocks that are flat (max − min ≤ 2) and mid-grey (mean
+  within ±8 of 128), i.e. the area a decoder filled in; and
+- **uniform**: ``1 − std(luma) / 2`` clipped to ``[0, 1]``: 1 for a frame of one colour, 0 once the luma
+  varies by a standard deviation of 2 grey levels or more.
+
+A frame whose score is above the threshold (default 0.1: a tenth of the frame concealed, or an almost
+uniform frame) is ``corrupt`` with the score in its reason; a frame that does not decode at all is corrupt
+regardless. The score is stored per frame as ``metadata.lightly.corruptness``; set the threshold to 1 to
+keep every decodable frame. A genuinely flat mid-grey surface covering more than the threshold also scores
+high: raise the threshold for such footage.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BLOCK = 8
+FLAT_RANGE = 2
+GREY = 128
+GREY_TOLERANCE = 8
+UNIFORM_STD = 2.0
+
+
+def frame_corruptness(gray: np.ndarray) -> float:
+    """The corruptness score of one frame from its 8-bit luma ``(H, W)``."""
+    if gray.size == 0:
+        return 1.0
+    std = float(gray.std())
+    uniform = min(1.0, max(0.0, 1.0 - std / UNIFORM_STD))
+    h, w = gray.shape[0] // BLOCK * BLOCK, gray.shape[1] // BLOCK * BLOCK
+    concealed = 0.0
+    if h and w:
+        blocks = gray[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK)
+        lo = blocks.min(axis=(1, 3)).astype(np.int16)
+        hi = blocks.max(axis=(1, 3)).astype(np.int16)
+        flat = (hi - lo) <= FLAT_RANGE
+        mid = np.abs((hi + lo) // 2 - GREY) <= GREY_TOLERANCE
+        concealed = float((flat & mid).mean())
+    return max(uniform, concealed)

@@ -1,0 +1,34 @@
+"""Opening a video of any store for PyAV without copying it: a local path, or a seekable fsspec file object
+(ranged reads on S3 / GCS / Azure), so a video is never downloaded whole to disk or memory."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, protocol_of
+
+#: Bytes fetched per ranged read of a remote video (fsspec's read-ahead block).
+REMOTE_BLOCK_SIZE = 4 << 20
+
+
+@contextlib.contextmanager
+def open_video_source(
+    datasource_uri: str, key: str, credentials: StorageCredentials | None = None, *, fs: Any = None,
+    root: str | None = None,
+) -> Iterator[Any]:
+    """Yield what ``av.open`` takes for ``key``: the local path, or an open binary file object.
+
+    :raises FileNotFoundError: when the video does not exist.
+    """
+    if fs is None or root is None:
+        fs, root = filesystem(datasource_uri, credentials)
+    path = join_uri(root, key)
+    if protocol_of(datasource_uri) == "file":
+        if not fs.exists(path):
+            raise FileNotFoundError(path)
+        yield path
+        return
+    with fs.open(path, "rb", block_size=REMOTE_BLOCK_SIZE, cache_type="readahead") as fh:
+        yield fh

@@ -1,0 +1,105 @@
+"""Short videos of moving scenes made from scikit-image's bundled photographs (for the demo, the tests and
+the benchmark): a camera window pans and zooms across a photo, so neighbouring frames are similar and
+distant ones differ, like real footage."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+#: scikit-image photos used as scenes (bundled with the package, no download).
+SCENES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "motorcycle_left")
+
+#: (container format for PyAV, codec, options) per extension.
+CODECS: dict[str, tuple[str | None, str, dict[str, str]]] = {
+    "mp4": ("mp4", "libx264", {"g": "24", "bf": "2", "preset": "veryfast"}),
+    "m4v": ("mp4", "libx264", {"g": "24", "preset": "veryfast"}),
+    "mov": ("mov", "libx264", {"g": "24", "preset": "veryfast"}),
+    "avi": ("avi", "mpeg4", {"g": "24", "qscale": "3"}),
+    "webm": ("webm", "libvpx", {"g": "24"}),
+    "mpg": ("mpeg", "mpeg2video", {"g": "12"}),
+    "mpeg": ("mpeg", "mpeg2video", {"g": "12"}),
+}
+
+
+def scene(name: str) -> np.ndarray:
+    """A scikit-image photo as ``(H, W, 3)`` uint8 RGB."""
+    from skimage import data
+
+    img = np.asarray(getattr(data, name)())
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    return np.ascontiguousarray(img[..., :3]).astype(np.uint8)
+
+
+def scene_frames(photo: np.ndarray, n: int, size: tuple[int, int], *, seed: int = 0) -> Any:
+    """``n`` frames ``(h, w, 3)`` of a window panning and zooming across ``photo``."""
+    from PIL import Image
+
+    h, w = size[1], size[0]
+    ph, pw = photo.shape[:2]
+    rng = np.random.default_rng(seed)
+    start = rng.uniform(0.0, 0.3, 2)
+    direction = rng.uniform(0.2, 0.5, 2) * rng.choice([-1, 1], 2)
+    img = Image.fromarray(photo)
+    for i in range(n):
+        t = i / max(n - 1, 1)
+        zoom = 0.55 + 0.25 * np.sin(np.pi * t)
+        cw, ch = pw * zoom, ph * zoom
+        cx = (start[0] + 0.5 * (1 + direction[0] * t) % 1.0) * (pw - cw) if pw > cw else 0.0
+        cy = (start[1] + 0.5 * (1 + direction[1] * t) % 1.0) * (ph - ch) if ph > ch else 0.0
+        cx, cy = min(max(cx, 0.0), pw - cw), min(max(cy, 0.0), ph - ch)
+        crop = img.resize((w, h), Image.Resampling.BILINEAR, box=(cx, cy, cx + cw, cy + ch))
+        yield np.asarray(crop)
+
+
+def write_video(
+    path: str, frames: Any, *, ext: str | None = None, rate: int = 24, size: tuple[int, int] = (160, 120)
+) -> int:
+    """Encode ``frames`` (iterable of ``(h, w, 3)`` uint8) to ``path`` with PyAV; returns the frame count."""
+    import av
+
+    ext = (ext or path.rsplit(".", 1)[-1]).lower()
+    fmt, codec, options = CODECS[ext]
+    count = 0
+    with av.open(path, "w", format=fmt) as container:
+        stream: Any = container.add_stream(codec, rate=rate)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.options = dict(options)
+        for rgb in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+            count += 1
+        for packet in stream.encode():
+            container.mux(packet)
+    return count
+
+
+def make_scene_video(
+    path: str, scene_name: str, n_frames: int, *, size: tuple[int, int] = (160, 120), seed: int = 0, rate: int = 24
+) -> int:
+    """Write a video of ``n_frames`` frames panning across the scikit-image photo ``scene_name``."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return write_video(path, scene_frames(scene(scene_name), n_frames, size, seed=seed), rate=rate, size=size)
+
+
+def make_scene_videos(folder: str, specs: Sequence[tuple[str, str, int]], **kwargs: Any) -> list[str]:
+    """Write videos ``(relative path, scene, frames)`` under ``folder``; returns their paths."""
+    out = []
+    for i, (rel, name, n) in enumerate(specs):
+        path = os.path.join(folder, rel)
+        make_scene_video(path, name, n, seed=i, **kwargs)
+        out.append(path)
+    return out
+
+
+def truncate(path: str, keep: float = 0.5) -> None:
+    """Cut a file to ``keep`` of its bytes (a video that breaks half way)."""
+    size = os.path.getsize(path)
+    with open(path, "r+b") as fh:
+        fh.truncate(int(size * keep))

@@ -1,0 +1,168 @@
+"""The video core: frame names, the demux index, exact frame-range decoding, the corruptness score."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from lightly_airflow import columns as C
+from lightly_airflow.video import frame_name, index_video, parse_frame_name
+from lightly_airflow.video.decode import decode_frames
+from lightly_airflow.video.frames import FrameRow, analyse_frame, iter_frame_results
+from lightly_airflow.video.listing import expand_videos, known_videos
+from lightly_airflow.video.quality import frame_corruptness
+from lightly_airflow.video.synthetic import truncate
+
+
+def full_decode(path: str) -> list[tuple[int | None, np.ndarray]]:
+    with av.open(path) as c:
+        return [(f.pts, f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+
+
+def test_frame_names_follow_lightly() -> None:
+    assert frame_name("campus4-c0.avi", 7, 48) == "campus4-c0-07-avi.png"
+    assert frame_name("sub/dir/clip.mp4", 7, 120) == "sub/dir/clip-007-mp4.png"
+    assert frame_name("a/b.MOV", 0, 9) == "a/b-0-MOV.png"
+    assert frame_name("x.webm", 99, 100) == "x-099-webm.png"
+    assert parse_frame_name("sub/dir/clip-007-mp4.png") == ("sub/dir/clip.mp4", 7)
+    with pytest.raises(ValueError, match="not a video"):
+        frame_name("a.png", 0, 1)
+    with pytest.raises(ValueError, match="outside"):
+        frame_name("a.mp4", 5, 5)
+
+
+@pytest.mark.parametrize("ext", ["mp4", "m4v", "mov", "avi", "webm", "mpg", "mpeg"])
+def test_index_counts_and_orders_frames_as_pyav_decodes(video_files: dict[str, str], ext: str) -> None:
+    path = video_files[ext]
+    info = index_video(path)
+    decoded = full_decode(path)
+    assert info.problem is None
+    assert info.n_frames == len(decoded) == 31
+    assert info.pts == [p for p, _ in decoded]
+    assert info.seekable == (ext not in ("mpg", "mpeg"))
+    secs = [info.seconds(i) for i in range(info.n_frames)]
+    assert all(b > a for a, b in zip(secs, secs[1:]))
+
+
+@pytest.mark.parametrize("ext", ["mp4", "avi", "webm", "mpg", "mov"])
+@pytest.mark.parametrize("start,stop", [(0, 5), (7, 19), (13, 14), (25, 31), (3, 31)])
+def test_a_range_decodes_exactly_its_frames(video_files: dict[str, str], ext: str, start: int, stop: int) -> None:
+    path = video_files[ext]
+    info = index_video(path)
+    decoded = full_decode(path)
+    wanted = [(i, info.pts[i]) for i in range(start, stop)]
+    got = list(decode_frames(path, wanted))
+    assert [g.index for g in got] == list(range(start, stop))
+    for g in got:
+        assert g.reason is None
+        assert np.array_equal(g.frame.to_ndarray(format="rgb24"), decoded[g.index][1])
+
+
+def test_ranges_without_timestamps_count_frames_from_the_start(video_files: dict[str, str]) -> None:
+    path = video_files["mp4"]
+    decoded = full_decode(path)
+    got = list(decode_frames(path, [(i, None) for i in (4, 5, 6, 20)]))
+    assert [g.index for g in got] == [4, 5, 6, 20]
+    for g in got:
+        assert np.array_equal(g.frame.to_ndarray(format="rgb24"), decoded[g.index][1])
+
+
+def test_truncated_video_keeps_decodable_frames_and_reports_the_rest(video_files: dict[str, str], tmp_path) -> None:
+    path = str(tmp_path / "cut.avi")
+    with open(video_files["avi"], "rb") as src, open(path, "wb") as dst:
+        dst.write(src.read())
+    truncate(path, 0.5)
+    info = index_video(path)
+    assert 0 < info.n_frames < 31
+    # Ask for all 31 frames the intact file had: the missing ones come back with a reason, nothing raises.
+    full = index_video(video_files["avi"])
+    got = list(decode_frames(path, [(i, full.pts[i]) for i in range(31)]))
+    ok = [g for g in got if g.frame is not None]
+    bad = [g for g in got if g.frame is None]
+    assert len(got) == 31 and ok and bad
+    assert all(g.reason for g in bad)
+
+
+def test_unreadable_video_has_a_problem(tmp_path) -> None:
+    path = tmp_path / "junk.mp4"
+    path.write_bytes(b"this is not a video" * 10)
+    info = index_video(str(path))
+    assert info.n_frames == 0 and info.problem and "cannot open" in info.problem
+
+
+def test_corruptness_score() -> None:
+    rng = np.random.default_rng(0)
+    textured = rng.integers(0, 256, (64, 96), dtype=np.uint8)
+    assert frame_corruptness(textured) < 0.01
+    assert frame_corruptness(np.full((64, 96), 128, np.uint8)) == 1.0  # uniform grey
+    assert frame_corruptness(np.full((64, 96), 30, np.uint8)) == 1.0  # uniform dark
+    half = textured.copy()
+    half[:32] = 128  # the top half concealed by the decoder's grey
+    assert frame_corruptness(half) == pytest.approx(0.5)
+    dark_bars = textured.copy()
+    dark_bars[:16] = 0  # letterbox bars are not concealment
+    assert frame_corruptness(dark_bars) < 0.01
+
+
+def test_expand_videos_and_known_videos(video_files: dict[str, str], tmp_path) -> None:
+    import shutil
+
+    root = tmp_path / "ds"
+    (root / "sub").mkdir(parents=True)
+    shutil.copy(video_files["mp4"], root / "sub" / "clip.mp4")
+    (root / "bad.MOV").write_bytes(b"nope")
+    files = pa.table({
+        C.KEY: ["bad.MOV", "img.png", "sub/clip.mp4"], C.SIZE: [4, 10, 100], C.ETAG: ["e1", "e2", "e3"],
+        C.MTIME: pa.array([None, None, None], pa.timestamp("us", "UTC")),
+    })
+    out = expand_videos(files, str(root))
+    keys = out.column(C.KEY).to_pylist()
+    assert keys == sorted(keys)
+    assert "img.png" in keys and "bad.MOV" in keys
+    frames = [k for k in keys if k.startswith("sub/clip-")]
+    assert frames == [f"sub/clip-{i:02d}-mp4.png" for i in range(31)]
+    rows = {r[C.KEY]: r for r in out.to_pylist()}
+    assert rows["sub/clip-07-mp4.png"][C.VIDEO] == "sub/clip.mp4"
+    assert rows["sub/clip-07-mp4.png"][C.FRAME_INDEX] == 7
+    assert rows["sub/clip-07-mp4.png"][C.ETAG] == "e3"
+    assert rows["sub/clip-07-mp4.png"][C.FRAME_SECONDS] == pytest.approx(7 / 24, abs=1e-3)
+    assert "cannot open" in rows["bad.MOV"][C.VIDEO_PROBLEM]
+    assert rows["img.png"][C.VIDEO] is None
+    known = known_videos(out.select([C.KEY, C.ETAG]))
+    pairs = set(zip(known.column(C.KEY).to_pylist(), known.column(C.ETAG).to_pylist()))
+    assert ("sub/clip.mp4", "e3") in pairs and ("bad.MOV", "e1") in pairs
+
+
+def test_one_decode_gives_model_input_metrics_hash_and_score(video_files: dict[str, str]) -> None:
+    from lightly_airflow.metadata.metrics import compute_metrics
+
+    path = video_files["webm"]
+    info = index_video(path)
+    decoded = full_decode(path)
+    root, name = path.rsplit("/", 1)
+    rows = [FrameRow(row=i, video=name, index=i, pts=info.pts[i]) for i in range(0, 31, 3)]
+    rows.append(FrameRow(row=99, video=name, index=None, pts=None, problem="the video breaks after 31 frames"))
+    results = {r.row: r for r in iter_frame_results(root, rows, input_size=32, workers=2)}
+    assert set(results) == {r.row for r in rows}
+    assert results[99].status == C.STATUS_CORRUPT and "breaks" in results[99].reason
+    hashes = set()
+    for i in range(0, 31, 3):
+        res = results[i]
+        assert res.status == C.STATUS_OK and res.small.shape == (32, 32, 3)
+        rgb = decoded[i][1]
+        gray = np.asarray(__import__("PIL.Image").Image.fromarray(rgb).convert("L"))
+        expected = compute_metrics(rgb, gray, 0)
+        assert res.metrics["sharpness"] == pytest.approx(expected["sharpness"], rel=1e-6)
+        assert res.metrics["luminance"] == pytest.approx(expected["luminance"], rel=1e-6)
+        assert res.metrics["width"] == 160 and res.metrics["height"] == 120
+        assert res.corruptness < 0.1
+        hashes.add(res.content_hash)
+    assert len(hashes) == 11
+
+
+def test_analyse_frame_flags_a_grey_frame() -> None:
+    frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 128, np.uint8), format="rgb24")
+    small, metrics, digest, score = analyse_frame(frame, 16)
+    assert score == 1.0 and small.shape == (16, 16, 3) and len(digest) == 64
