@@ -55,6 +55,7 @@ class ListResult:
     process_all: bool
     reusable: int = 0
     reuse_uri: str | None = None
+    new_files: int = 0  #: files (a video counts once) behind the ``new`` samples (a video adds all its frames)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +87,8 @@ class RunSummary:
     missing_inputs: dict[str, int] = field(default_factory=dict)
     #: Goals the selection missed and why (e.g. a BALANCE class whose samples all lack a WEIGHTS score).
     warnings: list[str] = field(default_factory=list)
+    #: selected video frames written as PNG (``written``, ``existing``, ``failed``, ``folder``)
+    frames: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -153,6 +156,11 @@ def validate_params(
     )
     if active_learning:
         check_active_learning(active_learning, datapool_uri, datapool_credentials)
+    from lightly_airflow.selection.sequences import check_sequence_config
+
+    problem = check_sequence_config(selection, worker.selected_sequence_length)
+    if problem:
+        raise ParamError("worker_config.selected_sequence_length", problem, "make n_samples a multiple of it.")
     return selection, worker
 
 
@@ -322,6 +330,13 @@ def list_new(
             "give the file's path relative to the lightly_uri folder, or remove the key.",
         ) from None
     files, known = found.files, found.known
+    from lightly_airflow.video.listing import expand_videos
+
+    # New or replaced videos (by content identity) become their frames: one row per frame, Lightly's names.
+    new_files_count = files.num_rows
+    files = expand_videos(files, query.datasource_uri, creds.datasource)
+    if files.num_rows != new_files_count:
+        log.info("%d new files are %d samples (video frames included).", new_files_count, files.num_rows)
     manifests: list[str] = []
     reuse_uri, reusable = None, 0
     if files.num_rows:
@@ -335,7 +350,7 @@ def list_new(
             reuse_uri, reusable = write_reusable_embeddings(pool, files, query.datapool_uri, run_id, creds.datapool)
     return ListResult(
         manifests=manifests, seen=found.listing.num_rows, new=files.num_rows, known=found.known_count,
-        process_all=query.process_all, reusable=reusable, reuse_uri=reuse_uri,
+        process_all=query.process_all, reusable=reusable, reuse_uri=reuse_uri, new_files=new_files_count,
     )
 
 
@@ -351,6 +366,9 @@ def write_reusable_embeddings(
     info = pool.embedding_info() or {}
     if not reuse.num_rows or not info.get("model"):
         return None, 0
+    from lightly_airflow.video.listing import with_frame_values
+
+    reuse = with_frame_values(pool, reuse)  # unchanged videos' frames: hash and metrics too, never decoded again
     reuse = reuse.replace_schema_metadata({
         C.EMBEDDING_MODEL_METADATA_KEY.encode(): json.dumps(info["model"]).encode(),
         C.EMBEDDING_DIM_METADATA_KEY.encode(): json.dumps(info.get("dim")).encode(),
@@ -377,7 +395,8 @@ def assemble_run(
             rows = staging.read_manifest(manifest_uri, credentials).table
         except FileNotFoundError:
             raise FileNotFoundError(f"Manifest shard {manifest_uri} is missing; re-run the list task of this run.") from None
-        rows = rows.select([c for c in C.MANIFEST_COLUMNS if c in rows.column_names])
+        rows = rows.select([c for c in (*C.MANIFEST_COLUMNS, *C.VIDEO_COLUMNS) if c in rows.column_names])
+        from_manifest = set(rows.column_names)
         for kind in STAGE_KINDS:
             out_uri = staging.sibling_uri(manifest_uri, kind)
             stage = read_parquet(out_uri, credentials, missing_ok=True)
@@ -398,9 +417,14 @@ def assemble_run(
                 f"__r_{kind}": stage.column(C.STATUS_REASON) if C.STATUS_REASON in stage.column_names
                 else pa.nulls(stage.num_rows, pa.string()),
             }
-            drop = {C.KEY, C.ETAG, C.SIZE, C.MTIME, C.STATUS, C.STATUS_REASON, *rows.column_names}
+            drop = {C.KEY, C.ETAG, C.SIZE, C.MTIME, C.STATUS, C.STATUS_REASON, *from_manifest}
             aligned.update({c: stage.column(c) for c in stage.column_names if c not in drop})
             for name, column in aligned.items():
+                if name in rows.column_names:  # two stages give a value (frames: the embed task's decode): first wins
+                    at = rows.column_names.index(name)
+                    merged = pc.coalesce(rows.column(name), column.take(index).cast(rows.schema.field(name).type))
+                    rows = rows.set_column(at, rows.schema.field(name), merged)
+                    continue
                 field = stage.schema.field(name) if name in stage.column_names else pa.field(name, column.type)
                 rows = rows.append_column(field, column.take(index))
         # A file is ok only if every stage found it ok; the first stage that did not says why. A file a
@@ -449,6 +473,10 @@ def select_and_commit(
     max_attempts: int = 3,
     notes: list[str] | None = None,
     active_learning: Any = None,
+    corruption_threshold: float = 0.1,
+    selected_sequence_length: int = 1,
+    datasource_credentials: StorageCredentials | None = None,
+    lightly_credentials: StorageCredentials | None = None,
 ) -> RunSummary:
     """Select from the run's samples and commit them to the datapool in one atomic, idempotent version.
 
@@ -469,6 +497,12 @@ def select_and_commit(
     :param active_learning: a :class:`~lightly_airflow.active_learning.QueryOptions` (``query_tag_name``,
         ``preselected_tag_name``, ``n_samples_meaning``); default: every candidate, ``initial-tag``
         preselected, ``n_samples`` new picks.
+    :param corruption_threshold: ``corruptness_check.corruption_threshold``: video frames whose corruptness
+        score (``video.quality``) is above it are corrupt.
+    :param selected_sequence_length: select sequences of this many consecutive frames
+        (``selection.sequences``); 1 selects single samples.
+    :param datasource_credentials: to decode the selected frames (written as PNG before the commit).
+    :param lightly_credentials: to write them under ``<lightly_uri>/.lightly/frames/``.
     """
     from lightly_airflow.active_learning import QueryOptions
     from lightly_airflow.config import parse_selection_config
@@ -492,6 +526,9 @@ def select_and_commit(
 
         query_embeddings = resolve_query_sets(config, credentials=datapool_credentials)
     rows, meta, errors = assemble_run(manifests, datapool_credentials)
+    from lightly_airflow.video.quality import apply_corruption_threshold
+
+    rows = apply_corruption_threshold(rows, corruption_threshold)
     problems_uri, problems = _write_problems(errors, datapool_uri, run_id, datapool_credentials)
     model = _meta_value(meta, C.EMBEDDING_MODEL_METADATA_KEY)
     dim = _meta_value(meta, C.EMBEDDING_DIM_METADATA_KEY)
@@ -525,7 +562,15 @@ def select_and_commit(
             marked.num_rows - candidates.num_rows, 0 if preselected is None else preselected.num_rows, read_version,
         )
         details = None
-        if candidates.num_rows and n_new != 0:
+        sequences: list[dict[str, Any]] = []
+        if candidates.num_rows and n_new != 0 and selected_sequence_length > 1:
+            from lightly_airflow.selection.sequences import select_sequences
+
+            seq = select_sequences(candidates, run_config, selected_sequence_length, preselected=preselected,
+                                   query_embeddings=query_embeddings)
+            picked_keys, metrics, sequences = list(seq.keys), dict(seq.metrics), seq.sequences
+            metrics["sequences"] = sequences
+        elif candidates.num_rows and n_new != 0:
             result = select(candidates, run_config, preselected=preselected, query_embeddings=query_embeddings)
             picked_keys = list(result.keys)
             metrics = dict(result.metrics)
@@ -539,6 +584,10 @@ def select_and_commit(
         pick_rank = pa.array([rank.get(k) for k in keys], pa.int64())
         out = marked.append_column(C.SELECTED, selected).append_column(C.PICK_RANK, pick_rank)
         out = _with_pick_details(out, details, [rank.get(k) for k in keys])
+        if sequences:
+            from lightly_airflow.selection.sequences import sequence_column
+
+            out = out.append_column("sequence", sequence_column(out.column(C.KEY), sequences))
         statuses = marked.column(C.STATUS).to_pylist()
         counts = {
             "processed": marked.num_rows,
@@ -564,6 +613,7 @@ def select_and_commit(
             summary.report_uri = _report(out, datapool_uri, run_id, summary, config, preselected, datapool_credentials)
             log.info("Dry run (enable_datapool_update=false): selected %d samples, committed nothing.", len(picked_keys))
             return summary
+        summary.frames = _write_selected_frames(out, meta, datasource_credentials, lightly_credentials)
         from lightly_airflow.report.layout import with_layout
 
         out = with_layout(out, datapool_uri, datapool_credentials)  # the UI's map positions, computed once
@@ -663,6 +713,24 @@ def _class_lacks_input(candidates: pa.Table, config: Any, balance_index: int, na
                     f"a sample without it {effect} (docs/selection.md, Missing inputs). Fix: give those samples the "
                     "input (e.g. predictions for them), or remove that strategy.")
     return None
+def _write_selected_frames(
+    rows: pa.Table, meta: dict[str, Any], datasource_credentials: StorageCredentials | None,
+    lightly_credentials: StorageCredentials | None,
+) -> dict[str, Any]:
+    """Write the run's selected video frames as PNG before the commit (idempotent; see ``video.export``)."""
+    if C.VIDEO not in rows.column_names:
+        return {}
+    picked = rows.filter(pc.and_(rows.column(C.SELECTED), pc.is_valid(rows.column(C.VIDEO))))
+    if not picked.num_rows:
+        return {}
+    from lightly_airflow.video.export import write_selected_frames
+
+    datasource_uri = _meta_value(meta, C.DATASOURCE_URI_METADATA_KEY)
+    lightly_uri = meta.get(C.LIGHTLY_URI_METADATA_KEY)
+    return write_selected_frames(
+        picked, datasource_uri=datasource_uri, lightly_uri=json.loads(lightly_uri) if lightly_uri else None,
+        datasource_credentials=datasource_credentials, lightly_credentials=lightly_credentials,
+    )
 
 
 def finish_committed_run(

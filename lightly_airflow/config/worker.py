@@ -97,8 +97,8 @@ class DatasourceOptions(_Strict):
 class CorruptnessCheck(_Strict):
     """``worker_config.corruptness_check``."""
 
-    corruption_threshold: float = _key(0.1, HONOURED, "share of a video's frames that may be corrupt before the "
-                                       "whole video is reported corrupt", ge=0, le=1)
+    corruption_threshold: float = _key(0.1, HONOURED, "video frames whose corruptness score (grey-concealed or "
+                                       "uniform area, docs/video.md) is above it are corrupt", ge=0, le=1)
 
 
 class Crops(_Strict):

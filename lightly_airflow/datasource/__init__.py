@@ -26,11 +26,12 @@ from lightly_airflow.datasource.query import (
     find_new_files,
 )
 from lightly_airflow.datasource.reader import MissingFileError, read_bytes, read_many
-from lightly_airflow.datasource.records import IMAGE_EXTENSIONS, MANIFEST_SCHEMA, VIDEO_EXTENSIONS
+from lightly_airflow.datasource.records import DEFAULT_EXTENSIONS, IMAGE_EXTENSIONS, MANIFEST_SCHEMA, VIDEO_EXTENSIONS
 from lightly_airflow.datasource.relevant import RelevantFilenames, RelevantFilenamesError
 from lightly_airflow.staging import Manifest, read_manifest
 
 __all__ = [
+    "DEFAULT_EXTENSIONS",
     "IMAGE_EXTENSIONS",
     "MANIFEST_SCHEMA",
     "Manifest",

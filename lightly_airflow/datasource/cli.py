@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from lightly_airflow.datasource.records import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from lightly_airflow.datasource.records import DEFAULT_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from lightly_airflow.storage import StorageCredentials
 
 
@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--format", choices=("table", "json"), default="table",
                         help="table (default: aligned columns) or json (one object per line)")
     parser.add_argument("--extensions", default=None,
-                        help="comma-separated extensions (default: images; 'videos' adds video files; '*' = all)")
+                        help="comma-separated extensions (default: images,videos; '*' = all)")
     parser.add_argument("--credentials", metavar="JSON_FILE", default=None,
                         help="a JSON file of storage credentials (StorageCredentials fields); default: ambient")
     parser.set_defaults(func=run)
@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
 
 def _extensions(value: str | None) -> tuple[str, ...]:
     if not value:
-        return IMAGE_EXTENSIONS
+        return DEFAULT_EXTENSIONS
     out: list[str] = []
     for part in value.split(","):
         part = part.strip()

@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lightly_airflow.datasource.records import (
-    IMAGE_EXTENSIONS,
+    DEFAULT_EXTENSIONS,
     MANIFEST_SCHEMA,
     base_mask,
     extension_regex,
@@ -73,7 +73,7 @@ def list_files(
     *,
     credentials: StorageCredentials | None = None,
     relevant_filenames: str | None = None,
-    extensions: Collection[str] = IMAGE_EXTENSIONS,
+    extensions: Collection[str] = DEFAULT_EXTENSIONS,
     page_size: int = 10000,
     skipped: list[tuple[str, str]] | None = None,
 ) -> Iterator[pa.RecordBatch]:

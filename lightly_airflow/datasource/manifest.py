@@ -47,7 +47,9 @@ def write_manifests(
     Rows are sorted by key and split evenly, so a retried task writes byte-identical files; shards with a
     higher index left by an earlier attempt are removed.
 
-    :param files: rows with ``key, size, etag, mtime`` (the output of :func:`new_files`).
+    :param files: rows with ``key, size, etag, mtime`` (the output of :func:`new_files`), and for video frames
+        ``video, frame_index, frame_pts, frame_seconds, video_problem`` (``video.listing.expand_videos``):
+        a long video's frames are split over shards like any rows (frame ranges).
     :param datapool_uri: the datapool whose staging area receives the shards.
     :param run_id: the Airflow run id.
     :param datasource_uri: where the files live (recorded in the schema metadata for the stages).
@@ -71,6 +73,12 @@ def write_manifests(
     table = pa.Table.from_arrays(
         [files.column(c).cast(MANIFEST_SCHEMA.field(c).type) for c in MANIFEST_COLUMNS], schema=MANIFEST_SCHEMA
     )
+    # Video frame rows (video.listing.expand_videos) carry their video, frame index, pts and problem.
+    from lightly_airflow.video.listing import VIDEO_FIELDS
+
+    for f in VIDEO_FIELDS:
+        if f.name in files.column_names:
+            table = table.append_column(f, files.column(f.name).cast(f.type))
     if table.num_rows > 1:
         table = table.take(pc.sort_indices(table, sort_keys=[(KEY, "ascending")]))
     if pc.count_distinct(table.column(KEY)).as_py() != table.num_rows:

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from lightly_airflow.datasource.diff import POLICIES, new_files
 from lightly_airflow.datasource.listing import list_files
-from lightly_airflow.datasource.records import IMAGE_EXTENSIONS, MANIFEST_SCHEMA
+from lightly_airflow.datasource.records import DEFAULT_EXTENSIONS, MANIFEST_SCHEMA
 from lightly_airflow.storage import StorageCredentials, protocol_of
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class NewFilesQuery:
     datapool_conn_id: str | None = None
     lightly_conn_id: str | None = None
     relevant_filenames_file: str | None = None
-    extensions: tuple[str, ...] = IMAGE_EXTENSIONS
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
     policy: str = "content"
     process_all: bool = False
 
@@ -117,7 +117,7 @@ class NewFilesQuery:
         datapool_conn_id: str | None = None,
         lightly_conn_id: str | None = None,
         relevant_filenames_file: str | None = None,
-        extensions: Collection[str] = IMAGE_EXTENSIONS,
+        extensions: Collection[str] = DEFAULT_EXTENSIONS,
         policy: str = "content",
         process_all: bool | str | None = False,
     ) -> NewFilesQuery:
@@ -247,7 +247,10 @@ def find_new_files(
     pool: pa.Table | None = None
     if not query.process_all or read_known_with_process_all:
         pool = (known or known_module.known_files)(query.datapool_uri, creds.datapool)
-    files = listing if query.process_all else new_files(listing, pool, policy=query.policy)
+    from lightly_airflow.video.listing import known_videos
+
+    # A video is known by its frames' rows (same video key and content identity): unchanged videos are not new.
+    files = listing if query.process_all else new_files(listing, known_videos(pool), policy=query.policy)
     logger.info(
         "%s: %d files listed, %d to process (%s), %d known to the datapool %s",
         query.datasource_uri, listing.num_rows, files.num_rows,

@@ -16,6 +16,9 @@ IMAGE_EXTENSIONS: tuple[str, ...] = ("png", "jpg", "jpeg", "bmp", "gif", "tiff",
 #: Video extensions Lightly accepts.
 VIDEO_EXTENSIONS: tuple[str, ...] = tuple(_VIDEO)
 
+#: What a datasource lists by default: images and videos (every video frame becomes a sample).
+DEFAULT_EXTENSIONS: tuple[str, ...] = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
+
 MANIFEST_SCHEMA = pa.schema(
     [
         pa.field(KEY, pa.string(), nullable=False),

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import json
 import logging
 import multiprocessing
 import os
+import queue
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,6 +52,51 @@ from lightly_airflow.storage import StorageCredentials, read_parquet, write_parq
 logger = logging.getLogger(__name__)
 
 LOG_EVERY_S = 10.0
+C_VIDEO = "video"  # columns.VIDEO: manifests with video frame rows
+
+
+def _prefetch(items: Iterator[Any], depth: int = 4) -> Iterator[Any]:
+    """Run a batch generator in a background thread (decoding overlaps the model's forward pass)."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=produce, name="video-frames", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def _reuse_rows(manifest: pa.Table, reuse: pa.Table, reused_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For reused manifest rows, the matching rows of ``reuse`` (by key and etag)."""
+    where = {(k, e): i for i, (k, e) in enumerate(zip(reuse[KEY].to_pylist(), reuse[ETAG].to_pylist()))}
+    keys, etags = manifest[KEY].to_pylist(), manifest[ETAG].to_pylist()
+    pairs = [(int(r), where.get((keys[r], etags[r]))) for r in reused_rows.tolist()]
+    pairs = [(m, r) for m, r in pairs if r is not None]
+    return np.array([m for m, _ in pairs], dtype=np.int64), np.array([r for _, r in pairs], dtype=np.int64)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -307,15 +355,30 @@ def embed_shard(
         valid[reused_rows] = True
     todo = np.setdiff1d(np.arange(n, dtype=np.int64), reused_rows, assume_unique=True)
     keys = manifest[KEY].to_pylist()
+    # Video frames are decoded once, range by range, for the model input and the frame metrics together.
+    from lightly_airflow.video.frames import FrameExtras, frame_batches, frame_rows
+
+    frames = frame_rows(manifest, todo.tolist())
+    extras = FrameExtras(n) if C_VIDEO in manifest.column_names else None
+    if extras is not None and reuse is not None and len(reused_rows):
+        extras.copy_from(reuse, *_reuse_rows(manifest, reuse, reused_rows))
+    frame_set = {f.row for f in frames}
+    todo_images = np.array([i for i in todo.tolist() if i not in frame_set], dtype=np.int64)
 
     dataset = ShardImages(
-        datasource_uri, [keys[i] for i in todo], todo.tolist(), input_size=encoder.input_size,
+        datasource_uri, [keys[i] for i in todo_images], todo_images.tolist(), input_size=encoder.input_size,
         batch_size=batch_size, credentials=datasource_credentials or credentials,
     )
     workers = default_num_workers(torch_device) if num_workers is None else num_workers
-    workers = min(workers, len(dataset))
+    workers = min(workers, max(len(dataset), 1 if frames else 0))
     kind = loader if loader != "auto" else ("processes" if torch_device.type == "cuda" else "threads")
-    batches = _loader(dataset, workers, pin_memory=torch_device.type == "cuda", kind=kind)
+    batches: Iterable[Any] = _loader(dataset, workers, pin_memory=torch_device.type == "cuda", kind=kind) if len(dataset) else []
+    if frames:
+        assert extras is not None
+        batches = itertools.chain(batches, _prefetch(frame_batches(
+            datasource_uri, frames, extras, input_size=encoder.input_size, batch_size=batch_size,
+            credentials=datasource_credentials or credentials, workers=max(1, workers),
+        )))
     logger.info(
         "Embedding %d images of %s with %s on %s (batch %d, %d decode %s; %d reused)",
         len(todo), manifest_uri, encoder.model_id, torch_device, batch_size, workers, kind, len(reused_rows),
@@ -364,6 +427,9 @@ def embed_shard(
         schema=embedding_schema(encoder.model_id, out_dim, encoder.input_size, manifest.schema.field(KEY).type,
                                 manifest.schema.field(ETAG).type),
     )
+    if extras is not None:  # frames: hash and metrics from the same decode (the metadata stage does not decode)
+        for field_, array in extras.columns():
+            table = table.append_column(field_, array)
     write_parquet(table, output_uri, credentials)
     counts = _counts(table, output_uri, encoder.model_id, out_dim, encoder.input_size, reused=len(reused_rows),
                      embedded=computed, rate=compute_rate, seconds=time.perf_counter() - started,

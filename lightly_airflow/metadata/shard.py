@@ -181,13 +181,17 @@ def compute_metadata_shard(
     custom: list[list[Any]] = [[f.default for f in fields] for _ in range(n)]
 
     thumbs = _thumbnail_writer(manifest_uri, thumbnails_uri, credentials)
+    # Video frames are decoded once, by the embed task, which writes their hash and metrics; here they only get
+    # their custom metadata (per frame or per video) and status ok (the embed task reports undecodable frames).
+    videos = manifest.table.column(C.VIDEO).to_pylist() if C.VIDEO in manifest.table.column_names else [None] * n
     started = time.monotonic()
     last_log = started
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, n, READ_BATCH):
-            idx = range(start, min(n, start + READ_BATCH))
+            idx_all = range(start, min(n, start + READ_BATCH))
+            idx = [i for i in idx_all if videos[i] is None]
             paths = [f"{root}/{keys[i]}" for i in idx]
-            got = _read_images(fs, paths)
+            got = _read_images(fs, paths) if paths else {}
 
             def work(i: int, path: str, got: dict[str, Any] = got) -> tuple[str | None, ImageResult | None, str | None]:
                 data = got.get(path, FileNotFoundError(path))
@@ -212,13 +216,13 @@ def compute_metadata_shard(
                 for m, v in result.metrics.items():
                     metric_values[m][i] = v
             if folder is not None and fields:
-                batch_keys = [keys[i] for i in idx]
-                for i, values in zip(idx, _custom_values(folder, fields, batch_keys, problems)):
+                batch_keys = [keys[i] for i in idx_all]
+                for i, values in zip(idx_all, _custom_values(folder, fields, batch_keys, problems)):
                     custom[i] = values
             now = time.monotonic()
-            if now - last_log > 10 or idx.stop == n:
-                rate = idx.stop / max(now - started, 1e-9)
-                logger.info("metadata %s: %d/%d files (%.1f/s), %d problems", manifest_uri, idx.stop, n, rate, len(problems))
+            if now - last_log > 10 or idx_all.stop == n:
+                rate = idx_all.stop / max(now - started, 1e-9)
+                logger.info("metadata %s: %d/%d files (%.1f/s), %d problems", manifest_uri, idx_all.stop, n, rate, len(problems))
                 last_log = now
 
     columns: dict[str, pa.Array] = {

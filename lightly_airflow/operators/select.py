@@ -76,6 +76,10 @@ class SelectAndCommitOperator(LightlyBaseOperator):
             active_learning=self.active_learning or None,
             notes=[*(f"worker_config.{note}" for note in worker.notes()),
                    *(f"lightly_config.{note}" for note in parse_lightly_config(self.lightly_config or {}).notes())],
+            corruption_threshold=worker.corruptness_check.corruption_threshold,
+            selected_sequence_length=worker.selected_sequence_length,
+            datasource_credentials=self.datasource_credentials,
+            lightly_credentials=self.lightly_credentials,
         )
         out = summary.to_dict()
         if self.asset is not None and summary.version is not None and not summary.dry_run:

@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import (
     AirflowSkipException,
 )
 
-from lightly_airflow.datasource import IMAGE_EXTENSIONS, POLICIES, NewFilesQuery
+from lightly_airflow.datasource import DEFAULT_EXTENSIONS, POLICIES, NewFilesQuery
 from lightly_airflow.triggers.new_files import NewFilesTrigger, evaluate_new_files
 
 
@@ -79,7 +79,7 @@ class NewFilesSensor(BaseSensorOperator):
         lightly_uri: str | None = None,
         lightly_conn_id: str | None = None,
         relevant_filenames_file: str | None = None,
-        extensions: Sequence[str] = IMAGE_EXTENSIONS,
+        extensions: Sequence[str] = DEFAULT_EXTENSIONS,
         policy: str = "content",
         process_all: bool | str = False,
         wait: bool = True,

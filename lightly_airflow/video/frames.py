@@ -161,3 +161,84 @@ def iter_frame_results(
             if nxt is not None:
                 pending.append(pool.submit(_process_chunk, datasource_uri, nxt, input_size, credentials, fs, root))
             yield from results
+
+
+#: The metric computed for frames only (``metadata.lightly.corruptness``, see :mod:`.quality`).
+CORRUPTNESS = "corruptness"
+
+
+class FrameExtras:
+    """Per-row values the frame decode produces besides the model input, for the shard's output columns:
+    ``content_hash``, ``metadata.lightly.<metric>`` and ``metadata.lightly.corruptness``."""
+
+    def __init__(self, n: int) -> None:
+        from lightly_airflow.metadata.metrics import METRICS
+
+        self.n = n
+        self.hashes: list[str | None] = [None] * n
+        self.metrics: dict[str, list[Any]] = {m: [None] * n for m in (*METRICS, CORRUPTNESS)}
+
+    def record(self, result: FrameResult) -> None:
+        self.hashes[result.row] = result.content_hash
+        if result.metrics is not None:
+            for m, v in result.metrics.items():
+                self.metrics[m][result.row] = v
+            self.metrics[CORRUPTNESS][result.row] = result.corruptness
+
+    def copy_from(self, reuse: Any, manifest_rows: np.ndarray, reuse_rows: np.ndarray) -> None:
+        """Copy the hash and metrics of reused frames (``reuse`` rows matched to manifest rows)."""
+        if C.CONTENT_HASH in reuse.column_names:
+            hashes = reuse.column(C.CONTENT_HASH).take(reuse_rows).to_pylist()
+            for m_row, h in zip(manifest_rows.tolist(), hashes):
+                self.hashes[m_row] = h
+        for m in self.metrics:
+            col = C.lightly_metadata_column(m)
+            if col in reuse.column_names:
+                for m_row, v in zip(manifest_rows.tolist(), reuse.column(col).take(reuse_rows).to_pylist()):
+                    self.metrics[m][m_row] = v
+
+    def columns(self) -> list[tuple[Any, Any]]:
+        """``(field, array)`` pairs to append to the shard's output."""
+        import pyarrow as pa
+
+        from lightly_airflow.metadata.metrics import INT_METRICS
+
+        out = [(pa.field(C.CONTENT_HASH, pa.string()), pa.array(self.hashes, pa.string()))]
+        for m, values in self.metrics.items():
+            typ = pa.int64() if m in INT_METRICS else pa.float64()
+            out.append((pa.field(C.lightly_metadata_column(m), typ), pa.array(values, typ)))
+        return out
+
+
+def frame_batches(
+    datasource_uri: str, rows: list[FrameRow], extras: FrameExtras, *, input_size: int, batch_size: int,
+    credentials: StorageCredentials | None = None, workers: int = 1,
+) -> Iterator[Any]:
+    """The frames of ``rows`` as the embed runner's ``ImageBatch`` objects, recording hashes and metrics in
+    ``extras`` from the same decode."""
+    import torch
+
+    from lightly_airflow.embedding.images import ImageBatch
+
+    def make(results: list[FrameResult]) -> ImageBatch:
+        images = torch.zeros((len(results), 3, input_size, input_size), dtype=torch.uint8)
+        ok = torch.zeros(len(results), dtype=torch.bool)
+        for i, r in enumerate(results):
+            if r.small is not None:
+                images[i] = torch.from_numpy(np.ascontiguousarray(r.small)).permute(2, 0, 1)
+                ok[i] = True
+        return ImageBatch(
+            rows=torch.tensor([r.row for r in results], dtype=torch.int64), images=images, ok=ok,
+            status=[r.status for r in results], reasons=[r.reason for r in results],
+        )
+
+    pending: list[FrameResult] = []
+    for result in iter_frame_results(datasource_uri, rows, input_size=input_size, credentials=credentials,
+                                     workers=workers):
+        extras.record(result)
+        pending.append(result)
+        if len(pending) == batch_size:
+            yield make(pending)
+            pending = []
+    if pending:
+        yield make(pending)

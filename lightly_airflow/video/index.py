@@ -67,6 +67,18 @@ def reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
+def _announced_frames(container: Any, stream: Any, fps: float | None) -> int:
+    """The frame count the container's header claims (its frame count, else its duration × rate); 0 if none."""
+    if stream.frames:
+        return int(stream.frames)
+    duration = None
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None and "mpeg" not in str(container.format.name):
+        duration = container.duration / 1_000_000  # AV_TIME_BASE; MPEG-PS durations are bitrate guesses
+    return round(duration * fps) if duration and fps else 0
+
+
 def index_video(source: Any) -> VideoIndex:
     """Demux ``source`` (a path or a binary file object) and list its frames; never raises for bad data.
 
@@ -110,6 +122,11 @@ def index_video(source: Any) -> VideoIndex:
         else:
             out.pts = [None] * len(pts)
         out.n_frames = len(pts)
+        announced = _announced_frames(container, stream, out.fps)
+        if out.problem is None and announced and announced > out.n_frames + 1:
+            # Truncated files end without an error: the container's header still says how long it was.
+            out.problem = (f"the video ends early: {out.n_frames} frames are readable of the {announced} its "
+                           "container announces (truncated or damaged file)")
         formats = set(str(container.format.name).split(","))
         out.seekable = have_pts and bool(formats & SEEKABLE_FORMATS)
         if out.n_frames == 0 and out.problem is None:

@@ -133,3 +133,39 @@ def known_videos(known: pa.Table | None) -> pa.Table | None:
     table = table.group_by([C.KEY, C.ETAG]).aggregate([])
     rest = known.select([C.KEY, C.ETAG]).cast(pa.schema([pa.field(C.KEY, pa.string()), pa.field(C.ETAG, pa.string())]))
     return pa.concat_tables([rest, table])
+
+
+def with_frame_values(pool: object, reuse: pa.Table) -> pa.Table:
+    """``reuse`` (``key, etag, embedding`` from the pool) plus the pool's content hash and ``lightly.*``
+    metrics of its video frames, so the embed task copies them instead of decoding an unchanged video again."""
+    from lightly_airflow.datapool.rows import COMMIT_VERSION
+
+    frames = [k for k in reuse.column(C.KEY).to_pylist() if parse_frame_name(k) is not None]
+    if not frames:
+        return reuse
+    from lightly_airflow.datapool import DatapoolError
+    from lightly_airflow.metadata.metrics import METRICS
+
+    names = [C.CONTENT_HASH, *(C.lightly_metadata_column(m) for m in (*METRICS, "corruptness"))]
+    try:
+        table = pool.read(columns=[C.KEY, C.ETAG, COMMIT_VERSION, *names])  # type: ignore[attr-defined]
+    except DatapoolError:  # a pool written before some metric existed: take what it has
+        table = pool.read()  # type: ignore[attr-defined]
+    wanted = [c for c in names if c in table.column_names]
+    if not wanted:
+        return reuse
+    rows = table.select([C.KEY, C.ETAG, COMMIT_VERSION, *wanted])
+    rows = rows.filter(pc.is_in(rows.column(C.KEY), pa.array(frames, pa.string())))
+    rows = rows.sort_by([(C.KEY, "ascending"), (COMMIT_VERSION, "descending")])
+    keys = rows.column(C.KEY).to_pylist()
+    first = [i for i, k in enumerate(keys) if i == 0 or keys[i - 1] != k]
+    rows = rows.take(pa.array(first, pa.int64())).drop_columns([COMMIT_VERSION])
+    rows = rows.set_column(1, C.ETAG, rows.column(C.ETAG).cast(pa.string()))
+    # Align by key (Acero cannot join tables with list columns), then only where the content is the same.
+    index = pc.index_in(reuse.column(C.KEY), value_set=rows.column(C.KEY))
+    same = pc.fill_null(pc.equal(reuse.column(C.ETAG).cast(pa.string()), rows.column(C.ETAG).take(index)), False)
+    index = pc.if_else(same, index, pa.scalar(None, pa.int32()))
+    out = reuse
+    for name in wanted:
+        out = out.append_column(rows.schema.field(name), rows.column(name).take(index))
+    return out.replace_schema_metadata(reuse.schema.metadata)

@@ -19,6 +19,7 @@ high: raise the threshold for such footage.
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 BLOCK = 8
 FLAT_RANGE = 2
@@ -43,3 +44,27 @@ def frame_corruptness(gray: np.ndarray) -> float:
         mid = np.abs((hi + lo) // 2 - GREY) <= GREY_TOLERANCE
         concealed = float((flat & mid).mean())
     return max(uniform, concealed)
+
+
+def apply_corruption_threshold(rows: pa.Table, threshold: float) -> pa.Table:
+    """Mark ``ok`` frames whose ``metadata.lightly.corruptness`` exceeds ``threshold`` as ``corrupt`` (with
+    the score and the threshold in the reason); other rows are returned unchanged."""
+
+    import pyarrow.compute as pc
+
+    from lightly_airflow import columns as C
+
+    col = C.lightly_metadata_column("corruptness")
+    if col not in rows.column_names or C.STATUS not in rows.column_names:
+        return rows
+    score = rows.column(col)
+    bad = pc.fill_null(pc.and_(pc.equal(rows.column(C.STATUS), C.STATUS_OK), pc.greater(score, threshold)), False)
+    if not pc.any(bad).as_py():
+        return rows
+    reasons = [
+        f"frame corruptness {s:.3f} > corruption_threshold {threshold} (grey-concealed or uniform frame)" if b else r
+        for b, s, r in zip(bad.to_pylist(), score.to_pylist(), rows.column(C.STATUS_REASON).to_pylist())
+    ]
+    status = pc.if_else(bad, C.STATUS_CORRUPT, rows.column(C.STATUS))
+    rows = rows.set_column(rows.column_names.index(C.STATUS), C.STATUS, status)
+    return rows.set_column(rows.column_names.index(C.STATUS_REASON), C.STATUS_REASON, pa.array(reasons, pa.string()))

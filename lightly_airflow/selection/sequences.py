@@ -1,0 +1,147 @@
+"""Lightly's sequence selection (``worker_config.selected_sequence_length``): pick runs of consecutive frames.
+
+With a sequence length ``L > 1`` the unit of selection is a sequence of ``L`` consecutive frames of one video
+(frame indices ``k·L … k·L + L − 1``, every frame decodable and ``ok``): its embedding is the mean of its
+frames' embeddings, its numeric values (metadata, scores) the mean of its frames', anything else its first
+frame's. :func:`lightly_airflow.selection.select` runs unchanged on the sequences with ``n_samples / L``
+samples (``n_samples`` must be a multiple of ``L``; ``proportion_samples`` applies to the frames), and every
+picked sequence contributes all its frames, in order. Frames of incomplete windows and images cannot form a
+sequence: they are counted in the metrics (``sequence_frames_left_out``), never silently dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from lightly_airflow import columns as C
+
+
+@dataclass
+class SequenceResult:
+    """The frames picked (``keys``, pick order: sequence by sequence) and the sequences themselves."""
+
+    indices: np.ndarray
+    keys: list[str]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    stop_reason: str = "n_reached"
+    sequences: list[dict[str, Any]] = field(default_factory=list)
+
+
+def check_sequence_config(config: Any, length: int) -> str | None:
+    """Why ``config`` cannot be used with ``selected_sequence_length=length`` (``None`` when it can)."""
+    n = getattr(config, "n_samples", None)
+    if length > 1 and n is not None and n % length:
+        return (f"n_samples={n} is not a multiple of selected_sequence_length={length}: use e.g. "
+                f"n_samples={max(length, n // length * length)}.")
+    return None
+
+
+def sequence_windows(candidates: pa.Table, length: int) -> tuple[list[list[int]], int]:
+    """Complete windows of ``length`` consecutive frames (row indices, in frame order) and the number of
+    candidate rows that belong to none."""
+    videos = candidates.column(C.VIDEO).to_pylist() if C.VIDEO in candidates.column_names else [None] * candidates.num_rows
+    indices = candidates.column(C.FRAME_INDEX).to_pylist() if C.FRAME_INDEX in candidates.column_names else videos
+    slots: dict[tuple[str, int], dict[int, int]] = defaultdict(dict)
+    for row, (video, index) in enumerate(zip(videos, indices)):
+        if video is not None and index is not None:
+            slots[(video, index // length)][index % length] = row
+    windows = [
+        [slots[w][i] for i in range(length)]
+        for w in sorted(slots)
+        if len(slots[w]) == length
+    ]
+    return windows, candidates.num_rows - length * len(windows)
+
+
+def _sequence_table(candidates: pa.Table, windows: list[list[int]]) -> pa.Table:
+    """One row per window: mean embedding, mean numeric values, first frame's other values."""
+    first = candidates.take(pa.array([w[0] for w in windows], pa.int64()))
+    columns: dict[str, Any] = {}
+    for name in candidates.column_names:
+        col = candidates.column(name)
+        typ = col.type
+        if name == C.EMBEDDING:
+            emb = np.stack([np.asarray(v, dtype=np.float32) for v in col.to_pylist()])
+            means = np.stack([emb[w].mean(axis=0) for w in windows])
+            norms = np.linalg.norm(means, axis=1, keepdims=True)
+            means = means / np.where(norms > 0, norms, 1.0)
+            columns[name] = pa.array(list(means), pa.list_(pa.float32()))
+        elif (pa.types.is_floating(typ) or pa.types.is_integer(typ)) and name not in (C.FRAME_INDEX, C.FRAME_PTS, C.PICK_RANK):
+            values = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+            columns[name] = pa.array([float(np.nanmean(values[w])) if not np.all(np.isnan(values[w])) else None
+                                      for w in windows], pa.float64())
+        elif pa.types.is_list(typ) and name.startswith(C.PREDICTIONS_PREFIX):
+            rows = col.to_pylist()
+            out = []
+            for w in windows:
+                vecs = [r for r in (rows[i] for i in w) if r is not None]
+                out.append(list(np.mean(np.asarray(vecs, dtype=np.float64), axis=0)) if vecs else None)
+            columns[name] = pa.array(out, pa.list_(pa.float64()))
+        else:
+            columns[name] = first.column(name)
+    table = pa.table(columns)
+    return table.replace_schema_metadata(candidates.schema.metadata)
+
+
+def select_sequences(
+    candidates: pa.Table,
+    config: Any,
+    length: int,
+    *,
+    preselected: pa.Table | None = None,
+    query_embeddings: Mapping[tuple[str, str], np.ndarray] | None = None,
+    seed: int | None = None,
+) -> SequenceResult:
+    """Select sequences of ``length`` consecutive frames with a Lightly selection config (a wrapper of
+    :func:`lightly_airflow.selection.select`)."""
+    from lightly_airflow.config import parse_selection_config
+    from lightly_airflow.selection import select
+
+    cfg = parse_selection_config(config)
+    problem = check_sequence_config(cfg, length)
+    if problem:
+        raise ValueError(problem)
+    windows, left_out = sequence_windows(candidates, length)
+    metrics: dict[str, Any] = {"selected_sequence_length": length, "sequences_available": len(windows),
+                               "sequence_frames_left_out": left_out}
+    if not windows:
+        metrics["stop_reason"] = "no complete sequences"
+        return SequenceResult(np.zeros(0, np.int64), [], metrics, "no_candidates_left")
+    if cfg.n_samples is not None:
+        cfg = cfg.model_copy(update={"n_samples": cfg.n_samples // length})
+    else:
+        wanted = int(math.floor(cfg.proportion_samples * candidates.num_rows)) // length
+        cfg = cfg.model_copy(update={"n_samples": max(1, wanted), "proportion_samples": None})
+    table = _sequence_table(candidates, windows)
+    result = select(table, cfg, preselected=preselected, query_embeddings=query_embeddings, seed=seed)
+    rows = [r for s in result.indices.tolist() for r in windows[int(s)]]
+    keys = candidates.column(C.KEY).to_pylist()
+    sequences = []
+    picked = candidates.take(pa.array(rows, pa.int64())) if rows else candidates.slice(0, 0)
+    for n in range(len(result.indices)):
+        part = picked.slice(n * length, length)
+        sequences.append({
+            "video": part.column(C.VIDEO)[0].as_py(),
+            "frames": part.column(C.KEY).to_pylist(),
+            "frame_indices": part.column(C.FRAME_INDEX).to_pylist(),
+            "seconds": part.column(C.FRAME_SECONDS).to_pylist() if C.FRAME_SECONDS in part.column_names else None,
+        })
+    metrics.update(result.metrics)
+    metrics["sequences_selected"] = len(sequences)
+    return SequenceResult(np.asarray(rows, np.int64), [keys[r] for r in rows], metrics, result.stop_reason, sequences)
+
+
+def sequence_column(keys: pa.Array | pa.ChunkedArray, sequences: list[dict[str, Any]]) -> pa.Array:
+    """Per row: the number of the selected sequence (pick order) its frame belongs to, else null."""
+    where = {k: i for i, s in enumerate(sequences) for k in s["frames"]}
+    return pa.array([where.get(k) for k in keys.to_pylist()], pa.int64())
+
+
+__all__ = ["SequenceResult", "check_sequence_config", "select_sequences", "sequence_column", "sequence_windows"]

@@ -1,0 +1,179 @@
+"""Videos through the run's plain functions (no Airflow): list, embed (one decode), metadata, select, commit."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+
+from lightly_airflow import columns as C
+from lightly_airflow.video.synthetic import make_scene_video, truncate
+
+DIVERSITY = {"n_samples": 100, "strategies": [{"input": {"type": "EMBEDDINGS"},
+                                               "strategy": {"type": "DIVERSITY", "stopping_condition_minimum_distance": 0.1}}]}
+
+
+def run_once(source: Path, pool: Path, run_id: str, *, config=DIVERSITY, process_all=False, **kwargs):
+    from lightly_airflow.embedding import embed_shard
+    from lightly_airflow.metadata import compute_metadata_shard
+    from lightly_airflow.pipeline import list_new, select_and_commit
+    from lightly_airflow.predictions import load_predictions_shard
+    from lightly_airflow.storage import read_parquet
+
+    listed = list_new(datasource_uri=f"file://{source}", datapool_uri=f"file://{pool}", run_id=run_id,
+                      process_all=process_all, min_shard_size=20)
+    reuse = read_parquet(listed.reuse_uri) if listed.reuse_uri else None
+    counts = []
+    for m in listed.manifests:
+        counts.append(embed_shard(m, device="cpu", reuse=reuse, num_workers=1))
+        compute_metadata_shard(m)
+        load_predictions_shard(m, lightly_uri=f"file://{source}")
+    summary = select_and_commit(datapool_uri=f"file://{pool}", run_id=run_id, dag_id="t", manifests=listed.manifests,
+                                selection_config=config, **kwargs)
+    return listed, counts, summary
+
+
+@pytest.fixture
+def videos(tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    make_scene_video(str(src / "campus4-c0.avi"), "astronaut", 24, seed=1)
+    make_scene_video(str(src / "sub" / "ünï cöde.mp4"), "coffee", 30, seed=2)
+    return src
+
+
+def test_two_runs_process_only_new_videos_and_write_selected_frames(videos: Path, tmp_path: Path) -> None:
+    from lightly_airflow.datapool import Datapool
+
+    pool_dir = tmp_path / "pool"
+    listed, counts, s1 = run_once(videos, pool_dir, "run1")
+    assert listed.new_files == 2 and listed.new == 54 and len(listed.manifests) == 2
+    assert sum(c["embedded"] for c in counts) == 54
+    pool = Datapool(f"file://{pool_dir}")
+    rows = pool.read()
+    assert rows.num_rows == 54
+    r = {x[C.KEY]: x for x in rows.to_pylist()}
+    f = r["sub/ünï cöde-07-mp4.png"]
+    assert f[C.VIDEO] == "sub/ünï cöde.mp4" and f[C.FRAME_INDEX] == 7 and f[C.FRAME_SECONDS] == pytest.approx(7 / 24, abs=1e-3)
+    assert f[C.CONTENT_HASH] and f[C.lightly_metadata_column("sharpness")] > 0 and f[C.STATUS] == C.STATUS_OK
+    assert r["campus4-c0-23-avi.png"][C.FRAME_INDEX] == 23
+    sel = [k for k, x in r.items() if x[C.SELECTED]]
+    assert 0 < len(sel) < 54  # the minimum distance stops it before 100
+    assert s1.metrics.get("stop_reason") == "minimum_distance"
+    for k in sel:
+        assert (videos / ".lightly" / "frames" / k).is_file()
+    assert s1.frames["written"] == len(sel)
+
+    # Two more videos arrive, one is replaced: only those are processed.
+    make_scene_video(str(videos / "passageway1-c1.mov"), "chelsea", 20, seed=3)
+    make_scene_video(str(videos / "campus4-c0.avi"), "rocket", 24, seed=4)  # replaced under the same name
+    listed2, counts2, s2 = run_once(videos, pool_dir, "run2")
+    assert listed2.new_files == 2 and listed2.new == 44
+    rows2 = pool.read(run_id="run2")
+    mine = rows2.filter(pc.equal(rows2.column(C.RUN_ID), "run2"))
+    assert set(mine.column(C.VIDEO).to_pylist()) == {"passageway1-c1.mov", "campus4-c0.avi"}
+
+    # process_all: every frame again, no video decoded (embeddings, hashes and metrics reused).
+    listed3, counts3, s3 = run_once(videos, pool_dir, "run3", process_all=True)
+    assert listed3.new == 74 and listed3.reusable == 74
+    assert sum(c["embedded"] for c in counts3) == 0 and sum(c["reused"] for c in counts3) == 74
+    rows3 = pool.read(run_id="run3")
+    mine3 = rows3.filter(pc.equal(rows3.column(C.RUN_ID), "run3"))
+    assert mine3.num_rows == 74
+    assert mine3.column(C.CONTENT_HASH).null_count == 0
+    assert mine3.column(C.lightly_metadata_column("sharpness")).null_count == 0
+
+
+def test_broken_videos_keep_their_frames_and_are_reported(tmp_path: Path) -> None:
+    from lightly_airflow.datapool import Datapool
+
+    src = tmp_path / "src"
+    make_scene_video(str(src / "good.mp4"), "astronaut", 12, seed=1)
+    make_scene_video(str(src / "cut.webm"), "coffee", 40, seed=2)
+    truncate(str(src / "cut.webm"), 0.5)
+    (src / "junk.webm").write_bytes(b"not a video at all" * 20)
+    _, _, summary = run_once(src, tmp_path / "pool", "r1")
+    rows = Datapool(f"file://{tmp_path / 'pool'}").read()
+    by = {x[C.KEY]: x for x in rows.to_pylist()}
+    assert by["junk.webm"][C.STATUS] == C.STATUS_CORRUPT and "cannot open" in by["junk.webm"][C.STATUS_REASON]
+    cut_ok = [k for k, x in by.items() if x[C.VIDEO] == "cut.webm" and x[C.STATUS] == C.STATUS_OK]
+    assert 5 < len(cut_ok) < 40
+    assert by["cut.webm"][C.STATUS] == C.STATUS_CORRUPT and "ends early" in by["cut.webm"][C.STATUS_REASON]
+    assert summary.corrupt >= 1
+    assert sum(1 for x in by.values() if x[C.VIDEO] == "good.mp4" and x[C.STATUS] == C.STATUS_OK) == 12
+
+
+def test_grey_frames_are_corrupt_by_the_threshold_and_kept_with_threshold_one(tmp_path: Path) -> None:
+    import numpy as np
+
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.video.synthetic import scene, scene_frames, write_video
+
+    src = tmp_path / "src"
+    src.mkdir()
+    frames = list(scene_frames(scene("astronaut"), 12, (160, 120)))
+    for i in (3, 4):
+        frames[i] = np.full_like(frames[i], 128)
+    frames[8] = frames[8].copy()
+    frames[8][:60] = 128  # half the frame concealed grey
+    write_video(str(src / "g.mp4"), frames)
+    for threshold, run, pool in ((0.1, "a", "p1"), (1.0, "b", "p2")):
+        run_once(src, tmp_path / pool, run, corruption_threshold=threshold)
+        rows = {x[C.FRAME_INDEX]: x for x in Datapool(f"file://{tmp_path / pool}").read().to_pylist()}
+        bad = sorted(i for i, x in rows.items() if x[C.STATUS] == C.STATUS_CORRUPT)
+        if threshold < 1:
+            assert bad == [3, 4, 8]
+            assert "corruptness" in rows[8][C.STATUS_REASON]
+        else:
+            assert bad == []  # 3 and 4 are exact duplicates of each other then
+            assert rows[4][C.STATUS] in (C.STATUS_OK, C.STATUS_DUPLICATE)
+
+
+def test_sequences_of_consecutive_frames(videos: Path, tmp_path: Path) -> None:
+    from lightly_airflow.datapool import Datapool
+
+    config = {"n_samples": 12, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    _, _, summary = run_once(videos, tmp_path / "pool", "s1", config=config, selected_sequence_length=4)
+    seqs = summary.metrics["sequences"]
+    assert len(seqs) == 3
+    for s in seqs:
+        idx = s["frame_indices"]
+        assert idx == list(range(idx[0], idx[0] + 4)) and idx[0] % 4 == 0
+        assert len(s["frames"]) == 4 and s["seconds"] == sorted(s["seconds"])
+    rows = Datapool(f"file://{tmp_path / 'pool'}").read()
+    sel = rows.filter(rows.column(C.SELECTED))
+    assert sel.num_rows == 12 and sel.column("sequence").null_count == 0
+
+
+def test_sequence_length_must_divide_n_samples(tmp_path: Path) -> None:
+    from lightly_airflow.pipeline import ParamError, validate_params
+
+    (tmp_path / "d").mkdir()
+    with pytest.raises(ParamError, match="selected_sequence_length.*multiple"):
+        validate_params(datasource_uri=f"file://{tmp_path / 'd'}", datapool_uri=f"file://{tmp_path / 'p'}",
+                        lightly_uri=None, selection_config={**DIVERSITY, "n_samples": 10},
+                        worker_config={"selected_sequence_length": 4})
+
+
+def test_frame_pngs_are_written_once(videos: Path, tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from lightly_airflow.video.export import write_selected_frames
+    from lightly_airflow.video.index import index_video
+
+    info = index_video(str(videos / "campus4-c0.avi"))
+    rows = pa.table({C.KEY: [f"campus4-c0-{i:02d}-avi.png" for i in (2, 3, 10)], C.VIDEO: ["campus4-c0.avi"] * 3,
+                     C.FRAME_INDEX: [2, 3, 10], C.FRAME_PTS: [info.pts[i] for i in (2, 3, 10)]})
+    out = tmp_path / "lightly"
+    first = write_selected_frames(rows, datasource_uri=f"file://{videos}", lightly_uri=f"file://{out}")
+    assert first["written"] == 3
+    png = out / ".lightly" / "frames" / "campus4-c0-10-avi.png"
+    before = png.stat().st_mtime_ns
+    again = write_selected_frames(rows, datasource_uri=f"file://{videos}", lightly_uri=f"file://{out}")
+    assert again["written"] == 0 and again["existing"] == 3 and png.stat().st_mtime_ns == before
+    assert not [p for p in (out / ".lightly" / "frames").iterdir() if p.name.startswith(".tmp")]
+    from PIL import Image
+
+    assert Image.open(png).size == (160, 120)
+    shutil.rmtree(out)
