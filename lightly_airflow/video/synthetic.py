@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 #: scikit-image photos used as scenes (bundled with the package, no download).
-SCENES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "motorcycle_left")
+SCENES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "coffee")
 
 #: (container format for PyAV, codec, options) per extension.
 CODECS: dict[str, tuple[str | None, str, dict[str, str]]] = {
@@ -35,24 +35,27 @@ def scene(name: str) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3]).astype(np.uint8)
 
 
-def scene_frames(photo: np.ndarray, n: int, size: tuple[int, int], *, seed: int = 0) -> Any:
-    """``n`` frames ``(h, w, 3)`` of a window panning and zooming across ``photo``."""
-    from PIL import Image
+def scene_frames(photo: np.ndarray, n: int, size: tuple[int, int], *, seed: int = 0, pan: float = 0.03) -> Any:
+    """``n`` frames ``(h, w, 3)`` of a camera slowly panning across ``photo`` (``pan`` of the free space over
+    the whole video) while a dark object walks through the scene, like a surveillance clip."""
+    from PIL import Image, ImageDraw
 
     h, w = size[1], size[0]
     ph, pw = photo.shape[:2]
     rng = np.random.default_rng(seed)
-    start = rng.uniform(0.0, 0.3, 2)
-    direction = rng.uniform(0.2, 0.5, 2) * rng.choice([-1, 1], 2)
+    zoom = rng.uniform(0.5, 0.7)
+    cw, ch = pw * zoom, ph * zoom
+    x0, y0 = rng.uniform(0.0, 1.0 - pan, 2)
     img = Image.fromarray(photo)
+    walker_y = rng.uniform(0.3, 0.7) * h
     for i in range(n):
         t = i / max(n - 1, 1)
-        zoom = 0.55 + 0.25 * np.sin(np.pi * t)
-        cw, ch = pw * zoom, ph * zoom
-        cx = (start[0] + 0.5 * (1 + direction[0] * t) % 1.0) * (pw - cw) if pw > cw else 0.0
-        cy = (start[1] + 0.5 * (1 + direction[1] * t) % 1.0) * (ph - ch) if ph > ch else 0.0
-        cx, cy = min(max(cx, 0.0), pw - cw), min(max(cy, 0.0), ph - ch)
+        cx = (x0 + pan * t) * (pw - cw)
+        cy = (y0 + pan * t * 0.3) * (ph - ch)
         crop = img.resize((w, h), Image.Resampling.BILINEAR, box=(cx, cy, cx + cw, cy + ch))
+        draw = ImageDraw.Draw(crop)
+        wx = (0.3 + 0.2 * t) * w
+        draw.ellipse((wx - 0.05 * w, walker_y - 0.12 * h, wx + 0.05 * w, walker_y + 0.12 * h), fill=(40, 30, 30))
         yield np.asarray(crop)
 
 
@@ -103,3 +106,18 @@ def truncate(path: str, keep: float = 0.5) -> None:
     size = os.path.getsize(path)
     with open(path, "r+b") as fh:
         fh.truncate(int(size * keep))
+
+
+#: Lightly's datapool walk-through bucket, as short synthetic scenes: (key, scene, frames) per delivery.
+WALKTHROUGH: tuple[tuple[tuple[str, str, int], ...], ...] = (
+    (("campus4-c0.avi", "astronaut", 48), ("campus7-c0.avi", "coffee", 40), ("passageway1-c1.avi", "chelsea", 40)),
+    (("terrace1-c0.avi", "rocket", 40), ("4p-c0.avi", "immunohistochemistry", 40)),
+)
+
+
+def add_walkthrough_videos(root: str, delivery: int, *, size: tuple[int, int] = (160, 120)) -> list[str]:
+    """Write delivery ``delivery`` (0 or 1) of :data:`WALKTHROUGH` under ``root``; returns the video keys."""
+    specs = WALKTHROUGH[delivery]
+    for i, (key, name, n) in enumerate(specs):
+        make_scene_video(os.path.join(root, key), name, n, seed=10 * delivery + i, size=size)
+    return [key for key, _, _ in specs]
