@@ -22,8 +22,10 @@ def test_list_json_and_table_with_relevant_filenames(tmp_path, capsys) -> None:
 
     assert main(["list", str(root), "--format", "json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [r["key"] for r in rows] == ["a b/x.png", "y.JPG"]
+    assert [r["key"] for r in rows] == ["a b/x.png", "clip.mp4", "y.JPG"]  # videos are listed with images by default
     assert rows[0]["size"] == len(png_bytes(1)) and rows[0]["etag"].startswith("sha256:")
+    assert main(["list", str(root), "--format", "json", "--extensions", "images"]) == 0
+    assert [json.loads(line)["key"] for line in capsys.readouterr().out.splitlines()] == ["a b/x.png", "y.JPG"]
 
     assert main(["list", f"file://{root}", "--relevant-filenames", str(rel), "--extensions", "images,videos"]) == 0
     captured = capsys.readouterr()
