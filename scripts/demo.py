@@ -117,12 +117,18 @@ def main() -> int:
     run_dag("run-4", {"process_all": True, "tag_name": "backfill-all", "selection_config": demo.SELECTION_CONFIG}, env)
     summarize("run 4", before)
 
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from demo_video import run_walkthrough
+
+    run_walkthrough(DEMO, run_dag, env)  # videos: Lightly's datapool walk-through on generated clips
+
     reports = sorted((DATAPOOL / "_reports").glob("*/index.html"))
     print("\nWhere to look next:")
     print("  .venv/bin/lightly-airflow datapool history .demo/datapool")
     print("  .venv/bin/lightly-airflow datapool tags .demo/datapool")
     print("  .venv/bin/lightly-airflow datapool show .demo/datapool --tag initial-tag")
     print("  .venv/bin/lightly-airflow datapool export .demo/datapool --tag initial-tag --format label-studio")
+    print("  .venv/bin/lightly-airflow datapool export .demo/video-datapool --tag initial-tag  (frames as PNG)")
     if reports:
         print(f"  the last run's report (plots of what was selected and why): {reports[-1].relative_to(ROOT)}")
     print("  the Airflow UI, with a Datapools page and a 'Curation report' tab on every run:")

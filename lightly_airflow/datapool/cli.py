@@ -65,6 +65,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="list: one percent-encoded URI per line; csv: uri,key,sample_id,run_id,tag,pick_rank; "
                              "label-studio: Label Studio tasks JSON; coco: COCO images JSON")
     export.add_argument("--datasource-uri", help="datasource root the keys are relative to (default: recorded by the run)")
+    export.add_argument("--lightly-uri", help="where .lightly/ lives (default: the datasource); selected video "
+                        "frames are exported as their PNGs in .lightly/frames/")
     export.add_argument("--out", help="output file (default stdout)")
     export.set_defaults(func=_export)
 
@@ -202,7 +204,7 @@ class _output:
 
 def _export(args: argparse.Namespace) -> int:
     pool = _pool(args)
-    records = export_records(pool, args.tag, datasource_uri=args.datasource_uri)
+    records = export_records(pool, args.tag, datasource_uri=args.datasource_uri, lightly_uri=args.lightly_uri)
     with _output(args.out) as out:
         out.write(render(records, args.tag, args.format))
     if args.out:

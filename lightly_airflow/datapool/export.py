@@ -88,7 +88,9 @@ def tag_datasource_uri(pool: Datapool, tag: str) -> str | None:
     return found
 
 
-def export_records(pool: Datapool, tag: str, *, datasource_uri: str | None = None) -> list[ExportRecord]:
+def export_records(
+    pool: Datapool, tag: str, *, datasource_uri: str | None = None, lightly_uri: str | None = None,
+) -> list[ExportRecord]:
     """The samples of ``tag`` in pick order, with their exact keys and encoded URIs.
 
     :param datasource_uri: the datasource root the keys are relative to; default: what the tag's run
@@ -96,14 +98,28 @@ def export_records(pool: Datapool, tag: str, *, datasource_uri: str | None = Non
     :raises DatapoolError: for an unknown tag or a key that cannot be a file name.
     """
     wanted = [C.KEY, C.SAMPLE_ID, C.RUN_ID, C.PICK_RANK]
-    rows = pool.selected(wanted) if tag == C.INITIAL_TAG else pool.read(tag=tag, columns=wanted).sort_by(C.PICK_RANK)
+    try:  # a selected video frame is exported as its PNG (<lightly_uri>/.lightly/frames/<frame name>)
+        rows = _tag_rows(pool, tag, [*wanted, C.VIDEO])
+    except DatapoolError:  # a pool without video frames
+        rows = _tag_rows(pool, tag, wanted)
     source = datasource_uri or tag_datasource_uri(pool, tag)
     root = None if source is None else root_uri(source)
+    frames_root = None
+    if lightly_uri or source:
+        from lightly_airflow.video.export import frame_png_uri
+
+        frames_root = root_uri(frame_png_uri(lightly_uri or source or "", "x").rsplit("/", 1)[0])
     return [
-        ExportRecord(key=r[C.KEY], uri=key_uri(root, r[C.KEY]), sample_id=r[C.SAMPLE_ID], run_id=r[C.RUN_ID],
-                     pick_rank=r[C.PICK_RANK])
+        ExportRecord(key=r[C.KEY], uri=key_uri(frames_root if r.get(C.VIDEO) and frames_root else root, r[C.KEY]),
+                     sample_id=r[C.SAMPLE_ID], run_id=r[C.RUN_ID], pick_rank=r[C.PICK_RANK])
         for r in rows.to_pylist()
     ]
+
+
+def _tag_rows(pool: Datapool, tag: str, columns: list[str]) -> Any:
+    if tag == C.INITIAL_TAG:
+        return pool.selected(columns)
+    return pool.read(tag=tag, columns=columns).sort_by(C.PICK_RANK)
 
 
 # ---------------------------------------------------------------- formats
@@ -171,12 +187,14 @@ def render(records: list[ExportRecord], tag: str, fmt: str) -> str:
     return FORMATS[fmt](records, tag)
 
 
-def export_tag(pool: Datapool, tag: str, *, fmt: str = "list", datasource_uri: str | None = None) -> Any:
+def export_tag(
+    pool: Datapool, tag: str, *, fmt: str = "list", datasource_uri: str | None = None, lightly_uri: str | None = None,
+) -> Any:
     """The files of ``tag`` in pick order: ``list`` gives URIs, ``label-studio`` task dicts, ``coco`` a COCO
     dict, ``csv`` the CSV text (kept for callers of the earlier API; prefer :func:`export_records`)."""
     if fmt not in FORMATS:
         raise DatapoolError(f"Unknown export format {fmt!r}; use one of {sorted(FORMATS)}.")
-    records = export_records(pool, tag, datasource_uri=datasource_uri)
+    records = export_records(pool, tag, datasource_uri=datasource_uri, lightly_uri=lightly_uri)
     if fmt == "list":
         return [r.uri for r in records]
     if fmt == "label-studio":

@@ -55,7 +55,15 @@ LOG_EVERY_S = 10.0
 C_VIDEO = "video"  # columns.VIDEO: manifests with video frame rows
 
 
-def _prefetch(items: Iterator[Any], depth: int = 4) -> Iterator[Any]:
+def _frame_thumbnails(manifest_uri: str, credentials: StorageCredentials | None) -> Any:
+    """The UI thumbnails of video frames come from the embed task's decode (the metadata task decodes none)."""
+    from lightly_airflow.thumbnails import ThumbnailWriter, datapool_of_manifest, thumbnails_uri
+
+    pool = datapool_of_manifest(manifest_uri)
+    return ThumbnailWriter(thumbnails_uri(pool), credentials) if pool else None
+
+
+def _prefetch(items: Iterator[Any], depth: int = 4, on_done: Any = None) -> Iterator[Any]:
     """Run a batch generator in a background thread (decoding overlaps the model's forward pass)."""
     q: queue.Queue[Any] = queue.Queue(maxsize=depth)
     done = object()
@@ -72,6 +80,8 @@ def _prefetch(items: Iterator[Any], depth: int = 4) -> Iterator[Any]:
                         continue
                 if stop.is_set():
                     return
+            if on_done is not None:
+                on_done()
             q.put(done)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
             q.put(exc)
@@ -375,10 +385,11 @@ def embed_shard(
     batches: Iterable[Any] = _loader(dataset, workers, pin_memory=torch_device.type == "cuda", kind=kind) if len(dataset) else []
     if frames:
         assert extras is not None
+        thumbs = _frame_thumbnails(manifest_uri, credentials)
         batches = itertools.chain(batches, _prefetch(frame_batches(
             datasource_uri, frames, extras, input_size=encoder.input_size, batch_size=batch_size,
-            credentials=datasource_credentials or credentials, workers=max(1, workers),
-        )))
+            credentials=datasource_credentials or credentials, workers=max(1, workers), thumbs=thumbs,
+        ), on_done=None if thumbs is None else thumbs.close))
     logger.info(
         "Embedding %d images of %s with %s on %s (batch %d, %d decode %s; %d reused)",
         len(todo), manifest_uri, encoder.model_id, torch_device, batch_size, workers, kind, len(reused_rows),

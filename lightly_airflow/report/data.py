@@ -457,5 +457,5 @@ def selected_rows(rows: pa.Table, limit: int) -> tuple[list[dict[str, Any]], int
     table = rows.filter(pa.array(sel))
     if C.PICK_RANK in table.column_names:
         table = table.sort_by([(C.PICK_RANK, "ascending")])
-    cols = [c for c in (C.PICK_RANK, C.KEY) if c in table.column_names]
+    cols = [c for c in (C.PICK_RANK, C.KEY, *C.VIDEO_COLUMNS) if c in table.column_names]
     return table.slice(0, limit).select(cols).to_pylist(), table.num_rows

@@ -132,7 +132,13 @@ def render(
         out.append('<p class="note">Every file of this run was read and checked without problems.</p>')
     rows, total = selected
     out.append(f"<h2>Selected in pick order ({esc(f'{total:,}')})</h2>")
-    if total:
+    if total and any(r.get("video") is not None for r in rows):  # video frames show as frames
+        from lightly_airflow.video.report import frame_columns
+
+        out.append(_table(("pick", "key", "video", "frame", "time (s)"),
+                          ((r.get("pick_rank", i), r.get("key"), *frame_columns(r)) for i, r in enumerate(rows)),
+                          ("num", "key", "key", "num", "num")))
+    elif total:
         out.append(_table(("pick", "key"), ((r.get("pick_rank", i), r.get("key")) for i, r in enumerate(rows)),
                           ("num", "key")))
         if total > len(rows):

@@ -10,6 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from lightly_airflow import columns as C
 from lightly_airflow.report import data as D
 from lightly_airflow.report.html import Figure, render
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri
@@ -134,6 +135,16 @@ def write_report(
         if fig is not None:
             bal_figs.append(fig)
 
+    # Videos: a timeline per video of the frames selected now and before (video.report).
+    video_figs: list[Figure] = []
+    if C.VIDEO in rows.column_names:
+        from lightly_airflow.video.report import video_timeline_png
+
+        fig = plot("", "videos.png", lambda: video_timeline_png(rows, preselected),
+                   alt="per-video timeline of frames selected in this run and before")
+        if fig is not None:
+            video_figs.append(fig)
+
     title = "Selection report"
     if summary_d.get("run_id"):
         title += f" — {summary_d['run_id']}"
@@ -144,6 +155,7 @@ def write_report(
             ("Embedding map", map_figs, "No embeddings in this run's rows."),
             ("Image metrics: all vs selected", hist_figs, "No metadata.lightly.* columns in this run's rows."),
             ("Class balance: target vs achieved", bal_figs, "No BALANCE strategy on a column of this run."),
+            *([("Videos: frames selected now and before", video_figs, None)] if video_figs else []),
         ],
         metrics=D.flat_metrics(summary_d),
         not_ok=D.not_ok_rows(rows, TABLE_LIMIT),

@@ -40,6 +40,8 @@ class FrameRow:
     index: int | None
     pts: int | None
     problem: str | None = None
+    key: str | None = None
+    etag: str | None = None
 
 
 @dataclass
@@ -65,8 +67,11 @@ def frame_rows(manifest: Any, rows: Sequence[int] | None = None) -> list[FrameRo
     problems = (
         manifest.column(C.VIDEO_PROBLEM).to_pylist() if C.VIDEO_PROBLEM in manifest.column_names else [None] * len(videos)
     )
+    keys = manifest.column(C.KEY).to_pylist()
+    etags = manifest.column(C.ETAG).to_pylist() if C.ETAG in manifest.column_names else [None] * len(videos)
     wanted = range(len(videos)) if rows is None else rows
-    return [FrameRow(int(i), videos[i], indices[i], pts[i], problems[i]) for i in wanted if videos[i] is not None]
+    return [FrameRow(int(i), videos[i], indices[i], pts[i], problems[i], keys[i], etags[i])
+            for i in wanted if videos[i] is not None]
 
 
 def analyse_frame(frame: Any, input_size: int | None) -> tuple[np.ndarray | None, dict[str, Any], str, float]:
@@ -98,9 +103,20 @@ def _chunks(rows: list[FrameRow]) -> list[list[FrameRow]]:
     return out
 
 
+def _thumbnail(frame: Any, thumbs: Any, row: FrameRow) -> None:
+    """The UI's thumbnail of a frame from the same decode (scaled by the video scaler, then WebP)."""
+    from lightly_airflow.datapool.rows import sample_id
+    from lightly_airflow.thumbnails import MAX_SIDE
+
+    scale = min(1.0, MAX_SIDE / max(frame.width, frame.height))
+    w, h = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
+    thumbs.add(sample_id(row.key or "", None if row.etag is None else str(row.etag)),
+               frame.reformat(width=w, height=h, format="rgb24").to_image())
+
+
 def _process_chunk(
     datasource_uri: str, chunk: list[FrameRow], input_size: int | None, credentials: StorageCredentials | None,
-    fs: Any, root: str,
+    fs: Any, root: str, thumbs: Any = None,
 ) -> list[FrameResult]:
     out: list[FrameResult] = []
     decodable = []
@@ -127,6 +143,8 @@ def _process_chunk(
                     out.append(FrameResult(row, None, None, None, None, C.STATUS_CORRUPT, f"cannot convert the frame: {exc}"))
                     continue
                 out.append(FrameResult(row, small, metrics, digest, score, C.STATUS_OK, None))
+                if thumbs is not None:
+                    _thumbnail(got.frame, thumbs, by_index[got.index])
     except FileNotFoundError:
         done = {r.row for r in out}
         out += [FrameResult(r.row, None, None, None, None, C.STATUS_MISSING, "the video disappeared after listing")
@@ -136,30 +154,31 @@ def _process_chunk(
 
 def iter_frame_results(
     datasource_uri: str, rows: list[FrameRow], *, input_size: int | None, credentials: StorageCredentials | None = None,
-    workers: int = 1,
+    workers: int = 1, thumbs: Any = None,
 ) -> Iterator[FrameResult]:
     """Decode the frames of ``rows`` once each and yield a :class:`FrameResult` per row (grouped by video).
 
     :param workers: chunks decoded concurrently (each chunk is one seek and one sequential decode).
+    :param thumbs: a :class:`lightly_airflow.thumbnails.ThumbnailWriter` to give each frame's thumbnail to.
     """
     chunks = _chunks(rows)
     fs, root = filesystem(datasource_uri, credentials)
     if workers <= 1 or len(chunks) <= 1:
         for chunk in chunks:
-            yield from _process_chunk(datasource_uri, chunk, input_size, credentials, fs, root)
+            yield from _process_chunk(datasource_uri, chunk, input_size, credentials, fs, root, thumbs)
         return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="video-decode") as pool:
         pending: collections.deque[Future[list[FrameResult]]] = collections.deque()
         it = iter(chunks)
         for chunk in it:
-            pending.append(pool.submit(_process_chunk, datasource_uri, chunk, input_size, credentials, fs, root))
+            pending.append(pool.submit(_process_chunk, datasource_uri, chunk, input_size, credentials, fs, root, thumbs))
             if len(pending) >= workers:
                 break
         while pending:
             results = pending.popleft().result()
             nxt = next(it, None)
             if nxt is not None:
-                pending.append(pool.submit(_process_chunk, datasource_uri, nxt, input_size, credentials, fs, root))
+                pending.append(pool.submit(_process_chunk, datasource_uri, nxt, input_size, credentials, fs, root, thumbs))
             yield from results
 
 
@@ -212,7 +231,7 @@ class FrameExtras:
 
 def frame_batches(
     datasource_uri: str, rows: list[FrameRow], extras: FrameExtras, *, input_size: int, batch_size: int,
-    credentials: StorageCredentials | None = None, workers: int = 1,
+    credentials: StorageCredentials | None = None, workers: int = 1, thumbs: Any = None,
 ) -> Iterator[Any]:
     """The frames of ``rows`` as the embed runner's ``ImageBatch`` objects, recording hashes and metrics in
     ``extras`` from the same decode."""
@@ -234,7 +253,7 @@ def frame_batches(
 
     pending: list[FrameResult] = []
     for result in iter_frame_results(datasource_uri, rows, input_size=input_size, credentials=credentials,
-                                     workers=workers):
+                                     workers=workers, thumbs=thumbs):
         extras.record(result)
         pending.append(result)
         if len(pending) == batch_size:

@@ -22,8 +22,10 @@ def run_once(source: Path, pool: Path, run_id: str, *, config=DIVERSITY, process
     from lightly_airflow.predictions import load_predictions_shard
     from lightly_airflow.storage import read_parquet
 
-    listed = list_new(datasource_uri=f"file://{source}", datapool_uri=f"file://{pool}", run_id=run_id,
-                      process_all=process_all, min_shard_size=20)
+    from lightly_airflow.datasource import NewFilesQuery
+
+    query = NewFilesQuery(datasource_uri=f"file://{source}", datapool_uri=f"file://{pool}", process_all=process_all)
+    listed = list_new(query, run_id=run_id, min_shard_size=20)
     reuse = read_parquet(listed.reuse_uri) if listed.reuse_uri else None
     counts = []
     for m in listed.manifests:
@@ -64,6 +66,19 @@ def test_two_runs_process_only_new_videos_and_write_selected_frames(videos: Path
     for k in sel:
         assert (videos / ".lightly" / "frames" / k).is_file()
     assert s1.frames["written"] == len(sel)
+    # The export hands the labelling tool the frames' PNGs, not the video.
+    from lightly_airflow.datapool.export import export_tag
+
+    from urllib.parse import unquote
+
+    exported = export_tag(pool, C.INITIAL_TAG, datasource_uri=f"file://{videos}")
+    assert sorted(unquote(u) for u in exported) == sorted(f"file://{videos}/.lightly/frames/{k}" for k in sel)
+    tasks = export_tag(pool, C.INITIAL_TAG, fmt="label-studio", datasource_uri=f"file://{videos}")
+    assert all("/.lightly/frames/" in t["data"]["image"] and t["data"]["image"].endswith(".png") for t in tasks)
+    # Frames get their UI thumbnails from the same decode.
+    from lightly_airflow.thumbnails import read_thumbnail
+
+    assert read_thumbnail(f"file://{pool_dir}", f[C.SAMPLE_ID]) is not None
 
     # Two more videos arrive, one is replaced: only those are processed.
     make_scene_video(str(videos / "passageway1-c1.mov"), "chelsea", 20, seed=3)
@@ -73,6 +88,11 @@ def test_two_runs_process_only_new_videos_and_write_selected_frames(videos: Path
     rows2 = pool.read(run_id="run2")
     mine = rows2.filter(pc.equal(rows2.column(C.RUN_ID), "run2"))
     assert set(mine.column(C.VIDEO).to_pylist()) == {"passageway1-c1.mov", "campus4-c0.avi"}
+    # The report shows frames as frames and a per-video timeline of frames selected now and before.
+    report = Path(s2.report_uri.removeprefix("file://"))
+    page = report.read_text()
+    assert "Videos: frames selected now and before" in page and (report.parent / "videos.png").stat().st_size > 1000
+    assert "<th>video</th><th>frame</th><th>time (s)</th>" in page
 
     # process_all: every frame again, no video decoded (embeddings, hashes and metrics reused).
     listed3, counts3, s3 = run_once(videos, pool_dir, "run3", process_all=True)

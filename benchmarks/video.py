@@ -1,0 +1,98 @@
+"""Video frames/s: the whole per-shard pipeline against PyAV decode-only of the same frames, in one run.
+
+    python benchmarks/video.py [--frames 240] [--width 640 --height 360] [--codec mp4] [--input-size 64]
+                               [--rounds 3] [--num-workers 1]
+
+Writes one synthetic scene video (``video.synthetic``, H.264 in MP4 by default), lists it as a run would
+(frames as manifest rows), then in interleaved rounds measures
+
+- **decode-only**: PyAV decoding exactly the shard's frames (``video.decode.decode_frames``: seek + decode,
+  nothing else), frames/s;
+- **pipeline**: ``embed_shard`` on the manifest shard: decode once, and per frame the model input (scaled
+  to ``input-size``), the ``lightly.*`` metrics, the content hash and the corruptness score, the model's
+  forward pass, and the Parquet write; frames/s over its whole wall time, model load excluded (the encoder
+  is cached after round 0, which is a warm-up and not reported);
+
+and prints each round and the medians, with the ratio pipeline / decode-only (target: at least 0.6 at
+64 px). The machine (cores, load average) is printed: on a shared machine figures move with the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=240)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=360)
+    parser.add_argument("--codec", default="mp4", help="container extension (video.synthetic.CODECS)")
+    parser.add_argument("--input-size", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--num-workers", type=int, default=None, help="decoding threads (default: the runner's)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from lightly_airflow.datasource import write_manifests
+    from lightly_airflow.datasource.listing import list_files
+    from lightly_airflow.embedding import embed_shard
+    from lightly_airflow.video.decode import decode_frames
+    from lightly_airflow.video.index import index_video
+    from lightly_airflow.video.listing import expand_videos
+    from lightly_airflow.video.synthetic import make_scene_video
+
+    root = tempfile.mkdtemp(prefix="lightly-video-bench-")
+    source = os.path.join(root, "source")
+    key = f"clip.{args.codec}"
+    make_scene_video(os.path.join(source, key), "astronaut", args.frames, size=(args.width, args.height))
+    info = index_video(os.path.join(source, key))
+    import pyarrow as pa
+
+    listing = pa.Table.from_batches(list(list_files(f"file://{source}")))
+    files = expand_videos(listing, f"file://{source}")
+    manifest = write_manifests(files, f"file://{root}/pool", "bench", datasource_uri=f"file://{source}",
+                               min_shard_size=10 ** 9)[0]
+    wanted = [(i, info.pts[i]) for i in range(info.n_frames)]
+    print(json.dumps({"machine": {"cores": os.cpu_count(), "load_average": os.getloadavg(), "torch_threads": torch.get_num_threads()},
+                      "video": {"frames": info.n_frames, "size": [args.width, args.height], "codec": info.codec,
+                                "container": info.container_format}, "input_size": args.input_size}))
+
+    def decode_only() -> float:
+        t = time.perf_counter()
+        n = sum(1 for f in decode_frames(os.path.join(source, key), wanted) if f.frame is not None)
+        assert n == info.n_frames, n
+        return n / (time.perf_counter() - t)
+
+    def pipeline() -> float:
+        t = time.perf_counter()
+        counts = embed_shard(manifest, device="cpu", input_size=args.input_size, batch_size=args.batch_size,
+                             num_workers=args.num_workers)
+        assert counts["embedded"] == info.n_frames, counts
+        return info.n_frames / (time.perf_counter() - t)
+
+    pipeline()  # warm-up: model load, numba kernels
+    rows = []
+    for r in range(args.rounds):
+        d = decode_only()
+        p = pipeline()
+        rows.append({"round": r, "decode_only_fps": round(d, 1), "pipeline_fps": round(p, 1), "ratio": round(p / d, 3)})
+        print(json.dumps(rows[-1]))
+        sys.stdout.flush()
+    med = {k: statistics.median(x[k] for x in rows) for k in ("decode_only_fps", "pipeline_fps", "ratio")}
+    print(json.dumps({"median": med, "load_average_after": os.getloadavg()}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""The run report's view of videos: one timeline per video of the frames selected in this run and before."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lightly_airflow import columns as C
+
+#: Videos drawn at most (the ones with the most frames selected in this run first).
+MAX_VIDEOS = 30
+
+
+def _frames(table: pa.Table | None, selected_only: bool) -> dict[str, list[float]]:
+    if table is None or C.VIDEO not in table.column_names or not table.num_rows:
+        return {}
+    t = table.filter(pc.is_valid(table.column(C.VIDEO)))
+    if C.FRAME_INDEX in t.column_names:
+        t = t.filter(pc.is_valid(t.column(C.FRAME_INDEX)))
+    if selected_only and C.SELECTED in t.column_names:
+        t = t.filter(pc.fill_null(t.column(C.SELECTED), False))
+    times = t.column(C.FRAME_SECONDS).to_pylist() if C.FRAME_SECONDS in t.column_names else [None] * t.num_rows
+    index = t.column(C.FRAME_INDEX).to_pylist() if C.FRAME_INDEX in t.column_names else [0] * t.num_rows
+    out: dict[str, list[float]] = {}
+    for video, s, i in zip(t.column(C.VIDEO).to_pylist(), times, index):
+        out.setdefault(video, []).append(float(s) if s is not None else float(i))
+    return out
+
+
+def video_timeline_png(rows: pa.Table, preselected: pa.Table | None = None) -> bytes | None:
+    """A PNG with one row per video of this run: its frames (grey), frames selected now (red) and frames of
+    the same video selected by earlier runs (blue), over time in seconds; ``None`` without video frames."""
+    every = _frames(rows, selected_only=False)
+    if not every:
+        return None
+    now = _frames(rows, selected_only=True)
+    before = _frames(preselected, selected_only=False)
+    videos = sorted(every, key=lambda v: (-len(now.get(v, [])), v))[:MAX_VIDEOS]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 0.5 + 0.45 * len(videos)), dpi=100)
+    labelled: set[str] = set()
+
+    def label(name: str) -> str | None:
+        if name in labelled:
+            return None
+        labelled.add(name)
+        return name
+
+    for y, video in enumerate(videos):
+        ax.scatter(every[video], np.full(len(every[video]), y), marker="|", s=60, color="#bbbbbb", linewidths=1,
+                   label=label("frame of this run"))
+        if before.get(video):
+            ax.scatter(before[video], np.full(len(before[video]), y - 0.2), marker="v", s=28, color="#1f77b4",
+                       label=label("selected before"))
+        if now.get(video):
+            ax.scatter(now[video], np.full(len(now[video]), y), marker="o", s=22, color="#d62728",
+                       label=label("selected now"))
+    ax.set_yticks(range(len(videos)), [v if len(v) <= 40 else "…" + v[-39:] for v in videos], fontsize=8)
+    ax.set_xlabel("time in the video (s)")
+    ax.set_ylim(-0.6, len(videos) - 0.4)
+    ax.invert_yaxis()
+    ax.legend(loc="upper right", fontsize=8, frameon=False)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def frame_columns(row: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """``(video, frame index, seconds)`` of a report row (``None``s for an image)."""
+    seconds = row.get(C.FRAME_SECONDS)
+    return row.get(C.VIDEO), row.get(C.FRAME_INDEX), None if seconds is None else round(float(seconds), 3)
