@@ -27,8 +27,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -16,13 +16,12 @@ DIVERSITY = {"n_samples": 100, "strategies": [{"input": {"type": "EMBEDDINGS"},
 
 
 def run_once(source: Path, pool: Path, run_id: str, *, config=DIVERSITY, process_all=False, **kwargs):
+    from lightly_airflow.datasource import NewFilesQuery
     from lightly_airflow.embedding import embed_shard
     from lightly_airflow.metadata import compute_metadata_shard
     from lightly_airflow.pipeline import list_new, select_and_commit
     from lightly_airflow.predictions import load_predictions_shard
     from lightly_airflow.storage import read_parquet
-
-    from lightly_airflow.datasource import NewFilesQuery
 
     query = NewFilesQuery(datasource_uri=f"file://{source}", datapool_uri=f"file://{pool}", process_all=process_all)
     listed = list_new(query, run_id=run_id, min_shard_size=20)
