@@ -11,29 +11,12 @@ import pytest
 from lightly_airflow import columns as C
 from lightly_airflow.video.synthetic import make_scene_video, truncate
 
-DIVERSITY = {"n_samples": 100, "strategies": [{"input": {"type": "EMBEDDINGS"},
-                                               "strategy": {"type": "DIVERSITY", "stopping_condition_minimum_distance": 0.1}}]}
+from .runs import DIVERSITY
+from .runs import run_once as _run_once
 
 
-def run_once(source: Path, pool: Path, run_id: str, *, config=DIVERSITY, process_all=False, **kwargs):
-    from lightly_airflow.datasource import NewFilesQuery
-    from lightly_airflow.embedding import embed_shard
-    from lightly_airflow.metadata import compute_metadata_shard
-    from lightly_airflow.pipeline import list_new, select_and_commit
-    from lightly_airflow.predictions import load_predictions_shard
-    from lightly_airflow.storage import read_parquet
-
-    query = NewFilesQuery(datasource_uri=f"file://{source}", datapool_uri=f"file://{pool}", process_all=process_all)
-    listed = list_new(query, run_id=run_id, min_shard_size=20)
-    reuse = read_parquet(listed.reuse_uri) if listed.reuse_uri else None
-    counts = []
-    for m in listed.manifests:
-        counts.append(embed_shard(m, device="cpu", reuse=reuse, num_workers=1))
-        compute_metadata_shard(m)
-        load_predictions_shard(m, lightly_uri=f"file://{source}")
-    summary = select_and_commit(datapool_uri=f"file://{pool}", run_id=run_id, dag_id="t", manifests=listed.manifests,
-                                selection_config=config, **kwargs)
-    return listed, counts, summary
+def run_once(source: Path, pool: Path, run_id: str, **kwargs):
+    return _run_once(f"file://{source}", f"file://{pool}", run_id, **kwargs)
 
 
 @pytest.fixture

@@ -1,0 +1,58 @@
+"""Videos on the S3 emulator (moto): ranged reads, incremental runs, a replaced and a truncated video, a
+unicode name in a sub-folder, process_all, and the selected frames' PNGs written to the bucket."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.compute as pc
+
+from lightly_airflow import columns as C
+from lightly_airflow.video.synthetic import make_scene_video, truncate
+
+from .runs import run_once
+
+
+def test_videos_on_s3(s3_bucket, tmp_path: Path) -> None:
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.storage import filesystem
+
+    creds = s3_bucket.credentials
+    fs, _ = filesystem(s3_bucket.uri, creds)
+    local = tmp_path / "local"
+    make_scene_video(str(local / "sub" / "ünï" / "clip é.mp4"), "astronaut", 20, seed=1)
+    make_scene_video(str(local / "a.webm"), "coffee", 16, seed=2)
+    make_scene_video(str(local / "cut.webm"), "chelsea", 30, seed=3)
+    truncate(str(local / "cut.webm"), 0.5)
+    for p in local.rglob("*.*"):
+        fs.put_file(str(p), f"{s3_bucket.name}/videos/{p.relative_to(local).as_posix()}")
+    source, pool_uri = f"{s3_bucket.uri}/videos", f"{s3_bucket.uri}/pool"
+
+    listed, counts, s1 = run_once(source, pool_uri, "s3-1", creds=creds)
+    assert listed.new_files == 3
+    pool = Datapool(pool_uri, creds)
+    rows = {r[C.KEY]: r for r in pool.read().to_pylist()}
+    assert rows["sub/ünï/clip é-07-mp4.png"][C.STATUS] == C.STATUS_OK
+    assert rows["sub/ünï/clip é-07-mp4.png"][C.VIDEO] == "sub/ünï/clip é.mp4"
+    assert rows["cut.webm"][C.STATUS] == C.STATUS_CORRUPT and "ends early" in rows["cut.webm"][C.STATUS_REASON]
+    assert 0 < sum(1 for r in rows.values() if r[C.VIDEO] == "cut.webm" and r[C.STATUS] == C.STATUS_OK) < 30
+    selected = [k for k, r in rows.items() if r[C.SELECTED]]
+    assert selected and s1.frames["written"] == len(selected)
+    for key in selected:
+        assert fs.exists(f"{s3_bucket.name}/videos/.lightly/frames/{key}")
+
+    # A new video arrives and a.webm is replaced under the same name: only those two are processed.
+    make_scene_video(str(local / "a.webm"), "rocket", 12, seed=4)
+    make_scene_video(str(local / "new.mov"), "coffee", 10, seed=5)
+    fs.put_file(str(local / "a.webm"), f"{s3_bucket.name}/videos/a.webm")
+    fs.put_file(str(local / "new.mov"), f"{s3_bucket.name}/videos/new.mov")
+    listed2, _, _ = run_once(source, pool_uri, "s3-2", creds=creds)
+    assert listed2.new_files == 2 and listed2.new == 22
+    rows2 = pool.read(run_id="s3-2")
+    mine = rows2.filter(pc.equal(rows2.column(C.RUN_ID), "s3-2"))
+    assert set(mine.column(C.VIDEO).to_pylist()) == {"a.webm", "new.mov"}
+
+    # process_all: every frame again, decoded nowhere (the pool's embeddings, hashes and metrics are reused).
+    listed3, counts3, _ = run_once(source, pool_uri, "s3-3", creds=creds, process_all=True)
+    assert sum(c["embedded"] for c in counts3) == 0
+    assert sum(c["reused"] for c in counts3) >= 20 + 12 + 10
