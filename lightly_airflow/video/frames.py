@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -74,12 +75,26 @@ def frame_rows(manifest: Any, rows: Sequence[int] | None = None) -> list[FrameRo
             for i in wanted if videos[i] is not None]
 
 
+_LOCAL = threading.local()
+
+
+def _reformatter() -> Any:
+    """A scaler per thread: PyAV's ``frame.reformat`` builds a new scaling context per call (3 ms at 640×360),
+    a kept ``VideoReformatter`` reuses it (0.15 ms)."""
+    from av.video.reformatter import VideoReformatter
+
+    if getattr(_LOCAL, "reformatter", None) is None:
+        _LOCAL.reformatter = VideoReformatter()
+    return _LOCAL.reformatter
+
+
 def analyse_frame(frame: Any, input_size: int | None) -> tuple[np.ndarray | None, dict[str, Any], str, float]:
     """Model input (``input_size`` square RGB, or ``None``), metrics, content hash and corruptness of a frame."""
     from lightly_airflow.metadata.kernels import pixel_sums
     from lightly_airflow.metadata.metrics import _metrics_from
 
-    rgb = np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+    reformatter = _reformatter()
+    rgb = np.ascontiguousarray(reformatter.reformat(frame, format="rgb24").to_ndarray())
     sums, squares, gray = pixel_sums(rgb)
     metrics: dict[str, Any] = _metrics_from(sums.astype(np.float64), squares.astype(np.float64), gray, 0)
     metrics["sizeInBytes"] = None  # a frame is no file; its video's size is on the video
@@ -87,7 +102,8 @@ def analyse_frame(frame: Any, input_size: int | None) -> tuple[np.ndarray | None
     digest.update(f"{rgb.shape}".encode())
     small = None
     if input_size:
-        small = frame.reformat(width=input_size, height=input_size, format="rgb24", interpolation="BILINEAR").to_ndarray()
+        small = reformatter.reformat(frame, width=input_size, height=input_size, format="rgb24",
+                                     interpolation="BILINEAR").to_ndarray()
     return small, metrics, digest.hexdigest(), frame_corruptness(gray)
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from lightly_airflow.jit import numba
+
 BLOCK = 8
 FLAT_RANGE = 2
 GREY = 128
@@ -28,22 +30,43 @@ GREY_TOLERANCE = 8
 UNIFORM_STD = 2.0
 
 
+@numba.njit(cache=True, nogil=True)
+def _block_stats(gray: np.ndarray) -> tuple[int, int, int, int]:
+    """One pass: (concealed blocks, blocks, sum of luma, sum of squared luma)."""
+    h, w = gray.shape
+    total = np.int64(0)
+    total_sq = np.int64(0)
+    for i in range(h):
+        for j in range(w):
+            v = np.int64(gray[i, j])
+            total += v
+            total_sq += v * v
+    bh, bw = h // BLOCK, w // BLOCK
+    concealed = 0
+    for bi in range(bh):
+        for bj in range(bw):
+            lo = 255
+            hi = 0
+            for i in range(bi * BLOCK, bi * BLOCK + BLOCK):
+                for j in range(bj * BLOCK, bj * BLOCK + BLOCK):
+                    v = gray[i, j]
+                    lo = min(lo, v)
+                    hi = max(hi, v)
+            if hi - lo <= FLAT_RANGE and abs((np.int32(hi) + np.int32(lo)) // 2 - GREY) <= GREY_TOLERANCE:
+                concealed += 1
+    return concealed, bh * bw, total, total_sq
+
+
 def frame_corruptness(gray: np.ndarray) -> float:
     """The corruptness score of one frame from its 8-bit luma ``(H, W)``."""
     if gray.size == 0:
         return 1.0
-    std = float(gray.std())
+    concealed, blocks, total, total_sq = _block_stats(np.ascontiguousarray(gray, dtype=np.uint8))
+    n = gray.size
+    mean = total / n
+    std = float(np.sqrt(max(total_sq / n - mean * mean, 0.0)))
     uniform = min(1.0, max(0.0, 1.0 - std / UNIFORM_STD))
-    h, w = gray.shape[0] // BLOCK * BLOCK, gray.shape[1] // BLOCK * BLOCK
-    concealed = 0.0
-    if h and w:
-        blocks = gray[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK)
-        lo = blocks.min(axis=(1, 3)).astype(np.int16)
-        hi = blocks.max(axis=(1, 3)).astype(np.int16)
-        flat = (hi - lo) <= FLAT_RANGE
-        mid = np.abs((hi + lo) // 2 - GREY) <= GREY_TOLERANCE
-        concealed = float((flat & mid).mean())
-    return max(uniform, concealed)
+    return max(uniform, concealed / blocks if blocks else 0.0)
 
 
 def apply_corruption_threshold(rows: pa.Table, threshold: float) -> pa.Table:
