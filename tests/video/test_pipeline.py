@@ -49,9 +49,9 @@ def test_two_runs_process_only_new_videos_and_write_selected_frames(videos: Path
         assert (videos / ".lightly" / "frames" / k).is_file()
     assert s1.frames["written"] == len(sel)
     # The export hands the labelling tool the frames' PNGs, not the video.
-    from lightly_airflow.datapool.export import export_tag
-
     from urllib.parse import unquote
+
+    from lightly_airflow.datapool.export import export_tag
 
     exported = export_tag(pool, C.INITIAL_TAG, datasource_uri=f"file://{videos}")
     assert sorted(unquote(u) for u in exported) == sorted(f"file://{videos}/.lightly/frames/{k}" for k in sel)
