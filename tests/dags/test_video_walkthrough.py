@@ -24,10 +24,15 @@ def config(distance: float) -> dict:
                                               "strategy": {"type": "DIVERSITY", "stopping_condition_minimum_distance": distance}}]}
 
 
-BASE_CONF = {
-    "lightly_uri": None, "process_all": False, "worker_config": {"enable_training": False}, "tag_name": None,
-    "execution_mode": "local", "datasource_conn_id": None, "datapool_conn_id": None, "lightly_conn_id": None,
-}
+def _defaults() -> dict:
+    """Every optional Param at its default (in-process dag.test() runs share the DAG's params, so a value an
+    earlier test passed must not leak into these runs): the DAG tests' own list, plus ours."""
+    from test_lightly_datapool_run import BASE_CONF as DAG_TEST_DEFAULTS  # tests/dags is on sys.path
+
+    return {**DAG_TEST_DEFAULTS, "worker_config": {"enable_training": False}}
+
+
+BASE_CONF = _defaults()
 
 
 def _run(dag, conf: dict, when: datetime):
