@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from lightly_airflow.datasource import IMAGE_EXTENSIONS, POLICIES, NewFilesQuery
+from lightly_airflow.datasource import DEFAULT_EXTENSIONS, POLICIES, NewFilesQuery
 from lightly_airflow.hooks.storage import query_credentials
 from lightly_airflow.operators.base import LightlyBaseOperator
 from lightly_airflow.pipeline import (
@@ -64,7 +64,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
         active_learning: dict[str, Any] | None = None,
         max_shards: int = 1024,
         tag_name: str | None = None,
-        extensions: Sequence[str] = IMAGE_EXTENSIONS,
+        extensions: Sequence[str] = DEFAULT_EXTENSIONS,
         policy: str = "content",
         **kwargs: Any,
     ) -> None:
