@@ -28,6 +28,13 @@ Video frames (a frame is a sample named as Lightly names it, see :mod:`lightly_a
 - ``video``: the key of the frame's video (null for images); ``frame_index``: the frame's index as PyAV
   decodes it; ``frame_pts``: its presentation timestamp in the stream's time base; ``frame_seconds``: its time.
 - ``video_problem`` (manifests only): why a video could not be read (completely, or from some frame on).
+Object rows (docs/objects.md): an object (a predicted box, or a synthetic one of an ``auto_tasks`` entry) is a
+row of its own with ``key`` = its ``object_id`` (``<parent key>#<task>#<index>``), ``etag`` of its image,
+``parent_key`` (the image's ``key``; null on image rows, so it tells the two apart), ``object_task``,
+``object_index`` (position in the prediction file or tile number), ``object_bbox`` (``[x, y, w, h]`` pixels as
+predicted), ``object_crop_box`` (the padded box that was cropped, integer pixels), ``object_category``,
+``object_score``, the crop's ``embedding`` and ``metadata.lightly.*``, and ``object_selected`` (its image was
+selected by the run). Object rows are never ``selected`` themselves (they carry no tags).
 
 Datapool-only columns: ``sample_id``, ``run_id``, ``dag_id``, ``selected``, ``pick_rank``, ``tags``,
 ``committed_at``; ``selection.<value>`` per selected sample: why it was picked, the value of each objective at
@@ -73,6 +80,16 @@ COMMITTED_AT = "committed_at"
 
 INITIAL_TAG = "initial-tag"
 
+OBJECT_ID = KEY
+PARENT_KEY = "parent_key"
+OBJECT_TASK = "object_task"
+OBJECT_INDEX = "object_index"
+OBJECT_BBOX = "object_bbox"
+OBJECT_CROP_BOX = "object_crop_box"
+OBJECT_CATEGORY = "object_category"
+OBJECT_SCORE = "object_score"
+OBJECT_SELECTED = "object_selected"
+
 METADATA_PREFIX = "metadata."
 SCORES_PREFIX = "scores."
 PREDICTIONS_PREFIX = "predictions."
@@ -85,6 +102,17 @@ EMBEDDING_MODEL_METADATA_KEY = "lightly.embedding_model"
 EMBEDDING_DIM_METADATA_KEY = "lightly.embedding_dim"
 EMBEDDING_INPUT_SIZE_METADATA_KEY = "lightly.embedding_input_size"
 CATEGORIES_METADATA_KEY = "lightly.categories"
+
+
+def object_id(parent_key: str, task: str, index: int) -> str:
+    """The id (and datapool ``key``) of an object: ``img/a.png`` + ``cars`` + 3 -> ``img/a.png#cars#3``."""
+    return f"{parent_key}#{task}#{index}"
+
+
+def object_metadata_column(task: str, name: str) -> str:
+    """Image-level mean of a crop metric over the image's objects of ``task`` (a ``METADATA`` input key
+    ``objects.<task>.lightly.<name>``): ``(cars, sharpness)`` -> ``metadata.objects.cars.lightly.sharpness``."""
+    return metadata_column(f"objects.{task}.lightly.{name}")
 
 
 def metadata_column(name: str) -> str:

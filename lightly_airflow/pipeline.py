@@ -89,6 +89,7 @@ class RunSummary:
     warnings: list[str] = field(default_factory=list)
     #: selected video frames written as PNG (``written``, ``existing``, ``failed``, ``folder``)
     frames: dict[str, Any] = field(default_factory=dict)
+    objects: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -161,6 +162,11 @@ def validate_params(
     problem = check_sequence_config(selection, worker.selected_sequence_length)
     if problem:
         raise ParamError("worker_config.selected_sequence_length", problem, "make n_samples a multiple of it.")
+    from lightly_airflow.objects.spec import check_object_level
+
+    problem = check_object_level(selection, worker)
+    if problem is not None:
+        raise ParamError(*problem)
     return selection, worker
 
 
@@ -307,6 +313,7 @@ def list_new(
     credentials: QueryCredentials | None = None,
     max_shards: int = 1024,
     min_shard_size: int = 256,
+    objects: Any = None,
 ) -> ListResult:
     """List the datasource, keep the files ``query`` says this run processes, shard them into manifests.
 
@@ -317,11 +324,18 @@ def list_new(
     :param max_shards: at most this many manifest shards (Airflow's ``max_map_length`` is 1024).
     :param min_shard_size: files per shard before a run is split into more shards.
     :raises ParamError: when the relevant-filenames file does not exist.
+    :param objects: the run's :class:`~lightly_airflow.objects.ObjectsSpec` (object-level work the embed tasks
+        do), written next to the manifests; ``None``: none.
     """
     from lightly_airflow.datapool import Datapool
     from lightly_airflow.datasource import RelevantFilenamesMissing, find_new_files, write_manifests
 
     creds = credentials or QueryCredentials()
+    from lightly_airflow.objects.spec import check_tasks
+
+    problem = check_tasks(objects, query.effective_lightly_uri, creds.lightly)
+    if problem is not None:
+        raise ParamError(*problem)
     try:
         found = find_new_files(query, creds, read_known_with_process_all=True)
     except RelevantFilenamesMissing as exc:
@@ -348,6 +362,9 @@ def list_new(
         if known is not None and known.num_rows:
             pool = Datapool(query.datapool_uri, creds.datapool)
             reuse_uri, reusable = write_reusable_embeddings(pool, files, query.datapool_uri, run_id, creds.datapool)
+        from lightly_airflow.objects import write_spec
+
+        write_spec(objects, staging.run_dir(query.datapool_uri, run_id), creds.datapool)
     return ListResult(
         manifests=manifests, seen=found.listing.num_rows, new=files.num_rows, known=found.known_count,
         process_all=query.process_all, reusable=reusable, reuse_uri=reuse_uri, new_files=new_files_count,
@@ -504,6 +521,7 @@ def select_and_commit(
     :param datasource_credentials: to decode the selected frames (written as PNG before the commit).
     :param lightly_credentials: to write them under ``<lightly_uri>/.lightly/frames/``.
     """
+    from lightly_airflow import objects as objects_run
     from lightly_airflow.active_learning import QueryOptions
     from lightly_airflow.config import parse_selection_config
     from lightly_airflow.datapool import Datapool, Snapshot, with_snapshots
@@ -529,6 +547,10 @@ def select_and_commit(
     from lightly_airflow.video.quality import apply_corruption_threshold
 
     rows = apply_corruption_threshold(rows, corruption_threshold)
+    spec = objects_run.read_spec(manifests[0], datapool_credentials) if manifests else None
+    run_objects = objects_run.load_run_objects(manifests, datapool_credentials) if spec is not None else None
+    if spec is not None:
+        rows = objects_run.with_object_metadata(rows, run_objects, spec.all_tasks)
     problems_uri, problems = _write_problems(errors, datapool_uri, run_id, datapool_credentials)
     model = _meta_value(meta, C.EMBEDDING_MODEL_METADATA_KEY)
     dim = _meta_value(meta, C.EMBEDDING_DIM_METADATA_KEY)
@@ -563,6 +585,7 @@ def select_and_commit(
         )
         details = None
         sequences: list[dict[str, Any]] = []
+        pre_objects = objects_run.pool_objects(snap, preselected) if spec is not None else None
         if candidates.num_rows and n_new != 0 and selected_sequence_length > 1:
             from lightly_airflow.selection.sequences import select_sequences
 
@@ -571,7 +594,8 @@ def select_and_commit(
             picked_keys, metrics, sequences = list(seq.keys), dict(seq.metrics), seq.sequences
             metrics["sequences"] = sequences
         elif candidates.num_rows and n_new != 0:
-            result = select(candidates, run_config, preselected=preselected, query_embeddings=query_embeddings)
+            result = select(candidates, run_config, preselected=preselected, query_embeddings=query_embeddings,
+                            objects=run_objects, preselected_objects=pre_objects)
             picked_keys = list(result.keys)
             metrics = dict(result.metrics)
             details = result.pick_details
@@ -588,6 +612,7 @@ def select_and_commit(
             from lightly_airflow.selection.sequences import sequence_column
 
             out = out.append_column("sequence", sequence_column(out.column(C.KEY), sequences))
+        object_rows = objects_run.commit_rows(run_objects, marked, set(picked_keys))
         statuses = marked.column(C.STATUS).to_pylist()
         counts = {
             "processed": marked.num_rows,
@@ -606,6 +631,7 @@ def select_and_commit(
             metrics=_jsonable(metrics), notes=[*(notes or []), *config.notes()],
             missing_inputs={str(k): int(v) for k, v in (metrics.get("missing_inputs") or {}).items()},
             warnings=selection_warnings(candidates, config, metrics),
+            objects=objects_run.summary(run_objects, object_rows, spec),
         )
         for line in summary.warnings:
             log.warning("selection: %s", line)
@@ -618,7 +644,8 @@ def select_and_commit(
 
         out = with_layout(out, datapool_uri, datapool_credentials)  # the UI's map positions, computed once
         result_commit = pool.commit(
-            out, run_id=run_id, dag_id=dag_id, tag=tag, config=config.model_dump(mode="json", exclude_none=True),
+            out if object_rows is None else pa.concat_tables([out, object_rows], promote_options="permissive"),
+            run_id=run_id, dag_id=dag_id, tag=tag, config=config.model_dump(mode="json", exclude_none=True),
             counts=counts, embedding_model=str(model), embedding_dim=int(dim), snapshot=snap,
             datasource_uri=_meta_value(meta, C.DATASOURCE_URI_METADATA_KEY),
         )
@@ -626,7 +653,15 @@ def select_and_commit(
         summary.tag = result_commit.tag
         summary.already_committed = result_commit.already_committed
         # The report names the committed version and tag, so it is written after the commit.
-        summary.report_uri = _report(out, datapool_uri, run_id, summary, config, preselected, datapool_credentials)
+        summary.report_uri = _report(
+            out, datapool_uri, run_id, summary, config, preselected, datapool_credentials,
+            objects_figure=objects_run.report_figure(object_rows, picked_keys, meta, datasource_credentials),
+        )
+        if spec is not None and object_rows is not None and not summary.already_committed:
+            summary.objects["crops"] = objects_run.write_crops(
+                object_rows, spec, meta, datasource_credentials=datasource_credentials,
+                lightly_credentials=lightly_credentials,
+            )
         remove_staging(datapool_uri, run_id, datapool_credentials)
         log.info(
             "Committed datapool version %d with tag %r: %d processed, %d selected.",
@@ -820,7 +855,7 @@ def _write_problems(
 
 def _report(
     rows: pa.Table, datapool_uri: str, run_id: str, summary: RunSummary, config: Any,
-    preselected: pa.Table | None, credentials: StorageCredentials | None,
+    preselected: pa.Table | None, credentials: StorageCredentials | None, objects_figure: Any = None,
 ) -> str | None:
     """Write the run's report to ``<datapool>/_reports/<run>/``; a failure is logged, never fatal."""
     from lightly_airflow.report import write_report
@@ -829,7 +864,7 @@ def _report(
     try:
         uri = write_report(
             rows, out_uri=out_uri, summary=summary.to_dict(), config=config, preselected=preselected,
-            credentials=credentials,
+            credentials=credentials, objects_figure=objects_figure,
         )
     except Exception:  # noqa: BLE001 - the report must never fail a run that selected correctly
         log.exception("Could not write the run report to %s; the selection is unaffected.", out_uri)

@@ -37,7 +37,8 @@ EMBEDDINGS = "embeddings"
 METADATA = "metadata"
 PREDICTIONS = "predictions"
 ERRORS = "errors"
-KINDS = (MANIFEST, EMBEDDINGS, METADATA, PREDICTIONS, ERRORS)
+OBJECTS = "objects"
+KINDS = (MANIFEST, EMBEDDINGS, METADATA, PREDICTIONS, ERRORS, OBJECTS)
 REUSE_FILE = "reuse-embeddings.parquet"
 PROBLEMS_FILE = "problems.parquet"
 

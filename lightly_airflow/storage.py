@@ -330,13 +330,22 @@ def write_parquet(table: Any, uri: str, credentials: StorageCredentials | None =
     :returns: ``uri``.
     """
     import io
-    import uuid
 
     import pyarrow.parquet as pq
 
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
-    data = buffer.getvalue()
+    return write_bytes(buffer.getvalue(), uri, credentials)
+
+
+def write_bytes(data: bytes, uri: str, credentials: StorageCredentials | None = None) -> str:
+    """Write ``data`` to ``uri`` so the file appears whole, overwriting (temporary file and rename locally, one
+    atomic upload on object stores): a retry replaces its own file and a reader never sees half of one.
+
+    :returns: ``uri``.
+    """
+    import uuid
+
     fs, path = filesystem(uri, credentials)
     if protocol_of(uri) == "file":
         os.makedirs(os.path.dirname(path), exist_ok=True)

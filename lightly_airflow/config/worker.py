@@ -102,11 +102,23 @@ class CorruptnessCheck(_Strict):
 
 
 class Crops(_Strict):
-    """``worker_config.crops``: Lightly's crop datasets in its cloud."""
+    """``worker_config.crops``: the crops of selected objects, written as PNG to ``.lightly/crops/<task>/``."""
 
-    enable_upload: bool = _key(True, NO_EFFECT, "nothing is uploaded to Lightly's cloud: object crops, where "
-                               "made, are written into the datapool")
-    enable_upload_for_tasks: list[str] | None = _key(None, NO_EFFECT, "nothing is uploaded to Lightly's cloud")
+    enable_upload: bool = _key(True, HONOURED, "write the selected objects' crops (PNG) to .lightly/crops/<task>/ "
+                               "(docs/objects.md)")
+    enable_upload_for_tasks: list[str] | None = _key(None, HONOURED, "write crops only for these tasks "
+                                                     "(prediction or auto tasks; default: all)")
+
+
+class ObjectLevel(_Strict):
+    """Legacy ``worker_config.object_level`` (Lightly Worker v2): ``padding`` around object boxes."""
+
+    padding: float = _key(0.0, HONOURED, "each side of an object's box grows by this fraction of the box's width "
+                          "(left, right) or height (top, bottom) before cropping", ge=0)
+    task_name: str | None = _key(None, NO_EFFECT, "object-level tasks are named by the selection config's "
+                                 "EMBEDDINGS inputs with 'task'")
+    crop_dataset_name: str | None = _key(None, NO_EFFECT, "there are no Lightly crop datasets: object rows live "
+                                         "in the datapool")
 
 
 class Training(_Strict):
@@ -138,7 +150,8 @@ class WorkerConfig(_Strict):
                                          "reachable here; give backbone weights (weights_uri) instead",
                                          pattern=r"^[a-f0-9]{24}$")
     training: Training | None = _key(None, NO_EFFECT, _NO_TRAINING)
-    crops: Crops | None = _key(None, NO_EFFECT, "nothing is uploaded to Lightly's cloud")
+    crops: Crops | None = Field(None, description="crops of selected objects written to .lightly/crops/")
+    object_level: ObjectLevel | None = Field(None, description="legacy: padding around object boxes")
     pretagging_upload: bool | None = _key(None, NO_EFFECT, "pretagging is not available, so nothing is uploaded")
     output_image_format: str | None = _key(None, NO_EFFECT, "selected video frames and crops are always written "
                                            "as PNG (lossless)")

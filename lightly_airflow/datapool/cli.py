@@ -206,7 +206,7 @@ def _export(args: argparse.Namespace) -> int:
     pool = _pool(args)
     records = export_records(pool, args.tag, datasource_uri=args.datasource_uri, lightly_uri=args.lightly_uri)
     with _output(args.out) as out:
-        out.write(render(records, args.tag, args.format))
+        out.write(render(records, args.tag, args.format, pool=pool))
     if args.out:
         print(f"wrote {len(records)} entries of tag {args.tag!r} to {args.out}", file=sys.stderr)
     return 0

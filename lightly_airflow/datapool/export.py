@@ -147,10 +147,11 @@ def to_label_studio(records: list[ExportRecord], tag: str) -> str:
     return json.dumps(label_studio_tasks(records, tag), indent=2, ensure_ascii=True) + "\n"
 
 
-def coco_images(records: list[ExportRecord], tag: str) -> dict[str, Any]:
+def coco_images(records: list[ExportRecord], tag: str, pool: Datapool | None = None) -> dict[str, Any]:
     """A COCO document with one ``images`` entry per sample (``id`` = pick order + 1, ``file_name`` = the key,
-    ``coco_url`` = its URI) and empty ``annotations``/``categories``: the hook object exports fill."""
-    return {
+    ``coco_url`` = its URI); with ``pool``, ``annotations``/``categories`` hold the boxes of the images'
+    objects (object-level runs, :func:`lightly_airflow.objects.export.add_object_annotations`)."""
+    doc = {
         "info": {"description": f"lightly-airflow export of tag {tag}"},
         "images": [
             {"id": i + 1, "file_name": r.key, "coco_url": r.uri, "lightly_sample_id": r.sample_id}
@@ -159,6 +160,11 @@ def coco_images(records: list[ExportRecord], tag: str) -> dict[str, Any]:
         "annotations": [],
         "categories": [],
     }
+    if pool is not None:
+        from lightly_airflow.objects.export import add_object_annotations
+
+        add_object_annotations(doc, pool, [(r.key, r.run_id) for r in records])
+    return doc
 
 
 def to_coco(records: list[ExportRecord], tag: str) -> str:
@@ -180,10 +186,12 @@ def register_format(name: str, render: Callable[[list[ExportRecord], str], str])
     FORMATS[name] = render
 
 
-def render(records: list[ExportRecord], tag: str, fmt: str) -> str:
-    """The export document of ``records`` in ``fmt``."""
+def render(records: list[ExportRecord], tag: str, fmt: str, pool: Datapool | None = None) -> str:
+    """The export document of ``records`` in ``fmt`` (``coco`` with ``pool``: with the objects' boxes)."""
     if fmt not in FORMATS:
         raise DatapoolError(f"Unknown export format {fmt!r}; use one of {sorted(FORMATS)}.")
+    if fmt == "coco" and pool is not None:
+        return json.dumps(coco_images(records, tag, pool), indent=2, ensure_ascii=True) + "\n"
     return FORMATS[fmt](records, tag)
 
 
@@ -200,7 +208,7 @@ def export_tag(
     if fmt == "label-studio":
         return label_studio_tasks(records, tag)
     if fmt == "coco":
-        return coco_images(records, tag)
+        return coco_images(records, tag, pool)
     return render(records, tag, fmt)
 
 

@@ -34,13 +34,26 @@ def decode_image(data: bytes, size: int) -> np.ndarray:
     :param size: output side in pixels.
     :raises Exception: whatever Pillow raises for data that is not a complete image.
     """
+    img = open_rgb(data, draft=size)
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return np.array(img, dtype=np.uint8)
+
+
+def open_rgb(data: bytes, draft: int | None = None) -> Image.Image:
+    """Decode an encoded image to an RGB Pillow image (EXIF orientation applied, first frame, transparency on
+    white). ``draft``: JPEGs may be decoded at a reduced DCT scale, never below this side in pixels; ``None``
+    decodes at full resolution (crops of objects need it).
+
+    :raises Exception: whatever Pillow raises for data that is not a complete image.
+    """
     if not data:
         raise ValueError("empty file (0 bytes)")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         img = Image.open(io.BytesIO(data))
-        if img.format == "JPEG":
-            img.draft("RGB", (size, size))  # DCT-domain downscale, never below the target size
+        if img.format == "JPEG" and draft is not None:
+            img.draft("RGB", (draft, draft))  # DCT-domain downscale, never below the target size
         img.load()
     img = ImageOps.exif_transpose(img)
     if img.mode != "RGB":
@@ -49,9 +62,7 @@ def decode_image(data: bytes, size: int) -> np.ndarray:
             background = Image.new("RGBA", img.size, (255, 255, 255, 255))
             img = Image.alpha_composite(background, img)
         img = img.convert("RGB")
-    if img.size != (size, size):
-        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    return np.array(img, dtype=np.uint8)
+    return img
 
 
 def _reason(exc: BaseException) -> str:

@@ -447,6 +447,14 @@ def embed_shard(
                      device=str(torch_device))
     counts["input_wait_s"] = round(waited, 3)
     logger.info("Wrote %s: %s", output_uri, counts)
+    from lightly_airflow.objects.shard import embed_objects_shard
+
+    # Object-level runs: the crops of the shard's objects, with the same encoder on the same device.
+    objects = embed_objects_shard(manifest_uri, encoder=encoder, device=torch_device, batch_size=batch_size,
+                                  num_workers=max(1, workers), credentials=credentials,
+                                  datasource_credentials=datasource_credentials)
+    if objects is not None:
+        counts["objects"] = objects
     return counts
 
 

@@ -9,6 +9,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from lightly_airflow.datasource import DEFAULT_EXTENSIONS, POLICIES, NewFilesQuery
 from lightly_airflow.hooks.storage import query_credentials
+from lightly_airflow.objects import objects_spec
 from lightly_airflow.operators.base import LightlyBaseOperator
 from lightly_airflow.pipeline import (
     ParamError,
@@ -136,9 +137,9 @@ class ListNewFilesOperator(LightlyBaseOperator):
             )
         try:
             result = list_new(query, run_id=context["run_id"], credentials=query_credentials(query),
-                              max_shards=self.max_shards)
+                              max_shards=self.max_shards, objects=objects_spec(_selection, worker))
         except ParamError as exc:
-            raise AirflowFailException(str(exc)) from None
+            raise AirflowFailException(str(exc)) from None  # a misnamed file or task: a retry cannot fix it
         counts = {k: v for k, v in result.to_dict().items() if k not in ("manifests", "reuse_uri")}
         counts["shards"] = len(result.manifests)
         counts["backfill"] = backfill

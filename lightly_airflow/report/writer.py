@@ -33,6 +33,7 @@ def write_report(
     preselected: pa.Table | None = None,
     credentials: StorageCredentials | None = None,
     max_points: int = 20000,
+    objects_figure: Callable[[], bytes | None] | None = None,
 ) -> str:
     """Write the run's selection report into the folder ``out_uri`` and return the URI of its ``index.html``.
 
@@ -47,6 +48,8 @@ def write_report(
     :param preselected: samples earlier runs selected (at least ``key`` and ``embedding``), or None.
     :param credentials: credentials of ``out_uri``'s store (None: ambient).
     :param max_points: at most this many points on the embedding map (deterministic subsample).
+    :param objects_figure: draws the selected images with their objects' boxes and crops (object-level runs,
+        :func:`lightly_airflow.objects.report.objects_png`); ``None``: no such section.
     """
     if not isinstance(rows, pa.Table):
         raise TypeError(f"write_report: rows must be a pyarrow.Table, got {type(rows).__name__}")
@@ -144,6 +147,12 @@ def write_report(
                    alt="per-video timeline of frames selected in this run and before")
         if fig is not None:
             video_figs.append(fig)
+    obj_figs: list[Figure] = []
+    if objects_figure is not None:
+        fig = plot("", "objects.png", objects_figure, alt="selected images with their objects' boxes, and the crops",
+                   note="Each selected image (pick order) with the boxes of its objects, then the objects' crops.")
+        if fig is not None:
+            obj_figs.append(fig)
 
     title = "Selection report"
     if summary_d.get("run_id"):
@@ -156,6 +165,8 @@ def write_report(
             ("Image metrics: all vs selected", hist_figs, "No metadata.lightly.* columns in this run's rows."),
             ("Class balance: target vs achieved", bal_figs, "No BALANCE strategy on a column of this run."),
             *([("Videos: frames selected now and before", video_figs, None)] if video_figs else []),
+            *([("Objects of the selected images", obj_figs, "No selected image has objects.")]
+              if objects_figure is not None else []),
         ],
         metrics=D.flat_metrics(summary_d),
         not_ok=D.not_ok_rows(rows, TABLE_LIMIT),

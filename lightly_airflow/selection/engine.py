@@ -36,7 +36,6 @@ from lightly_airflow.selection.inputs import (
     embedding_matrix,
     embedding_rows,
     input_column,
-    missing_column_error,
     scalar_input,
 )
 from lightly_airflow.selection.kernels import LazyMaxHeap
@@ -101,6 +100,8 @@ def select(
     preselected: pa.Table | None = None,
     query_embeddings: Mapping[tuple[str, str], np.ndarray] | None = None,
     seed: int | None = None,
+    objects: pa.Table | None = None,
+    preselected_objects: pa.Table | None = None,
 ) -> SelectionResult:
     """Run a Lightly selection config over the candidates.
 
@@ -110,6 +111,9 @@ def select(
         for DIVERSITY and, when they carry the column, for BALANCE's achieved distribution.
     :param query_embeddings: query sets for SIMILARITY keyed by ``(dataset_id, tag_name)``.
     :param seed: seed of RANDOM inputs without ``random_seed``.
+    :param objects: object rows of the candidates (``parent_key, object_task, embedding``) for object-level
+        inputs (``EMBEDDINGS`` with ``task``: :mod:`lightly_airflow.objects.objectives`).
+    :param preselected_objects: object rows of the preselected images (they count as selected objects).
     """
     t0 = time.monotonic()
     cfg = parse_selection_config(config)
@@ -127,20 +131,18 @@ def select(
     n_all = candidates.num_rows
     n_target = cfg.target_count(n_all)
     ctx = Context(table=candidates, keep=np.arange(n_all), n_target=n_target, preselected=preselected,
-                  query_embeddings=query_embeddings, seed=seed)
+                  query_embeddings=query_embeddings, seed=seed, objects=objects,
+                  preselected_objects=preselected_objects)
     keep = np.ones(n_all, dtype=bool)
     diversity_at: str | None = None
     for path, entry in entries:
         inp, strat = entry.input, entry.strategy
-        if isinstance(inp, EmbeddingsInput) and inp.task is not None:
-            raise missing_column_error(path + ".input.task", f"{C.EMBEDDING} of objects of task {inp.task!r}",
-                                       "object-level embedding (not supported yet: use image embeddings)",
-                                       candidates)
+        object_level = isinstance(inp, EmbeddingsInput) and inp.task is not None
         if strat.type == "DIVERSITY":
             if diversity_at is not None:
                 raise ValueError(f"{path}: only one DIVERSITY strategy per config (first at {diversity_at})")
             diversity_at = path
-        if strat.type in _EMBEDDING_STRATEGIES and ctx.x_all is None:
+        if strat.type in _EMBEDDING_STRATEGIES and ctx.x_all is None and not object_level:
             ctx.x_all, ctx.has_embedding = embedding_rows(candidates, path=path + ".input")
             ctx.count_missing(C.EMBEDDING, int((~ctx.has_embedding).sum()),
                               "not a candidate (no embedding to place it by)")
@@ -154,7 +156,7 @@ def select(
     # so objectives that read the embeddings once (TYPICALITY, SIMILARITY) must read them first. The list
     # keeps the config's order.
     greedy_entries = [(path, e) for path, e in entries if not isinstance(e.strategy, ThresholdStrategy)]
-    built = {path: build_objective(path, e.input, e.strategy, ctx)
+    built = {path: _build(path, e.input, e.strategy, ctx)
              for path, e in sorted(greedy_entries, key=lambda pe: pe[1].strategy.type == "DIVERSITY")}
     objectives = [built[path] for path, _ in greedy_entries]
 
@@ -174,6 +176,14 @@ def select(
     details = pick_details_table(keys, scores, objectives, values)
     return SelectionResult(indices=indices, keys=keys, metrics=metrics, stop_reason=reason,
                            objectives=reports, pick_details=details)
+
+
+def _build(path: str, inp: Any, strategy: Any, ctx: Context) -> Objective:
+    if isinstance(inp, EmbeddingsInput) and inp.task is not None:
+        from lightly_airflow.objects.objectives import build_object_objective
+
+        return build_object_objective(path, inp, strategy, ctx)
+    return build_objective(path, inp, strategy, ctx)
 
 
 def pick_details_table(keys: list[str], scores: list[float], objectives: list[Objective],
@@ -218,8 +228,8 @@ def greedy(objectives: list[Objective], n_target: int, *, dense: bool = False
             s = o.score()
             fixed = s.copy() if fixed is None else fixed + s
             n = len(s)
-    if n is None:  # only BALANCE objectives
-        n = len(bals[0].member)
+    if n is None:  # only dynamic objectives: BALANCE, object DIVERSITY
+        n = len(bals[0].member) if bals else len(others[0].score())
     if fixed is None:
         fixed = np.zeros(n)
     strength = div.strength if div is not None else 0.0

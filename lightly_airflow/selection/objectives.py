@@ -78,6 +78,8 @@ class Context:
     :param x_all: (N, D) normalised embeddings of every candidate (zero rows where missing), when needed.
     :param has_embedding: (N,) which candidates have an embedding.
     :param missing: ``missing_inputs`` counts, filled while building.
+    :param objects: object rows of the candidates (object-level inputs, :mod:`lightly_airflow.objects`).
+    :param preselected_objects: object rows of the preselected images.
     """
 
     table: pa.Table
@@ -89,6 +91,8 @@ class Context:
     x_all: np.ndarray | None = None
     has_embedding: np.ndarray | None = None
     missing: dict[str, int] = field(default_factory=dict)
+    objects: pa.Table | None = None
+    preselected_objects: pa.Table | None = None
     _x: np.ndarray | None = None
     _sub: pa.Table | None = None
 

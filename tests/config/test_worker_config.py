@@ -19,6 +19,8 @@ LIGHTLY_WORKER_KEYS = {
     "normalize_embeddings", "num_processes", "num_threads", "output_image_format", "pretagging",
     "pretagging_upload", "relevant_filenames_file", "selected_sequence_length", "upload_report", "use_datapool",
     "shutdown_when_job_finished", "cache_size",
+    # Legacy (docker_worker_config_v2_docker_object_level.py): padding of object crops.
+    "object_level.padding", "object_level.task_name", "object_level.crop_dataset_name",
 }
 LIGHTLY_LIGHTLY_KEYS = {
     "seed", "checkpoint_callback.save_last", "loader.batch_size", "loader.shuffle", "loader.num_workers",
@@ -41,6 +43,7 @@ SAMPLE = {
     "pretagging_upload": True, "relevant_filenames_file": ".lightly/relevant_filenames.txt",
     "selected_sequence_length": 4, "upload_report": True, "use_datapool": False,
     "shutdown_when_job_finished": True, "cache_size": 1000,
+    "object_level.padding": 0.1, "object_level.task_name": "det", "object_level.crop_dataset_name": "crops",
     "seed": 1, "checkpoint_callback.save_last": True, "loader.batch_size": 16, "loader.shuffle": True,
     "loader.num_workers": -1, "loader.drop_last": True, "model.name": "resnet-50", "model.out_dim": 128,
     "model.num_ftrs": 32, "model.width": 2, "trainer.gpus": 1, "trainer.max_epochs": 10, "trainer.precision": 16,
@@ -56,6 +59,9 @@ HONOURED_READ = {
     "datasource.enable_datapool_update": lambda w: w.datasource.enable_datapool_update is False,
     "corruptness_check.corruption_threshold": lambda w: w.corruptness_check.corruption_threshold == 0.2,
     "embeddings": lambda w: w.embeddings == "my.csv",
+    "crops.enable_upload": lambda w: w.crops.enable_upload is True,
+    "crops.enable_upload_for_tasks": lambda w: w.crops.enable_upload_for_tasks == ["det"],
+    "object_level.padding": lambda w: w.object_level.padding == 0.1,
     "normalize_embeddings": lambda w: w.normalize_embeddings is False,
     "num_processes": lambda w: w.embed_overrides() == {"loader": "processes", "num_workers": 2},
     "num_threads": lambda w: w.embed_overrides() == {"loader": "threads", "num_workers": 3},

@@ -1,0 +1,20 @@
+"""Object-level curation: objects from detection / instance-segmentation / keypoint predictions and from
+``auto_tasks`` become crops that are embedded, selected on and written (docs/objects.md)."""
+
+from __future__ import annotations
+
+from lightly_airflow.objects.run import (
+    commit_rows,
+    load_run_objects,
+    pool_objects,
+    report_figure,
+    summary,
+    with_object_metadata,
+    write_crops,
+)
+from lightly_airflow.objects.spec import ObjectsSpec, objects_spec, read_spec, write_spec
+
+__all__ = [
+    "ObjectsSpec", "commit_rows", "load_run_objects", "objects_spec", "pool_objects", "read_spec", "report_figure",
+    "summary", "with_object_metadata", "write_crops", "write_spec",
+]

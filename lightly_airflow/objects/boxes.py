@@ -1,0 +1,108 @@
+"""Objects of one image: boxes of object-detection, instance-segmentation and keypoint predictions, and the
+synthetic boxes of ``auto_tasks`` (TILING grids, fixed CROP boxes); padding and clipping to crop boxes.
+
+A prediction file is used only when it parses cleanly (:func:`~lightly_airflow.predictions.parse.
+parse_prediction_file`, the same check the predictions stage reports problems with), so an object exists
+exactly when the image's scores and class counts count it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from lightly_airflow.predictions.parse import parse_prediction_file
+from lightly_airflow.predictions.schema import TaskSchema
+
+#: Task types whose predictions are objects (semantic segmentation has none).
+OBJECT_TASK_TYPES = ("object-detection", "instance-segmentation", "keypoint-detection")
+
+
+@dataclass(frozen=True)
+class ObjectBox:
+    """One object of an image.
+
+    :param task: the prediction or auto task.
+    :param index: its position in the prediction file (or the tile/box number of an auto task).
+    :param bbox: ``(x, y, width, height)`` in pixels, as predicted (top-left origin).
+    :param category: category name (``None`` for auto tasks and keypoints without ``category_id``).
+    :param score: the prediction's score (``None`` when absent).
+    """
+
+    task: str
+    index: int
+    bbox: tuple[float, float, float, float]
+    category: str | None = None
+    score: float | None = None
+
+
+def keypoint_bbox(keypoints: list[float]) -> tuple[float, float, float, float]:
+    """Bounding box of the keypoints with confidence > 0 (of all of them when none has)."""
+    xs, ys, cs = keypoints[0::3], keypoints[1::3], keypoints[2::3]
+    seen = [(x, y) for x, y, c in zip(xs, ys, cs, strict=True) if c > 0] or list(zip(xs, ys, strict=True))
+    x0, x1 = min(p[0] for p in seen), max(p[0] for p in seen)
+    y0, y1 = min(p[1] for p in seen), max(p[1] for p in seen)
+    return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+
+
+def prediction_boxes(obj: Any, schema: TaskSchema, key: str) -> list[ObjectBox]:
+    """The objects of one parsed prediction file; ``[]`` when the file has problems (reported elsewhere) or
+    the task type has no objects."""
+    if schema.task_type not in OBJECT_TASK_TYPES:
+        return []
+    parsed, problems = parse_prediction_file(obj, schema, key)
+    if parsed is None or problems:
+        return []
+    out: list[ObjectBox] = []
+    for i, pred in enumerate(obj["predictions"]):
+        category = None
+        cid = pred.get("category_id")
+        if cid is not None and cid in schema.index_of:
+            category = schema.category_names[schema.index_of[cid]]
+        score = pred.get("score")
+        score = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None
+        if schema.task_type == "keypoint-detection" and "bbox" not in pred:
+            bbox = keypoint_bbox([float(v) for v in pred["keypoints"]])
+        else:
+            x, y, w, h = (float(v) for v in pred["bbox"])
+            bbox = (x, y, w, h)
+        out.append(ObjectBox(schema.name, i, bbox, category, score))
+    return out
+
+
+def tiling_boxes(name: str, num_rows: int, num_cols: int, overlap: float, width: int, height: int) -> list[ObjectBox]:
+    """A ``num_rows`` x ``num_cols`` grid covering the image; neighbouring tiles overlap by ``overlap`` times
+    the tile size (``tile = size / (n - (n - 1) * overlap)``), row by row from the top left."""
+    tw = width / (num_cols - (num_cols - 1) * overlap)
+    th = height / (num_rows - (num_rows - 1) * overlap)
+    out = []
+    for r in range(num_rows):
+        for c in range(num_cols):
+            out.append(ObjectBox(name, r * num_cols + c, (c * tw * (1 - overlap), r * th * (1 - overlap), tw, th)))
+    return out
+
+
+def auto_task_boxes(task: dict[str, Any], width: int, height: int) -> list[ObjectBox]:
+    """The synthetic objects of one ``auto_tasks`` entry on an image of ``width`` x ``height`` pixels."""
+    name = str(task["name"])
+    if task["type"] == "TILING":
+        return tiling_boxes(name, int(task["num_rows"]), int(task["num_cols"]), float(task.get("overlap") or 0.0),
+                            width, height)
+    return [
+        ObjectBox(name, i, (b[0] * width, b[1] * height, b[2] * width, b[3] * height))
+        for i, b in enumerate(task["bboxs"])
+    ]
+
+
+def crop_box(bbox: tuple[float, float, float, float], padding: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """The pixels cropped for a box: each side grows by ``padding`` times the box's width (left, right) or
+    height (top, bottom), the result is rounded outwards to whole pixels and clipped to the image; at least
+    one pixel wide and high. Returns ``(x, y, w, h)``."""
+    x, y, w, h = bbox
+    px, py = padding * w, padding * h
+    x0 = max(0, min(width - 1, math.floor(x - px)))
+    y0 = max(0, min(height - 1, math.floor(y - py)))
+    x1 = max(x0 + 1, min(width, math.ceil(x + w + px)))
+    y1 = max(y0 + 1, min(height, math.ceil(y + h + py)))
+    return (x0, y0, x1 - x0, y1 - y0)

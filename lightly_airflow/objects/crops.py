@@ -1,0 +1,84 @@
+"""Crops of the selected objects as PNG files under the ``.lightly/`` location (``crops.enable_upload``).
+
+Path: ``<lightly_uri>/.lightly/crops/<task>/<image key without extension>-<object index>-<extension>.png``
+(the pattern Lightly uses for frames), e.g. ``.lightly/crops/cars/street/img_1-3-jpg.png``. The crop is the
+padded box at the image's full resolution. Each image is decoded once for all its selected objects; every
+file is written whole (temporary file + rename, or one upload) and its content depends only on the image and
+the box, so a retried task rewrites identical files. A failing image is logged and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lightly_airflow import columns as C
+from lightly_airflow.objects.spec import ObjectsSpec
+from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, write_bytes
+
+log = logging.getLogger(__name__)
+
+CROPS_DIR = "crops"
+
+
+def crop_relpath(parent_key: str, task: str, index: int) -> str:
+    """``crops/<task>/<stem>-<index>-<ext>.png`` inside ``.lightly/``."""
+    from lightly_airflow.lightly_dir import key_stem
+
+    ext = parent_key.rsplit(".", 1)[-1].lower() if "." in parent_key.rsplit("/", 1)[-1] else "img"
+    return f"{CROPS_DIR}/{task}/{key_stem(parent_key)}-{index}-{ext}.png"
+
+
+def write_selected_crops(
+    objects: pa.Table, spec: ObjectsSpec, *, datasource_uri: str, lightly_uri: str,
+    datasource_credentials: StorageCredentials | None = None, lightly_credentials: StorageCredentials | None = None,
+    workers: int = 4,
+) -> dict[str, Any]:
+    """Write the crops of the objects whose image was selected (``object_selected``), for the tasks
+    ``spec.uploads`` allows. Returns counts ``written``, ``failed``, ``skipped_tasks`` and ``uri``."""
+    from lightly_airflow.embedding.images import open_rgb
+    from lightly_airflow.lightly_dir import lightly_root
+
+    counts: dict[str, Any] = {"written": 0, "failed": 0, "skipped_tasks": [], "uri": None}
+    if not spec.upload or objects.num_rows == 0:
+        return counts
+    rows = objects.filter(objects.column(C.OBJECT_SELECTED))
+    tasks = sorted(set(rows.column(C.OBJECT_TASK).to_pylist()))
+    counts["skipped_tasks"] = [t for t in tasks if not spec.uploads(t)]
+    allowed = [t for t in tasks if spec.uploads(t)]
+    rows = rows.filter(pc.is_in(rows.column(C.OBJECT_TASK), pa.array(allowed, pa.string())))
+    root = lightly_root(lightly_uri)
+    counts["uri"] = join_uri(root, CROPS_DIR)
+    by_parent: dict[str, list[dict[str, Any]]] = {}
+    for row in rows.select([C.PARENT_KEY, C.OBJECT_TASK, C.OBJECT_INDEX, C.OBJECT_CROP_BOX]).to_pylist():
+        by_parent.setdefault(row[C.PARENT_KEY], []).append(row)
+    fs, ds_root = filesystem(datasource_uri, datasource_credentials)
+
+    def one(parent: str) -> tuple[int, int]:
+        try:
+            img = open_rgb(fs.cat_file(join_uri(ds_root, parent)))
+        except Exception:  # noqa: BLE001 - one unreadable image never fails the run after its commit
+            log.exception("crops: cannot read %r; its %d selected objects get no crop file", parent, len(by_parent[parent]))
+            return 0, len(by_parent[parent])
+        written = 0
+        for obj in by_parent[parent]:
+            x, y, w, h = obj[C.OBJECT_CROP_BOX]
+            buf = io.BytesIO()
+            img.crop((x, y, x + w, y + h)).save(buf, format="PNG", optimize=False)
+            write_bytes(buf.getvalue(), join_uri(root, crop_relpath(parent, obj[C.OBJECT_TASK], obj[C.OBJECT_INDEX])),
+                        lightly_credentials)
+            written += 1
+        return written, 0
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="objects-crops") as pool:
+        for written, failed in pool.map(one, sorted(by_parent)):
+            counts["written"] += written
+            counts["failed"] += failed
+    log.info("crops: wrote %d PNG crops of selected objects to %s (%d failed; tasks not uploaded: %s)",
+             counts["written"], counts["uri"], counts["failed"], counts["skipped_tasks"])
+    return counts

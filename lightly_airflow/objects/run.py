@@ -1,0 +1,173 @@
+"""The select task's object-level steps: gather the run's objects, the pool's objects of preselected images,
+crop metrics per image, the object rows committed with the run, and the selected objects' crops.
+
+Object rows live in the datapool next to their images (``parent_key`` links them, :mod:`lightly_airflow.
+columns`), committed in the run's one commit; they are never ``selected`` themselves (they carry no tags, so
+tags, ``initial-tag`` and exports of images are unchanged); ``object_selected`` says their image was picked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lightly_airflow import columns as C
+from lightly_airflow import staging
+from lightly_airflow.objects.shard import CROP_METRICS
+from lightly_airflow.objects.spec import ObjectsSpec
+from lightly_airflow.storage import StorageCredentials, read_parquet
+
+log = logging.getLogger(__name__)
+
+#: Columns of an object row that the commit keeps (besides the crop metadata).
+OBJECT_COLUMNS = (C.KEY, C.ETAG, C.PARENT_KEY, C.OBJECT_TASK, C.OBJECT_INDEX, C.OBJECT_BBOX, C.OBJECT_CROP_BOX,
+                  C.OBJECT_CATEGORY, C.OBJECT_SCORE, C.EMBEDDING)
+
+
+def load_run_objects(manifests: list[str], credentials: StorageCredentials | None = None) -> pa.Table | None:
+    """The ``objects/`` staging files of the run's shards, stacked; ``None`` when the run has none.
+
+    :raises FileNotFoundError: when some shards wrote objects and another did not (its embed task did not
+        finish: clear it so it runs again).
+    """
+    tables, missing = [], []
+    for manifest in manifests:
+        uri = staging.sibling_uri(manifest, staging.OBJECTS)
+        table = read_parquet(uri, credentials, missing_ok=True)
+        if table is None:
+            missing.append(uri)
+        else:
+            tables.append(table)
+    if not tables:
+        return None
+    if missing:
+        raise FileNotFoundError(
+            f"Object staging files {missing[:3]} are missing while other shards have theirs: the embed task of "
+            "those shards did not finish. Clear it so it runs again."
+        )
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def with_object_metadata(rows: pa.Table, objects: pa.Table | None, tasks: tuple[str, ...]) -> pa.Table:
+    """Add ``metadata.objects.<task>.lightly.<metric>`` per image: the mean of its objects' crop metrics
+    (null for an image without objects of the task), so ``METADATA`` inputs can select on crop metadata."""
+    if objects is None or objects.num_rows == 0 or rows.num_rows == 0:
+        return rows
+    lookup = {k: i for i, k in enumerate(rows.column(C.KEY).to_pylist())}
+    for task in tasks:
+        mine = objects.filter(pc.equal(objects.column(C.OBJECT_TASK), task))
+        if mine.num_rows == 0:
+            continue
+        owner = np.array([lookup.get(k, -1) for k in mine.column(C.PARENT_KEY).to_pylist()], np.int64)
+        ok = owner >= 0
+        counts = np.bincount(owner[ok], minlength=rows.num_rows)
+        for metric in CROP_METRICS:
+            name = C.object_metadata_column(task, metric)
+            if name in rows.column_names:
+                continue
+            values = mine.column(C.lightly_metadata_column(metric)).to_numpy(zero_copy_only=False).astype(np.float64)
+            sums = np.bincount(owner[ok], weights=values[ok], minlength=rows.num_rows)
+            mean = np.divide(sums, counts, out=np.zeros(rows.num_rows), where=counts > 0)
+            rows = rows.append_column(name, pa.array(mean, pa.float64(), mask=counts == 0))
+    return rows
+
+
+def pool_objects(pool: Any, preselected: pa.Table | None) -> pa.Table | None:
+    """The pool's object rows of the preselected images, from the run that processed each image last."""
+    if preselected is None or preselected.num_rows == 0 or C.RUN_ID not in preselected.column_names:
+        return None
+    from lightly_airflow.datapool import DatapoolError
+
+    wanted = [C.KEY, C.PARENT_KEY, C.OBJECT_TASK, C.EMBEDDING, C.RUN_ID]
+    try:
+        table = pool.read(columns=wanted)
+    except DatapoolError:
+        return None  # a pool without object rows (no object-level run yet)
+    table = table.filter(pc.is_valid(table.column(C.PARENT_KEY)))
+    if table.num_rows == 0:
+        return None
+    parents = {(k, r) for k, r in zip(preselected.column(C.KEY).to_pylist(), preselected.column(C.RUN_ID).to_pylist(),
+                                      strict=True)}
+    keep = [(p, r) in parents for p, r in zip(table.column(C.PARENT_KEY).to_pylist(), table.column(C.RUN_ID).to_pylist(),
+                                               strict=True)]
+    table = table.filter(pa.array(keep, pa.bool_()))
+    return table if table.num_rows else None
+
+
+def commit_rows(objects: pa.Table | None, images: pa.Table, picked: set[str]) -> pa.Table | None:
+    """The object rows committed with the run: objects of the run's ``ok`` images, ``selected`` false,
+    ``object_selected`` when their image was picked."""
+    if objects is None or objects.num_rows == 0:
+        return None
+    ok = images.filter(pc.equal(images.column(C.STATUS), C.STATUS_OK)).column(C.KEY)
+    rows = objects.filter(pc.is_in(objects.column(C.PARENT_KEY), ok))
+    if rows.num_rows == 0:
+        return None
+    keep = [c for c in rows.column_names if c in OBJECT_COLUMNS or c.startswith(C.METADATA_PREFIX)]
+    rows = rows.select(keep)
+    chosen = pa.array([p in picked for p in rows.column(C.PARENT_KEY).to_pylist()], pa.bool_())
+    n = rows.num_rows
+    return (rows.append_column(C.STATUS, pa.array([C.STATUS_OK] * n, pa.string()))
+            .append_column(C.OBJECT_SELECTED, chosen)
+            .append_column(C.SELECTED, pa.array([False] * n, pa.bool_()))
+            .append_column(C.PICK_RANK, pa.nulls(n, pa.int64())))
+
+
+def summary(objects: pa.Table | None, committed: pa.Table | None, spec: ObjectsSpec | None) -> dict[str, Any]:
+    """Counts for the run summary (XCom) and the report."""
+    if spec is None:
+        return {}
+    out: dict[str, Any] = {"tasks": list(spec.all_tasks), "padding": spec.padding}
+    out["objects"] = 0 if objects is None else objects.num_rows
+    out["committed"] = 0 if committed is None else committed.num_rows
+    out["selected"] = 0 if committed is None else int(pc.sum(committed.column(C.OBJECT_SELECTED)).as_py() or 0)
+    return out
+
+
+def _meta_text(meta: dict[str, Any], key: str) -> str | None:
+    import json
+
+    raw = meta.get(key)
+    try:
+        return None if raw is None else str(json.loads(raw))
+    except (TypeError, json.JSONDecodeError):
+        return str(raw)
+
+
+def report_figure(
+    object_rows: pa.Table | None, picked: list[str], meta: dict[str, Any],
+    datasource_credentials: StorageCredentials | None = None,
+) -> Callable[[], bytes | None] | None:
+    """What the report calls to draw the selected images with their objects (``None``: no objects)."""
+    datasource_uri = _meta_text(meta, C.DATASOURCE_URI_METADATA_KEY)
+    if object_rows is None or object_rows.num_rows == 0 or not datasource_uri:
+        return None
+    from lightly_airflow.objects.report import objects_png
+
+    return lambda: objects_png(object_rows, picked, datasource_uri, datasource_credentials)
+
+
+def write_crops(
+    object_rows: pa.Table, spec: ObjectsSpec, meta: dict[str, Any], *,
+    datasource_credentials: StorageCredentials | None = None, lightly_credentials: StorageCredentials | None = None,
+) -> dict[str, Any]:
+    """Write the selected objects' crops after the commit; a failure is logged and counted, never fatal."""
+    from lightly_airflow.objects.crops import write_selected_crops
+
+    datasource_uri = _meta_text(meta, C.DATASOURCE_URI_METADATA_KEY)
+    lightly_uri = _meta_text(meta, C.LIGHTLY_URI_METADATA_KEY) or datasource_uri
+    if not datasource_uri or not lightly_uri:
+        log.warning("crops: the run's staging files do not name the datasource; no crops written")
+        return {"written": 0, "failed": 0, "error": "datasource unknown"}
+    try:
+        return write_selected_crops(object_rows, spec, datasource_uri=datasource_uri, lightly_uri=lightly_uri,
+                                    datasource_credentials=datasource_credentials,
+                                    lightly_credentials=lightly_credentials or datasource_credentials)
+    except Exception as exc:  # noqa: BLE001 - the run is committed; missing crops are reported, not fatal
+        log.exception("crops: writing the selected objects' crops failed; the selection is committed")
+        return {"written": 0, "failed": -1, "error": f"{type(exc).__name__}: {exc}"[:300]}

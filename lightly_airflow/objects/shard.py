@@ -1,0 +1,272 @@
+"""Objects of one manifest shard: find their boxes, crop them from each image decoded once, embed the crops
+with the image encoder, compute the crops' ``lightly.*`` metrics, write the shard's ``objects/`` staging file.
+
+Called by the embedding runner right after the shard's image embeddings, with the same encoder on the same
+device (so a GPU pod embeds the crops too) — only when the run has object-level work (:mod:`.spec`).
+Each image with objects is fetched and decoded **once** at full resolution (Pillow, in decode threads) and all
+its objects are cropped from that one decode; crops are resized to the encoder's input size and embedded in
+fixed-size batches (padded like the image batches, so a crop's embedding does not depend on its neighbours).
+An image that cannot be read yields no objects (the image itself is reported corrupt or missing by the
+image pass); the count is returned and logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image
+
+from lightly_airflow import columns as C
+from lightly_airflow.objects.boxes import ObjectBox, auto_task_boxes, crop_box, prediction_boxes
+from lightly_airflow.objects.spec import ObjectsSpec, read_spec
+from lightly_airflow.staging import OBJECTS, sibling_uri
+from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, write_parquet
+
+logger = logging.getLogger(__name__)
+
+#: Crop metrics (``metadata.lightly.<name>`` on object rows): the image metrics without the file size.
+CROP_METRICS = ("sharpness", "snr", "luminance", "width", "height", "meanRed", "meanGreen", "meanBlue",
+                "stdRed", "stdGreen", "stdBlue")
+
+
+@dataclass
+class Crop:
+    """One cropped object: its box, the pixels cropped, the resized crop and the crop's metrics."""
+
+    parent: int  # row of the image in the manifest
+    box: ObjectBox
+    crop_box: tuple[int, int, int, int]
+    pixels: np.ndarray  # (S, S, 3) uint8
+    metrics: dict[str, float]
+
+
+def load_object_boxes(
+    keys: list[str], lightly_uri: str, tasks: tuple[str, ...], credentials: StorageCredentials | None
+) -> tuple[dict[int, list[ObjectBox]], list[str]]:
+    """The predicted objects of the shard's images for ``tasks``: image row -> boxes; and the tasks that are
+    not object tasks (or do not exist), which yield no objects."""
+    from lightly_airflow.lightly_dir import (
+        PREDICTIONS_DIR,
+        LightlyDir,
+        LightlyFileError,
+        json_relpath,
+        parse_json_bytes,
+    )
+    from lightly_airflow.predictions.shard import load_tasks
+    from lightly_airflow.staging import ProblemLog
+
+    boxes: dict[int, list[ObjectBox]] = {}
+    if not tasks:
+        return boxes, []
+    folder = LightlyDir(lightly_uri, credentials)
+    schemas = {s.name: s for s in load_tasks(folder, ProblemLog("objects"))}  # problems: the predictions stage
+    unusable = [t for t in tasks if t not in schemas or not _is_object_task(schemas[t].task_type)]
+    for task in tasks:
+        if task in unusable:
+            continue
+        schema = schemas[task]
+        rels = [json_relpath(f"{PREDICTIONS_DIR}/{task}", k) for k in keys]
+        got = folder.read_many(rels)
+        for row, (key, rel) in enumerate(zip(keys, rels, strict=True)):
+            data = got.get(rel)
+            if data is None or isinstance(data, Exception):
+                continue
+            try:
+                obj = parse_json_bytes(data, rel)
+            except LightlyFileError:
+                continue
+            found = prediction_boxes(obj, schema, key)
+            if found:
+                boxes.setdefault(row, []).extend(found)
+    return boxes, unusable
+
+
+def _is_object_task(task_type: str) -> bool:
+    from lightly_airflow.objects.boxes import OBJECT_TASK_TYPES
+
+    return task_type in OBJECT_TASK_TYPES
+
+
+def crop_image(data: bytes, boxes: list[ObjectBox], auto_tasks: tuple[dict[str, Any], ...], padding: float,
+               size: int, parent: int) -> list[Crop]:
+    """Decode one image once and crop every object of it (predicted boxes and auto tasks)."""
+    from lightly_airflow.embedding.images import open_rgb
+    from lightly_airflow.metadata.metrics import compute_metrics
+
+    img = open_rgb(data)
+    width, height = img.size
+    every = list(boxes)
+    for task in auto_tasks:
+        every.extend(auto_task_boxes(task, width, height))
+    rgb_all = np.asarray(img, dtype=np.uint8)
+    out = []
+    for box in every:
+        cb = crop_box(box.bbox, padding, width, height)
+        x, y, w, h = cb
+        region = rgb_all[y : y + h, x : x + w]
+        part = Image.fromarray(region)
+        gray = np.asarray(part.convert("L"), dtype=np.uint8)
+        metrics = compute_metrics(region, gray, 0)
+        if part.size != (size, size):
+            part = part.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+        out.append(Crop(parent, box, cb, np.asarray(part, dtype=np.uint8),
+                        {k: float(metrics[k]) for k in CROP_METRICS}))
+    return out
+
+
+def iter_crops(
+    datasource_uri: str, keys: list[str], rows: list[int], boxes: dict[int, list[ObjectBox]], spec: ObjectsSpec,
+    size: int, credentials: StorageCredentials | None, workers: int,
+) -> Iterator[tuple[int, list[Crop] | None, str | None]]:
+    """``(row, crops, problem)`` per image in ``rows`` order; images are fetched and decoded in threads."""
+    fs, root = filesystem(datasource_uri, credentials)
+
+    def one(row: int) -> tuple[int, list[Crop] | None, str | None]:
+        try:
+            data = fs.cat_file(join_uri(root, keys[row]))
+            return row, crop_image(data, boxes.get(row, []), spec.auto_tasks, spec.padding, size, row), None
+        except FileNotFoundError:
+            return row, None, "file not found in the datasource"
+        except Exception as exc:  # noqa: BLE001 - one bad image never sinks the shard; the image pass reports it
+            return row, None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+
+    if workers <= 1:
+        for row in rows:
+            yield one(row)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="objects-crop") as pool:
+        chunk = max(4 * workers, 16)
+        for start in range(0, len(rows), chunk):
+            yield from pool.map(one, rows[start : start + chunk])
+
+
+def embed_crops(encoder: Any, device: Any, pixels: np.ndarray, batch_size: int) -> np.ndarray:
+    """Embeddings of ``(n, S, S, 3)`` uint8 crops, batch by batch, every batch padded to ``batch_size``."""
+    import torch
+
+    from lightly_airflow.embedding.runner import _autocast
+
+    out = np.zeros((len(pixels), encoder.dim), dtype=np.float32)
+    with torch.inference_mode(), _autocast(device):
+        for start in range(0, len(pixels), batch_size):
+            part = torch.from_numpy(np.ascontiguousarray(pixels[start : start + batch_size])).permute(0, 3, 1, 2)
+            images = part.to(device, non_blocking=True)
+            if images.shape[0] < batch_size:
+                pad = images.new_zeros((batch_size - images.shape[0], *images.shape[1:]))
+                images = torch.cat([images, pad])
+            out[start : start + len(part)] = encoder(images)[: len(part)].float().cpu().numpy()
+    return out
+
+
+def objects_schema(model_id: str, dim: int, input_size: int | None) -> pa.Schema:
+    """Schema of an ``objects/`` staging file (and of the object rows the select task commits)."""
+    fields = [
+        pa.field(C.KEY, pa.string()), pa.field(C.ETAG, pa.string()), pa.field(C.PARENT_KEY, pa.string()),
+        pa.field(C.OBJECT_TASK, pa.string()), pa.field(C.OBJECT_INDEX, pa.int64()),
+        pa.field(C.OBJECT_BBOX, pa.list_(pa.float64())), pa.field(C.OBJECT_CROP_BOX, pa.list_(pa.int64())),
+        pa.field(C.OBJECT_CATEGORY, pa.string()), pa.field(C.OBJECT_SCORE, pa.float64()),
+        pa.field(C.EMBEDDING, pa.list_(pa.float32())),
+        *(pa.field(C.lightly_metadata_column(m), pa.int64() if m in ("width", "height") else pa.float64())
+          for m in CROP_METRICS),
+        pa.field(C.STATUS, pa.string()),
+    ]
+    return pa.schema(fields, metadata={
+        C.EMBEDDING_MODEL_METADATA_KEY: json.dumps(model_id), C.EMBEDDING_DIM_METADATA_KEY: json.dumps(int(dim)),
+        C.EMBEDDING_INPUT_SIZE_METADATA_KEY: json.dumps(None if input_size is None else int(input_size)),
+    })
+
+
+def embed_objects_shard(
+    manifest_uri: str, *, encoder: Any, device: Any, batch_size: int = 32, num_workers: int = 2,
+    credentials: StorageCredentials | None = None, datasource_credentials: StorageCredentials | None = None,
+    lightly_credentials: StorageCredentials | None = None, output_uri: str | None = None,
+) -> dict[str, Any] | None:
+    """Crop, embed and describe the objects of one manifest shard; ``None`` when the run has no object work.
+
+    :param manifest_uri: the manifest shard; the run's :class:`~.spec.ObjectsSpec` is found next to it.
+    :param encoder: the shard's image encoder (already on ``device``).
+    :param device: the torch device.
+    :param batch_size: crops per forward pass.
+    :param num_workers: decode threads.
+    :param credentials: for the staging store (manifest, spec, output).
+    :param datasource_credentials: for the images (default ``credentials``).
+    :param lightly_credentials: for ``.lightly/`` (default ``datasource_credentials``).
+    :param output_uri: default ``staging.sibling_uri(manifest_uri, "objects")``.
+    :returns: counts ``objects``, ``images_with_objects``, ``images_failed``, ``objects_per_s``, ``output_uri``.
+    """
+    from lightly_airflow.staging import read_manifest
+
+    spec = read_spec(manifest_uri, credentials)
+    if spec is None:
+        return None
+    started = time.perf_counter()
+    manifest = read_manifest(manifest_uri, credentials, required=(C.KEY, C.ETAG))
+    datasource_uri = manifest.require_datasource_uri()
+    lightly_uri = manifest.lightly_uri or datasource_uri
+    keys = manifest.keys
+    etags = [None if e is None else str(e) for e in manifest.table.column(C.ETAG).to_pylist()]
+    ds_creds = datasource_credentials or credentials
+    boxes, unusable = load_object_boxes(keys, lightly_uri, spec.tasks, lightly_credentials or ds_creds)
+    if unusable:
+        logger.warning("objects: tasks %s are not object-detection, instance-segmentation or keypoint tasks of "
+                       "%s/.lightly/predictions/tasks.json: they give no objects", unusable, lightly_uri)
+    rows = list(range(len(keys))) if spec.auto_tasks else sorted(boxes)
+    size = int(encoder.input_size)
+    crops: list[Crop] = []
+    failed = 0
+    for row, got, problem in iter_crops(datasource_uri, keys, rows, boxes, spec, size, ds_creds, num_workers):
+        if got is None:
+            failed += 1
+            logger.warning("objects: image %r yields no objects: %s", keys[row], problem)
+            continue
+        crops.extend(got)
+    pixels = np.stack([c.pixels for c in crops]) if crops else np.zeros((0, size, size, 3), np.uint8)
+    embed_started = time.perf_counter()
+    vectors = embed_crops(encoder, device, pixels, batch_size) if crops else np.zeros((0, encoder.dim), np.float32)
+    embed_s = time.perf_counter() - embed_started
+    schema = objects_schema(encoder.model_id, encoder.dim, size)
+    columns: dict[str, list[Any]] = {f.name: [] for f in schema}
+    for crop, vector in zip(crops, vectors, strict=True):
+        parent = keys[crop.parent]
+        columns[C.KEY].append(C.object_id(parent, crop.box.task, crop.box.index))
+        columns[C.ETAG].append(etags[crop.parent])
+        columns[C.PARENT_KEY].append(parent)
+        columns[C.OBJECT_TASK].append(crop.box.task)
+        columns[C.OBJECT_INDEX].append(crop.box.index)
+        columns[C.OBJECT_BBOX].append(list(crop.box.bbox))
+        columns[C.OBJECT_CROP_BOX].append(list(crop.crop_box))
+        columns[C.OBJECT_CATEGORY].append(crop.box.category)
+        columns[C.OBJECT_SCORE].append(crop.box.score)
+        columns[C.EMBEDDING].append(vector)
+        for m in CROP_METRICS:
+            columns[C.lightly_metadata_column(m)].append(crop.metrics[m])
+        columns[C.STATUS].append(C.STATUS_OK)
+    arrays = []
+    for f in schema:
+        values = columns[f.name]
+        if f.name == C.EMBEDDING:
+            flat = np.asarray(vectors, np.float32).reshape(-1)
+            offsets = np.arange(0, (len(values) + 1) * encoder.dim, encoder.dim, dtype=np.int32)
+            arrays.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float32())))
+        else:
+            arrays.append(pa.array(values, f.type))
+    table = pa.Table.from_arrays(arrays, schema=schema)
+    output_uri = output_uri or sibling_uri(manifest_uri, OBJECTS)
+    write_parquet(table, output_uri, credentials)
+    seconds = time.perf_counter() - started
+    counts = {
+        "objects": len(crops), "images_with_objects": len({c.parent for c in crops}), "images_failed": failed,
+        "objects_per_s": round(len(crops) / seconds, 1) if seconds > 0 else 0.0,
+        "embed_s": round(embed_s, 3), "seconds": round(seconds, 3), "output_uri": output_uri,
+        "tasks": list(spec.all_tasks),
+    }
+    logger.info("objects of %s: %s", manifest_uri, counts)
+    return counts

@@ -1,0 +1,96 @@
+"""The objects of a shard: cropped from one decode per image, embedded by the image encoder, described."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from PIL import Image
+
+from lightly_airflow import columns as C
+from lightly_airflow import staging
+from lightly_airflow.objects.demo_data import TASK, add_images
+from lightly_airflow.objects.spec import ObjectsSpec, write_spec
+from lightly_airflow.storage import read_parquet
+
+
+def _manifest(source: Path, pool: Path) -> str:
+    from lightly_airflow.datasource import list_files, write_manifests
+
+    listing = pa.Table.from_batches(list(list_files(f"file://{source}")))
+    (uri,) = write_manifests(listing, f"file://{pool}", "run-1", datasource_uri=f"file://{source}",
+                             lightly_uri=f"file://{source}")
+    return uri
+
+
+def test_objects_of_a_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lightly_airflow.embedding.images as images
+    from lightly_airflow.embedding.runner import embed_shard
+
+    source, pool = tmp_path / "src", tmp_path / "pool"
+    preds = add_images(source, 0, 6, seed=3)
+    # A keypoint task next to the detections: its objects are the keypoints' bounding boxes.
+    kp_dir = source / ".lightly" / "predictions" / "people"
+    kp_dir.mkdir()
+    (kp_dir / "schema.json").write_text(json.dumps({"task_type": "keypoint-detection", "categories": []}))
+    (kp_dir / "img_0000.json").write_text(json.dumps({"file_name": "img_0000.png", "predictions": [
+        {"keypoints": [10, 10, 0.9, 40, 30, 0.8], "score": 0.7}]}))
+    (source / ".lightly" / "predictions" / "tasks.json").write_text(json.dumps([TASK, "people"]))
+    manifest = _manifest(source, pool)
+    spec = ObjectsSpec(tasks=(TASK, "people"), padding=0.1,
+                       auto_tasks=({"type": "TILING", "name": "tiles", "num_rows": 2, "num_cols": 2, "overlap": 0.0},))
+    write_spec(spec, staging.run_dir(f"file://{pool}", "run-1"))
+
+    decoded: dict[int, int] = {}
+    real = images.open_rgb
+
+    def counting(data: bytes, draft: int | None = None) -> Image.Image:
+        if draft is None:
+            decoded[len(data)] = decoded.get(len(data), 0) + 1
+        return real(data, draft)
+
+    monkeypatch.setattr(images, "open_rgb", counting)
+    counts = embed_shard(manifest, input_size=64, device="cpu", batch_size=8, num_workers=0)
+    objects = read_parquet(staging.sibling_uri(manifest, staging.OBJECTS))
+    n_det = sum(len(p) for p in preds.values())
+    assert counts["objects"]["objects"] == objects.num_rows == n_det + 1 + 6 * 4
+    assert sum(decoded.values()) == 6  # one full decode per image, whatever its number of objects
+    rows = objects.to_pylist()
+    tiles = [r for r in rows if r[C.OBJECT_TASK] == "tiles"]
+    assert sorted({r[C.PARENT_KEY] for r in tiles}) == sorted(preds) and len(tiles) == 24
+    (person,) = [r for r in rows if r[C.OBJECT_TASK] == "people"]
+    assert person[C.OBJECT_BBOX] == [10.0, 10.0, 30.0, 20.0] and person[C.OBJECT_CROP_BOX] == [7, 8, 36, 24]
+    for r in rows:
+        assert r[C.KEY] == C.object_id(r[C.PARENT_KEY], r[C.OBJECT_TASK], r[C.OBJECT_INDEX])
+        assert r[C.METADATA_PREFIX + "lightly.width"] == r[C.OBJECT_CROP_BOX][2]
+        assert r[C.METADATA_PREFIX + "lightly.sharpness"] >= 0 and len(r[C.EMBEDDING]) == 1280
+
+    # A crop's embedding is the image encoder's embedding of that crop (resized like an image).
+    from lightly_airflow.embedding.runner import _cached_encoder, resolve_device
+
+    encoder = _cached_encoder("efficientnet-lite0", None, None, 64, resolve_device("cpu"), None)
+    r = next(x for x in rows if x[C.OBJECT_TASK] == TASK)
+    x, y, w, h = r[C.OBJECT_CROP_BOX]
+    with Image.open(source / r[C.PARENT_KEY]) as img:
+        crop = img.convert("RGB").crop((x, y, x + w, y + h)).resize((64, 64), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    import torch
+
+    batch = torch.zeros((8, 3, 64, 64), dtype=torch.uint8)
+    batch[0] = torch.from_numpy(np.array(crop)).permute(2, 0, 1)
+    with torch.inference_mode():
+        expected = encoder(batch)[0].float().numpy()
+    np.testing.assert_allclose(np.asarray(r[C.EMBEDDING]), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_no_spec_no_objects(tmp_path: Path) -> None:
+    from lightly_airflow.embedding.runner import embed_shard
+
+    source, pool = tmp_path / "src", tmp_path / "pool"
+    add_images(source, 0, 2)
+    manifest = _manifest(source, pool)
+    counts = embed_shard(manifest, input_size=64, device="cpu", batch_size=8, num_workers=0)
+    assert "objects" not in counts
+    assert read_parquet(staging.sibling_uri(manifest, staging.OBJECTS), missing_ok=True) is None
