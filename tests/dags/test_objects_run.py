@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow.compute as pc
 import pytest
 from PIL import Image
+from test_lightly_datapool_run import _rows_of, _run  # the example DAG's runner, every Param at its default
 
 from lightly_airflow import columns as C
 from lightly_airflow.objects.crops import crop_relpath
 from lightly_airflow.objects.demo_data import TASK, add_images
 from lightly_airflow.objects.selection import reference_object_diversity
-
-
-def _rows_of(pool, run_id: str):
-    table = pool.read(run_id=run_id)
-    return table.filter(pc.equal(table.column(C.RUN_ID), run_id))
-
-
-BASE_CONF = {
-    "lightly_uri": None, "process_all": False, "worker_config": {}, "tag_name": None, "execution_mode": "local",
-    "datasource_conn_id": None, "datapool_conn_id": None, "lightly_conn_id": None,
-}
-
-
-def _run(dag, conf: dict, when: datetime):
-    dagrun = copy.deepcopy(dag).test(run_conf={**BASE_CONF, **conf}, logical_date=when)
-    return dagrun, {ti.task_id: ti.state for ti in dagrun.get_task_instances()}
 
 SELECTION = {
     "n_samples": 6,
