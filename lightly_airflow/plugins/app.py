@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.core_api.security import (
+    get_user,
+    requires_access_asset,
     requires_access_dag,
     requires_authenticated,
 )
@@ -43,13 +46,17 @@ log = logging.getLogger(__name__)
 AUTHENTICATED = requires_authenticated()
 #: Airflow's "may read this DAG's runs" check (``dag_id`` comes from the path).
 CAN_READ_RUNS = requires_access_dag("GET", DagAccessEntity.RUN)
+#: Making a tag writes a datapool version: Airflow's "may create asset events" permission.
+CAN_TAG = requires_access_asset("POST")
+#: The signed-in user (recorded in the commit of a hand-made tag).
+CURRENT_USER = get_user
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 #: Our pages and the reports need no script and load nothing from elsewhere.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
-    "frame-ancestors 'self'; base-uri 'none'; form-action 'self'",
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "private, no-cache",
     "Referrer-Policy": "same-origin",
@@ -112,12 +119,15 @@ def _overview_page(root: str, ov: dict[str, Any]) -> str:
     if not ov["exists"]:
         body = head + '<div class="box warn">No run has committed to this datapool yet.</div>'
         return H.page(f"Datapool {name}", body, crumbs=crumbs)
+    samples = f"{root}/pools/{H.seg(name)}/samples"
     tag_rows = [
         (
-            H.link(f"{root}/pools/{H.seg(name)}/tags/{H.seg(t['name'])}", t["name"]),
+            H.link(f"{samples}?tag={quote(t['name'], safe='')}", t["name"]),
             H.e(t["count"]),
             H.e(t["version"]),
-            H.e(t["run_id"] or ""),
+            H.e(t["run_id"] or (f"by hand ({t['made_by']})" if t.get("made_by") else "by hand" if "made_by" in t else "")),
+            H.link(f"{root}/pools/{H.seg(name)}/map?tag={quote(t['name'], safe='')}", "map") + " · "
+            + H.link(f"{root}/pools/{H.seg(name)}/tags/{H.seg(t['name'])}", "key list"),
         )
         for t in ov["tags"]
     ]
@@ -128,15 +138,20 @@ def _overview_page(root: str, ov: dict[str, Any]) -> str:
             H.e(h["version"]), H.e(h["timestamp"] or ""), H.e(h["run_id"] or h["operation"] or ""), H.e(h["dag_id"] or ""),
             H.e(h["tag"] or ""), H.e(h["rows"] if h["rows"] is not None else ""),
             H.e(h["selected"] if h["selected"] is not None else ""), H.counts_text(h["counts"]), report,
+            H.link(f"{samples}?version={h['version']}", "browse"),
         ))
+    nav = (
+        f'<nav class="tabs">{H.link(samples, "Samples")} {H.link(f"{root}/pools/{H.seg(name)}/map", "Map")} '
+        f'{H.link(f"{root}/pools/{H.seg(name)}/compare", "Compare tags")} <b>Versions &amp; tags</b></nav>'
+    )
     body = (
-        f"{head}<p>Latest version <b>{H.e(ov['version'])}</b>.</p>"
-        "<h2>Tags</h2>" + H.table(["Tag", "Samples", "Version", "Run"], tag_rows, numeric=(1, 2))
+        f"{nav}{head}<p>Latest version <b>{H.e(ov['version'])}</b>.</p>"
+        "<h2>Tags</h2>" + H.table(["Tag", "Samples", "Version", "Run", ""], tag_rows, numeric=(1, 2))
         + "<h2>Versions</h2>"
-        + H.table(["Version", "Committed", "Run", "DAG", "Tag", "Rows", "Selected", "Counts", "Report"], hist_rows,
+        + H.table(["Version", "Committed", "Run", "DAG", "Tag", "Rows", "Selected", "Counts", "Report", ""], hist_rows,
                   numeric=(0, 5, 6))
     )
-    return H.page(f"Datapool {name}", body, crumbs=crumbs)
+    return H.page(f"Datapool {name}", body, crumbs=crumbs, static=f"{root}/static")
 
 
 def _tag_page(root: str, page: dict[str, Any]) -> str:
@@ -274,6 +289,9 @@ def create_app() -> FastAPI:
         out["report_url"] = None if target is None else _report_url(_root(request), target.name, where.slug)
         return out
 
+    from lightly_airflow.plugins.routes import add_curation_routes
+
+    add_curation_routes(app)
     return app
 
 

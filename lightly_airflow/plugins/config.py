@@ -28,11 +28,18 @@ class PoolSpec:
     :param name: the name the UI and its URLs use.
     :param uri: the datapool table URI.
     :param conn_id: the Airflow connection that reaches its store (``None``: ambient credentials).
+    :param datasource_conn_id: the connection that reads the runs' images, when it is not ``conn_id``.
     """
 
     name: str
     uri: str
     conn_id: str | None = None
+    datasource_conn_id: str | None = None
+
+    @property
+    def source_conn_id(self) -> str | None:
+        """The connection that reads the images (``datasource_conn_id``, else the pool's ``conn_id``)."""
+        return self.datasource_conn_id or self.conn_id
 
 
 def parse_datapools(text: str | None, *, source: str = f"[{SECTION}] {OPTION}") -> dict[str, PoolSpec]:
@@ -64,15 +71,24 @@ def parse_datapools(text: str | None, *, source: str = f"[{SECTION}] {OPTION}") 
             entry = {"uri": entry}
         if not isinstance(entry, dict):
             raise DatapoolsConfigError(f"{source}: datapool {name!r} must be an object with 'uri' (and 'conn_id').")
-        unknown = sorted(set(entry) - {"uri", "conn_id"})
+        unknown = sorted(set(entry) - {"uri", "conn_id", "datasource_conn_id"})
         if unknown:
-            raise DatapoolsConfigError(f"{source}: datapool {name!r} has unknown keys {unknown}; allowed: uri, conn_id.")
-        uri, conn_id = entry.get("uri"), entry.get("conn_id")
+            raise DatapoolsConfigError(
+                f"{source}: datapool {name!r} has unknown keys {unknown}; allowed: uri, conn_id, datasource_conn_id."
+            )
+        uri, conn_id, ds_conn = entry.get("uri"), entry.get("conn_id"), entry.get("datasource_conn_id")
         if not isinstance(uri, str) or not uri.strip():
             raise DatapoolsConfigError(f"{source}: datapool {name!r} needs a non-empty string 'uri'.")
         if conn_id is not None and (not isinstance(conn_id, str) or not conn_id.strip()):
             raise DatapoolsConfigError(f"{source}: datapool {name!r} has a 'conn_id' that is not a non-empty string.")
-        out[str(name)] = PoolSpec(str(name), uri.strip().rstrip("/"), conn_id.strip() if conn_id else None)
+        if ds_conn is not None and (not isinstance(ds_conn, str) or not ds_conn.strip()):
+            raise DatapoolsConfigError(
+                f"{source}: datapool {name!r} has a 'datasource_conn_id' that is not a non-empty string."
+            )
+        out[str(name)] = PoolSpec(
+            str(name), uri.strip().rstrip("/"), conn_id.strip() if conn_id else None,
+            ds_conn.strip() if ds_conn else None,
+        )
     return out
 
 

@@ -105,8 +105,16 @@ def overview(spec: PoolSpec) -> dict[str, Any]:
         "exists": bool(history),
         "version": history[-1]["version"] if history else None,
         "history": entries,
-        "tags": _jsonable(pool.tags()),
+        "tags": _jsonable(_all_tags(pool.tags(), history)),
     }
+
+
+def _all_tags(tags: list[dict[str, Any]], history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pool's run tags plus the hand-made ones (UI filters and map selections)."""
+    from lightly_airflow.datapool.tagging import hand_made_tags
+
+    names = {t["name"] for t in tags}
+    return tags + [t for t in hand_made_tags(history) if t["name"] not in names]
 
 
 def tag_samples(spec: PoolSpec, tag: str, *, offset: int = 0, limit: int = 100) -> dict[str, Any]:

@@ -8,14 +8,43 @@ from typing import Any
 from urllib.parse import quote
 
 CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.2rem;color:#1d2330;background:#fff}
-h1{font-size:1.35rem;margin:0 0 .6rem} h2{font-size:1.1rem;margin:1.4rem 0 .5rem}
-table{border-collapse:collapse;font-size:.9rem;margin:.3rem 0} th,td{border-bottom:1px solid #e3e6ec;padding:.3rem .6rem;
-text-align:left;vertical-align:top} th{background:#f4f6f9;font-weight:600} td.n{text-align:right;font-variant-numeric:tabular-nums}
-a{color:#1a5fb4} code{background:#f4f6f9;padding:0 .25rem;border-radius:3px} .muted{color:#6b7280}
-.box{border:1px solid #e3e6ec;border-radius:6px;padding:.8rem 1rem;margin:.6rem 0;background:#fafbfc}
-.warn{border-color:#f0c36d;background:#fff8e6} .err{border-color:#e8a0a0;background:#fff1f1}
-nav{margin-bottom:.8rem;font-size:.9rem}
+:root{--fg:#1d2330;--bg:#fff;--muted:#6b7280;--line:#e3e6ec;--head:#f4f6f9;--box:#fafbfc;--link:#1a5fb4;
+--warnb:#f0c36d;--warnbg:#fff8e6;--errb:#e8a0a0;--errbg:#fff1f1;--okb:#9fd3a8;--okbg:#effaf1;--accent:#2563eb;--card:#fff}
+html[data-theme=dark]{--fg:#e5e7eb;--bg:#111827;--muted:#9ca3af;--line:#374151;--head:#1f2937;--box:#1a2230;
+--link:#8ab4f8;--warnb:#a16207;--warnbg:#2a2110;--errb:#b91c1c;--errbg:#2b1414;--okb:#15803d;--okbg:#10251a;
+--accent:#60a5fa;--card:#1f2937}
+@media (prefers-color-scheme: dark){html:not([data-theme=light]){--fg:#e5e7eb;--bg:#111827;--muted:#9ca3af;
+--line:#374151;--head:#1f2937;--box:#1a2230;--link:#8ab4f8;--warnb:#a16207;--warnbg:#2a2110;--errb:#b91c1c;
+--errbg:#2b1414;--okb:#15803d;--okbg:#10251a;--accent:#60a5fa;--card:#1f2937}}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.2rem;color:var(--fg);background:var(--bg)}
+h1{font-size:1.35rem;margin:0 0 .6rem} h2{font-size:1.1rem;margin:1.4rem 0 .5rem} h3{font-size:1rem;margin:1rem 0 .4rem}
+table{border-collapse:collapse;font-size:.9rem;margin:.3rem 0} th,td{border-bottom:1px solid var(--line);padding:.3rem .6rem;
+text-align:left;vertical-align:top} th{background:var(--head);font-weight:600} td.n{text-align:right;font-variant-numeric:tabular-nums}
+a{color:var(--link)} code{background:var(--head);padding:0 .25rem;border-radius:3px;word-break:break-all} .muted{color:var(--muted)}
+.box{border:1px solid var(--line);border-radius:6px;padding:.8rem 1rem;margin:.6rem 0;background:var(--box)}
+.warn{border-color:var(--warnb);background:var(--warnbg)} .err{border-color:var(--errb);background:var(--errbg)}
+.ok{border-color:var(--okb);background:var(--okbg)}
+nav{margin-bottom:.8rem;font-size:.9rem} nav.tabs a{margin-right:.9rem}
+.layout{display:flex;gap:1.2rem;align-items:flex-start} .side{flex:0 0 17rem;font-size:.85rem} .main{flex:1;min-width:0}
+.side fieldset{border:1px solid var(--line);border-radius:6px;margin:0 0 .6rem;padding:.4rem .6rem}
+.side legend{font-weight:600} .side label{display:block;margin:.15rem 0;word-break:break-all}
+input,select,button{font:inherit;color:var(--fg);background:var(--bg);border:1px solid var(--line);border-radius:4px;padding:.15rem .35rem}
+button{cursor:pointer;background:var(--head)} button.primary{background:var(--accent);color:#fff;border-color:var(--accent)}
+.range input{width:6.2rem}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:.6rem;margin:.6rem 0}
+.card{border:1px solid var(--line);border-radius:6px;background:var(--card);overflow:hidden;font-size:.78rem}
+.card a.thumb{display:flex;align-items:center;justify-content:center;height:140px;background:var(--head)}
+.card img{max-width:100%;max-height:140px;display:block} .card .cap{padding:.3rem .4rem;word-break:break-all}
+.card .cap b{font-variant-numeric:tabular-nums} .sel{outline:2px solid var(--accent)}
+.toolbar{display:flex;flex-wrap:wrap;gap:.6rem;align-items:center;margin:.4rem 0}
+.bar{display:inline-block;height:.7rem;background:var(--accent);vertical-align:middle}
+.pill{display:inline-block;border:1px solid var(--line);border-radius:999px;padding:0 .5rem;margin:0 .2rem .2rem 0;font-size:.8rem}
+.figure{position:relative;display:inline-block;max-width:100%} .figure img{max-width:min(100%,720px);display:block}
+.figure svg{position:absolute;left:0;top:0;width:100%;height:100%}
+#map{width:100%;max-width:900px;aspect-ratio:4/3;border:1px solid var(--line);border-radius:6px;background:var(--box);cursor:crosshair}
+#hover{position:fixed;pointer-events:none;display:none;background:var(--card);border:1px solid var(--line);border-radius:6px;
+padding:.3rem;font-size:.75rem;max-width:220px;z-index:5} #hover img{max-width:200px;max-height:160px;display:block}
+.legend span{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.25rem;vertical-align:middle}
 """
 
 
@@ -33,15 +62,24 @@ def link(href: str, text: Any) -> str:
     return f'<a href="{e(href)}">{e(text)}</a>'
 
 
-def page(title: str, body: str, *, crumbs: Sequence[tuple[str, str | None]] = ()) -> str:
-    """A whole page. ``body`` must already be escaped HTML; ``crumbs`` are (text, href or None)."""
+def page(
+    title: str, body: str, *, crumbs: Sequence[tuple[str, str | None]] = (), scripts: Sequence[str] = (),
+    static: str | None = None,
+) -> str:
+    """A whole page. ``body`` must already be escaped HTML; ``crumbs`` are (text, href or None).
+
+    :param scripts: URLs of the plugin's own scripts (same origin; the CSP allows nothing else).
+    :param static: URL of the plugin's static folder: adds the theme script (follows Airflow's light/dark mode).
+    """
     nav = ""
     if crumbs:
         nav = "<nav>" + " / ".join(link(h, t) if h else e(t) for t, h in crumbs) + "</nav>"
+    srcs = ([f"{static}/theme.js"] if static else []) + list(scripts)
+    tags = "".join(f'<script src="{e(s)}"{"" if s.endswith("/theme.js") else " defer"}></script>' for s in srcs)
     return (
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{e(title)}</title>"
-        f"<style>{CSS}</style></head><body>{nav}<h1>{e(title)}</h1>{body}</body></html>"
+        f"<style>{CSS}</style>{tags}</head><body>{nav}<h1>{e(title)}</h1>{body}</body></html>"
     )
 
 

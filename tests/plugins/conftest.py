@@ -25,6 +25,7 @@ RUN_1 = "scheduled__2026-01-01T00:00:00+00:00"  # committed, with a report
 RUN_2 = "manual__2026-01-02T10:00:00+00:00"  # committed with tag "batch-2", no report
 RUN_DRY = "manual__2026-01-03T00:00:00+00:00"  # dry run: a report, no commit
 EVIL_KEY = 'weird/<script>alert("x")</script>.png'
+EVIL_NOTE = '<img src=x onerror=alert(1)>"&'  # a metadata value that looks like HTML
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class PoolFixture:
     picks_2: list[str]
     n_1: int
     n_2: int
+    source: Path | None = None
 
 
 def _rows(x: np.ndarray, y: np.ndarray, idx: list[int], picks: list[int], run: int) -> pa.Table:
@@ -54,17 +56,38 @@ def _rows(x: np.ndarray, y: np.ndarray, idx: list[int], picks: list[int], run: i
         C.DUPLICATE_OF: pa.nulls(n, pa.string()),
         C.EMBEDDING: pa.array([None if j == 3 else x[i].tolist() for j, i in enumerate(idx)], pa.list_(pa.float32(), 64)),
         C.lightly_metadata_column("luminance"): pa.array([float(x[i].mean()) for i in idx]),
+        "metadata.note": [EVIL_NOTE if j % 2 else f"digit {y[i]}" for j, i in enumerate(idx)],
         C.SELECTED: [j in rank for j in range(n)],
         C.PICK_RANK: pa.array([rank.get(j) for j in range(n)], pa.int64()),
     })
 
 
-def _commit(pool: Datapool, rows: pa.Table, run_id: str, tag: str | None) -> None:
+def _commit(pool: Datapool, rows: pa.Table, run_id: str, tag: str | None, source: str | None = None) -> None:
+    from lightly_airflow.report.layout import add_layout
+
     pool.commit(
-        rows, run_id=run_id, dag_id=DAG_ID, tag=tag, config={"strategies": [{"input": {"type": "EMBEDDINGS"}}]},
+        add_layout(rows, pool.uri), run_id=run_id, dag_id=DAG_ID, tag=tag,
+        config={"strategies": [{"input": {"type": "EMBEDDINGS"}}]},
         counts={"processed": rows.num_rows, "selected": int(sum(rows.column(C.SELECTED).to_pylist()))},
-        embedding_model="digits-pixels", embedding_dim=64, read_version=pool.version(),
+        embedding_model="digits-pixels", embedding_dim=64, read_version=pool.version(), datasource_uri=source,
     )
+
+
+def _images(rows: pa.Table, images: np.ndarray, idx: list[int], source: Path, pool_uri: str) -> None:
+    """Write the run's digits as PNG files into the datasource and their thumbnails next to the pool."""
+    from PIL import Image
+
+    from lightly_airflow.datapool import sample_id
+    from lightly_airflow.thumbnails import ThumbnailWriter, thumbnails_uri
+
+    thumbs = ThumbnailWriter(thumbnails_uri(pool_uri))
+    for key, etag, i in zip(rows.column(C.KEY).to_pylist(), rows.column(C.ETAG).to_pylist(), idx):
+        img = Image.fromarray((images[i] * 15).astype(np.uint8)).resize((64, 64), Image.Resampling.NEAREST).convert("RGB")
+        path = source / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img.save(path, format="PNG")
+        thumbs.add(sample_id(key, etag), img)
+    thumbs.close()
 
 
 def _report(rows: pa.Table, uri: str, run_id: str) -> None:
@@ -82,11 +105,13 @@ def pool_fixture(tmp_path_factory: pytest.TempPathFactory) -> PoolFixture:
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     y = digits.target
     path = tmp_path_factory.mktemp("ui") / "pool"
+    source = path.parent / "images"
     uri = f"file://{path}"
     pool = Datapool(uri)
     picks_1 = [5, 0, 17, 30, 2, 9, 44, 21]  # indices into run 1's rows, in pick order
     rows_1 = _rows(x, y, list(range(60)), picks_1, run=1)
-    _commit(pool, rows_1, RUN_1, None)
+    _images(rows_1, digits.images, list(range(60)), source, uri)
+    _commit(pool, rows_1, RUN_1, None, source=f"file://{source}")
     _report(rows_1, uri, RUN_1)
     picks_2 = [1, 4, 8]
     rows_2 = _rows(x, y, list(range(60, 100)), picks_2, run=2)
@@ -94,7 +119,7 @@ def pool_fixture(tmp_path_factory: pytest.TempPathFactory) -> PoolFixture:
     rows_dry = _rows(x, y, list(range(100, 130)), [0, 1], run=3)
     _report(rows_dry, uri, RUN_DRY)
     keys_1, keys_2 = rows_1.column(C.KEY).to_pylist(), rows_2.column(C.KEY).to_pylist()
-    return PoolFixture(uri, path, [keys_1[p] for p in picks_1], [keys_2[p] for p in picks_2], 60, 40)
+    return PoolFixture(uri, path, [keys_1[p] for p in picks_1], [keys_2[p] for p in picks_2], 60, 40, source)
 
 
 @pytest.fixture
@@ -119,6 +144,8 @@ def client(configured: PoolFixture) -> Iterator:
     sub = plugin_app.create_app()
     sub.dependency_overrides[plugin_app.AUTHENTICATED] = lambda: None
     sub.dependency_overrides[plugin_app.CAN_READ_RUNS] = lambda: None
+    sub.dependency_overrides[plugin_app.CAN_TAG] = lambda: None
+    sub.dependency_overrides[plugin_app.CURRENT_USER] = lambda: None
     root = FastAPI()
     root.mount("/lightly", sub)
     with TestClient(root, follow_redirects=False) as c:

@@ -1,0 +1,123 @@
+"""Pictures and predictions for the UI: thumbnails from the datapool, full images and ``.lightly`` predictions from
+the datasource a run recorded.
+
+Only two kinds of paths are ever opened: ``<datapool>/_thumbnails/<sample id>.webp`` (the id must match the
+sample-id pattern) and ``<datasource>/<key>`` / ``<datasource>/.lightly/predictions/...`` where the datasource
+URI comes from the datapool's commit history and the key from the sample's stored row, never from a request;
+keys with ``..``, empty or absolute segments are refused.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+from lightly_airflow.lightly_dir import LIGHTLY_DIR, PREDICTIONS_DIR, TASKS_FILE, json_relpath
+from lightly_airflow.storage import StorageCredentials, filesystem, join_uri
+
+log = logging.getLogger(__name__)
+
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+#: Formats browsers show as they are; anything else Pillow can read is sent as PNG.
+BROWSER_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
+#: A grey placeholder for a sample without a thumbnail (our own bytes: safe as SVG).
+PLACEHOLDER_SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="128" height="96" viewBox="0 0 128 96">'
+    b'<rect width="128" height="96" fill="#9ca3af" opacity=".25"/><text x="64" y="52" font-size="11" '
+    b'text-anchor="middle" fill="#6b7280" font-family="sans-serif">no thumbnail</text></svg>'
+)
+
+
+class MediaError(LookupError):
+    """The picture or file cannot be served; the message is safe to show."""
+
+
+def safe_key(key: Any) -> str:
+    """The key if it is a plain relative path (no ``..``, no empty or absolute segments), else ``MediaError``."""
+    if not isinstance(key, str) or not key or key.startswith("/") or "\x00" in key or "\\" in key:
+        raise MediaError("The sample's key is not a plain relative path; its image is not served.")
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise MediaError("The sample's key is not a plain relative path; its image is not served.")
+    return key
+
+
+def read_image(datasource_uri: str, key: str, credentials: StorageCredentials | None) -> tuple[bytes, str, tuple[int, int]]:
+    """The image as the browser should get it: ``(bytes, content type, (width, height))``."""
+    from PIL import Image
+
+    fs, root = filesystem(join_uri(datasource_uri, safe_key(key)), credentials)
+    try:
+        info = fs.info(root)
+    except FileNotFoundError:
+        raise MediaError(f"The image {key!r} is no longer in the datasource.") from None
+    if int(info.get("size") or 0) > MAX_IMAGE_BYTES:
+        raise MediaError(f"The image {key!r} is larger than {MAX_IMAGE_BYTES} bytes.")
+    with fs.open(root, "rb") as f:
+        data: bytes = f.read()
+    try:
+        img = Image.open(io.BytesIO(data))
+        size = img.size
+        fmt = img.format or ""
+        if fmt in BROWSER_FORMATS:
+            return data, BROWSER_FORMATS[fmt], size
+        out = io.BytesIO()
+        img.convert("RGB").save(out, format="PNG")
+        return out.getvalue(), "image/png", size
+    except Exception as exc:  # noqa: BLE001 - corrupt files are samples too
+        raise MediaError(f"The image {key!r} cannot be decoded: {type(exc).__name__}.") from None
+
+
+def image_size(datasource_uri: str, key: str, credentials: StorageCredentials | None) -> tuple[int, int] | None:
+    """Width and height from the image header (``None`` when it cannot be read)."""
+    from PIL import Image
+
+    try:
+        fs, root = filesystem(join_uri(datasource_uri, safe_key(key)), credentials)
+        with fs.open(root, "rb") as f:
+            return tuple(Image.open(f).size)  # type: ignore[return-value]
+    except Exception:  # noqa: BLE001 - no size: boxes are not drawn, the page says so
+        return None
+
+
+def read_predictions(datasource_uri: str, key: str, credentials: StorageCredentials | None) -> list[dict[str, Any]]:
+    """Every predicted box of the sample in ``<datasource>/.lightly/predictions``: ``{task, category, score, bbox}``.
+
+    Classification tasks have no boxes (their class distribution is a stored column). Unreadable files give an
+    empty list (the select run reported them in its problems file).
+    """
+    import json
+
+    safe_key(key)
+    root = join_uri(datasource_uri, LIGHTLY_DIR)
+    fs, base = filesystem(root, credentials)
+    try:
+        with fs.open(f"{base}/{TASKS_FILE}", "rb") as f:
+            tasks = json.loads(f.read())
+    except Exception:  # noqa: BLE001 - no predictions
+        return []
+    boxes: list[dict[str, Any]] = []
+    for task in tasks if isinstance(tasks, list) else []:
+        if not isinstance(task, str) or "/" in task or task in ("", ".", ".."):
+            continue
+        names: dict[int, str] = {}
+        try:
+            with fs.open(f"{base}/{PREDICTIONS_DIR}/{task}/schema.json", "rb") as f:
+                schema = json.loads(f.read())
+            names = {int(c["id"]): str(c["name"]) for c in schema.get("categories", [])}
+        except Exception:  # noqa: BLE001 - ids are shown instead of names
+            pass
+        try:
+            with fs.open(f"{base}/{json_relpath(f'{PREDICTIONS_DIR}/{task}', key)}", "rb") as f:
+                obj = json.loads(f.read())
+        except Exception:  # noqa: BLE001 - no prediction file for this sample
+            continue
+        for pred in obj.get("predictions", []) if isinstance(obj, dict) else []:
+            bbox = pred.get("bbox") if isinstance(pred, dict) else None
+            if isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox):
+                cid = pred.get("category_id")
+                boxes.append({
+                    "task": task, "category": names.get(cid, str(cid)), "category_id": cid,
+                    "score": pred.get("score"), "bbox": [float(v) for v in bbox],
+                })
+    return boxes

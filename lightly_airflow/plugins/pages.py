@@ -1,0 +1,399 @@
+"""The curation pages: thumbnail grid with filters, sample page, embedding map, tag comparison.
+
+Server-rendered HTML (every value escaped with :func:`~lightly_airflow.plugins.html.e`); the only scripts are
+the plugin's own ``theme.js`` and ``map.js``, served from ``/lightly/static``. Data comes from
+:class:`~lightly_airflow.plugins.query.View`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from lightly_airflow import columns as C
+from lightly_airflow.datapool.rows import COMMIT_VERSION
+from lightly_airflow.plugins import html as H
+from lightly_airflow.plugins.query import Scope, View, column_group
+
+EXPORT_FORMATS = (("list", "file list"), ("csv", "CSV"), ("label-studio", "Label Studio"), ("coco", "COCO"))
+
+
+def qs(params: Sequence[tuple[str, Any]]) -> str:
+    items = [(k, str(v)) for k, v in params if v is not None and v != ""]
+    return ("?" + urlencode(items)) if items else ""
+
+
+def pool_url(root: str, pool: str, *rest: str) -> str:
+    return "/".join([f"{root}/pools/{H.seg(pool)}", *rest])
+
+
+def fmt(value: Any) -> str:
+    """A value for a cell (escaped): numbers compact, lists and dicts as JSON."""
+    if value is None:
+        return '<span class="muted">—</span>'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return H.e(value)
+        return H.e(f"{value:.6g}")
+    if isinstance(value, (list, dict)):
+        text = json.dumps(value, default=str)
+        return f"<code>{H.e(text if len(text) < 400 else text[:400] + '…')}</code>"
+    return H.e(value)
+
+
+def tabs(root: str, pool: str, scope: Scope, current: str) -> str:
+    params = scope.to_params()
+    items = [
+        ("Samples", pool_url(root, pool, "samples") + qs(params)),
+        ("Map", pool_url(root, pool, "map") + qs(params)),
+        ("Compare tags", pool_url(root, pool, "compare") + qs([("version", scope.version)])),
+        ("Versions & tags", pool_url(root, pool)),
+    ]
+    out = []
+    for text, href in items:
+        out.append(f"<b>{H.e(text)}</b>" if text == current else H.link(href, text))
+    return '<nav class="tabs">' + "".join(f"<span>{x}</span> " for x in out) + "</nav>"
+
+
+def scope_text(view: View, scope: Scope) -> str:
+    parts = [f"version {view.version}" + (" (latest)" if view.version == view.latest else f" of {view.latest}")]
+    if scope.tag:
+        parts.append(f"tag {scope.tag}")
+    if scope.run:
+        parts.append(f"run {scope.run}")
+    f = scope.filters
+    for col in sorted(set(f.lo) | set(f.hi)):
+        lo, hi = f.lo.get(col), f.hi.get(col)
+        parts.append(f"{col} in [{'−∞' if lo is None else f'{lo:g}'}, {'∞' if hi is None else f'{hi:g}'}]")
+    for col, vals in f.values.items():
+        parts.append(f"{col} ∈ {{{', '.join(vals)}}}")
+    return " · ".join(parts)
+
+
+def _hidden(params: Sequence[tuple[str, Any]]) -> str:
+    return "".join(f'<input type="hidden" name="{H.e(k)}" value="{H.e(v)}">' for k, v in params if v not in (None, ""))
+
+
+def filter_form(root: str, pool: str, view: View, scope: Scope, action: str, extra: Sequence[tuple[str, Any]] = ()) -> str:
+    """The side panel: version, tag, run, numeric ranges, categories. Submits to ``action`` (GET)."""
+    facets = view.facets()
+    versions = "".join(
+        f'<option value="{v}"{" selected" if v == view.version else ""}>{v}{" (latest)" if v == view.latest else ""}</option>'
+        for v in range(view.latest, -1, -1)
+    )
+    tag_opts = '<option value="">— every sample —</option>' + "".join(
+        f'<option value="{H.e(t["name"])}"{" selected" if t["name"] == scope.tag else ""}>{H.e(t["name"])}</option>'
+        for t in view.tags()
+    )
+    run_opts = '<option value="">— every run —</option>' + "".join(
+        f'<option value="{H.e(r["run_id"])}"{" selected" if r["run_id"] == scope.run else ""}>'
+        f'{H.e(r.get("tag") or r["run_id"])} (v{H.e(r["version"])})</option>'
+        for r in view.runs()
+    )
+    parts = [
+        f'<form method="get" action="{H.e(action)}">{_hidden(extra)}<fieldset><legend>Scope</legend>'
+        f'<label>Version (time travel) <select name="version">{versions}</select></label>'
+        f'<label>Tag <select name="tag">{tag_opts}</select></label>'
+        f'<label>Run <select name="run">{run_opts}</select></label></fieldset>'
+    ]
+    cats, nums = [], []
+    for col, facet in facets.items():
+        if facet["kind"] == "category":
+            chosen = set(scope.filters.values.get(col, []))
+            boxes = "".join(
+                f'<label><input type="checkbox" name="in.{H.e(col)}" value="{H.e(v)}"'
+                f'{" checked" if v in chosen else ""}> {H.e(v)} <span class="muted">({H.e(n)})</span></label>'
+                for v, n in facet["values"]
+            )
+            cats.append(f"<details{' open' if chosen else ''}><summary>{H.e(col)}</summary>{boxes}</details>")
+        else:
+            lo, hi = scope.filters.lo.get(col), scope.filters.hi.get(col)
+            nums.append(
+                f'<label class="range" title="{H.e(col)}">{H.e(col)}<br>'
+                f'<input type="number" step="any" name="lo.{H.e(col)}" placeholder="{H.e(_short(facet["min"]))}" '
+                f'value="{"" if lo is None else H.e(_short(lo))}" aria-label="{H.e(col)} from"> – '
+                f'<input type="number" step="any" name="hi.{H.e(col)}" placeholder="{H.e(_short(facet["max"]))}" '
+                f'value="{"" if hi is None else H.e(_short(hi))}" aria-label="{H.e(col)} to"></label>'
+            )
+    if cats:
+        parts.append("<fieldset><legend>Values</legend>" + "".join(cats) + "</fieldset>")
+    if nums:
+        parts.append("<fieldset><legend>Ranges</legend>" + "".join(nums) + "</fieldset>")
+    parts.append('<button class="primary" type="submit">Apply</button> '
+                 f'{H.link(action + qs([("version", scope.version), *extra]), "clear")}</form>')
+    return '<div class="side">' + "".join(parts) + "</div>"
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def save_tag_form(root: str, pool: str, scope: Scope, *, polygon: bool = False) -> str:
+    hidden = _hidden(scope.to_params())
+    poly = '<input type="hidden" name="polygon" id="polygon" value="">' if polygon else ""
+    disabled = " disabled" if polygon else ""
+    button_id = ' id="savesel"' if polygon else ""
+    return (
+        f'<form method="post" action="{H.e(pool_url(root, pool, "tags"))}" class="toolbar">{hidden}{poly}'
+        '<label>New tag <input name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._:+\\-]{0,127}" '
+        'placeholder="e.g. night-shots" size="18"></label>'
+        f'<button type="submit"{button_id}{disabled}>Save {"selection" if polygon else "these samples"} as a tag</button>'
+        "</form>"
+    )
+
+
+def export_links(root: str, pool: str, scope: Scope) -> str:
+    params = scope.to_params()
+    links = " · ".join(
+        H.link(pool_url(root, pool, "export") + qs([*params, ("format", f)]), text) for f, text in EXPORT_FORMATS
+    )
+    return f"<span>Export: {links}</span>"
+
+
+def grid_page(root: str, pool: str, view: View, scope: Scope, page: dict[str, Any], static: str) -> str:
+    base = pool_url(root, pool, "samples")
+    params = scope.to_params()
+    sort, desc = page["sort"], page["descending"]
+    sort_opts = "".join(
+        f'<option value="{H.e(c)}"{" selected" if c == sort else ""}>{H.e(c)}</option>' for c in view.sortable()
+    )
+    sorter = (
+        f'<form method="get" action="{H.e(base)}" class="toolbar">{_hidden(params)}'
+        f'<label>Sort by <select name="sort">{sort_opts}</select></label>'
+        f'<select name="order"><option value="asc"{"" if desc else " selected"}>ascending</option>'
+        f'<option value="desc"{" selected" if desc else ""}>descending</option></select>'
+        '<button type="submit">Sort</button></form>'
+    )
+    cards = []
+    for item in page["items"]:
+        sid = item.get(C.SAMPLE_ID) or ""
+        href = pool_url(root, pool, "samples", H.seg(sid)) + qs([("version", scope.version)])
+        thumb = pool_url(root, pool, "thumbnails", H.seg(sid))
+        rank = item.get(C.PICK_RANK)
+        value = "" if sort in (C.PICK_RANK, C.KEY) else f'<br>{H.e(sort)} <b>{fmt(item.get("value"))}</b>'
+        cls = "card sel" if item.get(C.SELECTED) else "card"
+        cards.append(
+            f'<div class="{cls}"><a class="thumb" href="{H.e(href)}"><img loading="lazy" src="{H.e(thumb)}" '
+            f'alt="{H.e(item.get(C.KEY))}"></a><div class="cap"><a href="{H.e(href)}">{H.e(item.get(C.KEY))}</a><br>'
+            f'{"pick " + H.e(rank) if rank is not None else "not picked"} · {H.e(item.get(C.STATUS))}{value}</div></div>'
+        )
+    offset, limit, total = page["offset"], page["limit"], page["total"]
+    keep = [*params, ("sort", sort), ("order", "desc" if desc else "asc"), ("limit", limit)]
+    pager = []
+    if offset > 0:
+        pager.append(H.link(base + qs([*keep, ("offset", max(0, offset - limit))]), "← previous"))
+    if offset + limit < total:
+        pager.append(H.link(base + qs([*keep, ("offset", offset + limit)]), "next →"))
+    shown = f"{offset + 1}–{offset + len(cards)}" if cards else "none"
+    main = (
+        f'<p><b>{H.e(total)}</b> samples match ({H.e(shown)} shown) — {H.e(scope_text(view, scope))}. '
+        'Outlined: selected by a run.</p>'
+        f'<div class="toolbar">{sorter}{export_links(root, pool, scope)} · '
+        f'{H.link(pool_url(root, pool, "map") + qs(params), "map of these")}</div>'
+        + save_tag_form(root, pool, scope)
+        + (f'<div class="grid">{"".join(cards)}</div>' if cards else '<div class="box warn">No sample matches.</div>')
+        + f"<p>{' · '.join(pager)}</p>"
+    )
+    body = tabs(root, pool, scope, "Samples") + '<div class="layout">' + filter_form(root, pool, view, scope, base) + (
+        f'<div class="main">{main}</div></div>'
+    )
+    crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)), ("samples", None)]
+    return H.page(f"Samples of {pool}", body, crumbs=crumbs, static=static)
+
+
+def _boxes_svg(width: int, height: int, boxes: list[dict[str, Any]]) -> str:
+    palette = ["#f97316", "#2563eb", "#16a34a", "#dc2626", "#9333ea", "#0891b2"]
+    parts = []
+    for i, b in enumerate(boxes):
+        x, y, w, h = (float(v) for v in b["bbox"])
+        colour = palette[i % len(palette)]
+        label = f'{b.get("category", "")} {b.get("score", "")}'.strip()
+        parts.append(
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" fill="none" stroke="{colour}" '
+            f'stroke-width="{max(1.0, width / 300):.1f}"><title>{H.e(label)}</title></rect>'
+            f'<text x="{x + 2:.1f}" y="{max(y - 3, 10):.1f}" fill="{colour}" font-size="{max(10, width // 40)}">{H.e(label)}</text>'
+        )
+    return (f'<svg viewBox="0 0 {int(width)} {int(height)}" preserveAspectRatio="none" '
+            f'xmlns="http://www.w3.org/2000/svg" role="img" aria-label="predicted boxes">{"".join(parts)}</svg>')
+
+
+def sample_page(
+    root: str, pool: str, view: View, sid: str, rows: list[dict[str, Any]], extra: dict[str, Any], static: str,
+) -> str:
+    row = rows[0]
+    scope = Scope(version=view.version)
+    key = row.get(C.KEY)
+    image_url = pool_url(root, pool, "samples", H.seg(sid), "image") + qs([("version", view.version)])
+    boxes = extra.get("boxes") or []
+    size = extra.get("size")
+    overlay = _boxes_svg(size[0], size[1], boxes) if boxes and size else ""
+    status = row.get(C.STATUS)
+    status_box = (
+        f'<div class="box {"ok" if status == C.STATUS_OK else "err"}">Status <b>{H.e(status)}</b>'
+        + (f": {H.e(row.get(C.STATUS_REASON))}" if row.get(C.STATUS_REASON) else "")
+        + (f" — duplicate of <code>{H.e(row.get(C.DUPLICATE_OF))}</code>" if row.get(C.DUPLICATE_OF) else "")
+        + "</div>"
+    )
+    tags = row.get(C.TAGS) or []
+    tag_pills = "".join(
+        f'<a class="pill" href="{H.e(pool_url(root, pool, "samples") + qs([("version", view.version), ("tag", t)]))}">'
+        f"{H.e(t)}</a>" for t in tags
+    ) or '<span class="muted">no tags</span>'
+    why = ["<h2>Why it was picked</h2>"]
+    run_entry = extra.get("run") or {}
+    if row.get(C.PICK_RANK) is not None:
+        run_grid = pool_url(root, pool, "samples") + qs([("version", view.version), ("run", row.get(C.RUN_ID)),
+                                                         ("sort", C.PICK_RANK)])
+        why.append(
+            f'<p>Pick <b>{H.e(int(row[C.PICK_RANK]) + 1)}</b> (pick rank {H.e(row[C.PICK_RANK])}) of run '
+            f'{H.link(run_grid, row.get(C.RUN_ID))}, which selected {H.e(run_entry.get("selected"))} of '
+            f'{H.e(run_entry.get("rows"))} samples.</p>'
+        )
+        near = extra.get("neighbours") or {}
+        links = []
+        for side in ("before", "after"):
+            if side in near:
+                n = near[side]
+                href = pool_url(root, pool, "samples", H.seg(n[C.SAMPLE_ID])) + qs([("version", view.version)])
+                links.append(f"{side}: {H.link(href, n[C.KEY])}")
+        if links:
+            why.append("<p>Picked just " + " · ".join(links) + "</p>")
+    elif status == C.STATUS_OK:
+        why.append("<p>Not picked by its run: the selection reached its target or stopped before this sample "
+                   "(see the run's report).</p>")
+    else:
+        why.append("<p>Not a candidate: only samples with status ok are selected.</p>")
+    objective = {k: v for k, v in row.items() if column_group(k) == "Why it was picked"}
+    if objective:
+        why.append(H.table(["Objective at its pick", "Value"], [(H.e(k), fmt(v)) for k, v in sorted(objective.items())]))
+    else:
+        why.append('<p class="muted">The run recorded no per-pick objective values for this sample.</p>')
+    strategies = ((run_entry.get("config") or {}).get("strategies")) or []
+    if strategies:
+        why.append("<p>The run's strategies: " + "".join(
+            f"<code>{H.e(json.dumps(s, default=str))}</code> " for s in strategies) + "</p>")
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for k, v in row.items():
+        if k in (C.TAGS,) or column_group(k) == "Why it was picked":
+            continue
+        groups.setdefault(column_group(k), []).append((H.e(k), fmt(v)))
+    tables = "".join(f"<h2>{H.e(g)}</h2>" + H.table(["Column", "Value"], sorted(items))
+                     for g, items in sorted(groups.items(), key=lambda kv: ["Sample", "Metadata", "Scores",
+                                                                            "Predictions"].index(kv[0])
+                                            if kv[0] in ("Sample", "Metadata", "Scores", "Predictions") else 9))
+    versions = H.table(
+        ["Committed in version", "Run", "Selected", "Pick rank", "Tags"],
+        [(H.e(r.get(COMMIT_VERSION)), H.e(r.get(C.RUN_ID)), fmt(r.get(C.SELECTED)), fmt(r.get(C.PICK_RANK)),
+          H.e(", ".join(r.get(C.TAGS) or []))) for r in rows],
+        numeric=(0, 3),
+    )
+    pred_note = ""
+    if extra.get("predictions_error"):
+        pred_note = f'<p class="muted">Predictions: {H.e(extra["predictions_error"])}</p>'
+    elif boxes:
+        pred_note = f'<p class="muted">{H.e(len(boxes))} predicted boxes drawn (from <code>.lightly/predictions</code>).</p>'
+    body = (
+        tabs(root, pool, scope, "")
+        + f'<p><code>{H.e(key)}</code> · sample id <code>{H.e(sid)}</code> · version {H.e(view.version)}</p>'
+        + '<div class="layout"><div class="main">'
+        + f'<div class="figure"><img src="{H.e(image_url)}" alt="{H.e(key)}">{overlay}</div>{pred_note}'
+        + "</div><div class=\"side\">" + status_box + f"<h3>Tags</h3><p>{tag_pills}</p>" + "".join(why) + "</div></div>"
+        + tables + "<h2>Versions of this sample</h2>" + versions
+    )
+    crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)), ("samples", pool_url(root, pool, "samples")),
+              (str(key), None)]
+    return H.page("Sample", body, crumbs=crumbs, static=static)
+
+
+def map_page(root: str, pool: str, view: View, scope: Scope, color: str, static: str) -> str:
+    params = scope.to_params()
+    api = f"{root}/api/pools/{H.seg(pool)}/map" + qs([*params, ("color", color)])
+    options = [("selected", "selected / not"), ("run", "run")] + [(f"tag:{t['name']}", f"tag {t['name']}")
+                                                                   for t in view.tags()]
+    options += [(c, c) for c, f in view.facets().items() if c not in (C.SELECTED, C.RUN_ID)]
+    color_opts = "".join(
+        f'<option value="{H.e(v)}"{" selected" if v == color else ""}>{H.e(t)}</option>' for v, t in options
+    )
+    base = pool_url(root, pool, "map")
+    main = (
+        f'<p>{H.e(scope_text(view, scope))}</p>'
+        f'<form method="get" action="{H.e(base)}" class="toolbar">{_hidden(params)}'
+        f'<label>Colour by <select name="color">{color_opts}</select></label><button type="submit">Show</button></form>'
+        '<div class="toolbar"><span>Drag to select:</span><label><input type="radio" name="mapmode" value="lasso" checked> '
+        'lasso</label><label><input type="radio" name="mapmode" value="box"> box</label>'
+        '<span class="muted">hover: thumbnail · click: open the sample</span></div>'
+        '<canvas id="map" aria-label="embedding map"></canvas><div id="legend" class="legend"></div>'
+        '<p id="mapstatus" class="muted">Loading…</p><p id="selinfo" class="muted"></p>'
+        + save_tag_form(root, pool, scope, polygon=True)
+        + f'<div id="hover"></div><div id="mapdata" data-api="{H.e(api)}" '
+        f'data-thumb="{H.e(pool_url(root, pool, "thumbnails") + "/")}" '
+        f'data-sample="{H.e(pool_url(root, pool, "samples") + "/")}" data-suffix="{H.e(qs([("version", scope.version)]))}">'
+        "</div>"
+    )
+    body = tabs(root, pool, scope, "Map") + '<div class="layout">' + filter_form(
+        root, pool, view, scope, base, extra=[("color", color)]
+    ) + f'<div class="main">{main}</div></div>'
+    crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)), ("map", None)]
+    return H.page(f"Embedding map of {pool}", body, crumbs=crumbs, static=static, scripts=[f"{static}/map.js"])
+
+
+def compare_page(root: str, pool: str, view: View, chosen: list[str], column: str | None,
+                 result: dict[str, Any] | None, static: str) -> str:
+    tag_names = [t["name"] for t in view.tags()]
+    selects = "".join(
+        f'<label>Tag {i + 1} <select name="tag"><option value="">—</option>' + "".join(
+            f'<option value="{H.e(n)}"{" selected" if i < len(chosen) and chosen[i] == n else ""}>{H.e(n)}</option>'
+            for n in tag_names) + "</select></label> "
+        for i in range(max(2, min(4, len(chosen) + 1)))
+    )
+    col_opts = '<option value="">—</option>' + "".join(
+        f'<option value="{H.e(c)}"{" selected" if c == column else ""}>{H.e(c)}</option>' for c in view.facets()
+    )
+    form = (
+        f'<form method="get" action="{H.e(pool_url(root, pool, "compare"))}" class="toolbar">'
+        f'<input type="hidden" name="version" value="{H.e(view.version)}">{selects}'
+        f'<label>Distribution of <select name="column">{col_opts}</select></label>'
+        '<button class="primary" type="submit">Compare</button></form>'
+    )
+    parts = [tabs(root, pool, Scope(version=view.version), "Compare tags"), form]
+    if result:
+        tags = result["tags"]
+        head = ["", *tags]
+        rows = [(H.e(t), *[H.e(n) for n in result["overlap"][i]]) for i, t in enumerate(tags)]
+        parts.append("<h2>Overlap (samples in both)</h2>" + H.table(head, rows, numeric=tuple(range(1, len(head)))))
+        parts.append(f"<p>In every tag: <b>{H.e(result['all'])}</b> · in any: <b>{H.e(result['any'])}</b>.</p>")
+        if result.get("column"):
+            parts.append(_distribution(result))
+    return H.page(f"Compare tags of {pool}", "".join(parts),
+                  crumbs=[("Datapools", f"{root}/"), (pool, pool_url(root, pool)), ("compare", None)], static=static)
+
+
+def _distribution(result: dict[str, Any]) -> str:
+    col, bins, series, tags = result["column"], result["bins"], result["series"], result["tags"]
+    if not bins:
+        return f"<p class='muted'>{H.e(col)} has no values.</p>"
+    if result["kind"] == "number":
+        labels = [f"{bins[i]:.4g} – {bins[i + 1]:.4g}" for i in range(len(bins) - 1)]
+        labels[0] = "≤ " + labels[0].split(" – ")[1]
+        labels[-1] = "≥ " + labels[-1].split(" – ")[0]
+        note = (f"<p class='muted'>{H.e(col)}: 20 bins between its 1st and 99th percentile; values outside are "
+                "counted in the first and last bin (clipped). Bars: share of each tag.</p>")
+    else:
+        labels = [str(b) for b in bins]
+        note = f"<p class='muted'>{H.e(col)}: share of each tag per value.</p>"
+    totals = [max(1, sum(s)) for s in series]
+    rows = []
+    for i, label in enumerate(labels):
+        cells = [H.e(label)]
+        for j in range(len(tags)):
+            share = series[j][i] / totals[j]
+            cells.append(f'<span class="bar" style="width:{share * 120:.1f}px"></span> {share:.1%} ({H.e(series[j][i])})')
+        rows.append(cells)
+    return f"<h2>Distribution of {H.e(col)}</h2>" + note + H.table([col, *tags], rows)

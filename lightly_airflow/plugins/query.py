@@ -1,0 +1,587 @@
+"""The curation pages' queries over one datapool version: grid, filters, facets, sample, map, export rows.
+
+Everything is SQL over the Delta table (DataFusion through :func:`lightly_airflow.datapool.reading.query`), so a
+page of a 1,000,000-sample pool reads only the columns it shows. Column names from a request are accepted only
+when the snapshot's schema has them and they are of a filterable kind; values are cast to numbers or quoted as
+literals. No FastAPI here.
+
+A *scope* is what a page shows: a datapool version (time travel, default latest), optionally one tag or the rows
+one run committed, narrowed by filters (numeric ranges ``lo.<col>``/``hi.<col>``, categorical values
+``in.<col>``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from lightly_airflow import columns as C
+from lightly_airflow.datapool.reading import query, quote_ident, quote_literal
+from lightly_airflow.datapool.rows import COMMIT_VERSION
+from lightly_airflow.datapool.tagging import hand_made_tags
+from lightly_airflow.plugins.config import PoolSpec
+
+#: Columns never offered as filters, sort keys or colours (identity, lists, the map itself).
+HIDDEN = {C.EMBEDDING, C.TAGS, C.LAYOUT_X, C.LAYOUT_Y}
+#: String columns shown as categories only when they have at most this many distinct values.
+MAX_CATEGORIES = 40
+#: Points the map draws at most; the rest of the scope shows in the density grid.
+MAP_POINTS = 20_000
+MAP_BINS = 96
+#: How long a facet summary of a version is reused (versions never change; the cache only bounds memory).
+CACHE_SECONDS = 600.0
+
+
+class QueryError(ValueError):
+    """A request names an unknown column, a bad value or version; the message is safe to show."""
+
+
+@dataclass
+class Filters:
+    """Numeric ranges and categorical values, ANDed."""
+
+    lo: dict[str, float] = field(default_factory=dict)
+    hi: dict[str, float] = field(default_factory=dict)
+    values: dict[str, list[str]] = field(default_factory=dict)
+
+    def empty(self) -> bool:
+        return not (self.lo or self.hi or self.values)
+
+    def to_params(self) -> list[tuple[str, str]]:
+        out = [(f"lo.{k}", _num_text(v)) for k, v in self.lo.items()]
+        out += [(f"hi.{k}", _num_text(v)) for k, v in self.hi.items()]
+        out += [(f"in.{k}", v) for k, vs in self.values.items() for v in vs]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lo": self.lo, "hi": self.hi, "in": self.values}
+
+
+@dataclass
+class Scope:
+    """What a page shows: a version, optionally a tag or a run's rows, and filters."""
+
+    version: int | None = None
+    tag: str | None = None
+    run: str | None = None
+    filters: Filters = field(default_factory=Filters)
+
+    def to_params(self, *, with_version: bool = True) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        if with_version and self.version is not None:
+            out.append(("version", str(self.version)))
+        if self.tag:
+            out.append(("tag", self.tag))
+        if self.run:
+            out.append(("run", self.run))
+        return out + self.filters.to_params()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "tag": self.tag, "run": self.run, "filters": self.filters.to_dict()}
+
+
+def _num_text(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(float(v))
+
+
+def parse_scope(params: Iterable[tuple[str, str]]) -> Scope:
+    """A scope from query parameters (``version``, ``tag``, ``run``, ``lo.<col>``, ``hi.<col>``, ``in.<col>``).
+
+    Empty values are ignored (an untouched form field). Column names are checked later against the snapshot.
+    :raises QueryError: a version or bound that is not a number.
+    """
+    scope = Scope()
+    for name, raw in params:
+        value = raw.strip()
+        if value == "":
+            continue
+        if name == "version":
+            try:
+                scope.version = int(value)
+            except ValueError:
+                raise QueryError(f"version must be a whole number, got {value!r}.") from None
+        elif name == "tag":
+            scope.tag = value
+        elif name == "run":
+            scope.run = value
+        elif name.startswith(("lo.", "hi.")):
+            try:
+                number = float(value)
+            except ValueError:
+                raise QueryError(f"{name} must be a number, got {value!r}.") from None
+            if not math.isfinite(number):
+                raise QueryError(f"{name} must be a finite number, got {value!r}.")
+            (scope.filters.lo if name.startswith("lo.") else scope.filters.hi)[name[3:]] = number
+        elif name.startswith("in."):
+            scope.filters.values.setdefault(name[3:], []).append(value)
+    return scope
+
+
+# ------------------------------------------------------------------------------------------------ snapshots
+_cache_lock = threading.Lock()
+_facet_cache: dict[tuple[str, int], tuple[float, dict[str, Any]]] = {}
+_layout_cache: dict[tuple[str, int, str], tuple[float, Any]] = {}
+
+
+def _cached(cache: dict[Any, tuple[float, Any]], key: Any, make: Any) -> Any:
+    now = time.monotonic()
+    with _cache_lock:
+        hit = cache.get(key)
+        if hit is not None and now - hit[0] < CACHE_SECONDS:
+            return hit[1]
+    value = make()
+    with _cache_lock:
+        for k in [k for k, (t, _) in cache.items() if now - t >= CACHE_SECONDS]:
+            del cache[k]
+        if len(cache) > 32:
+            cache.clear()
+        cache[key] = (now, value)
+    return value
+
+
+class View:
+    """One datapool version, opened for queries.
+
+    :param spec: the configured datapool.
+    :param version: the version to read (``None``: latest).
+    :raises QueryError: no such version.
+    :raises LookupError: no pool there yet.
+    """
+
+    def __init__(self, spec: PoolSpec, version: int | None = None, credentials: Any = None) -> None:
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        from lightly_airflow.storage import StorageCredentials, delta_uri, protocol_of
+
+        self.spec = spec
+        self._credentials = credentials
+        options = (credentials or StorageCredentials()).delta_options(protocol_of(spec.uri)) or None
+        try:
+            self.table = DeltaTable(delta_uri(spec.uri), storage_options=options)
+        except TableNotFoundError:
+            raise LookupError(f"Datapool {spec.name!r} has no versions yet: no run has committed to it.") from None
+        self.latest = int(self.table.version())
+        if version is not None and version != self.latest:
+            if not 0 <= version <= self.latest:
+                raise QueryError(f"Datapool {spec.name!r} has versions 0..{self.latest}, not {version}.")
+            self.table.load_as_version(version)
+        self.version = self.latest if version is None else int(version)
+        self.schema = pa.schema(self.table.schema().to_arrow())
+        self.columns = [f.name for f in self.schema]
+        self._history: list[dict[str, Any]] | None = None
+
+    # -------------------------------------------------------------- history, tags, runs
+    def history(self) -> list[dict[str, Any]]:
+        """The pool's history up to this version, oldest first (entries as ``Datapool.history()``)."""
+        if self._history is None:
+            from lightly_airflow.datapool import Datapool
+
+            entries = Datapool(self.spec.uri, self._credentials).history()
+            self._history = [e for e in entries if e["version"] <= self.version]
+        return self._history
+
+    def tags(self) -> list[dict[str, Any]]:
+        """``initial-tag``, each run's tag and each hand-made tag as of this version: ``name, run_id, version,
+        count, kind`` (``all``/``run``/``hand``)."""
+        out: list[dict[str, Any]] = [{"name": C.INITIAL_TAG, "run_id": None, "version": self.version,
+                                      "count": None, "kind": "all"}]
+        for entry in self.history():
+            if entry.get("run_id") and entry.get("tag"):
+                out.append({"name": entry["tag"], "run_id": entry["run_id"], "version": entry["version"],
+                            "count": entry.get("selected"), "kind": "run"})
+        for tag in hand_made_tags(self.history()):
+            out.append({**tag, "kind": "hand"})
+        return out
+
+    def runs(self) -> list[dict[str, Any]]:
+        return [e for e in self.history() if e.get("run_id")]
+
+    def run_version(self, run_id: str) -> int:
+        for entry in self.history():
+            if entry.get("run_id") == run_id:
+                return int(entry["version"])
+        raise QueryError(f"Run {run_id!r} has not committed to datapool {self.spec.name!r} (as of version {self.version}).")
+
+    def datasource_of(self, commit_version: int | None) -> str | None:
+        """The datasource root the run that committed ``commit_version`` recorded (``None``: it recorded none)."""
+        for entry in self.history():
+            if entry["version"] == commit_version and entry.get("datasource_uri"):
+                return str(entry["datasource_uri"])
+        return None
+
+    # -------------------------------------------------------------- columns
+    def kind(self, column: str) -> str | None:
+        """``number``, ``category`` or ``None`` (not filterable) for a column of this version."""
+        if column not in self.columns or column in HIDDEN:
+            return None
+        typ = self.schema.field(column).type
+        if pa.types.is_integer(typ) or pa.types.is_floating(typ):
+            return "number"
+        if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_boolean(typ):
+            return "category"
+        return None
+
+    def numeric_columns(self) -> list[str]:
+        return [c for c in self.columns if self.kind(c) == "number"]
+
+    def sortable(self) -> list[str]:
+        first = [c for c in (C.PICK_RANK, C.KEY, COMMIT_VERSION) if c in self.columns]
+        return first + [c for c in self.numeric_columns() if c not in first]
+
+    # -------------------------------------------------------------- scope -> SQL
+    def where(self, scope: Scope) -> str:
+        parts: list[str] = []
+        if scope.tag:
+            names = {t["name"]: t for t in self.tags()}
+            if scope.tag not in names:
+                raise LookupError(f"Datapool {self.spec.name!r} has no tag {scope.tag!r} at version {self.version}.")
+            has = f"array_has({quote_ident(C.TAGS)}, {quote_literal(scope.tag)})"
+            # Run tags and initial-tag sit only on selected rows: the partition prunes every other file.
+            parts.append(f"{quote_ident(C.SELECTED)} AND {has}" if names[scope.tag]["kind"] != "hand" else has)
+        if scope.run:
+            parts.append(f"{quote_ident(COMMIT_VERSION)} = {self.run_version(scope.run)}")
+        f = scope.filters
+        for bounds, op in ((f.lo, ">="), (f.hi, "<=")):
+            for col, value in bounds.items():
+                if self.kind(col) != "number":
+                    raise QueryError(f"Cannot filter on {col!r}: not a numeric column of this datapool version.")
+                parts.append(f"{quote_ident(col)} {op} {float(value)!r}")
+        for col, values in f.values.items():
+            kind = self.kind(col)
+            if kind is None:
+                raise QueryError(f"Cannot filter on {col!r}: not a column of this datapool version.")
+            typ = self.schema.field(col).type
+            if pa.types.is_boolean(typ):
+                wanted = {v.lower() for v in values}
+                bad = wanted - {"true", "false"}
+                if bad:
+                    raise QueryError(f"{col!r} is true or false, not {sorted(bad)}.")
+                parts.append(" OR ".join(
+                    f"{quote_ident(col)}" if v == "true" else f"NOT {quote_ident(col)}" for v in sorted(wanted)
+                ).join("()"))
+            elif kind == "number":
+                try:
+                    nums = [float(v) for v in values]
+                except ValueError:
+                    raise QueryError(f"{col!r} is numeric; values {values!r} are not numbers.") from None
+                parts.append(f"{quote_ident(col)} IN ({', '.join(repr(n) for n in nums)})")
+            else:
+                parts.append(f"{quote_ident(col)} IN ({', '.join(quote_literal(v) for v in values)})")
+        return ("WHERE " + " AND ".join(f"({p})" for p in parts)) if parts else ""
+
+    def sql(self, text: str) -> pa.Table:
+        return query(self.table, text)
+
+    def count(self, scope: Scope) -> int:
+        return int(self.sql(f"SELECT COUNT(*) AS n FROM pool {self.where(scope)}").column("n")[0].as_py())
+
+    # -------------------------------------------------------------- grid
+    def grid(self, scope: Scope, *, sort: str | None, descending: bool, offset: int, limit: int) -> dict[str, Any]:
+        """One page of the scope: ``{total, sort, descending, items: [{sample_id, key, pick_rank, selected, status,
+        commit_version, value}]}`` in the sort order (nulls last, then sample id)."""
+        sort = sort or (C.PICK_RANK if (scope.tag or scope.run) and C.PICK_RANK in self.columns else C.KEY)
+        if sort not in self.sortable():
+            raise QueryError(f"Cannot sort by {sort!r}; sortable columns: {self.sortable()}.")
+        where = self.where(scope)
+        wanted = [c for c in (C.SAMPLE_ID, C.KEY, C.PICK_RANK, C.SELECTED, C.STATUS, COMMIT_VERSION) if c in self.columns]
+        cols = ", ".join(quote_ident(c) for c in dict.fromkeys([*wanted, sort]))
+        direction = "DESC" if descending else "ASC"
+        rows = self.sql(
+            f"SELECT {cols} FROM pool {where} ORDER BY {quote_ident(sort)} {direction} NULLS LAST, "
+            f"{quote_ident(C.SAMPLE_ID)} LIMIT {int(limit)} OFFSET {int(offset)}"
+        ).to_pylist()
+        total = self.count(scope)
+        items = [{**{c: r.get(c) for c in wanted}, "value": r.get(sort)} for r in rows]
+        return {"total": total, "sort": sort, "descending": descending, "offset": offset, "limit": limit, "items": items}
+
+    # -------------------------------------------------------------- facets
+    def facets(self) -> dict[str, Any]:
+        """Per filterable column of this version: numbers ``{kind, min, max, nulls}``, categories ``{kind,
+        values: [[value, count], ...]}`` (at most :data:`MAX_CATEGORIES` values; more: not a category)."""
+        return dict(_cached(_facet_cache, (self.spec.uri, self.version), self._facets))
+
+    def _facets(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        numeric = self.numeric_columns()
+        if numeric:
+            exprs = []
+            for i, c in enumerate(numeric):
+                q = quote_ident(c)
+                exprs += [f"MIN({q}) AS mn{i}", f"MAX({q}) AS mx{i}", f"COUNT({q}) AS n{i}"]
+            row = self.sql(f"SELECT COUNT(*) AS total, {', '.join(exprs)} FROM pool").to_pylist()[0]
+            for i, c in enumerate(numeric):
+                mn, mx = row[f"mn{i}"], row[f"mx{i}"]
+                if mn is None or (isinstance(mn, float) and not math.isfinite(mn)):
+                    continue
+                out[c] = {"kind": "number", "min": mn, "max": mx, "nulls": row["total"] - row[f"n{i}"]}
+        for c in self.columns:
+            if self.kind(c) != "category" or c in (C.KEY, C.SAMPLE_ID, C.ETAG, C.CONTENT_HASH, C.DUPLICATE_OF):
+                continue
+            q = quote_ident(c)
+            counts = self.sql(
+                f"SELECT {q} AS v, COUNT(*) AS n FROM pool GROUP BY {q} ORDER BY n DESC LIMIT {MAX_CATEGORIES + 1}"
+            ).to_pylist()
+            if len(counts) <= MAX_CATEGORIES:
+                out[c] = {"kind": "category", "values": [[_text(r["v"]), r["n"]] for r in counts]}
+        return out
+
+    # -------------------------------------------------------------- one sample
+    def sample(self, sample_id: str) -> list[dict[str, Any]]:
+        """Every row of the sample in this version (one per run that processed this content), newest first;
+        the embedding as its dimension and norm."""
+        cols = [c for c in self.columns if c != C.EMBEDDING]
+        rows = self.sql(
+            f"SELECT {', '.join(quote_ident(c) for c in cols)}"
+            + (f", {quote_ident(C.EMBEDDING)}" if C.EMBEDDING in self.columns else "")
+            + f" FROM pool WHERE {quote_ident(C.SAMPLE_ID)} = {quote_literal(sample_id)} "
+            f"ORDER BY {quote_ident(COMMIT_VERSION)} DESC"
+        ).to_pylist()
+        for r in rows:
+            emb = r.pop(C.EMBEDDING, None)
+            if emb is not None:
+                v = np.asarray(emb, dtype=np.float64)
+                r["embedding"] = f"{len(v)} dimensions, norm {float(np.linalg.norm(v)):.4f}"
+        return rows
+
+    def neighbours_in_pick_order(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """The samples its run picked just before and after it (for "why was it picked")."""
+        rank, version = row.get(C.PICK_RANK), row.get(COMMIT_VERSION)
+        if rank is None or version is None:
+            return {}
+        got = self.sql(
+            f"SELECT {quote_ident(C.SAMPLE_ID)}, {quote_ident(C.KEY)}, {quote_ident(C.PICK_RANK)} FROM pool "
+            f"WHERE {quote_ident(COMMIT_VERSION)} = {int(version)} AND {quote_ident(C.PICK_RANK)} IN "
+            f"({int(rank) - 1}, {int(rank) + 1})"
+        ).to_pylist()
+        return {("before" if r[C.PICK_RANK] < rank else "after"): r for r in got}
+
+    # -------------------------------------------------------------- map
+    def map(self, scope: Scope, *, color: str | None, max_points: int = MAP_POINTS) -> dict[str, Any]:
+        """The embedding map of the scope, small enough for the browser at any pool size.
+
+        Every point of the scope is binned into a :data:`MAP_BINS` grid (the density layer); at most
+        ``max_points`` of them are sent as points, chosen by their sample id (a hash: a uniform, deterministic
+        sample that is the same in every version), each with its colour value.
+        """
+        if C.LAYOUT_X not in self.columns:
+            return {"total": 0, "shown": 0, "points": None, "reason": "no stored map layout in this version "
+                    "(the runs that committed it predate the map, or their embeddings were missing)"}
+        where = self.where(scope)
+        has_xy = f"{quote_ident(C.LAYOUT_X)} IS NOT NULL"
+        where = f"{where} AND {has_xy}" if where else f"WHERE {has_xy}"
+        xy = self.sql(f"SELECT {quote_ident(C.LAYOUT_X)} AS x, {quote_ident(C.LAYOUT_Y)} AS y FROM pool {where}")
+        total = xy.num_rows
+        if total == 0:
+            return {"total": 0, "shown": 0, "points": None, "reason": "no sample of this scope has a map position"}
+        x = xy.column("x").to_numpy(zero_copy_only=False).astype(np.float64)
+        y = xy.column("y").to_numpy(zero_copy_only=False).astype(np.float64)
+        x0, x1, y0, y1 = float(x.min()), float(x.max()), float(y.min()), float(y.max())
+        pad_x, pad_y = (x1 - x0) * 0.02 or 1.0, (y1 - y0) * 0.02 or 1.0
+        bounds = [x0 - pad_x, x1 + pad_x, y0 - pad_y, y1 + pad_y]
+        density, _, _ = np.histogram2d(x, y, bins=MAP_BINS, range=[bounds[:2], bounds[2:]])
+        color_expr, legend_kind = self._color_expr(color)
+        fraction = min(1.0, max_points / total)
+        sample_where = where
+        if fraction < 1.0:
+            # sample ids are hex digests: those below a threshold are a uniform sample of the given size.
+            threshold = f"{int(fraction * 16**8):08x}"
+            sample_where = f"{where} AND {quote_ident(C.SAMPLE_ID)} < {quote_literal(threshold)}"
+        pts = self.sql(
+            f"SELECT {quote_ident(C.SAMPLE_ID)} AS id, {quote_ident(C.LAYOUT_X)} AS x, {quote_ident(C.LAYOUT_Y)} AS y, "
+            f"{color_expr} AS c FROM pool {sample_where} ORDER BY {quote_ident(C.SAMPLE_ID)} LIMIT {int(max_points)}"
+        )
+        values = pts.column("c").to_pylist()
+        legend: list[Any]
+        if legend_kind == "number":
+            finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+            lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+            span = (hi - lo) or 1.0
+            codes = [-1 if not (isinstance(v, (int, float)) and math.isfinite(v)) else round((v - lo) / span * 255)
+                     for v in values]
+            legend = [lo, hi]
+        else:
+            names: dict[str, int] = {}
+            counts: dict[str, int] = {}
+            for v in values:
+                key = _text(v)
+                counts[key] = counts.get(key, 0) + 1
+            ordered = sorted(counts, key=lambda k: -counts[k])
+            for i, k in enumerate(ordered[:11]):
+                names[k] = i
+            other = len(names)
+            codes = [names.get(_text(v), other) for v in values]
+            legend = [[k, counts[k]] for k in ordered[:11]]
+            if len(ordered) > 11:
+                legend.append(["other", sum(counts[k] for k in ordered[11:])])
+        return {
+            "total": total, "shown": pts.num_rows, "bounds": bounds, "bins": MAP_BINS,
+            "density": density.T.astype(np.int64).ravel().tolist(),
+            "color": color or "selected", "legend_kind": legend_kind, "legend": legend,
+            "points": {
+                "id": pts.column("id").to_pylist(),
+                "x": [round(float(v), 5) for v in pts.column("x").to_numpy(zero_copy_only=False)],
+                "y": [round(float(v), 5) for v in pts.column("y").to_numpy(zero_copy_only=False)],
+                "c": codes,
+            },
+        }
+
+    def _color_expr(self, color: str | None) -> tuple[str, str]:
+        if not color or color == "selected":
+            return f"CASE WHEN {quote_ident(C.SELECTED)} THEN 'selected' ELSE 'not selected' END", "category"
+        if color == "run":
+            return f"CAST({quote_ident(C.RUN_ID)} AS VARCHAR)", "category"
+        if color.startswith("tag:"):
+            name = color[4:]
+            if name not in {t["name"] for t in self.tags()}:
+                raise QueryError(f"No tag {name!r} to colour by.")
+            return (f"CASE WHEN array_has({quote_ident(C.TAGS)}, {quote_literal(name)}) THEN {quote_literal(name)} "
+                    "ELSE 'not in tag' END"), "category"
+        kind = self.kind(color)
+        if kind is None:
+            raise QueryError(f"Cannot colour by {color!r}: not a column of this datapool version.")
+        if kind == "number" and color not in (COMMIT_VERSION,):
+            return f"CAST({quote_ident(color)} AS DOUBLE)", "number"
+        return f"CAST({quote_ident(color)} AS VARCHAR)", "category"
+
+    def in_polygon(self, scope: Scope, polygon: list[tuple[float, float]]) -> pa.Table:
+        """``sample_id, commit_version`` of every row of the scope inside the polygon (map coordinates) — all of
+        them, not only the points the map drew."""
+        if C.LAYOUT_X not in self.columns:
+            raise QueryError("This datapool version has no map layout to select from.")
+        if len(polygon) < 3:
+            raise QueryError("A selection needs at least three corners.")
+        where = self.where(scope)
+        xs_, ys_ = [p[0] for p in polygon], [p[1] for p in polygon]
+        box = (f"{quote_ident(C.LAYOUT_X)} BETWEEN {min(xs_)!r} AND {max(xs_)!r} AND "
+               f"{quote_ident(C.LAYOUT_Y)} BETWEEN {min(ys_)!r} AND {max(ys_)!r}")
+        where = f"{where} AND {box}" if where else f"WHERE {box}"
+        rows = self.sql(
+            f"SELECT {quote_ident(C.SAMPLE_ID)}, {quote_ident(COMMIT_VERSION)}, {quote_ident(C.LAYOUT_X)} AS x, "
+            f"{quote_ident(C.LAYOUT_Y)} AS y FROM pool {where}"
+        )
+        inside = points_in_polygon(
+            rows.column("x").to_numpy(zero_copy_only=False), rows.column("y").to_numpy(zero_copy_only=False), polygon
+        )
+        return rows.select([C.SAMPLE_ID, COMMIT_VERSION]).filter(pa.array(inside))
+
+    def members(self, scope: Scope) -> pa.Table:
+        """``sample_id, commit_version`` of every row of the scope."""
+        return self.sql(
+            f"SELECT {quote_ident(C.SAMPLE_ID)}, {quote_ident(COMMIT_VERSION)} FROM pool {self.where(scope)}"
+        )
+
+    # -------------------------------------------------------------- export and compare
+    def export_rows(self, scope: Scope, *, limit: int | None = None) -> pa.Table:
+        """The scope's rows for a download: identity, status, pick rank and every metadata/score column (no
+        embeddings, no lists), in pick order then key."""
+        cols = [c for c in self.columns if c not in HIDDEN and not pa.types.is_nested(self.schema.field(c).type)]
+        order = f"{quote_ident(C.PICK_RANK)} NULLS LAST, {quote_ident(C.KEY)}" if C.PICK_RANK in self.columns else quote_ident(C.KEY)
+        text = f"SELECT {', '.join(quote_ident(c) for c in cols)} FROM pool {self.where(scope)} ORDER BY {order}"
+        if limit is not None:
+            text += f" LIMIT {int(limit)}"
+        return self.sql(text)
+
+    def compare(self, tags: list[str], column: str | None) -> dict[str, Any]:
+        """Overlap counts of two or more tags and one column's distribution in each, side by side."""
+        if not 2 <= len(tags) <= 4:
+            raise QueryError("Compare two to four tags.")
+        scopes = [Scope(version=self.version, tag=t) for t in tags]
+        sets = []
+        for s in scopes:
+            ids = self.members(s).column(C.SAMPLE_ID)
+            sets.append(set(ids.to_pylist()))
+        overlap = [[len(a & b) for b in sets] for a in sets]
+        out: dict[str, Any] = {"tags": tags, "sizes": [len(s) for s in sets], "overlap": overlap,
+                               "all": len(set.intersection(*sets)), "any": len(set.union(*sets))}
+        if column:
+            kind = self.kind(column)
+            if kind is None:
+                raise QueryError(f"Cannot compare {column!r}: not a column of this datapool version.")
+            out["column"], out["kind"] = column, kind
+            q = quote_ident(column)
+            if kind == "number":
+                facet = self.facets().get(column, {})
+                lo, hi = facet.get("min"), facet.get("max")
+                if lo is None:
+                    out["bins"], out["series"] = [], []
+                else:
+                    edges = robust_edges(self, column, lo, hi)
+                    out["bins"] = edges
+                    out["series"] = []
+                    for s in scopes:
+                        vals = self.sql(f"SELECT {q} AS v FROM pool {self.where(s)}").column("v")
+                        arr = vals.to_numpy(zero_copy_only=False).astype(np.float64)
+                        arr = np.clip(arr[np.isfinite(arr)], edges[0], edges[-1])
+                        hist, _ = np.histogram(arr, bins=edges)
+                        out["series"].append(hist.tolist())
+            else:
+                out["series"] = []
+                keys: dict[str, None] = {}
+                per = []
+                for s in scopes:
+                    got = self.sql(f"SELECT CAST({q} AS VARCHAR) AS v, COUNT(*) AS n FROM pool {self.where(s)} "
+                                   f"GROUP BY CAST({q} AS VARCHAR) ORDER BY n DESC LIMIT 30").to_pylist()
+                    per.append({_text(r["v"]): r["n"] for r in got})
+                    keys.update(dict.fromkeys(_text(r["v"]) for r in got))
+                out["bins"] = list(keys)[:30]
+                out["series"] = [[p.get(k, 0) for k in out["bins"]] for p in per]
+        return out
+
+
+def robust_edges(view: View, column: str, lo: float, hi: float, bins: int = 20) -> list[float]:
+    """Histogram edges between the 1st and 99th percentile (outliers are clipped into the end bins)."""
+    q = quote_ident(column)
+    try:
+        got = view.sql(
+            f"SELECT approx_percentile_cont({q}, 0.01) AS a, approx_percentile_cont({q}, 0.99) AS b FROM pool"
+        ).to_pylist()[0]
+        a, b = float(got["a"]), float(got["b"])
+    except Exception:  # noqa: BLE001 - an engine without the function: plain range
+        a, b = float(lo), float(hi)
+    if not (math.isfinite(a) and math.isfinite(b)) or b <= a:
+        a, b = float(lo), float(hi) if float(hi) > float(lo) else float(lo) + 1.0
+    return [float(v) for v in np.linspace(a, b, bins + 1)]
+
+
+def points_in_polygon(x: np.ndarray, y: np.ndarray, polygon: list[tuple[float, float]]) -> np.ndarray:
+    """Even-odd rule, vectorised over the points."""
+    inside = np.zeros(len(x), dtype=bool)
+    n = len(polygon)
+    for i in range(n):
+        xi, yi = polygon[i]
+        xj, yj = polygon[(i - 1) % n]
+        crosses = (yi > y) != (yj > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            at = (xj - xi) * (y - yi) / (yj - yi) + xi
+        inside ^= crosses & (x < at)
+    return inside
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def column_group(name: str) -> str:
+    """Where a column shows on the sample page."""
+    if name.startswith(C.METADATA_PREFIX):
+        return "Metadata"
+    if name.startswith(C.SCORES_PREFIX):
+        return "Scores"
+    if name.startswith(C.PREDICTIONS_PREFIX):
+        return "Predictions"
+    if name.startswith(("selection.", "objective.", "pick.")):
+        return "Why it was picked"
+    return "Sample"
+

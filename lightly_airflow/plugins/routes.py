@@ -1,0 +1,374 @@
+"""The curation routes of the plugin app: grid, sample, thumbnails, images, map, compare, export, tagging.
+
+Relative to the mount point (``/lightly``); every one sits behind the app's Airflow authentication, and making a
+tag also needs Airflow's "create asset events" permission (:data:`~lightly_airflow.plugins.app.CAN_TAG`).
+
+HTML: ``GET /pools/{pool}/samples`` (grid + filters), ``GET /pools/{pool}/samples/{sample_id}``,
+``GET /pools/{pool}/map``, ``GET /pools/{pool}/compare``, ``POST /pools/{pool}/tags`` (303 to the new tag).
+Files: ``GET /pools/{pool}/thumbnails/{sample_id}``, ``GET /pools/{pool}/samples/{sample_id}/image``,
+``GET /pools/{pool}/export?format=list|csv|label-studio|coco&<scope>``, ``GET /static/{theme.js,map.js}``.
+JSON: ``GET /api/pools/{pool}/samples``, ``/api/pools/{pool}/samples/{sample_id}``, ``/api/pools/{pool}/map``,
+``/api/pools/{pool}/facets``, ``/api/pools/{pool}/compare``; ``POST /api/pools/{pool}/tags``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from lightly_airflow import columns as C
+from lightly_airflow.plugins import app as A
+from lightly_airflow.plugins import data as D
+from lightly_airflow.plugins import pages as P
+from lightly_airflow.plugins.config import PoolSpec
+from lightly_airflow.plugins.media import PLACEHOLDER_SVG, MediaError
+from lightly_airflow.plugins.query import QueryError, Scope, View, parse_scope
+
+log = logging.getLogger(__name__)
+
+STATIC_FILES = {"theme.js": "text/javascript; charset=utf-8", "map.js": "text/javascript; charset=utf-8"}
+SAMPLE_ID = re.compile(r"^[0-9a-f]{32}(-f[0-9]{1,9})?$")
+#: Rows one export may hold (list and CSV); Label Studio and COCO read prediction files, so fewer.
+MAX_EXPORT_ROWS = 1_000_000
+MAX_RICH_EXPORT_ROWS = 20_000
+GRID_PAGE = 60
+
+
+class ForbiddenError(PermissionError):
+    """A request that must not change anything (another site's form)."""
+
+
+def _static(request: Request) -> str:
+    return f"{A._root(request)}/static"
+
+
+def _check_sample_id(sid: str) -> str:
+    if not SAMPLE_ID.match(sid):
+        raise D.NotFoundError("No such sample.")
+    return sid
+
+
+def _view(spec: PoolSpec, version: int | None) -> View:
+    return View(spec, version, D.credentials(spec))
+
+
+def _scope(request: Request) -> Scope:
+    reserved = {"sort", "order", "offset", "limit", "color", "format", "name", "polygon", "column", "theme"}
+    return parse_scope((k, v) for k, v in request.query_params.multi_items() if k not in reserved)
+
+
+def _source_credentials(spec: PoolSpec) -> Any:
+    from lightly_airflow.operators.base import credentials_for
+
+    return credentials_for(spec.source_conn_id)
+
+
+def _same_origin(request: Request) -> None:
+    """Refuse a state-changing request sent by another site's page (the auth cookie would ride along)."""
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if not origin:
+        return
+    host = request.headers.get("x-forwarded-host") or request.headers.get("host") or ""
+    if urlsplit(origin).netloc != host:
+        raise ForbiddenError(f"Refused: the request came from {urlsplit(origin).netloc or 'elsewhere'}, not from {host}.")
+
+
+def _sample_extra(view: View, spec: PoolSpec, row: dict[str, Any]) -> dict[str, Any]:
+    from lightly_airflow.plugins.media import image_size, read_predictions
+
+    extra: dict[str, Any] = {}
+    version = row.get("commit_version")
+    extra["run"] = next((e for e in view.history() if e["version"] == version), {})
+    try:
+        extra["neighbours"] = view.neighbours_in_pick_order(row)
+    except Exception as exc:  # noqa: BLE001 - the page still shows the sample
+        log.warning("Pick neighbours of %s: %s", row.get(C.SAMPLE_ID), exc)
+    source = view.datasource_of(version)
+    if source:
+        creds = _source_credentials(spec)
+        try:
+            boxes = read_predictions(source, row.get(C.KEY) or "", creds)
+            if boxes:
+                extra["boxes"] = boxes
+                extra["size"] = image_size(source, row.get(C.KEY) or "", creds)
+                if extra["size"] is None:
+                    extra["predictions_error"] = "the image's size could not be read, so its boxes are not drawn"
+        except MediaError as exc:
+            extra["predictions_error"] = str(exc)
+    return extra
+
+
+def _sample_rows(view: View, sid: str) -> list[dict[str, Any]]:
+    rows = view.sample(sid)
+    if not rows:
+        raise D.NotFoundError(f"Datapool {view.spec.name!r} has no sample {sid!r} at version {view.version}.")
+    return rows
+
+
+def _export(view: View, spec: PoolSpec, scope: Scope, fmt: str) -> tuple[bytes, str, str]:
+    from lightly_airflow.datapool.export import ROW_FORMATS, export_rows
+    from lightly_airflow.plugins.media import read_predictions
+    from lightly_airflow.storage import join_uri
+
+    if fmt not in ROW_FORMATS:
+        raise QueryError(f"Unknown export format {fmt!r}; use one of {sorted(ROW_FORMATS)}.")
+    total = view.count(scope)
+    limit = MAX_RICH_EXPORT_ROWS if fmt in ("label-studio", "coco") else MAX_EXPORT_ROWS
+    if total > limit:
+        raise QueryError(f"{total} samples match; a {fmt} export holds at most {limit}. Narrow the filter or tag.")
+    rows = view.export_rows(scope)
+    sources = {e["version"]: e.get("datasource_uri") for e in view.history()}
+    creds = _source_credentials(spec) if fmt == "coco" else None
+
+    def uri_of(r: dict[str, Any]) -> str:
+        root = sources.get(r.get("commit_version"))
+        return join_uri(root, r[C.KEY]) if root else str(r[C.KEY])
+
+    def predictions_of(r: dict[str, Any]) -> list[dict[str, Any]]:
+        root = sources.get(r.get("commit_version"))
+        if not root:
+            return []
+        try:
+            return read_predictions(root, r[C.KEY], creds)
+        except MediaError:
+            return []
+
+    name = scope.tag or scope.run or "filter"
+    payload = export_rows(rows, fmt=fmt, uri_of=uri_of, predictions_of=predictions_of if fmt == "coco" else None,
+                          name=f"{spec.name}: {P.scope_text(view, scope)}")
+    ext, content_type = ROW_FORMATS[fmt]
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{spec.name}-{name}-v{view.version}")[:100]
+    return payload, content_type, f"{safe}.{'coco.' if fmt == 'coco' else ''}{ext}"
+
+
+def _make_tag(view: View, spec: PoolSpec, scope: Scope, name: str, polygon: str | None, user: Any) -> dict[str, Any]:
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.datapool.tagging import create_tag
+
+    if polygon:
+        try:
+            points = [(float(p[0]), float(p[1])) for p in json.loads(polygon)]
+        except (ValueError, TypeError, IndexError, KeyError):
+            raise QueryError("The selection is not a list of [x, y] corners.") from None
+        members = view.in_polygon(scope, points)
+        source: dict[str, Any] = {"from": "map selection", "polygon": points[:200]}
+    else:
+        members = view.members(scope)
+        source = {"from": "filter"}
+    source.update({"scope": scope.to_dict(), "version": view.version})
+    made_by = None
+    if user is not None:
+        made_by = str(getattr(user, "get_name", lambda: None)() or "") or None
+    return create_tag(Datapool(spec.uri, D.credentials(spec)), name, members, made_by=made_by, source=source)
+
+
+def add_curation_routes(app: FastAPI) -> None:
+    """Add the curation routes and their error answers to the plugin app."""
+
+    @app.exception_handler(QueryError)
+    async def _bad_query(request: Request, exc: QueryError) -> Response:
+        return A._error(request, 400, "Bad request", str(exc))
+
+    @app.exception_handler(MediaError)
+    async def _no_media(request: Request, exc: MediaError) -> Response:
+        return A._error(request, 404, "Not found", str(exc))
+
+    @app.exception_handler(LookupError)
+    async def _lookup(request: Request, exc: LookupError) -> Response:
+        return A._error(request, 404, "Not found", str(exc))
+
+    @app.exception_handler(ForbiddenError)
+    async def _forbidden(request: Request, exc: ForbiddenError) -> Response:
+        return A._error(request, 403, "Forbidden", str(exc))
+
+    from lightly_airflow.datapool.errors import DatapoolError
+
+    @app.exception_handler(DatapoolError)
+    async def _datapool(request: Request, exc: DatapoolError) -> Response:
+        return A._error(request, 409 if type(exc).__name__ == "TagExistsError" else 400, "Not done", str(exc))
+
+    # -------------------------------------------------------------- static
+    @app.get("/static/{name}")
+    def static_file(name: str) -> Response:
+        if name not in STATIC_FILES:
+            raise D.NotFoundError("No such file.")
+        body = resources.files("lightly_airflow.plugins").joinpath("static", name).read_bytes()
+        headers = {**A.SECURITY_HEADERS, "Cache-Control": "private, max-age=300"}
+        return Response(body, media_type=STATIC_FILES[name], headers=headers)
+
+    # -------------------------------------------------------------- grid
+    def grid_data(request: Request, pool: str, sort: str | None, order: str, offset: int, limit: int) -> tuple[View, Scope, dict[str, Any]]:
+        spec = A._pool(pool)
+        scope = _scope(request)
+        view = _view(spec, scope.version)
+        scope.version = view.version
+        page = view.grid(scope, sort=sort or None, descending=order == "desc", offset=offset, limit=limit)
+        return view, scope, page
+
+    @app.get("/pools/{pool}/samples", response_class=HTMLResponse)
+    def samples_page(
+        request: Request, pool: str, sort: str | None = None, order: str = Query("asc", pattern="^(asc|desc)$"),
+        offset: int = Query(0, ge=0), limit: int = Query(GRID_PAGE, ge=1, le=A.MAX_PAGE_SIZE),
+    ) -> HTMLResponse:
+        view, scope, page = grid_data(request, pool, sort, order, offset, limit)
+        return A._html(P.grid_page(A._root(request), pool, view, scope, page, _static(request)))
+
+    @app.get("/api/pools/{pool}/samples")
+    def api_samples(
+        request: Request, pool: str, sort: str | None = None, order: str = Query("asc", pattern="^(asc|desc)$"),
+        offset: int = Query(0, ge=0), limit: int = Query(A.DEFAULT_PAGE_SIZE, ge=1, le=A.MAX_PAGE_SIZE),
+    ) -> dict[str, Any]:
+        view, scope, page = grid_data(request, pool, sort, order, offset, limit)
+        root = A._root(request)
+        for item in page["items"]:
+            sid = item.get(C.SAMPLE_ID) or ""
+            item["thumbnail_url"] = P.pool_url(root, pool, "thumbnails", sid)
+            item["url"] = P.pool_url(root, pool, "samples", sid)
+        return {"datapool": pool, "version": view.version, "scope": scope.to_dict(), **D._jsonable(page)}
+
+    @app.get("/api/pools/{pool}/facets")
+    def api_facets(request: Request, pool: str) -> dict[str, Any]:
+        scope = _scope(request)
+        view = _view(A._pool(pool), scope.version)
+        return {"datapool": pool, "version": view.version, "facets": D._jsonable(view.facets())}
+
+    # -------------------------------------------------------------- one sample
+    @app.get("/pools/{pool}/samples/{sample_id}", response_class=HTMLResponse)
+    def sample_page(request: Request, pool: str, sample_id: str, version: int | None = Query(None, ge=0)) -> HTMLResponse:
+        sid = _check_sample_id(sample_id)
+        spec = A._pool(pool)
+        view = _view(spec, version)
+        rows = _sample_rows(view, sid)
+        extra = _sample_extra(view, spec, rows[0])
+        return A._html(P.sample_page(A._root(request), pool, view, sid, rows, extra, _static(request)))
+
+    @app.get("/api/pools/{pool}/samples/{sample_id}")
+    def api_sample(pool: str, sample_id: str, version: int | None = Query(None, ge=0)) -> dict[str, Any]:
+        sid = _check_sample_id(sample_id)
+        spec = A._pool(pool)
+        view = _view(spec, version)
+        rows = _sample_rows(view, sid)
+        extra = _sample_extra(view, spec, rows[0])
+        return D._jsonable({
+            "datapool": pool, "version": view.version, "sample_id": sid, "rows": rows,
+            "boxes": extra.get("boxes", []), "image_size": extra.get("size"),
+            "neighbours": extra.get("neighbours", {}),
+        })
+
+    @app.get("/pools/{pool}/samples/{sample_id}/image")
+    def sample_image(pool: str, sample_id: str, version: int | None = Query(None, ge=0)) -> Response:
+        from lightly_airflow.plugins.media import read_image
+
+        sid = _check_sample_id(sample_id)
+        spec = A._pool(pool)
+        view = _view(spec, version)
+        row = _sample_rows(view, sid)[0]
+        source = view.datasource_of(row.get("commit_version"))
+        if not source:
+            raise MediaError("The run that committed this sample recorded no datasource, so its image cannot be shown.")
+        data, content_type, _ = read_image(source, row.get(C.KEY) or "", _source_credentials(spec))
+        return Response(data, media_type=content_type, headers={**A.SECURITY_HEADERS, "Cache-Control": "private, max-age=300"})
+
+    @app.get("/pools/{pool}/thumbnails/{sample_id}")
+    def thumbnail(pool: str, sample_id: str) -> Response:
+        from lightly_airflow.thumbnails import CONTENT_TYPE, read_thumbnail
+
+        sid = _check_sample_id(sample_id)
+        spec = A._pool(pool)
+        data = read_thumbnail(spec.uri, sid, D.credentials(spec))
+        headers = {**A.SECURITY_HEADERS, "Cache-Control": "private, max-age=3600"}
+        if data is None:
+            return Response(PLACEHOLDER_SVG, media_type="image/svg+xml",
+                            headers={**headers, "X-Lightly-Thumbnail": "missing", "Cache-Control": "private, no-cache"})
+        return Response(data, media_type=CONTENT_TYPE, headers=headers)
+
+    # -------------------------------------------------------------- map
+    @app.get("/pools/{pool}/map", response_class=HTMLResponse)
+    def map_page(request: Request, pool: str, color: str = "selected") -> HTMLResponse:
+        scope = _scope(request)
+        view = _view(A._pool(pool), scope.version)
+        scope.version = view.version
+        return A._html(P.map_page(A._root(request), pool, view, scope, color, _static(request)))
+
+    @app.get("/api/pools/{pool}/map")
+    def api_map(request: Request, pool: str, color: str = "selected",
+                max_points: int = Query(20_000, ge=100, le=100_000)) -> Response:
+        scope = _scope(request)
+        view = _view(A._pool(pool), scope.version)
+        out = view.map(scope, color=color, max_points=max_points)
+        out.update({"datapool": pool, "version": view.version})
+        return JSONResponse(out, headers={"Cache-Control": "private, no-cache"})
+
+    # -------------------------------------------------------------- compare
+    @app.get("/pools/{pool}/compare", response_class=HTMLResponse)
+    def compare_page(request: Request, pool: str, version: int | None = Query(None, ge=0),
+                     tag: list[str] = Query([]), column: str | None = None) -> HTMLResponse:
+        view = _view(A._pool(pool), version)
+        chosen = [t for t in tag if t]
+        result = view.compare(chosen, column or None) if len(chosen) >= 2 else None
+        return A._html(P.compare_page(A._root(request), pool, view, chosen, column, result, _static(request)))
+
+    @app.get("/api/pools/{pool}/compare")
+    def api_compare(pool: str, version: int | None = Query(None, ge=0), tag: list[str] = Query([]),
+                    column: str | None = None) -> dict[str, Any]:
+        view = _view(A._pool(pool), version)
+        return {"datapool": pool, "version": view.version, **D._jsonable(view.compare([t for t in tag if t], column))}
+
+    # -------------------------------------------------------------- export
+    @app.get("/pools/{pool}/export")
+    def export(request: Request, pool: str, format: str = "csv") -> Response:  # noqa: A002 - the query name
+        spec = A._pool(pool)
+        scope = _scope(request)
+        view = _view(spec, scope.version)
+        scope.version = view.version
+        payload, content_type, filename = _export(view, spec, scope, format)
+        headers = {**A.SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{filename}"'}
+        return Response(payload, media_type=content_type, headers=headers)
+
+    # -------------------------------------------------------------- tagging
+    @app.post("/pools/{pool}/tags", dependencies=[Depends(A.CAN_TAG)])
+    async def make_tag(request: Request, pool: str, user: Any = Depends(A.CURRENT_USER)) -> Response:
+        _same_origin(request)
+        form = await request.form()
+        params = [(k, str(v)) for k, v in form.multi_items() if k not in ("name", "polygon")]
+        scope = parse_scope(params)
+        spec = A._pool(pool)
+        view = _view(spec, scope.version)
+        name = str(form.get("name") or "").strip()
+        polygon = str(form.get("polygon") or "") or None
+        done = _make_tag(view, spec, scope, name, polygon, user)
+        target = P.pool_url(A._root(request), pool, "samples") + P.qs([("tag", done["tag"])])
+        return RedirectResponse(target, status_code=303)
+
+    @app.post("/api/pools/{pool}/tags", dependencies=[Depends(A.CAN_TAG)])
+    async def api_make_tag(request: Request, pool: str, user: Any = Depends(A.CURRENT_USER)) -> dict[str, Any]:
+        _same_origin(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            raise QueryError("Send a JSON object: {name, scope: {version, tag, run, lo, hi, in}, polygon}.") from None
+        if not isinstance(body, dict):
+            raise QueryError("Send a JSON object: {name, scope: {...}, polygon}.")
+        raw = body.get("scope") or {}
+        params: list[tuple[str, str]] = []
+        for k in ("version", "tag", "run"):
+            if raw.get(k) is not None:
+                params.append((k, str(raw[k])))
+        for k, v in (raw.get("lo") or {}).items():
+            params.append((f"lo.{k}", str(v)))
+        for k, v in (raw.get("hi") or {}).items():
+            params.append((f"hi.{k}", str(v)))
+        for k, vs in (raw.get("in") or {}).items():
+            params += [(f"in.{k}", str(v)) for v in (vs if isinstance(vs, list) else [vs])]
+        scope = parse_scope(params)
+        spec = A._pool(pool)
+        view = _view(spec, scope.version)
+        polygon = json.dumps(body["polygon"]) if body.get("polygon") else None
+        return _make_tag(view, spec, scope, str(body.get("name") or ""), polygon, user)

@@ -1,0 +1,329 @@
+"""The curation pages on a real datapool: grid, filters, sample page, thumbnails, images, map, tags, compare, export.
+
+Airflow's auth checks are overridden here (``client``); ``test_auth.py`` keeps them real for every route.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+from PIL import Image
+
+from lightly_airflow import columns as C
+from lightly_airflow.datapool import Datapool, sample_id
+from lightly_airflow.plugins.config import PoolSpec
+from lightly_airflow.plugins.media import MediaError, safe_key
+from lightly_airflow.plugins.query import Scope, View, parse_scope, points_in_polygon
+
+from .conftest import EVIL_KEY, EVIL_NOTE, RUN_1, RUN_2, PoolFixture
+from .test_app import links
+
+LUM = C.lightly_metadata_column("luminance")
+
+
+def _all(pool: PoolFixture):
+    return Datapool(pool.uri).read()
+
+
+def _ids(client, url: str) -> list[str]:
+    return [i["sample_id"] for i in client.get(url).json()["items"]]
+
+
+# ------------------------------------------------------------------------------------------------ grid
+def test_grid_counts_sorts_and_pages_every_sample(client, configured):
+    rows = _all(configured)
+    r = client.get("/lightly/api/pools/main/samples?sort=metadata.lightly.luminance&order=desc&limit=7")
+    body = r.json()
+    assert r.status_code == 200 and body["total"] == rows.num_rows == 100
+    lum = rows.column(LUM).to_numpy()
+    order = np.argsort(-lum, kind="stable")
+    want = [rows.column(C.SAMPLE_ID)[int(i)].as_py() for i in order[:7]]
+    assert [i["sample_id"] for i in body["items"]] == want
+    assert [i["value"] for i in body["items"]] == sorted(lum, reverse=True)[:7]
+    page2 = _ids(client, "/lightly/api/pools/main/samples?sort=metadata.lightly.luminance&order=desc&limit=7&offset=7")
+    assert page2 == [rows.column(C.SAMPLE_ID)[int(i)].as_py() for i in order[7:14]]
+
+
+def test_tag_grid_is_in_pick_order_with_thumbnails(client, configured):
+    html = client.get(f"/lightly/pools/main/samples?tag={RUN_2.replace(':', '-').replace('+', '-')}")
+    assert html.status_code == 404  # a run's id is not its tag name
+    r = client.get("/lightly/pools/main/samples?tag=batch-2")
+    assert r.status_code == 200
+    page = links(r.text)
+    thumbs = [s for s in page.imgs if "/thumbnails/" in s]
+    assert len(thumbs) == len(configured.picks_2) == 3
+    keys = [i["key"] for i in client.get("/lightly/api/pools/main/samples?tag=batch-2").json()["items"]]
+    assert keys == configured.picks_2  # default sort of a tag: pick rank
+
+
+def test_filters_ranges_categories_tag_and_run_combine(client, configured):
+    rows = _all(configured)
+    lum = rows.column(LUM).to_numpy()
+    lo, hi = float(np.quantile(lum, 0.25)), float(np.quantile(lum, 0.8))
+    want = {
+        s for s, v, st in zip(rows.column(C.SAMPLE_ID).to_pylist(), lum, rows.column(C.STATUS).to_pylist())
+        if lo <= v <= hi and st == "ok"
+    }
+    url = f"/lightly/api/pools/main/samples?lo.{LUM}={lo!r}&hi.{LUM}={hi!r}&in.status=ok&limit=1000"
+    body = client.get(url).json()
+    assert body["total"] == len(want) and {i["sample_id"] for i in body["items"]} == want
+    run1 = client.get(f"/lightly/api/pools/main/samples?run={quote(RUN_1)}&in.selected=true").json()
+    assert run1["total"] == len(configured.picks_1)
+    # A bad column or value is a 400 that names it, never SQL.
+    bad = client.get('/lightly/api/pools/main/samples?lo.key"%3B drop=1')
+    assert bad.status_code == 400 and "Cannot filter" in bad.json()["detail"]
+    assert client.get(f"/lightly/api/pools/main/samples?lo.{LUM}=abc").status_code == 400
+    assert client.get("/lightly/api/pools/main/samples?sort=embedding").status_code == 400
+
+
+def test_time_travel_shows_the_pool_as_it_was(client, configured):
+    v1 = client.get("/lightly/api/pools/main/samples?version=1").json()
+    assert v1["version"] == 1 and v1["total"] == configured.n_1
+    assert client.get("/lightly/api/pools/main/samples?version=1&tag=batch-2").status_code == 404
+    assert client.get("/lightly/api/pools/main/samples?version=99").status_code == 400
+
+
+def test_facets_give_ranges_and_categories(client, configured):
+    facets = client.get("/lightly/api/pools/main/facets").json()["facets"]
+    assert facets[LUM]["kind"] == "number"
+    assert dict(facets["status"]["values"]) == {"ok": 98, "corrupt": 2}
+    assert "metadata.note" in facets and C.KEY not in facets and C.EMBEDDING not in facets
+
+
+# ------------------------------------------------------------------------------------------------ escaping
+def test_html_in_keys_and_metadata_is_escaped_everywhere(client, configured):
+    rows = _all(configured)
+    evil = rows.filter(pc.equal(rows.column(C.KEY), EVIL_KEY)).to_pylist()[0]
+    pages = [
+        client.get("/lightly/pools/main/samples?limit=100").text,
+        client.get(f"/lightly/pools/main/samples/{evil[C.SAMPLE_ID]}").text,
+        client.get("/lightly/pools/main/samples?in.metadata.note=" + EVIL_NOTE).text,
+        client.get("/lightly/pools/main/map?color=metadata.note").text,
+        client.get("/lightly/pools/main/compare?tag=initial-tag&tag=batch-2&column=metadata.note").text,
+    ]
+    for text in pages:
+        assert "<script>alert" not in text and "<img src=x" not in text
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in pages[1]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in pages[2]
+
+
+# ------------------------------------------------------------------------------------------------ sample
+def test_sample_page_shows_every_column_its_tags_and_why(client, configured):
+    rows = _all(configured)
+    first_pick = rows.filter(pc.equal(rows.column(C.KEY), configured.picks_1[1])).to_pylist()[0]
+    r = client.get(f"/lightly/pools/main/samples/{first_pick[C.SAMPLE_ID]}")
+    assert r.status_code == 200
+    for column in (LUM, C.ETAG, C.CONTENT_HASH, C.STATUS, C.RUN_ID, "metadata.note", C.LAYOUT_X):
+        assert f"<td>{column}</td>" in r.text, column
+    assert "Pick <b>2</b> (pick rank 1)" in r.text
+    assert "initial-tag" in r.text and "64 dimensions, norm 1.0000" in r.text
+    page = links(r.text)
+    assert any(s.endswith(f"/samples/{first_pick[C.SAMPLE_ID]}/image?version=2") for s in page.imgs)
+    # "picked just before/after" link to its neighbours in pick order
+    before = rows.filter(pc.equal(rows.column(C.KEY), configured.picks_1[0])).column(C.SAMPLE_ID)[0].as_py()
+    assert any(before in h for h in page.hrefs)
+    api = client.get(f"/lightly/api/pools/main/samples/{first_pick[C.SAMPLE_ID]}").json()
+    assert api["rows"][0][C.PICK_RANK] == 1 and api["neighbours"]["before"][C.KEY] == configured.picks_1[0]
+
+
+def test_corrupt_sample_says_why(client, configured):
+    rows = _all(configured)
+    bad = rows.filter(pc.equal(rows.column(C.STATUS), "corrupt")).to_pylist()[0]
+    r = client.get(f"/lightly/pools/main/samples/{bad[C.SAMPLE_ID]}")
+    assert "Status <b>corrupt</b>: cannot decode" in r.text and "Not a candidate" in r.text
+
+
+@pytest.mark.parametrize("sid", ["0" * 32, "xyz", "..%2F..%2Fetc", "0" * 31])
+def test_unknown_or_malformed_sample_ids_are_404(client, sid):
+    assert client.get(f"/lightly/pools/main/samples/{sid}").status_code == 404
+    assert client.get(f"/lightly/pools/main/thumbnails/{sid}").status_code in (404, 200)
+
+
+# ------------------------------------------------------------------------------------------------ pictures
+def test_thumbnails_and_full_images_are_served_from_pool_and_datasource(client, configured):
+    rows = _all(configured)
+    row = rows.filter(pc.equal(rows.column(C.RUN_ID), RUN_1)).to_pylist()[0]
+    thumb = client.get(f"/lightly/pools/main/thumbnails/{row[C.SAMPLE_ID]}")
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/webp"
+    assert Image.open(io.BytesIO(thumb.content)).size == (64, 64)
+    image = client.get(f"/lightly/pools/main/samples/{row[C.SAMPLE_ID]}/image")
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    assert image.content == (configured.source / row[C.KEY]).read_bytes()
+    # Run 2 wrote no thumbnails and recorded no datasource: a placeholder, and a 404 that says why.
+    row2 = rows.filter(pc.equal(rows.column(C.RUN_ID), RUN_2)).to_pylist()[0]
+    missing = client.get(f"/lightly/pools/main/thumbnails/{row2[C.SAMPLE_ID]}")
+    assert missing.headers["x-lightly-thumbnail"] == "missing" and missing.headers["content-type"] == "image/svg+xml"
+    nosrc = client.get(f"/lightly/pools/main/samples/{row2[C.SAMPLE_ID]}/image")
+    assert nosrc.status_code == 404 and "recorded no datasource" in nosrc.text
+
+
+@pytest.mark.parametrize("key", ["../secret.png", "/etc/passwd", "a/../../b.png", "a//b.png", "a\\..\\b", ""])
+def test_keys_that_leave_the_datasource_are_refused(key):
+    with pytest.raises(MediaError):
+        safe_key(key)
+
+
+# ------------------------------------------------------------------------------------------------ map
+def test_map_payload_counts_every_point_and_samples_at_most_the_limit(configured):
+    view = View(PoolSpec("main", configured.uri))
+    full = view.map(Scope(), color="selected")
+    assert full["total"] == 98 and full["shown"] == 98  # the two corrupt rows have no embedding, no position
+    assert sum(full["density"]) == 98 and len(full["density"]) == full["bins"] ** 2
+    assert {k for k, _ in full["legend"]} == {"selected", "not selected"}
+    few = view.map(Scope(), color=LUM, max_points=20)
+    assert 1 <= few["shown"] <= 20 and few["total"] == 98 and few["legend_kind"] == "number"
+    assert set(few["points"]["id"]) <= set(full["points"]["id"])
+    again = view.map(Scope(), color=LUM, max_points=20)
+    assert again["points"]["id"] == few["points"]["id"]  # deterministic
+    tag = view.map(Scope(tag="batch-2"), color="tag:batch-2")
+    assert tag["total"] == 3
+
+
+def test_map_page_loads_its_script_and_payload(client):
+    r = client.get("/lightly/pools/main/map?color=run")
+    assert r.status_code == 200 and '<script src="/lightly/static/map.js" defer></script>' in r.text
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    js = client.get("/lightly/static/map.js")
+    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+    assert client.get("/lightly/static/..%2Fapp.py").status_code == 404
+    api = client.get("/lightly/api/pools/main/map?color=run").json()
+    assert {k for k, _ in api["legend"]} == {RUN_1, RUN_2}
+
+
+def test_points_in_polygon():
+    x, y = np.array([0.2, 2.0, 0.9, 0.5]), np.array([0.2, 0.5, 0.9, -0.5])
+    tri = [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)]
+    assert points_in_polygon(x, y, tri).tolist() == [True, False, False, False]
+    square = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+    assert points_in_polygon(x, y, square).tolist() == [True, False, True, False]
+
+
+# ------------------------------------------------------------------------------------------------ tags
+@pytest.fixture
+def writable(configured: PoolFixture, tmp_path: Path, monkeypatch) -> PoolFixture:
+    """A copy of the pool that tests may commit tags to."""
+    path = tmp_path / "pool"
+    shutil.copytree(configured.path, path)
+    monkeypatch.setenv("LIGHTLY_DATAPOOLS", json.dumps({"main": {"uri": f"file://{path}"}}))
+    return PoolFixture(f"file://{path}", path, configured.picks_1, configured.picks_2, 60, 40, configured.source)
+
+
+def test_a_filter_becomes_a_tag_in_a_new_version(client, writable):
+    pool = Datapool(writable.uri)
+    before = pool.version()
+    rows = pool.read()
+    lum = rows.column(LUM).to_numpy()
+    cut = float(np.median(lum))
+    want = {s for s, v in zip(rows.column(C.SAMPLE_ID).to_pylist(), lum) if v >= cut}
+    r = client.post("/lightly/pools/main/tags", data={"name": "bright-half", f"lo.{LUM}": repr(cut)})
+    assert r.status_code == 303 and r.headers["location"] == "/lightly/pools/main/samples?tag=bright-half"
+    assert pool.version() == before + 1
+    last = pool.history()[-1]
+    assert last["operation"] == "tag" and last["tag"] == "bright-half" and last["selected"] == len(want)
+    assert last["config"]["source"]["scope"]["filters"]["lo"] == {LUM: cut}
+    got = client.get("/lightly/api/pools/main/samples?tag=bright-half&limit=1000").json()
+    assert {i["sample_id"] for i in got["items"]} == want
+    # Nothing else changed, and the version before the tag still reads as it was.
+    after = pool.read().sort_by(C.SAMPLE_ID)
+    earlier = pool.read(version=before).sort_by(C.SAMPLE_ID)
+    assert after.drop_columns([C.TAGS]).equals(earlier.drop_columns([C.TAGS]))
+    assert all("bright-half" not in t for t in earlier.column(C.TAGS).to_pylist())
+    assert client.get(f"/lightly/api/pools/main/samples?tag=bright-half&version={before}").status_code == 404
+    # Runs still see every selection: initial-tag is unchanged.
+    assert pool.selected([C.KEY]).num_rows == len(writable.picks_1) + len(writable.picks_2)
+    # The tag shows on the pool page and in the sample's tags.
+    assert "bright-half" in client.get("/lightly/pools/main/samples").text
+
+
+def test_tag_names_are_checked(client, writable):
+    assert client.post("/lightly/pools/main/tags", data={"name": "batch-2", "in.status": "ok"}).status_code == 409
+    assert client.post("/lightly/pools/main/tags", data={"name": "bad name!", "in.status": "ok"}).status_code == 400
+    assert client.post("/lightly/pools/main/tags", data={"name": "initial-tag"}).status_code == 400
+    assert client.post("/lightly/pools/main/tags", data={"name": "empty", f"lo.{LUM}": "99"}).status_code == 400
+    assert Datapool(writable.uri).history()[-1]["operation"] != "tag"
+
+
+def test_another_sites_form_cannot_make_a_tag(client, writable):
+    r = client.post("/lightly/pools/main/tags", data={"name": "csrf", "in.status": "ok"},
+                    headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403
+    assert "csrf" not in {e["tag"] for e in Datapool(writable.uri).history()}
+
+
+def test_a_map_selection_becomes_a_tag_of_every_sample_inside(client, writable):
+    view = View(PoolSpec("main", writable.uri))
+    rows = view.sql('SELECT sample_id, "layout.x" AS x, "layout.y" AS y FROM pool WHERE "layout.x" IS NOT NULL')
+    x, y = rows.column("x").to_numpy(), rows.column("y").to_numpy()
+    poly = [[float(x.min()) - 1, float(np.median(y))], [float(x.max()) + 1, float(np.median(y))],
+            [float(x.max()) + 1, float(y.max()) + 1], [float(x.min()) - 1, float(y.max()) + 1]]
+    want = {s for s, yy in zip(rows.column("sample_id").to_pylist(), y) if yy > np.median(y)}
+    r = client.post("/lightly/api/pools/main/tags", json={"name": "upper-half", "polygon": poly})
+    assert r.status_code == 200 and r.json()["count"] == len(want)
+    got = client.get("/lightly/api/pools/main/samples?tag=upper-half&limit=1000").json()
+    assert {i["sample_id"] for i in got["items"]} == want
+    assert Datapool(writable.uri).history()[-1]["config"]["source"]["from"] == "map selection"
+
+
+# ------------------------------------------------------------------------------------------------ compare, export
+def test_compare_counts_overlap_and_distributions(client, configured):
+    body = client.get(f"/lightly/api/pools/main/compare?tag=initial-tag&tag=batch-2&column={LUM}").json()
+    assert body["sizes"] == [11, 3] and body["overlap"] == [[11, 3], [3, 3]] and body["all"] == 3
+    assert [sum(s) for s in body["series"]] == [11, 3] and len(body["bins"]) == 21
+    page = client.get(f"/lightly/pools/main/compare?tag=initial-tag&tag=batch-2&column={LUM}").text
+    assert "1st and 99th percentile" in page and "clipped" in page
+    status = client.get("/lightly/api/pools/main/compare?tag=initial-tag&tag=batch-2&column=status").json()
+    assert status["bins"] == ["ok"] and status["series"] == [[11], [3]]
+
+
+def test_exports_of_a_filter_in_four_formats(client, configured):
+    src = f"file://{configured.source}"
+    q = f"run={quote(RUN_1)}&in.selected=true"
+    listing = client.get(f"/lightly/pools/main/export?format=list&{q}")
+    assert listing.status_code == 200 and "attachment" in listing.headers["content-disposition"]
+    assert listing.text.splitlines() == [f"{src}/{k}" for k in configured.picks_1]  # pick order
+    table = list(csv.DictReader(io.StringIO(client.get(f"/lightly/pools/main/export?format=csv&{q}").text)))
+    assert [r["key"] for r in table] == configured.picks_1 and table[0][LUM] and table[0]["uri"].startswith(src)
+    ls = client.get(f"/lightly/pools/main/export?format=label-studio&{q}").json()
+    assert ls[0]["data"]["image"] == f"{src}/{configured.picks_1[0]}" and ls[0]["meta"]["pick_rank"] == 0
+    coco = client.get(f"/lightly/pools/main/export?format=coco&{q}").json()
+    assert [i["lightly_key"] for i in coco["images"]] == configured.picks_1 and coco["annotations"] == []
+    assert client.get("/lightly/pools/main/export?format=xml").status_code == 400
+
+
+def test_coco_export_carries_predicted_boxes(client, configured, tmp_path):
+    """Boxes in the datasource's .lightly/predictions become COCO pre-annotations and are drawn on the page."""
+    lightly = configured.source / ".lightly" / "predictions"
+    (lightly / "det").mkdir(parents=True, exist_ok=True)
+    (lightly / "tasks.json").write_text(json.dumps(["det"]))
+    (lightly / "det" / "schema.json").write_text(json.dumps(
+        {"task_type": "object-detection", "categories": [{"id": 0, "name": "digit"}]}))
+    key = configured.picks_1[1]
+    stem = key.rsplit(".", 1)[0]
+    (lightly / "det" / f"{stem}.json").parent.mkdir(parents=True, exist_ok=True)
+    (lightly / "det" / f"{stem}.json").write_text(json.dumps(
+        {"file_name": key, "predictions": [{"category_id": 0, "bbox": [4, 8, 20, 30], "score": 0.9}]}))
+    try:
+        coco = client.get(f"/lightly/pools/main/export?format=coco&run={quote(RUN_1)}&in.selected=true").json()
+        assert coco["categories"] == [{"id": 0, "name": "digit"}]
+        (ann,) = coco["annotations"]
+        assert ann["bbox"] == [4, 8, 20, 30] and ann["score"] == 0.9
+        assert coco["images"][ann["image_id"] - 1]["lightly_key"] == key
+        sid = sample_id(key, _all(configured).filter(pc.equal(_all(configured).column(C.KEY), key)).column(C.ETAG)[0].as_py())
+        page = client.get(f"/lightly/pools/main/samples/{sid}").text
+        assert '<rect x="4.0" y="8.0" width="20.0" height="30.0"' in page and 'viewBox="0 0 64 64"' in page
+    finally:
+        shutil.rmtree(configured.source / ".lightly")
+
+
+def test_parse_scope_ignores_empty_fields():
+    s = parse_scope([("version", ""), ("tag", "t"), ("lo.a", ""), ("hi.a", "3"), ("in.b", "x"), ("in.b", "y")])
+    assert s.version is None and s.tag == "t" and s.filters.hi == {"a": 3.0} and s.filters.values == {"b": ["x", "y"]}
+    assert s.filters.lo == {}
