@@ -636,16 +636,20 @@ def select_and_commit(
         for line in summary.warnings:
             log.warning("selection: %s", line)
         if dry_run:
-            summary.report_uri = _report(out, datapool_uri, run_id, summary, config, preselected, datapool_credentials)
+            summary.report_uri = _report(out, datapool_uri, run_id, summary, config, preselected, datapool_credentials,
+                                         dag_id=dag_id)
             log.info("Dry run (enable_datapool_update=false): selected %d samples, committed nothing.", len(picked_keys))
             return summary
         summary.frames = _write_selected_frames(out, meta, datasource_credentials, lightly_credentials)
         from lightly_airflow.report.layout import with_layout
 
         out = with_layout(out, datapool_uri, datapool_credentials)  # the UI's map positions, computed once
+        from lightly_airflow.datapool.tagging import readable_tag
+
+        run_tag = tag or readable_tag(run_id, {e["tag"] for e in snap.history() if e.get("tag")})
         result_commit = pool.commit(
             out if object_rows is None else pa.concat_tables([out, object_rows], promote_options="permissive"),
-            run_id=run_id, dag_id=dag_id, tag=tag, config=config.model_dump(mode="json", exclude_none=True),
+            run_id=run_id, dag_id=dag_id, tag=run_tag, config=config.model_dump(mode="json", exclude_none=True),
             counts=counts, embedding_model=str(model), embedding_dim=int(dim), snapshot=snap,
             datasource_uri=_meta_value(meta, C.DATASOURCE_URI_METADATA_KEY),
         )
@@ -656,6 +660,7 @@ def select_and_commit(
         summary.report_uri = _report(
             out, datapool_uri, run_id, summary, config, preselected, datapool_credentials,
             objects_figure=objects_run.report_figure(object_rows, picked_keys, meta, datasource_credentials),
+            dag_id=dag_id,
         )
         if spec is not None and object_rows is not None and not summary.already_committed:
             summary.objects["crops"] = objects_run.write_crops(
@@ -855,16 +860,18 @@ def _write_problems(
 
 def _report(
     rows: pa.Table, datapool_uri: str, run_id: str, summary: RunSummary, config: Any,
-    preselected: pa.Table | None, credentials: StorageCredentials | None, objects_figure: Any = None,
+    preselected: pa.Table | None, credentials: StorageCredentials | None, objects_figure: Any = None, *, dag_id: str | None = None,
 ) -> str | None:
     """Write the run's report to ``<datapool>/_reports/<run>/``; a failure is logged, never fatal."""
     from lightly_airflow.report import write_report
+    from lightly_airflow.report.links import report_links
 
     out_uri = reports_dir(datapool_uri, run_id)
     try:
         uri = write_report(
             rows, out_uri=out_uri, summary=summary.to_dict(), config=config, preselected=preselected,
             credentials=credentials, objects_figure=objects_figure,
+            links=report_links(dag_id, run_id, summary.tag if summary.version else None),
         )
     except Exception:  # noqa: BLE001 - the report must never fail a run that selected correctly
         log.exception("Could not write the run report to %s; the selection is unaffected.", out_uri)

@@ -13,6 +13,7 @@ later is tagged only in the row the user saw.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -107,3 +108,23 @@ def create_tag(
         log.warning("Tag %r: %d of %d chosen rows were found in %s.", name, updated, wanted.num_rows, pool.uri)
     log.info("Tagged %d rows of %s as %r (version %d, by %s).", updated, pool.uri, name, version, made_by)
     return {"tag": name, "version": version, "count": updated}
+
+
+_RUN_ID = re.compile(r"^(?P<kind>[a-z_]+)__(?P<date>\d{4}-\d{2}-\d{2})T(?P<hh>\d{2}):(?P<mm>\d{2})")
+
+
+def readable_tag(run_id: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
+    """A run's default tag, readable and unique: ``scheduled-2026-03-01-00:00`` from
+    ``scheduled__2026-03-01T00:00:00+00:00`` (the run's logical date), ``-2``, ``-3``... when taken.
+
+    Run ids of another shape fall back to :func:`~lightly_airflow.datapool.pool.default_tag`.
+    """
+    from lightly_airflow.datapool.pool import default_tag
+
+    m = _RUN_ID.match(run_id)
+    base = f"{m['kind'].replace('_', '-')}-{m['date']}-{m['hh']}:{m['mm']}" if m else default_tag(run_id)
+    name, n = base, 1
+    while name in taken or name == C.INITIAL_TAG:
+        n += 1
+        name = f"{base}-{n}"
+    return name

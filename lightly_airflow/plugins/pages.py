@@ -224,6 +224,19 @@ def _boxes_svg(width: int, height: int, boxes: list[dict[str, Any]]) -> str:
             f'xmlns="http://www.w3.org/2000/svg" role="img" aria-label="predicted boxes">{"".join(parts)}</svg>')
 
 
+def strategy_text(strategy: Any) -> str:
+    """``BALANCE on METADATA source (target digits 0.8, photos 0.2)`` from one config strategy."""
+    if not isinstance(strategy, dict):
+        return str(strategy)
+    inp, strat = strategy.get("input") or {}, strategy.get("strategy") or {}
+    what = " ".join(str(v) for v in (inp.get("type"), inp.get("key"), inp.get("task"), inp.get("score")) if v)
+    extra = {k: v for k, v in strat.items() if k not in ("type", "strength") and v is not None}
+    detail = ", ".join(
+        f"{k} " + (", ".join(f"{a} {b}" for a, b in v.items()) if isinstance(v, dict) else str(v)) for k, v in extra.items()
+    )
+    return f"{strat.get('type', '?')} on {what}" + (f" ({detail})" if detail else "")
+
+
 def sample_page(
     root: str, pool: str, view: View, sid: str, rows: list[dict[str, Any]], extra: dict[str, Any], static: str,
 ) -> str:
@@ -277,8 +290,8 @@ def sample_page(
         why.append('<p class="muted">The run recorded no per-pick objective values for this sample.</p>')
     strategies = ((run_entry.get("config") or {}).get("strategies")) or []
     if strategies:
-        why.append("<p>The run's strategies: " + "".join(
-            f"<code>{H.e(json.dumps(s, default=str))}</code> " for s in strategies) + "</p>")
+        why.append("<p>The run's strategies:</p><ul>" + "".join(
+            f"<li>{H.e(strategy_text(s))}</li>" for s in strategies) + "</ul>")
     groups: dict[str, list[tuple[str, str]]] = {}
     for k, v in row.items():
         if k in (C.TAGS,) or column_group(k) == "Why it was picked":

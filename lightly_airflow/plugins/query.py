@@ -127,7 +127,7 @@ def parse_scope(params: Iterable[tuple[str, str]]) -> Scope:
 # ------------------------------------------------------------------------------------------------ snapshots
 _cache_lock = threading.Lock()
 _facet_cache: dict[tuple[str, int], tuple[float, dict[str, Any]]] = {}
-_layout_cache: dict[tuple[str, int, str], tuple[float, Any]] = {}
+_dupe_cache: dict[tuple[str, int], tuple[float, Any]] = {}
 
 
 def _cached(cache: dict[Any, tuple[float, Any]], key: Any, make: Any) -> Any:
@@ -237,8 +237,21 @@ class View:
         return first + [c for c in self.numeric_columns() if c not in first]
 
     # -------------------------------------------------------------- scope -> SQL
+    def reprocessed(self) -> int:
+        """How many rows of this version are older copies of a sample a later run processed again (e.g. a
+        ``process_all`` backfill); cached per version."""
+        def count() -> int:
+            got = self.sql(f"SELECT COUNT(*) AS n, COUNT(DISTINCT {quote_ident(C.SAMPLE_ID)}) AS d FROM pool").to_pylist()[0]
+            return int(got["n"]) - int(got["d"])
+
+        return int(_cached(_dupe_cache, (self.spec.uri, self.version), count))
+
     def where(self, scope: Scope) -> str:
         parts: list[str] = []
+        if not scope.tag and not scope.run and self.reprocessed():
+            # Every sample once: its latest row (a tag or a run scope shows the exact rows it names).
+            sid, cv = quote_ident(C.SAMPLE_ID), quote_ident(COMMIT_VERSION)
+            parts.append(f"NOT EXISTS (SELECT 1 FROM pool q WHERE q.{sid} = pool.{sid} AND q.{cv} > pool.{cv})")
         if scope.tag:
             names = {t["name"]: t for t in self.tags()}
             if scope.tag not in names:

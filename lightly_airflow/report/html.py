@@ -6,7 +6,7 @@ Every string that reaches the page goes through :func:`esc` (keys, reasons, conf
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,13 @@ th{background:#f6f6f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.key{font-family:ui-monospace,Menlo,Consolas,monospace;word-break:break-all}
 img{max-width:100%;height:auto;border:1px solid #eee}
 .note{color:#666;font-size:.85rem}.warn{color:#8a4b00;background:#fff6e5;padding:.4rem .6rem;border-radius:4px}
+.missed{border:1px solid #e8a0a0;background:#fff1f1;border-radius:6px;padding:.2rem .9rem .6rem;margin:1rem 0}
+.missed h2{margin-top:.6rem;border:0;color:#b00020}.met{border:1px solid #9fd3a8;background:#effaf1;border-radius:6px;
+padding:.5rem .9rem}
+@media (prefers-color-scheme: dark){body{color:#e5e7eb;background:#111827}a{color:#8ab4f8}th{background:#1f2937}
+th,td{border-color:#374151}.card{border-color:#374151}.sub,.note,.card .l{color:#9ca3af}img{border-color:#374151;
+background:#fff}.missed{background:#2b1414;border-color:#b91c1c}.missed h2{color:#fca5a5}.met{background:#10251a;
+border-color:#15803d}.warn{background:#2a2110;color:#fbbf24}h2{border-color:#374151}}
 """
 
 
@@ -73,6 +80,10 @@ def _fmt(v: Any) -> str:
     return "—" if v is None else f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
 
 
+def _count(value: Any) -> str:
+    return "" if value is None else f"{int(value):,}"
+
+
 def render(
     *,
     title: str,
@@ -83,6 +94,8 @@ def render(
     selected: tuple[list[dict[str, Any]], int],
     limit: int,
     generated_at: str,
+    missed: Sequence[Mapping[str, Any]] | None = None,
+    links: Mapping[str, str] | None = None,
 ) -> str:
     """The whole page.
 
@@ -90,6 +103,8 @@ def render(
     :param metrics: the selection engine's metrics as ``(key, value)`` text rows.
     :param not_ok: first rows of not-ok files and their total.
     :param selected: first selected rows in pick order and their total.
+    :param missed: the goals the run missed (:func:`lightly_airflow.report.goals.missed_goals`); ``None``: not checked.
+    :param links: ``label -> URL`` shown under the title.
     """
     c = counts
     cards = [
@@ -111,6 +126,22 @@ def render(
         f'<div class="cards">{card_html}</div>',
         f"<p><b>Stop reason:</b> {esc(c.stop_reason if c.stop_reason else 'not reported')}</p>",
     ]
+    if links:
+        out.insert(6, '<p class="sub">' + " · ".join(
+            f'<a href="{esc(u)}"{" target=_top" if u.startswith("/") else ""}>{esc(k)}</a>'
+            for k, u in links.items()) + "</p>")
+    if missed is not None:
+        if missed:
+            items = "".join(
+                f"<tr><td>{esc(g.get('goal'))}</td><td>{esc(g.get('outcome'))}</td><td>{esc(g.get('cause'))}</td>"
+                f'<td class="num">{esc(_count(g.get("count")))}</td></tr>'
+                for g in missed
+            )
+            out.append(f'<div class="missed"><h2>Missed goals ({esc(len(missed))})</h2><table><thead><tr><th>goal</th>'
+                       f"<th>outcome</th><th>cause</th><th>count</th></tr></thead><tbody>{items}</tbody></table></div>")
+        else:
+            out.append('<p class="met"><b>Every goal of the config was met</b> (sample count, BALANCE targets within '
+                       "±5 %, no strategy input missing).</p>")
     for heading, figures, empty_note in sections:
         out.append(f"<h2>{esc(heading)}</h2>")
         if figures:

@@ -72,6 +72,21 @@ def embedding_map_png(m: EmbeddingMap) -> bytes:
 
 
 @_literal_text
+def robust_range(values: np.ndarray) -> tuple[float, float, int]:
+    """``(low, high, n outside)``: the 1st-99th percentile range when values lie outside it, else min-max."""
+    lo, hi = float(values.min()), float(values.max())
+    if len(values) < 20:
+        return lo, hi, 0
+    p1, p99 = (float(v) for v in np.percentile(values, [1, 99]))
+    if p99 <= p1:
+        return lo, hi, 0
+    outside = int(((values < p1) | (values > p99)).sum())
+    # Clip only when the extremes stretch the axis: otherwise the plain range loses nothing.
+    if (hi - lo) <= 1.5 * (p99 - p1):
+        return lo, hi, 0
+    return p1, p99, outside
+
+
 def histograms_png(metrics: list[tuple[str, np.ndarray, np.ndarray]], *, bins: int = 30) -> bytes:
     """A grid of histograms, one per metric: all rows vs selected rows, each normalised to its own area.
 
@@ -90,14 +105,18 @@ def histograms_png(metrics: list[tuple[str, np.ndarray, np.ndarray]], *, bins: i
     for i, (title, all_v, sel_v) in enumerate(metrics):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         if len(all_v):
-            lo, hi = float(all_v.min()), float(all_v.max())
+            lo, hi, outside = robust_range(all_v)
             edges = np.linspace(lo, hi, bins + 1) if hi > lo else np.array([lo - 0.5, lo + 0.5])
+            # Outliers are clipped into the end bins (said on the axis), so one extreme value cannot squeeze
+            # every other sample into a single bin.
             # np.histogram + one stairs artist per series: far fewer artists than ax.hist's bar patches.
-            h_all, _ = np.histogram(all_v, bins=edges, density=True)
+            h_all, _ = np.histogram(np.clip(all_v, edges[0], edges[-1]), bins=edges, density=True)
             ax.stairs(h_all, edges, fill=True, color=ALL_COLOUR, alpha=0.45)
             if len(sel_v):
-                h_sel, _ = np.histogram(sel_v, bins=edges, density=True)
+                h_sel, _ = np.histogram(np.clip(sel_v, edges[0], edges[-1]), bins=edges, density=True)
                 ax.stairs(h_sel, edges, linewidth=1.6, color=SELECTED_COLOUR)
+            if outside:
+                ax.set_xlabel(f"clipped to 1st–99th percentile ({outside:,} outside, in the end bins)", fontsize=6.5)
         else:
             ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes)
         ax.set_title(title if len(title) <= 40 else title[:39] + "…", fontsize=9)

@@ -34,6 +34,7 @@ def write_report(
     credentials: StorageCredentials | None = None,
     max_points: int = 20000,
     objects_figure: Callable[[], bytes | None] | None = None,
+    links: Mapping[str, str] | None = None,
 ) -> str:
     """Write the run's selection report into the folder ``out_uri`` and return the URI of its ``index.html``.
 
@@ -50,6 +51,8 @@ def write_report(
     :param max_points: at most this many points on the embedding map (deterministic subsample).
     :param objects_figure: draws the selected images with their objects' boxes and crops (object-level runs,
         :func:`lightly_airflow.objects.report.objects_png`); ``None``: no such section.
+    :param links: ``label -> URL`` shown at the top (the datapool page, the run's tag, the Airflow run);
+        URLs relative to the report folder work where the UI plugin serves it.
     """
     if not isinstance(rows, pa.Table):
         raise TypeError(f"write_report: rows must be a pyarrow.Table, got {type(rows).__name__}")
@@ -154,6 +157,18 @@ def write_report(
         if fig is not None:
             obj_figs.append(fig)
 
+    from lightly_airflow.report.goals import missed_goals
+
+    try:
+        missed = [g.to_dict() for g in missed_goals(rows, config_d, summary_d, [b for b in bals])]
+    except Exception as exc:  # noqa: BLE001 - say so rather than claim every goal was met
+        log.exception("Report: could not check the run's goals.")
+        missed = [{"goal": "check the goals", "outcome": "failed", "cause": f"{type(exc).__name__}: {exc}", "count": None}]
+    problems = summary_d.get("problems_uri")
+    all_links = dict(links or {})
+    if problems:
+        all_links.setdefault("problems file", "problems.parquet")
+
     title = "Selection report"
     if summary_d.get("run_id"):
         title += f" — {summary_d['run_id']}"
@@ -173,6 +188,8 @@ def write_report(
         selected=D.selected_rows(rows, TABLE_LIMIT),
         limit=TABLE_LIMIT,
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        missed=missed,
+        links=all_links,
     )
     put(INDEX, page.encode("utf-8"))
     index_uri = join_uri(out_uri, INDEX)

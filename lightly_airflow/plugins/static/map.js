@@ -43,7 +43,7 @@
   function draw() {
     ctx.clearRect(0, 0, W, H);
     if (!data || !data.points) return;
-    var n = data.bins, dens = data.density, max = 0, i;
+    var n = data.bins, dens = data.points.x.length < data.total ? data.density : [], max = 0, i;
     for (i = 0; i < dens.length; i++) if (dens[i] > max) max = dens[i];
     var cw = W / n, ch = H / n, base = dark() ? "255,255,255" : "0,0,0";
     for (i = 0; i < dens.length; i++) {
@@ -52,11 +52,11 @@
       ctx.fillStyle = "rgba(" + base + "," + (0.05 + 0.25 * Math.log(1 + dens[i]) / Math.log(1 + max)).toFixed(3) + ")";
       ctx.fillRect(gx * cw, H - (gy + 1) * ch, cw + 0.5, ch + 0.5);
     }
-    var p = data.points, r = p.x.length > 5000 ? 1.6 : 2.6;
+    var p = data.points, r = p.x.length > 5000 ? 2 : p.x.length > 1000 ? 3.5 : 5;
     for (i = 0; i < p.x.length; i++) {
       var xy = toPx(p.x[i], p.y[i]);
       ctx.fillStyle = data.legend_kind === "number" ? rampColor(p.c[i]) : PALETTE[Math.min(p.c[i], PALETTE.length - 1)];
-      ctx.fillRect(xy[0] - r / 2, xy[1] - r / 2, r, r);
+      ctx.beginPath(); ctx.arc(xy[0], xy[1], r / 2, 0, 6.2832); ctx.fill();
     }
     if (poly.length > 1) {
       ctx.strokeStyle = dark() ? "#fff" : "#111";
@@ -80,7 +80,7 @@
     }
     data.legend.forEach(function (item, i) {
       var w = document.createElement("span"), sw = document.createElement("span");
-      sw.style.background = PALETTE[Math.min(i, PALETTE.length - 1)];
+      sw.className = "sw"; sw.style.background = PALETTE[Math.min(i, PALETTE.length - 1)];
       w.className = "pill"; w.appendChild(sw);
       w.appendChild(document.createTextNode(item[0] + " (" + item[1] + ")"));
       legendBox.appendChild(w);
@@ -156,8 +156,9 @@
   }).then(function (d) {
     data = d;
     if (!d.points) { status.textContent = d.reason || "Nothing to show."; return; }
-    status.textContent = "Showing " + d.shown.toLocaleString() + " of " + d.total.toLocaleString() +
-      " samples as points (a uniform sample by sample id); the grey density layer counts all " + d.total.toLocaleString() + ".";
+    status.textContent = d.shown < d.total ? "Showing " + d.shown.toLocaleString() + " of " + d.total.toLocaleString() +
+      " samples as points (a uniform sample by sample id); the grey density layer counts all " + d.total.toLocaleString() + "."
+      : "Showing all " + d.total.toLocaleString() + " samples.";
     legend(); resize();
   }).catch(function (e) { status.textContent = "Could not load the map: " + e.message; });
 })();

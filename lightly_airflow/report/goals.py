@@ -1,0 +1,151 @@
+"""Which goals of the selection config a run missed, with the cause and the count — never a silent miss.
+
+Checked from the run's rows, its config and summary (the engine's own per-objective report in
+``summary["metrics"]`` is shown beside these when it has one):
+
+- **Stopped early**: fewer samples selected than ``n_samples`` (or ``proportion_samples`` of the candidates).
+- **BALANCE off target**: a class's achieved share differs from its target by more than :data:`TOLERANCE`.
+- **Missing inputs**: ok samples without a value of a strategy's input (a ``SCORES``/``METADATA``/``PREDICTIONS``
+  column); the engine cannot rank them by that strategy. The BALANCE miss names the input its short classes lack.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lightly_airflow import columns as C
+
+#: Absolute difference of shares (0.05 = 5 percentage points) beyond which a BALANCE target counts as missed.
+TOLERANCE = 0.05
+
+
+@dataclass
+class Goal:
+    """One missed goal: what was asked, what happened, why, and how many samples it concerns."""
+
+    goal: str
+    outcome: str
+    cause: str
+    count: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"goal": self.goal, "outcome": self.outcome, "cause": self.cause, "count": self.count}
+
+
+def input_column(inp: Mapping[str, Any]) -> str | None:
+    """The datapool column a strategy input reads (``None`` for embeddings and unknown inputs)."""
+    kind = inp.get("type")
+    if kind == "SCORES" and inp.get("task") and inp.get("score"):
+        return C.score_column(str(inp["task"]), str(inp["score"]))
+    if kind == "METADATA" and inp.get("key"):
+        return C.metadata_column(str(inp["key"]))
+    if kind == "PREDICTIONS" and inp.get("task"):
+        return C.class_distribution_column(str(inp["task"]))
+    return None
+
+
+def _ok(rows: pa.Table) -> np.ndarray:
+    if C.STATUS not in rows.column_names:
+        return np.ones(rows.num_rows, dtype=bool)
+    return pc.fill_null(pc.equal(rows.column(C.STATUS), C.STATUS_OK), False).to_numpy(zero_copy_only=False)
+
+
+def _missing(rows: pa.Table, column: str) -> np.ndarray:
+    """True where the row has no usable value of the column (absent column: every row)."""
+    if column not in rows.column_names:
+        return np.ones(rows.num_rows, dtype=bool)
+    col = rows.column(column)
+    miss = pc.is_null(col).to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(col.type):
+        miss = miss | ~np.isfinite(pc.fill_null(col, 0.0).to_numpy(zero_copy_only=False))
+    return np.asarray(miss, dtype=bool)
+
+
+def missed_goals(
+    rows: pa.Table, config: Mapping[str, Any], summary: Mapping[str, Any], balances: Sequence[Any],
+) -> list[Goal]:
+    """Every goal of ``config`` the run missed (empty: all met). ``balances``: :func:`report.data.balances`."""
+    out: list[Goal] = []
+    ok = _ok(rows)
+    n_ok = int(ok.sum())
+    selected = int(summary.get("selected") or 0)
+    if C.SELECTED in rows.column_names:
+        selected = int(pc.sum(pc.fill_null(rows.column(C.SELECTED), False)).as_py() or 0)
+    candidates = int(summary.get("candidates") or n_ok)
+    metrics = summary.get("metrics") if isinstance(summary.get("metrics"), Mapping) else {}
+    stop = summary.get("stop_reason") or (metrics or {}).get("stop_reason")
+    wanted = config.get("n_samples")
+    if wanted is None and config.get("proportion_samples") is not None:
+        wanted = math.floor(float(config["proportion_samples"]) * candidates)
+    if wanted is not None and selected < int(wanted):
+        cause = f"the engine stopped: {stop}" if stop else "the engine reported no stop reason"
+        if candidates < int(wanted):
+            cause = f"only {candidates} candidates (ok, new, not selected before)" + (f"; {cause}" if stop else "")
+        out.append(Goal(f"select {int(wanted)} samples", f"selected {selected}", cause, int(wanted) - selected))
+
+    strategies = [s for s in (config.get("strategies") or []) if isinstance(s, Mapping)]
+    missing_by_column: dict[str, np.ndarray] = {}
+    for entry in strategies:
+        inp, strat = entry.get("input") or {}, entry.get("strategy") or {}
+        column = input_column(inp) if isinstance(inp, Mapping) else None
+        if column is None or column in missing_by_column:
+            continue
+        miss = _missing(rows, column) & ok
+        missing_by_column[column] = miss
+        n = int(miss.sum())
+        if n:
+            effect = {
+                "WEIGHTS": "they get no weight and are ranked last or left out",
+                "THRESHOLD": "they cannot pass the threshold and are left out",
+                "BALANCE": "they belong to no class and do not count towards the balance",
+            }.get(str(strat.get("type")), "the strategy cannot use them")
+            where = "the column is absent from this run" if column not in rows.column_names else "null or not finite"
+            out.append(Goal(
+                f"{strat.get('type')} on {column}", f"{n} of {n_ok} ok samples have no value ({where})",
+                f"missing input: {effect}", n,
+            ))
+
+    for b in balances:
+        diffs = np.abs(np.asarray(b.achieved, dtype=float) - np.asarray(b.target, dtype=float))
+        if not len(diffs) or float(diffs.max()) <= TOLERANCE or b.n_selected == 0:
+            continue
+        worst = [j for j in np.argsort(-diffs) if diffs[j] > TOLERANCE]
+        parts = [f"{b.classes[j]}: target {b.target[j]:.0%}, achieved {b.achieved[j]:.0%}, available "
+                 f"{b.available[j]:.0%}" for j in worst[:4]]
+        causes = []
+        for j in worst:
+            if b.achieved[j] >= b.target[j]:
+                continue
+            if b.available[j] < b.target[j]:
+                causes.append(f"too few {b.classes[j]} among the candidates ({b.available[j]:.0%})")
+            lacking = _lacking_input(rows, ok, b.column, b.classes[j], missing_by_column)
+            if lacking:
+                causes.append(lacking)
+        out.append(Goal(
+            f"BALANCE on {b.column} (tolerance ±{TOLERANCE:.0%})", "; ".join(parts),
+            "; ".join(dict.fromkeys(causes)) or "the other strategies outweighed it (see the selection metrics)",
+            None,
+        ))
+    return out
+
+
+def _lacking_input(rows: pa.Table, ok: np.ndarray, column: str, cls: str, missing: Mapping[str, np.ndarray]) -> str | None:
+    """``"every photos sample lacks scores.x (54 of 54)"`` when the class's ok rows miss another strategy's input."""
+    if column not in rows.column_names or not pa.types.is_string(rows.column(column).type):
+        return None
+    in_class = pc.fill_null(pc.equal(rows.column(column), cls), False).to_numpy(zero_copy_only=False) & ok
+    n = int(in_class.sum())
+    if not n:
+        return None
+    worst = max(((int((m & in_class).sum()), col) for col, m in missing.items() if col != column), default=(0, ""))
+    if worst[0] == 0:
+        return None
+    every = "all " if worst[0] == n else ""
+    return f"{every}{worst[0]} of {n} ok {cls!r} samples lack {worst[1]}, so that strategy leaves them out"
