@@ -92,6 +92,16 @@ def _error(request: Request, status_code: int, title: str, message: str) -> Resp
     return _html(H.page(title, body, crumbs=[("Datapools", f"{_root(request)}/")]), status_code)
 
 
+def _login_url(next_url: str) -> str | None:
+    """Airflow's login page that sends the user back to ``next_url`` (``None`` without an auth manager)."""
+    try:
+        from airflow.api_fastapi.app import get_auth_manager
+
+        return str(get_auth_manager().get_url_login(next_url=next_url))
+    except Exception:  # noqa: BLE001 - no auth manager yet: the plain 401 stands
+        return None
+
+
 def _report_url(root: str, pool: str, slug: str, filename: str = D.REPORT_INDEX) -> str:
     return f"{root}/pools/{H.seg(pool)}/reports/{H.seg(slug)}/{H.seg(filename)}"
 
@@ -217,6 +227,18 @@ def create_app() -> FastAPI:
         title="Lightly datapools", docs_url=None, redoc_url=None, openapi_url=None,
         dependencies=[Depends(AUTHENTICATED)],
     )
+
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        # A browser opening a page without a session goes through Airflow's login and comes back; API calls,
+        # pictures and downloads keep the plain 401.
+        if exc.status_code == 401 and request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+            login = _login_url(str(request.url))
+            if login:
+                return RedirectResponse(login, status_code=303)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(D.NotFoundError)
     async def _not_found(request: Request, exc: D.NotFoundError) -> Response:

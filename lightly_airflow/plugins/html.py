@@ -39,7 +39,7 @@ button{cursor:pointer;background:var(--head)} button.primary{background:var(--ac
 .toolbar{display:flex;flex-wrap:wrap;gap:.6rem;align-items:center;margin:.4rem 0}
 .bar{display:inline-block;height:.7rem;background:var(--accent);vertical-align:middle}
 .pill{display:inline-block;border:1px solid var(--line);border-radius:999px;padding:0 .5rem;margin:0 .2rem .2rem 0;font-size:.8rem}
-.figure{position:relative;display:inline-block;max-width:100%} .figure img{width:min(100%,520px);display:block}
+.figure{position:relative;display:block;width:min(100%,520px)} .figure img{width:100%;display:block}
 .figure svg{position:absolute;left:0;top:0;width:100%;height:100%}
 #map{width:100%;max-width:900px;aspect-ratio:4/3;border:1px solid var(--line);border-radius:6px;background:var(--box);cursor:crosshair}
 #hover{position:fixed;pointer-events:none;display:none;background:var(--card);border:1px solid var(--line);border-radius:6px;

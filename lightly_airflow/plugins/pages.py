@@ -275,9 +275,9 @@ def sample_page(
             if side in near:
                 n = near[side]
                 href = pool_url(root, pool, "samples", H.seg(n[C.SAMPLE_ID])) + qs([("version", view.version)])
-                links.append(f"{side}: {H.link(href, n[C.KEY])}")
+                links.append(f"{'previous' if side == 'before' else 'next'} pick: {H.link(href, n[C.KEY])}")
         if links:
-            why.append("<p>Picked just " + " · ".join(links) + "</p>")
+            why.append("<p>" + " · ".join(links) + "</p>")
     elif status == C.STATUS_OK:
         why.append("<p>Not picked by its run: the selection reached its target or stopped before this sample "
                    "(see the run's report).</p>")

@@ -594,7 +594,7 @@ def column_group(name: str) -> str:
         return "Scores"
     if name.startswith(C.PREDICTIONS_PREFIX):
         return "Predictions"
-    if name.startswith(("selection.", "objective.", "pick.")):
+    if name.startswith(C.SELECTION_PREFIX):
         return "Why it was picked"
     return "Sample"
 

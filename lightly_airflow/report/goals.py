@@ -91,6 +91,9 @@ def missed_goals(
         out.append(Goal(f"select {int(wanted)} samples", f"selected {selected}", cause, int(wanted) - selected))
 
     strategies = [s for s in (config.get("strategies") or []) if isinstance(s, Mapping)]
+    engine_missing = (metrics or {}).get("missing_inputs") or {}
+    if not isinstance(engine_missing, Mapping):
+        engine_missing = {}
     missing_by_column: dict[str, np.ndarray] = {}
     for entry in strategies:
         inp, strat = entry.get("input") or {}, entry.get("strategy") or {}
@@ -100,12 +103,15 @@ def missed_goals(
         miss = _missing(rows, column) & ok
         missing_by_column[column] = miss
         n = int(miss.sum())
+        reported = engine_missing.get(column)
+        if isinstance(reported, (int, float)) and not isinstance(reported, bool):
+            n = int(reported)  # the engine's own count of the candidates it could not use
         if n:
             effect = {
-                "WEIGHTS": "they get no weight and are ranked last or left out",
-                "THRESHOLD": "they cannot pass the threshold and are left out",
+                "THRESHOLD": "they fail the filter and are not selected",
                 "BALANCE": "they belong to no class and do not count towards the balance",
-            }.get(str(strat.get("type")), "the strategy cannot use them")
+            }.get(str(strat.get("type")), "that objective takes its least preferred value: they are picked only "
+                  "after the samples that have one")
             where = "the column is absent from this run" if column not in rows.column_names else "null or not finite"
             out.append(Goal(
                 f"{strat.get('type')} on {column}", f"{n} of {n_ok} ok samples have no value ({where})",
@@ -113,7 +119,7 @@ def missed_goals(
             ))
 
     for b in balances:
-        diffs = np.abs(np.asarray(b.achieved, dtype=float) - np.asarray(b.target, dtype=float))
+        diffs = np.nan_to_num(np.abs(np.asarray(b.achieved, dtype=float) - np.asarray(b.target, dtype=float)), nan=0.0)
         if not len(diffs) or float(diffs.max()) <= TOLERANCE or b.n_selected == 0:
             continue
         worst = [j for j in np.argsort(-diffs) if diffs[j] > TOLERANCE]

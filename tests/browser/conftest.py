@@ -1,0 +1,190 @@
+"""The browser suite: a real ``airflow api-server`` with the plugin, Debian's Chromium driven by Playwright.
+
+One api-server and one small datapool per module. The pool is made by the pipeline's own stages on the demo's
+real images (listing, metadata with thumbnails, predictions, select-and-commit with the map layout and the
+report); only the embedding model is replaced by 16x16 grey pixels (torchvision models do not run here).
+Screenshots land in ``$LIGHTLY_SCREENSHOTS`` (default: the test's temporary folder), light and dark.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+pytestmark = pytest.mark.slow
+
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+DAG_ID = "lightly_datapool"
+USER, PASSWORD = "curator", "curator-pw"
+SELECTION = {
+    "n_samples": 16,
+    "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
+        {"input": {"type": "SCORES", "task": "digits", "score": "uncertainty_margin"}, "strategy": {"type": "WEIGHTS"}},
+        {"input": {"type": "METADATA", "key": "source"},
+         "strategy": {"type": "BALANCE", "target": {"digits": 0.8, "photos": 0.2}}},
+    ],
+}
+RUNS = ("scheduled__2026-03-01T00:00:00+00:00", "scheduled__2026-03-02T00:00:00+00:00")
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@dataclass(frozen=True)
+class Curation:
+    base: str
+    pool_uri: str
+    pool_path: Path
+    shots: Path
+
+
+def _pixel_embeddings(manifest_uri: str, source: Path) -> None:
+    """The embed stage's staging file, with 16x16 grey pixels instead of a model (L2-normalised)."""
+    from PIL import Image
+
+    from lightly_airflow import columns as C
+    from lightly_airflow import staging
+
+    table = pq.read_table(manifest_uri)
+    vectors, status = [], []
+    for key in table.column(C.KEY).to_pylist():
+        try:
+            img = Image.open(source / key).convert("L").resize((16, 16))
+            v = np.asarray(img, dtype=np.float32).ravel() - 128.0
+            vectors.append((v / (np.linalg.norm(v) or 1.0)).tolist())
+            status.append("ok")
+        except Exception:  # noqa: BLE001 - a corrupt file has no embedding, as with a model
+            vectors.append(None)
+            status.append("corrupt")
+    meta = {C.EMBEDDING_MODEL_METADATA_KEY: json.dumps("pixels-16"), C.EMBEDDING_DIM_METADATA_KEY: json.dumps(256),
+            C.EMBEDDING_INPUT_SIZE_METADATA_KEY: json.dumps(16)}
+    out = pa.table({
+        C.KEY: table.column(C.KEY), C.ETAG: table.column(C.ETAG).cast(pa.string()),
+        C.EMBEDDING: pa.array(vectors, pa.list_(pa.float32())), C.STATUS: status,
+        C.STATUS_REASON: pa.nulls(table.num_rows, pa.string()),
+    }).replace_schema_metadata(meta)
+    path = staging.sibling_uri(manifest_uri, staging.EMBEDDINGS)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(out, path)
+
+
+def run_pipeline(source: Path, pool: Path, run_id: str) -> None:
+    """One run of the example DAG's stages, in process."""
+    from lightly_airflow.metadata import compute_metadata_shard
+    from lightly_airflow.pipeline import list_new, select_and_commit
+    from lightly_airflow.predictions import load_predictions_shard
+
+    listed = list_new(datasource_uri=str(source), datapool_uri=str(pool), run_id=run_id)
+    for manifest in listed.manifests:
+        compute_metadata_shard(manifest)
+        load_predictions_shard(manifest, lightly_uri=str(source))
+        _pixel_embeddings(manifest, source)
+    select_and_commit(datapool_uri=str(pool), run_id=run_id, dag_id=DAG_ID, manifests=listed.manifests,
+                      selection_config=SELECTION)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def curation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Curation]:
+    if chromium_path() is None:
+        pytest.skip("Chromium is not installed (scripts/test.sh installs Debian's chromium).")
+    from lightly_airflow.demo import PHOTOS, Batch, add_batch
+
+    root = tmp_path_factory.mktemp("browser")
+    source, pool = root / "images", root / "pool"
+    add_batch(source, Batch("batch-1", (0, 90), PHOTOS[:5]))
+    run_pipeline(source, pool, RUNS[0])
+    add_batch(source, Batch("batch-2", (90, 150), PHOTOS[5:8]))
+    run_pipeline(source, pool, RUNS[1])
+
+    shots = Path(os.environ.get("LIGHTLY_SCREENSHOTS") or root / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    home = root / "airflow-home"
+    (home / "dags").mkdir(parents=True)
+    (home / "passwords.json").write_text(json.dumps({USER: PASSWORD}))
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "LIGHTLY_DATAPOOLS": json.dumps({"demo": {"uri": f"file://{pool}"}}),
+    }
+    env.pop("AIRFLOW__LIGHTLY__DATAPOOLS", None)
+    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=180)
+    port = _free_port()
+    log = open(home / "api-server.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError("api-server exited:\n" + (home / "api-server.log").read_text()[-3000:])
+            try:
+                with urllib.request.urlopen(f"{base}/api/v2/version", timeout=5):
+                    break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("api-server not ready in 90 s:\n" + (home / "api-server.log").read_text()[-3000:])
+            time.sleep(0.5)
+        yield Curation(base, f"file://{pool}", pool, shots)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(curation: Curation) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=chromium_path(),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
+        )
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(data)).size

@@ -1,0 +1,186 @@
+"""A curator's path through the UI in Chromium: login, nav entry, grid, filter, tag, sample page, map, compare,
+export, the run report's missed goals. Screenshots of each step, light and dark."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+from urllib.parse import quote
+
+import pytest
+
+from lightly_airflow import columns as C
+from lightly_airflow.datapool import Datapool
+
+from .conftest import DAG_ID, PASSWORD, RUNS, USER, Curation
+
+pytestmark = pytest.mark.slow
+
+
+def _login(page, base: str, path: str) -> None:
+    """Open ``path``; Airflow's login page comes first and sends the browser back."""
+    page.goto(base + path)
+    page.wait_for_url(re.compile(r".*/auth/login.*"), timeout=30_000)
+    page.fill("input[name=username]", USER)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(base + path, timeout=30_000)
+
+
+@pytest.fixture(scope="module", params=["light", "dark"])
+def page(request, browser, curation: Curation):
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, color_scheme=request.param,
+                                  accept_downloads=True)
+    pg = context.new_page()
+    pg.theme = request.param
+    _login(pg, curation.base, "/lightly/pools/demo/samples")
+    yield pg
+    context.close()
+
+
+def _shot(page, curation: Curation, name: str, *, full: bool = False) -> None:
+    page.screenshot(path=str(curation.shots / f"{name}-{page.theme}.png"), full_page=full)
+
+
+def _wait(page, js: str, timeout: float = 20.0) -> None:
+    """Poll a JS expression (a function body's return value) until it is true; the pages' CSP forbids the
+    ``eval`` Playwright's own ``wait_for_function`` uses, ``evaluate`` goes through the DevTools protocol."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(f"() => {{ return {js}; }}"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {js}")
+        page.wait_for_timeout(200)
+
+
+def _loaded_images(page, selector: str) -> list[int]:
+    return page.eval_on_selector_all(selector, "els => els.map(e => e.complete ? e.naturalWidth : 0)")
+
+
+def test_grid_shows_thumbnails_behind_the_login(page, curation):
+    page.goto(curation.base + "/lightly/pools/demo/samples")
+    page.wait_for_load_state("networkidle")
+    pool = Datapool(curation.pool_uri)
+    total = pool.read(columns=[C.KEY]).num_rows
+    assert f"{total} samples match" in page.inner_text("body")
+    page.eval_on_selector_all(".card img", "els => els.forEach(e => { e.loading = 'eager'; })")  # below the fold too
+    _wait(page, "[...document.querySelectorAll('.card img')].every(e => e.complete)")
+    widths = _loaded_images(page, ".card img")
+    assert len(widths) == 60 and all(w > 0 for w in widths)  # every thumbnail arrived and decoded
+    bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert (bg == "rgb(17, 24, 39)") == (page.theme == "dark")
+    _shot(page, curation, "grid")
+
+
+def test_nav_entry_under_browse_opens_the_datapools(page, curation):
+    page.goto(curation.base + "/")
+    page.get_by_role("button", name=re.compile("Browse")).click()
+    page.get_by_role("menuitem", name="Datapools").click()
+    frame = page.frame_locator("iframe")
+    frame.get_by_role("link", name="demo").first.wait_for(timeout=20_000)
+    assert "/plugin/lightly-datapools" in page.url
+    _shot(page, curation, "nav")
+
+
+def test_filter_then_save_as_tag(page, curation):
+    page.goto(curation.base + "/lightly/pools/demo/samples")
+    page.click("summary:has-text('metadata.source')")
+    page.check("input[name='in.metadata.source'][value='photos']")
+    page.click("button:has-text('Apply')")
+    page.wait_for_load_state("networkidle")
+    text = page.inner_text("body")
+    n = int(re.search(r"(\d+) samples match", text).group(1))
+    rows = Datapool(curation.pool_uri).read(columns=[C.KEY, "metadata.source"])
+    assert n == sum(1 for s in rows.column("metadata.source").to_pylist() if s == "photos") > 0
+    name = f"photos-{page.theme}"
+    page.fill("input[name=name]", name)
+    page.click("button:has-text('Save these samples as a tag')")
+    page.wait_for_url(re.compile(rf".*/samples\?tag={name}$"))
+    assert f"{n} samples match" in page.inner_text("body")
+    last = Datapool(curation.pool_uri).history()[-1]
+    assert last["operation"] == "tag" and last["tag"] == name and last["selected"] == n
+    assert last["counts"]["made_by"] == USER
+    _shot(page, curation, "filter-tag")
+
+
+def test_sample_page_shows_image_columns_and_why(page, curation):
+    page.goto(curation.base + "/lightly/pools/demo/samples?tag=initial-tag&sort=pick_rank")
+    page.click(".card a.thumb >> nth=0")
+    page.wait_for_load_state("networkidle")
+    body = page.inner_text("body")
+    assert "Why it was picked" in body and "Pick 1 (pick rank 0)" in body
+    assert "metadata.lightly.sharpness" in body and "initial-tag" in body
+    assert _loaded_images(page, ".figure img")[0] > 0  # the full image, from the datasource
+    _shot(page, curation, "sample", full=True)
+
+
+def test_map_hover_click_and_lasso_tag(page, curation):
+    page.goto(curation.base + "/lightly/pools/demo/map?color=metadata.source")
+    _wait(page, "document.getElementById('mapstatus').textContent.startsWith('Showing')")
+    box = page.locator("#map").bounding_box()
+    hovered = False
+    for gy in range(8, int(box["height"]) - 8, 9):
+        for gx in range(8, int(box["width"]) - 8, 9):
+            page.mouse.move(box["x"] + gx, box["y"] + gy)
+            if page.is_visible("#hover"):
+                hovered = True
+                break
+        if hovered:
+            break
+    assert hovered, "no point answered the mouse"
+    _wait(page, "document.querySelector('#hover img') && document.querySelector('#hover img').naturalWidth > 0")
+    _shot(page, curation, "map-hover")
+    # Lasso around the middle of the map.
+    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+    path = [(0.2, 0.2), (0.8, 0.2), (0.8, 0.8), (0.2, 0.8), (0.21, 0.21)]
+    page.mouse.move(x0 + w * path[0][0], y0 + h * path[0][1])
+    page.mouse.down()
+    for px, py in path[1:]:
+        page.mouse.move(x0 + w * px, y0 + h * py, steps=8)
+    page.mouse.up()
+    assert "drawn points are inside" in page.inner_text("#selinfo")
+    _shot(page, curation, "map-lasso")
+    name = f"lasso-{page.theme}"
+    page.fill("input[name=name]", name)
+    page.click("#savesel")
+    page.wait_for_url(re.compile(rf".*/samples\?tag={name}$"))
+    assert int(re.search(r"(\d+) samples match", page.inner_text("body")).group(1)) > 0
+    # Click a point: the sample page opens.
+    page.goto(curation.base + "/lightly/pools/demo/map?color=selected")
+    _wait(page, "document.getElementById('mapstatus').textContent.startsWith('Showing')")
+    _shot(page, curation, "map")
+    for gy in range(8, int(box["height"]) - 8, 9):
+        for gx in range(8, int(box["width"]) - 8, 9):
+            page.mouse.move(box["x"] + gx, box["y"] + gy)
+            if page.is_visible("#hover"):
+                page.mouse.click(box["x"] + gx, box["y"] + gy)
+                page.wait_for_url(re.compile(r".*/samples/[0-9a-f]{32}.*"))
+                assert "Why it was picked" in page.inner_text("body")
+                return
+    raise AssertionError("no point to click")
+
+
+def test_compare_and_export(page, curation):
+    tags = [t["tag"] for t in Datapool(curation.pool_uri).history() if t.get("run_id")]
+    q = "&".join(f"tag={quote(t)}" for t in tags[:2])
+    page.goto(f"{curation.base}/lightly/pools/demo/compare?{q}&column=metadata.lightly.sharpness")
+    body = page.inner_text("body")
+    assert "Overlap" in body and "clipped" in body
+    _shot(page, curation, "compare", full=True)
+    page.goto(f"{curation.base}/lightly/pools/demo/samples?tag={quote(tags[0])}")
+    with page.expect_download() as got:
+        page.click("a:has-text('CSV')")
+    rows = list(csv.DictReader(io.StringIO(got.value.path().read_text())))
+    assert len(rows) == 16 and rows[0]["uri"].endswith(rows[0]["key"]) and rows[0]["pick_rank"] == "0"
+
+
+def test_run_tab_report_flags_missed_goals(page, curation):
+    page.goto(f"{curation.base}/lightly/runs/{DAG_ID}/{quote(RUNS[0], safe='')}")
+    page.wait_for_load_state("networkidle")
+    body = page.inner_text("body")
+    assert "Missed goals" in body and "photos" in body and "scores.digits.uncertainty_margin" in body
+    _shot(page, curation, "report", full=True)
+    page.click("a:has-text(\"this run's samples\")")
+    page.wait_for_load_state("networkidle")
+    assert "samples match" in page.inner_text("body") and "scheduled-2026-03-01-00:00" in page.url.replace("%3A", ":")
