@@ -15,6 +15,17 @@ trap cleanup EXIT INT TERM
 echo "==> starting storage emulators"
 eval "$(.venv/bin/python scripts/emulators.py start s3 gcs azure)"
 
+if ! command -v chromium >/dev/null 2>&1; then
+  # The browser tests (tests/browser/) drive Debian's chromium; CI runs as root with Debian's registry.
+  echo "==> installing chromium for the browser tests (apt)"
+  if [ "$(id -u)" = 0 ]; then
+    { apt-get install -y chromium >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y chromium >/dev/null; }; } \
+      || echo "    could not install chromium: the browser tests will be skipped"
+  else
+    echo "    not root: install chromium yourself, or the browser tests will be skipped"
+  fi
+fi
+
 LIGHTLY_SKIP_MYPY=${LIGHTLY_SKIP_MYPY:-1} bash scripts/check.sh
 echo "==> running the test suite"
 .venv/bin/python -m pytest -p no:cacheprovider "$@"

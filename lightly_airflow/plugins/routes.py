@@ -256,11 +256,12 @@ def add_curation_routes(app: FastAPI) -> None:
         view = _view(spec, version)
         rows = _sample_rows(view, sid)
         extra = _sample_extra(view, spec, rows[0])
-        return D._jsonable({
+        out: dict[str, Any] = D._jsonable({
             "datapool": pool, "version": view.version, "sample_id": sid, "rows": rows,
             "boxes": extra.get("boxes", []), "image_size": extra.get("size"),
             "neighbours": extra.get("neighbours", {}),
         })
+        return out
 
     @app.get("/pools/{pool}/samples/{sample_id}/image")
     def sample_image(pool: str, sample_id: str, version: int | None = Query(None, ge=0)) -> Response:

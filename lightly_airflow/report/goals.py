@@ -62,7 +62,7 @@ def _missing(rows: pa.Table, column: str) -> np.ndarray:
     if column not in rows.column_names:
         return np.ones(rows.num_rows, dtype=bool)
     col = rows.column(column)
-    miss = pc.is_null(col).to_numpy(zero_copy_only=False)
+    miss: np.ndarray = np.asarray(pc.is_null(col).to_numpy(zero_copy_only=False), dtype=bool)
     if pa.types.is_floating(col.type):
         miss = miss | ~np.isfinite(pc.fill_null(col, 0.0).to_numpy(zero_copy_only=False))
     return np.asarray(miss, dtype=bool)

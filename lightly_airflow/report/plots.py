@@ -71,7 +71,6 @@ def embedding_map_png(m: EmbeddingMap) -> bytes:
     return _png(fig)
 
 
-@_literal_text
 def robust_range(values: np.ndarray) -> tuple[float, float, int]:
     """``(low, high, n outside)``: the 1st-99th percentile range when values lie outside it, else min-max."""
     lo, hi = float(values.min()), float(values.max())
@@ -87,6 +86,7 @@ def robust_range(values: np.ndarray) -> tuple[float, float, int]:
     return p1, p99, outside
 
 
+@_literal_text
 def histograms_png(metrics: list[tuple[str, np.ndarray, np.ndarray]], *, bins: int = 30) -> bytes:
     """A grid of histograms, one per metric: all rows vs selected rows, each normalised to its own area.
 
