@@ -117,6 +117,19 @@ def _all_tags(tags: list[dict[str, Any]], history: list[dict[str, Any]]) -> list
     return tags + [t for t in hand_made_tags(history) if t["name"] not in names]
 
 
+def report_files(spec: PoolSpec, slug: str, creds: StorageCredentials | None) -> set[str]:
+    """Names of the files in one run's report folder (empty when it has none)."""
+    from lightly_airflow.storage import filesystem
+
+    if not SLUG_PATTERN.match(slug):
+        return set()
+    fs, root = filesystem(f"{reports_uri(spec)}/{slug}", creds)
+    try:
+        return {posixpath.basename(str(e).rstrip("/")) for e in fs.ls(root, detail=False)}
+    except FileNotFoundError:
+        return set()
+
+
 def tag_samples(spec: PoolSpec, tag: str, *, offset: int = 0, limit: int = 100) -> dict[str, Any]:
     """The samples carrying ``tag`` in the latest version, in commit then key order, one page of them.
 

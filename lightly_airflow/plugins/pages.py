@@ -157,27 +157,33 @@ def export_links(root: str, pool: str, scope: Scope) -> str:
     return f"<span>Export: {links}</span>"
 
 
-def run_links(root: str, pool: str, view: View, scope: Scope) -> str:
-    """For a run's tag or rows: links to its report, its problems file and the Airflow run."""
-    from lightly_airflow.staging import run_slug
-
+def run_of(view: View, scope: Scope) -> dict[str, Any] | None:
+    """The history entry of the run a scope names (by ``run`` or by the run's tag)."""
     entry = None
     for e in view.runs():
         if (scope.run and e["run_id"] == scope.run) or (scope.tag and e.get("tag") == scope.tag):
             entry = e
+    return entry
+
+
+def run_links(root: str, pool: str, entry: dict[str, Any] | None, files: set[str]) -> str:
+    """For a run's tag or rows: links to its report and problems file (those it has) and the Airflow run."""
+    from lightly_airflow.staging import run_slug
+
     if entry is None:
         return ""
     slug = run_slug(entry["run_id"])
-    report = pool_url(root, pool, "reports", H.seg(slug), "index.html")
-    links = [H.link(report, "run report"), H.link(pool_url(root, pool, "reports", H.seg(slug), "problems.parquet"),
-                                                   "problems file (when the run had problems)")]
+    links = [H.link(pool_url(root, pool, "reports", H.seg(slug), name), text)
+             for name, text in (("index.html", "run report"), ("problems.parquet", "problems file")) if name in files]
     if entry.get("dag_id"):
         href = f"/dags/{H.seg(entry['dag_id'])}/runs/{H.seg(entry['run_id'])}"
         links.append(f'<a href="{H.e(href)}" target="_top">Airflow run</a>')
     return f'<p class="muted">Run <code>{H.e(entry["run_id"])}</code>: {" · ".join(links)}</p>'
 
 
-def grid_page(root: str, pool: str, view: View, scope: Scope, page: dict[str, Any], static: str) -> str:
+def grid_page(
+    root: str, pool: str, view: View, scope: Scope, page: dict[str, Any], static: str, run_files: set[str] | None = None,
+) -> str:
     base = pool_url(root, pool, "samples")
     params = scope.to_params()
     sort, desc = page["sort"], page["descending"]
@@ -214,7 +220,7 @@ def grid_page(root: str, pool: str, view: View, scope: Scope, page: dict[str, An
     shown = f"{offset + 1}–{offset + len(cards)}" if cards else "none"
     main = (
         f'<p><b>{H.e(total)}</b> samples match ({H.e(shown)} shown) — {H.e(scope_text(view, scope))}. '
-        'Outlined: selected by a run.</p>' + run_links(root, pool, view, scope)
+        'Outlined: selected by a run.</p>' + run_links(root, pool, run_of(view, scope), run_files or set())
         + f'<div class="toolbar">{sorter}{export_links(root, pool, scope)} · '
         f'{H.link(pool_url(root, pool, "map") + qs(params), "map of these")}</div>'
         + save_tag_form(root, pool, scope)

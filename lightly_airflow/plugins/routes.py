@@ -218,7 +218,13 @@ def add_curation_routes(app: FastAPI) -> None:
         offset: int = Query(0, ge=0), limit: int = Query(GRID_PAGE, ge=1, le=A.MAX_PAGE_SIZE),
     ) -> HTMLResponse:
         view, scope, page = grid_data(request, pool, sort, order, offset, limit)
-        return A._html(P.grid_page(A._root(request), pool, view, scope, page, _static(request)))
+        entry = P.run_of(view, scope)
+        files: set[str] = set()
+        if entry is not None:
+            from lightly_airflow.staging import run_slug
+
+            files = D.report_files(view.spec, run_slug(entry["run_id"]), D.credentials(view.spec))
+        return A._html(P.grid_page(A._root(request), pool, view, scope, page, _static(request), files))
 
     @app.get("/api/pools/{pool}/samples")
     def api_samples(
