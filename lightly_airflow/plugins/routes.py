@@ -113,39 +113,65 @@ def _sample_rows(view: View, sid: str) -> list[dict[str, Any]]:
 
 
 def _export(view: View, spec: PoolSpec, scope: Scope, fmt: str) -> tuple[bytes, str, str]:
-    from lightly_airflow.datapool.export import ROW_FORMATS, export_rows
-    from lightly_airflow.plugins.media import read_predictions
-    from lightly_airflow.storage import join_uri
+    """The scope as a download, through the formats of :mod:`lightly_airflow.datapool.export` (keys
+    percent-encoded into URIs). The UI adds to them: CSV carries every metadata/score column after the
+    module's own columns, COCO gets the predicted boxes of ``.lightly/predictions`` as annotations."""
+    import csv
+    import io
 
-    if fmt not in ROW_FORMATS:
-        raise QueryError(f"Unknown export format {fmt!r}; use one of {sorted(ROW_FORMATS)}.")
+    from lightly_airflow.datapool import export as X
+    from lightly_airflow.plugins.media import read_predictions
+
+    if fmt not in X.FORMATS:
+        raise QueryError(f"Unknown export format {fmt!r}; use one of {sorted(X.FORMATS)}.")
     total = view.count(scope)
-    limit = MAX_RICH_EXPORT_ROWS if fmt in ("label-studio", "coco") else MAX_EXPORT_ROWS
+    limit = MAX_RICH_EXPORT_ROWS if fmt == "coco" else MAX_EXPORT_ROWS
     if total > limit:
         raise QueryError(f"{total} samples match; a {fmt} export holds at most {limit}. Narrow the filter or tag.")
-    rows = view.export_rows(scope)
+    rows = view.export_rows(scope).to_pylist()
     sources = {e["version"]: e.get("datasource_uri") for e in view.history()}
-    creds = _source_credentials(spec) if fmt == "coco" else None
-
-    def uri_of(r: dict[str, Any]) -> str:
-        root = sources.get(r.get("commit_version"))
-        return join_uri(root, r[C.KEY]) if root else str(r[C.KEY])
-
-    def predictions_of(r: dict[str, Any]) -> list[dict[str, Any]]:
-        root = sources.get(r.get("commit_version"))
-        if not root:
-            return []
-        try:
-            return read_predictions(root, r[C.KEY], creds)
-        except MediaError:
-            return []
-
-    name = scope.tag or scope.run or "filter"
-    payload = export_rows(rows, fmt=fmt, uri_of=uri_of, predictions_of=predictions_of if fmt == "coco" else None,
-                          name=f"{spec.name}: {P.scope_text(view, scope)}")
-    ext, content_type = ROW_FORMATS[fmt]
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{spec.name}-{name}-v{view.version}")[:100]
-    return payload, content_type, f"{safe}.{'coco.' if fmt == 'coco' else ''}{ext}"
+    roots = {v: X.root_uri(u) if u else None for v, u in sources.items()}
+    records = [
+        X.ExportRecord(key=r[C.KEY], uri=X.key_uri(roots.get(r.get("commit_version")), r[C.KEY]),
+                       sample_id=r.get(C.SAMPLE_ID), run_id=r.get(C.RUN_ID), pick_rank=r.get(C.PICK_RANK))
+        for r in rows
+    ]
+    name = scope.tag or scope.run or f"filter ({P.scope_text(view, scope)})"
+    if fmt == "csv":
+        text = X.to_csv(records, name)
+        extra = [c for c in (rows[0] if rows else {}) if c not in (C.KEY, C.SAMPLE_ID, C.RUN_ID, C.PICK_RANK)]
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        head, *lines = list(csv.reader(io.StringIO(text)))
+        writer.writerow(head + extra)
+        for line, r in zip(lines, rows, strict=True):
+            writer.writerow(line + ["" if r.get(c) is None else r.get(c) for c in extra])
+        text = out.getvalue()
+    elif fmt == "coco":
+        doc = X.coco_images(records, name)
+        creds = _source_credentials(spec)
+        categories: dict[int, dict[str, Any]] = {}
+        for image, r in zip(doc["images"], rows, strict=True):
+            source = sources.get(r.get("commit_version"))
+            try:
+                boxes = read_predictions(source, r[C.KEY], creds) if source else []
+            except MediaError:
+                boxes = []
+            for box in boxes:
+                cid = box.get("category_id")
+                cid = int(cid) if isinstance(cid, int) else len(categories)
+                categories.setdefault(cid, {"id": cid, "name": str(box.get("category", cid))})
+                x, y, w, h = box["bbox"]
+                doc["annotations"].append({
+                    "id": len(doc["annotations"]) + 1, "image_id": image["id"], "category_id": cid,
+                    "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0, "score": box.get("score"),
+                })
+        doc["categories"] = sorted(categories.values(), key=lambda c: c["id"])
+        text = json.dumps(doc, indent=2, ensure_ascii=True) + "\n"
+    else:
+        text = X.render(records, name, fmt)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{spec.name}-{scope.tag or scope.run or 'filter'}-v{view.version}")[:100]
+    return text.encode("utf-8"), X.content_type(fmt), f"{safe}{'.coco' if fmt == 'coco' else ''}{X.file_suffix(fmt)}"
 
 
 def _make_tag(view: View, spec: PoolSpec, scope: Scope, name: str, polygon: str | None, user: Any) -> dict[str, Any]:

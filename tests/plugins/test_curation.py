@@ -288,13 +288,15 @@ def test_exports_of_a_filter_in_four_formats(client, configured):
     q = f"run={quote(RUN_1)}&in.selected=true"
     listing = client.get(f"/lightly/pools/main/export?format=list&{q}")
     assert listing.status_code == 200 and "attachment" in listing.headers["content-disposition"]
-    assert listing.text.splitlines() == [f"{src}/{k}" for k in configured.picks_1]  # pick order
+    want = [f"{src}/{quote(k)}" for k in configured.picks_1]  # pick order; keys percent-encoded
+    assert listing.text.splitlines() == want and "%3Cscript%3E" in listing.text
     table = list(csv.DictReader(io.StringIO(client.get(f"/lightly/pools/main/export?format=csv&{q}").text)))
-    assert [r["key"] for r in table] == configured.picks_1 and table[0][LUM] and table[0]["uri"].startswith(src)
+    assert [r["key"] for r in table] == configured.picks_1 and [r["uri"] for r in table] == want
+    assert table[0][LUM] and table[0]["metadata.note"] and table[0]["tag"]  # every metadata column, too
     ls = client.get(f"/lightly/pools/main/export?format=label-studio&{q}").json()
-    assert ls[0]["data"]["image"] == f"{src}/{configured.picks_1[0]}" and ls[0]["meta"]["pick_rank"] == 0
+    assert ls[0]["data"]["image"] == want[0] and ls[0]["meta"]["pick_rank"] == 0
     coco = client.get(f"/lightly/pools/main/export?format=coco&{q}").json()
-    assert [i["lightly_key"] for i in coco["images"]] == configured.picks_1 and coco["annotations"] == []
+    assert [i["file_name"] for i in coco["images"]] == configured.picks_1 and coco["annotations"] == []
     assert client.get("/lightly/pools/main/export?format=xml").status_code == 400
 
 
@@ -315,7 +317,7 @@ def test_coco_export_carries_predicted_boxes(client, configured, tmp_path):
         assert coco["categories"] == [{"id": 0, "name": "digit"}]
         (ann,) = coco["annotations"]
         assert ann["bbox"] == [4, 8, 20, 30] and ann["score"] == 0.9
-        assert coco["images"][ann["image_id"] - 1]["lightly_key"] == key
+        assert coco["images"][ann["image_id"] - 1]["file_name"] == key
         sid = sample_id(key, _all(configured).filter(pc.equal(_all(configured).column(C.KEY), key)).column(C.ETAG)[0].as_py())
         page = client.get(f"/lightly/pools/main/samples/{sid}").text
         assert '<rect x="4.0" y="8.0" width="20.0" height="30.0"' in page and 'viewBox="0 0 64 64"' in page
