@@ -164,6 +164,8 @@ def write_report(
     except Exception as exc:  # noqa: BLE001 - say so rather than claim every goal was met
         log.exception("Report: could not check the run's goals.")
         missed = [{"goal": "check the goals", "outcome": "failed", "cause": f"{type(exc).__name__}: {exc}", "count": None}]
+    for line in summary_d.get("warnings") or []:  # the select step's own warnings (RunSummary.warnings)
+        missed.append({"goal": "selection warning", "outcome": str(line), "cause": "see the outcome", "count": None})
     problems = summary_d.get("problems_uri")
     all_links = dict(links or {})
     if problems:

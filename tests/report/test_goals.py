@@ -81,3 +81,11 @@ def test_default_tags_read_as_dates_and_stay_unique():
     assert readable_tag("manual__2026-12-01T12:59:21.324745+00:00", {"manual-2026-12-01-12:59"}) == "manual-2026-12-01-12:59-2"
     assert readable_tag("asset_triggered__2026-01-02T03:04:05+00:00") == "asset-triggered-2026-01-02-03:04"
     assert readable_tag("my run") == "my-run"
+
+
+def test_the_select_steps_own_warnings_are_on_the_page(tmp_path: Path):
+    rows = _rows(n_digits=40, n_photos=10, picked=12)
+    index = write_report(rows, out_uri=str(tmp_path / "r"), config={},
+                         summary={"warnings": ["strategies[2] BALANCE: class 'photos' got 0% of the selection"]})
+    html = Path(index).read_text()
+    assert "Missed goals (1)" in html and "class &#x27;photos&#x27; got 0% of the selection" in html
