@@ -22,8 +22,10 @@ Meanings, written once here and shared with the DAG's params (``query_tag_name``
   active-learning meaning: the size of the labelled set after the query, so the new picks are
   ``n_samples`` minus the preselected samples (never below 0).
 - the selection: ``selection_config`` when given (its ``n_samples``/``proportion_samples`` are replaced by the
-  count above); otherwise Lightly's CORAL recipe, DIVERSITY + WEIGHTS on the prediction scores' margin
-  (DIVERSITY alone without predictions). Prediction scores are columns ``scores.<task_name>.<score>`` of
+  count above); otherwise, with a margin score, the recommended recipe of docs/selection.md
+  (``lightly-airflow recipe active-learning``: typical + diverse samples while fewer than 30 are labelled,
+  then margin sampling); with other scores only, CORAL (DIVERSITY + WEIGHTS on the first score); DIVERSITY
+  alone without predictions. Prediction scores are columns ``scores.<task_name>.<score>`` of
   the candidates, so a config may name any of them (``{"type": "SCORES", "task": "active_learning",
   "score": "uncertainty_entropy"}``).
 - the commit: one datapool version per query (idempotent by its ``run_id``, by default derived from the
@@ -246,8 +248,8 @@ class ActiveLearningAgent:
         :param predictions: ``(N, C)`` class probabilities in :attr:`unlabeled_set` order, scored with
             :meth:`scores_from_predictions`.
         :param scores: ready scores ``{score name: values in unlabeled_set order}`` (instead of predictions).
-        :param selection_config: a Lightly selection config (its count is replaced); default: CORAL on the
-            scores (DIVERSITY alone without scores).
+        :param selection_config: a Lightly selection config (its count is replaced); default: the recommended
+            active-learning recipe on the margin score (see the module docstring).
         :param task_name: the task name of the score columns (``scores.<task_name>.<score>``).
         :param run_id: the commit's idempotence key (default derived from the tag and the options): a
             repeated query with the same run id changes nothing.
@@ -274,7 +276,11 @@ class ActiveLearningAgent:
         n_pre = self.preselected.num_rows
         n_new = self.options.new_picks(int(n_samples), n_pre)
         n_new = min(n_new, candidates.num_rows)
-        if selection_config is None:
+        if selection_config is None and "uncertainty_margin" in values:
+            from lightly_airflow.selection.recipes import active_learning_config
+
+            config_dict = active_learning_config(task_name, max(n_new, 1))
+        elif selection_config is None:
             strategies: list[dict[str, Any]] = [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]
             if values:
                 score = "uncertainty_margin" if "uncertainty_margin" in values else sorted(values)[0]

@@ -42,8 +42,9 @@ BATCHES = (
 )
 
 #: The demo's own selection (passed explicitly by ``scripts/demo.py``; the DAG's default works on any
-#: datasource): the recommended recipe of docs/selection.md (DIVERSITY + WEIGHTS on the margin uncertainty of
-#: this datasource's ``digits`` predictions, strength 10), keep sharp images, and balance the custom
+#: datasource): CORAL (DIVERSITY + WEIGHTS on the margin uncertainty of this datasource's ``digits``
+#: predictions, strength 10; for an active-learning loop use ``lightly-airflow recipe active-learning``
+#: instead, docs/selection.md), keep sharp images, and balance the custom
 #: ``source`` field. Photos have no digit prediction: the WEIGHTS rule for a missing score applies to them
 #: (docs/selection.md), and the run summary counts them.
 SELECTION_CONFIG = {
