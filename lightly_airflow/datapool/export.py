@@ -80,12 +80,15 @@ def uri_key(root: str | None, uri: str) -> str:
 
 
 def tag_datasource_uri(pool: Datapool, tag: str) -> str | None:
-    """The datasource URI the run behind ``tag`` recorded (for ``initial-tag``: the latest run's); or ``None``."""
-    found = None
+    """The datasource URI the run behind ``tag`` recorded; for ``initial-tag`` and hand-made tags (no run of
+    their own) the latest run's; or ``None``."""
+    found = latest = None
     for entry in pool.history():
-        if entry.get("datasource_uri") and (entry["tag"] == tag or tag == C.INITIAL_TAG):
-            found = entry["datasource_uri"]
-    return found
+        if entry.get("datasource_uri"):
+            latest = entry["datasource_uri"]
+            if entry["tag"] == tag:
+                found = latest
+    return latest if found is None else found
 
 
 def export_records(

@@ -33,6 +33,9 @@ def app_id(run_id: str) -> str:
     return APP_ID_PREFIX + run_id
 
 
+#: ``operation`` of a hand-made tag's commit (:mod:`lightly_airflow.datapool.tagging` writes it).
+HAND_MADE_TAG_OPERATION = "tag"
+
 class Snapshot:
     """The pool at one version (``table`` is ``None`` for a pool that does not exist yet).
 
@@ -104,12 +107,19 @@ class Snapshot:
         for e in self.history():
             if e["run_id"] is not None and e["tag"]:
                 out.append({"name": e["tag"], "run_id": e["run_id"], "version": e["version"], "count": e["selected"]})
+            elif e.get("operation") == HAND_MADE_TAG_OPERATION and e["tag"]:
+                out.append({"name": e["tag"], "run_id": None, "version": e["version"], "count": e["selected"]})
         return out
+
+    def hand_made_tag_names(self) -> set[str]:
+        """Tags made by hand (``datapool.tagging``) as of this version: they may sit on unselected rows too."""
+        return {e["tag"] for e in self.history() if e.get("operation") == HAND_MADE_TAG_OPERATION and e["tag"]}
 
     # ---------------------------------------------------------------- reading
     def tag_names(self) -> set[str]:
-        """``initial-tag`` and every run's tag as of this version."""
-        return {C.INITIAL_TAG} | {e["tag"] for e in self.history() if e["run_id"] is not None and e["tag"]}
+        """``initial-tag``, every run's tag and every hand-made tag as of this version."""
+        runs = {e["tag"] for e in self.history() if e["run_id"] is not None and e["tag"]}
+        return {C.INITIAL_TAG} | runs | self.hand_made_tag_names()
 
     def read(
         self, *, tag: str | None = None, columns: list[str] | None = None, known_tags: set[str] | None = None,
@@ -124,8 +134,11 @@ class Snapshot:
             known = self.tag_names() if known_tags is None else known_tags
             if tag not in known:
                 raise DatapoolError(f"Tag {tag!r} does not exist in {self.uri}; known tags: {sorted(known)}.")
-            # Tags sit only on selected rows: the first condition prunes every unselected file.
-            where = f"WHERE {quote_ident(C.SELECTED)} AND array_has({quote_ident(C.TAGS)}, {quote_literal(tag)})"
+            # Run tags sit only on selected rows: the first condition prunes every unselected file. A hand-made
+            # tag may name any row (a filter over the whole pool).
+            has_tag = f"array_has({quote_ident(C.TAGS)}, {quote_literal(tag)})"
+            hand_made = tag in self.hand_made_tag_names()
+            where = f"WHERE {has_tag}" if hand_made else f"WHERE {quote_ident(C.SELECTED)} AND {has_tag}"
         return self.select(columns, where, order=f"{quote_ident(COMMIT_VERSION)}, {quote_ident(C.KEY)}")
 
     def selected(self, columns: list[str] | None = None) -> pa.Table:

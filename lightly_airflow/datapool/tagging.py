@@ -25,11 +25,12 @@ from lightly_airflow.datapool.errors import DatapoolError, TagExistsError
 from lightly_airflow.datapool.pool import Datapool, validate_tag
 from lightly_airflow.datapool.reading import quote_literal
 from lightly_airflow.datapool.rows import COMMIT_VERSION
+from lightly_airflow.datapool.snapshot import HAND_MADE_TAG_OPERATION
 
 log = logging.getLogger(__name__)
 
 #: ``operation`` of a hand-made tag's commit (``history()`` shows it).
-TAG_OPERATION = "tag"
+TAG_OPERATION = HAND_MADE_TAG_OPERATION
 #: Most rows one tag may name (a bigger set is better made by a run).
 MAX_TAG_ROWS = 5_000_000
 

@@ -6,6 +6,8 @@ import csv
 import io
 import json
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -97,3 +99,23 @@ def test_storage_options_reach_s3(s3_bucket, digits, capsys) -> None:
     code, out, _ = _run(capsys, "datapool", "show", uri, "--tag", "r1", "--format", "json",
                         "--storage-options", json.dumps(s3_bucket.credentials.to_dict()))
     assert code == 0 and [r[C.KEY] for r in json.loads(out)] == [rows.column(C.KEY)[3].as_py()]
+
+
+def test_a_hand_made_tag_is_listed_read_and_exported_like_a_run_tag(pool_uri, capsys) -> None:
+    """A tag made in the UI (datapool.tagging) may hold unselected rows; the CLI must know it and export all of it."""
+    from lightly_airflow.datapool.tagging import create_tag
+
+    pool = Datapool(pool_uri)
+    rows = pool.read(columns=[C.KEY, C.SAMPLE_ID, "commit_version", C.SELECTED])
+    unselected = rows.filter(pc.invert(rows.column(C.SELECTED))).slice(0, 5)
+    chosen = pa.concat_tables([unselected, rows.filter(rows.column(C.SELECTED)).slice(0, 1)])
+    made = create_tag(pool, "hand-picked", chosen, made_by="curator")
+    tags = {t["name"]: t for t in pool.tags()}
+    assert tags["hand-picked"]["run_id"] is None and tags["hand-picked"]["version"] == made["version"]
+    assert tags["hand-picked"]["count"] == 6
+    read = pool.read(tag="hand-picked", columns=[C.KEY])
+    assert sorted(read.column(C.KEY).to_pylist()) == sorted(chosen.column(C.KEY).to_pylist())
+    code, out, _ = _run(capsys, "datapool", "export", pool_uri, "--tag", "hand-picked")
+    assert code == 0 and sorted(out.splitlines()) == sorted(f"s3://images/raw/{k}" for k in chosen.column(C.KEY).to_pylist())
+    # the version before the tag does not know it, and run tags still read only selected rows
+    assert pool.read(tag="week-1").num_rows == 2
