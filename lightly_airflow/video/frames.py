@@ -78,14 +78,19 @@ def frame_rows(manifest: Any, rows: Sequence[int] | None = None) -> list[FrameRo
 _LOCAL = threading.local()
 
 
-def _reformatter() -> Any:
-    """A scaler per thread: PyAV's ``frame.reformat`` builds a new scaling context per call (3 ms at 640×360),
-    a kept ``VideoReformatter`` reuses it (0.15 ms)."""
+def _reformatter(purpose: str = "rgb") -> Any:
+    """A scaler per thread and purpose: PyAV's ``frame.reformat`` builds a new scaling context per call (3 ms at
+    640×360), a kept ``VideoReformatter`` reuses it (0.15 ms) as long as its output size and format stay the
+    same: one scaler alternating between the full-size RGB and the model input rebuilt its context on every
+    call, so each output (``rgb``, ``model``, ``thumbnail``) has its own."""
     from av.video.reformatter import VideoReformatter
 
-    if getattr(_LOCAL, "reformatter", None) is None:
-        _LOCAL.reformatter = VideoReformatter()
-    return _LOCAL.reformatter
+    kept = getattr(_LOCAL, "reformatters", None)
+    if kept is None:
+        kept = _LOCAL.reformatters = {}
+    if purpose not in kept:
+        kept[purpose] = VideoReformatter()
+    return kept[purpose]
 
 
 def analyse_frame(frame: Any, input_size: int | None) -> tuple[np.ndarray | None, dict[str, Any], str, float]:
@@ -93,8 +98,7 @@ def analyse_frame(frame: Any, input_size: int | None) -> tuple[np.ndarray | None
     from lightly_airflow.metadata.kernels import pixel_sums
     from lightly_airflow.metadata.metrics import _metrics_from
 
-    reformatter = _reformatter()
-    rgb = np.ascontiguousarray(reformatter.reformat(frame, format="rgb24").to_ndarray())
+    rgb = np.ascontiguousarray(_reformatter("rgb").reformat(frame, format="rgb24").to_ndarray())
     sums, squares, gray = pixel_sums(rgb)
     metrics: dict[str, Any] = _metrics_from(sums.astype(np.float64), squares.astype(np.float64), gray, 0)
     metrics["sizeInBytes"] = None  # a frame is no file; its video's size is on the video
@@ -102,7 +106,7 @@ def analyse_frame(frame: Any, input_size: int | None) -> tuple[np.ndarray | None
     digest.update(f"{rgb.shape}".encode())
     small = None
     if input_size:
-        small = reformatter.reformat(frame, width=input_size, height=input_size, format="rgb24",
+        small = _reformatter("model").reformat(frame, width=input_size, height=input_size, format="rgb24",
                                      interpolation="BILINEAR").to_ndarray()
     return small, metrics, digest.hexdigest(), frame_corruptness(gray)
 
@@ -127,7 +131,7 @@ def _thumbnail(frame: Any, thumbs: Any, row: FrameRow) -> None:
     scale = min(1.0, MAX_SIDE / max(frame.width, frame.height))
     w, h = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
     thumbs.add(sample_id(row.key or "", None if row.etag is None else str(row.etag)),
-               frame.reformat(width=w, height=h, format="rgb24").to_image())
+               _reformatter("thumbnail").reformat(frame, width=w, height=h, format="rgb24").to_image())
 
 
 def _process_chunk(
