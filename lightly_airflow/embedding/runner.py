@@ -137,21 +137,19 @@ def default_num_workers(device: torch.device) -> int:
 
 
 @contextlib.contextmanager
-def _model_threads(device: torch.device, decode_workers: int) -> Iterator[int]:
-    """On a CPU, run the forward pass on the cores the decoding threads leave free (at least one).
+def _model_threads(device: torch.device) -> Iterator[int]:
+    """On a CPU, run the forward pass on the cores the default decoding workers leave free (at least one).
 
-    Decoding runs in threads of this process while the model computes; torch's OpenMP threads default to
-    every core, so on a small node they are oversubscribed and spin at each layer's barrier while a decoding
-    thread holds their core: EfficientNet-Lite0 at 64 px on 2 cores with a decoder busy measured 5-15x
-    slower with 2 torch threads than with 1 (``docs/video.md``). Only lowers the count; restored afterwards.
+    Decoding runs in threads (or processes) while the model computes; torch's OpenMP threads default to every
+    core, so on a small node they are oversubscribed and spin at each layer's barrier while a decoder holds
+    their core: EfficientNet-Lite0 at 64 px on 2 cores with a decoder busy measured 5-15x slower with 2 torch
+    threads than with 1 (``docs/video.md``). The count depends on the node only, never on ``num_workers`` or
+    the loader, so embeddings stay bit-identical across those. Only lowers the count; restored afterwards.
     """
     before = torch.get_num_threads()
-    if device.type != "cpu" or decode_workers <= 0:
-        yield before
-        return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    wanted = max(1, min(before, cores - decode_workers))
-    if wanted == before:
+    wanted = max(1, min(before, cores - default_num_workers(device)))
+    if device.type != "cpu" or wanted == before:
         yield before
         return
     torch.set_num_threads(wanted)
@@ -415,8 +413,7 @@ def embed_shard(
             datasource_uri, frames, extras, input_size=encoder.input_size, batch_size=batch_size,
             credentials=datasource_credentials or credentials, workers=max(1, workers), thumbs=thumbs,
         ), on_done=None if thumbs is None else thumbs.close))
-    decoding = (workers if len(dataset) and kind == "threads" else 0) + (max(1, workers) if frames else 0)
-    with _model_threads(torch_device, decoding) as model_threads, torch.inference_mode(), _autocast(torch_device):
+    with _model_threads(torch_device) as model_threads, torch.inference_mode(), _autocast(torch_device):
         logger.info(
             "Embedding %d images of %s with %s on %s (batch %d, %d decode %s, %d model threads; %d reused)",
             len(todo), manifest_uri, encoder.model_id, torch_device, batch_size, workers, kind, model_threads,
