@@ -88,11 +88,13 @@ def _pixel_embeddings(manifest_uri: str, source: Path) -> None:
 
 def run_pipeline(source: Path, pool: Path, run_id: str) -> None:
     """One run of the example DAG's stages, in process."""
+    from lightly_airflow.datasource import NewFilesQuery
     from lightly_airflow.metadata import compute_metadata_shard
     from lightly_airflow.pipeline import list_new, select_and_commit
     from lightly_airflow.predictions import load_predictions_shard
 
-    listed = list_new(datasource_uri=str(source), datapool_uri=str(pool), run_id=run_id)
+    query = NewFilesQuery.build(datasource_uri=str(source), datapool_uri=str(pool))
+    listed = list_new(query, run_id=run_id)
     for manifest in listed.manifests:
         compute_metadata_shard(manifest)
         load_predictions_shard(manifest, lightly_uri=str(source))
