@@ -164,9 +164,9 @@ def validate_params(
         raise ParamError("worker_config.selected_sequence_length", problem, "make n_samples a multiple of it.")
     from lightly_airflow.objects.spec import check_object_level
 
-    problem = check_object_level(selection, worker)
-    if problem is not None:
-        raise ParamError(*problem)
+    object_problem = check_object_level(selection, worker)
+    if object_problem is not None:
+        raise ParamError(*object_problem)
     return selection, worker
 
 

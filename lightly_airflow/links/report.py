@@ -8,8 +8,8 @@ from urllib.parse import quote
 from airflow.sdk import BaseOperatorLink
 
 if TYPE_CHECKING:
-    from airflow.models.taskinstancekey import TaskInstanceKey
     from airflow.sdk import BaseOperator
+    from airflow.sdk.types import TaskInstanceKey
 
 #: The plugin's run route (``lightly_airflow.plugins.plugin.URL_PREFIX`` + ``/runs/``); kept here so the link
 #: class imports nothing of the plugin on workers.

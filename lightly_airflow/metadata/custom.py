@@ -174,6 +174,9 @@ def parse_metadata_schema(obj: Any) -> tuple[list[MetadataField], list[tuple[str
         if not isinstance(name, str) or not name:
             problems.append((f"{where}.name", "must be a non-empty string"))
             continue
+        if not isinstance(path, str):
+            problems.append((f"{where}.path", "must be a non-empty string"))  # same reason as parse_dot_path
+            continue
         try:
             steps = parse_dot_path(path)
         except ValueError as exc:

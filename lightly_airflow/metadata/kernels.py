@@ -56,7 +56,7 @@ def pixel_sums(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True, nogil=True)
-def laplacian_sums(gray: np.ndarray) -> tuple[int, int, int]:
+def laplacian_sums(gray: np.ndarray) -> tuple[int, np.int64, np.int64]:
     """Count, sum and sum of squares of the 3×3 Laplacian (centre 8, neighbours −1) over the valid region."""
     h, w = gray.shape
     total = np.int64(0)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from lightly_airflow.metadata.kernels import laplacian_sums, pixel_sums
 
@@ -193,7 +193,7 @@ def inspect_image(
         return ImageResult(None, f"decompression bomb: {exc}")
     except Image.DecompressionBombWarning as exc:
         return ImageResult(None, f"decompression bomb: {exc}")
-    except Image.UnidentifiedImageError:
+    except UnidentifiedImageError:
         return ImageResult(None, "not an image Pillow can identify (unreadable or unknown format)")
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError, struct.error) as exc:
         text = str(exc) or type(exc).__name__

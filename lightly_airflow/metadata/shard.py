@@ -108,7 +108,8 @@ def _custom_values(
 
 def _read_images(fs: Any, paths: list[str]) -> dict[str, bytes | Exception]:
     try:
-        return fs.cat(paths, on_error="return")
+        got: dict[str, bytes | Exception] = fs.cat(paths, on_error="return")
+        return got
     except Exception:  # noqa: BLE001 - fall back to one by one, errors per file
         out: dict[str, bytes | Exception] = {}
         for p in paths:
@@ -137,7 +138,7 @@ def compute_metadata_shard(
     max_error_fraction: float | None = None,
     num_workers: int | None = None,
     thumbnails_uri: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Compute ``lightly.*`` metrics, corruption status, content hash and custom metadata for one shard.
 
     :param manifest_uri: the manifest shard (``…/manifest/shard-NNNNN.parquet``) with ``key`` and the schema
@@ -203,17 +204,21 @@ def compute_metadata_shard(
                     thumbs.add, sample_id(keys[i], None if etags[i] is None else str(etags[i])))
                 return hashlib.sha256(data).hexdigest(), inspect_image(data, keys[i], on_image=on_image), None
 
-            for i, (digest, result, missing) in zip(idx, pool.map(work, idx, paths)):
+            for i, (digest, image, missing) in zip(idx, pool.map(work, idx, paths)):
                 if missing is not None:
                     status[i], reasons[i] = C.STATUS_MISSING, missing
                     problems.add(keys[i], "file", missing, join_uri(datasource_uri, keys[i]))
                     continue
+                if image is None:  # work() returns an ImageResult whenever nothing is missing
+                    raise RuntimeError(f"no image result for {keys[i]!r} although the file was read")
                 hashes[i] = digest
-                if not result.ok:
-                    status[i], reasons[i] = C.STATUS_CORRUPT, result.reason
-                    problems.add(keys[i], "file", f"corrupt: {result.reason}", join_uri(datasource_uri, keys[i]))
+                if not image.ok:
+                    status[i], reasons[i] = C.STATUS_CORRUPT, image.reason
+                    problems.add(keys[i], "file", f"corrupt: {image.reason}", join_uri(datasource_uri, keys[i]))
                     continue
-                for m, v in result.metrics.items():
+                if image.metrics is None:  # inspect_image sets metrics on every decoded image
+                    raise RuntimeError(f"no metrics for {keys[i]!r} although it decoded")
+                for m, v in image.metrics.items():
                     metric_values[m][i] = v
             if folder is not None and fields:
                 batch_keys = [keys[i] for i in idx_all]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
@@ -17,9 +17,9 @@ class LightlyPlugin(AirflowPlugin):
     """Shows the configured datapools (``[lightly] datapools``) and each run's curation report in the Airflow UI."""
 
     name = "lightly"
-    fastapi_apps: ClassVar[list[dict[str, Any]]] = [{"app": app, "url_prefix": URL_PREFIX, "name": "Lightly datapools"}]
+    fastapi_apps: list[dict[str, Any]] = [{"app": app, "url_prefix": URL_PREFIX, "name": "Lightly datapools"}]
     # Lists, not tuples: Airflow's plugin manager removes rejected views from them in place.
-    external_views: ClassVar[list[dict[str, Any]]] = [
+    external_views: list[dict[str, Any]] = [
         {
             "name": "Datapools",
             "href": f"{URL_PREFIX}/",

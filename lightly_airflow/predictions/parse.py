@@ -87,8 +87,9 @@ def _score(value: Any, where: str, problems: list[tuple[str, str]], required: bo
 
 
 def _bbox(value: Any, where: str, problems: list[tuple[str, str]]) -> bool:
-    numbers = [_number(v) for v in value] if isinstance(value, list) else []
-    if len(numbers) != 4 or any(v is None or not math.isfinite(v) for v in numbers):
+    parsed = [_number(v) for v in value] if isinstance(value, list) else []
+    numbers = [v for v in parsed if v is not None and math.isfinite(v)]
+    if len(parsed) != 4 or len(numbers) != 4:
         problems.append((where, "must be [x, y, width, height] in pixels"))
         return False
     if numbers[2] < 0 or numbers[3] < 0:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 TASK_TYPES = (
     "classification",
@@ -21,7 +21,7 @@ TASK_TYPES = (
 _TASK_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

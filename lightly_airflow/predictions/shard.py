@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -157,11 +158,11 @@ def load_predictions_shard(
     manifest_uri: str,
     output_uri: str | None = None,
     *,
-    lightly_uri: str,
+    lightly_uri: str | None = None,
     credentials: StorageCredentials | None = None,
     lightly_credentials: StorageCredentials | None = None,
     max_error_fraction: float | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Read every listed task's predictions for the shard's files, score them and write staging Parquet.
 
     Output (``sibling_uri(manifest_uri, "predictions")`` by default): ``key``, ``scores.<task>.<score>``,

@@ -47,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``report`` command (ambient credentials: environment variables, workload identity)."""
     parser = subparsers.add_parser(
         "report",

@@ -37,7 +37,8 @@ def as_dict(obj: Any) -> dict[str, Any]:
     if isinstance(obj, Mapping):
         return dict(obj)
     if hasattr(obj, "model_dump"):
-        return obj.model_dump(mode="json", exclude_none=True)
+        dumped: dict[str, Any] = obj.model_dump(mode="json", exclude_none=True)
+        return dumped
     if hasattr(obj, "to_dict"):
         return dict(obj.to_dict())
     raise TypeError(f"expected a dict, a RunSummary or a SelectionConfig, got {type(obj).__name__}")
@@ -46,7 +47,8 @@ def as_dict(obj: Any) -> dict[str, Any]:
 def _bool_mask(table: pa.Table, column: str) -> np.ndarray:
     if column not in table.column_names:
         return np.zeros(table.num_rows, dtype=bool)
-    return pc.fill_null(table.column(column), False).to_numpy(zero_copy_only=False).astype(bool)
+    mask: np.ndarray = pc.fill_null(table.column(column), False).to_numpy(zero_copy_only=False).astype(bool)
+    return mask
 
 
 def selected_mask(rows: pa.Table) -> np.ndarray:
@@ -54,7 +56,8 @@ def selected_mask(rows: pa.Table) -> np.ndarray:
     if C.SELECTED in rows.column_names:
         return _bool_mask(rows, C.SELECTED)
     if C.PICK_RANK in rows.column_names:
-        return pc.is_valid(rows.column(C.PICK_RANK)).to_numpy(zero_copy_only=False).astype(bool)
+        ranked: np.ndarray = pc.is_valid(rows.column(C.PICK_RANK)).to_numpy(zero_copy_only=False).astype(bool)
+        return ranked
     return np.zeros(rows.num_rows, dtype=bool)
 
 
@@ -146,7 +149,8 @@ def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
         from threadpoolctl import threadpool_limits
     except ImportError:  # optional (scikit-learn brings it); without it BLAS keeps its own threading
         return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    limits: contextlib.AbstractContextManager[Any] = threadpool_limits(limits=1, user_api="blas")
+    return limits
 
 
 def pca_2d(x: np.ndarray, *, fit_rows: int = 5000, seed: int = _SEED) -> np.ndarray:
@@ -234,7 +238,8 @@ def embedding_map(
     if len(pre_idx) and len(idx) and pre_mat.shape[1] != mat.shape[1]:
         pre_idx, pre_mat = pre_idx[:0], np.zeros((0, mat.shape[1]), dtype=np.float32)
     groups = np.where(sel, 2, 0)
-    if len(pre_idx) and len(idx) and C.KEY in rows.column_names and C.KEY in preselected.column_names:
+    if (len(pre_idx) and len(idx) and preselected is not None
+            and C.KEY in rows.column_names and C.KEY in preselected.column_names):
         pre_keys = preselected.column(C.KEY).take(pa.array(pre_idx))
         in_pre = pc.is_in(rows.column(C.KEY).take(pa.array(idx)), pre_keys).to_numpy(zero_copy_only=False)
         keep = ~(in_pre & ~sel)  # drop this run's copy of an earlier-selected sample

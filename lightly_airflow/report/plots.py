@@ -36,7 +36,7 @@ def _literal_text(draw: Callable[P, bytes]) -> Callable[P, bytes]:
 
     @functools.wraps(draw)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> bytes:
-        with rc_context(_RC):
+        with rc_context(_RC):  # type: ignore[arg-type]  # matplotlib's stubs type rc keys as Literal names
             return draw(*args, **kwargs)
 
     return wrapper
