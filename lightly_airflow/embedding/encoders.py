@@ -98,7 +98,8 @@ class BasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        y: torch.Tensor = self.relu(out + identity)
+        return y
 
 
 class Bottleneck(nn.Module):
@@ -122,7 +123,8 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        y: torch.Tensor = self.relu(out + identity)
+        return y
 
 
 class ResNet(nn.Module):
@@ -173,7 +175,8 @@ class ResNet(nn.Module):
         return torch.flatten(self.avgpool(x), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
+        logits: torch.Tensor = self.fc(self.features(x))
+        return logits
 
 
 class _LiteBackbone(nn.Module):
@@ -189,7 +192,8 @@ class _LiteBackbone(nn.Module):
         self.net = EfficientNet.from_name("efficientnet-lite0", image_size=input_size)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(x).mean(dim=(2, 3))
+        pooled: torch.Tensor = self.net.extract_features(x).mean(dim=(2, 3))
+        return pooled
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
         return self.net.load_state_dict(state_dict, strict=strict, assign=assign)
@@ -276,7 +280,8 @@ def _projection(feature_dim: int, dim: int, seed_text: str) -> torch.Tensor:
     gaussian = torch.randn(feature_dim, dim, generator=gen, dtype=torch.float64)
     q, r = torch.linalg.qr(gaussian)
     q = q * torch.sign(torch.diagonal(r))  # unique QR: a deterministic basis
-    return q.to(torch.float32)
+    basis: torch.Tensor = q.to(torch.float32)
+    return basis
 
 
 # ------------------------------------------------------------------------------------------------- Encoder
@@ -293,8 +298,13 @@ class Encoder(nn.Module):
     :param dim: output dimension (``None``: the backbone's feature dimension).
     """
 
+    # Registered buffers (``register_buffer``), declared for the type checker.
+    scale: torch.Tensor
+    shift: torch.Tensor
+    projection: torch.Tensor | None
+
     def __init__(
-        self, backbone: nn.Module, *, name: str, weights_digest: str, input_size: int, dim: int | None,
+        self, backbone: ResNet | _LiteBackbone, *, name: str, weights_digest: str, input_size: int, dim: int | None,
         mean: tuple[float, float, float], std: tuple[float, float, float],
     ) -> None:
         super().__init__()
@@ -364,7 +374,7 @@ def get_encoder(
             f"{MAX_INPUT_SIZE} (Lightly's default is 64)."
         )
     if canonical == "efficientnet-lite0":
-        backbone: nn.Module = _LiteBackbone(input_size)
+        backbone: ResNet | _LiteBackbone = _LiteBackbone(input_size)
         mean, std = LITE_MEAN, LITE_STD
     else:
         backbone = ResNet(canonical)
@@ -384,6 +394,6 @@ def get_encoder(
     state, digest = read_weights(uri, None if weights_uri is None else credentials)
     _load_backbone_weights(backbone, state, uri)
     encoder = Encoder(backbone, name=canonical, weights_digest=digest, input_size=input_size, dim=dim, mean=mean, std=std)
-    encoder.to(memory_format=torch.channels_last)
+    encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit memory_format
     logger.info("Loaded encoder %s (feature dim %d) from %s", encoder.model_id, feature_dim, uri)
     return encoder

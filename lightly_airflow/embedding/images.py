@@ -51,7 +51,7 @@ def open_rgb(data: bytes, draft: int | None = None) -> Image.Image:
         raise ValueError("empty file (0 bytes)")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        img = Image.open(io.BytesIO(data))
+        img: Image.Image = Image.open(io.BytesIO(data))
         if img.format == "JPEG" and draft is not None:
             img.draft("RGB", (draft, draft))  # DCT-domain downscale, never below the target size
         img.load()
@@ -88,7 +88,7 @@ class ImageBatch:
         return self
 
 
-class ShardImages(torch.utils.data.Dataset):
+class ShardImages(torch.utils.data.Dataset[ImageBatch]):
     """The images of one manifest shard as a dataset of batches (item ``i`` = batch ``i``).
 
     Picklable (plain fields) so it works with ``fork`` and ``spawn`` DataLoader workers alike; the
