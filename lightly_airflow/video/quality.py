@@ -31,7 +31,7 @@ UNIFORM_STD = 2.0
 
 
 @numba.njit(cache=True, nogil=True)
-def _block_stats(gray: np.ndarray) -> tuple[int, int, int, int]:
+def _block_stats(gray: np.ndarray) -> tuple[int, int, np.int64, np.int64]:
     """One pass: (concealed blocks, blocks, sum of luma, sum of squared luma)."""
     h, w = gray.shape
     total = np.int64(0)
