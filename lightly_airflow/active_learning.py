@@ -276,6 +276,7 @@ class ActiveLearningAgent:
         n_pre = self.preselected.num_rows
         n_new = self.options.new_picks(int(n_samples), n_pre)
         n_new = min(n_new, candidates.num_rows)
+        config_dict: dict[str, Any]
         if selection_config is None and "uncertainty_margin" in values:
             from lightly_airflow.selection.recipes import active_learning_config
 
@@ -286,7 +287,7 @@ class ActiveLearningAgent:
                 score = "uncertainty_margin" if "uncertainty_margin" in values else sorted(values)[0]
                 strategies.append({"input": {"type": "SCORES", "task": task_name, "score": score},
                                    "strategy": {"type": "WEIGHTS"}})
-            config_dict: dict[str, Any] = {"n_samples": max(n_new, 1), "strategies": strategies}
+            config_dict = {"n_samples": max(n_new, 1), "strategies": strategies}
         else:
             config_dict = parse_selection_config(selection_config).model_dump(mode="json", exclude_none=True)
             config_dict.pop("proportion_samples", None)

@@ -54,7 +54,8 @@ def input_column(inp: Mapping[str, Any]) -> str | None:
 def _ok(rows: pa.Table) -> np.ndarray:
     if C.STATUS not in rows.column_names:
         return np.ones(rows.num_rows, dtype=bool)
-    return pc.fill_null(pc.equal(rows.column(C.STATUS), C.STATUS_OK), False).to_numpy(zero_copy_only=False)
+    ok: np.ndarray = pc.fill_null(pc.equal(rows.column(C.STATUS), C.STATUS_OK), False).to_numpy(zero_copy_only=False)
+    return ok
 
 
 def _missing(rows: pa.Table, column: str) -> np.ndarray:
