@@ -19,7 +19,7 @@ from lightly_airflow.objects.selection import (
     object_similarity,
     object_typicality,
 )
-from lightly_airflow.selection.objectives import Context, Objective, StaticObjective
+from lightly_airflow.selection.objectives import Context, Objective, StaticObjective, TypicalityObjective
 
 
 def _objects_of(path: str, inp: Any, ctx: Context) -> ObjectSet:
@@ -95,8 +95,9 @@ class ObjectSimilarityObjective(StaticObjective):
         return out
 
 
-class ObjectTypicalityObjective(StaticObjective):
-    """Object TYPICALITY (our choice): the mean typicality of an image's objects among the run's objects."""
+class ObjectTypicalityObjective(TypicalityObjective):
+    """Object TYPICALITY (our choice): the mean typicality of an image's objects among the run's objects; the
+    minimum-typicality stop and the report are the image objective's."""
 
     kind = "TYPICALITY"
     detail = "object_typicality"
@@ -108,18 +109,6 @@ class ObjectTypicalityObjective(StaticObjective):
         obj = cls(path, strategy.strength, _column(objs.task), typ, typ)
         obj.minimum = strategy.stopping_condition_minimum_typicality
         return obj
-
-    minimum: float | None = None
-
-    def stop_reason(self, i: int) -> str | None:
-        if self.minimum is not None and self.values[i] < self.minimum:
-            return "minimum_typicality"
-        return None
-
-    def report(self, picks: np.ndarray) -> dict[str, Any]:
-        out = self._base_report()
-        out.update(self._means(picks, "typicality"))
-        return out
 
 
 OBJECT_OBJECTIVES: dict[str, type[Objective]] = {
