@@ -12,12 +12,6 @@ import io
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from api_server import api_server
 
 pytestmark = pytest.mark.slow
 
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 DAG_ID = "lightly_datapool"
 USER, PASSWORD = "curator", "curator-pw"
 SELECTION = {
@@ -103,12 +97,6 @@ def run_pipeline(source: Path, pool: Path, run_id: str) -> None:
                       selection_config=SELECTION)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def curation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Curation]:
     if chromium_path() is None:
@@ -124,51 +112,9 @@ def curation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Curation]:
 
     shots = Path(os.environ.get("LIGHTLY_SCREENSHOTS") or root / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
-    home = root / "airflow-home"
-    (home / "dags").mkdir(parents=True)
-    (home / "passwords.json").write_text(json.dumps({USER: PASSWORD}))
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "LIGHTLY_DATAPOOLS": json.dumps({"demo": {"uri": f"file://{pool}"}}),
-    }
-    env.pop("AIRFLOW__LIGHTLY__DATAPOOLS", None)
-    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=180)
-    port = _free_port()
-    log = open(home / "api-server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError("api-server exited:\n" + (home / "api-server.log").read_text()[-3000:])
-            try:
-                with urllib.request.urlopen(f"{base}/api/v2/version", timeout=5):
-                    break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("api-server not ready in 90 s:\n" + (home / "api-server.log").read_text()[-3000:])
-            time.sleep(0.5)
+    with api_server(root / "airflow-home", user=USER, password=PASSWORD, role="admin",
+                    datapools={"demo": {"uri": f"file://{pool}"}}) as base:
         yield Curation(base, f"file://{pool}", pool, shots)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -3,32 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from api_server import api_server
 
 from lightly_airflow.staging import run_slug
 
 from .conftest import DAG_ID, RUN_1, PoolFixture
 
 pytestmark = pytest.mark.slow
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, str, dict]:
@@ -48,50 +36,9 @@ def _get(url: str, token: str | None = None) -> tuple[int, str, dict]:
 @pytest.fixture(scope="module")
 def server(pool_fixture: PoolFixture, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("airflow-home")
-    (home / "dags").mkdir()
-    (home / "passwords.json").write_text(json.dumps({"viewer": "viewer-pw"}))
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "viewer:viewer",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "LIGHTLY_DATAPOOLS": json.dumps({"main": {"uri": pool_fixture.uri}}),
-    }
-    env.pop("AIRFLOW__LIGHTLY__DATAPOOLS", None)
-    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=120)
-    port = _free_port()
-    log = open(home / "api-server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log,
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError("api-server exited:\n" + (home / "api-server.log").read_text()[-3000:])
-            try:
-                if _get(f"{base}/api/v2/version")[0] in (200, 401):
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("api-server not ready in 60 s:\n" + (home / "api-server.log").read_text()[-3000:])
-            time.sleep(0.5)
+    with api_server(home, user="viewer", password="viewer-pw", role="viewer",
+                    datapools={"main": {"uri": pool_fixture.uri}}, timeout=60) as base:
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        log.close()
 
 
 def _token(base: str) -> str:
