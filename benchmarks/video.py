@@ -9,7 +9,11 @@ Writes one synthetic scene video (``video.synthetic``, H.264 in MP4 by default),
 - **decode-only**: PyAV decoding exactly the shard's frames (``video.decode.decode_frames``: seek + decode,
   nothing else), frames/s;
 - **decode + analysis**: the same decode plus, per frame, the RGB conversion, model input, metrics, hash and
-  corruptness score (``video.frames.analyse_frame``) without the model: where the non-model time goes;
+  corruptness score (``video.frames.analyse_frame``) and the UI thumbnail (scaled, JPEG-encoded) without the
+  model: where the non-model time goes;
+- **model-only**: the encoder's forward pass on batches of ``batch-size`` model inputs already in memory,
+  with the torch threads the runner uses: the ceiling of the pipeline on this machine (the pipeline cannot be
+  faster than its model; the ratio model-only / decode-only is the best the pipeline could reach);
 - **pipeline**: ``embed_shard`` on the manifest shard: decode once, and per frame the model input (scaled
   to ``input-size``), the ``lightly.*`` metrics, the content hash and the corruptness score, the model's
   forward pass, and the Parquet write; frames/s over its whole wall time, model load excluded (the encoder
@@ -74,15 +78,31 @@ def main(argv: list[str] | None = None) -> int:
         assert n == info.n_frames, n
         return n / (time.perf_counter() - t)
 
-    from lightly_airflow.video.frames import analyse_frame
+    from lightly_airflow.embedding.runner import _cached_encoder, _model_threads
+    from lightly_airflow.thumbnails import make_thumbnail
+    from lightly_airflow.video.frames import _reformatter, analyse_frame
 
     def decode_analyse() -> float:  # the pipeline without the model: where the non-decoding time goes
         t = time.perf_counter()
         n = 0
         for f in decode_frames(os.path.join(source, key), wanted):
             analyse_frame(f.frame, args.input_size)
+            make_thumbnail(_reformatter("thumbnail").reformat(f.frame, width=256, height=144, format="rgb24",
+                                                              interpolation="AREA").to_image())
             n += 1
         return n / (time.perf_counter() - t)
+
+    device = torch.device("cpu")
+    encoder = _cached_encoder("efficientnet-lite0", None, None, args.input_size, device, None)
+    inputs = torch.randint(0, 256, (args.batch_size, 3, args.input_size, args.input_size), dtype=torch.uint8)
+
+    def model_only() -> float:  # the forward pass alone on the same number of frames: the pipeline's ceiling
+        batches = -(-info.n_frames // args.batch_size)
+        with _model_threads(device), torch.inference_mode():
+            t = time.perf_counter()
+            for _ in range(batches):
+                encoder(inputs)
+            return info.n_frames / (time.perf_counter() - t)
 
     def pipeline() -> float:
         t = time.perf_counter()
@@ -93,16 +113,19 @@ def main(argv: list[str] | None = None) -> int:
 
     pipeline()  # warm-up: model load, numba kernels
     decode_analyse()
+    model_only()
     rows = []
     for r in range(args.rounds):
         d = decode_only()
         a = decode_analyse()
+        m = model_only()
         p = pipeline()
         rows.append({"round": r, "decode_only_fps": round(d, 1), "decode_analyse_fps": round(a, 1),
-                     "pipeline_fps": round(p, 1), "ratio": round(p / d, 3)})
+                     "model_only_fps": round(m, 1), "pipeline_fps": round(p, 1), "ratio": round(p / d, 3),
+                     "ceiling_ratio": round(m / d, 3), "pipeline_of_model": round(p / m, 3)})
         print(json.dumps(rows[-1]))
         sys.stdout.flush()
-    med = {k: statistics.median(x[k] for x in rows) for k in ("decode_only_fps", "decode_analyse_fps", "pipeline_fps", "ratio")}
+    med = {k: statistics.median(x[k] for x in rows) for k in rows[0] if k != "round"}
     print(json.dumps({"median": med, "load_average_after": os.getloadavg()}))
     return 0
 

@@ -1,8 +1,8 @@
-"""Thumbnails: one small WebP per sample, made once during the run, so the UI never reads full images.
+"""Thumbnails: one small JPEG per sample, made once during the run, so the UI never reads full images.
 
 The stage that already decodes every image (the metadata shard) hands each decoded picture to
 :class:`ThumbnailWriter`, which shrinks it to at most :data:`MAX_SIDE` pixels and writes
-``<datapool>/_thumbnails/<sample id>.webp``. Video frames go through the same :meth:`ThumbnailWriter.add` with the
+``<datapool>/_thumbnails/<sample id>.jpg``. Video frames go through the same :meth:`ThumbnailWriter.add` with the
 frame's sample id. A thumbnail that cannot be made or written is logged and counted, never fatal: the UI shows a
 placeholder for it.
 
@@ -27,9 +27,13 @@ log = logging.getLogger(__name__)
 
 THUMBNAILS_DIR = "_thumbnails"
 MAX_SIDE = 256
-QUALITY = 80
-EXTENSION = "webp"
-CONTENT_TYPE = "image/webp"
+QUALITY = 85
+#: JPEG, not WebP: at 256 px Pillow's WebP (method 4) took ~3 ms per thumbnail, JPEG ~0.1 ms, and for video
+#: frames the thumbnail was the largest cost after the model (``docs/video.md``); the files are a few kB either way.
+EXTENSION = "jpg"
+CONTENT_TYPE = "image/jpeg"
+#: Thumbnails of pools written before (WebP): read when there is no JPEG, never written.
+LEGACY_FORMATS = (("webp", "image/webp"),)
 #: A sample id as :func:`lightly_airflow.datapool.sample_id` makes it (also frame ids: ``<id>-f<index>``).
 SAMPLE_ID_PATTERN = re.compile(r"^[0-9a-f]{32}(-f[0-9]{1,9})?$")
 #: Thumbnails written per batch (one concurrent ``pipe`` call to the store).
@@ -41,11 +45,11 @@ def thumbnails_uri(datapool_uri: str) -> str:
     return f"{datapool_uri.rstrip('/')}/{THUMBNAILS_DIR}"
 
 
-def thumbnail_name(sample_id: str) -> str:
+def thumbnail_name(sample_id: str, extension: str = EXTENSION) -> str:
     """The file name of a sample's thumbnail; raises ``ValueError`` for anything that is not a sample id."""
     if not SAMPLE_ID_PATTERN.match(sample_id):
         raise ValueError(f"{sample_id!r} is not a sample id (32 hex digits).")
-    return f"{sample_id}.{EXTENSION}"
+    return f"{sample_id}.{extension}"
 
 
 def datapool_of_manifest(manifest_uri: str) -> str | None:
@@ -55,13 +59,15 @@ def datapool_of_manifest(manifest_uri: str) -> str | None:
 
 
 def make_thumbnail(img: Image.Image, max_side: int = MAX_SIDE) -> bytes:
-    """A WebP of ``img`` (RGB) shrunk to at most ``max_side`` pixels on its longer side (never enlarged)."""
-    thumb = img.copy()
-    thumb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    """A JPEG of ``img`` (RGB or grey) shrunk to at most ``max_side`` pixels on its longer side (never enlarged)."""
+    thumb = img
+    if max(img.size) > max_side:
+        thumb = img.copy()
+        thumb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     if thumb.mode not in ("RGB", "L"):
         thumb = thumb.convert("RGB")
     out = io.BytesIO()
-    thumb.save(out, format="WEBP", quality=QUALITY, method=4)
+    thumb.save(out, format="JPEG", quality=QUALITY)
     return out.getvalue()
 
 
@@ -126,14 +132,23 @@ class ThumbnailWriter:
         return {"thumbnails": self.written, "thumbnails_failed": self.failed}
 
 
-def read_thumbnail(datapool_uri: str, sample_id: str, credentials: Any = None) -> bytes | None:
-    """The thumbnail of a sample, or ``None`` when there is none (only sample-id names are ever opened)."""
+def read_thumbnail_typed(datapool_uri: str, sample_id: str, credentials: Any = None) -> tuple[bytes, str] | None:
+    """The thumbnail of a sample with its content type (JPEG, or the WebP of a pool written before), or
+    ``None`` when there is none (only sample-id names are ever opened)."""
     from lightly_airflow.storage import filesystem
 
     fs, root = filesystem(thumbnails_uri(datapool_uri), credentials)
-    try:
-        with fs.open(f"{root.rstrip('/')}/{thumbnail_name(sample_id)}", "rb") as f:
-            data: bytes = f.read()
-            return data
-    except FileNotFoundError:
-        return None
+    for extension, content_type in ((EXTENSION, CONTENT_TYPE), *LEGACY_FORMATS):
+        try:
+            with fs.open(f"{root.rstrip('/')}/{thumbnail_name(sample_id, extension)}", "rb") as f:
+                data: bytes = f.read()
+                return data, content_type
+        except FileNotFoundError:
+            continue
+    return None
+
+
+def read_thumbnail(datapool_uri: str, sample_id: str, credentials: Any = None) -> bytes | None:
+    """The thumbnail bytes of a sample, or ``None`` when there is none (:func:`read_thumbnail_typed`)."""
+    found = read_thumbnail_typed(datapool_uri, sample_id, credentials)
+    return None if found is None else found[0]

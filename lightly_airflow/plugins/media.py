@@ -1,7 +1,7 @@
 """Pictures and predictions for the UI: thumbnails from the datapool, full images and ``.lightly`` predictions from
 the datasource a run recorded.
 
-Only two kinds of paths are ever opened: ``<datapool>/_thumbnails/<sample id>.webp`` (the id must match the
+Only two kinds of paths are ever opened: ``<datapool>/_thumbnails/<sample id>.jpg`` (``.webp`` in pools written before; the id must match the
 sample-id pattern) and ``<datasource>/<key>`` / ``<datasource>/.lightly/predictions/...`` where the datasource
 URI comes from the datapool's commit history and the key from the sample's stored row, never from a request;
 keys with ``..``, empty or absolute segments are refused.

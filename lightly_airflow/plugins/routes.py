@@ -311,16 +311,16 @@ def add_curation_routes(app: FastAPI) -> None:
 
     @app.get("/pools/{pool}/thumbnails/{sample_id}")
     def thumbnail(pool: str, sample_id: str) -> Response:
-        from lightly_airflow.thumbnails import CONTENT_TYPE, read_thumbnail
+        from lightly_airflow.thumbnails import read_thumbnail_typed
 
         sid = _check_sample_id(sample_id)
         spec = A._pool(pool)
-        data = read_thumbnail(spec.uri, sid, D.credentials(spec))
+        found = read_thumbnail_typed(spec.uri, sid, D.credentials(spec))
         headers = {**A.SECURITY_HEADERS, "Cache-Control": "private, max-age=3600"}
-        if data is None:
+        if found is None:
             return Response(PLACEHOLDER_SVG, media_type="image/svg+xml",
                             headers={**headers, "X-Lightly-Thumbnail": "missing", "Cache-Control": "private, no-cache"})
-        return Response(data, media_type=CONTENT_TYPE, headers=headers)
+        return Response(found[0], media_type=found[1], headers=headers)
 
     # -------------------------------------------------------------- map
     @app.get("/pools/{pool}/map", response_class=HTMLResponse)

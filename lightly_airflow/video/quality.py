@@ -1,19 +1,26 @@
 """The frame corruptness score that ``corruptness_check.corruption_threshold`` applies to.
 
-A damaged video still decodes: FFmpeg conceals missing or broken data by filling blocks with flat mid-grey
-(no reference frame) and broken encoders or capture devices emit frames of one colour. The score of a frame
-is in ``[0, 1]``, the larger of
+A damaged video still decodes: FFmpeg conceals what it could not decode, and broken encoders or capture
+devices emit frames of one colour. The score of a frame is in ``[0, 1]``, the largest of
 
-- **concealed**: the share of the frame's 8×8 luma blocks that are flat (max − min ≤ 2) and mid-grey (mean
-  within ±8 of 128), i.e. the area a decoder filled in; and
+- **decoder**: 1 when the decoder itself flags the frame as damaged (``AVFrame.decode_error_flags`` or
+  ``AV_FRAME_FLAG_CORRUPT``, PyAV's ``frame.is_corrupt``: invalid bitstream, missing reference, concealment);
+- **concealed**: the share of the frame's 16×16 macroblocks (the codecs' coding grid, from the top-left
+  corner) whose luma is *exactly* constant and mid-grey (within ±8 of 128): what a decoder fills in where it
+  has no data and no reference picture. Whole macroblocks, exactly constant: a clean picture's flat grey wall
+  is not (its 16×16 blocks keep a little texture or noise, and codecs such as MPEG-4 Part 2 make flat 8×8 DCT
+  blocks of it, which the score of earlier versions, 8×8 blocks within ±1 grey level, counted: 14-19 % of
+  the demo's clean "coffee" frames; now under 1 %);
 - **uniform**: ``1 − std(luma) / 2`` clipped to ``[0, 1]``: 1 for a frame of one colour, 0 once the luma
   varies by a standard deviation of 2 grey levels or more.
 
-A frame whose score is above the threshold (default 0.1: a tenth of the frame concealed, or an almost
-uniform frame) is ``corrupt`` with the score in its reason; a frame that does not decode at all is corrupt
-regardless. The score is stored per frame as ``metadata.lightly.corruptness``; set the threshold to 1 to
-keep every decodable frame. A genuinely flat mid-grey surface covering more than the threshold also scores
-high: raise the threshold for such footage.
+A frame whose score is above the threshold (default 0.1: a tenth of the frame concealed, an almost uniform
+frame, or any frame the decoder flags) is ``corrupt`` with the score in its reason; a frame that does not
+decode at all is corrupt regardless. The score is stored per frame as ``metadata.lightly.corruptness``; set
+the threshold to 1 to keep every decodable frame. Limitation: where FFmpeg conceals by copying the previous
+picture (inter frames of H.264 and VP8/9) a frame looks plausible; the decoder's errors on its packets are
+logged and the frames it could not produce at all are reported, but such a frame is only caught when the
+decoder flags it.
 """
 
 from __future__ import annotations
@@ -23,8 +30,8 @@ import pyarrow as pa
 
 from lightly_airflow.jit import numba
 
-BLOCK = 8
-FLAT_RANGE = 2
+#: The macroblock size of H.264 / MPEG-2 / MPEG-4 / VP8: concealment fills whole macroblocks.
+BLOCK = 16
 GREY = 128
 GREY_TOLERANCE = 8
 UNIFORM_STD = 2.0
@@ -32,7 +39,7 @@ UNIFORM_STD = 2.0
 
 @numba.njit(cache=True, nogil=True)
 def _block_stats(gray: np.ndarray) -> tuple[int, int, np.int64, np.int64]:
-    """One pass: (concealed blocks, blocks, sum of luma, sum of squared luma)."""
+    """One pass: (exactly constant mid-grey macroblocks, macroblocks, sum of luma, sum of squared luma)."""
     h, w = gray.shape
     total = np.int64(0)
     total_sq = np.int64(0)
@@ -45,21 +52,25 @@ def _block_stats(gray: np.ndarray) -> tuple[int, int, np.int64, np.int64]:
     concealed = 0
     for bi in range(bh):
         for bj in range(bw):
-            lo = 255
-            hi = 0
+            first = gray[bi * BLOCK, bj * BLOCK]
+            if abs(np.int32(first) - GREY) > GREY_TOLERANCE:
+                continue
+            constant = True
             for i in range(bi * BLOCK, bi * BLOCK + BLOCK):
                 for j in range(bj * BLOCK, bj * BLOCK + BLOCK):
-                    v = gray[i, j]
-                    lo = min(lo, v)
-                    hi = max(hi, v)
-            if hi - lo <= FLAT_RANGE and abs((np.int32(hi) + np.int32(lo)) // 2 - GREY) <= GREY_TOLERANCE:
+                    if gray[i, j] != first:
+                        constant = False
+                        break
+                if not constant:
+                    break
+            if constant:
                 concealed += 1
     return concealed, bh * bw, total, total_sq
 
 
-def frame_corruptness(gray: np.ndarray) -> float:
-    """The corruptness score of one frame from its 8-bit luma ``(H, W)``."""
-    if gray.size == 0:
+def frame_corruptness(gray: np.ndarray, decoder_flagged: bool = False) -> float:
+    """The corruptness score of one frame from its 8-bit luma ``(H, W)`` and whether the decoder flagged it."""
+    if gray.size == 0 or decoder_flagged:
         return 1.0
     concealed, blocks, total, total_sq = _block_stats(np.ascontiguousarray(gray, dtype=np.uint8))
     n = gray.size
@@ -85,7 +96,7 @@ def apply_corruption_threshold(rows: pa.Table, threshold: float) -> pa.Table:
     if not pc.any(bad).as_py():
         return rows
     reasons = [
-        f"frame corruptness {s:.3f} > corruption_threshold {threshold} (grey-concealed or uniform frame)" if b else r
+        f"frame corruptness {s:.3f} > corruption_threshold {threshold} (decoder-flagged, grey-concealed or uniform frame)" if b else r
         for b, s, r in zip(bad.to_pylist(), score.to_pylist(), rows.column(C.STATUS_REASON).to_pylist())
     ]
     status = pc.if_else(bad, C.STATUS_CORRUPT, rows.column(C.STATUS))

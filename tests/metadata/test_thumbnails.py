@@ -24,7 +24,7 @@ from lightly_airflow.thumbnails import (
 from .conftest import encode, make_manifest, noise_image, write_tree
 
 
-def test_shard_writes_one_small_webp_per_ok_image(tmp_path: Path) -> None:
+def test_shard_writes_one_small_jpeg_per_ok_image(tmp_path: Path) -> None:
     big = np.zeros((600, 900, 3), dtype=np.uint8)
     big[:, :450] = (255, 0, 0)  # left half red: the thumbnail is the picture, not a placeholder
     files = {
@@ -43,7 +43,7 @@ def test_shard_writes_one_small_webp_per_ok_image(tmp_path: Path) -> None:
     written = sorted(p.name for p in (tmp_path / "pool" / "_thumbnails").iterdir())
     assert written == sorted(thumbnail_name(ids[k]) for k in ("a/big.png", "b/small.jpg"))
     img = Image.open(io.BytesIO(read_thumbnail(pool, ids["a/big.png"])))
-    assert img.format == "WEBP" and img.size == (MAX_SIDE, round(MAX_SIDE * 600 / 900))
+    assert img.format == "JPEG" and img.size == (MAX_SIDE, round(MAX_SIDE * 600 / 900))
     r, g, b = img.convert("RGB").getpixel((10, 10))
     assert r > 200 and g < 60 and b < 60
     assert Image.open(io.BytesIO(read_thumbnail(pool, ids["b/small.jpg"]))).size == (30, 40)  # never enlarged
@@ -68,3 +68,19 @@ def test_make_thumbnail_keeps_aspect_and_mode() -> None:
     img = Image.new("L", (1000, 100), 128)
     out = Image.open(io.BytesIO(make_thumbnail(img)))
     assert out.size == (MAX_SIDE, 26)
+
+
+def test_thumbnails_of_pools_written_before_are_webp_and_still_served(tmp_path: Path) -> None:
+    from lightly_airflow.thumbnails import read_thumbnail_typed
+
+    sid = "0" * 32
+    folder = tmp_path / "pool" / "_thumbnails"
+    folder.mkdir(parents=True)
+    assert read_thumbnail_typed(str(tmp_path / "pool"), sid) is None
+    legacy = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(legacy, format="WEBP")
+    (folder / f"{sid}.webp").write_bytes(legacy.getvalue())
+    assert read_thumbnail_typed(str(tmp_path / "pool"), sid) == (legacy.getvalue(), "image/webp")
+    (folder / thumbnail_name(sid)).write_bytes(make_thumbnail(Image.new("RGB", (8, 8))))  # the JPEG wins
+    data, content_type = read_thumbnail_typed(str(tmp_path / "pool"), sid)
+    assert content_type == "image/jpeg" and Image.open(io.BytesIO(data)).format == "JPEG"

@@ -152,7 +152,7 @@ def test_thumbnails_and_full_images_are_served_from_pool_and_datasource(client, 
     rows = _all(configured)
     row = rows.filter(pc.equal(rows.column(C.RUN_ID), RUN_1)).to_pylist()[0]
     thumb = client.get(f"/lightly/pools/main/thumbnails/{row[C.SAMPLE_ID]}")
-    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/webp"
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
     assert Image.open(io.BytesIO(thumb.content)).size == (64, 64)
     image = client.get(f"/lightly/pools/main/samples/{row[C.SAMPLE_ID]}/image")
     assert image.status_code == 200 and image.headers["content-type"] == "image/png"

@@ -98,12 +98,61 @@ def test_corruptness_score() -> None:
     assert frame_corruptness(textured) < 0.01
     assert frame_corruptness(np.full((64, 96), 128, np.uint8)) == 1.0  # uniform grey
     assert frame_corruptness(np.full((64, 96), 30, np.uint8)) == 1.0  # uniform dark
+    assert frame_corruptness(textured, decoder_flagged=True) == 1.0  # the decoder's own verdict
     half = textured.copy()
-    half[:32] = 128  # the top half concealed by the decoder's grey
+    half[:32] = 128  # the top two macroblock rows concealed by the decoder's grey
     assert frame_corruptness(half) == pytest.approx(0.5)
     dark_bars = textured.copy()
     dark_bars[:16] = 0  # letterbox bars are not concealment
     assert frame_corruptness(dark_bars) < 0.01
+    wall = textured.copy()
+    wall[:32] = 128 + rng.integers(-1, 2, (32, 96))  # a flat grey wall keeps a grey level of texture
+    assert frame_corruptness(wall) < 0.01
+
+
+def _luma(path: str) -> list[tuple[np.ndarray, bool]]:
+    out = []
+    with av.open(path) as c:
+        for packet in c.demux(video=0):
+            try:
+                out += [(f.to_ndarray(format="gray"), bool(f.is_corrupt)) for f in packet.decode()]
+            except av.error.FFmpegError:
+                continue
+    return out
+
+
+def test_clean_frames_with_flat_grey_areas_stay_below_the_threshold(tmp_path) -> None:
+    # The demo's "coffee" scene in MPEG-4 AVI (campus7-c0.avi of the walk-through) is a grey wall that the
+    # codec turns into flat 8x8 blocks: 17 of its clean frames scored 0.14-0.16 with the former 8x8 score.
+    from lightly_airflow.video.synthetic import make_scene_video
+
+    for size in ((160, 120), (320, 240)):
+        path = str(tmp_path / f"coffee-{size[0]}.avi")
+        make_scene_video(path, "coffee", 40, seed=1, size=size)
+        scores = [frame_corruptness(y, flagged) for y, flagged in _luma(path)]
+        assert len(scores) == 40 and max(scores) < 0.05, max(scores)
+
+
+def test_frames_of_a_video_damaged_in_the_middle_score_above_the_threshold(tmp_path) -> None:
+    from lightly_airflow.video.synthetic import make_scene_video
+
+    path = tmp_path / "clean.avi"
+    make_scene_video(str(path), "coffee", 48, seed=1, size=(320, 240))
+    clean = _luma(str(path))
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(0)
+    for k in range(3):  # overwrite 2 kB at 30 %, 50 % and 70 % of the file
+        at = int(len(data) * (0.3 + 0.2 * k))
+        data[at : at + 2000] = rng.integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.avi"
+    damaged.write_bytes(bytes(data))
+    decoded = _luma(str(damaged))
+    bad = [i for i, ((y, flagged), (y0, _)) in enumerate(zip(decoded, clean))
+           if np.abs(y.astype(int) - y0).mean() > 10]  # frames that really differ from the clean decode
+    assert len(bad) >= 10
+    scores = [frame_corruptness(y, flagged) for y, flagged in decoded]
+    assert all(scores[i] > 0.1 for i in bad), [round(scores[i], 3) for i in bad]
+    assert all(frame_corruptness(y) < 0.05 for y, _ in clean)
 
 
 def test_expand_videos_and_known_videos(video_files: dict[str, str], tmp_path) -> None:
