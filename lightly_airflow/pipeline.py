@@ -518,7 +518,7 @@ def select_and_commit(
         score (``video.quality``) is above it are corrupt.
     :param selected_sequence_length: select sequences of this many consecutive frames
         (``selection.sequences``); 1 selects single samples.
-    :param datasource_credentials: to decode the selected frames (written as PNG before the commit).
+    :param datasource_credentials: to decode the selected frames (written as PNG after the commit).
     :param lightly_credentials: to write them under ``<lightly_uri>/.lightly/frames/``.
     """
     from lightly_airflow import objects as objects_run
@@ -536,7 +536,8 @@ def select_and_commit(
     if done is not None:
         return finish_committed_run(
             pool, first, done, run_id=run_id, tag=tag, manifests=manifests, config=config,
-            credentials=datapool_credentials,
+            credentials=datapool_credentials, datasource_credentials=datasource_credentials,
+            lightly_credentials=lightly_credentials, dag_id=dag_id,
         )
 
     if query_embeddings is None:
@@ -640,7 +641,6 @@ def select_and_commit(
                                          dag_id=dag_id)
             log.info("Dry run (enable_datapool_update=false): selected %d samples, committed nothing.", len(picked_keys))
             return summary
-        summary.frames = _write_selected_frames(out, meta, datasource_credentials, lightly_credentials)
         from lightly_airflow.report.layout import with_layout
 
         out = with_layout(out, datapool_uri, datapool_credentials)  # the UI's map positions, computed once
@@ -656,13 +656,17 @@ def select_and_commit(
         summary.version = result_commit.version
         summary.tag = result_commit.tag
         summary.already_committed = result_commit.already_committed
+        # After the commit, every side effect of the run; a retry after a kill here writes each one that is
+        # missing (finish_committed_run). Frames only of committed selections: an attempt that lost a race
+        # and selected again leaves no PNGs of frames it did not commit.
+        summary.frames = _write_selected_frames(out, meta, datasource_credentials, lightly_credentials)
         # The report names the committed version and tag, so it is written after the commit.
         summary.report_uri = _report(
             out, datapool_uri, run_id, summary, config, preselected, datapool_credentials,
             objects_figure=objects_run.report_figure(object_rows, picked_keys, meta, datasource_credentials),
             dag_id=dag_id,
         )
-        if spec is not None and object_rows is not None and not summary.already_committed:
+        if spec is not None and object_rows is not None:
             summary.objects["crops"] = objects_run.write_crops(
                 object_rows, spec, meta, datasource_credentials=datasource_credentials,
                 lightly_credentials=lightly_credentials,
@@ -757,7 +761,7 @@ def _write_selected_frames(
     rows: pa.Table, meta: dict[str, Any], datasource_credentials: StorageCredentials | None,
     lightly_credentials: StorageCredentials | None,
 ) -> dict[str, Any]:
-    """Write the run's selected video frames as PNG before the commit (idempotent; see ``video.export``)."""
+    """Write the run's selected video frames as PNG after the commit (idempotent; see ``video.export``)."""
     if C.VIDEO not in rows.column_names:
         return {}
     picked = rows.filter(pc.and_(rows.column(C.SELECTED), pc.is_valid(rows.column(C.VIDEO))))
@@ -775,15 +779,23 @@ def _write_selected_frames(
 
 def finish_committed_run(
     pool: Any, snap: Any, version: int, *, run_id: str, tag: str | None, manifests: list[str], config: Any,
-    credentials: StorageCredentials | None,
+    credentials: StorageCredentials | None, datasource_credentials: StorageCredentials | None = None,
+    lightly_credentials: StorageCredentials | None = None, dag_id: str | None = None,
 ) -> RunSummary:
     """Finish the work of a run that committed before (a worker killed right after its commit, or a re-run):
-    write the problems file and the report if they are missing, then remove the staging files. Idempotent:
-    each step checks its own output first; nothing is committed again.
+    every side effect the run writes after its commit, each idempotent and checking its own output first;
+    nothing is committed again.
 
-    The report is rebuilt from the pool alone (the run's rows at its version, the selected set before it, the
-    counts of its commit), so it is the same whether or not the staging files survived.
+    1. the commit receipt (``_commits/<run>.json``, what ``datapool check`` compares with the log);
+    2. the problems file (from the staging files, if they survived);
+    3. the selected video frames' PNGs under ``.lightly/frames/`` (frames that exist are not written again);
+    4. the selected objects' crops when ``crops.enable_upload`` (identical bytes rewritten);
+    5. the report, rebuilt from the pool alone (the run's rows at its version, the selected set before it, the
+       counts of its commit), so it is the same whether or not the staging files survived;
+    6. the staging files are removed, last: while they exist the run is not finished, and steps 3 and 4 run.
     """
+    from lightly_airflow import objects as objects_run
+
     datapool_uri = pool.uri
     entry = snap.entry(version) or {}
     counts = entry.get("counts") or {}
@@ -793,34 +805,72 @@ def finish_committed_run(
         selected=int(counts.get("selected", entry.get("selected") or 0)), corrupt=int(counts.get("corrupt", 0)),
         duplicate=int(counts.get("duplicate", 0)), missing=int(counts.get("missing", 0)),
     )
+    pool.record_commit(run_id, version, summary.tag)
     out_dir = staging.reports_dir(datapool_uri, run_id)
     fs, path = filesystem(out_dir, credentials)
+    unfinished = bool(manifests) and fs.exists(filesystem(staging.run_dir(datapool_uri, run_id), credentials)[1])
     problems_path = f"{path}/{staging.PROBLEMS_FILE}"
     if fs.exists(problems_path):
         summary.problems_uri = f"{out_dir}/{staging.PROBLEMS_FILE}"
         summary.problems = int(read_parquet(summary.problems_uri, credentials).num_rows)
-    elif manifests and fs.exists(filesystem(staging.run_dir(datapool_uri, run_id), credentials)[1]):
+    elif unfinished:
         try:
             _rows, _meta, errors = assemble_run(manifests, credentials)
             summary.problems_uri, summary.problems = _write_problems(errors, datapool_uri, run_id, credentials)
         except FileNotFoundError as exc:
             log.warning("Could not rebuild the problems file of committed run %s: %s", run_id, exc)
-    if fs.exists(f"{path}/index.html"):
+    has_report = fs.exists(f"{path}/index.html")
+    rows: pa.Table | None = None
+    objects: pa.Table | None = None
+    if unfinished or not has_report:
+        rows = pool.snapshot(version).read()
+        rows = rows.filter(pc.equal(rows.column(C.RUN_ID), run_id))
+        if C.PARENT_KEY in rows.column_names:  # object rows are committed with their images
+            is_object = pc.is_valid(rows.column(C.PARENT_KEY))
+            objects = rows.filter(is_object)
+            rows = rows.filter(pc.invert(is_object))
+            objects = objects if objects.num_rows else None
+    meta: dict[str, Any] = {}
+    if unfinished and rows is not None:
+        meta = _manifest_meta(manifests[0], credentials)
+        if C.DATASOURCE_URI_METADATA_KEY not in meta and entry.get("datasource_uri"):
+            meta[C.DATASOURCE_URI_METADATA_KEY] = json.dumps(entry["datasource_uri"])
+        log.warning("Run %s is committed as datapool version %d but did not finish (its staging files are still "
+                    "there): writing what it writes after its commit.", run_id, version)
+        summary.frames = _write_selected_frames(rows, meta, datasource_credentials, lightly_credentials)
+        spec = objects_run.read_spec(manifests[0], credentials)
+        if spec is not None and objects is not None:
+            summary.objects = objects_run.summary(objects, objects, spec)
+            summary.objects["crops"] = objects_run.write_crops(
+                objects, spec, meta, datasource_credentials=datasource_credentials,
+                lightly_credentials=lightly_credentials,
+            )
+    if has_report:
         summary.report_uri = f"{out_dir}/index.html"
-        log.info("Run %s is already committed as datapool version %d and has its report: nothing to do.", run_id, version)
-    else:
+        log.info("Run %s is already committed as datapool version %d and has its report.", run_id, version)
+    elif rows is not None:
         log.warning(
             "Run %s is committed as datapool version %d but its report is missing (the worker stopped after the "
             "commit): writing it now from the pool.", run_id, version,
         )
-        at_version = pool.snapshot(version)
-        rows = at_version.read()
-        rows = rows.filter(pc.equal(rows.column(C.RUN_ID), run_id))
         before = pool.snapshot(version - 1).selected() if version > 1 else None
         summary.pool_selected_before = 0 if before is None else before.num_rows
-        summary.report_uri = _report(rows, datapool_uri, run_id, summary, config, before, credentials)
+        picked = rows.filter(pc.fill_null(rows.column(C.SELECTED), False)).sort_by(C.PICK_RANK)
+        figure = objects_run.report_figure(objects, picked.column(C.KEY).to_pylist(), meta, datasource_credentials)
+        summary.report_uri = _report(rows, datapool_uri, run_id, summary, config, before, credentials,
+                                     objects_figure=figure, dag_id=dag_id)
     remove_staging(datapool_uri, run_id, credentials)
     return summary
+
+
+def _manifest_meta(manifest_uri: str, credentials: StorageCredentials | None) -> dict[str, Any]:
+    """The ``lightly.*`` schema metadata of a manifest shard, as the staging files carry it (JSON text)."""
+    try:
+        manifest = staging.read_manifest(manifest_uri, credentials)
+    except (FileNotFoundError, ValueError) as exc:
+        log.warning("Cannot read %s: %s", manifest_uri, exc)
+        return {}
+    return {k: json.dumps(v) for k, v in manifest.metadata.items()}
 
 
 def remove_staging(datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> None:

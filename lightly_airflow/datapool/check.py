@@ -7,9 +7,12 @@ deleted last log entry not at all: the pool silently reads as the version before
 * ``error``: a log entry that is not valid JSON lines, a gap in the version numbers, a data file the log
   adds that is missing, a run commit whose application transaction does not match its version, a tag whose
   commit is missing.
+* ``error``: a commit receipt (``_commits/<run>.json``, :mod:`lightly_airflow.datapool.receipts`) whose run
+  the log does not hold at that version: its log entry was deleted (a rolled-back tag) or replaced.
 * ``warning``: data files no log entry references, grouped by the run that wrote them. A worker killed
-  mid-commit leaves such files (harmless: its retry commits the run again); a *deleted* last log entry leaves
-  them too, and then their run is not committed anywhere: that is reported as an error.
+  before its log entry was written leaves such files and no receipt: harmless, its retry commits the run.
+  The same files *with* a receipt (or, for pools older than receipts, with the run's report, which is written
+  only after a commit) are a deleted log entry: an error.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ _COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
 _CHECKPOINT_FILE = re.compile(r"^(\d{20})\.checkpoint(\.\d+\.\d+)?\.parquet$")
 RECOVERY = (
     "Restore the file from the store's versioning or a backup. If it is the LAST log entry and cannot be "
-    "restored, move it away: the pool then reads as the version before, and re-running (clearing) that run's "
-    "select task commits it again."
+    "restored, move it away: the pool then reads as the version before; delete that run's receipt "
+    "(_commits/<run>.json) and clear the run from its first task: it processes and commits its files again."
 )
 
 
@@ -177,21 +180,80 @@ def check_pool(uri: str, credentials: StorageCredentials | None = None) -> list[
             run_id, version = "?", -1
         orphans.setdefault((run_id, version), []).append(f"{uri}/{rel}")
     latest = max(entries)
+    lost_runs = _check_receipts(uri, credentials, committed_runs, entries, latest, findings)
     for (run_id, version), paths in sorted(orphans.items()):
+        if run_id in lost_runs:
+            continue  # named by its receipt's error
         if run_id in committed_runs or run_id == "?":
             findings.append(Finding(
                 "warning", paths[0],
                 f"{len(paths)} data file(s) no log entry references (an attempt of run {run_id!r} killed before its "
                 "commit; the run is committed elsewhere or the file is unreadable): harmless, VACUUM removes them.",
             ))
-        else:
-            lost = version > latest
+        elif _has_report(uri, credentials, run_id):
+            # Pools committed before receipts existed: a run's report is written only after its commit.
             findings.append(Finding(
-                "error" if lost else "warning", paths[0],
-                f"{len(paths)} data file(s) of run {run_id!r} written for version {version} are in no log entry and the "
-                f"run is not committed: " + (
-                    f"the log ends at version {latest}, so log entry {version} was probably deleted (the run's tag is "
-                    f"lost). {RECOVERY}" if lost else "an attempt killed before its commit that was never retried."
-                ),
+                "error", paths[0],
+                f"{len(paths)} data file(s) of run {run_id!r} written for version {version} are in no log entry, yet "
+                f"the run has a report, which is written only after a commit: its log entry {version} was deleted "
+                f"(the log ends at version {latest}; the run's tag is lost). {RECOVERY}",
+            ))
+        else:
+            findings.append(Finding(
+                "warning", paths[0],
+                f"{len(paths)} data file(s) of run {run_id!r} written for version {version} are in no log entry, and "
+                "the run has no commit receipt: an attempt killed before its commit (harmless, nothing was "
+                "committed or lost). Fix: none needed if the run's select task was retried and succeeded; if it "
+                "failed for good, clear that task and it commits the run. VACUUM removes the unreferenced files.",
             ))
     return findings
+
+
+def _has_report(uri: str, credentials: StorageCredentials | None, run_id: str) -> bool:
+    from lightly_airflow.staging import reports_dir
+
+    fs, path = filesystem(reports_dir(uri, run_id), credentials)
+    return bool(fs.exists(f"{path}/index.html"))
+
+
+def _check_receipts(
+    uri: str, credentials: StorageCredentials | None, committed_runs: dict[str, int],
+    entries: dict[int, list[dict[str, Any]]], latest: int, findings: list[Finding],
+) -> set[str]:
+    """Compare every commit receipt with the log (:mod:`lightly_airflow.datapool.receipts`); return the runs
+    whose committed version the log lost."""
+    from lightly_airflow.datapool.receipts import read_receipts
+
+    lost: set[str] = set()
+    for receipt, body in read_receipts(uri, credentials):
+        run_id, version, tag = body.get("run_id"), body.get("version"), body.get("tag")
+        if not isinstance(run_id, str) or not isinstance(version, int):
+            findings.append(Finding("warning", receipt, "an unreadable commit receipt; delete it."))
+            continue
+        found = committed_runs.get(run_id)
+        if found == version:
+            continue
+        if found is not None:
+            findings.append(Finding(
+                "error", receipt,
+                f"run {run_id!r} committed version {version} but the log has it at version {found}: the log was "
+                f"renumbered or copied. {RECOVERY}",
+            ))
+            continue
+        lost.add(run_id)
+        entry = f"{uri}/{LOG_DIR}/{version:020d}.json"
+        if version > latest:
+            where = f"the log ends at version {latest}, so log entry {version} was deleted"
+        elif version in entries:
+            where = (f"log entry {version} now holds another commit, so the run's entry was deleted and the version "
+                     "committed again by another run")
+        else:
+            where = f"log entry {version} is missing"
+        findings.append(Finding(
+            "error", entry,
+            f"run {run_id!r} committed version {version} (tag {tag!r}; receipt {receipt}) but no log entry holds "
+            f"it: {where}. The pool silently reads without the run and its tag. Fix: restore {entry} from the "
+            "store's versioning or a backup; if it cannot be restored, delete the receipt and clear the run from "
+            "its first task: it processes and commits its files again (the pool no longer knows them).",
+        ))
+    return lost

@@ -377,7 +377,15 @@ class Datapool:
             "Committed run %s to %s as version %d: %d rows, %d selected, tag %r.",
             run_id, self.uri, new_version, data.num_rows, n_selected, tag_name,
         )
+        self.record_commit(run_id, new_version, tag_name)
         return CommitResult(new_version, False, tag_name)
+
+    def record_commit(self, run_id: str, version: int, tag: str | None) -> None:
+        """Write the run's commit receipt if it is missing (:mod:`lightly_airflow.datapool.receipts`): what
+        lets ``datapool check`` tell a deleted log entry from an attempt killed before its commit."""
+        from lightly_airflow.datapool.receipts import write_receipt
+
+        write_receipt(self.uri, self._credentials, run_id=run_id, version=version, tag=tag)
 
     def _create(self, schema: pa.Schema, run_id: str) -> DeltaTable:
         try:
@@ -406,7 +414,9 @@ class Datapool:
                 f"DAG {dag_id!r} cannot reuse it: give each DAG its own datapool."
             )
         log.info("Run %s is already committed to %s as version %d; nothing to do.", run_id, self.uri, done)
-        return CommitResult(done, True, entry["tag"] if entry else default_tag(run_id))
+        tag = entry["tag"] if entry else default_tag(run_id)
+        self.record_commit(run_id, done, tag)  # an attempt killed between its log entry and its receipt
+        return CommitResult(done, True, tag)
 
 
 def check_tag_free(snap: Snapshot, tag_name: str) -> None:
