@@ -12,11 +12,13 @@ image pass); the count is returned and logged.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,7 @@ import pyarrow as pa
 from PIL import Image
 
 from lightly_airflow import columns as C
+from lightly_airflow.datapool.rows import sample_id
 from lightly_airflow.objects.boxes import ObjectBox, auto_task_boxes, crop_box, prediction_boxes
 from lightly_airflow.objects.spec import ObjectsSpec, read_spec
 from lightly_airflow.staging import OBJECTS, sibling_uri
@@ -46,6 +49,17 @@ class Crop:
     crop_box: tuple[int, int, int, int]
     pixels: np.ndarray  # (S, S, 3) uint8
     metrics: dict[str, float]
+
+
+_NO_PIXELS = np.zeros((0, 0, 3), np.uint8)
+
+
+def _crop_thumbnails(manifest_uri: str, credentials: StorageCredentials | None) -> Any:
+    """The UI's crop thumbnails (``<datapool>/_thumbnails/<object sample id>.webp``), made from the crops this
+    pass decodes anyway; ``None`` when the manifest is not in a datapool's staging folder."""
+    from lightly_airflow.embedding.runner import _frame_thumbnails
+
+    return _frame_thumbnails(manifest_uri, credentials)
 
 
 def load_object_boxes(
@@ -96,8 +110,11 @@ def _is_object_task(task_type: str) -> bool:
 
 
 def crop_image(data: bytes, boxes: list[ObjectBox], auto_tasks: tuple[dict[str, Any], ...], padding: float,
-               size: int, parent: int) -> list[Crop]:
-    """Decode one image once and crop every object of it (predicted boxes and auto tasks)."""
+               size: int, parent: int, on_crop: Callable[[ObjectBox, Image.Image], None] | None = None) -> list[Crop]:
+    """Decode one image once and crop every object of it (predicted boxes and auto tasks).
+
+    :param on_crop: called with each object's box and its crop at full resolution (the UI thumbnail).
+    """
     from lightly_airflow.embedding.images import open_rgb
     from lightly_airflow.metadata.metrics import compute_metrics
 
@@ -113,6 +130,8 @@ def crop_image(data: bytes, boxes: list[ObjectBox], auto_tasks: tuple[dict[str, 
         x, y, w, h = cb
         region = rgb_all[y : y + h, x : x + w]
         part = Image.fromarray(region)
+        if on_crop is not None:
+            on_crop(box, part)
         gray = np.asarray(part.convert("L"), dtype=np.uint8)
         metrics = compute_metrics(region, gray, 0)
         if part.size != (size, size):
@@ -125,14 +144,20 @@ def crop_image(data: bytes, boxes: list[ObjectBox], auto_tasks: tuple[dict[str, 
 def iter_crops(
     datasource_uri: str, keys: list[str], rows: list[int], boxes: dict[int, list[ObjectBox]], spec: ObjectsSpec,
     size: int, credentials: StorageCredentials | None, workers: int,
+    on_crop: Callable[[int, ObjectBox, Image.Image], None] | None = None,
 ) -> Iterator[tuple[int, list[Crop] | None, str | None]]:
-    """``(row, crops, problem)`` per image in ``rows`` order; images are fetched and decoded in threads."""
+    """``(row, crops, problem)`` per image in ``rows`` order; images are fetched and decoded in threads, a
+    window of ``4 * workers`` images ahead of the consumer (so decoding overlaps the model's forward pass).
+
+    :param on_crop: called (in the decoding thread) with the image row, the box and the full-resolution crop.
+    """
     fs, root = filesystem(datasource_uri, credentials)
 
     def one(row: int) -> tuple[int, list[Crop] | None, str | None]:
         try:
             data = fs.cat_file(join_uri(root, keys[row]))
-            return row, crop_image(data, boxes.get(row, []), spec.auto_tasks, spec.padding, size, row), None
+            hook = None if on_crop is None else (lambda box, part: on_crop(row, box, part))
+            return row, crop_image(data, boxes.get(row, []), spec.auto_tasks, spec.padding, size, row, hook), None
         except FileNotFoundError:
             return row, None, "file not found in the datasource"
         except Exception as exc:  # noqa: BLE001 - one bad image never sinks the shard; the image pass reports it
@@ -143,26 +168,43 @@ def iter_crops(
             yield one(row)
         return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="objects-crop") as pool:
-        chunk = max(4 * workers, 16)
-        for start in range(0, len(rows), chunk):
-            yield from pool.map(one, rows[start : start + chunk])
+        window: deque[Future[tuple[int, list[Crop] | None, str | None]]] = deque()
+        todo = iter(rows)
+        for row in itertools.islice(todo, 4 * workers):
+            window.append(pool.submit(one, row))
+        while window:
+            done = window.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                window.append(pool.submit(one, nxt))
+            yield done
+
+
+def _forward(encoder: Any, device: Any, pixels: np.ndarray, batch_size: int) -> np.ndarray:
+    """Embeddings of at most ``batch_size`` ``(n, S, S, 3)`` uint8 crops, the batch padded to ``batch_size`` (so a
+    crop's embedding does not depend on its neighbours). Call inside ``torch.inference_mode()``."""
+    import torch
+
+    part = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2)
+    images = part.to(device, non_blocking=True)
+    if images.shape[0] < batch_size:
+        pad = images.new_zeros((batch_size - images.shape[0], *images.shape[1:]))
+        images = torch.cat([images, pad])
+    out: np.ndarray = encoder(images)[: len(part)].float().cpu().numpy()
+    return out
 
 
 def embed_crops(encoder: Any, device: Any, pixels: np.ndarray, batch_size: int) -> np.ndarray:
-    """Embeddings of ``(n, S, S, 3)`` uint8 crops, batch by batch, every batch padded to ``batch_size``."""
+    """Embeddings of ``(n, S, S, 3)`` uint8 crops, batch by batch, every batch padded to ``batch_size``, on the
+    model threads the image pass uses (:func:`lightly_airflow.embedding.runner._model_threads`)."""
     import torch
 
-    from lightly_airflow.embedding.runner import _autocast
+    from lightly_airflow.embedding.runner import _autocast, _model_threads
 
     out = np.zeros((len(pixels), encoder.dim), dtype=np.float32)
-    with torch.inference_mode(), _autocast(device):
+    with _model_threads(device), torch.inference_mode(), _autocast(device):
         for start in range(0, len(pixels), batch_size):
-            part = torch.from_numpy(np.ascontiguousarray(pixels[start : start + batch_size])).permute(0, 3, 1, 2)
-            images = part.to(device, non_blocking=True)
-            if images.shape[0] < batch_size:
-                pad = images.new_zeros((batch_size - images.shape[0], *images.shape[1:]))
-                images = torch.cat([images, pad])
-            out[start : start + len(part)] = encoder(images)[: len(part)].float().cpu().numpy()
+            out[start : start + batch_size] = _forward(encoder, device, pixels[start : start + batch_size], batch_size)
     return out
 
 
@@ -220,18 +262,50 @@ def embed_objects_shard(
                        "%s/.lightly/predictions/tasks.json: they give no objects", unusable, lightly_uri)
     rows = list(range(len(keys))) if spec.auto_tasks else sorted(boxes)
     size = int(encoder.input_size)
+    thumbs = _crop_thumbnails(manifest_uri, credentials)
+    on_crop = None
+    if thumbs is not None:
+        def on_crop(row: int, box: ObjectBox, part: Image.Image) -> None:
+            object_key = C.object_id(keys[row], box.task, box.index)
+            thumbs.add(sample_id(object_key, etags[row]), part)
+
     crops: list[Crop] = []
     failed = 0
-    for row, got, problem in iter_crops(datasource_uri, keys, rows, boxes, spec, size, ds_creds, num_workers):
-        if got is None:
-            failed += 1
-            logger.warning("objects: image %r yields no objects: %s", keys[row], problem)
-            continue
-        crops.extend(got)
-    pixels = np.stack([c.pixels for c in crops]) if crops else np.zeros((0, size, size, 3), np.uint8)
-    embed_started = time.perf_counter()
-    vectors = embed_crops(encoder, device, pixels, batch_size) if crops else np.zeros((0, encoder.dim), np.float32)
-    embed_s = time.perf_counter() - embed_started
+    chunks: list[np.ndarray] = []
+    pending: list[np.ndarray] = []
+    embed_s = 0.0
+
+    def flush(n: int) -> None:
+        nonlocal pending, embed_s
+        tick = time.perf_counter()
+        chunks.append(_forward(encoder, device, np.stack(pending[:n]), batch_size))
+        embed_s += time.perf_counter() - tick
+        pending = pending[n:]
+
+    import torch
+
+    from lightly_airflow.embedding.runner import _autocast, _model_threads
+
+    # The model runs on the threads the image pass gives it (cores minus the decoding workers); crops are
+    # embedded as they arrive, so decoding the next images overlaps the forward pass and memory holds one
+    # window of crops, not the shard's.
+    with _model_threads(device), torch.inference_mode(), _autocast(device):
+        for row, got, problem in iter_crops(datasource_uri, keys, rows, boxes, spec, size, ds_creds, num_workers,
+                                            on_crop):
+            if got is None:
+                failed += 1
+                logger.warning("objects: image %r yields no objects: %s", keys[row], problem)
+                continue
+            for crop in got:
+                crops.append(crop)
+                pending.append(crop.pixels)
+                crop.pixels = _NO_PIXELS  # embedded below; the pixels are not kept
+            while len(pending) >= batch_size:
+                flush(batch_size)
+        if pending:
+            flush(len(pending))
+    thumb_counts = thumbs.close() if thumbs is not None else {"thumbnails": 0, "thumbnails_failed": 0}
+    vectors = np.concatenate(chunks) if chunks else np.zeros((0, encoder.dim), np.float32)
     schema = objects_schema(encoder.model_id, encoder.dim, size)
     columns: dict[str, list[Any]] = {f.name: [] for f in schema}
     for crop, vector in zip(crops, vectors, strict=True):
@@ -266,7 +340,7 @@ def embed_objects_shard(
         "objects": len(crops), "images_with_objects": len({c.parent for c in crops}), "images_failed": failed,
         "objects_per_s": round(len(crops) / seconds, 1) if seconds > 0 else 0.0,
         "embed_s": round(embed_s, 3), "seconds": round(seconds, 3), "output_uri": output_uri,
-        "tasks": list(spec.all_tasks),
+        "tasks": list(spec.all_tasks), **thumb_counts,
     }
     logger.info("objects of %s: %s", manifest_uri, counts)
     return counts

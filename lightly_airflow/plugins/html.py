@@ -40,7 +40,10 @@ button{cursor:pointer;background:var(--head)} button.primary{background:var(--ac
 .bar{display:inline-block;height:.7rem;background:var(--accent);vertical-align:middle}
 .pill{display:inline-block;border:1px solid var(--line);border-radius:999px;padding:0 .5rem;margin:0 .2rem .2rem 0;font-size:.8rem}
 .figure{position:relative;display:block;width:min(100%,520px)} .figure img{width:100%;display:block}
-.figure svg{position:absolute;left:0;top:0;width:100%;height:100%}
+.figure svg{position:absolute;left:0;top:0;width:100%;height:100%} .figure.crop{width:auto}
+.figure.crop img{width:auto;min-width:200px;max-width:min(100%,420px);image-rendering:pixelated}
+.card.obj img{width:100%;height:120px;object-fit:contain;image-rendering:pixelated}
+.card.obj .cap{word-break:normal;overflow-wrap:anywhere} .figure svg a{cursor:pointer}
 #map{width:100%;max-width:900px;aspect-ratio:4/3;border:1px solid var(--line);border-radius:6px;background:var(--box);cursor:crosshair}
 #hover{position:fixed;pointer-events:none;display:none;background:var(--card);border:1px solid var(--line);border-radius:6px;
 padding:.3rem;font-size:.75rem;max-width:220px;z-index:5} #hover img{max-width:200px;max-height:160px;display:block}

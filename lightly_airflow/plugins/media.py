@@ -121,3 +121,18 @@ def read_predictions(datasource_uri: str, key: str, credentials: StorageCredenti
                     "score": pred.get("score"), "bbox": [float(v) for v in bbox],
                 })
     return boxes
+
+
+def read_crop(datasource_uri: str, parent_key: str, crop_box: Any, credentials: StorageCredentials | None) -> bytes:
+    """An object's crop as PNG: its stored box (``object_crop_box``, padded, integer pixels) cut from its image."""
+    from PIL import Image
+
+    try:
+        x, y, w, h = (int(v) for v in crop_box)
+    except (TypeError, ValueError):
+        raise MediaError("The object has no crop box, so its crop cannot be shown.") from None
+    data, _, _ = read_image(datasource_uri, parent_key, credentials)
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    out = io.BytesIO()
+    img.crop((x, y, x + w, y + h)).save(out, format="PNG")
+    return out.getvalue()

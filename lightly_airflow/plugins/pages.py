@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from lightly_airflow import columns as C
 from lightly_airflow.datapool.rows import COMMIT_VERSION
 from lightly_airflow.plugins import html as H
-from lightly_airflow.plugins.query import Scope, View, column_group
+from lightly_airflow.plugins.query import SHOW_IMAGES, SHOW_OBJECTS, Scope, View, column_group
 
 EXPORT_FORMATS = (("list", "file list"), ("csv", "CSV"), ("label-studio", "Label Studio"), ("coco", "COCO"))
 
@@ -81,7 +81,7 @@ def _hidden(params: Sequence[tuple[str, Any]]) -> str:
 
 def filter_form(root: str, pool: str, view: View, scope: Scope, action: str, extra: Sequence[tuple[str, Any]] = ()) -> str:
     """The side panel: version, tag, run, numeric ranges, categories. Submits to ``action`` (GET)."""
-    facets = view.facets()
+    facets = view.facets(scope.show)
     versions = "".join(
         f'<option value="{v}"{" selected" if v == view.version else ""}>{v}{" (latest)" if v == view.latest else ""}</option>'
         for v in range(view.latest, -1, -1)
@@ -99,7 +99,8 @@ def filter_form(root: str, pool: str, view: View, scope: Scope, action: str, ext
         f'<form method="get" action="{H.e(action)}">{_hidden(extra)}<fieldset><legend>Scope</legend>'
         f'<label>Version (time travel) <select name="version">{versions}</select></label>'
         f'<label>Tag <select name="tag">{tag_opts}</select></label>'
-        f'<label>Run <select name="run">{run_opts}</select></label></fieldset>'
+        f'<label>Run <select name="run">{run_opts}</select></label>'
+        + (show_select(scope) if view.has_objects else "") + "</fieldset>"
     ]
     cats, nums = [], []
     for col, facet in facets.items():
@@ -127,6 +128,13 @@ def filter_form(root: str, pool: str, view: View, scope: Scope, action: str, ext
     parts.append('<button class="primary" type="submit">Apply</button> '
                  f'{H.link(action + qs([("version", scope.version), *extra]), "clear")}</form>')
     return '<div class="side">' + "".join(parts) + "</div>"
+
+
+def show_select(scope: Scope) -> str:
+    """Images (default) or the objects of object-level runs (crops), for a pool that has objects."""
+    opts = "".join(f'<option value="{v}"{" selected" if v == scope.show else ""}>{t}</option>'
+                   for v, t in ((SHOW_IMAGES, "images"), (SHOW_OBJECTS, "objects (crops)")))
+    return f'<label>Show <select name="show">{opts}</select></label>'
 
 
 def _short(v: Any) -> str:
@@ -204,11 +212,16 @@ def grid_page(
         thumb = pool_url(root, pool, "thumbnails", H.seg(sid))
         rank = item.get(C.PICK_RANK)
         value = "" if sort in (C.PICK_RANK, C.KEY) else f'<br>{H.e(sort)} <b>{fmt(item.get("value"))}</b>'
-        cls = "card sel" if item.get(C.SELECTED) else "card"
+        if scope.objects:
+            cls = "card obj sel" if item.get(C.OBJECT_SELECTED) else "card obj"
+            state = f"{object_label(item)}<br>{'image picked' if item.get(C.OBJECT_SELECTED) else 'image not picked'}"
+        else:
+            cls = "card sel" if item.get(C.SELECTED) else "card"
+            state = f'{"pick " + H.e(rank) if rank is not None else "not picked"} · {H.e(item.get(C.STATUS))}'
         cards.append(
             f'<div class="{cls}"><a class="thumb" href="{H.e(href)}"><img loading="lazy" src="{H.e(thumb)}" '
             f'alt="{H.e(item.get(C.KEY))}"></a><div class="cap"><a href="{H.e(href)}">{H.e(item.get(C.KEY))}</a><br>'
-            f'{"pick " + H.e(rank) if rank is not None else "not picked"} · {H.e(item.get(C.STATUS))}{value}</div></div>'
+            f'{state}{value}</div></div>'
         )
     offset, limit, total = page["offset"], page["limit"], page["total"]
     keep = [*params, ("sort", sort), ("order", "desc" if desc else "asc"), ("limit", limit)]
@@ -218,13 +231,20 @@ def grid_page(
     if offset + limit < total:
         pager.append(H.link(base + qs([*keep, ("offset", offset + limit)]), "next →"))
     shown = f"{offset + 1}–{offset + len(cards)}" if cards else "none"
+    if scope.objects:
+        head = (f'<p><b>{H.e(total)}</b> objects match ({H.e(shown)} shown) — {H.e(scope_text(view, scope))}. '
+                "Crops of the objects of object-level runs; outlined: their image was selected.</p>")
+        tools = (f'<div class="toolbar">{sorter}<span class="muted">Tags and exports are of images: '
+                 f'{H.link(base + qs([("version", scope.version)]), "show images")}.</span></div>')
+    else:
+        head = (f'<p><b>{H.e(total)}</b> samples match ({H.e(shown)} shown) — {H.e(scope_text(view, scope))}. '
+                'Outlined: selected by a run.</p>')
+        tools = (f'<div class="toolbar">{sorter}{export_links(root, pool, scope)} · '
+                 f'{H.link(pool_url(root, pool, "map") + qs(params), "map of these")}</div>' + save_tag_form(root, pool, scope))
     main = (
-        f'<p><b>{H.e(total)}</b> samples match ({H.e(shown)} shown) — {H.e(scope_text(view, scope))}. '
-        'Outlined: selected by a run.</p>' + run_links(root, pool, run_of(view, scope), run_files or set())
-        + f'<div class="toolbar">{sorter}{export_links(root, pool, scope)} · '
-        f'{H.link(pool_url(root, pool, "map") + qs(params), "map of these")}</div>'
-        + save_tag_form(root, pool, scope)
-        + (f'<div class="grid">{"".join(cards)}</div>' if cards else '<div class="box warn">No sample matches.</div>')
+        head + run_links(root, pool, run_of(view, scope), run_files or set()) + tools
+        + (f'<div class="grid">{"".join(cards)}</div>' if cards else
+           f'<div class="box warn">No {"object" if scope.objects else "sample"} matches.</div>')
         + f"<p>{' · '.join(pager)}</p>"
     )
     body = tabs(root, pool, scope, "Samples") + '<div class="layout">' + filter_form(root, pool, view, scope, base) + (
@@ -234,20 +254,90 @@ def grid_page(
     return H.page(f"Samples of {pool}", body, crumbs=crumbs, static=static)
 
 
-def _boxes_svg(width: int, height: int, boxes: list[dict[str, Any]]) -> str:
-    palette = ["#f97316", "#2563eb", "#16a34a", "#dc2626", "#9333ea", "#0891b2"]
+PALETTE = ["#f97316", "#2563eb", "#16a34a", "#dc2626", "#9333ea", "#0891b2"]
+
+
+def object_text(obj: dict[str, Any]) -> str:
+    """``task · category · score`` of an object row (not escaped)."""
+    parts = [obj.get(C.OBJECT_TASK), obj.get(C.OBJECT_CATEGORY)]
+    score = obj.get(C.OBJECT_SCORE)
+    text = " · ".join(str(p) for p in parts if p)
+    return text + (f" · {score:.2f}" if isinstance(score, (int, float)) else "")
+
+
+def object_label(obj: dict[str, Any]) -> str:
+    """:func:`object_text`, escaped."""
+    return H.e(object_text(obj))
+
+
+def _boxes_svg(width: int, height: int, boxes: list[dict[str, Any]], objects: Sequence[dict[str, Any]] = (),
+               object_href: Any = None) -> str:
+    """Predicted boxes (from the prediction files) and object boxes (from the object rows: a link to the
+    object's page each, selected objects solid and marked ✓, the others dashed) over an image."""
     parts = []
+    # In image pixels: the figure shows the image ~520 px wide, so these are ~2 px lines and ~13 px labels.
+    stroke = max(width, height) / 260
+    font = max(width, height) / 40
     for i, b in enumerate(boxes):
         x, y, w, h = (float(v) for v in b["bbox"])
-        colour = palette[i % len(palette)]
+        colour = PALETTE[i % len(PALETTE)]
         label = f'{b.get("category", "")} {b.get("score", "")}'.strip()
         parts.append(
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" fill="none" stroke="{colour}" '
-            f'stroke-width="{max(1.0, width / 300):.1f}"><title>{H.e(label)}</title></rect>'
-            f'<text x="{x + 2:.1f}" y="{max(y - 3, 10):.1f}" fill="{colour}" font-size="{max(10, width // 40)}">{H.e(label)}</text>'
+            f'stroke-width="{stroke:.1f}"><title>{H.e(label)}</title></rect>'
+            f'<text x="{x + 2:.1f}" y="{max(y - 3, 10):.1f}" fill="{colour}" font-size="{font:.1f}">{H.e(label)}</text>'
         )
+    tasks = sorted({str(o.get(C.OBJECT_TASK)) for o in objects})
+    for o in objects:
+        bbox = o.get(C.OBJECT_BBOX)
+        if not bbox or len(bbox) != 4:
+            continue
+        x, y, w, h = (float(v) for v in bbox)
+        colour = PALETTE[tasks.index(str(o.get(C.OBJECT_TASK))) % len(PALETTE)]
+        chosen = bool(o.get(C.OBJECT_SELECTED))
+        label = f"{'✓ ' if chosen else ''}#{o.get(C.OBJECT_INDEX)} {o.get(C.OBJECT_CATEGORY) or o.get(C.OBJECT_TASK)}"
+        title = f"{o.get(C.KEY)}: {object_text(o)}" + (" (selected)" if chosen else "")
+        dash = "" if chosen else f' stroke-dasharray="{stroke * 3:.2f} {stroke * 2:.2f}"'
+        above = y - font * 0.3 if y > font * 1.1 else y + h + font  # the label above the box, else below it
+        rect = (f'<rect class="obj{" chosen" if chosen else ""}" x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" '
+                f'height="{h:.1f}" fill="{colour}" fill-opacity="0.08" stroke="{colour}" '
+                f'stroke-width="{stroke * (1.6 if chosen else 1):.2f}"{dash}><title>{H.e(title)}</title></rect>'
+                f'<text x="{x:.1f}" y="{above:.1f}" fill="{colour}" font-size="{font:.1f}" '
+                f'font-weight="{700 if chosen else 400}" paint-order="stroke" stroke="#fff" stroke-opacity=".8" '
+                f'stroke-width="{stroke * 1.5:.2f}">{H.e(label)}</text>')
+        href = object_href(o) if object_href else None
+        parts.append(f'<a href="{H.e(href)}">{rect}</a>' if href else rect)
     return (f'<svg viewBox="0 0 {int(width)} {int(height)}" preserveAspectRatio="none" '
             f'xmlns="http://www.w3.org/2000/svg" role="img" aria-label="predicted boxes">{"".join(parts)}</svg>')
+
+
+def objects_section(root: str, pool: str, view: View, objects: list[dict[str, Any]], picked: bool) -> str:
+    """The crops of an image's objects: thumbnail, task/category/score, selected or not, crop metrics."""
+    metrics = ("sharpness", "luminance", "snr")
+    cards = []
+    for o in objects:
+        sid = str(o.get(C.SAMPLE_ID) or "")
+        href = pool_url(root, pool, "samples", H.seg(sid)) + qs([("version", view.version)])
+        thumb = pool_url(root, pool, "thumbnails", H.seg(sid))
+        width, height = o.get(C.lightly_metadata_column("width")), o.get(C.lightly_metadata_column("height"))
+        values = " · ".join(f"{m} {fmt(o.get(C.lightly_metadata_column(m)))}" for m in metrics
+                            if o.get(C.lightly_metadata_column(m)) is not None)
+        chosen = bool(o.get(C.OBJECT_SELECTED))
+        cards.append(
+            f'<div class="card obj{" sel" if chosen else ""}"><a class="thumb" href="{H.e(href)}">'
+            f'<img loading="lazy" src="{H.e(thumb)}" alt="{H.e(o.get(C.KEY))}"></a><div class="cap">'
+            f'<a href="{H.e(href)}">#{H.e(o.get(C.OBJECT_INDEX))}</a> {object_label(o)}<br>'
+            f'<b>{"✓ selected" if chosen else "not selected"}</b> · crop {H.e(width)}×{H.e(height)} px<br>'
+            f'<span class="muted">{values}</span></div></div>'
+        )
+    n_sel = sum(1 for o in objects if o.get(C.OBJECT_SELECTED))
+    why = ("Its run picked this image, so all its objects are selected (object-level selection picks images by "
+           "their objects)." if picked else "Its run did not pick this image, so none of its objects is selected.")
+    tasks = sorted({str(o.get(C.OBJECT_TASK)) for o in objects})
+    grid = pool_url(root, pool, "samples") + qs([("version", view.version), ("show", SHOW_OBJECTS)])
+    return (f'<h2 id="objects">Objects ({H.e(len(objects))}, {H.e(n_sel)} selected)</h2>'
+            f'<p class="muted">Tasks {H.e(", ".join(tasks))}. {H.e(why)} Boxes as predicted; crops padded as the '
+            f'run cropped them. {H.link(grid, "all objects")}</p><div class="grid objects">{"".join(cards)}</div>')
 
 
 def strategy_text(strategy: Any) -> str:
@@ -267,12 +357,19 @@ def sample_page(
     root: str, pool: str, view: View, sid: str, rows: list[dict[str, Any]], extra: dict[str, Any], static: str,
 ) -> str:
     row = rows[0]
+    if row.get(C.PARENT_KEY) is not None:
+        return object_page(root, pool, view, sid, rows, extra, static)
     scope = Scope(version=view.version)
     key = row.get(C.KEY)
     image_url = pool_url(root, pool, "samples", H.seg(sid), "image") + qs([("version", view.version)])
     boxes = extra.get("boxes") or []
+    objects = extra.get("objects") or []
     size = extra.get("size")
-    overlay = _boxes_svg(size[0], size[1], boxes) if boxes and size else ""
+
+    def object_href(o: dict[str, Any]) -> str:
+        return pool_url(root, pool, "samples", H.seg(str(o.get(C.SAMPLE_ID)))) + qs([("version", view.version)])
+
+    overlay = _boxes_svg(size[0], size[1], boxes, objects, object_href) if (boxes or objects) and size else ""
     status = row.get(C.STATUS)
     status_box = (
         f'<div class="box {"ok" if status == C.STATUS_OK else "err"}">Status <b>{H.e(status)}</b>'
@@ -322,11 +419,10 @@ def sample_page(
     for k, v in row.items():
         if k in (C.TAGS,) or column_group(k) == "Why it was picked":
             continue
+        if v is None and (k.startswith("object_") or k == C.PARENT_KEY):
+            continue  # object columns of an image row (shown in the Objects section instead)
         groups.setdefault(column_group(k), []).append((H.e(k), fmt(v)))
-    tables = "".join(f"<h2>{H.e(g)}</h2>" + H.table(["Column", "Value"], sorted(items))
-                     for g, items in sorted(groups.items(), key=lambda kv: ["Sample", "Metadata", "Scores",
-                                                                            "Predictions"].index(kv[0])
-                                            if kv[0] in ("Sample", "Metadata", "Scores", "Predictions") else 9))
+    tables = column_tables(groups)
     versions = H.table(
         ["Committed in version", "Run", "Selected", "Pick rank", "Tags"],
         [(H.e(r.get(COMMIT_VERSION)), H.e(r.get(C.RUN_ID)), fmt(r.get(C.SELECTED)), fmt(r.get(C.PICK_RANK)),
@@ -338,17 +434,80 @@ def sample_page(
         pred_note = f'<p class="muted">Predictions: {H.e(extra["predictions_error"])}</p>'
     elif boxes:
         pred_note = f'<p class="muted">{H.e(len(boxes))} predicted boxes drawn (from <code>.lightly/predictions</code>).</p>'
+    if objects:
+        pred_note += (f'<p class="muted">{H.e(len(objects))} objects drawn: selected ones solid and marked ✓, the '
+                      "others dashed; click a box for the object's page.</p>")
     body = (
         tabs(root, pool, scope, "")
         + f'<p><code>{H.e(key)}</code> · sample id <code>{H.e(sid)}</code> · version {H.e(view.version)}</p>'
         + '<div class="layout"><div class="main">'
         + f'<div class="figure"><img src="{H.e(image_url)}" alt="{H.e(key)}">{overlay}</div>{pred_note}'
         + "</div><div class=\"side\">" + status_box + f"<h3>Tags</h3><p>{tag_pills}</p>" + "".join(why) + "</div></div>"
+        + (objects_section(root, pool, view, objects, bool(row.get(C.SELECTED))) if objects else "")
         + tables + "<h2>Versions of this sample</h2>" + versions
     )
     crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)), ("samples", pool_url(root, pool, "samples")),
               (str(key), None)]
     return H.page("Sample", body, crumbs=crumbs, static=static)
+
+
+def column_tables(groups: dict[str, list[tuple[str, str]]]) -> str:
+    """One table per column group, in the sample page's order (sample, metadata, scores, predictions)."""
+    order = ["Sample", "Metadata", "Scores", "Predictions"]
+    return "".join(f"<h2>{H.e(g)}</h2>" + H.table(["Column", "Value"], sorted(items))
+                   for g, items in sorted(groups.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9))
+
+
+def object_page(
+    root: str, pool: str, view: View, sid: str, rows: list[dict[str, Any]], extra: dict[str, Any], static: str,
+) -> str:
+    """An object of an object-level run: its crop, its image (link), why it is selected, its own columns."""
+    row = rows[0]
+    key = row.get(C.KEY)
+    crop_url = pool_url(root, pool, "samples", H.seg(sid), "image") + qs([("version", view.version)])
+    parent = extra.get("parent")
+    in_image = ""
+    if parent:
+        parent_href = pool_url(root, pool, "samples", H.seg(parent[C.SAMPLE_ID])) + qs([("version", view.version)])
+        image_link = f'<p>Object of image {H.link(parent_href + "#objects", parent.get(C.KEY))}.</p>'
+        size = extra.get("size")
+        if size:
+            image_url = pool_url(root, pool, "samples", H.seg(parent[C.SAMPLE_ID]), "image") + qs([("version", view.version)])
+            overlay = _boxes_svg(size[0], size[1], [], [row], lambda o: parent_href + "#objects")
+            in_image = (f'<h3>In its image</h3><div class="figure"><img src="{H.e(image_url)}" '
+                        f'alt="{H.e(parent.get(C.KEY))}">{overlay}</div>')
+        rank = parent.get(C.PICK_RANK)
+        chosen = (f"Selected: its run picked its image (pick {H.e(int(rank) + 1)}), which selects all the image's "
+                  "objects." if rank is not None else "Not selected: its run did not pick its image.")
+    else:
+        image_link = (f'<p class="warn box">Its image <code>{H.e(row.get(C.PARENT_KEY))}</code> is not in this '
+                      "version.</p>")
+        chosen = "Selected with its image." if row.get(C.OBJECT_SELECTED) else "Not selected."
+    box = row.get(C.OBJECT_BBOX)
+    crop = row.get(C.OBJECT_CROP_BOX)
+    facts = H.table(["", ""], [
+        ("task", H.e(row.get(C.OBJECT_TASK))), ("index", H.e(row.get(C.OBJECT_INDEX))),
+        ("category", fmt(row.get(C.OBJECT_CATEGORY))), ("score", fmt(row.get(C.OBJECT_SCORE))),
+        ("box as predicted [x, y, w, h]", fmt(box)), ("crop (padded, clipped) [x, y, w, h]", fmt(crop)),
+        ("selected", fmt(row.get(C.OBJECT_SELECTED))),
+    ])
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for k, v in row.items():
+        if k in (C.TAGS, C.SELECTED) or v is None:  # object_selected says whether it is selected
+            continue
+        groups.setdefault(column_group(k), []).append((H.e(k), fmt(v)))
+    tables = column_tables(groups)
+    body = (
+        tabs(root, pool, Scope(version=view.version, show=SHOW_OBJECTS), "")
+        + f'<p><code>{H.e(key)}</code> · object id <code>{H.e(sid)}</code> · version {H.e(view.version)}</p>'
+        + image_link + '<div class="layout"><div class="main">'
+        + f'<h3>Its crop</h3><div class="figure crop"><img src="{H.e(crop_url)}" alt="{H.e(key)}"></div>'
+        + in_image + f'</div><div class="side"><div class="box {"ok" if row.get(C.OBJECT_SELECTED) else ""}">{chosen}</div>'
+        + f"<h3>{object_label(row)}</h3>{facts}</div></div>" + tables
+    )
+    crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)),
+              ("objects", pool_url(root, pool, "samples") + qs([("show", SHOW_OBJECTS)])), (str(key), None)]
+    return H.page("Object", body, crumbs=crumbs, static=static)
 
 
 def map_page(root: str, pool: str, view: View, scope: Scope, color: str, static: str) -> str:

@@ -40,6 +40,11 @@ MAP_BINS = 96
 CACHE_SECONDS = 600.0
 
 
+#: What a scope shows: the samples (images, video frames; rows without ``parent_key``) or the objects of
+#: object-level runs (rows with ``parent_key``, docs/objects.md). Every images view excludes object rows.
+SHOW_IMAGES, SHOW_OBJECTS = "images", "objects"
+
+
 class QueryError(ValueError):
     """A request names an unknown column, a bad value or version; the message is safe to show."""
 
@@ -73,11 +78,19 @@ class Scope:
     tag: str | None = None
     run: str | None = None
     filters: Filters = field(default_factory=Filters)
+    #: ``images`` (default: image and video-frame rows) or ``objects`` (object rows, :data:`SHOW_OBJECTS`).
+    show: str = SHOW_IMAGES
+
+    @property
+    def objects(self) -> bool:
+        return self.show == SHOW_OBJECTS
 
     def to_params(self, *, with_version: bool = True) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
         if with_version and self.version is not None:
             out.append(("version", str(self.version)))
+        if self.objects:
+            out.append(("show", SHOW_OBJECTS))
         if self.tag:
             out.append(("tag", self.tag))
         if self.run:
@@ -85,7 +98,8 @@ class Scope:
         return out + self.filters.to_params()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": self.version, "tag": self.tag, "run": self.run, "filters": self.filters.to_dict()}
+        return {"version": self.version, "show": self.show, "tag": self.tag, "run": self.run,
+                "filters": self.filters.to_dict()}
 
 
 def _num_text(v: float) -> str:
@@ -108,6 +122,10 @@ def parse_scope(params: Iterable[tuple[str, str]]) -> Scope:
                 scope.version = int(value)
             except ValueError:
                 raise QueryError(f"version must be a whole number, got {value!r}.") from None
+        elif name == "show":
+            if value not in (SHOW_IMAGES, SHOW_OBJECTS):
+                raise QueryError(f"show must be {SHOW_IMAGES!r} or {SHOW_OBJECTS!r}, got {value!r}.")
+            scope.show = value
         elif name == "tag":
             scope.tag = value
         elif name == "run":
@@ -247,8 +265,21 @@ class View:
 
         return int(_cached(_dupe_cache, (self.spec.uri, self.version), count))
 
+    @property
+    def has_objects(self) -> bool:
+        """Whether this version can hold object rows (an object-level run committed to the pool)."""
+        return C.PARENT_KEY in self.columns
+
+    def rows_of(self, show: str) -> str:
+        """The SQL condition of the rows ``show`` names: images (``parent_key IS NULL``) or objects."""
+        if not self.has_objects:
+            return "TRUE" if show == SHOW_IMAGES else "FALSE"
+        return f"{quote_ident(C.PARENT_KEY)} IS {'' if show == SHOW_IMAGES else 'NOT '}NULL"
+
     def where(self, scope: Scope) -> str:
         parts: list[str] = []
+        if self.has_objects or scope.objects:
+            parts.append(self.rows_of(scope.show))
         if not scope.tag and not scope.run and self.reprocessed():
             # Every sample once: its latest row (a tag or a run scope shows the exact rows it names).
             sid, cv = quote_ident(C.SAMPLE_ID), quote_ident(COMMIT_VERSION)
@@ -257,9 +288,20 @@ class View:
             names = {t["name"]: t for t in self.tags()}
             if scope.tag not in names:
                 raise LookupError(f"Datapool {self.spec.name!r} has no tag {scope.tag!r} at version {self.version}.")
-            has = f"array_has({quote_ident(C.TAGS)}, {quote_literal(scope.tag)})"
-            # Run tags and initial-tag sit only on selected rows: the partition prunes every other file.
-            parts.append(f"{quote_ident(C.SELECTED)} AND {has}" if names[scope.tag]["kind"] != "hand" else has)
+            hand = names[scope.tag]["kind"] == "hand"
+            tag_name: str = scope.tag
+
+            def tagged(t: str) -> str:
+                has = f"array_has({t}{quote_ident(C.TAGS)}, {quote_literal(tag_name)})"
+                # Run tags and initial-tag sit only on selected rows: the partition prunes every other file.
+                return has if hand else f"{t}{quote_ident(C.SELECTED)} AND {has}"
+
+            if scope.objects:  # objects carry no tags: the objects of the tag's images
+                k, cv, pk = quote_ident(C.KEY), quote_ident(COMMIT_VERSION), quote_ident(C.PARENT_KEY)
+                parts.append(f"EXISTS (SELECT 1 FROM pool t WHERE t.{k} = pool.{pk} AND t.{cv} = pool.{cv} "
+                             f"AND {tagged('t.')})")
+            else:
+                parts.append(tagged(""))
         if scope.run:
             parts.append(f"{quote_ident(COMMIT_VERSION)} = {self.run_version(scope.run)}")
         f = scope.filters
@@ -301,11 +343,16 @@ class View:
     def grid(self, scope: Scope, *, sort: str | None, descending: bool, offset: int, limit: int) -> dict[str, Any]:
         """One page of the scope: ``{total, sort, descending, items: [{sample_id, key, pick_rank, selected, status,
         commit_version, value}]}`` in the sort order (nulls last, then sample id)."""
-        sort = sort or (C.PICK_RANK if (scope.tag or scope.run) and C.PICK_RANK in self.columns else C.KEY)
+        by_rank = (scope.tag or scope.run) and C.PICK_RANK in self.columns and not scope.objects
+        sort = sort or (C.PICK_RANK if by_rank else C.KEY)
         if sort not in self.sortable():
             raise QueryError(f"Cannot sort by {sort!r}; sortable columns: {self.sortable()}.")
         where = self.where(scope)
-        wanted = [c for c in (C.SAMPLE_ID, C.KEY, C.PICK_RANK, C.SELECTED, C.STATUS, COMMIT_VERSION) if c in self.columns]
+        shown: tuple[str, ...] = (C.SAMPLE_ID, C.KEY, C.PICK_RANK, C.SELECTED, C.STATUS, COMMIT_VERSION)
+        if scope.objects:
+            shown = (C.SAMPLE_ID, C.KEY, C.STATUS, COMMIT_VERSION, C.PARENT_KEY, C.OBJECT_TASK, C.OBJECT_CATEGORY,
+                     C.OBJECT_SCORE, C.OBJECT_SELECTED)
+        wanted = [c for c in shown if c in self.columns]
         cols = ", ".join(quote_ident(c) for c in dict.fromkeys([*wanted, sort]))
         direction = "DESC" if descending else "ASC"
         rows = self.sql(
@@ -317,32 +364,40 @@ class View:
         return {"total": total, "sort": sort, "descending": descending, "offset": offset, "limit": limit, "items": items}
 
     # -------------------------------------------------------------- facets
-    def facets(self) -> dict[str, Any]:
-        """Per filterable column of this version: numbers ``{kind, min, max, nulls}``, categories ``{kind,
-        values: [[value, count], ...]}`` (at most :data:`MAX_CATEGORIES` values; more: not a category)."""
-        return dict(_cached(_facet_cache, (self.spec.uri, self.version), self._facets))
+    def facets(self, show: str = SHOW_IMAGES) -> dict[str, Any]:
+        """Per filterable column of this version's images (or objects, ``show``): numbers ``{kind, min, max,
+        nulls}``, categories ``{kind, values: [[value, count], ...]}`` (at most :data:`MAX_CATEGORIES` values;
+        more: not a category). A column without any value among those rows is left out."""
+        return dict(_cached(_facet_cache, (self.spec.uri, self.version, show), lambda: self._facets(show)))
 
-    def _facets(self) -> dict[str, Any]:
+    def _facets(self, show: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        numeric = self.numeric_columns()
+        rows = f"WHERE {self.rows_of(show)}"
+        numeric = [c for c in self.numeric_columns() if show == SHOW_OBJECTS or not c.startswith("object_")]
+        skip = {C.KEY, C.SAMPLE_ID, C.ETAG, C.CONTENT_HASH, C.DUPLICATE_OF, C.PARENT_KEY}
+        if show == SHOW_OBJECTS:
+            skip.add(C.SELECTED)  # object rows are never selected themselves: object_selected says it
         if numeric:
             exprs = []
             for i, c in enumerate(numeric):
                 q = quote_ident(c)
                 exprs += [f"MIN({q}) AS mn{i}", f"MAX({q}) AS mx{i}", f"COUNT({q}) AS n{i}"]
-            row = self.sql(f"SELECT COUNT(*) AS total, {', '.join(exprs)} FROM pool").to_pylist()[0]
+            row = self.sql(f"SELECT COUNT(*) AS total, {', '.join(exprs)} FROM pool {rows}").to_pylist()[0]
             for i, c in enumerate(numeric):
                 mn, mx = row[f"mn{i}"], row[f"mx{i}"]
                 if mn is None or (isinstance(mn, float) and not math.isfinite(mn)):
                     continue
                 out[c] = {"kind": "number", "min": mn, "max": mx, "nulls": row["total"] - row[f"n{i}"]}
         for c in self.columns:
-            if self.kind(c) != "category" or c in (C.KEY, C.SAMPLE_ID, C.ETAG, C.CONTENT_HASH, C.DUPLICATE_OF):
+            if self.kind(c) != "category" or c in skip:
                 continue
             q = quote_ident(c)
             counts = self.sql(
-                f"SELECT {q} AS v, COUNT(*) AS n FROM pool GROUP BY {q} ORDER BY n DESC LIMIT {MAX_CATEGORIES + 1}"
+                f"SELECT {q} AS v, COUNT(*) AS n FROM pool {rows} GROUP BY {q} ORDER BY n DESC "
+                f"LIMIT {MAX_CATEGORIES + 1}"
             ).to_pylist()
+            if all(r["v"] is None for r in counts):
+                continue  # a column of the other kind of rows (object columns on images, scores on objects)
             if len(counts) <= MAX_CATEGORIES:
                 out[c] = {"kind": "category", "values": [[_text(r["v"]), r["n"]] for r in counts]}
         return out
@@ -364,6 +419,33 @@ class View:
                 v = np.asarray(emb, dtype=np.float64)
                 r["embedding"] = f"{len(v)} dimensions, norm {float(np.linalg.norm(v)):.4f}"
         return rows
+
+    def objects_of(self, row: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The object rows of an image row: those the same run committed with it (``parent_key`` = its key),
+        by task and index; no embeddings."""
+        if not self.has_objects or row.get(C.PARENT_KEY) is not None or row.get(COMMIT_VERSION) is None:
+            return []
+        cols = [c for c in self.columns if c not in (C.EMBEDDING, C.TAGS, C.LAYOUT_X, C.LAYOUT_Y)]
+        rows: list[dict[str, Any]] = self.sql(
+            f"SELECT {', '.join(quote_ident(c) for c in cols)} FROM pool "
+            f"WHERE {quote_ident(C.PARENT_KEY)} = {quote_literal(str(row.get(C.KEY)))} "
+            f"AND {quote_ident(COMMIT_VERSION)} = {int(row[COMMIT_VERSION])} "
+            f"ORDER BY {quote_ident(C.OBJECT_TASK)}, {quote_ident(C.OBJECT_INDEX)}"
+        ).to_pylist()
+        return rows
+
+    def parent_of(self, row: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The image row of an object row (same key as its ``parent_key``, committed by the same run)."""
+        parent = row.get(C.PARENT_KEY)
+        if parent is None or row.get(COMMIT_VERSION) is None:
+            return None
+        cols = [c for c in (C.SAMPLE_ID, C.KEY, C.PICK_RANK, C.SELECTED, C.RUN_ID, COMMIT_VERSION) if c in self.columns]
+        got = self.sql(
+            f"SELECT {', '.join(quote_ident(c) for c in cols)} FROM pool WHERE {quote_ident(C.KEY)} = "
+            f"{quote_literal(str(parent))} AND {quote_ident(COMMIT_VERSION)} = {int(row[COMMIT_VERSION])} "
+            f"AND {quote_ident(C.PARENT_KEY)} IS NULL"
+        ).to_pylist()
+        return got[0] if got else None
 
     def neighbours_in_pick_order(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """The samples its run picked just before and after it (for "why was it picked")."""
@@ -555,7 +637,8 @@ def robust_edges(view: View, column: str, lo: float, hi: float, bins: int = 20) 
     q = quote_ident(column)
     try:
         got = view.sql(
-            f"SELECT approx_percentile_cont({q}, 0.01) AS a, approx_percentile_cont({q}, 0.99) AS b FROM pool"
+            f"SELECT approx_percentile_cont({q}, 0.01) AS a, approx_percentile_cont({q}, 0.99) AS b FROM pool "
+            f"WHERE {view.rows_of(SHOW_IMAGES)}"
         ).to_pylist()[0]
         a, b = float(got["a"]), float(got["b"])
     except Exception:  # noqa: BLE001 - an engine without the function: plain range

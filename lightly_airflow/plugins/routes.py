@@ -90,13 +90,25 @@ def _sample_extra(view: View, spec: PoolSpec, row: dict[str, Any]) -> dict[str, 
         extra["neighbours"] = view.neighbours_in_pick_order(row)
     except Exception as exc:  # noqa: BLE001 - the page still shows the sample
         log.warning("Pick neighbours of %s: %s", row.get(C.SAMPLE_ID), exc)
+    if row.get(C.PARENT_KEY) is not None:  # an object: its image (with the object's box drawn over it)
+        extra["parent"] = view.parent_of(row)
+        source = view.datasource_of(version)
+        if source and extra["parent"]:
+            extra["size"] = image_size(source, str(row[C.PARENT_KEY]), _source_credentials(spec))
+        return extra
+    objects = view.objects_of(row)
+    if objects:
+        extra["objects"] = objects
     source = view.datasource_of(version)
     if source:
         creds = _source_credentials(spec)
         try:
-            boxes = read_predictions(source, row.get(C.KEY) or "", creds)
+            # Boxes of tasks that became objects are drawn from the object rows (with their links and selection).
+            tasks = {o.get(C.OBJECT_TASK) for o in objects}
+            boxes = [b for b in read_predictions(source, row.get(C.KEY) or "", creds) if b["task"] not in tasks]
             if boxes:
                 extra["boxes"] = boxes
+            if boxes or objects:
                 extra["size"] = image_size(source, row.get(C.KEY) or "", creds)
                 if extra["size"] is None:
                     extra["predictions_error"] = "the image's size could not be read, so its boxes are not drawn"
@@ -124,6 +136,8 @@ def _export(view: View, spec: PoolSpec, scope: Scope, fmt: str) -> tuple[bytes, 
 
     if fmt not in X.FORMATS:
         raise QueryError(f"Unknown export format {fmt!r}; use one of {sorted(X.FORMATS)}.")
+    if scope.objects:
+        raise QueryError("Exports are of images: show images (a COCO export of images carries their objects' boxes).")
     total = view.count(scope)
     limit = MAX_RICH_EXPORT_ROWS if fmt == "coco" else MAX_EXPORT_ROWS
     if total > limit:
@@ -178,6 +192,8 @@ def _make_tag(view: View, spec: PoolSpec, scope: Scope, name: str, polygon: str 
     from lightly_airflow.datapool import Datapool
     from lightly_airflow.datapool.tagging import create_tag
 
+    if scope.objects:
+        raise QueryError("Tags are on images, not on objects: show images to make a tag.")
     if polygon:
         try:
             points = [(float(p[0]), float(p[1])) for p in json.loads(polygon)]
@@ -269,7 +285,8 @@ def add_curation_routes(app: FastAPI) -> None:
     def api_facets(request: Request, pool: str) -> dict[str, Any]:
         scope = _scope(request)
         view = _view(A._pool(pool), scope.version)
-        return {"datapool": pool, "version": view.version, "facets": D._jsonable(view.facets())}
+        return {"datapool": pool, "version": view.version, "show": scope.show,
+                "facets": D._jsonable(view.facets(scope.show))}
 
     # -------------------------------------------------------------- one sample
     @app.get("/pools/{pool}/samples/{sample_id}", response_class=HTMLResponse)
@@ -291,7 +308,8 @@ def add_curation_routes(app: FastAPI) -> None:
         out: dict[str, Any] = D._jsonable({
             "datapool": pool, "version": view.version, "sample_id": sid, "rows": rows,
             "boxes": extra.get("boxes", []), "image_size": extra.get("size"),
-            "neighbours": extra.get("neighbours", {}),
+            "neighbours": extra.get("neighbours", {}), "objects": extra.get("objects", []),
+            "parent": extra.get("parent"),
         })
         return out
 
@@ -306,7 +324,13 @@ def add_curation_routes(app: FastAPI) -> None:
         source = view.datasource_of(row.get("commit_version"))
         if not source:
             raise MediaError("The run that committed this sample recorded no datasource, so its image cannot be shown.")
-        data, content_type, _ = read_image(source, row.get(C.KEY) or "", _source_credentials(spec))
+        if row.get(C.PARENT_KEY) is not None:  # an object: its crop, cut from its image
+            from lightly_airflow.plugins.media import read_crop
+
+            data, content_type = read_crop(source, row[C.PARENT_KEY], row.get(C.OBJECT_CROP_BOX),
+                                           _source_credentials(spec)), "image/png"
+        else:
+            data, content_type, _ = read_image(source, row.get(C.KEY) or "", _source_credentials(spec))
         return Response(data, media_type=content_type, headers={**A.SECURITY_HEADERS, "Cache-Control": "private, max-age=300"})
 
     @app.get("/pools/{pool}/thumbnails/{sample_id}")

@@ -1,6 +1,6 @@
 """The browser suite: a real ``airflow api-server`` with the plugin, Debian's Chromium driven by Playwright.
 
-One api-server and one small datapool per module. The pool is made by the pipeline's own stages on the demo's
+One api-server with two small datapools per session (``demo``; ``objects`` with object rows). The pool is made by the pipeline's own stages on the demo's
 real images (listing, metadata with thumbnails, predictions, select-and-commit with the map layout and the
 report); only the embedding model is replaced by 16x16 grey pixels (torchvision models do not run here).
 Screenshots land in ``$LIGHTLY_SCREENSHOTS`` (default: the test's temporary folder), light and dark.
@@ -11,7 +11,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from api_server import api_server
+from object_pool import ObjectPool, build_object_pool
 
 pytestmark = pytest.mark.slow
 
@@ -48,6 +51,7 @@ class Curation:
     pool_uri: str
     pool_path: Path
     shots: Path
+    objects: ObjectPool  # a second datapool ("objects") with object rows (tests/object_pool.py)
 
 
 def _pixel_embeddings(manifest_uri: str, source: Path) -> None:
@@ -97,7 +101,7 @@ def run_pipeline(source: Path, pool: Path, run_id: str) -> None:
                       selection_config=SELECTION)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def curation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Curation]:
     if chromium_path() is None:
         pytest.skip("Chromium is not installed (scripts/test.sh installs Debian's chromium).")
@@ -109,15 +113,16 @@ def curation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Curation]:
     run_pipeline(source, pool, RUNS[0])
     add_batch(source, Batch("batch-2", (90, 150), PHOTOS[5:8]))
     run_pipeline(source, pool, RUNS[1])
+    objects = build_object_pool(root)
 
     shots = Path(os.environ.get("LIGHTLY_SCREENSHOTS") or root / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     with api_server(root / "airflow-home", user=USER, password=PASSWORD, role="admin",
-                    datapools={"demo": {"uri": f"file://{pool}"}}) as base:
-        yield Curation(base, f"file://{pool}", pool, shots)
+                    datapools={"demo": {"uri": f"file://{pool}"}, "objects": {"uri": objects.uri}}) as base:
+        yield Curation(base, f"file://{pool}", pool, shots, objects)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser(curation: Curation) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
@@ -136,3 +141,42 @@ def png_size(data: bytes) -> tuple[int, int]:
     from PIL import Image
 
     return Image.open(io.BytesIO(data)).size
+
+
+def _login(page, base: str, path: str) -> None:
+    """Open ``path``; Airflow's login page comes first and sends the browser back."""
+    page.goto(base + path)
+    page.wait_for_url(re.compile(r".*/auth/login.*"), timeout=30_000)
+    page.fill("input[name=username]", USER)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(base + path, timeout=30_000)
+
+
+@pytest.fixture(scope="module", params=["light", "dark"])
+def page(request, browser, curation: Curation):
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, color_scheme=request.param,
+                                  accept_downloads=True)
+    pg = context.new_page()
+    pg.theme = request.param
+    _login(pg, curation.base, "/lightly/pools/demo/samples")
+    yield pg
+    context.close()
+
+
+def _shot(page, curation: Curation, name: str, *, full: bool = False) -> None:
+    page.screenshot(path=str(curation.shots / f"{name}-{page.theme}.png"), full_page=full)
+
+
+def _wait(page, js: str, timeout: float = 20.0) -> None:
+    """Poll a JS expression (a function body's return value) until it is true; the pages' CSP forbids the
+    ``eval`` Playwright's own ``wait_for_function`` uses, ``evaluate`` goes through the DevTools protocol."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(f"() => {{ return {js}; }}"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {js}")
+        page.wait_for_timeout(200)
+
+
+def _loaded_images(page, selector: str) -> list[int]:
+    return page.eval_on_selector_all(selector, "els => els.map(e => e.complete ? e.naturalWidth : 0)")

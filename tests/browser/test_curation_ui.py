@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import time
 from urllib.parse import quote
 
 import pytest
@@ -14,48 +13,9 @@ import pytest
 from lightly_airflow import columns as C
 from lightly_airflow.datapool import Datapool
 
-from .conftest import DAG_ID, PASSWORD, RUNS, USER, Curation
+from .conftest import DAG_ID, RUNS, USER, _loaded_images, _shot, _wait
 
 pytestmark = pytest.mark.slow
-
-
-def _login(page, base: str, path: str) -> None:
-    """Open ``path``; Airflow's login page comes first and sends the browser back."""
-    page.goto(base + path)
-    page.wait_for_url(re.compile(r".*/auth/login.*"), timeout=30_000)
-    page.fill("input[name=username]", USER)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('Sign in')")
-    page.wait_for_url(base + path, timeout=30_000)
-
-
-@pytest.fixture(scope="module", params=["light", "dark"])
-def page(request, browser, curation: Curation):
-    context = browser.new_context(viewport={"width": 1360, "height": 900}, color_scheme=request.param,
-                                  accept_downloads=True)
-    pg = context.new_page()
-    pg.theme = request.param
-    _login(pg, curation.base, "/lightly/pools/demo/samples")
-    yield pg
-    context.close()
-
-
-def _shot(page, curation: Curation, name: str, *, full: bool = False) -> None:
-    page.screenshot(path=str(curation.shots / f"{name}-{page.theme}.png"), full_page=full)
-
-
-def _wait(page, js: str, timeout: float = 20.0) -> None:
-    """Poll a JS expression (a function body's return value) until it is true; the pages' CSP forbids the
-    ``eval`` Playwright's own ``wait_for_function`` uses, ``evaluate`` goes through the DevTools protocol."""
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(f"() => {{ return {js}; }}"):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {js}")
-        page.wait_for_timeout(200)
-
-
-def _loaded_images(page, selector: str) -> list[int]:
-    return page.eval_on_selector_all(selector, "els => els.map(e => e.complete ? e.naturalWidth : 0)")
 
 
 def test_grid_shows_thumbnails_behind_the_login(page, curation):
