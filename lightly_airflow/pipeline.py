@@ -642,8 +642,15 @@ def select_and_commit(
             log.info("Dry run (enable_datapool_update=false): selected %d samples, committed nothing.", len(picked_keys))
             return summary
         from lightly_airflow.report.layout import with_layout
+        from lightly_airflow.video.supersede import superseded_frames, with_tombstones
 
+        superseded = superseded_frames(snap, out)  # a replaced video's former frames (tombstones, PNGs)
         out = with_layout(out, datapool_uri, datapool_credentials)  # the UI's map positions, computed once
+        if superseded.rows is not None:
+            counts["superseded"] = superseded.rows.num_rows
+            summary.notes.append(f"{superseded.rows.num_rows} frames of replaced videos no longer exist: committed "
+                                 "as missing ('superseded: …'), no longer current samples")
+            out = with_tombstones(out, superseded)
         from lightly_airflow.datapool.tagging import readable_tag
 
         run_tag = tag or readable_tag(run_id, {e["tag"] for e in snap.history() if e.get("tag")})
@@ -659,7 +666,7 @@ def select_and_commit(
         # After the commit, every side effect of the run; a retry after a kill here writes each one that is
         # missing (finish_committed_run). Frames only of committed selections: an attempt that lost a race
         # and selected again leaves no PNGs of frames it did not commit.
-        summary.frames = _write_selected_frames(out, meta, datasource_credentials, lightly_credentials)
+        summary.frames = _write_selected_frames(out, meta, datasource_credentials, lightly_credentials, superseded)
         # The report names the committed version and tag, so it is written after the commit.
         summary.report_uri = _report(
             out, datapool_uri, run_id, summary, config, preselected, datapool_credentials,
@@ -759,13 +766,18 @@ def _class_lacks_input(candidates: pa.Table, config: Any, balance_index: int, na
     return None
 def _write_selected_frames(
     rows: pa.Table, meta: dict[str, Any], datasource_credentials: StorageCredentials | None,
-    lightly_credentials: StorageCredentials | None,
+    lightly_credentials: StorageCredentials | None, superseded: Any = None,
 ) -> dict[str, Any]:
-    """Write the run's selected video frames as PNG after the commit (idempotent; see ``video.export``)."""
+    """Write the run's selected video frames as PNG after the commit (idempotent; see ``video.export``), plus
+    the PNGs a replaced video's former version left (rewritten or removed; ``video.supersede``)."""
     if C.VIDEO not in rows.column_names:
         return {}
-    picked = rows.filter(pc.and_(rows.column(C.SELECTED), pc.is_valid(rows.column(C.VIDEO))))
-    if not picked.num_rows:
+    wanted = pc.fill_null(rows.column(C.SELECTED), False)
+    if superseded is not None and superseded.refresh:
+        wanted = pc.or_(wanted, pc.is_in(rows.column(C.KEY), pa.array(sorted(superseded.refresh), pa.string())))
+    picked = rows.filter(pc.and_(wanted, pc.is_valid(rows.column(C.VIDEO))))
+    remove = superseded.remove if superseded is not None else set()
+    if not picked.num_rows and not remove:
         return {}
     from lightly_airflow.video.export import write_selected_frames
 
@@ -773,7 +785,7 @@ def _write_selected_frames(
     lightly_uri = meta.get(C.LIGHTLY_URI_METADATA_KEY)
     return write_selected_frames(
         picked, datasource_uri=datasource_uri, lightly_uri=json.loads(lightly_uri) if lightly_uri else None,
-        datasource_credentials=datasource_credentials, lightly_credentials=lightly_credentials,
+        datasource_credentials=datasource_credentials, lightly_credentials=lightly_credentials, remove=remove,
     )
 
 
@@ -837,7 +849,10 @@ def finish_committed_run(
             meta[C.DATASOURCE_URI_METADATA_KEY] = json.dumps(entry["datasource_uri"])
         log.warning("Run %s is committed as datapool version %d but did not finish (its staging files are still "
                     "there): writing what it writes after its commit.", run_id, version)
-        summary.frames = _write_selected_frames(rows, meta, datasource_credentials, lightly_credentials)
+        from lightly_airflow.video.supersede import superseded_by_committed_run
+
+        summary.frames = _write_selected_frames(rows, meta, datasource_credentials, lightly_credentials,
+                                                superseded_by_committed_run(pool, version, rows))
         spec = objects_run.read_spec(manifests[0], credentials)
         if spec is not None and objects is not None:
             summary.objects = objects_run.summary(objects, objects, spec)

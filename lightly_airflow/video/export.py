@@ -1,7 +1,10 @@
 """Selected frames written out once, as PNG, under ``<lightly_uri>/.lightly/frames/<frame name>``.
 
-Idempotent: a frame whose PNG exists is not written again (a retried run writes nothing twice), and a PNG
-appears whole or not at all: locally it is written to a temporary file in the same folder and renamed, on an
+Idempotent by content identity: every PNG records the etag of the video version it shows (a ``tEXt`` chunk
+:data:`ETAG_CHUNK`); a frame whose PNG exists for the same video version is not written again (a retried run
+writes nothing twice), one written from a former version of the video (replaced under the same name) is
+rewritten from the new content, and the PNGs of frames the new version no longer has are removed
+(``video.supersede``). A PNG appears whole or not at all: locally it is written to a temporary file in the same folder and renamed, on an
 object store it is one PUT (an object is never visible half-written). Frames are decoded range by range
 (one seek per run of consecutive selected frames), never extracted to disk.
 """
@@ -26,6 +29,10 @@ from lightly_airflow.video.source import open_video_source
 logger = logging.getLogger(__name__)
 
 FRAMES_DIR = "frames"
+#: The PNG text chunk naming the etag (content identity) of the video version a frame PNG was written from.
+ETAG_CHUNK = "lightly-video-etag"
+#: Bytes read from an existing PNG to find :data:`ETAG_CHUNK` (it is written right after the header).
+HEAD_BYTES = 4096
 
 
 def frame_png_uri(lightly_uri: str, key: str) -> str:
@@ -33,10 +40,43 @@ def frame_png_uri(lightly_uri: str, key: str) -> str:
     return join_uri(lightly_root(lightly_uri), FRAMES_DIR, key)
 
 
-def _png(frame: Any) -> bytes:
+def _png(frame: Any, etag: str) -> bytes:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text(ETAG_CHUNK, etag)
     buf = io.BytesIO()
-    frame.to_image().save(buf, format="PNG")
+    frame.to_image().save(buf, format="PNG", pnginfo=info)
     return buf.getvalue()
+
+
+def png_etag(head: bytes) -> str | None:
+    """The video etag recorded in a frame PNG's first bytes, or ``None`` (no such chunk: a PNG of an older
+    version of this code, or not ours)."""
+    import struct
+
+    if not head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    at = 8
+    while at + 8 <= len(head):
+        length, kind = struct.unpack(">I4s", head[at : at + 8])
+        if kind == b"IDAT" or at + 8 + length > len(head):
+            return None
+        if kind == b"tEXt":
+            name, _, value = head[at + 8 : at + 8 + length].partition(b"\x00")
+            if name.decode("latin-1") == ETAG_CHUNK:
+                return value.decode("latin-1")
+        at += 12 + length
+    return None
+
+
+def _written_etag(fs: Any, path: str) -> str | None | bool:
+    """``False`` when there is no PNG at ``path``, else the etag it records (``None``: none recorded)."""
+    try:
+        head = fs.cat_file(path, start=0, end=HEAD_BYTES)
+    except FileNotFoundError:
+        return False
+    return png_etag(head)
 
 
 def _put(fs: Any, path: str, data: bytes, local: bool) -> None:
@@ -59,43 +99,61 @@ def _put(fs: Any, path: str, data: bytes, local: bool) -> None:
 def write_selected_frames(
     rows: pa.Table, *, datasource_uri: str, lightly_uri: str | None = None,
     datasource_credentials: StorageCredentials | None = None, lightly_credentials: StorageCredentials | None = None,
+    remove: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Write the PNG of every frame row of ``rows`` (``key, video, frame_index, frame_pts``) not written yet.
+    """Write the PNG of every frame row of ``rows`` (``key, etag, video, frame_index, frame_pts``) that has no
+    PNG of the same video version yet, and remove the PNGs of the frame keys in ``remove``.
 
-    :returns: counts ``written``, ``existing``, ``failed`` and ``folder`` (the frames folder's URI); a frame
-        that cannot be decoded is logged and counted, never raised.
+    :returns: counts ``written`` (``rewritten`` of them replaced a PNG of a former video version),
+        ``existing``, ``removed``, ``failed`` and ``folder`` (the frames folder's URI); a frame that cannot be
+        decoded is logged and counted, never raised.
     """
     lightly_uri = lightly_uri or datasource_uri
     folder = join_uri(lightly_root(lightly_uri), FRAMES_DIR)
-    counts: dict[str, Any] = {"written": 0, "existing": 0, "failed": 0, "folder": folder}
-    if C.VIDEO not in rows.column_names or not rows.num_rows:
+    counts: dict[str, Any] = {"written": 0, "rewritten": 0, "existing": 0, "removed": 0, "failed": 0, "folder": folder}
+    if C.VIDEO not in rows.column_names or not (rows.num_rows or remove):
         return counts
     fs, _ = filesystem(folder, lightly_credentials)
     local = protocol_of(folder) == "file"
-    todo: dict[str, list[tuple[str, int, int | None]]] = defaultdict(list)
-    for r in rows.select([C.KEY, C.VIDEO, C.FRAME_INDEX, C.FRAME_PTS]).to_pylist():
+    for key in sorted(remove):  # frames a replaced video no longer has: their PNG shows content that is gone
+        _, path = filesystem(frame_png_uri(lightly_uri, key), lightly_credentials)
+        try:
+            fs.rm_file(path)
+            counts["removed"] += 1
+        except FileNotFoundError:
+            pass
+    todo: dict[str, list[tuple[str, int, int | None, str]]] = defaultdict(list)
+    etags = rows.column(C.ETAG).to_pylist() if C.ETAG in rows.column_names else [None] * rows.num_rows
+    for r, etag in zip(rows.select([C.KEY, C.VIDEO, C.FRAME_INDEX, C.FRAME_PTS]).to_pylist(), etags):
         if r[C.VIDEO] is None or r[C.FRAME_INDEX] is None:
             continue
         _, path = filesystem(frame_png_uri(lightly_uri, r[C.KEY]), lightly_credentials)
-        if fs.exists(path):
+        etag = "" if etag is None else str(etag)
+        written = _written_etag(fs, path)
+        if written is not False and written == etag:
             counts["existing"] += 1
             continue
-        todo[r[C.VIDEO]].append((path, int(r[C.FRAME_INDEX]), r[C.FRAME_PTS]))
+        if written is not False:
+            counts["rewritten"] += 1
+            logger.info("frame PNG %s shows video version %r, the video is now %r: rewriting it", path, written, etag)
+        todo[r[C.VIDEO]].append((path, int(r[C.FRAME_INDEX]), r[C.FRAME_PTS], etag))
     src_fs, src_root = filesystem(datasource_uri, datasource_credentials)
     for video, frames in sorted(todo.items()):
-        paths = {index: path for path, index, _ in frames}
+        paths = {index: (path, etag) for path, index, _, etag in frames}
         try:
             with open_video_source(datasource_uri, video, datasource_credentials, fs=src_fs, root=src_root) as source:
-                for got in decode_frames(source, [(index, pts) for _, index, pts in frames]):
+                for got in decode_frames(source, [(index, pts) for _, index, pts, _ in frames]):
                     if got.frame is None:
                         counts["failed"] += 1
                         logger.warning("cannot write frame %d of %r: %s", got.index, video, got.reason)
                         continue
-                    _put(fs, paths[got.index], _png(got.frame), local)
+                    path, etag = paths[got.index]
+                    _put(fs, path, _png(got.frame, etag), local)
                     counts["written"] += 1
         except FileNotFoundError:
             counts["failed"] += len(frames)
             logger.warning("cannot write the frames of %r: the video is gone", video)
-    logger.info("selected frames in %s: %d written, %d already there, %d failed", folder, counts["written"],
-                counts["existing"], counts["failed"])
+    logger.info("selected frames in %s: %d written (%d rewritten from a replaced video), %d already there, "
+                "%d removed (frames a replaced video no longer has), %d failed", folder, counts["written"],
+                counts["rewritten"], counts["existing"], counts["removed"], counts["failed"])
     return counts

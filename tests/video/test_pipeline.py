@@ -179,3 +179,52 @@ def test_frame_pngs_are_written_once(videos: Path, tmp_path: Path) -> None:
 
     assert Image.open(png).size == (160, 120)
     shutil.rmtree(out)
+
+
+def test_a_shorter_replacement_supersedes_the_former_frames_and_their_pngs(tmp_path: Path) -> None:
+    import av
+    import numpy as np
+    from PIL import Image
+
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.video.export import png_etag
+
+    src = tmp_path / "src"
+    make_scene_video(str(src / "clip.mp4"), "astronaut", 24, seed=1)
+    everything = {"n_samples": 24, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    _, _, s1 = run_once(src, tmp_path / "pool", "r1", config=everything)
+    frames = src / ".lightly" / "frames"
+    assert s1.frames["written"] == 24 and len(list(frames.iterdir())) == 24
+    old_etag = png_etag((frames / "clip-05-mp4.png").read_bytes())
+    assert old_etag
+
+    make_scene_video(str(src / "clip.mp4"), "rocket", 12, seed=7)  # replaced by a shorter, different video
+    _, _, s2 = run_once(src, tmp_path / "pool", "r2", config=everything)
+    pool = Datapool(f"file://{tmp_path / 'pool'}")
+    current = {r[C.KEY]: r for r in pool.known_files().to_pylist()}
+    for i in range(24):
+        row = current[f"clip-{i:02d}-mp4.png"]
+        if i < 12:
+            assert row[C.STATUS] == C.STATUS_OK and row[C.ETAG] != old_etag
+        else:  # the former version's frames 12-23 no longer exist: not current samples any more
+            assert row[C.STATUS] == C.STATUS_MISSING and row[C.ETAG] == old_etag
+    tomb = pool.read(run_id="r2").filter(pc.equal(pool.read(run_id="r2").column(C.RUN_ID), "r2")).to_pylist()
+    gone = [r for r in tomb if r[C.STATUS] == C.STATUS_MISSING]
+    assert len(gone) == 12 and all(r[C.STATUS_REASON].startswith("superseded: clip.mp4 was replaced") for r in gone)
+    assert not any(r[C.SELECTED] for r in gone) and s2.missing == 0
+    assert any("12 frames of replaced videos" in n for n in s2.notes)
+    # No PNG shows the former version: frames 0-11 rewritten from the new content, 12-23 removed.
+    assert s2.frames["removed"] == 12 and s2.frames["rewritten"] == 12
+    assert sorted(p.name for p in frames.iterdir()) == [f"clip-{i:02d}-mp4.png" for i in range(12)]
+    with av.open(str(src / "clip.mp4")) as c:
+        new5 = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)][5]
+    png5 = (frames / "clip-05-mp4.png").read_bytes()
+    assert png_etag(png5) == current["clip-05-mp4.png"][C.ETAG]
+    assert np.array_equal(np.asarray(Image.open(frames / "clip-05-mp4.png").convert("RGB")), new5)
+
+    # Idempotent: another run (process_all) neither tombstones the gone frames again nor rewrites a PNG.
+    _, _, s3 = run_once(src, tmp_path / "pool", "r3", config=everything, process_all=True)
+    mine = pool.read(run_id="r3")
+    mine = mine.filter(pc.equal(mine.column(C.RUN_ID), "r3"))
+    assert mine.num_rows == 12 and set(mine.column(C.STATUS).to_pylist()) == {C.STATUS_OK}
+    assert not s3.frames or s3.frames.get("written", 0) == 0
