@@ -360,6 +360,13 @@ def embed_shard(
         from lightly_airflow.embedding.custom import embeddings_from_csv
 
         table = embeddings_from_csv(manifest, embeddings_csv, credentials=credentials)
+        if C_VIDEO in manifest.column_names:  # frames still get hash, metrics and corruptness from one decode
+            from lightly_airflow.video.frames import with_frame_values
+
+            table = with_frame_values(
+                table, manifest, datasource_uri, credentials=datasource_credentials or credentials,
+                workers=default_num_workers(torch.device("cpu")), thumbs=_frame_thumbnails(manifest_uri, credentials),
+            )
         write_parquet(table, output_uri, credentials)
         meta = table.schema.metadata
         counts = _counts(table, output_uri, json.loads(meta[EMBEDDING_MODEL_METADATA_KEY.encode()]),

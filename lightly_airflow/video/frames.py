@@ -283,3 +283,32 @@ def frame_batches(
             pending = []
     if pending:
         yield make(pending)
+
+
+def with_frame_values(
+    table: Any, manifest: Any, datasource_uri: str, *, credentials: StorageCredentials | None = None,
+    workers: int = 1, thumbs: Any = None,
+) -> Any:
+    """The embed output ``table`` (rows aligned with ``manifest``) plus the frames' hash, metrics and
+    corruptness from one decode without the model: custom embeddings (``worker_config.embeddings``) give the
+    vectors, the frames still need their ``lightly.*`` metrics. A frame that does not decode is ``corrupt``."""
+    import pyarrow as pa
+
+    rows = frame_rows(manifest)
+    extras = FrameExtras(manifest.num_rows)
+    status = table.column(C.STATUS).to_pylist()
+    reasons = table.column(C.STATUS_REASON).to_pylist()
+    try:
+        for result in iter_frame_results(datasource_uri, rows, input_size=None, credentials=credentials,
+                                         workers=workers, thumbs=thumbs):
+            extras.record(result)
+            if result.status != C.STATUS_OK and status[result.row] == C.STATUS_OK:
+                status[result.row], reasons[result.row] = result.status, result.reason
+    finally:
+        if thumbs is not None:
+            thumbs.close()
+    table = table.set_column(table.column_names.index(C.STATUS), C.STATUS, pa.array(status, pa.string()))
+    table = table.set_column(table.column_names.index(C.STATUS_REASON), C.STATUS_REASON, pa.array(reasons, pa.string()))
+    for field_, array in extras.columns():
+        table = table.append_column(field_, array)
+    return table

@@ -228,3 +228,33 @@ def test_a_shorter_replacement_supersedes_the_former_frames_and_their_pngs(tmp_p
     mine = mine.filter(pc.equal(mine.column(C.RUN_ID), "r3"))
     assert mine.num_rows == 12 and set(mine.column(C.STATUS).to_pylist()) == {C.STATUS_OK}
     assert not s3.frames or s3.frames.get("written", 0) == 0
+
+
+def test_frames_get_their_metrics_with_custom_embeddings(tmp_path: Path) -> None:
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.embedding import embed_shard
+    from lightly_airflow.pipeline import list_new
+
+    src = tmp_path / "src"
+    make_scene_video(str(src / "clip.mp4"), "coffee", 10, seed=1)
+    csv = src / ".lightly" / "embeddings" / "custom.csv"
+    csv.parent.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    csv.write_text("filenames,embedding_0,embedding_1,embedding_2\n" + "".join(
+        f"clip-{i:02d}-mp4.png,{','.join(str(x) for x in rng.normal(size=3))}\n" for i in range(10)))
+    listed = list_new(NewFilesQuery(datasource_uri=f"file://{src}", datapool_uri=f"file://{tmp_path / 'pool'}"),
+                      run_id="c1")
+    (manifest,) = listed.manifests
+    counts = embed_shard(manifest, embeddings_csv=f"file://{csv}")
+    out = pq.read_table(counts["output_uri"]).to_pylist()
+    assert len(out) == 10 and all(r[C.STATUS] == C.STATUS_OK for r in out)
+    for r in out:  # the vectors come from the CSV, the frame's metrics from one decode
+        assert r[C.lightly_metadata_column("sharpness")] > 0 and r[C.lightly_metadata_column("width")] == 160
+        assert r[C.lightly_metadata_column("corruptness")] < 0.1 and len(r[C.CONTENT_HASH]) == 64
+    from lightly_airflow.datapool import sample_id
+    from lightly_airflow.thumbnails import read_thumbnail
+
+    assert read_thumbnail(f"file://{tmp_path / 'pool'}", sample_id(out[3][C.KEY], out[3][C.ETAG])) is not None
