@@ -56,3 +56,45 @@ def test_videos_on_s3(s3_bucket, tmp_path: Path) -> None:
     listed3, counts3, _ = run_once(source, pool_uri, "s3-3", creds=creds, process_all=True)
     assert sum(c["embedded"] for c in counts3) == 0
     assert sum(c["reused"] for c in counts3) >= 20 + 12 + 10
+
+
+def test_indexing_and_decoding_on_s3_read_ranges_not_copies(s3_bucket, tmp_path: Path, monkeypatch) -> None:
+    """Listing indexes a new video with one demux pass: the bytes fetched from the store are the file once
+    plus at most one block (every packet is read, none decoded; the demuxer jumps to the MP4 index at the end
+    and back: with a one-block read-ahead cache that fetched 21 % more than the file), and a shard's frame
+    range late in a video fetches only the blocks it needs."""
+    import s3fs
+
+    from lightly_airflow.storage import filesystem
+    from lightly_airflow.video.decode import decode_frames
+    from lightly_airflow.video.index import index_video
+    from lightly_airflow.video.source import open_video_source
+
+    fetched: list[tuple[int, int]] = []
+    original = s3fs.core.S3File._fetch_range
+
+    def counting(self, start, end):  # noqa: ANN001, ANN202
+        data = original(self, start, end)
+        fetched.append((start, len(data)))
+        return data
+
+    monkeypatch.setattr(s3fs.core.S3File, "_fetch_range", counting)
+    monkeypatch.setattr("lightly_airflow.video.source.REMOTE_BLOCK_SIZE", 16 << 10)
+    creds = s3_bucket.credentials
+    fs, _ = filesystem(s3_bucket.uri, creds)
+    local = tmp_path / "long.mp4"
+    make_scene_video(str(local), "astronaut", 480, size=(320, 240), seed=1)
+    size = local.stat().st_size
+    fs.put_file(str(local), f"{s3_bucket.name}/v/long.mp4")
+    with open_video_source(f"{s3_bucket.uri}/v", "long.mp4", creds) as source:
+        info = index_video(source)
+    read = sum(n for _, n in fetched)
+    print(f"index: {read} bytes fetched in {len(fetched)} ranged reads for a {size}-byte video")
+    assert info.n_frames == 480 and size <= read <= size + 2 * (16 << 10)
+    fetched.clear()
+    wanted = [(i, info.pts[i]) for i in range(456, 480)]
+    with open_video_source(f"{s3_bucket.uri}/v", "long.mp4", creds) as source:
+        got = [f.index for f in decode_frames(source, wanted) if f.frame is not None]
+    read = sum(n for _, n in fetched)
+    print(f"last 24 frames: {read} bytes fetched in {len(fetched)} ranged reads")
+    assert got == list(range(456, 480)) and read < size / 3
