@@ -56,6 +56,8 @@ class ListResult:
     reusable: int = 0
     reuse_uri: str | None = None
     new_files: int = 0  #: files (a video counts once) behind the ``new`` samples (a video adds all its frames)
+    skipped: int = 0  #: entries not listed for safety or unreadable (symlinks out of the datasource, …)
+    unsupported: int = 0  #: files whose extension is not listed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,6 +92,9 @@ class RunSummary:
     #: selected video frames written as PNG (``written``, ``existing``, ``failed``, ``folder``)
     frames: dict[str, Any] = field(default_factory=dict)
     objects: dict[str, Any] = field(default_factory=dict)
+    #: what the listing did not list: ``skipped`` (count), ``skipped_examples`` (``[key, reason]``),
+    #: ``unsupported`` (files of other extensions) and ``unsupported_examples`` (keys)
+    listing: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -365,9 +370,12 @@ def list_new(
         from lightly_airflow.objects import write_spec
 
         write_spec(objects, staging.run_dir(query.datapool_uri, run_id), creds.datapool)
+        staging.write_listing_skips(query.datapool_uri, run_id, found.skipped, found.unsupported,
+                                    found.unsupported_examples, creds.datapool)
     return ListResult(
         manifests=manifests, seen=found.listing.num_rows, new=files.num_rows, known=found.known_count,
         process_all=query.process_all, reusable=reusable, reuse_uri=reuse_uri, new_files=new_files_count,
+        skipped=len(found.skipped), unsupported=found.unsupported,
     )
 
 
@@ -552,7 +560,8 @@ def select_and_commit(
     run_objects = objects_run.load_run_objects(manifests, datapool_credentials) if spec is not None else None
     if spec is not None:
         rows = objects_run.with_object_metadata(rows, run_objects, spec.all_tasks)
-    problems_uri, problems = _write_problems(errors, datapool_uri, run_id, datapool_credentials)
+    listing, listing_errors = listing_skips(datapool_uri, run_id, datapool_credentials)
+    problems_uri, problems = _write_problems([*listing_errors, *errors], datapool_uri, run_id, datapool_credentials)
     model = _meta_value(meta, C.EMBEDDING_MODEL_METADATA_KEY)
     dim = _meta_value(meta, C.EMBEDDING_DIM_METADATA_KEY)
 
@@ -632,7 +641,7 @@ def select_and_commit(
             metrics=_jsonable(metrics), notes=[*(notes or []), *config.notes()],
             missing_inputs={str(k): int(v) for k, v in (metrics.get("missing_inputs") or {}).items()},
             warnings=selection_warnings(candidates, config, metrics),
-            objects=objects_run.summary(run_objects, object_rows, spec),
+            objects=objects_run.summary(run_objects, object_rows, spec), listing=listing,
         )
         for line in summary.warnings:
             log.warning("selection: %s", line)
@@ -825,10 +834,13 @@ def finish_committed_run(
     if fs.exists(problems_path):
         summary.problems_uri = f"{out_dir}/{staging.PROBLEMS_FILE}"
         summary.problems = int(read_parquet(summary.problems_uri, credentials).num_rows)
-    elif unfinished:
+    if unfinished:
+        summary.listing, listing_errors = listing_skips(datapool_uri, run_id, credentials)
+    if not fs.exists(problems_path) and unfinished:
         try:
             _rows, _meta, errors = assemble_run(manifests, credentials)
-            summary.problems_uri, summary.problems = _write_problems(errors, datapool_uri, run_id, credentials)
+            summary.problems_uri, summary.problems = _write_problems(
+                [*listing_errors, *errors], datapool_uri, run_id, credentials)
         except FileNotFoundError as exc:
             log.warning("Could not rebuild the problems file of committed run %s: %s", run_id, exc)
     has_report = fs.exists(f"{path}/index.html")
@@ -888,6 +900,30 @@ def _manifest_meta(manifest_uri: str, credentials: StorageCredentials | None) ->
     return {k: json.dumps(v) for k, v in manifest.metadata.items()}
 
 
+def listing_skips(
+    datapool_uri: str, run_id: str, credentials: StorageCredentials | None
+) -> tuple[dict[str, Any], list[pa.Table]]:
+    """What the run's listing did not list (``listing.json``): the summary's ``listing`` entry (counts and the
+    first examples) and the skipped entries as a ``listing`` problems table for ``problems.parquet``."""
+    found = staging.read_listing_skips(datapool_uri, run_id, credentials)
+    skipped = [(str(k), str(r)) for k, r in found.get("skipped") or []]
+    count = int(found.get("skipped_count") or len(skipped))
+    summary: dict[str, Any] = {}
+    if count:
+        summary.update(skipped=count, skipped_examples=[list(e) for e in skipped[:5]])
+        log.warning("%d entries of the datasource were not listed (e.g. %s); they are in the problems file.", count,
+                    "; ".join(f"{k!r}: {r}" for k, r in skipped[:5]))
+    if found.get("unsupported"):
+        summary.update(unsupported=int(found["unsupported"]),
+                       unsupported_examples=[str(k) for k in found.get("unsupported_examples") or []])
+    if not skipped:
+        return summary, []
+    problems = staging.ProblemLog("listing")
+    for key, reason in skipped:
+        problems.add(key, "file", reason)
+    return summary, [problems.to_table()]
+
+
 def remove_staging(datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> None:
     """Delete a committed run's staging files (its samples now live in the datapool; a retry of the run
     finds the commit and needs none of them). A failure is logged, never fatal."""
@@ -918,7 +954,8 @@ def _write_problems(
         ", ".join(f"{n} in {stage}" for stage, n in sorted(by_stage.items())),
     )
     for row in table.slice(0, 10).to_pylist():
-        log.warning("  %s [%s] %s: %s", row.get("key"), row.get("stage"), row.get("field"), row.get("reason"))
+        # %r: a file name with a newline cannot forge log lines
+        log.warning("  %r [%s] %s: %s", row.get("key"), row.get("stage"), row.get("field"), row.get("reason"))
     uri = write_parquet(table, staging.problems_uri(datapool_uri, run_id), credentials)
     return uri, table.num_rows
 

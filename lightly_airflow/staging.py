@@ -94,6 +94,36 @@ def reuse_uri(datapool_uri: str, run_id: str) -> str:
     return join_uri(run_dir(datapool_uri, run_id), REUSE_FILE)
 
 
+LISTING_FILE = "listing.json"
+
+
+def listing_uri(datapool_uri: str, run_id: str) -> str:
+    """What the listing step skipped (``listing.json``: entries not listed and why, unsupported files)."""
+    return join_uri(run_dir(datapool_uri, run_id), LISTING_FILE)
+
+
+def write_listing_skips(
+    datapool_uri: str, run_id: str, skipped: Sequence[tuple[str, str]], unsupported: int,
+    unsupported_examples: Sequence[str], credentials: StorageCredentials | None = None, *, limit: int = 10_000,
+) -> str:
+    """Write ``listing.json`` (always, so a retried listing replaces a stale one); at most ``limit`` entries."""
+    from lightly_airflow.storage import write_bytes
+
+    body = {"skipped_count": len(skipped), "skipped": [list(e) for e in skipped[:limit]],
+            "unsupported": int(unsupported), "unsupported_examples": list(unsupported_examples)}
+    return write_bytes(json.dumps(body).encode(), listing_uri(datapool_uri, run_id), credentials)
+
+
+def read_listing_skips(datapool_uri: str, run_id: str, credentials: StorageCredentials | None = None) -> dict[str, Any]:
+    """``listing.json`` of a run (``{}`` when the listing wrote none)."""
+    fs, path = filesystem(listing_uri(datapool_uri, run_id), credentials)
+    try:
+        value = json.loads(fs.cat_file(path))
+    except FileNotFoundError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def reports_root(datapool_uri: str) -> str:
     """The folder holding every run's report folder: ``<datapool>/_reports``."""
     return join_uri(datapool_uri, REPORTS_DIR)

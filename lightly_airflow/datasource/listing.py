@@ -55,6 +55,7 @@ _MAX_PAGE = {"s3": 1000, "gs": 1000, "az": 5000}
 StatKey = tuple[str, int, int, int, int]
 _HASH_CHUNK = 1 << 20
 _LOG_EVERY = 100_000
+_EXAMPLES = 5
 
 
 @dataclass
@@ -76,6 +77,7 @@ def list_files(
     extensions: Collection[str] = DEFAULT_EXTENSIONS,
     page_size: int = 10000,
     skipped: list[tuple[str, str]] | None = None,
+    stats: dict[str, Any] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Stream the files of a datasource as manifest record batches (``key, size, etag, mtime``).
 
@@ -89,7 +91,10 @@ def list_files(
     :param page_size: the most records per yielded batch (and per store request, up to the store's limit).
     :param skipped: receives ``(key, reason)`` of every local entry not listed for safety: symlinks that
         leave the datasource (never read, never hashed) and symlinked folders (not followed). Each is also
-        logged, and their number is in the listing's summary line.
+        logged, and their number is in the listing's summary line. Also local files whose name is not UTF-8
+        and files that vanished or became unreadable between the walk and hashing.
+    :param stats: receives ``listed``, ``kept``, ``unsupported`` (files whose extension is not listed) and
+        ``unsupported_examples`` (the first few of them).
     :raises ValueError: for a bad URI, extension list, page size or relevant-filenames file.
     :raises FileNotFoundError: when a local root does not exist (object-store prefixes may be empty).
     """
@@ -102,11 +107,14 @@ def list_files(
     unsafe: list[tuple[str, str]] = [] if skipped is None else skipped
     pages = _local_pages(fs, root, page_size, unsafe) if protocol == "file" else _PAGERS[protocol](fs, root, page_size)
     listed = kept = 0
+    counts: dict[str, Any] = {"unsupported": 0, "unsupported_examples": []} if stats is None else stats
+    counts.setdefault("unsupported", 0)
+    counts.setdefault("unsupported_examples", [])
     next_log = _LOG_EVERY
     try:
         for page in pages:
             listed += len(page.keys)
-            batch = _to_batch(page, ext_regex, relevant)
+            batch = _to_batch(page, ext_regex, relevant, unsafe, counts)
             if listed >= next_log:
                 logger.info("listed %d objects under %s (%d kept so far)", listed, uri, kept + batch.num_rows)
                 next_log += _LOG_EVERY
@@ -117,7 +125,12 @@ def list_files(
         close = getattr(pages, "close", None)
         if close:
             close()
+    counts.update(listed=listed, kept=kept)
     logger.info("listing of %s done: %d objects, %d kept after filters", uri, listed, kept)
+    if counts["unsupported"]:
+        logger.info("%d files of %s have an extension that is not listed (%s), e.g. %s", counts["unsupported"], uri,
+                    ", ".join(sorted(normalise_extensions(extensions))),
+                    ", ".join(repr(k) for k in counts["unsupported_examples"]))
     if unsafe:
         logger.warning(
             "%d entries of %s were skipped and not read: %s", len(unsafe), uri,
@@ -130,9 +143,19 @@ def list_table(uri: str, **kwargs: Any) -> pa.Table:
     return pa.Table.from_batches(list(list_files(uri, **kwargs)), schema=MANIFEST_SCHEMA)
 
 
-def _to_batch(page: _Page, ext_regex: str | None, relevant: RelevantFilenames | None) -> pa.RecordBatch:
+def _to_batch(
+    page: _Page, ext_regex: str | None, relevant: RelevantFilenames | None,
+    skipped: list[tuple[str, str]] | None = None, stats: dict[str, Any] | None = None,
+) -> pa.RecordBatch:
     keys = pa.array(page.keys, pa.string())
     mask = base_mask(keys, ext_regex)
+    if stats is not None and ext_regex is not None:
+        other = pc.indices_nonzero(pc.and_(base_mask(keys, None), pc.invert(mask)))
+        if len(other):
+            stats["unsupported"] += len(other)
+            room = _EXAMPLES - len(stats["unsupported_examples"])
+            if room > 0:
+                stats["unsupported_examples"].extend(keys.take(other[:room]).to_pylist())
     if relevant is not None:
         mask = pc.and_(mask, relevant.mask(keys))
     indices = pc.indices_nonzero(mask)
@@ -145,7 +168,10 @@ def _to_batch(page: _Page, ext_regex: str | None, relevant: RelevantFilenames | 
     etags = [page.etags[i] for i in idx] if page.etags is not None else _local_etags([(page.stat_keys or [])[i] for i in idx])
     etag_array = pa.array(etags, pa.string())
     batch = pa.RecordBatch.from_arrays([keys, sizes, etag_array.fill_null(""), mtimes], schema=MANIFEST_SCHEMA)
-    if etag_array.null_count:  # local files deleted between walking and hashing are not listed
+    if etag_array.null_count:  # local files deleted or unreadable between walking and hashing are not listed
+        if skipped is not None:
+            gone = keys.filter(etag_array.is_null()).to_pylist()
+            skipped.extend((k, "vanished or became unreadable between listing and hashing") for k in gone)
         batch = batch.filter(etag_array.is_valid())
     return batch
 
@@ -305,6 +331,9 @@ def _local_pages(fs: Any, root: str, page_size: int, skipped: list[tuple[str, st
             rel.encode("utf-8")
         except UnicodeEncodeError:
             logger.warning("skipping %r: its name is not valid UTF-8, so it cannot be a key", path)
+            if skipped is not None:
+                skipped.append((os.fsencode(rel).decode("utf-8", "backslashreplace"),
+                                "its name is not valid UTF-8, so it cannot be a key"))
             continue
         page.keys.append(rel)
         page.sizes.append(st.st_size)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -206,6 +206,11 @@ class NewFiles:
     listing: pa.Table
     files: pa.Table
     known: pa.Table | None
+    #: ``(key, reason)`` of entries not listed for safety or because they cannot be read (see ``list_files``).
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: files whose extension is not listed, and the first few of their keys
+    unsupported: int = 0
+    unsupported_examples: list[str] = field(default_factory=list)
 
     @property
     def known_count(self) -> int:
@@ -239,9 +244,11 @@ def find_new_files(
             relevant = read_relevant_filenames(query.effective_lightly_uri, query.relevant_filenames_file, creds.lightly)
         except FileNotFoundError as exc:
             raise RelevantFilenamesMissing(str(exc)) from None
+    skipped: list[tuple[str, str]] = []
+    stats: dict[str, Any] = {}
     listing = pa.Table.from_batches(
         list(list_files(query.datasource_uri, credentials=creds.datasource, relevant_filenames=relevant,
-                        extensions=query.extensions)),
+                        extensions=query.extensions, skipped=skipped, stats=stats)),
         schema=MANIFEST_SCHEMA,
     )
     pool: pa.Table | None = None
@@ -257,4 +264,6 @@ def find_new_files(
         "process_all" if query.process_all else f"policy {query.policy}",
         0 if pool is None else pool.num_rows, query.datapool_uri,
     )
-    return NewFiles(query=query, listing=listing, files=files, known=pool)
+    return NewFiles(query=query, listing=listing, files=files, known=pool, skipped=skipped,
+                    unsupported=int(stats.get("unsupported", 0)),
+                    unsupported_examples=list(stats.get("unsupported_examples", [])))

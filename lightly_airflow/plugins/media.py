@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from typing import Any
 
 from lightly_airflow.lightly_dir import LIGHTLY_DIR, PREDICTIONS_DIR, TASKS_FILE, json_relpath
@@ -35,9 +36,11 @@ class MediaError(LookupError):
 
 def safe_key(key: Any) -> str:
     """The key if it is a plain relative path (no ``..``, no empty or absolute segments), else ``MediaError``."""
-    if not isinstance(key, str) or not key or key.startswith("/") or "\x00" in key or "\\" in key:
+    if not isinstance(key, str) or not key or key.startswith("/") or "\x00" in key:
         raise MediaError("The sample's key is not a plain relative path; its image is not served.")
-    if any(part in ("", ".", "..") for part in key.split("/")):
+    # A backslash is an ordinary character of a file name on POSIX and object stores (``sla\\sh.png`` is
+    # served), but no segment between either separator may be empty, ``.`` or ``..``.
+    if any(part in ("", ".", "..") for part in re.split(r"[/\\]", key)):
         raise MediaError("The sample's key is not a plain relative path; its image is not served.")
     return key
 

@@ -59,10 +59,40 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], classes: Seque
     for row in rows:
         cells = []
         for i, v in enumerate(row):
-            cls = f' class="{classes[i]}"' if i < len(classes) and classes[i] else ""
-            cells.append(f"<td{cls}>{esc(v)}</td>")
+            kind = classes[i] if i < len(classes) else ""
+            cls = f' class="{kind}"' if kind else ""
+            cells.append(f"<td{cls}>{esc(visible_key(v) if kind == 'key' and v is not None else v)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def visible_key(key: Any) -> str:
+    """A key with its control characters (newline, tab, …) written as escapes, so a hostile name shows as
+    what it is instead of breaking a line; markup is escaped separately by :func:`esc`."""
+    import re
+
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], str(key))
+
+
+def _listing_section(listing: Mapping[str, Any]) -> list[str]:
+    """Entries of the datasource the listing skipped (not read: links leaving the datasource, …), first few."""
+    out: list[str] = []
+    skipped, examples = int(listing.get("skipped") or 0), listing.get("skipped_examples") or []
+    unsupported = int(listing.get("unsupported") or 0)
+    if not skipped and not unsupported:
+        return out
+    out.append(f"<h2>Not listed from the datasource ({esc(f'{skipped + unsupported:,}')})</h2>")
+    if skipped:
+        out.append(f'<p class="warn">{esc(f"{skipped:,}")} entries were skipped and never read; every one is in '
+                   "the problems file (stage <code>listing</code>).</p>")
+        out.append(_table(("key", "reason"), ([visible_key(k), r] for k, r in examples), ("key", "")))
+        if skipped > len(examples):
+            out.append(f'<p class="note">… and {esc(f"{skipped - len(examples):,}")} more not shown.</p>')
+    if unsupported:
+        keys = ", ".join(visible_key(k) for k in listing.get("unsupported_examples") or [])
+        out.append(f'<p class="note">{esc(f"{unsupported:,}")} files have an extension this run does not list '
+                   f"(e.g. {esc(keys)}).</p>")
+    return out
 
 
 def _figure(f: Figure) -> str:
@@ -96,6 +126,7 @@ def render(
     generated_at: str,
     missed: Sequence[Mapping[str, Any]] | None = None,
     links: Mapping[str, str] | None = None,
+    listing: Mapping[str, Any] | None = None,
 ) -> str:
     """The whole page.
 
@@ -105,6 +136,7 @@ def render(
     :param selected: first selected rows in pick order and their total.
     :param missed: the goals the run missed (:func:`lightly_airflow.report.goals.missed_goals`); ``None``: not checked.
     :param links: ``label -> URL`` shown under the title.
+    :param listing: what the listing did not list (``RunSummary.listing``): skipped entries and unsupported files.
     """
     c = counts
     cards = [
@@ -112,6 +144,9 @@ def render(
         ("duplicate", c.duplicate, "bad" if c.duplicate else ""), ("missing", c.missing, "bad" if c.missing else ""),
         ("selected", c.selected, "sel"), ("selected before", c.preselected, ""),
     ]
+    listing = listing or {}
+    if listing.get("skipped"):
+        cards.insert(5, ("skipped in listing", int(listing["skipped"]), "bad"))
     card_html = "".join(
         f'<div class="card {cls}"><div class="n">{esc(_fmt(n))}</div><div class="l">{esc(label)}</div></div>'
         for label, n, cls in cards
@@ -161,6 +196,7 @@ def render(
             out.append(f'<p class="note">… and {esc(f"{total - len(rows):,}")} more not shown.</p>')
     else:
         out.append('<p class="note">Every file of this run was read and checked without problems.</p>')
+    out.extend(_listing_section(listing))
     rows, total = selected
     out.append(f"<h2>Selected in pick order ({esc(f'{total:,}')})</h2>")
     if total and any(r.get("video") is not None for r in rows):  # video frames show as frames

@@ -192,6 +192,7 @@ def write_report(
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         missed=missed,
         links=all_links,
+        listing=summary_d.get("listing"),
     )
     put(INDEX, page.encode("utf-8"))
     index_uri = join_uri(out_uri, INDEX)

@@ -1,5 +1,6 @@
-"""kill -9 at each step of select-and-commit, then the retry: no sample lost or duplicated, the report there,
-the staging files gone (issue 14, fault suite). The select task runs the real ``select_and_commit`` in a
+"""kill -9 at each step of select-and-commit, then the retry, with the datapool on local disk and on the S3
+emulator: no sample lost or duplicated, one version, the same selection, the report and the commit receipt
+there, the staging files gone (issue 14, fault suite). The select task runs the real ``select_and_commit`` in a
 child process that SIGKILLs itself at one step; the parent retries as Airflow would."""
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ CHILD = textwrap.dedent(
     import pyarrow as pa
     from lightly_airflow import pipeline
     from lightly_airflow.datapool import Datapool, pool as pool_module
+    from lightly_airflow.storage import StorageCredentials
 
     pool_uri, run_id, manifests, selection, step = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4]), sys.argv[5]
+    creds = StorageCredentials.from_dict(json.loads(sys.argv[6])) if sys.argv[6] != "null" else None
     die = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
     real_commit = Datapool.commit
     if step == "before-commit":
@@ -48,7 +51,7 @@ CHILD = textwrap.dedent(
     elif step == "after-report":
         pipeline.remove_staging = die
     pipeline.select_and_commit(datapool_uri=pool_uri, run_id=run_id, dag_id="lightly_datapool",
-                               manifests=manifests, selection_config=selection)
+                               manifests=manifests, selection_config=selection, datapool_credentials=creds)
     print("finished")
     """
 )
@@ -56,9 +59,12 @@ STEPS = ["before-commit", "mid-write", "after-commit", "after-report"]
 
 
 @pytest.mark.slow
-def test_kill_at_each_step_then_retry(airflow_db, dagbag, tmp_path, monkeypatch) -> None:
+def test_kill_at_each_step_then_retry(airflow_db, dagbag, tmp_path, monkeypatch, s3_bucket) -> None:
+    """Every step, with the datapool on local disk and on the S3 emulator (moto): one preparation, eight kills."""
     from lightly_airflow import pipeline, staging
     from lightly_airflow.datapool import Datapool
+    from lightly_airflow.datapool.receipts import read_receipt
+    from lightly_airflow.storage import filesystem
 
     source, base = tmp_path / "images", tmp_path / "base"
     keys = add_batch(source, Batch("only", (500, 540), ()))
@@ -74,29 +80,41 @@ def test_kill_at_each_step_then_retry(airflow_db, dagbag, tmp_path, monkeypatch)
     assert manifests and not Datapool(f"file://{base}").exists()
 
     picked: dict[str, list[str]] = {}
-    for step in [None, *STEPS]:
-        where = tmp_path / f"pool-{step}"
-        shutil.copytree(base, where)
-        pool_uri = f"file://{where}"
-        moved = [m.replace(f"file://{base}", pool_uri) for m in manifests]
-        if step is not None:
-            child = subprocess.run(
-                [sys.executable, "-c", CHILD, pool_uri, run.run_id, json.dumps(moved), json.dumps(SELECTION), step],
-                capture_output=True, text=True, timeout=300,
-            )
-            assert child.returncode == -signal.SIGKILL, (step, child.stderr[-3000:])
-            assert "finished" not in child.stdout
-        # Airflow retries the task.
-        summary = pipeline.select_and_commit(datapool_uri=pool_uri, run_id=run.run_id, dag_id="lightly_datapool",
-                                             manifests=moved, selection_config=SELECTION)
-        pool = Datapool(pool_uri)
-        assert pool.version() == 1, step  # exactly one commit
-        rows = pool.read()
-        mine = rows.filter(pc.equal(rows.column(C.RUN_ID), run.run_id))
-        assert sorted(mine.column(C.KEY).to_pylist()) == sorted(keys), step  # nothing lost, nothing twice
-        picked[str(step)] = sorted(pool.selected([C.KEY]).column(C.KEY).to_pylist())
-        assert summary.version == 1 and summary.report_uri, step
-        assert (where / "_reports" / staging.run_slug(run.run_id) / "index.html").exists(), step
-        assert not (where / staging.run_dir(pool_uri, run.run_id).removeprefix(pool_uri + "/")).exists(), step
-    # Every interrupted run selected what the uninterrupted one did.
-    assert all(p == picked["None"] for p in picked.values()) and len(picked["None"]) == 12
+    for store in ("local", "s3"):
+        for step in [None, *STEPS] if store == "local" else STEPS:  # one uninterrupted reference run
+            if store == "local":
+                where = tmp_path / f"pool-{step}"
+                shutil.copytree(base, where)
+                pool_uri, creds = f"file://{where}", None
+            else:  # the same staging files in a fresh prefix of the bucket
+                pool_uri, creds = f"{s3_bucket.uri}/pool-{step}", s3_bucket.credentials
+                fs, root = filesystem(pool_uri, creds)
+                fs.put(f"{base}/", root, recursive=True)
+            fs, root = filesystem(pool_uri, creds)
+            moved = [m.replace(f"file://{base}", pool_uri) for m in manifests]
+            if step is not None:
+                child = subprocess.run(
+                    [sys.executable, "-c", CHILD, pool_uri, run.run_id, json.dumps(moved), json.dumps(SELECTION), step,
+                     json.dumps(None if creds is None else creds.to_dict())],
+                    capture_output=True, text=True, timeout=300,
+                )
+                assert child.returncode == -signal.SIGKILL, (store, step, child.stderr[-3000:])
+                assert "finished" not in child.stdout
+            # Airflow retries the task.
+            summary = pipeline.select_and_commit(datapool_uri=pool_uri, run_id=run.run_id, dag_id="lightly_datapool",
+                                                 manifests=moved, selection_config=SELECTION, datapool_credentials=creds)
+            pool = Datapool(pool_uri, creds)
+            label = f"{store}/{step}"
+            fs.invalidate_cache()
+            assert pool.version() == 1, label  # exactly one commit
+            rows = pool.read()
+            mine = rows.filter(pc.equal(rows.column(C.RUN_ID), run.run_id))
+            assert sorted(mine.column(C.KEY).to_pylist()) == sorted(keys), label  # nothing lost, nothing twice
+            picked[label] = sorted(pool.selected([C.KEY]).column(C.KEY).to_pylist())
+            assert summary.version == 1 and summary.report_uri, label
+            assert fs.exists(f"{root}/_reports/{staging.run_slug(run.run_id)}/index.html"), label
+            assert not fs.exists(f"{root}/_staging/{staging.run_slug(run.run_id)}"), label
+            assert read_receipt(pool_uri, run.run_id, creds)["version"] == 1, label
+    # Every interrupted run selected what the uninterrupted one did, on both stores.
+    assert len(picked) == 9 and all(p == picked["local/None"] for p in picked.values())
+    assert len(picked["local/None"]) == 12

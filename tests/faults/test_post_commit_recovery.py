@@ -20,6 +20,8 @@ import pytest
 
 from lightly_airflow import columns as C
 
+from .runs import prepare as _prepare
+
 KILLED_AFTER_COMMIT = textwrap.dedent(
     """
     import json, os, signal, sys
@@ -40,26 +42,6 @@ KILLED_AFTER_COMMIT = textwrap.dedent(
     """
 )
 VIDEO_SELECTION = {"n_samples": 6, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
-
-
-def _prepare(source: Path, pool: Path, run_id: str, selection: dict, worker: dict | None = None) -> list[str]:
-    """List, embed, metadata and predictions of one run: its staging files, nothing committed."""
-    from lightly_airflow.config import parse_selection_config, parse_worker_config
-    from lightly_airflow.datasource import NewFilesQuery
-    from lightly_airflow.embedding import embed_shard
-    from lightly_airflow.metadata import compute_metadata_shard
-    from lightly_airflow.objects import objects_spec
-    from lightly_airflow.pipeline import list_new
-    from lightly_airflow.predictions import load_predictions_shard
-
-    spec = objects_spec(parse_selection_config(selection), parse_worker_config(worker or {}))
-    listed = list_new(NewFilesQuery(datasource_uri=f"file://{source}", datapool_uri=f"file://{pool}"),
-                      run_id=run_id, objects=spec)
-    for m in listed.manifests:
-        embed_shard(m, device="cpu", num_workers=1)
-        compute_metadata_shard(m)
-        load_predictions_shard(m, lightly_uri=f"file://{source}")
-    return listed.manifests
 
 
 def _kill_after_commit(pool: Path, run_id: str, manifests: list[str], selection: dict) -> None:

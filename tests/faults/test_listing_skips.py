@@ -1,0 +1,55 @@
+"""Whatever the listing skips reaches the run: the ListResult (XCom), the run summary, the problems file and
+the report, with each key escaped (issue 14.5 and "nothing silent")."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow.compute as pc
+
+from lightly_airflow.demo import Batch, add_batch
+from lightly_airflow.storage import read_parquet
+
+from .runs import prepare
+
+SELECTION = {"n_samples": 3, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+
+
+def test_skipped_and_unsupported_entries_reach_the_summary_problems_and_report(tmp_path: Path) -> None:
+    from lightly_airflow.pipeline import select_and_commit
+
+    source, pool, outside = tmp_path / "images", tmp_path / "pool", tmp_path / "secret"
+    keys = add_batch(source, Batch("few", (0, 8), ()))
+    outside.mkdir()
+    (outside / "passwd.png").write_bytes(b"root:x:0:0")
+    os.symlink(outside / "passwd.png", source / "leak.png")
+    os.symlink(outside / "passwd.png", source / "<img src=x onerror=alert(1)>\nline.png")  # markup and a newline in the name
+    os.symlink(outside, source / "leaked-folder")
+    (source / "notes.txt").write_text("not an image")
+    (source / "labels.json").write_text("{}")
+    os.close(os.open(os.path.join(os.fsencode(source), b"bad-\xff.png"), os.O_CREAT | os.O_WRONLY))
+
+    found: dict = {}
+    manifests = prepare(source, pool, "r1", SELECTION, result=found)
+    listed = found["listed"]
+    assert listed.new == len(keys) and listed.skipped == 4 and listed.unsupported == 2
+    assert listed.to_dict()["skipped"] == 4  # the list task's XCom counts
+
+    summary = select_and_commit(datapool_uri=f"file://{pool}", run_id="r1", dag_id="t", manifests=manifests,
+                                selection_config=SELECTION)
+    assert summary.version == 1 and summary.selected == 3
+    assert summary.listing["skipped"] == 4 and summary.listing["unsupported"] == 2
+    examples = dict((k, r) for k, r in summary.listing["skipped_examples"])
+    assert set(examples) == {"leak.png", "<img src=x onerror=alert(1)>\nline.png", "leaked-folder", "bad-\\xff.png"}
+    assert "outside the datasource" in examples["leak.png"] and "UTF-8" in examples["bad-\\xff.png"]
+    assert sorted(summary.listing["unsupported_examples"]) == ["labels.json", "notes.txt"]
+    # Every skipped entry is in the problems file, stage "listing".
+    problems = read_parquet(summary.problems_uri)
+    listing = problems.filter(pc.equal(problems.column("stage"), "listing"))
+    assert sorted(listing.column("key").to_pylist()) == sorted(examples)
+    # The report shows the count and the keys, escaped: no markup of a file name, its newline visible.
+    page = Path(summary.report_uri.removeprefix("file://")).read_text()
+    assert "skipped in listing" in page and "Not listed from the datasource (6)" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;\\nline.png" in page and "<img src=x" not in page
+    assert "leaked-folder" in page and "notes.txt" in page and "bad-\\xff.png" in page
