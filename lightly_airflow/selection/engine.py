@@ -35,8 +35,10 @@ from lightly_airflow.config.selection import EmbeddingsInput, ThresholdStrategy
 from lightly_airflow.selection.inputs import (
     embedding_matrix,
     embedding_rows,
+    from_numpy,
     input_column,
     scalar_input,
+    string_array,
 )
 from lightly_airflow.selection.kernels import LazyMaxHeap
 from lightly_airflow.selection.metrics import selection_metrics
@@ -102,6 +104,7 @@ def select(
     seed: int | None = None,
     objects: pa.Table | None = None,
     preselected_objects: pa.Table | None = None,
+    embeddings: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> SelectionResult:
     """Run a Lightly selection config over the candidates.
 
@@ -114,6 +117,10 @@ def select(
     :param objects: object rows of the candidates (``parent_key, object_task, embedding``) for object-level
         inputs (``EMBEDDINGS`` with ``task``: :mod:`lightly_airflow.objects.objectives`).
     :param preselected_objects: object rows of the preselected images (they count as selected objects).
+    :param embeddings: the candidates' ``embedding`` column already read as :func:`~lightly_airflow.selection.
+        inputs.embedding_rows` gives it (normalised float32 matrix, present mask), e.g. streamed from Parquet by
+        :func:`~lightly_airflow.selection.inputs.read_embedding_rows`; the table then needs no such column.
+        The selection permutes the matrix's rows while it runs and puts them back.
     """
     t0 = time.monotonic()
     cfg = parse_selection_config(config)
@@ -143,7 +150,12 @@ def select(
                 raise ValueError(f"{path}: only one DIVERSITY strategy per config (first at {diversity_at})")
             diversity_at = path
         if strat.type in _EMBEDDING_STRATEGIES and ctx.x_all is None and not object_level:
-            ctx.x_all, ctx.has_embedding = embedding_rows(candidates, path=path + ".input")
+            if embeddings is not None:
+                if len(embeddings[0]) != n_all or len(embeddings[1]) != n_all:
+                    raise ValueError(f"embeddings: {len(embeddings[0])} rows for {n_all} candidates")
+                ctx.x_all, ctx.has_embedding = embeddings
+            else:
+                ctx.x_all, ctx.has_embedding = embedding_rows(candidates, path=path + ".input")
             ctx.count_missing(C.EMBEDDING, int((~ctx.has_embedding).sum()),
                               "not a candidate (no embedding to place it by)")
             keep &= ctx.has_embedding
@@ -162,7 +174,7 @@ def select(
 
     picks, reason, values, scores = greedy(objectives, n_target)
     indices = ctx.keep[picks] if len(picks) else np.zeros(0, dtype=np.int64)
-    keys = [str(k) for k in candidates.column(C.KEY).take(pa.array(indices)).to_pylist()]
+    keys = [str(k) for k in candidates.column(C.KEY).take(from_numpy(indices.astype(np.int64))).to_pylist()]
     reports = {o.path: o.report(picks) for o in objectives}
     div = next((o for o in objectives if isinstance(o, DiversityObjective)), None)
     metrics = selection_metrics(ctx.x() if ctx.x_all is not None else None, picks,
@@ -178,6 +190,13 @@ def select(
                            objectives=reports, pick_details=details)
 
 
+def needs_embeddings(config: SelectionConfig) -> bool:
+    """Whether a config reads the candidates' ``embedding`` column (DIVERSITY, SIMILARITY or TYPICALITY on the
+    images' own embeddings)."""
+    return any(e.strategy.type in _EMBEDDING_STRATEGIES and isinstance(e.input, EmbeddingsInput)
+               and e.input.task is None for e in config.strategies)
+
+
 def _build(path: str, inp: Any, strategy: Any, ctx: Context) -> Objective:
     if isinstance(inp, EmbeddingsInput) and inp.task is not None:
         from lightly_airflow.objects.objectives import build_object_objective
@@ -190,16 +209,16 @@ def pick_details_table(keys: list[str], scores: list[float], objectives: list[Ob
                        values: list[list[float]]) -> pa.Table:
     """One row per pick: key, pick_rank, ``selection.score`` and each objective's value at its pick."""
     cols: dict[str, pa.Array] = {
-        C.KEY: pa.array(keys, pa.string()),
-        C.PICK_RANK: pa.array(np.arange(len(keys)), pa.int64()),
-        C.selection_column("score"): pa.array(scores, pa.float64()),
+        C.KEY: string_array(keys),
+        C.PICK_RANK: from_numpy(np.arange(len(keys), dtype=np.int64)),
+        C.selection_column("score"): from_numpy(np.asarray(scores, dtype=np.float64)),
     }
     for o, vals in zip(objectives, values, strict=True):
         name = C.selection_column(o.detail)
         if name in cols:
             name = f"{name}.{o.path[len('strategies['):-1]}"
         v = np.asarray(vals, dtype=np.float64)
-        cols[name] = pa.array(v, pa.float64(), mask=~np.isfinite(v))  # no value (no selection yet): null
+        cols[name] = from_numpy(v, mask=~np.isfinite(v))  # no value (no selection yet): null
     return pa.table(cols)
 
 

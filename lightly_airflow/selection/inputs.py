@@ -76,6 +76,72 @@ def input_column(inp: Any) -> str:
     return C.EMBEDDING
 
 
+_NUMPY_TYPES = {pa.float32(): np.float32, pa.float64(): np.float64, pa.int8(): np.int8, pa.int16(): np.int16,
+                pa.int32(): np.int32, pa.int64(): np.int64, pa.uint8(): np.uint8, pa.uint16(): np.uint16,
+                pa.uint32(): np.uint32, pa.uint64(): np.uint64}
+
+
+def to_numpy(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A numeric or boolean Arrow array as numpy, from its buffers when it has no nulls (zero-copy for numbers).
+
+    ``Array.to_numpy`` imports pandas on its first call (~1.8 s, in pyarrow 26) even for a float column:
+    the selection's loading path must not pay that. Arrays with nulls or of other types take that route.
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    dt = _NUMPY_TYPES.get(arr.type)
+    if len(arr) == 0 and (dt is not None or pa.types.is_boolean(arr.type)):
+        return np.zeros(0, dtype=dt if dt is not None else bool)
+    if dt is not None and (arr.null_count == 0 or np.dtype(dt).kind == "f"):
+        size = np.dtype(dt).itemsize
+        out: np.ndarray = np.frombuffer(arr.buffers()[1], dtype=dt, count=len(arr), offset=arr.offset * size)
+        if arr.null_count:  # floats: a null becomes NaN
+            out = out.copy()
+            out[~_bits(arr.buffers()[0], arr.offset, len(arr))] = np.nan
+        return out
+    if arr.null_count == 0 and pa.types.is_boolean(arr.type):
+        return _bits(arr.buffers()[1], arr.offset, len(arr))
+    res: np.ndarray = arr.to_numpy(zero_copy_only=False)
+    return res
+
+
+def _bits(buf: pa.Buffer, offset: int, n: int) -> np.ndarray:
+    bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8), bitorder="little")
+    out: np.ndarray = bits[offset : offset + n].astype(bool)
+    return out
+
+
+def from_numpy(a: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+    """A 1-D numeric numpy array as Arrow (``mask``: True = null) without ``pa.array``'s pandas import."""
+    a = np.ascontiguousarray(a)
+    validity = None
+    nulls = 0
+    if mask is not None and mask.any():
+        validity = pa.py_buffer(np.packbits(~np.asarray(mask, dtype=bool), bitorder="little"))
+        nulls = int(np.count_nonzero(mask))
+    return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), len(a), [validity, pa.py_buffer(a)], null_count=nulls)
+
+
+def string_array(values: list[str]) -> pa.Array:
+    """Python strings as an Arrow string array, built from buffers (``pa.array`` imports pandas)."""
+    enc = [v.encode() for v in values]
+    offsets = np.zeros(len(enc) + 1, dtype=np.int64)
+    np.cumsum([len(e) for e in enc], out=offsets[1:])
+    return pa.Array.from_buffers(pa.large_string(), len(enc), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(enc))]
+                                 ).cast(pa.string())
+
+
+def _list_lengths(col: pa.Array) -> np.ndarray:
+    """Length of every list of a list column from its offsets (``pyarrow.compute`` would import pandas)."""
+    if pa.types.is_fixed_size_list(col.type):
+        return np.full(len(col), col.type.list_size, dtype=np.int64)
+    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+        dt = np.int32 if pa.types.is_list(col.type) else np.int64
+        offsets = np.frombuffer(col.buffers()[1], dtype=dt, count=len(col) + 1, offset=col.offset * np.dtype(dt).itemsize)
+        return np.diff(offsets).astype(np.int64)
+    return to_numpy(pc.fill_null(pc.list_value_length(col), 0)).astype(np.int64)
+
+
 def _rows_matrix(col: pa.Array, what: str, path: str) -> tuple[np.ndarray, np.ndarray]:
     """A list column as an (N, D) float64 matrix and the mask of rows that have a full, finite vector.
 
@@ -104,11 +170,11 @@ def _rows_matrix(col: pa.Array, what: str, path: str) -> tuple[np.ndarray, np.nd
 
 
 def embedding_rows(table: pa.Table, *, path: str = "input", what: str = "candidates",
-                   block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+                   block: int = 2**18) -> tuple[np.ndarray, np.ndarray]:
     """The ``embedding`` column as an L2-normalised C-contiguous float32 (N, D) matrix and the present mask.
 
-    Rows without an embedding (null, or holding NaN) are zero and ``False`` in the mask. Normalised in blocks:
-    no float64 copy of the whole matrix.
+    Rows without an embedding (null, or holding NaN) are zero and ``False`` in the mask. Normalised in blocks
+    of about ``block`` values (a float64 block stays in cache): no float64 copy of the whole matrix.
     """
     if C.EMBEDDING not in table.column_names:
         raise missing_column_error(path, C.EMBEDDING, "the embed stage (embeddings/ staging files) or a custom "
@@ -117,29 +183,64 @@ def embedding_rows(table: pa.Table, *, path: str = "input", what: str = "candida
     n = len(col)
     if n == 0:
         return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=bool)
-    present = ~col.is_null().to_numpy(zero_copy_only=False)
+    present = ~to_numpy(col.is_null())
     if not present.any():
         return np.zeros((n, 0), dtype=np.float32), present
-    lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+    lengths = _list_lengths(col)
     width = int(lengths[present][0])
     if np.any(lengths[present] != width):
         raise ValueError(f"{path}: the {what}' embeddings have different lengths")
     if present.all():
-        values = col.flatten().to_numpy(zero_copy_only=False).reshape(n, width)
+        values = to_numpy(col.flatten()).reshape(n, width)
     else:
         rows = np.flatnonzero(present)
         values = np.zeros((n, width), dtype=np.float32)
-        values[rows] = col.take(pa.array(rows)).flatten().to_numpy(zero_copy_only=False).reshape(len(rows), width)
+        values[rows] = to_numpy(col.take(from_numpy(rows.astype(np.int64))).flatten()).reshape(len(rows), width)
     out = np.empty((n, width), dtype=np.float32)
-    for s in range(0, n, block):
-        b = values[s : s + block].astype(np.float64)
+    step = max(1, block // max(width, 1))
+    for s in range(0, n, step):
+        b = values[s : s + step].astype(np.float64)
         ok = np.isfinite(b).all(axis=1)
         b[~ok] = 0.0
-        present[s : s + block] &= ok
+        present[s : s + step] &= ok
         norms = np.linalg.norm(b, axis=1, keepdims=True)
         b /= np.where(norms > 0, norms, 1.0)
-        out[s : s + block] = b
+        out[s : s + step] = b
     return out, present
+
+
+def read_embedding_rows(path: str, *, batch_rows: int = 8192, what: str = "candidates"
+                        ) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`embedding_rows` of the ``embedding`` column of a Parquet file, streamed in batches straight into
+    one float32 (N, D) matrix (the same values: rows are normalised one by one). Peak memory is the matrix
+    plus one batch, not the Arrow column and a copy. None when the file has no ``embedding`` column.
+
+    :param path: a local Parquet file.
+    """
+    import pyarrow.parquet as pq  # (not pq.read_table: that imports pyarrow.dataset, ~0.7 s)
+
+    pf = pq.ParquetFile(path)
+    if C.EMBEDDING not in pf.schema_arrow.names:
+        return None
+    n = pf.metadata.num_rows
+    present = np.zeros(n, dtype=bool)
+    x: np.ndarray | None = None
+    s = 0
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=[C.EMBEDDING]):
+        xb, pb = embedding_rows(pa.Table.from_batches([batch]), path=path, what=what)
+        e = s + len(pb)
+        present[s:e] = pb
+        if xb.shape[1]:
+            if x is None:
+                x = np.zeros((n, xb.shape[1]), dtype=np.float32)
+            elif x.shape[1] != xb.shape[1]:
+                raise ValueError(f"{path}: the {what}' embeddings have different lengths ({x.shape[1]} and "
+                                 f"{xb.shape[1]})")
+            x[s:e] = xb
+        s = e
+    if x is None:
+        x = np.zeros((n, 0), dtype=np.float32)
+    return x, present
 
 
 def embedding_matrix(table: pa.Table, *, path: str = "input", what: str = "candidates") -> np.ndarray:
@@ -162,8 +263,9 @@ def numeric(table: pa.Table, column: str, path: str, made_by: str) -> np.ndarray
     if not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_boolean(arr.type)
             or pa.types.is_null(arr.type)):
         raise ValueError(f"{path}: column {column!r} holds {arr.type}, not numbers (needed by this strategy)")
-    out: np.ndarray = pc.fill_null(arr.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
-    return np.array(out, dtype=np.float64)
+    if pa.types.is_null(arr.type):
+        return np.full(len(arr), np.nan)
+    return np.array(to_numpy(arr.cast(pa.float64())), dtype=np.float64)  # null -> NaN
 
 
 def scalar_input(table: pa.Table, inp: Any, path: str, seed: int | None) -> np.ndarray:

@@ -35,6 +35,7 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -297,83 +298,77 @@ def _sort_groups(mem, gstart, gsize, n_groups):  # type: ignore[no-untyped-def]
 
 
 # ------------------------------------------------------------------------------------ dense (fallback) passes
-@numba.njit(cache=True, inline="always")
-def _dot8(c, i, qi):  # type: ignore[no-untyped-def]
-    acc = np.int32(0)  # exact: |c| <= 127, |qi| <= quantum_limit(D), so |sum| < 2**31
-    for j in range(c.shape[1]):
-        acc += np.int32(c[i, j]) * np.int32(qi[j])
-    return acc
-
-
-def quantum_limit(dim: int) -> int:
-    """Largest |integer| of the quantised query so that an int8 x int16 dot product of ``dim`` terms fits
-    in int32."""
-    return int(min(32767, (2**31 - 1) // (127 * max(dim, 1))))
-
-
 @numba.njit(cache=True, nogil=True)
-def _dense_block(x, c8, c8s, c8r, c8w, sqn, d2, owner, orig, sel, qi, qt, qn, rho, q32, q64, qsq, pick,  # type: ignore[no-untyped-def]
-                 g_new, margin, lo, hi, out_r, out_i, out_ex, b):
-    """Positions ``lo … hi-1`` of one dense pass (see :meth:`FarthestPointState._dense_pass`).
+def _flush_block(x, a, sqn, d2, owner, sel, orig, p64, psq, npend, g0, margin, lo, hi, out_r, out_i, out_ex, b):  # type: ignore[no-untyped-def]
+    """Rows ``lo … hi-1`` of one batched dense pass (see :meth:`FarthestPointState._flush`).
 
-    Two filters, each with a proven error bound, before the canonical distance: an exact integer dot
-    product of the int8 rows (``x ≈ s·c``, residual ``|x - s c| <= r``, ``|s c| <= w``) with the int16
-    query (``q ≈ t·qi``, ``|q - t qi| <= ρ``): ``|x·q - s t (c·qi)| <= r |q| + w ρ``; then the float32 rows
-    (:func:`float32_margin`); then the canonical float64 value (so the same values as the pruned path).
-    Per row it reads D + 29 bytes instead of 4 D + 17. Sets the owner group of
-    movers and puts the block's farthest unselected position (largest d2, lowest original index on ties) in
-    ``out_*[b]``. Releases the GIL: blocks run on Python threads that wait by blocking, never spinning."""
-    best_r = -1.0
-    best_i = -1
+    ``a[t, j]`` is the float32 dot product (BLAS sgemm, any summation order) of row ``lo + t`` with pending
+    vector ``j``; a row whose float32 squared distance minus :func:`float32_margin` is not below its ``d2`` is
+    proven not to get strictly nearer; the others get the canonical value (so the same values as the pruned
+    path). Pending vectors are applied in order, so a row's owner is the first selected vector at its minimum.
+    Keeps the farthest unselected row of the rows seen (largest d2, lowest original index on ties) in
+    ``out_*[b]``. Releases the GIL (blocks run on Python threads)."""
+    best_r = out_r[b]
+    best_i = out_i[b]
     nex = 0
     for i in range(lo, hi):
-        if i == pick:
-            d2[i] = 0.0
-            owner[i] = g_new
-            sel[i] = True
-            continue
         if sel[i]:
             continue
         di = d2[i]
-        base = sqn[i] + qsq
-        a = np.float64(c8s[i]) * qt * np.float64(_dot8(c8, i, qi))
-        bound = 2.0 * (np.float64(c8r[i]) * qn + np.float64(c8w[i]) * rho) * (1.0 + 1e-6) + 1e-12
-        if base - 2.0 * a - bound < di and base - 2.0 * _dot32(x, i, q32) - margin < di:
-            nex += 1
-            e = _exact_d2(x, i, q64, sqn[i], qsq)
-            if e < di:
-                d2[i] = e
-                owner[i] = g_new
-                di = e
-        if di > best_r or (di == best_r and orig[i] < orig[best_i]):
+        base = sqn[i]
+        for j in range(npend):
+            if (base + psq[j]) - 2.0 * np.float64(a[i - lo, j]) - margin < di:
+                nex += 1
+                e = _exact_d2(x, i, p64[j], base, psq[j])
+                if e < di:
+                    di = e
+                    owner[i] = g0 + j
+        d2[i] = di
+        if di > best_r or (di == best_r and orig[i] < orig[best_i]):  # best_r starts at -1 (d2 >= 0)
             best_r = di
             best_i = i
     out_r[b] = best_r
     out_i[b] = best_i
-    out_ex[b] = nex
+    out_ex[b] += nex
 
 
-def quantize_rows(x: np.ndarray, block: int = 65536) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """int8 copy of float32 rows: ``x_i ≈ s_i · c_i`` (``s_i = max |x_ij| / 127``), upper bounds
-    ``r_i >= |x_i - s_i c_i|`` and ``w_i >= |s_i c_i|`` (float64, rounded up into float32)."""
-    n, d = x.shape
-    c = np.empty((n, d), dtype=np.int8)
-    sc = np.empty(n, dtype=np.float32)
-    res = np.empty(n, dtype=np.float32)
-    wn = np.empty(n, dtype=np.float32)
-    for s in range(0, n, block):
-        xb = x[s : s + block].astype(np.float64)
-        m = np.abs(xb).max(axis=1) if d else np.zeros(len(xb))
-        sb = (m / 127.0).astype(np.float32)
-        sb[sb == 0] = np.float32(1.0)
-        cb = np.clip(np.rint(xb / sb[:, None].astype(np.float64)), -127, 127)
-        c[s : s + block] = cb.astype(np.int8)
-        sc[s : s + block] = sb
-        r = np.sqrt(((xb - sb[:, None].astype(np.float64) * cb) ** 2).sum(axis=1))
-        res[s : s + block] = np.nextafter((r * (1.0 + 1e-9)).astype(np.float32), np.float32(np.inf))
-        w = np.sqrt(((sb[:, None].astype(np.float64) * cb) ** 2).sum(axis=1))
-        wn[s : s + block] = np.nextafter((w * (1.0 + 1e-9)).astype(np.float32), np.float32(np.inf))
-    return c, sc, res, wn
+@numba.njit(cache=True)
+def _lazy_next(cand, ckey, cupto, ncand, tail, d2, sel, orig, owner, x, sqn, p64, psq, npend, g0, limit):  # type: ignore[no-untyped-def]
+    """The farthest unselected position without a full pass, or (-1, -1, checked) when it cannot be proven.
+
+    ``cand[:ncand]`` are the positions with the largest ``d2`` at the last full pass, sorted by that value
+    (``ckey``, descending; original index ascending on ties); every other unselected position had ``d2 <=
+    tail`` then. Values only decrease, so ``ckey`` bounds the current value from above: walking the list,
+    each candidate gets the canonical distances to the vectors selected since (``p64[cupto[c]:npend]``) and
+    the walk stops as soon as the next bound cannot beat the best current value (ties to the lowest original
+    index). The best is proven when it beats ``tail`` strictly; ``limit`` caps the candidates updated."""
+    best_r = -1.0
+    best_i = -1
+    checked = 0
+    for c in range(ncand):
+        i = cand[c]
+        if sel[i]:
+            continue
+        key = ckey[c]
+        if best_i >= 0 and (key < best_r or (key == best_r and orig[i] > orig[best_i])):
+            return best_i, best_r, checked
+        checked += 1
+        if checked > limit:
+            return -1, -1.0, checked
+        di = d2[i]
+        for j in range(cupto[c], npend):
+            e = _exact_d2(x, i, p64[j], sqn[i], psq[j])
+            if e < di:
+                di = e
+                owner[i] = g0 + j
+        d2[i] = di
+        cupto[c] = npend
+        if best_i < 0 or di > best_r or (di == best_r and orig[i] < orig[best_i]):
+            best_r = di
+            best_i = i
+    if best_i >= 0 and best_r > tail:
+        return best_i, best_r, checked
+    return -1, -1.0, checked
 
 
 @numba.njit(cache=True)
@@ -433,6 +428,17 @@ def selection_threads() -> int:
 
 
 _POOL: ThreadPoolExecutor | None = None
+_BLAS: Any = None
+
+
+def _blas_one_thread() -> Any:
+    """BLAS on one thread while our own threads split the rows (BLAS' threads on top would oversubscribe)."""
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:
@@ -442,8 +448,17 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     return _POOL
 
 
-MIN_ROWS_PER_THREAD = 32_768
-"""Below this many rows per thread a dense pass runs on the calling thread (dispatch would cost more)."""
+MIN_WORK_PER_THREAD = 2**21
+"""Below this many matrix entries (rows x dimension) per thread a dense pass runs on the calling thread."""
+
+BATCH = 16
+"""Selected vectors applied together by one dense pass (one sgemm of the rows by BATCH vectors)."""
+CANDIDATES = 1024
+"""Positions with the largest distances kept (sorted) after each dense pass for the lazy search."""
+LAZY_LIMIT = 256
+"""Candidates the lazy search may update before it gives up and runs a dense pass."""
+CHUNK_ROWS = 8192
+"""Rows per sgemm call inside a block (the float32 products of a chunk stay in cache)."""
 
 
 REORDER_AT = tuple(2**e for e in range(4, 16))
@@ -451,10 +466,13 @@ REORDER_AT = tuple(2**e for e in range(4, 16))
 first 2000 picks took 108 s with regrouping at 64, 512, 4096 only and 51 s with regrouping at every
 doubling, because visited groups are then read almost sequentially)."""
 
-CHECK_EVERY = 16
-"""Picks timed per trial of a mode."""
+CHECK_EVERY = 2 * BATCH
+"""Picks timed per trial of a mode (a multiple of :data:`BATCH`: dense picks are timed with their pass)."""
 SLOWER_BY = 1.15
 """``auto`` mode goes back to dense passes when a pruned pick takes this much longer than a dense one."""
+ABORT_AFTER = 4
+ABORT_SLOWER_BY = 3.0
+"""A trial of pruned picks ends after ABORT_AFTER picks when they take ABORT_SLOWER_BY times a dense pick."""
 
 
 class FarthestPointState:
@@ -463,14 +481,20 @@ class FarthestPointState:
     Two exact update paths compute the same canonical values:
 
     * **pruned** (the groups of the module docstring): reads only the points a new pick may get nearer to;
-    * **dense**: one pass over every row in parallel blocks on all cores (float32 filter, canonical
-      distance for the points the filter cannot exclude), used while pruning would read most points anyway
-      (early picks, spread-out or high-dimensional data).
+    * **dense** (batched, lazy): selected vectors wait in a batch of up to :data:`BATCH`; one pass over every
+      row (parallel blocks on all cores) applies the whole batch: BLAS sgemm of a block of rows by the
+      batch, a float32 filter with a proven error bound (:func:`float32_margin`), the canonical distance for
+      the points the filter cannot exclude. Between passes the next pick comes from a lazy search of the
+      :data:`CANDIDATES` positions that were farthest at the last pass (:func:`_lazy_next`: values only
+      decrease, so old values are upper bounds); when it cannot prove the maximum, a pass runs at once.
+      Used while pruning would read most points anyway (early picks, spread-out or high-dimensional data).
+      Per pick it reads the matrix 1/BATCH times where the plain float32 loop reads it once.
 
-    ``mode="auto"`` times a few dense picks, then tries pruned ones; when the median pruned pick is slower
-    than :data:`SLOWER_BY` times the median dense one it goes back to dense passes and tries again after the
+    ``mode="auto"`` times a few dense picks, then tries pruned ones; when the mean pruned pick is slower
+    than :data:`SLOWER_BY` times the mean dense one it goes back to dense passes and tries again after the
     number of picks has doubled (pruning pays more the more is selected). Both paths keep ``owner`` (the
-    group of every point), so switching costs one O(N) regrouping.
+    group of every point), so switching costs one O(N) regrouping. Every pick is timed whole (search and
+    update, from the end of the previous update), so both modes are compared on what they cost.
 
     Memory locality: in pruned mode, when the number of groups reaches each of ``reorder_at`` (and when
     pruned mode starts), the rows of ``x`` are permuted **in place** so that every group's members are
@@ -526,23 +550,36 @@ class FarthestPointState:
         self.stats = np.zeros(5, dtype=np.int64)  # groups visited, exact distances, moves, members seen, float32
         self.mode = mode
         self.dense = mode != "pruned" and n > 0
-        self.threads = max(1, min(selection_threads(), n // MIN_ROWS_PER_THREAD))
+        self.threads = max(1, min(selection_threads(), n * max(dim, 1) // MIN_WORK_PER_THREAD))
         self.nblk = 1 if self.threads == 1 else 4 * self.threads  # more blocks than threads: a slow thread
         bounds = np.linspace(0, n, self.nblk + 1).astype(np.int64)  # (descheduled) does not stall the pass
         self._blocks = [(int(bounds[b]), int(bounds[b + 1]), b) for b in range(self.nblk)]
         self._sub_r = np.full(self.nblk, -1.0)
         self._sub_i = np.full(self.nblk, -1, dtype=np.int64)
         self._sub_ex = np.zeros(self.nblk, dtype=np.int64)
-        self._c8: np.ndarray | None = None  # int8 copy of x for dense passes (made at the first one)
-        self._c8s = self._c8r = self._c8w = np.zeros(0, dtype=np.float32)
-        self._next = (0, np.inf) if n else (-1, -1.0)  # dense mode: (position, d2) of the farthest
+        # Dense mode: the batch of selected vectors not yet applied to every row, the sorted candidates of
+        # the lazy search, and the proven next pick (position, d2) when known.
+        self.batch = BATCH
+        self._pend32 = np.zeros((BATCH, dim), dtype=np.float32)
+        self._pend64 = np.zeros((BATCH, dim))
+        self._pendsq = np.zeros(BATCH)
+        self._npend = 0
+        self._g0 = 1
+        self._abuf = np.empty((self.nblk, min(CHUNK_ROWS, max(n, 1)) * BATCH), dtype=np.float32)
+        self._cand = np.zeros(0, dtype=np.int64)
+        self._ckey = np.zeros(0)
+        self._cupto = np.zeros(0, dtype=np.int64)
+        self._tail = np.inf
+        self._next: tuple[int, float] | None = (0, np.inf) if n else (-1, -1.0)
+        self.lazy_picks = 0
         self.n_added = 0
-        self._next_check = CHECK_EVERY // 2
+        self._next_check = BATCH + CHECK_EVERY // 2  # after the first timed window of dense picks
         self._t_dense = 0.0  # median seconds of recent dense updates
         self._t_dense_window: list[float] = []
         self._t_pruned: list[float] = []
         self.switches: list[tuple[int, str]] = []  # (selected vectors so far, new mode)
         self.dense_passes = 0
+        self._t_end: float | None = None  # end of the previous update (picks are timed end to end)
 
     def _grow(self) -> None:
         cap = len(self.gstart)
@@ -559,6 +596,7 @@ class FarthestPointState:
     @property
     def d2(self) -> np.ndarray:
         """(N,) canonical squared distance of every candidate to its nearest selected vector (original order)."""
+        self.sync()
         out: np.ndarray = self._d2[self.pos]
         return out
 
@@ -567,11 +605,6 @@ class FarthestPointState:
         inv = np.empty(self.n, dtype=np.int64)
         inv[order] = np.arange(self.n)
         _permute_rows(self.x, order)
-        if self._c8 is not None:
-            _permute_rows(self._c8, order)
-            self._c8s[:] = self._c8s[order]
-            self._c8r[:] = self._c8r[order]
-            self._c8w[:] = self._c8w[order]
         self.sqn[:] = self.sqn[order]
         self._d2[:] = self._d2[order]
         self.owner[:] = self.owner[order]
@@ -579,8 +612,10 @@ class FarthestPointState:
         self.orig[:] = self.orig[order]
         self.pos[self.orig] = np.arange(self.n)
         g = int(self.st[0])
-        if self._next[0] >= 0:
+        if self._next is not None and self._next[0] >= 0:
             self._next = (int(inv[self._next[0]]), self._next[1])
+        if len(self._cand):
+            self._cand = inv[self._cand]
         if self.dense:
             return  # the arena is rebuilt from owner when pruned mode starts
         total = _compact(self.mem, self.gstart, self.gsize, g)
@@ -608,6 +643,7 @@ class FarthestPointState:
 
     # ------------------------------------------------------------------------------------- mode switching
     def _to_pruned(self) -> None:
+        self.sync()
         g = int(self.st[0])
         self.st[1] = _rebuild_groups(self.owner, self.sel, self._d2, self.orig, g, self.mem, self.gstart,
                                      self.gsize, self.grad2, self.gbest)
@@ -621,6 +657,7 @@ class FarthestPointState:
     def _to_dense(self) -> None:
         i, r = _farthest(self.gsize, self.grad2, self.gbest, self.orig, int(self.st[0]))
         self._next = (int(self.pos[i]) if i >= 0 else -1, float(r))
+        self._candidates()
         self.dense = True
         self.switches.append((self.n_added, "dense"))
         self._next_check = 2 * self.n_added + CHECK_EVERY
@@ -630,16 +667,19 @@ class FarthestPointState:
         if self.mode != "auto":
             return
         if self.dense:
+            if self.n_added <= BATCH:
+                return  # the first passes compute nearly every distance exactly: not what a dense pick costs
             self._t_dense_window.append(seconds)
             if len(self._t_dense_window) >= CHECK_EVERY // 2:
-                self._t_dense = float(np.median(self._t_dense_window))
+                self._t_dense = float(np.mean(self._t_dense_window))  # mean: one pass serves BATCH picks
                 self._t_dense_window = []
-            if self.n_added >= self._next_check and self._t_dense > 0.0 and self._next[0] >= 0:
+            if self.n_added >= self._next_check and self._t_dense > 0.0:
                 self._to_pruned()
         else:
             self._t_pruned.append(seconds)
-            if len(self._t_pruned) >= CHECK_EVERY:
-                typical = float(np.median(self._t_pruned))
+            typical = float(np.mean(self._t_pruned))
+            if len(self._t_pruned) >= CHECK_EVERY or (len(self._t_pruned) >= ABORT_AFTER
+                                                       and typical > ABORT_SLOWER_BY * self._t_dense):
                 self._t_pruned = []
                 if typical > SLOWER_BY * self._t_dense:
                     self._to_dense()
@@ -647,28 +687,38 @@ class FarthestPointState:
     def _add(self, q32: np.ndarray | None, qsq: float, original: int) -> None:
         if self.st[0] + 1 >= len(self.gstart):
             self._grow()
+        t_reorder = 0.0  # a regrouping is a one-off, not the cost of a pick
         if not self.dense and int(self.st[0]) in self.reorder_at:
+            t_reorder = time.perf_counter()
             self.reorder_at.discard(int(self.st[0]))
             self._reorder()
-        t0 = time.perf_counter()  # the update itself (a regrouping is a one-off, not the cost of a pick)
+            t_reorder = time.perf_counter() - t_reorder
         pick = int(self.pos[original]) if original >= 0 else -1
         if pick >= 0:
             q32 = self.x[pick].copy()
         assert q32 is not None
-        margin = float32_margin(self.dim, max(self.max_sq, qsq))
         g = int(self.st[0])
         if self.dense:
             q64 = q32.astype(np.float64)
-            i, r, n_exact = self._dense_pass(q32, q64, qsq, pick, g, margin)
-            self._next = (i, r)
+            if self._npend == 0:
+                self._g0 = g
+            self._pend32[self._npend] = q32
+            self._pend64[self._npend] = q64
+            self._pendsq[self._npend] = qsq
+            self._npend += 1
             self.greal[g] = True
             self.cvec[g] = q64
             self.csq[g] = qsq
             self.st[0] = g + 1
-            self.stats[1] += n_exact
-            self.stats[3] += self.n
-            self.dense_passes += 1
+            if pick >= 0:
+                self._d2[pick] = 0.0
+                self.owner[pick] = g
+                self.sel[pick] = True
+            self._next = None
+            if self._npend >= self.batch:
+                self._flush()
         else:
+            margin = float32_margin(self.dim, max(self.max_sq, qsq))
             _insert(self.x, self.sqn, self._d2, self.orig, self.mem, self.gstart, self.gsize, self.grad2,
                     self.gbest, self.greal, self.cvec, self.csq, self.st, q32, qsq, pick, self.tmp, self.cdist,
                     self.delta, margin, self.spherical and abs(qsq - 1.0) <= _UNIT_TOL, self.buf, self.gone,
@@ -676,31 +726,64 @@ class FarthestPointState:
             if pick >= 0:
                 self.sel[pick] = True
         self.n_added += 1
-        self._maybe_switch(time.perf_counter() - t0)
+        now = time.perf_counter()
+        if self._t_end is not None:  # this pick whole: its search (farthest) and this update
+            self._maybe_switch(now - self._t_end - t_reorder)
+        self._t_end = time.perf_counter()
 
-    def _dense_pass(self, q32: np.ndarray, q64: np.ndarray, qsq: float, pick: int, g: int, margin: float
-                    ) -> tuple[int, float, int]:
-        """Update every position; returns the farthest unselected position, its d2, and the exact count."""
-        if self._c8 is None:
-            self._c8, self._c8s, self._c8r, self._c8w = quantize_rows(self.x)
-        qn = float(np.sqrt(qsq)) * (1.0 + 1e-9)
-        top = float(np.abs(q64).max()) if self.dim else 0.0
-        qt = top / quantum_limit(self.dim) if top > 0 else 1.0
-        qi = np.rint(q64 / qt).astype(np.int16)
-        rho = float(np.sqrt(((q64 - qt * qi.astype(np.float64)) ** 2).sum())) * (1.0 + 1e-9) + 1e-300
-        args = (self.x, self._c8, self._c8s, self._c8r, self._c8w, self.sqn, self._d2, self.owner, self.orig,
-                self.sel, qi, qt, qn, rho, q32, q64, qsq, pick, g, margin)
+    def sync(self) -> None:
+        """Apply the pending batch of selected vectors to every row (dense mode), so ``d2`` is current."""
+        if self.dense and self._npend:
+            self._flush()
+
+    def _flush(self) -> None:
+        """One dense pass: apply the pending batch to every unselected row; the next pick; new candidates."""
+        npend, g0 = self._npend, self._g0
+        x, p32, p64, psq = self.x, self._pend32[:npend], self._pend64[:npend], self._pendsq[:npend]
+        margin = float32_margin(self.dim, max(self.max_sq, float(psq.max()) if npend else 0.0))
+        sub_r, sub_i, sub_ex = self._sub_r, self._sub_i, self._sub_ex
+        sub_r.fill(-1.0)
+        sub_i.fill(-1)
+        sub_ex.fill(0)
+        sqn, d2, owner, sel, orig = self.sqn, self._d2, self.owner, self.sel, self.orig
 
         def block(blk: tuple[int, int, int]) -> None:
             lo, hi, b = blk
-            _dense_block(*args, lo, hi, self._sub_r, self._sub_i, self._sub_ex, b)
+            buf = self._abuf[b]
+            for s in range(lo, hi, CHUNK_ROWS):
+                e = min(hi, s + CHUNK_ROWS)
+                a = buf[: (e - s) * npend].reshape(e - s, npend)
+                if npend:
+                    np.matmul(x[s:e], p32.T, out=a)
+                _flush_block(x, a, sqn, d2, owner, sel, orig, p64, psq, npend, g0, margin, s, e, sub_r, sub_i,
+                             sub_ex, b)
 
-        if self.nblk == 1:
-            block(self._blocks[0])
-        else:
-            list(_pool(self.threads).map(block, self._blocks))
-        i, r = _best_of_blocks(self._sub_r, self._sub_i, self.orig)
-        return int(i), float(r), int(self._sub_ex.sum())
+        with _blas_one_thread():
+            if self.nblk == 1:
+                block(self._blocks[0])
+            else:
+                list(_pool(self.threads).map(block, self._blocks))
+        i, r = _best_of_blocks(sub_r, sub_i, orig)
+        self._npend = 0
+        self.dense_passes += 1
+        self.stats[1] += int(sub_ex.sum())
+        self.stats[3] += self.n * max(npend, 1)
+        self._next = (int(i), float(r))
+        self._candidates()
+
+    def _candidates(self) -> None:
+        """The :data:`CANDIDATES` unselected positions with the largest d2, sorted for the lazy search."""
+        n = self.n
+        m = min(CANDIDATES, n)
+        keys = np.where(self.sel, -1.0, self._d2)  # selected: below every distance
+        idx = np.argpartition(keys, n - m)[n - m :] if m < n else np.arange(n)
+        ck = keys[idx]
+        order = np.lexsort((self.orig[idx], -ck))
+        self._cand = np.ascontiguousarray(idx[order])
+        self._ckey = np.ascontiguousarray(ck[order])
+        self._cupto = np.zeros(m, dtype=np.int64)
+        # Positions left out had d2 <= the smallest key kept (-1 when every unselected one is kept).
+        self._tail = float(ck.min()) if m < n and m else -1.0
 
     def select(self, i: int) -> None:
         """Mark candidate ``i`` selected (its distance becomes 0) and update every distance it improves."""
@@ -716,6 +799,16 @@ class FarthestPointState:
     def farthest(self) -> tuple[int, float]:
         """The unselected candidate farthest from the selection (lowest index on ties) and its d2; (-1, -1)."""
         if self.dense:
+            if self._next is None:
+                i, r, _ = _lazy_next(self._cand, self._ckey, self._cupto, len(self._cand), self._tail, self._d2,
+                                     self.sel, self.orig, self.owner, self.x, self.sqn, self._pend64,
+                                     self._pendsq, self._npend, self._g0, LAZY_LIMIT)
+                if i >= 0:
+                    self._next = (int(i), float(r))
+                    self.lazy_picks += 1
+                else:
+                    self._flush()
+            assert self._next is not None
             p, r = self._next
             return (int(self.orig[p]), float(r)) if p >= 0 else (-1, -1.0)
         i, r = _farthest(self.gsize, self.grad2, self.gbest, self.orig, int(self.st[0]))
@@ -723,7 +816,10 @@ class FarthestPointState:
 
     def distance2(self, i: int) -> float:
         """Canonical squared distance of candidate ``i`` to its nearest selected vector."""
-        return float(self._d2[self.pos[i]])
+        p = int(self.pos[i])
+        if self.dense and self._npend and (self._next is None or self._next[0] != p):
+            self._flush()  # only the proven next pick is known to be current between passes
+        return float(self._d2[p])
 
 
 @numba.njit(cache=True)
@@ -842,6 +938,8 @@ class LazyMaxHeap:
         """(index, value) of the best unselected candidate, or (-1, -inf)."""
         b = np.zeros(self.n_labels) if bonus is None else np.ascontiguousarray(bonus, dtype=np.float64)
         st = self.state
+        if st is not None:
+            st.sync()  # the heap reads every distance: no pending batch
         d2, pos = (st._d2, st.pos) if st is not None else (self._zeros, self._arange)
         i, v = _heap_best(self.hk, self.hi, self.hstart, self.hsize, d2, pos, self.fixed, self.taken,
                           self.strength, self.has_div, b)

@@ -28,7 +28,7 @@ from lightly_airflow.config.selection import (
     TypicalityStrategy,
     WeightsStrategy,
 )
-from lightly_airflow.selection.inputs import class_input, embedding_rows, input_column, scalar_input
+from lightly_airflow.selection.inputs import class_input, embedding_rows, from_numpy, input_column, scalar_input
 from lightly_airflow.selection.kernels import FarthestPointState
 
 logger = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class Context:
     def sub(self) -> pa.Table:
         """The kept candidates' rows."""
         if self._sub is None:
-            self._sub = self.table if self.n == self.table.num_rows else self.table.take(pa.array(self.keep))
+            self._sub = self.table if self.n == self.table.num_rows else self.table.take(from_numpy(np.asarray(self.keep, dtype=np.int64)))
         return self._sub
 
     def count_missing(self, name: str, n: int, rule: str) -> None:

@@ -149,7 +149,8 @@ def test_dense_and_auto_paths_match_reference(mode, seed, monkeypatch):
     from lightly_airflow.selection.kernels import FarthestPointState
 
     monkeypatch.setenv("LIGHTLY_SELECTION_THREADS", "3")
-    monkeypatch.setattr(kernels, "MIN_ROWS_PER_THREAD", 256)
+    monkeypatch.setattr(kernels, "MIN_WORK_PER_THREAD", 256 * 16)
+    monkeypatch.setattr(kernels, "CHUNK_ROWS", 100)  # several sgemm chunks per block
 
     x = clustered(4000, d=16, clusters=20, intrinsic=2, seed=20 + seed)
     pre = clustered(30, d=16, clusters=20, intrinsic=2, seed=40 + seed)
@@ -160,9 +161,35 @@ def test_dense_and_auto_paths_match_reference(mode, seed, monkeypatch):
     assert np.array_equal(x, x_before)
     assert state.threads == 3 and state.nblk == 12
     if mode == "dense":
-        assert state.dense_passes == 1030 and not state.switches
+        # Batched: one pass per BATCH selected vectors at most, most picks proven by the lazy search.
+        assert not state.switches and 1030 // kernels.BATCH <= state.dense_passes < 1030 // 2
+        assert state.lazy_picks > 500
     else:
-        assert ("pruned" in [m for _, m in state.switches]) and state.dense_passes >= 8
+        assert ("pruned" in [m for _, m in state.switches]) and state.dense_passes >= 1
+
+
+@pytest.mark.parametrize(("batch", "candidates", "limit"), [(1, 4, 2), (3, 8, 1000), (16, 2, 1), (64, 4000, 4000)])
+def test_batched_dense_passes_and_lazy_search_match_reference(batch, candidates, limit, monkeypatch):
+    # The dense mode's batch of pending vectors, the candidate list of the lazy search and its give-up
+    # limit at extremes (tiny lists that often cannot prove the next pick, passes at every pick, one pass
+    # for many picks); preselected vectors go through the same batches. Picks equal the slow reference.
+    from lightly_airflow.selection import kernels
+    from lightly_airflow.selection.kernels import FarthestPointState
+
+    monkeypatch.setattr(kernels, "BATCH", batch)
+    monkeypatch.setattr(kernels, "CANDIDATES", candidates)
+    monkeypatch.setattr(kernels, "LAZY_LIMIT", limit)
+    x = clustered(2500, d=12, clusters=15, intrinsic=3, seed=7)
+    pre = clustered(40, d=12, clusters=15, intrinsic=3, seed=8)
+    state = FarthestPointState(x.copy(), capacity=640, mode="dense")
+    picks, dists, _ = farthest_point_order(state.x, 600, preselected=pre, state=state)
+    assert picks.tolist() == reference_order(x, 600, pre)
+    assert np.all(np.diff(dists) <= 1e-12)
+    ref = np.full(len(x), np.inf)
+    x64 = x.astype(np.float64)
+    for v in np.concatenate([pre, x[picks]]).astype(np.float64):
+        ref = np.minimum(ref, ((x64 - v) ** 2).sum(axis=1))
+    assert np.allclose(state.d2, ref, atol=1e-9)  # every distance current after the last batch
 
 
 def test_auto_switches_back_to_dense_passes_and_stays_exact(monkeypatch):
