@@ -3,20 +3,20 @@ Lightly's own engine, each timed as a whole process on the same data, interleave
 
 Usage::
 
-    python benchmarks/selection.py [--shapes clustered,hard,images] [--scale 1.0] [--rounds 3]
+    python benchmarks/selection.py [--shapes clustered,hard,images] [--ks 3000,10000] [--scale 1.0] [--rounds 3]
     # lightly-mundig (Lightly's Rust selection engine) is a benchmark-only peer:
     .venv/bin/uv pip install --python .venv/bin/python lightly-mundig
 
-Shapes (unit vectors, float32):
+Shapes (unit vectors, float32), each run at every k of ``--ks``:
 
-* ``clustered``: N = 1,000,000 × 64, 100 clusters of intrinsic dimension 6, spread 0.3, k = 10,000;
-* ``hard``: N = 1,000,000 × 64, 200 clusters of intrinsic dimension 6, spread 0.35, k = 3,000 (issue 13:
-  pruning pays late);
+* ``clustered``: N = 1,000,000 × 64, 100 clusters of intrinsic dimension 6, spread 0.3;
+* ``hard``: N = 1,000,000 × 64, 200 clusters of intrinsic dimension 6, spread 0.35 (issue 13: pruning pays
+  late);
 * ``images``: embeddings of real photos (random crops of scikit-image's bundled images, 64 px) made with the
-  project's default encoder (efficientnet-lite0, 1280-D), k = 2,000.
+  project's default encoder (efficientnet-lite0, 1280-D), N = ``--images``, k = min(k, N / 4).
 
-``--scale`` multiplies N (and k) for a quick run on a shared machine. Methods, each one fresh process that
-loads the same ``.npy``/Parquet file and writes its picks:
+``--scale`` multiplies N (not k) of the synthetic shapes for a quick run on a shared machine. Methods, each one
+fresh process that loads the same ``.npy``/Parquet file and writes its picks:
 
 * ``ours``: ``lightly-airflow select`` (CLI: Parquet in, picks + metrics out) with a DIVERSITY config;
 * ``loop32``: the straightforward loop a user would write: float32 matrix, in place, BLAS
@@ -25,8 +25,13 @@ loads the same ``.npy``/Parquet file and writes its picks:
   threads on a busy machine); the speed-up is reported against the faster of the two;
 * ``mundig``: ``lightly_mundig.Selection().add_diversifying_strategy(X, 1.0, None).run_selection``.
 
-Printed per shape: median wall time of each whole process, speed-ups, peak RSS over the embedding matrix,
-how many leading picks agree with ours (ours is exact; the float32 loop and mundig round differently).
+Every method runs once untimed before the first timed shape (Python bytecode caches, numba's on-disk cache:
+what any later run of an installed tool sees; every data file is in the page cache as it was just written or
+read), then ``--rounds`` interleaved timed rounds (``--peer-rounds`` for mundig, by far
+the slowest). Child processes run without ``PYTHONDONTWRITEBYTECODE`` so imports use compiled bytecode as in a
+normal install. Printed per shape and k: median wall time of each whole process, CPU time / wall time (cores
+used), speed-ups, peak RSS over the embedding matrix, how many leading picks agree with ours (ours is exact;
+the float32 loop and mundig round differently), and a Markdown table of everything at the end.
 """
 
 from __future__ import annotations
@@ -125,26 +130,26 @@ def image_embeddings(path: Path, n: int, seed: int = 0, batch: int = 128) -> np.
     return out
 
 
-def prepare(work: Path, shape: str, scale: float, n_images: int) -> tuple[Path, Path, Path, int]:
-    """Write ``x.npy``, ``samples.parquet`` and ``config.json`` for one shape; returns them and k."""
+def prepare(work: Path, shape: str, scale: float, n_images: int, k: int) -> tuple[Path, Path, Path, int]:
+    """Write ``x.npy``, ``samples.parquet`` and ``config-<k>.json`` for one shape; returns them and k."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     if shape == "clustered":
-        n, k = int(1_000_000 * scale), int(10_000 * scale)
+        n = int(1_000_000 * scale)
         make = lambda: clustered(n, 64, clusters=100, spread=0.3)  # noqa: E731
     elif shape == "hard":
-        n, k = int(1_000_000 * scale), int(3_000 * scale)
+        n = int(1_000_000 * scale)
         make = lambda: clustered(n, 64, clusters=200, spread=0.35, seed=1)  # noqa: E731
     elif shape == "images":
-        n, k = n_images, min(2_000, n_images // 4)
+        n, k = n_images, min(k, n_images // 4)
         make = lambda: image_embeddings(work / f"image-embeddings-{n_images}.npy", n_images)  # noqa: E731
     else:
         raise SystemExit(f"unknown shape {shape!r}")
     d = work / f"{shape}-{n}"
     d.mkdir(parents=True, exist_ok=True)
-    npy, parquet, config = d / "x.npy", d / "samples.parquet", d / "config.json"
-    if not npy.exists():
+    npy, parquet, config = d / "x.npy", d / "samples.parquet", d / f"config-{k}.json"
+    if not npy.exists() or not parquet.exists():
         x = make()
         x = (x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)).astype(np.float32)
         np.save(npy, x)
@@ -182,18 +187,24 @@ def worker(method: str, npy: str, k: int, out: str) -> None:
     np.save(out, np.asarray(picks, dtype=np.int64))
 
 
-def run_process(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """(wall seconds, peak RSS in bytes) of one child process."""
+def run_process(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS in bytes) of one child process.
+
+    Peak RSS comes from ``/usr/bin/time`` (a small parent): a child forked from this benchmark process would
+    start its high-water mark at this process' size (``ru_maxrss`` survives ``exec``)."""
+    child_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=None if env is None else {**os.environ, **env})
+    proc = subprocess.Popen(["/usr/bin/time", "-f", "MAXRSS_KB %M", *cmd], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env={**child_env, **(env or {})})
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode()  # (drained while it runs: a full pipe would block the child)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
-    err = proc.stderr.read().decode() if proc.stderr else ""
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
-    return wall, usage.ru_maxrss * 1024.0
+    peak = [line for line in err.splitlines() if line.startswith("MAXRSS_KB ")]
+    return wall, usage.ru_utime + usage.ru_stime, float(peak[-1].split()[1]) * 1024.0
 
 
 def picks_of(method: str, out: Path) -> np.ndarray:
@@ -214,10 +225,13 @@ def agree(a: np.ndarray, b: np.ndarray) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shapes", default="clustered,hard,images")
-    ap.add_argument("--methods", default="ours,loop32,loop32-1t,mundig")
-    ap.add_argument("--scale", type=float, default=1.0, help="multiply N and k of the synthetic shapes")
-    ap.add_argument("--images", type=int, default=20_000, help="number of real-image embeddings")
+    ap.add_argument("--ks", default="3000,10000", help="numbers of picks (each shape runs at every k)")
+    ap.add_argument("--methods", default="ours,loop32-1t,mundig")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply N of the synthetic shapes")
+    ap.add_argument("--images", type=int, default=8_000, help="number of real-image embeddings")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--peer-rounds", type=int, default=1, help="timed rounds of mundig (minutes per run)")
+    ap.add_argument("--peer-max-k", type=int, default=10**9, help="run mundig only up to this k")
     ap.add_argument("--workdir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "lightly_bench_selection"))
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--npy", help=argparse.SUPPRESS)
@@ -230,41 +244,68 @@ def main() -> None:
     work = Path(a.workdir)
     methods = a.methods.split(",")
     cli = str(Path(sys.executable).with_name("lightly-airflow"))
-    print(f"machine: {os.cpu_count()} CPU cores, shared with other jobs (load {os.getloadavg()[0]:.1f}); "
-          f"{a.rounds} interleaved rounds, median wall time of each whole process")
+    print(f"machine: {os.cpu_count()} CPU cores, SHARED with other jobs (load {os.getloadavg()[0]:.1f}); one untimed "
+          f"warm-up run per method, then {a.rounds} interleaved rounds ({a.peer_rounds} for mundig), median wall "
+          "time of each whole process", flush=True)
+    rows: list[str] = []
+    warmed = False
     for shape in a.shapes.split(","):
-        npy, parquet, config, k = prepare(work, shape, a.scale, a.images)
-        n, d = np.load(npy, mmap_mode="r").shape
-        matrix = n * d * 4
-        times: dict[str, list[float]] = {m: [] for m in methods}
-        rss: dict[str, float] = {}
-        picks: dict[str, np.ndarray] = {}
-        for r in range(a.rounds):
-            order = methods[r % len(methods):] + methods[: r % len(methods)]
-            for m in order:
-                out = npy.parent / (f"picks-{m}.parquet" if m == "ours" else f"picks-{m}.npy")
-                if m == "ours":
-                    cmd = [cli, "select", "--samples", str(parquet), "--config", str(config), "--out", str(out)]
-                else:
-                    cmd = [sys.executable, __file__, "--worker", m.removesuffix("-1t"), "--npy", str(npy), "--k",
-                           str(k), "--out", str(out)]
-                wall, peak = run_process(cmd, {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-                                         if m.endswith("-1t") else None)
-                times[m].append(wall)
-                rss[m] = max(rss.get(m, 0.0), peak)
-                picks[m] = picks_of(m, out)
-        med = {m: statistics.median(v) for m, v in times.items()}
-        print(f"\n{shape}: N={n:,} D={d} k={k:,} (embedding matrix {matrix / 2**20:.0f} MiB)")
-        loops = [m for m in methods if m.startswith("loop32")]
-        if loops and "ours" in med:
-            best = min(loops, key=lambda m: med[m])
-            print(f"  ours vs the faster float32 loop ({best}): {med[best] / med['ours']:.2f}x")
-        for m in methods:
-            line = (f"  {m:7s} {med[m]:8.2f} s  (rounds: {', '.join(f'{t:.2f}' for t in times[m])})  "
-                    f"peak RSS {rss[m] / 2**20:7.0f} MiB = {rss[m] / matrix:.2f}x matrix")
-            if m != "ours" and "ours" in picks:
-                line += f"; speed-up of ours {med[m] / med['ours']:.2f}x; first {agree(picks['ours'], picks[m])} picks identical"
-            print(line, flush=True)
+        for k_wanted in [int(v) for v in a.ks.split(",")]:
+            npy, parquet, config, k = prepare(work, shape, a.scale, a.images, k_wanted)
+            if shape == "images" and k != k_wanted and any(r.startswith(f"| {shape} ") and f"k = {k:,}" in r
+                                                           for r in rows):
+                continue  # the same k again (few images)
+            n, d = np.load(npy, mmap_mode="r").shape
+            matrix = n * d * 4
+            times: dict[str, list[float]] = {m: [] for m in methods}
+            cpu: dict[str, list[float]] = {m: [] for m in methods}
+            rss: dict[str, float] = {}
+            picks: dict[str, np.ndarray] = {}
+            rounds = max(a.rounds, a.peer_rounds)
+            first = not rows and not warmed
+            warmed = True
+            for r in range(-1 if first else 0, rounds):  # round -1 (first shape only): warm-up, not timed
+                order = methods[r % len(methods):] + methods[: r % len(methods)]
+                for m in order:
+                    if r >= (a.peer_rounds if m == "mundig" else a.rounds) or (m == "mundig" and k > a.peer_max_k):
+                        continue
+                    out = npy.parent / (f"picks-{m}-{k}.parquet" if m == "ours" else f"picks-{m}-{k}.npy")
+                    if m == "ours":
+                        cmd = [cli, "select", "--samples", str(parquet), "--config", str(config), "--out", str(out)]
+                    else:
+                        cmd = [sys.executable, __file__, "--worker", m.removesuffix("-1t"), "--npy", str(npy),
+                               "--k", str(k), "--out", str(out)]
+                    wall, used, peak = run_process(cmd, {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+                                                   if m.endswith("-1t") else None)
+                    if r < 0:
+                        print(f"  warm-up {shape} k={k} {m}: {wall:.1f} s", flush=True)
+                        continue
+                    times[m].append(wall)
+                    cpu[m].append(used / wall)
+                    rss[m] = max(rss.get(m, 0.0), peak)
+                    picks[m] = picks_of(m, out)
+            med = {m: statistics.median(v) for m, v in times.items() if v}
+            print(f"\n{shape}: N={n:,} D={d} k={k:,} (embedding matrix {matrix / 2**20:.0f} MiB)")
+            for m in med:
+                line = (f"  {m:10s} {med[m]:8.2f} s  (rounds: {', '.join(f'{t:.2f}' for t in times[m])}; "
+                        f"{statistics.median(cpu[m]):.2f} cores)  peak RSS {rss[m] / 2**20:6.0f} MiB = "
+                        f"{rss[m] / matrix:.2f}x matrix")
+                if m != "ours" and "ours" in picks:
+                    line += (f"; ours {med[m] / med['ours']:.2f}x faster; first {agree(picks['ours'], picks[m])} "
+                             "picks identical")
+                print(line, flush=True)
+            cells = [f"{med[m]:.1f} s" if m in med else "not run" for m in methods]
+            ratios = [f"{med[m] / med['ours']:.2f}×" if m in med else "—" for m in methods if m != "ours"]
+            same = [f"{agree(picks['ours'], picks[m]):,}" if m in picks else "—" for m in methods if m != "ours"]
+            rows.append(f"| {shape} {n:,} × {d}, k = {k:,} | " + " | ".join(cells + ratios) +
+                        f" | {statistics.median(cpu['ours']):.2f} | {rss['ours'] / 2**20:.0f} MiB "
+                        f"({rss['ours'] / matrix:.2f}×) | " + " / ".join(same) + " |")
+    others = [m for m in methods if m != "ours"]
+    print("\n| shape (N × D, k) | " + " | ".join(methods) + " | " + " | ".join(f"ours vs {m}" for m in others) +
+          " | ours: cores used | ours: peak RSS (× matrix) | leading picks equal to ours (" + " / ".join(others) +
+          ") |")
+    print("|---" * (len(methods) + len(others) + 4) + "|")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -209,7 +209,7 @@ def embedding_rows(table: pa.Table, *, path: str = "input", what: str = "candida
     return out, present
 
 
-def read_embedding_rows(path: str, *, batch_rows: int = 8192, what: str = "candidates"
+def read_embedding_rows(path: str, *, batch_rows: int | None = None, what: str = "candidates"
                         ) -> tuple[np.ndarray, np.ndarray] | None:
     """:func:`embedding_rows` of the ``embedding`` column of a Parquet file, streamed in batches straight into
     one float32 (N, D) matrix (the same values: rows are normalised one by one). Peak memory is the matrix
@@ -223,6 +223,10 @@ def read_embedding_rows(path: str, *, batch_rows: int = 8192, what: str = "candi
     if C.EMBEDDING not in pf.schema_arrow.names:
         return None
     n = pf.metadata.num_rows
+    if batch_rows is None:  # about 4 MiB of float32 per batch
+        t = pf.schema_arrow.field(C.EMBEDDING).type
+        width = t.list_size if pa.types.is_fixed_size_list(t) else 64
+        batch_rows = max(256, 2**20 // max(width, 1))
     present = np.zeros(n, dtype=bool)
     x: np.ndarray | None = None
     s = 0
