@@ -11,24 +11,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import pyarrow.compute as pc
-
 from lightly_airflow import columns as C
 
 
 def add_object_annotations(doc: dict[str, Any], pool: Any, images: list[tuple[str, str | None]]) -> dict[str, Any]:
     """Fill ``doc['annotations']`` and ``doc['categories']`` for ``images`` (``(key, run_id)`` in the order of
     ``doc['images']``, ids from 1); a pool without object rows adds nothing."""
-    from lightly_airflow.datapool import DatapoolError
+    from lightly_airflow.objects.run import objects_of_images
 
     image_id = {(key, run): i for i, (key, run) in enumerate(images, start=1)}
-    try:
-        objects = pool.read(columns=[C.KEY, C.PARENT_KEY, C.RUN_ID, C.OBJECT_TASK, C.OBJECT_INDEX, C.OBJECT_BBOX,
-                                     C.OBJECT_CATEGORY, C.OBJECT_SCORE])
-    except DatapoolError:
+    objects = objects_of_images(pool, images, [C.KEY, C.PARENT_KEY, C.RUN_ID, C.OBJECT_TASK, C.OBJECT_INDEX,
+                                               C.OBJECT_BBOX, C.OBJECT_CATEGORY, C.OBJECT_SCORE])
+    if objects is None:
         return doc  # no object-level run has committed to this pool
-    objects = objects.filter(pc.is_valid(objects.column(C.PARENT_KEY)))
-    rows = [r for r in objects.to_pylist() if (r[C.PARENT_KEY], r[C.RUN_ID]) in image_id]
+    rows = objects.to_pylist()
     rows.sort(key=lambda r: (image_id[(r[C.PARENT_KEY], r[C.RUN_ID])], r[C.OBJECT_TASK], r[C.OBJECT_INDEX]))
     categories: dict[tuple[str, str], int] = {}
     for r in rows:

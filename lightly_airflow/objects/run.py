@@ -77,26 +77,52 @@ def with_object_metadata(rows: pa.Table, objects: pa.Table | None, tasks: tuple[
     return rows
 
 
+#: Parents named in the SQL ``IN`` list of :func:`objects_of_images` (more: only the runs are pushed down).
+MAX_PUSHED_PARENTS = 5_000
+
+
+def objects_of_images(pool: Any, images: list[tuple[str, str | None]], columns: list[str]) -> pa.Table | None:
+    """``columns`` of the object rows of ``images`` (``(image key, run id)``: the objects the run that processed
+    the image committed with it); ``None`` when the pool has no object rows.
+
+    Reads only what it returns: the columns asked for (plus ``parent_key``, ``run_id``) and, pushed down into
+    the Delta scan, only object rows (``parent_key IS NOT NULL``: files of image rows only are skipped by their
+    null counts) of those runs and parents (file statistics prune the rest); the exact (parent, run) pairs are
+    matched after the scan.
+
+    :param pool: a :class:`~lightly_airflow.datapool.Datapool` (its latest version) or a pinned ``Snapshot``.
+    """
+    from lightly_airflow.datapool import DatapoolError
+    from lightly_airflow.datapool.reading import quote_ident, quote_literal
+
+    snap = pool.snapshot() if hasattr(pool, "snapshot") else pool
+    if snap.table is None or C.PARENT_KEY not in snap.column_names() or not images:
+        return None
+    runs = sorted({r for _, r in images if r is not None})
+    parents = sorted({k for k, _ in images})
+    conditions = [f"{quote_ident(C.PARENT_KEY)} IS NOT NULL"]
+    if runs:
+        conditions.append(f"{quote_ident(C.RUN_ID)} IN ({', '.join(quote_literal(r) for r in runs)})")
+    if len(parents) <= MAX_PUSHED_PARENTS:
+        conditions.append(f"{quote_ident(C.PARENT_KEY)} IN ({', '.join(quote_literal(k) for k in parents)})")
+    wanted = list(dict.fromkeys([*columns, C.PARENT_KEY, C.RUN_ID]))
+    try:
+        table = snap.select(wanted, "WHERE " + " AND ".join(conditions))
+    except DatapoolError:
+        return None
+    pairs = pa.array([f"{k}\x00{r or ''}" for k, r in images], pa.string())
+    got = pc.binary_join_element_wise(table.column(C.PARENT_KEY), pc.fill_null(table.column(C.RUN_ID), ""), "\x00")
+    table = table.filter(pc.is_in(got, pairs))
+    return table.select(columns) if table.num_rows else table.select(columns).slice(0, 0)
+
+
 def pool_objects(pool: Any, preselected: pa.Table | None) -> pa.Table | None:
     """The pool's object rows of the preselected images, from the run that processed each image last."""
     if preselected is None or preselected.num_rows == 0 or C.RUN_ID not in preselected.column_names:
         return None
-    from lightly_airflow.datapool import DatapoolError
-
-    wanted = [C.KEY, C.PARENT_KEY, C.OBJECT_TASK, C.EMBEDDING, C.RUN_ID]
-    try:
-        table = pool.read(columns=wanted)
-    except DatapoolError:
-        return None  # a pool without object rows (no object-level run yet)
-    table = table.filter(pc.is_valid(table.column(C.PARENT_KEY)))
-    if table.num_rows == 0:
-        return None
-    parents = {(k, r) for k, r in zip(preselected.column(C.KEY).to_pylist(), preselected.column(C.RUN_ID).to_pylist(),
-                                      strict=True)}
-    keep = [(p, r) in parents for p, r in zip(table.column(C.PARENT_KEY).to_pylist(), table.column(C.RUN_ID).to_pylist(),
-                                               strict=True)]
-    table = table.filter(pa.array(keep, pa.bool_()))
-    return table if table.num_rows else None
+    images = list(zip(preselected.column(C.KEY).to_pylist(), preselected.column(C.RUN_ID).to_pylist(), strict=True))
+    table = objects_of_images(pool, images, [C.KEY, C.PARENT_KEY, C.OBJECT_TASK, C.EMBEDDING, C.RUN_ID])
+    return table if table is not None and table.num_rows else None
 
 
 def commit_rows(objects: pa.Table | None, images: pa.Table, picked: set[str]) -> pa.Table | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -94,3 +95,51 @@ def test_no_spec_no_objects(tmp_path: Path) -> None:
     counts = embed_shard(manifest, input_size=64, device="cpu", batch_size=8, num_workers=0)
     assert "objects" not in counts
     assert read_parquet(staging.sibling_uri(manifest, staging.OBJECTS), missing_ok=True) is None
+
+
+def test_crops_run_on_the_image_pass_model_threads_and_get_thumbnails(tmp_path: Path) -> None:
+    """The object pass gives torch the threads the image pass gives it (cores minus the decoding workers: an
+    oversubscribed forward spun 10x slower on 2 cores), restores the count after, and writes a UI thumbnail per
+    crop (the crop at full resolution) under the datapool's ``_thumbnails``."""
+    import torch
+
+    from lightly_airflow.datapool import sample_id
+    from lightly_airflow.embedding.runner import _model_threads
+    from lightly_airflow.objects.shard import embed_objects_shard
+    from lightly_airflow.thumbnails import read_thumbnail
+
+    source, pool = tmp_path / "src", tmp_path / "pool"
+    preds = add_images(source, 0, 8, seed=4)
+    manifest = _manifest(source, pool)
+    write_spec(ObjectsSpec(tasks=(TASK,), padding=0.0), staging.run_dir(f"file://{pool}", "run-1"))
+
+    class Recording:
+        model_id, dim, input_size = "mean-colour", 3, 16
+
+        def __init__(self) -> None:
+            self.threads: list[int] = []
+
+        def __call__(self, images: torch.Tensor) -> torch.Tensor:
+            self.threads.append(torch.get_num_threads())
+            return images.float().mean(dim=(2, 3))
+
+    cpu = torch.device("cpu")
+    with _model_threads(cpu) as expected:
+        pass
+    before = torch.get_num_threads()
+    encoder = Recording()
+    counts = embed_objects_shard(manifest, encoder=encoder, device=cpu, batch_size=4, num_workers=2)
+    assert counts is not None and counts["objects"] == sum(len(p) for p in preds.values())
+    assert encoder.threads and set(encoder.threads) == {expected}
+    assert torch.get_num_threads() == before
+    # Embedded as decoded, in order: each row's vector is its own crop's mean colour.
+    objects = read_parquet(staging.sibling_uri(manifest, staging.OBJECTS))
+    for r in objects.to_pylist():
+        x, y, w, h = r[C.OBJECT_CROP_BOX]
+        with Image.open(source / r[C.PARENT_KEY]) as img:
+            crop = img.convert("RGB").crop((x, y, x + w, y + h)).resize((16, 16), Image.Resampling.BILINEAR,
+                                                                        reducing_gap=3.0)
+        np.testing.assert_allclose(r[C.EMBEDDING], np.asarray(crop, np.float32).mean(axis=(0, 1)), rtol=1e-5)
+        thumb = read_thumbnail(f"file://{pool}", sample_id(r[C.KEY], r[C.ETAG]))
+        assert thumb is not None and Image.open(io.BytesIO(thumb)).size == (w, h)
+    assert counts["thumbnails"] == objects.num_rows and counts["thumbnails_failed"] == 0
