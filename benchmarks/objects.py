@@ -1,7 +1,7 @@
 """Object-level embedding speed: objects/s for crop + embed against images/s of the same encoder.
 
 Usage: python benchmarks/objects.py [--images 240] [--rounds 3] [--input-size 64] [--batch-size 32]
-       [--device auto] [--workers 2] [--objects-per-image 0-4] [--jpeg]
+       [--device auto] [--workers 2] [--torch-threads N] [--decode-only]
 Data: scikit-image photographs (160x120 crops) with 0-4 pasted shapes each and object-detection predictions
 of exactly those shapes (``lightly_airflow.objects.demo_data``), one manifest shard. Per round, interleaved:
 
@@ -10,8 +10,14 @@ of exactly those shapes (``lightly_airflow.objects.demo_data``), one manifest sh
 * **objects**: ``embed_objects_shard`` of the same shard (fetch, one full decode per image with objects,
   crop every object with 10% padding, crop metrics, resize, embed) with the same encoder -> objects/s.
 
-Both use the same model, input size, batch size, device and torch threads. Medians over the rounds are printed. The figures
-depend on the machine (and on other jobs running on it: say so when you report them).
+Both use the same model, input size, batch size, device and torch threads (by default each pass picks the
+threads the embed task uses: cores minus the decoding workers). Medians over the rounds are printed. The
+figures depend on the machine (and on other jobs running on it: say so when you report them).
+
+Then **decode costs** of an image with objects (docs/objects.md, "decoded twice"): scikit-image photographs
+scaled to 1920x1280, as JPEG (quality 90) and PNG; per image, interleaved, medians: the image pass's decode
+(``decode_image``: JPEG draft mode, then resize to the input size), the object pass's full decode, and the
+resize of a full decode to the input size (what deriving the image's input from the one full decode costs).
 """
 
 from __future__ import annotations
@@ -37,7 +43,11 @@ def main() -> None:
     ap.add_argument("--torch-threads", type=int, default=None,
                     help="torch intra-op threads for both passes (default: torch's); on a machine shared with other "
                     "jobs, 1 avoids OpenMP threads spinning against each other")
+    ap.add_argument("--decode-only", action="store_true", help="only the decode costs")
     args = ap.parse_args()
+    if args.decode_only:
+        decode_costs(args.input_size, args.rounds)
+        return
     if args.torch_threads:
         import torch
 
@@ -85,6 +95,56 @@ def main() -> None:
         img, obj = statistics.median(image_rates), statistics.median(object_rates)
         print(f"median: images {img:.1f}/s (embed_shard, whole image pass); objects {obj:.1f}/s "
               f"(crop + metrics + embed); objects/s / images/s = {obj / img:.2f}")
+    decode_costs(args.input_size, args.rounds)
+
+
+def decode_costs(input_size: int, rounds: int) -> None:
+    """Per-image decode costs, JPEG and PNG: the two decodes an image with objects gets vs one full decode."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from skimage import data as skdata
+
+    from lightly_airflow.embedding.images import decode_image, open_rgb
+    from lightly_airflow.objects.demo_data import PHOTOS
+
+    files: dict[str, list[bytes]] = {"JPEG": [], "PNG": []}
+    for name in PHOTOS:
+        arr = np.asarray(getattr(skdata, name)())
+        arr = np.stack([arr] * 3, axis=-1) if arr.ndim == 2 else arr[..., :3]
+        img = Image.fromarray(arr.astype(np.uint8)).resize((1920, 1280), Image.Resampling.BICUBIC)
+        for fmt, opts in (("JPEG", {"quality": 90}), ("PNG", {})):
+            buf = io.BytesIO()
+            img.save(buf, format=fmt, **opts)
+            files[fmt].append(buf.getvalue())
+
+    def per_image(fn: object, blobs: list[bytes]) -> float:
+        t = time.perf_counter()
+        for b in blobs:
+            fn(b)  # type: ignore[operator]
+        return (time.perf_counter() - t) / len(blobs) * 1000
+
+    def resize(img: Image.Image) -> Image.Image:
+        return img.resize((input_size, input_size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+
+    print(f"decode costs per 1920x1280 image (ms, median of {max(rounds, 3)} interleaved rounds, {len(PHOTOS)} photos):")
+    for fmt, blobs in files.items():
+        fulls = [open_rgb(b) for b in blobs]
+        got: dict[str, list[float]] = {"image pass (reduced decode + resize)": [], "full decode": [],
+                                       "resize of a full decode": []}
+        for _ in range(max(rounds, 3)):
+            got["image pass (reduced decode + resize)"].append(per_image(lambda b: decode_image(b, input_size), blobs))
+            got["full decode"].append(per_image(open_rgb, blobs))
+            t = time.perf_counter()
+            for im in fulls:
+                resize(im)
+            got["resize of a full decode"].append((time.perf_counter() - t) / len(fulls) * 1000)
+        med = {k: statistics.median(v) for k, v in got.items()}
+        twice = med["image pass (reduced decode + resize)"] + med["full decode"]
+        once = med["full decode"] + med["resize of a full decode"]
+        print(f"  {fmt}: " + ", ".join(f"{k} {v:.1f}" for k, v in med.items())
+              + f" -> twice (now) {twice:.1f} ms, once at full size {once:.1f} ms")
 
 
 if __name__ == "__main__":
