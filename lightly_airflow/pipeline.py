@@ -27,6 +27,7 @@ from lightly_airflow.storage import (
     filesystem,
     protocol_of,
     read_parquet,
+    secret_in_uri,
     write_parquet,
 )
 
@@ -104,6 +105,10 @@ def check_uri_param(param: str, uri: str, credentials: StorageCredentials | None
     """Validate a URI parameter once, at the edge: supported scheme and (optionally) an existing folder."""
     if not uri or not isinstance(uri, str):
         raise ParamError(param, f"got {uri!r}.", "pass a URI such as file:///data/images or s3://bucket/prefix.")
+    secret = secret_in_uri(uri)  # before any message names the URI
+    if secret:
+        raise ParamError(param, f"{secret}, which would be written into logs, XComs, the datapool and reports.",
+                         "remove the credentials from the URI and put them into the Airflow connection of that store.")
     try:
         protocol_of(uri)
     except ValueError as exc:

@@ -12,6 +12,7 @@ Secrets never appear in ``repr`` and so never reach logs.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,6 +50,37 @@ def protocol_of(uri: str) -> str:
         raise ValueError(
             f"Unsupported URI scheme {scheme!r} in {uri!r}: use file://, s3://, gs://, az:// or abfs://."
         ) from None
+
+
+#: Query parameters that carry a secret (SAS signatures, pre-signed URLs, tokens, keys).
+_SECRET_QUERY = re.compile(
+    r"(?:^|&)(?:sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|"
+    r"x-goog-credential|token|access_token|sas|sas_token|key|account_key|secret|password|credential)=", re.I,
+)
+
+
+def secret_in_uri(uri: str) -> str | None:
+    """Why ``uri`` carries a credential (a password in its user part, a signature or token in its query),
+    naming the URI with the secret masked; ``None`` when it carries none.
+
+    A credential in a storage URI would travel into every log line, XCom, rendered field, manifest, commit
+    and report that names the URI, so the first task refuses it (credentials belong in a connection).
+    ``abfs://container@account.dfs.core.windows.net`` (a user part without a password) is fine.
+    """
+    parts = urlsplit(str(uri))
+    netloc = parts.netloc
+    where = ""
+    if "@" in netloc and ":" in netloc.rpartition("@")[0]:
+        user = netloc.rpartition("@")[0].partition(":")[0]
+        netloc = f"{user}:***@{netloc.rpartition('@')[2]}"
+        where = "a password in its user part"
+    if parts.query and _SECRET_QUERY.search(parts.query):
+        where = f"{where} and " if where else ""
+        where += "a signature or token in its query string"
+    if not where:
+        return None
+    shown = f"{parts.scheme}://{netloc}{parts.path}" + ("?***" if parts.query else "")
+    return f"the URI {shown} carries {where}"
 
 
 def join_uri(base: str, *parts: str) -> str:

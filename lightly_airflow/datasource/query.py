@@ -23,7 +23,7 @@ import pyarrow as pa
 from lightly_airflow.datasource.diff import POLICIES, new_files
 from lightly_airflow.datasource.listing import list_files
 from lightly_airflow.datasource.records import DEFAULT_EXTENSIONS, MANIFEST_SCHEMA
-from lightly_airflow.storage import StorageCredentials, protocol_of
+from lightly_airflow.storage import StorageCredentials, protocol_of, secret_in_uri
 
 if TYPE_CHECKING:
     from lightly_airflow.config import WorkerConfig
@@ -95,6 +95,10 @@ class NewFilesQuery:
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{name} is empty: pass a URI such as s3://bucket/prefix or file:///data.")
+        for name in ("datasource_uri", "datapool_uri", "lightly_uri"):
+            secret = secret_in_uri(getattr(self, name) or "")
+            if secret:  # the sensor's trigger would store and log it
+                raise ValueError(f"{name}: {secret}; put the credentials into the store's Airflow connection.")
         protocol_of(self.datasource_uri)
         if isinstance(self.extensions, str):
             object.__setattr__(self, "extensions", (self.extensions,))

@@ -74,3 +74,36 @@ def test_tag_problems_fail_the_first_task(tmp_path, digits) -> None:
     commit_run(pool, run_rows(digits, range(10, 20), picks=[1]), "r3", tag="r4")
     with pytest.raises(ParamError, match="derived from the run id"):
         check_run_tag(uri, None, "r4")
+
+
+SELECTION = {"n_samples": 1, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+CANARY = "canary-7f3e1d"
+
+
+@pytest.mark.parametrize("uri", [
+    f"s3://AKIAEXAMPLE:{CANARY}@bucket/images",
+    f"az://container/images?sv=2024-01-01&sig={CANARY}",
+    f"s3://bucket/images?X-Amz-Credential=a&X-Amz-Signature={CANARY}",
+    f"https://user:{CANARY}@example.com/images",  # an unsupported scheme: the secret is not echoed either
+])
+def test_credentials_in_a_uri_are_refused_without_echoing_them(uri, tmp_path) -> None:
+    """A credential in a URI would reach every log, XCom, rendered field, manifest, commit and report that
+    names the URI: the first task (and the sensor's query) refuse it and never print it (issue 14.6)."""
+    from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.pipeline import validate_params
+    from lightly_airflow.storage import secret_in_uri
+
+    src = tmp_path / "images"
+    src.mkdir()
+    for param in ("datasource_uri", "datapool_uri", "lightly_uri"):
+        uris = {"datasource_uri": str(src), "datapool_uri": str(tmp_path / "pool"), "lightly_uri": None, param: uri}
+        with pytest.raises(ParamError) as err:
+            validate_params(**uris, selection_config=SELECTION)
+        message = str(err.value)
+        assert err.value.param == param and CANARY not in message and "***" in message and "connection" in message
+        with pytest.raises(ValueError) as query_err:
+            NewFilesQuery.build(**uris)
+        assert CANARY not in str(query_err.value) and "***" in str(query_err.value)
+    # A user part without a password (Azure's container@account) and a plain query are no credentials.
+    assert secret_in_uri("abfs://container@account.dfs.core.windows.net/images") is None
+    assert secret_in_uri("s3://bucket/images?versionId=3") is None
