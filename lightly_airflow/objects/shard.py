@@ -55,7 +55,7 @@ _NO_PIXELS = np.zeros((0, 0, 3), np.uint8)
 
 
 def _crop_thumbnails(manifest_uri: str, credentials: StorageCredentials | None) -> Any:
-    """The UI's crop thumbnails (``<datapool>/_thumbnails/<object sample id>.webp``), made from the crops this
+    """The UI's crop thumbnails (``<datapool>/_thumbnails/<object sample id>.jpg``), made from the crops this
     pass decodes anyway; ``None`` when the manifest is not in a datapool's staging folder."""
     from lightly_airflow.embedding.runner import _frame_thumbnails
 
