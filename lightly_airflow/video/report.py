@@ -18,7 +18,9 @@ MAX_VIDEOS = 30
 def _frames(table: pa.Table | None, selected_only: bool) -> dict[str, list[float]]:
     if table is None or C.VIDEO not in table.column_names or not table.num_rows:
         return {}
-    t = table.filter(pc.is_valid(table.column(C.VIDEO)))
+    from lightly_airflow.video.supersede import is_tombstone
+
+    t = table.filter(pc.and_(pc.is_valid(table.column(C.VIDEO)), pc.invert(is_tombstone(table))))
     if C.FRAME_INDEX in t.column_names:
         t = t.filter(pc.is_valid(t.column(C.FRAME_INDEX)))
     if selected_only and C.SELECTED in t.column_names:

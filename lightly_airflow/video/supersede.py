@@ -74,6 +74,8 @@ def superseded_frames(snap: Any, rows: pa.Table) -> Superseded:
         C.ETAG: pa.array([str(r[C.ETAG]) for r in gone], rows.schema.field(C.ETAG).type),
         C.VIDEO: pa.array([r[C.VIDEO] for r in gone], pa.string()),
         C.FRAME_INDEX: pa.array([r.get(C.FRAME_INDEX) for r in gone], pa.int64()),
+        C.FRAME_PTS: pa.array([r.get(C.FRAME_PTS) for r in gone], pa.int64()),
+        C.FRAME_SECONDS: pa.array([r.get(C.FRAME_SECONDS) for r in gone], pa.float64()),
         C.STATUS: pa.array([C.STATUS_MISSING] * len(gone), pa.string()),
         C.STATUS_REASON: pa.array([
             f"{SUPERSEDED}: {r[C.VIDEO]} was replaced by a version with {n_new[r[C.VIDEO]]} frame rows; this frame "
@@ -94,6 +96,14 @@ def _ever_selected(snap: Any, keys: set[str]) -> list[dict[str, Any]]:
     return list(snap.select([C.KEY], where).to_pylist())
 
 
+def is_tombstone(rows: pa.Table) -> pa.Array:
+    """Which rows are tombstones of superseded frames (status ``missing``, reason ``superseded: …``)."""
+    if C.STATUS_REASON not in rows.column_names or C.STATUS not in rows.column_names:
+        return pa.array([False] * rows.num_rows, pa.bool_())
+    return pc.fill_null(pc.and_(pc.equal(rows.column(C.STATUS), C.STATUS_MISSING),
+                                pc.starts_with(rows.column(C.STATUS_REASON), SUPERSEDED)), False)
+
+
 def with_tombstones(rows: pa.Table, superseded: Superseded) -> pa.Table:
     """The run's rows plus the tombstone rows (columns the tombstones lack read as null)."""
     if superseded.rows is None or not superseded.rows.num_rows:
@@ -109,7 +119,4 @@ def superseded_by_committed_run(pool: Any, version: int, rows: pa.Table) -> Supe
     a retry that writes the run's PNGs after a kill right after the commit."""
     if version <= 1 or C.VIDEO not in rows.column_names:
         return Superseded()
-    reasons = rows.column(C.STATUS_REASON) if C.STATUS_REASON in rows.column_names else pa.nulls(rows.num_rows, pa.string())
-    tomb = pc.fill_null(pc.and_(pc.equal(rows.column(C.STATUS), C.STATUS_MISSING),
-                                pc.starts_with(reasons, SUPERSEDED)), False)
-    return superseded_frames(pool.snapshot(version - 1), rows.filter(pc.invert(tomb)))
+    return superseded_frames(pool.snapshot(version - 1), rows.filter(pc.invert(is_tombstone(rows))))

@@ -212,6 +212,11 @@ def test_a_shorter_replacement_supersedes_the_former_frames_and_their_pngs(tmp_p
     gone = [r for r in tomb if r[C.STATUS] == C.STATUS_MISSING]
     assert len(gone) == 12 and all(r[C.STATUS_REASON].startswith("superseded: clip.mp4 was replaced") for r in gone)
     assert not any(r[C.SELECTED] for r in gone) and s2.missing == 0
+    assert all(r[C.FRAME_SECONDS] is not None for r in gone)
+    from lightly_airflow.video.report import _frames
+
+    r2 = pool.read(run_id="r2")  # the report's timeline shows the run's 12 frames, not the tombstones
+    assert len(_frames(r2.filter(pc.equal(r2.column(C.RUN_ID), "r2")), selected_only=False)["clip.mp4"]) == 12
     assert any("12 frames of replaced videos" in n for n in s2.notes)
     # No PNG shows the former version: frames 0-11 rewritten from the new content, 12-23 removed.
     assert s2.frames["removed"] == 12 and s2.frames["rewritten"] == 12
