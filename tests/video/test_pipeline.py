@@ -227,6 +227,13 @@ def test_a_shorter_replacement_supersedes_the_former_frames_and_their_pngs(tmp_p
     assert png_etag(png5) == current["clip-05-mp4.png"][C.ETAG]
     assert np.array_equal(np.asarray(Image.open(frames / "clip-05-mp4.png").convert("RGB")), new5)
 
+    # A retry after a kill right after r2's commit finds the same PNG work from the committed rows alone.
+    from lightly_airflow.video.supersede import superseded_by_committed_run
+
+    again = superseded_by_committed_run(pool, pool.committed_version("r2"), r2.filter(pc.equal(r2.column(C.RUN_ID), "r2")))
+    assert again.remove == {f"clip-{i:02d}-mp4.png" for i in range(12, 24)}
+    assert again.refresh == {f"clip-{i:02d}-mp4.png" for i in range(12)} and again.rows.num_rows == 12
+
     # Idempotent: another run (process_all) neither tombstones the gone frames again nor rewrites a PNG.
     _, _, s3 = run_once(src, tmp_path / "pool", "r3", config=everything, process_all=True)
     mine = pool.read(run_id="r3")
