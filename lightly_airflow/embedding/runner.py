@@ -404,6 +404,22 @@ def embed_shard(
         extras.copy_from(reuse, *_reuse_rows(manifest, reuse, reused_rows))
     frame_set = {f.row for f in frames}
     todo_images = np.array([i for i in todo.tolist() if i not in frame_set], dtype=np.int64)
+    from lightly_airflow.objects.shard import embed_objects_shard
+
+    # Object-level runs: the crops of the shard's objects, with the same encoder on the same device. Images with
+    # objects are decoded once at full size there; those without a reduced decode (not JPEG) get their own
+    # model input from that decode too, so the image pass skips them (docs/objects.md, "Decoded once").
+    derived: dict[int, np.ndarray] = {}
+    objects = embed_objects_shard(manifest_uri, encoder=encoder, device=torch_device, batch_size=batch_size,
+                                  num_workers=max(1, default_num_workers(torch_device) if num_workers is None
+                                                  else num_workers),
+                                  credentials=credentials, datasource_credentials=datasource_credentials,
+                                  image_rows=set(todo_images.tolist()), image_vectors=derived)
+    if derived:
+        rows_done = np.array(sorted(derived), dtype=np.int64)
+        vectors[rows_done] = np.stack([derived[int(r)] for r in rows_done])
+        valid[rows_done] = True
+        todo_images = np.setdiff1d(todo_images, rows_done, assume_unique=True)
 
     dataset = ShardImages(
         datasource_uri, [keys[i] for i in todo_images], todo_images.tolist(), input_size=encoder.input_size,
@@ -474,16 +490,10 @@ def embed_shard(
             table = table.append_column(field_, array)
     write_parquet(table, output_uri, credentials)
     counts = _counts(table, output_uri, encoder.model_id, out_dim, encoder.input_size, reused=len(reused_rows),
-                     embedded=computed, rate=compute_rate, seconds=time.perf_counter() - started,
+                     embedded=computed + len(derived), rate=compute_rate, seconds=time.perf_counter() - started,
                      device=str(torch_device))
     counts["input_wait_s"] = round(waited, 3)
     logger.info("Wrote %s: %s", output_uri, counts)
-    from lightly_airflow.objects.shard import embed_objects_shard
-
-    # Object-level runs: the crops of the shard's objects, with the same encoder on the same device.
-    objects = embed_objects_shard(manifest_uri, encoder=encoder, device=torch_device, batch_size=batch_size,
-                                  num_workers=max(1, workers), credentials=credentials,
-                                  datasource_credentials=datasource_credentials)
     if objects is not None:
         counts["objects"] = objects
     return counts

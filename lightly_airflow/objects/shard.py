@@ -109,11 +109,27 @@ def _is_object_task(task_type: str) -> bool:
     return task_type in OBJECT_TASK_TYPES
 
 
+def has_reduced_decode(data: bytes) -> bool:
+    """Whether the image pass decodes this file at reduced size (JPEG's DCT scaling); other formats it decodes
+    at full size, exactly as the object pass does."""
+    return data[:3] == b"\xff\xd8\xff"
+
+
+def resized_input(img: Image.Image, size: int) -> np.ndarray:
+    """The model input of a full-size decode, as the image pass makes it (``embedding.images.decode_image``)."""
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return np.array(img, dtype=np.uint8)
+
+
 def crop_image(data: bytes, boxes: list[ObjectBox], auto_tasks: tuple[dict[str, Any], ...], padding: float,
-               size: int, parent: int, on_crop: Callable[[ObjectBox, Image.Image], None] | None = None) -> list[Crop]:
+               size: int, parent: int, on_crop: Callable[[ObjectBox, Image.Image], None] | None = None,
+               on_image: Callable[[np.ndarray], None] | None = None) -> list[Crop]:
     """Decode one image once and crop every object of it (predicted boxes and auto tasks).
 
     :param on_crop: called with each object's box and its crop at full resolution (the UI thumbnail).
+    :param on_image: called with the image's own model input, derived from this decode, when the image pass
+        would decode the file at full size too (not a JPEG) and the image has objects.
     """
     from lightly_airflow.embedding.images import open_rgb
     from lightly_airflow.metadata.metrics import compute_metrics
@@ -123,6 +139,8 @@ def crop_image(data: bytes, boxes: list[ObjectBox], auto_tasks: tuple[dict[str, 
     every = list(boxes)
     for task in auto_tasks:
         every.extend(auto_task_boxes(task, width, height))
+    if on_image is not None and every and not has_reduced_decode(data):
+        on_image(resized_input(img, size))
     rgb_all = np.asarray(img, dtype=np.uint8)
     out = []
     for box in every:
@@ -145,7 +163,8 @@ def iter_crops(
     datasource_uri: str, keys: list[str], rows: list[int], boxes: dict[int, list[ObjectBox]], spec: ObjectsSpec,
     size: int, credentials: StorageCredentials | None, workers: int,
     on_crop: Callable[[int, ObjectBox, Image.Image], None] | None = None,
-) -> Iterator[tuple[int, list[Crop] | None, str | None]]:
+    image_rows: set[int] | None = None,
+) -> Iterator[tuple[int, list[Crop] | None, str | None, np.ndarray | None]]:
     """``(row, crops, problem)`` per image in ``rows`` order; images are fetched and decoded in threads, a
     window of ``4 * workers`` images ahead of the consumer (so decoding overlaps the model's forward pass).
 
@@ -153,22 +172,25 @@ def iter_crops(
     """
     fs, root = filesystem(datasource_uri, credentials)
 
-    def one(row: int) -> tuple[int, list[Crop] | None, str | None]:
+    def one(row: int) -> tuple[int, list[Crop] | None, str | None, np.ndarray | None]:
+        derived: list[np.ndarray] = []
         try:
             data = fs.cat_file(join_uri(root, keys[row]))
             hook = None if on_crop is None else (lambda box, part: on_crop(row, box, part))
-            return row, crop_image(data, boxes.get(row, []), spec.auto_tasks, spec.padding, size, row, hook), None
+            want = derived.append if image_rows is not None and row in image_rows else None
+            got = crop_image(data, boxes.get(row, []), spec.auto_tasks, spec.padding, size, row, hook, want)
+            return row, got, None, derived[0] if derived else None
         except FileNotFoundError:
-            return row, None, "file not found in the datasource"
+            return row, None, "file not found in the datasource", None
         except Exception as exc:  # noqa: BLE001 - one bad image never sinks the shard; the image pass reports it
-            return row, None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+            return row, None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300], None
 
     if workers <= 1:
         for row in rows:
             yield one(row)
         return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="objects-crop") as pool:
-        window: deque[Future[tuple[int, list[Crop] | None, str | None]]] = deque()
+        window: deque[Future[tuple[int, list[Crop] | None, str | None, np.ndarray | None]]] = deque()
         todo = iter(rows)
         for row in itertools.islice(todo, 4 * workers):
             window.append(pool.submit(one, row))
@@ -230,6 +252,7 @@ def embed_objects_shard(
     manifest_uri: str, *, encoder: Any, device: Any, batch_size: int = 32, num_workers: int = 2,
     credentials: StorageCredentials | None = None, datasource_credentials: StorageCredentials | None = None,
     lightly_credentials: StorageCredentials | None = None, output_uri: str | None = None,
+    image_rows: set[int] | None = None, image_vectors: dict[int, np.ndarray] | None = None,
 ) -> dict[str, Any] | None:
     """Crop, embed and describe the objects of one manifest shard; ``None`` when the run has no object work.
 
@@ -242,6 +265,10 @@ def embed_objects_shard(
     :param datasource_credentials: for the images (default ``credentials``).
     :param lightly_credentials: for ``.lightly/`` (default ``datasource_credentials``).
     :param output_uri: default ``staging.sibling_uri(manifest_uri, "objects")``.
+    :param image_rows: manifest rows whose image embedding the caller still needs: those with objects that the
+        image pass would decode at full size too (not JPEG) are embedded here from this pass's one decode, into
+        ``image_vectors`` (row -> vector), with the same encoder and fixed-size padded batches.
+    :param image_vectors: filled as described for ``image_rows``.
     :returns: counts ``objects``, ``images_with_objects``, ``images_failed``, ``objects_per_s``, ``output_uri``.
     """
     from lightly_airflow.staging import read_manifest
@@ -273,7 +300,9 @@ def embed_objects_shard(
     failed = 0
     chunks: list[np.ndarray] = []
     pending: list[np.ndarray] = []
+    image_pending: list[tuple[int, np.ndarray]] = []
     embed_s = 0.0
+    wanted_images = image_rows if image_vectors is not None else None
 
     def flush(n: int) -> None:
         nonlocal pending, embed_s
@@ -281,6 +310,17 @@ def embed_objects_shard(
         chunks.append(_forward(encoder, device, np.stack(pending[:n]), batch_size))
         embed_s += time.perf_counter() - tick
         pending = pending[n:]
+
+    def flush_images(n: int) -> None:
+        nonlocal image_pending, embed_s
+        assert image_vectors is not None
+        tick = time.perf_counter()
+        part = image_pending[:n]
+        out = _forward(encoder, device, np.stack([p for _, p in part]), batch_size)
+        for (row, _), vector in zip(part, out, strict=True):
+            image_vectors[row] = vector
+        embed_s += time.perf_counter() - tick
+        image_pending = image_pending[n:]
 
     import torch
 
@@ -290,8 +330,8 @@ def embed_objects_shard(
     # embedded as they arrive, so decoding the next images overlaps the forward pass and memory holds one
     # window of crops, not the shard's.
     with _model_threads(device), torch.inference_mode(), _autocast(device):
-        for row, got, problem in iter_crops(datasource_uri, keys, rows, boxes, spec, size, ds_creds, num_workers,
-                                            on_crop):
+        for row, got, problem, image_input in iter_crops(datasource_uri, keys, rows, boxes, spec, size, ds_creds,
+                                                         num_workers, on_crop, wanted_images):
             if got is None:
                 failed += 1
                 logger.warning("objects: image %r yields no objects: %s", keys[row], problem)
@@ -300,10 +340,16 @@ def embed_objects_shard(
                 crops.append(crop)
                 pending.append(crop.pixels)
                 crop.pixels = _NO_PIXELS  # embedded below; the pixels are not kept
+            if image_input is not None:
+                image_pending.append((row, image_input))
             while len(pending) >= batch_size:
                 flush(batch_size)
+            while len(image_pending) >= batch_size:
+                flush_images(batch_size)
         if pending:
             flush(len(pending))
+        if image_pending:
+            flush_images(len(image_pending))
     thumb_counts = thumbs.close() if thumbs is not None else {"thumbnails": 0, "thumbnails_failed": 0}
     vectors = np.concatenate(chunks) if chunks else np.zeros((0, encoder.dim), np.float32)
     schema = objects_schema(encoder.model_id, encoder.dim, size)
@@ -341,6 +387,7 @@ def embed_objects_shard(
         "objects_per_s": round(len(crops) / seconds, 1) if seconds > 0 else 0.0,
         "embed_s": round(embed_s, 3), "seconds": round(seconds, 3), "output_uri": output_uri,
         "tasks": list(spec.all_tasks), **thumb_counts,
+        "images_embedded": 0 if image_vectors is None else len(image_vectors),
     }
     logger.info("objects of %s: %s", manifest_uri, counts)
     return counts

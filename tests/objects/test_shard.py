@@ -143,3 +143,49 @@ def test_crops_run_on_the_image_pass_model_threads_and_get_thumbnails(tmp_path: 
         thumb = read_thumbnail(f"file://{pool}", sample_id(r[C.KEY], r[C.ETAG]))
         assert thumb is not None and Image.open(io.BytesIO(thumb)).size == (w, h)
     assert counts["thumbnails"] == objects.num_rows and counts["thumbnails_failed"] == 0
+
+
+def test_images_with_objects_are_decoded_once_with_the_same_embedding(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PNG with objects is decoded once: its own model input comes from the object pass's full decode, and its
+    embedding equals the image pass's. A JPEG keeps the image pass's reduced (draft) decode, so it is decoded
+    twice (cheaper than a full decode and resize, docs/objects.md); an image without objects once."""
+    import lightly_airflow.embedding.images as images
+    from lightly_airflow.embedding.runner import embed_shard
+
+    source, plain, pool = tmp_path / "src", tmp_path / "plain", tmp_path / "pool"
+    preds = add_images(source, 0, 8, seed=6)
+    for key in ("img_0001.png", "img_0002.png"):  # two JPEGs among the PNGs
+        with Image.open(source / key) as img:
+            img.convert("RGB").save(source / key.replace(".png", ".jpg"), quality=95)
+        (source / key).unlink()
+        pred_file = source / ".lightly" / "predictions" / TASK / key.replace(".png", ".json")
+        pred_file.write_text(pred_file.read_text().replace(key, key.replace(".png", ".jpg")))
+        preds[key.replace(".png", ".jpg")] = preds.pop(key)
+    with_objects = {k for k, p in preds.items() if p}
+    assert {"img_0001.jpg", "img_0002.jpg"} & with_objects and any(not p for p in preds.values())
+    reference = embed_shard(_manifest(source, plain), input_size=32, device="cpu", batch_size=4, num_workers=0)
+    manifest = _manifest(source, pool)
+    write_spec(ObjectsSpec(tasks=(TASK,), padding=0.1), staging.run_dir(f"file://{pool}", "run-1"))
+
+    decodes: dict[str, int] = {}
+    real = images.open_rgb
+
+    def counting(data: bytes, draft: int | None = None) -> Image.Image:
+        kind = "jpeg" if data[:3] == b"\xff\xd8\xff" else "png"
+        decodes[kind] = decodes.get(kind, 0) + 1
+        return real(data, draft)
+
+    monkeypatch.setattr(images, "open_rgb", counting)
+    counts = embed_shard(manifest, input_size=32, device="cpu", batch_size=4, num_workers=0)
+    png_with = sum(1 for k in with_objects if k.endswith(".png"))
+    jpg_with = sum(1 for k in with_objects if k.endswith(".jpg"))
+    assert counts["objects"]["images_embedded"] == png_with > 0
+    assert decodes["png"] == 6  # each PNG once, with or without objects
+    assert decodes["jpeg"] == 2 + jpg_with  # the image pass's draft decode, plus a full one per JPEG with objects
+    assert counts["embedded"] == 8
+    got = read_parquet(staging.sibling_uri(manifest, staging.EMBEDDINGS)).sort_by(C.KEY)
+    want = read_parquet(reference["output_uri"]).sort_by(C.KEY)
+    assert got.column(C.STATUS).to_pylist() == ["ok"] * 8
+    np.testing.assert_allclose(np.asarray(got.column(C.EMBEDDING).to_pylist()),
+                               np.asarray(want.column(C.EMBEDDING).to_pylist()), rtol=1e-5, atol=1e-6)
