@@ -207,6 +207,11 @@ def run_process(cmd: list[str], env: dict[str, str] | None = None) -> tuple[floa
     return wall, usage.ru_utime + usage.ru_stime, float(peak[-1].split()[1]) * 1024.0
 
 
+BASELINE = ("import numpy as np; import lightly_airflow.selection.cli; "
+            "from lightly_airflow.selection.kernels import canonical_sqnorms; "
+            "canonical_sqnorms(np.zeros((2, 2), dtype=np.float32))")
+
+
 def picks_of(method: str, out: Path) -> np.ndarray:
     if method == "ours":
         import pyarrow.parquet as pq
@@ -247,6 +252,9 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPU cores, SHARED with other jobs (load {os.getloadavg()[0]:.1f}); one untimed "
           f"warm-up run per method, then {a.rounds} interleaved rounds ({a.peer_rounds} for mundig), median wall "
           "time of each whole process", flush=True)
+    _, _, base_rss = run_process([sys.executable, "-c", BASELINE])
+    print(f"ours: RSS of the imports alone (numpy, pyarrow, pydantic, numba + LLVM with a kernel loaded): "
+          f"{base_rss / 2**20:.0f} MiB", flush=True)
     rows: list[str] = []
     warmed = False
     for shape in a.shapes.split(","):
@@ -299,7 +307,8 @@ def main() -> None:
             same = [f"{agree(picks['ours'], picks[m]):,}" if m in picks else "—" for m in methods if m != "ours"]
             rows.append(f"| {shape} {n:,} × {d}, k = {k:,} | " + " | ".join(cells + ratios) +
                         f" | {statistics.median(cpu['ours']):.2f} | {rss['ours'] / 2**20:.0f} MiB "
-                        f"({rss['ours'] / matrix:.2f}×) | " + " / ".join(same) + " |")
+                        f"({rss['ours'] / matrix:.2f}×; {(rss['ours'] - base_rss) / matrix:.2f}× above the imports) | "
+                        + " / ".join(same) + " |")
     others = [m for m in methods if m != "ours"]
     print("\n| shape (N × D, k) | " + " | ".join(methods) + " | " + " | ".join(f"ours vs {m}" for m in others) +
           " | ours: cores used | ours: peak RSS (× matrix) | leading picks equal to ours (" + " / ".join(others) +

@@ -570,6 +570,7 @@ class FarthestPointState:
         self._ckey = np.zeros(0)
         self._cupto = np.zeros(0, dtype=np.int64)
         self._tail = np.inf
+        self._cand_stale = False
         self._next: tuple[int, float] | None = (0, np.inf) if n else (-1, -1.0)
         self.lazy_picks = 0
         self.n_added = 0
@@ -769,7 +770,7 @@ class FarthestPointState:
         self.stats[1] += int(sub_ex.sum())
         self.stats[3] += self.n * max(npend, 1)
         self._next = (int(i), float(r))
-        self._candidates()
+        self._cand_stale = True  # rebuilt when the lazy search needs it (never for LazyMaxHeap's passes)
 
     def _candidates(self) -> None:
         """The :data:`CANDIDATES` unselected positions with the largest d2, sorted for the lazy search."""
@@ -784,6 +785,7 @@ class FarthestPointState:
         self._cupto = np.zeros(m, dtype=np.int64)
         # Positions left out had d2 <= the smallest key kept (-1 when every unselected one is kept).
         self._tail = float(ck.min()) if m < n and m else -1.0
+        self._cand_stale = False
 
     def select(self, i: int) -> None:
         """Mark candidate ``i`` selected (its distance becomes 0) and update every distance it improves."""
@@ -800,6 +802,8 @@ class FarthestPointState:
         """The unselected candidate farthest from the selection (lowest index on ties) and its d2; (-1, -1)."""
         if self.dense:
             if self._next is None:
+                if self._cand_stale:
+                    self._candidates()
                 i, r, _ = _lazy_next(self._cand, self._ckey, self._cupto, len(self._cand), self._tail, self._d2,
                                      self.sel, self.orig, self.owner, self.x, self.sqn, self._pend64,
                                      self._pendsq, self._npend, self._g0, LAZY_LIMIT)
