@@ -238,6 +238,7 @@ def main() -> None:
     ap.add_argument("--peer-rounds", type=int, default=1, help="timed rounds of mundig (minutes per run)")
     ap.add_argument("--peer-max-k", type=int, default=10**9, help="run mundig only up to this k")
     ap.add_argument("--workdir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "lightly_bench_selection"))
+    ap.add_argument("--no-warmup", action="store_true", help="caches already warm (a run just before)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--npy", help=argparse.SUPPRESS)
     ap.add_argument("--k", type=int, help=argparse.SUPPRESS)
@@ -270,7 +271,7 @@ def main() -> None:
             rss: dict[str, float] = {}
             picks: dict[str, np.ndarray] = {}
             rounds = max(a.rounds, a.peer_rounds)
-            first = not rows and not warmed
+            first = not rows and not warmed and not a.no_warmup
             warmed = True
             for r in range(-1 if first else 0, rounds):  # round -1 (first shape only): warm-up, not timed
                 order = methods[r % len(methods):] + methods[: r % len(methods)]
