@@ -192,18 +192,24 @@ def test_batched_dense_passes_and_lazy_search_match_reference(batch, candidates,
     assert np.allclose(state.d2, ref, atol=1e-9)  # every distance current after the last batch
 
 
-def test_auto_switches_back_to_dense_passes_and_stays_exact(monkeypatch):
-    # Force the round trip dense -> pruned -> dense -> pruned and compare every pick with the reference.
+@pytest.mark.parametrize("abort", [False, True])
+def test_auto_switches_back_to_dense_passes_and_stays_exact(monkeypatch, abort):
+    # Force the round trip dense -> pruned -> dense -> pruned and compare every pick with the reference;
+    # with abort=True every pruned trial ends early (after ABORT_AFTER picks), mid-batch of the dense mode.
     from lightly_airflow.selection import kernels
 
     monkeypatch.setattr(kernels, "SLOWER_BY", -1.0)  # and always find it slower
+    monkeypatch.setattr(kernels, "ABORT_SLOWER_BY", -1.0 if abort else np.inf)
+    monkeypatch.setattr(kernels, "ABORT_AFTER", 3)
     x = clustered(3000, seed=13)
     x_before = x.copy()
     state = kernels.FarthestPointState(x, capacity=400)
     picks, _, _ = farthest_point_order(x, 400, state=state)
     assert picks.tolist() == reference_order(x_before, 400)
-    modes = [m for _, m in state.switches]
-    assert modes[:4] == ["pruned", "dense", "pruned", "dense"]
+    switches = state.switches
+    assert [m for _, m in switches][:4] == ["pruned", "dense", "pruned", "dense"]
+    trial = switches[1][0] - switches[0][0]
+    assert trial == (3 if abort else kernels.CHECK_EVERY)
     assert np.array_equal(x, x_before)
 
 
