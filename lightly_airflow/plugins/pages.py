@@ -479,6 +479,10 @@ def object_page(
         rank = parent.get(C.PICK_RANK)
         chosen = (f"Selected: its run picked its image (pick {H.e(int(rank) + 1)}), which selects all the image's "
                   "objects." if rank is not None else "Not selected: its run did not pick its image.")
+        values = {k: v for k, v in parent.items() if k.startswith(C.SELECTION_PREFIX) and v is not None}
+        if values:  # object-level objectives score the image by its objects (docs/objects.md)
+            chosen += "<br>Its image's objective at that pick:" + H.table(
+                ["", ""], [(H.e(k), fmt(v)) for k, v in sorted(values.items())])
     else:
         image_link = (f'<p class="warn box">Its image <code>{H.e(row.get(C.PARENT_KEY))}</code> is not in this '
                       "version.</p>")

@@ -440,6 +440,7 @@ class View:
         if parent is None or row.get(COMMIT_VERSION) is None:
             return None
         cols = [c for c in (C.SAMPLE_ID, C.KEY, C.PICK_RANK, C.SELECTED, C.RUN_ID, COMMIT_VERSION) if c in self.columns]
+        cols += [c for c in self.columns if c.startswith(C.SELECTION_PREFIX)]  # the image's per-pick values
         got = self.sql(
             f"SELECT {', '.join(quote_ident(c) for c in cols)} FROM pool WHERE {quote_ident(C.KEY)} = "
             f"{quote_literal(str(parent))} AND {quote_ident(COMMIT_VERSION)} = {int(row[COMMIT_VERSION])} "
