@@ -122,7 +122,9 @@ def curation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Curation]:
         yield Curation(base, f"file://{pool}", pool, shots, objects)
 
 
-@pytest.fixture(scope="session")
+# Module scope: a live sync Playwright keeps its event loop running in the main thread, which breaks every
+# later test that calls asyncio.run() (the trigger tests, dag.test()); the api-server stays session-wide.
+@pytest.fixture(scope="module")
 def browser(curation: Curation) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
