@@ -571,6 +571,9 @@ class FarthestPointState:
         self._cupto = np.zeros(0, dtype=np.int64)
         self._tail = np.inf
         self._cand_stale = False
+        self._stamp = np.zeros(n, dtype=np.int64)  # per position: epoch (pass count + 1) of _upto
+        self._upto = np.zeros(n, dtype=np.int64)  # per position: pending vectors applied to it this epoch
+        self._epoch = 1
         self._next: tuple[int, float] | None = (0, np.inf) if n else (-1, -1.0)
         self.lazy_picks = 0
         self.n_added = 0
@@ -610,6 +613,8 @@ class FarthestPointState:
         self._d2[:] = self._d2[order]
         self.owner[:] = self.owner[order]
         self.sel[:] = self.sel[order]
+        self._stamp[:] = self._stamp[order]
+        self._upto[:] = self._upto[order]
         self.orig[:] = self.orig[order]
         self.pos[self.orig] = np.arange(self.n)
         g = int(self.st[0])
@@ -766,6 +771,7 @@ class FarthestPointState:
                 list(_pool(self.threads).map(block, self._blocks))
         i, r = _best_of_blocks(sub_r, sub_i, orig)
         self._npend = 0
+        self._epoch += 1
         self.dense_passes += 1
         self.stats[1] += int(sub_ex.sum())
         self.stats[3] += self.n * max(npend, 1)
@@ -821,8 +827,9 @@ class FarthestPointState:
     def distance2(self, i: int) -> float:
         """Canonical squared distance of candidate ``i`` to its nearest selected vector."""
         p = int(self.pos[i])
-        if self.dense and self._npend and (self._next is None or self._next[0] != p):
-            self._flush()  # only the proven next pick is known to be current between passes
+        if self.dense and self._npend:  # the pending vectors applied to this one position
+            return float(_apply_pending(p, self.x, self.sqn, self._d2, self.owner, self._pend64, self._pendsq,
+                                        self._npend, self._g0, self._stamp, self._upto, self._epoch))
         return float(self._d2[p])
 
 
@@ -871,7 +878,26 @@ def _heapify(hk, hi, hstart, hsize):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True)
-def _heap_best(hk, hi, hstart, hsize, d2, pos, fixed, taken, strength, has_div, bonus):  # type: ignore[no-untyped-def]
+def _apply_pending(p, x, sqn, d2, owner, p64, psq, npend, g0, stamp, upto, epoch):  # type: ignore[no-untyped-def]
+    """The current d2 of position ``p`` between dense passes: its canonical distances to the pending vectors
+    not applied to it yet (in pick order, strictly nearer moves it: the owner is the same as one at a time)."""
+    if stamp[p] != epoch:
+        stamp[p] = epoch
+        upto[p] = 0
+    di = d2[p]
+    for j in range(upto[p], npend):
+        e = _exact_d2(x, p, p64[j], sqn[p], psq[j])
+        if e < di:
+            di = e
+            owner[p] = g0 + j
+    d2[p] = di
+    upto[p] = npend
+    return di
+
+
+@numba.njit(cache=True)
+def _heap_best(hk, hi, hstart, hsize, d2, pos, fixed, taken, strength, has_div, bonus,  # type: ignore[no-untyped-def]
+               x, sqn, owner, p64, psq, npend, g0, stamp, upto, epoch):
     best_v = -np.inf
     best_i = -1
     for lab in range(len(hstart)):
@@ -885,7 +911,8 @@ def _heap_best(hk, hi, hstart, hsize, d2, pos, fixed, taken, strength, has_div, 
                 hsize[lab] = last
                 _sift_down(hk, hi, off, last, 0)
                 continue
-            cur = _key(d2[pos[i]], fixed[i], strength, has_div)
+            di = _apply_pending(pos[i], x, sqn, d2, owner, p64, psq, npend, g0, stamp, upto, epoch) if npend else d2[pos[i]]
+            cur = _key(di, fixed[i], strength, has_div)
             if cur < hk[off]:
                 hk[off] = cur
                 _sift_down(hk, hi, off, hsize[lab], 0)
@@ -942,11 +969,15 @@ class LazyMaxHeap:
         """(index, value) of the best unselected candidate, or (-1, -inf)."""
         b = np.zeros(self.n_labels) if bonus is None else np.ascontiguousarray(bonus, dtype=np.float64)
         st = self.state
-        if st is not None:
-            st.sync()  # the heap reads every distance: no pending batch
-        d2, pos = (st._d2, st.pos) if st is not None else (self._zeros, self._arange)
-        i, v = _heap_best(self.hk, self.hi, self.hstart, self.hsize, d2, pos, self.fixed, self.taken,
-                          self.strength, self.has_div, b)
+        if st is None:
+            i, v = _heap_best(self.hk, self.hi, self.hstart, self.hsize, self._zeros, self._arange, self.fixed,
+                              self.taken, self.strength, self.has_div, b, np.zeros((1, 1), dtype=np.float32),
+                              self._zeros, np.zeros(1, dtype=np.int32), np.zeros((1, 1)), np.zeros(1), 0, 0,
+                              self._arange, self._arange, -1)
+        else:  # distances the heap reads are brought up to date one by one (no pass per pick)
+            i, v = _heap_best(self.hk, self.hi, self.hstart, self.hsize, st._d2, st.pos, self.fixed, self.taken,
+                              self.strength, self.has_div, b, st.x, st.sqn, st.owner, st._pend64, st._pendsq,
+                              st._npend, st._g0, st._stamp, st._upto, st._epoch)
         return int(i), float(v)
 
     def take(self, i: int) -> None:

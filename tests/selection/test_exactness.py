@@ -111,7 +111,8 @@ def test_pruned_kernel_with_regrouping_matches_reference_when_pruning_matters():
     assert np.all(np.diff(dists[1:]) <= 1e-12)  # farthest-point distances never increase
 
 
-def test_combined_objectives_lazy_heap_equals_rescoring_every_pick(digits_table):
+@pytest.mark.parametrize("batch", [1, 3, 16])
+def test_combined_objectives_lazy_heap_equals_rescoring_every_pick(digits_table, batch, monkeypatch):
     # DIVERSITY x WEIGHTS x BALANCE through the lazy heap vs the dense path (rescoring all candidates).
     import pyarrow as pa
 
@@ -124,8 +125,26 @@ def test_combined_objectives_lazy_heap_equals_rescoring_every_pick(digits_table)
         {"input": {"type": "SCORES", "task": "cls", "score": "uncertainty_margin"}, "strategy": {"type": "WEIGHTS"}},
         {"input": {"type": "METADATA", "key": "label"},
          "strategy": {"type": "BALANCE", "target": {"0": 0.3, "1": 0.3}}}]}
+    from lightly_airflow.selection import kernels
+
+    # The heap reads distances between dense passes (pending vectors applied point by point) at any batch.
+    monkeypatch.setattr(kernels, "BATCH", batch)
     lazy = select(t, cfg)
     assert lazy.indices.tolist() == _dense_select(engine, t, cfg)
+    pre = t.slice(0, 40)
+    cand = t.slice(40)
+    assert select(cand, cfg, preselected=pre).indices.tolist() == _dense_select_pre(engine, cand, cfg, pre)
+
+
+def _dense_select_pre(engine, table, cfg, pre):
+    import functools
+
+    real = engine.greedy
+    engine.greedy = functools.partial(real, dense=True)
+    try:
+        return select(table, cfg, preselected=pre).indices.tolist()
+    finally:
+        engine.greedy = real
 
 
 def _dense_select(engine, table, cfg):
