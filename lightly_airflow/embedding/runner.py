@@ -396,7 +396,7 @@ def embed_shard(
     todo = np.setdiff1d(np.arange(n, dtype=np.int64), reused_rows, assume_unique=True)
     keys = manifest[KEY].to_pylist()
     # Video frames are decoded once, range by range, for the model input and the frame metrics together.
-    from lightly_airflow.video.frames import FrameExtras, frame_batches, frame_rows
+    from lightly_airflow.video.frames import FrameExtras, decode_tasks, frame_batches, frame_rows
 
     frames = frame_rows(manifest, todo.tolist())
     extras = FrameExtras(n) if C_VIDEO in manifest.column_names else None
@@ -426,7 +426,9 @@ def embed_shard(
         batch_size=batch_size, credentials=datasource_credentials or credentials,
     )
     workers = default_num_workers(torch_device) if num_workers is None else num_workers
-    workers = min(workers, max(len(dataset), 1 if frames else 0))
+    # Frames decode in chunks of up to CHUNK_FRAMES (one seek each): a frames-only shard of a long video uses
+    # as many decoding threads as it has chunks (it was capped at 1: the images' count was 0).
+    workers = min(workers, max(len(dataset), decode_tasks(frames) if frames else 0))
     kind = loader if loader != "auto" else ("processes" if torch_device.type == "cuda" else "threads")
     batches: Iterable[Any] = _loader(dataset, workers, pin_memory=torch_device.type == "cuda", kind=kind) if len(dataset) else []
     if frames:

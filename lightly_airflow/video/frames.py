@@ -111,6 +111,12 @@ def analyse_frame(frame: Any, input_size: int | None) -> tuple[np.ndarray | None
     return small, metrics, digest.hexdigest(), frame_corruptness(gray, bool(getattr(frame, "is_corrupt", False)))
 
 
+def decode_tasks(rows: list[FrameRow]) -> int:
+    """How many chunks (one seek and one sequential decode each) the frame rows are decoded in: the most
+    decoding threads :func:`iter_frame_results` can use."""
+    return len(_chunks(rows))
+
+
 def _chunks(rows: list[FrameRow]) -> list[list[FrameRow]]:
     by_video: dict[str, list[FrameRow]] = collections.defaultdict(list)
     for r in rows:

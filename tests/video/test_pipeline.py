@@ -270,3 +270,30 @@ def test_frames_get_their_metrics_with_custom_embeddings(tmp_path: Path) -> None
     from lightly_airflow.thumbnails import read_thumbnail
 
     assert read_thumbnail(f"file://{tmp_path / 'pool'}", sample_id(out[3][C.KEY], out[3][C.ETAG])) is not None
+
+
+def test_a_frames_only_shard_decodes_its_chunks_in_several_threads(tmp_path: Path, monkeypatch, caplog) -> None:
+    import logging
+    import re
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.embedding import embed_shard
+    from lightly_airflow.pipeline import list_new
+
+    src = tmp_path / "src"
+    make_scene_video(str(src / "long.mp4"), "astronaut", 30, seed=1)
+    (manifest,) = list_new(NewFilesQuery(datasource_uri=f"file://{src}", datapool_uri=f"file://{tmp_path / 'p'}"),
+                           run_id="w1", min_shard_size=10**6).manifests
+    one = pq.read_table(embed_shard(manifest, device="cpu", num_workers=1)["output_uri"])
+    monkeypatch.setattr("lightly_airflow.video.frames.CHUNK_FRAMES", 8)  # 4 chunks of one video
+    with caplog.at_level(logging.INFO, logger="lightly_airflow.embedding.runner"):
+        counts = embed_shard(manifest, device="cpu")
+    threads = [int(m.group(1)) for m in re.finditer(r", (\d+) decode threads,", caplog.text)]
+    assert threads and threads[-1] >= 2  # was 1 for any shard without images
+    many = pq.read_table(counts["output_uri"])
+    assert counts["embedded"] == 30
+    assert np.array_equal(np.stack(many.column(C.EMBEDDING).to_numpy(zero_copy_only=False)),
+                          np.stack(one.column(C.EMBEDDING).to_numpy(zero_copy_only=False)))
