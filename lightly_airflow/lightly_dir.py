@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import posixpath
 import re
 from collections.abc import Sequence
@@ -106,12 +107,32 @@ class LightlyDir:
         self.fs, self.path = filesystem(self.uri, credentials)
         self.batch_size = max(1, int(batch_size))
         self._cache: dict[str, bytes | None] = {}
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        # Local stores only (object stores have no links): the resolved .lightly/ folder files must stay in.
+        self._real_root = os.path.realpath(self.path) if "file" in protocols else None
+
+    def _escapes(self, relpath: str) -> LightlyFileError | None:
+        """A local ``.lightly/`` file that is a symbolic link leaving the folder is never read (it could be
+        ``/proc/self/environ``); the error names the file, never its content."""
+        if self._real_root is None:
+            return None
+        real = os.path.realpath(self._full(relpath))
+        if os.path.commonpath([self._real_root, real]) == self._real_root:
+            return None
+        return LightlyFileError(relpath, "", "is a symbolic link that leaves the .lightly/ folder, so it is not read; "
+                                "copy the file into .lightly/ instead of linking to it")
 
     def _full(self, relpath: str) -> str:
         return posixpath.join(self.path, relpath.lstrip("/"))
 
     def read_bytes(self, relpath: str) -> bytes | None:
-        """The bytes of ``.lightly/<relpath>``, ``None`` when it does not exist (cached per instance)."""
+        """The bytes of ``.lightly/<relpath>``, ``None`` when it does not exist (cached per instance).
+
+        :raises LightlyFileError: when it is a local symbolic link that leaves ``.lightly/``.
+        """
+        escape = self._escapes(relpath)
+        if escape is not None:
+            raise escape
         if relpath not in self._cache:
             try:
                 self._cache[relpath] = self.fs.cat_file(self._full(relpath))
@@ -134,7 +155,13 @@ class LightlyDir:
         """Fetch many ``.lightly/`` files: relpath -> bytes, ``None`` (missing) or the read error."""
         out: dict[str, bytes | None | Exception] = {}
         for start in range(0, len(relpaths), self.batch_size):
-            chunk = list(relpaths[start : start + self.batch_size])
+            chunk = []
+            for rel in relpaths[start : start + self.batch_size]:
+                escape = self._escapes(rel)
+                if escape is not None:
+                    out[rel] = escape  # never read
+                else:
+                    chunk.append(rel)
             full = [self._full(r) for r in chunk]
             try:
                 got = self.fs.cat(full, on_error="return")

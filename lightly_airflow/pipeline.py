@@ -339,6 +339,7 @@ def list_new(
     """
     from lightly_airflow.datapool import Datapool
     from lightly_airflow.datasource import RelevantFilenamesMissing, find_new_files, write_manifests
+    from lightly_airflow.lightly_dir import LightlyFileError
 
     creds = credentials or QueryCredentials()
     from lightly_airflow.objects.spec import check_tasks
@@ -353,6 +354,9 @@ def list_new(
             "worker_config.relevant_filenames_file", str(exc),
             "give the file's path relative to the lightly_uri folder, or remove the key.",
         ) from None
+    except LightlyFileError as exc:  # e.g. a symbolic link out of .lightly/: a retry cannot fix it
+        raise ParamError("worker_config.relevant_filenames_file", f"{exc}.",
+                         "put the file itself into the .lightly/ folder.") from None
     files, known = found.files, found.known
     from lightly_airflow.video.listing import expand_videos
 

@@ -107,3 +107,33 @@ def test_credentials_in_a_uri_are_refused_without_echoing_them(uri, tmp_path) ->
     # A user part without a password (Azure's container@account) and a plain query are no credentials.
     assert secret_in_uri("abfs://container@account.dfs.core.windows.net/images") is None
     assert secret_in_uri("s3://bucket/images?versionId=3") is None
+
+
+def test_lightly_files_linking_out_of_the_lightly_folder_are_never_read(tmp_path) -> None:
+    """A ``.lightly/`` file that is a symbolic link out of ``.lightly/`` (``/proc/self/environ`` in the issue's
+    attack) is refused by name, never read, and its content appears in no message (issue 14.1, 14.5)."""
+    from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.lightly_dir import LightlyDir, LightlyFileError
+    from lightly_airflow.pipeline import list_new
+
+    src, outside = tmp_path / "images", tmp_path / "secret.txt"
+    (src / ".lightly" / "metadata").mkdir(parents=True)
+    (src / "a.png").write_bytes(b"a")
+    outside.write_text(f"{CANARY}=1\n../{CANARY}\n")
+    os.symlink(outside, src / ".lightly" / "relevant.txt")
+    os.symlink(outside, src / ".lightly" / "metadata" / "a.json")
+    (src / ".lightly" / "inside.txt").write_text("a.png\n")
+    os.symlink(src / ".lightly" / "inside.txt", src / ".lightly" / "alias.txt")  # a link inside: read
+    folder = LightlyDir(str(src))
+    with pytest.raises(LightlyFileError, match="leaves the .lightly/ folder") as err:
+        folder.read_bytes("relevant.txt")
+    assert CANARY not in str(err.value)
+    got = folder.read_many(["metadata/a.json", "alias.txt", "missing.json"])
+    assert isinstance(got["metadata/a.json"], LightlyFileError) and got["alias.txt"] == b"a.png\n"
+    assert got["missing.json"] is None
+    query = NewFilesQuery.build(datasource_uri=str(src), datapool_uri=str(tmp_path / "pool"),
+                                worker_config={"relevant_filenames_file": "relevant.txt"})
+    with pytest.raises(ParamError) as run_err:  # the first task fails for good, in seconds
+        list_new(query, run_id="r1")
+    assert run_err.value.param == "worker_config.relevant_filenames_file"
+    assert "relevant.txt" in str(run_err.value) and CANARY not in str(run_err.value)
