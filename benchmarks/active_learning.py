@@ -99,6 +99,11 @@ def _static(cfg: dict) -> Callable[[dict], tuple[dict, dict]]:
 STRATEGIES: dict[str, Callable[[dict], tuple[dict, dict]]] = {
     "random": _static(_cfg(_rand())),
     "recipe": lambda ctx: (active_learning_config(TASK, BATCH), {}),
+    "previous recipe: typical+diverse, then top margins": lambda ctx: (active_learning_config(TASK, BATCH, power=None),
+                                                                      {}),
+    "power: margin^4 / random (no cold start)": lambda ctx: (active_learning_config(TASK, BATCH, cold_start=0), {}),
+    "power: margin^2 / random, after cold start": lambda ctx: (active_learning_config(TASK, BATCH, power=2.0), {}),
+    "power: margin^8 / random, after cold start": lambda ctx: (active_learning_config(TASK, BATCH, power=8.0), {}),
     "margin": _static(_cfg(w("uncertainty_margin"))),
     "entropy": _static(_cfg(w("uncertainty_entropy"))),
     "diversity (k-center)": _static(_cfg(_div())),
@@ -114,10 +119,9 @@ STRATEGIES: dict[str, Callable[[dict], tuple[dict, dict]]] = {
     "typicality + margin": _static(_cfg({"input": E, "strategy": {"type": "TYPICALITY"}},
                                         w("uncertainty_margin"))),
 }
-QUICK_STRATEGIES = ("random", "recipe", "margin", "old: diversity + margin^10")
-DEFAULT_STRATEGIES = ("random", "recipe", "margin", "entropy", "diversity (k-center)", "old: diversity + margin^10",
-                      "diversity^0.3 + margin", "top-3*batch margin -> diversity", "typicality + margin",
-                      "power: margin * random", "power: margin * random^2")
+QUICK_STRATEGIES = ("random", "recipe", "margin", "previous recipe: typical+diverse, then top margins")
+DEFAULT_STRATEGIES = ("random", "recipe", "margin", "entropy", "previous recipe: typical+diverse, then top margins",
+                      "power: margin^4 / random (no cold start)")
 
 
 def split(ds: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,21 +150,32 @@ def fit(x: np.ndarray, y: np.ndarray) -> LogisticRegression:
 
 # Runs of strategies that never read the embeddings, by (model_key, strategy, seed): datasets that differ only
 # in the embedding give them the same curve, so they run once.
-_MEMO: dict[tuple[str, str, int], list[float]] = {}
+_MEMO: dict[tuple[str, str, int, int], list[float]] = {}
 
 
-def run(ds: Dataset, name: str, seed: int) -> list[float]:
-    """Accuracy after each batch (INITIAL, INITIAL + BATCH, ..., budget labels) of strategy ``name``."""
-    key = (ds.model_key, name, seed)
+def run(ds: Dataset, name: str, seed: int, draw: int = 0) -> list[float]:
+    """Accuracy after each batch (INITIAL, INITIAL + BATCH, ..., budget labels) of strategy ``name``.
+
+    ``draw`` changes only the seed of the engine's RANDOM inputs (same split and initial labels).
+    """
+    key = (ds.model_key, name, seed, draw)
     if key in _MEMO:
         return _MEMO[key]
-    accs, used_embeddings = _run(ds, STRATEGIES[name], seed)
+    accs, used_embeddings = _run(ds, STRATEGIES[name], seed, draw)
     if not used_embeddings:
         _MEMO[key] = accs
     return accs
 
 
-def _run(ds: Dataset, strategy: Callable[[dict], tuple[dict, dict]], seed: int) -> tuple[list[float], bool]:
+def run_random(ds: Dataset, seed: int, draws: int) -> list[float]:
+    """Random sampling's expected curve for one seed: the mean of ``draws`` random draws (same split and
+    initial labels). One draw is as noisy as the strategies it is compared with; the mean of several makes
+    "below random" mean below random sampling, not below one lucky draw."""
+    return np.mean([run(ds, "random", seed, d) for d in range(draws)], axis=0).tolist()
+
+
+def _run(ds: Dataset, strategy: Callable[[dict], tuple[dict, dict]], seed: int,
+         draw: int = 0) -> tuple[list[float], bool]:
     pool, test = split(ds, seed)
     n_classes = int(ds.y.max()) + 1
     rng = np.random.default_rng(seed)
@@ -190,7 +205,7 @@ def _run(ds: Dataset, strategy: Callable[[dict], tuple[dict, dict]], seed: int) 
         cols.update({f"scores.{TASK}.{k}": v for k, v in sc.items()})
         cols.update(extra)
         pre = pa.table({"key": np.asarray(labelled).astype(str), "embedding": _emb_column(emb[labelled])})
-        r = select(pa.table(cols), cfg, preselected=pre, seed=seed * 1000 + len(labelled))
+        r = select(pa.table(cols), cfg, preselected=pre, seed=seed * 1000 + len(labelled) + 1_000_003 * draw)
         labelled += rest[r.indices].tolist()
 
 
@@ -312,6 +327,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=None, help="seeds per dataset (default 10, --quick 5)")
     ap.add_argument("--datasets", nargs="*", choices=list(DATASETS), help="only these datasets")
     ap.add_argument("--only", nargs="*", help="only these strategy names (random always runs)")
+    ap.add_argument("--random-draws", type=int, default=3,
+                    help="random sampling's curve per seed = the mean of this many random draws (default 3)")
     ap.add_argument("--json", help="write every curve and figure to this JSON file")
     ap.add_argument("--merge", nargs="*", help="print the tables of earlier --json files (runs nothing)")
     ap.add_argument("--markdown", action="store_true", help="with --merge: print the tables as Markdown")
@@ -355,11 +372,13 @@ def main() -> None:
         ds = DATASETS[dname]()
         sizes = np.arange(INITIAL, ds.budget + 1, BATCH)
         res = {"kind": ds.kind, "n": len(ds.y), "classes": int(ds.y.max()) + 1, "budget": ds.budget,
-               "full_pool_accuracy": full_pool_accuracy(ds, seeds), "seeds": seeds, "strategies": {}}
+               "full_pool_accuracy": full_pool_accuracy(ds, seeds), "seeds": seeds,
+               "random_draws": a.random_draws, "strategies": {}}
         print_header(dname, res)
         runs: dict[str, np.ndarray] = {}
         for n in names:
-            runs[n] = np.array([run(ds, n, s) for s in range(seeds)])
+            runs[n] = np.array([run_random(ds, s, a.random_draws) if n == "random" else run(ds, n, s)
+                                for s in range(seeds)])
             r = summarise(sizes, runs[n], runs["random"], res["full_pool_accuracy"])
             res["strategies"][n] = r
             print_row(n, r, ds.budget, f"   [{time.monotonic() - t0:.0f} s]")

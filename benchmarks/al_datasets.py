@@ -10,7 +10,13 @@ test split (noisy-label variant). Kinds:
 * tabular: wine, breast cancer (standardised features; "raw" = unscaled features L2-normalised, a poor
   embedding dominated by the largest-scale column);
 * noisy labels (digits, 25% of the pool's labels replaced by a random class; the test labels are clean) and
-  imbalanced classes (digits, class ``k`` kept with probability 0.6**k; balanced test set).
+  imbalanced classes (digits, class ``k`` kept with probability 0.6**k; balanced test set);
+* hard synthetic (``make_classification``: 10 classes in 40 dimensions (12 informative), 15% label noise, a
+  model that stays far from perfect) with a standardised embedding, or an embedding that carries no
+  information at all (random vectors, independent of the data: the worst case for typicality/diversity);
+* other images: silhouettes rendered at 28 px (a different regime of the same generator: the linear model
+  reaches a higher accuracy) with pixel embeddings; faces vs non-faces (``skimage.data.lfw_subset``, 200
+  images of 25×25 px, 2 classes) with pixel embeddings.
 
 Encoder embeddings (EfficientNet-Lite0, the project's default model) are cached in the system temp dir.
 """
@@ -230,6 +236,40 @@ def breast_cancer(embedding: str) -> Dataset:
     return _tabular("breast_cancer", load_breast_cancer, embedding, 150)
 
 
+def synthetic_hard(embedding: str) -> Dataset:
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=2000, n_features=40, n_informative=12, n_redundant=4, n_classes=10,
+                               n_clusters_per_class=1, flip_y=0.15, class_sep=1.2, random_state=3)
+    x = _standardise(x)
+    if embedding == "std":
+        emb, kind = _l2(x), "tabular, hard (15% noise), standardised embedding"
+    else:  # an embedding that says nothing about the samples
+        emb, kind = np.random.default_rng(4).normal(size=(len(y), 32)), "tabular, hard, random embedding (useless)"
+    return Dataset(f"synthetic-{embedding}", kind, x, emb, y, y, 300, model_key="synthetic")
+
+
+def silhouettes28() -> Dataset:
+    imgs, y = render_silhouettes(1500, size=28, seed=8)
+    pixels = imgs.reshape(len(imgs), -1) / 255.0
+    # The model: logistic regression on 48 principal components of the pixels (784 raw pixels make every fit
+    # take seconds); the selection sees the L2-normalised pixels.
+    centred = pixels - pixels.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return Dataset("silhouettes28-pixels", "images (28 px), pixel embedding (poor)",
+                   _standardise(centred @ vt[:48].T), _l2(pixels), y, y, 300)
+
+
+def faces() -> Dataset:
+    import skimage.data
+
+    imgs = np.asarray(skimage.data.lfw_subset(), dtype=np.float64)  # 100 faces, then 100 non-faces
+    y = np.repeat([0, 1], len(imgs) // 2)
+    x = imgs.reshape(len(imgs), -1)
+    return Dataset("faces-pixels", "images (faces vs not, 2 classes), pixel embedding", _standardise(x), _l2(x),
+                   y, y, 80)
+
+
 DATASETS: dict[str, Callable[[], Dataset]] = {
     "digits": digits,
     "digits-noisy25": digits_noisy,
@@ -241,4 +281,8 @@ DATASETS: dict[str, Callable[[], Dataset]] = {
     "wine-raw": lambda: wine("raw"),
     "breast_cancer-std": lambda: breast_cancer("std"),
     "breast_cancer-raw": lambda: breast_cancer("raw"),
+    "synthetic-std": lambda: synthetic_hard("std"),
+    "synthetic-random": lambda: synthetic_hard("random"),
+    "silhouettes28-pixels": silhouettes28,
+    "faces-pixels": faces,
 }

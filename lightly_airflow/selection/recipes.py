@@ -1,6 +1,6 @@
 """Recommended selection configs ("recipes"), measured in ``benchmarks/active_learning.py``.
 
-``lightly-airflow recipe active-learning --task NAME [--n-samples N] [--cold-start L]`` prints
+``lightly-airflow recipe active-learning --task NAME [--n-samples N] [--cold-start L] [--power B]`` prints
 :func:`active_learning_config` as JSON; docs/selection.md "Active learning" has the measurements behind it.
 """
 
@@ -8,30 +8,50 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import Any
 
 from lightly_airflow.predictions.scorers import MARGIN
 
 RECIPES = ("active-learning",)
-#: Labelled samples (preselected in the datapool) below which the model's uncertainty is not trusted yet:
-#: about three labels per class for ten classes.
-COLD_START = 30
+#: Labelled samples (preselected in the datapool) below which the model's uncertainty is not trusted yet and
+#: the batch is typical and diverse instead. 20 (one batch of 10 after 10 initial labels) was the most robust
+#: switch measured: at 30 the second typical batch fell below random on 3-class wine.
+COLD_START = 20
+#: Strength of TYPICALITY against DIVERSITY in the cold start: typicality (``1 / (1 + mean k-NN distance)``)
+#: varies over a much narrower range than the distance to the labelled set, so at strength 1 the product is
+#: k-center in effect, which picks outliers (all of one class on scikit-image's faces vs non-faces).
+TYPICALITY_STRENGTH = 4.0
+#: Exponent of the margin score in power sampling (picks drawn with probability ~ margin ** POWER).
+POWER = 4.0
 
 
-def active_learning_config(task: str, n_samples: int = 10, cold_start: int = COLD_START) -> dict[str, Any]:
+def active_learning_config(task: str, n_samples: int = 10, cold_start: int = COLD_START,
+                           power: float | None = POWER, typicality: float = TYPICALITY_STRENGTH) -> dict[str, Any]:
     """The recommended active-learning selection config for the classification prediction task ``task``.
 
-    A budget-dependent switch (as in Hacohen et al., "Active learning on a budget", ICML 2022): while the
-    datapool holds fewer than ``cold_start`` samples (the labelled set: ``preselected``), pick typical and
-    diverse samples (TYPICALITY + DIVERSITY on the embeddings, TypiClust-like: a model trained on a handful of
-    labels is not yet worth asking); from then on, margin sampling (WEIGHTS on the task's
-    ``uncertainty_margin``). The switch is the entries' ``when`` (a lightly_airflow extension of Lightly's
-    format). Reads the task's margin score and the embeddings, nothing else.
+    Two phases, switched by the number of samples already in the datapool (the labelled set, passed as
+    ``preselected``; the entries' ``when``, a lightly_airflow extension of Lightly's format):
+
+    * fewer than ``cold_start``: typical and diverse samples (TYPICALITY + DIVERSITY on the embeddings,
+      TypiClust-like; the budget-dependent switch of Hacohen et al., "Active learning on a budget", ICML 2022):
+      a model trained on a handful of labels is not yet worth asking;
+    * from then on, power sampling on the margin (Kirsch et al., "Stochastic batch acquisition", TMLR 2023):
+      WEIGHTS on the task's ``uncertainty_margin`` with strength ``power`` plus WEIGHTS on a RANDOM value with
+      strength -1, i.e. the top of ``margin ** power / u`` (``u`` uniform): priority sampling, each sample
+      drawn with a probability that grows with ``margin ** power``. Where few samples are uncertain this is
+      margin sampling; where the model is uncertain about most of the pool (a poor model, whose margins say
+      little) it approaches random sampling instead of piling a batch into one confusing region.
+      ``power=None``: deterministic margin sampling (the top margins).
+
+    Reads the task's margin score and the embeddings, nothing else. The random draw follows the engine's
+    seed (``lightly-airflow select --seed``; a fresh draw without one).
 
     :param task: name of the prediction task (``.lightly/predictions/<task>/``).
     :param n_samples: batch size (how many samples to send to labelling).
-    :param cold_start: labelled samples from which margin sampling takes over (0: margin sampling always).
-    :raises ValueError: empty task name, ``n_samples`` < 1 or ``cold_start`` < 0.
+    :param cold_start: labelled samples from which margin sampling takes over (0: from the start).
+    :param power: exponent of the margin in power sampling (> 0); ``None``: top margins, no randomness.
+    :raises ValueError: empty task name, ``n_samples`` < 1, ``cold_start`` < 0 or ``power`` <= 0.
     """
     if not isinstance(task, str) or not task.strip():
         raise ValueError("recipe active-learning: --task must name the prediction task (e.g. 'classification')")
@@ -39,21 +59,38 @@ def active_learning_config(task: str, n_samples: int = 10, cold_start: int = COL
         raise ValueError(f"recipe active-learning: --n-samples must be an integer >= 1, got {n_samples!r}")
     if isinstance(cold_start, bool) or not isinstance(cold_start, int) or cold_start < 0:
         raise ValueError(f"recipe active-learning: --cold-start must be an integer >= 0, got {cold_start!r}")
-    margin: dict[str, Any] = {"input": {"type": "SCORES", "task": task, "score": MARGIN},
-                              "strategy": {"type": "WEIGHTS"}}
+    if power is not None and (isinstance(power, bool) or not isinstance(power, (int, float))
+                              or not math.isfinite(power) or not 0 < power <= 100):
+        raise ValueError(f"recipe active-learning: --power must be a number in (0, 100], got {power!r}")
+    late: list[dict[str, Any]] = [{"input": {"type": "SCORES", "task": task, "score": MARGIN},
+                                   "strategy": {"type": "WEIGHTS"}}]
+    if power is not None:
+        late[0]["strategy"]["strength"] = float(power)
+        late.append({"input": {"type": "RANDOM"}, "strategy": {"type": "WEIGHTS", "strength": -1.0}})
     if cold_start == 0:
-        return {"n_samples": n_samples, "strategies": [margin]}
+        return {"n_samples": n_samples, "strategies": late}
     early = {"max_preselected": cold_start - 1}
-    margin["when"] = {"min_preselected": cold_start}
+    for entry in late:
+        entry["when"] = {"min_preselected": cold_start}
     return {"n_samples": n_samples, "strategies": [
-        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "TYPICALITY"}, "when": early},
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "TYPICALITY", "strength": float(typicality)},
+         "when": early},
         {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}, "when": early},
-        margin]}
+        *late]}
+
+
+def _power(value: str) -> float | None:
+    if value.lower() in ("none", "top", "inf"):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--power: a number > 0 or 'top', got {value!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the recipe's selection config as JSON on stdout."""
-    config = active_learning_config(args.task, args.n_samples, args.cold_start)
+    config = active_learning_config(args.task, args.n_samples, args.cold_start, args.power)
     print(json.dumps(config, indent=2))
     return 0
 
@@ -67,4 +104,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--cold-start", type=int, default=COLD_START,
                    help=f"labelled samples (preselected) from which margin sampling takes over; below, typical "
                         f"and diverse samples (default {COLD_START}; 0: margin sampling always)")
+    p.add_argument("--power", type=_power, default=POWER,
+                   help=f"margin sampling draws samples with probability ~ margin ** POWER (default {POWER:g}); "
+                        "'top': the top margins, no randomness")
     p.set_defaults(func=run)

@@ -29,8 +29,8 @@ def test_cli_prints_a_config_that_parses_and_selects(capsys) -> None:  # noqa: A
     parsed = parse_selection_config(cfg)
     assert parsed.n_samples == 7
     inputs = [e.input for e in parsed.strategies]
-    # Only the task's classification scores and the embeddings: nothing else.
-    assert {i.type for i in inputs} == {"SCORES", "EMBEDDINGS"}
+    # Only the task's classification scores and the embeddings (and a random draw): nothing else.
+    assert {i.type for i in inputs} == {"SCORES", "EMBEDDINGS", "RANDOM"}
     assert all(i.task == "animals" and i.score.startswith("uncertainty_") for i in inputs if i.type == "SCORES")
     rng = np.random.default_rng(0)
     n = 200
@@ -41,11 +41,17 @@ def test_cli_prints_a_config_that_parses_and_selects(capsys) -> None:  # noqa: A
     pre = pa.table({"key": ["p0", "p1"], "embedding": pa.array(list(emb[:2] + 0.01))})
     r = select(pa.table(cols), cfg, preselected=pre, seed=3)
     assert len(r.indices) == 7 and len(set(r.indices.tolist())) == 7
-    # Default batch size; --cold-start 0 is margin sampling alone.
+    # Default batch size; --cold-start 0 is power sampling on the margin from the start; --power top the top
+    # margins (deterministic margin sampling).
     assert _printed_config(capsys, "--task", "animals")["n_samples"] == 10
-    assert _printed_config(capsys, "--task", "animals", "--cold-start", "0")["strategies"] == [
-        {"input": {"type": "SCORES", "task": "animals", "score": "uncertainty_margin"},
-         "strategy": {"type": "WEIGHTS"}}]
+    margin = {"input": {"type": "SCORES", "task": "animals", "score": "uncertainty_margin"},
+              "strategy": {"type": "WEIGHTS", "strength": 4.0}}
+    draw = {"input": {"type": "RANDOM"}, "strategy": {"type": "WEIGHTS", "strength": -1.0}}
+    assert _printed_config(capsys, "--task", "animals", "--cold-start", "0")["strategies"] == [margin, draw]
+    assert _printed_config(capsys, "--task", "animals", "--cold-start", "0", "--power", "2")["strategies"] == [
+        {**margin, "strategy": {"type": "WEIGHTS", "strength": 2.0}}, draw]
+    assert _printed_config(capsys, "--task", "animals", "--cold-start", "0", "--power", "top")["strategies"] == [
+        {**margin, "strategy": {"type": "WEIGHTS"}}]
 
 
 def test_when_switches_strategies_by_the_number_of_preselected_samples(digits_table) -> None:  # noqa: ANN001
@@ -54,7 +60,7 @@ def test_when_switches_strategies_by_the_number_of_preselected_samples(digits_ta
     margin = rng.random(digits_table.num_rows)
     t = digits_table.append_column("scores.cls.uncertainty_margin", pa.array(margin))
     emb = np.stack(t.column("embedding").to_numpy(zero_copy_only=False))
-    cfg = active_learning_config("cls", 10, cold_start=5)
+    cfg = active_learning_config("cls", 10, cold_start=5, power=None)
     early = {"n_samples": 10, "strategies": [{"input": e["input"], "strategy": e["strategy"]}
                                              for e in cfg["strategies"] if e["input"]["type"] == "EMBEDDINGS"]}
     by_margin = np.argsort(-margin, kind="stable")[:10].tolist()
@@ -65,6 +71,9 @@ def test_when_switches_strategies_by_the_number_of_preselected_samples(digits_ta
         if expected_early:
             assert r.indices.tolist() == select(t, early, preselected=pre).indices.tolist()
             assert r.metrics["inactive_strategies"] == ["strategies[2]"]
+            # With power sampling the late phase is two entries, both switched off here.
+            assert select(t, active_learning_config("cls", 10, cold_start=5), preselected=pre).metrics[
+                "inactive_strategies"] == ["strategies[2]", "strategies[3]"]
         else:
             assert r.indices.tolist() == by_margin
             assert r.metrics["inactive_strategies"] == ["strategies[0]", "strategies[1]"]
@@ -78,11 +87,51 @@ def test_when_switches_strategies_by_the_number_of_preselected_samples(digits_ta
              "when": {"min_preselected": 5, "max_preselected": 2}}]})
 
 
+def test_power_sampling_is_margin_sampling_where_few_are_uncertain_and_random_where_all_are(digits_table) -> None:  # noqa: ANN001
+    """The recipe's late phase: the top of ``margin ** power / u`` (priority sampling, ``u`` the RANDOM draw)."""
+    n = digits_table.num_rows
+    rng = np.random.default_rng(5)
+    cfg = active_learning_config("cls", 10, cold_start=0)
+    random_cfg = {"n_samples": 10, "strategies": [{"input": {"type": "RANDOM"}, "strategy": {"type": "WEIGHTS",
+                                                                                             "strength": -1.0}}]}
+
+    def picks(margin: np.ndarray, config: dict, seed: int) -> list[int]:
+        t = digits_table.append_column("scores.cls.uncertainty_margin", pa.array(margin))
+        return select(t, config, seed=seed).indices.tolist()
+
+    # Few uncertain samples (margin 1 among 0.01): every pick is one of them, in an order the draw decides.
+    uncertain = rng.choice(n, 25, replace=False)
+    few = np.full(n, 0.01)
+    few[uncertain] = 1.0
+    orders = [picks(few, cfg, seed) for seed in range(4)]
+    assert all(set(o) <= set(uncertain.tolist()) for o in orders)
+    assert len({tuple(o) for o in orders}) == 4  # the batch is a draw, not always the same top 10
+    # Every sample equally uncertain: the margin says nothing and the picks are a uniform random draw.
+    flat = np.full(n, 0.9)
+    assert picks(flat, cfg, 7) == picks(flat, random_cfg, 7)
+    # In between, exactly the top of power * log(margin) - log(u) with u the engine's RANDOM values.
+    margin = rng.random(n)
+    u = np.random.default_rng(11).random(n)
+    expected = np.argsort(-(4.0 * np.log(margin / margin.max()) - np.log(u / u.max())), kind="stable")[:10]
+    assert picks(margin, cfg, 11) == expected.tolist()
+    # Over many draws a sample is picked more often the higher its margin (a power of it, not a threshold).
+    counts = np.zeros(n)
+    for seed in range(40):
+        counts[picks(margin, cfg, 100 + seed)] += 1
+    high, mid, low = counts[margin > 0.9].mean(), counts[(margin > 0.6) & (margin < 0.7)].mean(), \
+        counts[margin < 0.3].mean()
+    assert high > 2 * mid > 0 and low < mid
+
+
 def test_cli_rejects_bad_arguments(capsys) -> None:  # noqa: ANN001
     assert main(["recipe", "active-learning", "--task", "x", "--n-samples", "0"]) == 1
     assert "--n-samples" in capsys.readouterr().err
     assert main(["recipe", "active-learning", "--task", "x", "--cold-start", "-1"]) == 1
     assert "--cold-start" in capsys.readouterr().err
+    assert main(["recipe", "active-learning", "--task", "x", "--power", "0"]) == 1
+    assert "--power" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["recipe", "active-learning", "--task", "x", "--power", "lots"])
     with pytest.raises(SystemExit):
         main(["recipe", "active-learning"])  # --task is required
     with pytest.raises(SystemExit):
@@ -151,3 +200,28 @@ def test_objective_order_does_not_change_the_picks_with_preselected_samples(digi
     a = select(digits_table, {"n_samples": 10, "strategies": [typ, div]}, preselected=pre)
     b = select(digits_table, {"n_samples": 10, "strategies": [div, typ]}, preselected=pre)
     assert a.indices.tolist() == b.indices.tolist()
+
+
+def test_cold_start_batch_covers_both_classes_of_faces_vs_non_faces() -> None:
+    """The typical + diverse first batch on scikit-image's faces vs non-faces (pixel embeddings): at TYPICALITY
+    strength 1 the product is k-center in effect and picks only the spread-out non-faces (outliers); the
+    recipe's strength 4 picks typical samples of both classes."""
+    import skimage.data
+
+    imgs = np.asarray(skimage.data.lfw_subset(), dtype=np.float64).reshape(200, -1)  # 100 faces, 100 non-faces
+    is_face = np.repeat([True, False], 100)
+    emb = (imgs / np.linalg.norm(imgs, axis=1, keepdims=True)).astype(np.float32)
+
+    def faces_picked(typicality: float, seed: int) -> int:
+        labelled = np.random.default_rng(seed).choice(200, 10, replace=False)
+        rest = np.setdiff1d(np.arange(200), labelled)
+        t = pa.table({"key": rest.astype(str), "embedding": pa.array(list(emb[rest])),
+                      "scores.cls.uncertainty_margin": np.zeros(len(rest))})
+        pre = pa.table({"key": labelled.astype(str), "embedding": pa.array(list(emb[labelled]))})
+        r = select(t, active_learning_config("cls", 10, typicality=typicality), preselected=pre)
+        assert r.metrics["inactive_strategies"] == ["strategies[2]", "strategies[3]"]  # the cold start ran
+        return int(is_face[rest[r.indices]].sum())
+
+    recipe = [faces_picked(4.0, seed) for seed in range(6)]
+    assert all(2 <= f <= 8 for f in recipe), recipe  # both classes in every batch
+    assert sum(faces_picked(1.0, seed) for seed in range(6)) <= 3  # k-center in effect: non-faces only
