@@ -311,6 +311,20 @@ def print_markdown(results: dict) -> None:
             cells.append(f"{r['min_vs_random']:+.3f}@{r['min_at']}{'*' if sig else ''}")
         print(f"| {n} | " + " | ".join(cells) + " |")
     print()
+    print("| dataset | recipe AUC | random | margin | entropy | recipe − random, worst budget (± paired se) | "
+          "below random? |")
+    print("|---" * 7 + "|")
+    for d, res in results.items():
+        st = res["strategies"]
+        if "recipe" not in st:
+            continue
+        r = st["recipe"]
+        m, e, at = r["min_vs_random"], r["min_se"], r["min_at"]
+        below = "no" if m >= -5e-4 else ("**yes, significant**" if any(
+            a < -2 * b for a, b in zip(r["diff_mean"], r["diff_se"], strict=True)) else "within noise")
+        aucs = [f"{st[n]['auc']:.3f}" if n in st else "–" for n in ("random", "margin", "entropy")]
+        print(f"| {d} | {r['auc']:.3f} | " + " | ".join(aucs) + f" | {m:+.3f} ± {e:.3f} @ {at} | {below} |")
+    print()
     print("| dataset | whole pool | " + " | ".join(f"{n} @90% / @97%" for n in ("random", "margin", "recipe"))
           + " |")
     print("|---" * 5 + "|")
