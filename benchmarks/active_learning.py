@@ -99,9 +99,12 @@ def _static(cfg: dict) -> Callable[[dict], tuple[dict, dict]]:
 STRATEGIES: dict[str, Callable[[dict], tuple[dict, dict]]] = {
     "random": _static(_cfg(_rand())),
     "recipe": lambda ctx: (active_learning_config(TASK, BATCH), {}),
-    "previous recipe: typical+diverse, then top margins": lambda ctx: (active_learning_config(TASK, BATCH, power=None),
-                                                                      {}),
+    "recipe --power top (top margins)": lambda ctx: (active_learning_config(TASK, BATCH, power=None), {}),
     "power: margin^4 / random (no cold start)": lambda ctx: (active_learning_config(TASK, BATCH, cold_start=0), {}),
+    "TYPICALITY^4 start, then power (margin^4 / u)": lambda ctx: (
+        active_learning_config(TASK, BATCH, typicality=4.0), {}),
+    "TYPICALITY^4 start, then top margins": lambda ctx: (
+        active_learning_config(TASK, BATCH, power=None, typicality=4.0), {}),
     "power: margin^2 / random, after cold start": lambda ctx: (active_learning_config(TASK, BATCH, power=2.0), {}),
     "power: margin^8 / random, after cold start": lambda ctx: (active_learning_config(TASK, BATCH, power=8.0), {}),
     "margin": _static(_cfg(w("uncertainty_margin"))),
@@ -119,9 +122,9 @@ STRATEGIES: dict[str, Callable[[dict], tuple[dict, dict]]] = {
     "typicality + margin": _static(_cfg({"input": E, "strategy": {"type": "TYPICALITY"}},
                                         w("uncertainty_margin"))),
 }
-QUICK_STRATEGIES = ("random", "recipe", "margin", "previous recipe: typical+diverse, then top margins")
-DEFAULT_STRATEGIES = ("random", "recipe", "margin", "entropy", "previous recipe: typical+diverse, then top margins",
-                      "power: margin^4 / random (no cold start)")
+QUICK_STRATEGIES = ("random", "recipe", "margin", "recipe --power top (top margins)")
+DEFAULT_STRATEGIES = ("random", "recipe", "margin", "entropy", "power: margin^4 / random (no cold start)",
+                      "TYPICALITY^4 start, then power (margin^4 / u)", "TYPICALITY^4 start, then top margins")
 
 
 def split(ds: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray]:
