@@ -9,6 +9,7 @@ Nothing here imports Airflow.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -609,12 +610,12 @@ def select_and_commit(
             from lightly_airflow.selection.sequences import select_sequences
 
             seq = select_sequences(candidates, run_config, selected_sequence_length, preselected=preselected,
-                                   query_embeddings=query_embeddings)
+                                   query_embeddings=query_embeddings, seed=run_seed(run_id))
             picked_keys, metrics, sequences = list(seq.keys), dict(seq.metrics), seq.sequences
             metrics["sequences"] = sequences
         elif candidates.num_rows and n_new != 0:
             result = select(candidates, run_config, preselected=preselected, query_embeddings=query_embeddings,
-                            objects=run_objects, preselected_objects=pre_objects)
+                            objects=run_objects, preselected_objects=pre_objects, seed=run_seed(run_id))
             picked_keys = list(result.keys)
             metrics = dict(result.metrics)
             details = result.pick_details
@@ -931,6 +932,13 @@ def listing_skips(
     for key, reason in skipped:
         problems.add(key, "file", reason)
     return summary, [problems.to_table()]
+
+
+def run_seed(run_id: str) -> int:
+    """The seed of RANDOM inputs without ``random_seed`` in a run: derived from the run id, so a retried
+    select-and-commit picks exactly what the killed attempt would have (power sampling in the active-learning
+    recipe is random), and two runs differ."""
+    return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big")
 
 
 def remove_staging(datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> None:
