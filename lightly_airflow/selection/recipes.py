@@ -47,7 +47,7 @@ def active_learning_config(task: str, n_samples: int = 10, cold_start: int = COL
       ``power=None``: deterministic margin sampling (the top margins).
 
     Reads the task's margin score and the embeddings, nothing else. The random draw follows the engine's
-    seed (``lightly-airflow select --seed``; a fresh draw without one).
+    seed (``lightly-airflow select --seed``; a fresh draw without one; a DAG run's seed derives from its run id).
 
     :param task: name of the prediction task (``.lightly/predictions/<task>/``).
     :param n_samples: batch size (how many samples to send to labelling).
