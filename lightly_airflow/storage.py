@@ -59,6 +59,16 @@ _SECRET_QUERY = re.compile(
 )
 
 
+def masked_uri(uri: str) -> str:
+    """``uri`` with a password in its user part and a query string that carries a secret shown as ``***``."""
+    parts = urlsplit(str(uri))
+    netloc = parts.netloc
+    if "@" in netloc and ":" in netloc.rpartition("@")[0]:
+        netloc = f"{netloc.rpartition('@')[0].partition(':')[0]}:***@{netloc.rpartition('@')[2]}"
+    query = "?***" if parts.query and _SECRET_QUERY.search(parts.query) else (f"?{parts.query}" if parts.query else "")
+    return f"{parts.scheme}://{netloc}{parts.path}{query}" if parts.scheme else str(uri)
+
+
 def secret_in_uri(uri: str) -> str | None:
     """Why ``uri`` carries a credential (a password in its user part, a signature or token in its query),
     naming the URI with the secret masked; ``None`` when it carries none.
@@ -68,19 +78,15 @@ def secret_in_uri(uri: str) -> str | None:
     ``abfs://container@account.dfs.core.windows.net`` (a user part without a password) is fine.
     """
     parts = urlsplit(str(uri))
-    netloc = parts.netloc
     where = ""
-    if "@" in netloc and ":" in netloc.rpartition("@")[0]:
-        user = netloc.rpartition("@")[0].partition(":")[0]
-        netloc = f"{user}:***@{netloc.rpartition('@')[2]}"
+    if "@" in parts.netloc and ":" in parts.netloc.rpartition("@")[0]:
         where = "a password in its user part"
     if parts.query and _SECRET_QUERY.search(parts.query):
         where = f"{where} and " if where else ""
         where += "a signature or token in its query string"
     if not where:
         return None
-    shown = f"{parts.scheme}://{netloc}{parts.path}" + ("?***" if parts.query else "")
-    return f"the URI {shown} carries {where}"
+    return f"the URI {masked_uri(uri)} carries {where}"
 
 
 def join_uri(base: str, *parts: str) -> str:
@@ -158,6 +164,14 @@ class StorageCredentials:
         if unknown:
             raise ValueError(f"Unknown storage credential keys {unknown}; allowed: {sorted(known)}.")
         return cls(**data)
+
+    def __repr__(self) -> str:
+        """The set, non-secret fields; an endpoint URL's password or signed query shows as ``***``."""
+        shown = ", ".join(
+            f"{f.name}={masked_uri(v)!r}" if f.name == "endpoint_url" else f"{f.name}={v!r}"
+            for f in fields(self) if f.repr and (v := getattr(self, f.name)) not in (None, False)
+        )
+        return f"StorageCredentials({shown})"
 
     @property
     def allow_http(self) -> bool:

@@ -137,3 +137,18 @@ def test_lightly_files_linking_out_of_the_lightly_folder_are_never_read(tmp_path
         list_new(query, run_id="r1")
     assert run_err.value.param == "worker_config.relevant_filenames_file"
     assert "relevant.txt" in str(run_err.value) and CANARY not in str(run_err.value)
+
+
+def test_an_endpoint_url_with_a_password_is_masked_in_the_credentials_printed_form() -> None:
+    """A connection's ``endpoint_url`` may carry ``user:password@`` (a proxy, MinIO behind basic auth): the
+    credentials' printed form, which logs and errors may show, masks it; the value used stays intact."""
+    from lightly_airflow.storage import StorageCredentials
+
+    creds = StorageCredentials(access_key_id="AKIAEXAMPLE", secret_access_key=CANARY,
+                               endpoint_url=f"http://minio:{CANARY}@127.0.0.1:9000/?token={CANARY}")
+    shown = repr(creds)
+    assert CANARY not in shown and CANARY not in str(creds) and CANARY not in f"{creds}"
+    assert "http://minio:***@127.0.0.1:9000/?***" in shown and "AKIAEXAMPLE" in shown
+    assert creds.endpoint_url is not None and CANARY in creds.endpoint_url
+    assert repr(StorageCredentials(endpoint_url="http://127.0.0.1:5000")) == (
+        "StorageCredentials(endpoint_url='http://127.0.0.1:5000')")
