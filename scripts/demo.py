@@ -1,4 +1,5 @@
-"""Run the example DAG end to end on a local demo datasource: two incremental runs, then a backfill.
+"""Run the example DAG end to end on a local demo datasource: two incremental runs, then a backfill; then
+the video walk-through (scripts/demo_video.py) and object-level selection (scripts/demo_objects.py).
 
 Everything lands inside the repo: the datasource and datapool under ``.demo/``, Airflow (SQLite) under
 ``.airflow/``. Each run is a real ``airflow dags test lightly_datapool`` in its own process; its full log
@@ -121,6 +122,9 @@ def main() -> int:
     from demo_video import run_walkthrough
 
     run_walkthrough(DEMO, run_dag, env)  # videos: Lightly's datapool walk-through on generated clips
+    from demo_objects import run_walkthrough as run_objects
+
+    run_objects(DEMO, run_dag, env)  # objects: images selected by the crops of their detected objects
 
     reports = sorted((DATAPOOL / "_reports").glob("*/index.html"))
     print("\nWhere to look next:")
@@ -129,6 +133,7 @@ def main() -> int:
     print("  .venv/bin/lightly-airflow datapool show .demo/datapool --tag initial-tag")
     print("  .venv/bin/lightly-airflow datapool export .demo/datapool --tag initial-tag --format label-studio")
     print("  .venv/bin/lightly-airflow datapool export .demo/video-datapool --tag initial-tag  (frames as PNG)")
+    print("  .venv/bin/lightly-airflow datapool export .demo/objects-datapool --tag initial-tag --format coco  (boxes)")
     if reports:
         print(f"  the last run's report (plots of what was selected and why): {reports[-1].relative_to(ROOT)}")
     print("  the Airflow UI, with a Datapools page and a 'Curation report' tab on every run:")
