@@ -25,7 +25,8 @@ def _summarize(name: str, pool_uri: str) -> None:
 
     pool = Datapool(pool_uri)
     last = pool.history()[-1]
-    rows = pool.read(run_id=last.get("run_id"), columns=[C.KEY, C.PARENT_KEY, C.SELECTED, C.OBJECT_SELECTED])
+    rows = pool.read(columns=[C.KEY, C.PARENT_KEY, C.SELECTED, C.OBJECT_SELECTED, C.RUN_ID])
+    rows = rows.filter(pc.equal(rows.column(C.RUN_ID), last.get("run_id")))  # this run's rows
     objects = rows.filter(pc.is_valid(rows.column(C.PARENT_KEY)))
     images = rows.filter(pc.is_null(rows.column(C.PARENT_KEY)))
     picked = pc.sum(pc.fill_null(images.column(C.SELECTED), False)).as_py() or 0
