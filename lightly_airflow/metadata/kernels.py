@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from lightly_airflow.jit import numba
+from lightly_airflow.jit import njit
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def pixel_sums(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-channel sums and sums of squares of a C-contiguous ``(H, W, 3)`` uint8 image, and its 8-bit luma.
 
@@ -55,7 +55,7 @@ def pixel_sums(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return sums, squares, gray
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def laplacian_sums(gray: np.ndarray) -> tuple[int, np.int64, np.int64]:
     """Count, sum and sum of squares of the 3×3 Laplacian (centre 8, neighbours −1) over the valid region."""
     h, w = gray.shape

@@ -40,7 +40,7 @@ from lightly_airflow.selection.inputs import (
     scalar_input,
     string_array,
 )
-from lightly_airflow.selection.kernels import LazyMaxHeap
+from lightly_airflow.selection.kernels import LazyMaxHeap, NumpyDenseState
 from lightly_airflow.selection.metrics import selection_metrics
 from lightly_airflow.selection.objectives import (
     EPS,
@@ -260,7 +260,11 @@ def greedy(objectives: list[Objective], n_target: int, *, dense: bool = False
         if div is None and bal is None:
             order = np.argsort(-fixed, kind="stable")
         else:
-            heap = LazyMaxHeap(fixed, div.state if div is not None else None, strength,
+            st = div.state if div is not None else None
+            if isinstance(st, NumpyDenseState) and div is not None:  # the heap reads the compiled state's arrays
+                st = div.state = st.compiled()
+            assert not isinstance(st, NumpyDenseState)
+            heap = LazyMaxHeap(fixed, st, strength,
                                labels=bal.labels() if bal is not None else None,
                                n_labels=len(bal.names) + 1 if bal is not None else 1)
     checks = ([div] if div is not None else []) + [o for o in objectives if o is not div]

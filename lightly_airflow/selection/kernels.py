@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from lightly_airflow.jit import numba  # noqa: E402
+from lightly_airflow.jit import njit
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ EPS = 1e-6
 
 
 # ------------------------------------------------------------------------------------------ compiled kernels
-@numba.njit(cache=True)
+@njit(cache=True)
 def canonical_sqnorms(x: np.ndarray) -> np.ndarray:
     """Canonical squared norms of the rows of float32 ``x``: float64 products summed over j = 0…D-1."""
     n, d = x.shape
@@ -62,7 +62,7 @@ def canonical_sqnorms(x: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True, inline="always")
+@njit(cache=True, inline="always")
 def _exact_d2(x: np.ndarray, i: int, q64: np.ndarray, sqn_i: float, qsq: float) -> float:
     acc = 0.0
     for j in range(x.shape[1]):
@@ -74,7 +74,7 @@ def _exact_d2(x: np.ndarray, i: int, q64: np.ndarray, sqn_i: float, qsq: float) 
 _FAST = {"reassoc", "contract", "nsz", "arcp"}  # vectorise sums; no assumptions about inf/nan
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+@njit(cache=True, fastmath=_FAST)
 def _dot32(x: np.ndarray, i: int, q32: np.ndarray) -> float:
     acc = np.float32(0.0)
     for j in range(x.shape[1]):
@@ -97,7 +97,7 @@ def float32_margin(dim: int, max_sqnorm: float) -> float:
     return 2.0 * (2.0 * gamma * max_sqnorm) + 1e-12
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+@njit(cache=True, fastmath=_FAST)
 def _centre_dists(cvec: np.ndarray, csq: np.ndarray, n: int, q64: np.ndarray, qsq: float, out: np.ndarray) -> None:
     d = cvec.shape[1]
     for g in range(n):
@@ -113,7 +113,7 @@ _CHORD_SLACK = 3e-6  # chord units: 2 x 1e-6 for the norms + 1e-6 for float64 ro
 _ANGLE_GAP = 2e-5  # chord units required between d(x, s) and d(x, c) on the unit sphere
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _geodesic_threshold(dcs: float) -> float:
     """Squared chord ``hh`` such that no point with ``d2 <= hh`` in a group of centre ``c`` gets nearer to ``s``.
 
@@ -135,7 +135,7 @@ def _geodesic_threshold(dcs: float) -> float:
     return thr * thr if thr > 0.0 else -1.0
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _compact(mem: np.ndarray, gstart: np.ndarray, gsize: np.ndarray, n_groups: int) -> int:
     w = 0
     for g in range(n_groups):  # groups are stored in creation order, so moves only go left
@@ -149,7 +149,7 @@ def _compact(mem: np.ndarray, gstart: np.ndarray, gsize: np.ndarray, n_groups: i
     return w
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _insert(x, sqn, d2, orig, mem, gstart, gsize, grad2, gbest, greal, cvec, csq, st, q32, qsq, pick, tmp,  # type: ignore[no-untyped-def]
             cdist, delta, margin, spherical, buf, gone, stats, owner):
     """Add selected vector ``q32`` (candidate ``pick`` or -1): update d2 and groups; new group = st[0]."""
@@ -253,7 +253,7 @@ def _insert(x, sqn, d2, orig, mem, gstart, gsize, grad2, gbest, greal, cvec, csq
     stats[2] += n_mov
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _farthest(gsize, grad2, gbest, orig, n_groups):  # type: ignore[no-untyped-def]
     best_r = -2.0
     best_i = -1
@@ -268,7 +268,7 @@ def _farthest(gsize, grad2, gbest, orig, n_groups):  # type: ignore[no-untyped-d
     return best_i, best_r
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _permute_rows(x, order):  # type: ignore[no-untyped-def]
     """In place: row t of the result is row ``order[t]`` of the input (cycle by cycle, one row buffer)."""
     n = x.shape[0]
@@ -290,7 +290,7 @@ def _permute_rows(x, order):  # type: ignore[no-untyped-def]
             cur = src
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _sort_groups(mem, gstart, gsize, n_groups):  # type: ignore[no-untyped-def]
     for g in range(n_groups):
         a = gstart[g]
@@ -298,7 +298,7 @@ def _sort_groups(mem, gstart, gsize, n_groups):  # type: ignore[no-untyped-def]
 
 
 # ------------------------------------------------------------------------------------ dense (fallback) passes
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _flush_block(x, a, sqn, d2, owner, sel, orig, p64, psq, npend, g0, margin, lo, hi, out_r, out_i, out_ex, b):  # type: ignore[no-untyped-def]
     """Rows ``lo … hi-1`` of one batched dense pass (see :meth:`FarthestPointState._flush`).
 
@@ -332,7 +332,7 @@ def _flush_block(x, a, sqn, d2, owner, sel, orig, p64, psq, npend, g0, margin, l
     out_ex[b] += nex
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _lazy_next(cand, ckey, cupto, ncand, tail, d2, sel, orig, owner, x, sqn, p64, psq, npend, g0, limit):  # type: ignore[no-untyped-def]
     """The farthest unselected position without a full pass, or (-1, -1, checked) when it cannot be proven.
 
@@ -371,7 +371,7 @@ def _lazy_next(cand, ckey, cupto, ncand, tail, d2, sel, orig, owner, x, sqn, p64
     return -1, -1.0, checked
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _best_of_blocks(out_r, out_i, orig):  # type: ignore[no-untyped-def]
     best_r = -1.0
     best_i = -1
@@ -386,7 +386,7 @@ def _best_of_blocks(out_r, out_i, orig):  # type: ignore[no-untyped-def]
     return best_i, best_r
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _rebuild_groups(owner, sel, d2, orig, n_groups, mem, gstart, gsize, grad2, gbest):  # type: ignore[no-untyped-def]
     """Groups (arena slices, radius, farthest member) from the owner of every unselected position."""
     n = owner.shape[0]
@@ -833,7 +833,7 @@ class FarthestPointState:
         return float(self._d2[p])
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _key(d2i, fixed_i, strength, has_div):  # type: ignore[no-untyped-def]
     if not has_div:
         return fixed_i
@@ -845,12 +845,12 @@ def _key(d2i, fixed_i, strength, has_div):  # type: ignore[no-untyped-def]
     return strength * 0.5 * np.log(o) + fixed_i
 
 
-@numba.njit(cache=True, inline="always")
+@njit(cache=True, inline="always")
 def _above(ka, ia, kb, ib):  # type: ignore[no-untyped-def]
     return ka > kb or (ka == kb and ia < ib)
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _sift_down(hk, hi, off, size, pos):  # type: ignore[no-untyped-def]
     k = hk[off + pos]
     i = hi[off + pos]
@@ -870,14 +870,14 @@ def _sift_down(hk, hi, off, size, pos):  # type: ignore[no-untyped-def]
     hi[off + pos] = i
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _heapify(hk, hi, hstart, hsize):  # type: ignore[no-untyped-def]
     for lab in range(len(hstart)):
         for pos in range(hsize[lab] // 2 - 1, -1, -1):
             _sift_down(hk, hi, hstart[lab], hsize[lab], pos)
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _apply_pending(p, x, sqn, d2, owner, p64, psq, npend, g0, stamp, upto, epoch):  # type: ignore[no-untyped-def]
     """The current d2 of position ``p`` between dense passes: its canonical distances to the pending vectors
     not applied to it yet (in pick order, strictly nearer moves it: the owner is the same as one at a time)."""
@@ -895,7 +895,7 @@ def _apply_pending(p, x, sqn, d2, owner, p64, psq, npend, g0, stamp, upto, epoch
     return di
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _heap_best(hk, hi, hstart, hsize, d2, pos, fixed, taken, strength, has_div, bonus,  # type: ignore[no-untyped-def]
                x, sqn, owner, p64, psq, npend, g0, stamp, upto, epoch):
     best_v = -np.inf
@@ -985,12 +985,200 @@ class LazyMaxHeap:
         self.taken[i] = True
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _keys(d2, fixed, strength, has_div):  # type: ignore[no-untyped-def]
     out = np.empty(len(fixed))
     for i in range(len(fixed)):
         out[i] = _key(d2[i], fixed[i], strength, has_div)
     return out
+
+
+# ------------------------------------------------------------------------- numpy-only state (small inputs)
+NUMPY_MAX_ROWS = 20_000
+"""Up to this many candidates :func:`farthest_point_state` uses :class:`NumpyDenseState` (no numba import:
+importing numba and loading its cached kernels costs ~1 CPU-second per process, more than such a selection)."""
+
+NUMPY_CANDIDATES = 256
+_ROWS = 4096  # rows per block of float64 temporaries (4,096 x 1,280 x 8 bytes = 40 MiB)
+
+
+def canonical_sqnorms_np(x: np.ndarray) -> np.ndarray:
+    """:func:`canonical_sqnorms` in numpy (the same bits: ``np.add.accumulate`` sums in order 0…D-1)."""
+    n, d = x.shape
+    out = np.zeros(n)
+    if d:
+        for s in range(0, n, _ROWS):
+            r = x[s : s + _ROWS].astype(np.float64)
+            out[s : s + _ROWS] = np.add.accumulate(r * r, axis=1)[:, -1]
+    return out
+
+
+class NumpyDenseState:
+    """:class:`FarthestPointState`'s dense mode in numpy and BLAS only (same canonical values and picks).
+
+    Selected vectors wait in a batch of :data:`BATCH`; a pass applies the batch to every row (float32 sgemm,
+    the :func:`float32_margin` filter, canonical values for the rows the filter cannot exclude). Between
+    passes the :data:`NUMPY_CANDIDATES` farthest rows of the last pass (a contiguous copy) get every new
+    vector at once; their best is the next pick when it beats every other row's last-pass value (an upper
+    bound: values only decrease), else a pass runs. Rows are never permuted (``restore`` does nothing).
+    """
+
+    def __init__(self, x: np.ndarray, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self.inserted: list[np.ndarray] = []  # preselected vectors, for :meth:`compiled`
+        self.x = np.ascontiguousarray(x, dtype=np.float32)
+        n, dim = self.x.shape
+        self.n, self.dim = n, dim
+        self.sqn = canonical_sqnorms_np(self.x)
+        self.max_sq = max(1.0, float(self.sqn.max()) if n else 1.0)
+        self._d2 = np.full(n, np.inf)
+        self.sel = np.zeros(n, dtype=np.bool_)
+        self.stats = np.zeros(5, dtype=np.int64)  # (as FarthestPointState; exact distances, members seen)
+        self._pend32 = np.zeros((BATCH, dim), dtype=np.float32)
+        self._pend64 = np.zeros((BATCH, dim))
+        self._pendsq = np.zeros(BATCH)
+        self._npend = 0
+        self._cand = np.zeros(0, dtype=np.int64)  # candidate rows, ascending (argmax ties: lowest index)
+        self._cx = np.zeros((0, dim), dtype=np.float32)
+        self._cd2 = np.zeros(0)
+        self._tail = np.inf
+        self._next: tuple[int, float] | None = (0, np.inf) if n else (-1, -1.0)
+        self.dense_passes = 0
+        self.n_added = 0
+
+    def _margin(self, qsq: float) -> float:
+        return float32_margin(self.dim, max(self.max_sq, qsq))
+
+    def _improve(self, rows: np.ndarray, sqn: np.ndarray, d2: np.ndarray, dots: np.ndarray, j0: int,
+                 skip: np.ndarray) -> None:
+        """Lower ``d2`` (in place) to the canonical distance to pending vectors ``j0, j0 + 1, …`` where one is
+        strictly nearer; ``dots[:, t]`` are float32 dot products of ``rows`` with vector ``j0 + t``.
+
+        Canonical values are computed only for the vectors whose float32 value minus the margin is below
+        both ``d2`` and the smallest float32 value plus the margin (the others cannot be the minimum)."""
+        p = dots.shape[1]
+        psq = self._pendsq[j0 : j0 + p]
+        margin = self._margin(float(psq.max()))
+        approx = (sqn[:, None] + psq[None, :]) - 2.0 * dots.astype(np.float64)
+        bound = np.minimum(d2, approx.min(axis=1) + margin)
+        bound[skip] = -np.inf
+        r, t = np.nonzero(approx - margin < bound[:, None])
+        if not len(r):
+            return
+        self.stats[1] += len(r)
+        e = np.full((len(d2), p), np.inf)
+        for s in range(0, len(r), _ROWS):
+            rr, tt = r[s : s + _ROWS], t[s : s + _ROWS]
+            acc = np.add.accumulate(rows[rr].astype(np.float64) * self._pend64[j0 + tt], axis=1)[:, -1]
+            v = (sqn[rr] + psq[tt]) - 2.0 * acc
+            e[rr, tt] = np.where(v > 0.0, v, 0.0)
+        np.minimum(d2, e.min(axis=1), out=d2)
+
+    def _add(self, q32: np.ndarray, qsq: float, pick: int) -> None:
+        j = self._npend
+        self._pend32[j] = q32
+        self._pend64[j] = q32.astype(np.float64)
+        self._pendsq[j] = qsq
+        self._npend += 1
+        if pick >= 0:
+            self._d2[pick] = 0.0
+            self.sel[pick] = True
+        self._next = None
+        self.n_added += 1
+        if self._npend >= BATCH:
+            self._flush()
+        elif len(self._cand):
+            self._improve(self._cx, self.sqn[self._cand], self._cd2, (self._cx @ q32)[:, None], j,
+                          self.sel[self._cand])
+
+    def _flush(self) -> None:
+        npend = self._npend
+        x, sqn, d2, sel = self.x, self.sqn, self._d2, self.sel
+        if npend:
+            p32 = self._pend32[:npend]
+            for s in range(0, self.n, CHUNK_ROWS):
+                e = min(self.n, s + CHUNK_ROWS)
+                self._improve(x[s:e], sqn[s:e], d2[s:e], x[s:e] @ p32.T, 0, sel[s:e])
+            self.stats[3] += self.n * npend
+        self._npend = 0
+        self.dense_passes += 1
+        keys = np.where(sel, -1.0, d2)
+        i = int(np.argmax(keys)) if self.n else -1
+        self._next = (i, float(keys[i])) if i >= 0 and keys[i] >= 0.0 else (-1, -1.0)
+        m = min(NUMPY_CANDIDATES, self.n)
+        if m < self.n:
+            part = np.argpartition(keys, self.n - m)
+            self._cand = np.sort(part[self.n - m :])
+            self._tail = float(keys[part[: self.n - m]].max())
+        else:
+            self._cand, self._tail = np.arange(self.n), -1.0
+        self._cx = x[self._cand]
+        self._cd2 = d2[self._cand].copy()
+
+    @property
+    def d2(self) -> np.ndarray:
+        """(N,) canonical squared distance of every candidate to its nearest selected vector."""
+        self.sync()
+        return self._d2
+
+    def sync(self) -> None:
+        if self._npend:
+            self._flush()
+
+    def select(self, i: int) -> None:
+        self._add(self.x[i].copy(), float(self.sqn[i]), int(i))
+
+    def insert(self, vec: np.ndarray) -> None:
+        q = np.array(vec, dtype=np.float32, copy=True).reshape(1, -1)
+        if q.shape[1] != self.dim:
+            raise ValueError(f"preselected embedding has dimension {q.shape[1]}, candidates {self.dim}")
+        self.inserted.append(q[0])
+        self._add(q[0], float(canonical_sqnorms_np(q)[0]), -1)
+
+    def compiled(self) -> FarthestPointState:
+        """The compiled state with the same preselected vectors (before any pick; :class:`LazyMaxHeap`)."""
+        if self.sel.any():
+            raise RuntimeError("compiled() is for a state without picks")
+        state = FarthestPointState(self.x, capacity=self.capacity)
+        for v in self.inserted:
+            state.insert(v)
+        return state
+
+    def farthest(self) -> tuple[int, float]:
+        if self._next is None:
+            if len(self._cand):
+                keys = np.where(self.sel[self._cand], -1.0, self._cd2)
+                b = int(np.argmax(keys))
+                if keys[b] >= 0.0 and keys[b] > self._tail:
+                    self._next = (int(self._cand[b]), float(keys[b]))
+            if self._next is None:
+                self._flush()
+        assert self._next is not None
+        return self._next
+
+    def distance2(self, i: int) -> float:
+        if self._next is not None and self._next[0] == i:
+            return self._next[1]
+        d = float(self._d2[i])
+        if self._npend:  # the pending vectors applied to this one row
+            npend = self._npend
+            acc = np.add.accumulate(self.x[i].astype(np.float64) * self._pend64[:npend], axis=1)[:, -1]
+            v = (self.sqn[i] + self._pendsq[:npend]) - 2.0 * acc
+            d = min(d, float(np.where(v > 0.0, v, 0.0).min()))
+        return d
+
+    def restore(self) -> None:
+        """Nothing to undo (rows are never permuted)."""
+
+
+AnyFarthestState = FarthestPointState | NumpyDenseState
+
+
+def farthest_point_state(x: np.ndarray, capacity: int = 1024) -> AnyFarthestState:
+    """The exact state for ``x``: numpy-only up to :data:`NUMPY_MAX_ROWS` rows, else the compiled one."""
+    if len(x) <= NUMPY_MAX_ROWS:
+        return NumpyDenseState(x, capacity=capacity)
+    return FarthestPointState(x, capacity=capacity)
 
 
 def farthest_point_order(
@@ -1000,7 +1188,7 @@ def farthest_point_order(
     preselected: np.ndarray | None = None,
     min_distance: float | None = None,
     progress_every: float = 10.0,
-    state: FarthestPointState | None = None,
+    state: AnyFarthestState | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Exact greedy farthest-point (k-center) order, lowest index on ties.
 
@@ -1013,7 +1201,7 @@ def farthest_point_order(
     :returns: (indices in pick order, distance of each pick to the nearest earlier-selected, stop reason).
     """
     if state is None:
-        state = FarthestPointState(x, capacity=n + (0 if preselected is None else len(preselected)))
+        state = farthest_point_state(x, capacity=n + (0 if preselected is None else len(preselected)))
     if preselected is not None:
         pre = np.ascontiguousarray(preselected, dtype=np.float32)
         if np.shares_memory(pre, state.x):  # the state permutes state.x in place while it runs

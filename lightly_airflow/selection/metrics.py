@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from lightly_airflow.selection.kernels import FarthestPointState
+from lightly_airflow.selection.kernels import AnyFarthestState
 
 COVERAGE_SAMPLE = 100_000
 
@@ -31,7 +31,7 @@ def selection_metrics(
     x: np.ndarray | None,
     indices: np.ndarray,
     *,
-    state: FarthestPointState | None = None,
+    state: AnyFarthestState | None = None,
     preselected: np.ndarray | None = None,
     seed: int | None = None,
 ) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from lightly_airflow.config.selection import (
     WeightsStrategy,
 )
 from lightly_airflow.selection.inputs import class_input, embedding_rows, from_numpy, input_column, scalar_input
-from lightly_airflow.selection.kernels import FarthestPointState
+from lightly_airflow.selection.kernels import AnyFarthestState, farthest_point_state
 
 logger = logging.getLogger(__name__)
 
@@ -355,7 +355,7 @@ class DiversityObjective(Objective):
     kind = "DIVERSITY"
     detail = "distance"
 
-    def __init__(self, path: str, strat: DiversityStrategy, state: FarthestPointState, n_pre: int) -> None:
+    def __init__(self, path: str, strat: DiversityStrategy, state: AnyFarthestState, n_pre: int) -> None:
         super().__init__(path, strat.strength, C.EMBEDDING)
         self.dynamic = True
         self.strat = strat
@@ -376,7 +376,7 @@ class DiversityObjective(Objective):
             if len(pre) and x.shape[1] and pre.shape[1] != x.shape[1]:
                 raise ValueError(f"preselected embeddings have dimension {pre.shape[1]}, candidates {x.shape[1]}")
         n_pre = 0 if pre is None else len(pre)
-        state = FarthestPointState(x, capacity=ctx.n_target + n_pre)
+        state = farthest_point_state(x, capacity=ctx.n_target + n_pre)
         for row in [] if pre is None else pre:
             state.insert(row)
         return cls(path, strategy, state, n_pre)

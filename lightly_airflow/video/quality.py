@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from lightly_airflow.jit import numba
+from lightly_airflow.jit import njit
 
 #: The macroblock size of H.264 / MPEG-2 / MPEG-4 / VP8: concealment fills whole macroblocks.
 BLOCK = 16
@@ -37,7 +37,7 @@ GREY_TOLERANCE = 8
 UNIFORM_STD = 2.0
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _block_stats(gray: np.ndarray) -> tuple[int, int, np.int64, np.int64]:
     """One pass: (exactly constant mid-grey macroblocks, macroblocks, sum of luma, sum of squared luma)."""
     h, w = gray.shape

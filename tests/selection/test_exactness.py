@@ -243,3 +243,60 @@ def test_ties_and_duplicates_in_dense_mode():
     for mode in ("dense", "auto"):
         picks, _, _ = farthest_point_order(x, len(x), state=FarthestPointState(x.copy(), capacity=len(x), mode=mode))
         assert picks.tolist() == reference_order(x, len(x))
+
+
+@pytest.mark.parametrize(("batch", "candidates", "chunk"), [(1, 1, 7), (3, 5, 100), (16, 256, 8192), (64, 4000, 333)])
+def test_numpy_state_matches_reference(batch, candidates, chunk, monkeypatch):
+    # The numpy-only state (small inputs: no numba import) at extreme batch / candidate-list / chunk sizes,
+    # with preselected vectors, non-unit norms and a wide dimension: picks equal the slow reference and
+    # every distance is canonical after the last batch.
+    from lightly_airflow.selection import kernels
+
+    monkeypatch.setattr(kernels, "BATCH", batch)
+    monkeypatch.setattr(kernels, "NUMPY_CANDIDATES", candidates)
+    monkeypatch.setattr(kernels, "CHUNK_ROWS", chunk)
+    x = clustered(1500, d=40, clusters=12, intrinsic=3, seed=31)
+    x *= np.random.default_rng(4).uniform(0.5, 2.0, size=(len(x), 1)).astype(np.float32)
+    pre = clustered(20, d=40, clusters=12, intrinsic=3, seed=32)
+    state = kernels.NumpyDenseState(x.copy(), capacity=400)
+    picks, dists, _ = farthest_point_order(state.x, 400, preselected=pre, state=state)
+    assert picks.tolist() == reference_order(x, 400, pre)
+    assert np.all(np.diff(dists) <= 1e-12)
+    ref = np.full(len(x), np.inf)
+    x64 = x.astype(np.float64)
+    for v in np.concatenate([pre, x[picks]]).astype(np.float64):
+        ref = np.minimum(ref, ((x64 - v) ** 2).sum(axis=1))
+    assert np.allclose(state.d2, ref, atol=1e-9)
+
+
+def test_numpy_state_equals_compiled_state_bit_for_bit():
+    # Same canonical values (not just the same picks) on wide real-like vectors, ties and duplicates included.
+    from lightly_airflow.selection import kernels
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((600, 1280)).astype(np.float32)
+    x[300:] = x[:300]  # duplicates: exact ties
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    assert np.array_equal(kernels.canonical_sqnorms_np(x), kernels.canonical_sqnorms(x))
+    a = kernels.NumpyDenseState(x.copy())
+    b = kernels.FarthestPointState(x.copy(), mode="dense")
+    pa_, da, _ = farthest_point_order(a.x, 400, state=a)
+    pb, db, _ = farthest_point_order(b.x, 400, state=b)
+    assert pa_.tolist() == pb.tolist() and np.array_equal(da, db)
+    assert np.array_equal(a.d2, b.d2)
+    assert pa_.tolist()[:300] == reference_order(x, 300)
+    lattice = rng.integers(-2, 3, size=(30, 8)).astype(np.float32)
+    lattice[np.all(lattice == 0, axis=1)] = 1
+    y = np.repeat(lattice, 4, axis=0)[rng.permutation(120)]
+    y = (y / np.linalg.norm(y, axis=1, keepdims=True)).astype(np.float32)
+    picks, _, _ = farthest_point_order(y, len(y), state=kernels.NumpyDenseState(y.copy()))
+    assert picks.tolist() == reference_order(y, len(y))
+
+
+def test_small_inputs_use_the_numpy_state_and_large_ones_the_compiled_one(monkeypatch):
+    from lightly_airflow.selection import kernels
+
+    x = clustered(300, d=8, seed=2)
+    assert isinstance(kernels.farthest_point_state(x), kernels.NumpyDenseState)
+    monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS", 299)
+    assert isinstance(kernels.farthest_point_state(x), kernels.FarthestPointState)

@@ -97,3 +97,38 @@ def test_cli_streams_embeddings_and_matches_the_library(tmp_path):
     assert got.column("selection.score").to_pylist() == ref.pick_details.column("selection.score").to_pylist()
     metrics = json.loads(got.schema.metadata[b"lightly.selection_metrics"])
     assert metrics["missing_inputs"] == ref.metrics["missing_inputs"] and metrics["missing_inputs"]["embedding"] == 43
+
+
+def test_small_diversity_select_never_imports_numba(tmp_path, monkeypatch):
+    # A DIVERSITY selection of a few thousand rows runs on numpy/BLAS only: importing numba and loading its
+    # cached kernels (~1 CPU-second per process) would cost more than the selection. Picks equal select()'s.
+    from lightly_airflow.selection import kernels
+
+    t = _table(pa.list_(pa.float32()), n=400, d=16, seed=5).rename_columns(["key", "embedding", "metadata.score"])
+    cfg = {"n_samples": 50, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    pq.write_table(t, tmp_path / "s.parquet")
+    (tmp_path / "c.json").write_text(json.dumps(cfg))
+    out = tmp_path / "o.parquet"
+    code = ("import sys; from lightly_airflow.cli import main; rc = main(sys.argv[1:]); "
+            "assert 'numba' not in sys.modules, 'numba imported'; sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, "select", "--samples", str(tmp_path / "s.parquet"), "--config",
+                           str(tmp_path / "c.json"), "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    got = pq.read_table(out)
+    keys = got.column("key").to_pylist()
+    assert keys == select(t, cfg).keys
+    # and the compiled state (what larger inputs use) picks the same rows with the same values
+    monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS", -1)
+    ref = select(t, cfg)
+    assert ref.keys == keys
+    assert got.column("selection.distance").to_pylist() == ref.pick_details.column("selection.distance").to_pylist()
+
+
+def test_kernels_import_numba_only_when_one_runs():
+    code = ("import sys, numpy as np; from lightly_airflow.selection import kernels; "
+            "assert 'numba' not in sys.modules; "
+            "v = kernels.canonical_sqnorms(np.ones((3, 4), dtype=np.float32)); "
+            "assert 'numba' in sys.modules and v.tolist() == [4.0] * 3; "
+            "from lightly_airflow.jit import numba; assert numba is sys.modules['numba']")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
