@@ -105,6 +105,8 @@ STRATEGIES: dict[str, Callable[[dict], tuple[dict, dict]]] = {
         active_learning_config(TASK, BATCH, typicality=4.0), {}),
     "TYPICALITY^4 start, then top margins": lambda ctx: (
         active_learning_config(TASK, BATCH, power=None, typicality=4.0), {}),
+    "TypiClust start, then power (margin^4 / u)": lambda ctx: (
+        active_learning_config(TASK, BATCH, cold="typiclust"), {}),
     "power: margin^2 / random, after cold start": lambda ctx: (active_learning_config(TASK, BATCH, power=2.0), {}),
     "power: margin^8 / random, after cold start": lambda ctx: (active_learning_config(TASK, BATCH, power=8.0), {}),
     "margin": _static(_cfg(w("uncertainty_margin"))),

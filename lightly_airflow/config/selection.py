@@ -223,6 +223,9 @@ class TypicalityStrategy(_Strict):
     num_nearest_neighbors: int = Field(20, ge=2)
     stopping_condition_minimum_typicality: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
     strength: Strength = 1.0
+    #: lightly_airflow extension: TypiClust (Hacohen et al. 2022), the most typical sample of each of the
+    #: largest k-means clusters that hold no preselected sample (docs/selection.md, TYPICALITY clusters).
+    clusters: bool = False
 
 
 Strategy = Annotated[

@@ -316,6 +316,7 @@ class TypicalityObjective(StaticObjective):
     kind = "TYPICALITY"
     detail = "typicality"
     minimum: float | None = None
+    n_clusters: int | None = None
 
     @classmethod
     def build(cls, path: str, inp: Any, strategy: Any, ctx: Context) -> Objective:
@@ -323,8 +324,27 @@ class TypicalityObjective(StaticObjective):
         # Density among every candidate with an embedding (THRESHOLD filters do not change the density).
         rows = np.flatnonzero(ctx.has_embedding)
         full = np.full(len(ctx.x_all), np.nan)
-        full[rows] = typicality(ctx.x_all[rows] if len(rows) != len(ctx.x_all) else ctx.x_all,
-                                strategy.num_nearest_neighbors)
+        x = ctx.x_all[rows] if len(rows) != len(ctx.x_all) else ctx.x_all
+        if strategy.clusters:
+            pre = None
+            if ctx.preselected is not None and ctx.preselected.num_rows:
+                px, present = embedding_rows(ctx.preselected, path="preselected", what="preselected samples")
+                ctx.count_missing(PRESELECTED + C.EMBEDDING, int((~present).sum()),
+                                  "a preselected sample without embedding covers no TYPICALITY cluster")
+                pre = px[present] if not present.all() else px
+                if len(pre) and x.shape[1] and pre.shape[1] != x.shape[1]:
+                    raise ValueError(f"preselected embeddings have dimension {pre.shape[1]}, candidates {x.shape[1]}")
+            kept = np.zeros(len(ctx.x_all), dtype=bool)
+            kept[ctx.keep] = True
+            typ_rows, prio_rows, n_clusters = typiclust(x, pre, ctx.n_target, strategy.num_nearest_neighbors,
+                                                        kept[rows], ctx.seed)
+            prio = np.full(len(ctx.x_all), np.nan)
+            full[rows], prio[rows] = typ_rows, prio_rows
+            obj = cls(path, strategy.strength, C.EMBEDDING, full[ctx.keep], prio[ctx.keep])
+            obj.n_clusters = n_clusters
+            obj.minimum = strategy.stopping_condition_minimum_typicality
+            return obj
+        full[rows] = typicality(x, strategy.num_nearest_neighbors)
         typ = full[ctx.keep]
         obj = cls(path, strategy.strength, C.EMBEDDING, typ, typ)
         obj.minimum = strategy.stopping_condition_minimum_typicality
@@ -341,6 +361,8 @@ class TypicalityObjective(StaticObjective):
         out["min_typicality_selected"] = _r(float(self.values[picks].min())) if len(picks) else None
         if self.minimum is not None:
             out["stopping_condition_minimum_typicality"] = self.minimum
+        if self.n_clusters is not None:
+            out["clusters"] = self.n_clusters
         return out
 
 
@@ -584,3 +606,74 @@ def typicality(x: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
         out[s : s + block] = 1.0 / (1.0 + np.sqrt(np.maximum(part, 0.0)).mean(axis=1))
     return out
 
+
+
+def kmeans(x: np.ndarray, k: int, seed: int | None, iterations: int = 100) -> np.ndarray:
+    """Cluster label per row: k-means++ seeding (``numpy.random.default_rng(seed)``, seed None = 0), then
+    Lloyd iterations until no label changes (at most ``iterations``); ties go to the lower cluster index.
+    An empty cluster keeps its centre. Deterministic given ``seed``."""
+    n = len(x)
+    k = max(1, min(k, n))
+    rng = np.random.default_rng(0 if seed is None else seed)
+    xd = x.astype(np.float64)
+    sq = (xd**2).sum(axis=1)
+    centres = np.empty((k, x.shape[1]))
+    first = int(rng.integers(n))
+    centres[0] = xd[first]
+    d2 = np.maximum(sq - 2.0 * xd @ centres[0] + sq[first], 0.0)
+    for c in range(1, k):
+        total = float(d2.sum())
+        i = int(rng.choice(n, p=d2 / total)) if total > 0 else int(rng.integers(n))
+        centres[c] = xd[i]
+        d2 = np.minimum(d2, np.maximum(sq - 2.0 * xd @ centres[c] + sq[i], 0.0))
+    labels = np.full(n, -1)
+    for _ in range(iterations):
+        dist = sq[:, None] - 2.0 * xd @ centres.T + (centres**2).sum(axis=1)[None, :]
+        new = dist.argmin(axis=1)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        for c in range(k):
+            members = labels == c
+            if members.any():
+                centres[c] = xd[members].mean(axis=0)
+    return labels
+
+
+def typiclust(x: np.ndarray, pre: np.ndarray | None, n_target: int, k: int, kept: np.ndarray,
+              seed: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """TypiClust (Hacohen et al., "Active learning on a budget", ICML 2022) as a static objective.
+
+    k-means (:func:`kmeans`) over the candidates ``x`` and the preselected ``pre`` together, into
+    ``len(pre) + n_target`` clusters. Each candidate's typicality is :func:`typicality` within its cluster
+    (``1 / (1 + mean distance to its k nearest cluster members)``, preselected members included). The clusters
+    holding no preselected sample are ranked by size (largest first, then lower index); the most typical
+    ``kept`` candidate of the cluster of rank ``r`` (of ``m`` such clusters) gets the priority
+    ``1 - r / (2m)`` (in (0.5, 1]), every other candidate ``0.5 · typicality`` (< 0.5): a greedy pick of n
+    takes the representatives of the n largest uncovered clusters, then the most typical of the rest.
+
+    :returns: in-cluster typicality and priority per candidate, and the number of clusters.
+    """
+    n_pre = 0 if pre is None else len(pre)
+    pool = x if not n_pre else np.concatenate([x, pre.astype(x.dtype)])  # type: ignore[union-attr]
+    labels = kmeans(pool, n_pre + n_target, seed)
+    n_clusters = int(labels.max()) + 1 if len(labels) else 0
+    typ_pool = np.empty(len(pool))
+    for c in range(n_clusters):
+        members = np.flatnonzero(labels == c)
+        typ_pool[members] = typicality(pool[members], k)
+    typ, cand_labels = typ_pool[: len(x)], labels[: len(x)]
+    prio = 0.5 * typ
+    covered = np.zeros(n_clusters, dtype=bool)
+    covered[labels[len(x):]] = True
+    sizes = np.bincount(labels, minlength=n_clusters)
+    order = [c for c in np.lexsort((np.arange(n_clusters), -sizes)) if not covered[c]]
+    rank = 0
+    for c in order:
+        members = np.flatnonzero((cand_labels == c) & kept)
+        if not len(members):
+            continue
+        best = members[int(np.argmax(typ[members]))]
+        prio[best] = 1.0 - rank / (2.0 * len(order))
+        rank += 1
+    return typ, prio, n_clusters

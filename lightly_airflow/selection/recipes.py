@@ -24,12 +24,15 @@ COLD_START = 20
 #: both silhouette datasets with pixel embeddings (typical = one kind of shape). Measured in
 #: docs/selection.md; 1 is kept (the issue's held-out data are silhouettes with pixel embeddings).
 TYPICALITY_STRENGTH = 1.0
+#: Cold-start objectives: TYPICALITY + DIVERSITY, or TYPICALITY with ``clusters`` (TypiClust).
+COLD_STARTS = ("typical-diverse", "typiclust")
 #: Exponent of the margin score in power sampling (picks drawn with probability ~ margin ** POWER).
 POWER = 4.0
 
 
 def active_learning_config(task: str, n_samples: int = 10, cold_start: int = COLD_START,
-                           power: float | None = POWER, typicality: float = TYPICALITY_STRENGTH) -> dict[str, Any]:
+                           power: float | None = POWER, typicality: float = TYPICALITY_STRENGTH,
+                           cold: str = "typical-diverse") -> dict[str, Any]:
     """The recommended active-learning selection config for the classification prediction task ``task``.
 
     Two phases, switched by the number of samples already in the datapool (the labelled set, passed as
@@ -78,6 +81,12 @@ def active_learning_config(task: str, n_samples: int = 10, cold_start: int = COL
     early = {"max_preselected": cold_start - 1}
     for entry in late:
         entry["when"] = {"min_preselected": cold_start}
+    if cold not in COLD_STARTS:
+        raise ValueError(f"recipe active-learning: cold start must be one of {COLD_STARTS}, got {cold!r}")
+    if cold == "typiclust":
+        return {"n_samples": n_samples, "strategies": [
+            {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "TYPICALITY", "clusters": True},
+             "when": early}, *late]}
     return {"n_samples": n_samples, "strategies": [
         {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "TYPICALITY", "strength": float(typicality)},
          "when": early},

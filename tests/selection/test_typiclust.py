@@ -1,0 +1,101 @@
+"""TYPICALITY with ``clusters`` (TypiClust, Hacohen et al. 2022) on real data: exact against a slow pure-Python
+reference on scikit-learn digits, k-means at a fixed point and deterministic given the seed, and on
+scikit-image's faces vs non-faces a cold-start batch holding both classes (where TYPICALITY + DIVERSITY picks
+non-faces only)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from lightly_airflow.config import parse_selection_config
+from lightly_airflow.selection import select
+from lightly_airflow.selection.objectives import kmeans
+from lightly_airflow.selection.recipes import active_learning_config
+
+
+def _digits(n: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = d.data[:n].astype(np.float64)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), d.target[:n]
+
+
+def _table(x: np.ndarray, rows: np.ndarray) -> pa.Table:
+    return pa.table({"key": rows.astype(str), "embedding": pa.array(list(x[rows]))})
+
+
+def _reference(pool: np.ndarray, labels: np.ndarray, n_cand: int, n: int, k: int) -> list[int]:
+    """Slow TypiClust: loops over clusters and pairs, plain Python floats."""
+    rows = [[float(v) for v in r] for r in pool]
+    clusters: dict[int, list[int]] = {}
+    for i, c in enumerate(labels.tolist()):
+        clusters.setdefault(c, []).append(i)
+    covered = {int(c) for c in labels[n_cand:]}
+
+    def typ(i: int, members: list[int]) -> float:
+        d = sorted(math.dist(rows[i], rows[j]) for j in members if j != i)[:k]
+        return 1.0 / (1.0 + sum(d) / len(d)) if d else 1.0
+
+    order = sorted((c for c in clusters if c not in covered), key=lambda c: (-len(clusters[c]), c))
+    picks = []
+    for c in order:
+        cands = [i for i in clusters[c] if i < n_cand]
+        if cands:
+            picks.append(max(cands, key=lambda i: (typ(i, clusters[c]), -i)))
+    return picks[:n]
+
+
+def test_typiclust_picks_are_exact_against_a_slow_reference() -> None:
+    x, _ = _digits(360)
+    pre_rows, cand_rows = np.arange(12), np.arange(12, 360)
+    cfg = {"n_samples": 10, "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "TYPICALITY", "clusters": True,
+                                                       "num_nearest_neighbors": 5}}]}
+    r = select(_table(x, cand_rows), cfg, preselected=_table(x, pre_rows), seed=3)
+    pool = np.concatenate([x[cand_rows], x[pre_rows]])
+    labels = kmeans(pool, 12 + 10, 3)
+    assert r.indices.tolist() == _reference(pool, labels, len(cand_rows), 10, 5)
+    assert r.metrics["objectives"]["strategies[0]"]["clusters"] == 22
+    again = select(_table(x, cand_rows), cfg, preselected=_table(x, pre_rows), seed=3)
+    assert again.indices.tolist() == r.indices.tolist()  # deterministic given the seed
+
+
+def test_kmeans_reaches_a_fixed_point_and_follows_the_seed() -> None:
+    x, y = _digits(500)
+    labels = kmeans(x, 10, 0)
+    centres = np.stack([x[labels == c].mean(axis=0) for c in range(10)])
+    nearest = ((x[:, None, :] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)
+    assert (nearest == labels).all()  # every sample in the cluster of its nearest centre
+    assert (kmeans(x, 10, 0) == labels).all()
+    assert not (kmeans(x, 10, 1) == labels).all()
+    # Clusters of digits follow the digit: most of each cluster is one class.
+    purity = sum(np.bincount(y[labels == c]).max() for c in range(10)) / len(y)
+    assert purity > 0.6, purity
+
+
+def test_typiclust_cold_start_picks_faces_and_non_faces() -> None:
+    """skimage's lfw_subset (100 faces, 100 non-faces, pixel embeddings): TYPICALITY + DIVERSITY picks the
+    spread-out non-faces only (test_recipes), TypiClust one typical sample of each large cluster: both."""
+    import skimage.data
+
+    imgs = np.asarray(skimage.data.lfw_subset(), dtype=np.float64).reshape(200, -1)
+    is_face = np.repeat([True, False], 100)
+    emb = (imgs / np.linalg.norm(imgs, axis=1, keepdims=True)).astype(np.float32)
+    cfg = active_learning_config("cls", 10, cold="typiclust")
+    assert parse_selection_config(cfg).strategies[0].strategy.clusters is True
+    faces = []
+    for seed in range(6):
+        labelled = np.random.default_rng(seed).choice(200, 10, replace=False)
+        rest = np.setdiff1d(np.arange(200), labelled)
+        t = _table(emb, rest).append_column("scores.cls.uncertainty_margin", pa.array(np.zeros(len(rest))))
+        r = select(t, cfg, preselected=_table(emb, labelled), seed=seed)
+        assert r.metrics["inactive_strategies"] == ["strategies[1]", "strategies[2]"]  # the cold start ran
+        faces.append(int(is_face[rest[r.indices]].sum()))
+    assert all(2 <= f <= 8 for f in faces), faces
+    with pytest.raises(ValueError, match="cold start"):
+        active_learning_config("cls", cold="kmeans")
