@@ -102,11 +102,11 @@ STRATEGIES: dict[str, Callable[[dict], tuple[dict, dict]]] = {
     "recipe --power top (top margins)": lambda ctx: (active_learning_config(TASK, BATCH, power=None), {}),
     "power: margin^4 / random (no cold start)": lambda ctx: (active_learning_config(TASK, BATCH, cold_start=0), {}),
     "TYPICALITY^4 start, then power (margin^4 / u)": lambda ctx: (
-        active_learning_config(TASK, BATCH, typicality=4.0), {}),
+        active_learning_config(TASK, BATCH, typicality=4.0, cold="typical-diverse"), {}),
     "TYPICALITY^4 start, then top margins": lambda ctx: (
-        active_learning_config(TASK, BATCH, power=None, typicality=4.0), {}),
-    "TypiClust start, then power (margin^4 / u)": lambda ctx: (
-        active_learning_config(TASK, BATCH, cold="typiclust"), {}),
+        active_learning_config(TASK, BATCH, power=None, typicality=4.0, cold="typical-diverse"), {}),
+    "previous recipe: TYPICALITY + DIVERSITY start, then power": lambda ctx: (
+        active_learning_config(TASK, BATCH, cold="typical-diverse"), {}),
     "power: margin^2 / random, after cold start": lambda ctx: (active_learning_config(TASK, BATCH, power=2.0), {}),
     "power: margin^8 / random, after cold start": lambda ctx: (active_learning_config(TASK, BATCH, power=8.0), {}),
     "margin": _static(_cfg(w("uncertainty_margin"))),
@@ -126,6 +126,7 @@ STRATEGIES: dict[str, Callable[[dict], tuple[dict, dict]]] = {
 }
 QUICK_STRATEGIES = ("random", "recipe", "margin", "recipe --power top (top margins)")
 DEFAULT_STRATEGIES = ("random", "recipe", "margin", "entropy", "power: margin^4 / random (no cold start)",
+                      "previous recipe: TYPICALITY + DIVERSITY start, then power",
                       "TYPICALITY^4 start, then power (margin^4 / u)", "TYPICALITY^4 start, then top margins")
 
 

@@ -70,13 +70,13 @@ def test_when_switches_strategies_by_the_number_of_preselected_samples(digits_ta
         r = select(t, cfg, preselected=pre)
         if expected_early:
             assert r.indices.tolist() == select(t, early, preselected=pre).indices.tolist()
-            assert r.metrics["inactive_strategies"] == ["strategies[2]"]
+            assert r.metrics["inactive_strategies"] == ["strategies[1]"]
             # With power sampling the late phase is two entries, both switched off here.
             assert select(t, active_learning_config("cls", 10, cold_start=5), preselected=pre).metrics[
-                "inactive_strategies"] == ["strategies[2]", "strategies[3]"]
+                "inactive_strategies"] == ["strategies[1]", "strategies[2]"]
         else:
             assert r.indices.tolist() == by_margin
-            assert r.metrics["inactive_strategies"] == ["strategies[0]", "strategies[1]"]
+            assert r.metrics["inactive_strategies"] == ["strategies[0]"]
     no_strategy = {"n_samples": 3, "strategies": [
         {"input": {"type": "RANDOM"}, "strategy": {"type": "WEIGHTS"}, "when": {"min_preselected": 100}}]}
     with pytest.raises(ValueError, match="no strategy applies with 0 preselected"):
@@ -203,9 +203,10 @@ def test_objective_order_does_not_change_the_picks_with_preselected_samples(digi
 
 
 def test_cold_start_typicality_strength_decides_between_typical_and_outlying_picks() -> None:
-    """The typical + diverse first batch on scikit-image's faces vs non-faces (pixel embeddings): at the
-    recipe's default TYPICALITY strength 1 the product leans to k-center and picks the spread-out non-faces
-    only (the benchmark's faces dip at 20 labels); ``typicality=4`` picks typical samples of both classes
+    """The typical + diverse first batch (``cold="typical-diverse"``, the previous recipe's cold start) on
+    scikit-image's faces vs non-faces (pixel embeddings): at TYPICALITY strength 1 the product leans to
+    k-center and picks the spread-out non-faces only (the benchmark's faces dip at 20 labels that made the
+    recipe switch to TypiClust, test_typiclust.py); ``typicality=4`` picks typical samples of both classes
     (and is what fell below random on the pixel silhouettes: docs/selection.md)."""
     import skimage.data
 
@@ -219,13 +220,16 @@ def test_cold_start_typicality_strength_decides_between_typical_and_outlying_pic
         t = pa.table({"key": rest.astype(str), "embedding": pa.array(list(emb[rest])),
                       "scores.cls.uncertainty_margin": np.zeros(len(rest))})
         pre = pa.table({"key": labelled.astype(str), "embedding": pa.array(list(emb[labelled]))})
-        r = select(t, active_learning_config("cls", 10, typicality=typicality), preselected=pre)
+        r = select(t, active_learning_config("cls", 10, typicality=typicality, cold="typical-diverse"),
+                   preselected=pre)
         assert r.metrics["inactive_strategies"] == ["strategies[2]", "strategies[3]"]  # the cold start ran
         return int(is_face[rest[r.indices]].sum())
 
     strong = [faces_picked(4.0, seed) for seed in range(6)]
     assert all(2 <= f <= 8 for f in strong), strong  # both classes in every batch
     assert sum(faces_picked(1.0, seed) for seed in range(6)) <= 3  # k-center in effect: non-faces only
-    assert active_learning_config("cls")["strategies"][0]["strategy"] == {"type": "TYPICALITY", "strength": 1.0}
+    assert active_learning_config("cls", cold="typical-diverse")["strategies"][0]["strategy"] == {
+        "type": "TYPICALITY", "strength": 1.0}
+    assert active_learning_config("cls")["strategies"][0]["strategy"] == {"type": "TYPICALITY", "clusters": True}
     with pytest.raises(ValueError, match="typicality"):
         active_learning_config("cls", typicality=0)
