@@ -92,6 +92,12 @@ def _switch(ctx: dict) -> tuple[dict, dict]:
     return _cfg(w("uncertainty_margin")), {}
 
 
+def _without_diversity(cfg: dict) -> dict:
+    """``cfg`` without its DIVERSITY entries (the recipe's cold start as TypiClust alone)."""
+    cfg["strategies"] = [e for e in cfg["strategies"] if e["strategy"]["type"] != "DIVERSITY"]
+    return cfg
+
+
 def _static(cfg: dict) -> Callable[[dict], tuple[dict, dict]]:
     return lambda ctx: (cfg, {})
 
@@ -107,6 +113,8 @@ STRATEGIES: dict[str, Callable[[dict], tuple[dict, dict]]] = {
         active_learning_config(TASK, BATCH, power=None, typicality=4.0, cold="typical-diverse"), {}),
     "previous recipe: TYPICALITY + DIVERSITY start, then power": lambda ctx: (
         active_learning_config(TASK, BATCH, cold="typical-diverse"), {}),
+    "TypiClust start (no DIVERSITY), then power": lambda ctx: (_without_diversity(
+        active_learning_config(TASK, BATCH)), {}),
     "power: margin^2 / random, after cold start": lambda ctx: (active_learning_config(TASK, BATCH, power=2.0), {}),
     "power: margin^8 / random, after cold start": lambda ctx: (active_learning_config(TASK, BATCH, power=8.0), {}),
     "margin": _static(_cfg(w("uncertainty_margin"))),
@@ -127,6 +135,7 @@ STRATEGIES: dict[str, Callable[[dict], tuple[dict, dict]]] = {
 QUICK_STRATEGIES = ("random", "recipe", "margin", "recipe --power top (top margins)")
 DEFAULT_STRATEGIES = ("random", "recipe", "margin", "entropy", "power: margin^4 / random (no cold start)",
                       "previous recipe: TYPICALITY + DIVERSITY start, then power",
+                      "TypiClust start (no DIVERSITY), then power",
                       "TYPICALITY^4 start, then power (margin^4 / u)", "TYPICALITY^4 start, then top margins")
 
 

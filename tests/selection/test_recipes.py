@@ -70,13 +70,13 @@ def test_when_switches_strategies_by_the_number_of_preselected_samples(digits_ta
         r = select(t, cfg, preselected=pre)
         if expected_early:
             assert r.indices.tolist() == select(t, early, preselected=pre).indices.tolist()
-            assert r.metrics["inactive_strategies"] == ["strategies[1]"]
+            assert r.metrics["inactive_strategies"] == ["strategies[2]"]
             # With power sampling the late phase is two entries, both switched off here.
             assert select(t, active_learning_config("cls", 10, cold_start=5), preselected=pre).metrics[
-                "inactive_strategies"] == ["strategies[1]", "strategies[2]"]
+                "inactive_strategies"] == ["strategies[2]", "strategies[3]"]
         else:
             assert r.indices.tolist() == by_margin
-            assert r.metrics["inactive_strategies"] == ["strategies[0]"]
+            assert r.metrics["inactive_strategies"] == ["strategies[0]", "strategies[1]"]
     no_strategy = {"n_samples": 3, "strategies": [
         {"input": {"type": "RANDOM"}, "strategy": {"type": "WEIGHTS"}, "when": {"min_preselected": 100}}]}
     with pytest.raises(ValueError, match="no strategy applies with 0 preselected"):

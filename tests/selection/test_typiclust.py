@@ -80,7 +80,8 @@ def test_kmeans_reaches_a_fixed_point_and_follows_the_seed() -> None:
 
 def test_typiclust_cold_start_picks_faces_and_non_faces() -> None:
     """skimage's lfw_subset (100 faces, 100 non-faces, pixel embeddings): TYPICALITY + DIVERSITY picks the
-    spread-out non-faces only (test_recipes), TypiClust one typical sample of each large cluster: both."""
+    spread-out non-faces only (test_recipes); the recipe's TypiClust (+ DIVERSITY 0.5) one typical sample of
+    each large cluster: both."""
     import skimage.data
 
     imgs = np.asarray(skimage.data.lfw_subset(), dtype=np.float64).reshape(200, -1)
@@ -94,7 +95,7 @@ def test_typiclust_cold_start_picks_faces_and_non_faces() -> None:
         rest = np.setdiff1d(np.arange(200), labelled)
         t = _table(emb, rest).append_column("scores.cls.uncertainty_margin", pa.array(np.zeros(len(rest))))
         r = select(t, cfg, preselected=_table(emb, labelled), seed=seed)
-        assert r.metrics["inactive_strategies"] == ["strategies[1]", "strategies[2]"]  # the cold start ran
+        assert r.metrics["inactive_strategies"] == ["strategies[2]", "strategies[3]"]  # the cold start ran
         faces.append(int(is_face[rest[r.indices]].sum()))
     assert all(2 <= f <= 8 for f in faces), faces
     with pytest.raises(ValueError, match="cold start"):
