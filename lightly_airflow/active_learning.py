@@ -23,7 +23,8 @@ Meanings, written once here and shared with the DAG's params (``query_tag_name``
   ``n_samples`` minus the preselected samples (never below 0).
 - the selection: ``selection_config`` when given (its ``n_samples``/``proportion_samples`` are replaced by the
   count above); otherwise, with a margin score, the recommended recipe of docs/selection.md
-  (``lightly-airflow recipe active-learning``: typical + diverse samples while fewer than 20 are labelled,
+  (``lightly-airflow recipe active-learning``: TypiClust, typical samples of k-means clusters without a
+  labelled sample, plus DIVERSITY, while fewer than 20 are labelled,
   then power sampling on the margin, a random draw that favours uncertain samples); with other scores only, CORAL (DIVERSITY + WEIGHTS on the first score); DIVERSITY
   alone without predictions. Prediction scores are columns ``scores.<task_name>.<score>`` of
   the candidates, so a config may name any of them (``{"type": "SCORES", "task": "active_learning",

@@ -48,8 +48,8 @@ def active_learning_config(task: str, n_samples: int = 10, cold_start: int = COL
 
     * fewer than ``cold_start``: TypiClust (Hacohen et al., "Active learning on a budget", ICML 2022: TYPICALITY
       with ``clusters``, the most typical sample of each of the largest k-means clusters that hold no labelled
-      sample, plus DIVERSITY at strength 0.5; ``cold="typical-diverse"``: TYPICALITY + DIVERSITY instead): a model trained on a handful of
-      labels is not yet worth asking;
+      sample, plus DIVERSITY at strength 0.5; ``cold="typical-diverse"``: TYPICALITY + DIVERSITY instead):
+      a model trained on a handful of labels is not yet worth asking;
     * from then on, power sampling on the margin (Kirsch et al., "Stochastic batch acquisition", TMLR 2023):
       WEIGHTS on the task's ``uncertainty_margin`` with strength ``power`` plus WEIGHTS on a RANDOM value with
       strength -1, i.e. the top of ``margin ** power / u`` (``u`` uniform): priority sampling, each sample
