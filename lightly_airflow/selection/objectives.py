@@ -114,6 +114,18 @@ class Context:
             self._sub = self.table if self.n == self.table.num_rows else self.table.take(from_numpy(np.asarray(self.keep, dtype=np.int64)))
         return self._sub
 
+    def preselected_embeddings(self, dim: int, rule: str) -> np.ndarray | None:
+        """The preselected samples' embeddings (``None`` without preselected samples); those without one are
+        counted as missing with ``rule``; a dimension other than the candidates' ``dim`` is an error."""
+        if self.preselected is None or not self.preselected.num_rows:
+            return None
+        px, present = embedding_rows(self.preselected, path="preselected", what="preselected samples")
+        self.count_missing(PRESELECTED + C.EMBEDDING, int((~present).sum()), rule)
+        pre = px[present] if not present.all() else px
+        if len(pre) and dim and pre.shape[1] != dim:
+            raise ValueError(f"preselected embeddings have dimension {pre.shape[1]}, candidates {dim}")
+        return pre
+
     def count_missing(self, name: str, n: int, rule: str) -> None:
         """Count (and log once per input) samples lacking an input; ``rule`` says what happens to them."""
         if n <= 0:
@@ -326,14 +338,8 @@ class TypicalityObjective(StaticObjective):
         full = np.full(len(ctx.x_all), np.nan)
         x = ctx.x_all[rows] if len(rows) != len(ctx.x_all) else ctx.x_all
         if strategy.clusters:
-            pre = None
-            if ctx.preselected is not None and ctx.preselected.num_rows:
-                px, present = embedding_rows(ctx.preselected, path="preselected", what="preselected samples")
-                ctx.count_missing(PRESELECTED + C.EMBEDDING, int((~present).sum()),
-                                  "a preselected sample without embedding covers no TYPICALITY cluster")
-                pre = px[present] if not present.all() else px
-                if len(pre) and x.shape[1] and pre.shape[1] != x.shape[1]:
-                    raise ValueError(f"preselected embeddings have dimension {pre.shape[1]}, candidates {x.shape[1]}")
+            pre = ctx.preselected_embeddings(
+                x.shape[1], "a preselected sample without embedding covers no TYPICALITY cluster")
             kept = np.zeros(len(ctx.x_all), dtype=bool)
             kept[ctx.keep] = True
             typ_rows, prio_rows, n_clusters = typiclust(x, pre, ctx.n_target, strategy.num_nearest_neighbors,
@@ -389,14 +395,7 @@ class DiversityObjective(Objective):
     def build(cls, path: str, inp: Any, strategy: Any, ctx: Context) -> Objective:
         assert isinstance(strategy, DiversityStrategy)
         x = ctx.x()
-        pre = None
-        if ctx.preselected is not None and ctx.preselected.num_rows:
-            px, present = embedding_rows(ctx.preselected, path="preselected", what="preselected samples")
-            ctx.count_missing(PRESELECTED + C.EMBEDDING, int((~present).sum()),
-                              "a preselected sample without embedding does not count for DIVERSITY")
-            pre = px[present] if not present.all() else px
-            if len(pre) and x.shape[1] and pre.shape[1] != x.shape[1]:
-                raise ValueError(f"preselected embeddings have dimension {pre.shape[1]}, candidates {x.shape[1]}")
+        pre = ctx.preselected_embeddings(x.shape[1], "a preselected sample without embedding does not count for DIVERSITY")
         n_pre = 0 if pre is None else len(pre)
         state = farthest_point_state(x, capacity=ctx.n_target + n_pre)
         for row in [] if pre is None else pre:
