@@ -214,23 +214,16 @@ def _make_tag(view: View, spec: PoolSpec, scope: Scope, name: str, polygon: str 
 def add_curation_routes(app: FastAPI) -> None:
     """Add the curation routes and their error answers to the plugin app."""
 
-    @app.exception_handler(QueryError)
-    async def _bad_query(request: Request, exc: QueryError) -> Response:
-        return A._error(request, 400, "Bad request", str(exc))
-
-    @app.exception_handler(MediaError)
-    async def _no_media(request: Request, exc: MediaError) -> Response:
-        return A._error(request, 404, "Not found", str(exc))
-
-    @app.exception_handler(LookupError)
-    async def _lookup(request: Request, exc: LookupError) -> Response:
-        return A._error(request, 404, "Not found", str(exc))
-
-    @app.exception_handler(ForbiddenError)
-    async def _forbidden(request: Request, exc: ForbiddenError) -> Response:
-        return A._error(request, 403, "Forbidden", str(exc))
-
     from lightly_airflow.datapool.errors import DatapoolError
+
+    def answer(status: int, title: str) -> Any:
+        async def handler(request: Request, exc: Exception) -> Response:
+            return A._error(request, status, title, str(exc))
+        return handler
+
+    for exc_type, status, title in ((QueryError, 400, "Bad request"), (MediaError, 404, "Not found"),
+                                    (LookupError, 404, "Not found"), (ForbiddenError, 403, "Forbidden")):
+        app.add_exception_handler(exc_type, answer(status, title))
 
     @app.exception_handler(DatapoolError)
     async def _datapool(request: Request, exc: DatapoolError) -> Response:
