@@ -71,6 +71,20 @@ def _exact_d2(x: np.ndarray, i: int, q64: np.ndarray, sqn_i: float, qsq: float) 
     return v if v > 0.0 else 0.0
 
 
+@njit(cache=True, inline="always")
+def _catch_up(x, i, d2, owner, p64, psq, sqn, start, npend, g0):  # type: ignore[no-untyped-def]
+    """Apply the pending vectors ``p64[start:npend]`` to position ``i`` (canonical distances, in pick order;
+    strictly nearer moves its owner, as one pick at a time would) and return its new ``d2``."""
+    di = d2[i]
+    for j in range(start, npend):
+        e = _exact_d2(x, i, p64[j], sqn[i], psq[j])
+        if e < di:
+            di = e
+            owner[i] = g0 + j
+    d2[i] = di
+    return di
+
+
 _FAST = {"reassoc", "contract", "nsz", "arcp"}  # vectorise sums; no assumptions about inf/nan
 
 
@@ -355,13 +369,7 @@ def _lazy_next(cand, ckey, cupto, ncand, tail, d2, sel, orig, owner, x, sqn, p64
         checked += 1
         if checked > limit:
             return -1, -1.0, checked
-        di = d2[i]
-        for j in range(cupto[c], npend):
-            e = _exact_d2(x, i, p64[j], sqn[i], psq[j])
-            if e < di:
-                di = e
-                owner[i] = g0 + j
-        d2[i] = di
+        di = _catch_up(x, i, d2, owner, p64, psq, sqn, cupto[c], npend, g0)
         cupto[c] = npend
         if best_i < 0 or di > best_r or (di == best_r and orig[i] < orig[best_i]):
             best_r = di
@@ -884,13 +892,7 @@ def _apply_pending(p, x, sqn, d2, owner, p64, psq, npend, g0, stamp, upto, epoch
     if stamp[p] != epoch:
         stamp[p] = epoch
         upto[p] = 0
-    di = d2[p]
-    for j in range(upto[p], npend):
-        e = _exact_d2(x, p, p64[j], sqn[p], psq[j])
-        if e < di:
-            di = e
-            owner[p] = g0 + j
-    d2[p] = di
+    di = _catch_up(x, p, d2, owner, p64, psq, sqn, upto[p], npend, g0)
     upto[p] = npend
     return di
 
