@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import time
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -330,12 +332,53 @@ class Encoder(nn.Module):
         """``<model>@<weights sha256[:16]>/in<input size>/d<dim>``: changes with any of them."""
         return f"{self.name}@{self.weights_digest[:16]}/in{self.input_size}/d{self.dim}"
 
+    def freeze(self, batch_size: int = 32) -> Encoder:
+        """On the CPU, run the forward pass as one frozen TorchScript graph (``torch.jit.trace`` +
+        ``torch.jit.freeze``: batch norms folded into the convolutions, weights as constants).
+
+        Same float32 arithmetic (embeddings agree with the eager pass to ~1e-6, cosine > 0.99999 per row,
+        ``tests/embedding/test_encoders.py``), and the whole forward pass runs in C++ **without the GIL**: the
+        eager pass returns to Python after each of its ~200 small ops at 64 px and waits for the interpreter lock
+        each time, so a decoding thread in the same process (video frames: decode, analysis, thumbnail) stalled
+        the model at every op (switch interval 5 ms): on 2 cores the eager model ran at 319 frames/s next to the
+        frame producer, the frozen one at 772 (``docs/video.md``). No-op on other devices and for a frozen
+        encoder; the encoder must not be moved to another device afterwards; under CPU autocast the eager pass
+        runs. Where tracing fails the encoder stays eager (logged). Returns ``self``.
+        """
+        if self.__dict__.get("_frozen") is not None or self.scale.device.type != "cpu":
+            return self
+        started = time.perf_counter()
+        example = torch.zeros((batch_size, 3, self.input_size, self.input_size), dtype=torch.uint8)
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                # The shape check is Python, not traced (it runs before the frozen graph is called).
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]
+                warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 marks TorchScript deprecated
+                traced = torch.jit.trace(self, example, check_trace=False)  # type: ignore[no-untyped-call]
+                frozen = torch.jit.freeze(traced.eval())
+        except Exception as exc:  # noqa: BLE001 - the eager pass computes the same; only slower next to decoding
+            logger.warning("Could not freeze encoder %s (%s: %s): running it eagerly", self.model_id,
+                           type(exc).__name__, exc)
+            return self
+        object.__setattr__(self, "_frozen", frozen)  # not a submodule: no second copy in state_dict / .to()
+        logger.info("Froze encoder %s for the CPU in %.2f s", self.model_id, time.perf_counter() - started)
+        return self
+
+    @property
+    def frozen(self) -> bool:
+        """Whether :meth:`freeze` made the forward pass a frozen TorchScript graph."""
+        return self.__dict__.get("_frozen") is not None
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() != 4 or images.shape[1] != 3 or images.shape[-1] != self.input_size:
             raise ValueError(
                 f"Encoder {self.model_id} expects (N, 3, {self.input_size}, {self.input_size}) images, got "
                 f"{tuple(images.shape)}."
             )
+        frozen = self.__dict__.get("_frozen")
+        if frozen is not None and images.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
+            out: torch.Tensor = frozen(images)
+            return out
         x = images.to(self.scale.dtype) * self.scale + self.shift
         x = x.contiguous(memory_format=torch.channels_last)
         feats = self.backbone.features(x)

@@ -179,7 +179,7 @@ def _cached_encoder(
         if len(_ENCODERS) >= 2:
             _ENCODERS.clear()
         encoder = get_encoder(model, weights_uri=weights_uri, dim=dim, input_size=input_size, credentials=credentials)
-        _ENCODERS[key] = encoder.to(device)
+        _ENCODERS[key] = encoder.to(device).freeze()  # CPU: one GIL-free graph (a no-op on a GPU)
     return _ENCODERS[key]
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import collections
 import hashlib
 import logging
+import queue
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,39 +146,44 @@ def _thumbnail(frame: Any, thumbs: Any, row: FrameRow) -> None:
 def _process_chunk(
     datasource_uri: str, chunk: list[FrameRow], input_size: int | None, credentials: StorageCredentials | None,
     fs: Any, root: str, thumbs: Any = None,
-) -> list[FrameResult]:
-    out: list[FrameResult] = []
+) -> Iterator[FrameResult]:
+    """The results of one chunk, each as soon as its frame is decoded and analysed (a generator: the model
+    starts on the first batch while the rest of the chunk decodes)."""
     decodable = []
     for r in chunk:
         if r.index is None or r.problem:
             why = r.problem or "no frame index"
-            out.append(FrameResult(r.row, None, None, None, None, C.STATUS_CORRUPT, why))
+            yield FrameResult(r.row, None, None, None, None, C.STATUS_CORRUPT, why)
         else:
             decodable.append(r)
     if not decodable:
-        return out
+        return
     by_index = {r.index: r for r in decodable}
     video = decodable[0].video
+    done: set[int] = set()
     try:
         with open_video_source(datasource_uri, video, credentials, fs=fs, root=root) as source:
             for got in decode_frames(source, [(r.index, r.pts) for r in decodable if r.index is not None]):
                 row = by_index[got.index].row
+                done.add(row)
                 if got.frame is None:
-                    out.append(FrameResult(row, None, None, None, None, C.STATUS_CORRUPT, got.reason))
+                    yield FrameResult(row, None, None, None, None, C.STATUS_CORRUPT, got.reason)
                     continue
                 try:
                     small, metrics, digest, score = analyse_frame(got.frame, input_size)
                 except Exception as exc:  # noqa: BLE001 - a frame the scaler cannot convert is corrupt
-                    out.append(FrameResult(row, None, None, None, None, C.STATUS_CORRUPT, f"cannot convert the frame: {exc}"))
+                    yield FrameResult(row, None, None, None, None, C.STATUS_CORRUPT, f"cannot convert the frame: {exc}")
                     continue
-                out.append(FrameResult(row, small, metrics, digest, score, C.STATUS_OK, None))
                 if thumbs is not None:
                     _thumbnail(got.frame, thumbs, by_index[got.index])
+                yield FrameResult(row, small, metrics, digest, score, C.STATUS_OK, None)
     except FileNotFoundError:
-        done = {r.row for r in out}
-        out += [FrameResult(r.row, None, None, None, None, C.STATUS_MISSING, "the video disappeared after listing")
-                for r in decodable if r.row not in done]
-    return out
+        for r in decodable:
+            if r.row not in done:
+                yield FrameResult(r.row, None, None, None, None, C.STATUS_MISSING, "the video disappeared after listing")
+
+
+_END = object()
 
 
 def iter_frame_results(
@@ -186,7 +192,12 @@ def iter_frame_results(
 ) -> Iterator[FrameResult]:
     """Decode the frames of ``rows`` once each and yield a :class:`FrameResult` per row (grouped by video).
 
-    :param workers: chunks decoded concurrently (each chunk is one seek and one sequential decode).
+    Results stream: each is yielded as soon as its frame is analysed, so the model overlaps the decoding of
+    the same chunk (a shard of one chunk, e.g. 240 frames of one video, used to be decoded and analysed whole
+    before its first batch reached the model: no overlap at all, ``docs/video.md``).
+
+    :param workers: chunks decoded concurrently (each chunk is one seek and one sequential decode); their
+        results are yielded in chunk order, each chunk streaming from its own thread.
     :param thumbs: a :class:`lightly_airflow.thumbnails.ThumbnailWriter` to give each frame's thumbnail to.
     """
     chunks = _chunks(rows)
@@ -195,19 +206,40 @@ def iter_frame_results(
         for chunk in chunks:
             yield from _process_chunk(datasource_uri, chunk, input_size, credentials, fs, root, thumbs)
         return
+    stop = threading.Event()
+
+    def run(chunk: list[FrameRow], out: queue.SimpleQueue[Any]) -> None:
+        try:
+            for result in _process_chunk(datasource_uri, chunk, input_size, credentials, fs, root, thumbs):
+                if stop.is_set():
+                    return
+                out.put(result)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            out.put(exc)
+        out.put(_END)
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="video-decode") as pool:
-        pending: collections.deque[Future[list[FrameResult]]] = collections.deque()
+        streams: collections.deque[queue.SimpleQueue[Any]] = collections.deque()
         it = iter(chunks)
-        for chunk in it:
-            pending.append(pool.submit(_process_chunk, datasource_uri, chunk, input_size, credentials, fs, root, thumbs))
-            if len(pending) >= workers:
-                break
-        while pending:
-            results = pending.popleft().result()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append(pool.submit(_process_chunk, datasource_uri, nxt, input_size, credentials, fs, root, thumbs))
-            yield from results
+
+        def start_next() -> None:
+            chunk = next(it, None)
+            if chunk is not None:
+                streams.append(queue.SimpleQueue())
+                pool.submit(run, chunk, streams[-1])
+
+        try:
+            for _ in range(workers):
+                start_next()
+            while streams:
+                stream = streams.popleft()
+                while (item := stream.get()) is not _END:
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+                start_next()
+        finally:
+            stop.set()  # a consumer that stops early: the threads end at their next frame
 
 
 #: The metric computed for frames only (``metadata.lightly.corruptness``, see :mod:`.quality`).

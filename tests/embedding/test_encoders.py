@@ -155,3 +155,25 @@ def test_mixed_precision_path_stays_close_and_returns_float32_unit_vectors() -> 
     assert mixed.dtype == torch.float32
     np.testing.assert_allclose(mixed.norm(dim=1).numpy(), 1.0, atol=1e-5)
     assert (full * mixed).sum(dim=1).min().item() > 0.97
+
+
+def test_frozen_encoder_equals_the_eager_one_on_real_photos() -> None:
+    # The CPU runner freezes the encoder (one TorchScript graph, batch norms folded): the same float32 model.
+    photos = [data.chelsea(), data.coffee(), data.astronaut(), data.rocket(), data.camera(), data.coins(),
+              data.immunohistochemistry(), data.hubble_deep_field(), data.retina(), data.cat()]
+    photos += [a[::-1].copy() for a in photos]
+    for kwargs in ({}, {"dim": 128, "input_size": 96}):
+        eager, frozen = get_encoder(**kwargs), get_encoder(**kwargs).freeze(batch_size=8)
+        assert frozen.frozen and not eager.frozen and frozen.model_id == eager.model_id
+        images = _batch(photos, eager.input_size)  # 20 images: a batch size other than the traced one
+        with torch.inference_mode():
+            a, b = eager(images), frozen(images)
+        assert b.dtype == torch.float32 and b.shape == a.shape
+        cosine = (a * b).sum(dim=1) / (a.norm(dim=1) * b.norm(dim=1))
+        assert cosine.min().item() >= 0.9999, kwargs
+        assert (a - b).abs().max().item() < 1e-4
+        with pytest.raises(ValueError, match="expects"):
+            frozen(images[:, :, :32, :32])
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):  # autocast: the eager pass
+            mixed = frozen(images)
+        assert (a * mixed).sum(dim=1).min().item() > 0.97 and (mixed - b).abs().max().item() > 1e-4

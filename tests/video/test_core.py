@@ -215,3 +215,28 @@ def test_analyse_frame_flags_a_grey_frame() -> None:
     frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 128, np.uint8), format="rgb24")
     small, metrics, digest, score = analyse_frame(frame, 16)
     assert score == 1.0 and small.shape == (16, 16, 3) and len(digest) == 64
+
+
+def test_frame_results_stream_before_the_chunk_is_decoded(video_files: dict[str, str]) -> None:
+    # The model must start on the first frames while the rest of the chunk decodes: results are yielded as
+    # each frame is analysed, not after the whole chunk (31 frames of one video: one chunk).
+    path = video_files["mp4"]
+    info = index_video(path)
+    root, name = path.rsplit("/", 1)
+    rows = [FrameRow(row=i, video=name, index=i, pts=info.pts[i]) for i in range(info.n_frames)]
+
+    class Thumbs:  # counts the frames analysed so far (each one's thumbnail is made right after its analysis)
+        def __init__(self) -> None:
+            self.n = 0
+
+        def add(self, sample_id: str, img: object) -> None:
+            self.n += 1
+
+    for workers in (1, 2):
+        thumbs = Thumbs()
+        it = iter_frame_results(root, rows, input_size=32, workers=workers, thumbs=thumbs)
+        first = next(it)
+        assert first.status == C.STATUS_OK and first.row == 0
+        assert thumbs.n <= 4, thumbs.n  # not 31: the first result came before the rest was analysed
+        rest = list(it)
+        assert [r.row for r in rest] == list(range(1, info.n_frames)) and thumbs.n == info.n_frames
