@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from lightly_airflow import columns as C
 from lightly_airflow.config import parse_selection_config
 from lightly_airflow.selection.engine import needs_embeddings, select
-from lightly_airflow.selection.inputs import from_numpy, read_embedding_rows, string_array
+from lightly_airflow.selection.inputs import config_columns, from_numpy, read_embedding_rows, read_keys, string_array
 from lightly_airflow.selection.queries import resolve_query_sets
 
 logger = logging.getLogger(__name__)
@@ -22,27 +22,47 @@ METRICS_METADATA_KEY = "lightly.selection_metrics"
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run one selection offline and write the picks with the metrics as Parquet file metadata."""
+    """Run one selection offline and write the picks with the metrics as Parquet file metadata.
+
+    Memory (docs/selection.md "Memory"): the embedding column is streamed into one float32 matrix; of the
+    other columns only those the config reads are loaded; the ``key`` column is not held while selecting (row
+    numbers stand in) and only the picks' keys are read afterwards, once the matrix is freed.
+    """
     config_path = Path(args.config)
     config = parse_selection_config(config_path.read_text())
     samples_file = pq.ParquetFile(args.samples)
-    columns = samples_file.schema_arrow.names
+    names = samples_file.schema_arrow.names
+    n_rows = samples_file.metadata.num_rows
+    wanted = config_columns(config.strategies, names)  # None: every column
     embeddings = None
-    if needs_embeddings(config) and C.EMBEDDING in columns:
+    if needs_embeddings(config) and C.EMBEDDING in names:
         # The embedding column streamed into one float32 matrix; the table keeps the other columns only.
         embeddings = read_embedding_rows(args.samples)
-        columns = [c for c in columns if c != C.EMBEDDING]
-    samples = samples_file.read(columns=columns)
-    pre = pq.ParquetFile(args.preselected).read() if args.preselected else None
+    columns = [c for c in (names if wanted is None else wanted) if not (embeddings is not None and c == C.EMBEDDING)]
+    late_keys = wanted is not None and C.KEY in names
+    if late_keys:
+        samples = samples_file.read(columns=[c for c in columns if c != C.KEY])
+        rows = np.arange(n_rows, dtype=np.int32 if n_rows < 2**31 else np.int64)
+        samples = samples.add_column(0, C.KEY, from_numpy(rows))  # row numbers until the picks' keys are read
+    else:
+        samples = samples_file.read(columns=columns)
+    pre = None
+    if args.preselected:
+        pre_file = pq.ParquetFile(args.preselected)
+        keep = None if wanted is None else {C.KEY, C.EMBEDDING, *wanted}
+        pre = pre_file.read(columns=None if keep is None else [c for c in pre_file.schema_arrow.names if c in keep])
     result = select(samples, config, preselected=pre, query_embeddings=resolve_query_sets(config, base=str(config_path.parent)),
                     seed=args.seed, embeddings=embeddings)
+    embeddings = samples = pre = None  # (the matrix is freed before the keys are read)
     table = result.pick_details if result.pick_details is not None else pa.table(
         {C.KEY: string_array(result.keys),
          C.PICK_RANK: from_numpy(np.arange(len(result.keys), dtype=np.int64))})
+    if late_keys:
+        result.keys = read_keys(args.samples, result.indices)
+        table = table.set_column(table.schema.get_field_index(C.KEY), C.KEY, string_array(result.keys))
     table = table.replace_schema_metadata({METRICS_METADATA_KEY: json.dumps(result.metrics, sort_keys=True)})
     pq.write_table(table, args.out)
-    logger.info("selected %d of %d samples (%s) -> %s", len(result.keys), samples.num_rows, result.stop_reason,
-                args.out)
+    logger.info("selected %d of %d samples (%s) -> %s", len(result.keys), n_rows, result.stop_reason, args.out)
     return 0
 
 
