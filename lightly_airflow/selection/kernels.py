@@ -579,8 +579,9 @@ class FarthestPointState:
         self._cupto = np.zeros(0, dtype=np.int64)
         self._tail = np.inf
         self._cand_stale = False
-        self._stamp = np.zeros(n, dtype=np.int64)  # per position: epoch (pass count + 1) of _upto
-        self._upto = np.zeros(n, dtype=np.int64)  # per position: pending vectors applied to it this epoch
+        # (int32: 8 bytes per row less; an epoch counts passes, _upto at most BATCH)
+        self._stamp = np.zeros(n, dtype=np.int32)  # per position: epoch (pass count + 1) of _upto
+        self._upto = np.zeros(n, dtype=np.int32)  # per position: pending vectors applied to it this epoch
         self._epoch = 1
         self._next: tuple[int, float] | None = (0, np.inf) if n else (-1, -1.0)
         self.lazy_picks = 0
@@ -963,6 +964,7 @@ class LazyMaxHeap:
         self.hk = _keys(d2, self.fixed, self.strength, self.has_div)[self.hi]
         self._zeros = np.zeros(n)
         self._arange = np.arange(n, dtype=np.int64)
+        self._no_stamp = np.zeros(1, dtype=np.int32)  # (stands in for a state's int32 _stamp/_upto: unused)
         self.taken = np.zeros(n, dtype=np.bool_)
         _heapify(self.hk, self.hi, self.hstart, self.hsize)
         self.n_labels = n_labels
@@ -975,7 +977,7 @@ class LazyMaxHeap:
             i, v = _heap_best(self.hk, self.hi, self.hstart, self.hsize, self._zeros, self._arange, self.fixed,
                               self.taken, self.strength, self.has_div, b, np.zeros((1, 1), dtype=np.float32),
                               self._zeros, np.zeros(1, dtype=np.int32), np.zeros((1, 1)), np.zeros(1), 0, 0,
-                              self._arange, self._arange, -1)
+                              self._no_stamp, self._no_stamp, -1)
         else:  # distances the heap reads are brought up to date one by one (no pass per pick)
             i, v = _heap_best(self.hk, self.hi, self.hstart, self.hsize, st._d2, st.pos, self.fixed, self.taken,
                               self.strength, self.has_div, b, st.x, st.sqn, st.owner, st._pend64, st._pendsq,
