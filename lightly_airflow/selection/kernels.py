@@ -525,17 +525,19 @@ class FarthestPointState:
         self.n, self.dim = n, dim
         self.sqn = canonical_sqnorms(self.x)
         self._d2 = np.full(n, np.inf)
-        self.orig = np.arange(n, dtype=np.int64)  # position -> original index
-        self.pos = np.arange(n, dtype=np.int64)  # original index -> position
+        # Row indices as int32 below 2**31 rows (20 bytes per row less than int64: orig, pos, the 2N arena, tmp, buf)
+        idx = np.int32 if 2 * n + 16 < 2**31 else np.int64
+        self.orig = np.arange(n, dtype=idx)  # position -> original index
+        self.pos = np.arange(n, dtype=idx)  # original index -> position
         self.owner = np.zeros(n, dtype=np.int32)  # position -> group (index of its nearest selected vector)
         self.sel = np.zeros(n, dtype=np.bool_)  # position -> selected
         self.reorder_at = set(int(v) for v in reorder_at) if n >= 2 else set()
         self._may_reorder = bool(self.reorder_at)
         self.permuted = False
-        self.mem = np.empty(2 * n + 16, dtype=np.int64)
+        self.mem = np.empty(2 * n + 16, dtype=idx)
         self.mem[:n] = np.arange(n)
-        self.tmp = np.empty(max(n, 1), dtype=np.int64)
-        self.buf = np.empty(max(n, 1), dtype=np.int64)
+        self.tmp = np.empty(max(n, 1), dtype=idx)
+        self.buf = np.empty(max(n, 1), dtype=idx)
         self.gone = np.zeros(max(n, 1), dtype=np.bool_)
         cap = max(int(capacity), 16) + 1
         self.gstart = np.zeros(cap, dtype=np.int64)
