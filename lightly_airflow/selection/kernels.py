@@ -1006,51 +1006,166 @@ importing numba and loading its cached kernels costs ~1 CPU-second per process, 
 
 NUMPY_CANDIDATES = 256
 _ROWS = 4096  # rows per block of float64 temporaries (4,096 x 1,280 x 8 bytes = 40 MiB)
+_SEQ_ROWS = 64  # rows per block of sequential_dots (the products stay in cache: 2.6x faster than 4,096)
+
+
+PROJECTION_RANK = 128
+"""Principal directions of the lifted projection (:class:`LiftedProjection`)."""
+PROJECTION_MIN_DIM = 256
+"""From this dimension on :class:`NumpyDenseState` filters rows with the projection bound (below it a row's
+exact distance costs little more than its bound)."""
+PROJECTION_MIN_ROWS = 2048
+"""... and from this many rows on (the projection costs a fixed ~10 ms)."""
+PROJECTION_SLACK = 1e-4
+"""Distance slack per vector (times its norm) covering every rounding of the lifted vectors; the worst case
+is ~4e-6 (see :class:`LiftedProjection`). A test breaks it on purpose and sees the picks change."""
+
+
+class LiftedProjection:
+    """Cheap exact lower bounds of distances: ``d(x, c) >= |z(x) - z(c)|`` with ``z(x) = (P^T x, rho(x))``.
+
+    ``P`` (D x r) has orthonormal columns (the top principal directions of a sample of rows, randomized
+    range finder with one power iteration, float64, orthonormalised by QR) and ``rho(x) = |x - P P^T x|``.
+    Since ``|x - c|^2 = |P^T (x - c)|^2 + |r(x) - r(c)|^2`` and ``|r(x) - r(c)| >= |rho(x) - rho(c)|`` for
+    the residual vectors ``r``, the lifted (r + 1)-D vectors are never farther apart than the D-D ones; with
+    most of the energy in the first r directions (real image embeddings: 86 % in 128 of 1,280) the bound is
+    close, and a row whose bound to every new pick exceeds its current nearest distance needs no D-D
+    product at all.
+
+    **Rounding.** The lifted vectors are stored in float32 (``z``). Each is within ``PROJECTION_SLACK *
+    |x|`` of the exact ``z`` of an exactly orthonormal ``P*``: ``|P^T P - I| <= 1e-10`` is checked (so
+    ``|P - P*| <= 1e-10``); the float64 products err by at most ``D 2^-53 sqrt(r) |x|`` (~1e-12 |x|);
+    ``rho^2 = |x|^2 - |P^T x|^2`` errs by at most ~1e-11 |x|^2, so ``rho`` by at most ~3.2e-6 |x|; float32
+    storage adds ``2^-24 |z|``. :meth:`thresholds` turns this into a proven test (see there).
+    """
+
+    def __init__(self, x: np.ndarray, sqn: np.ndarray, rank: int, seed: int = 0, sample: int = 2048) -> None:
+        n, dim = x.shape
+        rng = np.random.default_rng(seed)
+        idx = np.sort(rng.choice(n, min(n, sample), replace=False))
+        s = x[idx].astype(np.float64)
+        q, _ = np.linalg.qr(s @ rng.standard_normal((dim, rank + 8)))
+        q, _ = np.linalg.qr(s @ (s.T @ q))  # one power iteration
+        _, _, vt = np.linalg.svd(q.T @ s, full_matrices=False)
+        p, _ = np.linalg.qr(vt[:rank].T)
+        self.ok = bool(np.abs(p.T @ p - np.eye(rank)).max() <= 1e-10)
+        self.p = p
+        self.rank = rank
+        self.z = np.empty((n, rank + 1), dtype=np.float32)
+        for a in range(0, n, _ROWS):
+            self.z[a : a + _ROWS] = self.lift(x[a : a + _ROWS], sqn[a : a + _ROWS])
+        self.zsq = np.einsum("ij,ij->i", self.z, self.z, dtype=np.float64)
+        self.eps = PROJECTION_SLACK * np.sqrt(sqn)
+
+    def lift(self, rows: np.ndarray, sqn: np.ndarray) -> np.ndarray:
+        """float32 lifted vectors of float32 ``rows`` with canonical squared norms ``sqn``."""
+        px = rows.astype(np.float64) @ self.p
+        rho2 = sqn - np.einsum("ij,ij->i", px, px)
+        return np.concatenate([px, np.sqrt(np.maximum(rho2, 0.0))[:, None]], axis=1).astype(np.float32)
+
+    def thresholds(self, d2: np.ndarray, eps: np.ndarray, eps_q: float, max_sq: float) -> np.ndarray:
+        """Per row: a float32 lifted squared distance (``zsq_x + zsq_q - 2 z_x.z_q``, dot product in float32,
+        any order) at or above this proves ``d(x, q)^2 >= d2 + 1e-9 max_sq``, i.e. the canonical distance
+        cannot be strictly below ``d2``. Proof: by :func:`float32_margin` the exact ``|z^_x - z^_q|^2`` is
+        at least the computed value minus ``m``, so ``|z^_x - z^_q| >= sqrt(d2 + tau) + eps_x + eps_q``, and
+        ``|z_x - z_q| >= |z^_x - z^_q| - eps_x - eps_q`` (triangle inequality with the stored vectors' errors)
+        bounds ``d(x, q)`` from below. ``inf`` rows (nothing selected yet) get ``inf``."""
+        m = float32_margin(self.rank + 1, max_sq)
+        t = np.sqrt(d2 + 1e-9 * max_sq) + (eps + eps_q)
+        return t * t + m
+
+
+def sequential_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot products ``a[t] . b[t]`` of float32 ``a`` and float32/float64 ``b`` (same shape), as
+    float64 products summed in order 0…D-1 (the canonical order; the same bits as the compiled kernels).
+
+    The products are laid out D x m (C order) and reduced over the outer axis: numpy then adds whole rows in
+    order (pairwise summation only applies along the contiguous axis); 4x faster than
+    ``np.add.accumulate`` along the rows, which writes every partial sum (in blocks of :data:`_SEQ_ROWS` rows that
+    stay in cache). Tested bit for bit."""
+    m, d = a.shape
+    out = np.zeros(m)
+    if d == 0:
+        return out
+    for s in range(0, m, _SEQ_ROWS):
+        e = min(m, s + _SEQ_ROWS)
+        # At least 2 columns: with one, numpy would reduce along the contiguous axis (pairwise summation).
+        prod = np.empty((d, max(e - s, 2)))
+        np.multiply(a[s:e].T, b[s:e].T, out=prod[:, : e - s], dtype=np.float64)  # (float64 products: exact)
+        if e - s == 1:
+            prod[:, 1] = prod[:, 0]
+        out[s:e] = np.add.reduce(prod, axis=0)[: e - s]
+    return out
 
 
 def canonical_sqnorms_np(x: np.ndarray) -> np.ndarray:
-    """:func:`canonical_sqnorms` in numpy (the same bits: ``np.add.accumulate`` sums in order 0…D-1)."""
-    n, d = x.shape
-    out = np.zeros(n)
-    if d:
-        for s in range(0, n, _ROWS):
-            r = x[s : s + _ROWS].astype(np.float64)
-            out[s : s + _ROWS] = np.add.accumulate(r * r, axis=1)[:, -1]
-    return out
+    """:func:`canonical_sqnorms` in numpy (the same bits, :func:`sequential_dots`)."""
+    return sequential_dots(x, x)
 
 
 class NumpyDenseState:
     """:class:`FarthestPointState`'s dense mode in numpy and BLAS only (same canonical values and picks).
 
     Selected vectors wait in a batch of :data:`BATCH`; a pass applies the batch to every row (float32 sgemm,
-    the :func:`float32_margin` filter, canonical values for the rows the filter cannot exclude). Between
-    passes the :data:`NUMPY_CANDIDATES` farthest rows of the last pass (a contiguous copy) get every new
-    vector at once; their best is the next pick when it beats every other row's last-pass value (an upper
-    bound: values only decrease), else a pass runs. Rows are never permuted (``restore`` does nothing).
+    the :func:`float32_margin` filter). Between passes the :data:`NUMPY_CANDIDATES` farthest rows of the last
+    pass (a contiguous copy) get every new vector at once; their best is the next pick when it beats every
+    other row's last-pass value (an upper bound: values only decrease), else a pass runs. Rows are never
+    permuted (``restore`` does nothing).
+
+    **Lazy canonical values.** A row's distance is kept either canonical (``err = 0``) or as the float32
+    value of its nearest selected vector (``own``) with ``err`` = that pass' :func:`float32_margin`: a pass
+    stores the float32 value when it proves that one pending vector is strictly nearer than the row's old
+    value and not farther than any other pending vector (both by more than the margins). The canonical value
+    (``canonical(x, own)``, the minimum since ``own`` is a proven nearest) is computed only where a decision
+    needs it: the row competes for the next pick, the margins overlap, or a caller reads distances. A row's
+    distance improves ~ln(k) times during a selection; computing every one exactly in numpy (sequential float64
+    sums over D) cost more than the sgemm passes at D = 1,280.
+
+    **Projection bound** (D >= :data:`PROJECTION_MIN_DIM`): a pass first computes :class:`LiftedProjection`
+    lower bounds of each row's distance to the pending vectors ((r + 1)-D sgemm) and multiplies in full only
+    the rows where some bound is below the row's value: late in a selection most rows are skipped.
     """
 
     def __init__(self, x: np.ndarray, capacity: int = 1024) -> None:
         self.capacity = capacity
         self.inserted: list[np.ndarray] = []  # preselected vectors, for :meth:`compiled`
+        self._ins_sq: list[float] = []
         self.x = np.ascontiguousarray(x, dtype=np.float32)
         n, dim = self.x.shape
         self.n, self.dim = n, dim
         self.sqn = canonical_sqnorms_np(self.x)
         self.max_sq = max(1.0, float(self.sqn.max()) if n else 1.0)
         self._d2 = np.full(n, np.inf)
+        self._err = np.zeros(n)  # 0: _d2 canonical; else |_d2 - canonical(x, own)| <= _err
+        self._own = np.zeros(n, dtype=np.int64)  # nearest selected vector: row >= 0, or -1 - inserted index
         self.sel = np.zeros(n, dtype=np.bool_)
         self.stats = np.zeros(5, dtype=np.int64)  # (as FarthestPointState; exact distances, members seen)
         self._pend32 = np.zeros((BATCH, dim), dtype=np.float32)
         self._pend64 = np.zeros((BATCH, dim))
         self._pendsq = np.zeros(BATCH)
+        self._pown = np.zeros(BATCH, dtype=np.int64)
         self._npend = 0
         self._cand = np.zeros(0, dtype=np.int64)  # candidate rows, ascending (argmax ties: lowest index)
         self._cx = np.zeros((0, dim), dtype=np.float32)
         self._cd2 = np.zeros(0)
+        self._cerr = np.zeros(0)
+        self._cown = np.zeros(0, dtype=np.int64)
         self._tail = np.inf
         self._next: tuple[int, float] | None = (0, np.inf) if n else (-1, -1.0)
         self.dense_passes = 0
         self.n_added = 0
+        self.proj: LiftedProjection | None = None
+        if dim >= PROJECTION_MIN_DIM and n >= PROJECTION_MIN_ROWS:
+            with _blas_one_thread():  # (LAPACK's threads on a busy machine: 10x slower, measured)
+                proj = LiftedProjection(self.x, self.sqn, min(PROJECTION_RANK, dim // 4))
+            if proj.ok:
+                self.proj = proj
+                self._pz = np.zeros((BATCH, proj.rank + 1), dtype=np.float32)
+                self._pzsq = np.zeros(BATCH)
+                self._peps = np.zeros(BATCH)
+            else:
+                logger.warning("selection: projection basis not orthonormal enough; exact dense passes only")
+        self.rows_exact = 0  # rows a pass multiplied in full (the projection bound could not exclude them)
         threads = max(1, min(selection_threads(), n * max(dim, 1) // MIN_WORK_PER_THREAD))
         bounds = np.linspace(0, n, threads + 1).astype(np.int64)
         self._blocks = [(int(bounds[b]), int(bounds[b + 1])) for b in range(threads)]
@@ -1058,38 +1173,86 @@ class NumpyDenseState:
     def _margin(self, qsq: float) -> float:
         return float32_margin(self.dim, max(self.max_sq, qsq))
 
-    def _improve(self, rows: np.ndarray, sqn: np.ndarray, d2: np.ndarray, dots: np.ndarray, j0: int,
-                 skip: np.ndarray) -> None:
-        """Lower ``d2`` (in place) to the canonical distance to pending vectors ``j0, j0 + 1, …`` where one is
+    def _vectors(self, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """float32 vectors and canonical squared norms of selected vectors ``own`` (see ``_own``)."""
+        vecs = self.x[np.maximum(own, 0)]
+        vsq = self.sqn[np.maximum(own, 0)]
+        ins = np.flatnonzero(own < 0)
+        if len(ins):
+            k = -1 - own[ins]
+            vecs[ins] = np.stack(self.inserted)[k]
+            vsq[ins] = np.asarray(self._ins_sq)[k]
+        return vecs, vsq
+
+    def _canonical(self, rows: np.ndarray, sqn: np.ndarray, d2: np.ndarray, err: np.ndarray, own: np.ndarray,
+                   idx: np.ndarray | None = None) -> None:
+        """Make the values of ``rows`` (or of ``rows[idx]``) canonical, in place."""
+        lazy = np.flatnonzero(err > 0) if idx is None else idx[err[idx] > 0]
+        if not len(lazy):
+            return
+        vecs, vsq = self._vectors(own[lazy])
+        v = (sqn[lazy] + vsq) - 2.0 * sequential_dots(rows[lazy], vecs)
+        d2[lazy] = np.where(v > 0.0, v, 0.0)
+        err[lazy] = 0.0
+        self.stats[1] += len(lazy)
+
+    def _improve(self, rows: np.ndarray, sqn: np.ndarray, d2: np.ndarray, err: np.ndarray, own: np.ndarray,
+                 dots: np.ndarray, j0: int, skip: np.ndarray) -> None:
+        """Lower the values of ``rows`` (in place) where one of the pending vectors ``j0, j0 + 1, …`` is
         strictly nearer; ``dots[:, t]`` are float32 dot products of ``rows`` with vector ``j0 + t``.
 
-        Canonical values are computed only for the vectors whose float32 value minus the margin is below
-        both ``d2`` and the smallest float32 value plus the margin (the others cannot be the minimum)."""
+        A pair can hold the new minimum only when its float32 value minus the margin ``m`` is below both the
+        row's value plus its error and the smallest float32 value plus ``m``. A row with exactly one such
+        pair, whose value plus ``m`` is below the old value minus its error, takes the float32 value (error
+        ``m``, owner that vector): it is proven strictly nearer than the old minimum and not farther than any
+        other pending vector. Every other row with candidates gets canonical values (old and candidates)."""
         p = dots.shape[1]
         psq = self._pendsq[j0 : j0 + p]
-        margin = self._margin(float(psq.max()))
+        m = self._margin(float(psq.max()))
         approx = (sqn[:, None] + psq[None, :]) - 2.0 * dots.astype(np.float64)
-        bound = np.minimum(d2, approx.min(axis=1) + margin)
-        bound[skip] = -np.inf
-        r, t = np.nonzero(approx - margin < bound[:, None])
+        amin = approx.min(axis=1)
+        maybe = approx - m < np.minimum(d2 + err, amin + m)[:, None]
+        maybe[skip] = False
+        count = maybe.sum(axis=1)
+        sure = (count == 1) & (amin + m < d2 - err)
+        if sure.any():
+            s = np.flatnonzero(sure)
+            d2[s] = amin[s]
+            err[s] = m
+            own[s] = self._pown[j0 + approx[s].argmin(axis=1)]
+        amb = np.flatnonzero((count > 0) & ~sure)
+        if not len(amb):
+            return
+        self._canonical(rows, sqn, d2, err, own, amb)
+        r, t = np.nonzero(maybe[amb] & (approx[amb] - m < d2[amb, None]))
         if not len(r):
             return
-        e = np.full((len(d2), p), np.inf)
-        for s in range(0, len(r), _ROWS):
-            rr, tt = r[s : s + _ROWS], t[s : s + _ROWS]
-            acc = np.add.accumulate(rows[rr].astype(np.float64) * self._pend64[j0 + tt], axis=1)[:, -1]
-            v = (sqn[rr] + psq[tt]) - 2.0 * acc
-            e[rr, tt] = np.where(v > 0.0, v, 0.0)
-        np.minimum(d2, e.min(axis=1), out=d2)
+        rows_r = amb[r]
+        e = np.full((len(amb), p), np.inf)
+        v = (sqn[rows_r] + psq[t]) - 2.0 * sequential_dots(rows[rows_r], self._pend64[j0 + t])
+        e[r, t] = np.where(v > 0.0, v, 0.0)
+        self.stats[1] += len(r)
+        best = e.argmin(axis=1)  # first minimum: the earliest pick among equal values
+        ev = e[np.arange(len(amb)), best]
+        better = ev < d2[amb]
+        d2[amb[better]] = ev[better]
+        own[amb[better]] = self._pown[j0 + best[better]]
 
     def _add(self, q32: np.ndarray, qsq: float, pick: int) -> None:
         j = self._npend
         self._pend32[j] = q32
         self._pend64[j] = q32.astype(np.float64)
         self._pendsq[j] = qsq
+        self._pown[j] = pick if pick >= 0 else -len(self.inserted)  # (insert appended the vector already)
+        if self.proj is not None:
+            z = self.proj.z[pick] if pick >= 0 else self.proj.lift(q32[None, :], np.array([qsq]))[0]
+            self._pz[j] = z
+            self._pzsq[j] = float(np.dot(z.astype(np.float64), z.astype(np.float64)))
+            self._peps[j] = PROJECTION_SLACK * np.sqrt(qsq)
         self._npend += 1
         if pick >= 0:
             self._d2[pick] = 0.0
+            self._err[pick] = 0.0
             self.sel[pick] = True
         self._next = None
         self.n_added += 1
@@ -1098,44 +1261,81 @@ class NumpyDenseState:
         elif len(self._cand):
             with _blas_one_thread():
                 dots = self._cx @ q32
-            self._improve(self._cx, self.sqn[self._cand], self._cd2, dots[:, None], j, self.sel[self._cand])
+            self._improve(self._cx, self.sqn[self._cand], self._cd2, self._cerr, self._cown, dots[:, None], j,
+                          self.sel[self._cand])
 
     def _flush(self) -> None:
         npend = self._npend
-        x, sqn, d2, sel = self.x, self.sqn, self._d2, self.sel
+        x, sqn, d2, err, own, sel = self.x, self.sqn, self._d2, self._err, self._own, self.sel
         if npend:
             p32 = self._pend32[:npend]
+            proj = self.proj
+            exact = [0] * len(self._blocks)
+            peps = float(self._peps[:npend].max()) if proj is not None else 0.0
+            max_sq = max(self.max_sq, float(self._pendsq[:npend].max()))
 
-            def block(lo_hi: tuple[int, int]) -> None:
+            def block(lo_hi: tuple[int, int], b: int) -> None:
                 for s in range(lo_hi[0], lo_hi[1], CHUNK_ROWS):
                     e = min(lo_hi[1], s + CHUNK_ROWS)
-                    self._improve(x[s:e], sqn[s:e], d2[s:e], x[s:e] @ p32.T, 0, sel[s:e])
+                    if proj is None:
+                        self._improve(x[s:e], sqn[s:e], d2[s:e], err[s:e], own[s:e], x[s:e] @ p32.T, 0, sel[s:e])
+                        exact[b] += e - s
+                        continue
+                    # Rows whose lifted bound to every pending vector proves no strict improvement are done
+                    # (the row's value plus its error bounds its canonical value from above).
+                    zd = proj.z[s:e] @ self._pz[:npend].T
+                    lb = (proj.zsq[s:e, None] + self._pzsq[None, :npend]) - 2.0 * zd.astype(np.float64)
+                    thr = proj.thresholds(d2[s:e] + err[s:e], proj.eps[s:e], peps, max_sq)
+                    rows = np.flatnonzero((lb < thr[:, None]).any(axis=1) & ~sel[s:e]) + s
+                    if not len(rows):
+                        continue
+                    exact[b] += len(rows)
+                    xr, dr, er, orr = x[rows], d2[rows], err[rows], own[rows]
+                    self._improve(xr, sqn[rows], dr, er, orr, xr @ p32.T, 0, np.zeros(len(rows), dtype=np.bool_))
+                    d2[rows], err[rows], own[rows] = dr, er, orr
 
             with _blas_one_thread():  # (BLAS' own threads on a busy machine: 1.5x the wall time, measured)
                 if len(self._blocks) == 1:
-                    block(self._blocks[0])
+                    block(self._blocks[0], 0)
                 else:  # numpy releases the GIL in sgemm and the ufuncs
-                    list(_pool(len(self._blocks)).map(block, self._blocks))
+                    list(_pool(len(self._blocks)).map(block, self._blocks, range(len(self._blocks))))
             self.stats[3] += self.n * npend
+            self.rows_exact += sum(exact)
         self._npend = 0
         self.dense_passes += 1
-        keys = np.where(sel, -1.0, d2)
-        i = int(np.argmax(keys)) if self.n else -1
-        self._next = (i, float(keys[i])) if i >= 0 and keys[i] >= 0.0 else (-1, -1.0)
+        hi = np.where(sel, -1.0, d2 + err)  # upper bounds of the canonical values (selected: below all)
+        self._next = self._argmax(x, sqn, d2, err, own, hi, np.arange(self.n))
         m = min(NUMPY_CANDIDATES, self.n)
         if m < self.n:
-            part = np.argpartition(keys, self.n - m)
+            part = np.argpartition(hi, self.n - m)
             self._cand = np.sort(part[self.n - m :])
-            self._tail = float(keys[part[: self.n - m]].max())
+            self._tail = float(hi[part[: self.n - m]].max())
         else:
             self._cand, self._tail = np.arange(self.n), -1.0
         self._cx = x[self._cand]
         self._cd2 = d2[self._cand].copy()
+        self._cerr = err[self._cand].copy()
+        self._cown = own[self._cand].copy()
+
+    def _argmax(self, rows: np.ndarray, sqn: np.ndarray, d2: np.ndarray, err: np.ndarray, own: np.ndarray,
+                hi: np.ndarray, index: np.ndarray) -> tuple[int, float]:
+        """(index[t], value) of the largest canonical value (lowest t on ties; ``hi < 0``: selected), or
+        (-1, -1). Only rows whose upper bound reaches the best lower bound get canonical values."""
+        if not len(hi):
+            return -1, -1.0
+        lo = np.where(hi < 0.0, -1.0, d2 - err)
+        contenders = np.flatnonzero(hi >= lo.max())
+        self._canonical(rows, sqn, d2, err, own, contenders)
+        keys = np.full(len(hi), -1.0)
+        keys[contenders] = np.where(hi[contenders] < 0.0, -1.0, d2[contenders])
+        t = int(np.argmax(keys))
+        return (int(index[t]), float(keys[t])) if keys[t] >= 0.0 else (-1, -1.0)
 
     @property
     def d2(self) -> np.ndarray:
         """(N,) canonical squared distance of every candidate to its nearest selected vector."""
         self.sync()
+        self._canonical(self.x, self.sqn, self._d2, self._err, self._own)
         return self._d2
 
     def sync(self) -> None:
@@ -1149,8 +1349,10 @@ class NumpyDenseState:
         q = np.array(vec, dtype=np.float32, copy=True).reshape(1, -1)
         if q.shape[1] != self.dim:
             raise ValueError(f"preselected embedding has dimension {q.shape[1]}, candidates {self.dim}")
+        qsq = float(canonical_sqnorms_np(q)[0])
         self.inserted.append(q[0])
-        self._add(q[0], float(canonical_sqnorms_np(q)[0]), -1)
+        self._ins_sq.append(qsq)
+        self._add(q[0], qsq, -1)
 
     def compiled(self) -> FarthestPointState:
         """The compiled state with the same preselected vectors (before any pick; :class:`LazyMaxHeap`)."""
@@ -1164,10 +1366,11 @@ class NumpyDenseState:
     def farthest(self) -> tuple[int, float]:
         if self._next is None:
             if len(self._cand):
-                keys = np.where(self.sel[self._cand], -1.0, self._cd2)
-                b = int(np.argmax(keys))
-                if keys[b] >= 0.0 and keys[b] > self._tail:
-                    self._next = (int(self._cand[b]), float(keys[b]))
+                hi = np.where(self.sel[self._cand], -1.0, self._cd2 + self._cerr)
+                i, v = self._argmax(self._cx, self.sqn[self._cand], self._cd2, self._cerr, self._cown, hi,
+                                    self._cand)
+                if i >= 0 and v > self._tail:
+                    self._next = (i, v)
             if self._next is None:
                 self._flush()
         assert self._next is not None
@@ -1176,10 +1379,11 @@ class NumpyDenseState:
     def distance2(self, i: int) -> float:
         if self._next is not None and self._next[0] == i:
             return self._next[1]
+        self._canonical(self.x, self.sqn, self._d2, self._err, self._own, np.array([i]))
         d = float(self._d2[i])
         if self._npend:  # the pending vectors applied to this one row
             npend = self._npend
-            acc = np.add.accumulate(self.x[i].astype(np.float64) * self._pend64[:npend], axis=1)[:, -1]
+            acc = sequential_dots(np.broadcast_to(self.x[i], (npend, self.dim)), self._pend64[:npend])
             v = (self.sqn[i] + self._pendsq[:npend]) - 2.0 * acc
             d = min(d, float(np.where(v > 0.0, v, 0.0).min()))
         return d

@@ -300,3 +300,99 @@ def test_small_inputs_use_the_numpy_state_and_large_ones_the_compiled_one(monkey
     assert isinstance(kernels.farthest_point_state(x), kernels.NumpyDenseState)
     monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS", 299)
     assert isinstance(kernels.farthest_point_state(x), kernels.FarthestPointState)
+
+
+def _projected_state(kernels, x, rank):
+    state = kernels.NumpyDenseState(x.copy(), capacity=len(x))
+    assert state.proj is not None and state.proj.rank == rank
+    return state
+
+
+@pytest.mark.parametrize("batch", [1, 16])
+def test_numpy_state_with_projection_bound_matches_reference(batch, monkeypatch):
+    # The lifted-projection filter forced on small wide data (non-unit norms, preselected vectors): the same
+    # picks as the slow reference, the same canonical values as the compiled state, and the filter really
+    # skipped rows (so the test exercises it).
+    from lightly_airflow.selection import kernels
+
+    monkeypatch.setattr(kernels, "PROJECTION_MIN_ROWS", 0)
+    monkeypatch.setattr(kernels, "PROJECTION_MIN_DIM", 0)
+    monkeypatch.setattr(kernels, "PROJECTION_RANK", 12)
+    monkeypatch.setattr(kernels, "BATCH", batch)
+    x = clustered(1200, d=96, clusters=10, intrinsic=4, seed=41)
+    x *= np.random.default_rng(5).uniform(0.5, 2.0, size=(len(x), 1)).astype(np.float32)
+    pre = clustered(15, d=96, clusters=10, intrinsic=4, seed=42) * 1.5
+    state = _projected_state(kernels, x, 12)
+    picks, _, _ = farthest_point_order(state.x, 300, preselected=pre, state=state)
+    assert picks.tolist() == reference_order(x, 300, pre)
+    assert state.rows_exact < 0.5 * state.dense_passes * len(x)
+    other = kernels.FarthestPointState(x.copy(), mode="dense")
+    farthest_point_order(other.x, 300, preselected=pre, state=other)
+    assert np.array_equal(state.d2, other.d2)
+
+
+def test_projection_bound_with_ties_and_duplicates(monkeypatch):
+    from lightly_airflow.selection import kernels
+
+    monkeypatch.setattr(kernels, "PROJECTION_MIN_ROWS", 0)
+    monkeypatch.setattr(kernels, "PROJECTION_MIN_DIM", 0)
+    rng = np.random.default_rng(6)
+    base = rng.integers(-2, 3, size=(40, 16)).astype(np.float32)
+    base[np.all(base == 0, axis=1)] = 1
+    y = np.repeat(base, 4, axis=0)[rng.permutation(160)]
+    y = (y / np.linalg.norm(y, axis=1, keepdims=True)).astype(np.float32)
+    picks, _, _ = farthest_point_order(y, len(y), state=_projected_state(kernels, y, 4))
+    assert picks.tolist() == reference_order(y, len(y))
+
+
+def test_a_broken_projection_slack_changes_the_picks(monkeypatch):
+    # The exactness tests above can fail: with the rounding slack of the lifted vectors replaced by a
+    # negative one (bounds 5 % of the norms above the true lower bound) rows are skipped that a pick does
+    # get nearer to, and the picks leave the reference order (on this data from -0.03 on; at -0.02 three
+    # distances already differ from the compiled state's).
+    from lightly_airflow.selection import kernels
+
+    monkeypatch.setattr(kernels, "PROJECTION_MIN_ROWS", 0)
+    monkeypatch.setattr(kernels, "PROJECTION_MIN_DIM", 0)
+    monkeypatch.setattr(kernels, "PROJECTION_RANK", 12)
+    monkeypatch.setattr(kernels, "PROJECTION_SLACK", -0.05)
+    x = clustered(1200, d=96, clusters=10, intrinsic=4, seed=41)
+    picks, _, _ = farthest_point_order(x, 300, state=_projected_state(kernels, x, 12))
+    assert picks.tolist() != reference_order(x, 300)
+
+
+def test_lazy_canonical_values_match_the_compiled_state_when_read_midway(monkeypatch):
+    # Values kept as float32 approximations between decisions are canonical whenever they are read: after
+    # every pick (distance2 of arbitrary rows, d2 of all) they equal the compiled state's, bit for bit.
+    from lightly_airflow.selection import kernels
+
+    monkeypatch.setattr(kernels, "PROJECTION_MIN_ROWS", 0)
+    monkeypatch.setattr(kernels, "PROJECTION_MIN_DIM", 0)
+    x = clustered(900, d=64, clusters=9, intrinsic=3, seed=43)
+    a = kernels.NumpyDenseState(x.copy())
+    b = kernels.FarthestPointState(x.copy(), mode="dense")
+    rng = np.random.default_rng(7)
+    for step in range(60):
+        i, r = a.farthest()
+        assert (i, r) == b.farthest()
+        rows = rng.integers(0, len(x), 5)
+        assert [a.distance2(int(v)) for v in rows] == [b.distance2(int(v)) for v in rows]
+        a.select(i)
+        b.select(i)
+        if step % 20 == 19:
+            assert np.array_equal(a.d2, b.d2)
+    assert a.stats[1] < 60 * len(x) // 4  # most improvements stayed float32 (canonical ones counted)
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 64, 65, 200])
+def test_sequential_dots_sum_in_dimension_order(m):
+    # Bit for bit the in-order float64 sum (np.add.accumulate), for every block size, a single row included
+    # (numpy would sum one row pairwise).
+    from lightly_airflow.selection.kernels import sequential_dots
+
+    rng = np.random.default_rng(m)
+    a = rng.standard_normal((m, 1280)).astype(np.float32)
+    b = rng.standard_normal((m, 1280))
+    for other in (a, b):
+        ref = np.add.accumulate(a.astype(np.float64) * other.astype(np.float64), axis=1)[:, -1]
+        assert np.array_equal(sequential_dots(a, other), ref)
