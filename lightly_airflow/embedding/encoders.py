@@ -332,42 +332,59 @@ class Encoder(nn.Module):
         """``<model>@<weights sha256[:16]>/in<input size>/d<dim>``: changes with any of them."""
         return f"{self.name}@{self.weights_digest[:16]}/in{self.input_size}/d{self.dim}"
 
-    def freeze(self, batch_size: int = 32) -> Encoder:
-        """On the CPU, run the forward pass as one frozen TorchScript graph (``torch.jit.trace`` +
-        ``torch.jit.freeze``: batch norms folded into the convolutions, weights as constants).
+    def freeze(self, batch_size: int = 32, precision: str = "float32") -> Encoder:
+        """On the CPU, run the forward pass as one TorchScript graph without the GIL.
 
-        Same float32 arithmetic (embeddings agree with the eager pass to ~1e-6, cosine > 0.99999 per row,
-        ``tests/embedding/test_encoders.py``), and the whole forward pass runs in C++ **without the GIL**: the
-        eager pass returns to Python after each of its ~200 small ops at 64 px and waits for the interpreter lock
-        each time, so a decoding thread in the same process (video frames: decode, analysis, thumbnail) stalled
-        the model at every op (switch interval 5 ms): on 2 cores the eager model ran at 319 frames/s next to the
-        frame producer, the frozen one at 772 (``docs/video.md``). No-op on other devices and for a frozen
-        encoder; the encoder must not be moved to another device afterwards; under CPU autocast the eager pass
-        runs. Where tracing fails the encoder stays eager (logged). Returns ``self``.
+        ``float32``: ``torch.jit.trace`` + ``torch.jit.freeze`` (batch norms folded into the convolutions,
+        weights as constants): the same arithmetic, embeddings agree with the eager pass to ~1e-6 (cosine >=
+        0.9999 per row, ``tests/embedding/test_encoders.py``). ``bfloat16``: the pass traced under CPU autocast
+        (not frozen: folding in bf16 lost precision, cosine 0.983 against 0.994 unfrozen), used when the caller
+        runs under ``torch.autocast("cpu", dtype=torch.bfloat16)``.
+
+        Why: the eager pass returns to Python after each of its ~200 small ops at 64 px and waits for the
+        interpreter lock each time, so a decoding thread in the same process (video frames: decode, analysis,
+        thumbnail) stalled the model at every op (switch interval 5 ms): on 2 cores the eager model ran at 319
+        frames/s next to the frame producer, the frozen one at 772 (``docs/video.md``). No-op on other
+        devices; the encoder must not be moved to another device afterwards. Where tracing fails the encoder
+        stays eager (logged). Returns ``self``.
         """
-        if self.__dict__.get("_frozen") is not None or self.scale.device.type != "cpu":
+        graphs: dict[str, Any] = self.__dict__.setdefault("_graphs", {})
+        if precision in graphs or self.scale.device.type != "cpu":
             return self
+        if precision not in ("float32", "bfloat16"):
+            raise ValueError(f"precision={precision!r} is invalid: use 'float32' or 'bfloat16'.")
         started = time.perf_counter()
         example = torch.zeros((batch_size, 3, self.input_size, self.input_size), dtype=torch.uint8)
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16")
         try:
-            with torch.no_grad(), warnings.catch_warnings():
-                # The shape check is Python, not traced (it runs before the frozen graph is called).
+            with torch.no_grad(), autocast, warnings.catch_warnings():
+                # The shape check is Python, not traced (it runs before the graph is called).
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]
                 warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 marks TorchScript deprecated
-                traced = torch.jit.trace(self, example, check_trace=False)  # type: ignore[no-untyped-call]
-                frozen = torch.jit.freeze(traced.eval())
+                graph = torch.jit.trace(self, example, check_trace=False).eval()  # type: ignore[no-untyped-call]
+                if precision == "float32":
+                    graph = torch.jit.freeze(graph)
         except Exception as exc:  # noqa: BLE001 - the eager pass computes the same; only slower next to decoding
-            logger.warning("Could not freeze encoder %s (%s: %s): running it eagerly", self.model_id,
+            logger.warning("Could not trace encoder %s (%s: %s): running it eagerly", self.model_id,
                            type(exc).__name__, exc)
             return self
-        object.__setattr__(self, "_frozen", frozen)  # not a submodule: no second copy in state_dict / .to()
-        logger.info("Froze encoder %s for the CPU in %.2f s", self.model_id, time.perf_counter() - started)
+        graphs[precision] = graph  # in __dict__, not a submodule: no second copy in state_dict / .to()
+        logger.info("Traced encoder %s for the CPU (%s) in %.2f s", self.model_id, precision, time.perf_counter() - started)
         return self
 
     @property
     def frozen(self) -> bool:
-        """Whether :meth:`freeze` made the forward pass a frozen TorchScript graph."""
-        return self.__dict__.get("_frozen") is not None
+        """Whether :meth:`freeze` made the float32 forward pass a frozen TorchScript graph."""
+        return "float32" in self.__dict__.get("_graphs", {})
+
+    def _graph(self, images: torch.Tensor) -> Any:
+        """The traced graph for this call (CPU, float32 or under bf16 autocast), or ``None``: run eagerly."""
+        graphs = self.__dict__.get("_graphs")
+        if not graphs or images.device.type != "cpu":
+            return None
+        if not torch.is_autocast_enabled("cpu"):
+            return graphs.get("float32")
+        return graphs.get("bfloat16") if torch.get_autocast_dtype("cpu") == torch.bfloat16 else None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() != 4 or images.shape[1] != 3 or images.shape[-1] != self.input_size:
@@ -375,9 +392,9 @@ class Encoder(nn.Module):
                 f"Encoder {self.model_id} expects (N, 3, {self.input_size}, {self.input_size}) images, got "
                 f"{tuple(images.shape)}."
             )
-        frozen = self.__dict__.get("_frozen")
-        if frozen is not None and images.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
-            out: torch.Tensor = frozen(images)
+        graph = self._graph(images)
+        if graph is not None:
+            out: torch.Tensor = graph(images)
             return out
         x = images.to(self.scale.dtype) * self.scale + self.shift
         x = x.contiguous(memory_format=torch.channels_last)

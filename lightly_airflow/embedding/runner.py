@@ -159,11 +159,20 @@ def _model_threads(device: torch.device) -> Iterator[int]:
         torch.set_num_threads(before)
 
 
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    if device.type != "cuda":
+def _autocast(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager[Any]:
+    """The forward pass's arithmetic (``EmbedOptions.precision``): ``auto`` is float32 on a CPU and autocast on
+    a GPU (bf16 where supported, else fp16); ``float32`` never autocasts; ``bfloat16`` autocasts to bf16."""
+    if precision == "float32" or (precision == "auto" and device.type != "cuda"):
         return contextlib.nullcontext()
+    if precision == "bfloat16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def cpu_precision(precision: str) -> str:
+    """The CPU graph :meth:`Encoder.freeze` traces for ``EmbedOptions.precision``."""
+    return "bfloat16" if precision == "bfloat16" else "float32"
 
 
 _ENCODERS: dict[tuple[Any, ...], Encoder] = {}
@@ -171,16 +180,17 @@ _ENCODERS: dict[tuple[Any, ...], Encoder] = {}
 
 def _cached_encoder(
     model: str, weights_uri: str | None, dim: int | None, input_size: int, device: torch.device,
-    credentials: StorageCredentials | None,
+    credentials: StorageCredentials | None, precision: str = "auto",
 ) -> Encoder:
-    """An encoder on ``device``, reused across shards embedded in one process."""
+    """An encoder on ``device``, reused across shards embedded in one process; on a CPU its forward pass for
+    ``precision`` is one traced graph that runs without the GIL (:meth:`Encoder.freeze`)."""
     key = (model, weights_uri, dim, input_size, str(device), credentials)
     if key not in _ENCODERS:
         if len(_ENCODERS) >= 2:
             _ENCODERS.clear()
         encoder = get_encoder(model, weights_uri=weights_uri, dim=dim, input_size=input_size, credentials=credentials)
-        _ENCODERS[key] = encoder.to(device).freeze()  # CPU: one GIL-free graph (a no-op on a GPU)
-    return _ENCODERS[key]
+        _ENCODERS[key] = encoder.to(device)
+    return _ENCODERS[key].freeze(precision=cpu_precision(precision))  # a no-op on a GPU or when traced
 
 
 def embedding_schema(model_id: str, dim: int, input_size: int | None, key_type: pa.DataType = pa.string(),
@@ -380,7 +390,7 @@ def embed_shard(
     if torch_device.type == "cuda":
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-    encoder = _cached_encoder(model, weights_uri, dim, input_size, torch_device, credentials)
+    encoder = _cached_encoder(model, weights_uri, dim, input_size, torch_device, credentials, opts.precision)
     out_dim = encoder.dim
 
     vectors = np.zeros((n, out_dim), dtype=np.float32)
@@ -414,7 +424,7 @@ def embed_shard(
                                   num_workers=max(1, default_num_workers(torch_device) if num_workers is None
                                                   else num_workers),
                                   credentials=credentials, datasource_credentials=datasource_credentials,
-                                  image_rows=set(todo_images.tolist()), image_vectors=derived)
+                                  image_rows=set(todo_images.tolist()), image_vectors=derived, precision=opts.precision)
     if derived:
         rows_done = np.array(sorted(derived), dtype=np.int64)
         vectors[rows_done] = np.stack([derived[int(r)] for r in rows_done])
@@ -438,11 +448,11 @@ def embed_shard(
             datasource_uri, frames, extras, input_size=encoder.input_size, batch_size=batch_size,
             credentials=datasource_credentials or credentials, workers=max(1, workers), thumbs=thumbs,
         ), on_done=None if thumbs is None else thumbs.close))
-    with _model_threads(torch_device) as model_threads, torch.inference_mode(), _autocast(torch_device):
+    with _model_threads(torch_device) as model_threads, torch.inference_mode(), _autocast(torch_device, opts.precision):
         logger.info(
-            "Embedding %d images of %s with %s on %s (batch %d, %d decode %s, %d model threads; %d reused)",
-            len(todo), manifest_uri, encoder.model_id, torch_device, batch_size, workers, kind, model_threads,
-            len(reused_rows),
+            "Embedding %d images of %s with %s on %s (batch %d, %d decode %s, %d model threads, precision %s; %d "
+            "reused)", len(todo), manifest_uri, encoder.model_id, torch_device, batch_size, workers, kind,
+            model_threads, opts.precision, len(reused_rows),
         )
         progress = _Progress(len(todo), f"embed {manifest_uri.rsplit('/', 1)[-1]}")
         computed = 0

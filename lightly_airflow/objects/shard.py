@@ -252,7 +252,7 @@ def embed_objects_shard(
     manifest_uri: str, *, encoder: Any, device: Any, batch_size: int = 32, num_workers: int = 2,
     credentials: StorageCredentials | None = None, datasource_credentials: StorageCredentials | None = None,
     lightly_credentials: StorageCredentials | None = None, output_uri: str | None = None,
-    image_rows: set[int] | None = None, image_vectors: dict[int, np.ndarray] | None = None,
+    image_rows: set[int] | None = None, image_vectors: dict[int, np.ndarray] | None = None, precision: str = "auto",
 ) -> dict[str, Any] | None:
     """Crop, embed and describe the objects of one manifest shard; ``None`` when the run has no object work.
 
@@ -268,6 +268,7 @@ def embed_objects_shard(
     :param image_rows: manifest rows whose image embedding the caller still needs: those with objects that the
         image pass would decode at full size too (not JPEG) are embedded here from this pass's one decode, into
         ``image_vectors`` (row -> vector), with the same encoder and fixed-size padded batches.
+    :param precision: the image pass's ``EmbedOptions.precision`` (crops are embedded in the same arithmetic).
     :param image_vectors: filled as described for ``image_rows``.
     :returns: counts ``objects``, ``images_with_objects``, ``images_failed``, ``objects_per_s``, ``output_uri``.
     """
@@ -329,7 +330,7 @@ def embed_objects_shard(
     # The model runs on the threads the image pass gives it (cores minus the decoding workers); crops are
     # embedded as they arrive, so decoding the next images overlaps the forward pass and memory holds one
     # window of crops, not the shard's.
-    with _model_threads(device), torch.inference_mode(), _autocast(device):
+    with _model_threads(device), torch.inference_mode(), _autocast(device, precision):
         for row, got, problem, image_input in iter_crops(datasource_uri, keys, rows, boxes, spec, size, ds_creds,
                                                          num_workers, on_crop, wanted_images):
             if got is None:

@@ -174,6 +174,9 @@ def test_frozen_encoder_equals_the_eager_one_on_real_photos() -> None:
         assert (a - b).abs().max().item() < 1e-4
         with pytest.raises(ValueError, match="expects"):
             frozen(images[:, :, :32, :32])
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):  # autocast: the eager pass
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):  # no bf16 graph: the eager pass
             mixed = frozen(images)
+            traced = frozen.freeze(precision="bfloat16")(images)  # precision="bfloat16": its own traced graph
+            eager_mixed = eager(images)
         assert (a * mixed).sum(dim=1).min().item() > 0.97 and (mixed - b).abs().max().item() > 1e-4
+        assert (traced * eager_mixed).sum(dim=1).min().item() > 0.99 and (a * traced).sum(dim=1).min().item() > 0.97

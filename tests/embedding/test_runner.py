@@ -207,3 +207,22 @@ def test_daemonic_process_decodes_in_threads_with_identical_results(
                           output_uri=str(tmp_path / "b.parquet"))["output_uri"]
     assert "threads" in caplog.text
     assert pq.read_table(out).equals(reference)
+
+
+def test_bfloat16_precision_is_an_explicit_close_approximation(tmp_path: Path, image_root: tuple[Path, list[str]]) -> None:
+    # precision="bfloat16" (EmbedOptions) runs the CPU forward pass under bf16 autocast: close to float32, not
+    # equal; the default stays float32 (equal to the eager encoder, see test_encoders).
+    root, keys = image_root
+    manifest = write_manifest(tmp_path / "m/manifest/shard-00000.parquet", root.as_uri(), keys, root)
+    full = pq.read_table(embed_shard(manifest, device="cpu", batch_size=8, num_workers=0,
+                                     output_uri=str(tmp_path / "f32.parquet"))["output_uri"])
+    counts = embed_shard(manifest, device="cpu", batch_size=8, num_workers=0, precision="bfloat16",
+                         output_uri=str(tmp_path / "bf16.parquet"))
+    half = pq.read_table(counts["output_uri"])
+    assert half[STATUS].to_pylist() == full[STATUS].to_pylist()
+    a, b = _vectors(full), _vectors(half)
+    assert set(a) == set(b) and len(a) >= 8
+    cosines = [float(a[k] @ b[k]) for k in a]
+    assert min(cosines) > 0.98 and max(float(np.abs(a[k] - b[k]).max()) for k in a) > 1e-4
+    with pytest.raises(ValueError, match="precision"):
+        embed_shard(manifest, precision="fp8")

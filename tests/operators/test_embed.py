@@ -52,7 +52,7 @@ def test_pod_request_runs_the_cli_on_a_gpu_node() -> None:
     assert container.command == ["lightly-airflow"]
     assert container.args == [
         "embed", "--manifest", MANIFEST, "--model", "resnet-50", "--input-size", "64", "--weights",
-        "s3://models/r50.pth", "--dim", "256", "--device", "cuda", "--batch-size", "256", "--loader", "auto",
+        "s3://models/r50.pth", "--dim", "256", "--device", "cuda", "--batch-size", "256", "--loader", "auto", "--precision", "auto",
         "--xcom-return",
     ]
     assert container.resources.limits == {"nvidia.com/gpu": "2", "cpu": "8", "memory": "32Gi"}
