@@ -99,7 +99,7 @@ def forward_only(images: torch.Tensor, batch_size: int, input_size: int, device:
     runner: every batch has ``batch_size`` rows). ``warmup_passes`` untimed passes come first: in a fresh
     VM, memory touched for the first time is several times slower for tens of seconds, which would
     otherwise flatter whichever measurement runs second."""
-    encoder = get_encoder(input_size=input_size).to(device)
+    encoder = get_encoder(input_size=input_size).to(device).freeze()  # as the runner's (CPU: one traced graph)
     batches = list(images.to(device).split(batch_size))
     if batches[-1].shape[0] < batch_size:
         pad = batches[-1].new_zeros((batch_size - batches[-1].shape[0], *batches[-1].shape[1:]))

@@ -75,9 +75,10 @@ class EmbedOptions:
     :param loader: ``processes`` (DataLoader workers), ``threads`` (decoding threads in this process) or
         ``auto``: processes on a GPU, threads on a CPU.
     :param precision: the forward pass's arithmetic: ``auto`` (float32 on a CPU; autocast bf16, else fp16, on a
-        GPU), ``float32`` everywhere, or ``bfloat16`` (autocast; on a CPU with AVX-512 BF16 / AMX it is 2-3x
-        faster than float32 at 64 px, with embeddings at cosine >= 0.994 to the float32 ones and a measured
-        selection overlap in ``docs/embedding.md``). The model id does not change (as for GPU autocast today).
+        GPU), ``float32`` everywhere, or ``bfloat16`` (autocast: on this CPU with AVX-512 BF16 the forward pass
+        is ~1.4x faster at 64 px; embeddings at cosine 0.976 (worst of 2,000 photos, median 0.9988) to the
+        float32 ones and DIVERSITY picks overlapping ~2/3: ``benchmarks/precision.py``, ``docs/video.md``).
+        The model id does not change (as for GPU autocast today), so runs may mix both in one datapool.
     :param reuse_uri: Parquet of known embeddings (``key, etag, embedding``) of the same model: matching rows
         are copied, not recomputed.
     :param embeddings_csv: a Lightly custom embeddings CSV to take the vectors from instead of a model.

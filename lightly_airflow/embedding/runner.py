@@ -406,7 +406,7 @@ def embed_shard(
     todo = np.setdiff1d(np.arange(n, dtype=np.int64), reused_rows, assume_unique=True)
     keys = manifest[KEY].to_pylist()
     # Video frames are decoded once, range by range, for the model input and the frame metrics together.
-    from lightly_airflow.video.frames import FrameExtras, decode_tasks, frame_batches, frame_rows
+    from lightly_airflow.video.frames import FrameExtras, frame_batches, frame_rows
 
     frames = frame_rows(manifest, todo.tolist())
     extras = FrameExtras(n) if C_VIDEO in manifest.column_names else None
@@ -435,10 +435,11 @@ def embed_shard(
         datasource_uri, [keys[i] for i in todo_images], todo_images.tolist(), input_size=encoder.input_size,
         batch_size=batch_size, credentials=datasource_credentials or credentials,
     )
-    workers = default_num_workers(torch_device) if num_workers is None else num_workers
-    # Frames decode in chunks of up to CHUNK_FRAMES (one seek each): a frames-only shard of a long video uses
-    # as many decoding threads as it has chunks (it was capped at 1: the images' count was 0).
-    workers = min(workers, max(len(dataset), decode_tasks(frames) if frames else 0))
+    requested = default_num_workers(torch_device) if num_workers is None else num_workers
+    workers = min(requested, len(dataset))
+    # Frames use every requested thread: chunks of up to CHUNK_FRAMES (one seek each) decode concurrently, and a
+    # shard with fewer chunks than threads (one short video) decodes in one and analyses in all of them.
+    frame_workers = max(1, requested) if frames else 0
     kind = loader if loader != "auto" else ("processes" if torch_device.type == "cuda" else "threads")
     batches: Iterable[Any] = _loader(dataset, workers, pin_memory=torch_device.type == "cuda", kind=kind) if len(dataset) else []
     if frames:
@@ -446,13 +447,13 @@ def embed_shard(
         thumbs = _frame_thumbnails(manifest_uri, credentials)
         batches = itertools.chain(batches, _prefetch(frame_batches(
             datasource_uri, frames, extras, input_size=encoder.input_size, batch_size=batch_size,
-            credentials=datasource_credentials or credentials, workers=max(1, workers), thumbs=thumbs,
+            credentials=datasource_credentials or credentials, workers=frame_workers, thumbs=thumbs,
         ), on_done=None if thumbs is None else thumbs.close))
     with _model_threads(torch_device) as model_threads, torch.inference_mode(), _autocast(torch_device, opts.precision):
         logger.info(
-            "Embedding %d images of %s with %s on %s (batch %d, %d decode %s, %d model threads, precision %s; %d "
-            "reused)", len(todo), manifest_uri, encoder.model_id, torch_device, batch_size, workers, kind,
-            model_threads, opts.precision, len(reused_rows),
+            "Embedding %d images of %s with %s on %s (batch %d, %d decode %s, %d frame threads, %d model threads, "
+            "precision %s; %d reused)", len(todo), manifest_uri, encoder.model_id, torch_device, batch_size, workers,
+            kind, frame_workers, model_threads, opts.precision, len(reused_rows),
         )
         progress = _Progress(len(todo), f"embed {manifest_uri.rsplit('/', 1)[-1]}")
         computed = 0

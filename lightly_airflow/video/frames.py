@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,12 +112,6 @@ def analyse_frame(frame: Any, input_size: int | None) -> tuple[np.ndarray | None
     return small, metrics, digest.hexdigest(), frame_corruptness(gray, bool(getattr(frame, "is_corrupt", False)))
 
 
-def decode_tasks(rows: list[FrameRow]) -> int:
-    """How many chunks (one seek and one sequential decode each) the frame rows are decoded in: the most
-    decoding threads :func:`iter_frame_results` can use."""
-    return len(_chunks(rows))
-
-
 def _chunks(rows: list[FrameRow]) -> list[list[FrameRow]]:
     by_video: dict[str, list[FrameRow]] = collections.defaultdict(list)
     for r in rows:
@@ -143,12 +137,24 @@ def _thumbnail(frame: Any, thumbs: Any, row: FrameRow) -> None:
                                                   interpolation="AREA").to_image())
 
 
+def _frame_result(frame: Any, r: FrameRow, input_size: int | None, thumbs: Any) -> FrameResult:
+    """Analyse one decoded frame (model input, metrics, hash, corruptness) and hand its thumbnail over."""
+    try:
+        small, metrics, digest, score = analyse_frame(frame, input_size)
+    except Exception as exc:  # noqa: BLE001 - a frame the scaler cannot convert is corrupt
+        return FrameResult(r.row, None, None, None, None, C.STATUS_CORRUPT, f"cannot convert the frame: {exc}")
+    if thumbs is not None:
+        _thumbnail(frame, thumbs, r)
+    return FrameResult(r.row, small, metrics, digest, score, C.STATUS_OK, None)
+
+
 def _process_chunk(
     datasource_uri: str, chunk: list[FrameRow], input_size: int | None, credentials: StorageCredentials | None,
-    fs: Any, root: str, thumbs: Any = None,
+    fs: Any, root: str, thumbs: Any = None, pool: ThreadPoolExecutor | None = None, depth: int = 1,
 ) -> Iterator[FrameResult]:
-    """The results of one chunk, each as soon as its frame is decoded and analysed (a generator: the model
-    starts on the first batch while the rest of the chunk decodes)."""
+    """The results of one chunk in frame order, each as soon as its frame is decoded and analysed (a generator:
+    the model starts on the first batch while the rest of the chunk decodes). With ``pool``, this thread only
+    decodes and up to ``depth`` frames are analysed in the pool's threads at once."""
     decodable = []
     for r in chunk:
         if r.index is None or r.problem:
@@ -161,26 +167,34 @@ def _process_chunk(
     by_index = {r.index: r for r in decodable}
     video = decodable[0].video
     done: set[int] = set()
+    pending: collections.deque[FrameResult | Future[FrameResult]] = collections.deque()
     try:
-        with open_video_source(datasource_uri, video, credentials, fs=fs, root=root) as source:
-            for got in decode_frames(source, [(r.index, r.pts) for r in decodable if r.index is not None]):
-                row = by_index[got.index].row
-                done.add(row)
-                if got.frame is None:
-                    yield FrameResult(row, None, None, None, None, C.STATUS_CORRUPT, got.reason)
-                    continue
-                try:
-                    small, metrics, digest, score = analyse_frame(got.frame, input_size)
-                except Exception as exc:  # noqa: BLE001 - a frame the scaler cannot convert is corrupt
-                    yield FrameResult(row, None, None, None, None, C.STATUS_CORRUPT, f"cannot convert the frame: {exc}")
-                    continue
-                if thumbs is not None:
-                    _thumbnail(got.frame, thumbs, by_index[got.index])
-                yield FrameResult(row, small, metrics, digest, score, C.STATUS_OK, None)
-    except FileNotFoundError:
-        for r in decodable:
-            if r.row not in done:
-                yield FrameResult(r.row, None, None, None, None, C.STATUS_MISSING, "the video disappeared after listing")
+        try:
+            with open_video_source(datasource_uri, video, credentials, fs=fs, root=root) as source:
+                for got in decode_frames(source, [(r.index, r.pts) for r in decodable if r.index is not None]):
+                    r = by_index[got.index]
+                    done.add(r.row)
+                    if got.frame is None:
+                        pending.append(FrameResult(r.row, None, None, None, None, C.STATUS_CORRUPT, got.reason))
+                    elif pool is None:
+                        pending.append(_frame_result(got.frame, r, input_size, thumbs))
+                    else:
+                        pending.append(pool.submit(_frame_result, got.frame, r, input_size, thumbs))
+                    while len(pending) > (depth if pool is not None else 0):
+                        item = pending.popleft()
+                        yield item.result() if isinstance(item, Future) else item
+        except FileNotFoundError:
+            for r in decodable:
+                if r.row not in done:
+                    pending.append(FrameResult(r.row, None, None, None, None, C.STATUS_MISSING,
+                                               "the video disappeared after listing"))
+        while pending:
+            item = pending.popleft()
+            yield item.result() if isinstance(item, Future) else item
+    finally:
+        for item in pending:  # a consumer that stopped early: nothing left queued
+            if isinstance(item, Future):
+                item.cancel()
 
 
 _END = object()
@@ -196,15 +210,23 @@ def iter_frame_results(
     the same chunk (a shard of one chunk, e.g. 240 frames of one video, used to be decoded and analysed whole
     before its first batch reached the model: no overlap at all, ``docs/video.md``).
 
-    :param workers: chunks decoded concurrently (each chunk is one seek and one sequential decode); their
-        results are yielded in chunk order, each chunk streaming from its own thread.
+    :param workers: threads: chunks decoded concurrently (each chunk is one seek and one sequential decode),
+        their results yielded in chunk order, each chunk streaming from its own thread; with fewer chunks than
+        threads (e.g. a shard of one video shorter than ``CHUNK_FRAMES``), each chunk is decoded in this
+        thread and its frames are analysed in ``workers`` threads (the analysis costs ~4x the decode).
     :param thumbs: a :class:`lightly_airflow.thumbnails.ThumbnailWriter` to give each frame's thumbnail to.
     """
     chunks = _chunks(rows)
     fs, root = filesystem(datasource_uri, credentials)
-    if workers <= 1 or len(chunks) <= 1:
+    if workers <= 1:
         for chunk in chunks:
             yield from _process_chunk(datasource_uri, chunk, input_size, credentials, fs, root, thumbs)
+        return
+    if len(chunks) < workers:  # fewer chunks than threads (a short shard): one decodes, the others analyse
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="video-analyse") as analysis:
+            for chunk in chunks:
+                yield from _process_chunk(datasource_uri, chunk, input_size, credentials, fs, root, thumbs,
+                                          pool=analysis, depth=2 * workers)
         return
     stop = threading.Event()
 
@@ -299,15 +321,15 @@ def frame_batches(
 
     from lightly_airflow.embedding.images import ImageBatch
 
+    blank = np.zeros((input_size, input_size, 3), np.uint8)
+
     def make(results: list[FrameResult]) -> ImageBatch:
-        images = torch.zeros((len(results), 3, input_size, input_size), dtype=torch.uint8)
-        ok = torch.zeros(len(results), dtype=torch.bool)
-        for i, r in enumerate(results):
-            if r.small is not None:
-                images[i] = torch.from_numpy(np.ascontiguousarray(r.small)).permute(2, 0, 1)
-                ok[i] = True
+        # One stack of the (S, S, 3) model inputs; the NCHW view of it is channels-last, as the encoder wants.
+        pixels = np.stack([blank if r.small is None else r.small for r in results])
         return ImageBatch(
-            rows=torch.tensor([r.row for r in results], dtype=torch.int64), images=images, ok=ok,
+            rows=torch.tensor([r.row for r in results], dtype=torch.int64),
+            images=torch.from_numpy(pixels).permute(0, 3, 1, 2),
+            ok=torch.tensor([r.small is not None for r in results], dtype=torch.bool),
             status=[r.status for r in results], reasons=[r.reason for r in results],
         )
 

@@ -237,6 +237,6 @@ def test_frame_results_stream_before_the_chunk_is_decoded(video_files: dict[str,
         it = iter_frame_results(root, rows, input_size=32, workers=workers, thumbs=thumbs)
         first = next(it)
         assert first.status == C.STATUS_OK and first.row == 0
-        assert thumbs.n <= 4, thumbs.n  # not 31: the first result came before the rest was analysed
+        assert thumbs.n <= 8, thumbs.n  # not 31: the first result came before the rest was analysed (a few ahead)
         rest = list(it)
         assert [r.row for r in rest] == list(range(1, info.n_frames)) and thumbs.n == info.n_frames

@@ -288,10 +288,13 @@ def test_a_frames_only_shard_decodes_its_chunks_in_several_threads(tmp_path: Pat
     (manifest,) = list_new(NewFilesQuery(datasource_uri=f"file://{src}", datapool_uri=f"file://{tmp_path / 'p'}"),
                            run_id="w1", min_shard_size=10**6).manifests
     one = pq.read_table(embed_shard(manifest, device="cpu", num_workers=1)["output_uri"])
+    # One chunk, 2 threads: one decodes, both analyse (the frames' order and values are unchanged).
+    fanned = pq.read_table(embed_shard(manifest, device="cpu", num_workers=2)["output_uri"])
+    assert fanned.equals(one)
     monkeypatch.setattr("lightly_airflow.video.frames.CHUNK_FRAMES", 8)  # 4 chunks of one video
     with caplog.at_level(logging.INFO, logger="lightly_airflow.embedding.runner"):
         counts = embed_shard(manifest, device="cpu")
-    threads = [int(m.group(1)) for m in re.finditer(r", (\d+) decode threads,", caplog.text)]
+    threads = [int(m.group(1)) for m in re.finditer(r", (\d+) frame threads,", caplog.text)]
     assert threads and threads[-1] >= 2  # was 1 for any shard without images
     many = pq.read_table(counts["output_uri"])
     assert counts["embedded"] == 30
