@@ -25,8 +25,8 @@ def run(args: argparse.Namespace) -> int:
     """Run one selection offline and write the picks with the metrics as Parquet file metadata.
 
     Memory (docs/selection.md "Memory"): the embedding column is streamed into one float32 matrix; of the
-    other columns only those the config reads are loaded; the ``key`` column is not held while selecting (row
-    numbers stand in) and only the picks' keys are read afterwards, once the matrix is freed.
+    other columns only those the config reads are loaded; the ``key`` column is not held while selecting (a null
+    column stands in) and only the picks' keys are read afterwards, once the matrix is freed.
     """
     config_path = Path(args.config)
     config = parse_selection_config(config_path.read_text())
@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
     late_keys = wanted is not None and C.KEY in names
     if late_keys:
         samples = samples_file.read(columns=[c for c in columns if c != C.KEY])
-        rows = np.arange(n_rows, dtype=np.int32 if n_rows < 2**31 else np.int64)
-        samples = samples.add_column(0, C.KEY, from_numpy(rows))  # row numbers until the picks' keys are read
+        # A null column (no buffers) stands in for the keys; the picks are row indices, their keys read below.
+        samples = samples.add_column(0, C.KEY, pa.nulls(n_rows))
     else:
         samples = samples_file.read(columns=columns)
     pre = None
