@@ -10,6 +10,7 @@ Inputs (the select CLI's Parquet: ``key`` + ``embedding``), written once under `
 ``benchmarks/selection.py``, whose data functions this reuses):
 
 * ``clustered``: N × 64 unit vectors, 100 clusters of intrinsic dimension 6, spread 0.3, one N per ``--sizes``;
+* ``wide``: N × 1280 of the same kind, one N per ``--wide`` (none by default);
 * ``images``: ``--images`` embeddings of real photos (random crops of scikit-image's bundled images, the
   project's efficientnet-lite0 encoder, 1280-D; made once and cached, minutes);
 * ``tiny``: the same process shape with almost no data, measured to give the **fixed cost** (interpreter +
@@ -71,13 +72,16 @@ def write_input(work: Path, name: str, x_of: object, k: int) -> tuple[Path, Path
     return parquet, config, n, dim, k
 
 
-def inputs(work: Path, sizes: list[int], n_images: int, k: int) -> dict[str, tuple[Path, Path, int, int, int]]:
+def inputs(work: Path, sizes: list[int], n_images: int, k: int, wide: list[int]
+           ) -> dict[str, tuple[Path, Path, int, int, int]]:
     out = {
         "tiny": write_input(work, f"memory-tiny-{NUMPY_MAX_ROWS + 1}x8", lambda: clustered(NUMPY_MAX_ROWS + 1, 8), k),
         "tiny-numpy": write_input(work, "memory-tiny-1000x8", lambda: clustered(1000, 8), k),
     }
     for n in sizes:
         out[f"clustered {n:,}"] = write_input(work, f"clustered-{n}", lambda n=n: clustered(n, 64), k)
+    for n in wide:
+        out[f"wide {n:,}"] = write_input(work, f"wide-{n}x1280", lambda n=n: clustered(n, 1280), k)
     if n_images:
         out[f"images {n_images:,}"] = write_input(
             work, f"images-{n_images}", lambda: image_embeddings(work / f"image-embeddings-{n_images}.npy", n_images), k)
@@ -87,7 +91,8 @@ def inputs(work: Path, sizes: list[int], n_images: int, k: int) -> dict[str, tup
 def measure(a: argparse.Namespace) -> None:
     work = Path(a.workdir)
     cli = str(Path(sys.executable).with_name("lightly-airflow"))
-    ins = inputs(work, [int(v) for v in a.sizes.split(",") if v], a.images, a.k)
+    ins = inputs(work, [int(v) for v in a.sizes.split(",") if v], a.images, a.k,
+                 [int(v) for v in a.wide.split(",") if v])
     print(f"machine: {os.cpu_count()} CPU cores, SHARED with other jobs; load average at start "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}; {a.rounds} interleaved rounds, median peak RSS of "
           "each whole `lightly-airflow select` process (/usr/bin/time maximum resident set size)", flush=True)
@@ -114,7 +119,7 @@ def measure(a: argparse.Namespace) -> None:
     print("| input (N × D, k) | matrix | peak RSS (rounds) | fixed | peak - fixed | (peak - fixed) / matrix | "
           "peak / matrix | slope vs previous N (bytes per matrix byte) | wall |")
     print("|---|---|---|---|---|---|---|---|---|")
-    prev: dict[int, tuple[float, float]] = {}
+    prev: dict[tuple[int, bool], tuple[float, float]] = {}  # (D, compiled state): the last (matrix, peak)
     for name in names:
         if name.startswith("tiny"):
             continue
@@ -122,10 +127,11 @@ def measure(a: argparse.Namespace) -> None:
         matrix = n * dim * 4.0
         base = fixed_np if n <= NUMPY_MAX_ROWS else fixed
         slope = "—"
-        if dim in prev:
-            pm, pp = prev[dim]
+        shape = (dim, n > NUMPY_MAX_ROWS)  # (the numpy-only state is another process shape)
+        if shape in prev and matrix > prev[shape][0]:
+            pm, pp = prev[shape]
             slope = f"{(med[name] - pp) / (matrix - pm):.2f}"
-        prev[dim] = (matrix, med[name])
+        prev[shape] = (matrix, med[name])
         print(f"| {name.split()[0]} {n:,} × {dim}, k = {k:,} | {matrix / MiB:.0f} MiB | {med[name] / MiB:.0f} MiB "
               f"({', '.join(f'{v / MiB:.0f}' for v in peaks[name])}) | {base / MiB:.0f} MiB | "
               f"{(med[name] - base) / MiB:.0f} MiB | **{(med[name] - base) / matrix:.2f}×** | "
@@ -203,6 +209,7 @@ def stages(a: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="250000,500000,1000000", help="N of the clustered N x 64 inputs")
+    ap.add_argument("--wide", default="", help="N of clustered N x 1280 inputs (high-dimensional embeddings)")
     ap.add_argument("--images", type=int, default=8_000, help="number of real-image embeddings (0: none)")
     ap.add_argument("--k", type=int, default=3_000, help="n_samples (at most N / 4)")
     ap.add_argument("--rounds", type=int, default=3)
