@@ -11,16 +11,26 @@ from lightly_airflow.selection.kernels import AnyFarthestState
 COVERAGE_SAMPLE = 100_000
 
 
+def _sqnorms(m: np.ndarray, block_values: int) -> np.ndarray:
+    """float64 squared norms of the rows of ``m``, in blocks of about ``block_values`` entries (no float64
+    copy of ``m``: 2,000 picks x 1280 took two 20 MiB temporaries)."""
+    out = np.empty(len(m))
+    step = max(1, block_values // max(m.shape[1], 1))
+    for s in range(0, len(m), step):
+        out[s : s + step] = (m[s : s + step].astype(np.float64) ** 2).sum(axis=1)
+    return out
+
+
 def _nearest(a: np.ndarray, b: np.ndarray, *, exclude_self: bool = False, block_values: int = 2**18) -> np.ndarray:
     """Distance of every row of ``a`` to its nearest row of ``b`` (rows of a in blocks of about ``block_values``
-    distances: 2 MiB of float64 however many rows b has, ~6 MiB with the temporaries; 4,096 rows x 10,000
-    picks took 1.2 GB, blocks of 2**21 values ~48 MiB, more than a 20,000 x 64 selection's own state)."""
+    distances and entries: 2 MiB of float64 however many rows b has, ~6 MiB with the temporaries; 4,096 rows x
+    10,000 picks took 1.2 GB, blocks of 2**21 values ~48 MiB, more than a 20,000 x 64 selection's own state)."""
     out = np.empty(len(a))
-    bn = (b.astype(np.float64) ** 2).sum(axis=1)
-    block = max(16, block_values // max(len(b), 1))
+    bn = _sqnorms(b, block_values)
+    block = max(16, min(block_values // max(len(b), 1), block_values // max(a.shape[1], 1)))
     for s in range(0, len(a), block):
         ab = a[s : s + block]
-        d2 = (ab.astype(np.float64) ** 2).sum(axis=1)[:, None] + bn[None, :] - 2.0 * (ab @ b.T)
+        d2 = _sqnorms(ab, block_values)[:, None] + bn[None, :] - 2.0 * (ab @ b.T)
         if exclude_self:
             r = np.arange(len(ab))
             d2[r, s + r] = np.inf
