@@ -86,6 +86,7 @@ def _catch_up(x, i, d2, owner, p64, psq, sqn, start, npend, g0):  # type: ignore
 
 
 _FAST = {"reassoc", "contract", "nsz", "arcp"}  # vectorise sums; no assumptions about inf/nan
+prange = range  # numba.prange in compiled kernels (lightly_airflow.jit binds it when numba is imported)
 
 
 @njit(cache=True, fastmath=_FAST)
@@ -109,17 +110,6 @@ def float32_margin(dim: int, max_sqnorm: float) -> float:
     u = 2.0**-24
     gamma = (dim + 2) * u / (1.0 - (dim + 2) * u)
     return 2.0 * (2.0 * gamma * max_sqnorm) + 1e-12
-
-
-@njit(cache=True, fastmath=_FAST)
-def _centre_dists(cvec: np.ndarray, csq: np.ndarray, n: int, q64: np.ndarray, qsq: float, out: np.ndarray) -> None:
-    d = cvec.shape[1]
-    for g in range(n):
-        acc = 0.0
-        for j in range(d):
-            acc += cvec[g, j] * q64[j]
-        v = csq[g] + qsq - 2.0 * acc
-        out[g] = np.sqrt(v) if v > 0.0 else 0.0
 
 
 _UNIT_TOL = 2e-6  # spherical mode: every squared norm within this of 1, so every norm within 1e-6 of 1
@@ -163,84 +153,10 @@ def _compact(mem: np.ndarray, gstart: np.ndarray, gsize: np.ndarray, n_groups: i
     return w
 
 
-@njit(cache=True)
-def _insert(x, sqn, d2, orig, mem, gstart, gsize, grad2, gbest, greal, cvec, csq, st, q32, qsq, pick, tmp,  # type: ignore[no-untyped-def]
-            cdist, delta, margin, spherical, buf, gone, stats, owner):
-    """Add selected vector ``q32`` (candidate ``pick`` or -1): update d2 and groups; new group = st[0]."""
+@njit(cache=True, inline="always")
+def _new_group(mem, gstart, gsize, grad2, gbest, greal, cvec, csq, st, q64, qsq, d2, orig, tmp, n_mov, stats):  # type: ignore[no-untyped-def]
+    """Append the group of the new selected vector: members ``tmp[:n_mov]`` (in this order) at the arena's end."""
     n_groups = st[0]
-    d = x.shape[1]
-    q64 = np.empty(d)
-    for j in range(d):
-        q64[j] = np.float64(q32[j])
-    _centre_dists(cvec, csq, n_groups, q64, qsq, cdist)
-    n_mov = 0
-    for g in range(n_groups):
-        sz = gsize[g]
-        if sz == 0:
-            continue
-        hh = -1.0
-        if greal[g]:
-            dcs = cdist[g]
-            if dcs >= 2.0 * np.sqrt(grad2[g]) + delta:
-                continue
-            h = 0.5 * (dcs - delta)
-            if h > 0.0:
-                hh = h * h
-            if spherical:
-                hg = _geodesic_threshold(dcs)
-                if hg > hh:
-                    hh = hg
-                if grad2[g] <= hh:
-                    continue
-        stats[0] += 1
-        s0 = gstart[g]
-        # Pass 1 (branch-free): positions of members the bound cannot exclude.
-        nb = 0
-        for t in range(s0, s0 + sz):
-            buf[nb] = t
-            nb += d2[mem[t]] > hh
-        stats[3] += sz
-        stats[4] += nb
-        # Pass 2: float32 filter with a proven error bound, then the canonical distance.
-        changed = False
-        for b in range(nb):
-            i = mem[buf[b]]
-            if i == pick:
-                d2[i] = 0.0
-                gone[i] = True
-                changed = True
-                continue
-            di = d2[i]
-            if (sqn[i] + qsq) - 2.0 * _dot32(x, i, q32) - margin < di:
-                stats[1] += 1
-                e = _exact_d2(x, i, q64, sqn[i], qsq)
-                if e < di:
-                    d2[i] = e
-                    tmp[n_mov] = i
-                    owner[i] = n_groups
-                    n_mov += 1
-                    gone[i] = True
-                    changed = True
-        if not changed:
-            continue
-        # Pass 3 (only for groups that lost members): compact, new radius and farthest member.
-        w = s0
-        best_r = -1.0
-        best_i = -1
-        for t in range(s0, s0 + sz):
-            i = mem[t]
-            if gone[i]:
-                gone[i] = False
-                continue
-            mem[w] = i
-            w += 1
-            di = d2[i]
-            if di > best_r or (di == best_r and orig[i] < orig[best_i]):
-                best_r = di
-                best_i = i
-        gsize[g] = w - s0
-        grad2[g] = best_r
-        gbest[g] = best_i
     top = st[1]
     if top + n_mov > mem.shape[0]:
         top = _compact(mem, gstart, gsize, n_groups)
@@ -259,12 +175,140 @@ def _insert(x, sqn, d2, orig, mem, gstart, gsize, grad2, gbest, greal, cvec, csq
     grad2[g] = best_r
     gbest[g] = best_i
     greal[g] = True
-    for j in range(d):
+    for j in range(q64.shape[0]):
         cvec[g, j] = q64[j]
     csq[g] = qsq
     st[0] = n_groups + 1
     st[1] = top + n_mov
     stats[2] += n_mov
+
+
+@njit(cache=True, parallel=True, fastmath=_FAST)
+def _centre_dists(cvec: np.ndarray, csq: np.ndarray, n: int, q64: np.ndarray, qsq: float, out: np.ndarray) -> None:
+    """Distances from ``q64`` to the first ``n`` centres, on numba's threads (they only enter the bounds)."""
+    d = cvec.shape[1]
+    for g in prange(n):
+        acc = 0.0
+        for j in range(d):
+            acc += cvec[g, j] * q64[j]
+        v = csq[g] + qsq - 2.0 * acc
+        out[g] = np.sqrt(v) if v > 0.0 else 0.0
+
+
+@njit(cache=True, parallel=True)
+def _scan_groups(x, sqn, d2, orig, mem, gstart, gsize, grad2, gbest, greal, cdist, q32, q64, qsq, pick,  # type: ignore[no-untyped-def]
+                 delta, margin, spherical, n_groups, off, buf, tmp, nmoved, gone, owner, stats):
+    """The group loop of :func:`_insert`, groups on numba's threads (the number set decides: one runs it
+    serially). Per group: skip it by the bound on its radius; pass 1 (branch-free) lists the members the
+    per-point bound cannot exclude; pass 2 applies the float32 filter with its proven margin, then the
+    canonical distance, and marks members that get strictly nearer; pass 3 (groups that lost members)
+    compacts the group and finds its new radius and farthest member. Group ``g`` uses ``buf[off[g]:]`` and
+    puts its moving members at ``tmp[off[g]:]`` (``off``: exclusive prefix sums of the group sizes, so the
+    slots of different groups never overlap)."""
+    visited = 0
+    seen = 0
+    n_f32 = 0
+    n_exact = 0
+    for g in prange(n_groups):
+        nmoved[g] = 0
+        sz = gsize[g]
+        if sz == 0:
+            continue
+        hh = -1.0
+        if greal[g]:
+            dcs = cdist[g]
+            if dcs >= 2.0 * np.sqrt(grad2[g]) + delta:
+                continue
+            h = 0.5 * (dcs - delta)
+            if h > 0.0:
+                hh = h * h
+            if spherical:
+                hg = _geodesic_threshold(dcs)
+                if hg > hh:
+                    hh = hg
+                if grad2[g] <= hh:
+                    continue
+        visited += 1
+        s0 = gstart[g]
+        o = off[g]
+        nb = 0
+        for t in range(s0, s0 + sz):  # branch-free: positions the bound cannot exclude
+            buf[o + nb] = t
+            nb += d2[mem[t]] > hh
+        seen += sz
+        n_f32 += nb
+        changed = False
+        nm = 0
+        ne = 0
+        for b in range(nb):
+            i = mem[buf[o + b]]
+            if i == pick:
+                d2[i] = 0.0
+                gone[i] = True
+                changed = True
+                continue
+            di = d2[i]
+            if (sqn[i] + qsq) - 2.0 * _dot32(x, i, q32) - margin < di:
+                ne += 1
+                e = _exact_d2(x, i, q64, sqn[i], qsq)
+                if e < di:
+                    d2[i] = e
+                    tmp[o + nm] = i
+                    owner[i] = n_groups
+                    nm += 1
+                    gone[i] = True
+                    changed = True
+        n_exact += ne
+        nmoved[g] = nm
+        if not changed:
+            continue
+        w = s0
+        best_r = -1.0
+        best_i = -1
+        for t in range(s0, s0 + sz):
+            i = mem[t]
+            if gone[i]:
+                gone[i] = False
+                continue
+            mem[w] = i
+            w += 1
+            di = d2[i]
+            if di > best_r or (di == best_r and orig[i] < orig[best_i]):
+                best_r = di
+                best_i = i
+        gsize[g] = w - s0
+        grad2[g] = best_r
+        gbest[g] = best_i
+    stats[0] += visited
+    stats[1] += n_exact
+    stats[3] += seen
+    stats[4] += n_f32
+
+
+@njit(cache=True)
+def _insert(x, sqn, d2, orig, mem, gstart, gsize, grad2, gbest, greal, cvec, csq, st, q32, qsq, pick, tmp,  # type: ignore[no-untyped-def]
+            cdist, delta, margin, spherical, buf, gone, off, nmoved, stats, owner):
+    """Add selected vector ``q32`` (candidate ``pick`` or -1): update d2 and groups; new group = st[0]. The
+    centre distances and the groups run on numba's threads (:func:`_numba_threads`); the values, groups,
+    member order and new group do not depend on the number of threads (tested)."""
+    n_groups = st[0]
+    d = x.shape[1]
+    q64 = np.empty(d)
+    for j in range(d):
+        q64[j] = np.float64(q32[j])
+    _centre_dists(cvec, csq, n_groups, q64, qsq, cdist)
+    acc = 0
+    for g in range(n_groups):
+        off[g] = acc
+        acc += gsize[g]
+    _scan_groups(x, sqn, d2, orig, mem, gstart, gsize, grad2, gbest, greal, cdist, q32, q64, qsq, pick, delta,
+                 margin, spherical, n_groups, off, buf, tmp, nmoved, gone, owner, stats)
+    n_mov = 0
+    for g in range(n_groups):  # the moving members in group order (slots only move left)
+        for m in range(nmoved[g]):
+            tmp[n_mov] = tmp[off[g] + m]
+            n_mov += 1
+    _new_group(mem, gstart, gsize, grad2, gbest, greal, cvec, csq, st, q64, qsq, d2, orig, tmp, n_mov, stats)
 
 
 @njit(cache=True)
@@ -435,6 +479,19 @@ def selection_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+_numba_threads_set = 0
+
+
+def _numba_threads(threads: int) -> None:
+    """numba's parallel loops on ``threads`` threads (at most the pool numba started with)."""
+    global _numba_threads_set
+    if _numba_threads_set != threads:
+        from lightly_airflow.jit import numba
+
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        _numba_threads_set = threads
+
+
 _POOL: ThreadPoolExecutor | None = None
 _BLAS: Any = None
 
@@ -548,6 +605,8 @@ class FarthestPointState:
         self.cvec = np.zeros((cap, dim))
         self.csq = np.zeros(cap)
         self.cdist = np.zeros(cap)
+        self._off = np.zeros(cap, dtype=np.int64)  # (parallel pruned picks: per-group slots and moves)
+        self._nmoved = np.zeros(cap, dtype=np.int64)
         # Group 0: every candidate, before anything is selected (no centre, distance +inf).
         self.gsize[0] = n
         self.grad2[0] = np.inf if n else -1.0
@@ -561,6 +620,11 @@ class FarthestPointState:
         self.mode = mode
         self.dense = mode != "pruned" and n > 0
         self.threads = max(1, min(selection_threads(), n * max(dim, 1) // MIN_WORK_PER_THREAD))
+        self.parallel_pruned = False  # pruned picks on all threads (numba prange) when timed faster
+        self.parallel_choices: list[tuple[int, bool]] = []  # (selected vectors so far, parallel pruned picks)
+        self._par_phase = 0  # 0: idle; 1, 2: timing serial, parallel pruned picks
+        self._par_check = 0 if self.threads > 1 else -1  # selected count of the next trial (-1: never)
+        self._par_times: list[list[float]] = [[], []]
         self.nblk = 1 if self.threads == 1 else 4 * self.threads  # more blocks than threads: a slow thread
         bounds = np.linspace(0, n, self.nblk + 1).astype(np.int64)  # (descheduled) does not stall the pass
         self._blocks = [(int(bounds[b]), int(bounds[b + 1]), b) for b in range(self.nblk)]
@@ -599,7 +663,7 @@ class FarthestPointState:
     def _grow(self) -> None:
         cap = len(self.gstart)
         new = 2 * cap
-        for name in ("gstart", "gsize", "grad2", "gbest", "greal", "csq", "cdist"):
+        for name in ("gstart", "gsize", "grad2", "gbest", "greal", "csq", "cdist", "_off", "_nmoved"):
             old = getattr(self, name)
             arr = np.zeros(new, dtype=old.dtype)
             arr[:cap] = old
@@ -701,6 +765,29 @@ class FarthestPointState:
                 if typical > SLOWER_BY * self._t_dense:
                     self._to_dense()
 
+    def _time_parallel(self, seconds: float) -> None:
+        """Pruned picks: time :data:`CHECK_EVERY` serial, then as many parallel ones (numba threads wait at a
+        barrier per pick: on a busy machine a descheduled thread stalls it); keep the faster by median,
+        again when the number selected has doubled."""
+        if self._par_check < 0:
+            return
+        if self._par_phase == 0:
+            if self.n_added >= self._par_check:
+                self._par_phase, self.parallel_pruned, self._par_times = 1, False, [[], []]
+            return
+        times = self._par_times[self._par_phase - 1]
+        times.append(seconds)
+        if len(times) < CHECK_EVERY:
+            return
+        if self._par_phase == 1:
+            self._par_phase, self.parallel_pruned = 2, True
+            return
+        serial, parallel = (float(np.median(t)) for t in self._par_times)
+        self.parallel_pruned = parallel * SLOWER_BY < serial
+        self.parallel_choices.append((self.n_added, self.parallel_pruned))
+        self._par_phase = 0
+        self._par_check = 2 * self.n_added
+
     def _add(self, q32: np.ndarray | None, qsq: float, original: int) -> None:
         if self.st[0] + 1 >= len(self.gstart):
             self._grow()
@@ -736,15 +823,18 @@ class FarthestPointState:
                 self._flush()
         else:
             margin = float32_margin(self.dim, max(self.max_sq, qsq))
+            _numba_threads(self.threads if self.parallel_pruned else 1)
             _insert(self.x, self.sqn, self._d2, self.orig, self.mem, self.gstart, self.gsize, self.grad2,
                     self.gbest, self.greal, self.cvec, self.csq, self.st, q32, qsq, pick, self.tmp, self.cdist,
                     self.delta, margin, self.spherical and abs(qsq - 1.0) <= _UNIT_TOL, self.buf, self.gone,
-                    self.stats, self.owner)
+                    self._off, self._nmoved, self.stats, self.owner)
             if pick >= 0:
                 self.sel[pick] = True
         self.n_added += 1
         now = time.perf_counter()
         if self._t_end is not None:  # this pick whole: its search (farthest) and this update
+            if not self.dense:
+                self._time_parallel(now - self._t_end - t_reorder)
             self._maybe_switch(now - self._t_end - t_reorder)
         self._t_end = time.perf_counter()
 

@@ -396,3 +396,43 @@ def test_sequential_dots_sum_in_dimension_order(m):
     for other in (a, b):
         ref = np.add.accumulate(a.astype(np.float64) * other.astype(np.float64), axis=1)[:, -1]
         assert np.array_equal(sequential_dots(a, other), ref)
+
+
+def test_parallel_pruned_picks_equal_the_serial_ones():
+    # The pruned update with groups on two threads (numba prange) against one thread, forced for every pruned
+    # pick of a small input (which would otherwise run on one thread): the same picks, canonical values,
+    # groups and member order; and the slow reference's picks. Preselected vectors and duplicates included.
+    from lightly_airflow.selection import kernels
+
+    x = clustered(2500, d=24, clusters=15, intrinsic=3, seed=51)
+    x[2000:] = x[:500]
+    pre = clustered(10, d=24, clusters=15, intrinsic=3, seed=52)
+    states = []
+    for parallel in (False, True):
+        st = kernels.FarthestPointState(x.copy(), capacity=500, mode="pruned", reorder_at=(64,))
+        st.threads, st.parallel_pruned, st._par_check = 2, parallel, -1  # noqa: SLF001 (no trials)
+        picks, dists, _ = farthest_point_order(st.x, 400, preselected=pre, state=st)
+        states.append((picks, dists, st))
+    (pa_, da, a), (pb, db, b) = states
+    assert pa_.tolist() == pb.tolist() == reference_order(x, 400, pre)
+    assert np.array_equal(da, db) and np.array_equal(a.d2, b.d2)
+    g = int(a.st[0])
+    assert np.array_equal(a.gsize[:g], b.gsize[:g]) and np.array_equal(a.grad2[:g], b.grad2[:g])
+    for k in range(g):
+        sa, sb = a.mem[a.gstart[k] : a.gstart[k] + a.gsize[k]], b.mem[b.gstart[k] : b.gstart[k] + b.gsize[k]]
+        assert np.array_equal(a.orig[sa], b.orig[sb])
+    assert np.array_equal(a.stats[[1, 2]], b.stats[[1, 2]])
+
+
+def test_auto_pruned_mode_times_serial_and_parallel_picks(monkeypatch):
+    # With more than one thread, pruned picks are timed serial then parallel and the faster kept (recorded).
+    from lightly_airflow.selection import kernels
+
+    x = clustered(3000, d=16, seed=53)
+    st = kernels.FarthestPointState(x.copy(), mode="pruned")
+    st.threads = 2
+    st._par_check = 0  # noqa: SLF001
+    picks, _, _ = farthest_point_order(st.x, 300, state=st)
+    assert picks.tolist() == reference_order(x, 300)
+    assert st.parallel_choices and st.parallel_choices[0][0] == 2 * kernels.CHECK_EVERY + 2  # (the first pick: untimed)
+    assert st.parallel_choices[1][0] == 2 * st.parallel_choices[0][0] + 2 * kernels.CHECK_EVERY  # (at a doubling)
