@@ -24,9 +24,10 @@ METRICS_METADATA_KEY = "lightly.selection_metrics"
 def run(args: argparse.Namespace) -> int:
     """Run one selection offline and write the picks with the metrics as Parquet file metadata.
 
-    Memory (docs/selection.md "Memory"): the embedding column is streamed into one float32 matrix; of the
-    other columns only those the config reads are loaded; the ``key`` column is not held while selecting (a null
-    column stands in) and only the picks' keys are read afterwards, once the matrix is freed.
+    Memory (docs/selection.md "Memory"): the embedding columns (candidates, preselected) are streamed into
+    float32 matrices; of the other columns only those the config reads are loaded; the ``key`` column is not
+    held while selecting (a null column stands in) and only the picks' keys are read afterwards, once the
+    matrix is freed.
     """
     config_path = Path(args.config)
     config = parse_selection_config(config_path.read_text())
@@ -46,14 +47,19 @@ def run(args: argparse.Namespace) -> int:
         samples = samples.add_column(0, C.KEY, pa.nulls(n_rows))
     else:
         samples = samples_file.read(columns=columns)
-    pre = None
+    pre = pre_embeddings = None
     if args.preselected:
         pre_file = pq.ParquetFile(args.preselected)
-        keep = None if wanted is None else {C.KEY, C.EMBEDDING, *wanted}
-        pre = pre_file.read(columns=None if keep is None else [c for c in pre_file.schema_arrow.names if c in keep])
+        pre_names = pre_file.schema_arrow.names
+        if embeddings is not None and C.EMBEDDING in pre_names:  # streamed too (not an Arrow column + a copy)
+            pre_embeddings = read_embedding_rows(args.preselected, what="preselected samples")
+        keep = set(pre_names) if wanted is None else {C.KEY, C.EMBEDDING, *wanted}
+        if pre_embeddings is not None:
+            keep.discard(C.EMBEDDING)
+        pre = pre_file.read(columns=[c for c in pre_names if c in keep])
     result = select(samples, config, preselected=pre, query_embeddings=resolve_query_sets(config, base=str(config_path.parent)),
-                    seed=args.seed, embeddings=embeddings)
-    embeddings = samples = pre = None  # (the matrix is freed before the keys are read)
+                    seed=args.seed, embeddings=embeddings, preselected_embeddings=pre_embeddings)
+    embeddings = samples = pre = pre_embeddings = None  # (the matrix is freed before the keys are read)
     table = result.pick_details if result.pick_details is not None else pa.table(
         {C.KEY: string_array(result.keys),
          C.PICK_RANK: from_numpy(np.arange(len(result.keys), dtype=np.int64))})

@@ -105,6 +105,7 @@ def select(
     objects: pa.Table | None = None,
     preselected_objects: pa.Table | None = None,
     embeddings: tuple[np.ndarray, np.ndarray] | None = None,
+    preselected_embeddings: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> SelectionResult:
     """Run a Lightly selection config over the candidates.
 
@@ -121,6 +122,8 @@ def select(
         inputs.embedding_rows` gives it (normalised float32 matrix, present mask), e.g. streamed from Parquet by
         :func:`~lightly_airflow.selection.inputs.read_embedding_rows`; the table then needs no such column.
         The selection permutes the matrix's rows while it runs and puts them back.
+    :param preselected_embeddings: the same for the preselected samples (``preselected`` then needs no
+        ``embedding`` column).
     """
     t0 = time.monotonic()
     cfg = parse_selection_config(config)
@@ -139,7 +142,7 @@ def select(
     n_target = cfg.target_count(n_all)
     ctx = Context(table=candidates, keep=np.arange(n_all), n_target=n_target, preselected=preselected,
                   query_embeddings=query_embeddings, seed=seed, objects=objects,
-                  preselected_objects=preselected_objects)
+                  preselected_objects=preselected_objects, preselected_rows=preselected_embeddings)
     keep = np.ones(n_all, dtype=bool)
     diversity_at: str | None = None
     for path, entry in entries:

@@ -80,6 +80,9 @@ class Context:
     :param missing: ``missing_inputs`` counts, filled while building.
     :param objects: object rows of the candidates (object-level inputs, :mod:`lightly_airflow.objects`).
     :param preselected_objects: object rows of the preselected images.
+    :param preselected_rows: the preselected samples' ``embedding`` column already read as
+        :func:`~lightly_airflow.selection.inputs.embedding_rows` gives it (e.g. streamed from Parquet); then
+        ``preselected`` needs no such column.
     """
 
     table: pa.Table
@@ -93,6 +96,7 @@ class Context:
     missing: dict[str, int] = field(default_factory=dict)
     objects: pa.Table | None = None
     preselected_objects: pa.Table | None = None
+    preselected_rows: tuple[np.ndarray, np.ndarray] | None = None
     _x: np.ndarray | None = None
     _sub: pa.Table | None = None
 
@@ -119,7 +123,8 @@ class Context:
         counted as missing with ``rule``; a dimension other than the candidates' ``dim`` is an error."""
         if self.preselected is None or not self.preselected.num_rows:
             return None
-        px, present = embedding_rows(self.preselected, path="preselected", what="preselected samples")
+        px, present = self.preselected_rows or embedding_rows(self.preselected, path="preselected",
+                                                              what="preselected samples")
         self.count_missing(PRESELECTED + C.EMBEDDING, int((~present).sum()), rule)
         pre = px[present] if not present.all() else px
         if len(pre) and dim and pre.shape[1] != dim:

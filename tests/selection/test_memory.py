@@ -63,14 +63,18 @@ def _cli(tmp_path, samples, cfg, preselected=None):
 
 
 def test_cli_with_late_keys_and_projected_columns_equals_the_library(tmp_path):
-    # The CLI loads only the columns the config reads and reads the picks' keys after the selection: the
-    # picks, their keys and every selection.* value equal select() on the whole table (keys of any type).
+    # The CLI loads only the columns the config reads, streams the preselected embeddings too and reads the
+    # picks' keys after the selection: the picks, their keys, every selection.* value and the missing-input
+    # counts equal select() on the whole tables (keys of any type).
     x = clustered(700, d=12, seed=4)
     rng = np.random.default_rng(4)
     t = table_of(x, **{"metadata.score": rng.random(700), "metadata.caption": [f"caption {i}" * 5 for i in range(700)],
                        "metadata.label": [str(v) for v in rng.integers(0, 3, 700)]})
-    pre_rows = [3, 50, 600]
+    pre_rows = [3, 50, 600, 601]
     pre, cand = t.take(pre_rows), t.filter(pa.array([i not in pre_rows for i in range(700)]))
+    emb = pre.column("embedding").to_pylist()
+    emb[3] = None  # a preselected sample without embedding: counted, as the library counts it
+    pre = pre.set_column(1, "embedding", pa.array(emb, pre.schema.field("embedding").type))
     pq.write_table(cand, tmp_path / "s.parquet", row_group_size=128)
     pq.write_table(pre, tmp_path / "p.parquet")
     cfg = {"n_samples": 40, "strategies": [
@@ -86,6 +90,8 @@ def test_cli_with_late_keys_and_projected_columns_equals_the_library(tmp_path):
     assert got.drop(["key"]).equals(ref.pick_details.drop(["key"]))
     metrics = json.loads(got.schema.metadata[b"lightly.selection_metrics"])
     assert metrics["objectives"] == json.loads(json.dumps(ref.metrics["objectives"]))
+    assert metrics["missing_inputs"] == ref.metrics["missing_inputs"] and ref.metrics["missing_inputs"][
+        "preselected:embedding"] == 1 and metrics["objectives"]["strategies[0]"]["preselected"] == 3
     # integer keys come out as strings, as select() gives them
     ints = cand.set_column(0, "key", pa.array(np.arange(len(cand)) * 7))
     pq.write_table(ints, tmp_path / "i.parquet")
