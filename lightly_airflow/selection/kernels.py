@@ -496,7 +496,7 @@ _POOL: ThreadPoolExecutor | None = None
 _BLAS: Any = None
 
 
-def _blas_one_thread() -> Any:
+def blas_one_thread() -> Any:
     """BLAS on one thread while our own threads split the rows (BLAS' threads on top would oversubscribe)."""
     global _BLAS
     if _BLAS is None:
@@ -865,7 +865,7 @@ class FarthestPointState:
                 _flush_block(x, a, sqn, d2, owner, sel, orig, p64, psq, npend, g0, margin, s, e, sub_r, sub_i,
                              sub_ex, b)
 
-        with _blas_one_thread():
+        with blas_one_thread():
             if self.nblk == 1:
                 block(self._blocks[0])
             else:
@@ -1246,7 +1246,7 @@ class NumpyDenseState:
         self.n_added = 0
         self.proj: LiftedProjection | None = None
         if dim >= PROJECTION_MIN_DIM and n >= PROJECTION_MIN_ROWS:
-            with _blas_one_thread():  # (LAPACK's threads on a busy machine: 10x slower, measured)
+            with blas_one_thread():  # (LAPACK's threads on a busy machine: 10x slower, measured)
                 proj = LiftedProjection(self.x, self.sqn, min(PROJECTION_RANK, dim // 4))
             if proj.ok:
                 self.proj = proj
@@ -1349,7 +1349,7 @@ class NumpyDenseState:
         if self._npend >= BATCH:
             self._flush()
         elif len(self._cand):
-            with _blas_one_thread():
+            with blas_one_thread():
                 dots = self._cx @ q32
             self._improve(self._cx, self.sqn[self._cand], self._cd2, self._cerr, self._cown, dots[:, None], j,
                           self.sel[self._cand])
@@ -1384,7 +1384,7 @@ class NumpyDenseState:
                     self._improve(xr, sqn[rows], dr, er, orr, xr @ p32.T, 0, np.zeros(len(rows), dtype=np.bool_))
                     d2[rows], err[rows], own[rows] = dr, er, orr
 
-            with _blas_one_thread():  # (BLAS' own threads on a busy machine: 1.5x the wall time, measured)
+            with blas_one_thread():  # (BLAS' own threads on a busy machine: 1.5x the wall time, measured)
                 if len(self._blocks) == 1:
                     block(self._blocks[0], 0)
                 else:  # numpy releases the GIL in sgemm and the ufuncs
