@@ -243,7 +243,7 @@ def greedy(objectives: list[Objective], n_target: int, *, dense: bool = False
     div = next((o for o in objectives if isinstance(o, DiversityObjective)), None)
     bals = [o for o in objectives if isinstance(o, BalanceObjective)]
     others = [o for o in objectives if o.dynamic and o is not div and not isinstance(o, BalanceObjective)]
-    n = len(div.state.d2) if div is not None else None
+    n = div.state.n if div is not None else None
     fixed = None
     for o in objectives:
         if not o.dynamic:

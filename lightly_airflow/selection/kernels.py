@@ -679,6 +679,11 @@ class FarthestPointState:
         out: np.ndarray = self._d2[self.pos]
         return out
 
+    def max_d2(self) -> float:
+        """The largest canonical squared distance to the selection (the coverage radius squared)."""
+        self.sync()
+        return float(self._d2.max()) if self.n else -1.0
+
     def _apply(self, order: np.ndarray) -> None:
         """Move position ``order[t]`` to position ``t`` in x and every per-position array; remap indices."""
         inv = np.empty(self.n, dtype=np.int64)
@@ -1427,6 +1432,18 @@ class NumpyDenseState:
         self.sync()
         self._canonical(self.x, self.sqn, self._d2, self._err, self._own)
         return self._d2
+
+    def max_d2(self) -> float:
+        """The largest canonical squared distance (selected rows included): canonical values only for the
+        rows whose upper bound reaches the best lower bound (reading every value canonically took 0.07 s of a
+        0.5 s selection of 8,000 x 1280)."""
+        self.sync()
+        if not self.n:
+            return -1.0
+        hi = self._d2 + self._err
+        contenders = np.flatnonzero(hi >= (self._d2 - self._err).max())
+        self._canonical(self.x, self.sqn, self._d2, self._err, self._own, contenders)
+        return float(self._d2[contenders].max())
 
     def sync(self) -> None:
         if self._npend:

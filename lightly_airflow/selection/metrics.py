@@ -69,8 +69,7 @@ def _metrics(x: np.ndarray | None, indices: np.ndarray, state: AnyFarthestState 
         m["nn_distance_mean"] = round(float(nn.mean()), 6)
     if x is not None and len(x) and (len(indices) or (preselected is not None and len(preselected))):
         if state is not None:
-            d2 = state.d2
-            m["coverage_radius"] = round(float(np.sqrt(max(d2.max(), 0.0))), 6)
+            m["coverage_radius"] = round(float(np.sqrt(max(state.max_d2(), 0.0))), 6)
         else:
             centres = x[indices] if preselected is None else np.concatenate([x[indices], preselected])
             rows = np.arange(len(x))

@@ -433,10 +433,9 @@ class DiversityObjective(Objective):
     def report(self, picks: np.ndarray) -> dict[str, Any]:
         out = self._base_report()
         finite = [d for d in self.pick_distances if math.isfinite(d)]
-        d2 = self.state.d2
         out.update({
             "min_distance_at_pick": _r(min(finite)) if finite else None,
-            "coverage_radius": _r(math.sqrt(max(float(d2.max()), 0.0))) if len(d2) and (len(picks) or self.n_pre)
+            "coverage_radius": _r(math.sqrt(max(self.state.max_d2(), 0.0))) if self.state.n and (len(picks) or self.n_pre)
             else None,
             "preselected": self.n_pre,
         })

@@ -377,6 +377,8 @@ def test_lazy_canonical_values_match_the_compiled_state_when_read_midway(monkeyp
         assert (i, r) == b.farthest()
         rows = rng.integers(0, len(x), 5)
         assert [a.distance2(int(v)) for v in rows] == [b.distance2(int(v)) for v in rows]
+        if step % 7 == 3:  # the coverage radius from the contenders only, before any full read
+            assert a.max_d2() == b.max_d2() == float(b.d2.max())
         a.select(i)
         b.select(i)
         if step % 20 == 19:
