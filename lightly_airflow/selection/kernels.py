@@ -516,7 +516,7 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 MIN_WORK_PER_THREAD = 2**21
 """Below this many matrix entries (rows x dimension) per thread a dense pass runs on the calling thread."""
 
-BATCH = 16
+BATCH = 64
 """Selected vectors applied together by one dense pass (one sgemm of the rows by BATCH vectors)."""
 CANDIDATES = 1024
 """Positions with the largest distances kept (sorted) after each dense pass for the lazy search."""

@@ -111,7 +111,7 @@ def test_pruned_kernel_with_regrouping_matches_reference_when_pruning_matters():
     assert np.all(np.diff(dists[1:]) <= 1e-12)  # farthest-point distances never increase
 
 
-@pytest.mark.parametrize("batch", [1, 3, 16])
+@pytest.mark.parametrize("batch", [1, 3, 16, 64])
 def test_combined_objectives_lazy_heap_equals_rescoring_every_pick(digits_table, batch, monkeypatch):
     # DIVERSITY x WEIGHTS x BALANCE through the lazy heap vs the dense path (rescoring all candidates).
     import pyarrow as pa
@@ -222,9 +222,10 @@ def test_auto_switches_back_to_dense_passes_and_stays_exact(monkeypatch, abort):
     monkeypatch.setattr(kernels, "ABORT_AFTER", 3)
     x = clustered(3000, seed=13)
     x_before = x.copy()
-    state = kernels.FarthestPointState(x, capacity=400)
-    picks, _, _ = farthest_point_order(x, 400, state=state)
-    assert picks.tolist() == reference_order(x_before, 400)
+    k = 400 + 6 * kernels.CHECK_EVERY  # room for two dense -> pruned round trips at any BATCH
+    state = kernels.FarthestPointState(x, capacity=k)
+    picks, _, _ = farthest_point_order(x, k, state=state)
+    assert picks.tolist() == reference_order(x_before, k)
     switches = state.switches
     assert [m for _, m in switches][:4] == ["pruned", "dense", "pruned", "dense"]
     trial = switches[1][0] - switches[0][0]
@@ -434,7 +435,8 @@ def test_auto_pruned_mode_times_serial_and_parallel_picks(monkeypatch):
     st = kernels.FarthestPointState(x.copy(), mode="pruned")
     st.threads = 2
     st._par_check = 0  # noqa: SLF001
-    picks, _, _ = farthest_point_order(st.x, 300, state=st)
-    assert picks.tolist() == reference_order(x, 300)
+    k = 6 * kernels.CHECK_EVERY + 8  # past the second timing (at a doubling)
+    picks, _, _ = farthest_point_order(st.x, k, state=st)
+    assert picks.tolist() == reference_order(x, k)
     assert st.parallel_choices and st.parallel_choices[0][0] == 2 * kernels.CHECK_EVERY + 2  # (the first pick: untimed)
     assert st.parallel_choices[1][0] == 2 * st.parallel_choices[0][0] + 2 * kernels.CHECK_EVERY  # (at a doubling)
