@@ -140,7 +140,8 @@ def select(
                          "has a 'when' that excludes it; widen a 'when' range or add a strategy without one")
     n_all = candidates.num_rows
     n_target = cfg.target_count(n_all)
-    ctx = Context(table=candidates, keep=np.arange(n_all), n_target=n_target, preselected=preselected,
+    rows_dtype = np.int32 if n_all < 2**31 else np.int64  # (kept-row indices: 4 bytes per row less than int64)
+    ctx = Context(table=candidates, keep=np.arange(n_all, dtype=rows_dtype), n_target=n_target, preselected=preselected,
                   query_embeddings=query_embeddings, seed=seed, objects=objects,
                   preselected_objects=preselected_objects, preselected_rows=preselected_embeddings)
     keep = np.ones(n_all, dtype=bool)
@@ -166,7 +167,7 @@ def select(
             v = scalar_input(candidates, inp, path + ".input", seed)
             ctx.count_missing(input_column(inp), int(np.isnan(v).sum()), "THRESHOLD: fails the filter")
             keep &= _threshold_mask(v, strat)
-    ctx.keep = np.flatnonzero(keep)
+    ctx.keep = np.flatnonzero(keep).astype(rows_dtype, copy=False)
     # DIVERSITY is built last: its k-center state regroups the embedding rows in place (restored at the end),
     # so objectives that read the embeddings once (TYPICALITY, SIMILARITY) must read them first. The list
     # keeps the config's order.
@@ -176,7 +177,7 @@ def select(
     objectives = [built[path] for path, _ in greedy_entries]
 
     picks, reason, values, scores = greedy(objectives, n_target)
-    indices = ctx.keep[picks] if len(picks) else np.zeros(0, dtype=np.int64)
+    indices = ctx.keep[picks].astype(np.int64) if len(picks) else np.zeros(0, dtype=np.int64)
     keys = [str(k) for k in candidates.column(C.KEY).take(from_numpy(indices.astype(np.int64))).to_pylist()]
     reports = {o.path: o.report(picks) for o in objectives}
     div = next((o for o in objectives if isinstance(o, DiversityObjective)), None)

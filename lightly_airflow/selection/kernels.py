@@ -1109,7 +1109,13 @@ NUMPY_MAX_ROWS = 20_000
 importing numba and loading its cached kernels costs ~1 CPU-second per process, more than such a selection)."""
 
 NUMPY_CANDIDATES = 256
-_ROWS = 4096  # rows per block of float64 temporaries (4,096 x 1,280 x 8 bytes = 40 MiB)
+_BLOCK_VALUES = 2**18  # values per block of gathered rows / float64 temporaries (2 MiB of float64)
+
+
+def _block_rows(dim: int) -> int:
+    """Rows per block of row gathers and float64 temporaries at dimension ``dim`` (~2 MiB whatever D; blocks
+    of 4,096 rows were 40 MiB at D = 1,280, 1x an 8,000 x 1,280 matrix)."""
+    return max(64, _BLOCK_VALUES // max(dim, 1))
 _SEQ_ROWS = 64  # rows per block of sequential_dots (the products stay in cache: 2.6x faster than 4,096)
 
 
@@ -1147,17 +1153,29 @@ class LiftedProjection:
         n, dim = x.shape
         rng = np.random.default_rng(seed)
         idx = np.sort(rng.choice(n, min(n, sample), replace=False))
-        s = x[idx].astype(np.float64)
-        q, _ = np.linalg.qr(s @ rng.standard_normal((dim, rank + 8)))
-        q, _ = np.linalg.qr(s @ (s.T @ q))  # one power iteration
-        _, _, vt = np.linalg.svd(q.T @ s, full_matrices=False)
+        # The sample S (rows idx) in float64, in blocks of rows (S whole: 20 MiB at D = 1,280): S G, S^T Q, Q^T S.
+        step = _block_rows(dim)
+        blocks = [idx[a : a + step] for a in range(0, len(idx), step)]
+
+        def s_times(m: np.ndarray) -> np.ndarray:  # S @ m
+            return np.concatenate([x[b].astype(np.float64) @ m for b in blocks])
+
+        def s_t_times(m: np.ndarray) -> np.ndarray:  # S^T @ m
+            out = np.zeros((dim, m.shape[1]))
+            for a, b in zip(range(0, len(idx), step), blocks, strict=True):
+                out += x[b].astype(np.float64).T @ m[a : a + len(b)]
+            return out
+
+        q, _ = np.linalg.qr(s_times(rng.standard_normal((dim, rank + 8))))
+        q, _ = np.linalg.qr(s_times(s_t_times(q)))  # one power iteration
+        _, _, vt = np.linalg.svd(s_t_times(q).T, full_matrices=False)
         p, _ = np.linalg.qr(vt[:rank].T)
         self.ok = bool(np.abs(p.T @ p - np.eye(rank)).max() <= 1e-10)
         self.p = p
         self.rank = rank
         self.z = np.empty((n, rank + 1), dtype=np.float32)
-        for a in range(0, n, _ROWS):
-            self.z[a : a + _ROWS] = self.lift(x[a : a + _ROWS], sqn[a : a + _ROWS])
+        for a in range(0, n, step):
+            self.z[a : a + step] = self.lift(x[a : a + step], sqn[a : a + step])
         self.zsq = np.einsum("ij,ij->i", self.z, self.z, dtype=np.float64)
         self.eps = PROJECTION_SLACK * np.sqrt(sqn)
 
@@ -1284,21 +1302,22 @@ class NumpyDenseState:
         ins = np.flatnonzero(own < 0)
         if len(ins):
             k = -1 - own[ins]
-            vecs[ins] = np.stack(self.inserted)[k]
+            vecs[ins] = np.stack([self.inserted[j] for j in k])
             vsq[ins] = np.asarray(self._ins_sq)[k]
         return vecs, vsq
 
     def _canonical(self, rows: np.ndarray, sqn: np.ndarray, d2: np.ndarray, err: np.ndarray, own: np.ndarray,
                    idx: np.ndarray | None = None) -> None:
         """Make the values of ``rows`` (or of ``rows[idx]``) canonical, in place."""
-        lazy = np.flatnonzero(err > 0) if idx is None else idx[err[idx] > 0]
-        if not len(lazy):
-            return
-        vecs, vsq = self._vectors(own[lazy])
-        v = (sqn[lazy] + vsq) - 2.0 * sequential_dots(rows[lazy], vecs)
-        d2[lazy] = np.where(v > 0.0, v, 0.0)
-        err[lazy] = 0.0
-        self.stats[1] += len(lazy)
+        lazy_all = np.flatnonzero(err > 0) if idx is None else idx[err[idx] > 0]
+        step = _block_rows(self.dim)  # (the rows and their owners' vectors gathered in blocks: every lazy row
+        for a in range(0, len(lazy_all), step):  # at once was +42 MiB after an 8,000 x 1,280 selection)
+            lazy = lazy_all[a : a + step]
+            vecs, vsq = self._vectors(own[lazy])
+            v = (sqn[lazy] + vsq) - 2.0 * sequential_dots(rows[lazy], vecs)
+            d2[lazy] = np.where(v > 0.0, v, 0.0)
+            err[lazy] = 0.0
+        self.stats[1] += len(lazy_all)
 
     def _improve(self, rows: np.ndarray, sqn: np.ndarray, d2: np.ndarray, err: np.ndarray, own: np.ndarray,
                  dots: np.ndarray, j0: int, skip: np.ndarray) -> None:
@@ -1331,10 +1350,13 @@ class NumpyDenseState:
         r, t = np.nonzero(maybe[amb] & (approx[amb] - m < d2[amb, None]))
         if not len(r):
             return
-        rows_r = amb[r]
         e = np.full((len(amb), p), np.inf)
-        v = (sqn[rows_r] + psq[t]) - 2.0 * sequential_dots(rows[rows_r], self._pend64[j0 + t])
-        e[r, t] = np.where(v > 0.0, v, 0.0)
+        step = _block_rows(self.dim)  # (pairs in blocks: float64 vectors of thousands of pairs x D otherwise)
+        for a in range(0, len(r), step):
+            rb, tb = r[a : a + step], t[a : a + step]
+            rows_r = amb[rb]
+            v = (sqn[rows_r] + psq[tb]) - 2.0 * sequential_dots(rows[rows_r], self._pend64[j0 + tb])
+            e[rb, tb] = np.where(v > 0.0, v, 0.0)
         self.stats[1] += len(r)
         best = e.argmin(axis=1)  # first minimum: the earliest pick among equal values
         ev = e[np.arange(len(amb)), best]
@@ -1377,6 +1399,7 @@ class NumpyDenseState:
             exact = [0] * len(self._blocks)
             peps = float(self._peps[:npend].max()) if proj is not None else 0.0
             max_sq = max(self.max_sq, float(self._pendsq[:npend].max()))
+            gather = _block_rows(self.dim)
 
             def block(lo_hi: tuple[int, int], b: int) -> None:
                 for s in range(lo_hi[0], lo_hi[1], CHUNK_ROWS):
@@ -1390,13 +1413,14 @@ class NumpyDenseState:
                     zd = proj.z[s:e] @ self._pz[:npend].T
                     lb = (proj.zsq[s:e, None] + self._pzsq[None, :npend]) - 2.0 * zd.astype(np.float64)
                     thr = proj.thresholds(d2[s:e] + err[s:e], proj.eps[s:e], peps, max_sq)
-                    rows = np.flatnonzero((lb < thr[:, None]).any(axis=1) & ~sel[s:e]) + s
-                    if not len(rows):
-                        continue
-                    exact[b] += len(rows)
-                    xr, dr, er, orr = x[rows], d2[rows], err[rows], own[rows]
-                    self._improve(xr, sqn[rows], dr, er, orr, xr @ p32.T, 0, np.zeros(len(rows), dtype=np.bool_))
-                    d2[rows], err[rows], own[rows] = dr, er, orr
+                    need = np.flatnonzero((lb < thr[:, None]).any(axis=1) & ~sel[s:e]) + s
+                    exact[b] += len(need)
+                    for a in range(0, len(need), gather):  # (rows gathered in blocks: 40 MiB at D = 1,280 whole)
+                        rows = need[a : a + gather]
+                        xr, dr, er, orr = x[rows], d2[rows], err[rows], own[rows]
+                        self._improve(xr, sqn[rows], dr, er, orr, xr @ p32.T, 0,
+                                      np.zeros(len(rows), dtype=np.bool_))
+                        d2[rows], err[rows], own[rows] = dr, er, orr
 
             with blas_one_thread():  # (BLAS' own threads on a busy machine: 1.5x the wall time, measured)
                 if len(self._blocks) == 1:

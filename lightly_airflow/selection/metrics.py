@@ -11,31 +11,52 @@ from lightly_airflow.selection.kernels import AnyFarthestState, blas_one_thread
 COVERAGE_SAMPLE = 100_000
 
 
-def _sqnorms(m: np.ndarray, block_values: int) -> np.ndarray:
-    """float64 squared norms of the rows of ``m``, in blocks of about ``block_values`` entries (no float64
-    copy of ``m``: 2,000 picks x 1280 took two 20 MiB temporaries)."""
-    out = np.empty(len(m))
+def _rows(m: np.ndarray, rows: np.ndarray | None, s: int, e: int) -> np.ndarray:
+    """Rows ``s:e`` of ``m`` (or of ``m[rows]``, gathered for that block only)."""
+    return m[s:e] if rows is None else m[rows[s:e]]
+
+
+def _sqnorms(m: np.ndarray, block_values: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """float64 squared norms of the rows of ``m`` (or of ``m[rows]``), in blocks of about ``block_values``
+    entries (no float64 copy of ``m``: 2,000 picks x 1280 took two 20 MiB temporaries)."""
+    n = len(m) if rows is None else len(rows)
+    out = np.empty(n)
     step = max(1, block_values // max(m.shape[1], 1))
-    for s in range(0, len(m), step):
-        out[s : s + step] = (m[s : s + step].astype(np.float64) ** 2).sum(axis=1)
+    for s in range(0, n, step):
+        out[s : s + step] = (_rows(m, rows, s, s + step).astype(np.float64) ** 2).sum(axis=1)
     return out
 
 
-def _nearest(a: np.ndarray, b: np.ndarray, *, exclude_self: bool = False, block_values: int = 2**18) -> np.ndarray:
-    """Distance of every row of ``a`` to its nearest row of ``b`` (rows of a in blocks of about ``block_values``
-    distances and entries: 2 MiB of float64 however many rows b has, ~6 MiB with the temporaries; 4,096 rows x
-    10,000 picks took 1.2 GB, blocks of 2**21 values ~48 MiB, more than a 20,000 x 64 selection's own state)."""
-    out = np.empty(len(a))
-    bn = _sqnorms(b, block_values)
-    block = max(16, min(block_values // max(len(b), 1), block_values // max(a.shape[1], 1)))
-    for s in range(0, len(a), block):
-        ab = a[s : s + block]
-        d2 = _sqnorms(ab, block_values)[:, None] + bn[None, :] - 2.0 * (ab @ b.T)
-        if exclude_self:
-            r = np.arange(len(ab))
-            d2[r, s + r] = np.inf
-        out[s : s + block] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
-    return out
+def _nearest(a: np.ndarray, b: np.ndarray, *, a_rows: np.ndarray | None = None, b_rows: np.ndarray | None = None,
+             exclude_self: bool = False, block_values: int = 2**18) -> np.ndarray:
+    """Distance of every row of ``a`` (or ``a[a_rows]``) to its nearest row of ``b`` (or ``b[b_rows]``).
+
+    Rows of a in blocks of about ``block_values`` distances and entries: 2 MiB of float64 however many rows b
+    has, ~6 MiB with the temporaries (4,096 rows x 10,000 picks took 1.2 GB; blocks of 2**21 values ~48 MiB,
+    more than a 20,000 x 64 selection's own state). The rows of b are gathered in blocks of 4 x
+    ``block_values`` entries (the 2,000 picks of an 8,000 x 1280 selection gathered at once were 10 MiB, a
+    quarter of the matrix); each block of b is gathered once.
+    """
+    na = len(a) if a_rows is None else len(a_rows)
+    nb = len(b) if b_rows is None else len(b_rows)
+    out = np.full(na, np.inf)
+    bn = _sqnorms(b, block_values, b_rows)
+    b_step = max(16, 4 * block_values // max(b.shape[1], 1))
+    for t in range(0, nb, b_step):
+        bb = _rows(b, b_rows, t, t + b_step)
+        bnt = bn[t : t + len(bb)]
+        block = max(16, min(block_values // max(len(bb), 1), block_values // max(a.shape[1], 1)))
+        for s in range(0, na, block):
+            ab = _rows(a, a_rows, s, s + block)
+            d2 = _sqnorms(ab, block_values)[:, None] + bnt[None, :] - 2.0 * (ab @ bb.T)
+            if exclude_self:  # row s + r of a is row s + r of b
+                r = np.arange(len(ab))
+                c = s + r - t
+                inside = (c >= 0) & (c < len(bb))
+                d2[r[inside], c[inside]] = np.inf
+            np.minimum(out[s : s + block], d2.min(axis=1), out=out[s : s + block])
+    dist: np.ndarray = np.sqrt(np.maximum(out, 0.0))
+    return dist
 
 
 def selection_metrics(
@@ -63,8 +84,7 @@ def _metrics(x: np.ndarray | None, indices: np.ndarray, state: AnyFarthestState 
              preselected: np.ndarray | None, seed: int | None) -> dict[str, Any]:
     m: dict[str, Any] = {}
     if x is not None and len(indices) >= 2:
-        sel = x[indices]
-        nn = _nearest(sel, sel, exclude_self=True)
+        nn = _nearest(x, x, a_rows=indices, b_rows=indices, exclude_self=True)  # (the picks' rows gathered in blocks)
         m["nn_distance_min"] = round(float(nn.min()), 6)
         m["nn_distance_mean"] = round(float(nn.mean()), 6)
     if x is not None and len(x) and (len(indices) or (preselected is not None and len(preselected))):

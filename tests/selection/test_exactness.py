@@ -256,6 +256,7 @@ def test_numpy_state_matches_reference(batch, candidates, chunk, monkeypatch):
     monkeypatch.setattr(kernels, "BATCH", batch)
     monkeypatch.setattr(kernels, "NUMPY_CANDIDATES", candidates)
     monkeypatch.setattr(kernels, "CHUNK_ROWS", chunk)
+    monkeypatch.setattr(kernels, "_BLOCK_VALUES", 1 if batch == 16 else 2**18)  # (blocks of 64 rows)
     x = clustered(1500, d=40, clusters=12, intrinsic=3, seed=31)
     x *= np.random.default_rng(4).uniform(0.5, 2.0, size=(len(x), 1)).astype(np.float32)
     pre = clustered(20, d=40, clusters=12, intrinsic=3, seed=32)
@@ -309,13 +310,15 @@ def _projected_state(kernels, x, rank):
     return state
 
 
-@pytest.mark.parametrize("batch", [1, 16])
-def test_numpy_state_with_projection_bound_matches_reference(batch, monkeypatch):
+@pytest.mark.parametrize(("batch", "block_values"), [(1, 2**18), (16, 2**18), (16, 1)])
+def test_numpy_state_with_projection_bound_matches_reference(batch, block_values, monkeypatch):
     # The lifted-projection filter forced on small wide data (non-unit norms, preselected vectors): the same
     # picks as the slow reference, the same canonical values as the compiled state, and the filter really
-    # skipped rows (so the test exercises it).
+    # skipped rows (so the test exercises it). block_values = 1: row gathers and float64 temporaries in
+    # blocks of 64 rows (the memory bound of wide inputs), so every blocked loop runs many times.
     from lightly_airflow.selection import kernels
 
+    monkeypatch.setattr(kernels, "_BLOCK_VALUES", block_values)
     monkeypatch.setattr(kernels, "PROJECTION_MIN_ROWS", 0)
     monkeypatch.setattr(kernels, "PROJECTION_MIN_DIM", 0)
     monkeypatch.setattr(kernels, "PROJECTION_RANK", 12)
