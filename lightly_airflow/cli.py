@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -48,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lightly-airflow`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
+    if command == "select" and "pyarrow" not in sys.modules:
+        # Arrow on the system allocator (read only when pyarrow loads): its default mimalloc pool keeps the
+        # Parquet decoder's freed pages resident (docs/selection.md "Memory of a select process").
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     parser = build_parser(only=command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     logging.basicConfig(
