@@ -33,22 +33,23 @@ def _nearest(a: np.ndarray, b: np.ndarray, *, a_rows: np.ndarray | None = None, 
 
     Rows of a in blocks of about ``block_values`` distances and entries: 2 MiB of float64 however many rows b
     has, ~6 MiB with the temporaries (4,096 rows x 10,000 picks took 1.2 GB; blocks of 2**21 values ~48 MiB,
-    more than a 20,000 x 64 selection's own state). The rows of b are gathered in blocks of 4 x
-    ``block_values`` entries (the 2,000 picks of an 8,000 x 1280 selection gathered at once were 10 MiB, a
-    quarter of the matrix); each block of b is gathered once.
+    more than a 20,000 x 64 selection's own state). The rows of b are gathered in blocks of ``block_values``
+    entries (the 2,000 picks of an 8,000 x 1280 selection gathered at once were 10 MiB, a quarter of the
+    matrix; blocks of 4 MiB with their float64 temporaries still 14 MiB); each block of b is gathered once.
     """
     na = len(a) if a_rows is None else len(a_rows)
     nb = len(b) if b_rows is None else len(b_rows)
     out = np.full(na, np.inf)
     bn = _sqnorms(b, block_values, b_rows)
-    b_step = max(16, 4 * block_values // max(b.shape[1], 1))
+    b_step = max(16, block_values // max(b.shape[1], 1))
     for t in range(0, nb, b_step):
         bb = _rows(b, b_rows, t, t + b_step)
         bnt = bn[t : t + len(bb)]
         block = max(16, min(block_values // max(len(bb), 1), block_values // max(a.shape[1], 1)))
         for s in range(0, na, block):
             ab = _rows(a, a_rows, s, s + block)
-            d2 = _sqnorms(ab, block_values)[:, None] + bnt[None, :] - 2.0 * (ab @ bb.T)
+            d2 = np.add.outer(_sqnorms(ab, block_values), bnt)
+            d2 -= np.multiply(ab @ bb.T, 2.0, dtype=np.float64)  # (the same values as sq + sq - 2.0 * dots)
             if exclude_self:  # row s + r of a is row s + r of b
                 r = np.arange(len(ab))
                 c = s + r - t
