@@ -32,18 +32,23 @@ allocated and peak bytes: tracemalloc does not see numpy's or Arrow's C buffers.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import statistics
-import sys
-import time
-from pathlib import Path
 
-import numpy as np
-from selection import clustered, image_embeddings, run_process
+# --stages runs the select CLI's code in this process: Arrow on the system allocator as `lightly-airflow select`
+# sets it (the variable is read when pyarrow loads, so before any import below).
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
-from lightly_airflow.selection.kernels import NUMPY_MAX_ROWS
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from selection import clustered, image_embeddings, run_process  # noqa: E402
+
+from lightly_airflow.selection.kernels import NUMPY_MAX_ROWS  # noqa: E402
 
 MiB = 2**20
 
