@@ -15,28 +15,10 @@ from lightly_airflow import columns as C
 from lightly_airflow.config import parse_selection_config
 from lightly_airflow.selection.engine import needs_embeddings, select
 from lightly_airflow.selection.inputs import config_columns, from_numpy, read_embedding_rows, read_keys, string_array
-from lightly_airflow.selection.kernels import NUMPY_MAX_ROWS
 from lightly_airflow.selection.queries import resolve_query_sets
 
 logger = logging.getLogger(__name__)
 METRICS_METADATA_KEY = "lightly.selection_metrics"
-
-
-def _unmap_freed_blocks(threshold: int = 256 * 1024) -> bool:
-    """glibc: blocks from ``threshold`` bytes on are mmapped and go back to the OS when freed.
-
-    By default glibc raises that threshold to the largest block freed so far (up to 32 MiB): the engine's
-    blocked temporaries (1-2 MiB) then come from the heap, which stays resident in fragments. Measured on
-    8,000 x 1280 real-image embeddings: ~10 MiB (0.25x the matrix) more peak without this. Set only for
-    small inputs (the numpy-only state): a large selection's repeated multi-MiB temporaries would pay fresh
-    page faults on every allocation. False where the C library is not glibc.
-    """
-    import ctypes
-
-    try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, threshold))  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,8 +34,6 @@ def run(args: argparse.Namespace) -> int:
     samples_file = pq.ParquetFile(args.samples)
     names = samples_file.schema_arrow.names
     n_rows = samples_file.metadata.num_rows
-    if n_rows <= NUMPY_MAX_ROWS:
-        _unmap_freed_blocks()
     wanted = config_columns(config.strategies, names)  # None: every column
     embeddings = None
     if needs_embeddings(config) and C.EMBEDDING in names:
