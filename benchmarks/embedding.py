@@ -41,28 +41,43 @@ PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "motorcycle_left", "hubble
           "retina", "cat", "colorwheel")
 
 
-def make_images(root: Path, n: int, fmt: str, seed: int = 0) -> list[str]:
-    """``n`` varied photos under ``root``; ``fmt`` is ``jpeg``, ``png`` or ``mixed`` (4 JPEG : 1 PNG)."""
-    rng = np.random.default_rng(seed)
+def photo_sources(names: tuple[str, ...]) -> list[np.ndarray]:
+    """scikit-image's bundled photos ``names`` as RGB uint8 arrays (grey ones stacked, float ones scaled;
+    names this scikit-image lacks are left out)."""
     sources = []
-    for name in PHOTOS:
+    for name in names:
         loader = getattr(data, name, None)
         if loader is None:
             continue
-        array = loader()
+        array = np.asarray(loader())
+        if array.dtype != np.uint8:
+            array = (array.astype(np.float64) / max(float(array.max()), 1.0) * 255).astype(np.uint8)
         if array.ndim == 2:
             array = np.stack([array] * 3, axis=-1)
         sources.append(np.ascontiguousarray(array[..., :3]))
+    return sources
+
+
+def random_crop(src: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random crop of 60-100 % of each side of ``src``, mirrored half of the time (contiguous)."""
+    h, w = src.shape[:2]
+    ch, cw = int(h * rng.uniform(0.6, 1.0)), int(w * rng.uniform(0.6, 1.0))
+    y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+    crop = src[y : y + ch, x : x + cw]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    return np.ascontiguousarray(crop)
+
+
+def make_images(root: Path, n: int, fmt: str, seed: int = 0) -> list[str]:
+    """``n`` varied photos under ``root``; ``fmt`` is ``jpeg``, ``png`` or ``mixed`` (4 JPEG : 1 PNG)."""
+    rng = np.random.default_rng(seed)
+    sources = photo_sources(PHOTOS)
     keys = []
     for i in range(n):
-        src = sources[i % len(sources)]
-        h, w = src.shape[:2]
-        ch, cw = int(h * rng.uniform(0.6, 1.0)), int(w * rng.uniform(0.6, 1.0))
-        y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-        crop = src[y : y + ch, x : x + cw]
-        if rng.random() < 0.5:
-            crop = crop[:, ::-1]
-        img = Image.fromarray(np.ascontiguousarray(crop))
+        crop = random_crop(sources[i % len(sources)], rng)
+        ch, cw = crop.shape[:2]
+        img = Image.fromarray(crop)
         side = int(rng.integers(320, 801))
         img = img.resize((side, max(1, int(side * ch / cw))), Image.Resampling.BILINEAR)
         as_png = fmt == "png" or (fmt == "mixed" and i % 5 == 4)

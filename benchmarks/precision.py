@@ -23,13 +23,17 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import torch
 from PIL import Image
-from skimage import data
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from embedding import photo_sources, random_crop  # noqa: E402  (benchmarks/embedding.py: the same photos)
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "cat",
           "colorwheel", "camera", "coins", "moon", "horse", "brick", "grass", "gravel", "clock", "page")
@@ -38,24 +42,11 @@ PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "hubble_deep_field", "immu
 def photos(n: int, size: int, seed: int = 0) -> torch.Tensor:
     """``n`` random crops (60-100 % of each side, mirrored half the time) of the bundled photos at ``size`` px."""
     rng = np.random.default_rng(seed)
-    sources = []
-    for name in PHOTOS:
-        array = np.asarray(getattr(data, name)())
-        if array.dtype != np.uint8:
-            array = (array.astype(np.float64) / max(float(array.max()), 1.0) * 255).astype(np.uint8)
-        if array.ndim == 2:
-            array = np.stack([array] * 3, axis=-1)
-        sources.append(np.ascontiguousarray(array[..., :3]))
+    sources = photo_sources(PHOTOS)
     out = np.empty((n, size, size, 3), np.uint8)
     for i in range(n):
-        src = sources[i % len(sources)]
-        h, w = src.shape[:2]
-        ch, cw = int(h * rng.uniform(0.6, 1.0)), int(w * rng.uniform(0.6, 1.0))
-        y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-        crop = src[y : y + ch, x : x + cw]
-        if rng.random() < 0.5:
-            crop = crop[:, ::-1]
-        out[i] = np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.Resampling.BILINEAR))
+        crop = random_crop(sources[i % len(sources)], rng)
+        out[i] = np.asarray(Image.fromarray(crop).resize((size, size), Image.Resampling.BILINEAR))
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
