@@ -158,7 +158,7 @@ def test_small_wide_input_memory_above_the_fixed_cost_stays_near_the_matrix(tmp_
     # held several copies of such a matrix at once (the projection's float64 sample and lift blocks of 4,096
     # rows, a pass' gathered rows, every lazily kept row and its owner's vector at the end, 4 MiB read
     # batches with ~5x that in Arrow buffers): (peak - fixed) / matrix was 4.1 on this test's data at commit
-    # 72e7b9c; now ~1.9 (issue 13's 1.5 is still missed on so small a matrix: allocator pages kept resident).
+    # 72e7b9c; now ~1.9-2.0 (issue 13's 1.5 is still missed on so small a matrix: allocator pages kept resident).
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"n_samples": 1_500, "strategies": [DIVERSITY]}))
     matrix = _samples(tmp_path / "wide.parquet", 6_000, d=1_024)
