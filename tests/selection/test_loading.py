@@ -21,6 +21,15 @@ from lightly_airflow.selection.inputs import (
 )
 
 
+def _select_cli_without(tmp_path, out, module: str) -> None:
+    """``lightly-airflow select`` on ``tmp_path/s.parquet`` and ``c.json`` in a child process that must never
+    import ``module``."""
+    code = ("import sys; from lightly_airflow.cli import main; rc = main(sys.argv[1:]); "
+            f"assert {module!r} not in sys.modules, '{module} imported'; sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, "select", "--samples", str(tmp_path / "s.parquet"), "--config",
+                           str(tmp_path / "c.json"), "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
 def _table(list_type: pa.DataType, n: int = 300, d: int = 12, seed: int = 0) -> pa.Table:
     rng = np.random.default_rng(seed)
     x = clustered(n, d=d, seed=seed) * rng.uniform(0.5, 2.0, size=(n, 1)).astype(np.float32)  # not unit
@@ -86,11 +95,7 @@ def test_cli_streams_embeddings_and_matches_the_library(tmp_path):
     pq.write_table(t, tmp_path / "s.parquet", row_group_size=100)
     (tmp_path / "c.json").write_text(json.dumps(cfg))
     out = tmp_path / "o.parquet"
-    code = ("import sys; from lightly_airflow.cli import main; rc = main(sys.argv[1:]); "
-            "assert 'pandas' not in sys.modules, 'pandas imported'; sys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code, "select", "--samples", str(tmp_path / "s.parquet"), "--config",
-                           str(tmp_path / "c.json"), "--out", str(out)], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    _select_cli_without(tmp_path, out, "pandas")
     got = pq.read_table(out)
     ref = select(t, cfg)
     assert got.column("key").to_pylist() == ref.keys
@@ -109,11 +114,7 @@ def test_small_diversity_select_never_imports_numba(tmp_path, monkeypatch):
     pq.write_table(t, tmp_path / "s.parquet")
     (tmp_path / "c.json").write_text(json.dumps(cfg))
     out = tmp_path / "o.parquet"
-    code = ("import sys; from lightly_airflow.cli import main; rc = main(sys.argv[1:]); "
-            "assert 'numba' not in sys.modules, 'numba imported'; sys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code, "select", "--samples", str(tmp_path / "s.parquet"), "--config",
-                           str(tmp_path / "c.json"), "--out", str(out)], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    _select_cli_without(tmp_path, out, "numba")
     got = pq.read_table(out)
     keys = got.column("key").to_pylist()
     assert keys == select(t, cfg).keys
