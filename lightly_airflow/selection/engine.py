@@ -178,7 +178,7 @@ def select(
 
     picks, reason, values, scores = greedy(objectives, n_target)
     indices = ctx.keep[picks].astype(np.int64) if len(picks) else np.zeros(0, dtype=np.int64)
-    keys = [str(k) for k in candidates.column(C.KEY).take(from_numpy(indices.astype(np.int64))).to_pylist()]
+    keys = [str(k) for k in candidates.column(C.KEY).take(from_numpy(indices)).to_pylist()]
     reports = {o.path: o.report(picks) for o in objectives}
     div = next((o for o in objectives if isinstance(o, DiversityObjective)), None)
     metrics = selection_metrics(ctx.x() if ctx.x_all is not None else None, picks,

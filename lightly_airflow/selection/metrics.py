@@ -40,6 +40,7 @@ def _nearest(a: np.ndarray, b: np.ndarray, *, a_rows: np.ndarray | None = None, 
     na = len(a) if a_rows is None else len(a_rows)
     nb = len(b) if b_rows is None else len(b_rows)
     out = np.full(na, np.inf)
+    an = _sqnorms(a, block_values, a_rows)  # (once, not once per block of b)
     bn = _sqnorms(b, block_values, b_rows)
     b_step = max(16, block_values // max(b.shape[1], 1))
     for t in range(0, nb, b_step):
@@ -48,7 +49,7 @@ def _nearest(a: np.ndarray, b: np.ndarray, *, a_rows: np.ndarray | None = None, 
         block = max(16, min(block_values // max(len(bb), 1), block_values // max(a.shape[1], 1)))
         for s in range(0, na, block):
             ab = _rows(a, a_rows, s, s + block)
-            d2 = np.add.outer(_sqnorms(ab, block_values), bnt)
+            d2 = np.add.outer(an[s : s + len(ab)], bnt)
             d2 -= np.multiply(ab @ bb.T, 2.0, dtype=np.float64)  # (the same values as sq + sq - 2.0 * dots)
             if exclude_self:  # row s + r of a is row s + r of b
                 r = np.arange(len(ab))
