@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from lightly_airflow.selection.kernels import AnyFarthestState, blas_one_thread
+from lightly_airflow.selection.kernels import AnyFarthestState, _pool, blas_one_thread, selection_threads
 
 COVERAGE_SAMPLE = 100_000
 
@@ -61,6 +61,41 @@ def _nearest(a: np.ndarray, b: np.ndarray, *, a_rows: np.ndarray | None = None, 
     return dist
 
 
+def _nearest_within(m: np.ndarray, rows: np.ndarray, *, block_values: int = 2**18,
+                    threads: int | None = None) -> np.ndarray:
+    """Distance of every row of ``m[rows]`` to its nearest other row of ``m[rows]``: :func:`_nearest` with
+    ``a = b`` and ``exclude_self``, but each pair of blocks once (block ``(s, t)`` with ``t >= s`` gives the
+    minima of both its rows and its columns: half the products) and the blocks of rows split over
+    ``threads`` (each keeps its own minima; the nearest pick of 2,000 picks x 1,280 took 0.13 s on one thread).
+    The rows are gathered block by block (never all at once)."""
+    k = len(rows)
+    # Blocks of about block_values gathered entries and at most block_values distances (step x step float64).
+    step = max(16, min(block_values // max(m.shape[1], 1), int(np.sqrt(block_values))))
+    starts = list(range(0, k, step))
+    sq = _sqnorms(m, block_values, rows)
+    n_threads = max(1, min(threads if threads is not None else selection_threads(), len(starts)))
+
+    def part(j: int) -> np.ndarray:
+        out = np.full(k, np.inf)
+        for i in range(j, len(starts), n_threads):
+            s = starts[i]
+            a = m[rows[s : s + step]]
+            for t in starts[i:]:
+                b = a if t == s else m[rows[t : t + step]]
+                d2 = np.add.outer(sq[s : s + len(a)], sq[t : t + len(b)])
+                d2 -= np.multiply(a @ b.T, 2.0, dtype=np.float64)
+                if t == s:
+                    np.fill_diagonal(d2, np.inf)
+                np.minimum(out[s : s + len(a)], d2.min(axis=1), out=out[s : s + len(a)])
+                np.minimum(out[t : t + len(b)], d2.min(axis=0), out=out[t : t + len(b)])
+        return out
+
+    parts = [part(0)] if n_threads == 1 else list(_pool(n_threads).map(part, range(n_threads)))
+    best: np.ndarray = np.minimum.reduce(parts) if len(parts) > 1 else parts[0]
+    dist: np.ndarray = np.sqrt(np.maximum(best, 0.0))
+    return dist
+
+
 def selection_metrics(
     x: np.ndarray | None,
     indices: np.ndarray,
@@ -86,7 +121,7 @@ def _metrics(x: np.ndarray | None, indices: np.ndarray, state: AnyFarthestState 
              preselected: np.ndarray | None, seed: int | None) -> dict[str, Any]:
     m: dict[str, Any] = {}
     if x is not None and len(indices) >= 2:
-        nn = _nearest(x, x, a_rows=indices, b_rows=indices, exclude_self=True)  # (the picks' rows gathered in blocks)
+        nn = _nearest_within(x, np.asarray(indices))  # (the picks' rows gathered in blocks)
         m["nn_distance_min"] = round(float(nn.min()), 6)
         m["nn_distance_mean"] = round(float(nn.mean()), 6)
     if x is not None and len(x) and (len(indices) or (preselected is not None and len(preselected))):

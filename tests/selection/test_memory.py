@@ -192,3 +192,20 @@ def test_nearest_in_blocks_of_gathered_rows_equals_brute_force(block_values):
     got = _nearest(x, x[picks], block_values=block_values)
     assert np.allclose(got**2, cover, atol=1e-3)
     assert np.allclose(_nearest(x, x, b_rows=picks, block_values=block_values) ** 2, got**2, atol=1e-3)
+
+
+@pytest.mark.parametrize(("block_values", "threads"), [(2**18, 1), (2**18, 2), (300, 3), (1, 2)])
+def test_nearest_within_the_picks_equals_brute_force(block_values, threads):
+    # The nearest-pick metric computes each pair of blocks once (rows and columns) on several threads: the same
+    # distances as the brute force, whatever the blocks and threads.
+    from lightly_airflow.selection.metrics import _nearest_within
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((700, 40)).astype(np.float32)
+    picks = rng.permutation(700)[:333]
+    x64 = x.astype(np.float64)
+    full = ((x64[picks, None, :] - x64[None, picks, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(full, np.inf)
+    got = _nearest_within(x, picks, block_values=block_values, threads=threads)
+    assert np.allclose(got**2, full.min(axis=1), atol=1e-3)
+    assert _nearest_within(x, picks[:1]).tolist() == [np.inf]
