@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
 from lightly_airflow.config.selection import (
@@ -171,6 +170,8 @@ def _list_lengths(col: pa.Array) -> np.ndarray:
         dt = np.int32 if pa.types.is_list(col.type) else np.int64
         offsets = np.frombuffer(col.buffers()[1], dtype=dt, count=len(col) + 1, offset=col.offset * np.dtype(dt).itemsize)
         return np.diff(offsets).astype(np.int64)
+    import pyarrow.compute as pc  # (lazily: 20-30 ms of a select process' imports, for the rare list types)
+
     return to_numpy(pc.fill_null(pc.list_value_length(col), 0)).astype(np.int64)
 
 
@@ -180,6 +181,8 @@ def _rows_matrix(col: pa.Array, what: str, path: str) -> tuple[np.ndarray, np.nd
     Null rows and rows holding NaN stay zero (missing); a column whose non-null rows differ in length is an
     error.
     """
+    import pyarrow.compute as pc
+
     n = len(col)
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()

@@ -1149,33 +1149,47 @@ class LiftedProjection:
     storage adds ``2^-24 |z|``. :meth:`thresholds` turns this into a proven test (see there).
     """
 
-    def __init__(self, x: np.ndarray, sqn: np.ndarray, rank: int, seed: int = 0, sample: int = 2048) -> None:
+    def __init__(self, x: np.ndarray, sqn: np.ndarray, rank: int, seed: int = 0, sample: int = 2048,
+                 threads: int = 1) -> None:
         n, dim = x.shape
         rng = np.random.default_rng(seed)
         idx = np.sort(rng.choice(n, min(n, sample), replace=False))
-        # The sample S (rows idx) in float64, in blocks of rows (S whole: 20 MiB at D = 1,280): S G, S^T Q, Q^T S.
+        # The range finder (S G, S^T Q, power iteration, SVD) only has to find good directions, so it runs in
+        # float32 sgemm on the sample S (rows idx, gathered in blocks: S whole is 10 MiB at D = 1,280); the
+        # proof needs only the final basis orthonormal in float64 (QR below) and the lift in float64.
         step = _block_rows(dim)
         blocks = [idx[a : a + step] for a in range(0, len(idx), step)]
 
         def s_times(m: np.ndarray) -> np.ndarray:  # S @ m
-            return np.concatenate([x[b].astype(np.float64) @ m for b in blocks])
+            return np.concatenate([x[b] @ m for b in blocks])
 
         def s_t_times(m: np.ndarray) -> np.ndarray:  # S^T @ m
-            out = np.zeros((dim, m.shape[1]))
+            out = np.zeros((dim, m.shape[1]), dtype=np.float32)
             for a, b in zip(range(0, len(idx), step), blocks, strict=True):
-                out += x[b].astype(np.float64).T @ m[a : a + len(b)]
+                out += x[b].T @ m[a : a + len(b)]
             return out
 
-        q, _ = np.linalg.qr(s_times(rng.standard_normal((dim, rank + 8))))
+        g = rng.standard_normal((dim, rank + 8)).astype(np.float32)
+        q, _ = np.linalg.qr(s_times(g))
         q, _ = np.linalg.qr(s_times(s_t_times(q)))  # one power iteration
         _, _, vt = np.linalg.svd(s_t_times(q).T, full_matrices=False)
-        p, _ = np.linalg.qr(vt[:rank].T)
+        p, _ = np.linalg.qr(vt[:rank].T.astype(np.float64))
         self.ok = bool(np.abs(p.T @ p - np.eye(rank)).max() <= 1e-10)
         self.p = p
         self.rank = rank
         self.z = np.empty((n, rank + 1), dtype=np.float32)
-        for a in range(0, n, step):
-            self.z[a : a + step] = self.lift(x[a : a + step], sqn[a : a + step])
+
+        def lift_rows(lo_hi: tuple[int, int]) -> None:
+            for a in range(lo_hi[0], lo_hi[1], step):
+                e = min(lo_hi[1], a + step)
+                self.z[a:e] = self.lift(x[a:e], sqn[a:e])
+
+        bounds = np.linspace(0, n, max(1, threads) + 1).astype(np.int64)
+        parts = [(int(bounds[t]), int(bounds[t + 1])) for t in range(len(bounds) - 1)]
+        if len(parts) == 1:  # (the float64 lift of 8,000 x 1280 by 128: 0.055 s on one thread)
+            lift_rows(parts[0])
+        else:
+            list(_pool(len(parts)).map(lift_rows, parts))
         self.zsq = np.einsum("ij,ij->i", self.z, self.z, dtype=np.float64)
         self.eps = PROJECTION_SLACK * np.sqrt(sqn)
 
@@ -1276,10 +1290,13 @@ class NumpyDenseState:
         self._next: tuple[int, float] | None = (0, np.inf) if n else (-1, -1.0)
         self.dense_passes = 0
         self.n_added = 0
+        threads = max(1, min(selection_threads(), n * max(dim, 1) // MIN_WORK_PER_THREAD))
+        bounds = np.linspace(0, n, threads + 1).astype(np.int64)
+        self._blocks = [(int(bounds[b]), int(bounds[b + 1])) for b in range(threads)]
         self.proj: LiftedProjection | None = None
         if dim >= PROJECTION_MIN_DIM and n >= PROJECTION_MIN_ROWS:
             with blas_one_thread():  # (LAPACK's threads on a busy machine: 10x slower, measured)
-                proj = LiftedProjection(self.x, self.sqn, min(PROJECTION_RANK, dim // 4))
+                proj = LiftedProjection(self.x, self.sqn, min(PROJECTION_RANK, dim // 4), threads=len(self._blocks))
             if proj.ok:
                 self.proj = proj
                 self._pz = np.zeros((BATCH, proj.rank + 1), dtype=np.float32)
@@ -1288,9 +1305,6 @@ class NumpyDenseState:
             else:
                 logger.warning("selection: projection basis not orthonormal enough; exact dense passes only")
         self.rows_exact = 0  # rows a pass multiplied in full (the projection bound could not exclude them)
-        threads = max(1, min(selection_threads(), n * max(dim, 1) // MIN_WORK_PER_THREAD))
-        bounds = np.linspace(0, n, threads + 1).astype(np.int64)
-        self._blocks = [(int(bounds[b]), int(bounds[b + 1])) for b in range(threads)]
 
     def _margin(self, qsq: float) -> float:
         return float32_margin(self.dim, max(self.max_sq, qsq))
