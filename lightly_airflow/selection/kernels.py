@@ -368,26 +368,45 @@ def _flush_block(x, a, sqn, d2, owner, sel, orig, p64, psq, npend, g0, margin, l
     ``out_*[b]``. Releases the GIL (blocks run on Python threads)."""
     best_r = out_r[b]
     best_i = out_i[b]
-    nex = 0
     for i in range(lo, hi):
         if sel[i]:
             continue
         di = d2[i]
         base = sqn[i]
-        for j in range(npend):
-            if (base + psq[j]) - 2.0 * np.float64(a[i - lo, j]) - margin < di:
-                nex += 1
-                e = _exact_d2(x, i, p64[j], base, psq[j])
-                if e < di:
-                    di = e
-                    owner[i] = g0 + j
-        d2[i] = di
+        if _any_below(a, i - lo, base, psq, npend, margin, di):
+            di = _apply_row(x, a, i, lo, base, di, owner, p64, psq, npend, g0, margin, out_ex, b)
+            d2[i] = di
         if di > best_r or (di == best_r and orig[i] < orig[best_i]):  # best_r starts at -1 (d2 >= 0)
             best_r = di
             best_i = i
     out_r[b] = best_r
     out_i[b] = best_i
+
+
+@njit(cache=True, inline="always")
+def _any_below(a, t, base, psq, npend, margin, di):  # type: ignore[no-untyped-def]
+    """Whether the float32 filter of :func:`_flush_block` lets any pending vector through for row ``t`` of
+    ``a``: the same expression per vector, counted without a branch (the loop vectorises; a pass over
+    1,000,000 x 64 rows by 64 vectors had spent more in the per-vector branches than in the sgemm)."""
+    hit = 0
+    for j in range(npend):
+        hit += ((base + psq[j]) - 2.0 * np.float64(a[t, j]) - margin) < di
+    return hit > 0
+
+
+@njit(cache=True, inline="always")
+def _apply_row(x, a, i, lo, base, di, owner, p64, psq, npend, g0, margin, out_ex, b):  # type: ignore[no-untyped-def]
+    """The pending vectors applied in order to row ``i`` (filter, then the canonical value); its new ``d2``."""
+    nex = 0
+    for j in range(npend):
+        if (base + psq[j]) - 2.0 * np.float64(a[i - lo, j]) - margin < di:
+            nex += 1
+            e = _exact_d2(x, i, p64[j], base, psq[j])
+            if e < di:
+                di = e
+                owner[i] = g0 + j
     out_ex[b] += nex
+    return di
 
 
 @njit(cache=True)
