@@ -442,6 +442,78 @@ def _lazy_next(cand, ckey, cupto, ncand, tail, d2, sel, orig, owner, x, sqn, p64
     return -1, -1.0, checked
 
 
+@njit(cache=True, inline="always")
+def _ranks_below(ka, ia, kb, ib):  # type: ignore[no-untyped-def]
+    """Whether (value ka, original index ia) ranks below (kb, ib): a smaller value, or the same and a larger index."""
+    return ka < kb or (ka == kb and ia > ib)
+
+
+@njit(cache=True)
+def _top_candidates(d2, sel, orig, m, cand, ckey):  # type: ignore[no-untyped-def]
+    """The ``m`` unselected positions ranking highest (largest ``d2``, lowest original index on ties) into
+    ``cand``/``ckey``, sorted that way; returns how many (fewer when fewer are unselected) and ``more``, whether
+    any unselected position was left out. One pass with a min-heap of the kept ones: no O(N) temporaries
+    (np.argpartition over keys took 51 ms and 16 bytes per row at 1,000,000 rows, once per dense pass)."""
+    size = 0
+    more = False
+    for i in range(d2.shape[0]):
+        if sel[i]:
+            continue
+        v = d2[i]
+        o = orig[i]
+        if size < m:  # sift up
+            c = size
+            size += 1
+            while c > 0:
+                parent = (c - 1) // 2
+                if not _ranks_below(v, o, ckey[parent], orig[cand[parent]]):
+                    break
+                ckey[c] = ckey[parent]
+                cand[c] = cand[parent]
+                c = parent
+            ckey[c] = v
+            cand[c] = i
+            continue
+        more = True
+        if not _ranks_below(ckey[0], orig[cand[0]], v, o):
+            continue
+        c = 0  # replace the lowest-ranked kept one and sift down
+        while True:
+            lo = 2 * c + 1
+            if lo >= m:
+                break
+            if lo + 1 < m and _ranks_below(ckey[lo + 1], orig[cand[lo + 1]], ckey[lo], orig[cand[lo]]):
+                lo += 1
+            if not _ranks_below(ckey[lo], orig[cand[lo]], v, o):
+                break
+            ckey[c] = ckey[lo]
+            cand[c] = cand[lo]
+            c = lo
+        ckey[c] = v
+        cand[c] = i
+    for end in range(size - 1, 0, -1):  # heap sort: the lowest-ranked to the end, highest first
+        v = ckey[end]
+        i = cand[end]
+        ckey[end] = ckey[0]
+        cand[end] = cand[0]
+        o = orig[i]
+        c = 0
+        while True:
+            lo = 2 * c + 1
+            if lo >= end:
+                break
+            if lo + 1 < end and _ranks_below(ckey[lo + 1], orig[cand[lo + 1]], ckey[lo], orig[cand[lo]]):
+                lo += 1
+            if not _ranks_below(ckey[lo], orig[cand[lo]], v, o):
+                break
+            ckey[c] = ckey[lo]
+            cand[c] = cand[lo]
+            c = lo
+        ckey[c] = v
+        cand[c] = i
+    return size, more
+
+
 @njit(cache=True)
 def _best_of_blocks(out_r, out_i, orig):  # type: ignore[no-untyped-def]
     best_r = -1.0
@@ -555,8 +627,14 @@ CHECK_EVERY = 2 * BATCH
 SLOWER_BY = 1.15
 """``auto`` mode goes back to dense passes when a pruned pick takes this much longer than a dense one."""
 ABORT_AFTER = 4
-ABORT_SLOWER_BY = 3.0
-"""A trial of pruned picks ends after ABORT_AFTER picks when they take ABORT_SLOWER_BY times a dense pick."""
+ABORT_SLOWER_BY = 6.0
+"""A trial of pruned picks ends after ABORT_AFTER picks when they take ABORT_SLOWER_BY times a dense pick
+(these picks run before the rows are regrouped, 4-5x slower than after at 1,000,000 x 64; 3 until dense passes
+got 1.7x faster on 2026-12-01 and a trial at ~2,000 clustered picks, where pruning pays, was then cut)."""
+RETRY_AFTER = 1.5
+"""After a trial went back to dense passes, the next starts when the number selected has grown this much
+(pruned picks get cheaper as groups shrink while dense picks cost the same; was 2: a trial lost at ~2,000
+clustered picks meant 2,000 dense picks at 1.2 ms where pruned ones took 0.3-0.5 ms)."""
 
 
 class FarthestPointState:
@@ -662,6 +740,7 @@ class FarthestPointState:
         self._cand = np.zeros(0, dtype=np.int64)
         self._ckey = np.zeros(0)
         self._cupto = np.zeros(0, dtype=np.int64)
+        self._ncand = 0
         self._tail = np.inf
         self._cand_stale = False
         # (int32: 8 bytes per row less; an epoch counts passes, _upto at most BATCH)
@@ -677,6 +756,8 @@ class FarthestPointState:
         self._t_pruned: list[float] = []
         self._trial_reordered = False
         self.switches: list[tuple[int, str]] = []  # (selected vectors so far, new mode)
+        # (selected vectors so far, mean dense pick, mean pruned pick, rows regrouped) at the end of each trial
+        self.trials: list[tuple[int, float, float, bool]] = []
         self.dense_passes = 0
         self._t_end: float | None = None  # end of the previous update (picks are timed end to end)
 
@@ -720,8 +801,8 @@ class FarthestPointState:
         g = int(self.st[0])
         if self._next is not None and self._next[0] >= 0:
             self._next = (int(inv[self._next[0]]), self._next[1])
-        if len(self._cand):
-            self._cand = inv[self._cand]
+        if self._ncand:
+            self._cand[: self._ncand] = inv[self._cand[: self._ncand]]
         if self.dense:
             return  # the arena is rebuilt from owner when pruned mode starts
         total = _compact(self.mem, self.gstart, self.gsize, g)
@@ -740,6 +821,7 @@ class FarthestPointState:
         order = np.concatenate([self.mem[:total], np.flatnonzero(~in_group)])
         self._apply(order)
         self.permuted = True
+        self.reorder_at = {v for v in self.reorder_at if v >= 1.5 * g}  # (a trial's regrouping just before 2**e)
 
     def restore(self) -> None:
         """Put the rows of ``x`` back into the caller's order (the state stays usable)."""
@@ -765,7 +847,7 @@ class FarthestPointState:
         self._candidates()
         self.dense = True
         self.switches.append((self.n_added, "dense"))
-        self._next_check = 2 * self.n_added + CHECK_EVERY
+        self._next_check = int(RETRY_AFTER * self.n_added) + CHECK_EVERY
 
     def _maybe_switch(self, seconds: float) -> None:
         """``auto``: time dense picks, then try pruned ones; keep whichever is faster (retry at doublings)."""
@@ -792,8 +874,16 @@ class FarthestPointState:
                 if self._may_reorder:
                     self._reorder()
                 return
-            if len(self._t_pruned) >= CHECK_EVERY or (len(self._t_pruned) >= ABORT_AFTER
-                                                       and typical > ABORT_SLOWER_BY * self._t_dense):
+            # (a trial ends as soon as its picks so far took more than ABORT_AFTER such picks may: the same
+            # decision as after ABORT_AFTER picks, without the rest; an early trial's first pick alone, before
+            # regrouping, took 30-100 ms against 1.5-3 ms per dense pick at 1,000,000 x 64)
+            hopeless = ((not self._trial_reordered
+                         and sum(self._t_pruned) > ABORT_AFTER * ABORT_SLOWER_BY * self._t_dense)
+                        or (len(self._t_pruned) >= ABORT_AFTER and typical > ABORT_SLOWER_BY * self._t_dense))
+            if len(self._t_pruned) >= CHECK_EVERY or hopeless:
+                if len(self._t_pruned) >= CHECK_EVERY:  # a whole window: its median (the first picks after a
+                    typical = float(np.median(self._t_pruned))  # regrouping are slower than the rest)
+                self.trials.append((self.n_added, self._t_dense, typical, self._trial_reordered))
                 self._t_pruned = []
                 if typical > SLOWER_BY * self._t_dense:
                     self._to_dense()
@@ -914,17 +1004,16 @@ class FarthestPointState:
 
     def _candidates(self) -> None:
         """The :data:`CANDIDATES` unselected positions with the largest d2, sorted for the lazy search."""
-        n = self.n
-        m = min(CANDIDATES, n)
-        keys = np.where(self.sel, -1.0, self._d2)  # selected: below every distance
-        idx = np.argpartition(keys, n - m)[n - m :] if m < n else np.arange(n)
-        ck = keys[idx]
-        order = np.lexsort((self.orig[idx], -ck))
-        self._cand = np.ascontiguousarray(idx[order])
-        self._ckey = np.ascontiguousarray(ck[order])
-        self._cupto = np.zeros(m, dtype=np.int64)
+        m = min(CANDIDATES, self.n)
+        if len(self._cand) != m:
+            self._cand = np.zeros(m, dtype=np.int64)
+            self._ckey = np.zeros(m)
+            self._cupto = np.zeros(m, dtype=np.int64)
+        size, more = _top_candidates(self._d2, self.sel, self.orig, m, self._cand, self._ckey)
+        self._cupto[:] = 0
+        self._ncand = int(size)
         # Positions left out had d2 <= the smallest key kept (-1 when every unselected one is kept).
-        self._tail = float(ck.min()) if m < n and m else -1.0
+        self._tail = float(self._ckey[size - 1]) if more else -1.0
         self._cand_stale = False
 
     def select(self, i: int) -> None:
@@ -944,7 +1033,7 @@ class FarthestPointState:
             if self._next is None:
                 if self._cand_stale:
                     self._candidates()
-                i, r, _ = _lazy_next(self._cand, self._ckey, self._cupto, len(self._cand), self._tail, self._d2,
+                i, r, _ = _lazy_next(self._cand, self._ckey, self._cupto, self._ncand, self._tail, self._d2,
                                      self.sel, self.orig, self.owner, self.x, self.sqn, self._pend64,
                                      self._pendsq, self._npend, self._g0, LAZY_LIMIT)
                 if i >= 0:

@@ -216,10 +216,33 @@ def test_batched_dense_passes_and_lazy_search_match_reference(batch, candidates,
     assert np.allclose(state.d2, brute_min_d2(x, np.concatenate([pre, x[picks]])), atol=1e-9)  # all current
 
 
+def test_lazy_search_candidates_are_the_top_unselected_ties_to_the_lowest_index():
+    # The lazy search's candidate list (one heap pass, no O(N) temporaries) against a full sort: largest d2
+    # first, ties to the lowest original index, selected positions never listed, fewer when fewer are left.
+    from lightly_airflow.selection.kernels import _top_candidates
+
+    rng = np.random.default_rng(3)
+    for trial in range(200):
+        n = int(rng.integers(1, 2000))
+        d2 = rng.integers(0, 8, n).astype(float) if trial % 2 else rng.random(n)  # (many ties when odd)
+        d2[rng.random(n) < 0.1] = np.inf
+        sel = rng.random(n) < rng.random()
+        orig = rng.permutation(n).astype(np.int32)
+        m = int(rng.integers(1, n + 1))
+        unsel = np.flatnonzero(~sel)
+        want = unsel[np.lexsort((orig[unsel], -d2[unsel]))][:m]
+        cand, ckey = np.zeros(m, dtype=np.int64), np.zeros(m)
+        size, more = _top_candidates(d2, sel, orig, m, cand, ckey)
+        assert (size, more) == (len(want), len(unsel) > m)
+        assert cand[:size].tolist() == want.tolist()
+        assert ckey[:size].tolist() == d2[want].tolist()
+
+
 @pytest.mark.parametrize("abort", [False, True])
 def test_auto_switches_back_to_dense_passes_and_stays_exact(monkeypatch, abort):
     # Force the round trip dense -> pruned -> dense -> pruned and compare every pick with the reference;
-    # with abort=True every pruned trial ends early (after ABORT_AFTER picks), mid-batch of the dense mode.
+    # with abort=True every pruned trial ends early (at its first pick: the time budget of ABORT_AFTER picks
+    # is spent), mid-batch of the dense mode.
     from lightly_airflow.selection import kernels
 
     monkeypatch.setattr(kernels, "SLOWER_BY", -1.0)  # and always find it slower
@@ -234,7 +257,7 @@ def test_auto_switches_back_to_dense_passes_and_stays_exact(monkeypatch, abort):
     switches = state.switches
     assert [m for _, m in switches][:4] == ["pruned", "dense", "pruned", "dense"]
     trial = switches[1][0] - switches[0][0]
-    assert trial == (3 if abort else 3 + kernels.CHECK_EVERY)  # (a promising trial regroups after 3 picks)
+    assert trial == (1 if abort else 3 + kernels.CHECK_EVERY)  # (a promising trial regroups after 3 picks)
     assert np.array_equal(x, x_before)
 
 
