@@ -327,9 +327,14 @@ def _farthest(gsize, grad2, gbest, orig, n_groups):  # type: ignore[no-untyped-d
 
 
 @njit(cache=True)
-def _permute_rows(x, order):  # type: ignore[no-untyped-def]
-    """In place: row t of the result is row ``order[t]`` of the input (cycle by cycle, one row buffer)."""
+def _permute_state(order, inv, x, sqn, d2, owner, sel, stamp, upto, orig, pos):  # type: ignore[no-untyped-def]
+    """In place: position t of every per-position array (rows of ``x`` included) takes what position
+    ``order[t]`` held (cycle by cycle, one row buffer and one flag per position); ``inv`` gets the inverse
+    (old position -> new) and ``pos`` the new position of every original index. (The numpy version built
+    int64 orders, inverses and a copy per array: ~32 bytes per row at its peak.)"""
     n = x.shape[0]
+    for t in range(n):
+        inv[order[t]] = t
     done = np.zeros(n, dtype=np.bool_)
     buf = np.empty(x.shape[1], dtype=x.dtype)
     for t in range(n):
@@ -337,15 +342,46 @@ def _permute_rows(x, order):  # type: ignore[no-untyped-def]
             done[t] = True
             continue
         buf[:] = x[t]
+        v_sqn, v_d2, v_owner, v_sel, v_stamp, v_upto, v_orig = sqn[t], d2[t], owner[t], sel[t], stamp[t], upto[t], orig[t]
         cur = t
         while True:
             src = order[cur]
             done[cur] = True
             if src == t:
                 x[cur] = buf
+                sqn[cur], d2[cur], owner[cur], sel[cur] = v_sqn, v_d2, v_owner, v_sel
+                stamp[cur], upto[cur], orig[cur] = v_stamp, v_upto, v_orig
                 break
             x[cur] = x[src]
+            sqn[cur], d2[cur], owner[cur], sel[cur] = sqn[src], d2[src], owner[src], sel[src]
+            stamp[cur], upto[cur], orig[cur] = stamp[src], upto[src], orig[src]
             cur = src
+    for t in range(n):
+        pos[orig[t]] = t
+
+
+@njit(cache=True)
+def _remap(a, count, inv):  # type: ignore[no-untyped-def]
+    """``a[:count] = inv[a[:count]]`` in place, negative entries (none) kept."""
+    for t in range(count):
+        if a[t] >= 0:
+            a[t] = inv[a[t]]
+
+
+@njit(cache=True)
+def _group_order(mem, total, mark, order):  # type: ignore[no-untyped-def]
+    """``order``: the group members ``mem[:total]`` (groups contiguous), then every position in none of them
+    (the selected ones), ascending. ``mark`` is an all-False scratch flag per position (left all False)."""
+    for t in range(total):
+        order[t] = mem[t]
+        mark[mem[t]] = True
+    w = total
+    for i in range(mark.shape[0]):
+        if mark[i]:
+            mark[i] = False
+        else:
+            order[w] = i
+            w += 1
 
 
 @njit(cache=True)
@@ -614,7 +650,11 @@ CANDIDATES = 1024
 LAZY_LIMIT = 256
 """Candidates the lazy search may update before it gives up and runs a dense pass."""
 CHUNK_ROWS = 8192
-"""Rows per sgemm call inside a block (the float32 products of a chunk stay in cache)."""
+"""Rows per sgemm call inside a block of :class:`NumpyDenseState` (the float32 products of a chunk stay in cache)."""
+PASS_ROWS = 2048
+"""Rows per sgemm call inside a block of :class:`FarthestPointState`'s dense passes: each block keeps a float32
+buffer of PASS_ROWS x BATCH products (8,192 rows took 16 MiB for 8 blocks, 0.27x a 250,000 x 64 matrix; 2,048
+rows, 4 MiB, run a pass at the same speed: 2.0-2.3 s per 1,000 dense picks at 1,000,000 x 64 either way)."""
 
 
 REORDER_AT = tuple(2**e for e in range(4, 16))
@@ -736,7 +776,7 @@ class FarthestPointState:
         self._pendsq = np.zeros(BATCH)
         self._npend = 0
         self._g0 = 1
-        self._abuf = np.empty((self.nblk, min(CHUNK_ROWS, max(n, 1)) * BATCH), dtype=np.float32)
+        self._abuf = np.empty((self.nblk, min(PASS_ROWS, max(n, 1)) * BATCH), dtype=np.float32)
         self._cand = np.zeros(0, dtype=np.int64)
         self._ckey = np.zeros(0)
         self._cupto = np.zeros(0, dtype=np.int64)
@@ -786,39 +826,30 @@ class FarthestPointState:
         return float(self._d2.max()) if self.n else -1.0
 
     def _apply(self, order: np.ndarray) -> None:
-        """Move position ``order[t]`` to position ``t`` in x and every per-position array; remap indices."""
-        inv = np.empty(self.n, dtype=np.int64)
-        inv[order] = np.arange(self.n)
-        _permute_rows(self.x, order)
-        self.sqn[:] = self.sqn[order]
-        self._d2[:] = self._d2[order]
-        self.owner[:] = self.owner[order]
-        self.sel[:] = self.sel[order]
-        self._stamp[:] = self._stamp[order]
-        self._upto[:] = self._upto[order]
-        self.orig[:] = self.orig[order]
-        self.pos[self.orig] = np.arange(self.n)
+        """Move position ``order[t]`` to position ``t`` in x and every per-position array; remap indices.
+        ``order`` may be :attr:`tmp` (scratch of the picks); :attr:`buf` takes the inverse."""
+        inv = self.buf
+        _permute_state(order, inv, self.x, self.sqn, self._d2, self.owner, self.sel, self._stamp, self._upto,
+                       self.orig, self.pos)
         g = int(self.st[0])
         if self._next is not None and self._next[0] >= 0:
             self._next = (int(inv[self._next[0]]), self._next[1])
         if self._ncand:
-            self._cand[: self._ncand] = inv[self._cand[: self._ncand]]
+            _remap(self._cand, self._ncand, inv)
         if self.dense:
             return  # the arena is rebuilt from owner when pruned mode starts
         total = _compact(self.mem, self.gstart, self.gsize, g)
         self.st[1] = total
-        self.mem[:total] = inv[self.mem[:total]]
-        best = self.gbest[:g]
-        best[best >= 0] = inv[best[best >= 0]]
+        _remap(self.mem, total, inv)
+        _remap(self.gbest, g, inv)
 
     def _reorder(self) -> None:
         g = int(self.st[0])
         total = _compact(self.mem, self.gstart, self.gsize, g)
         self.st[1] = total
         _sort_groups(self.mem, self.gstart, self.gsize, g)
-        in_group = np.zeros(self.n, dtype=bool)
-        in_group[self.mem[:total]] = True
-        order = np.concatenate([self.mem[:total], np.flatnonzero(~in_group)])
+        order = self.tmp[: self.n]
+        _group_order(self.mem, total, self.gone, order)
         self._apply(order)
         self.permuted = True
         self.reorder_at = {v for v in self.reorder_at if v >= 1.5 * g}  # (a trial's regrouping just before 2**e)
@@ -826,7 +857,9 @@ class FarthestPointState:
     def restore(self) -> None:
         """Put the rows of ``x`` back into the caller's order (the state stays usable)."""
         if self.permuted:
-            self._apply(self.pos.copy())
+            order = self.tmp[: self.n]
+            order[:] = self.pos
+            self._apply(order)
             self.permuted = False
 
     # ------------------------------------------------------------------------------------- mode switching
@@ -980,8 +1013,8 @@ class FarthestPointState:
         def block(blk: tuple[int, int, int]) -> None:
             lo, hi, b = blk
             buf = self._abuf[b]
-            for s in range(lo, hi, CHUNK_ROWS):
-                e = min(hi, s + CHUNK_ROWS)
+            for s in range(lo, hi, PASS_ROWS):
+                e = min(hi, s + PASS_ROWS)
                 a = buf[: (e - s) * npend].reshape(e - s, npend)
                 if npend:
                     np.matmul(x[s:e], p32.T, out=a)

@@ -178,7 +178,7 @@ def test_dense_and_auto_paths_match_reference(mode, seed, monkeypatch):
 
     monkeypatch.setenv("LIGHTLY_SELECTION_THREADS", "3")
     monkeypatch.setattr(kernels, "MIN_WORK_PER_THREAD", 256 * 16)
-    monkeypatch.setattr(kernels, "CHUNK_ROWS", 100)  # several sgemm chunks per block
+    monkeypatch.setattr(kernels, "PASS_ROWS", 100)  # several sgemm chunks per block
 
     x = clustered(4000, d=16, clusters=20, intrinsic=2, seed=20 + seed)
     pre = clustered(30, d=16, clusters=20, intrinsic=2, seed=40 + seed)
