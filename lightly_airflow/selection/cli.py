@@ -58,13 +58,15 @@ def run(args: argparse.Namespace) -> int:
             keep.discard(C.EMBEDDING)
         pre = pre_file.read(columns=[c for c in pre_names if c in keep])
     result = select(samples, config, preselected=pre, query_embeddings=resolve_query_sets(config, base=str(config_path.parent)),
-                    seed=args.seed, embeddings=embeddings, preselected_embeddings=pre_embeddings)
+                    seed=args.seed, embeddings=embeddings, preselected_embeddings=pre_embeddings,
+                    keys=not late_keys)  # (late keys: no throwaway key list from the null stand-in)
     embeddings = samples = pre = pre_embeddings = None  # (the matrix is freed before the keys are read)
+    if late_keys:
+        result.keys = read_keys(args.samples, result.indices)
     table = result.pick_details if result.pick_details is not None else pa.table(
         {C.KEY: string_array(result.keys),
          C.PICK_RANK: from_numpy(np.arange(len(result.keys), dtype=np.int64))})
     if late_keys:
-        result.keys = read_keys(args.samples, result.indices)
         table = table.set_column(table.schema.get_field_index(C.KEY), C.KEY, string_array(result.keys))
     table = table.replace_schema_metadata({METRICS_METADATA_KEY: json.dumps(result.metrics, sort_keys=True)})
     pq.write_table(table, args.out)

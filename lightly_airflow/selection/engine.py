@@ -106,6 +106,7 @@ def select(
     preselected_objects: pa.Table | None = None,
     embeddings: tuple[np.ndarray, np.ndarray] | None = None,
     preselected_embeddings: tuple[np.ndarray, np.ndarray] | None = None,
+    keys: bool = True,
 ) -> SelectionResult:
     """Run a Lightly selection config over the candidates.
 
@@ -124,6 +125,9 @@ def select(
         The selection permutes the matrix's rows while it runs and puts them back.
     :param preselected_embeddings: the same for the preselected samples (``preselected`` then needs no
         ``embedding`` column).
+    :param keys: False: the picks' keys are not read from ``candidates`` (the caller reads them later, e.g. the
+        CLI from the file, and the table's ``key`` column may be a null stand-in): ``SelectionResult.keys`` is
+        empty and ``pick_details`` has a null ``key`` column for the caller to replace.
     """
     t0 = time.monotonic()
     cfg = parse_selection_config(config)
@@ -178,7 +182,7 @@ def select(
 
     picks, reason, values, scores = greedy(objectives, n_target)
     indices = ctx.keep[picks].astype(np.int64) if len(picks) else np.zeros(0, dtype=np.int64)
-    keys = [str(k) for k in candidates.column(C.KEY).take(from_numpy(indices)).to_pylist()]
+    pick_keys = [str(k) for k in candidates.column(C.KEY).take(from_numpy(indices)).to_pylist()] if keys else []
     reports = {o.path: o.report(picks) for o in objectives}
     div = next((o for o in objectives if isinstance(o, DiversityObjective)), None)
     metrics = selection_metrics(ctx.x() if ctx.x_all is not None else None, picks,
@@ -189,8 +193,8 @@ def select(
                     "inactive_strategies": inactive,
                     "seconds": round(time.monotonic() - t0, 3)})
     logger.info("selection: %s", json.dumps(metrics, sort_keys=True))
-    details = pick_details_table(keys, scores, objectives, values)
-    return SelectionResult(indices=indices, keys=keys, metrics=metrics, stop_reason=reason,
+    details = pick_details_table(pick_keys if keys else None, scores, objectives, values)
+    return SelectionResult(indices=indices, keys=pick_keys, metrics=metrics, stop_reason=reason,
                            objectives=reports, pick_details=details)
 
 
@@ -209,12 +213,14 @@ def _build(path: str, inp: Any, strategy: Any, ctx: Context) -> Objective:
     return build_objective(path, inp, strategy, ctx)
 
 
-def pick_details_table(keys: list[str], scores: list[float], objectives: list[Objective],
+def pick_details_table(keys: list[str] | None, scores: list[float], objectives: list[Objective],
                        values: list[list[float]]) -> pa.Table:
-    """One row per pick: key, pick_rank, ``selection.score`` and each objective's value at its pick."""
+    """One row per pick: key, pick_rank, ``selection.score`` and each objective's value at its pick (keys None:
+    a null ``key`` column, for a caller that reads the keys itself)."""
+    n = len(scores)
     cols: dict[str, pa.Array] = {
-        C.KEY: string_array(keys),
-        C.PICK_RANK: from_numpy(np.arange(len(keys), dtype=np.int64)),
+        C.KEY: string_array(keys) if keys is not None else pa.nulls(n, pa.string()),
+        C.PICK_RANK: from_numpy(np.arange(n, dtype=np.int64)),
         C.selection_column("score"): from_numpy(np.asarray(scores, dtype=np.float64)),
     }
     for o, vals in zip(objectives, values, strict=True):

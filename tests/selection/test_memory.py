@@ -100,6 +100,22 @@ def test_cli_with_late_keys_and_projected_columns_equals_the_library(tmp_path):
     assert got.column("key").to_pylist() == ref.keys == [str(7 * int(i)) for i in ref.indices]
 
 
+def test_select_without_keys_leaves_them_to_the_caller():
+    # keys=False (the CLI, which reads the picks' keys from the file afterwards): no key list is built from the
+    # candidates' key column (the CLI's is a null stand-in), the details' key column is null, the rest is equal.
+    x = clustered(300, d=8, seed=5)
+    t = table_of(x, **{"metadata.score": np.random.default_rng(5).random(300)})
+    cfg = {"n_samples": 12, "strategies": [
+        DIVERSITY, {"input": {"type": "METADATA", "key": "score"}, "strategy": {"type": "WEIGHTS"}}]}
+    ref = select(t, cfg)
+    stand_in = t.set_column(0, "key", pa.nulls(300))
+    got = select(stand_in, cfg, keys=False)
+    assert got.keys == [] and len(ref.keys) == 12
+    assert got.indices.tolist() == ref.indices.tolist()
+    assert got.pick_details.column("key").null_count == 12
+    assert got.pick_details.drop(["key"]).equals(ref.pick_details.drop(["key"]))
+
+
 PEAK = ("import sys; from lightly_airflow.cli import main; rc = main(sys.argv[1:]); "
         "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]); sys.exit(rc)")
 
