@@ -1,0 +1,317 @@
+"""Arrow <-> numpy without pandas, and the embedding matrix read from Parquet: no pydantic here.
+
+The ``select`` command starts :func:`read_embedding_rows` on a thread before it imports the config models
+(pydantic: ~0.1 s of the process), so this module imports nothing of the config. ``selection.inputs``
+re-exports these names (the one rule for missing inputs lives there).
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from lightly_airflow import columns as C
+from lightly_airflow.selection.kernels import _pool, selection_threads
+
+
+def missing_column_error(path: str, column: str, producer: str, table: pa.Table, what: str = "candidates") -> ValueError:
+    """The error for an input whose column the table lacks altogether."""
+    have = ", ".join(n for n in table.column_names[:30])
+    return ValueError(
+        f"{path}: the {what} have no column {column!r} (produced by {producer}); columns present: [{have}]"
+    )
+
+
+_NUMPY_TYPES = {pa.float32(): np.float32, pa.float64(): np.float64, pa.int8(): np.int8, pa.int16(): np.int16,
+                pa.int32(): np.int32, pa.int64(): np.int64, pa.uint8(): np.uint8, pa.uint16(): np.uint16,
+                pa.uint32(): np.uint32, pa.uint64(): np.uint64}
+
+
+def to_numpy(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A numeric or boolean Arrow array as numpy, from its buffers when it has no nulls (zero-copy for numbers).
+
+    ``Array.to_numpy`` imports pandas on its first call (~1.8 s, in pyarrow 26) even for a float column:
+    the selection's loading path must not pay that. Arrays with nulls or of other types take that route.
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    dt = _NUMPY_TYPES.get(arr.type)
+    if len(arr) == 0 and (dt is not None or pa.types.is_boolean(arr.type)):
+        return np.zeros(0, dtype=dt if dt is not None else bool)
+    if dt is not None and (arr.null_count == 0 or np.dtype(dt).kind == "f"):
+        size = np.dtype(dt).itemsize
+        out: np.ndarray = np.frombuffer(arr.buffers()[1], dtype=dt, count=len(arr), offset=arr.offset * size)
+        if arr.null_count:  # floats: a null becomes NaN
+            out = out.copy()
+            out[~_bits(arr.buffers()[0], arr.offset, len(arr))] = np.nan
+        return out
+    if arr.null_count == 0 and pa.types.is_boolean(arr.type):
+        return _bits(arr.buffers()[1], arr.offset, len(arr))
+    res: np.ndarray = arr.to_numpy(zero_copy_only=False)
+    return res
+
+
+def _bits(buf: pa.Buffer, offset: int, n: int) -> np.ndarray:
+    bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8), bitorder="little")
+    out: np.ndarray = bits[offset : offset + n].astype(bool)
+    return out
+
+
+def from_numpy(a: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+    """A 1-D numeric numpy array as Arrow (``mask``: True = null) without ``pa.array``'s pandas import."""
+    a = np.ascontiguousarray(a)
+    validity = None
+    nulls = 0
+    if mask is not None and mask.any():
+        validity = pa.py_buffer(np.packbits(~np.asarray(mask, dtype=bool), bitorder="little"))
+        nulls = int(np.count_nonzero(mask))
+    return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), len(a), [validity, pa.py_buffer(a)], null_count=nulls)
+
+
+def string_array(values: list[str]) -> pa.Array:
+    """Python strings as an Arrow string array, built from buffers (``pa.array`` imports pandas)."""
+    enc = [v.encode() for v in values]
+    offsets = np.zeros(len(enc) + 1, dtype=np.int64)
+    np.cumsum([len(e) for e in enc], out=offsets[1:])
+    return pa.Array.from_buffers(pa.large_string(), len(enc), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(enc))]
+                                 ).cast(pa.string())
+
+
+def _list_lengths(col: pa.Array) -> np.ndarray:
+    """Length of every list of a list column from its offsets (``pyarrow.compute`` would import pandas)."""
+    if pa.types.is_fixed_size_list(col.type):
+        return np.full(len(col), col.type.list_size, dtype=np.int64)
+    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+        dt = np.int32 if pa.types.is_list(col.type) else np.int64
+        offsets = np.frombuffer(col.buffers()[1], dtype=dt, count=len(col) + 1, offset=col.offset * np.dtype(dt).itemsize)
+        return np.diff(offsets).astype(np.int64)
+    import pyarrow.compute as pc  # (lazily: 20-30 ms of a select process' imports, for the rare list types)
+
+    return to_numpy(pc.fill_null(pc.list_value_length(col), 0)).astype(np.int64)
+
+
+def embedding_rows(table: pa.Table, *, path: str = "input", what: str = "candidates",
+                   block: int = 2**18) -> tuple[np.ndarray, np.ndarray]:
+    """The ``embedding`` column as an L2-normalised C-contiguous float32 (N, D) matrix and the present mask.
+
+    Rows without an embedding (null, or holding NaN) are zero and ``False`` in the mask. Normalised in blocks
+    of about ``block`` values (a float64 block stays in cache): no float64 copy of the whole matrix.
+    """
+    if C.EMBEDDING not in table.column_names:
+        raise missing_column_error(path, C.EMBEDDING, "the embed stage (embeddings/ staging files) or a custom "
+                                   ".lightly/embeddings/*.csv", table, what)
+    col = table.column(C.EMBEDDING).combine_chunks()
+    n = len(col)
+    if n == 0:
+        return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=bool)
+    present = ~to_numpy(col.is_null())
+    if not present.any():
+        return np.zeros((n, 0), dtype=np.float32), present
+    lengths = _list_lengths(col)
+    width = int(lengths[present][0])
+    if np.any(lengths[present] != width):
+        raise ValueError(f"{path}: the {what}' embeddings have different lengths")
+    if present.all():
+        values = to_numpy(col.flatten()).reshape(n, width)
+    else:
+        rows = np.flatnonzero(present)
+        values = np.zeros((n, width), dtype=np.float32)
+        values[rows] = to_numpy(col.take(from_numpy(rows.astype(np.int64))).flatten()).reshape(len(rows), width)
+    out = np.empty((n, width), dtype=np.float32)
+    normalise_rows(values, present, out, block)
+    return out, present
+
+
+def normalise_rows(values: np.ndarray, present: np.ndarray, out: np.ndarray, block: int = 2**15) -> None:
+    """``out[i] = values[i] / |values[i]|`` (float64 arithmetic, stored as ``out``'s dtype) in blocks of about
+    ``block`` values; rows holding NaN or inf become zero and ``False`` in ``present`` (in place). ``out`` may
+    be ``values`` itself. The one normalisation of embeddings (the table and the streamed reader share it).
+
+    The float64 block and its squares live in this thread's scratch buffers (256 KiB each): fresh temporaries
+    of that size per call (the streamed read calls this once per batch) came from new pages every time and
+    took 5x the arithmetic. ``|v|`` is ``np.linalg.norm``'s: ``sqrt(add.reduce(v * v))`` along the row."""
+    n, width = values.shape
+    step = max(1, block // max(width, 1))
+    buf, sq = _scratch(step, width)
+    for s in range(0, n, step):
+        m = min(step, n - s)
+        b, q = buf[:m], sq[:m]
+        np.copyto(b, values[s : s + m])
+        ok = np.isfinite(b).all(axis=1)
+        b[~ok] = 0.0
+        present[s : s + m] &= ok
+        np.multiply(b, b, out=q)
+        norms = np.sqrt(np.add.reduce(q, axis=1, keepdims=True))
+        b /= np.where(norms > 0, norms, 1.0)
+        out[s : s + m] = b
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two float64 (rows, width) buffers of the calling thread, kept between calls."""
+    have = getattr(_SCRATCH, "bufs", None)
+    if have is None or have[0].shape != (rows, width):
+        have = _SCRATCH.bufs = (np.empty((rows, width)), np.empty((rows, width)))
+    bufs: tuple[np.ndarray, np.ndarray] = have
+    return bufs
+
+
+def read_embedding_rows(path: str, *, batch_rows: int | None = None, what: str = "candidates",
+                        stop: threading.Event | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`embedding_rows` of the ``embedding`` column of a Parquet file, streamed in batches straight into
+    one float32 (N, D) matrix (the same values: rows are normalised one by one). Peak memory is the matrix
+    plus one batch, not the Arrow column and a copy. None when the file has no ``embedding`` column.
+
+    :param path: a local Parquet file.
+    :param stop: when set (by another thread), the read ends after the current batch and returns None.
+    """
+    # pyarrow's calls on the batches allocate from the system allocator during the read (it returns freed
+    # batches to the OS; Arrow's default mimalloc pool kept pages resident even after release_unused: 7 MiB
+    # less peak at 8,000 x 1280); the caller's default pool is back afterwards. (The Parquet decoder's own
+    # buffers stay in Arrow's process-wide default pool, which only ARROW_DEFAULT_MEMORY_POOL=system, set
+    # before pyarrow loads, changes: ~10 MiB less again there.)
+    default_pool = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        return _read_embedding_rows(path, batch_rows, what, stop)
+    finally:
+        pa.set_memory_pool(default_pool)
+
+
+def _raw_values(col: pa.Array) -> np.ndarray | None:
+    """An (n, D) view of a list column's float32/float64 values when no row and no value is null and every row
+    has the same length D > 0 (fixed_size_list, or list/large_list with equal lengths); else None."""
+    t = col.type
+    if not len(col) or col.null_count:
+        return None
+    if pa.types.is_fixed_size_list(t):
+        width = t.list_size
+    elif pa.types.is_list(t) or pa.types.is_large_list(t):
+        lengths = _list_lengths(col)
+        width = int(lengths[0])
+        if np.any(lengths != width):
+            return None
+    else:
+        return None
+    flat = col.flatten()
+    dt = {pa.float32(): np.float32, pa.float64(): np.float64}.get(flat.type)
+    if dt is None or width == 0 or flat.null_count or len(flat) != len(col) * width:
+        return None
+    size = np.dtype(dt).itemsize
+    values: np.ndarray = np.frombuffer(flat.buffers()[1], dtype=dt, count=len(flat), offset=flat.offset * size)
+    return values.reshape(len(col), width)
+
+
+def _read_embedding_rows(path: str, batch_rows: int | None, what: str, stop: threading.Event | None
+                         ) -> tuple[np.ndarray, np.ndarray] | None:
+    import pyarrow.parquet as pq  # (not pq.read_table: that imports pyarrow.dataset, ~0.7 s)
+
+    # Buffered page-by-page reads: without buffer_size the reader holds the whole column chunk (at 300,000 x
+    # 64 the peak was the matrix + 208 MiB instead of + 132 MiB).
+    pf = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
+    if C.EMBEDDING not in pf.schema_arrow.names:
+        return None
+    n = pf.metadata.num_rows
+    if batch_rows is None:  # about 256 KiB of float32 per batch (the reader's levels and builders are ~5x a
+        t = pf.schema_arrow.field(C.EMBEDDING).type  # batch: 4 MiB batches peaked at +23 MiB of Arrow memory)
+        width = t.list_size if pa.types.is_fixed_size_list(t) else 64
+        batch_rows = max(16, 2**16 // max(width, 1))
+    present = np.zeros(n, dtype=bool)
+    x: np.ndarray | None = None
+    s = 0
+    # A batch without nulls (the usual case) is normalised straight from Arrow's buffers into the matrix on the
+    # selection's threads while the reader decodes the next one (0.23 s -> ~0.1 s at 8,000 x 1280: the decode
+    # alone is ~0.1 s); other batches take embedding_rows on this thread. A few batches in flight at most.
+    threads = selection_threads()
+    pool = _pool(threads) if threads > 1 else None
+    in_flight: list[Future[None]] = []
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=[C.EMBEDDING]):
+        if stop is not None and stop.is_set():
+            for f in in_flight:
+                f.result()
+            return None
+        e = s + batch.num_rows
+        raw = _raw_values(batch.column(0))
+        if raw is not None:
+            if x is None:
+                x = np.zeros((n, raw.shape[1]), dtype=np.float32)
+            elif x.shape[1] != raw.shape[1]:
+                raise ValueError(f"{path}: the {what}' embeddings have different lengths ({x.shape[1]} and "
+                                 f"{raw.shape[1]})")
+            present[s:e] = True
+            if pool is None:
+                normalise_rows(raw, present[s:e], x[s:e])
+            else:
+                in_flight.append(pool.submit(normalise_rows, raw, present[s:e], x[s:e]))
+                if len(in_flight) > 2 * threads:
+                    in_flight.pop(0).result()
+            s = e
+            continue
+        xb, pb = embedding_rows(pa.Table.from_batches([batch]), path=path, what=what)
+        present[s:e] = pb
+        if xb.shape[1]:
+            if x is None:
+                x = np.zeros((n, xb.shape[1]), dtype=np.float32)
+            elif x.shape[1] != xb.shape[1]:
+                raise ValueError(f"{path}: the {what}' embeddings have different lengths ({x.shape[1]} and "
+                                 f"{xb.shape[1]})")
+            x[s:e] = xb
+        s = e
+    for f in in_flight:
+        f.result()
+    if x is None:
+        x = np.zeros((n, 0), dtype=np.float32)
+    # The allocator keeps freed pages of the decoded batches (mimalloc at 1,000,000 x 64: 33 MiB of RSS, 0.13x
+    # the matrix; at 8,000 x 1280: 45 MiB, 1.1x) for the rest of the process: hand them back now (the system
+    # pool: malloc_trim).
+    pa.default_memory_pool().release_unused()
+    return x, present
+
+
+def read_keys(path: str, rows: np.ndarray, *, batch_rows: int = 65_536) -> list[str]:
+    """The ``key`` values of ``rows`` (in that order) of a Parquet file, as strings, streamed in batches: only
+    the picked keys are ever held, not the whole key column.
+
+    :param path: a local Parquet file with a ``key`` column.
+    :param rows: row indices (any order, repeats allowed).
+    """
+    import pyarrow.parquet as pq
+
+    rows = np.asarray(rows, dtype=np.int64)
+    if not len(rows):
+        return []
+    order = np.argsort(rows, kind="stable")
+    ranked = rows[order]
+    found: list[Any] = []
+    pf = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
+    start = 0
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=[C.KEY]):
+        end = start + batch.num_rows
+        lo, hi = np.searchsorted(ranked, [start, end])
+        if hi > lo:
+            found += batch.column(0).take(from_numpy(ranked[lo:hi] - start)).to_pylist()
+        start = end
+    if len(found) != len(rows):
+        raise ValueError(f"{path}: rows up to {int(ranked[-1])} asked, the file has {start}")
+    keys: list[str] = [""] * len(rows)
+    for j, k in zip(order.tolist(), found, strict=True):
+        keys[j] = str(k)
+    return keys
+
+
+def embedding_matrix(table: pa.Table, *, path: str = "input", what: str = "candidates") -> np.ndarray:
+    """The ``embedding`` column as an L2-normalised C-contiguous float32 (N, D) matrix; a null is an error.
+
+    :param table: a table with an ``embedding`` column (list<float> or fixed_size_list).
+    :param path: JSON path of the input that needs it (for the error message).
+    """
+    x, present = embedding_rows(table, path=path, what=what)
+    if not present.all():
+        raise ValueError(f"{path}: {int((~present).sum())} {what} have no embedding (null or NaN); drop them first")
+    return x
