@@ -1273,7 +1273,10 @@ NUMPY_MAX_ROWS = 20_000
 """Up to this many candidates :func:`farthest_point_state` uses :class:`NumpyDenseState` (no numba import:
 importing numba and loading its cached kernels costs ~1 CPU-second per process, more than such a selection)."""
 
-NUMPY_CANDIDATES = 256
+NUMPY_CANDIDATES = 128
+NUMPY_CHUNK_ROWS = 1024
+"""Rows per chunk of a :class:`NumpyDenseState` pass (its float64 bounds and temporaries: ~0.5 MiB each at 64
+pending vectors; chunks of 8,192 rows left ~2 MiB temporaries in every pass thread's allocator arena)."""
 _BLOCK_VALUES = 2**18  # values per block of gathered rows / float64 temporaries (2 MiB of float64)
 
 
@@ -1294,6 +1297,49 @@ PROJECTION_MIN_ROWS = 2048
 PROJECTION_SLACK = 1e-4
 """Distance slack per vector (times its norm) covering every rounding of the lifted vectors; the worst case
 is ~4e-6 (see :class:`LiftedProjection`). A test breaks it on purpose and sees the picks change."""
+
+
+def _orthonormal(y: np.ndarray) -> np.ndarray:
+    """float32 orthonormal columns spanning ``y``'s columns (dropping directions below 1e-6 of the largest
+    singular value), from the eigenvectors of the small Gram matrix ``y^T y``: numpy's QR of the 2,048 x 136
+    sample block worked on float64 copies and left ~6 MiB of freed heap resident each time."""
+    w, v = np.linalg.eigh((y.T @ y).astype(np.float64))
+    keep = w > max(float(w[-1]), 0.0) * 1e-12
+    out: np.ndarray = y @ (v[:, keep] / np.sqrt(w[keep])).astype(np.float32)
+    return out
+
+
+_TRIM: Any = None
+
+
+def release_freed_memory() -> None:
+    """Hand the allocator's freed pages back to the system (glibc ``malloc_trim``; nothing elsewhere).
+
+    glibc keeps freed heap memory resident until the top of its heap is free; the projection's and the
+    passes' temporaries then stay in the peak RSS of a small wide selection (~10 MiB of 39 at 8,000 x 1280)."""
+    global _TRIM
+    if _TRIM is None:
+        try:
+            import ctypes
+
+            _TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+def _test_matrix(rows: int, cols: int, seed: int) -> np.ndarray:
+    """A deterministic pseudo-random float32 matrix with entries in [-1, 1) (an integer hash of the entry's
+    index): the range finder needs only a generic test matrix, not Gaussian entries."""
+    h = np.arange(rows * cols, dtype=np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+    h ^= h >> np.uint64(33)  # (splitmix64's finaliser)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    u = (h >> np.uint64(40)).astype(np.float32) * np.float32(2.0**-23) - np.float32(1.0)
+    return u.reshape(rows, cols)
 
 
 class LiftedProjection:
@@ -1317,8 +1363,10 @@ class LiftedProjection:
     def __init__(self, x: np.ndarray, sqn: np.ndarray, rank: int, seed: int = 0, sample: int = 2048,
                  threads: int = 1) -> None:
         n, dim = x.shape
-        rng = np.random.default_rng(seed)
-        idx = np.sort(rng.choice(n, min(n, sample), replace=False))
+        # A systematic row sample and a hashed test matrix, not numpy.random: loading numpy's random module
+        # maps ~7 MiB of its libraries (0.18x an 8,000 x 1280 matrix) that no other part of a select needs.
+        m = min(n, sample)
+        idx = (np.arange(m, dtype=np.int64) * n + seed % max(n, 1)) // m if m else np.zeros(0, dtype=np.int64)
         # The range finder (S G, S^T Q, power iteration, SVD) only has to find good directions, so it runs in
         # float32 sgemm on the sample S (rows idx, gathered in blocks: S whole is 10 MiB at D = 1,280); the
         # proof needs only the final basis orthonormal in float64 (QR below) and the lift in float64.
@@ -1334,15 +1382,16 @@ class LiftedProjection:
                 out += x[b].T @ m[a : a + len(b)]
             return out
 
-        g = rng.standard_normal((dim, rank + 8)).astype(np.float32)
-        q, _ = np.linalg.qr(s_times(g))
-        q, _ = np.linalg.qr(s_times(s_t_times(q)))  # one power iteration
+        q = _orthonormal(s_times(_test_matrix(dim, rank + 8, seed)))
+        q = _orthonormal(s_times(s_t_times(q)))  # one power iteration
         _, _, vt = np.linalg.svd(s_t_times(q).T, full_matrices=False)
         p, _ = np.linalg.qr(vt[:rank].T.astype(np.float64))
         self.ok = bool(np.abs(p.T @ p - np.eye(rank)).max() <= 1e-10)
         self.p = p
         self.rank = rank
+        release_freed_memory()  # (the basis' temporaries, before the lifted vectors are allocated)
         self.z = np.empty((n, rank + 1), dtype=np.float32)
+        step = max(16, step // 4)  # (each lift thread's float64 block: 0.5 MiB)
 
         def lift_rows(lo_hi: tuple[int, int]) -> None:
             for a in range(lo_hi[0], lo_hi[1], step):
@@ -1464,6 +1513,7 @@ class NumpyDenseState:
         if dim >= PROJECTION_MIN_DIM and n >= PROJECTION_MIN_ROWS:
             with blas_one_thread():  # (LAPACK's threads on a busy machine: 10x slower, measured)
                 proj = LiftedProjection(self.x, self.sqn, min(PROJECTION_RANK, dim // 4), threads=len(self._blocks))
+            release_freed_memory()
             if proj.ok:
                 self.proj = proj
                 self._pz = np.zeros((BATCH, proj.rank + 1), dtype=np.float32)
@@ -1491,7 +1541,7 @@ class NumpyDenseState:
                    idx: np.ndarray | None = None) -> None:
         """Make the values of ``rows`` (or of ``rows[idx]``) canonical, in place."""
         lazy_all = np.flatnonzero(err > 0) if idx is None else idx[err[idx] > 0]
-        step = _block_rows(self.dim)  # (the rows and their owners' vectors gathered in blocks: every lazy row
+        step = _block_rows(self.dim) // 4  # (the rows and their owners' vectors gathered in blocks: every lazy row
         for a in range(0, len(lazy_all), step):  # at once was +42 MiB after an 8,000 x 1,280 selection)
             lazy = lazy_all[a : a + step]
             vecs, vsq = self._vectors(own[lazy])
@@ -1593,11 +1643,11 @@ class NumpyDenseState:
             exact = [0] * len(self._blocks)
             peps = float(self._peps[:npend].max()) if proj is not None else 0.0
             max_sq = max(self.max_sq, float(self._pendsq[:npend].max()))
-            gather = _block_rows(self.dim)
+            gather = _block_rows(self.dim) // 2
 
             def block(lo_hi: tuple[int, int], b: int) -> None:
-                for s in range(lo_hi[0], lo_hi[1], CHUNK_ROWS):
-                    e = min(lo_hi[1], s + CHUNK_ROWS)
+                for s in range(lo_hi[0], lo_hi[1], NUMPY_CHUNK_ROWS):
+                    e = min(lo_hi[1], s + NUMPY_CHUNK_ROWS)
                     if proj is None:
                         self._improve(x[s:e], sqn[s:e], d2[s:e], err[s:e], own[s:e], x[s:e] @ p32.T, 0, sel[s:e])
                         exact[b] += e - s
@@ -1724,7 +1774,9 @@ class NumpyDenseState:
         return d
 
     def restore(self) -> None:
-        """Nothing to undo (rows are never permuted)."""
+        """Rows are never permuted: nothing to undo. The selection is over: the passes' freed temporaries go
+        back to the system before the metrics allocate theirs (see :func:`release_freed_memory`)."""
+        release_freed_memory()
 
 
 AnyFarthestState = FarthestPointState | NumpyDenseState

@@ -61,7 +61,7 @@ def _nearest(a: np.ndarray, b: np.ndarray, *, a_rows: np.ndarray | None = None, 
     return dist
 
 
-def _nearest_within(m: np.ndarray, rows: np.ndarray, *, block_values: int = 2**18,
+def _nearest_within(m: np.ndarray, rows: np.ndarray, *, block_values: int = 2**17,
                     threads: int | None = None) -> np.ndarray:
     """Distance of every row of ``m[rows]`` to its nearest other row of ``m[rows]``: :func:`_nearest` with
     ``a = b`` and ``exclude_self``, but each pair of blocks once (block ``(s, t)`` with ``t >= s`` gives the

@@ -174,7 +174,9 @@ def test_small_wide_input_memory_above_the_fixed_cost_stays_near_the_matrix(tmp_
     # held several copies of such a matrix at once (the projection's float64 sample and lift blocks of 4,096
     # rows, a pass' gathered rows, every lazily kept row and its owner's vector at the end, 4 MiB read
     # batches with ~5x that in Arrow buffers): (peak - fixed) / matrix was 4.1 on this test's data at commit
-    # 72e7b9c; now ~1.9-2.0 (issue 13's 1.5 is still missed on so small a matrix: allocator pages kept resident).
+    # 72e7b9c; ~1.9-2.0 at 65088e7; now ~1.75 (the allocator's freed pages handed back after the projection
+    # and the selection, no numpy.random, smaller pass chunks and metric blocks; the 39 MiB real-image
+    # matrix is at 1.48x in benchmarks/selection_memory.py, this 23 MiB one weighs the libraries' pages more).
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"n_samples": 1_500, "strategies": [DIVERSITY]}))
     matrix = _samples(tmp_path / "wide.parquet", 6_000, d=1_024)
@@ -185,7 +187,7 @@ def test_small_wide_input_memory_above_the_fixed_cost_stays_near_the_matrix(tmp_
     peak = _peak(tmp_path, tmp_path / "wide.parquet", cfg)
     print(f"wide: peak {peak / 2**20:.0f} MiB, fixed {fixed / 2**20:.0f} MiB, matrix {matrix / 2**20:.0f} MiB: "
           f"{(peak - fixed) / matrix:.2f}x")
-    assert (peak - fixed) / matrix < 2.6, ((peak - fixed) / matrix, peak, fixed)
+    assert (peak - fixed) / matrix < 2.1, ((peak - fixed) / matrix, peak, fixed)
     got = pq.read_table(tmp_path / "o.parquet")
     assert got.num_rows == 1_500
 
