@@ -216,6 +216,22 @@ def test_batched_dense_passes_and_lazy_search_match_reference(batch, candidates,
     assert np.allclose(state.d2, brute_min_d2(x, np.concatenate([pre, x[picks]])), atol=1e-9)  # all current
 
 
+def test_dense_passes_skip_rows_by_their_group_bound_and_a_broken_bound_breaks_the_order():
+    # A dense pass multiplies only the rows that their group's bound (distance of the owner's centre to the
+    # nearest pending vector) cannot exclude: many rows are skipped and the picks are the reference's; with a
+    # broken bound (delta < 0 excludes rows that would get nearer) they are not.
+    from lightly_airflow.selection.kernels import FarthestPointState
+
+    x = clustered(3000, seed=21)
+    want = reference_order(x, 400)
+    good = FarthestPointState(x.copy(), capacity=400, mode="dense")
+    assert farthest_point_order(good.x, 400, state=good)[0].tolist() == want
+    assert good.live_rows < 0.8 * good.dense_passes * len(x)
+    bad = FarthestPointState(x.copy(), capacity=400, mode="dense")
+    bad.delta = -0.3
+    assert farthest_point_order(bad.x, 400, state=bad)[0].tolist() != want
+
+
 def test_lazy_search_candidates_are_the_top_unselected_ties_to_the_lowest_index():
     # The lazy search's candidate list (one heap pass, no O(N) temporaries) against a full sort: largest d2
     # first, ties to the lowest original index, selected positions never listed, fewer when fewer are left.
