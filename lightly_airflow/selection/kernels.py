@@ -884,7 +884,9 @@ class FarthestPointState:
         self._pendsq = np.zeros(BATCH)
         self._npend = 0
         self._g0 = 1
-        rows_per = min(PASS_ROWS, max(n, 1))
+        # rows per chunk: PASS_ROWS, fewer for wide rows (the gathered rows stay ~512 KiB per block: 80 MiB for 8
+        # blocks of 2,048 x 1280 otherwise)
+        rows_per = self._chunk = min(PASS_ROWS, max(64, 2**17 // max(dim, 1)), max(n, 1))
         self._abuf = np.empty((self.nblk, rows_per * BATCH), dtype=np.float32)
         self._xbuf = np.empty((self.nblk, rows_per, dim), dtype=np.float32)  # the rows a pass gathers
         self._rbuf = np.empty((self.nblk, rows_per), dtype=np.int64)
@@ -1131,8 +1133,8 @@ class FarthestPointState:
         def block(blk: tuple[int, int, int]) -> None:
             lo, hi, b = blk
             buf, xb, rows = self._abuf[b], self._xbuf[b], self._rbuf[b]
-            for s in range(lo, hi, PASS_ROWS):
-                e = min(hi, s + PASS_ROWS)
+            for s in range(lo, hi, self._chunk):
+                e = min(hi, s + self._chunk)
                 m = _gather_live(x, s, e, sel, d2, owner, hh, orig, rows, xb, sub_r, sub_i, b)
                 if m:
                     a = buf[: m * npend].reshape(m, npend)
