@@ -1410,8 +1410,9 @@ exact distance costs little more than its bound)."""
 PROJECTION_MIN_ROWS = 2048
 """... and from this many rows on (the projection costs a fixed ~10 ms)."""
 PROJECTION_SLACK = 1e-4
-"""Distance slack per vector (times its norm) covering every rounding of the lifted vectors; the worst case
-is ~4e-6 (see :class:`LiftedProjection`). A test breaks it on purpose and sees the picks change."""
+"""Distance slack per vector (times its norm) added to the float32 lift's proven error (see
+:class:`LiftedProjection`): it covers the basis' orthonormality, float64 rounding and float32 storage (~1e-7).
+A test breaks it on purpose (negative) and sees the picks change."""
 
 
 def _orthonormal(y: np.ndarray) -> np.ndarray:
@@ -1468,11 +1469,17 @@ class LiftedProjection:
     close, and a row whose bound to every new pick exceeds its current nearest distance needs no D-D
     product at all.
 
-    **Rounding.** The lifted vectors are stored in float32 (``z``). Each is within ``PROJECTION_SLACK *
-    |x|`` of the exact ``z`` of an exactly orthonormal ``P*``: ``|P^T P - I| <= 1e-10`` is checked (so
-    ``|P - P*| <= 1e-10``); the float64 products err by at most ``D 2^-53 sqrt(r) |x|`` (~1e-12 |x|);
-    ``rho^2 = |x|^2 - |P^T x|^2`` errs by at most ~1e-11 |x|^2, so ``rho`` by at most ~3.2e-6 |x|; float32
-    storage adds ``2^-24 |z|``. :meth:`thresholds` turns this into a proven test (see there).
+    **Rounding.** ``P^T x`` is one float32 sgemm of the rows by ``P32`` (``P`` rounded to float32), ``rho``
+    and the rest float64, the lifted vectors stored in float32 (``z``). Each stored vector is within ``eps(x)``
+    (:meth:`lift`, per row) of the exact ``z`` of an exactly orthonormal ``P*``: every component of the
+    float32 product errs by at most ``(gamma_D (1 + u) + u) |x|`` (any summation order: ``gamma_D |x| |P32_j|``
+    by Cauchy-Schwarz; ``P32``'s rounding ``u |x|``; ``u = 2^-24``), so the vector ``P^T x`` by ``delta =
+    sqrt(r) (gamma_D (1 + u) + u) |x|``; then ``| |u_c|^2 - |u*|^2 | <= (2 |u_c| + delta) delta = Delta`` and,
+    both ``rho`` being non-negative square roots, ``|rho_c - rho*| <= min(sqrt(Delta), Delta / rho_c)``.
+    ``PROJECTION_SLACK * |x|`` (1e-4) covers the rest: ``|P^T P - I| <= 1e-10`` is checked (so ``|P - P*| <=
+    1e-10``), float64 rounding (~1e-12 |x|) and float32 storage (``2^-24 |z|``). At D = 1,280 ``eps`` is ~5e-3
+    |x| (the float64 lift: ~4e-6 |x|, but 2.6 GFLOP of dgemm, 0.08 s); the bound excludes 49.6 % of the rows of
+    a pass instead of 49.7 % (same picks). :meth:`thresholds` turns this into a proven test (see there).
     """
 
     def __init__(self, x: np.ndarray, sqn: np.ndarray, rank: int, seed: int = 0, sample: int = 2048,
@@ -1505,28 +1512,39 @@ class LiftedProjection:
         self.p = p
         self.rank = rank
         release_freed_memory()  # (the basis' temporaries, before the lifted vectors are allocated)
+        self.p32 = p.astype(np.float32)
+        u = 2.0**-24
+        gamma = (dim + 2) * u / (1.0 - (dim + 2) * u)
+        self.lift_err = float(np.sqrt(rank) * (gamma * (1.0 + u) + u))  # (delta per unit of |x|)
         self.z = np.empty((n, rank + 1), dtype=np.float32)
-        step = max(16, step // 4)  # (each lift thread's float64 block: 0.5 MiB)
+        self.eps = np.empty(n)
 
         def lift_rows(lo_hi: tuple[int, int]) -> None:
             for a in range(lo_hi[0], lo_hi[1], step):
                 e = min(lo_hi[1], a + step)
-                self.z[a:e] = self.lift(x[a:e], sqn[a:e])
+                self.z[a:e], self.eps[a:e] = self.lift(x[a:e], sqn[a:e])
 
         bounds = np.linspace(0, n, max(1, threads) + 1).astype(np.int64)
         parts = [(int(bounds[t]), int(bounds[t + 1])) for t in range(len(bounds) - 1)]
-        if len(parts) == 1:  # (the float64 lift of 8,000 x 1280 by 128: 0.055 s on one thread)
+        if len(parts) == 1:
             lift_rows(parts[0])
         else:
             list(_pool(len(parts)).map(lift_rows, parts))
         self.zsq = np.einsum("ij,ij->i", self.z, self.z, dtype=np.float64)
-        self.eps = PROJECTION_SLACK * np.sqrt(sqn)
 
-    def lift(self, rows: np.ndarray, sqn: np.ndarray) -> np.ndarray:
-        """float32 lifted vectors of float32 ``rows`` with canonical squared norms ``sqn``."""
-        px = rows.astype(np.float64) @ self.p
-        rho2 = sqn - np.einsum("ij,ij->i", px, px)
-        return np.concatenate([px, np.sqrt(np.maximum(rho2, 0.0))[:, None]], axis=1).astype(np.float32)
+    def lift(self, rows: np.ndarray, sqn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """float32 lifted vectors of float32 ``rows`` with canonical squared norms ``sqn``, and each one's
+        error bound ``eps`` (see the class' "Rounding")."""
+        px = (rows @ self.p32).astype(np.float64)
+        u2 = np.einsum("ij,ij->i", px, px)
+        rho = np.sqrt(np.maximum(sqn - u2, 0.0))
+        nx = np.sqrt(sqn)
+        delta = self.lift_err * nx
+        big = (2.0 * np.sqrt(u2) + delta) * delta
+        with np.errstate(divide="ignore"):
+            erho = np.minimum(np.sqrt(big), np.where(rho > 0.0, big / np.where(rho > 0.0, rho, 1.0), np.inf))
+        eps = delta + erho + PROJECTION_SLACK * nx
+        return np.concatenate([px, rho[:, None]], axis=1).astype(np.float32), eps
 
     def thresholds(self, d2: np.ndarray, eps: np.ndarray, eps_q: float, max_sq: float) -> np.ndarray:
         """Per row: a float32 lifted squared distance (``zsq_x + zsq_q - 2 z_x.z_q``, dot product in float32,
@@ -1721,11 +1739,12 @@ class NumpyDenseState:
             if pick >= 0:
                 self._pz[j] = self.proj.z[pick]
                 self._pzsq[j] = self.proj.zsq[pick]
+                self._peps[j] = self.proj.eps[pick]
             else:
-                z = self.proj.lift(q32[None, :], np.array([qsq]))[0]
-                self._pz[j] = z
-                self._pzsq[j] = float(np.dot(z.astype(np.float64), z.astype(np.float64)))
-            self._peps[j] = PROJECTION_SLACK * np.sqrt(qsq)
+                z, eps = self.proj.lift(q32[None, :], np.array([qsq]))
+                self._pz[j] = z[0]
+                self._pzsq[j] = float(np.dot(z[0].astype(np.float64), z[0].astype(np.float64)))
+                self._peps[j] = float(eps[0])
         self._npend += 1
         if pick >= 0:
             self._d2[pick] = 0.0

@@ -483,3 +483,29 @@ def test_auto_pruned_mode_times_serial_and_parallel_picks(monkeypatch):
     assert picks.tolist() == reference_order(x, k)
     assert st.parallel_choices and st.parallel_choices[0][0] == 2 * kernels.CHECK_EVERY + 2  # (the first pick: untimed)
     assert st.parallel_choices[1][0] == 2 * st.parallel_choices[0][0] + 2 * kernels.CHECK_EVERY  # (at a doubling)
+
+
+@pytest.mark.parametrize("dim", [96, 1280])
+def test_float32_lift_stays_within_its_proven_error(dim):
+    # The lifted vectors come from one float32 sgemm: each stored z(x) is within eps(x) of the exact lift by an
+    # orthonormal basis (float64 here), rows lying in the basis' span (rho ~ 0, where the error of rho is a
+    # square root of the error of |P^T x|^2) and long rows included; the bound is not vacuous (< 1 % of |x|
+    # for generic rows, < 5 % in the span).
+    from lightly_airflow.selection import kernels
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((600, dim)).astype(np.float32)
+    x[:50] *= 30.0
+    sqn = kernels.canonical_sqnorms_np(x)
+    proj = kernels.LiftedProjection(x, sqn, 16)
+    inside = (proj.p @ rng.standard_normal((16, 80))).T.astype(np.float32)  # in the span of P
+    rows = np.concatenate([x, inside])
+    rows_sqn = kernels.canonical_sqnorms_np(rows)
+    z, eps = proj.lift(rows, rows_sqn)
+    px = rows.astype(np.float64) @ proj.p
+    exact = np.concatenate([px, np.sqrt(np.maximum(rows_sqn - (px**2).sum(axis=1), 0.0))[:, None]], axis=1)
+    err = np.linalg.norm(z.astype(np.float64) - exact, axis=1)
+    assert np.all(err <= eps), float((err / eps).max())
+    assert np.all(eps[:600] < 0.01 * np.sqrt(sqn)) and np.all(eps < 0.05 * np.sqrt(rows_sqn))  # (in-span rows: sqrt)
+    stored = np.linalg.norm(proj.z.astype(np.float64) - exact[:600], axis=1)  # (the lift of the state's rows)
+    assert np.all(stored <= proj.eps), float((stored / proj.eps).max())
