@@ -1778,7 +1778,7 @@ class NumpyDenseState:
             exact = [0] * len(self._blocks)
             peps = float(self._peps[:npend].max()) if proj is not None else 0.0
             max_sq = max(self.max_sq, float(self._pendsq[:npend].max()))
-            pzsq32 = self._pzsq[:npend].astype(np.float32)
+            pzsq32 = self._pzsq[:npend].astype(np.float32) if proj is not None else np.zeros(0, dtype=np.float32)
             gather = _block_rows(self.dim) // 2
 
             def block(lo_hi: tuple[int, int], b: int) -> None:
