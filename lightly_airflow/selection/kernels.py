@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -798,9 +799,9 @@ class FarthestPointState:
       Used while pruning would read most points anyway (early picks, spread-out or high-dimensional data).
       Per pick it reads the matrix 1/BATCH times where the plain float32 loop reads it once.
 
-    ``mode="auto"`` times a few dense picks, then tries pruned ones; when the mean pruned pick is slower
-    than :data:`SLOWER_BY` times the mean dense one it goes back to dense passes and tries again after the
-    number of picks has doubled (pruning pays more the more is selected). Both paths keep ``owner`` (the
+    ``mode="auto"`` times a few dense picks, then tries pruned ones; when the median pruned pick of a window
+    is slower than :data:`SLOWER_BY` times the mean dense one it goes back to dense passes and tries again
+    once the number of picks has grown :data:`RETRY_AFTER` times (pruning pays more the more is selected). Both paths keep ``owner`` (the
     group of every point), so switching costs one O(N) regrouping. Every pick is timed whole (search and
     update, from the end of the previous update), so both modes are compared on what they cost.
 
@@ -887,9 +888,14 @@ class FarthestPointState:
         # rows per chunk: PASS_ROWS, fewer for wide rows (the gathered rows stay ~512 KiB per block: 80 MiB for 8
         # blocks of 2,048 x 1280 otherwise)
         rows_per = self._chunk = min(PASS_ROWS, max(64, 2**17 // max(dim, 1)), max(n, 1))
-        self._abuf = np.empty((self.nblk, rows_per * BATCH), dtype=np.float32)
-        self._xbuf = np.empty((self.nblk, rows_per, dim), dtype=np.float32)  # the rows a pass gathers
-        self._rbuf = np.empty((self.nblk, rows_per), dtype=np.int64)
+        # One set of buffers per thread, not per block (at most `threads` blocks run at once: 8 MiB less at
+        # D = 64 with 8 blocks on 2 threads, 0.1x a 250,000 x 64 matrix)
+        self._abuf = np.empty((self.threads, rows_per * BATCH), dtype=np.float32)
+        self._xbuf = np.empty((self.threads, rows_per, dim), dtype=np.float32)  # the rows a pass gathers
+        self._rbuf = np.empty((self.threads, rows_per), dtype=np.int64)
+        self._free_bufs: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for t in range(self.threads):
+            self._free_bufs.put(t)
         self._sub_live = np.zeros(self.nblk, dtype=np.int64)
         self.live_rows = 0  # rows the dense passes multiplied (the others were skipped by their group's bound)
         self._cand = np.zeros(0, dtype=np.int64)
@@ -998,7 +1004,7 @@ class FarthestPointState:
         self._next_check = int(RETRY_AFTER * self.n_added) + CHECK_EVERY
 
     def _maybe_switch(self, seconds: float) -> None:
-        """``auto``: time dense picks, then try pruned ones; keep whichever is faster (retry at doublings)."""
+        """``auto``: time dense picks, then try pruned ones; keep whichever is faster (retry after RETRY_AFTER x)."""
         if self.mode != "auto":
             return
         if self.dense:
@@ -1118,30 +1124,23 @@ class FarthestPointState:
     def _flush(self) -> None:
         """One dense pass: apply the pending batch to every unselected row; the next pick; new candidates."""
         npend, g0 = self._npend, self._g0
-        x, p32, p64, psq = self.x, self._pend32[:npend], self._pend64[:npend], self._pendsq[:npend]
+        p32, p64, psq = self._pend32[:npend], self._pend64[:npend], self._pendsq[:npend]
         p64t = self._pend64t
         margin = float32_margin(self.dim, max(self.max_sq, float(psq.max()) if npend else 0.0))
         sub_r, sub_i, sub_ex = self._sub_r, self._sub_i, self._sub_ex
         sub_r.fill(-1.0)
         sub_i.fill(-1)
         sub_ex.fill(0)
-        sqn, d2, owner, sel, orig = self.sqn, self._d2, self.owner, self.sel, self.orig
-        live = self._sub_live
+        orig, live = self.orig, self._sub_live
         live.fill(0)
-        hh = self._hh
 
         def block(blk: tuple[int, int, int]) -> None:
             lo, hi, b = blk
-            buf, xb, rows = self._abuf[b], self._xbuf[b], self._rbuf[b]
-            for s in range(lo, hi, self._chunk):
-                e = min(hi, s + self._chunk)
-                m = _gather_live(x, s, e, sel, d2, owner, hh, orig, rows, xb, sub_r, sub_i, b)
-                if m:
-                    a = buf[: m * npend].reshape(m, npend)
-                    np.matmul(xb[:m], p32.T, out=a)
-                    _flush_rows(x, a, rows, m, sqn, d2, owner, orig, p64, p64t, psq, npend, g0, margin, sub_r,
-                                sub_i, sub_ex, b)
-                    live[b] += m
+            k = self._free_bufs.get()
+            try:
+                self._pass_block(k, lo, hi, b, npend, g0, margin, p32, p64, p64t, psq)
+            finally:
+                self._free_bufs.put(k)
 
         with blas_one_thread():
             self._thresholds(p64, psq)
@@ -1158,6 +1157,24 @@ class FarthestPointState:
         self.stats[3] += self.n * max(npend, 1)
         self._next = (int(i), float(r))
         self._cand_stale = True  # rebuilt when the lazy search needs it (never for LazyMaxHeap's passes)
+
+    def _pass_block(self, k: int, lo: int, hi: int, b: int, npend: int, g0: int, margin: float, p32: np.ndarray,
+                    p64: np.ndarray, p64t: np.ndarray, psq: np.ndarray) -> None:
+        """Rows ``lo … hi-1`` of a dense pass (block ``b``) with the buffers of set ``k``: chunk by chunk, the
+        rows their group's bound cannot exclude are gathered, multiplied by the pending vectors (sgemm) and
+        updated (:func:`_gather_live`, :func:`_flush_rows`)."""
+        x, sqn, d2, owner, sel, orig, hh = self.x, self.sqn, self._d2, self.owner, self.sel, self.orig, self._hh
+        sub_r, sub_i, sub_ex = self._sub_r, self._sub_i, self._sub_ex
+        buf, xb, rows = self._abuf[k], self._xbuf[k], self._rbuf[k]
+        for s in range(lo, hi, self._chunk):
+            e = min(hi, s + self._chunk)
+            m = _gather_live(x, s, e, sel, d2, owner, hh, orig, rows, xb, sub_r, sub_i, b)
+            if m:
+                a = buf[: m * npend].reshape(m, npend)
+                np.matmul(xb[:m], p32.T, out=a)
+                _flush_rows(x, a, rows, m, sqn, d2, owner, orig, p64, p64t, psq, npend, g0, margin, sub_r, sub_i,
+                            sub_ex, b)
+                self._sub_live[b] += m
 
     def _thresholds(self, p64: np.ndarray, psq: np.ndarray) -> None:
         """Per group, the ``d2`` at or below which a member cannot get strictly nearer to any pending vector
