@@ -138,9 +138,11 @@ def _samples(path, n, d=64, seed=0):
 def test_select_process_memory_above_the_fixed_cost_stays_near_the_matrix(tmp_path):
     # Two whole select processes (DIVERSITY, compiled state, 2 selection threads) on 80,000 and 320,000 x 64:
     # the growth of the peak RSS per byte of embedding matrix (the fixed cost of interpreter, libraries and
-    # kernels cancels) stays under 2.2. Before this work the process also held the ~90-character key column,
-    # every other column and int64 row indices: 3.2 with this test's data at commit ab2b3a2; now ~1.6 (the
-    # matrix, the engine's ~46 bytes per row, kept-row indices, the engine's transients).
+    # kernels cancels) stays under 1.6. Before this work the process also held the ~90-character key column,
+    # every other column and int64 row indices: 3.2 with this test's data at commit ab2b3a2; ~1.6 at 65088e7
+    # (bound 2.2 then); 1.10-1.16 since the compiled state's transients went (2026-12-01 21:50: heap-pass
+    # candidates, compiled regrouping, per-thread pass buffers): the matrix, the state's ~54 bytes per row,
+    # kept-row indices.
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"n_samples": 200, "strategies": [DIVERSITY]}))
     peaks, matrices = [], []
@@ -153,7 +155,7 @@ def test_select_process_memory_above_the_fixed_cost_stays_near_the_matrix(tmp_pa
         assert proc.returncode == 0, proc.stderr
         peaks.append(float(proc.stdout.split()[-1]) * 1024)
     slope = (peaks[1] - peaks[0]) / (matrices[1] - matrices[0])
-    assert 1.0 < slope < 2.2, (slope, peaks)
+    assert 1.0 < slope < 1.6, (slope, peaks)
     got = pq.read_table(tmp_path / "o.parquet")
     assert got.num_rows == 200 and got.column("key")[0].as_py().startswith("s3://curation-bucket/")
 
