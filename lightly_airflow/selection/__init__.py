@@ -1,7 +1,7 @@
 """The selection engine: Lightly selection configs over a samples table, exact and fast.
 
-``select``, ``SelectionResult`` and ``embedding_matrix`` load the engine on first use (PEP 562): the ``select``
-command reads the embeddings (``selection.arrays``) on a thread while the engine and the config models import.
+``select``, ``SelectionResult`` and ``embedding_matrix`` load the engine on first use (PEP 562): importing a
+submodule (``selection.arrays``, ``selection.kernels``) does not import the engine and the config models.
 """
 
 from __future__ import annotations

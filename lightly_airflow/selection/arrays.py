@@ -1,8 +1,7 @@
 """Arrow <-> numpy without pandas, and the embedding matrix read from Parquet: no pydantic here.
 
-The ``select`` command starts :func:`read_embedding_rows` on a thread before it imports the config models
-(pydantic: ~0.1 s of the process), so this module imports nothing of the config. ``selection.inputs``
-re-exports these names (the one rule for missing inputs lives there).
+This module imports nothing of the config models (pydantic): reading a matrix does not need them.
+``selection.inputs`` re-exports these names (the one rule for missing inputs lives there).
 """
 
 from __future__ import annotations
@@ -162,14 +161,13 @@ def _scratch(rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     return bufs
 
 
-def read_embedding_rows(path: str, *, batch_rows: int | None = None, what: str = "candidates",
-                        stop: threading.Event | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+def read_embedding_rows(path: str, *, batch_rows: int | None = None, what: str = "candidates"
+                        ) -> tuple[np.ndarray, np.ndarray] | None:
     """:func:`embedding_rows` of the ``embedding`` column of a Parquet file, streamed in batches straight into
     one float32 (N, D) matrix (the same values: rows are normalised one by one). Peak memory is the matrix
     plus one batch, not the Arrow column and a copy. None when the file has no ``embedding`` column.
 
     :param path: a local Parquet file.
-    :param stop: when set (by another thread), the read ends after the current batch and returns None.
     """
     # pyarrow's calls on the batches allocate from the system allocator during the read (it returns freed
     # batches to the OS; Arrow's default mimalloc pool kept pages resident even after release_unused: 7 MiB
@@ -179,7 +177,7 @@ def read_embedding_rows(path: str, *, batch_rows: int | None = None, what: str =
     default_pool = pa.default_memory_pool()
     pa.set_memory_pool(pa.system_memory_pool())
     try:
-        return _read_embedding_rows(path, batch_rows, what, stop)
+        return _read_embedding_rows(path, batch_rows, what)
     finally:
         pa.set_memory_pool(default_pool)
 
@@ -208,8 +206,7 @@ def _raw_values(col: pa.Array) -> np.ndarray | None:
     return values.reshape(len(col), width)
 
 
-def _read_embedding_rows(path: str, batch_rows: int | None, what: str, stop: threading.Event | None
-                         ) -> tuple[np.ndarray, np.ndarray] | None:
+def _read_embedding_rows(path: str, batch_rows: int | None, what: str) -> tuple[np.ndarray, np.ndarray] | None:
     import pyarrow.parquet as pq  # (not pq.read_table: that imports pyarrow.dataset, ~0.7 s)
 
     # Buffered page-by-page reads: without buffer_size the reader holds the whole column chunk (at 300,000 x
@@ -232,10 +229,6 @@ def _read_embedding_rows(path: str, batch_rows: int | None, what: str, stop: thr
     pool = _pool(threads) if threads > 1 else None
     in_flight: list[Future[None]] = []
     for batch in pf.iter_batches(batch_size=batch_rows, columns=[C.EMBEDDING]):
-        if stop is not None and stop.is_set():
-            for f in in_flight:
-                f.result()
-            return None
         e = s + batch.num_rows
         raw = _raw_values(batch.column(0))
         if raw is not None:

@@ -5,17 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lightly_airflow import columns as C
+from lightly_airflow.config import parse_selection_config
 from lightly_airflow.selection.arrays import from_numpy, read_embedding_rows, read_keys, string_array
+from lightly_airflow.selection.engine import needs_embeddings, select
+from lightly_airflow.selection.inputs import config_columns
+from lightly_airflow.selection.queries import resolve_query_sets
 
 logger = logging.getLogger(__name__)
 METRICS_METADATA_KEY = "lightly.selection_metrics"
@@ -30,34 +31,15 @@ def run(args: argparse.Namespace) -> int:
     matrix is freed.
     """
     config_path = Path(args.config)
-    config_text = config_path.read_text()
+    config = parse_selection_config(config_path.read_text())
     samples_file = pq.ParquetFile(args.samples)
     names = samples_file.schema_arrow.names
     n_rows = samples_file.metadata.num_rows
-    # The embedding column is read on a thread while this one imports the engine and validates the config
-    # (pydantic's models: ~0.1 s; Arrow's decoder releases the GIL); a config that turns out to need no
-    # embeddings stops it. The config's errors still come first.
-    stop = threading.Event()
-    reader = ThreadPoolExecutor(1, thread_name_prefix="lightly-read")
-    prefetch: Future[Any] | None = None
-    if C.EMBEDDING in names and '"EMBEDDINGS"' in config_text:
-        prefetch = reader.submit(read_embedding_rows, args.samples, stop=stop)
-    try:
-        from lightly_airflow.config import parse_selection_config
-        from lightly_airflow.selection.engine import needs_embeddings, select
-        from lightly_airflow.selection.inputs import config_columns
-        from lightly_airflow.selection.queries import resolve_query_sets
-
-        config = parse_selection_config(config_text)
-        wanted = config_columns(config.strategies, names)  # None: every column
-        embeddings = None
-        if needs_embeddings(config) and C.EMBEDDING in names:
-            # The embedding column streamed into one float32 matrix; the table keeps the other columns only.
-            embeddings = prefetch.result() if prefetch is not None else read_embedding_rows(args.samples)
-    finally:
-        stop.set()  # (no-op once the read is done)
-        reader.shutdown(wait=False)
-        prefetch = None  # (the future would keep the matrix alive after the selection frees it)
+    wanted = config_columns(config.strategies, names)  # None: every column
+    embeddings = None
+    if needs_embeddings(config) and C.EMBEDDING in names:
+        # The embedding column streamed into one float32 matrix; the table keeps the other columns only.
+        embeddings = read_embedding_rows(args.samples)
     columns = [c for c in (names if wanted is None else wanted) if not (embeddings is not None and c == C.EMBEDDING)]
     late_keys = wanted is not None and C.KEY in names
     if late_keys:
