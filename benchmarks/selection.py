@@ -47,6 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lightly_airflow.selection.kernels import NUMPY_MAX_ROWS
+
 IMAGE_SOURCES = ("chelsea", "coffee", "astronaut", "rocket", "motorcycle_left", "motorcycle_right",
                  "hubble_deep_field", "immunohistochemistry", "retina", "cat", "colorwheel", "brick", "camera",
                  "coins", "grass", "gravel", "moon", "page", "text", "horse", "clock", "shepp_logan_phantom",
@@ -207,9 +209,14 @@ def run_process(cmd: list[str], env: dict[str, str] | None = None) -> tuple[floa
     return wall, usage.ru_utime + usage.ru_stime, float(peak[-1].split()[1]) * 1024.0
 
 
-BASELINE = ("import numpy as np; import lightly_airflow.selection.cli; "
-            "from lightly_airflow.selection.kernels import canonical_sqnorms; "
-            "canonical_sqnorms(np.zeros((2, 2), dtype=np.float32))")
+# The imports alone of a select process: up to NUMPY_MAX_ROWS candidates it never loads numba (numpy-only
+# state), above that it loads numba, LLVM and the compiled kernels. Each shape is set against its own.
+BASELINE = {
+    "numpy": "import numpy as np; import lightly_airflow.selection.cli; import lightly_airflow.selection.engine",
+    "numba": ("import numpy as np; import lightly_airflow.selection.cli; import lightly_airflow.selection.engine; "
+              "from lightly_airflow.selection.kernels import canonical_sqnorms; "
+              "canonical_sqnorms(np.zeros((2, 2), dtype=np.float32))"),
+}
 
 
 def picks_of(method: str, out: Path) -> np.ndarray:
@@ -253,9 +260,10 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPU cores, SHARED with other jobs (load {os.getloadavg()[0]:.1f}); one untimed "
           f"warm-up run per method, then {a.rounds} interleaved rounds ({a.peer_rounds} for mundig), median wall "
           "time of each whole process", flush=True)
-    _, _, base_rss = run_process([sys.executable, "-c", BASELINE])
-    print(f"ours: RSS of the imports alone (numpy, pyarrow, pydantic, numba + LLVM with a kernel loaded): "
-          f"{base_rss / 2**20:.0f} MiB", flush=True)
+    base_rss = {path: run_process([sys.executable, "-c", code])[2] for path, code in BASELINE.items()}
+    print(f"ours: RSS of the imports alone: {base_rss['numpy'] / 2**20:.0f} MiB up to {NUMPY_MAX_ROWS:,} candidates "
+          f"(numpy, pyarrow, pydantic), {base_rss['numba'] / 2**20:.0f} MiB above (+ numba, LLVM, a kernel loaded)",
+          flush=True)
     rows: list[str] = []
     warmed = False
     for shape in a.shapes.split(","):
@@ -266,6 +274,7 @@ def main() -> None:
                 continue  # the same k again (few images)
             n, d = np.load(npy, mmap_mode="r").shape
             matrix = n * d * 4
+            path = "numpy" if n <= NUMPY_MAX_ROWS else "numba"
             times: dict[str, list[float]] = {m: [] for m in methods}
             cpu: dict[str, list[float]] = {m: [] for m in methods}
             rss: dict[str, float] = {}
@@ -308,7 +317,7 @@ def main() -> None:
             same = [f"{agree(picks['ours'], picks[m]):,}" if m in picks else "—" for m in methods if m != "ours"]
             rows.append(f"| {shape} {n:,} × {d}, k = {k:,} | " + " | ".join(cells + ratios) +
                         f" | {statistics.median(cpu['ours']):.2f} | {rss['ours'] / 2**20:.0f} MiB "
-                        f"({rss['ours'] / matrix:.2f}×; {(rss['ours'] - base_rss) / matrix:.2f}× above the imports) | "
+                        f"({rss['ours'] / matrix:.2f}×; {(rss['ours'] - base_rss[path]) / matrix:.2f}× above the imports) | "
                         + " / ".join(same) + " |")
     others = [m for m in methods if m != "ours"]
     print("\n| shape (N × D, k) | " + " | ".join(methods) + " | " + " | ".join(f"ours vs {m}" for m in others) +
