@@ -232,11 +232,7 @@ def _read_embedding_rows(path: str, batch_rows: int | None, what: str) -> tuple[
         e = s + batch.num_rows
         raw = _raw_values(batch.column(0))
         if raw is not None:
-            if x is None:
-                x = np.zeros((n, raw.shape[1]), dtype=np.float32)
-            elif x.shape[1] != raw.shape[1]:
-                raise ValueError(f"{path}: the {what}' embeddings have different lengths ({x.shape[1]} and "
-                                 f"{raw.shape[1]})")
+            x = _matrix(x, n, raw.shape[1], path, what)
             present[s:e] = True
             if pool is None:
                 normalise_rows(raw, present[s:e], x[s:e])
@@ -249,11 +245,7 @@ def _read_embedding_rows(path: str, batch_rows: int | None, what: str) -> tuple[
         xb, pb = embedding_rows(pa.Table.from_batches([batch]), path=path, what=what)
         present[s:e] = pb
         if xb.shape[1]:
-            if x is None:
-                x = np.zeros((n, xb.shape[1]), dtype=np.float32)
-            elif x.shape[1] != xb.shape[1]:
-                raise ValueError(f"{path}: the {what}' embeddings have different lengths ({x.shape[1]} and "
-                                 f"{xb.shape[1]})")
+            x = _matrix(x, n, xb.shape[1], path, what)
             x[s:e] = xb
         s = e
     for f in in_flight:
@@ -265,6 +257,16 @@ def _read_embedding_rows(path: str, batch_rows: int | None, what: str) -> tuple[
     # pool: malloc_trim).
     pa.default_memory_pool().release_unused()
     return x, present
+
+
+def _matrix(x: np.ndarray | None, n: int, width: int, path: str, what: str) -> np.ndarray:
+    """The (n, width) float32 matrix the streamed read fills: ``x``, or a new one on the first batch with
+    embeddings; a batch of another width is an error naming the file."""
+    if x is None:
+        return np.zeros((n, width), dtype=np.float32)
+    if x.shape[1] != width:
+        raise ValueError(f"{path}: the {what}' embeddings have different lengths ({x.shape[1]} and {width})")
+    return x
 
 
 def read_keys(path: str, rows: np.ndarray, *, batch_rows: int = 65_536) -> list[str]:

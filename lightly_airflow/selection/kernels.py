@@ -596,41 +596,35 @@ def _top_candidates(d2, sel, orig, m, cand, ckey):  # type: ignore[no-untyped-de
         more = True
         if not _ranks_below(ckey[0], orig[cand[0]], v, o):
             continue
-        c = 0  # replace the lowest-ranked kept one and sift down
-        while True:
-            lo = 2 * c + 1
-            if lo >= m:
-                break
-            if lo + 1 < m and _ranks_below(ckey[lo + 1], orig[cand[lo + 1]], ckey[lo], orig[cand[lo]]):
-                lo += 1
-            if not _ranks_below(ckey[lo], orig[cand[lo]], v, o):
-                break
-            ckey[c] = ckey[lo]
-            cand[c] = cand[lo]
-            c = lo
-        ckey[c] = v
-        cand[c] = i
+        _sift_candidate(ckey, cand, orig, m, v, i)  # replaces the lowest-ranked kept one
     for end in range(size - 1, 0, -1):  # heap sort: the lowest-ranked to the end, highest first
         v = ckey[end]
         i = cand[end]
         ckey[end] = ckey[0]
         cand[end] = cand[0]
-        o = orig[i]
-        c = 0
-        while True:
-            lo = 2 * c + 1
-            if lo >= end:
-                break
-            if lo + 1 < end and _ranks_below(ckey[lo + 1], orig[cand[lo + 1]], ckey[lo], orig[cand[lo]]):
-                lo += 1
-            if not _ranks_below(ckey[lo], orig[cand[lo]], v, o):
-                break
-            ckey[c] = ckey[lo]
-            cand[c] = cand[lo]
-            c = lo
-        ckey[c] = v
-        cand[c] = i
+        _sift_candidate(ckey, cand, orig, end, v, i)
     return size, more
+
+
+@njit(cache=True, inline="always")
+def _sift_candidate(ckey, cand, orig, size, v, i):  # type: ignore[no-untyped-def]
+    """Position ``i`` with value ``v`` into the root of the min-heap ``ckey/cand[:size]`` (lowest-ranked on top,
+    as :func:`_ranks_below`), sifted down to its place."""
+    o = orig[i]
+    c = 0
+    while True:
+        lo = 2 * c + 1
+        if lo >= size:
+            break
+        if lo + 1 < size and _ranks_below(ckey[lo + 1], orig[cand[lo + 1]], ckey[lo], orig[cand[lo]]):
+            lo += 1
+        if not _ranks_below(ckey[lo], orig[cand[lo]], v, o):
+            break
+        ckey[c] = ckey[lo]
+        cand[c] = cand[lo]
+        c = lo
+    ckey[c] = v
+    cand[c] = i
 
 
 @njit(cache=True)
