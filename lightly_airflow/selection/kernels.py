@@ -1636,7 +1636,6 @@ class NumpyDenseState:
         self.stats = np.zeros(5, dtype=np.int64)  # (as FarthestPointState; exact distances, members seen)
         self._pend32 = np.zeros((BATCH, dim), dtype=np.float32)
         self._pend64 = np.zeros((BATCH, dim))
-        self._pend64t = np.zeros((dim, BATCH))  # (the same, dimension-major: products with all of them at once)
         self._pendsq = np.zeros(BATCH)
         self._pown = np.zeros(BATCH, dtype=np.int64)
         self._npend = 0
@@ -1712,6 +1711,8 @@ class NumpyDenseState:
         amin = approx.min(axis=1)
         maybe = approx - m < np.minimum(d2 + err, amin + m)[:, None]
         maybe[skip] = False
+        if not maybe.any():  # (most single picks between passes improve no candidate)
+            return
         count = maybe.sum(axis=1)
         sure = (count == 1) & (amin + m < d2 - err)
         if sure.any():
@@ -1772,13 +1773,7 @@ class NumpyDenseState:
                     self._csel[c] = True
             with blas_one_thread():  # (OpenBLAS threads a 256 x D product)
                 dots = self._cx @ q32
-            # Most picks improve no candidate: the test of _improve for one vector (its value minus the margin
-            # below the row's value plus its error) decides that in a few vector operations.
-            a = (self._csqn + qsq) - 2.0 * dots.astype(np.float64)
-            maybe = a - self._margin(qsq) < self._cd2 + self._cerr
-            maybe &= ~self._csel
-            if maybe.any():
-                self._improve(self._cx, self._csqn, self._cd2, self._cerr, self._cown, dots[:, None], j, self._csel)
+            self._improve(self._cx, self._csqn, self._cd2, self._cerr, self._cown, dots[:, None], j, self._csel)
 
     def _flush(self) -> None:
         npend = self._npend
