@@ -197,8 +197,8 @@ def test_small_wide_input_memory_above_the_fixed_cost_stays_near_the_matrix(tmp_
 @pytest.mark.parametrize("block_values", [2**18, 64, 1])
 def test_nearest_in_blocks_of_gathered_rows_equals_brute_force(block_values):
     # The selection metrics gather the picks' rows block by block (rows of a and of b); at any block size the
-    # nearest distances equal the brute force, the row itself excluded where asked.
-    from lightly_airflow.selection.metrics import _nearest
+    # nearest distances equal the brute force (within the picks: the row itself excluded).
+    from lightly_airflow.selection.metrics import _nearest, _nearest_within
 
     rng = np.random.default_rng(3)
     x = rng.standard_normal((500, 24)).astype(np.float32)
@@ -206,7 +206,7 @@ def test_nearest_in_blocks_of_gathered_rows_equals_brute_force(block_values):
     x64 = x.astype(np.float64)
     full = ((x64[picks, None, :] - x64[None, picks, :]) ** 2).sum(axis=2)
     np.fill_diagonal(full, np.inf)
-    got = _nearest(x, x, a_rows=picks, b_rows=picks, exclude_self=True, block_values=block_values)
+    got = _nearest_within(x, picks, block_values=block_values)
     assert np.allclose(got**2, full.min(axis=1), atol=1e-3)  # (float32 products: squared distances to ~1e-4)
     cover = ((x64[:, None, :] - x64[None, picks, :]) ** 2).sum(axis=2).min(axis=1)
     got = _nearest(x, x[picks], block_values=block_values)
