@@ -32,14 +32,8 @@ import pyarrow as pa
 from lightly_airflow import columns as C
 from lightly_airflow.config import SelectionConfig, parse_selection_config
 from lightly_airflow.config.selection import EmbeddingsInput, ThresholdStrategy
-from lightly_airflow.selection.inputs import (
-    embedding_matrix,
-    embedding_rows,
-    from_numpy,
-    input_column,
-    scalar_input,
-    string_array,
-)
+from lightly_airflow.selection.arrays import embedding_matrix, embedding_rows, from_numpy, string_array
+from lightly_airflow.selection.inputs import input_column, scalar_input
 from lightly_airflow.selection.kernels import LazyMaxHeap, NumpyDenseState
 from lightly_airflow.selection.metrics import selection_metrics
 from lightly_airflow.selection.objectives import (
@@ -120,8 +114,8 @@ def select(
         inputs (``EMBEDDINGS`` with ``task``: :mod:`lightly_airflow.objects.objectives`).
     :param preselected_objects: object rows of the preselected images (they count as selected objects).
     :param embeddings: the candidates' ``embedding`` column already read as :func:`~lightly_airflow.selection.
-        inputs.embedding_rows` gives it (normalised float32 matrix, present mask), e.g. streamed from Parquet by
-        :func:`~lightly_airflow.selection.inputs.read_embedding_rows`; the table then needs no such column.
+        arrays.embedding_rows` gives it (normalised float32 matrix, present mask), e.g. streamed from Parquet by
+        :func:`~lightly_airflow.selection.arrays.read_embedding_rows`; the table then needs no such column.
         The selection permutes the matrix's rows while it runs and puts them back.
     :param preselected_embeddings: the same for the preselected samples (``preselected`` then needs no
         ``embedding`` column).

@@ -36,37 +36,7 @@ from lightly_airflow.config.selection import (
     RandomInput,
     ScoresInput,
 )
-from lightly_airflow.selection.arrays import (
-    embedding_matrix,
-    embedding_rows,
-    from_numpy,
-    missing_column_error,
-    normalise_rows,
-    read_embedding_rows,
-    read_keys,
-    string_array,
-    to_numpy,
-)
-
-__all__ = [  # (the Arrow <-> numpy helpers and the embedding reader live in selection.arrays)
-    "categories",
-    "class_input",
-    "config_columns",
-    "embedding_matrix",
-    "embedding_rows",
-    "from_numpy",
-    "input_column",
-    "input_columns",
-    "missing_column_error",
-    "normalise_rows",
-    "numeric",
-    "producer",
-    "read_embedding_rows",
-    "read_keys",
-    "scalar_input",
-    "string_array",
-    "to_numpy",
-]
+from lightly_airflow.selection.arrays import missing_column_error, to_numpy
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,8 @@ from lightly_airflow.config.selection import (
     TypicalityStrategy,
     WeightsStrategy,
 )
-from lightly_airflow.selection.inputs import class_input, embedding_rows, from_numpy, input_column, scalar_input
+from lightly_airflow.selection.arrays import embedding_rows, from_numpy
+from lightly_airflow.selection.inputs import class_input, input_column, scalar_input
 from lightly_airflow.selection.kernels import AnyFarthestState, farthest_point_state
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class Context:
     :param objects: object rows of the candidates (object-level inputs, :mod:`lightly_airflow.objects`).
     :param preselected_objects: object rows of the preselected images.
     :param preselected_rows: the preselected samples' ``embedding`` column already read as
-        :func:`~lightly_airflow.selection.inputs.embedding_rows` gives it (e.g. streamed from Parquet); then
+        :func:`~lightly_airflow.selection.arrays.embedding_rows` gives it (e.g. streamed from Parquet); then
         ``preselected`` needs no such column.
     """
 

@@ -12,7 +12,7 @@ import pytest
 from selection_data import clustered
 
 from lightly_airflow.selection import select
-from lightly_airflow.selection.inputs import (
+from lightly_airflow.selection.arrays import (
     embedding_rows,
     from_numpy,
     read_embedding_rows,

@@ -16,7 +16,8 @@ from selection_data import clustered, table_of
 from lightly_airflow.cli import main
 from lightly_airflow.config import parse_selection_config
 from lightly_airflow.selection import select
-from lightly_airflow.selection.inputs import config_columns, read_keys
+from lightly_airflow.selection.arrays import read_keys
+from lightly_airflow.selection.inputs import config_columns
 
 DIVERSITY = {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}
 
