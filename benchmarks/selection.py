@@ -22,7 +22,9 @@ fresh process that loads the same ``.npy``/Parquet file and writes its picks:
 * ``loop32``: the straightforward loop a user would write: float32 matrix, in place, BLAS
   (``np.dot(X, x, out=buf); np.maximum(sim, buf, out=sim); argmin``: max cosine similarity = min distance);
   ``loop32-1t``: the same with BLAS on one thread (``OPENBLAS_NUM_THREADS=1``: much faster than BLAS' own
-  threads on a busy machine); the speed-up is reported against the faster of the two;
+  threads on a busy machine, much slower on a quiet one: 3.90 s vs 2.11 s on the images, 41.7 s vs 28.6 s on
+  the hard shape at 22:48 on 2026-12-01); both run by default, and the headline speed-up is the one against
+  the faster of the two in the same run;
 * ``mundig``: ``lightly_mundig.Selection().add_diversifying_strategy(X, 1.0, None).run_selection``.
 
 Every method runs once untimed before the first timed shape (Python bytecode caches, numba's on-disk cache:
@@ -238,7 +240,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shapes", default="clustered,hard,images")
     ap.add_argument("--ks", default="3000,10000", help="numbers of picks (each shape runs at every k)")
-    ap.add_argument("--methods", default="ours,loop32-1t,mundig")
+    ap.add_argument("--methods", default="ours,loop32,loop32-1t,mundig")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply N of the synthetic shapes")
     ap.add_argument("--images", type=int, default=8_000, help="number of real-image embeddings")
     ap.add_argument("--rounds", type=int, default=3)
