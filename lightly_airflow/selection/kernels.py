@@ -316,14 +316,17 @@ def _insert(x, sqn, d2, orig, mem, gstart, gsize, grad2, gbest, greal, cvec, csq
 def _farthest(gsize, grad2, gbest, orig, n_groups):  # type: ignore[no-untyped-def]
     best_r = -2.0
     best_i = -1
-    for g in range(n_groups):
+    for g in range(n_groups):  # (orig[gbest[g]] is a random read: only for a new maximum or a tie)
         if gsize[g] == 0:
             continue
         r = grad2[g]
-        b = orig[gbest[g]]
-        if r > best_r or (r == best_r and b < best_i):
+        if r > best_r:
             best_r = r
-            best_i = b
+            best_i = orig[gbest[g]]
+        elif r == best_r:
+            b = orig[gbest[g]]
+            if b < best_i:
+                best_i = b
     return best_i, best_r
 
 
@@ -394,22 +397,42 @@ def _sort_groups(mem, gstart, gsize, n_groups):  # type: ignore[no-untyped-def]
 
 # ------------------------------------------------------------------------------------ dense (fallback) passes
 @njit(cache=True)
-def _group_thresholds(dots, csq, psq, a0, greal, delta, spherical, hh):  # type: ignore[no-untyped-def]
-    """``hh[g]`` for groups ``a0 …`` (``dots[r]``: centre ``a0 + r`` · each pending vector, float64, any order):
-    no member of group ``g`` with ``d2 <= hh[g]`` can get strictly nearer to any pending vector — the bound of
-    the pruned path (:func:`_scan_groups`) with ``d(c, s)`` the centre's distance to the NEAREST pending vector
-    (the threshold grows with it). -1 for a group without a centre (before the first pass)."""
+def _group_thresholds(dots, csq, psq, a0, greal, delta, spherical, vmax, hh, vs, order, nthr):  # type: ignore[no-untyped-def]
+    """The bounds of one dense pass for groups ``a0 …`` (``dots[r]``: centre ``a0 + r`` · each pending vector,
+    float64), those of the pruned path (:func:`_scan_groups`):
+
+    * ``hh[g]``: no member of group ``g`` with ``d2 <= hh[g]`` can get strictly nearer to any pending vector
+      (the threshold of the NEAREST one: it grows with ``d(c, s)``; the geodesic one on the unit sphere);
+    * per pair: a member ``x`` cannot get strictly nearer to pending vector ``j`` when ``d(c, j) >= 2 d(x, c)
+      + δ``, i.e. ``d(c, j)² >= (2 sqrt(d2) + δ)²``. ``vs[g, :nthr[g]]`` holds the squared distances ``d(c, j)²``
+      below ``vmax`` (no row's bound is above it) in ascending order (float32 rounded down: a smaller value
+      only computes more), ``order[g]`` their pending vectors: a member with ``d2`` needs only ``order[g, :c]``,
+      ``c`` the count of values below its bound.
+
+    A group without a centre (before the first pass): -1 and every vector."""
+    npend = dots.shape[1]
+    v = np.empty(npend)
     for r in range(dots.shape[0]):
         g = a0 + r
         if not greal[g]:
             hh[g] = -1.0
+            for j in range(npend):
+                vs[g, j] = -1.0
+                order[g, j] = j
+            nthr[g] = npend
             continue
         best = np.inf
-        for j in range(dots.shape[1]):
-            v = csq[g] + psq[j] - 2.0 * dots[r, j]
-            if v < best:
-                best = v
-        dcs = np.sqrt(best) if best > 0.0 else 0.0
+        k = 0
+        for j in range(npend):
+            vj = csq[g] + psq[j] - 2.0 * dots[r, j]
+            vj = vj if vj > 0.0 else 0.0
+            if vj < best:
+                best = vj
+            if vj < vmax:
+                v[k] = vj
+                order[g, k] = j
+                k += 1
+        dcs = np.sqrt(best)
         h = 0.5 * (dcs - delta)
         t = h * h if h > 0.0 else -1.0
         if spherical:
@@ -417,31 +440,99 @@ def _group_thresholds(dots, csq, psq, a0, greal, delta, spherical, hh):  # type:
             if tg > t:
                 t = tg
         hh[g] = t
+        for c in range(1, k):  # insertion sort of the kept pairs (few, once the picks are spread out)
+            vc = v[c]
+            jc = order[g, c]
+            e = c
+            while e > 0 and v[e - 1] > vc:
+                v[e] = v[e - 1]
+                order[g, e] = order[g, e - 1]
+                e -= 1
+            v[e] = vc
+            order[g, e] = jc
+        for c in range(k):
+            v32 = np.float32(v[c])
+            if np.float64(v32) > v[c]:
+                v32 = np.nextafter(v32, np.float32(-np.inf))
+            vs[g, c] = v32
+        nthr[g] = k
 
 
 @njit(cache=True, nogil=True)
-def _gather_live(x, lo, hi, sel, d2, owner, hh, orig, rows, xb, out_r, out_i, b):  # type: ignore[no-untyped-def]
-    """Rows ``lo … hi-1`` of one batched dense pass (see :meth:`FarthestPointState._flush`) that the pending
-    vectors may improve — unselected, ``d2`` above their group's :func:`_group_thresholds` — listed in ``rows``
-    and copied to ``xb`` (for one sgemm); returns how many. The farthest of the others (they keep their ``d2``)
-    goes to ``out_*[b]`` (largest d2, lowest original index on ties). Releases the GIL."""
+def _live_pairs(lo, hi, sel, d2, owner, hh, vs, nthr, delta, orig, rows, cnt, out_r, out_i, b):  # type: ignore[no-untyped-def]
+    """Rows ``lo … hi-1`` of one batched dense pass (see :meth:`FarthestPointState._flush`) that some pending
+    vector may improve (unselected, ``d2`` above their group's ``hh``, :func:`_group_thresholds`), listed in
+    ``rows`` with ``cnt``: how many pending vectors (nearest to the centre first) the pair bound cannot
+    exclude. Returns (rows, pairs). The farthest of the other rows (they keep their ``d2``) goes to
+    ``out_*[b]`` (largest d2, lowest original index on ties). Releases the GIL."""
     best_r = out_r[b]
     best_i = out_i[b]
     m = 0
+    pairs = 0
     for i in range(lo, hi):
         if sel[i]:
             continue
         di = d2[i]
-        if di > hh[owner[i]]:
+        g = owner[i]
+        if di > hh[g]:
+            u = 2.0 * np.sqrt(di) + delta
+            u *= u
+            n = nthr[g]
+            c = 0
+            while c < n and vs[g, c] < u:
+                c += 1
             rows[m] = i
-            xb[m, :] = x[i, :]
+            cnt[m] = c
+            pairs += c
             m += 1
         elif di > best_r or (di == best_r and orig[i] < orig[best_i]):  # best_r starts at -1 (d2 >= 0)
             best_r = di
             best_i = i
     out_r[b] = best_r
     out_i[b] = best_i
-    return m
+    return m, pairs
+
+
+@njit(cache=True, nogil=True)
+def _gather_rows(x, rows, m, xb):  # type: ignore[no-untyped-def]
+    """``xb[:m] = x[rows[:m]]`` (for one sgemm). Releases the GIL."""
+    for t in range(m):
+        xb[t, :] = x[rows[t], :]
+
+
+@njit(cache=True, nogil=True)
+def _pair_rows(x, rows, cnt, m, sqn, d2, owner, orig, p32, p64, psq, g0, order, margin, out_r, out_i, out_ex, b):  # type: ignore[no-untyped-def]
+    """The listed rows of one dense pass, each against only the ``cnt`` pending vectors that may improve it
+    (``order[group]``, :func:`_group_thresholds`): float32 products with the filter of :func:`_flush_rows`, the
+    canonical value for those it lets through. The vectors come nearest-first, not in pick order, so a tie
+    goes to the earlier pick explicitly: the same values and owners as applying them in pick order. Keeps
+    the farthest of these rows in ``out_*[b]``. Releases the GIL."""
+    best_r = out_r[b]
+    best_i = out_i[b]
+    nex = 0
+    for t in range(m):
+        i = rows[t]
+        di = d2[i]
+        base = sqn[i]
+        g = owner[i]
+        own = g
+        for c in range(cnt[t]):
+            j = order[g, c]
+            if (base + psq[j]) - 2.0 * _dot32(x, i, p32[j]) - margin <= di:  # (<=: ties are decided below)
+                nex += 1
+                e = _exact_d2(x, i, p64[j], base, psq[j])
+                if e < di or (e == di and own >= g0 and g0 + j < own):
+                    di = e
+                    own = g0 + j
+        if own != g or di < d2[i]:
+            owner[i] = own
+            d2[i] = di
+        if di > best_r or (di == best_r and orig[i] < orig[best_i]):
+            best_r = di
+            best_i = i
+    out_r[b] = best_r
+    out_i[b] = best_i
+    out_ex[b] += nex
 
 
 @njit(cache=True, nogil=True)
@@ -756,6 +847,10 @@ PASS_ROWS = 2048
 """Rows per sgemm call inside a block of :class:`FarthestPointState`'s dense passes: each block keeps a float32
 buffer of PASS_ROWS x BATCH products (8,192 rows took 16 MiB for 8 blocks, 0.27x a 250,000 x 64 matrix; 2,048
 rows, 4 MiB, run a pass at the same speed: 2.0-2.3 s per 1,000 dense picks at 1,000,000 x 64 either way)."""
+PAIR_COST = 2.5
+"""A chunk of a dense pass computes only the (row, pending vector) products its pair bounds cannot exclude (compiled
+float32 dot products) when they are fewer than 1 / PAIR_COST of all of them; else the sgemm of every gathered row
+by every pending vector (BLAS computes a product faster than a compiled loop)."""
 
 
 REORDER_AT = tuple(2**e for e in range(4, 16))
@@ -843,7 +938,14 @@ class FarthestPointState:
         self.cvec = np.zeros((cap, dim))
         self.csq = np.zeros(cap)
         self.cdist = np.zeros(cap)
-        self._hh = np.full(cap, -1.0)  # dense passes: per group, the d2 at or below which no pending vector helps
+        # Dense passes (_group_thresholds): per group, the d2 at or below which no pending vector helps; the
+        # squared distances from its centre to the pending vectors that may help some row (ascending), which
+        # vectors, how many
+        self._hh = np.full(cap, -1.0)
+        self._vs = np.full((cap, BATCH), -1.0, dtype=np.float32)
+        self._ord = np.zeros((cap, BATCH), dtype=np.uint8)
+        self._nthr = np.zeros(cap, dtype=np.int64)
+        self._pass_max = np.inf  # the largest d2 at the last pass: an upper bound of every d2 since
         self._off = np.zeros(cap, dtype=np.int64)  # (parallel pruned picks: per-group slots and moves)
         self._nmoved = np.zeros(cap, dtype=np.int64)
         # Group 0: every candidate, before anything is selected (no centre, distance +inf).
@@ -887,10 +989,13 @@ class FarthestPointState:
         self._abuf = np.empty((self.threads, rows_per * BATCH), dtype=np.float32)
         self._xbuf = np.empty((self.threads, rows_per, dim), dtype=np.float32)  # the rows a pass gathers
         self._rbuf = np.empty((self.threads, rows_per), dtype=np.int64)
+        self._cbuf = np.empty((self.threads, rows_per), dtype=np.int64)  # per gathered row: vectors that may help
         self._free_bufs: queue.SimpleQueue[int] = queue.SimpleQueue()
         for t in range(self.threads):
             self._free_bufs.put(t)
         self._sub_live = np.zeros(self.nblk, dtype=np.int64)
+        self._sub_pairs = np.zeros(self.nblk, dtype=np.int64)
+        self.pairs = 0  # (row, pending vector) products the dense passes computed
         self.live_rows = 0  # rows the dense passes multiplied (the others were skipped by their group's bound)
         self._cand = np.zeros(0, dtype=np.int64)
         self._ckey = np.zeros(0)
@@ -919,14 +1024,12 @@ class FarthestPointState:
     def _grow(self) -> None:
         cap = len(self.gstart)
         new = 2 * cap
-        for name in ("gstart", "gsize", "grad2", "gbest", "greal", "csq", "cdist", "_hh", "_off", "_nmoved"):
+        for name in ("gstart", "gsize", "grad2", "gbest", "greal", "csq", "cdist", "_off", "_nmoved", "cvec", "_hh",
+                     "_vs", "_ord", "_nthr"):
             old = getattr(self, name)
-            arr = np.zeros(new, dtype=old.dtype)
+            arr = np.zeros((new, *old.shape[1:]), dtype=old.dtype)
             arr[:cap] = old
             setattr(self, name, arr)
-        cvec = np.zeros((new, self.dim))
-        cvec[:cap] = self.cvec
-        self.cvec = cvec
 
     @property
     def d2(self) -> np.ndarray:
@@ -1127,6 +1230,7 @@ class FarthestPointState:
         sub_ex.fill(0)
         orig, live = self.orig, self._sub_live
         live.fill(0)
+        self._sub_pairs.fill(0)
 
         def block(blk: tuple[int, int, int]) -> None:
             lo, hi, b = blk
@@ -1148,8 +1252,10 @@ class FarthestPointState:
         self.dense_passes += 1
         self.stats[1] += int(sub_ex.sum())
         self.live_rows += int(live.sum())
+        self.pairs += int(self._sub_pairs.sum())
         self.stats[3] += self.n * max(npend, 1)
         self._next = (int(i), float(r))
+        self._pass_max = float(r) if i >= 0 else -1.0  # (values only decrease: a bound for the next pass)
         self._cand_stale = True  # rebuilt when the lazy search needs it (never for LazyMaxHeap's passes)
 
     def _pass_block(self, k: int, lo: int, hi: int, b: int, npend: int, g0: int, margin: float, p32: np.ndarray,
@@ -1157,18 +1263,28 @@ class FarthestPointState:
         """Rows ``lo … hi-1`` of a dense pass (block ``b``) with the buffers of set ``k``: chunk by chunk, the
         rows their group's bound cannot exclude are gathered, multiplied by the pending vectors (sgemm) and
         updated (:func:`_gather_live`, :func:`_flush_rows`)."""
-        x, sqn, d2, owner, sel, orig, hh = self.x, self.sqn, self._d2, self.owner, self.sel, self.orig, self._hh
+        x, sqn, d2, owner, sel, orig = self.x, self.sqn, self._d2, self.owner, self.sel, self.orig
+        vs, order = self._vs, self._ord
         sub_r, sub_i, sub_ex = self._sub_r, self._sub_i, self._sub_ex
-        buf, xb, rows = self._abuf[k], self._xbuf[k], self._rbuf[k]
+        buf, xb, rows, cnt = self._abuf[k], self._xbuf[k], self._rbuf[k], self._cbuf[k]
         for s in range(lo, hi, self._chunk):
             e = min(hi, s + self._chunk)
-            m = _gather_live(x, s, e, sel, d2, owner, hh, orig, rows, xb, sub_r, sub_i, b)
-            if m:
+            m, pairs = _live_pairs(s, e, sel, d2, owner, self._hh, vs, self._nthr, self.delta, orig, rows, cnt, sub_r,
+                                   sub_i, b)
+            if not m:
+                continue
+            if pairs * PAIR_COST < m * npend:  # few (row, vector) pairs may improve: those alone, compiled
+                _pair_rows(x, rows, cnt, m, sqn, d2, owner, orig, p32, p64, psq, g0, order, margin, sub_r, sub_i,
+                           sub_ex, b)
+                self._sub_pairs[b] += pairs
+            else:  # every gathered row by every pending vector: one BLAS sgemm
+                _gather_rows(x, rows, m, xb)
                 a = buf[: m * npend].reshape(m, npend)
                 np.matmul(xb[:m], p32.T, out=a)
                 _flush_rows(x, a, rows, m, sqn, d2, owner, orig, p64, p64t, psq, npend, g0, margin, sub_r, sub_i,
                             sub_ex, b)
-                self._sub_live[b] += m
+                self._sub_pairs[b] += m * npend
+            self._sub_live[b] += m
 
     def _thresholds(self, p64: np.ndarray, psq: np.ndarray) -> None:
         """Per group, the ``d2`` at or below which a member cannot get strictly nearer to any pending vector
@@ -1180,10 +1296,11 @@ class FarthestPointState:
             self._hh[:g] = np.inf  # nothing pending: no row changes
             return
         spherical = self.spherical and bool(np.all(np.abs(psq - 1.0) <= _UNIT_TOL))
+        vmax = (2.0 * np.sqrt(self._pass_max) + self.delta) ** 2 if self._pass_max >= 0.0 else 0.0
         for a0 in range(0, g, 1024):
             b0 = min(g, a0 + 1024)
             _group_thresholds(self.cvec[a0:b0] @ p64.T, self.csq, psq, a0, self.greal, self.delta, spherical,
-                              self._hh)
+                              vmax, self._hh, self._vs, self._ord, self._nthr)
 
     def _candidates(self) -> None:
         """The :data:`CANDIDATES` unselected positions with the largest d2, sorted for the lazy search."""

@@ -277,7 +277,60 @@ def test_auto_switches_back_to_dense_passes_and_stays_exact(monkeypatch, abort):
     assert np.array_equal(x, x_before)
 
 
-def test_ties_and_duplicates_in_dense_mode():
+def test_dense_pass_pair_bounds_compute_few_products_and_stay_exact(monkeypatch):
+    # Every chunk of a dense pass either multiplies its gathered rows by every pending vector (sgemm,
+    # PAIR_COST = inf) or computes only the (row, vector) pairs the pair bound d(c, j) >= 2 d(x, c) + δ cannot
+    # exclude, nearest vectors first, ties to the earlier pick (PAIR_COST = 0): the reference's picks and the
+    # same d2 and owners, bit for bit, both ways, far fewer products the second way; a broken bound breaks it.
+    from lightly_airflow.selection import kernels
+    from lightly_airflow.selection.kernels import FarthestPointState
+
+    x = clustered(3000, seed=22)
+    pre = clustered(20, seed=23)
+    want = reference_order(x, 500, pre)
+    states = {}
+    for pair_cost in (0.0, np.inf):
+        monkeypatch.setattr(kernels, "PAIR_COST", pair_cost)
+        state = states[pair_cost] = FarthestPointState(x.copy(), capacity=520, mode="dense")
+        picks = farthest_point_order(state.x, 500, preselected=pre, state=state)[0]
+        assert picks.tolist() == want
+        assert np.allclose(state.d2, brute_min_d2(x, np.concatenate([pre, x[picks]])), atol=1e-9)
+    pairs, every = states[0.0], states[np.inf]
+    assert np.array_equal(pairs.d2, every.d2) and np.array_equal(pairs.owner, every.owner)
+    assert pairs.live_rows == every.live_rows and pairs.pairs < 0.3 * every.pairs
+    monkeypatch.setattr(kernels, "PAIR_COST", 0.0)
+    bad = FarthestPointState(x.copy(), capacity=520, mode="dense")
+    bad.delta = -0.3
+    assert farthest_point_order(bad.x, 500, preselected=pre, state=bad)[0].tolist() != want
+
+
+@pytest.mark.parametrize("pair_cost", [0.0, np.inf])
+def test_a_tie_between_pending_vectors_goes_to_the_earlier_pick_on_both_chunk_paths(pair_cost, monkeypatch):
+    # Row e1 is owned by centre c; pending p1 (earlier) and p2 (later) are exactly as far from e1 (mirror
+    # images), and p2 is the nearer to c, so the pair path meets p2 first: the owner is still p1, as when the
+    # vectors are applied in pick order (sgemm path).
+    from lightly_airflow.selection import kernels
+    from lightly_airflow.selection.kernels import FarthestPointState
+
+    monkeypatch.setattr(kernels, "PAIR_COST", pair_cost)
+    t, s = 0.3, 0.5
+    x = np.array([[1, 0, 0], [0, 0, 1], [0, 0, -1]], dtype=np.float32)
+    state = FarthestPointState(x.copy(), capacity=8, mode="dense")
+    state.insert(np.array([np.cos(s), -np.sin(s), 0], dtype=np.float32))  # c: group 1
+    state.sync()
+    assert state.owner[state.pos[0]] == 1
+    state.insert(np.array([np.cos(t), np.sin(t), 0], dtype=np.float32))  # p1: group 2
+    state.insert(np.array([np.cos(t), -np.sin(t), 0], dtype=np.float32))  # p2: group 3
+    state.sync()
+    assert state.owner[state.pos[0]] == 2
+    assert state.pairs >= 2
+
+
+def test_ties_and_duplicates_in_dense_mode(monkeypatch):
+    # Integer directions: many exactly equal distances. The pair path (PAIR_COST = 0) meets a row's pending
+    # vectors nearest first, so ties between them go to the earlier pick explicitly: the same owners as the
+    # sgemm path, which applies them in pick order.
+    from lightly_airflow.selection import kernels
     from lightly_airflow.selection.kernels import FarthestPointState
 
     rng = np.random.default_rng(5)
@@ -285,9 +338,17 @@ def test_ties_and_duplicates_in_dense_mode():
     base[np.all(base == 0, axis=1)] = 1
     x = np.repeat(base, 4, axis=0)[rng.permutation(120)]
     x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-    for mode in ("dense", "auto"):
-        picks, _, _ = farthest_point_order(x, len(x), state=FarthestPointState(x.copy(), capacity=len(x), mode=mode))
-        assert picks.tolist() == reference_order(x, len(x))
+    owners = []
+    for pair_cost in (0.0, np.inf):
+        monkeypatch.setattr(kernels, "PAIR_COST", pair_cost)
+        for mode in ("dense", "auto"):
+            state = FarthestPointState(x.copy(), capacity=len(x), mode=mode)
+            picks, _, _ = farthest_point_order(x, len(x), state=state)
+            assert picks.tolist() == reference_order(x, len(x))
+        state = FarthestPointState(x.copy(), capacity=60, mode="dense")
+        farthest_point_order(x, 60, state=state)
+        owners.append(state.owner[state.pos].copy())
+    assert np.array_equal(owners[0], owners[1])
 
 
 @pytest.mark.parametrize(("batch", "candidates", "chunk"), [(1, 1, 7), (3, 5, 100), (16, 256, 8192), (64, 4000, 333)])
