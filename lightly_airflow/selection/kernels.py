@@ -397,7 +397,7 @@ def _sort_groups(mem, gstart, gsize, n_groups):  # type: ignore[no-untyped-def]
 
 # ------------------------------------------------------------------------------------ dense (fallback) passes
 @njit(cache=True)
-def _group_thresholds(dots, csq, psq, a0, greal, delta, spherical, vmax, hh, vs, order, nthr):  # type: ignore[no-untyped-def]
+def _group_thresholds(dots, csq, psq, a0, greal, delta, spherical, vmax, hh, vs, order, nthr, pairs):  # type: ignore[no-untyped-def]
     """The bounds of one dense pass for groups ``a0 …`` (``dots[r]``: centre ``a0 + r`` · each pending vector,
     float64), those of the pruned path (:func:`_scan_groups`):
 
@@ -409,7 +409,7 @@ def _group_thresholds(dots, csq, psq, a0, greal, delta, spherical, vmax, hh, vs,
       only computes more), ``order[g]`` their pending vectors: a member with ``d2`` needs only ``order[g, :c]``,
       ``c`` the count of values below its bound.
 
-    A group without a centre (before the first pass): -1 and every vector."""
+    A group without a centre (before the first pass): -1 and every vector. ``pairs`` False: ``hh`` alone."""
     npend = dots.shape[1]
     v = np.empty(npend)
     for r in range(dots.shape[0]):
@@ -428,7 +428,7 @@ def _group_thresholds(dots, csq, psq, a0, greal, delta, spherical, vmax, hh, vs,
             vj = vj if vj > 0.0 else 0.0
             if vj < best:
                 best = vj
-            if vj < vmax:
+            if pairs and vj < vmax:
                 v[k] = vj
                 order[g, k] = j
                 k += 1
@@ -477,10 +477,14 @@ def _live_pairs(lo, hi, sel, d2, owner, hh, vs, nthr, delta, orig, rows, cnt, ou
         if di > hh[g]:
             u = 2.0 * np.sqrt(di) + delta
             u *= u
-            n = nthr[g]
-            c = 0
-            while c < n and vs[g, c] < u:
-                c += 1
+            c = 0  # (binary search: a scan cost more than it saved where most of 64 vectors may help)
+            e = nthr[g]
+            while c < e:
+                mid = (c + e) >> 1
+                if vs[g, mid] < u:
+                    c = mid + 1
+                else:
+                    e = mid
             rows[m] = i
             cnt[m] = c
             pairs += c
@@ -491,6 +495,31 @@ def _live_pairs(lo, hi, sel, d2, owner, hh, vs, nthr, delta, orig, rows, cnt, ou
     out_r[b] = best_r
     out_i[b] = best_i
     return m, pairs
+
+
+@njit(cache=True, nogil=True)
+def _gather_live(x, lo, hi, sel, d2, owner, hh, orig, rows, xb, out_r, out_i, b):  # type: ignore[no-untyped-def]
+    """Rows ``lo … hi-1`` of one batched dense pass (see :meth:`FarthestPointState._flush`) that the pending
+    vectors may improve — unselected, ``d2`` above their group's :func:`_group_thresholds` — listed in ``rows``
+    and copied to ``xb`` (for one sgemm); returns how many. The farthest of the others (they keep their ``d2``)
+    goes to ``out_*[b]`` (largest d2, lowest original index on ties). Releases the GIL."""
+    best_r = out_r[b]
+    best_i = out_i[b]
+    m = 0
+    for i in range(lo, hi):
+        if sel[i]:
+            continue
+        di = d2[i]
+        if di > hh[owner[i]]:
+            rows[m] = i
+            xb[m, :] = x[i, :]
+            m += 1
+        elif di > best_r or (di == best_r and orig[i] < orig[best_i]):  # best_r starts at -1 (d2 >= 0)
+            best_r = di
+            best_i = i
+    out_r[b] = best_r
+    out_i[b] = best_i
+    return m
 
 
 @njit(cache=True, nogil=True)
@@ -849,8 +878,11 @@ buffer of PASS_ROWS x BATCH products (8,192 rows took 16 MiB for 8 blocks, 0.27x
 rows, 4 MiB, run a pass at the same speed: 2.0-2.3 s per 1,000 dense picks at 1,000,000 x 64 either way)."""
 PAIR_COST = 2.5
 """A chunk of a dense pass computes only the (row, pending vector) products its pair bounds cannot exclude (compiled
-float32 dot products) when they are fewer than 1 / PAIR_COST of all of them; else the sgemm of every gathered row
-by every pending vector (BLAS computes a product faster than a compiled loop)."""
+float32 dot products) when they are fewer than 1 / PAIR_COST of all; else the sgemm of every gathered row by every
+pending vector (a compiled product took 5.4 ns, one of the sgemm path 2.3 ns, measured alone)."""
+PROBE_EVERY = 4
+"""Dense passes that do not use the pair bounds (most pairs kept at the last count) count them every
+PROBE_EVERY-th pass all the same."""
 
 
 REORDER_AT = tuple(2**e for e in range(4, 16))
@@ -995,6 +1027,8 @@ class FarthestPointState:
             self._free_bufs.put(t)
         self._sub_live = np.zeros(self.nblk, dtype=np.int64)
         self._sub_pairs = np.zeros(self.nblk, dtype=np.int64)
+        self._sub_counted = np.zeros(self.nblk, dtype=np.int64)  # (pairs the bounds kept, whichever path ran)
+        self._pair_passes = True  # (decided by each pass that counts pairs)
         self.pairs = 0  # (row, pending vector) products the dense passes computed
         self.live_rows = 0  # rows the dense passes multiplied (the others were skipped by their group's bound)
         self._cand = np.zeros(0, dtype=np.int64)
@@ -1231,17 +1265,23 @@ class FarthestPointState:
         orig, live = self.orig, self._sub_live
         live.fill(0)
         self._sub_pairs.fill(0)
+        self._sub_counted.fill(0)
+        # Pair bounds (sorted per group, counted per row) cost ~10 ms a pass at 1,000,000 x 64: only while they
+        # pay, and on the first block of every PROBE_EVERY-th pass to see whether they would (the share of
+        # pairs they keep only falls as the picks spread)
+        probe = not self._pair_passes and self.dense_passes % PROBE_EVERY == 0
+        pairs = self._pair_passes or probe
 
         def block(blk: tuple[int, int, int]) -> None:
             lo, hi, b = blk
             k = self._free_bufs.get()
             try:
-                self._pass_block(k, lo, hi, b, npend, g0, margin, p32, p64, p64t, psq)
+                self._pass_block(k, lo, hi, b, npend, g0, margin, p32, p64, p64t, psq, pairs and (b == 0 or not probe))
             finally:
                 self._free_bufs.put(k)
 
         with blas_one_thread():
-            self._thresholds(p64, psq)
+            self._thresholds(p64, psq, pairs)
             if self.nblk == 1:
                 block(self._blocks[0])
             else:
@@ -1253,32 +1293,40 @@ class FarthestPointState:
         self.stats[1] += int(sub_ex.sum())
         self.live_rows += int(live.sum())
         self.pairs += int(self._sub_pairs.sum())
+        counted = int(live[0] if probe else live.sum())
+        if pairs and npend and counted:
+            self._pair_passes = int(self._sub_counted.sum()) * PAIR_COST < counted * npend
         self.stats[3] += self.n * max(npend, 1)
         self._next = (int(i), float(r))
         self._pass_max = float(r) if i >= 0 else -1.0  # (values only decrease: a bound for the next pass)
         self._cand_stale = True  # rebuilt when the lazy search needs it (never for LazyMaxHeap's passes)
 
     def _pass_block(self, k: int, lo: int, hi: int, b: int, npend: int, g0: int, margin: float, p32: np.ndarray,
-                    p64: np.ndarray, p64t: np.ndarray, psq: np.ndarray) -> None:
-        """Rows ``lo … hi-1`` of a dense pass (block ``b``) with the buffers of set ``k``: chunk by chunk, the
-        rows their group's bound cannot exclude are gathered, multiplied by the pending vectors (sgemm) and
-        updated (:func:`_gather_live`, :func:`_flush_rows`)."""
-        x, sqn, d2, owner, sel, orig = self.x, self.sqn, self._d2, self.owner, self.sel, self.orig
-        vs, order = self._vs, self._ord
+                    p64: np.ndarray, p64t: np.ndarray, psq: np.ndarray, pairs: bool) -> None:
+        """Rows ``lo … hi-1`` of a dense pass (block ``b``) with the buffers of set ``k``, chunk by chunk: the
+        rows their group's bound cannot exclude, each by the pending vectors its pair bounds cannot exclude
+        (``pairs``: :func:`_live_pairs`, :func:`_pair_rows`, when few) or by every pending vector (the rows
+        gathered, one sgemm, :func:`_flush_rows`)."""
+        x, sqn, d2, owner, sel, orig, hh = self.x, self.sqn, self._d2, self.owner, self.sel, self.orig, self._hh
         sub_r, sub_i, sub_ex = self._sub_r, self._sub_i, self._sub_ex
         buf, xb, rows, cnt = self._abuf[k], self._xbuf[k], self._rbuf[k], self._cbuf[k]
         for s in range(lo, hi, self._chunk):
             e = min(hi, s + self._chunk)
-            m, pairs = _live_pairs(s, e, sel, d2, owner, self._hh, vs, self._nthr, self.delta, orig, rows, cnt, sub_r,
-                                   sub_i, b)
+            if pairs:
+                m, n_pairs = _live_pairs(s, e, sel, d2, owner, hh, self._vs, self._nthr, self.delta, orig, rows, cnt,
+                                         sub_r, sub_i, b)
+                self._sub_counted[b] += n_pairs
+            else:
+                m = _gather_live(x, s, e, sel, d2, owner, hh, orig, rows, xb, sub_r, sub_i, b)
             if not m:
                 continue
-            if pairs * PAIR_COST < m * npend:  # few (row, vector) pairs may improve: those alone, compiled
-                _pair_rows(x, rows, cnt, m, sqn, d2, owner, orig, p32, p64, psq, g0, order, margin, sub_r, sub_i,
+            if pairs and n_pairs * PAIR_COST < m * npend:  # few (row, vector) pairs may improve: those alone
+                _pair_rows(x, rows, cnt, m, sqn, d2, owner, orig, p32, p64, psq, g0, self._ord, margin, sub_r, sub_i,
                            sub_ex, b)
-                self._sub_pairs[b] += pairs
+                self._sub_pairs[b] += n_pairs
             else:  # every gathered row by every pending vector: one BLAS sgemm
-                _gather_rows(x, rows, m, xb)
+                if pairs:
+                    _gather_rows(x, rows, m, xb)
                 a = buf[: m * npend].reshape(m, npend)
                 np.matmul(xb[:m], p32.T, out=a)
                 _flush_rows(x, a, rows, m, sqn, d2, owner, orig, p64, p64t, psq, npend, g0, margin, sub_r, sub_i,
@@ -1286,7 +1334,7 @@ class FarthestPointState:
                 self._sub_pairs[b] += m * npend
             self._sub_live[b] += m
 
-    def _thresholds(self, p64: np.ndarray, psq: np.ndarray) -> None:
+    def _thresholds(self, p64: np.ndarray, psq: np.ndarray, pairs: bool) -> None:
         """Per group, the ``d2`` at or below which a member cannot get strictly nearer to any pending vector
         (:func:`_group_thresholds`; a pass multiplies only the rows above theirs: 13-66 % of the rows were
         skipped at 200-2,000 picks of 1,000,000 x 64 clustered or hard data). Centres · pending vectors in
@@ -1300,7 +1348,7 @@ class FarthestPointState:
         for a0 in range(0, g, 1024):
             b0 = min(g, a0 + 1024)
             _group_thresholds(self.cvec[a0:b0] @ p64.T, self.csq, psq, a0, self.greal, self.delta, spherical,
-                              vmax, self._hh, self._vs, self._ord, self._nthr)
+                              vmax, self._hh, self._vs, self._ord, self._nthr, pairs)
 
     def _candidates(self) -> None:
         """The :data:`CANDIDATES` unselected positions with the largest d2, sorted for the lazy search."""
