@@ -191,7 +191,7 @@ def _centre_dists(cvec: np.ndarray, csq: np.ndarray, n: int, q64: np.ndarray, qs
     for g in prange(n):
         acc = 0.0
         for j in range(d):
-            acc += cvec[g, j] * q64[j]
+            acc += np.float64(cvec[g, j]) * q64[j]
         v = csq[g] + qsq - 2.0 * acc
         out[g] = np.sqrt(v) if v > 0.0 else 0.0
 
@@ -967,7 +967,8 @@ class FarthestPointState:
         self.grad2 = np.full(cap, -1.0)
         self.gbest = np.full(cap, -1, dtype=np.int64)
         self.greal = np.zeros(cap, dtype=np.bool_)
-        self.cvec = np.zeros((cap, dim))
+        # (float32: every selected vector is a float32 row, so the same values in half the bytes a pruned pick reads)
+        self.cvec = np.zeros((cap, dim), dtype=np.float32)
         self.csq = np.zeros(cap)
         self.cdist = np.zeros(cap)
         # Dense passes (_group_thresholds): per group, the d2 at or below which no pending vector helps; the
@@ -1220,7 +1221,7 @@ class FarthestPointState:
             self._pendsq[self._npend] = qsq
             self._npend += 1
             self.greal[g] = True
-            self.cvec[g] = q64
+            self.cvec[g] = q32
             self.csq[g] = qsq
             self.st[0] = g + 1
             if pick >= 0:
@@ -1347,7 +1348,7 @@ class FarthestPointState:
         vmax = (2.0 * np.sqrt(self._pass_max) + self.delta) ** 2 if self._pass_max >= 0.0 else 0.0
         for a0 in range(0, g, 1024):
             b0 = min(g, a0 + 1024)
-            _group_thresholds(self.cvec[a0:b0] @ p64.T, self.csq, psq, a0, self.greal, self.delta, spherical,
+            _group_thresholds(self.cvec[a0:b0].astype(np.float64) @ p64.T, self.csq, psq, a0, self.greal, self.delta, spherical,
                               vmax, self._hh, self._vs, self._ord, self._nthr, pairs)
 
     def _candidates(self) -> None:
