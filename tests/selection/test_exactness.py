@@ -304,6 +304,28 @@ def test_dense_pass_pair_bounds_compute_few_products_and_stay_exact(monkeypatch)
     assert farthest_point_order(bad.x, 500, preselected=pre, state=bad)[0].tolist() != want
 
 
+def test_catch_up_of_the_few_positions_above_the_lazy_value_replaces_passes_and_stays_exact(monkeypatch):
+    # When the lazy search cannot prove the next pick, the positions whose stored d2 is at least the best
+    # current value it found are brought up to date (the others cannot beat it) instead of a pass over every
+    # row: fewer passes, the reference's picks, the same d2 and owners as with passes only (CATCH_UP_ROWS = 0).
+    from lightly_airflow.selection import kernels
+    from lightly_airflow.selection.kernels import FarthestPointState
+
+    x = clustered(6000, seed=24)
+    pre = clustered(10, seed=25)
+    want = reference_order(x, 700, pre)
+    states = {}
+    for rows in (kernels.CATCH_UP_ROWS, 0):
+        monkeypatch.setattr(kernels, "CATCH_UP_ROWS", rows)
+        state = states[rows] = FarthestPointState(x.copy(), capacity=710, mode="dense")
+        picks = farthest_point_order(state.x, 700, preselected=pre, state=state)[0]
+        assert picks.tolist() == want
+        assert np.allclose(state.d2, brute_min_d2(x, np.concatenate([pre, x[picks]])), atol=1e-9)
+    fast, slow = states[16384], states[0]
+    assert fast.catch_ups >= 5 and slow.catch_ups == 0 and fast.dense_passes < slow.dense_passes
+    assert np.array_equal(fast.d2, slow.d2) and np.array_equal(fast.owner[fast.pos], slow.owner[slow.pos])
+
+
 @pytest.mark.parametrize("pair_cost", [0.0, np.inf])
 def test_a_tie_between_pending_vectors_goes_to_the_earlier_pick_on_both_chunk_paths(pair_cost, monkeypatch):
     # Row e1 is owned by centre c; pending p1 (earlier) and p2 (later) are exactly as far from e1 (mirror
