@@ -576,13 +576,14 @@ def _flush_rows(x, a, rows, m, sqn, d2, owner, orig, p64, p64t, psq, npend, g0, 
     best_r = out_r[b]
     best_i = out_i[b]
     acc = np.empty(npend)
+    js = np.empty(npend, dtype=np.int64)
     for t in range(m):
         i = rows[t]
         di = d2[i]
         base = sqn[i]
         hits = _count_below(a, t, base, psq, npend, margin, di)
         if hits >= 2:
-            di = _apply_row_all(x, a, i, t, base, di, owner, p64t, psq, npend, g0, margin, out_ex, b, acc)
+            di = _apply_row_all(x, a, i, t, base, di, owner, p64t, psq, npend, g0, margin, out_ex, b, acc, js)
             d2[i] = di
         elif hits:
             di = _apply_row(x, a, i, t, base, di, owner, p64, psq, npend, g0, margin, out_ex, b)
@@ -607,28 +608,32 @@ def _count_below(a, t, base, psq, npend, margin, di):  # type: ignore[no-untyped
 
 
 @njit(cache=True, inline="always")
-def _apply_row_all(x, a, i, t, base, di, owner, p64t, psq, npend, g0, margin, out_ex, b, acc):  # type: ignore[no-untyped-def]
+def _apply_row_all(x, a, i, t, base, di, owner, p64t, psq, npend, g0, margin, out_ex, b, acc, js):  # type: ignore[no-untyped-def]
     """:func:`_apply_row` for a row that several pending vectors may improve: the canonical dot products with
-    every pending vector at once (``p64t``: D x pending, float64), each still summed over dimensions 0…D-1 in
-    order (the vector lanes run over the pending vectors, so the same bits as :func:`_exact_d2`), then applied
-    in pick order exactly as one at a time. One 64-step chain per vector had been latency-bound: early passes
-    compute 100,000s of them."""
-    for j in range(npend):
-        acc[j] = 0.0
-    for d in range(x.shape[1]):
-        v = np.float64(x[i, d])
-        for j in range(npend):
-            acc[j] += v * p64t[d, j]
-    nex = 0
+    the vectors its float32 filter lets through (against its ``d2`` before this pass, a superset of those the
+    filter lets through one at a time: a vector left out then cannot improve it), side by side (``p64t``: D x
+    pending, float64), each still summed over dimensions 0…D-1 in order (the same bits as :func:`_exact_d2`),
+    then applied in pick order exactly as one at a time. One 64-step chain per vector had been latency-bound,
+    and products with every pending vector (the vector lanes ran over all of them until 2026-12-02) had cost
+    early passes ~60 of 64 products for nothing."""
+    nh = 0
     for j in range(npend):
         if (base + psq[j]) - 2.0 * np.float64(a[t, j]) - margin < di:
-            nex += 1
-            e = (base + psq[j]) - 2.0 * acc[j]
-            e = e if e > 0.0 else 0.0  # (as _exact_d2)
-            if e < di:
-                di = e
-                owner[i] = g0 + j
-    out_ex[b] += nex
+            js[nh] = j
+            acc[nh] = 0.0
+            nh += 1
+    for d in range(x.shape[1]):
+        v = np.float64(x[i, d])
+        for h in range(nh):
+            acc[h] += v * p64t[d, js[h]]
+    for h in range(nh):
+        j = js[h]
+        e = (base + psq[j]) - 2.0 * acc[h]
+        e = e if e > 0.0 else 0.0  # (as _exact_d2)
+        if e < di:
+            di = e
+            owner[i] = g0 + j
+    out_ex[b] += nh
     return di
 
 
