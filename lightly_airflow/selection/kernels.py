@@ -934,10 +934,21 @@ REORDER_AT = tuple(2**e for e in range(4, 16))
 first 2000 picks took 108 s with regrouping at 64, 512, 4096 only and 51 s with regrouping at every
 doubling, because visited groups are then read almost sequentially)."""
 
+DEFAULT_MODE = "dense"
+"""The update path of a new state. ``auto`` (the default until 2026-12-02) timed dense picks, then tried pruned
+ones; since dense passes got pair bounds and catch-ups, dense alone was faster on every shape measured, in
+process on an idle 2-core machine (dense vs auto): clustered 1,000,000 x 64, k = 10,000 4.49 vs 5.77 / 5.85 s;
+hard 300,000 x 64, k = 10,000 2.63 vs 3.01 s; hard 100,000 x 64, k = 20,000 2.57 vs 2.62 s; tight clusters
+(1,000 of intrinsic dimension 2, spread 0.05) 1,000,000 x 64, k = 10,000 4.14 vs 4.74 s; uniform 4-D
+1,000,000, k = 10,000 2.64 vs 3.20 s (pruned alone 3.97 s): the trials and the regroupings of the rows cost more
+than the pruned picks saved, and dense passes use every core."""
 CHECK_EVERY = 2 * BATCH
 """Picks timed per trial of a mode (a multiple of :data:`BATCH`: dense picks are timed with their pass)."""
-SLOWER_BY = 1.15
-"""``auto`` mode goes back to dense passes when a pruned pick takes this much longer than a dense one."""
+SLOWER_BY = 1.0
+"""``auto`` mode goes back to dense passes when a pruned pick (its trial's regrouping spread over the picks still
+to come included) takes this much longer than a dense one (1.15 until 2026-12-02: since the pair bounds and
+catch-ups, dense passes on 2 cores were as fast as pruned picks on one, and the regroupings of trials that
+stayed cost 0.2 s each; dense alone beat auto on all four shapes measured)."""
 ABORT_AFTER = 4
 ABORT_SLOWER_BY = 6.0
 """A trial of pruned picks ends after ABORT_AFTER picks when they take ABORT_SLOWER_BY times a dense pick
@@ -960,9 +971,11 @@ class FarthestPointState:
       batch, a float32 filter with a proven error bound (:func:`float32_margin`), the canonical distance for
       the points the filter cannot exclude. Between passes the next pick comes from a lazy search of the
       :data:`CANDIDATES` positions that were farthest at the last pass (:func:`_lazy_next`: values only
-      decrease, so old values are upper bounds); when it cannot prove the maximum, a pass runs at once.
-      Used while pruning would read most points anyway (early picks, spread-out or high-dimensional data).
-      Per pick it reads the matrix 1/BATCH times where the plain float32 loop reads it once.
+      decrease, so old values are upper bounds); when it cannot prove the maximum, the few positions that
+      could still beat the value it found are brought up to date (:func:`_catch_up_at_least`), or a pass runs
+      when they are many. Passes skip rows by their group's bound and, once the picks are spread out, compute
+      only the (row, pending vector) pairs their pair bounds keep. Per pick it reads the matrix 1/BATCH times
+      where the plain float32 loop reads it once.
 
     ``mode="auto"`` times a few dense picks, then tries pruned ones; when the median pruned pick of a window
     is slower than :data:`SLOWER_BY` times the mean dense one it goes back to dense passes and tries again
@@ -979,11 +992,11 @@ class FarthestPointState:
     :param x: (N, D) float32 C-contiguous candidate embeddings (converted, i.e. copied, otherwise).
     :param capacity: expected number of selected vectors (picks + preselected); grows automatically.
     :param reorder_at: group counts at which to reorder the rows (empty: never touch ``x``).
-    :param mode: ``auto``, ``pruned`` or ``dense``.
+    :param mode: ``dense`` (the default, :data:`DEFAULT_MODE`), ``auto`` or ``pruned``.
     """
 
     def __init__(self, x: np.ndarray, capacity: int = 1024, reorder_at: tuple[int, ...] = REORDER_AT,
-                 mode: str = "auto") -> None:
+                 mode: str = DEFAULT_MODE) -> None:
         if mode not in ("auto", "pruned", "dense"):
             raise ValueError(f"mode must be auto, pruned or dense, not {mode!r}")
         self.x = np.ascontiguousarray(x, dtype=np.float32)
@@ -1000,11 +1013,13 @@ class FarthestPointState:
         self.reorder_at = set(int(v) for v in reorder_at) if n >= 2 else set()
         self._may_reorder = bool(self.reorder_at)
         self.permuted = False
-        self.mem = np.empty(2 * n + 16, dtype=idx)
-        self.mem[:n] = np.arange(n)
-        self.tmp = np.empty(max(n, 1), dtype=idx)
-        self.buf = np.empty(max(n, 1), dtype=idx)
-        self.gone = np.zeros(max(n, 1), dtype=np.bool_)
+        # The pruned path's index arena and scratch (17 bytes per row): never used in dense mode
+        rows = n if mode != "dense" else 0
+        self.mem = np.empty(2 * rows + 16, dtype=idx)
+        self.mem[:rows] = np.arange(rows)
+        self.tmp = np.empty(max(rows, 1), dtype=idx)
+        self.buf = np.empty(max(rows, 1), dtype=idx)
+        self.gone = np.zeros(max(rows, 1), dtype=np.bool_)
         cap = max(int(capacity), 16) + 1
         self.gstart = np.zeros(cap, dtype=np.int64)
         self.gsize = np.zeros(cap, dtype=np.int64)
@@ -1095,6 +1110,8 @@ class FarthestPointState:
         self._t_dense_window: list[float] = []
         self._t_pruned: list[float] = []
         self._trial_reordered = False
+        self._trial_cost = 0.0  # seconds of the running trial's regrouping
+        self.capacity = max(int(capacity), 1)  # (expected selected vectors: the picks a regrouping serves)
         self.switches: list[tuple[int, str]] = []  # (selected vectors so far, new mode)
         # (selected vectors so far, mean dense pick, mean pruned pick, rows regrouped) at the end of each trial
         self.trials: list[tuple[int, float, float, bool]] = []
@@ -1203,7 +1220,9 @@ class FarthestPointState:
                 self._trial_reordered = True
                 self._t_pruned = []
                 if self._may_reorder:
+                    t0 = time.perf_counter()
                     self._reorder()
+                    self._trial_cost = time.perf_counter() - t0
                 return
             # (a trial ends as soon as its picks so far took more than ABORT_AFTER such picks may: the same
             # decision as after ABORT_AFTER picks, without the rest; an early trial's first pick alone, before
@@ -1214,6 +1233,10 @@ class FarthestPointState:
             if len(self._t_pruned) >= CHECK_EVERY or hopeless:
                 if len(self._t_pruned) >= CHECK_EVERY:  # a whole window: its median (the first picks after a
                     typical = float(np.median(self._t_pruned))  # regrouping are slower than the rest)
+                    # ... plus the trial's regrouping spread over the picks still to come: pruned picks have
+                    # to pay for it (at 1,000,000 x 64 a regrouping is ~0.2 s, ~600 pruned picks)
+                    typical += self._trial_cost / max(self.capacity - self.n_added, CHECK_EVERY)
+                    self._trial_cost = 0.0
                 self.trials.append((self.n_added, self._t_dense, typical, self._trial_reordered))
                 self._t_pruned = []
                 if typical > SLOWER_BY * self._t_dense:

@@ -267,7 +267,7 @@ def test_auto_switches_back_to_dense_passes_and_stays_exact(monkeypatch, abort):
     x = clustered(3000, seed=13)
     x_before = x.copy()
     k = 400 + 6 * kernels.CHECK_EVERY  # room for two dense -> pruned round trips at any BATCH
-    state = kernels.FarthestPointState(x, capacity=k)
+    state = kernels.FarthestPointState(x, capacity=k, mode="auto")
     picks, _, _ = farthest_point_order(x, k, state=state)
     assert picks.tolist() == reference_order(x_before, k)
     switches = state.switches
