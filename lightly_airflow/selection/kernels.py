@@ -459,67 +459,46 @@ def _group_thresholds(dots, csq, psq, a0, greal, delta, spherical, vmax, hh, vs,
 
 
 @njit(cache=True, nogil=True)
-def _live_pairs(lo, hi, sel, d2, owner, hh, vs, nthr, delta, orig, rows, cnt, out_r, out_i, b):  # type: ignore[no-untyped-def]
+def _live_rows(x, lo, hi, sel, d2, owner, hh, vs, nthr, delta, orig, rows, cnt, xb, pairs, out_r, out_i, b):  # type: ignore[no-untyped-def]
     """Rows ``lo … hi-1`` of one batched dense pass (see :meth:`FarthestPointState._flush`) that some pending
-    vector may improve (unselected, ``d2`` above their group's ``hh``, :func:`_group_thresholds`), listed in
-    ``rows`` with ``cnt``: how many pending vectors (nearest to the centre first) the pair bound cannot
-    exclude. Returns (rows, pairs). The farthest of the other rows (they keep their ``d2``) goes to
-    ``out_*[b]`` (largest d2, lowest original index on ties). Releases the GIL."""
+    vector may improve — unselected, ``d2`` above their group's ``hh`` (:func:`_group_thresholds`) — listed in
+    ``rows``, and either (``pairs``) with ``cnt``: how many pending vectors (nearest to the centre first) the
+    pair bound cannot exclude, or copied to ``xb`` (for one sgemm). Returns (rows, pairs counted). The farthest
+    of the other rows (they keep their ``d2``) goes to ``out_*[b]`` (largest d2, lowest original index on
+    ties). Releases the GIL."""
     best_r = out_r[b]
     best_i = out_i[b]
     m = 0
-    pairs = 0
+    n_pairs = 0
     for i in range(lo, hi):
         if sel[i]:
             continue
         di = d2[i]
         g = owner[i]
         if di > hh[g]:
-            u = 2.0 * np.sqrt(di) + delta
-            u *= u
-            c = 0  # (binary search: a scan cost more than it saved where most of 64 vectors may help)
-            e = nthr[g]
-            while c < e:
-                mid = (c + e) >> 1
-                if vs[g, mid] < u:
-                    c = mid + 1
-                else:
-                    e = mid
             rows[m] = i
-            cnt[m] = c
-            pairs += c
+            if pairs:
+                u = 2.0 * np.sqrt(di) + delta
+                u *= u
+                c = 0  # (binary search: a scan cost more than it saved where most of 64 vectors may help)
+                e = nthr[g]
+                while c < e:
+                    mid = (c + e) >> 1
+                    if vs[g, mid] < u:
+                        c = mid + 1
+                    else:
+                        e = mid
+                cnt[m] = c
+                n_pairs += c
+            else:
+                xb[m, :] = x[i, :]
             m += 1
         elif di > best_r or (di == best_r and orig[i] < orig[best_i]):  # best_r starts at -1 (d2 >= 0)
             best_r = di
             best_i = i
     out_r[b] = best_r
     out_i[b] = best_i
-    return m, pairs
-
-
-@njit(cache=True, nogil=True)
-def _gather_live(x, lo, hi, sel, d2, owner, hh, orig, rows, xb, out_r, out_i, b):  # type: ignore[no-untyped-def]
-    """Rows ``lo … hi-1`` of one batched dense pass (see :meth:`FarthestPointState._flush`) that the pending
-    vectors may improve — unselected, ``d2`` above their group's :func:`_group_thresholds` — listed in ``rows``
-    and copied to ``xb`` (for one sgemm); returns how many. The farthest of the others (they keep their ``d2``)
-    goes to ``out_*[b]`` (largest d2, lowest original index on ties). Releases the GIL."""
-    best_r = out_r[b]
-    best_i = out_i[b]
-    m = 0
-    for i in range(lo, hi):
-        if sel[i]:
-            continue
-        di = d2[i]
-        if di > hh[owner[i]]:
-            rows[m] = i
-            xb[m, :] = x[i, :]
-            m += 1
-        elif di > best_r or (di == best_r and orig[i] < orig[best_i]):  # best_r starts at -1 (d2 >= 0)
-            best_r = di
-            best_i = i
-    out_r[b] = best_r
-    out_i[b] = best_i
-    return m
+    return m, n_pairs
 
 
 @njit(cache=True, nogil=True)
@@ -1373,20 +1352,17 @@ class FarthestPointState:
     def _pass_block(self, k: int, lo: int, hi: int, b: int, npend: int, g0: int, margin: float, p32: np.ndarray,
                     p64: np.ndarray, p64t: np.ndarray, psq: np.ndarray, pairs: bool) -> None:
         """Rows ``lo … hi-1`` of a dense pass (block ``b``) with the buffers of set ``k``, chunk by chunk: the
-        rows their group's bound cannot exclude, each by the pending vectors its pair bounds cannot exclude
-        (``pairs``: :func:`_live_pairs`, :func:`_pair_rows`, when few) or by every pending vector (the rows
-        gathered, one sgemm, :func:`_flush_rows`)."""
+        rows their group's bound cannot exclude (:func:`_live_rows`), each by the pending vectors its pair bounds
+        cannot exclude (``pairs``, when few: :func:`_pair_rows`) or by every pending vector (the rows gathered,
+        one sgemm, :func:`_flush_rows`)."""
         x, sqn, d2, owner, sel, orig, hh = self.x, self.sqn, self._d2, self.owner, self.sel, self.orig, self._hh
         sub_r, sub_i, sub_ex = self._sub_r, self._sub_i, self._sub_ex
         buf, xb, rows, cnt = self._abuf[k], self._xbuf[k], self._rbuf[k], self._cbuf[k]
         for s in range(lo, hi, self._chunk):
             e = min(hi, s + self._chunk)
-            if pairs:
-                m, n_pairs = _live_pairs(s, e, sel, d2, owner, hh, self._vs, self._nthr, self.delta, orig, rows, cnt,
-                                         sub_r, sub_i, b)
-                self._sub_counted[b] += n_pairs
-            else:
-                m = _gather_live(x, s, e, sel, d2, owner, hh, orig, rows, xb, sub_r, sub_i, b)
+            m, n_pairs = _live_rows(x, s, e, sel, d2, owner, hh, self._vs, self._nthr, self.delta, orig, rows, cnt,
+                                    xb, pairs, sub_r, sub_i, b)
+            self._sub_counted[b] += n_pairs
             if not m:
                 continue
             if pairs and n_pairs * PAIR_COST < m * npend:  # few (row, vector) pairs may improve: those alone
