@@ -14,6 +14,10 @@ member (lowest index on ties). When a vector ``s`` is selected:
 
 The next farthest point is the group with the largest radius (lowest index on ties), a scan of k radii.
 
+That is the ``pruned`` mode. The default is ``dense`` (:data:`DEFAULT_MODE`): selected vectors wait in a batch
+and one pass over the rows applies them all, with the same bounds per group and per (row, vector) pair, and a
+lazy search between passes (:class:`FarthestPointState`); it was faster on every shape measured.
+
 **Exactness.** Every value the selection compares is a *canonical* squared distance
 ``max((|x|² + |s|²) - 2 x·s, 0)`` in float64 where the dot products and squared norms are accumulated
 dimension by dimension in order 0…D-1 over float64 products of the float32 inputs. Those products are exact
