@@ -1,7 +1,7 @@
 """Arrow <-> numpy without pandas, and the embedding matrix read from Parquet: no pydantic here.
 
-This module imports nothing of the config models (pydantic): reading a matrix does not need them.
-``selection.inputs`` re-exports these names (the one rule for missing inputs lives there).
+This module imports nothing of the config models (pydantic): reading a matrix does not need them. The rule
+for missing inputs lives in ``selection.inputs``.
 """
 
 from __future__ import annotations

@@ -116,7 +116,8 @@ def select(
     :param embeddings: the candidates' ``embedding`` column already read as :func:`~lightly_airflow.selection.
         arrays.embedding_rows` gives it (normalised float32 matrix, present mask), e.g. streamed from Parquet by
         :func:`~lightly_airflow.selection.arrays.read_embedding_rows`; the table then needs no such column.
-        The selection permutes the matrix's rows while it runs and puts them back.
+        The pruned and auto modes of the k-center state permute the matrix's rows while they run and put them
+        back (the default dense mode never does).
     :param preselected_embeddings: the same for the preselected samples (``preselected`` then needs no
         ``embedding`` column).
     :param keys: False: the picks' keys are not read from ``candidates`` (the caller reads them later, e.g. the

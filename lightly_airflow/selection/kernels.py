@@ -170,10 +170,7 @@ def _new_group(mem, gstart, gsize, grad2, gbest, greal, cvec, csq, st, q64, qsq,
     for t in range(n_mov):
         i = tmp[t]
         mem[top + t] = i
-        di = d2[i]
-        if di > best_r or (di == best_r and orig[i] < orig[best_i]):
-            best_r = di
-            best_i = i
+        best_r, best_i = _farther(d2[i], i, best_r, best_i, orig)
     g = n_groups
     gstart[g] = top
     gsize[g] = n_mov
@@ -277,10 +274,7 @@ def _scan_groups(x, sqn, d2, orig, mem, gstart, gsize, grad2, gbest, greal, cdis
                 continue
             mem[w] = i
             w += 1
-            di = d2[i]
-            if di > best_r or (di == best_r and orig[i] < orig[best_i]):
-                best_r = di
-                best_i = i
+            best_r, best_i = _farther(d2[i], i, best_r, best_i, orig)
         gsize[g] = w - s0
         grad2[g] = best_r
         gbest[g] = best_i
@@ -462,6 +456,15 @@ def _group_thresholds(dots, csq, psq, a0, greal, delta, spherical, vmax, hh, vs,
         nthr[g] = k
 
 
+@njit(cache=True, inline="always")
+def _farther(di, i, best_r, best_i, orig):  # type: ignore[no-untyped-def]
+    """(value, position) of the farther of position ``i`` (value ``di``) and the best so far: the larger value,
+    the lower original index on ties (``best_r`` starts at -1, below every d2, so ``best_i`` -1 is never read)."""
+    if di > best_r or (di == best_r and orig[i] < orig[best_i]):
+        return di, i
+    return best_r, best_i
+
+
 @njit(cache=True, nogil=True)
 def _live_rows(x, lo, hi, sel, d2, owner, hh, vs, nthr, delta, orig, rows, cnt, xb, pairs, out_r, out_i, b):  # type: ignore[no-untyped-def]
     """Rows ``lo … hi-1`` of one batched dense pass (see :meth:`FarthestPointState._flush`) that some pending
@@ -497,9 +500,8 @@ def _live_rows(x, lo, hi, sel, d2, owner, hh, vs, nthr, delta, orig, rows, cnt, 
             else:
                 xb[m, :] = x[i, :]
             m += 1
-        elif di > best_r or (di == best_r and orig[i] < orig[best_i]):  # best_r starts at -1 (d2 >= 0)
-            best_r = di
-            best_i = i
+        else:
+            best_r, best_i = _farther(di, i, best_r, best_i, orig)
     out_r[b] = best_r
     out_i[b] = best_i
     return m, n_pairs
@@ -539,9 +541,7 @@ def _pair_rows(x, rows, cnt, m, sqn, d2, owner, orig, p32, p64, psq, g0, order, 
         if own != g or di < d2[i]:
             owner[i] = own
             d2[i] = di
-        if di > best_r or (di == best_r and orig[i] < orig[best_i]):
-            best_r = di
-            best_i = i
+        best_r, best_i = _farther(di, i, best_r, best_i, orig)
     out_r[b] = best_r
     out_i[b] = best_i
     out_ex[b] += nex
@@ -571,9 +571,7 @@ def _flush_rows(x, a, rows, m, sqn, d2, owner, orig, p64, p64t, psq, npend, g0, 
         elif hits:
             di = _apply_row(x, a, i, t, base, di, owner, p64, psq, npend, g0, margin, out_ex, b)
             d2[i] = di
-        if di > best_r or (di == best_r and orig[i] < orig[best_i]):
-            best_r = di
-            best_i = i
+        best_r, best_i = _farther(di, i, best_r, best_i, orig)
     out_r[b] = best_r
     out_i[b] = best_i
 
@@ -698,9 +696,7 @@ def _catch_up_at_least(t, d2, sel, orig, owner, x, sqn, p64, psq, npend, g0, sta
             upto[i] = 0
         di = _catch_up(x, i, d2, owner, p64, psq, sqn, upto[i], npend, g0)
         upto[i] = npend
-        if di > best_r or (di == best_r and orig[i] < orig[best_i]):
-            best_r = di
-            best_i = i
+        best_r, best_i = _farther(di, i, best_r, best_i, orig)
     return best_i, best_r
 
 
@@ -931,7 +927,7 @@ SLOWER_BY = 1.0
 """``auto`` mode goes back to dense passes when a pruned pick (its trial's regrouping spread over the picks still
 to come included) takes this much longer than a dense one (1.15 until 2026-12-02: since the pair bounds and
 catch-ups, dense passes on 2 cores were as fast as pruned picks on one, and the regroupings of trials that
-stayed cost 0.2 s each; dense alone beat auto on all four shapes measured)."""
+stayed cost 0.2 s each; dense alone beat auto on every shape measured, see :data:`DEFAULT_MODE`)."""
 ABORT_AFTER = 4
 ABORT_SLOWER_BY = 6.0
 """A trial of pruned picks ends after ABORT_AFTER picks when they take ABORT_SLOWER_BY times a dense pick
@@ -1384,10 +1380,11 @@ class FarthestPointState:
             self._sub_live[b] += m
 
     def _thresholds(self, p64: np.ndarray, psq: np.ndarray, pairs: bool) -> None:
-        """Per group, the ``d2`` at or below which a member cannot get strictly nearer to any pending vector
-        (:func:`_group_thresholds`; a pass multiplies only the rows above theirs: 13-66 % of the rows were
-        skipped at 200-2,000 picks of 1,000,000 x 64 clustered or hard data). Centres · pending vectors in
-        float64 BLAS blocks of 1,024 groups."""
+        """The bounds of :func:`_group_thresholds` for every group: the ``d2`` at or below which a member cannot
+        get strictly nearer to any pending vector (a pass multiplies only the rows above theirs: 13-66 % of the
+        rows were skipped at 200-2,000 picks of 1,000,000 x 64 clustered or hard data) and, with ``pairs``, the
+        sorted centre-vector distances of the pair bounds. Centres · pending vectors in float64 BLAS blocks of
+        1,024 groups."""
         g = int(self.st[0])
         if not len(p64):
             self._hh[:g] = np.inf  # nothing pending: no row changes
@@ -1396,8 +1393,9 @@ class FarthestPointState:
         vmax = (2.0 * np.sqrt(self._pass_max) + self.delta) ** 2 if self._pass_max >= 0.0 else 0.0
         for a0 in range(0, g, 1024):
             b0 = min(g, a0 + 1024)
-            _group_thresholds(self.cvec[a0:b0].astype(np.float64) @ p64.T, self.csq, psq, a0, self.greal, self.delta, spherical,
-                              vmax, self._hh, self._vs, self._ord, self._nthr, pairs)
+            dots = self.cvec[a0:b0].astype(np.float64) @ p64.T
+            _group_thresholds(dots, self.csq, psq, a0, self.greal, self.delta, spherical, vmax, self._hh, self._vs,
+                              self._ord, self._nthr, pairs)
 
     def _candidates(self) -> None:
         """The :data:`CANDIDATES` unselected positions with the largest d2, sorted for the lazy search."""
