@@ -427,6 +427,17 @@ def test_small_inputs_use_the_numpy_state_and_large_ones_the_compiled_one(monkey
     assert isinstance(kernels.farthest_point_state(x), kernels.FarthestPointState)
 
 
+def test_projection_bound_only_for_selections_large_enough_to_repay_it():
+    # The basis and lift cost about 7 passes' products; a selection of fewer than PROJECTION_MIN_PICKS vectors
+    # does not win them back, so the state never builds them (same picks either way: the bound only skips work).
+    from lightly_airflow.selection import kernels
+
+    x = clustered(kernels.PROJECTION_MIN_PICKS, d=kernels.PROJECTION_MIN_DIM, clusters=10, intrinsic=6, seed=3)
+    assert kernels.NumpyDenseState(x, capacity=kernels.PROJECTION_MIN_PICKS - 1).proj is None
+    assert kernels.NumpyDenseState(x, capacity=10**6).proj is not None
+    assert kernels.NumpyDenseState(x[:-1], capacity=10**6).proj is None  # (fewer rows than that: fewer picks)
+
+
 def _projected_state(kernels, x, rank):
     state = kernels.NumpyDenseState(x.copy(), capacity=len(x))
     assert state.proj is not None and state.proj.rank == rank
@@ -444,6 +455,7 @@ def test_numpy_state_with_projection_bound_matches_reference(batch, block_values
     monkeypatch.setattr(kernels, "_BLOCK_VALUES", block_values)
     monkeypatch.setattr(kernels, "PROJECTION_MIN_ROWS", 0)
     monkeypatch.setattr(kernels, "PROJECTION_MIN_DIM", 0)
+    monkeypatch.setattr(kernels, "PROJECTION_MIN_PICKS", 0)
     monkeypatch.setattr(kernels, "PROJECTION_RANK", 12)
     monkeypatch.setattr(kernels, "BATCH", batch)
     x = clustered(1200, d=96, clusters=10, intrinsic=4, seed=41)
@@ -463,6 +475,7 @@ def test_projection_bound_with_ties_and_duplicates(monkeypatch):
 
     monkeypatch.setattr(kernels, "PROJECTION_MIN_ROWS", 0)
     monkeypatch.setattr(kernels, "PROJECTION_MIN_DIM", 0)
+    monkeypatch.setattr(kernels, "PROJECTION_MIN_PICKS", 0)
     rng = np.random.default_rng(6)
     base = rng.integers(-2, 3, size=(40, 16)).astype(np.float32)
     base[np.all(base == 0, axis=1)] = 1
@@ -481,6 +494,7 @@ def test_a_broken_projection_slack_changes_the_picks(monkeypatch):
 
     monkeypatch.setattr(kernels, "PROJECTION_MIN_ROWS", 0)
     monkeypatch.setattr(kernels, "PROJECTION_MIN_DIM", 0)
+    monkeypatch.setattr(kernels, "PROJECTION_MIN_PICKS", 0)
     monkeypatch.setattr(kernels, "PROJECTION_RANK", 12)
     monkeypatch.setattr(kernels, "PROJECTION_SLACK", -0.05)
     x = clustered(1200, d=96, clusters=10, intrinsic=4, seed=41)
@@ -495,6 +509,7 @@ def test_lazy_canonical_values_match_the_compiled_state_when_read_midway(monkeyp
 
     monkeypatch.setattr(kernels, "PROJECTION_MIN_ROWS", 0)
     monkeypatch.setattr(kernels, "PROJECTION_MIN_DIM", 0)
+    monkeypatch.setattr(kernels, "PROJECTION_MIN_PICKS", 0)
     x = clustered(900, d=64, clusters=9, intrinsic=3, seed=43)
     a = kernels.NumpyDenseState(x.copy())
     b = kernels.FarthestPointState(x.copy(), mode="dense")
