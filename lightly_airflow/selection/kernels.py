@@ -1633,6 +1633,8 @@ def _block_rows(dim: int) -> int:
     of 4,096 rows were 40 MiB at D = 1,280, 1x an 8,000 x 1,280 matrix)."""
     return max(64, _BLOCK_VALUES // max(dim, 1))
 _SEQ_ROWS = 64  # rows per block of sequential_dots (the products stay in cache: 2.6x faster than 4,096)
+_SEQ_FEW = 4  # up to this many rows sequential_dots accumulates along D (1, 2, 4 rows x 1,280: 8 / 13 / 23 us
+# against 24 / 31 / 34 us through the D x m layout; 82 against 57 us at 16 rows)
 
 
 PROJECTION_RANK = 128
@@ -1808,6 +1810,8 @@ def sequential_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.zeros(m)
     if d == 0:
         return out
+    if m <= _SEQ_FEW:  # (a few rows, the lazy canonical values of most picks: accumulate is 1.5-3x faster there)
+        return np.add.accumulate(np.multiply(a, b, dtype=np.float64), axis=1)[:, -1]
     for s in range(0, m, _SEQ_ROWS):
         e = min(m, s + _SEQ_ROWS)
         # At least 2 columns: with one, numpy would reduce along the contiguous axis (pairwise summation).

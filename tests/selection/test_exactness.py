@@ -528,7 +528,7 @@ def test_lazy_canonical_values_match_the_compiled_state_when_read_midway(monkeyp
     assert a.stats[1] < 60 * len(x) // 4  # most improvements stayed float32 (canonical ones counted)
 
 
-@pytest.mark.parametrize("m", [1, 2, 3, 64, 65, 200])
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 64, 65, 200])
 def test_sequential_dots_sum_in_dimension_order(m):
     # Bit for bit the in-order float64 sum (np.add.accumulate), for every block size, a single row included
     # (numpy would sum one row pairwise).
