@@ -170,7 +170,8 @@ def _new_group(mem, gstart, gsize, grad2, gbest, greal, cvec, csq, st, q64, qsq,
     for t in range(n_mov):
         i = tmp[t]
         mem[top + t] = i
-        best_r, best_i = _farther(d2[i], i, best_r, best_i, orig)
+        if _farther(d2[i], i, best_r, best_i, orig):
+            best_r, best_i = d2[i], i
     g = n_groups
     gstart[g] = top
     gsize[g] = n_mov
@@ -274,7 +275,8 @@ def _scan_groups(x, sqn, d2, orig, mem, gstart, gsize, grad2, gbest, greal, cdis
                 continue
             mem[w] = i
             w += 1
-            best_r, best_i = _farther(d2[i], i, best_r, best_i, orig)
+            if _farther(d2[i], i, best_r, best_i, orig):
+                best_r, best_i = d2[i], i
         gsize[g] = w - s0
         grad2[g] = best_r
         gbest[g] = best_i
@@ -458,11 +460,11 @@ def _group_thresholds(dots, csq, psq, a0, greal, delta, spherical, vmax, hh, vs,
 
 @njit(cache=True, inline="always")
 def _farther(di, i, best_r, best_i, orig):  # type: ignore[no-untyped-def]
-    """(value, position) of the farther of position ``i`` (value ``di``) and the best so far: the larger value,
-    the lower original index on ties (``best_r`` starts at -1, below every d2, so ``best_i`` -1 is never read)."""
-    if di > best_r or (di == best_r and orig[i] < orig[best_i]):
-        return di, i
-    return best_r, best_i
+    """Whether position ``i`` (value ``di``) is farther than the best so far: the larger value, the lower
+    original index on ties (``best_r`` starts at -1, below every d2, so ``best_i`` -1 is never read). A
+    predicate, not the new (value, position) pair: returning the tuple made a dense pass' row scan 14 ns per
+    row instead of 2 (numba, 1,000,000 rows; LLVM no longer branched around the tie's ``orig`` reads)."""
+    return di > best_r or (di == best_r and orig[i] < orig[best_i])
 
 
 @njit(cache=True, nogil=True)
@@ -501,7 +503,8 @@ def _live_rows(x, lo, hi, sel, d2, owner, hh, vs, nthr, delta, orig, rows, cnt, 
                 xb[m, :] = x[i, :]
             m += 1
         else:
-            best_r, best_i = _farther(di, i, best_r, best_i, orig)
+            if _farther(di, i, best_r, best_i, orig):
+                best_r, best_i = di, i
     out_r[b] = best_r
     out_i[b] = best_i
     return m, n_pairs
@@ -541,7 +544,8 @@ def _pair_rows(x, rows, cnt, m, sqn, d2, owner, orig, p32, p64, psq, g0, order, 
         if own != g or di < d2[i]:
             owner[i] = own
             d2[i] = di
-        best_r, best_i = _farther(di, i, best_r, best_i, orig)
+        if _farther(di, i, best_r, best_i, orig):
+            best_r, best_i = di, i
     out_r[b] = best_r
     out_i[b] = best_i
     out_ex[b] += nex
@@ -571,7 +575,8 @@ def _flush_rows(x, a, rows, m, sqn, d2, owner, orig, p64, p64t, psq, npend, g0, 
         elif hits:
             di = _apply_row(x, a, i, t, base, di, owner, p64, psq, npend, g0, margin, out_ex, b)
             d2[i] = di
-        best_r, best_i = _farther(di, i, best_r, best_i, orig)
+        if _farther(di, i, best_r, best_i, orig):
+            best_r, best_i = di, i
     out_r[b] = best_r
     out_i[b] = best_i
 
@@ -696,7 +701,8 @@ def _catch_up_at_least(t, d2, sel, orig, owner, x, sqn, p64, psq, npend, g0, sta
             upto[i] = 0
         di = _catch_up(x, i, d2, owner, p64, psq, sqn, upto[i], npend, g0)
         upto[i] = npend
-        best_r, best_i = _farther(di, i, best_r, best_i, orig)
+        if _farther(di, i, best_r, best_i, orig):
+            best_r, best_i = di, i
     return best_i, best_r
 
 
