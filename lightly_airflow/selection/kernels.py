@@ -397,28 +397,33 @@ def _sort_groups(mem, gstart, gsize, n_groups):  # type: ignore[no-untyped-def]
 
 # ------------------------------------------------------------------------------------ dense (fallback) passes
 @njit(cache=True)
-def _group_thresholds(dots, csq, psq, a0, greal, delta, spherical, vmax, hh, vs, order, nthr, pairs):  # type: ignore[no-untyped-def]
+def _group_thresholds(dots, csq, psq, a0, greal, delta, spherical, vmax, hh, vs, order, vstart, nthr, top, pairs):  # type: ignore[no-untyped-def]
     """The bounds of one dense pass for groups ``a0 …`` (``dots[r]``: centre ``a0 + r`` · each pending vector,
     float64), those of the pruned path (:func:`_scan_groups`):
 
     * ``hh[g]``: no member of group ``g`` with ``d2 <= hh[g]`` can get strictly nearer to any pending vector
       (the threshold of the NEAREST one: it grows with ``d(c, s)``; the geodesic one on the unit sphere);
     * per pair: a member ``x`` cannot get strictly nearer to pending vector ``j`` when ``d(c, j) >= 2 d(x, c)
-      + δ``, i.e. ``d(c, j)² >= (2 sqrt(d2) + δ)²``. ``vs[g, :nthr[g]]`` holds the squared distances ``d(c, j)²``
-      below ``vmax`` (no row's bound is above it) in ascending order (float32 rounded down: a smaller value
-      only computes more), ``order[g]`` their pending vectors: a member with ``d2`` needs only ``order[g, :c]``,
-      ``c`` the count of values below its bound.
+      + δ``, i.e. ``d(c, j)² >= (2 sqrt(d2) + δ)²``. ``vs[vstart[g] : vstart[g] + nthr[g]]`` holds the squared
+      distances ``d(c, j)²`` below ``vmax`` (no row's bound is above it) in ascending order (float32 rounded
+      down: a smaller value only computes more), ``order`` at the same places their pending vectors: a member
+      with ``d2`` needs only the first ``c``, ``c`` the count of values below its bound. The groups' lists lie
+      one after another from ``top`` on (flat: their total, not groups x pending vectors, is what a pass
+      keeps); returns the end of the last one (the caller leaves room for every pair of these groups).
 
     A group without a centre (before the first pass): -1 and every vector. ``pairs`` False: ``hh`` alone."""
     npend = dots.shape[1]
     v = np.empty(npend)
     for r in range(dots.shape[0]):
         g = a0 + r
+        vstart[g] = top
         if not greal[g]:
             hh[g] = -1.0
-            for j in range(npend):
-                vs[g, j] = -1.0
-                order[g, j] = j
+            if pairs:
+                for j in range(npend):
+                    vs[top + j] = -1.0
+                    order[top + j] = j
+                top += npend
             nthr[g] = npend
             continue
         best = np.inf
@@ -430,7 +435,7 @@ def _group_thresholds(dots, csq, psq, a0, greal, delta, spherical, vmax, hh, vs,
                 best = vj
             if pairs and vj < vmax:
                 v[k] = vj
-                order[g, k] = j
+                order[top + k] = j
                 k += 1
         dcs = np.sqrt(best)
         h = 0.5 * (dcs - delta)
@@ -440,22 +445,32 @@ def _group_thresholds(dots, csq, psq, a0, greal, delta, spherical, vmax, hh, vs,
             if tg > t:
                 t = tg
         hh[g] = t
-        for c in range(1, k):  # insertion sort of the kept pairs (few, once the picks are spread out)
-            vc = v[c]
-            jc = order[g, c]
-            e = c
-            while e > 0 and v[e - 1] > vc:
-                v[e] = v[e - 1]
-                order[g, e] = order[g, e - 1]
-                e -= 1
-            v[e] = vc
-            order[g, e] = jc
+        if k > 16:  # (an early pass of a large batch keeps most pairs: sorted by index, not by insertion)
+            srt = np.argsort(v[:k])
+            jj = order[top : top + k].copy()
+            vv = v[:k].copy()
+            for c in range(k):
+                v[c] = vv[srt[c]]
+                order[top + c] = jj[srt[c]]
+        else:
+            for c in range(1, k):  # insertion sort of the kept pairs (few, once the picks are spread out)
+                vc = v[c]
+                jc = order[top + c]
+                e = c
+                while e > 0 and v[e - 1] > vc:
+                    v[e] = v[e - 1]
+                    order[top + e] = order[top + e - 1]
+                    e -= 1
+                v[e] = vc
+                order[top + e] = jc
         for c in range(k):
             v32 = np.float32(v[c])
             if np.float64(v32) > v[c]:
                 v32 = np.nextafter(v32, np.float32(-np.inf))
-            vs[g, c] = v32
+            vs[top + c] = v32
         nthr[g] = k
+        top += k
+    return top
 
 
 @njit(cache=True, inline="always")
@@ -468,7 +483,7 @@ def _farther(di, i, best_r, best_i, orig):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def _live_rows(x, lo, hi, sel, d2, owner, hh, vs, nthr, delta, orig, rows, cnt, xb, pairs, out_r, out_i, b):  # type: ignore[no-untyped-def]
+def _live_rows(x, lo, hi, sel, d2, owner, hh, vs, vstart, nthr, delta, orig, rows, cnt, xb, pairs, out_r, out_i, b):  # type: ignore[no-untyped-def]
     """Rows ``lo … hi-1`` of one batched dense pass (see :meth:`FarthestPointState._flush`) that some pending
     vector may improve — unselected, ``d2`` above their group's ``hh`` (:func:`_group_thresholds`) — listed in
     ``rows``, and either (``pairs``) with ``cnt``: how many pending vectors (nearest to the centre first) the
@@ -489,11 +504,12 @@ def _live_rows(x, lo, hi, sel, d2, owner, hh, vs, nthr, delta, orig, rows, cnt, 
             if pairs:
                 u = 2.0 * np.sqrt(di) + delta
                 u *= u
+                v0 = vstart[g]
                 c = 0  # (binary search: a scan cost more than it saved where most of 64 vectors may help)
                 e = nthr[g]
                 while c < e:
                     mid = (c + e) >> 1
-                    if vs[g, mid] < u:
+                    if vs[v0 + mid] < u:
                         c = mid + 1
                     else:
                         e = mid
@@ -518,10 +534,10 @@ def _gather_rows(x, rows, m, xb):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def _pair_rows(x, rows, cnt, m, sqn, d2, owner, orig, p32, p64, psq, g0, order, margin, out_r, out_i, out_ex, b):  # type: ignore[no-untyped-def]
+def _pair_rows(x, rows, cnt, m, sqn, d2, owner, orig, p32, p64, psq, g0, order, vstart, margin, out_r, out_i, out_ex, b):  # type: ignore[no-untyped-def]
     """The listed rows of one dense pass, each against only the ``cnt`` pending vectors that may improve it
-    (``order[group]``, :func:`_group_thresholds`): float32 products with the filter of :func:`_flush_rows`, the
-    canonical value for those it lets through. The vectors come nearest-first, not in pick order, so a tie
+    (``order`` from ``vstart[group]`` on, :func:`_group_thresholds`): float32 products with the filter of
+    :func:`_flush_rows`, the canonical value for those it lets through. The vectors come nearest-first, not in pick order, so a tie
     goes to the earlier pick explicitly: the same values and owners as applying them in pick order. Keeps
     the farthest of these rows in ``out_*[b]``. Releases the GIL."""
     best_r = out_r[b]
@@ -533,8 +549,9 @@ def _pair_rows(x, rows, cnt, m, sqn, d2, owner, orig, p32, p64, psq, g0, order, 
         base = sqn[i]
         g = owner[i]
         own = g
+        v0 = vstart[g]
         for c in range(cnt[t]):
-            j = order[g, c]
+            j = order[v0 + c]
             if (base + psq[j]) - 2.0 * _dot32(x, i, p32[j]) - margin <= di:  # (<=: ties are decided below)
                 nex += 1
                 e = _exact_d2(x, i, p64[j], base, psq[j])
@@ -889,8 +906,19 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 MIN_WORK_PER_THREAD = 2**21
 """Below this many matrix entries (rows x dimension) per thread a dense pass runs on the calling thread."""
 
-BATCH = 64
-"""Selected vectors applied together by one dense pass (one sgemm of the rows by BATCH vectors)."""
+BATCH = 256
+"""Most selected vectors applied together by one dense pass (one sgemm of the rows by BATCH vectors, or only the
+pairs their bounds keep); at most 256 (the pair lists index the batch with uint8)."""
+FIRST_BATCH = 128
+"""... the batch of the first :data:`BATCH_GROW_AT` selected vectors (a pass then costs its scan of every row,
+the group bounds and the candidate list whatever the batch: fewer passes pay, but early ones are forced by the
+lazy search before a batch fills and large early batches keep more rows live). In process, dense mode, 3
+interleaved rounds, same picks: clustered 1,000,000 x 64, k = 10,000: batch 64 7.91 s, 128 6.30 s, 128 then 256
+5.57 s (256 throughout 5.57 s in another run where 128 took 5.70 and 128 then 256 4.87); k = 3,000: 4.72, 3.97,
+4.16 s; k = 1,000: 64 2.95 s, 128 2.61-2.67, 256 2.90-3.05; hard 1,000,000 x 64, k = 3,000: 64 5.56, 128 4.52-5.07,
+128 then 256 4.58, 256 4.62-4.89; hard 100,000 x 64, k = 20,000: 64 4.28, 128 4.13, 128 then 256 3.82 s."""
+BATCH_GROW_AT = 2048
+"""Selected vectors after which the dense mode's batch grows from :data:`FIRST_BATCH` to :data:`BATCH`."""
 CANDIDATES = 1024
 """Positions with the largest distances kept (sorted) after each dense pass for the lazy search."""
 LAZY_LIMIT = 256
@@ -927,8 +955,8 @@ hard 300,000 x 64, k = 10,000 2.63 vs 3.01 s; hard 100,000 x 64, k = 20,000 2.57
 (1,000 of intrinsic dimension 2, spread 0.05) 1,000,000 x 64, k = 10,000 4.14 vs 4.74 s; uniform 4-D
 1,000,000, k = 10,000 2.64 vs 3.20 s (pruned alone 3.97 s): the trials and the regroupings of the rows cost more
 than the pruned picks saved, and dense passes use every core."""
-CHECK_EVERY = 2 * BATCH
-"""Picks timed per trial of a mode (a multiple of :data:`BATCH`: dense picks are timed with their pass)."""
+CHECK_EVERY = 2 * FIRST_BATCH
+"""Picks timed per trial of a mode (a multiple of :data:`FIRST_BATCH`: dense picks are timed with their pass)."""
 SLOWER_BY = 1.0
 """``auto`` mode goes back to dense passes when a pruned pick (its trial's regrouping spread over the picks still
 to come included) takes this much longer than a dense one (1.15 until 2026-12-02: since the pair bounds and
@@ -1019,8 +1047,9 @@ class FarthestPointState:
         # squared distances from its centre to the pending vectors that may help some row (ascending), which
         # vectors, how many
         self._hh = np.full(cap, -1.0)
-        self._vs = np.full((cap, BATCH), -1.0, dtype=np.float32)
-        self._ord = np.zeros((cap, BATCH), dtype=np.uint8)
+        self._vs = np.zeros(0, dtype=np.float32)  # (flat, grown as a pass needs: _thresholds)
+        self._ord = np.zeros(0, dtype=np.uint8 if BATCH <= 256 else np.uint16)
+        self._vstart = np.zeros(cap, dtype=np.int64)
         self._nthr = np.zeros(cap, dtype=np.int64)
         self._pass_max = np.inf  # the largest d2 at the last pass: an upper bound of every d2 since
         self._off = np.zeros(cap, dtype=np.int64)  # (parallel pruned picks: per-group slots and moves)
@@ -1051,7 +1080,7 @@ class FarthestPointState:
         self._sub_ex = np.zeros(self.nblk, dtype=np.int64)
         # Dense mode: the batch of selected vectors not yet applied to every row, the sorted candidates of
         # the lazy search, and the proven next pick (position, d2) when known.
-        self.batch = BATCH
+        self.batch = min(FIRST_BATCH, BATCH)
         self._pend32 = np.zeros((BATCH, dim), dtype=np.float32)
         self._pend64 = np.zeros((BATCH, dim))
         self._pend64t = np.zeros((dim, BATCH))  # (the same, dimension-major: products with all of them at once)
@@ -1090,7 +1119,7 @@ class FarthestPointState:
         self.lazy_picks = 0
         self.catch_ups = 0  # next picks proven by bringing the few positions that could beat them up to date
         self.n_added = 0
-        self._next_check = BATCH + CHECK_EVERY // 2  # after the first timed window of dense picks
+        self._next_check = FIRST_BATCH + CHECK_EVERY // 2  # after the first timed window of dense picks
         self._t_dense = 0.0  # median seconds of recent dense updates
         self._t_dense_window: list[float] = []
         self._t_pruned: list[float] = []
@@ -1107,7 +1136,7 @@ class FarthestPointState:
         cap = len(self.gstart)
         new = 2 * cap
         for name in ("gstart", "gsize", "grad2", "gbest", "greal", "csq", "cdist", "_off", "_nmoved", "cvec", "_hh",
-                     "_vs", "_ord", "_nthr"):
+                     "_vstart", "_nthr"):
             old = getattr(self, name)
             arr = np.zeros((new, *old.shape[1:]), dtype=old.dtype)
             arr[:cap] = old
@@ -1187,7 +1216,7 @@ class FarthestPointState:
         if self.mode != "auto":
             return
         if self.dense:
-            if self.n_added <= BATCH:
+            if self.n_added <= FIRST_BATCH:
                 return  # the first passes compute nearly every distance exactly: not what a dense pick costs
             self._t_dense_window.append(seconds)
             if len(self._t_dense_window) >= CHECK_EVERY // 2:
@@ -1284,6 +1313,8 @@ class FarthestPointState:
             self._next = None
             if self._npend >= self.batch:
                 self._flush()
+                if self.n_added + 1 >= BATCH_GROW_AT:
+                    self.batch = BATCH  # (from the next batch on: the pair lists grow with it)
         else:
             margin = float32_margin(self.dim, max(self.max_sq, qsq))
             _numba_threads(self.threads if self.parallel_pruned else 1)
@@ -1366,14 +1397,14 @@ class FarthestPointState:
         buf, xb, rows, cnt = self._abuf[k], self._xbuf[k], self._rbuf[k], self._cbuf[k]
         for s in range(lo, hi, self._chunk):
             e = min(hi, s + self._chunk)
-            m, n_pairs = _live_rows(x, s, e, sel, d2, owner, hh, self._vs, self._nthr, self.delta, orig, rows, cnt,
-                                    xb, pairs, sub_r, sub_i, b)
+            m, n_pairs = _live_rows(x, s, e, sel, d2, owner, hh, self._vs, self._vstart, self._nthr, self.delta, orig,
+                                    rows, cnt, xb, pairs, sub_r, sub_i, b)
             self._sub_counted[b] += n_pairs
             if not m:
                 continue
             if pairs and n_pairs * PAIR_COST < m * npend:  # few (row, vector) pairs may improve: those alone
-                _pair_rows(x, rows, cnt, m, sqn, d2, owner, orig, p32, p64, psq, g0, self._ord, margin, sub_r, sub_i,
-                           sub_ex, b)
+                _pair_rows(x, rows, cnt, m, sqn, d2, owner, orig, p32, p64, psq, g0, self._ord, self._vstart, margin,
+                           sub_r, sub_i, sub_ex, b)
                 self._sub_pairs[b] += n_pairs
             else:  # every gathered row by every pending vector: one BLAS sgemm
                 if pairs:
@@ -1390,18 +1421,27 @@ class FarthestPointState:
         get strictly nearer to any pending vector (a pass multiplies only the rows above theirs: 13-66 % of the
         rows were skipped at 200-2,000 picks of 1,000,000 x 64 clustered or hard data) and, with ``pairs``, the
         sorted centre-vector distances of the pair bounds. Centres · pending vectors in float64 BLAS blocks of
-        1,024 groups."""
+        1,024 groups. The pair lists are flat, one group's after another (grown by doubling when a block could
+        overflow them): late passes keep a few pairs per group, where a groups x batch layout held 5 bytes per
+        group and vector of the batch (at k = N / 4 and D = 64 with batches of 256: 1.25x the matrix)."""
         g = int(self.st[0])
         if not len(p64):
             self._hh[:g] = np.inf  # nothing pending: no row changes
             return
         spherical = self.spherical and bool(np.all(np.abs(psq - 1.0) <= _UNIT_TOL))
         vmax = (2.0 * np.sqrt(self._pass_max) + self.delta) ** 2 if self._pass_max >= 0.0 else 0.0
+        top = 0
         for a0 in range(0, g, 1024):
             b0 = min(g, a0 + 1024)
+            need = top + (b0 - a0) * len(p64) if pairs else 0
+            if need > len(self._vs):
+                size = max(need, 2 * len(self._vs))
+                vs, order = np.empty(size, dtype=np.float32), np.empty(size, dtype=self._ord.dtype)
+                vs[:top], order[:top] = self._vs[:top], self._ord[:top]
+                self._vs, self._ord = vs, order
             dots = self.cvec[a0:b0].astype(np.float64) @ p64.T
-            _group_thresholds(dots, self.csq, psq, a0, self.greal, self.delta, spherical, vmax, self._hh, self._vs,
-                              self._ord, self._nthr, pairs)
+            top = _group_thresholds(dots, self.csq, psq, a0, self.greal, self.delta, spherical, vmax, self._hh,
+                                    self._vs, self._ord, self._vstart, self._nthr, top, pairs)
 
     def _candidates(self) -> None:
         """The :data:`CANDIDATES` unselected positions with the largest d2, sorted for the lazy search."""
@@ -1627,6 +1667,8 @@ NUMPY_MAX_ROWS = 20_000
 """Up to this many candidates :func:`farthest_point_state` uses :class:`NumpyDenseState` (no numba import:
 importing numba and loading its cached kernels costs ~1 CPU-second per process, more than such a selection)."""
 
+NUMPY_BATCH = 64
+"""Selected vectors per pass of :class:`NumpyDenseState`."""
 NUMPY_CANDIDATES = 128
 NUMPY_CHUNK_ROWS = 1024
 """Rows per chunk of a :class:`NumpyDenseState` pass (its float64 bounds and temporaries: ~0.5 MiB each at 64
@@ -1837,7 +1879,7 @@ def canonical_sqnorms_np(x: np.ndarray) -> np.ndarray:
 class NumpyDenseState:
     """:class:`FarthestPointState`'s dense mode in numpy and BLAS only (same canonical values and picks).
 
-    Selected vectors wait in a batch of :data:`BATCH`; a pass applies the batch to every row (float32 sgemm,
+    Selected vectors wait in a batch of :data:`NUMPY_BATCH`; a pass applies the batch to every row (float32 sgemm,
     the :func:`float32_margin` filter). Between passes the :data:`NUMPY_CANDIDATES` farthest rows of the last
     pass (a contiguous copy) get every new vector at once; their best is the next pick when it beats every
     other row's last-pass value (an upper bound: values only decrease), else a pass runs. Rows are never
@@ -1871,10 +1913,10 @@ class NumpyDenseState:
         self._own = np.zeros(n, dtype=np.int64)  # nearest selected vector: row >= 0, or -1 - inserted index
         self.sel = np.zeros(n, dtype=np.bool_)
         self.stats = np.zeros(5, dtype=np.int64)  # (as FarthestPointState; exact distances, members seen)
-        self._pend32 = np.zeros((BATCH, dim), dtype=np.float32)
-        self._pend64 = np.zeros((BATCH, dim))
-        self._pendsq = np.zeros(BATCH)
-        self._pown = np.zeros(BATCH, dtype=np.int64)
+        self._pend32 = np.zeros((NUMPY_BATCH, dim), dtype=np.float32)
+        self._pend64 = np.zeros((NUMPY_BATCH, dim))
+        self._pendsq = np.zeros(NUMPY_BATCH)
+        self._pown = np.zeros(NUMPY_BATCH, dtype=np.int64)
         self._npend = 0
         self._cand = np.zeros(0, dtype=np.int64)  # candidate rows, ascending (argmax ties: lowest index)
         self._cx = np.zeros((0, dim), dtype=np.float32)
@@ -1897,9 +1939,9 @@ class NumpyDenseState:
             release_freed_memory()
             if proj.ok:
                 self.proj = proj
-                self._pz = np.zeros((BATCH, proj.rank + 1), dtype=np.float32)
-                self._pzsq = np.zeros(BATCH)
-                self._peps = np.zeros(BATCH)
+                self._pz = np.zeros((NUMPY_BATCH, proj.rank + 1), dtype=np.float32)
+                self._pzsq = np.zeros(NUMPY_BATCH)
+                self._peps = np.zeros(NUMPY_BATCH)
             else:
                 logger.warning("selection: projection basis not orthonormal enough; exact dense passes only")
         self.rows_exact = 0  # rows a pass multiplied in full (the projection bound could not exclude them)
@@ -2001,7 +2043,7 @@ class NumpyDenseState:
             self.sel[pick] = True
         self._next = None
         self.n_added += 1
-        if self._npend >= BATCH:
+        if self._npend >= NUMPY_BATCH:
             self._flush()
         elif len(self._cand):
             if pick >= 0:

@@ -196,15 +196,19 @@ def test_dense_and_auto_paths_match_reference(mode, seed, monkeypatch):
         assert ("pruned" in [m for _, m in state.switches]) and state.dense_passes >= 1
 
 
-@pytest.mark.parametrize(("batch", "candidates", "limit"), [(1, 4, 2), (3, 8, 1000), (16, 2, 1), (64, 4000, 4000)])
-def test_batched_dense_passes_and_lazy_search_match_reference(batch, candidates, limit, monkeypatch):
+@pytest.mark.parametrize(("batch", "first", "candidates", "limit"),
+                         [(1, 1, 4, 2), (3, 3, 8, 1000), (16, 16, 2, 1), (64, 64, 4000, 4000), (256, 5, 64, 256)])
+def test_batched_dense_passes_and_lazy_search_match_reference(batch, first, candidates, limit, monkeypatch):
     # The dense mode's batch of pending vectors, the candidate list of the lazy search and its give-up
     # limit at extremes (tiny lists that often cannot prove the next pick, passes at every pick, one pass
-    # for many picks); preselected vectors go through the same batches. Picks equal the slow reference.
+    # for many picks; a batch of 5 that grows to the largest, 256, after 100 selected vectors); preselected
+    # vectors go through the same batches. Picks equal the slow reference.
     from lightly_airflow.selection import kernels
     from lightly_airflow.selection.kernels import FarthestPointState
 
     monkeypatch.setattr(kernels, "BATCH", batch)
+    monkeypatch.setattr(kernels, "FIRST_BATCH", first)
+    monkeypatch.setattr(kernels, "BATCH_GROW_AT", 100)
     monkeypatch.setattr(kernels, "CANDIDATES", candidates)
     monkeypatch.setattr(kernels, "LAZY_LIMIT", limit)
     x = clustered(2500, d=12, clusters=15, intrinsic=3, seed=7)
@@ -214,13 +218,18 @@ def test_batched_dense_passes_and_lazy_search_match_reference(batch, candidates,
     assert picks.tolist() == reference_order(x, 600, pre)
     assert np.all(np.diff(dists) <= 1e-12)
     assert np.allclose(state.d2, brute_min_d2(x, np.concatenate([pre, x[picks]])), atol=1e-9)  # all current
+    assert state.batch == batch  # (the growing case did grow)
 
 
-def test_dense_passes_skip_rows_by_their_group_bound_and_a_broken_bound_breaks_the_order():
+def test_dense_passes_skip_rows_by_their_group_bound_and_a_broken_bound_breaks_the_order(monkeypatch):
     # A dense pass multiplies only the rows that their group's bound (distance of the owner's centre to the
     # nearest pending vector) cannot exclude: many rows are skipped and the picks are the reference's; with a
-    # broken bound (delta < 0 excludes rows that would get nearer) they are not.
+    # broken bound (delta < 0 excludes rows that would get nearer) they are not. (Batches of 64: 400 picks of
+    # 3,000 rows in 4 passes of the default 128 leave each pass' bound little to skip at this size.)
+    from lightly_airflow.selection import kernels
     from lightly_airflow.selection.kernels import FarthestPointState
+
+    monkeypatch.setattr(kernels, "FIRST_BATCH", 64)
 
     x = clustered(3000, seed=21)
     want = reference_order(x, 400)
@@ -380,7 +389,7 @@ def test_numpy_state_matches_reference(batch, candidates, chunk, monkeypatch):
     # every distance is canonical after the last batch.
     from lightly_airflow.selection import kernels
 
-    monkeypatch.setattr(kernels, "BATCH", batch)
+    monkeypatch.setattr(kernels, "NUMPY_BATCH", batch)
     monkeypatch.setattr(kernels, "NUMPY_CANDIDATES", candidates)
     monkeypatch.setattr(kernels, "CHUNK_ROWS", chunk)
     monkeypatch.setattr(kernels, "_BLOCK_VALUES", 1 if batch == 16 else 2**18)  # (blocks of 64 rows)
@@ -457,7 +466,7 @@ def test_numpy_state_with_projection_bound_matches_reference(batch, block_values
     monkeypatch.setattr(kernels, "PROJECTION_MIN_DIM", 0)
     monkeypatch.setattr(kernels, "PROJECTION_MIN_PICKS", 0)
     monkeypatch.setattr(kernels, "PROJECTION_RANK", 12)
-    monkeypatch.setattr(kernels, "BATCH", batch)
+    monkeypatch.setattr(kernels, "NUMPY_BATCH", batch)
     x = clustered(1200, d=96, clusters=10, intrinsic=4, seed=41)
     x *= np.random.default_rng(5).uniform(0.5, 2.0, size=(len(x), 1)).astype(np.float32)
     pre = clustered(15, d=96, clusters=10, intrinsic=4, seed=42) * 1.5
