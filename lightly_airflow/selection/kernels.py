@@ -1667,8 +1667,10 @@ NUMPY_MAX_ROWS = 20_000
 """Up to this many candidates :func:`farthest_point_state` uses :class:`NumpyDenseState` (no numba import:
 importing numba and loading its cached kernels costs ~1 CPU-second per process, more than such a selection)."""
 
-NUMPY_BATCH = 64
-"""Selected vectors per pass of :class:`NumpyDenseState`."""
+NUMPY_BATCH = 128
+"""Selected vectors per pass of :class:`NumpyDenseState`. Real-image embeddings 8,000 x 1,280, in process, 9
+interleaved rounds, same picks: k = 2,000 0.79 s with 64, 0.70 with 128, 0.68 with 256; k = 800 0.33 vs 0.32 s
+(64 vs 128)."""
 NUMPY_CANDIDATES = 128
 NUMPY_CHUNK_ROWS = 1024
 """Rows per chunk of a :class:`NumpyDenseState` pass (its float64 bounds and temporaries: ~0.5 MiB each at 64
