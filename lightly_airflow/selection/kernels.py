@@ -537,9 +537,9 @@ def _gather_rows(x, rows, m, xb):  # type: ignore[no-untyped-def]
 def _pair_rows(x, rows, cnt, m, sqn, d2, owner, orig, p32, p64, psq, g0, order, vstart, margin, out_r, out_i, out_ex, b):  # type: ignore[no-untyped-def]
     """The listed rows of one dense pass, each against only the ``cnt`` pending vectors that may improve it
     (``order`` from ``vstart[group]`` on, :func:`_group_thresholds`): float32 products with the filter of
-    :func:`_flush_rows`, the canonical value for those it lets through. The vectors come nearest-first, not in pick order, so a tie
-    goes to the earlier pick explicitly: the same values and owners as applying them in pick order. Keeps
-    the farthest of these rows in ``out_*[b]``. Releases the GIL."""
+    :func:`_flush_rows`, the canonical value for those it lets through. The vectors come nearest-first, not in
+    pick order, so a tie goes to the earlier pick explicitly: the same values and owners as applying them in
+    pick order. Keeps the farthest of these rows in ``out_*[b]``. Releases the GIL."""
     best_r = out_r[b]
     best_i = out_i[b]
     nex = 0
@@ -1673,7 +1673,7 @@ interleaved rounds, same picks: k = 2,000 0.79 s with 64, 0.70 with 128, 0.68 wi
 (64 vs 128)."""
 NUMPY_CANDIDATES = 128
 NUMPY_CHUNK_ROWS = 1024
-"""Rows per chunk of a :class:`NumpyDenseState` pass (its float64 bounds and temporaries: ~0.5 MiB each at 64
+"""Rows per chunk of a :class:`NumpyDenseState` pass (its float64 bounds and temporaries: ~1 MiB each at 128
 pending vectors; chunks of 8,192 rows left ~2 MiB temporaries in every pass thread's allocator arena)."""
 _BLOCK_VALUES = 2**18  # values per block of gathered rows / float64 temporaries (2 MiB of float64)
 
