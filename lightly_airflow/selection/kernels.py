@@ -90,6 +90,18 @@ def _catch_up(x, i, d2, owner, p64, psq, sqn, start, npend, g0):  # type: ignore
     return di
 
 
+@njit(cache=True)
+def _apply_pending(p, x, sqn, d2, owner, p64, psq, npend, g0, stamp, upto, epoch):  # type: ignore[no-untyped-def]
+    """The current d2 of position ``p`` between dense passes: its canonical distances to the pending vectors
+    not applied to it yet (in pick order, strictly nearer moves it: the owner is the same as one at a time)."""
+    if stamp[p] != epoch:
+        stamp[p] = epoch
+        upto[p] = 0
+    di = _catch_up(x, p, d2, owner, p64, psq, sqn, upto[p], npend, g0)
+    upto[p] = npend
+    return di
+
+
 _FAST = {"reassoc", "contract", "nsz", "arcp"}  # vectorise sums; no assumptions about inf/nan
 prange = range  # numba.prange in compiled kernels (lightly_airflow.jit binds it when numba is imported)
 
@@ -707,11 +719,7 @@ def _catch_up_at_least(t, d2, sel, orig, owner, x, sqn, p64, psq, npend, g0, sta
     for i in range(d2.shape[0]):
         if d2[i] < t or sel[i]:
             continue
-        if stamp[i] != epoch:
-            stamp[i] = epoch
-            upto[i] = 0
-        di = _catch_up(x, i, d2, owner, p64, psq, sqn, upto[i], npend, g0)
-        upto[i] = npend
+        di = _apply_pending(i, x, sqn, d2, owner, p64, psq, npend, g0, stamp, upto, epoch)
         if _farther(di, i, best_r, best_i, orig):
             best_r, best_i = di, i
     return best_i, best_r
@@ -1080,7 +1088,7 @@ class FarthestPointState:
         # Dense mode: the batch of selected vectors not yet applied to every row, the sorted candidates of
         # the lazy search, and the proven next pick (position, d2) when known.
         self.batch = min(FIRST_BATCH, BATCH)
-        self.grow_batch = True  # (a LazyMaxHeap fixes it: HEAP_BATCH)
+        self._grows = True  # (grows to BATCH after BATCH_GROW_AT vectors unless fix_batch)
         self._pend32 = np.zeros((BATCH, dim), dtype=np.float32)
         self._pend64 = np.zeros((BATCH, dim))
         self._pend64t = np.zeros((dim, BATCH))  # (the same, dimension-major: products with all of them at once)
@@ -1313,7 +1321,7 @@ class FarthestPointState:
             self._next = None
             if self._npend >= self.batch:
                 self._flush()
-                if self.grow_batch and self.n_added + 1 >= BATCH_GROW_AT:
+                if self._grows and self.n_added + 1 >= BATCH_GROW_AT:
                     self.batch = BATCH  # (from the next batch on: the pair lists grow with it)
         else:
             margin = float32_margin(self.dim, max(self.max_sq, qsq))
@@ -1336,6 +1344,11 @@ class FarthestPointState:
         """Apply the pending batch of selected vectors to every row (dense mode), so ``d2`` is current."""
         if self.dense and self._npend:
             self._flush()
+
+    def fix_batch(self, size: int) -> None:
+        """Dense passes of ``size`` (at most :data:`BATCH`) selected vectors from now on, never grown."""
+        self.sync()
+        self.batch, self._grows = min(size, BATCH), False
 
     def _flush(self) -> None:
         """One dense pass: apply the pending batch to every unselected row; the next pick; new candidates."""
@@ -1552,18 +1565,6 @@ def _heapify(hk, hi, hstart, hsize):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _apply_pending(p, x, sqn, d2, owner, p64, psq, npend, g0, stamp, upto, epoch):  # type: ignore[no-untyped-def]
-    """The current d2 of position ``p`` between dense passes: its canonical distances to the pending vectors
-    not applied to it yet (in pick order, strictly nearer moves it: the owner is the same as one at a time)."""
-    if stamp[p] != epoch:
-        stamp[p] = epoch
-        upto[p] = 0
-    di = _catch_up(x, p, d2, owner, p64, psq, sqn, upto[p], npend, g0)
-    upto[p] = npend
-    return di
-
-
-@njit(cache=True)
 def _heap_best(hk, hi, hstart, hsize, d2, pos, fixed, taken, strength, has_div, bonus,  # type: ignore[no-untyped-def]
                x, sqn, owner, p64, psq, npend, g0, stamp, upto, epoch):
     best_v = -np.inf
@@ -1618,8 +1619,7 @@ class LazyMaxHeap:
         self.has_div = state is not None
         self.state = state
         if state is not None:
-            state.sync()  # (the pending batch applied before the batch changes)
-            state.batch, state.grow_batch = min(HEAP_BATCH, BATCH), False
+            state.fix_batch(HEAP_BATCH)
         self.strength = float(strength)
         labels = np.zeros(n, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
         n_labels = max(int(n_labels), int(labels.max()) + 1 if n else 1)
@@ -1899,9 +1899,10 @@ class NumpyDenseState:
     distance improves ~ln(k) times during a selection; computing every one exactly in numpy (sequential float64
     sums over D) cost more than the sgemm passes at D = 1,280.
 
-    **Projection bound** (D >= :data:`PROJECTION_MIN_DIM`, :data:`PROJECTION_MIN_PICKS`): a pass first computes :class:`LiftedProjection`
-    lower bounds of each row's distance to the pending vectors ((r + 1)-D sgemm) and multiplies in full only
-    the rows where some bound is below the row's value: late in a selection most rows are skipped.
+    **Projection bound** (D >= :data:`PROJECTION_MIN_DIM`, :data:`PROJECTION_MIN_PICKS`): a pass first computes
+    :class:`LiftedProjection` lower bounds of each row's distance to the pending vectors ((r + 1)-D sgemm) and
+    multiplies in full only the rows where some bound is below the row's value: late in a selection most rows
+    are skipped.
     """
 
     def __init__(self, x: np.ndarray, capacity: int = 1024) -> None:
