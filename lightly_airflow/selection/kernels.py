@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -408,7 +409,7 @@ def _sort_groups(mem, gstart, gsize, n_groups):  # type: ignore[no-untyped-def]
 
 
 # ------------------------------------------------------------------------------------ dense (fallback) passes
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _group_thresholds(dots, csq, psq, a0, greal, delta, spherical, vmax, hh, vs, order, vstart, nthr, top, pairs):  # type: ignore[no-untyped-def]
     """The bounds of one dense pass for groups ``a0 …`` (``dots[r]``: centre ``a0 + r`` · each pending vector,
     float64), those of the pruned path (:func:`_scan_groups`):
@@ -926,6 +927,10 @@ HEAP_BATCH = 64
 position it reads up to date with every pending vector, so larger batches cost it more than their passes save
 (DIVERSITY x WEIGHTS, clustered 1,000,000 x 64, k = 3,000, 3 interleaved rounds: 5.93 s with 64, 7.03 s with
 128 growing to 256)."""
+GROUP_BLOCK = 1024
+"""Groups per block of a pass' group bounds (:meth:`FarthestPointState._thresholds`): one float64 product of their
+centres by the pending vectors, their pair lists sorted in a per-thread buffer (GROUP_BLOCK x BATCH entries, 1.25
+MiB) and copied into the flat lists; blocks run on the selection threads."""
 CANDIDATES = 1024
 """Positions with the largest distances kept (sorted) after each dense pass for the lazy search."""
 LAZY_LIMIT = 256
@@ -1056,6 +1061,8 @@ class FarthestPointState:
         self._hh = np.full(cap, -1.0)
         self._vs = np.zeros(0, dtype=np.float32)  # (flat, grown as a pass needs: _thresholds)
         self._ord = np.zeros(0, dtype=np.uint8 if BATCH <= 256 else np.uint16)
+        self._tvs = np.zeros((0, 0), dtype=np.float32)  # (per thread: one block of groups' lists; _thresholds)
+        self._tord = np.zeros((0, 0), dtype=self._ord.dtype)
         self._vstart = np.zeros(cap, dtype=np.int64)
         self._nthr = np.zeros(cap, dtype=np.int64)
         self._pass_max = np.inf  # the largest d2 at the last pass: an upper bound of every d2 since
@@ -1434,27 +1441,52 @@ class FarthestPointState:
         get strictly nearer to any pending vector (a pass multiplies only the rows above theirs: 13-66 % of the
         rows were skipped at 200-2,000 picks of 1,000,000 x 64 clustered or hard data) and, with ``pairs``, the
         sorted centre-vector distances of the pair bounds. Centres · pending vectors in float64 BLAS blocks of
-        1,024 groups. The pair lists are flat, one group's after another (grown by doubling when a block could
-        overflow them): late passes keep a few pairs per group, where a groups x batch layout held 5 bytes per
-        group and vector of the batch (at k = N / 4 and D = 64 with batches of 256: 1.25x the matrix)."""
+        :data:`GROUP_BLOCK` groups, the blocks on the selection threads. The pair lists are flat (grown by
+        doubling): each block's lie together, in the order the blocks finish, and each group keeps its own
+        start; late passes keep a few pairs per group, where a groups x batch layout held 5 bytes per group and
+        vector of the batch (at k = N / 4 and D = 64 with batches of 256: 1.25x the matrix)."""
         g = int(self.st[0])
         if not len(p64):
             self._hh[:g] = np.inf  # nothing pending: no row changes
             return
         spherical = self.spherical and bool(np.all(np.abs(psq - 1.0) <= _UNIT_TOL))
         vmax = (2.0 * np.sqrt(self._pass_max) + self.delta) ** 2 if self._pass_max >= 0.0 else 0.0
-        top = 0
-        for a0 in range(0, g, 1024):
-            b0 = min(g, a0 + 1024)
-            need = top + (b0 - a0) * len(p64) if pairs else 0
-            if need > len(self._vs):
-                size = max(need, 2 * len(self._vs))
-                vs, order = np.empty(size, dtype=np.float32), np.empty(size, dtype=self._ord.dtype)
-                vs[:top], order[:top] = self._vs[:top], self._ord[:top]
-                self._vs, self._ord = vs, order
-            dots = self.cvec[a0:b0].astype(np.float64) @ p64.T
-            top = _group_thresholds(dots, self.csq, psq, a0, self.greal, self.delta, spherical, vmax, self._hh,
-                                    self._vs, self._ord, self._vstart, self._nthr, top, pairs)
+        npend = len(p64)
+        if pairs and (self._tvs.shape[1] < GROUP_BLOCK * npend or len(self._tvs) < self.threads):
+            self._tvs = np.empty((self.threads, GROUP_BLOCK * BATCH), dtype=np.float32)
+            self._tord = np.empty((self.threads, GROUP_BLOCK * BATCH), dtype=self._ord.dtype)
+        lock = threading.Lock()
+        top = [0]
+
+        def block(a0: int) -> None:
+            b0 = min(g, a0 + GROUP_BLOCK)
+            k = self._free_bufs.get()
+            try:
+                vs, order = self._tvs[k], self._tord[k]
+                dots = self.cvec[a0:b0].astype(np.float64) @ p64.T
+                n = _group_thresholds(dots, self.csq, psq, a0, self.greal, self.delta, spherical, vmax, self._hh,
+                                      vs, order, self._vstart, self._nthr, 0, pairs)
+                if not n:
+                    return
+                with lock:  # (any place in the flat lists will do: each group has its own start)
+                    at = top[0]
+                    if at + n > len(self._vs):  # grown by doubling (under the lock: no copy in flight)
+                        size = max(at + n, 2 * len(self._vs))
+                        grown_vs, grown_ord = np.empty(size, dtype=np.float32), np.empty(size, dtype=self._ord.dtype)
+                        grown_vs[:at], grown_ord[:at] = self._vs[:at], self._ord[:at]
+                        self._vs, self._ord = grown_vs, grown_ord
+                    self._vs[at : at + n], self._ord[at : at + n] = vs[:n], order[:n]
+                    top[0] = at + n
+                self._vstart[a0:b0] += at
+            finally:
+                self._free_bufs.put(k)
+
+        starts = range(0, g, GROUP_BLOCK)
+        if self.threads == 1 or len(starts) == 1:
+            for a0 in starts:
+                block(a0)
+        else:
+            list(_pool(self.threads).map(block, starts))
 
     def _candidates(self) -> None:
         """The :data:`CANDIDATES` unselected positions with the largest d2, sorted for the lazy search."""

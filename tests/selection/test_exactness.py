@@ -313,6 +313,29 @@ def test_dense_pass_pair_bounds_compute_few_products_and_stay_exact(monkeypatch)
     assert farthest_point_order(bad.x, 500, preselected=pre, state=bad)[0].tolist() != want
 
 
+def test_group_bounds_in_blocks_on_threads_equal_those_of_one_thread(monkeypatch):
+    # A pass' group bounds run in blocks of GROUP_BLOCK groups on the selection threads, each block's pair lists
+    # copied into the flat lists wherever its block lands: with blocks of 7 groups on 3 threads the picks are
+    # the reference's and d2 and owners are bit for bit those of one thread in one block.
+    from lightly_airflow.selection import kernels
+    from lightly_airflow.selection.kernels import FarthestPointState
+
+    monkeypatch.setattr(kernels, "PAIR_COST", 0.0)  # (pair lists on every pass)
+    monkeypatch.setattr(kernels, "MIN_WORK_PER_THREAD", 256 * 16)
+    x = clustered(3000, seed=24)
+    pre = clustered(20, seed=25)
+    states = {}
+    for threads, block in ((1, 1024), (3, 7)):
+        monkeypatch.setenv("LIGHTLY_SELECTION_THREADS", str(threads))
+        monkeypatch.setattr(kernels, "GROUP_BLOCK", block)
+        state = states[threads] = FarthestPointState(x.copy(), capacity=520, mode="dense")
+        picks = farthest_point_order(state.x, 500, preselected=pre, state=state)[0]
+        assert picks.tolist() == reference_order(x, 500, pre)
+        assert state.threads == threads and state.pairs > 0
+    assert int(states[3].st[0]) > 10 * 7  # (many blocks)
+    assert np.array_equal(states[1].d2, states[3].d2) and np.array_equal(states[1].owner, states[3].owner)
+
+
 def test_catch_up_of_the_few_positions_above_the_lazy_value_replaces_passes_and_stays_exact(monkeypatch):
     # When the lazy search cannot prove the next pick, the positions whose stored d2 is at least the best
     # current value it found are brought up to date (the others cannot beat it) instead of a pass over every
