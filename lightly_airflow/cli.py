@@ -9,6 +9,7 @@ their command runs or when help is printed, so ``lightly-airflow datapool …`` 
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import os
@@ -70,5 +71,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def console() -> int:
+    """The ``lightly-airflow`` console script: :func:`main`, then every object left to the process' end.
+
+    At exit the interpreter's last garbage collections visit every object numba and LLVM created while
+    compiling or loading kernels: 0.26 s after one compiled kernel, 0.44 s after a parallel one, measured
+    after the work of a ``select`` of 1,000,000 x 64 embeddings was done (written, logged). ``gc.freeze()``
+    takes them out of the collector's reach; atexit handlers and module teardown still run (log handlers
+    flush); only cycles left at exit are not collected, and the process' memory goes back to the system
+    whole. Tests call :func:`main` in their own process and keep their collector."""
+    rc = main()
+    gc.freeze()
+    return rc
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console())
