@@ -72,12 +72,21 @@ def from_numpy(a: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
 
 
 def string_array(values: list[str]) -> pa.Array:
-    """Python strings as an Arrow string array, built from buffers (``pa.array`` imports pandas)."""
+    """Python strings as an Arrow string array, built from buffers (``pa.array`` imports pandas; a cast from
+    large_string imports ``pyarrow.compute``, 43 ms, so only beyond 2 GiB of text)."""
     enc = [v.encode() for v in values]
     offsets = np.zeros(len(enc) + 1, dtype=np.int64)
     np.cumsum([len(e) for e in enc], out=offsets[1:])
-    return pa.Array.from_buffers(pa.large_string(), len(enc), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(enc))]
-                                 ).cast(pa.string())
+    data = pa.py_buffer(b"".join(enc))
+    if offsets[-1] < 2**31:
+        return pa.Array.from_buffers(pa.string(), len(enc), [None, pa.py_buffer(offsets.astype(np.int32)), data])
+    return pa.Array.from_buffers(pa.large_string(), len(enc), [None, pa.py_buffer(offsets), data]).cast(pa.string())
+
+
+def _offsets(col: pa.Array) -> np.ndarray:
+    """The ``len(col) + 1`` offsets of a list/large_list or string/large_string column (its slice's)."""
+    dt = np.int64 if pa.types.is_large_list(col.type) or pa.types.is_large_string(col.type) else np.int32
+    return np.frombuffer(col.buffers()[1], dtype=dt, count=len(col) + 1, offset=col.offset * np.dtype(dt).itemsize)
 
 
 def _list_lengths(col: pa.Array) -> np.ndarray:
@@ -85,9 +94,7 @@ def _list_lengths(col: pa.Array) -> np.ndarray:
     if pa.types.is_fixed_size_list(col.type):
         return np.full(len(col), col.type.list_size, dtype=np.int64)
     if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
-        dt = np.int32 if pa.types.is_list(col.type) else np.int64
-        offsets = np.frombuffer(col.buffers()[1], dtype=dt, count=len(col) + 1, offset=col.offset * np.dtype(dt).itemsize)
-        return np.diff(offsets).astype(np.int64)
+        return np.diff(_offsets(col)).astype(np.int64)
     import pyarrow.compute as pc  # (lazily: 20-30 ms of a select process' imports, for the rare list types)
 
     return to_numpy(pc.fill_null(pc.list_value_length(col), 0)).astype(np.int64)
@@ -197,7 +204,9 @@ def _raw_values(col: pa.Array) -> np.ndarray | None:
             return None
     else:
         return None
-    flat = col.flatten()
+    # The child values of these rows (flatten() imports pyarrow.compute: 43 ms of a select process)
+    start = col.offset * width if pa.types.is_fixed_size_list(t) else int(_offsets(col)[0])
+    flat = col.values.slice(start, len(col) * width)
     dt = {pa.float32(): np.float32, pa.float64(): np.float64}.get(flat.type)
     if dt is None or width == 0 or flat.null_count or len(flat) != len(col) * width:
         return None
@@ -272,6 +281,17 @@ def _matrix(x: np.ndarray | None, n: int, width: int, path: str, what: str) -> n
     return x
 
 
+def _values_at(col: pa.Array, idx: np.ndarray) -> list[Any]:
+    """``col[idx]`` as Python values; a string column without nulls straight from its buffers (``take`` imports
+    ``pyarrow.compute``: 43 ms of a select process, for the picks' keys alone)."""
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)) or col.null_count:
+        return list(col.take(from_numpy(idx)).to_pylist())
+    offsets = _offsets(col)
+    data = col.buffers()[2]
+    view = memoryview(data if data is not None else b"")  # (no data buffer: every string is empty)
+    return [str(view[a:b], "utf-8") for a, b in zip(offsets[idx].tolist(), offsets[idx + 1].tolist(), strict=True)]
+
+
 def read_keys(path: str, rows: np.ndarray, *, batch_rows: int = 65_536) -> list[str]:
     """The ``key`` values of ``rows`` (in that order) of a Parquet file, as strings, streamed in batches: only
     the picked keys are ever held, not the whole key column.
@@ -293,7 +313,7 @@ def read_keys(path: str, rows: np.ndarray, *, batch_rows: int = 65_536) -> list[
         end = start + batch.num_rows
         lo, hi = np.searchsorted(ranked, [start, end])
         if hi > lo:
-            found += batch.column(0).take(from_numpy(ranked[lo:hi] - start)).to_pylist()
+            found += _values_at(batch.column(0), ranked[lo:hi] - start)
         start = end
     if len(found) != len(rows):
         raise ValueError(f"{path}: rows up to {int(ranked[-1])} asked, the file has {start}")

@@ -104,6 +104,23 @@ def test_cli_streams_embeddings_and_matches_the_library(tmp_path):
     assert metrics["missing_inputs"] == ref.metrics["missing_inputs"] and metrics["missing_inputs"]["embedding"] == 43
 
 
+@pytest.mark.parametrize("list_type", [pa.list_(pa.float32(), 12), pa.list_(pa.float32()), pa.large_list(pa.float64())])
+def test_a_select_process_never_imports_pyarrow_compute(tmp_path, list_type):
+    # Embeddings straight from the list columns' buffers (flatten() imports pyarrow.compute, 43 ms of a select
+    # process), the picks' keys from the string buffers (take()) and the output's key column built as string
+    # (a cast from large_string): the picks and keys equal select()'s on the whole table.
+    x = clustered(300, d=12, seed=9)
+    t = pa.table({"key": [f"k{i:04d}" for i in range(300)], "embedding": pa.array(list(map(list, x)), list_type)})
+    cfg = {"n_samples": 40, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    pq.write_table(t, tmp_path / "s.parquet", row_group_size=70)
+    (tmp_path / "c.json").write_text(json.dumps(cfg))
+    out = tmp_path / "o.parquet"
+    _select_cli_without(tmp_path, out, "pyarrow.compute")
+    got = pq.read_table(out)
+    assert got.schema.field("key").type == pa.string()
+    assert got.column("key").to_pylist() == select(t, cfg).keys
+
+
 def test_small_diversity_select_never_imports_numba(tmp_path, monkeypatch):
     # A DIVERSITY selection of a few thousand rows runs on numpy/BLAS only: importing numba and loading its
     # cached kernels (~1 CPU-second per process) would cost more than the selection. Picks equal select()'s.

@@ -24,10 +24,13 @@ DIVERSITY = {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}
 
 def test_read_keys_returns_the_picked_rows_in_pick_order(tmp_path):
     keys = [f"img/{i:05d}.png" for i in range(1000)]
-    pq.write_table(pa.table({"key": keys, "v": np.arange(1000.0)}), tmp_path / "s.parquet", row_group_size=300)
-    rows = np.array([999, 0, 299, 300, 301, 5, 5, 640])
-    for batch_rows in (1, 7, 300, 4096):
-        assert read_keys(str(tmp_path / "s.parquet"), rows, batch_rows=batch_rows) == [keys[r] for r in rows]
+    keys[5], keys[640] = "", "bild/größe-ü.png"  # (empty and non-ASCII keys come straight from the buffers too)
+    for key_type in (pa.string(), pa.large_string()):
+        pq.write_table(pa.table({"key": pa.array(keys, key_type), "v": np.arange(1000.0)}), tmp_path / "s.parquet",
+                       row_group_size=300)
+        rows = np.array([999, 0, 299, 300, 301, 5, 5, 640])
+        for batch_rows in (1, 7, 300, 4096):
+            assert read_keys(str(tmp_path / "s.parquet"), rows, batch_rows=batch_rows) == [keys[r] for r in rows]
     assert read_keys(str(tmp_path / "s.parquet"), np.zeros(0, dtype=np.int64)) == []
     pq.write_table(pa.table({"key": pa.array(np.arange(10, 20))}), tmp_path / "i.parquet")  # int keys: as str
     assert read_keys(str(tmp_path / "i.parquet"), np.array([3, 1])) == ["13", "11"]
