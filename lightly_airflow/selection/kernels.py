@@ -1067,8 +1067,6 @@ class FarthestPointState:
         self._hh = np.full(cap, -1.0)
         self._vs = np.zeros(0, dtype=np.float32)  # (flat, grown as a pass needs: _thresholds)
         self._ord = np.zeros(0, dtype=np.uint8 if BATCH <= 256 else np.uint16)
-        self._tvs = np.zeros((0, 0), dtype=np.float32)  # (per thread: one block of groups' lists; _thresholds)
-        self._tord = np.zeros((0, 0), dtype=self._ord.dtype)
         self._vstart = np.zeros(cap, dtype=np.int64)
         self._nthr = np.zeros(cap, dtype=np.int64)
         self._pass_max = np.inf  # the largest d2 at the last pass: an upper bound of every d2 since
@@ -1120,6 +1118,9 @@ class FarthestPointState:
         self._free_bufs: queue.SimpleQueue[int] = queue.SimpleQueue()
         for t in range(self.threads):
             self._free_bufs.put(t)
+        # Per thread: one block of groups' pair lists (_thresholds; allocated by the first pass with pair bounds)
+        self._tvs = np.zeros((self.threads, 0), dtype=np.float32)
+        self._tord = np.zeros((self.threads, 0), dtype=self._ord.dtype)
         self._sub_live = np.zeros(self.nblk, dtype=np.int64)
         self._sub_pairs = np.zeros(self.nblk, dtype=np.int64)
         self._sub_counted = np.zeros(self.nblk, dtype=np.int64)  # (pairs the bounds kept, whichever path ran)
@@ -1458,9 +1459,9 @@ class FarthestPointState:
         spherical = self.spherical and bool(np.all(np.abs(psq - 1.0) <= _UNIT_TOL))
         vmax = (2.0 * np.sqrt(self._pass_max) + self.delta) ** 2 if self._pass_max >= 0.0 else 0.0
         npend = len(p64)
-        if pairs and (self._tvs.shape[1] < GROUP_BLOCK * npend or len(self._tvs) < self.threads):
-            self._tvs = np.empty((self.threads, GROUP_BLOCK * BATCH), dtype=np.float32)
-            self._tord = np.empty((self.threads, GROUP_BLOCK * BATCH), dtype=self._ord.dtype)
+        if pairs and self._tvs.shape[1] < GROUP_BLOCK * npend:
+            self._tvs = np.empty((self.threads, GROUP_BLOCK * max(BATCH, npend)), dtype=np.float32)
+            self._tord = np.empty((self.threads, GROUP_BLOCK * max(BATCH, npend)), dtype=self._ord.dtype)
         lock = threading.Lock()
         top = [0]
 
