@@ -1,5 +1,5 @@
 """Speed of the select task's assembly of a run's shards (``pipeline.assemble_run``) on moto's S3 server, with the
-shards read one after another (``ASSEMBLE_THREADS = 1``) and on threads, printed as figures (no assertions).
+shards read one after another (``storage.IO_THREADS = 1``) and on threads, printed as figures (no assertions).
 
     python benchmarks/assemble.py                     # 40 shards of 64 files, 3 interleaved rounds
     python benchmarks/assemble.py --shards 100 --files 256
@@ -58,13 +58,13 @@ def main() -> int:
     parser.add_argument("--shards", type=int, default=40)
     parser.add_argument("--files", type=int, default=64, help="files per shard")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=16, help="ASSEMBLE_THREADS of the threaded variant")
+    parser.add_argument("--threads", type=int, default=16, help="storage.IO_THREADS of the threaded variant")
     args = parser.parse_args()
 
     import boto3
     import emulators
 
-    from lightly_airflow import pipeline
+    from lightly_airflow import pipeline, storage
     from lightly_airflow.storage import StorageCredentials, filesystem
 
     root = Path(tempfile.mkdtemp(prefix="lightly-assemble-"))
@@ -85,7 +85,7 @@ def main() -> int:
         first = None
         for _ in range(args.rounds):
             for threads in times:
-                pipeline.ASSEMBLE_THREADS = threads
+                storage.IO_THREADS = threads
                 start = time.perf_counter()
                 rows, meta, errors = pipeline.assemble_run(uris, creds)
                 times[threads].append(time.perf_counter() - start)
@@ -94,7 +94,7 @@ def main() -> int:
                     raise SystemExit("the threaded assembly differs from the sequential one")
         for threads, values in times.items():
             rounds = ", ".join(f"{v:.2f}" for v in values)
-            print(f"ASSEMBLE_THREADS = {threads:2d}: median {statistics.median(values):.2f} s ({rounds}); "
+            print(f"IO_THREADS = {threads:2d}: median {statistics.median(values):.2f} s ({rounds}); "
                   f"{rows.num_rows:,} rows")
     finally:
         if emu is not None:

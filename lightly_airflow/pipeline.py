@@ -26,6 +26,7 @@ from lightly_airflow.datasource.query import NewFilesQuery, QueryCredentials
 from lightly_airflow.storage import (
     StorageCredentials,
     filesystem,
+    map_io,
     protocol_of,
     read_parquet,
     secret_in_uri,
@@ -413,34 +414,19 @@ def write_reusable_embeddings(
     return uri, reuse.num_rows
 
 
-ASSEMBLE_THREADS = 16
-"""Shards whose staging files the select task reads at once (:func:`assemble_run`): each shard is a few small
-files, one round trip each on an object store."""
-
-
 def assemble_run(
     manifests: list[str], credentials: StorageCredentials | None = None
 ) -> tuple[pa.Table, dict[str, Any], list[pa.Table]]:
     """Join every stage's staging file onto its manifest shard and stack the shards (in manifest order).
 
-    Shards are read on up to :data:`ASSEMBLE_THREADS` threads: one after another, a run of 100 shards on S3
-    waited for ~400 round trips in a row. The first failing shard's error is raised (later ones are cancelled).
+    Shards are read on threads (:func:`~lightly_airflow.storage.map_io`): one after another, a run of 100
+    shards on S3 waited for ~400 round trips in a row. The first failing shard's error is raised.
 
     :returns: the run's rows (one per listed file, column convention of :mod:`lightly_airflow.columns`),
         the merged schema metadata (embedding model and dimension, prediction categories), and the per-file
         error tables the stages wrote.
     """
-    workers = min(ASSEMBLE_THREADS, len(manifests))
-    if workers <= 1:
-        shards = [_assemble_shard(m, credentials) for m in manifests]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lightly-assemble")
-        try:
-            shards = list(pool.map(lambda m: _assemble_shard(m, credentials), manifests))
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+    shards = map_io(lambda m: _assemble_shard(m, credentials), manifests)
     tables: list[pa.Table] = []
     meta: dict[str, Any] = {}
     errors: list[pa.Table] = []

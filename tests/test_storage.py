@@ -54,3 +54,28 @@ def test_azurite_endpoints_use_delta_rs_emulator_mode(monkeypatch) -> None:
     remote = StorageCredentials(account_name="acct", account_key="k", endpoint_url="https://acct.blob.core.usgovcloudapi.net")
     assert remote.delta_options("az")["AZURE_STORAGE_ENDPOINT"] == "https://acct.blob.core.usgovcloudapi.net"
     assert "AZURE_STORAGE_USE_EMULATOR" not in remote.delta_options("az")
+
+
+def test_map_io_keeps_the_order_and_raises_the_first_items_error(monkeypatch) -> None:
+    import time
+
+    from lightly_airflow import storage
+
+    monkeypatch.setattr(storage, "IO_THREADS", 4)
+    # later items finish first: the results still come in the items' order
+    assert storage.map_io(lambda i: (time.sleep(0.002 * (12 - i)), i * i)[1], list(range(12))) == [
+        i * i for i in range(12)]
+    started: list[int] = []
+
+    def read(i: int) -> int:
+        started.append(i)
+        if i == 3:
+            raise ValueError("item 3")  # fails first in time
+        time.sleep(0.05)
+        if i == 1:
+            raise ValueError("item 1")  # ... but comes first in order
+        return i
+
+    with pytest.raises(ValueError, match="item 1"):
+        storage.map_io(read, list(range(200)))
+    assert len(started) < 50  # the calls not yet started were cancelled

@@ -20,7 +20,7 @@ from lightly_airflow import columns as C
 from lightly_airflow import staging
 from lightly_airflow.objects.shard import CROP_METRICS
 from lightly_airflow.objects.spec import ObjectsSpec
-from lightly_airflow.storage import StorageCredentials, read_parquet
+from lightly_airflow.storage import StorageCredentials, map_io, read_parquet
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +35,10 @@ def load_run_objects(manifests: list[str], credentials: StorageCredentials | Non
     :raises FileNotFoundError: when some shards wrote objects and another did not (its embed task did not
         finish: clear it so it runs again).
     """
-    tables, missing = [], []
-    for manifest in manifests:
-        uri = staging.sibling_uri(manifest, staging.OBJECTS)
-        table = read_parquet(uri, credentials, missing_ok=True)
-        if table is None:
-            missing.append(uri)
-        else:
-            tables.append(table)
+    uris = [staging.sibling_uri(manifest, staging.OBJECTS) for manifest in manifests]
+    read = map_io(lambda uri: read_parquet(uri, credentials, missing_ok=True), uris)  # (on threads, in order)
+    tables = [table for table in read if table is not None]
+    missing = [uri for uri, table in zip(uris, read, strict=True) if table is None]
     if not tables:
         return None
     if missing:

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lightly_airflow import columns as C
-from lightly_airflow import pipeline, staging
+from lightly_airflow import pipeline, staging, storage
 from lightly_airflow.datasource import NewFilesQuery
 from lightly_airflow.metadata import compute_metadata_shard
 
@@ -40,7 +40,7 @@ def test_shards_on_threads_equal_one_after_another(run, monkeypatch):
     assert len(run) == 6
     results = {}
     for threads in (1, 4):
-        monkeypatch.setattr(pipeline, "ASSEMBLE_THREADS", threads)
+        monkeypatch.setattr(storage, "IO_THREADS", threads)
         results[threads] = pipeline.assemble_run(run)
     (rows1, meta1, errors1), (rows4, meta4, errors4) = results[1], results[4]
     assert rows4.equals(rows1) and rows1.num_rows == 48
@@ -52,7 +52,7 @@ def test_shards_on_threads_equal_one_after_another(run, monkeypatch):
 
 
 def test_the_first_failing_shard_is_named(run, monkeypatch):
-    monkeypatch.setattr(pipeline, "ASSEMBLE_THREADS", 4)
+    monkeypatch.setattr(storage, "IO_THREADS", 4)
     for i in (4, 2):
         Path(staging.sibling_uri(run[i], staging.EMBEDDINGS)).unlink()
     with pytest.raises(FileNotFoundError, match="embeddings task of this shard did not finish") as err:
