@@ -336,7 +336,30 @@ def test_group_bounds_in_blocks_on_threads_equal_those_of_one_thread(monkeypatch
     assert np.array_equal(states[1].d2, states[3].d2) and np.array_equal(states[1].owner, states[3].owner)
 
 
-def test_catch_up_of_the_few_positions_above_the_lazy_value_replaces_passes_and_stays_exact(monkeypatch):
+def test_many_preselected_bound_only_groups_owning_rows_and_list_long_pair_lists_unsorted(monkeypatch):
+    # More preselected vectors than candidates: each becomes a group, most own no row. Passes then bound only
+    # the groups that own one, and a group keeping more than PAIR_SORT_MAX pairs lists them unsorted (all for
+    # every member): the reference's picks, and d2 and owners bit for bit those of bounding every group with
+    # sorted lists.
+    from lightly_airflow.selection import kernels
+    from lightly_airflow.selection.kernels import FarthestPointState
+
+    monkeypatch.setattr(kernels, "PAIR_COST", 0.0)  # (pair lists on every pass)
+    x = clustered(1500, d=16, clusters=12, intrinsic=3, seed=26)
+    pre = clustered(2500, d=16, clusters=12, intrinsic=3, seed=27)
+    want = reference_order(x, 200, pre)
+    states = {}
+    for name, live_at, sort_max in (("all", 10**9, kernels.BATCH), ("live", 0, 2)):
+        monkeypatch.setattr(kernels, "LIVE_GROUPS_AT", live_at)
+        monkeypatch.setattr(kernels, "PAIR_SORT_MAX", sort_max)
+        state = states[name] = FarthestPointState(x.copy(), capacity=2700, mode="dense")
+        assert farthest_point_order(state.x, 200, preselected=pre, state=state)[0].tolist() == want
+    assert states["live"].bounded_groups < 0.8 * states["all"].bounded_groups
+    assert np.array_equal(states["live"].d2, states["all"].d2)
+    assert np.array_equal(states["live"].owner, states["all"].owner)
+
+
+def test_catch_up_of_the_few_positions_above_the_lazy_value_replaces_passes_and_stay_exact(monkeypatch):
     # When the lazy search cannot prove the next pick, the positions whose stored d2 is at least the best
     # current value it found are brought up to date (the others cannot beat it) instead of a pass over every
     # row: fewer passes, the reference's picks, the same d2 and owners as with passes only (CATCH_UP_ROWS = 0).
