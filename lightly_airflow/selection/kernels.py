@@ -969,7 +969,7 @@ groups x pending vectors reach this many times the rows: with large preselected 
 (100,000 preselected vectors, 50,000 candidates: 38 % own one at the end, and the bounds of every group took
 28 of the 30 s that inserting them took)."""
 GROUP_BLOCK = 1024
-"""Groups per block of a pass' group bounds (:meth:`FarthestPointState._thresholds`): one float64 product of their
+"""Groups per block of a pass' group bounds (:meth:`FarthestPointState._thresholds`): one float32 product of their
 centres by the pending vectors, their pair lists sorted in a per-thread buffer (GROUP_BLOCK x BATCH entries, 1.25
 MiB) and copied into the flat lists; blocks run on the selection threads."""
 CANDIDATES = 1024
