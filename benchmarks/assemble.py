@@ -20,37 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
-
-
-def make_run(root: Path, shards: int, files: int) -> tuple[Path, list[str]]:
-    from lightly_airflow import columns as C
-    from lightly_airflow import pipeline, staging
-    from lightly_airflow.datasource import NewFilesQuery
-    from lightly_airflow.metadata import compute_metadata_shard
-
-    src, pool = root / "src", root / "pool"
-    src.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for i in range(shards * files):
-        (src / f"img{i:07d}.png").write_bytes(rng.bytes(64))
-    listed = pipeline.list_new(NewFilesQuery.build(datasource_uri=str(src), datapool_uri=str(pool)), run_id="bench",
-                               min_shard_size=files)
-    for m in listed.manifests:
-        compute_metadata_shard(m)
-        t = pq.read_table(m)
-        emb = pa.FixedSizeListArray.from_arrays(pa.array(rng.random(t.num_rows * 1280, dtype=np.float32)), 1280)
-        out = pa.table({C.KEY: t.column(C.KEY), C.EMBEDDING: emb, C.STATUS: ["ok"] * t.num_rows})
-        path = Path(staging.sibling_uri(m, staging.EMBEDDINGS))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(out, path)
-    return pool, list(listed.manifests)
+sys.path.insert(0, str(ROOT / "tests"))  # (staged_run: the run the tests assemble too)
 
 
 def main() -> int:
@@ -63,6 +36,7 @@ def main() -> int:
 
     import boto3
     import emulators
+    from staged_run import make_staged_run
 
     from lightly_airflow import pipeline, storage
     from lightly_airflow.storage import StorageCredentials, filesystem
@@ -70,7 +44,7 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="lightly-assemble-"))
     emu = None
     try:
-        pool, manifests = make_run(root, args.shards, args.files)
+        pool, manifests = make_staged_run(root, args.shards, args.files, 1280, run_id="bench")
         emu = emulators.start_s3()
         boto3.client("s3", endpoint_url=emu.endpoint, aws_access_key_id="x", aws_secret_access_key="x",
                      region_name="us-east-1").create_bucket(Bucket="assemble")

@@ -3,37 +3,18 @@ manifest order, the first failing shard's error raised."""
 
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from staged_run import make_staged_run
 
 from lightly_airflow import columns as C
 from lightly_airflow import pipeline, staging, storage
-from lightly_airflow.datasource import NewFilesQuery
-from lightly_airflow.metadata import compute_metadata_shard
 
 
 @pytest.fixture
 def run(tmp_path: Path) -> list[str]:
-    """A listed run of 6 shards of 8 files, with metadata and embeddings staged (the files are random bytes:
-    the metadata stage finds them corrupt, which the assembly reports like any status)."""
-    src, pool = tmp_path / "src", tmp_path / "pool"
-    src.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(48):
-        (src / f"img{i:03d}.png").write_bytes(rng.bytes(40))
-    listed = pipeline.list_new(NewFilesQuery.build(datasource_uri=str(src), datapool_uri=str(pool)), run_id="r1",
-                               min_shard_size=8)
-    for m in listed.manifests:
-        compute_metadata_shard(m)
-        t = pq.read_table(m)
-        emb = pa.FixedSizeListArray.from_arrays(pa.array(rng.random(t.num_rows * 4, dtype=np.float32)), 4)
-        out = pa.table({C.KEY: t.column(C.KEY), C.EMBEDDING: emb, C.STATUS: ["ok"] * t.num_rows})
-        path = Path(staging.sibling_uri(m, staging.EMBEDDINGS))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(out.replace_schema_metadata({"shard": m}), path)
-    return list(listed.manifests)
+    """A listed run of 6 shards of 8 files, with metadata and embeddings staged."""
+    return make_staged_run(tmp_path, shards=6, files=8, dim=4)[1]
 
 
 def test_shards_on_threads_equal_one_after_another(run, monkeypatch):
