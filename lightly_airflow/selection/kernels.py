@@ -2138,6 +2138,10 @@ class NumpyDenseState:
         self.n_added += 1
         if self._npend >= NUMPY_BATCH:
             self._flush()
+        elif len(self._cand) and pick < 0:
+            # Preselected vectors come before any pick: the candidates are dropped rather than improved by each
+            # one (the next farthest() runs a pass; 20,000 inserted into 8,000 x 1,280 rows: ~0.8 s of 3.1 s)
+            self._cand = np.zeros(0, dtype=np.int64)
         elif len(self._cand):
             if pick >= 0:
                 c = int(np.searchsorted(self._cand, pick))
