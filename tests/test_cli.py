@@ -5,12 +5,12 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 
-CODE = ("import gc, sys; from lightly_airflow.cli import console; sys.argv = ['lightly-airflow', *sys.argv[1:]]; "
+CODE = ("import gc, json, sys; from lightly_airflow.cli import console; sys.argv = ['lightly-airflow', *sys.argv[1:]]; "
         "rc = console(); print(json.dumps({'rc': rc, 'frozen': gc.get_freeze_count()}))")
 
 
 def run_console(*args: str) -> tuple[dict, str]:
-    out = subprocess.run([sys.executable, "-c", "import json; " + CODE, *args], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", CODE, *args], capture_output=True, text=True,
                          check=True, timeout=120)
     return json.loads(out.stdout.strip().splitlines()[-1]), out.stdout
 
