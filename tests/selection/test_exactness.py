@@ -345,6 +345,7 @@ def test_many_preselected_bound_only_groups_owning_rows_and_list_long_pair_lists
     from lightly_airflow.selection.kernels import FarthestPointState
 
     monkeypatch.setattr(kernels, "PAIR_COST", 0.0)  # (pair lists on every pass)
+    monkeypatch.setattr(kernels, "BULK_INSERT_MIN", 10**9)  # (one at a time: test_nearest covers the bulk path)
     x = clustered(1500, d=16, clusters=12, intrinsic=3, seed=26)
     pre = clustered(2500, d=16, clusters=12, intrinsic=3, seed=27)
     want = reference_order(x, 200, pre)
