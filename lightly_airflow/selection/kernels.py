@@ -1593,6 +1593,7 @@ class FarthestPointState:
             return
         from lightly_airflow.selection.nearest import nearest_selected  # (its kernels compile on first use)
 
+        t = time.perf_counter()
         psq = canonical_sqnorms(q)
         d2, near, stats = nearest_selected(self.x, self.sqn, q, psq)  # (all threads: its work is N x P, not N)
         used = np.unique(near)  # ascending: groups in insertion order, as one at a time
@@ -1613,6 +1614,9 @@ class FarthestPointState:
         if self._grows and self.n_added + 1 >= BATCH_GROW_AT:
             self.batch = BATCH
         self._flush()  # (nothing pending: the next pick and the candidates of the lazy search)
+        logger.info("selection: %d preselected vectors applied to %d candidates at once in %.2f s (%d cells, %.1f %% "
+                    "of the pairs multiplied); %d of them are the nearest of some candidate", len(q), self.n,
+                    time.perf_counter() - t, stats.cells, 100.0 * stats.pairs / max(1, self.n * len(q)), len(used))
 
     def farthest(self) -> tuple[int, float]:
         """The unselected candidate farthest from the selection (lowest index on ties) and its d2; (-1, -1)."""

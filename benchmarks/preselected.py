@@ -1,0 +1,161 @@
+"""Selection after a large datapool: DIVERSITY over new candidates when everything selected before counts as
+selected (``lightly-airflow select --preselected``), against the loop a user would write and Lightly's engine.
+Each method is one whole process on the same data, interleaved rounds, medians.
+
+Usage::
+
+    python benchmarks/preselected.py [--shapes clustered,hard] [--k 1000] [--rounds 3]
+
+Shapes (64-D unit vectors from ``benchmarks/selection.py``'s generator; the first P rows are the pool):
+
+* ``clustered``: 50,000 candidates after 200,000 preselected (100 clusters of intrinsic dimension 6, spread 0.3);
+* ``hard``: 50,000 candidates after 100,000 preselected (200 clusters, spread 0.35).
+
+Methods:
+
+* ``ours``: the CLI (Parquet in: candidates and preselected samples with their embeddings; picks out);
+* ``loop32``: float32, BLAS: the largest cosine similarity of each candidate to the pool, blocks of 4,096
+  preselected vectors at a time (``np.dot`` into one buffer, a row maximum), then the in-place greedy loop;
+* ``mundig``: ``lightly_mundig`` with the pool and the candidates in one matrix and the pool's indices as
+  preselected (``run_selection(range(P), P + N, P + k)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from selection import agree, clustered, run_process  # noqa: E402  (the same generator and process timing)
+
+SHAPES = {"clustered": (50_000, 200_000, dict(clusters=100, spread=0.3, seed=0)),
+          "hard": (50_000, 100_000, dict(clusters=200, spread=0.35, seed=1))}
+
+
+def prepare(work: Path, shape: str, k: int) -> tuple[Path, int]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n, p, opts = SHAPES[shape]
+    d = work / f"preselected-{shape}-{n}-{p}"
+    d.mkdir(parents=True, exist_ok=True)
+    if not (d / "candidates.parquet").exists():
+        x = clustered(n + p, 64, **opts)
+        x = (x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)).astype(np.float32)
+        np.save(d / "pool.npy", x[:p])
+        np.save(d / "candidates.npy", x[p:])
+        for name, rows, prefix in (("pool", x[:p], "p"), ("candidates", x[p:], "s")):
+            pq.write_table(pa.table({
+                "key": pa.array([f"{prefix}{i:07d}" for i in range(len(rows))]),
+                "embedding": pa.FixedSizeListArray.from_arrays(pa.array(rows.reshape(-1)), 64)}),
+                d / f"{name}.parquet")
+    (d / f"config-{k}.json").write_text(json.dumps({"n_samples": k, "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}))
+    return d, p
+
+
+def worker(method: str, d: str, k: int, out: str) -> None:
+    pool, x = np.load(Path(d) / "pool.npy"), np.load(Path(d) / "candidates.npy")
+    if method == "loop32":
+        n = len(x)
+        sim = np.full(n, -np.inf, dtype=np.float32)
+        block = np.empty((n, 4096), dtype=np.float32)
+        for s in range(0, len(pool), 4096):
+            part = pool[s : s + 4096]
+            buf = block if len(part) == 4096 else np.empty((n, len(part)), dtype=np.float32)
+            np.dot(x, part.T, out=buf)
+            np.maximum(sim, buf.max(axis=1), out=sim)
+        one = np.empty(n, dtype=np.float32)
+        picks = []
+        for _ in range(k):
+            i = int(np.argmin(sim))
+            picks.append(i)
+            np.dot(x, x[i], out=one)
+            np.maximum(sim, one, out=sim)
+    elif method == "mundig":
+        import lightly_mundig
+
+        p = len(pool)
+        sel = lightly_mundig.Selection()
+        sel.add_diversifying_strategy(np.concatenate([pool, x]), 1.0, None)
+        picks = [i - p for i in sel.run_selection(list(range(p)), p + len(x), p + k) if i >= p]
+    else:
+        raise SystemExit(f"unknown method {method!r}")
+    np.save(out, np.asarray(picks, dtype=np.int64))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shapes", default="clustered,hard")
+    ap.add_argument("--k", type=int, default=1000)
+    ap.add_argument("--methods", default="ours,loop32,mundig")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--peer-rounds", type=int, default=1, help="timed rounds of mundig")
+    ap.add_argument("--workdir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "lightly_bench_selection"))
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--dir", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        worker(a.worker, a.dir, a.k, a.out)
+        return
+    methods = a.methods.split(",")
+    cli = str(Path(sys.executable).with_name("lightly-airflow"))
+    print(f"machine: {os.cpu_count()} CPU cores (load {os.getloadavg()[0]:.1f}); one untimed warm-up run per method "
+          f"and shape, then {a.rounds} interleaved rounds ({a.peer_rounds} for mundig), median wall time of each "
+          "whole process", flush=True)
+    rows = []
+    for shape in a.shapes.split(","):
+        d, p = prepare(Path(a.workdir), shape, a.k)
+        n = len(np.load(d / "candidates.npy", mmap_mode="r"))
+        times: dict[str, list[float]] = {m: [] for m in methods}
+        cpu: dict[str, list[float]] = {m: [] for m in methods}
+        picks: dict[str, np.ndarray] = {}
+        for r in range(-1, max(a.rounds, a.peer_rounds)):
+            for m in methods[r % len(methods):] + methods[: r % len(methods)]:
+                if r >= (a.peer_rounds if m == "mundig" else a.rounds) or (r < 0 and m == "mundig"):
+                    continue  # (mundig: no warm-up, it has no caches to fill)
+                out = d / (f"picks-{m}-{a.k}.parquet" if m == "ours" else f"picks-{m}-{a.k}.npy")
+                if m == "ours":
+                    cmd = [cli, "select", "--samples", str(d / "candidates.parquet"), "--preselected",
+                           str(d / "pool.parquet"), "--config", str(d / f"config-{a.k}.json"), "--out", str(out)]
+                else:
+                    cmd = [sys.executable, __file__, "--worker", m, "--dir", str(d), "--k", str(a.k), "--out", str(out)]
+                wall, used, _ = run_process(cmd)
+                if r < 0:
+                    print(f"  warm-up {shape} {m}: {wall:.1f} s", flush=True)
+                    continue
+                times[m].append(wall)
+                cpu[m].append(used / wall)
+                if m == "ours":
+                    import pyarrow.parquet as pq
+
+                    picks[m] = np.array([int(key[1:]) for key in pq.read_table(out, columns=["key"])
+                                         .column("key").to_pylist()])
+                else:
+                    picks[m] = np.load(out)
+        med = {m: statistics.median(v) for m, v in times.items() if v}
+        print(f"\n{shape}: N = {n:,} candidates after P = {p:,} preselected, D = 64, k = {a.k:,}")
+        for m in med:
+            line = (f"  {m:8s} {med[m]:7.2f} s  (rounds: {', '.join(f'{t:.2f}' for t in times[m])}; "
+                    f"{statistics.median(cpu[m]):.2f} cores)")
+            if m != "ours" and "ours" in med:
+                line += f"; ours {med[m] / med['ours']:.2f}x faster; first {agree(picks['ours'], picks[m])} picks identical"
+            print(line, flush=True)
+        rows.append(f"| {shape}: {n:,} after {p:,}, k = {a.k:,} | " + " | ".join(
+            f"{med[m]:.1f} s" for m in methods if m in med) + " | " + " | ".join(
+            f"{med[m] / med['ours']:.2f}×" for m in methods if m in med and m != "ours") + " |")
+    others = [m for m in methods if m != "ours"]
+    print("\n| shape | " + " | ".join(methods) + " | " + " | ".join(f"ours vs {m}" for m in others) + " |")
+    print("|---" * (len(methods) + len(others) + 1) + "|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
