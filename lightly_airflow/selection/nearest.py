@@ -31,19 +31,27 @@ from threading import Lock
 import numpy as np
 
 from lightly_airflow.jit import njit
-from lightly_airflow.selection.kernels import _pool, blas_one_thread, float32_margin, selection_threads
+from lightly_airflow.selection.kernels import (
+    _pool,
+    blas_one_thread,
+    farthest_point_order,
+    float32_margin,
+    selection_threads,
+)
 
 CELLS_PER_SQRT = 4.0
-"""``4 sqrt(P)`` cells (pivots: every (P / cells)-th preselected vector), at least :data:`MIN_CELL` vectors each
-on average and at most :data:`MAX_CELLS`: every candidate and every preselected vector is compared with every
-pivot, and more cells prune more pairs. In process on 2 threads, 64-D unit vectors, seconds with 2 / 4 / 6 / 8
-sqrt(P) cells (N, P in thousands): clustered (50, 100) 1.54 / 0.68 / 0.96 / 1.12; (50, 200) 1.38 / 1.29 / 1.72 /
-2.34; (200, 100) 4.27 / 2.03 / 2.39 / 2.92; (50, 20) 1.98 / 0.47 / 0.42 / 0.39; hard (50, 100) 6.51 / 2.95 / 1.99 /
-1.54 (one at a time: 12.9, 26.3, 18.6, -, 19.8 s)."""
+"""``4 sqrt(P)`` cells around k-center pivots (:func:`_pivots`), at least :data:`MIN_CELL` vectors each on
+average and at most :data:`MAX_CELLS`: every candidate and every preselected vector is compared with every
+pivot, and more cells prune more pairs. In process on 2 threads, 64-D unit vectors, seconds (two runs) with
+2 / 3 / 4 sqrt(P) cells (N, P in thousands): clustered (50, 100) 0.63-0.76 / 0.72-0.92 / 0.92-1.10; (50, 200)
+1.11-1.36 / 1.38-1.50 / 1.82-1.84; (200, 100) 1.69-2.06 / 1.64-1.74 / 1.88-2.00; (50, 20) 0.77-0.80 / 0.46 /
+0.42; hard (50, 100) 3.75-4.04 / 1.93-2.01 / 1.39-1.54 (one at a time: 12.9, 26.3, 18.6, -, 19.8 s). 4 is the
+one without a bad case."""
 MIN_CELL = 8
 NEEDS_AT_ONCE = 1 << 22
 """(row, cell) pairs of the bounds' second stage held at once per thread (8 bytes each) before their cells run."""
 MAX_CELLS = 4096
+PIVOT_SAMPLE = 16
 
 
 @dataclass
@@ -136,6 +144,18 @@ def _needed_cells(dots, lo, sqn, pvsq, radius, margin, slack, best, up2, first, 
     return m
 
 
+def _pivots(pre: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` pivots, ascending: the greedy k-center order (:func:`farthest_point_order`) of an
+    evenly spaced sample of :data:`PIVOT_SAMPLE` x k preselected vectors (at least 16,384), so that no cell is
+    much wider than the others. Every (P / k)-th vector instead left hard 64-D data (N = 50,000 after P =
+    100,000) 18.6 % of the pairs to multiply, these 4.1 % (3.3-4.0 s -> 1.2 s, the sample's selection included);
+    clustered data: about the same."""
+    m = min(len(pre), max(PIVOT_SAMPLE * k, 16_384))
+    sample = np.unique(np.linspace(0, len(pre) - 1, m).round().astype(np.int64))
+    picks, _, _ = farthest_point_order(np.ascontiguousarray(pre[sample]), k)
+    return np.sort(sample[picks])
+
+
 def nearest_selected(x: np.ndarray, sqn: np.ndarray, pre: np.ndarray, psq: np.ndarray, *,
                      threads: int | None = None) -> tuple[np.ndarray, np.ndarray, NearestStats]:
     """(canonical squared distance, index into ``pre``) of every row of ``x``'s nearest vector of ``pre``.
@@ -162,7 +182,7 @@ def nearest_selected(x: np.ndarray, sqn: np.ndarray, pre: np.ndarray, psq: np.nd
     margin = float32_margin(dim, max_sq)
     slack = 1e-6 * math.sqrt(max_sq)
     k = int(min(MAX_CELLS, p // MIN_CELL, round(CELLS_PER_SQRT * math.sqrt(p)))) or 1
-    piv = np.unique(np.linspace(0, p - 1, k).round().astype(np.int64))
+    piv = _pivots(pre, k)
     k = len(piv)
     pv, pvsq = pre[piv], psq[piv]
     stats.cells = k
