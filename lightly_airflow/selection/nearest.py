@@ -130,7 +130,7 @@ def _needed_cells(dots, lo, sqn, pvsq, radius, margin, slack, best, up2, first, 
     for t in range(dots.shape[0]):
         i = lo + t
         b = best[i] if best[i] < up2[i] else up2[i]
-        u = np.sqrt(b) + slack
+        u = (np.sqrt(b) if b > 0.0 else 0.0) + slack  # (a float32 value plus the margin may round below 0)
         base = sqn[i]
         f = first[i]
         for c in range(dots.shape[1]):
