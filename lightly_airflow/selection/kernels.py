@@ -35,11 +35,13 @@ argmax (lowest index on ties) without rescoring all points per pick.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -1814,6 +1816,17 @@ NUMPY_CANDIDATES = 128
 NUMPY_CHUNK_ROWS = 1024
 """Rows per chunk of a :class:`NumpyDenseState` pass (its float64 bounds and temporaries: ~1 MiB each at 128
 pending vectors; chunks of 8,192 rows left ~2 MiB temporaries in every pass thread's allocator arena)."""
+NUMPY_DEFER_AHEAD = 2
+"""A pass of :class:`NumpyDenseState` called for the next pick multiplies only the rows whose upper bound
+reaches the distance the picks are expected to fall to within this many batches (the last batch's fall per pick,
+extrapolated); the others wait, and catch up on every vector they missed once their bound is reached, if ever.
+0: every pass multiplies every row."""
+NUMPY_MIN_WORK_PER_THREAD = 2**18
+"""Matrix entries (rows x dimension, a batch of vectors each) per thread below which :class:`NumpyDenseState`
+applies vectors on the calling thread."""
+NUMPY_GATHER_SHARE = 0.75
+"""A chunk of rows to multiply is gathered (copied) when it is less than this share of the row range it spans;
+else the range is multiplied in place and the other rows skipped."""
 _BLOCK_VALUES = 2**18  # values per block of gathered rows / float64 temporaries (2 MiB of float64)
 
 
@@ -2039,6 +2052,14 @@ class NumpyDenseState:
     :class:`LiftedProjection` lower bounds of each row's distance to the pending vectors ((r + 1)-D sgemm) and
     multiplies in full only the rows where some bound is below the row's value: late in a selection most rows
     are skipped.
+
+    **Waiting rows** (:data:`NUMPY_DEFER_AHEAD`). Once picks come from :meth:`farthest`, a pass multiplies only
+    the rows whose upper bound reaches the distance the picks are expected to fall to within the next batches;
+    the others keep their value (an upper bound) and the number of selected vectors applied to them (``_epoch``, a
+    prefix of the history ``_hown``). A waiting row catches up on every vector it missed, in one product per
+    block of vectors, when a later pass expects the picks to reach its bound, or at once when its bound reaches
+    the best lower bound of the up-to-date rows (it could hold the maximum); most rows far below the final
+    distance never do. Any reader of one row's or every row's distance brings the rows it needs up to date.
     """
 
     def __init__(self, x: np.ndarray, capacity: int = 1024) -> None:
@@ -2081,12 +2102,20 @@ class NumpyDenseState:
             release_freed_memory()
             if proj.ok:
                 self.proj = proj
-                self._pz = np.zeros((NUMPY_BATCH, proj.rank + 1), dtype=np.float32)
-                self._pzsq = np.zeros(NUMPY_BATCH)
-                self._peps = np.zeros(NUMPY_BATCH)
+                self._pz = np.zeros((64, proj.rank + 1), dtype=np.float32)  # the history's lifted vectors
+                self._pzsq = np.zeros(64)
+                self._peps = np.zeros(64)
             else:
                 logger.warning("selection: projection basis not orthonormal enough; exact dense passes only")
         self.rows_exact = 0  # rows a pass multiplied in full (the projection bound could not exclude them)
+        self._epoch = np.zeros(n, dtype=np.int64)  # selected vectors applied to each row (a prefix of the history)
+        self._hown = np.zeros(64, dtype=np.int64)  # every selected vector in order (owner codes, as _own)
+        self._hsq = np.zeros(64)
+        self._flushed = 0  # the history applied to every up-to-date row (the pending vectors follow)
+        self._passes: list[int] = []  # the history's length at the end of each pass (rows' epochs are among them)
+        self._last = np.inf  # the squared distance of the last answer of farthest()
+        self._marks: list[tuple[int, float]] = []  # (vectors added, distance of the last pick) at such passes
+        self.rows_waited = 0  # rows x passes left waiting
 
     def _margin(self, qsq: float) -> float:
         return float32_margin(self.dim, max(self.max_sq, qsq))
@@ -2116,9 +2145,10 @@ class NumpyDenseState:
         self.stats[1] += len(lazy_all)
 
     def _improve(self, rows: np.ndarray, sqn: np.ndarray, d2: np.ndarray, err: np.ndarray, own: np.ndarray,
-                 dots: np.ndarray, j0: int, skip: np.ndarray) -> None:
-        """Lower the values of ``rows`` (in place) where one of the pending vectors ``j0, j0 + 1, …`` is
-        strictly nearer; ``dots[:, t]`` are float32 dot products of ``rows`` with vector ``j0 + t``.
+                 dots: np.ndarray, vecs: np.ndarray, vsq: np.ndarray, vown: np.ndarray, skip: np.ndarray) -> None:
+        """Lower the values of ``rows`` (in place) where one of the selected vectors ``vecs`` (in pick order, with
+        canonical squared norms ``vsq`` and owner codes ``vown``) is strictly nearer; ``dots[:, t]`` are float32
+        dot products of ``rows`` with ``vecs[t]``.
 
         A pair can hold the new minimum only when its float32 value minus the margin ``m`` is below both the
         row's value plus its error and the smallest float32 value plus ``m``. A row with exactly one such
@@ -2126,9 +2156,8 @@ class NumpyDenseState:
         ``m``, owner that vector): it is proven strictly nearer than the old minimum and not farther than any
         other pending vector. Every other row with candidates gets canonical values (old and candidates)."""
         p = dots.shape[1]
-        psq = self._pendsq[j0 : j0 + p]
-        m = self._margin(float(psq.max()))
-        approx = (sqn[:, None] + psq[None, :]) - 2.0 * dots.astype(np.float64)
+        m = self._margin(float(vsq.max()))
+        approx = (sqn[:, None] + vsq[None, :]) - 2.0 * dots.astype(np.float64)
         amin = approx.min(axis=1)
         maybe = approx - m < np.minimum(d2 + err, amin + m)[:, None]
         maybe[skip] = False
@@ -2140,7 +2169,7 @@ class NumpyDenseState:
             s = np.flatnonzero(sure)
             d2[s] = amin[s]
             err[s] = m
-            own[s] = self._pown[j0 + approx[s].argmin(axis=1)]
+            own[s] = vown[approx[s].argmin(axis=1)]
         amb = np.flatnonzero((count > 0) & ~sure)
         if not len(amb):
             return
@@ -2153,14 +2182,14 @@ class NumpyDenseState:
         for a in range(0, len(r), step):
             rb, tb = r[a : a + step], t[a : a + step]
             rows_r = amb[rb]
-            v = (sqn[rows_r] + psq[tb]) - 2.0 * sequential_dots(rows[rows_r], self._pend64[j0 + tb])
+            v = (sqn[rows_r] + vsq[tb]) - 2.0 * sequential_dots(rows[rows_r], vecs[tb])
             e[rb, tb] = np.where(v > 0.0, v, 0.0)
         self.stats[1] += len(r)
         best = e.argmin(axis=1)  # first minimum: the earliest pick among equal values
         ev = e[np.arange(len(amb)), best]
         better = ev < d2[amb]
         d2[amb[better]] = ev[better]
-        own[amb[better]] = self._pown[j0 + best[better]]
+        own[amb[better]] = vown[best[better]]
 
     def _add(self, q32: np.ndarray, qsq: float, pick: int) -> None:
         j = self._npend
@@ -2168,17 +2197,24 @@ class NumpyDenseState:
         self._pend64[j] = q32
         self._pendsq[j] = qsq
         self._pown[j] = pick if pick >= 0 else -len(self.inserted)  # (insert appended the vector already)
+        self._npend += 1
+        h = self.n_added
+        if h == len(self._hown):  # (the history grows by doubling)
+            self._hown, self._hsq = _doubled(self._hown), _doubled(self._hsq)
+            if self.proj is not None:
+                self._pz, self._pzsq, self._peps = _doubled(self._pz), _doubled(self._pzsq), _doubled(self._peps)
+        self._hown[h] = self._pown[j]
+        self._hsq[h] = qsq
         if self.proj is not None:
             if pick >= 0:
-                self._pz[j] = self.proj.z[pick]
-                self._pzsq[j] = self.proj.zsq[pick]
-                self._peps[j] = self.proj.eps[pick]
+                self._pz[h] = self.proj.z[pick]
+                self._pzsq[h] = self.proj.zsq[pick]
+                self._peps[h] = self.proj.eps[pick]
             else:
                 z, eps = self.proj.lift(q32[None, :], np.array([qsq]))
-                self._pz[j] = z[0]
-                self._pzsq[j] = float(np.dot(z[0].astype(np.float64), z[0].astype(np.float64)))
-                self._peps[j] = float(eps[0])
-        self._npend += 1
+                self._pz[h] = z[0]
+                self._pzsq[h] = float(np.dot(z[0].astype(np.float64), z[0].astype(np.float64)))
+                self._peps[h] = float(eps[0])
         if pick >= 0:
             self._d2[pick] = 0.0
             self._err[pick] = 0.0
@@ -2186,7 +2222,7 @@ class NumpyDenseState:
         self._next = None
         self.n_added += 1
         if self._npend >= NUMPY_BATCH:
-            self._flush()
+            self._flush(self._wait_below())
         elif len(self._cand) and pick < 0:
             # Preselected vectors come before any pick: the candidates are dropped rather than improved by each
             # one (the next farthest() runs a pass; 20,000 inserted into 8,000 x 1,280 rows: ~0.8 s of 3.1 s)
@@ -2197,79 +2233,197 @@ class NumpyDenseState:
                 self._csel[c] = True
             with blas_one_thread():  # (OpenBLAS threads a 256 x D product)
                 dots = self._cx @ q32
-            self._improve(self._cx, self._csqn, self._cd2, self._cerr, self._cown, dots[:, None], j, self._csel)
+            self._improve(self._cx, self._csqn, self._cd2, self._cerr, self._cown, dots[:, None],
+                          self._pend64[j : j + 1], self._pendsq[j : j + 1], self._pown[j : j + 1], self._csel)
 
-    def _flush(self) -> None:
-        npend = self._npend
-        x, sqn, d2, err, own, sel = self.x, self.sqn, self._d2, self._err, self._own, self.sel
-        if npend:
-            p32 = self._pend32[:npend]
-            proj = self.proj
-            exact = [0] * len(self._blocks)
-            peps = float(self._peps[:npend].max()) if proj is not None else 0.0
-            max_sq = max(self.max_sq, float(self._pendsq[:npend].max()))
-            pzsq32 = self._pzsq[:npend].astype(np.float32) if proj is not None else np.zeros(0, dtype=np.float32)
-            gather = _block_rows(self.dim) // 2
+    def _wait_below(self) -> float:
+        """The squared distance below which rows may wait at the next pass (0: none wait): the last pick's
+        distance minus :data:`NUMPY_DEFER_AHEAD` batches of its fall per pick since about one batch ago. Only
+        once :meth:`farthest` has answered a finite distance (a caller reading distances row by row never
+        makes rows wait)."""
+        if NUMPY_DEFER_AHEAD <= 0 or not np.isfinite(self._last) or self.proj is not None:
+            return 0.0
+        now, s = self.n_added, float(np.sqrt(self._last))
+        ref = next((m for m in reversed(self._marks) if m[0] <= now - NUMPY_BATCH), None)
+        if ref is None and self._marks:
+            ref = self._marks[0]
+        self._marks.append((now, s))
+        if ref is None or ref[0] >= now:
+            return 0.0
+        fall = max(ref[1] - s, 0.0) / (now - ref[0])
+        t = s - NUMPY_DEFER_AHEAD * NUMPY_BATCH * fall
+        return t * t if t > 0.0 else 0.0
 
-            def block(lo_hi: tuple[int, int], b: int) -> None:
-                for s in range(lo_hi[0], lo_hi[1], NUMPY_CHUNK_ROWS):
-                    e = min(lo_hi[1], s + NUMPY_CHUNK_ROWS)
-                    if proj is None:
-                        self._improve(x[s:e], sqn[s:e], d2[s:e], err[s:e], own[s:e], x[s:e] @ p32.T, 0, sel[s:e])
-                        exact[b] += e - s
-                        continue
-                    # Rows whose lifted bound to every pending vector proves no strict improvement are done
-                    # (the row's value plus its error bounds its canonical value from above).
-                    # lb = zsq + pzsq - 2 zd < thr for some pending vector <=> max(2 zd - pzsq) > zsq - thr:
-                    # the left side in float32, in place (2 zd is exact; pzsq's and the difference's
-                    # rounding are each below 2^-24 of 2 max_sq, covered by lowering the right side by
-                    # 2^-20 max_sq), instead of five float64 (rows x pending) temporaries.
-                    zd = proj.z[s:e] @ self._pz[:npend].T
-                    zd *= np.float32(2.0)
-                    zd -= pzsq32
-                    thr = proj.thresholds(d2[s:e] + err[s:e], proj.eps[s:e], peps, max_sq)
-                    c = (proj.zsq[s:e] - thr) - 2.0**-20 * max_sq
-                    need = np.flatnonzero((zd.max(axis=1) > c) & ~sel[s:e]) + s
-                    exact[b] += len(need)
-                    for a in range(0, len(need), gather):  # (rows gathered in blocks: 40 MiB at D = 1,280 whole)
-                        rows = need[a : a + gather]
-                        xr, dr, er, orr = x[rows], d2[rows], err[rows], own[rows]
-                        self._improve(xr, sqn[rows], dr, er, orr, xr @ p32.T, 0,
-                                      np.zeros(len(rows), dtype=np.bool_))
-                        d2[rows], err[rows], own[rows] = dr, er, orr
-
-            with blas_one_thread():  # (BLAS' own threads on a busy machine: 1.5x the wall time, measured)
-                if len(self._blocks) == 1:
-                    block(self._blocks[0], 0)
-                else:  # numpy releases the GIL in sgemm and the ufuncs
-                    list(_pool(len(self._blocks)).map(block, self._blocks, range(len(self._blocks))))
-            self.stats[3] += self.n * npend
-            self.rows_exact += sum(exact)
-        self._npend = 0
-        self.dense_passes += 1
+    def _flush(self, wait_below: float = 0.0) -> None:
+        """A pass: the pending vectors, and every vector a waiting row missed, applied to each unselected row
+        whose upper bound is at least ``wait_below`` (0: every row), then to each waiting row that could hold
+        the maximum; then the next pick and the candidates."""
+        d2, err, sel = self._d2, self._err, self.sel
+        total = self.n_added
         hi = np.where(sel, -1.0, d2 + err)  # upper bounds of the canonical values (selected: below all)
-        self._next = self._argmax(x, sqn, d2, err, own, hi, np.arange(self.n))
+        need = np.flatnonzero(hi >= wait_below)
+        self.rows_waited += int(np.count_nonzero(~sel)) - len(need)
+        self._catch_up(need, total)
+        self._npend = 0
+        if total > self._flushed:
+            self._passes.append(total)
+        self._flushed = total
+        self.dense_passes += 1
+        self._close()
+        current = (self._epoch == total) | sel
+        hi = np.where(sel, -1.0, d2 + err)
+        self._next = self._argmax(self.x, self.sqn, d2, err, self._own, hi, np.arange(self.n), current)
         m = min(NUMPY_CANDIDATES, self.n)
-        if m < self.n:
-            part = np.argpartition(hi, self.n - m)
-            self._cand = np.sort(part[self.n - m :])
-            self._tail = float(hi[part[: self.n - m]].max())
+        if m < self.n:  # the candidates: the m highest bounds of the up-to-date rows
+            part = np.argpartition(np.where(current, hi, -2.0), self.n - m)
+            top, rest = part[self.n - m :], part[: self.n - m]
+            self._cand = np.sort(top[current[top]])
+            self._tail = float(max(hi[rest].max(), hi[top[~current[top]]].max(initial=-1.0)))
         else:
-            self._cand, self._tail = np.arange(self.n), -1.0
-        self._cx = x[self._cand]
+            self._cand, self._tail = np.flatnonzero(current), float(hi[~current].max(initial=-1.0))
+        self._cx = self.x[self._cand]
         self._cd2 = d2[self._cand].copy()
         self._cerr = err[self._cand].copy()
-        self._cown = own[self._cand].copy()
-        self._csqn = sqn[self._cand]
+        self._cown = self._own[self._cand].copy()
+        self._csqn = self.sqn[self._cand]
         self._csel = sel[self._cand]
 
+    def _close(self) -> None:
+        """Bring up to date every waiting row whose bound reaches the best lower bound of the up-to-date rows
+        (such a row could hold the maximum), until none does. Needs no pending vectors."""
+        d2, err, sel = self._d2, self._err, self.sel
+        while True:
+            current = self._epoch == self._flushed
+            waiting = ~current & ~sel
+            if not waiting.any():
+                return
+            lo = d2 - err
+            lo_max = float(lo[current & ~sel].max(initial=-np.inf))
+            late = np.flatnonzero(waiting & (d2 + err >= lo_max))
+            if not len(late):
+                return
+            self._catch_up(late, self._flushed)
+
+    def _history(self, a: int, b: int) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Selected vectors ``a`` to ``b`` in blocks of :data:`NUMPY_BATCH`: (first index, float32 vectors, the
+        same for the canonical sums, squared norms, owner codes); the pending ones straight from their buffers."""
+        pend = self.n_added - self._npend
+        for s in range(a, b, NUMPY_BATCH):
+            e = min(b, s + NUMPY_BATCH)
+            if s >= pend:
+                sl = slice(s - pend, e - pend)
+                yield (s, self._pend32[sl], self._pend64[sl], self._pendsq[sl],
+                       self._pown[sl])
+                continue
+            own = self._hown[s:e]
+            vecs, _ = self._vectors(own)
+            yield s, vecs, vecs, self._hsq[s:e], own
+
+    def _catch_up(self, rows: np.ndarray, total: int) -> None:
+        """Apply to each of ``rows`` (unselected, ascending) the selected vectors from its epoch to ``total``, on
+        the pass threads (each takes a share of the rows through every span of the history they missed)."""
+        if not len(rows):
+            return
+        epochs = self._epoch[rows]
+        # The history between passes (an epoch is always a pass' end), each span applied at once to every row
+        # that missed it.
+        a0 = int(epochs.min())
+        ends = [b for b in self._passes[bisect.bisect_right(self._passes, a0) :] if b < total] + [total]
+        spans = list(zip([a0, *ends[:-1]], ends, strict=True))
+
+        def part(lo_hi: tuple[int, int]) -> tuple[int, int]:
+            sub, sub_ep = rows[lo_hi[0] : lo_hi[1]], epochs[lo_hi[0] : lo_hi[1]]
+            last = int(sub_ep.max(initial=0))
+            done = products = 0
+            for a, b in spans:
+                group = sub if last <= a else sub[sub_ep <= a]
+                if len(group):
+                    for h, vecs32, vecs, vsq, vown in self._history(a, b):
+                        m = self._apply(group, h, vecs32, vecs, vsq, vown)
+                        done += m
+                        products += m * len(vsq)
+            return done, products
+
+        # Threads by the work (a row's missed vectors over a batch count as one row of a pass), split evenly by it
+        missed = np.cumsum(total - epochs)
+        work = int(missed[-1]) * self.dim // NUMPY_BATCH
+        threads = max(1, min(len(self._blocks), work // NUMPY_MIN_WORK_PER_THREAD))
+        cut = np.searchsorted(missed, np.linspace(0, missed[-1], threads + 1)[1:-1], side="right")
+        bounds = [0, *cut.tolist(), len(rows)]
+        parts = [(bounds[t], bounds[t + 1]) for t in range(threads)]
+        with blas_one_thread():  # (BLAS' own threads on a busy machine: 1.5x the wall time, measured)
+            # (numpy releases the GIL in sgemm and the ufuncs; the parts' rows are disjoint)
+            counts = [part(parts[0])] if threads == 1 else list(_pool(len(self._blocks)).map(part, parts))
+        self.rows_exact += sum(c[0] for c in counts)
+        self.stats[3] += sum(c[1] for c in counts)
+        self._epoch[rows] = total
+
+    def _apply(self, rows: np.ndarray, h: int, vecs32: np.ndarray, vecs: np.ndarray, vsq: np.ndarray,
+               vown: np.ndarray) -> int:
+        """Apply the selected vectors ``h, h + 1, …`` to ``rows`` (unselected, ascending) in chunks of
+        :data:`NUMPY_CHUNK_ROWS`, each first filtered by the projection bound (when there is one); the rows
+        multiplied."""
+        x, sqn, d2, err, own = self.x, self.sqn, self._d2, self._err, self._own
+        proj = self.proj
+        nvec = len(vsq)
+        max_sq = max(self.max_sq, float(vsq.max()))
+        if proj is not None:
+            pz = self._pz[h : h + nvec]
+            peps = float(self._peps[h : h + nvec].max())
+            pzsq32 = self._pzsq[h : h + nvec].astype(np.float32)
+        gather = _block_rows(self.dim) // 2
+
+        def chunk(g: np.ndarray) -> int:
+            if proj is not None:
+                # Rows whose lifted bound to every pending vector proves no strict improvement are done (the
+                # row's value plus its error bounds its canonical value from above).
+                # lb = zsq + pzsq - 2 zd < thr for some pending vector <=> max(2 zd - pzsq) > zsq - thr: the
+                # left side in float32, in place (2 zd is exact; pzsq's and the difference's rounding are each
+                # below 2^-24 of 2 max_sq, covered by lowering the right side by 2^-20 max_sq), instead of five
+                # float64 (rows x pending) temporaries.
+                zd = proj.z[g] @ pz.T
+                zd *= np.float32(2.0)
+                zd -= pzsq32
+                thr = proj.thresholds(d2[g] + err[g], proj.eps[g], peps, max_sq)
+                c = (proj.zsq[g] - thr) - 2.0**-20 * max_sq
+                g = g[zd.max(axis=1) > c]
+                if not len(g):
+                    return 0
+            lo, hi = int(g[0]), int(g[-1]) + 1
+            if len(g) >= NUMPY_GATHER_SHARE * (hi - lo):  # most of the range: multiplied in place
+                skip = np.ones(hi - lo, dtype=np.bool_)
+                skip[g - lo] = False
+                xs = x[lo:hi]
+                self._improve(xs, sqn[lo:hi], d2[lo:hi], err[lo:hi], own[lo:hi], xs @ vecs32.T, vecs, vsq, vown,
+                              skip)
+                return hi - lo
+            for a in range(0, len(g), gather):  # (rows gathered in blocks: 40 MiB at D = 1,280 whole)
+                r = g[a : a + gather]
+                xr, dr, er, orr = x[r], d2[r], err[r], own[r]
+                self._improve(xr, sqn[r], dr, er, orr, xr @ vecs32.T, vecs, vsq, vown,
+                              np.zeros(len(r), dtype=np.bool_))
+                d2[r], err[r], own[r] = dr, er, orr
+            return len(g)
+
+        # Chunks of at most NUMPY_CHUNK_ROWS rows: a range of the matrix (multiplied in place) where the rows are
+        # most of it, else that many rows gathered.
+        done, i, chunk_rows = 0, 0, NUMPY_CHUNK_ROWS
+        while i < len(rows):
+            j = int(np.searchsorted(rows, rows[i] + chunk_rows, side="left"))
+            if j - i < NUMPY_GATHER_SHARE * chunk_rows:
+                j = min(len(rows), i + chunk_rows)
+            done += chunk(rows[i:j])
+            i = j
+        return done
+
     def _argmax(self, rows: np.ndarray, sqn: np.ndarray, d2: np.ndarray, err: np.ndarray, own: np.ndarray,
-                hi: np.ndarray, index: np.ndarray) -> tuple[int, float]:
+                hi: np.ndarray, index: np.ndarray, current: np.ndarray | None = None) -> tuple[int, float]:
         """(index[t], value) of the largest canonical value (lowest t on ties; ``hi < 0``: selected), or
-        (-1, -1). Only rows whose upper bound reaches the best lower bound get canonical values."""
+        (-1, -1). Only rows whose upper bound reaches the best lower bound get canonical values. Rows not
+        ``current`` (waiting) only bound from above: none may reach the best lower bound of the others."""
         if not len(hi):
             return -1, -1.0
-        lo = np.where(hi < 0.0, -1.0, d2 - err)
+        lo = np.where((hi < 0.0) if current is None else (hi < 0.0) | ~current, -1.0, d2 - err)
         contenders = np.flatnonzero(hi >= lo.max())
         self._canonical(rows, sqn, d2, err, own, contenders)
         keys = np.full(len(hi), -1.0)
@@ -2288,16 +2442,21 @@ class NumpyDenseState:
         """The largest canonical squared distance (selected rows included): canonical values only for the
         rows whose upper bound reaches the best lower bound (reading every value canonically took 0.07 s of a
         0.5 s selection of 8,000 x 1280)."""
-        self.sync()
         if not self.n:
             return -1.0
-        hi = self._d2 + self._err
-        contenders = np.flatnonzero(hi >= (self._d2 - self._err).max())
+        if self._npend:
+            self._flush(self._wait_below())
+        else:
+            self._close()
+        hi = self._d2 + self._err  # (waiting rows' bounds are below the up-to-date rows' best lower bound)
+        current = (self._epoch == self._flushed) | self.sel
+        contenders = np.flatnonzero(hi >= np.where(current, self._d2 - self._err, -1.0).max())
         self._canonical(self.x, self.sqn, self._d2, self._err, self._own, contenders)
         return float(self._d2[contenders].max())
 
     def sync(self) -> None:
-        if self._npend:
+        """Every row up to date (no pending vectors, no waiting rows)."""
+        if self._npend or np.any((self._epoch != self._flushed) & ~self.sel):
             self._flush()
 
     def select(self, i: int) -> None:
@@ -2335,8 +2494,10 @@ class NumpyDenseState:
                 if i >= 0 and v > self._tail:
                     self._next = (i, v)
             if self._next is None:
-                self._flush()
+                self._flush(self._wait_below())
         assert self._next is not None
+        if self._next[0] >= 0:
+            self._last = self._next[1]
         return self._next
 
     def distance2(self, i: int) -> float:
@@ -2344,10 +2505,10 @@ class NumpyDenseState:
             return self._next[1]
         self._canonical(self.x, self.sqn, self._d2, self._err, self._own, np.array([i]))
         d = float(self._d2[i])
-        if self._npend:  # the pending vectors applied to this one row
-            npend = self._npend
-            acc = sequential_dots(np.broadcast_to(self.x[i], (npend, self.dim)), self._pend64[:npend])
-            v = (self.sqn[i] + self._pendsq[:npend]) - 2.0 * acc
+        # the vectors this row has not had yet: the pending ones (and any it missed while waiting)
+        for _, _, vecs, vsq, _ in self._history(self.n_added if self.sel[i] else int(self._epoch[i]), self.n_added):
+            acc = sequential_dots(np.broadcast_to(self.x[i], vecs.shape), vecs)
+            v = (self.sqn[i] + vsq) - 2.0 * acc
             d = min(d, float(np.where(v > 0.0, v, 0.0).min()))
         return d
 
@@ -2358,6 +2519,11 @@ class NumpyDenseState:
 
 
 AnyFarthestState = FarthestPointState | NumpyDenseState
+
+
+def _doubled(a: np.ndarray) -> np.ndarray:
+    """``a`` with as many zero rows again after it (a growing history)."""
+    return np.concatenate([a, np.zeros_like(a)])
 
 
 def farthest_point_state(x: np.ndarray, capacity: int = 1024) -> AnyFarthestState:

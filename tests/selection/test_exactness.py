@@ -584,6 +584,81 @@ def test_lazy_canonical_values_match_the_compiled_state_when_read_midway(monkeyp
     assert a.stats[1] < 60 * len(x) // 4  # most improvements stayed float32 (canonical ones counted)
 
 
+def _waiting_data():
+    x = clustered(2000, d=48, clusters=12, intrinsic=4, seed=51)
+    x *= np.random.default_rng(6).uniform(0.5, 2.0, size=(len(x), 1)).astype(np.float32)
+    return x, clustered(10, d=48, clusters=12, intrinsic=4, seed=52)
+
+
+@pytest.mark.parametrize(("batch", "candidates"), [(8, 4), (16, 16), (32, 64)])
+def test_numpy_state_rows_wait_and_catch_up_exactly(batch, candidates, monkeypatch):
+    # Rows far below the picks' distance wait instead of taking every batch: the same picks as the reference
+    # and the same canonical values as the compiled state, with ~40 % fewer products than passes over every
+    # row (so rows really waited, and caught up on what they missed where needed).
+    from lightly_airflow.selection import kernels
+
+    monkeypatch.setattr(kernels, "NUMPY_BATCH", batch)
+    monkeypatch.setattr(kernels, "NUMPY_CANDIDATES", candidates)
+    x, pre = _waiting_data()
+    products = {}
+    for ahead in (0, 2):
+        monkeypatch.setattr(kernels, "NUMPY_DEFER_AHEAD", ahead)
+        state = kernels.NumpyDenseState(x.copy(), capacity=610)
+        picks, _, _ = farthest_point_order(state.x, 600, preselected=pre, state=state)
+        assert picks.tolist() == reference_order(x, 600, pre)
+        products[ahead] = int(state.stats[3])  # (before reading every distance: that brings every row up to date)
+        assert (state.rows_waited > 0) == (ahead > 0)
+        other = kernels.FarthestPointState(x.copy(), mode="dense")
+        farthest_point_order(other.x, 600, preselected=pre, state=other)
+        assert np.array_equal(state.d2, other.d2)
+    assert products[2] < 0.7 * products[0]
+
+
+def test_waiting_rows_that_could_hold_the_maximum_catch_up_at_once(monkeypatch):
+    # Every row told to wait after each pass: only the catch-up of the rows whose bound reaches the best
+    # lower bound of the others keeps the picks exact; without it they differ within the first picks.
+    from lightly_airflow.selection import kernels
+
+    monkeypatch.setattr(kernels, "NUMPY_BATCH", 16)
+    monkeypatch.setattr(kernels, "NUMPY_CANDIDATES", 16)
+    monkeypatch.setattr(kernels.NumpyDenseState, "_wait_below",
+                        lambda self: np.inf if np.isfinite(self._last) else 0.0)
+    x, pre = _waiting_data()
+    want = reference_order(x, 600, pre)
+    state = kernels.NumpyDenseState(x.copy(), capacity=610)
+    assert farthest_point_order(state.x, 600, preselected=pre, state=state)[0].tolist() == want
+    monkeypatch.setattr(kernels.NumpyDenseState, "_close", lambda self: None)
+    state = kernels.NumpyDenseState(x.copy(), capacity=610)
+    assert farthest_point_order(state.x, 600, preselected=pre, state=state)[0].tolist()[:50] != want[:50]
+
+
+def test_waiting_rows_read_midway_match_the_compiled_state(monkeypatch):
+    # distance2 of any row (waiting ones included), the coverage radius and every distance, read between
+    # picks: bit for bit the compiled state's.
+    from lightly_airflow.selection import kernels
+
+    monkeypatch.setattr(kernels, "NUMPY_BATCH", 8)
+    monkeypatch.setattr(kernels, "NUMPY_CANDIDATES", 8)
+    x, _ = _waiting_data()
+    a = kernels.NumpyDenseState(x.copy())
+    b = kernels.FarthestPointState(x.copy(), mode="dense")
+    rng = np.random.default_rng(8)
+    waiting_reads = 0
+    for step in range(300):
+        i, r = a.farthest()
+        assert (i, r) == b.farthest()
+        rows = rng.integers(0, len(x), 5)
+        waiting_reads += int(np.sum((a._epoch[rows] < a.n_added - a._npend) & ~a.sel[rows]))
+        assert [a.distance2(int(v)) for v in rows] == [b.distance2(int(v)) for v in rows]
+        if step % 37 == 20:
+            assert a.max_d2() == b.max_d2() == float(b.d2.max())
+        a.select(i)
+        b.select(i)
+        if step % 100 == 99:
+            assert np.array_equal(a.d2, b.d2)
+    assert waiting_reads > 50 and a.rows_waited > 0
+
+
 @pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 64, 65, 200])
 def test_sequential_dots_sum_in_dimension_order(m):
     # Bit for bit the in-order float64 sum (np.add.accumulate), for every block size, a single row included
