@@ -48,7 +48,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from selection import clustered, image_embeddings, run_process  # noqa: E402
 
-from lightly_airflow.selection.kernels import NUMPY_MAX_ROWS  # noqa: E402
+from lightly_airflow.selection.kernels import NUMPY_MAX_ROWS, uses_numpy_state  # noqa: E402
 
 MiB = 2**20
 
@@ -130,9 +130,9 @@ def measure(a: argparse.Namespace) -> None:
             continue
         _, _, n, dim, k = ins[name]
         matrix = n * dim * 4.0
-        base = fixed_np if n <= NUMPY_MAX_ROWS else fixed
+        base = fixed_np if uses_numpy_state(n, dim) else fixed
         slope = "—"
-        shape = (dim, n > NUMPY_MAX_ROWS)  # (the numpy-only state is another process shape)
+        shape = (dim, not uses_numpy_state(n, dim))  # (the numpy-only state is another process shape)
         if shape in prev and matrix > prev[shape][0]:
             pm, pp = prev[shape]
             slope = f"{(med[name] - pp) / (matrix - pm):.2f}"

@@ -1807,6 +1807,14 @@ def _keys(d2, fixed, strength, has_div):  # type: ignore[no-untyped-def]
 NUMPY_MAX_ROWS = 20_000
 """Up to this many candidates :func:`farthest_point_state` uses :class:`NumpyDenseState` (no numba import:
 importing numba and loading its cached kernels costs ~1 CPU-second per process, more than such a selection)."""
+NUMPY_WIDE_DIM = 256
+NUMPY_MAX_ROWS_WIDE = 50_000
+"""... and up to this many candidates of at least :data:`NUMPY_WIDE_DIM` dimensions: there the compiled state's
+bounds rarely skip work and its dense passes are not BLAS products. In process, same picks, numpy vs compiled
+state: real-image embeddings 40,000 x 1,280 k = 2,000 1.23 vs 4.04 s, k = 5,000 3.66 vs 5.99 s, k = 10,000
+5.81 vs 8.70 s; clustered 40,000 x 1,280 k = 2,000 1.72 vs 3.55 s; clustered 40,000 x 256 k = 2,000 0.74 vs
+0.76 s, k = 10,000 2.00 vs 1.74 s and harder clusters 2.82 vs 2.21 s (less than numba's ~0.6 s load apart). At
+200,000 x 256 clustered the compiled state's bounds win (k = 10,000: 10.3 vs 3.3 s): hence the limit."""
 
 NUMPY_BATCH = 128
 """Selected vectors per pass of :class:`NumpyDenseState`. Real-image embeddings 8,000 x 1,280, in process, 9
@@ -2526,9 +2534,15 @@ def _doubled(a: np.ndarray) -> np.ndarray:
     return np.concatenate([a, np.zeros_like(a)])
 
 
+def uses_numpy_state(n: int, dim: int) -> bool:
+    """Whether :func:`farthest_point_state` takes the numpy-only state for ``n`` candidates of ``dim``
+    dimensions (:data:`NUMPY_MAX_ROWS`, :data:`NUMPY_MAX_ROWS_WIDE`)."""
+    return n <= NUMPY_MAX_ROWS or (dim >= NUMPY_WIDE_DIM and n <= NUMPY_MAX_ROWS_WIDE)
+
+
 def farthest_point_state(x: np.ndarray, capacity: int = 1024) -> AnyFarthestState:
-    """The exact state for ``x``: numpy-only up to :data:`NUMPY_MAX_ROWS` rows, else the compiled one."""
-    if len(x) <= NUMPY_MAX_ROWS:
+    """The exact state for ``x``: numpy-only where :func:`uses_numpy_state`, else the compiled one."""
+    if uses_numpy_state(*x.shape):
         return NumpyDenseState(x, capacity=capacity)
     return FarthestPointState(x, capacity=capacity)
 

@@ -481,6 +481,13 @@ def test_small_inputs_use_the_numpy_state_and_large_ones_the_compiled_one(monkey
     assert isinstance(kernels.farthest_point_state(x), kernels.NumpyDenseState)
     monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS", 299)
     assert isinstance(kernels.farthest_point_state(x), kernels.FarthestPointState)
+    # wide inputs keep the numpy state up to NUMPY_MAX_ROWS_WIDE rows (the compiled bounds rarely pay there)
+    monkeypatch.setattr(kernels, "NUMPY_WIDE_DIM", 16)
+    monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS_WIDE", 400)
+    wide = clustered(401, d=16, seed=3)
+    assert isinstance(kernels.farthest_point_state(wide[:400]), kernels.NumpyDenseState)
+    assert isinstance(kernels.farthest_point_state(wide), kernels.FarthestPointState)
+    assert isinstance(kernels.farthest_point_state(x), kernels.FarthestPointState)  # (8 dimensions)
 
 
 def test_projection_bound_only_for_selections_large_enough_to_repay_it():
