@@ -2320,8 +2320,7 @@ class NumpyDenseState:
             e = min(b, s + NUMPY_BATCH)
             if s >= pend:
                 sl = slice(s - pend, e - pend)
-                yield (s, self._pend32[sl], self._pend64[sl], self._pendsq[sl],
-                       self._pown[sl])
+                yield s, self._pend32[sl], self._pend64[sl], self._pendsq[sl], self._pown[sl]
                 continue
             own = self._hown[s:e]
             vecs, _ = self._vectors(own)
