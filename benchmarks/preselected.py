@@ -9,7 +9,9 @@ Usage::
 Shapes (64-D unit vectors from ``benchmarks/selection.py``'s generator; the first P rows are the pool):
 
 * ``clustered``: 50,000 candidates after 200,000 preselected (100 clusters of intrinsic dimension 6, spread 0.3);
-* ``hard``: 50,000 candidates after 100,000 preselected (200 clusters, spread 0.35).
+* ``hard``: 50,000 candidates after 100,000 preselected (200 clusters, spread 0.35);
+* ``images``: 8,000 candidates after 20,000 preselected real-image embeddings (1,280-D, ``benchmarks/selection.py``'s
+  crops of scikit-image's photos through the project's encoder: a pool of earlier runs and a new run alike).
 
 Methods:
 
@@ -33,11 +35,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from selection import agree, clustered, run_process  # noqa: E402  (the same generator and process timing)
+from selection import agree, clustered, image_embeddings, run_process  # noqa: E402  (the same generators, timing)
 
 LOOP_BLOCK = 1024
 SHAPES = {"clustered": (50_000, 200_000, dict(clusters=100, spread=0.3, seed=0)),
-          "hard": (50_000, 100_000, dict(clusters=200, spread=0.35, seed=1))}
+          "hard": (50_000, 100_000, dict(clusters=200, spread=0.35, seed=1)),
+          "images": (8_000, 20_000, {})}
 
 
 def prepare(work: Path, shape: str, k: int) -> tuple[Path, int]:
@@ -48,14 +51,15 @@ def prepare(work: Path, shape: str, k: int) -> tuple[Path, int]:
     d = work / f"preselected-{shape}-{n}-{p}"
     d.mkdir(parents=True, exist_ok=True)
     if not (d / "candidates.parquet").exists():
-        x = clustered(n + p, 64, **opts)
+        x = (image_embeddings(work / "image-embeddings-40000.npy", 40_000)[: n + p] if shape == "images"
+             else clustered(n + p, 64, **opts))
         x = (x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)).astype(np.float32)
         np.save(d / "pool.npy", x[:p])
         np.save(d / "candidates.npy", x[p:])
         for name, rows, prefix in (("pool", x[:p], "p"), ("candidates", x[p:], "s")):
             pq.write_table(pa.table({
                 "key": pa.array([f"{prefix}{i:07d}" for i in range(len(rows))]),
-                "embedding": pa.FixedSizeListArray.from_arrays(pa.array(rows.reshape(-1)), 64)}),
+                "embedding": pa.FixedSizeListArray.from_arrays(pa.array(rows.reshape(-1)), x.shape[1])}),
                 d / f"{name}.parquet")
     (d / f"config-{k}.json").write_text(json.dumps({"n_samples": k, "strategies": [
         {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}))
@@ -115,7 +119,7 @@ def main() -> None:
     rows = []
     for shape in a.shapes.split(","):
         d, p = prepare(Path(a.workdir), shape, a.k)
-        n = len(np.load(d / "candidates.npy", mmap_mode="r"))
+        n, dim = np.load(d / "candidates.npy", mmap_mode="r").shape
         times: dict[str, list[float]] = {m: [] for m in methods}
         cpu: dict[str, list[float]] = {m: [] for m in methods}
         picks: dict[str, np.ndarray] = {}
@@ -143,7 +147,7 @@ def main() -> None:
                 else:
                     picks[m] = np.load(out)
         med = {m: statistics.median(v) for m, v in times.items() if v}
-        print(f"\n{shape}: N = {n:,} candidates after P = {p:,} preselected, D = 64, k = {a.k:,}")
+        print(f"\n{shape}: N = {n:,} candidates after P = {p:,} preselected, D = {dim}, k = {a.k:,}")
         for m in med:
             line = (f"  {m:8s} {med[m]:7.2f} s  (rounds: {', '.join(f'{t:.2f}' for t in times[m])}; "
                     f"{statistics.median(cpu[m]):.2f} cores)")

@@ -625,6 +625,38 @@ def test_numpy_state_rows_wait_and_catch_up_exactly(batch, candidates, monkeypat
     assert products[2] < 0.7 * products[0]
 
 
+@pytest.mark.parametrize("projection", [False, True])
+def test_numpy_state_inserts_a_pool_at_once_with_the_values_of_one_at_a_time(projection, monkeypatch):
+    # A pool of preselected vectors (non-unit norms, some equal to candidates) applied in blocks at once: the
+    # same canonical values and owners as inserting them one at a time, the same picks as the reference, and
+    # the compiled state made from it (combined objectives) inserts the same vectors.
+    from lightly_airflow.selection import kernels
+
+    monkeypatch.setattr(kernels, "NUMPY_BATCH", 16)
+    monkeypatch.setattr(kernels, "NUMPY_BULK_BLOCK", 37)
+    if projection:
+        for name in ("PROJECTION_MIN_ROWS", "PROJECTION_MIN_DIM", "PROJECTION_MIN_PICKS"):
+            monkeypatch.setattr(kernels, name, 0)
+        monkeypatch.setattr(kernels, "PROJECTION_RANK", 12)
+    x, _ = _waiting_data()
+    pool = np.concatenate([clustered(300, d=48, clusters=12, intrinsic=4, seed=53) * 1.3, x[:20]])
+    bulk = kernels.NumpyDenseState(x.copy(), capacity=700)
+    one = kernels.NumpyDenseState(x.copy(), capacity=700)
+    assert (bulk.proj is not None) == projection
+    bulk.insert_many(pool)
+    for row in pool:
+        one.insert(row)
+    assert bulk.dense_passes == 1 and one.dense_passes == len(pool) // 16
+    assert np.array_equal(bulk.d2, one.d2) and np.array_equal(bulk._own, one._own)
+    other = kernels.FarthestPointState(x.copy(), mode="dense")
+    other.insert_many(pool)
+    assert np.array_equal(bulk.d2, other.d2)
+    assert np.array_equal(bulk.compiled().d2, other.d2)
+    state = kernels.NumpyDenseState(x.copy(), capacity=700)
+    picks, _, _ = farthest_point_order(state.x, 300, preselected=pool, state=state)
+    assert picks.tolist() == reference_order(x, 300, pool)
+
+
 def test_waiting_rows_that_could_hold_the_maximum_catch_up_at_once(monkeypatch):
     # Every row told to wait after each pass: only the catch-up of the rows whose bound reaches the best
     # lower bound of the others keeps the picks exact; without it they differ within the first picks.
