@@ -1829,8 +1829,21 @@ NUMPY_DEFER_AHEAD = 2
 reaches the distance the picks are expected to fall to within this many batches (the last batch's fall per pick,
 extrapolated); the others wait, and catch up on every vector they missed once their bound is reached, if ever.
 0: every pass multiplies every row."""
+NUMPY_POOL_LAZY = 1
+"""A pool inserted at once (:meth:`NumpyDenseState.insert_many`) goes in lazily: each row takes its first block,
+then only the rows that could hold a pick take the rest, block by block, stopping once their bound is below the
+picks' expected distance. 8,000 real-image candidates after 20,000, k = 2,000, in process: 2.9-3.1 s -> 1.8-2.1 s
+(39 % of the products); 0: every row takes the whole pool at once."""
+NUMPY_POOL_AHEAD = 0.5
+"""After a lazy pool, the batches of the picks' fall a pass looks ahead (:data:`NUMPY_DEFER_AHEAD` otherwise): a
+row that starts catching up takes every pool block down to that distance, so a distance too low costs most of the
+pool for rows that never matter (same data: 0.5 1.8-2.0 s, 1 2.1-2.5 s, 0 = the last pick's distance 4.4 s)."""
 NUMPY_BULK_BLOCK = 512
 """Vectors per product when :meth:`NumpyDenseState.insert_many` applies a pool at once."""
+NUMPY_MERGE_ROWS = 64
+NUMPY_MERGE_VECTORS = 2048
+"""Fewer rows than NUMPY_MERGE_ROWS catching up take the history they missed in products of up to this many
+vectors at once."""
 NUMPY_MIN_WORK_PER_THREAD = 2**18
 """Matrix entries (rows x dimension, a batch of vectors each) per thread below which :class:`NumpyDenseState`
 applies vectors on the calling thread."""
@@ -2070,12 +2083,16 @@ class NumpyDenseState:
     block of vectors, when a later pass expects the picks to reach its bound, or at once when its bound reaches
     the best lower bound of the up-to-date rows (it could hold the maximum); most rows far below the final
     distance never do. Any reader of one row's or every row's distance brings the rows it needs up to date.
+    A catch-up stops at a span's end once the row's bound is below the pass' distance (its epoch: that end), so a
+    pool inserted at once (:data:`NUMPY_POOL_LAZY`) reaches most rows only in part: a datapool's new candidates
+    are mostly near what it selected before.
     """
 
     def __init__(self, x: np.ndarray, capacity: int = 1024) -> None:
         self.capacity = capacity
         self.inserted: list[np.ndarray] = []  # preselected vectors, for :meth:`compiled`
         self._ins_sq: list[float] = []
+        self._ins_sq_np = np.zeros(0)  # (the same as an array, rebuilt when it grew: 0.4 ms a read otherwise)
         self.x = np.ascontiguousarray(x, dtype=np.float32)
         n, dim = self.x.shape
         self.n, self.dim = n, dim
@@ -2126,7 +2143,8 @@ class NumpyDenseState:
         self._last = np.inf  # the squared distance of the last answer of farthest()
         self._marks: list[tuple[int, float]] = []  # (vectors added, distance of the last pick) at such passes
         self.rows_waited = 0  # rows x passes left waiting
-        self._bulk = False  # (a bulk insert's pass: larger blocks of vectors)
+        self._lazy_pool = False  # (a pool went in lazily: rows wait from the first picks on, projection or not)
+        self._pools: list[tuple[int, np.ndarray]] = []  # (first history index, vectors) of pools inserted at once
 
     def _margin(self, qsq: float) -> float:
         return float32_margin(self.dim, max(self.max_sq, qsq))
@@ -2139,7 +2157,9 @@ class NumpyDenseState:
         if len(ins):
             k = -1 - own[ins]
             vecs[ins] = np.stack([self.inserted[j] for j in k])
-            vsq[ins] = np.asarray(self._ins_sq)[k]
+            if len(self._ins_sq_np) != len(self._ins_sq):
+                self._ins_sq_np = np.asarray(self._ins_sq)
+            vsq[ins] = self._ins_sq_np[k]
         return vecs, vsq
 
     def _canonical(self, rows: np.ndarray, sqn: np.ndarray, d2: np.ndarray, err: np.ndarray, own: np.ndarray,
@@ -2252,17 +2272,17 @@ class NumpyDenseState:
         distance minus :data:`NUMPY_DEFER_AHEAD` batches of its fall per pick since about one batch ago. Only
         once :meth:`farthest` has answered a finite distance (a caller reading distances row by row never
         makes rows wait)."""
-        if NUMPY_DEFER_AHEAD <= 0 or not np.isfinite(self._last) or self.proj is not None:
+        if NUMPY_DEFER_AHEAD <= 0 or not np.isfinite(self._last) or (self.proj is not None and not self._lazy_pool):
             return 0.0
         now, s = self.n_added, float(np.sqrt(self._last))
         ref = next((m for m in reversed(self._marks) if m[0] <= now - NUMPY_BATCH), None)
-        if ref is None and self._marks:
-            ref = self._marks[0]
+        if ref is None and self._marks and self._marks[0][0] <= now - NUMPY_BATCH // 4:
+            ref = self._marks[0]  # (a fall over fewer picks, the first ones' steep one, would say 0)
         self._marks.append((now, s))
-        if ref is None or ref[0] >= now:
-            return 0.0
+        if ref is None or (self._lazy_pool and NUMPY_POOL_AHEAD == 0):  # (no fall measured yet: after a lazy
+            return float(self._last) if self._lazy_pool else 0.0  # pool, the last pick's distance)
         fall = max(ref[1] - s, 0.0) / (now - ref[0])
-        t = s - NUMPY_DEFER_AHEAD * NUMPY_BATCH * fall
+        t = s - (NUMPY_POOL_AHEAD if self._lazy_pool else NUMPY_DEFER_AHEAD) * NUMPY_BATCH * fall
         return t * t if t > 0.0 else 0.0
 
     def _flush(self, wait_below: float = 0.0) -> None:
@@ -2274,7 +2294,7 @@ class NumpyDenseState:
         hi = np.where(sel, -1.0, d2 + err)  # upper bounds of the canonical values (selected: below all)
         need = np.flatnonzero(hi >= wait_below)
         self.rows_waited += int(np.count_nonzero(~sel)) - len(need)
-        self._catch_up(need, total)
+        self._catch_up(need, total, stop_below=wait_below)
         self._npend = 0
         if total > self._flushed:
             self._passes.append(total)
@@ -2308,19 +2328,26 @@ class NumpyDenseState:
             waiting = ~current & ~sel
             if not waiting.any():
                 return
+            if not np.any(current & ~sel):  # (every row waits, after a pool went in lazily: the highest bounds
+                hi = np.where(waiting, d2 + err, -np.inf)  # catch up in full first)
+                top = np.argsort(-hi, kind="stable")[: NUMPY_CANDIDATES]
+                self._catch_up(np.sort(top[waiting[top]]), self._flushed)
+                continue
             lo = d2 - err
             lo_max = float(lo[current & ~sel].max(initial=-np.inf))
             late = np.flatnonzero(waiting & (d2 + err >= lo_max))
             if not len(late):
                 return
-            self._catch_up(late, self._flushed)
+            # (a row whose bound falls below lo_max on the way cannot hold the maximum: it waits from there)
+            self._catch_up(late, self._flushed, stop_below=lo_max if np.isfinite(lo_max) else 0.0)
 
-    def _history(self, a: int, b: int) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-        """Selected vectors ``a`` to ``b`` in blocks of :data:`NUMPY_BATCH` (:data:`NUMPY_BULK_BLOCK` for a
-        bulk insert): (first index, float32 vectors, the same for the canonical sums, squared norms, owner
+    def _history(self, a: int, b: int, block: int = 0
+                 ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Selected vectors ``a`` to ``b`` in blocks of :data:`NUMPY_BULK_BLOCK` (:data:`NUMPY_BATCH` from the
+        pending ones on): (first index, float32 vectors, the same for the canonical sums, squared norms, owner
         codes); the pending ones straight from their buffers."""
         pend = self.n_added - self._npend
-        block = NUMPY_BULK_BLOCK if self._bulk else NUMPY_BATCH
+        block = block or (NUMPY_BULK_BLOCK if a < pend else NUMPY_BATCH)
         for s in range(a, b, block):
             e = min(b, s + block)
             if s >= pend:
@@ -2328,12 +2355,18 @@ class NumpyDenseState:
                 yield s, self._pend32[sl], self._pend64[sl], self._pendsq[sl], self._pown[sl]
                 continue
             own = self._hown[s:e]
-            vecs, _ = self._vectors(own)
+            pool = next((q for b0, q in self._pools if b0 <= s and e <= b0 + len(q)), None)
+            if pool is not None:  # (a pool inserted at once: a view, no copy)
+                b0 = next(b0 for b0, q in self._pools if q is pool)
+                vecs = pool[s - b0 : e - b0]
+            else:
+                vecs, _ = self._vectors(own)
             yield s, vecs, vecs, self._hsq[s:e], own
 
-    def _catch_up(self, rows: np.ndarray, total: int) -> None:
+    def _catch_up(self, rows: np.ndarray, total: int, stop_below: float = 0.0) -> None:
         """Apply to each of ``rows`` (unselected, ascending) the selected vectors from its epoch to ``total``, on
-        the pass threads (each takes a share of the rows through every span of the history they missed)."""
+        the pass threads (each takes a share of the rows through every span of the history they missed); a row
+        whose bound falls below ``stop_below`` after a span waits from there (its epoch: that span's end)."""
         if not len(rows):
             return
         epochs = self._epoch[rows]
@@ -2344,16 +2377,36 @@ class NumpyDenseState:
         spans = list(zip([a0, *ends[:-1]], ends, strict=True))
 
         def part(lo_hi: tuple[int, int]) -> tuple[int, int]:
-            sub, sub_ep = rows[lo_hi[0] : lo_hi[1]], epochs[lo_hi[0] : lo_hi[1]]
-            last = int(sub_ep.max(initial=0))
+            sub, sub_ep = rows[lo_hi[0] : lo_hi[1]], epochs[lo_hi[0] : lo_hi[1]].copy()
+            active = np.ones(len(sub), dtype=np.bool_)
             done = products = 0
-            for a, b in spans:
-                group = sub if last <= a else sub[sub_ep <= a]
-                if len(group):
-                    for h, vecs32, vecs, vsq, vown in self._history(a, b):
-                        m = self._apply(group, h, vecs32, vecs, vsq, vown)
-                        done += m
-                        products += m * len(vsq)
+            i = 0
+            while i < len(spans):
+                a, b = spans[i]
+                take = np.flatnonzero(active & (sub_ep <= a))
+                if not len(take):
+                    i += 1
+                    continue
+                j = i
+                if len(take) < NUMPY_MERGE_ROWS:
+                    # Few rows: the next spans too, in products of up to NUMPY_MERGE_VECTORS vectors (a product per
+                    # span of a few rows cost more in calls than in multiply-adds), up to where another row joins.
+                    joins = set(sub_ep[active & (sub_ep > a)].tolist())
+                    while (j + 1 < len(spans) and spans[j][1] not in joins
+                           and spans[j + 1][1] - a <= NUMPY_MERGE_VECTORS):
+                        j += 1
+                    b = spans[j][1]
+                i = j + 1
+                group = sub[take]
+                few = len(take) < NUMPY_MERGE_ROWS
+                for h, vecs32, vecs, vsq, vown in self._history(a, b, NUMPY_MERGE_VECTORS if few else 0):
+                    m = self._apply(group, h, vecs32, vecs, vsq, vown)
+                    done += m
+                    products += m * len(vsq)
+                sub_ep[take] = b
+                if stop_below > 0.0:
+                    active[take[self._d2[group] + self._err[group] < stop_below]] = False
+            self._epoch[sub] = sub_ep  # (each thread its own rows)
             return done, products
 
         # Threads by the work (a row's missed vectors over a batch count as one row of a pass), split evenly by it
@@ -2368,7 +2421,6 @@ class NumpyDenseState:
             counts = [part(parts[0])] if threads == 1 else list(_pool(len(self._blocks)).map(part, parts))
         self.rows_exact += sum(c[0] for c in counts)
         self.stats[3] += sum(c[1] for c in counts)
-        self._epoch[rows] = total
 
     def _apply(self, rows: np.ndarray, h: int, vecs32: np.ndarray, vecs: np.ndarray, vsq: np.ndarray,
                vown: np.ndarray) -> int:
@@ -2487,8 +2539,9 @@ class NumpyDenseState:
         """:meth:`insert` each row of ``vecs`` in order. Before any pick, from :data:`NUMPY_BATCH` vectors on,
         all at once: their norms and lifted vectors in one product each, then one pass that applies them to
         every row in blocks of :data:`NUMPY_BULK_BLOCK` (the same values as one at a time; one at a time spent
-        ~1.3 of 4.3 s in per-vector work for 20,000 into 8,000 x 1,280 candidates)."""
-        q = np.array(vecs, dtype=np.float32, copy=True)
+        ~1.3 of 4.3 s in per-vector work for 20,000 into 8,000 x 1,280 candidates). A float32 C-ordered ``vecs`` is
+        kept by reference (the caller must not change it afterwards)."""
+        q = np.ascontiguousarray(vecs, dtype=np.float32)  # (kept, not copied, when already so: never written)
         if q.ndim != 2 or q.shape[1] != self.dim:
             raise ValueError(f"preselected embeddings have shape {q.shape}, candidates dimension {self.dim}")
         if len(q) < NUMPY_BATCH or self.sel.any():
@@ -2500,6 +2553,7 @@ class NumpyDenseState:
         qsq = canonical_sqnorms_np(q)
         h0, first = self.n_added, len(self.inserted)
         self.inserted.extend(q)  # (row views of the one copy)
+        self._pools.append((h0, q))
         self._ins_sq.extend(qsq.tolist())
         while len(self._hown) < h0 + len(q):  # (the history grows by doubling)
             self._hown, self._hsq = _doubled(self._hown), _doubled(self._hsq)
@@ -2519,11 +2573,15 @@ class NumpyDenseState:
         self.n_added = h1
         self._next = None
         self._cand = np.zeros(0, dtype=np.int64)
-        self._bulk = True
-        try:
+        if NUMPY_POOL_LAZY and NUMPY_DEFER_AHEAD > 0:
+            # Lazily: each row takes the pool's first block (a finite bound), then only the rows that could hold
+            # the first pick take the rest; the others catch up block by block while the picks' distance falls
+            # to their bound, and stop once below it (most rows near the pool never take most of it).
+            self._passes.extend(range(h0 + NUMPY_BULK_BLOCK, h1, NUMPY_BULK_BLOCK))
+            self._lazy_pool = True
+            self._flush(np.inf)
+        else:
             self._flush()
-        finally:
-            self._bulk = False
 
     def compiled(self) -> FarthestPointState:
         """The compiled state with the same preselected vectors (before any pick; :class:`LazyMaxHeap`)."""

@@ -657,6 +657,44 @@ def test_numpy_state_inserts_a_pool_at_once_with_the_values_of_one_at_a_time(pro
     assert picks.tolist() == reference_order(x, 300, pool)
 
 
+@pytest.mark.parametrize("projection", [False, True])
+def test_a_pool_goes_in_lazily_and_the_picks_stay_exact(projection, monkeypatch):
+    # After a pool inserted at once, rows take its blocks only while their bound reaches the picks' distance:
+    # the same picks as the reference and values as the compiled state with far fewer products than applying
+    # the whole pool to every row; rows that stopped counted as up to date (a broken epoch) change the picks.
+    from lightly_airflow.selection import kernels
+
+    monkeypatch.setattr(kernels, "NUMPY_BATCH", 16)
+    monkeypatch.setattr(kernels, "NUMPY_BULK_BLOCK", 40)
+    if projection:
+        for name in ("PROJECTION_MIN_ROWS", "PROJECTION_MIN_DIM", "PROJECTION_MIN_PICKS"):
+            monkeypatch.setattr(kernels, name, 0)
+        monkeypatch.setattr(kernels, "PROJECTION_RANK", 12)
+    x, _ = _waiting_data()
+    pool = clustered(3200, d=48, clusters=12, intrinsic=4, seed=51)[2000:]  # (more of the candidates' kind)
+    pool *= np.random.default_rng(9).uniform(0.5, 2.0, size=(len(pool), 1)).astype(np.float32)
+    want = reference_order(x, 200, pool)
+    products = {}
+    for lazy in (0, 1):
+        monkeypatch.setattr(kernels, "NUMPY_POOL_LAZY", lazy)
+        state = kernels.NumpyDenseState(x.copy(), capacity=1400)
+        assert farthest_point_order(state.x, 200, preselected=pool, state=state)[0].tolist() == want
+        products[lazy] = int(state.stats[3])
+        other = kernels.FarthestPointState(x.copy(), mode="dense")
+        farthest_point_order(other.x, 200, preselected=pool, state=other)
+        assert np.array_equal(state.d2, other.d2)
+    assert products[1] < 0.6 * products[0]
+    catch_up = kernels.NumpyDenseState._catch_up
+
+    def forgetful(self, rows, total, stop_below=0.0):
+        catch_up(self, rows, total, stop_below)
+        self._epoch[rows] = total
+
+    monkeypatch.setattr(kernels.NumpyDenseState, "_catch_up", forgetful)
+    state = kernels.NumpyDenseState(x.copy(), capacity=1400)
+    assert farthest_point_order(state.x, 200, preselected=pool, state=state)[0].tolist() != want
+
+
 def test_waiting_rows_that_could_hold_the_maximum_catch_up_at_once(monkeypatch):
     # Every row told to wait after each pass: only the catch-up of the rows whose bound reaches the best
     # lower bound of the others keeps the picks exact; without it they differ within the first picks.
