@@ -2355,10 +2355,9 @@ class NumpyDenseState:
                 yield s, self._pend32[sl], self._pend64[sl], self._pendsq[sl], self._pown[sl]
                 continue
             own = self._hown[s:e]
-            pool = next((q for b0, q in self._pools if b0 <= s and e <= b0 + len(q)), None)
+            pool = next(((b0, q) for b0, q in self._pools if b0 <= s and e <= b0 + len(q)), None)
             if pool is not None:  # (a pool inserted at once: a view, no copy)
-                b0 = next(b0 for b0, q in self._pools if q is pool)
-                vecs = pool[s - b0 : e - b0]
+                vecs = pool[1][s - pool[0] : e - pool[0]]
             else:
                 vecs, _ = self._vectors(own)
             yield s, vecs, vecs, self._hsq[s:e], own
