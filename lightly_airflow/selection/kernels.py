@@ -2269,9 +2269,10 @@ class NumpyDenseState:
 
     def _wait_below(self) -> float:
         """The squared distance below which rows may wait at the next pass (0: none wait): the last pick's
-        distance minus :data:`NUMPY_DEFER_AHEAD` batches of its fall per pick since about one batch ago. Only
-        once :meth:`farthest` has answered a finite distance (a caller reading distances row by row never
-        makes rows wait)."""
+        distance minus :data:`NUMPY_DEFER_AHEAD` batches of its fall per pick since about one batch ago
+        (:data:`NUMPY_POOL_AHEAD` after a lazy pool, and the last pick's distance itself until a fall over 32+
+        picks is known). Only once :meth:`farthest` has answered a finite distance (a caller reading distances
+        row by row never makes rows wait); with the projection bound only after a lazy pool."""
         if NUMPY_DEFER_AHEAD <= 0 or not np.isfinite(self._last) or (self.proj is not None and not self._lazy_pool):
             return 0.0
         now, s = self.n_added, float(np.sqrt(self._last))
