@@ -625,19 +625,25 @@ def test_numpy_state_rows_wait_and_catch_up_exactly(batch, candidates, monkeypat
     assert products[2] < 0.7 * products[0]
 
 
+def _pool_kernels(monkeypatch, projection: bool, block: int):
+    """The kernels module with small batches and pool blocks, and the projection bound forced on or not."""
+    from lightly_airflow.selection import kernels
+
+    monkeypatch.setattr(kernels, "NUMPY_BATCH", 16)
+    monkeypatch.setattr(kernels, "NUMPY_BULK_BLOCK", block)
+    if projection:
+        for name in ("PROJECTION_MIN_ROWS", "PROJECTION_MIN_DIM", "PROJECTION_MIN_PICKS"):
+            monkeypatch.setattr(kernels, name, 0)
+        monkeypatch.setattr(kernels, "PROJECTION_RANK", 12)
+    return kernels
+
+
 @pytest.mark.parametrize("projection", [False, True])
 def test_numpy_state_inserts_a_pool_at_once_with_the_values_of_one_at_a_time(projection, monkeypatch):
     # A pool of preselected vectors (non-unit norms, some equal to candidates) applied in blocks at once: the
     # same canonical values and owners as inserting them one at a time, the same picks as the reference, and
     # the compiled state made from it (combined objectives) inserts the same vectors.
-    from lightly_airflow.selection import kernels
-
-    monkeypatch.setattr(kernels, "NUMPY_BATCH", 16)
-    monkeypatch.setattr(kernels, "NUMPY_BULK_BLOCK", 37)
-    if projection:
-        for name in ("PROJECTION_MIN_ROWS", "PROJECTION_MIN_DIM", "PROJECTION_MIN_PICKS"):
-            monkeypatch.setattr(kernels, name, 0)
-        monkeypatch.setattr(kernels, "PROJECTION_RANK", 12)
+    kernels = _pool_kernels(monkeypatch, projection, block=37)
     x, _ = _waiting_data()
     pool = np.concatenate([clustered(300, d=48, clusters=12, intrinsic=4, seed=53) * 1.3, x[:20]])
     bulk = kernels.NumpyDenseState(x.copy(), capacity=700)
@@ -662,14 +668,7 @@ def test_a_pool_goes_in_lazily_and_the_picks_stay_exact(projection, monkeypatch)
     # After a pool inserted at once, rows take its blocks only while their bound reaches the picks' distance:
     # the same picks as the reference and values as the compiled state with far fewer products than applying
     # the whole pool to every row; rows that stopped counted as up to date (a broken epoch) change the picks.
-    from lightly_airflow.selection import kernels
-
-    monkeypatch.setattr(kernels, "NUMPY_BATCH", 16)
-    monkeypatch.setattr(kernels, "NUMPY_BULK_BLOCK", 40)
-    if projection:
-        for name in ("PROJECTION_MIN_ROWS", "PROJECTION_MIN_DIM", "PROJECTION_MIN_PICKS"):
-            monkeypatch.setattr(kernels, name, 0)
-        monkeypatch.setattr(kernels, "PROJECTION_RANK", 12)
+    kernels = _pool_kernels(monkeypatch, projection, block=40)
     x, _ = _waiting_data()
     pool = clustered(3200, d=48, clusters=12, intrinsic=4, seed=51)[2000:]  # (more of the candidates' kind)
     pool *= np.random.default_rng(9).uniform(0.5, 2.0, size=(len(pool), 1)).astype(np.float32)
