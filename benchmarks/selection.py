@@ -211,8 +211,9 @@ def run_process(cmd: list[str], env: dict[str, str] | None = None) -> tuple[floa
     return wall, usage.ru_utime + usage.ru_stime, float(peak[-1].split()[1]) * 1024.0
 
 
-# The imports alone of a select process: up to NUMPY_MAX_ROWS candidates it never loads numba (numpy-only
-# state), above that it loads numba, LLVM and the compiled kernels. Each shape is set against its own.
+# The imports alone of a select process: where uses_numpy_state (up to NUMPY_MAX_ROWS candidates, more when wide)
+# it never loads numba (numpy-only state), elsewhere it loads numba, LLVM and the compiled kernels. Each shape is
+# set against its own.
 BASELINE = {
     "numpy": "import numpy as np; import lightly_airflow.selection.cli; import lightly_airflow.selection.engine",
     "numba": ("import numpy as np; import lightly_airflow.selection.cli; import lightly_airflow.selection.engine; "
