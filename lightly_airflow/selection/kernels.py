@@ -1814,7 +1814,10 @@ bounds rarely skip work and its dense passes are not BLAS products. In process, 
 state: real-image embeddings 40,000 x 1,280 k = 2,000 1.23 vs 4.04 s, k = 5,000 3.66 vs 5.99 s, k = 10,000
 5.81 vs 8.70 s; clustered 40,000 x 1,280 k = 2,000 1.72 vs 3.55 s; clustered 40,000 x 256 k = 2,000 0.74 vs
 0.76 s, k = 10,000 2.00 vs 1.74 s and harder clusters 2.82 vs 2.21 s (less than numba's ~0.6 s load apart). At
-200,000 x 256 clustered the compiled state's bounds win (k = 10,000: 10.3 vs 3.3 s): hence the limit."""
+200,000 x 256 clustered the compiled state's bounds win (k = 10,000: 10.3 vs 3.3 s): hence the limit. With a
+pool (the lazy insert), k = 1,000: real images 25,000 after 15,000 1.87 vs 11.62 s; hard 256-D 30,000 after
+30,000 1.74 vs 3.19 s; clustered 256-D 30,000 after 30,000 2.01 vs 1.89 s, after 100,000 3.61 vs 2.27 s (the
+compiled cells win on low-intrinsic-dimension data with a pool several times the candidates)."""
 
 NUMPY_BATCH = 128
 """Selected vectors per pass of :class:`NumpyDenseState`. Real-image embeddings 8,000 x 1,280, in process, 9
@@ -2632,19 +2635,15 @@ def _doubled(a: np.ndarray) -> np.ndarray:
     return np.concatenate([a, np.zeros_like(a)])
 
 
-def uses_numpy_state(n: int, dim: int, preselected: int = 0) -> bool:
+def uses_numpy_state(n: int, dim: int) -> bool:
     """Whether :func:`farthest_point_state` takes the numpy-only state for ``n`` candidates of ``dim``
-    dimensions and ``preselected`` vectors to insert (:data:`NUMPY_MAX_ROWS`, :data:`NUMPY_MAX_ROWS_WIDE`; not
-    for the wide ones with a pool of :data:`BULK_INSERT_MIN` or more, which the compiled state inserts at once:
-    30,000 x 256 clustered after 30,000, k = 1,000, 4.51 s numpy vs 1.25 s compiled)."""
-    wide = dim >= NUMPY_WIDE_DIM and n <= NUMPY_MAX_ROWS_WIDE and preselected < BULK_INSERT_MIN
-    return n <= NUMPY_MAX_ROWS or wide
+    dimensions (:data:`NUMPY_MAX_ROWS`, :data:`NUMPY_MAX_ROWS_WIDE`)."""
+    return n <= NUMPY_MAX_ROWS or (dim >= NUMPY_WIDE_DIM and n <= NUMPY_MAX_ROWS_WIDE)
 
 
-def farthest_point_state(x: np.ndarray, capacity: int = 1024, preselected: int = 0) -> AnyFarthestState:
-    """The exact state for ``x`` (``preselected``: how many vectors will be inserted): numpy-only where
-    :func:`uses_numpy_state`, else the compiled one."""
-    if uses_numpy_state(x.shape[0], x.shape[1], preselected):
+def farthest_point_state(x: np.ndarray, capacity: int = 1024) -> AnyFarthestState:
+    """The exact state for ``x``: numpy-only where :func:`uses_numpy_state`, else the compiled one."""
+    if uses_numpy_state(*x.shape):
         return NumpyDenseState(x, capacity=capacity)
     return FarthestPointState(x, capacity=capacity)
 
@@ -2669,8 +2668,7 @@ def farthest_point_order(
     :returns: (indices in pick order, distance of each pick to the nearest earlier-selected, stop reason).
     """
     if state is None:
-        n_pre = 0 if preselected is None else len(preselected)
-        state = farthest_point_state(x, capacity=n + n_pre, preselected=n_pre)
+        state = farthest_point_state(x, capacity=n + (0 if preselected is None else len(preselected)))
     if preselected is not None:
         state.insert_many(preselected)  # (copied first: the state may permute state.x in place)
     picks: list[int] = []

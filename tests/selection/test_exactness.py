@@ -488,10 +488,6 @@ def test_small_inputs_use_the_numpy_state_and_large_ones_the_compiled_one(monkey
     assert isinstance(kernels.farthest_point_state(wide[:400]), kernels.NumpyDenseState)
     assert isinstance(kernels.farthest_point_state(wide), kernels.FarthestPointState)
     assert isinstance(kernels.farthest_point_state(x), kernels.FarthestPointState)  # (8 dimensions)
-    # ... unless a large pool is to be inserted (the compiled state inserts it at once)
-    pool = kernels.BULK_INSERT_MIN
-    assert isinstance(kernels.farthest_point_state(wide[:400], preselected=pool - 1), kernels.NumpyDenseState)
-    assert isinstance(kernels.farthest_point_state(wide[:400], preselected=pool), kernels.FarthestPointState)
 
 
 def test_projection_bound_only_for_selections_large_enough_to_repay_it():
