@@ -11,7 +11,9 @@ Shapes (64-D unit vectors from ``benchmarks/selection.py``'s generator; the firs
 * ``clustered``: 50,000 candidates after 200,000 preselected (100 clusters of intrinsic dimension 6, spread 0.3);
 * ``hard``: 50,000 candidates after 100,000 preselected (200 clusters, spread 0.35);
 * ``images``: 8,000 candidates after 20,000 preselected real-image embeddings (1,280-D, ``benchmarks/selection.py``'s
-  crops of scikit-image's photos through the project's encoder: a pool of earlier runs and a new run alike).
+  crops of scikit-image's photos through the project's encoder: a pool of earlier runs and a new run alike);
+* ``images-wide``: 25,000 candidates after 15,000 preselected of the same embeddings (above the 20,000 rows up to
+  which any input takes the numpy state: wide ones keep it up to 50,000).
 
 Methods:
 
@@ -40,7 +42,8 @@ from selection import agree, clustered, image_embeddings, run_process  # noqa: E
 LOOP_BLOCK = 1024
 SHAPES = {"clustered": (50_000, 200_000, dict(clusters=100, spread=0.3, seed=0)),
           "hard": (50_000, 100_000, dict(clusters=200, spread=0.35, seed=1)),
-          "images": (8_000, 20_000, {})}
+          "images": (8_000, 20_000, {}),
+          "images-wide": (25_000, 15_000, {})}
 
 
 def prepare(work: Path, shape: str, k: int) -> tuple[Path, int]:
@@ -51,7 +54,7 @@ def prepare(work: Path, shape: str, k: int) -> tuple[Path, int]:
     d = work / f"preselected-{shape}-{n}-{p}"
     d.mkdir(parents=True, exist_ok=True)
     if not (d / "candidates.parquet").exists():
-        x = (image_embeddings(work / "image-embeddings-40000.npy", 40_000)[: n + p] if shape == "images"
+        x = (image_embeddings(work / "image-embeddings-40000.npy", 40_000)[: n + p] if shape.startswith("images")
              else clustered(n + p, 64, **opts))
         x = (x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)).astype(np.float32)
         np.save(d / "pool.npy", x[:p])
