@@ -2540,13 +2540,14 @@ class NumpyDenseState:
 
     def insert_many(self, vecs: np.ndarray) -> None:
         """:meth:`insert` each row of ``vecs`` in order. Before any pick, from :data:`NUMPY_BATCH` vectors on,
-        all at once: their norms and lifted vectors in one product each, then one pass that applies them to
-        every row in blocks of :data:`NUMPY_BULK_BLOCK` (the same values as one at a time; one at a time spent
-        ~1.3 of 4.3 s in per-vector work for 20,000 into 8,000 x 1,280 candidates). A float32 C-ordered ``vecs`` is
-        kept by reference (the caller must not change it afterwards)."""
+        all at once: their norms and lifted vectors in one product each, then one pass in blocks of
+        :data:`NUMPY_BULK_BLOCK` vectors, lazily (:data:`NUMPY_POOL_LAZY`: rows take the blocks they need, when
+        they need them; the same values as one at a time wherever they are read). One at a time spent ~1.3 of
+        4.3 s in per-vector work for 20,000 into 8,000 x 1,280 candidates. A float32 C-ordered ``vecs`` is kept
+        by reference (the caller must not change it afterwards)."""
         q = np.ascontiguousarray(vecs, dtype=np.float32)  # (kept, not copied, when already so: never written)
         if q.ndim != 2 or q.shape[1] != self.dim:
-            raise ValueError(f"preselected embeddings have shape {q.shape}, candidates dimension {self.dim}")
+            raise ValueError(f"preselected embeddings have shape {q.shape}, candidates have dimension {self.dim}")
         if len(q) < NUMPY_BATCH or self.sel.any():
             for row in q:
                 self.insert(row)
@@ -2555,7 +2556,7 @@ class NumpyDenseState:
             self._flush()
         qsq = canonical_sqnorms_np(q)
         h0, first = self.n_added, len(self.inserted)
-        self.inserted.extend(q)  # (row views of the one copy)
+        self.inserted.extend(q)  # (row views of q)
         self._pools.append((h0, q))
         self._ins_sq.extend(qsq.tolist())
         while len(self._hown) < h0 + len(q):  # (the history grows by doubling)
