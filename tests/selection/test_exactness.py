@@ -657,6 +657,8 @@ def test_numpy_state_inserts_a_pool_at_once_with_the_values_of_one_at_a_time(pro
     state = kernels.NumpyDenseState(x.copy(), capacity=700)
     picks, _, _ = farthest_point_order(state.x, 300, preselected=pool, state=state)
     assert picks.tolist() == reference_order(x, 300, pool)
+    with pytest.raises(ValueError, match="have dimension 48"):
+        kernels.NumpyDenseState(x.copy()).insert_many(pool[:, :47])
 
 
 @pytest.mark.parametrize("projection", [False, True])
