@@ -2094,8 +2094,7 @@ class NumpyDenseState:
     def __init__(self, x: np.ndarray, capacity: int = 1024) -> None:
         self.capacity = capacity
         self.inserted: list[np.ndarray] = []  # preselected vectors, for :meth:`compiled`
-        self._ins_sq: list[float] = []
-        self._ins_sq_np = np.zeros(0)  # (the same as an array, rebuilt when it grew: 0.4 ms a read otherwise)
+        self._ins_sq = np.zeros(64)  # squared norms of the inserted vectors (the first len(inserted))
         self.x = np.ascontiguousarray(x, dtype=np.float32)
         n, dim = self.x.shape
         self.n, self.dim = n, dim
@@ -2108,8 +2107,6 @@ class NumpyDenseState:
         self.stats = np.zeros(5, dtype=np.int64)  # (as FarthestPointState; exact distances, members seen)
         self._pend32 = np.zeros((NUMPY_BATCH, dim), dtype=np.float32)
         self._pend64 = np.zeros((NUMPY_BATCH, dim))
-        self._pendsq = np.zeros(NUMPY_BATCH)
-        self._pown = np.zeros(NUMPY_BATCH, dtype=np.int64)
         self._npend = 0
         self._cand = np.zeros(0, dtype=np.int64)  # candidate rows, ascending (argmax ties: lowest index)
         self._cx = np.zeros((0, dim), dtype=np.float32)
@@ -2123,12 +2120,11 @@ class NumpyDenseState:
         self.dense_passes = 0
         self.n_added = 0
         threads = max(1, min(selection_threads(), n * max(dim, 1) // MIN_WORK_PER_THREAD))
-        bounds = np.linspace(0, n, threads + 1).astype(np.int64)
-        self._blocks = [(int(bounds[b]), int(bounds[b + 1])) for b in range(threads)]
+        self._threads = threads  # (a pass' threads)
         self.proj: LiftedProjection | None = None
         if dim >= PROJECTION_MIN_DIM and n >= PROJECTION_MIN_ROWS and min(capacity, n) >= PROJECTION_MIN_PICKS:
             with blas_one_thread():  # (LAPACK's threads on a busy machine: 10x slower, measured)
-                proj = LiftedProjection(self.x, self.sqn, min(PROJECTION_RANK, dim // 4), threads=len(self._blocks))
+                proj = LiftedProjection(self.x, self.sqn, min(PROJECTION_RANK, dim // 4), threads=threads)
             release_freed_memory()
             if proj.ok:
                 self.proj = proj
@@ -2160,9 +2156,7 @@ class NumpyDenseState:
         if len(ins):
             k = -1 - own[ins]
             vecs[ins] = np.stack([self.inserted[j] for j in k])
-            if len(self._ins_sq_np) != len(self._ins_sq):
-                self._ins_sq_np = np.asarray(self._ins_sq)
-            vsq[ins] = self._ins_sq_np[k]
+            vsq[ins] = self._ins_sq[k]
         return vecs, vsq
 
     def _canonical(self, rows: np.ndarray, sqn: np.ndarray, d2: np.ndarray, err: np.ndarray, own: np.ndarray,
@@ -2229,15 +2223,13 @@ class NumpyDenseState:
         j = self._npend
         self._pend32[j] = q32
         self._pend64[j] = q32
-        self._pendsq[j] = qsq
-        self._pown[j] = pick if pick >= 0 else -len(self.inserted)  # (insert appended the vector already)
         self._npend += 1
         h = self.n_added
         if h == len(self._hown):  # (the history grows by doubling)
             self._hown, self._hsq = _doubled(self._hown), _doubled(self._hsq)
             if self.proj is not None:
                 self._pz, self._pzsq, self._peps = _doubled(self._pz), _doubled(self._pzsq), _doubled(self._peps)
-        self._hown[h] = self._pown[j]
+        self._hown[h] = pick if pick >= 0 else -len(self.inserted)  # (insert appended the vector already)
         self._hsq[h] = qsq
         if self.proj is not None:
             if pick >= 0:
@@ -2268,7 +2260,7 @@ class NumpyDenseState:
             with blas_one_thread():  # (OpenBLAS threads a 256 x D product)
                 dots = self._cx @ q32
             self._improve(self._cx, self._csqn, self._cd2, self._cerr, self._cown, dots[:, None],
-                          self._pend64[j : j + 1], self._pendsq[j : j + 1], self._pown[j : j + 1], self._csel)
+                          self._pend64[j : j + 1], self._hsq[h : h + 1], self._hown[h : h + 1], self._csel)
 
     def _wait_below(self) -> float:
         """The squared distance below which rows may wait at the next pass (0: none wait): the last pick's
@@ -2356,7 +2348,7 @@ class NumpyDenseState:
             e = min(b, s + block)
             if s >= pend:
                 sl = slice(s - pend, e - pend)
-                yield s, self._pend32[sl], self._pend64[sl], self._pendsq[sl], self._pown[sl]
+                yield s, self._pend32[sl], self._pend64[sl], self._hsq[s:e], self._hown[s:e]
                 continue
             own = self._hown[s:e]
             pool = next(((b0, q) for b0, q in self._pools if b0 <= s and e <= b0 + len(q)), None)
@@ -2391,7 +2383,8 @@ class NumpyDenseState:
                     i += 1
                     continue
                 j = i
-                if len(take) < NUMPY_MERGE_ROWS:
+                few = len(take) < NUMPY_MERGE_ROWS
+                if few:
                     # Few rows: the next spans too, in products of up to NUMPY_MERGE_VECTORS vectors (a product per
                     # span of a few rows cost more in calls than in multiply-adds), up to where another row joins.
                     joins = set(sub_ep[active & (sub_ep > a)].tolist())
@@ -2401,7 +2394,6 @@ class NumpyDenseState:
                     b = spans[j][1]
                 i = j + 1
                 group = sub[take]
-                few = len(take) < NUMPY_MERGE_ROWS
                 for h, vecs32, vecs, vsq, vown in self._history(a, b, NUMPY_MERGE_VECTORS if few else 0):
                     m = self._apply(group, h, vecs32, vecs, vsq, vown)
                     done += m
@@ -2415,13 +2407,13 @@ class NumpyDenseState:
         # Threads by the work (a row's missed vectors over a batch count as one row of a pass), split evenly by it
         missed = np.cumsum(total - epochs)
         work = int(missed[-1]) * self.dim // NUMPY_BATCH
-        threads = max(1, min(len(self._blocks), work // NUMPY_MIN_WORK_PER_THREAD))
+        threads = max(1, min(self._threads, work // NUMPY_MIN_WORK_PER_THREAD))
         cut = np.searchsorted(missed, np.linspace(0, missed[-1], threads + 1)[1:-1], side="right")
         bounds = [0, *cut.tolist(), len(rows)]
         parts = [(bounds[t], bounds[t + 1]) for t in range(threads)]
         with blas_one_thread():  # (BLAS' own threads on a busy machine: 1.5x the wall time, measured)
             # (numpy releases the GIL in sgemm and the ufuncs; the parts' rows are disjoint)
-            counts = [part(parts[0])] if threads == 1 else list(_pool(len(self._blocks)).map(part, parts))
+            counts = [part(parts[0])] if threads == 1 else list(_pool(self._threads).map(part, parts))
         self.rows_exact += sum(c[0] for c in counts)
         self.stats[3] += sum(c[1] for c in counts)
 
@@ -2535,7 +2527,9 @@ class NumpyDenseState:
             raise ValueError(f"preselected embedding has dimension {q.shape[1]}, candidates {self.dim}")
         qsq = float(canonical_sqnorms_np(q)[0])
         self.inserted.append(q[0])
-        self._ins_sq.append(qsq)
+        while len(self._ins_sq) < len(self.inserted):
+            self._ins_sq = _doubled(self._ins_sq)
+        self._ins_sq[len(self.inserted) - 1] = qsq
         self._add(q[0], qsq, -1)
 
     def insert_many(self, vecs: np.ndarray) -> None:
@@ -2558,7 +2552,9 @@ class NumpyDenseState:
         h0, first = self.n_added, len(self.inserted)
         self.inserted.extend(q)  # (row views of q)
         self._pools.append((h0, q))
-        self._ins_sq.extend(qsq.tolist())
+        while len(self._ins_sq) < len(self.inserted):
+            self._ins_sq = _doubled(self._ins_sq)
+        self._ins_sq[first : len(self.inserted)] = qsq
         while len(self._hown) < h0 + len(q):  # (the history grows by doubling)
             self._hown, self._hsq = _doubled(self._hown), _doubled(self._hsq)
             if self.proj is not None:
