@@ -1617,8 +1617,9 @@ class FarthestPointState:
             self.batch = BATCH
         self._flush()  # (nothing pending: the next pick and the candidates of the lazy search)
         logger.info("selection: %d preselected vectors applied to %d candidates at once in %.2f s (%d cells, %.1f %% "
-                    "of the pairs multiplied); %d of them are the nearest of some candidate", len(q), self.n,
-                    time.perf_counter() - t, stats.cells, 100.0 * stats.pairs / max(1, self.n * len(q)), len(used))
+                    "of the pairs multiplied, %d candidates by every vector); %d of them are the nearest of some "
+                    "candidate", len(q), self.n, time.perf_counter() - t, stats.cells,
+                    100.0 * stats.pairs / max(1, self.n * len(q)), stats.dense_rows, len(used))
 
     def farthest(self) -> tuple[int, float]:
         """The unselected candidate farthest from the selection (lowest index on ties) and its d2; (-1, -1)."""

@@ -50,6 +50,10 @@ one without a bad case."""
 MIN_CELL = 8
 NEEDS_AT_ONCE = 1 << 22
 """(row, cell) pairs of the bounds' second stage held at once per thread (8 bytes each) before their cells run."""
+DENSE_SHARE = 0.5
+"""A chunk of candidates whose bounds keep more than this share of the cells is multiplied by every preselected
+vector instead (blocks of contiguous rows, no gathers): on data without clusters the bounds keep nearly every
+cell, and the (row, cell) lists and gathered rows cost more time and memory than the products they save."""
 MAX_CELLS = 4096
 PIVOT_SAMPLE = 16
 
@@ -62,6 +66,7 @@ class NearestStats:
     pairs: int = 0  # (candidate, preselected vector) float32 products in the cells visited
     exact: int = 0  # canonical values computed
     visits: int = 0  # (part of the rows, cell) products
+    dense_rows: int = 0  # candidates multiplied by every preselected vector (the bounds kept too many cells)
 
 
 @njit(cache=True, nogil=True)
@@ -234,6 +239,20 @@ def nearest_selected(x: np.ndarray, sqn: np.ndarray, pre: np.ndarray, psq: np.nd
                 stats.pairs += pairs
                 stats.visits += visits
 
+        def dense(s: int, e: int) -> None:
+            """Rows ``s:e`` by every preselected vector, in blocks of columns (~8 MiB of products)."""
+            rows = np.arange(s, e)
+            cols = max(256, 2**21 // (e - s))
+            exact = 0
+            for c0 in range(0, p, cols):
+                c1 = min(p, c0 + cols)
+                exact += int(_scan(x[s:e] @ cells[c0:c1].T, rows, x, cells, c0, csq, corig, sqn, margin, amin,
+                                   best, bown))
+            with lock:
+                stats.exact += exact
+                stats.pairs += (e - s) * p
+                stats.dense_rows += e - s
+
         def part(lo_hi: tuple[int, int]) -> None:
             lo, hi = lo_hi
             # 1. the cell of each row's nearest pivot
@@ -255,6 +274,9 @@ def nearest_selected(x: np.ndarray, sqn: np.ndarray, pre: np.ndarray, psq: np.nd
                 out_r = np.empty(16 * (e - s), dtype=np.int32)
                 out_c = np.empty(16 * (e - s), dtype=np.int32)
                 m = int(_needed_cells(dots, s, sqn, pvsq, radius, margin, slack, best, up2, first, out_r, out_c))
+                if m > DENSE_SHARE * (e - s) * max(k - 1, 1):
+                    dense(s, e)  # (the bounds keep most cells: every vector, without gathers)
+                    continue
                 if m > len(out_r):  # (more than 16 cells per row: once more with room for all)
                     out_r, out_c = np.empty(m, dtype=np.int32), np.empty(m, dtype=np.int32)
                     _needed_cells(dots, s, sqn, pvsq, radius, margin, slack, best, up2, first, out_r, out_c)

@@ -34,22 +34,33 @@ def _data(kind: str) -> tuple[np.ndarray, np.ndarray]:
         x = np.round(clustered(1500, d=6, clusters=5, intrinsic=2, seed=64), 1)
         pre = np.concatenate([x[:300], np.round(clustered(1200, d=6, clusters=5, intrinsic=2, seed=65), 1), x[:50]])
         return x, pre
+    if kind == "spread":  # no clusters: the bounds keep most cells, the rows take every vector (dense)
+        rng = np.random.default_rng(67)
+        x, pre = rng.normal(size=(2000, 32)).astype(np.float32), rng.normal(size=(3000, 32)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True), pre / np.linalg.norm(pre, axis=1, keepdims=True)
     x = clustered(700, d=8, seed=66)  # a single preselected vector
     return x, x[3:4] + 0.01
 
 
-@pytest.mark.parametrize("kind", ["clustered", "norms", "ties", "single"])
+@pytest.mark.parametrize("kind", ["clustered", "norms", "ties", "single", "spread"])
 @pytest.mark.parametrize("threads", [1, 3])
-def test_nearest_selected_equals_the_brute_force_bit_for_bit(kind, threads, monkeypatch):
+@pytest.mark.parametrize("all_dense", [False, True])
+def test_nearest_selected_equals_the_brute_force_bit_for_bit(kind, threads, all_dense, monkeypatch):
     monkeypatch.setattr(nearest, "MIN_CELL", 4)  # (many small cells: most pairs skipped by the bounds)
+    if all_dense:  # every chunk of rows multiplied by every vector, whatever its bounds keep
+        monkeypatch.setattr(nearest, "DENSE_SHARE", -1.0)
     x, pre = _data(kind)
     d2, near, stats = nearest_selected(x, canonical_sqnorms(x), pre, canonical_sqnorms(pre), threads=threads)
     want_d2, want_near = brute_nearest(x, pre)
     assert np.array_equal(d2, want_d2)
     assert np.array_equal(near, want_near)  # the lowest index on ties: the one that inserting in order keeps
     assert stats.exact >= len(x)
-    if kind == "clustered":
-        assert stats.pairs < 0.5 * len(x) * len(pre)  # the bounds skip most pairs
+    if all_dense:
+        assert stats.dense_rows == len(x)
+    elif kind == "clustered":
+        assert stats.pairs < 0.5 * len(x) * len(pre) and stats.dense_rows == 0  # the bounds skip most pairs
+    elif kind == "spread":
+        assert stats.dense_rows == len(x)  # (the bounds keep more than DENSE_SHARE of the cells everywhere)
 
 
 def test_the_second_stage_of_the_bounds_is_needed(monkeypatch):
