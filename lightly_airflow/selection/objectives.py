@@ -403,7 +403,7 @@ class DiversityObjective(Objective):
         x = ctx.x()
         pre = ctx.preselected_embeddings(x.shape[1], "a preselected sample without embedding does not count for DIVERSITY")
         n_pre = 0 if pre is None else len(pre)
-        state = farthest_point_state(x, capacity=ctx.n_target + n_pre)
+        state = farthest_point_state(x, capacity=ctx.n_target + n_pre, pool=n_pre)
         if pre is not None:
             state.insert_many(pre)
         return cls(path, strategy, state, n_pre)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from selection_data import clustered, table_of
 
+from lightly_airflow.config import parse_selection_config
 from lightly_airflow.selection import select
 from lightly_airflow.selection.kernels import farthest_point_order
 
@@ -488,6 +489,38 @@ def test_small_inputs_use_the_numpy_state_and_large_ones_the_compiled_one(monkey
     assert isinstance(kernels.farthest_point_state(wide[:400]), kernels.NumpyDenseState)
     assert isinstance(kernels.farthest_point_state(wide), kernels.FarthestPointState)
     assert isinstance(kernels.farthest_point_state(x), kernels.FarthestPointState)  # (8 dimensions)
+    # ... and at any size after a pool of NUMPY_POOL_WIDE vectors (the lazy pool skips most of its products)
+    monkeypatch.setattr(kernels, "NUMPY_POOL_WIDE", 50)
+    assert isinstance(kernels.farthest_point_state(wide, pool=50), kernels.NumpyDenseState)
+    assert isinstance(kernels.farthest_point_state(wide, pool=49), kernels.FarthestPointState)
+    assert isinstance(kernels.farthest_point_state(x, pool=50), kernels.FarthestPointState)  # (8 dimensions)
+
+
+def test_a_datapool_run_passes_its_pool_size_to_the_routing(monkeypatch):
+    # Both callers (the order and the engine's DIVERSITY) route by the preselected vectors they will insert.
+    from lightly_airflow.selection import kernels, objectives
+
+    monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS", 100)
+    monkeypatch.setattr(kernels, "NUMPY_WIDE_DIM", 16)
+    monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS_WIDE", 100)
+    monkeypatch.setattr(kernels, "NUMPY_POOL_WIDE", 60)
+    made: list[str] = []
+    real = kernels.farthest_point_state
+
+    def spy(*a, **k):  # type: ignore[no-untyped-def]
+        state = real(*a, **k)
+        made.append(type(state).__name__)
+        return state
+
+    monkeypatch.setattr(kernels, "farthest_point_state", spy)
+    monkeypatch.setattr(objectives, "farthest_point_state", spy)
+    x = clustered(400, d=16, seed=4)
+    for pre in (x[:59], x[:60]):
+        farthest_point_order(x[100:], 20, preselected=pre)
+        cfg = parse_selection_config({"n_samples": 20, "strategies": [
+            {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]})
+        select(table_of(x[100:]), cfg, preselected=table_of(pre))
+    assert made == ["FarthestPointState"] * 2 + ["NumpyDenseState"] * 2
 
 
 def test_projection_bound_only_for_selections_large_enough_to_repay_it():
