@@ -13,7 +13,9 @@ Shapes (64-D unit vectors from ``benchmarks/selection.py``'s generator; the firs
 * ``images``: 8,000 candidates after 20,000 preselected real-image embeddings (1,280-D, ``benchmarks/selection.py``'s
   crops of scikit-image's photos through the project's encoder: a pool of earlier runs and a new run alike);
 * ``images-wide``: 25,000 candidates after 15,000 preselected of the same embeddings (above the 20,000 rows up to
-  which any input takes the numpy state: wide ones keep it up to 50,000).
+  which any input takes the numpy state: wide ones keep it up to 50,000);
+* ``images-large``: 60,000 candidates after 20,000 preselected of the same embeddings (above 50,000: wide inputs
+  after a pool keep the numpy state at any size; the compiled state took 24.8 s in process here).
 
 Methods:
 
@@ -43,7 +45,8 @@ LOOP_BLOCK = 1024
 SHAPES = {"clustered": (50_000, 200_000, dict(clusters=100, spread=0.3, seed=0)),
           "hard": (50_000, 100_000, dict(clusters=200, spread=0.35, seed=1)),
           "images": (8_000, 20_000, {}),
-          "images-wide": (25_000, 15_000, {})}
+          "images-wide": (25_000, 15_000, {}),
+          "images-large": (60_000, 20_000, {})}
 
 
 def prepare(work: Path, shape: str, k: int) -> tuple[Path, int]:
@@ -54,7 +57,8 @@ def prepare(work: Path, shape: str, k: int) -> tuple[Path, int]:
     d = work / f"preselected-{shape}-{n}-{p}"
     d.mkdir(parents=True, exist_ok=True)
     if not (d / "candidates.parquet").exists():
-        x = (image_embeddings(work / "image-embeddings-40000.npy", 40_000)[: n + p] if shape.startswith("images")
+        m = 40_000 if n + p <= 40_000 else 120_000  # (the same crops: the larger file starts with the smaller)
+        x = (image_embeddings(work / f"image-embeddings-{m}.npy", m)[: n + p] if shape.startswith("images")
              else clustered(n + p, 64, **opts))
         x = (x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)).astype(np.float32)
         np.save(d / "pool.npy", x[:p])
