@@ -181,12 +181,31 @@ def read_embedding_rows(path: str, *, batch_rows: int | None = None, what: str =
     # less peak at 8,000 x 1280); the caller's default pool is back afterwards. (The Parquet decoder's own
     # buffers stay in Arrow's process-wide default pool, which only ARROW_DEFAULT_MEMORY_POOL=system, set
     # before pyarrow loads, changes: ~10 MiB less again there.)
-    default_pool = pa.default_memory_pool()
-    pa.set_memory_pool(pa.system_memory_pool())
-    try:
+    with _system_pool():
         return _read_embedding_rows(path, batch_rows, what)
-    finally:
-        pa.set_memory_pool(default_pool)
+
+
+_POOL_LOCK = threading.Lock()
+_POOL_USERS: list[Any] = []  # the default pool to restore, once per reader running (readers may overlap)
+
+
+class _system_pool:  # noqa: N801 - a context manager
+    """Arrow's system allocator while any streamed read runs (two files may be read at once: the caller's
+    default pool comes back when the last one ends)."""
+
+    def __enter__(self) -> None:
+        with _POOL_LOCK:
+            if not _POOL_USERS:
+                _POOL_USERS.append(pa.default_memory_pool())
+                pa.set_memory_pool(pa.system_memory_pool())
+            else:
+                _POOL_USERS.append(_POOL_USERS[0])
+
+    def __exit__(self, *exc: object) -> None:
+        with _POOL_LOCK:
+            default = _POOL_USERS.pop()
+            if not _POOL_USERS:
+                pa.set_memory_pool(default)
 
 
 def _raw_values(col: pa.Array) -> np.ndarray | None:

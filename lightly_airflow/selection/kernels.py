@@ -2653,7 +2653,8 @@ def uses_numpy_state(n: int, dim: int, pool: int = 0) -> bool:
 def farthest_point_state(x: np.ndarray, capacity: int = 1024, pool: int = 0) -> AnyFarthestState:
     """The exact state for ``x`` (``pool``: the number of preselected vectors to be inserted): numpy-only where
     :func:`uses_numpy_state`, else the compiled one."""
-    if uses_numpy_state(*x.shape, pool=pool):
+    n, dim = x.shape
+    if uses_numpy_state(n, dim, pool):
         return NumpyDenseState(x, capacity=capacity)
     return FarthestPointState(x, capacity=capacity)
 

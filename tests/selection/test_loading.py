@@ -65,6 +65,35 @@ def test_different_widths_are_an_error(tmp_path):
         read_embedding_rows(str(tmp_path / "s.parquet"), batch_rows=1)
 
 
+def test_overlapping_reads_give_back_the_callers_memory_pool(tmp_path):
+    # The CLI reads the preselected file on a second thread while the candidates are read: each read switches
+    # Arrow to the system allocator; the caller's pool comes back when the last one ends, not the first.
+    from lightly_airflow.selection.arrays import _system_pool
+
+    before = pa.default_memory_pool()
+    a, b = _system_pool(), _system_pool()
+    a.__enter__()
+    b.__enter__()
+    a.__exit__(None, None, None)
+    assert pa.default_memory_pool().backend_name == "system"
+    b.__exit__(None, None, None)
+    assert pa.default_memory_pool().backend_name == before.backend_name != "system"
+
+
+def test_a_bad_preselected_file_read_beside_the_candidates_names_itself(tmp_path, capsys):
+    pq.write_table(_table(pa.list_(pa.float32())), tmp_path / "s.parquet")
+    bad = pa.table({"key": ["a", "b"], "embedding": pa.array([[1.0, 0.0], [1.0, 0.0, 0.0]], pa.list_(pa.float32()))})
+    pq.write_table(bad, tmp_path / "p.parquet")
+    (tmp_path / "c.json").write_text(json.dumps({"n_samples": 5, "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}))
+    from lightly_airflow.cli import main
+
+    rc = main(["select", "--samples", str(tmp_path / "s.parquet"), "--config", str(tmp_path / "c.json"),
+               "--preselected", str(tmp_path / "p.parquet"), "--out", str(tmp_path / "o.parquet")])
+    assert rc != 0 and not (tmp_path / "o.parquet").exists()
+    assert "p.parquet: the preselected samples' embeddings have different lengths" in capsys.readouterr().err
+
+
 def test_file_without_embedding_column(tmp_path):
     pq.write_table(pa.table({"key": ["a"]}), tmp_path / "s.parquet")
     assert read_embedding_rows(str(tmp_path / "s.parquet")) is None
