@@ -14,8 +14,8 @@ Inputs (the select CLI's Parquet: ``key`` + ``embedding``), written once under `
 * ``images``: ``--images`` embeddings of real photos (random crops of scikit-image's bundled images, the
   project's efficientnet-lite0 encoder, 1280-D; made once and cached, minutes);
 * ``tiny``: the same process shape with almost no data, measured to give the **fixed cost** (interpreter +
-  imported libraries + loaded kernels): ``NUMPY_MAX_ROWS + 1`` rows × 8 (the compiled state, numba and its
-  cached kernels loaded, 0.7 MiB of matrix) and ``tiny-numpy`` (1,000 × 8: the numpy-only state up to
+  imported libraries + loaded kernels): the fewest rows × 8 that take the compiled state (``NUMPY_MAX_ROWS``
+  and ``NUMPY_MAX_WORK``; numba and its cached kernels loaded, ~2 MiB of matrix at k = 3,000) and ``tiny-numpy`` (1,000 × 8: the numpy-only state up to
   ``NUMPY_MAX_ROWS`` candidates, no numba) for inputs of at most that many rows.
 
 Every process runs DIVERSITY with ``n_samples = --k`` (``min(k, N / 4)``) and writes its picks; the inputs are
@@ -48,7 +48,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from selection import clustered, image_embeddings, run_process  # noqa: E402
 
-from lightly_airflow.selection.kernels import NUMPY_MAX_ROWS, uses_numpy_state  # noqa: E402
+from lightly_airflow.selection.kernels import NUMPY_MAX_ROWS, NUMPY_MAX_WORK, uses_numpy_state  # noqa: E402
 
 MiB = 2**20
 
@@ -79,8 +79,11 @@ def write_input(work: Path, name: str, x_of: object, k: int) -> tuple[Path, Path
 
 def inputs(work: Path, sizes: list[int], n_images: int, k: int, wide: list[int]
            ) -> dict[str, tuple[Path, Path, int, int, int]]:
+    t = NUMPY_MAX_ROWS + 1  # (the fewest rows of 8-D that take the compiled state for min(k, N / 4) picks)
+    while uses_numpy_state(t, 8, picks=min(k, t // 4)):
+        t = max(t + 1, NUMPY_MAX_WORK // max(1, min(k, t // 4)) + 1)
     out = {
-        "tiny": write_input(work, f"memory-tiny-{NUMPY_MAX_ROWS + 1}x8", lambda: clustered(NUMPY_MAX_ROWS + 1, 8), k),
+        "tiny": write_input(work, f"memory-tiny-{t}x8", lambda: clustered(t, 8), k),
         "tiny-numpy": write_input(work, "memory-tiny-1000x8", lambda: clustered(1000, 8), k),
     }
     for n in sizes:
@@ -118,8 +121,8 @@ def measure(a: argparse.Namespace) -> None:
     med = {name: statistics.median(v) for name, v in peaks.items()}
     fixed, fixed_np = med["tiny"], med["tiny-numpy"]
     print(f"\nfixed cost (interpreter + libraries + loaded kernels), measured with tiny inputs: "
-          f"{fixed / MiB:.0f} MiB (compiled state, {NUMPY_MAX_ROWS + 1:,} x 8); {fixed_np / MiB:.0f} MiB "
-          f"(numpy-only state up to {NUMPY_MAX_ROWS:,} rows, no numba)")
+          f"{fixed / MiB:.0f} MiB (compiled state, {ins['tiny'][2]:,} x 8); {fixed_np / MiB:.0f} MiB "
+          f"(numpy-only state, 1,000 x 8, no numba)")
     print(f"load average at end {' '.join(f'{v:.2f}' for v in os.getloadavg())}\n")
     print("| input (N × D, k) | matrix | peak RSS (rounds) | fixed | peak - fixed | (peak - fixed) / matrix | "
           "peak / matrix | slope vs previous N (bytes per matrix byte) | wall |")
@@ -130,9 +133,9 @@ def measure(a: argparse.Namespace) -> None:
             continue
         _, _, n, dim, k = ins[name]
         matrix = n * dim * 4.0
-        base = fixed_np if uses_numpy_state(n, dim) else fixed
+        base = fixed_np if uses_numpy_state(n, dim, picks=k) else fixed
         slope = "—"
-        shape = (dim, not uses_numpy_state(n, dim))  # (the numpy-only state is another process shape)
+        shape = (dim, not uses_numpy_state(n, dim, picks=k))  # (the numpy-only state is another process shape)
         if shape in prev and matrix > prev[shape][0]:
             pm, pp = prev[shape]
             slope = f"{(med[name] - pp) / (matrix - pm):.2f}"

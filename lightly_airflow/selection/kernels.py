@@ -1830,6 +1830,17 @@ embeddings 4.37 vs 40.2 s (15.2 vs 50.7 s), 60,000 after 20,000 3.28 vs 24.8 s; 
 many times faster than the float32 loop. (Without a pool the compiled state wins above 50,000 rows from
 k = 10,000 on most 256-D data; at k = 2,000 the numpy state: both measured, the limit above kept.)"""
 
+NUMPY_MAX_WORK = 200_000_000
+"""... and at any dimension while candidates x picks is at most this (without a pool of :data:`NUMPY_POOL_WIDE`):
+numba's load (~0.6 s) and the compiled passes cost more than the numpy state's per-pick Python there. In
+process, same picks, numpy vs compiled state, no pool: 50,000 x 64 hard clusters, k = 1,000, 0.37 vs 1.10 s;
+100,000 x 64, k = 2,000: clusters 0.64 vs 0.93 s, hard 0.90 vs 1.32, no clusters 0.71 vs 1.00, intrinsic
+dimension 32 0.61 vs 0.95; 100,000 x 256, k = 2,000: 0.78-1.19 vs 1.73-2.55 s on five kinds; real images
+100,000 x 1,280 1.99 vs 5.67 s. Past it they meet (200,000 x 64, k = 2,000: 1.38-1.48 vs 1.40-1.49 s; 100,000 x
+64, k = 5,000: 1.66 vs 1.90 s; 100,000 x 256 clusters, k = 5,000: 3.36 vs 2.42 s) and then part (k = 10,000:
+2.83-3.19 vs 1.43-1.85 s at 64-D; 1,000,000 x 64, k = 3,000: 9.6-10.6 vs 3.8-7.1 s). After a large pool of
+64-D clusters the compiled cells win (50,000 after 100,000-200,000, k = 1,000: 3.48-5.50 vs 1.98-2.07 s)."""
+
 NUMPY_BATCH = 128
 """Selected vectors per pass of :class:`NumpyDenseState`. Real-image embeddings 8,000 x 1,280, in process, 9
 interleaved rounds, same picks: k = 2,000 0.79 s with 64, 0.70 with 128, 0.68 with 256; k = 800 0.33 vs 0.32 s
@@ -2643,18 +2654,20 @@ def _doubled(a: np.ndarray) -> np.ndarray:
     return np.concatenate([a, np.zeros_like(a)])
 
 
-def uses_numpy_state(n: int, dim: int, pool: int = 0) -> bool:
+def uses_numpy_state(n: int, dim: int, pool: int = 0, picks: int | None = None) -> bool:
     """Whether :func:`farthest_point_state` takes the numpy-only state for ``n`` candidates of ``dim``
-    dimensions after ``pool`` preselected vectors (:data:`NUMPY_MAX_ROWS`, :data:`NUMPY_MAX_ROWS_WIDE`,
-    :data:`NUMPY_POOL_WIDE`)."""
-    return n <= NUMPY_MAX_ROWS or (dim >= NUMPY_WIDE_DIM and (n <= NUMPY_MAX_ROWS_WIDE or pool >= NUMPY_POOL_WIDE))
+    dimensions after ``pool`` preselected vectors, for ``picks`` picks (unknown: None) (:data:`NUMPY_MAX_ROWS`,
+    :data:`NUMPY_MAX_ROWS_WIDE`, :data:`NUMPY_POOL_WIDE`, :data:`NUMPY_MAX_WORK`)."""
+    if n <= NUMPY_MAX_ROWS or (dim >= NUMPY_WIDE_DIM and (n <= NUMPY_MAX_ROWS_WIDE or pool >= NUMPY_POOL_WIDE)):
+        return True
+    return picks is not None and pool < NUMPY_POOL_WIDE and n * picks <= NUMPY_MAX_WORK
 
 
 def farthest_point_state(x: np.ndarray, capacity: int = 1024, pool: int = 0) -> AnyFarthestState:
-    """The exact state for ``x`` (``pool``: the number of preselected vectors to be inserted): numpy-only where
-    :func:`uses_numpy_state`, else the compiled one."""
+    """The exact state for ``x`` (``pool``: the number of preselected vectors to be inserted, ``capacity`` minus
+    it the picks wanted): numpy-only where :func:`uses_numpy_state`, else the compiled one."""
     n, dim = x.shape
-    if uses_numpy_state(n, dim, pool):
+    if uses_numpy_state(n, dim, pool, picks=max(capacity - pool, 0)):
         return NumpyDenseState(x, capacity=capacity)
     return FarthestPointState(x, capacity=capacity)
 

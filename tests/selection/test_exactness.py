@@ -481,6 +481,14 @@ def test_small_inputs_use_the_numpy_state_and_large_ones_the_compiled_one(monkey
     x = clustered(300, d=8, seed=2)
     assert isinstance(kernels.farthest_point_state(x), kernels.NumpyDenseState)
     monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS", 299)
+    # above it, while candidates x picks is at most NUMPY_MAX_WORK (and no pool of NUMPY_POOL_WIDE)
+    monkeypatch.setattr(kernels, "NUMPY_MAX_WORK", 300 * 40)
+    assert isinstance(kernels.farthest_point_state(x, capacity=40), kernels.NumpyDenseState)
+    assert isinstance(kernels.farthest_point_state(x, capacity=41), kernels.FarthestPointState)
+    assert isinstance(kernels.farthest_point_state(x, capacity=45, pool=5), kernels.NumpyDenseState)
+    monkeypatch.setattr(kernels, "NUMPY_POOL_WIDE", 5)
+    assert isinstance(kernels.farthest_point_state(x, capacity=45, pool=5), kernels.FarthestPointState)
+    monkeypatch.setattr(kernels, "NUMPY_MAX_WORK", -1)
     assert isinstance(kernels.farthest_point_state(x), kernels.FarthestPointState)
     # wide inputs keep the numpy state up to NUMPY_MAX_ROWS_WIDE rows (the compiled bounds rarely pay there)
     monkeypatch.setattr(kernels, "NUMPY_WIDE_DIM", 16)
@@ -501,6 +509,7 @@ def test_a_datapool_run_passes_its_pool_size_to_the_routing(monkeypatch):
     from lightly_airflow.selection import kernels, objectives
 
     monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS", 100)
+    monkeypatch.setattr(kernels, "NUMPY_MAX_WORK", -1)
     monkeypatch.setattr(kernels, "NUMPY_WIDE_DIM", 16)
     monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS_WIDE", 100)
     monkeypatch.setattr(kernels, "NUMPY_POOL_WIDE", 60)
