@@ -34,7 +34,7 @@ from lightly_airflow.config import SelectionConfig, parse_selection_config
 from lightly_airflow.config.selection import EmbeddingsInput, ThresholdStrategy
 from lightly_airflow.selection.arrays import embedding_matrix, embedding_rows, from_numpy, string_array
 from lightly_airflow.selection.inputs import input_column, scalar_input
-from lightly_airflow.selection.kernels import LazyMaxHeap, NumpyDenseState
+from lightly_airflow.selection.kernels import FarthestPointState, LazyMaxHeap, NumpyLazyHeap
 from lightly_airflow.selection.metrics import selection_metrics
 from lightly_airflow.selection.objectives import (
     EPS,
@@ -259,19 +259,20 @@ def greedy(objectives: list[Objective], n_target: int, *, dense: bool = False
     strength = div.strength if div is not None else 0.0
     pure = div is not None and len(objectives) == 1 and strength > 0
     lazy = not dense and not others and len(bals) <= 1 and all(b.onehot for b in bals) and strength >= 0
-    heap = order = None
+    heap: LazyMaxHeap | NumpyLazyHeap | None = None
+    order = None
     bal = bals[0] if bals else None
     if not pure and lazy:
         if div is None and bal is None:
             order = np.argsort(-fixed, kind="stable")
         else:
             st = div.state if div is not None else None
-            if isinstance(st, NumpyDenseState) and div is not None:  # the heap reads the compiled state's arrays
-                st = div.state = st.compiled()
-            assert not isinstance(st, NumpyDenseState)
-            heap = LazyMaxHeap(fixed, st, strength,
-                               labels=bal.labels() if bal is not None else None,
-                               n_labels=len(bal.names) + 1 if bal is not None else 1)
+            labels = bal.labels() if bal is not None else None
+            n_labels = len(bal.names) + 1 if bal is not None else 1
+            if isinstance(st, FarthestPointState):  # (the compiled heap reads the compiled state's arrays)
+                heap = LazyMaxHeap(fixed, st, strength, labels=labels, n_labels=n_labels)
+            else:
+                heap = NumpyLazyHeap(fixed, st, strength, labels=labels, n_labels=n_labels)
     checks = ([div] if div is not None else []) + [o for o in objectives if o is not div]
     picks: list[int] = []
     values: list[list[float]] = [[] for _ in objectives]

@@ -122,11 +122,22 @@ def test_pruned_kernel_with_regrouping_matches_reference_when_pruning_matters():
 
 
 @pytest.mark.parametrize("batch", [1, 3, 16, 64])
-def test_combined_objectives_lazy_heap_equals_rescoring_every_pick(digits_table, batch, monkeypatch):
-    # DIVERSITY x WEIGHTS x BALANCE through the lazy heap vs the dense path (rescoring all candidates).
+@pytest.mark.parametrize("state", ["compiled", "numpy"])
+def test_combined_objectives_lazy_heap_equals_rescoring_every_pick(digits_table, batch, state, monkeypatch):
+    # DIVERSITY x WEIGHTS x BALANCE through the lazy heap vs the dense path (rescoring all candidates): the
+    # compiled heap over the compiled state, the numpy heap over the numpy state (each pass' batch varied).
     import pyarrow as pa
 
     from lightly_airflow.selection import engine
+
+    heaps: list[str] = []
+    for cls in (kernels_module().LazyMaxHeap, kernels_module().NumpyLazyHeap):
+        monkeypatch.setattr(engine, cls.__name__, _recording(cls, heaps))
+    if state == "compiled":
+        monkeypatch.setattr(kernels_module(), "NUMPY_MAX_ROWS", -1)
+        monkeypatch.setattr(kernels_module(), "NUMPY_MAX_WORK", -1)
+    else:
+        monkeypatch.setattr(kernels_module(), "NUMPY_BATCH", batch)
 
     rng = np.random.default_rng(0)
     t = digits_table.append_column("scores.cls.uncertainty_margin", pa.array(rng.random(digits_table.num_rows)))
@@ -144,6 +155,21 @@ def test_combined_objectives_lazy_heap_equals_rescoring_every_pick(digits_table,
     pre = t.slice(0, 40)
     cand = t.slice(40)
     assert select(cand, cfg, preselected=pre).indices.tolist() == _dense_select_pre(engine, cand, cfg, pre)
+    assert heaps == ["LazyMaxHeap" if state == "compiled" else "NumpyLazyHeap"] * 2
+
+
+def kernels_module():  # type: ignore[no-untyped-def]
+    from lightly_airflow.selection import kernels
+
+    return kernels
+
+
+def _recording(cls, names):  # type: ignore[no-untyped-def]
+    def make(*a, **k):  # type: ignore[no-untyped-def]
+        names.append(cls.__name__)
+        return cls(*a, **k)
+
+    return make
 
 
 def _dense_select_pre(engine, table, cfg, pre):
@@ -679,8 +705,8 @@ def _pool_kernels(monkeypatch, projection: bool, block: int):
 @pytest.mark.parametrize("projection", [False, True])
 def test_numpy_state_inserts_a_pool_at_once_with_the_values_of_one_at_a_time(projection, monkeypatch):
     # A pool of preselected vectors (non-unit norms, some equal to candidates) applied in blocks at once: the
-    # same canonical values and owners as inserting them one at a time, the same picks as the reference, and
-    # the compiled state made from it (combined objectives) inserts the same vectors.
+    # same canonical values and owners as inserting them one at a time and as the compiled state, the same
+    # picks as the reference.
     kernels = _pool_kernels(monkeypatch, projection, block=37)
     x, _ = _waiting_data()
     pool = np.concatenate([clustered(300, d=48, clusters=12, intrinsic=4, seed=53) * 1.3, x[:20]])
@@ -695,7 +721,6 @@ def test_numpy_state_inserts_a_pool_at_once_with_the_values_of_one_at_a_time(pro
     other = kernels.FarthestPointState(x.copy(), mode="dense")
     other.insert_many(pool)
     assert np.array_equal(bulk.d2, other.d2)
-    assert np.array_equal(bulk.compiled().d2, other.d2)
     state = kernels.NumpyDenseState(x.copy(), capacity=700)
     picks, _, _ = farthest_point_order(state.x, 300, preselected=pool, state=state)
     assert picks.tolist() == reference_order(x, 300, pool)
@@ -858,3 +883,50 @@ def test_float32_lift_stays_within_its_proven_error(dim):
     assert np.all(eps[:600] < 0.01 * np.sqrt(sqn)) and np.all(eps < 0.05 * np.sqrt(rows_sqn))  # (in-span rows: sqrt)
     stored = np.linalg.norm(proj.z.astype(np.float64) - exact[:600], axis=1)  # (the lift of the state's rows)
     assert np.all(stored <= proj.eps), float((stored / proj.eps).max())
+
+
+@pytest.mark.parametrize("projection", [False, True])
+def test_numpy_heap_after_a_lazy_pool_picks_as_rescoring_every_pick(projection, monkeypatch):
+    # DIVERSITY x WEIGHTS x BALANCE after a pool the numpy state takes lazily: the numpy heap's picks are those
+    # of rescoring every candidate per pick and of the compiled heap; a row read while it still waits on the
+    # pool catches up on what it missed first (the same canonical values as the compiled state).
+    kernels = _pool_kernels(monkeypatch, projection, block=37)
+    from lightly_airflow.selection import engine
+
+    x, _ = _waiting_data()
+    pool = clustered(400, d=48, clusters=12, intrinsic=4, seed=54) * 1.2
+    rng = np.random.default_rng(7)
+    cand = table_of(x, **{"metadata.w": rng.random(len(x)),
+                          "metadata.label": [str(v) for v in rng.integers(0, 3, len(x))]})
+    pre = table_of(pool)
+    cfg = {"n_samples": 150, "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY", "strength": 2.0}},
+        {"input": {"type": "METADATA", "key": "w"}, "strategy": {"type": "WEIGHTS"}},
+        {"input": {"type": "METADATA", "key": "label"},
+         "strategy": {"type": "BALANCE", "target": {"0": 0.5, "1": 0.3}}}]}
+    heaps: list = []
+
+    def record(*a, **k):  # type: ignore[no-untyped-def]
+        heaps.append(kernels.NumpyLazyHeap(*a, **k))
+        return heaps[-1]
+
+    monkeypatch.setattr(engine, "NumpyLazyHeap", record)
+    got = select(cand, cfg, preselected=pre).indices.tolist()
+    assert len(got) == 150 and got == _dense_select_pre(engine, cand, cfg, pre)
+    state = heaps[0].state
+    assert state._lazy_pool and heaps[0].evaluated > 0
+    assert (state.proj is not None) == projection
+    lazy = kernels.NumpyDenseState(x.copy(), capacity=600)
+    lazy.insert_many(pool)
+    waiting = np.flatnonzero(lazy._epoch != lazy._flushed)
+    assert len(waiting) > 100
+    lazy.select(int(waiting[0]))  # (a pending vector too)
+    rows = waiting[1:60]
+    other = kernels.FarthestPointState(x.copy(), mode="dense")
+    other.insert_many(pool)
+    other.select(int(waiting[0]))
+    assert np.array_equal(lazy.current(rows), other.d2[rows])
+    assert [lazy.distance2(int(i)) for i in rows[:5]] == other.d2[rows[:5]].tolist()
+    monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS", -1)
+    monkeypatch.setattr(kernels, "NUMPY_MAX_WORK", -1)
+    assert select(cand, cfg, preselected=pre).indices.tolist() == got
