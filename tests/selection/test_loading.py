@@ -150,13 +150,17 @@ def test_a_select_process_never_imports_pyarrow_compute(tmp_path, list_type):
     assert got.column("key").to_pylist() == select(t, cfg).keys
 
 
-def test_small_diversity_select_never_imports_numba(tmp_path, monkeypatch):
-    # A DIVERSITY selection of a few thousand rows runs on numpy/BLAS only: importing numba and loading its
-    # cached kernels (~1 CPU-second per process) would cost more than the selection. Picks equal select()'s.
+@pytest.mark.parametrize("weights", [False, True])
+def test_small_diversity_select_never_imports_numba(tmp_path, monkeypatch, weights):
+    # A DIVERSITY selection (with WEIGHTS too: the numpy state's own heap) of a few thousand rows runs on
+    # numpy/BLAS only: importing numba and loading its cached kernels (~1 CPU-second per process) would cost
+    # more than the selection. Picks equal select()'s.
     from lightly_airflow.selection import kernels
 
     t = _table(pa.list_(pa.float32()), n=400, d=16, seed=5).rename_columns(["key", "embedding", "metadata.score"])
     cfg = {"n_samples": 50, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    if weights:
+        cfg["strategies"].append({"input": {"type": "METADATA", "key": "score"}, "strategy": {"type": "WEIGHTS"}})
     pq.write_table(t, tmp_path / "s.parquet")
     (tmp_path / "c.json").write_text(json.dumps(cfg))
     out = tmp_path / "o.parquet"
