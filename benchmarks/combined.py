@@ -1,0 +1,181 @@
+"""DIVERSITY x WEIGHTS (the CORAL-style config of Lightly's docs: diverse and uncertain) as whole processes,
+against the float32 loop a user would write for the same score and Lightly's engine.
+
+Usage::
+
+    python benchmarks/combined.py [--shapes images,images-40000,images-pool] [--k 2000] [--rounds 3]
+
+Shapes: real-image embeddings (``benchmarks/selection.py``'s crops of scikit-image's photos through the
+project's encoder, 1,280-D, unit norm) with a weight per sample (uniform random, seed 0: an uncertainty score):
+
+* ``images``: 8,000 candidates; ``images-40000``: 40,000 candidates;
+* ``images-pool``: 8,000 candidates after 20,000 preselected (a datapool run; mundig not run: its preselected
+  indices would have to carry weights too).
+
+Methods:
+
+* ``ours``: ``lightly-airflow select`` (Parquet in: key, embedding, ``metadata.w``) with DIVERSITY (strength 1)
+  and WEIGHTS on ``w`` (strength 1): the score ``0.5 log(min(max(d2 / 4, 1e-6), 1)) + log(max(w / max w, 1e-6))``;
+* ``loop32``: the same score in float32/float64 numpy, in place: ``np.dot`` of the candidates by the last pick
+  into one buffer, the running minimum of squared distances, the score, ``argmax`` (after a pool: the pool
+  multiplied in blocks of 1,024 first);
+* ``mundig``: ``lightly_mundig`` with ``add_diversifying_strategy`` and ``add_weighting_strategy(w, 1.0)``
+  (its own combination of the two: picks differ).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from selection import agree, image_embeddings, run_process  # noqa: E402  (the same embeddings, timing)
+
+SHAPES = {"images": (8_000, 0), "images-40000": (40_000, 0), "images-pool": (8_000, 20_000)}
+LOOP_BLOCK = 1024
+
+
+def prepare(work: Path, shape: str, k: int) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n, p = SHAPES[shape]
+    d = work / f"combined-{shape}"
+    d.mkdir(parents=True, exist_ok=True)
+    if not (d / "candidates.parquet").exists():
+        m = 40_000 if n + p <= 40_000 else 120_000
+        x = image_embeddings(work / f"image-embeddings-{m}.npy", m)[: n + p]
+        x = (x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)).astype(np.float32)
+        w = np.random.default_rng(0).random(n)
+        np.save(d / "candidates.npy", x[p:])
+        np.save(d / "weights.npy", w)
+        np.save(d / "pool.npy", x[:p])
+        for name, rows, prefix, extra in (("pool", x[:p], "p", {}), ("candidates", x[p:], "s", {"metadata.w": w})):
+            if not len(rows):
+                continue
+            pq.write_table(pa.table({
+                "key": pa.array([f"{prefix}{i:07d}" for i in range(len(rows))]),
+                "embedding": pa.FixedSizeListArray.from_arrays(pa.array(rows.reshape(-1)), x.shape[1]),
+                **extra}), d / f"{name}.parquet")
+    (d / f"config-{k}.json").write_text(json.dumps({"n_samples": k, "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
+        {"input": {"type": "METADATA", "key": "w"}, "strategy": {"type": "WEIGHTS"}}]}))
+    return d
+
+
+def worker(method: str, d: Path, k: int, out: str) -> None:
+    x, w, pool = np.load(d / "candidates.npy"), np.load(d / "weights.npy"), np.load(d / "pool.npy")
+    n = len(x)
+    if method == "loop32":
+        fixed = np.log(np.maximum(w / w.max(), 1e-6))
+        sim = np.full(n, -np.inf, dtype=np.float32)  # largest cosine similarity to the selected (unit vectors)
+        if len(pool):
+            block = np.empty((n, LOOP_BLOCK), dtype=np.float32)
+            for s in range(0, len(pool), LOOP_BLOCK):
+                part = pool[s : s + LOOP_BLOCK]
+                buf = block if len(part) == LOOP_BLOCK else np.empty((n, len(part)), dtype=np.float32)
+                np.dot(x, part.T, out=buf)
+                np.maximum(sim, buf.max(axis=1), out=sim)
+        one = np.empty(n, dtype=np.float32)
+        score = np.empty(n)
+        taken = np.zeros(n, dtype=bool)
+        picks = []
+        for _ in range(k):
+            # d2 = 2 - 2 sim; score = 0.5 log(clip(d2 / 4)) + fixed
+            np.subtract(1.0, sim, out=score)  # (d2 / 4 = (1 - sim) / 2)
+            score *= 0.5
+            np.clip(score, 1e-6, 1.0, out=score)
+            np.log(score, out=score)
+            score *= 0.5
+            score += fixed
+            score[taken] = -np.inf
+            i = int(np.argmax(score))
+            picks.append(i)
+            taken[i] = True
+            np.dot(x, x[i], out=one)
+            np.maximum(sim, one, out=sim)
+    elif method == "mundig":
+        import lightly_mundig
+
+        sel = lightly_mundig.Selection()
+        sel.add_diversifying_strategy(x, 1.0, None)
+        sel.add_weighting_strategy(w.astype(np.float32), 1.0)
+        picks = list(sel.run_selection([], n, k))
+    else:
+        raise SystemExit(f"unknown method {method!r}")
+    np.save(out, np.asarray(picks, dtype=np.int64))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shapes", default="images,images-40000,images-pool")
+    ap.add_argument("--k", type=int, default=2000)
+    ap.add_argument("--methods", default="ours,loop32,mundig")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--peer-rounds", type=int, default=1, help="timed rounds of mundig")
+    ap.add_argument("--workdir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "lightly_bench_selection"))
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--dir", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        worker(a.worker, Path(a.dir), a.k, a.out)
+        return
+    cli = str(Path(sys.executable).with_name("lightly-airflow"))
+    print(f"machine: {os.cpu_count()} CPU cores (load {os.getloadavg()[0]:.1f}); one untimed warm-up run per method "
+          f"and shape, then {a.rounds} interleaved rounds ({a.peer_rounds} for mundig), median wall time of each "
+          "whole process", flush=True)
+    rows = []
+    for shape in a.shapes.split(","):
+        d = prepare(Path(a.workdir), shape, a.k)
+        n, p = SHAPES[shape]
+        methods = [m for m in a.methods.split(",") if not (m == "mundig" and p)]
+        times: dict[str, list[float]] = {m: [] for m in methods}
+        picks: dict[str, np.ndarray] = {}
+        for r in range(-1, max(a.rounds, a.peer_rounds)):
+            for m in methods[r % len(methods):] + methods[: r % len(methods)]:
+                if r >= (a.peer_rounds if m == "mundig" else a.rounds) or (r < 0 and m == "mundig"):
+                    continue
+                out = d / (f"picks-{m}-{a.k}.parquet" if m == "ours" else f"picks-{m}-{a.k}.npy")
+                if m == "ours":
+                    cmd = [cli, "select", "--samples", str(d / "candidates.parquet"), "--config",
+                           str(d / f"config-{a.k}.json"), "--out", str(out)]
+                    if p:
+                        cmd += ["--preselected", str(d / "pool.parquet")]
+                else:
+                    cmd = [sys.executable, __file__, "--worker", m, "--dir", str(d), "--k", str(a.k), "--out", str(out)]
+                wall, _, _ = run_process(cmd)
+                if r < 0:
+                    print(f"  warm-up {shape} {m}: {wall:.1f} s", flush=True)
+                    continue
+                times[m].append(wall)
+                if m == "ours":
+                    import pyarrow.parquet as pq
+
+                    picks[m] = np.array([int(key[1:]) for key in pq.read_table(out, columns=["key"])
+                                         .column("key").to_pylist()])
+                else:
+                    picks[m] = np.load(out)
+        med = {m: statistics.median(v) for m, v in times.items() if v}
+        print(f"\n{shape}: N = {n:,} candidates after P = {p:,} preselected, k = {a.k:,}")
+        for m in med:
+            line = f"  {m:8s} {med[m]:7.2f} s  (rounds: {', '.join(f'{t:.2f}' for t in times[m])})"
+            if m != "ours" and "ours" in med:
+                line += f"; ours {med[m] / med['ours']:.2f}x faster; first {agree(picks['ours'], picks[m])} picks identical"
+            print(line, flush=True)
+        rows.append(f"| {shape}: {n:,} after {p:,}, k = {a.k:,} | " + " | ".join(
+            f"{med[m]:.2f} s" if m in med else "—" for m in ("ours", "loop32", "mundig")) + " | " + " | ".join(
+            f"{med[m] / med['ours']:.2f}×" if m in med else "—" for m in ("loop32", "mundig")) + " |")
+    print("\n| shape | ours | loop32 | mundig | ours vs loop32 | ours vs mundig |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
