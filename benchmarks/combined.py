@@ -28,14 +28,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from selection import agree, image_embeddings, run_process  # noqa: E402  (the same embeddings, timing)
+from preselected import report, timed_rounds  # noqa: E402  (whole processes, interleaved)
+from selection import image_embeddings  # noqa: E402  (the same embeddings)
 
 SHAPES = {"images": (8_000, 0), "images-40000": (40_000, 0), "images-pool": (8_000, 20_000)}
 LOOP_BLOCK = 1024
@@ -127,55 +127,22 @@ def main() -> None:
     if a.worker:
         worker(a.worker, Path(a.dir), a.k, a.out)
         return
-    cli = str(Path(sys.executable).with_name("lightly-airflow"))
     print(f"machine: {os.cpu_count()} CPU cores (load {os.getloadavg()[0]:.1f}); one untimed warm-up run per method "
           f"and shape, then {a.rounds} interleaved rounds ({a.peer_rounds} for mundig), median wall time of each "
           "whole process", flush=True)
     rows = []
+    methods = a.methods.split(",")
     for shape in a.shapes.split(","):
         d = prepare(Path(a.workdir), shape, a.k)
         n, p = SHAPES[shape]
-        methods = [m for m in a.methods.split(",") if not (m == "mundig" and p)]
-        times: dict[str, list[float]] = {m: [] for m in methods}
-        picks: dict[str, np.ndarray] = {}
-        for r in range(-1, max(a.rounds, a.peer_rounds)):
-            for m in methods[r % len(methods):] + methods[: r % len(methods)]:
-                if r >= (a.peer_rounds if m == "mundig" else a.rounds) or (r < 0 and m == "mundig"):
-                    continue
-                out = d / (f"picks-{m}-{a.k}.parquet" if m == "ours" else f"picks-{m}-{a.k}.npy")
-                if m == "ours":
-                    cmd = [cli, "select", "--samples", str(d / "candidates.parquet"), "--config",
-                           str(d / f"config-{a.k}.json"), "--out", str(out)]
-                    if p:
-                        cmd += ["--preselected", str(d / "pool.parquet")]
-                else:
-                    cmd = [sys.executable, __file__, "--worker", m, "--dir", str(d), "--k", str(a.k), "--out", str(out)]
-                wall, _, _ = run_process(cmd)
-                if r < 0:
-                    print(f"  warm-up {shape} {m}: {wall:.1f} s", flush=True)
-                    continue
-                times[m].append(wall)
-                if m == "ours":
-                    import pyarrow.parquet as pq
-
-                    picks[m] = np.array([int(key[1:]) for key in pq.read_table(out, columns=["key"])
-                                         .column("key").to_pylist()])
-                else:
-                    picks[m] = np.load(out)
-        med = {m: statistics.median(v) for m, v in times.items() if v}
+        run = [m for m in methods if not (m == "mundig" and p)]
+        times, cpu, picks = timed_rounds(shape, d, a.k, run, a.rounds, a.peer_rounds, __file__, pool=p > 0)
         print(f"\n{shape}: N = {n:,} candidates after P = {p:,} preselected, k = {a.k:,}")
-        for m in med:
-            line = f"  {m:8s} {med[m]:7.2f} s  (rounds: {', '.join(f'{t:.2f}' for t in times[m])})"
-            if m != "ours" and "ours" in med:
-                line += f"; ours {med[m] / med['ours']:.2f}x faster; first {agree(picks['ours'], picks[m])} picks identical"
-            print(line, flush=True)
-        rows.append(f"| {shape}: {n:,} after {p:,}, k = {a.k:,} | " + " | ".join(
-            f"{med[m]:.2f} s" if m in med else "—" for m in ("ours", "loop32", "mundig")) + " | " + " | ".join(
-            f"{med[m] / med['ours']:.2f}×" if m in med else "—" for m in ("loop32", "mundig")) + " |")
-    print("\n| shape | ours | loop32 | mundig | ours vs loop32 | ours vs mundig |")
-    print("|---|---|---|---|---|---|")
+        rows.append(report(f"{shape}: {n:,} after {p:,}, k = {a.k:,}", methods, times, cpu, picks))
+    others = [m for m in methods if m != "ours"]
+    print("\n| shape | " + " | ".join(methods) + " | " + " | ".join(f"ours vs {m}" for m in others) + " |")
+    print("|---" * (len(methods) + len(others) + 1) + "|")
     print("\n".join(rows))
-
 
 if __name__ == "__main__":
     main()

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from selection import agree, clustered, image_embeddings, run_process  # noqa: E402  (the same generators, timing)
+from selection import agree, clustered, image_embeddings, picks_of, run_process  # noqa: E402  (the same generators, timing)
 
 LOOP_BLOCK = 1024
 SHAPES = {"clustered": (50_000, 200_000, dict(clusters=100, spread=0.3, seed=0)),
@@ -103,6 +103,51 @@ def worker(method: str, d: str, k: int, out: str) -> None:
     np.save(out, np.asarray(picks, dtype=np.int64))
 
 
+def timed_rounds(shape: str, d: Path, k: int, methods: list[str], rounds: int, peer_rounds: int, script: str,
+                 pool: bool) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, np.ndarray]]:
+    """Whole processes of each method on the files in ``d`` (ours: ``lightly-airflow select`` on
+    ``candidates.parquet``, with ``pool.parquet`` preselected when ``pool``, and ``config-{k}.json``; the others:
+    ``script --worker``): one untimed warm-up each (mundig none: it has no caches to fill), then ``rounds``
+    interleaved rounds (mundig ``peer_rounds``); wall times, cores used and the last picks of each method."""
+    cli = str(Path(sys.executable).with_name("lightly-airflow"))
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    cpu: dict[str, list[float]] = {m: [] for m in methods}
+    picks: dict[str, np.ndarray] = {}
+    for r in range(-1, max(rounds, peer_rounds)):
+        for m in methods[r % len(methods):] + methods[: r % len(methods)]:
+            if r >= (peer_rounds if m == "mundig" else rounds) or (r < 0 and m == "mundig"):
+                continue
+            out = d / (f"picks-{m}-{k}.parquet" if m == "ours" else f"picks-{m}-{k}.npy")
+            if m == "ours":
+                cmd = [cli, "select", "--samples", str(d / "candidates.parquet"), "--config", str(d / f"config-{k}.json"),
+                       "--out", str(out)] + (["--preselected", str(d / "pool.parquet")] if pool else [])
+            else:
+                cmd = [sys.executable, script, "--worker", m, "--dir", str(d), "--k", str(k), "--out", str(out)]
+            wall, used, _ = run_process(cmd)
+            if r < 0:
+                print(f"  warm-up {shape} {m}: {wall:.1f} s", flush=True)
+                continue
+            times[m].append(wall)
+            cpu[m].append(used / wall)
+            picks[m] = picks_of(m, out)
+    return times, cpu, picks
+
+
+def report(label: str, methods: list[str], times: dict[str, list[float]], cpu: dict[str, list[float]],
+           picks: dict[str, np.ndarray]) -> str:
+    """Print each method's median (rounds, cores, ratio and agreement with ours); the table row of ``label``
+    (a column per method, "—" where one did not run)."""
+    med = {m: statistics.median(v) for m, v in times.items() if v}
+    for m in med:
+        line = (f"  {m:8s} {med[m]:7.2f} s  (rounds: {', '.join(f'{t:.2f}' for t in times[m])}; "
+                f"{statistics.median(cpu[m]):.2f} cores)")
+        if m != "ours" and "ours" in med:
+            line += f"; ours {med[m] / med['ours']:.2f}x faster; first {agree(picks['ours'], picks[m])} picks identical"
+        print(line, flush=True)
+    return (f"| {label} | " + " | ".join(f"{med[m]:.2f} s" if m in med else "—" for m in methods) + " | "
+            + " | ".join(f"{med[m] / med['ours']:.2f}×" if m in med else "—" for m in methods if m != "ours") + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shapes", default="clustered,hard")
@@ -119,7 +164,6 @@ def main() -> None:
         worker(a.worker, a.dir, a.k, a.out)
         return
     methods = a.methods.split(",")
-    cli = str(Path(sys.executable).with_name("lightly-airflow"))
     print(f"machine: {os.cpu_count()} CPU cores (load {os.getloadavg()[0]:.1f}); one untimed warm-up run per method "
           f"and shape, then {a.rounds} interleaved rounds ({a.peer_rounds} for mundig), median wall time of each "
           "whole process", flush=True)
@@ -127,43 +171,9 @@ def main() -> None:
     for shape in a.shapes.split(","):
         d, p = prepare(Path(a.workdir), shape, a.k)
         n, dim = np.load(d / "candidates.npy", mmap_mode="r").shape
-        times: dict[str, list[float]] = {m: [] for m in methods}
-        cpu: dict[str, list[float]] = {m: [] for m in methods}
-        picks: dict[str, np.ndarray] = {}
-        for r in range(-1, max(a.rounds, a.peer_rounds)):
-            for m in methods[r % len(methods):] + methods[: r % len(methods)]:
-                if r >= (a.peer_rounds if m == "mundig" else a.rounds) or (r < 0 and m == "mundig"):
-                    continue  # (mundig: no warm-up, it has no caches to fill)
-                out = d / (f"picks-{m}-{a.k}.parquet" if m == "ours" else f"picks-{m}-{a.k}.npy")
-                if m == "ours":
-                    cmd = [cli, "select", "--samples", str(d / "candidates.parquet"), "--preselected",
-                           str(d / "pool.parquet"), "--config", str(d / f"config-{a.k}.json"), "--out", str(out)]
-                else:
-                    cmd = [sys.executable, __file__, "--worker", m, "--dir", str(d), "--k", str(a.k), "--out", str(out)]
-                wall, used, _ = run_process(cmd)
-                if r < 0:
-                    print(f"  warm-up {shape} {m}: {wall:.1f} s", flush=True)
-                    continue
-                times[m].append(wall)
-                cpu[m].append(used / wall)
-                if m == "ours":
-                    import pyarrow.parquet as pq
-
-                    picks[m] = np.array([int(key[1:]) for key in pq.read_table(out, columns=["key"])
-                                         .column("key").to_pylist()])
-                else:
-                    picks[m] = np.load(out)
-        med = {m: statistics.median(v) for m, v in times.items() if v}
+        times, cpu, picks = timed_rounds(shape, d, a.k, methods, a.rounds, a.peer_rounds, __file__, pool=True)
         print(f"\n{shape}: N = {n:,} candidates after P = {p:,} preselected, D = {dim}, k = {a.k:,}")
-        for m in med:
-            line = (f"  {m:8s} {med[m]:7.2f} s  (rounds: {', '.join(f'{t:.2f}' for t in times[m])}; "
-                    f"{statistics.median(cpu[m]):.2f} cores)")
-            if m != "ours" and "ours" in med:
-                line += f"; ours {med[m] / med['ours']:.2f}x faster; first {agree(picks['ours'], picks[m])} picks identical"
-            print(line, flush=True)
-        rows.append(f"| {shape}: {n:,} after {p:,}, k = {a.k:,} | " + " | ".join(
-            f"{med[m]:.1f} s" for m in methods if m in med) + " | " + " | ".join(
-            f"{med[m] / med['ours']:.2f}×" for m in methods if m in med and m != "ours") + " |")
+        rows.append(report(f"{shape}: {n:,} after {p:,}, k = {a.k:,}", methods, times, cpu, picks))
     others = [m for m in methods if m != "ours"]
     print("\n| shape | " + " | ".join(methods) + " | " + " | ".join(f"ours vs {m}" for m in others) + " |")
     print("|---" * (len(methods) + len(others) + 1) + "|")
