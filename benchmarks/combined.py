@@ -25,20 +25,17 @@ Methods:
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from preselected import report, timed_rounds  # noqa: E402  (whole processes, interleaved)
+from preselected import arguments, pool_similarity, print_table, report, timed_rounds  # noqa: E402  (whole processes, interleaved)
 from selection import image_embeddings  # noqa: E402  (the same embeddings)
 
 SHAPES = {"images": (8_000, 0), "images-40000": (40_000, 0), "images-pool": (8_000, 20_000)}
-LOOP_BLOCK = 1024
 
 
 def prepare(work: Path, shape: str, k: int) -> Path:
@@ -74,14 +71,7 @@ def worker(method: str, d: Path, k: int, out: str) -> None:
     n = len(x)
     if method == "loop32":
         fixed = np.log(np.maximum(w / w.max(), 1e-6))
-        sim = np.full(n, -np.inf, dtype=np.float32)  # largest cosine similarity to the selected (unit vectors)
-        if len(pool):
-            block = np.empty((n, LOOP_BLOCK), dtype=np.float32)
-            for s in range(0, len(pool), LOOP_BLOCK):
-                part = pool[s : s + LOOP_BLOCK]
-                buf = block if len(part) == LOOP_BLOCK else np.empty((n, len(part)), dtype=np.float32)
-                np.dot(x, part.T, out=buf)
-                np.maximum(sim, buf.max(axis=1), out=sim)
+        sim = pool_similarity(x, pool)  # largest cosine similarity to the selected (unit vectors)
         one = np.empty(n, dtype=np.float32)
         score = np.empty(n)
         taken = np.zeros(n, dtype=bool)
@@ -113,23 +103,10 @@ def worker(method: str, d: Path, k: int, out: str) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--shapes", default="images,images-40000,images-pool")
-    ap.add_argument("--k", type=int, default=2000)
-    ap.add_argument("--methods", default="ours,loop32,mundig")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--peer-rounds", type=int, default=1, help="timed rounds of mundig")
-    ap.add_argument("--workdir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "lightly_bench_selection"))
-    ap.add_argument("--worker", help=argparse.SUPPRESS)
-    ap.add_argument("--dir", help=argparse.SUPPRESS)
-    ap.add_argument("--out", help=argparse.SUPPRESS)
-    a = ap.parse_args()
+    a = arguments(__doc__ or "", "images,images-40000,images-pool", 2000)
     if a.worker:
         worker(a.worker, Path(a.dir), a.k, a.out)
         return
-    print(f"machine: {os.cpu_count()} CPU cores (load {os.getloadavg()[0]:.1f}); one untimed warm-up run per method "
-          f"and shape, then {a.rounds} interleaved rounds ({a.peer_rounds} for mundig), median wall time of each "
-          "whole process", flush=True)
     rows = []
     methods = a.methods.split(",")
     for shape in a.shapes.split(","):
@@ -139,10 +116,8 @@ def main() -> None:
         times, cpu, picks = timed_rounds(shape, d, a.k, run, a.rounds, a.peer_rounds, __file__, pool=p > 0)
         print(f"\n{shape}: N = {n:,} candidates after P = {p:,} preselected, k = {a.k:,}")
         rows.append(report(f"{shape}: {n:,} after {p:,}, k = {a.k:,}", methods, times, cpu, picks))
-    others = [m for m in methods if m != "ours"]
-    print("\n| shape | " + " | ".join(methods) + " | " + " | ".join(f"ours vs {m}" for m in others) + " |")
-    print("|---" * (len(methods) + len(others) + 1) + "|")
-    print("\n".join(rows))
+    print_table(methods, rows)
+
 
 if __name__ == "__main__":
     main()

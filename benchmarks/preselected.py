@@ -73,17 +73,25 @@ def prepare(work: Path, shape: str, k: int) -> tuple[Path, int]:
     return d, p
 
 
+def pool_similarity(x: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """The loop's start after a pool: each candidate's largest cosine similarity to it (-inf without one),
+    the pool multiplied in blocks of :data:`LOOP_BLOCK` vectors into one buffer."""
+    n = len(x)
+    sim = np.full(n, -np.inf, dtype=np.float32)
+    block = np.empty((n, LOOP_BLOCK), dtype=np.float32) if len(pool) else None
+    for s in range(0, len(pool), LOOP_BLOCK):
+        part = pool[s : s + LOOP_BLOCK]
+        buf = block if len(part) == LOOP_BLOCK and block is not None else np.empty((n, len(part)), dtype=np.float32)
+        np.dot(x, part.T, out=buf)
+        np.maximum(sim, buf.max(axis=1), out=sim)
+    return sim
+
+
 def worker(method: str, d: str, k: int, out: str) -> None:
     pool, x = np.load(Path(d) / "pool.npy"), np.load(Path(d) / "candidates.npy")
     if method == "loop32":
         n = len(x)
-        sim = np.full(n, -np.inf, dtype=np.float32)
-        block = np.empty((n, LOOP_BLOCK), dtype=np.float32)
-        for s in range(0, len(pool), LOOP_BLOCK):
-            part = pool[s : s + LOOP_BLOCK]
-            buf = block if len(part) == LOOP_BLOCK else np.empty((n, len(part)), dtype=np.float32)
-            np.dot(x, part.T, out=buf)
-            np.maximum(sim, buf.max(axis=1), out=sim)
+        sim = pool_similarity(x, pool)
         one = np.empty(n, dtype=np.float32)
         picks = []
         for _ in range(k):
@@ -144,14 +152,24 @@ def report(label: str, methods: list[str], times: dict[str, list[float]], cpu: d
         if m != "ours" and "ours" in med:
             line += f"; ours {med[m] / med['ours']:.2f}x faster; first {agree(picks['ours'], picks[m])} picks identical"
         print(line, flush=True)
-    return (f"| {label} | " + " | ".join(f"{med[m]:.2f} s" if m in med else "—" for m in methods) + " | "
-            + " | ".join(f"{med[m] / med['ours']:.2f}×" if m in med else "—" for m in methods if m != "ours") + " |")
+    ratios = [f"{med[m] / med['ours']:.2f}×" if m in med else "—" for m in methods if m != "ours"]
+    return "| " + " | ".join([label, *(f"{med[m]:.2f} s" if m in med else "—" for m in methods), *ratios]) + " |"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--shapes", default="clustered,hard")
-    ap.add_argument("--k", type=int, default=1000)
+def print_table(methods: list[str], rows: list[str]) -> None:
+    """The markdown table of :func:`report`'s rows."""
+    others = [m for m in methods if m != "ours"]
+    print("\n| shape | " + " | ".join([*methods, *(f"ours vs {m}" for m in others)]) + " |")
+    print("|---" * (len(methods) + len(others) + 1) + "|")
+    print("\n".join(rows))
+
+
+def arguments(doc: str, shapes: str, k: int) -> argparse.Namespace:
+    """The options of a whole-process benchmark (and its hidden worker's), parsed; prints the machine line
+    unless this is a worker."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--shapes", default=shapes)
+    ap.add_argument("--k", type=int, default=k)
     ap.add_argument("--methods", default="ours,loop32,mundig")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--peer-rounds", type=int, default=1, help="timed rounds of mundig")
@@ -160,13 +178,19 @@ def main() -> None:
     ap.add_argument("--dir", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if not a.worker:
+        print(f"machine: {os.cpu_count()} CPU cores (load {os.getloadavg()[0]:.1f}); one untimed warm-up run per "
+              f"method and shape, then {a.rounds} interleaved rounds ({a.peer_rounds} for mundig), median wall time "
+              "of each whole process", flush=True)
+    return a
+
+
+def main() -> None:
+    a = arguments(__doc__ or "", "clustered,hard", 1000)
     if a.worker:
         worker(a.worker, a.dir, a.k, a.out)
         return
     methods = a.methods.split(",")
-    print(f"machine: {os.cpu_count()} CPU cores (load {os.getloadavg()[0]:.1f}); one untimed warm-up run per method "
-          f"and shape, then {a.rounds} interleaved rounds ({a.peer_rounds} for mundig), median wall time of each "
-          "whole process", flush=True)
     rows = []
     for shape in a.shapes.split(","):
         d, p = prepare(Path(a.workdir), shape, a.k)
@@ -174,10 +198,7 @@ def main() -> None:
         times, cpu, picks = timed_rounds(shape, d, a.k, methods, a.rounds, a.peer_rounds, __file__, pool=True)
         print(f"\n{shape}: N = {n:,} candidates after P = {p:,} preselected, D = {dim}, k = {a.k:,}")
         rows.append(report(f"{shape}: {n:,} after {p:,}, k = {a.k:,}", methods, times, cpu, picks))
-    others = [m for m in methods if m != "ours"]
-    print("\n| shape | " + " | ".join(methods) + " | " + " | ".join(f"ours vs {m}" for m in others) + " |")
-    print("|---" * (len(methods) + len(others) + 1) + "|")
-    print("\n".join(rows))
+    print_table(methods, rows)
 
 
 if __name__ == "__main__":
