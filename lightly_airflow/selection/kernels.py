@@ -2719,9 +2719,9 @@ class NumpyLazyHeap:
     batch to every row, so a row's key reads at most :data:`NUMPY_BATCH` pending vectors. (Letting rows whose
     key is below their label's top wait at passes and catch up when they surface was measured: 3.1-3.5 s
     against 1.7-1.9 s per process at 8,000 x 1,280, 27 s against 4.3 s after a pool of 20,000; the catch-ups of
-    16 rows at a time over many spans cost more than the passes they skip.) DIVERSITY x WEIGHTS had taken the compiled state and its heap whatever the input's size: numba's
-    load alone is ~0.6 s of a process (real-image embeddings 8,000 x 1,280, k = 2,000: 2.7 s a process,
-    against 1.9 s for the float32 loop)."""
+    16 rows at a time over many spans cost more than the passes they skip.) DIVERSITY x WEIGHTS had taken the
+    compiled state and its heap whatever the input's size: numba's load alone is ~0.6 s of a process (real-image
+    embeddings 8,000 x 1,280, k = 2,000: 2.7 s a process against 1.9 s for the float32 loop; now 1.75 s)."""
 
     def __init__(self, fixed: np.ndarray, state: NumpyDenseState | None, strength: float = 1.0,
                  labels: np.ndarray | None = None, n_labels: int = 1) -> None:
