@@ -1577,8 +1577,9 @@ class FarthestPointState:
             raise ValueError(f"preselected embedding has dimension {q.shape[1]}, candidates {self.dim}")
         self._add(q[0], float(canonical_sqnorms(q)[0]), -1)
 
-    def insert_many(self, vecs: np.ndarray) -> None:
-        """:meth:`insert` each row of ``vecs`` in order (the same distances and picks).
+    def insert_many(self, vecs: np.ndarray, lazy: bool = True) -> None:
+        """:meth:`insert` each row of ``vecs`` in order (the same distances and picks); ``lazy`` is for the numpy
+        state's signature (:meth:`NumpyDenseState.insert_many`): this one takes a pool at once.
 
         Before any pick, in dense mode and with at least :data:`BULK_INSERT_MIN` vectors, every candidate's
         nearest one is found at once (:func:`~lightly_airflow.selection.nearest.nearest_selected`) and only the
@@ -2582,11 +2583,12 @@ class NumpyDenseState:
         self._ins_sq[len(self.inserted) - 1] = qsq
         self._add(q[0], qsq, -1)
 
-    def insert_many(self, vecs: np.ndarray) -> None:
+    def insert_many(self, vecs: np.ndarray, lazy: bool = True) -> None:
         """:meth:`insert` each row of ``vecs`` in order. Before any pick, from :data:`NUMPY_BATCH` vectors on,
         all at once: their norms and lifted vectors in one product each, then one pass in blocks of
-        :data:`NUMPY_BULK_BLOCK` vectors, lazily (:data:`NUMPY_POOL_LAZY`: rows take the blocks they need, when
-        they need them; the same values as one at a time wherever they are read). One at a time spent ~1.3 of
+        :data:`NUMPY_BULK_BLOCK` vectors, lazily when ``lazy`` (:data:`NUMPY_POOL_LAZY`: rows take the blocks they
+        need, when they need them; the same values as one at a time wherever they are read; a reader of every
+        row, :class:`NumpyLazyHeap`, gains nothing from it). One at a time spent ~1.3 of
         4.3 s in per-vector work for 20,000 into 8,000 x 1,280 candidates. A float32 C-ordered ``vecs`` is kept
         by reference (the caller must not change it afterwards)."""
         q = np.ascontiguousarray(vecs, dtype=np.float32)  # (kept, not copied, when already so: never written)
@@ -2623,7 +2625,7 @@ class NumpyDenseState:
         self.n_added = h1
         self._next = None
         self._cand = np.zeros(0, dtype=np.int64)
-        if NUMPY_POOL_LAZY and NUMPY_DEFER_AHEAD > 0:
+        if lazy and NUMPY_POOL_LAZY and NUMPY_DEFER_AHEAD > 0:
             # Lazily: each row takes the pool's first block (a finite bound), then only the rows that could hold
             # the first pick take the rest; the others catch up block by block while the picks' distance falls
             # to their bound, and stop once below it (most rows near the pool never take most of it).
