@@ -9,8 +9,7 @@ Shapes: real-image embeddings (``benchmarks/selection.py``'s crops of scikit-ima
 project's encoder, 1,280-D, unit norm) with a weight per sample (uniform random, seed 0: an uncertainty score):
 
 * ``images``: 8,000 candidates; ``images-40000``: 40,000 candidates;
-* ``images-pool``: 8,000 candidates after 20,000 preselected (a datapool run; mundig not run: its preselected
-  indices would have to carry weights too).
+* ``images-pool``: 8,000 candidates after 20,000 preselected (a datapool run).
 
 Methods:
 
@@ -20,7 +19,8 @@ Methods:
   into one buffer, the running minimum of squared distances, the score, ``argmax`` (after a pool: the pool
   multiplied in blocks of 1,024 first);
 * ``mundig``: ``lightly_mundig`` with ``add_diversifying_strategy`` and ``add_weighting_strategy(w, 1.0)``
-  (its own combination of the two: picks differ).
+  (its own combination of the two: picks differ); after a pool, the pool and the candidates in one matrix with
+  the pool's indices preselected (their weights 0: they are never picked), as ``preselected.py`` runs it.
 """
 
 from __future__ import annotations
@@ -93,10 +93,11 @@ def worker(method: str, d: Path, k: int, out: str) -> None:
     elif method == "mundig":
         import lightly_mundig
 
+        p = len(pool)
         sel = lightly_mundig.Selection()
-        sel.add_diversifying_strategy(x, 1.0, None)
-        sel.add_weighting_strategy(w.astype(np.float32), 1.0)
-        picks = list(sel.run_selection([], n, k))
+        sel.add_diversifying_strategy(np.concatenate([pool, x]) if p else x, 1.0, None)
+        sel.add_weighting_strategy(np.concatenate([np.zeros(p), w]).astype(np.float32), 1.0)
+        picks = [i - p for i in sel.run_selection(list(range(p)), p + n, p + k) if i >= p]
     else:
         raise SystemExit(f"unknown method {method!r}")
     np.save(out, np.asarray(picks, dtype=np.int64))
@@ -112,8 +113,7 @@ def main() -> None:
     for shape in a.shapes.split(","):
         d = prepare(Path(a.workdir), shape, a.k)
         n, p = SHAPES[shape]
-        run = [m for m in methods if not (m == "mundig" and p)]
-        times, cpu, picks = timed_rounds(shape, d, a.k, run, a.rounds, a.peer_rounds, __file__, pool=p > 0)
+        times, cpu, picks = timed_rounds(shape, d, a.k, methods, a.rounds, a.peer_rounds, __file__, pool=p > 0)
         print(f"\n{shape}: N = {n:,} candidates after P = {p:,} preselected, k = {a.k:,}")
         rows.append(report(f"{shape}: {n:,} after {p:,}, k = {a.k:,}", methods, times, cpu, picks))
     print_table(methods, rows)
