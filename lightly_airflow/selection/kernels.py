@@ -1739,7 +1739,28 @@ def _heap_best(hk, hi, hstart, hsize, d2, pos, fixed, taken, strength, has_div, 
     return best_i, best_v
 
 
-class LazyMaxHeap:
+class _Heap:
+    """What both lazy heaps take (:class:`LazyMaxHeap`, :class:`NumpyLazyHeap`): the static part of the keys,
+    DIVERSITY's state and strength, one label per candidate; and the candidates taken."""
+
+    def __init__(self, fixed: np.ndarray, state: AnyFarthestState | None, strength: float,
+                 labels: np.ndarray | None, n_labels: int) -> None:
+        if strength < 0:
+            raise ValueError("LazyMaxHeap needs a non-negative DIVERSITY strength (keys must only decrease)")
+        n = len(fixed)
+        self.fixed = np.ascontiguousarray(fixed, dtype=np.float64)
+        self.has_div = state is not None
+        self.strength = float(strength)
+        self.labels = np.zeros(n, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
+        self.n_labels = max(int(n_labels), int(self.labels.max()) + 1 if n else 1)
+        self.taken = np.zeros(n, dtype=np.bool_)
+
+    def take(self, i: int) -> None:
+        """Mark candidate ``i`` selected."""
+        self.taken[i] = True
+
+
+class LazyMaxHeap(_Heap):
     """Argmax of ``key_i + bonus[label_i]`` over unselected candidates, lowest index on ties, lazily.
 
     ``key_i = strength · 0.5 · log(max(min(d2_i / 4, 1), 1e-6)) + fixed_i`` (just ``fixed_i`` without
@@ -1754,19 +1775,13 @@ class LazyMaxHeap:
 
     def __init__(self, fixed: np.ndarray, state: FarthestPointState | None, strength: float = 1.0,
                  labels: np.ndarray | None = None, n_labels: int = 1) -> None:
-        if strength < 0:
-            raise ValueError("LazyMaxHeap needs a non-negative DIVERSITY strength (keys must only decrease)")
+        super().__init__(fixed, state, strength, labels, n_labels)
         n = len(fixed)
-        self.fixed = np.ascontiguousarray(fixed, dtype=np.float64)
-        self.has_div = state is not None
         self.state = state
         if state is not None:
             state.fix_batch(HEAP_BATCH)
-        self.strength = float(strength)
-        labels = np.zeros(n, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
-        n_labels = max(int(n_labels), int(labels.max()) + 1 if n else 1)
-        order = np.argsort(labels, kind="stable")
-        counts = np.bincount(labels, minlength=n_labels)
+        order = np.argsort(self.labels, kind="stable")
+        counts = np.bincount(self.labels, minlength=self.n_labels)
         self.hstart = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         self.hsize = counts.astype(np.int64)
         self.hi = order.astype(np.int64)
@@ -1775,9 +1790,7 @@ class LazyMaxHeap:
         self._zeros = np.zeros(n)
         self._arange = np.arange(n, dtype=np.int64)
         self._no_stamp = np.zeros(1, dtype=np.int32)  # (stands in for a state's int32 _stamp/_upto: unused)
-        self.taken = np.zeros(n, dtype=np.bool_)
         _heapify(self.hk, self.hi, self.hstart, self.hsize)
-        self.n_labels = n_labels
 
     def best(self, bonus: np.ndarray | None = None) -> tuple[int, float]:
         """(index, value) of the best unselected candidate, or (-1, -inf)."""
@@ -1793,10 +1806,6 @@ class LazyMaxHeap:
                               self.strength, self.has_div, b, st.x, st.sqn, st.owner, st._pend64, st._pendsq,
                               st._npend, st._g0, st._stamp, st._upto, st._epoch)
         return int(i), float(v)
-
-    def take(self, i: int) -> None:
-        """Mark candidate ``i`` selected."""
-        self.taken[i] = True
 
 
 @njit(cache=True)
@@ -2206,11 +2215,33 @@ class NumpyDenseState:
         self.stats[1] += len(lazy_all)
 
     def _improve(self, rows: np.ndarray, sqn: np.ndarray, d2: np.ndarray, err: np.ndarray, own: np.ndarray,
-                 dots: np.ndarray, vecs: np.ndarray, vsq: np.ndarray, vown: np.ndarray, skip: np.ndarray,
-                 prefiltered: bool = False) -> None:
+                 dots: np.ndarray, vecs: np.ndarray, vsq: np.ndarray, vown: np.ndarray, skip: np.ndarray) -> None:
         """Lower the values of ``rows`` (in place) where one of the selected vectors ``vecs`` (in pick order, with
         canonical squared norms ``vsq`` and owner codes ``vown``) is strictly nearer; ``dots[:, t]`` are float32
         dot products of ``rows`` with ``vecs[t]``.
+
+        From :data:`NUMPY_PREFILTER` vectors on, most rows gain nothing from them: a float32 row minimum of
+        ``vsq - 2 dot`` (rounding below 2^-22 of 3 max_sq, covered by 2^-20 max_sq) proves that for them, and the
+        float64 filter (:meth:`_improve_rows`) takes the others alone when they are few."""
+        if dots.shape[1] >= NUMPY_PREFILTER and len(rows) > 1:
+            f32 = dots * np.float32(-2.0)
+            f32 += vsq.astype(np.float32)
+            slack = self._margin(float(vsq.max())) + 2.0**-20 * max(self.max_sq, float(vsq.max()))
+            keep = (f32.min(axis=1) + sqn) - slack < d2 + err
+            keep &= ~skip
+            if not keep.any():
+                return
+            if np.count_nonzero(keep) <= NUMPY_PREFILTER_SHARE * len(rows):
+                k = np.flatnonzero(keep)
+                dk, ek, ok = d2[k], err[k], own[k]
+                self._improve_rows(rows[k], sqn[k], dk, ek, ok, dots[k], vecs, vsq, vown, np.zeros(len(k), np.bool_))
+                d2[k], err[k], own[k] = dk, ek, ok
+                return
+        self._improve_rows(rows, sqn, d2, err, own, dots, vecs, vsq, vown, skip)
+
+    def _improve_rows(self, rows: np.ndarray, sqn: np.ndarray, d2: np.ndarray, err: np.ndarray, own: np.ndarray,
+                      dots: np.ndarray, vecs: np.ndarray, vsq: np.ndarray, vown: np.ndarray, skip: np.ndarray) -> None:
+        """:meth:`_improve` by the float64 filter.
 
         A pair can hold the new minimum only when its float32 value minus the margin ``m`` is below both the
         row's value plus its error and the smallest float32 value plus ``m``. A row with exactly one such
@@ -2219,23 +2250,6 @@ class NumpyDenseState:
         other pending vector. Every other row with candidates gets canonical values (old and candidates)."""
         p = dots.shape[1]
         m = self._margin(float(vsq.max()))
-        if p >= NUMPY_PREFILTER and len(rows) > 1 and not prefiltered:
-            # Most rows of a pass gain nothing from its vectors: a float32 row minimum of vsq - 2 dot (rounding
-            # below 2^-22 of 3 max_sq, covered by 2^-20 max_sq) proves that for them before the float64 values.
-            f32 = dots * np.float32(-2.0)
-            f32 += vsq.astype(np.float32)
-            slack = m + 2.0**-20 * max(self.max_sq, float(vsq.max()))
-            keep = (f32.min(axis=1) + sqn) - slack < d2 + err
-            keep &= ~skip
-            if not keep.any():
-                return
-            if np.count_nonzero(keep) <= NUMPY_PREFILTER_SHARE * len(rows):
-                k = np.flatnonzero(keep)
-                dk, ek, ok = d2[k], err[k], own[k]
-                self._improve(rows[k], sqn[k], dk, ek, ok, dots[k], vecs, vsq, vown, np.zeros(len(k), dtype=np.bool_),
-                              prefiltered=True)
-                d2[k], err[k], own[k] = dk, ek, ok
-                return
         approx = (sqn[:, None] + vsq[None, :]) - 2.0 * dots.astype(np.float64)
         amin = approx.min(axis=1)
         maybe = approx - m < np.minimum(d2 + err, amin + m)[:, None]
@@ -2711,7 +2725,7 @@ def _key_np(d2: float, fixed: float, strength: float, has_div: bool) -> float:
     return strength * 0.5 * math.log(min(max(d2 / 4.0, 1e-6), 1.0)) + fixed
 
 
-class NumpyLazyHeap:
+class NumpyLazyHeap(_Heap):
     """:class:`LazyMaxHeap` (the same keys, argmax and ties) over a :class:`NumpyDenseState` or no state,
     without numba: one ``heapq`` of ``(-key, index)`` per label. When a label's top was keyed before the last
     pick, the top :data:`HEAP_ROWS` rows get their keys from their canonical distances
@@ -2727,24 +2741,17 @@ class NumpyLazyHeap:
 
     def __init__(self, fixed: np.ndarray, state: NumpyDenseState | None, strength: float = 1.0,
                  labels: np.ndarray | None = None, n_labels: int = 1) -> None:
-        if strength < 0:
-            raise ValueError("LazyMaxHeap needs a non-negative DIVERSITY strength (keys must only decrease)")
+        super().__init__(fixed, state, strength, labels, n_labels)
         n = len(fixed)
-        self.fixed = np.ascontiguousarray(fixed, dtype=np.float64)
         self.state = state
-        self.has_div = state is not None
-        self.strength = float(strength)
-        labels = np.zeros(n, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
-        self.n_labels = max(int(n_labels), int(labels.max()) + 1 if n else 1)
         d2 = state.d2 if state is not None else np.ones(n)  # (d2: every row up to date, canonical)
         keys = [_key_np(v, f, self.strength, self.has_div) for v, f in zip(d2.tolist(), self.fixed.tolist(),
                                                                              strict=True)]
         self.heaps: list[list[tuple[float, int]]] = [[] for _ in range(self.n_labels)]
-        for i, (lab, k) in enumerate(zip(labels.tolist(), keys, strict=True)):
+        for i, (lab, k) in enumerate(zip(self.labels.tolist(), keys, strict=True)):
             self.heaps[lab].append((-k, i))
         for h in self.heaps:
             heapq.heapify(h)
-        self.taken = np.zeros(n, dtype=np.bool_)
         self.fresh = np.full(n, -1, dtype=np.int64)  # the state's n_added when each key was last computed
         self.evaluated = 0  # keys recomputed (for logs and tests)
 
@@ -2778,10 +2785,6 @@ class NumpyLazyHeap:
             if best_i < 0 or v > best_v or (v == best_v and i < best_i):
                 best_v, best_i = v, i
         return best_i, best_v
-
-    def take(self, i: int) -> None:
-        """Mark candidate ``i`` selected."""
-        self.taken[i] = True
 
 
 def _doubled(a: np.ndarray) -> np.ndarray:
