@@ -171,7 +171,6 @@ def select(
     # so objectives that read the embeddings once (TYPICALITY, SIMILARITY) must read them first. The list
     # keeps the config's order.
     greedy_entries = [(path, e) for path, e in entries if not isinstance(e.strategy, ThresholdStrategy)]
-    ctx.pool_lazily = len(greedy_entries) == 1
     built = {path: _build(path, e.input, e.strategy, ctx)
              for path, e in sorted(greedy_entries, key=lambda pe: pe[1].strategy.type == "DIVERSITY")}
     objectives = [built[path] for path, _ in greedy_entries]
@@ -314,6 +313,8 @@ def greedy(objectives: list[Objective], n_target: int, *, dense: bool = False
         if time.monotonic() - last > 10:
             last = time.monotonic()
             logger.info("selection: %d/%d picked", len(picks), n_target)
+    if heap is not None:
+        logger.debug("selection heap: %s", heap.summary())
     for o in objectives:
         o.finish()
     return np.asarray(picks, dtype=np.int64), reason, values, scores

@@ -43,7 +43,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -1577,9 +1577,8 @@ class FarthestPointState:
             raise ValueError(f"preselected embedding has dimension {q.shape[1]}, candidates {self.dim}")
         self._add(q[0], float(canonical_sqnorms(q)[0]), -1)
 
-    def insert_many(self, vecs: np.ndarray, lazy: bool = True) -> None:
-        """:meth:`insert` each row of ``vecs`` in order (the same distances and picks); ``lazy`` is for the numpy
-        state's signature (:meth:`NumpyDenseState.insert_many`): this one takes a pool at once.
+    def insert_many(self, vecs: np.ndarray) -> None:
+        """:meth:`insert` each row of ``vecs`` in order (the same distances and picks).
 
         Before any pick, in dense mode and with at least :data:`BULK_INSERT_MIN` vectors, every candidate's
         nearest one is found at once (:func:`~lightly_airflow.selection.nearest.nearest_selected`) and only the
@@ -1758,6 +1757,10 @@ class _Heap:
     def take(self, i: int) -> None:
         """Mark candidate ``i`` selected."""
         self.taken[i] = True
+
+    def summary(self) -> str:
+        """What the heap did, for the debug log."""
+        return type(self).__name__
 
 
 class LazyMaxHeap(_Heap):
@@ -2186,6 +2189,9 @@ class NumpyDenseState:
         self._pools: list[tuple[int, np.ndarray]] = []  # (first history index, vectors) of pools inserted at once
         self._known: dict[int, float] = {}  # values :meth:`current` computed while n_added was _known_at
         self._known_at = -1
+        # A reader that keeps its own order of the rows (NumpyLazyHeap) says which rows may wait at a pass: per
+        # row, the squared distance below which it waits (instead of _wait_below's one value for every row).
+        self.wait_rows: Callable[[], np.ndarray] | None = None
 
     def _margin(self, qsq: float) -> float:
         return float32_margin(self.dim, max(self.max_sq, qsq))
@@ -2313,7 +2319,7 @@ class NumpyDenseState:
         self._next = None
         self.n_added += 1
         if self._npend >= NUMPY_BATCH:
-            self._flush(self._wait_below())
+            self._flush(self.wait_rows() if self.wait_rows is not None else self._wait_below())
         elif len(self._cand) and pick < 0:
             # Preselected vectors come before any pick: the candidates are dropped rather than improved by each
             # one (the next farthest() runs a pass; 20,000 inserted into 8,000 x 1,280 rows: ~0.8 s of 3.1 s)
@@ -2346,10 +2352,11 @@ class NumpyDenseState:
         t = s - (NUMPY_POOL_AHEAD if self._lazy_pool else NUMPY_DEFER_AHEAD) * NUMPY_BATCH * fall
         return t * t if t > 0.0 else 0.0
 
-    def _flush(self, wait_below: float = 0.0) -> None:
+    def _flush(self, wait_below: float | np.ndarray = 0.0) -> None:
         """A pass: the pending vectors, and every vector a waiting row missed, applied to each unselected row
         whose upper bound is at least ``wait_below`` (0: every row), then to each waiting row that could hold
-        the maximum; then the next pick and the candidates."""
+        the maximum; then the next pick and the candidates. Per-row ``wait_below`` (:attr:`wait_rows`): the
+        reader decides which rows it needs; no maximum, no candidates."""
         d2, err, sel = self._d2, self._err, self.sel
         total = self.n_added
         hi = np.where(sel, -1.0, d2 + err)  # upper bounds of the canonical values (selected: below all)
@@ -2361,6 +2368,9 @@ class NumpyDenseState:
             self._passes.append(total)
         self._flushed = total
         self.dense_passes += 1
+        if isinstance(wait_below, np.ndarray):
+            self._next, self._cand = None, np.zeros(0, dtype=np.int64)
+            return
         self._close()
         current = (self._epoch == total) | sel
         hi = np.where(sel, -1.0, d2 + err)
@@ -2423,10 +2433,11 @@ class NumpyDenseState:
                 vecs, _ = self._vectors(own)
             yield s, vecs, vecs, self._hsq[s:e], own
 
-    def _catch_up(self, rows: np.ndarray, total: int, stop_below: float = 0.0) -> None:
+    def _catch_up(self, rows: np.ndarray, total: int, stop_below: float | np.ndarray = 0.0) -> None:
         """Apply to each of ``rows`` (unselected, ascending) the selected vectors from its epoch to ``total``, on
         the pass threads (each takes a share of the rows through every span of the history they missed); a row
-        whose bound falls below ``stop_below`` after a span waits from there (its epoch: that span's end)."""
+        whose bound falls below ``stop_below`` (one value, or one per row of the state) after a span waits from
+        there (its epoch: that span's end)."""
         if not len(rows):
             return
         epochs = self._epoch[rows]
@@ -2435,6 +2446,7 @@ class NumpyDenseState:
         a0 = int(epochs.min())
         ends = [b for b in self._passes[bisect.bisect_right(self._passes, a0) :] if b < total] + [total]
         spans = list(zip([a0, *ends[:-1]], ends, strict=True))
+        stops = isinstance(stop_below, np.ndarray) or stop_below > 0.0
 
         def part(lo_hi: tuple[int, int]) -> tuple[int, int]:
             sub, sub_ep = rows[lo_hi[0] : lo_hi[1]], epochs[lo_hi[0] : lo_hi[1]].copy()
@@ -2464,8 +2476,9 @@ class NumpyDenseState:
                     done += m
                     products += m * len(vsq)
                 sub_ep[take] = b
-                if stop_below > 0.0:
-                    active[take[self._d2[group] + self._err[group] < stop_below]] = False
+                if stops:
+                    t = stop_below[group] if isinstance(stop_below, np.ndarray) else stop_below
+                    active[take[self._d2[group] + self._err[group] < t]] = False
             self._epoch[sub] = sub_ep  # (each thread its own rows)
             return done, products
 
@@ -2569,9 +2582,8 @@ class NumpyDenseState:
         if not self.n:
             return -1.0
         if self._npend:
-            self._flush(self._wait_below())
-        else:
-            self._close()
+            self._flush(self.wait_rows() if self.wait_rows is not None else self._wait_below())
+        self._close()  # (after a pass of a reader's own rows: the waiting rows that could hold the maximum)
         hi = self._d2 + self._err  # (waiting rows' bounds are below the up-to-date rows' best lower bound)
         current = (self._epoch == self._flushed) | self.sel
         contenders = np.flatnonzero(hi >= np.where(current, self._d2 - self._err, -1.0).max())
@@ -2597,12 +2609,12 @@ class NumpyDenseState:
         self._ins_sq[len(self.inserted) - 1] = qsq
         self._add(q[0], qsq, -1)
 
-    def insert_many(self, vecs: np.ndarray, lazy: bool = True) -> None:
+    def insert_many(self, vecs: np.ndarray) -> None:
         """:meth:`insert` each row of ``vecs`` in order. Before any pick, from :data:`NUMPY_BATCH` vectors on,
         all at once: their norms and lifted vectors in one product each, then one pass in blocks of
-        :data:`NUMPY_BULK_BLOCK` vectors, lazily when ``lazy`` (:data:`NUMPY_POOL_LAZY`: rows take the blocks they
-        need, when they need them; the same values as one at a time wherever they are read; a reader of every
-        row, :class:`NumpyLazyHeap`, gains nothing from it). One at a time spent ~1.3 of
+        :data:`NUMPY_BULK_BLOCK` vectors, lazily (:data:`NUMPY_POOL_LAZY`: rows take the blocks they need, when
+        they need them, by the farthest point's distance or :class:`NumpyLazyHeap`'s key level; the same values
+        as one at a time wherever they are read). One at a time spent ~1.3 of
         4.3 s in per-vector work for 20,000 into 8,000 x 1,280 candidates. A float32 C-ordered ``vecs`` is kept
         by reference (the caller must not change it afterwards)."""
         q = np.ascontiguousarray(vecs, dtype=np.float32)  # (kept, not copied, when already so: never written)
@@ -2639,7 +2651,7 @@ class NumpyDenseState:
         self.n_added = h1
         self._next = None
         self._cand = np.zeros(0, dtype=np.int64)
-        if lazy and NUMPY_POOL_LAZY and NUMPY_DEFER_AHEAD > 0:
+        if NUMPY_POOL_LAZY and NUMPY_DEFER_AHEAD > 0:
             # Lazily: each row takes the pool's first block (a finite bound), then only the rows that could hold
             # the first pick take the rest; the others catch up block by block while the picks' distance falls
             # to their bound, and stop once below it (most rows near the pool never take most of it).
@@ -2717,6 +2729,12 @@ HEAP_ROWS = 16
 """Rows whose keys :class:`NumpyLazyHeap` recomputes at once when its top is stale (one product of them with the
 pending vectors instead of one canonical sum per row)."""
 
+HEAP_BAND_ROWS = 1024
+HEAP_BAND_SHARE = 0.25
+"""When a row whose state waits reaches the top of :class:`NumpyLazyHeap`, the waiting rows with the highest
+bounds of their keys catch up with it, at least this many and this share of them (one catch-up of many rows
+over the history they missed instead of one per surfacing row)."""
+
 
 def _key_np(d2: float, fixed: float, strength: float, has_div: bool) -> float:
     """:func:`_key` without numba (one value)."""
@@ -2730,30 +2748,87 @@ class NumpyLazyHeap(_Heap):
     without numba: one ``heapq`` of ``(-key, index)`` per label. When a label's top was keyed before the last
     pick, the top :data:`HEAP_ROWS` rows get their keys from their canonical distances
     (:meth:`NumpyDenseState.current`: the pending vectors applied to those rows only) and go back; the top of a
-    label is its maximum once its key is current (stored keys are upper bounds: distances only shrink). The
-    state's rows are brought up to date once (a pool taken lazily included); afterwards every pass applies its
-    batch to every row, so a row's key reads at most :data:`NUMPY_BATCH` pending vectors. (Letting rows whose
-    key is below their label's top wait at passes and catch up when they surface was measured: 3.1-3.5 s
-    against 1.7-1.9 s per process at 8,000 x 1,280, 27 s against 4.3 s after a pool of 20,000; the catch-ups of
-    16 rows at a time over many spans cost more than the passes they skip.) DIVERSITY x WEIGHTS had taken the
-    compiled state and its heap whatever the input's size: numba's load alone is ~0.6 s of a process (real-image
-    embeddings 8,000 x 1,280, k = 2,000: 2.7 s a process against 1.9 s for the float32 loop; now 1.75 s)."""
+    label is its maximum once its key is current (stored keys are upper bounds: distances only shrink).
+
+    **Waiting rows.** The keys start from the state's upper bounds (a pool taken lazily: each row has had its
+    first block). The heap keeps a key level ``level``: at a pass (:attr:`NumpyDenseState.wait_rows`) only the
+    rows whose bound's key reaches it take the batch, the others wait (most rows of a selection never come near
+    the top: far below in distance or in weight). A waiting row that surfaces first gets the key of its current
+    bound (no work: a tighter upper bound); where that is its stored key, the level falls to it, or lower to
+    take in :data:`HEAP_BAND_ROWS` / :data:`HEAP_BAND_SHARE` of the waiting rows, and every waiting row whose
+    bound's key reaches the new level catches up at once (a row whose bound falls below it on the way waits
+    from there). Stored keys stay upper bounds whatever waits, so the picks are those of every row up to date.
+    (Per row, each surfacing row caught up alone over many spans, this was measured slower: 3.1-3.5 s against
+    1.7-1.9 s per process at 8,000 x 1,280, 27 s against 4.3 s after a pool of 20,000.) DIVERSITY x WEIGHTS had
+    taken the compiled state and its heap whatever the input's size: numba's load alone is ~0.6 s of a process
+    (real-image embeddings 8,000 x 1,280, k = 2,000: 2.7 s a process against 1.9 s for the float32 loop)."""
 
     def __init__(self, fixed: np.ndarray, state: NumpyDenseState | None, strength: float = 1.0,
                  labels: np.ndarray | None = None, n_labels: int = 1) -> None:
         super().__init__(fixed, state, strength, labels, n_labels)
         n = len(fixed)
         self.state = state
-        d2 = state.d2 if state is not None else np.ones(n)  # (d2: every row up to date, canonical)
-        keys = [_key_np(v, f, self.strength, self.has_div) for v, f in zip(d2.tolist(), self.fixed.tolist(),
-                                                                             strict=True)]
+        self.level = -math.inf  # rows whose bound's key is below it may wait at passes
+        if state is not None:
+            d2 = np.where(state.sel, 0.0, state._d2 + state._err)  # (upper bounds, whatever waits)
+            if self.strength > 1e-6:  # (a vanishing strength: every key is its weight's; nothing to wait for)
+                self.level = math.inf
+                state.wait_rows = self._wait_rows
+        else:
+            d2 = np.ones(n)
+        keys = self._keys(d2, self.fixed) if self.has_div else self.fixed
         self.heaps: list[list[tuple[float, int]]] = [[] for _ in range(self.n_labels)]
-        for i, (lab, k) in enumerate(zip(self.labels.tolist(), keys, strict=True)):
+        for i, (lab, k) in enumerate(zip(self.labels.tolist(), keys.tolist(), strict=True)):
             self.heaps[lab].append((-k, i))
         for h in self.heaps:
             heapq.heapify(h)
         self.fresh = np.full(n, -1, dtype=np.int64)  # the state's n_added when each key was last computed
         self.evaluated = 0  # keys recomputed (for logs and tests)
+        self.bands = self.band_rows = 0  # catch-ups of waiting rows, and their rows
+        self._thr: tuple[float, np.ndarray] | None = None
+
+    def _keys(self, d2: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+        """:func:`_key_np` of many rows (DIVERSITY)."""
+        keys: np.ndarray = self.strength * 0.5 * np.log(np.clip(d2 / 4.0, 1e-6, 1.0)) + fixed
+        return keys
+
+    def _wait_rows(self) -> np.ndarray:
+        """Per row, the squared distance below which its key is below ``level`` (it may wait): inf where even
+        distance 2 stays below, 0 where every distance reaches it; a hair low (rows near it take the batch)."""
+        if self._thr is None or self._thr[0] != self.level:
+            with np.errstate(over="ignore", invalid="ignore"):
+                e = np.exp(2.0 * (self.level - self.fixed) / self.strength)
+            t = np.where(e > 1.0, np.inf, np.where(e <= 1e-6, 0.0, 4.0 * e * (1.0 - 1e-9)))
+            self._thr = (self.level, t)
+        return self._thr[1]
+
+    def _late(self, i: int) -> bool:
+        st = self.state
+        assert st is not None
+        return bool(st._epoch[i] != st._flushed and not st.sel[i])
+
+    def _bound_key(self, i: int) -> float:
+        st = self.state
+        assert st is not None
+        return _key_np(float(st._d2[i] + st._err[i]), float(self.fixed[i]), self.strength, True)
+
+    def _lower(self, key: float, row: int) -> None:
+        """The level down to ``key`` (``row``'s: it must catch up) or to the key that takes in a band of the
+        waiting rows, and every waiting row whose bound's key reaches it caught up."""
+        st = self.state
+        assert st is not None
+        waiting = np.flatnonzero((st._epoch != st._flushed) & ~st.sel & ~self.taken)
+        keys = self._keys(st._d2[waiting] + st._err[waiting], self.fixed[waiting])
+        m = min(len(waiting), max(HEAP_BAND_ROWS, int(HEAP_BAND_SHARE * len(waiting))))
+        level = key
+        if m:
+            level = min(level, float(np.partition(keys, len(keys) - m)[len(keys) - m]))
+        self.level = level
+        rows = waiting[keys >= level]
+        rows = np.union1d(rows, [row])  # (its key computed one by one: the same rounding as the others')
+        self.bands += 1
+        self.band_rows += len(rows)
+        st._catch_up(rows, st._flushed, stop_below=self._wait_rows())
 
     def best(self, bonus: np.ndarray | None = None) -> tuple[int, float]:
         """(index, value) of the best unselected candidate, or (-1, -inf)."""
@@ -2767,12 +2842,25 @@ class NumpyLazyHeap(_Heap):
                     continue
                 if st is None or fresh[i] == st.n_added:  # (its key is current: the maximum of this label)
                     break
-                # The top HEAP_ROWS rows' keys recomputed at once (one product with the pending vectors)
+                # The top HEAP_ROWS rows' keys recomputed at once (one product with the pending vectors); a row
+                # that waits first takes its bound's key, and catches up (with a band) only where that is its
+                # stored key
                 top: list[int] = []
                 while h and len(top) < HEAP_ROWS:
-                    _, j = heapq.heappop(h)
-                    if not taken[j]:
-                        top.append(j)
+                    neg, j = heapq.heappop(h)
+                    if taken[j]:
+                        continue
+                    if self._late(j):
+                        k = self._bound_key(j)
+                        if k < -neg:
+                            heapq.heappush(h, (-k, j))
+                            continue
+                        self._lower(k, j)
+                        if self._late(j):  # (its bound fell below the level on the way; a hair, by rounding)
+                            st._catch_up(np.array([j]), st._flushed)
+                    top.append(j)
+                if not top:
+                    continue
                 d2 = st.current(np.asarray(top, dtype=np.int64))
                 for j, v in zip(top, d2.tolist(), strict=True):
                     heapq.heappush(h, (-_key_np(v, float(fixed[j]), self.strength, True), j))
@@ -2785,6 +2873,14 @@ class NumpyLazyHeap(_Heap):
             if best_i < 0 or v > best_v or (v == best_v and i < best_i):
                 best_v, best_i = v, i
         return best_i, best_v
+
+    def summary(self) -> str:
+        st = self.state
+        text = f"NumpyLazyHeap: {self.evaluated} keys evaluated"
+        if st is not None:
+            text += (f", {self.bands} catch-ups of waiting rows ({self.band_rows} rows), rows x passes waited "
+                     f"{st.rows_waited}, row x vector products {int(st.stats[3])}")
+        return text
 
 
 def _doubled(a: np.ndarray) -> np.ndarray:

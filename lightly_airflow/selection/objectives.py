@@ -84,8 +84,6 @@ class Context:
     :param preselected_rows: the preselected samples' ``embedding`` column already read as
         :func:`~lightly_airflow.selection.arrays.embedding_rows` gives it (e.g. streamed from Parquet); then
         ``preselected`` needs no such column.
-    :param pool_lazily: DIVERSITY may take the preselected vectors lazily (it is the only objective: the
-        farthest point reads few rows; a heap or rescoring reads every row's distance at once).
     """
 
     table: pa.Table
@@ -100,7 +98,6 @@ class Context:
     objects: pa.Table | None = None
     preselected_objects: pa.Table | None = None
     preselected_rows: tuple[np.ndarray, np.ndarray] | None = None
-    pool_lazily: bool = True
     _x: np.ndarray | None = None
     _sub: pa.Table | None = None
 
@@ -408,7 +405,7 @@ class DiversityObjective(Objective):
         n_pre = 0 if pre is None else len(pre)
         state = farthest_point_state(x, capacity=ctx.n_target + n_pre, pool=n_pre)
         if pre is not None:
-            state.insert_many(pre, lazy=ctx.pool_lazily)
+            state.insert_many(pre)
         return cls(path, strategy, state, n_pre)
 
     def score(self) -> np.ndarray:
