@@ -2824,8 +2824,9 @@ class NumpyLazyHeap(_Heap):
         if m:
             level = min(level, float(np.partition(keys, len(keys) - m)[len(keys) - m]))
         self.level = level
-        rows = waiting[keys >= level]
-        rows = np.union1d(rows, [row])  # (its key computed one by one: the same rounding as the others')
+        take = keys >= level
+        take[np.searchsorted(waiting, row)] = True  # (its key computed one by one: maybe other rounding)
+        rows = waiting[take]
         self.bands += 1
         self.band_rows += len(rows)
         st._catch_up(rows, st._flushed, stop_below=self._wait_rows())
