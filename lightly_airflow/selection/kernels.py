@@ -2187,7 +2187,7 @@ class NumpyDenseState:
         self.rows_waited = 0  # rows x passes left waiting
         self._lazy_pool = False  # (a pool went in lazily: rows wait from the first picks on, projection or not)
         self._pools: list[tuple[int, np.ndarray]] = []  # (first history index, vectors) of pools inserted at once
-        self._known: dict[int, float] = {}  # values :meth:`current` computed while n_added was _known_at
+        self._known: dict[int, float] = {}  # values a reader computed while n_added was _known_at (remember)
         self._known_at = -1
         # A reader that keeps its own order of the rows (NumpyLazyHeap) says which rows may wait at a pass: per
         # row, the squared distance below which it waits (instead of _wait_below's one value for every row).
@@ -2675,32 +2675,12 @@ class NumpyDenseState:
             self._last = self._next[1]
         return self._next
 
-    def current(self, rows: np.ndarray) -> np.ndarray:
-        """Canonical squared distances of ``rows`` (unselected) with every selected vector applied, computed for
-        those rows alone: the pending vectors through one float32 product and the float32 filter of
-        :meth:`_improve` (canonical sums only where it cannot decide). The rows' stored values are left to the
-        passes (a pass applies its batch to them as to every row); :meth:`distance2` answers from these values
-        until the next pick. Rows that waited catch up on what they missed first (stored: :meth:`_catch_up`)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        late = rows[(self._epoch[rows] != self._flushed) & ~self.sel[rows]]
-        if len(late):  # (rows that waited at passes, or on a pool taken lazily: the history they missed)
-            self._catch_up(np.unique(late), self._flushed)
-        xr, sqn = self.x[rows], self.sqn[rows]
-        d2: np.ndarray = self._d2[rows]  # (copies: fancy indexing)
-        err, own = self._err[rows], self._own[rows]
-        sel = self.sel[rows]
-        if self._npend:
-            h = self.n_added - self._npend
-            with blas_one_thread():
-                dots = xr @ self._pend32[: self._npend].T
-            self._improve(xr, sqn, d2, err, own, dots, self._pend64[: self._npend], self._hsq[h : self.n_added],
-                          self._hown[h : self.n_added], sel)
-        self._canonical(xr, sqn, d2, err, own)
-        d2[sel] = 0.0
+    def remember(self, rows: np.ndarray, d2: np.ndarray) -> None:
+        """Canonical squared distances of ``rows`` with every selected vector applied, computed by a reader
+        (:class:`NumpyLazyHeap`'s front): :meth:`distance2` answers from them until the next pick."""
         if self._known_at != self.n_added:
             self._known_at, self._known = self.n_added, {}
         self._known.update(zip(rows.tolist(), d2.tolist(), strict=True))
-        return d2
 
     def distance2(self, i: int) -> float:
         if self._next is not None and self._next[0] == i:
@@ -2726,8 +2706,11 @@ AnyFarthestState = FarthestPointState | NumpyDenseState
 
 
 HEAP_ROWS = 16
-"""Rows whose keys :class:`NumpyLazyHeap` recomputes at once when its top is stale (one product of them with the
-pending vectors instead of one canonical sum per row)."""
+"""Rows :class:`NumpyLazyHeap` moves from its heaps into its front at once when a heap's top beats the front
+(one product of them with the pending vectors)."""
+
+HEAP_FRONT = 256
+"""Rows :class:`NumpyLazyHeap`'s front holds at most; beyond, those with the lowest bounds go back to the heaps."""
 
 HEAP_BAND_ROWS = 1024
 HEAP_BAND_SHARE = 0.25
@@ -2745,15 +2728,21 @@ def _key_np(d2: float, fixed: float, strength: float, has_div: bool) -> float:
 
 class NumpyLazyHeap(_Heap):
     """:class:`LazyMaxHeap` (the same keys, argmax and ties) over a :class:`NumpyDenseState` or no state,
-    without numba: one ``heapq`` of ``(-key, index)`` per label. When a label's top was keyed before the last
-    pick, the top :data:`HEAP_ROWS` rows get their keys from their canonical distances
-    (:meth:`NumpyDenseState.current`: the pending vectors applied to those rows only) and go back; the top of a
-    label is its maximum once its key is current (stored keys are upper bounds: distances only shrink).
+    without numba: a **front** of the rows near the top, kept with every selected vector applied, and one
+    ``heapq`` of ``(-key, index)`` per label for the others (stored keys are upper bounds: distances only
+    shrink).
 
-    **Waiting rows.** The keys start from the state's upper bounds (a pool taken lazily: each row has had its
-    first block). The heap keeps a key level ``level``: at a pass (:attr:`NumpyDenseState.wait_rows`) only the
-    rows whose bound's key reaches it take the batch, the others wait (most rows of a selection never come near
-    the top: far below in distance or in weight). A waiting row that surfaces first gets the key of its current
+    Each pick applies the new vector to the front's rows (one product of at most :data:`HEAP_FRONT` rows);
+    the front's best is the rows' maximum once it beats the top of every heap (its key plus the label's
+    bonus, lowest index on ties): only the rows whose bounds reach the best lower bound get canonical values.
+    Else the :data:`HEAP_ROWS` best tops move into the front (their values: the state's, and the pending vectors
+    in one product) and the front's lowest bounds go back when it is full. Recomputing the top rows of a heap
+    from all pending vectors at every pick (each pick makes every stored key stale) took 0.2-0.3 ms a pick.
+
+    **Waiting rows.** Keys start from the state's upper bounds (a pool taken lazily: each row has had its first
+    block). The heap keeps a key level ``level``: at a pass (:attr:`NumpyDenseState.wait_rows`) only the rows
+    whose bound's key reaches it take the batch, the others wait (most rows of a selection never come near the
+    top: far below in distance or in weight). A waiting row that surfaces first gets the key of its current
     bound (no work: a tighter upper bound); where that is its stored key, the level falls to it, or lower to
     take in :data:`HEAP_BAND_ROWS` / :data:`HEAP_BAND_SHARE` of the waiting rows, and every waiting row whose
     bound's key reaches the new level catches up at once (a row whose bound falls below it on the way waits
@@ -2770,20 +2759,27 @@ class NumpyLazyHeap(_Heap):
         self.state = state
         self.level = -math.inf  # rows whose bound's key is below it may wait at passes
         if state is not None:
-            d2 = np.where(state.sel, 0.0, state._d2 + state._err)  # (upper bounds, whatever waits)
+            keys = self._keys(np.where(state.sel, 0.0, state._d2 + state._err), self.fixed)  # (upper bounds)
             if self.strength > 1e-6:  # (a vanishing strength: every key is its weight's; nothing to wait for)
                 self.level = math.inf
                 state.wait_rows = self._wait_rows
         else:
-            d2 = np.ones(n)
-        keys = self._keys(d2, self.fixed) if self.has_div else self.fixed
+            keys = self.fixed
         self.heaps: list[list[tuple[float, int]]] = [[] for _ in range(self.n_labels)]
         for i, (lab, k) in enumerate(zip(self.labels.tolist(), keys.tolist(), strict=True)):
             self.heaps[lab].append((-k, i))
         for h in self.heaps:
             heapq.heapify(h)
-        self.fresh = np.full(n, -1, dtype=np.int64)  # the state's n_added when each key was last computed
-        self.evaluated = 0  # keys recomputed (for logs and tests)
+        # The front: slots of rows (-1: free; a row taken frees its slot), their vectors and norms, values (d2,
+        # err, own as the state's) with the history up to _f_at applied.
+        dim = state.dim if state is not None else 0
+        c = min(HEAP_FRONT + HEAP_ROWS, n)
+        self.f_rows = np.full(c, -1, dtype=np.int64)
+        self._fx = np.zeros((c, dim), dtype=np.float32)
+        self._fsqn, self._fd2, self._ferr = np.zeros(c), np.full(c, np.inf), np.zeros(c)
+        self._fown = np.zeros(c, dtype=np.int64)
+        self._f_at = 0
+        self.evaluated = self.returned = 0  # rows moved into the front, and back to the heaps (logs and tests)
         self.bands = self.band_rows = 0  # catch-ups of waiting rows, and their rows
         self._thr: tuple[float, np.ndarray] | None = None
 
@@ -2814,7 +2810,7 @@ class NumpyLazyHeap(_Heap):
 
     def _lower(self, key: float, row: int) -> None:
         """The level down to ``key`` (``row``'s: it must catch up) or to the key that takes in a band of the
-        waiting rows, and every waiting row whose bound's key reaches it caught up."""
+        waiting rows, and every waiting row whose bound's key reaches it caught up (``row`` in full)."""
         st = self.state
         assert st is not None
         waiting = np.flatnonzero((st._epoch != st._flushed) & ~st.sel & ~self.taken)
@@ -2830,54 +2826,132 @@ class NumpyLazyHeap(_Heap):
         self.bands += 1
         self.band_rows += len(rows)
         st._catch_up(rows, st._flushed, stop_below=self._wait_rows())
+        if self._late(row):  # (its bound fell below the level on the way; a hair, by rounding)
+            st._catch_up(np.array([row]), st._flushed)
+
+    def _advance(self) -> None:
+        """Apply to the front the vectors selected since it was last brought up to date."""
+        st = self.state
+        if st is None or self._f_at == st.n_added:
+            return
+        skip = self._free()
+        for _, vecs32, vecs, vsq, vown in st._history(self._f_at, st.n_added):
+            with blas_one_thread():  # (OpenBLAS threads a 256 x D product)
+                dots = self._fx @ vecs32.T
+            st._improve(self._fx, self._fsqn, self._fd2, self._ferr, self._fown, dots, vecs, vsq, vown, skip)
+        self._f_at = st.n_added
+
+    def _free(self) -> np.ndarray:
+        """The front's free slots (never used, or their row taken)."""
+        rows = self.f_rows
+        free: np.ndarray = (rows < 0) | self.taken[np.maximum(rows, 0)]
+        return free
+
+    def _front_best(self, bonus: np.ndarray) -> tuple[int, float, int]:
+        """(row, value, front slot) of the front's best untaken row, or (-1, -inf, -1)."""
+        alive = ~self._free()
+        if not alive.any():
+            return -1, -math.inf, -1
+        rows = np.maximum(self.f_rows, 0)
+        b = bonus[self.labels[rows]]
+        st = self.state
+        if st is None:
+            vals = np.where(alive, self.fixed[rows] + b, -np.inf)
+        else:
+            d2, err = self._fd2, self._ferr
+            hi = np.where(alive, self._keys(d2 + err, self.fixed[rows]) + b, -np.inf)
+            lo = np.where(alive, self._keys(np.maximum(d2 - err, 0.0), self.fixed[rows]) + b, -np.inf)
+            cont = np.flatnonzero(hi >= lo.max())
+            st._canonical(self._fx, self._fsqn, d2, err, self._fown, cont)
+            vals = np.full(len(rows), -np.inf)
+            vals[cont] = self._keys(d2[cont], self.fixed[rows[cont]]) + b[cont]
+        top = np.flatnonzero(vals == vals.max())
+        t = int(top[np.argmin(rows[top])])  # (ties: the lowest index)
+        return int(rows[t]), float(vals[t]), t
+
+    def _fill(self, bonus: np.ndarray) -> None:
+        """Move the :data:`HEAP_ROWS` best heap tops (key plus bonus) into the front: a row first takes the key of
+        its bound in the state (pushed back where lower: no product), and where it waits catches up with a band;
+        then the pending vectors."""
+        st = self.state
+        moved: list[int] = []
+        while len(moved) < HEAP_ROWS:
+            lab, best = -1, (-math.inf, 0)
+            for lb, h in enumerate(self.heaps):
+                while h and self.taken[h[0][1]]:
+                    heapq.heappop(h)
+                if h:
+                    key = (-h[0][0] + float(bonus[lb]), -h[0][1])
+                    if lab < 0 or key > best:
+                        lab, best = lb, key
+            if lab < 0:
+                break
+            neg, j = heapq.heappop(self.heaps[lab])
+            if st is not None:
+                # Its bound in the state (the last pass', or where it waits) first: lower, it goes back
+                k = min(self._bound_key(j), -neg)
+                if k < -neg:
+                    heapq.heappush(self.heaps[lab], (-k, j))
+                    continue
+                if self._late(j):
+                    self._lower(k, j)
+            moved.append(j)
+        if not moved:
+            return
+        self.evaluated += len(moved)
+        rows = np.asarray(moved, dtype=np.int64)
+        self._advance()  # (the front and the new rows at the same point: the pending vectors)
+        free = np.flatnonzero(self._free())
+        if len(free) < len(rows):
+            # The front full: the rows with the lowest bounds go back to their heaps (keys: upper bounds).
+            used = np.flatnonzero(~self._free())
+            fr = self.f_rows[used]
+            keys = (self._keys(self._fd2[used] + self._ferr[used], self.fixed[fr]) if st is not None
+                    else self.fixed[fr])
+            # (ties: the highest indices go, the lowest would beat the front's best from the heap)
+            out = used[np.lexsort((-fr, keys + bonus[self.labels[fr]]))[: len(rows) - len(free) + HEAP_ROWS]]
+            for t in out.tolist():
+                j = int(self.f_rows[t])
+                heapq.heappush(self.heaps[int(self.labels[j])], (-float(keys[np.searchsorted(used, t)]), j))
+            self.f_rows[out] = -1
+            self.returned += len(out)
+            free = np.sort(np.concatenate([free, out]))
+        slots = free[: len(rows)]
+        self.f_rows[slots] = rows
+        if st is None:
+            return
+        xr, sqn = st.x[rows], st.sqn[rows]
+        d2, err, own = st._d2[rows], st._err[rows], st._own[rows]  # (copies: fancy indexing)
+        skip = np.zeros(len(rows), dtype=np.bool_)
+        for _, vecs32, vecs, vsq, vown in st._history(st._flushed, st.n_added):
+            with blas_one_thread():
+                dots = xr @ vecs32.T
+            st._improve(xr, sqn, d2, err, own, dots, vecs, vsq, vown, skip)
+        self._fx[slots], self._fsqn[slots] = xr, sqn
+        self._fd2[slots], self._ferr[slots], self._fown[slots] = d2, err, own
 
     def best(self, bonus: np.ndarray | None = None) -> tuple[int, float]:
         """(index, value) of the best unselected candidate, or (-1, -inf)."""
-        best_v, best_i = -math.inf, -1
-        st, fixed, taken, fresh = self.state, self.fixed, self.taken, self.fresh
-        for lab, h in enumerate(self.heaps):
-            while h:
-                neg, i = h[0]
-                if taken[i]:
+        b = np.zeros(self.n_labels) if bonus is None else np.asarray(bonus, dtype=np.float64)
+        self._advance()
+        while True:
+            i, v, t = self._front_best(b)
+            beaten = False
+            for lab, h in enumerate(self.heaps):
+                while h and self.taken[h[0][1]]:
                     heapq.heappop(h)
-                    continue
-                if st is None or fresh[i] == st.n_added:  # (its key is current: the maximum of this label)
+                if h and (i < 0 or (-h[0][0] + float(b[lab]), -h[0][1]) > (v, -i)):
+                    beaten = True
                     break
-                # The top HEAP_ROWS rows' keys recomputed at once (one product with the pending vectors); a row
-                # that waits first takes its bound's key, and catches up (with a band) only where that is its
-                # stored key
-                top: list[int] = []
-                while h and len(top) < HEAP_ROWS:
-                    neg, j = heapq.heappop(h)
-                    if taken[j]:
-                        continue
-                    if self._late(j):
-                        k = self._bound_key(j)
-                        if k < -neg:
-                            heapq.heappush(h, (-k, j))
-                            continue
-                        self._lower(k, j)
-                        if self._late(j):  # (its bound fell below the level on the way; a hair, by rounding)
-                            st._catch_up(np.array([j]), st._flushed)
-                    top.append(j)
-                if not top:
-                    continue
-                d2 = st.current(np.asarray(top, dtype=np.int64))
-                for j, v in zip(top, d2.tolist(), strict=True):
-                    heapq.heappush(h, (-_key_np(v, float(fixed[j]), self.strength, True), j))
-                    fresh[j] = st.n_added
-                self.evaluated += len(top)
-            if not h:
-                continue
-            neg, i = h[0]
-            v = -neg + (float(bonus[lab]) if bonus is not None else 0.0)
-            if best_i < 0 or v > best_v or (v == best_v and i < best_i):
-                best_v, best_i = v, i
-        return best_i, best_v
+            if not beaten:
+                if i >= 0 and self.state is not None:
+                    self.state.remember(np.array([i]), self._fd2[t : t + 1])
+                return i, v
+            self._fill(b)
 
     def summary(self) -> str:
         st = self.state
-        text = f"NumpyLazyHeap: {self.evaluated} keys evaluated"
+        text = f"NumpyLazyHeap: {self.evaluated} rows into the front, {self.returned} back"
         if st is not None:
             text += (f", {self.bands} catch-ups of waiting rows ({self.band_rows} rows), rows x passes waited "
                      f"{st.rows_waited}, row x vector products {int(st.stats[3])}")
