@@ -171,6 +171,7 @@ def select(
     # so objectives that read the embeddings once (TYPICALITY, SIMILARITY) must read them first. The list
     # keeps the config's order.
     greedy_entries = [(path, e) for path, e in entries if not isinstance(e.strategy, ThresholdStrategy)]
+    ctx.diversity_alone = len(greedy_entries) == 1
     built = {path: _build(path, e.input, e.strategy, ctx)
              for path, e in sorted(greedy_entries, key=lambda pe: pe[1].strategy.type == "DIVERSITY")}
     objectives = [built[path] for path, _ in greedy_entries]

@@ -1854,7 +1854,12 @@ dimension 32 0.61 vs 0.95; 100,000 x 256, k = 2,000: 0.78-1.19 vs 1.73-2.55 s on
 100,000 x 1,280 1.99 vs 5.67 s. Past it they meet (200,000 x 64, k = 2,000: 1.38-1.48 vs 1.40-1.49 s; 100,000 x
 64, k = 5,000: 1.66 vs 1.90 s; 100,000 x 256 clusters, k = 5,000: 3.36 vs 2.42 s) and then part (k = 10,000:
 2.83-3.19 vs 1.43-1.85 s at 64-D; 1,000,000 x 64, k = 3,000: 9.6-10.6 vs 3.8-7.1 s). After a large pool of
-64-D clusters the compiled cells win (50,000 after 100,000-200,000, k = 1,000: 3.48-5.50 vs 1.98-2.07 s)."""
+64-D clusters the compiled cells win (50,000 after 100,000-200,000, k = 1,000: 3.48-5.50 vs 1.98-2.07 s).
+Measured for DIVERSITY alone: a heap's reader (DIVERSITY x WEIGHTS …) goes by the other rules only
+(:func:`uses_numpy_state`'s ``alone``): its per-pick Python grows with the rows near the top. In process, DIVERSITY
+x WEIGHTS, 64-D clusters, numpy vs compiled: 20,000, k = 2,000, 0.70 vs 0.68 s; 50,000, k = 2,000, 1.45 vs
+0.79 s; 200,000, k = 1,000, 4.08 vs 1.33 s; 1,000,000, k = 200, 17.0 vs 4.9 s; 60,000 x 256, k = 2,000, 1.69
+vs 1.38 s."""
 
 NUMPY_BATCH = 128
 """Selected vectors per pass of :class:`NumpyDenseState`. Real-image embeddings 8,000 x 1,280, in process, 9
@@ -2963,20 +2968,22 @@ def _doubled(a: np.ndarray) -> np.ndarray:
     return np.concatenate([a, np.zeros_like(a)])
 
 
-def uses_numpy_state(n: int, dim: int, pool: int = 0, picks: int | None = None) -> bool:
+def uses_numpy_state(n: int, dim: int, pool: int = 0, picks: int | None = None, alone: bool = True) -> bool:
     """Whether :func:`farthest_point_state` takes the numpy-only state for ``n`` candidates of ``dim``
-    dimensions after ``pool`` preselected vectors, for ``picks`` picks (unknown: None) (:data:`NUMPY_MAX_ROWS`,
-    :data:`NUMPY_MAX_ROWS_WIDE`, :data:`NUMPY_POOL_WIDE`, :data:`NUMPY_MAX_WORK`)."""
+    dimensions after ``pool`` preselected vectors, for ``picks`` picks (unknown: None), DIVERSITY ``alone`` or read
+    by a heap (:data:`NUMPY_MAX_ROWS`, :data:`NUMPY_MAX_ROWS_WIDE`, :data:`NUMPY_POOL_WIDE`,
+    :data:`NUMPY_MAX_WORK`: alone only)."""
     if n <= NUMPY_MAX_ROWS or (dim >= NUMPY_WIDE_DIM and (n <= NUMPY_MAX_ROWS_WIDE or pool >= NUMPY_POOL_WIDE)):
         return True
-    return picks is not None and pool < NUMPY_POOL_WIDE and n * picks <= NUMPY_MAX_WORK
+    return alone and picks is not None and pool < NUMPY_POOL_WIDE and n * picks <= NUMPY_MAX_WORK
 
 
-def farthest_point_state(x: np.ndarray, capacity: int = 1024, pool: int = 0) -> AnyFarthestState:
+def farthest_point_state(x: np.ndarray, capacity: int = 1024, pool: int = 0, alone: bool = True) -> AnyFarthestState:
     """The exact state for ``x`` (``pool``: the number of preselected vectors to be inserted, ``capacity`` minus
-    it the picks wanted): numpy-only where :func:`uses_numpy_state`, else the compiled one."""
+    it the picks wanted; ``alone``: DIVERSITY is the only objective, no heap reads the state): numpy-only where
+    :func:`uses_numpy_state`, else the compiled one."""
     n, dim = x.shape
-    if uses_numpy_state(n, dim, pool, picks=max(capacity - pool, 0)):
+    if uses_numpy_state(n, dim, pool, picks=max(capacity - pool, 0), alone=alone):
         return NumpyDenseState(x, capacity=capacity)
     return FarthestPointState(x, capacity=capacity)
 

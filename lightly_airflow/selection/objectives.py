@@ -84,6 +84,7 @@ class Context:
     :param preselected_rows: the preselected samples' ``embedding`` column already read as
         :func:`~lightly_airflow.selection.arrays.embedding_rows` gives it (e.g. streamed from Parquet); then
         ``preselected`` needs no such column.
+    :param diversity_alone: DIVERSITY is the only objective (else a heap reads its state: the state's routing).
     """
 
     table: pa.Table
@@ -98,6 +99,7 @@ class Context:
     objects: pa.Table | None = None
     preselected_objects: pa.Table | None = None
     preselected_rows: tuple[np.ndarray, np.ndarray] | None = None
+    diversity_alone: bool = True
     _x: np.ndarray | None = None
     _sub: pa.Table | None = None
 
@@ -403,7 +405,7 @@ class DiversityObjective(Objective):
         x = ctx.x()
         pre = ctx.preselected_embeddings(x.shape[1], "a preselected sample without embedding does not count for DIVERSITY")
         n_pre = 0 if pre is None else len(pre)
-        state = farthest_point_state(x, capacity=ctx.n_target + n_pre, pool=n_pre)
+        state = farthest_point_state(x, capacity=ctx.n_target + n_pre, pool=n_pre, alone=ctx.diversity_alone)
         if pre is not None:
             state.insert_many(pre)
         return cls(path, strategy, state, n_pre)

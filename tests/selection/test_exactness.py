@@ -511,6 +511,8 @@ def test_small_inputs_use_the_numpy_state_and_large_ones_the_compiled_one(monkey
     monkeypatch.setattr(kernels, "NUMPY_MAX_WORK", 300 * 40)
     assert isinstance(kernels.farthest_point_state(x, capacity=40), kernels.NumpyDenseState)
     assert isinstance(kernels.farthest_point_state(x, capacity=41), kernels.FarthestPointState)
+    # (that rule was measured for DIVERSITY alone: a heap's state goes by the others)
+    assert isinstance(kernels.farthest_point_state(x, capacity=40, alone=False), kernels.FarthestPointState)
     assert isinstance(kernels.farthest_point_state(x, capacity=45, pool=5), kernels.NumpyDenseState)
     monkeypatch.setattr(kernels, "NUMPY_POOL_WIDE", 5)
     assert isinstance(kernels.farthest_point_state(x, capacity=45, pool=5), kernels.FarthestPointState)
@@ -526,6 +528,7 @@ def test_small_inputs_use_the_numpy_state_and_large_ones_the_compiled_one(monkey
     # ... and at any size after a pool of NUMPY_POOL_WIDE vectors (the lazy pool skips most of its products)
     monkeypatch.setattr(kernels, "NUMPY_POOL_WIDE", 50)
     assert isinstance(kernels.farthest_point_state(wide, pool=50), kernels.NumpyDenseState)
+    assert isinstance(kernels.farthest_point_state(wide, pool=50, alone=False), kernels.NumpyDenseState)
     assert isinstance(kernels.farthest_point_state(wide, pool=49), kernels.FarthestPointState)
     assert isinstance(kernels.farthest_point_state(x, pool=50), kernels.FarthestPointState)  # (8 dimensions)
 
@@ -556,6 +559,32 @@ def test_a_datapool_run_passes_its_pool_size_to_the_routing(monkeypatch):
             {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]})
         select(table_of(x[100:]), cfg, preselected=table_of(pre))
     assert made == ["FarthestPointState"] * 2 + ["NumpyDenseState"] * 2
+
+
+def test_a_heap_reads_the_compiled_state_past_the_rows_limit_where_diversity_alone_keeps_numpy(monkeypatch):
+    # Candidates x picks below NUMPY_MAX_WORK keep the numpy state for DIVERSITY alone; with WEIGHTS (a heap reads
+    # the state) the rows limit decides: the compiled state and its heap, the same picks as rescoring every pick.
+    from lightly_airflow.selection import engine, kernels, objectives
+
+    monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS", 100)
+    monkeypatch.setattr(kernels, "NUMPY_MAX_WORK", 400 * 30)
+    made: list[str] = []
+    real = kernels.farthest_point_state
+
+    def spy(*a, **k):  # type: ignore[no-untyped-def]
+        state = real(*a, **k)
+        made.append(type(state).__name__)
+        return state
+
+    monkeypatch.setattr(objectives, "farthest_point_state", spy)
+    x = clustered(400, d=16, seed=5)
+    t = table_of(x, **{"metadata.w": np.random.default_rng(3).random(len(x))})
+    div = {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}
+    weights = {"input": {"type": "METADATA", "key": "w"}, "strategy": {"type": "WEIGHTS"}}
+    select(t, {"n_samples": 30, "strategies": [div]})
+    got = select(t, {"n_samples": 30, "strategies": [div, weights]}).indices.tolist()
+    assert made == ["NumpyDenseState", "FarthestPointState"]
+    assert got == _dense_select(engine, t, {"n_samples": 30, "strategies": [div, weights]})
 
 
 def test_projection_bound_only_for_selections_large_enough_to_repay_it():
