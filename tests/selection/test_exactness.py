@@ -533,6 +533,23 @@ def test_small_inputs_use_the_numpy_state_and_large_ones_the_compiled_one(monkey
     assert isinstance(kernels.farthest_point_state(x, pool=50), kernels.FarthestPointState)  # (8 dimensions)
 
 
+def _states_made(monkeypatch, *modules) -> list[str]:  # type: ignore[no-untyped-def]
+    """The class names of the states ``farthest_point_state`` makes from now on, called through ``modules``."""
+    from lightly_airflow.selection import kernels
+
+    made: list[str] = []
+    real = kernels.farthest_point_state
+
+    def spy(*a, **k):  # type: ignore[no-untyped-def]
+        state = real(*a, **k)
+        made.append(type(state).__name__)
+        return state
+
+    for module in modules:
+        monkeypatch.setattr(module, "farthest_point_state", spy)
+    return made
+
+
 def test_a_datapool_run_passes_its_pool_size_to_the_routing(monkeypatch):
     # Both callers (the order and the engine's DIVERSITY) route by the preselected vectors they will insert.
     from lightly_airflow.selection import kernels, objectives
@@ -542,16 +559,7 @@ def test_a_datapool_run_passes_its_pool_size_to_the_routing(monkeypatch):
     monkeypatch.setattr(kernels, "NUMPY_WIDE_DIM", 16)
     monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS_WIDE", 100)
     monkeypatch.setattr(kernels, "NUMPY_POOL_WIDE", 60)
-    made: list[str] = []
-    real = kernels.farthest_point_state
-
-    def spy(*a, **k):  # type: ignore[no-untyped-def]
-        state = real(*a, **k)
-        made.append(type(state).__name__)
-        return state
-
-    monkeypatch.setattr(kernels, "farthest_point_state", spy)
-    monkeypatch.setattr(objectives, "farthest_point_state", spy)
+    made = _states_made(monkeypatch, kernels, objectives)
     x = clustered(400, d=16, seed=4)
     for pre in (x[:59], x[:60]):
         farthest_point_order(x[100:], 20, preselected=pre)
@@ -568,15 +576,7 @@ def test_a_heap_reads_the_compiled_state_past_the_rows_limit_where_diversity_alo
 
     monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS", 100)
     monkeypatch.setattr(kernels, "NUMPY_MAX_WORK", 400 * 30)
-    made: list[str] = []
-    real = kernels.farthest_point_state
-
-    def spy(*a, **k):  # type: ignore[no-untyped-def]
-        state = real(*a, **k)
-        made.append(type(state).__name__)
-        return state
-
-    monkeypatch.setattr(objectives, "farthest_point_state", spy)
+    made = _states_made(monkeypatch, objectives)
     x = clustered(400, d=16, seed=5)
     t = table_of(x, **{"metadata.w": np.random.default_rng(3).random(len(x))})
     div = {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}
