@@ -2837,16 +2837,22 @@ class NumpyLazyHeap(_Heap):
         if self._late(row):  # (its bound fell below the level on the way; a hair, by rounding)
             st._catch_up(np.array([row]), st._flushed)
 
+    def _apply(self, start: int, x: np.ndarray, sqn: np.ndarray, d2: np.ndarray, err: np.ndarray, own: np.ndarray,
+               skip: np.ndarray) -> None:
+        """Apply the selected vectors from ``start`` on to rows ``x`` (values ``d2, err, own``, in place)."""
+        st = self.state
+        assert st is not None
+        for _, vecs32, vecs, vsq, vown in st._history(start, st.n_added):
+            with blas_one_thread():  # (OpenBLAS threads a 256 x D product)
+                dots = x @ vecs32.T
+            st._improve(x, sqn, d2, err, own, dots, vecs, vsq, vown, skip)
+
     def _advance(self) -> None:
         """Apply to the front the vectors selected since it was last brought up to date."""
         st = self.state
         if st is None or self._f_at == st.n_added:
             return
-        skip = self._free()
-        for _, vecs32, vecs, vsq, vown in st._history(self._f_at, st.n_added):
-            with blas_one_thread():  # (OpenBLAS threads a 256 x D product)
-                dots = self._fx @ vecs32.T
-            st._improve(self._fx, self._fsqn, self._fd2, self._ferr, self._fown, dots, vecs, vsq, vown, skip)
+        self._apply(self._f_at, self._fx, self._fsqn, self._fd2, self._ferr, self._fown, self._free())
         self._f_at = st.n_added
 
     def _free(self) -> np.ndarray:
@@ -2877,6 +2883,14 @@ class NumpyLazyHeap(_Heap):
         t = int(top[np.argmin(rows[top])])  # (ties: the lowest index)
         return int(rows[t]), float(vals[t]), t
 
+    def _top(self, lab: int, bonus: np.ndarray) -> tuple[float, int] | None:
+        """(stored key plus bonus, -index) of heap ``lab``'s top untaken row (taken rows above it dropped), or
+        None when it is empty: larger is better, ties to the lowest index."""
+        h = self.heaps[lab]
+        while h and self.taken[h[0][1]]:
+            heapq.heappop(h)
+        return (-h[0][0] + float(bonus[lab]), -h[0][1]) if h else None
+
     def _fill(self, bonus: np.ndarray) -> None:
         """Move the :data:`HEAP_ROWS` best heap tops (key plus bonus) into the front: a row first takes the key of
         its bound in the state (pushed back where lower: no product), and where it waits catches up with a band;
@@ -2884,16 +2898,10 @@ class NumpyLazyHeap(_Heap):
         st = self.state
         moved: list[int] = []
         while len(moved) < HEAP_ROWS:
-            lab, best = -1, (-math.inf, 0)
-            for lb, h in enumerate(self.heaps):
-                while h and self.taken[h[0][1]]:
-                    heapq.heappop(h)
-                if h:
-                    key = (-h[0][0] + float(bonus[lb]), -h[0][1])
-                    if lab < 0 or key > best:
-                        lab, best = lb, key
-            if lab < 0:
+            tops = [(top, lb) for lb in range(self.n_labels) if (top := self._top(lb, bonus)) is not None]
+            if not tops:
                 break
+            lab = max(tops)[1]
             neg, j = heapq.heappop(self.heaps[lab])
             if st is not None:
                 # Its bound in the state (the last pass', or where it waits) first: lower, it goes back
@@ -2917,10 +2925,10 @@ class NumpyLazyHeap(_Heap):
             keys = (self._keys(self._fd2[used] + self._ferr[used], self.fixed[fr]) if st is not None
                     else self.fixed[fr])
             # (ties: the highest indices go, the lowest would beat the front's best from the heap)
-            out = used[np.lexsort((-fr, keys + bonus[self.labels[fr]]))[: len(rows) - len(free) + HEAP_ROWS]]
-            for t in out.tolist():
-                j = int(self.f_rows[t])
-                heapq.heappush(self.heaps[int(self.labels[j])], (-float(keys[np.searchsorted(used, t)]), j))
+            go = np.lexsort((-fr, keys + bonus[self.labels[fr]]))[: len(rows) - len(free) + HEAP_ROWS]
+            for j, k in zip(fr[go].tolist(), keys[go].tolist(), strict=True):
+                heapq.heappush(self.heaps[int(self.labels[j])], (-k, j))
+            out = used[go]
             self.f_rows[out] = -1
             self.returned += len(out)
             free = np.sort(np.concatenate([free, out]))
@@ -2930,11 +2938,7 @@ class NumpyLazyHeap(_Heap):
             return
         xr, sqn = st.x[rows], st.sqn[rows]
         d2, err, own = st._d2[rows], st._err[rows], st._own[rows]  # (copies: fancy indexing)
-        skip = np.zeros(len(rows), dtype=np.bool_)
-        for _, vecs32, vecs, vsq, vown in st._history(st._flushed, st.n_added):
-            with blas_one_thread():
-                dots = xr @ vecs32.T
-            st._improve(xr, sqn, d2, err, own, dots, vecs, vsq, vown, skip)
+        self._apply(st._flushed, xr, sqn, d2, err, own, np.zeros(len(rows), dtype=np.bool_))
         self._fx[slots], self._fsqn[slots] = xr, sqn
         self._fd2[slots], self._ferr[slots], self._fown[slots] = d2, err, own
 
@@ -2944,14 +2948,8 @@ class NumpyLazyHeap(_Heap):
         self._advance()
         while True:
             i, v, t = self._front_best(b)
-            beaten = False
-            for lab, h in enumerate(self.heaps):
-                while h and self.taken[h[0][1]]:
-                    heapq.heappop(h)
-                if h and (i < 0 or (-h[0][0] + float(b[lab]), -h[0][1]) > (v, -i)):
-                    beaten = True
-                    break
-            if not beaten:
+            tops = [top for lab in range(self.n_labels) if (top := self._top(lab, b)) is not None]
+            if not tops or (i >= 0 and max(tops) < (v, -i)):
                 if i >= 0 and self.state is not None:
                     self.state.remember(np.array([i]), self._fd2[t : t + 1])
                 return i, v
