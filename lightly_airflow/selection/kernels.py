@@ -2717,6 +2717,13 @@ HEAP_ROWS = 16
 HEAP_FRONT = 256
 """Rows :class:`NumpyLazyHeap`'s front holds at most; beyond, those with the lowest bounds go back to the heaps."""
 
+HEAP_PLAN_ROWS = 32
+"""Rows of :class:`NumpyLazyHeap`'s front (the highest bounds) among which it plans the next picks when it
+returns one: without a BALANCE, the picks that follow are those rows in their greedy order, one after the other,
+as long as the next one's exact value beats every bound outside them (picks far apart rarely change each other's
+values). Real-image embeddings 8,000 x 1,280, k = 2,000, dense greedy: 7.7 / 15 / 28 / 51 picks a plan with
+8 / 16 / 32 / 64 rows. 0 or 1: no plans."""
+
 HEAP_BAND_ROWS = 2048
 HEAP_BAND_SHARE = 0.05
 """When a row whose state waits reaches the top of :class:`NumpyLazyHeap`, the waiting rows with the highest
@@ -2790,6 +2797,12 @@ class NumpyLazyHeap(_Heap):
         self.evaluated = self.returned = 0  # rows moved into the front, and back to the heaps (logs and tests)
         self.bands = self.band_rows = 0  # catch-ups of waiting rows, and their rows
         self._thr: tuple[float, np.ndarray] | None = None
+        # Planned picks (row, value, d2), next first, valid while the engine takes them in turn: the last row
+        # returned and the number of selected vectors expected at the next call.
+        self._plan: list[tuple[int, float, float]] = []
+        self.plan_rows = HEAP_PLAN_ROWS if self.n_labels == 1 else 0  # (a BALANCE's bonus changes with each pick)
+        self._last = (-1, -1)
+        self.plans = self.planned = 0  # plans of more than one pick, and picks returned from them (logs, tests)
 
     def _keys(self, d2: np.ndarray, fixed: np.ndarray) -> np.ndarray:
         """:func:`_key_np` of many rows (DIVERSITY)."""
@@ -2944,20 +2957,84 @@ class NumpyLazyHeap(_Heap):
 
     def best(self, bonus: np.ndarray | None = None) -> tuple[int, float]:
         """(index, value) of the best unselected candidate, or (-1, -inf)."""
+        st = self.state
+        if self._plan:
+            last, added = self._last
+            if st is not None and st.n_added == added and self.taken[last]:  # (the engine took the last one)
+                i, v, d2 = self._plan.pop()
+                st.remember(np.array([i]), np.array([d2]))
+                self._last = (i, st.n_added + 1)
+                self.planned += 1
+                return i, v
+            self._plan = []
         b = np.zeros(self.n_labels) if bonus is None else np.asarray(bonus, dtype=np.float64)
         self._advance()
         while True:
             i, v, t = self._front_best(b)
             tops = [top for lab in range(self.n_labels) if (top := self._top(lab, b)) is not None]
             if not tops or (i >= 0 and max(tops) < (v, -i)):
-                if i >= 0 and self.state is not None:
-                    self.state.remember(np.array([i]), self._fd2[t : t + 1])
+                if i >= 0 and st is not None:
+                    st.remember(np.array([i]), self._fd2[t : t + 1])
+                    if self.plan_rows > 1:
+                        self._make_plan(t, max(tops)[0] if tops else -math.inf)
+                        self._last = (i, st.n_added + 1)
                 return i, v
             self._fill(b)
 
+    def _make_plan(self, t: int, top: float) -> None:
+        """Plan the picks after the front's row in slot ``t`` (the pick being returned; ``top``: the best stored
+        key of the heaps): among the ``plan_rows`` (:data:`HEAP_PLAN_ROWS`) front rows of highest bounds, in greedy order, each
+        row's exact value with the earlier ones applied (the state's canonical values: a float32 product proves
+        most pairs apart, the others take canonical distances), while it is strictly above every bound outside
+        them (the heaps' tops, the front's other rows): no other row can reach it before it is picked."""
+        st = self.state
+        assert st is not None
+        slots = np.flatnonzero(~self._free())
+        if len(slots) < 2:
+            return
+        hi = self._keys(self._fd2[slots] + self._ferr[slots], self.fixed[self.f_rows[slots]])
+        m = min(self.plan_rows, len(slots))
+        if m < len(slots):
+            part = np.argpartition(-hi, m)
+            top = max(top, float(hi[part[m:]].max()))
+            slots = slots[part[:m]]
+        if t not in slots:  # (its bound below m others': their values are at most its own)
+            slots = np.append(slots, t)
+        st._canonical(self._fx, self._fsqn, self._fd2, self._ferr, self._fown, slots)
+        xs, sq, d2 = self._fx[slots], self._fsqn[slots], self._fd2[slots].copy()
+        rows = self.f_rows[slots]
+        fixed = self.fixed[rows]
+        with blas_one_thread():
+            dots = xs @ xs.T
+        approx = (sq[:, None] + sq[None, :]) - 2.0 * dots.astype(np.float64)
+        margin = st._margin(float(sq.max()))
+        live = np.ones(len(slots), dtype=np.bool_)
+        c = int(np.flatnonzero(slots == t)[0])
+        plan = []
+        while True:
+            live[c] = False
+            near = np.flatnonzero(live & (approx[:, c] - margin < d2))  # (the others: proven not nearer)
+            if len(near):
+                e = (sq[near] + sq[c]) - 2.0 * sequential_dots(xs[near], np.broadcast_to(xs[c], (len(near), st.dim)))
+                d2[near] = np.minimum(d2[near], np.where(e > 0.0, e, 0.0))
+            cand = np.flatnonzero(live)
+            if not len(cand):
+                break
+            keys = self._keys(d2[cand], fixed[cand])
+            k = float(keys.max())
+            if not k > top:
+                break
+            ties = cand[keys == k]
+            c = int(ties[np.argmin(rows[ties])])
+            plan.append((int(rows[c]), k, float(d2[c])))
+        if plan:
+            self.plans += 1
+            self._plan = plan[::-1]
+
     def summary(self) -> str:
         st = self.state
-        text = f"NumpyLazyHeap: {self.evaluated} rows into the front, {self.returned} back"
+        text = (f"NumpyLazyHeap: {self.evaluated} rows into the front, {self.returned} back, {self.planned} picks "
+                f"from {self.plans} plans")
         if st is not None:
             text += (f", {self.bands} catch-ups of waiting rows ({self.band_rows} rows), rows x passes waited "
                      f"{st.rows_waited}, row x vector products {int(st.stats[3])}")

@@ -1003,3 +1003,82 @@ def test_numpy_heap_front_evicts_and_breaks_ties_as_rescoring_every_pick(diversi
     assert heaps[0].evaluated > 120  # (each pick came through the front)
     if diversity:  # (keys fall: rows go back to the heaps and come again)
         assert heaps[0].returned > 60
+
+
+@pytest.mark.parametrize("plan_rows", [2, 5, 32])
+def test_numpy_heap_plans_pick_as_rescoring_every_pick(plan_rows, monkeypatch):
+    # DIVERSITY x WEIGHTS without a BALANCE: the heap plans the picks after each one among the front's rows of
+    # highest bounds. Duplicated embeddings and weights in three values (ties of whole keys, lowest index first),
+    # a small front filled 3 rows at a time (plans end at bounds of the front's other rows and the heaps' tops),
+    # with and without a pool: the picks are those of rescoring every candidate per pick, most came from plans.
+    from lightly_airflow.selection import engine, kernels
+
+    monkeypatch.setattr(kernels, "HEAP_PLAN_ROWS", plan_rows)
+    monkeypatch.setattr(kernels, "HEAP_FRONT", 12)
+    monkeypatch.setattr(kernels, "HEAP_ROWS", 3)
+    monkeypatch.setattr(kernels, "NUMPY_BATCH", 16)
+    x = clustered(400, d=24, clusters=8, intrinsic=3, seed=63)
+    x = np.concatenate([x, x[::4]])  # (exact duplicates: equal distances)
+    rng = np.random.default_rng(11)
+    cand = table_of(x, **{"metadata.w": rng.integers(1, 4, len(x)) / 3.0})
+    cfg = {"n_samples": 200, "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY", "strength": 0.5}},
+        {"input": {"type": "METADATA", "key": "w"}, "strategy": {"type": "WEIGHTS"}}]}
+    heaps: list = []
+
+    def record(*a, **k):  # type: ignore[no-untyped-def]
+        heaps.append(kernels.NumpyLazyHeap(*a, **k))
+        return heaps[-1]
+
+    monkeypatch.setattr(engine, "NumpyLazyHeap", record)
+    got = select(cand, cfg)
+    assert len(got.indices) == 200 and got.indices.tolist() == _dense_select(engine, cand, cfg)
+    heap = heaps[0]
+    assert heap.plans > 0 and heap.planned > 50, (heap.plans, heap.planned)
+    # The selection's distances (each pick's, read from what the plan computed) are the dense path's too.
+    assert got.pick_details.column("selection.distance").to_pylist() == _dense_details(engine, cand, cfg).column(
+        "selection.distance").to_pylist()
+    pre = table_of(clustered(60, d=24, clusters=4, intrinsic=3, seed=64))
+    after = select(cand, cfg, preselected=pre).indices.tolist()
+    assert after == _dense_select_pre(engine, cand, cfg, pre)
+    assert heaps[-1].planned > 50
+
+
+def _dense_details(engine, table, cfg):  # type: ignore[no-untyped-def]
+    import functools
+
+    real = engine.greedy
+    engine.greedy = functools.partial(real, dense=True)
+    try:
+        return select(table, cfg).pick_details
+    finally:
+        engine.greedy = real
+
+
+def test_numpy_heap_drops_its_plan_when_another_row_is_taken(monkeypatch):
+    # A caller that takes another row than the one returned (or adds a vector to the state) gets the best row
+    # computed again, not the plan's next: the same answers as a heap that never plans, whatever is taken.
+    from lightly_airflow.selection import kernels
+
+    x = clustered(300, d=16, clusters=6, intrinsic=3, seed=65)
+    w = np.random.default_rng(12).random(len(x))
+    heaps = []
+    for rows in (32, 0):
+        monkeypatch.setattr(kernels, "HEAP_PLAN_ROWS", rows)
+        state = kernels.NumpyDenseState(x.copy(), capacity=300)
+        heaps.append((state, kernels.NumpyLazyHeap(w, state, 1.0)))
+    rng = np.random.default_rng(13)
+    for step in range(120):
+        answers = [h.best() for _, h in heaps]
+        assert answers[0] == answers[1], step
+        i = answers[0][0]
+        if step % 7 == 3:  # another row than the best, some times
+            i = int(rng.choice(np.flatnonzero(~heaps[0][1].taken)))
+        for state, h in heaps:
+            h.take(i)
+            state.select(i)
+        if step % 11 == 5:
+            vec = x[int(rng.integers(len(x)))] * 0.9
+            for state, _ in heaps:
+                state.insert(vec)
+    assert heaps[0][1].planned > 20 and heaps[1][1].planned == 0
