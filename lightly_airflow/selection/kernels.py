@@ -2710,9 +2710,11 @@ class NumpyDenseState:
 AnyFarthestState = FarthestPointState | NumpyDenseState
 
 
-HEAP_ROWS = 16
+HEAP_ROWS = 32
 """Rows :class:`NumpyLazyHeap` moves from its heaps into its front at once when a heap's top beats the front
-(one product of them with the pending vectors)."""
+(one product of them with the pending vectors). With plans (:data:`HEAP_PLAN_ROWS`), DIVERSITY x WEIGHTS, k =
+2,000, real images 8,000 x 1,280, 5 interleaved rounds a process: 16 rows 1.03 s, 32 0.97 s, 64 0.95 s; after a
+pool of 20,000 (3 rounds) 2.37, 2.35 and 2.47 s."""
 
 HEAP_FRONT = 256
 """Rows :class:`NumpyLazyHeap`'s front holds at most; beyond, those with the lowest bounds go back to the heaps."""
