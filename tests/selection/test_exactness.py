@@ -1044,6 +1044,57 @@ def test_numpy_heap_plans_pick_as_rescoring_every_pick(plan_rows, monkeypatch):
     assert heaps[-1].planned > 50
 
 
+@pytest.mark.parametrize("plan_rows", [2, 5, 32])
+def test_numpy_state_plans_pick_the_farthest_points_exactly(plan_rows, monkeypatch):
+    # DIVERSITY alone: farthest() plans the picks after each one among its candidates (a pass every 16 picks,
+    # some in the middle of a plan; 24 candidates) and the candidates take a plan's picks at once. Exact
+    # duplicates tie (lowest index first): the picks are the reference's, the distances bit for bit those of a
+    # state that never plans, and most picks came from plans, with a pool too.
+    from lightly_airflow.selection import kernels
+
+    monkeypatch.setattr(kernels, "NUMPY_BATCH", 16)
+    monkeypatch.setattr(kernels, "NUMPY_CANDIDATES", 24)
+    x = clustered(900, d=24, clusters=8, intrinsic=3, seed=66)
+    x = np.concatenate([x, x[::3]])
+    pool = clustered(80, d=24, clusters=4, intrinsic=3, seed=67)
+    for pre in (None, pool):
+        got = []
+        for rows in (plan_rows, 0):
+            monkeypatch.setattr(kernels, "NUMPY_PLAN_ROWS", rows)
+            state = kernels.NumpyDenseState(x.copy(), capacity=400)
+            got.append((*farthest_point_order(state.x, 300, preselected=pre, state=state)[:2], state))
+        (picks, dists, state), (picks0, dists0, state0) = got
+        assert picks.tolist() == reference_order(x, 300, pre) == picks0.tolist()
+        assert dists.tolist() == dists0.tolist()
+        assert state.planned > (150 if plan_rows > 2 else 50) and state0.planned == 0, state.planned
+
+
+def test_numpy_state_drops_its_plan_when_another_row_is_selected(monkeypatch):
+    # A caller that selects another row than farthest()'s answer, or inserts a vector, gets the farthest row
+    # computed again: the same answers as a state that never plans, whatever it selects.
+    from lightly_airflow.selection import kernels
+
+    monkeypatch.setattr(kernels, "NUMPY_BATCH", 16)
+    x = clustered(500, d=16, clusters=6, intrinsic=3, seed=68)
+    states = []
+    for rows in (32, 0):
+        monkeypatch.setattr(kernels, "NUMPY_PLAN_ROWS", rows)
+        states.append(kernels.NumpyDenseState(x.copy(), capacity=300))
+    rng = np.random.default_rng(14)
+    for step in range(200):
+        answers = [s.farthest() for s in states]
+        assert answers[0] == answers[1], step
+        i = answers[0][0]
+        if step % 7 == 3:
+            i = int(rng.choice(np.flatnonzero(~states[0].sel)))
+        vec = x[int(rng.integers(len(x)))] * 0.9
+        for s in states:
+            s.select(i)
+            if step % 11 == 5:
+                s.insert(vec)
+    assert states[0].planned > 40 and states[1].planned == 0
+
+
 def _dense_details(engine, table, cfg):  # type: ignore[no-untyped-def]
     import functools
 
