@@ -2158,6 +2158,19 @@ def plan_picks(xs: np.ndarray, sq: np.ndarray, d2: np.ndarray, rows: np.ndarray,
     return plan
 
 
+def plan_rows(hi: np.ndarray, m: int, first: int, top: float) -> tuple[np.ndarray, float]:
+    """The positions among which :func:`plan_picks` plans: the ``m`` highest bounds ``hi`` (and ``first``, the
+    pick), and ``top`` raised to the highest bound of the others."""
+    rows = np.arange(len(hi))
+    if m < len(hi):
+        part = np.argpartition(-hi, m)
+        top = max(top, float(hi[part[m:]].max()))
+        rows = part[:m]
+    if first not in rows:  # (its bound below m others': their values are at most its own)
+        rows = np.append(rows, first)
+    return rows, top
+
+
 class NumpyDenseState:
     """:class:`FarthestPointState`'s dense mode in numpy and BLAS only (same canonical values and picks).
 
@@ -2763,24 +2776,18 @@ class NumpyDenseState:
         return self._next
 
     def _make_plan(self, i: int, hi: np.ndarray) -> None:
-        """Plan the picks after candidate row ``i`` (being answered) among the ``plan_rows`` (:data:`NUMPY_PLAN_ROWS`) unselected
-        candidates of highest bounds ``hi`` (selected: -1): :func:`plan_picks`, the bound outside them the other
-        candidates' and the last pass' for every other row (``_tail``)."""
+        """Plan the picks after candidate row ``i`` (being answered) among the ``plan_rows``
+        (:data:`NUMPY_PLAN_ROWS`) unselected candidates of highest bounds ``hi`` (selected: -1): :func:`plan_picks`,
+        the bound outside them the other candidates' and the last pass' for every other row (``_tail``)."""
         live = np.flatnonzero(hi >= 0.0)
         if len(live) < 2:
             return
-        top = self._tail
-        m = min(self.plan_rows, len(live))
-        if m < len(live):
-            part = np.argpartition(-hi[live], m)
-            top = max(top, float(hi[live[part[m:]]].max()))
-            live = live[part[:m]]
-        c = int(np.searchsorted(self._cand, i))
-        if c not in live:  # (its bound below m others': their values are at most its own)
-            live = np.append(live, c)
+        c = int(np.flatnonzero(live == np.searchsorted(self._cand, i))[0])
+        at, top = plan_rows(hi[live], self.plan_rows, c, self._tail)
+        live = live[at]
         self._canonical(self._cx, self._csqn, self._cd2, self._cerr, self._cown, live)
         plan = plan_picks(self._cx[live], self._csqn[live], self._cd2[live], self._cand[live],
-                          int(np.flatnonzero(live == c)[0]), top, self._margin(float(self._csqn[live].max())))
+                          int(np.flatnonzero(at == c)[0]), top, self._margin(float(self._csqn[live].max())))
         if plan:
             self.plans += 1
             self._plan = [(r, d) for r, _, d in reversed(plan)]
@@ -2909,7 +2916,7 @@ class NumpyLazyHeap(_Heap):
         # returned and the number of selected vectors expected at the next call.
         self._plan: list[tuple[int, float, float]] = []
         self.plan_rows = HEAP_PLAN_ROWS if self.n_labels == 1 else 0  # (a BALANCE's bonus changes with each pick)
-        self._last = (-1, -1)
+        self._plan_last = (-1, -1)
         self.plans = self.planned = 0  # plans of more than one pick, and picks returned from them (logs, tests)
 
     def _keys(self, d2: np.ndarray, fixed: np.ndarray) -> np.ndarray:
@@ -3067,11 +3074,11 @@ class NumpyLazyHeap(_Heap):
         """(index, value) of the best unselected candidate, or (-1, -inf)."""
         st = self.state
         if self._plan:
-            last, added = self._last
+            last, added = self._plan_last
             if st is not None and st.n_added == added and self.taken[last]:  # (the engine took the last one)
                 i, v, d2 = self._plan.pop()
                 st.remember(np.array([i]), np.array([d2]))
-                self._last = (i, st.n_added + 1)
+                self._plan_last = (i, st.n_added + 1)
                 self.planned += 1
                 return i, v
             self._plan = []
@@ -3085,7 +3092,7 @@ class NumpyLazyHeap(_Heap):
                     st.remember(np.array([i]), self._fd2[t : t + 1])
                     if self.plan_rows > 1:
                         self._make_plan(t, max(tops)[0] if tops else -math.inf)
-                        self._last = (i, st.n_added + 1)
+                        self._plan_last = (i, st.n_added + 1)
                 return i, v
             self._fill(b)
 
@@ -3099,18 +3106,14 @@ class NumpyLazyHeap(_Heap):
         if len(slots) < 2:
             return
         hi = self._keys(self._fd2[slots] + self._ferr[slots], self.fixed[self.f_rows[slots]])
-        m = min(self.plan_rows, len(slots))
-        if m < len(slots):
-            part = np.argpartition(-hi, m)
-            top = max(top, float(hi[part[m:]].max()))
-            slots = slots[part[:m]]
-        if t not in slots:  # (its bound below m others': their values are at most its own)
-            slots = np.append(slots, t)
+        c = int(np.flatnonzero(slots == t)[0])
+        at, top = plan_rows(hi, self.plan_rows, c, top)
+        slots = slots[at]
         st._canonical(self._fx, self._fsqn, self._fd2, self._ferr, self._fown, slots)
         fixed = self.fixed[self.f_rows[slots]]
         plan = plan_picks(self._fx[slots], self._fsqn[slots], self._fd2[slots], self.f_rows[slots],
-                          int(np.flatnonzero(slots == t)[0]), top, st._margin(float(self._fsqn[slots].max())),
-                          lambda d2, at: self._keys(d2, fixed[at]))
+                          int(np.flatnonzero(at == c)[0]), top, st._margin(float(self._fsqn[slots].max())),
+                          lambda d2, pos: self._keys(d2, fixed[pos]))
         if plan:
             self.plans += 1
             self._plan = plan[::-1]
