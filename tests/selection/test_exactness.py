@@ -976,14 +976,8 @@ def test_numpy_heap_front_evicts_and_breaks_ties_as_rescoring_every_pick(diversi
     # rescoring every candidate per pick.
     from lightly_airflow.selection import engine, kernels
 
-    monkeypatch.setattr(kernels, "HEAP_FRONT", 6)
-    monkeypatch.setattr(kernels, "HEAP_ROWS", 2)
-    monkeypatch.setattr(kernels, "NUMPY_BATCH", 8)
-    x = clustered(150, d=24, clusters=6, intrinsic=3, seed=61)
-    x = np.concatenate([x, x[::3]])  # (exact duplicates: equal distances)
-    rng = np.random.default_rng(9)
-    cand = table_of(x, **{"metadata.w": rng.integers(1, 4, len(x)) / 3.0,
-                          "metadata.label": [str(v) for v in rng.integers(0, 3, len(x))]})
+    cand = _tied_heap_inputs(monkeypatch, front=6, rows=2, batch=8, n=150, clusters=6, seed=(61, 9), every=3,
+                             labels=True)
     strategies = [
         {"input": {"type": "METADATA", "key": "w"}, "strategy": {"type": "WEIGHTS"}},
         {"input": {"type": "METADATA", "key": "label"},
@@ -1014,13 +1008,7 @@ def test_numpy_heap_plans_pick_as_rescoring_every_pick(plan_rows, monkeypatch):
     from lightly_airflow.selection import engine, kernels
 
     monkeypatch.setattr(kernels, "HEAP_PLAN_ROWS", plan_rows)
-    monkeypatch.setattr(kernels, "HEAP_FRONT", 12)
-    monkeypatch.setattr(kernels, "HEAP_ROWS", 3)
-    monkeypatch.setattr(kernels, "NUMPY_BATCH", 16)
-    x = clustered(400, d=24, clusters=8, intrinsic=3, seed=63)
-    x = np.concatenate([x, x[::4]])  # (exact duplicates: equal distances)
-    rng = np.random.default_rng(11)
-    cand = table_of(x, **{"metadata.w": rng.integers(1, 4, len(x)) / 3.0})
+    cand = _tied_heap_inputs(monkeypatch, front=12, rows=3, batch=16, n=400, clusters=8, seed=(63, 11), every=4)
     cfg = {"n_samples": 200, "strategies": [
         {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY", "strength": 0.5}},
         {"input": {"type": "METADATA", "key": "w"}, "strategy": {"type": "WEIGHTS"}}]}
@@ -1093,6 +1081,24 @@ def test_numpy_state_drops_its_plan_when_another_row_is_selected(monkeypatch):
             if step % 11 == 5:
                 s.insert(vec)
     assert states[0].planned > 40 and states[1].planned == 0
+
+
+def _tied_heap_inputs(monkeypatch, *, front, rows, batch, n, clusters, seed, every, labels=False):  # type: ignore[no-untyped-def]
+    """A small heap front filled ``rows`` at a time, passes every ``batch`` picks, and candidates whose ties are
+    exact: every ``every``-th embedding duplicated, weights in three values (and labels in three classes);
+    ``seed``: the embeddings' and the weights' (labels')."""
+    from lightly_airflow.selection import kernels
+
+    monkeypatch.setattr(kernels, "HEAP_FRONT", front)
+    monkeypatch.setattr(kernels, "HEAP_ROWS", rows)
+    monkeypatch.setattr(kernels, "NUMPY_BATCH", batch)
+    x = clustered(n, d=24, clusters=clusters, intrinsic=3, seed=seed[0])
+    x = np.concatenate([x, x[::every]])  # (exact duplicates: equal distances)
+    rng = np.random.default_rng(seed[1])
+    columns = {"metadata.w": rng.integers(1, 4, len(x)) / 3.0}
+    if labels:
+        columns["metadata.label"] = [str(v) for v in rng.integers(0, 3, len(x))]
+    return table_of(x, **columns)
 
 
 def _dense_details(engine, table, cfg):  # type: ignore[no-untyped-def]
