@@ -147,11 +147,15 @@ def normalise_rows(values: np.ndarray, present: np.ndarray, out: np.ndarray, blo
         m = min(step, n - s)
         b, q = buf[:m], sq[:m]
         np.copyto(b, values[s : s + m])
-        ok = np.isfinite(b).all(axis=1)
-        b[~ok] = 0.0
-        present[s : s + m] &= ok
         np.multiply(b, b, out=q)
         norms = np.sqrt(np.add.reduce(q, axis=1, keepdims=True))
+        # A row holding NaN or inf has a sum of squares that is not finite (one pass over the block less than
+        # isfinite(b)); so does a float64 row with values beyond ~1e154, which normalised to zeros before
+        ok = np.isfinite(norms[:, 0])
+        if not ok.all():
+            b[~ok] = 0.0
+            norms[~ok] = 0.0
+            present[s : s + m] &= ok
         b /= np.where(norms > 0, norms, 1.0)
         out[s : s + m] = b
 
