@@ -273,7 +273,8 @@ def greedy(objectives: list[Objective], n_target: int, *, dense: bool = False
             if isinstance(st, FarthestPointState):  # (the compiled heap reads the compiled state's arrays)
                 heap = LazyMaxHeap(fixed, st, strength, labels=labels, n_labels=n_labels)
             else:
-                heap = NumpyLazyHeap(fixed, st, strength, labels=labels, n_labels=n_labels)
+                heap = NumpyLazyHeap(fixed, st, strength, labels=labels, n_labels=n_labels,
+                                     bonus_after=bal.bucket_bonus if bal is not None else None)
     checks = ([div] if div is not None else []) + [o for o in objectives if o is not div]
     picks: list[int] = []
     values: list[list[float]] = [[] for _ in objectives]

@@ -2118,8 +2118,8 @@ def canonical_sqnorms_np(x: np.ndarray) -> np.ndarray:
 
 
 def plan_picks(xs: np.ndarray, sq: np.ndarray, d2: np.ndarray, rows: np.ndarray, first: int, top: float,
-               margin: float, keys: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
-               ) -> list[tuple[int, float, float]]:
+               margin: float, keys: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+               after: Callable[[int], float] | None = None) -> list[tuple[int, float, float]]:
     """The greedy picks after row ``first`` of a few rows near the top, as long as they are certain.
 
     ``xs``/``sq``/``d2``: the rows' float32 vectors, canonical squared norms and canonical squared distances to
@@ -2127,7 +2127,9 @@ def plan_picks(xs: np.ndarray, sq: np.ndarray, d2: np.ndarray, rows: np.ndarray,
     their keys (None: the distance itself). Row ``first`` is being picked; each next pick is the row of highest
     key once the earlier ones are applied (canonical distances: :func:`sequential_dots`, where a float32 product
     minus ``margin`` does not prove the pair apart), while its key is strictly above ``top``, a bound of every
-    other row's key: no row outside can reach it first, its distances only shrink.
+    other row's key: no row outside can reach it first, its distances only shrink. ``after(position)``, called
+    as each pick is taken (``first`` too), returns ``top`` from then on (a BALANCE's bonuses change with the
+    picks; ``keys`` reads them).
 
     :returns: (index, key, d2) of each planned pick, in order (picks far apart rarely change each other's values:
         real-image embeddings 8,000 x 1,280, k = 2,000, dense greedy: 7.7 / 15 / 28 / 51 picks a plan among 8 /
@@ -2141,6 +2143,8 @@ def plan_picks(xs: np.ndarray, sq: np.ndarray, d2: np.ndarray, rows: np.ndarray,
     plan = []
     while True:
         live[c] = False
+        if after is not None:
+            top = after(c)
         near = np.flatnonzero(live & (approx[:, c] - margin < d2))  # (the others: proven not nearer)
         if len(near):
             e = (sq[near] + sq[c]) - 2.0 * sequential_dots(xs[near], np.broadcast_to(xs[c], (len(near), xs.shape[1])))
@@ -2158,16 +2162,21 @@ def plan_picks(xs: np.ndarray, sq: np.ndarray, d2: np.ndarray, rows: np.ndarray,
     return plan
 
 
+def top_rows(hi: np.ndarray, m: int) -> np.ndarray:
+    """Positions of the ``m`` highest values of ``hi`` (all when there are fewer), in no order."""
+    return np.argpartition(-hi, m)[:m] if m < len(hi) else np.arange(len(hi))
+
+
 def plan_rows(hi: np.ndarray, m: int, first: int, top: float) -> tuple[np.ndarray, float]:
     """The positions among which :func:`plan_picks` plans: the ``m`` highest bounds ``hi`` (and ``first``, the
     pick), and ``top`` raised to the highest bound of the others."""
-    rows = np.arange(len(hi))
-    if m < len(hi):
-        part = np.argpartition(-hi, m)
-        top = max(top, float(hi[part[m:]].max()))
-        rows = part[:m]
+    rows = top_rows(hi, m)
     if first not in rows:  # (its bound below m others': their values are at most its own)
         rows = np.append(rows, first)
+    if len(rows) < len(hi):
+        rest = np.ones(len(hi), dtype=np.bool_)
+        rest[rows] = False
+        top = max(top, float(hi[rest].max()))
     return rows, top
 
 
@@ -2833,11 +2842,11 @@ HEAP_FRONT = 256
 """Rows :class:`NumpyLazyHeap`'s front holds at most; beyond, those with the lowest bounds go back to the heaps."""
 
 HEAP_PLAN_ROWS = 32
-"""Rows of :class:`NumpyLazyHeap`'s front (the highest bounds) among which it plans the next picks when it
-returns one: without a BALANCE, the picks that follow are those rows in their greedy order, one after the other,
-as long as the next one's exact value beats every bound outside them (picks far apart rarely change each other's
-values). Real-image embeddings 8,000 x 1,280, k = 2,000, dense greedy: 7.7 / 15 / 28 / 51 picks a plan with
-8 / 16 / 32 / 64 rows. 0 or 1: no plans."""
+"""Rows of :class:`NumpyLazyHeap`'s front (the highest bounds, of each label) among which it plans the next
+picks when it returns one: the picks that follow are those rows in their greedy order, one after the other, as
+long as the next one's exact value beats every bound outside them (picks far apart rarely change each other's
+values; a BALANCE's bonuses are counted as the plan goes). Real-image embeddings 8,000 x 1,280, k = 2,000, dense
+greedy: 7.7 / 15 / 28 / 51 picks a plan with 8 / 16 / 32 / 64 rows. 0 or 1: no plans."""
 
 HEAP_BAND_ROWS = 2048
 HEAP_BAND_SHARE = 0.05
@@ -2883,10 +2892,14 @@ class NumpyLazyHeap(_Heap):
     (real-image embeddings 8,000 x 1,280, k = 2,000: 2.7 s a process against 1.9 s for the float32 loop)."""
 
     def __init__(self, fixed: np.ndarray, state: NumpyDenseState | None, strength: float = 1.0,
-                 labels: np.ndarray | None = None, n_labels: int = 1) -> None:
+                 labels: np.ndarray | None = None, n_labels: int = 1,
+                 bonus_after: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         super().__init__(fixed, state, strength, labels, n_labels)
         n = len(fixed)
         self.state = state
+        # The labels' bonuses once more picks of each label are counted (a BALANCE's ``bucket_bonus``; the last
+        # label counts for no class): what plans need to know the bonuses of the picks that follow.
+        self.bonus_after = bonus_after
         self.level = -math.inf  # rows whose bound's key is below it may wait at passes
         if state is not None:
             keys = self._keys(np.where(state.sel, 0.0, state._d2 + state._err), self.fixed)  # (upper bounds)
@@ -2912,10 +2925,10 @@ class NumpyLazyHeap(_Heap):
         self.evaluated = self.returned = 0  # rows moved into the front, and back to the heaps (logs and tests)
         self.bands = self.band_rows = 0  # catch-ups of waiting rows, and their rows
         self._thr: tuple[float, np.ndarray] | None = None
-        # Planned picks (row, value, d2), next first, valid while the engine takes them in turn: the last row
-        # returned and the number of selected vectors expected at the next call.
-        self._plan: list[tuple[int, float, float]] = []
-        self.plan_rows = HEAP_PLAN_ROWS if self.n_labels == 1 else 0  # (a BALANCE's bonus changes with each pick)
+        # Planned picks (row, value, d2, the labels' bonuses expected with it), next last, valid while the engine
+        # takes them in turn: the last row returned and the number of selected vectors expected at the next call.
+        self._plan: list[tuple[int, float, float, np.ndarray | None]] = []
+        self.plan_rows = HEAP_PLAN_ROWS if self.n_labels == 1 or bonus_after is not None else 0
         self._plan_last = (-1, -1)
         self.plans = self.planned = 0  # plans of more than one pick, and picks returned from them (logs, tests)
 
@@ -3073,16 +3086,19 @@ class NumpyLazyHeap(_Heap):
     def best(self, bonus: np.ndarray | None = None) -> tuple[int, float]:
         """(index, value) of the best unselected candidate, or (-1, -inf)."""
         st = self.state
+        b = np.zeros(self.n_labels) if bonus is None else np.asarray(bonus, dtype=np.float64)
         if self._plan:
             last, added = self._plan_last
-            if st is not None and st.n_added == added and self.taken[last]:  # (the engine took the last one)
-                i, v, d2 = self._plan.pop()
+            want = self._plan[-1][3]
+            # (the engine took the last one, and the bonuses are those the plan counted on)
+            if st is not None and st.n_added == added and self.taken[last] and (want is None or
+                                                                                 np.array_equal(want, b)):
+                i, v, d2, _ = self._plan.pop()
                 st.remember(np.array([i]), np.array([d2]))
                 self._plan_last = (i, st.n_added + 1)
                 self.planned += 1
                 return i, v
             self._plan = []
-        b = np.zeros(self.n_labels) if bonus is None else np.asarray(bonus, dtype=np.float64)
         self._advance()
         while True:
             i, v, t = self._front_best(b)
@@ -3091,32 +3107,67 @@ class NumpyLazyHeap(_Heap):
                 if i >= 0 and st is not None:
                     st.remember(np.array([i]), self._fd2[t : t + 1])
                     if self.plan_rows > 1:
-                        self._make_plan(t, max(tops)[0] if tops else -math.inf)
+                        self._make_plan(t, b)
                         self._plan_last = (i, st.n_added + 1)
                 return i, v
             self._fill(b)
 
-    def _make_plan(self, t: int, top: float) -> None:
-        """Plan the picks after the front's row in slot ``t`` (the pick being returned; ``top``: the best stored
-        key of the heaps) among the ``plan_rows`` (:data:`HEAP_PLAN_ROWS`) front rows of highest bounds: see
-        :func:`plan_picks` (the bound outside them: the heaps' tops and the front's other rows)."""
+    def _make_plan(self, t: int, bonus: np.ndarray) -> None:
+        """Plan the picks after the front's row in slot ``t`` (the pick being returned, with the labels' bonuses
+        ``bonus``) among the ``plan_rows`` (:data:`HEAP_PLAN_ROWS`) front rows of highest bounds: see
+        :func:`plan_picks`; the bound outside them: the heaps' tops and the front's other rows. With labels (a
+        BALANCE) the best rows of each label (the next picks come from whichever label's bonus rises: the best 32
+        whatever their label gave 112 of 2,000 picks from plans, 32 of each 1,857, real images 8,000 x 1,280, three
+        classes); the plan counts each pick's class and asks :attr:`bonus_after` for the bonuses of the next pick
+        (the engine must pass the same), and the bound outside is per label plus its bonus at that point."""
         st = self.state
         assert st is not None
         slots = np.flatnonzero(~self._free())
         if len(slots) < 2:
             return
-        hi = self._keys(self._fd2[slots] + self._ferr[slots], self.fixed[self.f_rows[slots]])
+        rows = self.f_rows[slots]
+        hi = self._keys(self._fd2[slots] + self._ferr[slots], self.fixed[rows])
         c = int(np.flatnonzero(slots == t)[0])
-        at, top = plan_rows(hi, self.plan_rows, c, top)
-        slots = slots[at]
+        no_bonus = np.zeros(self.n_labels)
+        tops = [ht[0] if (ht := self._top(lab, no_bonus)) is not None else -math.inf for lab in range(self.n_labels)]
+        labs = self.labels[rows]
+        outside = np.array(tops)
+        if self.n_labels == 1:
+            at, top = plan_rows(hi, self.plan_rows, c, tops[0])
+        else:
+            at = np.unique(np.concatenate([np.flatnonzero(labs == lab)[top_rows(hi[labs == lab], self.plan_rows)]
+                                           for lab in np.unique(labs)] + [np.array([c])]))
+            rest = np.ones(len(hi), dtype=np.bool_)
+            rest[at] = False
+            np.maximum.at(outside, labs[rest], hi[rest])
+            top = -math.inf
+        slots, labs = slots[at], labs[at]
         st._canonical(self._fx, self._fsqn, self._fd2, self._ferr, self._fown, slots)
         fixed = self.fixed[self.f_rows[slots]]
+        now = bonus.copy()  # (the bonuses of the next pick, as the plan goes)
+        counted = np.zeros(self.n_labels - 1)
+        wants: list[np.ndarray | None] = []
+
+        def after(pos: int) -> float:
+            assert self.bonus_after is not None
+            if labs[pos] < len(counted):  # (the last label counts for no class)
+                counted[labs[pos]] += 1
+            now[:] = self.bonus_after(counted)
+            wants.append(now.copy())
+            return float((outside + now).max())
+
+        def keys(d2: np.ndarray, pos: np.ndarray) -> np.ndarray:
+            k = self._keys(d2, fixed[pos])
+            return k if self.n_labels == 1 else k + now[labs[pos]]
+
         plan = plan_picks(self._fx[slots], self._fsqn[slots], self._fd2[slots], self.f_rows[slots],
-                          int(np.flatnonzero(at == c)[0]), top, st._margin(float(self._fsqn[slots].max())),
-                          lambda d2, pos: self._keys(d2, fixed[pos]))
+                          int(np.flatnonzero(at == c)[0]), top, st._margin(float(self._fsqn[slots].max())), keys,
+                          after if self.n_labels > 1 else None)
         if plan:
             self.plans += 1
-            self._plan = plan[::-1]
+            if self.n_labels == 1:
+                wants = [None] * len(plan)
+            self._plan = [(i, v, d2, b) for (i, v, d2), b in zip(plan, wants, strict=False)][::-1]
 
     def summary(self) -> str:
         st = self.state

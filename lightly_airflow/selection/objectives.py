@@ -525,9 +525,10 @@ class BalanceObjective(Objective):
                 pre, n_pre = pm.sum(axis=0), p.num_rows - int(pmiss.sum()) - unmatched
         return cls(path, strategy, column, names, member, onehot, pre, n_pre, int(miss.sum()))
 
-    def _gap(self) -> np.ndarray:
-        total = self.counts.sum()
-        achieved = self.counts / total if total > 0 else np.zeros_like(self.counts)
+    def _gap(self, counts: np.ndarray | None = None) -> np.ndarray:
+        counts = self.counts if counts is None else counts
+        total = counts.sum()
+        achieved = counts / total if total > 0 else np.zeros_like(counts)
         gap: np.ndarray = np.maximum(self.t - achieved, 0.0)
         return gap
 
@@ -538,9 +539,10 @@ class BalanceObjective(Objective):
         lab[self.member.sum(axis=1) == 0] = len(self.names)
         return lab
 
-    def bucket_bonus(self) -> np.ndarray:
-        """``strength · log(objective)`` per label of :meth:`labels` (the no-class label last)."""
-        gap = self._gap()
+    def bucket_bonus(self, more: np.ndarray | None = None) -> np.ndarray:
+        """``strength · log(objective)`` per label of :meth:`labels` (the no-class label last); with ``more``, once
+        that many more picks of each class are counted (what a heap planning the next picks needs)."""
+        gap = self._gap(None if more is None else self.counts + more)
         obj = gap / gap.max() if len(gap) and gap.max() > 0 else np.ones_like(gap)
         return np.append(self.strength * log_objective(obj), self.strength * math.log(EPS))
 

@@ -999,19 +999,25 @@ def test_numpy_heap_front_evicts_and_breaks_ties_as_rescoring_every_pick(diversi
         assert heaps[0].returned > 60
 
 
+@pytest.mark.parametrize("balance", [False, True])
 @pytest.mark.parametrize("plan_rows", [2, 5, 32])
-def test_numpy_heap_plans_pick_as_rescoring_every_pick(plan_rows, monkeypatch):
-    # DIVERSITY x WEIGHTS without a BALANCE: the heap plans the picks after each one among the front's rows of
-    # highest bounds. Duplicated embeddings and weights in three values (ties of whole keys, lowest index first),
-    # a small front filled 3 rows at a time (plans end at bounds of the front's other rows and the heaps' tops),
-    # with and without a pool: the picks are those of rescoring every candidate per pick, most came from plans.
+def test_numpy_heap_plans_pick_as_rescoring_every_pick(plan_rows, balance, monkeypatch):
+    # DIVERSITY x WEIGHTS (x BALANCE: the plan counts its picks' classes for the bonuses of the next): the heap
+    # plans the picks after each one among the front's rows of highest bounds (of each label). Duplicated
+    # embeddings and weights in three values (ties of whole keys, lowest index first), a small front filled 3 rows
+    # at a time (plans end at bounds of the front's other rows and the heaps' tops), with and without a pool: the
+    # picks are those of rescoring every candidate per pick, most came from plans.
     from lightly_airflow.selection import engine, kernels
 
     monkeypatch.setattr(kernels, "HEAP_PLAN_ROWS", plan_rows)
-    cand = _tied_heap_inputs(monkeypatch, front=12, rows=3, batch=16, n=400, clusters=8, seed=(63, 11), every=4)
+    cand = _tied_heap_inputs(monkeypatch, front=12, rows=3, batch=16, n=400, clusters=8, seed=(63, 11), every=4,
+                             labels=balance)
     cfg = {"n_samples": 200, "strategies": [
         {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY", "strength": 0.5}},
         {"input": {"type": "METADATA", "key": "w"}, "strategy": {"type": "WEIGHTS"}}]}
+    if balance:
+        cfg["strategies"].append({"input": {"type": "METADATA", "key": "label"},
+                                  "strategy": {"type": "BALANCE", "target": {"0": 0.5, "1": 0.3}}})
     heaps: list = []
 
     def record(*a, **k):  # type: ignore[no-untyped-def]
@@ -1138,4 +1144,38 @@ def test_numpy_heap_drops_its_plan_when_another_row_is_taken(monkeypatch):
             vec = x[int(rng.integers(len(x)))] * 0.9
             for state, _ in heaps:
                 state.insert(vec)
+    assert heaps[0][1].planned > 20 and heaps[1][1].planned == 0
+
+
+def test_numpy_heap_drops_its_plan_when_the_bonuses_differ(monkeypatch):
+    # With labels, a plan counts on the bonuses its own picks bring (bonus_after); a caller passing other
+    # bonuses (here, sometimes) gets the best row computed again: the same answers as a heap that never plans.
+    from lightly_airflow.selection import kernels
+
+    x = clustered(300, d=16, clusters=6, intrinsic=3, seed=69)
+    rng = np.random.default_rng(15)
+    w, labels = rng.random(len(x)), rng.integers(0, 3, len(x))  # (label 2: no class)
+
+    def bonus_after(more: np.ndarray) -> np.ndarray:
+        return np.append(-0.05 * (counts + more), -1.0)
+
+    heaps = []
+    for rows in (32, 0):
+        monkeypatch.setattr(kernels, "HEAP_PLAN_ROWS", rows)
+        state = kernels.NumpyDenseState(x.copy(), capacity=300)
+        heaps.append((state, kernels.NumpyLazyHeap(w, state, 1.0, labels=labels, n_labels=3,
+                                                   bonus_after=bonus_after)))
+    counts = np.zeros(2)
+    for step in range(150):
+        bonus = bonus_after(np.zeros(2))
+        if step % 9 == 4:
+            bonus[int(rng.integers(2))] += 0.01
+        answers = [h.best(bonus) for _, h in heaps]
+        assert answers[0] == answers[1], step
+        i = answers[0][0]
+        for state, h in heaps:
+            h.take(i)
+            state.select(i)
+        if labels[i] < 2:
+            counts[labels[i]] += 1
     assert heaps[0][1].planned > 20 and heaps[1][1].planned == 0
