@@ -135,6 +135,7 @@ def test_combined_objectives_lazy_heap_equals_rescoring_every_pick(digits_table,
         monkeypatch.setattr(engine, cls.__name__, _recording(cls, heaps))
     if state == "compiled":
         monkeypatch.setattr(kernels_module(), "NUMPY_MAX_ROWS", -1)
+        monkeypatch.setattr(kernels_module(), "NUMPY_MAX_ROWS_HEAP", -1)
         monkeypatch.setattr(kernels_module(), "NUMPY_MAX_WORK", -1)
     else:
         monkeypatch.setattr(kernels_module(), "NUMPY_BATCH", batch)
@@ -511,7 +512,10 @@ def test_small_inputs_use_the_numpy_state_and_large_ones_the_compiled_one(monkey
     monkeypatch.setattr(kernels, "NUMPY_MAX_WORK", 300 * 40)
     assert isinstance(kernels.farthest_point_state(x, capacity=40), kernels.NumpyDenseState)
     assert isinstance(kernels.farthest_point_state(x, capacity=41), kernels.FarthestPointState)
-    # (that rule was measured for DIVERSITY alone: a heap's state goes by the others)
+    # (that rule was measured for DIVERSITY alone: a heap's state goes by the others, its own rows limit first)
+    monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS_HEAP", 300)
+    assert isinstance(kernels.farthest_point_state(x, capacity=41, alone=False), kernels.NumpyDenseState)
+    monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS_HEAP", 299)
     assert isinstance(kernels.farthest_point_state(x, capacity=40, alone=False), kernels.FarthestPointState)
     assert isinstance(kernels.farthest_point_state(x, capacity=45, pool=5), kernels.NumpyDenseState)
     monkeypatch.setattr(kernels, "NUMPY_POOL_WIDE", 5)
@@ -575,6 +579,7 @@ def test_a_heap_reads_the_compiled_state_past_the_rows_limit_where_diversity_alo
     from lightly_airflow.selection import engine, kernels, objectives
 
     monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS", 100)
+    monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS_HEAP", 200)
     monkeypatch.setattr(kernels, "NUMPY_MAX_WORK", 400 * 30)
     made = _states_made(monkeypatch, objectives)
     x = clustered(400, d=16, seed=5)
@@ -964,6 +969,7 @@ def test_numpy_heap_after_a_lazy_pool_picks_as_rescoring_every_pick(projection, 
     other.select(int(waiting[0]))
     assert [lazy.distance2(int(i)) for i in rows] == other.d2[rows].tolist()
     monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS", -1)
+    monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS_HEAP", -1)
     monkeypatch.setattr(kernels, "NUMPY_MAX_WORK", -1)
     assert select(cand, cfg, preselected=pre).indices.tolist() == got
 

@@ -170,6 +170,7 @@ def test_small_diversity_select_never_imports_numba(tmp_path, monkeypatch, weigh
     assert keys == select(t, cfg).keys
     # and the compiled state (what larger inputs use) picks the same rows with the same values
     monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS", -1)
+    monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS_HEAP", -1)
     monkeypatch.setattr(kernels, "NUMPY_MAX_WORK", -1)  # (not by candidates x picks either)
     ref = select(t, cfg)
     assert ref.keys == keys

@@ -116,6 +116,7 @@ def test_select_with_a_large_preselected_set_equals_one_at_a_time(compiled_from_
     # start, or with the numpy state (DIVERSITY alone: batches, no bulk insert) made compiled for the heap.
     if compiled_from_the_start:
         monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS", 100)
+        monkeypatch.setattr(kernels, "NUMPY_MAX_ROWS_HEAP", 100)
         monkeypatch.setattr(kernels, "NUMPY_MAX_WORK", -1)  # (not by candidates x picks either)
     x, pre = _data("clustered")
     cand = table_of(x, **{"metadata.w": np.linspace(0.0, 1.0, len(x))})
