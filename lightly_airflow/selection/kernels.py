@@ -1829,6 +1829,13 @@ heap plans its picks, in process, DIVERSITY x WEIGHTS, 64-D clusters, k = 2,000,
 picks): 30,000 rows 0.52 vs 0.71 s, 40,000 0.64 vs 0.74 s (128-D 0.64 vs 0.78 s; k = 500 0.53 vs 0.61 s; k =
 5,000 0.92 vs 0.88 s; after a pool of 20,000 0.72 vs 0.91 s, of 100,000, k = 1,000, 1.30 vs 1.25 s), 50,000 0.88
 vs 0.80 s; ~115 MiB less memory (no numba)."""
+NUMPY_HEAP_WIDE_DIM = 512
+NUMPY_MAX_ROWS_HEAP_WIDE = 100_000
+"""... and a heap's state up to this many rows of at least :data:`NUMPY_HEAP_WIDE_DIM` dimensions (the compiled
+bounds skip little there). In process, DIVERSITY x WEIGHTS, clustered, numpy vs compiled state (same picks):
+60,000 x 1,280 k = 2,000 1.87 vs 4.49 s, k = 10,000 5.13 vs 8.88 s; 100,000 x 1,280 2.86 vs 6.80 s; 100,000 x 512
+2.05 vs 2.60 s. At 256-D they meet (60,000 1.05 vs 1.18 s, 80,000 1.36 vs 1.37 s, 100,000 k = 10,000 3.52 vs
+3.05 s): :data:`NUMPY_MAX_ROWS_WIDE` there."""
 NUMPY_WIDE_DIM = 256
 NUMPY_MAX_ROWS_WIDE = 50_000
 """... and up to this many candidates of at least :data:`NUMPY_WIDE_DIM` dimensions: there the compiled state's
@@ -3193,10 +3200,12 @@ def _doubled(a: np.ndarray) -> np.ndarray:
 def uses_numpy_state(n: int, dim: int, pool: int = 0, picks: int | None = None, alone: bool = True) -> bool:
     """Whether :func:`farthest_point_state` takes the numpy-only state for ``n`` candidates of ``dim``
     dimensions after ``pool`` preselected vectors, for ``picks`` picks (unknown: None), DIVERSITY ``alone`` or read
-    by a heap (:data:`NUMPY_MAX_ROWS`, :data:`NUMPY_MAX_ROWS_HEAP`: read by a heap only, :data:`NUMPY_MAX_ROWS_WIDE`,
-    :data:`NUMPY_POOL_WIDE`, :data:`NUMPY_MAX_WORK`: alone only)."""
+    by a heap (:data:`NUMPY_MAX_ROWS`, :data:`NUMPY_MAX_ROWS_HEAP` and :data:`NUMPY_MAX_ROWS_HEAP_WIDE`: read by a
+    heap only, :data:`NUMPY_MAX_ROWS_WIDE`, :data:`NUMPY_POOL_WIDE`, :data:`NUMPY_MAX_WORK`: alone only)."""
     if n <= (NUMPY_MAX_ROWS if alone else max(NUMPY_MAX_ROWS, NUMPY_MAX_ROWS_HEAP)) or (
             dim >= NUMPY_WIDE_DIM and (n <= NUMPY_MAX_ROWS_WIDE or pool >= NUMPY_POOL_WIDE)):
+        return True
+    if not alone and dim >= NUMPY_HEAP_WIDE_DIM and n <= NUMPY_MAX_ROWS_HEAP_WIDE:
         return True
     return alone and picks is not None and pool < NUMPY_POOL_WIDE and n * picks <= NUMPY_MAX_WORK
 
