@@ -173,27 +173,24 @@ def _recording(cls, names):  # type: ignore[no-untyped-def]
     return make
 
 
-def _dense_select_pre(engine, table, cfg, pre):
+def _dense_result(engine, table, cfg, pre=None):  # type: ignore[no-untyped-def]
+    """The same selection with every score recomputed per pick (the engine's dense path)."""
     import functools
 
     real = engine.greedy
     engine.greedy = functools.partial(real, dense=True)
     try:
-        return select(table, cfg, preselected=pre).indices.tolist()
+        return select(table, cfg, preselected=pre)
     finally:
         engine.greedy = real
+
+
+def _dense_select_pre(engine, table, cfg, pre):
+    return _dense_result(engine, table, cfg, pre).indices.tolist()
 
 
 def _dense_select(engine, table, cfg):
-    """The same greedy with every score recomputed per pick (the engine's dense path)."""
-    import functools
-
-    real = engine.greedy
-    engine.greedy = functools.partial(real, dense=True)
-    try:
-        return select(table, cfg).indices.tolist()
-    finally:
-        engine.greedy = real
+    return _dense_result(engine, table, cfg).indices.tolist()
 
 
 @pytest.mark.parametrize("mode", ["dense", "auto"])
@@ -1045,8 +1042,8 @@ def test_numpy_heap_plans_pick_as_rescoring_every_pick(plan_rows, balance, monke
     heap = heaps[0]
     assert heap.plans > 0 and heap.planned > 50, (heap.plans, heap.planned)
     # The selection's distances (each pick's, read from what the plan computed) are the dense path's too.
-    assert got.pick_details.column("selection.distance").to_pylist() == _dense_details(engine, cand, cfg).column(
-        "selection.distance").to_pylist()
+    dense = _dense_result(engine, cand, cfg).pick_details
+    assert got.pick_details.column("selection.distance").to_pylist() == dense.column("selection.distance").to_pylist()
     pre = table_of(clustered(60, d=24, clusters=4, intrinsic=3, seed=64))
     after = select(cand, cfg, preselected=pre).indices.tolist()
     assert after == _dense_select_pre(engine, cand, cfg, pre)
@@ -1120,17 +1117,6 @@ def _tied_heap_inputs(monkeypatch, *, front, rows, batch, n, clusters, seed, eve
     if labels:
         columns["metadata.label"] = [str(v) for v in rng.integers(0, 3, len(x))]
     return table_of(x, **columns)
-
-
-def _dense_details(engine, table, cfg):  # type: ignore[no-untyped-def]
-    import functools
-
-    real = engine.greedy
-    engine.greedy = functools.partial(real, dense=True)
-    try:
-        return select(table, cfg).pick_details
-    finally:
-        engine.greedy = real
 
 
 def test_numpy_heap_drops_its_plan_when_another_row_is_taken(monkeypatch):
