@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +17,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lightly_airflow import columns as C
-from lightly_airflow.config import parse_selection_config
 from lightly_airflow.selection.arrays import from_numpy, read_embedding_rows, read_keys, string_array
-from lightly_airflow.selection.engine import needs_embeddings, select
-from lightly_airflow.selection.inputs import config_columns
-from lightly_airflow.selection.queries import resolve_query_sets
 
 logger = logging.getLogger(__name__)
 METRICS_METADATA_KEY = "lightly.selection_metrics"
+# The GIL's switch interval while the embeddings are read on a thread and this one imports: the reader's
+# per-batch Python work waits at most this long for the importing thread (the default 5 ms made the overlap
+# slower than no overlap under load, 2026-12-01).
+READ_SWITCH_INTERVAL = 2e-4
+
+
+@contextmanager
+def _short_gil_switch(interval: float) -> Iterator[None]:
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(interval)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,23 +46,45 @@ def run(args: argparse.Namespace) -> int:
     matrix is freed.
     """
     config_path = Path(args.config)
-    config = parse_selection_config(config_path.read_text())
+    config_text = config_path.read_text()
     samples_file = pq.ParquetFile(args.samples)
     names = samples_file.schema_arrow.names
     n_rows = samples_file.metadata.num_rows
-    wanted = config_columns(config.strategies, names)  # None: every column
-    embeddings = None
     pre_file = pq.ParquetFile(args.preselected) if args.preselected else None
     pre_names = [] if pre_file is None else pre_file.schema_arrow.names
-    with ThreadPoolExecutor(1) as reader:
+    embeddings = None
+    stop = threading.Event()
+    with ThreadPoolExecutor(2) as reader:
+        # The embedding columns are streamed into float32 matrices (the tables keep the other columns only).
+        # The candidates' read starts on a thread before this one imports the engine and validates the config
+        # (pydantic's models: ~0.2 s; Arrow's decoder releases the GIL) when the config may need it; the
+        # validated config decides, and stops it when not. The config's errors still come first.
+        early = None
+        if C.EMBEDDING in names and '"EMBEDDINGS"' in config_text:
+            early = reader.submit(read_embedding_rows, args.samples, background=True, stop=stop)
+        switch: AbstractContextManager[None] = nullcontext() if early is None else _short_gil_switch(READ_SWITCH_INTERVAL)
+        try:
+            with switch:
+                from lightly_airflow.config import parse_selection_config
+                from lightly_airflow.selection.engine import needs_embeddings, select
+                from lightly_airflow.selection.inputs import config_columns
+                from lightly_airflow.selection.queries import resolve_query_sets
+
+                config = parse_selection_config(config_text)
+        except BaseException:
+            stop.set()
+            raise
+        wanted = config_columns(config.strategies, names)  # None: every column
         pre_read = None
         if needs_embeddings(config) and C.EMBEDDING in names:
-            # The embedding columns streamed into float32 matrices (the tables keep the other columns only);
-            # the preselected file's on a second thread: one file's decode is serial (60,000 x 1,280 after
+            # The preselected file's on the second thread: one file's decode is serial (60,000 x 1,280 after
             # 20,000: 1.3-1.9 -> 1.0-1.1 s for both reads)
             if C.EMBEDDING in pre_names:
                 pre_read = reader.submit(read_embedding_rows, args.preselected, what="preselected samples")
-            embeddings = read_embedding_rows(args.samples)
+            embeddings = early.result() if early is not None else read_embedding_rows(args.samples)
+        else:
+            stop.set()
+        early = None  # (the future would keep the matrix alive after the selection frees it)
         pre_embeddings = None if pre_read is None else pre_read.result()
     columns = [c for c in (names if wanted is None else wanted) if not (embeddings is not None and c == C.EMBEDDING)]
     late_keys = wanted is not None and C.KEY in names

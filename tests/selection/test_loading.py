@@ -4,6 +4,7 @@ as the library's reader, nulls and NaN included), and no pandas import on the wa
 import json
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -46,10 +47,13 @@ def _table(list_type: pa.DataType, n: int = 300, d: int = 12, seed: int = 0) -> 
 @pytest.mark.parametrize("list_type", [pa.list_(pa.float32()), pa.list_(pa.float32(), 12), pa.list_(pa.float64()),
                                        pa.large_list(pa.float32())])
 @pytest.mark.parametrize("batch_rows", [7, 40, 1000])
-def test_streamed_embeddings_equal_the_table_reader(tmp_path, list_type, batch_rows):
+@pytest.mark.parametrize("background", [False, True])
+def test_streamed_embeddings_equal_the_table_reader(tmp_path, list_type, batch_rows, background):
+    # background: batches copied as they come, normalised at the end (runs of rows between the batches with
+    # nulls, which embedding_rows normalises on the way)
     t = _table(list_type)
     pq.write_table(t, tmp_path / "s.parquet", row_group_size=64)
-    got = read_embedding_rows(str(tmp_path / "s.parquet"), batch_rows=batch_rows)
+    got = read_embedding_rows(str(tmp_path / "s.parquet"), batch_rows=batch_rows, background=background)
     assert got is not None
     x, present = got
     ref_x, ref_present = embedding_rows(t)
@@ -92,6 +96,33 @@ def test_a_bad_preselected_file_read_beside_the_candidates_names_itself(tmp_path
                "--preselected", str(tmp_path / "p.parquet"), "--out", str(tmp_path / "o.parquet")])
     assert rc != 0 and not (tmp_path / "o.parquet").exists()
     assert "p.parquet: the preselected samples' embeddings have different lengths" in capsys.readouterr().err
+
+
+def test_a_stopped_read_returns_nothing(tmp_path):
+    pq.write_table(_table(pa.list_(pa.float32())), tmp_path / "s.parquet")
+    stop = threading.Event()
+    stop.set()
+    assert read_embedding_rows(str(tmp_path / "s.parquet"), batch_rows=7, background=True, stop=stop) is None
+
+
+def test_config_errors_come_before_the_early_reads_errors(tmp_path, capsys):
+    # The candidates' embeddings are read on a thread while the config is validated; a bad config is reported
+    # (and the read stopped), not the bad file the read would have found.
+    bad = pa.table({"key": ["a", "b"], "embedding": pa.array([[1.0, 0.0], [1.0, 0.0, 0.0]], pa.list_(pa.float32()))})
+    pq.write_table(bad, tmp_path / "s.parquet")
+    (tmp_path / "c.json").write_text(json.dumps({"n_samples": 5, "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY", "strenght": 2}}]}))
+    from lightly_airflow.cli import main
+
+    args = ["select", "--samples", str(tmp_path / "s.parquet"), "--config", str(tmp_path / "c.json"),
+            "--out", str(tmp_path / "o.parquet")]
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert "strenght" in err and "different lengths" not in err
+    (tmp_path / "c.json").write_text(json.dumps({"n_samples": 5, "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}))
+    assert main(args) != 0
+    assert "s.parquet: the candidates' embeddings have different lengths" in capsys.readouterr().err
 
 
 def test_file_without_embedding_column(tmp_path):
