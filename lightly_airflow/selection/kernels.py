@@ -2126,8 +2126,21 @@ def sequential_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def canonical_sqnorms_np(x: np.ndarray) -> np.ndarray:
-    """:func:`canonical_sqnorms` in numpy (the same bits, :func:`sequential_dots`)."""
-    return sequential_dots(x, x)
+    """:func:`canonical_sqnorms` in numpy (the same bits, :func:`sequential_dots`), the rows split over the
+    selection's threads (8,000 x 1280: 40 ms on one)."""
+    n = len(x)
+    threads = max(1, min(selection_threads(), x.size // MIN_WORK_PER_THREAD))
+    if threads == 1:
+        return sequential_dots(x, x)
+    out = np.empty(n)
+    cuts = np.linspace(0, n, threads + 1).astype(np.int64)
+
+    def part(t: int) -> None:
+        a, b = int(cuts[t]), int(cuts[t + 1])
+        out[a:b] = sequential_dots(x[a:b], x[a:b])
+
+    list(_pool(threads).map(part, range(threads)))
+    return out
 
 
 def plan_picks(xs: np.ndarray, sq: np.ndarray, d2: np.ndarray, rows: np.ndarray, first: int, top: float,
