@@ -173,19 +173,20 @@ def _scratch(rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_embedding_rows(path: str, *, batch_rows: int | None = None, what: str = "candidates",
-                        background: bool = False, stop: threading.Event | None = None
+                        caller_busy: threading.Event | None = None, stop: threading.Event | None = None
                         ) -> tuple[np.ndarray, np.ndarray] | None:
     """:func:`embedding_rows` of the ``embedding`` column of a Parquet file, streamed in batches straight into
     one float32 (N, D) matrix (the same values: rows are normalised one by one). Peak memory is the matrix
     plus one batch, not the Arrow column and a copy. None when the file has no ``embedding`` column.
 
     :param path: a local Parquet file.
-    :param background: the caller's thread keeps working meanwhile (the ``select`` command imports the engine
-        and validates the config): batches of 1 MiB of float32 are copied into the matrix as they come and
-        normalised at the end on the selection's threads. Normalising each batch on the pool as it comes (and
-        the usual ~0.25 MiB batches) made the reader wait for the importing thread's GIL (8,000 x 1280, medians
-        of 7: imports and read done at 0.49 s, against 0.31-0.33 s this way with the caller's shorter GIL
-        switch interval; 2 MiB batches were no faster and raised the peak by ~10 MiB at 320,000 x 64).
+    :param caller_busy: set while the calling thread is busy with other work (the ``select`` command imports
+        the engine and validates the config): meanwhile the batches (1 MiB of float32) are copied into the
+        matrix as they come and normalised on the selection's threads once it is cleared. Normalising each
+        batch on the pool as it comes (in the usual ~0.25 MiB batches) made the reader wait for the importing
+        thread's GIL (8,000 x 1280, medians of 7: imports and read done at 0.49 s, against 0.31-0.33 s this
+        way with the caller's shorter GIL switch interval; 2 MiB batches were no faster and raised the peak by
+        ~10 MiB at 320,000 x 64).
     :param stop: when set (by another thread), the read ends after the current batch and returns None.
     """
     # pyarrow's calls on the batches allocate from the system allocator during the read (it returns freed
@@ -194,7 +195,7 @@ def read_embedding_rows(path: str, *, batch_rows: int | None = None, what: str =
     # buffers stay in Arrow's process-wide default pool, which only ARROW_DEFAULT_MEMORY_POOL=system, set
     # before pyarrow loads, changes: ~10 MiB less again there.)
     with _system_pool():
-        return _read_embedding_rows(path, batch_rows, what, background, stop)
+        return _read_embedding_rows(path, batch_rows, what, caller_busy, stop)
 
 
 _POOL_LOCK = threading.Lock()
@@ -246,7 +247,7 @@ def _raw_values(col: pa.Array) -> np.ndarray | None:
     return values.reshape(len(col), width)
 
 
-def _read_embedding_rows(path: str, batch_rows: int | None, what: str, background: bool,
+def _read_embedding_rows(path: str, batch_rows: int | None, what: str, caller_busy: threading.Event | None,
                          stop: threading.Event | None) -> tuple[np.ndarray, np.ndarray] | None:
     import pyarrow.parquet as pq  # (not pq.read_table: that imports pyarrow.dataset, ~0.7 s)
 
@@ -262,7 +263,8 @@ def _read_embedding_rows(path: str, batch_rows: int | None, what: str, backgroun
         # ... up to 1 MiB for large matrices (N / 256 rows): 977 batches of 1,000,000 x 64 spent as much in
         # Python per batch as in the decode (6 interleaved reads: median 0.80 s, 0.54-1.59, against 0.59 s,
         # 0.54-0.78, in batches of 4,096 rows; +20 MiB at the read, below the selection's peak)
-        batch_rows = max(16, 2**18 // width) if background else max(16, 2**16 // width, min(2**18 // width, n // 256))
+        batch_rows = (max(16, 2**18 // width) if caller_busy is not None
+                      else max(16, 2**16 // width, min(2**18 // width, n // 256)))
     present = np.zeros(n, dtype=bool)
     x: np.ndarray | None = None
     s = 0
@@ -272,7 +274,18 @@ def _read_embedding_rows(path: str, batch_rows: int | None, what: str, backgroun
     threads = selection_threads()
     pool = _pool(threads) if threads > 1 else None
     in_flight: list[Future[None]] = []
-    raw_rows = np.zeros(n, dtype=bool)  # (background: rows copied as they are, normalised at the end)
+    raw_rows = np.zeros(n, dtype=bool)  # rows copied as they are while the caller was busy, not yet normalised
+    copied = False  # (some are)
+
+    def normalise_copied() -> None:
+        assert x is not None
+        for a, b in _shares(np.flatnonzero(raw_rows), threads):
+            if pool is None:
+                normalise_rows(x[a:b], present[a:b], x[a:b])
+            else:
+                in_flight.append(pool.submit(normalise_rows, x[a:b], present[a:b], x[a:b]))
+        raw_rows[:] = False
+
     for batch in pf.iter_batches(batch_size=batch_rows, columns=[C.EMBEDDING]):
         if stop is not None and stop.is_set():
             for f in in_flight:
@@ -280,12 +293,16 @@ def _read_embedding_rows(path: str, batch_rows: int | None, what: str, backgroun
             return None
         e = s + batch.num_rows
         raw = _raw_values(batch.column(0))
+        busy = caller_busy is not None and caller_busy.is_set()
+        if not busy and copied:
+            normalise_copied()
+            copied = False
         if raw is not None:
             x = _matrix(x, n, raw.shape[1], path, what)
             present[s:e] = True
-            if background:
+            if busy:
                 x[s:e] = raw
-                raw_rows[s:e] = True
+                raw_rows[s:e] = copied = True
             elif pool is None:
                 normalise_rows(raw, present[s:e], x[s:e])
             else:
@@ -300,12 +317,12 @@ def _read_embedding_rows(path: str, batch_rows: int | None, what: str, backgroun
             x = _matrix(x, n, xb.shape[1], path, what)
             x[s:e] = xb
         s = e
+    if copied:
+        normalise_copied()
     for f in in_flight:
         f.result()
     if x is None:
         x = np.zeros((n, 0), dtype=np.float32)
-    elif raw_rows.any():
-        _normalise_in_place(x, present, np.flatnonzero(raw_rows), threads)
     # The allocator keeps freed pages of the decoded batches (mimalloc at 1,000,000 x 64: 33 MiB of RSS, 0.13x
     # the matrix; at 8,000 x 1280: 45 MiB, 1.1x) for the rest of the process: hand them back now (the system
     # pool: malloc_trim).
@@ -313,23 +330,18 @@ def _read_embedding_rows(path: str, batch_rows: int | None, what: str, backgroun
     return x, present
 
 
-def _normalise_in_place(x: np.ndarray, present: np.ndarray, rows: np.ndarray, threads: int) -> None:
-    """:func:`normalise_rows` of ``x[rows]`` in place, in runs of consecutive rows split over ``threads``."""
+def _shares(rows: np.ndarray, threads: int) -> list[tuple[int, int]]:
+    """Ranges ``[a, b)`` covering ``rows`` (ascending): each run of consecutive rows cut into ``threads`` about
+    equal shares."""
+    if not len(rows):
+        return []
     breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-    runs = [(int(r[0]), int(r[-1]) + 1) for r in np.split(rows, breaks)]
-    parts = []
-    for a, b in runs:  # (each run cut into about equal shares, one per thread)
+    out = []
+    for run in np.split(rows, breaks):
+        a, b = int(run[0]), int(run[-1]) + 1
         cuts = np.linspace(a, b, min(threads, b - a) + 1).astype(np.int64)
-        parts += [(int(c), int(d)) for c, d in zip(cuts[:-1], cuts[1:], strict=True) if d > c]
-
-    def part(ab: tuple[int, int]) -> None:
-        normalise_rows(x[ab[0] : ab[1]], present[ab[0] : ab[1]], x[ab[0] : ab[1]])
-
-    if threads > 1 and len(parts) > 1:
-        list(_pool(threads).map(part, parts))
-    else:
-        for ab in parts:
-            part(ab)
+        out += [(int(c), int(d)) for c, d in zip(cuts[:-1], cuts[1:], strict=True) if d > c]
+    return out
 
 
 def _matrix(x: np.ndarray | None, n: int, width: int, path: str, what: str) -> np.ndarray:

@@ -60,8 +60,10 @@ def run(args: argparse.Namespace) -> int:
         # (pydantic's models: ~0.2 s; Arrow's decoder releases the GIL) when the config may need it; the
         # validated config decides, and stops it when not. The config's errors still come first.
         early = None
+        importing = threading.Event()
         if C.EMBEDDING in names and '"EMBEDDINGS"' in config_text:
-            early = reader.submit(read_embedding_rows, args.samples, background=True, stop=stop)
+            importing.set()
+            early = reader.submit(read_embedding_rows, args.samples, caller_busy=importing, stop=stop)
         switch: AbstractContextManager[None] = nullcontext() if early is None else _short_gil_switch(READ_SWITCH_INTERVAL)
         try:
             with switch:
@@ -74,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         except BaseException:
             stop.set()
             raise
+        finally:
+            importing.clear()
         wanted = config_columns(config.strategies, names)  # None: every column
         pre_read = None
         if needs_embeddings(config) and C.EMBEDDING in names:
