@@ -140,6 +140,21 @@ def test_config_errors_come_before_the_early_reads_errors(tmp_path, capsys):
     assert "s.parquet: the candidates' embeddings have different lengths" in capsys.readouterr().err
 
 
+def test_a_config_needing_no_candidate_embeddings_drops_the_early_read(tmp_path, capsys):
+    # The text names EMBEDDINGS (the read starts) but the input is an object task's: the validated config needs
+    # no candidate embeddings, the read is stopped and its result (here: an error) never surfaces.
+    bad = pa.table({"key": ["a", "b"], "embedding": pa.array([[1.0, 0.0], [1.0, 0.0, 0.0]], pa.list_(pa.float32()))})
+    pq.write_table(bad, tmp_path / "s.parquet")
+    (tmp_path / "c.json").write_text(json.dumps({"n_samples": 1, "strategies": [
+        {"input": {"type": "EMBEDDINGS", "task": "det"}, "strategy": {"type": "DIVERSITY"}}]}))
+    from lightly_airflow.cli import main
+
+    assert main(["select", "--samples", str(tmp_path / "s.parquet"), "--config", str(tmp_path / "c.json"),
+                 "--out", str(tmp_path / "o.parquet")]) != 0
+    err = capsys.readouterr().err
+    assert "no objects of task 'det'" in err and "different lengths" not in err
+
+
 def test_file_without_embedding_column(tmp_path):
     pq.write_table(pa.table({"key": ["a"]}), tmp_path / "s.parquet")
     assert read_embedding_rows(str(tmp_path / "s.parquet")) is None
