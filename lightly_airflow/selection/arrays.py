@@ -274,17 +274,18 @@ def _read_embedding_rows(path: str, batch_rows: int | None, what: str, caller_bu
     threads = selection_threads()
     pool = _pool(threads) if threads > 1 else None
     in_flight: list[Future[None]] = []
-    raw_rows = np.zeros(n, dtype=bool)  # rows copied as they are while the caller was busy, not yet normalised
-    copied = False  # (some are)
+    copied: list[list[int]] = []  # ranges of rows copied as they are while the caller was busy, not normalised
 
     def normalise_copied() -> None:
         assert x is not None
-        for a, b in _shares(np.flatnonzero(raw_rows), threads):
-            if pool is None:
-                normalise_rows(x[a:b], present[a:b], x[a:b])
-            else:
-                in_flight.append(pool.submit(normalise_rows, x[a:b], present[a:b], x[a:b]))
-        raw_rows[:] = False
+        for a, b in copied:  # (each range in about equal shares, one per thread)
+            cuts = np.linspace(a, b, min(threads, b - a) + 1).astype(np.int64).tolist()
+            for c, d in zip(cuts[:-1], cuts[1:], strict=True):
+                if pool is None:
+                    normalise_rows(x[c:d], present[c:d], x[c:d])
+                else:
+                    in_flight.append(pool.submit(normalise_rows, x[c:d], present[c:d], x[c:d]))
+        copied.clear()
 
     for batch in pf.iter_batches(batch_size=batch_rows, columns=[C.EMBEDDING]):
         if stop is not None and stop.is_set():
@@ -296,13 +297,15 @@ def _read_embedding_rows(path: str, batch_rows: int | None, what: str, caller_bu
         busy = caller_busy is not None and caller_busy.is_set()
         if not busy and copied:
             normalise_copied()
-            copied = False
         if raw is not None:
             x = _matrix(x, n, raw.shape[1], path, what)
             present[s:e] = True
             if busy:
                 x[s:e] = raw
-                raw_rows[s:e] = copied = True
+                if copied and copied[-1][1] == s:
+                    copied[-1][1] = e
+                else:
+                    copied.append([s, e])
             elif pool is None:
                 normalise_rows(raw, present[s:e], x[s:e])
             else:
@@ -328,20 +331,6 @@ def _read_embedding_rows(path: str, batch_rows: int | None, what: str, caller_bu
     # pool: malloc_trim).
     pa.default_memory_pool().release_unused()
     return x, present
-
-
-def _shares(rows: np.ndarray, threads: int) -> list[tuple[int, int]]:
-    """Ranges ``[a, b)`` covering ``rows`` (ascending): each run of consecutive rows cut into ``threads`` about
-    equal shares."""
-    if not len(rows):
-        return []
-    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-    out = []
-    for run in np.split(rows, breaks):
-        a, b = int(run[0]), int(run[-1]) + 1
-        cuts = np.linspace(a, b, min(threads, b - a) + 1).astype(np.int64)
-        out += [(int(c), int(d)) for c, d in zip(cuts[:-1], cuts[1:], strict=True) if d > c]
-    return out
 
 
 def _matrix(x: np.ndarray | None, n: int, width: int, path: str, what: str) -> np.ndarray:

@@ -7,9 +7,7 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -25,16 +23,6 @@ METRICS_METADATA_KEY = "lightly.selection_metrics"
 # per-batch Python work waits at most this long for the importing thread (the default 5 ms made the overlap
 # slower than no overlap under load, 2026-12-01).
 READ_SWITCH_INTERVAL = 2e-4
-
-
-@contextmanager
-def _short_gil_switch(interval: float) -> Iterator[None]:
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(interval)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(old)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,20 +52,22 @@ def run(args: argparse.Namespace) -> int:
         if C.EMBEDDING in names and '"EMBEDDINGS"' in config_text:
             importing.set()
             early = reader.submit(read_embedding_rows, args.samples, caller_busy=importing, stop=stop)
-        switch: AbstractContextManager[None] = nullcontext() if early is None else _short_gil_switch(READ_SWITCH_INTERVAL)
+        switch_interval = sys.getswitchinterval()
+        if early is not None:
+            sys.setswitchinterval(READ_SWITCH_INTERVAL)
         try:
-            with switch:
-                from lightly_airflow.config import parse_selection_config
-                from lightly_airflow.selection.engine import needs_embeddings, select
-                from lightly_airflow.selection.inputs import config_columns
-                from lightly_airflow.selection.queries import resolve_query_sets
+            from lightly_airflow.config import parse_selection_config
+            from lightly_airflow.selection.engine import needs_embeddings, select
+            from lightly_airflow.selection.inputs import config_columns
+            from lightly_airflow.selection.queries import resolve_query_sets
 
-                config = parse_selection_config(config_text)
+            config = parse_selection_config(config_text)
         except BaseException:
             stop.set()
             raise
         finally:
             importing.clear()
+            sys.setswitchinterval(switch_interval)
         wanted = config_columns(config.strategies, names)  # None: every column
         pre_read = None
         if needs_embeddings(config) and C.EMBEDDING in names:
