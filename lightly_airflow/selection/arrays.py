@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from lightly_airflow import columns as C
-from lightly_airflow.selection.kernels import _pool, selection_threads
+from lightly_airflow.selection.kernels import _pool, even_shares, selection_threads
 
 
 def missing_column_error(path: str, column: str, producer: str, table: pa.Table, what: str = "candidates") -> ValueError:
@@ -279,8 +279,7 @@ def _read_embedding_rows(path: str, batch_rows: int | None, what: str, caller_bu
     def normalise_copied() -> None:
         assert x is not None
         for a, b in copied:  # (each range in about equal shares, one per thread)
-            cuts = np.linspace(a, b, min(threads, b - a) + 1).astype(np.int64).tolist()
-            for c, d in zip(cuts[:-1], cuts[1:], strict=True):
+            for c, d in even_shares(a, b, min(threads, b - a)):
                 if pool is None:
                     normalise_rows(x[c:d], present[c:d], x[c:d])
                 else:

@@ -934,6 +934,12 @@ def blas_one_thread() -> _OneBlasThread:
     return _OneBlasThread(_BLAS)
 
 
+def even_shares(lo: int, hi: int, parts: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` cut into ``parts`` ranges of about equal length, in order (one per thread or block)."""
+    cuts = np.linspace(lo, hi, max(1, parts) + 1).astype(np.int64).tolist()
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
 def _pool(threads: int) -> ThreadPoolExecutor:
     global _POOL
     if _POOL is None or _POOL._max_workers != threads:  # noqa: SLF001
@@ -1132,9 +1138,9 @@ class FarthestPointState:
         self._par_phase = 0  # 0: idle; 1, 2: timing serial, parallel pruned picks
         self._par_check = 0 if self.threads > 1 else -1  # selected count of the next trial (-1: never)
         self._par_times: list[list[float]] = [[], []]
-        self.nblk = 1 if self.threads == 1 else 4 * self.threads  # more blocks than threads: a slow thread
-        bounds = np.linspace(0, n, self.nblk + 1).astype(np.int64)  # (descheduled) does not stall the pass
-        self._blocks = [(int(bounds[b]), int(bounds[b + 1]), b) for b in range(self.nblk)]
+        # More blocks than threads: a slow thread (descheduled) does not stall the pass
+        self.nblk = 1 if self.threads == 1 else 4 * self.threads
+        self._blocks = [(a, b, i) for i, (a, b) in enumerate(even_shares(0, n, self.nblk))]
         self._sub_r = np.full(self.nblk, -1.0)
         self._sub_i = np.full(self.nblk, -1, dtype=np.int64)
         self._sub_ex = np.zeros(self.nblk, dtype=np.int64)
@@ -2066,8 +2072,7 @@ class LiftedProjection:
                 e = min(lo_hi[1], a + step)
                 self.z[a:e], self.eps[a:e] = self.lift(x[a:e], sqn[a:e])
 
-        bounds = np.linspace(0, n, max(1, threads) + 1).astype(np.int64)
-        parts = [(int(bounds[t]), int(bounds[t + 1])) for t in range(len(bounds) - 1)]
+        parts = even_shares(0, n, threads)
         if len(parts) == 1:
             lift_rows(parts[0])
         else:
@@ -2133,13 +2138,12 @@ def canonical_sqnorms_np(x: np.ndarray) -> np.ndarray:
     if threads == 1:
         return sequential_dots(x, x)
     out = np.empty(n)
-    cuts = np.linspace(0, n, threads + 1).astype(np.int64)
 
-    def part(t: int) -> None:
-        a, b = int(cuts[t]), int(cuts[t + 1])
+    def part(a_b: tuple[int, int]) -> None:
+        a, b = a_b
         out[a:b] = sequential_dots(x[a:b], x[a:b])
 
-    list(_pool(threads).map(part, range(threads)))
+    list(_pool(threads).map(part, even_shares(0, n, threads)))
     return out
 
 

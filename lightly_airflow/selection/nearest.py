@@ -34,6 +34,7 @@ from lightly_airflow.jit import njit
 from lightly_airflow.selection.kernels import (
     _pool,
     blas_one_thread,
+    even_shares,
     farthest_point_order,
     float32_margin,
     selection_threads,
@@ -287,8 +288,7 @@ def nearest_selected(x: np.ndarray, sqn: np.ndarray, pre: np.ndarray, psq: np.nd
                     visit_all(np.concatenate(rows_l).astype(np.int64), np.concatenate(cells_l))
                     rows_l, cells_l, held = [], [], 0
 
-        bounds = np.linspace(0, n, threads + 1).astype(np.int64)
-        parts = [(int(bounds[t]), int(bounds[t + 1])) for t in range(threads)]
+        parts = even_shares(0, n, threads)
         if threads == 1:
             part(parts[0])
         else:
