@@ -475,6 +475,28 @@ def test_numpy_state_matches_reference(batch, candidates, chunk, monkeypatch):
     assert np.allclose(state.d2, brute_min_d2(x, np.concatenate([pre, x[picks]])), atol=1e-9)
 
 
+@pytest.mark.parametrize(("lo", "hi", "parts"), [(0, 10, 3), (5, 6, 4), (0, 8000, 2), (7, 7, 2), (3, 1000, 1)])
+def test_even_shares_cover_the_range_in_order(lo, hi, parts):
+    from lightly_airflow.selection.kernels import even_shares
+
+    shares = even_shares(lo, hi, parts)
+    assert len(shares) == parts
+    assert shares[0][0] == lo and shares[-1][1] == hi
+    assert all(a[1] == b[0] for a, b in zip(shares, shares[1:], strict=False))  # contiguous, in order
+    sizes = [b - a for a, b in shares]
+    assert min(sizes) >= 0 and max(sizes) - min(sizes) <= 1
+
+
+def test_canonical_norms_split_over_threads_keep_the_bits(monkeypatch):
+    # Above MIN_WORK_PER_THREAD per thread the rows are cut into shares, one per thread (three here: uneven).
+    from lightly_airflow.selection import kernels
+
+    monkeypatch.setenv("LIGHTLY_SELECTION_THREADS", "3")
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3 * kernels.MIN_WORK_PER_THREAD // 256 + 7, 256)).astype(np.float32)
+    assert np.array_equal(kernels.canonical_sqnorms_np(x), kernels.sequential_dots(x, x))
+
+
 def test_numpy_state_equals_compiled_state_bit_for_bit():
     # Same canonical values (not just the same picks) on wide real-like vectors, ties and duplicates included.
     from lightly_airflow.selection import kernels
