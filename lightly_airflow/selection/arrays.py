@@ -221,6 +221,27 @@ class _system_pool:  # noqa: N801 - a context manager
                 pa.set_memory_pool(default)
 
 
+def embedding_width(pf: Any) -> int | None:
+    """The width D of a Parquet file's ``embedding`` column from its schema and footer alone (``pf``: a
+    ``pyarrow.parquet.ParquetFile``): the list size of a fixed-size list, else the first row group's values per
+    row (a guess when rows differ or hold nulls); None without the column or rows."""
+    names = pf.schema_arrow.names
+    if C.EMBEDDING not in names:
+        return None
+    t = pf.schema_arrow.field(C.EMBEDDING).type
+    if pa.types.is_fixed_size_list(t):
+        return int(t.list_size)
+    meta = pf.metadata
+    for g in range(meta.num_row_groups):
+        rg = meta.row_group(g)
+        if rg.num_rows:
+            for c in range(rg.num_columns):
+                col = rg.column(c)
+                if col.path_in_schema.split(".")[0] == C.EMBEDDING:
+                    return max(int(round(col.num_values / rg.num_rows)), 1)
+    return None
+
+
 def _raw_values(col: pa.Array) -> np.ndarray | None:
     """An (n, D) view of a list column's float32/float64 values when no row and no value is null and every row
     has the same length D > 0 (fixed_size_list, or list/large_list with equal lengths); else None."""

@@ -9,13 +9,17 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lightly_airflow import columns as C
-from lightly_airflow.selection.arrays import from_numpy, read_embedding_rows, read_keys, string_array
+from lightly_airflow.selection.arrays import embedding_width, from_numpy, read_embedding_rows, read_keys, string_array
+
+if TYPE_CHECKING:
+    from lightly_airflow.config import SelectionConfig
 
 logger = logging.getLogger(__name__)
 METRICS_METADATA_KEY = "lightly.selection_metrics"
@@ -75,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
             # 20,000: 1.3-1.9 -> 1.0-1.1 s for both reads)
             if C.EMBEDDING in pre_names:
                 pre_read = reader.submit(read_embedding_rows, args.preselected, what="preselected samples")
+            if early is not None:  # (when the read is already done, the state would load the kernels anyway)
+                _warm_beside_read(config, samples_file, pre_file, importing, switch_interval)
             embeddings = early.result() if early is not None else read_embedding_rows(args.samples)
         else:
             stop.set()
@@ -109,6 +115,30 @@ def run(args: argparse.Namespace) -> int:
     pq.write_table(table, args.out)
     logger.info("selected %d of %d samples (%s) -> %s", len(result.keys), n_rows, result.stop_reason, args.out)
     return 0
+
+
+def _warm_beside_read(config: SelectionConfig, samples_file: pq.ParquetFile, pre_file: pq.ParquetFile | None,
+                      importing: threading.Event, switch_interval: float) -> None:
+    """While the candidates' embeddings are still being read: numba's import and first kernel load (~1
+    CPU-second, :func:`~lightly_airflow.selection.kernels.warm_compiled_state`) when the selection will take
+    the compiled state, instead of after the read. The reader copies its batches as they come meanwhile, as
+    during the imports. (1,000,000 x 64, k = 3,000: docs/selection.md "Speed on a second machine".)"""
+    from lightly_airflow.selection.engine import expects_compiled_state
+    from lightly_airflow.selection.kernels import warm_compiled_state
+
+    dim = embedding_width(samples_file)
+    n_pre = 0 if pre_file is None else pre_file.metadata.num_rows
+    if dim is None or not expects_compiled_state(config, samples_file.metadata.num_rows, dim, n_pre):
+        return
+    logger.debug("select: numba's kernels load beside the read (the compiled state is expected for %d x %d)",
+                 samples_file.metadata.num_rows, dim)
+    importing.set()
+    sys.setswitchinterval(READ_SWITCH_INTERVAL)
+    try:
+        warm_compiled_state()
+    finally:
+        importing.clear()
+        sys.setswitchinterval(switch_interval)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -34,7 +34,7 @@ from lightly_airflow.config import SelectionConfig, parse_selection_config
 from lightly_airflow.config.selection import EmbeddingsInput, ThresholdStrategy
 from lightly_airflow.selection.arrays import embedding_matrix, embedding_rows, from_numpy, string_array
 from lightly_airflow.selection.inputs import input_column, scalar_input
-from lightly_airflow.selection.kernels import FarthestPointState, LazyMaxHeap, NumpyLazyHeap
+from lightly_airflow.selection.kernels import FarthestPointState, LazyMaxHeap, NumpyLazyHeap, uses_numpy_state
 from lightly_airflow.selection.metrics import selection_metrics
 from lightly_airflow.selection.objectives import (
     EPS,
@@ -129,7 +129,7 @@ def select(
     if C.KEY not in candidates.column_names:
         raise ValueError("candidates: the samples table needs a 'key' column")
     n_pre = preselected.num_rows if preselected is not None else 0
-    entries = [(f"strategies[{i}]", e) for i, e in enumerate(cfg.strategies) if e.when is None or e.when.applies(n_pre)]
+    entries = _applying(cfg, n_pre)
     inactive = [f"strategies[{i}]" for i, e in enumerate(cfg.strategies) if e.when is not None
                 and not e.when.applies(n_pre)]
     if inactive:
@@ -199,6 +199,24 @@ def needs_embeddings(config: SelectionConfig) -> bool:
     images' own embeddings)."""
     return any(e.strategy.type in _EMBEDDING_STRATEGIES and isinstance(e.input, EmbeddingsInput)
                and e.input.task is None for e in config.strategies)
+
+
+def _applying(cfg: SelectionConfig, n_pre: int) -> list[tuple[str, Any]]:
+    """The config's entries (path, entry) that apply with ``n_pre`` preselected samples (their ``when``)."""
+    return [(f"strategies[{i}]", e) for i, e in enumerate(cfg.strategies) if e.when is None or e.when.applies(n_pre)]
+
+
+def expects_compiled_state(config: SelectionConfig, n_rows: int, dim: int, n_pre: int) -> bool:
+    """Whether :func:`select` over ``n_rows`` candidates of ``dim`` dimensions after ``n_pre`` preselected
+    samples will build the compiled k-center state (:func:`~lightly_airflow.selection.kernels.uses_numpy_state`
+    false for its DIVERSITY on the images' embeddings). A guess from the counts alone: THRESHOLDs and
+    candidates without an embedding may leave fewer rows, and the numpy state take them."""
+    entries = _applying(config, n_pre)
+    if not any(e.strategy.type == "DIVERSITY" and isinstance(e.input, EmbeddingsInput) and e.input.task is None
+               for _, e in entries):
+        return False
+    alone = sum(not isinstance(e.strategy, ThresholdStrategy) for _, e in entries) == 1
+    return not uses_numpy_state(n_rows, dim, n_pre, picks=config.target_count(n_rows), alone=alone)
 
 
 def _build(path: str, inp: Any, strategy: Any, ctx: Context) -> Objective:

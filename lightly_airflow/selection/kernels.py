@@ -3230,6 +3230,14 @@ def uses_numpy_state(n: int, dim: int, pool: int = 0, picks: int | None = None, 
     return picks is not None and pool < NUMPY_POOL_WIDE and n * picks <= NUMPY_MAX_WORK
 
 
+def warm_compiled_state() -> None:
+    """Import numba and load the compiled state's first kernel from its on-disk cache (~1 CPU-second once per
+    process, most of it the compiler's set-up on the first load; later kernels load in milliseconds). The
+    ``select`` command calls it while the embeddings are still being read when the compiled state will take
+    them, so that second is spent beside the read instead of after it."""
+    canonical_sqnorms(np.zeros((1, 1), dtype=np.float32))  # (same signature as the state's: float32, 2-D, C)
+
+
 def farthest_point_state(x: np.ndarray, capacity: int = 1024, pool: int = 0, alone: bool = True) -> AnyFarthestState:
     """The exact state for ``x`` (``pool``: the number of preselected vectors to be inserted, ``capacity`` minus
     it the picks wanted; ``alone``: DIVERSITY is the only objective, no heap reads the state): numpy-only where

@@ -15,6 +15,7 @@ from selection_data import clustered
 from lightly_airflow.selection import select
 from lightly_airflow.selection.arrays import (
     embedding_rows,
+    embedding_width,
     from_numpy,
     read_embedding_rows,
     string_array,
@@ -246,3 +247,107 @@ def test_kernels_import_numba_only_when_one_runs():
             "from lightly_airflow.jit import numba; assert numba is sys.modules['numba']")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("list_type", [pa.list_(pa.float32(), 6), pa.list_(pa.float32()), pa.large_list(pa.float64())])
+def test_embedding_width_from_the_footer(tmp_path, list_type):
+    t = pa.table({"key": ["a", "b", "c"], "embedding": pa.array([[0.5] * 6] * 3, list_type)})
+    pq.write_table(t, tmp_path / "s.parquet")
+    assert embedding_width(pq.ParquetFile(tmp_path / "s.parquet")) == 6
+    pq.write_table(pa.table({"key": ["a"]}), tmp_path / "k.parquet")
+    assert embedding_width(pq.ParquetFile(tmp_path / "k.parquet")) is None
+    pq.write_table(t.slice(0, 0), tmp_path / "e.parquet")
+    assert embedding_width(pq.ParquetFile(tmp_path / "e.parquet")) in (None, 6)
+
+
+# Limits of the numpy state low enough that a few hundred rows reach the compiled one (in a child process too)
+_ROUTING = {"NUMPY_MAX_ROWS": 100, "NUMPY_MAX_ROWS_HEAP": 150, "NUMPY_MAX_WORK": 200 * 30}
+_ROUTING_CHILD = "".join(f"kernels.{name} = {value}; " for name, value in _ROUTING.items())
+
+
+@pytest.mark.parametrize("n", [80, 120, 200])
+@pytest.mark.parametrize("k", [10, 40])
+@pytest.mark.parametrize("weights", [False, True])
+def test_the_compiled_state_guess_is_the_state_select_builds(monkeypatch, n, k, weights):
+    # The select command loads numba beside the read when expects_compiled_state says the compiled state will
+    # take the embeddings: the guess from the counts is the state select() then builds (no THRESHOLD here).
+    from lightly_airflow.config import parse_selection_config
+    from lightly_airflow.selection import kernels, objectives
+    from lightly_airflow.selection.engine import expects_compiled_state
+
+    for name, value in _ROUTING.items():
+        monkeypatch.setattr(kernels, name, value)
+    built = []
+    real = objectives.farthest_point_state
+
+    def spy(*a, **kw):
+        built.append(real(*a, **kw))
+        return built[-1]
+
+    monkeypatch.setattr(objectives, "farthest_point_state", spy)
+    x = clustered(n, d=8, seed=n)
+    t = pa.table({"key": [f"k{i}" for i in range(n)], "embedding": pa.array(list(map(list, x)), pa.list_(pa.float32())),
+                  "metadata.score": np.linspace(0.1, 1.0, n)})
+    cfg = {"n_samples": k, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    if weights:
+        cfg["strategies"].append({"input": {"type": "METADATA", "key": "score"}, "strategy": {"type": "WEIGHTS"}})
+    guess = expects_compiled_state(parse_selection_config(cfg), n, 8, 0)
+    select(t, cfg)
+    assert len(built) == 1 and isinstance(built[0], kernels.FarthestPointState) == guess
+    assert guess == (n > (150 if weights else 100) and (weights or n * k > 200 * 30))
+
+
+def test_no_diversity_expects_no_compiled_state():
+    from lightly_airflow.config import parse_selection_config
+    from lightly_airflow.selection.engine import expects_compiled_state
+
+    typical = {"n_samples": 10, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "TYPICALITY"}}]}
+    assert not expects_compiled_state(parse_selection_config(typical), 10**6, 64, 0)
+    late = {"n_samples": 10, "strategies": [  # DIVERSITY only from 5 preselected samples on
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}, "when": {"min_preselected": 5}},
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "TYPICALITY"}}]}
+    assert not expects_compiled_state(parse_selection_config(late), 10**6, 64, 0)
+    assert expects_compiled_state(parse_selection_config(late), 10**6, 64, 5)
+
+
+@pytest.mark.parametrize("k", [10, 40])
+def test_select_loads_numba_beside_the_read_when_the_compiled_state_takes_the_embeddings(tmp_path, k):
+    # In a child process with the routing limits above: with k = 40 (compiled state) numba's first kernel load
+    # runs before the state is built, while the candidates' read may still run (warm_compiled_state called
+    # once, from the select command); with k = 10 (numpy state) it never runs and numba is never imported.
+    # The picks equal select()'s either way.
+    n = 200
+    x = clustered(n, d=8, seed=4)
+    t = pa.table({"key": [f"k{i:03d}" for i in range(n)], "embedding": pa.array(list(map(list, x)), pa.list_(pa.float32()))})
+    cfg = {"n_samples": k, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    pq.write_table(t, tmp_path / "s.parquet", row_group_size=50)
+    (tmp_path / "c.json").write_text(json.dumps(cfg))
+    out = tmp_path / "o.parquet"
+    code = f"""
+import sys
+from lightly_airflow.selection import kernels
+from lightly_airflow.cli import main
+{_ROUTING_CHILD}
+calls = []
+warm, init = kernels.warm_compiled_state, kernels.FarthestPointState.__init__
+def counted():
+    calls.append(('numba' in sys.modules, 'warm'))
+    warm()
+def built(self, *a, **kw):
+    calls.append(('numba' in sys.modules, 'state'))
+    init(self, *a, **kw)
+kernels.warm_compiled_state = counted
+kernels.FarthestPointState.__init__ = built
+rc = main(sys.argv[1:])
+print(calls, 'numba' in sys.modules)
+sys.exit(rc)
+"""
+    proc = subprocess.run([sys.executable, "-c", code, "select", "--samples", str(tmp_path / "s.parquet"), "--config",
+                           str(tmp_path / "c.json"), "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    if k == 40:
+        assert proc.stdout.strip() == "[(False, 'warm'), (True, 'state')] True"
+    else:
+        assert proc.stdout.strip() == "[] False"
+    assert pq.read_table(out).column("key").to_pylist() == select(t, cfg).keys
+
