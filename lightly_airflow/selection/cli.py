@@ -7,7 +7,9 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,22 +58,17 @@ def run(args: argparse.Namespace) -> int:
         if C.EMBEDDING in names and '"EMBEDDINGS"' in config_text:
             importing.set()
             early = reader.submit(read_embedding_rows, args.samples, caller_busy=importing, stop=stop)
-        switch_interval = sys.getswitchinterval()
-        if early is not None:
-            sys.setswitchinterval(READ_SWITCH_INTERVAL)
         try:
-            from lightly_airflow.config import parse_selection_config
-            from lightly_airflow.selection.engine import needs_embeddings, select
-            from lightly_airflow.selection.inputs import config_columns
-            from lightly_airflow.selection.queries import resolve_query_sets
+            with _busy_beside_read(importing if early is not None else None):
+                from lightly_airflow.config import parse_selection_config
+                from lightly_airflow.selection.engine import needs_embeddings, select
+                from lightly_airflow.selection.inputs import config_columns
+                from lightly_airflow.selection.queries import resolve_query_sets
 
-            config = parse_selection_config(config_text)
+                config = parse_selection_config(config_text)
         except BaseException:
             stop.set()
             raise
-        finally:
-            importing.clear()
-            sys.setswitchinterval(switch_interval)
         wanted = config_columns(config.strategies, names)  # None: every column
         pre_read = None
         if needs_embeddings(config) and C.EMBEDDING in names:
@@ -80,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             if C.EMBEDDING in pre_names:
                 pre_read = reader.submit(read_embedding_rows, args.preselected, what="preselected samples")
             if early is not None:  # (when the read is already done, the state would load the kernels anyway)
-                _warm_beside_read(config, samples_file, pre_file, importing, switch_interval)
+                _warm_beside_read(config, samples_file, n_rows, pre_file, importing)
             embeddings = early.result() if early is not None else read_embedding_rows(args.samples)
         else:
             stop.set()
@@ -117,28 +114,40 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warm_beside_read(config: SelectionConfig, samples_file: pq.ParquetFile, pre_file: pq.ParquetFile | None,
-                      importing: threading.Event, switch_interval: float) -> None:
+@contextmanager
+def _busy_beside_read(busy: threading.Event | None) -> Iterator[None]:
+    """This thread busy beside the candidates' early read (``busy``: the reader's ``caller_busy``; None: no read):
+    the reader copies its batches as they come, and this thread's GIL switch interval is short meanwhile."""
+    if busy is None:
+        yield
+        return
+    switch_interval = sys.getswitchinterval()
+    busy.set()
+    sys.setswitchinterval(READ_SWITCH_INTERVAL)
+    try:
+        yield
+    finally:
+        busy.clear()
+        sys.setswitchinterval(switch_interval)
+
+
+def _warm_beside_read(config: SelectionConfig, samples_file: pq.ParquetFile, n_rows: int,
+                      pre_file: pq.ParquetFile | None, importing: threading.Event) -> None:
     """While the candidates' embeddings are still being read: numba's import and first kernel load (~1
     CPU-second, :func:`~lightly_airflow.selection.kernels.warm_compiled_state`) when the selection will take
-    the compiled state, instead of after the read. The reader copies its batches as they come meanwhile, as
-    during the imports. (1,000,000 x 64, k = 3,000: docs/selection.md "Speed on a second machine".)"""
+    the compiled state, instead of after the read. (1,000,000 x 64: docs/selection.md, "numba beside the
+    read".)"""
     from lightly_airflow.selection.engine import expects_compiled_state
     from lightly_airflow.selection.kernels import warm_compiled_state
 
     dim = embedding_width(samples_file)
     n_pre = 0 if pre_file is None else pre_file.metadata.num_rows
-    if dim is None or not expects_compiled_state(config, samples_file.metadata.num_rows, dim, n_pre):
+    if dim is None or not expects_compiled_state(config, n_rows, dim, n_pre):
         return
     logger.debug("select: numba's kernels load beside the read (the compiled state is expected for %d x %d)",
-                 samples_file.metadata.num_rows, dim)
-    importing.set()
-    sys.setswitchinterval(READ_SWITCH_INTERVAL)
-    try:
+                 n_rows, dim)
+    with _busy_beside_read(importing):
         warm_compiled_state()
-    finally:
-        importing.clear()
-        sys.setswitchinterval(switch_interval)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

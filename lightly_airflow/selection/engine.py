@@ -130,8 +130,8 @@ def select(
         raise ValueError("candidates: the samples table needs a 'key' column")
     n_pre = preselected.num_rows if preselected is not None else 0
     entries = _applying(cfg, n_pre)
-    inactive = [f"strategies[{i}]" for i, e in enumerate(cfg.strategies) if e.when is not None
-                and not e.when.applies(n_pre)]
+    applying = {path for path, _ in entries}
+    inactive = [path for path in (f"strategies[{i}]" for i in range(len(cfg.strategies))) if path not in applying]
     if inactive:
         logger.info("selection: %s not used with %d preselected samples (their 'when')", inactive, n_pre)
     if not any(not isinstance(e.strategy, ThresholdStrategy) for _, e in entries):
