@@ -737,16 +737,17 @@ def _count_at_least(d2, sel, t, stop):  # type: ignore[no-untyped-def]
     return c
 
 
-@njit(cache=True)
-def _catch_up_at_least(t, d2, sel, orig, owner, x, sqn, p64, psq, npend, g0, stamp, upto, epoch):  # type: ignore[no-untyped-def]
+@njit(cache=True, nogil=True)
+def _catch_up_at_least(t, d2, sel, orig, owner, x, sqn, p64, psq, npend, g0, stamp, upto, epoch, lo, hi):  # type: ignore[no-untyped-def]
     """Between dense passes, when the lazy search cannot prove the next pick but has found a candidate whose
     current value is ``t``: every unselected position with ``d2 >= t`` (its stored value bounds its current
     one from above; the others are below ``t``) gets the pending vectors not applied to it yet (in pick
     order: :func:`_apply_pending`). The farthest of them (largest d2, lowest original index on ties) is then
-    the farthest of all: the others' current values are below ``t``, at most its value. Returns it."""
+    the farthest of all: the others' current values are below ``t``, at most its value. Returns it, of the
+    positions ``lo … hi-1`` (each share of the positions on its own thread: a position is written by its own)."""
     best_r = -1.0
     best_i = -1
-    for i in range(d2.shape[0]):
+    for i in range(lo, hi):
         if d2[i] < t or sel[i]:
             continue
         di = _apply_pending(i, x, sqn, d2, owner, p64, psq, npend, g0, stamp, upto, epoch)
@@ -761,7 +762,7 @@ def _ranks_below(ka, ia, kb, ib):  # type: ignore[no-untyped-def]
     return ka < kb or (ka == kb and ia > ib)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _top_candidates(d2, sel, orig, m, cand, ckey):  # type: ignore[no-untyped-def]
     """The ``m`` unselected positions ranking highest (largest ``d2``, lowest original index on ties) into
     ``cand``/``ckey``, sorted that way; returns how many (fewer when fewer are unselected) and ``more``, whether
@@ -825,6 +826,37 @@ def _sift_candidate(ckey, cand, orig, size, v, i):  # type: ignore[no-untyped-de
         c = lo
     ckey[c] = v
     cand[c] = i
+
+
+@njit(cache=True)
+def _merge_candidates(pcand, pckey, sizes, los, orig, m, cand, ckey):  # type: ignore[no-untyped-def]
+    """The ``m`` highest-ranked of the lists :func:`_top_candidates` made for slices of the positions (row ``j`` of
+    ``pcand``/``pckey``: ``sizes[j]`` positions relative to ``los[j]``, sorted) into ``cand``/``ckey``, sorted: the
+    top ``m`` of every slice hold the top ``m`` of all. Returns how many and whether some listed one was left out."""
+    k = sizes.shape[0]
+    head = np.zeros(k, dtype=np.int64)
+    size = 0
+    while size < m:
+        best = -1
+        for j in range(k):
+            h = head[j]
+            if h >= sizes[j]:
+                continue
+            if best < 0 or _ranks_below(pckey[best, head[best]], orig[pcand[best, head[best]] + los[best]],
+                                        pckey[j, h], orig[pcand[j, h] + los[j]]):
+                best = j
+        if best < 0:
+            break
+        h = head[best]
+        cand[size] = pcand[best, h] + los[best]
+        ckey[size] = pckey[best, h]
+        head[best] = h + 1
+        size += 1
+    left = False
+    for j in range(k):
+        if head[j] < sizes[j]:
+            left = True
+    return size, left
 
 
 @njit(cache=True)
@@ -1003,6 +1035,12 @@ CATCH_UP_ROWS = 16384
 """When the lazy search cannot prove the next pick, the positions that may still beat the best value it found
 are brought up to date one by one (canonical distances to the pending vectors) if there are at most this many;
 else a dense pass runs."""
+SCAN_ROWS = 2**17
+"""Fewest positions per thread for the scans between dense passes to run on the selection threads: the lazy
+search's candidates and the catch-up of the positions above its value (serial until 2026-12-04: 0.27 s of a
+5.1 s process at 1,000,000 x 64, k = 3,000, on one core while the others waited; the candidates of 1,000,000
+rows 3.5 -> 2.2 ms a call on 2 threads). The count before a catch-up stays serial: it reads ``d2`` once, no
+faster on 2 threads (0.7-1.4 vs 1.0 ms, the threads' wake-up ~0.1 ms)."""
 PROBE_EVERY = 4
 """Dense passes that do not use the pair bounds (most pairs kept at the last count) count them every
 PROBE_EVERY-th pass all the same."""
@@ -1141,6 +1179,7 @@ class FarthestPointState:
         # More blocks than threads: a slow thread (descheduled) does not stall the pass
         self.nblk = 1 if self.threads == 1 else 4 * self.threads
         self._blocks = [(a, b, i) for i, (a, b) in enumerate(even_shares(0, n, self.nblk))]
+        self._scans = even_shares(0, n, max(1, min(self.threads, n // SCAN_ROWS)))  # (parallel scans: _scan)
         self._sub_r = np.full(self.nblk, -1.0)
         self._sub_i = np.full(self.nblk, -1, dtype=np.int64)
         self._sub_ex = np.zeros(self.nblk, dtype=np.int64)
@@ -1564,13 +1603,30 @@ class FarthestPointState:
             self._cand = np.zeros(m, dtype=np.int64)
             self._ckey = np.zeros(m)
             self._cupto = np.zeros(m, dtype=np.int64)
-        size, more = _top_candidates(self._d2, self.sel, self.orig, m, self._cand, self._ckey)
+        if len(self._scans) == 1:
+            size, more = _top_candidates(self._d2, self.sel, self.orig, m, self._cand, self._ckey)
+        else:  # (the top m of each share, merged)
+            k = len(self._scans)
+            pcand, pckey = np.zeros((k, m), dtype=np.int64), np.zeros((k, m))
+            found = self._scan(lambda j, lo, hi: _top_candidates(self._d2[lo:hi], self.sel[lo:hi], self.orig[lo:hi], m,
+                                                                   pcand[j], pckey[j]))
+            sizes = np.array([f[0] for f in found], dtype=np.int64)
+            los = np.array([lo for lo, _ in self._scans], dtype=np.int64)
+            size, left = _merge_candidates(pcand, pckey, sizes, los, self.orig, m, self._cand, self._ckey)
+            more = left or any(f[1] for f in found)
         # (positions brought up to date since the last pass start from what they have: _catch_up_at_least)
         np.copyto(self._cupto, np.where(self._stamp[self._cand] == self._epoch, self._upto[self._cand], 0))
         self._ncand = int(size)
         # Positions left out had d2 <= the smallest key kept (-1 when every unselected one is kept).
         self._tail = float(self._ckey[size - 1]) if more else -1.0
         self._cand_stale = False
+
+    def _scan(self, f: Callable[[int, int, int], Any]) -> list[Any]:
+        """``f(j, lo, hi)`` for each share ``j`` of the positions (at least :data:`SCAN_ROWS` each), on the selection
+        threads when there are several shares (the kernels it calls release the GIL)."""
+        if len(self._scans) == 1:
+            return [f(0, *self._scans[0])]
+        return list(_pool(self.threads).map(lambda j: f(j, *self._scans[j]), range(len(self._scans))))
 
     def select(self, i: int) -> None:
         """Mark candidate ``i`` selected (its distance becomes 0) and update every distance it improves."""
@@ -1643,10 +1699,15 @@ class FarthestPointState:
                     self.lazy_picks += 1
                 elif r >= 0.0 and self._npend and _count_at_least(self._d2, self.sel, r, CATCH_UP_ROWS) <= CATCH_UP_ROWS:
                     # Few positions can still be above the value found: bring those up to date instead of
-                    # a pass over every row (early picks: 30-450 rows of 1,000,000 against a 50-90 ms pass)
-                    i, r = _catch_up_at_least(r, self._d2, self.sel, self.orig, self.owner, self.x, self.sqn,
-                                              self._pend64, self._pendsq, self._npend, self._g0, self._stamp,
-                                              self._upto, self._epoch)
+                    # a pass over every row (early picks: 30-450 rows of 1,000,000 against a 50-90 ms pass);
+                    # each share of the positions on its thread (rows only its own), the farthest of the shares
+                    t = r
+                    i, r = -1, -1.0
+                    for bi, br in self._scan(lambda j, lo, hi: _catch_up_at_least(
+                            t, self._d2, self.sel, self.orig, self.owner, self.x, self.sqn, self._pend64, self._pendsq,
+                            self._npend, self._g0, self._stamp, self._upto, self._epoch, lo, hi)):
+                        if bi >= 0 and (i < 0 or br > r or (br == r and self.orig[bi] < self.orig[i])):
+                            i, r = bi, br
                     self._next = (int(i), float(r))
                     self.catch_ups += 1
                     self._cand_stale = True  # (the list is rebuilt from the values now stored)
@@ -1661,6 +1722,8 @@ class FarthestPointState:
     def distance2(self, i: int) -> float:
         """Canonical squared distance of candidate ``i`` to its nearest selected vector."""
         p = int(self.pos[i])
+        if self.dense and self._next is not None and self._next[0] == p:  # (the answer of farthest(): the engine
+            return self._next[1]  # reads a pick's distance 3-4 times, each a kernel call otherwise)
         if self.dense and self._npend:  # the pending vectors applied to this one position
             return float(_apply_pending(p, self.x, self.sqn, self._d2, self.owner, self._pend64, self._pendsq,
                                         self._npend, self._g0, self._stamp, self._upto, self._epoch))

@@ -407,6 +407,66 @@ def test_catch_up_of_the_few_positions_above_the_lazy_value_replaces_passes_and_
     assert np.array_equal(fast.d2, slow.d2) and np.array_equal(fast.owner[fast.pos], slow.owner[slow.pos])
 
 
+def test_scans_between_passes_in_shares_on_threads_equal_those_of_one_share(monkeypatch):
+    # The lazy search's candidates and the catch-up of the positions above its value run on the
+    # selection threads, one share of the positions each (the shares' top lists merged, the shares' farthest
+    # compared): the reference's picks, and d2, owners and every counter bit for bit those of one share. Every
+    # row has a twin in another share: the farthest ties across shares (to the lowest index).
+    from lightly_airflow.selection import kernels
+    from lightly_airflow.selection.kernels import FarthestPointState
+
+    monkeypatch.setattr(kernels, "MIN_WORK_PER_THREAD", 256)
+    monkeypatch.setattr(kernels, "CANDIDATES", 64)  # (fewer than a share holds: the merge leaves some out)
+    half = clustered(3000, seed=31)
+    x = np.concatenate([half, half])
+    pre = clustered(10, seed=32)
+    want = reference_order(x, 700, pre)
+    states = {}
+    for threads, scan_rows in ((1, kernels.SCAN_ROWS), (3, 700)):
+        monkeypatch.setenv("LIGHTLY_SELECTION_THREADS", str(threads))
+        monkeypatch.setattr(kernels, "SCAN_ROWS", scan_rows)
+        state = states[threads] = FarthestPointState(x.copy(), capacity=710, mode="dense")
+        assert len(state._scans) == threads
+        assert farthest_point_order(state.x, 700, preselected=pre, state=state)[0].tolist() == want
+    one, three = states[1], states[3]
+    assert three.catch_ups >= 5 and three.lazy_picks > 100
+    assert (three.catch_ups, three.lazy_picks, three.dense_passes) == (one.catch_ups, one.lazy_picks, one.dense_passes)
+    assert np.array_equal(one.d2, three.d2) and np.array_equal(one.owner, three.owner)
+
+
+def test_candidates_of_shares_merged_are_the_top_unselected_ties_to_the_lowest_index(monkeypatch):
+    # The merged lists of the shares against a full sort, as for one list: many ties across shares, selected
+    # positions, fewer unselected than wanted, a share with none unselected.
+    from lightly_airflow.selection import kernels
+    from lightly_airflow.selection.kernels import FarthestPointState
+
+    monkeypatch.setattr(kernels, "MIN_WORK_PER_THREAD", 1)
+    monkeypatch.setattr(kernels, "SCAN_ROWS", 50)
+    monkeypatch.setenv("LIGHTLY_SELECTION_THREADS", "4")
+    rng = np.random.default_rng(5)
+    left = 0
+    for trial in range(60):
+        n = int(rng.integers(200, 1500))
+        state = FarthestPointState(rng.standard_normal((n, 3)).astype(np.float32), capacity=16, mode="dense")
+        assert len(state._scans) == 4
+        d2 = rng.integers(0, 5, n).astype(float) if trial % 2 else rng.random(n)
+        sel = rng.random(n) < (0.99 if trial % 3 == 0 else rng.random())
+        if trial % 5 == 0:  # (every share but the last all selected: its own list is the merged one)
+            sel[: state._scans[-1][0]] = True
+        orig = rng.permutation(n).astype(state.orig.dtype)
+        state._d2[:], state.sel[:], state.orig[:] = d2, sel, orig
+        unsel = np.flatnonzero(~sel)
+        monkeypatch.setattr(kernels, "CANDIDATES", int(rng.integers(1, len(unsel) + 3)))  # (more or fewer)
+        state._candidates()
+        want = unsel[np.lexsort((orig[unsel], -d2[unsel]))][: kernels.CANDIDATES]
+        assert state._cand[: state._ncand].tolist() == want.tolist()
+        assert state._ckey[: state._ncand].tolist() == d2[want].tolist()
+        left_out = len(unsel) > kernels.CANDIDATES
+        assert state._tail == (d2[want[-1]] if left_out else -1.0)
+        left += left_out and trial % 5 == 0
+    assert left >= 3
+
+
 @pytest.mark.parametrize("pair_cost", [0.0, np.inf])
 def test_a_tie_between_pending_vectors_goes_to_the_earlier_pick_on_both_chunk_paths(pair_cost, monkeypatch):
     # Row e1 is owned by centre c; pending p1 (earlier) and p2 (later) are exactly as far from e1 (mirror
