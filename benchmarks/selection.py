@@ -25,6 +25,10 @@ fresh process that loads the same ``.npy``/Parquet file and writes its picks:
   threads on a busy machine, much slower on a quiet one: 3.90 s vs 2.11 s on the images, 41.7 s vs 28.6 s on
   the hard shape at 22:48 on 2026-12-01); both run by default, and the headline speed-up is the one against
   the faster of the two in the same run;
+* ``ours-1c``, ``loop32-1c`` (not run by default): ``ours`` and ``loop32`` pinned to one core (CPU affinity,
+  one selection thread, one BLAS thread). With both variants of a method the run prints how much faster the
+  machine's other cores make it (wall on one core / wall on all): how well the cores are used, for work, not
+  for CPU time alone (threads that spin or wait for the GIL count as CPU time too);
 * ``mundig``: ``lightly_mundig.Selection().add_diversifying_strategy(X, 1.0, None).run_selection``.
 
 Every method runs once untimed before the first timed shape (Python bytecode caches, numba's on-disk cache:
@@ -197,15 +201,19 @@ def worker(method: str, npy: str, k: int, out: str) -> None:
     np.save(out, np.asarray(picks, dtype=np.int64))
 
 
-def run_process(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
-    """(wall seconds, CPU seconds, peak RSS in bytes) of one child process.
+def run_process(cmd: list[str], env: dict[str, str] | None = None, one_core: bool = False
+                ) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS in bytes) of one child process (``one_core``: pinned to the first
+    CPU this process may use).
 
     Peak RSS comes from ``/usr/bin/time`` (a small parent): a child forked from this benchmark process would
     start its high-water mark at this process' size (``ru_maxrss`` survives ``exec``)."""
     child_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    cpu = min(os.sched_getaffinity(0))
     t = time.perf_counter()
     proc = subprocess.Popen(["/usr/bin/time", "-f", "MAXRSS_KB %M", *cmd], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env={**child_env, **(env or {})})
+                            stderr=subprocess.PIPE, env={**child_env, **(env or {})},
+                            preexec_fn=(lambda: os.sched_setaffinity(0, {cpu})) if one_core else None)
     assert proc.stderr is not None
     err = proc.stderr.read().decode()  # (drained while it runs: a full pipe would block the child)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -228,8 +236,11 @@ BASELINE = {
 }
 
 
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
 def picks_of(method: str, out: Path) -> np.ndarray:
-    if method == "ours":
+    if method.startswith("ours"):
         import pyarrow.parquet as pq
 
         t = pq.read_table(out, columns=["key"])
@@ -298,13 +309,16 @@ def main() -> None:
                     if r >= (a.peer_rounds if m == "mundig" else a.rounds) or (m == "mundig" and k > a.peer_max_k):
                         continue
                     out = npy.parent / (f"picks-{m}-{k}.parquet" if m == "ours" else f"picks-{m}-{k}.npy")
-                    if m == "ours":
+                    base = m.removesuffix("-1t").removesuffix("-1c")
+                    if base == "ours":
                         cmd = [cli, "select", "--samples", str(parquet), "--config", str(config), "--out", str(out)]
                     else:
-                        cmd = [sys.executable, __file__, "--worker", m.removesuffix("-1t"), "--npy", str(npy),
-                               "--k", str(k), "--out", str(out)]
-                    wall, used, peak = run_process(cmd, {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-                                                   if m.endswith("-1t") else None)
+                        cmd = [sys.executable, __file__, "--worker", base, "--npy", str(npy), "--k", str(k),
+                               "--out", str(out)]
+                    one_core = m.endswith("-1c")
+                    env = {**ONE_THREAD, "LIGHTLY_SELECTION_THREADS": "1"} if one_core else (
+                        ONE_THREAD if m.endswith("-1t") else None)
+                    wall, used, peak = run_process(cmd, env, one_core=one_core)
                     if r < 0:
                         print(f"  warm-up {shape} k={k} {m}: {wall:.1f} s", flush=True)
                         continue
@@ -318,6 +332,9 @@ def main() -> None:
                 line = (f"  {m:10s} {med[m]:8.2f} s  (rounds: {', '.join(f'{t:.2f}' for t in times[m])}; "
                         f"{statistics.median(cpu[m]):.2f} cores)  peak RSS {rss[m] / 2**20:6.0f} MiB = "
                         f"{rss[m] / matrix:.2f}x matrix")
+                if m + "-1c" in med:
+                    line += (f"; {med[m + '-1c'] / med[m]:.2f}x faster than on one core (rounds: "
+                             f"{', '.join(f'{a / b:.2f}' for a, b in zip(times[m + '-1c'], times[m]))})")
                 if m != "ours" and "ours" in picks:
                     line += (f"; ours {med[m] / med['ours']:.2f}x faster; first {agree(picks['ours'], picks[m])} "
                              "picks identical")
