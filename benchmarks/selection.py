@@ -308,8 +308,8 @@ def main() -> None:
                 for m in order:
                     if r >= (a.peer_rounds if m == "mundig" else a.rounds) or (m == "mundig" and k > a.peer_max_k):
                         continue
-                    out = npy.parent / (f"picks-{m}-{k}.parquet" if m == "ours" else f"picks-{m}-{k}.npy")
                     base = m.removesuffix("-1t").removesuffix("-1c")
+                    out = npy.parent / (f"picks-{m}-{k}.parquet" if base == "ours" else f"picks-{m}-{k}.npy")
                     if base == "ours":
                         cmd = [cli, "select", "--samples", str(parquet), "--config", str(config), "--out", str(out)]
                     else:
