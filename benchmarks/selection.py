@@ -25,7 +25,7 @@ fresh process that loads the same ``.npy``/Parquet file and writes its picks:
   threads on a busy machine, much slower on a quiet one: 3.90 s vs 2.11 s on the images, 41.7 s vs 28.6 s on
   the hard shape at 22:48 on 2026-12-01); both run by default, and the headline speed-up is the one against
   the faster of the two in the same run;
-* ``ours-1c``, ``loop32-1c`` (not run by default): ``ours`` and ``loop32`` pinned to one core (CPU affinity,
+* ``ours-1c``, ``loop32-1c``, ``mundig-1c`` (not run by default): the method pinned to one core (CPU affinity,
   one selection thread, one BLAS thread). With both variants of a method the run prints how much faster the
   machine's other cores make it (wall on one core / wall on all): how well the cores are used, for work, not
   for CPU time alone (threads that spin or wait for the GIL count as CPU time too);
@@ -306,9 +306,9 @@ def main() -> None:
             for r in range(-1 if first else 0, rounds):  # round -1 (first shape only): warm-up, not timed
                 order = methods[r % len(methods):] + methods[: r % len(methods)]
                 for m in order:
-                    if r >= (a.peer_rounds if m == "mundig" else a.rounds) or (m == "mundig" and k > a.peer_max_k):
-                        continue
                     base = m.removesuffix("-1t").removesuffix("-1c")
+                    if r >= (a.peer_rounds if base == "mundig" else a.rounds) or (base == "mundig" and k > a.peer_max_k):
+                        continue
                     out = npy.parent / (f"picks-{m}-{k}.parquet" if base == "ours" else f"picks-{m}-{k}.npy")
                     if base == "ours":
                         cmd = [cli, "select", "--samples", str(parquet), "--config", str(config), "--out", str(out)]

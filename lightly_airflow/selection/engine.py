@@ -134,7 +134,7 @@ def select(
     inactive = [path for path in (f"strategies[{i}]" for i in range(len(cfg.strategies))) if path not in applying]
     if inactive:
         logger.info("selection: %s not used with %d preselected samples (their 'when')", inactive, n_pre)
-    if not any(not isinstance(e.strategy, ThresholdStrategy) for _, e in entries):
+    if not _greedy(entries):
         raise ValueError(f"no strategy applies with {n_pre} preselected samples: every non-THRESHOLD strategy "
                          "has a 'when' that excludes it; widen a 'when' range or add a strategy without one")
     n_all = candidates.num_rows
@@ -170,7 +170,7 @@ def select(
     # DIVERSITY is built last: its k-center state regroups the embedding rows in place (restored at the end),
     # so objectives that read the embeddings once (TYPICALITY, SIMILARITY) must read them first. The list
     # keeps the config's order.
-    greedy_entries = [(path, e) for path, e in entries if not isinstance(e.strategy, ThresholdStrategy)]
+    greedy_entries = _greedy(entries)
     ctx.diversity_alone = len(greedy_entries) == 1
     built = {path: _build(path, e.input, e.strategy, ctx)
              for path, e in sorted(greedy_entries, key=lambda pe: pe[1].strategy.type == "DIVERSITY")}
@@ -197,13 +197,22 @@ def select(
 def needs_embeddings(config: SelectionConfig) -> bool:
     """Whether a config reads the candidates' ``embedding`` column (DIVERSITY, SIMILARITY or TYPICALITY on the
     images' own embeddings)."""
-    return any(e.strategy.type in _EMBEDDING_STRATEGIES and isinstance(e.input, EmbeddingsInput)
-               and e.input.task is None for e in config.strategies)
+    return any(e.strategy.type in _EMBEDDING_STRATEGIES and _own_embeddings(e) for e in config.strategies)
+
+
+def _own_embeddings(entry: Any) -> bool:
+    """Whether a config entry reads the images' own embeddings (not an object task's)."""
+    return isinstance(entry.input, EmbeddingsInput) and entry.input.task is None
 
 
 def _applying(cfg: SelectionConfig, n_pre: int) -> list[tuple[str, Any]]:
     """The config's entries (path, entry) that apply with ``n_pre`` preselected samples (their ``when``)."""
     return [(f"strategies[{i}]", e) for i, e in enumerate(cfg.strategies) if e.when is None or e.when.applies(n_pre)]
+
+
+def _greedy(entries: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """The entries the greedy scores (every strategy but THRESHOLD, a filter)."""
+    return [(path, e) for path, e in entries if not isinstance(e.strategy, ThresholdStrategy)]
 
 
 def expects_compiled_state(config: SelectionConfig, n_rows: int, dim: int, n_pre: int) -> bool:
@@ -212,10 +221,9 @@ def expects_compiled_state(config: SelectionConfig, n_rows: int, dim: int, n_pre
     false for its DIVERSITY on the images' embeddings). A guess from the counts alone: THRESHOLDs and
     candidates without an embedding may leave fewer rows, and the numpy state take them."""
     entries = _applying(config, n_pre)
-    if not any(e.strategy.type == "DIVERSITY" and isinstance(e.input, EmbeddingsInput) and e.input.task is None
-               for _, e in entries):
+    if not any(e.strategy.type == "DIVERSITY" and _own_embeddings(e) for _, e in entries):
         return False
-    alone = sum(not isinstance(e.strategy, ThresholdStrategy) for _, e in entries) == 1
+    alone = len(_greedy(entries)) == 1  # (as select's ctx.diversity_alone)
     return not uses_numpy_state(n_rows, dim, n_pre, picks=config.target_count(n_rows), alone=alone)
 
 
