@@ -249,6 +249,32 @@ def test_kernels_import_numba_only_when_one_runs():
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.parametrize("busy", [False, True])
+def test_wide_list_columns_are_read_in_batches_as_small_as_fixed_size_ones(tmp_path, monkeypatch, busy):
+    # The embedding runner writes list<float>: its batches are sized by the width in the footer, as a fixed-size
+    # list's by its type (a guessed width of 64 read 20 MiB batches at D = 1,280: +62 MiB peak of a select).
+    x = clustered(700, d=1280, seed=3)
+    sizes: dict[str, list[int]] = {}
+    iter_batches = pq.ParquetFile.iter_batches
+
+    def recording(self, batch_size=65536, **kw):
+        sizes.setdefault(name, []).append(batch_size)
+        return iter_batches(self, batch_size=batch_size, **kw)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", recording)
+    got = {}
+    for name, list_type in (("fixed", pa.list_(pa.float32(), 1280)), ("list", pa.list_(pa.float32()))):
+        emb = pa.ListArray.from_arrays(pa.array(np.arange(0, 1280 * 701, 1280), pa.int32()), pa.array(x.ravel()))
+        pq.write_table(pa.table({"key": [f"k{i}" for i in range(700)], "embedding": emb.cast(list_type)}),
+                       tmp_path / f"{name}.parquet")
+        out = read_embedding_rows(str(tmp_path / f"{name}.parquet"), caller_busy=_BusyFor(10**6) if busy else None)
+        assert out is not None
+        got[name] = out[0]
+    assert sizes["list"] == sizes["fixed"] and len(sizes["list"]) == 1
+    assert sizes["list"][0] * 1280 * 4 <= 2**20  # (at most 1 MiB of float32 a batch)
+    assert np.array_equal(got["list"], got["fixed"])
+
+
 @pytest.mark.parametrize("list_type", [pa.list_(pa.float32(), 6), pa.list_(pa.float32()), pa.large_list(pa.float64())])
 def test_embedding_width_from_the_footer(tmp_path, list_type):
     t = pa.table({"key": ["a", "b", "c"], "embedding": pa.array([[0.5] * 6] * 3, list_type)})
