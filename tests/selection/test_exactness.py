@@ -434,6 +434,31 @@ def test_scans_between_passes_in_shares_on_threads_equal_those_of_one_share(monk
     assert np.array_equal(one.d2, three.d2) and np.array_equal(one.owner, three.owner)
 
 
+def test_shares_of_permuted_rows_tie_to_the_lowest_original_index(monkeypatch):
+    # After a pruned trial the rows sit permuted (position != original index). Here every twin pair is split
+    # across shares with the later share holding the lower original index: the shares' farthest (the catch-ups)
+    # and their merged lists must still tie to the lowest original index, as the reference does.
+    from lightly_airflow.selection import kernels
+    from lightly_airflow.selection.kernels import FarthestPointState
+
+    monkeypatch.setattr(kernels, "MIN_WORK_PER_THREAD", 256)
+    monkeypatch.setattr(kernels, "CANDIDATES", 64)
+    monkeypatch.setattr(kernels, "SCAN_ROWS", 700)
+    monkeypatch.setenv("LIGHTLY_SELECTION_THREADS", "3")
+    half = clustered(3000, seed=31)
+    x = np.concatenate([half, half])  # (row i and row i + 3,000 are twins)
+    pre = clustered(10, seed=32)
+    want = reference_order(x, 700, pre)
+    perm = np.concatenate([np.arange(3000, 6000), np.arange(3000)])  # (position p holds original row perm[p])
+    state = FarthestPointState(x[perm].copy(), capacity=710, mode="dense")
+    assert len(state._scans) == 3
+    state.orig[:] = perm
+    state.pos[:] = np.argsort(perm)
+    picks, _, _ = farthest_point_order(x, 700, preselected=pre, state=state)
+    assert state.catch_ups >= 5 and state.lazy_picks > 100
+    assert picks.tolist() == want
+
+
 def test_candidates_of_shares_merged_are_the_top_unselected_ties_to_the_lowest_index(monkeypatch):
     # The merged lists of the shares against a full sort, as for one list: many ties across shares, selected
     # positions, fewer unselected than wanted, a share with none unselected.
