@@ -1703,10 +1703,11 @@ class FarthestPointState:
                     # each share of the positions on its thread (rows only its own), the farthest of the shares
                     t = r
                     i, r = -1, -1.0
+                    ranks_below = getattr(_ranks_below, "py_func", _ranks_below)  # (the kernels' rule, in Python)
                     for bi, br in self._scan(lambda j, lo, hi: _catch_up_at_least(
                             t, self._d2, self.sel, self.orig, self.owner, self.x, self.sqn, self._pend64, self._pendsq,
                             self._npend, self._g0, self._stamp, self._upto, self._epoch, lo, hi)):
-                        if bi >= 0 and (i < 0 or br > r or (br == r and self.orig[bi] < self.orig[i])):
+                        if bi >= 0 and (i < 0 or ranks_below(r, self.orig[i], br, self.orig[bi])):
                             i, r = bi, br
                     self._next = (int(i), float(r))
                     self.catch_ups += 1
