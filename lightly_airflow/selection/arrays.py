@@ -226,8 +226,9 @@ class _system_pool:  # noqa: N801 - a context manager
 
 def embedding_width(pf: pq.ParquetFile) -> int | None:
     """The width D of a Parquet file's ``embedding`` column from its schema and footer alone (``pf``: a
-    ``pyarrow.parquet.ParquetFile``): the list size of a fixed-size list, else the first row group's values per
-    row (a guess when rows differ or hold nulls); None without the column or rows."""
+    ``pyarrow.parquet.ParquetFile``): the list size of a fixed-size list, else the values per non-null row of the
+    first row group that has one (a null row is one null value in the footer's counts; a guess when rows differ
+    or values inside a row are null); None without the column or rows."""
     names = pf.schema_arrow.names
     if C.EMBEDDING not in names:
         return None
@@ -240,8 +241,13 @@ def embedding_width(pf: pq.ParquetFile) -> int | None:
         if rg.num_rows:
             for c in range(rg.num_columns):
                 col = rg.column(c)
-                if col.path_in_schema.split(".")[0] == C.EMBEDDING:
-                    return max(int(round(col.num_values / rg.num_rows)), 1)
+                if col.path_in_schema.split(".")[0] != C.EMBEDDING:
+                    continue
+                # (without the nulls, half the rows null halved the width: batches twice as large, and the
+                # compiled state's routing by width misled)
+                nulls = col.statistics.null_count if col.is_stats_set and col.statistics.has_null_count else 0
+                if rg.num_rows > nulls:
+                    return max(int(round((col.num_values - nulls) / (rg.num_rows - nulls))), 1)
     return None
 
 

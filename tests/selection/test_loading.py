@@ -286,6 +286,17 @@ def test_embedding_width_from_the_footer(tmp_path, list_type):
     assert embedding_width(pq.ParquetFile(tmp_path / "e.parquet")) in (None, 6)
 
 
+
+@pytest.mark.parametrize("empty", [None, []])
+def test_embedding_width_of_a_list_column_with_null_rows(tmp_path, empty):
+    # Half the rows without an embedding (null or empty): each is one null value in the footer's counts, so
+    # values per row would say 640; the width is that of the rows that have one (batch sizes and routing use it).
+    rows = [empty if i % 2 else [0.25] * 1280 for i in range(1000)]
+    pq.write_table(pa.table({"embedding": pa.array(rows, pa.list_(pa.float32()))}), tmp_path / "n.parquet")
+    assert embedding_width(pq.ParquetFile(tmp_path / "n.parquet")) == 1280
+    pq.write_table(pa.table({"embedding": pa.array([None] * 3, pa.list_(pa.float32()))}), tmp_path / "z.parquet")
+    assert embedding_width(pq.ParquetFile(tmp_path / "z.parquet")) is None
+
 # Limits of the numpy state low enough that a few hundred rows reach the compiled one (in a child process too)
 _ROUTING = {"NUMPY_MAX_ROWS": 100, "NUMPY_MAX_ROWS_HEAP": 150, "NUMPY_MAX_WORK": 200 * 30}
 _ROUTING_CHILD = "".join(f"kernels.{name} = {value}; " for name, value in _ROUTING.items())
