@@ -358,7 +358,7 @@ def list_new(
         ) from None
     except LightlyFileError as exc:  # e.g. a symbolic link out of .lightly/: a retry cannot fix it
         raise ParamError("worker_config.relevant_filenames_file", f"{exc}.",
-                         "put the file itself into the .lightly/ folder.") from None
+                         "put the file itself, as UTF-8 text, into the .lightly/ folder.") from None
     files, known = found.files, found.known
     from lightly_airflow.video.listing import expand_videos
 
