@@ -518,8 +518,9 @@ def selection_config_json_schema() -> dict[str, Any]:
     """The JSON schema of the selection config (drives the DAG's trigger form).
 
     Generated from the models, so the form applies the same field rules as :func:`parse_selection_config`;
-    every property is also offered under Lightly's camelCase name. Cross-field rules (valid pairs, exactly
-    one count) are checked by the first task.
+    every property is also offered under Lightly's camelCase name, and a required one (TILING's ``num_rows``)
+    may be given in either spelling. Cross-field rules (valid pairs, exactly one count) are checked by the
+    first task.
     """
     schema = SelectionConfig.model_json_schema(by_alias=False)
     for node in [schema, *schema.get("$defs", {}).values()]:
@@ -530,4 +531,10 @@ def selection_config_json_schema() -> dict[str, Any]:
             camel = to_camel(name)
             if camel != name:
                 props.setdefault(camel, props[name])
+        required = node.get("required", [])
+        either = [name for name in required if to_camel(name) != name]
+        if either:
+            node["required"] = [name for name in required if name not in either]
+            node.setdefault("allOf", []).extend(
+                {"anyOf": [{"required": [name]}, {"required": [to_camel(name)]}]} for name in either)
     return schema

@@ -212,3 +212,25 @@ def test_trigger_form_schema_and_first_task_agree():
                                             "strategy": {"type": "WEIGHTS"}}]}
     assert jsonschema.Draft202012Validator(schema).is_valid(camel)
     parse_selection_config(camel)
+
+
+def test_trigger_form_takes_camel_case_required_keys_as_the_first_task_does():
+    """TILING's required num_rows/num_cols in Lightly's camelCase: the first task accepted them, the trigger
+    form (Airflow's Param with the published schema) refused "'num_rows' is a required property"."""
+    from airflow.exceptions import ParamValidationError
+    from airflow.sdk import Param
+
+    schema = {k: v for k, v in selection_config_json_schema().items() if k not in ("title", "description", "type")}
+    param = Param({"n_samples": 1, "strategies": [{"input": E, "strategy": {"type": "DIVERSITY"}}]}, type="object",
+                  **schema)
+    tiles = {"type": "TILING", "name": "tiles", "numRows": 2, "numCols": 3}
+    camel = {"nSamples": 4, "autoTasks": [tiles],
+             "strategies": [{"input": {"type": "EMBEDDINGS", "task": "tiles"}, "strategy": {"type": "DIVERSITY"}}]}
+    assert param.resolve(camel) == camel
+    assert parse_selection_config(camel).auto_tasks[0].num_cols == 3
+    without = {**camel, "autoTasks": [{"type": "TILING", "name": "tiles", "numRows": 2}]}
+    with pytest.raises(ParamValidationError):
+        param.resolve(without)
+    with pytest.raises(ConfigError, match=r"autoTasks\[0\].numCols: required key is missing"):
+        parse_selection_config(without)
+
