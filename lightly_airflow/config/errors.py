@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 
 class ConfigError(ValueError):
@@ -31,3 +34,12 @@ def _show(value: Any) -> str:
 
 
 MISSING = _MISSING
+
+
+def given_twice(model: type[BaseModel], key: Any) -> str | None:
+    """The message for ``key`` reported as unknown although it is a field of ``model``: it was given in both
+    spellings (pydantic takes the camelCase alias and calls the field name unknown); ``None`` otherwise."""
+    info = model.model_fields.get(key) if isinstance(key, str) else None
+    if info is None or not info.alias or info.alias == key:
+        return None
+    return f"given twice, as {info.alias!r} and {key!r} (the same key in camelCase and snake_case): keep one"

@@ -31,7 +31,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from lightly_airflow.config.errors import ConfigError
+from lightly_airflow.config.errors import ConfigError, given_twice
 
 OPERATIONS = ("SMALLER", "SMALLER_EQUAL", "BIGGER", "BIGGER_EQUAL")
 DISTRIBUTIONS = ("TARGET", "UNIFORM", "INPUT")
@@ -457,10 +457,15 @@ def problems_of(exc: ValidationError) -> list[tuple[str, Any, str]]:
 
 
 def _unknown_key_message(loc: tuple[Any, ...] | list[Any]) -> str:
-    """``unknown key; allowed keys: [...]`` for the model the key was given to."""
+    """``unknown key; allowed keys: [...]`` for the model the key was given to; for a key given in both
+    spellings (``nSamples`` and ``n_samples``), which pydantic reports as the snake_case one being unknown,
+    says so."""
     model = _model_at(loc[:-1])
     if model is None:
         return "unknown key"
+    twice = given_twice(model, loc[-1])
+    if twice:
+        return twice
     return f"unknown key; allowed keys: {list(model.model_fields)}"
 
 

@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from lightly_airflow.config.errors import ConfigError
+from lightly_airflow.config.errors import ConfigError, given_twice
 
 _M = TypeVar("_M", bound="_Strict")
 
@@ -317,17 +317,23 @@ class LightlyConfig(_Strict):
 
 
 # ---------------------------------------------------------------------------------------------- parsing
-def _closest(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
-    """``Did you mean 'x'?`` for an unknown key at ``loc``, walking ``model``'s fields along the path."""
+def _model_along(model: type[BaseModel], path: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model a key at ``path`` (without the key) belongs to, walking ``model``'s fields."""
     current: type[BaseModel] | None = model
-    for part in loc[:-1]:
+    for part in path:
         if current is None:
-            return ""
+            return None
         fields = current.model_fields
         info = fields.get(str(part)) or next((f for f in fields.values() if f.alias == part), None)
         if info is None:
-            return ""
+            return None
         current = _model_in(info.annotation)
+    return current
+
+
+def _closest(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """``Did you mean 'x'?`` for an unknown key at ``loc``, walking ``model``'s fields along the path."""
+    current = _model_along(model, loc[:-1])
     if current is None:
         return ""
     names = list(current.model_fields) + [f.alias for f in current.model_fields.values() if f.alias]
@@ -358,7 +364,9 @@ def problems_from(exc: ValidationError, model: type[BaseModel]) -> list[tuple[st
             continue
         path = _json_path(err["loc"])
         if err["type"] == "extra_forbidden":
-            problems.append((path, err.get("input"), "unknown key; Lightly does not know it either."
+            owner = _model_along(model, tuple(err["loc"])[:-1])
+            twice = given_twice(owner, err["loc"][-1]) if owner is not None else None
+            problems.append((path, err.get("input"), twice or "unknown key; Lightly does not know it either."
                              + _closest(model, tuple(err["loc"]))))
         else:
             problems.append((path, err.get("input"), _message(err)))

@@ -234,3 +234,22 @@ def test_trigger_form_takes_camel_case_required_keys_as_the_first_task_does():
     with pytest.raises(ConfigError, match=r"autoTasks\[0\].numCols: required key is missing"):
         parse_selection_config(without)
 
+
+@pytest.mark.parametrize("parse, config, path, spellings", [
+    (parse_selection_config, {"nSamples": 5, "n_samples": 5, "strategies": [{"input": E, "strategy": {"type": "DIVERSITY"}}]},
+     "n_samples", ("nSamples", "n_samples")),
+    (parse_selection_config, {"n_samples": 5, "strategies": [{"input": {"type": "RANDOM", "randomSeed": 1, "random_seed": 2},
+                                                              "strategy": {"type": "WEIGHTS"}}]},
+     "strategies[0].input.random_seed", ("randomSeed", "random_seed")),
+    (parse_worker_config, {"datasource": {"processAll": True, "process_all": True}},
+     "datasource.process_all", ("processAll", "process_all")),
+])
+def test_a_key_given_in_both_spellings_is_named_as_given_twice(parse, config, path, spellings):
+    """Was "n_samples: unknown key; allowed keys: ['n_samples', …]" (and for the worker config "unknown key;
+    Lightly does not know it either. Did you mean 'process_all'?" about process_all itself)."""
+    with pytest.raises(ConfigError) as info:
+        parse(config)
+    assert [p[0] for p in info.value.problems] == [path]
+    message = info.value.problems[0][2]
+    assert "unknown" not in message and all(repr(s) in message for s in spellings) and "keep one" in message
+
