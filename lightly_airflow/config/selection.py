@@ -499,7 +499,7 @@ def parse_selection_config(obj: dict[str, Any] | str | SelectionConfig) -> Selec
     data: Any = obj
     if isinstance(obj, str):
         try:
-            data = json.loads(obj)
+            data = json.loads(obj.removeprefix("\ufeff"))  # a file saved "UTF-8 with BOM" (Notepad, PowerShell)
         except json.JSONDecodeError as exc:
             raise ConfigError("selection config", [("", obj[:80], f"not valid JSON: {exc}")]) from None
     if not isinstance(data, dict):

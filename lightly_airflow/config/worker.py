@@ -401,6 +401,7 @@ def _message(err: Any) -> str:
 
 def _load(obj: Any, what: str) -> Any:
     if isinstance(obj, str):
+        obj = obj.removeprefix("\ufeff")  # a file saved "UTF-8 with BOM" (Notepad, PowerShell)
         if not obj.strip():
             return {}
         try:

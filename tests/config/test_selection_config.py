@@ -253,3 +253,10 @@ def test_a_key_given_in_both_spellings_is_named_as_given_twice(parse, config, pa
     message = info.value.problems[0][2]
     assert "unknown" not in message and all(repr(s) in message for s in spellings) and "keep one" in message
 
+
+def test_config_json_saved_with_a_byte_order_mark_parses():
+    """A config file saved "UTF-8 with BOM" (Notepad, PowerShell's Out-File) and read as text: was "not valid
+    JSON: Unexpected UTF-8 BOM"."""
+    text = json.dumps(DOC_EXAMPLES["coral"])
+    assert parse_selection_config("\ufeff" + text) == parse_selection_config(text)
+    assert parse_worker_config('\ufeff{"datasource": {"process_all": true}}').datasource.process_all is True
