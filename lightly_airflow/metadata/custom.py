@@ -11,6 +11,7 @@ that is missing (or ``null``) takes ``defaultValue`` (else stays null). For a vi
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import math
 import re
 from dataclasses import dataclass
@@ -170,6 +171,7 @@ def parse_metadata_schema(obj: Any) -> tuple[list[MetadataField], list[tuple[str
         if not isinstance(entry, dict):
             problems.append((where, f"must be an object with name, path and valueDataType, found {type(entry).__name__}"))
             continue
+        entry = _entry_keys(entry, where, problems)
         name, path, value_type = entry.get("name"), entry.get("path"), entry.get("valueDataType")
         if not isinstance(name, str) or not name:
             problems.append((f"{where}.name", "must be a non-empty string"))
@@ -184,6 +186,9 @@ def parse_metadata_schema(obj: Any) -> tuple[list[MetadataField], list[tuple[str
             continue
         if steps[0] == RESERVED_TOP_LEVEL:
             problems.append((f"{where}.path", f"the top-level key {RESERVED_TOP_LEVEL!r} is reserved for computed metadata"))
+            continue
+        if value_type is None:
+            problems.append((f"{where}.valueDataType", f"is missing; give one of {sorted(VALUE_TYPES)}"))
             continue
         if value_type not in VALUE_TYPES:
             problems.append((f"{where}.valueDataType", f"{value_type!r} is not one of {sorted(VALUE_TYPES)}"))
@@ -201,6 +206,32 @@ def parse_metadata_schema(obj: Any) -> tuple[list[MetadataField], list[tuple[str
         seen.add(path)
         fields.append(MetadataField(name=name, path=path, value_type=value_type, default=default, steps=steps))
     return fields, problems
+
+
+#: The keys of a schema entry (Lightly's ``ConfigurationEntry``), with the snake_case spellings its model also
+#: accepts (``allow_population_by_field_name``).
+ENTRY_KEYS = ("name", "path", "defaultValue", "valueDataType")
+_SNAKE = {"default_value": "defaultValue", "value_data_type": "valueDataType"}
+
+
+def _entry_keys(entry: dict[Any, Any], where: str, problems: list[tuple[str, str]]) -> dict[Any, Any]:
+    """``entry`` with snake_case spellings as Lightly's (camelCase) keys; a key given in both spellings and an
+    unknown key (which Lightly's model refuses) are reported, never silently dropped."""
+    out = dict(entry)
+    for snake, camel in _SNAKE.items():
+        if snake in out:
+            value = out.pop(snake)
+            if camel in out:
+                problems.append((f"{where}.{snake}", f"given twice, as {camel!r} and {snake!r}: keep one "
+                                 f"({camel!r} is used)"))
+            else:
+                out[camel] = value
+    for key in out:
+        if key not in ENTRY_KEYS:
+            close = difflib.get_close_matches(str(key), ENTRY_KEYS, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append((f"{where}.{key}"[:200], f"unknown key, ignored (an entry has {list(ENTRY_KEYS)}){hint}"))
+    return out
 
 
 def values_from_file(

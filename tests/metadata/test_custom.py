@@ -195,3 +195,26 @@ def test_lightly_doc_metadata_files_trailing_comma_named_and_other_encodings_rea
     assert [(e[C.KEY], e["path"]) for e in errors] == [("subdir/image_1.png", ".lightly/metadata/subdir/image_1.json")]
     assert errors[0]["reason"] == ("invalid JSON: a trailing comma before '}' at line 11 column 26 (JSON allows "
                                    "none): remove that comma")
+
+
+def test_schema_entry_spellings_of_lightlys_model_and_unknown_keys():
+    """Lightly's ConfigurationEntry accepts default_value/value_data_type as well (allow_population_by_field_name)
+    and refuses other keys. Here an entry with value_data_type was dropped as "None is not one of [...]", and a
+    default_value or a misspelt 'defaultvalue' was ignored without a word."""
+    fields, problems = parse_metadata_schema([
+        {"name": "Temperature", "path": "weather.temperature", "value_data_type": "NUMERIC_FLOAT", "default_value": 0.5},
+        {"name": "Vehicle", "path": "vehicle_id", "valueDataType": "CATEGORICAL_INT", "defaultvalue": 7},
+        {"name": "Scene", "path": "scene", "valueDataType": "CATEGORICAL_STRING", "defaultValue": "a",
+         "default_value": "b"},
+        {"name": "Road", "path": "road"},
+    ])
+    assert [(f.path, f.value_type, f.default) for f in fields] == [
+        ("weather.temperature", "NUMERIC_FLOAT", 0.5), ("vehicle_id", "CATEGORICAL_INT", None),
+        ("scene", "CATEGORICAL_STRING", "a")]
+    assert problems[0] == ("[1].defaultvalue", "unknown key, ignored (an entry has ['name', 'path', 'defaultValue', "
+                                               "'valueDataType']); did you mean 'defaultValue'?")
+    assert problems[1][0] == "[2].default_value" and "given twice" in problems[1][1]
+    assert problems[2] == ("[3].valueDataType", "is missing; give one of " + str(sorted(
+        ["CATEGORICAL_BOOLEAN", "CATEGORICAL_DATETIME", "CATEGORICAL_INT", "CATEGORICAL_STRING",
+         "CATEGORICAL_TIMESTAMP", "NUMERIC_FLOAT", "NUMERIC_INT", "OTHER_STRING"])))
+    assert len(problems) == 3
