@@ -351,6 +351,36 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+_V2 = "a Lightly Worker V2 key (Lightly's V3/V4 worker_config refuses it too)"
+_USE_SELECTION = ("put the selection into selection_config: 'coreset' is {\"n_samples\": N, \"strategies\": [{\"input\": "
+                  "{\"type\": \"EMBEDDINGS\"}, \"strategy\": {\"type\": \"DIVERSITY\"}}]} (docs/selection.md)")
+_USE_SCORES = ("use a SCORES input in selection_config: {\"input\": {\"type\": \"SCORES\", \"task\": <task_name>, "
+               "\"score\": <score_name>}, \"strategy\": {\"type\": \"WEIGHTS\"}}")
+#: Top-level keys of older Lightly Worker configs (in Lightly's docs' examples, e.g. trigger_job.py): what
+#: they did and the fix here, instead of a bare "unknown key".
+LEGACY_KEYS: dict[str, str] = {
+    "enable_corruptness_check": "corrupt images are always detected here, reported and never selected; video "
+                                "frames use corruptness_check.corruption_threshold. Fix: remove it",
+    "remove_exact_duplicates": "exact duplicates (same content hash) are always marked here, reported and never "
+                               "selected. Fix: remove it",
+    "pretagging_debug": "pretagging is not available here. Fix: remove it",
+    "pretagging_config": "pretagging is not available here. Fix: remove it",
+    "method": f"the selection method is the selection_config's strategies now. Fix: remove it and {_USE_SELECTION}",
+    "stopping_condition": "the counts are selection_config's n_samples / proportion_samples (a V2 n_samples "
+                          "below 1 was a proportion) and DIVERSITY's stopping_condition_minimum_distance (V2's "
+                          "min_distance). Fix: remove it and set those in selection_config",
+    "scorer": f"active-learning scores come from selection_config inputs. Fix: remove it and {_USE_SCORES}",
+    "scorer_config": f"active-learning scores come from selection_config inputs. Fix: remove it and {_USE_SCORES}",
+    "active_learning": f"active-learning scores come from selection_config inputs. Fix: remove it and {_USE_SCORES}",
+    "dump_dataset": "selected files are never copied: the datapool lists them. Fix: remove it",
+    "dump_sampled_embeddings": "the datapool keeps every sample's embedding. Fix: remove it",
+    "output_image_size": "selected files are never copied or resized. Fix: remove it",
+    "upload_dataset": "there is no Lightly Platform to upload to; the datapool holds the selection. Fix: remove it",
+    "append_weak_labels": "there is no Lightly Platform dataset to label. Fix: remove it",
+    "datapool": "the datapool is the run's datapool_uri. Fix: remove it and pass datapool_uri",
+}
+
+
 def problems_from(exc: ValidationError, model: type[BaseModel]) -> list[tuple[str, Any, str]]:
     """``(json_path, given, message)`` for every error of a pydantic ``ValidationError``."""
     problems: list[tuple[str, Any, str]] = []
@@ -366,6 +396,10 @@ def problems_from(exc: ValidationError, model: type[BaseModel]) -> list[tuple[st
         if err["type"] == "extra_forbidden":
             owner = _model_along(model, tuple(err["loc"])[:-1])
             twice = given_twice(owner, err["loc"][-1]) if owner is not None else None
+            legacy = LEGACY_KEYS.get(str(err["loc"][-1])) if model is WorkerConfig and len(err["loc"]) == 1 else None
+            if legacy:
+                problems.append((path, err.get("input"), f"{_V2}: {legacy}."))
+                continue
             problems.append((path, err.get("input"), twice or "unknown key; Lightly does not know it either."
                              + _closest(model, tuple(err["loc"]))))
         else:
