@@ -46,6 +46,15 @@ class _Strict(BaseModel):
         extra="forbid", strict=True, populate_by_name=True, alias_generator=to_camel, frozen=True,
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_unset(cls, data: Any) -> Any:
+        """Every key of Lightly's models is optional and takes ``null`` (the client's ``None``): not set, so
+        its default here (``{"datasource": null}`` was refused as not a dictionary)."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
+
     def notes(self, prefix: str = "") -> list[str]:
         """"``key``: has no effect here, because …" for every set key whose effect is ``no_effect``."""
         out: list[str] = []

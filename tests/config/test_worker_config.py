@@ -214,3 +214,16 @@ def test_v2_keys_of_lightlys_doc_examples_are_refused_with_what_to_do(name: str)
     cleaned = {k: v for k, v in given.items() if k not in legacy}
     assert parse_worker_config(cleaned).model_fields_set <= {"enable_training", "pretagging", "relevant_filenames_file",
                                                              "selected_sequence_length"}
+
+
+def test_null_for_a_key_means_not_set_as_in_lightlys_models() -> None:
+    """Every key of Lightly's worker/lightly config models is Optional: the client sends null for an unset
+    one. {"datasource": null} was refused with pydantic's "Input should be a valid dictionary or instance of
+    DatasourceOptions", a null boolean or number as a type error."""
+    given = {"datasource": None, "corruptness_check": None, "normalize_embeddings": None, "relevant_filenames_file": None,
+             "selected_sequence_length": None, "enable_training": None, "crops": {"enable_upload": None}}
+    assert parse_worker_config(given) == parse_worker_config({"crops": {}})
+    assert parse_worker_config(given).notes() == []
+    lightly = parse_lightly_config({"seed": None, "model": {"name": None, "num_ftrs": None}, "loader": None})
+    assert lightly.embed_overrides() == {} and lightly.notes() == []
+
