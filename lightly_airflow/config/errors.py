@@ -43,3 +43,23 @@ def given_twice(model: type[BaseModel], key: Any) -> str | None:
     if info is None or not info.alias or info.alias == key:
         return None
     return f"given twice, as {info.alias!r} and {key!r} (the same key in camelCase and snake_case): keep one"
+
+
+def shape_message(err: Any) -> str | None:
+    """Plain words for pydantic's errors about a value's JSON shape (no model class names, no "Input should
+    be ..."); ``None`` for other errors."""
+    kind = err["type"]
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "must be a JSON object ({...})"
+    if kind == "list_type":
+        return "must be a JSON list ([...])"
+    if kind == "string_type":
+        return "must be a JSON string"
+    if kind in ("string_too_short", "too_short") and not err.get("input"):
+        return "must not be empty"
+    if kind == "string_pattern_mismatch":
+        pattern = (err.get("ctx") or {}).get("pattern", "")
+        return "must not be empty" if err.get("input") == "" else f"has characters not allowed here (allowed: {pattern})"
+    if kind == "missing":
+        return "required key is missing"
+    return None

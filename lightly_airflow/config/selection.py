@@ -31,7 +31,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from lightly_airflow.config.errors import ConfigError, given_twice
+from lightly_airflow.config.errors import ConfigError, given_twice, shape_message
 
 OPERATIONS = ("SMALLER", "SMALLER_EQUAL", "BIGGER", "BIGGER_EQUAL")
 DISTRIBUTIONS = ("TARGET", "UNIFORM", "INPUT")
@@ -437,7 +437,7 @@ def _message(err: Any) -> str:
         return "must be a JSON integer"
     if kind in ("float_type", "finite_number"):
         return "must be a finite number"
-    return str(err["msg"]).removeprefix("Value error, ")
+    return shape_message(err) or str(err["msg"]).removeprefix("Value error, ")
 
 
 def problems_of(exc: ValidationError) -> list[tuple[str, Any, str]]:

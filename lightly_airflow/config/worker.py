@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from lightly_airflow.config.errors import ConfigError, given_twice
+from lightly_airflow.config.errors import ConfigError, given_twice, shape_message
 
 _M = TypeVar("_M", bound="_Strict")
 
@@ -435,6 +435,9 @@ def _json_path(loc: tuple[Any, ...] | list[Any]) -> str:
 
 def _message(err: Any) -> str:
     msg = str(err["msg"])
+    shape = shape_message(err)
+    if shape is not None:
+        return shape
     if err["type"] == "bool_type":
         return "must be a JSON boolean (true or false), as in Lightly"
     if err["type"] in ("int_type", "int_from_float"):

@@ -260,3 +260,20 @@ def test_config_json_saved_with_a_byte_order_mark_parses():
     text = json.dumps(DOC_EXAMPLES["coral"])
     assert parse_selection_config("\ufeff" + text) == parse_selection_config(text)
     assert parse_worker_config('\ufeff{"datasource": {"process_all": true}}').datasource.process_all is True
+
+
+@pytest.mark.parametrize("strategies, path, message", [
+    ({"input": E, "strategy": {"type": "DIVERSITY"}}, "strategies", "must be a JSON list ([...])"),
+    ([], "strategies", "must not be empty"),
+    ([["EMBEDDINGS", "DIVERSITY"]], "strategies[0]", "must be a JSON object ({...})"),
+    ([{"input": {"type": "SCORES", "task": "", "score": "uncertainty_margin"}, "strategy": {"type": "WEIGHTS"}}],
+     "strategies[0].input.task", "must not be empty"),
+    ([{"input": {"type": "METADATA", "key": 3}, "strategy": {"type": "WEIGHTS"}}], "strategies[0].input.key",
+     "must be a JSON string"),
+])
+def test_shape_errors_in_plain_words(strategies, path, message):
+    """Not pydantic's "Input should be a valid list", "… instance of StrategyEntry", "String should match
+    pattern '^[a-zA-Z0-9_+=,.@:\\/-]+$'" for an empty task."""
+    with pytest.raises(ConfigError) as info:
+        parse_selection_config({"n_samples": 5, "strategies": strategies})
+    assert [(p, m) for p, _, m in info.value.problems] == [(path, message)]

@@ -227,3 +227,16 @@ def test_null_for_a_key_means_not_set_as_in_lightlys_models() -> None:
     lightly = parse_lightly_config({"seed": None, "model": {"name": None, "num_ftrs": None}, "loader": None})
     assert lightly.embed_overrides() == {} and lightly.notes() == []
 
+
+@pytest.mark.parametrize("given, path, message", [
+    ({"datasource": []}, "datasource", "must be a JSON object ({...})"),
+    ({"crops": {"enable_upload_for_tasks": "det"}}, "crops.enable_upload_for_tasks", "must be a JSON list ([...])"),
+    ({"relevant_filenames_file": 3}, "relevant_filenames_file", "must be a JSON string"),
+    ({"datasource": {"input_expiration": {"handling_strategy": "SKIP"}}},
+     "datasource.input_expiration.minDaysToExpiration", "required key is missing"),
+])
+def test_shape_errors_in_plain_words(given: dict, path: str, message: str) -> None:
+    """Not pydantic's "Input should be a valid dictionary or instance of DatasourceOptions" / "Field required"."""
+    with pytest.raises(ConfigError) as info:
+        parse_worker_config(given)
+    assert [(p, m) for p, _, m in info.value.problems] == [(path, message)]
