@@ -234,6 +234,19 @@ def _entry_keys(entry: dict[Any, Any], where: str, problems: list[tuple[str, str
     return out
 
 
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
 def values_from_file(
     obj: Any, fields: list[MetadataField], key: str, *, accepted_names: tuple[str, ...] = ()
 ) -> tuple[list[Any], list[tuple[str, str]]]:
@@ -248,7 +261,7 @@ def values_from_file(
     problems: list[tuple[str, str]] = []
     defaults = [f.default for f in fields]
     if not isinstance(obj, dict):
-        return defaults, [("", f"must be a JSON object with file_name and metadata, found {type(obj).__name__}")]
+        return defaults, [("", f"must be a JSON object with file_name and metadata, found {_json_type(obj)}")]
     file_name = obj.get("file_name")
     if file_name is not None:
         problem = check_relative_file_name(file_name)
@@ -261,7 +274,13 @@ def values_from_file(
         problems.append(("type", f"{file_type!r} is not one of {list(FILE_TYPES)}"[:300]))
     metadata = obj.get("metadata")
     if not isinstance(metadata, dict):
-        problems.append(("metadata", f"must be a JSON object, found {type(metadata).__name__}"))
+        if "metadata" not in obj:
+            top = sorted({str(f.steps[0]) for f in fields} & set(obj))
+            hint = f" (found {top[:5]} at the top level)" if top else ""
+            problems.append(("metadata", f"is missing{hint}: Lightly's format puts the values under \"metadata\": "
+                             "{\"file_name\": ..., \"type\": \"image\", \"metadata\": {...}}"))
+        else:
+            problems.append(("metadata", f"must be a JSON object, found {_json_type(metadata)}"))
         return defaults, problems
     if RESERVED_TOP_LEVEL in metadata:
         problems.append((f"metadata.{RESERVED_TOP_LEVEL}", "the top-level key 'lightly' is reserved and was ignored"))

@@ -218,3 +218,18 @@ def test_schema_entry_spellings_of_lightlys_model_and_unknown_keys():
         ["CATEGORICAL_BOOLEAN", "CATEGORICAL_DATETIME", "CATEGORICAL_INT", "CATEGORICAL_STRING",
          "CATEGORICAL_TIMESTAMP", "NUMERIC_FLOAT", "NUMERIC_INT", "OTHER_STRING"])))
     assert len(problems) == 3
+
+
+def test_values_written_without_the_metadata_wrapper_are_named_as_such():
+    """A per-file JSON with the values at the top level (no "metadata" object) was reported as "metadata: must
+    be a JSON object, found NoneType"; now the message says the key is missing, which values sit at the top
+    level, and Lightly's layout."""
+    fields, _ = parse_metadata_schema(LIGHTLY_DOC_SCHEMA)
+    flat = {"file_name": "a.png", "type": "image", "scene": "highway", "weather": {"description": "rainy"}}
+    values, problems = values_from_file(flat, fields, "a.png", accepted_names=("a.png",))
+    assert values == [f.default for f in fields]
+    assert problems == [("metadata", "is missing (found ['scene', 'weather'] at the top level): Lightly's format "
+                                     'puts the values under "metadata": {"file_name": ..., "type": "image", '
+                                     '"metadata": {...}}')]
+    _, problems = values_from_file({"file_name": "a.png", "metadata": [1]}, fields, "a.png")
+    assert problems == [("metadata", "must be a JSON object, found a list")]
