@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from lightly_airflow.config.errors import describe_json_error
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri
 
 logger = logging.getLogger(__name__)
@@ -220,23 +221,9 @@ def parse_json_bytes(data: bytes, relpath: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise LightlyFileError(relpath, "", _json_error(exc)) from None
+        raise LightlyFileError(relpath, "", f"invalid JSON: {describe_json_error(exc)}") from None
     except RecursionError:
         raise LightlyFileError(relpath, "", "invalid JSON: nested too deeply") from None
-
-
-def _json_error(exc: json.JSONDecodeError) -> str:
-    """``invalid JSON: … at line L column C``; a trailing comma (Python's "Expecting property name" or "Expecting
-    value" right before a closing bracket) is named with the comma's own position."""
-    text, pos = exc.doc, exc.pos
-    before = text[:pos].rstrip()
-    if before.endswith(",") and text[pos : pos + 1] in ("}", "]"):
-        comma = len(before) - 1
-        line = text.count("\n", 0, comma) + 1
-        column = comma - (text.rfind("\n", 0, comma) + 1) + 1
-        return (f"invalid JSON: a trailing comma before '{text[pos]}' at line {line} column {column} "
-                "(JSON allows none): remove that comma")
-    return f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
 
 
 def read_lightly_file(lightly_uri: str, relpath: str, credentials: StorageCredentials | None = None) -> bytes | None:

@@ -63,3 +63,16 @@ def shape_message(err: Any) -> str | None:
     if kind == "missing":
         return "required key is missing"
     return None
+
+
+def describe_json_error(exc: json.JSONDecodeError) -> str:
+    """``<what> at line L column C``; a trailing comma (Python's "Expecting property name" or "Expecting value"
+    right before a closing bracket) is named with the comma's own position."""
+    text, pos = exc.doc, exc.pos
+    before = text[:pos].rstrip()
+    if before.endswith(",") and text[pos : pos + 1] in ("}", "]"):
+        comma = len(before) - 1
+        line = text.count("\n", 0, comma) + 1
+        column = comma - (text.rfind("\n", 0, comma) + 1) + 1
+        return f"a trailing comma before '{text[pos]}' at line {line} column {column} (JSON allows none): remove that comma"
+    return f"{exc.msg} at line {exc.lineno} column {exc.colno}"

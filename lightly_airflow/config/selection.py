@@ -31,7 +31,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from lightly_airflow.config.errors import ConfigError, given_twice, shape_message
+from lightly_airflow.config.errors import ConfigError, describe_json_error, given_twice, shape_message
 
 OPERATIONS = ("SMALLER", "SMALLER_EQUAL", "BIGGER", "BIGGER_EQUAL")
 DISTRIBUTIONS = ("TARGET", "UNIFORM", "INPUT")
@@ -501,7 +501,7 @@ def parse_selection_config(obj: dict[str, Any] | str | SelectionConfig) -> Selec
         try:
             data = json.loads(obj.removeprefix("\ufeff"))  # a file saved "UTF-8 with BOM" (Notepad, PowerShell)
         except json.JSONDecodeError as exc:
-            raise ConfigError("selection config", [("", obj[:80], f"not valid JSON: {exc}")]) from None
+            raise ConfigError("selection config", [("", obj[:80], f"not valid JSON: {describe_json_error(exc)}")]) from None
     if not isinstance(data, dict):
         raise ConfigError("selection config", [("", data, "the selection config must be a JSON object")])
     try:

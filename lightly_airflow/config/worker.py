@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from lightly_airflow.config.errors import ConfigError, given_twice, shape_message
+from lightly_airflow.config.errors import ConfigError, describe_json_error, given_twice, shape_message
 
 _M = TypeVar("_M", bound="_Strict")
 
@@ -453,7 +453,7 @@ def _load(obj: Any, what: str) -> Any:
         try:
             return json.loads(obj)
         except json.JSONDecodeError as exc:
-            raise ConfigError(what, [("", obj[:80], f"not valid JSON: {exc}")]) from None
+            raise ConfigError(what, [("", obj[:80], f"not valid JSON: {describe_json_error(exc)}")]) from None
     return obj
 
 

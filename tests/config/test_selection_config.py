@@ -277,3 +277,14 @@ def test_shape_errors_in_plain_words(strategies, path, message):
     with pytest.raises(ConfigError) as info:
         parse_selection_config({"n_samples": 5, "strategies": strategies})
     assert [(p, m) for p, _, m in info.value.problems] == [(path, message)]
+
+
+def test_config_json_with_a_trailing_comma_names_the_comma():
+    """Was "Expecting property name enclosed in double quotes: line 3 column 1" (the position after it)."""
+    text = '{"n_samples": 5, "strategies": [\n  {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},\n]}'
+    with pytest.raises(ConfigError) as info:
+        parse_selection_config(text)
+    assert info.value.problems[0][2] == ("not valid JSON: a trailing comma before ']' at line 2 column 71 (JSON "
+                                         "allows none): remove that comma")
+    with pytest.raises(ConfigError, match="a trailing comma before '}' at line 1 column 36"):
+        parse_worker_config('{"datasource": {"process_all": true,}}')
