@@ -124,3 +124,37 @@ def test_metadata_kind_fits_the_strategy_as_lightly_documents(tmp_path: Path, ke
     if not ok:
         _, problem, fix = problems[0]
         assert repr(key) in problem and strategy["type"] in problem + fix
+
+
+@pytest.mark.parametrize("content, words", [
+    (None, ["not found at", ".lightly/relevant.txt"]),
+    ("image_1.png\nsubdir/caf\xe9.png\n".encode("latin-1"), [".lightly/relevant.txt: not UTF-8 text"]),
+    (b"image_1.png\n!image_2.png\n", [".lightly/relevant.txt, line 2", "re-include rule must follow a prefix"]),
+    (b"\xef\xbb\xbfimage_1.png\r\nsubdir/* subdir/image_4*\r\n", None),
+])
+def test_relevant_filenames_file_is_checked_by_the_first_task(tmp_path: Path, content: bytes | None, words) -> None:
+    """A missing, non-UTF-8 or unparsable relevant-filenames file failed the sensor (the DAG's first task) with
+    a plain exception, so Airflow retried it twice before failing (the list task likewise); now the first task
+    names the param, the file and the line, and fails for good in seconds."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from lightly_airflow.sensors.new_files import NewFilesSensor
+
+    ds = tmp_path / "ds"
+    (ds / ".lightly").mkdir(parents=True)
+    (ds / "image_1.png").write_bytes(b"png")
+    if content is not None:
+        (ds / ".lightly" / "relevant.txt").write_bytes(content)
+    args = {"datasource_uri": ds.as_uri(), "datapool_uri": (tmp_path / "pool").as_uri(), "lightly_uri": None,
+            "selection_config": {"n_samples": 1, "strategies": [E]},
+            "worker_config": {"relevant_filenames_file": ".lightly/relevant.txt"}}
+    if words is None:
+        validate_params(**args)
+        return
+    with pytest.raises(ParamError) as info:
+        validate_params(**args)
+    assert info.value.param == "worker_config.relevant_filenames_file"
+    assert all(w in str(info.value) for w in words), str(info.value)
+    sensor = NewFilesSensor(task_id="wait", wait=False, deferrable=False, **args)
+    with pytest.raises(AirflowFailException, match="relevant_filenames_file"):
+        sensor.execute({})
