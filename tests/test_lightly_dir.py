@@ -129,3 +129,23 @@ def test_relevant_filenames_file_in_another_encoding_fails_the_first_task_naming
         list_new(query, run_id="r1")
     assert err.value.param == "worker_config.relevant_filenames_file"
     assert "relevant_filenames.txt: not UTF-8 text" in str(err.value) and "save it as UTF-8" in str(err.value)
+
+
+def test_relevant_files_that_the_datasource_lacks_are_reported_not_dropped(tmp_path):
+    """'image_1.PNG' (another case), 'subdir/image_9.png' (deleted) and 'notes.txt' (not an image) were listed
+    in the relevant-filenames file and silently matched nothing; now each is a skipped listing entry with the
+    reason, logged, and written with the run's listing skips (problems file and report)."""
+    from lightly_airflow import staging
+    from lightly_airflow.datasource import find_new_files
+    from lightly_airflow.pipeline import list_new
+
+    query = _datasource_with_relevant_file(
+        tmp_path, b"image_1.PNG\nsubdir/image_2.png\nsubdir/image_9.png\nnotes.txt\nsubdir/image_4*\n")
+    found = find_new_files(query)
+    assert sorted(found.files.column("key").to_pylist()) == ["subdir/image_2.png", "subdir/image_40.png"]
+    assert sorted(k for k, _ in found.skipped) == ["image_1.PNG", "notes.txt", "subdir/image_9.png"]
+    assert all("listed in .lightly/relevant_filenames.txt, but the datasource has no such file" in r
+               for _, r in found.skipped)
+    list_new(query, run_id="r1")
+    written = staging.read_listing_skips(query.datapool_uri, "r1")
+    assert written["skipped_count"] == 3 and sorted(e[0] for e in written["skipped"])[0] == "image_1.PNG"
