@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from lightly_airflow.config.errors import describe_json_error
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri
 
 logger = logging.getLogger(__name__)
@@ -181,24 +182,46 @@ class LightlyDir:
         return out
 
     def read_text(self, relpath: str) -> str | None:
-        """A text file of ``.lightly/`` (UTF-8), ``None`` when absent."""
+        """A text file of ``.lightly/``, ``None`` when absent (see :func:`decode_text`).
+
+        :raises LightlyFileError: naming the file, when it is not UTF-8 (or UTF-16 with a BOM) text.
+        """
         data = self.read_bytes(relpath)
-        return None if data is None else data.decode("utf-8")
+        return None if data is None else decode_text(data, relpath)
+
+
+def decode_text(data: bytes, relpath: str) -> str:
+    """The text of a ``.lightly/`` file: UTF-8, with or without a byte order mark (BOM), or UTF-16 with one.
+
+    Windows tools write these (Notepad's "UTF-8 with BOM", PowerShell 5's ``>`` and ``Out-File``: UTF-16);
+    a BOM kept in the text would make the first line (a file name, a JSON value) silently never match.
+
+    :raises LightlyFileError: naming the file and the byte, for any other encoding.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) and not data.startswith(b"\xff\xfe\x00\x00"):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise LightlyFileError(relpath, "", f"starts with a UTF-16 byte order mark but is not UTF-16 text "
+                                   f"({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LightlyFileError(relpath, "", f"not UTF-8 text ({exc.reason} at byte {exc.start}); save it as "
+                               "UTF-8") from None
 
 
 def parse_json_bytes(data: bytes, relpath: str) -> Any:
     """Parse a ``.lightly/`` JSON file.
 
-    :raises LightlyFileError: naming the file, for bytes that are not UTF-8 JSON (NaN/Infinity allowed).
+    :raises LightlyFileError: naming the file, for bytes that are not JSON text (:func:`decode_text`; NaN and
+        Infinity allowed); a trailing comma, which JSON does not allow, is named as such.
     """
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LightlyFileError(relpath, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = decode_text(data, relpath)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise LightlyFileError(relpath, "", f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise LightlyFileError(relpath, "", f"invalid JSON: {describe_json_error(exc)}") from None
     except RecursionError:
         raise LightlyFileError(relpath, "", "invalid JSON: nested too deeply") from None
 

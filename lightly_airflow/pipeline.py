@@ -163,6 +163,7 @@ def validate_params(
     for note in selection.notes():
         log.warning("selection_config.%s", note)
     custom_embeddings_uri(worker, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials)
+    check_relevant_filenames(worker, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials)
     check_selection_inputs(
         selection, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials,
         datapool_credentials=datapool_credentials,
@@ -286,6 +287,32 @@ def check_run_tag(
         raise ParamError("tag_name", str(exc), "pass a new tag_name (letters, digits, . _ : + -).") from None
 
 
+def check_relevant_filenames(worker: Any, lightly_uri: str, credentials: StorageCredentials | None = None) -> None:
+    """``worker_config.relevant_filenames_file`` exists in ``.lightly/``, is UTF-8 text and every line parses:
+    checked by the first task, which fails for good in seconds (the listing would fail the same way on every
+    retry)."""
+    name = getattr(worker, "relevant_filenames_file", None)
+    if not name or not str(name).strip():
+        return
+    from lightly_airflow.datasource.relevant import RelevantFilenames
+    from lightly_airflow.lightly_dir import LightlyFileError, lightly_root, read_relevant_filenames
+
+    param = "worker_config.relevant_filenames_file"
+    try:
+        text = read_relevant_filenames(lightly_uri, name, credentials)
+    except FileNotFoundError as exc:
+        raise ParamError(param, str(exc), "give the file's path inside .lightly/, or remove the key.") from None
+    except LightlyFileError as exc:
+        raise ParamError(param, f"{exc}.", "put the file itself, as UTF-8 text, into the .lightly/ folder.") from None
+    except ValueError as exc:
+        raise ParamError(param, str(exc), "name a file inside .lightly/ (e.g. .lightly/relevant_filenames.txt).") from None
+    try:
+        where = str(name).strip().lstrip("/").removeprefix(".lightly/")
+        RelevantFilenames.parse(text, source=f"{lightly_root(lightly_uri)}/{where}")
+    except ValueError as exc:
+        raise ParamError(param, str(exc), "correct that line (docs/datasources.md, Relevant filenames).") from None
+
+
 def custom_embeddings_uri(
     worker: Any, lightly_uri: str, credentials: StorageCredentials | None = None
 ) -> str | None:
@@ -358,7 +385,7 @@ def list_new(
         ) from None
     except LightlyFileError as exc:  # e.g. a symbolic link out of .lightly/: a retry cannot fix it
         raise ParamError("worker_config.relevant_filenames_file", f"{exc}.",
-                         "put the file itself into the .lightly/ folder.") from None
+                         "put the file itself, as UTF-8 text, into the .lightly/ folder.") from None
     files, known = found.files, found.known
     from lightly_airflow.video.listing import expand_videos
 

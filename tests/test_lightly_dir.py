@@ -89,3 +89,63 @@ def test_reads_from_s3_and_metadata_shard_over_s3(s3_bucket, tmp_path):
     assert (counts["ok"], counts["corrupt"], counts["missing"]) == (1, 1, 1)
     rows = {r["key"]: r for r in pq.read_table(counts["output_uri"]).to_pylist()}
     assert rows["a.png"]["metadata.n"] == 5
+
+
+def _datasource_with_relevant_file(tmp_path, content: bytes):
+    src = tmp_path / "src"
+    for key in ("image_1.png", "subdir/image_2.png", "subdir/image_3.png", "subdir/image_40.png"):
+        (src / key).parent.mkdir(parents=True, exist_ok=True)
+        (src / key).write_bytes(b"\x89PNG\r\n\x1a\n")  # listing reads names only
+    (src / ".lightly").mkdir()
+    (src / ".lightly" / "relevant_filenames.txt").write_bytes(content)
+    from lightly_airflow.datasource import NewFilesQuery
+
+    return NewFilesQuery.build(datasource_uri=str(src), datapool_uri=str(tmp_path / "pool"),
+                               worker_config={"relevant_filenames_file": ".lightly/relevant_filenames.txt"})
+
+
+# Lightly's documented example (first_steps.rst, "Specifying Relevant Files"), saved the way Windows tools save it:
+# Notepad's "UTF-8 with BOM" and CRLF, PowerShell 5's `>` (UTF-16 LE with a BOM), and big-endian UTF-16.
+RELEVANT = "image_1.png\r\nsubdir/image_2.png\r\nsubdir/image_3.png\r\n"
+
+
+@pytest.mark.parametrize("encoded", [RELEVANT.encode("utf-8"), "\ufeff".encode() + RELEVANT.encode(),
+                                     RELEVANT.encode("utf-16"), b"\xfe\xff" + RELEVANT.encode("utf-16-be")],
+                         ids=["utf-8", "utf-8 with BOM", "utf-16 le", "utf-16 be"])
+def test_relevant_filenames_file_with_a_byte_order_mark_keeps_its_first_file(tmp_path, encoded):
+    """A BOM left in the text made the first line '\\ufeffimage_1.png', which matches no key: image_1.png was
+    dropped from the run without a word. UTF-16 files failed with a bare UnicodeDecodeError."""
+    from lightly_airflow.datasource import find_new_files
+
+    found = find_new_files(_datasource_with_relevant_file(tmp_path, encoded))
+    assert sorted(found.files.column("key").to_pylist()) == ["image_1.png", "subdir/image_2.png", "subdir/image_3.png"]
+
+
+def test_relevant_filenames_file_in_another_encoding_fails_the_first_task_naming_it(tmp_path):
+    from lightly_airflow.pipeline import ParamError, list_new
+
+    query = _datasource_with_relevant_file(tmp_path, "image_1.png\nsubdir/caf\xe9.png\n".encode("latin-1"))
+    with pytest.raises(ParamError) as err:
+        list_new(query, run_id="r1")
+    assert err.value.param == "worker_config.relevant_filenames_file"
+    assert "relevant_filenames.txt: not UTF-8 text" in str(err.value) and "save it as UTF-8" in str(err.value)
+
+
+def test_relevant_files_that_the_datasource_lacks_are_reported_not_dropped(tmp_path):
+    """'image_1.PNG' (another case), 'subdir/image_9.png' (deleted) and 'notes.txt' (not an image) were listed
+    in the relevant-filenames file and silently matched nothing; now each is a skipped listing entry with the
+    reason, logged, and written with the run's listing skips (problems file and report)."""
+    from lightly_airflow import staging
+    from lightly_airflow.datasource import find_new_files
+    from lightly_airflow.pipeline import list_new
+
+    query = _datasource_with_relevant_file(
+        tmp_path, b"image_1.PNG\nsubdir/image_2.png\nsubdir/image_9.png\nnotes.txt\nsubdir/image_4*\n")
+    found = find_new_files(query)
+    assert sorted(found.files.column("key").to_pylist()) == ["subdir/image_2.png", "subdir/image_40.png"]
+    assert sorted(k for k, _ in found.skipped) == ["image_1.PNG", "notes.txt", "subdir/image_9.png"]
+    assert all("listed in .lightly/relevant_filenames.txt, but the datasource has no such file" in r
+               for _, r in found.skipped)
+    list_new(query, run_id="r1")
+    written = staging.read_listing_skips(query.datapool_uri, "r1")
+    assert written["skipped_count"] == 3 and sorted(e[0] for e in written["skipped"])[0] == "image_1.PNG"

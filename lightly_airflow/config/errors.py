@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 
 class ConfigError(ValueError):
@@ -31,3 +34,45 @@ def _show(value: Any) -> str:
 
 
 MISSING = _MISSING
+
+
+def given_twice(model: type[BaseModel], key: Any) -> str | None:
+    """The message for ``key`` reported as unknown although it is a field of ``model``: it was given in both
+    spellings (pydantic takes the camelCase alias and calls the field name unknown); ``None`` otherwise."""
+    info = model.model_fields.get(key) if isinstance(key, str) else None
+    if info is None or not info.alias or info.alias == key:
+        return None
+    return f"given twice, as {info.alias!r} and {key!r} (the same key in camelCase and snake_case): keep one"
+
+
+def shape_message(err: Any) -> str | None:
+    """Plain words for pydantic's errors about a value's JSON shape (no model class names, no "Input should
+    be ..."); ``None`` for other errors."""
+    kind = err["type"]
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "must be a JSON object ({...})"
+    if kind == "list_type":
+        return "must be a JSON list ([...])"
+    if kind == "string_type":
+        return "must be a JSON string"
+    if kind in ("string_too_short", "too_short") and not err.get("input"):
+        return "must not be empty"
+    if kind == "string_pattern_mismatch":
+        pattern = (err.get("ctx") or {}).get("pattern", "")
+        return "must not be empty" if err.get("input") == "" else f"has characters not allowed here (allowed: {pattern})"
+    if kind == "missing":
+        return "required key is missing"
+    return None
+
+
+def describe_json_error(exc: json.JSONDecodeError) -> str:
+    """``<what> at line L column C``; a trailing comma (Python's "Expecting property name" or "Expecting value"
+    right before a closing bracket) is named with the comma's own position."""
+    text, pos = exc.doc, exc.pos
+    before = text[:pos].rstrip()
+    if before.endswith(",") and text[pos : pos + 1] in ("}", "]"):
+        comma = len(before) - 1
+        line = text.count("\n", 0, comma) + 1
+        column = comma - (text.rfind("\n", 0, comma) + 1) + 1
+        return f"a trailing comma before '{text[pos]}' at line {line} column {column} (JSON allows none): remove that comma"
+    return f"{exc.msg} at line {exc.lineno} column {exc.colno}"

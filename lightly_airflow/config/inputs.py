@@ -56,7 +56,8 @@ def _task_schema(folder: LightlyDir, task: str) -> tuple[Any, str | None]:
     return schema, None
 
 
-def _metadata_paths(folder: LightlyDir) -> tuple[list[str] | None, str | None]:
+def _metadata_paths(folder: LightlyDir) -> tuple[dict[str, str] | None, str | None]:
+    """``{path: valueDataType}`` of ``metadata/schema.json`` (``None`` when absent) and its problems."""
     try:
         raw = folder.read_json(METADATA_SCHEMA_FILE)
     except FileNotFoundError:
@@ -66,9 +67,26 @@ def _metadata_paths(folder: LightlyDir) -> tuple[list[str] | None, str | None]:
     from lightly_airflow.metadata.custom import parse_metadata_schema
 
     fields, problems = parse_metadata_schema(raw)
+    types = {f.path: f.value_type for f in fields}
     if problems:
-        return [f.path for f in fields], f".lightly/{METADATA_SCHEMA_FILE}: " + "; ".join(f"{f}: {m}" for f, m in problems)
-    return [f.path for f in fields], None
+        return types, f".lightly/{METADATA_SCHEMA_FILE}: " + "; ".join(f"{f}: {m}" for f, m in problems)
+    return types, None
+
+
+#: Custom metadata types whose column holds text (the others are numbers or booleans).
+TEXT_TYPES = ("CATEGORICAL_STRING", "OTHER_STRING", "CATEGORICAL_DATETIME")
+
+
+def _value_kind_problem(path: str, key: str, value_type: str, strategy: str) -> Problem | None:
+    """Lightly's rule, checked here before the select task would fail on it an hour later: WEIGHTS and
+    THRESHOLD take numerical metadata, BALANCE categorical metadata (a float has ~ one class per sample)."""
+    if strategy in ("WEIGHTS", "THRESHOLD") and value_type in TEXT_TYPES:
+        return (f"{path}.key", f"{key!r} is {value_type} (text), but {strategy} needs a number per sample",
+                "use BALANCE on a categorical value, or a NUMERIC_* metadata field")
+    if strategy == "BALANCE" and value_type == "NUMERIC_FLOAT":
+        return (f"{path}.key", f"{key!r} is a float ({value_type}); BALANCE balances categories, and a float has "
+                "about one value per sample", "use WEIGHTS or THRESHOLD on it, or BALANCE a CATEGORICAL_* field")
+    return None
 
 
 def check_config_inputs(
@@ -88,7 +106,7 @@ def check_config_inputs(
     :param check_remote_queries: also read query sets on object stores (with ``query_credentials``); local
         query sets are always checked.
     """
-    from lightly_airflow.metadata.metrics import METRICS
+    from lightly_airflow.metadata.metrics import INT_METRICS, METRICS
     from lightly_airflow.predictions.scorers import scores_for_task_type
 
     folder = LightlyDir(lightly_uri, credentials)
@@ -96,7 +114,7 @@ def check_config_inputs(
     tasks: list[str] | None = None
     tasks_read = False
     schemas: dict[str, tuple[Any, str | None]] = {}
-    metadata: tuple[list[str] | None, str | None] | None = None
+    metadata: tuple[dict[str, str] | None, str | None] | None = None
     auto_tasks = {t.name for t in config.auto_tasks or []}
     where = f"{folder.uri}/"
 
@@ -149,10 +167,16 @@ def check_config_inputs(
                                  f"use names from its schema.json: {names[:20]}"))
         elif isinstance(inp, MetadataInput):
             key = inp.key
+            strategy = config.strategies[i].strategy.type
             if key.startswith("lightly."):
                 if key[len("lightly."):] not in METRICS:
                     problems.append((f"{path}.key", f"{key!r} is not a computed metadata value",
                                      f"use one of {[f'lightly.{m}' for m in METRICS]}"))
+                    continue
+                kind = _value_kind_problem(path, key, "NUMERIC_INT" if key[len("lightly."):] in INT_METRICS
+                                           else "NUMERIC_FLOAT", strategy)
+                if kind is not None:
+                    problems.append(kind)
                 continue
             if metadata is None:
                 metadata = _metadata_paths(folder)
@@ -165,7 +189,12 @@ def check_config_inputs(
                                  f"path is {key!r}, or use a computed key such as lightly.sharpness"))
             elif key not in paths:
                 problems.append((f"{path}.key", f"{key!r} is not a path in {where}{METADATA_SCHEMA_FILE} "
-                                 f"(paths there: {paths[:20]})", "use one of those paths or add the field to the schema"))
+                                 f"(paths there: {list(paths)[:20]})", "use one of those paths or add the field to "
+                                 "the schema"))
+            else:
+                kind = _value_kind_problem(path, key, paths[key], strategy)
+                if kind is not None:
+                    problems.append(kind)
         elif isinstance(inp, EmbeddingsInput):
             if inp.task is not None and inp.task not in auto_tasks:
                 schema = task_schema(path, inp.task)

@@ -31,7 +31,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from lightly_airflow.config.errors import ConfigError
+from lightly_airflow.config.errors import ConfigError, describe_json_error, given_twice, shape_message
 
 OPERATIONS = ("SMALLER", "SMALLER_EQUAL", "BIGGER", "BIGGER_EQUAL")
 DISTRIBUTIONS = ("TARGET", "UNIFORM", "INPUT")
@@ -437,7 +437,7 @@ def _message(err: Any) -> str:
         return "must be a JSON integer"
     if kind in ("float_type", "finite_number"):
         return "must be a finite number"
-    return str(err["msg"]).removeprefix("Value error, ")
+    return shape_message(err) or str(err["msg"]).removeprefix("Value error, ")
 
 
 def problems_of(exc: ValidationError) -> list[tuple[str, Any, str]]:
@@ -457,10 +457,15 @@ def problems_of(exc: ValidationError) -> list[tuple[str, Any, str]]:
 
 
 def _unknown_key_message(loc: tuple[Any, ...] | list[Any]) -> str:
-    """``unknown key; allowed keys: [...]`` for the model the key was given to."""
+    """``unknown key; allowed keys: [...]`` for the model the key was given to; for a key given in both
+    spellings (``nSamples`` and ``n_samples``), which pydantic reports as the snake_case one being unknown,
+    says so."""
     model = _model_at(loc[:-1])
     if model is None:
         return "unknown key"
+    twice = given_twice(model, loc[-1])
+    if twice:
+        return twice
     return f"unknown key; allowed keys: {list(model.model_fields)}"
 
 
@@ -494,9 +499,9 @@ def parse_selection_config(obj: dict[str, Any] | str | SelectionConfig) -> Selec
     data: Any = obj
     if isinstance(obj, str):
         try:
-            data = json.loads(obj)
+            data = json.loads(obj.removeprefix("\ufeff"))  # a file saved "UTF-8 with BOM" (Notepad, PowerShell)
         except json.JSONDecodeError as exc:
-            raise ConfigError("selection config", [("", obj[:80], f"not valid JSON: {exc}")]) from None
+            raise ConfigError("selection config", [("", obj[:80], f"not valid JSON: {describe_json_error(exc)}")]) from None
     if not isinstance(data, dict):
         raise ConfigError("selection config", [("", data, "the selection config must be a JSON object")])
     try:
@@ -518,8 +523,9 @@ def selection_config_json_schema() -> dict[str, Any]:
     """The JSON schema of the selection config (drives the DAG's trigger form).
 
     Generated from the models, so the form applies the same field rules as :func:`parse_selection_config`;
-    every property is also offered under Lightly's camelCase name. Cross-field rules (valid pairs, exactly
-    one count) are checked by the first task.
+    every property is also offered under Lightly's camelCase name, and a required one (TILING's ``num_rows``)
+    may be given in either spelling. Cross-field rules (valid pairs, exactly one count) are checked by the
+    first task.
     """
     schema = SelectionConfig.model_json_schema(by_alias=False)
     for node in [schema, *schema.get("$defs", {}).values()]:
@@ -530,4 +536,10 @@ def selection_config_json_schema() -> dict[str, Any]:
             camel = to_camel(name)
             if camel != name:
                 props.setdefault(camel, props[name])
+        required = node.get("required", [])
+        either = [name for name in required if to_camel(name) != name]
+        if either:
+            node["required"] = [name for name in required if name not in either]
+            node.setdefault("allOf", []).extend(
+                {"anyOf": [{"required": [name]}, {"required": [to_camel(name)]}]} for name in either)
     return schema

@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from lightly_airflow.config.errors import ConfigError
+from lightly_airflow.config.errors import ConfigError, describe_json_error, given_twice, shape_message
 
 _M = TypeVar("_M", bound="_Strict")
 
@@ -45,6 +45,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(
         extra="forbid", strict=True, populate_by_name=True, alias_generator=to_camel, frozen=True,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_unset(cls, data: Any) -> Any:
+        """Every key of Lightly's models is optional and takes ``null`` (the client's ``None``): not set, so
+        its default here (``{"datasource": null}`` was refused as not a dictionary)."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
 
     def notes(self, prefix: str = "") -> list[str]:
         """"``key``: has no effect here, because …" for every set key whose effect is ``no_effect``."""
@@ -317,17 +326,23 @@ class LightlyConfig(_Strict):
 
 
 # ---------------------------------------------------------------------------------------------- parsing
-def _closest(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
-    """``Did you mean 'x'?`` for an unknown key at ``loc``, walking ``model``'s fields along the path."""
+def _model_along(model: type[BaseModel], path: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model a key at ``path`` (without the key) belongs to, walking ``model``'s fields."""
     current: type[BaseModel] | None = model
-    for part in loc[:-1]:
+    for part in path:
         if current is None:
-            return ""
+            return None
         fields = current.model_fields
         info = fields.get(str(part)) or next((f for f in fields.values() if f.alias == part), None)
         if info is None:
-            return ""
+            return None
         current = _model_in(info.annotation)
+    return current
+
+
+def _closest(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """``Did you mean 'x'?`` for an unknown key at ``loc``, walking ``model``'s fields along the path."""
+    current = _model_along(model, loc[:-1])
     if current is None:
         return ""
     names = list(current.model_fields) + [f.alias for f in current.model_fields.values() if f.alias]
@@ -345,6 +360,36 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+_V2 = "a Lightly Worker V2 key (Lightly's V3/V4 worker_config refuses it too)"
+_USE_SELECTION = ("put the selection into selection_config: 'coreset' is {\"n_samples\": N, \"strategies\": [{\"input\": "
+                  "{\"type\": \"EMBEDDINGS\"}, \"strategy\": {\"type\": \"DIVERSITY\"}}]} (docs/selection.md)")
+_USE_SCORES = ("use a SCORES input in selection_config: {\"input\": {\"type\": \"SCORES\", \"task\": <task_name>, "
+               "\"score\": <score_name>}, \"strategy\": {\"type\": \"WEIGHTS\"}}")
+#: Top-level keys of older Lightly Worker configs (in Lightly's docs' examples, e.g. trigger_job.py): what
+#: they did and the fix here, instead of a bare "unknown key".
+LEGACY_KEYS: dict[str, str] = {
+    "enable_corruptness_check": "corrupt images are always detected here, reported and never selected; video "
+                                "frames use corruptness_check.corruption_threshold. Fix: remove it",
+    "remove_exact_duplicates": "exact duplicates (same content hash) are always marked here, reported and never "
+                               "selected. Fix: remove it",
+    "pretagging_debug": "pretagging is not available here. Fix: remove it",
+    "pretagging_config": "pretagging is not available here. Fix: remove it",
+    "method": f"the selection method is the selection_config's strategies now. Fix: remove it and {_USE_SELECTION}",
+    "stopping_condition": "the counts are selection_config's n_samples / proportion_samples (a V2 n_samples "
+                          "below 1 was a proportion) and DIVERSITY's stopping_condition_minimum_distance (V2's "
+                          "min_distance). Fix: remove it and set those in selection_config",
+    "scorer": f"active-learning scores come from selection_config inputs. Fix: remove it and {_USE_SCORES}",
+    "scorer_config": f"active-learning scores come from selection_config inputs. Fix: remove it and {_USE_SCORES}",
+    "active_learning": f"active-learning scores come from selection_config inputs. Fix: remove it and {_USE_SCORES}",
+    "dump_dataset": "selected files are never copied: the datapool lists them. Fix: remove it",
+    "dump_sampled_embeddings": "the datapool keeps every sample's embedding. Fix: remove it",
+    "output_image_size": "selected files are never copied or resized. Fix: remove it",
+    "upload_dataset": "there is no Lightly Platform to upload to; the datapool holds the selection. Fix: remove it",
+    "append_weak_labels": "there is no Lightly Platform dataset to label. Fix: remove it",
+    "datapool": "the datapool is the run's datapool_uri. Fix: remove it and pass datapool_uri",
+}
+
+
 def problems_from(exc: ValidationError, model: type[BaseModel]) -> list[tuple[str, Any, str]]:
     """``(json_path, given, message)`` for every error of a pydantic ``ValidationError``."""
     problems: list[tuple[str, Any, str]] = []
@@ -358,7 +403,13 @@ def problems_from(exc: ValidationError, model: type[BaseModel]) -> list[tuple[st
             continue
         path = _json_path(err["loc"])
         if err["type"] == "extra_forbidden":
-            problems.append((path, err.get("input"), "unknown key; Lightly does not know it either."
+            owner = _model_along(model, tuple(err["loc"])[:-1])
+            twice = given_twice(owner, err["loc"][-1]) if owner is not None else None
+            legacy = LEGACY_KEYS.get(str(err["loc"][-1])) if model is WorkerConfig and len(err["loc"]) == 1 else None
+            if legacy:
+                problems.append((path, err.get("input"), f"{_V2}: {legacy}."))
+                continue
+            problems.append((path, err.get("input"), twice or "unknown key; Lightly does not know it either."
                              + _closest(model, tuple(err["loc"]))))
         else:
             problems.append((path, err.get("input"), _message(err)))
@@ -384,6 +435,9 @@ def _json_path(loc: tuple[Any, ...] | list[Any]) -> str:
 
 def _message(err: Any) -> str:
     msg = str(err["msg"])
+    shape = shape_message(err)
+    if shape is not None:
+        return shape
     if err["type"] == "bool_type":
         return "must be a JSON boolean (true or false), as in Lightly"
     if err["type"] in ("int_type", "int_from_float"):
@@ -393,12 +447,13 @@ def _message(err: Any) -> str:
 
 def _load(obj: Any, what: str) -> Any:
     if isinstance(obj, str):
+        obj = obj.removeprefix("\ufeff")  # a file saved "UTF-8 with BOM" (Notepad, PowerShell)
         if not obj.strip():
             return {}
         try:
             return json.loads(obj)
         except json.JSONDecodeError as exc:
-            raise ConfigError(what, [("", obj[:80], f"not valid JSON: {exc}")]) from None
+            raise ConfigError(what, [("", obj[:80], f"not valid JSON: {describe_json_error(exc)}")]) from None
     return obj
 
 

@@ -221,6 +221,29 @@ class NewFiles:
         return 0 if self.known is None else int(self.known.num_rows)
 
 
+def _unmatched_relevant(text: str, listing: pa.Table, name: str) -> list[tuple[str, str]]:
+    """``(entry, reason)`` for each file the relevant-filenames file lists by name that the listing does not
+    hold (a typo, another case or extension, a deleted file): reported with the listing's skipped entries
+    instead of being dropped without a word."""
+    import pyarrow.compute as pc
+
+    from lightly_airflow.datasource.relevant import RelevantFilenames
+
+    exact = sorted(RelevantFilenames.parse(text).exact)
+    if not exact:
+        return []
+    names = pa.array(exact, pa.string())
+    found = pc.is_in(names, value_set=listing.column("key").combine_chunks())
+    missing = [n for n, hit in zip(exact, found.to_pylist()) if not hit]
+    if not missing:
+        return []
+    logger.warning("%d of the %d files %s lists by name are not in the datasource (or have an extension that is "
+                   "not listed), e.g. %s", len(missing), len(exact), name, ", ".join(repr(m) for m in missing[:5]))
+    reason = (f"listed in {name}, but the datasource has no such file (or its extension is not listed): check the "
+              "name, its case and extension")
+    return [(m, reason) for m in missing]
+
+
 def find_new_files(
     query: NewFilesQuery,
     credentials: QueryCredentials | None = None,
@@ -255,6 +278,8 @@ def find_new_files(
                         extensions=query.extensions, skipped=skipped, stats=stats)),
         schema=MANIFEST_SCHEMA,
     )
+    if relevant is not None:
+        skipped.extend(_unmatched_relevant(relevant, listing, str(query.relevant_filenames_file)))
     pool: pa.Table | None = None
     if not query.process_all or read_known_with_process_all:
         pool = (known or known_module.known_files)(query.datapool_uri, creds.datapool)

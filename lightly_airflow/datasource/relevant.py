@@ -9,7 +9,8 @@ Format, one entry per line, paths relative to the datasource root (blank lines a
 - after a prefix (or a glob selector such as ``*.png``), whitespace-separated gitignore-style rules that
   apply inside that prefix, in order, the last matching rule winning: ``pattern`` excludes, ``!pattern``
   re-includes. A rule without ``/`` (other than a trailing one) matches a name at any depth below the
-  prefix; a rule with ``/`` is anchored at the prefix; ``*`` and ``?`` never cross ``/``; ``**`` does;
+  prefix; a rule with ``/`` is anchored at the prefix (one that starts with the prefix, as Lightly writes
+  them, at the datasource root); ``*`` and ``?`` never cross ``/``; ``**`` does;
   ``[a-z]`` / ``[!a-z]`` are character classes; a trailing ``/`` matches directories only. A rule that
   matches a directory matches every file below it, and unlike git a later ``!`` rule can re-include a file
   inside an excluded directory. Write a space inside a rule as ``?`` or ``[ ]``.
@@ -162,11 +163,17 @@ def _parse_rules(text: str, prefix: str, where: str) -> tuple[_Rule, ...]:
 
 
 def _gitignore_regex(pattern: str, prefix: str, where: str) -> str:
-    """RE2 regex over whole keys for a gitignore-style rule relative to ``prefix``."""
+    """RE2 regex over whole keys for a gitignore-style rule relative to ``prefix``.
+
+    An anchored rule that starts with the prefix is written from the datasource root, as in Lightly's own
+    example (``subdir/* subdir/image_4* !subdir/image_41.png``): the prefix is not applied twice.
+    """
     dir_only = pattern.endswith("/")
     body = pattern.rstrip("/")
     anchored = "/" in body
     body = body.lstrip("/")
+    if anchored and prefix and body.startswith(prefix) and len(body) > len(prefix):
+        body = body[len(prefix) :]
     core = _glob_body(body, where)
     lead = "" if anchored or body.startswith("**/") else "(?:.*/)?"
     tail = "/.*" if dir_only else "(?:/.*)?"

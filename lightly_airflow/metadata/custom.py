@@ -11,6 +11,7 @@ that is missing (or ``null``) takes ``defaultValue`` (else stays null). For a vi
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import math
 import re
 from dataclasses import dataclass
@@ -170,6 +171,7 @@ def parse_metadata_schema(obj: Any) -> tuple[list[MetadataField], list[tuple[str
         if not isinstance(entry, dict):
             problems.append((where, f"must be an object with name, path and valueDataType, found {type(entry).__name__}"))
             continue
+        entry = _entry_keys(entry, where, problems)
         name, path, value_type = entry.get("name"), entry.get("path"), entry.get("valueDataType")
         if not isinstance(name, str) or not name:
             problems.append((f"{where}.name", "must be a non-empty string"))
@@ -184,6 +186,9 @@ def parse_metadata_schema(obj: Any) -> tuple[list[MetadataField], list[tuple[str
             continue
         if steps[0] == RESERVED_TOP_LEVEL:
             problems.append((f"{where}.path", f"the top-level key {RESERVED_TOP_LEVEL!r} is reserved for computed metadata"))
+            continue
+        if value_type is None:
+            problems.append((f"{where}.valueDataType", f"is missing; give one of {sorted(VALUE_TYPES)}"))
             continue
         if value_type not in VALUE_TYPES:
             problems.append((f"{where}.valueDataType", f"{value_type!r} is not one of {sorted(VALUE_TYPES)}"))
@@ -203,6 +208,45 @@ def parse_metadata_schema(obj: Any) -> tuple[list[MetadataField], list[tuple[str
     return fields, problems
 
 
+#: The keys of a schema entry (Lightly's ``ConfigurationEntry``), with the snake_case spellings its model also
+#: accepts (``allow_population_by_field_name``).
+ENTRY_KEYS = ("name", "path", "defaultValue", "valueDataType")
+_SNAKE = {"default_value": "defaultValue", "value_data_type": "valueDataType"}
+
+
+def _entry_keys(entry: dict[Any, Any], where: str, problems: list[tuple[str, str]]) -> dict[Any, Any]:
+    """``entry`` with snake_case spellings as Lightly's (camelCase) keys; a key given in both spellings and an
+    unknown key (which Lightly's model refuses) are reported, never silently dropped."""
+    out = dict(entry)
+    for snake, camel in _SNAKE.items():
+        if snake in out:
+            value = out.pop(snake)
+            if camel in out:
+                problems.append((f"{where}.{snake}", f"given twice, as {camel!r} and {snake!r}: keep one "
+                                 f"({camel!r} is used)"))
+            else:
+                out[camel] = value
+    for key in out:
+        if key not in ENTRY_KEYS:
+            close = difflib.get_close_matches(str(key), ENTRY_KEYS, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append((f"{where}.{key}"[:200], f"unknown key, ignored (an entry has {list(ENTRY_KEYS)}){hint}"))
+    return out
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
 def values_from_file(
     obj: Any, fields: list[MetadataField], key: str, *, accepted_names: tuple[str, ...] = ()
 ) -> tuple[list[Any], list[tuple[str, str]]]:
@@ -217,7 +261,7 @@ def values_from_file(
     problems: list[tuple[str, str]] = []
     defaults = [f.default for f in fields]
     if not isinstance(obj, dict):
-        return defaults, [("", f"must be a JSON object with file_name and metadata, found {type(obj).__name__}")]
+        return defaults, [("", f"must be a JSON object with file_name and metadata, found {_json_type(obj)}")]
     file_name = obj.get("file_name")
     if file_name is not None:
         problem = check_relative_file_name(file_name)
@@ -230,7 +274,13 @@ def values_from_file(
         problems.append(("type", f"{file_type!r} is not one of {list(FILE_TYPES)}"[:300]))
     metadata = obj.get("metadata")
     if not isinstance(metadata, dict):
-        problems.append(("metadata", f"must be a JSON object, found {type(metadata).__name__}"))
+        if "metadata" not in obj:
+            top = sorted({str(f.steps[0]) for f in fields} & set(obj))
+            hint = f" (found {top[:5]} at the top level)" if top else ""
+            problems.append(("metadata", f"is missing{hint}: Lightly's format puts the values under \"metadata\": "
+                             "{\"file_name\": ..., \"type\": \"image\", \"metadata\": {...}}"))
+        else:
+            problems.append(("metadata", f"must be a JSON object, found {_json_type(metadata)}"))
         return defaults, problems
     if RESERVED_TOP_LEVEL in metadata:
         problems.append((f"metadata.{RESERVED_TOP_LEVEL}", "the top-level key 'lightly' is reserved and was ignored"))

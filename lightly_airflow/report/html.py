@@ -127,6 +127,7 @@ def render(
     missed: Sequence[Mapping[str, Any]] | None = None,
     links: Mapping[str, str] | None = None,
     listing: Mapping[str, Any] | None = None,
+    notes: Sequence[str] | None = None,
 ) -> str:
     """The whole page.
 
@@ -137,6 +138,7 @@ def render(
     :param missed: the goals the run missed (:func:`lightly_airflow.report.goals.missed_goals`); ``None``: not checked.
     :param links: ``label -> URL`` shown under the title.
     :param listing: what the listing did not list (``RunSummary.listing``): skipped entries and unsupported files.
+    :param notes: the run's options that have no effect here, with the reason (``RunSummary.notes``).
     """
     c = counts
     cards = [
@@ -177,6 +179,9 @@ def render(
         else:
             out.append('<p class="met"><b>Every goal of the config was met</b> (sample count, BALANCE targets within '
                        "±5 %, no strategy input missing).</p>")
+    if notes:
+        out.append(f"<h2>Options without effect here ({esc(len(notes))})</h2><ul>"
+                   + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
     for heading, figures, empty_note in sections:
         out.append(f"<h2>{esc(heading)}</h2>")
         if figures:

@@ -193,6 +193,7 @@ def write_report(
         missed=missed,
         links=all_links,
         listing=summary_d.get("listing"),
+        notes=[str(n) for n in summary_d.get("notes") or []],
     )
     put(INDEX, page.encode("utf-8"))
     index_uri = join_uri(out_uri, INDEX)

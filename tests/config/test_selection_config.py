@@ -212,3 +212,79 @@ def test_trigger_form_schema_and_first_task_agree():
                                             "strategy": {"type": "WEIGHTS"}}]}
     assert jsonschema.Draft202012Validator(schema).is_valid(camel)
     parse_selection_config(camel)
+
+
+def test_trigger_form_takes_camel_case_required_keys_as_the_first_task_does():
+    """TILING's required num_rows/num_cols in Lightly's camelCase: the first task accepted them, the trigger
+    form (Airflow's Param with the published schema) refused "'num_rows' is a required property"."""
+    from airflow.exceptions import ParamValidationError
+    from airflow.sdk import Param
+
+    schema = {k: v for k, v in selection_config_json_schema().items() if k not in ("title", "description", "type")}
+    param = Param({"n_samples": 1, "strategies": [{"input": E, "strategy": {"type": "DIVERSITY"}}]}, type="object",
+                  **schema)
+    tiles = {"type": "TILING", "name": "tiles", "numRows": 2, "numCols": 3}
+    camel = {"nSamples": 4, "autoTasks": [tiles],
+             "strategies": [{"input": {"type": "EMBEDDINGS", "task": "tiles"}, "strategy": {"type": "DIVERSITY"}}]}
+    assert param.resolve(camel) == camel
+    assert parse_selection_config(camel).auto_tasks[0].num_cols == 3
+    without = {**camel, "autoTasks": [{"type": "TILING", "name": "tiles", "numRows": 2}]}
+    with pytest.raises(ParamValidationError):
+        param.resolve(without)
+    with pytest.raises(ConfigError, match=r"autoTasks\[0\].numCols: required key is missing"):
+        parse_selection_config(without)
+
+
+@pytest.mark.parametrize("parse, config, path, spellings", [
+    (parse_selection_config, {"nSamples": 5, "n_samples": 5, "strategies": [{"input": E, "strategy": {"type": "DIVERSITY"}}]},
+     "n_samples", ("nSamples", "n_samples")),
+    (parse_selection_config, {"n_samples": 5, "strategies": [{"input": {"type": "RANDOM", "randomSeed": 1, "random_seed": 2},
+                                                              "strategy": {"type": "WEIGHTS"}}]},
+     "strategies[0].input.random_seed", ("randomSeed", "random_seed")),
+    (parse_worker_config, {"datasource": {"processAll": True, "process_all": True}},
+     "datasource.process_all", ("processAll", "process_all")),
+])
+def test_a_key_given_in_both_spellings_is_named_as_given_twice(parse, config, path, spellings):
+    """Was "n_samples: unknown key; allowed keys: ['n_samples', …]" (and for the worker config "unknown key;
+    Lightly does not know it either. Did you mean 'process_all'?" about process_all itself)."""
+    with pytest.raises(ConfigError) as info:
+        parse(config)
+    assert [p[0] for p in info.value.problems] == [path]
+    message = info.value.problems[0][2]
+    assert "unknown" not in message and all(repr(s) in message for s in spellings) and "keep one" in message
+
+
+def test_config_json_saved_with_a_byte_order_mark_parses():
+    """A config file saved "UTF-8 with BOM" (Notepad, PowerShell's Out-File) and read as text: was "not valid
+    JSON: Unexpected UTF-8 BOM"."""
+    text = json.dumps(DOC_EXAMPLES["coral"])
+    assert parse_selection_config("\ufeff" + text) == parse_selection_config(text)
+    assert parse_worker_config('\ufeff{"datasource": {"process_all": true}}').datasource.process_all is True
+
+
+@pytest.mark.parametrize("strategies, path, message", [
+    ({"input": E, "strategy": {"type": "DIVERSITY"}}, "strategies", "must be a JSON list ([...])"),
+    ([], "strategies", "must not be empty"),
+    ([["EMBEDDINGS", "DIVERSITY"]], "strategies[0]", "must be a JSON object ({...})"),
+    ([{"input": {"type": "SCORES", "task": "", "score": "uncertainty_margin"}, "strategy": {"type": "WEIGHTS"}}],
+     "strategies[0].input.task", "must not be empty"),
+    ([{"input": {"type": "METADATA", "key": 3}, "strategy": {"type": "WEIGHTS"}}], "strategies[0].input.key",
+     "must be a JSON string"),
+])
+def test_shape_errors_in_plain_words(strategies, path, message):
+    """Not pydantic's "Input should be a valid list", "… instance of StrategyEntry", "String should match
+    pattern '^[a-zA-Z0-9_+=,.@:\\/-]+$'" for an empty task."""
+    with pytest.raises(ConfigError) as info:
+        parse_selection_config({"n_samples": 5, "strategies": strategies})
+    assert [(p, m) for p, _, m in info.value.problems] == [(path, message)]
+
+
+def test_config_json_with_a_trailing_comma_names_the_comma():
+    """Was "Expecting property name enclosed in double quotes: line 3 column 1" (the position after it)."""
+    text = '{"n_samples": 5, "strategies": [\n  {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},\n]}'
+    with pytest.raises(ConfigError) as info:
+        parse_selection_config(text)
+    assert info.value.problems[0][2] == ("not valid JSON: a trailing comma before ']' at line 2 column 71 (JSON "
+                                         "allows none): remove that comma")
+    with pytest.raises(ConfigError, match="a trailing comma before '}' at line 1 column 36"):
+        parse_worker_config('{"datasource": {"process_all": true,}}')

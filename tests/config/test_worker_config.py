@@ -178,3 +178,65 @@ def test_lightly_client_test_configs_verbatim() -> None:
     with pytest.raises(ConfigError, match="corruption_thresholdx"):
         parse_worker_config({"enable_training": False, "corruptness_check": {"corruption_thresholdx": 0.1}})
     assert parse_worker_config({}) == parse_worker_config(None) == parse_worker_config("")
+
+
+# Worker configs verbatim from Lightly's docs (docs/source/docker/, before it became docker_archive): the
+# integration example trigger_job.py, and the sequence-selection example (V2 keys method/stopping_condition).
+LIGHTLY_DOCS_WORKER_CONFIGS = {
+    "trigger_job.py": {"enable_corruptness_check": True, "remove_exact_duplicates": True, "enable_training": False},
+    "python_run_sequence_selection.py": {
+        "enable_corruptness_check": False, "remove_exact_duplicates": False, "enable_training": False,
+        "pretagging": False, "pretagging_debug": False, "method": "coreset",
+        "stopping_condition": {"n_samples": 200, "min_distance": -1}, "selected_sequence_length": 10},
+    "first_steps.rst relevant files": {"relevant_filenames_file": ".lightly/relevant_filenames.txt",
+                                       "enable_corruptness_check": True, "remove_exact_duplicates": True},
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIGHTLY_DOCS_WORKER_CONFIGS))
+def test_v2_keys_of_lightlys_doc_examples_are_refused_with_what_to_do(name: str) -> None:
+    """Lightly's own examples carry keys of its V2 worker config. Each was "unknown key; Lightly does not know
+    it either." with no fix (or a "Did you mean 'corruptness_check'?" for a boolean): each now says it is a V2
+    key and what to do, and the keys of today's config in the same example are not reported."""
+    given = LIGHTLY_DOCS_WORKER_CONFIGS[name]
+    with pytest.raises(ConfigError) as info:
+        parse_worker_config(given)
+    legacy = [k for k in given if k in ("enable_corruptness_check", "remove_exact_duplicates", "pretagging_debug",
+                                        "method", "stopping_condition")]
+    assert [p[0] for p in info.value.problems] == legacy
+    for _path, _given, message in info.value.problems:
+        assert message.startswith("a Lightly Worker V2 key") and "Fix: remove it" in message, message
+        assert "does not know" not in message and "Did you mean" not in message
+    by_key = {p[0]: p[2] for p in info.value.problems}
+    if "method" in by_key:
+        assert '"type": "DIVERSITY"' in by_key["method"] and "selection_config" in by_key["method"]
+        assert "stopping_condition_minimum_distance" in by_key["stopping_condition"]
+    cleaned = {k: v for k, v in given.items() if k not in legacy}
+    assert parse_worker_config(cleaned).model_fields_set <= {"enable_training", "pretagging", "relevant_filenames_file",
+                                                             "selected_sequence_length"}
+
+
+def test_null_for_a_key_means_not_set_as_in_lightlys_models() -> None:
+    """Every key of Lightly's worker/lightly config models is Optional: the client sends null for an unset
+    one. {"datasource": null} was refused with pydantic's "Input should be a valid dictionary or instance of
+    DatasourceOptions", a null boolean or number as a type error."""
+    given = {"datasource": None, "corruptness_check": None, "normalize_embeddings": None, "relevant_filenames_file": None,
+             "selected_sequence_length": None, "enable_training": None, "crops": {"enable_upload": None}}
+    assert parse_worker_config(given) == parse_worker_config({"crops": {}})
+    assert parse_worker_config(given).notes() == []
+    lightly = parse_lightly_config({"seed": None, "model": {"name": None, "num_ftrs": None}, "loader": None})
+    assert lightly.embed_overrides() == {} and lightly.notes() == []
+
+
+@pytest.mark.parametrize("given, path, message", [
+    ({"datasource": []}, "datasource", "must be a JSON object ({...})"),
+    ({"crops": {"enable_upload_for_tasks": "det"}}, "crops.enable_upload_for_tasks", "must be a JSON list ([...])"),
+    ({"relevant_filenames_file": 3}, "relevant_filenames_file", "must be a JSON string"),
+    ({"datasource": {"input_expiration": {"handling_strategy": "SKIP"}}},
+     "datasource.input_expiration.minDaysToExpiration", "required key is missing"),
+])
+def test_shape_errors_in_plain_words(given: dict, path: str, message: str) -> None:
+    """Not pydantic's "Input should be a valid dictionary or instance of DatasourceOptions" / "Field required"."""
+    with pytest.raises(ConfigError) as info:
+        parse_worker_config(given)
+    assert [(p, m) for p, _, m in info.value.problems] == [(path, message)]

@@ -70,3 +70,16 @@ def test_bad_lines_name_the_line(line: str, message: str) -> None:
     with pytest.raises(RelevantFilenamesError, match=message) as info:
         RelevantFilenames.parse(f"ok.png\n{line}\n", source=".lightly/relevant.txt")
     assert ".lightly/relevant.txt, line 2" in str(info.value)
+
+
+def test_lightlys_documented_prefix_with_gitignore_rules_verbatim() -> None:
+    """Lightly's docs (first_steps.rst, "Specifying Relevant Files") write the rules from the datasource root:
+    "image_1.png, subdir/image_2.png, subdir/image_3.png, subdir/image_41.png, subdir/image_42.png would be
+    considered, while subdir/image_40.png would be ignored". The rules were anchored at the prefix a second
+    time (subdir/subdir/image_4*), matched nothing, and image_40.png was processed."""
+    keys = ["image_1.png", "subdir/image_2.png", "subdir/image_3.png", "subdir/image_40.png", "subdir/image_41.png",
+            "subdir/image_42.png"]
+    rules = RelevantFilenames.parse("image_1.png\nsubdir/* subdir/image_4* !subdir/image_41.png !subdir/image_42.png\n")
+    got = [k for k, m in zip(keys, rules.mask(pa.array(keys)).to_pylist()) if m]
+    assert got == ["image_1.png", "subdir/image_2.png", "subdir/image_3.png", "subdir/image_41.png",
+                   "subdir/image_42.png"]

@@ -146,3 +146,90 @@ def test_malformed_bytes_in_metadata_file_never_crash(tmp_path_factory, payload)
                                 ".lightly/metadata/a.json": payload})
     counts = compute_metadata_shard(make_manifest(tmp, ["a.png"], lightly_uri=str(tmp / "bucket")))
     assert counts["ok"] == 1
+
+
+# Lightly's documented metadata files (docs/source/docker/advanced/datasource_metadata.rst, "Metadata Format")
+# verbatim: the example ends its "metadata" object with a trailing comma, which JSON does not allow.
+LIGHTLY_DOC_IMAGE_FILE = """{
+    "file_name": "subdir/image_1.png",
+    "type": "image",
+    "metadata": {
+        "scene": "highway",
+        "weather": {
+            "description": "rainy",
+            "temperature": 10.5,
+            "air_pressure": 1
+        },
+        "vehicle_id": 321,
+    }
+}"""
+LIGHTLY_DOC_SCHEMA = [
+    {"name": "Scene", "path": "scene", "defaultValue": "undefined", "valueDataType": "CATEGORICAL_STRING"},
+    {"name": "Weather description", "path": "weather.description", "defaultValue": "nothing",
+     "valueDataType": "CATEGORICAL_STRING"},
+    {"name": "Temperature", "path": "weather.temperature", "defaultValue": 0.0, "valueDataType": "NUMERIC_FLOAT"},
+    {"name": "Air pressure", "path": "weather.air_pressure", "defaultValue": 0, "valueDataType": "NUMERIC_INT"},
+    {"name": "Vehicle ID", "path": "vehicle_id", "defaultValue": 0, "valueDataType": "CATEGORICAL_INT"},
+]
+
+
+def test_lightly_doc_metadata_files_trailing_comma_named_and_other_encodings_read(tmp_path):
+    """The doc's file with its trailing comma is reported as "a trailing comma … remove that comma" at the comma
+    (Python's own words were "Expecting property name enclosed in double quotes at line 12 column 5", the
+    line after it); the same file without the comma, saved as UTF-16 by a Windows tool, is read."""
+    fixed = LIGHTLY_DOC_IMAGE_FILE.replace('321,', '321')
+    write_tree(tmp_path / "bucket", {
+        "subdir/image_1.png": encode(noise_image(0, (8, 8))),
+        "image_2.png": encode(noise_image(1, (8, 8))),
+        ".lightly/metadata/schema.json": LIGHTLY_DOC_SCHEMA,
+        ".lightly/metadata/subdir/image_1.json": LIGHTLY_DOC_IMAGE_FILE,
+        ".lightly/metadata/image_2.json": fixed.replace("subdir/image_1.png", "image_2.png").encode("utf-16"),
+    })
+    counts = compute_metadata_shard(make_manifest(tmp_path, ["subdir/image_1.png", "image_2.png"],
+                                                  lightly_uri=str(tmp_path / "bucket")))
+    rows = {r[C.KEY]: r for r in pq.read_table(counts["output_uri"]).to_pylist()}
+    assert rows["image_2.png"][C.metadata_column("weather.temperature")] == 10.5
+    assert rows["image_2.png"][C.metadata_column("vehicle_id")] == 321
+    assert rows["subdir/image_1.png"][C.metadata_column("scene")] == "undefined"  # the file's defaults
+    errors = pq.read_table(counts["errors_uri"]).to_pylist()
+    assert [(e[C.KEY], e["path"]) for e in errors] == [("subdir/image_1.png", ".lightly/metadata/subdir/image_1.json")]
+    assert errors[0]["reason"] == ("invalid JSON: a trailing comma before '}' at line 11 column 26 (JSON allows "
+                                   "none): remove that comma")
+
+
+def test_schema_entry_spellings_of_lightlys_model_and_unknown_keys():
+    """Lightly's ConfigurationEntry accepts default_value/value_data_type as well (allow_population_by_field_name)
+    and refuses other keys. Here an entry with value_data_type was dropped as "None is not one of [...]", and a
+    default_value or a misspelt 'defaultvalue' was ignored without a word."""
+    fields, problems = parse_metadata_schema([
+        {"name": "Temperature", "path": "weather.temperature", "value_data_type": "NUMERIC_FLOAT", "default_value": 0.5},
+        {"name": "Vehicle", "path": "vehicle_id", "valueDataType": "CATEGORICAL_INT", "defaultvalue": 7},
+        {"name": "Scene", "path": "scene", "valueDataType": "CATEGORICAL_STRING", "defaultValue": "a",
+         "default_value": "b"},
+        {"name": "Road", "path": "road"},
+    ])
+    assert [(f.path, f.value_type, f.default) for f in fields] == [
+        ("weather.temperature", "NUMERIC_FLOAT", 0.5), ("vehicle_id", "CATEGORICAL_INT", None),
+        ("scene", "CATEGORICAL_STRING", "a")]
+    assert problems[0] == ("[1].defaultvalue", "unknown key, ignored (an entry has ['name', 'path', 'defaultValue', "
+                                               "'valueDataType']); did you mean 'defaultValue'?")
+    assert problems[1][0] == "[2].default_value" and "given twice" in problems[1][1]
+    assert problems[2] == ("[3].valueDataType", "is missing; give one of " + str(sorted(
+        ["CATEGORICAL_BOOLEAN", "CATEGORICAL_DATETIME", "CATEGORICAL_INT", "CATEGORICAL_STRING",
+         "CATEGORICAL_TIMESTAMP", "NUMERIC_FLOAT", "NUMERIC_INT", "OTHER_STRING"])))
+    assert len(problems) == 3
+
+
+def test_values_written_without_the_metadata_wrapper_are_named_as_such():
+    """A per-file JSON with the values at the top level (no "metadata" object) was reported as "metadata: must
+    be a JSON object, found NoneType"; now the message says the key is missing, which values sit at the top
+    level, and Lightly's layout."""
+    fields, _ = parse_metadata_schema(LIGHTLY_DOC_SCHEMA)
+    flat = {"file_name": "a.png", "type": "image", "scene": "highway", "weather": {"description": "rainy"}}
+    values, problems = values_from_file(flat, fields, "a.png", accepted_names=("a.png",))
+    assert values == [f.default for f in fields]
+    assert problems == [("metadata", "is missing (found ['scene', 'weather'] at the top level): Lightly's format "
+                                     'puts the values under "metadata": {"file_name": ..., "type": "image", '
+                                     '"metadata": {...}}')]
+    _, problems = values_from_file({"file_name": "a.png", "metadata": [1]}, fields, "a.png")
+    assert problems == [("metadata", "must be a JSON object, found a list")]
