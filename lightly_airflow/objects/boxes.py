@@ -95,6 +95,13 @@ def auto_task_boxes(task: dict[str, Any], width: int, height: int) -> list[Objec
     ]
 
 
+def inside_image(bbox: tuple[float, float, float, float], width: int, height: int) -> bool:
+    """Whether a box has any part inside the image (a box wholly outside it, or only touching its border, has
+    no pixel of the object: predictions made at another resolution or for another image)."""
+    x, y, w, h = bbox
+    return x < width and y < height and x + w > 0 and y + h > 0
+
+
 def crop_box(bbox: tuple[float, float, float, float], padding: float, width: int, height: int) -> tuple[int, int, int, int]:
     """The pixels cropped for a box: each side grows by ``padding`` times the box's width (left, right) or
     height (top, bottom), the result is rounded outwards to whole pixels and clipped to the image; at least

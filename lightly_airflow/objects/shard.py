@@ -28,7 +28,7 @@ from PIL import Image
 
 from lightly_airflow import columns as C
 from lightly_airflow.datapool.rows import sample_id
-from lightly_airflow.objects.boxes import ObjectBox, auto_task_boxes, crop_box, prediction_boxes
+from lightly_airflow.objects.boxes import ObjectBox, auto_task_boxes, crop_box, inside_image, prediction_boxes
 from lightly_airflow.objects.spec import ObjectsSpec, read_spec
 from lightly_airflow.staging import OBJECTS, sibling_uri
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, write_parquet
@@ -124,8 +124,12 @@ def resized_input(img: Image.Image, size: int) -> np.ndarray:
 
 def crop_image(data: bytes, boxes: list[ObjectBox], auto_tasks: tuple[dict[str, Any], ...], padding: float,
                size: int, parent: int, on_crop: Callable[[ObjectBox, Image.Image], None] | None = None,
-               on_image: Callable[[np.ndarray], None] | None = None) -> list[Crop]:
+               on_image: Callable[[np.ndarray], None] | None = None,
+               outside: list[ObjectBox] | None = None) -> list[Crop]:
     """Decode one image once and crop every object of it (predicted boxes and auto tasks).
+
+    A predicted box with no part inside the image gives no object (its crop would be an unrelated strip of
+    the border); it is appended to ``outside`` for the caller to count and report.
 
     :param on_crop: called with each object's box and its crop at full resolution (the UI thumbnail).
     :param on_image: called with the image's own model input, derived from this decode, when the image pass
@@ -136,7 +140,9 @@ def crop_image(data: bytes, boxes: list[ObjectBox], auto_tasks: tuple[dict[str, 
 
     img = open_rgb(data)
     width, height = img.size
-    every = list(boxes)
+    every = [box for box in boxes if inside_image(box.bbox, width, height)]
+    if outside is not None and len(every) != len(boxes):
+        outside.extend(box for box in boxes if not inside_image(box.bbox, width, height))
     for task in auto_tasks:
         every.extend(auto_task_boxes(task, width, height))
     if on_image is not None and every and not has_reduced_decode(data):
@@ -164,33 +170,34 @@ def iter_crops(
     size: int, credentials: StorageCredentials | None, workers: int,
     on_crop: Callable[[int, ObjectBox, Image.Image], None] | None = None,
     image_rows: set[int] | None = None,
-) -> Iterator[tuple[int, list[Crop] | None, str | None, np.ndarray | None]]:
-    """``(row, crops, problem)`` per image in ``rows`` order; images are fetched and decoded in threads, a
+) -> Iterator[tuple[int, list[Crop] | None, str | None, np.ndarray | None, list[ObjectBox]]]:
+    """``(row, crops, problem, image input, boxes outside the image)`` per image in ``rows`` order; images are fetched and decoded in threads, a
     window of ``4 * workers`` images ahead of the consumer (so decoding overlaps the model's forward pass).
 
     :param on_crop: called (in the decoding thread) with the image row, the box and the full-resolution crop.
     """
     fs, root = filesystem(datasource_uri, credentials)
 
-    def one(row: int) -> tuple[int, list[Crop] | None, str | None, np.ndarray | None]:
+    def one(row: int) -> tuple[int, list[Crop] | None, str | None, np.ndarray | None, list[ObjectBox]]:
         derived: list[np.ndarray] = []
+        outside: list[ObjectBox] = []
         try:
             data = fs.cat_file(join_uri(root, keys[row]))
             hook = None if on_crop is None else (lambda box, part: on_crop(row, box, part))
             want = derived.append if image_rows is not None and row in image_rows else None
-            got = crop_image(data, boxes.get(row, []), spec.auto_tasks, spec.padding, size, row, hook, want)
-            return row, got, None, derived[0] if derived else None
+            got = crop_image(data, boxes.get(row, []), spec.auto_tasks, spec.padding, size, row, hook, want, outside)
+            return row, got, None, derived[0] if derived else None, outside
         except FileNotFoundError:
-            return row, None, "file not found in the datasource", None
+            return row, None, "file not found in the datasource", None, []
         except Exception as exc:  # noqa: BLE001 - one bad image never sinks the shard; the image pass reports it
-            return row, None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300], None
+            return row, None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300], None, []
 
     if workers <= 1:
         for row in rows:
             yield one(row)
         return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="objects-crop") as pool:
-        window: deque[Future[tuple[int, list[Crop] | None, str | None, np.ndarray | None]]] = deque()
+        window: deque[Future[tuple[int, list[Crop] | None, str | None, np.ndarray | None, list[ObjectBox]]]] = deque()
         todo = iter(rows)
         for row in itertools.islice(todo, 4 * workers):
             window.append(pool.submit(one, row))
@@ -270,7 +277,8 @@ def embed_objects_shard(
         ``image_vectors`` (row -> vector), with the same encoder and fixed-size padded batches.
     :param precision: the image pass's ``EmbedOptions.precision`` (crops are embedded in the same arithmetic).
     :param image_vectors: filled as described for ``image_rows``.
-    :returns: counts ``objects``, ``images_with_objects``, ``images_failed``, ``objects_per_s``, ``output_uri``.
+    :returns: counts ``objects``, ``images_with_objects``, ``images_failed``, ``boxes_outside_image`` (predicted
+        boxes with no part inside their image: no object), ``objects_per_s``, ``output_uri``.
     """
     from lightly_airflow.staging import read_manifest
 
@@ -299,6 +307,7 @@ def embed_objects_shard(
 
     crops: list[Crop] = []
     failed = 0
+    outside = 0
     chunks: list[np.ndarray] = []
     pending: list[np.ndarray] = []
     image_pending: list[tuple[int, np.ndarray]] = []
@@ -331,8 +340,13 @@ def embed_objects_shard(
     # embedded as they arrive, so decoding the next images overlaps the forward pass and memory holds one
     # window of crops, not the shard's.
     with _model_threads(device), torch.inference_mode(), _autocast(device, precision):
-        for row, got, problem, image_input in iter_crops(datasource_uri, keys, rows, boxes, spec, size, ds_creds,
-                                                         num_workers, on_crop, wanted_images):
+        for row, got, problem, image_input, off in iter_crops(datasource_uri, keys, rows, boxes, spec, size,
+                                                              ds_creds, num_workers, on_crop, wanted_images):
+            if off:
+                outside += len(off)
+                logger.warning("objects: image %r: %d predicted boxes lie wholly outside the image and give no "
+                               "object (predictions made at another resolution?): %s", keys[row], len(off),
+                               [(b.task, b.index, b.bbox) for b in off[:5]])
             if got is None:
                 failed += 1
                 logger.warning("objects: image %r yields no objects: %s", keys[row], problem)
@@ -385,6 +399,7 @@ def embed_objects_shard(
     seconds = time.perf_counter() - started
     counts = {
         "objects": len(crops), "images_with_objects": len({c.parent for c in crops}), "images_failed": failed,
+        "boxes_outside_image": outside,
         "objects_per_s": round(len(crops) / seconds, 1) if seconds > 0 else 0.0,
         "embed_s": round(embed_s, 3), "seconds": round(seconds, 3), "output_uri": output_uri,
         "tasks": list(spec.all_tasks), **thumb_counts,
