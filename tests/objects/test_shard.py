@@ -189,3 +189,68 @@ def test_images_with_objects_are_decoded_once_with_the_same_embedding(tmp_path: 
     assert got.column(C.STATUS).to_pylist() == ["ok"] * 8
     np.testing.assert_allclose(np.asarray(got.column(C.EMBEDDING).to_pylist()),
                                np.asarray(want.column(C.EMBEDDING).to_pylist()), rtol=1e-5, atol=1e-6)
+
+
+class _MeanColour:
+    """A stand-in encoder: a crop's vector is its mean colour."""
+
+    model_id, dim, input_size = "mean-colour", 3, 16
+
+    def __call__(self, images):  # noqa: ANN001, ANN204
+        return images.float().mean(dim=(2, 3))
+
+
+def test_boxes_outside_the_image_give_no_object_and_are_counted(tmp_path: Path) -> None:
+    """Boxes predicted at another resolution (or for another image) can lie wholly outside the image: they used
+    to become 1-pixel strips of the image border, embedded and selected on like objects. Now they give no
+    object and are counted and logged; a box partly inside is clipped as before."""
+    import torch
+
+    from lightly_airflow.objects.shard import embed_objects_shard
+
+    source, pool = tmp_path / "src", tmp_path / "pool"
+    source.mkdir()
+    rng = np.random.default_rng(5)
+    for key in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(source / key)
+    folder = source / ".lightly" / "predictions"
+    (folder / "det").mkdir(parents=True)
+    (folder / "tasks.json").write_text(json.dumps(["det"]))
+    (folder / "det" / "schema.json").write_text(json.dumps(
+        {"task_type": "object-detection", "categories": [{"id": 0, "name": "thing"}]}))
+    boxes = [[4, 4, 20, 20], [-10, 30, 20, 30], [100, 5, 20, 20], [64, 0, 5, 5], [5, -30, 10, 30], [-50, -50, 10, 10]]
+    (folder / "det" / "a.json").write_text(json.dumps({"file_name": "a.png", "predictions": [
+        {"category_id": 0, "bbox": b, "score": 0.9} for b in boxes]}))
+    (folder / "det" / "b.json").write_text(json.dumps({"file_name": "b.png", "predictions": [
+        {"category_id": 0, "bbox": [1000, 1000, 50, 50], "score": 0.5}]}))
+    manifest = _manifest(source, pool)
+    write_spec(ObjectsSpec(tasks=("det",), padding=0.0), staging.run_dir(f"file://{pool}", "run-1"))
+    counts = embed_objects_shard(manifest, encoder=_MeanColour(), device=torch.device("cpu"), batch_size=4,
+                                 num_workers=2)
+    assert counts is not None
+    assert (counts["objects"], counts["boxes_outside_image"], counts["images_failed"]) == (2, 5, 0)
+    rows = read_parquet(staging.sibling_uri(manifest, staging.OBJECTS)).to_pylist()
+    assert [(r[C.PARENT_KEY], r[C.OBJECT_INDEX], r[C.OBJECT_CROP_BOX]) for r in rows] == [
+        ("a.png", 0, [4, 4, 20, 20]), ("a.png", 1, [0, 30, 10, 18])]
+
+
+def test_16_bit_images_keep_their_contrast(tmp_path: Path) -> None:
+    """A 16-bit grayscale PNG/TIFF (values up to 65535) is scaled to 8 bits for its crops and its own model
+    input, as the metadata pass scales it; Pillow's convert used to clip it to a white image."""
+    from lightly_airflow.embedding.images import decode_image
+    from lightly_airflow.objects.boxes import ObjectBox
+    from lightly_airflow.objects.shard import crop_image
+
+    ramp = np.linspace(0, 65535, 48 * 64).reshape(48, 64).astype(np.uint16)
+    eight = Image.fromarray(np.clip(ramp.astype(np.float64) * 255.0 / 65535.0, 0, 255).astype(np.uint8)).convert("RGB")
+    for fmt in ("PNG", "TIFF"):
+        buf = io.BytesIO()
+        Image.fromarray(ramp).save(buf, fmt)
+        data = buf.getvalue()
+        assert Image.open(io.BytesIO(data)).mode.startswith("I;16")
+        (crop,) = crop_image(data, [ObjectBox("t", 0, (8.0, 8.0, 32.0, 24.0))], (), 0.0, 16, 0)
+        want = np.asarray(eight.crop((8, 8, 40, 32)).resize((16, 16), Image.Resampling.BILINEAR, reducing_gap=3.0))
+        np.testing.assert_array_equal(crop.pixels, want)
+        assert crop.pixels.std() > 10 and crop.metrics["luminance"] < 90
+        full = np.asarray(eight.resize((16, 16), Image.Resampling.BILINEAR, reducing_gap=3.0))
+        np.testing.assert_array_equal(decode_image(data, 16), full)
