@@ -254,3 +254,39 @@ def test_16_bit_images_keep_their_contrast(tmp_path: Path) -> None:
         assert crop.pixels.std() > 10 and crop.metrics["luminance"] < 90
         full = np.asarray(eight.resize((16, 16), Image.Resampling.BILINEAR, reducing_gap=3.0))
         np.testing.assert_array_equal(decode_image(data, 16), full)
+
+
+def test_images_with_many_objects_are_decoded_ahead_within_a_memory_budget(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decode window ahead of the model is cut short by the bytes of resized crops it holds (an image with
+    thousands of objects is hundreds of MB of crops; 8 of them used to be decoded ahead), never below one
+    image; the crops come out in row order, all of them."""
+    import time
+
+    import lightly_airflow.objects.shard as shard
+    from lightly_airflow.objects.boxes import ObjectBox
+
+    source = tmp_path / "src"
+    source.mkdir()
+    rng = np.random.default_rng(2)
+    keys = [f"im{i}.png" for i in range(12)]
+    for key in keys:
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(source / key)
+    boxes = {row: [ObjectBox("det", i, (float(i), float(i), 10.0, 10.0)) for i in range(10)] for row in range(12)}
+    monkeypatch.setattr(shard, "MAX_CROP_BYTES_AHEAD", 25 * 16 * 16 * 3, raising=False)  # two images' crops of 16 px
+    decoded: list[int] = []
+    taken: list[int] = []
+    most_ahead = 0
+
+    def on_crop(row: int, box: ObjectBox, part: Image.Image) -> None:
+        if box.index == 0:
+            decoded.append(row)
+
+    for row, crops, problem, _, _ in shard.iter_crops(f"file://{source}", keys, list(range(12)), boxes,
+                                                      ObjectsSpec(tasks=("det",)), 16, None, 4, on_crop):
+        taken.append(row)
+        most_ahead = max(most_ahead, len(decoded) - len(taken))
+        assert problem is None and [c.box.index for c in crops] == list(range(10))
+        time.sleep(0.03)  # a slow model: the decoders run ahead as far as the window lets them
+    assert taken == list(range(12)) and sorted(decoded) == taken
+    assert most_ahead <= 2  # the window (16 images for 4 workers) held at most 2 images of 10 objects
