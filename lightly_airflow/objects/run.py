@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
 from lightly_airflow import staging
-from lightly_airflow.objects.shard import CROP_METRICS
+from lightly_airflow.objects.shard import BOXES_OUTSIDE_METADATA_KEY, CROP_METRICS
 from lightly_airflow.objects.spec import ObjectsSpec
 from lightly_airflow.storage import StorageCredentials, map_io, read_parquet
 
@@ -46,7 +46,10 @@ def load_run_objects(manifests: list[str], credentials: StorageCredentials | Non
             f"Object staging files {missing[:3]} are missing while other shards have theirs: the embed task of "
             "those shards did not finish. Clear it so it runs again."
         )
-    return pa.concat_tables(tables, promote_options="permissive")
+    out = pa.concat_tables(tables, promote_options="permissive")
+    key = BOXES_OUTSIDE_METADATA_KEY.encode()
+    outside = sum(int((t.schema.metadata or {}).get(key, b"0")) for t in tables)
+    return out.replace_schema_metadata({**(out.schema.metadata or {}), key: str(outside).encode()})
 
 
 def with_object_metadata(rows: pa.Table, objects: pa.Table | None, tasks: tuple[str, ...]) -> pa.Table:
@@ -148,6 +151,10 @@ def summary(objects: pa.Table | None, committed: pa.Table | None, spec: ObjectsS
     out["objects"] = 0 if objects is None else objects.num_rows
     out["committed"] = 0 if committed is None else committed.num_rows
     out["selected"] = 0 if committed is None else int(pc.sum(committed.column(C.OBJECT_SELECTED)).as_py() or 0)
+    outside = int(((objects.schema.metadata or {}) if objects is not None else {}).get(
+        BOXES_OUTSIDE_METADATA_KEY.encode(), b"0"))
+    if outside:  # predicted boxes wholly outside their image: no object (the embed tasks log which)
+        out["boxes_outside_image"] = outside
     return out
 
 

@@ -57,6 +57,9 @@ _NO_PIXELS = np.zeros((0, 0, 3), np.uint8)
 #: holds one image. 3,000 objects at 224 px are 450 MB, so 8 such images ahead held 3.6 GB.
 MAX_CROP_BYTES_AHEAD = 512 * 2**20
 
+#: Schema metadata of an ``objects/`` staging file: predicted boxes of its images that lie wholly outside them.
+BOXES_OUTSIDE_METADATA_KEY = "lightly.boxes_outside_image"
+
 
 def _crop_thumbnails(manifest_uri: str, credentials: StorageCredentials | None) -> Any:
     """The UI's crop thumbnails (``<datapool>/_thumbnails/<object sample id>.jpg``), made from the crops this
@@ -413,6 +416,9 @@ def embed_objects_shard(
         else:
             arrays.append(pa.array(values, f.type))
     table = pa.Table.from_arrays(arrays, schema=schema)
+    # The select task sums it into the run summary (objects.run.load_run_objects, summary).
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                           BOXES_OUTSIDE_METADATA_KEY.encode(): str(outside).encode()})
     output_uri = output_uri or sibling_uri(manifest_uri, OBJECTS)
     write_parquet(table, output_uri, credentials)
     seconds = time.perf_counter() - started

@@ -232,6 +232,11 @@ def test_boxes_outside_the_image_give_no_object_and_are_counted(tmp_path: Path) 
     rows = read_parquet(staging.sibling_uri(manifest, staging.OBJECTS)).to_pylist()
     assert [(r[C.PARENT_KEY], r[C.OBJECT_INDEX], r[C.OBJECT_CROP_BOX]) for r in rows] == [
         ("a.png", 0, [4, 4, 20, 20]), ("a.png", 1, [0, 30, 10, 18])]
+    # ... and the run summary (XCom, report) says how many, summed over the shards.
+    from lightly_airflow.objects.run import load_run_objects, summary
+
+    spec = ObjectsSpec(tasks=("det",))
+    assert summary(load_run_objects([manifest, manifest]), None, spec)["boxes_outside_image"] == 10
 
 
 def test_16_bit_images_keep_their_contrast(tmp_path: Path) -> None:
