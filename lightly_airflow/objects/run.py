@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
 from lightly_airflow import staging
-from lightly_airflow.objects.shard import BOXES_OUTSIDE_METADATA_KEY, CROP_METRICS
+from lightly_airflow.objects.shard import BOXES_OUTSIDE_METADATA_KEY, CROP_METRICS, FRAMES_SKIPPED_METADATA_KEY
 from lightly_airflow.objects.spec import ObjectsSpec
 from lightly_airflow.storage import StorageCredentials, map_io, read_parquet
 
@@ -47,9 +47,9 @@ def load_run_objects(manifests: list[str], credentials: StorageCredentials | Non
             "those shards did not finish. Clear it so it runs again."
         )
     out = pa.concat_tables(tables, promote_options="permissive")
-    key = BOXES_OUTSIDE_METADATA_KEY.encode()
-    outside = sum(int((t.schema.metadata or {}).get(key, b"0")) for t in tables)
-    return out.replace_schema_metadata({**(out.schema.metadata or {}), key: str(outside).encode()})
+    sums = {key.encode(): str(sum(int((t.schema.metadata or {}).get(key.encode(), b"0")) for t in tables)).encode()
+            for key in (BOXES_OUTSIDE_METADATA_KEY, FRAMES_SKIPPED_METADATA_KEY)}
+    return out.replace_schema_metadata({**(out.schema.metadata or {}), **sums})
 
 
 def with_object_metadata(rows: pa.Table, objects: pa.Table | None, tasks: tuple[str, ...]) -> pa.Table:
@@ -151,10 +151,13 @@ def summary(objects: pa.Table | None, committed: pa.Table | None, spec: ObjectsS
     out["objects"] = 0 if objects is None else objects.num_rows
     out["committed"] = 0 if committed is None else committed.num_rows
     out["selected"] = 0 if committed is None else int(pc.sum(committed.column(C.OBJECT_SELECTED)).as_py() or 0)
-    outside = int(((objects.schema.metadata or {}) if objects is not None else {}).get(
-        BOXES_OUTSIDE_METADATA_KEY.encode(), b"0"))
-    if outside:  # predicted boxes wholly outside their image: no object (the embed tasks log which)
-        out["boxes_outside_image"] = outside
+    meta = (objects.schema.metadata or {}) if objects is not None else {}
+    # Predicted boxes wholly outside their image, and video frames with boxes or auto tasks: no objects (the
+    # embed tasks log which).
+    for name, key in (("boxes_outside_image", BOXES_OUTSIDE_METADATA_KEY),
+                      ("video_frames_skipped", FRAMES_SKIPPED_METADATA_KEY)):
+        if int(meta.get(key.encode(), b"0")):
+            out[name] = int(meta[key.encode()])
     return out
 
 

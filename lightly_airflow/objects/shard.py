@@ -31,6 +31,7 @@ from lightly_airflow.objects.boxes import ObjectBox, auto_task_boxes, crop_box, 
 from lightly_airflow.objects.spec import ObjectsSpec, read_spec
 from lightly_airflow.staging import OBJECTS, sibling_uri
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, write_parquet
+from lightly_airflow.video.frames import frame_rows
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ MAX_CROP_BYTES_AHEAD = 512 * 2**20
 
 #: Schema metadata of an ``objects/`` staging file: predicted boxes of its images that lie wholly outside them.
 BOXES_OUTSIDE_METADATA_KEY = "lightly.boxes_outside_image"
+#: ... and video frames that would have objects (predicted boxes or auto tasks) but get none (not supported).
+FRAMES_SKIPPED_METADATA_KEY = "lightly.video_frames_skipped"
 
 
 def _crop_thumbnails(manifest_uri: str, credentials: StorageCredentials | None) -> Any:
@@ -300,7 +303,8 @@ def embed_objects_shard(
     :param precision: the image pass's ``EmbedOptions.precision`` (crops are embedded in the same arithmetic).
     :param image_vectors: filled as described for ``image_rows``.
     :returns: counts ``objects``, ``images_with_objects``, ``images_failed``, ``boxes_outside_image`` (predicted
-        boxes with no part inside their image: no object), ``objects_per_s``, ``output_uri``.
+        boxes with no part inside their image: no object), ``video_frames_skipped`` (frames with predicted boxes or
+        auto tasks: object crops of video frames are not supported), ``objects_per_s``, ``output_uri``.
     """
     from lightly_airflow.staging import read_manifest
 
@@ -319,6 +323,15 @@ def embed_objects_shard(
         logger.warning("objects: tasks %s are not object-detection, instance-segmentation or keypoint tasks of "
                        "%s/.lightly/predictions/tasks.json: they give no objects", unusable, lightly_uri)
     rows = list(range(len(keys))) if spec.auto_tasks else sorted(boxes)
+    # Video frames are not files of the datasource: fetching their keys fails (one 404 per frame, a warning per
+    # frame). Object crops of frames are not supported yet: the frames that would have objects are counted once.
+    frames = {f.row for f in frame_rows(manifest.table)}
+    frames_skipped = sum(1 for r in rows if r in frames)
+    if frames_skipped:
+        rows = [r for r in rows if r not in frames]
+        logger.warning("objects: %d video frames of %s have predicted boxes or auto_tasks, but object crops of video "
+                       "frames are not supported: they give no objects (their image-level scores are unaffected)",
+                       frames_skipped, manifest_uri)
     size = int(encoder.input_size)
     thumbs = _crop_thumbnails(manifest_uri, credentials)
     on_crop = None
@@ -418,13 +431,15 @@ def embed_objects_shard(
     table = pa.Table.from_arrays(arrays, schema=schema)
     # The select task sums it into the run summary (objects.run.load_run_objects, summary).
     table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                           BOXES_OUTSIDE_METADATA_KEY.encode(): str(outside).encode()})
+                                           BOXES_OUTSIDE_METADATA_KEY.encode(): str(outside).encode(),
+                                           FRAMES_SKIPPED_METADATA_KEY.encode(): str(frames_skipped).encode()})
     output_uri = output_uri or sibling_uri(manifest_uri, OBJECTS)
     write_parquet(table, output_uri, credentials)
     seconds = time.perf_counter() - started
     counts = {
         "objects": len(crops), "images_with_objects": len({c.parent for c in crops}), "images_failed": failed,
         "boxes_outside_image": outside,
+        "video_frames_skipped": frames_skipped,
         "objects_per_s": round(len(crops) / seconds, 1) if seconds > 0 else 0.0,
         "embed_s": round(embed_s, 3), "seconds": round(seconds, 3), "output_uri": output_uri,
         "tasks": list(spec.all_tasks), **thumb_counts,

@@ -295,3 +295,59 @@ def test_images_with_many_objects_are_decoded_ahead_within_a_memory_budget(tmp_p
         time.sleep(0.03)  # a slow model: the decoders run ahead as far as the window lets them
     assert taken == list(range(12)) and sorted(decoded) == taken
     assert most_ahead <= 2  # the window (16 images for 4 workers) held at most 2 images of 10 objects
+
+
+def test_video_frames_are_not_fetched_as_files_and_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lightly's frame predictions (``clip-000-mp4.json`` for frame 0) name frames, which are not files of the
+    datasource. The object pass used to fetch every such key (with auto_tasks: every frame of every video, one
+    404 on an object store and a warning each) and count it as an unreadable image; object crops of frames are
+    not supported, so the frames that would have objects are now skipped without a fetch and counted once."""
+    import pyarrow.parquet as pq
+    import torch
+
+    from lightly_airflow.objects.run import load_run_objects, summary
+    from lightly_airflow.objects.shard import embed_objects_shard
+
+    source, pool = tmp_path / "src", tmp_path / "pool"
+    add_images(source, 0, 2, seed=1)
+    manifest = _manifest(source, pool)
+    path = manifest.removeprefix("file://")
+    table = pq.read_table(path)
+    frames = ["clip-0-mp4.png", "clip-1-mp4.png"]  # frame rows, as video listing expands clip.mp4 into them
+    n = table.num_rows
+    extra = table.slice(0, 2)
+    for name, values in ((C.KEY, frames), (C.ETAG, ["e0", "e1"])):
+        i = extra.schema.get_field_index(name)
+        extra = extra.set_column(i, extra.schema.field(i), pa.array(values, extra.schema.field(i).type))
+    table = pa.concat_tables([table, extra])
+    table = (table.append_column(C.VIDEO, pa.array([None] * n + ["clip.mp4"] * 2, pa.string()))
+             .append_column(C.FRAME_INDEX, pa.array([None] * n + [0, 1], pa.int64()))
+             .append_column(C.FRAME_PTS, pa.array([None] * n + [0, 512], pa.int64())))
+    pq.write_table(table, path)
+    for key in frames:
+        (source / ".lightly" / "predictions" / TASK / key.replace(".png", ".json")).write_text(json.dumps(
+            {"file_name": key, "predictions": [{"category_id": 0, "bbox": [0, 10, 100, 30], "score": 0.8}]}))
+    spec = ObjectsSpec(tasks=(TASK,), auto_tasks=({"type": "TILING", "name": "tiles", "num_rows": 1, "num_cols": 2},))
+    write_spec(spec, staging.run_dir(f"file://{pool}", "run-1"))
+    import lightly_airflow.objects.shard as shard
+
+    fetched: list[str] = []
+    real = shard.filesystem
+
+    def recording(uri, credentials=None):  # noqa: ANN001, ANN202
+        fs, root = real(uri, credentials)
+        cat = fs.cat_file
+
+        class Spy:
+            def cat_file(self, p):  # noqa: ANN001, ANN202
+                fetched.append(p.rsplit("/", 1)[-1])
+                return cat(p)
+
+        return Spy(), root
+
+    monkeypatch.setattr(shard, "filesystem", recording)
+    counts = embed_objects_shard(manifest, encoder=_MeanColour(), device=torch.device("cpu"), batch_size=4,
+                                 num_workers=2)
+    assert counts is not None and counts["images_failed"] == 0 and counts["video_frames_skipped"] == 2
+    assert sorted(fetched) == ["img_0000.png", "img_0001.png"]
+    assert summary(load_run_objects([manifest]), None, spec)["video_frames_skipped"] == 2
