@@ -62,6 +62,23 @@ MAX_CROP_BYTES_AHEAD = 512 * 2**20
 BOXES_OUTSIDE_METADATA_KEY = "lightly.boxes_outside_image"
 #: ... and video frames that would have objects (predicted boxes or auto tasks) but get none (not supported).
 FRAMES_SKIPPED_METADATA_KEY = "lightly.video_frames_skipped"
+#: ... and images whose boxes of a task all lie within [0, 1] (relative coordinates given for Lightly's pixels).
+NORMALIZED_METADATA_KEY = "lightly.images_with_normalized_looking_boxes"
+
+
+def _normalized_looking(boxes: dict[int, list[ObjectBox]]) -> list[tuple[int, str]]:
+    """``(row, task)`` whose predicted boxes all lie within [0, 1] with some side below one pixel: coordinates
+    relative to the image size (YOLO style) given where Lightly's format has pixels."""
+    out = []
+    for row, found in boxes.items():
+        by_task: dict[str, list[ObjectBox]] = {}
+        for box in found:
+            by_task.setdefault(box.task, []).append(box)
+        for task, mine in by_task.items():
+            if (all(0.0 <= v <= 1.0 for b in mine for v in b.bbox)
+                    and any(0.0 < b.bbox[2] < 1.0 or 0.0 < b.bbox[3] < 1.0 for b in mine)):
+                out.append((row, task))
+    return out
 
 
 def _crop_thumbnails(manifest_uri: str, credentials: StorageCredentials | None) -> Any:
@@ -322,6 +339,13 @@ def embed_objects_shard(
     if unusable:
         logger.warning("objects: tasks %s are not object-detection, instance-segmentation or keypoint tasks of "
                        "%s/.lightly/predictions/tasks.json: they give no objects", unusable, lightly_uri)
+    normalized = _normalized_looking(boxes)
+    if normalized:
+        row, task = normalized[0]
+        logger.warning("objects: %d images of %s have boxes of a task that all lie within [0, 1] (e.g. %r, task %r: "
+                       "%s): Lightly's bbox is [x, y, width, height] in pixels, not relative to the image size; "
+                       "their crops are at most one pixel", len({r for r, _ in normalized}), manifest_uri, keys[row],
+                       task, [b.bbox for b in boxes[row] if b.task == task][:3])
     rows = list(range(len(keys))) if spec.auto_tasks else sorted(boxes)
     # Video frames are not files of the datasource: fetching their keys fails (one 404 per frame, a warning per
     # frame). Object crops of frames are not supported yet: the frames that would have objects are counted once.
@@ -432,7 +456,8 @@ def embed_objects_shard(
     # The select task sums it into the run summary (objects.run.load_run_objects, summary).
     table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                            BOXES_OUTSIDE_METADATA_KEY.encode(): str(outside).encode(),
-                                           FRAMES_SKIPPED_METADATA_KEY.encode(): str(frames_skipped).encode()})
+                                           FRAMES_SKIPPED_METADATA_KEY.encode(): str(frames_skipped).encode(),
+                                           NORMALIZED_METADATA_KEY.encode(): str(len({r for r, _ in normalized})).encode()})
     output_uri = output_uri or sibling_uri(manifest_uri, OBJECTS)
     write_parquet(table, output_uri, credentials)
     seconds = time.perf_counter() - started
@@ -440,6 +465,7 @@ def embed_objects_shard(
         "objects": len(crops), "images_with_objects": len({c.parent for c in crops}), "images_failed": failed,
         "boxes_outside_image": outside,
         "video_frames_skipped": frames_skipped,
+        "images_with_normalized_looking_boxes": len({r for r, _ in normalized}),
         "objects_per_s": round(len(crops) / seconds, 1) if seconds > 0 else 0.0,
         "embed_s": round(embed_s, 3), "seconds": round(seconds, 3), "output_uri": output_uri,
         "tasks": list(spec.all_tasks), **thumb_counts,

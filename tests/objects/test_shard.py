@@ -351,3 +351,37 @@ def test_video_frames_are_not_fetched_as_files_and_are_counted(tmp_path: Path, m
     assert counts is not None and counts["images_failed"] == 0 and counts["video_frames_skipped"] == 2
     assert sorted(fetched) == ["img_0000.png", "img_0001.png"]
     assert summary(load_run_objects([manifest]), None, spec)["video_frames_skipped"] == 2
+
+
+def test_boxes_relative_to_the_image_size_are_flagged(tmp_path: Path) -> None:
+    """YOLO-style boxes relative to the image size, given where Lightly's format has pixels, are all within
+    [0, 1]: their crops are one pixel. They used to pass silently; the images are now counted (embed counts,
+    run summary) and logged. Pixel boxes, even a 1x1 one at the origin, are not flagged."""
+    import torch
+
+    from lightly_airflow.objects.run import load_run_objects, summary
+    from lightly_airflow.objects.shard import embed_objects_shard
+
+    source, pool = tmp_path / "src", tmp_path / "pool"
+    source.mkdir()
+    rng = np.random.default_rng(7)
+    for key in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(source / key)
+    folder = source / ".lightly" / "predictions"
+    (folder / "det").mkdir(parents=True)
+    (folder / "tasks.json").write_text(json.dumps(["det"]))
+    (folder / "det" / "schema.json").write_text(json.dumps(
+        {"task_type": "object-detection", "categories": [{"id": 0, "name": "thing"}]}))
+    (folder / "det" / "a.json").write_text(json.dumps({"file_name": "a.png", "predictions": [
+        {"category_id": 0, "bbox": [0.12, 0.3, 0.25, 0.4], "score": 0.9},
+        {"category_id": 0, "bbox": [0.5, 0.5, 0.1, 0.2], "score": 0.8}]}))
+    (folder / "det" / "b.json").write_text(json.dumps({"file_name": "b.png", "predictions": [
+        {"category_id": 0, "bbox": [0, 0, 1, 1], "score": 0.9}, {"category_id": 0, "bbox": [5, 5, 20, 10], "score": 0.9}]}))
+    manifest = _manifest(source, pool)
+    spec = ObjectsSpec(tasks=("det",))
+    write_spec(spec, staging.run_dir(f"file://{pool}", "run-1"))
+    counts = embed_objects_shard(manifest, encoder=_MeanColour(), device=torch.device("cpu"), batch_size=4,
+                                 num_workers=0)
+    assert counts is not None and counts["objects"] == 4
+    assert counts["images_with_normalized_looking_boxes"] == 1
+    assert summary(load_run_objects([manifest]), None, spec)["images_with_normalized_looking_boxes"] == 1
