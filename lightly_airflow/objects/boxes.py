@@ -62,7 +62,7 @@ def prediction_boxes(obj: Any, schema: TaskSchema, key: str) -> list[ObjectBox]:
             category = schema.category_names[schema.index_of[cid]]
         score = pred.get("score")
         score = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None
-        if schema.task_type == "keypoint-detection" and "bbox" not in pred:
+        if schema.task_type == "keypoint-detection" and pred.get("bbox") is None:
             bbox = keypoint_bbox([float(v) for v in pred["keypoints"]])
         else:
             x, y, w, h = (float(v) for v in pred["bbox"])

@@ -174,11 +174,11 @@ def parse_prediction_file(obj: Any, schema: TaskSchema, key: str) -> tuple[FileP
             if (conf < 0).any() or (conf > 1).any():
                 problems.append((f"{where}.keypoints", "keypoint confidences must lie in [0, 1]"))
                 continue
-            if "bbox" in pred:
+            if pred.get("bbox") is not None:
                 _bbox(pred["bbox"], f"{where}.bbox", problems)
             _score(pred.get("score"), f"{where}.score", problems, required=False)
             index = None
-            if "category_id" in pred and schema.num_categories:
+            if pred.get("category_id") is not None and schema.num_categories:
                 index = _category(pred["category_id"], schema, f"{where}.category_id", problems)
             if len(problems) == n_before:
                 out.keypoint_confidence.append(float(conf.mean()))
@@ -188,7 +188,7 @@ def parse_prediction_file(obj: Any, schema: TaskSchema, key: str) -> tuple[FileP
         index = _category(pred.get("category_id"), schema, f"{where}.category_id", problems)
         score = _score(pred.get("score"), f"{where}.score", problems, required=task_type != "classification")
         probs = None
-        if "probabilities" in pred:  # optional for every task type (Lightly's prediction format)
+        if pred.get("probabilities") is not None:  # optional (null = absent) for every task type, as in Lightly's format
             probs = _probabilities(pred.get("probabilities"), schema, f"{where}.probabilities", problems)
         if task_type in ("object-detection", "instance-segmentation"):
             _bbox(pred.get("bbox"), f"{where}.bbox", problems)

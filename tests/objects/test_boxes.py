@@ -52,3 +52,21 @@ def test_tiling_covers_the_image(overlap: float) -> None:
     assert tiles[1].bbox[0] == pytest.approx(w * (1 - overlap))  # neighbours overlap by overlap * tile size
     crops = auto_task_boxes({"type": "CROP", "name": "c", "bboxs": [[0.5, 0.25, 0.5, 0.5]]}, 200, 100)
     assert crops[0].bbox == (100.0, 25.0, 100.0, 50.0) and crops[0].category is None
+
+
+def test_null_optional_fields_are_absent() -> None:
+    """Lightly's singletons have optional ``probabilities`` (every type) and ``bbox``, ``category_id``, ``score``
+    (keypoints); a writer that serialises a missing value as ``null`` (a dataclass, a ``dict.get``) means the
+    same. Such files used to be rejected whole (``None`` is not a bbox / a category id / a probability list)."""
+    det = {"file_name": "a.png", "predictions": [
+        {"category_id": 5, "bbox": [1, 2, 3, 4], "score": 0.75, "probabilities": None}]}
+    (box,) = prediction_boxes(det, _schema("object-detection"), "a.png")
+    assert box.bbox == (1.0, 2.0, 3.0, 4.0) and box.category == "bus"
+    kp = {"file_name": "a.png", "predictions": [
+        {"keypoints": [10, 20, 0.9, 30, 5, 0.8], "bbox": None, "category_id": None, "score": None}]}
+    (box,) = prediction_boxes(kp, _schema("keypoint-detection"), "a.png")
+    assert box.bbox == (10.0, 5.0, 20.0, 15.0) and box.category is None and box.score is None
+    from lightly_airflow.predictions import parse_prediction_file
+
+    parsed, problems = parse_prediction_file(det, _schema("object-detection"), "a.png")
+    assert problems == [] and parsed.probabilities[0].tolist() == [0.25, 0.75]
