@@ -172,7 +172,9 @@ def parse_prediction_file(obj: Any, schema: TaskSchema, key: str) -> tuple[FileP
                 continue
             conf = np.asarray(numbers[2::3], np.float64)
             if (conf < 0).any() or (conf > 1).any():
-                problems.append((f"{where}.keypoints", "keypoint confidences must lie in [0, 1]"))
+                hint = (" (COCO visibility flags 0/1/2 are not confidences: write 0 for unlabelled and 1 for labelled "
+                        "keypoints)") if set(conf.tolist()) <= {0.0, 1.0, 2.0} else ""
+                problems.append((f"{where}.keypoints", f"keypoint confidences must lie in [0, 1]{hint}"))
                 continue
             if pred.get("bbox") is not None:
                 _bbox(pred["bbox"], f"{where}.bbox", problems)

@@ -277,3 +277,12 @@ def test_a_missing_or_null_score_is_named(tmp_path):
         parsed, problems = parse_prediction_file({"file_name": "a.png", "predictions": [pred]}, schema, "a.png")
         assert parsed is None and problems == [
             ("predictions[0].score", "is missing or null: this task type needs a score in [0, 1] per prediction")]
+
+
+def test_coco_keypoint_visibility_flags_are_named():
+    schema, _ = parse_task_schema("kp", SCHEMAS["kp"])
+    obj = {"file_name": "a.png", "predictions": [{"keypoints": [10, 20, 2, 0, 0, 0, 30, 40, 1], "score": 1.0}]}
+    parsed, problems = parse_prediction_file(obj, schema, "a.png")
+    assert parsed is None and len(problems) == 1 and "COCO visibility flags 0/1/2" in problems[0][1]
+    obj["predictions"][0]["keypoints"][2] = 1.5  # not flags: no hint
+    assert "COCO" not in parse_prediction_file(obj, schema, "a.png")[1][0][1]
