@@ -96,10 +96,11 @@ def auto_task_boxes(task: dict[str, Any], width: int, height: int) -> list[Objec
 
 
 def inside_image(bbox: tuple[float, float, float, float], width: int, height: int) -> bool:
-    """Whether a box has any part inside the image (a box wholly outside it, or only touching its border, has
-    no pixel of the object: predictions made at another resolution or for another image)."""
+    """Whether a box covers any area of the image. A box wholly outside it or only touching its border
+    (predictions made at another resolution or for another image), or of zero width or height (a degenerate
+    prediction, a keypoint instance with one visible keypoint), has no pixel of an object."""
     x, y, w, h = bbox
-    return x < width and y < height and x + w > 0 and y + h > 0
+    return min(x + w, width) - max(x, 0.0) > 0 and min(y + h, height) - max(y, 0.0) > 0
 
 
 def crop_box(bbox: tuple[float, float, float, float], padding: float, width: int, height: int) -> tuple[int, int, int, int]:

@@ -155,7 +155,7 @@ def crop_image(data: bytes, boxes: list[ObjectBox], auto_tasks: tuple[dict[str, 
                outside: list[ObjectBox] | None = None) -> list[Crop]:
     """Decode one image once and crop every object of it (predicted boxes and auto tasks).
 
-    A predicted box with no part inside the image gives no object (its crop would be an unrelated strip of
+    A predicted box with no area inside the image gives no object (its crop would be one pixel or a strip of
     the border); it is appended to ``outside`` for the caller to count and report.
 
     :param on_crop: called with each object's box and its crop at full resolution (the UI thumbnail).
@@ -320,7 +320,7 @@ def embed_objects_shard(
     :param precision: the image pass's ``EmbedOptions.precision`` (crops are embedded in the same arithmetic).
     :param image_vectors: filled as described for ``image_rows``.
     :returns: counts ``objects``, ``images_with_objects``, ``images_failed``, ``boxes_outside_image`` (predicted
-        boxes with no part inside their image: no object), ``video_frames_skipped`` (frames with predicted boxes or
+        boxes with no area inside their image: no object), ``video_frames_skipped`` (frames with predicted boxes or
         auto tasks: object crops of video frames are not supported), ``objects_per_s``, ``output_uri``.
     """
     from lightly_airflow.staging import read_manifest
@@ -403,8 +403,9 @@ def embed_objects_shard(
                                                               ds_creds, num_workers, on_crop, wanted_images):
             if off:
                 outside += len(off)
-                logger.warning("objects: image %r: %d predicted boxes lie wholly outside the image and give no "
-                               "object (predictions made at another resolution?): %s", keys[row], len(off),
+                logger.warning("objects: image %r: %d predicted boxes have no area inside the image (outside it, or "
+                               "of zero width or height) and give no object (predictions made at another "
+                               "resolution?): %s", keys[row], len(off),
                                [(b.task, b.index, b.bbox) for b in off[:5]])
             if got is None:
                 failed += 1

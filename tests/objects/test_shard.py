@@ -203,7 +203,8 @@ class _MeanColour:
 def test_boxes_outside_the_image_give_no_object_and_are_counted(tmp_path: Path) -> None:
     """Boxes predicted at another resolution (or for another image) can lie wholly outside the image: they used
     to become 1-pixel strips of the image border, embedded and selected on like objects. Now they give no
-    object and are counted and logged; a box partly inside is clipped as before."""
+    object and are counted and logged, as are zero-area boxes inside it (they too used to become 1-pixel crops);
+    a box partly inside is clipped as before."""
     import torch
 
     from lightly_airflow.objects.shard import embed_objects_shard
@@ -218,7 +219,8 @@ def test_boxes_outside_the_image_give_no_object_and_are_counted(tmp_path: Path) 
     (folder / "tasks.json").write_text(json.dumps(["det"]))
     (folder / "det" / "schema.json").write_text(json.dumps(
         {"task_type": "object-detection", "categories": [{"id": 0, "name": "thing"}]}))
-    boxes = [[4, 4, 20, 20], [-10, 30, 20, 30], [100, 5, 20, 20], [64, 0, 5, 5], [5, -30, 10, 30], [-50, -50, 10, 10]]
+    boxes = [[4, 4, 20, 20], [-10, 30, 20, 30], [100, 5, 20, 20], [64, 0, 5, 5], [5, -30, 10, 30], [-50, -50, 10, 10],
+             [30, 30, 0, 0], [30, 30, 0, 5]]  # ... and zero-area boxes inside it: a 1-pixel crop each
     (folder / "det" / "a.json").write_text(json.dumps({"file_name": "a.png", "predictions": [
         {"category_id": 0, "bbox": b, "score": 0.9} for b in boxes]}))
     (folder / "det" / "b.json").write_text(json.dumps({"file_name": "b.png", "predictions": [
@@ -228,7 +230,7 @@ def test_boxes_outside_the_image_give_no_object_and_are_counted(tmp_path: Path) 
     counts = embed_objects_shard(manifest, encoder=_MeanColour(), device=torch.device("cpu"), batch_size=4,
                                  num_workers=2)
     assert counts is not None
-    assert (counts["objects"], counts["boxes_outside_image"], counts["images_failed"]) == (2, 5, 0)
+    assert (counts["objects"], counts["boxes_outside_image"], counts["images_failed"]) == (2, 7, 0)
     rows = read_parquet(staging.sibling_uri(manifest, staging.OBJECTS)).to_pylist()
     assert [(r[C.PARENT_KEY], r[C.OBJECT_INDEX], r[C.OBJECT_CROP_BOX]) for r in rows] == [
         ("a.png", 0, [4, 4, 20, 20]), ("a.png", 1, [0, 30, 10, 18])]
@@ -236,7 +238,7 @@ def test_boxes_outside_the_image_give_no_object_and_are_counted(tmp_path: Path) 
     from lightly_airflow.objects.run import load_run_objects, summary
 
     spec = ObjectsSpec(tasks=("det",))
-    assert summary(load_run_objects([manifest, manifest]), None, spec)["boxes_outside_image"] == 10
+    assert summary(load_run_objects([manifest, manifest]), None, spec)["boxes_outside_image"] == 14
 
 
 def test_16_bit_images_keep_their_contrast(tmp_path: Path) -> None:
