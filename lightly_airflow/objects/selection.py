@@ -108,7 +108,7 @@ def object_set(
 
         meta = (objects.schema.metadata or {}) if objects is not None else {}
         dropped = [f"{int(meta[k.encode()])} {what}" for k, what in (
-            (BOXES_OUTSIDE_METADATA_KEY, "predicted boxes lay wholly outside their images"),
+            (BOXES_OUTSIDE_METADATA_KEY, "predicted boxes had no area inside their images"),
             (FRAMES_SKIPPED_METADATA_KEY, "video frames had boxes, but object crops of video frames are not supported"),
         ) if int(meta.get(k.encode(), b"0"))]
         raise ValueError(

@@ -131,8 +131,8 @@ def test_a_task_without_objects_says_why_when_the_objects_pass_dropped_them() ->
     keys, _, objects, candidates = _data(10, 3)
     empty = objects.slice(0, 0).replace_schema_metadata({b"lightly.boxes_outside_image": b"7",
                                                          b"lightly.video_frames_skipped": b"0"})
-    with pytest.raises(ValueError, match=r"no objects of task 'det' in this run \(7 predicted boxes lay wholly "
-                                         r"outside their images\): it must be"):
+    with pytest.raises(ValueError, match=r"no objects of task 'det' in this run \(7 predicted boxes had no area "
+                                         r"inside their images\): it must be"):
         object_set(keys, empty, "det", path="strategies[0].input")
     frames = empty.replace_schema_metadata({b"lightly.video_frames_skipped": b"120"})
     with pytest.raises(ValueError, match="120 video frames had boxes, but object crops of video frames are not"):
