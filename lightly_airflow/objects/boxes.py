@@ -104,11 +104,12 @@ def inside_image(bbox: tuple[float, float, float, float], width: int, height: in
 
 
 def crop_box(bbox: tuple[float, float, float, float], padding: float, width: int, height: int) -> tuple[int, int, int, int]:
-    """The pixels cropped for a box: each side grows by ``padding`` times the box's width (left, right) or
-    height (top, bottom), the result is rounded outwards to whole pixels and clipped to the image; at least
-    one pixel wide and high. Returns ``(x, y, w, h)``."""
+    """The pixels cropped for a box: its width and height each grow by ``padding`` times themselves, half on
+    each side (Lightly: "a padding of X=0.1 will extend both width and height of all bounding boxes by 10
+    percent"), the result is rounded outwards to whole pixels and clipped to the image; at least one pixel
+    wide and high. Returns ``(x, y, w, h)``."""
     x, y, w, h = bbox
-    px, py = padding * w, padding * h
+    px, py = padding * w / 2, padding * h / 2
     x0 = max(0, min(width - 1, math.floor(x - px)))
     y0 = max(0, min(height - 1, math.floor(y - py)))
     x1 = max(x0 + 1, min(width, math.ceil(x + w + px)))

@@ -24,8 +24,8 @@ class ObjectsSpec:
 
     :param tasks: prediction tasks (object-detection, instance-segmentation, keypoint-detection) to crop.
     :param auto_tasks: ``selection_config.auto_tasks`` entries as dicts (TILING, CROP).
-    :param padding: ``worker_config.object_level.padding``: each side of a box grows by this fraction of the
-        box's width (left/right) or height (top/bottom); the padded box is clipped to the image.
+    :param padding: ``worker_config.object_level.padding``: a box's width and height grow by this fraction
+        (half of it on each side, as in Lightly); the padded box is clipped to the image.
     :param upload: ``worker_config.crops.enable_upload``.
     :param upload_tasks: ``worker_config.crops.enable_upload_for_tasks`` (``None``: every task).
     :param selection_tasks: the tasks an object-level strategy selects on.

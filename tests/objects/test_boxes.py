@@ -36,9 +36,19 @@ def test_detection_instance_and_keypoint_boxes() -> None:
 
 def test_padding_rounds_outwards_and_clips() -> None:
     assert crop_box((10.2, 10.7, 20, 10), 0.0, 100, 100) == (10, 10, 21, 11)
-    assert crop_box((10, 10, 20, 10), 0.1, 100, 100) == (8, 9, 24, 12)
+    assert crop_box((10, 10, 20, 10), 0.1, 100, 100) == (9, 9, 22, 12)  # grown to 22 x 11; y 9.5..20.5 rounds out to 9..21
     assert crop_box((0, 0, 100, 50), 0.5, 100, 60) == (0, 0, 100, 60)  # clipped to the image
     assert crop_box((50, 50, 0, 0), 0.0, 100, 100) == (50, 50, 1, 1)  # at least one pixel
+
+
+def test_padding_is_lightlys_total_growth() -> None:
+    """Lightly's object-level docs: "a padding of X=0.1 will extend both width and height of all bounding boxes
+    by 10 percent", i.e. half of it on each side. Padding used to grow each side by 10 percent (crops 20 %
+    larger: 120 x 60 here)."""
+    assert crop_box((20, 12.5, 100, 50), 0.1, 300, 200) == (15, 10, 110, 55)
+    # Near the border: the 110 x 55 box (5, 2.5)-(115, 57.5) is clipped to the 200 x 57 image.
+    assert crop_box((10, 5, 100, 50), 0.1, 200, 57) == (5, 2, 110, 55)
+    assert crop_box((2, 2.5, 100, 50), 0.1, 200, 100) == (0, 0, 107, 55)  # 3 px of the left padding cut off
 
 
 @pytest.mark.parametrize("overlap", [0.0, 0.2])

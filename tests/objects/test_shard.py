@@ -63,7 +63,7 @@ def test_objects_of_a_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     tiles = [r for r in rows if r[C.OBJECT_TASK] == "tiles"]
     assert sorted({r[C.PARENT_KEY] for r in tiles}) == sorted(preds) and len(tiles) == 24
     (person,) = [r for r in rows if r[C.OBJECT_TASK] == "people"]
-    assert person[C.OBJECT_BBOX] == [10.0, 10.0, 30.0, 20.0] and person[C.OBJECT_CROP_BOX] == [7, 8, 36, 24]
+    assert person[C.OBJECT_BBOX] == [10.0, 10.0, 30.0, 20.0] and person[C.OBJECT_CROP_BOX] == [8, 9, 34, 22]
     for r in rows:
         assert r[C.KEY] == C.object_id(r[C.PARENT_KEY], r[C.OBJECT_TASK], r[C.OBJECT_INDEX])
         assert r[C.METADATA_PREFIX + "lightly.width"] == r[C.OBJECT_CROP_BOX][2]
