@@ -122,8 +122,8 @@ class Crops(_Strict):
 class ObjectLevel(_Strict):
     """Legacy ``worker_config.object_level`` (Lightly Worker v2): ``padding`` around object boxes."""
 
-    padding: float = _key(0.0, HONOURED, "each side of an object's box grows by this fraction of the box's width "
-                          "(left, right) or height (top, bottom) before cropping", ge=0)
+    padding: float = _key(0.0, HONOURED, "an object's box grows by this fraction of its width and height (half "
+                          "on each side) before cropping", ge=0)
     task_name: str | None = _key(None, NO_EFFECT, "object-level tasks are named by the selection config's "
                                  "EMBEDDINGS inputs with 'task'")
     crop_dataset_name: str | None = _key(None, NO_EFFECT, "there are no Lightly crop datasets: object rows live "

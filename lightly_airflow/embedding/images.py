@@ -56,6 +56,12 @@ def open_rgb(data: bytes, draft: int | None = None) -> Image.Image:
             img.draft("RGB", (draft, draft))  # DCT-domain downscale, never below the target size
         img.load()
     img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # High-bit-depth grayscale (16-bit PNG/TIFF): scaled to 8 bits as the metadata pass does
+        # (metadata.metrics._to_rgb); Pillow's convert clips every value above 255 to white.
+        arr = np.asarray(img, dtype=np.float64)
+        scale = 255.0 / 65535.0 if arr.size and float(arr.max()) > 255 else 1.0
+        img = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L")
     if img.mode != "RGB":
         if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
             img = img.convert("RGBA")

@@ -62,7 +62,7 @@ def prediction_boxes(obj: Any, schema: TaskSchema, key: str) -> list[ObjectBox]:
             category = schema.category_names[schema.index_of[cid]]
         score = pred.get("score")
         score = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None
-        if schema.task_type == "keypoint-detection" and "bbox" not in pred:
+        if schema.task_type == "keypoint-detection" and pred.get("bbox") is None:
             bbox = keypoint_bbox([float(v) for v in pred["keypoints"]])
         else:
             x, y, w, h = (float(v) for v in pred["bbox"])
@@ -95,12 +95,21 @@ def auto_task_boxes(task: dict[str, Any], width: int, height: int) -> list[Objec
     ]
 
 
-def crop_box(bbox: tuple[float, float, float, float], padding: float, width: int, height: int) -> tuple[int, int, int, int]:
-    """The pixels cropped for a box: each side grows by ``padding`` times the box's width (left, right) or
-    height (top, bottom), the result is rounded outwards to whole pixels and clipped to the image; at least
-    one pixel wide and high. Returns ``(x, y, w, h)``."""
+def inside_image(bbox: tuple[float, float, float, float], width: int, height: int) -> bool:
+    """Whether a box covers any area of the image. A box wholly outside it or only touching its border
+    (predictions made at another resolution or for another image), or of zero width or height (a degenerate
+    prediction, a keypoint instance with one visible keypoint), has no pixel of an object."""
     x, y, w, h = bbox
-    px, py = padding * w, padding * h
+    return min(x + w, width) - max(x, 0.0) > 0 and min(y + h, height) - max(y, 0.0) > 0
+
+
+def crop_box(bbox: tuple[float, float, float, float], padding: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """The pixels cropped for a box: its width and height each grow by ``padding`` times themselves, half on
+    each side (Lightly: "a padding of X=0.1 will extend both width and height of all bounding boxes by 10
+    percent"), the result is rounded outwards to whole pixels and clipped to the image; at least one pixel
+    wide and high. Returns ``(x, y, w, h)``."""
+    x, y, w, h = bbox
+    px, py = padding * w / 2, padding * h / 2
     x0 = max(0, min(width - 1, math.floor(x - px)))
     y0 = max(0, min(height - 1, math.floor(y - py)))
     x1 = max(x0 + 1, min(width, math.ceil(x + w + px)))

@@ -12,7 +12,6 @@ image pass); the count is returned and logged.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import time
@@ -28,10 +27,11 @@ from PIL import Image
 
 from lightly_airflow import columns as C
 from lightly_airflow.datapool.rows import sample_id
-from lightly_airflow.objects.boxes import ObjectBox, auto_task_boxes, crop_box, prediction_boxes
+from lightly_airflow.objects.boxes import ObjectBox, auto_task_boxes, crop_box, inside_image, prediction_boxes
 from lightly_airflow.objects.spec import ObjectsSpec, read_spec
 from lightly_airflow.staging import OBJECTS, sibling_uri
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, write_parquet
+from lightly_airflow.video.frames import frame_rows
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,33 @@ class Crop:
 
 
 _NO_PIXELS = np.zeros((0, 0, 3), np.uint8)
+
+#: Bytes of resized crops decoded ahead of the model at most: the window of images decoded ahead is cut short
+#: when their objects would exceed it (an image with thousands of objects: cells, crowds, shelves), but always
+#: holds one image. 3,000 objects at 224 px are 450 MB, so 8 such images ahead held 3.6 GB.
+MAX_CROP_BYTES_AHEAD = 512 * 2**20
+
+#: Schema metadata of an ``objects/`` staging file: predicted boxes of its images that lie wholly outside them.
+BOXES_OUTSIDE_METADATA_KEY = "lightly.boxes_outside_image"
+#: ... and video frames that would have objects (predicted boxes or auto tasks) but get none (not supported).
+FRAMES_SKIPPED_METADATA_KEY = "lightly.video_frames_skipped"
+#: ... and images whose boxes of a task all lie within [0, 1] (relative coordinates given for Lightly's pixels).
+NORMALIZED_METADATA_KEY = "lightly.images_with_normalized_looking_boxes"
+
+
+def _normalized_looking(boxes: dict[int, list[ObjectBox]]) -> list[tuple[int, str]]:
+    """``(row, task)`` whose predicted boxes all lie within [0, 1] with some side below one pixel: coordinates
+    relative to the image size (YOLO style) given where Lightly's format has pixels."""
+    out = []
+    for row, found in boxes.items():
+        by_task: dict[str, list[ObjectBox]] = {}
+        for box in found:
+            by_task.setdefault(box.task, []).append(box)
+        for task, mine in by_task.items():
+            if (all(0.0 <= v <= 1.0 for b in mine for v in b.bbox)
+                    and any(0.0 < b.bbox[2] < 1.0 or 0.0 < b.bbox[3] < 1.0 for b in mine)):
+                out.append((row, task))
+    return out
 
 
 def _crop_thumbnails(manifest_uri: str, credentials: StorageCredentials | None) -> Any:
@@ -124,8 +151,12 @@ def resized_input(img: Image.Image, size: int) -> np.ndarray:
 
 def crop_image(data: bytes, boxes: list[ObjectBox], auto_tasks: tuple[dict[str, Any], ...], padding: float,
                size: int, parent: int, on_crop: Callable[[ObjectBox, Image.Image], None] | None = None,
-               on_image: Callable[[np.ndarray], None] | None = None) -> list[Crop]:
+               on_image: Callable[[np.ndarray], None] | None = None,
+               outside: list[ObjectBox] | None = None) -> list[Crop]:
     """Decode one image once and crop every object of it (predicted boxes and auto tasks).
+
+    A predicted box with no area inside the image gives no object (its crop would be one pixel or a strip of
+    the border); it is appended to ``outside`` for the caller to count and report.
 
     :param on_crop: called with each object's box and its crop at full resolution (the UI thumbnail).
     :param on_image: called with the image's own model input, derived from this decode, when the image pass
@@ -136,7 +167,9 @@ def crop_image(data: bytes, boxes: list[ObjectBox], auto_tasks: tuple[dict[str, 
 
     img = open_rgb(data)
     width, height = img.size
-    every = list(boxes)
+    every = [box for box in boxes if inside_image(box.bbox, width, height)]
+    if outside is not None and len(every) != len(boxes):
+        outside.extend(box for box in boxes if not inside_image(box.bbox, width, height))
     for task in auto_tasks:
         every.extend(auto_task_boxes(task, width, height))
     if on_image is not None and every and not has_reduced_decode(data):
@@ -164,41 +197,57 @@ def iter_crops(
     size: int, credentials: StorageCredentials | None, workers: int,
     on_crop: Callable[[int, ObjectBox, Image.Image], None] | None = None,
     image_rows: set[int] | None = None,
-) -> Iterator[tuple[int, list[Crop] | None, str | None, np.ndarray | None]]:
-    """``(row, crops, problem)`` per image in ``rows`` order; images are fetched and decoded in threads, a
-    window of ``4 * workers`` images ahead of the consumer (so decoding overlaps the model's forward pass).
+) -> Iterator[tuple[int, list[Crop] | None, str | None, np.ndarray | None, list[ObjectBox]]]:
+    """``(row, crops, problem, image input, boxes outside the image)`` per image in ``rows`` order; images are
+    fetched and decoded in threads, a window of ``4 * workers`` images ahead of the consumer (so decoding overlaps
+    the model's forward pass), fewer when their objects' resized crops would exceed ``MAX_CROP_BYTES_AHEAD``.
 
     :param on_crop: called (in the decoding thread) with the image row, the box and the full-resolution crop.
     """
     fs, root = filesystem(datasource_uri, credentials)
 
-    def one(row: int) -> tuple[int, list[Crop] | None, str | None, np.ndarray | None]:
+    def one(row: int) -> tuple[int, list[Crop] | None, str | None, np.ndarray | None, list[ObjectBox]]:
         derived: list[np.ndarray] = []
+        outside: list[ObjectBox] = []
         try:
             data = fs.cat_file(join_uri(root, keys[row]))
             hook = None if on_crop is None else (lambda box, part: on_crop(row, box, part))
             want = derived.append if image_rows is not None and row in image_rows else None
-            got = crop_image(data, boxes.get(row, []), spec.auto_tasks, spec.padding, size, row, hook, want)
-            return row, got, None, derived[0] if derived else None
+            got = crop_image(data, boxes.get(row, []), spec.auto_tasks, spec.padding, size, row, hook, want, outside)
+            return row, got, None, derived[0] if derived else None, outside
         except FileNotFoundError:
-            return row, None, "file not found in the datasource", None
+            return row, None, "file not found in the datasource", None, []
         except Exception as exc:  # noqa: BLE001 - one bad image never sinks the shard; the image pass reports it
-            return row, None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300], None
+            return row, None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300], None, []
 
     if workers <= 1:
         for row in rows:
             yield one(row)
         return
+    per_image_auto = sum(int(t["num_rows"]) * int(t["num_cols"]) if t["type"] == "TILING" else len(t["bboxs"])
+                         for t in spec.auto_tasks)
+    budget = max(1, MAX_CROP_BYTES_AHEAD // (size * size * 3))  # crops
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="objects-crop") as pool:
-        window: deque[Future[tuple[int, list[Crop] | None, str | None, np.ndarray | None]]] = deque()
-        todo = iter(rows)
-        for row in itertools.islice(todo, 4 * workers):
-            window.append(pool.submit(one, row))
+        window: deque[tuple[Future[tuple[int, list[Crop] | None, str | None, np.ndarray | None, list[ObjectBox]]],
+                            int]] = deque()
+        position, ahead = 0, 0
+
+        def fill() -> None:
+            nonlocal position, ahead
+            while position < len(rows) and len(window) < 4 * workers:
+                cost = len(boxes.get(rows[position], ())) + per_image_auto
+                if window and ahead + cost > budget:
+                    return
+                window.append((pool.submit(one, rows[position]), cost))
+                ahead += cost
+                position += 1
+
+        fill()
         while window:
-            done = window.popleft().result()
-            nxt = next(todo, None)
-            if nxt is not None:
-                window.append(pool.submit(one, nxt))
+            future, cost = window.popleft()
+            done = future.result()
+            ahead -= cost
+            fill()
             yield done
 
 
@@ -270,7 +319,9 @@ def embed_objects_shard(
         ``image_vectors`` (row -> vector), with the same encoder and fixed-size padded batches.
     :param precision: the image pass's ``EmbedOptions.precision`` (crops are embedded in the same arithmetic).
     :param image_vectors: filled as described for ``image_rows``.
-    :returns: counts ``objects``, ``images_with_objects``, ``images_failed``, ``objects_per_s``, ``output_uri``.
+    :returns: counts ``objects``, ``images_with_objects``, ``images_failed``, ``boxes_outside_image`` (predicted
+        boxes with no area inside their image: no object), ``video_frames_skipped`` (frames with predicted boxes or
+        auto tasks: object crops of video frames are not supported), ``objects_per_s``, ``output_uri``.
     """
     from lightly_airflow.staging import read_manifest
 
@@ -288,7 +339,23 @@ def embed_objects_shard(
     if unusable:
         logger.warning("objects: tasks %s are not object-detection, instance-segmentation or keypoint tasks of "
                        "%s/.lightly/predictions/tasks.json: they give no objects", unusable, lightly_uri)
+    normalized = _normalized_looking(boxes)
+    if normalized:
+        row, task = normalized[0]
+        logger.warning("objects: %d images of %s have boxes of a task that all lie within [0, 1] (e.g. %r, task %r: "
+                       "%s): Lightly's bbox is [x, y, width, height] in pixels, not relative to the image size; "
+                       "their crops are at most one pixel", len({r for r, _ in normalized}), manifest_uri, keys[row],
+                       task, [b.bbox for b in boxes[row] if b.task == task][:3])
     rows = list(range(len(keys))) if spec.auto_tasks else sorted(boxes)
+    # Video frames are not files of the datasource: fetching their keys fails (one 404 per frame, a warning per
+    # frame). Object crops of frames are not supported yet: the frames that would have objects are counted once.
+    frames = {f.row for f in frame_rows(manifest.table)}
+    frames_skipped = sum(1 for r in rows if r in frames)
+    if frames_skipped:
+        rows = [r for r in rows if r not in frames]
+        logger.warning("objects: %d video frames of %s have predicted boxes or auto_tasks, but object crops of video "
+                       "frames are not supported: they give no objects (their image-level scores are unaffected)",
+                       frames_skipped, manifest_uri)
     size = int(encoder.input_size)
     thumbs = _crop_thumbnails(manifest_uri, credentials)
     on_crop = None
@@ -299,6 +366,7 @@ def embed_objects_shard(
 
     crops: list[Crop] = []
     failed = 0
+    outside = 0
     chunks: list[np.ndarray] = []
     pending: list[np.ndarray] = []
     image_pending: list[tuple[int, np.ndarray]] = []
@@ -331,8 +399,14 @@ def embed_objects_shard(
     # embedded as they arrive, so decoding the next images overlaps the forward pass and memory holds one
     # window of crops, not the shard's.
     with _model_threads(device), torch.inference_mode(), _autocast(device, precision):
-        for row, got, problem, image_input in iter_crops(datasource_uri, keys, rows, boxes, spec, size, ds_creds,
-                                                         num_workers, on_crop, wanted_images):
+        for row, got, problem, image_input, off in iter_crops(datasource_uri, keys, rows, boxes, spec, size,
+                                                              ds_creds, num_workers, on_crop, wanted_images):
+            if off:
+                outside += len(off)
+                logger.warning("objects: image %r: %d predicted boxes have no area inside the image (outside it, or "
+                               "of zero width or height) and give no object (predictions made at another "
+                               "resolution?): %s", keys[row], len(off),
+                               [(b.task, b.index, b.bbox) for b in off[:5]])
             if got is None:
                 failed += 1
                 logger.warning("objects: image %r yields no objects: %s", keys[row], problem)
@@ -380,11 +454,19 @@ def embed_objects_shard(
         else:
             arrays.append(pa.array(values, f.type))
     table = pa.Table.from_arrays(arrays, schema=schema)
+    # The select task sums it into the run summary (objects.run.load_run_objects, summary).
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                           BOXES_OUTSIDE_METADATA_KEY.encode(): str(outside).encode(),
+                                           FRAMES_SKIPPED_METADATA_KEY.encode(): str(frames_skipped).encode(),
+                                           NORMALIZED_METADATA_KEY.encode(): str(len({r for r, _ in normalized})).encode()})
     output_uri = output_uri or sibling_uri(manifest_uri, OBJECTS)
     write_parquet(table, output_uri, credentials)
     seconds = time.perf_counter() - started
     counts = {
         "objects": len(crops), "images_with_objects": len({c.parent for c in crops}), "images_failed": failed,
+        "boxes_outside_image": outside,
+        "video_frames_skipped": frames_skipped,
+        "images_with_normalized_looking_boxes": len({r for r, _ in normalized}),
         "objects_per_s": round(len(crops) / seconds, 1) if seconds > 0 else 0.0,
         "embed_s": round(embed_s, 3), "seconds": round(seconds, 3), "output_uri": output_uri,
         "tasks": list(spec.all_tasks), **thumb_counts,

@@ -24,8 +24,8 @@ class ObjectsSpec:
 
     :param tasks: prediction tasks (object-detection, instance-segmentation, keypoint-detection) to crop.
     :param auto_tasks: ``selection_config.auto_tasks`` entries as dicts (TILING, CROP).
-    :param padding: ``worker_config.object_level.padding``: each side of a box grows by this fraction of the
-        box's width (left/right) or height (top/bottom); the padded box is clipped to the image.
+    :param padding: ``worker_config.object_level.padding``: a box's width and height grow by this fraction
+        (half of it on each side, as in Lightly); the padded box is clipped to the image.
     :param upload: ``worker_config.crops.enable_upload``.
     :param upload_tasks: ``worker_config.crops.enable_upload_for_tasks`` (``None``: every task).
     :param selection_tasks: the tasks an object-level strategy selects on.
@@ -150,13 +150,17 @@ def check_tasks(spec: ObjectsSpec | None, lightly_uri: str, credentials: Storage
     from lightly_airflow.predictions.shard import load_tasks
     from lightly_airflow.staging import ProblemLog
 
-    schemas = {s.name: s.task_type for s in load_tasks(LightlyDir(lightly_uri, credentials), ProblemLog("objects"))}
+    log = ProblemLog("objects")
+    schemas = {s.name: s.task_type for s in load_tasks(LightlyDir(lightly_uri, credentials), log)}
     bad = [t for t in spec.tasks if schemas.get(t) not in OBJECT_TASK_TYPES]
     if not bad:
         return None
     found = {t: schemas[t] for t in bad if t in schemas}
+    # The files behind it (tasks.json unreadable, a task's schema.json missing or invalid), named with the reason.
+    files = {".lightly/predictions/tasks.json", *(f".lightly/predictions/{t}/schema.json" for t in bad)}
+    why = [f"{key}{f' {field}' if field else ''}: {reason}" for key, field, reason, _ in log.rows if key in files]
     param = "selection_config" if set(bad) & set(spec.selection_tasks) else "worker_config.crops.enable_upload_for_tasks"
     return (param, f"object-level task(s) {bad} are not object tasks of {lightly_uri}/.lightly/predictions/tasks.json"
-            f"{f' (found as {found})' if found else ''}.",
-            "name an object-detection, instance-segmentation or keypoint-detection task listed in tasks.json (with "
-            "its schema.json), or an auto_tasks name.")
+            f"{f' (found as {found})' if found else ''}{': ' + '; '.join(why[:5]) if why else ''}.",
+            f"{'fix those files, or ' if why else ''}name an object-detection, instance-segmentation or "
+            "keypoint-detection task listed in tasks.json (with its schema.json), or an auto_tasks name.")

@@ -2,8 +2,9 @@
 
 A file is ``{"file_name": "subdir/img.png", "predictions": [singleton, ...]}``. Any problem makes the whole
 file unusable (its scores stay null) but never raises: the caller reports ``(field, reason)`` per problem.
-When a detection/segmentation singleton has no ``probabilities``, its class probabilities are taken as
-``score`` on its category and the rest spread evenly over the other categories.
+When a singleton has no ``probabilities`` (optional for every task type), its class probabilities are taken
+as ``score`` (1 when absent) on its category and the rest spread evenly over the other categories, the
+category never getting less than ``1 / C`` (:func:`_default_probabilities`).
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ def _category(value: Any, schema: TaskSchema, where: str, problems: list[tuple[s
 def _score(value: Any, where: str, problems: list[tuple[str, str]], required: bool) -> float | None:
     if value is None and not required:
         return None
+    if value is None:
+        problems.append((where, "is missing or null: this task type needs a score in [0, 1] per prediction"))
+        return None
     v = _number(value)
     if v is None or math.isnan(v) or not 0.0 <= v <= 1.0:
         problems.append((where, f"{value!r} is not a score in [0, 1]"[:300]))
@@ -112,9 +116,17 @@ def rle_area(value: Any, where: str, problems: list[tuple[str, str]]) -> tuple[i
 
 
 def _default_probabilities(index: int, score: float, schema: TaskSchema) -> np.ndarray:
+    """The class probabilities of a prediction without ``probabilities``: ``score`` on its category, the rest
+    spread evenly, but never less on its category than on any other (``category_id`` *is* the predicted
+    class): a score below ``1 / C`` -- e.g. the ``"score": 0`` that Lightly's COCO conversion script and
+    labelformat write for labels -- gives the uniform vector, not one that favours the other categories."""
     c = schema.num_categories
-    p = np.full(c, (1.0 - score) / (c - 1) if c > 1 else 0.0)
-    p[index] = score if c > 1 else 1.0
+    if c <= 1:
+        return np.ones(c)
+    if score <= 1.0 / c:
+        return np.full(c, 1.0 / c)
+    p = np.full(c, (1.0 - score) / (c - 1))
+    p[index] = score
     return p
 
 
@@ -160,13 +172,15 @@ def parse_prediction_file(obj: Any, schema: TaskSchema, key: str) -> tuple[FileP
                 continue
             conf = np.asarray(numbers[2::3], np.float64)
             if (conf < 0).any() or (conf > 1).any():
-                problems.append((f"{where}.keypoints", "keypoint confidences must lie in [0, 1]"))
+                hint = (" (COCO visibility flags 0/1/2 are not confidences: write 0 for unlabelled and 1 for labelled "
+                        "keypoints)") if set(conf.tolist()) <= {0.0, 1.0, 2.0} else ""
+                problems.append((f"{where}.keypoints", f"keypoint confidences must lie in [0, 1]{hint}"))
                 continue
-            if "bbox" in pred:
+            if pred.get("bbox") is not None:
                 _bbox(pred["bbox"], f"{where}.bbox", problems)
             _score(pred.get("score"), f"{where}.score", problems, required=False)
             index = None
-            if "category_id" in pred and schema.num_categories:
+            if pred.get("category_id") is not None and schema.num_categories:
                 index = _category(pred["category_id"], schema, f"{where}.category_id", problems)
             if len(problems) == n_before:
                 out.keypoint_confidence.append(float(conf.mean()))
@@ -176,7 +190,7 @@ def parse_prediction_file(obj: Any, schema: TaskSchema, key: str) -> tuple[FileP
         index = _category(pred.get("category_id"), schema, f"{where}.category_id", problems)
         score = _score(pred.get("score"), f"{where}.score", problems, required=task_type != "classification")
         probs = None
-        if "probabilities" in pred or task_type == "classification":
+        if pred.get("probabilities") is not None:  # optional (null = absent) for every task type, as in Lightly's format
             probs = _probabilities(pred.get("probabilities"), schema, f"{where}.probabilities", problems)
         if task_type in ("object-detection", "instance-segmentation"):
             _bbox(pred.get("bbox"), f"{where}.bbox", problems)

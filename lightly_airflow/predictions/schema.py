@@ -69,6 +69,9 @@ def parse_task_schema(task: str, obj: Any) -> tuple[TaskSchema | None, list[tupl
         return None, [("", f"must be a JSON object with task_type and categories, found {type(obj).__name__}")]
     problems: list[tuple[str, str]] = []
     task_type = obj.get("task_type")
+    if task_type is None and "task_description" in obj:  # the key of Lightly's first prediction docs
+        return None, [("task_type", f"is missing; found 'task_description' ({obj['task_description']!r}), the key "
+                       "of early Lightly docs: rename it to 'task_type'"[:300])]
     if task_type not in TASK_TYPES:
         return None, [("task_type", f"{task_type!r} is not one of {list(TASK_TYPES)}"[:300])]
     categories = obj.get("categories", [] if task_type == "keypoint-detection" else None)

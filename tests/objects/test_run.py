@@ -81,6 +81,29 @@ def test_spec_and_first_task_checks(tmp_path: Path) -> None:
     assert "['weather', 'typo']" in problem[1] and "classification" in problem[1]
 
 
+def test_check_tasks_names_the_schema_file_behind_a_crops_task(tmp_path: Path) -> None:
+    """A task that only ``crops.enable_upload_for_tasks`` names is checked by the list task alone: when its
+    schema.json is invalid (here the ``task_description`` key of Lightly's first prediction docs, then a
+    trailing comma) or tasks.json does not parse, the message names that file and what is wrong with it
+    (it used to say only that the task is not an object task of tasks.json)."""
+    folder = tmp_path / ".lightly" / "predictions"
+    (folder / "vehicles").mkdir(parents=True)
+    (folder / "tasks.json").write_text(json.dumps(["vehicles"]))
+    spec = objects_spec(parse_selection_config({"n_samples": 2, "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}),
+        parse_worker_config({"crops": {"enable_upload_for_tasks": ["vehicles"]}}))
+    schema = folder / "vehicles" / "schema.json"
+    schema.write_text(json.dumps({"task_description": "object-detection", "categories": [{"id": 0, "name": "car"}]}))
+    param, problem, fix = check_tasks(spec, f"file://{tmp_path}")
+    assert param == "worker_config.crops.enable_upload_for_tasks"
+    assert ".lightly/predictions/vehicles/schema.json task_type: is missing; found 'task_description'" in problem
+    assert "rename it to 'task_type'" in problem and fix.startswith("fix those files")
+    schema.write_text('{"task_type": "object-detection", "categories": [{"id": 0, "name": "car"},]}')
+    assert ".lightly/predictions/vehicles/schema.json: invalid JSON" in check_tasks(spec, f"file://{tmp_path}")[1]
+    (folder / "tasks.json").write_text('["vehicles",]')  # the trailing comma of Lightly's docs example
+    assert ".lightly/predictions/tasks.json: invalid JSON" in check_tasks(spec, f"file://{tmp_path}")[1]
+
+
 @pytest.mark.parametrize("seed", [0])
 def test_object_similarity_uses_the_best_object(seed: int) -> None:
     from lightly_airflow.objects.selection import object_set, object_similarity

@@ -63,7 +63,7 @@ def test_objects_of_a_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     tiles = [r for r in rows if r[C.OBJECT_TASK] == "tiles"]
     assert sorted({r[C.PARENT_KEY] for r in tiles}) == sorted(preds) and len(tiles) == 24
     (person,) = [r for r in rows if r[C.OBJECT_TASK] == "people"]
-    assert person[C.OBJECT_BBOX] == [10.0, 10.0, 30.0, 20.0] and person[C.OBJECT_CROP_BOX] == [7, 8, 36, 24]
+    assert person[C.OBJECT_BBOX] == [10.0, 10.0, 30.0, 20.0] and person[C.OBJECT_CROP_BOX] == [8, 9, 34, 22]
     for r in rows:
         assert r[C.KEY] == C.object_id(r[C.PARENT_KEY], r[C.OBJECT_TASK], r[C.OBJECT_INDEX])
         assert r[C.METADATA_PREFIX + "lightly.width"] == r[C.OBJECT_CROP_BOX][2]
@@ -189,3 +189,201 @@ def test_images_with_objects_are_decoded_once_with_the_same_embedding(tmp_path: 
     assert got.column(C.STATUS).to_pylist() == ["ok"] * 8
     np.testing.assert_allclose(np.asarray(got.column(C.EMBEDDING).to_pylist()),
                                np.asarray(want.column(C.EMBEDDING).to_pylist()), rtol=1e-5, atol=1e-6)
+
+
+class _MeanColour:
+    """A stand-in encoder: a crop's vector is its mean colour."""
+
+    model_id, dim, input_size = "mean-colour", 3, 16
+
+    def __call__(self, images):  # noqa: ANN001, ANN204
+        return images.float().mean(dim=(2, 3))
+
+
+def test_boxes_outside_the_image_give_no_object_and_are_counted(tmp_path: Path) -> None:
+    """Boxes predicted at another resolution (or for another image) can lie wholly outside the image: they used
+    to become 1-pixel strips of the image border, embedded and selected on like objects. Now they give no
+    object and are counted and logged, as are zero-area boxes inside it (they too used to become 1-pixel crops);
+    a box partly inside is clipped as before."""
+    import torch
+
+    from lightly_airflow.objects.shard import embed_objects_shard
+
+    source, pool = tmp_path / "src", tmp_path / "pool"
+    source.mkdir()
+    rng = np.random.default_rng(5)
+    for key in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(source / key)
+    folder = source / ".lightly" / "predictions"
+    (folder / "det").mkdir(parents=True)
+    (folder / "tasks.json").write_text(json.dumps(["det"]))
+    (folder / "det" / "schema.json").write_text(json.dumps(
+        {"task_type": "object-detection", "categories": [{"id": 0, "name": "thing"}]}))
+    boxes = [[4, 4, 20, 20], [-10, 30, 20, 30], [100, 5, 20, 20], [64, 0, 5, 5], [5, -30, 10, 30], [-50, -50, 10, 10],
+             [30, 30, 0, 0], [30, 30, 0, 5]]  # ... and zero-area boxes inside it: a 1-pixel crop each
+    (folder / "det" / "a.json").write_text(json.dumps({"file_name": "a.png", "predictions": [
+        {"category_id": 0, "bbox": b, "score": 0.9} for b in boxes]}))
+    (folder / "det" / "b.json").write_text(json.dumps({"file_name": "b.png", "predictions": [
+        {"category_id": 0, "bbox": [1000, 1000, 50, 50], "score": 0.5}]}))
+    manifest = _manifest(source, pool)
+    write_spec(ObjectsSpec(tasks=("det",), padding=0.0), staging.run_dir(f"file://{pool}", "run-1"))
+    counts = embed_objects_shard(manifest, encoder=_MeanColour(), device=torch.device("cpu"), batch_size=4,
+                                 num_workers=2)
+    assert counts is not None
+    assert (counts["objects"], counts["boxes_outside_image"], counts["images_failed"]) == (2, 7, 0)
+    rows = read_parquet(staging.sibling_uri(manifest, staging.OBJECTS)).to_pylist()
+    assert [(r[C.PARENT_KEY], r[C.OBJECT_INDEX], r[C.OBJECT_CROP_BOX]) for r in rows] == [
+        ("a.png", 0, [4, 4, 20, 20]), ("a.png", 1, [0, 30, 10, 18])]
+    # ... and the run summary (XCom, report) says how many, summed over the shards.
+    from lightly_airflow.objects.run import load_run_objects, summary
+
+    spec = ObjectsSpec(tasks=("det",))
+    assert summary(load_run_objects([manifest, manifest]), None, spec)["boxes_outside_image"] == 14
+
+
+def test_16_bit_images_keep_their_contrast(tmp_path: Path) -> None:
+    """A 16-bit grayscale PNG/TIFF (values up to 65535) is scaled to 8 bits for its crops and its own model
+    input, as the metadata pass scales it; Pillow's convert used to clip it to a white image."""
+    from lightly_airflow.embedding.images import decode_image
+    from lightly_airflow.objects.boxes import ObjectBox
+    from lightly_airflow.objects.shard import crop_image
+
+    ramp = np.linspace(0, 65535, 48 * 64).reshape(48, 64).astype(np.uint16)
+    eight = Image.fromarray(np.clip(ramp.astype(np.float64) * 255.0 / 65535.0, 0, 255).astype(np.uint8)).convert("RGB")
+    for fmt in ("PNG", "TIFF"):
+        buf = io.BytesIO()
+        Image.fromarray(ramp).save(buf, fmt)
+        data = buf.getvalue()
+        assert Image.open(io.BytesIO(data)).mode.startswith("I;16")
+        (crop,) = crop_image(data, [ObjectBox("t", 0, (8.0, 8.0, 32.0, 24.0))], (), 0.0, 16, 0)
+        want = np.asarray(eight.crop((8, 8, 40, 32)).resize((16, 16), Image.Resampling.BILINEAR, reducing_gap=3.0))
+        np.testing.assert_array_equal(crop.pixels, want)
+        assert crop.pixels.std() > 10 and crop.metrics["luminance"] < 90
+        full = np.asarray(eight.resize((16, 16), Image.Resampling.BILINEAR, reducing_gap=3.0))
+        np.testing.assert_array_equal(decode_image(data, 16), full)
+
+
+def test_images_with_many_objects_are_decoded_ahead_within_a_memory_budget(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decode window ahead of the model is cut short by the bytes of resized crops it holds (an image with
+    thousands of objects is hundreds of MB of crops; 8 of them used to be decoded ahead), never below one
+    image; the crops come out in row order, all of them."""
+    import time
+
+    import lightly_airflow.objects.shard as shard
+    from lightly_airflow.objects.boxes import ObjectBox
+
+    source = tmp_path / "src"
+    source.mkdir()
+    rng = np.random.default_rng(2)
+    keys = [f"im{i}.png" for i in range(12)]
+    for key in keys:
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(source / key)
+    boxes = {row: [ObjectBox("det", i, (float(i), float(i), 10.0, 10.0)) for i in range(10)] for row in range(12)}
+    monkeypatch.setattr(shard, "MAX_CROP_BYTES_AHEAD", 25 * 16 * 16 * 3, raising=False)  # two images' crops of 16 px
+    decoded: list[int] = []
+    taken: list[int] = []
+    most_ahead = 0
+
+    def on_crop(row: int, box: ObjectBox, part: Image.Image) -> None:
+        if box.index == 0:
+            decoded.append(row)
+
+    for row, crops, problem, _, _ in shard.iter_crops(f"file://{source}", keys, list(range(12)), boxes,
+                                                      ObjectsSpec(tasks=("det",)), 16, None, 4, on_crop):
+        taken.append(row)
+        most_ahead = max(most_ahead, len(decoded) - len(taken))
+        assert problem is None and [c.box.index for c in crops] == list(range(10))
+        time.sleep(0.03)  # a slow model: the decoders run ahead as far as the window lets them
+    assert taken == list(range(12)) and sorted(decoded) == taken
+    assert most_ahead <= 2  # the window (16 images for 4 workers) held at most 2 images of 10 objects
+
+
+def test_video_frames_are_not_fetched_as_files_and_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lightly's frame predictions (``clip-000-mp4.json`` for frame 0) name frames, which are not files of the
+    datasource. The object pass used to fetch every such key (with auto_tasks: every frame of every video, one
+    404 on an object store and a warning each) and count it as an unreadable image; object crops of frames are
+    not supported, so the frames that would have objects are now skipped without a fetch and counted once."""
+    import pyarrow.parquet as pq
+    import torch
+
+    from lightly_airflow.objects.run import load_run_objects, summary
+    from lightly_airflow.objects.shard import embed_objects_shard
+
+    source, pool = tmp_path / "src", tmp_path / "pool"
+    add_images(source, 0, 2, seed=1)
+    manifest = _manifest(source, pool)
+    path = manifest.removeprefix("file://")
+    table = pq.read_table(path)
+    frames = ["clip-0-mp4.png", "clip-1-mp4.png"]  # frame rows, as video listing expands clip.mp4 into them
+    n = table.num_rows
+    extra = table.slice(0, 2)
+    for name, values in ((C.KEY, frames), (C.ETAG, ["e0", "e1"])):
+        i = extra.schema.get_field_index(name)
+        extra = extra.set_column(i, extra.schema.field(i), pa.array(values, extra.schema.field(i).type))
+    table = pa.concat_tables([table, extra])
+    table = (table.append_column(C.VIDEO, pa.array([None] * n + ["clip.mp4"] * 2, pa.string()))
+             .append_column(C.FRAME_INDEX, pa.array([None] * n + [0, 1], pa.int64()))
+             .append_column(C.FRAME_PTS, pa.array([None] * n + [0, 512], pa.int64())))
+    pq.write_table(table, path)
+    for key in frames:
+        (source / ".lightly" / "predictions" / TASK / key.replace(".png", ".json")).write_text(json.dumps(
+            {"file_name": key, "predictions": [{"category_id": 0, "bbox": [0, 10, 100, 30], "score": 0.8}]}))
+    spec = ObjectsSpec(tasks=(TASK,), auto_tasks=({"type": "TILING", "name": "tiles", "num_rows": 1, "num_cols": 2},))
+    write_spec(spec, staging.run_dir(f"file://{pool}", "run-1"))
+    import lightly_airflow.objects.shard as shard
+
+    fetched: list[str] = []
+    real = shard.filesystem
+
+    def recording(uri, credentials=None):  # noqa: ANN001, ANN202
+        fs, root = real(uri, credentials)
+        cat = fs.cat_file
+
+        class Spy:
+            def cat_file(self, p):  # noqa: ANN001, ANN202
+                fetched.append(p.rsplit("/", 1)[-1])
+                return cat(p)
+
+        return Spy(), root
+
+    monkeypatch.setattr(shard, "filesystem", recording)
+    counts = embed_objects_shard(manifest, encoder=_MeanColour(), device=torch.device("cpu"), batch_size=4,
+                                 num_workers=2)
+    assert counts is not None and counts["images_failed"] == 0 and counts["video_frames_skipped"] == 2
+    assert sorted(fetched) == ["img_0000.png", "img_0001.png"]
+    assert summary(load_run_objects([manifest]), None, spec)["video_frames_skipped"] == 2
+
+
+def test_boxes_relative_to_the_image_size_are_flagged(tmp_path: Path) -> None:
+    """YOLO-style boxes relative to the image size, given where Lightly's format has pixels, are all within
+    [0, 1]: their crops are one pixel. They used to pass silently; the images are now counted (embed counts,
+    run summary) and logged. Pixel boxes, even a 1x1 one at the origin, are not flagged."""
+    import torch
+
+    from lightly_airflow.objects.run import load_run_objects, summary
+    from lightly_airflow.objects.shard import embed_objects_shard
+
+    source, pool = tmp_path / "src", tmp_path / "pool"
+    source.mkdir()
+    rng = np.random.default_rng(7)
+    for key in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(source / key)
+    folder = source / ".lightly" / "predictions"
+    (folder / "det").mkdir(parents=True)
+    (folder / "tasks.json").write_text(json.dumps(["det"]))
+    (folder / "det" / "schema.json").write_text(json.dumps(
+        {"task_type": "object-detection", "categories": [{"id": 0, "name": "thing"}]}))
+    (folder / "det" / "a.json").write_text(json.dumps({"file_name": "a.png", "predictions": [
+        {"category_id": 0, "bbox": [0.12, 0.3, 0.25, 0.4], "score": 0.9},
+        {"category_id": 0, "bbox": [0.5, 0.5, 0.1, 0.2], "score": 0.8}]}))
+    (folder / "det" / "b.json").write_text(json.dumps({"file_name": "b.png", "predictions": [
+        {"category_id": 0, "bbox": [0, 0, 1, 1], "score": 0.9}, {"category_id": 0, "bbox": [5, 5, 20, 10], "score": 0.9}]}))
+    manifest = _manifest(source, pool)
+    spec = ObjectsSpec(tasks=("det",))
+    write_spec(spec, staging.run_dir(f"file://{pool}", "run-1"))
+    counts = embed_objects_shard(manifest, encoder=_MeanColour(), device=torch.device("cpu"), batch_size=4,
+                                 num_workers=0)
+    assert counts is not None and counts["objects"] == 4
+    assert counts["images_with_normalized_looking_boxes"] == 1
+    assert summary(load_run_objects([manifest]), None, spec)["images_with_normalized_looking_boxes"] == 1

@@ -185,3 +185,104 @@ def test_malformed_files_never_crash_a_shard(tmp_path_factory, payload, schema):
                            P + "other/schema.json": schema, P + "cls/a.json": payload, P + "other/a.json": payload})
     counts = load_predictions_shard(make_manifest(tmp, ["a.png"]), lightly_uri=str(tmp / "s"))
     assert counts["files"] == 1
+
+
+def test_lightly_docs_examples_verbatim(tmp_path):
+    """The examples of Lightly's prediction-format docs (datasource_predictions.rst: tasks.json, the weather
+    schema, the classification, object-detection and semantic-segmentation files; ``[...]`` boxes and RLEs
+    filled in), scored by hand."""
+    weather = {"task_type": "classification", "categories": [{"id": 0, "name": "sunny"}, {"id": 1, "name": "clouded"},
+                                                             {"id": 2, "name": "rainy"}]}
+    files = {
+        P + "tasks.json": ["classification_weather", "object_detection", "semantic_segmentation_cars"],
+        P + "classification_weather/schema.json": weather,
+        P + "classification_weather/subdir/image_1.json": {
+            "file_name": "subdir/image_1.png", "predictions": [{"category_id": 0, "probabilities": [0.8, 0.1, 0.1]}]},
+        P + "object_detection/schema.json": {"task_type": "object-detection", "categories": [
+            {"id": 0, "name": "person"}, {"id": 1, "name": "car"}]},
+        P + "object_detection/subdir/image_1.json": {"file_name": "subdir/image_1.png", "predictions": [
+            {"category_id": 0, "bbox": [140, 100, 80, 90], "score": 0.8, "probabilities": [0.2, 0.8]},
+            {"category_id": 1, "bbox": [10, 10, 20, 20], "score": 0.9, "probabilities": [0.9, 0.1]},
+            {"category_id": 0, "bbox": [30, 30, 20, 20], "score": 0.5, "probabilities": [0.6, 0.4]}]},
+        P + "semantic_segmentation_cars/schema.json": {"task_type": "semantic-segmentation", "categories": [
+            {"id": 0, "name": "background"}, {"id": 1, "name": "car"}, {"id": 2, "name": "tree"}]},
+        # the docs' encode() example mask [[0,0,1,1],[0,1,1,1],[0,0,0,1]] and its complement's first row
+        P + "semantic_segmentation_cars/subdir/image_1.json": {"file_name": "subdir/image_1.png", "predictions": [
+            {"category_id": 0, "segmentation": [2, 2, 1, 3, 3, 1], "score": 0.8, "probabilities": [0.15, 0.8, 0.05]},
+            {"category_id": 1, "segmentation": [0, 2, 10], "score": 0.9, "probabilities": [0.02, 0.08, 0.9]}]},
+    }
+    write_tree(tmp_path / "s", files)
+    counts = load_predictions_shard(make_manifest(tmp_path, ["subdir/image_1.png"]), lightly_uri=str(tmp_path / "s"))
+    assert (counts["with_predictions"], counts["bad"], counts["errors"]) == (1, 0, 0)
+    (row,) = pq.read_table(counts["output_uri"]).to_pylist()
+    got = {k.split(".", 1)[1]: v for k, v in row.items() if k.startswith(("scores.", "predictions."))}
+    h = -(0.8 * np.log2(0.8) + 2 * 0.1 * np.log2(0.1)) / np.log2(3)
+    assert got["classification_weather.uncertainty_least_confidence"] == pytest.approx(0.2 / (2 / 3))
+    assert got["classification_weather.uncertainty_margin"] == pytest.approx(0.3)
+    assert got["classification_weather.uncertainty_entropy"] == pytest.approx(h)
+    # boxes: least confidence 0.4, 0.2, 0.8 -> max 0.8; objectness 1 - mean(0.8, 0.9, 0.5); 2 persons + 1 car
+    assert got["object_detection.uncertainty_least_confidence"] == pytest.approx(0.8)
+    assert got["object_detection.objectness_least_confidence"] == pytest.approx(1 - 2.2 / 3)
+    assert got["object_detection.object_frequency"] == pytest.approx(1.25 + 1.0)
+    np.testing.assert_allclose(got["object_detection.class_distribution"], [1.7, 1.3], rtol=1e-6)
+    # segments of 6 and 2 px (12 px images): least confidence 0.3 and 0.15, area-weighted
+    assert got["semantic_segmentation_cars.uncertainty_least_confidence"] == pytest.approx((6 * 0.3 + 2 * 0.15) / 8)
+    assert got["semantic_segmentation_cars.category_count.car"] == 1
+
+
+def test_predictions_without_probabilities_keep_their_category_on_top(tmp_path):
+    """Lightly's COCO conversion script writes ``"score": ann.get("score", 0)`` and labelformat ``"score": 0.0``
+    for labels; probabilities are optional for classification too. The vector made for a prediction without
+    probabilities never favours another category than its own (it used to put 0 on it and 1/(C-1) on the
+    others, so BALANCE on CLASS_DISTRIBUTION counted every label as the other classes), and a classification
+    without probabilities is scored instead of rejected."""
+    cats = [{"id": 1, "name": "person", "supercategory": "human"}, {"id": 2, "name": "car", "supercategory": "v"},
+            {"id": 3, "name": "bus", "supercategory": "v"}]  # COCO categories, as the script copies them
+    files = {
+        P + "tasks.json": ["coco", "weather"],
+        P + "coco/schema.json": {"task_type": "object-detection", "categories": cats},
+        P + "coco/a.json": {"file_name": "a.png", "predictions": [
+            {"category_id": 1, "bbox": [10.5, 20.0, 30.25, 40.0], "score": 0},
+            {"category_id": 2, "bbox": [0, 0, 5, 5], "score": 0.2},
+            {"category_id": 3, "bbox": [1, 1, 5, 5], "score": 0.9}]},
+        P + "weather/schema.json": {"task_type": "classification", "categories": [{"id": 0, "name": "sunny"},
+                                                                                  {"id": 1, "name": "rainy"}]},
+        P + "weather/a.json": {"file_name": "a.png", "predictions": [{"category_id": 1}]},
+        P + "weather/b.json": {"file_name": "b.png", "predictions": [{"category_id": 0, "score": 0.75}]},
+    }
+    write_tree(tmp_path / "s", files)
+    schema, _ = parse_task_schema("coco", files[P + "coco/schema.json"])
+    parsed, problems = parse_prediction_file(files[P + "coco/a.json"], schema, "a.png")
+    assert problems == []
+    for index, probs in zip(parsed.category_index, parsed.probabilities, strict=True):
+        assert probs[index] == probs.max() and probs.sum() == pytest.approx(1.0)
+    counts = load_predictions_shard(make_manifest(tmp_path, ["a.png", "b.png"]), lightly_uri=str(tmp_path / "s"))
+    assert counts["bad"] == 0 and counts["with_predictions"] == 2
+    rows = {r[C.KEY]: r for r in pq.read_table(counts["output_uri"]).to_pylist()}
+    a, b = rows["a.png"], rows["b.png"]
+    third = 1 / 3  # scores 0 and 0.2 are below 1/3: uniform; 0.9 -> [0.05, 0.05, 0.9]
+    np.testing.assert_allclose(a[C.class_distribution_column("coco")], [2 * third + 0.05, 2 * third + 0.05,
+                                                                         2 * third + 0.9], rtol=1e-6)
+    assert a[C.score_column("coco", "uncertainty_least_confidence")] == pytest.approx(1.0)
+    assert a[C.score_column("coco", "objectness_least_confidence")] == pytest.approx(1 - 1.1 / 3)
+    assert a[C.class_distribution_column("weather")] == [0.0, 1.0]
+    assert a[C.score_column("weather", "uncertainty_margin")] == pytest.approx(0.0)
+    assert b[C.class_distribution_column("weather")] == [0.75, 0.25]
+    assert b[C.score_column("weather", "uncertainty_least_confidence")] == pytest.approx(0.5)
+
+
+def test_a_missing_or_null_score_is_named(tmp_path):
+    schema, _ = parse_task_schema("det", SCHEMAS["det"])
+    for pred in ({"category_id": 2, "bbox": [0, 0, 1, 1]}, {"category_id": 2, "bbox": [0, 0, 1, 1], "score": None}):
+        parsed, problems = parse_prediction_file({"file_name": "a.png", "predictions": [pred]}, schema, "a.png")
+        assert parsed is None and problems == [
+            ("predictions[0].score", "is missing or null: this task type needs a score in [0, 1] per prediction")]
+
+
+def test_coco_keypoint_visibility_flags_are_named():
+    schema, _ = parse_task_schema("kp", SCHEMAS["kp"])
+    obj = {"file_name": "a.png", "predictions": [{"keypoints": [10, 20, 2, 0, 0, 0, 30, 40, 1], "score": 1.0}]}
+    parsed, problems = parse_prediction_file(obj, schema, "a.png")
+    assert parsed is None and len(problems) == 1 and "COCO visibility flags 0/1/2" in problems[0][1]
+    obj["predictions"][0]["keypoints"][2] = 1.5  # not flags: no hint
+    assert "COCO" not in parse_prediction_file(obj, schema, "a.png")[1][0][1]
