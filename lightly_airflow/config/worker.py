@@ -125,7 +125,7 @@ class ObjectLevel(_Strict):
     padding: float = _key(0.0, HONOURED, "an object's box grows by this fraction of its width and height (half "
                           "on each side) before cropping", ge=0)
     task_name: str | None = _key(None, NO_EFFECT, "object-level tasks are named by the selection config's "
-                                 "EMBEDDINGS inputs with 'task'")
+                                 "EMBEDDINGS inputs with 'task'; the first task refuses a name no such input has")
     crop_dataset_name: str | None = _key(None, NO_EFFECT, "there are no Lightly crop datasets: object rows live "
                                          "in the datapool")
 

@@ -114,3 +114,25 @@ def test_object_similarity_uses_the_best_object(seed: int) -> None:
     # a.png's second object [1, 1]/sqrt2 is closest to the query; c.png has no objects.
     d = np.linalg.norm(np.array([1, 1]) / np.sqrt(2) - q[0])
     assert sim[0] == pytest.approx(1 - d / 2) and sim[1] == pytest.approx(1 - np.sqrt(2) / 2) and sim[2] == 0.0
+
+
+def test_object_level_task_name_must_be_an_embeddings_inputs_task(tmp_path: Path) -> None:
+    """Lightly Worker v2's ``object_level.task_name`` selected on that task's objects; here the task is named
+    in the EMBEDDINGS input (LightlyOne's way). With no input naming it the run would select whole images, so
+    the first task refuses it with the fix; with the input naming it, it passes (and stays a noted no-op)."""
+    from lightly_airflow.pipeline import ParamError, validate_params
+
+    (tmp_path / "ds").mkdir()
+    write_task(tmp_path / "ds")
+    uris = {"datasource_uri": (tmp_path / "ds").as_uri(), "datapool_uri": (tmp_path / "pool").as_uri(),
+            "lightly_uri": None}
+    v2 = {"object_level": {"task_name": TASK}}
+    images = {"n_samples": 2, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    with pytest.raises(ParamError) as info:
+        validate_params(**uris, selection_config=images, worker_config=v2)
+    message = str(info.value)
+    assert "worker_config.object_level.task_name" in message and "whole images" in message
+    assert f'"task": "{TASK}"' in message
+    objects = {"n_samples": 2, "strategies": [
+        {"input": {"type": "EMBEDDINGS", "task": TASK}, "strategy": {"type": "DIVERSITY"}}]}
+    validate_params(**uris, selection_config=objects, worker_config=v2)
