@@ -300,3 +300,43 @@ def test_a_frames_only_shard_decodes_its_chunks_in_several_threads(tmp_path: Pat
     assert counts["embedded"] == 30
     assert np.array_equal(np.stack(many.column(C.EMBEDDING).to_numpy(zero_copy_only=False)),
                           np.stack(one.column(C.EMBEDDING).to_numpy(zero_copy_only=False)))
+
+
+def test_a_repaired_video_leaves_no_stale_problem_row(tmp_path: Path) -> None:
+    """A video that could not be opened (or ended early) is one ``corrupt`` row under the video's own key.
+    When a good version replaces it, that row must stop being a current sample, like the former frames."""
+    from lightly_airflow.datapool import Datapool
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "upload.mp4").write_bytes(b"<html>502 Bad Gateway</html>\n" * 20)  # a failed download, named .mp4
+    make_scene_video(str(src / "cut.webm"), "coffee", 40, seed=2)
+    truncate(str(src / "cut.webm"), 0.5)
+    _, _, s1 = run_once(src, tmp_path / "pool", "r1")
+    pool = Datapool(f"file://{tmp_path / 'pool'}")
+    before = {r[C.KEY]: r for r in pool.known_files().to_pylist()}
+    assert before["upload.mp4"][C.STATUS] == C.STATUS_CORRUPT and before["cut.webm"][C.STATUS] == C.STATUS_CORRUPT
+
+    make_scene_video(str(src / "upload.mp4"), "astronaut", 8, seed=1)  # the upload repeated, whole this time
+    make_scene_video(str(src / "cut.webm"), "coffee", 40, seed=2)  # the whole file
+    listed, _, s2 = run_once(src, tmp_path / "pool", "r2")
+    assert listed.new_files == 2
+    current = {r[C.KEY]: r for r in pool.known_files().to_pylist()}
+    assert sum(1 for k, r in current.items() if k.startswith("upload-") and r[C.STATUS] == C.STATUS_OK) == 8
+    assert sum(1 for k, r in current.items() if k.startswith("cut-") and r[C.STATUS] == C.STATUS_OK) == 40
+    # The former versions' problems no longer hold: no current sample is corrupt any more.
+    assert [k for k, r in current.items() if r[C.STATUS] == C.STATUS_CORRUPT] == []
+    r2 = pool.read(run_id="r2")
+    committed = {r[C.KEY]: r for r in r2.filter(pc.equal(r2.column(C.RUN_ID), "r2")).to_pylist()}
+    for key in ("upload.mp4", "cut.webm"):
+        assert current[key][C.STATUS] == C.STATUS_MISSING and current[key][C.ETAG] == before[key][C.ETAG]
+        assert committed[key][C.STATUS_REASON].startswith(f"superseded: {key} was replaced")
+        assert "problem no longer applies" in committed[key][C.STATUS_REASON] and not committed[key][C.SELECTED]
+    assert any("2 problem rows of replaced videos" in n for n in s2.notes)
+    assert s2.corrupt == 0 and s2.missing == 0
+    # Idempotent: nothing new, nothing tombstoned again.
+    _, _, s3 = run_once(src, tmp_path / "pool", "r3", process_all=True)
+    r3 = pool.read(run_id="r3")
+    mine = r3.filter(pc.equal(r3.column(C.RUN_ID), "r3"))
+    assert set(mine.column(C.STATUS).to_pylist()) <= {C.STATUS_OK, C.STATUS_DUPLICATE}
+    assert not any("replaced videos" in n for n in s3.notes)
