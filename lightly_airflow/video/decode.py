@@ -34,6 +34,34 @@ class DecodedFrame:
     reason: str | None = None
 
 
+def quarter_turns(frame: Any) -> int:
+    """How many quarter turns counter-clockwise (``np.rot90``'s ``k``) show ``frame`` upright, as players show it.
+
+    Phones store portrait video landscape with a display matrix (FFmpeg: ``rotation of -90.00 degrees``);
+    PyAV decodes the stored picture and reads the matrix as ``VideoFrame.rotation`` (counter-clockwise degrees).
+    Images are turned by their EXIF orientation the same way. Rotations that are no multiple of 90° and
+    mirroring are not applied.
+    """
+    try:
+        angle = float(getattr(frame, "rotation", 0) or 0)
+    except Exception:  # noqa: BLE001 - a matrix PyAV cannot read is no rotation
+        return 0
+    turns = round(angle / 90)
+    if abs(angle - 90 * turns) > 1:
+        return 0
+    return turns % 4
+
+
+def upright_image(image: Any, frame: Any) -> Any:
+    """A PIL image made from ``frame`` (any size), turned as :func:`quarter_turns` says."""
+    from PIL import Image
+
+    turns = quarter_turns(frame)
+    if not turns:
+        return image
+    return image.transpose((Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)[turns - 1])
+
+
 def _runs(wanted: Sequence[tuple[int, int | None]]) -> list[list[tuple[int, int | None]]]:
     """Split (index, pts) pairs sorted by index into runs of consecutive indices."""
     runs: list[list[tuple[int, int | None]]] = []

@@ -60,9 +60,14 @@ def scene_frames(photo: np.ndarray, n: int, size: tuple[int, int], *, seed: int 
 
 
 def write_video(
-    path: str, frames: Any, *, ext: str | None = None, rate: int = 24, size: tuple[int, int] = (160, 120)
+    path: str, frames: Any, *, ext: str | None = None, rate: int = 24, size: tuple[int, int] = (160, 120),
+    rotation: int = 0,
 ) -> int:
-    """Encode ``frames`` (iterable of ``(h, w, 3)`` uint8) to ``path`` with PyAV; returns the frame count."""
+    """Encode ``frames`` (iterable of ``(h, w, 3)`` uint8) to ``path`` with PyAV; returns the frame count.
+
+    ``rotation``: the display matrix's counter-clockwise rotation in degrees (a phone's portrait video is
+    stored landscape with ``-90``: players turn it 90° clockwise), as ``VideoFrame.rotation`` reads it back.
+    """
     import av
 
     ext = (ext or path.rsplit(".", 1)[-1]).lower()
@@ -73,6 +78,8 @@ def write_video(
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         stream.options = dict(options)
+        if rotation:
+            stream.set_display_rotation(rotation)
         for rgb in frames:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
             for packet in stream.encode(frame):

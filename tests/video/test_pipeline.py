@@ -340,3 +340,58 @@ def test_a_repaired_video_leaves_no_stale_problem_row(tmp_path: Path) -> None:
     mine = r3.filter(pc.equal(r3.column(C.RUN_ID), "r3"))
     assert set(mine.column(C.STATUS).to_pylist()) <= {C.STATUS_OK, C.STATUS_DUPLICATE}
     assert not any("replaced videos" in n for n in s3.notes)
+
+
+def test_a_phone_video_with_a_rotation_tag_becomes_upright_frames(tmp_path: Path) -> None:
+    """Phones store portrait video landscape with a display matrix (``rotation of -90 degrees``); every player
+    (and the images' EXIF orientation here) shows it upright, so its frames are samples as the user sees them:
+    portrait size in the metadata, upright model input, thumbnail and frame PNG."""
+    import hashlib
+
+    import av
+    import numpy as np
+    from PIL import Image
+
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.thumbnails import read_thumbnail
+    from lightly_airflow.video.synthetic import scene, scene_frames, write_video
+
+    src = tmp_path / "src"
+    src.mkdir()
+    upright = list(scene_frames(scene("astronaut"), 6, (96, 160), seed=3))  # portrait: 96 wide, 160 high
+    stored = [np.ascontiguousarray(np.rot90(f, 1)) for f in upright]  # the sensor's landscape 160 x 96
+    write_video(str(src / "IMG_0042.MOV"), stored, size=(160, 96), rotation=-90)
+    with av.open(str(src / "IMG_0042.MOV")) as c:
+        decoded = [f for f in c.decode(video=0)]
+        assert decoded[0].rotation == -90 and (decoded[0].width, decoded[0].height) == (160, 96)
+        shown = [np.ascontiguousarray(np.rot90(f.to_ndarray(format="rgb24"), -1)) for f in decoded]  # as players do
+    assert shown[0].shape == (160, 96, 3)
+    assert np.abs(shown[2].astype(int) - upright[2]).mean() < 12  # upright again, up to the codec's loss
+
+    # The model sees the frame upright: its input is that of the same scene filmed upright (up to the codec).
+    from lightly_airflow.video.frames import analyse_frame
+
+    write_video(str(tmp_path / "upright.mp4"), upright, size=(96, 160))
+    with av.open(str(tmp_path / "upright.mp4")) as c:
+        plain = analyse_frame(next(iter(c.decode(video=0))), 32)[0]
+    turned = analyse_frame(decoded[0], 32)[0]
+    assert plain is not None and turned is not None
+    assert np.abs(turned.astype(int) - plain).mean() < 8 < np.abs(np.rot90(turned, 1).astype(int) - plain).mean()
+
+    everything = {"n_samples": 6, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    _, _, summary = run_once(src, tmp_path / "pool", "r1", config=everything)
+    pool = Datapool(f"file://{tmp_path / 'pool'}")
+    rows = {r[C.FRAME_INDEX]: r for r in pool.read().to_pylist()}
+    assert len(rows) == 6 and all(r[C.STATUS] == C.STATUS_OK for r in rows.values())
+    for i, r in rows.items():
+        assert (r[C.lightly_metadata_column("width")], r[C.lightly_metadata_column("height")]) == (96, 160)
+        digest = hashlib.sha256(shown[i].tobytes())
+        digest.update(f"{shown[i].shape}".encode())
+        assert r[C.CONTENT_HASH] == digest.hexdigest()
+    png = src / ".lightly" / "frames" / "IMG_0042-2-MOV.png"
+    assert summary.frames["written"] == 6
+    assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), shown[2])
+    thumb = read_thumbnail(f"file://{tmp_path / 'pool'}", rows[2][C.SAMPLE_ID])
+    assert thumb is not None
+    tw, th = Image.open(__import__("io").BytesIO(thumb)).size
+    assert th > tw
