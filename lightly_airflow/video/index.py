@@ -50,12 +50,16 @@ class VideoIndex:
     height: int | None = None
     codec: str | None = None
     container_format: str | None = None
+    #: the file's start in seconds (its earliest stream's first timestamp): frame times count from it
+    start: Fraction = Fraction(0)
 
     def seconds(self, index: int) -> float | None:
-        """Timestamp of frame ``index`` in seconds (from its pts, else from the frame rate)."""
+        """Time of frame ``index`` in seconds from the start of the video, where a player shows it and where
+        ``ffmpeg -ss`` seeks (from its pts, else from the frame rate). MPEG-PS/TS clocks start anywhere (0.54 s
+        for FFmpeg's .mpg, hours into a broadcast); the pts itself stays in ``frame_pts``."""
         pts = self.pts[index] if 0 <= index < len(self.pts) else None
         if pts is not None and self.time_base is not None:
-            return float(pts * self.time_base)
+            return float(pts * self.time_base - self.start)
         if self.fps:
             return index / self.fps
         return None
@@ -77,6 +81,19 @@ def _announced_frames(container: Any, stream: Any, fps: float | None) -> int:
     elif container.duration is not None and "mpeg" not in str(container.format.name):
         duration = container.duration / 1_000_000  # AV_TIME_BASE; MPEG-PS durations are bitrate guesses
     return round(duration * fps) if duration and fps else 0
+
+
+def _start(container: Any, stream: Any) -> Fraction:
+    """The file's start in seconds: the video stream's first timestamp (exact, in its time base), or the
+    container's when another stream (audio) starts earlier; 0 when neither is known."""
+    start: Fraction | None = None
+    if stream.start_time is not None and stream.time_base is not None:
+        start = Fraction(stream.start_time) * stream.time_base
+    if container.start_time is not None:
+        file_start = Fraction(container.start_time, 1_000_000)  # AV_TIME_BASE, rounded to microseconds
+        if start is None or file_start < start - Fraction(1, 1_000_000):
+            start = file_start
+    return start or Fraction(0)
 
 
 def index_video(source: Any) -> VideoIndex:
@@ -105,6 +122,7 @@ def index_video(source: Any) -> VideoIndex:
         out.height = stream.codec_context.height or None
         out.codec = stream.codec_context.name
         out.container_format = container.format.name
+        out.start = _start(container, stream)
         pts: list[int | None] = []
         try:
             for packet in container.demux(stream):

@@ -13,7 +13,7 @@ from lightly_airflow.video.decode import decode_frames
 from lightly_airflow.video.frames import FrameRow, analyse_frame, iter_frame_results
 from lightly_airflow.video.listing import expand_videos, known_videos
 from lightly_airflow.video.quality import frame_corruptness
-from lightly_airflow.video.synthetic import truncate
+from lightly_airflow.video.synthetic import CODECS, truncate
 
 
 def full_decode(path: str) -> list[tuple[int | None, np.ndarray]]:
@@ -240,3 +240,18 @@ def test_frame_results_stream_before_the_chunk_is_decoded(video_files: dict[str,
         assert thumbs.n <= 8, thumbs.n  # not 31: the first result came before the rest was analysed (a few ahead)
         rest = list(it)
         assert [r.row for r in rest] == list(range(1, info.n_frames)) and thumbs.n == info.n_frames
+
+
+@pytest.mark.parametrize("ext", sorted(CODECS))
+def test_frame_seconds_count_from_the_start_of_the_video(video_files: dict[str, str], ext: str) -> None:
+    """A frame's time is where a player shows it and where ``ffmpeg -ss`` seeks: from the file's start. MPEG-PS
+    files (.mpg/.mpeg) start their clock at 0.54 s (camcorders, DVD rips: anywhere), so frame 0 read 0.54 s and a
+    labeller sent to frame 10's 0.94 s landed 13 frames (0.54 s) later in the video."""
+    info = index_video(video_files[ext])
+    with av.open(video_files[ext]) as c:
+        start = (c.start_time or 0) / 1_000_000
+        tb = c.streams.video[0].time_base
+        player = [float(f.pts * tb) - start for f in c.decode(video=0)]
+    assert [info.seconds(i) for i in range(info.n_frames)] == pytest.approx(player, abs=1e-6)
+    assert info.seconds(10) == pytest.approx(10 / 24, abs=0.002) or ext == "avi"  # B-frames: one frame's delay
+    assert info.seconds(0) == pytest.approx(0, abs=0.05)
