@@ -124,9 +124,15 @@ def index_video(source: Any) -> VideoIndex:
         out.container_format = container.format.name
         out.start = _start(container, stream)
         pts: list[int | None] = []
+        discarded = 0
         try:
             for packet in container.demux(stream):
                 if packet.size == 0:  # the demuxer's final flush packet
+                    continue
+                if getattr(packet, "is_discard", False):
+                    # Outside the edit list (a clip cut without re-encoding keeps the packets from the keyframe
+                    # before the cut): decoded as a reference, never output as a frame.
+                    discarded += 1
                     continue
                 pts.append(packet.pts)
         except Exception as exc:  # noqa: BLE001 - keep the frames before the break
@@ -140,7 +146,9 @@ def index_video(source: Any) -> VideoIndex:
         else:
             out.pts = [None] * len(pts)
         out.n_frames = len(pts)
-        announced = _announced_frames(container, stream, out.fps)
+        if discarded:
+            logger.info("%d packets outside the edit list are no frames (%d frames)", discarded, len(pts))
+        announced = max(0, _announced_frames(container, stream, out.fps) - discarded * bool(stream.frames))
         if out.problem is None and announced and announced > out.n_frames + 1:
             # Truncated files end without an error: the container's header still says how long it was.
             out.problem = (f"the video ends early: {out.n_frames} frames are readable of the {announced} its "

@@ -108,6 +108,27 @@ def make_scene_videos(folder: str, specs: Sequence[tuple[str, str, int]], **kwar
     return out
 
 
+def cut_without_reencoding(src: str, dst: str, seconds: float) -> None:
+    """Copy the MP4 ``src`` to ``dst`` from ``seconds`` on without re-encoding, as ``ffmpeg -ss S -i src -c copy``
+    does: the packets from the keyframe before ``seconds`` are kept, and an edit list makes players (and the
+    decoder) start at ``seconds``; the packets before it are demuxed with the discard flag."""
+    import av
+
+    with av.open(src) as inp, av.open(dst, "w", format="mp4") as out:
+        stream: Any = inp.streams.video[0]
+        target: Any = out.add_stream_from_template(stream)
+        shift = int(seconds / stream.time_base)
+        packets: list[Any] = [p for p in inp.demux(stream) if p.size and p.pts is not None and p.dts is not None]
+        start = max((p.dts for p in packets if p.is_keyframe and p.pts <= shift), default=0)
+        for packet in packets:
+            if packet.dts < start:
+                continue
+            packet.pts -= shift
+            packet.dts -= shift
+            packet.stream = target
+            out.mux(packet)
+
+
 def truncate(path: str, keep: float = 0.5) -> None:
     """Cut a file to ``keep`` of its bytes (a video that breaks half way)."""
     size = os.path.getsize(path)

@@ -255,3 +255,36 @@ def test_frame_seconds_count_from_the_start_of_the_video(video_files: dict[str, 
     assert [info.seconds(i) for i in range(info.n_frames)] == pytest.approx(player, abs=1e-6)
     assert info.seconds(10) == pytest.approx(10 / 24, abs=0.002) or ext == "avi"  # B-frames: one frame's delay
     assert info.seconds(0) == pytest.approx(0, abs=0.05)
+
+
+def test_a_clip_cut_without_reencoding_has_the_frames_pyav_decodes(tmp_path) -> None:
+    """``ffmpeg -ss 1.5 -i in.mp4 -c copy clip.mp4`` (the usual way to cut a clip) keeps the packets from the
+    keyframe before 1.5 s and an edit list that starts playback at 1.5 s: the packets before it are demuxed
+    (flagged discard) but the decoder outputs no frame for them. They are no frames: counting them listed 5
+    phantom frames (reported corrupt, negative times) and shifted every real frame's name by 5 from Lightly's
+    (PyAV's) enumeration, so predictions and metadata of ``clip-000-mp4.png`` met another frame."""
+    from lightly_airflow.video.synthetic import cut_without_reencoding, make_scene_video
+
+    full = str(tmp_path / "full.mp4")
+    make_scene_video(full, "astronaut", 120, seed=1, rate=30)
+    clip = str(tmp_path / "clip.mp4")
+    cut_without_reencoding(full, clip, 0.7)  # 99 frames from 21 on; 120 packets from the keyframe at 0
+    with av.open(clip) as c:
+        decoded = [(f.pts, f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+    with av.open(clip) as c:
+        discarded = sum(1 for p in c.demux(video=0) if p.size and p.is_discard)
+    assert discarded > 0 and decoded[0][0] == 0  # the edit list is there and playback starts at the cut
+    info = index_video(clip)
+    assert info.problem is None  # not "ends early" because of the discarded packets the header counts
+    assert info.n_frames == len(decoded) and info.pts == [p for p, _ in decoded]
+    assert info.seconds(0) == 0.0
+    wanted = [(i, info.pts[i]) for i in (0, 1, 40, len(decoded) - 1)]
+    got = {d.index: d.frame.to_ndarray(format="rgb24") for d in decode_frames(clip, wanted) if d.frame is not None}
+    assert sorted(got) == [i for i, _ in wanted]
+    for i, arr in got.items():
+        assert np.array_equal(arr, decoded[i][1])
+    # The listing names them as Lightly does: 99 frames, two digits (the 120 packets made three).
+    files = pa.table({C.KEY: ["clip.mp4"], C.SIZE: [1], C.ETAG: ["e"], C.MTIME: pa.array([None], pa.timestamp("us", "UTC"))})
+    out = expand_videos(files, str(tmp_path))
+    assert out.column(C.KEY).to_pylist() == [f"clip-{i:02d}-mp4.png" for i in range(99)]
+    assert out.column(C.VIDEO_PROBLEM).null_count == 99
