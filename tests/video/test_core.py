@@ -288,3 +288,28 @@ def test_a_clip_cut_without_reencoding_has_the_frames_pyav_decodes(tmp_path) -> 
     out = expand_videos(files, str(tmp_path))
     assert out.column(C.KEY).to_pylist() == [f"clip-{i:02d}-mp4.png" for i in range(99)]
     assert out.column(C.VIDEO_PROBLEM).null_count == 99
+
+
+def test_the_report_says_when_the_timeline_leaves_videos_out(tmp_path) -> None:
+    """The per-video timeline draws 30 videos; a run of a bucket of 35 dash-cam clips says it left 5 out."""
+    from lightly_airflow.report.writer import write_report
+    from lightly_airflow.video.report import MAX_VIDEOS
+
+    def rows(n_videos: int) -> pa.Table:
+        keys, videos, index, seconds, selected = [], [], [], [], []
+        for v in range(n_videos):
+            for i in range(4):
+                keys.append(f"cam/{v:03d}-{i}-mp4.png")
+                videos.append(f"cam/{v:03d}.mp4")
+                index.append(i)
+                seconds.append(i / 30)
+                selected.append(i == v % 4)
+        return pa.table({C.KEY: keys, C.VIDEO: videos, C.FRAME_INDEX: index, C.FRAME_SECONDS: seconds,
+                         C.SELECTED: selected, C.STATUS: [C.STATUS_OK] * len(keys)})
+
+    for n, out in ((MAX_VIDEOS + 5, "many"), (MAX_VIDEOS, "few")):
+        uri = write_report(rows(n), out_uri=str(tmp_path / out), summary={"run_id": "r"}, config={})
+        page = (tmp_path / out / "index.html").read_text()
+        assert uri.endswith("index.html") and (tmp_path / out / "videos.png").is_file()
+        said = f"{MAX_VIDEOS} of the run&#x27;s {n} videos are drawn" in page or f"{MAX_VIDEOS} of the run's {n} videos are drawn" in page
+        assert said == (n > MAX_VIDEOS), out
