@@ -104,15 +104,45 @@ def decode_frames(
             seekable = bool(set(str(container.format.name).split(",")) & SEEKABLE_FORMATS)
         if threads:
             stream.thread_type = "AUTO"
+        at_start = True  # nothing demuxed yet: a range from the start needs no seek
         for run in runs:
             by_pts = all(p is not None for _, p in run)
-            yield from _decode_run(container, stream, run, seek=seekable and by_pts, by_pts=by_pts)
+            seek = bool(seekable and by_pts)
+            if not at_start and not (seek and run[0][0] > 0) and not _rewind(container, stream):
+                # Raw streams (.hevc) cannot seek at all, not even to the start: open the file again.
+                try:
+                    container.close()
+                    if hasattr(source, "seek"):
+                        source.seek(0)
+                    container = av.open(source, mode="r")
+                    stream = container.streams.video[0]
+                    if threads:
+                        stream.thread_type = "AUTO"
+                except Exception as exc:  # noqa: BLE001
+                    why = f"cannot open the video again for frames {run[0][0]}-{run[-1][0]}: {reason(exc)}"
+                    for r in runs[runs.index(run):]:
+                        for index, _ in r:
+                            yield DecodedFrame(index, None, why)
+                    return
+                at_start = True
+            yield from _decode_run(container, stream, run, seek=seek, by_pts=by_pts, at_start=at_start)
+            at_start = False
     finally:
         container.close()
 
 
+def _rewind(container: Any, stream: Any) -> bool:
+    """Seek ``container`` to its start; ``False`` where the format cannot seek (raw elementary streams)."""
+    try:
+        container.seek(0, stream=stream, backward=True, any_frame=False)
+    except Exception:  # noqa: BLE001 - the caller opens the file again
+        return False
+    return True
+
+
 def _decode_run(
-    container: Any, stream: Any, run: list[tuple[int, int | None]], *, seek: bool, by_pts: bool
+    container: Any, stream: Any, run: list[tuple[int, int | None]], *, seek: bool, by_pts: bool,
+    at_start: bool = False,
 ) -> Iterator[DecodedFrame]:
     first_index, first_pts = run[0]
     last_index, last_pts = run[-1]
@@ -124,11 +154,12 @@ def _decode_run(
         try:
             if attempt_seek and first_index > 0:
                 container.seek(int(first_pts), stream=stream, backward=True, any_frame=False)  # type: ignore[arg-type]
-            else:
+            elif not at_start:  # (at the start already: no seek, which raw streams could not do)
                 container.seek(0, stream=stream, backward=True, any_frame=False)
         except Exception as exc:  # noqa: BLE001 - fall back to decoding from the start
             if attempt_seek:
                 attempt_seek = False
+                at_start = False
                 continue
             broke = f"cannot seek: {reason(exc)}"
             break
@@ -185,6 +216,7 @@ def _decode_run(
         if overshoot and attempt_seek:
             logger.info("seek overshot frame %d; decoding from the start instead", first_index)
             attempt_seek = False
+            at_start = False
             continue
         break
     why = broke or "the decoder produced no such frame (the stream ends early or the frame is damaged)"

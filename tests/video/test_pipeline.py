@@ -414,3 +414,49 @@ def test_lightlys_broken_frame_filter_is_refused_with_the_way_to_do_it_here(tmp_
     text = str(err.value)
     assert "strategies[1].input.key" in text and "lightly.uniformRowRatio" in text
     assert "corruptness_check.corruption_threshold" in text and "docs/video.md" in text
+
+
+def test_raw_hevc_streams_are_decoded_and_exported(tmp_path: Path) -> None:
+    """``.hevc`` is one of Lightly's video extensions; dash cams and drones write raw H.265 elementary streams
+    (no container, no timestamps) under it. FFmpeg cannot seek in them, not even to the start: every frame
+    was ``corrupt`` with ``cannot seek: PermissionError``. Now a range is decoded from where the file is opened
+    (and the file is opened again for a later range, e.g. the selected frames' PNGs)."""
+    import av
+    import numpy as np
+    from PIL import Image
+
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.video.decode import decode_frames
+    from lightly_airflow.video.index import index_video
+    from lightly_airflow.video.synthetic import scene, scene_frames
+
+    src = tmp_path / "src"
+    src.mkdir()
+    path = str(src / "DJI_0001.hevc")
+    with av.open(path, "w", format="hevc") as c:
+        s = c.add_stream("libx265", rate=25)
+        s.width, s.height, s.pix_fmt = 160, 120, "yuv420p"
+        s.options = {"x265-params": "log-level=error:keyint=10:bframes=2"}
+        for rgb in scene_frames(scene("rocket"), 30, (160, 120), seed=1):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    with av.open(path) as c:
+        decoded = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    info = index_video(path)
+    assert info.n_frames == len(decoded) == 30 and info.problem is None and not info.seekable
+    got = list(decode_frames(path, [(i, None) for i in (0, 1, 2, 11, 12, 29)]))
+    assert [g.reason for g in got] == [None] * 6 and [g.index for g in got] == [0, 1, 2, 11, 12, 29]
+    for g in got:
+        assert np.array_equal(g.frame.to_ndarray(format="rgb24"), decoded[g.index])
+
+    config = {"n_samples": 5, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    _, _, summary = run_once(src, tmp_path / "pool", "r1", config=config)
+    rows = Datapool(f"file://{tmp_path / 'pool'}").read().to_pylist()
+    assert len(rows) == 30 and {r[C.STATUS] for r in rows} <= {C.STATUS_OK, C.STATUS_DUPLICATE}
+    selected = sorted(r[C.FRAME_INDEX] for r in rows if r[C.SELECTED])
+    assert len(selected) == 5 and summary.frames["written"] == 5 and not summary.frames.get("failed")
+    for i in selected:
+        png = np.asarray(Image.open(src / ".lightly" / "frames" / f"DJI_0001-{i:02d}-hevc.png").convert("RGB"))
+        assert np.array_equal(png, decoded[i])
