@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lightly_airflow.video.index import SEEKABLE_FORMATS, reason
+from lightly_airflow.video.source import raise_read_error
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ def decode_frames(
     try:
         container = av.open(source, mode="r")
     except Exception as exc:  # noqa: BLE001
+        raise_read_error(source)  # the store failed, not the video: the task is retried
         why = f"cannot open the video: {reason(exc)}"
         for run in runs:
             for index, _ in run:
@@ -125,7 +127,7 @@ def decode_frames(
                             yield DecodedFrame(index, None, why)
                     return
                 at_start = True
-            yield from _decode_run(container, stream, run, seek=seek, by_pts=by_pts, at_start=at_start)
+            yield from _decode_run(container, stream, run, seek=seek, by_pts=by_pts, at_start=at_start, source=source)
             at_start = False
     finally:
         container.close()
@@ -142,7 +144,7 @@ def _rewind(container: Any, stream: Any) -> bool:
 
 def _decode_run(
     container: Any, stream: Any, run: list[tuple[int, int | None]], *, seek: bool, by_pts: bool,
-    at_start: bool = False,
+    at_start: bool = False, source: Any = None,
 ) -> Iterator[DecodedFrame]:
     first_index, first_pts = run[0]
     last_index, last_pts = run[-1]
@@ -219,6 +221,8 @@ def _decode_run(
             at_start = False
             continue
         break
+    if pending:
+        raise_read_error(source)  # frames lost to the store's read error are not the video's fault
     why = broke or "the decoder produced no such frame (the stream ends early or the frame is damaged)"
     for index in sorted(pending):
         yield DecodedFrame(index, None, why)

@@ -101,7 +101,18 @@ def index_video(source: Any) -> VideoIndex:
 
     A video that cannot be opened has ``n_frames == 0`` and a ``problem``; one whose packets stop being
     readable half way keeps the frames before that point and says where it broke.
+
+    :raises Exception: the store's own read error (``source.RecordingReader``): not the video's fault, so the
+        task fails and is retried rather than committing a good video as broken.
     """
+    from lightly_airflow.video.source import raise_read_error
+
+    out = _index_video(source)
+    raise_read_error(source)
+    return out
+
+
+def _index_video(source: Any) -> VideoIndex:
     import av
 
     out = VideoIndex()

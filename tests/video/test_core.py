@@ -313,3 +313,50 @@ def test_the_report_says_when_the_timeline_leaves_videos_out(tmp_path) -> None:
         assert uri.endswith("index.html") and (tmp_path / out / "videos.png").is_file()
         said = f"{MAX_VIDEOS} of the run&#x27;s {n} videos are drawn" in page or f"{MAX_VIDEOS} of the run's {n} videos are drawn" in page
         assert said == (n > MAX_VIDEOS), out
+
+
+class _FlakyStore:
+    """A remote file whose connection drops after ``fail_after`` bytes (what fsspec raises once its retries are
+    spent: a reset connection, a throttled request)."""
+
+    def __init__(self, data: bytes, fail_after: int) -> None:
+        import io
+
+        self._b = io.BytesIO(data)
+        self._fail_after = fail_after
+
+    def read(self, size: int = -1) -> bytes:
+        if self._b.tell() + max(size, 0) > self._fail_after:
+            raise ConnectionResetError("Connection reset by peer")
+        return self._b.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._b.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._b.tell()
+
+
+@pytest.mark.parametrize("ext", ["mp4", "webm", "avi"])
+def test_a_read_error_of_the_store_fails_the_task_instead_of_marking_the_video_broken(
+    video_files: dict[str, str], ext: str
+) -> None:
+    """A connection reset half way through a remote video is the store's fault, not the video's: PyAV turned it
+    into an FFmpeg error or dropped it (an early end of file), so a good video became ``cannot open``/``ends
+    early``/corrupt frames, committed for good (an unchanged video is not read again). Now the error is raised,
+    the task fails and Airflow retries it."""
+    import io
+
+    from lightly_airflow.video.source import RecordingReader
+
+    with open(video_files[ext], "rb") as fh:
+        data = fh.read()
+    clean = index_video(RecordingReader(io.BytesIO(data)))  # the wrapper itself changes nothing
+    assert clean.problem is None and clean.pts == index_video(video_files[ext]).pts
+    wanted = [(i, clean.pts[i]) for i in range(clean.n_frames)]
+    assert all(g.frame is not None for g in decode_frames(RecordingReader(io.BytesIO(data)), wanted))
+    for fraction in (0.05, 0.6):
+        with pytest.raises(ConnectionResetError):
+            index_video(RecordingReader(_FlakyStore(data, int(len(data) * fraction))))
+        with pytest.raises(ConnectionResetError):
+            list(decode_frames(RecordingReader(_FlakyStore(data, int(len(data) * fraction))), wanted))
