@@ -708,8 +708,13 @@ def select_and_commit(
         out = with_layout(out, datapool_uri, datapool_credentials)  # the UI's map positions, computed once
         if superseded.rows is not None:
             counts["superseded"] = superseded.rows.num_rows
-            summary.notes.append(f"{superseded.rows.num_rows} frames of replaced videos no longer exist: committed "
-                                 "as missing ('superseded: …'), no longer current samples")
+            n_video_rows = superseded.rows.column(C.FRAME_INDEX).null_count
+            if superseded.rows.num_rows - n_video_rows:
+                summary.notes.append(f"{superseded.rows.num_rows - n_video_rows} frames of replaced videos no longer "
+                                     "exist: committed as missing ('superseded: …'), no longer current samples")
+            if n_video_rows:
+                summary.notes.append(f"{n_video_rows} problem rows of replaced videos (could not be opened or ended "
+                                     "early) no longer apply: committed as missing ('superseded: …')")
             out = with_tombstones(out, superseded)
         from lightly_airflow.datapool.tagging import readable_tag
 

@@ -144,9 +144,9 @@ def write_report(
     # Videos: a timeline per video of the frames selected now and before (video.report).
     video_figs: list[Figure] = []
     if C.VIDEO in rows.column_names:
-        from lightly_airflow.video.report import video_timeline_png
+        from lightly_airflow.video.report import timeline_note, video_timeline_png
 
-        fig = plot("", "videos.png", lambda: video_timeline_png(rows, preselected),
+        fig = plot("", "videos.png", lambda: video_timeline_png(rows, preselected), note=timeline_note(rows),
                    alt="per-video timeline of frames selected in this run and before")
         if fig is not None:
             video_figs.append(fig)

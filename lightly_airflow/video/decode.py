@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lightly_airflow.video.index import SEEKABLE_FORMATS, reason
+from lightly_airflow.video.source import raise_read_error
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,34 @@ class DecodedFrame:
     index: int
     frame: Any
     reason: str | None = None
+
+
+def quarter_turns(frame: Any) -> int:
+    """How many quarter turns counter-clockwise (``np.rot90``'s ``k``) show ``frame`` upright, as players show it.
+
+    Phones store portrait video landscape with a display matrix (FFmpeg: ``rotation of -90.00 degrees``);
+    PyAV decodes the stored picture and reads the matrix as ``VideoFrame.rotation`` (counter-clockwise degrees).
+    Images are turned by their EXIF orientation the same way. Rotations that are no multiple of 90° and
+    mirroring are not applied.
+    """
+    try:
+        angle = float(getattr(frame, "rotation", 0) or 0)
+    except Exception:  # noqa: BLE001 - a matrix PyAV cannot read is no rotation
+        return 0
+    turns = round(angle / 90)
+    if abs(angle - 90 * turns) > 1:
+        return 0
+    return turns % 4
+
+
+def upright_image(image: Any, frame: Any) -> Any:
+    """A PIL image made from ``frame`` (any size), turned as :func:`quarter_turns` says."""
+    from PIL import Image
+
+    turns = quarter_turns(frame)
+    if not turns:
+        return image
+    return image.transpose((Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)[turns - 1])
 
 
 def _runs(wanted: Sequence[tuple[int, int | None]]) -> list[list[tuple[int, int | None]]]:
@@ -65,6 +94,7 @@ def decode_frames(
     try:
         container = av.open(source, mode="r")
     except Exception as exc:  # noqa: BLE001
+        raise_read_error(source)  # the store failed, not the video: the task is retried
         why = f"cannot open the video: {reason(exc)}"
         for run in runs:
             for index, _ in run:
@@ -76,15 +106,45 @@ def decode_frames(
             seekable = bool(set(str(container.format.name).split(",")) & SEEKABLE_FORMATS)
         if threads:
             stream.thread_type = "AUTO"
+        at_start = True  # nothing demuxed yet: a range from the start needs no seek
         for run in runs:
             by_pts = all(p is not None for _, p in run)
-            yield from _decode_run(container, stream, run, seek=seekable and by_pts, by_pts=by_pts)
+            seek = bool(seekable and by_pts)
+            if not at_start and not (seek and run[0][0] > 0) and not _rewind(container, stream):
+                # Raw streams (.hevc) cannot seek at all, not even to the start: open the file again.
+                try:
+                    container.close()
+                    if hasattr(source, "seek"):
+                        source.seek(0)
+                    container = av.open(source, mode="r")
+                    stream = container.streams.video[0]
+                    if threads:
+                        stream.thread_type = "AUTO"
+                except Exception as exc:  # noqa: BLE001
+                    why = f"cannot open the video again for frames {run[0][0]}-{run[-1][0]}: {reason(exc)}"
+                    for r in runs[runs.index(run):]:
+                        for index, _ in r:
+                            yield DecodedFrame(index, None, why)
+                    return
+                at_start = True
+            yield from _decode_run(container, stream, run, seek=seek, by_pts=by_pts, at_start=at_start, source=source)
+            at_start = False
     finally:
         container.close()
 
 
+def _rewind(container: Any, stream: Any) -> bool:
+    """Seek ``container`` to its start; ``False`` where the format cannot seek (raw elementary streams)."""
+    try:
+        container.seek(0, stream=stream, backward=True, any_frame=False)
+    except Exception:  # noqa: BLE001 - the caller opens the file again
+        return False
+    return True
+
+
 def _decode_run(
-    container: Any, stream: Any, run: list[tuple[int, int | None]], *, seek: bool, by_pts: bool
+    container: Any, stream: Any, run: list[tuple[int, int | None]], *, seek: bool, by_pts: bool,
+    at_start: bool = False, source: Any = None,
 ) -> Iterator[DecodedFrame]:
     first_index, first_pts = run[0]
     last_index, last_pts = run[-1]
@@ -96,11 +156,12 @@ def _decode_run(
         try:
             if attempt_seek and first_index > 0:
                 container.seek(int(first_pts), stream=stream, backward=True, any_frame=False)  # type: ignore[arg-type]
-            else:
+            elif not at_start:  # (at the start already: no seek, which raw streams could not do)
                 container.seek(0, stream=stream, backward=True, any_frame=False)
         except Exception as exc:  # noqa: BLE001 - fall back to decoding from the start
             if attempt_seek:
                 attempt_seek = False
+                at_start = False
                 continue
             broke = f"cannot seek: {reason(exc)}"
             break
@@ -157,8 +218,11 @@ def _decode_run(
         if overshoot and attempt_seek:
             logger.info("seek overshot frame %d; decoding from the start instead", first_index)
             attempt_seek = False
+            at_start = False
             continue
         break
+    if pending:
+        raise_read_error(source)  # frames lost to the store's read error are not the video's fault
     why = broke or "the decoder produced no such frame (the stream ends early or the frame is damaged)"
     for index in sorted(pending):
         yield DecodedFrame(index, None, why)

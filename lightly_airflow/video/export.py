@@ -23,7 +23,7 @@ import pyarrow as pa
 from lightly_airflow import columns as C
 from lightly_airflow.lightly_dir import lightly_root
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, protocol_of
-from lightly_airflow.video.decode import decode_frames
+from lightly_airflow.video.decode import decode_frames, upright_image
 from lightly_airflow.video.source import open_video_source
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def _png(frame: Any, etag: str) -> bytes:
     info = PngInfo()
     info.add_text(ETAG_CHUNK, etag)
     buf = io.BytesIO()
-    frame.to_image().save(buf, format="PNG", pnginfo=info)
+    upright_image(frame.to_image(), frame).save(buf, format="PNG", pnginfo=info)  # as players show it
     return buf.getvalue()
 
 

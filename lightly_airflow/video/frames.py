@@ -22,7 +22,7 @@ import numpy as np
 
 from lightly_airflow import columns as C
 from lightly_airflow.storage import StorageCredentials, filesystem
-from lightly_airflow.video.decode import decode_frames
+from lightly_airflow.video.decode import decode_frames, quarter_turns, upright_image
 from lightly_airflow.video.quality import frame_corruptness
 from lightly_airflow.video.source import open_video_source
 
@@ -99,7 +99,9 @@ def analyse_frame(frame: Any, input_size: int | None) -> tuple[np.ndarray | None
     from lightly_airflow.metadata.kernels import pixel_sums
     from lightly_airflow.metadata.metrics import _metrics_from
 
-    rgb = np.ascontiguousarray(_reformatter("rgb").reformat(frame, format="rgb24").to_ndarray())
+    turns = quarter_turns(frame)  # the frame as players show it (a phone's display matrix)
+    rgb = _reformatter("rgb").reformat(frame, format="rgb24").to_ndarray()
+    rgb = np.ascontiguousarray(np.rot90(rgb, turns) if turns else rgb)
     sums, squares, gray = pixel_sums(rgb)
     metrics: dict[str, Any] = _metrics_from(sums.astype(np.float64), squares.astype(np.float64), gray, 0)
     metrics["sizeInBytes"] = None  # a frame is no file; its video's size is on the video
@@ -109,7 +111,10 @@ def analyse_frame(frame: Any, input_size: int | None) -> tuple[np.ndarray | None
     if input_size:
         small = _reformatter("model").reformat(frame, width=input_size, height=input_size, format="rgb24",
                                      interpolation="BILINEAR").to_ndarray()
-    return small, metrics, digest.hexdigest(), frame_corruptness(gray, bool(getattr(frame, "is_corrupt", False)))
+        if turns:
+            small = np.ascontiguousarray(np.rot90(small, turns))
+    coded = np.rot90(gray, -turns) if turns else gray  # the concealment grid is the coded picture's macroblocks
+    return small, metrics, digest.hexdigest(), frame_corruptness(coded, bool(getattr(frame, "is_corrupt", False)))
 
 
 def _chunks(rows: list[FrameRow]) -> list[list[FrameRow]]:
@@ -133,8 +138,8 @@ def _thumbnail(frame: Any, thumbs: Any, row: FrameRow) -> None:
     scale = min(1.0, MAX_SIDE / max(frame.width, frame.height))
     w, h = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
     thumbs.add(sample_id(row.key or "", None if row.etag is None else str(row.etag)),
-               _reformatter("thumbnail").reformat(frame, width=w, height=h, format="rgb24",
-                                                  interpolation="AREA").to_image())
+               upright_image(_reformatter("thumbnail").reformat(frame, width=w, height=h, format="rgb24",
+                                                                interpolation="AREA").to_image(), frame))
 
 
 def _frame_result(frame: Any, r: FrameRow, input_size: int | None, thumbs: Any) -> FrameResult:

@@ -50,12 +50,16 @@ class VideoIndex:
     height: int | None = None
     codec: str | None = None
     container_format: str | None = None
+    #: the file's start in seconds (its earliest stream's first timestamp): frame times count from it
+    start: Fraction = Fraction(0)
 
     def seconds(self, index: int) -> float | None:
-        """Timestamp of frame ``index`` in seconds (from its pts, else from the frame rate)."""
+        """Time of frame ``index`` in seconds from the start of the video, where a player shows it and where
+        ``ffmpeg -ss`` seeks (from its pts, else from the frame rate). MPEG-PS/TS clocks start anywhere (0.54 s
+        for FFmpeg's .mpg, hours into a broadcast); the pts itself stays in ``frame_pts``."""
         pts = self.pts[index] if 0 <= index < len(self.pts) else None
         if pts is not None and self.time_base is not None:
-            return float(pts * self.time_base)
+            return float(pts * self.time_base - self.start)
         if self.fps:
             return index / self.fps
         return None
@@ -79,12 +83,36 @@ def _announced_frames(container: Any, stream: Any, fps: float | None) -> int:
     return round(duration * fps) if duration and fps else 0
 
 
+def _start(container: Any, stream: Any) -> Fraction:
+    """The file's start in seconds: the video stream's first timestamp (exact, in its time base), or the
+    container's when another stream (audio) starts earlier; 0 when neither is known."""
+    start: Fraction | None = None
+    if stream.start_time is not None and stream.time_base is not None:
+        start = Fraction(stream.start_time) * stream.time_base
+    if container.start_time is not None:
+        file_start = Fraction(container.start_time, 1_000_000)  # AV_TIME_BASE, rounded to microseconds
+        if start is None or file_start < start - Fraction(1, 1_000_000):
+            start = file_start
+    return start or Fraction(0)
+
+
 def index_video(source: Any) -> VideoIndex:
     """Demux ``source`` (a path or a binary file object) and list its frames; never raises for bad data.
 
     A video that cannot be opened has ``n_frames == 0`` and a ``problem``; one whose packets stop being
     readable half way keeps the frames before that point and says where it broke.
+
+    :raises Exception: the store's own read error (``source.RecordingReader``): not the video's fault, so the
+        task fails and is retried rather than committing a good video as broken.
     """
+    from lightly_airflow.video.source import raise_read_error
+
+    out = _index_video(source)
+    raise_read_error(source)
+    return out
+
+
+def _index_video(source: Any) -> VideoIndex:
     import av
 
     out = VideoIndex()
@@ -105,10 +133,17 @@ def index_video(source: Any) -> VideoIndex:
         out.height = stream.codec_context.height or None
         out.codec = stream.codec_context.name
         out.container_format = container.format.name
+        out.start = _start(container, stream)
         pts: list[int | None] = []
+        discarded = 0
         try:
             for packet in container.demux(stream):
                 if packet.size == 0:  # the demuxer's final flush packet
+                    continue
+                if getattr(packet, "is_discard", False):
+                    # Outside the edit list (a clip cut without re-encoding keeps the packets from the keyframe
+                    # before the cut): decoded as a reference, never output as a frame.
+                    discarded += 1
                     continue
                 pts.append(packet.pts)
         except Exception as exc:  # noqa: BLE001 - keep the frames before the break
@@ -122,7 +157,9 @@ def index_video(source: Any) -> VideoIndex:
         else:
             out.pts = [None] * len(pts)
         out.n_frames = len(pts)
-        announced = _announced_frames(container, stream, out.fps)
+        if discarded:
+            logger.info("%d packets outside the edit list are no frames (%d frames)", discarded, len(pts))
+        announced = max(0, _announced_frames(container, stream, out.fps) - discarded * bool(stream.frames))
         if out.problem is None and announced and announced > out.n_frames + 1:
             # Truncated files end without an error: the container's header still says how long it was.
             out.problem = (f"the video ends early: {out.n_frames} frames are readable of the {announced} its "

@@ -33,6 +33,15 @@ def _frames(table: pa.Table | None, selected_only: bool) -> dict[str, list[float
     return out
 
 
+def timeline_note(rows: pa.Table) -> str | None:
+    """What the timeline leaves out when the run has more than :data:`MAX_VIDEOS` videos; ``None`` otherwise."""
+    every = _frames(rows, selected_only=False)
+    if len(every) <= MAX_VIDEOS:
+        return None
+    return (f"{MAX_VIDEOS} of the run's {len(every)} videos are drawn: those with the most frames selected in this "
+            f"run; the other {len(every) - MAX_VIDEOS} are in the tables below and in the datapool.")
+
+
 def video_timeline_png(rows: pa.Table, preselected: pa.Table | None = None) -> bytes | None:
     """A PNG with one row per video of this run: its frames (grey), frames selected now (red) and frames of
     the same video selected by earlier runs (blue), over time in seconds; ``None`` without video frames."""

@@ -18,12 +18,61 @@ REMOTE_BLOCK_SIZE = 4 << 20
 REMOTE_MAX_BLOCKS = 4
 
 
+class RecordingReader:
+    """A remote video's file object as PyAV reads it, remembering the store's own read error.
+
+    PyAV turns an exception raised by a Python file object into an FFmpeg error, or drops it and sees the end
+    of the file: a connection reset or a throttled request half way through a video looked like a damaged or
+    truncated video, and its frames were committed ``corrupt`` for good (an unchanged video is never read
+    again). :func:`raise_read_error` re-raises the recorded error, so the task fails and is retried instead.
+    """
+
+    def __init__(self, fh: Any) -> None:
+        self._fh = fh
+        self.read_error: BaseException | None = None
+
+    def _record(self, exc: BaseException) -> None:
+        if self.read_error is None:
+            self.read_error = exc
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return bytes(self._fh.read(size))
+        except Exception as exc:
+            self._record(exc)
+            raise
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        try:
+            return int(self._fh.seek(offset, whence))
+        except Exception as exc:
+            self._record(exc)
+            raise
+
+    def tell(self) -> int:
+        return int(self._fh.tell())
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+
+def raise_read_error(source: Any) -> None:
+    """Re-raise the store's read error a :class:`RecordingReader` saw (no-op for paths and other sources)."""
+    error = getattr(source, "read_error", None)
+    if error is not None:
+        raise error
+
+
 @contextlib.contextmanager
 def open_video_source(
     datasource_uri: str, key: str, credentials: StorageCredentials | None = None, *, fs: Any = None,
     root: str | None = None,
 ) -> Iterator[Any]:
-    """Yield what ``av.open`` takes for ``key``: the local path, or an open binary file object.
+    """Yield what ``av.open`` takes for ``key``: the local path, or an open binary file object (a
+    :class:`RecordingReader`).
 
     :raises FileNotFoundError: when the video does not exist.
     """
@@ -37,4 +86,4 @@ def open_video_source(
         return
     with fs.open(path, "rb", block_size=REMOTE_BLOCK_SIZE, cache_type="blockcache",
                  cache_options={"maxblocks": REMOTE_MAX_BLOCKS}) as fh:
-        yield fh
+        yield RecordingReader(fh)

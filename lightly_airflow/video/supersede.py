@@ -58,9 +58,9 @@ def superseded_frames(snap: Any, rows: pa.Table) -> Superseded:
     if not pool.num_rows:
         return out
     old = [r for r in pool.to_pylist() if r[C.VIDEO] in new_etag and str(r[C.ETAG]) != new_etag[r[C.VIDEO]]]
-    # A frame key that only ever was a video's own row (a video that could not be opened) is no frame.
-    old = [r for r in old if r.get(C.FRAME_INDEX) is not None]
-    had_png = {r[C.KEY] for r in _ever_selected(snap, {r[C.KEY] for r in old})}
+    # A video's own row (no frame index: the former version could not be opened, or ended early) has no PNG;
+    # it is superseded like a frame when the new version has no such row (its problem is gone).
+    had_png = {r[C.KEY] for r in _ever_selected(snap, {r[C.KEY] for r in old if r.get(C.FRAME_INDEX) is not None})}
     out.refresh = {k for k in had_png if k in run_keys}
     gone = [r for r in old if r[C.KEY] not in run_keys and not str(r.get(C.STATUS_REASON) or "").startswith(SUPERSEDED)]
     out.remove = {r[C.KEY] for r in old if r[C.KEY] not in run_keys and r[C.KEY] in had_png}
@@ -78,8 +78,10 @@ def superseded_frames(snap: Any, rows: pa.Table) -> Superseded:
         C.FRAME_SECONDS: pa.array([r.get(C.FRAME_SECONDS) for r in gone], pa.float64()),
         C.STATUS: pa.array([C.STATUS_MISSING] * len(gone), pa.string()),
         C.STATUS_REASON: pa.array([
-            f"{SUPERSEDED}: {r[C.VIDEO]} was replaced by a version with {n_new[r[C.VIDEO]]} frame rows; this frame "
-            "of the former version no longer exists" for r in gone], pa.string()),
+            f"{SUPERSEDED}: {r[C.VIDEO]} was replaced by a version with {n_new[r[C.VIDEO]]} frame rows; "
+            + ("this frame of the former version no longer exists" if r.get(C.FRAME_INDEX) is not None else
+               f"the former version's problem no longer applies (was: {str(r.get(C.STATUS_REASON) or r.get(C.STATUS))[:200]})")
+            for r in gone], pa.string()),
         C.SELECTED: pa.array([False] * len(gone), pa.bool_()),
         C.PICK_RANK: pa.array([None] * len(gone), pa.int64()),
     })

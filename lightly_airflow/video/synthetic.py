@@ -60,9 +60,14 @@ def scene_frames(photo: np.ndarray, n: int, size: tuple[int, int], *, seed: int 
 
 
 def write_video(
-    path: str, frames: Any, *, ext: str | None = None, rate: int = 24, size: tuple[int, int] = (160, 120)
+    path: str, frames: Any, *, ext: str | None = None, rate: int = 24, size: tuple[int, int] = (160, 120),
+    rotation: int = 0,
 ) -> int:
-    """Encode ``frames`` (iterable of ``(h, w, 3)`` uint8) to ``path`` with PyAV; returns the frame count."""
+    """Encode ``frames`` (iterable of ``(h, w, 3)`` uint8) to ``path`` with PyAV; returns the frame count.
+
+    ``rotation``: the display matrix's counter-clockwise rotation in degrees (a phone's portrait video is
+    stored landscape with ``-90``: players turn it 90° clockwise), as ``VideoFrame.rotation`` reads it back.
+    """
     import av
 
     ext = (ext or path.rsplit(".", 1)[-1]).lower()
@@ -73,6 +78,8 @@ def write_video(
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         stream.options = dict(options)
+        if rotation:
+            stream.set_display_rotation(rotation)
         for rgb in frames:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
             for packet in stream.encode(frame):
@@ -99,6 +106,27 @@ def make_scene_videos(folder: str, specs: Sequence[tuple[str, str, int]], **kwar
         make_scene_video(path, name, n, seed=i, **kwargs)
         out.append(path)
     return out
+
+
+def cut_without_reencoding(src: str, dst: str, seconds: float) -> None:
+    """Copy the MP4 ``src`` to ``dst`` from ``seconds`` on without re-encoding, as ``ffmpeg -ss S -i src -c copy``
+    does: the packets from the keyframe before ``seconds`` are kept, and an edit list makes players (and the
+    decoder) start at ``seconds``; the packets before it are demuxed with the discard flag."""
+    import av
+
+    with av.open(src) as inp, av.open(dst, "w", format="mp4") as out:
+        stream: Any = inp.streams.video[0]
+        target: Any = out.add_stream_from_template(stream)
+        shift = int(seconds / stream.time_base)
+        packets: list[Any] = [p for p in inp.demux(stream) if p.size and p.pts is not None and p.dts is not None]
+        start = max((p.dts for p in packets if p.is_keyframe and p.pts <= shift), default=0)
+        for packet in packets:
+            if packet.dts < start:
+                continue
+            packet.pts -= shift
+            packet.dts -= shift
+            packet.stream = target
+            out.mux(packet)
 
 
 def truncate(path: str, keep: float = 0.5) -> None:

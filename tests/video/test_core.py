@@ -13,7 +13,7 @@ from lightly_airflow.video.decode import decode_frames
 from lightly_airflow.video.frames import FrameRow, analyse_frame, iter_frame_results
 from lightly_airflow.video.listing import expand_videos, known_videos
 from lightly_airflow.video.quality import frame_corruptness
-from lightly_airflow.video.synthetic import truncate
+from lightly_airflow.video.synthetic import CODECS, truncate
 
 
 def full_decode(path: str) -> list[tuple[int | None, np.ndarray]]:
@@ -240,3 +240,123 @@ def test_frame_results_stream_before_the_chunk_is_decoded(video_files: dict[str,
         assert thumbs.n <= 8, thumbs.n  # not 31: the first result came before the rest was analysed (a few ahead)
         rest = list(it)
         assert [r.row for r in rest] == list(range(1, info.n_frames)) and thumbs.n == info.n_frames
+
+
+@pytest.mark.parametrize("ext", sorted(CODECS))
+def test_frame_seconds_count_from_the_start_of_the_video(video_files: dict[str, str], ext: str) -> None:
+    """A frame's time is where a player shows it and where ``ffmpeg -ss`` seeks: from the file's start. MPEG-PS
+    files (.mpg/.mpeg) start their clock at 0.54 s (camcorders, DVD rips: anywhere), so frame 0 read 0.54 s and a
+    labeller sent to frame 10's 0.94 s landed 13 frames (0.54 s) later in the video."""
+    info = index_video(video_files[ext])
+    with av.open(video_files[ext]) as c:
+        start = (c.start_time or 0) / 1_000_000
+        tb = c.streams.video[0].time_base
+        player = [float(f.pts * tb) - start for f in c.decode(video=0)]
+    assert [info.seconds(i) for i in range(info.n_frames)] == pytest.approx(player, abs=1e-6)
+    assert info.seconds(10) == pytest.approx(10 / 24, abs=0.002) or ext == "avi"  # B-frames: one frame's delay
+    assert info.seconds(0) == pytest.approx(0, abs=0.05)
+
+
+def test_a_clip_cut_without_reencoding_has_the_frames_pyav_decodes(tmp_path) -> None:
+    """``ffmpeg -ss 1.5 -i in.mp4 -c copy clip.mp4`` (the usual way to cut a clip) keeps the packets from the
+    keyframe before 1.5 s and an edit list that starts playback at 1.5 s: the packets before it are demuxed
+    (flagged discard) but the decoder outputs no frame for them. They are no frames: counting them listed 5
+    phantom frames (reported corrupt, negative times) and shifted every real frame's name by 5 from Lightly's
+    (PyAV's) enumeration, so predictions and metadata of ``clip-000-mp4.png`` met another frame."""
+    from lightly_airflow.video.synthetic import cut_without_reencoding, make_scene_video
+
+    full = str(tmp_path / "full.mp4")
+    make_scene_video(full, "astronaut", 120, seed=1, rate=30)
+    clip = str(tmp_path / "clip.mp4")
+    cut_without_reencoding(full, clip, 0.7)  # 99 frames from 21 on; 120 packets from the keyframe at 0
+    with av.open(clip) as c:
+        decoded = [(f.pts, f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+    with av.open(clip) as c:
+        discarded = sum(1 for p in c.demux(video=0) if p.size and p.is_discard)
+    assert discarded > 0 and decoded[0][0] == 0  # the edit list is there and playback starts at the cut
+    info = index_video(clip)
+    assert info.problem is None  # not "ends early" because of the discarded packets the header counts
+    assert info.n_frames == len(decoded) and info.pts == [p for p, _ in decoded]
+    assert info.seconds(0) == 0.0
+    wanted = [(i, info.pts[i]) for i in (0, 1, 40, len(decoded) - 1)]
+    got = {d.index: d.frame.to_ndarray(format="rgb24") for d in decode_frames(clip, wanted) if d.frame is not None}
+    assert sorted(got) == [i for i, _ in wanted]
+    for i, arr in got.items():
+        assert np.array_equal(arr, decoded[i][1])
+    # The listing names them as Lightly does: 99 frames, two digits (the 120 packets made three).
+    files = pa.table({C.KEY: ["clip.mp4"], C.SIZE: [1], C.ETAG: ["e"], C.MTIME: pa.array([None], pa.timestamp("us", "UTC"))})
+    out = expand_videos(files, str(tmp_path))
+    assert out.column(C.KEY).to_pylist() == [f"clip-{i:02d}-mp4.png" for i in range(99)]
+    assert out.column(C.VIDEO_PROBLEM).null_count == 99
+
+
+def test_the_report_says_when_the_timeline_leaves_videos_out(tmp_path) -> None:
+    """The per-video timeline draws 30 videos; a run of a bucket of 35 dash-cam clips says it left 5 out."""
+    from lightly_airflow.report.writer import write_report
+    from lightly_airflow.video.report import MAX_VIDEOS
+
+    def rows(n_videos: int) -> pa.Table:
+        keys, videos, index, seconds, selected = [], [], [], [], []
+        for v in range(n_videos):
+            for i in range(4):
+                keys.append(f"cam/{v:03d}-{i}-mp4.png")
+                videos.append(f"cam/{v:03d}.mp4")
+                index.append(i)
+                seconds.append(i / 30)
+                selected.append(i == v % 4)
+        return pa.table({C.KEY: keys, C.VIDEO: videos, C.FRAME_INDEX: index, C.FRAME_SECONDS: seconds,
+                         C.SELECTED: selected, C.STATUS: [C.STATUS_OK] * len(keys)})
+
+    for n, out in ((MAX_VIDEOS + 5, "many"), (MAX_VIDEOS, "few")):
+        uri = write_report(rows(n), out_uri=str(tmp_path / out), summary={"run_id": "r"}, config={})
+        page = (tmp_path / out / "index.html").read_text()
+        assert uri.endswith("index.html") and (tmp_path / out / "videos.png").is_file()
+        said = f"{MAX_VIDEOS} of the run&#x27;s {n} videos are drawn" in page or f"{MAX_VIDEOS} of the run's {n} videos are drawn" in page
+        assert said == (n > MAX_VIDEOS), out
+
+
+class _FlakyStore:
+    """A remote file whose connection drops after ``fail_after`` bytes (what fsspec raises once its retries are
+    spent: a reset connection, a throttled request)."""
+
+    def __init__(self, data: bytes, fail_after: int) -> None:
+        import io
+
+        self._b = io.BytesIO(data)
+        self._fail_after = fail_after
+
+    def read(self, size: int = -1) -> bytes:
+        if self._b.tell() + max(size, 0) > self._fail_after:
+            raise ConnectionResetError("Connection reset by peer")
+        return self._b.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._b.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._b.tell()
+
+
+@pytest.mark.parametrize("ext", ["mp4", "webm", "avi"])
+def test_a_read_error_of_the_store_fails_the_task_instead_of_marking_the_video_broken(
+    video_files: dict[str, str], ext: str
+) -> None:
+    """A connection reset half way through a remote video is the store's fault, not the video's: PyAV turned it
+    into an FFmpeg error or dropped it (an early end of file), so a good video became ``cannot open``/``ends
+    early``/corrupt frames, committed for good (an unchanged video is not read again). Now the error is raised,
+    the task fails and Airflow retries it."""
+    import io
+
+    from lightly_airflow.video.source import RecordingReader
+
+    with open(video_files[ext], "rb") as fh:
+        data = fh.read()
+    clean = index_video(RecordingReader(io.BytesIO(data)))  # the wrapper itself changes nothing
+    assert clean.problem is None and clean.pts == index_video(video_files[ext]).pts
+    wanted = [(i, clean.pts[i]) for i in range(clean.n_frames)]
+    assert all(g.frame is not None for g in decode_frames(RecordingReader(io.BytesIO(data)), wanted))
+    for fraction in (0.05, 0.6):
+        with pytest.raises(ConnectionResetError):
+            index_video(RecordingReader(_FlakyStore(data, int(len(data) * fraction))))
+        with pytest.raises(ConnectionResetError):
+            list(decode_frames(RecordingReader(_FlakyStore(data, int(len(data) * fraction))), wanted))

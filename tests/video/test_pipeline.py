@@ -300,3 +300,163 @@ def test_a_frames_only_shard_decodes_its_chunks_in_several_threads(tmp_path: Pat
     assert counts["embedded"] == 30
     assert np.array_equal(np.stack(many.column(C.EMBEDDING).to_numpy(zero_copy_only=False)),
                           np.stack(one.column(C.EMBEDDING).to_numpy(zero_copy_only=False)))
+
+
+def test_a_repaired_video_leaves_no_stale_problem_row(tmp_path: Path) -> None:
+    """A video that could not be opened (or ended early) is one ``corrupt`` row under the video's own key.
+    When a good version replaces it, that row must stop being a current sample, like the former frames."""
+    from lightly_airflow.datapool import Datapool
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "upload.mp4").write_bytes(b"<html>502 Bad Gateway</html>\n" * 20)  # a failed download, named .mp4
+    make_scene_video(str(src / "cut.webm"), "coffee", 40, seed=2)
+    truncate(str(src / "cut.webm"), 0.5)
+    _, _, s1 = run_once(src, tmp_path / "pool", "r1")
+    pool = Datapool(f"file://{tmp_path / 'pool'}")
+    before = {r[C.KEY]: r for r in pool.known_files().to_pylist()}
+    assert before["upload.mp4"][C.STATUS] == C.STATUS_CORRUPT and before["cut.webm"][C.STATUS] == C.STATUS_CORRUPT
+
+    make_scene_video(str(src / "upload.mp4"), "astronaut", 8, seed=1)  # the upload repeated, whole this time
+    make_scene_video(str(src / "cut.webm"), "coffee", 40, seed=2)  # the whole file
+    listed, _, s2 = run_once(src, tmp_path / "pool", "r2")
+    assert listed.new_files == 2
+    current = {r[C.KEY]: r for r in pool.known_files().to_pylist()}
+    assert sum(1 for k, r in current.items() if k.startswith("upload-") and r[C.STATUS] == C.STATUS_OK) == 8
+    assert sum(1 for k, r in current.items() if k.startswith("cut-") and r[C.STATUS] == C.STATUS_OK) == 40
+    # The former versions' problems no longer hold: no current sample is corrupt any more.
+    assert [k for k, r in current.items() if r[C.STATUS] == C.STATUS_CORRUPT] == []
+    r2 = pool.read(run_id="r2")
+    committed = {r[C.KEY]: r for r in r2.filter(pc.equal(r2.column(C.RUN_ID), "r2")).to_pylist()}
+    for key in ("upload.mp4", "cut.webm"):
+        assert current[key][C.STATUS] == C.STATUS_MISSING and current[key][C.ETAG] == before[key][C.ETAG]
+        assert committed[key][C.STATUS_REASON].startswith(f"superseded: {key} was replaced")
+        assert "problem no longer applies" in committed[key][C.STATUS_REASON] and not committed[key][C.SELECTED]
+    assert any("2 problem rows of replaced videos" in n for n in s2.notes)
+    assert s2.corrupt == 0 and s2.missing == 0
+    # Idempotent: nothing new, nothing tombstoned again.
+    _, _, s3 = run_once(src, tmp_path / "pool", "r3", process_all=True)
+    r3 = pool.read(run_id="r3")
+    mine = r3.filter(pc.equal(r3.column(C.RUN_ID), "r3"))
+    assert set(mine.column(C.STATUS).to_pylist()) <= {C.STATUS_OK, C.STATUS_DUPLICATE}
+    assert not any("replaced videos" in n for n in s3.notes)
+
+
+def test_a_phone_video_with_a_rotation_tag_becomes_upright_frames(tmp_path: Path) -> None:
+    """Phones store portrait video landscape with a display matrix (``rotation of -90 degrees``); every player
+    (and the images' EXIF orientation here) shows it upright, so its frames are samples as the user sees them:
+    portrait size in the metadata, upright model input, thumbnail and frame PNG."""
+    import hashlib
+
+    import av
+    import numpy as np
+    from PIL import Image
+
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.thumbnails import read_thumbnail
+    from lightly_airflow.video.synthetic import scene, scene_frames, write_video
+
+    src = tmp_path / "src"
+    src.mkdir()
+    upright = list(scene_frames(scene("astronaut"), 6, (96, 160), seed=3))  # portrait: 96 wide, 160 high
+    stored = [np.ascontiguousarray(np.rot90(f, 1)) for f in upright]  # the sensor's landscape 160 x 96
+    write_video(str(src / "IMG_0042.MOV"), stored, size=(160, 96), rotation=-90)
+    with av.open(str(src / "IMG_0042.MOV")) as c:
+        decoded = [f for f in c.decode(video=0)]
+        assert decoded[0].rotation == -90 and (decoded[0].width, decoded[0].height) == (160, 96)
+        shown = [np.ascontiguousarray(np.rot90(f.to_ndarray(format="rgb24"), -1)) for f in decoded]  # as players do
+    assert shown[0].shape == (160, 96, 3)
+    assert np.abs(shown[2].astype(int) - upright[2]).mean() < 12  # upright again, up to the codec's loss
+
+    # The model sees the frame upright: its input is that of the same scene filmed upright (up to the codec).
+    from lightly_airflow.video.frames import analyse_frame
+
+    write_video(str(tmp_path / "upright.mp4"), upright, size=(96, 160))
+    with av.open(str(tmp_path / "upright.mp4")) as c:
+        plain = analyse_frame(next(iter(c.decode(video=0))), 32)[0]
+    turned = analyse_frame(decoded[0], 32)[0]
+    assert plain is not None and turned is not None
+    assert np.abs(turned.astype(int) - plain).mean() < 8 < np.abs(np.rot90(turned, 1).astype(int) - plain).mean()
+
+    everything = {"n_samples": 6, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    _, _, summary = run_once(src, tmp_path / "pool", "r1", config=everything)
+    pool = Datapool(f"file://{tmp_path / 'pool'}")
+    rows = {r[C.FRAME_INDEX]: r for r in pool.read().to_pylist()}
+    assert len(rows) == 6 and all(r[C.STATUS] == C.STATUS_OK for r in rows.values())
+    for i, r in rows.items():
+        assert (r[C.lightly_metadata_column("width")], r[C.lightly_metadata_column("height")]) == (96, 160)
+        digest = hashlib.sha256(shown[i].tobytes())
+        digest.update(f"{shown[i].shape}".encode())
+        assert r[C.CONTENT_HASH] == digest.hexdigest()
+    png = src / ".lightly" / "frames" / "IMG_0042-2-MOV.png"
+    assert summary.frames["written"] == 6
+    assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), shown[2])
+    thumb = read_thumbnail(f"file://{tmp_path / 'pool'}", rows[2][C.SAMPLE_ID])
+    assert thumb is not None
+    tw, th = Image.open(__import__("io").BytesIO(thumb)).size
+    assert th > tw
+
+
+def test_lightlys_broken_frame_filter_is_refused_with_the_way_to_do_it_here(tmp_path: Path) -> None:
+    """Lightly's corruptness-check page removes broken video frames with a THRESHOLD on
+    ``lightly.uniformRowRatio`` (Worker 2.7). It is not computed here: the first task refuses the config in
+    seconds and names what does the same job (``corruptness_check.corruption_threshold``)."""
+    from lightly_airflow.pipeline import ParamError, validate_params
+
+    (tmp_path / "d").mkdir()
+    config = {"n_samples": 10, "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
+        {"input": {"type": "METADATA", "key": "lightly.uniformRowRatio"},
+         "strategy": {"type": "THRESHOLD", "threshold": 0.025, "operation": "SMALLER"}}]}
+    with pytest.raises(ParamError) as err:
+        validate_params(datasource_uri=f"file://{tmp_path / 'd'}", datapool_uri=f"file://{tmp_path / 'p'}",
+                        lightly_uri=None, selection_config=config, worker_config={})
+    text = str(err.value)
+    assert "strategies[1].input.key" in text and "lightly.uniformRowRatio" in text
+    assert "corruptness_check.corruption_threshold" in text and "docs/video.md" in text
+
+
+def test_raw_hevc_streams_are_decoded_and_exported(tmp_path: Path) -> None:
+    """``.hevc`` is one of Lightly's video extensions; dash cams and drones write raw H.265 elementary streams
+    (no container, no timestamps) under it. FFmpeg cannot seek in them, not even to the start: every frame
+    was ``corrupt`` with ``cannot seek: PermissionError``. Now a range is decoded from where the file is opened
+    (and the file is opened again for a later range, e.g. the selected frames' PNGs)."""
+    import av
+    import numpy as np
+    from PIL import Image
+
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.video.decode import decode_frames
+    from lightly_airflow.video.index import index_video
+    from lightly_airflow.video.synthetic import scene, scene_frames
+
+    src = tmp_path / "src"
+    src.mkdir()
+    path = str(src / "DJI_0001.hevc")
+    with av.open(path, "w", format="hevc") as c:
+        s = c.add_stream("libx265", rate=25)
+        s.width, s.height, s.pix_fmt = 160, 120, "yuv420p"
+        s.options = {"x265-params": "log-level=error:keyint=10:bframes=2"}
+        for rgb in scene_frames(scene("rocket"), 30, (160, 120), seed=1):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    with av.open(path) as c:
+        decoded = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    info = index_video(path)
+    assert info.n_frames == len(decoded) == 30 and info.problem is None and not info.seekable
+    got = list(decode_frames(path, [(i, None) for i in (0, 1, 2, 11, 12, 29)]))
+    assert [g.reason for g in got] == [None] * 6 and [g.index for g in got] == [0, 1, 2, 11, 12, 29]
+    for g in got:
+        assert np.array_equal(g.frame.to_ndarray(format="rgb24"), decoded[g.index])
+
+    config = {"n_samples": 5, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    _, _, summary = run_once(src, tmp_path / "pool", "r1", config=config)
+    rows = Datapool(f"file://{tmp_path / 'pool'}").read().to_pylist()
+    assert len(rows) == 30 and {r[C.STATUS] for r in rows} <= {C.STATUS_OK, C.STATUS_DUPLICATE}
+    selected = sorted(r[C.FRAME_INDEX] for r in rows if r[C.SELECTED])
+    assert len(selected) == 5 and summary.frames["written"] == 5 and not summary.frames.get("failed")
+    for i in selected:
+        png = np.asarray(Image.open(src / ".lightly" / "frames" / f"DJI_0001-{i:02d}-hevc.png").convert("RGB"))
+        assert np.array_equal(png, decoded[i])
