@@ -10,18 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from lightly_doc_examples import METADATA_SCHEMA
 
 from lightly_airflow import columns as C
 
-# Lightly's documented schema (datasource_metadata.rst), with the comma the doc's first entry lacks.
-SCHEMA = [
-    {"name": "Scene", "path": "scene", "defaultValue": "undefined", "valueDataType": "CATEGORICAL_STRING"},
-    {"name": "Weather description", "path": "weather.description", "defaultValue": "nothing",
-     "valueDataType": "CATEGORICAL_STRING"},
-    {"name": "Temperature", "path": "weather.temperature", "defaultValue": 0.0, "valueDataType": "NUMERIC_FLOAT"},
-    {"name": "Air pressure", "path": "weather.air_pressure", "defaultValue": 0, "valueDataType": "NUMERIC_INT"},
-    {"name": "Vehicle ID", "path": "vehicle_id", "defaultValue": 0, "valueDataType": "CATEGORICAL_INT"},
-]
 BASE_CONF = {
     "lightly_uri": None, "process_all": False, "worker_config": {}, "lightly_config": {}, "tag_name": None,
     "execution_mode": "local", "query_tag_name": None, "preselected_tag_name": None, "n_samples_meaning": "new",
@@ -43,7 +35,7 @@ def _user_folder(root):
         keys.append(key)
     meta = root / ".lightly" / "metadata"
     (meta / "subdir").mkdir(parents=True)
-    (meta / "schema.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(SCHEMA, indent=4).encode())
+    (meta / "schema.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(METADATA_SCHEMA, indent=4).encode())
     for i, key in enumerate(keys):
         weather = ("sunny", "cloudy", "rainy")[i % 3]
         doc = {"file_name": key, "type": "image", "metadata": {

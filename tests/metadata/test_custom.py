@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lightly_doc_examples import METADATA_SCHEMA
 
 from lightly_airflow import columns as C
 from lightly_airflow.metadata import compute_metadata_shard, parse_dot_path, parse_metadata_schema
@@ -163,14 +164,6 @@ LIGHTLY_DOC_IMAGE_FILE = """{
         "vehicle_id": 321,
     }
 }"""
-LIGHTLY_DOC_SCHEMA = [
-    {"name": "Scene", "path": "scene", "defaultValue": "undefined", "valueDataType": "CATEGORICAL_STRING"},
-    {"name": "Weather description", "path": "weather.description", "defaultValue": "nothing",
-     "valueDataType": "CATEGORICAL_STRING"},
-    {"name": "Temperature", "path": "weather.temperature", "defaultValue": 0.0, "valueDataType": "NUMERIC_FLOAT"},
-    {"name": "Air pressure", "path": "weather.air_pressure", "defaultValue": 0, "valueDataType": "NUMERIC_INT"},
-    {"name": "Vehicle ID", "path": "vehicle_id", "defaultValue": 0, "valueDataType": "CATEGORICAL_INT"},
-]
 
 
 def test_lightly_doc_metadata_files_trailing_comma_named_and_other_encodings_read(tmp_path):
@@ -181,7 +174,7 @@ def test_lightly_doc_metadata_files_trailing_comma_named_and_other_encodings_rea
     write_tree(tmp_path / "bucket", {
         "subdir/image_1.png": encode(noise_image(0, (8, 8))),
         "image_2.png": encode(noise_image(1, (8, 8))),
-        ".lightly/metadata/schema.json": LIGHTLY_DOC_SCHEMA,
+        ".lightly/metadata/schema.json": METADATA_SCHEMA,
         ".lightly/metadata/subdir/image_1.json": LIGHTLY_DOC_IMAGE_FILE,
         ".lightly/metadata/image_2.json": fixed.replace("subdir/image_1.png", "image_2.png").encode("utf-16"),
     })
@@ -224,7 +217,7 @@ def test_values_written_without_the_metadata_wrapper_are_named_as_such():
     """A per-file JSON with the values at the top level (no "metadata" object) was reported as "metadata: must
     be a JSON object, found NoneType"; now the message says the key is missing, which values sit at the top
     level, and Lightly's layout."""
-    fields, _ = parse_metadata_schema(LIGHTLY_DOC_SCHEMA)
+    fields, _ = parse_metadata_schema(METADATA_SCHEMA)
     flat = {"file_name": "a.png", "type": "image", "scene": "highway", "weather": {"description": "rainy"}}
     values, problems = values_from_file(flat, fields, "a.png", accepted_names=("a.png",))
     assert values == [f.default for f in fields]

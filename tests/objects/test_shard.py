@@ -200,6 +200,25 @@ class _MeanColour:
         return images.float().mean(dim=(2, 3))
 
 
+def _detections(tmp_path: Path, seed: int, boxes: dict[str, list[list[float]]]) -> tuple[Path, Path]:
+    """Source ``a.png``, ``b.png`` (64 x 48 noise) with object-detection task ``det`` whose predictions are
+    ``boxes`` per key; returns (source, pool) folders."""
+    source, pool = tmp_path / "src", tmp_path / "pool"
+    source.mkdir()
+    rng = np.random.default_rng(seed)
+    for key in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(source / key)
+    folder = source / ".lightly" / "predictions"
+    (folder / "det").mkdir(parents=True)
+    (folder / "tasks.json").write_text(json.dumps(["det"]))
+    (folder / "det" / "schema.json").write_text(json.dumps(
+        {"task_type": "object-detection", "categories": [{"id": 0, "name": "thing"}]}))
+    for key, bs in boxes.items():
+        (folder / "det" / f"{key.removesuffix('.png')}.json").write_text(json.dumps({"file_name": key, "predictions": [
+            {"category_id": 0, "bbox": b, "score": 0.9} for b in bs]}))
+    return source, pool
+
+
 def test_boxes_outside_the_image_give_no_object_and_are_counted(tmp_path: Path) -> None:
     """Boxes predicted at another resolution (or for another image) can lie wholly outside the image: they used
     to become 1-pixel strips of the image border, embedded and selected on like objects. Now they give no
@@ -209,22 +228,9 @@ def test_boxes_outside_the_image_give_no_object_and_are_counted(tmp_path: Path) 
 
     from lightly_airflow.objects.shard import embed_objects_shard
 
-    source, pool = tmp_path / "src", tmp_path / "pool"
-    source.mkdir()
-    rng = np.random.default_rng(5)
-    for key in ("a.png", "b.png"):
-        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(source / key)
-    folder = source / ".lightly" / "predictions"
-    (folder / "det").mkdir(parents=True)
-    (folder / "tasks.json").write_text(json.dumps(["det"]))
-    (folder / "det" / "schema.json").write_text(json.dumps(
-        {"task_type": "object-detection", "categories": [{"id": 0, "name": "thing"}]}))
     boxes = [[4, 4, 20, 20], [-10, 30, 20, 30], [100, 5, 20, 20], [64, 0, 5, 5], [5, -30, 10, 30], [-50, -50, 10, 10],
              [30, 30, 0, 0], [30, 30, 0, 5]]  # ... and zero-area boxes inside it: a 1-pixel crop each
-    (folder / "det" / "a.json").write_text(json.dumps({"file_name": "a.png", "predictions": [
-        {"category_id": 0, "bbox": b, "score": 0.9} for b in boxes]}))
-    (folder / "det" / "b.json").write_text(json.dumps({"file_name": "b.png", "predictions": [
-        {"category_id": 0, "bbox": [1000, 1000, 50, 50], "score": 0.5}]}))
+    source, pool = _detections(tmp_path, 5, {"a.png": boxes, "b.png": [[1000, 1000, 50, 50]]})
     manifest = _manifest(source, pool)
     write_spec(ObjectsSpec(tasks=("det",), padding=0.0), staging.run_dir(f"file://{pool}", "run-1"))
     counts = embed_objects_shard(manifest, encoder=_MeanColour(), device=torch.device("cpu"), batch_size=4,
@@ -364,21 +370,8 @@ def test_boxes_relative_to_the_image_size_are_flagged(tmp_path: Path) -> None:
     from lightly_airflow.objects.run import load_run_objects, summary
     from lightly_airflow.objects.shard import embed_objects_shard
 
-    source, pool = tmp_path / "src", tmp_path / "pool"
-    source.mkdir()
-    rng = np.random.default_rng(7)
-    for key in ("a.png", "b.png"):
-        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(source / key)
-    folder = source / ".lightly" / "predictions"
-    (folder / "det").mkdir(parents=True)
-    (folder / "tasks.json").write_text(json.dumps(["det"]))
-    (folder / "det" / "schema.json").write_text(json.dumps(
-        {"task_type": "object-detection", "categories": [{"id": 0, "name": "thing"}]}))
-    (folder / "det" / "a.json").write_text(json.dumps({"file_name": "a.png", "predictions": [
-        {"category_id": 0, "bbox": [0.12, 0.3, 0.25, 0.4], "score": 0.9},
-        {"category_id": 0, "bbox": [0.5, 0.5, 0.1, 0.2], "score": 0.8}]}))
-    (folder / "det" / "b.json").write_text(json.dumps({"file_name": "b.png", "predictions": [
-        {"category_id": 0, "bbox": [0, 0, 1, 1], "score": 0.9}, {"category_id": 0, "bbox": [5, 5, 20, 10], "score": 0.9}]}))
+    source, pool = _detections(tmp_path, 7, {"a.png": [[0.12, 0.3, 0.25, 0.4], [0.5, 0.5, 0.1, 0.2]],
+                                            "b.png": [[0, 0, 1, 1], [5, 5, 20, 10]]})
     manifest = _manifest(source, pool)
     spec = ObjectsSpec(tasks=("det",))
     write_spec(spec, staging.run_dir(f"file://{pool}", "run-1"))
