@@ -138,7 +138,7 @@ def render(
     :param missed: the goals the run missed (:func:`lightly_airflow.report.goals.missed_goals`); ``None``: not checked.
     :param links: ``label -> URL`` shown under the title.
     :param listing: what the listing did not list (``RunSummary.listing``): skipped entries and unsupported files.
-    :param notes: the run's options that have no effect here, with the reason (``RunSummary.notes``).
+    :param notes: ``RunSummary.notes``: options that have no effect here (with the reason) and other notes.
     """
     c = counts
     cards = [
@@ -180,7 +180,8 @@ def render(
             out.append('<p class="met"><b>Every goal of the config was met</b> (sample count, BALANCE targets within '
                        "±5 %, no strategy input missing).</p>")
     if notes:
-        out.append(f"<h2>Options without effect here ({esc(len(notes))})</h2><ul>"
+        out.append(f"<h2>Notes ({esc(len(notes))})</h2><p>Options that have no effect here, with the reason, and "
+                   "what the run changed beyond its counts (e.g. rows of replaced videos).</p><ul>"
                    + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
     for heading, figures, empty_note in sections:
         out.append(f"<h2>{esc(heading)}</h2>")

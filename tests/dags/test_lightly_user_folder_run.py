@@ -105,5 +105,5 @@ def test_a_lightly_users_folder_and_configs_run_as_documented(airflow_db, dagbag
                                                 "lightly_config.trainer"]
     assert all(": has no effect here, because " in n for n in notes)
     report = (Path(reports_dir(str(pool_dir), dagrun.run_id)) / "index.html").read_text()
-    assert "Options without effect here (3)" in report
+    assert "Notes (3)" in report
     assert all(html.escape(n) in report for n in notes)
