@@ -169,12 +169,7 @@ def check_config_inputs(
             key = inp.key
             strategy = config.strategies[i].strategy.type
             if key.startswith("lightly."):
-                if key == "lightly.uniformRowRatio":  # Lightly Worker 2.7's filter for broken video frames
-                    problems.append((f"{path}.key", f"{key!r} (the Lightly Worker's share of uniform rows) is not "
-                                     "computed here", "remove this strategy and set worker_config.corruptness_check."
-                                     "corruption_threshold instead: frames whose lightly.corruptness (grey-concealed "
-                                     "or uniform area) is above it are corrupt and never selected (docs/video.md)"))
-                elif key[len("lightly."):] not in METRICS:
+                if key[len("lightly."):] not in METRICS:
                     problems.append((f"{path}.key", f"{key!r} is not a computed metadata value",
                                      f"use one of {[f'lightly.{m}' for m in METRICS]}"))
                     continue

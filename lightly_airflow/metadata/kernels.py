@@ -72,3 +72,37 @@ def laplacian_sums(gray: np.ndarray) -> tuple[int, np.int64, np.int64]:
             total += v
             total_sq += v * v
     return max(h - 2, 0) * max(w - 2, 0), total, total_sq
+
+
+@njit(cache=True, nogil=True)
+def uniform_rows(rgb: np.ndarray, tolerance: int) -> int:
+    """Number of rows of a C-contiguous ``(H, W, 3)`` uint8 image whose every channel spans at most ``tolerance``
+    grey levels (max − min). A row stops being scanned at its first pixel out of range, so a natural photo
+    costs a few pixels per row; only uniform rows are read in full."""
+    h, w = rgb.shape[0], rgb.shape[1]
+    if w == 0:
+        return 0
+    flat = rgb.reshape(h, w * 3)
+    count = 0
+    for i in range(h):
+        row = flat[i]
+        lo0 = hi0 = np.int32(row[0])
+        lo1 = hi1 = np.int32(row[1])
+        lo2 = hi2 = np.int32(row[2])
+        uniform = True
+        for j in range(1, w):
+            r = np.int32(row[3 * j])
+            g = np.int32(row[3 * j + 1])
+            b = np.int32(row[3 * j + 2])
+            lo0 = min(lo0, r)
+            hi0 = max(hi0, r)
+            lo1 = min(lo1, g)
+            hi1 = max(hi1, g)
+            lo2 = min(lo2, b)
+            hi2 = max(hi2, b)
+            if hi0 - lo0 > tolerance or hi1 - lo1 > tolerance or hi2 - lo2 > tolerance:
+                uniform = False
+                break
+        if uniform:
+            count += 1
+    return count

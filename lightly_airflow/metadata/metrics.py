@@ -9,7 +9,12 @@ Metrics (lightly-compat.md §5), all on the decoded first frame:
 - ``sizeInBytes``: the file's size;
 - ``luminance``: mean luma (0.299 R + 0.587 G + 0.114 B) scaled to 0–100;
 - ``width``, ``height``;
-- ``meanRed``, ``meanGreen``, ``meanBlue``, ``stdRed``, ``stdGreen``, ``stdBlue``: per-channel mean/std (0–255).
+- ``meanRed``, ``meanGreen``, ``meanBlue``, ``stdRed``, ``stdGreen``, ``stdBlue``: per-channel mean/std (0–255);
+- ``uniformRowRatio`` (Lightly Worker 2.7): the share of the image's pixel rows that are uniform, i.e. whose
+  R, G and B values each span at most :data:`UNIFORM_ROW_TOLERANCE` grey levels (max − min) along the row.
+  Fixed colour stripes left by a broken decode score high; a natural photo scores ~0. Letterbox bars (rows
+  of one black) count as uniform too: the value is the plain share of uniform rows, so a letterboxed frame
+  scores its bars' share (a 4:3 frame holding 2.39:1 content: ~0.44).
 
 :func:`inspect_image` never raises for bad bytes: it returns the reason the file is corrupt.
 """
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from lightly_airflow.metadata.kernels import laplacian_sums, pixel_sums
+from lightly_airflow.metadata.kernels import laplacian_sums, pixel_sums, uniform_rows
 
 METRICS: tuple[str, ...] = (
     "sharpness",
@@ -40,6 +45,7 @@ METRICS: tuple[str, ...] = (
     "stdRed",
     "stdGreen",
     "stdBlue",
+    "uniformRowRatio",
 )
 INT_METRICS = frozenset({"sizeInBytes", "width", "height"})
 
@@ -83,8 +89,22 @@ def laplacian_std(gray: np.ndarray) -> float:
 
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 
+# A row is uniform when each channel's max − min along it is at most this (8-bit levels): exact flat stripes
+# and a decoder's fill survive JPEG/video re-encoding within ±1, while a natural row breaks it in a few pixels.
+UNIFORM_ROW_TOLERANCE = 2
 
-def _metrics_from(sums: np.ndarray, squares: np.ndarray, gray: np.ndarray, size_in_bytes: int) -> dict[str, float]:
+
+def uniform_row_ratio(rgb: np.ndarray) -> float:
+    """Share of the rows of an ``(H, W, 3)`` uint8 image that are uniform (see ``uniformRowRatio`` above)."""
+    if rgb.ndim != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        return 0.0
+    count = int(uniform_rows(np.ascontiguousarray(rgb, dtype=np.uint8), UNIFORM_ROW_TOLERANCE))
+    return count / int(rgb.shape[0])
+
+
+def _metrics_from(
+    sums: np.ndarray, squares: np.ndarray, gray: np.ndarray, size_in_bytes: int, rgb: np.ndarray,
+) -> dict[str, float]:
     h, w = gray.shape
     n = float(h * w)
     means = sums / n
@@ -109,6 +129,7 @@ def _metrics_from(sums: np.ndarray, squares: np.ndarray, gray: np.ndarray, size_
         "stdRed": float(stds[0]),
         "stdGreen": float(stds[1]),
         "stdBlue": float(stds[2]),
+        "uniformRowRatio": uniform_row_ratio(rgb),
     }
 
 
@@ -120,13 +141,14 @@ def compute_metrics(rgb: np.ndarray, gray: np.ndarray, size_in_bytes: int) -> di
     :param size_in_bytes: the file's size.
     """
     pixels = rgb.reshape(-1, 3).astype(np.int64)
-    return _metrics_from(pixels.sum(axis=0), (pixels * pixels).sum(axis=0), gray, size_in_bytes)
+    return _metrics_from(pixels.sum(axis=0), (pixels * pixels).sum(axis=0), gray, size_in_bytes, rgb)
 
 
 def _metrics_of_image(rgb_img: Image.Image, size_in_bytes: int) -> dict[str, float]:
     # One compiled pass gives the channel sums and the luma (Pillow's rounding), then one for the Laplacian.
-    sums, squares, gray = pixel_sums(np.ascontiguousarray(np.asarray(rgb_img), dtype=np.uint8))
-    return _metrics_from(sums.astype(np.float64), squares.astype(np.float64), gray, size_in_bytes)
+    rgb = np.ascontiguousarray(np.asarray(rgb_img), dtype=np.uint8)
+    sums, squares, gray = pixel_sums(rgb)
+    return _metrics_from(sums.astype(np.float64), squares.astype(np.float64), gray, size_in_bytes, rgb)
 
 
 def _extension(key: str) -> str:

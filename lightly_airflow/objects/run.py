@@ -72,8 +72,8 @@ def with_object_metadata(rows: pa.Table, objects: pa.Table | None, tasks: tuple[
         counts = np.bincount(owner[ok], minlength=rows.num_rows)
         for metric in CROP_METRICS:
             name = C.object_metadata_column(task, metric)
-            if name in rows.column_names:
-                continue
+            if name in rows.column_names or C.lightly_metadata_column(metric) not in mine.column_names:
+                continue  # (objects staged before the metric existed, e.g. uniformRowRatio: no column, no error)
             values = mine.column(C.lightly_metadata_column(metric)).to_numpy(zero_copy_only=False).astype(np.float64)
             sums = np.bincount(owner[ok], weights=values[ok], minlength=rows.num_rows)
             mean = np.divide(sums, counts, out=np.zeros(rows.num_rows), where=counts > 0)

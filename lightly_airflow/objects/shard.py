@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 #: Crop metrics (``metadata.lightly.<name>`` on object rows): the image metrics without the file size.
 CROP_METRICS = ("sharpness", "snr", "luminance", "width", "height", "meanRed", "meanGreen", "meanBlue",
-                "stdRed", "stdGreen", "stdBlue")
+                "stdRed", "stdGreen", "stdBlue", "uniformRowRatio")
 
 
 @dataclass

@@ -103,7 +103,7 @@ def analyse_frame(frame: Any, input_size: int | None) -> tuple[np.ndarray | None
     rgb = _reformatter("rgb").reformat(frame, format="rgb24").to_ndarray()
     rgb = np.ascontiguousarray(np.rot90(rgb, turns) if turns else rgb)
     sums, squares, gray = pixel_sums(rgb)
-    metrics: dict[str, Any] = _metrics_from(sums.astype(np.float64), squares.astype(np.float64), gray, 0)
+    metrics: dict[str, Any] = _metrics_from(sums.astype(np.float64), squares.astype(np.float64), gray, 0, rgb)
     metrics["sizeInBytes"] = None  # a frame is no file; its video's size is on the video
     digest = hashlib.sha256(rgb.tobytes())
     digest.update(f"{rgb.shape}".encode())

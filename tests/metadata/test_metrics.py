@@ -119,3 +119,37 @@ def test_truncation_is_reported_even_if_someone_relaxed_pillow(monkeypatch):
 
 def test_unknown_extension_accepts_any_format():
     assert inspect_image(encode(noise_image(4)), "scan.xyz").ok
+
+
+def _striped(photo: np.ndarray) -> np.ndarray:
+    """``photo`` with its bottom third overwritten by fixed colour stripes, as a broken decode leaves them."""
+    out = photo.copy()
+    h = out.shape[0]
+    colours = [(128, 128, 128), (0, 135, 0), (200, 40, 200), (90, 90, 90)]
+    for i, y in enumerate(range(h - h // 3, h, 8)):
+        out[y : y + 8] = colours[i % len(colours)]
+    return out
+
+
+@pytest.mark.parametrize("fmt,key", [("PNG", "x.png"), ("JPEG", "x.jpg")])
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
+def test_uniform_row_ratio_is_the_share_of_striped_rows(fmt, key, name):
+    """Lightly Worker 2.7's ``lightly.uniformRowRatio``: a photo whose bottom third is flat colour stripes
+    scores ~1/3 (JPEG's ringing at the stripes' edges costs a few rows), the same photo clean ~0."""
+    photo = np.ascontiguousarray(getattr(skdata, name)()[:, :, :3])
+    clean = inspect_image(encode(photo, fmt, **({"quality": 90} if fmt == "JPEG" else {})), key).metrics
+    broken = inspect_image(encode(_striped(photo), fmt, **({"quality": 90} if fmt == "JPEG" else {})), key).metrics
+    assert clean["uniformRowRatio"] < 0.01
+    assert broken["uniformRowRatio"] == pytest.approx(1 / 3, abs=0.04)
+    assert "uniformRowRatio" in METRICS
+
+
+def test_uniform_row_ratio_counts_rows_within_two_levels_and_letterbox_bars():
+    rgb = np.random.default_rng(0).integers(0, 256, (10, 20, 3), dtype=np.uint8)
+    rgb[0] = 0  # a letterbox bar: uniform, counted
+    rgb[1] = 50
+    rgb[1, ::2, 1] = 52  # green spans 2 levels: still uniform
+    rgb[2] = 50
+    rgb[2, 5, 2] = 53  # one pixel 3 levels off: not uniform
+    gray = np.asarray(Image.fromarray(rgb).convert("L"))
+    assert compute_metrics(rgb, gray, 0)["uniformRowRatio"] == pytest.approx(2 / 10)

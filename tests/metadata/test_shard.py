@@ -120,3 +120,45 @@ def test_manifest_without_datasource_uri_is_a_clear_error(tmp_path):
     pq.write_table(pa.table({C.KEY: ["a.png"]}), path)
     with pytest.raises(ValueError, match="lightly.datasource_uri"):
         compute_metadata_shard(str(path))
+
+
+#: Lightly's corruptness-check page ("Configure Selection to Remove Broken Frames", Worker 2.7), as users bring it.
+LIGHTLY_BROKEN_FRAME_CONFIG = {"n_samples": 100, "strategies": [
+    {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
+    {"input": {"type": "METADATA", "key": "lightly.uniformRowRatio"},
+     "strategy": {"type": "THRESHOLD", "threshold": 0.025, "operation": "SMALLER"}}]}
+
+
+def test_lightlys_broken_frame_filter_drops_striped_images_on_the_computed_metadata(tmp_path):
+    """The metadata pass computes ``lightly.uniformRowRatio``; Lightly's documented THRESHOLD on it (keep
+    less than 2.5 % uniform rows) keeps the clean photos and drops those whose lower rows are colour stripes."""
+    import pyarrow as pa
+    from skimage import data as skdata
+
+    from lightly_airflow.selection import select
+
+    files, striped = {}, set()
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        photo = np.asarray(getattr(skdata, name)())[:, :, :3]
+        h, w = photo.shape[:2]
+        for j, (y, x) in enumerate([(0, 0), (h // 4, w // 4)]):
+            view = np.ascontiguousarray(photo[y : y + h // 2, x : x + w // 2])
+            files[f"{name}-{j}.jpg"] = encode(view, "JPEG", quality=90)
+            broken = view.copy()
+            broken[-view.shape[0] // 5 :: 2] = (0, 140, 0)  # every other row of the bottom fifth: 10 % stripes
+            broken[-view.shape[0] // 5 + 1 :: 2] = (120, 120, 120)
+            files[f"{name}-{j}-broken.png"] = encode(broken)
+            striped.add(f"{name}-{j}-broken.png")
+    write_tree(tmp_path / "bucket", files)
+    counts = compute_metadata_shard(make_manifest(tmp_path, sorted(files)))
+    assert counts["ok"] == len(files)
+    table = pq.read_table(counts["output_uri"])
+    ratio = dict(zip(table.column(C.KEY).to_pylist(),
+                     table.column(C.lightly_metadata_column("uniformRowRatio")).to_pylist()))
+    assert all(ratio[k] < 0.01 for k in files if k not in striped), ratio
+    assert all(0.15 < ratio[k] < 0.25 for k in striped), ratio
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(table.num_rows, 8)).astype(np.float32)
+    table = table.append_column(C.EMBEDDING, pa.array(list(vectors), pa.list_(pa.float32())))
+    picked = set(select(table, LIGHTLY_BROKEN_FRAME_CONFIG).keys)
+    assert picked == set(files) - striped

@@ -380,3 +380,21 @@ def test_boxes_relative_to_the_image_size_are_flagged(tmp_path: Path) -> None:
     assert counts is not None and counts["objects"] == 4
     assert counts["images_with_normalized_looking_boxes"] == 1
     assert summary(load_run_objects([manifest]), None, spec)["images_with_normalized_looking_boxes"] == 1
+
+
+def test_a_crop_gets_the_uniform_row_ratio_of_its_own_pixels() -> None:
+    """Crops share the image metrics: a tile over colour stripes scores ~1 on ``lightly.uniformRowRatio``, a
+    tile of the natural photo above it 0 (the image itself: 0.5)."""
+    from skimage import data as skdata
+
+    from lightly_airflow.objects.shard import CROP_METRICS, crop_image
+
+    photo = np.ascontiguousarray(skdata.astronaut()[:256, :256])
+    for i, y in enumerate(range(128, 256, 8)):
+        photo[y : y + 8] = [(0, 140, 0), (200, 40, 200)][i % 2]
+    buf = io.BytesIO()
+    Image.fromarray(photo).save(buf, "PNG")
+    tiles = {"type": "TILING", "name": "tiles", "num_rows": 2, "num_cols": 1, "overlap": 0.0}
+    crops = crop_image(buf.getvalue(), [], (tiles,), 0.0, 32, 0)
+    assert "uniformRowRatio" in CROP_METRICS
+    assert [c.metrics["uniformRowRatio"] for c in crops] == [0.0, 1.0]

@@ -360,3 +360,24 @@ def test_a_read_error_of_the_store_fails_the_task_instead_of_marking_the_video_b
             index_video(RecordingReader(_FlakyStore(data, int(len(data) * fraction))))
         with pytest.raises(ConnectionResetError):
             list(decode_frames(RecordingReader(_FlakyStore(data, int(len(data) * fraction))), wanted))
+
+
+@pytest.mark.parametrize("ext", ["avi", "mpg"])
+def test_a_striped_frame_has_a_high_uniform_row_ratio(tmp_path, ext: str) -> None:
+    """Lightly Worker 2.7's ``lightly.uniformRowRatio`` per frame: a frame whose bottom third is fixed colour
+    stripes (what a concealed slice looks like) scores ~1/3, the clean frames ~0. (MPEG-4/MPEG-2 at these
+    settings decode the flat stripes exactly; H.264 at its default quality re-encodes them with ±2-8 levels of
+    noise, which is no longer "uniform" at the 2-level tolerance: a decoder's own fill is exact.)"""
+    from lightly_airflow.video.synthetic import scene, scene_frames, write_video
+
+    frames = [np.array(f) for f in scene_frames(scene("coffee"), 12, (160, 120), seed=3)]
+    for i, y in enumerate(range(80, 120, 8)):
+        frames[6][y : y + 8] = [(0, 140, 0), (200, 40, 200), (128, 128, 128)][i % 3]
+    path = str(tmp_path / f"clip.{ext}")
+    write_video(path, frames, size=(160, 120))
+    info = index_video(path)
+    rows = [FrameRow(row=i, video=f"clip.{ext}", index=i, pts=info.pts[i]) for i in range(info.n_frames)]
+    results = list(iter_frame_results(str(tmp_path), rows, input_size=None))
+    ratio = [r.metrics["uniformRowRatio"] for r in results]
+    assert ratio[6] == pytest.approx(1 / 3, abs=0.05), ratio
+    assert max(ratio[:6] + ratio[7:]) < 0.025, ratio

@@ -397,23 +397,19 @@ def test_a_phone_video_with_a_rotation_tag_becomes_upright_frames(tmp_path: Path
     assert th > tw
 
 
-def test_lightlys_broken_frame_filter_is_refused_with_the_way_to_do_it_here(tmp_path: Path) -> None:
+def test_lightlys_broken_frame_filter_is_accepted(tmp_path: Path) -> None:
     """Lightly's corruptness-check page removes broken video frames with a THRESHOLD on
-    ``lightly.uniformRowRatio`` (Worker 2.7). It is not computed here: the first task refuses the config in
-    seconds and names what does the same job (``corruptness_check.corruption_threshold``)."""
-    from lightly_airflow.pipeline import ParamError, validate_params
+    ``lightly.uniformRowRatio`` (Worker 2.7); the metadata pass computes it, so the first task accepts the
+    config as users bring it (it used to refuse it as not computed)."""
+    from lightly_airflow.pipeline import validate_params
 
     (tmp_path / "d").mkdir()
     config = {"n_samples": 10, "strategies": [
         {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
         {"input": {"type": "METADATA", "key": "lightly.uniformRowRatio"},
          "strategy": {"type": "THRESHOLD", "threshold": 0.025, "operation": "SMALLER"}}]}
-    with pytest.raises(ParamError) as err:
-        validate_params(datasource_uri=f"file://{tmp_path / 'd'}", datapool_uri=f"file://{tmp_path / 'p'}",
-                        lightly_uri=None, selection_config=config, worker_config={})
-    text = str(err.value)
-    assert "strategies[1].input.key" in text and "lightly.uniformRowRatio" in text
-    assert "corruptness_check.corruption_threshold" in text and "docs/video.md" in text
+    validate_params(datasource_uri=f"file://{tmp_path / 'd'}", datapool_uri=f"file://{tmp_path / 'p'}",
+                    lightly_uri=None, selection_config=config, worker_config={})
 
 
 def test_raw_hevc_streams_are_decoded_and_exported(tmp_path: Path) -> None:
