@@ -152,14 +152,27 @@ def with_frame_values(pool: object, reuse: pa.Table) -> pa.Table:
     except DatapoolError:  # a pool written before some metric existed: take what it has
         table = pool.read()  # type: ignore[attr-defined]
     wanted = [c for c in names if c in table.column_names]
-    if not wanted:
-        return reuse
     rows = table.select([C.KEY, C.ETAG, COMMIT_VERSION, *wanted])
     rows = rows.filter(pc.is_in(rows.column(C.KEY), pa.array(frames, pa.string())))
     rows = rows.sort_by([(C.KEY, "ascending"), (COMMIT_VERSION, "descending")])
     keys = rows.column(C.KEY).to_pylist()
     first = [i for i, k in enumerate(keys) if i == 0 or keys[i - 1] != k]
     rows = rows.take(pa.array(first, pa.int64())).drop_columns([COMMIT_VERSION])
+    # A frame is reused only with every metric: one committed before a metric existed (uniformRowRatio, added
+    # after pools were written) is decoded again, else a THRESHOLD on that metric would drop it as missing.
+    complete = pa.array([True] * rows.num_rows, pa.bool_())
+    for name in names[1:]:
+        if not name.endswith(".sizeInBytes"):  # a frame has no file size: always null
+            complete = (pc.and_(complete, pc.is_valid(rows.column(name))) if name in rows.column_names
+                        else pa.array([False] * rows.num_rows, pa.bool_()))
+    stale = rows.filter(pc.invert(complete)).column(C.KEY)
+    if len(stale):
+        logger.info("%d frames of unchanged videos lack metrics in the pool (committed before they existed): "
+                    "they are decoded and embedded again.", len(stale))
+        reuse = reuse.filter(pc.invert(pc.is_in(reuse.column(C.KEY), value_set=stale)))
+        rows = rows.filter(complete)
+    if not wanted or not rows.num_rows:
+        return reuse
     rows = rows.set_column(1, C.ETAG, rows.column(C.ETAG).cast(pa.string()))
     # Align by key (Acero cannot join tables with list columns), then only where the content is the same.
     index = pc.index_in(reuse.column(C.KEY), value_set=rows.column(C.KEY))

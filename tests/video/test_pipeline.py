@@ -412,6 +412,33 @@ def test_lightlys_broken_frame_filter_is_accepted(tmp_path: Path) -> None:
                     lightly_uri=None, selection_config=config, worker_config={})
 
 
+def test_frames_of_a_pool_without_the_uniform_row_ratio_are_decoded_again(tmp_path: Path, monkeypatch) -> None:
+    """A pool committed before ``lightly.uniformRowRatio`` existed: its frames hold no value for it. Re-selecting
+    them (process_all) with Lightly's broken-frame config must not drop them all as "missing": frames are
+    reused only with every metric, so these are decoded again and get the value."""
+    import lightly_airflow.metadata.metrics as metrics
+    from lightly_airflow.datapool import Datapool
+
+    src, pool_dir = tmp_path / "src", tmp_path / "pool"
+    make_scene_video(str(src / "a.mp4"), "astronaut", 8, seed=1)
+    make_scene_video(str(src / "b.avi"), "coffee", 8, seed=2)
+    with monkeypatch.context() as m:  # the previous version: no uniformRowRatio (null in the merged pool)
+        m.setattr(metrics, "uniform_row_ratio", lambda rgb: None)
+        run_once(src, pool_dir, "old", config={"n_samples": 2, "strategies": DIVERSITY["strategies"]})
+    pool = Datapool(f"file://{pool_dir}")
+    assert pool.read().column(C.lightly_metadata_column("uniformRowRatio")).null_count == 16
+    config = {"n_samples": 100, "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
+        {"input": {"type": "METADATA", "key": "lightly.uniformRowRatio"},
+         "strategy": {"type": "THRESHOLD", "threshold": 0.025, "operation": "SMALLER"}}]}
+    listed, counts, summary = run_once(src, pool_dir, "new", process_all=True, config=config)
+    assert listed.new == 16 and sum(c["embedded"] for c in counts) == 16
+    rows = pool.read(run_id="new")
+    mine = rows.filter(pc.equal(rows.column(C.RUN_ID), "new"))
+    assert mine.column(C.lightly_metadata_column("uniformRowRatio")).to_pylist() == [0.0] * 16
+    assert summary.candidates == 14 and summary.selected == 14 and not summary.missing_inputs  # all clean: kept
+
+
 def test_raw_hevc_streams_are_decoded_and_exported(tmp_path: Path) -> None:
     """``.hevc`` is one of Lightly's video extensions; dash cams and drones write raw H.265 elementary streams
     (no container, no timestamps) under it. FFmpeg cannot seek in them, not even to the start: every frame
