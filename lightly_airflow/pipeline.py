@@ -166,7 +166,7 @@ def validate_params(
     check_relevant_filenames(worker, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials)
     check_selection_inputs(
         selection, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials,
-        datapool_credentials=datapool_credentials,
+        datapool_credentials=datapool_credentials, worker=worker,
     )
     if active_learning:
         check_active_learning(active_learning, datapool_uri, datapool_credentials)
@@ -225,15 +225,17 @@ def _lightly_config_param(param: str, parse: Any, value: Any) -> Any:
 
 def check_selection_inputs(
     selection: Any, lightly_uri: str, credentials: StorageCredentials | None = None, *,
-    datapool_credentials: StorageCredentials | None = None,
+    datapool_credentials: StorageCredentials | None = None, worker: Any = None,
 ) -> None:
     """Fail in seconds when the selection config reads what ``.lightly/`` does not hold (a prediction task,
     a score of another task type, a category, a custom metadata key, a query set), naming each and the fix."""
     from lightly_airflow.config.inputs import check_config_inputs
+    from lightly_airflow.objects.spec import objects_spec
 
+    spec = objects_spec(selection, worker)  # (the tasks whose objects are cropped: crops' upload list too)
     problems = check_config_inputs(
         selection, lightly_uri, credentials, query_credentials=datapool_credentials,
-        check_remote_queries=datapool_credentials is not None,
+        check_remote_queries=datapool_credentials is not None, object_tasks=() if spec is None else spec.all_tasks,
     )
     if problems:
         lines = "\n".join(f"  - {path or '<.lightly>'}: {problem}. Fix: {fix}." for path, problem, fix in problems)

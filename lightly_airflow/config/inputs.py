@@ -9,6 +9,7 @@ problem as ``(json path, problem, fix)``.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from lightly_airflow.config.selection import (
@@ -96,6 +97,7 @@ def check_config_inputs(
     *,
     query_credentials: StorageCredentials | None = None,
     check_remote_queries: bool = False,
+    object_tasks: Collection[str] | None = None,
 ) -> list[Problem]:
     """Every input of ``config`` that ``<lightly_uri>/.lightly/`` cannot provide, as ``(path, problem, fix)``.
 
@@ -105,8 +107,10 @@ def check_config_inputs(
     :param query_credentials: credentials of the datapools holding SIMILARITY query sets.
     :param check_remote_queries: also read query sets on object stores (with ``query_credentials``); local
         query sets are always checked.
+    :param object_tasks: the tasks whose objects the run crops (``ObjectsSpec.all_tasks``; None: the tasks of
+        the config's EMBEDDINGS inputs and its auto tasks), which ``objects.<task>.lightly.<metric>`` keys read.
     """
-    from lightly_airflow.metadata.metrics import INT_METRICS, METRICS
+    from lightly_airflow.metadata.metrics import CROP_METRICS, INT_METRICS, METRICS
     from lightly_airflow.predictions.scorers import scores_for_task_type
 
     folder = LightlyDir(lightly_uri, credentials)
@@ -116,6 +120,9 @@ def check_config_inputs(
     schemas: dict[str, tuple[Any, str | None]] = {}
     metadata: tuple[dict[str, str] | None, str | None] | None = None
     auto_tasks = {t.name for t in config.auto_tasks or []}
+    if object_tasks is None:
+        object_tasks = {*auto_tasks, *(e.input.task for e in config.strategies
+                                       if isinstance(e.input, EmbeddingsInput) and e.input.task)}
     where = f"{folder.uri}/"
 
     def task_schema(path: str, task: str) -> Any:
@@ -177,6 +184,22 @@ def check_config_inputs(
                                            else "NUMERIC_FLOAT", strategy)
                 if kind is not None:
                     problems.append(kind)
+                continue
+            if key.startswith("objects."):  # the mean of a crop metric over the image's objects of a task
+                task, _, metric = key[len("objects."):].partition(".lightly.")
+                if metric not in CROP_METRICS:
+                    problems.append((f"{path}.key", f"{key!r} is no object metadata key", "write objects.<task>."
+                                     f"lightly.<metric> with a metric of {list(CROP_METRICS)} (docs/objects.md)"))
+                elif task not in object_tasks:
+                    problems.append((f"{path}.key", f"{key!r} reads the objects of task {task!r}, which this run "
+                                     f"does not crop (cropped: {sorted(object_tasks)})", "name the task in an "
+                                     f'EMBEDDINGS input, {{"type": "EMBEDDINGS", "task": "{task}"}}, or in auto_tasks '
+                                     "or worker_config.crops.enable_upload_for_tasks (docs/objects.md)"))
+                else:
+                    kind = _value_kind_problem(path, key, "NUMERIC_INT" if metric in INT_METRICS else "NUMERIC_FLOAT",
+                                               strategy)
+                    if kind is not None:
+                        problems.append(kind)
                 continue
             if metadata is None:
                 metadata = _metadata_paths(folder)

@@ -18,9 +18,9 @@ import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
 from lightly_airflow import staging
+from lightly_airflow.metadata.metrics import CROP_METRICS
 from lightly_airflow.objects.shard import (
     BOXES_OUTSIDE_METADATA_KEY,
-    CROP_METRICS,
     FRAMES_SKIPPED_METADATA_KEY,
     NORMALIZED_METADATA_KEY,
 )

@@ -27,6 +27,7 @@ from PIL import Image
 
 from lightly_airflow import columns as C
 from lightly_airflow.datapool.rows import sample_id
+from lightly_airflow.metadata.metrics import CROP_METRICS
 from lightly_airflow.objects.boxes import ObjectBox, auto_task_boxes, crop_box, inside_image, prediction_boxes
 from lightly_airflow.objects.spec import ObjectsSpec, read_spec
 from lightly_airflow.staging import OBJECTS, sibling_uri
@@ -35,9 +36,6 @@ from lightly_airflow.video.frames import frame_rows
 
 logger = logging.getLogger(__name__)
 
-#: Crop metrics (``metadata.lightly.<name>`` on object rows): the image metrics without the file size.
-CROP_METRICS = ("sharpness", "snr", "luminance", "width", "height", "meanRed", "meanGreen", "meanBlue",
-                "stdRed", "stdGreen", "stdBlue", "uniformRowRatio")
 
 
 @dataclass

@@ -136,3 +136,30 @@ def test_object_level_task_name_must_be_an_embeddings_inputs_task(tmp_path: Path
     objects = {"n_samples": 2, "strategies": [
         {"input": {"type": "EMBEDDINGS", "task": TASK}, "strategy": {"type": "DIVERSITY"}}]}
     validate_params(**uris, selection_config=objects, worker_config=v2)
+
+
+def test_object_metadata_keys_pass_the_first_task_when_the_run_crops_their_task(tmp_path: Path) -> None:
+    """``objects.<task>.lightly.<metric>`` METADATA keys (the mean of a crop metric over the image's objects,
+    docs/objects.md) were refused by the first task as custom metadata missing from schema.json. Now they pass
+    when the run crops that task (an EMBEDDINGS input, an auto task or the crops' upload list) and the metric is
+    a crop metric; otherwise the message names the key and the fix."""
+    from lightly_airflow.pipeline import ParamError, validate_params
+
+    (tmp_path / "ds").mkdir()
+    write_task(tmp_path / "ds")
+    uris = {"datasource_uri": (tmp_path / "ds").as_uri(), "datapool_uri": (tmp_path / "pool").as_uri(),
+            "lightly_uri": None}
+
+    def config(key: str) -> dict:
+        return {"n_samples": 2, "strategies": [
+            {"input": {"type": "EMBEDDINGS", "task": TASK}, "strategy": {"type": "DIVERSITY"}},
+            {"input": {"type": "METADATA", "key": key}, "strategy": {"type": "WEIGHTS"}}]}
+
+    validate_params(**uris, selection_config=config(f"objects.{TASK}.lightly.sharpness"))
+    validate_params(**uris, selection_config=config("objects.tiles.lightly.width"),
+                    worker_config={"crops": {"enable_upload_for_tasks": ["tiles"]}})
+    for key, words in ((f"objects.{TASK}.lightly.sizeInBytes", "no object metadata key"),
+                       ("objects.other.lightly.width", "does not crop")):
+        with pytest.raises(ParamError) as info:
+            validate_params(**uris, selection_config=config(key))
+        assert key in str(info.value) and words in str(info.value)

@@ -387,7 +387,8 @@ def test_a_crop_gets_the_uniform_row_ratio_of_its_own_pixels() -> None:
     tile of the natural photo above it 0 (the image itself: 0.5)."""
     from skimage import data as skdata
 
-    from lightly_airflow.objects.shard import CROP_METRICS, crop_image
+    from lightly_airflow.metadata.metrics import CROP_METRICS
+    from lightly_airflow.objects.shard import crop_image
 
     photo = np.ascontiguousarray(skdata.astronaut()[:256, :256])
     for i, y in enumerate(range(128, 256, 8)):
