@@ -111,3 +111,36 @@ def test_object_level_diversity_over_two_runs(airflow_db, dagbag, tmp_path) -> N
     expected2 = [keys2[i] for i in reference_object_diversity(_objects_by_image(objects2, keys2), pre, 6)]
     assert picked2 == expected2
     assert {t["name"]: t["count"] for t in pool.tags()}[C.INITIAL_TAG] == 12  # images only, never objects
+
+
+@pytest.mark.slow
+def test_object_metadata_keys_select_in_a_run(airflow_db, dagbag, tmp_path) -> None:
+    """A METADATA input on the crops' metric means (``objects.<task>.lightly.width``, docs/objects.md) through the
+    whole DAG: the first task accepts it (it used to refuse it as custom metadata missing from schema.json) and
+    the THRESHOLD keeps only images whose objects are on average wider than 20 px."""
+    from lightly_airflow.datapool import Datapool
+
+    dag = dagbag.dags["lightly_datapool"]
+    source, pool_dir = tmp_path / "images", tmp_path / "pool"
+    add_images(source, 0, 16, seed=3)
+    key = f"objects.{TASK}.lightly.width"
+    selection = {"n_samples": 4, "strategies": [
+        {"input": {"type": "METADATA", "key": key}, "strategy": {"type": "THRESHOLD", "threshold": 20,
+                                                                 "operation": "BIGGER"}},
+        *SELECTION["strategies"]]}
+    conf = {"datasource_uri": f"file://{source}", "datapool_uri": f"file://{pool_dir}",
+            "selection_config": selection, "worker_config": WORKER}
+    run, states = _run(dag, conf, datetime(2026, 6, 2, tzinfo=UTC))
+    assert str(run.state) == "success", states
+    rows = _rows_of(Datapool(f"file://{pool_dir}"), run.run_id)
+    objects = rows.filter(pc.is_valid(rows.column(C.PARENT_KEY))).to_pylist()
+    images = rows.filter(pc.is_null(rows.column(C.PARENT_KEY)))
+    picked = images.filter(images.column(C.SELECTED)).column(C.KEY).to_pylist()
+    assert len(picked) == 4
+    for k in picked:
+        widths = [o[C.METADATA_PREFIX + "lightly.width"] for o in objects if o[C.PARENT_KEY] == k]
+        assert widths and sum(widths) / len(widths) > 20
+    wide = {k for k in images.column(C.KEY).to_pylist()
+            if (w := [o[C.METADATA_PREFIX + "lightly.width"] for o in objects if o[C.PARENT_KEY] == k])
+            and sum(w) / len(w) > 20}
+    assert len(wide) < images.num_rows  # (the threshold excludes some images)
