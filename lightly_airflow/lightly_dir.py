@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from lightly_airflow.config.errors import describe_json_error
+from lightly_airflow.config.errors import decode_user_text, describe_json_error
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri
 
 logger = logging.getLogger(__name__)
@@ -191,24 +191,15 @@ class LightlyDir:
 
 
 def decode_text(data: bytes, relpath: str) -> str:
-    """The text of a ``.lightly/`` file: UTF-8, with or without a byte order mark (BOM), or UTF-16 with one.
-
-    Windows tools write these (Notepad's "UTF-8 with BOM", PowerShell 5's ``>`` and ``Out-File``: UTF-16);
-    a BOM kept in the text would make the first line (a file name, a JSON value) silently never match.
+    """The text of a ``.lightly/`` file (:func:`~lightly_airflow.config.errors.decode_user_text`): UTF-8, with or
+    without a byte order mark (BOM), or UTF-16 with one.
 
     :raises LightlyFileError: naming the file and the byte, for any other encoding.
     """
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) and not data.startswith(b"\xff\xfe\x00\x00"):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError as exc:
-            raise LightlyFileError(relpath, "", f"starts with a UTF-16 byte order mark but is not UTF-16 text "
-                                   f"({exc.reason} at byte {exc.start}); save it as UTF-8") from None
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LightlyFileError(relpath, "", f"not UTF-8 text ({exc.reason} at byte {exc.start}); save it as "
-                               "UTF-8") from None
+        return decode_user_text(data)
+    except ValueError as exc:
+        raise LightlyFileError(relpath, "", str(exc)) from None
 
 
 def parse_json_bytes(data: bytes, relpath: str) -> Any:

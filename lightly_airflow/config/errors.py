@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -76,3 +77,34 @@ def describe_json_error(exc: json.JSONDecodeError) -> str:
         column = comma - (text.rfind("\n", 0, comma) + 1) + 1
         return f"a trailing comma before '{text[pos]}' at line {line} column {column} (JSON allows none): remove that comma"
     return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+
+
+def decode_user_text(data: bytes) -> str:
+    """Text a user wrote: UTF-8, with or without a byte order mark (BOM), or UTF-16 with one. Windows tools write
+    these (Notepad's "UTF-8 with BOM", PowerShell 5's ``>`` and ``Out-File``: UTF-16); a BOM kept in the text
+    would make the first line (a file name, a JSON value) silently never match.
+
+    :raises ValueError: saying which byte is wrong and the fix, for any other encoding.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) and not data.startswith(b"\xff\xfe\x00\x00"):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"starts with a UTF-16 byte order mark but is not UTF-16 text ({exc.reason} at byte "
+                             f"{exc.start}); save it as UTF-8") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+
+
+def read_config_text(path: Path, option: str) -> str:
+    """The text of a local file passed to a command-line option (``--config``), decoded as ``.lightly/`` files
+    are (:func:`decode_user_text`).
+
+    :raises ValueError: naming the option, the file and the fix, for any other encoding.
+    """
+    try:
+        return decode_user_text(path.read_bytes())
+    except ValueError as exc:
+        raise ValueError(f"{option} {str(path)!r}: {exc}") from None

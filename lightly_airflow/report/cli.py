@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lightly_airflow.config.errors import read_config_text
+
 
 def _load_json(path: str | None, what: str) -> dict[str, Any]:
     if not path:
         return {}
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(read_config_text(Path(path), f"--{what}"))
     except FileNotFoundError:
         raise FileNotFoundError(f"--{what} {path!r} does not exist; pass the JSON file the run wrote.") from None
     except json.JSONDecodeError as exc:

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lightly_airflow import columns as C
+from lightly_airflow.config.errors import read_config_text
 from lightly_airflow.selection.arrays import embedding_width, from_numpy, read_embedding_rows, read_keys, string_array
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     matrix is freed.
     """
     config_path = Path(args.config)
-    config_text = config_path.read_text()
+    config_text = read_config_text(config_path, "--config")  # (a BOM or UTF-16 from Windows tools, as .lightly/)
     samples_file = pq.ParquetFile(args.samples)
     names = samples_file.schema_arrow.names
     n_rows = samples_file.metadata.num_rows

@@ -56,3 +56,17 @@ def test_report_command_errors_name_the_option(tmp_path: Path) -> None:
         args.func(args)
     with pytest.raises(SystemExit):
         _parser().parse_args(["report", "--out", str(tmp_path)])
+
+
+def test_report_command_reads_config_files_saved_by_windows_tools(tmp_path: Path) -> None:
+    # PowerShell 5's ``>`` writes UTF-16 with a BOM, Notepad "UTF-8 with BOM": read as the DAG reads .lightly/ files.
+    run = make_run(n=60, n_select=4)
+    pq.write_table(run.rows, tmp_path / "rows.parquet")
+    for i, data in enumerate((json.dumps(run.config).encode("utf-16"), b"\xef\xbb\xbf" + json.dumps(run.config).encode())):
+        (tmp_path / "c.json").write_bytes(data)
+        args = _parser().parse_args(["report", "--rows", str(tmp_path / "rows.parquet"), "--out", str(tmp_path / f"o{i}"),
+                                     "--config", str(tmp_path / "c.json"), "--max-points", "50"])
+        assert args.func(args) == 0
+    (tmp_path / "c.json").write_bytes(json.dumps({"note": "Grüße"}, ensure_ascii=False).encode("latin-1"))
+    with pytest.raises(ValueError, match=r"--config .*c\.json.*not UTF-8 text .*save it as UTF-8"):
+        args.func(args)

@@ -388,3 +388,19 @@ sys.exit(rc)
         assert proc.stdout.strip() == "[] False"
     assert pq.read_table(out).column("key").to_pylist() == select(t, cfg).keys
 
+
+
+def test_select_reads_a_config_saved_by_windows_tools(tmp_path, capsys):
+    # PowerShell 5's ``>`` writes UTF-16 with a BOM: read as the DAG reads .lightly/ files; another encoding is
+    # an error naming --config and the fix, not a traceback.
+    from lightly_airflow.cli import main
+
+    pq.write_table(_table(pa.list_(pa.float32())), tmp_path / "s.parquet")
+    config = {"n_samples": 5, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    (tmp_path / "c.json").write_bytes(json.dumps(config).encode("utf-16"))
+    args = ["select", "--samples", str(tmp_path / "s.parquet"), "--config", str(tmp_path / "c.json"),
+            "--out", str(tmp_path / "o.parquet")]
+    assert main(args) == 0 and pq.read_table(tmp_path / "o.parquet").num_rows == 5
+    (tmp_path / "c.json").write_bytes(json.dumps({**config, "note": "Grüße"}, ensure_ascii=False).encode("latin-1"))
+    assert main(args) != 0
+    assert "--config" in (err := capsys.readouterr().err) and "not UTF-8 text" in err
