@@ -56,8 +56,13 @@ def run(args: argparse.Namespace) -> int:
             credentials = StorageCredentials.from_dict(json.load(fh))
     relevant = None
     if args.relevant_filenames:
+        from lightly_airflow.config.errors import decode_user_text
+
         fs, path = filesystem(args.relevant_filenames, credentials)
-        relevant = fs.cat_file(path).decode("utf-8")
+        try:  # (a BOM or UTF-16 from Windows tools, read as a run reads .lightly/ files)
+            relevant = decode_user_text(fs.cat_file(path))
+        except ValueError as exc:
+            raise ValueError(f"--relevant-filenames {args.relevant_filenames!r}: {exc}") from None
     count = total = 0
     out = sys.stdout
     for batch in list_files(args.uri, credentials=credentials, relevant_filenames=relevant,

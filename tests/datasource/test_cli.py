@@ -34,3 +34,20 @@ def test_list_json_and_table_with_relevant_filenames(tmp_path, capsys) -> None:
 
     assert main(["list", str(tmp_path / "missing")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_list_reads_a_relevant_filenames_file_saved_by_windows_tools(tmp_path, capsys) -> None:
+    # Notepad's "UTF-8 with BOM" kept the BOM on the first line (its file never matched); PowerShell's UTF-16 and
+    # other encodings failed with a bare UnicodeDecodeError. Now read as a run reads .lightly/ files.
+    root = tmp_path / "ds"
+    root.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        (root / name).write_bytes(png_bytes(len(name)))
+    rel = tmp_path / "relevant.txt"
+    for data in (b"\xef\xbb\xbfa.png\r\nb.png\r\n", "a.png\nb.png\n".encode("utf-16")):
+        rel.write_bytes(data)
+        assert main(["list", str(root), "--format", "json", "--relevant-filenames", str(rel)]) == 0
+        assert [json.loads(line)["key"] for line in capsys.readouterr().out.splitlines()] == ["a.png", "b.png"]
+    rel.write_bytes("a.png\nb\xe4.png\n".encode("latin-1"))
+    assert main(["list", str(root), "--relevant-filenames", str(rel)]) != 0
+    assert "--relevant-filenames" in (err := capsys.readouterr().err) and "not UTF-8 text" in err
