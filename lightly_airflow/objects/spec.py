@@ -128,15 +128,14 @@ def check_object_level(selection: Any, worker: Any) -> tuple[str, str, str] | No
     it), or ``None``. Object-level inputs need a model: a custom embeddings CSV has no crop embeddings.
     ``object_level.task_name`` (Lightly Worker v2: select on that task's objects) must be the task of an
     ``EMBEDDINGS`` input, the way LightlyOne names it: else the run would select whole images unawares."""
+    spec = objects_spec(selection, worker)
     name = getattr(getattr(worker, "object_level", None), "task_name", None)
-    named = [getattr(e.input, "task", None) for e in getattr(selection, "strategies", []) if e.input.type == "EMBEDDINGS"]
-    if name and name not in named:
+    if name and (spec is None or name not in spec.selection_tasks):
         return ("worker_config.object_level.task_name",
                 f"{name!r} asks for selection on the objects of task {name!r} (Lightly Worker v2), but no EMBEDDINGS "
                 f"input of selection_config names that task: this run would select whole images.",
                 f'name it in the input, {{"input": {{"type": "EMBEDDINGS", "task": "{name}"}}, "strategy": {{"type": '
                 '"DIVERSITY"}}, as LightlyOne does (docs/objects.md), or remove object_level.task_name.')
-    spec = objects_spec(selection, worker)
     if spec is None:
         return None
     if getattr(worker, "embeddings", None):
