@@ -104,7 +104,10 @@ def histograms_png(metrics: list[tuple[str, np.ndarray, np.ndarray]], *, bins: i
     n_sel = max((len(s) for _, _, s in metrics), default=0)
     for i, (title, all_v, sel_v) in enumerate(metrics):
         ax = fig.add_subplot(nrows, ncols, i + 1)
-        if len(all_v):
+        if len(all_v) and float(np.min(all_v)) == float(np.max(all_v)):  # (a histogram would draw a fake axis)
+            ax.text(0.5, 0.5, f"every value {float(all_v[0]):g}", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
+        elif len(all_v):
             lo, hi, outside = robust_range(all_v)
             edges = np.linspace(lo, hi, bins + 1) if hi > lo else np.array([lo - 0.5, lo + 0.5])
             # Outliers are clipped into the end bins (said on the axis), so one extreme value cannot squeeze
@@ -119,6 +122,7 @@ def histograms_png(metrics: list[tuple[str, np.ndarray, np.ndarray]], *, bins: i
                 ax.set_xlabel(f"clipped to 1st–99th percentile ({outside:,} outside, in the end bins)", fontsize=6.5)
         else:
             ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
         ax.set_title(title if len(title) <= 40 else title[:39] + "…", fontsize=9)
         ax.tick_params(labelsize=7)
         ax.set_yticks([])
