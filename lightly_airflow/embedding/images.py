@@ -24,6 +24,7 @@ import torch
 from PIL import Image, ImageOps
 
 from lightly_airflow.columns import STATUS_CORRUPT, STATUS_MISSING, STATUS_OK
+from lightly_airflow.pixels import eight_bit
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, protocol_of
 
 
@@ -56,12 +57,7 @@ def open_rgb(data: bytes, draft: int | None = None) -> Image.Image:
             img.draft("RGB", (draft, draft))  # DCT-domain downscale, never below the target size
         img.load()
     img = ImageOps.exif_transpose(img)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        # High-bit-depth grayscale (16-bit PNG/TIFF): scaled to 8 bits as the metadata pass does
-        # (metadata.metrics._to_rgb); Pillow's convert clips every value above 255 to white.
-        arr = np.asarray(img, dtype=np.float64)
-        scale = 255.0 / 65535.0 if arr.size and float(arr.max()) > 255 else 1.0
-        img = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L")
+    img = eight_bit(img)  # 16-bit PNG/TIFF scaled as the metadata pass scales it, not clipped to white
     if img.mode != "RGB":
         if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
             img = img.convert("RGBA")

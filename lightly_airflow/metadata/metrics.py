@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from lightly_airflow.metadata.kernels import laplacian_sums, pixel_sums, uniform_rows
+from lightly_airflow.pixels import eight_bit
 
 METRICS: tuple[str, ...] = (
     "sharpness",
@@ -163,12 +164,7 @@ def _extension(key: str) -> str:
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        # Scale high-bit-depth grayscale to 8 bits instead of clipping it.
-        arr = np.asarray(img, dtype=np.float64)
-        top = float(arr.max()) if arr.size else 0.0
-        scale = 255.0 / 65535.0 if top > 255 else 1.0
-        img = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L")
+    img = eight_bit(img)  # (high-bit-depth grayscale scaled, not clipped)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
         background = Image.new("RGBA", img.size, (0, 0, 0, 255))
