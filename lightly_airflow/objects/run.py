@@ -19,11 +19,7 @@ import pyarrow.compute as pc
 from lightly_airflow import columns as C
 from lightly_airflow import staging
 from lightly_airflow.metadata.metrics import CROP_METRICS
-from lightly_airflow.objects.shard import (
-    BOXES_OUTSIDE_METADATA_KEY,
-    FRAMES_SKIPPED_METADATA_KEY,
-    NORMALIZED_METADATA_KEY,
-)
+from lightly_airflow.objects.shard import DROP_COUNTS, count_key
 from lightly_airflow.objects.spec import ObjectsSpec
 from lightly_airflow.storage import StorageCredentials, map_io, read_parquet
 
@@ -52,8 +48,8 @@ def load_run_objects(manifests: list[str], credentials: StorageCredentials | Non
             "those shards did not finish. Clear it so it runs again."
         )
     out = pa.concat_tables(tables, promote_options="permissive")
-    sums = {key.encode(): str(sum(int((t.schema.metadata or {}).get(key.encode(), b"0")) for t in tables)).encode()
-            for key in (BOXES_OUTSIDE_METADATA_KEY, FRAMES_SKIPPED_METADATA_KEY, NORMALIZED_METADATA_KEY)}
+    sums = {count_key(n): str(sum(int((t.schema.metadata or {}).get(count_key(n), b"0")) for t in tables)).encode()
+            for n in DROP_COUNTS}
     return out.replace_schema_metadata({**(out.schema.metadata or {}), **sums})
 
 
@@ -157,13 +153,10 @@ def summary(objects: pa.Table | None, committed: pa.Table | None, spec: ObjectsS
     out["committed"] = 0 if committed is None else committed.num_rows
     out["selected"] = 0 if committed is None else int(pc.sum(committed.column(C.OBJECT_SELECTED)).as_py() or 0)
     meta = (objects.schema.metadata or {}) if objects is not None else {}
-    # Predicted boxes wholly outside their image, and video frames with boxes or auto tasks: no objects (the
-    # embed tasks log which).
-    for name, key in (("boxes_outside_image", BOXES_OUTSIDE_METADATA_KEY),
-                      ("video_frames_skipped", FRAMES_SKIPPED_METADATA_KEY),
-                      ("images_with_normalized_looking_boxes", NORMALIZED_METADATA_KEY)):
-        if int(meta.get(key.encode(), b"0")):
-            out[name] = int(meta[key.encode()])
+    # The shards' dropped and flagged inputs (DROP_COUNTS, summed by load_run_objects; the embed tasks log which).
+    for name in DROP_COUNTS:
+        if int(meta.get(count_key(name), b"0")):
+            out[name] = int(meta[count_key(name)])
     return out
 
 

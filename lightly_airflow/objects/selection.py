@@ -104,13 +104,13 @@ def object_set(
     mine = of_task(objects)
     pre_rows = of_task(preselected)
     if mine is None and pre_rows is None:
-        from lightly_airflow.objects.shard import BOXES_OUTSIDE_METADATA_KEY, FRAMES_SKIPPED_METADATA_KEY
+        from lightly_airflow.objects.shard import count_key
 
         meta = (objects.schema.metadata or {}) if objects is not None else {}
-        dropped = [f"{int(meta[k.encode()])} {what}" for k, what in (
-            (BOXES_OUTSIDE_METADATA_KEY, "predicted boxes had no area inside their images"),
-            (FRAMES_SKIPPED_METADATA_KEY, "video frames had boxes, but object crops of video frames are not supported"),
-        ) if int(meta.get(k.encode(), b"0"))]
+        dropped = [f"{int(meta[count_key(n)])} {what}" for n, what in (
+            ("boxes_outside_image", "predicted boxes had no area inside their images"),
+            ("video_frames_skipped", "video frames had boxes, but object crops of video frames are not supported"),
+        ) if int(meta.get(count_key(n), b"0"))]
         raise ValueError(
             f"{path}.task: no objects of task {task!r} in this run"
             f"{' (' + '; '.join(dropped) + ')' if dropped else ''}: it must be an object-detection, "

@@ -56,12 +56,16 @@ _NO_PIXELS = np.zeros((0, 0, 3), np.uint8)
 #: holds one image. 3,000 objects at 224 px are 450 MB, so 8 such images ahead held 3.6 GB.
 MAX_CROP_BYTES_AHEAD = 512 * 2**20
 
-#: Schema metadata of an ``objects/`` staging file: predicted boxes of its images that lie wholly outside them.
-BOXES_OUTSIDE_METADATA_KEY = "lightly.boxes_outside_image"
-#: ... and video frames that would have objects (predicted boxes or auto tasks) but get none (not supported).
-FRAMES_SKIPPED_METADATA_KEY = "lightly.video_frames_skipped"
-#: ... and images whose boxes of a task all lie within [0, 1] (relative coordinates given for Lightly's pixels).
-NORMALIZED_METADATA_KEY = "lightly.images_with_normalized_looking_boxes"
+#: Counts an ``objects/`` staging file keeps as schema metadata (:func:`count_key`), summed over the shards into
+#: the run summary (objects.run): predicted boxes with no area inside their image (no object), video frames that
+#: would have objects (predicted boxes or auto tasks) but get none (not supported), and images whose boxes of a
+#: task all lie within [0, 1] (relative coordinates given for Lightly's pixels).
+DROP_COUNTS = ("boxes_outside_image", "video_frames_skipped", "images_with_normalized_looking_boxes")
+
+
+def count_key(name: str) -> bytes:
+    """The schema-metadata key of one of :data:`DROP_COUNTS`."""
+    return f"lightly.{name}".encode()
 
 
 def _normalized_looking(boxes: dict[int, list[ObjectBox]]) -> list[tuple[int, str]]:
@@ -453,18 +457,15 @@ def embed_objects_shard(
             arrays.append(pa.array(values, f.type))
     table = pa.Table.from_arrays(arrays, schema=schema)
     # The select task sums it into the run summary (objects.run.load_run_objects, summary).
+    drops = dict(zip(DROP_COUNTS, (outside, frames_skipped, len({r for r, _ in normalized})), strict=True))
     table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                           BOXES_OUTSIDE_METADATA_KEY.encode(): str(outside).encode(),
-                                           FRAMES_SKIPPED_METADATA_KEY.encode(): str(frames_skipped).encode(),
-                                           NORMALIZED_METADATA_KEY.encode(): str(len({r for r, _ in normalized})).encode()})
+                                           **{count_key(n): str(v).encode() for n, v in drops.items()}})
     output_uri = output_uri or sibling_uri(manifest_uri, OBJECTS)
     write_parquet(table, output_uri, credentials)
     seconds = time.perf_counter() - started
     counts = {
         "objects": len(crops), "images_with_objects": len({c.parent for c in crops}), "images_failed": failed,
-        "boxes_outside_image": outside,
-        "video_frames_skipped": frames_skipped,
-        "images_with_normalized_looking_boxes": len({r for r, _ in normalized}),
+        **drops,
         "objects_per_s": round(len(crops) / seconds, 1) if seconds > 0 else 0.0,
         "embed_s": round(embed_s, 3), "seconds": round(seconds, 3), "output_uri": output_uri,
         "tasks": list(spec.all_tasks), **thumb_counts,
