@@ -175,31 +175,29 @@ def check_config_inputs(
         elif isinstance(inp, MetadataInput):
             key = inp.key
             strategy = config.strategies[i].strategy.type
-            if key.startswith("lightly."):
-                if key[len("lightly."):] not in METRICS:
-                    problems.append((f"{path}.key", f"{key!r} is not a computed metadata value",
-                                     f"use one of {[f'lightly.{m}' for m in METRICS]}"))
-                    continue
-                kind = _value_kind_problem(path, key, "NUMERIC_INT" if key[len("lightly."):] in INT_METRICS
-                                           else "NUMERIC_FLOAT", strategy)
+            if key.startswith(("lightly.", "objects.")):  # computed: an image's metric, or its objects' mean
+                if key.startswith("lightly."):
+                    metric = key[len("lightly."):]
+                    if metric not in METRICS:
+                        problems.append((f"{path}.key", f"{key!r} is not a computed metadata value",
+                                         f"use one of {[f'lightly.{m}' for m in METRICS]}"))
+                        continue
+                else:
+                    task, _, metric = key[len("objects."):].partition(".lightly.")
+                    if metric not in CROP_METRICS:
+                        problems.append((f"{path}.key", f"{key!r} is no object metadata key", "write objects.<task>."
+                                         f"lightly.<metric> with a metric of {list(CROP_METRICS)} (docs/objects.md)"))
+                        continue
+                    if task not in object_tasks:
+                        problems.append((f"{path}.key", f"{key!r} reads the objects of task {task!r}, which this run "
+                                         f"does not crop (cropped: {sorted(object_tasks)})", "name the task in an "
+                                         f'EMBEDDINGS input, {{"type": "EMBEDDINGS", "task": "{task}"}}, or in '
+                                         "auto_tasks or worker_config.crops.enable_upload_for_tasks (docs/objects.md)"))
+                        continue
+                kind = _value_kind_problem(path, key, "NUMERIC_INT" if metric in INT_METRICS else "NUMERIC_FLOAT",
+                                           strategy)
                 if kind is not None:
                     problems.append(kind)
-                continue
-            if key.startswith("objects."):  # the mean of a crop metric over the image's objects of a task
-                task, _, metric = key[len("objects."):].partition(".lightly.")
-                if metric not in CROP_METRICS:
-                    problems.append((f"{path}.key", f"{key!r} is no object metadata key", "write objects.<task>."
-                                     f"lightly.<metric> with a metric of {list(CROP_METRICS)} (docs/objects.md)"))
-                elif task not in object_tasks:
-                    problems.append((f"{path}.key", f"{key!r} reads the objects of task {task!r}, which this run "
-                                     f"does not crop (cropped: {sorted(object_tasks)})", "name the task in an "
-                                     f'EMBEDDINGS input, {{"type": "EMBEDDINGS", "task": "{task}"}}, or in auto_tasks '
-                                     "or worker_config.crops.enable_upload_for_tasks (docs/objects.md)"))
-                else:
-                    kind = _value_kind_problem(path, key, "NUMERIC_INT" if metric in INT_METRICS else "NUMERIC_FLOAT",
-                                               strategy)
-                    if kind is not None:
-                        problems.append(kind)
                 continue
             if metadata is None:
                 metadata = _metadata_paths(folder)
