@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from lightly_airflow.columns import STATUS_CORRUPT, STATUS_MISSING, STATUS_OK
-from lightly_airflow.pixels import eight_bit
+from lightly_airflow.pixels import display_rgb
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, protocol_of
 
 
@@ -56,15 +56,7 @@ def open_rgb(data: bytes, draft: int | None = None) -> Image.Image:
         if img.format == "JPEG" and draft is not None:
             img.draft("RGB", (draft, draft))  # DCT-domain downscale, never below the target size
         img.load()
-    img = ImageOps.exif_transpose(img)
-    img = eight_bit(img)  # 16-bit PNG/TIFF scaled as the metadata pass scales it, not clipped to white
-    if img.mode != "RGB":
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-            img = img.convert("RGBA")
-            background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-            img = Image.alpha_composite(background, img)
-        img = img.convert("RGB")
-    return img
+    return display_rgb(img)
 
 
 def _reason(exc: BaseException) -> str:

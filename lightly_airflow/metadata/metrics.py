@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from lightly_airflow.metadata.kernels import laplacian_sums, pixel_sums, uniform_rows
-from lightly_airflow.pixels import eight_bit
+from lightly_airflow.pixels import display_rgb
 
 METRICS: tuple[str, ...] = (
     "sharpness",
@@ -161,17 +161,6 @@ def _extension(key: str) -> str:
     return name.rpartition(".")[2].lower() if "." in name else ""
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
-    if img.mode == "RGB":
-        return img
-    img = eight_bit(img)  # (high-bit-depth grayscale scaled, not clipped)
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        img = img.convert("RGBA")
-        background = Image.new("RGBA", img.size, (0, 0, 0, 255))
-        img = Image.alpha_composite(background, img)
-    return img.convert("RGB")
-
-
 def inspect_image(
     data: bytes, key: str, size_in_bytes: int | None = None, on_image: Callable[[Image.Image], None] | None = None,
 ) -> ImageResult:
@@ -210,7 +199,7 @@ def inspect_image(
             if ImageFile.LOAD_TRUNCATED_IMAGES:  # another library relaxed it; we still want truncation reported
                 return _inspect_strict(img, data, size, on_image)
             img.load()
-            rgb_img = _to_rgb(img)
+            rgb_img = display_rgb(img)
     except Image.DecompressionBombError as exc:
         return ImageResult(None, f"decompression bomb: {exc}")
     except Image.DecompressionBombWarning as exc:
@@ -237,7 +226,7 @@ def _inspect_strict(
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         img.load()
-        rgb_img = _to_rgb(img)
+        rgb_img = display_rgb(img)
     except Exception as exc:  # noqa: BLE001 - every decoder error is a corrupt file
         return ImageResult(None, f"truncated or undecodable image: {exc}")
     finally:

@@ -49,6 +49,8 @@ def read_image(datasource_uri: str, key: str, credentials: StorageCredentials | 
     """The image as the browser should get it: ``(bytes, content type, (width, height))``."""
     from PIL import Image
 
+    from lightly_airflow.pixels import display_rgb, upright_size
+
     fs, root = filesystem(join_uri(datasource_uri, safe_key(key)), credentials)
     try:
         info = fs.info(root)
@@ -60,25 +62,28 @@ def read_image(datasource_uri: str, key: str, credentials: StorageCredentials | 
         data: bytes = f.read()
     try:
         img = Image.open(io.BytesIO(data))
-        size = img.size
+        size = upright_size(img)
         fmt = img.format or ""
-        if fmt in BROWSER_FORMATS:
+        if fmt in BROWSER_FORMATS:  # browsers turn them by their EXIF orientation themselves
             return data, BROWSER_FORMATS[fmt], size
         out = io.BytesIO()
-        img.convert("RGB").save(out, format="PNG")
+        display_rgb(img).save(out, format="PNG")
         return out.getvalue(), "image/png", size
     except Exception as exc:  # noqa: BLE001 - corrupt files are samples too
         raise MediaError(f"The image {key!r} cannot be decoded: {type(exc).__name__}.") from None
 
 
 def image_size(datasource_uri: str, key: str, credentials: StorageCredentials | None) -> tuple[int, int] | None:
-    """Width and height from the image header (``None`` when it cannot be read)."""
+    """Width and height as the image is shown (EXIF orientation applied: a browser draws a phone photo upright, and
+    predicted boxes are in those pixels), from the header (``None`` when it cannot be read)."""
     from PIL import Image
+
+    from lightly_airflow.pixels import upright_size
 
     try:
         fs, root = filesystem(join_uri(datasource_uri, safe_key(key)), credentials)
         with fs.open(root, "rb") as f:
-            return tuple(Image.open(f).size)  # type: ignore[return-value]
+            return upright_size(Image.open(f))
     except Exception:  # noqa: BLE001 - no size: boxes are not drawn, the page says so
         return None
 
@@ -130,12 +135,14 @@ def read_crop(datasource_uri: str, parent_key: str, crop_box: Any, credentials: 
     """An object's crop as PNG: its stored box (``object_crop_box``, padded, integer pixels) cut from its image."""
     from PIL import Image
 
+    from lightly_airflow.pixels import display_rgb
+
     try:
         x, y, w, h = (int(v) for v in crop_box)
     except (TypeError, ValueError):
         raise MediaError("The object has no crop box, so its crop cannot be shown.") from None
     data, _, _ = read_image(datasource_uri, parent_key, credentials)
-    img = Image.open(io.BytesIO(data)).convert("RGB")
+    img = display_rgb(Image.open(io.BytesIO(data)))  # the pixels the crop box was cut from (upright, …)
     out = io.BytesIO()
     img.crop((x, y, x + w, y + h)).save(out, format="PNG")
     return out.getvalue()
