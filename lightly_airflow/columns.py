@@ -77,6 +77,16 @@ SELECTED = "selected"
 PICK_RANK = "pick_rank"
 TAGS = "tags"
 COMMITTED_AT = "committed_at"
+#: The version of the pixel rules a row's embedding, hash and metrics were computed under (null in rows
+#: committed before it existed).
+PIXEL_RULES = "pixel_rules"
+#: The version of the rules for what a sample's pixels are (images and video frames). Every committed row records
+#: it (:data:`PIXEL_RULES`); the list task reuses a pool's embedding, hash and metrics of an unchanged file
+#: only when they were computed under this version, so a rule that changes pixels is applied on the next
+#: ``process_all`` instead of staying behind in old rows. Raise it with every change of pixels.
+#: 1 (rows without it): before 2026-12-04. 2: images upright and transparency on white in the metadata pass;
+#: video frames upright by their display matrix, edit lists applied, ``frame_seconds`` from the file's start.
+PIXEL_RULES_VERSION = 2
 
 INITIAL_TAG = "initial-tag"
 

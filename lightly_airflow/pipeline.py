@@ -61,6 +61,8 @@ class ListResult:
     new_files: int = 0  #: files (a video counts once) behind the ``new`` samples (a video adds all its frames)
     skipped: int = 0  #: entries not listed for safety or unreadable (symlinks out of the datasource, …)
     unsupported: int = 0  #: files whose extension is not listed
+    #: unchanged files whose pool values were computed under older pixel rules: decoded and embedded again
+    older_pixel_rules: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -397,7 +399,7 @@ def list_new(
     if files.num_rows != new_files_count:
         log.info("%d new files are %d samples (video frames included).", new_files_count, files.num_rows)
     manifests: list[str] = []
-    reuse_uri, reusable = None, 0
+    reuse_uri, reusable, older = None, 0, 0
     if files.num_rows:
         manifests = write_manifests(
             files, query.datapool_uri, run_id, datasource_uri=query.datasource_uri,
@@ -406,7 +408,8 @@ def list_new(
         )
         if known is not None and known.num_rows:
             pool = Datapool(query.datapool_uri, creds.datapool)
-            reuse_uri, reusable = write_reusable_embeddings(pool, files, query.datapool_uri, run_id, creds.datapool)
+            reuse_uri, reusable, older = write_reusable_embeddings(
+                pool, files, query.datapool_uri, run_id, creds.datapool)
         from lightly_airflow.objects import write_spec
 
         write_spec(objects, staging.run_dir(query.datapool_uri, run_id), creds.datapool)
@@ -415,22 +418,37 @@ def list_new(
     return ListResult(
         manifests=manifests, seen=found.listing.num_rows, new=files.num_rows, known=found.known_count,
         process_all=query.process_all, reusable=reusable, reuse_uri=reuse_uri, new_files=new_files_count,
-        skipped=len(found.skipped), unsupported=found.unsupported,
+        skipped=len(found.skipped), unsupported=found.unsupported, older_pixel_rules=older,
     )
 
 
 def write_reusable_embeddings(
     pool: Any, files: pa.Table, datapool_uri: str, run_id: str, credentials: StorageCredentials | None
-) -> tuple[str | None, int]:
+) -> tuple[str | None, int, int]:
     """Write the pool's embeddings of files whose content is unchanged, so the embed tasks copy, not recompute.
 
-    The file records the pool's embedding model; the embed runner refuses it for another model.
-    :returns: the file's URI (None when nothing can be reused) and the number of reusable embeddings.
+    The file records the pool's embedding model; the embed runner refuses it for another model. Values computed
+    under older pixel rules (``columns.PIXEL_RULES_VERSION``) are not reused.
+    :returns: the file's URI (None when nothing can be reused), the number of reusable embeddings and the number
+        of unchanged files not reused because their values are of older pixel rules.
     """
-    reuse = pool.embeddings_for(files.select([C.KEY, C.ETAG]))
+    reuse = pool.embeddings_for(files.select([C.KEY, C.ETAG]), with_rules=True)
     info = pool.embedding_info() or {}
     if not reuse.num_rows or not info.get("model"):
-        return None, 0
+        return None, 0, 0
+    older = 0
+    if C.PIXEL_RULES in reuse.column_names:
+        current = pc.fill_null(pc.equal(reuse.column(C.PIXEL_RULES), C.PIXEL_RULES_VERSION), False)
+        older = reuse.num_rows - int(pc.sum(current).as_py() or 0)
+        if older:
+            log.warning(
+                "%d of %d unchanged files have values in the pool computed under older pixel rules (before "
+                "pixel rules version %d: e.g. EXIF orientation, video rotation, edit lists): they are decoded and "
+                "embedded again, not reused.", older, reuse.num_rows, C.PIXEL_RULES_VERSION,
+            )
+        reuse = reuse.filter(current).drop_columns([C.PIXEL_RULES])
+        if not reuse.num_rows:
+            return None, 0, older
     from lightly_airflow.video.listing import with_frame_values
 
     reuse = with_frame_values(pool, reuse)  # unchanged videos' frames: hash and metrics too, never decoded again
@@ -440,7 +458,7 @@ def write_reusable_embeddings(
     })
     uri = write_parquet(reuse, staging.reuse_uri(datapool_uri, run_id), credentials)
     log.info("%d of %d files have unchanged content and embeddings in the pool: they will be reused.", reuse.num_rows, files.num_rows)
-    return uri, reuse.num_rows
+    return uri, reuse.num_rows, older
 
 
 def assemble_run(

@@ -3,6 +3,8 @@
 One rule for what an image *looks like*, so its metrics, thumbnail, model input, crops and the UI's boxes all
 see the same pixels: turned upright by its EXIF orientation (as browsers and viewers show it), high-bit-depth
 grayscale scaled to 8 bits, and transparency composited on white (as a page shows it).
+
+A change of what any pass' pixels are raises ``columns.PIXEL_RULES_VERSION``.
 """
 
 from __future__ import annotations

@@ -260,12 +260,13 @@ class Datapool:
         """``key, etag, content_hash, status`` of every processed sample (latest row per key): the diff base."""
         return self.snapshot().known_files()
 
-    def embeddings_for(self, keys_etags: pa.Table) -> pa.Table:
+    def embeddings_for(self, keys_etags: pa.Table, *, with_rules: bool = False) -> pa.Table:
         """``key, etag, embedding`` of pool samples whose (key, etag) is in ``keys_etags`` (to reuse embeddings).
 
         :param keys_etags: a table with ``key`` and ``etag`` columns.
+        :param with_rules: also ``pixel_rules`` (the pixel rules version they were computed under, or null).
         """
-        return self.snapshot().embeddings_for(keys_etags)
+        return self.snapshot().embeddings_for(keys_etags, with_rules=with_rules)
 
     # ---------------------------------------------------------------- writing
     def commit(

@@ -21,7 +21,7 @@ from lightly_airflow.datapool.errors import DatapoolError, EmbeddingMismatchErro
 COMMIT_VERSION = "commit_version"
 
 #: Columns the commit adds; rows handed to ``commit`` must not carry them.
-ADDED_COLUMNS = (C.SAMPLE_ID, C.RUN_ID, C.DAG_ID, C.TAGS, C.COMMITTED_AT, COMMIT_VERSION)
+ADDED_COLUMNS = (C.SAMPLE_ID, C.RUN_ID, C.DAG_ID, C.TAGS, C.COMMITTED_AT, COMMIT_VERSION, C.PIXEL_RULES)
 REQUIRED_COLUMNS = (C.KEY, C.ETAG, C.STATUS, C.EMBEDDING, C.SELECTED, C.PICK_RANK)
 
 EMBEDDING_TYPE = pa.list_(pa.field("element", pa.float32()))
@@ -189,13 +189,14 @@ def prepare_rows(
             pa.timestamp("us", tz="UTC"), pa.array([committed_at] * n, pa.timestamp("us", tz="UTC")),
         ),
         COMMIT_VERSION: (pa.int64(), pa.array([commit_version] * n, pa.int64())),
+        C.PIXEL_RULES: (pa.int64(), pa.array([C.PIXEL_RULES_VERSION] * n, pa.int64())),
     }
     front = [C.SAMPLE_ID]
     for name in front:
         typ, arr = added[name]
         out_fields.insert(0, pa.field(name, typ))
         out_columns.insert(0, arr)
-    for name in (C.RUN_ID, C.DAG_ID, C.TAGS, C.COMMITTED_AT, COMMIT_VERSION):
+    for name in (C.RUN_ID, C.DAG_ID, C.TAGS, C.COMMITTED_AT, COMMIT_VERSION, C.PIXEL_RULES):
         typ, arr = added[name]
         out_fields.append(pa.field(name, typ))
         out_columns.append(arr)

@@ -163,8 +163,10 @@ class Snapshot:
                 rows = rows.append_column(name, pa.nulls(rows.num_rows, pa.string()))
         return rows.select(wanted)
 
-    def embeddings_for(self, keys_etags: pa.Table) -> pa.Table:
-        """``key, etag, embedding`` of samples whose (key, etag) is in ``keys_etags`` (to reuse embeddings)."""
+    def embeddings_for(self, keys_etags: pa.Table, *, with_rules: bool = False) -> pa.Table:
+        """``key, etag, embedding`` of samples whose (key, etag) is in ``keys_etags`` (to reuse embeddings);
+        with ``with_rules`` also ``pixel_rules``, the pixel rules they were computed under (null in rows
+        committed before the column existed)."""
         for name in (C.KEY, C.ETAG):
             if name not in keys_etags.column_names:
                 raise DatapoolError(f"embeddings_for needs a table with 'key' and 'etag' columns; {name!r} is missing.")
@@ -183,13 +185,16 @@ class Snapshot:
         if not hit_keys:
             return empty([C.KEY, C.ETAG, C.EMBEDDING], dim=info["dim"])
         where = f"WHERE {quote_ident(C.KEY)} IN ({', '.join(quote_literal(k) for k in hit_keys)})"
-        pool = self.select([C.KEY, C.ETAG, C.EMBEDDING, COMMIT_VERSION], where)
+        rules = [C.PIXEL_RULES] if with_rules and C.PIXEL_RULES in self.column_names() else []
+        pool = self.select([C.KEY, C.ETAG, C.EMBEDDING, COMMIT_VERSION, *rules], where)
+        if with_rules and not rules:
+            pool = pool.append_column(C.PIXEL_RULES, pa.nulls(pool.num_rows, pa.int64()))
         pool = pool.filter(pc.is_valid(pool.column(C.EMBEDDING)))
         pool = pool.set_column(pool.schema.get_field_index(C.ETAG), C.ETAG, pool.column(C.ETAG).cast(pa.string()))
         ids = pool.select([C.KEY, C.ETAG]).append_column("__row", pa.array(np.arange(pool.num_rows), pa.int64()))
         hits = ids.join(wanted, [C.KEY, C.ETAG], join_type="inner")
         matched = latest_per_key(pool.take(np.sort(hits.column("__row").to_numpy())), (C.KEY, C.ETAG))
-        return self.finish(matched, [C.KEY, C.ETAG, C.EMBEDDING])
+        return self.finish(matched, [C.KEY, C.ETAG, C.EMBEDDING, *([C.PIXEL_RULES] if with_rules else [])])
 
     def select(
         self, columns: list[str] | None, where: str, *, extra: tuple[str, ...] = (), order: str | None = None,

@@ -27,7 +27,9 @@ def videos(tmp_path: Path) -> Path:
     return src
 
 
-def test_two_runs_process_only_new_videos_and_write_selected_frames(videos: Path, tmp_path: Path) -> None:
+def test_two_runs_process_only_new_videos_and_write_selected_frames(
+    videos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from lightly_airflow.datapool import Datapool
 
     pool_dir = tmp_path / "pool"
@@ -85,6 +87,17 @@ def test_two_runs_process_only_new_videos_and_write_selected_frames(videos: Path
     assert mine3.num_rows == 74
     assert mine3.column(C.CONTENT_HASH).null_count == 0
     assert mine3.column(C.lightly_metadata_column("sharpness")).null_count == 0
+    assert set(mine3.column(C.PIXEL_RULES).to_pylist()) == {C.PIXEL_RULES_VERSION}
+
+    # The pixel rules change (a later release decodes frames differently): process_all decodes every frame
+    # again instead of keeping values of the old rules, and says so in its counts.
+    monkeypatch.setattr(C, "PIXEL_RULES_VERSION", C.PIXEL_RULES_VERSION + 1)
+    listed4, counts4, _ = run_once(videos, pool_dir, "run4", process_all=True)
+    assert listed4.new == 74 and listed4.reusable == 0 and listed4.older_pixel_rules == 74
+    assert sum(c["embedded"] for c in counts4) == 74 and sum(c["reused"] for c in counts4) == 0
+    rows4 = pool.read(run_id="run4")
+    assert set(rows4.filter(pc.equal(rows4.column(C.RUN_ID), "run4")).column(C.PIXEL_RULES).to_pylist()) == {
+        C.PIXEL_RULES_VERSION}
 
 
 def test_broken_videos_keep_their_frames_and_are_reported(tmp_path: Path) -> None:
