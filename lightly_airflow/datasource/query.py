@@ -215,6 +215,10 @@ class NewFiles:
     #: files whose extension is not listed, and the first few of their keys
     unsupported: int = 0
     unsupported_examples: list[str] = field(default_factory=list)
+    #: OS and tool metadata files (``._photo.jpg``, ``.DS_Store``, hidden folders, …), never samples, and the
+    #: first few of their keys
+    os_files: int = 0
+    os_files_examples: list[str] = field(default_factory=list)
 
     @property
     def known_count(self) -> int:
@@ -295,4 +299,5 @@ def find_new_files(
     )
     return NewFiles(query=query, listing=listing, files=files, known=pool, skipped=skipped,
                     unsupported=int(stats.get("unsupported", 0)),
-                    unsupported_examples=list(stats.get("unsupported_examples", [])))
+                    unsupported_examples=list(stats.get("unsupported_examples", [])),
+                    os_files=int(stats.get("os_files", 0)), os_files_examples=list(stats.get("os_files_examples", [])))
