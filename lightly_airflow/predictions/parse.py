@@ -59,7 +59,9 @@ def _probabilities(value: Any, schema: TaskSchema, where: str, problems: list[tu
         problems.append((where, "values must lie in [0, 1]"))
         return None
     total = float(finite.sum())
-    if abs(total - 1.0) > PROBABILITY_SUM_TOLERANCE:
+    # One category: ``[p]`` is a binary classifier's probability of it, as Lightly's scorers read one column
+    # (``[p, 1 - p]``), so it need not sum to 1.
+    if c > 1 and abs(total - 1.0) > PROBABILITY_SUM_TOLERANCE:
         problems.append((where, f"sum to {total:.6g}, not 1 (tolerance {PROBABILITY_SUM_TOLERANCE})"))
         return None
     return p

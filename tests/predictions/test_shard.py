@@ -338,3 +338,23 @@ def test_a_few_predictions_cost_few_extra_reads(tmp_path, monkeypatch):
     counts = load_predictions_shard(make_manifest(tmp_path, keys), lightly_uri=str(store))
     assert counts["missing"] == 299 and counts["misnamed"] == 0 and counts["with_predictions"] == 1
     assert reads[0] == 300 and sum(reads[1:]) <= 16 * 5  # 16 sampled keys x (2 extension cases, 1 case, 2 folders)
+
+
+def test_one_category_probability_is_binary_as_in_lightly(tmp_path):
+    """A binary classifier's task with one category (``defect``) and a sigmoid output ``"probabilities": [0.7]``:
+    Lightly's ScorerClassification reads one column as the binary ``[p, 1 - p]``; it is not a vector that fails
+    to sum to 1."""
+    schema = {"task_type": "classification", "categories": [{"id": 1, "name": "defect"}]}
+    files = {P + "tasks.json": ["defect"], P + "defect/schema.json": schema,
+             P + "defect/a.json": cls("a.png", 1, [0.7]), P + "defect/b.json": cls("b.png", 1, [1.0]),
+             P + "defect/c.json": cls("c.png", 1, [1.2])}
+    write_tree(tmp_path / "s", files)
+    counts = load_predictions_shard(make_manifest(tmp_path, ["a.png", "b.png", "c.png"]), lightly_uri=str(tmp_path / "s"))
+    assert (counts["with_predictions"], counts["bad"]) == (2, 1)  # c.png: 1.2 is no probability
+    rows = {r[C.KEY]: r for r in pq.read_table(counts["output_uri"]).to_pylist()}
+    a, b = rows["a.png"], rows["b.png"]
+    assert a[C.score_column("defect", "uncertainty_least_confidence")] == pytest.approx(0.3 / 0.5)
+    assert a[C.score_column("defect", "uncertainty_margin")] == pytest.approx(1 - (0.7 - 0.3))
+    assert a[C.score_column("defect", "uncertainty_entropy")] == pytest.approx(-(0.7 * np.log2(0.7) + 0.3 * np.log2(0.3)))
+    assert a[C.class_distribution_column("defect")] == pytest.approx([0.7])
+    assert b[C.score_column("defect", "uncertainty_margin")] == 0.0
