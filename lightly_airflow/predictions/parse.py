@@ -107,7 +107,12 @@ def _bbox(value: Any, where: str, problems: list[tuple[str, str]]) -> bool:
 def rle_area(value: Any, where: str, problems: list[tuple[str, str]]) -> tuple[int, int] | None:
     """``(foreground pixels, total pixels)`` of an RLE (alternating 0/1 run lengths, starting with 0s)."""
     if not isinstance(value, list) or not value or not all(is_int(v) and v >= 0 for v in value):
-        problems.append((where, "must be a run-length encoding: a non-empty list of non-negative integers"))
+        hint = ""
+        if isinstance(value, dict) and "counts" in value:  # pycocotools' {"size": [h, w], "counts": ...}
+            hint = (" (found a COCO RLE object with 'counts': COCO's runs go down the columns and may be compressed; "
+                    "decode it with pycocotools.mask.decode and write the runs of the row-major mask, starting with "
+                    "the count of 0s)")
+        problems.append((where, "must be a run-length encoding: a non-empty list of non-negative integers" + hint))
         return None
     ones = sum(value[1::2])
     total = sum(value)

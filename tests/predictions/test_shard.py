@@ -358,3 +358,16 @@ def test_one_category_probability_is_binary_as_in_lightly(tmp_path):
     assert a[C.score_column("defect", "uncertainty_entropy")] == pytest.approx(-(0.7 * np.log2(0.7) + 0.3 * np.log2(0.3)))
     assert a[C.class_distribution_column("defect")] == pytest.approx([0.7])
     assert b[C.score_column("defect", "uncertainty_margin")] == 0.0
+
+
+@pytest.mark.parametrize("rle", [{"size": [2, 3], "counts": [1, 2, 3]}, {"size": [2, 3], "counts": "0123"}])
+def test_a_coco_rle_object_is_named_with_the_conversion(rle):
+    """pycocotools writes ``{"size": [h, w], "counts": ...}`` (column-major runs, often compressed); Lightly's
+    ``segmentation`` is the flat list of a row-major mask's runs: the reason says how to convert."""
+    schema, _ = parse_task_schema("seg", SCHEMAS["seg"])
+    obj = {"file_name": "a.png", "predictions": [{"category_id": 1, "segmentation": rle, "score": 0.9}]}
+    preds, problems = parse_prediction_file(obj, schema, "a.png")
+    assert preds is None
+    ((field, reason),) = problems
+    assert field == "predictions[0].segmentation"
+    assert "COCO RLE object" in reason and "pycocotools.mask.decode" in reason and "row-major" in reason
