@@ -157,10 +157,12 @@ def _to_batch(
 ) -> pa.RecordBatch:
     keys = pa.array(page.keys, pa.string())
     # OS and tool metadata (``._photo.jpg``, ``.DS_Store``, ``.git/``, …) is never a sample, whatever its extension.
-    os_files = pc.and_(base_mask(keys, None), os_file_mask(keys))
-    mask = pc.and_(base_mask(keys, ext_regex), pc.invert(os_files))
+    files = base_mask(keys, None)
+    os_files = pc.and_(files, os_file_mask(keys))
+    files = pc.and_(files, pc.invert(os_files))
+    mask = files if ext_regex is None else pc.and_(files, base_mask(keys, ext_regex))
     if stats is not None and ext_regex is not None:
-        other = pc.indices_nonzero(pc.and_(pc.and_(base_mask(keys, None), pc.invert(os_files)), pc.invert(mask)))
+        other = pc.indices_nonzero(pc.and_(files, pc.invert(mask)))
         if len(other):
             stats["unsupported"] += len(other)
             room = _EXAMPLES - len(stats["unsupported_examples"])
