@@ -154,7 +154,15 @@ def parse_prediction_file(obj: Any, schema: TaskSchema, key: str) -> tuple[FileP
         if problem:
             problems.append(("file_name", f"{file_name!r} {problem}"[:300]))
         elif file_name != key:
-            problems.append(("file_name", f"{file_name!r} does not match the file {key!r}"[:300]))
+            hint = ""
+            if file_name.lower() == key.lower():
+                hint = ": it differs in case only, and names are case-sensitive"
+            elif file_name.endswith("/" + key):
+                hint = (f": file_name is relative to the datasource root, so drop the leading "
+                        f"{file_name[: -len(key)]!r}")
+            elif key.endswith("/" + file_name):
+                hint = f": file_name is relative to the datasource root, so write the file's folders {key[: -len(file_name)]!r} too"
+            problems.append(("file_name", f"{file_name!r} does not match the file {key!r}{hint}"[:300]))
     preds = obj.get("predictions")
     if not isinstance(preds, list):
         problems.append(("predictions", f"must be a list, found {type(preds).__name__}"))

@@ -371,3 +371,18 @@ def test_a_coco_rle_object_is_named_with_the_conversion(rle):
     ((field, reason),) = problems
     assert field == "predictions[0].segmentation"
     assert "COCO RLE object" in reason and "pycocotools.mask.decode" in reason and "row-major" in reason
+
+
+@pytest.mark.parametrize(("file_name", "hint"), [
+    ("sub/IMG_1.jpg", "differs in case only"),
+    ("input/sub/IMG_1.JPG", "drop the leading 'input/'"),
+    ("IMG_1.JPG", "write the file's folders 'sub/' too"),
+])
+def test_a_file_name_that_nearly_matches_says_how(file_name, hint):
+    """``file_name`` written relative to the bucket instead of the datasource root, without the image's folders,
+    or by a tool that lower-cases extensions: the reason says what differs."""
+    schema, _ = parse_task_schema("cls", SCHEMAS["cls"])
+    preds, problems = parse_prediction_file(cls(file_name, 0, [0.5, 0.5]), schema, "sub/IMG_1.JPG")
+    assert preds is None
+    ((field, reason),) = problems
+    assert field == "file_name" and "does not match the file 'sub/IMG_1.JPG'" in reason and hint in reason
