@@ -79,6 +79,47 @@ def parse_frame_name(key: str) -> tuple[str, int] | None:
     return (f"{head}/{video}" if head else video), int(match["index"])
 
 
+def near_miss_stems(key: str) -> list[tuple[str, str, str]]:
+    """Names a user's tool may have given the ``.lightly/`` file of ``key`` instead of Lightly's
+    (:func:`key_stem`), most specific first: ``(stem without .json, kind, why it is not found)``; the kind is
+    ``padding``, ``extension``, ``case`` or ``folder``:
+
+    - a video frame's number padded otherwise (``clip-7-mp4`` or ``clip-00007-mp4`` for ``clip-007-mp4``: Lightly
+      pads it to the digits of the video's frame count, which the frame's key carries);
+    - the image's extension kept in the name, in its case or the other (``IMG_1.JPG``, ``IMG_1.jpg``);
+    - the name in lower case (``img_1`` for ``IMG_1.png``);
+    - the image's subfolders missing (``img`` at the top, or a shallower folder, for ``a/b/img.png``).
+    """
+    stem = key_stem(key)
+    head, _, name = stem.rpartition("/")
+    prefix = f"{head}/" if head else ""
+    out: list[tuple[str, str, str]] = []
+    frame = _FRAME_RE.match(name)
+    if frame:
+        width, index = len(frame["index"]), int(frame["index"])
+        for w in range(len(str(index)), max(width + 2, 6) + 1):
+            alt = f"{index:0{w}d}"
+            if alt != frame["index"]:
+                out.append((f"{prefix}{frame['stem']}-{alt}-{frame['ext']}", "padding",
+                            f"its frame number is written with {len(alt)} digit{'s' * (len(alt) > 1)}; Lightly zero-pads "
+                            "it to the number "
+                            f"of digits of the video's frame count ({width} here)"))
+    base = key.rpartition("/")[2]
+    ext = base.rpartition(".")[2] if "." in base.strip(".") else ""
+    if ext:
+        for alt_ext in dict.fromkeys((ext, ext.lower(), ext.upper())):
+            out.append((f"{stem}.{alt_ext}", "extension", "its name keeps the image's extension; Lightly drops it"))
+    if name.lower() != name:
+        out.append((f"{prefix}{name.lower()}", "case", "its name differs in case; names are case-sensitive"))
+    parts = head.split("/") if head else []
+    for cut in range(1, len(parts) + 1):
+        shallower = "/".join(parts[cut:])
+        where = f"in {shallower}/" if shallower else "at the top of the task folder"
+        out.append((f"{shallower}/{name}" if shallower else name, "folder",
+                    f"it lies {where}, not in the image's folder {head}/; Lightly mirrors the image's folders"))
+    return [(alt, kind, why) for alt, kind, why in out if alt != stem]
+
+
 def check_relative_file_name(file_name: Any) -> str | None:
     """Why ``file_name`` (from a JSON file) does not name a file inside the datasource; ``None`` when it does."""
     if not isinstance(file_name, str) or not file_name:

@@ -61,6 +61,7 @@ class ListResult:
     new_files: int = 0  #: files (a video counts once) behind the ``new`` samples (a video adds all its frames)
     skipped: int = 0  #: entries not listed for safety or unreadable (symlinks out of the datasource, …)
     unsupported: int = 0  #: files whose extension is not listed
+    os_files: int = 0  #: OS and tool metadata files, never samples (``._photo.jpg``, ``.DS_Store``, ``.git/``, …)
     #: unchanged files whose pool values were computed under older pixel rules: decoded and embedded again
     older_pixel_rules: int = 0
 
@@ -98,7 +99,8 @@ class RunSummary:
     frames: dict[str, Any] = field(default_factory=dict)
     objects: dict[str, Any] = field(default_factory=dict)
     #: what the listing did not list: ``skipped`` (count), ``skipped_examples`` (``[key, reason]``),
-    #: ``unsupported`` (files of other extensions) and ``unsupported_examples`` (keys)
+    #: ``unsupported`` (files of other extensions), ``unsupported_examples`` (keys), ``os_files`` (OS and tool
+    #: metadata files such as ``__MACOSX/._a.jpg``, never samples) and ``os_files_examples`` (keys)
     listing: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -414,11 +416,13 @@ def list_new(
 
         write_spec(objects, staging.run_dir(query.datapool_uri, run_id), creds.datapool)
         staging.write_listing_skips(query.datapool_uri, run_id, found.skipped, found.unsupported,
-                                    found.unsupported_examples, creds.datapool)
+                                    found.unsupported_examples, creds.datapool, os_files=found.os_files,
+                                    os_files_examples=found.os_files_examples)
     return ListResult(
         manifests=manifests, seen=found.listing.num_rows, new=files.num_rows, known=found.known_count,
         process_all=query.process_all, reusable=reusable, reuse_uri=reuse_uri, new_files=new_files_count,
-        skipped=len(found.skipped), unsupported=found.unsupported, older_pixel_rules=older,
+        skipped=len(found.skipped), unsupported=found.unsupported, os_files=found.os_files,
+        older_pixel_rules=older,
     )
 
 
@@ -989,9 +993,9 @@ def listing_skips(
         summary.update(skipped=count, skipped_examples=[list(e) for e in skipped[:5]])
         log.warning("%d entries of the datasource were not listed (e.g. %s); they are in the problems file.", count,
                     "; ".join(f"{k!r}: {r}" for k, r in skipped[:5]))
-    if found.get("unsupported"):
-        summary.update(unsupported=int(found["unsupported"]),
-                       unsupported_examples=[str(k) for k in found.get("unsupported_examples") or []])
+    for name in ("unsupported", "os_files"):
+        if found.get(name):
+            summary.update({name: int(found[name]), f"{name}_examples": [str(k) for k in found.get(f"{name}_examples") or []]})
     if not skipped:
         return summary, []
     problems = staging.ProblemLog("listing")

@@ -98,19 +98,21 @@ LISTING_FILE = "listing.json"
 
 
 def listing_uri(datapool_uri: str, run_id: str) -> str:
-    """What the listing step skipped (``listing.json``: entries not listed and why, unsupported files)."""
+    """What the listing step skipped (``listing.json``: entries not listed and why, unsupported and OS files)."""
     return join_uri(run_dir(datapool_uri, run_id), LISTING_FILE)
 
 
 def write_listing_skips(
     datapool_uri: str, run_id: str, skipped: Sequence[tuple[str, str]], unsupported: int,
     unsupported_examples: Sequence[str], credentials: StorageCredentials | None = None, *, limit: int = 10_000,
+    os_files: int = 0, os_files_examples: Sequence[str] = (),
 ) -> str:
     """Write ``listing.json`` (always, so a retried listing replaces a stale one); at most ``limit`` entries."""
     from lightly_airflow.storage import write_bytes
 
     body = {"skipped_count": len(skipped), "skipped": [list(e) for e in skipped[:limit]],
-            "unsupported": int(unsupported), "unsupported_examples": list(unsupported_examples)}
+            "unsupported": int(unsupported), "unsupported_examples": list(unsupported_examples),
+            "os_files": int(os_files), "os_files_examples": list(os_files_examples)}
     return write_bytes(json.dumps(body).encode(), listing_uri(datapool_uri, run_id), credentials)
 
 

@@ -149,3 +149,21 @@ def test_relevant_files_that_the_datasource_lacks_are_reported_not_dropped(tmp_p
     list_new(query, run_id="r1")
     written = staging.read_listing_skips(query.datapool_uri, "r1")
     assert written["skipped_count"] == 3 and sorted(e[0] for e in written["skipped"])[0] == "image_1.PNG"
+
+
+def test_a_relevant_os_metadata_file_is_named_as_such(tmp_path):
+    """A relevant-filenames file naming a file the listing keeps out as OS or tool metadata (a hidden folder,
+    an AppleDouble sidecar) says so, instead of claiming the datasource has no such file."""
+    from lightly_airflow.datasource import find_new_files
+
+    query = _datasource_with_relevant_file(tmp_path, b"image_1.png\n.cache/image_5.png\nsubdir/._image_2.png\n")
+    src = tmp_path / "src"
+    for key in (".cache/image_5.png", "subdir/._image_2.png"):
+        (src / key).parent.mkdir(parents=True, exist_ok=True)
+        (src / key).write_bytes(b"\x89PNG\r\n\x1a\n")
+    found = find_new_files(query)
+    assert found.files.column("key").to_pylist() == ["image_1.png"]
+    reasons = dict(found.skipped)
+    assert sorted(reasons) == [".cache/image_5.png", "subdir/._image_2.png"]
+    assert all("OS or tool metadata file or lies in a hidden folder" in r for r in reasons.values())
+    assert found.os_files == 2

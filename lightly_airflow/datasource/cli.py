@@ -65,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--relevant-filenames {args.relevant_filenames!r}: {exc}") from None
     count = total = 0
     out = sys.stdout
+    stats: dict[str, Any] = {}
     for batch in list_files(args.uri, credentials=credentials, relevant_filenames=relevant,
-                            extensions=_extensions(args.extensions)):
+                            extensions=_extensions(args.extensions), stats=stats):
         for row in batch.to_pylist():
             count += 1
             total += row["size"]
@@ -76,4 +77,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 out.write(f"{row['size']:>12}  {mtime or '-':<32}  {row['etag']:<71}  {row['key']}\n")
     print(f"{count} files, {total} bytes in {args.uri}", file=sys.stderr)
+    if stats.get("os_files"):
+        print(f"{stats['os_files']} OS or tool metadata files skipped (not samples), e.g. "
+              + ", ".join(repr(k) for k in stats["os_files_examples"]), file=sys.stderr)
     return 0

@@ -4,7 +4,7 @@ Every store is read through the fsspec filesystem of :func:`lightly_airflow.stor
 credentials object reaches S3, GCS, Azure and local disk the same way), but listing calls the store's list
 API one page at a time (S3 ``ListObjectsV2``, GCS ``objects.list``, Azure ``List Blobs``) instead of
 ``fs.find``, which would build the whole bucket in memory. Each page becomes one :class:`pyarrow.RecordBatch`
-after vectorised filtering (``.lightly/``, extensions, relevant filenames).
+after vectorised filtering (``.lightly/``, OS and tool metadata files, extensions, relevant filenames).
 
 Content identity (``etag``) per store, chosen so that a changed file always gets a new value and, where the
 store allows it, identical bytes keep the same value:
@@ -44,6 +44,7 @@ from lightly_airflow.datasource.records import (
     base_mask,
     extension_regex,
     normalise_extensions,
+    os_file_mask,
 )
 from lightly_airflow.datasource.relevant import RelevantFilenames
 from lightly_airflow.storage import StorageCredentials, filesystem, protocol_of
@@ -93,8 +94,10 @@ def list_files(
         leave the datasource (never read, never hashed) and symlinked folders (not followed). Each is also
         logged, and their number is in the listing's summary line. Also local files whose name is not UTF-8
         and files that vanished or became unreadable between the walk and hashing.
-    :param stats: receives ``listed``, ``kept``, ``unsupported`` (files whose extension is not listed) and
-        ``unsupported_examples`` (the first few of them).
+    :param stats: receives ``listed``, ``kept``, ``unsupported`` (files whose extension is not listed),
+        ``unsupported_examples`` (the first few of them), ``os_files`` (OS and tool metadata files, never
+        samples whatever their extension: ``._photo.jpg``, ``__MACOSX/``, ``.DS_Store``, ``Thumbs.db``, hidden
+        folders; see :data:`~lightly_airflow.datasource.records.OS_FILE_REGEX`) and ``os_files_examples``.
     :raises ValueError: for a bad URI, extension list, page size or relevant-filenames file.
     :raises FileNotFoundError: when a local root does not exist (object-store prefixes may be empty).
     """
@@ -107,9 +110,10 @@ def list_files(
     unsafe: list[tuple[str, str]] = [] if skipped is None else skipped
     pages = _local_pages(fs, root, page_size, unsafe) if protocol == "file" else _PAGERS[protocol](fs, root, page_size)
     listed = kept = 0
-    counts: dict[str, Any] = {"unsupported": 0, "unsupported_examples": []} if stats is None else stats
-    counts.setdefault("unsupported", 0)
-    counts.setdefault("unsupported_examples", [])
+    counts: dict[str, Any] = {} if stats is None else stats
+    for name in ("unsupported", "os_files"):
+        counts.setdefault(name, 0)
+        counts.setdefault(f"{name}_examples", [])
     next_log = _LOG_EVERY
     try:
         for page in pages:
@@ -131,6 +135,10 @@ def list_files(
         logger.info("%d files of %s have an extension that is not listed (%s), e.g. %s", counts["unsupported"], uri,
                     ", ".join(sorted(normalise_extensions(extensions))),
                     ", ".join(repr(k) for k in counts["unsupported_examples"]))
+    if counts["os_files"]:
+        logger.info("%d OS or tool metadata files of %s are not samples and were skipped (AppleDouble '._' files, "
+                    "__MACOSX/, .DS_Store, Thumbs.db, hidden folders, …), e.g. %s", counts["os_files"], uri,
+                    ", ".join(repr(k) for k in counts["os_files_examples"]))
     if unsafe:
         logger.warning(
             "%d entries of %s were skipped and not read: %s", len(unsafe), uri,
@@ -148,16 +156,29 @@ def _to_batch(
     skipped: list[tuple[str, str]] | None = None, stats: dict[str, Any] | None = None,
 ) -> pa.RecordBatch:
     keys = pa.array(page.keys, pa.string())
-    mask = base_mask(keys, ext_regex)
+    # OS and tool metadata (``._photo.jpg``, ``.DS_Store``, ``.git/``, …) is never a sample, whatever its extension.
+    files = base_mask(keys, None)
+    os_files = pc.and_(files, os_file_mask(keys))
+    files = pc.and_(files, pc.invert(os_files))
+    mask = files if ext_regex is None else pc.and_(files, base_mask(keys, ext_regex))
     if stats is not None and ext_regex is not None:
-        other = pc.indices_nonzero(pc.and_(base_mask(keys, None), pc.invert(mask)))
+        other = pc.indices_nonzero(pc.and_(files, pc.invert(mask)))
         if len(other):
             stats["unsupported"] += len(other)
             room = _EXAMPLES - len(stats["unsupported_examples"])
             if room > 0:
                 stats["unsupported_examples"].extend(keys.take(other[:room]).to_pylist())
     if relevant is not None:
-        mask = pc.and_(mask, relevant.mask(keys))
+        relevant_mask = relevant.mask(keys)
+        mask = pc.and_(mask, relevant_mask)
+        os_files = pc.and_(os_files, relevant_mask)  # only those the run would otherwise have looked at
+    if stats is not None:
+        junk = pc.indices_nonzero(os_files)
+        if len(junk):
+            stats["os_files"] += len(junk)
+            room = _EXAMPLES - len(stats["os_files_examples"])
+            if room > 0:
+                stats["os_files_examples"].extend(keys.take(junk[:room]).to_pylist())
     indices = pc.indices_nonzero(mask)
     if len(indices) == 0:
         return pa.RecordBatch.from_pylist([], schema=MANIFEST_SCHEMA)

@@ -215,6 +215,10 @@ class NewFiles:
     #: files whose extension is not listed, and the first few of their keys
     unsupported: int = 0
     unsupported_examples: list[str] = field(default_factory=list)
+    #: OS and tool metadata files (``._photo.jpg``, ``.DS_Store``, hidden folders, …), never samples, and the
+    #: first few of their keys
+    os_files: int = 0
+    os_files_examples: list[str] = field(default_factory=list)
 
     @property
     def known_count(self) -> int:
@@ -241,7 +245,12 @@ def _unmatched_relevant(text: str, listing: pa.Table, name: str) -> list[tuple[s
                    "not listed), e.g. %s", len(missing), len(exact), name, ", ".join(repr(m) for m in missing[:5]))
     reason = (f"listed in {name}, but the datasource has no such file (or its extension is not listed): check the "
               "name, its case and extension")
-    return [(m, reason) for m in missing]
+    from lightly_airflow.datasource.records import os_file_mask
+
+    junk = os_file_mask(pa.array(missing, pa.string())).to_pylist()
+    os_reason = (f"listed in {name}, but it is an OS or tool metadata file or lies in a hidden folder (see "
+                 "docs/datasources.md), never a sample: rename it or its folder, or point the datasource at that folder")
+    return [(m, os_reason if j else reason) for m, j in zip(missing, junk)]
 
 
 def find_new_files(
@@ -295,4 +304,5 @@ def find_new_files(
     )
     return NewFiles(query=query, listing=listing, files=files, known=pool, skipped=skipped,
                     unsupported=int(stats.get("unsupported", 0)),
-                    unsupported_examples=list(stats.get("unsupported_examples", [])))
+                    unsupported_examples=list(stats.get("unsupported_examples", [])),
+                    os_files=int(stats.get("os_files", 0)), os_files_examples=list(stats.get("os_files_examples", [])))

@@ -55,6 +55,29 @@ def extension_regex(extensions: tuple[str, ...]) -> str | None:
     return r"\.(?:" + alternatives + r")$"
 
 
+#: Files that operating systems and tools leave in a folder, which are never samples (RE2, matched
+#: case-insensitively on the key). A real bucket has them: macOS AppleDouble sidecars ``._photo.jpg`` (from a
+#: Mac's external disk or network share; a zip made on a Mac holds them under ``__MACOSX/``), ``.DS_Store``,
+#: Windows' ``Thumbs.db`` / ``desktop.ini``, editors' lock and backup files (``.#a.jpg``, ``~$a.docx``,
+#: ``.~lock.a#``, ``a.jpg~``), and any hidden folder (``.git/``, ``.ipynb_checkpoints/``, ``.Trash-1000/``,
+#: ``.thumbnails/``, …), besides the Recycle Bin, ``System Volume Information/`` and Synology's ``@eaDir/`` and
+#: ``#recycle/`` (thumbnail copies and deleted files). A hidden *file* with an image name that matches none of
+#: these (``.hidden.jpg``) is a sample like any other. ``.lightly/`` keys are never listed (:func:`base_mask`).
+OS_FILE_REGEX = (
+    r"(?:^|/)(?:"
+    r"\._[^/]*|\.#[^/]*|~\$[^/]*|\.~lock\.[^/]*#|[^/]*~"
+    r"|\.ds_store|\.localized|\.directory|\.picasa\.ini|thumbs\.db|ehthumbs(?:_vista)?\.db|desktop\.ini|icon\r"
+    r")$"
+    r"|(?:^|/)(?:__macosx|\$recycle\.bin|system volume information|@eadir|#recycle"
+    r"|\.(?:[^./][^/]*|\.[^/]+))/"
+)
+
+
+def os_file_mask(keys: pa.Array) -> pa.Array:
+    """Keys that are OS or tool metadata (:data:`OS_FILE_REGEX`), never samples."""
+    return pc.fill_null(pc.match_substring_regex(keys, OS_FILE_REGEX, ignore_case=True), False)
+
+
 def base_mask(keys: pa.Array, ext_regex: str | None) -> pa.Array:
     """Keys that are files we may list: not inside any ``.lightly/`` folder, not a folder marker, right extension."""
     keep = pc.invert(pc.match_substring_regex(keys, r"(?:^|/)" + LIGHTLY_DIR.replace(".", r"\.") + "/"))

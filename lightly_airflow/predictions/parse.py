@@ -59,7 +59,9 @@ def _probabilities(value: Any, schema: TaskSchema, where: str, problems: list[tu
         problems.append((where, "values must lie in [0, 1]"))
         return None
     total = float(finite.sum())
-    if abs(total - 1.0) > PROBABILITY_SUM_TOLERANCE:
+    # One category: ``[p]`` is a binary classifier's probability of it, as Lightly's scorers read one column
+    # (``[p, 1 - p]``), so it need not sum to 1.
+    if c > 1 and abs(total - 1.0) > PROBABILITY_SUM_TOLERANCE:
         problems.append((where, f"sum to {total:.6g}, not 1 (tolerance {PROBABILITY_SUM_TOLERANCE})"))
         return None
     return p
@@ -105,7 +107,12 @@ def _bbox(value: Any, where: str, problems: list[tuple[str, str]]) -> bool:
 def rle_area(value: Any, where: str, problems: list[tuple[str, str]]) -> tuple[int, int] | None:
     """``(foreground pixels, total pixels)`` of an RLE (alternating 0/1 run lengths, starting with 0s)."""
     if not isinstance(value, list) or not value or not all(is_int(v) and v >= 0 for v in value):
-        problems.append((where, "must be a run-length encoding: a non-empty list of non-negative integers"))
+        hint = ""
+        if isinstance(value, dict) and "counts" in value:  # pycocotools' {"size": [h, w], "counts": ...}
+            hint = (" (found a COCO RLE object with 'counts': COCO's runs go down the columns and may be compressed; "
+                    "decode it with pycocotools.mask.decode and write the runs of the row-major mask, starting with "
+                    "the count of 0s)")
+        problems.append((where, "must be a run-length encoding: a non-empty list of non-negative integers" + hint))
         return None
     ones = sum(value[1::2])
     total = sum(value)
@@ -147,7 +154,15 @@ def parse_prediction_file(obj: Any, schema: TaskSchema, key: str) -> tuple[FileP
         if problem:
             problems.append(("file_name", f"{file_name!r} {problem}"[:300]))
         elif file_name != key:
-            problems.append(("file_name", f"{file_name!r} does not match the file {key!r}"[:300]))
+            hint = ""
+            if file_name.lower() == key.lower():
+                hint = ": it differs in case only, and names are case-sensitive"
+            elif file_name.endswith("/" + key):
+                hint = (f": file_name is relative to the datasource root, so drop the leading "
+                        f"{file_name[: -len(key)]!r}")
+            elif key.endswith("/" + file_name):
+                hint = f": file_name is relative to the datasource root, so write the file's folders {key[: -len(file_name)]!r} too"
+            problems.append(("file_name", f"{file_name!r} does not match the file {key!r}{hint}"[:300]))
     preds = obj.get("predictions")
     if not isinstance(preds, list):
         problems.append(("predictions", f"must be a list, found {type(preds).__name__}"))

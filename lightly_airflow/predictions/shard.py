@@ -19,6 +19,8 @@ from lightly_airflow.lightly_dir import (
     LightlyDir,
     LightlyFileError,
     json_relpath,
+    near_miss_stems,
+    parse_frame_name,
     parse_json_bytes,
 )
 from lightly_airflow.predictions import scorers as S
@@ -37,6 +39,9 @@ from lightly_airflow.storage import StorageCredentials, write_parquet
 logger = logging.getLogger(__name__)
 
 STAGE = "predictions"
+#: Missing prediction files per task and shard whose other likely names are all probed; past them, only the
+#: kinds of names already found (a run whose predictions exist for a few images only pays a few reads).
+PROBE_FIRST = 16
 TASK_TYPES_METADATA_KEY = "lightly.task_types"
 CATEGORY_IDS_METADATA_KEY = "lightly.category_ids"
 
@@ -200,7 +205,7 @@ def load_predictions_shard(
     keys = manifest.keys
     n = len(keys)
     bad_keys: set[str] = set()
-    missing = 0
+    missing = misnamed = 0
     with_predictions = np.zeros(n, bool)
     columns: dict[str, pa.Array] = {C.KEY: pa.array(keys, pa.string())}
     started = time.monotonic()
@@ -208,12 +213,12 @@ def load_predictions_shard(
         rows = _TaskRows(schema, n)
         rels = [json_relpath(f"{PREDICTIONS_DIR}/{schema.name}", k) for k in keys]
         got = folder.read_many(rels)
+        absent: list[str] = []
         for i, (key, rel) in enumerate(zip(keys, rels)):
             data = got.get(rel)
             where = f".lightly/{rel}"
             if data is None:
-                missing += 1
-                problems.add(key, "file", f"no prediction file for task {schema.name!r}", where)
+                absent.append(key)
                 continue
             if isinstance(data, Exception):
                 problems.add(key, "file", f"cannot read: {type(data).__name__}: {data}", where)
@@ -234,6 +239,8 @@ def load_predictions_shard(
             rows.add(i, preds)
             with_predictions[i] = True
         columns.update(rows.columns())
+        missing += len(absent)
+        misnamed += _report_missing(folder, schema.name, absent, problems)
         logger.info(
             "predictions %s: task %r (%s) read for %d files in %.1fs",
             manifest_uri, schema.name, schema.task_type, n, time.monotonic() - started,
@@ -252,17 +259,67 @@ def load_predictions_shard(
         "with_predictions": int(with_predictions.sum()),
         "bad": len(bad_keys),
         "missing": missing,
+        "misnamed": misnamed,
         "tasks": [t.name for t in tasks],
         "errors": len(problems),
         "output_uri": output_uri,
         "errors_uri": report_uri,
     }
     logger.info(
-        "predictions %s: %d files, %d tasks, %d with bad predictions, %d prediction files missing; %d problems in %s",
-        manifest_uri, n, len(tasks), len(bad_keys), missing, len(problems), report_uri,
+        "predictions %s: %d files, %d tasks, %d with bad predictions, %d prediction files missing (%d of them under "
+        "another name); %d problems in %s",
+        manifest_uri, n, len(tasks), len(bad_keys), missing, misnamed, len(problems), report_uri,
     )
     check_error_fraction(len(bad_keys), n, max_error_fraction, "predictions", report_uri)
     return result
+
+
+def _report_missing(folder: LightlyDir, task: str, keys: list[str], problems: ProblemLog) -> int:
+    """Report each key without a prediction file of ``task``; where a file exists under a name a tool may have
+    given it instead of Lightly's (:func:`~lightly_airflow.lightly_dir.near_miss_stems`: another frame-number
+    padding, the extension kept, another case, the subfolders missing), the reason names it and the fix.
+    Such a file is not read: the names are Lightly's contract, and a guess could pair the wrong file.
+
+    Every other name is probed for at most :data:`PROBE_FIRST` video frames and as many images spread over
+    ``keys``; the rest are probed only for the kinds of names found among those (a run with predictions for a few images only pays a few
+    reads per shard).
+
+    :returns: the number of keys whose prediction file was found under another name.
+    """
+    task_dir = f"{PREDICTIONS_DIR}/{task}"
+    found: dict[str, tuple[str, str]] = {}
+    sample: list[str] = []
+    for group in ([k for k in keys if parse_frame_name(k)], [k for k in keys if not parse_frame_name(k)]):
+        sample += group[:: max(1, len(group) // PROBE_FIRST)][:PROBE_FIRST]  # video frames and images apart
+    sampled = set(sample)
+    kinds: set[str] = set()
+    for phase, batch in enumerate((sample, [k for k in keys if k not in sampled])):
+        if phase and not kinds:
+            break
+        candidates = {k: [(f"{task_dir}/{alt}.json", kind, why) for alt, kind, why in near_miss_stems(k)
+                          if not phase or kind in kinds] for k in batch}
+        got = folder.read_many(sorted({rel for c in candidates.values() for rel, _, _ in c}))
+        for key, options in candidates.items():
+            hit = next(((rel, kind, why) for rel, kind, why in options if isinstance(got.get(rel), bytes)), None)
+            if hit is not None:
+                found[key] = (hit[0], hit[2])
+                kinds.add(hit[1])
+    for key in keys:
+        rel = json_relpath(task_dir, key)
+        reason = f"no prediction file for task {task!r}"
+        if key in found:
+            other, why = found[key]
+            reason += (f", but .lightly/{other} exists: {why}. Rename it to .lightly/{rel} (it is not read under "
+                       "its other name)")
+        problems.add(key, "file", reason, f".lightly/{rel}")
+    if found:
+        key, (other, why) = next(iter(found.items()))
+        logger.warning(
+            "task %r: %d of %d missing prediction files exist under another name, e.g. .lightly/%s instead of "
+            ".lightly/%s (%s); rename them, they are not read", task, len(found), len(keys), other,
+            json_relpath(task_dir, key), why,
+        )
+    return len(found)
 
 
 def finalize_prediction_scores(table: pa.Table) -> pa.Table:

@@ -79,9 +79,10 @@ def _listing_section(listing: Mapping[str, Any]) -> list[str]:
     out: list[str] = []
     skipped, examples = int(listing.get("skipped") or 0), listing.get("skipped_examples") or []
     unsupported = int(listing.get("unsupported") or 0)
-    if not skipped and not unsupported:
+    os_files = int(listing.get("os_files") or 0)
+    if not skipped and not unsupported and not os_files:
         return out
-    out.append(f"<h2>Not listed from the datasource ({esc(f'{skipped + unsupported:,}')})</h2>")
+    out.append(f"<h2>Not listed from the datasource ({esc(f'{skipped + unsupported + os_files:,}')})</h2>")
     if skipped:
         out.append(f'<p class="warn">{esc(f"{skipped:,}")} entries were skipped and never read; every one is in '
                    "the problems file (stage <code>listing</code>).</p>")
@@ -92,6 +93,11 @@ def _listing_section(listing: Mapping[str, Any]) -> list[str]:
         keys = ", ".join(visible_key(k) for k in listing.get("unsupported_examples") or [])
         out.append(f'<p class="note">{esc(f"{unsupported:,}")} files have an extension this run does not list '
                    f"(e.g. {esc(keys)}).</p>")
+    if os_files:
+        keys = ", ".join(visible_key(k) for k in listing.get("os_files_examples") or [])
+        out.append(f'<p class="note">{esc(f"{os_files:,}")} OS or tool metadata files were skipped: they are not '
+                   "samples (macOS <code>._*</code> and <code>__MACOSX/</code>, <code>.DS_Store</code>, "
+                   f"<code>Thumbs.db</code>, hidden folders such as <code>.git/</code>; e.g. {esc(keys)}).</p>")
     return out
 
 

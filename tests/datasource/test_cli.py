@@ -51,3 +51,16 @@ def test_list_reads_a_relevant_filenames_file_saved_by_windows_tools(tmp_path, c
     rel.write_bytes("a.png\nb\xe4.png\n".encode("latin-1"))
     assert main(["list", str(root), "--relevant-filenames", str(rel)]) != 0
     assert "--relevant-filenames" in (err := capsys.readouterr().err) and "not UTF-8 text" in err
+
+
+def test_list_names_the_os_metadata_files_it_skips(tmp_path, capsys) -> None:
+    root = tmp_path / "ds"
+    (root / "__MACOSX").mkdir(parents=True)
+    (root / "x.jpg").write_bytes(png_bytes(1))
+    (root / "._x.jpg").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00")
+    (root / "__MACOSX" / "._x.jpg").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00")
+    assert main(["list", str(root), "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert [json.loads(line)["key"] for line in captured.out.splitlines()] == ["x.jpg"]
+    assert "1 files" in captured.err
+    assert "2 OS or tool metadata files skipped (not samples), e.g. '._x.jpg', '__MACOSX/._x.jpg'" in captured.err

@@ -228,3 +228,43 @@ def test_missing_local_root_and_bad_arguments(tmp_path) -> None:
         list_table("ftp://host/x")
     with pytest.raises(ValueError, match="must not contain"):
         read_bytes(str(tmp_path), "../etc/passwd")
+
+
+JUNK = {
+    "a/b/._deep.JPG": b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ",  # AppleDouble sidecar
+    "__MACOSX/a/b/._deep.JPG": b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ",
+    "__MACOSX/a/b/deep.JPG": png_bytes(2),
+    "a/.DS_Store": b"\x00\x00\x00\x01Bud1",
+    "a/Thumbs.db": b"\xd0\xcf\x11\xe0",
+    "Desktop.ini": b"[.ShellClassInfo]",
+    ".ipynb_checkpoints/top-checkpoint.png": png_bytes(1),
+    ".Trash-1000/files/old.png": png_bytes(10),
+    ".git/objects/ab/cdef": b"x\x01",
+    "a/@eaDir/deep.JPG/SYNOPHOTO_THUMB_XL.jpg": png_bytes(11),  # a Synology NAS' thumbnails
+    "a/.#top.png": b"user@host.1234",  # an editor's lock file
+}
+NOT_JUNK = {  # look alike, but are images
+    "a/.hidden.png": png_bytes(12),
+    "x._y.png": png_bytes(13),
+    "a_._b.png": png_bytes(14),
+    "Thumbs.db.png": png_bytes(15),
+    "Icons/icon.png": png_bytes(16),
+}
+
+
+def test_os_and_tool_metadata_files_are_never_samples_but_counted(store: Store) -> None:
+    fill(store, {**FILES, **JUNK, **NOT_JUNK})
+    for extensions in (None, ["*"]):  # not even when every file is listed
+        stats: dict = {}
+        table = list_table(store.uri, credentials=store.credentials, stats=stats,
+                           **({"extensions": extensions} if extensions else {}))
+        keys = table.column(KEY).to_pylist()
+        assert not set(keys) & set(JUNK) and set(NOT_JUNK) <= set(keys)
+        assert stats["os_files"] == len(JUNK)
+        assert stats["os_files_examples"] == sorted(JUNK, key=str.encode)[:5]  # the first few, in key order
+        assert stats["unsupported"] == (2 if extensions is None else 0)  # notes.txt, a/README.md; .lightly/ uncounted
+    # With a relevant-filenames file only OS files among the relevant ones are counted.
+    stats = {}
+    table = listing(store, relevant_filenames="a/*", stats=stats)
+    assert "a/.hidden.png" in table.column(KEY).to_pylist()
+    assert stats["os_files"] == sum(k.startswith("a/") for k in JUNK)

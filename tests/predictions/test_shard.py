@@ -286,3 +286,103 @@ def test_coco_keypoint_visibility_flags_are_named():
     assert parsed is None and len(problems) == 1 and "COCO visibility flags 0/1/2" in problems[0][1]
     obj["predictions"][0]["keypoints"][2] = 1.5  # not flags: no hint
     assert "COCO" not in parse_prediction_file(obj, schema, "a.png")[1][0][1]
+
+
+def test_prediction_files_under_another_name_are_named_with_the_fix(tmp_path):
+    """Lightly names a video frame's predictions ``<video>-<frame zero-padded to len(str(n_frames))>-<ext>.json``
+    and an image's ``<key without extension>.json``; a file that a tool named otherwise is reported with the
+    name Lightly expects and the fix, not as a bare "missing", and is not read."""
+    schema = {"task_type": "classification", "categories": [{"id": 0, "name": "a"}, {"id": 1, "name": "b"}]}
+    frames = [f"videos/clip-{i:03d}-mp4.png" for i in range(40)]  # a 200-frame video: 3 digits
+    keys = [*frames, "videos/long-00007-mov.png", "IMG_1.JPG", "day1/cam/x.png", "lower/IMG_2.png", "gone.png"]
+    files: dict[str, object] = {P + "tasks.json": ["t"], P + "t/schema.json": schema}
+    files.update({f"{P}t/videos/clip-{i}-mp4.json": cls(k, 0, [0.5, 0.5]) for i, k in enumerate(frames)})  # unpadded
+    files[P + "t/videos/long-007-mov.json"] = cls("videos/long-00007-mov.png", 0, [0.5, 0.5])  # too little padding
+    files[P + "t/IMG_1.jpg.json"] = cls("IMG_1.JPG", 0, [0.5, 0.5])  # extension kept, in another case
+    files[P + "t/x.json"] = cls("day1/cam/x.png", 0, [0.5, 0.5])  # subfolders missing
+    files[P + "t/lower/img_2.json"] = cls("lower/IMG_2.png", 0, [0.5, 0.5])  # lower-cased by a tool
+    store = tmp_path / "store"
+    write_tree(store, files)
+    counts = load_predictions_shard(make_manifest(tmp_path, keys), lightly_uri=str(store))
+    assert counts["missing"] == len(keys) and counts["misnamed"] == len(keys) - 1 and counts["with_predictions"] == 0
+    reasons = {e[C.KEY]: (e["reason"], e["path"]) for e in pq.read_table(counts["errors_uri"]).to_pylist()}
+    assert len(reasons) == len(keys)
+    reason, path = reasons["videos/clip-007-mp4.png"]
+    assert path == ".lightly/predictions/t/videos/clip-007-mp4.json"
+    assert (".lightly/predictions/t/videos/clip-7-mp4.json exists: its frame number is written with 1 digit; "
+            "Lightly zero-pads it to the number of digits of the video's frame count (3 here). "
+            "Rename it to .lightly/predictions/t/videos/clip-007-mp4.json") in reason
+    assert all("exists: its frame number" in reasons[k][0] for k in frames)  # past the probed sample too
+    assert ".lightly/predictions/t/videos/long-007-mov.json exists" in reasons["videos/long-00007-mov.png"][0]
+    assert "t/IMG_1.jpg.json exists: its name keeps the image's extension" in reasons["IMG_1.JPG"][0]
+    assert "t/x.json exists: it lies at the top of the task folder, not in the image's folder day1/cam/" in (
+        reasons["day1/cam/x.png"][0])
+    assert "t/lower/img_2.json exists: its name differs in case" in reasons["lower/IMG_2.png"][0]
+    assert reasons["gone.png"][0] == "no prediction file for task 't'"
+
+
+def test_a_few_predictions_cost_few_extra_reads(tmp_path, monkeypatch):
+    """Predictions for a few images only (the rest legitimately have none): other names are probed for a
+    sample of the missing files, not for each of them."""
+    from lightly_airflow.lightly_dir import LightlyDir
+
+    schema = {"task_type": "classification", "categories": [{"id": 0, "name": "a"}, {"id": 1, "name": "b"}]}
+    keys = [f"d/e/img-{i:04d}.png" for i in range(300)]
+    files: dict[str, object] = {P + "tasks.json": ["t"], P + "t/schema.json": schema,
+                                P + "t/d/e/img-0000.json": cls(keys[0], 0, [0.5, 0.5])}
+    store = tmp_path / "store"
+    write_tree(store, files)
+    reads: list[int] = []
+    real = LightlyDir.read_many
+    monkeypatch.setattr(LightlyDir, "read_many", lambda self, rels: reads.append(len(rels)) or real(self, rels))
+    counts = load_predictions_shard(make_manifest(tmp_path, keys), lightly_uri=str(store))
+    assert counts["missing"] == 299 and counts["misnamed"] == 0 and counts["with_predictions"] == 1
+    assert reads[0] == 300 and sum(reads[1:]) <= 16 * 5  # 16 sampled keys x (2 extension cases, 1 case, 2 folders)
+
+
+def test_one_category_probability_is_binary_as_in_lightly(tmp_path):
+    """A binary classifier's task with one category (``defect``) and a sigmoid output ``"probabilities": [0.7]``:
+    Lightly's ScorerClassification reads one column as the binary ``[p, 1 - p]``; it is not a vector that fails
+    to sum to 1."""
+    schema = {"task_type": "classification", "categories": [{"id": 1, "name": "defect"}]}
+    files = {P + "tasks.json": ["defect"], P + "defect/schema.json": schema,
+             P + "defect/a.json": cls("a.png", 1, [0.7]), P + "defect/b.json": cls("b.png", 1, [1.0]),
+             P + "defect/c.json": cls("c.png", 1, [1.2])}
+    write_tree(tmp_path / "s", files)
+    counts = load_predictions_shard(make_manifest(tmp_path, ["a.png", "b.png", "c.png"]), lightly_uri=str(tmp_path / "s"))
+    assert (counts["with_predictions"], counts["bad"]) == (2, 1)  # c.png: 1.2 is no probability
+    rows = {r[C.KEY]: r for r in pq.read_table(counts["output_uri"]).to_pylist()}
+    a, b = rows["a.png"], rows["b.png"]
+    assert a[C.score_column("defect", "uncertainty_least_confidence")] == pytest.approx(0.3 / 0.5)
+    assert a[C.score_column("defect", "uncertainty_margin")] == pytest.approx(1 - (0.7 - 0.3))
+    assert a[C.score_column("defect", "uncertainty_entropy")] == pytest.approx(-(0.7 * np.log2(0.7) + 0.3 * np.log2(0.3)))
+    assert a[C.class_distribution_column("defect")] == pytest.approx([0.7])
+    assert b[C.score_column("defect", "uncertainty_margin")] == 0.0
+
+
+@pytest.mark.parametrize("rle", [{"size": [2, 3], "counts": [1, 2, 3]}, {"size": [2, 3], "counts": "0123"}])
+def test_a_coco_rle_object_is_named_with_the_conversion(rle):
+    """pycocotools writes ``{"size": [h, w], "counts": ...}`` (column-major runs, often compressed); Lightly's
+    ``segmentation`` is the flat list of a row-major mask's runs: the reason says how to convert."""
+    schema, _ = parse_task_schema("seg", SCHEMAS["seg"])
+    obj = {"file_name": "a.png", "predictions": [{"category_id": 1, "segmentation": rle, "score": 0.9}]}
+    preds, problems = parse_prediction_file(obj, schema, "a.png")
+    assert preds is None
+    ((field, reason),) = problems
+    assert field == "predictions[0].segmentation"
+    assert "COCO RLE object" in reason and "pycocotools.mask.decode" in reason and "row-major" in reason
+
+
+@pytest.mark.parametrize(("file_name", "hint"), [
+    ("sub/IMG_1.jpg", "differs in case only"),
+    ("input/sub/IMG_1.JPG", "drop the leading 'input/'"),
+    ("IMG_1.JPG", "write the file's folders 'sub/' too"),
+])
+def test_a_file_name_that_nearly_matches_says_how(file_name, hint):
+    """``file_name`` written relative to the bucket instead of the datasource root, without the image's folders,
+    or by a tool that lower-cases extensions: the reason says what differs."""
+    schema, _ = parse_task_schema("cls", SCHEMAS["cls"])
+    preds, problems = parse_prediction_file(cls(file_name, 0, [0.5, 0.5]), schema, "sub/IMG_1.JPG")
+    assert preds is None
+    ((field, reason),) = problems
+    assert field == "file_name" and "does not match the file 'sub/IMG_1.JPG'" in reason and hint in reason
