@@ -417,7 +417,7 @@ def list_new(
         write_spec(objects, staging.run_dir(query.datapool_uri, run_id), creds.datapool)
         staging.write_listing_skips(query.datapool_uri, run_id, found.skipped, found.unsupported,
                                     found.unsupported_examples, creds.datapool, os_files=found.os_files,
-                                    os_files_examples=found.os_files_examples)
+                                    os_files_examples=found.os_files_examples, older_pixel_rules=older)
     return ListResult(
         manifests=manifests, seen=found.listing.num_rows, new=files.num_rows, known=found.known_count,
         process_all=query.process_all, reusable=reusable, reuse_uri=reuse_uri, new_files=new_files_count,
@@ -713,7 +713,7 @@ def select_and_commit(
             corrupt=counts["corrupt"], duplicate=counts["duplicate"], missing=counts["missing"],
             pool_selected_before=0 if preselected is None else preselected.num_rows,
             problems=problems, problems_uri=problems_uri,
-            metrics=_jsonable(metrics), notes=[*(notes or []), *config.notes()],
+            metrics=_jsonable(metrics), notes=[*(notes or []), *config.notes(), *_listing_notes(listing)],
             missing_inputs={str(k): int(v) for k, v in (metrics.get("missing_inputs") or {}).items()},
             warnings=selection_warnings(candidates, config, metrics),
             objects=objects_run.summary(run_objects, object_rows, spec), listing=listing,
@@ -980,6 +980,16 @@ def _manifest_meta(manifest_uri: str, credentials: StorageCredentials | None) ->
     return {k: json.dumps(v) for k, v in manifest.metadata.items()}
 
 
+def _listing_notes(listing: dict[str, Any]) -> list[str]:
+    """What the listing changed beyond its counts, for the summary's notes."""
+    older = int(listing.get("older_pixel_rules") or 0)
+    if not older:
+        return []
+    return [f"{older:,} unchanged files were decoded and embedded again instead of reused: their values in the pool "
+            f"were computed under older pixel rules (before version {C.PIXEL_RULES_VERSION}: EXIF orientation, "
+            "video rotation, edit lists)"]
+
+
 def listing_skips(
     datapool_uri: str, run_id: str, credentials: StorageCredentials | None
 ) -> tuple[dict[str, Any], list[pa.Table]]:
@@ -996,6 +1006,8 @@ def listing_skips(
     for name in ("unsupported", "os_files"):
         if found.get(name):
             summary.update({name: int(found[name]), f"{name}_examples": [str(k) for k in found.get(f"{name}_examples") or []]})
+    if found.get("older_pixel_rules"):
+        summary["older_pixel_rules"] = int(found["older_pixel_rules"])
     if not skipped:
         return summary, []
     problems = staging.ProblemLog("listing")

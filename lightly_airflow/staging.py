@@ -105,14 +105,15 @@ def listing_uri(datapool_uri: str, run_id: str) -> str:
 def write_listing_skips(
     datapool_uri: str, run_id: str, skipped: Sequence[tuple[str, str]], unsupported: int,
     unsupported_examples: Sequence[str], credentials: StorageCredentials | None = None, *, limit: int = 10_000,
-    os_files: int = 0, os_files_examples: Sequence[str] = (),
+    os_files: int = 0, os_files_examples: Sequence[str] = (), older_pixel_rules: int = 0,
 ) -> str:
     """Write ``listing.json`` (always, so a retried listing replaces a stale one); at most ``limit`` entries."""
     from lightly_airflow.storage import write_bytes
 
     body = {"skipped_count": len(skipped), "skipped": [list(e) for e in skipped[:limit]],
             "unsupported": int(unsupported), "unsupported_examples": list(unsupported_examples),
-            "os_files": int(os_files), "os_files_examples": list(os_files_examples)}
+            "os_files": int(os_files), "os_files_examples": list(os_files_examples),
+            "older_pixel_rules": int(older_pixel_rules)}
     return write_bytes(json.dumps(body).encode(), listing_uri(datapool_uri, run_id), credentials)
 
 

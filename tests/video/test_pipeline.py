@@ -92,7 +92,9 @@ def test_two_runs_process_only_new_videos_and_write_selected_frames(
     # The pixel rules change (a later release decodes frames differently): process_all decodes every frame
     # again instead of keeping values of the old rules, and says so in its counts.
     monkeypatch.setattr(C, "PIXEL_RULES_VERSION", C.PIXEL_RULES_VERSION + 1)
-    listed4, counts4, _ = run_once(videos, pool_dir, "run4", process_all=True)
+    listed4, counts4, s4 = run_once(videos, pool_dir, "run4", process_all=True)
+    assert any(n.startswith("74 unchanged files were decoded and embedded again") for n in s4.notes), s4.notes
+    assert "74 unchanged files were decoded and embedded again" in Path(s4.report_uri.removeprefix("file://")).read_text()
     assert listed4.new == 74 and listed4.reusable == 0 and listed4.older_pixel_rules == 74
     assert sum(c["embedded"] for c in counts4) == 74 and sum(c["reused"] for c in counts4) == 0
     rows4 = pool.read(run_id="run4")
