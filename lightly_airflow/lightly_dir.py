@@ -222,6 +222,33 @@ class LightlyDir:
                 out[rel] = value
         return out
 
+    def find_misnamed(self, folder: str, keys: Sequence[str], probe_first: int = 16) -> dict[str, tuple[str, str]]:
+        """For keys whose file in ``folder`` (e.g. ``predictions/<task>``, ``metadata``) is absent, the file a tool
+        may have written under another name (:func:`near_miss_stems`): key -> (its relpath, why it is not read).
+
+        Every other name is probed for at most ``probe_first`` video frames and as many images spread over
+        ``keys``; the rest are probed only for the kinds of names found among those (a run whose files exist for
+        a few samples only pays a few reads).
+        """
+        found: dict[str, tuple[str, str]] = {}
+        sample: list[str] = []
+        for group in ([k for k in keys if parse_frame_name(k)], [k for k in keys if not parse_frame_name(k)]):
+            sample += group[:: max(1, len(group) // probe_first)][:probe_first]  # video frames and images apart
+        sampled = set(sample)
+        kinds: set[str] = set()
+        for phase, batch in enumerate((sample, [k for k in keys if k not in sampled])):
+            if phase and not kinds:
+                break
+            candidates = {k: [(f"{folder}/{alt}.json", kind, why) for alt, kind, why in near_miss_stems(k)
+                              if not phase or kind in kinds] for k in batch}
+            got = self.read_many(sorted({rel for c in candidates.values() for rel, _, _ in c}))
+            for key, options in candidates.items():
+                hit = next(((rel, kind, why) for rel, kind, why in options if isinstance(got.get(rel), bytes)), None)
+                if hit is not None:
+                    found[key] = (hit[0], hit[2])
+                    kinds.add(hit[1])
+        return found
+
     def read_text(self, relpath: str) -> str | None:
         """A text file of ``.lightly/``, ``None`` when absent (see :func:`decode_text`).
 

@@ -78,6 +78,16 @@ def _custom_values(
         got.update(folder.read_many(sorted(set(video_rel.values()))))
     out: list[list[Any]] = []
     defaults = [f.default for f in fields]
+    absent = [k for k in keys if got.get(own[k]) is None and (k not in video_rel or got.get(video_rel[k]) is None)]
+    misnamed = folder.find_misnamed(METADATA_DIR, absent) if absent else {}
+    for k, (other, why) in misnamed.items():  # Lightly's default values would stand in silently
+        problems.add(k, "file", f"no metadata file, but .lightly/{other} exists: {why}. Rename it to .lightly/{own[k]} "
+                     "(it is not read under its other name; the fields' defaultValue is used)", f".lightly/{own[k]}")
+    if misnamed:
+        k, (other, why) = next(iter(misnamed.items()))
+        logger.warning("%d of %d samples without a metadata file have one under another name, e.g. .lightly/%s "
+                       "instead of .lightly/%s (%s); rename them, they are not read", len(misnamed), len(absent),
+                       other, own[k], why)
     for k in keys:
         rel = own[k]
         data = got.get(rel)

@@ -19,8 +19,6 @@ from lightly_airflow.lightly_dir import (
     LightlyDir,
     LightlyFileError,
     json_relpath,
-    near_miss_stems,
-    parse_frame_name,
     parse_json_bytes,
 )
 from lightly_airflow.predictions import scorers as S
@@ -280,30 +278,13 @@ def _report_missing(folder: LightlyDir, task: str, keys: list[str], problems: Pr
     padding, the extension kept, another case, the subfolders missing), the reason names it and the fix.
     Such a file is not read: the names are Lightly's contract, and a guess could pair the wrong file.
 
-    Every other name is probed for at most :data:`PROBE_FIRST` video frames and as many images spread over
-    ``keys``; the rest are probed only for the kinds of names found among those (a run with predictions for a few images only pays a few
-    reads per shard).
+    Every other name is probed for at most :data:`PROBE_FIRST` video frames and as many images
+    (:meth:`~lightly_airflow.lightly_dir.LightlyDir.find_misnamed`).
 
     :returns: the number of keys whose prediction file was found under another name.
     """
     task_dir = f"{PREDICTIONS_DIR}/{task}"
-    found: dict[str, tuple[str, str]] = {}
-    sample: list[str] = []
-    for group in ([k for k in keys if parse_frame_name(k)], [k for k in keys if not parse_frame_name(k)]):
-        sample += group[:: max(1, len(group) // PROBE_FIRST)][:PROBE_FIRST]  # video frames and images apart
-    sampled = set(sample)
-    kinds: set[str] = set()
-    for phase, batch in enumerate((sample, [k for k in keys if k not in sampled])):
-        if phase and not kinds:
-            break
-        candidates = {k: [(f"{task_dir}/{alt}.json", kind, why) for alt, kind, why in near_miss_stems(k)
-                          if not phase or kind in kinds] for k in batch}
-        got = folder.read_many(sorted({rel for c in candidates.values() for rel, _, _ in c}))
-        for key, options in candidates.items():
-            hit = next(((rel, kind, why) for rel, kind, why in options if isinstance(got.get(rel), bytes)), None)
-            if hit is not None:
-                found[key] = (hit[0], hit[2])
-                kinds.add(hit[1])
+    found = folder.find_misnamed(task_dir, keys, PROBE_FIRST)
     for key in keys:
         rel = json_relpath(task_dir, key)
         reason = f"no prediction file for task {task!r}"

@@ -226,3 +226,49 @@ def test_values_written_without_the_metadata_wrapper_are_named_as_such():
                                      '"metadata": {...}}')]
     _, problems = values_from_file({"file_name": "a.png", "metadata": [1]}, fields, "a.png")
     assert problems == [("metadata", "must be a JSON object, found a list")]
+
+
+def test_metadata_files_under_another_name_are_named_with_the_fix(tmp_path):
+    """A metadata file a tool wrote with the image's extension kept (``IMG_1.JPG.json``) or a frame's number
+    padded otherwise (``clip-7-mp4.json`` for frame 7 of 120) was not found, and every field silently took its
+    ``defaultValue``: the selection ran on defaults. The file is still not read (names are Lightly's contract),
+    but each sample says which file exists and how to rename it."""
+    doc = json.loads(LIGHTLY_DOC_IMAGE_FILE.replace("321,", "321"))
+    write_tree(tmp_path / "bucket", {
+        "IMG_1.JPG": encode(noise_image(0, (8, 8)), "JPEG"),
+        "good.png": encode(noise_image(1, (8, 8))),
+        "nothing.png": encode(noise_image(2, (8, 8))),
+        ".lightly/metadata/schema.json": METADATA_SCHEMA,
+        ".lightly/metadata/IMG_1.JPG.json": json.dumps({**doc, "file_name": "IMG_1.JPG"}),
+        ".lightly/metadata/good.json": json.dumps({**doc, "file_name": "good.png"}),
+    })
+    keys = ["IMG_1.JPG", "good.png", "nothing.png"]
+    counts = compute_metadata_shard(make_manifest(tmp_path, keys, lightly_uri=str(tmp_path / "bucket")))
+    rows = {r[C.KEY]: r for r in pq.read_table(counts["output_uri"]).to_pylist()}
+    assert rows["good.png"][C.metadata_column("weather.temperature")] == 10.5
+    assert rows["IMG_1.JPG"][C.metadata_column("weather.temperature")] != 10.5  # not read under its other name
+    errors = {e[C.KEY]: e for e in pq.read_table(counts["errors_uri"]).to_pylist()}
+    assert set(errors) == {"IMG_1.JPG"}  # a sample without any file is Lightly's "use the defaults", no problem
+    assert errors["IMG_1.JPG"]["reason"].startswith(
+        "no metadata file, but .lightly/metadata/IMG_1.JPG.json exists: its name keeps the image's extension; "
+        "Lightly drops it. Rename it to .lightly/metadata/IMG_1.json")
+    assert errors["IMG_1.JPG"]["path"] == ".lightly/metadata/IMG_1.json"
+
+
+def test_a_frame_metadata_file_with_other_padding_is_named(tmp_path):
+    from lightly_airflow.video.naming import frame_name
+
+    key = frame_name("clip.mp4", 7, 120)  # clip-007-mp4.png
+    write_tree(tmp_path / "bucket", {
+        "clip.mp4": b"",
+        ".lightly/metadata/schema.json": METADATA_SCHEMA,
+        ".lightly/metadata/clip-7-mp4.json": json.dumps({"file_name": key, "type": "frame",
+                                                         "metadata": {"scene": "city street"}}),
+    })
+    manifest = make_manifest(tmp_path, [key], lightly_uri=str(tmp_path / "bucket"))
+    counts = compute_metadata_shard(manifest)
+    # (the manifest holds the frame's name only, no video columns: it is also reported as a missing file)
+    errors = [e for e in pq.read_table(counts["errors_uri"]).to_pylist() if (e["path"] or "").startswith(".lightly/")]
+    assert len(errors) == 1 and errors[0][C.KEY] == key
+    assert "but .lightly/metadata/clip-7-mp4.json exists: its frame number is written with 1 digit" in errors[0]["reason"]
+    assert "Rename it to .lightly/metadata/clip-007-mp4.json" in errors[0]["reason"]
