@@ -433,9 +433,10 @@ def sample_page(
     if extra.get("predictions_error"):
         pred_note = f'<p class="muted">Predictions: {H.e(extra["predictions_error"])}</p>'
     elif boxes:
-        pred_note = f'<p class="muted">{H.e(len(boxes))} predicted boxes drawn (from <code>.lightly/predictions</code>).</p>'
+        noun = "box" if len(boxes) == 1 else "boxes"
+        pred_note = f'<p class="muted">{H.e(len(boxes))} predicted {noun} drawn (from <code>.lightly/predictions</code>).</p>'
     if objects:
-        pred_note += (f'<p class="muted">{H.e(len(objects))} objects drawn: selected ones solid and marked ✓, the '
+        pred_note += (f'<p class="muted">{H.e(len(objects))} object{"s" * (len(objects) != 1)} drawn: selected ones solid and marked ✓, the '
                       "others dashed; click a box for the object's page.</p>")
     body = (
         tabs(root, pool, scope, "")

@@ -30,7 +30,7 @@ from lightly_airflow.datapool.tagging import hand_made_tags
 from lightly_airflow.plugins.config import PoolSpec
 
 #: Columns never offered as filters, sort keys or colours (identity, lists, the map itself).
-HIDDEN = {C.EMBEDDING, C.TAGS, C.LAYOUT_X, C.LAYOUT_Y}
+HIDDEN = {C.EMBEDDING, C.TAGS, C.LAYOUT_X, C.LAYOUT_Y, C.PIXEL_RULES}
 #: String columns shown as categories only when they have at most this many distinct values.
 MAX_CATEGORIES = 40
 #: Points the map draws at most; the rest of the scope shows in the density grid.
