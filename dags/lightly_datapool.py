@@ -152,32 +152,31 @@ with DAG(
         "n_samples_meaning": "{{ params.n_samples_meaning }}",
     }
 
+    #: What the sensor and the list task both check (the same query: lightly_airflow/datasource/query.py).
+    query = {
+        "datasource_uri": "{{ params.datasource_uri }}",
+        "lightly_uri": "{{ params.lightly_uri }}",
+        "process_all": "{{ params.process_all }}",
+        "selection_config": "{{ params.selection_config }}",
+        "worker_config": "{{ params.worker_config }}",
+        "lightly_config": "{{ params.lightly_config }}",
+        "active_learning": active_learning,
+    }
+
     wait_for_new_files = NewFilesSensor(
         task_id="wait_for_new_files",
-        datasource_uri="{{ params.datasource_uri }}",
-        lightly_uri="{{ params.lightly_uri }}",
-        process_all="{{ params.process_all }}",
-        selection_config="{{ params.selection_config }}",
-        worker_config="{{ params.worker_config }}",
-        lightly_config="{{ params.lightly_config }}",
-        active_learning=active_learning,
         timeout=WAIT_FOR_NEW_FILES_S,
         poke_interval=POKE_INTERVAL_S,
         soft_fail=True,  # nothing new before the timeout: skip this run, do not fail it
         retries=0,
+        **query,
         **common,
     )
 
     list_new_files = ListNewFilesOperator(
         task_id="list_new_files",
-        datasource_uri="{{ params.datasource_uri }}",
-        lightly_uri="{{ params.lightly_uri }}",
-        process_all="{{ params.process_all }}",
-        selection_config="{{ params.selection_config }}",
-        worker_config="{{ params.worker_config }}",
-        lightly_config="{{ params.lightly_config }}",
         tag_name="{{ params.tag_name }}",
-        active_learning=active_learning,
+        **query,
         **common,
     )
     manifests = list_new_files.output
