@@ -250,3 +250,36 @@ def test_crops_analysed_ahead_of_the_model_stay_within_the_budget(
         time.sleep(0.01)  # a slow model: the decoders run ahead as far as the budget lets them
     assert order == list(range(40))
     assert most_ahead <= Hook.budget + 3  # the budget, plus the consumer's next frame at most
+
+
+def test_a_phone_videos_frames_are_cropped_upright(tmp_path: Path) -> None:
+    """A portrait phone video is stored landscape with a display matrix; its predictions are made on the frames
+    as players show them (96 wide, 160 high), so its boxes are cropped from the upright frame: a box below the
+    stored picture's height crops the pixels the user sees there, and the exported crop equals them."""
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.metadata.metrics import compute_metrics
+    from lightly_airflow.objects.crops import crop_relpath
+    from lightly_airflow.video.synthetic import scene, scene_frames, write_video
+
+    src, pool_dir = tmp_path / "src", tmp_path / "pool"
+    src.mkdir()
+    upright = list(scene_frames(scene("astronaut"), 4, (96, 160), seed=3))  # portrait: 96 wide, 160 high
+    stored = [np.ascontiguousarray(np.rot90(f, 1)) for f in upright]
+    write_video(str(src / "IMG_0042.MOV"), stored, size=(160, 96), rotation=-90)
+    _predictions(src, {"IMG_0042-1-MOV.png": [[8, 110, 80, 40]]})  # y + h = 150: inside 96 x 160 only
+    selection = {"n_samples": 1, "strategies": [{"input": {"type": "EMBEDDINGS", "task": TASK},
+                                                 "strategy": {"type": "DIVERSITY"}}]}
+    _, counts, summary = _run(src, pool_dir, "r1", selection)
+    assert counts[0]["objects"]["objects"] == 1 and counts[0]["objects"]["boxes_outside_image"] == 0
+    rows = Datapool(f"file://{pool_dir}").read()
+    (obj,) = rows.filter(pc.is_valid(rows.column(C.PARENT_KEY))).to_pylist()
+    assert obj[C.PARENT_KEY] == "IMG_0042-1-MOV.png" and obj[C.OBJECT_CROP_BOX] == [8, 110, 80, 40]
+    shown = np.ascontiguousarray(np.rot90(_frame_rgb(src / "IMG_0042.MOV", 1), -1))  # as players show it
+    assert shown.shape == (160, 96, 3)
+    region = np.ascontiguousarray(shown[110:150, 8:88])
+    expected = compute_metrics(region, np.asarray(Image.fromarray(region).convert("L")), 0)
+    assert obj[C.lightly_metadata_column("luminance")] == pytest.approx(expected["luminance"], rel=1e-9)
+    assert obj[C.lightly_metadata_column("meanRed")] == pytest.approx(expected["meanRed"], rel=1e-9)
+    with Image.open(src / ".lightly" / crop_relpath(obj[C.PARENT_KEY], TASK, 0)) as crop:
+        np.testing.assert_array_equal(np.asarray(crop.convert("RGB")), region)
+    assert summary.objects["crops"]["written"] == 1
