@@ -653,7 +653,8 @@ def select_and_commit(
             from lightly_airflow.selection.sequences import select_sequences
 
             seq = select_sequences(candidates, run_config, selected_sequence_length, preselected=preselected,
-                                   query_embeddings=query_embeddings, seed=run_seed(run_id))
+                                   query_embeddings=query_embeddings, seed=run_seed(run_id),
+                                   objects=run_objects, preselected_objects=pre_objects)
             picked_keys, metrics, sequences = list(seq.keys), dict(seq.metrics), seq.sequences
             metrics["sequences"] = sequences
         elif candidates.num_rows and n_new != 0:

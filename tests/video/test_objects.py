@@ -43,8 +43,8 @@ def _predictions(src: Path, boxes: dict[str, list[list[float]]]) -> None:
 
 
 def _run(src: Path, pool: Path, run_id: str, selection: dict[str, Any], worker: dict[str, Any] | None = None,
-         *, process_all: bool = False, num_workers: int = 2,
-         after_listing: Any = None) -> tuple[Any, list[dict[str, Any]], Any]:
+         *, process_all: bool = False, num_workers: int = 2, after_listing: Any = None,
+         **select_options: Any) -> tuple[Any, list[dict[str, Any]], Any]:
     """The run's plain functions (what the DAG's tasks call), with the object settings the list task writes."""
     from lightly_airflow.config.selection import parse_selection_config
     from lightly_airflow.config.worker import parse_worker_config
@@ -68,7 +68,7 @@ def _run(src: Path, pool: Path, run_id: str, selection: dict[str, Any], worker: 
         compute_metadata_shard(m)
         load_predictions_shard(m, lightly_uri=f"file://{src}")
     summary = select_and_commit(datapool_uri=f"file://{pool}", run_id=run_id, dag_id="t",
-                                manifests=listed.manifests, selection_config=selection)
+                                manifests=listed.manifests, selection_config=selection, **select_options)
     return listed, counts, summary
 
 
@@ -283,3 +283,25 @@ def test_a_phone_videos_frames_are_cropped_upright(tmp_path: Path) -> None:
     with Image.open(src / ".lightly" / crop_relpath(obj[C.PARENT_KEY], TASK, 0)) as crop:
         np.testing.assert_array_equal(np.asarray(crop.convert("RGB")), region)
     assert summary.objects["crops"]["written"] == 1
+
+
+def test_sequences_are_selected_by_the_objects_of_their_frames(tmp_path: Path) -> None:
+    """With ``selected_sequence_length`` a sequence's objects are its frames' objects: object-level DIVERSITY
+    picks whole sequences, first those with objects (a sequence without any has objective 0), and marks the
+    objects of every frame it picked. It used to fail after the embed tasks with "no objects of task"."""
+    from lightly_airflow.datapool import Datapool
+
+    src, pool_dir = tmp_path / "src", tmp_path / "pool"
+    make_scene_video(str(src / "street.mp4"), "astronaut", 12, seed=1)
+    _predictions(src, {"street-03-mp4.png": [[10, 20, 40, 30]], "street-06-mp4.png": [[0, 0, 30, 30]],
+                       "street-07-mp4.png": [[50, 40, 60, 50]]})
+    selection = {"n_samples": 4, "strategies": [{"input": {"type": "EMBEDDINGS", "task": TASK},
+                                                 "strategy": {"type": "DIVERSITY"}}]}
+    _, _, summary = _run(src, pool_dir, "r1", selection, selected_sequence_length=2)
+    rows = Datapool(f"file://{pool_dir}").read()
+    frames = rows.filter(pc.is_null(rows.column(C.PARENT_KEY)))
+    picked = frames.filter(pc.fill_null(frames.column(C.SELECTED), False)).column(C.FRAME_INDEX).to_pylist()
+    assert sorted(picked) == [2, 3, 6, 7]  # the two sequences (frames 2-3 and 6-7) with objects
+    assert [s["frame_indices"] for s in summary.metrics["sequences"]] in ([[2, 3], [6, 7]], [[6, 7], [2, 3]])
+    objs = rows.filter(pc.is_valid(rows.column(C.PARENT_KEY)))
+    assert objs.num_rows == 3 and all(objs.column(C.OBJECT_SELECTED).to_pylist())
