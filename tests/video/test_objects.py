@@ -169,6 +169,17 @@ def test_object_level_selection_picks_frames_by_the_crops_of_their_predicted_box
                 np.testing.assert_array_equal(np.asarray(crop.convert("RGB")), rgb[y : y + h, x : x + w])
     assert summary.objects["crops"]["written"] == sum(1 for r in objs if r[C.OBJECT_SELECTED])
     assert summary.objects["crops"]["failed"] == 0
+    # The COCO export gives the picked frames' PNGs with their objects' boxes as predicted.
+    from urllib.parse import unquote
+
+    from lightly_airflow.datapool.export import export_tag
+
+    coco = export_tag(Datapool(f"file://{pool_dir}"), C.INITIAL_TAG, fmt="coco", datasource_uri=f"file://{src}")
+    assert sorted(unquote(i["coco_url"]) for i in coco["images"]) == sorted(
+        f"file://{src}/.lightly/frames/{k}" for k in picked)
+    assert sorted(a["object_id"] for a in coco["annotations"]) == sorted(
+        r[C.KEY] for r in objs if r[C.PARENT_KEY] in picked)
+    assert all(a["bbox"] in boxes[a["object_id"].split("#")[0]] for a in coco["annotations"])
     # The report draws the picked frames with their objects (from the frames' PNGs).
     figure = Path(summary.report_uri.removeprefix("file://")).parent / "objects.png"
     with Image.open(figure) as im:
