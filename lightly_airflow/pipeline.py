@@ -675,7 +675,8 @@ def select_and_commit(
             from lightly_airflow.selection.sequences import select_sequences
 
             seq = select_sequences(candidates, run_config, selected_sequence_length, preselected=preselected,
-                                   query_embeddings=query_embeddings, seed=run_seed(run_id))
+                                   query_embeddings=query_embeddings, seed=run_seed(run_id),
+                                   objects=run_objects, preselected_objects=pre_objects)
             picked_keys, metrics, sequences = list(seq.keys), dict(seq.metrics), seq.sequences
             metrics["sequences"] = sequences
         elif candidates.num_rows and n_new != 0:
@@ -759,13 +760,14 @@ def select_and_commit(
         # The report names the committed version and tag, so it is written after the commit.
         summary.report_uri = _report(
             out, datapool_uri, run_id, summary, config, preselected, datapool_credentials,
-            objects_figure=objects_run.report_figure(object_rows, picked_keys, meta, datasource_credentials),
+            objects_figure=objects_run.report_figure(object_rows, picked_keys, meta, datasource_credentials,
+                                                     rows=out, lightly_credentials=lightly_credentials),
             dag_id=dag_id,
         )
         if spec is not None and object_rows is not None:
             summary.objects["crops"] = objects_run.write_crops(
                 object_rows, spec, meta, datasource_credentials=datasource_credentials,
-                lightly_credentials=lightly_credentials,
+                lightly_credentials=lightly_credentials, rows=out,
             )
         remove_staging(datapool_uri, run_id, datapool_credentials)
         log.info(
@@ -950,7 +952,7 @@ def finish_committed_run(
             summary.objects = objects_run.summary(objects, objects, spec)
             summary.objects["crops"] = objects_run.write_crops(
                 objects, spec, meta, datasource_credentials=datasource_credentials,
-                lightly_credentials=lightly_credentials,
+                lightly_credentials=lightly_credentials, rows=rows,
             )
     if has_report:
         summary.report_uri = f"{out_dir}/index.html"

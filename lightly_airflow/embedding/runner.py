@@ -406,7 +406,7 @@ def embed_shard(
     todo = np.setdiff1d(np.arange(n, dtype=np.int64), reused_rows, assume_unique=True)
     keys = manifest[KEY].to_pylist()
     # Video frames are decoded once, range by range, for the model input and the frame metrics together.
-    from lightly_airflow.video.frames import FrameExtras, frame_batches, frame_rows
+    from lightly_airflow.video.frames import FrameExtras, FrameObjects, frame_batches, frame_rows
 
     frames = frame_rows(manifest, todo.tolist())
     extras = FrameExtras(n) if C_VIDEO in manifest.column_names else None
@@ -414,17 +414,20 @@ def embed_shard(
         extras.copy_from(reuse, *_reuse_rows(manifest, reuse, reused_rows))
     frame_set = {f.row for f in frames}
     todo_images = np.array([i for i in todo.tolist() if i not in frame_set], dtype=np.int64)
-    from lightly_airflow.objects.shard import embed_objects_shard
+    from lightly_airflow.objects.shard import open_objects_shard
 
     # Object-level runs: the crops of the shard's objects, with the same encoder on the same device. Images with
     # objects are decoded once at full size there; those without a reduced decode (not JPEG) get their own
-    # model input from that decode too, so the image pass skips them (docs/objects.md, "Decoded once").
+    # model input from that decode too, so the image pass skips them (docs/objects.md, "Decoded once"). Frames
+    # with objects are cropped in the frame pass's one decode below (FrameObjects items between its batches).
     derived: dict[int, np.ndarray] = {}
-    objects = embed_objects_shard(manifest_uri, encoder=encoder, device=torch_device, batch_size=batch_size,
-                                  num_workers=max(1, default_num_workers(torch_device) if num_workers is None
-                                                  else num_workers),
-                                  credentials=credentials, datasource_credentials=datasource_credentials,
-                                  image_rows=set(todo_images.tolist()), image_vectors=derived, precision=opts.precision)
+    shard_objects = open_objects_shard(manifest_uri, encoder=encoder, device=torch_device, batch_size=batch_size,
+                                       num_workers=max(1, default_num_workers(torch_device) if num_workers is None
+                                                       else num_workers),
+                                       credentials=credentials, datasource_credentials=datasource_credentials,
+                                       precision=opts.precision)
+    if shard_objects is not None:
+        shard_objects.embed_images(set(todo_images.tolist()), derived)
     if derived:
         rows_done = np.array(sorted(derived), dtype=np.int64)
         vectors[rows_done] = np.stack([derived[int(r)] for r in rows_done])
@@ -448,6 +451,7 @@ def embed_shard(
         batches = itertools.chain(batches, _prefetch(frame_batches(
             datasource_uri, frames, extras, input_size=encoder.input_size, batch_size=batch_size,
             credentials=datasource_credentials or credentials, workers=frame_workers, thumbs=thumbs,
+            objects=shard_objects if shard_objects is not None and shard_objects.object_frames else None,
         ), on_done=None if thumbs is None else thumbs.close))
     with _model_threads(torch_device) as model_threads, torch.inference_mode(), _autocast(torch_device, opts.precision):
         logger.info(
@@ -465,6 +469,10 @@ def embed_shard(
             waited += time.perf_counter() - tick
             if batch is None:
                 break
+            if isinstance(batch, FrameObjects):  # a frame's object crops, from the frame's one decode
+                assert shard_objects is not None
+                shard_objects.add_frame(batch)
+                continue
             rows = batch.rows.numpy()
             ok = batch.ok.numpy()
             for row, st, reason in zip(rows, batch.status, batch.reasons):
@@ -507,8 +515,8 @@ def embed_shard(
                      device=str(torch_device))
     counts["input_wait_s"] = round(waited, 3)
     logger.info("Wrote %s: %s", output_uri, counts)
-    if objects is not None:
-        counts["objects"] = objects
+    if shard_objects is not None:  # frames the frame pass did not decode (reused) are cropped here
+        counts["objects"] = shard_objects.finish()
     return counts
 
 

@@ -5,12 +5,18 @@ Path: ``<lightly_uri>/.lightly/crops/<task>/<image key without extension>-<objec
 padded box at the image's full resolution. Each image is decoded once for all its selected objects; every
 file is written whole (temporary file + rename, or one upload) and its content depends only on the image and
 the box, so a retried task rewrites identical files. A failing image is logged and counted, never fatal.
+
+A video frame is no file of the datasource: its objects are cropped from the frame's PNG that the run writes
+before its crops (``<lightly_uri>/.lightly/frames/<frame key>``, the full-resolution upright frame of the same
+decode as the object pass's: :mod:`lightly_airflow.video.export`); a selected object's frame is selected, so
+its PNG exists.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -34,13 +40,41 @@ def crop_relpath(parent_key: str, task: str, index: int) -> str:
     return f"{CROPS_DIR}/{task}/{key_stem(parent_key)}-{index}-{ext}.png"
 
 
+def parent_reader(
+    datasource_uri: str, lightly_uri: str | None, frame_keys: Collection[str],
+    datasource_credentials: StorageCredentials | None, lightly_credentials: StorageCredentials | None,
+) -> Any:
+    """``read(parent key) -> bytes`` of the image objects were cropped from: the datasource file, or for a video
+    frame (``frame_keys``) the frame's PNG under ``.lightly/frames/`` (the datasource has no such file)."""
+    fs, ds_root = filesystem(datasource_uri, datasource_credentials)
+    frames_fs: Any = None
+    if frame_keys and lightly_uri:
+        from lightly_airflow.video.export import frame_png_uri
+
+        frames_fs, _ = filesystem(lightly_uri, lightly_credentials)
+
+    def read(parent: str) -> bytes:
+        if parent in frame_keys:
+            if frames_fs is None:
+                raise FileNotFoundError(f"video frame {parent!r}: no .lightly/ location to read its PNG from")
+            data: bytes = frames_fs.cat_file(frame_png_uri(str(lightly_uri), parent))
+            return data
+        data = fs.cat_file(join_uri(ds_root, parent))
+        return data
+
+    return read
+
+
 def write_selected_crops(
     objects: pa.Table, spec: ObjectsSpec, *, datasource_uri: str, lightly_uri: str,
     datasource_credentials: StorageCredentials | None = None, lightly_credentials: StorageCredentials | None = None,
-    workers: int = 4,
+    workers: int = 4, frame_keys: Collection[str] = (),
 ) -> dict[str, Any]:
     """Write the crops of the objects whose image was selected (``object_selected``), for the tasks
-    ``spec.uploads`` allows. Returns counts ``written``, ``failed``, ``skipped_tasks`` and ``uri``."""
+    ``spec.uploads`` allows. Returns counts ``written``, ``failed``, ``skipped_tasks`` and ``uri``.
+
+    :param frame_keys: parents that are video frames (cropped from their PNG under ``.lightly/frames/``).
+    """
     from lightly_airflow.embedding.images import open_rgb
     from lightly_airflow.lightly_dir import lightly_root
 
@@ -57,11 +91,11 @@ def write_selected_crops(
     by_parent: dict[str, list[dict[str, Any]]] = {}
     for row in rows.select([C.PARENT_KEY, C.OBJECT_TASK, C.OBJECT_INDEX, C.OBJECT_CROP_BOX]).to_pylist():
         by_parent.setdefault(row[C.PARENT_KEY], []).append(row)
-    fs, ds_root = filesystem(datasource_uri, datasource_credentials)
+    read = parent_reader(datasource_uri, lightly_uri, frame_keys, datasource_credentials, lightly_credentials)
 
     def one(parent: str) -> tuple[int, int]:
         try:
-            img = open_rgb(fs.cat_file(join_uri(ds_root, parent)))
+            img = open_rgb(read(parent))
         except Exception:  # noqa: BLE001 - one unreadable image never fails the run after its commit
             log.exception("crops: cannot read %r; its %d selected objects get no crop file", parent, len(by_parent[parent]))
             return 0, len(by_parent[parent])

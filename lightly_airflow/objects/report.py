@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Collection
 from typing import Any
 
 import pyarrow as pa
 
 from lightly_airflow import columns as C
-from lightly_airflow.storage import StorageCredentials, filesystem, join_uri
+from lightly_airflow.storage import StorageCredentials
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +24,15 @@ COLOURS = ((46, 204, 113), (231, 76, 60), (52, 152, 219), (241, 196, 15), (155, 
 
 def objects_png(
     object_rows: pa.Table, picked: list[str], datasource_uri: str, credentials: StorageCredentials | None = None,
-    *, max_images: int = 8, height: int = 128, max_crops: int = 12,
+    *, max_images: int = 8, height: int = 128, max_crops: int = 12, lightly_uri: str | None = None,
+    lightly_credentials: StorageCredentials | None = None, frame_keys: Collection[str] = (),
 ) -> bytes | None:
-    """A PNG of the selected images with their objects as boxes and crops; ``None`` without selected objects."""
+    """A PNG of the selected images with their objects as boxes and crops; ``None`` without selected objects.
+    Video frames (``frame_keys``) are read from their PNG under ``<lightly_uri>/.lightly/frames/``."""
     from PIL import Image, ImageDraw
 
     from lightly_airflow.embedding.images import open_rgb
+    from lightly_airflow.objects.crops import parent_reader
 
     by_parent: dict[str, list[dict[str, Any]]] = {}
     for row in object_rows.select([C.PARENT_KEY, C.OBJECT_TASK, C.OBJECT_INDEX, C.OBJECT_CROP_BOX]).to_pylist():
@@ -38,11 +42,11 @@ def objects_png(
         return None
     tasks = sorted({r[C.OBJECT_TASK] for k in keys for r in by_parent[k]})
     colour = {t: COLOURS[i % len(COLOURS)] for i, t in enumerate(tasks)}
-    fs, root = filesystem(datasource_uri, credentials)
+    read = parent_reader(datasource_uri, lightly_uri, frame_keys, credentials, lightly_credentials or credentials)
     strips = []
     for key in keys:
         try:
-            img = open_rgb(fs.cat_file(join_uri(root, key)))
+            img = open_rgb(read(key))
         except Exception:  # noqa: BLE001 - a missing picture is logged, the figure goes on
             log.warning("report: cannot read %r for the objects figure", key)
             continue

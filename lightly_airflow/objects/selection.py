@@ -109,7 +109,7 @@ def object_set(
         meta = (objects.schema.metadata or {}) if objects is not None else {}
         dropped = [f"{int(meta[count_key(n)])} {what}" for n, what in (
             ("boxes_outside_image", "predicted boxes had no area inside their images"),
-            ("video_frames_skipped", "video frames had boxes, but object crops of video frames are not supported"),
+            ("video_frames_failed", "video frames with boxes did not decode"),
         ) if int(meta.get(count_key(n), b"0"))]
         raise ValueError(
             f"{path}.task: no objects of task {task!r} in this run"

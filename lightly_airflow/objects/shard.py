@@ -1,5 +1,6 @@
-"""Objects of one manifest shard: find their boxes, crop them from each image decoded once, embed the crops
-with the image encoder, compute the crops' ``lightly.*`` metrics, write the shard's ``objects/`` staging file.
+"""Objects of one manifest shard: find their boxes, crop them from each image (or video frame) decoded once,
+embed the crops with the image encoder, compute the crops' ``lightly.*`` metrics, write the shard's ``objects/``
+staging file.
 
 Called by the embedding runner right after the shard's image embeddings, with the same encoder on the same
 device (so a GPU pod embeds the crops too) — only when the run has object-level work (:mod:`.spec`).
@@ -7,7 +8,9 @@ Each image with objects is fetched and decoded **once** at full resolution (Pill
 its objects are cropped from that one decode; crops are resized to the encoder's input size and embedded in
 fixed-size batches (padded like the image batches, so a crop's embedding does not depend on its neighbours).
 An image that cannot be read yields no objects (the image itself is reported corrupt or missing by the
-image pass); the count is returned and logged.
+image pass); the count is returned and logged. Video frames are cropped from the video pass's one decode of each
+frame (full resolution, upright: :class:`ShardObjects` is its hook), with the same box rules; a frame that does
+not decode gives no objects (counted: ``video_frames_failed``).
 """
 
 from __future__ import annotations
@@ -57,10 +60,10 @@ _NO_PIXELS = np.zeros((0, 0, 3), np.uint8)
 MAX_CROP_BYTES_AHEAD = 512 * 2**20
 
 #: Counts an ``objects/`` staging file keeps as schema metadata (:func:`count_key`), summed over the shards into
-#: the run summary (objects.run): predicted boxes with no area inside their image (no object), video frames that
-#: would have objects (predicted boxes or auto tasks) but get none (not supported), and images whose boxes of a
-#: task all lie within [0, 1] (relative coordinates given for Lightly's pixels).
-DROP_COUNTS = ("boxes_outside_image", "video_frames_skipped", "images_with_normalized_looking_boxes")
+#: the run summary (objects.run): predicted boxes with no area inside their image (no object), video frames with
+#: objects (predicted boxes or auto tasks) that did not decode (no objects; the frame itself is reported corrupt),
+#: and images whose boxes of a task all lie within [0, 1] (relative coordinates given for Lightly's pixels).
+DROP_COUNTS = ("boxes_outside_image", "video_frames_failed", "images_with_normalized_looking_boxes")
 
 
 def count_key(name: str) -> bytes:
@@ -165,18 +168,33 @@ def crop_image(data: bytes, boxes: list[ObjectBox], auto_tasks: tuple[dict[str, 
         would decode the file at full size too (not a JPEG) and the image has objects.
     """
     from lightly_airflow.embedding.images import open_rgb
-    from lightly_airflow.metadata.metrics import compute_metrics
 
     img = open_rgb(data)
-    width, height = img.size
+    every = _object_boxes(boxes, auto_tasks, *img.size, outside)
+    if on_image is not None and every and not has_reduced_decode(data):
+        on_image(resized_input(img, size))
+    return crop_pixels(np.asarray(img, dtype=np.uint8), every, padding, size, parent, on_crop)
+
+
+def _object_boxes(boxes: list[ObjectBox], auto_tasks: tuple[dict[str, Any], ...], width: int, height: int,
+                  outside: list[ObjectBox] | None) -> list[ObjectBox]:
+    """The predicted boxes with area inside a ``width`` x ``height`` image (the others go to ``outside``), then
+    the auto tasks' boxes."""
     every = [box for box in boxes if inside_image(box.bbox, width, height)]
     if outside is not None and len(every) != len(boxes):
         outside.extend(box for box in boxes if not inside_image(box.bbox, width, height))
     for task in auto_tasks:
         every.extend(auto_task_boxes(task, width, height))
-    if on_image is not None and every and not has_reduced_decode(data):
-        on_image(resized_input(img, size))
-    rgb_all = np.asarray(img, dtype=np.uint8)
+    return every
+
+
+def crop_pixels(rgb_all: np.ndarray, every: list[ObjectBox], padding: float, size: int, parent: int,
+                on_crop: Callable[[ObjectBox, Image.Image], None] | None = None) -> list[Crop]:
+    """Crop ``every`` box from one decoded ``(H, W, 3)`` uint8 image (or video frame) at full resolution: padded
+    and clipped crop box, crop metrics, thumbnail (``on_crop``), the crop resized to the encoder's input."""
+    from lightly_airflow.metadata.metrics import compute_metrics
+
+    height, width = rgb_all.shape[:2]
     out = []
     for box in every:
         cb = crop_box(box.bbox, padding, width, height)
@@ -307,6 +325,9 @@ def embed_objects_shard(
 ) -> dict[str, Any] | None:
     """Crop, embed and describe the objects of one manifest shard; ``None`` when the run has no object work.
 
+    The shard's video frames with objects are decoded here (:meth:`ShardObjects.finish`); the embed runner
+    instead crops them in its own decode of the frames (:class:`ShardObjects` as the video pass's hook).
+
     :param manifest_uri: the manifest shard; the run's :class:`~.spec.ObjectsSpec` is found next to it.
     :param encoder: the shard's image encoder (already on ``device``).
     :param device: the torch device.
@@ -321,155 +342,277 @@ def embed_objects_shard(
         ``image_vectors`` (row -> vector), with the same encoder and fixed-size padded batches.
     :param precision: the image pass's ``EmbedOptions.precision`` (crops are embedded in the same arithmetic).
     :param image_vectors: filled as described for ``image_rows``.
-    :returns: counts ``objects``, ``images_with_objects``, ``images_failed``, ``boxes_outside_image`` (predicted
-        boxes with no area inside their image: no object), ``video_frames_skipped`` (frames with predicted boxes or
-        auto tasks: object crops of video frames are not supported), ``objects_per_s``, ``output_uri``.
+    :returns: the counts of :meth:`ShardObjects.finish`.
     """
-    from lightly_airflow.staging import read_manifest
+    shard = open_objects_shard(manifest_uri, encoder=encoder, device=device, batch_size=batch_size,
+                               num_workers=num_workers, credentials=credentials,
+                               datasource_credentials=datasource_credentials, lightly_credentials=lightly_credentials,
+                               output_uri=output_uri, precision=precision)
+    if shard is None:
+        return None
+    shard.embed_images(image_rows, image_vectors)
+    return shard.finish()
 
+
+def open_objects_shard(
+    manifest_uri: str, *, encoder: Any, device: Any, batch_size: int = 32, num_workers: int = 2,
+    credentials: StorageCredentials | None = None, datasource_credentials: StorageCredentials | None = None,
+    lightly_credentials: StorageCredentials | None = None, output_uri: str | None = None, precision: str = "auto",
+) -> ShardObjects | None:
+    """The object work of one manifest shard (parameters as :func:`embed_objects_shard`); ``None`` when the run
+    has no object work."""
     spec = read_spec(manifest_uri, credentials)
     if spec is None:
         return None
-    started = time.perf_counter()
-    manifest = read_manifest(manifest_uri, credentials, required=(C.KEY, C.ETAG))
-    datasource_uri = manifest.require_datasource_uri()
-    lightly_uri = manifest.lightly_uri or datasource_uri
-    keys = manifest.keys
-    etags = [None if e is None else str(e) for e in manifest.table.column(C.ETAG).to_pylist()]
-    ds_creds = datasource_credentials or credentials
-    boxes, unusable = load_object_boxes(keys, lightly_uri, spec.tasks, lightly_credentials or ds_creds)
-    if unusable:
-        logger.warning("objects: tasks %s are not object-detection, instance-segmentation or keypoint tasks of "
-                       "%s/.lightly/predictions/tasks.json: they give no objects", unusable, lightly_uri)
-    normalized = _normalized_looking(boxes)
-    if normalized:
-        row, task = normalized[0]
-        logger.warning("objects: %d images of %s have boxes of a task that all lie within [0, 1] (e.g. %r, task %r: "
-                       "%s): Lightly's bbox is [x, y, width, height] in pixels, not relative to the image size; "
-                       "their crops are at most one pixel", len({r for r, _ in normalized}), manifest_uri, keys[row],
-                       task, [b.bbox for b in boxes[row] if b.task == task][:3])
-    rows = list(range(len(keys))) if spec.auto_tasks else sorted(boxes)
-    # Video frames are not files of the datasource: fetching their keys fails (one 404 per frame, a warning per
-    # frame). Object crops of frames are not supported yet: the frames that would have objects are counted once.
-    frames = {f.row for f in frame_rows(manifest.table)}
-    frames_skipped = sum(1 for r in rows if r in frames)
-    if frames_skipped:
-        rows = [r for r in rows if r not in frames]
-        logger.warning("objects: %d video frames of %s have predicted boxes or auto_tasks, but object crops of video "
-                       "frames are not supported: they give no objects (their image-level scores are unaffected)",
-                       frames_skipped, manifest_uri)
-    size = int(encoder.input_size)
-    thumbs = _crop_thumbnails(manifest_uri, credentials)
-    on_crop = None
-    if thumbs is not None:
-        def on_crop(row: int, box: ObjectBox, part: Image.Image) -> None:
-            object_key = C.object_id(keys[row], box.task, box.index)
-            thumbs.add(sample_id(object_key, etags[row]), part)
+    return ShardObjects(manifest_uri, spec, encoder=encoder, device=device, batch_size=batch_size,
+                        num_workers=num_workers, credentials=credentials,
+                        datasource_credentials=datasource_credentials, lightly_credentials=lightly_credentials,
+                        output_uri=output_uri, precision=precision)
 
-    crops: list[Crop] = []
-    failed = 0
-    outside = 0
-    chunks: list[np.ndarray] = []
-    pending: list[np.ndarray] = []
-    image_pending: list[tuple[int, np.ndarray]] = []
-    embed_s = 0.0
-    wanted_images = image_rows if image_vectors is not None else None
 
-    def flush(n: int) -> None:
-        nonlocal pending, embed_s
+class ShardObjects:
+    """The objects of one manifest shard, in three steps: :meth:`embed_images` crops and embeds the images'
+    objects (each image fetched and decoded once); the video frames' objects are cropped in the video pass's one
+    decode of each frame (this object is its :class:`~lightly_airflow.video.frames.FrameObjectsHook`: ``cost``,
+    ``crop`` in the analysing threads) and embedded as they arrive (:meth:`add_frame`, in the model's thread);
+    :meth:`finish` decodes the frames with objects that the video pass did not (reused frames), embeds what
+    is left and writes the shard's ``objects/`` staging file.
+    """
+
+    def __init__(
+        self, manifest_uri: str, spec: ObjectsSpec, *, encoder: Any, device: Any, batch_size: int,
+        num_workers: int, credentials: StorageCredentials | None, datasource_credentials: StorageCredentials | None,
+        lightly_credentials: StorageCredentials | None, output_uri: str | None, precision: str,
+    ) -> None:
+        from lightly_airflow.staging import read_manifest
+
+        self.started = time.perf_counter()
+        self.manifest_uri, self.spec = manifest_uri, spec
+        self.encoder, self.device, self.batch_size, self.precision = encoder, device, batch_size, precision
+        self.num_workers, self.credentials = num_workers, credentials
+        self.output_uri = output_uri or sibling_uri(manifest_uri, OBJECTS)
+        manifest = read_manifest(manifest_uri, credentials, required=(C.KEY, C.ETAG))
+        self.manifest = manifest.table
+        self.datasource_uri = manifest.require_datasource_uri()
+        lightly_uri = manifest.lightly_uri or self.datasource_uri
+        self.keys = keys = manifest.keys
+        self.etags = [None if e is None else str(e) for e in manifest.table.column(C.ETAG).to_pylist()]
+        self.ds_creds = datasource_credentials or credentials
+        self.boxes, unusable = load_object_boxes(keys, lightly_uri, spec.tasks, lightly_credentials or self.ds_creds)
+        if unusable:
+            logger.warning("objects: tasks %s are not object-detection, instance-segmentation or keypoint tasks of "
+                           "%s/.lightly/predictions/tasks.json: they give no objects", unusable, lightly_uri)
+        self.normalized = _normalized_looking(self.boxes)
+        if self.normalized:
+            row, task = self.normalized[0]
+            logger.warning("objects: %d images of %s have boxes of a task that all lie within [0, 1] (e.g. %r, task "
+                           "%r: %s): Lightly's bbox is [x, y, width, height] in pixels, not relative to the image "
+                           "size; their crops are at most one pixel", len({r for r, _ in self.normalized}),
+                           manifest_uri, keys[row], task, [b.bbox for b in self.boxes[row] if b.task == task][:3])
+        # Video frames are not files of the datasource: their objects are cropped from the video pass's decode.
+        # A broken video's own row (no frame index) is no frame and no file: it has no objects (the video pass
+        # reports it corrupt).
+        videos = frame_rows(self.manifest)
+        frames = {f.row for f in videos if f.index is not None}
+        not_frames = {f.row for f in videos if f.index is None}
+        rows = [r for r in (range(len(keys)) if spec.auto_tasks else sorted(self.boxes)) if r not in not_frames]
+        self.object_frames = [r for r in rows if r in frames]
+        self.frame_set = set(self.object_frames)
+        self.image_rows = [r for r in rows if r not in frames]
+        self.frames_done: set[int] = set()
+        self.per_image_auto = sum(int(t["num_rows"]) * int(t["num_cols"]) if t["type"] == "TILING"
+                                  else len(t["bboxs"]) for t in spec.auto_tasks)
+        self.size = int(encoder.input_size)
+        self.budget = max(1, MAX_CROP_BYTES_AHEAD // (self.size * self.size * 3))  # crops ahead (FrameObjectsHook)
+        self.thumbs = _crop_thumbnails(manifest_uri, credentials)
+        self.crops: list[Crop] = []
+        self.chunks: list[np.ndarray] = []
+        self.pending: list[np.ndarray] = []
+        self.failed = self.frames_failed = self.outside = 0
+        self.embed_s = 0.0
+        self.images_embedded = 0
+
+    def _on_crop(self, row: int, box: ObjectBox, part: Image.Image) -> None:
+        if self.thumbs is not None:
+            self.thumbs.add(sample_id(C.object_id(self.keys[row], box.task, box.index), self.etags[row]), part)
+
+    def _flush(self, n: int) -> None:
         tick = time.perf_counter()
-        chunks.append(_forward(encoder, device, np.stack(pending[:n]), batch_size))
-        embed_s += time.perf_counter() - tick
-        pending = pending[n:]
+        self.chunks.append(_forward(self.encoder, self.device, np.stack(self.pending[:n]), self.batch_size))
+        self.embed_s += time.perf_counter() - tick
+        self.pending = self.pending[n:]
 
-    def flush_images(n: int) -> None:
-        nonlocal image_pending, embed_s
-        assert image_vectors is not None
-        tick = time.perf_counter()
-        part = image_pending[:n]
-        out = _forward(encoder, device, np.stack([p for _, p in part]), batch_size)
-        for (row, _), vector in zip(part, out, strict=True):
-            image_vectors[row] = vector
-        embed_s += time.perf_counter() - tick
-        image_pending = image_pending[n:]
+    def _take(self, row: int, got: list[Crop], off: list[ObjectBox]) -> None:
+        """Queue one image's (or frame's) crops for the model, embedding every full batch (model thread)."""
+        if off:
+            self.outside += len(off)
+            logger.warning("objects: image %r: %d predicted boxes have no area inside the image (outside it, or "
+                           "of zero width or height) and give no object (predictions made at another "
+                           "resolution?): %s", self.keys[row], len(off), [(b.task, b.index, b.bbox) for b in off[:5]])
+        for crop in got:
+            self.crops.append(crop)
+            self.pending.append(crop.pixels)
+            crop.pixels = _NO_PIXELS  # embedded below; the pixels are not kept
+        while len(self.pending) >= self.batch_size:
+            self._flush(self.batch_size)
 
-    import torch
+    def _model(self) -> Any:
+        """The model's context: the image pass's threads, inference mode and arithmetic."""
+        import contextlib
 
-    from lightly_airflow.embedding.runner import _autocast, _model_threads
+        import torch
 
-    # The model runs on the threads the image pass gives it (cores minus the decoding workers); crops are
-    # embedded as they arrive, so decoding the next images overlaps the forward pass and memory holds one
-    # window of crops, not the shard's.
-    with _model_threads(device), torch.inference_mode(), _autocast(device, precision):
-        for row, got, problem, image_input, off in iter_crops(datasource_uri, keys, rows, boxes, spec, size,
-                                                              ds_creds, num_workers, on_crop, wanted_images):
-            if off:
-                outside += len(off)
-                logger.warning("objects: image %r: %d predicted boxes have no area inside the image (outside it, or "
-                               "of zero width or height) and give no object (predictions made at another "
-                               "resolution?): %s", keys[row], len(off),
-                               [(b.task, b.index, b.bbox) for b in off[:5]])
-            if got is None:
-                failed += 1
-                logger.warning("objects: image %r yields no objects: %s", keys[row], problem)
-                continue
-            for crop in got:
-                crops.append(crop)
-                pending.append(crop.pixels)
-                crop.pixels = _NO_PIXELS  # embedded below; the pixels are not kept
-            if image_input is not None:
-                image_pending.append((row, image_input))
-            while len(pending) >= batch_size:
-                flush(batch_size)
-            while len(image_pending) >= batch_size:
-                flush_images(batch_size)
-        if pending:
-            flush(len(pending))
-        if image_pending:
-            flush_images(len(image_pending))
-    thumb_counts = thumbs.close() if thumbs is not None else {"thumbnails": 0, "thumbnails_failed": 0}
-    vectors = np.concatenate(chunks) if chunks else np.zeros((0, encoder.dim), np.float32)
-    schema = objects_schema(encoder.model_id, encoder.dim, size)
-    columns: dict[str, list[Any]] = {f.name: [] for f in schema}
-    for crop, vector in zip(crops, vectors, strict=True):
-        parent = keys[crop.parent]
-        columns[C.KEY].append(C.object_id(parent, crop.box.task, crop.box.index))
-        columns[C.ETAG].append(etags[crop.parent])
-        columns[C.PARENT_KEY].append(parent)
-        columns[C.OBJECT_TASK].append(crop.box.task)
-        columns[C.OBJECT_INDEX].append(crop.box.index)
-        columns[C.OBJECT_BBOX].append(list(crop.box.bbox))
-        columns[C.OBJECT_CROP_BOX].append(list(crop.crop_box))
-        columns[C.OBJECT_CATEGORY].append(crop.box.category)
-        columns[C.OBJECT_SCORE].append(crop.box.score)
-        columns[C.EMBEDDING].append(vector)
-        for m in CROP_METRICS:
-            columns[C.lightly_metadata_column(m)].append(crop.metrics[m])
-        columns[C.STATUS].append(C.STATUS_OK)
-    arrays = []
-    for f in schema:
-        values = columns[f.name]
-        if f.name == C.EMBEDDING:
-            flat = np.asarray(vectors, np.float32).reshape(-1)
-            offsets = np.arange(0, (len(values) + 1) * encoder.dim, encoder.dim, dtype=np.int32)
-            arrays.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float32())))
-        else:
-            arrays.append(pa.array(values, f.type))
-    table = pa.Table.from_arrays(arrays, schema=schema)
-    # The select task sums it into the run summary (objects.run.load_run_objects, summary).
-    drops = dict(zip(DROP_COUNTS, (outside, frames_skipped, len({r for r, _ in normalized})), strict=True))
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                           **{count_key(n): str(v).encode() for n, v in drops.items()}})
-    output_uri = output_uri or sibling_uri(manifest_uri, OBJECTS)
-    write_parquet(table, output_uri, credentials)
-    seconds = time.perf_counter() - started
-    counts = {
-        "objects": len(crops), "images_with_objects": len({c.parent for c in crops}), "images_failed": failed,
-        **drops,
-        "objects_per_s": round(len(crops) / seconds, 1) if seconds > 0 else 0.0,
-        "embed_s": round(embed_s, 3), "seconds": round(seconds, 3), "output_uri": output_uri,
-        "tasks": list(spec.all_tasks), **thumb_counts,
-        "images_embedded": 0 if image_vectors is None else len(image_vectors),
-    }
-    logger.info("objects of %s: %s", manifest_uri, counts)
-    return counts
+        from lightly_airflow.embedding.runner import _autocast, _model_threads
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(_model_threads(self.device))
+        stack.enter_context(torch.inference_mode())
+        stack.enter_context(_autocast(self.device, self.precision))
+        return stack
+
+    def embed_images(self, image_rows: set[int] | None = None,
+                     image_vectors: dict[int, np.ndarray] | None = None) -> None:
+        """Crop and embed the objects of the shard's images (not frames), each image fetched and decoded once.
+
+        :param image_rows: manifest rows whose image embedding the caller still needs: those with objects that
+            the image pass would decode at full size too (not JPEG) are embedded from this decode, into
+            ``image_vectors`` (row -> vector), with the same encoder and fixed-size padded batches.
+        """
+        image_pending: list[tuple[int, np.ndarray]] = []
+        wanted_images = image_rows if image_vectors is not None else None
+        thumbs = self._on_crop if self.thumbs is not None else None
+
+        def flush_images(n: int) -> None:
+            nonlocal image_pending
+            assert image_vectors is not None
+            tick = time.perf_counter()
+            part = image_pending[:n]
+            out = _forward(self.encoder, self.device, np.stack([p for _, p in part]), self.batch_size)
+            for (row, _), vector in zip(part, out, strict=True):
+                image_vectors[row] = vector
+            self.embed_s += time.perf_counter() - tick
+            image_pending = image_pending[n:]
+
+        # The model runs on the threads the image pass gives it (cores minus the decoding workers); crops are
+        # embedded as they arrive, so decoding the next images overlaps the forward pass and memory holds one
+        # window of crops, not the shard's.
+        with self._model():
+            for row, got, problem, image_input, off in iter_crops(
+                    self.datasource_uri, self.keys, self.image_rows, self.boxes, self.spec, self.size, self.ds_creds,
+                    self.num_workers, thumbs, wanted_images):
+                if got is None:
+                    self.failed += 1
+                    logger.warning("objects: image %r yields no objects: %s", self.keys[row], problem)
+                    continue
+                self._take(row, got, off)
+                if image_input is not None:
+                    image_pending.append((row, image_input))
+                while len(image_pending) >= self.batch_size:
+                    flush_images(self.batch_size)
+            if image_pending:
+                flush_images(len(image_pending))
+        self.images_embedded = 0 if image_vectors is None else len(image_vectors)
+
+    # ---- the video pass's hook (video.frames.FrameObjectsHook)
+    def cost(self, row: int) -> int:
+        """A frame's objects at most (its predicted boxes and the auto tasks' boxes); 0 for other rows."""
+        if row not in self.frame_set:
+            return 0
+        return len(self.boxes.get(row, ())) + self.per_image_auto
+
+    def crop(self, row: int, rgb: np.ndarray) -> tuple[list[Crop] | None, list[ObjectBox], str | None]:
+        """Crop one frame's objects from its full-resolution upright RGB (in the analysing thread):
+        ``(crops, boxes outside the frame, problem)``."""
+        outside: list[ObjectBox] = []
+        try:
+            every = _object_boxes(self.boxes.get(row, []), self.spec.auto_tasks, rgb.shape[1], rgb.shape[0],
+                                  outside)
+            hook = None if self.thumbs is None else (lambda box, part: self._on_crop(row, box, part))
+            return crop_pixels(rgb, every, self.spec.padding, self.size, row, hook), outside, None
+        except Exception as exc:  # noqa: BLE001 - one bad frame never sinks the shard
+            return None, outside, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+
+    def add_frame(self, got: Any) -> None:
+        """Take one frame's objects (a :class:`~lightly_airflow.video.frames.FrameObjects`) from the video pass,
+        embedding every full batch of crops; call in the model's context (the embed runner's loop)."""
+        self.frames_done.add(got.row)
+        crops, off, problem = got.crops if got.crops is not None else (None, [], got.reason)
+        if crops is None:
+            self.frames_failed += 1
+            logger.warning("objects: video frame %r yields no objects: %s", self.keys[got.row], problem)
+            crops = []
+        self._take(got.row, crops, off)
+
+    def finish(self) -> dict[str, Any]:
+        """Crop the frames with objects the video pass did not decode (reused frames; every frame when called
+        without the embed runner), embed the remaining crops and write the shard's ``objects/`` file.
+
+        :returns: counts ``objects``, ``images_with_objects`` (images and frames), ``video_frames_with_objects``,
+            ``images_failed``, ``boxes_outside_image`` (predicted boxes with no area inside their image: no
+            object), ``video_frames_failed`` (frames with objects that did not decode: no objects),
+            ``images_with_normalized_looking_boxes``, ``objects_per_s``, ``output_uri``, ...
+        """
+        from lightly_airflow.video.frames import FrameObjects, iter_frame_results
+
+        left = frame_rows(self.manifest, [r for r in self.object_frames if r not in self.frames_done])
+        with self._model():
+            if left:
+                logger.info("objects: decoding %d video frames with objects of %s (not decoded by the video pass)",
+                            len(left), self.manifest_uri)
+                for result in iter_frame_results(self.datasource_uri, left, input_size=None,
+                                                 credentials=self.ds_creds, workers=self.num_workers, objects=self):
+                    self.add_frame(FrameObjects(result.row, result.objects, result.reason))
+            if self.pending:
+                self._flush(len(self.pending))
+        return self._write()
+
+    def _write(self) -> dict[str, Any]:
+        thumb_counts = self.thumbs.close() if self.thumbs is not None else {"thumbnails": 0, "thumbnails_failed": 0}
+        encoder, crops, keys, etags = self.encoder, self.crops, self.keys, self.etags
+        vectors = np.concatenate(self.chunks) if self.chunks else np.zeros((0, encoder.dim), np.float32)
+        schema = objects_schema(encoder.model_id, encoder.dim, self.size)
+        columns: dict[str, list[Any]] = {f.name: [] for f in schema}
+        for crop, vector in zip(crops, vectors, strict=True):
+            parent = keys[crop.parent]
+            columns[C.KEY].append(C.object_id(parent, crop.box.task, crop.box.index))
+            columns[C.ETAG].append(etags[crop.parent])
+            columns[C.PARENT_KEY].append(parent)
+            columns[C.OBJECT_TASK].append(crop.box.task)
+            columns[C.OBJECT_INDEX].append(crop.box.index)
+            columns[C.OBJECT_BBOX].append(list(crop.box.bbox))
+            columns[C.OBJECT_CROP_BOX].append(list(crop.crop_box))
+            columns[C.OBJECT_CATEGORY].append(crop.box.category)
+            columns[C.OBJECT_SCORE].append(crop.box.score)
+            columns[C.EMBEDDING].append(vector)
+            for m in CROP_METRICS:
+                columns[C.lightly_metadata_column(m)].append(crop.metrics[m])
+            columns[C.STATUS].append(C.STATUS_OK)
+        arrays = []
+        for f in schema:
+            values = columns[f.name]
+            if f.name == C.EMBEDDING:
+                flat = np.asarray(vectors, np.float32).reshape(-1)
+                offsets = np.arange(0, (len(values) + 1) * encoder.dim, encoder.dim, dtype=np.int32)
+                arrays.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float32())))
+            else:
+                arrays.append(pa.array(values, f.type))
+        table = pa.Table.from_arrays(arrays, schema=schema)
+        # The select task sums it into the run summary (objects.run.load_run_objects, summary).
+        drops = dict(zip(DROP_COUNTS, (self.outside, self.frames_failed, len({r for r, _ in self.normalized})),
+                         strict=True))
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                               **{count_key(n): str(v).encode() for n, v in drops.items()}})
+        write_parquet(table, self.output_uri, self.credentials)
+        seconds = time.perf_counter() - self.started
+        parents = {c.parent for c in crops}
+        counts = {
+            "objects": len(crops), "images_with_objects": len(parents),
+            "video_frames_with_objects": len(parents & self.frame_set), "images_failed": self.failed,
+            **drops,
+            "objects_per_s": round(len(crops) / seconds, 1) if seconds > 0 else 0.0,
+            "embed_s": round(self.embed_s, 3), "seconds": round(seconds, 3), "output_uri": self.output_uri,
+            "tasks": list(self.spec.all_tasks), **thumb_counts,
+            "images_embedded": self.images_embedded,
+        }
+        logger.info("objects of %s: %s", self.manifest_uri, counts)
+        return counts

@@ -90,6 +90,17 @@ def _sequence_table(candidates: pa.Table, windows: list[list[int]]) -> pa.Table:
     return table.replace_schema_metadata(candidates.schema.metadata)
 
 
+def _sequence_objects(objects: pa.Table, candidates: pa.Table, windows: list[list[int]]) -> pa.Table:
+    """The object rows with each frame's ``parent_key`` replaced by its sequence's (the key of the window's
+    first frame, the sequence row's key); objects of frames in no window are left out."""
+    keys = candidates.column(C.KEY).to_pylist()
+    sequence_of = {keys[r]: keys[w[0]] for w in windows for r in w}
+    parents = [sequence_of.get(p) for p in objects.column(C.PARENT_KEY).to_pylist()]
+    at = objects.column_names.index(C.PARENT_KEY)
+    mapped = objects.set_column(at, objects.schema.field(at), pa.array(parents, objects.schema.field(at).type))
+    return mapped.filter(pa.array([p is not None for p in parents], pa.bool_()))
+
+
 def select_sequences(
     candidates: pa.Table,
     config: Any,
@@ -98,9 +109,15 @@ def select_sequences(
     preselected: pa.Table | None = None,
     query_embeddings: Mapping[tuple[str, str], np.ndarray] | None = None,
     seed: int | None = None,
+    objects: pa.Table | None = None,
+    preselected_objects: pa.Table | None = None,
 ) -> SequenceResult:
     """Select sequences of ``length`` consecutive frames with a Lightly selection config (a wrapper of
-    :func:`lightly_airflow.selection.select`)."""
+    :func:`lightly_airflow.selection.select`).
+
+    :param objects: the run's object rows (object-level inputs): a sequence's objects are its frames' objects
+        (those of frames in no complete window take no part); ``preselected_objects`` as for ``select``.
+    """
     from lightly_airflow.config import parse_selection_config
     from lightly_airflow.selection import select
 
@@ -120,7 +137,10 @@ def select_sequences(
         wanted = int(math.floor(cfg.proportion_samples * candidates.num_rows)) // length
         cfg = cfg.model_copy(update={"n_samples": max(1, wanted), "proportion_samples": None})
     table = _sequence_table(candidates, windows)
-    result = select(table, cfg, preselected=preselected, query_embeddings=query_embeddings, seed=seed)
+    if objects is not None and objects.num_rows:
+        objects = _sequence_objects(objects, candidates, windows)
+    result = select(table, cfg, preselected=preselected, query_embeddings=query_embeddings, seed=seed,
+                    objects=objects, preselected_objects=preselected_objects)
     rows = [r for s in result.indices.tolist() for r in windows[int(s)]]
     keys = candidates.column(C.KEY).to_pylist()
     sequences = []

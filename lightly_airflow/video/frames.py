@@ -4,6 +4,8 @@ content hash and the corruptness score of each frame of a shard, computed from t
 The embed runner calls :func:`iter_frame_results` for the shard's frame rows: videos are decoded range by
 range in a few threads (PyAV, the scaler, the hash and the compiled metric kernels run without the GIL)
 while the model computes, and the metadata stage does not decode frames again (it only adds custom metadata).
+Frames with objects (object-level runs) are cropped from the same full-resolution upright decode
+(:class:`FrameObjectsHook`, implemented by :class:`lightly_airflow.objects.shard.ShardObjects`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import hashlib
 import logging
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -57,6 +59,32 @@ class FrameResult:
     corruptness: float | None
     status: str
     reason: str | None
+    objects: Any = None  # what the objects hook's ``crop`` returned for the frame (None: no objects, or no decode)
+
+
+class FrameObjectsHook(Protocol):
+    """Object crops of frames from the video pass's one decode (:class:`lightly_airflow.objects.shard.ShardObjects`).
+
+    ``cost(row)``: the frame's objects at most (0: none, the frame is not cropped); ``crop(row, rgb)``: called in
+    the analysing thread with the frame's full-resolution upright RGB; ``budget``: crops analysed ahead of the
+    consumer at most (a frame is always allowed when nothing is ahead of it).
+    """
+
+    budget: int
+
+    def cost(self, row: int) -> int: ...
+
+    def crop(self, row: int, rgb: np.ndarray) -> Any: ...
+
+
+@dataclass
+class FrameObjects:
+    """The objects of one frame, handed to the embed runner between the frame batches: ``crops`` is what the
+    hook's ``crop`` returned, ``None`` when the frame did not decode (``reason``)."""
+
+    row: int
+    crops: Any
+    reason: str | None
 
 
 def frame_rows(manifest: Any, rows: Sequence[int] | None = None) -> list[FrameRow]:
@@ -94,14 +122,21 @@ def _reformatter(purpose: str = "rgb") -> Any:
     return kept[purpose]
 
 
-def analyse_frame(frame: Any, input_size: int | None) -> tuple[np.ndarray | None, dict[str, Any], str, float]:
-    """Model input (``input_size`` square RGB, or ``None``), metrics, content hash and corruptness of a frame."""
+def analyse_frame(
+    frame: Any, input_size: int | None, on_rgb: Callable[[np.ndarray], None] | None = None,
+) -> tuple[np.ndarray | None, dict[str, Any], str, float]:
+    """Model input (``input_size`` square RGB, or ``None``), metrics, content hash and corruptness of a frame.
+
+    :param on_rgb: called with the frame's full-resolution upright RGB (object crops).
+    """
     from lightly_airflow.metadata.kernels import pixel_sums
     from lightly_airflow.metadata.metrics import _metrics_from
 
     turns = quarter_turns(frame)  # the frame as players show it (a phone's display matrix)
     rgb = _reformatter("rgb").reformat(frame, format="rgb24").to_ndarray()
     rgb = np.ascontiguousarray(np.rot90(rgb, turns) if turns else rgb)
+    if on_rgb is not None:
+        on_rgb(rgb)
     sums, squares, gray = pixel_sums(rgb)
     metrics: dict[str, Any] = _metrics_from(sums.astype(np.float64), squares.astype(np.float64), gray, 0, rgb)
     metrics["sizeInBytes"] = None  # a frame is no file; its video's size is on the video
@@ -142,24 +177,76 @@ def _thumbnail(frame: Any, thumbs: Any, row: FrameRow) -> None:
                                                                 interpolation="AREA").to_image(), frame))
 
 
-def _frame_result(frame: Any, r: FrameRow, input_size: int | None, thumbs: Any) -> FrameResult:
-    """Analyse one decoded frame (model input, metrics, hash, corruptness) and hand its thumbnail over."""
+def _frame_result(frame: Any, r: FrameRow, input_size: int | None, thumbs: Any,
+                  objects: FrameObjectsHook | None = None) -> FrameResult:
+    """Analyse one decoded frame (model input, metrics, hash, corruptness, object crops) and hand its thumbnail
+    over."""
+    cropped: list[Any] = []
+    on_rgb = None
+    if objects is not None and objects.cost(r.row):
+        def on_rgb(rgb: np.ndarray) -> None:
+            cropped.append(objects.crop(r.row, rgb))
     try:
-        small, metrics, digest, score = analyse_frame(frame, input_size)
+        small, metrics, digest, score = analyse_frame(frame, input_size, on_rgb)
     except Exception as exc:  # noqa: BLE001 - a frame the scaler cannot convert is corrupt
         return FrameResult(r.row, None, None, None, None, C.STATUS_CORRUPT, f"cannot convert the frame: {exc}")
     if thumbs is not None:
         _thumbnail(frame, thumbs, r)
-    return FrameResult(r.row, small, metrics, digest, score, C.STATUS_OK, None)
+    return FrameResult(r.row, small, metrics, digest, score, C.STATUS_OK, None, cropped[0] if cropped else None)
+
+
+class _CropBudget:
+    """Crops analysed ahead of the consumer, over the threads that decode chunks concurrently: a frame waits
+    while the crops ahead would pass the hook's budget, unless nothing is ahead or it is the next frame the
+    consumer takes (its chunk is the one being consumed and none of that chunk's frames is waiting), so the
+    consumer always gets its next frame and the crops ahead stay within the budget plus one frame's."""
+
+    def __init__(self, objects: FrameObjectsHook, stop: threading.Event) -> None:
+        self.objects, self.stop = objects, stop
+        self.ahead, self.head = 0, 0
+        self.taken: dict[int, tuple[int, int]] = {}  # row -> (chunk, cost)
+        self.waiting: collections.Counter[int] = collections.Counter()  # chunk -> its frames taken, not consumed
+        self.cond = threading.Condition()
+
+    def take(self, chunk: int, row: int) -> None:
+        cost = self.objects.cost(row)
+        if not cost:
+            return
+        with self.cond:
+            while (self.ahead and self.ahead + cost > self.objects.budget
+                   and not (chunk == self.head and not self.waiting[chunk]) and not self.stop.is_set()):
+                self.cond.wait(0.5)
+            self.ahead += cost
+            self.taken[row] = (chunk, cost)
+            self.waiting[chunk] += 1
+
+    def give(self, row: int) -> None:
+        with self.cond:
+            if row in self.taken:
+                chunk, cost = self.taken.pop(row)
+                self.ahead -= cost
+                self.waiting[chunk] -= 1
+                self.cond.notify_all()
+
+    def consuming(self, chunk: int) -> None:
+        with self.cond:
+            self.head = chunk
+            self.cond.notify_all()
 
 
 def _process_chunk(
     datasource_uri: str, chunk: list[FrameRow], input_size: int | None, credentials: StorageCredentials | None,
     fs: Any, root: str, thumbs: Any = None, pool: ThreadPoolExecutor | None = None, depth: int = 1,
+    objects: FrameObjectsHook | None = None, gate: Callable[[int], None] | None = None,
 ) -> Iterator[FrameResult]:
     """The results of one chunk in frame order, each as soon as its frame is decoded and analysed (a generator:
     the model starts on the first batch while the rest of the chunk decodes). With ``pool``, this thread only
-    decodes and up to ``depth`` frames are analysed in the pool's threads at once."""
+    decodes and up to ``depth`` frames are analysed in the pool's threads at once, fewer when their object
+    crops would pass ``objects.budget`` (never less than one frame).
+
+    :param objects: crops the frames with objects from their decode (``FrameResult.objects``).
+    :param gate: called with a decoded frame's row before it is analysed (the threads' shared crop budget).
+    """
     decodable = []
     for r in chunk:
         if r.index is None or r.problem:
@@ -173,19 +260,30 @@ def _process_chunk(
     video = decodable[0].video
     done: set[int] = set()
     pending: collections.deque[FrameResult | Future[FrameResult]] = collections.deque()
+    crops_ahead: collections.deque[int] = collections.deque()  # each pending frame's crops at most
     try:
         try:
             with open_video_source(datasource_uri, video, credentials, fs=fs, root=root) as source:
                 for got in decode_frames(source, [(r.index, r.pts) for r in decodable if r.index is not None]):
                     r = by_index[got.index]
                     done.add(r.row)
+                    cost = objects.cost(r.row) if objects is not None else 0
+                    if pool is not None and objects is not None:
+                        while pending and sum(crops_ahead) + cost > objects.budget:
+                            crops_ahead.popleft()
+                            item = pending.popleft()
+                            yield item.result() if isinstance(item, Future) else item
+                    if gate is not None:
+                        gate(r.row)
                     if got.frame is None:
                         pending.append(FrameResult(r.row, None, None, None, None, C.STATUS_CORRUPT, got.reason))
                     elif pool is None:
-                        pending.append(_frame_result(got.frame, r, input_size, thumbs))
+                        pending.append(_frame_result(got.frame, r, input_size, thumbs, objects))
                     else:
-                        pending.append(pool.submit(_frame_result, got.frame, r, input_size, thumbs))
+                        pending.append(pool.submit(_frame_result, got.frame, r, input_size, thumbs, objects))
+                    crops_ahead.append(cost)
                     while len(pending) > (depth if pool is not None else 0):
+                        crops_ahead.popleft()
                         item = pending.popleft()
                         yield item.result() if isinstance(item, Future) else item
         except FileNotFoundError:
@@ -207,7 +305,7 @@ _END = object()
 
 def iter_frame_results(
     datasource_uri: str, rows: list[FrameRow], *, input_size: int | None, credentials: StorageCredentials | None = None,
-    workers: int = 1, thumbs: Any = None,
+    workers: int = 1, thumbs: Any = None, objects: FrameObjectsHook | None = None,
 ) -> Iterator[FrameResult]:
     """Decode the frames of ``rows`` once each and yield a :class:`FrameResult` per row (grouped by video).
 
@@ -220,24 +318,30 @@ def iter_frame_results(
         threads (e.g. a shard of one video shorter than ``CHUNK_FRAMES``), each chunk is decoded in this
         thread and its frames are analysed in ``workers`` threads (the analysis costs ~4x the decode).
     :param thumbs: a :class:`lightly_airflow.thumbnails.ThumbnailWriter` to give each frame's thumbnail to.
+    :param objects: crops the frames with objects from the same decode (``FrameResult.objects``); the crops
+        analysed ahead of the consumer stay within ``objects.budget`` (one frame at least).
     """
     chunks = _chunks(rows)
     fs, root = filesystem(datasource_uri, credentials)
     if workers <= 1:
         for chunk in chunks:
-            yield from _process_chunk(datasource_uri, chunk, input_size, credentials, fs, root, thumbs)
+            yield from _process_chunk(datasource_uri, chunk, input_size, credentials, fs, root, thumbs,
+                                      objects=objects)
         return
     if len(chunks) < workers:  # fewer chunks than threads (a short shard): one decodes, the others analyse
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="video-analyse") as analysis:
             for chunk in chunks:
                 yield from _process_chunk(datasource_uri, chunk, input_size, credentials, fs, root, thumbs,
-                                          pool=analysis, depth=2 * workers)
+                                          pool=analysis, depth=2 * workers, objects=objects)
         return
     stop = threading.Event()
+    budget = _CropBudget(objects, stop) if objects is not None else None
 
-    def run(chunk: list[FrameRow], out: queue.SimpleQueue[Any]) -> None:
+    def run(number: int, chunk: list[FrameRow], out: queue.SimpleQueue[Any]) -> None:
+        gate = None if budget is None else (lambda row: budget.take(number, row))
         try:
-            for result in _process_chunk(datasource_uri, chunk, input_size, credentials, fs, root, thumbs):
+            for result in _process_chunk(datasource_uri, chunk, input_size, credentials, fs, root, thumbs,
+                                         objects=objects, gate=gate):
                 if stop.is_set():
                     return
                 out.put(result)
@@ -247,23 +351,29 @@ def iter_frame_results(
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="video-decode") as pool:
         streams: collections.deque[queue.SimpleQueue[Any]] = collections.deque()
-        it = iter(chunks)
+        it = enumerate(chunks)
 
         def start_next() -> None:
-            chunk = next(it, None)
+            number, chunk = next(it, (0, None))
             if chunk is not None:
                 streams.append(queue.SimpleQueue())
-                pool.submit(run, chunk, streams[-1])
+                pool.submit(run, number, chunk, streams[-1])
 
         try:
             for _ in range(workers):
                 start_next()
+            consumed = 0
             while streams:
                 stream = streams.popleft()
+                if budget is not None:
+                    budget.consuming(consumed)
                 while (item := stream.get()) is not _END:
                     if isinstance(item, BaseException):
                         raise item
+                    if budget is not None:
+                        budget.give(item.row)
                     yield item
+                consumed += 1
                 start_next()
         finally:
             stop.set()  # a consumer that stops early: the threads end at their next frame
@@ -319,9 +429,11 @@ class FrameExtras:
 def frame_batches(
     datasource_uri: str, rows: list[FrameRow], extras: FrameExtras, *, input_size: int, batch_size: int,
     credentials: StorageCredentials | None = None, workers: int = 1, thumbs: Any = None,
+    objects: FrameObjectsHook | None = None,
 ) -> Iterator[Any]:
     """The frames of ``rows`` as the embed runner's ``ImageBatch`` objects, recording hashes and metrics in
-    ``extras`` from the same decode."""
+    ``extras`` from the same decode; with ``objects``, a :class:`FrameObjects` for every frame with objects as
+    soon as it is analysed (its crops are not held until the frame's batch is full)."""
     import torch
 
     from lightly_airflow.embedding.images import ImageBatch
@@ -340,8 +452,11 @@ def frame_batches(
 
     pending: list[FrameResult] = []
     for result in iter_frame_results(datasource_uri, rows, input_size=input_size, credentials=credentials,
-                                     workers=workers, thumbs=thumbs):
+                                     workers=workers, thumbs=thumbs, objects=objects):
         extras.record(result)
+        if objects is not None and objects.cost(result.row):
+            yield FrameObjects(result.row, result.objects, result.reason)
+            result.objects = None
         pending.append(result)
         if len(pending) == batch_size:
             yield make(pending)

@@ -126,15 +126,16 @@ def test_object_typicality_prefers_images_of_typical_objects() -> None:
 
 
 def test_a_task_without_objects_says_why_when_the_objects_pass_dropped_them() -> None:
-    """When every box of the task lay outside its image, or the task's boxes were on video frames, the select
-    task's error says so (the run summary's counts) instead of only suggesting the task is misspelled."""
+    """When every box of the task lay outside its image, or the task's boxes were on video frames that did not
+    decode, the select task's error says so (the run summary's counts) instead of only suggesting the task is
+    misspelled."""
     keys, _, objects, candidates = _data(10, 3)
     empty = objects.slice(0, 0).replace_schema_metadata({b"lightly.boxes_outside_image": b"7",
-                                                         b"lightly.video_frames_skipped": b"0"})
+                                                         b"lightly.video_frames_failed": b"0"})
     with pytest.raises(ValueError, match=r"no objects of task 'det' in this run \(7 predicted boxes had no area "
                                          r"inside their images\): it must be"):
         object_set(keys, empty, "det", path="strategies[0].input")
-    frames = empty.replace_schema_metadata({b"lightly.video_frames_skipped": b"120"})
-    with pytest.raises(ValueError, match="120 video frames had boxes, but object crops of video frames are not"):
+    frames = empty.replace_schema_metadata({b"lightly.video_frames_failed": b"120"})
+    with pytest.raises(ValueError, match=r"\(120 video frames with boxes did not decode\)"):
         select(candidates, {"n_samples": 3, "strategies": [
             {"input": {"type": "EMBEDDINGS", "task": "det"}, "strategy": {"type": "DIVERSITY"}}]}, objects=frames)

@@ -308,8 +308,9 @@ def test_images_with_many_objects_are_decoded_ahead_within_a_memory_budget(tmp_p
 def test_video_frames_are_not_fetched_as_files_and_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Lightly's frame predictions (``clip-000-mp4.json`` for frame 0) name frames, which are not files of the
     datasource. The object pass used to fetch every such key (with auto_tasks: every frame of every video, one
-    404 on an object store and a warning each) and count it as an unreadable image; object crops of frames are
-    not supported, so the frames that would have objects are now skipped without a fetch and counted once."""
+    404 on an object store and a warning each) and count it as an unreadable image; frames are now cropped from
+    their video's decode (``tests/video/test_objects.py``), never fetched as files, and frames that do not decode
+    (here: the video is gone) give no objects and are counted."""
     import pyarrow.parquet as pq
     import torch
 
@@ -356,9 +357,9 @@ def test_video_frames_are_not_fetched_as_files_and_are_counted(tmp_path: Path, m
     monkeypatch.setattr(shard, "filesystem", recording)
     counts = embed_objects_shard(manifest, encoder=_MeanColour(), device=torch.device("cpu"), batch_size=4,
                                  num_workers=2)
-    assert counts is not None and counts["images_failed"] == 0 and counts["video_frames_skipped"] == 2
+    assert counts is not None and counts["images_failed"] == 0 and counts["video_frames_failed"] == 2
     assert sorted(fetched) == ["img_0000.png", "img_0001.png"]
-    assert summary(load_run_objects([manifest]), None, spec)["video_frames_skipped"] == 2
+    assert summary(load_run_objects([manifest]), None, spec)["video_frames_failed"] == 2
 
 
 def test_boxes_relative_to_the_image_size_are_flagged(tmp_path: Path) -> None:
