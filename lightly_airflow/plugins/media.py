@@ -12,8 +12,10 @@ from __future__ import annotations
 import io
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
+from lightly_airflow import columns as C
 from lightly_airflow.lightly_dir import LIGHTLY_DIR, PREDICTIONS_DIR, TASKS_FILE, json_relpath
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri
 
@@ -131,8 +133,38 @@ def read_predictions(datasource_uri: str, key: str, credentials: StorageCredenti
     return boxes
 
 
-def read_crop(datasource_uri: str, parent_key: str, crop_box: Any, credentials: StorageCredentials | None) -> bytes:
-    """An object's crop as PNG: its stored box (``object_crop_box``, padded, integer pixels) cut from its image."""
+def is_frame(row: Mapping[str, Any] | None) -> bool:
+    """Whether ``row`` is a video frame (no file of the datasource: its picture is decoded from its video)."""
+    return bool(row) and row.get(C.VIDEO) is not None and row.get(C.FRAME_INDEX) is not None  # type: ignore[union-attr]
+
+
+def frame_size(row: Mapping[str, Any]) -> tuple[int, int] | None:
+    """A frame's width and height as shown (its ``lightly.width/height``: computed on the upright frame)."""
+    w, h = row.get(C.lightly_metadata_column("width")), row.get(C.lightly_metadata_column("height"))
+    return (int(w), int(h)) if w and h else None
+
+
+def read_frame(datasource_uri: str, row: Mapping[str, Any], credentials: StorageCredentials | None) -> bytes:
+    """A video frame's picture as PNG (``video.export.frame_png``: the run's PNG of a selected frame, else decoded
+    from its video now)."""
+    from lightly_airflow.video.export import frame_png
+
+    for name in (C.KEY, C.VIDEO):
+        safe_key(row.get(name))
+    try:
+        return frame_png(datasource_uri, dict(row), credentials=credentials)
+    except FileNotFoundError:
+        raise MediaError(f"The video {row.get(C.VIDEO)!r} is no longer in the datasource.") from None
+    except ValueError as exc:
+        raise MediaError(f"{exc}.") from None
+
+
+def read_crop(
+    datasource_uri: str, parent_key: str, crop_box: Any, credentials: StorageCredentials | None,
+    parent: Mapping[str, Any] | None = None,
+) -> bytes:
+    """An object's crop as PNG: its stored box (``object_crop_box``, padded, integer pixels) cut from its image (or
+    from its video frame: ``parent`` is the frame's row)."""
     from PIL import Image
 
     from lightly_airflow.pixels import display_rgb
@@ -141,7 +173,10 @@ def read_crop(datasource_uri: str, parent_key: str, crop_box: Any, credentials: 
         x, y, w, h = (int(v) for v in crop_box)
     except (TypeError, ValueError):
         raise MediaError("The object has no crop box, so its crop cannot be shown.") from None
-    data, _, _ = read_image(datasource_uri, parent_key, credentials)
+    if parent is not None and is_frame(parent):
+        data = read_frame(datasource_uri, parent, credentials)
+    else:
+        data, _, _ = read_image(datasource_uri, parent_key, credentials)
     img = display_rgb(Image.open(io.BytesIO(data)))  # the pixels the crop box was cut from (upright, …)
     out = io.BytesIO()
     img.crop((x, y, x + w, y + h)).save(out, format="PNG")

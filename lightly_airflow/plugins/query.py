@@ -439,7 +439,9 @@ class View:
         parent = row.get(C.PARENT_KEY)
         if parent is None or row.get(COMMIT_VERSION) is None:
             return None
-        cols = [c for c in (C.SAMPLE_ID, C.KEY, C.PICK_RANK, C.SELECTED, C.RUN_ID, COMMIT_VERSION) if c in self.columns]
+        frame = (C.ETAG, *C.VIDEO_COLUMNS, C.lightly_metadata_column("width"), C.lightly_metadata_column("height"))
+        cols = [c for c in (C.SAMPLE_ID, C.KEY, C.PICK_RANK, C.SELECTED, C.RUN_ID, COMMIT_VERSION, *frame)
+                if c in self.columns]  # (a video frame's picture is decoded from its video: ``media.read_frame``)
         cols += [c for c in self.columns if c.startswith(C.SELECTION_PREFIX)]  # the image's per-pick values
         got = self.sql(
             f"SELECT {', '.join(quote_ident(c) for c in cols)} FROM pool WHERE {quote_ident(C.KEY)} = "

@@ -81,7 +81,7 @@ def _same_origin(request: Request) -> None:
 
 
 def _sample_extra(view: View, spec: PoolSpec, row: dict[str, Any]) -> dict[str, Any]:
-    from lightly_airflow.plugins.media import image_size, read_predictions
+    from lightly_airflow.plugins.media import frame_size, image_size, is_frame, read_predictions
 
     extra: dict[str, Any] = {}
     version = row.get("commit_version")
@@ -91,9 +91,11 @@ def _sample_extra(view: View, spec: PoolSpec, row: dict[str, Any]) -> dict[str, 
     except Exception as exc:  # noqa: BLE001 - the page still shows the sample
         log.warning("Pick neighbours of %s: %s", row.get(C.SAMPLE_ID), exc)
     if row.get(C.PARENT_KEY) is not None:  # an object: its image (with the object's box drawn over it)
-        extra["parent"] = view.parent_of(row)
+        extra["parent"] = parent = view.parent_of(row)
         source = view.datasource_of(version)
-        if source and extra["parent"]:
+        if parent and is_frame(parent):
+            extra["size"] = frame_size(parent)
+        elif source and parent:
             extra["size"] = image_size(source, str(row[C.PARENT_KEY]), _source_credentials(spec))
         return extra
     objects = view.objects_of(row)
@@ -109,7 +111,7 @@ def _sample_extra(view: View, spec: PoolSpec, row: dict[str, Any]) -> dict[str, 
             if boxes:
                 extra["boxes"] = boxes
             if boxes or objects:
-                extra["size"] = image_size(source, row.get(C.KEY) or "", creds)
+                extra["size"] = frame_size(row) if is_frame(row) else image_size(source, row.get(C.KEY) or "", creds)
                 if extra["size"] is None:
                     extra["predictions_error"] = "the image's size could not be read, so its boxes are not drawn"
         except MediaError as exc:
@@ -308,7 +310,7 @@ def add_curation_routes(app: FastAPI) -> None:
 
     @app.get("/pools/{pool}/samples/{sample_id}/image")
     def sample_image(pool: str, sample_id: str, version: int | None = Query(None, ge=0)) -> Response:
-        from lightly_airflow.plugins.media import read_image
+        from lightly_airflow.plugins.media import is_frame, read_frame, read_image
 
         sid = _check_sample_id(sample_id)
         spec = A._pool(pool)
@@ -317,11 +319,13 @@ def add_curation_routes(app: FastAPI) -> None:
         source = view.datasource_of(row.get("commit_version"))
         if not source:
             raise MediaError("The run that committed this sample recorded no datasource, so its image cannot be shown.")
-        if row.get(C.PARENT_KEY) is not None:  # an object: its crop, cut from its image
+        if row.get(C.PARENT_KEY) is not None:  # an object: its crop, cut from its image (or video frame)
             from lightly_airflow.plugins.media import read_crop
 
             data, content_type = read_crop(source, row[C.PARENT_KEY], row.get(C.OBJECT_CROP_BOX),
-                                           _source_credentials(spec)), "image/png"
+                                           _source_credentials(spec), view.parent_of(row)), "image/png"
+        elif is_frame(row):  # a video frame: no file of the datasource
+            data, content_type = read_frame(source, row, _source_credentials(spec)), "image/png"
         else:
             data, content_type, _ = read_image(source, row.get(C.KEY) or "", _source_credentials(spec))
         return Response(data, media_type=content_type, headers={**A.SECURITY_HEADERS, "Cache-Control": "private, max-age=300"})

@@ -157,3 +157,30 @@ def write_selected_frames(
                 "%d removed (frames a replaced video no longer has), %d failed", folder, counts["written"],
                 counts["rewritten"], counts["existing"], counts["removed"], counts["failed"])
     return counts
+
+
+def frame_png(
+    datasource_uri: str, row: dict[str, Any], *, lightly_uri: str | None = None,
+    credentials: StorageCredentials | None = None, lightly_credentials: StorageCredentials | None = None,
+) -> bytes:
+    """The PNG of one frame row (``key, etag, video, frame_index, frame_pts``), as a run writes it: the PNG under
+    ``.lightly/frames/`` when one shows this video version (selected frames), else the frame decoded now (one
+    seek into the video; upright, as players show it). For the UI, where a frame is no file of the datasource.
+
+    :raises FileNotFoundError: when the video is gone.
+    :raises ValueError: when the frame cannot be decoded (the reason).
+    """
+    etag = "" if row.get(C.ETAG) is None else str(row[C.ETAG])
+    fs, path = filesystem(frame_png_uri(lightly_uri or datasource_uri, str(row[C.KEY])), lightly_credentials or credentials)
+    try:
+        if _written_etag(fs, path) == etag:
+            data: bytes = fs.cat_file(path)
+            return data
+    except OSError as exc:  # an unreadable frames folder: decode instead
+        logger.info("frame PNG %s unreadable (%s): decoding the frame", path, exc)
+    with open_video_source(datasource_uri, str(row[C.VIDEO]), credentials) as source:
+        for got in decode_frames(source, [(int(row[C.FRAME_INDEX]), row.get(C.FRAME_PTS))], threads=False):
+            if got.frame is None:
+                raise ValueError(f"frame {row[C.FRAME_INDEX]} of {row[C.VIDEO]!r} cannot be decoded: {got.reason}")
+            return _png(got.frame, etag)
+    raise ValueError(f"frame {row[C.FRAME_INDEX]} of {row[C.VIDEO]!r} was not decoded")

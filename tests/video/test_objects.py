@@ -316,3 +316,55 @@ def test_sequences_are_selected_by_the_objects_of_their_frames(tmp_path: Path) -
     assert [s["frame_indices"] for s in summary.metrics["sequences"]] in ([[2, 3], [6, 7]], [[6, 7], [2, 3]])
     objs = rows.filter(pc.is_valid(rows.column(C.PARENT_KEY)))
     assert objs.num_rows == 3 and all(objs.column(C.OBJECT_SELECTED).to_pylist())
+
+
+def test_the_ui_shows_frames_their_boxes_and_their_objects_crops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A frame is no file of the datasource: its page's picture, its objects' crops and the size its boxes are
+    drawn at all came back as 404 / "size could not be read". The picture is the run's PNG of a selected frame,
+    else the frame decoded now, pixel for pixel the frame's own decode."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.plugins import app as plugin_app
+
+    src, pool_dir = tmp_path / "src", tmp_path / "pool"
+    make_scene_video(str(src / "street.mp4"), "astronaut", 12, seed=1)  # 160 x 120
+    boxes = {"street-02-mp4.png": [[10, 20, 40, 30]], "street-07-mp4.png": [[60, 40, 50, 50]]}
+    _predictions(src, boxes)
+    selection = {"n_samples": 1, "strategies": [{"input": {"type": "EMBEDDINGS", "task": TASK},
+                                                 "strategy": {"type": "DIVERSITY"}}]}
+    _run(src, pool_dir, "r1", selection)
+    rows = Datapool(f"file://{pool_dir}").read().to_pylist()
+    frames = {r[C.KEY]: r for r in rows if r[C.PARENT_KEY] is None}
+    objects = {r[C.PARENT_KEY]: r for r in rows if r[C.PARENT_KEY] is not None}
+    picked = next(k for k, r in frames.items() if r[C.SELECTED])
+    unpicked = "street-05-mp4.png"  # no PNG was written for it: decoded when asked
+    assert not (src / ".lightly" / "frames" / unpicked).exists() and (src / ".lightly" / "frames" / picked).exists()
+
+    monkeypatch.delenv("AIRFLOW__LIGHTLY__DATAPOOLS", raising=False)
+    monkeypatch.setenv("LIGHTLY_DATAPOOLS", json.dumps({"v": {"uri": f"file://{pool_dir}"}}))
+    sub = plugin_app.create_app()
+    for dep in (plugin_app.AUTHENTICATED, plugin_app.CAN_READ_RUNS, plugin_app.CAN_TAG, plugin_app.CURRENT_USER):
+        sub.dependency_overrides[dep] = lambda: None
+    root = FastAPI()
+    root.mount("/lightly", sub)
+    with TestClient(root, follow_redirects=False) as client:
+        for key in (picked, unpicked):
+            got = client.get(f"/lightly/pools/v/samples/{frames[key][C.SAMPLE_ID]}/image")
+            assert got.status_code == 200 and got.headers["content-type"] == "image/png", (key, got.text[:200])
+            shown = np.asarray(Image.open(io.BytesIO(got.content)).convert("RGB"))
+            np.testing.assert_array_equal(shown, _frame_rgb(src / "street.mp4", frames[key][C.FRAME_INDEX]))
+        # A frame with predicted boxes: they are drawn at the frame's size.
+        api = client.get(f"/lightly/api/pools/v/samples/{frames['street-07-mp4.png'][C.SAMPLE_ID]}").json()
+        assert api["image_size"] == [160, 120]
+        page = client.get(f"/lightly/pools/v/samples/{frames['street-07-mp4.png'][C.SAMPLE_ID]}").text
+        assert "could not be read" not in page
+        # An object of a frame: its crop is cut from the frame, and drawn on the frame at the frame's size.
+        obj = objects["street-02-mp4.png"]
+        x, y, w, h = obj[C.OBJECT_CROP_BOX]
+        got = client.get(f"/lightly/pools/v/samples/{obj[C.SAMPLE_ID]}/image")
+        assert got.status_code == 200, got.text[:200]
+        crop = np.asarray(Image.open(io.BytesIO(got.content)).convert("RGB"))
+        np.testing.assert_array_equal(crop, _frame_rgb(src / "street.mp4", 2)[y:y + h, x:x + w])
+        assert client.get(f"/lightly/api/pools/v/samples/{obj[C.SAMPLE_ID]}").json()["image_size"] == [160, 120]
