@@ -136,17 +136,7 @@ def configured(pool_fixture: PoolFixture, tmp_path: Path, monkeypatch: pytest.Mo
 @pytest.fixture
 def client(configured: PoolFixture) -> Iterator:
     """The plugin app mounted at ``/lightly`` as Airflow mounts it, with Airflow's auth checks overridden."""
-    from fastapi import FastAPI
-    from fastapi.testclient import TestClient
+    from ui_client import ui_client
 
-    from lightly_airflow.plugins import app as plugin_app
-
-    sub = plugin_app.create_app()
-    sub.dependency_overrides[plugin_app.AUTHENTICATED] = lambda: None
-    sub.dependency_overrides[plugin_app.CAN_READ_RUNS] = lambda: None
-    sub.dependency_overrides[plugin_app.CAN_TAG] = lambda: None
-    sub.dependency_overrides[plugin_app.CURRENT_USER] = lambda: None
-    root = FastAPI()
-    root.mount("/lightly", sub)
-    with TestClient(root, follow_redirects=False) as c:
+    with ui_client() as c:  # (``configured`` set LIGHTLY_DATAPOOLS)
         yield c

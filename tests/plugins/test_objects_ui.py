@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 import pytest
 from object_pool import OBJECT_RUNS, ObjectPool, build_object_pool
 from PIL import Image
+from ui_client import ui_client
 
 from lightly_airflow import columns as C
 from lightly_airflow.datapool import Datapool
@@ -26,19 +27,7 @@ def object_pool(tmp_path_factory: pytest.TempPathFactory) -> ObjectPool:
 
 @pytest.fixture
 def oclient(object_pool: ObjectPool, monkeypatch: pytest.MonkeyPatch) -> Iterator:
-    from fastapi import FastAPI
-    from fastapi.testclient import TestClient
-
-    from lightly_airflow.plugins import app as plugin_app
-
-    monkeypatch.delenv("AIRFLOW__LIGHTLY__DATAPOOLS", raising=False)
-    monkeypatch.setenv("LIGHTLY_DATAPOOLS", json.dumps({"objects": {"uri": object_pool.uri}}))
-    sub = plugin_app.create_app()
-    for dep in (plugin_app.AUTHENTICATED, plugin_app.CAN_READ_RUNS, plugin_app.CAN_TAG, plugin_app.CURRENT_USER):
-        sub.dependency_overrides[dep] = lambda: None
-    root = FastAPI()
-    root.mount("/lightly", sub)
-    with TestClient(root, follow_redirects=False) as c:
+    with ui_client(monkeypatch, {"objects": {"uri": object_pool.uri}}) as c:
         yield c
 
 

@@ -322,11 +322,9 @@ def test_the_ui_shows_frames_their_boxes_and_their_objects_crops(tmp_path: Path,
     """A frame is no file of the datasource: its page's picture, its objects' crops and the size its boxes are
     drawn at all came back as 404 / "size could not be read". The picture is the run's PNG of a selected frame,
     else the frame decoded now, pixel for pixel the frame's own decode."""
-    from fastapi import FastAPI
-    from fastapi.testclient import TestClient
+    from ui_client import ui_client
 
     from lightly_airflow.datapool import Datapool
-    from lightly_airflow.plugins import app as plugin_app
 
     src, pool_dir = tmp_path / "src", tmp_path / "pool"
     make_scene_video(str(src / "street.mp4"), "astronaut", 12, seed=1)  # 160 x 120
@@ -342,14 +340,7 @@ def test_the_ui_shows_frames_their_boxes_and_their_objects_crops(tmp_path: Path,
     unpicked = "street-05-mp4.png"  # no PNG was written for it: decoded when asked
     assert not (src / ".lightly" / "frames" / unpicked).exists() and (src / ".lightly" / "frames" / picked).exists()
 
-    monkeypatch.delenv("AIRFLOW__LIGHTLY__DATAPOOLS", raising=False)
-    monkeypatch.setenv("LIGHTLY_DATAPOOLS", json.dumps({"v": {"uri": f"file://{pool_dir}"}}))
-    sub = plugin_app.create_app()
-    for dep in (plugin_app.AUTHENTICATED, plugin_app.CAN_READ_RUNS, plugin_app.CAN_TAG, plugin_app.CURRENT_USER):
-        sub.dependency_overrides[dep] = lambda: None
-    root = FastAPI()
-    root.mount("/lightly", sub)
-    with TestClient(root, follow_redirects=False) as client:
+    with ui_client(monkeypatch, {"v": {"uri": f"file://{pool_dir}"}}) as client:
         for key in (picked, unpicked):
             got = client.get(f"/lightly/pools/v/samples/{frames[key][C.SAMPLE_ID]}/image")
             assert got.status_code == 200 and got.headers["content-type"] == "image/png", (key, got.text[:200])
