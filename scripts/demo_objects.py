@@ -3,8 +3,10 @@
 Real photographs with pasted shapes and an object-detection task ``shapes`` in ``.lightly/predictions/``
 (:mod:`lightly_airflow.objects.demo_data`). Run 1 selects images with diverse objects (DIVERSITY on the
 task's crop embeddings, Lightly's "Selection on object level"); more images arrive and run 2 embeds only
-their objects, keeping away from the objects of the images selected before. The selected objects' crops are
-written as PNG under ``.lightly/crops/shapes/`` (``crops.enable_upload``).
+their objects, keeping away from the objects of the images selected before; in run 3 a video arrives with the
+shapes detected on its frames (Lightly's per-frame prediction files), and its frames are selected by their
+objects beside the images. The selected objects' crops are written as PNG under ``.lightly/crops/shapes/``
+(``crops.enable_upload``).
 """
 
 from __future__ import annotations
@@ -31,13 +33,13 @@ def _summarize(name: str, pool_uri: str) -> None:
     images = rows.filter(pc.is_null(rows.column(C.PARENT_KEY)))
     picked = pc.sum(pc.fill_null(images.column(C.SELECTED), False)).as_py() or 0
     picked_objects = pc.sum(pc.fill_null(objects.column(C.OBJECT_SELECTED), False)).as_py() or 0
-    print(f"   {name}: images processed {images.num_rows} | objects {objects.num_rows} | images selected {picked} "
+    print(f"   {name}: images/frames processed {images.num_rows} | objects {objects.num_rows} | selected {picked} "
           f"by their objects ({picked_objects} objects) | datapool version {last.get('version')}")
 
 
 def run_walkthrough(root: Path, run_dag: Callable[[str, dict, dict[str, str]], None], env: dict[str, str]) -> None:
     """Write the images under ``root/objects`` and run the two object-level runs into ``root/objects-datapool``."""
-    from lightly_airflow.objects.demo_data import add_images
+    from lightly_airflow.objects.demo_data import add_images, add_video
 
     source, pool = root / "objects", root / "objects-datapool"
     conf = {"datasource_uri": f"file://{source}", "datapool_uri": f"file://{pool}",
@@ -51,6 +53,11 @@ def run_walkthrough(root: Path, run_dag: Callable[[str, dict, dict[str, str]], N
     print(f"==> objects, run 2: {len(second)} images arrive; only their objects are cropped and embedded")
     run_dag("objects-run-2", conf, env)
     _summarize("objects run 2", f"file://{pool}")
+    frames = add_video(source, "dashcam", 48, seed=3)
+    print(f"==> objects, run 3: a video arrives with shapes detected on {sum(1 for p in frames.values() if p)} of its "
+          f"{len(frames)} frames ({sum(len(p) for p in frames.values())} boxes); frames are selected by their objects")
+    run_dag("objects-run-3", conf, env)
+    _summarize("objects run 3", f"file://{pool}")
     crops = sorted((source / ".lightly" / "crops" / "shapes").glob("*.png"))
     print(f"   crops of the selected objects written as PNG: {len(crops)} in "
           f"{(source / '.lightly' / 'crops' / 'shapes').relative_to(root.parent)}")

@@ -85,3 +85,48 @@ def add_images(root: Path, start: int, count: int, *, seed: int = 0, prefix: str
             json.dumps({"file_name": key, "predictions": preds}))
         out[key] = preds
     return out
+
+
+def add_video(root: Path, name: str, n_frames: int, *, seed: int = 0, scene: str = "coffee",
+              ext: str = "mp4") -> dict[str, list[dict[str, object]]]:
+    """Write a video ``<name>.<ext>`` into ``root`` whose frames show shapes moving across a panning photo (0-3 at
+    a time, each for a stretch of frames), and Lightly's per-frame predictions of them
+    (``.lightly/predictions/<task>/<name>-<frame>-<ext>.json``); returns ``frame key -> predictions``."""
+    from lightly_airflow.video.naming import frame_name
+    from lightly_airflow.video.synthetic import scene as scene_photo
+    from lightly_airflow.video.synthetic import scene_frames, write_video
+
+    root.mkdir(parents=True, exist_ok=True)
+    write_task(root)
+    rng = np.random.default_rng(seed)
+    tracks = []  # (category, size, first frame, last frame, start xy, velocity xy)
+    for _ in range(max(1, n_frames // 8)):
+        first = int(rng.integers(0, n_frames))
+        s = int(rng.integers(16, 36))
+        tracks.append((CATEGORIES[int(rng.integers(0, len(CATEGORIES)))], s, first,
+                       min(n_frames - 1, first + int(rng.integers(4, 16))),
+                       (float(rng.uniform(0, WIDTH - s)), float(rng.uniform(0, HEIGHT - s))),
+                       (float(rng.uniform(-3, 3)), float(rng.uniform(-2, 2)))))
+    key = f"{name}.{ext}"
+    out: dict[str, list[dict[str, object]]] = {}
+
+    def frames():  # noqa: ANN202 - a generator of frames
+        for i, rgb in enumerate(scene_frames(scene_photo(scene), n_frames, (WIDTH, HEIGHT), seed=seed)):
+            img = Image.fromarray(rgb)
+            draw = ImageDraw.Draw(img)
+            preds = []
+            for category, s, first, last, (x0, y0), (vx, vy) in tracks:
+                if first <= i <= last:
+                    x = int(np.clip(x0 + vx * (i - first), 0, WIDTH - s))
+                    y = int(np.clip(y0 + vy * (i - first), 0, HEIGHT - s))
+                    colour, shape = category.split("-")
+                    _paste(draw, shape, COLOURS[colour], x, y, s)
+                    preds.append({"category_id": CATEGORIES.index(category), "bbox": [x, y, s, s], "score": 0.9})
+            frame_key = frame_name(key, i, n_frames)
+            (root / ".lightly" / "predictions" / TASK / (frame_key.rsplit(".", 1)[0] + ".json")).write_text(
+                json.dumps({"file_name": frame_key, "predictions": preds}))
+            out[frame_key] = preds
+            yield np.asarray(img)
+
+    write_video(str(root / key), frames(), size=(WIDTH, HEIGHT))
+    return out
