@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lightly_airflow.video.index import SEEKABLE_FORMATS, reason
+from lightly_airflow.video.index import SEEKABLE_FORMATS, reason, video_stream
 from lightly_airflow.video.source import raise_read_error
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def decode_frames(
                 yield DecodedFrame(index, None, why)
         return
     try:
-        stream = container.streams.video[0]
+        stream = _stream(container)
         if seekable is None:
             seekable = bool(set(str(container.format.name).split(",")) & SEEKABLE_FORMATS)
         if threads:
@@ -117,7 +117,7 @@ def decode_frames(
                     if hasattr(source, "seek"):
                         source.seek(0)
                     container = av.open(source, mode="r")
-                    stream = container.streams.video[0]
+                    stream = _stream(container)
                     if threads:
                         stream.thread_type = "AUTO"
                 except Exception as exc:  # noqa: BLE001
@@ -131,6 +131,14 @@ def decode_frames(
             at_start = False
     finally:
         container.close()
+
+
+def _stream(container: Any) -> Any:
+    """The stream the index listed the frames of (``index.video_stream``: the one a player plays)."""
+    stream = video_stream(container)[0]
+    if stream is None:
+        raise ValueError("the file holds no video stream, only an attached picture (cover art)")
+    return stream
 
 
 def _rewind(container: Any, stream: Any) -> bool:

@@ -29,7 +29,7 @@ SEEKABLE_FORMATS = frozenset({"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matrosk
 class VideoIndex:
     """The frames of one video as PyAV will decode them.
 
-    :ivar n_frames: number of frames (packets of the first video stream).
+    :ivar n_frames: number of frames (packets of the video stream, :func:`video_stream`).
     :ivar pts: presentation timestamps in frame order (``None`` entries when the container has none).
     :ivar time_base: seconds per pts unit (``None`` when unknown).
     :ivar fps: average frame rate (``None`` when unknown).
@@ -52,6 +52,10 @@ class VideoIndex:
     container_format: str | None = None
     #: the file's start in seconds (its earliest stream's first timestamp): frame times count from it
     start: Fraction = Fraction(0)
+    #: the index of the video stream whose frames these are (:func:`video_stream`)
+    stream: int | None = None
+    #: one note per other video stream of the file (not used: a second camera, a cover picture, …)
+    other_streams: list[str] = field(default_factory=list)
 
     def seconds(self, index: int) -> float | None:
         """Time of frame ``index`` in seconds from the start of the video, where a player shows it and where
@@ -69,6 +73,45 @@ def reason(exc: BaseException) -> str:
     """A stable one-line reason for a PyAV error."""
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}"[:300]
+
+
+def _describe(stream: Any) -> str:
+    ctx = stream.codec_context
+    return f"#{stream.index} ({ctx.name} {ctx.width}x{ctx.height})"
+
+
+def _attached_picture(stream: Any) -> bool:
+    from av.stream import Disposition
+
+    return bool(stream.disposition & Disposition.attached_pic)
+
+
+def video_stream(container: Any) -> tuple[Any, list[str]]:
+    """The video stream whose frames are the video's samples, and a note for each other video stream.
+
+    The stream a player plays: FFmpeg's best video stream (``av_find_best_stream``, what ffplay shows: the
+    default track first, then the one with more frames decoded while probing, then the higher bit rate), never
+    an attached picture (cover art an MP4/MKV may carry as a one-frame video stream, ``disposition.attached_pic``;
+    an MP4 whose ``udta`` comes before its tracks lists it as stream 0). ``None`` when the file has no video
+    stream but attached pictures. The index and every decode of the file take the same stream.
+    """
+    videos = list(container.streams.video)
+    playable = [s for s in videos if not _attached_picture(s)]
+    best = None
+    try:
+        best = container.streams.best("video")
+    except Exception:  # noqa: BLE001 - no best stream: take the first playable one
+        best = None
+    if best is None or _attached_picture(best):
+        best = playable[0] if playable else None
+    notes = []
+    for s in videos:
+        if s is best:
+            continue
+        used = f"the frames are those of stream {_describe(best)}" if best is not None else "no stream is used"
+        kind = "attached picture (cover art)" if _attached_picture(s) else "video stream"
+        notes.append(f"{kind} {_describe(s)} is not used: {used}, the one a player shows")
+    return best, notes
 
 
 def _announced_frames(container: Any, stream: Any, fps: float | None) -> int:
@@ -125,7 +168,12 @@ def _index_video(source: Any) -> VideoIndex:
         if not container.streams.video:
             out.problem = "the file holds no video stream"
             return out
-        stream = container.streams.video[0]
+        stream, out.other_streams = video_stream(container)
+        if stream is None:
+            out.problem = "the file holds no video stream, only an attached picture (cover art)"
+            out.other_streams = []
+            return out
+        out.stream = stream.index
         out.time_base = stream.time_base
         out.fps = float(stream.average_rate) if stream.average_rate else None
         out.metadata_frames = int(stream.frames or 0)

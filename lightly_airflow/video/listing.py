@@ -63,11 +63,15 @@ def index_videos(
 
 
 def expand_videos(
-    files: pa.Table, datasource_uri: str, credentials: StorageCredentials | None = None, *, workers: int = 4
+    files: pa.Table, datasource_uri: str, credentials: StorageCredentials | None = None, *, workers: int = 4,
+    stream_notes: list[tuple[str, str]] | None = None,
 ) -> pa.Table:
     """``files`` (``key, size, etag, mtime``) with every video row replaced by its frame rows.
 
     The result has the video columns (null for images) and is sorted by key.
+
+    :param stream_notes: receives ``(video key, note)`` for every video stream of a video that is not used
+        (a second camera, a cover picture: ``index.video_stream``), also logged; the run report lists them.
     """
     base = files.select(list(C.MANIFEST_COLUMNS))
     is_video = video_mask(base.column(C.KEY))
@@ -95,6 +99,10 @@ def expand_videos(
             cols[C.FRAME_SECONDS].append(info.seconds(i))
             cols[C.VIDEO_PROBLEM].append(None)
         frames_total += n
+        for note in info.other_streams:
+            logger.warning("video %r: %s", key, note)
+            if stream_notes is not None:
+                stream_notes.append((key, note))
         if info.problem:
             logger.warning("video %r: %s (%d frames kept)", key, info.problem, n)
             cols[C.KEY].append(key)
