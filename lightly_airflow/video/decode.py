@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
-from lightly_airflow.video.index import SEEKABLE_FORMATS, reason, video_stream
+from lightly_airflow.video.index import SEEKABLE_FORMATS, pixel_aspect, reason, video_stream
 from lightly_airflow.video.source import raise_read_error
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,21 @@ def quarter_turns(frame: Any) -> int:
     if abs(angle - 90 * turns) > 1:
         return 0
     return turns % 4
+
+
+def sample_aspect(frame: Any) -> Fraction:
+    """The SAR :func:`decode_frames` recorded on ``frame`` (its ``opaque`` slot); 1 for square pixels."""
+    sar = getattr(frame, "opaque", None)
+    return sar if isinstance(sar, Fraction) and sar > 0 else Fraction(1)
+
+
+def display_size(frame: Any, max_side: int | None = None) -> tuple[int, int]:
+    """``(width, height)`` of ``frame`` in square pixels, as players show it (stored orientation), scaled down to
+    fit ``max_side``. The frame's stored pixel grid stays what the frame PNGs, the metrics and the boxes of
+    ``.lightly/predictions`` use (Lightly's frame coordinates); only what people look at is stretched."""
+    width = frame.width * sample_aspect(frame)
+    scale = min(Fraction(1), Fraction(max_side) / max(width, frame.height)) if max_side else Fraction(1)
+    return max(1, round(width * scale)), max(1, round(frame.height * scale))
 
 
 def upright_image(image: Any, frame: Any) -> Any:
@@ -158,6 +174,7 @@ def _decode_run(
     last_index, last_pts = run[-1]
     pts_to_index = {p: i for i, p in run} if by_pts else {}
     pending = {i for i, _ in run}
+    sar = pixel_aspect(stream)  # recorded on each frame for the thumbnail (``display_size``)
     broke: str | None = None
     attempt_seek = seek
     for _attempt in range(2):
@@ -215,6 +232,8 @@ def _decode_run(
                             break
                     if index in pending:
                         pending.discard(index)
+                        if sar != 1:
+                            frame.opaque = sar
                         yield DecodedFrame(index, frame)
                     if not pending:
                         done = True

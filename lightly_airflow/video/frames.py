@@ -22,7 +22,7 @@ import numpy as np
 
 from lightly_airflow import columns as C
 from lightly_airflow.storage import StorageCredentials, filesystem
-from lightly_airflow.video.decode import decode_frames, quarter_turns, upright_image
+from lightly_airflow.video.decode import decode_frames, display_size, quarter_turns, upright_image
 from lightly_airflow.video.quality import frame_corruptness
 from lightly_airflow.video.source import open_video_source
 
@@ -135,8 +135,7 @@ def _thumbnail(frame: Any, thumbs: Any, row: FrameRow) -> None:
     from lightly_airflow.datapool.rows import sample_id
     from lightly_airflow.thumbnails import MAX_SIDE
 
-    scale = min(1.0, MAX_SIDE / max(frame.width, frame.height))
-    w, h = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
+    w, h = display_size(frame, MAX_SIDE)  # square pixels: anamorphic (DV/DVD) frames as players show them
     thumbs.add(sample_id(row.key or "", None if row.etag is None else str(row.etag)),
                upright_image(_reformatter("thumbnail").reformat(frame, width=w, height=h, format="rgb24",
                                                                 interpolation="AREA").to_image(), frame))

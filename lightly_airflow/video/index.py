@@ -56,6 +56,8 @@ class VideoIndex:
     stream: int | None = None
     #: one note per other video stream of the file (not used: a second camera, a cover picture, …)
     other_streams: list[str] = field(default_factory=list)
+    #: width / height of one stored pixel (:func:`pixel_aspect`): 32/27 for 16:9 DV/DVD video, 1 when square
+    sample_aspect_ratio: Fraction = Fraction(1)
 
     def seconds(self, index: int) -> float | None:
         """Time of frame ``index`` in seconds from the start of the video, where a player shows it and where
@@ -112,6 +114,17 @@ def video_stream(container: Any) -> tuple[Any, list[str]]:
         kind = "attached picture (cover art)" if _attached_picture(s) else "video stream"
         notes.append(f"{kind} {_describe(s)} is not used: {used}, the one a player shows")
     return best, notes
+
+
+def pixel_aspect(stream: Any) -> Fraction:
+    """The sample aspect ratio (SAR: width / height of one stored pixel) of a video stream; 1 when square or
+    unknown. DV and DVD video store 720×480 with SAR 32:27 (or 8:9) and players stretch it to 16:9 (4:3); FFmpeg
+    takes the container's value (MP4 ``pasp``, MKV display size) before the codec's."""
+    try:
+        sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    except Exception:  # noqa: BLE001 - no value PyAV can read is square pixels
+        return Fraction(1)
+    return Fraction(sar) if sar and sar > 0 else Fraction(1)
 
 
 def _announced_frames(container: Any, stream: Any, fps: float | None) -> int:
@@ -174,6 +187,7 @@ def _index_video(source: Any) -> VideoIndex:
             out.other_streams = []
             return out
         out.stream = stream.index
+        out.sample_aspect_ratio = pixel_aspect(stream)
         out.time_base = stream.time_base
         out.fps = float(stream.average_rate) if stream.average_rate else None
         out.metadata_frames = int(stream.frames or 0)

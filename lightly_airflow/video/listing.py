@@ -99,6 +99,11 @@ def expand_videos(
             cols[C.FRAME_SECONDS].append(info.seconds(i))
             cols[C.VIDEO_PROBLEM].append(None)
         frames_total += n
+        if info.sample_aspect_ratio != 1 and info.width and info.height:
+            logger.info("video %r has non-square pixels (sample aspect ratio %s): its frames keep the stored %dx%d "
+                        "grid (Lightly's frame coordinates, frame PNGs with pHYs), thumbnails show them %dx%d", key,
+                        info.sample_aspect_ratio, info.width, info.height,
+                        round(info.width * info.sample_aspect_ratio), info.height)
         for note in info.other_streams:
             logger.warning("video %r: %s", key, note)
             if stream_notes is not None:

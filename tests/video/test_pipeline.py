@@ -585,3 +585,49 @@ def test_the_video_stream_a_player_shows_is_used_and_the_others_are_reported(tmp
     from PIL import Image
 
     assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), expected[r[C.VIDEO].removesuffix(".mp4")][r[C.FRAME_INDEX]])
+
+
+def test_anamorphic_video_keeps_its_pixel_grid_and_shows_square_pixels(tmp_path: Path) -> None:
+    """DV/DVD-style video stores 16:9 pictures as 720x480 with non-square pixels (sample aspect ratio 32:27);
+    players stretch them. The thumbnails were the stored grid, squeezed to 3:2. Now the thumbnail has square
+    pixels (16:9), while the frame PNG, the metrics and the frame names keep the stored grid (Lightly's frame
+    coordinates, which ``.lightly/predictions`` boxes of frames are in) and record the ratio (``pHYs``)."""
+    import io
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+    from PIL import Image
+
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.thumbnails import read_thumbnail
+    from lightly_airflow.video.index import index_video
+    from lightly_airflow.video.synthetic import scene, scene_frames
+
+    src = tmp_path / "src"
+    src.mkdir()
+    path = src / "dv_tape.mp4"
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 144, 96, "yuv420p"
+        s.codec_context.sample_aspect_ratio = Fraction(32, 27)
+        for rgb in scene_frames(scene("astronaut"), 6, (144, 96), seed=2):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    with av.open(str(path)) as c:
+        assert c.streams.video[0].sample_aspect_ratio == Fraction(32, 27)
+        stored = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    everything = {"n_samples": 6, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    _, _, summary = run_once(src, tmp_path / "pool", "r1", config=everything)
+    rows = {r[C.FRAME_INDEX]: r for r in Datapool(f"file://{tmp_path / 'pool'}").read().to_pylist()}
+    assert len(rows) == 6 and summary.frames["written"] == 6
+    assert (rows[3][C.lightly_metadata_column("width")], rows[3][C.lightly_metadata_column("height")]) == (144, 96)
+    thumb = read_thumbnail(f"file://{tmp_path / 'pool'}", rows[3][C.SAMPLE_ID])
+    assert thumb is not None
+    assert Image.open(io.BytesIO(thumb)).size == (171, 96)  # 144 * 32/27 = 170.7: 16:9, as a player shows it
+    png = Image.open(src / ".lightly" / "frames" / "dv_tape-3-mp4.png")
+    assert png.size == (144, 96) and np.array_equal(np.asarray(png.convert("RGB")), stored[3])
+    assert png.info.get("aspect") == (27, 32) and png.info.get("lightly-sample-aspect-ratio") == "32:27"
+    assert index_video(str(path)).sample_aspect_ratio == Fraction(32, 27)
