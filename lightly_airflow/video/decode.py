@@ -122,6 +122,14 @@ def decode_frames(
             seekable = bool(set(str(container.format.name).split(",")) & SEEKABLE_FORMATS)
         if threads:
             stream.thread_type = "AUTO"
+        if not seekable or any(p is None for _, p in wanted):
+            # No seeking (raw streams without timestamps, MPEG-PS/TS): every wanted frame is found in one pass
+            # from the start, each frame decoded once. Each run used to rewind, or open a raw stream again, and
+            # decode from the start: a shard's 512-frame chunks of a long raw stream cost O(n²) decoding.
+            items = sorted(wanted)
+            yield from _decode_run(container, stream, items, seek=False, by_pts=all(p is not None for _, p in items),
+                                   at_start=True, source=source)
+            return
         at_start = True  # nothing demuxed yet: a range from the start needs no seek
         for run in runs:
             by_pts = all(p is not None for _, p in run)
@@ -149,6 +157,18 @@ def decode_frames(
         container.close()
 
 
+#: Extensions of videos whose frames are found by one pass from the start of the file (formats FFmpeg cannot
+#: seek reliably or at all, ``index.SEEKABLE_FORMATS``): MPEG-PS/TS and raw H.264/H.265 elementary streams.
+SEQUENTIAL_EXTENSIONS = frozenset({"mpg", "mpeg", "ts", "m2ts", "mts", "vob", "hevc", "h265", "265", "h264", "264"})
+
+
+def decodes_sequentially(video: str, pts: Sequence[int | None]) -> bool:
+    """Whether ``decode_frames`` finds the frames of ``video`` (index order ``pts``) in one pass from its start
+    rather than by seeking: frames without timestamps (raw streams) or an extension of
+    :data:`SEQUENTIAL_EXTENSIONS`. Such a video's frames of a shard are best decoded in one call."""
+    return any(p is None for p in pts) or video.rsplit(".", 1)[-1].lower() in SEQUENTIAL_EXTENSIONS
+
+
 def _stream(container: Any) -> Any:
     """The stream the index listed the frames of (``index.video_stream``: the one a player plays)."""
     stream = video_stream(container)[0]
@@ -173,6 +193,7 @@ def _decode_run(
     first_index, first_pts = run[0]
     last_index, last_pts = run[-1]
     pts_to_index = {p: i for i, p in run} if by_pts else {}
+    contiguous = last_index - first_index + 1 == len(run)  # every frame between is wanted (else: gaps)
     pending = {i for i, _ in run}
     sar = pixel_aspect(stream)  # recorded on each frame for the thumbnail (``display_size``)
     broke: str | None = None
@@ -221,7 +242,8 @@ def _decode_run(
                             if frame.pts > last_pts:
                                 done = True
                                 break
-                            logger.warning("decoded a frame with pts %s that the index does not list", frame.pts)
+                            if contiguous:
+                                logger.warning("decoded a frame with pts %s that the index does not list", frame.pts)
                             continue
                     else:
                         index = counter

@@ -22,7 +22,13 @@ import numpy as np
 
 from lightly_airflow import columns as C
 from lightly_airflow.storage import StorageCredentials, filesystem
-from lightly_airflow.video.decode import decode_frames, display_size, quarter_turns, upright_image
+from lightly_airflow.video.decode import (
+    decode_frames,
+    decodes_sequentially,
+    display_size,
+    quarter_turns,
+    upright_image,
+)
 from lightly_airflow.video.quality import frame_corruptness
 from lightly_airflow.video.source import open_video_source
 
@@ -124,8 +130,10 @@ def _chunks(rows: list[FrameRow]) -> list[list[FrameRow]]:
     out: list[list[FrameRow]] = []
     for video in sorted(by_video):
         items = sorted(by_video[video], key=lambda r: (-1 if r.index is None else r.index))
-        for start in range(0, len(items), CHUNK_FRAMES):
-            out.append(items[start : start + CHUNK_FRAMES])
+        # A video that cannot seek (a raw .hevc) is decoded from its start per chunk: its frames are one chunk.
+        size = len(items) if decodes_sequentially(video, [r.pts for r in items if r.index is not None]) else CHUNK_FRAMES
+        for start in range(0, len(items), size):
+            out.append(items[start : start + size])
     return out
 
 

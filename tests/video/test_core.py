@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import av
 import numpy as np
 import pyarrow as pa
@@ -381,3 +383,109 @@ def test_a_striped_frame_has_a_high_uniform_row_ratio(tmp_path, ext: str) -> Non
     ratio = [r.metrics["uniformRowRatio"] for r in results]
     assert ratio[6] == pytest.approx(1 / 3, abs=0.05), ratio
     assert max(ratio[:6] + ratio[7:]) < 0.025, ratio
+
+
+class _CountingReader:
+    """The video's real bytes, counting what the demuxer reads (each extra pass from the start re-reads them)."""
+
+    def __init__(self, path: str) -> None:
+        self._fh = open(path, "rb")  # noqa: SIM115 - closed by the caller
+        self.read_bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._fh.read(size)
+        self.read_bytes += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def test_a_long_raw_stream_is_decoded_once_per_shard(tmp_path, monkeypatch) -> None:
+    """A raw ``.hevc`` elementary stream cannot seek, so each range is decoded from the start of the file: a
+    shard's frames in chunks of ``CHUNK_FRAMES`` decoded the stream's start again for every chunk (O(n²) for a
+    long stream: 4.6× the file for 4,000 frames), and the frame PNGs of k selected frames opened and decoded it
+    k times. Now a video that cannot seek is one pass: each byte read once; frames identical to a full decode."""
+    import contextlib
+    import hashlib
+
+    from lightly_airflow.video import frames as frames_module
+    from lightly_airflow.video.frames import frame_rows
+
+    path = str(tmp_path / "GOPR0001.hevc")
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (48, 64, 3), np.uint8)
+    with av.open(path, "w", format="hevc") as c:
+        s = c.add_stream("libx265", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.options = {"x265-params": "log-level=error:keyint=20:bframes=2", "preset": "ultrafast"}
+        for i in range(120):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(np.roll(base, 2 * i, axis=1)),
+                                                         format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    size = os.path.getsize(path)
+    expected = []
+    for _, rgb in full_decode(path):
+        digest = hashlib.sha256(rgb.tobytes())
+        digest.update(f"{rgb.shape}".encode())
+        expected.append(digest.hexdigest())
+    assert len(expected) == 120
+
+    readers: list[_CountingReader] = []
+    real_open = frames_module.open_video_source
+
+    @contextlib.contextmanager
+    def counting_open(*args, **kwargs):
+        with real_open(*args, **kwargs) as local_path:
+            reader = _CountingReader(local_path)
+            readers.append(reader)
+            try:
+                yield reader
+            finally:
+                reader.close()
+
+    monkeypatch.setattr(frames_module, "open_video_source", counting_open)
+    monkeypatch.setattr(frames_module, "CHUNK_FRAMES", 16)  # 120 frames: 8 chunks, as 4,000 frames at 512
+    files = pa.table({C.KEY: ["GOPR0001.hevc"], C.SIZE: [size], C.ETAG: ["e1"],
+                      C.MTIME: pa.array([None], pa.timestamp("us", tz="UTC"))})
+    rows = frame_rows(expand_videos(files, f"file://{tmp_path}"))
+    assert len(rows) == 120 and all(r.pts is None for r in rows)
+    for workers in (1, 2):
+        readers.clear()
+        got = {r.row: r for r in iter_frame_results(f"file://{tmp_path}", rows, input_size=None, workers=workers)}
+        assert [got[r.row].content_hash for r in sorted(rows, key=lambda r: r.index or 0)] == expected
+        assert sum(r.read_bytes for r in readers) <= 1.1 * size  # was 7.1x (8 chunks): the start decoded again per chunk
+
+    # The selected frames' PNGs (export): eight frames spread over the stream, one pass.
+    reader = _CountingReader(path)
+    try:
+        got_frames = list(decode_frames(reader, [(i, None) for i in (3, 17, 40, 41, 42, 77, 100, 119)]))
+    finally:
+        reader.close()
+    assert [g.index for g in got_frames] == [3, 17, 40, 41, 42, 77, 100, 119] and all(g.frame for g in got_frames)
+    assert reader.read_bytes <= 1.1 * size  # was one pass from the start per run of consecutive frames
+
+
+def test_frames_spread_over_an_mpeg_ps_are_found_in_one_pass(video_files: dict[str, str], caplog) -> None:
+    """MPEG-PS cannot be seeked reliably: spread frames (with their pts) are matched in one pass from the start,
+    exactly the frames of a full decode, without warning about the frames between them."""
+    path = video_files["mpg"]
+    info = index_video(path)
+    decoded = full_decode(path)
+    wanted = [(i, info.pts[i]) for i in (0, 4, 5, 13, 29, 30)]
+    reader = _CountingReader(path)
+    with caplog.at_level("WARNING"):
+        got = list(decode_frames(reader, wanted))
+    reader.close()
+    assert [g.index for g in got] == [0, 4, 5, 13, 29, 30] and not caplog.records
+    for g in got:
+        assert np.array_equal(g.frame.to_ndarray(format="rgb24"), decoded[g.index][1])
+    assert reader.read_bytes <= 1.1 * os.path.getsize(path)
