@@ -139,6 +139,44 @@ def _announced_frames(container: Any, stream: Any, fps: float | None) -> int:
     return round(duration * fps) if duration and fps else 0
 
 
+def _duration_tag(stream: Any) -> Fraction | None:
+    """The stream's own ``DURATION`` tag (``HH:MM:SS.fffffffff``, FFmpeg's and mkvmerge's MKV/WebM muxers write
+    one per track), in seconds; ``None`` without one."""
+    text = str((stream.metadata or {}).get("DURATION") or "")
+    try:
+        h, m, sec = text.split(":")
+        return int(h) * 3600 + int(m) * 60 + Fraction(sec)
+    except ValueError:
+        return None
+
+
+def _ends_early_by_time(container: Any, stream: Any, out: VideoIndex) -> str | None:
+    """Why a video whose container announces a duration (not a frame count) ends early: its frames (``out.pts``)
+    end more than a frame before the video stream's announced end; ``None`` when they do not. The end is the
+    stream's duration, else its ``DURATION`` tag, else the file's duration (which an audio track may lengthen)."""
+    tb = stream.time_base
+    pts = [p for p in out.pts if p is not None]
+    if tb is None or not pts:
+        return None
+    first = Fraction(stream.start_time) * tb if stream.start_time is not None else out.start
+    tag = _duration_tag(stream)
+    if stream.duration is not None:
+        end = first + Fraction(stream.duration) * tb
+    elif tag is not None:
+        end = first + tag
+    elif container.duration is not None and "mpeg" not in str(container.format.name):
+        end = out.start + Fraction(container.duration, 1_000_000)  # AV_TIME_BASE; MPEG-PS: a bitrate guess
+    else:
+        return None
+    rate_step = Fraction(1) / Fraction(out.fps) if out.fps else Fraction(0)
+    step = Fraction(pts[-1] - pts[-2]) * tb if len(pts) > 1 else rate_step  # the last frame's duration
+    covered = Fraction(pts[-1]) * tb + step
+    if end - covered <= max(step, rate_step):
+        return None
+    return (f"the video ends early: its {len(pts)} readable frames end at {float(covered - out.start):.2f} s of the "
+            f"{float(end - out.start):.2f} s its container announces (truncated or damaged file)")
+
+
 def _start(container: Any, stream: Any) -> Fraction:
     """The file's start in seconds: the video stream's first timestamp (exact, in its time base), or the
     container's when another stream (audio) starts earlier; 0 when neither is known."""
@@ -222,7 +260,11 @@ def _index_video(source: Any) -> VideoIndex:
         if discarded:
             logger.info("%d packets outside the edit list are no frames (%d frames)", discarded, len(pts))
         announced = max(0, _announced_frames(container, stream, out.fps) - discarded * bool(stream.frames))
-        if out.problem is None and announced and announced > out.n_frames + 1:
+        if out.problem is None and not stream.frames and have_pts:
+            # A duration, no frame count (WebM, MKV): compare times; duration × the rate FFmpeg probed at the
+            # start flagged every variable-frame-rate video (a phone filming at 30 fps, then 10 in the dark).
+            out.problem = _ends_early_by_time(container, stream, out)
+        elif out.problem is None and announced and announced > out.n_frames + 1:
             # Truncated files end without an error: the container's header still says how long it was.
             out.problem = (f"the video ends early: {out.n_frames} frames are readable of the {announced} its "
                            "container announces (truncated or damaged file)")

@@ -489,3 +489,36 @@ def test_frames_spread_over_an_mpeg_ps_are_found_in_one_pass(video_files: dict[s
     for g in got:
         assert np.array_equal(g.frame.to_ndarray(format="rgb24"), decoded[g.index][1])
     assert reader.read_bytes <= 1.1 * os.path.getsize(path)
+
+
+@pytest.mark.parametrize("fmt,ext,codec", [("webm", "webm", "libvpx"), ("matroska", "mkv", "libx264")])
+def test_a_variable_frame_rate_video_is_not_taken_for_a_truncated_one(tmp_path, fmt: str, ext: str, codec: str) -> None:
+    """WebM/MKV announce a duration, not a frame count. A phone filming at 30 fps for a second, then 10 fps in
+    the dark: FFmpeg probes 30 fps at the start, and duration × 30 = 298 "announced" frames of 120 made every
+    such video ``ends early`` (an extra corrupt row). Its frames now cover the announced duration: no problem;
+    the same file cut short still ends early."""
+    from fractions import Fraction
+
+    from lightly_airflow.video.synthetic import scene, scene_frames
+
+    path = str(tmp_path / f"phone.{ext}")
+    with av.open(path, "w", format=fmt) as c:
+        s = c.add_stream(codec, rate=30)
+        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
+        s.codec_context.time_base = Fraction(1, 1000)
+        t = 0
+        for i, rgb in enumerate(scene_frames(scene("coffee"), 120, (96, 64), seed=1)):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            t += 33 if i < 30 else 100
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    info = index_video(path)
+    decoded = full_decode(path)
+    assert info.n_frames == len(decoded) == 120 and info.pts == [p for p, _ in decoded]
+    assert info.problem is None
+    truncate(path, 0.9)
+    cut = index_video(path)
+    assert 0 < cut.n_frames < 120 and cut.problem and "ends early" in cut.problem and "of the 9.92 s" in cut.problem
