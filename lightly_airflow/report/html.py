@@ -103,7 +103,7 @@ def _video_streams_section(listing: Mapping[str, Any]) -> list[str]:
     out = [f"<h2>Video streams not used ({esc(f'{count:,}')})</h2>",
            '<p class="note">These videos hold more than one video stream; the frames are those of the stream a '
            "player shows (FFmpeg's best video stream, never a cover picture).</p>",
-           _table(("video", "stream"), ([visible_key(k), n] for k, n in examples), ("key", ""))]
+           _table(("video", "stream"), examples, ("key", ""))]
     if count > len(examples):
         out.append(f'<p class="note">… and {esc(f"{count - len(examples):,}")} more not shown.</p>')
     return out
