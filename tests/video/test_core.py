@@ -522,3 +522,40 @@ def test_a_variable_frame_rate_video_is_not_taken_for_a_truncated_one(tmp_path, 
     truncate(path, 0.9)
     cut = index_video(path)
     assert 0 < cut.n_frames < 120 and cut.problem and "ends early" in cut.problem and "of the 9.92 s" in cut.problem
+
+
+def test_a_video_that_cannot_seek_is_not_split_over_shards(tmp_path) -> None:
+    """Each manifest shard of a raw ``.hevc`` decoded it from its start up to its own range (S shards: ~S·n/2
+    frames decoded for n). Its frames now stay in one shard, in order; a seekable MP4 is still split."""
+    from lightly_airflow.datasource.manifest import write_manifests
+    from lightly_airflow.staging import read_manifest
+    from lightly_airflow.video.synthetic import write_video
+
+    src = tmp_path / "src"
+    src.mkdir()
+    frames = [np.full((48, 64, 3), (7 * i) % 250, np.uint8) for i in range(90)]
+    write_video(str(src / "b.mp4"), frames, size=(64, 48))
+    with av.open(str(src / "a.hevc"), "w", format="hevc") as c:
+        s = c.add_stream("libx265", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.options = {"x265-params": "log-level=error", "preset": "ultrafast"}
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    for i in range(30):
+        (src / f"img-{i:02d}.png").write_bytes(b"")  # images around the videos (never read here)
+    keys = ["a.hevc", "b.mp4", *(f"img-{i:02d}.png" for i in range(30))]
+    files = pa.table({C.KEY: keys, C.SIZE: [1] * len(keys), C.ETAG: [f"e{i}" for i in range(len(keys))],
+                      C.MTIME: pa.array([None] * len(keys), pa.timestamp("us", tz="UTC"))})
+    table = expand_videos(files, f"file://{src}")
+    assert table.num_rows == 90 + 90 + 30
+    uris = write_manifests(table, f"file://{tmp_path / 'pool'}", "r1", datasource_uri=f"file://{src}",
+                           min_shard_size=20)
+    shards = [read_manifest(u).table.column(C.VIDEO).to_pylist() for u in uris]
+    with_hevc = [i for i, videos in enumerate(shards) if "a.hevc" in videos]
+    with_mp4 = [i for i, videos in enumerate(shards) if "b.mp4" in videos]
+    assert len(with_hevc) == 1 and shards[with_hevc[0]].count("a.hevc") == 90
+    assert len(with_mp4) > 1 and sum(v.count("b.mp4") for v in shards) == 90
+    assert sum(len(v) for v in shards) == 210 and len(uris) < 210 // 20  # fewer, not lost, rows
