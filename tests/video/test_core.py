@@ -559,3 +559,32 @@ def test_a_video_that_cannot_seek_is_not_split_over_shards(tmp_path) -> None:
     assert len(with_hevc) == 1 and shards[with_hevc[0]].count("a.hevc") == 90
     assert len(with_mp4) > 1 and sum(v.count("b.mp4") for v in shards) == 90
     assert sum(len(v) for v in shards) == 210 and len(uris) < 210 // 20  # fewer, not lost, rows
+
+
+def test_an_audio_file_with_cover_art_is_no_video(tmp_path) -> None:
+    """A song saved as ``.mp4`` (AAC with its album cover as an attached picture) was a one-frame video of the
+    cover; it is now a file without video, reported as such (one ``corrupt`` row, never a frame sample)."""
+    from av.stream import Disposition
+
+    path = str(tmp_path / "song.mp4")
+    with av.open(path, "w", format="mp4") as c:
+        audio = c.add_stream("aac", rate=44100)
+        cover = c.add_stream("mjpeg", rate=1)
+        cover.width = cover.height = 64
+        cover.pix_fmt = "yuvj420p"
+        cover.disposition = Disposition.attached_pic
+        for p in cover.encode(av.VideoFrame.from_ndarray(np.full((64, 64, 3), 200, np.uint8), format="rgb24")):
+            c.mux(p)
+        for p in cover.encode():
+            c.mux(p)
+        for i in range(20):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 44100, i * 1024
+            for p in audio.encode(frame):
+                c.mux(p)
+        for p in audio.encode():
+            c.mux(p)
+    with av.open(path) as c:
+        assert [s.disposition & Disposition.attached_pic for s in c.streams.video] == [Disposition.attached_pic]
+    info = index_video(path)
+    assert info.n_frames == 0 and info.problem == "the file holds no video stream, only an attached picture (cover art)"
