@@ -125,14 +125,22 @@ def expand_videos(
     return out.take(pc.sort_indices(out, sort_keys=[(C.KEY, "ascending")]))
 
 
+#: Frames of one video that cannot seek kept in one manifest shard at most: longer ones are split into even
+#: pieces (each decodes the stream from its start up to its piece: 4x the frames for a one-hour 30 fps
+#: stream instead of ~210x at 256 frames a shard), so one shard's embeddings stay bounded (16,384 x 1,280
+#: float32 = 84 MB for EfficientNet-Lite0) instead of growing with the video (550 MB for that hour).
+SEQUENTIAL_SHARD_FRAMES = 16_384
+
+
 def shard_bounds(table: pa.Table, count: int) -> list[int]:
     """Row boundaries of ``count`` even manifest shards of ``table`` (sorted by key), moved so that no video that
     is decoded from its start (``decode.decodes_sequentially``: a raw ``.hevc``, an MPEG-PS) is split.
 
     Every shard of such a video decoded it from its start up to its own range: S shards of an n-frame stream
     decoded ~S·n/2 frames instead of n (a one-hour raw stream at 30 fps is 421 shards of 256 frames: ~23
-    million frames decoded for 108,000). Its frames now go to one shard, in order; a boundary inside them moves
-    to the nearer end, and shards left empty are dropped (fewer shards). ``[0, …, table.num_rows]``.
+    million frames decoded for 108,000). Its frames now go to one shard, in order (up to
+    :data:`SEQUENTIAL_SHARD_FRAMES`, else a few even pieces); a boundary inside them moves to the nearer end,
+    and shards left empty are dropped (fewer shards). ``[0, …, table.num_rows]``.
     """
     from lightly_airflow.video.decode import decodes_sequentially
 
@@ -162,6 +170,9 @@ def shard_bounds(table: pa.Table, count: int) -> list[int]:
                 b = lo if b - lo < hi - b else hi
                 break
         moved.append(b)
+    for lo, hi in runs:  # a very long one still in a few even pieces: a shard's memory stays bounded
+        pieces = -(-(hi - lo) // SEQUENTIAL_SHARD_FRAMES)
+        moved.extend(lo + (hi - lo) * j // pieces for j in range(1, pieces))
     out = sorted(set(moved))
     if len(out) - 1 < count:
         logger.info("%d manifest shards instead of %d: the frames of a video that cannot seek stay in one shard",

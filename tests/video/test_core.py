@@ -524,7 +524,7 @@ def test_a_variable_frame_rate_video_is_not_taken_for_a_truncated_one(tmp_path, 
     assert 0 < cut.n_frames < 120 and cut.problem and "ends early" in cut.problem and "of the 9.92 s" in cut.problem
 
 
-def test_a_video_that_cannot_seek_is_not_split_over_shards(tmp_path) -> None:
+def test_a_video_that_cannot_seek_is_not_split_over_shards(tmp_path, monkeypatch) -> None:
     """Each manifest shard of a raw ``.hevc`` decoded it from its start up to its own range (S shards: ~S·n/2
     frames decoded for n). Its frames now stay in one shard, in order; a seekable MP4 is still split."""
     from lightly_airflow.datasource.manifest import write_manifests
@@ -559,6 +559,18 @@ def test_a_video_that_cannot_seek_is_not_split_over_shards(tmp_path) -> None:
     assert len(with_hevc) == 1 and shards[with_hevc[0]].count("a.hevc") == 90
     assert len(with_mp4) > 1 and sum(v.count("b.mp4") for v in shards) == 90
     assert sum(len(v) for v in shards) == 210 and len(uris) < 210 // 20  # fewer, not lost, rows
+
+    # A very long one is cut into a few even pieces (a shard's memory stays bounded): here pieces of <= 40.
+    from lightly_airflow.video import listing
+
+    monkeypatch.setattr(listing, "SEQUENTIAL_SHARD_FRAMES", 40)
+    uris = write_manifests(table, f"file://{tmp_path / 'pool'}", "r2", datasource_uri=f"file://{src}",
+                           min_shard_size=20)
+    shards = [read_manifest(u).table for u in uris]
+    pieces = [[i for v, i in zip(t.column(C.VIDEO).to_pylist(), t.column(C.FRAME_INDEX).to_pylist()) if v == "a.hevc"]
+              for t in shards]
+    pieces = [p for p in pieces if p]
+    assert [(p[0], len(p)) for p in pieces] == [(0, 30), (30, 30), (60, 30)]
 
 
 def test_an_audio_file_with_cover_art_is_no_video(tmp_path) -> None:
