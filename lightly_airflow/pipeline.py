@@ -100,7 +100,9 @@ class RunSummary:
     objects: dict[str, Any] = field(default_factory=dict)
     #: what the listing did not list: ``skipped`` (count), ``skipped_examples`` (``[key, reason]``),
     #: ``unsupported`` (files of other extensions), ``unsupported_examples`` (keys), ``os_files`` (OS and tool
-    #: metadata files such as ``__MACOSX/._a.jpg``, never samples) and ``os_files_examples`` (keys)
+    #: metadata files such as ``__MACOSX/._a.jpg``, never samples), ``os_files_examples`` (keys),
+    #: ``unused_video_streams`` (video streams not used: a second camera, cover art),
+    #: ``unused_video_streams_examples`` (``[video, note]``) and ``older_pixel_rules`` (count)
     listing: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -397,7 +399,8 @@ def list_new(
 
     # New or replaced videos (by content identity) become their frames: one row per frame, Lightly's names.
     new_files_count = files.num_rows
-    files = expand_videos(files, query.datasource_uri, creds.datasource)
+    stream_notes: list[tuple[str, str]] = []  # video streams not used (a second camera, cover art): reported
+    files = expand_videos(files, query.datasource_uri, creds.datasource, stream_notes=stream_notes)
     if files.num_rows != new_files_count:
         log.info("%d new files are %d samples (video frames included).", new_files_count, files.num_rows)
     manifests: list[str] = []
@@ -417,7 +420,8 @@ def list_new(
         write_spec(objects, staging.run_dir(query.datapool_uri, run_id), creds.datapool)
         staging.write_listing_skips(query.datapool_uri, run_id, found.skipped, found.unsupported,
                                     found.unsupported_examples, creds.datapool, os_files=found.os_files,
-                                    os_files_examples=found.os_files_examples, older_pixel_rules=older)
+                                    os_files_examples=found.os_files_examples, older_pixel_rules=older,
+                                    video_streams=stream_notes)
     return ListResult(
         manifests=manifests, seen=found.listing.num_rows, new=files.num_rows, known=found.known_count,
         process_all=query.process_all, reusable=reusable, reuse_uri=reuse_uri, new_files=new_files_count,
@@ -1010,6 +1014,10 @@ def listing_skips(
             summary.update({name: int(found[name]), f"{name}_examples": [str(k) for k in found.get(f"{name}_examples") or []]})
     if found.get("older_pixel_rules"):
         summary["older_pixel_rules"] = int(found["older_pixel_rules"])
+    streams = [(str(k), str(n)) for k, n in found.get("video_streams") or []]
+    if streams:
+        summary.update(unused_video_streams=int(found.get("video_streams_count") or len(streams)),
+                       unused_video_streams_examples=[list(e) for e in streams[:20]])
     if not skipped:
         return summary, []
     problems = staging.ProblemLog("listing")

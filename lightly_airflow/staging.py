@@ -106,14 +106,19 @@ def write_listing_skips(
     datapool_uri: str, run_id: str, skipped: Sequence[tuple[str, str]], unsupported: int,
     unsupported_examples: Sequence[str], credentials: StorageCredentials | None = None, *, limit: int = 10_000,
     os_files: int = 0, os_files_examples: Sequence[str] = (), older_pixel_rules: int = 0,
+    video_streams: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """Write ``listing.json`` (always, so a retried listing replaces a stale one); at most ``limit`` entries."""
+    """Write ``listing.json`` (always, so a retried listing replaces a stale one); at most ``limit`` entries.
+
+    :param video_streams: ``(video, note)`` per video stream a video has but that is not used (``video.index``).
+    """
     from lightly_airflow.storage import write_bytes
 
     body = {"skipped_count": len(skipped), "skipped": [list(e) for e in skipped[:limit]],
             "unsupported": int(unsupported), "unsupported_examples": list(unsupported_examples),
             "os_files": int(os_files), "os_files_examples": list(os_files_examples),
-            "older_pixel_rules": int(older_pixel_rules)}
+            "older_pixel_rules": int(older_pixel_rules),
+            "video_streams_count": len(video_streams), "video_streams": [list(e) for e in video_streams[:limit]]}
     return write_bytes(json.dumps(body).encode(), listing_uri(datapool_uri, run_id), credentials)
 
 

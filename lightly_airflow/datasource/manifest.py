@@ -85,11 +85,14 @@ def write_manifests(
         raise ValueError("Cannot write manifests: the file list has duplicate keys; pass one row per file.")
     table = table.replace_schema_metadata(staging.manifest_schema_metadata(datasource_uri, lightly_uri))
     count = shard_count(table.num_rows, max_shards=max_shards, min_shard_size=min_shard_size)
+    from lightly_airflow.video.listing import shard_bounds
+
+    bounds = shard_bounds(table, count)  # even, except that a video that cannot seek is not split
+    count = len(bounds) - 1
     fs, _ = filesystem(datapool_uri, credentials)
     uris = []
     for index in range(count):
-        start = table.num_rows * index // count
-        stop = table.num_rows * (index + 1) // count
+        start, stop = bounds[index], bounds[index + 1]
         uri = staging.shard_uri(datapool_uri, run_id, staging.MANIFEST, index)
         write_parquet(table.slice(start, stop - start), uri, credentials)
         uris.append(uri)

@@ -101,6 +101,20 @@ def _listing_section(listing: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _video_streams_section(listing: Mapping[str, Any]) -> list[str]:
+    """Video streams the run did not use (a second camera, a cover picture): one row per stream, first few."""
+    count, examples = int(listing.get("unused_video_streams") or 0), listing.get("unused_video_streams_examples") or []
+    if not count:
+        return []
+    out = [f"<h2>Video streams not used ({esc(f'{count:,}')})</h2>",
+           '<p class="note">These videos hold more than one video stream; the frames are those of the stream a '
+           "player shows (FFmpeg's best video stream, never a cover picture).</p>",
+           _table(("video", "stream"), examples, ("key", ""))]
+    if count > len(examples):
+        out.append(f'<p class="note">… and {esc(f"{count - len(examples):,}")} more not shown.</p>')
+    return out
+
+
 def _figure(f: Figure) -> str:
     parts = [f"<h3>{esc(f.title)}</h3>"] if f.title else []
     if f.filename:
@@ -209,6 +223,7 @@ def render(
     else:
         out.append('<p class="note">Every file of this run was read and checked without problems.</p>')
     out.extend(_listing_section(listing))
+    out.extend(_video_streams_section(listing))
     rows, total = selected
     out.append(f"<h2>Selected in pick order ({esc(f'{total:,}')})</h2>")
     if total and any(r.get("video") is not None for r in rows):  # video frames show as frames

@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
-from lightly_airflow.video.index import SEEKABLE_FORMATS, reason
+from lightly_airflow.video.index import SEEKABLE_FORMATS, pixel_aspect, reason, video_stream
 from lightly_airflow.video.source import raise_read_error
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,21 @@ def quarter_turns(frame: Any) -> int:
     if abs(angle - 90 * turns) > 1:
         return 0
     return turns % 4
+
+
+def sample_aspect(frame: Any) -> Fraction:
+    """The SAR :func:`decode_frames` recorded on ``frame`` (its ``opaque`` slot); 1 for square pixels."""
+    sar = getattr(frame, "opaque", None)
+    return sar if isinstance(sar, Fraction) and sar > 0 else Fraction(1)
+
+
+def display_size(frame: Any, max_side: int | None = None) -> tuple[int, int]:
+    """``(width, height)`` of ``frame`` in square pixels, as players show it (stored orientation), scaled down to
+    fit ``max_side``. The frame's stored pixel grid stays what the frame PNGs, the metrics and the boxes of
+    ``.lightly/predictions`` use (Lightly's frame coordinates); only what people look at is stretched."""
+    width = frame.width * sample_aspect(frame)
+    scale = min(Fraction(1), Fraction(max_side) / max(width, frame.height)) if max_side else Fraction(1)
+    return max(1, round(width * scale)), max(1, round(frame.height * scale))
 
 
 def upright_image(image: Any, frame: Any) -> Any:
@@ -101,11 +117,19 @@ def decode_frames(
                 yield DecodedFrame(index, None, why)
         return
     try:
-        stream = container.streams.video[0]
+        stream = _stream(container)
         if seekable is None:
             seekable = bool(set(str(container.format.name).split(",")) & SEEKABLE_FORMATS)
         if threads:
             stream.thread_type = "AUTO"
+        if not seekable or any(p is None for _, p in wanted):
+            # No seeking (raw streams without timestamps, MPEG-PS/TS): every wanted frame is found in one pass
+            # from the start, each frame decoded once. Each run used to rewind, or open a raw stream again, and
+            # decode from the start: a shard's 512-frame chunks of a long raw stream cost O(n²) decoding.
+            items = sorted(wanted)
+            yield from _decode_run(container, stream, items, seek=False, by_pts=all(p is not None for _, p in items),
+                                   at_start=True, source=source)
+            return
         at_start = True  # nothing demuxed yet: a range from the start needs no seek
         for run in runs:
             by_pts = all(p is not None for _, p in run)
@@ -117,7 +141,7 @@ def decode_frames(
                     if hasattr(source, "seek"):
                         source.seek(0)
                     container = av.open(source, mode="r")
-                    stream = container.streams.video[0]
+                    stream = _stream(container)
                     if threads:
                         stream.thread_type = "AUTO"
                 except Exception as exc:  # noqa: BLE001
@@ -131,6 +155,26 @@ def decode_frames(
             at_start = False
     finally:
         container.close()
+
+
+#: Extensions of videos whose frames are found by one pass from the start of the file (formats FFmpeg cannot
+#: seek reliably or at all, ``index.SEEKABLE_FORMATS``): MPEG-PS/TS and raw H.264/H.265 elementary streams.
+SEQUENTIAL_EXTENSIONS = frozenset({"mpg", "mpeg", "ts", "m2ts", "mts", "vob", "hevc", "h265", "265", "h264", "264"})
+
+
+def decodes_sequentially(video: str, pts: Sequence[int | None]) -> bool:
+    """Whether ``decode_frames`` finds the frames of ``video`` (index order ``pts``) in one pass from its start
+    rather than by seeking: frames without timestamps (raw streams) or an extension of
+    :data:`SEQUENTIAL_EXTENSIONS`. Such a video's frames of a shard are best decoded in one call."""
+    return any(p is None for p in pts) or video.rsplit(".", 1)[-1].lower() in SEQUENTIAL_EXTENSIONS
+
+
+def _stream(container: Any) -> Any:
+    """The stream the index listed the frames of (``index.video_stream``: the one a player plays)."""
+    stream = video_stream(container)[0]
+    if stream is None:
+        raise ValueError("the file holds no video stream, only an attached picture (cover art)")
+    return stream
 
 
 def _rewind(container: Any, stream: Any) -> bool:
@@ -149,7 +193,9 @@ def _decode_run(
     first_index, first_pts = run[0]
     last_index, last_pts = run[-1]
     pts_to_index = {p: i for i, p in run} if by_pts else {}
+    contiguous = last_index - first_index + 1 == len(run)  # every frame between is wanted (else: gaps)
     pending = {i for i, _ in run}
+    sar = pixel_aspect(stream)  # recorded on each frame for the thumbnail (``display_size``)
     broke: str | None = None
     attempt_seek = seek
     for _attempt in range(2):
@@ -196,7 +242,8 @@ def _decode_run(
                             if frame.pts > last_pts:
                                 done = True
                                 break
-                            logger.warning("decoded a frame with pts %s that the index does not list", frame.pts)
+                            if contiguous:
+                                logger.warning("decoded a frame with pts %s that the index does not list", frame.pts)
                             continue
                     else:
                         index = counter
@@ -207,6 +254,8 @@ def _decode_run(
                             break
                     if index in pending:
                         pending.discard(index)
+                        if sar != 1:
+                            frame.opaque = sar
                         yield DecodedFrame(index, frame)
                     if not pending:
                         done = True

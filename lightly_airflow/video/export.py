@@ -23,7 +23,7 @@ import pyarrow as pa
 from lightly_airflow import columns as C
 from lightly_airflow.lightly_dir import lightly_root
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, protocol_of
-from lightly_airflow.video.decode import decode_frames, upright_image
+from lightly_airflow.video.decode import decode_frames, quarter_turns, sample_aspect, upright_image
 from lightly_airflow.video.source import open_video_source
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 FRAMES_DIR = "frames"
 #: The PNG text chunk naming the etag (content identity) of the video version a frame PNG was written from.
 ETAG_CHUNK = "lightly-video-etag"
+#: The PNG text chunk with the video's sample aspect ratio (``32:27``) where its pixels are not square.
+SAR_CHUNK = "lightly-sample-aspect-ratio"
 #: Bytes read from an existing PNG to find :data:`ETAG_CHUNK` (it is written right after the header).
 HEAD_BYTES = 4096
 
@@ -41,13 +43,29 @@ def frame_png_uri(lightly_uri: str, key: str) -> str:
 
 
 def _png(frame: Any, etag: str) -> bytes:
+    """The frame's stored pixel grid (Lightly's frame coordinates: ``.lightly/predictions`` boxes fit it), upright;
+    non-square pixels (anamorphic DV/DVD video) are recorded, not resampled: PNG's ``pHYs`` chunk with unit 0
+    (the pixel aspect ratio) and the text chunk :data:`SAR_CHUNK`."""
+    import struct
+    import zlib
+
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()
     info.add_text(ETAG_CHUNK, etag)
+    sar = sample_aspect(frame)
+    if sar != 1:
+        if quarter_turns(frame) % 2:
+            sar = 1 / sar  # a turned frame's stored columns are the PNG's rows
+        info.add_text(SAR_CHUNK, f"{sar.numerator}:{sar.denominator}")
     buf = io.BytesIO()
     upright_image(frame.to_image(), frame).save(buf, format="PNG", pnginfo=info)  # as players show it
-    return buf.getvalue()
+    data = buf.getvalue()
+    if sar != 1:  # Pillow writes pHYs only from a dpi (unit: metre); unit 0 says "aspect ratio only"
+        body = b"pHYs" + struct.pack(">IIB", sar.denominator, sar.numerator, 0)  # pixels per unit: x ∝ 1/width
+        at = 8 + 25  # after the signature and IHDR
+        data = data[:at] + struct.pack(">I", 9) + body + struct.pack(">I", zlib.crc32(body)) + data[at:]
+    return data
 
 
 def png_etag(head: bytes) -> str | None:

@@ -24,7 +24,13 @@ import numpy as np
 
 from lightly_airflow import columns as C
 from lightly_airflow.storage import StorageCredentials, filesystem
-from lightly_airflow.video.decode import decode_frames, quarter_turns, upright_image
+from lightly_airflow.video.decode import (
+    decode_frames,
+    decodes_sequentially,
+    display_size,
+    quarter_turns,
+    upright_image,
+)
 from lightly_airflow.video.quality import frame_corruptness
 from lightly_airflow.video.source import open_video_source
 
@@ -159,8 +165,10 @@ def _chunks(rows: list[FrameRow]) -> list[list[FrameRow]]:
     out: list[list[FrameRow]] = []
     for video in sorted(by_video):
         items = sorted(by_video[video], key=lambda r: (-1 if r.index is None else r.index))
-        for start in range(0, len(items), CHUNK_FRAMES):
-            out.append(items[start : start + CHUNK_FRAMES])
+        # A video that cannot seek (a raw .hevc) is decoded from its start per chunk: its frames are one chunk.
+        size = len(items) if decodes_sequentially(video, [r.pts for r in items if r.index is not None]) else CHUNK_FRAMES
+        for start in range(0, len(items), size):
+            out.append(items[start : start + size])
     return out
 
 
@@ -170,8 +178,7 @@ def _thumbnail(frame: Any, thumbs: Any, row: FrameRow) -> None:
     from lightly_airflow.datapool.rows import sample_id
     from lightly_airflow.thumbnails import MAX_SIDE
 
-    scale = min(1.0, MAX_SIDE / max(frame.width, frame.height))
-    w, h = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
+    w, h = display_size(frame, MAX_SIDE)  # square pixels: anamorphic (DV/DVD) frames as players show them
     thumbs.add(sample_id(row.key or "", None if row.etag is None else str(row.etag)),
                upright_image(_reformatter("thumbnail").reformat(frame, width=w, height=h, format="rgb24",
                                                                 interpolation="AREA").to_image(), frame))

@@ -29,7 +29,7 @@ SEEKABLE_FORMATS = frozenset({"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matrosk
 class VideoIndex:
     """The frames of one video as PyAV will decode them.
 
-    :ivar n_frames: number of frames (packets of the first video stream).
+    :ivar n_frames: number of frames (packets of the video stream, :func:`video_stream`).
     :ivar pts: presentation timestamps in frame order (``None`` entries when the container has none).
     :ivar time_base: seconds per pts unit (``None`` when unknown).
     :ivar fps: average frame rate (``None`` when unknown).
@@ -52,6 +52,12 @@ class VideoIndex:
     container_format: str | None = None
     #: the file's start in seconds (its earliest stream's first timestamp): frame times count from it
     start: Fraction = Fraction(0)
+    #: the index of the video stream whose frames these are (:func:`video_stream`)
+    stream: int | None = None
+    #: one note per other video stream of the file (not used: a second camera, a cover picture, …)
+    other_streams: list[str] = field(default_factory=list)
+    #: width / height of one stored pixel (:func:`pixel_aspect`): 32/27 for 16:9 DV/DVD video, 1 when square
+    sample_aspect_ratio: Fraction = Fraction(1)
 
     def seconds(self, index: int) -> float | None:
         """Time of frame ``index`` in seconds from the start of the video, where a player shows it and where
@@ -71,6 +77,56 @@ def reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
+def _describe(stream: Any) -> str:
+    ctx = stream.codec_context
+    return f"#{stream.index} ({ctx.name} {ctx.width}x{ctx.height})"
+
+
+def _attached_picture(stream: Any) -> bool:
+    from av.stream import Disposition
+
+    return bool(stream.disposition & Disposition.attached_pic)
+
+
+def video_stream(container: Any) -> tuple[Any, list[str]]:
+    """The video stream whose frames are the video's samples, and a note for each other video stream.
+
+    The stream a player plays: FFmpeg's best video stream (``av_find_best_stream``, what ffplay shows: the
+    default track first, then the one with more frames decoded while probing, then the higher bit rate), never
+    an attached picture (cover art an MP4/MKV may carry as a one-frame video stream, ``disposition.attached_pic``;
+    an MP4 whose ``udta`` comes before its tracks lists it as stream 0). ``None`` when the file has no video
+    stream but attached pictures. The index and every decode of the file take the same stream.
+    """
+    videos = list(container.streams.video)
+    playable = [s for s in videos if not _attached_picture(s)]
+    best = None
+    try:
+        best = container.streams.best("video")
+    except Exception:  # noqa: BLE001 - no best stream: take the first playable one
+        best = None
+    if best is None or _attached_picture(best):
+        best = playable[0] if playable else None
+    notes = []
+    for s in videos:
+        if s is best:
+            continue
+        used = f"the frames are those of stream {_describe(best)}" if best is not None else "no stream is used"
+        kind = "attached picture (cover art)" if _attached_picture(s) else "video stream"
+        notes.append(f"{kind} {_describe(s)} is not used: {used}, the one a player shows")
+    return best, notes
+
+
+def pixel_aspect(stream: Any) -> Fraction:
+    """The sample aspect ratio (SAR: width / height of one stored pixel) of a video stream; 1 when square or
+    unknown. DV and DVD video store 720×480 with SAR 32:27 (or 8:9) and players stretch it to 16:9 (4:3); FFmpeg
+    takes the container's value (MP4 ``pasp``, MKV display size) before the codec's."""
+    try:
+        sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    except Exception:  # noqa: BLE001 - no value PyAV can read is square pixels
+        return Fraction(1)
+    return Fraction(sar) if sar and sar > 0 else Fraction(1)
+
+
 def _announced_frames(container: Any, stream: Any, fps: float | None) -> int:
     """The frame count the container's header claims (its frame count, else its duration × rate); 0 if none."""
     if stream.frames:
@@ -81,6 +137,44 @@ def _announced_frames(container: Any, stream: Any, fps: float | None) -> int:
     elif container.duration is not None and "mpeg" not in str(container.format.name):
         duration = container.duration / 1_000_000  # AV_TIME_BASE; MPEG-PS durations are bitrate guesses
     return round(duration * fps) if duration and fps else 0
+
+
+def _duration_tag(stream: Any) -> Fraction | None:
+    """The stream's own ``DURATION`` tag (``HH:MM:SS.fffffffff``, FFmpeg's and mkvmerge's MKV/WebM muxers write
+    one per track), in seconds; ``None`` without one."""
+    text = str((stream.metadata or {}).get("DURATION") or "")
+    try:
+        h, m, sec = text.split(":")
+        return int(h) * 3600 + int(m) * 60 + Fraction(sec)
+    except ValueError:
+        return None
+
+
+def _ends_early_by_time(container: Any, stream: Any, out: VideoIndex) -> str | None:
+    """Why a video whose container announces a duration (not a frame count) ends early: its frames (``out.pts``)
+    end more than a frame before the video stream's announced end; ``None`` when they do not. The end is the
+    stream's duration, else its ``DURATION`` tag, else the file's duration (which an audio track may lengthen)."""
+    tb = stream.time_base
+    pts = [p for p in out.pts if p is not None]
+    if tb is None or not pts:
+        return None
+    first = Fraction(stream.start_time) * tb if stream.start_time is not None else out.start
+    tag = _duration_tag(stream)
+    if stream.duration is not None:
+        end = first + Fraction(stream.duration) * tb
+    elif tag is not None:
+        end = first + tag
+    elif container.duration is not None and "mpeg" not in str(container.format.name):
+        end = out.start + Fraction(container.duration, 1_000_000)  # AV_TIME_BASE; MPEG-PS: a bitrate guess
+    else:
+        return None
+    rate_step = Fraction(1) / Fraction(out.fps) if out.fps else Fraction(0)
+    step = Fraction(pts[-1] - pts[-2]) * tb if len(pts) > 1 else rate_step  # the last frame's duration
+    covered = Fraction(pts[-1]) * tb + step
+    if end - covered <= max(step, rate_step):
+        return None
+    return (f"the video ends early: its {len(pts)} readable frames end at {float(covered - out.start):.2f} s of the "
+            f"{float(end - out.start):.2f} s its container announces (truncated or damaged file)")
 
 
 def _start(container: Any, stream: Any) -> Fraction:
@@ -125,7 +219,13 @@ def _index_video(source: Any) -> VideoIndex:
         if not container.streams.video:
             out.problem = "the file holds no video stream"
             return out
-        stream = container.streams.video[0]
+        stream, out.other_streams = video_stream(container)
+        if stream is None:
+            out.problem = "the file holds no video stream, only an attached picture (cover art)"
+            out.other_streams = []
+            return out
+        out.stream = stream.index
+        out.sample_aspect_ratio = pixel_aspect(stream)
         out.time_base = stream.time_base
         out.fps = float(stream.average_rate) if stream.average_rate else None
         out.metadata_frames = int(stream.frames or 0)
@@ -160,7 +260,11 @@ def _index_video(source: Any) -> VideoIndex:
         if discarded:
             logger.info("%d packets outside the edit list are no frames (%d frames)", discarded, len(pts))
         announced = max(0, _announced_frames(container, stream, out.fps) - discarded * bool(stream.frames))
-        if out.problem is None and announced and announced > out.n_frames + 1:
+        if out.problem is None and not stream.frames and have_pts:
+            # A duration, no frame count (WebM, MKV): compare times; duration × the rate FFmpeg probed at the
+            # start flagged every variable-frame-rate video (a phone filming at 30 fps, then 10 in the dark).
+            out.problem = _ends_early_by_time(container, stream, out)
+        elif out.problem is None and announced and announced > out.n_frames + 1:
             # Truncated files end without an error: the container's header still says how long it was.
             out.problem = (f"the video ends early: {out.n_frames} frames are readable of the {announced} its "
                            "container announces (truncated or damaged file)")

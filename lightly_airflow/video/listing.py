@@ -63,11 +63,15 @@ def index_videos(
 
 
 def expand_videos(
-    files: pa.Table, datasource_uri: str, credentials: StorageCredentials | None = None, *, workers: int = 4
+    files: pa.Table, datasource_uri: str, credentials: StorageCredentials | None = None, *, workers: int = 4,
+    stream_notes: list[tuple[str, str]] | None = None,
 ) -> pa.Table:
     """``files`` (``key, size, etag, mtime``) with every video row replaced by its frame rows.
 
     The result has the video columns (null for images) and is sorted by key.
+
+    :param stream_notes: receives ``(video key, note)`` for every video stream of a video that is not used
+        (a second camera, a cover picture: ``index.video_stream``), also logged; the run report lists them.
     """
     base = files.select(list(C.MANIFEST_COLUMNS))
     is_video = video_mask(base.column(C.KEY))
@@ -95,6 +99,15 @@ def expand_videos(
             cols[C.FRAME_SECONDS].append(info.seconds(i))
             cols[C.VIDEO_PROBLEM].append(None)
         frames_total += n
+        if info.sample_aspect_ratio != 1 and info.width and info.height:
+            logger.info("video %r has non-square pixels (sample aspect ratio %s): its frames keep the stored %dx%d "
+                        "grid (Lightly's frame coordinates, frame PNGs with pHYs), thumbnails show them %dx%d", key,
+                        info.sample_aspect_ratio, info.width, info.height,
+                        round(info.width * info.sample_aspect_ratio), info.height)
+        for note in info.other_streams:
+            logger.warning("video %r: %s", key, note)
+            if stream_notes is not None:
+                stream_notes.append((key, note))
         if info.problem:
             logger.warning("video %r: %s (%d frames kept)", key, info.problem, n)
             cols[C.KEY].append(key)
@@ -110,6 +123,61 @@ def expand_videos(
     logger.info("%d videos became %d frames", videos.num_rows, frames_total)
     out = pa.concat_tables([images.cast(schema), frames])
     return out.take(pc.sort_indices(out, sort_keys=[(C.KEY, "ascending")]))
+
+
+#: Frames of one video that cannot seek kept in one manifest shard at most: longer ones are split into even
+#: pieces (each decodes the stream from its start up to its piece: 4x the frames for a one-hour 30 fps
+#: stream instead of ~210x at 256 frames a shard), so one shard's embeddings stay bounded (16,384 x 1,280
+#: float32 = 84 MB for EfficientNet-Lite0) instead of growing with the video (550 MB for that hour).
+SEQUENTIAL_SHARD_FRAMES = 16_384
+
+
+def shard_bounds(table: pa.Table, count: int) -> list[int]:
+    """Row boundaries of ``count`` even manifest shards of ``table`` (sorted by key), moved so that no video that
+    is decoded from its start (``decode.decodes_sequentially``: a raw ``.hevc``, an MPEG-PS) is split.
+
+    Every shard of such a video decoded it from its start up to its own range: S shards of an n-frame stream
+    decoded ~S·n/2 frames instead of n (a one-hour raw stream at 30 fps is 421 shards of 256 frames: ~23
+    million frames decoded for 108,000). Its frames now go to one shard, in order (up to
+    :data:`SEQUENTIAL_SHARD_FRAMES`, else a few even pieces); a boundary inside them moves to the nearer end,
+    and shards left empty are dropped (fewer shards). ``[0, …, table.num_rows]``.
+    """
+    from lightly_airflow.video.decode import decodes_sequentially
+
+    n = table.num_rows
+    if count < 1:
+        return [0]
+    bounds = [n * i // count for i in range(count + 1)]
+    if count < 2 or C.VIDEO not in table.column_names:
+        return bounds
+    videos = table.column(C.VIDEO).to_pylist()
+    pts = table.column(C.FRAME_PTS).to_pylist()
+    indices = table.column(C.FRAME_INDEX).to_pylist()
+    runs: list[tuple[int, int]] = []  # [start, stop) of consecutive frame rows of one sequential video
+    start = 0
+    for row in range(1, n + 1):
+        if row < n and videos[row] is not None and videos[row] == videos[start]:
+            continue
+        video = videos[start]
+        if video is not None and row - start > 1 and decodes_sequentially(
+                video, [p for p, i in zip(pts[start:row], indices[start:row]) if i is not None]):
+            runs.append((start, row))
+        start = row
+    moved = []
+    for b in bounds:
+        for lo, hi in runs:
+            if lo < b < hi:
+                b = lo if b - lo < hi - b else hi
+                break
+        moved.append(b)
+    for lo, hi in runs:  # a very long one still in a few even pieces: a shard's memory stays bounded
+        pieces = -(-(hi - lo) // SEQUENTIAL_SHARD_FRAMES)
+        moved.extend(lo + (hi - lo) * j // pieces for j in range(1, pieces))
+    out = sorted(set(moved))
+    if len(out) - 1 < count:
+        logger.info("%d manifest shards instead of %d: the frames of a video that cannot seek stay in one shard",
+                    len(out) - 1, count)
+    return out
 
 
 def known_videos(known: pa.Table | None) -> pa.Table | None:

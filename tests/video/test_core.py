@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import av
 import numpy as np
 import pyarrow as pa
@@ -381,3 +383,220 @@ def test_a_striped_frame_has_a_high_uniform_row_ratio(tmp_path, ext: str) -> Non
     ratio = [r.metrics["uniformRowRatio"] for r in results]
     assert ratio[6] == pytest.approx(1 / 3, abs=0.05), ratio
     assert max(ratio[:6] + ratio[7:]) < 0.025, ratio
+
+
+class _CountingReader:
+    """The video's real bytes, counting what the demuxer reads (each extra pass from the start re-reads them)."""
+
+    def __init__(self, path: str) -> None:
+        self._fh = open(path, "rb")  # noqa: SIM115 - closed by the caller
+        self.read_bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._fh.read(size)
+        self.read_bytes += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def test_a_long_raw_stream_is_decoded_once_per_shard(tmp_path, monkeypatch) -> None:
+    """A raw ``.hevc`` elementary stream cannot seek, so each range is decoded from the start of the file: a
+    shard's frames in chunks of ``CHUNK_FRAMES`` decoded the stream's start again for every chunk (O(n²) for a
+    long stream: 4.6× the file for 4,000 frames), and the frame PNGs of k selected frames opened and decoded it
+    k times. Now a video that cannot seek is one pass: each byte read once; frames identical to a full decode."""
+    import contextlib
+    import hashlib
+
+    from lightly_airflow.video import frames as frames_module
+    from lightly_airflow.video.frames import frame_rows
+
+    path = str(tmp_path / "GOPR0001.hevc")
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (48, 64, 3), np.uint8)
+    with av.open(path, "w", format="hevc") as c:
+        s = c.add_stream("libx265", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.options = {"x265-params": "log-level=error:keyint=20:bframes=2", "preset": "ultrafast"}
+        for i in range(120):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(np.roll(base, 2 * i, axis=1)),
+                                                         format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    size = os.path.getsize(path)
+    expected = []
+    for _, rgb in full_decode(path):
+        digest = hashlib.sha256(rgb.tobytes())
+        digest.update(f"{rgb.shape}".encode())
+        expected.append(digest.hexdigest())
+    assert len(expected) == 120
+
+    readers: list[_CountingReader] = []
+    real_open = frames_module.open_video_source
+
+    @contextlib.contextmanager
+    def counting_open(*args, **kwargs):
+        with real_open(*args, **kwargs) as local_path:
+            reader = _CountingReader(local_path)
+            readers.append(reader)
+            try:
+                yield reader
+            finally:
+                reader.close()
+
+    monkeypatch.setattr(frames_module, "open_video_source", counting_open)
+    monkeypatch.setattr(frames_module, "CHUNK_FRAMES", 16)  # 120 frames: 8 chunks, as 4,000 frames at 512
+    files = pa.table({C.KEY: ["GOPR0001.hevc"], C.SIZE: [size], C.ETAG: ["e1"],
+                      C.MTIME: pa.array([None], pa.timestamp("us", tz="UTC"))})
+    rows = frame_rows(expand_videos(files, f"file://{tmp_path}"))
+    assert len(rows) == 120 and all(r.pts is None for r in rows)
+    for workers in (1, 2):
+        readers.clear()
+        got = {r.row: r for r in iter_frame_results(f"file://{tmp_path}", rows, input_size=None, workers=workers)}
+        assert [got[r.row].content_hash for r in sorted(rows, key=lambda r: r.index or 0)] == expected
+        assert sum(r.read_bytes for r in readers) <= 1.1 * size  # was 7.1x (8 chunks): the start decoded again per chunk
+
+    # The selected frames' PNGs (export): eight frames spread over the stream, one pass.
+    reader = _CountingReader(path)
+    try:
+        got_frames = list(decode_frames(reader, [(i, None) for i in (3, 17, 40, 41, 42, 77, 100, 119)]))
+    finally:
+        reader.close()
+    assert [g.index for g in got_frames] == [3, 17, 40, 41, 42, 77, 100, 119] and all(g.frame for g in got_frames)
+    assert reader.read_bytes <= 1.1 * size  # was one pass from the start per run of consecutive frames
+
+
+def test_frames_spread_over_an_mpeg_ps_are_found_in_one_pass(video_files: dict[str, str], caplog) -> None:
+    """MPEG-PS cannot be seeked reliably: spread frames (with their pts) are matched in one pass from the start,
+    exactly the frames of a full decode, without warning about the frames between them."""
+    path = video_files["mpg"]
+    info = index_video(path)
+    decoded = full_decode(path)
+    wanted = [(i, info.pts[i]) for i in (0, 4, 5, 13, 29, 30)]
+    reader = _CountingReader(path)
+    with caplog.at_level("WARNING"):
+        got = list(decode_frames(reader, wanted))
+    reader.close()
+    assert [g.index for g in got] == [0, 4, 5, 13, 29, 30] and not caplog.records
+    for g in got:
+        assert np.array_equal(g.frame.to_ndarray(format="rgb24"), decoded[g.index][1])
+    assert reader.read_bytes <= 1.1 * os.path.getsize(path)
+
+
+@pytest.mark.parametrize("fmt,ext,codec", [("webm", "webm", "libvpx"), ("matroska", "mkv", "libx264")])
+def test_a_variable_frame_rate_video_is_not_taken_for_a_truncated_one(tmp_path, fmt: str, ext: str, codec: str) -> None:
+    """WebM/MKV announce a duration, not a frame count. A phone filming at 30 fps for a second, then 10 fps in
+    the dark: FFmpeg probes 30 fps at the start, and duration × 30 = 298 "announced" frames of 120 made every
+    such video ``ends early`` (an extra corrupt row). Its frames now cover the announced duration: no problem;
+    the same file cut short still ends early."""
+    from fractions import Fraction
+
+    from lightly_airflow.video.synthetic import scene, scene_frames
+
+    path = str(tmp_path / f"phone.{ext}")
+    with av.open(path, "w", format=fmt) as c:
+        s = c.add_stream(codec, rate=30)
+        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
+        s.codec_context.time_base = Fraction(1, 1000)
+        t = 0
+        for i, rgb in enumerate(scene_frames(scene("coffee"), 120, (96, 64), seed=1)):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            t += 33 if i < 30 else 100
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    info = index_video(path)
+    decoded = full_decode(path)
+    assert info.n_frames == len(decoded) == 120 and info.pts == [p for p, _ in decoded]
+    assert info.problem is None
+    truncate(path, 0.9)
+    cut = index_video(path)
+    assert 0 < cut.n_frames < 120 and cut.problem and "ends early" in cut.problem and "of the 9.92 s" in cut.problem
+
+
+def test_a_video_that_cannot_seek_is_not_split_over_shards(tmp_path, monkeypatch) -> None:
+    """Each manifest shard of a raw ``.hevc`` decoded it from its start up to its own range (S shards: ~S·n/2
+    frames decoded for n). Its frames now stay in one shard, in order; a seekable MP4 is still split."""
+    from lightly_airflow.datasource.manifest import write_manifests
+    from lightly_airflow.staging import read_manifest
+    from lightly_airflow.video.synthetic import write_video
+
+    src = tmp_path / "src"
+    src.mkdir()
+    frames = [np.full((48, 64, 3), (7 * i) % 250, np.uint8) for i in range(90)]
+    write_video(str(src / "b.mp4"), frames, size=(64, 48))
+    with av.open(str(src / "a.hevc"), "w", format="hevc") as c:
+        s = c.add_stream("libx265", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.options = {"x265-params": "log-level=error", "preset": "ultrafast"}
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    for i in range(30):
+        (src / f"img-{i:02d}.png").write_bytes(b"")  # images around the videos (never read here)
+    keys = ["a.hevc", "b.mp4", *(f"img-{i:02d}.png" for i in range(30))]
+    files = pa.table({C.KEY: keys, C.SIZE: [1] * len(keys), C.ETAG: [f"e{i}" for i in range(len(keys))],
+                      C.MTIME: pa.array([None] * len(keys), pa.timestamp("us", tz="UTC"))})
+    table = expand_videos(files, f"file://{src}")
+    assert table.num_rows == 90 + 90 + 30
+    uris = write_manifests(table, f"file://{tmp_path / 'pool'}", "r1", datasource_uri=f"file://{src}",
+                           min_shard_size=20)
+    shards = [read_manifest(u).table.column(C.VIDEO).to_pylist() for u in uris]
+    with_hevc = [i for i, videos in enumerate(shards) if "a.hevc" in videos]
+    with_mp4 = [i for i, videos in enumerate(shards) if "b.mp4" in videos]
+    assert len(with_hevc) == 1 and shards[with_hevc[0]].count("a.hevc") == 90
+    assert len(with_mp4) > 1 and sum(v.count("b.mp4") for v in shards) == 90
+    assert sum(len(v) for v in shards) == 210 and len(uris) < 210 // 20  # fewer, not lost, rows
+
+    # A very long one is cut into a few even pieces (a shard's memory stays bounded): here pieces of <= 40.
+    from lightly_airflow.video import listing
+
+    monkeypatch.setattr(listing, "SEQUENTIAL_SHARD_FRAMES", 40)
+    uris = write_manifests(table, f"file://{tmp_path / 'pool'}", "r2", datasource_uri=f"file://{src}",
+                           min_shard_size=20)
+    shards = [read_manifest(u).table for u in uris]
+    pieces = [[i for v, i in zip(t.column(C.VIDEO).to_pylist(), t.column(C.FRAME_INDEX).to_pylist()) if v == "a.hevc"]
+              for t in shards]
+    pieces = [p for p in pieces if p]
+    assert [(p[0], len(p)) for p in pieces] == [(0, 30), (30, 30), (60, 30)]
+
+
+def test_an_audio_file_with_cover_art_is_no_video(tmp_path) -> None:
+    """A song saved as ``.mp4`` (AAC with its album cover as an attached picture) was a one-frame video of the
+    cover; it is now a file without video, reported as such (one ``corrupt`` row, never a frame sample)."""
+    from av.stream import Disposition
+
+    path = str(tmp_path / "song.mp4")
+    with av.open(path, "w", format="mp4") as c:
+        audio = c.add_stream("aac", rate=44100)
+        cover = c.add_stream("mjpeg", rate=1)
+        cover.width = cover.height = 64
+        cover.pix_fmt = "yuvj420p"
+        cover.disposition = Disposition.attached_pic
+        for p in cover.encode(av.VideoFrame.from_ndarray(np.full((64, 64, 3), 200, np.uint8), format="rgb24")):
+            c.mux(p)
+        for p in cover.encode():
+            c.mux(p)
+        for i in range(20):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 44100, i * 1024
+            for p in audio.encode(frame):
+                c.mux(p)
+        for p in audio.encode():
+            c.mux(p)
+    with av.open(path) as c:
+        assert [s.disposition & Disposition.attached_pic for s in c.streams.video] == [Disposition.attached_pic]
+    info = index_video(path)
+    assert info.n_frames == 0 and info.problem == "the file holds no video stream, only an attached picture (cover art)"

@@ -498,3 +498,151 @@ def test_raw_hevc_streams_are_decoded_and_exported(tmp_path: Path) -> None:
     for i in selected:
         png = np.asarray(Image.open(src / ".lightly" / "frames" / f"DJI_0001-{i:02d}-hevc.png").convert("RGB"))
         assert np.array_equal(png, decoded[i])
+
+
+def _two_stream_mp4(path: str, first: str, n_main: int = 12, seed: int = 6) -> None:
+    """An MP4 with a main 160x120 H.264 track (default disposition) and ``first``: ``"cover"``, a JPEG cover
+    picture (``disposition.attached_pic``, moved before the tracks as iTunes-style tools write it, so FFmpeg
+    lists it as stream 0), or ``"preview"``, a second, smaller camera track without the default flag, first."""
+    import struct
+
+    import av
+    import numpy as np
+    from av.stream import Disposition
+
+    from lightly_airflow.video.synthetic import scene, scene_frames
+
+    with av.open(path, "w", format="mp4") as c:
+        extra = c.add_stream("mjpeg" if first == "cover" else "libx264", rate=1 if first == "cover" else 25)
+        extra.width, extra.height = (64, 64) if first == "cover" else (64, 48)
+        extra.pix_fmt = "yuvj420p" if first == "cover" else "yuv420p"
+        extra.disposition = Disposition.attached_pic if first == "cover" else Disposition(0)
+        main = c.add_stream("libx264", rate=25)
+        main.width, main.height, main.pix_fmt = 160, 120, "yuv420p"
+        main.disposition = Disposition.default
+        for s, n, name, at in ((extra, 1 if first == "cover" else 20, "chelsea", 5), (main, n_main, "rocket", seed)):
+            for rgb in scene_frames(scene(name), n, (s.width, s.height), seed=at):
+                for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
+                    c.mux(p)
+            for p in s.encode():
+                c.mux(p)
+    if first != "cover":
+        return
+    data = Path(path).read_bytes()  # FFmpeg writes udta (with the cover) after the tracks: move it first
+
+    def boxes(start: int, end: int):
+        while start < end:
+            size, kind = struct.unpack(">I4s", data[start : start + 8])
+            yield start, size, kind
+            start += size
+
+    out = bytearray()
+    for at, size, kind in boxes(0, len(data)):
+        if kind != b"moov":
+            out += data[at : at + size]
+            continue
+        kids = [(kind, data[a : a + s]) for a, s, kind in boxes(at + 8, at + size)]
+        ordered = [b for k, b in kids if k == b"mvhd"] + [b for k, b in kids if k == b"udta"]
+        out += data[at : at + 8] + b"".join(ordered + [b for k, b in kids if k not in (b"mvhd", b"udta")])
+    Path(path).write_bytes(bytes(out))
+
+
+def test_the_video_stream_a_player_shows_is_used_and_the_others_are_reported(tmp_path: Path) -> None:
+    """A file with two video streams: a cover picture FFmpeg lists first (``attached_pic``), or a small second
+    camera's track first and the main (default) track second. The first video stream was taken silently: the
+    cover picture became the video's only frame, the preview camera's frames replaced the main ones. Now the
+    frames are those of the stream a player shows and every other video stream is logged, counted and listed
+    in the report."""
+    import hashlib
+
+    import av
+    import numpy as np
+    from av.stream import Disposition
+
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.video.index import index_video
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _two_stream_mp4(str(src / "album.mp4"), "cover")
+    _two_stream_mp4(str(src / "dashcam.mp4"), "preview", seed=7)
+    expected = {}
+    for name in ("album", "dashcam"):
+        with av.open(str(src / f"{name}.mp4")) as c:
+            assert len(c.streams.video) == 2
+            if name == "album":
+                assert c.streams.video[0].disposition & Disposition.attached_pic  # the cover is listed first
+            main = next(s for s in c.streams.video if (s.width, s.height) == (160, 120))
+            assert main.index == 1
+            expected[name] = [f.to_ndarray(format="rgb24") for f in c.decode(main)]
+        info = index_video(str(src / f"{name}.mp4"))
+        assert (info.n_frames, info.problem) == (12, None), name
+        assert info.stream == 1
+        assert len(info.other_streams) == 1 and "#0" in info.other_streams[0]
+    config = {"n_samples": 4, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    _, _, summary = run_once(src, tmp_path / "pool", "r1", config=config)
+    rows = Datapool(f"file://{tmp_path / 'pool'}").read().to_pylist()
+    assert len(rows) == 24 and {r[C.STATUS] for r in rows} == {C.STATUS_OK}
+    for r in rows:
+        rgb = expected[r[C.VIDEO].removesuffix(".mp4")][r[C.FRAME_INDEX]]
+        digest = hashlib.sha256(rgb.tobytes())
+        digest.update(f"{rgb.shape}".encode())
+        assert r[C.CONTENT_HASH] == digest.hexdigest()
+        assert (r[C.lightly_metadata_column("width")], r[C.lightly_metadata_column("height")]) == (160, 120)
+    notes = summary.listing["unused_video_streams_examples"]
+    assert summary.listing["unused_video_streams"] == 2 and sorted(k for k, _ in notes) == ["album.mp4", "dashcam.mp4"]
+    assert "attached picture (cover art) #0 (mjpeg 64x64)" in dict(notes)["album.mp4"]
+    assert "video stream #0 (h264 64x48)" in dict(notes)["dashcam.mp4"]
+    report = Path(summary.report_uri.removeprefix("file://")).read_text()
+    assert "Video streams not used (2)" in report and "dashcam.mp4" in report
+    png = next((src / ".lightly" / "frames").glob("*.png"))
+    r = next(r for r in rows if r[C.KEY] == png.name)
+    from PIL import Image
+
+    assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), expected[r[C.VIDEO].removesuffix(".mp4")][r[C.FRAME_INDEX]])
+
+
+def test_anamorphic_video_keeps_its_pixel_grid_and_shows_square_pixels(tmp_path: Path) -> None:
+    """DV/DVD-style video stores 16:9 pictures as 720x480 with non-square pixels (sample aspect ratio 32:27);
+    players stretch them. The thumbnails were the stored grid, squeezed to 3:2. Now the thumbnail has square
+    pixels (16:9), while the frame PNG, the metrics and the frame names keep the stored grid (Lightly's frame
+    coordinates, which ``.lightly/predictions`` boxes of frames are in) and record the ratio (``pHYs``)."""
+    import io
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+    from PIL import Image
+
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.thumbnails import read_thumbnail
+    from lightly_airflow.video.index import index_video
+    from lightly_airflow.video.synthetic import scene, scene_frames
+
+    src = tmp_path / "src"
+    src.mkdir()
+    path = src / "dv_tape.mp4"
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 144, 96, "yuv420p"
+        s.codec_context.sample_aspect_ratio = Fraction(32, 27)
+        for rgb in scene_frames(scene("astronaut"), 6, (144, 96), seed=2):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    with av.open(str(path)) as c:
+        assert c.streams.video[0].sample_aspect_ratio == Fraction(32, 27)
+        stored = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    everything = {"n_samples": 6, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    _, _, summary = run_once(src, tmp_path / "pool", "r1", config=everything)
+    rows = {r[C.FRAME_INDEX]: r for r in Datapool(f"file://{tmp_path / 'pool'}").read().to_pylist()}
+    assert len(rows) == 6 and summary.frames["written"] == 6
+    assert (rows[3][C.lightly_metadata_column("width")], rows[3][C.lightly_metadata_column("height")]) == (144, 96)
+    thumb = read_thumbnail(f"file://{tmp_path / 'pool'}", rows[3][C.SAMPLE_ID])
+    assert thumb is not None
+    assert Image.open(io.BytesIO(thumb)).size == (171, 96)  # 144 * 32/27 = 170.7: 16:9, as a player shows it
+    png = Image.open(src / ".lightly" / "frames" / "dv_tape-3-mp4.png")
+    assert png.size == (144, 96) and np.array_equal(np.asarray(png.convert("RGB")), stored[3])
+    assert png.info.get("aspect") == (27, 32) and png.info.get("lightly-sample-aspect-ratio") == "32:27"
+    assert index_video(str(path)).sample_aspect_ratio == Fraction(32, 27)
