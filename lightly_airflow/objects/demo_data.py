@@ -9,6 +9,7 @@ kind). Needs scikit-image (the ``demo`` extra).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +111,7 @@ def add_video(root: Path, name: str, n_frames: int, *, seed: int = 0, scene: str
     key = f"{name}.{ext}"
     out: dict[str, list[dict[str, object]]] = {}
 
-    def frames():  # noqa: ANN202 - a generator of frames
+    def frames() -> Iterator[np.ndarray]:
         for i, rgb in enumerate(scene_frames(scene_photo(scene), n_frames, (WIDTH, HEIGHT), seed=seed)):
             img = Image.fromarray(rgb)
             draw = ImageDraw.Draw(img)
