@@ -470,19 +470,23 @@ def object_page(
     in_image = ""
     if parent:
         parent_href = pool_url(root, pool, "samples", H.seg(parent[C.SAMPLE_ID])) + qs([("version", view.version)])
-        image_link = f'<p>Object of image {H.link(parent_href + "#objects", parent.get(C.KEY))}.</p>'
+        # A video frame's objects: say "frame" (of which video) where an image's say "image".
+        what = "frame" if parent.get(C.VIDEO) is not None and parent.get(C.FRAME_INDEX) is not None else "image"
+        of_video = (f" {H.e(int(parent[C.FRAME_INDEX]))} of video <code>{H.e(parent[C.VIDEO])}</code>"
+                    if what == "frame" else "")
+        image_link = f'<p>Object of {what}{of_video} {H.link(parent_href + "#objects", parent.get(C.KEY))}.</p>'
         size = extra.get("size")
         if size:
             image_url = pool_url(root, pool, "samples", H.seg(parent[C.SAMPLE_ID]), "image") + qs([("version", view.version)])
             overlay = _boxes_svg(size[0], size[1], [], [row], lambda o: parent_href + "#objects")
-            in_image = (f'<h3>In its image</h3><div class="figure"><img src="{H.e(image_url)}" '
+            in_image = (f'<h3>In its {what}</h3><div class="figure"><img src="{H.e(image_url)}" '
                         f'alt="{H.e(parent.get(C.KEY))}">{overlay}</div>')
         rank = parent.get(C.PICK_RANK)
-        chosen = (f"Selected: its run picked its image (pick {H.e(int(rank) + 1)}), which selects all the image's "
-                  "objects." if rank is not None else "Not selected: its run did not pick its image.")
+        chosen = (f"Selected: its run picked its {what} (pick {H.e(int(rank) + 1)}), which selects all the {what}'s "
+                  f"objects." if rank is not None else f"Not selected: its run did not pick its {what}.")
         values = {k: v for k, v in parent.items() if k.startswith(C.SELECTION_PREFIX) and v is not None}
         if values:  # object-level objectives score the image by its objects (docs/objects.md)
-            chosen += "<br>Its image's objective at that pick:" + H.table(
+            chosen += f"<br>Its {what}'s objective at that pick:" + H.table(
                 ["", ""], [(H.e(k), fmt(v)) for k, v in sorted(values.items())])
     else:
         image_link = (f'<p class="warn box">Its image <code>{H.e(row.get(C.PARENT_KEY))}</code> is not in this '
