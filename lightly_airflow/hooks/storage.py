@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
 
 from lightly_airflow.datasource.query import NewFilesQuery, QueryCredentials
 from lightly_airflow.storage import StorageCredentials
@@ -62,12 +63,23 @@ class UnsupportedConnectionError(ValueError):
 def credentials_for(conn_id: str | None) -> StorageCredentials | None:
     """Credentials of an Airflow connection (aws, google_cloud_platform, wasb); ``None`` for ambient ones.
 
-    :param conn_id: the Airflow connection id, or ``None``/empty for the environment's credentials.
-    :raises UnsupportedConnectionError: for another connection type or an option we cannot honour.
+    :param conn_id: the Airflow connection id, or ``None``/empty for the environment's credentials; a
+        template that rendered nothing (``""``, ``"None"``) is unset too, as in :class:`NewFilesQuery`.
+    :raises UnsupportedConnectionError: for an undefined connection, another connection type or an option
+        we cannot honour.
     """
-    if not conn_id:
+    conn_id = None if conn_id is None else str(conn_id).strip()
+    if not conn_id or conn_id == "None":
         return None
-    conn = BaseHook.get_connection(conn_id)
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        env = f"AIRFLOW_CONN_{conn_id.upper()}"  # the name Airflow's environment-variable backend looks up
+        raise UnsupportedConnectionError(
+            f"Connection {conn_id!r} is not defined. Fix: create it (Admin > Connections, or the environment "
+            f"variable {env}='{{\"conn_type\": \"aws\", ...}}'), or leave the connection empty for ambient "
+            "credentials."
+        ) from None
     conn_type = conn.conn_type or ""
     if conn_type == "aws":
         return aws_credentials(conn_id, conn.extra_dejson)

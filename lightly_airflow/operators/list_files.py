@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from lightly_airflow.datasource import DEFAULT_EXTENSIONS, POLICIES, NewFilesQuery
-from lightly_airflow.hooks.storage import query_credentials
+from lightly_airflow.hooks.storage import UnsupportedConnectionError, query_credentials
 from lightly_airflow.objects import objects_spec
 from lightly_airflow.operators.base import LightlyBaseOperator
 from lightly_airflow.pipeline import (
@@ -120,8 +120,8 @@ class ListNewFilesOperator(LightlyBaseOperator):
             )
             overrides = embed_option_overrides(worker, self.lightly_config)
             check_run_tag(self.datapool_uri, self.tag_name or None, context["run_id"], self.datapool_credentials)
-        except ParamError as exc:
-            raise AirflowFailException(str(exc)) from None  # a retry cannot fix a bad parameter
+        except (ParamError, UnsupportedConnectionError) as exc:
+            raise AirflowFailException(str(exc)) from None  # a retry cannot fix a bad parameter or connection
         try:
             query = self.query(worker)
         except ValueError as exc:

@@ -147,7 +147,7 @@ class NewFilesSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=result["new"] > 0, xcom_value=result)
 
     def _validate_params(self) -> None:
-        from lightly_airflow.hooks.storage import credentials_for
+        from lightly_airflow.hooks.storage import UnsupportedConnectionError, credentials_for
         from lightly_airflow.pipeline import ParamError, check_uri_param, validate_params
 
         try:
@@ -166,7 +166,7 @@ class NewFilesSensor(BaseSensorOperator):
                     active_learning=self.active_learning or None,
                     datapool_credentials=credentials_for(self.datapool_conn_id),
                 )
-        except ParamError as exc:
+        except (ParamError, UnsupportedConnectionError) as exc:
             raise AirflowFailException(str(exc)) from None  # a retry or more waiting cannot fix a bad parameter
         try:
             self.query()

@@ -124,3 +124,15 @@ def test_wasb_connection_string_reaches_azurite(azure_container, monkeypatch) ->
     key_conn = _connection(monkeypatch, "wasb_key", {"conn_type": "wasb", "login": "acct", "password": "a2V5"})
     keyed = credentials_for(key_conn)
     assert (keyed.account_name, keyed.account_key, keyed.endpoint_url) == ("acct", "a2V5", None)
+
+
+def test_unset_and_undefined_connections(monkeypatch) -> None:
+    # A non-native DAG renders "{{ params.datasource_conn_id }}" of a null param as "None": unset, as the
+    # sensor's query treats it (before, the task looked up a connection named 'None' and failed).
+    for unset in (None, "", "  ", "None"):
+        assert credentials_for(unset) is None
+    monkeypatch.delenv("AIRFLOW_CONN_MISSING_S3", raising=False)
+    with pytest.raises(UnsupportedConnectionError, match=r"'missing_s3' is not defined.*AIRFLOW_CONN_MISSING_S3"):
+        credentials_for("missing_s3")
+    with pytest.raises(UnsupportedConnectionError, match=r"'http_conn' has type 'http'.*use an 'aws'"):
+        credentials_for(_connection(monkeypatch, "http_conn", {"conn_type": "http", "host": "example.com"}))

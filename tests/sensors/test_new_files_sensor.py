@@ -172,3 +172,20 @@ def test_a_datapool_that_cannot_be_imported_is_an_error_not_every_file_new(tmp_p
     monkeypatch.setitem(sys.modules, "lightly_airflow.datapool", None)  # the import fails
     with pytest.raises(ImportError):
         known_files(str(tmp_path / "pool"))
+
+
+def test_a_missing_or_wrong_connection_fails_the_sensor_at_once(datasource, monkeypatch) -> None:
+    """Retrying cannot create a connection: fail (no retry) with the conn_id and the fix; 'None' is unset."""
+    import json
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    root, _ = datasource
+    monkeypatch.delenv("AIRFLOW_CONN_NO_SUCH_CONN", raising=False)
+    with pytest.raises(AirflowFailException, match=r"'no_such_conn' is not defined.*AIRFLOW_CONN_NO_SUCH_CONN"):
+        sensor(root, wait=False, datasource_conn_id="no_such_conn").execute({})
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_CONN", json.dumps({"conn_type": "sftp", "host": "h"}))
+    with pytest.raises(AirflowFailException, match=r"'sftp_conn' has type 'sftp'"):
+        sensor(root, wait=False, datasource_conn_id="sftp_conn").execute({})
+    (root / "new.png").write_bytes(png_bytes(2))
+    assert sensor(root, wait=False, datasource_conn_id="None", datapool_conn_id="None").execute({})["new"] == 1
