@@ -303,22 +303,28 @@ def check_relevant_filenames(worker: Any, lightly_uri: str, credentials: Storage
     if not name or not str(name).strip():
         return
     from lightly_airflow.datasource.relevant import RelevantFilenames
-    from lightly_airflow.lightly_dir import LightlyFileError, lightly_root, read_relevant_filenames
+    from lightly_airflow.lightly_dir import lightly_root, read_relevant_filenames
 
-    param = "worker_config.relevant_filenames_file"
     try:
         text = read_relevant_filenames(lightly_uri, name, credentials)
-    except FileNotFoundError as exc:
-        raise ParamError(param, str(exc), "give the file's path inside .lightly/, or remove the key.") from None
-    except LightlyFileError as exc:
-        raise ParamError(param, f"{exc}.", "put the file itself, as UTF-8 text, into the .lightly/ folder.") from None
-    except ValueError as exc:
-        raise ParamError(param, str(exc), "name a file inside .lightly/ (e.g. .lightly/relevant_filenames.txt).") from None
-    try:
         where = str(name).strip().lstrip("/").removeprefix(".lightly/")
         RelevantFilenames.parse(text, source=f"{lightly_root(lightly_uri)}/{where}")
-    except ValueError as exc:
-        raise ParamError(param, str(exc), "correct that line (docs/datasources.md, Relevant filenames).") from None
+    except (FileNotFoundError, ValueError) as exc:
+        raise relevant_filenames_error(exc) from None
+
+
+def relevant_filenames_error(exc: FileNotFoundError | ValueError) -> ParamError:
+    """The first task's error for a ``relevant_filenames_file`` that cannot be used, with the fix: absent,
+    not a file of ``.lightly/`` or not UTF-8 text (``LightlyFileError``), or a line that does not parse."""
+    from lightly_airflow.lightly_dir import LightlyFileError
+
+    param = "worker_config.relevant_filenames_file"
+    if isinstance(exc, FileNotFoundError):
+        return ParamError(param, str(exc), "give the file's path inside .lightly/, or remove the key.")
+    if isinstance(exc, LightlyFileError):  # e.g. a symbolic link out of .lightly/: a retry cannot fix it
+        return ParamError(param, f"{exc}.", "put the file itself, as UTF-8 text, into the .lightly/ folder.")
+    return ParamError(param, str(exc), "correct that line, or name a file inside .lightly/ (docs/datasources.md, "
+                      "Relevant filenames).")
 
 
 def custom_embeddings_uri(
@@ -386,14 +392,8 @@ def list_new(
         raise ParamError(*problem)
     try:
         found = find_new_files(query, creds, read_known_with_process_all=True)
-    except RelevantFilenamesMissing as exc:
-        raise ParamError(
-            "worker_config.relevant_filenames_file", str(exc),
-            "give the file's path relative to the lightly_uri folder, or remove the key.",
-        ) from None
-    except LightlyFileError as exc:  # e.g. a symbolic link out of .lightly/: a retry cannot fix it
-        raise ParamError("worker_config.relevant_filenames_file", f"{exc}.",
-                         "put the file itself, as UTF-8 text, into the .lightly/ folder.") from None
+    except (RelevantFilenamesMissing, LightlyFileError) as exc:  # a retry cannot fix either
+        raise relevant_filenames_error(exc) from None
     files, known = found.files, found.known
     from lightly_airflow.video.listing import expand_videos
 
