@@ -51,8 +51,7 @@ METRICS: tuple[str, ...] = (
 INT_METRICS = frozenset({"sizeInBytes", "width", "height"})
 #: Crop metrics (``metadata.lightly.<name>`` on object rows; image-level means as METADATA keys
 #: ``objects.<task>.lightly.<name>``): the image metrics without the file size.
-CROP_METRICS: tuple[str, ...] = ("sharpness", "snr", "luminance", "width", "height", "meanRed", "meanGreen",
-                                 "meanBlue", "stdRed", "stdGreen", "stdBlue", "uniformRowRatio")
+CROP_METRICS: tuple[str, ...] = tuple(m for m in METRICS if m != "sizeInBytes")
 
 # Pillow format names each extension may hold; anything else is "wrong type for its extension".
 EXTENSION_FORMATS: dict[str, frozenset[str]] = {
