@@ -191,9 +191,11 @@ def frame_png(
     etag = "" if row.get(C.ETAG) is None else str(row[C.ETAG])
     fs, path = filesystem(frame_png_uri(lightly_uri or datasource_uri, str(row[C.KEY])), lightly_credentials or credentials)
     try:
-        if _written_etag(fs, path) == etag:
-            data: bytes = fs.cat_file(path)
+        data: bytes = fs.cat_file(path)  # one read: the etag chunk is in its first bytes
+        if png_etag(data[:HEAD_BYTES]) == etag:
             return data
+    except FileNotFoundError:
+        pass  # not selected (no PNG written): decode it
     except OSError as exc:  # an unreadable frames folder: decode instead
         logger.info("frame PNG %s unreadable (%s): decoding the frame", path, exc)
     with open_video_source(datasource_uri, str(row[C.VIDEO]), credentials) as source:
