@@ -66,6 +66,22 @@ MAX_CROP_BYTES_AHEAD = 512 * 2**20
 DROP_COUNTS = ("boxes_outside_image", "video_frames_failed", "images_with_normalized_looking_boxes")
 
 
+def _problem(exc: BaseException) -> str:
+    """Why an image or frame gives no objects: the error's type and first line."""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+
+
+def auto_boxes_per_image(spec: ObjectsSpec) -> int:
+    """The boxes the run's ``auto_tasks`` give every image or frame (TILING: rows × columns; CROP: its boxes)."""
+    return sum(int(t["num_rows"]) * int(t["num_cols"]) if t["type"] == "TILING" else len(t["bboxs"])
+               for t in spec.auto_tasks)
+
+
+def crops_ahead_budget(size: int) -> int:
+    """Resized crops (``size`` × ``size`` RGB) that fit :data:`MAX_CROP_BYTES_AHEAD`, at least one."""
+    return max(1, MAX_CROP_BYTES_AHEAD // (size * size * 3))
+
+
 def count_key(name: str) -> bytes:
     """The schema-metadata key of one of :data:`DROP_COUNTS`."""
     return f"lightly.{name}".encode()
@@ -238,15 +254,13 @@ def iter_crops(
         except FileNotFoundError:
             return row, None, "file not found in the datasource", None, []
         except Exception as exc:  # noqa: BLE001 - one bad image never sinks the shard; the image pass reports it
-            return row, None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300], None, []
+            return row, None, _problem(exc), None, []
 
     if workers <= 1:
         for row in rows:
             yield one(row)
         return
-    per_image_auto = sum(int(t["num_rows"]) * int(t["num_cols"]) if t["type"] == "TILING" else len(t["bboxs"])
-                         for t in spec.auto_tasks)
-    budget = max(1, MAX_CROP_BYTES_AHEAD // (size * size * 3))  # crops
+    per_image_auto, budget = auto_boxes_per_image(spec), crops_ahead_budget(size)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="objects-crop") as pool:
         window: deque[tuple[Future[tuple[int, list[Crop] | None, str | None, np.ndarray | None, list[ObjectBox]]],
                             int]] = deque()
@@ -420,10 +434,9 @@ class ShardObjects:
         self.frame_set = set(self.object_frames)
         self.image_rows = [r for r in rows if r not in frames]
         self.frames_done: set[int] = set()
-        self.per_image_auto = sum(int(t["num_rows"]) * int(t["num_cols"]) if t["type"] == "TILING"
-                                  else len(t["bboxs"]) for t in spec.auto_tasks)
+        self.per_image_auto = auto_boxes_per_image(spec)
         self.size = int(encoder.input_size)
-        self.budget = max(1, MAX_CROP_BYTES_AHEAD // (self.size * self.size * 3))  # crops ahead (FrameObjectsHook)
+        self.budget = crops_ahead_budget(self.size)  # crops ahead (FrameObjectsHook)
         self.thumbs = _crop_thumbnails(manifest_uri, credentials)
         self.crops: list[Crop] = []
         self.chunks: list[np.ndarray] = []
@@ -530,7 +543,7 @@ class ShardObjects:
             hook = None if self.thumbs is None else (lambda box, part: self._on_crop(row, box, part))
             return crop_pixels(rgb, every, self.spec.padding, self.size, row, hook), outside, None
         except Exception as exc:  # noqa: BLE001 - one bad frame never sinks the shard
-            return None, outside, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+            return None, outside, _problem(exc)
 
     def add_frame(self, got: Any) -> None:
         """Take one frame's objects (a :class:`~lightly_airflow.video.frames.FrameObjects`) from the video pass,
