@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from lightly_airflow.video.index import SEEKABLE_FORMATS, pixel_aspect, reason, video_stream
+from lightly_airflow.video.index import NO_VIDEO_STREAM, SEEKABLE_FORMATS, pixel_aspect, reason, video_stream
 from lightly_airflow.video.source import raise_read_error
 
 logger = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ def _stream(container: Any) -> Any:
     """The stream the index listed the frames of (``index.video_stream``: the one a player plays)."""
     stream = video_stream(container)[0]
     if stream is None:
-        raise ValueError("the file holds no video stream, only an attached picture (cover art)")
+        raise ValueError(NO_VIDEO_STREAM)
     return stream
 
 

@@ -77,6 +77,10 @@ def reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
+#: Why a file with only an attached picture (an audio file's cover art) has no frames.
+NO_VIDEO_STREAM = "the file holds no video stream, only an attached picture (cover art)"
+
+
 def _describe(stream: Any) -> str:
     ctx = stream.codec_context
     return f"#{stream.index} ({ctx.name} {ctx.width}x{ctx.height})"
@@ -221,7 +225,7 @@ def _index_video(source: Any) -> VideoIndex:
             return out
         stream, out.other_streams = video_stream(container)
         if stream is None:
-            out.problem = "the file holds no video stream, only an attached picture (cover art)"
+            out.problem = NO_VIDEO_STREAM
             out.other_streams = []
             return out
         out.stream = stream.index
