@@ -151,6 +151,16 @@ def list_table(uri: str, **kwargs: Any) -> pa.Table:
     return pa.Table.from_batches(list(list_files(uri, **kwargs)), schema=MANIFEST_SCHEMA)
 
 
+def _tally(stats: dict[str, Any], name: str, keys: pa.Array, where: pa.Array) -> None:
+    """Count the keys ``where`` is true for into ``stats[name]`` and keep the first few as ``<name>_examples``."""
+    hits = pc.indices_nonzero(where)
+    if len(hits):
+        stats[name] += len(hits)
+        room = _EXAMPLES - len(stats[f"{name}_examples"])
+        if room > 0:
+            stats[f"{name}_examples"].extend(keys.take(hits[:room]).to_pylist())
+
+
 def _to_batch(
     page: _Page, ext_regex: str | None, relevant: RelevantFilenames | None,
     skipped: list[tuple[str, str]] | None = None, stats: dict[str, Any] | None = None,
@@ -162,23 +172,13 @@ def _to_batch(
     files = pc.and_(files, pc.invert(os_files))
     mask = files if ext_regex is None else pc.and_(files, base_mask(keys, ext_regex))
     if stats is not None and ext_regex is not None:
-        other = pc.indices_nonzero(pc.and_(files, pc.invert(mask)))
-        if len(other):
-            stats["unsupported"] += len(other)
-            room = _EXAMPLES - len(stats["unsupported_examples"])
-            if room > 0:
-                stats["unsupported_examples"].extend(keys.take(other[:room]).to_pylist())
+        _tally(stats, "unsupported", keys, pc.and_(files, pc.invert(mask)))
     if relevant is not None:
         relevant_mask = relevant.mask(keys)
         mask = pc.and_(mask, relevant_mask)
         os_files = pc.and_(os_files, relevant_mask)  # only those the run would otherwise have looked at
     if stats is not None:
-        junk = pc.indices_nonzero(os_files)
-        if len(junk):
-            stats["os_files"] += len(junk)
-            room = _EXAMPLES - len(stats["os_files_examples"])
-            if room > 0:
-                stats["os_files_examples"].extend(keys.take(junk[:room]).to_pylist())
+        _tally(stats, "os_files", keys, os_files)
     indices = pc.indices_nonzero(mask)
     if len(indices) == 0:
         return pa.RecordBatch.from_pylist([], schema=MANIFEST_SCHEMA)
