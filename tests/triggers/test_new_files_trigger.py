@@ -69,15 +69,40 @@ def test_serialize_round_trip_keeps_every_input_and_no_secret(monkeypatch) -> No
     assert "super-secret-key" not in json.dumps(trigger.serialize()[1])
 
 
+async def _first_event(trigger: NewFilesTrigger, timeout: float = 20.0):
+    return await asyncio.wait_for(trigger.run().__anext__(), timeout)
+
+
 def test_unknown_policy_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown policy 'mtime'"):
         _trigger(datasource_uri="/x", datapool_uri="/y", policy="mtime")
-    with pytest.raises(ValueError, match="Unknown NewFilesQuery keys"):
-        NewFilesTrigger(query={"datasource_uri": "/x", "datapool_uri": "/y", "proces_all": True})
+    # Kwargs the triggerer passes back are read in the first check's thread, never in its shared event loop
+    # (there, any error but a TypeError from a trigger's constructor escapes Airflow's handling): a bad key is
+    # the first event, an error naming it, which the sensor fails with.
+    trigger = NewFilesTrigger(query={"datasource_uri": "/x", "datapool_uri": "/y", "proces_all": True})
+    event = asyncio.run(_first_event(trigger))
+    assert event.payload["status"] == "error" and "Unknown NewFilesQuery keys" in event.payload["message"]
+    assert "proces_all" in event.payload["message"]
 
 
-async def _first_event(trigger: NewFilesTrigger, timeout: float = 20.0):
-    return await asyncio.wait_for(trigger.run().__anext__(), timeout)
+def test_the_triggerer_imports_and_builds_the_trigger_without_the_datasource_code() -> None:
+    """The triggerer imports a trigger's module and builds it in the event loop all triggers share; pyarrow,
+    the Delta reader and the listing code (~0.15 s to import) must wait for the first check's thread."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, airflow.triggers.base\n"
+        "before = set(sys.modules)\n"
+        "from airflow._shared.module_loading import import_string\n"
+        "cls = import_string('lightly_airflow.triggers.new_files.NewFilesTrigger')\n"
+        "t = cls(query={'datasource_uri': '/x', 'datapool_uri': '/y'}, poke_interval=5.0, end_at=None)\n"
+        "assert t.serialize()[1]['query']['datasource_uri'] == '/x'\n"
+        "heavy = ('pyarrow', 'deltalake', 'pandas', 'numpy', 'lightly_airflow.datasource', 'lightly_airflow.hooks')\n"
+        "print(sorted(m for m in set(sys.modules) - before if m.startswith(heavy)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 def test_fires_when_a_file_arrives_and_skips_known_ones(tmp_path, monkeypatch) -> None:
