@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, AssetAlias
 
 from lightly_airflow.links import ReportLink
 from lightly_airflow.operators.base import LightlyBaseOperator
@@ -16,7 +16,9 @@ class SelectAndCommitOperator(LightlyBaseOperator):
 
     Idempotent: a retry (or a re-run of a finished run) finds the run's commit and does nothing. Emits an
     event on ``asset`` (when given) whose extra holds the datapool URI, version, tag and counts, so downstream
-    DAGs (labelling export, training) can be scheduled on the datapool.
+    DAGs (labelling export, training) can be scheduled on the datapool — only when the run committed a
+    version: the task's outlet is the alias ``<asset name>-commits``, through which it adds the event (a
+    static outlet gets an event on every success, also of a dry run that committed nothing).
 
     :param manifests: the run's manifest shard URIs (the list task's ``manifests`` XCom).
     :param selection_config: the Lightly selection config.
@@ -47,8 +49,9 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         asset: Asset | None = None,
         **kwargs: Any,
     ) -> None:
-        if asset is not None:
-            kwargs["outlets"] = [*kwargs.get("outlets", []), asset]
+        alias = None if asset is None else AssetAlias(name=f"{asset.name}-commits")
+        if alias is not None:
+            kwargs["outlets"] = [*kwargs.get("outlets", []), alias]
         super().__init__(**kwargs)
         self.manifests = manifests
         self.selection_config = selection_config
@@ -57,6 +60,7 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         self.lightly_config = lightly_config
         self.active_learning = active_learning
         self.asset = asset
+        self.asset_alias = alias
 
     def execute(self, context: Any) -> dict[str, Any]:
         from lightly_airflow.config import parse_lightly_config, parse_worker_config
@@ -82,12 +86,12 @@ class SelectAndCommitOperator(LightlyBaseOperator):
             lightly_credentials=self.lightly_credentials,
         )
         out = summary.to_dict()
-        if self.asset is not None and summary.version is not None and not summary.dry_run:
-            context["outlet_events"][self.asset].extra = {
+        if self.asset is not None and self.asset_alias is not None and summary.version is not None and not summary.dry_run:
+            context["outlet_events"][self.asset_alias].add(self.asset, extra={
                 "datapool_uri": self.datapool_uri,
                 "version": summary.version,
                 "tag": summary.tag,
                 "selected": summary.selected,
                 "processed": summary.processed,
-            }
+            })
         return out
