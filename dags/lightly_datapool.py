@@ -1,4 +1,4 @@
-"""Grow a curated datapool from a bucket of images, run by run.
+"""Grow a curated datapool from a bucket of images and videos, run by run.
 
 wait for new files ─► list new files ─► embed (mapped over shards: in-process, or GPU pods) ─┐
               ├─► compute metadata (mapped) ───────────────────────────┼─► select & commit the datapool
@@ -7,7 +7,7 @@ wait for new files ─► list new files ─► embed (mapped over shards: in-pr
 Every default below can be changed in the trigger form; a scheduled run uses the defaults, which come from
 environment variables so one DAG file serves every deployment:
 
-- ``LIGHTLY_DATASOURCE_URI`` / ``LIGHTLY_DATAPOOL_URI`` / ``LIGHTLY_LIGHTLY_URI``: where images, the
+- ``LIGHTLY_DATASOURCE_URI`` / ``LIGHTLY_DATAPOOL_URI`` / ``LIGHTLY_LIGHTLY_URI``: where images and videos, the
   datapool and ``.lightly/`` live; ``LIGHTLY_DATASOURCE_CONN_ID`` / ``LIGHTLY_DATAPOOL_CONN_ID`` /
   ``LIGHTLY_LIGHTLY_CONN_ID``: Airflow connections that reach them (unset: ambient credentials).
 - ``LIGHTLY_WAIT_FOR_NEW_FILES_S`` (21600): how long a run waits (deferred, no worker slot held) for new
@@ -64,7 +64,8 @@ SELECTION_CONFIG_SCHEMA = {
 
 with DAG(
     dag_id="lightly_datapool",
-    description="Grow a curated datapool from new images: list, embed, metadata, predictions, select.",
+    description="Grow a curated datapool from new images and videos (every frame a sample): list, embed, "
+    "metadata, predictions, select.",
     schedule="@daily",
     start_date=datetime(2026, 1, 1),
     catchup=False,
@@ -76,7 +77,7 @@ with DAG(
     params={
         "datasource_uri": Param(
             DATASOURCE_URI, type="string", title="Datasource",
-            description="Folder or bucket prefix with the images: file://, s3://, gs://, az://.",
+            description="Folder or bucket prefix with the images and videos: file://, s3://, gs://, az://.",
         ),
         "lightly_uri": Param(
             LIGHTLY_URI, type=["null", "string"], title=".lightly/ location",
