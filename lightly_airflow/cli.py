@@ -30,7 +30,7 @@ COMMANDS: dict[str, str] = {
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser with every command registered (or only ``only``, to keep imports small)."""
-    parser = argparse.ArgumentParser(prog="lightly-airflow", description="Curate image data into a datapool.")
+    parser = argparse.ArgumentParser(prog="lightly-airflow", description="Curate image and video data into a datapool.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in COMMANDS.items():

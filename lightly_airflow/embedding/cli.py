@@ -21,7 +21,7 @@ from lightly_airflow.embedding.options import EmbedOptions, add_arguments
 def register(subparsers: Any) -> None:
     """Add the ``embed`` subcommand to the ``lightly-airflow`` parser."""
     parser = subparsers.add_parser(
-        "embed", help="embed the images of one manifest shard",
+        "embed", help="embed the images and video frames of one manifest shard",
         description="Embed the images of one manifest shard into an embeddings Parquet file.",
     )
     add_arguments(parser)
