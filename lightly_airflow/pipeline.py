@@ -505,7 +505,8 @@ def _assemble_shard(
     try:
         rows = staging.read_manifest(manifest_uri, credentials).table
     except FileNotFoundError:
-        raise FileNotFoundError(f"Manifest shard {manifest_uri} is missing; re-run the list task of this run.") from None
+        raise FileNotFoundError(f"Manifest shard {manifest_uri} is missing; re-run the list task of this run."
+                                f"{staging.missing_hint(manifest_uri)}") from None
     rows = rows.select([c for c in (*C.MANIFEST_COLUMNS, *C.VIDEO_COLUMNS) if c in rows.column_names])
     from_manifest = set(rows.column_names)
     for kind in STAGE_KINDS:
@@ -516,7 +517,7 @@ def _assemble_shard(
                 continue  # predictions are optional: no .lightly/predictions means no scores
             raise FileNotFoundError(
                 f"Stage output {out_uri} is missing: the {kind} task of this shard did not finish. "
-                "Clear that task instance so it runs again."
+                f"Clear that task instance so it runs again.{staging.missing_hint(out_uri)}"
             )
         for key, value in (stage.schema.metadata or {}).items():
             meta[key.decode()] = value.decode()

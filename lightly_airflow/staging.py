@@ -27,7 +27,14 @@ from typing import Any
 import pyarrow as pa
 
 from lightly_airflow import columns as C
-from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, read_parquet, write_parquet
+from lightly_airflow.storage import (
+    StorageCredentials,
+    filesystem,
+    join_uri,
+    protocol_of,
+    read_parquet,
+    write_parquet,
+)
 
 STAGING_DIR = "_staging"
 #: Folder of the run reports inside a datapool: ``<datapool>/_reports/<run slug>/``.
@@ -202,6 +209,20 @@ class Manifest:
         return uri
 
 
+def missing_hint(uri: str) -> str:
+    """What to add to "staging file missing" errors: on a local datapool the likely cause is a distributed
+    executor whose workers do not share the folder (each task wrote to its own machine's disk)."""
+    try:
+        local = protocol_of(uri) == "file"
+    except ValueError:
+        return ""
+    return (
+        " The datapool is a local folder: every task of a run must see the same folder. Under a distributed "
+        "executor (Celery, Kubernetes) or in GPU pods, put the datapool on shared storage (NFS) or on "
+        "s3:// / gs:// / az://."
+    ) if local else ""
+
+
 def read_manifest(
     uri: str, credentials: StorageCredentials | None = None, *, required: Sequence[str] = (C.KEY,)
 ) -> Manifest:
@@ -215,7 +236,8 @@ def read_manifest(
     """
     table = read_parquet(uri, credentials, missing_ok=True)
     if table is None:
-        raise FileNotFoundError(f"Manifest shard {uri} does not exist: run the listing task of this run first.")
+        raise FileNotFoundError(
+            f"Manifest shard {uri} does not exist: run the listing task of this run first.{missing_hint(uri)}")
     missing = [c for c in required if c not in table.column_names]
     if missing:
         raise ValueError(

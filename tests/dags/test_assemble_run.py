@@ -39,3 +39,5 @@ def test_the_first_failing_shard_is_named(run, monkeypatch):
     with pytest.raises(FileNotFoundError, match="embeddings task of this shard did not finish") as err:
         pipeline.assemble_run(run)
     assert staging.sibling_uri(run[2], staging.EMBEDDINGS) in str(err.value)
+    # A local datapool: the likely cause is a distributed executor whose workers do not share the folder.
+    assert "local folder" in str(err.value) and "shared storage" in str(err.value)

@@ -65,8 +65,11 @@ def test_manifest_errors(tmp_path) -> None:
     with pytest.raises(ValueError, match="duplicate keys"):
         write_manifests(table([("a", "1"), ("a", "2")]), str(tmp_path), "r", datasource_uri="/d")
     assert write_manifests(table([]), str(tmp_path), "r", datasource_uri="/d") == []
-    with pytest.raises(FileNotFoundError, match="run the listing task"):
+    with pytest.raises(FileNotFoundError, match="run the listing task") as err:
         read_manifest(staging.shard_uri(str(tmp_path), "r", "manifest", 0))
+    # Each task of a run on another machine's disk (Celery workers, GPU pods): say so for a local datapool.
+    assert "every task of a run must see the same folder" in str(err.value)
+    assert staging.missing_hint("s3://bucket/pool/_staging/r/manifest/shard-00000.parquet") == ""
     bad = tmp_path / "bad.parquet"
     import pyarrow.parquet as pq
 
