@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.sdk.configuration import conf
+from airflow.sdk.exceptions import AirflowFailException
 from kubernetes.client import models as k8s
 
 from lightly_airflow import __version__
@@ -268,7 +269,37 @@ class EmbedPodOperator(_EmbedOptionsAttributes, KubernetesPodOperator):
 
     def build_pod_request_obj(self, context: Any = None, **kwargs: Any) -> k8s.V1Pod:
         self.arguments = self.embed_arguments()
-        return super().build_pod_request_obj(context, **kwargs)
+        pod = super().build_pod_request_obj(context, **kwargs)
+        self._check_local_folders_are_mounted(pod)
+        return pod
+
+    def _check_local_folders_are_mounted(self, pod: k8s.V1Pod) -> None:
+        """Fail before a pod is created when it would read or write a local folder of the Airflow worker
+        (a ``file://`` datapool or datasource) that is not mounted into it: the pod would only fail later,
+        after its image was pulled, with "does not exist"."""
+        from lightly_airflow.staging import read_manifest
+        from lightly_airflow.storage import local_path, protocol_of
+
+        uris = {"the manifest shard": self.manifest_uri, "the output": self.output_uri}
+        if self.manifest_uri and protocol_of(self.manifest_uri) == "file":
+            try:
+                manifest = read_manifest(self.manifest_uri)
+                uris.update({"the datasource": manifest.datasource_uri, "the .lightly/ folder": manifest.lightly_uri})
+            except (OSError, ValueError):
+                pass  # the pod reports an unreadable shard itself
+        mounts = [m.mount_path.rstrip("/") for c in pod.spec.containers if c.name == "base"
+                  for m in (c.volume_mounts or []) if m.mount_path]
+        for what, uri in uris.items():
+            if not uri or protocol_of(uri) != "file":
+                continue
+            path = local_path(uri)
+            if not any(path == m or path.startswith(f"{m}/") for m in mounts):
+                raise AirflowFailException(
+                    f"{self.task_id}: {what} {path} is a local folder of the Airflow worker, which the embedding "
+                    "pod cannot see. Fix: mount it into the pod at the same path (volumes=[...] and "
+                    "volume_mounts=[...] of the embed task, e.g. a PersistentVolumeClaim the workers share), put "
+                    "the datasource and the datapool on s3:// / gs:// / az://, or use execution_mode 'local'."
+                )
 
 
 def embed_operator_class(execution_mode: str) -> type[EmbedShardOperator] | type[EmbedPodOperator]:

@@ -248,3 +248,21 @@ def test_example_dags_kubernetes_task_builds_a_gpu_pod_running_the_cli(tmp_path:
     assert str(container.resources.limits["nvidia.com/gpu"]) == "1"
     parsed = build_parser(only="embed").parse_args(args[args.index("embed"):])
     assert parsed.manifest.endswith("shard-00003.parquet") and EmbedOptions.from_args(parsed).reuse_uri == reuse
+
+
+def test_a_local_folder_not_mounted_into_the_pod_fails_before_the_pod_is_made(tmp_path: Path) -> None:
+    """A file:// datapool or datasource with execution_mode kubernetes: the pod cannot see the worker's disk."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    manifest, _ = _write_shard(tmp_path)
+    with pytest.raises(AirflowFailException, match="the manifest shard .* local folder .* volume_mounts"):
+        _pod(EmbedPodOperator(task_id="e", manifest_uri=manifest))
+    # The pool is mounted, the datasource (also a local folder, named by the manifest) is not.
+    pool = k8s.V1VolumeMount(name="pool", mount_path=str(tmp_path / "pool"))
+    volume = k8s.V1Volume(name="pool", persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name="p"))
+    with pytest.raises(AirflowFailException, match=f"the datasource {tmp_path / 'images'} is a local folder"):
+        _pod(EmbedPodOperator(task_id="e", manifest_uri=manifest, volumes=[volume], volume_mounts=[pool]))
+    # Both mounted at the same paths: the pod is built.
+    images = k8s.V1VolumeMount(name="pool", mount_path=str(tmp_path), sub_path=None)
+    pod = _pod(EmbedPodOperator(task_id="e", manifest_uri=manifest, volumes=[volume], volume_mounts=[images]))
+    assert _base_container(pod).args[:3] == ["embed", "--manifest", manifest]
