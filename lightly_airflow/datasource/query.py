@@ -196,6 +196,22 @@ class QueryCredentials:
     datapool: StorageCredentials | None = None
     lightly: StorageCredentials | None = None
 
+    @property
+    def portable(self) -> bool:
+        """Whether :meth:`to_dict` carries them whole (no credential objects such as an impersonation chain)."""
+        return not any(c is not None and (c.google_credentials is not None or c.azure_credential is not None)
+                       for c in (self.datasource, self.datapool, self.lightly))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe, secrets included: only for a pipe to a child process, never for logs, XCom or triggers."""
+        return {f.name: None if (c := getattr(self, f.name)) is None else c.to_dict() for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> QueryCredentials:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{f.name: None if data.get(f.name) is None else StorageCredentials.from_dict(data[f.name])
+                      for f in fields(cls)})
+
 
 @dataclass(frozen=True)
 class NewFiles:

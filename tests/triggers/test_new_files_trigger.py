@@ -15,8 +15,8 @@ from lightly_airflow.datasource import known as known_module
 from lightly_airflow.triggers import NewFilesTrigger
 
 
-def _trigger(poke_interval: float = 60.0, end_at: float | None = None, **query: object) -> NewFilesTrigger:
-    return NewFilesTrigger(query=NewFilesQuery(**query), poke_interval=poke_interval, end_at=end_at)  # type: ignore[arg-type]
+def _trigger(poke_interval: float = 60.0, end_at: float | None = None, isolate: bool = True, **query: object) -> NewFilesTrigger:
+    return NewFilesTrigger(query=NewFilesQuery(**query), poke_interval=poke_interval, end_at=end_at, isolate=isolate)  # type: ignore[arg-type]
 
 
 def _roundtrip(trigger: NewFilesTrigger) -> NewFilesTrigger:
@@ -62,6 +62,7 @@ def test_serialize_round_trip_keeps_every_input_and_no_secret(monkeypatch) -> No
             },
             "poke_interval": 12.5,
             "end_at": None,
+            "isolate": True,
         },
     )
     again = _roundtrip(trigger)
@@ -111,7 +112,9 @@ def test_fires_when_a_file_arrives_and_skips_known_ones(tmp_path, monkeypatch) -
     (root / "old" / "a.png").write_bytes(png_bytes(1))
     known = list_table(str(root))
     monkeypatch.setattr(known_module, "known_files", lambda uri, creds: known)
-    trigger = _roundtrip(_trigger(datasource_uri=str(root), datapool_uri=str(tmp_path / "pool"), poke_interval=0.05))
+    # known_files is patched in this process: the check runs in a thread of it (isolate=False)
+    trigger = _roundtrip(_trigger(datasource_uri=str(root), datapool_uri=str(tmp_path / "pool"), poke_interval=0.05,
+                                  isolate=False))
 
     async def scenario():
         waiting = asyncio.create_task(_first_event(trigger))
@@ -132,7 +135,8 @@ def test_process_all_fires_on_known_files(tmp_path, monkeypatch) -> None:
     root.mkdir()
     (root / "a.png").write_bytes(png_bytes(1))
     monkeypatch.setattr(known_module, "known_files", lambda uri, creds: list_table(str(root)))
-    event = asyncio.run(_first_event(_trigger(datasource_uri=str(root), datapool_uri="/nowhere", process_all=True)))
+    event = asyncio.run(_first_event(_trigger(datasource_uri=str(root), datapool_uri="/nowhere", process_all=True,
+                                              isolate=False)))
     assert event.payload["status"] == "success" and event.payload["new"] == 1
 
 
@@ -181,3 +185,43 @@ def test_reports_timeout_at_its_own_deadline(tmp_path) -> None:
     event = asyncio.run(_first_event(trigger, 10))
     assert event.payload["status"] == "timeout" and event.payload["new"] == 0
     assert 0.4 <= time.monotonic() - started < 5
+
+
+def test_each_check_lists_in_a_child_process_not_in_the_triggerer(tmp_path, caplog, capsys) -> None:
+    """The listing (S3 XML pages parsed holding the GIL, Arrow tables of every key) runs in a child process;
+    its log lines are repeated in the trigger's log."""
+    import logging
+
+    root = tmp_path / "ds"
+    root.mkdir()
+    (root / "a.png").write_bytes(png_bytes(1))
+    (root / "b.png").write_bytes(png_bytes(2))
+    caplog.set_level(logging.INFO)
+    event = asyncio.run(_first_event(_trigger(datasource_uri=str(root), datapool_uri=str(tmp_path / "pool"))))
+    assert event.payload == {
+        "status": "success", "datasource_uri": str(root), "listed": 2, "new": 2, "known": 0, "process_all": False,
+    }
+    assert not [r for r in caplog.records if r.name == "lightly_airflow.datasource.listing"]  # not listed here
+    # The trigger's own log (Airflow's structured logger, on stdout here) repeats the child's lines.
+    relayed = [line for line in capsys.readouterr().out.splitlines() if "check: INFO" in line]
+    assert any("lightly_airflow.datasource.listing: listing of" in m and "2 kept" in m for m in relayed), relayed
+
+
+def test_credential_objects_are_checked_in_a_thread_and_said_so(tmp_path, caplog, capsys, monkeypatch) -> None:
+    import logging
+
+    from lightly_airflow.datasource import QueryCredentials
+    from lightly_airflow.storage import StorageCredentials
+    from lightly_airflow.triggers import new_files
+
+    chain = QueryCredentials(datasource=StorageCredentials(google_credentials=object()))
+    assert not chain.portable and QueryCredentials(datasource=StorageCredentials(token="{}")).portable
+    monkeypatch.setattr(new_files, "resolve_credentials", lambda query: chain)
+    root = tmp_path / "ds"
+    root.mkdir()
+    (root / "a.png").write_bytes(png_bytes(1))
+    caplog.set_level(logging.INFO)
+    event = asyncio.run(_first_event(_trigger(datasource_uri=str(root), datapool_uri=str(tmp_path / "pool"))))
+    assert event.payload["status"] == "success" and event.payload["new"] == 1
+    assert "objects a child process cannot take: checking in a thread" in capsys.readouterr().out
+    assert [r for r in caplog.records if r.name == "lightly_airflow.datasource.listing"]  # listed in this process
