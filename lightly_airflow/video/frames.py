@@ -52,6 +52,8 @@ class FrameRow:
     problem: str | None = None
     key: str | None = None
     etag: str | None = None
+    #: whether its video may seek (the index's ``VideoIndex.seekable``, by the opened container); ``None``: unknown
+    seekable: bool | None = None
 
 
 @dataclass
@@ -105,8 +107,10 @@ def frame_rows(manifest: Any, rows: Sequence[int] | None = None) -> list[FrameRo
     )
     keys = manifest.column(C.KEY).to_pylist()
     etags = manifest.column(C.ETAG).to_pylist() if C.ETAG in manifest.column_names else [None] * len(videos)
+    seekable = (manifest.column(C.VIDEO_SEEKABLE).to_pylist() if C.VIDEO_SEEKABLE in manifest.column_names
+                else [None] * len(videos))
     wanted = range(len(videos)) if rows is None else rows
-    return [FrameRow(int(i), videos[i], indices[i], pts[i], problems[i], keys[i], etags[i])
+    return [FrameRow(int(i), videos[i], indices[i], pts[i], problems[i], keys[i], etags[i], seekable[i])
             for i in wanted if videos[i] is not None]
 
 
@@ -165,8 +169,10 @@ def _chunks(rows: list[FrameRow]) -> list[list[FrameRow]]:
     out: list[list[FrameRow]] = []
     for video in sorted(by_video):
         items = sorted(by_video[video], key=lambda r: (-1 if r.index is None else r.index))
-        # A video that cannot seek (a raw .hevc) is decoded from its start per chunk: its frames are one chunk.
-        size = len(items) if decodes_sequentially(video, [r.pts for r in items if r.index is not None]) else CHUNK_FRAMES
+        # A video that cannot seek (a raw .hevc, an MPEG-PS under any name) is decoded from its start per chunk:
+        # its frames are one chunk.
+        sequential = decodes_sequentially(items[0].seekable, [r.pts for r in items if r.index is not None])
+        size = len(items) if sequential else CHUNK_FRAMES
         for start in range(0, len(items), size):
             out.append(items[start : start + size])
     return out

@@ -32,6 +32,7 @@ VIDEO_FIELDS = [
     pa.field(C.FRAME_PTS, pa.int64()),
     pa.field(C.FRAME_SECONDS, pa.float64()),
     pa.field(C.VIDEO_PROBLEM, pa.string()),
+    pa.field(C.VIDEO_SEEKABLE, pa.bool_()),
 ]
 
 
@@ -98,6 +99,7 @@ def expand_videos(
             cols[C.FRAME_PTS].append(info.pts[i])
             cols[C.FRAME_SECONDS].append(info.seconds(i))
             cols[C.VIDEO_PROBLEM].append(None)
+            cols[C.VIDEO_SEEKABLE].append(info.seekable)
         frames_total += n
         if info.sample_aspect_ratio != 1 and info.width and info.height:
             logger.info("video %r has non-square pixels (sample aspect ratio %s): its frames keep the stored %dx%d "
@@ -118,6 +120,7 @@ def expand_videos(
             cols[C.FRAME_PTS].append(None)
             cols[C.FRAME_SECONDS].append(None)
             cols[C.VIDEO_PROBLEM].append(info.problem)
+            cols[C.VIDEO_SEEKABLE].append(info.seekable)
     schema = pa.schema([images.schema.field(c) for c in C.MANIFEST_COLUMNS] + VIDEO_FIELDS)
     frames = pa.Table.from_pydict(cols, schema=schema)
     logger.info("%d videos became %d frames", videos.num_rows, frames_total)
@@ -134,7 +137,8 @@ SEQUENTIAL_SHARD_FRAMES = 16_384
 
 def shard_bounds(table: pa.Table, count: int) -> list[int]:
     """Row boundaries of ``count`` even manifest shards of ``table`` (sorted by key), moved so that no video that
-    is decoded from its start (``decode.decodes_sequentially``: a raw ``.hevc``, an MPEG-PS) is split.
+    is decoded from its start (``decode.decodes_sequentially``: a raw ``.hevc``, an MPEG-PS under any name) is
+    split.
 
     Every shard of such a video decoded it from its start up to its own range: S shards of an n-frame stream
     decoded ~S·n/2 frames instead of n (a one-hour raw stream at 30 fps is 421 shards of 256 frames: ~23
@@ -153,6 +157,8 @@ def shard_bounds(table: pa.Table, count: int) -> list[int]:
     videos = table.column(C.VIDEO).to_pylist()
     pts = table.column(C.FRAME_PTS).to_pylist()
     indices = table.column(C.FRAME_INDEX).to_pylist()
+    seekable = (table.column(C.VIDEO_SEEKABLE).to_pylist() if C.VIDEO_SEEKABLE in table.column_names
+                else [None] * n)
     runs: list[tuple[int, int]] = []  # [start, stop) of consecutive frame rows of one sequential video
     start = 0
     for row in range(1, n + 1):
@@ -160,7 +166,7 @@ def shard_bounds(table: pa.Table, count: int) -> list[int]:
             continue
         video = videos[start]
         if video is not None and row - start > 1 and decodes_sequentially(
-                video, [p for p, i in zip(pts[start:row], indices[start:row]) if i is not None]):
+                seekable[start], [p for p, i in zip(pts[start:row], indices[start:row]) if i is not None]):
             runs.append((start, row))
         start = row
     moved = []

@@ -600,3 +600,68 @@ def test_an_audio_file_with_cover_art_is_no_video(tmp_path) -> None:
         assert [s.disposition & Disposition.attached_pic for s in c.streams.video] == [Disposition.attached_pic]
     info = index_video(path)
     assert info.n_frames == 0 and info.problem == "the file holds no video stream, only an attached picture (cover art)"
+
+
+def _write_mpeg_ps(path: str, n: int, size: tuple[int, int] = (64, 48)) -> None:
+    """An MPEG-PS (MPEG-2 with B-frames) of ``n`` frames at ``path``, whatever its extension says."""
+    from lightly_airflow.video.synthetic import write_video
+
+    rng = np.random.default_rng(len(path))
+    base = rng.integers(0, 255, (size[1], size[0], 3), np.uint8)
+    write_video(path, (np.roll(base, 2 * i, axis=1) for i in range(n)), ext="mpg", size=size)
+
+
+def test_an_mpeg_ps_named_mp4_is_planned_by_its_container(tmp_path, monkeypatch) -> None:
+    """The planner decided "cannot seek" by the file's extension while the decoder and the index go by the opened
+    container's format: an MPEG-PS renamed ``.mp4`` was planned as seekable, so every 512-frame chunk decoded it
+    from its start (8.0x the file read here with 8 chunks, quadratic in its length) and its frames were split
+    over shards. The index's own flag (``video_seekable`` in the manifest) now plans it: one chunk, one shard,
+    one pass; every frame as a full decode has it."""
+    import contextlib
+    import hashlib
+
+    from lightly_airflow.datasource.manifest import write_manifests
+    from lightly_airflow.staging import read_manifest
+    from lightly_airflow.video import frames as frames_module
+    from lightly_airflow.video.frames import frame_rows
+
+    src = tmp_path / "src"
+    src.mkdir()
+    path = str(src / "renamed.mp4")
+    _write_mpeg_ps(path, 128)
+    assert "mpeg" in av.open(path).format.name and not index_video(path).seekable
+    expected = []
+    for _, rgb in full_decode(path):
+        digest = hashlib.sha256(rgb.tobytes())
+        digest.update(f"{rgb.shape}".encode())
+        expected.append(digest.hexdigest())
+    files = pa.table({C.KEY: ["renamed.mp4"], C.SIZE: [1], C.ETAG: ["e1"],
+                      C.MTIME: pa.array([None], pa.timestamp("us", tz="UTC"))})
+    table = expand_videos(files, f"file://{src}")
+    assert table.num_rows == 128 and table.column(C.VIDEO_SEEKABLE).to_pylist() == [False] * 128
+
+    uris = write_manifests(table, f"file://{tmp_path / 'pool'}", "r1", datasource_uri=f"file://{src}",
+                           min_shard_size=20)
+    assert len(uris) == 1  # was 6 shards, each decoding the stream from its start
+
+    readers: list[_CountingReader] = []
+    real_open = frames_module.open_video_source
+
+    @contextlib.contextmanager
+    def counting_open(*args, **kwargs):
+        with real_open(*args, **kwargs) as local_path:
+            reader = _CountingReader(local_path)
+            readers.append(reader)
+            try:
+                yield reader
+            finally:
+                reader.close()
+
+    monkeypatch.setattr(frames_module, "open_video_source", counting_open)
+    monkeypatch.setattr(frames_module, "CHUNK_FRAMES", 16)  # 128 frames: 8 chunks, as 4,096 frames at 512
+    assert read_manifest(uris[0]).table.column(C.VIDEO_SEEKABLE).to_pylist() == [False] * 128
+    rows = frame_rows(table)
+    got = {r.row: r for r in iter_frame_results(f"file://{src}", rows, input_size=None, workers=2)}
+    assert [got[r.row].content_hash for r in sorted(rows, key=lambda r: r.index or 0)] == expected
+    assert sum(r.read_bytes for r in readers) <= 1.1 * os.path.getsize(path)
+
