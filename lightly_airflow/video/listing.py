@@ -143,7 +143,8 @@ def shard_bounds(table: pa.Table, count: int) -> list[int]:
     Every shard of such a video decoded it from its start up to its own range: S shards of an n-frame stream
     decoded ~S·n/2 frames instead of n (a one-hour raw stream at 30 fps is 421 shards of 256 frames: ~23
     million frames decoded for 108,000). Its frames now go to one shard, in order (up to
-    :data:`SEQUENTIAL_SHARD_FRAMES`, else a few even pieces); a boundary inside them moves to the nearer end,
+    :data:`SEQUENTIAL_SHARD_FRAMES`, else a few even pieces); a boundary inside them (from its first to its last
+    row: other videos' frames may sort between them) moves to the nearer end,
     and shards left empty are dropped (fewer shards). ``[0, …, table.num_rows]``.
     """
     from lightly_airflow.video.decode import decodes_sequentially
@@ -159,16 +160,22 @@ def shard_bounds(table: pa.Table, count: int) -> list[int]:
     indices = table.column(C.FRAME_INDEX).to_pylist()
     seekable = (table.column(C.VIDEO_SEEKABLE).to_pylist() if C.VIDEO_SEEKABLE in table.column_names
                 else [None] * n)
-    runs: list[tuple[int, int]] = []  # [start, stop) of consecutive frame rows of one sequential video
-    start = 0
-    for row in range(1, n + 1):
-        if row < n and videos[row] is not None and videos[row] == videos[start]:
+    # [first, last + 1) of the rows of each video that cannot seek. Its rows need not be consecutive: frame names
+    # of videos that share a prefix interleave in key order (``clip-19-mpg.png``, ``clip-2-00-mpg.png`` …
+    # ``clip-20-mpg.png``), so the span keeps the other video's rows between them with them.
+    spans: dict[str, list[int]] = {}
+    for row, video in enumerate(videos):
+        if video is not None:
+            spans.setdefault(video, [row, row])[1] = row
+    runs: list[tuple[int, int]] = []  # merged spans, sorted
+    for video, (lo, last) in sorted(spans.items(), key=lambda item: item[1]):
+        rows = [r for r in range(lo, last + 1) if videos[r] == video]
+        if len(rows) < 2 or not decodes_sequentially(seekable[lo], [pts[r] for r in rows if indices[r] is not None]):
             continue
-        video = videos[start]
-        if video is not None and row - start > 1 and decodes_sequentially(
-                seekable[start], [p for p, i in zip(pts[start:row], indices[start:row]) if i is not None]):
-            runs.append((start, row))
-        start = row
+        if runs and lo < runs[-1][1]:
+            runs[-1] = (runs[-1][0], max(runs[-1][1], last + 1))
+        else:
+            runs.append((lo, last + 1))
     moved = []
     for b in bounds:
         for lo, hi in runs:

@@ -665,3 +665,31 @@ def test_an_mpeg_ps_named_mp4_is_planned_by_its_container(tmp_path, monkeypatch)
     assert [got[r.row].content_hash for r in sorted(rows, key=lambda r: r.index or 0)] == expected
     assert sum(r.read_bytes for r in readers) <= 1.1 * os.path.getsize(path)
 
+
+def test_an_unseekable_video_is_not_split_when_another_video_s_frames_sort_inside_its_own(tmp_path) -> None:
+    """Frame names of ``clip.mpg`` and ``clip-2.mpg`` interleave in key order (``clip-19-mpg.png``,
+    ``clip-2-00-mpg.png`` … ``clip-2-29-mpg.png``, ``clip-20-mpg.png``): the shard planner kept consecutive rows
+    of a video together only, so ``clip.mpg``'s frames were cut where ``clip-2.mpg``'s began and its two parts
+    went to two shards, each decoding it from its start. Now each such video's frames are in one shard, in any
+    key order."""
+    from lightly_airflow.datasource.manifest import write_manifests
+    from lightly_airflow.staging import read_manifest
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _write_mpeg_ps(str(src / "clip.mpg"), 90)
+    _write_mpeg_ps(str(src / "clip-2.mpg"), 30)
+    keys = ["clip.mpg", "clip-2.mpg", *(f"img-{i:02d}.png" for i in range(30))]
+    files = pa.table({C.KEY: keys, C.SIZE: [1] * len(keys), C.ETAG: [f"e{i}" for i in range(len(keys))],
+                      C.MTIME: pa.array([None] * len(keys), pa.timestamp("us", tz="UTC"))})
+    table = expand_videos(files, f"file://{src}")
+    videos = table.column(C.VIDEO).to_pylist()
+    first, last = videos.index("clip.mpg"), len(videos) - 1 - videos[::-1].index("clip.mpg")
+    assert "clip-2.mpg" in videos[first:last]  # the names really interleave
+    uris = write_manifests(table, f"file://{tmp_path / 'pool'}", "r1", datasource_uri=f"file://{src}",
+                           min_shard_size=20)
+    shards = [read_manifest(u).table.column(C.VIDEO).to_pylist() for u in uris]
+    for video, n in (("clip.mpg", 90), ("clip-2.mpg", 30)):
+        holding = [i for i, v in enumerate(shards) if video in v]
+        assert len(holding) == 1 and shards[holding[0]].count(video) == n, (video, [v.count(video) for v in shards])
+    assert sum(len(v) for v in shards) == 150 and len(uris) > 1
