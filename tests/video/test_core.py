@@ -693,3 +693,47 @@ def test_an_unseekable_video_is_not_split_when_another_video_s_frames_sort_insid
         holding = [i for i, v in enumerate(shards) if video in v]
         assert len(holding) == 1 and shards[holding[0]].count(video) == n, (video, [v.count(video) for v in shards])
     assert sum(len(v) for v in shards) == 150 and len(uris) > 1
+
+
+def _write_vfr_avi(path: str) -> None:
+    """An AVI at a 1/1000 time base with a variable frame rate: 30 frames 33 ms apart, then 30 frames 100 ms apart
+    (a camera that slows down in the dark), as FFmpeg writes one with ``-enc_time_base 1:1000 -fps_mode vfr``."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(5)
+    with av.open(path, "w", format="avi") as c:
+        s = c.add_stream("mpeg4", rate=30)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.time_base = s.time_base = Fraction(1, 1000)
+        t = 0
+        for i in range(60):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), np.uint8), format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            t += 33 if i < 30 else 100
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def test_an_avi_with_a_millisecond_time_base_and_variable_frame_rate_does_not_end_early(tmp_path) -> None:
+    """An AVI's header counts time-base ticks (``dwLength``), frames only where a frame lasts one tick: at 1/1000
+    its count is the duration in ms (3,923 "frames" for 60), and such a video was flagged "ends early: 60 frames
+    are readable of the 3923" (an extra corrupt row). Its frames now cover the duration it announces: no
+    problem; the same file cut short still ends early."""
+    from lightly_airflow.video.synthetic import truncate
+
+    path = str(tmp_path / "vfr.avi")
+    _write_vfr_avi(path)
+    with av.open(path) as c:
+        assert c.streams.video[0].frames > 1000  # the header's "frame count": milliseconds
+    info = index_video(path)
+    assert info.n_frames == len(full_decode(path)) == 60
+    assert info.problem is None, info.problem
+
+    cut = str(tmp_path / "cut.avi")
+    with open(path, "rb") as src, open(cut, "wb") as dst:
+        dst.write(src.read())
+    truncate(cut, 0.5)
+    info = index_video(cut)
+    assert 0 < info.n_frames < 60 and info.problem is not None and "ends early" in info.problem
