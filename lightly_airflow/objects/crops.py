@@ -6,17 +6,18 @@ padded box at the image's full resolution. Each image is decoded once for all it
 file is written whole (temporary file + rename, or one upload) and its content depends only on the image and
 the box, so a retried task rewrites identical files. A failing image is logged and counted, never fatal.
 
-A video frame is no file of the datasource: its objects are cropped from the frame's PNG that the run writes
-before its crops (``<lightly_uri>/.lightly/frames/<frame key>``, the full-resolution upright frame of the same
-decode as the object pass's: :mod:`lightly_airflow.video.export`); a selected object's frame is selected, so
-its PNG exists.
+A video frame is no file of the datasource: its objects are cropped from the frame's picture as the UI shows it
+(``video.export.frame_png``): the PNG the run writes before its crops (``<lightly_uri>/.lightly/frames/<frame
+key>``, the full-resolution upright frame of the same decode as the object pass's) when it shows this version
+of the video, else the frame decoded from its video now (a PNG that failed to write, was removed, or shows a
+replaced video's former content).
 """
 
 from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Collection
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -41,25 +42,22 @@ def crop_relpath(parent_key: str, task: str, index: int) -> str:
 
 
 def parent_reader(
-    datasource_uri: str, lightly_uri: str | None, frame_keys: Collection[str],
+    datasource_uri: str, lightly_uri: str | None, frames: Mapping[str, Mapping[str, Any]],
     datasource_credentials: StorageCredentials | None, lightly_credentials: StorageCredentials | None,
 ) -> Any:
     """``read(parent key) -> bytes`` of the image objects were cropped from: the datasource file, or for a video
-    frame (``frame_keys``) the frame's PNG under ``.lightly/frames/`` (the datasource has no such file)."""
+    frame (``frames``: its row by key, ``key, etag, video, frame_index, frame_pts``) its picture as the UI shows it
+    (``video.export.frame_png``: its PNG under ``.lightly/frames/`` for this video version, else decoded now)."""
     fs, ds_root = filesystem(datasource_uri, datasource_credentials)
-    frames_fs: Any = None
-    if frame_keys and lightly_uri:
-        from lightly_airflow.video.export import frame_png_uri
-
-        frames_fs, _ = filesystem(lightly_uri, lightly_credentials)
 
     def read(parent: str) -> bytes:
-        if parent in frame_keys:
-            if frames_fs is None:
-                raise FileNotFoundError(f"video frame {parent!r}: no .lightly/ location to read its PNG from")
-            data: bytes = frames_fs.cat_file(frame_png_uri(str(lightly_uri), parent))
-            return data
-        data = fs.cat_file(join_uri(ds_root, parent))
+        frame = frames.get(parent)
+        if frame is not None:
+            from lightly_airflow.video.export import frame_png
+
+            return frame_png(datasource_uri, dict(frame), lightly_uri=lightly_uri, credentials=datasource_credentials,
+                             lightly_credentials=lightly_credentials)
+        data: bytes = fs.cat_file(join_uri(ds_root, parent))
         return data
 
     return read
@@ -68,12 +66,12 @@ def parent_reader(
 def write_selected_crops(
     objects: pa.Table, spec: ObjectsSpec, *, datasource_uri: str, lightly_uri: str,
     datasource_credentials: StorageCredentials | None = None, lightly_credentials: StorageCredentials | None = None,
-    workers: int = 4, frame_keys: Collection[str] = (),
+    workers: int = 4, frames: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Write the crops of the objects whose image was selected (``object_selected``), for the tasks
     ``spec.uploads`` allows. Returns counts ``written``, ``failed``, ``skipped_tasks`` and ``uri``.
 
-    :param frame_keys: parents that are video frames (cropped from their PNG under ``.lightly/frames/``).
+    :param frames: parents that are video frames, their rows by key (cropped from :func:`parent_reader`'s picture).
     """
     from lightly_airflow.embedding.images import open_rgb
     from lightly_airflow.lightly_dir import lightly_root
@@ -91,7 +89,7 @@ def write_selected_crops(
     by_parent: dict[str, list[dict[str, Any]]] = {}
     for row in rows.select([C.PARENT_KEY, C.OBJECT_TASK, C.OBJECT_INDEX, C.OBJECT_CROP_BOX]).to_pylist():
         by_parent.setdefault(row[C.PARENT_KEY], []).append(row)
-    read = parent_reader(datasource_uri, lightly_uri, frame_keys, datasource_credentials, lightly_credentials)
+    read = parent_reader(datasource_uri, lightly_uri, frames or {}, datasource_credentials, lightly_credentials)
 
     def one(parent: str) -> tuple[int, int]:
         try:

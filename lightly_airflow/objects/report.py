@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Collection
+from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -25,10 +25,10 @@ COLOURS = ((46, 204, 113), (231, 76, 60), (52, 152, 219), (241, 196, 15), (155, 
 def objects_png(
     object_rows: pa.Table, picked: list[str], datasource_uri: str, credentials: StorageCredentials | None = None,
     *, max_images: int = 8, height: int = 128, max_crops: int = 12, lightly_uri: str | None = None,
-    lightly_credentials: StorageCredentials | None = None, frame_keys: Collection[str] = (),
+    lightly_credentials: StorageCredentials | None = None, frames: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> bytes | None:
     """A PNG of the selected images with their objects as boxes and crops; ``None`` without selected objects.
-    Video frames (``frame_keys``) are read from their PNG under ``<lightly_uri>/.lightly/frames/``."""
+    Video frames (``frames``: their rows by key) are read as the UI shows them (``crops.parent_reader``)."""
     from PIL import Image, ImageDraw
 
     from lightly_airflow.embedding.images import open_rgb
@@ -42,7 +42,7 @@ def objects_png(
         return None
     tasks = sorted({r[C.OBJECT_TASK] for k in keys for r in by_parent[k]})
     colour = {t: COLOURS[i % len(COLOURS)] for i, t in enumerate(tasks)}
-    read = parent_reader(datasource_uri, lightly_uri, frame_keys, credentials, lightly_credentials or credentials)
+    read = parent_reader(datasource_uri, lightly_uri, frames or {}, credentials, lightly_credentials or credentials)
     strips = []
     for key in keys:
         try:

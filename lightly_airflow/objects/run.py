@@ -170,14 +170,16 @@ def _meta_text(meta: dict[str, Any], key: str) -> str | None:
         return str(raw)
 
 
-def frame_keys(rows: pa.Table | None) -> set[str]:
-    """The keys of the video frames among a run's image rows (objects of frames are cropped from the frames'
-    PNGs after the commit, :mod:`.crops`)."""
+def video_frames(rows: pa.Table | None) -> dict[str, dict[str, Any]]:
+    """The video frames among a run's image rows, their rows (``key, etag, video, frame_index, frame_pts``) by key:
+    their objects are cropped from the frame's picture after the commit (:func:`.crops.parent_reader`)."""
     if rows is None or C.VIDEO not in rows.column_names:
-        return set()
+        return {}
     import pyarrow.compute as pc
 
-    return {str(k) for k in rows.filter(pc.is_valid(rows.column(C.VIDEO))).column(C.KEY).to_pylist()}
+    names = [c for c in (C.KEY, C.ETAG, C.VIDEO, C.FRAME_INDEX, C.FRAME_PTS) if c in rows.column_names]
+    frames = rows.filter(pc.is_valid(rows.column(C.VIDEO))).select(names).to_pylist()
+    return {str(r[C.KEY]): r for r in frames}
 
 
 def report_figure(
@@ -186,16 +188,16 @@ def report_figure(
     lightly_credentials: StorageCredentials | None = None,
 ) -> Callable[[], bytes | None] | None:
     """What the report calls to draw the selected images with their objects (``None``: no objects); the video
-    frames among ``rows`` are read from their PNGs."""
+    frames among ``rows`` are read as the UI shows them (``crops.parent_reader``)."""
     datasource_uri = _meta_text(meta, C.DATASOURCE_URI_METADATA_KEY)
     if object_rows is None or object_rows.num_rows == 0 or not datasource_uri:
         return None
     from lightly_airflow.objects.report import objects_png
 
     lightly_uri = _meta_text(meta, C.LIGHTLY_URI_METADATA_KEY) or datasource_uri
-    frames = frame_keys(rows)
+    frames = video_frames(rows)
     return lambda: objects_png(object_rows, picked, datasource_uri, datasource_credentials, lightly_uri=lightly_uri,
-                               lightly_credentials=lightly_credentials, frame_keys=frames)
+                               lightly_credentials=lightly_credentials, frames=frames)
 
 
 def write_crops(
@@ -204,7 +206,7 @@ def write_crops(
     rows: pa.Table | None = None,
 ) -> dict[str, Any]:
     """Write the selected objects' crops after the commit; a failure is logged and counted, never fatal. The
-    video frames among the run's image ``rows`` are cropped from their PNGs (written before)."""
+    video frames among the run's image ``rows`` are cropped from their picture (``crops.parent_reader``)."""
     from lightly_airflow.objects.crops import write_selected_crops
 
     datasource_uri = _meta_text(meta, C.DATASOURCE_URI_METADATA_KEY)
@@ -216,7 +218,7 @@ def write_crops(
         return write_selected_crops(object_rows, spec, datasource_uri=datasource_uri, lightly_uri=lightly_uri,
                                     datasource_credentials=datasource_credentials,
                                     lightly_credentials=lightly_credentials or datasource_credentials,
-                                    frame_keys=frame_keys(rows))
+                                    frames=video_frames(rows))
     except Exception as exc:  # noqa: BLE001 - the run is committed; missing crops are reported, not fatal
         log.exception("crops: writing the selected objects' crops failed; the selection is committed")
         return {"written": 0, "failed": -1, "error": f"{type(exc).__name__}: {exc}"[:300]}

@@ -572,8 +572,10 @@ class ShardObjects:
             if left:
                 logger.info("objects: decoding %d video frames with objects of %s (not decoded by the video pass)",
                             len(left), self.manifest_uri)
+                # Their hash and metrics come from the datapool (reused): the decode serves the crops only.
                 for result in iter_frame_results(self.datasource_uri, left, input_size=None,
-                                                 credentials=self.ds_creds, workers=self.num_workers, objects=self):
+                                                 credentials=self.ds_creds, workers=self.num_workers, objects=self,
+                                                 analyse=False):
                     self.add_frame(FrameObjects(result.row, result.objects, result.reason))
             if self.pending:
                 self._flush(len(self.pending))

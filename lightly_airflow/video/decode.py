@@ -157,16 +157,16 @@ def decode_frames(
         container.close()
 
 
-#: Extensions of videos whose frames are found by one pass from the start of the file (formats FFmpeg cannot
-#: seek reliably or at all, ``index.SEEKABLE_FORMATS``): MPEG-PS/TS and raw H.264/H.265 elementary streams.
-SEQUENTIAL_EXTENSIONS = frozenset({"mpg", "mpeg", "ts", "m2ts", "mts", "vob", "hevc", "h265", "265", "h264", "264"})
-
-
-def decodes_sequentially(video: str, pts: Sequence[int | None]) -> bool:
-    """Whether ``decode_frames`` finds the frames of ``video`` (index order ``pts``) in one pass from its start
-    rather than by seeking: frames without timestamps (raw streams) or an extension of
-    :data:`SEQUENTIAL_EXTENSIONS`. Such a video's frames of a shard are best decoded in one call."""
-    return any(p is None for p in pts) or video.rsplit(".", 1)[-1].lower() in SEQUENTIAL_EXTENSIONS
+def decodes_sequentially(seekable: bool | None, pts: Sequence[int | None]) -> bool:
+    """Whether ``decode_frames`` finds a video's frames (index order ``pts``) in one pass from its start rather
+    than by seeking, as the index found when it opened the file (``seekable``: ``VideoIndex.seekable``, by the
+    container's format and timestamps, the manifest's ``video_seekable``): an MPEG-PS/TS or a raw stream, whatever
+    its name says (an MPEG-PS named ``.mp4`` was planned by its extension as seekable, and each 512-frame chunk
+    decoded it from its start again). Such a video's frames of a shard are best decoded in one call. Without the
+    index's flag (a manifest written before it existed), frames without timestamps (raw streams) only."""
+    if seekable is not None:
+        return not seekable
+    return any(p is None for p in pts)
 
 
 def _stream(container: Any) -> Any:

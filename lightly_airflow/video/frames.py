@@ -52,6 +52,8 @@ class FrameRow:
     problem: str | None = None
     key: str | None = None
     etag: str | None = None
+    #: whether its video may seek (the index's ``VideoIndex.seekable``, by the opened container); ``None``: unknown
+    seekable: bool | None = None
 
 
 @dataclass
@@ -105,8 +107,10 @@ def frame_rows(manifest: Any, rows: Sequence[int] | None = None) -> list[FrameRo
     )
     keys = manifest.column(C.KEY).to_pylist()
     etags = manifest.column(C.ETAG).to_pylist() if C.ETAG in manifest.column_names else [None] * len(videos)
+    seekable = (manifest.column(C.VIDEO_SEEKABLE).to_pylist() if C.VIDEO_SEEKABLE in manifest.column_names
+                else [None] * len(videos))
     wanted = range(len(videos)) if rows is None else rows
-    return [FrameRow(int(i), videos[i], indices[i], pts[i], problems[i], keys[i], etags[i])
+    return [FrameRow(int(i), videos[i], indices[i], pts[i], problems[i], keys[i], etags[i], seekable[i])
             for i in wanted if videos[i] is not None]
 
 
@@ -128,6 +132,13 @@ def _reformatter(purpose: str = "rgb") -> Any:
     return kept[purpose]
 
 
+def upright_rgb(frame: Any) -> np.ndarray:
+    """The frame's full-resolution RGB as players show it (turned by its display matrix, a phone's)."""
+    turns = quarter_turns(frame)
+    rgb = _reformatter("rgb").reformat(frame, format="rgb24").to_ndarray()
+    return np.ascontiguousarray(np.rot90(rgb, turns) if turns else rgb)
+
+
 def analyse_frame(
     frame: Any, input_size: int | None, on_rgb: Callable[[np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray | None, dict[str, Any], str, float]:
@@ -138,9 +149,8 @@ def analyse_frame(
     from lightly_airflow.metadata.kernels import pixel_sums
     from lightly_airflow.metadata.metrics import _metrics_from
 
-    turns = quarter_turns(frame)  # the frame as players show it (a phone's display matrix)
-    rgb = _reformatter("rgb").reformat(frame, format="rgb24").to_ndarray()
-    rgb = np.ascontiguousarray(np.rot90(rgb, turns) if turns else rgb)
+    turns = quarter_turns(frame)
+    rgb = upright_rgb(frame)
     if on_rgb is not None:
         on_rgb(rgb)
     sums, squares, gray = pixel_sums(rgb)
@@ -165,8 +175,10 @@ def _chunks(rows: list[FrameRow]) -> list[list[FrameRow]]:
     out: list[list[FrameRow]] = []
     for video in sorted(by_video):
         items = sorted(by_video[video], key=lambda r: (-1 if r.index is None else r.index))
-        # A video that cannot seek (a raw .hevc) is decoded from its start per chunk: its frames are one chunk.
-        size = len(items) if decodes_sequentially(video, [r.pts for r in items if r.index is not None]) else CHUNK_FRAMES
+        # A video that cannot seek (a raw .hevc, an MPEG-PS under any name) is decoded from its start per chunk:
+        # its frames are one chunk.
+        sequential = decodes_sequentially(items[0].seekable, [r.pts for r in items if r.index is not None])
+        size = len(items) if sequential else CHUNK_FRAMES
         for start in range(0, len(items), size):
             out.append(items[start : start + size])
     return out
@@ -185,15 +197,19 @@ def _thumbnail(frame: Any, thumbs: Any, row: FrameRow) -> None:
 
 
 def _frame_result(frame: Any, r: FrameRow, input_size: int | None, thumbs: Any,
-                  objects: FrameObjectsHook | None = None) -> FrameResult:
+                  objects: FrameObjectsHook | None = None, analyse: bool = True) -> FrameResult:
     """Analyse one decoded frame (model input, metrics, hash, corruptness, object crops) and hand its thumbnail
-    over."""
+    over; with ``analyse`` false, the object crops only (metrics and hash ``None``)."""
     cropped: list[Any] = []
     on_rgb = None
     if objects is not None and objects.cost(r.row):
         def on_rgb(rgb: np.ndarray) -> None:
             cropped.append(objects.crop(r.row, rgb))
     try:
+        if not analyse:
+            if on_rgb is not None:
+                on_rgb(upright_rgb(frame))
+            return FrameResult(r.row, None, None, None, None, C.STATUS_OK, None, cropped[0] if cropped else None)
         small, metrics, digest, score = analyse_frame(frame, input_size, on_rgb)
     except Exception as exc:  # noqa: BLE001 - a frame the scaler cannot convert is corrupt
         return FrameResult(r.row, None, None, None, None, C.STATUS_CORRUPT, f"cannot convert the frame: {exc}")
@@ -244,7 +260,7 @@ class _CropBudget:
 def _process_chunk(
     datasource_uri: str, chunk: list[FrameRow], input_size: int | None, credentials: StorageCredentials | None,
     fs: Any, root: str, thumbs: Any = None, pool: ThreadPoolExecutor | None = None, depth: int = 1,
-    objects: FrameObjectsHook | None = None, gate: Callable[[int], None] | None = None,
+    objects: FrameObjectsHook | None = None, gate: Callable[[int], None] | None = None, analyse: bool = True,
 ) -> Iterator[FrameResult]:
     """The results of one chunk in frame order, each as soon as its frame is decoded and analysed (a generator:
     the model starts on the first batch while the rest of the chunk decodes). With ``pool``, this thread only
@@ -285,9 +301,9 @@ def _process_chunk(
                     if got.frame is None:
                         pending.append(FrameResult(r.row, None, None, None, None, C.STATUS_CORRUPT, got.reason))
                     elif pool is None:
-                        pending.append(_frame_result(got.frame, r, input_size, thumbs, objects))
+                        pending.append(_frame_result(got.frame, r, input_size, thumbs, objects, analyse))
                     else:
-                        pending.append(pool.submit(_frame_result, got.frame, r, input_size, thumbs, objects))
+                        pending.append(pool.submit(_frame_result, got.frame, r, input_size, thumbs, objects, analyse))
                     crops_ahead.append(cost)
                     while len(pending) > (depth if pool is not None else 0):
                         crops_ahead.popleft()
@@ -312,7 +328,7 @@ _END = object()
 
 def iter_frame_results(
     datasource_uri: str, rows: list[FrameRow], *, input_size: int | None, credentials: StorageCredentials | None = None,
-    workers: int = 1, thumbs: Any = None, objects: FrameObjectsHook | None = None,
+    workers: int = 1, thumbs: Any = None, objects: FrameObjectsHook | None = None, analyse: bool = True,
 ) -> Iterator[FrameResult]:
     """Decode the frames of ``rows`` once each and yield a :class:`FrameResult` per row (grouped by video).
 
@@ -327,19 +343,21 @@ def iter_frame_results(
     :param thumbs: a :class:`lightly_airflow.thumbnails.ThumbnailWriter` to give each frame's thumbnail to.
     :param objects: crops the frames with objects from the same decode (``FrameResult.objects``); the crops
         analysed ahead of the consumer stay within ``objects.budget`` (one frame at least).
+    :param analyse: false: the object crops only, no model input, metrics, hash or corruptness (frames whose
+        values are reused from the datapool: computing them was thrown away).
     """
     chunks = _chunks(rows)
     fs, root = filesystem(datasource_uri, credentials)
     if workers <= 1:
         for chunk in chunks:
             yield from _process_chunk(datasource_uri, chunk, input_size, credentials, fs, root, thumbs,
-                                      objects=objects)
+                                      objects=objects, analyse=analyse)
         return
     if len(chunks) < workers:  # fewer chunks than threads (a short shard): one decodes, the others analyse
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="video-analyse") as analysis:
             for chunk in chunks:
                 yield from _process_chunk(datasource_uri, chunk, input_size, credentials, fs, root, thumbs,
-                                          pool=analysis, depth=2 * workers, objects=objects)
+                                          pool=analysis, depth=2 * workers, objects=objects, analyse=analyse)
         return
     stop = threading.Event()
     budget = _CropBudget(objects, stop) if objects is not None else None
@@ -348,7 +366,7 @@ def iter_frame_results(
         gate = None if budget is None else (lambda row: budget.take(number, row))
         try:
             for result in _process_chunk(datasource_uri, chunk, input_size, credentials, fs, root, thumbs,
-                                         objects=objects, gate=gate):
+                                         objects=objects, gate=gate, analyse=analyse):
                 if stop.is_set():
                     return
                 out.put(result)

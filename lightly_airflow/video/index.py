@@ -264,7 +264,13 @@ def _index_video(source: Any) -> VideoIndex:
         if discarded:
             logger.info("%d packets outside the edit list are no frames (%d frames)", discarded, len(pts))
         announced = max(0, _announced_frames(container, stream, out.fps) - discarded * bool(stream.frames))
-        if out.problem is None and not stream.frames and have_pts:
+        ordered_pts = [p for p in out.pts if p is not None]
+        # An AVI's header counts time-base ticks (dwLength in dwScale/dwRate units), which are frames only when a
+        # frame lasts one tick: at 1/1000 with variable frame rate its "frame count" is the duration in ms (3,923
+        # for 60 frames over 3.9 s), and every such file was flagged "ends early". Such a count is a duration.
+        counts_ticks = (have_pts and bool(stream.frames) and stream.duration == stream.frames and len(ordered_pts) > 1
+                        and min(b - a for a, b in zip(ordered_pts, ordered_pts[1:])) > 1)
+        if out.problem is None and (not stream.frames or counts_ticks) and have_pts:
             # A duration, no frame count (WebM, MKV): compare times; duration × the rate FFmpeg probed at the
             # start flagged every variable-frame-rate video (a phone filming at 30 fps, then 10 in the dark).
             out.problem = _ends_early_by_time(container, stream, out)

@@ -32,6 +32,7 @@ VIDEO_FIELDS = [
     pa.field(C.FRAME_PTS, pa.int64()),
     pa.field(C.FRAME_SECONDS, pa.float64()),
     pa.field(C.VIDEO_PROBLEM, pa.string()),
+    pa.field(C.VIDEO_SEEKABLE, pa.bool_()),
 ]
 
 
@@ -98,6 +99,7 @@ def expand_videos(
             cols[C.FRAME_PTS].append(info.pts[i])
             cols[C.FRAME_SECONDS].append(info.seconds(i))
             cols[C.VIDEO_PROBLEM].append(None)
+            cols[C.VIDEO_SEEKABLE].append(info.seekable)
         frames_total += n
         if info.sample_aspect_ratio != 1 and info.width and info.height:
             logger.info("video %r has non-square pixels (sample aspect ratio %s): its frames keep the stored %dx%d "
@@ -118,6 +120,7 @@ def expand_videos(
             cols[C.FRAME_PTS].append(None)
             cols[C.FRAME_SECONDS].append(None)
             cols[C.VIDEO_PROBLEM].append(info.problem)
+            cols[C.VIDEO_SEEKABLE].append(info.seekable)
     schema = pa.schema([images.schema.field(c) for c in C.MANIFEST_COLUMNS] + VIDEO_FIELDS)
     frames = pa.Table.from_pydict(cols, schema=schema)
     logger.info("%d videos became %d frames", videos.num_rows, frames_total)
@@ -134,12 +137,14 @@ SEQUENTIAL_SHARD_FRAMES = 16_384
 
 def shard_bounds(table: pa.Table, count: int) -> list[int]:
     """Row boundaries of ``count`` even manifest shards of ``table`` (sorted by key), moved so that no video that
-    is decoded from its start (``decode.decodes_sequentially``: a raw ``.hevc``, an MPEG-PS) is split.
+    is decoded from its start (``decode.decodes_sequentially``: a raw ``.hevc``, an MPEG-PS under any name) is
+    split.
 
     Every shard of such a video decoded it from its start up to its own range: S shards of an n-frame stream
     decoded ~S·n/2 frames instead of n (a one-hour raw stream at 30 fps is 421 shards of 256 frames: ~23
     million frames decoded for 108,000). Its frames now go to one shard, in order (up to
-    :data:`SEQUENTIAL_SHARD_FRAMES`, else a few even pieces); a boundary inside them moves to the nearer end,
+    :data:`SEQUENTIAL_SHARD_FRAMES`, else a few even pieces); a boundary inside them (from its first to its last
+    row: other videos' frames may sort between them) moves to the nearer end,
     and shards left empty are dropped (fewer shards). ``[0, …, table.num_rows]``.
     """
     from lightly_airflow.video.decode import decodes_sequentially
@@ -153,16 +158,24 @@ def shard_bounds(table: pa.Table, count: int) -> list[int]:
     videos = table.column(C.VIDEO).to_pylist()
     pts = table.column(C.FRAME_PTS).to_pylist()
     indices = table.column(C.FRAME_INDEX).to_pylist()
-    runs: list[tuple[int, int]] = []  # [start, stop) of consecutive frame rows of one sequential video
-    start = 0
-    for row in range(1, n + 1):
-        if row < n and videos[row] is not None and videos[row] == videos[start]:
+    seekable = (table.column(C.VIDEO_SEEKABLE).to_pylist() if C.VIDEO_SEEKABLE in table.column_names
+                else [None] * n)
+    # [first, last + 1) of the rows of each video that cannot seek. Its rows need not be consecutive: frame names
+    # of videos that share a prefix interleave in key order (``clip-19-mpg.png``, ``clip-2-00-mpg.png`` …
+    # ``clip-20-mpg.png``), so the span keeps the other video's rows between them with them.
+    spans: dict[str, list[int]] = {}
+    for row, video in enumerate(videos):
+        if video is not None:
+            spans.setdefault(video, [row, row])[1] = row
+    runs: list[tuple[int, int]] = []  # merged spans, sorted
+    for video, (lo, last) in sorted(spans.items(), key=lambda item: item[1]):
+        rows = [r for r in range(lo, last + 1) if videos[r] == video]
+        if len(rows) < 2 or not decodes_sequentially(seekable[lo], [pts[r] for r in rows if indices[r] is not None]):
             continue
-        video = videos[start]
-        if video is not None and row - start > 1 and decodes_sequentially(
-                video, [p for p, i in zip(pts[start:row], indices[start:row]) if i is not None]):
-            runs.append((start, row))
-        start = row
+        if runs and lo < runs[-1][1]:
+            runs[-1] = (runs[-1][0], max(runs[-1][1], last + 1))
+        else:
+            runs.append((lo, last + 1))
     moved = []
     for b in bounds:
         for lo, hi in runs:

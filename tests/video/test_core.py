@@ -600,3 +600,140 @@ def test_an_audio_file_with_cover_art_is_no_video(tmp_path) -> None:
         assert [s.disposition & Disposition.attached_pic for s in c.streams.video] == [Disposition.attached_pic]
     info = index_video(path)
     assert info.n_frames == 0 and info.problem == "the file holds no video stream, only an attached picture (cover art)"
+
+
+def _write_mpeg_ps(path: str, n: int, size: tuple[int, int] = (64, 48)) -> None:
+    """An MPEG-PS (MPEG-2 with B-frames) of ``n`` frames at ``path``, whatever its extension says."""
+    from lightly_airflow.video.synthetic import write_video
+
+    rng = np.random.default_rng(len(path))
+    base = rng.integers(0, 255, (size[1], size[0], 3), np.uint8)
+    write_video(path, (np.roll(base, 2 * i, axis=1) for i in range(n)), ext="mpg", size=size)
+
+
+def test_an_mpeg_ps_named_mp4_is_planned_by_its_container(tmp_path, monkeypatch) -> None:
+    """The planner decided "cannot seek" by the file's extension while the decoder and the index go by the opened
+    container's format: an MPEG-PS renamed ``.mp4`` was planned as seekable, so every 512-frame chunk decoded it
+    from its start (8.0x the file read here with 8 chunks, quadratic in its length) and its frames were split
+    over shards. The index's own flag (``video_seekable`` in the manifest) now plans it: one chunk, one shard,
+    one pass; every frame as a full decode has it."""
+    import contextlib
+    import hashlib
+
+    from lightly_airflow.datasource.manifest import write_manifests
+    from lightly_airflow.staging import read_manifest
+    from lightly_airflow.video import frames as frames_module
+    from lightly_airflow.video.frames import frame_rows
+
+    src = tmp_path / "src"
+    src.mkdir()
+    path = str(src / "renamed.mp4")
+    _write_mpeg_ps(path, 128)
+    assert "mpeg" in av.open(path).format.name and not index_video(path).seekable
+    expected = []
+    for _, rgb in full_decode(path):
+        digest = hashlib.sha256(rgb.tobytes())
+        digest.update(f"{rgb.shape}".encode())
+        expected.append(digest.hexdigest())
+    files = pa.table({C.KEY: ["renamed.mp4"], C.SIZE: [1], C.ETAG: ["e1"],
+                      C.MTIME: pa.array([None], pa.timestamp("us", tz="UTC"))})
+    table = expand_videos(files, f"file://{src}")
+    assert table.num_rows == 128 and table.column(C.VIDEO_SEEKABLE).to_pylist() == [False] * 128
+
+    uris = write_manifests(table, f"file://{tmp_path / 'pool'}", "r1", datasource_uri=f"file://{src}",
+                           min_shard_size=20)
+    assert len(uris) == 1  # was 6 shards, each decoding the stream from its start
+
+    readers: list[_CountingReader] = []
+    real_open = frames_module.open_video_source
+
+    @contextlib.contextmanager
+    def counting_open(*args, **kwargs):
+        with real_open(*args, **kwargs) as local_path:
+            reader = _CountingReader(local_path)
+            readers.append(reader)
+            try:
+                yield reader
+            finally:
+                reader.close()
+
+    monkeypatch.setattr(frames_module, "open_video_source", counting_open)
+    monkeypatch.setattr(frames_module, "CHUNK_FRAMES", 16)  # 128 frames: 8 chunks, as 4,096 frames at 512
+    assert read_manifest(uris[0]).table.column(C.VIDEO_SEEKABLE).to_pylist() == [False] * 128
+    rows = frame_rows(table)
+    got = {r.row: r for r in iter_frame_results(f"file://{src}", rows, input_size=None, workers=2)}
+    assert [got[r.row].content_hash for r in sorted(rows, key=lambda r: r.index or 0)] == expected
+    assert sum(r.read_bytes for r in readers) <= 1.1 * os.path.getsize(path)
+
+
+def test_an_unseekable_video_is_not_split_when_another_video_s_frames_sort_inside_its_own(tmp_path) -> None:
+    """Frame names of ``clip.mpg`` and ``clip-2.mpg`` interleave in key order (``clip-19-mpg.png``,
+    ``clip-2-00-mpg.png`` … ``clip-2-29-mpg.png``, ``clip-20-mpg.png``): the shard planner kept consecutive rows
+    of a video together only, so ``clip.mpg``'s frames were cut where ``clip-2.mpg``'s began and its two parts
+    went to two shards, each decoding it from its start. Now each such video's frames are in one shard, in any
+    key order."""
+    from lightly_airflow.datasource.manifest import write_manifests
+    from lightly_airflow.staging import read_manifest
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _write_mpeg_ps(str(src / "clip.mpg"), 90)
+    _write_mpeg_ps(str(src / "clip-2.mpg"), 30)
+    keys = ["clip.mpg", "clip-2.mpg", *(f"img-{i:02d}.png" for i in range(30))]
+    files = pa.table({C.KEY: keys, C.SIZE: [1] * len(keys), C.ETAG: [f"e{i}" for i in range(len(keys))],
+                      C.MTIME: pa.array([None] * len(keys), pa.timestamp("us", tz="UTC"))})
+    table = expand_videos(files, f"file://{src}")
+    videos = table.column(C.VIDEO).to_pylist()
+    first, last = videos.index("clip.mpg"), len(videos) - 1 - videos[::-1].index("clip.mpg")
+    assert "clip-2.mpg" in videos[first:last]  # the names really interleave
+    uris = write_manifests(table, f"file://{tmp_path / 'pool'}", "r1", datasource_uri=f"file://{src}",
+                           min_shard_size=20)
+    shards = [read_manifest(u).table.column(C.VIDEO).to_pylist() for u in uris]
+    for video, n in (("clip.mpg", 90), ("clip-2.mpg", 30)):
+        holding = [i for i, v in enumerate(shards) if video in v]
+        assert len(holding) == 1 and shards[holding[0]].count(video) == n, (video, [v.count(video) for v in shards])
+    assert sum(len(v) for v in shards) == 150 and len(uris) > 1
+
+
+def _write_vfr_avi(path: str) -> None:
+    """An AVI at a 1/1000 time base with a variable frame rate: 30 frames 33 ms apart, then 30 frames 100 ms apart
+    (a camera that slows down in the dark), as FFmpeg writes one with ``-enc_time_base 1:1000 -fps_mode vfr``."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(5)
+    with av.open(path, "w", format="avi") as c:
+        s = c.add_stream("mpeg4", rate=30)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.time_base = s.time_base = Fraction(1, 1000)
+        t = 0
+        for i in range(60):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), np.uint8), format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            t += 33 if i < 30 else 100
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def test_an_avi_with_a_millisecond_time_base_and_variable_frame_rate_does_not_end_early(tmp_path) -> None:
+    """An AVI's header counts time-base ticks (``dwLength``), frames only where a frame lasts one tick: at 1/1000
+    its count is the duration in ms (3,923 "frames" for 60), and such a video was flagged "ends early: 60 frames
+    are readable of the 3923" (an extra corrupt row). Its frames now cover the duration it announces: no
+    problem; the same file cut short still ends early."""
+    from lightly_airflow.video.synthetic import truncate
+
+    path = str(tmp_path / "vfr.avi")
+    _write_vfr_avi(path)
+    with av.open(path) as c:
+        assert c.streams.video[0].frames > 1000  # the header's "frame count": milliseconds
+    info = index_video(path)
+    assert info.n_frames == len(full_decode(path)) == 60
+    assert info.problem is None, info.problem
+
+    cut = str(tmp_path / "cut.avi")
+    with open(path, "rb") as src, open(cut, "wb") as dst:
+        dst.write(src.read())
+    truncate(cut, 0.5)
+    info = index_video(cut)
+    assert 0 < info.n_frames < 60 and info.problem is not None and "ends early" in info.problem

@@ -186,10 +186,14 @@ def test_object_level_selection_picks_frames_by_the_crops_of_their_predicted_box
         assert im.height >= 2 * 128  # one strip per picked frame
 
 
-def test_auto_tasks_tile_every_frame_and_reused_frames_are_cropped_again(tmp_path: Path) -> None:
+def test_auto_tasks_tile_every_frame_and_reused_frames_are_cropped_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """``auto_tasks`` TILING gives every frame its tiles (a broken video's own row is no frame: it has none and
     is not counted as a failed frame); a ``process_all`` run that reuses the frames' embeddings (no video
-    decoded by the image pass) still crops and re-adds their objects."""
+    decoded by the image pass) still crops and re-adds their objects, from a decode that serves the crops only:
+    the frames' metrics, hash and corruptness are the pool's (reused), and computing them again in that decode
+    (11 frames here) was thrown away."""
     from lightly_airflow.datapool import Datapool
 
     src, pool_dir = tmp_path / "src", tmp_path / "pool"
@@ -210,8 +214,19 @@ def test_auto_tasks_tile_every_frame_and_reused_frames_are_cropped_again(tmp_pat
     picked = rows.filter(pc.fill_null(rows.column(C.SELECTED), False)).column(C.KEY).to_pylist()
     assert len(picked) == 3 and all(k.endswith(("-mp4.png", "-mov.png")) for k in picked)
 
+    from lightly_airflow.video import frames as frames_module
+
+    analysed: list[int] = []
+    real_analyse = frames_module.analyse_frame
+
+    def counting_analyse(*args: Any, **kwargs: Any) -> Any:
+        analysed.append(1)
+        return real_analyse(*args, **kwargs)
+
+    monkeypatch.setattr(frames_module, "analyse_frame", counting_analyse)
     listed, counts2, _ = _run(src, pool_dir, "r2", selection, process_all=True)
     assert listed.reusable == 11 and sum(c["embedded"] for c in counts2) == 0
+    assert not analysed  # was 11: each reused frame's metrics and hash computed for nothing
     assert sum(c["objects"]["objects"] for c in counts2) == 44
     rows2 = Datapool(f"file://{pool_dir}").read(run_id="r2")
     objs2 = rows2.filter(pc.and_(pc.is_valid(rows2.column(C.PARENT_KEY)), pc.equal(rows2.column(C.RUN_ID), "r2")))
