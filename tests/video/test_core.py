@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import av
@@ -407,12 +408,32 @@ class _CountingReader:
         self._fh.close()
 
 
+def _count_reads(monkeypatch) -> list[_CountingReader]:
+    """Every video source the frame pass opens is read through a :class:`_CountingReader`; returns them."""
+    from lightly_airflow.video import frames as frames_module
+
+    readers: list[_CountingReader] = []
+    real_open = frames_module.open_video_source
+
+    @contextlib.contextmanager
+    def counting_open(*args, **kwargs):
+        with real_open(*args, **kwargs) as local_path:
+            reader = _CountingReader(local_path)
+            readers.append(reader)
+            try:
+                yield reader
+            finally:
+                reader.close()
+
+    monkeypatch.setattr(frames_module, "open_video_source", counting_open)
+    return readers
+
+
 def test_a_long_raw_stream_is_decoded_once_per_shard(tmp_path, monkeypatch) -> None:
     """A raw ``.hevc`` elementary stream cannot seek, so each range is decoded from the start of the file: a
     shard's frames in chunks of ``CHUNK_FRAMES`` decoded the stream's start again for every chunk (O(n²) for a
     long stream: 4.6× the file for 4,000 frames), and the frame PNGs of k selected frames opened and decoded it
     k times. Now a video that cannot seek is one pass: each byte read once; frames identical to a full decode."""
-    import contextlib
     import hashlib
 
     from lightly_airflow.video import frames as frames_module
@@ -439,20 +460,7 @@ def test_a_long_raw_stream_is_decoded_once_per_shard(tmp_path, monkeypatch) -> N
         expected.append(digest.hexdigest())
     assert len(expected) == 120
 
-    readers: list[_CountingReader] = []
-    real_open = frames_module.open_video_source
-
-    @contextlib.contextmanager
-    def counting_open(*args, **kwargs):
-        with real_open(*args, **kwargs) as local_path:
-            reader = _CountingReader(local_path)
-            readers.append(reader)
-            try:
-                yield reader
-            finally:
-                reader.close()
-
-    monkeypatch.setattr(frames_module, "open_video_source", counting_open)
+    readers = _count_reads(monkeypatch)
     monkeypatch.setattr(frames_module, "CHUNK_FRAMES", 16)  # 120 frames: 8 chunks, as 4,000 frames at 512
     files = pa.table({C.KEY: ["GOPR0001.hevc"], C.SIZE: [size], C.ETAG: ["e1"],
                       C.MTIME: pa.array([None], pa.timestamp("us", tz="UTC"))})
@@ -617,7 +625,6 @@ def test_an_mpeg_ps_named_mp4_is_planned_by_its_container(tmp_path, monkeypatch)
     from its start (8.0x the file read here with 8 chunks, quadratic in its length) and its frames were split
     over shards. The index's own flag (``video_seekable`` in the manifest) now plans it: one chunk, one shard,
     one pass; every frame as a full decode has it."""
-    import contextlib
     import hashlib
 
     from lightly_airflow.datasource.manifest import write_manifests
@@ -644,20 +651,7 @@ def test_an_mpeg_ps_named_mp4_is_planned_by_its_container(tmp_path, monkeypatch)
                            min_shard_size=20)
     assert len(uris) == 1  # was 6 shards, each decoding the stream from its start
 
-    readers: list[_CountingReader] = []
-    real_open = frames_module.open_video_source
-
-    @contextlib.contextmanager
-    def counting_open(*args, **kwargs):
-        with real_open(*args, **kwargs) as local_path:
-            reader = _CountingReader(local_path)
-            readers.append(reader)
-            try:
-                yield reader
-            finally:
-                reader.close()
-
-    monkeypatch.setattr(frames_module, "open_video_source", counting_open)
+    readers = _count_reads(monkeypatch)
     monkeypatch.setattr(frames_module, "CHUNK_FRAMES", 16)  # 128 frames: 8 chunks, as 4,096 frames at 512
     assert read_manifest(uris[0]).table.column(C.VIDEO_SEEKABLE).to_pylist() == [False] * 128
     rows = frame_rows(table)
