@@ -505,24 +505,11 @@ def test_a_variable_frame_rate_video_is_not_taken_for_a_truncated_one(tmp_path, 
     the dark: FFmpeg probes 30 fps at the start, and duration × 30 = 298 "announced" frames of 120 made every
     such video ``ends early`` (an extra corrupt row). Its frames now cover the announced duration: no problem;
     the same file cut short still ends early."""
-    from fractions import Fraction
 
     from lightly_airflow.video.synthetic import scene, scene_frames
 
     path = str(tmp_path / f"phone.{ext}")
-    with av.open(path, "w", format=fmt) as c:
-        s = c.add_stream(codec, rate=30)
-        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
-        s.codec_context.time_base = Fraction(1, 1000)
-        t = 0
-        for i, rgb in enumerate(scene_frames(scene("coffee"), 120, (96, 64), seed=1)):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-            frame.pts, frame.time_base = t, Fraction(1, 1000)
-            t += 33 if i < 30 else 100
-            for p in s.encode(frame):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    _write_vfr(path, fmt, codec, scene_frames(scene("coffee"), 120, (96, 64), seed=1))
     info = index_video(path)
     decoded = full_decode(path)
     assert info.n_frames == len(decoded) == 120 and info.pts == [p for p, _ in decoded]
@@ -689,25 +676,35 @@ def test_an_unseekable_video_is_not_split_when_another_video_s_frames_sort_insid
     assert sum(len(v) for v in shards) == 150 and len(uris) > 1
 
 
-def _write_vfr_avi(path: str) -> None:
-    """An AVI at a 1/1000 time base with a variable frame rate: 30 frames 33 ms apart, then 30 frames 100 ms apart
-    (a camera that slows down in the dark), as FFmpeg writes one with ``-enc_time_base 1:1000 -fps_mode vfr``."""
+def _write_vfr(path: str, fmt: str, codec: str, frames, *, stream_time_base: bool = False) -> None:
+    """A video at a 1/1000 time base with a variable frame rate: frames 33 ms apart, from the 31st 100 ms apart
+    (a camera that slows down in the dark), as FFmpeg writes one with ``-enc_time_base 1:1000 -fps_mode vfr``.
+    ``stream_time_base``: the stream's time base too (AVI: its header then counts milliseconds)."""
     from fractions import Fraction
 
-    rng = np.random.default_rng(5)
-    with av.open(path, "w", format="avi") as c:
-        s = c.add_stream("mpeg4", rate=30)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        s.codec_context.time_base = s.time_base = Fraction(1, 1000)
+    with av.open(path, "w", format=fmt) as c:
+        s = c.add_stream(codec, rate=30)
         t = 0
-        for i in range(60):
-            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), np.uint8), format="rgb24")
+        for i, rgb in enumerate(frames):
+            if i == 0:
+                s.width, s.height, s.pix_fmt = rgb.shape[1], rgb.shape[0], "yuv420p"
+                s.codec_context.time_base = Fraction(1, 1000)
+                if stream_time_base:
+                    s.time_base = Fraction(1, 1000)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
             frame.pts, frame.time_base = t, Fraction(1, 1000)
             t += 33 if i < 30 else 100
             for p in s.encode(frame):
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
+
+
+def _write_vfr_avi(path: str) -> None:
+    """An AVI whose header counts milliseconds: 60 frames of :func:`_write_vfr` (3,923 ms)."""
+    rng = np.random.default_rng(5)
+    _write_vfr(path, "avi", "mpeg4", (rng.integers(0, 255, (48, 64, 3), np.uint8) for _ in range(60)),
+               stream_time_base=True)
 
 
 def test_an_avi_with_a_millisecond_time_base_and_variable_frame_rate_does_not_end_early(tmp_path) -> None:
