@@ -56,7 +56,7 @@ def parent_reader(
             from lightly_airflow.video.export import frame_png
 
             return frame_png(datasource_uri, dict(frame), lightly_uri=lightly_uri, credentials=datasource_credentials,
-                             lightly_credentials=lightly_credentials)
+                             lightly_credentials=lightly_credentials, selected=True)
         data: bytes = fs.cat_file(join_uri(ds_root, parent))
         return data
 

@@ -180,11 +180,14 @@ def write_selected_frames(
 def frame_png(
     datasource_uri: str, row: dict[str, Any], *, lightly_uri: str | None = None,
     credentials: StorageCredentials | None = None, lightly_credentials: StorageCredentials | None = None,
+    selected: bool = False,
 ) -> bytes:
     """The PNG of one frame row (``key, etag, video, frame_index, frame_pts``), as a run writes it: the PNG under
     ``.lightly/frames/`` when one shows this video version (selected frames), else the frame decoded now (one
     seek into the video; upright, as players show it). For the UI, where a frame is no file of the datasource.
 
+    :param selected: the frame was selected, so its run wrote the PNG: decoding instead is logged as a warning
+        (for an unselected frame, the UI's case, decoding is the normal path).
     :raises FileNotFoundError: when the video is gone.
     :raises ValueError: when the frame cannot be decoded (the reason).
     """
@@ -194,8 +197,11 @@ def frame_png(
         data: bytes = fs.cat_file(path)  # one read: the etag chunk is in its first bytes
         if png_etag(data[:HEAD_BYTES]) == etag:
             return data
+        if selected:
+            logger.warning("frame PNG %s shows another version of %r: decoding the frame", path, row[C.VIDEO])
     except FileNotFoundError:
-        pass  # not selected (no PNG written): decode it
+        if selected:  # else: not selected (no PNG written), decode it
+            logger.warning("frame PNG %s of a selected frame is missing: decoding the frame", path)
     except OSError as exc:  # an unreadable frames folder: decode instead
         logger.info("frame PNG %s unreadable (%s): decoding the frame", path, exc)
     with open_video_source(datasource_uri, str(row[C.VIDEO]), credentials) as source:

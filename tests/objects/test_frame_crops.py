@@ -32,7 +32,7 @@ def _decoded(path: Path, index: int) -> np.ndarray:
     raise AssertionError(index)
 
 
-def test_a_frame_s_crop_is_served_from_its_video_when_its_png_is_missing(tmp_path: Path) -> None:
+def test_a_frame_s_crop_is_served_from_its_video_when_its_png_is_missing(tmp_path: Path, caplog) -> None:
     """The crop path read the run's frame PNG only: a frame whose PNG is missing (its write failed, it was
     removed) got no crop file and no report figure, while the UI's picture of the same frame decoded it. Both
     paths are one function now; the crop's pixels are PyAV's decode of the frame, also where a PNG of a replaced
@@ -53,9 +53,12 @@ def test_a_frame_s_crop_is_served_from_its_video_when_its_png_is_missing(tmp_pat
     assert set(frames) == {key}
     assert not (src / ".lightly" / "frames" / key).exists()  # no PNG: never written
 
+    caplog.set_level("WARNING", logger="lightly_airflow.video.export")
     counts = write_selected_crops(objects, ObjectsSpec(tasks=(TASK,)), datasource_uri=f"file://{src}",
                                   lightly_uri=f"file://{src}", frames=frames)
     assert counts["written"] == 1 and counts["failed"] == 0  # was 0 written, 1 failed
+    # A selected frame's PNG is written by its run: decoding instead is no silent fallback.
+    assert any("of a selected frame is missing: decoding the frame" in r.getMessage() for r in caplog.records)
     with Image.open(src / ".lightly" / crop_relpath(key, TASK, 0)) as crop:
         np.testing.assert_array_equal(np.asarray(crop.convert("RGB")), expected)
     figure = objects_png(objects, [key], f"file://{src}", lightly_uri=f"file://{src}", frames=frames)
@@ -83,3 +86,4 @@ def test_a_frame_s_crop_is_served_from_its_video_when_its_png_is_missing(tmp_pat
                                 lightly_uri=f"file://{src}", frames=frames)["written"] == 1
     with Image.open(src / ".lightly" / crop_relpath(key, TASK, 0)) as crop:
         np.testing.assert_array_equal(np.asarray(crop.convert("RGB")), expected)
+    assert any("shows another version of 'clip.mp4': decoding the frame" in r.getMessage() for r in caplog.records)
