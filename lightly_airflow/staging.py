@@ -22,12 +22,15 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from lightly_airflow import columns as C
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, read_parquet, write_parquet
+
+if TYPE_CHECKING:
+    from lightly_airflow.datasource.query import ListingSkips
 
 STAGING_DIR = "_staging"
 #: Folder of the run reports inside a datapool: ``<datapool>/_reports/<run slug>/``.
@@ -103,27 +106,17 @@ def listing_uri(datapool_uri: str, run_id: str) -> str:
 
 
 def write_listing_skips(
-    datapool_uri: str, run_id: str, skipped: Sequence[tuple[str, str]], unsupported: int,
-    unsupported_examples: Sequence[str], credentials: StorageCredentials | None = None, *, limit: int = 10_000,
-    os_files: int = 0, os_files_examples: Sequence[str] = (), older_pixel_rules: int = 0,
-    video_streams: Sequence[tuple[str, str]] = (),
+    datapool_uri: str, run_id: str, skips: ListingSkips, credentials: StorageCredentials | None = None, *,
+    limit: int = 10_000,
 ) -> str:
-    """Write ``listing.json`` (always, so a retried listing replaces a stale one); at most ``limit`` entries.
-
-    :param video_streams: ``(video, note)`` per video stream a video has but that is not used (``video.index``).
-    """
+    """Write ``listing.json`` (always, so a retried listing replaces a stale one); at most ``limit`` entries."""
     from lightly_airflow.storage import write_bytes
 
-    body = {"skipped_count": len(skipped), "skipped": [list(e) for e in skipped[:limit]],
-            "unsupported": int(unsupported), "unsupported_examples": list(unsupported_examples),
-            "os_files": int(os_files), "os_files_examples": list(os_files_examples),
-            "older_pixel_rules": int(older_pixel_rules),
-            "video_streams_count": len(video_streams), "video_streams": [list(e) for e in video_streams[:limit]]}
-    return write_bytes(json.dumps(body).encode(), listing_uri(datapool_uri, run_id), credentials)
+    return write_bytes(json.dumps(skips.to_dict(limit)).encode(), listing_uri(datapool_uri, run_id), credentials)
 
 
 def read_listing_skips(datapool_uri: str, run_id: str, credentials: StorageCredentials | None = None) -> dict[str, Any]:
-    """``listing.json`` of a run (``{}`` when the listing wrote none)."""
+    """``listing.json`` of a run (``{}`` when the listing wrote none); :meth:`ListingSkips.from_dict` reads it."""
     fs, path = filesystem(listing_uri(datapool_uri, run_id), credentials)
     try:
         value = json.loads(fs.cat_file(path))
