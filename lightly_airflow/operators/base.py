@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from lightly_airflow.hooks.storage import credentials_for
 from lightly_airflow.storage import StorageCredentials
 
-__all__ = ["LightlyBaseOperator", "RenderedValueError", "credentials_for", "rendered"]
+__all__ = ["LightlyBaseOperator", "RenderedValueError", "credentials_for", "read_rendered", "rendered"]
 
 
 class RenderedValueError(ValueError):
@@ -70,6 +70,17 @@ def rendered(value: Any, name: str, kind: Kind) -> Any:
     return parsed
 
 
+def read_rendered(op: Any) -> None:
+    """Read each of the operator's ``rendered_kinds`` (argument name → kind) back with :func:`rendered` (a DAG
+    without native rendering made it text); a list or dict that reads as neither fails the task without a retry
+    (the next try renders the same)."""
+    try:
+        for name, kind in op.rendered_kinds.items():
+            setattr(op, name, rendered(getattr(op, name), name, kind))
+    except RenderedValueError as exc:
+        raise AirflowFailException(f"{op.task_id}: {exc}") from None
+
+
 class LightlyBaseOperator(BaseOperator):
     """Base of the lightly operators: the datapool and the connections used to reach each store.
 
@@ -100,13 +111,7 @@ class LightlyBaseOperator(BaseOperator):
         self.lightly_conn_id = lightly_conn_id
 
     def read_rendered(self) -> None:
-        """Read each of :attr:`rendered_kinds` back with :func:`rendered` (a DAG without native rendering made it
-        text); a list or dict that reads as neither fails the task without a retry (the next try renders the same)."""
-        try:
-            for name, kind in self.rendered_kinds.items():
-                setattr(self, name, rendered(getattr(self, name), name, kind))
-        except RenderedValueError as exc:
-            raise AirflowFailException(f"{self.task_id}: {exc}") from None
+        read_rendered(self)
 
     @property
     def datasource_credentials(self) -> StorageCredentials | None:

@@ -121,3 +121,19 @@ def test_rendered_text_that_is_no_list_or_object_fails_naming_the_field_and_the_
     message = str(err.value)
     assert message.startswith(f"select_and_commit: {field}: the text {text[:80]!r}") and problem in message
     assert "render_template_as_native_obj=True" in message and "| tojson" in message
+
+
+def test_the_sensor_reads_its_rendered_configs_back(tmp_path: Path) -> None:
+    """The wait-for-new-files sensor, the first task, validates the same templated configs."""
+    from lightly_airflow.sensors import NewFilesSensor
+
+    source = tmp_path / "images"
+    keys = add_batch(source, Batch("few", (0, 4), ()))
+    with _user_dag(selection_config=SELECTION, worker_config=None, lightly_config=LIGHTLY, lightly_uri=None) as dag:
+        sensor = NewFilesSensor(
+            task_id="wait_for_new_files", datasource_uri=str(source), datapool_uri=str(tmp_path / "pool"), wait=False,
+            selection_config="{{ params.selection_config }}", worker_config="{{ params.worker_config }}",
+            lightly_config="{{ params.lightly_config }}", lightly_uri="{{ params.lightly_uri }}")
+    _render(sensor, dag, _TaskInstance())
+    assert sensor.worker_config == "None" and sensor.selection_config.startswith("{'n_samples': 3")
+    assert sensor.execute({})["new"] == len(keys)
