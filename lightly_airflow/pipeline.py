@@ -505,7 +505,7 @@ def _assemble_shard(
     from_manifest = set(rows.column_names)
     for kind in STAGE_KINDS:
         out_uri = staging.sibling_uri(manifest_uri, kind)
-        stage = read_parquet(out_uri, credentials, missing_ok=True)
+        stage = staging.read_staging(out_uri, credentials, staging.WRITER[kind])
         if stage is None:
             if kind == staging.PREDICTIONS:
                 continue  # predictions are optional: no .lightly/predictions means no scores

@@ -195,6 +195,32 @@ class Manifest:
         return uri
 
 
+#: the task that writes each kind of staging file (what to run again when one is damaged)
+WRITER = {MANIFEST: "list task of this run (and the shard tasks after it)", EMBEDDINGS: "embed task of this shard",
+          METADATA: "metadata task of this shard", PREDICTIONS: "predictions task of this shard"}
+
+
+class DamagedStagingFile(ValueError):
+    """A staging file that is not a whole Parquet file (cut short by a store or a copy, emptied by hand)."""
+
+
+def read_staging(uri: str, credentials: StorageCredentials | None, writer: str) -> pa.Table | None:
+    """One staging file of a run; ``None`` when it does not exist.
+
+    :param writer: the task that writes it (:data:`WRITER`), named in the fix.
+    :raises DamagedStagingFile: when it is not a whole Parquet file, naming it and the task to run again (a retry
+        of the reading task reads the same damaged file).
+    """
+    import pyarrow.lib
+
+    try:
+        return read_parquet(uri, credentials, missing_ok=True)
+    except pyarrow.lib.ArrowInvalid as exc:
+        raise DamagedStagingFile(
+            f"Staging file {uri} is damaged: {str(exc).rstrip('.')}. Fix: clear the {writer} so it writes the file "
+            "again, then this task.") from None
+
+
 def read_manifest(
     uri: str, credentials: StorageCredentials | None = None, *, required: Sequence[str] = (C.KEY,)
 ) -> Manifest:
@@ -205,8 +231,9 @@ def read_manifest(
     :param required: the columns the caller needs (default ``key``; :data:`columns.MANIFEST_COLUMNS` for all).
     :raises FileNotFoundError: when the shard does not exist.
     :raises ValueError: when it is not a manifest (columns missing).
+    :raises DamagedStagingFile: when it is not a whole Parquet file.
     """
-    table = read_parquet(uri, credentials, missing_ok=True)
+    table = read_staging(uri, credentials, WRITER[MANIFEST])
     if table is None:
         raise FileNotFoundError(f"Manifest shard {uri} does not exist: run the listing task of this run first.")
     missing = [c for c in required if c not in table.column_names]
@@ -287,7 +314,7 @@ def read_errors(manifest_uri: str, stages: Sequence[str], credentials: StorageCr
     """The non-empty error reports the ``stages`` wrote for one manifest shard (a missing report is none)."""
     out = []
     for stage in stages:
-        table = read_parquet(errors_uri(manifest_uri, stage), credentials, missing_ok=True)
+        table = read_staging(errors_uri(manifest_uri, stage), credentials, WRITER[stage])
         if table is not None and table.num_rows:
             out.append(table)
     return out
