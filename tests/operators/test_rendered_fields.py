@@ -137,3 +137,19 @@ def test_the_sensor_reads_its_rendered_configs_back(tmp_path: Path) -> None:
     _render(sensor, dag, _TaskInstance())
     assert sensor.worker_config == "None" and sensor.selection_config.startswith("{'n_samples': 3")
     assert sensor.execute({})["new"] == len(keys)
+
+
+def test_a_native_dag_keeps_a_tag_of_digits_a_tag(tmp_path: Path) -> None:
+    """With ``render_template_as_native_obj=True`` (the example DAG) a tag_name of digits renders as an int, which
+    the tag check refused as "Invalid tag name 20240601"; it is the text the user gave."""
+    source = tmp_path / "images"
+    add_batch(source, Batch("few", (0, 4), ()))
+    ti = _TaskInstance()
+    with DAG("native", schedule=None, start_date=datetime(2026, 1, 1), render_template_as_native_obj=True,
+             params={"tag_name": "20240601", "selection_config": SELECTION}) as dag:
+        listing = ListNewFilesOperator(task_id="list_new_files", datasource_uri=str(source), datapool_uri=str(tmp_path / "p"),
+                                       selection_config="{{ params.selection_config }}", tag_name="{{ params.tag_name }}")
+    _render(listing, dag, ti)
+    assert listing.tag_name == 20240601 and listing.selection_config == SELECTION  # what native rendering gives
+    assert len(listing.execute({"run_id": "r1", "ti": ti, "dag_run": None})) == 1
+    assert listing.tag_name == "20240601"
