@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
 from lightly_airflow import staging
-from lightly_airflow.datasource.query import NewFilesQuery, QueryCredentials
+from lightly_airflow.datasource.query import ListingSkips, NewFilesQuery, QueryCredentials
 from lightly_airflow.storage import (
     StorageCredentials,
     filesystem,
@@ -59,10 +59,11 @@ class ListResult:
     reusable: int = 0
     reuse_uri: str | None = None
     new_files: int = 0  #: files (a video counts once) behind the ``new`` samples (a video adds all its frames)
-    skipped: int = 0  #: entries not listed for safety or unreadable (symlinks out of the datasource, …)
-    unsupported: int = 0  #: files whose extension is not listed
-    os_files: int = 0  #: OS and tool metadata files, never samples (``._photo.jpg``, ``.DS_Store``, ``.git/``, …)
-    #: unchanged files whose pool values were computed under older pixel rules: decoded and embedded again
+    #: the counts of :meth:`ListingSkips.counts <lightly_airflow.datasource.ListingSkips.counts>` (what the
+    #: listing did not list or reuse; ``listing.json`` has the entries)
+    skipped: int = 0
+    unsupported: int = 0
+    os_files: int = 0
     older_pixel_rules: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,11 +99,7 @@ class RunSummary:
     #: selected video frames written as PNG (``written``, ``existing``, ``failed``, ``folder``)
     frames: dict[str, Any] = field(default_factory=dict)
     objects: dict[str, Any] = field(default_factory=dict)
-    #: what the listing did not list: ``skipped`` (count), ``skipped_examples`` (``[key, reason]``),
-    #: ``unsupported`` (files of other extensions), ``unsupported_examples`` (keys), ``os_files`` (OS and tool
-    #: metadata files such as ``__MACOSX/._a.jpg``, never samples), ``os_files_examples`` (keys),
-    #: ``unused_video_streams`` (video streams not used: a second camera, cover art),
-    #: ``unused_video_streams_examples`` (``[video, note]``) and ``older_pixel_rules`` (count)
+    #: what the listing did not list: :meth:`ListingSkips.summary <lightly_airflow.datasource.ListingSkips.summary>`
     listing: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -405,6 +402,7 @@ def list_new(
         log.info("%d new files are %d samples (video frames included).", new_files_count, files.num_rows)
     manifests: list[str] = []
     reuse_uri, reusable, older = None, 0, 0
+    skips = found.skips
     if files.num_rows:
         manifests = write_manifests(
             files, query.datapool_uri, run_id, datasource_uri=query.datasource_uri,
@@ -418,15 +416,12 @@ def list_new(
         from lightly_airflow.objects import write_spec
 
         write_spec(objects, staging.run_dir(query.datapool_uri, run_id), creds.datapool)
-        staging.write_listing_skips(query.datapool_uri, run_id, found.skipped, found.unsupported,
-                                    found.unsupported_examples, creds.datapool, os_files=found.os_files,
-                                    os_files_examples=found.os_files_examples, older_pixel_rules=older,
-                                    video_streams=stream_notes)
+        skips = replace(skips, older_pixel_rules=older, video_streams=stream_notes)
+        staging.write_listing_skips(query.datapool_uri, run_id, skips, creds.datapool)
     return ListResult(
         manifests=manifests, seen=found.listing.num_rows, new=files.num_rows, known=found.known_count,
         process_all=query.process_all, reusable=reusable, reuse_uri=reuse_uri, new_files=new_files_count,
-        skipped=len(found.skipped), unsupported=found.unsupported, os_files=found.os_files,
-        older_pixel_rules=older,
+        **skips.counts(),
     )
 
 
@@ -511,7 +506,7 @@ def _assemble_shard(
     from_manifest = set(rows.column_names)
     for kind in STAGE_KINDS:
         out_uri = staging.sibling_uri(manifest_uri, kind)
-        stage = read_parquet(out_uri, credentials, missing_ok=True)
+        stage = staging.read_staging(out_uri, credentials, staging.WRITER[kind])
         if stage is None:
             if kind == staging.PREDICTIONS:
                 continue  # predictions are optional: no .lightly/predictions means no scores
@@ -640,7 +635,7 @@ def select_and_commit(
     run_objects = objects_run.load_run_objects(manifests, datapool_credentials) if spec is not None else None
     if spec is not None:
         rows = objects_run.with_object_metadata(rows, run_objects, spec.all_tasks)
-    listing, listing_errors = listing_skips(datapool_uri, run_id, datapool_credentials)
+    skips, listing_errors = listing_skips(datapool_uri, run_id, datapool_credentials)
     problems_uri, problems = _write_problems([*listing_errors, *errors], datapool_uri, run_id, datapool_credentials)
     model = _meta_value(meta, C.EMBEDDING_MODEL_METADATA_KEY)
     dim = _meta_value(meta, C.EMBEDDING_DIM_METADATA_KEY)
@@ -719,10 +714,10 @@ def select_and_commit(
             corrupt=counts["corrupt"], duplicate=counts["duplicate"], missing=counts["missing"],
             pool_selected_before=0 if preselected is None else preselected.num_rows,
             problems=problems, problems_uri=problems_uri,
-            metrics=_jsonable(metrics), notes=[*(notes or []), *config.notes(), *_listing_notes(listing)],
+            metrics=_jsonable(metrics), notes=[*(notes or []), *config.notes(), *_listing_notes(skips)],
             missing_inputs={str(k): int(v) for k, v in (metrics.get("missing_inputs") or {}).items()},
             warnings=selection_warnings(candidates, config, metrics),
-            objects=objects_run.summary(run_objects, object_rows, spec), listing=listing,
+            objects=objects_run.summary(run_objects, object_rows, spec), listing=skips.summary(),
         )
         for line in summary.warnings:
             log.warning("selection: %s", line)
@@ -922,7 +917,8 @@ def finish_committed_run(
         summary.problems_uri = f"{out_dir}/{staging.PROBLEMS_FILE}"
         summary.problems = int(read_parquet(summary.problems_uri, credentials).num_rows)
     if unfinished:
-        summary.listing, listing_errors = listing_skips(datapool_uri, run_id, credentials)
+        skips, listing_errors = listing_skips(datapool_uri, run_id, credentials)
+        summary.listing = skips.summary()
     if not fs.exists(problems_path) and unfinished:
         try:
             _rows, _meta, errors = assemble_run(manifests, credentials)
@@ -987,9 +983,9 @@ def _manifest_meta(manifest_uri: str, credentials: StorageCredentials | None) ->
     return {k: json.dumps(v) for k, v in manifest.metadata.items()}
 
 
-def _listing_notes(listing: dict[str, Any]) -> list[str]:
+def _listing_notes(skips: ListingSkips) -> list[str]:
     """What the listing changed beyond its counts, for the summary's notes."""
-    older = int(listing.get("older_pixel_rules") or 0)
+    older = skips.older_pixel_rules
     if not older:
         return []
     return [f"{older:,} unchanged files were decoded and embedded again instead of reused: their values in the pool "
@@ -999,32 +995,20 @@ def _listing_notes(listing: dict[str, Any]) -> list[str]:
 
 def listing_skips(
     datapool_uri: str, run_id: str, credentials: StorageCredentials | None
-) -> tuple[dict[str, Any], list[pa.Table]]:
-    """What the run's listing did not list (``listing.json``): the summary's ``listing`` entry (counts and the
-    first examples) and the skipped entries as a ``listing`` problems table for ``problems.parquet``."""
-    found = staging.read_listing_skips(datapool_uri, run_id, credentials)
-    skipped = [(str(k), str(r)) for k, r in found.get("skipped") or []]
-    count = int(found.get("skipped_count") or len(skipped))
-    summary: dict[str, Any] = {}
-    if count:
-        summary.update(skipped=count, skipped_examples=[list(e) for e in skipped[:5]])
-        log.warning("%d entries of the datasource were not listed (e.g. %s); they are in the problems file.", count,
-                    "; ".join(f"{k!r}: {r}" for k, r in skipped[:5]))
-    for name in ("unsupported", "os_files"):
-        if found.get(name):
-            summary.update({name: int(found[name]), f"{name}_examples": [str(k) for k in found.get(f"{name}_examples") or []]})
-    if found.get("older_pixel_rules"):
-        summary["older_pixel_rules"] = int(found["older_pixel_rules"])
-    streams = [(str(k), str(n)) for k, n in found.get("video_streams") or []]
-    if streams:
-        summary.update(unused_video_streams=int(found.get("video_streams_count") or len(streams)),
-                       unused_video_streams_examples=[list(e) for e in streams[:20]])
+) -> tuple[ListingSkips, list[pa.Table]]:
+    """What the run's listing did not list (``listing.json``), and the skipped entries as a ``listing`` problems
+    table for ``problems.parquet``."""
+    skips = ListingSkips.from_dict(staging.read_listing_skips(datapool_uri, run_id, credentials))
+    skipped = skips.skipped
+    if skips.skipped_count:
+        log.warning("%d entries of the datasource were not listed (e.g. %s); they are in the problems file.",
+                    skips.skipped_count, "; ".join(f"{k!r}: {r}" for k, r in skipped[:5]))
     if not skipped:
-        return summary, []
+        return skips, []
     problems = staging.ProblemLog("listing")
     for key, reason in skipped:
         problems.add(key, "file", reason)
-    return summary, [problems.to_table()]
+    return skips, [problems.to_table()]
 
 
 def run_seed(run_id: str) -> int:

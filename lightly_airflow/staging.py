@@ -22,7 +22,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -35,6 +35,9 @@ from lightly_airflow.storage import (
     read_parquet,
     write_parquet,
 )
+
+if TYPE_CHECKING:
+    from lightly_airflow.datasource.query import ListingSkips
 
 STAGING_DIR = "_staging"
 #: Folder of the run reports inside a datapool: ``<datapool>/_reports/<run slug>/``.
@@ -110,27 +113,17 @@ def listing_uri(datapool_uri: str, run_id: str) -> str:
 
 
 def write_listing_skips(
-    datapool_uri: str, run_id: str, skipped: Sequence[tuple[str, str]], unsupported: int,
-    unsupported_examples: Sequence[str], credentials: StorageCredentials | None = None, *, limit: int = 10_000,
-    os_files: int = 0, os_files_examples: Sequence[str] = (), older_pixel_rules: int = 0,
-    video_streams: Sequence[tuple[str, str]] = (),
+    datapool_uri: str, run_id: str, skips: ListingSkips, credentials: StorageCredentials | None = None, *,
+    limit: int = 10_000,
 ) -> str:
-    """Write ``listing.json`` (always, so a retried listing replaces a stale one); at most ``limit`` entries.
-
-    :param video_streams: ``(video, note)`` per video stream a video has but that is not used (``video.index``).
-    """
+    """Write ``listing.json`` (always, so a retried listing replaces a stale one); at most ``limit`` entries."""
     from lightly_airflow.storage import write_bytes
 
-    body = {"skipped_count": len(skipped), "skipped": [list(e) for e in skipped[:limit]],
-            "unsupported": int(unsupported), "unsupported_examples": list(unsupported_examples),
-            "os_files": int(os_files), "os_files_examples": list(os_files_examples),
-            "older_pixel_rules": int(older_pixel_rules),
-            "video_streams_count": len(video_streams), "video_streams": [list(e) for e in video_streams[:limit]]}
-    return write_bytes(json.dumps(body).encode(), listing_uri(datapool_uri, run_id), credentials)
+    return write_bytes(json.dumps(skips.to_dict(limit)).encode(), listing_uri(datapool_uri, run_id), credentials)
 
 
 def read_listing_skips(datapool_uri: str, run_id: str, credentials: StorageCredentials | None = None) -> dict[str, Any]:
-    """``listing.json`` of a run (``{}`` when the listing wrote none)."""
+    """``listing.json`` of a run (``{}`` when the listing wrote none); :meth:`ListingSkips.from_dict` reads it."""
     fs, path = filesystem(listing_uri(datapool_uri, run_id), credentials)
     try:
         value = json.loads(fs.cat_file(path))
@@ -223,6 +216,32 @@ def missing_hint(uri: str) -> str:
     ) if local else ""
 
 
+#: the task that writes each kind of staging file (what to run again when one is damaged)
+WRITER = {MANIFEST: "list task of this run (and the shard tasks after it)", EMBEDDINGS: "embed task of this shard",
+          METADATA: "metadata task of this shard", PREDICTIONS: "predictions task of this shard"}
+
+
+class DamagedStagingFile(ValueError):
+    """A staging file that is not a whole Parquet file (cut short by a store or a copy, emptied by hand)."""
+
+
+def read_staging(uri: str, credentials: StorageCredentials | None, writer: str) -> pa.Table | None:
+    """One staging file of a run; ``None`` when it does not exist.
+
+    :param writer: the task that writes it (:data:`WRITER`), named in the fix.
+    :raises DamagedStagingFile: when it is not a whole Parquet file, naming it and the task to run again (a retry
+        of the reading task reads the same damaged file).
+    """
+    import pyarrow.lib
+
+    try:
+        return read_parquet(uri, credentials, missing_ok=True)
+    except pyarrow.lib.ArrowInvalid as exc:
+        raise DamagedStagingFile(
+            f"Staging file {uri} is damaged: {str(exc).rstrip('.')}. Fix: clear the {writer} so it writes the file "
+            "again, then this task.") from None
+
+
 def read_manifest(
     uri: str, credentials: StorageCredentials | None = None, *, required: Sequence[str] = (C.KEY,)
 ) -> Manifest:
@@ -233,8 +252,9 @@ def read_manifest(
     :param required: the columns the caller needs (default ``key``; :data:`columns.MANIFEST_COLUMNS` for all).
     :raises FileNotFoundError: when the shard does not exist.
     :raises ValueError: when it is not a manifest (columns missing).
+    :raises DamagedStagingFile: when it is not a whole Parquet file.
     """
-    table = read_parquet(uri, credentials, missing_ok=True)
+    table = read_staging(uri, credentials, WRITER[MANIFEST])
     if table is None:
         raise FileNotFoundError(
             f"Manifest shard {uri} does not exist: run the listing task of this run first.{missing_hint(uri)}")
@@ -316,7 +336,7 @@ def read_errors(manifest_uri: str, stages: Sequence[str], credentials: StorageCr
     """The non-empty error reports the ``stages`` wrote for one manifest shard (a missing report is none)."""
     out = []
     for stage in stages:
-        table = read_parquet(errors_uri(manifest_uri, stage), credentials, missing_ok=True)
+        table = read_staging(errors_uri(manifest_uri, stage), credentials, WRITER[stage])
         if table is not None and table.num_rows:
             out.append(table)
     return out

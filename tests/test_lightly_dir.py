@@ -143,9 +143,9 @@ def test_relevant_files_that_the_datasource_lacks_are_reported_not_dropped(tmp_p
         tmp_path, b"image_1.PNG\nsubdir/image_2.png\nsubdir/image_9.png\nnotes.txt\nsubdir/image_4*\n")
     found = find_new_files(query)
     assert sorted(found.files.column("key").to_pylist()) == ["subdir/image_2.png", "subdir/image_40.png"]
-    assert sorted(k for k, _ in found.skipped) == ["image_1.PNG", "notes.txt", "subdir/image_9.png"]
+    assert sorted(k for k, _ in found.skips.skipped) == ["image_1.PNG", "notes.txt", "subdir/image_9.png"]
     assert all("listed in .lightly/relevant_filenames.txt, but the datasource has no such file" in r
-               for _, r in found.skipped)
+               for _, r in found.skips.skipped)
     list_new(query, run_id="r1")
     written = staging.read_listing_skips(query.datapool_uri, "r1")
     assert written["skipped_count"] == 3 and sorted(e[0] for e in written["skipped"])[0] == "image_1.PNG"
@@ -163,7 +163,7 @@ def test_a_relevant_os_metadata_file_is_named_as_such(tmp_path):
         (src / key).write_bytes(b"\x89PNG\r\n\x1a\n")
     found = find_new_files(query)
     assert found.files.column("key").to_pylist() == ["image_1.png"]
-    reasons = dict(found.skipped)
+    reasons = dict(found.skips.skipped)
     assert sorted(reasons) == [".cache/image_5.png", "subdir/._image_2.png"]
     assert all("OS or tool metadata file or lies in a hidden folder" in r for r in reasons.values())
-    assert found.os_files == 2
+    assert found.skips.os_files == 2

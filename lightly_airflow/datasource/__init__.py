@@ -19,6 +19,7 @@ from lightly_airflow.datasource.known import known_files
 from lightly_airflow.datasource.listing import list_files, list_table
 from lightly_airflow.datasource.manifest import shard_count, write_manifests
 from lightly_airflow.datasource.query import (
+    ListingSkips,
     NewFiles,
     NewFilesQuery,
     QueryCredentials,
@@ -37,6 +38,7 @@ __all__ = [
     "Manifest",
     "POLICIES",
     "VIDEO_EXTENSIONS",
+    "ListingSkips",
     "MissingFileError",
     "NewFiles",
     "NewFilesCheck",

@@ -213,6 +213,95 @@ class QueryCredentials:
                       for f in fields(cls)})
 
 
+@dataclass
+class ListingSkips:
+    """What a run's listing did not list (or did not reuse): the one record the listing (:class:`NewFiles`), the
+    list step (``pipeline.list_new``), the run's ``listing.json`` (:meth:`to_dict` / :meth:`from_dict`), the run
+    summary's ``listing`` entry (:meth:`summary` / :meth:`from_summary`) and the report carry.
+
+    In memory the lists hold every entry; ``listing.json`` keeps the first ``limit`` of them and the counts, the
+    summary the first few.
+    """
+
+    #: ``(key, reason)`` of entries not listed for safety or because they cannot be read (see ``list_files``).
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: files whose extension is not listed, and the first few of their keys
+    unsupported: int = 0
+    unsupported_examples: list[str] = field(default_factory=list)
+    #: OS and tool metadata files (``._photo.jpg``, ``.DS_Store``, hidden folders, …), never samples, and the
+    #: first few of their keys
+    os_files: int = 0
+    os_files_examples: list[str] = field(default_factory=list)
+    #: unchanged files whose pool values were computed under older pixel rules: decoded and embedded again
+    older_pixel_rules: int = 0
+    #: ``(video, note)`` per video stream a video has but that is not used (a second camera, cover art)
+    video_streams: list[tuple[str, str]] = field(default_factory=list)
+    #: the number of entries of ``skipped`` / ``video_streams`` when those lists hold only the first ones
+    skipped_count: int = 0
+    video_streams_count: int = 0
+
+    def __post_init__(self) -> None:
+        self.skipped_count = max(int(self.skipped_count), len(self.skipped))
+        self.video_streams_count = max(int(self.video_streams_count), len(self.video_streams))
+
+    def counts(self) -> dict[str, int]:
+        """The counts of the list task's XCom (``ListResult``)."""
+        return {"skipped": self.skipped_count, "unsupported": self.unsupported, "os_files": self.os_files,
+                "older_pixel_rules": self.older_pixel_rules}
+
+    def to_dict(self, limit: int = 10_000) -> dict[str, Any]:
+        """``listing.json``: every count, at most ``limit`` skipped entries and unused video streams."""
+        return {"skipped_count": self.skipped_count, "skipped": [list(e) for e in self.skipped[:limit]],
+                "unsupported": self.unsupported, "unsupported_examples": list(self.unsupported_examples),
+                "os_files": self.os_files, "os_files_examples": list(self.os_files_examples),
+                "older_pixel_rules": self.older_pixel_rules,
+                "video_streams_count": self.video_streams_count,
+                "video_streams": [list(e) for e in self.video_streams[:limit]]}
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> ListingSkips:
+        """Read :meth:`to_dict` (or ``list_files``' ``stats``); a key an older version did not write counts as
+        none, so a retried run reads the ``listing.json`` of an attempt before an upgrade."""
+        return cls(
+            skipped=_pairs(value.get("skipped")), skipped_count=int(value.get("skipped_count") or 0),
+            unsupported=int(value.get("unsupported") or 0),
+            unsupported_examples=[str(k) for k in value.get("unsupported_examples") or []],
+            os_files=int(value.get("os_files") or 0),
+            os_files_examples=[str(k) for k in value.get("os_files_examples") or []],
+            older_pixel_rules=int(value.get("older_pixel_rules") or 0),
+            video_streams=_pairs(value.get("video_streams")),
+            video_streams_count=int(value.get("video_streams_count") or 0),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """The run summary's ``listing`` entry: the counts that are not zero and the first examples."""
+        out: dict[str, Any] = {}
+        if self.skipped_count:
+            out.update(skipped=self.skipped_count, skipped_examples=[list(e) for e in self.skipped[:5]])
+        if self.unsupported:
+            out.update(unsupported=self.unsupported, unsupported_examples=list(self.unsupported_examples))
+        if self.os_files:
+            out.update(os_files=self.os_files, os_files_examples=list(self.os_files_examples))
+        if self.older_pixel_rules:
+            out["older_pixel_rules"] = self.older_pixel_rules
+        if self.video_streams:
+            out.update(unused_video_streams=self.video_streams_count,
+                       unused_video_streams_examples=[list(e) for e in self.video_streams[:20]])
+        return out
+
+    @classmethod
+    def from_summary(cls, value: Mapping[str, Any] | None) -> ListingSkips:
+        """Read :meth:`summary` (the report reads a run summary's ``listing`` entry)."""
+        value = value or {}
+        return cls.from_dict({**value, "skipped": value.get("skipped_examples"), "skipped_count": value.get("skipped"),
+                              "video_streams": value.get("unused_video_streams_examples"),
+                              "video_streams_count": value.get("unused_video_streams")})
+
+
+def _pairs(value: Any) -> list[tuple[str, str]]:
+    return [(str(k), str(r)) for k, r in value or []]
+
+
 @dataclass(frozen=True)
 class NewFiles:
     """The answer to a query: everything listed, what the run processes, and the pool's known files.
@@ -226,15 +315,8 @@ class NewFiles:
     listing: pa.Table
     files: pa.Table
     known: pa.Table | None
-    #: ``(key, reason)`` of entries not listed for safety or because they cannot be read (see ``list_files``).
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    #: files whose extension is not listed, and the first few of their keys
-    unsupported: int = 0
-    unsupported_examples: list[str] = field(default_factory=list)
-    #: OS and tool metadata files (``._photo.jpg``, ``.DS_Store``, hidden folders, …), never samples, and the
-    #: first few of their keys
-    os_files: int = 0
-    os_files_examples: list[str] = field(default_factory=list)
+    #: what the listing did not list (skipped entries, unsupported and OS files)
+    skips: ListingSkips = field(default_factory=ListingSkips)
 
     @property
     def known_count(self) -> int:
@@ -318,7 +400,5 @@ def find_new_files(
         "process_all" if query.process_all else f"policy {query.policy}",
         0 if pool is None else pool.num_rows, query.datapool_uri,
     )
-    return NewFiles(query=query, listing=listing, files=files, known=pool, skipped=skipped,
-                    unsupported=int(stats.get("unsupported", 0)),
-                    unsupported_examples=list(stats.get("unsupported_examples", [])),
-                    os_files=int(stats.get("os_files", 0)), os_files_examples=list(stats.get("os_files_examples", [])))
+    return NewFiles(query=query, listing=listing, files=files, known=pool,
+                    skips=ListingSkips.from_dict({**stats, "skipped": skipped}))

@@ -7,15 +7,78 @@ Airflow connection ids into :class:`~lightly_airflow.storage.StorageCredentials`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ast
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from lightly_airflow.hooks.storage import credentials_for
 from lightly_airflow.storage import StorageCredentials
 
-__all__ = ["LightlyBaseOperator", "credentials_for"]
+__all__ = ["LightlyBaseOperator", "RenderedValueError", "credentials_for", "read_rendered", "rendered"]
+
+
+class RenderedValueError(ValueError):
+    """A templated list or dict argument is text that reads as neither (see :func:`rendered`)."""
+
+
+#: what a templated argument holds: a list, an object (dict) or optional text
+Kind = type[list[Any]] | type[dict[str, Any]] | type[str]
+
+
+def rendered(value: Any, name: str, kind: Kind) -> Any:
+    """A templated argument as its value, also when the DAG rendered it as text.
+
+    A DAG without ``render_template_as_native_obj=True`` renders ``"{{ ti.xcom_pull(task_ids='list_new_files') }}"``
+    or ``"{{ params.selection_config }}"`` as the value's Python repr (``['s3://…']``, ``{'n_samples': 10}``), or
+    as JSON with ``| tojson``: a list or dict is read back from either (JSON, else a Python literal with
+    :func:`ast.literal_eval`, never ``eval``). Text that is empty or ``"None"`` (an XCom or param that is None) is
+    ``None`` for every kind; optional text (``kind`` ``str``) is otherwise returned as text (a native rendering
+    makes ``"2024"`` an int). A list or dict that is not text is returned as it is.
+
+    :raises RenderedValueError: for text that is neither, or that holds another type, naming ``name`` and the fix.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return str(value) if kind is str else value
+    text = value.removeprefix("\ufeff").strip()
+    if text in ("", "None"):
+        return None
+    if kind is str:
+        return value
+    what = "a list" if kind is list else "an object"
+    example = "ti.xcom_pull(task_ids='list_new_files')" if kind is list else f"params.{name}"
+    fix = (f"Fix: pass {what} itself and give the DAG render_template_as_native_obj=True, or render it as JSON "
+           f"with '| tojson' (e.g. \"{{{{ {example} | tojson }}}}\").")
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        from lightly_airflow.config.errors import describe_json_error
+
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            raise RenderedValueError(
+                f"{name}: the text {text[:80]!r} is neither JSON ({describe_json_error(exc)}) nor a Python literal "
+                f"of {what}. {fix}") from None
+    if not isinstance(parsed, kind):
+        raise RenderedValueError(f"{name}: the text {text[:80]!r} holds {type(parsed).__name__}, not {what}. {fix}")
+    return parsed
+
+
+def read_rendered(op: Any) -> None:
+    """Read each of the operator's ``rendered_kinds`` (argument name → kind) back with :func:`rendered` (a DAG
+    without native rendering made it text); a list or dict that reads as neither fails the task without a retry
+    (the next try renders the same)."""
+    try:
+        for name, kind in op.rendered_kinds.items():
+            setattr(op, name, rendered(getattr(op, name), name, kind))
+    except RenderedValueError as exc:
+        raise AirflowFailException(f"{op.task_id}: {exc}") from None
 
 
 class LightlyBaseOperator(BaseOperator):
@@ -28,6 +91,8 @@ class LightlyBaseOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("datapool_uri", "datasource_conn_id", "datapool_conn_id", "lightly_conn_id")
+    #: templated arguments that hold a list, a dict or optional text, and which (read by :meth:`read_rendered`)
+    rendered_kinds: Mapping[str, Kind] = {}
     ui_color = "#d7f0e8"
 
     def __init__(
@@ -44,6 +109,9 @@ class LightlyBaseOperator(BaseOperator):
         self.datasource_conn_id = datasource_conn_id
         self.datapool_conn_id = datapool_conn_id
         self.lightly_conn_id = lightly_conn_id
+
+    def read_rendered(self) -> None:
+        read_rendered(self)
 
     @property
     def datasource_credentials(self) -> StorageCredentials | None:

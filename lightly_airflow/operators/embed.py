@@ -13,7 +13,6 @@ Each returns the small counts dict (the pod writes it to ``/airflow/xcom/return.
 from __future__ import annotations
 
 import inspect
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -25,7 +24,7 @@ from kubernetes.client import models as k8s
 
 from lightly_airflow import __version__
 from lightly_airflow.embedding.options import DEFAULT_MODEL, EmbedOptions, embed_command
-from lightly_airflow.operators.base import LightlyBaseOperator
+from lightly_airflow.operators.base import LightlyBaseOperator, rendered
 
 __all__ = ["DEFAULT_MODEL", "EmbedOptions", "EmbedPodOperator", "EmbedShardOperator", "embed_operator_class"]
 DEFAULT_WORKER_IMAGE = f"lightly-airflow-worker:{__version__}"
@@ -97,8 +96,9 @@ class _EmbedOptionsAttributes:
         Lightly ``worker_config``/``lightly_config`` asks for, resolved by the list task)."""
         options = EmbedOptions.from_mapping({name: getattr(self, name) for name in EmbedOptions.names()})
         overrides = getattr(self, "option_overrides", None)
-        if isinstance(overrides, str):  # unrendered (DAG parse time) or rendered as text
-            overrides = None if "{{" in overrides or overrides.strip() in ("", "None") else json.loads(overrides)
+        if isinstance(overrides, str) and "{{" in overrides:  # unrendered (DAG parse time)
+            overrides = None
+        overrides = rendered(overrides, "option_overrides", dict)  # rendered as text without native rendering
         return options.replace(**overrides) if overrides else options
 
 
@@ -120,6 +120,7 @@ class EmbedShardOperator(_EmbedOptionsAttributes, LightlyBaseOperator):
         *LightlyBaseOperator.template_fields, "manifest_uri", "output_uri", *EmbedOptions.templated(),
         "option_overrides",
     )
+    rendered_kinds = {"output_uri": str}
     ui_color = "#f6e7c8"
 
     @takes_embed_options()
@@ -135,6 +136,7 @@ class EmbedShardOperator(_EmbedOptionsAttributes, LightlyBaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from lightly_airflow.embedding.runner import embed_shard
 
+        self.read_rendered()
         counts = embed_shard(
             self.manifest_uri,
             self.output_uri or None,
@@ -265,7 +267,8 @@ class EmbedPodOperator(_EmbedOptionsAttributes, KubernetesPodOperator):
         options = self.embed_options()
         if options.device == "auto":
             options = options.replace(device="cuda" if self.gpus else "cpu")
-        return embed_command(self.manifest_uri, options, output_uri=self.output_uri or None, xcom_return=self.do_xcom_push)
+        return embed_command(self.manifest_uri, options, output_uri=rendered(self.output_uri, "output_uri", str),
+                             xcom_return=self.do_xcom_push)
 
     def build_pod_request_obj(self, context: Any = None, **kwargs: Any) -> k8s.V1Pod:
         self.arguments = self.embed_arguments()
@@ -280,7 +283,7 @@ class EmbedPodOperator(_EmbedOptionsAttributes, KubernetesPodOperator):
         from lightly_airflow.staging import read_manifest
         from lightly_airflow.storage import local_path, protocol_of
 
-        uris = {"the manifest shard": self.manifest_uri, "the output": self.output_uri}
+        uris = {"the manifest shard": self.manifest_uri, "the output": rendered(self.output_uri, "output_uri", str)}
         if self.manifest_uri and protocol_of(self.manifest_uri) == "file":
             try:
                 manifest = read_manifest(self.manifest_uri)

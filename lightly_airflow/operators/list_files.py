@@ -52,6 +52,8 @@ class ListNewFilesOperator(LightlyBaseOperator):
         *LightlyBaseOperator.template_fields, "datasource_uri", "lightly_uri", "process_all", "tag_name",
         "selection_config", "worker_config", "lightly_config", "active_learning",
     )
+    rendered_kinds = {"selection_config": dict, "worker_config": dict, "lightly_config": dict, "active_learning": dict,
+                      "lightly_uri": str, "tag_name": str}
 
     def __init__(
         self,
@@ -103,6 +105,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
         )
 
     def execute(self, context: Any) -> list[str]:
+        self.read_rendered()
         try:
             _selection, worker = validate_params(
                 datasource_uri=self.datasource_uri,

@@ -34,6 +34,8 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         *LightlyBaseOperator.template_fields, "manifests", "selection_config", "tag_name", "worker_config",
         "lightly_config", "active_learning",
     )
+    rendered_kinds = {"manifests": list, "selection_config": dict, "worker_config": dict, "lightly_config": dict,
+                      "active_learning": dict, "tag_name": str}
     ui_color = "#b9e4d5"
     operator_extra_links = (ReportLink(),)
 
@@ -66,6 +68,7 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         from lightly_airflow.config import parse_lightly_config, parse_worker_config
         from lightly_airflow.pipeline import select_and_commit
 
+        self.read_rendered()
         worker = parse_worker_config(self.worker_config or {})
         manifests = [m for m in (self.manifests or []) if m]
         summary = select_and_commit(

@@ -16,6 +16,7 @@ class _ShardOperator(LightlyBaseOperator):
     """
 
     template_fields: Sequence[str] = (*LightlyBaseOperator.template_fields, "manifest_uri", "lightly_uri")
+    rendered_kinds = {"lightly_uri": str}
 
     def __init__(self, *, manifest_uri: str, lightly_uri: str | None = None, datapool_uri: str = "", **kwargs: Any) -> None:
         super().__init__(datapool_uri=datapool_uri, **kwargs)
@@ -29,6 +30,7 @@ class ComputeMetadataOperator(_ShardOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from lightly_airflow.metadata import compute_metadata_shard
 
+        self.read_rendered()
         return compute_metadata_shard(
             self.manifest_uri,
             lightly_uri=self.lightly_uri or None,
@@ -44,6 +46,7 @@ class LoadPredictionsOperator(_ShardOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from lightly_airflow.predictions import load_predictions_shard
 
+        self.read_rendered()
         return load_predictions_shard(
             self.manifest_uri,
             lightly_uri=self.lightly_uri or None,

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lightly_airflow.datasource.query import ListingSkips
 from lightly_airflow.report.data import Counts
 
 CSS = """
@@ -74,12 +75,11 @@ def visible_key(key: Any) -> str:
     return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], str(key))
 
 
-def _listing_section(listing: Mapping[str, Any]) -> list[str]:
+def _listing_section(listing: ListingSkips) -> list[str]:
     """Entries of the datasource the listing skipped (not read: links leaving the datasource, …), first few."""
     out: list[str] = []
-    skipped, examples = int(listing.get("skipped") or 0), listing.get("skipped_examples") or []
-    unsupported = int(listing.get("unsupported") or 0)
-    os_files = int(listing.get("os_files") or 0)
+    skipped, examples = listing.skipped_count, listing.skipped
+    unsupported, os_files = listing.unsupported, listing.os_files
     if not skipped and not unsupported and not os_files:
         return out
     out.append(f"<h2>Not listed from the datasource ({esc(f'{skipped + unsupported + os_files:,}')})</h2>")
@@ -90,20 +90,20 @@ def _listing_section(listing: Mapping[str, Any]) -> list[str]:
         if skipped > len(examples):
             out.append(f'<p class="note">… and {esc(f"{skipped - len(examples):,}")} more not shown.</p>')
     if unsupported:
-        keys = ", ".join(visible_key(k) for k in listing.get("unsupported_examples") or [])
+        keys = ", ".join(visible_key(k) for k in listing.unsupported_examples)
         out.append(f'<p class="note">{esc(f"{unsupported:,}")} files have an extension this run does not list '
                    f"(e.g. {esc(keys)}).</p>")
     if os_files:
-        keys = ", ".join(visible_key(k) for k in listing.get("os_files_examples") or [])
+        keys = ", ".join(visible_key(k) for k in listing.os_files_examples)
         out.append(f'<p class="note">{esc(f"{os_files:,}")} OS or tool metadata files were skipped: they are not '
                    "samples (macOS <code>._*</code> and <code>__MACOSX/</code>, <code>.DS_Store</code>, "
                    f"<code>Thumbs.db</code>, hidden folders such as <code>.git/</code>; e.g. {esc(keys)}).</p>")
     return out
 
 
-def _video_streams_section(listing: Mapping[str, Any]) -> list[str]:
+def _video_streams_section(listing: ListingSkips) -> list[str]:
     """Video streams the run did not use (a second camera, a cover picture): one row per stream, first few."""
-    count, examples = int(listing.get("unused_video_streams") or 0), listing.get("unused_video_streams_examples") or []
+    count, examples = listing.video_streams_count, listing.video_streams
     if not count:
         return []
     out = [f"<h2>Video streams not used ({esc(f'{count:,}')})</h2>",
@@ -166,9 +166,9 @@ def render(
         ("duplicate", c.duplicate, "bad" if c.duplicate else ""), ("missing", c.missing, "bad" if c.missing else ""),
         ("selected", c.selected, "sel"), ("selected before", c.preselected, ""),
     ]
-    listing = listing or {}
-    if listing.get("skipped"):
-        cards.insert(5, ("skipped in listing", int(listing["skipped"]), "bad"))
+    skips = ListingSkips.from_summary(listing)
+    if skips.skipped_count:
+        cards.insert(5, ("skipped in listing", skips.skipped_count, "bad"))
     card_html = "".join(
         f'<div class="card {cls}"><div class="n">{esc(_fmt(n))}</div><div class="l">{esc(label)}</div></div>'
         for label, n, cls in cards
@@ -222,8 +222,8 @@ def render(
             out.append(f'<p class="note">… and {esc(f"{total - len(rows):,}")} more not shown.</p>')
     else:
         out.append('<p class="note">Every file of this run was read and checked without problems.</p>')
-    out.extend(_listing_section(listing))
-    out.extend(_video_streams_section(listing))
+    out.extend(_listing_section(skips))
+    out.extend(_video_streams_section(skips))
     rows, total = selected
     out.append(f"<h2>Selected in pick order ({esc(f'{total:,}')})</h2>")
     if total and any(r.get("video") is not None for r in rows):  # video frames show as frames

@@ -67,6 +67,9 @@ class NewFilesSensor(BaseSensorOperator):
         "lightly_config",
         "active_learning",
     )
+    #: read back when a DAG without native rendering made them text (``operators.base.read_rendered``)
+    rendered_kinds = {"selection_config": dict, "worker_config": dict, "lightly_config": dict, "active_learning": dict,
+                      "lightly_uri": str, "relevant_filenames_file": str}
     ui_color = "#d7f0e8"
 
     def __init__(
@@ -148,8 +151,10 @@ class NewFilesSensor(BaseSensorOperator):
 
     def _validate_params(self) -> None:
         from lightly_airflow.hooks.storage import UnsupportedConnectionError, credentials_for
+        from lightly_airflow.operators.base import read_rendered
         from lightly_airflow.pipeline import ParamError, check_uri_param, validate_params
 
+        read_rendered(self)
         try:
             if self.selection_config is None:
                 check_uri_param("datasource_uri", self.datasource_uri, credentials_for(self.datasource_conn_id), must_exist=True)

@@ -53,3 +53,43 @@ def test_skipped_and_unsupported_entries_reach_the_summary_problems_and_report(t
     assert "skipped in listing" in page and "Not listed from the datasource (6)" in page
     assert "&lt;img src=x onerror=alert(1)&gt;\\nline.png" in page and "<img src=x" not in page
     assert "leaked-folder" in page and "notes.txt" in page and "bad-\\xff.png" in page
+
+
+# listing.json as the list task wrote it before ListingSkips (every key) and in its first version (skipped
+# entries and unsupported files only): a select-and-commit retried after an upgrade reads either.
+PREVIOUS = {"skipped_count": 2, "skipped": [["leak.png", "a symbolic link"], ["bad-\\xff.png", "not UTF-8"]],
+            "unsupported": 1, "unsupported_examples": ["notes.txt"], "os_files": 1, "os_files_examples": [".DS_Store"],
+            "older_pixel_rules": 0, "video_streams_count": 1, "video_streams": [["album.mp4", "stream 1: cover art"]]}
+FIRST = {"skipped_count": 2, "skipped": [["leak.png", "a symbolic link"], ["bad-\\xff.png", "not UTF-8"]],
+         "unsupported": 1, "unsupported_examples": ["notes.txt"]}
+
+
+def test_a_listing_json_written_by_an_earlier_version_still_reads(tmp_path: Path) -> None:
+    import json
+
+    from lightly_airflow import staging
+    from lightly_airflow.datasource import ListingSkips
+    from lightly_airflow.pipeline import select_and_commit
+
+    # The file this version writes is the previous one's, key for key: a worker not yet upgraded reads it too.
+    assert ListingSkips.from_dict(PREVIOUS).to_dict() == PREVIOUS
+    source, pool = tmp_path / "images", tmp_path / "pool"
+    add_batch(source, Batch("few", (0, 6), ()))
+    for run_id, body in (("previous", PREVIOUS), ("first", FIRST)):
+        manifests = prepare(source, pool, run_id, SELECTION)
+        Path(staging.listing_uri(f"{pool}", run_id)).write_text(json.dumps(body))
+        summary = select_and_commit(datapool_uri=f"file://{pool}", run_id=run_id, dag_id="t", manifests=manifests,
+                                    selection_config=SELECTION, dry_run=True)
+        assert summary.listing["skipped"] == 2 and summary.listing["unsupported_examples"] == ["notes.txt"]
+        assert summary.listing["skipped_examples"] == [["leak.png", "a symbolic link"], ["bad-\\xff.png", "not UTF-8"]]
+        problems = read_parquet(summary.problems_uri)
+        listing = problems.filter(pc.equal(problems.column("stage"), "listing"))
+        assert sorted(listing.column("key").to_pylist()) == ["bad-\\xff.png", "leak.png"]
+        page = Path(summary.report_uri.removeprefix("file://")).read_text()
+        if body is PREVIOUS:
+            assert summary.listing["os_files_examples"] == [".DS_Store"]
+            assert summary.listing["unused_video_streams_examples"] == [["album.mp4", "stream 1: cover art"]]
+            assert "Not listed from the datasource (4)" in page and "stream 1: cover art" in page
+        else:
+            assert "os_files" not in summary.listing and "unused_video_streams" not in summary.listing
+            assert "Not listed from the datasource (3)" in page and "Video streams not used" not in page
