@@ -46,8 +46,16 @@ from lightly_airflow.columns import (
 from lightly_airflow.embedding.encoders import Encoder, get_encoder
 from lightly_airflow.embedding.images import ShardImages
 from lightly_airflow.embedding.options import EmbedOptions
-from lightly_airflow.staging import EMBEDDINGS, read_manifest, sibling_uri
-from lightly_airflow.storage import StorageCredentials, read_parquet, write_parquet
+from lightly_airflow.staging import (
+    EMBEDDINGS,
+    MANIFEST,
+    WRITER,
+    missing_hint,
+    read_manifest,
+    read_staging,
+    sibling_uri,
+)
+from lightly_airflow.storage import StorageCredentials, write_parquet
 
 logger = logging.getLogger(__name__)
 
@@ -359,7 +367,10 @@ def embed_shard(
     model, input_size, weights_uri, dim = opts.model, opts.input_size, opts.weights_uri, opts.dim
     batch_size, num_workers, loader, embeddings_csv = opts.batch_size, opts.num_workers, opts.loader, opts.embeddings_csv
     if reuse is None and opts.reuse_uri:
-        reuse = read_parquet(opts.reuse_uri, credentials)
+        reuse = read_staging(opts.reuse_uri, credentials, WRITER[MANIFEST])
+        if reuse is None:
+            raise FileNotFoundError(f"Reuse file {opts.reuse_uri} does not exist: the list task of this run writes it. "
+                                    f"Fix: clear the {WRITER[MANIFEST]}.{missing_hint(opts.reuse_uri)}")
     started = time.perf_counter()
     shard = read_manifest(manifest_uri, credentials, required=(KEY, ETAG))
     manifest, datasource_uri = shard.table, shard.require_datasource_uri()

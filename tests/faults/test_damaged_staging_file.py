@@ -95,3 +95,23 @@ def test_a_damaged_staging_file_is_named_and_a_rerun_of_its_task_commits_the_unt
     keys = rows.column(C.KEY).to_pylist()
     assert len(keys) == len(set(keys)) == 12 and pc.all(pc.equal(rows.column(C.STATUS), C.STATUS_OK)).as_py()
     assert rows.equals(expected)
+
+
+def test_a_damaged_or_missing_reuse_file_names_itself_and_the_list_task(tmp_path: Path) -> None:
+    """The list task writes the pool's embeddings of unchanged files (``reuse-embeddings.parquet``) for the embed
+    tasks; cut short or gone, the embed task named neither the file nor the task (pyarrow's bare error)."""
+    from lightly_airflow.embedding import embed_shard
+
+    add_batch(tmp_path / "images", Batch("few", (0, 6), ()))
+    manifest = prepare(tmp_path / "images", tmp_path / "pool", "r1", SELECTION)[0]
+    reuse = tmp_path / "pool" / "reuse.parquet"
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({C.KEY: ["x"] * 200, C.ETAG: ["e"] * 200}), reuse)
+    _cut(str(reuse))
+    with pytest.raises(staging.DamagedStagingFile, match=r"reuse\.parquet is damaged.*clear the list task"):
+        embed_shard(manifest, device="cpu", num_workers=1, reuse_uri=str(reuse))
+    reuse.unlink()
+    with pytest.raises(FileNotFoundError, match=r"reuse\.parquet does not exist: the list task of this run writes it"):
+        embed_shard(manifest, device="cpu", num_workers=1, reuse_uri=str(reuse))
