@@ -497,11 +497,7 @@ def _assemble_shard(
 ) -> tuple[pa.Table, dict[str, Any], list[pa.Table]]:
     """One shard of :func:`assemble_run`: its rows, its stages' schema metadata and its error tables."""
     meta: dict[str, Any] = {}
-    try:
-        rows = staging.read_manifest(manifest_uri, credentials).table
-    except FileNotFoundError:
-        raise FileNotFoundError(f"Manifest shard {manifest_uri} is missing; re-run the list task of this run."
-                                f"{staging.missing_hint(manifest_uri)}") from None
+    rows = staging.read_manifest(manifest_uri, credentials).table  # a missing shard: its error names the fix
     rows = rows.select([c for c in (*C.MANIFEST_COLUMNS, *C.VIDEO_COLUMNS) if c in rows.column_names])
     from_manifest = set(rows.column_names)
     for kind in STAGE_KINDS:

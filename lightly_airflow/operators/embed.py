@@ -24,7 +24,7 @@ from kubernetes.client import models as k8s
 
 from lightly_airflow import __version__
 from lightly_airflow.embedding.options import DEFAULT_MODEL, EmbedOptions, embed_command
-from lightly_airflow.operators.base import LightlyBaseOperator, rendered
+from lightly_airflow.operators.base import LightlyBaseOperator, read_rendered, rendered
 
 __all__ = ["DEFAULT_MODEL", "EmbedOptions", "EmbedPodOperator", "EmbedShardOperator", "embed_operator_class"]
 DEFAULT_WORKER_IMAGE = f"lightly-airflow-worker:{__version__}"
@@ -85,6 +85,9 @@ def pop_embed_options(kwargs: dict[str, Any], defaults: Mapping[str, Any] | None
 class _EmbedOptionsAttributes:
     """One attribute per option on the operator (what Airflow templates and maps), and the typed options."""
 
+    #: read back by ``operators.base.read_rendered`` (both embed operators; a non-native DAG renders text)
+    rendered_kinds: Mapping[str, Any] = {"output_uri": str}
+
     def _set_embed_options(self, values: Mapping[str, Any]) -> None:
         for name, value in values.items():
             setattr(self, name, value)
@@ -120,7 +123,6 @@ class EmbedShardOperator(_EmbedOptionsAttributes, LightlyBaseOperator):
         *LightlyBaseOperator.template_fields, "manifest_uri", "output_uri", *EmbedOptions.templated(),
         "option_overrides",
     )
-    rendered_kinds = {"output_uri": str}
     ui_color = "#f6e7c8"
 
     @takes_embed_options()
@@ -264,14 +266,14 @@ class EmbedPodOperator(_EmbedOptionsAttributes, KubernetesPodOperator):
 
     def embed_arguments(self) -> list[str]:
         """The ``lightly-airflow`` arguments for this shard (from the rendered template fields)."""
+        read_rendered(self)
         options = self.embed_options()
         if options.device == "auto":
             options = options.replace(device="cuda" if self.gpus else "cpu")
-        return embed_command(self.manifest_uri, options, output_uri=rendered(self.output_uri, "output_uri", str),
-                             xcom_return=self.do_xcom_push)
+        return embed_command(self.manifest_uri, options, output_uri=self.output_uri, xcom_return=self.do_xcom_push)
 
     def build_pod_request_obj(self, context: Any = None, **kwargs: Any) -> k8s.V1Pod:
-        self.arguments = self.embed_arguments()
+        self.arguments = self.embed_arguments()  # reads the rendered fields back (used below too)
         pod = super().build_pod_request_obj(context, **kwargs)
         self._check_local_folders_are_mounted(pod)
         return pod
@@ -283,7 +285,7 @@ class EmbedPodOperator(_EmbedOptionsAttributes, KubernetesPodOperator):
         from lightly_airflow.staging import read_manifest
         from lightly_airflow.storage import local_path, protocol_of
 
-        uris = {"the manifest shard": self.manifest_uri, "the output": rendered(self.output_uri, "output_uri", str)}
+        uris = {"the manifest shard": self.manifest_uri, "the output": self.output_uri}
         if self.manifest_uri and protocol_of(self.manifest_uri) == "file":
             try:
                 manifest = read_manifest(self.manifest_uri)

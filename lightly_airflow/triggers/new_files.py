@@ -47,31 +47,32 @@ class CheckFailed(Exception):
     """A check failed in the child process; the message is the child's ``<type>: <message>``."""
 
 
-def evaluate_new_files(query: NewFilesQuery | Mapping[str, Any]) -> NewFilesCheck:
-    """One blocking check, shared by the sensor's ``poke`` and the trigger (which runs it in a thread).
+def _as_query(query: NewFilesQuery | Mapping[str, Any]) -> NewFilesQuery:
+    from lightly_airflow.datasource import NewFilesQuery
+
+    return query if isinstance(query, NewFilesQuery) else NewFilesQuery.from_dict(query)
+
+
+def resolve_credentials(query: NewFilesQuery | Mapping[str, Any]) -> QueryCredentials:
+    """The credentials of a query's stores, from its connection ids (validates the query; blocking).
 
     Connections are resolved here (not in ``__init__``), so a DAG file never touches them at parse time.
     """
-    from lightly_airflow.datasource import NewFilesQuery, check_new_files
     from lightly_airflow.hooks.storage import query_credentials
 
-    query = query if isinstance(query, NewFilesQuery) else NewFilesQuery.from_dict(query)
-    return check_new_files(query, query_credentials(query))
+    return query_credentials(_as_query(query))
 
 
-def resolve_credentials(query: Mapping[str, Any]) -> QueryCredentials:
-    """The credentials of a query's stores, from its connection ids (validates the query; blocking)."""
-    from lightly_airflow.datasource import NewFilesQuery
-    from lightly_airflow.hooks.storage import query_credentials
+def check_with(query: NewFilesQuery | Mapping[str, Any], credentials: QueryCredentials) -> NewFilesCheck:
+    """One check with credentials already resolved (blocking)."""
+    from lightly_airflow.datasource import check_new_files
 
-    return query_credentials(NewFilesQuery.from_dict(query))
+    return check_new_files(_as_query(query), credentials)
 
 
-def check_with(query: Mapping[str, Any], credentials: QueryCredentials) -> NewFilesCheck:
-    """One check with credentials already resolved (the in-thread fallback of the trigger; blocking)."""
-    from lightly_airflow.datasource import NewFilesQuery, check_new_files
-
-    return check_new_files(NewFilesQuery.from_dict(query), credentials)
+def evaluate_new_files(query: NewFilesQuery | Mapping[str, Any]) -> NewFilesCheck:
+    """One blocking check in this process: the sensor's ``poke``."""
+    return check_with(query, resolve_credentials(query))
 
 
 class NewFilesTrigger(BaseTrigger):
@@ -147,12 +148,11 @@ class NewFilesTrigger(BaseTrigger):
 
     async def _check(self) -> dict[str, Any]:
         """One check; returns :meth:`NewFilesCheck.to_dict`."""
-        if not self.isolate:
-            return (await asyncio.to_thread(evaluate_new_files, self._query)).to_dict()
         credentials = await asyncio.to_thread(resolve_credentials, self._query)
-        if not credentials.portable:
-            self.log.info("credentials of %s are objects a child process cannot take: checking in a thread of the "
-                          "triggerer", self._query.get("datasource_uri"))
+        if not (self.isolate and credentials.portable):
+            if self.isolate:
+                self.log.info("credentials of %s are objects a child process cannot take: checking in a thread of "
+                              "the triggerer", self._query.get("datasource_uri"))
             return (await asyncio.to_thread(check_with, self._query, credentials)).to_dict()
         payload = json.dumps({"query": self._query, "credentials": credentials.to_dict()}).encode()
         proc = await asyncio.create_subprocess_exec(
