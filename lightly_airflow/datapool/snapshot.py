@@ -11,6 +11,8 @@ commit read the whole history up to four times (each a LIST plus one GET per ver
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,11 +79,10 @@ class Snapshot:
         return self._committed[run_id]
 
     def history(self) -> list[dict[str, Any]]:
-        """Every version up to this one, oldest first (parsed once per snapshot; see ``Datapool.history``)."""
+        """Every version up to this one, oldest first (parsed once per snapshot, and read from the log only
+        since an earlier snapshot of this process: :func:`cached_history`; see ``Datapool.history``)."""
         if self._history is None:
-            # delta-rs lists the history of the latest version whatever version is loaded: cut it here.
-            top = self.version
-            self._history = [] if self.table is None else [e for e in history_of(self.table) if e["version"] <= top]
+            self._history = [] if self.table is None else cached_history(self.uri, self.table)
         return [dict(e) for e in self._history]
 
     def entry(self, version: int) -> dict[str, Any] | None:
@@ -262,8 +263,52 @@ def embedding_info(table: DeltaTable) -> dict[str, Any] | None:
     return None
 
 
-def history_of(table: DeltaTable) -> list[dict[str, Any]]:
-    """The parsed commit history of the pool's log (one GET per log entry on object stores), oldest first.
+#: How long a process reuses a pool's parsed history (:func:`cached_history`); after that it is read whole again.
+HISTORY_SECONDS = 600.0
+_history_lock = threading.Lock()
+_history_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+
+
+def _same_entry(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(a.get(k) == b.get(k) for k in ("version", "timestamp", "operation", "run_id", "tag"))
+
+
+def cached_history(uri: str, table: DeltaTable) -> list[dict[str, Any]]:
+    """The history up to ``table``'s loaded version, oldest first, reading only the log entries committed since
+    this process last read the pool's history (within :data:`HISTORY_SECONDS`).
+
+    A long-lived pool has one log entry per run, and delta-rs reads them all for each history (one GET each on
+    object stores: seconds per thousand runs), while an entry never changes once written. The newest entry
+    already known is read again and must match, so a last entry deleted and committed anew (``datapool check``'s
+    recovery) is not served from memory: the history is then read whole.
+    """
+    top = int(table.version())
+    now = time.monotonic()
+    with _history_lock:
+        hit = _history_cache.get(uri)
+    if hit is not None and now - hit[0] < HISTORY_SECONDS and hit[1]:
+        born, entries = hit
+        known = int(entries[-1]["version"])
+        if known > top:  # a pinned table, or the log was cut back: keep only what this version holds
+            kept = [e for e in entries if e["version"] <= top]
+            with _history_lock:
+                _history_cache[uri] = (born, kept)
+            return list(kept)
+        newer = [e for e in history_of(table, limit=top - known + 1) if known <= e["version"] <= top]
+        if [e["version"] for e in newer] == list(range(known, top + 1)) and _same_entry(newer[0], entries[-1]):
+            merged = entries + newer[1:]
+            with _history_lock:
+                _history_cache[uri] = (born, merged)
+            return list(merged)
+    full = history_of(table)
+    with _history_lock:
+        _history_cache[uri] = (now, full)
+    return [e for e in full if e["version"] <= top]
+
+
+def history_of(table: DeltaTable, limit: int | None = None) -> list[dict[str, Any]]:
+    """The parsed commit history of the pool's log (one GET per log entry on object stores), oldest first;
+    ``limit``: only the newest entries.
 
     delta-rs 1.6.6 lists the *latest* log whatever version ``table`` has loaded and numbers the entries
     down from the loaded version, so after another commit every entry is off by the number of newer
@@ -271,7 +316,7 @@ def history_of(table: DeltaTable) -> list[dict[str, Any]]:
     snapshots were introduced), else from the log starting at version 0 (pools keep their whole log).
     """
     parsed = []
-    for commit in table.history():
+    for commit in table.history(limit):
         meta = commit.get(METADATA_KEY)
         if isinstance(meta, str):
             meta = json.loads(meta)

@@ -77,7 +77,10 @@ def serve(upstream_url: str) -> None:
                 self._reply(200, "OK", [("Content-Type", "application/json")], data)
                 return
             with lock:
-                counts[kind_of(self.command, self.path)] += 1
+                kind = kind_of(self.command, self.path)
+                counts[kind] += 1
+                if kind == "GET log" and urlsplit(self.path).path.endswith(".json"):
+                    counts["GET log entry"] += 1  # a commit file (the rest: checkpoints and their pointer)
             drop = ("connection", "host", "transfer-encoding", "content-length", "expect")
             headers = {k: v for k, v in self.headers.items() if k.lower() not in drop}
             headers["Host"] = upstream.netloc
