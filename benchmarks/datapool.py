@@ -2,9 +2,14 @@
 
     python benchmarks/datapool.py                       # 1,000,000-sample pool, 10,000-sample run, D=64
     python benchmarks/datapool.py --pool-size 50000     # quick check
+    python benchmarks/datapool.py --small-runs 1000     # a pool grown by 1,000 small runs, before/after compaction
+    python benchmarks/datapool.py --small-runs 1000 --s3-endpoint http://127.0.0.1:PORT   # the same on S3
 
 Prints one line per figure. The pool is built once under --dir (a temporary folder by default) with one
-commit per --build-runs chunk; only the last steps are timed.
+commit per --build-runs chunk; only the last steps are timed. ``--small-runs`` builds a pool run by run (10
+samples each, as an hourly DAG on a quiet source leaves it), times the reads every run makes, merges the small
+files (``lightly_airflow.datapool.compaction``) and times them again; with ``--s3-endpoint`` (an emulator from
+``scripts/emulators.py start s3``) the pool is copied into a bucket there first.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import logging
 import os
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -50,6 +57,64 @@ def du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def timed(label: str, fn: Any) -> Any:
+    t0 = time.perf_counter()
+    out = fn()
+    print(f"  {label}: {time.perf_counter() - t0:.2f} s", flush=True)
+    return out
+
+
+def small_runs(args: argparse.Namespace, root: Path) -> None:
+    """A pool grown by ``--small-runs`` commits of 10 samples: the reads of a run, before and after compaction."""
+    from lightly_airflow.datapool.compaction import compact
+    from lightly_airflow.storage import StorageCredentials
+
+    rng = np.random.default_rng(0)
+    local = root / f"small-runs-{args.small_runs}"
+    pool = Datapool(str(local))
+    common = dict(dag_id="bench", config={}, counts={}, embedding_model="bench", embedding_dim=args.dim)
+    t0 = time.perf_counter()
+    for i in range(pool.version() or 0, args.small_runs):
+        pool.commit(make_rows(i * 10, 10, args.dim, 3, rng), run_id=f"run-{i}", tag=None,
+                    read_version=pool.version(), **common)
+    print(f"build: {args.small_runs:,} runs of 10 samples in {time.perf_counter() - t0:.1f} s")
+    creds, uri = None, str(local)
+    if args.s3_endpoint:
+        import boto3
+
+        creds = StorageCredentials(endpoint_url=args.s3_endpoint, access_key_id="test", secret_access_key="test",
+                                   region="us-east-1")
+        from botocore.config import Config
+
+        s3 = boto3.client("s3", endpoint_url=args.s3_endpoint, aws_access_key_id="test",
+                          aws_secret_access_key="test", region_name="us-east-1",
+                          config=Config(max_pool_connections=16))
+        bucket = f"bench-{os.getpid()}"
+        s3.create_bucket(Bucket=bucket)
+        from concurrent.futures import ThreadPoolExecutor
+
+        files = [p for p in local.rglob("*") if p.is_file()]
+        with ThreadPoolExecutor(16) as ex:
+            list(ex.map(lambda p: s3.upload_file(str(p), bucket, f"pool/{p.relative_to(local)}"), files))
+        uri = f"s3://{bucket}/pool"
+    for state in ("before", "after"):
+        if state == "after":
+            result = timed("compaction", lambda: compact(Datapool(uri, creds), force=True))
+            print(f"  merged {result.files_removed:,} files into {result.files_added} (version {result.version})")
+        fresh = Datapool(uri, creds)  # as a new task process: nothing cached
+        from lightly_airflow.datapool import snapshot
+
+        snapshot._history_cache.clear()
+        print(f"{state} compaction ({len(fresh.snapshot().table.file_uris()):,} data files, {uri}):")
+        snap = timed("load the log", fresh.snapshot)
+        timed("selected set", snap.selected)
+        timed("known_files (the listing's diff base)", snap.known_files)
+        timed("tags (history + count)", snap.tags)
+        n = fresh.version()
+        late = make_rows(10**8 + (n or 0), 10, args.dim, 3, rng)
+        timed("commit a run", partial(fresh.commit, late, run_id=f"late-{state}", tag=None, read_version=n, **common))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pool-size", type=int, default=1_000_000)
@@ -58,10 +123,15 @@ def main() -> None:
     parser.add_argument("--select-every", type=int, default=50, help="1 in N samples selected (2%%)")
     parser.add_argument("--build-runs", type=int, default=4, help="commits used to build the pool")
     parser.add_argument("--dir", default=None, help="where to build the pool (default: a temporary folder)")
+    parser.add_argument("--small-runs", type=int, default=0, help="grow a pool by this many small runs instead")
+    parser.add_argument("--s3-endpoint", default=None, help="with --small-runs: also copy it to this S3 endpoint")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     rng = np.random.default_rng(0)
     root = Path(args.dir or tempfile.mkdtemp(prefix="datapool-bench-"))
+    if args.small_runs:
+        small_runs(args, root)
+        return
     uri = str(root / f"pool-{args.pool_size}-{args.dim}")
     pool = Datapool(uri)
     common = dict(dag_id="bench", tag=None, config={}, counts={}, embedding_model="bench", embedding_dim=args.dim)

@@ -101,6 +101,8 @@ class RunSummary:
     objects: dict[str, Any] = field(default_factory=dict)
     #: what the listing did not list: :meth:`ListingSkips.summary <lightly_airflow.datasource.ListingSkips.summary>`
     listing: dict[str, Any] = field(default_factory=dict)
+    #: the pool's small-file merge after the commit (:class:`~lightly_airflow.datapool.compaction.CompactionResult`)
+    compaction: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -573,6 +575,7 @@ def select_and_commit(
     selected_sequence_length: int = 1,
     datasource_credentials: StorageCredentials | None = None,
     lightly_credentials: StorageCredentials | None = None,
+    compaction: Any = None,
 ) -> RunSummary:
     """Select from the run's samples and commit them to the datapool in one atomic, idempotent version.
 
@@ -599,6 +602,8 @@ def select_and_commit(
         (``selection.sequences``); 1 selects single samples.
     :param datasource_credentials: to decode the selected frames (written as PNG after the commit).
     :param lightly_credentials: to write them under ``<lightly_uri>/.lightly/frames/``.
+    :param compaction: a :class:`~lightly_airflow.datapool.compaction.CompactionOptions`: when the pool's small
+        files are merged after the commit (default: ``auto``); also after a retry that finds the run committed.
     """
     from lightly_airflow import objects as objects_run
     from lightly_airflow.active_learning import QueryOptions
@@ -613,11 +618,11 @@ def select_and_commit(
     first = pool.snapshot()
     done = first.committed_version(run_id)
     if done is not None:
-        return finish_committed_run(
+        return _compacted(pool, finish_committed_run(
             pool, first, done, run_id=run_id, tag=tag, manifests=manifests, config=config,
             credentials=datapool_credentials, datasource_credentials=datasource_credentials,
             lightly_credentials=lightly_credentials, dag_id=dag_id,
-        )
+        ), compaction)
 
     if query_embeddings is None:
         from lightly_airflow.selection.queries import resolve_query_sets
@@ -772,7 +777,18 @@ def select_and_commit(
         )
         return summary
 
-    return with_snapshots(pool, attempt, max_attempts=max_attempts, first=first)
+    return _compacted(pool, with_snapshots(pool, attempt, max_attempts=max_attempts, first=first), compaction)
+
+
+def _compacted(pool: Any, summary: RunSummary, options: Any) -> RunSummary:
+    """Merge the pool's small files once the run is committed, when due (:mod:`lightly_airflow.datapool.compaction`;
+    never fails the run). A dry run committed nothing and compacts nothing."""
+    if summary.dry_run or summary.version is None:
+        return summary
+    from lightly_airflow.datapool.compaction import compact_if_due
+
+    summary.compaction = compact_if_due(pool, options).to_dict()
+    return summary
 
 
 def _with_pick_details(rows: pa.Table, details: pa.Table | None, ranks: list[int | None]) -> pa.Table:

@@ -75,6 +75,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check.add_argument("--format", choices=("table", "json"), default="table")
     check.set_defaults(func=_check)
 
+    compact = sub.add_parser("compact", help="merge the small data files runs left (the select task does it when due)")
+    common(compact)
+    compact.add_argument("--force", action="store_true",
+                         help="merge whatever can be merged, even below --min-small-files")
+    compact.add_argument("--min-small-files", type=int, default=None,
+                         help="merge only when the latest version holds this many small files (default: 50)")
+    compact.add_argument("--target-mb", type=int, default=None, help="size merged files are packed to (default: 32)")
+    compact.set_defaults(func=_compact)
+
 
 def _pool(args: argparse.Namespace) -> Datapool:
     creds = None
@@ -229,3 +238,18 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{args.uri}: {'OK' if not errors else 'DAMAGED'} ({len(errors)} errors, "
               f"{len(findings) - len(errors)} warnings)")
     return 1 if errors else 0
+
+
+def _compact(args: argparse.Namespace) -> int:
+    from lightly_airflow.datapool.compaction import CompactionOptions, compact
+
+    given = {"min_small_files": args.min_small_files,
+             "target_file_bytes": None if args.target_mb is None else args.target_mb * 2**20}
+    result = compact(_pool(args), CompactionOptions(**{k: v for k, v in given.items() if v is not None}),
+                     force=args.force)
+    if result.version is None:
+        print(f"{args.uri}: not compacted ({result.reason}).")
+    else:
+        print(f"{args.uri}: {result.files_removed} files merged into {result.files_added} as version "
+              f"{result.version} in {result.seconds:.1f} s; earlier versions still read their own files.")
+    return 0

@@ -28,6 +28,9 @@ class SelectAndCommitOperator(LightlyBaseOperator):
     :param active_learning: ``{"query_tag_name", "preselected_tag_name", "n_samples_meaning"}`` (templated
         values), see :mod:`lightly_airflow.active_learning`.
     :param asset: the datapool asset to emit an event on.
+    :param compaction: when the pool's small data files are merged after a commit: a
+        :class:`~lightly_airflow.datapool.compaction.CompactionOptions` or its fields as a dict (e.g.
+        ``{"mode": "off"}`` when another engine optimises the table); default ``auto``.
     """
 
     template_fields: Sequence[str] = (
@@ -49,8 +52,11 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         lightly_config: dict[str, Any] | str | None = None,
         active_learning: dict[str, Any] | None = None,
         asset: Asset | None = None,
+        compaction: Any = None,
         **kwargs: Any,
     ) -> None:
+        from lightly_airflow.datapool.compaction import CompactionOptions
+
         alias = None if asset is None else AssetAlias(name=f"{asset.name}-commits")
         if alias is not None:
             kwargs["outlets"] = [*kwargs.get("outlets", []), alias]
@@ -63,6 +69,11 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         self.active_learning = active_learning
         self.asset = asset
         self.asset_alias = alias
+        try:  # wrong options fail when the DAG is parsed, not after a run's embedding
+            self.compaction = compaction if isinstance(compaction, CompactionOptions) else CompactionOptions(
+                **(compaction or {}))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{self.task_id}: compaction {compaction!r} is not valid: {exc}") from None
 
     def execute(self, context: Any) -> dict[str, Any]:
         from lightly_airflow.config import parse_lightly_config, parse_worker_config
@@ -87,6 +98,7 @@ class SelectAndCommitOperator(LightlyBaseOperator):
             selected_sequence_length=worker.selected_sequence_length,
             datasource_credentials=self.datasource_credentials,
             lightly_credentials=self.lightly_credentials,
+            compaction=self.compaction,
         )
         out = summary.to_dict()
         if self.asset is not None and self.asset_alias is not None and summary.version is not None and not summary.dry_run:

@@ -1,0 +1,173 @@
+"""A pool grown run by run keeps reading fast: its small data files are merged, every version reads as before."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from lightly_airflow import columns as C
+from lightly_airflow.datapool import Datapool
+from lightly_airflow.datapool.check import check_pool
+from lightly_airflow.datapool.compaction import (
+    COMPACT_OPERATION,
+    CompactionOptions,
+    compact,
+    compact_if_due,
+    small_files,
+)
+
+from .conftest import commit_run, run_rows
+from .counting_proxy import counting_proxy
+
+#: 12 small runs: 24 data files (one per partition per run).
+RUNS = 12
+DUE = CompactionOptions(min_small_files=20)
+
+
+def grow(pool: Datapool, digits, runs: int = RUNS, start: int = 0) -> None:
+    for r in range(start, start + runs):
+        idx = range(r * 10, r * 10 + 10)
+        commit_run(pool, run_rows(digits, idx, picks=[3, 7, 1]), f"run-{r}")
+
+
+def views(pool: Datapool, version: int) -> dict[str, pa.Table]:
+    snap = pool.snapshot(version)
+    return {
+        "rows": snap.read().sort_by([(C.KEY, "ascending"), ("commit_version", "ascending")]),
+        "selected": snap.selected(),
+        "known": snap.known_files().sort_by(C.KEY),
+        "tag": snap.read(tag="run-3") if version >= 4 else pa.table({}),
+    }
+
+
+def live_files(pool: Datapool) -> int:
+    return len(pool.snapshot().table.file_uris())
+
+
+def test_small_runs_are_merged_in_one_version_and_every_version_reads_as_before(tmp_path, digits) -> None:
+    pool = Datapool(f"file://{tmp_path}/pool")
+    grow(pool, digits)
+    assert live_files(pool) == 2 * RUNS
+    before = {v: views(pool, v) for v in (1, 4, RUNS)}
+    tags_before = pool.tags()
+
+    result = compact(pool, DUE)
+
+    assert result.version == RUNS + 1 and result.files_removed == 2 * RUNS and result.files_added == 2
+    assert live_files(pool) == 2  # one file per partition
+    entry = pool.history()[-1]
+    assert (entry["version"], entry["operation"], entry["run_id"], entry["tag"]) == (RUNS + 1, COMPACT_OPERATION, None, None)
+    assert (entry["rows"], entry["selected"], entry["counts"]) == (None, None, {"files_merged": 2 * RUNS,
+                                                                                "rows_moved": 10 * RUNS})
+    for version, tables in before.items():  # time travel: each earlier version still reads its own files
+        assert views(pool, version) == tables
+    latest = views(pool, RUNS + 1)
+    for name in ("rows", "selected", "known"):
+        assert latest[name] == before[RUNS][name]
+    assert latest["selected"].column(C.KEY).to_pylist() == before[RUNS]["selected"].column(C.KEY).to_pylist()
+    tags = pool.tags()
+    assert [t for t in tags if t["name"] != C.INITIAL_TAG] == [t for t in tags_before if t["name"] != C.INITIAL_TAG]
+    assert tags[0]["count"] == tags_before[0]["count"] == 3 * RUNS
+    assert [f for f in check_pool(pool.uri) if f.level == "error"] == []
+    # Next runs commit on top of the compacted version; nothing is due again until small files gather.
+    grow(pool, digits, runs=2, start=RUNS)
+    assert pool.snapshot().selected().num_rows == 3 * (RUNS + 2)
+    assert compact(pool, DUE).version is None
+
+
+def test_nothing_happens_below_the_threshold_or_when_off(tmp_path, digits) -> None:
+    pool = Datapool(f"file://{tmp_path}/pool")
+    grow(pool, digits, runs=5)
+    assert small_files(pool.snapshot().table, DUE) == 10
+    assert compact(pool, DUE).reason == "10 small files, fewer than 20"
+    assert compact(pool, CompactionOptions(mode="off", min_small_files=2)).version is None
+    assert pool.version() == 5
+    assert compact(pool, DUE, force=True).version == 6
+    with pytest.raises(ValueError, match="mode"):
+        CompactionOptions(mode="on")  # type: ignore[arg-type]
+
+
+def test_a_large_file_between_small_ones_stays_as_it_is(tmp_path, digits) -> None:
+    pool = Datapool(f"file://{tmp_path}/pool")
+    grow(pool, digits, runs=5)
+    commit_run(pool, run_rows(digits, range(len(digits[0])), picks=[0, 5]), "run-big")  # version 6: a large file
+    grow(pool, digits, runs=4, start=6)
+    options = CompactionOptions(min_small_files=2, target_file_bytes=2**17)
+    table = pool.snapshot().table
+    big = [p for p, size in zip(table.get_add_actions(flatten=True).column("path").to_pylist(),
+                                table.get_add_actions(flatten=True).column("size_bytes").to_pylist())
+           if size >= options.target_file_bytes // 2]
+    assert len(big) == 1 and big[0].startswith("selected=false")
+    before = views(pool, 10)
+
+    result = compact(pool, options)
+
+    assert result.version == 11 and result.files_removed == 19  # 9 + 10 small files, the big one kept
+    files = pool.snapshot().table.get_add_actions(flatten=True).column("path").to_pylist()
+    assert big[0] in files and len(files) == 3
+    assert views(pool, 11) == before
+    assert views(pool, 10) == before
+
+
+def test_a_run_committing_during_a_compaction_lands_and_the_compaction_waits(tmp_path, digits, caplog) -> None:
+    pool = Datapool(f"file://{tmp_path}/pool")
+    grow(pool, digits)
+    opened = pool._open
+
+    def open_then_another_run_commits(version=None):
+        table = opened(version)
+        pool._open = opened  # type: ignore[method-assign]
+        commit_run(pool, run_rows(digits, range(500, 510), picks=[0]), "run-late")  # lands between read and commit
+        return table
+
+    pool._open = open_then_another_run_commits  # type: ignore[method-assign]
+    result = compact_if_due(pool, DUE)
+    assert result.version is None and result.reason.startswith("skipped"), result
+    assert "Compaction of" in caplog.text and "the next run compacts instead" in caplog.text
+    assert [(e["version"], e["run_id"]) for e in pool.history()[-2:]] == [(RUNS, f"run-{RUNS - 1}"), (RUNS + 1, "run-late")]
+    assert pool.snapshot().selected().num_rows == 3 * RUNS + 1
+    assert live_files(pool) == 2 * RUNS + 2
+    assert compact_if_due(pool, DUE).version == RUNS + 2  # the next call does it
+    assert pool.snapshot().selected().num_rows == 3 * RUNS + 1 and live_files(pool) == 2
+
+
+def test_a_compaction_that_conflicts_is_skipped_and_the_pool_is_intact(tmp_path, digits, caplog) -> None:
+    pool = Datapool(f"file://{tmp_path}/pool")
+    grow(pool, digits)
+    opened = pool._open
+
+    def open_then_another_compaction_lands(version=None):
+        table = opened(version)
+        assert compact(Datapool(pool.uri), DUE).version == RUNS + 1  # removes the same files first
+        return table
+
+    pool._open = open_then_another_compaction_lands  # type: ignore[method-assign]
+    result = compact_if_due(pool, DUE)
+    pool._open = opened  # type: ignore[method-assign]
+    assert result.version is None and result.reason.startswith("skipped"), result
+    assert "Compaction of" in caplog.text and "skipped" in caplog.text
+    # Every row once (delta-rs' own OPTIMIZE lands both and the pool reads each row twice).
+    assert pool.version() == RUNS + 1 and live_files(pool) == 2
+    assert pool.snapshot().read().num_rows == 10 * RUNS
+    assert pool.snapshot().selected().num_rows == 3 * RUNS
+    assert [f for f in check_pool(pool.uri) if f.level == "error"] == []
+
+
+def test_reading_a_compacted_pool_on_s3_opens_one_file_per_partition(s3_bucket, digits) -> None:
+    pool = Datapool(f"{s3_bucket.uri}/pool", s3_bucket.credentials)
+    grow(pool, digits)
+    with counting_proxy(s3_bucket.credentials) as (creds, requests):
+        counted = Datapool(f"{s3_bucket.uri}/pool", creds)
+        snap = counted.snapshot()
+        requests.reset()
+        selected, known = snap.selected(), snap.known_files().sort_by(C.KEY)
+        before = requests.reset()
+        compact(counted, DUE)
+        snap = counted.snapshot()
+        requests.reset()
+        assert (snap.selected(), snap.known_files().sort_by(C.KEY)) == (selected, known)
+        after = requests.reset()
+    # Before: each of the 24 small files is fetched; after: the two merged ones.
+    assert before["GET"] >= 2 * RUNS, before
+    assert after["GET"] <= before["GET"] / 4, (before, after)
+
