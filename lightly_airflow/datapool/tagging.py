@@ -19,9 +19,10 @@ from typing import Any
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable
+from deltalake.exceptions import CommitFailedError
 
 from lightly_airflow import columns as C
-from lightly_airflow.datapool.errors import DatapoolError, TagExistsError
+from lightly_airflow.datapool.errors import ConcurrentCommitError, DatapoolError, TagExistsError
 from lightly_airflow.datapool.pool import Datapool, validate_tag
 from lightly_airflow.datapool.reading import quote_literal
 from lightly_airflow.datapool.rows import COMMIT_VERSION
@@ -94,15 +95,22 @@ def create_tag(
         "config": {"source": source or {}}, "created_at": datetime.now(UTC).isoformat(),
     }
     tags = f"t.{C.TAGS}"
-    metrics = (
-        table.merge(
-            source=wanted, predicate=f"t.{C.SAMPLE_ID} = s.{C.SAMPLE_ID} AND t.{COMMIT_VERSION} = s.{COMMIT_VERSION}",
-            source_alias="s", target_alias="t",
-            commit_properties=CommitProperties(custom_metadata={"lightly": meta}, max_commit_retries=0),
+    try:
+        metrics = (
+            table.merge(
+                source=wanted, predicate=f"t.{C.SAMPLE_ID} = s.{C.SAMPLE_ID} AND t.{COMMIT_VERSION} = s.{COMMIT_VERSION}",
+                source_alias="s", target_alias="t",
+                commit_properties=CommitProperties(custom_metadata={"lightly": meta}, max_commit_retries=0),
+            )
+            .when_matched_update({C.TAGS: f"array_append({tags}, {quote_literal(name)})"})
+            .execute()
         )
-        .when_matched_update({C.TAGS: f"array_append({tags}, {quote_literal(name)})"})
-        .execute()
-    )
+    except CommitFailedError:  # delta-rs says only "Failed to commit transaction: 0"
+        raise ConcurrentCommitError(
+            f"Tag {name!r} was not made: a run or a compaction committed to {pool.uri} (now version "
+            f"{pool.version()}) while it was being written. Nothing was tagged; make the tag again.",
+            read_version=int(table.version()), current_version=pool.version(),
+        ) from None
     updated = int(metrics.get("num_target_rows_updated", 0))
     version = int(_table(pool).version())
     if updated != wanted.num_rows:

@@ -229,7 +229,8 @@ def add_curation_routes(app: FastAPI) -> None:
 
     @app.exception_handler(DatapoolError)
     async def _datapool(request: Request, exc: DatapoolError) -> Response:
-        return A._error(request, 409 if type(exc).__name__ == "TagExistsError" else 400, "Not done", str(exc))
+        conflict = type(exc).__name__ in ("TagExistsError", "ConcurrentCommitError")
+        return A._error(request, 409 if conflict else 400, "Not done", str(exc))
 
     # -------------------------------------------------------------- static
     @app.get("/static/{name}")

@@ -171,3 +171,25 @@ def test_reading_a_compacted_pool_on_s3_opens_one_file_per_partition(s3_bucket, 
     assert before["GET"] >= 2 * RUNS, before
     assert after["GET"] <= before["GET"] / 4, (before, after)
 
+
+
+def test_a_hand_made_tag_and_a_compaction_racing_keep_every_row_once(tmp_path, digits, monkeypatch) -> None:
+    from lightly_airflow.datapool import ConcurrentCommitError, tagging
+
+    pool = Datapool(f"file://{tmp_path}/pool")
+    grow(pool, digits)
+    rows = pool.snapshot().read(columns=[C.SAMPLE_ID, "commit_version"]).slice(0, 3)
+    opened = tagging._table
+
+    def open_then_compaction_lands(p):
+        table = opened(p)
+        assert compact(Datapool(pool.uri), DUE).version == RUNS + 1
+        return table
+
+    monkeypatch.setattr(tagging, "_table", open_then_compaction_lands)
+    with pytest.raises(ConcurrentCommitError, match="Tag 'hand' was not made: a run or a compaction committed"):
+        tagging.create_tag(pool, "hand", rows)
+    monkeypatch.setattr(tagging, "_table", opened)
+    assert pool.version() == RUNS + 1 and pool.snapshot().read().num_rows == 10 * RUNS
+    assert tagging.create_tag(pool, "hand", rows)["count"] == 3  # made again: it lands
+    assert pool.snapshot().read(tag="hand").num_rows == 3 and pool.snapshot().read().num_rows == 10 * RUNS
