@@ -122,12 +122,21 @@ def write_listing_skips(
 
 
 def read_listing_skips(datapool_uri: str, run_id: str, credentials: StorageCredentials | None = None) -> dict[str, Any]:
-    """``listing.json`` of a run (``{}`` when the listing wrote none); :meth:`ListingSkips.from_dict` reads it."""
-    fs, path = filesystem(listing_uri(datapool_uri, run_id), credentials)
+    """``listing.json`` of a run (``{}`` when the listing wrote none); :meth:`ListingSkips.from_dict` reads it.
+
+    :raises DamagedStagingFile: when it is not JSON (cut short), naming it and the list task.
+    """
+    uri = listing_uri(datapool_uri, run_id)
+    fs, path = filesystem(uri, credentials)
     try:
-        value = json.loads(fs.cat_file(path))
+        data = fs.cat_file(path)
     except FileNotFoundError:
         return {}
+    try:
+        value = json.loads(data)
+    except ValueError as exc:  # (a bare "Expecting property name enclosed in double quotes" in the select task)
+        raise DamagedStagingFile(f"Staging file {uri} is damaged: {exc}. Fix: clear the {WRITER[MANIFEST]} so it "
+                                 "writes the file again, then this task.") from None
     return value if isinstance(value, dict) else {}
 
 

@@ -100,10 +100,12 @@ def _all(source: Path, pool: Path, manifest: str) -> None:
     (lambda m: staging.sibling_uri(m, staging.PREDICTIONS), "predictions task of this shard", _predictions, _cut),
     (lambda m: staging.errors_uri(m, staging.METADATA), "metadata task of this shard", _metadata, _cut),
     (lambda m: m, "list task of this run", _all, _cut),
+    (lambda m: m.rsplit(f"/{staging.MANIFEST}/", 1)[0] + f"/{staging.LISTING_FILE}", "list task of this run", _all,
+     _cut),
     (lambda m: staging.sibling_uri(m, staging.EMBEDDINGS), "embed task of this shard", _embed, _change),
     (lambda m: m, "list task of this run", _all, _change),
-], ids=["embeddings", "metadata", "predictions", "metadata-errors", "manifest", "embeddings-changed",
-        "manifest-changed"])
+], ids=["embeddings", "metadata", "predictions", "metadata-errors", "manifest", "listing-json",
+        "embeddings-changed", "manifest-changed"])
 def test_a_damaged_staging_file_is_named_and_a_rerun_of_its_task_commits_the_untouched_result(
         tmp_path: Path, untouched: tuple[Path, object], damaged, task: str, rerun, damage) -> None:
     from lightly_airflow.datapool import Datapool
