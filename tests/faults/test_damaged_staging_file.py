@@ -43,9 +43,9 @@ def _cut(uri: str) -> Path:
     return path
 
 
-def _largest_chunk(path: Path) -> tuple[int, int]:
+def _largest_chunk(source: Path | pa.BufferReader) -> tuple[int, int]:
     """The byte range of the data pages of the file's largest column chunk (after its dictionary page)."""
-    meta = pq.ParquetFile(path).metadata
+    meta = pq.ParquetFile(source).metadata
     chunk = max((meta.row_group(r).column(c) for r in range(meta.num_row_groups) for c in range(meta.num_columns)),
                 key=lambda col: col.total_compressed_size)
     return chunk.data_page_offset, (chunk.dictionary_page_offset or chunk.data_page_offset) + chunk.total_compressed_size
@@ -201,3 +201,23 @@ def test_a_store_error_is_not_taken_for_damage(tmp_path: Path) -> None:
     with pytest.raises(IsADirectoryError):
         staging.read_staging(f"file://{folder}", None, staging.WRITER[staging.EMBEDDINGS])
     assert staging.read_staging(f"file://{folder.parent}/shard-00001.parquet", None, "x") is None
+
+
+def test_a_changed_staging_file_on_s3_is_named_and_a_missing_one_is_none(s3_bucket) -> None:
+    """The same on an object store (the bytes are fetched in one read, then decoded)."""
+    from lightly_airflow.storage import filesystem, write_parquet
+
+    creds = s3_bucket.credentials
+    manifest = staging.shard_uri(f"{s3_bucket.uri}/pool", "r1", staging.MANIFEST, 0)
+    uri = write_parquet(_objects_table(), staging.sibling_uri(manifest, staging.EMBEDDINGS), creds)
+    writer = staging.WRITER[staging.EMBEDDINGS]
+    assert staging.read_staging(uri, creds, writer).equals(_objects_table())
+    fs, path = filesystem(uri, creds)
+    data = bytearray(fs.cat_file(path))
+    start, end = _largest_chunk(pa.BufferReader(bytes(data)))
+    middle = start + (end - start) // 2
+    data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])
+    fs.pipe_file(path, bytes(data))
+    with pytest.raises(staging.DamagedStagingFile, match=rf"Staging file {uri} is damaged: .*clear the embed task"):
+        staging.read_staging(uri, creds, writer)
+    assert staging.read_staging(uri.replace("shard-00000", "shard-00001"), creds, writer) is None
