@@ -32,7 +32,8 @@ def seekable_format(container: Any) -> bool:
 
 
 def container_seekable(source: Any) -> bool:
-    """:func:`seekable_format` of a video (a path or a binary file object), opening only its header."""
+    """:func:`seekable_format` of a video (a path or a binary file object), opening it without a demux pass
+    (FFmpeg reads the header; a format without one, MPEG-PS/TS, is probed from its first packets, ~5 MB at most)."""
     import av
 
     with av.open(source, mode="r") as container:
