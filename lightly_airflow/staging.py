@@ -32,7 +32,6 @@ from lightly_airflow.storage import (
     filesystem,
     join_uri,
     protocol_of,
-    read_parquet,
     write_parquet,
 )
 
@@ -123,12 +122,21 @@ def write_listing_skips(
 
 
 def read_listing_skips(datapool_uri: str, run_id: str, credentials: StorageCredentials | None = None) -> dict[str, Any]:
-    """``listing.json`` of a run (``{}`` when the listing wrote none); :meth:`ListingSkips.from_dict` reads it."""
-    fs, path = filesystem(listing_uri(datapool_uri, run_id), credentials)
+    """``listing.json`` of a run (``{}`` when the listing wrote none); :meth:`ListingSkips.from_dict` reads it.
+
+    :raises DamagedStagingFile: when it is not JSON (cut short), naming it and the list task.
+    """
+    uri = listing_uri(datapool_uri, run_id)
+    fs, path = filesystem(uri, credentials)
     try:
-        value = json.loads(fs.cat_file(path))
+        data = fs.cat_file(path)
     except FileNotFoundError:
         return {}
+    try:
+        value = json.loads(data)
+    except ValueError as exc:  # (a bare "Expecting property name enclosed in double quotes" in the select task)
+        raise DamagedStagingFile(f"Staging file {uri} is damaged: {exc}. Fix: clear the {WRITER[MANIFEST]} so it "
+                                 "writes the file again, then this task.") from None
     return value if isinstance(value, dict) else {}
 
 
@@ -218,28 +226,43 @@ def missing_hint(uri: str) -> str:
 
 #: the task that writes each kind of staging file (what to run again when one is damaged)
 WRITER = {MANIFEST: "list task of this run (and the shard tasks after it)", EMBEDDINGS: "embed task of this shard",
-          METADATA: "metadata task of this shard", PREDICTIONS: "predictions task of this shard"}
+          METADATA: "metadata task of this shard", PREDICTIONS: "predictions task of this shard",
+          OBJECTS: "embed task of this shard"}
 
 
 class DamagedStagingFile(ValueError):
-    """A staging file that is not a whole Parquet file (cut short by a store or a copy, emptied by hand)."""
+    """A staging file that is not a whole Parquet file (cut short by a store or a copy, emptied by hand) or whose
+    bytes changed after it was written (a page checksum or the decoder fails)."""
 
 
 def read_staging(uri: str, credentials: StorageCredentials | None, writer: str) -> pa.Table | None:
     """One staging file of a run; ``None`` when it does not exist.
 
+    The file's bytes are fetched first and decoded from memory, so a store's error (permissions, credentials,
+    network) stays what it is and every decoding error is the file's own; the page checksums
+    :func:`storage.write_parquet` writes are verified (without them, bytes changed inside a zstd page mostly
+    decode to other values without any error).
+
     :param writer: the task that writes it (:data:`WRITER`), named in the fix.
-    :raises DamagedStagingFile: when it is not a whole Parquet file, naming it and the task to run again (a retry
-        of the reading task reads the same damaged file).
+    :raises DamagedStagingFile: when it is not a whole, intact Parquet file, naming it and the task to run again
+        (a retry of the reading task reads the same damaged file).
     """
     import pyarrow.lib
+    import pyarrow.parquet as pq
 
+    fs, path = filesystem(uri, credentials)
     try:
-        return read_parquet(uri, credentials, missing_ok=True)
-    except pyarrow.lib.ArrowInvalid as exc:
+        data = fs.cat_file(path)
+    except FileNotFoundError:
+        return None
+    try:
+        return pq.read_table(pa.BufferReader(data), page_checksum_verification=True)
+    except pyarrow.lib.ArrowMemoryError:
+        raise
+    except (pyarrow.lib.ArrowException, OSError) as exc:  # (Arrow's IOError is a plain OSError: "Corrupt …")
         raise DamagedStagingFile(
-            f"Staging file {uri} is damaged: {str(exc).rstrip('.')}. Fix: clear the {writer} so it writes the file "
-            "again, then this task.") from None
+            f"Staging file {uri} is damaged: {' '.join(str(exc).split()).rstrip('.')}. Fix: clear the {writer} so it writes "
+            "the file again, then this task.") from None
 
 
 def read_manifest(

@@ -21,7 +21,7 @@ from lightly_airflow import staging
 from lightly_airflow.metadata.metrics import CROP_METRICS
 from lightly_airflow.objects.shard import DROP_COUNTS, count_key
 from lightly_airflow.objects.spec import ObjectsSpec
-from lightly_airflow.storage import StorageCredentials, map_io, read_parquet
+from lightly_airflow.storage import StorageCredentials, map_io
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,11 @@ def load_run_objects(manifests: list[str], credentials: StorageCredentials | Non
 
     :raises FileNotFoundError: when some shards wrote objects and another did not (its embed task did not
         finish: clear it so it runs again).
+    :raises staging.DamagedStagingFile: when one is not a whole, intact Parquet file.
     """
     uris = [staging.sibling_uri(manifest, staging.OBJECTS) for manifest in manifests]
-    read = map_io(lambda uri: read_parquet(uri, credentials, missing_ok=True), uris)  # (on threads, in order)
+    writer = staging.WRITER[staging.OBJECTS]
+    read = map_io(lambda uri: staging.read_staging(uri, credentials, writer), uris)  # (on threads, in order)
     tables = [table for table in read if table is not None]
     missing = [uri for uri, table in zip(uris, read, strict=True) if table is None]
     if not tables:

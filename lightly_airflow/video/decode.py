@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from lightly_airflow.video.index import NO_VIDEO_STREAM, SEEKABLE_FORMATS, pixel_aspect, reason, video_stream
+from lightly_airflow.video.index import NO_VIDEO_STREAM, pixel_aspect, reason, seekable_format, video_stream
 from lightly_airflow.video.source import raise_read_error
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def decode_frames(
     try:
         stream = _stream(container)
         if seekable is None:
-            seekable = bool(set(str(container.format.name).split(",")) & SEEKABLE_FORMATS)
+            seekable = seekable_format(container)
         if threads:
             stream.thread_type = "AUTO"
         if not seekable or any(p is None for _, p in wanted):

@@ -168,20 +168,55 @@ def analyse_frame(
     return small, metrics, digest.hexdigest(), frame_corruptness(coded, bool(getattr(frame, "is_corrupt", False)))
 
 
-def _chunks(rows: list[FrameRow]) -> list[list[FrameRow]]:
+def _chunks(rows: list[FrameRow], probe: Callable[[str], bool | None] | None = None) -> list[list[FrameRow]]:
+    """The shard's frames in decode chunks: up to :data:`CHUNK_FRAMES` of one video each, all of a video that
+    cannot seek in one.
+
+    :param probe: whether a video's container is of a seekable format (``index.container_seekable``; ``None``:
+        cannot tell), asked once per video whose rows do not say (a manifest written before ``video_seekable``
+        existed) and that would be split into chunks.
+    """
     by_video: dict[str, list[FrameRow]] = collections.defaultdict(list)
     for r in rows:
         by_video[r.video].append(r)
     out: list[list[FrameRow]] = []
+    probed: dict[str, bool | None] = {}
     for video in sorted(by_video):
         items = sorted(by_video[video], key=lambda r: (-1 if r.index is None else r.index))
+        pts = [r.pts for r in items if r.index is not None]
+        seekable = items[0].seekable
+        if seekable is None and probe is not None and len(items) > CHUNK_FRAMES and pts and None not in pts:
+            # Unknown: decide as the index does (unique timestamps, which such a manifest has for these rows, and
+            # the container's format). Planned by timestamps alone, an MPEG-PS/TS with them was decoded from its
+            # start once per chunk.
+            seekable = probed[video] = probe(video)
         # A video that cannot seek (a raw .hevc, an MPEG-PS under any name) is decoded from its start per chunk:
         # its frames are one chunk.
-        sequential = decodes_sequentially(items[0].seekable, [r.pts for r in items if r.index is not None])
+        sequential = decodes_sequentially(seekable, pts)
         size = len(items) if sequential else CHUNK_FRAMES
         for start in range(0, len(items), size):
             out.append(items[start : start + size])
+    if probed:
+        unseekable = [video for video, seekable in probed.items() if seekable is False]
+        logger.info("%d of this shard's videos have no video_seekable flag (a manifest written by an earlier version): "
+                    "their containers say that %d cannot seek, each decoded in one pass (%s)", len(probed),
+                    len(unseekable), ", ".join(unseekable[:5]) + (" …" if len(unseekable) > 5 else ""))
     return out
+
+
+def _probe(datasource_uri: str, credentials: StorageCredentials | None, fs: Any, root: str) -> Callable[[str], bool | None]:
+    """``index.container_seekable`` of a video of the datasource; ``None`` when it cannot be opened (its decode
+    reports why)."""
+    from lightly_airflow.video.index import container_seekable
+
+    def probe(video: str) -> bool | None:
+        try:
+            with open_video_source(datasource_uri, video, credentials, fs=fs, root=root) as source:
+                return container_seekable(source)
+        except Exception:  # noqa: BLE001 - planned by its timestamps; the decode meets the same error
+            return None
+
+    return probe
 
 
 def _thumbnail(frame: Any, thumbs: Any, row: FrameRow) -> None:
@@ -346,8 +381,8 @@ def iter_frame_results(
     :param analyse: false: the object crops only, no model input, metrics, hash or corruptness (frames whose
         values are reused from the datapool: computing them was thrown away).
     """
-    chunks = _chunks(rows)
     fs, root = filesystem(datasource_uri, credentials)
+    chunks = _chunks(rows, _probe(datasource_uri, credentials, fs, root))
     if workers <= 1:
         for chunk in chunks:
             yield from _process_chunk(datasource_uri, chunk, input_size, credentials, fs, root, thumbs,

@@ -25,6 +25,21 @@ logger = logging.getLogger(__name__)
 SEEKABLE_FORMATS = frozenset({"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi"})
 
 
+def seekable_format(container: Any) -> bool:
+    """Whether an opened container's format is one of :data:`SEEKABLE_FORMATS` (``mov,mp4,m4a,…``: any of its
+    names): with unique timestamps, its frames are found by seeking (``VideoIndex.seekable``)."""
+    return bool(set(str(container.format.name).split(",")) & SEEKABLE_FORMATS)
+
+
+def container_seekable(source: Any) -> bool:
+    """:func:`seekable_format` of a video (a path or a binary file object), opening it without a demux pass
+    (FFmpeg reads the header; a format without one, MPEG-PS/TS, is probed from its first packets, ~5 MB at most)."""
+    import av
+
+    with av.open(source, mode="r") as container:
+        return seekable_format(container)
+
+
 @dataclass
 class VideoIndex:
     """The frames of one video as PyAV will decode them.
@@ -278,8 +293,7 @@ def _index_video(source: Any) -> VideoIndex:
             # Truncated files end without an error: the container's header still says how long it was.
             out.problem = (f"the video ends early: {out.n_frames} frames are readable of the {announced} its "
                            "container announces (truncated or damaged file)")
-        formats = set(str(container.format.name).split(","))
-        out.seekable = have_pts and bool(formats & SEEKABLE_FORMATS)
+        out.seekable = have_pts and seekable_format(container)
         if out.n_frames == 0 and out.problem is None:
             out.problem = "the video has no frames"
     finally:

@@ -676,6 +676,68 @@ def test_an_unseekable_video_is_not_split_when_another_video_s_frames_sort_insid
     assert sum(len(v) for v in shards) == 150 and len(uris) > 1
 
 
+def test_a_manifest_without_the_seekable_flag_plans_an_mpeg_ps_by_its_container(tmp_path, monkeypatch, caplog) -> None:
+    """A staged run of the previous version resumed after the upgrade: its manifest has no ``video_seekable``,
+    and the planner went by timestamps alone, so an MPEG-PS (timestamps present) was decoded from its start once
+    per chunk (8.0x the file read here with 8 chunks, quadratic in its length). A missing flag is now unknown:
+    the container's header, opened once per video, decides as the index does; the MP4 beside it still seeks.
+    Logged once; every frame as a full decode has it."""
+    import hashlib
+    import logging
+
+    from lightly_airflow.datasource.manifest import write_manifests
+    from lightly_airflow.staging import read_manifest
+    from lightly_airflow.video import frames as frames_module
+    from lightly_airflow.video.frames import frame_rows
+    from lightly_airflow.video.synthetic import write_video
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _write_mpeg_ps(str(src / "dvd.mpg"), 128)
+    rng = np.random.default_rng(1)
+    write_video(str(src / "phone.mp4"), (rng.integers(0, 255, (48, 64, 3), np.uint8) for _ in range(40)), size=(64, 48))
+    expected = []
+    for _, rgb in full_decode(str(src / "dvd.mpg")):
+        digest = hashlib.sha256(rgb.tobytes())
+        digest.update(f"{rgb.shape}".encode())
+        expected.append(digest.hexdigest())
+    keys = ["dvd.mpg", "phone.mp4"]
+    files = pa.table({C.KEY: keys, C.SIZE: [1, 1], C.ETAG: ["e1", "e2"],
+                      C.MTIME: pa.array([None, None], pa.timestamp("us", tz="UTC"))})
+    old = expand_videos(files, f"file://{src}").drop_columns([C.VIDEO_SEEKABLE])  # as the previous version wrote
+    uris = write_manifests(old, f"file://{tmp_path / 'pool'}", "r1", datasource_uri=f"file://{src}",
+                           min_shard_size=1000)
+    manifest = read_manifest(uris[0]).table
+    assert C.VIDEO_SEEKABLE not in manifest.column_names and None not in manifest.column(C.FRAME_PTS).to_pylist()
+
+    readers = _count_reads(monkeypatch)
+    monkeypatch.setattr(frames_module, "CHUNK_FRAMES", 16)  # 128 frames: 8 chunks, as 4,096 frames at 512
+    rows = [r for r in frame_rows(manifest) if r.video == "dvd.mpg"]
+    with caplog.at_level(logging.INFO, logger=frames_module.__name__):
+        got = {r.row: r for r in iter_frame_results(f"file://{src}", rows, input_size=None, workers=2)}
+    assert [got[r.row].content_hash for r in sorted(rows, key=lambda r: r.index or 0)] == expected
+    # the header (MPEG-PS has none: FFmpeg probes its packets, here the whole small file) and one pass
+    assert sum(r.read_bytes for r in readers) <= 2.1 * os.path.getsize(src / "dvd.mpg")  # was 8.0x
+    said = [r.getMessage() for r in caplog.records if "video_seekable" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("1 of this shard's videos") and "1 cannot seek" in said[0] and "dvd.mpg" in said[0], said
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=frames_module.__name__):
+        planned = frames_module._chunks(frame_rows(manifest), frames_module._probe(f"file://{src}", None, *_fs(src)))
+    sizes = {chunk[0].video: [] for chunk in planned}
+    for chunk in planned:
+        sizes[chunk[0].video].append(len(chunk))
+    assert sizes == {"dvd.mpg": [128], "phone.mp4": [16, 16, 8]}  # the MP4 still seeks to each chunk
+    said = [r.getMessage() for r in caplog.records if "video_seekable" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("2 of this shard's videos") and "phone.mp4" not in said[0], said
+
+
+def _fs(folder) -> tuple:
+    from lightly_airflow.storage import filesystem
+
+    return filesystem(f"file://{folder}")
+
+
 def _write_vfr(path: str, fmt: str, codec: str, frames, *, stream_time_base: bool = False) -> None:
     """A video at a 1/1000 time base with a variable frame rate: frames 33 ms apart, from the 31st 100 ms apart
     (a camera that slows down in the dark), as FFmpeg writes one with ``-enc_time_base 1:1000 -fps_mode vfr``.
