@@ -11,6 +11,7 @@ from lightly_airflow.datapool.check import check_pool
 from lightly_airflow.datapool.compaction import (
     COMPACT_OPERATION,
     CompactionOptions,
+    CompactionResult,
     compact,
     compact_if_due,
     small_files,
@@ -42,6 +43,23 @@ def views(pool: Datapool, version: int) -> dict[str, pa.Table]:
 
 def live_files(pool: Datapool) -> int:
     return len(pool.snapshot().table.file_uris())
+
+
+def compact_while(pool: Datapool, meanwhile) -> CompactionResult:
+    """``compact_if_due`` with ``meanwhile()`` run between its read of the pool and its write."""
+    opened = pool._open
+
+    def open_then(version=None):
+        table = opened(version)
+        pool._open = opened  # type: ignore[method-assign]
+        meanwhile()
+        return table
+
+    pool._open = open_then  # type: ignore[method-assign]
+    try:
+        return compact_if_due(pool, DUE)
+    finally:
+        pool._open = opened  # type: ignore[method-assign]
 
 
 def test_small_runs_are_merged_in_one_version_and_every_version_reads_as_before(tmp_path, digits) -> None:
@@ -112,16 +130,7 @@ def test_a_large_file_between_small_ones_stays_as_it_is(tmp_path, digits) -> Non
 def test_a_run_committing_during_a_compaction_lands_and_the_compaction_waits(tmp_path, digits, caplog) -> None:
     pool = Datapool(f"file://{tmp_path}/pool")
     grow(pool, digits)
-    opened = pool._open
-
-    def open_then_another_run_commits(version=None):
-        table = opened(version)
-        pool._open = opened  # type: ignore[method-assign]
-        commit_run(pool, run_rows(digits, range(500, 510), picks=[0]), "run-late")  # lands between read and commit
-        return table
-
-    pool._open = open_then_another_run_commits  # type: ignore[method-assign]
-    result = compact_if_due(pool, DUE)
+    result = compact_while(pool, lambda: commit_run(pool, run_rows(digits, range(500, 510), picks=[0]), "run-late"))
     assert result.version is None and result.reason.startswith("skipped"), result
     assert "Compaction of" in caplog.text and "the next run compacts instead" in caplog.text
     assert [(e["version"], e["run_id"]) for e in pool.history()[-2:]] == [(RUNS, f"run-{RUNS - 1}"), (RUNS + 1, "run-late")]
@@ -134,16 +143,9 @@ def test_a_run_committing_during_a_compaction_lands_and_the_compaction_waits(tmp
 def test_a_compaction_that_conflicts_is_skipped_and_the_pool_is_intact(tmp_path, digits, caplog) -> None:
     pool = Datapool(f"file://{tmp_path}/pool")
     grow(pool, digits)
-    opened = pool._open
-
-    def open_then_another_compaction_lands(version=None):
-        table = opened(version)
-        assert compact(Datapool(pool.uri), DUE).version == RUNS + 1  # removes the same files first
-        return table
-
-    pool._open = open_then_another_compaction_lands  # type: ignore[method-assign]
-    result = compact_if_due(pool, DUE)
-    pool._open = opened  # type: ignore[method-assign]
+    other = []  # another compaction removes the same files first
+    result = compact_while(pool, lambda: other.append(compact(Datapool(pool.uri), DUE)))
+    assert other[0].version == RUNS + 1
     assert result.version is None and result.reason.startswith("skipped"), result
     assert "Compaction of" in caplog.text and "skipped" in caplog.text
     # Every row once (delta-rs' own OPTIMIZE lands both and the pool reads each row twice).
