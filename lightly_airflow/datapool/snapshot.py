@@ -279,27 +279,24 @@ def cached_history(uri: str, table: DeltaTable) -> list[dict[str, Any]]:
 
     A long-lived pool has one log entry per run, and delta-rs reads them all for each history (one GET each on
     object stores: seconds per thousand runs), while an entry never changes once written. The newest entry
-    already known is read again and must match, so a last entry deleted and committed anew (``datapool check``'s
-    recovery) is not served from memory: the history is then read whole.
+    already known (up to this version) is read again and must match, so a last entry deleted and committed anew
+    (``datapool check``'s recovery) or a pool deleted and made anew at the same place is not served from memory:
+    the history is then read whole.
     """
     top = int(table.version())
     now = time.monotonic()
     with _history_lock:
         hit = _history_cache.get(uri)
-    if hit is not None and now - hit[0] < HISTORY_SECONDS and hit[1]:
-        born, entries = hit
-        known = int(entries[-1]["version"])
-        if known > top:  # a pinned table, or the log was cut back: keep only what this version holds
-            kept = [e for e in entries if e["version"] <= top]
-            with _history_lock:
-                _history_cache[uri] = (born, kept)
-            return list(kept)
-        newer = [e for e in history_of(table, limit=top - known + 1) if known <= e["version"] <= top]
-        if [e["version"] for e in newer] == list(range(known, top + 1)) and _same_entry(newer[0], entries[-1]):
-            merged = entries + newer[1:]
-            with _history_lock:
-                _history_cache[uri] = (born, merged)
-            return list(merged)
+    if hit is not None and now - hit[0] < HISTORY_SECONDS:
+        born, entries = hit[0], [e for e in hit[1] if e["version"] <= top]  # cut: a log cut back, a pinned table
+        if entries:
+            known = int(entries[-1]["version"])
+            newer = [e for e in history_of(table, limit=top - known + 1) if known <= e["version"] <= top]
+            if [e["version"] for e in newer] == list(range(known, top + 1)) and _same_entry(newer[0], entries[-1]):
+                merged = entries + newer[1:]
+                with _history_lock:
+                    _history_cache[uri] = (born, merged)
+                return list(merged)
     full = history_of(table)
     with _history_lock:
         _history_cache[uri] = (now, full)

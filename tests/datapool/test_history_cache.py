@@ -75,3 +75,16 @@ def test_a_log_cut_back_reads_as_the_version_before(tmp_path, digits) -> None:
     assert [e["run_id"] for e in pool.history()][-1] == "run-3"
     grow(pool, digits, 1, start=7)
     assert [e["run_id"] for e in pool.history()][-2:] == ["run-3", "run-7"]
+
+
+def test_a_pool_made_anew_at_the_same_place_is_read_anew(tmp_path, digits) -> None:
+    import shutil
+
+    uri = f"file://{tmp_path}/pool"
+    grow(Datapool(uri), digits, 4)
+    assert [e["run_id"] for e in Datapool(uri).history()][-1] == "run-3"
+    shutil.rmtree(tmp_path / "pool")  # a user wipes a trial pool and starts over
+    commit_run(Datapool(uri), run_rows(digits, range(800, 810), picks=[1]), "again-0")
+    assert [e["run_id"] for e in Datapool(uri).history()] == [None, "again-0"]  # not the old pool's run-0
+    commit_run(Datapool(uri), run_rows(digits, range(810, 820), picks=[1]), "again-1")
+    assert [e["run_id"] for e in Datapool(uri).history()] == [None, "again-0", "again-1"]
