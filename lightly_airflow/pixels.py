@@ -2,17 +2,35 @@
 
 One rule for what an image *looks like*, so its metrics, thumbnail, model input, crops and the UI's boxes all
 see the same pixels: turned upright by its EXIF orientation (as browsers and viewers show it), high-bit-depth
-grayscale scaled to 8 bits, and transparency composited on white (as a page shows it).
+grayscale scaled to 8 bits (by the white the file states, else by a guess that is noted: :func:`white_point`), and
+transparency composited on white (as a page shows it). :func:`open_image` opens the bytes: it reads what Pillow
+does not (a PNG's ``sBIT``) and can decode a JPEG above Pillow's pixel limit at a reduced scale.
 
 A change of what any pass' pixels are raises ``columns.PIXEL_RULES_VERSION``.
 """
 
 from __future__ import annotations
 
+import io
+import struct
+
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, JpegImagePlugin
 
 HIGH_BIT_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+#: ``img.info`` key where :func:`open_image` puts a PNG's significant bits (its ``sBIT`` chunk; Pillow skips it).
+SIGNIFICANT_BITS = "lightly_airflow.significant_bits"
+#: ``img.info`` key of :func:`display_rgb`'s result when the white of a high-bit-depth image was guessed (nothing in
+#: the file said it): the guess in words. The metadata pass logs and counts it (``bit_depth_guessed``).
+WHITE_GUESS = "lightly_airflow.white_guess"
+#: ``img.info`` key where :func:`open_image` puts the stored ``(width, height)`` of a JPEG it set to decode at a
+#: reduced scale because it has more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``.
+FULL_SIZE = "lightly_airflow.full_size"
+#: The 16-bit white of a guess when the largest value is at most this: 12-bit data (industrial and medical cameras).
+TWELVE_BIT_WHITE = 4095
+#: TIFF tags stating the largest sample value: SMaxSampleValue (341) and MaxSampleValue (281).
+TIFF_MAX_SAMPLE_TAGS = ((341, "SMaxSampleValue"), (281, "MaxSampleValue"))
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: The colour transparent pixels are shown on (a page's background; what the UI's thumbnails show).
 TRANSPARENT_BACKGROUND = (255, 255, 255, 255)
 #: EXIF orientation tag, and the values that turn or mirror the picture (1 is "as stored").
@@ -22,15 +40,116 @@ TURNED = frozenset({2, 3, 4, 5, 6, 7, 8})
 SWAPPED = frozenset({5, 6, 7, 8})
 
 
-def eight_bit(img: Image.Image) -> Image.Image:
-    """A high-bit-depth grayscale image (16-bit PNG/TIFF: modes :data:`HIGH_BIT_DEPTH_MODES`) scaled to 8-bit
-    ``L`` (values above 255 mean a 16-bit range: times 255 / 65535); other images as they are. Pillow's
-    ``convert`` would clip every value above 255 to white."""
+def png_significant_bits(data: bytes) -> int | None:
+    """The significant bits a PNG's ``sBIT`` chunk states (the largest over its channels), or ``None``."""
+    if not data.startswith(PNG_SIGNATURE):
+        return None
+    pos = len(PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length, cid = struct.unpack(">I4s", data[pos : pos + 8])
+        if cid in (b"IDAT", b"IEND"):  # sBIT comes before the image data
+            return None
+        if cid == b"sBIT":
+            bits = data[pos + 8 : pos + 8 + min(length, 4)]
+            return max(bits) if bits else None
+        pos += 12 + length
+    return None
+
+
+def open_image(data: bytes, draft: int | None = None, fit: bool = False) -> Image.Image:
+    """Open encoded bytes (header only; nothing decoded yet) the way every pass must: a 16-bit PNG's ``sBIT`` in
+    ``img.info[SIGNIFICANT_BITS]``; ``draft``: a JPEG may be decoded at a reduced DCT scale, never below this side.
+
+    ``fit``: a JPEG with more pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (a satellite image, a panorama, a 100 Mpx
+    camera) is set to decode at the smallest scale 1/2, 1/4 or 1/8 that fits the limit, with its stored size in
+    ``img.info[FULL_SIZE]``, instead of being refused as a decompression bomb (only for passes whose pixels are not
+    read in the stored size's coordinates: metrics, thumbnails, model input).
+
+    :raises Exception: what Pillow raises for bytes it cannot open (``DecompressionBombError`` for too many pixels).
+    """
+    if data[:3] == b"\xff\xd8\xff" and (fit or draft):
+        try:  # without Image.open's pixel check: the draft below decides the decoded size
+            img: Image.Image = JpegImagePlugin.jpeg_factory(io.BytesIO(data))
+        except (SyntaxError, OSError, ValueError, IndexError, TypeError, struct.error):
+            img = Image.open(io.BytesIO(data))  # Pillow's own error (or another reader) for a broken JPEG
+        else:
+            _draft_jpeg(img, draft, fit)
+        return img
+    img = Image.open(io.BytesIO(data))
+    if img.format == "PNG" and img.mode in HIGH_BIT_DEPTH_MODES:
+        bits = png_significant_bits(data)
+        if bits:
+            img.info[SIGNIFICANT_BITS] = bits
+    if img.format in ("JPEG", "MPO") and draft:
+        img.draft("RGB", (draft, draft))
+    return img
+
+
+def _draft_jpeg(img: Image.Image, draft: int | None, fit: bool) -> None:
+    w, h = img.size
+    limit = Image.MAX_IMAGE_PIXELS
+    needed = 1
+    if limit and w * h > limit:
+        fits = [s for s in (2, 4, 8) if -(-w // s) * -(-h // s) <= limit]
+        if not fit or not fits:
+            raise Image.DecompressionBombError(
+                f"{w}x{h} = {w * h} pixels is more than PIL.Image.MAX_IMAGE_PIXELS ({limit})"
+                + ("" if not fit else " even when decoded at 1/8 scale"))
+        needed = fits[0]
+    scale = needed
+    if draft:
+        scale = max(scale, next(s for s in (8, 4, 2, 1) if s <= max(1, min(w // draft, h // draft))))
+    if scale > 1:
+        img.draft("RGB", (w // scale, h // scale))
+    if needed > 1:
+        img.info[FULL_SIZE] = (w, h)
+
+
+def white_point(img: Image.Image, largest: float) -> tuple[float, str | None]:
+    """The value a high-bit-depth image shows as white, and the guess in words when nothing in the file said it.
+
+    Stated: a PNG's ``sBIT`` of n bits (values up to 2^n - 1 are the camera's raw values: white 2^n - 1; larger
+    ones are shifted to 16 bits as the PNG standard says: white (2^n - 1) << (16 - n)), a TIFF's SMaxSampleValue or
+    MaxSampleValue. Else, by the largest value: up to 255 (8-bit data, white 255), up to 4095 (12-bit data, white
+    4095), float data in 0..1 (white 1.0) are guesses; larger values are the container's 16 bits (white 65535).
+    """
+    bits = img.info.get(SIGNIFICANT_BITS)
+    if isinstance(bits, int) and 0 < bits < 16:
+        top = (1 << bits) - 1
+        return float(top if largest <= top else top << (16 - bits)), None
+    tags = getattr(img, "tag_v2", None) or {}
+    for tag, _name in TIFF_MAX_SAMPLE_TAGS:
+        value = tags.get(tag)
+        if isinstance(value, tuple):
+            value = max(value) if value else None
+        if isinstance(value, (int, float)) and 0 < value < 65535:
+            return float(value), None
+    if img.mode == "F" and 0 < largest <= 1.0:
+        return 1.0, f"float values 0..1 guessed to be black..white (largest value {largest:.3g})"
+    if largest <= 0:
+        return 255.0, None
+    if largest <= 255:
+        return 255.0, f"8-bit values guessed: largest value {largest:g} in a {img.mode} image, shown unscaled"
+    if largest <= TWELVE_BIT_WHITE:
+        return float(TWELVE_BIT_WHITE), (
+            f"12-bit values guessed: largest value {largest:g} in a {img.mode} image with no PNG sBIT or TIFF "
+            "MaxSampleValue, scaled by 255/4095")
+    return 65535.0, None
+
+
+def eight_bit(img: Image.Image, source: Image.Image | None = None) -> Image.Image:
+    """A high-bit-depth grayscale image (16-bit PNG/TIFF, 32-bit and float TIFF: modes
+    :data:`HIGH_BIT_DEPTH_MODES`) scaled to 8-bit ``L`` by its :func:`white_point` (read from ``source``, the
+    image as opened, when ``img`` was turned from it), a guess noted in ``info[WHITE_GUESS]``; other images as
+    they are. Pillow's ``convert`` would clip every value above 255 to white."""
     if img.mode not in HIGH_BIT_DEPTH_MODES:
         return img
     arr = np.asarray(img, dtype=np.float64)
-    scale = 255.0 / 65535.0 if arr.size and float(arr.max()) > 255 else 1.0
-    return Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L")
+    white, guess = white_point(source if source is not None else img, float(arr.max()) if arr.size else 0.0)
+    out = Image.fromarray(np.clip(arr * (255.0 / white), 0, 255).astype(np.uint8), "L")
+    if guess:
+        out.info[WHITE_GUESS] = guess
+    return out
 
 
 def orientation(img: Image.Image) -> int:
@@ -61,10 +180,14 @@ def upright_size(img: Image.Image) -> tuple[int, int]:
 def display_rgb(img: Image.Image) -> Image.Image:
     """The RGB image as it is shown: upright (:func:`upright`), high bit depths scaled (:func:`eight_bit`),
     transparency composited on :data:`TRANSPARENT_BACKGROUND`. Every pass that reads an image's pixels uses it."""
-    img = eight_bit(upright(img))
+    img = eight_bit(upright(img), source=img)
     if img.mode == "RGB":
         return img
+    guess = img.info.get(WHITE_GUESS)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
         img = Image.alpha_composite(Image.new("RGBA", img.size, TRANSPARENT_BACKGROUND), img)
-    return img.convert("RGB")
+    img = img.convert("RGB")
+    if guess:
+        img.info[WHITE_GUESS] = guess
+    return img

@@ -98,3 +98,125 @@ def test_a_tiff_with_an_orientation_is_served_upright_to_the_browser(tmp_path: P
     shown = np.asarray(Image.open(io.BytesIO(data)))
     assert content_type == "image/png" and size == (40, 80) and shown.shape == (80, 40, 3)
     assert shown[-30:].mean() > 200 and shown[:30].mean() < 50
+
+
+def _png16(values: np.ndarray, sbit: int | None = None) -> bytes:
+    """A 16-bit grayscale PNG written chunk by chunk (Pillow cannot write ``sBIT``)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    h, w = values.shape
+    rows = b"".join(b"\0" + values[y].astype(">u2").tobytes() for y in range(h))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 0, 0, 0, 0))
+            + (chunk(b"sBIT", bytes([sbit])) if sbit else b"") + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def _ramp(top: int) -> np.ndarray:
+    """A 64×64 horizontal ramp from 0 to ``top``."""
+    return np.tile(np.linspace(0, top, 64).round().astype(np.uint16), (64, 1))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_12_bit_camera_data_in_a_16_bit_file_is_not_black_and_the_guess_is_noted(fmt: str) -> None:
+    """An industrial/medical camera's 12-bit values (0..4095) in a 16-bit PNG/TIFF that states no bit depth were
+    scaled by 255/65535: the brightest pixel came out 15 of 255, a nearly black picture for metrics, thumbnail and
+    model. Now white is 4095, and since nothing in the file said so, the result notes the guess."""
+    data = _encode(Image.fromarray(_ramp(4095)), fmt)
+    result = inspect_image(data, f"cam.{fmt.lower()}")
+    seen: list[Image.Image] = []
+    inspect_image(data, f"cam.{fmt.lower()}", on_image=seen.append)
+    pixels = np.asarray(seen[0])
+    assert pixels.max() == 255 and 120 < pixels.mean() < 135
+    np.testing.assert_array_equal(pixels, np.asarray(open_rgb(data)))
+    assert [kind for kind, _ in result.notes] == ["bit_depth_guessed"]
+    assert "12-bit" in result.notes[0][1] and "4095" in result.notes[0][1]
+
+
+@pytest.mark.parametrize(
+    ("values", "sbit", "brightest"),
+    [
+        (_ramp(1023), 10, 255),  # a 10-bit camera's raw values, sBIT 10: white is 1023 (the guess would say 4095)
+        (_ramp(4095), 12, 255),  # 12-bit raw values, sBIT 12
+        (_ramp(4095) << 4, 12, 255),  # the PNG standard's way: 12-bit values shifted to 16 bits, sBIT 12
+        (_ramp(1023), None, 63),  # nothing stated: the 12-bit guess (a 10-bit image is a quarter bright)
+    ],
+)
+def test_a_png_sbit_chunk_states_the_white(values: np.ndarray, sbit: int | None, brightest: int) -> None:
+    data = _png16(values, sbit)
+    result = inspect_image(data, "cam.png")
+    shown = np.asarray(open_rgb(data))
+    assert shown.max() == brightest
+    assert bool(result.notes) == (sbit is None)
+
+
+def test_a_tiff_max_sample_value_states_the_white() -> None:
+    data = _encode(Image.fromarray(_ramp(1023)), "TIFF", tiffinfo={281: 1023})
+    result = inspect_image(data, "cam.tiff")
+    assert np.asarray(open_rgb(data)).max() == 255 and result.notes == ()
+
+
+def test_a_float_tiff_of_values_0_to_1_is_not_black() -> None:
+    """Normalised float images (``F`` TIFF, 0.0..1.0) were taken as 0..255: every pixel 0 or 1."""
+    data = _encode(Image.fromarray((_ramp(1000) / 1000).astype(np.float32)), "TIFF")
+    result = inspect_image(data, "depth.tiff")
+    shown = np.asarray(open_rgb(data))
+    assert shown.max() == 255 and 120 < shown.mean() < 135
+    assert result.notes[0][0] == "bit_depth_guessed"
+
+
+def test_true_16_bit_and_8_bit_images_are_unchanged() -> None:
+    full = _encode(Image.fromarray(_ramp(65535)), "PNG")
+    assert np.asarray(open_rgb(full)).max() == 255 and inspect_image(full, "a.png").notes == ()
+    eight = _encode(Image.fromarray(_ramp(255).astype(np.uint8)), "PNG")
+    assert np.asarray(open_rgb(eight)).max() == 255 and inspect_image(eight, "a.png").notes == ()
+
+
+def test_a_jpeg_above_the_pixel_limit_is_decoded_reduced_not_called_corrupt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A satellite image or panorama above ``PIL.Image.MAX_IMAGE_PIXELS`` (a 20000×15000 JPEG is 300 Mpx; the
+    limit 89.5 Mpx) was "corrupt: decompression bomb" in the metadata pass and in the model input. A JPEG decodes
+    at 1/2, 1/4 or 1/8 scale for nothing: the metrics, thumbnail and model input come from the scale that fits
+    the limit, ``width``/``height`` stay the stored (upright) size, and the result notes it. Here the limit is
+    lowered to 10,000 pixels so a 400×300 photo stands in for the big one."""
+    array = np.zeros((300, 400, 3), np.uint8)
+    array[:, :200] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned: 300 wide, 400 tall
+    data = _encode(Image.fromarray(array), "JPEG", quality=95, exif=exif.tobytes())
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
+    seen: list[Image.Image] = []
+    result = inspect_image(data, "pano.jpg", on_image=seen.append)
+    assert result.ok, result.reason
+    assert (result.metrics["width"], result.metrics["height"]) == (300, 400)
+    assert seen[0].size == (75, 100)  # 1/4 scale (1/2 would be 30,000 pixels), upright
+    assert 45 < result.metrics["luminance"] < 55
+    assert [kind for kind, _ in result.notes] == ["decoded_reduced"] and "400x300" in result.notes[0][1]
+    from lightly_airflow.embedding.images import decode_image
+
+    assert decode_image(data, 64).shape == (64, 64, 3)
+
+
+def test_images_too_large_to_decode_say_so_with_their_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PNG (decoded whole) above the limit, and a JPEG above it even at 1/8 scale: corrupt, with the size, the
+    limit and what to do, instead of Pillow's "could be decompression bomb DOS attack"."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
+    png = inspect_image(_encode(Image.new("RGB", (400, 300)), "PNG"), "pano.png")  # 12x the limit: Pillow's error
+    assert not png.ok and "too large to decode: 400x300" in png.reason and "MAX_IMAGE_PIXELS" in png.reason
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    jpg = inspect_image(_encode(Image.new("RGB", (400, 300)), "JPEG"), "pano.jpg")  # 1/8: 50x38 > 1000
+    assert not jpg.ok and "too large to decode: 400x300" in jpg.reason
+
+
+def test_the_ui_shows_a_12_bit_png_as_the_passes_see_it(tmp_path: Path) -> None:
+    """The full image of a 16-bit PNG went to the browser as stored, which shows its high bytes: 12-bit camera data
+    nearly black next to its (scaled) thumbnail. It is converted like a TIFF now, and its crops match."""
+    data = _png16(_ramp(4095), 12)
+    (tmp_path / "cam.png").write_bytes(data)
+    served, content_type, size = read_image(str(tmp_path), "cam.png", None)
+    shown = np.asarray(Image.open(io.BytesIO(served)).convert("RGB"))
+    assert content_type == "image/png" and size == (64, 64)
+    np.testing.assert_array_equal(shown, np.asarray(open_rgb(data)))
+    crop = np.asarray(Image.open(io.BytesIO(read_crop(str(tmp_path), "cam.png", [32, 0, 32, 8], None))))
+    assert crop.min() >= 127
