@@ -141,10 +141,13 @@ def eight_bit(img: Image.Image, source: Image.Image | None = None) -> Image.Imag
     """A high-bit-depth grayscale image (16-bit PNG/TIFF, 32-bit and float TIFF: modes
     :data:`HIGH_BIT_DEPTH_MODES`) scaled to 8-bit ``L`` by its :func:`white_point` (read from ``source``, the
     image as opened, when ``img`` was turned from it), a guess noted in ``info[WHITE_GUESS]``; other images as
-    they are. Pillow's ``convert`` would clip every value above 255 to white."""
+    they are. Not-a-number values of a float image are black. Pillow's ``convert`` would clip every value above
+    255 to white."""
     if img.mode not in HIGH_BIT_DEPTH_MODES:
         return img
     arr = np.asarray(img, dtype=np.float64)
+    if img.mode == "F":  # NaN (a depth map's or elevation model's "no data") and infinities are black
+        arr = np.where(np.isfinite(arr), arr, 0.0)
     white, guess = white_point(source if source is not None else img, float(arr.max()) if arr.size else 0.0)
     out = Image.fromarray(np.clip(arr * (255.0 / white), 0, 255).astype(np.uint8), "L")
     if guess:

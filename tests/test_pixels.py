@@ -220,3 +220,14 @@ def test_the_ui_shows_a_12_bit_png_as_the_passes_see_it(tmp_path: Path) -> None:
     np.testing.assert_array_equal(shown, np.asarray(open_rgb(data)))
     crop = np.asarray(Image.open(io.BytesIO(read_crop(str(tmp_path), "cam.png", [32, 0, 32, 8], None))))
     assert crop.min() >= 127
+
+
+def test_a_float_depth_map_with_no_data_pixels_is_not_black() -> None:
+    """One NaN ("no data", common in depth maps and elevation models) made the largest value NaN, so the white
+    fell through to 65535 and the whole picture was black (luminance 0)."""
+    depth = (_ramp(1000) / 1000).astype(np.float32)
+    depth[:4] = np.nan
+    data = _encode(Image.fromarray(depth), "TIFF")
+    shown = np.asarray(open_rgb(data))
+    assert shown[:4].max() == 0 and shown[4:].max() == 255
+    assert inspect_image(data, "depth.tiff").metrics["luminance"] > 40
