@@ -12,6 +12,7 @@ A change of what any pass' pixels are raises ``columns.PIXEL_RULES_VERSION``.
 from __future__ import annotations
 
 import io
+import re
 import struct
 
 import numpy as np
@@ -54,6 +55,45 @@ def png_significant_bits(data: bytes) -> int | None:
             return max(bits) if bits else None
         pos += 12 + length
     return None
+
+
+#: ISO media brands (bytes 8..12, after ``ftyp``) of HEIF images: iPhone photos are HEIC.
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+
+
+def not_an_image(data: bytes) -> str:
+    """Why bytes that Pillow cannot identify are no image, in words a user can act on: what the bytes are when
+    that is plain (a web page or a store's error saved under the image's name, a Git LFS pointer, HEIC, SVG,
+    PDF, text), else Pillow's "unknown format"."""
+    head = data[:1024]
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in HEIF_BRANDS:
+            return ("not an image Pillow can read: the file is HEIC/HEIF (the iPhone's photo format, brand "
+                    f"{brand.decode('latin-1')!r}) and the installed Pillow has no HEIF reader; convert it to JPEG")
+        return (f"not an image Pillow can read: the file is ISO media (brand {brand.decode('latin-1')!r}: a video, "
+                "or an AVIF/HEIF image this Pillow cannot decode)")
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    what = None
+    if text.startswith(b"version https://git-lfs"):
+        what = "a Git LFS pointer, not the image (the data set was copied without `git lfs pull`)"
+    elif text.startswith((b"<!doctype html", b"<html")) or b"<html" in text[:256]:
+        what = "an HTML page (a web server's error or login page saved under the image's name?)"
+    elif b"<svg" in text[:512]:
+        what = "an SVG drawing (vector graphics are not decoded; convert it to PNG)"
+    elif b"<error>" in text[:256]:
+        code = re.search(rb"<code>([^<]{1,64})</code>", head, re.IGNORECASE)
+        what = ("an XML error document" + (f" ({code.group(1).decode('latin-1')})" if code else "")
+                + ", an object store's error response saved under the image's name")
+    elif text.startswith(b"%pdf"):
+        what = "a PDF document"
+    elif text.startswith((b"{", b"[")):
+        what = "JSON text"
+    elif text and all(32 <= c < 127 or c in (9, 10, 13) for c in text[:256]):
+        what = f"text ({bytes(text[:40]).decode('ascii', 'replace')!r}…)"
+    if what is None:
+        return "not an image Pillow can identify (unreadable or unknown format)"
+    return f"not an image: the file is {what}"
 
 
 def open_image(data: bytes, draft: int | None = None, fit: bool = False) -> Image.Image:

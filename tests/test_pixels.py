@@ -231,3 +231,31 @@ def test_a_float_depth_map_with_no_data_pixels_is_not_black() -> None:
     shown = np.asarray(open_rgb(data))
     assert shown[:4].max() == 0 and shown[4:].max() == 255
     assert inspect_image(data, "depth.tiff").metrics["luminance"] > 40
+
+
+NOT_IMAGES = {
+    "error.jpg": (b"<!DOCTYPE html>\n<html><head><title>403 Forbidden</title></head><body>nginx</body></html>",
+                  "an HTML page"),
+    "s3.jpg": (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied'
+               b"</Message></Error>", "XML error document (AccessDenied)"),
+    "lfs.png": (b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a21\nsize 1234567\n", "Git LFS pointer"),
+    "IMG_0001.HEIC": (b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(200), "HEIC/HEIF"),
+    "logo.png": (b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>', "SVG"),
+}
+
+
+def test_files_that_are_no_image_say_what_they_are_in_both_passes(tmp_path: Path) -> None:
+    """An error page or an S3 error saved under a .jpg name, a Git LFS pointer, an iPhone HEIC (no HEIF reader in
+    this Pillow) or an SVG were "not an image Pillow can identify (unreadable or unknown format)" in the metadata
+    pass and "UnidentifiedImageError: cannot identify image file" in the image pass: nothing to act on."""
+    from lightly_airflow.embedding.images import ShardImages
+
+    for key, (data, what) in NOT_IMAGES.items():
+        (tmp_path / key).write_bytes(data)
+        result = inspect_image(data, key)
+        assert not result.ok and what in result.reason, (key, result.reason)
+    keys = list(NOT_IMAGES)
+    batch = ShardImages(str(tmp_path), keys, list(range(len(keys))), input_size=32, batch_size=len(keys))[0]
+    assert batch.status == ["corrupt"] * len(keys)
+    for key, reason in zip(keys, batch.reasons):
+        assert reason is not None and NOT_IMAGES[key][1] in reason, (key, reason)

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from lightly_airflow.columns import STATUS_CORRUPT, STATUS_MISSING, STATUS_OK
-from lightly_airflow.pixels import display_rgb, open_image
+from lightly_airflow.pixels import display_rgb, not_an_image, open_image
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, protocol_of
 
 
@@ -136,6 +136,8 @@ class ShardImages(torch.utils.data.Dataset[ImageBatch]):
             return None, STATUS_CORRUPT, _reason(exc)
         try:
             return decode_image(data, self.input_size), STATUS_OK, None
+        except UnidentifiedImageError:  # say what the bytes are (a saved error page, HEIC, a Git LFS pointer)
+            return None, STATUS_CORRUPT, not_an_image(data)
         except Exception as exc:  # any decoder failure marks this one file, never the shard
             return None, STATUS_CORRUPT, _reason(exc)
 

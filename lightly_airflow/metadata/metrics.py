@@ -31,7 +31,15 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from lightly_airflow.metadata.kernels import laplacian_sums, pixel_sums, uniform_rows
-from lightly_airflow.pixels import FULL_SIZE, SWAPPED, WHITE_GUESS, display_rgb, open_image, orientation
+from lightly_airflow.pixels import (
+    FULL_SIZE,
+    SWAPPED,
+    WHITE_GUESS,
+    display_rgb,
+    not_an_image,
+    open_image,
+    orientation,
+)
 
 METRICS: tuple[str, ...] = (
     "sharpness",
@@ -208,7 +216,7 @@ def inspect_image(
             return ImageResult(None, _too_large(*header[1], limit, header[0]))
         return ImageResult(None, f"decompression bomb: {exc}")
     except UnidentifiedImageError:
-        return ImageResult(None, "not an image Pillow can identify (unreadable or unknown format)")
+        return ImageResult(None, not_an_image(data))
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError, struct.error) as exc:
         text = str(exc) or type(exc).__name__
         if "truncated" in text.lower() or isinstance(exc, EOFError):
