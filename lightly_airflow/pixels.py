@@ -16,7 +16,7 @@ import re
 import struct
 
 import numpy as np
-from PIL import Image, ImageOps, JpegImagePlugin
+from PIL import Image, ImageFile, ImageOps, JpegImagePlugin
 
 HIGH_BIT_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 #: ``img.info`` key where :func:`open_image` puts a PNG's significant bits (its ``sBIT`` chunk; Pillow skips it).
@@ -27,6 +27,12 @@ WHITE_GUESS = "lightly_airflow.white_guess"
 #: ``img.info`` key where :func:`open_image` puts the stored ``(width, height)`` of a JPEG it set to decode at a
 #: reduced scale because it has more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``.
 FULL_SIZE = "lightly_airflow.full_size"
+#: ``img.info`` key where :func:`open_image` keeps the bytes of a 16-bit colour PNG: Pillow decodes only the high
+#: byte of each value (12-bit colour data: at most 15), so :func:`display_rgb` decodes the low bytes too when the
+#: white is below 65535.
+WIDE_COLOUR = "lightly_airflow.wide_colour"
+#: Pillow's unpackers of a 16-bit colour PNG (each value's high byte) and the ones keeping its low byte.
+LOW_BYTES = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
 #: The 16-bit white of a guess when the largest value is at most this: 12-bit data (industrial and medical cameras).
 TWELVE_BIT_WHITE = 4095
 #: TIFF tags stating the largest sample value: SMaxSampleValue (341) and MaxSampleValue (281).
@@ -116,10 +122,13 @@ def open_image(data: bytes, draft: int | None = None, fit: bool = False) -> Imag
             _draft_jpeg(img, draft, fit)
         return img
     img = Image.open(io.BytesIO(data))
-    if img.format == "PNG" and img.mode in HIGH_BIT_DEPTH_MODES:
+    wide_colour = img.mode in ("RGB", "RGBA") and len(data) > 24 and data[24] == 16  # IHDR bit depth
+    if img.format == "PNG" and (img.mode in HIGH_BIT_DEPTH_MODES or wide_colour):
         bits = png_significant_bits(data)
         if bits:
             img.info[SIGNIFICANT_BITS] = bits
+        if wide_colour:
+            img.info[WIDE_COLOUR] = data
     if img.format in ("JPEG", "MPO") and draft:
         img.draft("RGB", (draft, draft))
     return img
@@ -177,6 +186,32 @@ def white_point(img: Image.Image, largest: float) -> tuple[float, str | None]:
     return 65535.0, None
 
 
+def _wide_colour(img: Image.Image) -> Image.Image:
+    """A loaded 16-bit colour PNG (:data:`WIDE_COLOUR`) scaled to 8 bits by its :func:`white_point` (alpha as
+    Pillow decodes it). Pillow's own 8 bits (each value's high byte) stand when the white is 65535."""
+    high = np.asarray(img)
+    bits = img.info.get(SIGNIFICANT_BITS)
+    if not (isinstance(bits, int) and 0 < bits < 16) and (high.size == 0 or int(high[..., :3].max()) >= 16):
+        return img  # values above 4095: 16-bit data, whose high bytes are its 8 bits
+    low_img = Image.open(io.BytesIO(img.info[WIDE_COLOUR]))
+    tiles = low_img.tile
+    if len(tiles) != 1 or tiles[0][0] != "zip" or tiles[0][3] not in LOW_BYTES:  # e.g. 16-bit grey + alpha
+        return img
+    # The same decode with the little-endian unpacker keeps each value's second (low) byte.
+    low_img.tile = [ImageFile._Tile(*tiles[0][:3], LOW_BYTES[tiles[0][3]])]
+    low = np.asarray(low_img)
+    if low.shape != high.shape:
+        return img
+    values = high[..., :3].astype(np.float64) * 256 + low[..., :3]
+    white, guess = white_point(img, float(values.max()))
+    rgb = np.clip(values * (255.0 / white), 0, 255).astype(np.uint8)
+    out = Image.fromarray(np.concatenate([rgb, high[..., 3:]], axis=2) if img.mode == "RGBA" else rgb, img.mode)
+    out.info = {k: v for k, v in img.info.items() if k != WIDE_COLOUR}  # its EXIF orientation, transparency
+    if guess:
+        out.info[WHITE_GUESS] = guess
+    return out
+
+
 def eight_bit(img: Image.Image, source: Image.Image | None = None) -> Image.Image:
     """A high-bit-depth grayscale image (16-bit PNG/TIFF, 32-bit and float TIFF: modes
     :data:`HIGH_BIT_DEPTH_MODES`) scaled to 8-bit ``L`` by its :func:`white_point` (read from ``source``, the
@@ -223,6 +258,8 @@ def upright_size(img: Image.Image) -> tuple[int, int]:
 def display_rgb(img: Image.Image) -> Image.Image:
     """The RGB image as it is shown: upright (:func:`upright`), high bit depths scaled (:func:`eight_bit`),
     transparency composited on :data:`TRANSPARENT_BACKGROUND`. Every pass that reads an image's pixels uses it."""
+    if WIDE_COLOUR in img.info:
+        img = _wide_colour(img)
     img = eight_bit(upright(img), source=img)
     if img.mode == "RGB":
         return img

@@ -101,17 +101,32 @@ def test_a_tiff_with_an_orientation_is_served_upright_to_the_browser(tmp_path: P
 
 
 def _png16(values: np.ndarray, sbit: int | None = None) -> bytes:
-    """A 16-bit grayscale PNG written chunk by chunk (Pillow cannot write ``sBIT``)."""
+    """A 16-bit PNG (grey ``(H, W)``, RGB ``(H, W, 3)`` or RGBA ``(H, W, 4)``) written chunk by chunk: Pillow can
+    write neither ``sBIT`` nor 16-bit colour. Rows alternate the filters None, Sub and Up (byte-wise, as decoders
+    undo them)."""
     import struct
     import zlib
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    h, w = values.shape
-    rows = b"".join(b"\0" + values[y].astype(">u2").tobytes() for y in range(h))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 0, 0, 0, 0))
-            + (chunk(b"sBIT", bytes([sbit])) if sbit else b"") + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    h, w = values.shape[:2]
+    channels = 1 if values.ndim == 2 else values.shape[2]
+    raw = np.frombuffer(values.astype(">u2").tobytes(), np.uint8).reshape(h, -1).astype(np.int16)
+    rows = []
+    for y in range(h):
+        kind = y % 3
+        if kind == 1:  # Sub: minus the byte one pixel to the left
+            row = raw[y] - np.concatenate([np.zeros(2 * channels, np.int16), raw[y][: -2 * channels]])
+        elif kind == 2:  # Up: minus the byte above
+            row = raw[y] - raw[y - 1]
+        else:
+            row = raw[y]
+        rows.append(bytes([kind]) + (row % 256).astype(np.uint8).tobytes())
+    colour_type = {1: 0, 3: 2, 4: 6}[channels]
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))
+            + (chunk(b"sBIT", bytes([sbit] * channels)) if sbit else b"")
+            + chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b""))
 
 
 def _ramp(top: int) -> np.ndarray:
@@ -209,7 +224,7 @@ def test_images_too_large_to_decode_say_so_with_their_size(monkeypatch: pytest.M
     assert not jpg.ok and "too large to decode: 400x300" in jpg.reason
 
 
-def test_the_ui_shows_a_12_bit_png_as_the_passes_see_it(tmp_path: Path) -> None:
+def test_the_ui_shows_a_12_bit_png_as_the_passes_see_it(tmp_path: Path) -> None:  # grey and colour
     """The full image of a 16-bit PNG went to the browser as stored, which shows its high bytes: 12-bit camera data
     nearly black next to its (scaled) thumbnail. It is converted like a TIFF now, and its crops match."""
     data = _png16(_ramp(4095), 12)
@@ -220,6 +235,10 @@ def test_the_ui_shows_a_12_bit_png_as_the_passes_see_it(tmp_path: Path) -> None:
     np.testing.assert_array_equal(shown, np.asarray(open_rgb(data)))
     crop = np.asarray(Image.open(io.BytesIO(read_crop(str(tmp_path), "cam.png", [32, 0, 32, 8], None))))
     assert crop.min() >= 127
+    colour = _png16(_colour_ramp(4095))
+    (tmp_path / "colour.png").write_bytes(colour)
+    served, _, _ = read_image(str(tmp_path), "colour.png", None)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(served)).convert("RGB")), np.asarray(open_rgb(colour)))
 
 
 def test_a_float_depth_map_with_no_data_pixels_is_not_black() -> None:
@@ -259,3 +278,35 @@ def test_files_that_are_no_image_say_what_they_are_in_both_passes(tmp_path: Path
     assert batch.status == ["corrupt"] * len(keys)
     for key, reason in zip(keys, batch.reasons):
         assert reason is not None and NOT_IMAGES[key][1] in reason, (key, reason)
+
+
+def _colour_ramp(top: int) -> np.ndarray:
+    """A 64×64 RGB picture: red rises left to right, green top to bottom, blue is the mean of both (0..``top``)."""
+    red = _ramp(top).astype(np.uint32)
+    return np.dstack([red, red.T, (red + red.T) // 2]).astype(np.uint16)
+
+
+@pytest.mark.parametrize("sbit", [None, 12])
+def test_12_bit_colour_in_a_16_bit_png_is_not_black(sbit: int | None) -> None:
+    """Pillow decodes a 16-bit colour PNG to the high byte of each value: 12-bit colour data (0..4095) came out
+    0..15 of 255 in metrics, thumbnail and model input. The low bytes are decoded too now when the white (stated
+    by sBIT, or guessed) is below 65535, and the colours are scaled like grey ones."""
+    values = _colour_ramp(4095)
+    data = _png16(values, sbit)
+    seen: list[Image.Image] = []
+    result = inspect_image(data, "cam.png", on_image=seen.append)
+    shown = np.asarray(seen[0])
+    np.testing.assert_array_equal(shown, np.asarray(open_rgb(data)))
+    expected = (values.astype(np.float64) * 255 / 4095).astype(np.uint8)
+    np.testing.assert_array_equal(shown, expected)
+    assert [kind for kind, _ in result.notes] == ([] if sbit else ["bit_depth_guessed"])
+
+
+def test_16_bit_colour_with_transparency_and_true_16_bit_colour() -> None:
+    rgba = np.dstack([_colour_ramp(4095), np.full((64, 64), 65535, np.uint16)])
+    rgba[:8, :, 3] = 0  # transparent top rows: white, as everywhere
+    shown = np.asarray(open_rgb(_png16(rgba)))
+    assert shown[:8].min() == 255 and shown[8:, -1, 0].min() == 255  # the rest scaled to full brightness
+    full = _colour_ramp(65535)  # 16-bit data: Pillow's own high bytes, one decode
+    shown = np.asarray(open_rgb(_png16(full)))
+    np.testing.assert_array_equal(shown, (full >> 8).astype(np.uint8))

@@ -49,7 +49,7 @@ def safe_key(key: Any) -> str:
 
 def read_image(datasource_uri: str, key: str, credentials: StorageCredentials | None) -> tuple[bytes, str, tuple[int, int]]:
     """The image as the browser should get it: ``(bytes, content type, (width, height))``."""
-    from lightly_airflow.pixels import HIGH_BIT_DEPTH_MODES, display_rgb, open_image, upright_size
+    from lightly_airflow.pixels import HIGH_BIT_DEPTH_MODES, WIDE_COLOUR, display_rgb, open_image, upright_size
 
     fs, root = filesystem(join_uri(datasource_uri, safe_key(key)), credentials)
     try:
@@ -66,7 +66,7 @@ def read_image(datasource_uri: str, key: str, credentials: StorageCredentials | 
         fmt = img.format or ""
         # Browsers turn them by their EXIF orientation themselves; a 16-bit PNG they would show by its high bytes
         # (12-bit camera data nearly black), so it is converted as the passes see it.
-        if fmt in BROWSER_FORMATS and img.mode not in HIGH_BIT_DEPTH_MODES:
+        if fmt in BROWSER_FORMATS and img.mode not in HIGH_BIT_DEPTH_MODES and WIDE_COLOUR not in img.info:
             return data, BROWSER_FORMATS[fmt], size
         out = io.BytesIO()
         display_rgb(img).save(out, format="PNG")
