@@ -310,3 +310,23 @@ def test_16_bit_colour_with_transparency_and_true_16_bit_colour() -> None:
     full = _colour_ramp(65535)  # 16-bit data: Pillow's own high bytes, one decode
     shown = np.asarray(open_rgb(_png16(full)))
     np.testing.assert_array_equal(shown, (full >> 8).astype(np.uint8))
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG", "TIFF"])
+def test_an_animated_or_multi_page_image_is_its_first_frame_and_says_so(fmt: str) -> None:
+    """An animated GIF/WebP/PNG or a multi-page TIFF (a scan, a microscope stack) was silently its first frame."""
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ("red", "green", "blue")]
+    data = _encode(frames[0], fmt, save_all=True, append_images=frames[1:])
+    seen: list[Image.Image] = []
+    result = inspect_image(data, f"clip.{fmt.lower()}", on_image=seen.append)
+    assert np.asarray(seen[0])[0, 0, 0] > 240 and np.asarray(seen[0])[0, 0, 1] < 20  # red: the first frame
+    assert [kind for kind, _ in result.notes] == ["first_frame_only"] and fmt in result.notes[0][1]
+    single = _encode(frames[1], fmt)
+    assert inspect_image(single, f"still.{fmt.lower()}").notes == ()
+
+
+def test_a_phones_mpo_is_its_photo_without_a_note() -> None:
+    """An MPO's further images are a phone's depth or gain maps, not frames of the sample."""
+    data = _encode(Image.new("RGB", (40, 30), "red"), "MPO", save_all=True, append_images=[Image.new("RGB", (40, 30))])
+    result = inspect_image(data, "photo.jpg")
+    assert result.ok and result.notes == () and result.metrics["meanRed"] > 240

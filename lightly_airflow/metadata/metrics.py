@@ -82,7 +82,8 @@ class ImageResult:
     metrics: dict[str, float] | None
     reason: str | None
     #: What was guessed or reduced for an ok file, ``(kind, words)``: ``bit_depth_guessed`` (a high-bit-depth
-    #: image's white, :func:`lightly_airflow.pixels.white_point`), ``decoded_reduced`` (a JPEG above the pixel limit).
+    #: image's white, :func:`lightly_airflow.pixels.white_point`), ``decoded_reduced`` (a JPEG above the pixel limit),
+    #: ``first_frame_only`` (an animated GIF/WebP/PNG or a multi-page TIFF: its first frame is the sample).
     notes: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -205,8 +206,9 @@ def inspect_image(
                 return ImageResult(None, _too_large(w, h, limit, fmt))
             if w == 0 or h == 0:
                 return ImageResult(None, f"image has no pixels ({w}x{h})")
+            more = _more_frames(img)
             if ImageFile.LOAD_TRUNCATED_IMAGES:  # another library relaxed it; we still want truncation reported
-                return _inspect_strict(img, data, size, on_image)
+                return _inspect_strict(img, data, size, on_image, more)
             img.load()
             rgb_img = display_rgb(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -226,12 +228,26 @@ def inspect_image(
         return ImageResult(None, f"cannot decode image: {type(exc).__name__}: {exc}")
     if on_image is not None:
         on_image(rgb_img)
-    return _result(img, rgb_img, size)
+    return _result(img, rgb_img, size, more)
 
 
-def _result(img: Image.Image, rgb_img: Image.Image, size: int) -> ImageResult:
+def _more_frames(img: Image.Image) -> bool:
+    """Whether an image holds more frames than the first, the sample (animated GIF/WebP/PNG, multi-page TIFF; not
+    MPO, whose further images are a phone photo's depth or gain maps). Reads at most the second frame's header."""
+    if img.format not in ("GIF", "WEBP", "PNG", "TIFF"):
+        return False
+    try:
+        return bool(getattr(img, "is_animated", False))
+    except Exception:  # noqa: BLE001 - a damaged second frame: the first is still the sample
+        return False
+
+
+def _result(img: Image.Image, rgb_img: Image.Image, size: int, more_frames: bool = False) -> ImageResult:
     metrics = _metrics_of_image(rgb_img, size)
     notes: list[tuple[str, str]] = []
+    if more_frames:
+        notes.append(("first_frame_only", f"a {img.format} of more than one frame (animated or multi-page): the "
+                      "first frame is the sample"))
     guess = rgb_img.info.get(WHITE_GUESS)
     if guess:
         notes.append(("bit_depth_guessed", str(guess)))
@@ -268,6 +284,7 @@ def _header(data: bytes) -> tuple[str, tuple[int, int]] | None:
 
 def _inspect_strict(
     img: Image.Image, data: bytes, size: int, on_image: Callable[[Image.Image], None] | None = None,
+    more_frames: bool = False,
 ) -> ImageResult:
     """Decode with truncated images refused even when ``ImageFile.LOAD_TRUNCATED_IMAGES`` was set globally."""
     previous = ImageFile.LOAD_TRUNCATED_IMAGES
@@ -281,4 +298,4 @@ def _inspect_strict(
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
     if on_image is not None:
         on_image(rgb_img)
-    return _result(img, rgb_img, size)
+    return _result(img, rgb_img, size, more_frames)

@@ -44,6 +44,7 @@ STAGE = "metadata"
 NOTE_KINDS = {
     "bit_depth_guessed": "with a high bit depth whose white was guessed (the file states none; docs/metadata-and-predictions.md)",
     "decoded_reduced": "above PIL.Image.MAX_IMAGE_PIXELS decoded at a reduced scale (metrics of the reduced picture)",
+    "first_frame_only": "animated or multi-page, of which the first frame is the sample",
 }
 READ_BATCH = 64
 
@@ -171,7 +172,8 @@ def compute_metadata_shard(
     :param thumbnails_uri: where to write each ok image's thumbnail (default: ``<datapool>/_thumbnails`` when the
         manifest lies in a datapool's ``_staging/``; ``""`` writes none); see :mod:`lightly_airflow.thumbnails`.
     :returns: counts ``ok``, ``corrupt``, ``duplicate``, ``missing``, ``errors``, ``thumbnails``,
-        ``thumbnails_failed`` and of the :data:`NOTE_KINDS` (``bit_depth_guessed``, ``decoded_reduced``), plus
+        ``thumbnails_failed`` and of the :data:`NOTE_KINDS` (``bit_depth_guessed``, ``decoded_reduced``,
+        ``first_frame_only``), plus
         ``output_uri`` and ``errors_uri``.
     :raises TooManyErrorsError: when ``max_error_fraction`` is exceeded.
     """
