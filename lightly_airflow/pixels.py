@@ -250,8 +250,9 @@ def upright(img: Image.Image) -> Image.Image:
 def upright_size(img: Image.Image) -> tuple[int, int]:
     """Width and height as shown (EXIF orientation applied), from the header alone: nothing is decoded.
 
-    Pillow's TIFF reader reports a TIFF's size upright already (and turns its pixels when it loads them)."""
-    w, h = img.size
+    Pillow's TIFF reader reports a TIFF's size upright already (and turns its pixels when it loads them). A JPEG
+    :func:`open_image` set to decode reduced has its stored size."""
+    w, h = img.info.get(FULL_SIZE) or img.size
     return (h, w) if img.format != "TIFF" and orientation(img) in SWAPPED else (w, h)
 
 

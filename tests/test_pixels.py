@@ -330,3 +330,16 @@ def test_a_phones_mpo_is_its_photo_without_a_note() -> None:
     data = _encode(Image.new("RGB", (40, 30), "red"), "MPO", save_all=True, append_images=[Image.new("RGB", (40, 30))])
     result = inspect_image(data, "photo.jpg")
     assert result.ok and result.notes == () and result.metrics["meanRed"] > 240
+
+
+def test_the_ui_shows_a_jpeg_above_the_pixel_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its thumbnail and metrics exist (decoded reduced), but the UI's full image was "cannot be decoded:
+    DecompressionBombError": the browser gets the JPEG as stored, with its stored, upright size."""
+    array = np.zeros((300, 400, 3), np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = _encode(Image.fromarray(array), "JPEG", exif=exif.tobytes())
+    (tmp_path / "pano.jpg").write_bytes(data)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
+    assert read_image(str(tmp_path), "pano.jpg", None) == (data, "image/jpeg", (300, 400))
+    assert image_size(str(tmp_path), "pano.jpg", None) == (300, 400)

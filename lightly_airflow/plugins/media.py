@@ -61,7 +61,7 @@ def read_image(datasource_uri: str, key: str, credentials: StorageCredentials | 
     with fs.open(root, "rb") as f:
         data: bytes = f.read()
     try:
-        img = open_image(data)
+        img = open_image(data, fit=True)  # a JPEG above Pillow's pixel limit is sent as it is, not refused
         size = upright_size(img)
         fmt = img.format or ""
         # Browsers turn them by their EXIF orientation themselves; a 16-bit PNG they would show by its high bytes
@@ -78,14 +78,18 @@ def read_image(datasource_uri: str, key: str, credentials: StorageCredentials | 
 def image_size(datasource_uri: str, key: str, credentials: StorageCredentials | None) -> tuple[int, int] | None:
     """Width and height as the image is shown (EXIF orientation applied: a browser draws a phone photo upright, and
     predicted boxes are in those pixels), from the header (``None`` when it cannot be read)."""
-    from PIL import Image
+    from PIL import Image, JpegImagePlugin
 
     from lightly_airflow.pixels import upright_size
 
     try:
         fs, root = filesystem(join_uri(datasource_uri, safe_key(key)), credentials)
         with fs.open(root, "rb") as f:
-            return upright_size(Image.open(f))
+            try:
+                return upright_size(Image.open(f))
+            except Image.DecompressionBombError:  # a JPEG above the pixel limit is shown (reduced), so is its size
+                f.seek(0)
+                return upright_size(JpegImagePlugin.jpeg_factory(f))
     except Exception:  # noqa: BLE001 - no size: boxes are not drawn, the page says so
         return None
 
