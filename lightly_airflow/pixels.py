@@ -33,6 +33,9 @@ FULL_SIZE = "lightly_airflow.full_size"
 WIDE_COLOUR = "lightly_airflow.wide_colour"
 #: Pillow's unpackers of a 16-bit colour PNG (each value's high byte) and the ones keeping its low byte.
 LOW_BYTES = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
+#: A progressive JPEG keeps every DCT coefficient in memory while it decodes, whatever the scale (a 20000x15000
+#: one: 1.4 GB peak); above this many times ``PIL.Image.MAX_IMAGE_PIXELS`` it is refused, not decoded reduced.
+PROGRESSIVE_LIMIT = 2
 #: The 16-bit white of a guess when the largest value is at most this: 12-bit data (industrial and medical cameras).
 TWELVE_BIT_WHITE = 4095
 #: TIFF tags stating the largest sample value: SMaxSampleValue (341) and MaxSampleValue (281).
@@ -140,10 +143,14 @@ def _draft_jpeg(img: Image.Image, draft: int | None, fit: bool) -> None:
     needed = 1
     if limit and w * h > limit:
         fits = [s for s in (2, 4, 8) if -(-w // s) * -(-h // s) <= limit]
+        too_large = f"too large to decode: {w}x{h} = {w * h / 1e6:.0f} Mpx is more than PIL.Image.MAX_IMAGE_PIXELS "
         if not fit or not fits:
+            raise Image.DecompressionBombError(f"{too_large}({limit / 1e6:.1f} Mpx) even when decoded at 1/8 scale")
+        if (img.info.get("progressive") or img.info.get("progression")) and w * h > PROGRESSIVE_LIMIT * limit:
             raise Image.DecompressionBombError(
-                f"{w}x{h} = {w * h} pixels is more than PIL.Image.MAX_IMAGE_PIXELS ({limit})"
-                + ("" if not fit else " even when decoded at 1/8 scale"))
+                f"{too_large}({limit / 1e6:.1f} Mpx) by more than {PROGRESSIVE_LIMIT}x, and a progressive JPEG is held "
+                "whole in memory while it decodes, at any scale (about 3 bytes per pixel). Save it as a baseline "
+                "JPEG (decoded reduced in little memory) or raise the limit if the workers have the memory")
         needed = fits[0]
     scale = needed
     if draft:

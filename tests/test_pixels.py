@@ -343,3 +343,17 @@ def test_the_ui_shows_a_jpeg_above_the_pixel_limit(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
     assert read_image(str(tmp_path), "pano.jpg", None) == (data, "image/jpeg", (300, 400))
     assert image_size(str(tmp_path), "pano.jpg", None) == (300, 400)
+
+
+def test_a_progressive_jpeg_far_above_the_pixel_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A progressive JPEG holds all its coefficients in memory at any decode scale (a 20000×15000 one: 1.4 GB peak
+    against 1.0 GB baseline), so one far above the limit (a 65535×65535 one would need ~13 GB) is refused with
+    what to do; up to twice the limit it is decoded reduced like a baseline one."""
+    photo = Image.fromarray(np.zeros((300, 400, 3), np.uint8))
+    progressive = _encode(photo, "JPEG", progressive=True)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)  # 12x
+    result = inspect_image(progressive, "pano.jpg")
+    assert not result.ok and "progressive JPEG" in result.reason and "baseline" in result.reason
+    assert inspect_image(_encode(photo, "JPEG"), "pano.jpg").ok  # baseline: decoded reduced
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 70_000)  # 1.7x
+    assert inspect_image(progressive, "pano.jpg").ok

@@ -212,6 +212,8 @@ def inspect_image(
             img.load()
             rgb_img = display_rgb(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        if str(exc).startswith("too large to decode"):  # pixels.open_image's own words for a JPEG
+            return ImageResult(None, str(exc))
         header = _header(data)
         limit = Image.MAX_IMAGE_PIXELS
         if header is not None and limit:
