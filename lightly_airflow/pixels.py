@@ -170,7 +170,7 @@ def white_point(img: Image.Image, largest: float) -> tuple[float, str | None]:
     4095), float data in 0..1 (white 1.0) are guesses; larger values are the container's 16 bits (white 65535).
     """
     bits = img.info.get(SIGNIFICANT_BITS)
-    if isinstance(bits, int) and 0 < bits < 16:
+    if isinstance(bits, int) and 0 < bits <= 16:  # 16: the full range, stated
         top = (1 << bits) - 1
         return float(top if largest <= top else top << (16 - bits)), None
     tags = getattr(img, "tag_v2", None) or {}
@@ -178,7 +178,7 @@ def white_point(img: Image.Image, largest: float) -> tuple[float, str | None]:
         value = tags.get(tag)
         if isinstance(value, tuple):
             value = max(value) if value else None
-        if isinstance(value, (int, float)) and 0 < value < 65535:
+        if isinstance(value, (int, float)) and 0 < value <= 65535:
             return float(value), None
     if img.mode == "F" and 0 < largest <= 1.0:
         return 1.0, f"float values 0..1 guessed to be black..white (largest value {largest:.3g})"

@@ -157,6 +157,7 @@ def test_12_bit_camera_data_in_a_16_bit_file_is_not_black_and_the_guess_is_noted
         (_ramp(4095), 12, 255),  # 12-bit raw values, sBIT 12
         (_ramp(4095) << 4, 12, 255),  # the PNG standard's way: 12-bit values shifted to 16 bits, sBIT 12
         (_ramp(1023), None, 63),  # nothing stated: the 12-bit guess (a 10-bit image is a quarter bright)
+        (_ramp(3500), 16, 13),  # sBIT 16 states the full range: a depth map in mm reaching 3.5 m is not stretched
     ],
 )
 def test_a_png_sbit_chunk_states_the_white(values: np.ndarray, sbit: int | None, brightest: int) -> None:
@@ -167,10 +168,11 @@ def test_a_png_sbit_chunk_states_the_white(values: np.ndarray, sbit: int | None,
     assert bool(result.notes) == (sbit is None)
 
 
-def test_a_tiff_max_sample_value_states_the_white() -> None:
-    data = _encode(Image.fromarray(_ramp(1023)), "TIFF", tiffinfo={281: 1023})
+@pytest.mark.parametrize(("stated", "brightest"), [(1023, 255), (65535, 3)])
+def test_a_tiff_max_sample_value_states_the_white(stated: int, brightest: int) -> None:
+    data = _encode(Image.fromarray(_ramp(1023)), "TIFF", tiffinfo={281: stated})
     result = inspect_image(data, "cam.tiff")
-    assert np.asarray(open_rgb(data)).max() == 255 and result.notes == ()
+    assert np.asarray(open_rgb(data)).max() == brightest and result.notes == ()
 
 
 def test_a_float_tiff_of_values_0_to_1_is_not_black() -> None:
