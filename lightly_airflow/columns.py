@@ -89,7 +89,9 @@ PIXEL_RULES = "pixel_rules"
 #: ``process_all`` instead of staying behind in old rows. Raise it with every change of pixels.
 #: 1 (rows without it): before 2026-12-04. 2: images upright and transparency on white in the metadata pass;
 #: video frames upright by their display matrix, edit lists applied, ``frame_seconds`` from the file's start.
-PIXEL_RULES_VERSION = 2
+#: 3: high bit depths scaled by their stated or guessed white (12-bit data in 16-bit files), JPEGs above
+#: ``PIL.Image.MAX_IMAGE_PIXELS`` decoded at a reduced scale instead of corrupt.
+PIXEL_RULES_VERSION = 3
 
 INITIAL_TAG = "initial-tag"
 

@@ -1002,7 +1002,7 @@ def _listing_notes(skips: ListingSkips) -> list[str]:
         return []
     return [f"{older:,} unchanged files were decoded and embedded again instead of reused: their values in the pool "
             f"were computed under older pixel rules (before version {C.PIXEL_RULES_VERSION}: EXIF orientation, "
-            "video rotation, edit lists)"]
+            "video rotation, edit lists; 3: high bit depths, JPEGs above the pixel limit)"]
 
 
 def listing_skips(

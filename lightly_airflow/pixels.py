@@ -2,17 +2,45 @@
 
 One rule for what an image *looks like*, so its metrics, thumbnail, model input, crops and the UI's boxes all
 see the same pixels: turned upright by its EXIF orientation (as browsers and viewers show it), high-bit-depth
-grayscale scaled to 8 bits, and transparency composited on white (as a page shows it).
+grayscale scaled to 8 bits (by the white the file states, else by a guess that is noted: :func:`white_point`), and
+transparency composited on white (as a page shows it). :func:`open_image` opens the bytes: it reads what Pillow
+does not (a PNG's ``sBIT``) and can decode a JPEG above Pillow's pixel limit at a reduced scale.
 
 A change of what any pass' pixels are raises ``columns.PIXEL_RULES_VERSION``.
 """
 
 from __future__ import annotations
 
+import io
+import re
+import struct
+
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageFile, ImageOps, JpegImagePlugin
 
 HIGH_BIT_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+#: ``img.info`` key where :func:`open_image` puts a PNG's significant bits (its ``sBIT`` chunk; Pillow skips it).
+SIGNIFICANT_BITS = "lightly_airflow.significant_bits"
+#: ``img.info`` key of :func:`display_rgb`'s result when the white of a high-bit-depth image was guessed (nothing in
+#: the file said it): the guess in words. The metadata pass logs and counts it (``bit_depth_guessed``).
+WHITE_GUESS = "lightly_airflow.white_guess"
+#: ``img.info`` key where :func:`open_image` puts the stored ``(width, height)`` of a JPEG it set to decode at a
+#: reduced scale because it has more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``.
+FULL_SIZE = "lightly_airflow.full_size"
+#: ``img.info`` key where :func:`open_image` keeps the bytes of a 16-bit colour PNG: Pillow decodes only the high
+#: byte of each value (12-bit colour data: at most 15), so :func:`display_rgb` decodes the low bytes too when the
+#: white is below 65535.
+WIDE_COLOUR = "lightly_airflow.wide_colour"
+#: Pillow's unpackers of a 16-bit colour PNG (each value's high byte) and the ones keeping its low byte.
+LOW_BYTES = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
+#: A progressive JPEG keeps every DCT coefficient in memory while it decodes, whatever the scale (a 20000x15000
+#: one: 1.4 GB peak); above this many times ``PIL.Image.MAX_IMAGE_PIXELS`` it is refused, not decoded reduced.
+PROGRESSIVE_LIMIT = 2
+#: The 16-bit white of a guess when the largest value is at most this: 12-bit data (industrial and medical cameras).
+TWELVE_BIT_WHITE = 4095
+#: TIFF tags stating the largest sample value: SMaxSampleValue (341) and MaxSampleValue (281).
+TIFF_MAX_SAMPLE_TAGS = ((341, "SMaxSampleValue"), (281, "MaxSampleValue"))
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: The colour transparent pixels are shown on (a page's background; what the UI's thumbnails show).
 TRANSPARENT_BACKGROUND = (255, 255, 255, 255)
 #: EXIF orientation tag, and the values that turn or mirror the picture (1 is "as stored").
@@ -22,15 +50,191 @@ TURNED = frozenset({2, 3, 4, 5, 6, 7, 8})
 SWAPPED = frozenset({5, 6, 7, 8})
 
 
-def eight_bit(img: Image.Image) -> Image.Image:
-    """A high-bit-depth grayscale image (16-bit PNG/TIFF: modes :data:`HIGH_BIT_DEPTH_MODES`) scaled to 8-bit
-    ``L`` (values above 255 mean a 16-bit range: times 255 / 65535); other images as they are. Pillow's
-    ``convert`` would clip every value above 255 to white."""
+def png_significant_bits(data: bytes) -> int | None:
+    """The significant bits a PNG's ``sBIT`` chunk states (the largest over its channels), or ``None``."""
+    if not data.startswith(PNG_SIGNATURE):
+        return None
+    pos = len(PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length, cid = struct.unpack(">I4s", data[pos : pos + 8])
+        if cid in (b"IDAT", b"IEND"):  # sBIT comes before the image data
+            return None
+        if cid == b"sBIT":
+            bits = data[pos + 8 : pos + 8 + min(length, 4)]
+            return max(bits) if bits else None
+        pos += 12 + length
+    return None
+
+
+#: ISO media brands (bytes 8..12, after ``ftyp``) of HEIF images: iPhone photos are HEIC.
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+
+
+def not_an_image(data: bytes) -> str:
+    """Why bytes that Pillow cannot identify are no image, in words a user can act on: what the bytes are when
+    that is plain (a web page or a store's error saved under the image's name, a Git LFS pointer, HEIC, SVG,
+    PDF, text), else Pillow's "unknown format"."""
+    head = data[:1024]
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in HEIF_BRANDS:
+            return ("not an image Pillow can read: the file is HEIC/HEIF (the iPhone's photo format, brand "
+                    f"{brand.decode('latin-1')!r}) and the installed Pillow has no HEIF reader; convert it to JPEG")
+        return (f"not an image Pillow can read: the file is ISO media (brand {brand.decode('latin-1')!r}: a video, "
+                "or an AVIF/HEIF image this Pillow cannot decode)")
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    what = None
+    if text.startswith(b"version https://git-lfs"):
+        what = "a Git LFS pointer, not the image (the data set was copied without `git lfs pull`)"
+    elif text.startswith((b"<!doctype html", b"<html")) or b"<html" in text[:256]:
+        what = "an HTML page (a web server's error or login page saved under the image's name?)"
+    elif b"<svg" in text[:512]:
+        what = "an SVG drawing (vector graphics are not decoded; convert it to PNG)"
+    elif b"<error>" in text[:256]:
+        code = re.search(rb"<code>([^<]{1,64})</code>", head, re.IGNORECASE)
+        what = ("an XML error document" + (f" ({code.group(1).decode('latin-1')})" if code else "")
+                + ", an object store's error response saved under the image's name")
+    elif text.startswith(b"%pdf"):
+        what = "a PDF document"
+    elif text.startswith((b"{", b"[")):
+        what = "JSON text"
+    elif text and all(32 <= c < 127 or c in (9, 10, 13) for c in text[:256]):
+        what = f"text ({bytes(text[:40]).decode('ascii', 'replace')!r}…)"
+    if what is None:
+        return "not an image Pillow can identify (unreadable or unknown format)"
+    return f"not an image: the file is {what}"
+
+
+def open_image(data: bytes, draft: int | None = None, fit: bool = False) -> Image.Image:
+    """Open encoded bytes (header only; nothing decoded yet) the way every pass must: a 16-bit PNG's ``sBIT`` in
+    ``img.info[SIGNIFICANT_BITS]``; ``draft``: a JPEG may be decoded at a reduced DCT scale, never below this side.
+
+    ``fit``: a JPEG with more pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (a satellite image, a panorama, a 100 Mpx
+    camera) is set to decode at the smallest scale 1/2, 1/4 or 1/8 that fits the limit, with its stored size in
+    ``img.info[FULL_SIZE]``, instead of being refused as a decompression bomb (only for passes whose pixels are not
+    read in the stored size's coordinates: metrics, thumbnails, model input).
+
+    :raises Exception: what Pillow raises for bytes it cannot open (``DecompressionBombError`` for too many pixels).
+    """
+    if data[:3] == b"\xff\xd8\xff" and (fit or draft):
+        try:  # without Image.open's pixel check: the draft below decides the decoded size
+            img: Image.Image = JpegImagePlugin.jpeg_factory(io.BytesIO(data))
+        except (SyntaxError, OSError, ValueError, IndexError, TypeError, struct.error):
+            img = Image.open(io.BytesIO(data))  # Pillow's own error (or another reader) for a broken JPEG
+        else:
+            _draft_jpeg(img, draft, fit)
+        return img
+    img = Image.open(io.BytesIO(data))
+    wide_colour = img.mode in ("RGB", "RGBA") and len(data) > 24 and data[24] == 16  # IHDR bit depth
+    if img.format == "PNG" and (img.mode in HIGH_BIT_DEPTH_MODES or wide_colour):
+        bits = png_significant_bits(data)
+        if bits:
+            img.info[SIGNIFICANT_BITS] = bits
+        if wide_colour:
+            img.info[WIDE_COLOUR] = data
+    if img.format in ("JPEG", "MPO") and draft:
+        img.draft("RGB", (draft, draft))
+    return img
+
+
+def _draft_jpeg(img: Image.Image, draft: int | None, fit: bool) -> None:
+    w, h = img.size
+    limit = Image.MAX_IMAGE_PIXELS
+    needed = 1
+    if limit and w * h > limit:
+        fits = [s for s in (2, 4, 8) if -(-w // s) * -(-h // s) <= limit]
+        too_large = f"too large to decode: {w}x{h} = {w * h / 1e6:.0f} Mpx is more than PIL.Image.MAX_IMAGE_PIXELS "
+        if not fit or not fits:
+            raise Image.DecompressionBombError(f"{too_large}({limit / 1e6:.1f} Mpx) even when decoded at 1/8 scale")
+        if (img.info.get("progressive") or img.info.get("progression")) and w * h > PROGRESSIVE_LIMIT * limit:
+            raise Image.DecompressionBombError(
+                f"{too_large}({limit / 1e6:.1f} Mpx) by more than {PROGRESSIVE_LIMIT}x, and a progressive JPEG is held "
+                "whole in memory while it decodes, at any scale (about 3 bytes per pixel). Save it as a baseline "
+                "JPEG (decoded reduced in little memory) or raise the limit if the workers have the memory")
+        needed = fits[0]
+    scale = needed
+    if draft:
+        scale = max(scale, next(s for s in (8, 4, 2, 1) if s <= max(1, min(w // draft, h // draft))))
+    if scale > 1:
+        img.draft("RGB", (w // scale, h // scale))
+    if needed > 1:
+        img.info[FULL_SIZE] = (w, h)
+
+
+def white_point(img: Image.Image, largest: float) -> tuple[float, str | None]:
+    """The value a high-bit-depth image shows as white, and the guess in words when nothing in the file said it.
+
+    Stated: a PNG's ``sBIT`` of n bits (values up to 2^n - 1 are the camera's raw values: white 2^n - 1; larger
+    ones are shifted to 16 bits as the PNG standard says: white (2^n - 1) << (16 - n)), a TIFF's SMaxSampleValue or
+    MaxSampleValue. Else, by the largest value: up to 255 (8-bit data, white 255), up to 4095 (12-bit data, white
+    4095), float data in 0..1 (white 1.0) are guesses; larger values are the container's 16 bits (white 65535).
+    """
+    bits = img.info.get(SIGNIFICANT_BITS)
+    if isinstance(bits, int) and 0 < bits <= 16:  # 16: the full range, stated
+        top = (1 << bits) - 1
+        return float(top if largest <= top else top << (16 - bits)), None
+    tags = getattr(img, "tag_v2", None) or {}
+    for tag, _name in TIFF_MAX_SAMPLE_TAGS:
+        value = tags.get(tag)
+        if isinstance(value, tuple):
+            value = max(value) if value else None
+        if isinstance(value, (int, float)) and 0 < value <= 65535:
+            return float(value), None
+    if img.mode == "F" and 0 < largest <= 1.0:
+        return 1.0, f"float values 0..1 guessed to be black..white (largest value {largest:.3g})"
+    if largest <= 0:
+        return 255.0, None
+    if largest <= 255:
+        return 255.0, f"8-bit values guessed: largest value {largest:g} in a {img.mode} image, shown unscaled"
+    if largest <= TWELVE_BIT_WHITE:
+        return float(TWELVE_BIT_WHITE), (
+            f"12-bit values guessed: largest value {largest:g} in a {img.mode} image with no PNG sBIT or TIFF "
+            "MaxSampleValue, scaled by 255/4095")
+    return 65535.0, None
+
+
+def _wide_colour(img: Image.Image) -> Image.Image:
+    """A loaded 16-bit colour PNG (:data:`WIDE_COLOUR`) scaled to 8 bits by its :func:`white_point` (alpha as
+    Pillow decodes it). Pillow's own 8 bits (each value's high byte) stand when the white is 65535."""
+    high = np.asarray(img)
+    bits = img.info.get(SIGNIFICANT_BITS)
+    if not (isinstance(bits, int) and 0 < bits < 16) and (high.size == 0 or int(high[..., :3].max()) >= 16):
+        return img  # values above 4095: 16-bit data, whose high bytes are its 8 bits
+    low_img = Image.open(io.BytesIO(img.info[WIDE_COLOUR]))
+    tiles = low_img.tile
+    if len(tiles) != 1 or tiles[0][0] != "zip" or tiles[0][3] not in LOW_BYTES:  # e.g. 16-bit grey + alpha
+        return img
+    # The same decode with the little-endian unpacker keeps each value's second (low) byte.
+    low_img.tile = [ImageFile._Tile(*tiles[0][:3], LOW_BYTES[tiles[0][3]])]
+    low = np.asarray(low_img)
+    if low.shape != high.shape:
+        return img
+    values = high[..., :3].astype(np.float64) * 256 + low[..., :3]
+    white, guess = white_point(img, float(values.max()))
+    rgb = np.clip(values * (255.0 / white), 0, 255).astype(np.uint8)
+    out = Image.fromarray(np.concatenate([rgb, high[..., 3:]], axis=2) if img.mode == "RGBA" else rgb, img.mode)
+    out.info = {k: v for k, v in img.info.items() if k != WIDE_COLOUR}  # its EXIF orientation, transparency
+    if guess:
+        out.info[WHITE_GUESS] = guess
+    return out
+
+
+def eight_bit(img: Image.Image, source: Image.Image | None = None) -> Image.Image:
+    """A high-bit-depth grayscale image (16-bit PNG/TIFF, 32-bit and float TIFF: modes
+    :data:`HIGH_BIT_DEPTH_MODES`) scaled to 8-bit ``L`` by its :func:`white_point` (read from ``source``, the
+    image as opened, when ``img`` was turned from it), a guess noted in ``info[WHITE_GUESS]``; other images as
+    they are. Not-a-number values of a float image are black. Pillow's ``convert`` would clip every value above
+    255 to white."""
     if img.mode not in HIGH_BIT_DEPTH_MODES:
         return img
     arr = np.asarray(img, dtype=np.float64)
-    scale = 255.0 / 65535.0 if arr.size and float(arr.max()) > 255 else 1.0
-    return Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L")
+    if img.mode == "F":  # NaN (a depth map's or elevation model's "no data") and infinities are black
+        arr = np.where(np.isfinite(arr), arr, 0.0)
+    white, guess = white_point(source if source is not None else img, float(arr.max()) if arr.size else 0.0)
+    out = Image.fromarray(np.clip(arr * (255.0 / white), 0, 255).astype(np.uint8), "L")
+    if guess:
+        out.info[WHITE_GUESS] = guess
+    return out
 
 
 def orientation(img: Image.Image) -> int:
@@ -53,18 +257,25 @@ def upright(img: Image.Image) -> Image.Image:
 def upright_size(img: Image.Image) -> tuple[int, int]:
     """Width and height as shown (EXIF orientation applied), from the header alone: nothing is decoded.
 
-    Pillow's TIFF reader reports a TIFF's size upright already (and turns its pixels when it loads them)."""
-    w, h = img.size
+    Pillow's TIFF reader reports a TIFF's size upright already (and turns its pixels when it loads them). A JPEG
+    :func:`open_image` set to decode reduced has its stored size."""
+    w, h = img.info.get(FULL_SIZE) or img.size
     return (h, w) if img.format != "TIFF" and orientation(img) in SWAPPED else (w, h)
 
 
 def display_rgb(img: Image.Image) -> Image.Image:
     """The RGB image as it is shown: upright (:func:`upright`), high bit depths scaled (:func:`eight_bit`),
     transparency composited on :data:`TRANSPARENT_BACKGROUND`. Every pass that reads an image's pixels uses it."""
-    img = eight_bit(upright(img))
+    if WIDE_COLOUR in img.info:
+        img = _wide_colour(img)
+    img = eight_bit(upright(img), source=img)
     if img.mode == "RGB":
         return img
+    guess = img.info.get(WHITE_GUESS)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
         img = Image.alpha_composite(Image.new("RGBA", img.size, TRANSPARENT_BACKGROUND), img)
-    return img.convert("RGB")
+    img = img.convert("RGB")
+    if guess:
+        img.info[WHITE_GUESS] = guess
+    return img

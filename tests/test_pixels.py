@@ -98,3 +98,264 @@ def test_a_tiff_with_an_orientation_is_served_upright_to_the_browser(tmp_path: P
     shown = np.asarray(Image.open(io.BytesIO(data)))
     assert content_type == "image/png" and size == (40, 80) and shown.shape == (80, 40, 3)
     assert shown[-30:].mean() > 200 and shown[:30].mean() < 50
+
+
+def _png16(values: np.ndarray, sbit: int | None = None) -> bytes:
+    """A 16-bit PNG (grey ``(H, W)``, RGB ``(H, W, 3)`` or RGBA ``(H, W, 4)``) written chunk by chunk: Pillow can
+    write neither ``sBIT`` nor 16-bit colour. Rows alternate the filters None, Sub and Up (byte-wise, as decoders
+    undo them)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    h, w = values.shape[:2]
+    channels = 1 if values.ndim == 2 else values.shape[2]
+    raw = np.frombuffer(values.astype(">u2").tobytes(), np.uint8).reshape(h, -1).astype(np.int16)
+    rows = []
+    for y in range(h):
+        kind = y % 3
+        if kind == 1:  # Sub: minus the byte one pixel to the left
+            row = raw[y] - np.concatenate([np.zeros(2 * channels, np.int16), raw[y][: -2 * channels]])
+        elif kind == 2:  # Up: minus the byte above
+            row = raw[y] - raw[y - 1]
+        else:
+            row = raw[y]
+        rows.append(bytes([kind]) + (row % 256).astype(np.uint8).tobytes())
+    colour_type = {1: 0, 3: 2, 4: 6}[channels]
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))
+            + (chunk(b"sBIT", bytes([sbit] * channels)) if sbit else b"")
+            + chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b""))
+
+
+def _ramp(top: int) -> np.ndarray:
+    """A 64×64 horizontal ramp from 0 to ``top``."""
+    return np.tile(np.linspace(0, top, 64).round().astype(np.uint16), (64, 1))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_12_bit_camera_data_in_a_16_bit_file_is_not_black_and_the_guess_is_noted(fmt: str) -> None:
+    """An industrial/medical camera's 12-bit values (0..4095) in a 16-bit PNG/TIFF that states no bit depth were
+    scaled by 255/65535: the brightest pixel came out 15 of 255, a nearly black picture for metrics, thumbnail and
+    model. Now white is 4095, and since nothing in the file said so, the result notes the guess."""
+    data = _encode(Image.fromarray(_ramp(4095)), fmt)
+    result = inspect_image(data, f"cam.{fmt.lower()}")
+    seen: list[Image.Image] = []
+    inspect_image(data, f"cam.{fmt.lower()}", on_image=seen.append)
+    pixels = np.asarray(seen[0])
+    assert pixels.max() == 255 and 120 < pixels.mean() < 135
+    np.testing.assert_array_equal(pixels, np.asarray(open_rgb(data)))
+    assert [kind for kind, _ in result.notes] == ["bit_depth_guessed"]
+    assert "12-bit" in result.notes[0][1] and "4095" in result.notes[0][1]
+
+
+@pytest.mark.parametrize(
+    ("values", "sbit", "brightest"),
+    [
+        (_ramp(1023), 10, 255),  # a 10-bit camera's raw values, sBIT 10: white is 1023 (the guess would say 4095)
+        (_ramp(4095), 12, 255),  # 12-bit raw values, sBIT 12
+        (_ramp(4095) << 4, 12, 255),  # the PNG standard's way: 12-bit values shifted to 16 bits, sBIT 12
+        (_ramp(1023), None, 63),  # nothing stated: the 12-bit guess (a 10-bit image is a quarter bright)
+        (_ramp(3500), 16, 13),  # sBIT 16 states the full range: a depth map in mm reaching 3.5 m is not stretched
+    ],
+)
+def test_a_png_sbit_chunk_states_the_white(values: np.ndarray, sbit: int | None, brightest: int) -> None:
+    data = _png16(values, sbit)
+    result = inspect_image(data, "cam.png")
+    shown = np.asarray(open_rgb(data))
+    assert shown.max() == brightest
+    assert bool(result.notes) == (sbit is None)
+
+
+@pytest.mark.parametrize(("stated", "brightest"), [(1023, 255), (65535, 3)])
+def test_a_tiff_max_sample_value_states_the_white(stated: int, brightest: int) -> None:
+    data = _encode(Image.fromarray(_ramp(1023)), "TIFF", tiffinfo={281: stated})
+    result = inspect_image(data, "cam.tiff")
+    assert np.asarray(open_rgb(data)).max() == brightest and result.notes == ()
+
+
+def test_a_float_tiff_of_values_0_to_1_is_not_black() -> None:
+    """Normalised float images (``F`` TIFF, 0.0..1.0) were taken as 0..255: every pixel 0 or 1."""
+    data = _encode(Image.fromarray((_ramp(1000) / 1000).astype(np.float32)), "TIFF")
+    result = inspect_image(data, "depth.tiff")
+    shown = np.asarray(open_rgb(data))
+    assert shown.max() == 255 and 120 < shown.mean() < 135
+    assert result.notes[0][0] == "bit_depth_guessed"
+
+
+def test_true_16_bit_and_8_bit_images_are_unchanged() -> None:
+    full = _encode(Image.fromarray(_ramp(65535)), "PNG")
+    assert np.asarray(open_rgb(full)).max() == 255 and inspect_image(full, "a.png").notes == ()
+    eight = _encode(Image.fromarray(_ramp(255).astype(np.uint8)), "PNG")
+    assert np.asarray(open_rgb(eight)).max() == 255 and inspect_image(eight, "a.png").notes == ()
+
+
+def test_a_jpeg_above_the_pixel_limit_is_decoded_reduced_not_called_corrupt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A satellite image or panorama above ``PIL.Image.MAX_IMAGE_PIXELS`` (a 20000×15000 JPEG is 300 Mpx; the
+    limit 89.5 Mpx) was "corrupt: decompression bomb" in the metadata pass and in the model input. A JPEG decodes
+    at 1/2, 1/4 or 1/8 scale for nothing: the metrics, thumbnail and model input come from the scale that fits
+    the limit, ``width``/``height`` stay the stored (upright) size, and the result notes it. Here the limit is
+    lowered to 10,000 pixels so a 400×300 photo stands in for the big one."""
+    array = np.zeros((300, 400, 3), np.uint8)
+    array[:, :200] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned: 300 wide, 400 tall
+    data = _encode(Image.fromarray(array), "JPEG", quality=95, exif=exif.tobytes())
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
+    seen: list[Image.Image] = []
+    result = inspect_image(data, "pano.jpg", on_image=seen.append)
+    assert result.ok, result.reason
+    assert (result.metrics["width"], result.metrics["height"]) == (300, 400)
+    assert seen[0].size == (75, 100)  # 1/4 scale (1/2 would be 30,000 pixels), upright
+    assert 45 < result.metrics["luminance"] < 55
+    assert [kind for kind, _ in result.notes] == ["decoded_reduced"] and "400x300" in result.notes[0][1]
+    from lightly_airflow.embedding.images import decode_image
+
+    assert decode_image(data, 64).shape == (64, 64, 3)
+
+
+def test_images_too_large_to_decode_say_so_with_their_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PNG (decoded whole) above the limit, and a JPEG above it even at 1/8 scale: corrupt, with the size, the
+    limit and what to do, instead of Pillow's "could be decompression bomb DOS attack"."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
+    png = inspect_image(_encode(Image.new("RGB", (400, 300)), "PNG"), "pano.png")  # 12x the limit: Pillow's error
+    assert not png.ok and "too large to decode: 400x300" in png.reason and "MAX_IMAGE_PIXELS" in png.reason
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    jpg = inspect_image(_encode(Image.new("RGB", (400, 300)), "JPEG"), "pano.jpg")  # 1/8: 50x38 > 1000
+    assert not jpg.ok and "too large to decode: 400x300" in jpg.reason
+
+
+def test_the_ui_shows_a_12_bit_png_as_the_passes_see_it(tmp_path: Path) -> None:  # grey and colour
+    """The full image of a 16-bit PNG went to the browser as stored, which shows its high bytes: 12-bit camera data
+    nearly black next to its (scaled) thumbnail. It is converted like a TIFF now, and its crops match."""
+    data = _png16(_ramp(4095), 12)
+    (tmp_path / "cam.png").write_bytes(data)
+    served, content_type, size = read_image(str(tmp_path), "cam.png", None)
+    shown = np.asarray(Image.open(io.BytesIO(served)).convert("RGB"))
+    assert content_type == "image/png" and size == (64, 64)
+    np.testing.assert_array_equal(shown, np.asarray(open_rgb(data)))
+    crop = np.asarray(Image.open(io.BytesIO(read_crop(str(tmp_path), "cam.png", [32, 0, 32, 8], None))))
+    assert crop.min() >= 127
+    colour = _png16(_colour_ramp(4095))
+    (tmp_path / "colour.png").write_bytes(colour)
+    served, _, _ = read_image(str(tmp_path), "colour.png", None)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(served)).convert("RGB")), np.asarray(open_rgb(colour)))
+
+
+def test_a_float_depth_map_with_no_data_pixels_is_not_black() -> None:
+    """One NaN ("no data", common in depth maps and elevation models) made the largest value NaN, so the white
+    fell through to 65535 and the whole picture was black (luminance 0)."""
+    depth = (_ramp(1000) / 1000).astype(np.float32)
+    depth[:4] = np.nan
+    data = _encode(Image.fromarray(depth), "TIFF")
+    shown = np.asarray(open_rgb(data))
+    assert shown[:4].max() == 0 and shown[4:].max() == 255
+    assert inspect_image(data, "depth.tiff").metrics["luminance"] > 40
+
+
+NOT_IMAGES = {
+    "error.jpg": (b"<!DOCTYPE html>\n<html><head><title>403 Forbidden</title></head><body>nginx</body></html>",
+                  "an HTML page"),
+    "s3.jpg": (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied'
+               b"</Message></Error>", "XML error document (AccessDenied)"),
+    "lfs.png": (b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a21\nsize 1234567\n", "Git LFS pointer"),
+    "IMG_0001.HEIC": (b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(200), "HEIC/HEIF"),
+    "logo.png": (b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>', "SVG"),
+}
+
+
+def test_files_that_are_no_image_say_what_they_are_in_both_passes(tmp_path: Path) -> None:
+    """An error page or an S3 error saved under a .jpg name, a Git LFS pointer, an iPhone HEIC (no HEIF reader in
+    this Pillow) or an SVG were "not an image Pillow can identify (unreadable or unknown format)" in the metadata
+    pass and "UnidentifiedImageError: cannot identify image file" in the image pass: nothing to act on."""
+    from lightly_airflow.embedding.images import ShardImages
+
+    for key, (data, what) in NOT_IMAGES.items():
+        (tmp_path / key).write_bytes(data)
+        result = inspect_image(data, key)
+        assert not result.ok and what in result.reason, (key, result.reason)
+    keys = list(NOT_IMAGES)
+    batch = ShardImages(str(tmp_path), keys, list(range(len(keys))), input_size=32, batch_size=len(keys))[0]
+    assert batch.status == ["corrupt"] * len(keys)
+    for key, reason in zip(keys, batch.reasons):
+        assert reason is not None and NOT_IMAGES[key][1] in reason, (key, reason)
+
+
+def _colour_ramp(top: int) -> np.ndarray:
+    """A 64×64 RGB picture: red rises left to right, green top to bottom, blue is the mean of both (0..``top``)."""
+    red = _ramp(top).astype(np.uint32)
+    return np.dstack([red, red.T, (red + red.T) // 2]).astype(np.uint16)
+
+
+@pytest.mark.parametrize("sbit", [None, 12])
+def test_12_bit_colour_in_a_16_bit_png_is_not_black(sbit: int | None) -> None:
+    """Pillow decodes a 16-bit colour PNG to the high byte of each value: 12-bit colour data (0..4095) came out
+    0..15 of 255 in metrics, thumbnail and model input. The low bytes are decoded too now when the white (stated
+    by sBIT, or guessed) is below 65535, and the colours are scaled like grey ones."""
+    values = _colour_ramp(4095)
+    data = _png16(values, sbit)
+    seen: list[Image.Image] = []
+    result = inspect_image(data, "cam.png", on_image=seen.append)
+    shown = np.asarray(seen[0])
+    np.testing.assert_array_equal(shown, np.asarray(open_rgb(data)))
+    expected = (values.astype(np.float64) * 255 / 4095).astype(np.uint8)
+    np.testing.assert_array_equal(shown, expected)
+    assert [kind for kind, _ in result.notes] == ([] if sbit else ["bit_depth_guessed"])
+
+
+def test_16_bit_colour_with_transparency_and_true_16_bit_colour() -> None:
+    rgba = np.dstack([_colour_ramp(4095), np.full((64, 64), 65535, np.uint16)])
+    rgba[:8, :, 3] = 0  # transparent top rows: white, as everywhere
+    shown = np.asarray(open_rgb(_png16(rgba)))
+    assert shown[:8].min() == 255 and shown[8:, -1, 0].min() == 255  # the rest scaled to full brightness
+    full = _colour_ramp(65535)  # 16-bit data: Pillow's own high bytes, one decode
+    shown = np.asarray(open_rgb(_png16(full)))
+    np.testing.assert_array_equal(shown, (full >> 8).astype(np.uint8))
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG", "TIFF"])
+def test_an_animated_or_multi_page_image_is_its_first_frame_and_says_so(fmt: str) -> None:
+    """An animated GIF/WebP/PNG or a multi-page TIFF (a scan, a microscope stack) was silently its first frame."""
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ("red", "green", "blue")]
+    data = _encode(frames[0], fmt, save_all=True, append_images=frames[1:])
+    seen: list[Image.Image] = []
+    result = inspect_image(data, f"clip.{fmt.lower()}", on_image=seen.append)
+    assert np.asarray(seen[0])[0, 0, 0] > 240 and np.asarray(seen[0])[0, 0, 1] < 20  # red: the first frame
+    assert [kind for kind, _ in result.notes] == ["first_frame_only"] and fmt in result.notes[0][1]
+    single = _encode(frames[1], fmt)
+    assert inspect_image(single, f"still.{fmt.lower()}").notes == ()
+
+
+def test_a_phones_mpo_is_its_photo_without_a_note() -> None:
+    """An MPO's further images are a phone's depth or gain maps, not frames of the sample."""
+    data = _encode(Image.new("RGB", (40, 30), "red"), "MPO", save_all=True, append_images=[Image.new("RGB", (40, 30))])
+    result = inspect_image(data, "photo.jpg")
+    assert result.ok and result.notes == () and result.metrics["meanRed"] > 240
+
+
+def test_the_ui_shows_a_jpeg_above_the_pixel_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its thumbnail and metrics exist (decoded reduced), but the UI's full image was "cannot be decoded:
+    DecompressionBombError": the browser gets the JPEG as stored, with its stored, upright size."""
+    array = np.zeros((300, 400, 3), np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = _encode(Image.fromarray(array), "JPEG", exif=exif.tobytes())
+    (tmp_path / "pano.jpg").write_bytes(data)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
+    assert read_image(str(tmp_path), "pano.jpg", None) == (data, "image/jpeg", (300, 400))
+    assert image_size(str(tmp_path), "pano.jpg", None) == (300, 400)
+
+
+def test_a_progressive_jpeg_far_above_the_pixel_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A progressive JPEG holds all its coefficients in memory at any decode scale (a 20000×15000 one: 1.4 GB peak
+    against 1.0 GB baseline), so one far above the limit (a 65535×65535 one would need ~13 GB) is refused with
+    what to do; up to twice the limit it is decoded reduced like a baseline one."""
+    photo = Image.fromarray(np.zeros((300, 400, 3), np.uint8))
+    progressive = _encode(photo, "JPEG", progressive=True)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)  # 12x
+    result = inspect_image(progressive, "pano.jpg")
+    assert not result.ok and "progressive JPEG" in result.reason and "baseline" in result.reason
+    assert inspect_image(_encode(photo, "JPEG"), "pano.jpg").ok  # baseline: decoded reduced
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 70_000)  # 1.7x
+    assert inspect_image(progressive, "pano.jpg").ok

@@ -11,7 +11,6 @@ target size before the resize, which keeps the CPU free for the forward pass.
 
 from __future__ import annotations
 
-import io
 import re
 import warnings
 from collections.abc import Sequence
@@ -21,10 +20,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from lightly_airflow.columns import STATUS_CORRUPT, STATUS_MISSING, STATUS_OK
-from lightly_airflow.pixels import display_rgb
+from lightly_airflow.pixels import display_rgb, not_an_image, open_image
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, protocol_of
 
 
@@ -52,9 +51,9 @@ def open_rgb(data: bytes, draft: int | None = None) -> Image.Image:
         raise ValueError("empty file (0 bytes)")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        img: Image.Image = Image.open(io.BytesIO(data))
-        if img.format == "JPEG" and draft is not None:
-            img.draft("RGB", (draft, draft))  # DCT-domain downscale, never below the target size
+        # DCT-domain downscale of JPEGs, never below the target size (and a JPEG above Pillow's pixel limit at the
+        # scale that fits it); a 16-bit PNG's sBIT read
+        img: Image.Image = open_image(data, draft=draft, fit=draft is not None)
         img.load()
     return display_rgb(img)
 
@@ -137,6 +136,8 @@ class ShardImages(torch.utils.data.Dataset[ImageBatch]):
             return None, STATUS_CORRUPT, _reason(exc)
         try:
             return decode_image(data, self.input_size), STATUS_OK, None
+        except UnidentifiedImageError:  # say what the bytes are (a saved error page, HEIC, a Git LFS pointer)
+            return None, STATUS_CORRUPT, not_an_image(data)
         except Exception as exc:  # any decoder failure marks this one file, never the shard
             return None, STATUS_CORRUPT, _reason(exc)
 

@@ -31,7 +31,15 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from lightly_airflow.metadata.kernels import laplacian_sums, pixel_sums, uniform_rows
-from lightly_airflow.pixels import display_rgb
+from lightly_airflow.pixels import (
+    FULL_SIZE,
+    SWAPPED,
+    WHITE_GUESS,
+    display_rgb,
+    not_an_image,
+    open_image,
+    orientation,
+)
 
 METRICS: tuple[str, ...] = (
     "sharpness",
@@ -73,6 +81,10 @@ class ImageResult:
 
     metrics: dict[str, float] | None
     reason: str | None
+    #: What was guessed or reduced for an ok file, ``(kind, words)``: ``bit_depth_guessed`` (a high-bit-depth
+    #: image's white, :func:`lightly_airflow.pixels.white_point`), ``decoded_reduced`` (a JPEG above the pixel limit),
+    #: ``first_frame_only`` (an animated GIF/WebP/PNG or a multi-page TIFF: its first frame is the sample).
+    notes: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -166,8 +178,9 @@ def inspect_image(
     """Decode ``data`` fully and compute its metrics, or say why the file is corrupt.
 
     Corrupt: empty file, bytes Pillow cannot identify, a format that does not match the extension (``.jpg``
-    holding a PNG), more pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (decompression bomb), truncated or
-    otherwise undecodable data.
+    holding a PNG), more pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (decompression bomb) unless it is a JPEG that
+    fits at a reduced scale (then the metrics are those of the reduced decode, ``width``/``height`` the stored
+    size's, and a ``decoded_reduced`` note), truncated or otherwise undecodable data.
 
     :param data: the file's bytes.
     :param key: the file's key (its extension is checked against the decoded format).
@@ -180,7 +193,7 @@ def inspect_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = open_image(data, fit=True)
             fmt = img.format or "unknown"
             allowed = EXTENSION_FORMATS.get(_extension(key))
             if allowed is not None and fmt not in allowed:
@@ -190,21 +203,24 @@ def inspect_image(
             w, h = img.size
             limit = Image.MAX_IMAGE_PIXELS
             if limit and w * h > limit:
-                return ImageResult(
-                    None, f"decompression bomb: {w}x{h} = {w * h} pixels exceeds the limit of {limit} pixels"
-                )
+                return ImageResult(None, _too_large(w, h, limit, fmt))
             if w == 0 or h == 0:
                 return ImageResult(None, f"image has no pixels ({w}x{h})")
+            more = _more_frames(img)
             if ImageFile.LOAD_TRUNCATED_IMAGES:  # another library relaxed it; we still want truncation reported
-                return _inspect_strict(img, data, size, on_image)
+                return _inspect_strict(img, data, size, on_image, more)
             img.load()
             rgb_img = display_rgb(img)
-    except Image.DecompressionBombError as exc:
-        return ImageResult(None, f"decompression bomb: {exc}")
-    except Image.DecompressionBombWarning as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        if str(exc).startswith("too large to decode"):  # pixels.open_image's own words for a JPEG
+            return ImageResult(None, str(exc))
+        header = _header(data)
+        limit = Image.MAX_IMAGE_PIXELS
+        if header is not None and limit:
+            return ImageResult(None, _too_large(*header[1], limit, header[0]))
         return ImageResult(None, f"decompression bomb: {exc}")
     except UnidentifiedImageError:
-        return ImageResult(None, "not an image Pillow can identify (unreadable or unknown format)")
+        return ImageResult(None, not_an_image(data))
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError, struct.error) as exc:
         text = str(exc) or type(exc).__name__
         if "truncated" in text.lower() or isinstance(exc, EOFError):
@@ -214,11 +230,63 @@ def inspect_image(
         return ImageResult(None, f"cannot decode image: {type(exc).__name__}: {exc}")
     if on_image is not None:
         on_image(rgb_img)
-    return ImageResult(_metrics_of_image(rgb_img, size), None)
+    return _result(img, rgb_img, size, more)
+
+
+def _more_frames(img: Image.Image) -> bool:
+    """Whether an image holds more frames than the first, the sample (animated GIF/WebP/PNG, multi-page TIFF; not
+    MPO, whose further images are a phone photo's depth or gain maps). Reads at most the second frame's header."""
+    if img.format not in ("GIF", "WEBP", "PNG", "TIFF"):
+        return False
+    try:
+        return bool(getattr(img, "is_animated", False))
+    except Exception:  # noqa: BLE001 - a damaged second frame: the first is still the sample
+        return False
+
+
+def _result(img: Image.Image, rgb_img: Image.Image, size: int, more_frames: bool = False) -> ImageResult:
+    metrics = _metrics_of_image(rgb_img, size)
+    notes: list[tuple[str, str]] = []
+    if more_frames:
+        notes.append(("first_frame_only", f"a {img.format} of more than one frame (animated or multi-page): the "
+                      "first frame is the sample"))
+    guess = rgb_img.info.get(WHITE_GUESS)
+    if guess:
+        notes.append(("bit_depth_guessed", str(guess)))
+    full = img.info.get(FULL_SIZE)
+    if full:
+        w, h = full
+        notes.append(("decoded_reduced", f"{w}x{h} = {w * h} pixels is more than PIL.Image.MAX_IMAGE_PIXELS "
+                      f"({Image.MAX_IMAGE_PIXELS}): metrics and thumbnail from a {img.size[0]}x{img.size[1]} decode"))
+        metrics["width"], metrics["height"] = (h, w) if orientation(img) in SWAPPED else (w, h)
+    return ImageResult(metrics, None, tuple(notes))
+
+
+def _too_large(w: int, h: int, limit: int, fmt: str) -> str:
+    return (f"too large to decode: {w}x{h} = {w * h / 1e6:.0f} Mpx is more than PIL.Image.MAX_IMAGE_PIXELS "
+            f"({limit / 1e6:.1f} Mpx), Pillow's decompression bomb guard (a {fmt} this large must be decoded whole, "
+            "about 3 bytes per pixel; JPEGs are decoded at a reduced scale instead). Raise the limit in the "
+            "workers if they have the memory, or store the image as JPEG or in tiles")
+
+
+def _header(data: bytes) -> tuple[str, tuple[int, int]] | None:
+    """Format and stored size from the header through Pillow's readers, without ``Image.open``'s pixel check (for
+    the message of an image refused for its size)."""
+    Image.init()
+    for fmt, (factory, accept) in list(Image.OPEN.items()):
+        if accept is not None and accept(data[:16]) is not True:
+            continue
+        try:
+            w, h = factory(io.BytesIO(data), "").size
+            return fmt, (w, h)
+        except Exception:  # noqa: BLE001 - not this format
+            continue
+    return None
 
 
 def _inspect_strict(
     img: Image.Image, data: bytes, size: int, on_image: Callable[[Image.Image], None] | None = None,
+    more_frames: bool = False,
 ) -> ImageResult:
     """Decode with truncated images refused even when ``ImageFile.LOAD_TRUNCATED_IMAGES`` was set globally."""
     previous = ImageFile.LOAD_TRUNCATED_IMAGES
@@ -232,5 +300,4 @@ def _inspect_strict(
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
     if on_image is not None:
         on_image(rgb_img)
-    return ImageResult(_metrics_of_image(rgb_img, size), None)
-
+    return _result(img, rgb_img, size, more_frames)

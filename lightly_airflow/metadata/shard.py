@@ -40,6 +40,12 @@ from lightly_airflow.thumbnails import ThumbnailWriter, datapool_of_manifest, th
 logger = logging.getLogger(__name__)
 
 STAGE = "metadata"
+#: What an ok image's pixels may rest on (``ImageResult.notes``), counted in the result and logged per shard.
+NOTE_KINDS = {
+    "bit_depth_guessed": "with a high bit depth whose white was guessed (the file states none; docs/metadata-and-predictions.md)",
+    "decoded_reduced": "above PIL.Image.MAX_IMAGE_PIXELS decoded at a reduced scale (metrics of the reduced picture)",
+    "first_frame_only": "animated or multi-page, of which the first frame is the sample",
+}
 READ_BATCH = 64
 
 
@@ -165,8 +171,10 @@ def compute_metadata_shard(
     :param num_workers: decoding threads (default ``min(4, cpu count)``).
     :param thumbnails_uri: where to write each ok image's thumbnail (default: ``<datapool>/_thumbnails`` when the
         manifest lies in a datapool's ``_staging/``; ``""`` writes none); see :mod:`lightly_airflow.thumbnails`.
-    :returns: counts ``ok``, ``corrupt``, ``duplicate``, ``missing``, ``errors``, plus ``output_uri`` and
-        ``errors_uri``.
+    :returns: counts ``ok``, ``corrupt``, ``duplicate``, ``missing``, ``errors``, ``thumbnails``,
+        ``thumbnails_failed`` and of the :data:`NOTE_KINDS` (``bit_depth_guessed``, ``decoded_reduced``,
+        ``first_frame_only``), plus
+        ``output_uri`` and ``errors_uri``.
     :raises TooManyErrorsError: when ``max_error_fraction`` is exceeded.
     """
     max_error_fraction = validate_fraction(max_error_fraction)
@@ -190,6 +198,8 @@ def compute_metadata_shard(
     reasons: list[str | None] = [None] * n
     metric_values: dict[str, list[Any]] = {m: [None] * n for m in METRICS}
     custom: list[list[Any]] = [[f.default for f in fields] for _ in range(n)]
+    # Ok files whose pixels rest on a guess or a reduced decode (metrics.ImageResult.notes): kind -> keys, words
+    notes: dict[str, list[tuple[str, str]]] = {kind: [] for kind in NOTE_KINDS}
 
     thumbs = _thumbnail_writer(manifest_uri, thumbnails_uri, credentials)
     # Video frames are decoded once, by the embed task, which writes their hash and metrics; here they only get
@@ -230,6 +240,8 @@ def compute_metadata_shard(
                     raise RuntimeError(f"no metrics for {keys[i]!r} although it decoded")
                 for m, v in image.metrics.items():
                     metric_values[m][i] = v
+                for kind, words in image.notes:
+                    notes.setdefault(kind, []).append((keys[i], words))
             if folder is not None and fields:
                 batch_keys = [keys[i] for i in idx_all]
                 for i, values in zip(idx_all, _custom_values(folder, fields, batch_keys, problems)):
@@ -278,7 +290,12 @@ def compute_metadata_shard(
         "output_uri": output_uri,
         "errors_uri": report_uri,
         **thumb_counts,
+        **{kind: len(found) for kind, found in notes.items()},
     }
+    for kind, found in notes.items():
+        if found:
+            logger.warning("metadata %s: %d images %s, e.g. %s: %s", manifest_uri, len(found), NOTE_KINDS.get(kind, kind),
+                           found[0][0], found[0][1])
     logger.info(
         "metadata %s: %d ok, %d corrupt, %d duplicate, %d missing, %d problems reported in %s",
         manifest_uri, result["ok"], result["corrupt"], result["duplicate"], result["missing"], len(problems), report_uri,

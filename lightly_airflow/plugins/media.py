@@ -49,9 +49,7 @@ def safe_key(key: Any) -> str:
 
 def read_image(datasource_uri: str, key: str, credentials: StorageCredentials | None) -> tuple[bytes, str, tuple[int, int]]:
     """The image as the browser should get it: ``(bytes, content type, (width, height))``."""
-    from PIL import Image
-
-    from lightly_airflow.pixels import display_rgb, upright_size
+    from lightly_airflow.pixels import HIGH_BIT_DEPTH_MODES, WIDE_COLOUR, display_rgb, open_image, upright_size
 
     fs, root = filesystem(join_uri(datasource_uri, safe_key(key)), credentials)
     try:
@@ -63,10 +61,12 @@ def read_image(datasource_uri: str, key: str, credentials: StorageCredentials | 
     with fs.open(root, "rb") as f:
         data: bytes = f.read()
     try:
-        img = Image.open(io.BytesIO(data))
+        img = open_image(data, fit=True)  # a JPEG above Pillow's pixel limit is sent as it is, not refused
         size = upright_size(img)
         fmt = img.format or ""
-        if fmt in BROWSER_FORMATS:  # browsers turn them by their EXIF orientation themselves
+        # Browsers turn them by their EXIF orientation themselves; a 16-bit PNG they would show by its high bytes
+        # (12-bit camera data nearly black), so it is converted as the passes see it.
+        if fmt in BROWSER_FORMATS and img.mode not in HIGH_BIT_DEPTH_MODES and WIDE_COLOUR not in img.info:
             return data, BROWSER_FORMATS[fmt], size
         out = io.BytesIO()
         display_rgb(img).save(out, format="PNG")
@@ -78,14 +78,18 @@ def read_image(datasource_uri: str, key: str, credentials: StorageCredentials | 
 def image_size(datasource_uri: str, key: str, credentials: StorageCredentials | None) -> tuple[int, int] | None:
     """Width and height as the image is shown (EXIF orientation applied: a browser draws a phone photo upright, and
     predicted boxes are in those pixels), from the header (``None`` when it cannot be read)."""
-    from PIL import Image
+    from PIL import Image, JpegImagePlugin
 
     from lightly_airflow.pixels import upright_size
 
     try:
         fs, root = filesystem(join_uri(datasource_uri, safe_key(key)), credentials)
         with fs.open(root, "rb") as f:
-            return upright_size(Image.open(f))
+            try:
+                return upright_size(Image.open(f))
+            except Image.DecompressionBombError:  # a JPEG above the pixel limit is shown (reduced), so is its size
+                f.seek(0)
+                return upright_size(JpegImagePlugin.jpeg_factory(f))
     except Exception:  # noqa: BLE001 - no size: boxes are not drawn, the page says so
         return None
 
@@ -165,9 +169,7 @@ def read_crop(
 ) -> bytes:
     """An object's crop as PNG: its stored box (``object_crop_box``, padded, integer pixels) cut from its image (or
     from its video frame: ``parent`` is the frame's row)."""
-    from PIL import Image
-
-    from lightly_airflow.pixels import display_rgb
+    from lightly_airflow.pixels import display_rgb, open_image
 
     try:
         x, y, w, h = (int(v) for v in crop_box)
@@ -177,7 +179,7 @@ def read_crop(
         data = read_frame(datasource_uri, parent, credentials)
     else:
         data, _, _ = read_image(datasource_uri, parent_key, credentials)
-    img = display_rgb(Image.open(io.BytesIO(data)))  # the pixels the crop box was cut from (upright, …)
+    img = display_rgb(open_image(data))  # the pixels the crop box was cut from (upright, …)
     out = io.BytesIO()
     img.crop((x, y, x + w, y + h)).save(out, format="PNG")
     return out.getvalue()

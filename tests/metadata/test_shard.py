@@ -162,3 +162,29 @@ def test_lightlys_broken_frame_filter_drops_striped_images_on_the_computed_metad
     table = table.append_column(C.EMBEDDING, pa.array(list(vectors), pa.list_(pa.float32())))
     picked = set(select(table, LIGHTLY_BROKEN_FRAME_CONFIG).keys)
     assert picked == set(files) - striped
+
+
+def test_guessed_bit_depths_and_reduced_decodes_are_counted_and_logged(tmp_path, monkeypatch, caplog):
+    """A 12-bit camera image in a 16-bit PNG (white guessed: 4095), a JPEG above the pixel limit (decoded at a
+    reduced scale) and an animated GIF (its first frame) are ok samples, but what their metrics rest on is counted
+    in the result and logged."""
+    ramp = np.tile(np.linspace(0, 4095, 64).astype(np.uint16), (64, 1))
+    files = {
+        "cam/12bit.png": encode(ramp),
+        "sat/pano.jpg": encode(noise_image(3, (300, 400)), "JPEG"),
+        "plain.png": encode(noise_image(4)),
+        "clip.gif": encode(noise_image(5), "GIF", save_all=True, append_images=[Image.new("RGB", (64, 48))]),
+    }
+    write_tree(tmp_path / "bucket", files)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
+    with caplog.at_level("WARNING", logger="lightly_airflow.metadata.shard"):
+        counts = compute_metadata_shard(make_manifest(tmp_path, sorted(files)), thumbnails_uri="")
+    assert (counts["ok"], counts["corrupt"], counts["bit_depth_guessed"], counts["decoded_reduced"]) == (4, 0, 1, 1)
+    assert counts["first_frame_only"] == 1
+    rows = {r[C.KEY]: r for r in pq.read_table(counts["output_uri"]).to_pylist()}
+    assert rows["sat/pano.jpg"][C.lightly_metadata_column("width")] == 400
+    assert rows["cam/12bit.png"][C.lightly_metadata_column("luminance")] > 40  # was ~3: nearly black
+    logged = caplog.text
+    assert "1 images with a high bit depth whose white was guessed" in logged and "cam/12bit.png" in logged
+    assert "1 images above PIL.Image.MAX_IMAGE_PIXELS decoded at a reduced scale" in logged and "sat/pano.jpg" in logged
+    assert "1 images animated or multi-page, of which the first frame is the sample, e.g. clip.gif" in logged
