@@ -242,6 +242,8 @@ def compute_metadata_shard(
                     metric_values[m][i] = v
                 for kind, words in image.notes:
                     notes.setdefault(kind, []).append((keys[i], words))
+                    # the run's problems list and report name each one (the sample is kept: not a skip)
+                    problems.add(keys[i], "pixels", f"{kind}: {words}", join_uri(datasource_uri, keys[i]))
             if folder is not None and fields:
                 batch_keys = [keys[i] for i in idx_all]
                 for i, values in zip(idx_all, _custom_values(folder, fields, batch_keys, problems)):

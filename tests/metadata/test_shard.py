@@ -188,3 +188,9 @@ def test_guessed_bit_depths_and_reduced_decodes_are_counted_and_logged(tmp_path,
     assert "1 images with a high bit depth whose white was guessed" in logged and "cam/12bit.png" in logged
     assert "1 images above PIL.Image.MAX_IMAGE_PIXELS decoded at a reduced scale" in logged and "sat/pano.jpg" in logged
     assert "1 images animated or multi-page, of which the first frame is the sample, e.g. clip.gif" in logged
+    # Each is in the shard's problems file, which the select task gathers into the run's report.
+    listed = {r["key"]: r for r in pq.read_table(counts["errors_uri"]).to_pylist()}
+    assert counts["errors"] == 3 and set(listed) == {"cam/12bit.png", "sat/pano.jpg", "clip.gif"}
+    assert listed["cam/12bit.png"]["field"] == "pixels" and listed["cam/12bit.png"]["reason"].startswith("bit_depth_guessed: ")
+    assert listed["sat/pano.jpg"]["reason"].startswith("decoded_reduced: 400x300 = 120000 pixels")
+    assert listed["clip.gif"]["reason"].startswith("first_frame_only: a GIF of more than one frame")
