@@ -173,7 +173,7 @@ class Datapool:
         """
         if version is not None and timestamp is not None:
             raise DatapoolError("Pass at most one of version and timestamp to pin a snapshot.")
-        latest = Snapshot(self.uri, self._open())
+        latest = Snapshot(self.uri, self._open(), self._credentials)
         if version is None and timestamp is None:
             return latest
         if latest.table is None:
@@ -192,7 +192,7 @@ class Datapool:
         if int(version) == top:
             return latest
         latest.table.load_as_version(int(version))
-        pinned = Snapshot(self.uri, latest.table)
+        pinned = Snapshot(self.uri, latest.table, self._credentials)
         pinned._history = [e for e in latest.history() if e["version"] <= int(version)]
         return pinned
 
@@ -379,6 +379,9 @@ class Datapool:
             run_id, self.uri, new_version, data.num_rows, n_selected, tag_name,
         )
         self.record_commit(run_id, new_version, tag_name)
+        from lightly_airflow.datapool.history_index import write_due_segment
+
+        write_due_segment(self.uri, self._credentials, new_version, lambda: self.snapshot().history())
         return CommitResult(new_version, False, tag_name)
 
     def record_commit(self, run_id: str, version: int, tag: str | None) -> None:

@@ -11,6 +11,7 @@ commit read the whole history up to four times (each a LIST plus one GET per ver
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from datetime import UTC, datetime
@@ -25,6 +26,9 @@ from lightly_airflow import columns as C
 from lightly_airflow.datapool.errors import DatapoolError
 from lightly_airflow.datapool.reading import query, quote_ident, quote_literal
 from lightly_airflow.datapool.rows import COMMIT_VERSION
+from lightly_airflow.storage import StorageCredentials
+
+log = logging.getLogger(__name__)
 
 METADATA_KEY = "lightly"
 APP_ID_PREFIX = "lightly-airflow/run/"
@@ -45,9 +49,10 @@ class Snapshot:
     :param table: the loaded Delta table, pinned at its version; never reloaded.
     """
 
-    def __init__(self, uri: str, table: DeltaTable | None) -> None:
+    def __init__(self, uri: str, table: DeltaTable | None, credentials: StorageCredentials | None = None) -> None:
         self.uri = uri
         self.table = table
+        self._credentials = credentials
         self._history: list[dict[str, Any]] | None = None
         self._columns: list[str] | None = None
         self._committed: dict[str, int | None] = {}
@@ -82,7 +87,7 @@ class Snapshot:
         """Every version up to this one, oldest first (parsed once per snapshot, and read from the log only
         since an earlier snapshot of this process: :func:`cached_history`; see ``Datapool.history``)."""
         if self._history is None:
-            self._history = [] if self.table is None else cached_history(self.uri, self.table)
+            self._history = [] if self.table is None else cached_history(self.uri, self.table, self._credentials)
         return [dict(e) for e in self._history]
 
     def entry(self, version: int) -> dict[str, Any] | None:
@@ -269,16 +274,20 @@ _history_lock = threading.Lock()
 _history_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
 
 
-def _same_entry(a: dict[str, Any], b: dict[str, Any]) -> bool:
+def same_entry(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two history entries are the same commit (its version, time, operation, run and tag)."""
     return all(a.get(k) == b.get(k) for k in ("version", "timestamp", "operation", "run_id", "tag"))
 
 
-def cached_history(uri: str, table: DeltaTable) -> list[dict[str, Any]]:
+def cached_history(
+    uri: str, table: DeltaTable, credentials: StorageCredentials | None = None
+) -> list[dict[str, Any]]:
     """The history up to ``table``'s loaded version, oldest first, reading only the log entries committed since
     this process last read the pool's history (within :data:`HISTORY_SECONDS`).
 
     A long-lived pool has one log entry per run, and delta-rs reads them all for each history (one GET each on
-    object stores: seconds per thousand runs), while an entry never changes once written. The newest entry
+    object stores: seconds per thousand runs), while an entry never changes once written. A process's first
+    read takes the segments the runs wrote beside the log (:mod:`lightly_airflow.datapool.history_index`). The newest entry
     already known (up to this version) is read again and must match, so a last entry deleted and committed anew
     (``datapool check``'s recovery) or a pool deleted and made anew at the same place is not served from memory:
     the history is then read whole.
@@ -292,15 +301,38 @@ def cached_history(uri: str, table: DeltaTable) -> list[dict[str, Any]]:
         if entries:
             known = int(entries[-1]["version"])
             newer = [e for e in history_of(table, limit=top - known + 1) if known <= e["version"] <= top]
-            if [e["version"] for e in newer] == list(range(known, top + 1)) and _same_entry(newer[0], entries[-1]):
+            if [e["version"] for e in newer] == list(range(known, top + 1)) and same_entry(newer[0], entries[-1]):
                 merged = entries + newer[1:]
                 with _history_lock:
                     _history_cache[uri] = (born, merged)
                 return list(merged)
-    full = history_of(table)
+    full = _from_segments(uri, table, credentials, top) or history_of(table)
     with _history_lock:
         _history_cache[uri] = (now, full)
     return [e for e in full if e["version"] <= top]
+
+
+def _from_segments(
+    uri: str, table: DeltaTable, credentials: StorageCredentials | None, top: int
+) -> list[dict[str, Any]] | None:
+    """The history from the segments beside the log (:mod:`lightly_airflow.datapool.history_index`) and the log
+    entries after them; ``None`` when there are none or their last entry is not the log's."""
+    from lightly_airflow.datapool.history_index import read_segments
+
+    try:
+        segments = read_segments(uri, credentials, top)
+    except Exception as exc:  # noqa: BLE001 - a shortcut only: the log is read instead
+        log.info("History segments of %s not read (%s): the log is read instead.", uri, exc)
+        return None
+    if not segments:
+        return None
+    known = int(segments[-1]["version"])
+    newer = [e for e in history_of(table, limit=top - known + 1) if known <= e["version"] <= top]
+    if [e["version"] for e in newer] != list(range(known, top + 1)) or not same_entry(newer[0], segments[-1]):
+        log.info("History segments of %s end at version %d, which is not the log's: the log is read instead.", uri,
+                 known)
+        return None
+    return segments + newer[1:]
 
 
 def history_of(table: DeltaTable, limit: int | None = None) -> list[dict[str, Any]]:
@@ -314,10 +346,7 @@ def history_of(table: DeltaTable, limit: int | None = None) -> list[dict[str, An
     """
     parsed = []
     for commit in table.history(limit):
-        meta = commit.get(METADATA_KEY)
-        if isinstance(meta, str):
-            meta = json.loads(meta)
-        meta = meta if isinstance(meta, dict) else {}
+        meta = _lightly_meta(commit)
         parsed.append((int(commit["version"]), meta, commit))
     shift = 0
     recorded = [(label, int(meta["version"])) for label, meta, _ in parsed if isinstance(meta.get("version"), int)]
@@ -325,25 +354,35 @@ def history_of(table: DeltaTable, limit: int | None = None) -> list[dict[str, An
         shift = recorded[0][1] - recorded[0][0]
     elif parsed and min(label for label, _, _ in parsed) < 0:
         shift = -min(label for label, _, _ in parsed)
-    out = []
-    for label, meta, commit in parsed:
-        ts = commit.get("timestamp")
-        out.append({
-            "version": label + shift,
-            "timestamp": None if ts is None else datetime.fromtimestamp(ts / 1000, tz=UTC),
-            "operation": meta.get("operation") or commit.get("operation"),
-            "run_id": meta.get("run_id"),
-            "dag_id": meta.get("dag_id"),
-            "tag": meta.get("tag"),
-            "counts": meta.get("counts") or {},
-            "rows": meta.get("rows"),
-            "selected": meta.get("selected"),
-            "config": meta.get("config"),
-            "embedding_model": meta.get("embedding_model"),
-            "embedding_dim": meta.get("embedding_dim"),
-            "datasource_uri": meta.get("datasource_uri"),
-        })
-    return sorted(out, key=lambda e: e["version"])
+    return sorted((history_entry(commit, label + shift) for label, _, commit in parsed), key=lambda e: e["version"])
+
+
+def _lightly_meta(commit: dict[str, Any]) -> dict[str, Any]:
+    meta = commit.get(METADATA_KEY)
+    if isinstance(meta, str):
+        meta = json.loads(meta)
+    return meta if isinstance(meta, dict) else {}
+
+
+def history_entry(commit: dict[str, Any], version: int) -> dict[str, Any]:
+    """One history entry from a commit's ``commitInfo`` (as delta-rs' ``history()`` or the log file holds it)."""
+    meta = _lightly_meta(commit)
+    ts = commit.get("timestamp")
+    return {
+        "version": version,
+        "timestamp": None if ts is None else datetime.fromtimestamp(ts / 1000, tz=UTC),
+        "operation": meta.get("operation") or commit.get("operation"),
+        "run_id": meta.get("run_id"),
+        "dag_id": meta.get("dag_id"),
+        "tag": meta.get("tag"),
+        "counts": meta.get("counts") or {},
+        "rows": meta.get("rows"),
+        "selected": meta.get("selected"),
+        "config": meta.get("config"),
+        "embedding_model": meta.get("embedding_model"),
+        "embedding_dim": meta.get("embedding_dim"),
+        "datasource_uri": meta.get("datasource_uri"),
+    }
 
 
 def _count_selected(table: DeltaTable) -> int:
