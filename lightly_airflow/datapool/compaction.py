@@ -3,8 +3,8 @@
 Every committed run adds one data file per partition (``selected=true/`` and ``selected=false/``), so a pool
 that a DAG grows hourly holds thousands of small files within weeks, and every read of the selected set, of
 the known files (each listing's diff base) and of the tag counts opens all of them: on an S3 emulator a pool of
-1,000 small runs took 10-15 s per read, 0.1 s after the files were merged (``benchmarks/datapool.py
---runs``). After a commit the select task calls :func:`compact_if_due`: once the latest version holds
+1,000 small runs took 19-27 s per read, 0.03-0.04 s after the files were merged (``benchmarks/datapool.py
+--small-runs 1000``). After a commit the select task calls :func:`compact_if_due`: once the latest version holds
 ``min_small_files`` files under half the target size, their rows are rewritten as one file per partition, in
 one version of its own (``operation: compact`` in the history) that must land exactly on the version it read.
 Nothing is deleted: the merged files stay for time travel (the pool's retention,
@@ -43,7 +43,8 @@ class CompactionOptions:
         another engine on a schedule of its own).
     :param min_small_files: how many files under ``target_file_bytes / 2`` the latest version holds before a
         compaction (two per run: 50 is about 25 small runs).
-    :param target_file_bytes: the size merged files are packed to; files above it are never rewritten.
+    :param target_file_bytes: the size merged files are packed to; files of half this size or more are never
+        rewritten.
     """
 
     mode: Literal["auto", "off"] = "auto"
