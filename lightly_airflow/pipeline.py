@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -26,10 +26,12 @@ from lightly_airflow.datasource.query import ListingSkips, NewFilesQuery, QueryC
 from lightly_airflow.storage import (
     StorageCredentials,
     filesystem,
+    join_uri,
     map_io,
     protocol_of,
     read_parquet,
     secret_in_uri,
+    write_bytes,
     write_parquet,
 )
 
@@ -624,6 +626,11 @@ def select_and_commit(
             lightly_credentials=lightly_credentials, dag_id=dag_id,
         ), compaction)
 
+    if dry_run:
+        finished = finished_dry_run(datapool_uri, run_id, datapool_credentials)
+        if finished is not None:
+            return finished
+
     if query_embeddings is None:
         from lightly_airflow.selection.queries import resolve_query_sets
 
@@ -726,6 +733,7 @@ def select_and_commit(
             summary.report_uri = _report(out, datapool_uri, run_id, summary, config, preselected, datapool_credentials,
                                          dag_id=dag_id)
             log.info("Dry run (enable_datapool_update=false): selected %d samples, committed nothing.", len(picked_keys))
+            _finish_dry_run(datapool_uri, run_id, summary, datapool_credentials)
             return summary
         from lightly_airflow.report.layout import with_layout
         from lightly_airflow.video.supersede import superseded_frames, with_tombstones
@@ -1028,6 +1036,42 @@ def run_seed(run_id: str) -> int:
     select-and-commit picks exactly what the killed attempt would have (power sampling in the active-learning
     recipe is random), and two runs differ."""
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big")
+
+
+#: A finished dry run's summary, in its report folder: what a retry of its select task answers with once the
+#: staging files are gone (a dry run commits nothing, so the pool cannot tell).
+DRY_RUN_SUMMARY = "dry-run-summary.json"
+
+
+def _finish_dry_run(datapool_uri: str, run_id: str, summary: RunSummary, credentials: StorageCredentials | None) -> None:
+    """Record the dry run's summary, then delete its staging files: they hold every processed sample's
+    embedding and nothing reads them again (each dry run left them behind before). Without the record the
+    staging files stay, so a retry can select again."""
+    uri = join_uri(staging.reports_dir(datapool_uri, run_id), DRY_RUN_SUMMARY)
+    try:
+        write_bytes(json.dumps(summary.to_dict()).encode(), uri, credentials)
+    except Exception:  # noqa: BLE001 - the dry run's result stands; its staging files stay for a retry
+        log.exception("Could not record the dry run's summary at %s; its staging files stay.", uri)
+        return
+    remove_staging(datapool_uri, run_id, credentials)
+
+
+def finished_dry_run(datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> RunSummary | None:
+    """The summary a dry run recorded when it finished (its select task retried or cleared after that), else
+    ``None``."""
+    uri = join_uri(staging.reports_dir(datapool_uri, run_id), DRY_RUN_SUMMARY)
+    fs, path = filesystem(uri, credentials)
+    try:
+        recorded = json.loads(fs.cat_file(path))
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        log.warning("The dry run's recorded summary %s is damaged: the run selects again.", uri)
+        return None
+    known = {f.name for f in fields(RunSummary)}
+    log.info("Dry run %s finished before (its summary: %s); nothing to do.", run_id, uri)
+    remove_staging(datapool_uri, run_id, credentials)  # a retry after a kill between the record and the removal
+    return RunSummary(**{k: v for k, v in recorded.items() if k in known})
 
 
 def remove_staging(datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> None:
