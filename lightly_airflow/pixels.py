@@ -137,18 +137,27 @@ def open_image(data: bytes, draft: int | None = None, fit: bool = False) -> Imag
     return img
 
 
+class TooLargeImage(Image.DecompressionBombError):
+    """:func:`open_image`'s refusal of a JPEG too large even at a reduced scale; its words name the fix."""
+
+
+def too_large(w: int, h: int, limit: int) -> str:
+    """The start of every "too large to decode" reason (the metadata pass adds why for other formats)."""
+    return (f"too large to decode: {w}x{h} = {w * h / 1e6:.0f} Mpx is more than PIL.Image.MAX_IMAGE_PIXELS "
+            f"({limit / 1e6:.1f} Mpx)")
+
+
 def _draft_jpeg(img: Image.Image, draft: int | None, fit: bool) -> None:
     w, h = img.size
     limit = Image.MAX_IMAGE_PIXELS
     needed = 1
     if limit and w * h > limit:
         fits = [s for s in (2, 4, 8) if -(-w // s) * -(-h // s) <= limit]
-        too_large = f"too large to decode: {w}x{h} = {w * h / 1e6:.0f} Mpx is more than PIL.Image.MAX_IMAGE_PIXELS "
         if not fit or not fits:
-            raise Image.DecompressionBombError(f"{too_large}({limit / 1e6:.1f} Mpx) even when decoded at 1/8 scale")
+            raise TooLargeImage(f"{too_large(w, h, limit)} even when decoded at 1/8 scale")
         if (img.info.get("progressive") or img.info.get("progression")) and w * h > PROGRESSIVE_LIMIT * limit:
-            raise Image.DecompressionBombError(
-                f"{too_large}({limit / 1e6:.1f} Mpx) by more than {PROGRESSIVE_LIMIT}x, and a progressive JPEG is held "
+            raise TooLargeImage(
+                f"{too_large(w, h, limit)} by more than {PROGRESSIVE_LIMIT}x, and a progressive JPEG is held "
                 "whole in memory while it decodes, at any scale (about 3 bytes per pixel). Save it as a baseline "
                 "JPEG (decoded reduced in little memory) or raise the limit if the workers have the memory")
         needed = fits[0]

@@ -35,10 +35,12 @@ from lightly_airflow.pixels import (
     FULL_SIZE,
     SWAPPED,
     WHITE_GUESS,
+    TooLargeImage,
     display_rgb,
     not_an_image,
     open_image,
     orientation,
+    too_large,
 )
 
 METRICS: tuple[str, ...] = (
@@ -211,9 +213,9 @@ def inspect_image(
                 return _inspect_strict(img, data, size, on_image, more)
             img.load()
             rgb_img = display_rgb(img)
+    except TooLargeImage as exc:  # pixels.open_image's own words for a JPEG
+        return ImageResult(None, str(exc))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        if str(exc).startswith("too large to decode"):  # pixels.open_image's own words for a JPEG
-            return ImageResult(None, str(exc))
         header = _header(data)
         limit = Image.MAX_IMAGE_PIXELS
         if header is not None and limit:
@@ -263,8 +265,7 @@ def _result(img: Image.Image, rgb_img: Image.Image, size: int, more_frames: bool
 
 
 def _too_large(w: int, h: int, limit: int, fmt: str) -> str:
-    return (f"too large to decode: {w}x{h} = {w * h / 1e6:.0f} Mpx is more than PIL.Image.MAX_IMAGE_PIXELS "
-            f"({limit / 1e6:.1f} Mpx), Pillow's decompression bomb guard (a {fmt} this large must be decoded whole, "
+    return (f"{too_large(w, h, limit)}, Pillow's decompression bomb guard (a {fmt} this large must be decoded whole, "
             "about 3 bytes per pixel; JPEGs are decoded at a reduced scale instead). Raise the limit in the "
             "workers if they have the memory, or store the image as JPEG or in tiles")
 
