@@ -92,9 +92,13 @@ def _is_small(f: dict[str, Any], options: CompactionOptions) -> bool:
     return f["size"] is not None and f["size"] < options.target_file_bytes // 2
 
 
+def _count_small(files: list[dict[str, Any]], options: CompactionOptions) -> int:
+    return sum(1 for f in files if _is_small(f, options))
+
+
 def small_files(table: Any, options: CompactionOptions) -> int:
     """How many data files of ``table``'s loaded version are under half the target size (from the log alone)."""
-    return sum(1 for f in _files(table) if _is_small(f, options))
+    return _count_small(_files(table), options)
 
 
 def _with_ranges(pool: Any, files: list[dict[str, Any]]) -> None:
@@ -166,7 +170,7 @@ def compact(pool: Any, options: CompactionOptions | None = None, *, force: bool 
     if table is None:
         return CompactionResult(None, reason="no pool")
     files = _files(table)
-    n_small = sum(1 for f in files if f["size"] is not None and f["size"] < options.target_file_bytes // 2)
+    n_small = _count_small(files, options)
     if not force and (options.mode == "off" or n_small < options.min_small_files):
         why = "off" if options.mode == "off" else f"{n_small} small files, fewer than {options.min_small_files}"
         return CompactionResult(None, small_files=n_small, reason=why)
@@ -190,7 +194,7 @@ def compact(pool: Any, options: CompactionOptions | None = None, *, force: bool 
         target_file_size=options.target_file_bytes,
         commit_properties=CommitProperties(custom_metadata={METADATA_KEY: meta}, max_commit_retries=0),
     )
-    added = len(pool._open(version).file_uris()) - (len(files) - n_files)
+    added = len(table.file_uris()) - (len(files) - n_files)  # the write loaded its own version into ``table``
     seconds = round(time.perf_counter() - started, 3)
     log.info("Compacted %s: %d small files (%d rows) merged into %d as version %d (%.1f s); earlier versions "
              "still read their own files.", pool.uri, n_files, rows.num_rows, added, version, seconds)

@@ -298,14 +298,11 @@ def cached_history(
         hit = _history_cache.get(uri)
     if hit is not None and now - hit[0] < HISTORY_SECONDS:
         born, entries = hit[0], [e for e in hit[1] if e["version"] <= top]  # cut: a log cut back, a pinned table
-        if entries:
-            known = int(entries[-1]["version"])
-            newer = [e for e in history_of(table, limit=top - known + 1) if known <= e["version"] <= top]
-            if [e["version"] for e in newer] == list(range(known, top + 1)) and same_entry(newer[0], entries[-1]):
-                merged = entries + newer[1:]
-                with _history_lock:
-                    _history_cache[uri] = (born, merged)
-                return list(merged)
+        merged = _extended(table, entries, top) if entries else None
+        if merged is not None:
+            with _history_lock:
+                _history_cache[uri] = (born, merged)
+            return list(merged)
     full = _from_segments(uri, table, credentials, top) or history_of(table)
     with _history_lock:
         _history_cache[uri] = (now, full)
@@ -326,13 +323,22 @@ def _from_segments(
         return None
     if not segments:
         return None
-    known = int(segments[-1]["version"])
-    newer = [e for e in history_of(table, limit=top - known + 1) if known <= e["version"] <= top]
-    if [e["version"] for e in newer] != list(range(known, top + 1)) or not same_entry(newer[0], segments[-1]):
+    merged = _extended(table, segments, top)
+    if merged is None:
         log.info("History segments of %s end at version %d, which is not the log's: the log is read instead.", uri,
-                 known)
+                 segments[-1]["version"])
+    return merged
+
+
+def _extended(table: DeltaTable, known: list[dict[str, Any]], top: int) -> list[dict[str, Any]] | None:
+    """``known`` (entries 0..k, oldest first) and the log's entries k+1..top, reading only the newest entries;
+    ``None`` when the log's entry k is not ``known``'s last (the log was replaced) or the newest entries are not
+    k..top (``table`` pinned below the latest version)."""
+    last = int(known[-1]["version"])
+    newer = [e for e in history_of(table, limit=top - last + 1) if last <= e["version"] <= top]
+    if [e["version"] for e in newer] != list(range(last, top + 1)) or not same_entry(newer[0], known[-1]):
         return None
-    return segments + newer[1:]
+    return known + newer[1:]
 
 
 def history_of(table: DeltaTable, limit: int | None = None) -> list[dict[str, Any]]:
