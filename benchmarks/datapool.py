@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 import time
 from functools import partial
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from deltalake import DeltaTable
 
 from lightly_airflow import columns as C
 from lightly_airflow.datapool import Datapool
@@ -78,14 +80,14 @@ def small_runs(args: argparse.Namespace, root: Path) -> None:
         pool.commit(make_rows(i * 10, 10, args.dim, 3, rng), run_id=f"run-{i}", tag=None,
                     read_version=pool.version(), **common)
     print(f"build: {args.small_runs:,} runs of 10 samples in {time.perf_counter() - t0:.1f} s")
-    creds, uri = None, str(local)
+    creds = None
+    copies = {"ours": "compacted", "delta-rs OPTIMIZE": "optimized"}  # each merge on its own copy of the pool
     if args.s3_endpoint:
         import boto3
+        from botocore.config import Config
 
         creds = StorageCredentials(endpoint_url=args.s3_endpoint, access_key_id="test", secret_access_key="test",
                                    region="us-east-1")
-        from botocore.config import Config
-
         s3 = boto3.client("s3", endpoint_url=args.s3_endpoint, aws_access_key_id="test",
                           aws_secret_access_key="test", region_name="us-east-1",
                           config=Config(max_pool_connections=16))
@@ -94,25 +96,43 @@ def small_runs(args: argparse.Namespace, root: Path) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         files = [p for p in local.rglob("*") if p.is_file()]
+        uris = {name: f"s3://{bucket}/{folder}" for name, folder in copies.items()}
         with ThreadPoolExecutor(16) as ex:
-            list(ex.map(lambda p: s3.upload_file(str(p), bucket, f"pool/{p.relative_to(local)}"), files))
-        uri = f"s3://{bucket}/pool"
-    for state in ("before", "after"):
-        if state == "after":
-            result = timed("compaction", lambda: compact(Datapool(uri, creds), force=True))
-            print(f"  merged {result.files_removed:,} files into {result.files_added} (version {result.version})")
-        fresh = Datapool(uri, creds)  # as a new task process: nothing cached
+            list(ex.map(lambda job: s3.upload_file(str(job[0]), bucket, f"{job[1]}/{job[0].relative_to(local)}"),
+                        [(p, folder) for p in files for folder in copies.values()]))
+    else:
+        uris = {}
+        for name, folder in copies.items():
+            shutil.rmtree(root / folder, ignore_errors=True)
+            shutil.copytree(local, root / folder)
+            uris[name] = str(root / folder)
+
+    def reads(label: str, uri: str) -> None:
         from lightly_airflow.datapool import snapshot
 
+        fresh = Datapool(uri, creds)  # as a new task process: nothing cached
         snapshot._history_cache.clear()
-        print(f"{state} compaction ({len(fresh.snapshot().table.file_uris()):,} data files, {uri}):")
+        print(f"{label} ({len(fresh.snapshot().table.file_uris()):,} data files, {uri}):")
         snap = timed("load the log", fresh.snapshot)
         timed("selected set", snap.selected)
         timed("known_files (the listing's diff base)", snap.known_files)
         timed("tags (history + count)", snap.tags)
-        n = fresh.version()
-        late = make_rows(10**8 + (n or 0), 10, args.dim, 3, rng)
-        timed("commit a run", partial(fresh.commit, late, run_id=f"late-{state}", tag=None, read_version=n, **common))
+
+    reads("before compaction", uris["ours"])
+    result = timed("compaction (ours)", lambda: compact(Datapool(uris["ours"], creds), force=True))
+    print(f"  merged {result.files_removed:,} files into {result.files_added} (version {result.version})")
+    # The peer a user would write: Delta's own OPTIMIZE (not used by the product: two concurrent ones both land and
+    # every row is then read twice, docs/datapool.md).
+    options = creds.delta_options("s3") if creds else None
+    table = DeltaTable(uris["delta-rs OPTIMIZE"], storage_options=options)
+    metrics = timed("compaction (delta-rs OPTIMIZE, target 32 MiB)", lambda: table.optimize.compact(target_size=32 * 2**20))
+    print(f"  merged {metrics['numFilesRemoved']:,} files into {metrics['numFilesAdded']}")
+    for name in copies:
+        reads(f"after compaction: {name}", uris[name])
+    fresh = Datapool(uris["ours"], creds)
+    n = fresh.version()
+    late = make_rows(10**8 + (n or 0), 10, args.dim, 3, rng)
+    timed("commit a run after ours", partial(fresh.commit, late, run_id="late", tag=None, read_version=n, **common))
 
 
 def main() -> None:
