@@ -33,8 +33,10 @@ from lightly_airflow import columns as C
 from lightly_airflow.datapool import Datapool
 
 
-def make_rows(start: int, n: int, dim: int, select_every: int, rng: np.random.Generator) -> pa.Table:
-    """``n`` synthetic processed samples: L2-normalised random embeddings, every ``select_every``-th selected."""
+def make_rows(start: int, n: int, dim: int, select_every: int, rng: np.random.Generator,
+              extra_columns: int = 0) -> pa.Table:
+    """``n`` synthetic processed samples: L2-normalised random embeddings, every ``select_every``-th selected;
+    ``extra_columns`` more metadata fields (a real run's rows have ~55 columns)."""
     emb = rng.standard_normal((n, dim), dtype=np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     ids = np.arange(start, start + n)
@@ -52,6 +54,7 @@ def make_rows(start: int, n: int, dim: int, select_every: int, rng: np.random.Ge
         C.lightly_metadata_column("sharpness"): pa.array(rng.random(n)),
         C.SELECTED: pa.array(selected),
         C.PICK_RANK: pa.array(rank, mask=~selected),
+        **{C.lightly_metadata_column(f"extra{j:02d}"): pa.array(rng.random(n)) for j in range(extra_columns)},
     })
 
 
@@ -66,6 +69,11 @@ def timed(label: str, fn: Any) -> Any:
     return out
 
 
+#: Extra metadata columns of the small runs' rows: as wide as a real run's (the pool's ``commit_version`` then
+#: comes after Delta's first 32 columns, which alone have statistics in the log, as in a real pool).
+WIDE = 44
+
+
 def small_runs(args: argparse.Namespace, root: Path) -> None:
     """A pool grown by ``--small-runs`` commits of 10 samples: the reads of a run, before and after compaction."""
     from lightly_airflow.datapool.compaction import compact
@@ -77,7 +85,7 @@ def small_runs(args: argparse.Namespace, root: Path) -> None:
     common = dict(dag_id="bench", config={}, counts={}, embedding_model="bench", embedding_dim=args.dim)
     t0 = time.perf_counter()
     for i in range(pool.version() or 0, args.small_runs):
-        pool.commit(make_rows(i * 10, 10, args.dim, 3, rng), run_id=f"run-{i}", tag=None,
+        pool.commit(make_rows(i * 10, 10, args.dim, 3, rng, WIDE), run_id=f"run-{i}", tag=None,
                     read_version=pool.version(), **common)
     print(f"build: {args.small_runs:,} runs of 10 samples in {time.perf_counter() - t0:.1f} s")
     creds = None
@@ -131,7 +139,7 @@ def small_runs(args: argparse.Namespace, root: Path) -> None:
         reads(f"after compaction: {name}", uris[name])
     fresh = Datapool(uris["ours"], creds)
     n = fresh.version()
-    late = make_rows(10**8 + (n or 0), 10, args.dim, 3, rng)
+    late = make_rows(10**8 + (n or 0), 10, args.dim, 3, rng, WIDE)
     timed("commit a run after ours", partial(fresh.commit, late, run_id="late", tag=None, read_version=n, **common))
 
 

@@ -25,7 +25,6 @@ from deltalake import CommitProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
 from lightly_airflow import columns as C
-from lightly_airflow.datapool.reading import query, quote_ident
 from lightly_airflow.datapool.rows import COMMIT_VERSION
 from lightly_airflow.datapool.snapshot import METADATA_KEY
 
@@ -75,15 +74,19 @@ class CompactionResult:
         return asdict(self)
 
 
+class CompactionError(RuntimeError):
+    """A small file's rows could not be merged (its rows or columns are not what the log says); the compaction
+    is skipped and the pool left as it is."""
+
+
 def _files(table: Any) -> list[dict[str, Any]]:
-    """``path, size, rows, selected, lo, hi`` (``lo``/``hi``: the file's ``commit_version`` range when the log's
-    statistics hold it) of each live data file."""
+    """``path, size, rows, selected, mtime`` of each live data file (``path`` as the log writes it)."""
     import pyarrow as pa
 
     actions = pa.table(table.get_add_actions(flatten=True))
     names = set(actions.column_names)
     cols = {"path": "path", "size": "size_bytes", "rows": "num_records", "selected": f"partition.{C.SELECTED}",
-            "lo": f"min.{COMMIT_VERSION}", "hi": f"max.{COMMIT_VERSION}"}
+            "mtime": "modification_time"}
     rows = actions.select([c for c in cols.values() if c in names]).to_pylist()
     return [{k: row.get(c) for k, c in cols.items()} for row in rows]
 
@@ -101,36 +104,14 @@ def small_files(table: Any, options: CompactionOptions) -> int:
     return _count_small(_files(table), options)
 
 
-def _with_ranges(pool: Any, files: list[dict[str, Any]]) -> None:
-    """Fill in ``lo``/``hi`` from each file's Parquet footer where the log has no statistics for the column
-    (Delta keeps them for the first 32 columns only, and ``commit_version`` comes late): one footer read each."""
-    import pyarrow.parquet as pq
-
-    from lightly_airflow.storage import filesystem, join_uri, map_io
-
-    def footer(f: dict[str, Any]) -> None:
-        fs, path = filesystem(join_uri(pool.uri, unquote(f["path"])), pool._credentials)
-        with fs.open(path, "rb") as handle:
-            meta = pq.ParquetFile(handle).metadata
-        column = meta.schema.to_arrow_schema().get_field_index(COMMIT_VERSION)
-        stats = [meta.row_group(i).column(column).statistics for i in range(meta.num_row_groups)] if column >= 0 else []
-        if stats and all(st is not None and st.has_min_max for st in stats):
-            f["lo"], f["hi"] = min(int(st.min) for st in stats), max(int(st.max) for st in stats)
-
-    map_io(footer, [f for f in files if f["lo"] is None or f["hi"] is None])
-
-
-def _plan(files: list[dict[str, Any]], options: CompactionOptions) -> tuple[str, int, int]:
-    """The predicate over ``selected`` and ``commit_version`` ranges matching the rows of the small files to merge
-    (per partition, oldest first, at most twice the target size each), how many files and how many rows those
-    are; ``("", 0, 0)`` when nothing can be merged. Every run's rows sit in one file per partition, so the ranges
-    name whole files; :func:`compact` checks that the predicate matches no other file's rows."""
+def _plan(files: list[dict[str, Any]], options: CompactionOptions) -> list[list[dict[str, Any]]]:
+    """The small files to merge, per partition: oldest first (by the time they were written), at most twice the
+    target size each, two or more."""
     budget = 2 * options.target_file_bytes
-    clauses, n_files, n_rows = [], 0, 0
+    groups = []
     for part in (True, False):
-        small = sorted((f for f in files if f["selected"] is part and _is_small(f, options)
-                        and f["lo"] is not None and f["hi"] is not None and f["rows"] is not None),
-                       key=lambda f: (int(f["lo"]), int(f["hi"]), f["path"]))
+        small = sorted((f for f in files if f["selected"] is part and _is_small(f, options)),
+                       key=lambda f: (f["mtime"] or 0, f["path"]))
         chosen: list[dict[str, Any]] = []
         total = 0
         for f in small:
@@ -138,19 +119,67 @@ def _plan(files: list[dict[str, Any]], options: CompactionOptions) -> tuple[str,
                 break
             chosen.append(f)
             total += f["size"]
-        if len(chosen) < 2:
-            continue
-        spans: list[list[int]] = []  # the chosen files' ranges, joined where they touch (consecutive runs)
-        for f in chosen:
-            if spans and int(f["lo"]) <= spans[-1][1] + 1:
-                spans[-1][1] = max(spans[-1][1], int(f["hi"]))
-            else:
-                spans.append([int(f["lo"]), int(f["hi"])])
-        ranges = " OR ".join(f"{quote_ident(COMMIT_VERSION)} BETWEEN {lo} AND {hi}" for lo, hi in spans)
-        clauses.append(f"({quote_ident(C.SELECTED)} = {'true' if part else 'false'} AND ({ranges}))")
-        n_files += len(chosen)
-        n_rows += sum(int(f["rows"]) for f in chosen)
-    return " OR ".join(clauses), n_files, n_rows
+        if len(chosen) >= 2:
+            groups.append(chosen)
+    return groups
+
+
+def _read_rows(pool: Any, files: list[dict[str, Any]], schema: Any, partition_by: list[str]) -> Any:
+    """The rows of ``files`` (one whole-file GET each, on :func:`~lightly_airflow.storage.map_io`'s threads) as
+    the pool's ``schema`` (partition values from the log; files written before a column was added get nulls),
+    in ``commit_version`` order."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from lightly_airflow.storage import filesystem, join_uri, map_io
+
+    def fetch(f: dict[str, Any]) -> Any:
+        fs, path = filesystem(join_uri(pool.uri, unquote(f["path"])), pool._credentials)
+        # A range (the size from the log) is one GET: without it s3fs asks for the size first (HEAD).
+        data = pq.ParquetFile(pa.BufferReader(fs.cat_file(path, start=0, end=int(f["size"])))).read()
+        if f["rows"] is not None and data.num_rows != int(f["rows"]):
+            raise CompactionError(f"{f['path']} holds {data.num_rows} rows, its log entry says {f['rows']}")
+        return data
+
+    tables = map_io(fetch, files)
+    try:  # files written before a column was added lack it: nulls
+        data = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise CompactionError(f"the small files' columns do not combine: {exc}") from None
+    columns = []
+    for field in schema:
+        if field.name in partition_by:  # Delta keeps the partition value (``selected``) in the log
+            values = [f["selected"] for f, t in zip(files, tables, strict=True) for _ in range(t.num_rows)]
+            columns.append(pa.array(values, field.type))
+        elif field.name in data.column_names:
+            try:
+                columns.append(data.column(field.name).cast(field.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise CompactionError(f"column {field.name!r} of the small files does not convert to the "
+                                      f"pool's {field.type}: {exc}") from None
+        else:
+            columns.append(pa.nulls(data.num_rows, field.type))
+    rows = pa.table(columns, schema=schema)
+    return rows.take(pc.sort_indices(rows, [(COMMIT_VERSION, "ascending")]))
+
+
+def _staged_files(rows: Any, partition_by: list[str], configuration: dict[str, str], options: CompactionOptions,
+                  scratch: str) -> list[dict[str, Any]]:
+    """Write ``rows`` as a Delta table of its own in the local folder ``scratch`` (so delta-rs packs the files and
+    writes their statistics exactly as it does for the pool) and return that table's add actions."""
+    import json
+
+    write_deltalake(scratch, rows, partition_by=partition_by or None, target_file_size=options.target_file_bytes,
+                    configuration=configuration or None)
+    with open(f"{scratch}/_delta_log/{0:020d}.json", encoding="utf-8") as log_file:
+        return [entry["add"] for entry in map(json.loads, log_file) if "add" in entry]
+
+
+def _partition_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def compact(pool: Any, options: CompactionOptions | None = None, *, force: bool = False) -> CompactionResult:
@@ -158,13 +187,23 @@ def compact(pool: Any, options: CompactionOptions | None = None, *, force: bool 
     files of a partition can be merged). Raises what delta-rs raises, e.g. ``CommitFailedError`` when another
     writer committed meanwhile: see :func:`compact_if_due`.
 
-    The merge is a Delta overwrite of exactly the merged files' rows (``replaceWhere`` on their
-    ``commit_version`` ranges) that must land on the version it read: Delta's OPTIMIZE is not used because
-    delta-rs 1.6.6 lands two concurrent OPTIMIZEs of the same files both, and the pool then holds every row
-    twice (measured: 50 rows read as 100).
+    The chosen files are read whole (one GET each), their rows written by delta-rs into a local scratch table
+    (files packed to the target size, the log's statistics as delta-rs writes them) and copied into the pool's
+    partition folders; one commit then adds them and removes exactly the chosen files (``dataChange: false``,
+    as OPTIMIZE does), and must land on the version it read (``max_commit_retries=0``). Neither Delta's OPTIMIZE
+    (delta-rs 1.6.6 lands two concurrent OPTIMIZEs of the same files both, and the pool then holds every row
+    twice: measured, 50 rows read as 100) nor an overwrite with a predicate (it reads the predicate's column of
+    every file of the pool) is used.
 
     :param pool: a :class:`~lightly_airflow.datapool.Datapool`.
     """
+    import tempfile
+
+    import pyarrow as pa
+    from deltalake.transaction import AddAction, RemoveAction
+
+    from lightly_airflow.storage import filesystem, join_uri, map_io, protocol_of
+
     options = options or CompactionOptions()
     table = pool._open()
     if table is None:
@@ -175,30 +214,67 @@ def compact(pool: Any, options: CompactionOptions | None = None, *, force: bool 
         why = "off" if options.mode == "off" else f"{n_small} small files, fewer than {options.min_small_files}"
         return CompactionResult(None, small_files=n_small, reason=why)
     started = time.perf_counter()
-    _with_ranges(pool, [f for f in files if _is_small(f, options)])
-    predicate, n_files, n_rows = _plan(files, options)
-    if not predicate:
+    groups = _plan(files, options)
+    if not groups:
         return CompactionResult(None, small_files=n_small, reason="nothing to merge")
-    rows = query(table, f"SELECT * FROM pool WHERE {predicate} ORDER BY {quote_ident(COMMIT_VERSION)}")
-    if rows.num_rows != n_rows:  # a larger file holds versions in the merged span (e.g. one run's big file)
-        log.info("Compaction of %s skipped: the %d small files hold %d rows, their versions %d (other files "
-                 "share them).", pool.uri, n_files, n_rows, rows.num_rows)
-        return CompactionResult(None, small_files=n_small, reason="the small files share versions with others")
+    chosen = [f for group in groups for f in group]
+    schema = pa.schema(table.schema().to_arrow())
+    partition_by = list(table.metadata().partition_columns)
+    rows = _read_rows(pool, chosen, schema, partition_by)
     version = int(table.version()) + 1
     # ``counts`` show in the history (CLI, UI); ``rows``/``selected`` stay unset: no sample was processed.
+    n_rows = rows.num_rows
     meta = {"operation": COMPACT_OPERATION, "version": version, "target_file_bytes": options.target_file_bytes,
-            "counts": {"files_merged": n_files, "rows_moved": rows.num_rows}}
-    write_deltalake(
-        table, rows, mode="overwrite", predicate=predicate,
-        partition_by=table.metadata().partition_columns or None,
-        target_file_size=options.target_file_bytes,
-        commit_properties=CommitProperties(custom_metadata={METADATA_KEY: meta}, max_commit_retries=0),
-    )
-    added = len(table.file_uris()) - (len(files) - n_files)  # the write loaded its own version into ``table``
+            "counts": {"files_merged": len(chosen), "rows_moved": n_rows}}
+    skipping = {k: v for k, v in table.metadata().configuration.items() if k.startswith("delta.dataSkipping")}
+    with tempfile.TemporaryDirectory(prefix="lightly-compaction-") as scratch:
+        staged = _staged_files(rows, partition_by, skipping, options, scratch)
+        del rows
+
+        def upload(add: dict[str, Any]) -> None:
+            fs, path = filesystem(join_uri(pool.uri, unquote(add["path"])), pool._credentials)
+            if protocol_of(pool.uri) == "file":
+                fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            fs.put_file(f"{scratch}/{unquote(add['path'])}", path)
+
+        try:
+            map_io(upload, staged)
+            now = int(time.time() * 1000)
+            actions: list[Any] = [
+                AddAction(add["path"], int(add["size"]), add["partitionValues"], int(add["modificationTime"]),
+                          False, add.get("stats") or "")
+                for add in staged
+            ]
+            actions += [
+                RemoveAction(f["path"], False, now, int(f["size"]),
+                             {C.SELECTED: _partition_value(f["selected"])} if partition_by else None)
+                for f in chosen
+            ]
+            table.create_write_transaction(
+                actions, mode="append", schema=table.schema(), partition_by=partition_by or None,
+                commit_properties=CommitProperties(custom_metadata={METADATA_KEY: meta}, max_commit_retries=0),
+            )
+        except BaseException:
+            _remove_quietly(pool, [add["path"] for add in staged])
+            raise
     seconds = round(time.perf_counter() - started, 3)
     log.info("Compacted %s: %d small files (%d rows) merged into %d as version %d (%.1f s); earlier versions "
-             "still read their own files.", pool.uri, n_files, rows.num_rows, added, version, seconds)
-    return CompactionResult(version, n_files, added, n_small, seconds)
+             "still read their own files.", pool.uri, len(chosen), n_rows, len(staged),
+             version, seconds)
+    return CompactionResult(version, len(chosen), len(staged), n_small, seconds)
+
+
+def _remove_quietly(pool: Any, paths: list[str]) -> None:
+    """Delete the files a compaction copied in before its commit failed (nothing references them)."""
+    from lightly_airflow.storage import filesystem, join_uri
+
+    for relative in paths:
+        fs, path = filesystem(join_uri(pool.uri, unquote(relative)), pool._credentials)
+        try:
+            if fs.exists(path):
+                fs.rm_file(path)
+        except OSError as exc:  # an unreferenced file costs space only
+            log.warning("Could not remove %s after a failed compaction: %s", path, exc)
 
 
 def compact_if_due(pool: Any, options: CompactionOptions | None = None) -> CompactionResult:
@@ -206,11 +282,11 @@ def compact_if_due(pool: Any, options: CompactionOptions | None = None) -> Compa
     of the store is logged as a warning and skipped (the next run's call tries again)."""
     try:
         return compact(pool, options)
-    except (CommitFailedError, DeltaError, OSError) as exc:
+    except (CommitFailedError, CompactionError, DeltaError, OSError) as exc:
         reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         log.warning("Compaction of %s skipped (%s): the run is committed; the next run compacts instead.",
                     pool.uri, reason)
         return CompactionResult(None, reason=f"skipped: {reason}")
 
 
-__all__ = ["COMPACT_OPERATION", "CompactionOptions", "CompactionResult", "compact", "compact_if_due", "small_files"]
+__all__ = ["COMPACT_OPERATION", "CompactionError", "CompactionOptions", "CompactionResult", "compact", "compact_if_due", "small_files"]
