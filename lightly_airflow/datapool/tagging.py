@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 TAG_OPERATION = HAND_MADE_TAG_OPERATION
 #: Most rows one tag may name (a bigger set is better made by a run).
 MAX_TAG_ROWS = 5_000_000
+#: Tries of a hand-made tag whose commit another writer (a run, a compaction) beats: each reads the pool again.
+TAG_ATTEMPTS = 3
 
 
 def hand_made_tags(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -83,40 +85,53 @@ def create_tag(
         raise DatapoolError(f"Tag {name!r} would be empty: choose at least one sample.")
     if wanted.num_rows > MAX_TAG_ROWS:
         raise DatapoolError(f"Tag {name!r} would hold {wanted.num_rows} rows; at most {MAX_TAG_ROWS} can be tagged at once.")
-    table = _table(pool)
-    for entry in pool.history():
-        if entry.get("tag") == name:
-            raise TagExistsError(
-                f"Tag {name!r} already exists in {pool.uri} (version {entry['version']}); choose another name."
-            )
+    for attempt in range(1, TAG_ATTEMPTS + 1):
+        table = _table(pool)
+        for entry in pool.history():
+            if entry.get("tag") == name:
+                raise TagExistsError(
+                    f"Tag {name!r} already exists in {pool.uri} (version {entry['version']}); choose another name."
+                )
+        try:
+            metrics = _merge_tag(table, name, wanted, made_by, source)
+            break
+        except CommitFailedError:  # delta-rs says only "Failed to commit transaction: 0"
+            if attempt < TAG_ATTEMPTS:  # the rows are named by (sample_id, commit_version): the same rows after it
+                log.info("Tag %r: a run or a compaction committed to %s meanwhile (now version %s); tagging "
+                         "again (attempt %d of %d).", name, pool.uri, pool.version(), attempt + 1, TAG_ATTEMPTS)
+                continue
+            raise ConcurrentCommitError(
+                f"Tag {name!r} was not made: runs or compactions committed to {pool.uri} (now version "
+                f"{pool.version()}) while it was being written, {TAG_ATTEMPTS} times. Nothing was tagged; make "
+                "the tag again.",
+                read_version=int(table.version()), current_version=pool.version(),
+            ) from None
+    updated = int(metrics.get("num_target_rows_updated", 0))
+    version = int(table.version())  # the MERGE loaded its own version
+    if updated != wanted.num_rows:
+        log.warning("Tag %r: %d of %d chosen rows were found in %s.", name, updated, wanted.num_rows, pool.uri)
+    log.info("Tagged %d rows of %s as %r (version %d, by %s).", updated, pool.uri, name, version, made_by)
+    return {"tag": name, "version": version, "count": updated}
+
+
+def _merge_tag(table: DeltaTable, name: str, wanted: pa.Table, made_by: str | None,
+               source: dict[str, Any] | None) -> dict[str, Any]:
+    """One MERGE appending ``name`` to the ``tags`` of the ``wanted`` rows; it must land on ``table``'s version."""
     meta = {
         "operation": TAG_OPERATION, "tag": name, "run_id": None, "dag_id": None, "selected": wanted.num_rows,
         "rows": wanted.num_rows, "counts": {"tagged": wanted.num_rows, "made_by": made_by},
         "config": {"source": source or {}}, "created_at": datetime.now(UTC).isoformat(),
     }
     tags = f"t.{C.TAGS}"
-    try:
-        metrics = (
-            table.merge(
-                source=wanted, predicate=f"t.{C.SAMPLE_ID} = s.{C.SAMPLE_ID} AND t.{COMMIT_VERSION} = s.{COMMIT_VERSION}",
-                source_alias="s", target_alias="t",
-                commit_properties=CommitProperties(custom_metadata={"lightly": meta}, max_commit_retries=0),
-            )
-            .when_matched_update({C.TAGS: f"array_append({tags}, {quote_literal(name)})"})
-            .execute()
+    return dict(
+        table.merge(
+            source=wanted, predicate=f"t.{C.SAMPLE_ID} = s.{C.SAMPLE_ID} AND t.{COMMIT_VERSION} = s.{COMMIT_VERSION}",
+            source_alias="s", target_alias="t",
+            commit_properties=CommitProperties(custom_metadata={"lightly": meta}, max_commit_retries=0),
         )
-    except CommitFailedError:  # delta-rs says only "Failed to commit transaction: 0"
-        raise ConcurrentCommitError(
-            f"Tag {name!r} was not made: a run or a compaction committed to {pool.uri} (now version "
-            f"{pool.version()}) while it was being written. Nothing was tagged; make the tag again.",
-            read_version=int(table.version()), current_version=pool.version(),
-        ) from None
-    updated = int(metrics.get("num_target_rows_updated", 0))
-    version = int(_table(pool).version())
-    if updated != wanted.num_rows:
-        log.warning("Tag %r: %d of %d chosen rows were found in %s.", name, updated, wanted.num_rows, pool.uri)
-    log.info("Tagged %d rows of %s as %r (version %d, by %s).", updated, pool.uri, name, version, made_by)
-    return {"tag": name, "version": version, "count": updated}
+        .when_matched_update({C.TAGS: f"array_append({tags}, {quote_literal(name)})"})
+        .execute()
+    )
 
 
 _RUN_ID = re.compile(r"^(?P<kind>[a-z_]+)__(?P<date>\d{4}-\d{2}-\d{2})T(?P<hh>\d{2}):(?P<mm>\d{2})")

@@ -179,26 +179,41 @@ def test_reading_a_compacted_pool_on_s3_opens_one_file_per_partition(s3_bucket, 
 
 
 
-def test_a_hand_made_tag_and_a_compaction_racing_keep_every_row_once(tmp_path, digits, monkeypatch) -> None:
-    from lightly_airflow.datapool import ConcurrentCommitError, tagging
+def test_a_hand_made_tag_that_a_compaction_beats_is_made_again_and_every_row_stays_once(
+        tmp_path, digits, monkeypatch, caplog) -> None:
+    from lightly_airflow.datapool import ConcurrentCommitError, DatapoolError, tagging
 
     pool = Datapool(f"file://{tmp_path}/pool")
     grow(pool, digits)
     rows = pool.snapshot().read(columns=[C.SAMPLE_ID, "commit_version"]).slice(0, 3)
     opened = tagging._table
+    landed = []
 
     def open_then_compaction_lands(p):
         table = opened(p)
-        assert compact(Datapool(pool.uri), DUE).version == RUNS + 1
+        if not landed:  # the first try's read is beaten by a compaction
+            landed.append(compact(Datapool(pool.uri), DUE).version)
         return table
 
     monkeypatch.setattr(tagging, "_table", open_then_compaction_lands)
-    with pytest.raises(ConcurrentCommitError, match="Tag 'hand' was not made: a run or a compaction committed"):
-        tagging.create_tag(pool, "hand", rows)
-    monkeypatch.setattr(tagging, "_table", opened)
-    assert pool.version() == RUNS + 1 and pool.snapshot().read().num_rows == 10 * RUNS
-    assert tagging.create_tag(pool, "hand", rows)["count"] == 3  # made again: it lands
+    caplog.set_level("INFO", logger=tagging.__name__)
+    made = tagging.create_tag(pool, "hand", rows)
+    assert landed == [RUNS + 1] and made == {"tag": "hand", "version": RUNS + 2, "count": 3}
+    assert "tagging again (attempt 2 of 3)" in caplog.text
     assert pool.snapshot().read(tag="hand").num_rows == 3 and pool.snapshot().read().num_rows == 10 * RUNS
+    with pytest.raises(DatapoolError, match="Tag 'hand' does not exist"):  # the compaction's version: not yet
+        pool.snapshot(RUNS + 1).read(tag="hand")
+
+    def open_then_a_run_lands(p):  # every try beaten: refused, nothing tagged
+        table = opened(p)
+        n = pool.version()
+        commit_run(pool, run_rows(digits, range(1000 + n * 10, 1010 + n * 10), picks=[0]), f"late-{n}")
+        return table
+
+    monkeypatch.setattr(tagging, "_table", open_then_a_run_lands)
+    with pytest.raises(ConcurrentCommitError, match="Tag 'hand-2' was not made: .* 3 times"):
+        tagging.create_tag(pool, "hand-2", rows)
+    assert pool.version() == RUNS + 5 and "hand-2" not in {t["name"] for t in pool.tags()}
 
 
 def test_rows_of_runs_before_a_new_column_are_merged_with_nulls_and_keep_their_statistics(tmp_path, digits) -> None:
