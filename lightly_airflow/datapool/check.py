@@ -29,6 +29,8 @@ from lightly_airflow import columns as C
 from lightly_airflow.storage import StorageCredentials, filesystem
 
 LOG_DIR = "_delta_log"
+#: The group of unreferenced files that hold rows of several versions (:mod:`~lightly_airflow.datapool.compaction`).
+COMPACTION_ORPHANS = "(compaction)"
 _COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
 _CHECKPOINT_FILE = re.compile(r"^(\d{20})\.checkpoint(\.\d+\.\d+)?\.parquet$")
 RECOVERY = (
@@ -176,6 +178,8 @@ def check_pool(uri: str, credentials: StorageCredentials | None = None) -> list[
                 table = pq.read_table(f, columns=[C.RUN_ID, "commit_version"])
             run_id = str(table.column(C.RUN_ID)[0].as_py()) if table.num_rows else "?"
             version = int(table.column("commit_version")[0].as_py()) if table.num_rows else -1
+            if len(table.column("commit_version").unique()) > 1:  # rows of several runs: a compaction's file
+                run_id, version = COMPACTION_ORPHANS, -1
         except Exception:  # noqa: BLE001 - a half-written file of a killed attempt
             run_id, version = "?", -1
         orphans.setdefault((run_id, version), []).append(f"{uri}/{rel}")
@@ -184,6 +188,14 @@ def check_pool(uri: str, credentials: StorageCredentials | None = None) -> list[
     for (run_id, version), paths in sorted(orphans.items()):
         if run_id in lost_runs:
             continue  # named by its receipt's error
+        if run_id == COMPACTION_ORPHANS:
+            findings.append(Finding(
+                "warning", paths[0],
+                f"{len(paths)} data file(s) no log entry references, each holding rows of several runs: a "
+                "compaction killed before its commit (harmless: those rows are still in the files the log "
+                "references; the next run compacts again). VACUUM removes them.",
+            ))
+            continue
         if run_id in committed_runs or run_id == "?":
             findings.append(Finding(
                 "warning", paths[0],

@@ -149,3 +149,29 @@ def test_a_missing_data_file_is_named(pool_dir) -> None:
     victim.unlink()
     findings = check_pool(str(pool_dir))
     assert any(f.level == "error" and victim.name in f.path and "missing" in f.message for f in findings)
+
+
+# A select task killed during its compaction, after the merged files were copied in and before the commit.
+KILLED_DURING_COMPACTION = textwrap.dedent(
+    """
+    import os, signal, sys
+    from deltalake import DeltaTable
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.datapool.compaction import CompactionOptions, compact
+
+    DeltaTable.create_write_transaction = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+    compact(Datapool(sys.argv[1]), CompactionOptions(min_small_files=2))
+    """
+)
+
+
+def test_a_compaction_killed_before_its_commit_is_named_as_such(pool_dir, capsys, digits) -> None:
+    before = Datapool(pool_dir).snapshot().read().sort_by("sample_id")
+    child = subprocess.run([sys.executable, "-c", KILLED_DURING_COMPACTION, str(pool_dir)],
+                           capture_output=True, text=True, timeout=120)
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    assert Datapool(pool_dir).version() == 3 and Datapool(pool_dir).snapshot().read().sort_by("sample_id") == before
+    code, report = _check(capsys, pool_dir)
+    assert code == 0 and report["ok"], report
+    (warning,) = [f["message"] for f in report["findings"]]
+    assert "rows of several runs" in warning and "compaction killed before its commit" in warning, warning
