@@ -208,6 +208,10 @@ def compact(pool: Any, options: CompactionOptions | None = None, *, force: bool 
     table = pool._open()
     if table is None:
         return CompactionResult(None, reason="no pool")
+    unsupported = sorted(set(table.protocol().reader_features or []) & {"deletionVectors", "columnMapping"})
+    if unsupported:  # the files alone do not hold the rows as the log defines them
+        return CompactionResult(None, reason=f"the table uses {', '.join(unsupported)} (written by another engine): "
+                                             "compact it there")
     files = _files(table)
     n_small = _count_small(files, options)
     if not force and (options.mode == "off" or n_small < options.min_small_files):

@@ -245,3 +245,17 @@ def test_rows_of_runs_before_a_new_column_are_merged_with_nulls_and_keep_their_s
     assert actions.column("num_records").to_pylist() in ([3 * RUNS, 7 * RUNS], [7 * RUNS, 3 * RUNS])
     keys = sorted(before["rows"].column(C.KEY).to_pylist())
     assert sorted(actions.column(f"min.{C.KEY}").to_pylist())[0] == keys[0]
+
+
+def test_a_table_with_deletion_vectors_is_left_to_its_engine(tmp_path, digits) -> None:
+    import json
+
+    pool = Datapool(f"file://{tmp_path}/pool")
+    grow(pool, digits, runs=3)
+    # What a Spark writer leaves after enabling deletion vectors: the data files alone no longer hold the rows.
+    protocol = {"minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": ["deletionVectors"],
+                "writerFeatures": ["deletionVectors"]}
+    (tmp_path / "pool" / "_delta_log" / f"{4:020d}.json").write_text(
+        json.dumps({"protocol": protocol}) + "\n" + json.dumps({"commitInfo": {"operation": "UPGRADE PROTOCOL"}}) + "\n")
+    result = compact(pool, CompactionOptions(min_small_files=2), force=True)
+    assert result.version is None and "deletionVectors" in result.reason and live_files(pool) == 6
