@@ -82,6 +82,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     compact.add_argument("--min-small-files", type=int, default=None,
                          help="merge only when the latest version holds this many small files (default: 50)")
     compact.add_argument("--target-mb", type=int, default=None, help="size merged files are packed to (default: 32)")
+    compact.add_argument("--format", choices=("table", "json"), default="table")
     compact.set_defaults(func=_compact)
 
 
@@ -247,7 +248,9 @@ def _compact(args: argparse.Namespace) -> int:
              "target_file_bytes": None if args.target_mb is None else args.target_mb * 2**20}
     result = compact(_pool(args), CompactionOptions(**{k: v for k, v in given.items() if v is not None}),
                      force=args.force)
-    if result.version is None:
+    if args.format == "json":
+        print(json.dumps(result.to_dict()))
+    elif result.version is None:
         print(f"{args.uri}: not compacted ({result.reason}).")
     else:
         print(f"{args.uri}: {result.files_removed} files merged into {result.files_added} as version "

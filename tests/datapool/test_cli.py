@@ -119,3 +119,17 @@ def test_a_hand_made_tag_is_listed_read_and_exported_like_a_run_tag(pool_uri, ca
     assert code == 0 and sorted(out.splitlines()) == sorted(f"s3://images/raw/{k}" for k in chosen.column(C.KEY).to_pylist())
     # the version before the tag does not know it, and run tags still read only selected rows
     assert pool.read(tag="week-1").num_rows == 2
+
+
+def test_compact_merges_the_small_files_and_says_when_there_is_nothing_to_do(pool_uri, capsys) -> None:
+    before = Datapool(pool_uri).snapshot().read().sort_by(C.SAMPLE_ID)
+    code, out, _ = _run(capsys, "datapool", "compact", pool_uri, "--format", "json")
+    assert code == 0 and json.loads(out) == {"version": None, "files_removed": 0, "files_added": 0, "small_files": 4,
+                                             "seconds": 0.0, "reason": "4 small files, fewer than 50"}
+    code, out, _ = _run(capsys, "datapool", "compact", pool_uri, "--min-small-files", "4")
+    assert code == 0 and out.startswith(f"{pool_uri}: 4 files merged into 2 as version 3 in "), out
+    assert Datapool(pool_uri).snapshot().read().sort_by(C.SAMPLE_ID) == before
+    code, out, _ = _run(capsys, "datapool", "compact", pool_uri, "--force")
+    assert code == 0 and out == f"{pool_uri}: not compacted (nothing to merge).\n"
+    code, _, err = _run(capsys, "datapool", "compact", pool_uri, "--min-small-files", "1")
+    assert code == 1 and "min_small_files must be at least 2, got 1" in err
