@@ -14,9 +14,10 @@ from __future__ import annotations
 import io
 import re
 import struct
+import sys
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, JpegImagePlugin
+from PIL import Image, ImageOps, JpegImagePlugin
 
 HIGH_BIT_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 #: ``img.info`` key where :func:`open_image` puts a PNG's significant bits (its ``sBIT`` chunk; Pillow skips it).
@@ -27,12 +28,22 @@ WHITE_GUESS = "lightly_airflow.white_guess"
 #: ``img.info`` key where :func:`open_image` puts the stored ``(width, height)`` of a JPEG it set to decode at a
 #: reduced scale because it has more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``.
 FULL_SIZE = "lightly_airflow.full_size"
-#: ``img.info`` key where :func:`open_image` keeps the bytes of a 16-bit colour PNG: Pillow decodes only the high
-#: byte of each value (12-bit colour data: at most 15), so :func:`display_rgb` decodes the low bytes too when the
-#: white is below 65535.
+#: ``img.info`` key where :func:`open_image` keeps the bytes of a 16-bit colour PNG or TIFF (RGB, RGBA, and PNG grey
+#: + alpha, which Pillow opens as RGBA): Pillow decodes only the high byte of each value (12-bit data: at most 15),
+#: so :func:`display_rgb` decodes the low bytes too when the white is below 65535.
 WIDE_COLOUR = "lightly_airflow.wide_colour"
-#: Pillow's unpackers of a 16-bit colour PNG (each value's high byte) and the ones keeping its low byte.
-LOW_BYTES = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
+_NATIVE, _SWAPPED = ("L", "B") if sys.byteorder == "little" else ("B", "L")
+#: Pillow's unpackers of 16-bit colour data (each value's high byte) and ones keeping the low byte instead: the
+#: other byte order (a TIFF compressed with libtiff is unpacked in native order: ``;16N``), and for 16-bit grey +
+#: alpha (PNG colour type 4, 4 bytes a pixel) the 8-bit RGBA unpacker, which keeps all 4 bytes: grey high, grey low,
+#: alpha high, alpha low.
+LOW_BYTES = {
+    **{f"{m};16{a}": f"{m};16{b}" for m in ("RGB", "RGBA", "RGBX") for a, b in (("B", "L"), ("L", "B"))},
+    **{f"{m};16N": f"{m};16{_SWAPPED}" for m in ("RGB", "RGBA", "RGBX")},
+    "LA;16B": "RGBA",
+}
+#: TIFF tag BitsPerSample.
+TIFF_BITS_PER_SAMPLE = 258
 #: A progressive JPEG keeps every DCT coefficient in memory while it decodes, whatever the scale (a 20000x15000
 #: one: 1.4 GB peak); above this many times ``PIL.Image.MAX_IMAGE_PIXELS`` it is refused, not decoded reduced.
 PROGRESSIVE_LIMIT = 2
@@ -105,6 +116,19 @@ def not_an_image(data: bytes) -> str:
     return f"not an image: the file is {what}"
 
 
+def _sixteen_bit_colour(img: Image.Image, data: bytes) -> bool:
+    """A PNG or TIFF with 16 bits per colour sample, which Pillow opens as 8-bit RGB or RGBA (:data:`WIDE_COLOUR`)."""
+    if img.mode not in ("RGB", "RGBA"):
+        return False
+    if img.format == "PNG":
+        return len(data) > 24 and data[24] == 16  # IHDR bit depth
+    if img.format == "TIFF":
+        bits = getattr(img, "tag_v2", {}).get(TIFF_BITS_PER_SAMPLE)
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        return bool(bits) and all(b == 16 for b in bits)
+    return False
+
+
 def open_image(data: bytes, draft: int | None = None, fit: bool = False) -> Image.Image:
     """Open encoded bytes (header only; nothing decoded yet) the way every pass must: a 16-bit PNG's ``sBIT`` in
     ``img.info[SIGNIFICANT_BITS]``; ``draft``: a JPEG may be decoded at a reduced DCT scale, never below this side.
@@ -125,13 +149,12 @@ def open_image(data: bytes, draft: int | None = None, fit: bool = False) -> Imag
             _draft_jpeg(img, draft, fit)
         return img
     img = Image.open(io.BytesIO(data))
-    wide_colour = img.mode in ("RGB", "RGBA") and len(data) > 24 and data[24] == 16  # IHDR bit depth
-    if img.format == "PNG" and (img.mode in HIGH_BIT_DEPTH_MODES or wide_colour):
+    if img.format == "PNG" and (img.mode in HIGH_BIT_DEPTH_MODES or _sixteen_bit_colour(img, data)):
         bits = png_significant_bits(data)
         if bits:
             img.info[SIGNIFICANT_BITS] = bits
-        if wide_colour:
-            img.info[WIDE_COLOUR] = data
+    if _sixteen_bit_colour(img, data):
+        img.info[WIDE_COLOUR] = data
     if img.format in ("JPEG", "MPO") and draft:
         img.draft("RGB", (draft, draft))
     return img
@@ -202,23 +225,40 @@ def white_point(img: Image.Image, largest: float) -> tuple[float, str | None]:
     return 65535.0, None
 
 
-def _wide_colour(img: Image.Image) -> Image.Image:
-    """A loaded 16-bit colour PNG (:data:`WIDE_COLOUR`) scaled to 8 bits by its :func:`white_point` (alpha as
-    Pillow decodes it). Pillow's own 8 bits (each value's high byte) stand when the white is 65535."""
-    high = np.asarray(img)
+def _stated_below_full(img: Image.Image) -> bool:
+    """Whether the file states a white below 65535 (a PNG's ``sBIT`` under 16 bits, a TIFF's MaxSampleValue)."""
     bits = img.info.get(SIGNIFICANT_BITS)
-    if not (isinstance(bits, int) and 0 < bits < 16) and (high.size == 0 or int(high[..., :3].max()) >= 16):
+    if isinstance(bits, int) and 0 < bits < 16:
+        return True
+    tags = getattr(img, "tag_v2", None) or {}
+    for tag, _name in TIFF_MAX_SAMPLE_TAGS:
+        value = tags.get(tag)
+        value = max(value) if isinstance(value, tuple) and value else value
+        if isinstance(value, (int, float)) and 0 < value < 65535:
+            return True
+    return False
+
+
+def _wide_colour(img: Image.Image) -> Image.Image:
+    """A loaded 16-bit colour PNG or TIFF (:data:`WIDE_COLOUR`) scaled to 8 bits by its :func:`white_point` (alpha
+    as Pillow decodes it). Pillow's own 8 bits (each value's high byte) stand when the white is 65535."""
+    high = np.asarray(img)
+    if not _stated_below_full(img) and (high.size == 0 or int(high[..., :3].max()) >= 16):
         return img  # values above 4095: 16-bit data, whose high bytes are its 8 bits
     low_img = Image.open(io.BytesIO(img.info[WIDE_COLOUR]))
-    tiles = low_img.tile
-    if len(tiles) != 1 or tiles[0][0] != "zip" or tiles[0][3] not in LOW_BYTES:  # e.g. 16-bit grey + alpha
-        return img
-    # The same decode with the little-endian unpacker keeps each value's second (low) byte.
-    low_img.tile = [ImageFile._Tile(*tiles[0][:3], LOW_BYTES[tiles[0][3]])]
+    rawmodes = [t.args if isinstance(t.args, str) else (t.args or ("",))[0] for t in low_img.tile]
+    if not rawmodes or any(r not in LOW_BYTES for r in rawmodes) or len(set(rawmodes)) != 1:
+        return img  # a layout with no low-byte unpacker (planar TIFF): Pillow's high bytes
+    # The same decode with another unpacker keeps each value's low byte (LOW_BYTES).
+    low_img.tile = [t._replace(args=LOW_BYTES[r] if isinstance(t.args, str) else (LOW_BYTES[r], *(t.args or ())[1:]))
+                    for t, r in zip(low_img.tile, rawmodes)]
     low = np.asarray(low_img)
     if low.shape != high.shape:
         return img
-    values = high[..., :3].astype(np.float64) * 256 + low[..., :3]
+    if rawmodes[0] == "LA;16B":  # grey high, grey low, alpha high, alpha low: the grey's 16 bits in every channel
+        values = np.repeat(low[..., :1].astype(np.float64) * 256 + low[..., 1:2], 3, axis=2)
+    else:
+        values = high[..., :3].astype(np.float64) * 256 + low[..., :3]
     white, guess = white_point(img, float(values.max()))
     rgb = np.clip(values * (255.0 / white), 0, 255).astype(np.uint8)
     out = Image.fromarray(np.concatenate([rgb, high[..., 3:]], axis=2) if img.mode == "RGBA" else rgb, img.mode)
