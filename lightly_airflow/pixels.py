@@ -12,6 +12,7 @@ A change of what any pass' pixels are raises ``columns.PIXEL_RULES_VERSION``.
 from __future__ import annotations
 
 import io
+import math
 import re
 import struct
 import sys
@@ -310,6 +311,22 @@ def upright_size(img: Image.Image) -> tuple[int, int]:
     :func:`open_image` set to decode reduced has its stored size."""
     w, h = img.info.get(FULL_SIZE) or img.size
     return (h, w) if img.format != "TIFF" and orientation(img) in SWAPPED else (w, h)
+
+
+def scale_box(box: tuple[int, int, int, int], decoded: tuple[int, int],
+              shown: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A box ``(x, y, w, h)`` in the shown image's pixels (``shown``: its full width and height) as the region of a
+    decode of size ``decoded`` (a JPEG above the pixel limit decoded reduced): rounded outwards, clipped, at least
+    one pixel. The same box when the decode is full size."""
+    if tuple(decoded) == tuple(shown):
+        return box
+    x, y, w, h = box
+    sx, sy = decoded[0] / shown[0], decoded[1] / shown[1]
+    x0 = max(0, min(decoded[0] - 1, math.floor(x * sx)))
+    y0 = max(0, min(decoded[1] - 1, math.floor(y * sy)))
+    x1 = max(x0 + 1, min(decoded[0], math.ceil((x + w) * sx)))
+    y1 = max(y0 + 1, min(decoded[1], math.ceil((y + h) * sy)))
+    return (x0, y0, x1 - x0, y1 - y0)
 
 
 def display_rgb(img: Image.Image) -> Image.Image:
