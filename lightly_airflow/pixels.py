@@ -78,6 +78,50 @@ def png_significant_bits(data: bytes) -> int | None:
     return None
 
 
+#: TIFF Photometric and Compression values by name (the common ones; others are given as numbers).
+TIFF_PHOTOMETRIC = {0: "WhiteIsZero", 1: "BlackIsZero", 2: "RGB", 3: "palette", 4: "mask", 5: "CMYK", 6: "YCbCr",
+                    8: "CIELab", 32844: "LogL", 32845: "LogLuv", 34892: "LinearRaw"}
+TIFF_COMPRESSION = {1: "none", 5: "LZW", 7: "JPEG", 8: "Deflate", 32946: "Deflate", 32773: "PackBits",
+                    34887: "LERC", 34925: "LZMA", 50000: "Zstd", 50001: "WebP", 50002: "JPEG XL"}
+
+
+def tiff_layout(data: bytes) -> str | None:
+    """A TIFF's first image's layout in words (samples, bits, photometric, compression, planar), read from its
+    header alone; ``None`` for bytes that are no TIFF or whose header is unreadable."""
+    if data[:4] not in (b"II*\0", b"MM\0*"):
+        return None
+    order = "<" if data[:2] == b"II" else ">"
+    try:
+        (ifd,) = struct.unpack(order + "I", data[4:8])
+        (count,) = struct.unpack(order + "H", data[ifd : ifd + 2])
+        tags: dict[int, list[int]] = {}
+        for i in range(min(count, 256)):
+            tag, kind, n, value = struct.unpack(order + "HHI4s", data[ifd + 2 + 12 * i : ifd + 14 + 12 * i])
+            if kind not in (3, 4) or tag not in (258, 259, 262, 277, 284, 339):
+                continue
+            fmt = order + ("H" if kind == 3 else "I") * min(n, 8)
+            size = struct.calcsize(fmt)
+            if n * (2 if kind == 3 else 4) <= 4:
+                raw = value[:size]
+            else:
+                (at,) = struct.unpack(order + "I", value)
+                raw = data[at : at + size]
+            tags[tag] = list(struct.unpack(fmt, raw))
+    except (struct.error, ValueError):
+        return None
+    samples = (tags.get(277) or [1])[0]
+    bits = sorted(set(tags.get(258) or [1]))
+    photometric = (tags.get(262) or [-1])[0]
+    compression = (tags.get(259) or [1])[0]
+    kind = {1: "unsigned", 2: "signed", 3: "float"}.get((tags.get(339) or [1])[0], "other")
+    words = [f"{samples} sample{'s' if samples != 1 else ''} per pixel of {'/'.join(map(str, bits))} bits ({kind})",
+             f"photometric {TIFF_PHOTOMETRIC.get(photometric, photometric if photometric >= 0 else 'missing')}",
+             f"compression {TIFF_COMPRESSION.get(compression, compression)}"]
+    if (tags.get(284) or [1])[0] == 2:
+        words.append("planar")
+    return ", ".join(words)
+
+
 #: ISO media brands (bytes 8..12, after ``ftyp``) of HEIF images: iPhone photos are HEIC.
 HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 
@@ -87,6 +131,11 @@ def not_an_image(data: bytes) -> str:
     that is plain (a web page or a store's error saved under the image's name, a Git LFS pointer, HEIC, SVG,
     PDF, text), else Pillow's "unknown format"."""
     head = data[:1024]
+    layout = tiff_layout(data)
+    if layout:
+        return (f"not an image Pillow can read: the file is a TIFF ({layout}) that Pillow cannot open: a layout it "
+                "has no reader for (e.g. 16-bit grey with alpha) or a damaged file; convert it, e.g. to PNG or to a "
+                "TIFF of 8/16-bit grey or 8/16-bit RGB/RGBA")
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         if brand in HEIF_BRANDS:

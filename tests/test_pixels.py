@@ -315,18 +315,20 @@ def test_16_bit_colour_with_transparency_and_true_16_bit_colour() -> None:
 
 
 def _tiff16(values: np.ndarray, big_endian: bool = False, deflate: bool = False, max_sample: int | None = None) -> bytes:
-    """A 16-bit RGB ``(H, W, 3)`` or RGBA ``(H, W, 4)`` TIFF, one strip, written tag by tag (Pillow cannot write 16-bit
+    """A 16-bit RGB ``(H, W, 3)``, RGBA ``(H, W, 4)`` or grey + alpha ``(H, W, 2)`` TIFF, one strip, written tag by tag (Pillow cannot write 16-bit
     colour): uncompressed (Pillow's own reader) or Deflate (read through libtiff), either byte order."""
     import struct
     import zlib
 
     order = ">" if big_endian else "<"
     h, w, channels = values.shape
+    photometric = 2 if channels >= 3 else 1
     strip = values.astype(order + "u2").tobytes()
     strip = zlib.compress(strip) if deflate else strip
-    tags = [(256, 3, [w]), (257, 3, [h]), (258, 3, [16] * channels), (259, 3, [8 if deflate else 1]), (262, 3, [2]),
+    tags = [(256, 3, [w]), (257, 3, [h]), (258, 3, [16] * channels), (259, 3, [8 if deflate else 1]),
+            (262, 3, [photometric]),
             (273, 4, [0]), (277, 3, [channels]), (278, 3, [h]), (279, 4, [len(strip)]), (284, 3, [1])]
-    tags += [(338, 3, [2])] if channels == 4 else []  # unassociated alpha
+    tags += [(338, 3, [2])] if channels in (2, 4) else []  # unassociated alpha
     tags += [(281, 3, [max_sample] * channels)] if max_sample else []
     tags.sort()
     ifd_at = 8
@@ -371,6 +373,20 @@ def test_a_16_bit_colour_tiff_max_sample_value_and_alpha() -> None:
     rgba[:8, :, 3] = 0
     shown = np.asarray(open_rgb(_tiff16(rgba)))
     assert shown[:8].min() == 255 and shown[8:, -1, 0].min() == 255
+
+
+def test_a_tiff_pillow_cannot_open_says_its_layout_in_both_passes(tmp_path: Path) -> None:
+    """A 16-bit grey + alpha TIFF (Pillow has no reader for it) was "not an image Pillow can identify (unreadable
+    or unknown format)", though it is a TIFF: the reason now says so, with its layout and what to convert it to."""
+    from lightly_airflow.embedding.images import ShardImages
+
+    data = _tiff16(np.dstack([_ramp(4095), np.full((64, 64), 65535, np.uint16)]))
+    reason = inspect_image(data, "scan.tif").reason
+    assert reason is not None and "a TIFF (2 samples per pixel of 16 bits (unsigned), photometric BlackIsZero" in reason
+    assert "convert it" in reason
+    (tmp_path / "scan.tif").write_bytes(data)
+    batch = ShardImages(str(tmp_path), ["scan.tif"], [0], input_size=32, batch_size=1)[0]
+    assert batch.status == ["corrupt"] and "a TIFF (2 samples" in (batch.reasons[0] or "")
 
 
 def test_12_bit_grey_with_alpha_in_a_16_bit_png_is_not_black() -> None:
