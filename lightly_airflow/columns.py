@@ -90,8 +90,9 @@ PIXEL_RULES = "pixel_rules"
 #: 1 (rows without it): before 2026-12-04. 2: images upright and transparency on white in the metadata pass;
 #: video frames upright by their display matrix, edit lists applied, ``frame_seconds`` from the file's start.
 #: 3: high bit depths scaled by their stated or guessed white (12-bit data in 16-bit files), JPEGs above
-#: ``PIL.Image.MAX_IMAGE_PIXELS`` decoded at a reduced scale instead of corrupt.
-PIXEL_RULES_VERSION = 3
+#: ``PIL.Image.MAX_IMAGE_PIXELS`` decoded at a reduced scale instead of corrupt. 4: 16-bit colour TIFFs and 16-bit
+#: grey + alpha PNGs scaled by their white like 16-bit colour PNGs (not their high bytes).
+PIXEL_RULES_VERSION = 4
 
 INITIAL_TAG = "initial-tag"
 

@@ -12,11 +12,13 @@ A change of what any pass' pixels are raises ``columns.PIXEL_RULES_VERSION``.
 from __future__ import annotations
 
 import io
+import math
 import re
 import struct
+import sys
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, JpegImagePlugin
+from PIL import Image, ImageOps, JpegImagePlugin
 
 HIGH_BIT_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 #: ``img.info`` key where :func:`open_image` puts a PNG's significant bits (its ``sBIT`` chunk; Pillow skips it).
@@ -27,12 +29,22 @@ WHITE_GUESS = "lightly_airflow.white_guess"
 #: ``img.info`` key where :func:`open_image` puts the stored ``(width, height)`` of a JPEG it set to decode at a
 #: reduced scale because it has more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``.
 FULL_SIZE = "lightly_airflow.full_size"
-#: ``img.info`` key where :func:`open_image` keeps the bytes of a 16-bit colour PNG: Pillow decodes only the high
-#: byte of each value (12-bit colour data: at most 15), so :func:`display_rgb` decodes the low bytes too when the
-#: white is below 65535.
+#: ``img.info`` key where :func:`open_image` keeps the bytes of a 16-bit colour PNG or TIFF (RGB, RGBA, and PNG grey
+#: + alpha, which Pillow opens as RGBA): Pillow decodes only the high byte of each value (12-bit data: at most 15),
+#: so :func:`display_rgb` decodes the low bytes too when the white is below 65535.
 WIDE_COLOUR = "lightly_airflow.wide_colour"
-#: Pillow's unpackers of a 16-bit colour PNG (each value's high byte) and the ones keeping its low byte.
-LOW_BYTES = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
+_NATIVE, _SWAPPED = ("L", "B") if sys.byteorder == "little" else ("B", "L")
+#: Pillow's unpackers of 16-bit colour data (each value's high byte) and ones keeping the low byte instead: the
+#: other byte order (a TIFF compressed with libtiff is unpacked in native order: ``;16N``), and for 16-bit grey +
+#: alpha (PNG colour type 4, 4 bytes a pixel) the 8-bit RGBA unpacker, which keeps all 4 bytes: grey high, grey low,
+#: alpha high, alpha low.
+LOW_BYTES = {
+    **{f"{m};16{a}": f"{m};16{b}" for m in ("RGB", "RGBA", "RGBX") for a, b in (("B", "L"), ("L", "B"))},
+    **{f"{m};16N": f"{m};16{_SWAPPED}" for m in ("RGB", "RGBA", "RGBX")},
+    "LA;16B": "RGBA",
+}
+#: TIFF tag BitsPerSample.
+TIFF_BITS_PER_SAMPLE = 258
 #: A progressive JPEG keeps every DCT coefficient in memory while it decodes, whatever the scale (a 20000x15000
 #: one: 1.4 GB peak); above this many times ``PIL.Image.MAX_IMAGE_PIXELS`` it is refused, not decoded reduced.
 PROGRESSIVE_LIMIT = 2
@@ -66,6 +78,50 @@ def png_significant_bits(data: bytes) -> int | None:
     return None
 
 
+#: TIFF Photometric and Compression values by name (the common ones; others are given as numbers).
+TIFF_PHOTOMETRIC = {0: "WhiteIsZero", 1: "BlackIsZero", 2: "RGB", 3: "palette", 4: "mask", 5: "CMYK", 6: "YCbCr",
+                    8: "CIELab", 32844: "LogL", 32845: "LogLuv", 34892: "LinearRaw"}
+TIFF_COMPRESSION = {1: "none", 5: "LZW", 7: "JPEG", 8: "Deflate", 32946: "Deflate", 32773: "PackBits",
+                    34887: "LERC", 34925: "LZMA", 50000: "Zstd", 50001: "WebP", 50002: "JPEG XL"}
+
+
+def tiff_layout(data: bytes) -> str | None:
+    """A TIFF's first image's layout in words (samples, bits, photometric, compression, planar), read from its
+    header alone; ``None`` for bytes that are no TIFF or whose header is unreadable."""
+    if data[:4] not in (b"II*\0", b"MM\0*"):
+        return None
+    order = "<" if data[:2] == b"II" else ">"
+    try:
+        (ifd,) = struct.unpack(order + "I", data[4:8])
+        (count,) = struct.unpack(order + "H", data[ifd : ifd + 2])
+        tags: dict[int, list[int]] = {}
+        for i in range(min(count, 256)):
+            tag, kind, n, value = struct.unpack(order + "HHI4s", data[ifd + 2 + 12 * i : ifd + 14 + 12 * i])
+            if kind not in (3, 4) or tag not in (258, 259, 262, 277, 284, 339):
+                continue
+            fmt = order + ("H" if kind == 3 else "I") * min(n, 8)
+            size = struct.calcsize(fmt)
+            if n * (2 if kind == 3 else 4) <= 4:
+                raw = value[:size]
+            else:
+                (at,) = struct.unpack(order + "I", value)
+                raw = data[at : at + size]
+            tags[tag] = list(struct.unpack(fmt, raw))
+    except (struct.error, ValueError):
+        return None
+    samples = (tags.get(277) or [1])[0]
+    bits = sorted(set(tags.get(258) or [1]))
+    photometric = (tags.get(262) or [-1])[0]
+    compression = (tags.get(259) or [1])[0]
+    kind = {1: "unsigned", 2: "signed", 3: "float"}.get((tags.get(339) or [1])[0], "other")
+    words = [f"{samples} sample{'s' if samples != 1 else ''} per pixel of {'/'.join(map(str, bits))} bits ({kind})",
+             f"photometric {TIFF_PHOTOMETRIC.get(photometric, photometric if photometric >= 0 else 'missing')}",
+             f"compression {TIFF_COMPRESSION.get(compression, compression)}"]
+    if (tags.get(284) or [1])[0] == 2:
+        words.append("planar")
+    return ", ".join(words)
+
+
 #: ISO media brands (bytes 8..12, after ``ftyp``) of HEIF images: iPhone photos are HEIC.
 HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 
@@ -75,6 +131,11 @@ def not_an_image(data: bytes) -> str:
     that is plain (a web page or a store's error saved under the image's name, a Git LFS pointer, HEIC, SVG,
     PDF, text), else Pillow's "unknown format"."""
     head = data[:1024]
+    layout = tiff_layout(data)
+    if layout:
+        return (f"not an image Pillow can read: the file is a TIFF ({layout}) that Pillow cannot open: a layout it "
+                "has no reader for (e.g. 16-bit grey with alpha) or a damaged file; convert it, e.g. to PNG or to a "
+                "TIFF of 8/16-bit grey or 8/16-bit RGB/RGBA")
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         if brand in HEIF_BRANDS:
@@ -105,6 +166,19 @@ def not_an_image(data: bytes) -> str:
     return f"not an image: the file is {what}"
 
 
+def _sixteen_bit_colour(img: Image.Image, data: bytes) -> bool:
+    """A PNG or TIFF with 16 bits per colour sample, which Pillow opens as 8-bit RGB or RGBA (:data:`WIDE_COLOUR`)."""
+    if img.mode not in ("RGB", "RGBA"):
+        return False
+    if img.format == "PNG":
+        return len(data) > 24 and data[24] == 16  # IHDR bit depth
+    if img.format == "TIFF":
+        bits = getattr(img, "tag_v2", {}).get(TIFF_BITS_PER_SAMPLE)
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        return bool(bits) and all(b == 16 for b in bits)
+    return False
+
+
 def open_image(data: bytes, draft: int | None = None, fit: bool = False) -> Image.Image:
     """Open encoded bytes (header only; nothing decoded yet) the way every pass must: a 16-bit PNG's ``sBIT`` in
     ``img.info[SIGNIFICANT_BITS]``; ``draft``: a JPEG may be decoded at a reduced DCT scale, never below this side.
@@ -125,13 +199,12 @@ def open_image(data: bytes, draft: int | None = None, fit: bool = False) -> Imag
             _draft_jpeg(img, draft, fit)
         return img
     img = Image.open(io.BytesIO(data))
-    wide_colour = img.mode in ("RGB", "RGBA") and len(data) > 24 and data[24] == 16  # IHDR bit depth
-    if img.format == "PNG" and (img.mode in HIGH_BIT_DEPTH_MODES or wide_colour):
+    if img.format == "PNG" and (img.mode in HIGH_BIT_DEPTH_MODES or _sixteen_bit_colour(img, data)):
         bits = png_significant_bits(data)
         if bits:
             img.info[SIGNIFICANT_BITS] = bits
-        if wide_colour:
-            img.info[WIDE_COLOUR] = data
+    if _sixteen_bit_colour(img, data):
+        img.info[WIDE_COLOUR] = data
     if img.format in ("JPEG", "MPO") and draft:
         img.draft("RGB", (draft, draft))
     return img
@@ -202,23 +275,40 @@ def white_point(img: Image.Image, largest: float) -> tuple[float, str | None]:
     return 65535.0, None
 
 
-def _wide_colour(img: Image.Image) -> Image.Image:
-    """A loaded 16-bit colour PNG (:data:`WIDE_COLOUR`) scaled to 8 bits by its :func:`white_point` (alpha as
-    Pillow decodes it). Pillow's own 8 bits (each value's high byte) stand when the white is 65535."""
-    high = np.asarray(img)
+def _stated_below_full(img: Image.Image) -> bool:
+    """Whether the file states a white below 65535 (a PNG's ``sBIT`` under 16 bits, a TIFF's MaxSampleValue)."""
     bits = img.info.get(SIGNIFICANT_BITS)
-    if not (isinstance(bits, int) and 0 < bits < 16) and (high.size == 0 or int(high[..., :3].max()) >= 16):
+    if isinstance(bits, int) and 0 < bits < 16:
+        return True
+    tags = getattr(img, "tag_v2", None) or {}
+    for tag, _name in TIFF_MAX_SAMPLE_TAGS:
+        value = tags.get(tag)
+        value = max(value) if isinstance(value, tuple) and value else value
+        if isinstance(value, (int, float)) and 0 < value < 65535:
+            return True
+    return False
+
+
+def _wide_colour(img: Image.Image) -> Image.Image:
+    """A loaded 16-bit colour PNG or TIFF (:data:`WIDE_COLOUR`) scaled to 8 bits by its :func:`white_point` (alpha
+    as Pillow decodes it). Pillow's own 8 bits (each value's high byte) stand when the white is 65535."""
+    high = np.asarray(img)
+    if not _stated_below_full(img) and (high.size == 0 or int(high[..., :3].max()) >= 16):
         return img  # values above 4095: 16-bit data, whose high bytes are its 8 bits
     low_img = Image.open(io.BytesIO(img.info[WIDE_COLOUR]))
-    tiles = low_img.tile
-    if len(tiles) != 1 or tiles[0][0] != "zip" or tiles[0][3] not in LOW_BYTES:  # e.g. 16-bit grey + alpha
-        return img
-    # The same decode with the little-endian unpacker keeps each value's second (low) byte.
-    low_img.tile = [ImageFile._Tile(*tiles[0][:3], LOW_BYTES[tiles[0][3]])]
+    rawmodes = [t.args if isinstance(t.args, str) else (t.args or ("",))[0] for t in low_img.tile]
+    if not rawmodes or any(r not in LOW_BYTES for r in rawmodes) or len(set(rawmodes)) != 1:
+        return img  # a layout with no low-byte unpacker (planar TIFF): Pillow's high bytes
+    # The same decode with another unpacker keeps each value's low byte (LOW_BYTES).
+    low_img.tile = [t._replace(args=LOW_BYTES[r] if isinstance(t.args, str) else (LOW_BYTES[r], *(t.args or ())[1:]))
+                    for t, r in zip(low_img.tile, rawmodes)]
     low = np.asarray(low_img)
     if low.shape != high.shape:
         return img
-    values = high[..., :3].astype(np.float64) * 256 + low[..., :3]
+    if rawmodes[0] == "LA;16B":  # grey high, grey low, alpha high, alpha low: the grey's 16 bits in every channel
+        values = np.repeat(low[..., :1].astype(np.float64) * 256 + low[..., 1:2], 3, axis=2)
+    else:
+        values = high[..., :3].astype(np.float64) * 256 + low[..., :3]
     white, guess = white_point(img, float(values.max()))
     rgb = np.clip(values * (255.0 / white), 0, 255).astype(np.uint8)
     out = Image.fromarray(np.concatenate([rgb, high[..., 3:]], axis=2) if img.mode == "RGBA" else rgb, img.mode)
@@ -270,6 +360,22 @@ def upright_size(img: Image.Image) -> tuple[int, int]:
     :func:`open_image` set to decode reduced has its stored size."""
     w, h = img.info.get(FULL_SIZE) or img.size
     return (h, w) if img.format != "TIFF" and orientation(img) in SWAPPED else (w, h)
+
+
+def scale_box(box: tuple[int, int, int, int], decoded: tuple[int, int],
+              shown: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A box ``(x, y, w, h)`` in the shown image's pixels (``shown``: its full width and height) as the region of a
+    decode of size ``decoded`` (a JPEG above the pixel limit decoded reduced): rounded outwards, clipped, at least
+    one pixel. The same box when the decode is full size."""
+    if tuple(decoded) == tuple(shown):
+        return box
+    x, y, w, h = box
+    sx, sy = decoded[0] / shown[0], decoded[1] / shown[1]
+    x0 = max(0, min(decoded[0] - 1, math.floor(x * sx)))
+    y0 = max(0, min(decoded[1] - 1, math.floor(y * sy)))
+    x1 = max(x0 + 1, min(decoded[0], math.ceil((x + w) * sx)))
+    y1 = max(y0 + 1, min(decoded[1], math.ceil((y + h) * sy)))
+    return (x0, y0, x1 - x0, y1 - y0)
 
 
 def display_rgb(img: Image.Image) -> Image.Image:

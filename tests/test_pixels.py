@@ -101,7 +101,7 @@ def test_a_tiff_with_an_orientation_is_served_upright_to_the_browser(tmp_path: P
 
 
 def _png16(values: np.ndarray, sbit: int | None = None) -> bytes:
-    """A 16-bit PNG (grey ``(H, W)``, RGB ``(H, W, 3)`` or RGBA ``(H, W, 4)``) written chunk by chunk: Pillow can
+    """A 16-bit PNG (grey ``(H, W)``, grey + alpha ``(H, W, 2)``, RGB ``(H, W, 3)`` or RGBA ``(H, W, 4)``) written chunk by chunk: Pillow can
     write neither ``sBIT`` nor 16-bit colour. Rows alternate the filters None, Sub and Up (byte-wise, as decoders
     undo them)."""
     import struct
@@ -123,7 +123,7 @@ def _png16(values: np.ndarray, sbit: int | None = None) -> bytes:
         else:
             row = raw[y]
         rows.append(bytes([kind]) + (row % 256).astype(np.uint8).tobytes())
-    colour_type = {1: 0, 3: 2, 4: 6}[channels]
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))
             + (chunk(b"sBIT", bytes([sbit] * channels)) if sbit else b"")
             + chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b""))
@@ -312,6 +312,94 @@ def test_16_bit_colour_with_transparency_and_true_16_bit_colour() -> None:
     full = _colour_ramp(65535)  # 16-bit data: Pillow's own high bytes, one decode
     shown = np.asarray(open_rgb(_png16(full)))
     np.testing.assert_array_equal(shown, (full >> 8).astype(np.uint8))
+
+
+def _tiff16(values: np.ndarray, big_endian: bool = False, deflate: bool = False, max_sample: int | None = None) -> bytes:
+    """A 16-bit RGB ``(H, W, 3)``, RGBA ``(H, W, 4)`` or grey + alpha ``(H, W, 2)`` TIFF, one strip, written tag by tag (Pillow cannot write 16-bit
+    colour): uncompressed (Pillow's own reader) or Deflate (read through libtiff), either byte order."""
+    import struct
+    import zlib
+
+    order = ">" if big_endian else "<"
+    h, w, channels = values.shape
+    photometric = 2 if channels >= 3 else 1
+    strip = values.astype(order + "u2").tobytes()
+    strip = zlib.compress(strip) if deflate else strip
+    tags = [(256, 3, [w]), (257, 3, [h]), (258, 3, [16] * channels), (259, 3, [8 if deflate else 1]),
+            (262, 3, [photometric]),
+            (273, 4, [0]), (277, 3, [channels]), (278, 3, [h]), (279, 4, [len(strip)]), (284, 3, [1])]
+    tags += [(338, 3, [2])] if channels in (2, 4) else []  # unassociated alpha
+    tags += [(281, 3, [max_sample] * channels)] if max_sample else []
+    tags.sort()
+    ifd_at = 8
+    extra_at = ifd_at + 2 + 12 * len(tags) + 4
+    extra, entries = b"", b""
+    strip_at = extra_at + sum(2 * len(v) for _, kind, v in tags if kind == 3 and len(v) > 2)
+    for tag, kind, vals in tags:
+        vals = [strip_at] if tag == 273 else vals
+        packed = struct.pack(order + ("H" if kind == 3 else "I") * len(vals), *vals)
+        if len(packed) > 4:
+            entries += struct.pack(order + "HHII", tag, kind, len(vals), extra_at + len(extra))
+            extra += packed
+        else:
+            entries += struct.pack(order + "HHI", tag, kind, len(vals)) + packed.ljust(4, b"\0")
+    head = (b"MM\0*" if big_endian else b"II*\0") + struct.pack(order + "I", ifd_at)
+    return head + struct.pack(order + "H", len(tags)) + entries + struct.pack(order + "I", 0) + extra + strip
+
+
+@pytest.mark.parametrize(("big_endian", "deflate"), [(False, False), (True, False), (False, True)])
+def test_12_bit_colour_in_a_16_bit_tiff_is_not_black(big_endian: bool, deflate: bool) -> None:
+    """A 16-bit colour TIFF (a machine-vision or microscope camera's RGB) kept only the high byte of each value:
+    12-bit data came out 0..15 of 255. It is decoded with the low bytes now, as 16-bit colour PNGs are."""
+    values = _colour_ramp(4095)
+    data = _tiff16(values, big_endian, deflate)
+    seen: list[Image.Image] = []
+    result = inspect_image(data, "cam.tiff", on_image=seen.append)
+    shown = np.asarray(seen[0])
+    np.testing.assert_array_equal(shown, np.asarray(open_rgb(data)))
+    np.testing.assert_array_equal(shown, (values.astype(np.float64) * 255 / 4095).astype(np.uint8))
+    assert [kind for kind, _ in result.notes] == ["bit_depth_guessed"]
+    full = _colour_ramp(65535)  # true 16-bit colour: unchanged (the high bytes)
+    np.testing.assert_array_equal(np.asarray(open_rgb(_tiff16(full, big_endian, deflate))), (full >> 8).astype(np.uint8))
+
+
+def test_a_16_bit_colour_tiff_max_sample_value_and_alpha() -> None:
+    """14-bit colour with MaxSampleValue 16383 stated (high bytes up to 63, above the 12-bit guess) is scaled by
+    the stated white; the alpha of a 16-bit RGBA TIFF still composites on white."""
+    values = _colour_ramp(16383)
+    shown = np.asarray(open_rgb(_tiff16(values, max_sample=16383)))
+    np.testing.assert_array_equal(shown, (values.astype(np.float64) * 255 / 16383).astype(np.uint8))
+    rgba = np.dstack([_colour_ramp(4095), np.full((64, 64), 65535, np.uint16)])
+    rgba[:8, :, 3] = 0
+    shown = np.asarray(open_rgb(_tiff16(rgba)))
+    assert shown[:8].min() == 255 and shown[8:, -1, 0].min() == 255
+
+
+def test_a_tiff_pillow_cannot_open_says_its_layout_in_both_passes(tmp_path: Path) -> None:
+    """A 16-bit grey + alpha TIFF (Pillow has no reader for it) was "not an image Pillow can identify (unreadable
+    or unknown format)", though it is a TIFF: the reason now says so, with its layout and what to convert it to."""
+    from lightly_airflow.embedding.images import ShardImages
+
+    data = _tiff16(np.dstack([_ramp(4095), np.full((64, 64), 65535, np.uint16)]))
+    reason = inspect_image(data, "scan.tif").reason
+    assert reason is not None and "a TIFF (2 samples per pixel of 16 bits (unsigned), photometric BlackIsZero" in reason
+    assert "convert it" in reason
+    (tmp_path / "scan.tif").write_bytes(data)
+    batch = ShardImages(str(tmp_path), ["scan.tif"], [0], input_size=32, batch_size=1)[0]
+    assert batch.status == ["corrupt"] and "a TIFF (2 samples" in (batch.reasons[0] or "")
+
+
+def test_12_bit_grey_with_alpha_in_a_16_bit_png_is_not_black() -> None:
+    """A 16-bit grey + alpha PNG (Pillow opens it as RGBA from each value's high byte) showed 12-bit data 0..15 of
+    255; transparent pixels stay white."""
+    grey = _ramp(4095)
+    alpha = np.full((64, 64), 65535, np.uint16)
+    alpha[:8] = 0
+    shown = np.asarray(open_rgb(_png16(np.dstack([grey, alpha]), sbit=12)))
+    assert shown[:8].min() == 255
+    expected = (grey[8:].astype(np.float64) * 255 / 4095).astype(np.uint8)
+    for channel in range(3):
+        np.testing.assert_array_equal(shown[8:, :, channel], expected)
 
 
 @pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG", "TIFF"])

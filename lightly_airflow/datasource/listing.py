@@ -39,12 +39,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lightly_airflow.datasource.records import (
+    AVIF_EXTENSIONS,
     DEFAULT_EXTENSIONS,
+    HEIF_EXTENSIONS,
     MANIFEST_SCHEMA,
     base_mask,
     extension_regex,
     normalise_extensions,
     os_file_mask,
+    unlisted_image_hint,
 )
 from lightly_airflow.datasource.relevant import RelevantFilenames
 from lightly_airflow.storage import StorageCredentials, filesystem, protocol_of
@@ -135,6 +138,8 @@ def list_files(
         logger.info("%d files of %s have an extension that is not listed (%s), e.g. %s", counts["unsupported"], uri,
                     ", ".join(sorted(normalise_extensions(extensions))),
                     ", ".join(repr(k) for k in counts["unsupported_examples"]))
+    for ext, n in sorted(counts.get("unlisted_images", {}).items()):
+        logger.warning("%d files of %s are not listed: %s", n, uri, unlisted_image_hint(ext))
     if counts["os_files"]:
         logger.info("%d OS or tool metadata files of %s are not samples and were skipped (AppleDouble '._' files, "
                     "__MACOSX/, .DS_Store, Thumbs.db, hidden folders, …), e.g. %s", counts["os_files"], uri,
@@ -172,7 +177,14 @@ def _to_batch(
     files = pc.and_(files, pc.invert(os_files))
     mask = files if ext_regex is None else pc.and_(files, base_mask(keys, ext_regex))
     if stats is not None and ext_regex is not None:
-        _tally(stats, "unsupported", keys, pc.and_(files, pc.invert(mask)))
+        unlisted = pc.and_(files, pc.invert(mask))
+        _tally(stats, "unsupported", keys, unlisted)
+        if pc.any(unlisted).as_py():  # images of formats left out (HEIC, AVIF): counted for a hint on what to do
+            for ext in (*HEIF_EXTENSIONS, *AVIF_EXTENSIONS):
+                hits = pc.sum(pc.and_(unlisted, pc.match_substring_regex(keys, rf"\.{ext}$", ignore_case=True)))
+                if hits.as_py():
+                    images = stats.setdefault("unlisted_images", {})
+                    images[ext] = images.get(ext, 0) + hits.as_py()
     if relevant is not None:
         relevant_mask = relevant.mask(keys)
         mask = pc.and_(mask, relevant_mask)

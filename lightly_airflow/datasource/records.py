@@ -11,13 +11,39 @@ from lightly_airflow.columns import ETAG, KEY, MTIME, SIZE
 from lightly_airflow.lightly_dir import LIGHTLY_DIR
 from lightly_airflow.lightly_dir import VIDEO_EXTENSIONS as _VIDEO
 
-#: Image extensions Lightly accepts (anything Pillow opens among these), lower case, without the dot.
-IMAGE_EXTENSIONS: tuple[str, ...] = ("png", "jpg", "jpeg", "bmp", "gif", "tiff", "tif")
+#: Image extensions Lightly accepts (anything Pillow opens among these), lower case, without the dot. WebP: Lightly's
+#: libraries list it (``lightly``'s and LightlyTrain's image extensions) and Pillow decodes it (libwebp is in its wheels).
+IMAGE_EXTENSIONS: tuple[str, ...] = ("png", "jpg", "jpeg", "bmp", "gif", "tiff", "tif", "webp")
 #: Video extensions Lightly accepts.
 VIDEO_EXTENSIONS: tuple[str, ...] = tuple(_VIDEO)
 
 #: What a datasource lists by default: images and videos (every video frame becomes a sample).
 DEFAULT_EXTENSIONS: tuple[str, ...] = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
+
+#: Image formats not listed by default, and what to do about files of them (:func:`unlisted_image_hint`).
+HEIF_EXTENSIONS: tuple[str, ...] = ("heic", "heif", "hif")
+AVIF_EXTENSIONS: tuple[str, ...] = ("avif",)
+
+
+def unlisted_image_hint(extension: str) -> str | None:
+    """What to do about images with an extension the default list leaves out (HEIC/HEIF: no decoder in Pillow;
+    AVIF: decoded by Pillow >= 11.3 built with libavif, but not among Lightly's formats), ``None`` for others."""
+    ext = extension.lower().lstrip(".")
+    if ext in HEIF_EXTENSIONS:
+        return (f".{ext} files are HEIC/HEIF images (iPhone photos), which Pillow cannot decode (it has no HEIF "
+                "reader; the pillow-heif package adds one, but this plugin does not load it): convert them to JPEG, "
+                "e.g. `heif-convert` or `magick mogrify -format jpg *.heic`")
+    if ext in AVIF_EXTENSIONS:
+        from PIL import features
+
+        if features.check("avif"):
+            return (f".{ext} files are AVIF images, which the installed Pillow decodes: list them with "
+                    "extensions=[*IMAGE_EXTENSIONS, 'avif'] (not among the formats Lightly accepts)")
+        return (f".{ext} files are AVIF images, which the installed Pillow cannot decode (Pillow >= 11.3 built with "
+                "libavif can): convert them to JPEG or PNG, or upgrade Pillow and list them with "
+                "extensions=[*IMAGE_EXTENSIONS, 'avif']")
+    return None
+
 
 MANIFEST_SCHEMA = pa.schema(
     [

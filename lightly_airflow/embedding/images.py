@@ -23,7 +23,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from lightly_airflow.columns import STATUS_CORRUPT, STATUS_MISSING, STATUS_OK
-from lightly_airflow.pixels import display_rgb, not_an_image, open_image
+from lightly_airflow.pixels import display_rgb, not_an_image, open_image, upright_size
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, protocol_of
 
 
@@ -43,19 +43,35 @@ def decode_image(data: bytes, size: int) -> np.ndarray:
 def open_rgb(data: bytes, draft: int | None = None) -> Image.Image:
     """Decode an encoded image to an RGB Pillow image (EXIF orientation applied, first frame, transparency on
     white). ``draft``: JPEGs may be decoded at a reduced DCT scale, never below this side in pixels; ``None``
-    decodes at full resolution (crops of objects need it).
+    decodes at full resolution (crops of objects need it: :func:`open_rgb_for_boxes`).
 
     :raises Exception: whatever Pillow raises for data that is not a complete image.
     """
+    return _open_rgb(data, draft, fit=draft is not None)[0]
+
+
+def open_rgb_for_boxes(data: bytes) -> tuple[Image.Image, tuple[int, int]]:
+    """The RGB image (as :func:`open_rgb`) that boxes are cut from, and the ``(width, height)`` the boxes' pixels
+    are in (the shown size, EXIF orientation applied). The decode is full size, except for a JPEG above
+    ``PIL.Image.MAX_IMAGE_PIXELS``: decoded reduced as in the other passes (its full size would take ~3 bytes a
+    pixel per decoding thread), its boxes scaled by :func:`lightly_airflow.pixels.scale_box`.
+
+    :raises Exception: whatever Pillow raises for data that is not a complete image.
+    """
+    return _open_rgb(data, None, fit=True)
+
+
+def _open_rgb(data: bytes, draft: int | None, fit: bool) -> tuple[Image.Image, tuple[int, int]]:
     if not data:
         raise ValueError("empty file (0 bytes)")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         # DCT-domain downscale of JPEGs, never below the target size (and a JPEG above Pillow's pixel limit at the
         # scale that fits it); a 16-bit PNG's sBIT read
-        img: Image.Image = open_image(data, draft=draft, fit=draft is not None)
+        img: Image.Image = open_image(data, draft=draft, fit=fit)
+        shown = upright_size(img)
         img.load()
-    return display_rgb(img)
+    return display_rgb(img), shown
 
 
 def _reason(exc: BaseException) -> str:

@@ -2,7 +2,8 @@
 
 Path: ``<lightly_uri>/.lightly/crops/<task>/<image key without extension>-<object index>-<extension>.png``
 (the pattern Lightly uses for frames), e.g. ``.lightly/crops/cars/street/img_1-3-jpg.png``. The crop is the
-padded box at the image's full resolution. Each image is decoded once for all its selected objects; every
+padded box at the image's full resolution (a JPEG above ``PIL.Image.MAX_IMAGE_PIXELS``: at the reduced scale
+every pass decodes it at, ``embedding.images.open_rgb_for_boxes``). Each image is decoded once for all its selected objects; every
 file is written whole (temporary file + rename, or one upload) and its content depends only on the image and
 the box, so a retried task rewrites identical files. A failing image is logged and counted, never fatal.
 
@@ -73,8 +74,9 @@ def write_selected_crops(
 
     :param frames: parents that are video frames, their rows by key (cropped from :func:`parent_reader`'s picture).
     """
-    from lightly_airflow.embedding.images import open_rgb
+    from lightly_airflow.embedding.images import open_rgb_for_boxes
     from lightly_airflow.lightly_dir import lightly_root
+    from lightly_airflow.pixels import scale_box
 
     counts: dict[str, Any] = {"written": 0, "failed": 0, "skipped_tasks": [], "uri": None}
     if not spec.upload or objects.num_rows == 0:
@@ -93,13 +95,13 @@ def write_selected_crops(
 
     def one(parent: str) -> tuple[int, int]:
         try:
-            img = open_rgb(read(parent))
+            img, shown = open_rgb_for_boxes(read(parent))
         except Exception:  # noqa: BLE001 - one unreadable image never fails the run after its commit
             log.exception("crops: cannot read %r; its %d selected objects get no crop file", parent, len(by_parent[parent]))
             return 0, len(by_parent[parent])
         written = 0
         for obj in by_parent[parent]:
-            x, y, w, h = obj[C.OBJECT_CROP_BOX]
+            x, y, w, h = scale_box(tuple(obj[C.OBJECT_CROP_BOX]), img.size, shown)
             buf = io.BytesIO()
             img.crop((x, y, x + w, y + h)).save(buf, format="PNG", optimize=False)
             write_bytes(buf.getvalue(), join_uri(root, crop_relpath(parent, obj[C.OBJECT_TASK], obj[C.OBJECT_INDEX])),

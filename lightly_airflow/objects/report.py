@@ -31,8 +31,9 @@ def objects_png(
     Video frames (``frames``: their rows by key) are read as the UI shows them (``crops.parent_reader``)."""
     from PIL import Image, ImageDraw
 
-    from lightly_airflow.embedding.images import open_rgb
+    from lightly_airflow.embedding.images import open_rgb_for_boxes
     from lightly_airflow.objects.crops import parent_reader
+    from lightly_airflow.pixels import scale_box
 
     by_parent: dict[str, list[dict[str, Any]]] = {}
     for row in object_rows.select([C.PARENT_KEY, C.OBJECT_TASK, C.OBJECT_INDEX, C.OBJECT_CROP_BOX]).to_pylist():
@@ -46,7 +47,7 @@ def objects_png(
     strips = []
     for key in keys:
         try:
-            img = open_rgb(read(key))
+            img, shown = open_rgb_for_boxes(read(key))
         except Exception:  # noqa: BLE001 - a missing picture is logged, the figure goes on
             log.warning("report: cannot read %r for the objects figure", key)
             continue
@@ -55,7 +56,7 @@ def objects_png(
         draw = ImageDraw.Draw(thumb)
         crops: list[tuple[Any, tuple[int, int, int]]] = []
         for obj in sorted(by_parent[key], key=lambda r: (r[C.OBJECT_TASK], r[C.OBJECT_INDEX])):
-            x, y, w, h = obj[C.OBJECT_CROP_BOX]
+            x, y, w, h = scale_box(tuple(obj[C.OBJECT_CROP_BOX]), img.size, shown)  # a JPEG decoded reduced
             draw.rectangle((x * scale, y * scale, (x + w) * scale - 1, (y + h) * scale - 1),
                            outline=colour[obj[C.OBJECT_TASK]], width=2)
             if len(crops) < max_crops:

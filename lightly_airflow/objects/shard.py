@@ -179,17 +179,20 @@ def crop_image(data: bytes, boxes: list[ObjectBox], auto_tasks: tuple[dict[str, 
     A predicted box with no area inside the image gives no object (its crop would be one pixel or a strip of
     the border); it is appended to ``outside`` for the caller to count and report.
 
+    A JPEG above ``PIL.Image.MAX_IMAGE_PIXELS`` is decoded reduced, as in the image pass: its boxes and crop boxes
+    stay in its full-size pixels, its crops are cut from the reduced decode (``embedding.images.open_rgb_for_boxes``).
+
     :param on_crop: called with each object's box and its crop at full resolution (the UI thumbnail).
     :param on_image: called with the image's own model input, derived from this decode, when the image pass
         would decode the file at full size too (not a JPEG) and the image has objects.
     """
-    from lightly_airflow.embedding.images import open_rgb
+    from lightly_airflow.embedding.images import open_rgb_for_boxes
 
-    img = open_rgb(data)
-    every = _object_boxes(boxes, auto_tasks, *img.size, outside)
+    img, shown = open_rgb_for_boxes(data)
+    every = _object_boxes(boxes, auto_tasks, *shown, outside)
     if on_image is not None and every and not has_reduced_decode(data):
         on_image(resized_input(img, size))
-    return crop_pixels(np.asarray(img, dtype=np.uint8), every, padding, size, parent, on_crop)
+    return crop_pixels(np.asarray(img, dtype=np.uint8), every, padding, size, parent, on_crop, shown=shown)
 
 
 def _object_boxes(boxes: list[ObjectBox], auto_tasks: tuple[dict[str, Any], ...], width: int, height: int,
@@ -205,16 +208,21 @@ def _object_boxes(boxes: list[ObjectBox], auto_tasks: tuple[dict[str, Any], ...]
 
 
 def crop_pixels(rgb_all: np.ndarray, every: list[ObjectBox], padding: float, size: int, parent: int,
-                on_crop: Callable[[ObjectBox, Image.Image], None] | None = None) -> list[Crop]:
+                on_crop: Callable[[ObjectBox, Image.Image], None] | None = None,
+                shown: tuple[int, int] | None = None) -> list[Crop]:
     """Crop ``every`` box from one decoded ``(H, W, 3)`` uint8 image (or video frame) at full resolution: padded
-    and clipped crop box, crop metrics, thumbnail (``on_crop``), the crop resized to the encoder's input."""
+    and clipped crop box, crop metrics, thumbnail (``on_crop``), the crop resized to the encoder's input.
+
+    :param shown: the ``(width, height)`` the boxes are in when the decode is reduced (``pixels.scale_box``)."""
     from lightly_airflow.metadata.metrics import compute_metrics
+    from lightly_airflow.pixels import scale_box
 
     height, width = rgb_all.shape[:2]
+    shown = shown or (width, height)
     out = []
     for box in every:
-        cb = crop_box(box.bbox, padding, width, height)
-        x, y, w, h = cb
+        cb = crop_box(box.bbox, padding, *shown)
+        x, y, w, h = scale_box(cb, (width, height), shown)
         region = rgb_all[y : y + h, x : x + w]
         part = Image.fromarray(region)
         if on_crop is not None:

@@ -169,7 +169,7 @@ def read_crop(
 ) -> bytes:
     """An object's crop as PNG: its stored box (``object_crop_box``, padded, integer pixels) cut from its image (or
     from its video frame: ``parent`` is the frame's row)."""
-    from lightly_airflow.pixels import display_rgb, open_image
+    from lightly_airflow.pixels import display_rgb, open_image, scale_box, upright_size
 
     try:
         x, y, w, h = (int(v) for v in crop_box)
@@ -179,7 +179,9 @@ def read_crop(
         data = read_frame(datasource_uri, parent, credentials)
     else:
         data, _, _ = read_image(datasource_uri, parent_key, credentials)
-    img = display_rgb(open_image(data))  # the pixels the crop box was cut from (upright, …)
+    opened = open_image(data, fit=True)  # a JPEG above Pillow's pixel limit: reduced, as the object pass cut it
+    img = display_rgb(opened)  # the pixels the crop box was cut from (upright, …)
+    x, y, w, h = scale_box((x, y, w, h), img.size, upright_size(opened))
     out = io.BytesIO()
     img.crop((x, y, x + w, y + h)).save(out, format="PNG")
     return out.getvalue()

@@ -93,6 +93,11 @@ def _listing_section(listing: ListingSkips) -> list[str]:
         keys = ", ".join(visible_key(k) for k in listing.unsupported_examples)
         out.append(f'<p class="note">{esc(f"{unsupported:,}")} files have an extension this run does not list '
                    f"(e.g. {esc(keys)}).</p>")
+        from lightly_airflow.datasource.records import unlisted_image_hint
+
+        exts = {k.rsplit(".", 1)[-1].lower() for k in listing.unsupported_examples if "." in k.rsplit("/", 1)[-1]}
+        for hint in filter(None, (unlisted_image_hint(e) for e in sorted(exts))):
+            out.append(f'<p class="note">{esc(hint)}.</p>')
     if os_files:
         keys = ", ".join(visible_key(k) for k in listing.os_files_examples)
         out.append(f'<p class="note">{esc(f"{os_files:,}")} OS or tool metadata files were skipped: they are not '

@@ -46,14 +46,14 @@ def test_objects_of_a_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     write_spec(spec, staging.run_dir(f"file://{pool}", "run-1"))
 
     decoded: dict[int, int] = {}
-    real = images.open_rgb
+    real = images._open_rgb
 
-    def counting(data: bytes, draft: int | None = None) -> Image.Image:
+    def counting(data: bytes, draft: int | None, fit: bool) -> tuple[Image.Image, tuple[int, int]]:
         if draft is None:
             decoded[len(data)] = decoded.get(len(data), 0) + 1
-        return real(data, draft)
+        return real(data, draft, fit)
 
-    monkeypatch.setattr(images, "open_rgb", counting)
+    monkeypatch.setattr(images, "_open_rgb", counting)
     counts = embed_shard(manifest, input_size=64, device="cpu", batch_size=8, num_workers=0)
     objects = read_parquet(staging.sibling_uri(manifest, staging.OBJECTS))
     n_det = sum(len(p) for p in preds.values())
@@ -169,14 +169,14 @@ def test_images_with_objects_are_decoded_once_with_the_same_embedding(tmp_path: 
     write_spec(ObjectsSpec(tasks=(TASK,), padding=0.1), staging.run_dir(f"file://{pool}", "run-1"))
 
     decodes: dict[str, int] = {}
-    real = images.open_rgb
+    real = images._open_rgb
 
-    def counting(data: bytes, draft: int | None = None) -> Image.Image:
+    def counting(data: bytes, draft: int | None, fit: bool) -> tuple[Image.Image, tuple[int, int]]:
         kind = "jpeg" if data[:3] == b"\xff\xd8\xff" else "png"
         decodes[kind] = decodes.get(kind, 0) + 1
-        return real(data, draft)
+        return real(data, draft, fit)
 
-    monkeypatch.setattr(images, "open_rgb", counting)
+    monkeypatch.setattr(images, "_open_rgb", counting)
     counts = embed_shard(manifest, input_size=32, device="cpu", batch_size=4, num_workers=0)
     png_with = sum(1 for k in with_objects if k.endswith(".png"))
     jpg_with = sum(1 for k in with_objects if k.endswith(".jpg"))
@@ -400,3 +400,45 @@ def test_a_crop_gets_the_uniform_row_ratio_of_its_own_pixels() -> None:
     crops = crop_image(buf.getvalue(), [], (tiles,), 0.0, 32, 0)
     assert "uniformRowRatio" in CROP_METRICS
     assert [c.metrics["uniformRowRatio"] for c in crops] == [0.0, 1.0]
+
+
+def test_objects_of_a_jpeg_above_the_pixel_limit_are_cropped_from_its_reduced_decode(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A JPEG above ``PIL.Image.MAX_IMAGE_PIXELS`` (a 300 Mpx aerial photo with detections) is decoded reduced by the
+    image pass, but the object pass, the crop export, the report's figure and the UI's crop decoded it whole and
+    failed ("decompression bomb"): no object of it was embedded. Its boxes stay in its full-size pixels (the
+    stored crop boxes too); the crops are cut from the reduced decode (here 1/4 scale). The limit is lowered to
+    10,000 pixels so a 400x300 photo stands in for the big one."""
+    from lightly_airflow.objects.boxes import ObjectBox
+    from lightly_airflow.objects.crops import crop_relpath, write_selected_crops
+    from lightly_airflow.objects.report import objects_png
+    from lightly_airflow.objects.shard import crop_image
+    from lightly_airflow.plugins.media import read_crop
+
+    array = np.zeros((300, 400, 3), np.uint8)
+    array[:150, :200] = (255, 0, 0)  # red top left, blue bottom right, black elsewhere
+    array[150:, 200:] = (0, 0, 255)
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, "JPEG", quality=95)
+    (tmp_path / "aerial.jpg").write_bytes(buf.getvalue())
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
+    boxes = [ObjectBox("cars", 0, (20.0, 20.0, 160.0, 120.0)), ObjectBox("cars", 1, (220.0, 168.0, 160.0, 120.0)),
+             ObjectBox("cars", 2, (390.0, 290.0, 50.0, 50.0))]  # partly outside: clipped as usual
+    red, blue, corner = crop_image(buf.getvalue(), boxes, (), 0.0, 16, 0)
+    assert (red.crop_box, blue.crop_box, corner.crop_box) == ((20, 20, 160, 120), (220, 168, 160, 120), (390, 290, 10, 10))
+    assert red.pixels[..., 0].min() > 200 and red.pixels[..., 2].max() < 60
+    assert blue.pixels[..., 2].min() > 200 and blue.pixels[..., 0].max() < 60
+
+    objects = pa.table({C.PARENT_KEY: ["aerial.jpg"] * 2, C.OBJECT_TASK: ["cars"] * 2,
+                        C.OBJECT_INDEX: pa.array([0, 1], pa.int64()),
+                        C.OBJECT_CROP_BOX: pa.array([list(red.crop_box), list(blue.crop_box)], pa.list_(pa.int64())),
+                        C.OBJECT_SELECTED: [True, True]})
+    uri = f"file://{tmp_path}"
+    counts = write_selected_crops(objects, ObjectsSpec(tasks=("cars",)), datasource_uri=uri, lightly_uri=uri)
+    assert counts["written"] == 2 and counts["failed"] == 0  # was 0 written, 2 failed
+    with Image.open(tmp_path / ".lightly" / crop_relpath("aerial.jpg", "cars", 1)) as crop:
+        assert crop.size == (40, 30)  # the reduced decode's pixels (1/4 of 160x120)
+        assert np.asarray(crop.convert("RGB"))[..., 2].min() > 200
+    assert objects_png(objects, ["aerial.jpg"], uri) is not None  # was None: the picture could not be read
+    served = Image.open(io.BytesIO(read_crop(str(tmp_path), "aerial.jpg", list(red.crop_box), None)))
+    assert served.size == (40, 30) and np.asarray(served.convert("RGB"))[..., 0].min() > 200

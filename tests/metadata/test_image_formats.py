@@ -1,0 +1,95 @@
+"""Image formats beyond the classic ones, through listing, metadata, thumbnail, embedding and the UI: WebP (listed by
+default, as in Lightly's libraries), AVIF (decodes here, listed on request) and HEIC (no decoder: not listed, and the
+listing says what to do)."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from PIL import Image
+
+from lightly_airflow import columns as C
+
+HEIC_HEAD = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"  # an iPhone photo's first bytes
+
+
+def _photo() -> Image.Image:
+    array = np.zeros((48, 64, 3), np.uint8)
+    array[:, :32] = (220, 40, 40)
+    array[:, 32:] = (40, 40, 220)
+    return Image.fromarray(array)
+
+
+def _encode(fmt: str, **kwargs) -> bytes:  # noqa: ANN003
+    buf = io.BytesIO()
+    _photo().save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def test_webp_runs_through_the_pipeline_and_heic_avif_say_what_to_do(tmp_path: Path, caplog) -> None:  # noqa: ANN001
+    """``.webp`` files were not listed by default ("unsupported"), though Lightly's libraries list them and Pillow
+    decodes them; ``.heic``/``.avif`` were counted as unsupported with no word on why or what to do."""
+    from lightly_airflow import pipeline, staging
+    from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.datasource.query import ListingSkips
+    from lightly_airflow.embedding.runner import embed_shard
+    from lightly_airflow.metadata import compute_metadata_shard
+    from lightly_airflow.plugins.media import read_image
+    from lightly_airflow.report.html import _listing_section
+    from lightly_airflow.thumbnails import thumbnails_uri
+
+    src, pool = tmp_path / "src", tmp_path / "pool"
+    src.mkdir()
+    (src / "photo.webp").write_bytes(_encode("WEBP", quality=90))
+    (src / "lossless.WEBP").write_bytes(_encode("WEBP", lossless=True))
+    (src / "ref.png").write_bytes(_encode("PNG"))
+    (src / "phone.heic").write_bytes(HEIC_HEAD + b"\0" * 64)
+    (src / "modern.avif").write_bytes(_encode("AVIF"))
+    caplog.set_level(logging.INFO, logger="lightly_airflow.datasource.listing")
+    listed = pipeline.list_new(NewFilesQuery.build(datasource_uri=str(src), datapool_uri=str(pool)), run_id="r1")
+    (manifest,) = listed.manifests
+    assert sorted(pq.read_table(manifest).column(C.KEY).to_pylist()) == ["lossless.WEBP", "photo.webp", "ref.png"]
+    assert listed.unsupported == 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("1 files" in w and "HEIC/HEIF" in w and "convert them to JPEG" in w for w in warnings), warnings
+    assert any("AVIF" in w and "extensions=[*IMAGE_EXTENSIONS, 'avif']" in w for w in warnings), warnings
+    report = "".join(_listing_section(ListingSkips(unsupported=2, unsupported_examples=["modern.avif", "phone.heic"])))
+    assert "HEIC/HEIF" in report and "AVIF" in report
+
+    counts = compute_metadata_shard(manifest)
+    assert counts["ok"] == 3 and counts["corrupt"] == 0
+    meta = {r[C.KEY]: r for r in pq.read_table(staging.sibling_uri(manifest, staging.METADATA)).to_pylist()}
+    for key in ("photo.webp", "lossless.WEBP"):
+        assert (meta[key][C.metadata_column("lightly.width")], meta[key][C.metadata_column("lightly.height")]) == (64, 48)
+    thumbs = sorted(Path(thumbnails_uri(str(pool))).glob("*.jpg"))
+    assert len(thumbs) == 3 and counts["thumbnails"] == 3
+    embedded = embed_shard(manifest, input_size=32, device="cpu", batch_size=4, num_workers=0)
+    emb = pq.read_table(embedded["output_uri"]).to_pylist()
+    assert sorted(r[C.STATUS] for r in emb) == ["ok"] * 3
+    vec = {r[C.KEY]: np.asarray(r[C.EMBEDDING]) for r in emb}
+    assert np.allclose(vec["lossless.WEBP"], vec["ref.png"], atol=1e-5)  # the same pixels, the same vector
+
+    data, content_type, size = read_image(str(src), "photo.webp", None)
+    assert content_type == "image/webp" and size == (64, 48) and data == (src / "photo.webp").read_bytes()
+
+
+def test_avif_listed_on_request_is_decoded_and_shown(tmp_path: Path) -> None:
+    """AVIF decodes with the locked Pillow: listed with ``extensions``, it is an ordinary sample (the UI gets PNG)."""
+    from lightly_airflow import pipeline
+    from lightly_airflow.datasource import IMAGE_EXTENSIONS, NewFilesQuery
+    from lightly_airflow.metadata import compute_metadata_shard
+    from lightly_airflow.plugins.media import read_image
+
+    src, pool = tmp_path / "src", tmp_path / "pool"
+    src.mkdir()
+    (src / "modern.avif").write_bytes(_encode("AVIF"))
+    query = NewFilesQuery.build(datasource_uri=str(src), datapool_uri=str(pool), extensions=[*IMAGE_EXTENSIONS, "avif"])
+    (manifest,) = pipeline.list_new(query, run_id="r1").manifests
+    assert compute_metadata_shard(manifest)["ok"] == 1
+    data, content_type, size = read_image(str(src), "modern.avif", None)
+    assert content_type == "image/png" and size == (64, 48)
+    assert np.asarray(Image.open(io.BytesIO(data)))[10, 10, 0] > 180
