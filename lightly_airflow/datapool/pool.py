@@ -191,6 +191,11 @@ class Datapool:
             raise DatapoolError(f"Version {version} does not exist in {self.uri}; it has versions 0..{top}.")
         if int(version) == top:
             return latest
+        from lightly_airflow.datapool.reclaim import unreadable_version_error
+
+        lost = unreadable_version_error(self.uri, self._credentials, int(version))
+        if lost is not None:  # instead of delta-rs' "file not found" at the first read
+            raise lost
         latest.table.load_as_version(int(version))
         pinned = Snapshot(self.uri, latest.table, self._credentials)
         pinned._history = [e for e in latest.history() if e["version"] <= int(version)]
