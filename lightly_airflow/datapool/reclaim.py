@@ -77,6 +77,7 @@ class VacuumResult:
 
     :param unreadable: ``[first, last]`` version ranges that can no longer be read (they referenced deleted files).
     :param kept: files delta-rs planned to delete that this module kept, each with the reason.
+    :param already_gone: files delta-rs planned to delete that no longer exist (an earlier vacuum deleted them).
     :param record: the ``_vacuum/`` record written (``None`` for a dry run or when nothing was deleted).
     """
 
@@ -90,6 +91,7 @@ class VacuumResult:
     staging: list[StagingFolder] = field(default_factory=list)
     unreadable: list[list[int]] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    already_gone: int = 0
     record: str | None = None
     seconds: float = 0.0
 
@@ -226,6 +228,7 @@ def vacuum(
     files: list[DeletedFile] = []
     kept: list[str] = []
     lost: list[tuple[int, int]] = []
+    gone = 0
     for path in planned:
         info = listed.get(path)
         top_dir = path.split("/", 1)[0]
@@ -235,7 +238,7 @@ def vacuum(
         if top_dir.startswith(("_", ".")) or not path.endswith(".parquet"):
             kept.append(f"{path}: not a data file (delta-rs' FULL vacuum would delete it)")
         elif info is None:
-            kept.append(f"{path}: no longer listed")
+            gone += 1  # delta-rs 1.6.6 plans every expired removal again, also those an earlier vacuum deleted
         elif path in removed:
             version, stamp = removed[path]
             if stamp >= cutoff_ms:
@@ -254,7 +257,8 @@ def vacuum(
     for note in kept:
         log.warning("Vacuum of %s keeps %s.", pool.uri, note)
     staging = _staging_plan(pool, now, staging_days)
-    result = VacuumResult(pool.uri, keep_days, staging_days, dry_run, cutoff, top, files, staging, _ranges(lost), kept)
+    result = VacuumResult(pool.uri, keep_days, staging_days, dry_run, cutoff, top, files, staging, _ranges(lost), kept,
+                          already_gone=gone)
     if dry_run or not (files or staging):
         return _done(result, started)
 

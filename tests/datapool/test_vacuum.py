@@ -141,6 +141,7 @@ def test_vacuum_deletes_what_only_old_versions_need_and_every_newer_version_read
     assert [f for f in check_pool(str(root)) if f.level == "error"] == []
     again = vacuum(pool, 30)
     assert again.files == [] and again.staging == [] and again.record is None
+    assert again.already_gone == 24 and [k.split(":")[0] for k in again.kept] == ["notes/README.txt"]
 
 
 def test_a_run_that_read_the_pool_before_a_vacuum_commits_and_a_compaction_follows(old_pool, digits) -> None:
@@ -234,3 +235,45 @@ def test_vacuum_on_s3(s3_bucket, digits, monkeypatch) -> None:
     with pytest.raises(DatapoolError, match="Version 2 of .* can no longer be read"):
         pool.snapshot(2)
     assert [f for f in check_pool(uri, s3_bucket.credentials) if f.level == "error"] == []
+
+
+def delta_vacuum(pool: Datapool) -> list[str]:
+    """What a user following Delta's docs runs: delta-rs' own VACUUM, which commits two versions of its own."""
+    return DeltaTable(pool.uri).vacuum(retention_hours=0, dry_run=False, enforce_retention_duration=False)
+
+
+def test_a_run_commits_on_top_of_delta_vacuums_own_versions(tmp_path, digits) -> None:
+    pool = Datapool(str(tmp_path / "pool"))
+    grow(pool, digits, 3)
+    compact(pool, CompactionOptions(min_small_files=2), force=True)  # version 4
+    read = pool.version()
+    assert len(delta_vacuum(pool)) == 6
+    assert [e["operation"] for e in pool.history()[-2:]] == ["VACUUM START", "VACUUM END"]
+
+    by_read_version = commit_run(pool, run_rows(digits, range(100, 110), picks=[2]), "run-a", read_version=read)
+    assert by_read_version.version == 7
+    rows = run_rows(digits, range(200, 210), picks=[4])
+    grow_vacuum = compact(pool, CompactionOptions(min_small_files=2), force=True)  # version 8
+    assert grow_vacuum.version == 8
+    delta_vacuum(pool)  # versions 9, 10
+    assert [e["operation"] for e in pool.history()[-2:]] == ["VACUUM START", "VACUUM END"]
+    # A run that pinned the pool before (the select task's snapshot): its write loses, then lands on top.
+    pinned = pool.snapshot(8)
+    by_snapshot = pool.commit(rows, run_id="run-b", dag_id="curate", tag=None, config={}, counts={},
+                              embedding_model="digits-pixels", embedding_dim=64, snapshot=pinned)
+    assert by_snapshot.version == 11 and not by_snapshot.already_committed
+    assert pool.read(tag="run-a").num_rows == 1 and pool.read(tag="run-b").num_rows == 1
+    assert pool.read().num_rows == 50
+    assert [f for f in check_pool(pool.uri) if f.level == "error"] == []
+
+
+def test_a_run_and_a_delta_vacuum_since_the_read_still_conflict(tmp_path, digits) -> None:
+    from lightly_airflow.datapool import ConcurrentCommitError
+
+    pool = Datapool(str(tmp_path / "pool"))
+    grow(pool, digits, 3)
+    read = pool.version()
+    compact(pool, CompactionOptions(min_small_files=2), force=True)
+    delta_vacuum(pool)
+    with pytest.raises(ConcurrentCommitError, match="'compact', 'VACUUM START', 'VACUUM END'"):
+        commit_run(pool, run_rows(digits, range(100, 110)), "late", read_version=read)
