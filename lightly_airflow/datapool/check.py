@@ -188,7 +188,8 @@ def check_pool(uri: str, credentials: StorageCredentials | None = None) -> list[
             findings.append(Finding(
                 "warning", paths[0],
                 f"{len(paths)} data file(s) no log entry references (an attempt of run {run_id!r} killed before its "
-                "commit; the run is committed elsewhere or the file is unreadable): harmless, VACUUM removes them.",
+                "commit; the run is committed elsewhere or the file is unreadable): harmless; `lightly-airflow datapool "
+                "vacuum URI --keep-days N` deletes them once N days old.",
             ))
         elif _has_report(uri, credentials, run_id):
             # Pools committed before receipts existed: a run's report is written only after its commit.
@@ -204,7 +205,8 @@ def check_pool(uri: str, credentials: StorageCredentials | None = None) -> list[
                 f"{len(paths)} data file(s) of run {run_id!r} written for version {version} are in no log entry, and "
                 "the run has no commit receipt: an attempt killed before its commit (harmless, nothing was "
                 "committed or lost). Fix: none needed if the run's select task was retried and succeeded; if it "
-                "failed for good, clear that task and it commits the run. VACUUM removes the unreferenced files.",
+                "failed for good, clear that task and it commits the run. `lightly-airflow datapool vacuum URI "
+                "--keep-days N` deletes the unreferenced files once N days old.",
             ))
     return findings
 
