@@ -224,6 +224,7 @@ def vacuum(
     ))
     fs, root = filesystem(pool.uri, pool._credentials)
     root = root.rstrip("/")
+    fs.invalidate_cache(root)
     listed = {posixpath.relpath(p, root): info for p, info in fs.find(root, detail=True).items()} if planned else {}
     files: list[DeletedFile] = []
     kept: list[str] = []
@@ -299,6 +300,7 @@ def _staging_plan(pool: Any, now: datetime, staging_days: int) -> list[StagingFo
     from lightly_airflow.staging import STAGING_DIR
 
     fs, root = filesystem(join_uri(pool.uri, STAGING_DIR), pool._credentials)
+    fs.invalidate_cache(root)
     try:
         folders = [i["name"] for i in fs.ls(root, detail=True) if i.get("type") == "directory"]
     except FileNotFoundError:
@@ -327,6 +329,7 @@ def _staging_plan(pool: Any, now: datetime, staging_days: int) -> list[StagingFo
 def vacuum_records(uri: str, credentials: StorageCredentials | None = None) -> list[dict[str, Any]]:
     """Every vacuum record of the pool, oldest first (an unreadable record is skipped with a warning)."""
     fs, root = filesystem(join_uri(uri, VACUUM_DIR), credentials)
+    fs.invalidate_cache(root)  # fsspec keeps listings per process: a long-lived one (the UI) must see new vacuums
     try:
         names = sorted(p for p in fs.ls(root, detail=False) if str(p).endswith(".json"))
     except FileNotFoundError:

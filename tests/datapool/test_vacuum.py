@@ -277,3 +277,30 @@ def test_a_run_and_a_delta_vacuum_since_the_read_still_conflict(tmp_path, digits
     delta_vacuum(pool)
     with pytest.raises(ConcurrentCommitError, match="'compact', 'VACUUM START', 'VACUUM END'"):
         commit_run(pool, run_rows(digits, range(100, 110)), "late", read_version=read)
+
+
+def test_a_long_lived_reader_sees_a_vacuum_another_process_made(s3_bucket, digits, monkeypatch) -> None:
+    """The UI server has listed _vacuum/ (an earlier vacuum's record); the CLI vacuums again in another process
+    (here: its record written by another client); the server's next read of a newly lost version must name it."""
+    import boto3
+
+    from lightly_airflow.datapool.reclaim import unreadable_version_error
+
+    uri = f"{s3_bucket.uri}/pool"
+    pool = Datapool(uri, s3_bucket.credentials)
+    grow(pool, digits, 3)
+    s3 = boto3.client("s3", endpoint_url=s3_bucket.credentials.endpoint_url, aws_access_key_id="test",
+                      aws_secret_access_key="test", region_name="us-east-1")
+
+    def put_record(name: str, day: str, unreadable: list[list[int]]) -> None:
+        body = {"started_at": f"2026-12-{day}T18:00:00+00:00", "cutoff": "2026-11-01T18:00:00+00:00",
+                "keep_days": 30, "unreadable": unreadable, "status": "completed"}
+        s3.put_object(Bucket=s3_bucket.name, Key=f"pool/_vacuum/{name}.json", Body=json.dumps(body).encode())
+
+    put_record("20261201T180000Z-0000", "01", [[1, 1]])
+    with pytest.raises(DatapoolError, match="the vacuum of 2026-12-01"):
+        pool.read(version=1)  # this process has now listed _vacuum/
+    assert pool.read(version=2).num_rows == 20
+    put_record("20261204T180000Z-0001", "04", [[1, 2]])
+    error = unreadable_version_error(uri, s3_bucket.credentials, 2)
+    assert error is not None and "the vacuum of 2026-12-04 kept 30 days" in str(error)
