@@ -263,10 +263,18 @@ def vacuum(
     if dry_run or not (files or staging):
         return _done(result, started)
 
-    record_uri = join_uri(pool.uri, VACUUM_DIR, f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}.json")
-    record = {"started_at": now.isoformat(timespec="seconds"), "cutoff": cutoff.isoformat(timespec="seconds"),
-              "keep_days": keep_days, "staging_days": staging_days, "version": top, "unreadable": result.unreadable,
-              "status": "started"}
+    record_uri = join_uri(pool.uri, VACUUM_DIR, f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:8]}.json")
+    record: dict[str, Any] = {
+        "started_at": now.isoformat(timespec="seconds"), "cutoff": cutoff.isoformat(timespec="seconds"),
+        "keep_days": keep_days, "staging_days": staging_days, "version": top, "unreadable": result.unreadable,
+        "status": "started",
+    }
+    # Every range any vacuum made unreadable, so a reader needs only the newest record (one LIST, one GET).
+    earlier = newest_record(pool.uri, pool._credentials)
+    record["lost"] = list((earlier or {}).get("lost") or []) + [
+        {"first": first, "last": last, "vacuum": record["started_at"], "keep_days": keep_days,
+         "cutoff": record["cutoff"]} for first, last in result.unreadable
+    ]
     # Written first: a vacuum killed midway has still told readers which versions may have lost files.
     write_bytes(json.dumps(record).encode(), record_uri, pool._credentials)
 
@@ -326,43 +334,58 @@ def _staging_plan(pool: Any, now: datetime, staging_days: int) -> list[StagingFo
     return out
 
 
-def vacuum_records(uri: str, credentials: StorageCredentials | None = None) -> list[dict[str, Any]]:
-    """Every vacuum record of the pool, oldest first (an unreadable record is skipped with a warning)."""
+def _record_names(uri: str, credentials: StorageCredentials | None) -> tuple[Any, list[str]]:
     fs, root = filesystem(join_uri(uri, VACUUM_DIR), credentials)
     fs.invalidate_cache(root)  # fsspec keeps listings per process: a long-lived one (the UI) must see new vacuums
     try:
-        names = sorted(p for p in fs.ls(root, detail=False) if str(p).endswith(".json"))
+        return fs, sorted(str(p) for p in fs.ls(root, detail=False) if str(p).endswith(".json"))
     except FileNotFoundError:
-        return []
-    out = []
-    for name in names:
-        try:
-            body = json.loads(fs.cat_file(name))
-        except (OSError, ValueError) as exc:
-            log.warning("Vacuum record %s of %s is unreadable (%s).", name, uri, exc)
-            continue
-        if isinstance(body, dict):
-            out.append(body)
-    return out
+        return fs, []
+
+
+def _read_record(fs: Any, name: str, uri: str) -> dict[str, Any] | None:
+    try:
+        body = json.loads(fs.cat_file(name))
+    except (OSError, ValueError) as exc:
+        log.warning("Vacuum record %s of %s is unreadable (%s).", name, uri, exc)
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def vacuum_records(uri: str, credentials: StorageCredentials | None = None) -> list[dict[str, Any]]:
+    """Every vacuum record of the pool, oldest first (an unreadable record is skipped with a warning)."""
+    fs, names = _record_names(uri, credentials)
+    return [body for name in names if (body := _read_record(fs, name, uri)) is not None]
+
+
+def newest_record(uri: str, credentials: StorageCredentials | None = None) -> dict[str, Any] | None:
+    """The newest readable vacuum record: its ``lost`` names every version range any vacuum made unreadable."""
+    fs, names = _record_names(uri, credentials)
+    for name in reversed(names):
+        body = _read_record(fs, name, uri)
+        if body is not None:
+            return body
+    return None
 
 
 def unreadable_version_error(
     uri: str, credentials: StorageCredentials | None, version: int,
 ) -> DatapoolError | None:
-    """The error for reading ``version`` when a vacuum deleted files it needs, else ``None``."""
-    records = vacuum_records(uri, credentials)
-    lost = [r for r in records for first, last in r.get("unreadable") or [] if first <= version <= last]
-    if not lost:
+    """The error for reading ``version`` when a vacuum deleted files it needs, else ``None`` (one LIST of
+    ``_vacuum/`` and, when there is a record, one GET)."""
+    record = newest_record(uri, credentials)
+    lost = [r for r in (record or {}).get("lost") or [] if isinstance(r, dict)]
+    hits = [r for r in lost if r.get("first", 0) <= version <= r.get("last", -1)]
+    if not hits:
         return None
-    last_lost = max(last for r in records for _, last in r.get("unreadable") or [])
-    rec = lost[-1]
+    hit = hits[0]
     return DatapoolError(
-        f"Version {version} of {uri} can no longer be read: the vacuum of {str(rec.get('started_at'))[:10]} kept "
-        f"{rec.get('keep_days')} days of history (until {rec.get('cutoff')}) and deleted data files this version "
-        f"needs. The oldest readable version after it is {last_lost + 1}; "
+        f"Version {version} of {uri} can no longer be read: the vacuum of {str(hit.get('vacuum'))[:10]} kept "
+        f"{hit.get('keep_days')} days of history (until {hit.get('cutoff')}) and deleted data files this version "
+        f"needs. The oldest readable version after it is {max(int(r.get('last', 0)) for r in lost) + 1}; "
         "`lightly-airflow datapool history` lists the versions."
     )
 
 
-__all__ = ["VACUUM_DIR", "DeletedFile", "StagingFolder", "VacuumResult", "unreadable_version_error", "vacuum",
-           "vacuum_records"]
+__all__ = ["VACUUM_DIR", "DeletedFile", "StagingFolder", "VacuumResult", "newest_record", "unreadable_version_error",
+           "vacuum", "vacuum_records"]

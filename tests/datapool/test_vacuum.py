@@ -197,6 +197,9 @@ def test_cli_dry_run_and_json(old_pool, capsys) -> None:
     result = json.loads(capsys.readouterr().out)
     assert result["files_deleted"] == 25 and [s["reason"] for s in result["staging"]] == ["committed"]
     assert result["unreadable"] == [[1, 12]] and not result["dry_run"]
+    assert main(["datapool", "show", str(root), "--version", "5"]) == 1
+    assert "Version 5 of" in capsys.readouterr().err
+    assert main(["datapool", "show", str(root), "--version", "13"]) == 0
 
 
 def test_the_ui_names_the_vacuum_instead_of_a_missing_file(old_pool) -> None:
@@ -293,8 +296,10 @@ def test_a_long_lived_reader_sees_a_vacuum_another_process_made(s3_bucket, digit
                       aws_secret_access_key="test", region_name="us-east-1")
 
     def put_record(name: str, day: str, unreadable: list[list[int]]) -> None:
-        body = {"started_at": f"2026-12-{day}T18:00:00+00:00", "cutoff": "2026-11-01T18:00:00+00:00",
-                "keep_days": 30, "unreadable": unreadable, "status": "completed"}
+        lost = [{"first": a, "last": b, "vacuum": f"2026-12-{day}T18:00:00+00:00", "keep_days": 30,
+                 "cutoff": "2026-11-01T18:00:00+00:00"} for a, b in unreadable]
+        body = {"started_at": f"2026-12-{day}T18:00:00+00:00", "keep_days": 30, "unreadable": unreadable,
+                "lost": lost, "status": "completed"}
         s3.put_object(Bucket=s3_bucket.name, Key=f"pool/_vacuum/{name}.json", Body=json.dumps(body).encode())
 
     put_record("20261201T180000Z-0000", "01", [[1, 1]])
@@ -304,3 +309,23 @@ def test_a_long_lived_reader_sees_a_vacuum_another_process_made(s3_bucket, digit
     put_record("20261204T180000Z-0001", "04", [[1, 2]])
     error = unreadable_version_error(uri, s3_bucket.credentials, 2)
     assert error is not None and "the vacuum of 2026-12-04 kept 30 days" in str(error)
+
+
+def test_a_second_vacuum_keeps_naming_what_the_first_made_unreadable(tmp_path, digits, monkeypatch) -> None:
+    pool = Datapool(str(tmp_path / "pool"))
+    grow(pool, digits, 6)
+    assert compact_days_ago(pool, 40, monkeypatch) == 7
+    grow(pool, digits, 4, start=6)
+    assert compact_days_ago(pool, 35, monkeypatch) == 12
+    latest = views(pool, 12)
+    first = vacuum(pool, 38)
+    assert first.unreadable == [[1, 6]]
+    second = vacuum(pool, 30)
+    assert second.unreadable == [[7, 11]] and second.already_gone == 12
+    assert views(pool, 12) == latest
+    with pytest.raises(DatapoolError, match="kept 38 days.*oldest readable version after it is 12"):
+        pool.snapshot(3)
+    with pytest.raises(DatapoolError, match="kept 30 days.*oldest readable version after it is 12"):
+        pool.snapshot(9)
+    record = json.loads(Path(second.record).read_text())
+    assert [(r["first"], r["last"], r["keep_days"]) for r in record["lost"]] == [(1, 6, 38), (7, 11, 30)]
