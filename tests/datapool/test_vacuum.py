@@ -329,3 +329,13 @@ def test_a_second_vacuum_keeps_naming_what_the_first_made_unreadable(tmp_path, d
         pool.snapshot(9)
     record = json.loads(Path(second.record).read_text())
     assert [(r["first"], r["last"], r["keep_days"]) for r in record["lost"]] == [(1, 6, 38), (7, 11, 30)]
+
+
+def test_a_damaged_log_is_not_vacuumed(old_pool) -> None:
+    pool, root, _ = old_pool
+    entry = root / "_delta_log" / f"{14:020d}.json"
+    entry.write_text(entry.read_text() + "{not json\n")
+    on_disk = files_under(root)
+    with pytest.raises(DatapoolError, match=r"log entry 14 is damaged: line 4 is not valid JSON"):
+        vacuum(pool, 30)
+    assert files_under(root) == on_disk
