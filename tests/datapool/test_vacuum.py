@@ -268,6 +268,12 @@ def test_a_run_commits_on_top_of_delta_vacuums_own_versions(tmp_path, digits) ->
     assert pool.read(tag="run-a").num_rows == 1 and pool.read(tag="run-b").num_rows == 1
     assert pool.read().num_rows == 50
     assert [f for f in check_pool(pool.uri) if f.level == "error"] == []
+    snapshot._history_cache.clear()  # a new process; and one pinned between the vacuum versions
+    operations = [e["run_id"] or e["operation"] for e in pool.history()]
+    assert operations == ["create", "run-0", "run-1", "run-2", "compact", "VACUUM START", "VACUUM END", "run-a",
+                          "compact", "VACUUM START", "VACUUM END", "run-b"]
+    assert [e["version"] for e in pool.snapshot(9).history()] == list(range(10))
+    assert [t["name"] for t in pool.tags()] == [C.INITIAL_TAG, "run-0", "run-1", "run-2", "run-a", "run-b"]
 
 
 def test_a_run_and_a_delta_vacuum_since_the_read_still_conflict(tmp_path, digits) -> None:
@@ -339,3 +345,17 @@ def test_a_damaged_log_is_not_vacuumed(old_pool) -> None:
     with pytest.raises(DatapoolError, match=r"log entry 14 is damaged: line 4 is not valid JSON"):
         vacuum(pool, 30)
     assert files_under(root) == on_disk
+
+
+def test_history_segments_over_delta_vacuums_own_versions(tmp_path, digits, monkeypatch) -> None:
+    monkeypatch.setattr(history_index, "EVERY", 5)
+    pool = Datapool(str(tmp_path / "pool"))
+    grow(pool, digits, 3)
+    compact(pool, CompactionOptions(min_small_files=2), force=True)  # version 4
+    delta_vacuum(pool)  # versions 5, 6
+    grow(pool, digits, 6, start=3)  # versions 7..12: segments 0..7 (holding them) and 8..12
+    assert len(files_under(tmp_path / "pool" / "_history")) == 2
+    history = pool.history()
+    snapshot._history_cache.clear()
+    assert pool.history() == history and [e["version"] for e in history] == list(range(13))
+    assert [e["operation"] for e in history[5:7]] == ["VACUUM START", "VACUUM END"]
