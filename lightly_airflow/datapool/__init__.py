@@ -17,6 +17,7 @@ from lightly_airflow.datapool.pool import (
     app_id,
     default_tag,
 )
+from lightly_airflow.datapool.reclaim import VacuumResult, vacuum
 from lightly_airflow.datapool.retry import with_snapshots
 from lightly_airflow.datapool.rows import COMMIT_VERSION, sample_id
 from lightly_airflow.datapool.snapshot import Snapshot
@@ -31,8 +32,10 @@ __all__ = [
     "EmbeddingMismatchError",
     "Snapshot",
     "TagExistsError",
+    "VacuumResult",
     "app_id",
     "default_tag",
     "sample_id",
+    "vacuum",
     "with_snapshots",
 ]

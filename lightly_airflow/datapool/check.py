@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from lightly_airflow import columns as C
-from lightly_airflow.storage import StorageCredentials, filesystem
+from lightly_airflow.storage import StorageCredentials, filesystem, map_io
 
 LOG_DIR = "_delta_log"
 #: The group of unreferenced files that hold rows of several versions (:mod:`~lightly_airflow.datapool.compaction`).
@@ -107,12 +107,19 @@ def _scan_log(
                 f"versions {prev + 1}..{cur - 1} are missing from the log ({missing}…): the log is not continuous. "
                 f"{RECOVERY}",
             ))
-    for v in versions:
-        path = f"{log_dir}/{v:020d}.json"
+    def read(version: int) -> list[dict[str, Any]] | ValueError:
         try:
-            entries[v] = _read_entry(fs, path)
+            return _read_entry(fs, f"{log_dir}/{version:020d}.json")
         except ValueError as exc:
-            findings.append(Finding("error", f"{uri}/{LOG_DIR}/{v:020d}.json", f"log entry {v} is damaged: {exc}. {RECOVERY}"))
+            return exc
+
+    # One GET per entry, on map_io's threads: a pool an hourly DAG grew for a year has ~8,760 of them.
+    for v, read_back in zip(versions, map_io(read, versions), strict=True):
+        if isinstance(read_back, ValueError):
+            findings.append(Finding("error", f"{uri}/{LOG_DIR}/{v:020d}.json",
+                                    f"log entry {v} is damaged: {read_back}. {RECOVERY}"))
+        else:
+            entries[v] = read_back
     return findings, entries
 
 
@@ -193,14 +200,16 @@ def check_pool(uri: str, credentials: StorageCredentials | None = None) -> list[
                 "warning", paths[0],
                 f"{len(paths)} data file(s) no log entry references, each holding rows of several runs: a "
                 "compaction killed before its commit (harmless: those rows are still in the files the log "
-                "references; the next run compacts again). VACUUM removes them.",
+                "references; the next run compacts again); `lightly-airflow datapool vacuum URI --keep-days N` deletes "
+                "them once N days old.",
             ))
             continue
         if run_id in committed_runs or run_id == "?":
             findings.append(Finding(
                 "warning", paths[0],
                 f"{len(paths)} data file(s) no log entry references (an attempt of run {run_id!r} killed before its "
-                "commit; the run is committed elsewhere or the file is unreadable): harmless, VACUUM removes them.",
+                "commit; the run is committed elsewhere or the file is unreadable): harmless; `lightly-airflow datapool "
+                "vacuum URI --keep-days N` deletes them once N days old.",
             ))
         elif _has_report(uri, credentials, run_id):
             # Pools committed before receipts existed: a run's report is written only after its commit.
@@ -216,7 +225,8 @@ def check_pool(uri: str, credentials: StorageCredentials | None = None) -> list[
                 f"{len(paths)} data file(s) of run {run_id!r} written for version {version} are in no log entry, and "
                 "the run has no commit receipt: an attempt killed before its commit (harmless, nothing was "
                 "committed or lost). Fix: none needed if the run's select task was retried and succeeded; if it "
-                "failed for good, clear that task and it commits the run. VACUUM removes the unreferenced files.",
+                "failed for good, clear that task and it commits the run. `lightly-airflow datapool vacuum URI "
+                "--keep-days N` deletes the unreferenced files once N days old.",
             ))
     return findings
 

@@ -1,4 +1,4 @@
-"""``lightly-airflow datapool history|tags|show|export URI``: inspect and hand off a datapool.
+"""``lightly-airflow datapool history|tags|show|export|check|compact|vacuum URI``: inspect and hand off a datapool.
 
 Credentials: the ambient ones (environment variables, workload identity), or ``--storage-options`` with a
 :class:`~lightly_airflow.storage.StorageCredentials` dict as JSON (``{"endpoint_url": ..., "access_key_id": ...}``).
@@ -84,6 +84,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     compact.add_argument("--target-mb", type=int, default=None, help="size merged files are packed to (default: 32)")
     compact.add_argument("--format", choices=("table", "json"), default="table")
     compact.set_defaults(func=_compact)
+
+    vacuum = sub.add_parser("vacuum", help="limit time travel to N days and delete what only older versions, killed "
+                            "writes and finished runs' staging folders hold")
+    common(vacuum)
+    vacuum.add_argument("--keep-days", type=int, required=True,
+                        help="days of time travel to keep (at least 1); older versions may become unreadable")
+    vacuum.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")
+    vacuum.add_argument("--staging-days", type=int, default=None,
+                        help="remove an uncommitted run's _staging/ folder once its newest file is this old "
+                             "(default: --keep-days)")
+    vacuum.add_argument("--format", choices=("table", "json"), default="table")
+    vacuum.set_defaults(func=_vacuum)
 
 
 def _pool(args: argparse.Namespace) -> Datapool:
@@ -255,4 +267,24 @@ def _compact(args: argparse.Namespace) -> int:
     else:
         print(f"{args.uri}: {result.files_removed} files merged into {result.files_added} as version "
               f"{result.version} in {result.seconds:.1f} s; earlier versions still read their own files.")
+    return 0
+
+
+def _vacuum(args: argparse.Namespace) -> int:
+    from lightly_airflow.datapool.reclaim import vacuum
+
+    result = vacuum(_pool(args), args.keep_days, dry_run=args.dry_run, staging_days=args.staging_days)
+    if args.format == "json":
+        print(json.dumps(_jsonable(result.to_dict())))
+        return 0
+    verb = "would delete" if result.dry_run else "deleted"
+    rows = [{"what": f.reason, "path": f.path, "bytes": f.bytes} for f in result.files]
+    rows += [{"what": f"staging ({s.reason})", "path": s.path, "bytes": s.bytes} for s in result.staging]
+    if rows:
+        _print_table(rows, ["what", "bytes", "path"])
+    lost = ", ".join(f"{a}..{b}" if a != b else str(a) for a, b in result.unreadable) or "none"
+    print(f"{args.uri}: {verb} {result.files_deleted} data files ({result.bytes_deleted} bytes) and "
+          f"{len(result.staging)} staging folders ({result.staging_bytes} bytes); kept {result.keep_days} days "
+          f"(cutoff {result.cutoff.isoformat(timespec='seconds')}); versions that {'would' if result.dry_run else 'can'} "
+          f"no longer be read: {lost}.")
     return 0

@@ -191,6 +191,11 @@ class Datapool:
             raise DatapoolError(f"Version {version} does not exist in {self.uri}; it has versions 0..{top}.")
         if int(version) == top:
             return latest
+        from lightly_airflow.datapool.reclaim import unreadable_version_error
+
+        lost = unreadable_version_error(self.uri, self._credentials, int(version))
+        if lost is not None:  # instead of delta-rs' "file not found" at the first read
+            raise lost
         latest.table.load_as_version(int(version))
         pinned = Snapshot(self.uri, latest.table, self._credentials)
         pinned._history = [e for e in latest.history() if e["version"] <= int(version)]
@@ -313,7 +318,7 @@ class Datapool:
                 return done
             if read_version is None and current == 0 and not base.history()[0]["run_id"]:
                 read_version = 0  # the pool was created empty (e.g. by an attempt killed before its data commit)
-        if read_version != current:
+        if read_version != current and not _only_no_data_since(base, read_version):
             raise ConcurrentCommitError(
                 f"{self.uri} is at version {current} but run {run_id!r} read version {read_version}: "
                 f"{_since(base, read_version)} committed in between. Re-read the pool and re-select, then commit "
@@ -369,6 +374,12 @@ class Datapool:
             done = self._already_committed(latest, run_id, dag_id)
             if done is not None:
                 return done
+            if _only_no_data_since(latest, current):  # Delta's VACUUM committed meanwhile: write on top of it
+                return self.commit(
+                    rows, run_id=run_id, dag_id=dag_id, tag=tag, config=config, counts=counts,
+                    embedding_model=embedding_model, embedding_dim=embedding_dim, datasource_uri=datasource_uri,
+                    snapshot=latest,
+                )
             raise ConcurrentCommitError(
                 f"Another run committed to {self.uri} while run {run_id!r} was writing (pool now at version "
                 f"{latest.version}, expected {new_version}); re-read the pool and re-select.",
@@ -431,6 +442,24 @@ def check_tag_free(snap: Snapshot, tag_name: str) -> None:
                 f"Tag {tag_name!r} already exists in {snap.uri} (run {entry['run_id']!r}, version "
                 f"{entry['version']}); pass another tag_name."
             )
+
+
+#: Operations other engines commit without changing a row: Delta VACUUM (Spark, delta-rs' ``DeltaTable.vacuum``)
+#: writes one version before and one after deleting files. ``datapool vacuum`` writes none.
+NO_DATA_OPERATIONS = frozenset({"VACUUM START", "VACUUM END"})
+
+
+def _only_no_data_since(snap: Snapshot, read_version: int | None) -> bool:
+    """Whether every version of ``snap`` after ``read_version`` is a :data:`NO_DATA_OPERATIONS` commit: a run
+    that selected against ``read_version`` saw exactly the rows it would see now, so it commits on top of them."""
+    if snap.table is None or read_version is None or snap.version is None or read_version >= snap.version:
+        return False
+    newer = [e for e in snap.history() if e["version"] > read_version]
+    if len(newer) != snap.version - read_version or not all(e["operation"] in NO_DATA_OPERATIONS for e in newer):
+        return False
+    log.info("Versions %d..%d of %s are Delta VACUUM's own commits (no row changed): committing on top of them.",
+             read_version + 1, snap.version, snap.uri)
+    return True
 
 
 def _since(snap: Snapshot, read_version: int | None) -> str:

@@ -191,6 +191,11 @@ class View:
         if version is not None and version != self.latest:
             if not 0 <= version <= self.latest:
                 raise QueryError(f"Datapool {spec.name!r} has versions 0..{self.latest}, not {version}.")
+            from lightly_airflow.datapool.reclaim import unreadable_version_error
+
+            lost = unreadable_version_error(spec.uri, credentials, version)
+            if lost is not None:
+                raise QueryError(str(lost).replace(spec.uri, repr(spec.name)))
             self.table.load_as_version(version)
         self.version = self.latest if version is None else int(version)
         self.schema = pa.schema(self.table.schema().to_arrow())

@@ -1,0 +1,391 @@
+"""Reclaim the storage of a long-lived pool: limit time travel to ``keep_days`` and delete what only older
+versions, killed writes and finished runs' staging folders still hold (``lightly-airflow datapool vacuum``).
+
+A pool keeps every version readable (:data:`~lightly_airflow.datapool.pool.DEFAULT_TABLE_CONFIGURATION`), so the
+files a compaction or a hand-made tag replaced stay forever, as do the data files of writes killed before their
+commit and the ``_staging/<run>/`` folders of runs that failed for good. :func:`vacuum` deletes, with Delta VACUUM
+semantics:
+
+* data files the table **removed** more than ``keep_days`` ago (the remove action's ``deletionTimestamp``);
+* data files **no log entry references** whose last modification is more than ``keep_days`` ago (a killed write;
+  an in-flight run's files are unreferenced until its commit, hence ``keep_days >= 1``);
+* ``_staging/<run>/`` folders of committed runs (a receipt in ``_commits/``, an hour old) and folders whose newest
+  file is more than ``staging_days`` old.
+
+It never deletes a file the latest version references, nor one that a version committed after the cutoff needs
+(Delta's rule: such a file was removed after the cutoff). A data file is deleted only when both delta-rs' own
+plan (``DeltaTable.vacuum(dry_run=True, full=True)``) and this module's replay of the log choose it, and a vacuum
+of a log that ``datapool check`` finds damaged is refused. Folders starting with ``_`` or ``.`` (``_delta_log``,
+``_commits``, ``_history``, ``_reports``, ``_vacuum``) are never touched by the data-file part.
+
+delta-rs' VACUUM itself is not used to delete: in 1.6.6 it commits two versions per vacuum (``VACUUM START`` and
+``VACUUM END``, no data change), which make every run that read the pool before them fail its commit with
+:class:`~lightly_airflow.datapool.errors.ConcurrentCommitError` and select again, and show as two noise entries in
+every history. Instead each vacuum is recorded beside the log as ``<pool>/_vacuum/<time>.json`` (written before
+the first delete: ``cutoff``, ``keep_days``, the versions that lose files, counts and bytes when done), and a read
+of such a version fails with :func:`unreadable_version_error` instead of delta-rs' "file not found".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import posixpath
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote
+
+from lightly_airflow.datapool.errors import DatapoolError
+from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, map_io, write_bytes
+
+log = logging.getLogger(__name__)
+
+#: Folder of the vacuum records, beside the Delta log.
+VACUUM_DIR = "_vacuum"
+#: A committed run's staging folder is removed once its receipt is this old (its report may still read it).
+COMMITTED_GRACE = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class DeletedFile:
+    """A data file a vacuum deletes: ``path`` relative to the pool, ``reason`` ``removed`` (by the table, at
+    ``removed_version``) or ``unreferenced`` (no log entry holds it)."""
+
+    path: str
+    bytes: int
+    reason: str
+    removed_version: int | None = None
+
+
+@dataclass(frozen=True)
+class StagingFolder:
+    """A ``_staging/<run>/`` folder a vacuum removes: ``reason`` ``committed`` or ``stale``."""
+
+    path: str
+    bytes: int
+    files: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class VacuumResult:
+    """What :func:`vacuum` deleted (or, with ``dry_run``, would delete).
+
+    :param unreadable: ``[first, last]`` version ranges that can no longer be read (they referenced deleted files).
+    :param kept: files delta-rs planned to delete that this module kept, each with the reason.
+    :param already_gone: files delta-rs planned to delete that no longer exist (an earlier vacuum deleted them).
+    :param record: the ``_vacuum/`` record written (``None`` for a dry run or when nothing was deleted).
+    """
+
+    uri: str
+    keep_days: int
+    staging_days: int
+    dry_run: bool
+    cutoff: datetime
+    version: int
+    files: list[DeletedFile] = field(default_factory=list)
+    staging: list[StagingFolder] = field(default_factory=list)
+    unreadable: list[list[int]] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    already_gone: int = 0
+    record: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def files_deleted(self) -> int:
+        return len(self.files)
+
+    @property
+    def bytes_deleted(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+    @property
+    def staging_bytes(self) -> int:
+        return sum(s.bytes for s in self.staging)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["cutoff"] = self.cutoff.isoformat(timespec="seconds")
+        out.update(files_deleted=self.files_deleted, bytes_deleted=self.bytes_deleted,
+                   staging_bytes=self.staging_bytes)
+        return out
+
+
+def _mtime(info: dict[str, Any]) -> datetime | None:
+    """The last modification of a listed object (local, S3, GCS, Azure listings name it differently)."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "mtime_ns"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if isinstance(value, (int, float)):
+            return datetime.fromtimestamp(value / 1e9 if key == "mtime_ns" else value, tz=UTC)
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def _check_days(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DatapoolError(f"{name} must be a whole number of days, got {value!r}.")
+    if value < 1:
+        raise DatapoolError(
+            f"{name} must be at least 1 day, got {value}: a run's data files (and its staging files) are written "
+            "before its commit and referenced by no log entry until then, so a shorter window could delete the "
+            "files of a run that is committing right now."
+        )
+    return value
+
+
+def _replay(entries: dict[int, list[dict[str, Any]]], top: int) -> tuple[set[str], dict[str, int], dict[str, tuple[int, int]]]:
+    """``live`` paths at ``top``, the version each path was added in, and ``(version, deletionTimestamp ms)`` of
+    each path's removal, from the log entries 0..top (paths unquoted, as stored)."""
+    live: set[str] = set()
+    added: dict[str, int] = {}
+    removed: dict[str, tuple[int, int]] = {}
+    for version in sorted(v for v in entries if v <= top):
+        actions = entries[version]
+        committed = next((a["commitInfo"].get("timestamp") for a in actions if "commitInfo" in a), None)
+        for action in actions:
+            if "add" in action:
+                path = unquote(str(action["add"]["path"]))
+                live.add(path)
+                added[path] = version
+                removed.pop(path, None)
+            elif "remove" in action:
+                path = unquote(str(action["remove"]["path"]))
+                live.discard(path)
+                stamp = action["remove"].get("deletionTimestamp") or committed or 0
+                removed[path] = (version, int(stamp))
+    return live, added, removed
+
+
+def _ranges(versions: list[tuple[int, int]]) -> list[list[int]]:
+    """Merge ``[first, last]`` version ranges."""
+    out: list[list[int]] = []
+    for first, last in sorted(versions):
+        if last < first:
+            continue
+        if out and first <= out[-1][1] + 1:
+            out[-1][1] = max(out[-1][1], last)
+        else:
+            out.append([first, last])
+    return out
+
+
+def vacuum(
+    pool: Any, keep_days: int, *, dry_run: bool = False, staging_days: int | None = None,
+) -> VacuumResult:
+    """Delete what only versions older than ``keep_days`` need (see the module docstring).
+
+    :param pool: a :class:`~lightly_airflow.datapool.Datapool`.
+    :param keep_days: days of time travel to keep (at least 1).
+    :param dry_run: list what would be deleted, delete nothing, record nothing.
+    :param staging_days: age of the newest file of an uncommitted run's staging folder before it is removed
+        (default: ``keep_days``; at least 1).
+    :raises DatapoolError: no pool, a bad number of days, a damaged log, or delta-rs' plan naming a live file.
+    """
+    from lightly_airflow.datapool.check import _scan_log
+
+    keep_days = _check_days("keep_days", keep_days)
+    staging_days = _check_days("staging_days", keep_days if staging_days is None else staging_days)
+    started = time.perf_counter()
+    now = datetime.now(UTC)
+    cutoff = now - timedelta(days=keep_days)
+    cutoff_ms = int(cutoff.timestamp() * 1000)
+    table = pool._open()
+    if table is None:
+        raise DatapoolError(f"No datapool at {pool.uri}: nothing to vacuum.")
+    top = int(table.version())
+    findings, entries = _scan_log(pool.uri, pool._credentials)
+    errors = [f for f in findings if f.level == "error"]
+    if errors or top not in entries:
+        where = "; ".join(f"{f.path}: {f.message}" for f in errors[:2]) or f"log entry {top} is missing"
+        raise DatapoolError(f"Not vacuuming {pool.uri}: its log is damaged ({where}). Run `lightly-airflow datapool "
+                            "check` and repair it first; a vacuum decides from the log what is safe to delete.")
+    live, added, removed = _replay(entries, top)
+    from_delta = {unquote(str(p)) for p in table.get_add_actions(flatten=True).column("path").to_pylist()}
+    if from_delta != live:
+        raise DatapoolError(f"Not vacuuming {pool.uri}: the log's files at version {top} ({len(live)}) are not the "
+                            f"ones delta-rs loads ({len(from_delta)}); run `lightly-airflow datapool check`.")
+
+    # delta-rs' plan (Delta VACUUM semantics, FULL: expired removals and unreferenced files by modification time).
+    planned = sorted(unquote(str(p)) for p in table.vacuum(
+        retention_hours=keep_days * 24, dry_run=True, enforce_retention_duration=False, full=True,
+    ))
+    fs, root = filesystem(pool.uri, pool._credentials)
+    root = root.rstrip("/")
+    fs.invalidate_cache(root)
+    listed = {posixpath.relpath(p, root): info for p, info in fs.find(root, detail=True).items()} if planned else {}
+    files: list[DeletedFile] = []
+    kept: list[str] = []
+    lost: list[tuple[int, int]] = []
+    gone = 0
+    for path in planned:
+        info = listed.get(path)
+        top_dir = path.split("/", 1)[0]
+        if path in live:  # never: delta-rs' plan and the log disagree
+            raise DatapoolError(f"Not vacuuming {pool.uri}: delta-rs planned to delete {path}, which version {top} "
+                                "references. Nothing was deleted; please report this.")
+        if top_dir.startswith(("_", ".")) or not path.endswith(".parquet"):
+            kept.append(f"{path}: not a data file (delta-rs' FULL vacuum would delete it)")
+        elif info is None:
+            gone += 1  # delta-rs 1.6.6 plans every expired removal again, also those an earlier vacuum deleted
+        elif path in removed:
+            version, stamp = removed[path]
+            if stamp >= cutoff_ms:
+                kept.append(f"{path}: removed at version {version}, after the cutoff")
+                continue
+            files.append(DeletedFile(path, int(info.get("size") or 0), "removed", version))
+            lost.append((added.get(path, 0), version - 1))
+        elif path in added:
+            kept.append(f"{path}: referenced by version {added[path]}")
+        else:
+            mtime = _mtime(info)
+            if mtime is None or mtime >= cutoff:
+                kept.append(f"{path}: unreferenced but modified {mtime} (after the cutoff)")
+                continue
+            files.append(DeletedFile(path, int(info.get("size") or 0), "unreferenced"))
+    for note in kept:
+        log.warning("Vacuum of %s keeps %s.", pool.uri, note)
+    staging = _staging_plan(pool, now, staging_days)
+    result = VacuumResult(pool.uri, keep_days, staging_days, dry_run, cutoff, top, files, staging, _ranges(lost), kept,
+                          already_gone=gone)
+    if dry_run or not (files or staging):
+        return _done(result, started)
+
+    record_uri = join_uri(pool.uri, VACUUM_DIR, f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:8]}.json")
+    record: dict[str, Any] = {
+        "started_at": now.isoformat(timespec="seconds"), "cutoff": cutoff.isoformat(timespec="seconds"),
+        "keep_days": keep_days, "staging_days": staging_days, "version": top, "unreadable": result.unreadable,
+        "status": "started",
+    }
+    # Every range any vacuum made unreadable, so a reader needs only the newest record (one LIST, one GET).
+    earlier = newest_record(pool.uri, pool._credentials)
+    record["lost"] = list((earlier or {}).get("lost") or []) + [
+        {"first": first, "last": last, "vacuum": record["started_at"], "keep_days": keep_days,
+         "cutoff": record["cutoff"]} for first, last in result.unreadable
+    ]
+    # Written first: a vacuum killed midway has still told readers which versions may have lost files.
+    write_bytes(json.dumps(record).encode(), record_uri, pool._credentials)
+
+    def delete(f: DeletedFile) -> None:
+        with contextlib.suppress(FileNotFoundError):  # deleted meanwhile (another vacuum)
+            fs.rm_file(f"{root}/{f.path}")
+
+    map_io(delete, files)
+    for folder in staging:
+        sfs, spath = filesystem(folder.path, pool._credentials)
+        with contextlib.suppress(FileNotFoundError):
+            sfs.rm(spath, recursive=True)
+    record.update(status="completed", files_deleted=result.files_deleted, bytes_deleted=result.bytes_deleted,
+                  staging_folders=len(staging), staging_bytes=result.staging_bytes,
+                  finished_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    write_bytes(json.dumps(record).encode(), record_uri, pool._credentials)
+    log.info("Vacuumed %s (kept %d days): %d data files (%d bytes) and %d staging folders (%d bytes) deleted; "
+             "versions %s can no longer be read.", pool.uri, keep_days, result.files_deleted, result.bytes_deleted,
+             len(staging), result.staging_bytes, result.unreadable or "none")
+    return _done(replace(result, record=record_uri), started)
+
+
+def _done(result: VacuumResult, started: float) -> VacuumResult:
+    return replace(result, seconds=round(time.perf_counter() - started, 3))
+
+
+def _staging_plan(pool: Any, now: datetime, staging_days: int) -> list[StagingFolder]:
+    """The ``_staging/<run>/`` folders to remove: a committed run's (receipt older than :data:`COMMITTED_GRACE`)
+    and those whose newest file is older than ``staging_days``."""
+    from lightly_airflow.datapool.receipts import RECEIPTS_DIR
+    from lightly_airflow.staging import STAGING_DIR
+
+    fs, root = filesystem(join_uri(pool.uri, STAGING_DIR), pool._credentials)
+    fs.invalidate_cache(root)
+    try:
+        folders = [i["name"] for i in fs.ls(root, detail=True) if i.get("type") == "directory"]
+    except FileNotFoundError:
+        return []
+    rfs, rroot = filesystem(join_uri(pool.uri, RECEIPTS_DIR), pool._credentials)
+    try:
+        receipts = {posixpath.basename(i["name"].rstrip("/")): _mtime(i) for i in rfs.ls(rroot, detail=True)}
+    except FileNotFoundError:
+        receipts = {}
+    stale = now - timedelta(days=staging_days)
+    out: list[StagingFolder] = []
+    for folder in sorted(folders):
+        name = posixpath.basename(str(folder).rstrip("/"))
+        found = fs.find(folder, detail=True)
+        size = sum(int(i.get("size") or 0) for i in found.values())
+        newest = max((m for i in found.values() if (m := _mtime(i)) is not None), default=None)
+        receipt = receipts.get(f"{name}.json")
+        uri = join_uri(pool.uri, STAGING_DIR, name)
+        if f"{name}.json" in receipts and (receipt is None or receipt < now - COMMITTED_GRACE):
+            out.append(StagingFolder(uri, size, len(found), "committed"))
+        elif newest is None or newest < stale:
+            out.append(StagingFolder(uri, size, len(found), "stale"))
+    return out
+
+
+def _record_names(uri: str, credentials: StorageCredentials | None) -> tuple[Any, list[str]]:
+    fs, root = filesystem(join_uri(uri, VACUUM_DIR), credentials)
+    fs.invalidate_cache(root)  # fsspec keeps listings per process: a long-lived one (the UI) must see new vacuums
+    try:
+        return fs, sorted(str(p) for p in fs.ls(root, detail=False) if str(p).endswith(".json"))
+    except FileNotFoundError:
+        return fs, []
+
+
+def _read_record(fs: Any, name: str, uri: str) -> dict[str, Any] | None:
+    try:
+        body = json.loads(fs.cat_file(name))
+    except (OSError, ValueError) as exc:
+        log.warning("Vacuum record %s of %s is unreadable (%s).", name, uri, exc)
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def vacuum_records(uri: str, credentials: StorageCredentials | None = None) -> list[dict[str, Any]]:
+    """Every vacuum record of the pool, oldest first (an unreadable record is skipped with a warning)."""
+    fs, names = _record_names(uri, credentials)
+    return [body for name in names if (body := _read_record(fs, name, uri)) is not None]
+
+
+def newest_record(uri: str, credentials: StorageCredentials | None = None) -> dict[str, Any] | None:
+    """The newest readable vacuum record: its ``lost`` names every version range any vacuum made unreadable."""
+    fs, names = _record_names(uri, credentials)
+    for name in reversed(names):
+        body = _read_record(fs, name, uri)
+        if body is not None:
+            return body
+    return None
+
+
+def unreadable_version_error(
+    uri: str, credentials: StorageCredentials | None, version: int,
+) -> DatapoolError | None:
+    """The error for reading ``version`` when a vacuum deleted files it needs, else ``None`` (one LIST of
+    ``_vacuum/`` and, when there is a record, one GET)."""
+    record = newest_record(uri, credentials)
+    lost = [r for r in (record or {}).get("lost") or [] if isinstance(r, dict)]
+    hits = [r for r in lost if r.get("first", 0) <= version <= r.get("last", -1)]
+    if not hits:
+        return None
+    hit = hits[0]
+    return DatapoolError(
+        f"Version {version} of {uri} can no longer be read: the vacuum of {str(hit.get('vacuum'))[:10]} kept "
+        f"{hit.get('keep_days')} days of history (until {hit.get('cutoff')}) and deleted data files this version "
+        f"needs. The oldest readable version after it is {max(int(r.get('last', 0)) for r in lost) + 1}; "
+        "`lightly-airflow datapool history` lists the versions."
+    )
+
+
+__all__ = ["VACUUM_DIR", "DeletedFile", "StagingFolder", "VacuumResult", "newest_record", "unreadable_version_error",
+           "vacuum", "vacuum_records"]
