@@ -124,10 +124,12 @@ def _plan(files: list[dict[str, Any]], options: CompactionOptions) -> list[list[
     return groups
 
 
-def _read_rows(pool: Any, files: list[dict[str, Any]], schema: Any, partition_by: list[str]) -> Any:
+def _read_rows(pool: Any, files: list[dict[str, Any]], schema: Any) -> Any:
     """The rows of ``files`` (one whole-file GET each, on :func:`~lightly_airflow.storage.map_io`'s threads) as
-    the pool's ``schema`` (partition values from the log; files written before a column was added get nulls),
-    in ``commit_version`` order."""
+    the pool's ``schema`` (files written before a column was added get nulls), in ``commit_version`` order.
+
+    :raises CompactionError: a file's rows or columns are not what the log and the schema say.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -140,27 +142,16 @@ def _read_rows(pool: Any, files: list[dict[str, Any]], schema: Any, partition_by
         data = pq.ParquetFile(pa.BufferReader(fs.cat_file(path, start=0, end=int(f["size"])))).read()
         if f["rows"] is not None and data.num_rows != int(f["rows"]):
             raise CompactionError(f"{f['path']} holds {data.num_rows} rows, its log entry says {f['rows']}")
-        return data
+        # Delta keeps the partition value (``selected``) in the log, not in the file.
+        return data.append_column(C.SELECTED, pa.repeat(pa.scalar(f["selected"], pa.bool_()), data.num_rows))
 
     tables = map_io(fetch, files)
     try:  # files written before a column was added lack it: nulls
         data = pa.concat_tables(tables, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise CompactionError(f"the small files' columns do not combine: {exc}") from None
-    columns = []
-    for field in schema:
-        if field.name in partition_by:  # Delta keeps the partition value (``selected``) in the log
-            values = [f["selected"] for f, t in zip(files, tables, strict=True) for _ in range(t.num_rows)]
-            columns.append(pa.array(values, field.type))
-        elif field.name in data.column_names:
-            try:
-                columns.append(data.column(field.name).cast(field.type))
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise CompactionError(f"column {field.name!r} of the small files does not convert to the "
-                                      f"pool's {field.type}: {exc}") from None
-        else:
-            columns.append(pa.nulls(data.num_rows, field.type))
-    rows = pa.table(columns, schema=schema)
+        rows = pa.table([data.column(field.name).cast(field.type) if field.name in data.column_names
+                         else pa.nulls(data.num_rows, field.type) for field in schema], schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise CompactionError(f"the small files' columns do not convert to the pool's schema: {exc}") from None
     return rows.take(pc.sort_indices(rows, [(COMMIT_VERSION, "ascending")]))
 
 
@@ -174,12 +165,6 @@ def _staged_files(rows: Any, partition_by: list[str], configuration: dict[str, s
                     configuration=configuration or None)
     with open(f"{scratch}/_delta_log/{0:020d}.json", encoding="utf-8") as log_file:
         return [entry["add"] for entry in map(json.loads, log_file) if "add" in entry]
-
-
-def _partition_value(value: Any) -> str | None:
-    if value is None:
-        return None
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def compact(pool: Any, options: CompactionOptions | None = None, *, force: bool = False) -> CompactionResult:
@@ -224,7 +209,7 @@ def compact(pool: Any, options: CompactionOptions | None = None, *, force: bool 
     chosen = [f for group in groups for f in group]
     schema = pa.schema(table.schema().to_arrow())
     partition_by = list(table.metadata().partition_columns)
-    rows = _read_rows(pool, chosen, schema, partition_by)
+    rows = _read_rows(pool, chosen, schema)
     version = int(table.version()) + 1
     # ``counts`` show in the history (CLI, UI); ``rows``/``selected`` stay unset: no sample was processed.
     n_rows = rows.num_rows
@@ -251,7 +236,7 @@ def compact(pool: Any, options: CompactionOptions | None = None, *, force: bool 
             ]
             actions += [
                 RemoveAction(f["path"], False, now, int(f["size"]),
-                             {C.SELECTED: _partition_value(f["selected"])} if partition_by else None)
+                             {C.SELECTED: "true" if f["selected"] else "false"} if partition_by else None)
                 for f in chosen
             ]
             table.create_write_transaction(

@@ -259,3 +259,22 @@ def test_a_table_with_deletion_vectors_is_left_to_its_engine(tmp_path, digits) -
         json.dumps({"protocol": protocol}) + "\n" + json.dumps({"commitInfo": {"operation": "UPGRADE PROTOCOL"}}) + "\n")
     result = compact(pool, CompactionOptions(min_small_files=2), force=True)
     assert result.version is None and "deletionVectors" in result.reason and live_files(pool) == 6
+
+
+def test_a_small_file_whose_columns_do_not_fit_the_pool_is_not_merged(tmp_path, digits, caplog) -> None:
+    import pyarrow.parquet as pq
+
+    pool = Datapool(f"file://{tmp_path}/pool")
+    grow(pool, digits, runs=3)
+    # A file rewritten by hand with a column of another type (same rows, so its log entry still matches).
+    path = sorted((tmp_path / "pool" / "selected=false").glob("*.parquet"))[0]
+    table = pq.read_table(path)
+    pq.write_table(table.set_column(table.schema.get_field_index(C.SIZE), C.SIZE,
+                                    table.column(C.SIZE).cast(pa.string())), path)
+    on_disk = sorted(p.name for p in (tmp_path / "pool").rglob("*.parquet"))
+
+    result = compact_if_due(pool, CompactionOptions(min_small_files=2))
+
+    assert result.version is None and "columns do not convert to the pool's schema" in result.reason, result
+    assert pool.version() == 3 and live_files(pool) == 6
+    assert sorted(p.name for p in (tmp_path / "pool").rglob("*.parquet")) == on_disk  # nothing copied in
