@@ -54,6 +54,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
     )
     rendered_kinds = {"selection_config": dict, "worker_config": dict, "lightly_config": dict, "active_learning": dict,
                       "lightly_uri": str, "tag_name": str}
+    text_value_fields = ("active_learning",)  # QueryOptions: tag names and a meaning
 
     def __init__(
         self,

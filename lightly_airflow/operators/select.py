@@ -39,6 +39,7 @@ class SelectAndCommitOperator(LightlyBaseOperator):
     )
     rendered_kinds = {"manifests": list, "selection_config": dict, "worker_config": dict, "lightly_config": dict,
                       "active_learning": dict, "tag_name": str}
+    text_value_fields = ("active_learning",)  # QueryOptions: tag names and a meaning
     ui_color = "#b9e4d5"
     operator_extra_links = (ReportLink(),)
 

@@ -139,17 +139,52 @@ def test_the_sensor_reads_its_rendered_configs_back(tmp_path: Path) -> None:
     assert sensor.execute({})["new"] == len(keys)
 
 
-def test_a_native_dag_keeps_a_tag_of_digits_a_tag(tmp_path: Path) -> None:
-    """With ``render_template_as_native_obj=True`` (the example DAG) a tag_name of digits renders as an int, which
-    the tag check refused as "Invalid tag name 20240601"; it is the text the user gave."""
-    source = tmp_path / "images"
-    add_batch(source, Batch("few", (0, 4), ()))
+@pytest.mark.parametrize("tag", ["20240601", "2024.10", "1_000", "1e3", "0x10"])
+def test_a_native_dag_keeps_the_tag_the_user_gave(tmp_path: Path, tag: str) -> None:
+    """With ``render_template_as_native_obj=True`` (the example DAG) Jinja reads rendered text as a Python literal:
+    a tag_name "20240601" became an int (refused as "Invalid tag name 20240601"), "2024.10" the float 2024.1 and
+    "1_000" the int 1000 (the run silently tagged "2024.1", "1000"). The operators render their text arguments
+    as text: the tag committed is the tag given, also inside the active-learning options and without ``{{ }}``."""
+    source, pool = tmp_path / "images", tmp_path / "pool"
+    add_batch(source, Batch("few", (0, 6), ()))
     ti = _TaskInstance()
+    al = {"query_tag_name": "{{ params.query_tag }}", "preselected_tag_name": "0.50", "n_samples_meaning": "new"}
     with DAG("native", schedule=None, start_date=datetime(2026, 1, 1), render_template_as_native_obj=True,
-             params={"tag_name": "20240601", "selection_config": SELECTION}) as dag:
-        listing = ListNewFilesOperator(task_id="list_new_files", datasource_uri=str(source), datapool_uri=str(tmp_path / "p"),
-                                       selection_config="{{ params.selection_config }}", tag_name="{{ params.tag_name }}")
-    _render(listing, dag, ti)
-    assert listing.tag_name == 20240601 and listing.selection_config == SELECTION  # what native rendering gives
-    assert len(listing.execute({"run_id": "r1", "ti": ti, "dag_run": None})) == 1
-    assert listing.tag_name == "20240601"
+             params={"tag_name": tag, "query_tag": "1.50", "selection_config": SELECTION}) as dag:
+        common: dict[str, Any] = {"datapool_uri": str(pool), "selection_config": "{{ params.selection_config }}",
+                                  "tag_name": "{{ params.tag_name }}"}
+        listing = ListNewFilesOperator(task_id="list_new_files", datasource_uri=str(source), active_learning=al,
+                                       **common)
+        select = SelectAndCommitOperator(task_id="select_and_commit", manifests=PULL, **common)
+        literal = SelectAndCommitOperator(task_id="literal", manifests=PULL, **common | {"tag_name": tag})
+    for op in (listing, literal):  # (rendering is in place: select renders once the listing's XCom is there)
+        _render(op, dag, ti)
+        assert op.tag_name == tag and op.selection_config == SELECTION  # dicts stay native
+    assert listing.active_learning == {"query_tag_name": "1.50", "preselected_tag_name": "0.50",
+                                       "n_samples_meaning": "new"}
+    listing.active_learning = None  # the query tag names no tag of this new pool
+    ti.xcoms["list_new_files", "return_value"] = listing.execute({"run_id": "r1", "ti": ti, "dag_run": None})
+    for manifest in ti.xcoms["list_new_files", "return_value"]:
+        for cls in (EmbedShardOperator, ComputeMetadataOperator, LoadPredictionsOperator):
+            cls(task_id=cls.__name__, manifest_uri=manifest, datapool_uri=str(pool)).execute({})
+    _render(select, dag, ti)
+    assert select.tag_name == tag and select.execute({"run_id": "r1", "dag": dag})["tag"] == tag
+
+
+def test_a_mapped_task_renders_its_text_arguments_as_text() -> None:
+    """A mapped task renders through ``MappedOperator.render_template_fields`` (the unmapped task's fields)."""
+    with DAG("native", schedule=None, start_date=datetime(2026, 1, 1), render_template_as_native_obj=True,
+             params={"lightly_uri": "2024.10"}) as dag:
+        mapped = LoadPredictionsOperator.partial(task_id="predictions", datapool_uri="/pool",
+                                                 lightly_uri="{{ params.lightly_uri }}").expand(manifest_uri=["a", "b"])
+
+    class _Ti:
+        map_index = 1
+
+    class _Run:
+        conf: dict[str, Any] = {}
+
+    context: dict[str, Any] = {"params": dag.params.dump(), "run_id": "r1", "dag": dag, "ti": _Ti(), "task": mapped,
+                               "dag_run": _Run()}
+    mapped.render_template_fields(context)  # type: ignore[arg-type]
+    assert context["task"].lightly_uri == "2024.10" and context["task"].manifest_uri == "b"
