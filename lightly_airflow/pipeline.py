@@ -122,6 +122,9 @@ def check_uri_param(param: str, uri: str, credentials: StorageCredentials | None
         protocol_of(uri)
     except ValueError as exc:
         raise ParamError(param, str(exc), "use a file://, s3://, gs:// or az:// URI.") from None
+    problem = credentials.store_problem(uri) if credentials is not None else None
+    if problem:
+        raise ParamError(param, *problem)
     if must_exist:
         fs, path = filesystem(uri, credentials)
         if not fs.exists(path) or not fs.isdir(path):
@@ -153,7 +156,7 @@ def validate_params(
     from lightly_airflow.config import ConfigError, parse_selection_config, parse_worker_config
 
     check_uri_param("datasource_uri", datasource_uri, datasource_credentials, must_exist=True)
-    check_uri_param("datapool_uri", datapool_uri, None, must_exist=False)
+    check_uri_param("datapool_uri", datapool_uri, datapool_credentials, must_exist=False)
     check_pool_location(datasource_uri, datapool_uri)
     if lightly_uri:
         check_uri_param("lightly_uri", lightly_uri, lightly_credentials, must_exist=False)
@@ -288,10 +291,13 @@ def check_run_tag(
     datapool_uri: str, tag: str | None, run_id: str, credentials: StorageCredentials | None = None
 ) -> str:
     """The run's tag, checked in the first task as the commit would check it (issue 14.6); return it."""
+    from lightly_airflow.datapool.errors import DatapoolUnreachableError
     from lightly_airflow.datapool.guards import check_tag_available
 
     try:
         return check_tag_available(datapool_uri, tag, run_id, credentials)
+    except DatapoolUnreachableError as exc:  # the first look at the pool's store
+        raise ParamError("datapool_uri", exc.problem, exc.fix) from None
     except ValueError as exc:
         raise ParamError("tag_name", str(exc), "pass a new tag_name (letters, digits, . _ : + -).") from None
 

@@ -33,6 +33,10 @@ _PROTOCOLS = {
     "abfs": "az",
     "abfss": "az",
 }
+#: what a message calls each store, and the Airflow connection type that reaches it
+_STORE_NAMES = {"s3": "S3 (s3://)", "gs": "Google Cloud Storage (gs://)", "az": "Azure Blob Storage (az://, abfs://)",
+                "file": "the local file system"}
+_CONN_TYPES = {"s3": "aws", "gs": "google_cloud_platform", "az": "wasb"}
 T = TypeVar("T")
 R = TypeVar("R")
 _SECRET_FIELDS = frozenset({"secret_access_key", "session_token", "token", "account_key", "connection_string", "sas_token"})
@@ -132,6 +136,9 @@ class StorageCredentials:
         adlfs as its ``credential``; not serialised.
     :param delta_problem: why delta-rs (the datapool table) cannot use these credentials, when it cannot
         (e.g. an impersonation chain): :meth:`delta_options` raises it instead of silently going ambient.
+    :param store: the store the credentials are for (``s3``, ``gs``, ``az``: the connection's type);
+        using them for another store's URI is an error (:meth:`store_problem`), never silently ambient.
+    :param conn_id: the Airflow connection they came from (named in messages).
     """
 
     endpoint_url: str | None = None
@@ -149,6 +156,8 @@ class StorageCredentials:
     google_credentials: Any = field(default=None, repr=False, compare=False, metadata={"object": True})
     azure_credential: Any = field(default=None, repr=False, compare=False, metadata={"object": True})
     delta_problem: str | None = None
+    store: str | None = None
+    conn_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """All set plain fields, secrets included (for passing to a subprocess or pod env, never to logs);
@@ -176,6 +185,23 @@ class StorageCredentials:
         )
         return f"StorageCredentials({shown})"
 
+    def store_problem(self, uri: str) -> tuple[str, str] | None:
+        """``(problem, fix)`` when these credentials cannot reach ``uri`` (a connection of one cloud given for
+        another's URI: its options would be dropped and the client would go ambient, then fail as "does not
+        exist"), else ``None``. A local path needs no credentials (a connection given for one is unused)."""
+        protocol = _PROTOCOLS.get(protocol_of(uri), "file")
+        if self.store is None or protocol in ("file", self.store):
+            return None
+        name = f"connection {self.conn_id!r}" if self.conn_id else "the credentials"
+        return (f"{masked_uri(uri)} is on {_STORE_NAMES[protocol]} but {name} is for {_STORE_NAMES[self.store]}.",
+                f"give it a connection of type {_CONN_TYPES[protocol]!r}, or no connection for the environment's "
+                "credentials.")
+
+    def _check_store(self, protocol: str) -> None:
+        problem = self.store_problem(f"{protocol}://")
+        if problem:
+            raise ValueError(f"{problem[0]} Fix: {problem[1]}")
+
     @property
     def allow_http(self) -> bool:
         return bool(self.endpoint_url and self.endpoint_url.startswith("http://"))
@@ -196,8 +222,12 @@ class StorageCredentials:
         )
 
     def fsspec_options(self, protocol: str) -> dict[str, Any]:
-        """Keyword arguments for the fsspec filesystem of ``protocol`` (s3fs, gcsfs, adlfs)."""
+        """Keyword arguments for the fsspec filesystem of ``protocol`` (s3fs, gcsfs, adlfs).
+
+        :raises ValueError: for credentials of another store (:meth:`store_problem`).
+        """
         protocol = _PROTOCOLS.get(protocol, protocol)
+        self._check_store(protocol)
         if protocol == "s3":
             opts: dict[str, Any] = {}
             if self.anonymous:
@@ -257,9 +287,11 @@ class StorageCredentials:
     def delta_options(self, protocol: str) -> dict[str, str]:
         """delta-rs ``storage_options`` for ``protocol`` (all values strings, as delta-rs expects).
 
-        :raises ValueError: when these credentials cannot be expressed for delta-rs (``delta_problem``).
+        :raises ValueError: when these credentials cannot be expressed for delta-rs (``delta_problem``) or are for
+            another store (:meth:`store_problem`).
         """
         protocol = _PROTOCOLS.get(protocol, protocol)
+        self._check_store(protocol)
         if self.delta_problem and protocol != "file":
             raise ValueError(self.delta_problem)
         opts: dict[str, str] = {}
@@ -307,6 +339,34 @@ class StorageCredentials:
             if az.allow_http:
                 opts["AZURE_ALLOW_HTTP"] = "true"
         return opts
+
+
+#: (codes in a store's error, what happened, the fix): S3, Azure and GCS as object_store (delta-rs), s3fs,
+#: adlfs and gcsfs word them; the first that matches names the problem.
+_STORE_ERRORS = (
+    (("NoSuchBucket", "ContainerNotFound", "The specified bucket does not exist"),
+     "its bucket (or container) does not exist",
+     "create the bucket, or correct the URI (a datapool's table is created by its first commit; its bucket is not)"),
+    (("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "AuthenticationFailed",
+      "401 Unauthorized", "invalid_grant"),
+     "the store rejected the credentials",
+     "check the keys or token of the connection (or the environment's credentials when none is given)"),
+    (("AccessDenied", "AuthorizationFailure", "AuthorizationPermissionMismatch", "403 Forbidden", "does not have storage."),
+     "access was denied",
+     "give the connection's identity list, read, write and delete on it (S3: s3:ListBucket, s3:GetObject, "
+     "s3:PutObject, s3:DeleteObject), or use another connection"),
+)
+
+
+def describe_store_error(exc: BaseException) -> tuple[str, str] | None:
+    """``(what happened, fix)`` for a store error that a configuration causes (a missing bucket, rejected or
+    insufficient credentials), else ``None`` (a transient or unknown error: shown as it is)."""
+    text = str(exc)
+    for codes, what, fix in _STORE_ERRORS:
+        for code in codes:
+            if code in text:
+                return f"{what} ({code.rstrip('.')})", fix
+    return None
 
 
 def _is_loopback(url: str) -> bool:

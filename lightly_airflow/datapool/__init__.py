@@ -7,6 +7,7 @@ atomic, idempotent version. Nothing here imports Airflow.
 from lightly_airflow.datapool.errors import (
     ConcurrentCommitError,
     DatapoolError,
+    DatapoolUnreachableError,
     EmbeddingMismatchError,
     TagExistsError,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "DEFAULT_TABLE_CONFIGURATION",
     "Datapool",
     "DatapoolError",
+    "DatapoolUnreachableError",
     "EmbeddingMismatchError",
     "Snapshot",
     "TagExistsError",

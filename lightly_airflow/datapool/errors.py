@@ -27,3 +27,12 @@ class EmbeddingMismatchError(DatapoolError):
 
 class TagExistsError(DatapoolError):
     """The run's tag name is already used by an earlier run of the pool."""
+
+
+class DatapoolUnreachableError(DatapoolError):
+    """The store refuses the pool's location (a missing bucket, rejected or too narrow credentials)."""
+
+    def __init__(self, uri: str, problem: str, fix: str) -> None:
+        self.problem = f"the datapool {uri} cannot be reached: {problem}."
+        self.fix = f"{fix}."
+        super().__init__(f"{self.problem[0].upper()}{self.problem[1:]} Fix: {self.fix}")

@@ -26,12 +26,13 @@ from lightly_airflow import columns as C
 from lightly_airflow.datapool.errors import (
     ConcurrentCommitError,
     DatapoolError,
+    DatapoolUnreachableError,
     EmbeddingMismatchError,
     TagExistsError,
 )
 from lightly_airflow.datapool.rows import prepare_rows
 from lightly_airflow.datapool.snapshot import METADATA_KEY, Snapshot, app_id, history_of
-from lightly_airflow.storage import StorageCredentials, delta_uri, protocol_of
+from lightly_airflow.storage import StorageCredentials, delta_uri, describe_store_error, protocol_of
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,16 @@ class Datapool:
             return None
         except DeltaError as exc:
             raise self._damaged(exc) from None
+        except OSError as exc:
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: OSError) -> Exception:
+        """A clear error for a store that refuses the pool's location (a missing bucket, rejected or too narrow
+        credentials: delta-rs says "Generic S3 error" first), else ``exc`` as it is (transient: a retry may pass)."""
+        described = describe_store_error(exc)
+        if described is None:
+            return exc
+        return DatapoolUnreachableError(self.uri, *described)
 
     def _damaged(self, exc: Exception) -> DatapoolError:
         """A clear error for a log delta-rs cannot load: the damaged file and how to recover (never the raw
@@ -204,7 +215,10 @@ class Datapool:
     # ---------------------------------------------------------------- state
     def exists(self) -> bool:
         """Whether a pool table exists at the URI."""
-        return bool(DeltaTable.is_deltatable(self._table_uri, storage_options=self._options))
+        try:
+            return bool(DeltaTable.is_deltatable(self._table_uri, storage_options=self._options))
+        except OSError as exc:
+            raise self._unreachable(exc) from None
 
     def version(self) -> int | None:
         """The latest version, or ``None`` when there is no pool yet (pass it as ``read_version``)."""

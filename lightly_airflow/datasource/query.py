@@ -182,11 +182,6 @@ class NewFilesQuery:
         """Where ``.lightly/`` lives: ``lightly_uri`` or the datasource."""
         return self.lightly_uri or self.datasource_uri
 
-    @property
-    def effective_lightly_conn_id(self) -> str | None:
-        """The connection of the ``.lightly/`` store: ``lightly_conn_id`` or the datasource's."""
-        return self.lightly_conn_id or self.datasource_conn_id
-
 
 @dataclass(frozen=True)
 class QueryCredentials:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,7 +32,7 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from lightly_airflow.datasource.query import NewFilesQuery, QueryCredentials
-from lightly_airflow.storage import StorageCredentials
+from lightly_airflow.storage import StorageCredentials, masked_uri
 
 log = logging.getLogger(__name__)
 
@@ -82,21 +83,36 @@ def credentials_for(conn_id: str | None) -> StorageCredentials | None:
         ) from None
     conn_type = conn.conn_type or ""
     if conn_type == "aws":
-        return aws_credentials(conn_id, conn.extra_dejson)
+        return replace(aws_credentials(conn_id, conn.extra_dejson), store="s3", conn_id=conn_id)
     if conn_type in ("google_cloud_platform", "gcpssh", "gcp"):
-        return gcp_credentials(conn_id, conn.extra_dejson)
+        return replace(gcp_credentials(conn_id, conn.extra_dejson), store="gs", conn_id=conn_id)
     if conn_type == "wasb":
-        return wasb_credentials(conn_id)
+        return replace(wasb_credentials(conn_id), store="az", conn_id=conn_id)
     raise UnsupportedConnectionError(
         f"Connection {conn_id!r} has type {conn_type!r}, which cannot be used for storage: use an 'aws', "
         "'google_cloud_platform' or 'wasb' connection."
     )
 
 
+def lightly_credentials_for(lightly_conn_id: str | None, datasource_conn_id: str | None, lightly_uri: str | None,
+                            datasource: StorageCredentials | None = None) -> StorageCredentials | None:
+    """The ``.lightly/`` store's credentials: its own connection, else the datasource's (``datasource``, when
+    already resolved) unless ``lightly_uri`` is on another store, which then uses the environment's credentials
+    (logged: a connection of one cloud cannot reach another; give ``lightly_conn_id`` to choose one)."""
+    if lightly_conn_id and str(lightly_conn_id).strip() not in ("", "None"):
+        return credentials_for(lightly_conn_id)
+    fallback = datasource if datasource is not None else credentials_for(datasource_conn_id)
+    if fallback is not None and lightly_uri and fallback.store_problem(lightly_uri):
+        log.info("lightly_uri %s is not on the store of the datasource's connection %r: it uses the environment's "
+                 "credentials (set lightly_conn_id to use a connection)", masked_uri(lightly_uri), fallback.conn_id)
+        return None
+    return fallback
+
+
 def query_credentials(query: NewFilesQuery) -> QueryCredentials:
     """The credentials of the stores a :class:`NewFilesQuery` reads (resolved now, from its connection ids)."""
     datasource = credentials_for(query.datasource_conn_id)
-    lightly = credentials_for(query.lightly_conn_id) if query.lightly_conn_id else datasource
+    lightly = lightly_credentials_for(query.lightly_conn_id, query.datasource_conn_id, query.lightly_uri, datasource)
     return QueryCredentials(datasource=datasource, datapool=credentials_for(query.datapool_conn_id), lightly=lightly)
 
 

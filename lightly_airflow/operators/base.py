@@ -15,7 +15,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from lightly_airflow.hooks.storage import credentials_for
+from lightly_airflow.hooks.storage import credentials_for, lightly_credentials_for
 from lightly_airflow.storage import StorageCredentials
 
 __all__ = ["LightlyBaseOperator", "RenderedValueError", "credentials_for", "read_rendered", "rendered"]
@@ -155,4 +155,4 @@ class LightlyBaseOperator(BaseOperator):
 
     @property
     def lightly_credentials(self) -> StorageCredentials | None:
-        return credentials_for(self.lightly_conn_id or self.datasource_conn_id)
+        return lightly_credentials_for(self.lightly_conn_id, self.datasource_conn_id, getattr(self, "lightly_uri", None))

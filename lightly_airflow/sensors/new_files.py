@@ -150,7 +150,7 @@ class NewFilesSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=result["new"] > 0, xcom_value=result)
 
     def _validate_params(self) -> None:
-        from lightly_airflow.hooks.storage import UnsupportedConnectionError, credentials_for
+        from lightly_airflow.hooks.storage import UnsupportedConnectionError, credentials_for, lightly_credentials_for
         from lightly_airflow.operators.base import read_rendered
         from lightly_airflow.pipeline import ParamError, check_uri_param, validate_params
 
@@ -166,7 +166,8 @@ class NewFilesSensor(BaseSensorOperator):
                     selection_config=self.selection_config,
                     worker_config=self.worker_config,
                     datasource_credentials=credentials_for(self.datasource_conn_id),
-                    lightly_credentials=credentials_for(self.lightly_conn_id or self.datasource_conn_id),
+                    lightly_credentials=lightly_credentials_for(self.lightly_conn_id, self.datasource_conn_id,
+                                                                self.lightly_uri),
                     lightly_config=self.lightly_config,
                     active_learning=self.active_learning or None,
                     datapool_credentials=credentials_for(self.datapool_conn_id),

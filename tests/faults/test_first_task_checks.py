@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 
 import pytest
 from datapool.conftest import commit_run, run_rows
@@ -152,3 +154,90 @@ def test_an_endpoint_url_with_a_password_is_masked_in_the_credentials_printed_fo
     assert creds.endpoint_url is not None and CANARY in creds.endpoint_url
     assert repr(StorageCredentials(endpoint_url="http://127.0.0.1:5000")) == (
         "StorageCredentials(endpoint_url='http://127.0.0.1:5000')")
+
+
+def _aws_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, bucket) -> str:
+    creds = bucket.credentials
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({
+        "conn_type": "aws", "login": creds.access_key_id, "password": creds.secret_access_key,
+        "extra": {"endpoint_url": creds.endpoint_url, "region_name": creds.region}}))
+    return conn_id
+
+
+def _first_task(**kwargs):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from lightly_airflow.operators.list_files import ListNewFilesOperator
+
+    class _Ti:
+        def xcom_push(self, key, value) -> None:
+            pass
+
+    op = ListNewFilesOperator(task_id="list_new_files", selection_config=SELECTION, **kwargs)
+    started = time.monotonic()
+    with pytest.raises(AirflowFailException) as err:
+        op.execute({"run_id": "r1", "ti": _Ti(), "dag_run": None})
+    assert time.monotonic() - started < 10
+    return str(err.value)
+
+
+def test_a_connection_of_another_cloud_is_named_not_taken_for_a_missing_folder(s3_bucket, tmp_path,
+                                                                                  monkeypatch) -> None:
+    """An aws connection given for a gs:// datasource (one connection param set for every store) was dropped
+    silently: gcsfs went ambient and the first task said "'gs://…' does not exist or is not a folder". Now the
+    connection, both stores and the fix are named, for the datasource and the datapool."""
+    conn = _aws_connection(monkeypatch, "lake_s3", s3_bucket)
+    message = _first_task(datasource_uri="gs://images-bucket/photos", datasource_conn_id=conn,
+                          datapool_uri=f"{s3_bucket.uri}/pool", datapool_conn_id=conn)
+    assert message.startswith("Parameter 'datasource_uri': gs://images-bucket/photos is on Google Cloud Storage")
+    assert "connection 'lake_s3' is for S3 (s3://)" in message and "of type 'google_cloud_platform'" in message
+    (tmp_path / "a.jpg").write_bytes(b"")  # a local datasource: the connection is not used for it
+    message = _first_task(datasource_uri=str(tmp_path), datasource_conn_id=conn,
+                          datapool_uri="az://pool-container/pool", datapool_conn_id=conn)
+    assert message.startswith("Parameter 'datapool_uri': az://pool-container/pool is on Azure Blob Storage")
+    assert "of type 'wasb'" in message
+
+    from lightly_airflow.hooks.storage import credentials_for
+    from lightly_airflow.storage import StorageCredentials, filesystem
+
+    creds = credentials_for(conn)
+    assert (creds.store, creds.conn_id) == ("s3", "lake_s3")
+    assert StorageCredentials.from_dict(creds.to_dict()) == creds  # what a pod or a child process gets
+    with pytest.raises(ValueError, match="is for S3"):  # every other path refuses too (shard tasks, the UI)
+        filesystem("gs://images-bucket/photos", creds)
+    with pytest.raises(ValueError, match="is for S3"):
+        creds.delta_options("az")
+    assert filesystem(f"{s3_bucket.uri}/x", creds)[1].endswith("/x") and creds.store_problem("/tmp/x") is None
+
+
+def test_a_datapool_bucket_that_does_not_exist_fails_the_first_task_naming_it(s3_bucket, digits, tmp_path,
+                                                                                monkeypatch) -> None:
+    """delta-rs said "OSError: Generic S3 error" (the bucket's name only in a nested XML body), attributed to
+    nothing; a pool's table is created by its first commit but its bucket must exist."""
+    from lightly_airflow.demo import Batch, add_batch
+
+    source = tmp_path / "images"
+    add_batch(source, Batch("few", (0, 2), ()))
+    conn = _aws_connection(monkeypatch, "pool_s3", s3_bucket)
+    missing = f"{s3_bucket.name}-missing"
+    message = _first_task(datasource_uri=str(source), datapool_uri=f"s3://{missing}/pool", datapool_conn_id=conn)
+    assert message == (f"Parameter 'datapool_uri': the datapool s3://{missing}/pool cannot be reached: its bucket "
+                       "(or container) does not exist (NoSuchBucket). Fix: create the bucket, or correct the URI (a "
+                       "datapool's table is created by its first commit; its bucket is not).")
+
+
+def test_a_missing_container_is_named_and_a_transient_error_is_left_as_it_is(azure_container) -> None:
+    from dataclasses import replace
+
+    from lightly_airflow.datapool import Datapool, DatapoolUnreachableError
+
+    missing = Datapool(f"{azure_container.uri}-gone/pool", credentials=azure_container.credentials)
+    for call in (missing.exists, missing.version):
+        with pytest.raises(DatapoolUnreachableError, match=r"container\) does not exist \(ContainerNotFound\)"):
+            call()
+    # Nothing listens on port 9 (discard): not a configuration problem the message could name; the store's own
+    # error stays (a retry may pass).
+    closed = replace(azure_container.credentials, endpoint_url="http://127.0.0.1:9/devstoreaccount1")
+    with pytest.raises(OSError) as err:
+        Datapool(f"{azure_container.uri}/pool", credentials=closed).exists()
+    assert not isinstance(err.value, DatapoolUnreachableError)

@@ -136,3 +136,23 @@ def test_unset_and_undefined_connections(monkeypatch) -> None:
         credentials_for("missing_s3")
     with pytest.raises(UnsupportedConnectionError, match=r"'http_conn' has type 'http'.*use an 'aws'"):
         credentials_for(_connection(monkeypatch, "http_conn", {"conn_type": "http", "host": "example.com"}))
+
+
+def test_lightly_folder_on_another_store_does_not_take_the_datasource_connection(monkeypatch, caplog) -> None:
+    """``.lightly/`` without a connection of its own uses the datasource's: on the same store. On another store
+    (an S3 datasource, ``.lightly/`` in a GCS bucket of the ML team) that connection cannot reach it; the
+    environment's credentials do (logged), as they did before connections named their store."""
+    from lightly_airflow.hooks.storage import lightly_credentials_for
+
+    aws = _connection(monkeypatch, "lake", {"conn_type": "aws", "login": "AKIAEXAMPLE", "password": "s3cr3t-key",
+                                            "extra": {"region_name": "eu-west-1"}})
+    gcp = _connection(monkeypatch, "ml_gcs", {"conn_type": "google_cloud_platform",
+                                              "extra": {"is_anonymous": True, "project": "ml"}})
+    same = lightly_credentials_for(None, aws, "s3://lake/lightly-meta")
+    assert (same.store, same.conn_id, same.access_key_id) == ("s3", "lake", "AKIAEXAMPLE")
+    assert lightly_credentials_for(None, aws, None).conn_id == "lake"  # .lightly/ inside the datasource
+    with caplog.at_level("INFO", logger="lightly_airflow.hooks.storage"):
+        assert lightly_credentials_for(None, aws, "gs://ml-team/lightly") is None
+    assert "gs://ml-team/lightly is not on the store of the datasource's connection 'lake'" in caplog.text
+    own = lightly_credentials_for(gcp, aws, "gs://ml-team/lightly")
+    assert (own.store, own.conn_id, own.anonymous) == ("gs", "ml_gcs", True)
