@@ -26,6 +26,7 @@ from urllib.parse import quote, unquote, urlsplit
 from lightly_airflow import columns as C
 from lightly_airflow.datapool.errors import DatapoolError
 from lightly_airflow.datapool.pool import Datapool
+from lightly_airflow.datapool.rows import COMMIT_VERSION
 
 
 @dataclass(frozen=True)
@@ -91,32 +92,49 @@ def tag_datasource_uri(pool: Datapool, tag: str) -> str | None:
     return latest if found is None else found
 
 
+def run_datasources(history: list[dict[str, Any]]) -> dict[int, str]:
+    """The datasource each commit's keys are relative to (pool version → URI, as its run recorded): a pool fed
+    from several datasources (two DAGs, or a bucket moved) holds the same key under different roots."""
+    return {int(e["version"]): str(e["datasource_uri"]) for e in history if e.get("datasource_uri")}
+
+
 def export_records(
     pool: Datapool, tag: str, *, datasource_uri: str | None = None, lightly_uri: str | None = None,
 ) -> list[ExportRecord]:
     """The samples of ``tag`` in pick order, with their exact keys and encoded URIs.
 
-    :param datasource_uri: the datasource root the keys are relative to; default: what the tag's run
-        recorded. Without one, URIs are the encoded keys (relative references).
+    :param datasource_uri: the datasource root the keys are relative to; default: what each sample's run
+        recorded (:func:`run_datasources`; ``initial-tag`` and hand-made tags may span runs of several
+        datasources), else the tag's. Without one, URIs are the encoded keys (relative references).
     :raises DatapoolError: for an unknown tag or a key that cannot be a file name.
     """
-    wanted = [C.KEY, C.SAMPLE_ID, C.RUN_ID, C.PICK_RANK]
+    wanted = [C.KEY, C.SAMPLE_ID, C.RUN_ID, C.PICK_RANK, COMMIT_VERSION]
     try:  # a selected video frame is exported as its PNG (<lightly_uri>/.lightly/frames/<frame name>)
         rows = _tag_rows(pool, tag, [*wanted, C.VIDEO])
     except DatapoolError:  # a pool without video frames
         rows = _tag_rows(pool, tag, wanted)
-    source = datasource_uri or tag_datasource_uri(pool, tag)
-    root = None if source is None else root_uri(source)
-    frames_root = None
-    if lightly_uri or source:
-        from lightly_airflow.video.export import frame_png_uri
+    by_version = {} if datasource_uri else run_datasources(pool.history())
+    fallback = datasource_uri or tag_datasource_uri(pool, tag)
+    roots: dict[str | None, tuple[str | None, str | None]] = {}
 
-        frames_root = root_uri(frame_png_uri(lightly_uri or source or "", "x").rsplit("/", 1)[0])
-    return [
-        ExportRecord(key=r[C.KEY], uri=key_uri(frames_root if r.get(C.VIDEO) and frames_root else root, r[C.KEY]),
-                     sample_id=r[C.SAMPLE_ID], run_id=r[C.RUN_ID], pick_rank=r[C.PICK_RANK])
-        for r in rows.to_pylist()
-    ]
+    def roots_of(source: str | None) -> tuple[str | None, str | None]:
+        """(files root, video frames root) of a datasource."""
+        if source not in roots:
+            frames = None
+            if lightly_uri or source:
+                from lightly_airflow.video.export import frame_png_uri
+
+                frames = root_uri(frame_png_uri(lightly_uri or source or "", "x").rsplit("/", 1)[0])
+            roots[source] = (None if source is None else root_uri(source), frames)
+        return roots[source]
+
+    records = []
+    for r in rows.to_pylist():
+        root, frames_root = roots_of(by_version.get(r[COMMIT_VERSION], fallback))
+        records.append(ExportRecord(
+            key=r[C.KEY], uri=key_uri(frames_root if r.get(C.VIDEO) and frames_root else root, r[C.KEY]),
+            sample_id=r[C.SAMPLE_ID], run_id=r[C.RUN_ID], pick_rank=r[C.PICK_RANK]))
+    return records
 
 
 def _tag_rows(pool: Datapool, tag: str, columns: list[str]) -> Any:
@@ -228,5 +246,5 @@ def file_suffix(fmt: str) -> str:
 __all__ = [
     "EXPORT_FORMATS", "FORMATS", "ExportRecord", "check_key", "coco_images", "content_type", "export_records",
     "export_tag", "file_suffix", "key_uri", "label_studio_tasks", "register_format", "render", "root_uri",
-    "tag_datasource_uri", "uri_key",
+    "run_datasources", "tag_datasource_uri", "uri_key",
 ]

@@ -81,6 +81,34 @@ def test_export(pool_uri, capsys, tmp_path) -> None:
     assert tasks[0]["data"]["image"] == f"gs://other/root/{picked[0]}" and tasks[0]["meta"]["tag"] == C.INITIAL_TAG
 
 
+def test_a_pool_fed_from_two_datasources_exports_each_sample_from_its_own(tmp_path, digits, capsys) -> None:
+    """A pool grown from two datasources (two DAGs, or a bucket moved) holds keys relative to different roots.
+    ``initial-tag`` (and a hand-made tag) spans both: every URI was built on the latest run's datasource, so the
+    first run's samples pointed into the second bucket (the same key there is another file, or none). The UI's
+    export already used each sample's run."""
+    from lightly_airflow.datapool.tagging import create_tag
+
+    pool = Datapool(tmp_path / "pool")
+    sources = {"r1": "s3://old-bucket/raw", "r2": "gs://new-bucket/raw"}
+    for run_id, indices in (("r1", range(0, 10)), ("r2", range(10, 20))):
+        pool.commit(run_rows(digits, indices, picks=[1, 4]), run_id=run_id, dag_id="curate", tag=None, config={},
+                    counts={}, embedding_model=MODEL, embedding_dim=DIM, read_version=pool.version(),
+                    datasource_uri=sources[run_id])
+    selected = pool.selected([C.KEY, C.RUN_ID])
+    expected = sorted(f"{sources[r]}/{k}" for k, r in zip(selected.column(C.KEY).to_pylist(),
+                                                          selected.column(C.RUN_ID).to_pylist(), strict=True))
+    assert len(expected) == 4
+    code, out, _ = _run(capsys, "datapool", "export", str(tmp_path / "pool"), "--tag", C.INITIAL_TAG)
+    assert code == 0 and sorted(out.splitlines()) == expected
+    rows = pool.read(columns=[C.KEY, C.SAMPLE_ID, "commit_version", C.SELECTED])
+    create_tag(pool, "mixed", rows.filter(rows.column(C.SELECTED)), made_by="curator")
+    code, out, _ = _run(capsys, "datapool", "export", str(tmp_path / "pool"), "--tag", "mixed", "--format", "csv")
+    assert code == 0 and sorted(line.split(",")[0] for line in out.splitlines()[1:]) == expected
+    code, out, _ = _run(capsys, "datapool", "export", str(tmp_path / "pool"), "--tag", "r1",
+                        "--datasource-uri", "file:///mnt/mirror")  # the user's root wins for every sample
+    assert code == 0 and all(line.startswith("file:///mnt/mirror/") for line in out.splitlines())
+
+
 def test_errors_exit_1_with_a_message(pool_uri, capsys, tmp_path) -> None:
     code, _, err = _run(capsys, "datapool", "history", str(tmp_path / "missing"))
     assert code == 1 and "No datapool" in err
