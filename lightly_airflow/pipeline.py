@@ -28,6 +28,7 @@ from lightly_airflow.storage import (
     filesystem,
     join_uri,
     map_io,
+    masked_uri,
     protocol_of,
     read_parquet,
     secret_in_uri,
@@ -426,13 +427,43 @@ def list_new(
         from lightly_airflow.objects import write_spec
 
         write_spec(objects, staging.run_dir(query.datapool_uri, run_id), creds.datapool)
-        skips = replace(skips, older_pixel_rules=older, video_streams=stream_notes)
+        other = other_datasources_note(query, files, known, creds.datapool)
+        skips = replace(skips, older_pixel_rules=older, video_streams=stream_notes,
+                        notes=[*skips.notes, *([other] if other else [])])
         staging.write_listing_skips(query.datapool_uri, run_id, skips, creds.datapool)
     return ListResult(
         manifests=manifests, seen=found.listing.num_rows, new=files.num_rows, known=found.known_count,
         process_all=query.process_all, reusable=reusable, reuse_uri=reuse_uri, new_files=new_files_count,
         **skips.counts(),
     )
+
+
+def other_datasources_note(query: NewFilesQuery, files: pa.Table, known: pa.Table | None,
+                           credentials: StorageCredentials | None) -> str | None:
+    """What the run summary says (and the log warns) when earlier runs of the pool read other datasources.
+
+    A pool's keys are relative to each run's datasource and the pool keeps the latest row per key: a file this
+    run shares a key with (``DSC_0001.JPG`` in two camera buckets) is taken as a new version of the earlier
+    sample, which leaves ``initial-tag``. Legitimate (a bucket moved, two DAGs feeding one pool), never silent.
+    """
+    if known is None or not known.num_rows:
+        return None
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.datapool.export import root_uri, run_datasources
+
+    here = root_uri(query.datasource_uri)
+    earlier = run_datasources(Datapool(query.datapool_uri, credentials).history()).values()
+    others = sorted({masked_uri(u) for u in earlier if root_uri(u) != here})
+    if not others:
+        return None
+    shared = int(pc.sum(pc.is_in(files.column(C.KEY), known.column(C.KEY))).as_py() or 0)
+    note = (f"earlier runs of this pool read another datasource ({', '.join(others[:3])}"
+            f"{f' and {len(others) - 3} more' if len(others) > 3 else ''}) than this run "
+            f"({masked_uri(query.datasource_uri)}): keys are relative to each run's datasource; {shared:,} files "
+            "of this run have the key of an earlier sample and replace it as its new version (the pool keeps the "
+            "latest row per key)")
+    log.warning("%s%s.", note[0].upper(), note[1:])
+    return note
 
 
 def write_reusable_embeddings(
@@ -1013,8 +1044,8 @@ def _listing_notes(skips: ListingSkips) -> list[str]:
     """What the listing changed beyond its counts, for the summary's notes."""
     older = skips.older_pixel_rules
     if not older:
-        return []
-    return [f"{older:,} unchanged files were decoded and embedded again instead of reused: their values in the pool "
+        return list(skips.notes)
+    return [*skips.notes, f"{older:,} unchanged files were decoded and embedded again instead of reused: their values in the pool "
             f"were computed under older pixel rules (before version {C.PIXEL_RULES_VERSION}: EXIF orientation, "
             "video rotation, edit lists; 3: high bit depths, JPEGs above the pixel limit)"]
 

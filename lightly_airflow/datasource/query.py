@@ -234,6 +234,8 @@ class ListingSkips:
     #: the number of entries of ``skipped`` / ``video_streams`` when those lists hold only the first ones
     skipped_count: int = 0
     video_streams_count: int = 0
+    #: what else the listing found that the run summary and report must say (e.g. another datasource)
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.skipped_count = max(int(self.skipped_count), len(self.skipped))
@@ -251,7 +253,7 @@ class ListingSkips:
                 "os_files": self.os_files, "os_files_examples": list(self.os_files_examples),
                 "older_pixel_rules": self.older_pixel_rules,
                 "video_streams_count": self.video_streams_count,
-                "video_streams": [list(e) for e in self.video_streams[:limit]]}
+                "video_streams": [list(e) for e in self.video_streams[:limit]], "notes": list(self.notes)}
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> ListingSkips:
@@ -266,6 +268,7 @@ class ListingSkips:
             older_pixel_rules=int(value.get("older_pixel_rules") or 0),
             video_streams=_pairs(value.get("video_streams")),
             video_streams_count=int(value.get("video_streams_count") or 0),
+            notes=[str(n) for n in value.get("notes") or []],
         )
 
     def summary(self) -> dict[str, Any]:
@@ -282,6 +285,8 @@ class ListingSkips:
         if self.video_streams:
             out.update(unused_video_streams=self.video_streams_count,
                        unused_video_streams_examples=[list(e) for e in self.video_streams[:20]])
+        if self.notes:
+            out["notes"] = list(self.notes)
         return out
 
     @classmethod

@@ -7,7 +7,7 @@ import os
 import time
 
 import pytest
-from datapool.conftest import commit_run, run_rows
+from datapool.conftest import DIM, MODEL, commit_run, run_rows
 
 from lightly_airflow.datapool import Datapool
 from lightly_airflow.datasource.listing import list_table
@@ -241,3 +241,41 @@ def test_a_missing_container_is_named_and_a_transient_error_is_left_as_it_is(azu
     with pytest.raises(OSError) as err:
         Datapool(f"{azure_container.uri}/pool", credentials=closed).exists()
     assert not isinstance(err.value, DatapoolUnreachableError)
+
+
+def test_a_run_of_another_datasource_says_which_keys_replace_earlier_samples(tmp_path, digits) -> None:
+    """A pool keeps the latest row per key, keys relative to each run's datasource: a second datasource fed into
+    the pool (two camera buckets, each with DSC_0001.JPG) replaces the first one's samples of the same key. That
+    is now said in the log, the listing's notes and the run summary (was silent); the same datasource is not."""
+    from lightly_airflow import staging
+    from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.datasource.query import ListingSkips
+    from lightly_airflow.pipeline import _listing_notes, list_new
+
+    rows = run_rows(digits, range(0, 6), picks=[1])
+    source = tmp_path / "camera-b"
+    for i, key in enumerate(rows.column("key").to_pylist()[:4]):  # four of its keys, other pictures
+        (source / key).parent.mkdir(parents=True, exist_ok=True)
+        (source / key).write_bytes(b"other picture %d" % i)
+    (source / "digits" / "new.png").write_bytes(b"a file the pool never saw")
+
+    def commit(pool_uri: str, rows, run_id: str, datasource_uri: str) -> None:
+        pool = Datapool(pool_uri)
+        pool.commit(rows, run_id=run_id, dag_id="curate", tag=None, config={}, counts={}, embedding_model=MODEL,
+                    embedding_dim=DIM, read_version=pool.version(), datasource_uri=datasource_uri)
+
+    def notes(pool_uri: str, datasource: str, run_id: str) -> list[str]:
+        list_new(NewFilesQuery(datasource_uri=datasource, datapool_uri=pool_uri), run_id=run_id)
+        return _listing_notes(ListingSkips.from_dict(staging.read_listing_skips(pool_uri, run_id, None)))
+
+    two = str(tmp_path / "two-sources")
+    commit(two, rows, "r1", "s3://camera-a/dumps")
+    (said,) = notes(two, str(source), "r2")
+    assert said.startswith(f"earlier runs of this pool read another datasource (s3://camera-a/dumps) than this run "
+                           f"({source})") and "4 files of this run have the key of an earlier sample" in said
+    commit(two, run_rows(digits, range(6, 8)), "r3", f"file://{source}/")  # this datasource, written otherwise
+    (again,) = notes(two, str(source), "r4")
+    assert again.startswith("earlier runs of this pool read another datasource (s3://camera-a/dumps) than")
+    one = str(tmp_path / "one-source")
+    commit(one, rows, "r1", str(source))
+    assert notes(one, f"file://{source}", "r2") == []  # one datasource: nothing to say
