@@ -403,6 +403,8 @@ def list_new(
     except (RelevantFilenamesMissing, LightlyFileError) as exc:  # a retry cannot fix either
         raise relevant_filenames_error(exc) from None
     files, known = found.files, found.known
+    if known is not None:
+        check_custom_metadata_types(query, creds)
     from lightly_airflow.video.listing import expand_videos
 
     # New or replaced videos (by content identity) become their frames: one row per frame, Lightly's names.
@@ -436,6 +438,28 @@ def list_new(
         process_all=query.process_all, reusable=reusable, reuse_uri=reuse_uri, new_files=new_files_count,
         **skips.counts(),
     )
+
+
+def check_custom_metadata_types(query: NewFilesQuery, credentials: QueryCredentials) -> None:
+    """Refuse in the first task a ``.lightly/metadata/schema.json`` whose field changed its type against the
+    pool's column (``NUMERIC_INT`` → ``CATEGORICAL_STRING``): the commit cannot store it and failed as the
+    run's last step. A schema the metadata step cannot read is its own per-file problem, not checked here."""
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.lightly_dir import METADATA_SCHEMA_FILE, LightlyDir, LightlyFileError
+    from lightly_airflow.metadata.custom import parse_metadata_schema, type_change_problem
+
+    try:
+        raw = LightlyDir(query.effective_lightly_uri, credentials.lightly).read_json(METADATA_SCHEMA_FILE)
+    except (FileNotFoundError, LightlyFileError):
+        return
+    fields, _problems = parse_metadata_schema(raw)
+    table = Datapool(query.datapool_uri, credentials.datapool).snapshot().table
+    if not fields or table is None:
+        return
+    pool_types = {f.name: f.type for f in pa.schema(table.schema().to_arrow())}
+    problems = [p for f in fields if f.column in pool_types and (p := type_change_problem(f, pool_types[f.column]))]
+    if problems:
+        raise ParamError("lightly_uri", "; ".join(p for p, _ in problems) + ".", "; ".join(f for _, f in problems) + ".")
 
 
 def other_datasources_note(query: NewFilesQuery, files: pa.Table, known: pa.Table | None,

@@ -63,6 +63,25 @@ class MetadataField:
         return pa.field(self.column, self.arrow_type, metadata={b"lightly.display_name": self.name.encode()})
 
 
+def _is_text(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
+
+
+def type_change_problem(field: MetadataField, pool_type: pa.DataType) -> tuple[str, str] | None:
+    """``(problem, fix)`` when ``field``'s values cannot be stored in the pool's column of ``pool_type`` (its
+    ``valueDataType`` changed since earlier runs: the commit would fail after the whole run), else ``None``.
+    Text columns take any value, float columns integers; every other change is refused."""
+    new = field.arrow_type
+    if new == pool_type or _is_text(pool_type) or (pa.types.is_integer(new) and pa.types.is_floating(pool_type)):
+        return None
+    if _is_text(new) and _is_text(pool_type):
+        return None
+    was = " or ".join(name for name, t in VALUE_TYPES.items() if t == pool_type) or str(pool_type)
+    return (f".lightly/{METADATA_SCHEMA_FILE} gives {field.name!r} ({field.column}) valueDataType "
+            f"{field.value_type} ({new}), but the datapool's earlier runs stored {field.column} as {pool_type}",
+            f"keep its valueDataType {was}, or give the field a new path (a new column)")
+
+
 def parse_dot_path(path: str) -> tuple[str | int, ...]:
     """``a.b[0].c`` -> ``("a", "b", 0, "c")``.
 

@@ -279,3 +279,39 @@ def test_a_run_of_another_datasource_says_which_keys_replace_earlier_samples(tmp
     one = str(tmp_path / "one-source")
     commit(one, rows, "r1", str(source))
     assert notes(one, f"file://{source}", "r2") == []  # one datasource: nothing to say
+
+
+@pytest.mark.parametrize(("pool_type", "value_type", "refused"), [
+    ("int64", "CATEGORICAL_STRING", True),   # 'sunny' cannot be an int64: the commit failed after the whole run
+    ("double", "NUMERIC_INT", False),        # integers fit a float column
+    ("int64", "NUMERIC_FLOAT", True),
+    ("string", "NUMERIC_INT", False),        # a text column takes any value
+    ("bool", "CATEGORICAL_STRING", True),
+])
+def test_a_custom_metadata_type_changed_against_the_pool_fails_the_first_task(
+        tmp_path, digits, pool_type, value_type, refused) -> None:
+    import pyarrow as pa
+
+    from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.pipeline import list_new
+
+    pool_uri = str(tmp_path / "pool")
+    rows = run_rows(digits, range(0, 4), picks=[1])
+    values = {"int64": [3, 1, 2, 0], "double": [0.5, 1.0, 2.0, 3.0], "string": ["a", "b", "c", "d"],
+              "bool": [True, False, True, True]}[pool_type]
+    commit_run(Datapool(pool_uri), rows.append_column("metadata.weather", pa.array(values, pa.type_for_alias(pool_type))),
+               "r1")
+    source = tmp_path / "images"
+    (source / ".lightly" / "metadata").mkdir(parents=True)
+    (source / ".lightly" / "metadata" / "schema.json").write_text(json.dumps(
+        [{"name": "Weather", "path": "weather", "defaultValue": None, "valueDataType": value_type}]))
+    (source / "new.png").write_bytes(b"a new file")
+    query = NewFilesQuery(datasource_uri=str(source), datapool_uri=pool_uri)
+    if not refused:
+        assert list_new(query, run_id="r2").new == 1
+        return
+    with pytest.raises(ParamError) as err:
+        list_new(query, run_id="r2")
+    assert err.value.param == "lightly_uri"
+    assert (f".lightly/metadata/schema.json gives 'Weather' (metadata.weather) valueDataType {value_type}" in str(err.value)
+            and f"stored metadata.weather as {pool_type}" in str(err.value) and "give the field a new path" in str(err.value))
