@@ -116,6 +116,8 @@ DATASOURCE_URI_METADATA_KEY = "lightly.datasource_uri"
 LIGHTLY_URI_METADATA_KEY = "lightly.lightly_uri"
 EMBEDDING_MODEL_METADATA_KEY = "lightly.embedding_model"
 EMBEDDING_DIM_METADATA_KEY = "lightly.embedding_dim"
+#: manifest schema metadata: ``{"model", "dim"}`` of the datapool the run commits to (``None``: a new pool)
+POOL_EMBEDDING_METADATA_KEY = "lightly.pool_embedding"
 EMBEDDING_INPUT_SIZE_METADATA_KEY = "lightly.embedding_input_size"
 CATEGORIES_METADATA_KEY = "lightly.categories"
 

@@ -403,8 +403,10 @@ def list_new(
     except (RelevantFilenamesMissing, LightlyFileError) as exc:  # a retry cannot fix either
         raise relevant_filenames_error(exc) from None
     files, known = found.files, found.known
-    if known is not None:
-        check_custom_metadata_types(query, creds)
+    # The pool this run commits to, read once here for what the commit would otherwise refuse after the run.
+    snapshot = None if known is None else Datapool(query.datapool_uri, creds.datapool).snapshot()
+    if snapshot is not None:
+        check_custom_metadata_types(query, creds, snapshot)
     from lightly_airflow.video.listing import expand_videos
 
     # New or replaced videos (by content identity) become their frames: one row per frame, Lightly's names.
@@ -420,16 +422,15 @@ def list_new(
         manifests = write_manifests(
             files, query.datapool_uri, run_id, datasource_uri=query.datasource_uri,
             lightly_uri=query.effective_lightly_uri, credentials=creds.datapool, max_shards=max_shards,
-            min_shard_size=min_shard_size,
+            min_shard_size=min_shard_size, pool_embedding=None if snapshot is None else snapshot.embedding_info(),
         )
         if known is not None and known.num_rows:
-            pool = Datapool(query.datapool_uri, creds.datapool)
             reuse_uri, reusable, older = write_reusable_embeddings(
-                pool, files, query.datapool_uri, run_id, creds.datapool)
+                snapshot, files, query.datapool_uri, run_id, creds.datapool)
         from lightly_airflow.objects import write_spec
 
         write_spec(objects, staging.run_dir(query.datapool_uri, run_id), creds.datapool)
-        other = other_datasources_note(query, files, known, creds.datapool)
+        other = other_datasources_note(query, files, known, snapshot)
         skips = replace(skips, older_pixel_rules=older, video_streams=stream_notes,
                         notes=[*skips.notes, *([other] if other else [])])
         staging.write_listing_skips(query.datapool_uri, run_id, skips, creds.datapool)
@@ -440,11 +441,10 @@ def list_new(
     )
 
 
-def check_custom_metadata_types(query: NewFilesQuery, credentials: QueryCredentials) -> None:
+def check_custom_metadata_types(query: NewFilesQuery, credentials: QueryCredentials, snapshot: Any) -> None:
     """Refuse in the first task a ``.lightly/metadata/schema.json`` whose field changed its type against the
     pool's column (``NUMERIC_INT`` → ``CATEGORICAL_STRING``): the commit cannot store it and failed as the
     run's last step. A schema the metadata step cannot read is its own per-file problem, not checked here."""
-    from lightly_airflow.datapool import Datapool
     from lightly_airflow.lightly_dir import METADATA_SCHEMA_FILE, LightlyDir, LightlyFileError
     from lightly_airflow.metadata.custom import parse_metadata_schema, type_change_problem
 
@@ -453,7 +453,7 @@ def check_custom_metadata_types(query: NewFilesQuery, credentials: QueryCredenti
     except (FileNotFoundError, LightlyFileError):
         return
     fields, _problems = parse_metadata_schema(raw)
-    table = Datapool(query.datapool_uri, credentials.datapool).snapshot().table
+    table = snapshot.table
     if not fields or table is None:
         return
     pool_types = {f.name: f.type for f in pa.schema(table.schema().to_arrow())}
@@ -462,21 +462,19 @@ def check_custom_metadata_types(query: NewFilesQuery, credentials: QueryCredenti
         raise ParamError("lightly_uri", "; ".join(p for p, _ in problems) + ".", "; ".join(f for _, f in problems) + ".")
 
 
-def other_datasources_note(query: NewFilesQuery, files: pa.Table, known: pa.Table | None,
-                           credentials: StorageCredentials | None) -> str | None:
+def other_datasources_note(query: NewFilesQuery, files: pa.Table, known: pa.Table | None, snapshot: Any) -> str | None:
     """What the run summary says (and the log warns) when earlier runs of the pool read other datasources.
 
     A pool's keys are relative to each run's datasource and the pool keeps the latest row per key: a file this
     run shares a key with (``DSC_0001.JPG`` in two camera buckets) is taken as a new version of the earlier
     sample, which leaves ``initial-tag``. Legitimate (a bucket moved, two DAGs feeding one pool), never silent.
     """
-    if known is None or not known.num_rows:
+    if known is None or not known.num_rows or snapshot is None:
         return None
-    from lightly_airflow.datapool import Datapool
     from lightly_airflow.datapool.export import root_uri, run_datasources
 
     here = root_uri(query.datasource_uri)
-    earlier = run_datasources(Datapool(query.datapool_uri, credentials).history()).values()
+    earlier = run_datasources(snapshot.history()).values()
     others = sorted({masked_uri(u) for u in earlier if root_uri(u) != here})
     if not others:
         return None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -156,12 +156,22 @@ def problems_uri(datapool_uri: str, run_id: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ manifest
-def manifest_schema_metadata(datasource_uri: str, lightly_uri: str | None) -> dict[bytes, bytes]:
-    """The schema metadata of a manifest shard: where its files and its ``.lightly/`` folder live."""
-    return {
+def manifest_schema_metadata(datasource_uri: str, lightly_uri: str | None,
+                             pool_embedding: Mapping[str, Any] | None = None) -> dict[bytes, bytes]:
+    """The schema metadata of a manifest shard: where its files and its ``.lightly/`` folder live, and the
+    embedding model of the pool the run commits to (the embed tasks check theirs against it before working)."""
+    meta = {
         C.DATASOURCE_URI_METADATA_KEY.encode(): json.dumps(datasource_uri).encode(),
         C.LIGHTLY_URI_METADATA_KEY.encode(): json.dumps(lightly_uri or datasource_uri).encode(),
     }
+    if pool_embedding:
+        meta[C.POOL_EMBEDDING_METADATA_KEY.encode()] = json.dumps(
+            {"model": str(pool_embedding["model"]), "dim": int(pool_embedding["dim"])}).encode()
+    return meta
+
+
+class PoolModelMismatchError(ValueError):
+    """An embed task's model is not the pool's (:meth:`Manifest.check_embedding`): no retry can fix it."""
 
 
 @dataclass(frozen=True)
@@ -198,6 +208,20 @@ class Manifest:
     @property
     def num_rows(self) -> int:
         return int(self.table.num_rows)
+
+    def check_embedding(self, model: str, dim: int) -> None:
+        """Refuse to embed with another model than the pool's (recorded by the list task): the commit would
+        refuse the run after every shard was embedded (``EmbeddingMismatchError``)."""
+        pool = self.metadata.get(C.POOL_EMBEDDING_METADATA_KEY)
+        if not isinstance(pool, dict) or (pool.get("model"), pool.get("dim")) == (model, int(dim)):
+            return
+        raise PoolModelMismatchError(
+            f"The datapool of {self.uri} holds embeddings of model {pool.get('model')!r} (dim {pool.get('dim')}) but "
+            f"this task embeds with {model!r} (dim {int(dim)}): the commit would refuse the run after every shard "
+            "is embedded. Fix: embed with the pool's model, input size, dimension and weights (the embed tasks' "
+            "model/input_size/dim/weights_uri, lightly_config's collate.input_size and model.num_ftrs), or commit "
+            "to a new datapool."
+        )
 
     def require_datasource_uri(self) -> str:
         """The datasource URI, or a ``ValueError`` that says how the shard should have been written."""

@@ -41,6 +41,7 @@ def write_manifests(
     credentials: StorageCredentials | None = None,
     max_shards: int = 1024,
     min_shard_size: int = 256,
+    pool_embedding: dict[str, Any] | None = None,
 ) -> list[str]:
     """Write ``files`` as manifest shards ``<datapool>/_staging/<run>/manifest/shard-NNNNN.parquet``.
 
@@ -57,6 +58,8 @@ def write_manifests(
     :param credentials: credentials of the datapool's store.
     :param max_shards: the most shards to write.
     :param min_shard_size: the fewest rows per shard before the run is split further.
+    :param pool_embedding: ``{"model", "dim"}`` of the datapool (``None``: a new pool): the embed tasks refuse
+        another model before embedding (``Manifest.check_embedding``).
     :returns: the shard URIs in index order (empty when ``files`` is empty).
     :raises ValueError: for bad sizes, missing columns or duplicate keys.
     """
@@ -83,7 +86,7 @@ def write_manifests(
         table = table.take(pc.sort_indices(table, sort_keys=[(KEY, "ascending")]))
     if pc.count_distinct(table.column(KEY)).as_py() != table.num_rows:
         raise ValueError("Cannot write manifests: the file list has duplicate keys; pass one row per file.")
-    table = table.replace_schema_metadata(staging.manifest_schema_metadata(datasource_uri, lightly_uri))
+    table = table.replace_schema_metadata(staging.manifest_schema_metadata(datasource_uri, lightly_uri, pool_embedding))
     count = shard_count(table.num_rows, max_shards=max_shards, min_shard_size=min_shard_size)
     from lightly_airflow.video.listing import shard_bounds
 

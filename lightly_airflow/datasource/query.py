@@ -253,7 +253,8 @@ class ListingSkips:
                 "os_files": self.os_files, "os_files_examples": list(self.os_files_examples),
                 "older_pixel_rules": self.older_pixel_rules,
                 "video_streams_count": self.video_streams_count,
-                "video_streams": [list(e) for e in self.video_streams[:limit]], "notes": list(self.notes)}
+                "video_streams": [list(e) for e in self.video_streams[:limit]],
+                **({"notes": list(self.notes)} if self.notes else {})}  # (the previous version's keys otherwise)
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> ListingSkips:

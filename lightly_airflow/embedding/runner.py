@@ -381,6 +381,9 @@ def embed_shard(
         from lightly_airflow.embedding.custom import embeddings_from_csv
 
         table = embeddings_from_csv(manifest, embeddings_csv, credentials=credentials)
+        meta = table.schema.metadata
+        shard.check_embedding(json.loads(meta[EMBEDDING_MODEL_METADATA_KEY.encode()]),
+                              json.loads(meta[EMBEDDING_DIM_METADATA_KEY.encode()]))
         if C_VIDEO in manifest.column_names:  # frames still get hash, metrics and corruptness from one decode
             from lightly_airflow.video.frames import with_frame_values
 
@@ -403,6 +406,7 @@ def embed_shard(
         torch.backends.cudnn.deterministic = True
     encoder = _cached_encoder(model, weights_uri, dim, input_size, torch_device, credentials, opts.precision)
     out_dim = encoder.dim
+    shard.check_embedding(encoder.model_id, out_dim)  # before any image is read
 
     vectors = np.zeros((n, out_dim), dtype=np.float32)
     valid = np.zeros(n, dtype=bool)

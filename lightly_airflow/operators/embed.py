@@ -137,15 +137,19 @@ class EmbedShardOperator(_EmbedOptionsAttributes, LightlyBaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from lightly_airflow.embedding.runner import embed_shard
+        from lightly_airflow.staging import PoolModelMismatchError
 
         self.read_rendered()
-        counts = embed_shard(
-            self.manifest_uri,
-            self.output_uri or None,
-            self.embed_options(),
-            credentials=self.datapool_credentials,
-            datasource_credentials=self.datasource_credentials,
-        )
+        try:
+            counts = embed_shard(
+                self.manifest_uri,
+                self.output_uri or None,
+                self.embed_options(),
+                credentials=self.datapool_credentials,
+                datasource_credentials=self.datasource_credentials,
+            )
+        except PoolModelMismatchError as exc:
+            raise AirflowFailException(str(exc)) from None  # the next try embeds with the same model
         self.log.info(
             "Embedded %s: %d computed, %d reused, %d corrupt, %d missing (%.1f images/s) -> %s",
             self.manifest_uri, counts["embedded"], counts["reused"], counts["corrupt"], counts["missing"],

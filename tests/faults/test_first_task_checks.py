@@ -315,3 +315,38 @@ def test_a_custom_metadata_type_changed_against_the_pool_fails_the_first_task(
     assert err.value.param == "lightly_uri"
     assert (f".lightly/metadata/schema.json gives 'Weather' (metadata.weather) valueDataType {value_type}" in str(err.value)
             and f"stored metadata.weather as {pool_type}" in str(err.value) and "give the field a new path" in str(err.value))
+
+
+def test_an_embed_task_with_another_model_than_the_pool_fails_before_reading_an_image(tmp_path, digits) -> None:
+    """The commit refuses a run embedded with another model than the pool's (EmbeddingMismatchError): with
+    collate.input_size or the embed tasks' model changed, every shard was embedded (hours on a GPU) for a run the
+    last task then refused. The list task records the pool's model in the manifests; each embed task compares
+    its encoder's before reading anything, and fails without a retry."""
+    from pathlib import Path
+
+    import numpy as np
+    from airflow.sdk.exceptions import AirflowFailException
+    from PIL import Image
+
+    from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.embedding.encoders import get_encoder
+    from lightly_airflow.operators.embed import EmbedShardOperator
+    from lightly_airflow.pipeline import list_new
+
+    source, pool_uri = tmp_path / "images", str(tmp_path / "pool")
+    pool_model = get_encoder(dim=64).model_id  # the pool's: 64-d (a projection), as run_rows' vectors
+    Datapool(pool_uri).commit(run_rows(digits, range(3), picks=[0]), run_id="r1", dag_id="d", tag=None, config={},
+                              counts={}, embedding_model=pool_model, embedding_dim=64, read_version=None)
+    source.mkdir()
+    Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(source / "new.png")
+    (manifest,) = list_new(NewFilesQuery(datasource_uri=str(source), datapool_uri=pool_uri), run_id="r2").manifests
+    other = EmbedShardOperator(task_id="e", manifest_uri=manifest, datapool_uri=pool_uri, device="cpu")
+    with pytest.raises(AirflowFailException) as err:
+        other.execute({})
+    assert str(err.value).startswith(f"The datapool of {manifest} holds embeddings of model {pool_model!r} (dim 64) "
+                                     "but this task embeds with ")
+    assert "/in64/d1280' (dim 1280)" in str(err.value) and "or commit to a new datapool" in str(err.value)
+    assert not Path(manifest.replace("/manifest/", "/embeddings/")).exists()  # nothing embedded, nothing written
+    same = EmbedShardOperator(task_id="e2", manifest_uri=manifest, datapool_uri=pool_uri, device="cpu",
+                              dim=64).execute({})
+    assert same["embedded"] == 1 and same["model"] == pool_model
