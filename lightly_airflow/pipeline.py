@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -375,6 +376,7 @@ def list_new(
     max_shards: int = 1024,
     min_shard_size: int = 256,
     objects: Any = None,
+    embed_overrides: Mapping[str, Any] | None = None,
 ) -> ListResult:
     """List the datasource, keep the files ``query`` says this run processes, shard them into manifests.
 
@@ -387,6 +389,8 @@ def list_new(
     :raises ParamError: when the relevant-filenames file does not exist.
     :param objects: the run's :class:`~lightly_airflow.objects.ObjectsSpec` (object-level work the embed tasks
         do), written next to the manifests; ``None``: none.
+    :param embed_overrides: the embedding options the run's Lightly configs ask for
+        (:func:`embed_option_overrides`): an input size or dimension other than the pool's is refused here.
     """
     from lightly_airflow.datapool import Datapool
     from lightly_airflow.datasource import RelevantFilenamesMissing, find_new_files, write_manifests
@@ -407,6 +411,7 @@ def list_new(
     snapshot = None if known is None else Datapool(query.datapool_uri, creds.datapool).snapshot()
     if snapshot is not None:
         check_custom_metadata_types(query, creds, snapshot)
+        check_embed_overrides(embed_overrides or {}, snapshot.embedding_info())
     from lightly_airflow.video.listing import expand_videos
 
     # New or replaced videos (by content identity) become their frames: one row per frame, Lightly's names.
@@ -439,6 +444,27 @@ def list_new(
         process_all=query.process_all, reusable=reusable, reuse_uri=reuse_uri, new_files=new_files_count,
         **skips.counts(),
     )
+
+
+#: ``<model>@<weights sha256[:16]>/in<input size>/d<dim>`` (``embedding.encoders.Encoder.model_id``)
+_MODEL_ID = re.compile(r"^[^@/]+@[0-9a-f]+/in(?P<input_size>\d+)/d(?P<dim>\d+)$")
+
+
+def check_embed_overrides(overrides: Mapping[str, Any], pool_embedding: Mapping[str, Any] | None) -> None:
+    """Refuse in the first task a Lightly config that asks for another input size or dimension than the
+    pool's embeddings (``collate.input_size: 96`` against a pool of 64 px): each embed task would refuse it (or
+    the commit). Options the DAG's embed tasks set themselves are checked by those tasks."""
+    parts = _MODEL_ID.match(str((pool_embedding or {}).get("model", "")))
+    if parts is None:
+        return
+    # (a model name has spellings the encoder resolves: the embed tasks compare the resolved model id)
+    conflicts = [f"{name} {overrides[name]!r} (the pool's: {parts[name]})" for name in ("input_size", "dim")
+                 if overrides.get(name) is not None and str(overrides[name]) != parts[name]]
+    if conflicts:
+        raise ParamError(
+            "lightly_config", f"asks to embed with {', '.join(conflicts)}, but the datapool holds embeddings of "
+            f"{pool_embedding['model']!r} (dim {pool_embedding['dim']}): every embed task would refuse the run.",  # type: ignore[index]
+            "remove these keys (or give the pool's values), or commit to a new datapool.")
 
 
 def check_custom_metadata_types(query: NewFilesQuery, credentials: QueryCredentials, snapshot: Any) -> None:

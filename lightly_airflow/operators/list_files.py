@@ -141,7 +141,8 @@ class ListNewFilesOperator(LightlyBaseOperator):
             )
         try:
             result = list_new(query, run_id=context["run_id"], credentials=query_credentials(query),
-                              max_shards=self.max_shards, objects=objects_spec(_selection, worker))
+                              max_shards=self.max_shards, objects=objects_spec(_selection, worker),
+                              embed_overrides=overrides)
         except ParamError as exc:
             raise AirflowFailException(str(exc)) from None  # a misnamed file or task: a retry cannot fix it
         counts = {k: v for k, v in result.to_dict().items() if k not in ("manifests", "reuse_uri")}

@@ -350,3 +350,26 @@ def test_an_embed_task_with_another_model_than_the_pool_fails_before_reading_an_
     same = EmbedShardOperator(task_id="e2", manifest_uri=manifest, datapool_uri=pool_uri, device="cpu",
                               dim=64).execute({})
     assert same["embedded"] == 1 and same["model"] == pool_model
+
+
+def test_a_lightly_config_asking_for_another_input_size_than_the_pool_fails_the_first_task(tmp_path, digits) -> None:
+    """``lightly_config``'s ``collate.input_size`` / ``model.num_ftrs`` against a pool of other embeddings: the
+    first task knows both, so it refuses the run before mapping any embed task (each of which would refuse it)."""
+    from datapool.conftest import run_rows
+
+    pool_uri = str(tmp_path / "pool")
+    Datapool(pool_uri).commit(run_rows(digits, range(3), picks=[0]), run_id="r1", dag_id="d", tag=None, config={},
+                              counts={}, embedding_model="efficientnet-lite0@579344248a93e230/in64/d64",
+                              embedding_dim=64, read_version=None)
+    source = tmp_path / "images"
+    source.mkdir()
+    (source / "new.png").write_bytes(b"new")
+    message = _first_task(datasource_uri=str(source), datapool_uri=pool_uri,
+                          lightly_config={"collate": {"input_size": 96}, "model": {"num_ftrs": 64}})
+    assert message == (
+        "Parameter 'lightly_config': asks to embed with input_size 96 (the pool's: 64), but the datapool holds "
+        "embeddings of 'efficientnet-lite0@579344248a93e230/in64/d64' (dim 64): every embed task would refuse the "
+        "run. Fix: remove these keys (or give the pool's values), or commit to a new datapool.")
+    both = _first_task(datasource_uri=str(source), datapool_uri=pool_uri,
+                       lightly_config={"collate": {"input_size": 96}, "model": {"num_ftrs": 32}})
+    assert "input_size 96 (the pool's: 64), dim 32 (the pool's: 64)" in both
