@@ -98,13 +98,21 @@ def lightly_credentials_for(lightly_conn_id: str | None, datasource_conn_id: str
                             datasource: StorageCredentials | None = None) -> StorageCredentials | None:
     """The ``.lightly/`` store's credentials: its own connection, else the datasource's (``datasource``, when
     already resolved) unless ``lightly_uri`` is on another store, which then uses the environment's credentials
-    (logged: a connection of one cloud cannot reach another; give ``lightly_conn_id`` to choose one)."""
+    (logged by :func:`fallback_credentials`; give ``lightly_conn_id`` to choose one)."""
     if lightly_conn_id and str(lightly_conn_id).strip() not in ("", "None"):
         return credentials_for(lightly_conn_id)
-    fallback = datasource if datasource is not None else credentials_for(datasource_conn_id)
-    if fallback is not None and lightly_uri and fallback.store_problem(lightly_uri):
-        log.info("lightly_uri %s is not on the store of the datasource's connection %r: it uses the environment's "
-                 "credentials (set lightly_conn_id to use a connection)", masked_uri(lightly_uri), fallback.conn_id)
+    return fallback_credentials(datasource_conn_id, lightly_uri, datasource, own="lightly_conn_id")
+
+
+def fallback_credentials(conn_id: str | None, uri: str | None, resolved: StorageCredentials | None = None, *,
+                         own: str) -> StorageCredentials | None:
+    """The credentials of a connection used by default for ``uri`` (the datasource's for ``.lightly/``, the
+    pool's for the UI's images): ``None`` (the environment's, logged) when ``uri`` is on another store, which
+    that connection cannot reach. ``own`` names the parameter that gives ``uri`` a connection of its own."""
+    fallback = resolved if resolved is not None else credentials_for(conn_id)
+    if fallback is not None and uri and fallback.store_problem(uri):
+        log.info("%s is not on the store of connection %r: it uses the environment's credentials (set %s to use "
+                 "a connection)", masked_uri(uri), fallback.conn_id, own)
         return None
     return fallback
 

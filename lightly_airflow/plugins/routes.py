@@ -64,10 +64,14 @@ def _scope(request: Request) -> Scope:
     return parse_scope((k, v) for k, v in request.query_params.multi_items() if k not in reserved)
 
 
-def _source_credentials(spec: PoolSpec) -> Any:
-    from lightly_airflow.operators.base import credentials_for
+def _source_credentials(spec: PoolSpec, source: str | None) -> Any:
+    """What reads a run's images at ``source``: the pool's ``datasource_conn_id``, else its ``conn_id`` when that
+    reaches the datasource's store (runs from another cloud than the pool's: the environment's credentials)."""
+    from lightly_airflow.hooks.storage import credentials_for, fallback_credentials
 
-    return credentials_for(spec.source_conn_id)
+    if spec.datasource_conn_id:
+        return credentials_for(spec.datasource_conn_id)
+    return fallback_credentials(spec.conn_id, source, own="the datapool's datasource_conn_id")
 
 
 def _same_origin(request: Request) -> None:
@@ -96,14 +100,14 @@ def _sample_extra(view: View, spec: PoolSpec, row: dict[str, Any]) -> dict[str, 
         if parent and is_frame(parent):
             extra["size"] = frame_size(parent)
         elif source and parent:
-            extra["size"] = image_size(source, str(row[C.PARENT_KEY]), _source_credentials(spec))
+            extra["size"] = image_size(source, str(row[C.PARENT_KEY]), _source_credentials(spec, source))
         return extra
     objects = view.objects_of(row)
     if objects:
         extra["objects"] = objects
     source = view.datasource_of(version)
     if source:
-        creds = _source_credentials(spec)
+        creds = _source_credentials(spec, source)
         try:
             # Boxes of tasks that became objects are drawn from the object rows (with their links and selection).
             tasks = {o.get(C.OBJECT_TASK) for o in objects}
@@ -165,12 +169,12 @@ def _export(view: View, spec: PoolSpec, scope: Scope, fmt: str) -> tuple[bytes, 
         text = out.getvalue()
     elif fmt == "coco":
         doc = X.coco_images(records, name)
-        creds = _source_credentials(spec)
+        creds = {s: _source_credentials(spec, s) for s in set(sources.values()) if s}
         categories: dict[int, dict[str, Any]] = {}
         for image, r in zip(doc["images"], rows, strict=True):
             source = sources.get(r.get("commit_version"))
             try:
-                boxes = read_predictions(source, r[C.KEY], creds) if source else []
+                boxes = read_predictions(source, r[C.KEY], creds[source]) if source else []
             except MediaError:
                 boxes = []
             for box in boxes:
@@ -324,11 +328,11 @@ def add_curation_routes(app: FastAPI) -> None:
             from lightly_airflow.plugins.media import read_crop
 
             data, content_type = read_crop(source, row[C.PARENT_KEY], row.get(C.OBJECT_CROP_BOX),
-                                           _source_credentials(spec), view.parent_of(row)), "image/png"
+                                           _source_credentials(spec, source), view.parent_of(row)), "image/png"
         elif is_frame(row):  # a video frame: no file of the datasource
-            data, content_type = read_frame(source, row, _source_credentials(spec)), "image/png"
+            data, content_type = read_frame(source, row, _source_credentials(spec, source)), "image/png"
         else:
-            data, content_type, _ = read_image(source, row.get(C.KEY) or "", _source_credentials(spec))
+            data, content_type, _ = read_image(source, row.get(C.KEY) or "", _source_credentials(spec, source))
         return Response(data, media_type=content_type, headers={**A.SECURITY_HEADERS, "Cache-Control": "private, max-age=300"})
 
     @app.get("/pools/{pool}/thumbnails/{sample_id}")

@@ -153,6 +153,17 @@ def test_lightly_folder_on_another_store_does_not_take_the_datasource_connection
     assert lightly_credentials_for(None, aws, None).conn_id == "lake"  # .lightly/ inside the datasource
     with caplog.at_level("INFO", logger="lightly_airflow.hooks.storage"):
         assert lightly_credentials_for(None, aws, "gs://ml-team/lightly") is None
-    assert "gs://ml-team/lightly is not on the store of the datasource's connection 'lake'" in caplog.text
+    assert "gs://ml-team/lightly is not on the store of connection 'lake'" in caplog.text and "lightly_conn_id" in caplog.text
     own = lightly_credentials_for(gcp, aws, "gs://ml-team/lightly")
     assert (own.store, own.conn_id, own.anonymous) == ("gs", "ml_gcs", True)
+    # The UI reads a run's images with the pool's connection unless the pool names a datasource_conn_id: a pool
+    # on S3 with runs from GCS reads those with the environment's credentials (the aws connection cannot).
+    import lightly_airflow.plugins.app  # noqa: F401 - (the routes module is imported by the app)
+    from lightly_airflow.plugins.config import PoolSpec
+    from lightly_airflow.plugins.routes import _source_credentials
+
+    spec = PoolSpec(name="main", uri="s3://lake/pool", conn_id=aws)
+    assert _source_credentials(spec, "gs://ml-team/images") is None
+    assert _source_credentials(spec, "s3://lake/images").conn_id == "lake"
+    named = PoolSpec(name="main", uri="s3://lake/pool", conn_id=aws, datasource_conn_id=gcp)
+    assert _source_credentials(named, "gs://ml-team/images").conn_id == "ml_gcs"
