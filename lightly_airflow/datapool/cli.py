@@ -133,7 +133,7 @@ def _cell(value: Any) -> str:
     elif isinstance(value, datetime):
         value = value.isoformat(timespec="seconds")
     text = str(value)
-    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
+    return text if len(text) <= _MAX_CELL or isinstance(value, _Whole) else text[: _MAX_CELL - 1] + "…"
 
 
 def _print_table(records: list[dict[str, Any]], columns: list[str], out: TextIO | None = None) -> None:
@@ -145,14 +145,36 @@ def _print_table(records: list[dict[str, Any]], columns: list[str], out: TextIO 
         out.write("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() + "\n")
 
 
+class _Whole(str):
+    """A table cell printed whole (a vacuum's line in the history)."""
+
+
 def _history(args: argparse.Namespace) -> int:
-    entries = _pool(args).history()
+    from lightly_airflow.datapool.reclaim import describe_vacuum, vacuum_history
+
+    pool = _pool(args)
+    entries = pool.history()
+    # A vacuum adds no version (its record is in _vacuum/): shown after the version that was the latest then.
+    vacuums = vacuum_history(pool.uri, pool._credentials)
+    after: dict[int, list[dict[str, Any]]] = {}
+    for v in vacuums:
+        version = v.get("version")
+        at = max((e["version"] for e in entries if isinstance(version, int) and e["version"] <= version), default=None)
+        if at is not None:
+            after.setdefault(at, []).append(v)
     if args.format == "json":
+        for e in entries:
+            if e["version"] in after:
+                e["vacuums"] = after[e["version"]]
         print(json.dumps(_jsonable(entries)))
         return 0
+    rows: list[dict[str, Any]] = []
     for e in entries:
         e["counts"] = e["counts"] or None
-    _print_table(entries, ["version", "timestamp", "operation", "run_id", "dag_id", "tag", "rows", "selected", "counts"])
+        rows.append(e)
+        rows.extend({"timestamp": v.get("started_at"), "operation": "vacuum", "counts": _Whole(describe_vacuum(v))}
+                    for v in after.get(e["version"], []))
+    _print_table(rows, ["version", "timestamp", "operation", "run_id", "dag_id", "tag", "rows", "selected", "counts"])
     return 0
 
 

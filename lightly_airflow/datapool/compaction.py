@@ -16,6 +16,7 @@ and logged: the next run's call does it.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -124,28 +125,47 @@ def _plan(files: list[dict[str, Any]], options: CompactionOptions) -> list[list[
     return groups
 
 
+#: Threads that decode the fetched small files: each file is decoded whole on one thread (pyarrow's own column
+#: threads per file cost more than they save on files of a few rows), a few files at once.
+DECODE_THREADS = min(4, os.cpu_count() or 1)
+
+
 def _read_rows(pool: Any, files: list[dict[str, Any]], schema: Any) -> Any:
-    """The rows of ``files`` (one whole-file GET each, on :func:`~lightly_airflow.storage.map_io`'s threads) as
-    the pool's ``schema`` (files written before a column was added get nulls), in ``commit_version`` order.
+    """The rows of ``files`` (one whole-file GET each, on :func:`~lightly_airflow.storage.map_io`'s threads,
+    decoded on :data:`DECODE_THREADS`) as the pool's ``schema`` (files written before a column was added get
+    nulls), in ``commit_version`` order.
 
     :raises CompactionError: a file's rows or columns are not what the log and the schema say.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from lightly_airflow.storage import filesystem, join_uri, map_io
+    from lightly_airflow.storage import filesystem, join_uri, map_io, protocol_of
 
-    def fetch(f: dict[str, Any]) -> Any:
+    def fetch(f: dict[str, Any]) -> bytes:
         fs, path = filesystem(join_uri(pool.uri, unquote(f["path"])), pool._credentials)
         # A range (the size from the log) is one GET: without it s3fs asks for the size first (HEAD).
-        data = pq.ParquetFile(pa.BufferReader(fs.cat_file(path, start=0, end=int(f["size"])))).read()
+        return bytes(fs.cat_file(path, start=0, end=int(f["size"])))
+
+    def decode(job: tuple[dict[str, Any], bytes]) -> Any:
+        f, body = job
+        data = pq.ParquetFile(pa.BufferReader(body)).read(use_threads=False)
         if f["rows"] is not None and data.num_rows != int(f["rows"]):
             raise CompactionError(f"{f['path']} holds {data.num_rows} rows, its log entry says {f['rows']}")
         # Delta keeps the partition value (``selected``) in the log, not in the file.
         return data.append_column(C.SELECTED, pa.repeat(pa.scalar(f["selected"], pa.bool_()), data.num_rows))
 
-    tables = map_io(fetch, files)
+    # Fetched on many threads (a GET's latency; a local file is read where it is decoded), decoded on a few
+    # (CPU: 16 threads fighting over two cores decoded 2,000 files of 60 columns at about half the speed).
+    with ThreadPoolExecutor(max_workers=max(1, min(DECODE_THREADS, len(files))),
+                            thread_name_prefix="lightly-decode") as decoders:
+        if protocol_of(pool.uri) == "file":
+            tables = list(decoders.map(lambda f: decode((f, fetch(f))), files))
+        else:
+            tables = list(decoders.map(decode, zip(files, map_io(fetch, files))))
     try:  # files written before a column was added lack it: nulls
         data = pa.concat_tables(tables, promote_options="permissive")
         rows = pa.table([data.column(field.name).cast(field.type) if field.name in data.column_names

@@ -30,6 +30,10 @@ INDEX_DIR = "_history"
 #: Versions a segment holds (a run writes one once this many gathered after the last).
 EVERY = 100
 _SEGMENT = re.compile(r"^(\d{20})-(\d{20})\.json$")
+#: The last version the segments of each pool hold, as this process last saw them (read, listed or written): a
+#: commit then knows without a LIST of ``_history/`` that no segment is due. Another process's newer segment only
+#: makes the next listing come sooner; a value at or above the committed version (a pool made anew) is ignored.
+_known_end: dict[str, int] = {}
 
 
 def _segments(uri: str, credentials: StorageCredentials | None) -> list[tuple[int, int, str]]:
@@ -95,6 +99,7 @@ def read_segments(uri: str, credentials: StorageCredentials | None, top: int) ->
                 or not same_entry(part[-1], entry):
             log.info("History segment %d..%d of %s is not the log's: the log is read instead.", first, last, uri)
             return []
+    _known_end[uri] = chain[-1][1]
     return [e for part in parts for e in part]
 
 
@@ -106,10 +111,15 @@ def write_due_segment(
     segment is only a shortcut (logged when it cannot be written)."""
     if version + 1 < EVERY:
         return None  # a young pool: not even a listing
+    known = _known_end.get(uri)
+    if known is not None and known < version and version - known < EVERY:
+        return None  # the segments this process read or wrote end less than EVERY versions ago: no listing
     try:
         segments = _segments(uri, credentials)
         start = segments[-1][1] + 1 if segments else 0
         if version - start + 1 < EVERY:
+            if segments:
+                _known_end[uri] = segments[-1][1]
             return None
         if segments and not read_segments(uri, credentials, version):
             # Left by another pool at the same place, or damaged: replaced, from version 0.
@@ -122,6 +132,7 @@ def write_due_segment(
             return None
         target = join_uri(uri, INDEX_DIR, f"{start:020d}-{version:020d}.json")
         write_bytes(json.dumps(part, separators=(",", ":")).encode(), target, credentials)
+        _known_end[uri] = version
         log.info("History of %s: versions %d..%d written as one segment (%s).", uri, start, version, target)
         return target
     except Exception as exc:  # noqa: BLE001 - the commit stands; readers read the log instead

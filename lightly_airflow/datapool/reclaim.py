@@ -269,12 +269,15 @@ def vacuum(
         "keep_days": keep_days, "staging_days": staging_days, "version": top, "unreadable": result.unreadable,
         "status": "started",
     }
-    # Every range any vacuum made unreadable, so a reader needs only the newest record (one LIST, one GET).
+    # Every range any vacuum made unreadable, and every vacuum's summary (the history shows them), so a reader
+    # needs only the newest record (one LIST, one GET).
     earlier = newest_record(pool.uri, pool._credentials)
     record["lost"] = list((earlier or {}).get("lost") or []) + [
         {"first": first, "last": last, "vacuum": record["started_at"], "keep_days": keep_days,
          "cutoff": record["cutoff"]} for first, last in result.unreadable
     ]
+    earlier_vacuums = vacuum_history(pool.uri, pool._credentials, earlier) if earlier is not None else []
+    record["vacuums"] = [*earlier_vacuums, _summary(record)]
     # Written first: a vacuum killed midway has still told readers which versions may have lost files.
     write_bytes(json.dumps(record).encode(), record_uri, pool._credentials)
 
@@ -290,6 +293,7 @@ def vacuum(
     record.update(status="completed", files_deleted=result.files_deleted, bytes_deleted=result.bytes_deleted,
                   staging_folders=len(staging), staging_bytes=result.staging_bytes,
                   finished_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    record["vacuums"][-1] = _summary(record)
     write_bytes(json.dumps(record).encode(), record_uri, pool._credentials)
     log.info("Vacuumed %s (kept %d days): %d data files (%d bytes) and %d staging folders (%d bytes) deleted; "
              "versions %s can no longer be read.", pool.uri, keep_days, result.files_deleted, result.bytes_deleted,
@@ -368,14 +372,69 @@ def newest_record(uri: str, credentials: StorageCredentials | None = None) -> di
     return None
 
 
+_SUMMARY_KEYS = ("started_at", "finished_at", "cutoff", "keep_days", "version", "unreadable", "status",
+                 "files_deleted", "bytes_deleted", "staging_folders", "staging_bytes")
+
+
+def _summary(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: record.get(k) for k in _SUMMARY_KEYS}
+
+
+def vacuum_history(
+    uri: str, credentials: StorageCredentials | None = None, record: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """A summary of every vacuum of the pool, oldest first (``started_at``, ``version``: the latest version
+    then, ``files_deleted``, ``bytes_deleted``, ``unreadable``, ``status``...): from the newest record
+    (``record`` when already read), which carries them all; records older than that field are read one by one."""
+    record = newest_record(uri, credentials) if record is None else record
+    if record is None:
+        return []
+    vacuums = record.get("vacuums")
+    if isinstance(vacuums, list):
+        return [v for v in vacuums if isinstance(v, dict)]
+    return [_summary(r) for r in vacuum_records(uri, credentials)]
+
+
+def _size(n: Any) -> str:
+    n = int(n or 0)
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+
+
+def describe_vacuum(summary: dict[str, Any]) -> str:
+    """One line for a history: ``vacuum: 25 files, 0.2 MB deleted, versions 1–12 unreadable (kept 30 days)``."""
+    ranges = [r for r in summary.get("unreadable") or [] if isinstance(r, list) and len(r) == 2]
+    versions = ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in ranges)
+    lost = f"versions {versions} unreadable" if ranges else "every version still readable"
+    kept = f"kept {summary.get('keep_days')} days"
+    if summary.get("status") != "completed":
+        return (f"vacuum interrupted (started {str(summary.get('started_at'))[:19]}): files may be partly deleted, "
+                f"{lost.replace('unreadable', 'may be unreadable')} ({kept})")
+    staging = (f", {summary.get('staging_folders')} staging folders ({_size(summary.get('staging_bytes'))})"
+               if summary.get("staging_folders") else "")
+    return (f"vacuum: {summary.get('files_deleted') or 0} files, {_size(summary.get('bytes_deleted'))} deleted"
+            f"{staging}, {lost} ({kept})")
+
+
+def lost_ranges(record: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The ``lost`` entries of a vacuum record (``first``, ``last``, ``vacuum``, ``keep_days``, ``cutoff``):
+    every version range any vacuum made unreadable."""
+    return [r for r in (record or {}).get("lost") or []
+            if isinstance(r, dict) and isinstance(r.get("first"), int) and isinstance(r.get("last"), int)]
+
+
+def lost_range(lost: list[dict[str, Any]], version: int) -> dict[str, Any] | None:
+    """The entry of ``lost`` (:func:`lost_ranges`) that holds ``version``, or ``None``."""
+    return next((r for r in lost if r["first"] <= version <= r["last"]), None)
+
+
 def unreadable_version_error(
-    uri: str, credentials: StorageCredentials | None, version: int,
+    uri: str, credentials: StorageCredentials | None, version: int, *, lost: list[dict[str, Any]] | None = None,
 ) -> DatapoolError | None:
     """The error for reading ``version`` when a vacuum deleted files it needs, else ``None`` (one LIST of
-    ``_vacuum/`` and, when there is a record, one GET)."""
-    record = newest_record(uri, credentials)
-    lost = [r for r in (record or {}).get("lost") or [] if isinstance(r, dict)]
-    hits = [r for r in lost if r.get("first", 0) <= version <= r.get("last", -1)]
+    ``_vacuum/`` and, when there is a record, one GET; none when ``lost`` (:func:`lost_ranges`) is given)."""
+    if lost is None:
+        lost = lost_ranges(newest_record(uri, credentials))
+    hits = [r for r in lost if r["first"] <= version <= r["last"]]
     if not hits:
         return None
     hit = hits[0]
@@ -387,5 +446,5 @@ def unreadable_version_error(
     )
 
 
-__all__ = ["VACUUM_DIR", "DeletedFile", "StagingFolder", "VacuumResult", "newest_record", "unreadable_version_error",
-           "vacuum", "vacuum_records"]
+__all__ = ["VACUUM_DIR", "DeletedFile", "StagingFolder", "VacuumResult", "describe_vacuum", "lost_range", "lost_ranges",
+           "newest_record", "unreadable_version_error", "vacuum", "vacuum_history", "vacuum_records"]

@@ -381,7 +381,7 @@ def history_entry(commit: dict[str, Any], version: int) -> dict[str, Any]:
         "run_id": meta.get("run_id"),
         "dag_id": meta.get("dag_id"),
         "tag": meta.get("tag"),
-        "counts": meta.get("counts") or {},
+        "counts": meta.get("counts") or _delta_vacuum_metrics(commit),
         "rows": meta.get("rows"),
         "selected": meta.get("selected"),
         "config": meta.get("config"),
@@ -389,6 +389,16 @@ def history_entry(commit: dict[str, Any], version: int) -> dict[str, Any]:
         "embedding_dim": meta.get("embedding_dim"),
         "datasource_uri": meta.get("datasource_uri"),
     }
+
+
+def _delta_vacuum_metrics(commit: dict[str, Any]) -> dict[str, Any]:
+    """The file counts of Delta's own ``VACUUM START`` / ``VACUUM END`` versions (Spark's or delta-rs' VACUUM run
+    by hand: ``numFilesToDelete``, ``sizeOfDataToDelete`` / ``numDeletedFiles``), so the history says what they
+    did; ``{}`` for any other commit without counts."""
+    metrics = commit.get("operationMetrics")
+    if not str(commit.get("operation") or "").startswith("VACUUM") or not isinstance(metrics, dict):
+        return {}
+    return {str(k): v for k, v in metrics.items() if isinstance(v, (int, float, str))}
 
 
 def _count_selected(table: DeltaTable) -> int:

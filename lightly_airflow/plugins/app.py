@@ -141,14 +141,23 @@ def _overview_page(root: str, ov: dict[str, Any]) -> str:
         )
         for t in ov["tags"]
     ]
+    from lightly_airflow.datapool.reclaim import describe_vacuum
+
     hist_rows = []
+    vacuums = sorted(ov.get("vacuums") or [], key=lambda v: str(v.get("started_at")), reverse=True)
     for h in ov["history"]:
+        # A vacuum adds no version: shown above the version that was the latest when it ran (newest first).
+        for v in [v for v in vacuums if v.get("version") == h["version"]]:
+            hist_rows.append(('<span class="muted">—</span>', H.e(v.get("started_at") or ""), "vacuum", "", "", "", "",
+                              H.e(describe_vacuum(v)), "", ""))
         report = H.link(_report_url(root, name, h["report"]), "report") if h["report"] else '<span class="muted">—</span>'
+        browse = (f'<span class="muted" title="a vacuum deleted files this version needs">vacuumed (files deleted '
+                  f'{H.e(h["vacuumed"])})</span>' if h.get("vacuumed")
+                  else H.link(f"{samples}?version={h['version']}", "browse"))
         hist_rows.append((
             H.e(h["version"]), H.e(h["timestamp"] or ""), H.e(h["run_id"] or h["operation"] or ""), H.e(h["dag_id"] or ""),
             H.e(h["tag"] or ""), H.e(h["rows"] if h["rows"] is not None else ""),
-            H.e(h["selected"] if h["selected"] is not None else ""), H.counts_text(h["counts"]), report,
-            H.link(f"{samples}?version={h['version']}", "browse"),
+            H.e(h["selected"] if h["selected"] is not None else ""), H.counts_text(h["counts"]), report, browse,
         ))
     nav = (
         f'<nav class="tabs">{H.link(samples, "Samples")} {H.link(f"{root}/pools/{H.seg(name)}/map", "Map")} '

@@ -88,23 +88,33 @@ def _jsonable(value: Any) -> Any:
 def overview(spec: PoolSpec) -> dict[str, Any]:
     """A pool's versions (newest first) and tags, each run with the folder of its report if one was written.
 
-    :returns: ``{name, uri, exists, version, history: [...], tags: [...]}``; each history entry has the
-        fields of :meth:`Datapool.history` plus ``report`` (the run's report folder name or ``None``).
+    :returns: ``{name, uri, exists, version, history: [...], vacuums: [...], tags: [...]}``; each history entry
+        has the fields of :meth:`Datapool.history` plus ``report`` (the run's report folder name or ``None``) and
+        ``vacuumed`` (the day of the vacuum that deleted files the version needs, or ``None``); ``vacuums`` as
+        :func:`~lightly_airflow.datapool.reclaim.vacuum_history`.
     """
+    from lightly_airflow.datapool.reclaim import lost_range, lost_ranges, newest_record, vacuum_history
+
     creds = credentials(spec)
     pool = open_pool(spec, creds)
     history = pool.history()
     slugs = report_slugs(spec, creds) if history else set()
+    record = newest_record(spec.uri, creds) if history else None  # one LIST of _vacuum/, one GET when vacuumed
+    lost = lost_ranges(record)
+    latest = history[-1]["version"] if history else None
     entries = []
     for entry in reversed(history):
         slug = run_slug(entry["run_id"]) if entry.get("run_id") else None
-        entries.append({**_jsonable(entry), "report": slug if slug in slugs else None})
+        hit = lost_range(lost, entry["version"]) if entry["version"] != latest else None
+        entries.append({**_jsonable(entry), "report": slug if slug in slugs else None,
+                        "vacuumed": None if hit is None else str(hit.get("vacuum") or "")[:10]})
     return {
         "name": spec.name,
         "uri": spec.uri,
         "exists": bool(history),
-        "version": history[-1]["version"] if history else None,
+        "version": latest,
         "history": entries,
+        "vacuums": _jsonable(vacuum_history(spec.uri, creds, record)) if record is not None else [],
         "tags": _jsonable(_all_tags(pool.tags(), history)),
     }
 

@@ -82,10 +82,7 @@ def _hidden(params: Sequence[tuple[str, Any]]) -> str:
 def filter_form(root: str, pool: str, view: View, scope: Scope, action: str, extra: Sequence[tuple[str, Any]] = ()) -> str:
     """The side panel: version, tag, run, numeric ranges, categories. Submits to ``action`` (GET)."""
     facets = view.facets(scope.show)
-    versions = "".join(
-        f'<option value="{v}"{" selected" if v == view.version else ""}>{v}{" (latest)" if v == view.latest else ""}</option>'
-        for v in range(view.latest, -1, -1)
-    )
+    versions = "".join(version_options(view))
     tag_opts = '<option value="">— every sample —</option>' + "".join(
         f'<option value="{H.e(t["name"])}"{" selected" if t["name"] == scope.tag else ""}>{H.e(t["name"])}</option>'
         for t in view.tags()
@@ -128,6 +125,36 @@ def filter_form(root: str, pool: str, view: View, scope: Scope, action: str, ext
     parts.append('<button class="primary" type="submit">Apply</button> '
                  f'{H.link(action + qs([("version", scope.version), *extra]), "clear")}</form>')
     return '<div class="side">' + "".join(parts) + "</div>"
+
+
+def vacuumed_text(lost: dict[str, Any]) -> str:
+    """How a version a vacuum made unreadable is shown (not offered for time travel)."""
+    return f"vacuumed (files deleted {str(lost.get('vacuum') or '')[:10]})"
+
+
+def version_options(view: View) -> list[str]:
+    """The time-travel options, newest first: each readable version, and one disabled option per range of
+    versions a vacuum made unreadable (``12–1: vacuumed (files deleted 2026-12-04)``)."""
+    from lightly_airflow.datapool.reclaim import lost_range
+
+    out = []
+    lost = view.lost()
+    v = view.latest
+    while v >= 0:
+        hit = lost_range(lost, v) if v != view.latest else None
+        if hit is None:
+            out.append(f'<option value="{v}"{" selected" if v == view.version else ""}>{v}'
+                       f'{" (latest)" if v == view.latest else ""}</option>')
+            v -= 1
+            continue
+        first = max(0, min(r["first"] for r in lost if r["first"] <= v <= r["last"]))
+        # Adjacent ranges of several vacuums read as one: walk down while the versions stay lost.
+        while first > 0 and lost_range(lost, first - 1) is not None:
+            first -= 1
+        label = f"{v}" if first == v else f"{v}–{first}"
+        out.append(f'<option disabled>{label}: {H.e(vacuumed_text(hit))}</option>')
+        v = first - 1
+    return out
 
 
 def show_select(scope: Scope) -> str:

@@ -188,12 +188,13 @@ class View:
         except TableNotFoundError:
             raise LookupError(f"Datapool {spec.name!r} has no versions yet: no run has committed to it.") from None
         self.latest = int(self.table.version())
+        self._lost: list[dict[str, Any]] | None = None
         if version is not None and version != self.latest:
             if not 0 <= version <= self.latest:
                 raise QueryError(f"Datapool {spec.name!r} has versions 0..{self.latest}, not {version}.")
             from lightly_airflow.datapool.reclaim import unreadable_version_error
 
-            lost = unreadable_version_error(spec.uri, credentials, version)
+            lost = unreadable_version_error(spec.uri, credentials, version, lost=self.lost())
             if lost is not None:
                 raise QueryError(str(lost).replace(spec.uri, repr(spec.name)))
             self.table.load_as_version(version)
@@ -201,6 +202,15 @@ class View:
         self.schema = pa.schema(self.table.schema().to_arrow())
         self.columns = [f.name for f in self.schema]
         self._history: list[dict[str, Any]] | None = None
+
+    def lost(self) -> list[dict[str, Any]]:
+        """The version ranges vacuums made unreadable (``first``, ``last``, ``vacuum``, ...; see
+        :func:`~lightly_airflow.datapool.reclaim.lost_ranges`): the newest ``_vacuum/`` record, read once per view."""
+        if self._lost is None:
+            from lightly_airflow.datapool.reclaim import lost_ranges, newest_record
+
+            self._lost = lost_ranges(newest_record(self.spec.uri, self._credentials))
+        return self._lost
 
     # -------------------------------------------------------------- history, tags, runs
     def history(self) -> list[dict[str, Any]]:

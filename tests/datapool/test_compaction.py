@@ -278,3 +278,20 @@ def test_a_small_file_whose_columns_do_not_fit_the_pool_is_not_merged(tmp_path, 
     assert result.version is None and "columns do not convert to the pool's schema" in result.reason, result
     assert pool.version() == 3 and live_files(pool) == 6
     assert sorted(p.name for p in (tmp_path / "pool").rglob("*.parquet")) == on_disk  # nothing copied in
+
+
+def test_a_small_file_with_other_rows_than_its_log_entry_is_named_and_nothing_merged(tmp_path, digits) -> None:
+    """The files are decoded on a few threads after being read: a bad one still names itself and stops the merge."""
+    import pyarrow.parquet as pq
+
+    pool = Datapool(f"file://{tmp_path}/pool")
+    grow(pool, digits, runs=4)
+    path = sorted((tmp_path / "pool" / "selected=false").glob("*.parquet"))[1]
+    table = pq.read_table(path)
+    pq.write_table(table.slice(0, table.num_rows - 2), path)  # rewritten by hand, two rows short
+
+    result = compact_if_due(pool, CompactionOptions(min_small_files=2))
+
+    assert result.version is None, result
+    assert f"{path.name} holds {table.num_rows - 2} rows, its log entry says {table.num_rows}" in result.reason
+    assert pool.version() == 4 and live_files(pool) == 8

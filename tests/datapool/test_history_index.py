@@ -24,6 +24,7 @@ def grow(pool: Datapool, digits, runs: int, start: int = 0, prefix: str = "run")
 
 def as_new_process() -> None:
     snapshot._history_cache.clear()
+    history_index._known_end.clear()
 
 
 def segment_names(pool_dir) -> list[str]:
@@ -93,3 +94,25 @@ def test_a_pool_made_anew_replaces_the_segments_it_finds(tmp_path, digits) -> No
     as_new_process()
     history = Datapool(f"file://{tmp_path}/pool").history()
     assert [e["run_id"] for e in history[1:]] == [f"new-{r}" for r in range(14)]
+
+
+def test_a_commit_lists_the_segments_only_when_one_may_be_due(tmp_path, digits, monkeypatch) -> None:
+    """A grown pool's commit used to LIST ``_history/`` twice (its history read, then to see whether a segment is
+    due); what the process read or wrote tells it when the next one is due."""
+    pool = Datapool(f"file://{tmp_path}/pool")
+    grow(pool, digits, 12)  # segments 0-4, 5-9
+    listings: list[int] = []
+    real = history_index._segments
+    monkeypatch.setattr(history_index, "_segments", lambda *a: listings.append(1) or real(*a))
+    as_new_process()  # a select task: reads the history (segments), commits
+    per_commit = []
+    for r in range(12, 16):  # versions 13..16; 14 is due
+        listings.clear()
+        commit_run(pool, run_rows(digits, range(r * 10, r * 10 + 10), picks=[1]), f"run-{r}")
+        per_commit.append(len(listings))
+    assert per_commit == [1, 2, 0, 0]  # 13: the history read's; 14: due (listed, then checked); 15, 16: none
+    assert segment_names(tmp_path / "pool")[-1] == f"{10:020d}-{14:020d}.json"
+    grow(pool, digits, 3, start=16)  # versions 17..19: 19 is due
+    assert segment_names(tmp_path / "pool")[-1] == f"{15:020d}-{19:020d}.json"
+    as_new_process()
+    assert [e["run_id"] for e in Datapool(f"file://{tmp_path}/pool").history()[1:]] == [f"run-{r}" for r in range(19)]

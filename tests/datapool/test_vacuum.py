@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import types
@@ -214,6 +215,115 @@ def test_the_ui_names_the_vacuum_instead_of_a_missing_file(old_pool) -> None:
     assert View(spec, 13).version == 13
 
 
+def test_the_ui_offers_no_vacuumed_version_and_says_why(old_pool, digits, monkeypatch) -> None:
+    """The time-travel list and the versions table of a vacuumed pool, rendered through the app: versions 1..12
+    lost files, so they are one disabled option and "vacuumed" rows without a browse link; the vacuum itself is a
+    row above version 18 (the latest when it ran)."""
+    from html.parser import HTMLParser
+
+    from ui_client import ui_client
+
+    pool, root, _ = old_pool
+    done = vacuum(pool, 30)
+    assert done.unreadable == [[1, 12]]
+    commit_run(pool, run_rows(digits, range(500, 510), picks=[1]), "after-vacuum")  # version 19
+    monkeypatch.delenv("AIRFLOW__LIGHTLY__DATAPOOLS", raising=False)
+    monkeypatch.setenv("LIGHTLY_DATAPOOLS", json.dumps({"curated": {"uri": str(root)}}))
+
+    class Options(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.options: list[tuple[str | None, bool]] = []
+            self.hrefs: list[str] = []
+            self._in: dict | None = None
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "option":
+                self._in = a
+            if tag == "a":
+                self.hrefs.append(a["href"])
+
+        def handle_data(self, data):
+            if self._in is not None:
+                self.options.append((self._in.get("value"), "disabled" in self._in, data))
+                self._in = None
+
+    day = done.cutoff.date() + timedelta(days=30)
+    with ui_client() as client:
+        page = client.get("/lightly/pools/curated/samples")
+        assert page.status_code == 200
+        parsed = Options()
+        parsed.feed(page.text)
+        versions = [o for o in parsed.options if o[0] is None or o[0].isdigit()]
+        assert versions[:8] == [("19", False, "19 (latest)"), ("18", False, "18"), ("17", False, "17"),
+                                ("16", False, "16"), ("15", False, "15"), ("14", False, "14"), ("13", False, "13"),
+                                (None, True, f"12–1: vacuumed (files deleted {day})")]
+        assert versions[8] == ("0", False, "0") and len(versions) == 9
+        assert client.get("/lightly/pools/curated/samples?version=13").status_code == 200
+        assert client.get("/lightly/pools/curated/samples?version=5").status_code == 400
+
+        overview = client.get("/lightly/pools/curated")
+        assert overview.status_code == 200
+        parsed = Options()
+        parsed.feed(overview.text)
+        browsed = sorted(int(h.rsplit("=", 1)[1]) for h in parsed.hrefs if "samples?version=" in h)
+        assert browsed == [0, 13, 14, 15, 16, 17, 18, 19]
+        assert overview.text.count(f"vacuumed (files deleted {day})") == 12
+        text = re.sub(r"<[^>]+>", " ", overview.text.split("<h2>Versions</h2>", 1)[1])
+        line = "vacuum: 25 files, 0.2 MB deleted, 2 staging folders (2.0 kB), versions 1–12 unreadable (kept 30 days)"
+        assert text.index(" 19 ") < text.index(line) < text.index(" 18 ")
+        data = client.get("/lightly/api/pools/curated").json()
+        assert [(v["version"], v["files_deleted"], v["unreadable"]) for v in data["vacuums"]] == [(18, 25, [[1, 12]])]
+        assert [h["version"] for h in data["history"] if h["vacuumed"]] == list(range(12, 0, -1))
+
+
+def test_the_history_says_where_each_vacuum_ran_and_what_it_deleted(old_pool, digits, capsys) -> None:
+    pool, root, staged = old_pool
+    first = vacuum(pool, 30)  # the latest version is 18
+    grow(pool, digits, 1, start=16)  # version 19
+    age(staged["in-flight"], 40)  # a run that failed for good: the second vacuum removes its folder
+    second = vacuum(pool, 30)
+    assert second.files_deleted == 0 and len(second.staging) == 1 and second.record is not None
+    capsys.readouterr()
+    assert main(["datapool", "history", str(root)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    ops = [(line.split()[0], line.split()[2]) if not line.startswith(" ") else ("", line.split()[1])
+           for line in lines[1:]]
+    assert ops[-4:] == [("18", "WRITE"), ("", "vacuum"), ("19", "WRITE"), ("", "vacuum")]
+    assert lines[-3].endswith("vacuum: 25 files, 0.2 MB deleted, 2 staging folders (2.0 kB), versions 1–12 "
+                              "unreadable (kept 30 days)")
+    assert lines[-1].endswith("vacuum: 0 files, 0.0 kB deleted, 1 staging folders (1.0 kB), every version still "
+                              "readable (kept 30 days)")
+    assert main(["datapool", "history", str(root), "--format", "json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert [e["version"] for e in entries] == list(range(20))  # still one entry per version
+    assert [(e["version"], [v["files_deleted"] for v in e["vacuums"]]) for e in entries if "vacuums" in e] == \
+        [(18, [25]), (19, [0])]
+    assert first.record is not None
+    # The newest record carries every vacuum: a reader needs only it.
+    assert [v["started_at"] for v in json.loads(Path(second.record).read_text())["vacuums"]] == \
+        [json.loads(Path(first.record).read_text())["started_at"], json.loads(Path(second.record).read_text())["started_at"]]
+
+
+def test_an_interrupted_vacuum_and_records_older_than_the_summaries_read_in_the_history(old_pool, capsys) -> None:
+    pool, root, _ = old_pool
+    done = vacuum(pool, 30)
+    record = json.loads(Path(done.record).read_text())
+    del record["vacuums"]  # as a vacuum before this field wrote it
+    Path(done.record).write_text(json.dumps(record))
+    killed = {**record, "started_at": "2099-01-01T00:00:00+00:00", "status": "started", "unreadable": [[13, 14]]}
+    for key in ("files_deleted", "bytes_deleted", "finished_at"):
+        killed.pop(key)
+    (root / "_vacuum" / "20990101T000000000000Z-killed.json").write_text(json.dumps(killed))
+    capsys.readouterr()
+    assert main(["datapool", "history", str(root)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "vacuum: 25 files, 0.2 MB deleted" in lines[-2]
+    assert lines[-1].endswith("vacuum interrupted (started 2099-01-01T00:00:00): files may be partly deleted, "
+                              "versions 13–14 may be unreadable (kept 30 days)")
+
+
 def test_vacuum_on_s3(s3_bucket, digits, monkeypatch) -> None:
     uri = f"{s3_bucket.uri}/pool"
     pool = Datapool(uri, s3_bucket.credentials)
@@ -252,6 +362,10 @@ def test_a_run_commits_on_top_of_delta_vacuums_own_versions(tmp_path, digits) ->
     read = pool.version()
     assert len(delta_vacuum(pool)) == 6
     assert [e["operation"] for e in pool.history()[-2:]] == ["VACUUM START", "VACUUM END"]
+    # Not bare entries: what Delta's VACUUM says it did.
+    start, end = pool.history()[-2:]
+    assert start["counts"]["numFilesToDelete"] == 6 and start["counts"]["sizeOfDataToDelete"] > 0
+    assert end["counts"] == {"numDeletedFiles": 6, "numVacuumedDirectories": 0}
 
     by_read_version = commit_run(pool, run_rows(digits, range(100, 110), picks=[2]), "run-a", read_version=read)
     assert by_read_version.version == 7
@@ -335,6 +449,8 @@ def test_a_second_vacuum_keeps_naming_what_the_first_made_unreadable(tmp_path, d
         pool.snapshot(9)
     record = json.loads(Path(second.record).read_text())
     assert [(r["first"], r["last"], r["keep_days"]) for r in record["lost"]] == [(1, 6, 38), (7, 11, 30)]
+    assert [(v["keep_days"], v["unreadable"], v["status"]) for v in record["vacuums"]] == \
+        [(38, [[1, 6]], "completed"), (30, [[7, 11]], "completed")]
 
 
 def test_a_damaged_log_is_not_vacuumed(old_pool) -> None:
