@@ -402,13 +402,15 @@ def list_new(
     problem = check_tasks(objects, query.effective_lightly_uri, creds.lightly)
     if problem is not None:
         raise ParamError(*problem)
+    # The pool this run commits to, read once: its known files, and what the commit would refuse after the run.
+    latest = Datapool(query.datapool_uri, creds.datapool).snapshot()
+    snapshot = latest if latest.exists() else None
     try:
-        found = find_new_files(query, creds, read_known_with_process_all=True)
+        found = find_new_files(query, creds, read_known_with_process_all=True,
+                               known=None if snapshot is None else (lambda _uri, _creds: snapshot.known_files()))
     except (RelevantFilenamesMissing, LightlyFileError) as exc:  # a retry cannot fix either
         raise relevant_filenames_error(exc) from None
     files, known = found.files, found.known
-    # The pool this run commits to, read once here for what the commit would otherwise refuse after the run.
-    snapshot = None if known is None else Datapool(query.datapool_uri, creds.datapool).snapshot()
     if snapshot is not None:
         check_custom_metadata_types(query, creds, snapshot)
         check_embed_overrides(embed_overrides or {}, snapshot.embedding_info())
