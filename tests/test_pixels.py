@@ -363,6 +363,39 @@ def test_12_bit_colour_in_a_16_bit_tiff_is_not_black(big_endian: bool, deflate: 
     np.testing.assert_array_equal(np.asarray(open_rgb(_tiff16(full, big_endian, deflate))), (full >> 8).astype(np.uint8))
 
 
+@pytest.mark.parametrize(("compression", "byteorder", "tile"),
+                         [(None, "<", None), (None, ">", (16, 16)), ("zlib", "<", None), ("zlib", ">", (16, 16))])
+def test_a_planar_16_bit_colour_tiff_is_decoded_plane_by_plane(
+        tmp_path: Path, compression: str | None, byteorder: str, tile: tuple[int, int] | None) -> None:
+    """A 16-bit RGB TIFF with each colour in its own plane (PlanarConfiguration 2: tifffile's
+    ``planarconfig='separate'``, microscope software) was decoded by Pillow with an 8-bit unpacker when uncompressed
+    (half of each plane, high and low bytes side by side: a garbled picture) and by its high bytes when
+    compressed (12-bit data near-black). Each plane is decoded as 16 bits now and scaled as a chunky TIFF's: the
+    metadata pass, the model input and the UI see the picture a viewer shows."""
+    tifffile = pytest.importorskip("tifffile")
+    from lightly_airflow.embedding.images import ShardImages
+
+    def planar(values: np.ndarray) -> bytes:
+        out = io.BytesIO()
+        tifffile.imwrite(out, np.ascontiguousarray(values.transpose(2, 0, 1)), planarconfig="separate",
+                         photometric="rgb", compression=compression, byteorder=byteorder, tile=tile, rowsperstrip=5)
+        return out.getvalue()
+
+    values = _colour_ramp(4095)
+    data = planar(values)
+    want = (values.astype(np.float64) * 255 / 4095).astype(np.uint8)
+    seen: list[Image.Image] = []
+    result = inspect_image(data, "cam.tif", on_image=seen.append)
+    np.testing.assert_array_equal(np.asarray(seen[0]), want)
+    np.testing.assert_array_equal(np.asarray(open_rgb(data)), want)
+    assert [kind for kind, _ in result.notes] == ["bit_depth_guessed"]
+    (tmp_path / "cam.tif").write_bytes(data)
+    batch = ShardImages(str(tmp_path), ["cam.tif"], [0], input_size=64, batch_size=1)[0]
+    assert batch.status == ["ok"]
+    full = _colour_ramp(65535)  # true 16-bit colour: its high bytes, not a garbled picture
+    np.testing.assert_array_equal(np.asarray(open_rgb(planar(full))), (full >> 8).astype(np.uint8))
+
+
 def test_a_16_bit_colour_tiff_max_sample_value_and_alpha() -> None:
     """14-bit colour with MaxSampleValue 16383 stated (high bytes up to 63, above the 12-bit guess) is scaled by
     the stated white; the alpha of a 16-bit RGBA TIFF still composites on white."""
