@@ -444,13 +444,16 @@ def scale_box(box: tuple[int, int, int, int], decoded: tuple[int, int],
 def display_rgb(img: Image.Image) -> Image.Image:
     """The RGB image as it is shown: upright (:func:`upright`), high bit depths scaled (:func:`eight_bit`),
     transparency composited on :data:`TRANSPARENT_BACKGROUND`. Every pass that reads an image's pixels uses it."""
+    # An 8-bit grey or RGB PNG's transparent colour (its tRNS chunk: optimisers such as oxipng write it for an
+    # RGBA picture whose alpha is all on or off), which viewers show as transparent.
+    keyed = img.mode in ("L", "RGB") and "transparency" in img.info and WIDE_COLOUR not in img.info
     if WIDE_COLOUR in img.info:
         img = _wide_colour(img)
     img = eight_bit(upright(img), source=img)
-    if img.mode == "RGB":
+    if img.mode == "RGB" and not keyed:
         return img
     guess = img.info.get(WHITE_GUESS)
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode in ("P", "L", "RGB") and "transparency" in img.info):
         img = img.convert("RGBA")
         img = Image.alpha_composite(Image.new("RGBA", img.size, TRANSPARENT_BACKGROUND), img)
     img = img.convert("RGB")

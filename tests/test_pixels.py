@@ -480,3 +480,25 @@ def test_a_progressive_jpeg_far_above_the_pixel_limit_is_refused(monkeypatch: py
     assert inspect_image(_encode(photo, "JPEG"), "pano.jpg").ok  # baseline: decoded reduced
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 70_000)  # 1.7x
     assert inspect_image(progressive, "pano.jpg").ok
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_an_rgb_or_grey_png_with_a_transparent_colour_shows_it_on_white(mode: str) -> None:
+    """An 8-bit RGB or grey PNG with a tRNS chunk (one colour transparent: what oxipng or pngcrush write for an
+    RGBA picture whose alpha is only on or off) was decoded with that colour opaque; viewers show it transparent,
+    and palette PNGs with tRNS were already composited on white. Now these are too, in every pass."""
+    array = np.zeros((32, 48, 3), np.uint8)
+    array[:, :24] = (220, 40, 40)
+    array[:, 24:] = (10, 200, 10)
+    img = Image.fromarray(array).convert(mode)
+    key = img.getpixel((0, 0))
+    out = io.BytesIO()
+    img.save(out, "PNG", transparency=key)
+    data = out.getvalue()
+    want = np.asarray(img.convert("RGB")).copy()
+    want[:, :24] = 255
+    seen: list[Image.Image] = []
+    result = inspect_image(data, "icon.png", on_image=seen.append)
+    assert result.reason is None
+    np.testing.assert_array_equal(np.asarray(seen[0]), want)
+    np.testing.assert_array_equal(np.asarray(open_rgb(data)), want)
