@@ -502,3 +502,27 @@ def test_an_rgb_or_grey_png_with_a_transparent_colour_shows_it_on_white(mode: st
     assert result.reason is None
     np.testing.assert_array_equal(np.asarray(seen[0]), want)
     np.testing.assert_array_equal(np.asarray(open_rgb(data)), want)
+
+
+def test_the_metadata_pass_threads_leave_the_warning_filters_as_they_were(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The metadata pass made Pillow's DecompressionBombWarning an error with ``warnings.catch_warnings`` (not
+    thread-safe): its threads left the "error" filter behind for the whole process. An image above the limit is
+    refused by its size as before, with the same words."""
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    blobs = []
+    for i in range(64):
+        out = io.BytesIO()
+        Image.new("RGB", (64 + i % 7, 48), (i, 0, 0)).save(out, "PNG")
+        blobs.append(out.getvalue())
+    before = list(warnings.filters)
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(5):
+            assert all(r.reason is None for r in pool.map(lambda b: inspect_image(b, "a.png"), blobs))
+    assert list(warnings.filters) == before
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 40)  # above it, under twice it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        reason = inspect_image(blobs[0], "a.png").reason
+    assert reason is not None and reason.startswith("too large to decode: 64x48")
