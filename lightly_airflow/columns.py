@@ -91,8 +91,10 @@ PIXEL_RULES = "pixel_rules"
 #: video frames upright by their display matrix, edit lists applied, ``frame_seconds`` from the file's start.
 #: 3: high bit depths scaled by their stated or guessed white (12-bit data in 16-bit files), JPEGs above
 #: ``PIL.Image.MAX_IMAGE_PIXELS`` decoded at a reduced scale instead of corrupt. 4: 16-bit colour TIFFs and 16-bit
-#: grey + alpha PNGs scaled by their white like 16-bit colour PNGs (not their high bytes).
-PIXEL_RULES_VERSION = 4
+#: grey + alpha PNGs scaled by their white like 16-bit colour PNGs (not their high bytes). 5: planar 16-bit colour
+#: TIFFs (each colour its own plane) decoded plane by plane, scaled as the others (they were garbled or near-black);
+#: an 8-bit RGB or grey PNG's transparent colour (tRNS) composited on white.
+PIXEL_RULES_VERSION = 5
 
 INITIAL_TAG = "initial-tag"
 

@@ -289,9 +289,62 @@ def _stated_below_full(img: Image.Image) -> bool:
     return False
 
 
+#: TIFF tags of a one-plane grey IFD that :func:`_tiff_planes` copies from a planar image's (width, length,
+#: compression, rows per strip, predictor, tile width and length); it writes the layout and the plane's offsets.
+_PLANE_TAGS = (256, 257, 259, 278, 317, 322, 323)
+#: TIFF tags of the strips' or tiles' offsets and byte counts (each plane's after the one before in a planar TIFF).
+_PLANE_OFFSETS = (273, 279, 324, 325)
+
+
+def _tiff_planes(img: Image.Image) -> np.ndarray | None:
+    """A planar 16-bit colour TIFF's (PlanarConfiguration 2: each colour its own plane, as tifffile and microscope
+    software write them) 16-bit values, ``(h, w, samples)``; ``None`` for any other image. Pillow decodes such a
+    file wrong: uncompressed, with an 8-bit unpacker (half of each plane, high and low bytes side by side),
+    compressed, by each value's high byte (12-bit data: 0..15). Each plane is decoded on its own, as the 16-bit
+    grey image a new IFD appended to the bytes describes (its compression and predictor as they are)."""
+    tags = getattr(img, "tag_v2", None)
+    data = img.info.get(WIDE_COLOUR)
+    if img.format != "TIFF" or not tags or tags.get(284) != 2 or not isinstance(data, bytes) or data[2:4] not in (
+            b"*\0", b"\0*"):
+        return None  # not planar, or a BigTIFF (its 8-byte offsets): Pillow's decode stands
+    order = "<" if data[:2] == b"II" else ">"
+    n = int(tags.get(277, 1))
+    planes = []
+    for k in range(n):
+        ifd = {t: (4, [int(v) for v in (tags[t] if isinstance(tags[t], tuple) else (tags[t],))])
+               for t in _PLANE_TAGS if t in tags}
+        for t in _PLANE_OFFSETS:
+            if t in tags:
+                values = [int(v) for v in tags[t]]
+                per = len(values) // n
+                ifd[t] = (4, values[k * per:(k + 1) * per])
+        ifd.update({258: (3, [16]), 262: (3, [1]), 277: (3, [1]), 284: (3, [1])})
+        at = len(data) + (len(data) & 1)
+        extra_at = at + 2 + 12 * len(ifd) + 4
+        entries, extra = b"", b""
+        for tag in sorted(ifd):
+            kind, values = ifd[tag]
+            packed = struct.pack(order + ("H" if kind == 3 else "I") * len(values), *values)
+            if len(packed) > 4:
+                entries += struct.pack(order + "HHII", tag, kind, len(values), extra_at + len(extra))
+                extra += packed
+            else:
+                entries += struct.pack(order + "HHI", tag, kind, len(values)) + packed.ljust(4, b"\0")
+        one = bytearray(data.ljust(at, b"\0")) + struct.pack(order + "H", len(ifd)) + entries + bytes(4) + extra
+        one[4:8] = struct.pack(order + "I", at)
+        with Image.open(io.BytesIO(bytes(one))) as plane:
+            if plane.mode not in ("I;16", "I;16B", "I;16L") or plane.size != img.size:
+                return None
+            planes.append(np.asarray(plane).astype(np.uint16))
+    return np.stack(planes, axis=2)
+
+
 def _wide_colour(img: Image.Image) -> Image.Image:
     """A loaded 16-bit colour PNG or TIFF (:data:`WIDE_COLOUR`) scaled to 8 bits by its :func:`white_point` (alpha
     as Pillow decodes it). Pillow's own 8 bits (each value's high byte) stand when the white is 65535."""
+    planar = _tiff_planes(img)
+    if planar is not None:
+        return _scaled(img, planar[..., :3].astype(np.float64), (planar[..., 3:] >> 8).astype(np.uint8))
     high = np.asarray(img)
     if not _stated_below_full(img) and (high.size == 0 or int(high[..., :3].max()) >= 16):
         return img  # values above 4095: 16-bit data, whose high bytes are its 8 bits
@@ -309,9 +362,19 @@ def _wide_colour(img: Image.Image) -> Image.Image:
         values = np.repeat(low[..., :1].astype(np.float64) * 256 + low[..., 1:2], 3, axis=2)
     else:
         values = high[..., :3].astype(np.float64) * 256 + low[..., :3]
-    white, guess = white_point(img, float(values.max()))
-    rgb = np.clip(values * (255.0 / white), 0, 255).astype(np.uint8)
-    out = Image.fromarray(np.concatenate([rgb, high[..., 3:]], axis=2) if img.mode == "RGBA" else rgb, img.mode)
+    return _scaled(img, values, high[..., 3:])
+
+
+def _scaled(img: Image.Image, values: np.ndarray, alpha: np.ndarray) -> Image.Image:
+    """16-bit colour ``values`` as 8-bit ``img.mode``: Pillow's 8 bits (the high bytes) when nothing states a white
+    below 65535 and a value is above 4095, else scaled by the :func:`white_point`."""
+    if not _stated_below_full(img) and values.size and values.max() > TWELVE_BIT_WHITE:
+        white, guess = 65535.0, None
+        rgb = (values.astype(np.uint16) >> 8).astype(np.uint8)
+    else:
+        white, guess = white_point(img, float(values.max()) if values.size else 0.0)
+        rgb = np.clip(values * (255.0 / white), 0, 255).astype(np.uint8)
+    out = Image.fromarray(np.concatenate([rgb, alpha], axis=2) if img.mode == "RGBA" else rgb, img.mode)
     out.info = {k: v for k, v in img.info.items() if k != WIDE_COLOUR}  # its EXIF orientation, transparency
     if guess:
         out.info[WHITE_GUESS] = guess
@@ -381,13 +444,16 @@ def scale_box(box: tuple[int, int, int, int], decoded: tuple[int, int],
 def display_rgb(img: Image.Image) -> Image.Image:
     """The RGB image as it is shown: upright (:func:`upright`), high bit depths scaled (:func:`eight_bit`),
     transparency composited on :data:`TRANSPARENT_BACKGROUND`. Every pass that reads an image's pixels uses it."""
+    # An 8-bit grey or RGB PNG's transparent colour (its tRNS chunk: optimisers such as oxipng write it for an
+    # RGBA picture whose alpha is all on or off), which viewers show as transparent.
+    keyed = img.mode in ("L", "RGB") and "transparency" in img.info and WIDE_COLOUR not in img.info
     if WIDE_COLOUR in img.info:
         img = _wide_colour(img)
     img = eight_bit(upright(img), source=img)
-    if img.mode == "RGB":
+    if img.mode == "RGB" and not keyed:
         return img
     guess = img.info.get(WHITE_GUESS)
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode in ("P", "L", "RGB") and "transparency" in img.info):
         img = img.convert("RGBA")
         img = Image.alpha_composite(Image.new("RGBA", img.size, TRANSPARENT_BACKGROUND), img)
     img = img.convert("RGB")

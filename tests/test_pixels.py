@@ -363,6 +363,39 @@ def test_12_bit_colour_in_a_16_bit_tiff_is_not_black(big_endian: bool, deflate: 
     np.testing.assert_array_equal(np.asarray(open_rgb(_tiff16(full, big_endian, deflate))), (full >> 8).astype(np.uint8))
 
 
+@pytest.mark.parametrize(("compression", "byteorder", "tile"),
+                         [(None, "<", None), (None, ">", (16, 16)), ("zlib", "<", None), ("zlib", ">", (16, 16))])
+def test_a_planar_16_bit_colour_tiff_is_decoded_plane_by_plane(
+        tmp_path: Path, compression: str | None, byteorder: str, tile: tuple[int, int] | None) -> None:
+    """A 16-bit RGB TIFF with each colour in its own plane (PlanarConfiguration 2: tifffile's
+    ``planarconfig='separate'``, microscope software) was decoded by Pillow with an 8-bit unpacker when uncompressed
+    (half of each plane, high and low bytes side by side: a garbled picture) and by its high bytes when
+    compressed (12-bit data near-black). Each plane is decoded as 16 bits now and scaled as a chunky TIFF's: the
+    metadata pass, the model input and the UI see the picture a viewer shows."""
+    tifffile = pytest.importorskip("tifffile")
+    from lightly_airflow.embedding.images import ShardImages
+
+    def planar(values: np.ndarray) -> bytes:
+        out = io.BytesIO()
+        tifffile.imwrite(out, np.ascontiguousarray(values.transpose(2, 0, 1)), planarconfig="separate",
+                         photometric="rgb", compression=compression, byteorder=byteorder, tile=tile, rowsperstrip=5)
+        return out.getvalue()
+
+    values = _colour_ramp(4095)
+    data = planar(values)
+    want = (values.astype(np.float64) * 255 / 4095).astype(np.uint8)
+    seen: list[Image.Image] = []
+    result = inspect_image(data, "cam.tif", on_image=seen.append)
+    np.testing.assert_array_equal(np.asarray(seen[0]), want)
+    np.testing.assert_array_equal(np.asarray(open_rgb(data)), want)
+    assert [kind for kind, _ in result.notes] == ["bit_depth_guessed"]
+    (tmp_path / "cam.tif").write_bytes(data)
+    batch = ShardImages(str(tmp_path), ["cam.tif"], [0], input_size=64, batch_size=1)[0]
+    assert batch.status == ["ok"]
+    full = _colour_ramp(65535)  # true 16-bit colour: its high bytes, not a garbled picture
+    np.testing.assert_array_equal(np.asarray(open_rgb(planar(full))), (full >> 8).astype(np.uint8))
+
+
 def test_a_16_bit_colour_tiff_max_sample_value_and_alpha() -> None:
     """14-bit colour with MaxSampleValue 16383 stated (high bytes up to 63, above the 12-bit guess) is scaled by
     the stated white; the alpha of a 16-bit RGBA TIFF still composites on white."""
@@ -447,3 +480,49 @@ def test_a_progressive_jpeg_far_above_the_pixel_limit_is_refused(monkeypatch: py
     assert inspect_image(_encode(photo, "JPEG"), "pano.jpg").ok  # baseline: decoded reduced
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 70_000)  # 1.7x
     assert inspect_image(progressive, "pano.jpg").ok
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_an_rgb_or_grey_png_with_a_transparent_colour_shows_it_on_white(mode: str) -> None:
+    """An 8-bit RGB or grey PNG with a tRNS chunk (one colour transparent: what oxipng or pngcrush write for an
+    RGBA picture whose alpha is only on or off) was decoded with that colour opaque; viewers show it transparent,
+    and palette PNGs with tRNS were already composited on white. Now these are too, in every pass."""
+    array = np.zeros((32, 48, 3), np.uint8)
+    array[:, :24] = (220, 40, 40)
+    array[:, 24:] = (10, 200, 10)
+    img = Image.fromarray(array).convert(mode)
+    key = img.getpixel((0, 0))
+    out = io.BytesIO()
+    img.save(out, "PNG", transparency=key)
+    data = out.getvalue()
+    want = np.asarray(img.convert("RGB")).copy()
+    want[:, :24] = 255
+    seen: list[Image.Image] = []
+    result = inspect_image(data, "icon.png", on_image=seen.append)
+    assert result.reason is None
+    np.testing.assert_array_equal(np.asarray(seen[0]), want)
+    np.testing.assert_array_equal(np.asarray(open_rgb(data)), want)
+
+
+def test_the_metadata_pass_threads_leave_the_warning_filters_as_they_were(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The metadata pass made Pillow's DecompressionBombWarning an error with ``warnings.catch_warnings`` (not
+    thread-safe): its threads left the "error" filter behind for the whole process. An image above the limit is
+    refused by its size as before, with the same words."""
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    blobs = []
+    for i in range(64):
+        out = io.BytesIO()
+        Image.new("RGB", (64 + i % 7, 48), (i, 0, 0)).save(out, "PNG")
+        blobs.append(out.getvalue())
+    before = list(warnings.filters)
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(5):
+            assert all(r.reason is None for r in pool.map(lambda b: inspect_image(b, "a.png"), blobs))
+    assert list(warnings.filters) == before
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 40)  # above it, under twice it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        reason = inspect_image(blobs[0], "a.png").reason
+    assert reason is not None and reason.startswith("too large to decode: 64x48")

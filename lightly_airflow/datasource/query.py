@@ -223,6 +223,9 @@ class ListingSkips:
     #: files whose extension is not listed, and the first few of their keys
     unsupported: int = 0
     unsupported_examples: list[str] = field(default_factory=list)
+    #: of those, images of formats left out of the default list (HEIC/HEIF, AVIF): the number per extension, for
+    #: the report's totals and what to do (``records.unlisted_image_hint``)
+    unlisted_images: dict[str, int] = field(default_factory=dict)
     #: OS and tool metadata files (``._photo.jpg``, ``.DS_Store``, hidden folders, …), never samples, and the
     #: first few of their keys
     os_files: int = 0
@@ -254,7 +257,9 @@ class ListingSkips:
                 "older_pixel_rules": self.older_pixel_rules,
                 "video_streams_count": self.video_streams_count,
                 "video_streams": [list(e) for e in self.video_streams[:limit]],
-                **({"notes": list(self.notes)} if self.notes else {})}  # (the previous version's keys otherwise)
+                # only when there are any: without, the file is the previous version's, key for key
+                **({"unlisted_images": dict(self.unlisted_images)} if self.unlisted_images else {}),
+                **({"notes": list(self.notes)} if self.notes else {})}
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> ListingSkips:
@@ -264,6 +269,7 @@ class ListingSkips:
             skipped=_pairs(value.get("skipped")), skipped_count=int(value.get("skipped_count") or 0),
             unsupported=int(value.get("unsupported") or 0),
             unsupported_examples=[str(k) for k in value.get("unsupported_examples") or []],
+            unlisted_images={str(k): int(n) for k, n in (value.get("unlisted_images") or {}).items()},
             os_files=int(value.get("os_files") or 0),
             os_files_examples=[str(k) for k in value.get("os_files_examples") or []],
             older_pixel_rules=int(value.get("older_pixel_rules") or 0),
@@ -279,6 +285,8 @@ class ListingSkips:
             out.update(skipped=self.skipped_count, skipped_examples=[list(e) for e in self.skipped[:5]])
         if self.unsupported:
             out.update(unsupported=self.unsupported, unsupported_examples=list(self.unsupported_examples))
+        if self.unlisted_images:
+            out["unlisted_images"] = dict(self.unlisted_images)
         if self.os_files:
             out.update(os_files=self.os_files, os_files_examples=list(self.os_files_examples))
         if self.older_pixel_rules:

@@ -12,7 +12,6 @@ target size before the resize, which keeps the CPU free for the forward pass.
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -64,13 +63,19 @@ def open_rgb_for_boxes(data: bytes) -> tuple[Image.Image, tuple[int, int]]:
 def _open_rgb(data: bytes, draft: int | None, fit: bool) -> tuple[Image.Image, tuple[int, int]]:
     if not data:
         raise ValueError("empty file (0 bytes)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        # DCT-domain downscale of JPEGs, never below the target size (and a JPEG above Pillow's pixel limit at the
-        # scale that fits it); a 16-bit PNG's sBIT read
-        img: Image.Image = open_image(data, draft=draft, fit=fit)
-        shown = upright_size(img)
-        img.load()
+    # DCT-domain downscale of JPEGs, never below the target size (and a JPEG above Pillow's pixel limit at the
+    # scale that fits it); a 16-bit PNG's sBIT read
+    img: Image.Image = open_image(data, draft=draft, fit=fit)
+    # Above the limit (what Pillow only warns about up to twice it) is refused here, not by turning the warning
+    # into an error: warnings.catch_warnings is not thread-safe, and the decoding threads' enter/exit interleaved
+    # left the "error" filter behind for the whole process (or lifted it while another thread decoded).
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and img.size[0] * img.size[1] > limit:
+        raise Image.DecompressionBombError(
+            f"Image size ({img.size[0] * img.size[1]} pixels) exceeds limit of {limit} pixels, could be "
+            "decompression bomb DOS attack.")
+    shown = upright_size(img)
+    img.load()
     return display_rgb(img), shown
 
 

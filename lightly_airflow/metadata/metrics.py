@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import struct
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -193,26 +192,26 @@ def inspect_image(
     if not data:
         return ImageResult(None, "empty file (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = open_image(data, fit=True)
-            fmt = img.format or "unknown"
-            allowed = EXTENSION_FORMATS.get(_extension(key))
-            if allowed is not None and fmt not in allowed:
-                return ImageResult(
-                    None, f"wrong type for its extension: the file is {fmt} but its extension is .{_extension(key)}"
-                )
-            w, h = img.size
-            limit = Image.MAX_IMAGE_PIXELS
-            if limit and w * h > limit:
-                return ImageResult(None, _too_large(w, h, limit, fmt))
-            if w == 0 or h == 0:
-                return ImageResult(None, f"image has no pixels ({w}x{h})")
-            more = _more_frames(img)
-            if ImageFile.LOAD_TRUNCATED_IMAGES:  # another library relaxed it; we still want truncation reported
-                return _inspect_strict(img, data, size, on_image, more)
-            img.load()
-            rgb_img = display_rgb(img)
+        # Pillow only warns up to twice the pixel limit: the size is checked below (warnings.catch_warnings is not
+        # thread-safe: this pass' threads left its "error" filter behind for the whole process).
+        img = open_image(data, fit=True)
+        fmt = img.format or "unknown"
+        allowed = EXTENSION_FORMATS.get(_extension(key))
+        if allowed is not None and fmt not in allowed:
+            return ImageResult(
+                None, f"wrong type for its extension: the file is {fmt} but its extension is .{_extension(key)}"
+            )
+        w, h = img.size
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit and w * h > limit:
+            return ImageResult(None, _too_large(w, h, limit, fmt))
+        if w == 0 or h == 0:
+            return ImageResult(None, f"image has no pixels ({w}x{h})")
+        more = _more_frames(img)
+        if ImageFile.LOAD_TRUNCATED_IMAGES:  # another library relaxed it; we still want truncation reported
+            return _inspect_strict(img, data, size, on_image, more)
+        img.load()
+        rgb_img = display_rgb(img)
     except TooLargeImage as exc:  # pixels.open_image's own words for a JPEG
         return ImageResult(None, str(exc))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -179,9 +179,13 @@ def read_crop(
         data = read_frame(datasource_uri, parent, credentials)
     else:
         data, _, _ = read_image(datasource_uri, parent_key, credentials)
-    opened = open_image(data, fit=True)  # a JPEG above Pillow's pixel limit: reduced, as the object pass cut it
-    img = display_rgb(opened)  # the pixels the crop box was cut from (upright, …)
-    x, y, w, h = scale_box((x, y, w, h), img.size, upright_size(opened))
-    out = io.BytesIO()
-    img.crop((x, y, x + w, y + h)).save(out, format="PNG")
+    try:  # read_image sends a browser's format undecoded: a truncated PNG or JPEG fails only here
+        opened = open_image(data, fit=True)  # a JPEG above Pillow's pixel limit: reduced, as the object pass cut it
+        img = display_rgb(opened)  # the pixels the crop box was cut from (upright, …)
+        x, y, w, h = scale_box((x, y, w, h), img.size, upright_size(opened))
+        out = io.BytesIO()
+        img.crop((x, y, x + w, y + h)).save(out, format="PNG")
+    except Exception as exc:  # noqa: BLE001 - corrupt files are samples too
+        raise MediaError(f"The image {parent_key!r} of this object cannot be decoded: {type(exc).__name__}: "
+                         f"{exc}.") from None
     return out.getvalue()

@@ -95,9 +95,15 @@ def _listing_section(listing: ListingSkips) -> list[str]:
                    f"(e.g. {esc(keys)}).</p>")
         from lightly_airflow.datasource.records import unlisted_image_hint
 
-        exts = {k.rsplit(".", 1)[-1].lower() for k in listing.unsupported_examples if "." in k.rsplit("/", 1)[-1]}
-        for hint in filter(None, (unlisted_image_hint(e) for e in sorted(exts))):
-            out.append(f'<p class="note">{esc(hint)}.</p>')
+        per_ext = dict(listing.unlisted_images)
+        if not per_ext:  # a summary written before the listing counted them: the examples' extensions, no totals
+            per_ext = {k.rsplit(".", 1)[-1].lower(): 0 for k in listing.unsupported_examples
+                       if "." in k.rsplit("/", 1)[-1]}
+        for ext, n in sorted(per_ext.items()):
+            hint = unlisted_image_hint(ext)
+            if hint:
+                count = f"{n:,} .{ext} files are not listed: " if n else ""
+                out.append(f'<p class="warn">{esc(count + hint)}.</p>')
     if os_files:
         keys = ", ".join(visible_key(k) for k in listing.os_files_examples)
         out.append(f'<p class="note">{esc(f"{os_files:,}")} OS or tool metadata files were skipped: they are not '

@@ -73,3 +73,26 @@ def test_decompression_bombs_are_refused(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
     with pytest.raises((Image.DecompressionBombWarning, Image.DecompressionBombError), match="exceeds limit|decompression bomb"):
         decode_image(blob, 64)
+
+
+def test_decoding_threads_leave_the_process_warning_filters_as_they_were(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each decode turned Pillow's DecompressionBombWarning into an error with ``warnings.catch_warnings``, which is
+    not thread-safe: the model input's decoding threads interleaved and left the "error" filter behind for the
+    whole process (or lifted it while another thread decoded). The pixel limit is checked directly now, with the
+    same refusal of an image above it."""
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lightly_airflow.embedding.images import open_rgb
+
+    blobs = [_encode(Image.new("RGB", (64 + i % 7, 48), (i, 0, 0)), "PNG") for i in range(64)]
+    before = list(warnings.filters)
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(5):
+            assert all(img.size[1] == 48 for img in pool.map(open_rgb, blobs))
+    assert list(warnings.filters) == before
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 40)  # above it, under twice it: refused all the same
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with pytest.raises(Image.DecompressionBombError, match="exceeds limit"):
+            open_rgb(blobs[0])

@@ -192,3 +192,22 @@ def test_show_must_be_images_or_objects(oclient):
     r = oclient.get("/lightly/api/pools/objects/samples?show=crops")
     assert r.status_code == 400 and "show must be" in r.json()["detail"]
 
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_an_object_of_a_truncated_image_gets_a_clear_error_not_a_500(tmp_path, monkeypatch, fmt):
+    """A PNG or JPEG is sent to the browser undecoded (read_image reads its header only), so an object's crop was
+    the first decode of its image: a truncated file raised outside any try and the crop's URL answered 500. It is
+    the same clear "cannot be decoded" page as the image's own now, naming the file."""
+    pool = build_object_pool(tmp_path)
+    obj = _objects(_rows(pool)).to_pylist()[0]
+    path = pool.source / obj[C.PARENT_KEY]
+    out = io.BytesIO()
+    with Image.open(path) as img:
+        img.convert("RGB").save(out, format=fmt)
+    path.write_bytes(out.getvalue()[: len(out.getvalue()) // 2])
+    with ui_client(monkeypatch, {"objects": {"uri": pool.uri}}) as c:
+        r = c.get(f"/lightly/pools/objects/samples/{obj[C.SAMPLE_ID]}/image")
+        assert r.status_code == 404, r.status_code
+        assert "cannot be decoded" in r.text and obj[C.PARENT_KEY] in r.text and "truncated" in r.text
+        assert c.get(f"/lightly/pools/objects/samples/{obj[C.SAMPLE_ID]}").status_code == 200

@@ -224,3 +224,31 @@ def test_accepts_run_summary_and_parsed_config(tmp_path: Path, digits_run) -> No
     assert "version: 3" in page and "n_samples reached" in page and (tmp_path / "report/balance-01.png").exists()
     ok = pc.sum(pc.equal(digits_run.rows.column(C.STATUS), "ok")).as_py()
     assert _card(page, "ok") == f"{ok:,}"
+
+
+def test_the_report_counts_every_unlisted_heic_and_avif_and_says_what_to_do(tmp_path: Path) -> None:
+    """An iPhone folder (25 .HEIC photos, 3 .avif) under a few other unlisted files: the listing's log counted every
+    one, but the report named HEIC/AVIF only when one of the first few examples happened to be one (here none:
+    the examples are the notes). It states each extension's total and the fix now, from the run summary."""
+    from lightly_airflow import pipeline, staging
+    from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.datasource.query import ListingSkips
+    from lightly_airflow.report.html import _listing_section
+
+    src, pool = tmp_path / "src", tmp_path / "pool"
+    (src / "phone").mkdir(parents=True)
+    for i in range(6):
+        (src / f"a-note-{i}.txt").write_text("not an image")
+    for i in range(25):
+        (src / "phone" / f"IMG_{i:04d}.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\0" * 32)
+    for i in range(3):
+        (src / "phone" / f"still-{i}.avif").write_bytes(b"\x00\x00\x00\x1cftypavif" + b"\0" * 32)
+    Image.new("RGB", (8, 8)).save(src / "ref.png")
+    listed = pipeline.list_new(NewFilesQuery.build(datasource_uri=str(src), datapool_uri=str(pool)), run_id="r1")
+    assert listed.unsupported == 34
+    skips = ListingSkips.from_dict(staging.read_listing_skips(str(pool), "r1", None))
+    assert skips.unlisted_images == {"heic": 25, "avif": 3}
+    text = html.unescape(re.sub(r"<[^>]+>", " ", "".join(_listing_section(ListingSkips.from_summary(skips.summary())))))
+    assert "25 .heic files are not listed: .heic files are HEIC/HEIF images" in text and "convert them to JPEG" in text
+    assert "3 .avif files are not listed: .avif files are AVIF images" in text
+    assert "extensions=[*IMAGE_EXTENSIONS, 'avif']" in text
