@@ -1095,9 +1095,10 @@ def _listing_notes(skips: ListingSkips) -> list[str]:
     older = skips.older_pixel_rules
     if not older:
         return list(skips.notes)
-    return [*skips.notes, f"{older:,} unchanged files were decoded and embedded again instead of reused: their values in the pool "
-            f"were computed under older pixel rules (before version {C.PIXEL_RULES_VERSION}: EXIF orientation, "
-            "video rotation, edit lists; 3: high bit depths, JPEGs above the pixel limit)"]
+    return [*skips.notes, f"{older:,} unchanged files were decoded and embedded again instead of reused: their "
+            f"values in the pool were computed under older pixel rules (before version {C.PIXEL_RULES_VERSION}: "
+            "upright images and video frames, high bit depths, JPEGs above the pixel limit, 16-bit and planar TIFFs, "
+            "PNG transparency)"]
 
 
 def listing_skips(
