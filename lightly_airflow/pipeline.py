@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -448,20 +447,18 @@ def list_new(
     )
 
 
-#: ``<model>@<weights sha256[:16]>/in<input size>/d<dim>`` (``embedding.encoders.Encoder.model_id``)
-_MODEL_ID = re.compile(r"^[^@/]+@[0-9a-f]+/in(?P<input_size>\d+)/d(?P<dim>\d+)$")
-
-
 def check_embed_overrides(overrides: Mapping[str, Any], pool_embedding: Mapping[str, Any] | None) -> None:
     """Refuse in the first task a Lightly config that asks for another input size or dimension than the
     pool's embeddings (``collate.input_size: 96`` against a pool of 64 px): each embed task would refuse it (or
     the commit). Options the DAG's embed tasks set themselves are checked by those tasks."""
-    parts = _MODEL_ID.match(str((pool_embedding or {}).get("model", "")))
+    from lightly_airflow.embedding.options import model_id_sizes
+
+    parts = model_id_sizes((pool_embedding or {}).get("model", ""))
     if parts is None:
         return
     # (a model name has spellings the encoder resolves: the embed tasks compare the resolved model id)
     conflicts = [f"{name} {overrides[name]!r} (the pool's: {parts[name]})" for name in ("input_size", "dim")
-                 if overrides.get(name) is not None and str(overrides[name]) != parts[name]]
+                 if overrides.get(name) is not None and str(overrides[name]) != str(parts[name])]
     if conflicts:
         raise ParamError(
             "lightly_config", f"asks to embed with {', '.join(conflicts)}, but the datapool holds embeddings of "

@@ -434,10 +434,9 @@ def unreadable_version_error(
     ``_vacuum/`` and, when there is a record, one GET; none when ``lost`` (:func:`lost_ranges`) is given)."""
     if lost is None:
         lost = lost_ranges(newest_record(uri, credentials))
-    hits = [r for r in lost if r["first"] <= version <= r["last"]]
-    if not hits:
+    hit = lost_range(lost, version)
+    if hit is None:
         return None
-    hit = hits[0]
     return DatapoolError(
         f"Version {version} of {uri} can no longer be read: the vacuum of {str(hit.get('vacuum'))[:10]} kept "
         f"{hit.get('keep_days')} days of history (until {hit.get('cutoff')}) and deleted data files this version "

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lightly_airflow.embedding.options import DEFAULT_MODEL
+from lightly_airflow.embedding.options import DEFAULT_MODEL, model_id
 from lightly_airflow.storage import StorageCredentials, filesystem
 
 logger = logging.getLogger(__name__)
@@ -330,7 +330,7 @@ class Encoder(nn.Module):
     @property
     def model_id(self) -> str:
         """``<model>@<weights sha256[:16]>/in<input size>/d<dim>``: changes with any of them."""
-        return f"{self.name}@{self.weights_digest[:16]}/in{self.input_size}/d{self.dim}"
+        return model_id(self.name, self.weights_digest, self.input_size, self.dim)
 
     def freeze(self, batch_size: int = 2, precision: str = "float32") -> Encoder:
         """On the CPU, run the forward pass as one TorchScript graph without the GIL.

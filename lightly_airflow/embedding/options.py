@@ -13,11 +13,25 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
 DEFAULT_MODEL = "efficientnet-lite0"
+#: ``<model>@<weights sha256[:16]>/in<input size>/d<dim>``: what a pool records as its embedding model
+_MODEL_ID = re.compile(r"^[^@/]+@[0-9a-f]+/in(?P<input_size>\d+)/d(?P<dim>\d+)$")
+
+
+def model_id(name: str, weights_digest: str, input_size: int, dim: int) -> str:
+    """An encoder's id (:attr:`~lightly_airflow.embedding.encoders.Encoder.model_id`): changes with any part."""
+    return f"{name}@{weights_digest[:16]}/in{int(input_size)}/d{int(dim)}"
+
+
+def model_id_sizes(value: str) -> dict[str, int] | None:
+    """``{"input_size", "dim"}`` of a :func:`model_id` (``None`` for another id, e.g. a custom CSV's)."""
+    parts = _MODEL_ID.match(str(value))
+    return None if parts is None else {k: int(v) for k, v in parts.groupdict().items()}
 DEVICES = ("auto", "cpu", "cuda")
 LOADERS = ("auto", "processes", "threads")
 PRECISIONS = ("auto", "float32", "bfloat16")

@@ -246,10 +246,9 @@ class View:
 
     def datasource_of(self, commit_version: int | None) -> str | None:
         """The datasource root the run that committed ``commit_version`` recorded (``None``: it recorded none)."""
-        for entry in self.history():
-            if entry["version"] == commit_version and entry.get("datasource_uri"):
-                return str(entry["datasource_uri"])
-        return None
+        from lightly_airflow.datapool.export import run_datasources
+
+        return None if commit_version is None else run_datasources(self.history()).get(int(commit_version))
 
     # -------------------------------------------------------------- columns
     def kind(self, column: str) -> str | None:

@@ -149,8 +149,8 @@ def _export(view: View, spec: PoolSpec, scope: Scope, fmt: str) -> tuple[bytes, 
     if total > limit:
         raise QueryError(f"{total} samples match; a {fmt} export holds at most {limit}. Narrow the filter or tag.")
     rows = view.export_rows(scope).to_pylist()
-    sources = {e["version"]: e.get("datasource_uri") for e in view.history()}
-    roots = {v: X.root_uri(u) if u else None for v, u in sources.items()}
+    sources = X.run_datasources(view.history())
+    roots = {v: X.root_uri(u) for v, u in sources.items()}
     records = [
         X.ExportRecord(key=r[C.KEY], uri=X.key_uri(roots.get(r.get("commit_version")), r[C.KEY]),
                        sample_id=r.get(C.SAMPLE_ID), run_id=r.get(C.RUN_ID), pick_rank=r.get(C.PICK_RANK))
