@@ -393,6 +393,7 @@ def list_new(
     """
     from lightly_airflow.datapool import Datapool
     from lightly_airflow.datasource import RelevantFilenamesMissing, find_new_files, write_manifests
+    from lightly_airflow.datasource.expiration import LifecycleUnreadableError
     from lightly_airflow.lightly_dir import LightlyFileError
 
     creds = credentials or QueryCredentials()
@@ -409,6 +410,16 @@ def list_new(
                                known=None if snapshot is None else (lambda _uri, _creds: snapshot.known_files()))
     except (RelevantFilenamesMissing, LightlyFileError) as exc:  # a retry cannot fix either
         raise relevant_filenames_error(exc) from None
+    except LifecycleUnreadableError as exc:
+        raise ParamError("worker_config.datasource.input_expiration", str(exc).split(" Fix: ")[0],
+                         str(exc).split(" Fix: ")[-1]) from None
+    if found.expiring:  # input_expiration ABORT
+        raise ParamError(
+            "worker_config.datasource.input_expiration",
+            f"{len(found.expiring)} of the files to process expire within {query.min_days_to_expiration:g} days "
+            "under the datasource bucket's lifecycle rules, and handling_strategy is ABORT: "
+            + "; ".join(f"{k!r} {r}" for k, r in found.expiring[:5]) + (" …" if len(found.expiring) > 5 else "."),
+            "copy or move them out of the rule's reach, or set handling_strategy to SKIP to process the others.")
     files, known = found.files, found.known
     if snapshot is not None:
         check_custom_metadata_types(query, creds, snapshot)

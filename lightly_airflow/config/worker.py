@@ -86,11 +86,14 @@ def effect_of(model: type[BaseModel], name: str) -> str:
 
 # ------------------------------------------------------------------------------------------ worker_config
 class InputExpiration(_Strict):
-    """``datasource.input_expiration``: Lightly skips or aborts on images whose bucket lifecycle expires soon."""
+    """``datasource.input_expiration``: files the datasource bucket's lifecycle rules delete within
+    ``min_days_to_expiration`` days are skipped (reported) or abort the run in its first task
+    (:mod:`lightly_airflow.datasource.expiration`; S3 and GCS rules, Azure's cannot be read and are said)."""
 
-    min_days_to_expiration: float = _key(..., NO_EFFECT, "object expiration dates are not read; samples are "
-                                         "referenced by key and a vanished file is reported when it is read", ge=0)
-    handling_strategy: Literal["SKIP", "ABORT"] = _key(..., NO_EFFECT, "object expiration dates are not read")
+    min_days_to_expiration: float = _key(..., HONOURED, "files whose bucket lifecycle rule deletes them within "
+                                         "this many days are handled by handling_strategy", ge=0)
+    handling_strategy: Literal["SKIP", "ABORT"] = _key(..., HONOURED, "SKIP: not processed, listed in the report's "
+                                                      "skipped files; ABORT: the first task fails naming them")
 
 
 class DatasourceOptions(_Strict):
@@ -100,7 +103,8 @@ class DatasourceOptions(_Strict):
     enable_datapool_update: bool = _key(True, HONOURED, "false: a dry run that selects and reports but commits nothing")
     bypass_verify: bool | None = _key(None, NO_EFFECT, "there is no Lightly cloud permission check to bypass; the "
                                       "first task checks that the datasource is readable")
-    input_expiration: InputExpiration | None = _key(None, NO_EFFECT, "object expiration dates are not read")
+    input_expiration: InputExpiration | None = _key(None, HONOURED, "files the bucket's lifecycle rules delete soon "
+                                                    "are skipped or abort the run")
 
 
 class CorruptnessCheck(_Strict):

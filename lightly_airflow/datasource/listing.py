@@ -19,7 +19,10 @@ store allows it, identical bytes keep the same value:
   only after filtering, in a thread pool, and hashes are cached in-process by (path, size, mtime, ctime,
   inode), so a sensor that lists a folder every minute hashes only files that changed.
 
-``mtime`` is informational: new-file detection never uses it.
+``mtime`` is the object's creation time on S3 (``LastModified``: objects are written whole), GCS
+(``timeCreated``; ``updated`` also moves on metadata changes) and Azure (``Last-Modified``), the file's
+modification time on disk: informational and the clock of bucket lifecycle rules
+(:mod:`~lightly_airflow.datasource.expiration`); new-file detection never uses it.
 """
 
 from __future__ import annotations
@@ -265,7 +268,7 @@ def _gcs_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
     async def fetch(token: str | None) -> tuple[list[dict[str, Any]], str | None]:
         params: dict[str, Any] = {
             "maxResults": per_request,
-            "fields": "items(name,size,md5Hash,generation,updated),nextPageToken",
+            "fields": "items(name,size,md5Hash,generation,timeCreated,updated),nextPageToken",
         }
         if prefix:
             params["prefix"] = prefix
@@ -279,7 +282,7 @@ def _gcs_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
         yield _Page(
             keys=[o["name"][cut:] for o in raw],
             sizes=[int(o.get("size", 0)) for o in raw],
-            mtimes=[_parse_time(o.get("updated")) for o in raw],
+            mtimes=[_parse_time(o.get("timeCreated") or o.get("updated")) for o in raw],
             etags=[_gcs_etag(o) for o in raw],
         )
 

@@ -13,6 +13,7 @@ Connections appear here only as ids (strings); the Airflow layer turns them into
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from lightly_airflow.datasource.diff import POLICIES, new_files
+from lightly_airflow.datasource.expiration import HANDLING
 from lightly_airflow.datasource.listing import list_files
 from lightly_airflow.datasource.records import DEFAULT_EXTENSIONS, MANIFEST_SCHEMA
 from lightly_airflow.storage import StorageCredentials, protocol_of, secret_in_uri
@@ -74,6 +76,9 @@ class NewFilesQuery:
     :param extensions: file extensions to list (lower case, without the dot).
     :param policy: ``content`` (a changed file is new again) or ``key`` (only new keys are new).
     :param process_all: every listed file is processed, also those the datapool already holds.
+    :param min_days_to_expiration: files the datasource bucket's lifecycle rules delete within this many days are
+        handled by ``expiration_handling`` (``worker_config.datasource.input_expiration``; ``None``: not checked).
+    :param expiration_handling: ``SKIP`` (not processed, reported) or ``ABORT`` (the list step fails).
     :raises ValueError: for an unknown policy, an empty or unsupported URI, or no extensions.
     """
 
@@ -87,6 +92,8 @@ class NewFilesQuery:
     extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
     policy: str = "content"
     process_all: bool = False
+    min_days_to_expiration: float | None = None
+    expiration_handling: str = "SKIP"
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -108,6 +115,8 @@ class NewFilesQuery:
         object.__setattr__(self, "extensions", exts)
         if not isinstance(self.process_all, bool):
             raise ValueError(f"process_all={self.process_all!r} is not a boolean; use true or false.")
+        if self.expiration_handling not in HANDLING:
+            raise ValueError(f"expiration_handling={self.expiration_handling!r}; use one of {HANDLING}.")
 
     @classmethod
     def build(
@@ -144,6 +153,7 @@ class NewFilesQuery:
                 f"relevant_filenames_file={explicit!r} but worker_config.relevant_filenames_file={configured!r}: "
                 "give it in one place."
             )
+        expiring = worker.datasource.input_expiration
         return cls(
             datasource_uri=str(datasource_uri),
             datapool_uri=str(datapool_uri),
@@ -155,6 +165,8 @@ class NewFilesQuery:
             extensions=tuple(extensions),
             policy=policy,
             process_all=parse_bool(process_all, "process_all") or bool(worker.datasource.process_all),
+            min_days_to_expiration=None if expiring is None else float(expiring.min_days_to_expiration),
+            expiration_handling="SKIP" if expiring is None else expiring.handling_strategy,
         )
 
     # ---------------------------------------------------------------------------------- serialisation
@@ -326,6 +338,10 @@ class NewFiles:
     known: pa.Table | None
     #: what the listing did not list (skipped entries, unsupported and OS files)
     skips: ListingSkips = field(default_factory=ListingSkips)
+    #: ``(key, reason)`` of the files to process that the bucket's lifecycle deletes within
+    #: ``query.min_days_to_expiration`` days when ``expiration_handling`` is ``ABORT`` (the list step fails on
+    #: them; with ``SKIP`` they are in ``skips.skipped`` and not in ``files``)
+    expiring: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def known_count(self) -> int:
@@ -366,6 +382,7 @@ def find_new_files(
     *,
     known: KnownFiles | None = None,
     read_known_with_process_all: bool = False,
+    now: dt.datetime | None = None,
 ) -> NewFiles:
     """List the datasource and keep what ``query`` says the run processes.
 
@@ -374,7 +391,9 @@ def find_new_files(
     :param known: how to read the pool's known files (default :func:`known.known_files`).
     :param read_known_with_process_all: read the pool's known files also when every file is processed
         (the list step needs them to reuse unchanged embeddings; the new-file check does not).
+    :param now: the clock of ``input_expiration`` (default: the current time).
     :raises RelevantFilenamesMissing: when the relevant-filenames file does not exist.
+    :raises LifecycleUnreadableError: when ``input_expiration`` is set and the bucket's rules cannot be read.
     :raises FileNotFoundError: when the datasource does not exist.
     """
     from lightly_airflow.datasource import known as known_module
@@ -403,11 +422,41 @@ def find_new_files(
 
     # A video is known by its frames' rows (same video key and content identity): unchanged videos are not new.
     files = listing if query.process_all else new_files(listing, known_videos(pool), policy=query.policy)
+    notes: list[str] = []
+    expiring: list[tuple[str, str]] = []
+    if query.min_days_to_expiration is not None:
+        files, expiring = _expiring(query, files, creds.datasource, now, notes)
+        if query.expiration_handling == "SKIP":
+            skipped.extend((key, f"{reason}; input_expiration SKIP: not processed") for key, reason in expiring)
+            expiring = []
     logger.info(
         "%s: %d files listed, %d to process (%s), %d known to the datapool %s",
         query.datasource_uri, listing.num_rows, files.num_rows,
         "process_all" if query.process_all else f"policy {query.policy}",
         0 if pool is None else pool.num_rows, query.datapool_uri,
     )
-    return NewFiles(query=query, listing=listing, files=files, known=pool,
-                    skips=ListingSkips.from_dict({**stats, "skipped": skipped}))
+    return NewFiles(query=query, listing=listing, files=files, known=pool, expiring=expiring,
+                    skips=ListingSkips.from_dict({**stats, "skipped": skipped, "notes": notes}))
+
+
+def _expiring(query: NewFilesQuery, files: pa.Table, credentials: StorageCredentials | None, now: dt.datetime | None,
+              notes: list[str]) -> tuple[pa.Table, list[tuple[str, str]]]:
+    """``input_expiration``: the files the bucket's lifecycle deletes within the window, as ``(key, reason)``,
+    and ``files`` without them with ``SKIP`` (with ``ABORT``: unchanged). What cannot be checked goes to
+    ``notes``."""
+    from lightly_airflow.datasource.expiration import expiring_files, read_lifecycle
+
+    lifecycle = read_lifecycle(query.datasource_uri, credentials)
+    for note in lifecycle.notes:
+        logger.warning("input_expiration: %s", note)
+        notes.append(f"worker_config.datasource.input_expiration: {note}.")
+    found = expiring_files(files, lifecycle, now=now or dt.datetime.now(dt.UTC),
+                           min_days=float(query.min_days_to_expiration or 0.0))
+    logger.info("input_expiration: %d lifecycle rules of %s delete objects; %d of the %d files to process expire "
+                "within %g days (%s)", len(lifecycle.rules), query.datasource_uri, found.count, files.num_rows,
+                query.min_days_to_expiration, query.expiration_handling)
+    if found.count and query.expiration_handling == "SKIP":
+        logger.warning("input_expiration: %d files expire within %g days and are skipped, e.g. %s", found.count,
+                       query.min_days_to_expiration, "; ".join(f"{k!r}: {r}" for k, r in found.reasons[:3]))
+        files = files.filter(pa.array(~found.mask))
+    return files, found.reasons

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from lightly_airflow.config import ConfigError, key_table, parse_lightly_config, parse_worker_config
+from lightly_airflow.datasource import NewFilesQuery
 
 # Lightly's keys (snake_case), from lightly/openapi_generated/swagger_client/models/docker_worker_config_*.py.
 LIGHTLY_WORKER_KEYS = {
@@ -56,6 +57,9 @@ SAMPLE = {
 # What an honoured key changes, read back from the parsed config.
 HONOURED_READ = {
     "datasource.process_all": lambda w: w.datasource.process_all is True,
+    # (the run's query carries input_expiration to the list step and the sensor: tests/datasource/test_expiration.py)
+    "datasource.input_expiration.min_days_to_expiration": lambda w: _query(w).min_days_to_expiration == 3.0,
+    "datasource.input_expiration.handling_strategy": lambda w: _query(w).expiration_handling == "ABORT",
     "datasource.enable_datapool_update": lambda w: w.datasource.enable_datapool_update is False,
     "corruptness_check.corruption_threshold": lambda w: w.corruptness_check.corruption_threshold == 0.2,
     "embeddings": lambda w: w.embeddings == "my.csv",
@@ -76,10 +80,14 @@ HONOURED_READ = {
 ROWS = key_table()
 
 
+def _query(worker: object) -> NewFilesQuery:
+    return NewFilesQuery.build(datasource_uri="file:///data", datapool_uri="file:///pool", worker_config=worker)
+
+
 def _nest(path: str, value: object) -> dict:
     head, _, rest = path.partition(".")
     if path.startswith("datasource.input_expiration."):
-        return {"datasource": {"input_expiration": {"min_days_to_expiration": 3, "handling_strategy": "SKIP"}}}
+        return {"datasource": {"input_expiration": {"min_days_to_expiration": 3, "handling_strategy": "ABORT"}}}
     return {head: _nest(rest, value) if rest else value}
 
 

@@ -42,6 +42,8 @@ def test_serialize_round_trip_keeps_every_input_and_no_secret(monkeypatch) -> No
         extensions=("png", "mp4"),
         policy="key",
         process_all=True,
+        min_days_to_expiration=2.5,
+        expiration_handling="ABORT",
     )
     trigger = NewFilesTrigger(query=query, poke_interval=12.5)
     # serialize() is exactly the constructor's arguments: the query as it is, the interval and the deadline.
@@ -59,6 +61,8 @@ def test_serialize_round_trip_keeps_every_input_and_no_secret(monkeypatch) -> No
                 "extensions": ["png", "mp4"],
                 "policy": "key",
                 "process_all": True,
+                "min_days_to_expiration": 2.5,
+                "expiration_handling": "ABORT",
             },
             "poke_interval": 12.5,
             "end_at": None,
