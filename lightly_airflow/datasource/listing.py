@@ -74,6 +74,9 @@ class _Page:
     mtimes: list[Any]  # aware datetimes, or int microseconds (local)
     etags: list[str] | None = None
     stat_keys: list[StatKey] | None = None  # local only: (path, size, mtime_ns, ctime_ns, inode)
+    #: per object: its archive tier when it cannot be read until restored (S3 GLACIER / DEEP_ARCHIVE without a
+    #: finished restore, Azure's Archive tier), else None
+    archived: list[str | None] | None = None
 
 
 def list_files(
@@ -103,7 +106,9 @@ def list_files(
     :param stats: receives ``listed``, ``kept``, ``unsupported`` (files whose extension is not listed),
         ``unsupported_examples`` (the first few of them), ``os_files`` (OS and tool metadata files, never
         samples whatever their extension: ``._photo.jpg``, ``__MACOSX/``, ``.DS_Store``, ``Thumbs.db``, hidden
-        folders; see :data:`~lightly_airflow.datasource.records.OS_FILE_REGEX`) and ``os_files_examples``.
+        folders; see :data:`~lightly_airflow.datasource.records.OS_FILE_REGEX`) and ``os_files_examples``; and
+        ``archived``: ``{key: tier}`` of listed files that cannot be read until restored (:func:`archived_reason`;
+        they stay in the listing: the datasource holds them, and the pool may have processed them before).
     :raises ValueError: for a bad URI, extension list, page size or relevant-filenames file.
     :raises FileNotFoundError: when a local root does not exist (object-store prefixes may be empty).
     """
@@ -120,6 +125,7 @@ def list_files(
     for name in ("unsupported", "os_files"):
         counts.setdefault(name, 0)
         counts.setdefault(f"{name}_examples", [])
+    counts.setdefault("archived", {})
     next_log = _LOG_EVERY
     try:
         for page in pages:
@@ -199,6 +205,11 @@ def _to_batch(
         return pa.RecordBatch.from_pylist([], schema=MANIFEST_SCHEMA)
     keys = keys.take(indices)
     idx = indices.to_pylist()
+    if page.archived is not None and stats is not None:
+        tiers = [page.archived[i] for i in idx]
+        if any(tiers):
+            stats.setdefault("archived", {}).update(
+                (k, t) for k, t in zip(keys.to_pylist(), tiers, strict=True) if t)
     sizes = pa.array([page.sizes[i] for i in idx], pa.int64())
     mtimes = pa.array([page.mtimes[i] for i in idx], MANIFEST_SCHEMA.field("mtime").type)
     etags = [page.etags[i] for i in idx] if page.etags is not None else _local_etags([(page.stat_keys or [])[i] for i in idx])
@@ -245,7 +256,8 @@ def _s3_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
     per_request = min(page_size, _MAX_PAGE["s3"])
 
     async def fetch(token: str | None) -> tuple[list[dict[str, Any]], str | None]:
-        kwargs = dict(Bucket=bucket, Prefix=prefix, MaxKeys=per_request, **getattr(fs, "req_kw", {}))
+        kwargs = dict(Bucket=bucket, Prefix=prefix, MaxKeys=per_request, OptionalObjectAttributes=["RestoreStatus"],
+                      **getattr(fs, "req_kw", {}))
         if token:
             kwargs["ContinuationToken"] = token
         out = await fs._call_s3("list_objects_v2", **kwargs)
@@ -258,7 +270,25 @@ def _s3_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
             sizes=[int(o.get("Size", 0)) for o in raw],
             mtimes=[_utc(o.get("LastModified")) for o in raw],
             etags=[str(o.get("ETag", "")).strip('"') for o in raw],
+            archived=[_s3_archived(o) for o in raw],
         )
+
+
+#: S3 storage classes whose objects a GET refuses until a restore (``InvalidObjectState``); GLACIER_IR is read
+#: directly. (INTELLIGENT_TIERING's archive tiers are not in a listing: their read fails per file.)
+S3_ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
+
+
+def _s3_archived(obj: dict[str, Any]) -> str | None:
+    """The object's storage class when it cannot be read now: archived and not restored (``RestoreStatus``,
+    asked for in the listing: a finished restore has ``IsRestoreInProgress`` false and an expiry date)."""
+    storage_class = obj.get("StorageClass")
+    if storage_class not in S3_ARCHIVE_CLASSES:
+        return None
+    restore = obj.get("RestoreStatus") or {}
+    if restore and not restore.get("IsRestoreInProgress") and restore.get("RestoreExpiryDate"):
+        return None
+    return f"S3 {storage_class}" + (" (restore in progress)" if restore.get("IsRestoreInProgress") else "")
 
 
 def _gcs_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
@@ -320,11 +350,29 @@ def _azure_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
                 sizes=[int(b.size or 0) for b in raw],
                 mtimes=[_utc(b.last_modified) for b in raw],
                 etags=[_azure_etag(b) for b in raw],
+                archived=[_azure_archived(b) for b in raw],
             )
     except Exception as exc:  # azure's ResourceNotFoundError → the same error as the other stores
         if type(exc).__name__ == "ResourceNotFoundError":
             raise FileNotFoundError(f"Azure container {container!r} does not exist: {exc}") from exc
         raise
+
+
+def _azure_archived(blob: Any) -> str | None:
+    """``Azure Archive`` for a blob in the Archive tier (also while it is being rehydrated), else None."""
+    tier = str(getattr(blob, "blob_tier", None) or "")
+    if tier.lower() != "archive":
+        return None
+    status = getattr(blob, "archive_status", None)
+    return "Azure Archive" + (f" ({status})" if status else "")
+
+
+def archived_reason(tier: str) -> str:
+    """Why an archived file is not processed, and what to do (the listing's skipped entries)."""
+    fix = ("restore it (S3 RestoreObject, or the console's 'Initiate restore')" if tier.startswith("S3") else
+           "rehydrate it (set its tier to Hot or Cool)")
+    return (f"archived in {tier}: it cannot be read until restored; {fix} and a later run processes it, as it "
+            "is still new")
 
 
 def _azure_etag(blob: Any) -> str:

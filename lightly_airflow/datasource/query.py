@@ -422,6 +422,9 @@ def find_new_files(
 
     # A video is known by its frames' rows (same video key and content identity): unchanged videos are not new.
     files = listing if query.process_all else new_files(listing, known_videos(pool), policy=query.policy)
+    archived = stats.get("archived") or {}
+    if archived and files.num_rows:  # (archived files the pool holds already are not new: not said every run)
+        files = _without_archived(files, archived, skipped)
     notes: list[str] = []
     expiring: list[tuple[str, str]] = []
     if query.min_days_to_expiration is not None:
@@ -437,6 +440,24 @@ def find_new_files(
     )
     return NewFiles(query=query, listing=listing, files=files, known=pool, expiring=expiring,
                     skips=ListingSkips.from_dict({**stats, "skipped": skipped, "notes": notes}))
+
+
+def _without_archived(files: pa.Table, archived: Mapping[str, str], skipped: list[tuple[str, str]]) -> pa.Table:
+    """``files`` without those that cannot be read until restored (S3 Glacier, Azure Archive), each one added to
+    ``skipped`` with the fix: not processed, so still new when a later run finds it restored."""
+    import pyarrow.compute as pc
+
+    from lightly_airflow.datasource.listing import archived_reason
+
+    keys = files.column("key")
+    hit = pc.is_in(keys, value_set=pa.array(list(archived), pa.string()))
+    gone = keys.filter(hit).to_pylist()
+    if not gone:
+        return files
+    skipped.extend((k, archived_reason(archived[k])) for k in gone)
+    logger.warning("%d new files are archived and cannot be read until restored (not processed), e.g. %s",
+                   len(gone), ", ".join(f"{k!r} ({archived[k]})" for k in gone[:5]))
+    return files.filter(pc.invert(hit))
 
 
 def _expiring(query: NewFilesQuery, files: pa.Table, credentials: StorageCredentials | None, now: dt.datetime | None,

@@ -32,6 +32,22 @@ def _checked(key: str) -> str:
     return key
 
 
+#: What a GET of an archived object raises: S3's ``InvalidObjectState`` (s3fs: a PermissionError with this text;
+#: also INTELLIGENT_TIERING's archive tiers, which no listing shows) and Azure's ``BlobArchived``.
+_ARCHIVED_ERRORS = ("not valid for the object's storage class", "InvalidObjectState", "BlobArchived",
+                    "not permitted on an archived blob")
+
+
+def archived_read_error(exc: BaseException) -> str | None:
+    """The per-file reason for a read that failed because the object is archived, else None (other errors
+    keep their own handling: a transient one fails the task, which Airflow retries)."""
+    text = f"{type(exc).__name__}: {exc}"
+    if not any(m in text for m in _ARCHIVED_ERRORS):
+        return None
+    return (f"archived, not readable until restored ({exc}): restore it (S3 RestoreObject; Azure: set its tier to "
+            "Hot or Cool), then process it again with process_all=true (this run records it as missing)")
+
+
 def read_bytes(datasource_uri: str, key: str, credentials: StorageCredentials | None = None) -> bytes:
     """The bytes of ``key`` (relative to ``datasource_uri``) on any store.
 

@@ -22,6 +22,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from lightly_airflow.columns import STATUS_CORRUPT, STATUS_MISSING, STATUS_OK
+from lightly_airflow.datasource.reader import archived_read_error
 from lightly_airflow.pixels import display_rgb, not_an_image, open_image, upright_size
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, protocol_of
 
@@ -155,6 +156,11 @@ class ShardImages(torch.utils.data.Dataset[ImageBatch]):
             return None, STATUS_MISSING, "file not found in the datasource"
         except IsADirectoryError as exc:
             return None, STATUS_CORRUPT, _reason(exc)
+        except Exception as exc:  # an archived object (S3 Glacier, Azure Archive) is one file, not the shard's fault
+            archived = archived_read_error(exc)
+            if archived is None:
+                raise
+            return None, STATUS_MISSING, archived
         try:
             return decode_image(data, self.input_size), STATUS_OK, None
         except UnidentifiedImageError:  # say what the bytes are (a saved error page, HEIC, a Git LFS pointer)

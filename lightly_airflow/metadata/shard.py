@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from lightly_airflow import columns as C
 from lightly_airflow.datapool.rows import sample_id
+from lightly_airflow.datasource.reader import archived_read_error
 from lightly_airflow.lightly_dir import (
     METADATA_DIR,
     LightlyDir,
@@ -219,7 +220,7 @@ def compute_metadata_shard(
                 if isinstance(data, FileNotFoundError):
                     return None, None, "file disappeared after listing (deleted or moved)"
                 if isinstance(data, Exception):
-                    return None, None, f"cannot read the file: {type(data).__name__}: {data}"
+                    return None, None, archived_read_error(data) or f"cannot read the file: {type(data).__name__}: {data}"
                 on_image = None if thumbs is None else partial(
                     thumbs.add, sample_id(keys[i], None if etags[i] is None else str(etags[i])))
                 return hashlib.sha256(data).hexdigest(), inspect_image(data, keys[i], on_image=on_image), None

@@ -1,0 +1,111 @@
+"""Archived files (S3 Glacier / Deep Archive, Azure's Archive tier): not readable until restored.
+
+A bucket with the common "to Glacier after 30 days" rule holds files a GET refuses. New ones are skipped by the
+listing with the fix (and stay new until restored); one archived between the listing and a stage's read is that
+file's problem, never the shard's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pyarrow.parquet as pq
+import pytest
+
+from lightly_airflow import columns as C
+from lightly_airflow.datasource import NewFilesQuery, find_new_files
+from lightly_airflow.datasource.listing import _s3_archived
+from lightly_airflow.datasource.query import QueryCredentials
+from lightly_airflow.pipeline import list_new
+
+from .conftest import png_bytes
+
+
+def _s3(bucket: Any) -> Any:
+    return boto3.client("s3", endpoint_url=bucket.credentials.endpoint_url, aws_access_key_id="test",
+                        aws_secret_access_key="test", region_name="us-east-1")
+
+
+def test_restore_status_decides_whether_an_archived_object_is_readable() -> None:
+    assert _s3_archived({"StorageClass": "STANDARD"}) is None
+    assert _s3_archived({"StorageClass": "GLACIER_IR"}) is None  # (instant retrieval: read directly)
+    assert _s3_archived({"StorageClass": "GLACIER"}) == "S3 GLACIER"
+    assert _s3_archived({"StorageClass": "DEEP_ARCHIVE", "RestoreStatus": {"IsRestoreInProgress": True}}) == \
+        "S3 DEEP_ARCHIVE (restore in progress)"
+    restored = {"IsRestoreInProgress": False, "RestoreExpiryDate": "2026-12-09T00:00:00Z"}
+    assert _s3_archived({"StorageClass": "GLACIER", "RestoreStatus": restored}) is None
+
+
+def test_new_archived_files_are_skipped_with_the_fix_and_known_ones_are_not_mentioned(s3_bucket: Any,
+                                                                                     tmp_path: Path) -> None:
+    s3 = _s3(s3_bucket)
+    for i, (key, storage_class) in enumerate([("a.png", "STANDARD"), ("b.png", "GLACIER"), ("c.png", "DEEP_ARCHIVE"),
+                                               ("d.png", "GLACIER_IR")]):
+        s3.put_object(Bucket=s3_bucket.name, Key=f"ds/{key}", Body=png_bytes(i), StorageClass=storage_class)
+    uri, pool = f"{s3_bucket.uri}/ds", f"file://{tmp_path}/pool"
+    creds = QueryCredentials(datasource=s3_bucket.credentials)
+    found = find_new_files(NewFilesQuery.build(datasource_uri=uri, datapool_uri=pool), creds)
+    assert found.listing.num_rows == 4  # (the datasource holds them)
+    assert found.files.column("key").to_pylist() == ["a.png", "d.png"]
+    skipped = dict(found.skips.skipped)
+    assert sorted(skipped) == ["b.png", "c.png"]
+    assert skipped["b.png"].startswith("archived in S3 GLACIER: it cannot be read until restored")
+    assert "RestoreObject" in skipped["c.png"] and "S3 DEEP_ARCHIVE" in skipped["c.png"]
+    # a pool that processed b.png before it was archived: not new, so not said again on every run
+    known_b = found.listing.slice(1, 1).select(["key", "etag"])
+    assert known_b.column("key").to_pylist() == ["b.png"]
+    again = find_new_files(NewFilesQuery.build(datasource_uri=uri, datapool_uri=pool), creds,
+                           known=lambda _uri, _creds: known_b)
+    assert dict(again.skips.skipped).keys() == {"c.png"}
+
+
+def test_azure_archive_tier_is_skipped(azure_container: Any, tmp_path: Path) -> None:
+    from azure.storage.blob import BlobServiceClient
+
+    from scripts import emulators
+
+    client = BlobServiceClient.from_connection_string(
+        emulators.azure_connection_string(azure_container.credentials.endpoint_url)
+    ).get_container_client(azure_container.name)
+    client.upload_blob("ds/a.png", png_bytes(0))
+    client.upload_blob("ds/b.png", png_bytes(1))
+    client.get_blob_client("ds/b.png").set_standard_blob_tier("Archive")
+    found = find_new_files(NewFilesQuery.build(datasource_uri=f"{azure_container.uri}/ds",
+                                               datapool_uri=f"file://{tmp_path}/pool"),
+                           QueryCredentials(datasource=azure_container.credentials))
+    assert found.files.column("key").to_pylist() == ["a.png"]
+    (key, reason), = found.skips.skipped
+    assert key == "b.png" and reason.startswith("archived in Azure Archive") and "Hot or Cool" in reason
+
+
+@pytest.mark.parametrize("stage", ["embed", "metadata"])
+def test_a_file_archived_after_the_listing_is_that_files_problem_not_the_shards(s3_bucket: Any, tmp_path: Path,
+                                                                                 stage: str) -> None:
+    s3 = _s3(s3_bucket)
+    for i in range(3):
+        s3.put_object(Bucket=s3_bucket.name, Key=f"ds/img{i}.png", Body=png_bytes(i, size=40))
+    uri, pool = f"{s3_bucket.uri}/ds", f"file://{tmp_path}/pool"
+    listed = list_new(NewFilesQuery.build(datasource_uri=uri, datapool_uri=pool), run_id="r1",
+                      credentials=QueryCredentials(datasource=s3_bucket.credentials))
+    # the bucket's lifecycle moves one to Glacier before the stage reads it (same bytes, same ETag)
+    s3.copy_object(Bucket=s3_bucket.name, Key="ds/img1.png", CopySource={"Bucket": s3_bucket.name, "Key": "ds/img1.png"},
+                   StorageClass="GLACIER", MetadataDirective="COPY")
+    (manifest,) = listed.manifests
+    out = str(tmp_path / f"{stage}.parquet")
+    if stage == "embed":
+        from lightly_airflow.embedding import embed_shard
+
+        counts = embed_shard(manifest, out, datasource_credentials=s3_bucket.credentials, input_size=32, dim=16,
+                             num_workers=0)
+        assert counts["missing"] == 1 and counts["embedded"] == 2
+    else:
+        from lightly_airflow.metadata import compute_metadata_shard
+
+        compute_metadata_shard(manifest, out, datasource_credentials=s3_bucket.credentials,
+                               lightly_credentials=s3_bucket.credentials)
+    rows = pq.read_table(out).to_pylist()
+    by_key = {r[C.KEY]: r for r in rows}
+    assert by_key["img1.png"][C.STATUS] == C.STATUS_MISSING
+    assert "archived, not readable until restored" in by_key["img1.png"][C.STATUS_REASON]
+    assert {by_key[k][C.STATUS] for k in ("img0.png", "img2.png")} == {C.STATUS_OK}
