@@ -32,7 +32,7 @@ from lightly_airflow.video.decode import (
     upright_image,
 )
 from lightly_airflow.video.quality import frame_corruptness
-from lightly_airflow.video.source import open_video_source
+from lightly_airflow.video.source import ArchivedFileError, open_video_source
 
 logger = logging.getLogger(__name__)
 
@@ -344,11 +344,11 @@ def _process_chunk(
                         crops_ahead.popleft()
                         item = pending.popleft()
                         yield item.result() if isinstance(item, Future) else item
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            why = str(exc) if isinstance(exc, ArchivedFileError) else "the video disappeared after listing"
             for r in decodable:
                 if r.row not in done:
-                    pending.append(FrameResult(r.row, None, None, None, None, C.STATUS_MISSING,
-                                               "the video disappeared after listing"))
+                    pending.append(FrameResult(r.row, None, None, None, None, C.STATUS_MISSING, why))
         while pending:
             item = pending.popleft()
             yield item.result() if isinstance(item, Future) else item

@@ -22,7 +22,7 @@ from lightly_airflow import columns as C
 from lightly_airflow.storage import StorageCredentials, filesystem
 from lightly_airflow.video.index import VideoIndex, index_video
 from lightly_airflow.video.naming import frame_name, is_video_key, parse_frame_name
-from lightly_airflow.video.source import open_video_source
+from lightly_airflow.video.source import ArchivedFileError, open_video_source
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ def index_videos(
         try:
             with open_video_source(datasource_uri, key, credentials, fs=fs, root=root) as source:
                 return index_video(source)
+        except ArchivedFileError as exc:
+            return VideoIndex(problem=str(exc))
         except FileNotFoundError:
             return VideoIndex(problem="the video disappeared after listing")
 

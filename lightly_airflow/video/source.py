@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from lightly_airflow.datasource.reader import archived_read_error
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, protocol_of
 
 #: Bytes fetched per ranged read of a remote video (fsspec's cache block).
@@ -59,10 +60,19 @@ class RecordingReader:
         return True
 
 
+class ArchivedFileError(FileNotFoundError):
+    """The store will not read the video until it is restored (S3 Glacier, Intelligent-Tiering's archive tiers,
+    Azure's Archive tier): that video's problem, its frames ``missing`` with this reason, not a task retry."""
+
+
 def raise_read_error(source: Any) -> None:
-    """Re-raise the store's read error a :class:`RecordingReader` saw (no-op for paths and other sources)."""
+    """Re-raise the store's read error a :class:`RecordingReader` saw (no-op for paths and other sources); an
+    archived object's as :class:`ArchivedFileError`."""
     error = getattr(source, "read_error", None)
     if error is not None:
+        archived = archived_read_error(error)
+        if archived is not None:
+            raise ArchivedFileError(archived) from error
         raise error
 
 

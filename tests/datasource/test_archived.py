@@ -109,3 +109,27 @@ def test_a_file_archived_after_the_listing_is_that_files_problem_not_the_shards(
     assert by_key["img1.png"][C.STATUS] == C.STATUS_MISSING
     assert "archived, not readable until restored" in by_key["img1.png"][C.STATUS_REASON]
     assert {by_key[k][C.STATUS] for k in ("img0.png", "img2.png")} == {C.STATUS_OK}
+
+
+def test_a_video_archived_after_the_listing_marks_its_frames_missing(s3_bucket: Any, tmp_path: Path) -> None:
+    from lightly_airflow.embedding import embed_shard
+    from lightly_airflow.video.synthetic import make_scene_video
+
+    s3 = _s3(s3_bucket)
+    for i, name in enumerate(["a.mp4", "b.mp4"]):
+        make_scene_video(str(tmp_path / name), "coffee", 6, seed=i)
+        s3.put_object(Bucket=s3_bucket.name, Key=f"ds/{name}", Body=(tmp_path / name).read_bytes())
+    listed = list_new(NewFilesQuery.build(datasource_uri=f"{s3_bucket.uri}/ds", datapool_uri=f"file://{tmp_path}/pool"),
+                      run_id="r1", credentials=QueryCredentials(datasource=s3_bucket.credentials))
+    assert listed.new == 12
+    s3.copy_object(Bucket=s3_bucket.name, Key="ds/b.mp4", CopySource={"Bucket": s3_bucket.name, "Key": "ds/b.mp4"},
+                   StorageClass="GLACIER", MetadataDirective="COPY")
+    (manifest,) = listed.manifests
+    out = str(tmp_path / "embed.parquet")
+    counts = embed_shard(manifest, out, datasource_credentials=s3_bucket.credentials, input_size=32, dim=16,
+                         num_workers=0)
+    assert counts["missing"] == 6 and counts["embedded"] == 6
+    rows = pq.read_table(out).to_pylist()
+    b_frames = [r for r in rows if r[C.KEY].startswith("b-")]
+    assert len(b_frames) == 6 and {r[C.STATUS] for r in b_frames} == {C.STATUS_MISSING}
+    assert all("archived, not readable until restored" in r[C.STATUS_REASON] for r in b_frames)
