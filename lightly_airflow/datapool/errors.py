@@ -37,14 +37,15 @@ class MissingDataFileError(DatapoolError):
     :param path: the file as delta-rs names it.
     :param version: the table version that was read.
     :param detail: delta-rs' own message (for logs).
+    :param message: what to say (default: a message that knows neither the pool nor its history).
     """
 
-    def __init__(self, path: str, version: int, detail: str) -> None:
-        super().__init__(
+    def __init__(self, path: str, version: int, detail: str, message: str | None = None) -> None:
+        super().__init__(message or (
             f"Version {version} of the datapool cannot be read: its data file {path} is missing (deleted outside "
             f"lightly-airflow, e.g. by Delta's own VACUUM). Read a later version; `lightly-airflow datapool history` "
             "lists them and `lightly-airflow datapool check` checks the latest."
-        )
+        ))
         self.path = path
         self.version = version
         self.detail = detail

@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
-from lightly_airflow.datapool.errors import DatapoolError
+from lightly_airflow.datapool.errors import DatapoolError, MissingDataFileError
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, map_io, write_bytes
 
 log = logging.getLogger(__name__)
@@ -554,29 +554,35 @@ def _pool_path(path: str) -> str:
 
 
 def missing_file_error(
-    uri: str, missing: Any, latest: int | None, history: list[dict[str, Any]],
-) -> DatapoolError:
+    uri: str, missing: MissingDataFileError, latest: int | None, history: list[dict[str, Any]],
+) -> MissingDataFileError:
     """What to say when reading a version found a data file gone (``missing``: a
     :class:`~lightly_airflow.datapool.errors.MissingDataFileError`): for an old version, the Delta VACUUM after it
-    that deleted the file (from ``history``) and the oldest version still readable; for the latest, damage."""
+    that deleted the file (from ``history``) and the oldest version still readable; for the latest, damage. The
+    same type, so a caller that falls back on a :class:`DatapoolError` (an unknown column) can let it through."""
     version, path = int(missing.version), _pool_path(str(missing.path))
-    log.info("Reading version %d of %s: %s", version, uri, getattr(missing, "detail", missing))
+    log.info("Reading version %d of %s: %s", version, uri, missing.detail)
+
+    def error(message: str) -> MissingDataFileError:
+        return MissingDataFileError(missing.path, version, missing.detail, message)
+
     if latest is None or version >= latest:
-        return DatapoolError(
+        return error(
             f"Version {version} of {uri} (the latest) cannot be read: its data file {path} is missing. Run "
             f"`lightly-airflow datapool check {uri}`; it names every missing file and how to recover."
         )
-    after = [v for v in delta_vacuums(history) if v["versions"][0] > version]
+    # A VACUUM never deletes a file of the version that was the latest when it started (START - 1).
+    after = [v for v in delta_vacuums(history) if v["versions"][0] - 1 > version]
     hit = next((v for v in after if lost_range(delta_lost_ranges([v]), version) is not None), None)
     vac = hit or (after[-1] if after else None)
     if vac is None:
-        return DatapoolError(
+        return error(
             f"Version {version} of {uri} can no longer be read: its data file {path} was deleted outside "
             f"lightly-airflow (no VACUUM is in the log after it). Read a later version (the latest is {latest}); "
             "`lightly-airflow datapool history` lists them."
         )
     oldest = (max(last for _, last in vac["unreadable"]) + 1) if hit is not None else vac["versions"][0] - 1
-    return DatapoolError(
+    return error(
         f"Version {version} of {uri} can no longer be read: Delta's own VACUUM ({_versions_text(vac)} of the "
         f"log, {str(vac['started_at'])[:10]}, run outside lightly-airflow with a retention of "
         f"{vac['retention_hours']:g} hours) deleted its data file {path}. The oldest readable version after it is "

@@ -265,3 +265,26 @@ def test_delta_vacuum_on_s3_and_what_the_version_list_reads(s3_bucket, digits) -
         added = requests.reset()
     assert sum(1 for o in options if "disabled" in o) == 1 and "3–1: vacuumed by Delta VACUUM" in "".join(options)
     assert not any("log" in kind for kind in record) and added == {}, (record, added)
+
+
+def test_the_objects_of_images_in_a_version_delta_vacuum_cost_are_an_error_not_none(tmp_path, digits) -> None:
+    """``objects_of_images`` reads ``None`` (no objects) for a pool without object columns: a gone data file must
+    not read as that."""
+    import pyarrow as pa
+
+    from lightly_airflow import columns as C
+    from lightly_airflow.objects.run import objects_of_images
+
+    pool = Datapool(str(tmp_path / "pool"))
+    for r in range(4):
+        if r == 3:
+            compact(pool, CompactionOptions(min_small_files=2), force=True)  # version 4
+        rows = run_rows(digits, range(r * 10, r * 10 + 10), picks=[3, 7])
+        parents = [None] * 9 + [rows.column(C.KEY)[0].as_py()]  # the last row: an object of the first image
+        rows = rows.append_column(C.PARENT_KEY, pa.array(parents, pa.string()))
+        commit_run(pool, rows, f"run-{r}")
+    delta_vacuum(pool)
+    images = [(run_rows(digits, range(10, 20)).column(C.KEY)[0].as_py(), "run-1")]
+    assert objects_of_images(pool.snapshot(4), images, [C.KEY]).num_rows == 1
+    with pytest.raises(DatapoolError, match="Version 2 of .* Delta's own VACUUM"):
+        objects_of_images(pool.snapshot(2), images, [C.KEY])
