@@ -150,12 +150,14 @@ class _Whole(str):
 
 
 def _history(args: argparse.Namespace) -> int:
-    from lightly_airflow.datapool.reclaim import describe_vacuum, vacuum_history
+    from lightly_airflow.datapool.reclaim import delta_vacuums, describe_vacuum, vacuum_history
 
     pool = _pool(args)
     entries = pool.history()
     # A vacuum adds no version (its record is in _vacuum/): shown after the version that was the latest then.
-    vacuums = vacuum_history(pool.uri, pool._credentials)
+    # Delta's own VACUUM run by hand (no record): after its VACUUM END, with the versions it may have cost.
+    vacuums = sorted(vacuum_history(pool.uri, pool._credentials) + delta_vacuums(entries),
+                     key=lambda v: str(v.get("started_at")))
     after: dict[int, list[dict[str, Any]]] = {}
     for v in vacuums:
         version = v.get("version")

@@ -29,6 +29,28 @@ class TagExistsError(DatapoolError):
     """The run's tag name is already used by an earlier run of the pool."""
 
 
+class MissingDataFileError(DatapoolError):
+    """A data file the read version needs is gone from the store (deleted by a VACUUM run outside
+    lightly-airflow, or by hand). Readers that know the pool and its history say which and what to read instead
+    (:func:`lightly_airflow.datapool.reclaim.missing_file_error`).
+
+    :param path: the file as delta-rs names it.
+    :param version: the table version that was read.
+    :param detail: delta-rs' own message (for logs).
+    :param message: what to say (default: a message that knows neither the pool nor its history).
+    """
+
+    def __init__(self, path: str, version: int, detail: str, message: str | None = None) -> None:
+        super().__init__(message or (
+            f"Version {version} of the datapool cannot be read: its data file {path} is missing (deleted outside "
+            f"lightly-airflow, e.g. by Delta's own VACUUM). Read a later version; `lightly-airflow datapool history` "
+            "lists them and `lightly-airflow datapool check` checks the latest."
+        ))
+        self.path = path
+        self.version = version
+        self.detail = detail
+
+
 class DatapoolUnreachableError(DatapoolError):
     """The store refuses the pool's location (a missing bucket, rejected or too narrow credentials)."""
 

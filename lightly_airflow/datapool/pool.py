@@ -210,6 +210,7 @@ class Datapool:
         latest.table.load_as_version(int(version))
         pinned = Snapshot(self.uri, latest.table, self._credentials)
         pinned._history = [e for e in latest.history() if e["version"] <= int(version)]
+        pinned.latest_version = top  # a data file gone at the read: named with the VACUUM after this version
         return pinned
 
     # ---------------------------------------------------------------- state

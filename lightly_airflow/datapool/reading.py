@@ -9,8 +9,15 @@ table, results streamed back through the Arrow C interface), which does not show
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 from deltalake import DeltaTable, QueryBuilder
+
+from lightly_airflow.datapool.errors import MissingDataFileError
+
+#: How delta-rs (object_store) names a data file that is gone, on local disk and on every object store.
+_NOT_FOUND = re.compile(r"Object at location (\S+?) not found")
 
 
 def quote_ident(name: str) -> str:
@@ -28,8 +35,16 @@ def query(table: DeltaTable, sql: str) -> pa.Table:
 
     :param table: a loaded :class:`DeltaTable` (any version).
     :param sql: a DataFusion SQL query over the table name ``pool``.
+    :raises MissingDataFileError: a data file the version reads is gone (a VACUUM run outside lightly-airflow
+        deleted it, or it was deleted by hand), instead of delta-rs' "Object at location ... not found".
     """
-    result = QueryBuilder().register("pool", table).execute(sql).read_all()
+    try:
+        result = QueryBuilder().register("pool", table).execute(sql).read_all()
+    except Exception as exc:  # delta-rs raises a bare Exception for DataFusion's errors
+        found = _NOT_FOUND.search(str(exc))
+        if found is None:
+            raise
+        raise MissingDataFileError(found.group(1), int(table.version()), str(exc).splitlines()[0][:500]) from None
     return normalise(pa.table(result))
 
 

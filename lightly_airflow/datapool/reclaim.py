@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
-from lightly_airflow.datapool.errors import DatapoolError
+from lightly_airflow.datapool.errors import DatapoolError, MissingDataFileError
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, map_io, write_bytes
 
 log = logging.getLogger(__name__)
@@ -404,6 +404,16 @@ def describe_vacuum(summary: dict[str, Any]) -> str:
     """One line for a history: ``vacuum: 25 files, 0.2 MB deleted, versions 1–12 unreadable (kept 30 days)``."""
     ranges = [r for r in summary.get("unreadable") or [] if isinstance(r, list) and len(r) == 2]
     versions = ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in ranges)
+    if summary.get("by") == "Delta VACUUM":  # :func:`delta_vacuums`: its own versions, no _vacuum/ record
+        lost = f"versions {versions} may be unreadable" if ranges else "every version still readable"
+        hours = summary.get("retention_hours")
+        kept = f"retention {hours:g} hours" if isinstance(hours, (int, float)) else "retention unknown"
+        if summary.get("status") != "completed":
+            return (f"Delta VACUUM interrupted ({_versions_text(summary)}, no VACUUM END): files may be partly "
+                    f"deleted, {lost} ({kept})")
+        return (f"Delta VACUUM ({_versions_text(summary)}, run outside lightly-airflow): "
+                f"{summary.get('files_deleted') or 0} files, {_size(summary.get('bytes_deleted'))} deleted, {lost} "
+                f"({kept})")
     lost = f"versions {versions} unreadable" if ranges else "every version still readable"
     kept = f"kept {summary.get('keep_days')} days"
     if summary.get("status") != "completed":
@@ -445,5 +455,142 @@ def unreadable_version_error(
     )
 
 
-__all__ = ["VACUUM_DIR", "DeletedFile", "StagingFolder", "VacuumResult", "describe_vacuum", "lost_range", "lost_ranges",
+# ------------------------------------------------------------------------------------------------ Delta's VACUUM
+#: What Delta's own VACUUM (Spark's ``VACUUM``, delta-rs' ``DeltaTable.vacuum``) commits: a version before it
+#: deletes (``operationMetrics``: ``numFilesToDelete``, ``sizeOfDataToDelete``; ``operationParameters``: the
+#: retention) and one after (``numDeletedFiles``). It writes no ``_vacuum/`` record.
+DELTA_VACUUM_START, DELTA_VACUUM_END = "VACUUM START", "VACUUM END"
+#: Commits that never remove a data file: the pool's creation and VACUUM's own (a run's commit, which has a
+#: ``run_id``, only appends).
+_KEEPS_FILES = frozenset({"create", "CREATE TABLE", DELTA_VACUUM_START, DELTA_VACUUM_END})
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _may_remove(entry: dict[str, Any]) -> bool:
+    """Whether a history entry may have removed data files (a compaction, a hand-made tag, Delta's OPTIMIZE or
+    DELETE...); a run's commit only appends."""
+    return entry.get("run_id") is None and entry.get("operation") not in _KEEPS_FILES
+
+
+def delta_vacuums(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each VACUUM that Delta itself ran on the pool (:data:`DELTA_VACUUM_START` / :data:`DELTA_VACUUM_END` in
+    ``history``, entries as ``Datapool.history()``), oldest first, as a summary shaped like
+    :func:`vacuum_history`'s plus ``by`` (``"Delta VACUUM"``), ``versions`` (its START and END versions; END is
+    ``None`` for one that did not finish) and ``retention_hours``; ``version`` is the last of them.
+
+    ``unreadable``: the versions that may have lost files. Delta deletes the files that a commit removed before
+    its cutoff (the START's time less the retention), so every version before the last commit that removed files
+    before the cutoff may read a deleted file, and that commit and every later one read theirs. Without the log's
+    remove actions this is an upper bound (a version that read none of the removed files still reads); nothing
+    when Delta says it had no file to delete."""
+    entries = sorted(history, key=lambda e: int(e["version"]))
+    first = 1 if entries and entries[0]["version"] == 0 and entries[0].get("operation") == "create" else 0
+    out: list[dict[str, Any]] = []
+    for i, entry in enumerate(entries):
+        if entry.get("operation") != DELTA_VACUUM_START:
+            continue
+        start = int(entry["version"])
+        end = None
+        for later in entries[i + 1:]:
+            if later.get("operation") == DELTA_VACUUM_START:
+                break
+            if later.get("operation") == DELTA_VACUUM_END:
+                end = later
+                break
+        params: dict[str, Any] = entry.get("parameters") or {}
+        retention = _int(params.get("specifiedRetentionMillis"))
+        if retention is None:
+            retention = _int(params.get("defaultRetentionMillis"))
+        retention = retention or 0  # unknown (an entry read before the parameters were kept): the strictest
+        counts = entry.get("counts") or {}
+        started: datetime | None = entry.get("timestamp")
+        cutoff = None if started is None else started - timedelta(milliseconds=retention)
+        unreadable: list[list[int]] = []
+        if _int(counts.get("numFilesToDelete")) != 0 and cutoff is not None:  # Spark writes "6", delta-rs 6
+            removing = [int(e["version"]) for e in entries[:i] if e.get("timestamp") is not None
+                        and e["timestamp"] <= cutoff and _may_remove(e)]
+            if removing and max(removing) - 1 >= first:
+                unreadable = [[first, max(removing) - 1]]
+        end_counts = (end or {}).get("counts") or {}
+        finished = (end or {}).get("timestamp")
+        out.append({
+            "by": "Delta VACUUM", "versions": [start, None if end is None else int(end["version"])],
+            "version": start if end is None else int(end["version"]),
+            "started_at": None if started is None else started.isoformat(timespec="seconds"),
+            "finished_at": None if finished is None else finished.isoformat(timespec="seconds"),
+            "cutoff": None if cutoff is None else cutoff.isoformat(timespec="seconds"),
+            "retention_hours": round(retention / 3_600_000, 2), "unreadable": unreadable,
+            "status": "completed" if end is not None else "started",
+            "files_deleted": _int(end_counts.get("numDeletedFiles", counts.get("numFilesToDelete"))),
+            "bytes_deleted": _int(counts.get("sizeOfDataToDelete")),
+        })
+    return out
+
+
+def delta_lost_ranges(vacuums: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``lost`` entries (as :func:`lost_ranges`) of Delta's own VACUUMs (:func:`delta_vacuums`), each with
+    ``by`` and ``versions``."""
+    return [{"first": a, "last": b, "vacuum": v["started_at"], "cutoff": v["cutoff"], "by": v["by"],
+             "versions": v["versions"], "retention_hours": v["retention_hours"]}
+            for v in vacuums for a, b in v["unreadable"]]
+
+
+def _versions_text(summary: dict[str, Any]) -> str:
+    start, end = (list(summary.get("versions") or []) + [None, None])[:2]
+    return f"version {start}" if end is None else f"versions {start}–{end}"
+
+
+def _pool_path(path: str) -> str:
+    """A data file as delta-rs names it (``tmp/pool/selected=true/part-0.parquet``), from its partition on."""
+    parts = path.strip("/").split("/")
+    at = next((i for i, p in enumerate(parts) if "=" in p), len(parts) - 1)
+    return "/".join(parts[at:])
+
+
+def missing_file_error(
+    uri: str, missing: MissingDataFileError, latest: int | None, history: list[dict[str, Any]],
+) -> MissingDataFileError:
+    """What to say when reading a version found a data file gone (``missing``: a
+    :class:`~lightly_airflow.datapool.errors.MissingDataFileError`): for an old version, the Delta VACUUM after it
+    that deleted the file (from ``history``) and the oldest version still readable; for the latest, damage. The
+    same type, so a caller that falls back on a :class:`DatapoolError` (an unknown column) can let it through."""
+    version, path = int(missing.version), _pool_path(str(missing.path))
+    log.info("Reading version %d of %s: %s", version, uri, missing.detail)
+
+    def error(message: str) -> MissingDataFileError:
+        return MissingDataFileError(missing.path, version, missing.detail, message)
+
+    if latest is None or version >= latest:
+        return error(
+            f"Version {version} of {uri} (the latest) cannot be read: its data file {path} is missing. Run "
+            f"`lightly-airflow datapool check {uri}`; it names every missing file and how to recover."
+        )
+    # A VACUUM never deletes a file of the version that was the latest when it started (START - 1).
+    after = [v for v in delta_vacuums(history) if v["versions"][0] - 1 > version]
+    hit = next((v for v in after if lost_range(delta_lost_ranges([v]), version) is not None), None)
+    vac = hit or (after[-1] if after else None)
+    if vac is None:
+        return error(
+            f"Version {version} of {uri} can no longer be read: its data file {path} was deleted outside "
+            f"lightly-airflow (no VACUUM is in the log after it). Read a later version (the latest is {latest}); "
+            "`lightly-airflow datapool history` lists them."
+        )
+    oldest = (max(last for _, last in vac["unreadable"]) + 1) if hit is not None else vac["versions"][0] - 1
+    return error(
+        f"Version {version} of {uri} can no longer be read: Delta's own VACUUM ({_versions_text(vac)} of the "
+        f"log, {str(vac['started_at'])[:10]}, run outside lightly-airflow with a retention of "
+        f"{vac['retention_hours']:g} hours) deleted its data file {path}. The oldest readable version after it is "
+        f"{oldest}; `lightly-airflow datapool history` lists the versions. (`lightly-airflow datapool vacuum` "
+        "records what it deletes, so the history and the UI name such versions before they are read.)"
+    )
+
+
+__all__ = ["DELTA_VACUUM_END", "DELTA_VACUUM_START", "VACUUM_DIR", "DeletedFile", "StagingFolder", "VacuumResult", "delta_lost_ranges",
+           "delta_vacuums", "describe_vacuum", "missing_file_error", "lost_range", "lost_ranges",
            "newest_record", "unreadable_version_error", "vacuum", "vacuum_history", "vacuum_records"]

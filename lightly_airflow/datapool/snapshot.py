@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from lightly_airflow import columns as C
-from lightly_airflow.datapool.errors import DatapoolError
+from lightly_airflow.datapool.errors import DatapoolError, MissingDataFileError
 from lightly_airflow.datapool.reading import query, quote_ident, quote_literal
 from lightly_airflow.datapool.rows import COMMIT_VERSION
 from lightly_airflow.storage import StorageCredentials
@@ -56,6 +56,8 @@ class Snapshot:
         self._history: list[dict[str, Any]] | None = None
         self._columns: list[str] | None = None
         self._committed: dict[str, int | None] = {}
+        #: The pool's latest version when this snapshot is pinned below it (``Datapool.snapshot(version)``).
+        self.latest_version: int | None = None
 
     def __repr__(self) -> str:
         return f"Snapshot({self.uri!r}, version={self.version})"
@@ -217,7 +219,18 @@ class Snapshot:
         sql = f"SELECT {', '.join(quote_ident(c) for c in names)} FROM pool {where}"
         if order:
             sql += f" ORDER BY {order}"
-        return self.finish(query(table, sql), None)
+        try:
+            result = query(table, sql)
+        except MissingDataFileError as exc:
+            from lightly_airflow.datapool.reclaim import missing_file_error
+
+            if self.latest_version is None or self.latest_version == self.version:
+                raise missing_file_error(self.uri, exc, self.version, self.history()) from None
+            from lightly_airflow.datapool.pool import Datapool  # the whole log: the VACUUM came after this version
+
+            raise missing_file_error(self.uri, exc, self.latest_version,
+                                     Datapool(self.uri, self._credentials).history()) from None
+        return self.finish(result, None)
 
     def finish(self, rows: pa.Table, columns: list[str] | None) -> pa.Table:
         """Project to ``columns`` and give ``embedding`` its fixed size."""
@@ -388,7 +401,18 @@ def history_entry(commit: dict[str, Any], version: int) -> dict[str, Any]:
         "embedding_model": meta.get("embedding_model"),
         "embedding_dim": meta.get("embedding_dim"),
         "datasource_uri": meta.get("datasource_uri"),
+        "parameters": _delta_vacuum_parameters(commit),
     }
+
+
+def _delta_vacuum_parameters(commit: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``operationParameters`` of Delta's own VACUUM versions (``specifiedRetentionMillis``,
+    ``defaultRetentionMillis``: which versions it may have made unreadable, ``reclaim.delta_vacuums``); ``None``
+    for any other commit."""
+    params = commit.get("operationParameters")
+    if not str(commit.get("operation") or "").startswith("VACUUM") or not isinstance(params, dict):
+        return None
+    return {str(k): v for k, v in params.items() if isinstance(v, (int, float, str, bool))}
 
 
 def _delta_vacuum_metrics(commit: dict[str, Any]) -> dict[str, Any]:

@@ -91,16 +91,25 @@ def overview(spec: PoolSpec) -> dict[str, Any]:
     :returns: ``{name, uri, exists, version, history: [...], vacuums: [...], tags: [...]}``; each history entry
         has the fields of :meth:`Datapool.history` plus ``report`` (the run's report folder name or ``None``) and
         ``vacuumed`` (the day of the vacuum that deleted files the version needs, or ``None``); ``vacuums`` as
-        :func:`~lightly_airflow.datapool.reclaim.vacuum_history`.
+        :func:`~lightly_airflow.datapool.reclaim.vacuum_history`, with Delta's own VACUUMs run by hand
+        (:func:`~lightly_airflow.datapool.reclaim.delta_vacuums`: ``by`` ``"Delta VACUUM"``), oldest first.
     """
-    from lightly_airflow.datapool.reclaim import lost_range, lost_ranges, newest_record, vacuum_history
+    from lightly_airflow.datapool.reclaim import (
+        delta_lost_ranges,
+        delta_vacuums,
+        lost_range,
+        lost_ranges,
+        newest_record,
+        vacuum_history,
+    )
 
     creds = credentials(spec)
     pool = open_pool(spec, creds)
     history = pool.history()
     slugs = report_slugs(spec, creds) if history else set()
     record = newest_record(spec.uri, creds) if history else None  # one LIST of _vacuum/, one GET when vacuumed
-    lost = lost_ranges(record)
+    by_delta = delta_vacuums(history)  # Delta's own VACUUM run by hand: its versions in the log, no record
+    lost = lost_ranges(record) + delta_lost_ranges(by_delta)
     latest = history[-1]["version"] if history else None
     entries = []
     for entry in reversed(history):
@@ -114,7 +123,8 @@ def overview(spec: PoolSpec) -> dict[str, Any]:
         "exists": bool(history),
         "version": latest,
         "history": entries,
-        "vacuums": _jsonable(vacuum_history(spec.uri, creds, record)) if record is not None else [],
+        "vacuums": _jsonable(sorted((vacuum_history(spec.uri, creds, record) if record is not None else []) + by_delta,
+                                    key=lambda v: str(v.get("started_at")))),
         "tags": _jsonable(_all_tags(pool.tags(), history)),
     }
 

@@ -129,16 +129,23 @@ def filter_form(root: str, pool: str, view: View, scope: Scope, action: str, ext
 
 def vacuumed_text(lost: dict[str, Any]) -> str:
     """How a version a vacuum made unreadable is shown (not offered for time travel)."""
-    return f"vacuumed (files deleted {str(lost.get('vacuum') or '')[:10]})"
+    day = str(lost.get("vacuum") or "")[:10]
+    if lost.get("by"):  # Delta's own VACUUM, from its versions in the log
+        start, end = (list(lost.get("versions") or []) + [None, None])[:2]
+        at = f"version {start}" if end is None else f"versions {start}–{end}"
+        return f"vacuumed by {lost['by']} at {at} (files deleted {day})"
+    return f"vacuumed (files deleted {day})"
 
 
 def version_options(view: View) -> list[str]:
     """The time-travel options, newest first: each readable version, and one disabled option per range of
-    versions a vacuum made unreadable (``12–1: vacuumed (files deleted 2026-12-04)``)."""
+    versions a vacuum made unreadable (``12–1: vacuumed (files deleted 2026-12-04)``), ``datapool vacuum``'s (its
+    record) or Delta's own VACUUM run by hand (its versions in the log: ``3–1: vacuumed by Delta VACUUM at versions
+    5–6 (files deleted 2026-12-04)``)."""
     from lightly_airflow.datapool.reclaim import lost_range
 
     out = []
-    lost = view.lost()
+    lost = view.lost() + view.delta_lost()
     v = view.latest
     while v >= 0:
         hit = lost_range(lost, v) if v != view.latest else None

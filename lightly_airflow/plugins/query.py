@@ -202,6 +202,7 @@ class View:
         self.schema = pa.schema(self.table.schema().to_arrow())
         self.columns = [f.name for f in self.schema]
         self._history: list[dict[str, Any]] | None = None
+        self._all_history: list[dict[str, Any]] | None = None
 
     def lost(self) -> list[dict[str, Any]]:
         """The version ranges vacuums made unreadable (``first``, ``last``, ``vacuum``, ...; see
@@ -213,14 +214,26 @@ class View:
         return self._lost
 
     # -------------------------------------------------------------- history, tags, runs
+    def all_history(self) -> list[dict[str, Any]]:
+        """The pool's whole history, oldest first (read once per view; :meth:`history` cuts it at this version)."""
+        if self._all_history is None:
+            from lightly_airflow.datapool import Datapool
+
+            self._all_history = Datapool(self.spec.uri, self._credentials).history()
+        return self._all_history
+
     def history(self) -> list[dict[str, Any]]:
         """The pool's history up to this version, oldest first (entries as ``Datapool.history()``)."""
         if self._history is None:
-            from lightly_airflow.datapool import Datapool
-
-            entries = Datapool(self.spec.uri, self._credentials).history()
-            self._history = [e for e in entries if e["version"] <= self.version]
+            self._history = [e for e in self.all_history() if e["version"] <= self.version]
         return self._history
+
+    def delta_lost(self) -> list[dict[str, Any]]:
+        """The version ranges Delta's own VACUUMs (in the log, no ``_vacuum/`` record) may have made unreadable
+        (:func:`~lightly_airflow.datapool.reclaim.delta_lost_ranges`), from the history the page reads anyway."""
+        from lightly_airflow.datapool.reclaim import delta_lost_ranges, delta_vacuums
+
+        return delta_lost_ranges(delta_vacuums(self.all_history()))
 
     def tags(self) -> list[dict[str, Any]]:
         """``initial-tag``, each run's tag and each hand-made tag as of this version: ``name, run_id, version,
@@ -348,7 +361,15 @@ class View:
         return ("WHERE " + " AND ".join(f"({p})" for p in parts)) if parts else ""
 
     def sql(self, text: str) -> pa.Table:
-        return query(self.table, text)
+        from lightly_airflow.datapool.errors import MissingDataFileError
+
+        try:
+            return query(self.table, text)
+        except MissingDataFileError as exc:  # a VACUUM outside lightly-airflow deleted a file this version reads
+            from lightly_airflow.datapool.reclaim import missing_file_error
+
+            error = missing_file_error(self.spec.uri, exc, self.latest, self.all_history())
+            raise QueryError(str(error).replace(self.spec.uri, repr(self.spec.name))) from None
 
     def count(self, scope: Scope) -> int:
         return int(self.sql(f"SELECT COUNT(*) AS n FROM pool {self.where(scope)}").column("n")[0].as_py())
