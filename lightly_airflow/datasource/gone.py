@@ -49,6 +49,11 @@ class GoneFiles:
     samples: int = 0
     #: of those samples, how many are selected (``initial-tag``): an export of them hands out missing files
     selected: int = 0
+    #: ``(new key, gone key)`` of this run's new files with the content identity (etag) of a gone file: the
+    #: file was moved or renamed, and the run marks it a duplicate of its former key (when that one was ok)
+    moved: list[tuple[str, str]] = field(default_factory=list)
+    #: ``key, file`` of the gone samples (not recorded)
+    rows: pa.Table | None = field(default=None, repr=False)
 
     @property
     def count(self) -> int:
@@ -57,7 +62,8 @@ class GoneFiles:
     def listing_fields(self) -> dict[str, Any]:
         """The ``gone*`` fields of the run's :class:`~lightly_airflow.datasource.ListingSkips`."""
         return {"gone": self.count, "gone_samples": self.samples, "gone_selected": self.selected,
-                "gone_examples": self.keys[:_EXAMPLES]}
+                "gone_examples": self.keys[:_EXAMPLES], "gone_moved": len(self.moved),
+                "gone_moved_examples": [list(p) for p in self.moved[:_EXAMPLES]]}
 
 
 def find_gone(
@@ -99,7 +105,24 @@ def find_gone(
     n_selected = int(pc.sum(is_selected).as_py() or 0)
     first = sorted(set(rows.filter(is_selected).column("file").to_pylist())) if n_selected else []
     rest = sorted(set(rows.column("file").to_pylist()) - set(first))
-    return GoneFiles(keys=[*first, *rest], samples=rows.num_rows, selected=n_selected)
+    return GoneFiles(keys=[*first, *rest], samples=rows.num_rows, selected=n_selected,
+                     rows=rows.select([C.KEY, "file"]))
+
+
+def moved_files(gone: GoneFiles, new: pa.Table, known: pa.Table) -> list[tuple[str, str]]:
+    """``(new key, gone key)`` of the ``new`` files whose etag is that of a gone file's latest row, by new key:
+    a move or a rename (same store, so the same bytes keep their etag; an S3 multipart upload does not)."""
+    if gone.rows is None or not gone.rows.num_rows or not new.num_rows:
+        return []
+    ids = pa.table({C.KEY: known.column(C.KEY).cast(pa.string()), C.ETAG: known.column(C.ETAG).cast(pa.string())})
+    ids = ids.join(gone.rows.select([C.KEY, "file"]), keys=C.KEY, join_type="inner").select([C.ETAG, "file"])
+    ids = ids.filter(pc.fill_null(pc.not_equal(ids.column(C.ETAG), ""), False)).group_by([C.ETAG, "file"]).aggregate([])
+    files = pa.table({"new": new.column(C.KEY).cast(pa.string()), C.ETAG: new.column(C.ETAG).cast(pa.string())})
+    pairs = files.join(ids, keys=C.ETAG, join_type="inner")
+    out: dict[str, str] = {}
+    for key, was in zip(pairs.column("new").to_pylist(), pairs.column("file").to_pylist()):
+        out[key] = min(was, out.get(key, was))
+    return sorted(out.items())
 
 
 def gone_files(found: NewFiles, snapshot: Any) -> GoneFiles:
@@ -123,6 +146,7 @@ def gone_files(found: NewFiles, snapshot: Any) -> GoneFiles:
     query = found.query
     gone = find_gone(found.listing, known_module.pool_files(snapshot, query.datasource_uri),
                      extensions=query.extensions, relevant=found.relevant, skipped=found.unlisted)
+    gone.moved = moved_files(gone, found.files, known)
     log_gone(gone, query.datasource_uri)
     return gone
 
@@ -153,6 +177,11 @@ def log_gone(gone: GoneFiles, datasource_uri: str) -> None:
         "samples out of the labelling task (datapool export warns about each exported one).",
         gone.count, gone.samples, gone.selected, datasource_uri,
         ", ".join(repr(k) for k in gone.keys[:_EXAMPLES]))
+    if gone.moved:
+        logger.warning(
+            "%d new files of this run have the content of a file the datasource no longer has (moved or renamed?), "
+            "e.g. %s: each one is a duplicate of its former key (when that sample was ok), which keeps its selection.",
+            len(gone.moved), ", ".join(f"{new!r} (was {old!r})" for new, old in gone.moved[:_EXAMPLES]))
 
 
 def write_gone(gone: GoneFiles, datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> str | None:

@@ -245,6 +245,10 @@ class ListingSkips:
     gone_samples: int = 0
     gone_selected: int = 0
     gone_examples: list[str] = field(default_factory=list)
+    #: of this run's new files, those with the content of a gone file (moved or renamed), and the first
+    #: ``[new key, gone key]`` pairs
+    gone_moved: int = 0
+    gone_moved_examples: list[list[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.skipped_count = max(int(self.skipped_count), len(self.skipped))
@@ -270,7 +274,9 @@ class ListingSkips:
 
     def _gone(self) -> dict[str, Any]:
         return {"gone": self.gone, "gone_samples": self.gone_samples, "gone_selected": self.gone_selected,
-                "gone_examples": list(self.gone_examples)}
+                "gone_examples": list(self.gone_examples),
+                **({"gone_moved": self.gone_moved, "gone_moved_examples": [list(p) for p in self.gone_moved_examples]}
+                   if self.gone_moved else {})}
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> ListingSkips:
@@ -290,6 +296,8 @@ class ListingSkips:
             gone=int(value.get("gone") or 0), gone_samples=int(value.get("gone_samples") or 0),
             gone_selected=int(value.get("gone_selected") or 0),
             gone_examples=[str(k) for k in value.get("gone_examples") or []],
+            gone_moved=int(value.get("gone_moved") or 0),
+            gone_moved_examples=[[str(k) for k in p] for p in value.get("gone_moved_examples") or []],
         )
 
     def summary(self) -> dict[str, Any]:

@@ -130,6 +130,12 @@ def _gone_section(listing: ListingSkips) -> list[str]:
         f"(this run's listing did not find them although its filters would list them), e.g. {esc(', '.join(keys))}"
         f"{esc(more)}. {esc(selected)}The pool keeps their rows (it is history; nothing is deleted). Every gone key "
         "is in <code>gone.parquet</code> beside this report.</p>",
+        *([f"<p>{esc(f'{listing.gone_moved:,}')} new files of this run have the content of a gone file (moved or "
+            "renamed?), e.g. " + esc(", ".join(f"{visible_key(n)} (was {visible_key(o)})" for n, o in
+                                                listing.gone_moved_examples))
+            + ": each one is a duplicate of its former key (when that sample was ok), which keeps its selection; "
+            "a re-organised datasource is best given a new datapool.</p>"]
+          if listing.gone_moved else []),
         "<p><b>What to do:</b> restore the files (undo the cleanup, or a lifecycle rule's expiry, e.g. from the "
         "bucket's versioning), or leave their samples out of labelling tasks; a datasource that was moved or "
         "re-organised is a new datasource for the pool (see docs/datapool.md).</p></div>",

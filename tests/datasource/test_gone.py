@@ -183,6 +183,8 @@ def test_a_full_run_reports_deleted_files_and_the_export_names_them(
     if deleted:
         for key in [selected[0], unselected[0]]:
             (src / key).unlink()
+        (src / "moved").mkdir()
+        (src / unselected[1]).rename(src / "moved" / unselected[1])  # a re-organisation
     add("new0.png", "new1.png")
     summary = run("r2")
     report = Path(summary.report_uri.removeprefix("file://")).read_text()
@@ -193,11 +195,14 @@ def test_a_full_run_reports_deleted_files_and_the_export_names_them(
         assert "gone" not in summary.listing and "Files gone from the datasource" not in report
         assert "no longer in the datasource" not in caplog.text
         return
-    assert summary.listing["gone"] == 2 and summary.listing["gone_selected"] == 1
-    assert set(summary.listing["gone_examples"]) == {selected[0], unselected[0]}
-    assert "Files gone from the datasource (2)" in report and selected[0] in report
+    assert summary.listing["gone"] == 3 and summary.listing["gone_selected"] == 1
+    assert set(summary.listing["gone_examples"]) == {selected[0], *unselected[:2]}
+    assert summary.listing["gone_examples"][0] == selected[0]  # selected first
+    assert summary.listing["gone_moved_examples"] == [[f"moved/{unselected[1]}", unselected[1]]]
+    assert "Files gone from the datasource (3)" in report and selected[0] in report
+    assert f"moved/{unselected[1]} (was {unselected[1]})" in report
     entry = Datapool(f"file://{pool}").history()[-1]
-    assert entry["counts"]["gone"] == 2
+    assert entry["counts"]["gone"] == 3
     exported = (tmp_path / "x.txt").read_text().splitlines()
     assert f"file://{src}/{selected[0]}" in exported  # still exported: the pool is history
     assert f"1 of the {len(exported)} exported samples of tag 'initial-tag' point to files" in caplog.text
