@@ -249,3 +249,13 @@ def test_on_s3_the_count_costs_no_request_to_the_datasource(s3_bucket: Any, digi
     assert cost.get("LIST", 0) == 0 and cost.get("HEAD", 0) == 0 and cost.get("PUT", 0) == 0, cost
     assert cost["GET"] <= known_cost["GET"], (cost, known_cost)  # one more read of the pool's key columns
     assert sum(nothing_gone.values()) == 0, nothing_gone  # every known key listed: the pool is not read again
+    # The list step on S3: the count in its XCom, every key in gone.parquet beside the run's report.
+    from lightly_airflow.pipeline import list_new
+    from lightly_airflow.storage import join_uri, read_parquet
+
+    client.delete_object(Bucket=s3_bucket.name, Key="raw/b/3.jpg")
+    client.put_object(Bucket=s3_bucket.name, Key="raw/c/new.png", Body=b"new")
+    creds = QueryCredentials(s3_bucket.credentials, s3_bucket.credentials, s3_bucket.credentials)
+    assert list_new(query, run_id="r2", credentials=creds).gone == 1
+    record = read_parquet(join_uri(staging.reports_dir(pool_uri, "r2"), GONE_FILE), s3_bucket.credentials)
+    assert record.column(C.KEY).to_pylist() == ["b/3.jpg"]
