@@ -68,6 +68,7 @@ class ListResult:
     unsupported: int = 0
     os_files: int = 0
     older_pixel_rules: int = 0
+    gone: int = 0  #: files the pool holds that the datasource no longer has (``datasource.gone``)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -421,6 +422,9 @@ def list_new(
             + "; ".join(f"{k!r} {r}" for k, r in found.expiring[:5]) + (" …" if len(found.expiring) > 5 else "."),
             "copy or move them out of the rule's reach, or set handling_strategy to SKIP to process the others.")
     files, known = found.files, found.known
+    from lightly_airflow.datasource.gone import gone_files, write_gone
+
+    gone = gone_files(found, snapshot)
     if snapshot is not None:
         check_custom_metadata_types(query, creds, snapshot)
         check_embed_overrides(embed_overrides or {}, snapshot.embedding_info())
@@ -434,8 +438,9 @@ def list_new(
         log.info("%d new files are %d samples (video frames included).", new_files_count, files.num_rows)
     manifests: list[str] = []
     reuse_uri, reusable, older = None, 0, 0
-    skips = found.skips
+    skips = replace(found.skips, **gone.listing_fields())
     if files.num_rows:
+        write_gone(gone, query.datapool_uri, run_id, creds.datapool)
         manifests = write_manifests(
             files, query.datapool_uri, run_id, datasource_uri=query.datasource_uri,
             lightly_uri=query.effective_lightly_uri, credentials=creds.datapool, max_shards=max_shards,
@@ -810,6 +815,7 @@ def select_and_commit(
             "corrupt": statuses.count(C.STATUS_CORRUPT),
             "duplicate": statuses.count(C.STATUS_DUPLICATE),
             "missing": statuses.count(C.STATUS_MISSING),
+            **({"gone": skips.gone} if skips.gone else {}),  # what datapool export reads (datasource.gone)
         }
         summary = RunSummary(
             run_id=run_id, tag=tag, version=read_version, dry_run=dry_run,

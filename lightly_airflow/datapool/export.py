@@ -18,8 +18,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -27,7 +28,9 @@ from lightly_airflow import columns as C
 from lightly_airflow.datapool.errors import DatapoolError
 from lightly_airflow.datapool.pool import Datapool
 from lightly_airflow.datapool.rows import COMMIT_VERSION
+from lightly_airflow.storage import StorageCredentials
 
+logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ExportRecord:
@@ -100,12 +103,20 @@ def run_datasources(history: list[dict[str, Any]]) -> dict[int, str]:
 
 def export_records(
     pool: Datapool, tag: str, *, datasource_uri: str | None = None, lightly_uri: str | None = None,
+    check_files: bool = False, datasource_credentials: StorageCredentials | None = None,
 ) -> list[ExportRecord]:
     """The samples of ``tag`` in pick order, with their exact keys and encoded URIs.
+
+    Samples whose file is gone from the datasource are exported too (the pool is history), and a warning names
+    them and their number (:func:`gone_exports`: from the latest run's listing, or checked now with
+    ``check_files``).
 
     :param datasource_uri: the datasource root the keys are relative to; default: what each sample's run
         recorded (:func:`run_datasources`; ``initial-tag`` and hand-made tags may span runs of several
         datasources), else the tag's. Without one, URIs are the encoded keys (relative references).
+    :param check_files: check now that each exported file exists (one request per file on object stores)
+        instead of trusting the latest run's listing.
+    :param datasource_credentials: credentials for ``check_files`` (``None``: ambient credentials).
     :raises DatapoolError: for an unknown tag or a key that cannot be a file name.
     """
     wanted = [C.KEY, C.SAMPLE_ID, C.RUN_ID, C.PICK_RANK, COMMIT_VERSION]
@@ -113,7 +124,8 @@ def export_records(
         rows = _tag_rows(pool, tag, [*wanted, C.VIDEO])
     except DatapoolError:  # a pool without video frames
         rows = _tag_rows(pool, tag, wanted)
-    by_version = {} if datasource_uri else run_datasources(pool.history())
+    history = pool.history()
+    by_version = {} if datasource_uri else run_datasources(history)
     fallback = datasource_uri or tag_datasource_uri(pool, tag)
     roots: dict[str | None, tuple[str | None, str | None]] = {}
 
@@ -134,7 +146,123 @@ def export_records(
         records.append(ExportRecord(
             key=r[C.KEY], uri=key_uri(frames_root if r.get(C.VIDEO) and frames_root else root, r[C.KEY]),
             sample_id=r[C.SAMPLE_ID], run_id=r[C.RUN_ID], pick_rank=r[C.PICK_RANK]))
+    warn_gone(gone_exports(pool, records, check_files=check_files, credentials=datasource_credentials,
+                           history=history), tag, len(records))
     return records
+
+
+@dataclass(frozen=True)
+class GoneExports:
+    """Exported samples whose file is no longer in the datasource, and how that is known."""
+
+    #: the exported URIs whose file is gone, in export order
+    uris: list[str] = field(default_factory=list)
+    #: ``"listing"``: the latest run's listing of each datasource said so (no request made now); ``"checked"``:
+    #: each exported file was checked now
+    how: str = "listing"
+    #: per datasource root: the run whose listing this is (``run_id, version, timestamp``); empty for ``checked``
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return len(self.uris)
+
+
+def gone_exports(
+    pool: Datapool, records: list[ExportRecord], *, check_files: bool = False,
+    credentials: StorageCredentials | None = None, workers: int = 16, history: list[dict[str, Any]] | None = None,
+) -> GoneExports:
+    """Which of ``records`` point to a file that is gone from the datasource.
+
+    By default from what the pool recorded, without a request to the datasource: for each datasource root the
+    records lie under, the latest committed run of that root whose listing found gone files left their keys in
+    ``_reports/<run>/gone.parquet`` (one read per such root; see :mod:`lightly_airflow.datasource.gone`). Files
+    deleted since that run are not known, restored ones still count until the next run. Video frames are
+    exported as their PNGs, which stay when the video goes.
+
+    With ``check_files``, each exported file (frame PNGs included) is checked now: a stat on local disk, one
+    HEAD request per file on object stores (s3fs adds one LIST for a missing one), ``workers`` at a time.
+
+    :param history: the pool's history, when the caller has read it (else it is read here).
+    """
+    if not records:
+        return GoneExports(how="checked" if check_files else "listing")
+    if check_files:
+        return GoneExports(uris=_missing_now(records, credentials, workers), how="checked")
+    history = pool.history() if history is None else history
+    latest: dict[str, dict[str, Any]] = {}
+    for entry in history:  # oldest first: the last entry of a root is its latest run
+        if entry.get("datasource_uri") and entry.get("run_id"):
+            latest[root_uri(str(entry["datasource_uri"]))] = entry
+    gone_uris: set[str] = set()
+    runs: dict[str, dict[str, Any]] = {}
+    from lightly_airflow.datasource.gone import read_gone
+
+    for root, entry in latest.items():
+        if not int((entry.get("counts") or {}).get("gone") or 0):
+            continue
+        if not any(r.uri.startswith(root) for r in records):
+            continue
+        keys = read_gone(pool.uri, str(entry["run_id"]), pool._credentials)
+        if keys is None:
+            logger.warning("Run %s recorded %s files gone from %s, but its gone.parquet is missing: cannot say "
+                           "which exported files are gone (pass check_files to check them now).",
+                           entry["run_id"], entry["counts"]["gone"], root)
+            continue
+        runs[root] = {k: entry.get(k) for k in ("run_id", "version", "timestamp")}
+        gone_uris.update(root + quote(k, safe="/") for k in keys)
+    return GoneExports(uris=[r.uri for r in records if r.uri in gone_uris], how="listing", runs=runs)
+
+
+def _missing_now(records: list[ExportRecord], credentials: StorageCredentials | None, workers: int) -> list[str]:
+    """The records' URIs whose file does not exist now (relative URIs, without a datasource, are not checked)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lightly_airflow.storage import filesystem
+
+    filesystems: dict[str, tuple[Any, str]] = {}
+
+    def path_of(r: ExportRecord) -> tuple[Any, str] | None:
+        encoded = quote(r.key, safe="/")
+        if "://" not in r.uri or not r.uri.endswith(encoded):
+            return None
+        root = r.uri[: len(r.uri) - len(encoded)]
+        if root not in filesystems:  # the root is a folder URI; the key is joined unencoded ('#', '?' stay)
+            fs, path = filesystem(unquote(root), credentials)
+            filesystems[root] = (fs, path.rstrip("/"))
+        fs, path = filesystems[root]
+        return fs, f"{path}/{r.key}"
+
+    targets = [(r.uri, path_of(r)) for r in records]
+
+    def missing(target: tuple[str, tuple[Any, str] | None]) -> bool:
+        where = target[1]
+        return where is not None and not where[0].exists(where[1])
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="lightly-export-check") as threads:
+        flags = list(threads.map(missing, targets))
+    return [uri for (uri, _), gone in zip(targets, flags) if gone]
+
+
+def warn_gone(gone: GoneExports, tag: str, total: int) -> None:
+    """Log a warning naming the exported samples whose file is gone, their number and what to do."""
+    if not gone.count:
+        return
+    if gone.how == "checked":
+        source = "checked now"
+    else:
+        source = "as the latest listing of " + "; ".join(
+            f"{root} found it (run {r['run_id']}, pool version {r['version']}, {_when(r['timestamp'])})"
+            for root, r in gone.runs.items())
+    logger.warning(
+        "%d of the %d exported samples of tag %r point to files that are no longer in the datasource (%s), e.g. %s. "
+        "They are exported anyway (the pool keeps its history): restore the files or leave them out of the "
+        "labelling task%s.", gone.count, total, tag, source, ", ".join(gone.uris[:5]),
+        "" if gone.how == "checked" else "; to check each exported file now (one request per file), pass check_files")
+
+
+def _when(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if hasattr(moment, "strftime") else str(moment)
 
 
 def _tag_rows(pool: Datapool, tag: str, columns: list[str]) -> Any:
@@ -244,7 +372,7 @@ def file_suffix(fmt: str) -> str:
 
 
 __all__ = [
-    "EXPORT_FORMATS", "FORMATS", "ExportRecord", "check_key", "coco_images", "content_type", "export_records",
-    "export_tag", "file_suffix", "key_uri", "label_studio_tasks", "register_format", "render", "root_uri",
+    "EXPORT_FORMATS", "FORMATS", "ExportRecord", "GoneExports", "check_key", "coco_images", "content_type", "export_records",
+    "export_tag", "file_suffix", "gone_exports", "key_uri", "label_studio_tasks", "register_format", "render", "root_uri",
     "run_datasources", "tag_datasource_uri", "uri_key",
 ]

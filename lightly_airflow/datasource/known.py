@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pyarrow as pa
 
@@ -29,3 +30,45 @@ def known_files(datapool_uri: str, credentials: StorageCredentials | None = None
         logger.info("datapool %s does not exist yet: every file is new", datapool_uri)
         return None
     return pool.known_files()
+
+
+def pool_files(snapshot: Any, datasource_uri: str) -> pa.Table | None:
+    """``key, file, selected`` of the pool's image and video-frame samples whose latest row a run of
+    ``datasource_uri`` committed (``file``: the sample's file in that datasource, a frame's video; ``selected``:
+    the key is in ``initial-tag``); ``None`` when the pool records no run of that datasource root. One read of
+    the pool's key columns.
+
+    Object rows are left out (their image is a sample of its own), as are rows of commits that recorded no
+    datasource or another one (their keys are relative to another root).
+
+    :param snapshot: the pool version the run reads (:class:`~lightly_airflow.datapool.Snapshot`).
+    """
+    import pyarrow.compute as pc
+
+    from lightly_airflow import columns as C
+    from lightly_airflow.datapool.export import root_uri, run_datasources
+    from lightly_airflow.datapool.rows import COMMIT_VERSION
+    from lightly_airflow.datapool.snapshot import latest_per_key
+
+    here = root_uri(datasource_uri)
+    versions = [v for v, uri in run_datasources(snapshot.history()).items() if root_uri(uri) == here]
+    if not versions:
+        return None
+    present = snapshot.column_names()
+    wanted = [C.KEY, *(c for c in (C.VIDEO, C.PARENT_KEY, C.SELECTED, C.TAGS) if c in present)]
+    rows = snapshot.select(wanted, "", extra=(C.KEY, COMMIT_VERSION)).combine_chunks()
+    chosen = pa.array([], pa.string())
+    if C.SELECTED in rows.column_names and C.TAGS in rows.column_names:  # initial-tag: as Snapshot.selected()
+        tags = rows.column(C.TAGS).chunk(0) if rows.num_rows else pa.array([], pa.list_(pa.string()))
+        tagged = pc.list_parent_indices(tags).filter(pc.equal(pc.list_flatten(tags), C.INITIAL_TAG))
+        initial = pc.is_in(pa.array(range(rows.num_rows), pa.int64()), value_set=tagged.cast(pa.int64()))
+        chosen = rows.column(C.KEY).filter(pc.and_(pc.fill_null(rows.column(C.SELECTED), False), initial))
+    rows = latest_per_key(rows)
+    mine = pc.is_in(rows.column(COMMIT_VERSION), value_set=pa.array(versions, rows.schema.field(COMMIT_VERSION).type))
+    if C.PARENT_KEY in rows.column_names:
+        mine = pc.and_(mine, pc.is_null(rows.column(C.PARENT_KEY)))
+    rows = rows.filter(mine)
+    keys = rows.column(C.KEY).cast(pa.string())
+    files = keys if C.VIDEO not in rows.column_names else pc.coalesce(rows.column(C.VIDEO).cast(pa.string()), keys)
+    selected = pc.is_in(keys, value_set=pc.unique(chosen).cast(pa.string()))
+    return pa.table({C.KEY: keys, "file": files, C.SELECTED: selected})

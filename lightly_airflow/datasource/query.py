@@ -251,6 +251,16 @@ class ListingSkips:
     video_streams_count: int = 0
     #: what else the listing found that the run summary and report must say (e.g. another datasource)
     notes: list[str] = field(default_factory=list)
+    #: files the datapool holds that the datasource no longer has (:mod:`lightly_airflow.datasource.gone`): their
+    #: number, the pool's samples behind them, how many of those are selected, the first few keys
+    gone: int = 0
+    gone_samples: int = 0
+    gone_selected: int = 0
+    gone_examples: list[str] = field(default_factory=list)
+    #: of this run's new files, those with the content of a gone file (moved or renamed), and the first
+    #: ``[new key, gone key]`` pairs
+    gone_moved: int = 0
+    gone_moved_examples: list[list[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.skipped_count = max(int(self.skipped_count), len(self.skipped))
@@ -259,7 +269,7 @@ class ListingSkips:
     def counts(self) -> dict[str, int]:
         """The counts of the list task's XCom (``ListResult``)."""
         return {"skipped": self.skipped_count, "unsupported": self.unsupported, "os_files": self.os_files,
-                "older_pixel_rules": self.older_pixel_rules}
+                "older_pixel_rules": self.older_pixel_rules, "gone": self.gone}
 
     def to_dict(self, limit: int = 10_000) -> dict[str, Any]:
         """``listing.json``: every count, at most ``limit`` skipped entries and unused video streams."""
@@ -271,7 +281,14 @@ class ListingSkips:
                 "video_streams": [list(e) for e in self.video_streams[:limit]],
                 # only when there are any: without, the file is the previous version's, key for key
                 **({"unlisted_images": dict(self.unlisted_images)} if self.unlisted_images else {}),
-                **({"notes": list(self.notes)} if self.notes else {})}
+                **({"notes": list(self.notes)} if self.notes else {}),
+                **(self._gone() if self.gone else {})}
+
+    def _gone(self) -> dict[str, Any]:
+        return {"gone": self.gone, "gone_samples": self.gone_samples, "gone_selected": self.gone_selected,
+                "gone_examples": list(self.gone_examples),
+                **({"gone_moved": self.gone_moved, "gone_moved_examples": [list(p) for p in self.gone_moved_examples]}
+                   if self.gone_moved else {})}
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> ListingSkips:
@@ -288,6 +305,11 @@ class ListingSkips:
             video_streams=_pairs(value.get("video_streams")),
             video_streams_count=int(value.get("video_streams_count") or 0),
             notes=[str(n) for n in value.get("notes") or []],
+            gone=int(value.get("gone") or 0), gone_samples=int(value.get("gone_samples") or 0),
+            gone_selected=int(value.get("gone_selected") or 0),
+            gone_examples=[str(k) for k in value.get("gone_examples") or []],
+            gone_moved=int(value.get("gone_moved") or 0),
+            gone_moved_examples=[[str(k) for k in p] for p in value.get("gone_moved_examples") or []],
         )
 
     def summary(self) -> dict[str, Any]:
@@ -308,6 +330,8 @@ class ListingSkips:
                        unused_video_streams_examples=[list(e) for e in self.video_streams[:20]])
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.gone:
+            out.update(self._gone())
         return out
 
     @classmethod
@@ -342,6 +366,11 @@ class NewFiles:
     #: ``query.min_days_to_expiration`` days when ``expiration_handling`` is ``ABORT`` (the list step fails on
     #: them; with ``SKIP`` they are in ``skips.skipped`` and not in ``files``)
     expiring: list[tuple[str, str]] = field(default_factory=list)
+    #: the text of the relevant-filenames file the listing applied (``None``: none)
+    relevant: str | None = None
+    #: the entries the listing itself skipped (present but not listed), without the relevant-filenames file's
+    #: names that the datasource does not hold (those are in ``skips.skipped`` too)
+    unlisted: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def known_count(self) -> int:
@@ -413,6 +442,7 @@ def find_new_files(
                         extensions=query.extensions, skipped=skipped, stats=stats)),
         schema=MANIFEST_SCHEMA,
     )
+    unlisted = list(skipped)
     if relevant is not None:
         skipped.extend(_unmatched_relevant(relevant, listing, str(query.relevant_filenames_file)))
     pool: pa.Table | None = None
@@ -439,7 +469,8 @@ def find_new_files(
         0 if pool is None else pool.num_rows, query.datapool_uri,
     )
     return NewFiles(query=query, listing=listing, files=files, known=pool, expiring=expiring,
-                    skips=ListingSkips.from_dict({**stats, "skipped": skipped, "notes": notes}))
+                    skips=ListingSkips.from_dict({**stats, "skipped": skipped, "notes": notes}), relevant=relevant,
+                    unlisted=unlisted)
 
 
 def _without_archived(files: pa.Table, archived: Mapping[str, str], skipped: list[tuple[str, str]]) -> pa.Table:

@@ -112,6 +112,36 @@ def _listing_section(listing: ListingSkips) -> list[str]:
     return out
 
 
+def _gone_section(listing: ListingSkips) -> list[str]:
+    """The warning box of files the datapool holds that the datasource no longer has (``datasource.gone``)."""
+    if not listing.gone:
+        return []
+    samples = (f" ({listing.gone_samples:,} samples, video frames included)"
+               if listing.gone_samples != listing.gone else "")
+    selected = (f"{listing.gone_selected:,} of their samples are selected (initial-tag): an export of those images "
+                "hands a labelling tool paths that no longer exist (selected video frames are exported as their PNGs, "
+                "which stay), and datapool export names each one. "
+                if listing.gone_selected else "None of their samples is selected. ")
+    keys = [visible_key(k) for k in listing.gone_examples]
+    more = f" and {listing.gone - len(keys):,} more" if listing.gone > len(keys) else ""
+    return [
+        f'<div class="missed"><h2>Files gone from the datasource ({esc(f"{listing.gone:,}")})</h2>',
+        f"<p>{esc(f'{listing.gone:,}')} files this datapool processed{esc(samples)} are no longer in the datasource "
+        f"(this run's listing did not find them although its filters would list them), e.g. {esc(', '.join(keys))}"
+        f"{esc(more)}. {esc(selected)}The pool keeps their rows (it is history; nothing is deleted). Every gone key "
+        "is in <code>gone.parquet</code> beside this report.</p>",
+        *([f"<p>{esc(f'{listing.gone_moved:,}')} new files of this run have the content of a gone file (moved or "
+            "renamed?), e.g. " + esc(", ".join(f"{visible_key(n)} (was {visible_key(o)})" for n, o in
+                                                listing.gone_moved_examples))
+            + ": each one is a duplicate of its former key (when that sample was ok), which keeps its selection; "
+            "a re-organised datasource is best given a new datapool.</p>"]
+          if listing.gone_moved else []),
+        "<p><b>What to do:</b> restore the files (undo the cleanup, or a lifecycle rule's expiry, e.g. from the "
+        "bucket's versioning), or leave their samples out of labelling tasks; a datasource that was moved or "
+        "re-organised is a new datasource for the pool (see docs/datapool.md).</p></div>",
+    ]
+
+
 def _video_streams_section(listing: ListingSkips) -> list[str]:
     """Video streams the run did not use (a second camera, a cover picture): one row per stream, first few."""
     count, examples = listing.video_streams_count, listing.video_streams
@@ -180,6 +210,8 @@ def render(
     skips = ListingSkips.from_summary(listing)
     if skips.skipped_count:
         cards.insert(5, ("skipped in listing", skips.skipped_count, "bad"))
+    if skips.gone:
+        cards.insert(5, ("gone from datasource", skips.gone, "bad"))
     card_html = "".join(
         f'<div class="card {cls}"><div class="n">{esc(_fmt(n))}</div><div class="l">{esc(label)}</div></div>'
         for label, n, cls in cards
@@ -210,6 +242,7 @@ def render(
         else:
             out.append('<p class="met"><b>Every goal of the config was met</b> (sample count, BALANCE targets within '
                        "±5 %, no strategy input missing).</p>")
+    out.extend(_gone_section(skips))
     if notes:
         out.append(f"<h2>Notes ({esc(len(notes))})</h2><p>Options that have no effect here, with the reason, and "
                    "what the run changed beyond its counts (e.g. rows of replaced videos).</p><ul>"

@@ -63,7 +63,9 @@ def serve(upstream_url: str) -> None:
             for k, v in headers:
                 if k.lower() not in ("transfer-encoding", "connection", "content-length"):
                     self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data)))
+            # A HEAD reply has no body: it passes the upstream length (s3fs reads a file's size from it).
+            length = next((v for k, v in headers if k.lower() == "content-length"), None) if self.command == "HEAD" else None
+            self.send_header("Content-Length", length or str(len(data)))
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)

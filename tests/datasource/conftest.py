@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from datapool.conftest import digits  # noqa: F401 - the session fixture (the datapool tests' rows)
 from PIL import Image
 
 from lightly_airflow.storage import StorageCredentials, filesystem

@@ -1,0 +1,206 @@
+"""Files the datapool holds that the datasource no longer has: counted from the listing every run makes.
+
+A bucket loses files (a lifecycle rule, a cleanup, a re-organisation) after a run processed them; the pool keeps
+their rows (it is history: nothing is deleted) and an export would hand a labelling tool paths that no longer
+exist. The list step already lists the datasource, so the pool's keys that the listing no longer holds cost no
+extra request to the datasource; only a pool key the listing *could* have listed counts:
+
+- its latest row was committed by a run of this same datasource root (keys are relative to each run's root:
+  another bucket, a narrower or wider prefix is never compared);
+- it passes this run's filters: extensions, OS and tool files, ``relevant_filenames_file`` (a key that is only
+  filtered out is not gone);
+- it is not one of the listing's skipped entries (a symlink not followed, a name that is not UTF-8, …);
+- object rows (``parent_key``) are never counted (their image is); a video's frames count as their video file.
+
+The count, the first examples (selected samples first) and every gone key are recorded per run: the count and
+examples in the run's listing record (summary and report), every key in ``_reports/<run>/gone.parquet``, which
+``datapool export`` reads to say which exported samples' files are gone.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lightly_airflow import columns as C
+from lightly_airflow.storage import StorageCredentials
+
+if TYPE_CHECKING:
+    from lightly_airflow.datasource.query import NewFiles
+
+logger = logging.getLogger(__name__)
+
+#: The file beside a run's report with every gone key (column ``key``) its listing found.
+GONE_FILE = "gone.parquet"
+_EXAMPLES = 5
+
+
+@dataclass
+class GoneFiles:
+    """The pool's files of this datasource that its listing no longer holds."""
+
+    #: every gone file's key (a video once, not its frames), selected ones first, then by key
+    keys: list[str] = field(default_factory=list)
+    #: the pool's samples behind them (a video's frames each count)
+    samples: int = 0
+    #: of those samples, how many are selected (``initial-tag``): an export of them hands out missing files
+    selected: int = 0
+    #: ``(new key, gone key)`` of this run's new files with the content identity (etag) of a gone file: the
+    #: file was moved or renamed, and the run marks it a duplicate of its former key (when that one was ok)
+    moved: list[tuple[str, str]] = field(default_factory=list)
+    #: ``key, file`` of the gone samples (not recorded)
+    rows: pa.Table | None = field(default=None, repr=False)
+
+    @property
+    def count(self) -> int:
+        return len(self.keys)
+
+    def listing_fields(self) -> dict[str, Any]:
+        """The ``gone*`` fields of the run's :class:`~lightly_airflow.datasource.ListingSkips`."""
+        return {"gone": self.count, "gone_samples": self.samples, "gone_selected": self.selected,
+                "gone_examples": self.keys[:_EXAMPLES], "gone_moved": len(self.moved),
+                "gone_moved_examples": [list(p) for p in self.moved[:_EXAMPLES]]}
+
+
+def find_gone(
+    listing: pa.Table, pool_files: pa.Table | None, *, extensions: Any, relevant: str | None = None,
+    skipped: list[tuple[str, str]] | None = None,
+) -> GoneFiles:
+    """The files of ``pool_files`` that ``listing`` does not hold although this run's filters would list them.
+
+    :param listing: this run's listing (``key`` column).
+    :param pool_files: ``key, file`` and optionally ``selected`` of the pool's samples of this datasource
+        (:func:`known.pool_files`): ``file`` is the sample's datasource file (a frame's video), ``selected``
+        whether it is in ``initial-tag`` (those are counted and shown first).
+    :param extensions: this run's extensions; a key with another extension was not listed, not deleted.
+    :param relevant: the text of this run's relevant-filenames file (``None``: every file).
+    :param skipped: the listing's skipped entries (present, but not listed).
+    """
+    from lightly_airflow.datasource.records import base_mask, extension_regex, normalise_extensions, os_file_mask
+    from lightly_airflow.datasource.relevant import RelevantFilenames
+
+    if pool_files is None or not pool_files.num_rows:
+        return GoneFiles()
+    files = pool_files.column("file").combine_chunks().cast(pa.string())
+    listed = listing.column(C.KEY).combine_chunks().cast(pa.string())
+    gone = pc.invert(pc.is_in(files, value_set=listed))
+    if skipped:
+        gone = pc.and_(gone, pc.invert(pc.is_in(files, value_set=pa.array([k for k, _ in skipped], pa.string()))))
+    # Only what this run's filters would have listed: a key of another extension or outside the relevant
+    # filenames was not listed, which says nothing about whether it exists.
+    gone = pc.and_(gone, base_mask(files, extension_regex(normalise_extensions(extensions))))
+    gone = pc.and_(gone, pc.invert(os_file_mask(files)))
+    if relevant is not None:
+        gone = pc.and_(gone, RelevantFilenames.parse(relevant).mask(files))
+    gone = pc.fill_null(gone, False)
+    rows = pool_files.filter(gone)
+    if not rows.num_rows:
+        return GoneFiles()
+    is_selected = (pc.fill_null(rows.column(C.SELECTED), False) if C.SELECTED in rows.column_names
+                   else pa.array([False] * rows.num_rows))
+    n_selected = int(pc.sum(is_selected).as_py() or 0)
+    first = sorted(set(rows.filter(is_selected).column("file").to_pylist())) if n_selected else []
+    rest = sorted(set(rows.column("file").to_pylist()) - set(first))
+    return GoneFiles(keys=[*first, *rest], samples=rows.num_rows, selected=n_selected,
+                     rows=rows.select([C.KEY, "file"]))
+
+
+def moved_files(gone: GoneFiles, new: pa.Table, known: pa.Table) -> list[tuple[str, str]]:
+    """``(new key, gone key)`` of the ``new`` files whose etag is that of a gone file's latest row, by new key:
+    a move or a rename (same store, so the same bytes keep their etag; an S3 multipart upload does not)."""
+    if gone.rows is None or not gone.rows.num_rows or not new.num_rows:
+        return []
+    ids = pa.table({C.KEY: known.column(C.KEY).cast(pa.string()), C.ETAG: known.column(C.ETAG).cast(pa.string())})
+    ids = ids.join(gone.rows.select([C.KEY, "file"]), keys=C.KEY, join_type="inner").select([C.ETAG, "file"])
+    ids = ids.filter(pc.fill_null(pc.not_equal(ids.column(C.ETAG), ""), False)).group_by([C.ETAG, "file"]).aggregate([])
+    files = pa.table({"new": new.column(C.KEY).cast(pa.string()), C.ETAG: new.column(C.ETAG).cast(pa.string())})
+    pairs = files.join(ids, keys=C.ETAG, join_type="inner")
+    out: dict[str, str] = {}
+    for key, was in zip(pairs.column("new").to_pylist(), pairs.column("file").to_pylist()):
+        out[key] = min(was, out.get(key, was))
+    return sorted(out.items())
+
+
+def gone_files(found: NewFiles, snapshot: Any) -> GoneFiles:
+    """The pool's files of the query's datasource that this listing no longer holds (:func:`find_gone`), logged.
+
+    Reads nothing from the datasource; from the pool only when one of its known keys is not listed (a cheap
+    first check against the known files the listing read anyway, a frame checked by its video, an object by its
+    image): then its key, video, parent, selected and tags columns, once.
+
+    :param found: the listing's answer (:func:`~lightly_airflow.datasource.find_new_files`), with the pool's
+        known files.
+    :param snapshot: the pool version the known files came from (``None``: no pool yet).
+    """
+    from lightly_airflow.datasource import known as known_module
+
+    known = found.known
+    if snapshot is None or known is None or not known.num_rows:
+        return GoneFiles()
+    if not _unlisted(known.column(C.KEY), found.listing.column(C.KEY)):
+        return GoneFiles()
+    query = found.query
+    gone = find_gone(found.listing, known_module.pool_files(snapshot, query.datasource_uri),
+                     extensions=query.extensions, relevant=found.relevant, skipped=found.unlisted)
+    gone.moved = moved_files(gone, found.files, known)
+    log_gone(gone, query.datasource_uri)
+    return gone
+
+
+def _unlisted(known: pa.ChunkedArray, listing: pa.ChunkedArray) -> bool:
+    """Whether a known key may be gone: it is not listed, nor is the video of a frame or the image of an object."""
+    from lightly_airflow.lightly_dir import parse_frame_name
+
+    listed = listing.combine_chunks().cast(pa.string())
+    keys = known.combine_chunks().cast(pa.string())
+    keys = keys.filter(pc.invert(pc.is_in(keys, value_set=listed)))
+    if not len(keys):
+        return False
+    # an object id is "<image key>#<task>#<index>"; a frame "<video stem>-<index>-<ext>.png"
+    parents = pc.replace_substring_regex(keys, r"#[^#/]*#[0-9]+$", "")
+    keys = keys.filter(pc.invert(pc.and_(pc.not_equal(parents, keys), pc.is_in(parents, value_set=listed))))
+    videos = pa.array([(parsed[0] if (parsed := parse_frame_name(k)) else k) for k in keys.to_pylist()], pa.string())
+    return not pc.all(pc.is_in(videos, value_set=listed)).as_py()
+
+
+def log_gone(gone: GoneFiles, datasource_uri: str) -> None:
+    """Warn about the gone files: their count, the first examples and what to do."""
+    if not gone.count:
+        return
+    logger.warning(
+        "%d files the datapool holds (%d samples, %d of them selected) are no longer in the datasource %s, e.g. %s: "
+        "the pool keeps their rows (it is history) and exports still name them. Restore the files, or leave their "
+        "samples out of the labelling task (datapool export warns about each exported one).",
+        gone.count, gone.samples, gone.selected, datasource_uri,
+        ", ".join(repr(k) for k in gone.keys[:_EXAMPLES]))
+    if gone.moved:
+        logger.warning(
+            "%d new files of this run have the content of a file the datasource no longer has (moved or renamed?), "
+            "e.g. %s: each one is a duplicate of its former key (when that sample was ok), which keeps its selection.",
+            len(gone.moved), ", ".join(f"{new!r} (was {old!r})" for new, old in gone.moved[:_EXAMPLES]))
+
+
+def write_gone(gone: GoneFiles, datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> str | None:
+    """Every gone key of the run in ``_reports/<run>/gone.parquet`` (what ``datapool export`` reads); ``None``
+    when none is gone (no file is written)."""
+    if not gone.count:
+        return None
+    from lightly_airflow import staging
+    from lightly_airflow.storage import join_uri, write_parquet
+
+    uri = join_uri(staging.reports_dir(datapool_uri, run_id), GONE_FILE)
+    return write_parquet(pa.table({C.KEY: pa.array(gone.keys, pa.string())}), uri, credentials)
+
+
+def read_gone(datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> set[str] | None:
+    """The gone keys a run recorded (:func:`write_gone`); ``None`` when the run has no such record."""
+    from lightly_airflow import staging
+    from lightly_airflow.storage import join_uri, read_parquet
+
+    uri = join_uri(staging.reports_dir(datapool_uri, run_id), GONE_FILE)
+    table = read_parquet(uri, credentials, missing_ok=True)
+    return None if table is None else set(table.column(C.KEY).to_pylist())
