@@ -68,6 +68,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export.add_argument("--lightly-uri", help="where .lightly/ lives (default: the datasource); selected video "
                         "frames are exported as their PNGs in .lightly/frames/")
     export.add_argument("--out", help="output file (default stdout)")
+    export.add_argument("--check-files", action="store_true",
+                        help="check now that each exported file still exists (one request per file on object "
+                             "stores; without it, the datasource's latest listing says which are gone)")
+    export.add_argument("--datasource-storage-options", help="JSON credentials of the datasource's store for "
+                        "--check-files (default: --storage-options)")
     export.set_defaults(func=_export)
 
     check = sub.add_parser("check", help="verify the log: continuity, damaged entries, data files, tags vs commits")
@@ -250,7 +255,13 @@ class _output:
 
 def _export(args: argparse.Namespace) -> int:
     pool = _pool(args)
-    records = export_records(pool, args.tag, datasource_uri=args.datasource_uri, lightly_uri=args.lightly_uri)
+    source = args.datasource_storage_options or args.storage_options
+    try:
+        source_creds = StorageCredentials.from_dict(json.loads(source)) if source else None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--datasource-storage-options is not valid JSON: {exc}") from None
+    records = export_records(pool, args.tag, datasource_uri=args.datasource_uri, lightly_uri=args.lightly_uri,
+                             check_files=args.check_files, datasource_credentials=source_creds)
     with _output(args.out) as out:
         out.write(render(records, args.tag, args.format, pool=pool))
     if args.out:

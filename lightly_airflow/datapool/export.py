@@ -206,7 +206,7 @@ def gone_exports(
         keys = read_gone(pool.uri, str(entry["run_id"]), pool._credentials)
         if keys is None:
             logger.warning("Run %s recorded %s files gone from %s, but its gone.parquet is missing: cannot say "
-                           "which exported files are gone (pass check_files to check them now).",
+                           "which exported files are gone (pass check_files, `datapool export --check-files`, to check them now).",
                            entry["run_id"], entry["counts"]["gone"], root)
             continue
         runs[root] = {k: entry.get(k) for k in ("run_id", "version", "timestamp")}
@@ -258,7 +258,7 @@ def warn_gone(gone: GoneExports, tag: str, total: int) -> None:
         "%d of the %d exported samples of tag %r point to files that are no longer in the datasource (%s), e.g. %s. "
         "They are exported anyway (the pool keeps its history): restore the files or leave them out of the "
         "labelling task%s.", gone.count, total, tag, source, ", ".join(gone.uris[:5]),
-        "" if gone.how == "checked" else "; to check each exported file now (one request per file), pass check_files")
+        "" if gone.how == "checked" else "; to check each exported file now (one request per file), pass check_files (`datapool export --check-files`)")
 
 
 def _when(moment: Any) -> str:

@@ -130,13 +130,16 @@ def _sample_rows(view: View, sid: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _export(view: View, spec: PoolSpec, scope: Scope, fmt: str) -> tuple[bytes, str, str]:
+def _export(view: View, spec: PoolSpec, scope: Scope, fmt: str) -> tuple[bytes, str, str, int]:
     """The scope as a download, through the formats of :mod:`lightly_airflow.datapool.export` (keys
     percent-encoded into URIs). The UI adds to them: CSV carries every metadata/score column after the
-    module's own columns, COCO gets the predicted boxes of ``.lightly/predictions`` as annotations."""
+    module's own columns and ``file_gone`` (the datasource's latest listing no longer holds the file:
+    :func:`~lightly_airflow.datapool.export.gone_exports`), COCO gets the predicted boxes of
+    ``.lightly/predictions`` as annotations. The last value: how many exported files are gone (logged too)."""
     import csv
     import io
 
+    from lightly_airflow.datapool import Datapool
     from lightly_airflow.datapool import export as X
     from lightly_airflow.plugins.media import read_predictions
 
@@ -157,15 +160,19 @@ def _export(view: View, spec: PoolSpec, scope: Scope, fmt: str) -> tuple[bytes, 
         for r in rows
     ]
     name = scope.tag or scope.run or f"filter ({P.scope_text(view, scope)})"
+    gone = X.gone_exports(Datapool(spec.uri, D.credentials(spec)), records, history=view.all_history())
+    X.warn_gone(gone, name, len(records))
     if fmt == "csv":
         text = X.to_csv(records, name)
         extra = [c for c in (rows[0] if rows else {}) if c not in (C.KEY, C.SAMPLE_ID, C.RUN_ID, C.PICK_RANK)]
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
         head, *lines = list(csv.reader(io.StringIO(text)))
-        writer.writerow(head + extra)
-        for line, r in zip(lines, rows, strict=True):
-            writer.writerow(line + ["" if r.get(c) is None else r.get(c) for c in extra])
+        writer.writerow([*head, *extra, "file_gone"])
+        gone_uris = set(gone.uris)
+        for line, r, record in zip(lines, rows, records, strict=True):
+            writer.writerow([*line, *("" if r.get(c) is None else r.get(c) for c in extra),
+                             "true" if record.uri in gone_uris else "false"])
         text = out.getvalue()
     elif fmt == "coco":
         doc = X.coco_images(records, name)
@@ -191,7 +198,8 @@ def _export(view: View, spec: PoolSpec, scope: Scope, fmt: str) -> tuple[bytes, 
     else:
         text = X.render(records, name, fmt)
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{spec.name}-{scope.tag or scope.run or 'filter'}-v{view.version}")[:100]
-    return text.encode("utf-8"), X.content_type(fmt), f"{safe}{'.coco' if fmt == 'coco' else ''}{X.file_suffix(fmt)}"
+    return (text.encode("utf-8"), X.content_type(fmt), f"{safe}{'.coco' if fmt == 'coco' else ''}{X.file_suffix(fmt)}",
+            gone.count)
 
 
 def _make_tag(view: View, spec: PoolSpec, scope: Scope, name: str, polygon: str | None, user: Any) -> dict[str, Any]:
@@ -387,8 +395,9 @@ def add_curation_routes(app: FastAPI) -> None:
         scope = _scope(request)
         view = _view(spec, scope.version)
         scope.version = view.version
-        payload, content_type, filename = _export(view, spec, scope, format)
-        headers = {**A.SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{filename}"'}
+        payload, content_type, filename, gone = _export(view, spec, scope, format)
+        headers = {**A.SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{filename}"',
+                   "X-Lightly-Files-Gone": str(gone)}
         return Response(payload, media_type=content_type, headers=headers)
 
     # -------------------------------------------------------------- tagging

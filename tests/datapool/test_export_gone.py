@@ -100,3 +100,24 @@ def test_the_listing_record_costs_no_datasource_request_and_check_files_one_per_
     # (the HEAD and GET: the gone.parquet of run r2; no request to the datasource, none to the log again)
     assert listing == {"HEAD": 1, "GET": 1}, listing
     assert checked["HEAD"] == len(keys) and checked.get("LIST", 0) <= 1 and checked.get("GET", 0) == 0, checked
+
+
+def test_the_cli_export_checks_files_with_check_files(tmp_path: Path, digits: Any, caplog: Any) -> None:
+    from lightly_airflow.cli import main
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for key in ("a.png", "b.png"):
+        (src / key).write_bytes(b"x")
+    pool = Datapool(str(tmp_path / "pool"))
+    commit(pool, digits, ["a.png", "b.png"], datasource=str(src), run_id="r1")
+    (src / "b.png").unlink()
+    out = tmp_path / "files.txt"
+    with caplog.at_level(logging.WARNING):
+        assert main(["datapool", "export", pool.uri, "--tag", "r1", "--out", str(out)]) == 0
+    assert "no longer in the datasource" not in caplog.text  # (no run's listing knows it yet)
+    with caplog.at_level(logging.WARNING):
+        assert main(["datapool", "export", pool.uri, "--tag", "r1", "--out", str(out), "--check-files"]) == 0
+    assert "1 of the 2 exported samples of tag 'r1' point to files that are no longer in the datasource (checked now)" \
+        in caplog.text and "b.png" in caplog.text
+    assert out.read_text().count("\n") == 2  # still exported
