@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 
 import numpy as np
 import pyarrow as pa
@@ -65,3 +66,25 @@ def commit_run(pool: Datapool, rows: pa.Table, run_id: str, *, tag: str | None =
         counts={"new": rows.num_rows, "selected": int(sum(rows.column(C.SELECTED).to_pylist()))},
         embedding_model=MODEL, embedding_dim=DIM, read_version=version,
     )
+
+
+class VersionOptions(HTMLParser):
+    """A UI page's ``<option>`` elements as ``(value, disabled, text)`` and its links (the time-travel list)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.options: list[tuple[str | None, bool, str]] = []
+        self.hrefs: list[str] = []
+        self._in: dict | None = None
+
+    def handle_starttag(self, tag, attrs):  # type: ignore[no-untyped-def]
+        a = dict(attrs)
+        if tag == "option":
+            self._in = a
+        if tag == "a":
+            self.hrefs.append(a["href"])
+
+    def handle_data(self, data):  # type: ignore[no-untyped-def]
+        if self._in is not None:
+            self.options.append((self._in.get("value"), "disabled" in self._in, data))
+            self._in = None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 import json
 import re
-from html.parser import HTMLParser
 
 import pytest
 from deltalake import DeltaTable
@@ -22,7 +21,7 @@ from lightly_airflow.cli import main
 from lightly_airflow.datapool import Datapool, DatapoolError, snapshot
 from lightly_airflow.datapool.compaction import CompactionOptions, compact
 
-from .conftest import commit_run, run_rows
+from .conftest import VersionOptions, commit_run, run_rows
 
 RAW = re.compile(r"Object at location|Parquet error|External error|os error")
 
@@ -100,26 +99,6 @@ def test_the_cli_history_names_the_versions_delta_vacuum_cost_and_show_says_what
     assert main(["datapool", "show", pool.uri, "--version", "5"]) == 0
 
 
-class Page(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.options: list[tuple[str | None, bool, str]] = []
-        self.hrefs: list[str] = []
-        self._in: dict | None = None
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "option":
-            self._in = a
-        if tag == "a":
-            self.hrefs.append(a["href"])
-
-    def handle_data(self, data):
-        if self._in is not None:
-            self.options.append((self._in.get("value"), "disabled" in self._in, data))
-            self._in = None
-
-
 def test_the_ui_offers_no_version_delta_vacuum_deleted_and_answers_400_not_500(pool, monkeypatch) -> None:
     from ui_client import ui_client
 
@@ -127,7 +106,7 @@ def test_the_ui_offers_no_version_delta_vacuum_deleted_and_answers_400_not_500(p
     with ui_client(monkeypatch, {"curated": {"uri": pool.uri}}) as client:
         page = client.get("/lightly/pools/curated/samples")
         assert page.status_code == 200
-        parsed = Page()
+        parsed = VersionOptions()
         parsed.feed(page.text)
         versions = [o for o in parsed.options if o[0] is None or o[0].isdigit()]
         assert versions == [("9", False, "9 (latest)"), *[(str(v), False, str(v)) for v in range(8, 3, -1)],
@@ -155,7 +134,7 @@ def test_the_ui_offers_no_version_delta_vacuum_deleted_and_answers_400_not_500(p
 
         overview = client.get("/lightly/pools/curated")
         assert overview.status_code == 200
-        parsed = Page()
+        parsed = VersionOptions()
         parsed.feed(overview.text)
         browsed = sorted(int(h.rsplit("=", 1)[1]) for h in parsed.hrefs if "samples?version=" in h)
         assert browsed == [0, 4, 5, 6, 7, 8, 9]

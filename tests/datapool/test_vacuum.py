@@ -28,7 +28,7 @@ from lightly_airflow.datapool.compaction import CompactionOptions, compact
 from lightly_airflow.staging import run_dir
 from lightly_airflow.storage import filesystem
 
-from .conftest import commit_run, run_rows
+from .conftest import VersionOptions, commit_run, run_rows
 
 DAY = 86400
 
@@ -219,7 +219,6 @@ def test_the_ui_offers_no_vacuumed_version_and_says_why(old_pool, digits, monkey
     """The time-travel list and the versions table of a vacuumed pool, rendered through the app: versions 1..12
     lost files, so they are one disabled option and "vacuumed" rows without a browse link; the vacuum itself is a
     row above version 18 (the latest when it ran)."""
-    from html.parser import HTMLParser
 
     from ui_client import ui_client
 
@@ -230,30 +229,11 @@ def test_the_ui_offers_no_vacuumed_version_and_says_why(old_pool, digits, monkey
     monkeypatch.delenv("AIRFLOW__LIGHTLY__DATAPOOLS", raising=False)
     monkeypatch.setenv("LIGHTLY_DATAPOOLS", json.dumps({"curated": {"uri": str(root)}}))
 
-    class Options(HTMLParser):
-        def __init__(self) -> None:
-            super().__init__()
-            self.options: list[tuple[str | None, bool]] = []
-            self.hrefs: list[str] = []
-            self._in: dict | None = None
-
-        def handle_starttag(self, tag, attrs):
-            a = dict(attrs)
-            if tag == "option":
-                self._in = a
-            if tag == "a":
-                self.hrefs.append(a["href"])
-
-        def handle_data(self, data):
-            if self._in is not None:
-                self.options.append((self._in.get("value"), "disabled" in self._in, data))
-                self._in = None
-
     day = done.cutoff.date() + timedelta(days=30)
     with ui_client() as client:
         page = client.get("/lightly/pools/curated/samples")
         assert page.status_code == 200
-        parsed = Options()
+        parsed = VersionOptions()
         parsed.feed(page.text)
         versions = [o for o in parsed.options if o[0] is None or o[0].isdigit()]
         assert versions[:8] == [("19", False, "19 (latest)"), ("18", False, "18"), ("17", False, "17"),
@@ -265,7 +245,7 @@ def test_the_ui_offers_no_vacuumed_version_and_says_why(old_pool, digits, monkey
 
         overview = client.get("/lightly/pools/curated")
         assert overview.status_code == 200
-        parsed = Options()
+        parsed = VersionOptions()
         parsed.feed(overview.text)
         browsed = sorted(int(h.rsplit("=", 1)[1]) for h in parsed.hrefs if "samples?version=" in h)
         assert browsed == [0, 13, 14, 15, 16, 17, 18, 19]
