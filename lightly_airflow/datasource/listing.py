@@ -255,11 +255,26 @@ def _s3_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
     bucket, prefix = _split(root)
     per_request = min(page_size, _MAX_PAGE["s3"])
 
+    # Each archived object's RestoreStatus comes with the page when asked for (S3 since 2023); an S3-compatible
+    # store that refuses the ask is listed without it (archived objects then count as not restored), said once.
+    restore_status = [True]
+
     async def fetch(token: str | None) -> tuple[list[dict[str, Any]], str | None]:
-        kwargs = dict(Bucket=bucket, Prefix=prefix, MaxKeys=per_request, OptionalObjectAttributes=["RestoreStatus"],
-                      **getattr(fs, "req_kw", {}))
+        kwargs = dict(Bucket=bucket, Prefix=prefix, MaxKeys=per_request, **getattr(fs, "req_kw", {}))
         if token:
             kwargs["ContinuationToken"] = token
+        if restore_status[0]:
+            try:
+                out = await fs._call_s3("list_objects_v2", **kwargs, OptionalObjectAttributes=["RestoreStatus"])
+            except Exception as exc:
+                if not _refused_optional_attributes(exc):
+                    raise
+                restore_status[0] = False
+                logger.warning("the store of s3://%s refuses OptionalObjectAttributes=RestoreStatus in a listing (%s): "
+                               "listed without it; archived (GLACIER, DEEP_ARCHIVE) objects count as not restored",
+                               bucket, exc)
+            else:
+                return out.get("Contents", []), (out.get("NextContinuationToken") if out.get("IsTruncated") else None)
         out = await fs._call_s3("list_objects_v2", **kwargs)
         return out.get("Contents", []), (out.get("NextContinuationToken") if out.get("IsTruncated") else None)
 
@@ -272,6 +287,14 @@ def _s3_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
             etags=[str(o.get("ETag", "")).strip('"') for o in raw],
             archived=[_s3_archived(o) for o in raw],
         )
+
+
+def _refused_optional_attributes(exc: BaseException) -> bool:
+    """Whether a listing failed because the store does not take ``OptionalObjectAttributes`` (an S3-compatible
+    store's ``InvalidArgument`` / ``NotImplemented``, or botocore's own parameter validation)."""
+    text = f"{type(exc).__name__}: {exc} {exc.__cause__ or ''}"
+    return any(m in text for m in ("OptionalObjectAttributes", "optional-object-attributes", "InvalidArgument",
+                                   "NotImplemented", "ParamValidationError"))
 
 
 #: S3 storage classes whose objects a GET refuses until a restore (``InvalidObjectState``); GLACIER_IR is read

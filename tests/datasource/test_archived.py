@@ -133,3 +133,34 @@ def test_a_video_archived_after_the_listing_marks_its_frames_missing(s3_bucket: 
     b_frames = [r for r in rows if r[C.KEY].startswith("b-")]
     assert len(b_frames) == 6 and {r[C.STATUS] for r in b_frames} == {C.STATUS_MISSING}
     assert all("archived, not readable until restored" in r[C.STATUS_REASON] for r in b_frames)
+
+
+def test_a_store_that_refuses_restore_status_is_listed_without_it(s3_bucket: Any, monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: Any) -> None:
+    """An S3-compatible store (MinIO, Ceph, R2, …) that answers InvalidArgument to the RestoreStatus ask: the
+    listing goes on without it, once said (here the refusal is made in front of moto, which takes the ask)."""
+    import logging
+
+    from lightly_airflow.datasource import list_table
+    from lightly_airflow.storage import filesystem
+
+    s3 = _s3(s3_bucket)
+    s3.put_object(Bucket=s3_bucket.name, Key="ds/a.png", Body=png_bytes(0))
+    s3.put_object(Bucket=s3_bucket.name, Key="ds/b.png", Body=png_bytes(1), StorageClass="GLACIER")
+    fs, _ = filesystem(f"{s3_bucket.uri}/ds", s3_bucket.credentials)
+    real = fs._call_s3
+    asks: list[bool] = []
+
+    async def refusing(method: str, *args: Any, **kwargs: Any) -> Any:
+        if method == "list_objects_v2":
+            asks.append("OptionalObjectAttributes" in kwargs)
+            if "OptionalObjectAttributes" in kwargs:
+                raise OSError("InvalidArgument: x-amz-optional-object-attributes is not supported")
+        return await real(method, *args, **kwargs)
+
+    monkeypatch.setattr(fs, "_call_s3", refusing)
+    stats: dict[str, Any] = {}
+    with caplog.at_level(logging.WARNING, logger="lightly_airflow.datasource.listing"):
+        listing = list_table(f"{s3_bucket.uri}/ds", credentials=s3_bucket.credentials, stats=stats, page_size=1)
+    assert listing.column("key").to_pylist() == ["a.png", "b.png"] and stats["archived"] == {"b.png": "S3 GLACIER"}
+    assert asks == [True, False, False] and caplog.text.count("refuses OptionalObjectAttributes") == 1
