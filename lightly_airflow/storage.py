@@ -139,6 +139,8 @@ class StorageCredentials:
     :param store: the store the credentials are for (``s3``, ``gs``, ``az``: the connection's type);
         using them for another store's URI is an error (:meth:`store_problem`), never silently ambient.
     :param conn_id: the Airflow connection they came from (named in messages).
+    :param requester_pays: S3 requests carry ``x-amz-request-payer: requester`` (a Requester Pays bucket, such as
+        many of AWS's open datasets: without it every request is refused with AccessDenied).
     """
 
     endpoint_url: str | None = None
@@ -158,6 +160,7 @@ class StorageCredentials:
     delta_problem: str | None = None
     store: str | None = None
     conn_id: str | None = None
+    requester_pays: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """All set plain fields, secrets included (for passing to a subprocess or pod env, never to logs);
@@ -238,6 +241,8 @@ class StorageCredentials:
                 opts["secret"] = self.secret_access_key
             if self.session_token:
                 opts["token"] = self.session_token
+            if self.requester_pays:
+                opts["requester_pays"] = True
             client_kwargs = {}
             if self.endpoint_url:
                 client_kwargs["endpoint_url"] = self.endpoint_url
@@ -307,6 +312,8 @@ class StorageCredentials:
                     opts[key] = value
             if self.anonymous:
                 opts["AWS_SKIP_SIGNATURE"] = "true"
+            if self.requester_pays:
+                opts["AWS_REQUEST_PAYER"] = "true"
             if self.allow_http:
                 opts["AWS_ALLOW_HTTP"] = "true"
         elif protocol == "gs":

@@ -46,6 +46,7 @@ AWS_EXTRAS = frozenset({
     "assume_role_with_web_identity_federation", "assume_role_with_web_identity_federation_audience",
     "assume_role_with_web_identity_token_file", "session_kwargs", "endpoint_url", "service_config",
     "config_kwargs", "verify", "aws_account_id", "aws_iam_role",
+    "requester_pays",  # (ours: a Requester Pays bucket; S3Hook ignores it)
 })
 #: ``config_kwargs`` (botocore ``Config``) entries that change nothing our S3 and Delta clients need.
 AWS_HARMLESS_CONFIG = frozenset({"retries", "connect_timeout", "read_timeout", "max_pool_connections", "region_name"})
@@ -165,6 +166,15 @@ def aws_credentials(conn_id: str, extra: Mapping[str, Any]) -> StorageCredential
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     unsigned = _check_aws_extras(conn_id, extra)
+    pays = extra.get("requester_pays", False)
+    if pays not in (True, False, "true", "false", "True", "False"):
+        raise UnsupportedConnectionError(
+            f"Connection {conn_id!r}: requester_pays={pays!r} is not a boolean. Fix: set it to true or false.")
+    pays = pays in (True, "true", "True")
+    if pays and unsigned:
+        raise UnsupportedConnectionError(
+            f"Connection {conn_id!r}: requester_pays needs signed requests (the bucket owner bills your account), "
+            "but config_kwargs.signature_version is unsigned. Fix: give the connection credentials.")
     hook = S3Hook(aws_conn_id=conn_id)
     config = hook.conn_config
     endpoint = config.get_service_endpoint_url(service_name="s3")
@@ -172,6 +182,8 @@ def aws_credentials(conn_id: str, extra: Mapping[str, Any]) -> StorageCredential
     region = config.region_name or session.region_name
     if unsigned:
         return StorageCredentials(anonymous=True, endpoint_url=endpoint, region=region)
+    if pays:
+        log.info("Connection %r: requests to S3 say the requester pays (requester_pays)", conn_id)
     found = session.get_credentials()  # resolves keys, profile, role assumption (an STS call) as the hook does
     if found is None:
         raise UnsupportedConnectionError(
@@ -188,6 +200,7 @@ def aws_credentials(conn_id: str, extra: Mapping[str, Any]) -> StorageCredential
         session_token=frozen.token or None,
         region=region,
         endpoint_url=endpoint,
+        requester_pays=pays,
     )
 
 

@@ -167,3 +167,49 @@ def test_lightly_folder_on_another_store_does_not_take_the_datasource_connection
     assert _source_credentials(spec, "s3://lake/images").conn_id == "lake"
     named = PoolSpec(name="main", uri="s3://lake/pool", conn_id=aws, datasource_conn_id=gcp)
     assert _source_credentials(named, "gs://ml-team/images").conn_id == "ml_gcs"
+
+
+def test_requester_pays_reaches_every_s3_request(s3_bucket, monkeypatch, tmp_path: Path) -> None:
+    """A Requester Pays bucket (many of AWS's open datasets) refuses requests without ``x-amz-request-payer``: the
+    connection's ``requester_pays`` puts it on the listing, the lifecycle read, file reads and the Delta pool's
+    requests (counted on the wire by a proxy in front of moto, which does not enforce it)."""
+    import sys
+
+    import pyarrow as pa
+
+    from lightly_airflow.datasource import list_table, read_bytes
+    from lightly_airflow.datasource.expiration import read_lifecycle
+
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from datapool.counting_proxy import counting_proxy
+
+    creds = s3_bucket.credentials
+    filesystem(f"{s3_bucket.uri}/ds/a.png", creds)[0].pipe_file(f"{s3_bucket.name}/ds/a.png", b"x")
+    with counting_proxy(creds) as (proxied, requests):
+        conn = {"conn_type": "aws", "login": creds.access_key_id, "password": creds.secret_access_key,
+                "extra": {"endpoint_url": proxied.endpoint_url, "region_name": creds.region, "requester_pays": True}}
+        paying = credentials_for(_connection(monkeypatch, "rp_s3", conn))
+        assert paying.requester_pays and paying.to_dict()["requester_pays"] is True
+        requests.reset()
+        assert list_table(f"{s3_bucket.uri}/ds", credentials=paying).column("key").to_pylist() == ["a.png"]
+        assert read_bytes(f"{s3_bucket.uri}/ds", "a.png", paying) == b"x"
+        from deltalake import DeltaTable, write_deltalake
+
+        write_deltalake(f"{s3_bucket.uri}/pool", pa.table({"a": [1]}), storage_options=paying.delta_options("s3"))
+        assert DeltaTable(f"{s3_bucket.uri}/pool", storage_options=paying.delta_options("s3")).version() == 0
+        seen = requests.reset()
+        del seen["GET log entry"]  # (a sub-count of "GET log")
+        paid = sum(n for k, n in seen.items() if k.endswith("requester pays"))
+        assert paid == sum(n for k, n in seen.items() if not k.endswith("requester pays")) > 5, seen
+        assert {"LIST", "GET", "LIST log", "GET log", "PUT log"} <= set(seen)
+        # (a bucket's lifecycle is its owner's to read: GetBucketLifecycleConfiguration takes no RequestPayer)
+        read_lifecycle(f"{s3_bucket.uri}/ds", paying)
+        assert requests.reset() == {"GET": 1}
+        # without the option, none carry it
+        plain = credentials_for(_connection(monkeypatch, "plain_rp", {**conn, "extra": {**conn["extra"],
+                                                                                        "requester_pays": False}}))
+        list_table(f"{s3_bucket.uri}/ds", credentials=plain)
+        assert not any(k.endswith("requester pays") for k in requests.reset())
+    bad = {**conn, "extra": {"endpoint_url": creds.endpoint_url, "requester_pays": "yes"}}
+    with pytest.raises(UnsupportedConnectionError, match="requester_pays='yes' is not a boolean"):
+        credentials_for(_connection(monkeypatch, "bad_rp", bad))
