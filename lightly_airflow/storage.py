@@ -139,8 +139,8 @@ class StorageCredentials:
     :param store: the store the credentials are for (``s3``, ``gs``, ``az``: the connection's type);
         using them for another store's URI is an error (:meth:`store_problem`), never silently ambient.
     :param conn_id: the Airflow connection they came from (named in messages).
-    :param requester_pays: S3 requests carry ``x-amz-request-payer: requester`` (a Requester Pays bucket, such as
-        many of AWS's open datasets: without it every request is refused with AccessDenied).
+    :param requester_pays: a Requester Pays bucket (many open datasets): S3 requests carry ``x-amz-request-payer:
+        requester``, GCS requests ``userProject=<project>`` (the project billed); without, every request is refused.
     """
 
     endpoint_url: str | None = None
@@ -257,6 +257,8 @@ class StorageCredentials:
                 opts["endpoint_url"] = self.endpoint_url
             if self.project:
                 opts["project"] = self.project
+            if self.requester_pays:
+                opts["requester_pays"] = True  # (gcsfs bills ``project``: userProject on every request)
             if self.anonymous:
                 opts["token"] = "anon"
             elif self.google_credentials is not None:

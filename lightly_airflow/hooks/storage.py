@@ -54,7 +54,7 @@ AWS_HARMLESS_CONFIG = frozenset({"retries", "connect_timeout", "read_timeout", "
 GCP_EXTRAS = frozenset({
     "key_path", "keyfile_dict", "key_secret_name", "key_secret_project_id", "credential_config_file",
     "impersonation_chain", "project", "scope", "num_retries", "is_anonymous", "quota_project_id",
-    "endpoint_url",
+    "endpoint_url", "requester_pays",
 })
 
 
@@ -166,11 +166,7 @@ def aws_credentials(conn_id: str, extra: Mapping[str, Any]) -> StorageCredential
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     unsigned = _check_aws_extras(conn_id, extra)
-    pays = extra.get("requester_pays", False)
-    if pays not in (True, False, "true", "false", "True", "False"):
-        raise UnsupportedConnectionError(
-            f"Connection {conn_id!r}: requester_pays={pays!r} is not a boolean. Fix: set it to true or false.")
-    pays = pays in (True, "true", "True")
+    pays = _requester_pays(conn_id, extra.get("requester_pays", False))
     if pays and unsigned:
         raise UnsupportedConnectionError(
             f"Connection {conn_id!r}: requester_pays needs signed requests (the bucket owner bills your account), "
@@ -204,6 +200,14 @@ def aws_credentials(conn_id: str, extra: Mapping[str, Any]) -> StorageCredential
     )
 
 
+def _requester_pays(conn_id: str, value: Any) -> bool:
+    """Our own connection extra ``requester_pays`` (a Requester Pays bucket), strictly a boolean."""
+    if value not in (True, False, None, "true", "false", "True", "False"):
+        raise UnsupportedConnectionError(
+            f"Connection {conn_id!r}: requester_pays={value!r} is not a boolean. Fix: set it to true or false.")
+    return value in (True, "true", "True")
+
+
 def _mask(*secrets: str | None) -> None:
     """Keep secrets out of task logs, as ``S3Hook.get_credentials`` does."""
     from airflow.sdk.log import mask_secret
@@ -231,10 +235,19 @@ def gcp_credentials(conn_id: str, extra: Mapping[str, Any]) -> StorageCredential
         return extra.get(name) or extra.get(f"{prefix}{name}")
 
     endpoint = pick("endpoint_url")
+    pays = _requester_pays(conn_id, pick("requester_pays"))
     if pick("is_anonymous"):
+        if pays:
+            raise UnsupportedConnectionError(
+                f"Connection {conn_id!r}: requester_pays bills a project, which anonymous requests cannot. Fix: give "
+                "the connection credentials and a project.")
         return StorageCredentials(anonymous=True, project=pick("project"), endpoint_url=endpoint)
     hook = GCSHook(gcp_conn_id=conn_id)
     credentials, project = hook.get_credentials_and_project_id()
+    if pays and not (project or pick("project")):
+        raise UnsupportedConnectionError(
+            f"Connection {conn_id!r}: requester_pays bills a project, and the connection resolves to none. Fix: set "
+            "the connection's project.")
     key_path, keyfile = pick("key_path"), pick("keyfile_dict")
     token: str | None = None
     if keyfile:
@@ -259,6 +272,7 @@ def gcp_credentials(conn_id: str, extra: Mapping[str, Any]) -> StorageCredential
         google_credentials=None if ambient else credentials,
         endpoint_url=endpoint,
         delta_problem=delta_problem,
+        requester_pays=pays,
     )
 
 

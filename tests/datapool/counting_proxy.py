@@ -83,8 +83,8 @@ def serve(upstream_url: str) -> None:
                 counts[kind] += 1
                 if kind == "GET log" and urlsplit(self.path).path.endswith(".json"):
                     counts["GET log entry"] += 1  # a commit file (the rest: checkpoints and their pointer)
-                if (self.headers.get("x-amz-request-payer") or "").lower() == "requester":
-                    counts[f"{kind} requester pays"] += 1  # (a Requester Pays bucket's header)
+                if (self.headers.get("x-amz-request-payer") or "").lower() == "requester" or "userProject=" in self.path:
+                    counts[f"{kind} requester pays"] += 1  # (a Requester Pays bucket's header; GCS: userProject)
             drop = ("connection", "host", "transfer-encoding", "content-length", "expect")
             headers = {k: v for k, v in self.headers.items() if k.lower() not in drop}
             headers["Host"] = upstream.netloc

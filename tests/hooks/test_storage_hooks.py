@@ -213,3 +213,38 @@ def test_requester_pays_reaches_every_s3_request(s3_bucket, monkeypatch, tmp_pat
     bad = {**conn, "extra": {"endpoint_url": creds.endpoint_url, "requester_pays": "yes"}}
     with pytest.raises(UnsupportedConnectionError, match="requester_pays='yes' is not a boolean"):
         credentials_for(_connection(monkeypatch, "bad_rp", bad))
+
+
+def test_gcs_requester_pays_bills_the_project_on_every_request(gcs_bucket, monkeypatch, tmp_path: Path) -> None:
+    """A GCS Requester Pays bucket needs ``userProject`` on each request: the connection's ``requester_pays``
+    reaches gcsfs (listing, the lifecycle read, file reads), counted on the wire in front of fake-gcs-server."""
+    import sys
+    from dataclasses import replace
+
+    from lightly_airflow.datasource import list_table, read_bytes
+    from lightly_airflow.datasource.expiration import read_lifecycle
+
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from datapool.counting_proxy import counting_proxy
+
+    key_file = tmp_path / "key.json"
+    key_file.write_text(json.dumps(_service_account_key("rp@lightly-test.iam.gserviceaccount.com")))
+    conn = {"conn_type": "google_cloud_platform", "extra": {"key_path": str(key_file), "project": "lightly-test",
+                                                             "requester_pays": True}}
+    parsed = credentials_for(_connection(monkeypatch, "gcp_rp", conn))
+    assert parsed.requester_pays and parsed.fsspec_options("gs")["requester_pays"] is True
+    anon = {"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True, "requester_pays": True}}
+    with pytest.raises(UnsupportedConnectionError, match="requester_pays bills a project"):
+        credentials_for(_connection(monkeypatch, "gcp_rp_anon", anon))
+
+    creds = gcs_bucket.credentials  # (fake-gcs takes no real sign-in: the emulator's anonymous credentials)
+    filesystem(f"{gcs_bucket.uri}/ds/a.png", creds)[0].pipe_file(f"{gcs_bucket.name}/ds/a.png", b"x")
+    with counting_proxy(creds) as (proxied, requests):
+        paying = replace(proxied, requester_pays=True)
+        requests.reset()
+        assert list_table(f"{gcs_bucket.uri}/ds", credentials=paying).column("key").to_pylist() == ["a.png"]
+        read_lifecycle(f"{gcs_bucket.uri}/ds", paying)
+        assert read_bytes(f"{gcs_bucket.uri}/ds", "a.png", paying) == b"x"
+        seen = requests.reset()
+        paid = sum(n for k, n in seen.items() if k.endswith("requester pays"))
+        assert paid == sum(n for k, n in seen.items() if not k.endswith("requester pays")) >= 3, seen
