@@ -51,6 +51,9 @@ RENDERING_INTENT = "perceptual"
 SRGB_TOLERANCE = 1
 #: Distinct profiles whose transform (or verdict: sRGB, unusable) is kept (a CMYK profile is up to a few MB).
 PROFILE_CACHE = 16
+#: What :func:`display_rgb` passes :func:`to_srgb` for a profile Pillow found but set to ``None`` (a JPEG's APP2
+#: pieces whose count is wrong, a PNG iCCP chunk that does not decompress).
+DAMAGED_PROFILE = b"damaged"
 #: The image modes a profile's colours are converted from, by the profile's colour space (alpha kept aside):
 #: grey images may carry an RGB profile too (their values are then R = G = B in it).
 _PROFILE_SPACES = {"RGB": ("RGB",), "L": ("GRAY", "RGB"), "CMYK": ("CMYK",)}
@@ -512,15 +515,18 @@ def to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
     from the ICC profile ``icc`` to sRGB (:data:`RENDERING_INTENT`), alpha kept: RGB or RGBA. The same object when
     there is no profile or it is sRGB. A profile that cannot be applied leaves the values as they are, noted in
     ``info[PROFILE_IGNORED]`` (never an error: a file is not lost over its profile)."""
-    if not icc or not isinstance(icc, bytes):
+    if not icc:
         return img
+    if icc is DAMAGED_PROFILE or not isinstance(icc, (bytes, bytearray)):
+        return _profile_ignored(img, "the embedded ICC profile is damaged (a JPEG's profile pieces that do not add "
+                                "up, a PNG's iCCP chunk that does not decompress)")
     if img.mode in ("P", "PA", "1") or (img.mode in ("L", "RGB") and "transparency" in img.info):
         # a palette's colours; a transparent colour (PNG tRNS) as alpha
         img = img.convert({"1": "L", "L": "LA"}.get(img.mode, "RGBA"))
     colour_mode = {"RGBA": "RGB", "RGBX": "RGB", "LA": "L", "La": "L", "RGBa": "RGB"}.get(img.mode, img.mode)
     if colour_mode not in _PROFILE_SPACES:
         return _profile_ignored(img, f"the embedded ICC profile is not applied to a {img.mode} image")
-    transform, why = _srgb_transform(icc, colour_mode)
+    transform, why = _srgb_transform(bytes(icc), colour_mode)
     if transform is None:
         return img if why is None else _profile_ignored(img, why)
     alpha = img.getchannel("A") if img.mode in ("RGBA", "LA") else None
@@ -550,6 +556,8 @@ def display_rgb(img: Image.Image) -> Image.Image:
     converted to sRGB by an embedded ICC profile (:func:`to_srgb`), transparency composited on
     :data:`TRANSPARENT_BACKGROUND`. Every pass that reads an image's pixels uses it."""
     icc = img.info.get("icc_profile")
+    if icc is None and "icc_profile" in img.info:  # Pillow found one but could not put it together
+        icc = DAMAGED_PROFILE
     # An 8-bit grey or RGB PNG's transparent colour (its tRNS chunk: optimisers such as oxipng write it for an
     # RGBA picture whose alpha is all on or off), which viewers show as transparent.
     keyed = img.mode in ("L", "RGB") and "transparency" in img.info and WIDE_COLOUR not in img.info

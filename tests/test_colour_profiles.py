@@ -229,3 +229,35 @@ def test_the_ui_serves_a_cmyk_tiff_and_crops_of_a_transparent_p3_png_in_srgb(tmp
     (tmp_path / "logo.png").write_bytes(_encode(Image.fromarray(rgba, "RGBA"), "PNG", icc_profile=p3))
     crop = Image.open(io.BytesIO(read_crop(str(tmp_path), "logo.png", [0, 0, 8, 8], None)))
     assert crop.getpixel((4, 4)) == (196, 47, 54) and not crop.info.get("icc_profile")
+
+
+def _damaged_container(fmt: str) -> bytes:
+    """A P3 JPEG whose APP2 profile pieces claim a count they do not have, or a PNG whose iCCP chunk's compressed
+    profile is not valid deflate data (Pillow then sets the profile to None and says nothing)."""
+    import struct
+    import zlib
+
+    data = _encode(_patches(P3_PATCHES[:2]), fmt, icc_profile=display_p3(), **({"quality": 95} if fmt == "JPEG" else {}))
+    if fmt == "JPEG":
+        at = data.index(b"ICC_PROFILE\0") + 12
+        return data[:at + 1] + bytes((2,)) + data[at + 2:]  # piece 1 of 2, and no piece 2
+    at = data.index(b"iCCP") - 4
+    (length,) = struct.unpack(">I", data[at:at + 4])
+    name = data[at + 8:at + 8 + length].index(b"\0")
+    body = data[at + 8:at + 8 + name + 2] + zlib.compress(display_p3())[:2] + b"\xff" * 64  # invalid deflate block
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+    return data[:at] + chunk + data[at + 12 + length:]
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_a_profile_pillow_cannot_put_together_is_noted(fmt: str) -> None:
+    """A JPEG profile split over APP2 segments whose piece count is wrong (an editor rewrote the segments) and a PNG
+    iCCP chunk that does not decompress: Pillow drops the profile without a word; the file is kept with its stored
+    values and the note says the profile is damaged."""
+    data = _damaged_container(fmt)
+    opened = Image.open(io.BytesIO(data))
+    assert "icc_profile" in opened.info and opened.info["icc_profile"] is None
+    result = inspect_image(data, "photo." + fmt.lower(), on_image=None)
+    assert result.ok, result.reason
+    assert [kind for kind, _ in result.notes] == ["colour_profile_ignored"] and "damaged" in result.notes[0][1]
+    np.testing.assert_array_equal(np.asarray(open_rgb(data)), np.asarray(opened.convert("RGB")))
