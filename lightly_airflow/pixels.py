@@ -523,6 +523,10 @@ def to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
     if img.mode in ("P", "PA", "1") or (img.mode in ("L", "RGB") and "transparency" in img.info):
         # a palette's colours; a transparent colour (PNG tRNS) as alpha
         img = img.convert({"1": "L", "L": "LA"}.get(img.mode, "RGBA"))
+    if img.mode == "LAB":  # device-independent values (a CIELab TIFF): Pillow's own conversion, no profile needed
+        return img
+    if img.mode in ("YCbCr", "HSV"):  # the profile describes the RGB these values encode
+        img = img.convert("RGB")
     colour_mode = {"RGBA": "RGB", "RGBX": "RGB", "LA": "L", "La": "L", "RGBa": "RGB"}.get(img.mode, img.mode)
     if colour_mode not in _PROFILE_SPACES:
         return _profile_ignored(img, f"the embedded ICC profile is not applied to a {img.mode} image")

@@ -261,3 +261,23 @@ def test_a_profile_pillow_cannot_put_together_is_noted(fmt: str) -> None:
     assert result.ok, result.reason
     assert [kind for kind, _ in result.notes] == ["colour_profile_ignored"] and "damaged" in result.notes[0][1]
     np.testing.assert_array_equal(np.asarray(open_rgb(data)), np.asarray(opened.convert("RGB")))
+
+
+def test_cielab_and_ycbcr_tiffs_with_a_profile() -> None:
+    """A CIELab TIFF (Photoshop's Lab mode) carries the Lab profile: its values are device-independent and Pillow
+    converts them itself, so there is nothing to note (it was noted as an ignored profile). A YCbCr TIFF's profile
+    describes the RGB its values encode: converted (it was ignored)."""
+    lab = ImageCms.profileToProfile(Image.new("RGB", (16, 16), (200, 40, 40)), ImageCms.createProfile("sRGB"),
+                                    ImageCms.createProfile("LAB"), outputMode="LAB")
+    data = _encode(lab, "TIFF")
+    assert Image.open(io.BytesIO(data)).info.get("icc_profile")
+    result = inspect_image(data, "lab.tif")
+    assert result.ok and result.notes == ()
+    assert np.abs(np.array(open_rgb(data).getpixel((4, 4))) - (200, 40, 40)).max() <= 2
+
+    ycc = Image.new("RGB", (16, 16), P3_PATCHES[0]).convert("YCbCr")
+    data = _encode(ycc, "TIFF", icc_profile=display_p3())
+    result = inspect_image(data, "ycc.tif")
+    assert result.ok and result.notes == ()
+    want = _lcms(ycc.convert("RGB"), display_p3(), "RGB").getpixel((4, 4))
+    assert open_rgb(data).getpixel((4, 4)) == want and np.abs(np.array(want) - (196, 47, 54)).max() <= 3
