@@ -22,7 +22,7 @@ import sys
 from typing import Any, cast
 
 import numpy as np
-from PIL import Image, ImageOps, JpegImagePlugin
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 try:
     from PIL import ImageCms
@@ -52,7 +52,7 @@ SRGB_TOLERANCE = 1
 #: Distinct profiles whose transform (or verdict: sRGB, unusable) is kept (a CMYK profile is up to a few MB).
 PROFILE_CACHE = 16
 #: What :func:`display_rgb` passes :func:`to_srgb` for a profile Pillow found but set to ``None`` (a JPEG's APP2
-#: pieces whose count is wrong, a PNG iCCP chunk that does not decompress).
+#: pieces whose count is wrong, a PNG iCCP chunk that does not decompress; one :func:`open_image` cut out).
 DAMAGED_PROFILE = b"damaged"
 #: The image modes a profile's colours are converted from, by the profile's colour space (alpha kept aside):
 #: grey images may carry an RGB profile too (their values are then R = G = B in it).
@@ -105,6 +105,21 @@ def png_significant_bits(data: bytes) -> int | None:
         if cid == b"sBIT":
             bits = data[pos + 8 : pos + 8 + min(length, 4)]
             return max(bits) if bits else None
+        pos += 12 + length
+    return None
+
+
+def png_without_iccp(data: bytes) -> bytes | None:
+    """A PNG's bytes without its ``iCCP`` chunk (its embedded colour profile), or ``None`` when it has none."""
+    if not data.startswith(PNG_SIGNATURE):
+        return None
+    pos = len(PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length, cid = struct.unpack(">I4s", data[pos : pos + 8])
+        if cid in (b"IDAT", b"IEND"):  # iCCP comes before the image data
+            return None
+        if cid == b"iCCP":
+            return data[:pos] + data[pos + 12 + length :]
         pos += 12 + length
     return None
 
@@ -229,7 +244,17 @@ def open_image(data: bytes, draft: int | None = None, fit: bool = False) -> Imag
         else:
             _draft_jpeg(img, draft, fit)
         return img
-    img = Image.open(io.BytesIO(data))
+    try:
+        img = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, ValueError):
+        stripped = png_without_iccp(data)
+        if stripped is None:
+            raise
+        # Pillow refuses the whole PNG over its iCCP chunk (an unknown compression method, a profile over 1 MB):
+        # the picture is opened without it, and the profile noted as damaged (display_rgb).
+        img = Image.open(io.BytesIO(stripped))
+        img.info["icc_profile"] = None
+        data = stripped
     if img.format == "PNG" and (img.mode in HIGH_BIT_DEPTH_MODES or _sixteen_bit_colour(img, data)):
         bits = png_significant_bits(data)
         if bits:
@@ -519,7 +544,7 @@ def to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
         return img
     if icc is DAMAGED_PROFILE or not isinstance(icc, (bytes, bytearray)):
         return _profile_ignored(img, "the embedded ICC profile is damaged (a JPEG's profile pieces that do not add "
-                                "up, a PNG's iCCP chunk that does not decompress)")
+                                "up, a PNG's iCCP chunk Pillow cannot read)")
     if img.mode in ("P", "PA", "1") or (img.mode in ("L", "RGB") and "transparency" in img.info):
         # a palette's colours; a transparent colour (PNG tRNS) as alpha
         img = img.convert({"1": "L", "L": "LA"}.get(img.mode, "RGBA"))

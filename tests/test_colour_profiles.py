@@ -281,3 +281,32 @@ def test_cielab_and_ycbcr_tiffs_with_a_profile() -> None:
     assert result.ok and result.notes == ()
     want = _lcms(ycc.convert("RGB"), display_p3(), "RGB").getpixel((4, 4))
     assert open_rgb(data).getpixel((4, 4)) == want and np.abs(np.array(want) - (196, 47, 54)).max() <= 3
+
+
+@pytest.mark.parametrize("chunk", ["unknown-compression", "over-1-MB"])
+def test_a_png_pillow_refuses_over_its_icc_chunk_is_read_without_it(chunk: str, tmp_path: Path) -> None:
+    """Pillow refuses a whole PNG whose iCCP chunk names an unknown compression method or holds a profile larger
+    than 1 MB: the file was corrupt ("not an image Pillow can identify", "Decompressed data too large") over its
+    profile. Now its picture is read without the profile, noted, in the passes and the UI's crop."""
+    import os
+    import struct
+    import zlib
+
+    picture = _encode(_patches(P3_PATCHES[:2]), "PNG")
+    body = (b"x\0\x01" + zlib.compress(display_p3()) if chunk == "unknown-compression"
+            else b"big\0\0" + zlib.compress(os.urandom(64) + bytes(1 << 20)))
+    at = picture.index(b"IDAT") - 4
+    data = (picture[:at] + struct.pack(">I", len(body)) + b"iCCP" + body
+            + struct.pack(">I", zlib.crc32(b"iCCP" + body)) + picture[at:])
+    with pytest.raises((OSError, ValueError)):  # what Pillow itself does
+        Image.open(io.BytesIO(data))
+    want = np.asarray(Image.open(io.BytesIO(picture)).convert("RGB"))
+    seen: list[Image.Image] = []
+    result = inspect_image(data, "photo.png", on_image=seen.append)
+    assert result.ok, result.reason
+    assert [kind for kind, _ in result.notes] == ["colour_profile_ignored"] and "damaged" in result.notes[0][1]
+    np.testing.assert_array_equal(np.asarray(seen[0]), want)
+    np.testing.assert_array_equal(np.asarray(open_rgb(data)), want)
+    (tmp_path / "photo.png").write_bytes(data)
+    crop = np.asarray(Image.open(io.BytesIO(read_crop(str(tmp_path), "photo.png", [0, 0, 16, 16], None))))
+    np.testing.assert_array_equal(crop, want[:, :16])
