@@ -595,7 +595,7 @@ def display_rgb(img: Image.Image) -> Image.Image:
     img = eight_bit(upright(img), source=img)
     if icc:
         converted = to_srgb(img, icc)
-        keyed = keyed and converted is img  # a transparent colour is alpha after a conversion
+        keyed = keyed and "transparency" in converted.info  # a transparent colour is alpha after a conversion
         img = converted
     if img.mode == "RGB" and not keyed:
         return img

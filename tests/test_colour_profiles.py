@@ -208,6 +208,16 @@ def test_transparency_is_composited_after_the_conversion() -> None:
     shown = np.asarray(open_rgb(keyed))
     assert shown[0, 0].tolist() == [188, 188, 188] and (shown[:, 8:] == 255).all()
 
+    # With a damaged profile the transparent colour is still transparent (it was dropped with the profile).
+    rgb = np.zeros((8, 16, 3), np.uint8)
+    rgb[:, :8] = (200, 30, 30)
+    damaged = _undecompressable_iccp(_encode(Image.fromarray(rgb), "PNG", icc_profile=display_p3(),
+                                             transparency=(0, 0, 0)))
+    result = inspect_image(damaged, "icon.png")
+    assert [kind for kind, _ in result.notes] == ["colour_profile_ignored"]
+    shown = np.asarray(open_rgb(damaged))
+    assert shown[0, 0].tolist() == [200, 30, 30] and (shown[:, 8:] == 255).all()
+
 
 def test_the_ui_serves_a_cmyk_tiff_and_crops_of_a_transparent_p3_png_in_srgb(tmp_path: Path) -> None:
     """The UI converts TIFFs to PNG: a CMYK TIFF came as naive RGB (cyan 0,255,255) tagged with its CMYK profile,
@@ -234,13 +244,18 @@ def test_the_ui_serves_a_cmyk_tiff_and_crops_of_a_transparent_p3_png_in_srgb(tmp
 def _damaged_container(fmt: str) -> bytes:
     """A P3 JPEG whose APP2 profile pieces claim a count they do not have, or a PNG whose iCCP chunk's compressed
     profile is not valid deflate data (Pillow then sets the profile to None and says nothing)."""
-    import struct
-    import zlib
-
     data = _encode(_patches(P3_PATCHES[:2]), fmt, icc_profile=display_p3(), **({"quality": 95} if fmt == "JPEG" else {}))
     if fmt == "JPEG":
         at = data.index(b"ICC_PROFILE\0") + 12
         return data[:at + 1] + bytes((2,)) + data[at + 2:]  # piece 1 of 2, and no piece 2
+    return _undecompressable_iccp(data)
+
+
+def _undecompressable_iccp(data: bytes) -> bytes:
+    """A PNG's bytes with its iCCP chunk's profile replaced by invalid deflate data."""
+    import struct
+    import zlib
+
     at = data.index(b"iCCP") - 4
     (length,) = struct.unpack(">I", data[at:at + 4])
     name = data[at + 8:at + 8 + length].index(b"\0")
