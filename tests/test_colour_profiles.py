@@ -325,3 +325,16 @@ def test_a_png_pillow_refuses_over_its_icc_chunk_is_read_without_it(chunk: str, 
     (tmp_path / "photo.png").write_bytes(data)
     crop = np.asarray(Image.open(io.BytesIO(read_crop(str(tmp_path), "photo.png", [0, 0, 16, 16], None))))
     np.testing.assert_array_equal(crop, want[:, :16])
+
+
+def test_a_grey_image_with_an_rgb_profile_is_its_grey_in_that_space() -> None:
+    """A grey image that kept the Adobe RGB profile of the colour photo it was made from: its values are R = G = B
+    in Adobe RGB (gamma 2.2), shown through it (they were read as sRGB: the darks too light)."""
+    icc = adobe_rgb()
+    ramp = np.tile(np.arange(0, 256, 8, dtype=np.uint8), (8, 1))
+    data = _encode(Image.fromarray(ramp, "L"), "PNG", icc_profile=icc)
+    shown = np.asarray(open_rgb(data)).astype(int)
+    want = np.asarray(_lcms(Image.fromarray(ramp, "L").convert("RGB"), icc, "RGB")).astype(int)
+    np.testing.assert_array_equal(shown, want)
+    assert np.abs(shown[..., 0] - shown[..., 2]).max() <= 1  # still grey
+    assert shown[0, 2, 0] < ramp[0, 2] - 5  # 16 in gamma 2.2 is sRGB 7 or so
