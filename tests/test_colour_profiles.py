@@ -27,7 +27,7 @@ from lightly_airflow.embedding.images import decode_image, open_rgb, open_rgb_fo
 from lightly_airflow.metadata.metrics import inspect_image
 from lightly_airflow.metadata.shard import NOTE_KINDS
 from lightly_airflow.pixels import display_rgb, open_image
-from lightly_airflow.plugins.media import read_crop, read_image
+from lightly_airflow.plugins.media import image_size, read_crop, read_image
 from lightly_airflow.thumbnails import make_thumbnail
 
 #: P3 colours of a photo: a red, a green, a blue, a skin tone, a grey, white, the saturated red.
@@ -325,6 +325,7 @@ def test_a_png_pillow_refuses_over_its_icc_chunk_is_read_without_it(chunk: str, 
     (tmp_path / "photo.png").write_bytes(data)
     crop = np.asarray(Image.open(io.BytesIO(read_crop(str(tmp_path), "photo.png", [0, 0, 16, 16], None))))
     np.testing.assert_array_equal(crop, want[:, :16])
+    assert image_size(str(tmp_path), "photo.png", None) == (32, 16)  # the UI draws predicted boxes on it
 
 
 def test_a_grey_image_with_an_rgb_profile_is_its_grey_in_that_space() -> None:
