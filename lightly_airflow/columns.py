@@ -93,8 +93,10 @@ PIXEL_RULES = "pixel_rules"
 #: ``PIL.Image.MAX_IMAGE_PIXELS`` decoded at a reduced scale instead of corrupt. 4: 16-bit colour TIFFs and 16-bit
 #: grey + alpha PNGs scaled by their white like 16-bit colour PNGs (not their high bytes). 5: planar 16-bit colour
 #: TIFFs (each colour its own plane) decoded plane by plane, scaled as the others (they were garbled or near-black);
-#: an 8-bit RGB or grey PNG's transparent colour (tRNS) composited on white.
-PIXEL_RULES_VERSION = 5
+#: an 8-bit RGB or grey PNG's transparent colour (tRNS) composited on white. 6: colours converted to sRGB by an
+#: embedded ICC profile (Display P3, Adobe RGB, CMYK and grey profiles; sRGB ones change nothing); a PNG that
+#: Pillow refused over its iCCP chunk read without it.
+PIXEL_RULES_VERSION = 6
 
 INITIAL_TAG = "initial-tag"
 

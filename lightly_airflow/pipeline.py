@@ -1112,7 +1112,7 @@ def _listing_notes(skips: ListingSkips) -> list[str]:
     return [*skips.notes, f"{older:,} unchanged files were decoded and embedded again instead of reused: their "
             f"values in the pool were computed under older pixel rules (before version {C.PIXEL_RULES_VERSION}: "
             "upright images and video frames, high bit depths, JPEGs above the pixel limit, 16-bit and planar TIFFs, "
-            "PNG transparency)"]
+            "PNG transparency, colour profiles converted to sRGB)"]
 
 
 def listing_skips(

@@ -3,7 +3,9 @@
 One rule for what an image *looks like*, so its metrics, thumbnail, model input, crops and the UI's boxes all
 see the same pixels: turned upright by its EXIF orientation (as browsers and viewers show it), high-bit-depth
 grayscale scaled to 8 bits (by the white the file states, else by a guess that is noted: :func:`white_point`), and
-transparency composited on white (as a page shows it). :func:`open_image` opens the bytes: it reads what Pillow
+colours converted to sRGB by the image's embedded ICC profile (as a colour-managed browser shows a phone's Display
+P3 photo or a print shop's Adobe RGB or CMYK file: :func:`to_srgb`), transparency composited on white (as a page
+shows it). :func:`open_image` opens the bytes: it reads what Pillow
 does not (a PNG's ``sBIT``) and can decode a JPEG above Pillow's pixel limit at a reduced scale.
 
 A change of what any pass' pixels are raises ``columns.PIXEL_RULES_VERSION``.
@@ -11,14 +13,21 @@ A change of what any pass' pixels are raises ``columns.PIXEL_RULES_VERSION``.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import re
 import struct
 import sys
+from typing import Any, cast
 
 import numpy as np
-from PIL import Image, ImageOps, JpegImagePlugin
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
+
+try:
+    from PIL import ImageCms
+except ImportError:  # a Pillow built without littlecms2: profiles are ignored, and each such image says so
+    ImageCms = None  # type: ignore[assignment]
 
 HIGH_BIT_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 #: ``img.info`` key where :func:`open_image` puts a PNG's significant bits (its ``sBIT`` chunk; Pillow skips it).
@@ -26,6 +35,28 @@ SIGNIFICANT_BITS = "lightly_airflow.significant_bits"
 #: ``img.info`` key of :func:`display_rgb`'s result when the white of a high-bit-depth image was guessed (nothing in
 #: the file said it): the guess in words. The metadata pass logs and counts it (``bit_depth_guessed``).
 WHITE_GUESS = "lightly_airflow.white_guess"
+#: ``img.info`` key of :func:`display_rgb`'s result when the image's embedded ICC profile could not be applied (a
+#: damaged or unsupported profile, one for other data than the image's): why, in words; its colours are the file's
+#: values as they are (read as sRGB). The metadata pass logs and counts it (``colour_profile_ignored``).
+PROFILE_IGNORED = "lightly_airflow.profile_ignored"
+#: How an embedded profile's colours become sRGB. Perceptual: the default of browsers and image viewers, so a CMYK
+#: or other table-based profile's gamut mapping is the one its maker tuned (relative colorimetric would clip
+#: out-of-gamut colours to the nearest edge); for the matrix profiles of cameras and phones (Display P3, Adobe RGB,
+#: ProPhoto) littlecms has no perceptual tables and uses relative colorimetric instead (out-of-gamut colours
+#: clipped): the same pixels either way.
+RENDERING_INTENT = "perceptual"
+#: A profile whose transform moves no colour of an 18-level grid (18^3 colours; 256 greys) by more than this many
+#: levels is sRGB (whatever its name: HP's, Apple's, Google's compact one, a camera's copy): such images are not
+#: converted, at no cost per image.
+SRGB_TOLERANCE = 1
+#: Distinct profiles whose transform (or verdict: sRGB, unusable) is kept (a CMYK profile is up to a few MB).
+PROFILE_CACHE = 16
+#: What :func:`display_rgb` passes :func:`to_srgb` for a profile Pillow found but set to ``None`` (a JPEG's APP2
+#: pieces whose count is wrong, a PNG iCCP chunk that does not decompress; one :func:`open_image` cut out).
+DAMAGED_PROFILE = b"damaged"
+#: The image modes a profile's colours are converted from, by the profile's colour space (alpha kept aside):
+#: grey images may carry an RGB profile too (their values are then R = G = B in it).
+_PROFILE_SPACES = {"RGB": ("RGB",), "L": ("GRAY", "RGB"), "CMYK": ("CMYK",)}
 #: ``img.info`` key where :func:`open_image` puts the stored ``(width, height)`` of a JPEG it set to decode at a
 #: reduced scale because it has more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``.
 FULL_SIZE = "lightly_airflow.full_size"
@@ -74,6 +105,21 @@ def png_significant_bits(data: bytes) -> int | None:
         if cid == b"sBIT":
             bits = data[pos + 8 : pos + 8 + min(length, 4)]
             return max(bits) if bits else None
+        pos += 12 + length
+    return None
+
+
+def png_without_iccp(data: bytes) -> bytes | None:
+    """A PNG's bytes without its ``iCCP`` chunk (its embedded colour profile), or ``None`` when it has none."""
+    if not data.startswith(PNG_SIGNATURE):
+        return None
+    pos = len(PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length, cid = struct.unpack(">I4s", data[pos : pos + 8])
+        if cid in (b"IDAT", b"IEND"):  # iCCP comes before the image data
+            return None
+        if cid == b"iCCP":
+            return data[:pos] + data[pos + 12 + length :]
         pos += 12 + length
     return None
 
@@ -198,7 +244,17 @@ def open_image(data: bytes, draft: int | None = None, fit: bool = False) -> Imag
         else:
             _draft_jpeg(img, draft, fit)
         return img
-    img = Image.open(io.BytesIO(data))
+    try:
+        img = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, ValueError):
+        stripped = png_without_iccp(data)
+        if stripped is None:
+            raise
+        # Pillow refuses the whole PNG over its iCCP chunk (an unknown compression method, a profile over 1 MB):
+        # the picture is opened without it, and the profile noted as damaged (display_rgb).
+        img = Image.open(io.BytesIO(stripped))
+        img.info["icc_profile"] = None
+        data = stripped
     if img.format == "PNG" and (img.mode in HIGH_BIT_DEPTH_MODES or _sixteen_bit_colour(img, data)):
         bits = png_significant_bits(data)
         if bits:
@@ -441,22 +497,112 @@ def scale_box(box: tuple[int, int, int, int], decoded: tuple[int, int],
     return (x0, y0, x1 - x0, y1 - y0)
 
 
+@functools.lru_cache(maxsize=PROFILE_CACHE)
+def _srgb_transform(icc: bytes, mode: str) -> tuple[Any, str | None]:
+    """The transform of a profile's ``mode`` (``RGB``, ``L``, ``CMYK``) data to sRGB: ``(transform, None)``;
+    ``(None, None)`` when the profile is sRGB (:data:`SRGB_TOLERANCE`); ``(None, why)`` when it cannot be used.
+    Built and tested once per distinct profile bytes and mode (3 ms for a matrix profile, 25 ms for a CMYK one)."""
+    if ImageCms is None:
+        return None, "the installed Pillow has no littlecms2 (PIL.ImageCms), which applies colour profiles"
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except Exception as exc:  # noqa: BLE001 - littlecms' words for a damaged or truncated profile
+        return None, f"the embedded ICC profile ({len(icc)} bytes) is unreadable: {exc}"
+    try:
+        name = (ImageCms.getProfileDescription(profile) or "").strip()[:80]
+    except Exception:  # noqa: BLE001 - no description: the profile is still usable
+        name = ""
+    label = f"the embedded ICC profile {name!r}" if name else "the embedded ICC profile"
+    space = (profile.profile.xcolor_space or "").strip()
+    if space not in _PROFILE_SPACES[mode]:
+        return None, f"{label} is for {space or 'unknown'} data but the image is {mode}"
+    in_mode = "RGB" if space == "RGB" else mode
+    try:
+        transform = ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), in_mode, "RGB",
+                                            ImageCms.Intent.PERCEPTUAL)
+        if in_mode == "CMYK":
+            return transform, None
+        levels = np.arange(0, 256, 15, dtype=np.uint8)
+        if in_mode == "RGB":
+            grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(1, -1, 3)
+            sample = Image.fromarray(grid, "RGB")
+        else:
+            grid = np.repeat(np.arange(256, dtype=np.uint8).reshape(1, -1, 1), 3, axis=2)
+            sample = Image.fromarray(grid[..., 0], "L")
+        moved = np.abs(np.asarray(transform.apply(sample), dtype=np.int16) - grid).max()
+    except Exception as exc:  # noqa: BLE001 - a profile littlecms reads but cannot convert from (a device link, …)
+        return None, f"{label} cannot convert to sRGB: {exc}"
+    return (None if moved <= SRGB_TOLERANCE else transform), None
+
+
+def to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
+    """``img`` (grey, RGB or CMYK, with or without alpha; a palette image as its colours) with its colours converted
+    from the ICC profile ``icc`` to sRGB (:data:`RENDERING_INTENT`), alpha kept: RGB or RGBA. The same object when
+    there is no profile or it is sRGB. A profile that cannot be applied leaves the values as they are, noted in
+    ``info[PROFILE_IGNORED]`` (never an error: a file is not lost over its profile)."""
+    if not icc:
+        return img
+    if icc is DAMAGED_PROFILE or not isinstance(icc, (bytes, bytearray)):
+        return _profile_ignored(img, "the embedded ICC profile is damaged (a JPEG's profile pieces that do not add "
+                                "up, a PNG's iCCP chunk Pillow cannot read)")
+    if img.mode in ("P", "PA", "1") or (img.mode in ("L", "RGB") and "transparency" in img.info):
+        # a palette's colours; a transparent colour (PNG tRNS) as alpha
+        img = img.convert({"1": "L", "L": "LA"}.get(img.mode, "RGBA"))
+    if img.mode == "LAB":  # device-independent values (a CIELab TIFF): Pillow's own conversion, no profile needed
+        return img
+    if img.mode in ("YCbCr", "HSV"):  # the profile describes the RGB these values encode
+        img = img.convert("RGB")
+    colour_mode = {"RGBA": "RGB", "RGBX": "RGB", "LA": "L", "La": "L", "RGBa": "RGB"}.get(img.mode, img.mode)
+    if colour_mode not in _PROFILE_SPACES:
+        return _profile_ignored(img, f"the embedded ICC profile is not applied to a {img.mode} image")
+    transform, why = _srgb_transform(bytes(icc), colour_mode)
+    if transform is None:
+        return img if why is None else _profile_ignored(img, why)
+    alpha = img.getchannel("A") if img.mode in ("RGBA", "LA") else None
+    colour = img if img.mode == colour_mode else img.convert(colour_mode)
+    if colour_mode == "L" and transform.input_mode == "RGB":  # a grey image with an RGB profile: R = G = B
+        colour = colour.convert("RGB")
+    try:
+        out = cast(Image.Image, transform.apply(colour))
+    except Exception as exc:  # noqa: BLE001 - never seen; the file still counts with its raw values
+        return _profile_ignored(img, f"converting by the embedded ICC profile failed: {exc}")
+    out.info = {k: v for k, v in img.info.items() if k not in ("icc_profile", "transparency")}
+    if alpha is not None:
+        out.putalpha(alpha)
+    return out
+
+
+def _profile_ignored(img: Image.Image, why: str) -> Image.Image:
+    """A copy of ``img`` with its values as they are (read as sRGB), the profile dropped, ``why`` noted."""
+    out = img.copy()
+    out.info.pop("icc_profile", None)
+    out.info[PROFILE_IGNORED] = f"{why}; its values are shown as stored (as sRGB)"
+    return out
+
+
 def display_rgb(img: Image.Image) -> Image.Image:
-    """The RGB image as it is shown: upright (:func:`upright`), high bit depths scaled (:func:`eight_bit`),
-    transparency composited on :data:`TRANSPARENT_BACKGROUND`. Every pass that reads an image's pixels uses it."""
+    """The RGB image as it is shown: upright (:func:`upright`), high bit depths scaled (:func:`eight_bit`), colours
+    converted to sRGB by an embedded ICC profile (:func:`to_srgb`), transparency composited on
+    :data:`TRANSPARENT_BACKGROUND`. Every pass that reads an image's pixels uses it."""
+    icc = img.info.get("icc_profile")
+    if icc is None and "icc_profile" in img.info:  # Pillow found one but could not put it together
+        icc = DAMAGED_PROFILE
     # An 8-bit grey or RGB PNG's transparent colour (its tRNS chunk: optimisers such as oxipng write it for an
     # RGBA picture whose alpha is all on or off), which viewers show as transparent.
     keyed = img.mode in ("L", "RGB") and "transparency" in img.info and WIDE_COLOUR not in img.info
     if WIDE_COLOUR in img.info:
         img = _wide_colour(img)
     img = eight_bit(upright(img), source=img)
+    if icc:
+        converted = to_srgb(img, icc)
+        keyed = keyed and "transparency" in converted.info  # a transparent colour is alpha after a conversion
+        img = converted
     if img.mode == "RGB" and not keyed:
         return img
-    guess = img.info.get(WHITE_GUESS)
+    notes = {k: img.info[k] for k in (WHITE_GUESS, PROFILE_IGNORED) if img.info.get(k)}
     if img.mode in ("RGBA", "LA", "PA") or (img.mode in ("P", "L", "RGB") and "transparency" in img.info):
         img = img.convert("RGBA")
         img = Image.alpha_composite(Image.new("RGBA", img.size, TRANSPARENT_BACKGROUND), img)
     img = img.convert("RGB")
-    if guess:
-        img.info[WHITE_GUESS] = guess
+    img.info.update(notes)
     return img

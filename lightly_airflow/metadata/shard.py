@@ -46,6 +46,8 @@ NOTE_KINDS = {
     "bit_depth_guessed": "with a high bit depth whose white was guessed (the file states none; docs/metadata-and-predictions.md)",
     "decoded_reduced": "above PIL.Image.MAX_IMAGE_PIXELS decoded at a reduced scale (metrics of the reduced picture)",
     "first_frame_only": "animated or multi-page, of which the first frame is the sample",
+    "colour_profile_ignored": "whose embedded ICC colour profile could not be applied (damaged or unsupported: "
+                              "colours as stored, read as sRGB)",
 }
 READ_BATCH = 64
 
@@ -174,7 +176,7 @@ def compute_metadata_shard(
         manifest lies in a datapool's ``_staging/``; ``""`` writes none); see :mod:`lightly_airflow.thumbnails`.
     :returns: counts ``ok``, ``corrupt``, ``duplicate``, ``missing``, ``errors``, ``thumbnails``,
         ``thumbnails_failed`` and of the :data:`NOTE_KINDS` (``bit_depth_guessed``, ``decoded_reduced``,
-        ``first_frame_only``), plus
+        ``first_frame_only``, ``colour_profile_ignored``), plus
         ``output_uri`` and ``errors_uri``.
     :raises TooManyErrorsError: when ``max_error_fraction`` is exceeded.
     """

@@ -78,9 +78,9 @@ def read_image(datasource_uri: str, key: str, credentials: StorageCredentials | 
 def image_size(datasource_uri: str, key: str, credentials: StorageCredentials | None) -> tuple[int, int] | None:
     """Width and height as the image is shown (EXIF orientation applied: a browser draws a phone photo upright, and
     predicted boxes are in those pixels), from the header (``None`` when it cannot be read)."""
-    from PIL import Image, JpegImagePlugin
+    from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
-    from lightly_airflow.pixels import upright_size
+    from lightly_airflow.pixels import open_image, upright_size
 
     try:
         fs, root = filesystem(join_uri(datasource_uri, safe_key(key)), credentials)
@@ -90,6 +90,9 @@ def image_size(datasource_uri: str, key: str, credentials: StorageCredentials | 
             except Image.DecompressionBombError:  # a JPEG above the pixel limit is shown (reduced), so is its size
                 f.seek(0)
                 return upright_size(JpegImagePlugin.jpeg_factory(f))
+            except (UnidentifiedImageError, ValueError):  # a PNG Pillow refuses over its colour profile (open_image)
+                f.seek(0)
+                return upright_size(open_image(f.read()))
     except Exception:  # noqa: BLE001 - no size: boxes are not drawn, the page says so
         return None
 

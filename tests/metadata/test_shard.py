@@ -194,3 +194,28 @@ def test_guessed_bit_depths_and_reduced_decodes_are_counted_and_logged(tmp_path,
     assert listed["cam/12bit.png"]["field"] == "pixels" and listed["cam/12bit.png"]["reason"].startswith("bit_depth_guessed: ")
     assert listed["sat/pano.jpg"]["reason"].startswith("decoded_reduced: 400x300 = 120000 pixels")
     assert listed["clip.gif"]["reason"].startswith("first_frame_only: a GIF of more than one frame")
+
+
+def test_colour_profiles_are_applied_and_a_broken_one_is_counted_and_logged(tmp_path, caplog):
+    """An iPhone photo (Display P3) gets its sRGB metrics and no note; a JPEG whose profile was cut short by a
+    metadata tool is an ok sample with its stored values, counted as ``colour_profile_ignored``, logged and listed
+    in the shard's problems like a guessed bit depth."""
+    from icc_profiles import display_p3
+
+    flat = np.full((32, 32, 3), (180, 60, 60), np.uint8)
+    files = {
+        "phone/IMG_0001.png": encode(flat, icc_profile=display_p3()),
+        "edited/cut.jpg": encode(flat, "JPEG", icc_profile=display_p3()[:300], quality=95),
+    }
+    write_tree(tmp_path / "bucket", files)
+    with caplog.at_level("WARNING", logger="lightly_airflow.metadata.shard"):
+        counts = compute_metadata_shard(make_manifest(tmp_path, sorted(files)), thumbnails_uri="")
+    assert (counts["ok"], counts["corrupt"], counts["colour_profile_ignored"]) == (2, 0, 1)
+    rows = {r[C.KEY]: r for r in pq.read_table(counts["output_uri"]).to_pylist()}
+    assert rows["phone/IMG_0001.png"][C.lightly_metadata_column("meanRed")] == 196  # sRGB of P3 180,60,60
+    assert abs(rows["edited/cut.jpg"][C.lightly_metadata_column("meanRed")] - 180) <= 2  # as stored
+    assert "1 images whose embedded ICC colour profile could not be applied" in caplog.text
+    assert "edited/cut.jpg" in caplog.text
+    listed = {r["key"]: r for r in pq.read_table(counts["errors_uri"]).to_pylist()}
+    assert set(listed) == {"edited/cut.jpg"} and listed["edited/cut.jpg"]["field"] == "pixels"
+    assert listed["edited/cut.jpg"]["reason"].startswith("colour_profile_ignored: the embedded ICC profile")
