@@ -93,35 +93,39 @@ TURNED = frozenset({2, 3, 4, 5, 6, 7, 8})
 SWAPPED = frozenset({5, 6, 7, 8})
 
 
-def png_significant_bits(data: bytes) -> int | None:
-    """The significant bits a PNG's ``sBIT`` chunk states (the largest over its channels), or ``None``."""
+def _png_chunk(data: bytes, wanted: bytes) -> tuple[int, int] | None:
+    """``(position, length)`` of a PNG's first ``wanted`` chunk before its image data, or ``None`` (also for data
+    that is not a PNG)."""
     if not data.startswith(PNG_SIGNATURE):
         return None
     pos = len(PNG_SIGNATURE)
     while pos + 8 <= len(data):
         length, cid = struct.unpack(">I4s", data[pos : pos + 8])
-        if cid in (b"IDAT", b"IEND"):  # sBIT comes before the image data
+        if cid in (b"IDAT", b"IEND"):  # the ancillary chunks read here come before the image data
             return None
-        if cid == b"sBIT":
-            bits = data[pos + 8 : pos + 8 + min(length, 4)]
-            return max(bits) if bits else None
+        if cid == wanted:
+            return pos, length
         pos += 12 + length
     return None
+
+
+def png_significant_bits(data: bytes) -> int | None:
+    """The significant bits a PNG's ``sBIT`` chunk states (the largest over its channels), or ``None``."""
+    found = _png_chunk(data, b"sBIT")
+    if found is None:
+        return None
+    pos, length = found
+    bits = data[pos + 8 : pos + 8 + min(length, 4)]
+    return max(bits) if bits else None
 
 
 def png_without_iccp(data: bytes) -> bytes | None:
     """A PNG's bytes without its ``iCCP`` chunk (its embedded colour profile), or ``None`` when it has none."""
-    if not data.startswith(PNG_SIGNATURE):
+    found = _png_chunk(data, b"iCCP")
+    if found is None:
         return None
-    pos = len(PNG_SIGNATURE)
-    while pos + 8 <= len(data):
-        length, cid = struct.unpack(">I4s", data[pos : pos + 8])
-        if cid in (b"IDAT", b"IEND"):  # iCCP comes before the image data
-            return None
-        if cid == b"iCCP":
-            return data[:pos] + data[pos + 12 + length :]
-        pos += 12 + length
-    return None
+    pos, length = found
+    return data[:pos] + data[pos + 12 + length :]
 
 
 #: TIFF Photometric and Compression values by name (the common ones; others are given as numbers).
