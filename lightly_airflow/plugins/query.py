@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +28,9 @@ from lightly_airflow.datapool.reading import query, quote_ident, quote_literal
 from lightly_airflow.datapool.rows import COMMIT_VERSION
 from lightly_airflow.datapool.tagging import hand_made_tags
 from lightly_airflow.plugins.config import PoolSpec
+
+if TYPE_CHECKING:
+    from lightly_airflow.datapool import Datapool
 
 #: Columns never offered as filters, sort keys or colours (identity, lists, the map itself).
 HIDDEN = {C.EMBEDDING, C.TAGS, C.LAYOUT_X, C.LAYOUT_Y, C.PIXEL_RULES}
@@ -214,12 +217,16 @@ class View:
         return self._lost
 
     # -------------------------------------------------------------- history, tags, runs
+    def datapool(self) -> Datapool:
+        """The pool as a :class:`~lightly_airflow.datapool.Datapool`, with the credentials this view resolved."""
+        from lightly_airflow.datapool import Datapool
+
+        return Datapool(self.spec.uri, self._credentials)
+
     def all_history(self) -> list[dict[str, Any]]:
         """The pool's whole history, oldest first (read once per view; :meth:`history` cuts it at this version)."""
         if self._all_history is None:
-            from lightly_airflow.datapool import Datapool
-
-            self._all_history = Datapool(self.spec.uri, self._credentials).history()
+            self._all_history = self.datapool().history()
         return self._all_history
 
     def history(self) -> list[dict[str, Any]]:

@@ -139,7 +139,6 @@ def _export(view: View, spec: PoolSpec, scope: Scope, fmt: str) -> tuple[bytes, 
     import csv
     import io
 
-    from lightly_airflow.datapool import Datapool
     from lightly_airflow.datapool import export as X
     from lightly_airflow.plugins.media import read_predictions
 
@@ -160,7 +159,7 @@ def _export(view: View, spec: PoolSpec, scope: Scope, fmt: str) -> tuple[bytes, 
         for r in rows
     ]
     name = scope.tag or scope.run or f"filter ({P.scope_text(view, scope)})"
-    gone = X.gone_exports(Datapool(spec.uri, D.credentials(spec)), records, history=view.all_history())
+    gone = X.gone_exports(view.datapool(), records, history=view.all_history())
     X.warn_gone(gone, name, len(records))
     if fmt == "csv":
         text = X.to_csv(records, name)
@@ -203,7 +202,6 @@ def _export(view: View, spec: PoolSpec, scope: Scope, fmt: str) -> tuple[bytes, 
 
 
 def _make_tag(view: View, spec: PoolSpec, scope: Scope, name: str, polygon: str | None, user: Any) -> dict[str, Any]:
-    from lightly_airflow.datapool import Datapool
     from lightly_airflow.datapool.tagging import create_tag
 
     if scope.objects:
@@ -222,7 +220,7 @@ def _make_tag(view: View, spec: PoolSpec, scope: Scope, name: str, polygon: str 
     made_by = None
     if user is not None:
         made_by = str(getattr(user, "get_name", lambda: None)() or "") or None
-    return create_tag(Datapool(spec.uri, D.credentials(spec)), name, members, made_by=made_by, source=source)
+    return create_tag(view.datapool(), name, members, made_by=made_by, source=source)
 
 
 def add_curation_routes(app: FastAPI) -> None:
