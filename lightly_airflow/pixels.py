@@ -523,7 +523,7 @@ def _srgb_transform(icc: bytes, mode: str) -> tuple[Any, str | None]:
     in_mode = "RGB" if space == "RGB" else mode
     try:
         transform = ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), in_mode, "RGB",
-                                            ImageCms.Intent.PERCEPTUAL)
+                                            getattr(ImageCms.Intent, RENDERING_INTENT.upper()))
         if in_mode == "CMYK":
             return transform, None
         levels = np.arange(0, 256, 15, dtype=np.uint8)

@@ -212,7 +212,7 @@ def gone_exports(
                            entry["run_id"], entry["counts"]["gone"], root)
             continue
         runs[root] = {k: entry.get(k) for k in ("run_id", "version", "timestamp")}
-        gone_uris.update(root + quote(k, safe="/") for k in keys)
+        gone_uris.update(key_uri(root, k) for k in keys)
     return GoneExports(uris=[r.uri for r in records if r.uri in gone_uris], how="listing", runs=runs)
 
 

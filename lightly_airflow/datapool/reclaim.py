@@ -409,9 +409,9 @@ def describe_vacuum(summary: dict[str, Any]) -> str:
         hours = summary.get("retention_hours")
         kept = f"retention {hours:g} hours" if isinstance(hours, (int, float)) else "retention unknown"
         if summary.get("status") != "completed":
-            return (f"Delta VACUUM interrupted ({_versions_text(summary)}, no VACUUM END): files may be partly "
+            return (f"Delta VACUUM interrupted ({versions_text(summary)}, no VACUUM END): files may be partly "
                     f"deleted, {lost} ({kept})")
-        return (f"Delta VACUUM ({_versions_text(summary)}, run outside lightly-airflow): "
+        return (f"Delta VACUUM ({versions_text(summary)}, run outside lightly-airflow): "
                 f"{summary.get('files_deleted') or 0} files, {_size(summary.get('bytes_deleted'))} deleted, {lost} "
                 f"({kept})")
     lost = f"versions {versions} unreadable" if ranges else "every version still readable"
@@ -541,7 +541,8 @@ def delta_lost_ranges(vacuums: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for v in vacuums for a, b in v["unreadable"]]
 
 
-def _versions_text(summary: dict[str, Any]) -> str:
+def versions_text(summary: dict[str, Any]) -> str:
+    """``version 5`` / ``versions 5–6``: the log versions a Delta VACUUM wrote (``summary["versions"]``)."""
     start, end = (list(summary.get("versions") or []) + [None, None])[:2]
     return f"version {start}" if end is None else f"versions {start}–{end}"
 
@@ -583,7 +584,7 @@ def missing_file_error(
         )
     oldest = (max(last for _, last in vac["unreadable"]) + 1) if hit is not None else vac["versions"][0] - 1
     return error(
-        f"Version {version} of {uri} can no longer be read: Delta's own VACUUM ({_versions_text(vac)} of the "
+        f"Version {version} of {uri} can no longer be read: Delta's own VACUUM ({versions_text(vac)} of the "
         f"log, {str(vac['started_at'])[:10]}, run outside lightly-airflow with a retention of "
         f"{vac['retention_hours']:g} hours) deleted its data file {path}. The oldest readable version after it is "
         f"{oldest}; `lightly-airflow datapool history` lists the versions. (`lightly-airflow datapool vacuum` "
@@ -592,5 +593,5 @@ def missing_file_error(
 
 
 __all__ = ["DELTA_VACUUM_END", "DELTA_VACUUM_START", "VACUUM_DIR", "DeletedFile", "StagingFolder", "VacuumResult", "delta_lost_ranges",
-           "delta_vacuums", "describe_vacuum", "missing_file_error", "lost_range", "lost_ranges",
+           "delta_vacuums", "describe_vacuum", "versions_text", "missing_file_error", "lost_range", "lost_ranges",
            "newest_record", "unreadable_version_error", "vacuum", "vacuum_history", "vacuum_records"]

@@ -129,11 +129,11 @@ def filter_form(root: str, pool: str, view: View, scope: Scope, action: str, ext
 
 def vacuumed_text(lost: dict[str, Any]) -> str:
     """How a version a vacuum made unreadable is shown (not offered for time travel)."""
+    from lightly_airflow.datapool.reclaim import versions_text
+
     day = str(lost.get("vacuum") or "")[:10]
     if lost.get("by"):  # Delta's own VACUUM, from its versions in the log
-        start, end = (list(lost.get("versions") or []) + [None, None])[:2]
-        at = f"version {start}" if end is None else f"versions {start}–{end}"
-        return f"vacuumed by {lost['by']} at {at} (files deleted {day})"
+        return f"vacuumed by {lost['by']} at {versions_text(lost)} (files deleted {day})"
     return f"vacuumed (files deleted {day})"
 
 
