@@ -412,8 +412,7 @@ def list_new(
     except (RelevantFilenamesMissing, LightlyFileError) as exc:  # a retry cannot fix either
         raise relevant_filenames_error(exc) from None
     except LifecycleUnreadableError as exc:
-        raise ParamError("worker_config.datasource.input_expiration", str(exc).split(" Fix: ")[0],
-                         str(exc).split(" Fix: ")[-1]) from None
+        raise ParamError("worker_config.datasource.input_expiration", exc.problem, exc.fix) from None
     if found.expiring:  # input_expiration ABORT
         raise ParamError(
             "worker_config.datasource.input_expiration",

@@ -104,7 +104,12 @@ class Lifecycle:
 
 
 class LifecycleUnreadableError(ValueError):
-    """The datasource bucket's lifecycle configuration cannot be read (a permission is missing)."""
+    """The datasource bucket's lifecycle configuration cannot be read (a permission is missing): ``problem`` and
+    ``fix`` (the first task's ``ParamError`` says both)."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(f"{problem} Fix: {fix}")
+        self.problem, self.fix = problem, fix
 
 
 # ------------------------------------------------------------------------------------------------ parsing
@@ -198,8 +203,8 @@ def _read(fs: Any, protocol: str, bucket: str) -> Lifecycle:
             permission = "s3:GetLifecycleConfiguration" if protocol == "s3" else "storage.buckets.get"
             raise LifecycleUnreadableError(
                 f"the lifecycle rules of bucket {bucket!r} cannot be read ({exc}); worker_config.datasource."
-                f"input_expiration needs them. Fix: grant the connection '{permission}' on the bucket, or remove "
-                "input_expiration.") from None
+                "input_expiration needs them.",
+                f"grant the connection '{permission}' on the bucket, or remove input_expiration.") from None
         raise
 
 

@@ -263,6 +263,7 @@ def _s3_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
         kwargs = dict(Bucket=bucket, Prefix=prefix, MaxKeys=per_request, **getattr(fs, "req_kw", {}))
         if token:
             kwargs["ContinuationToken"] = token
+        out = None
         if restore_status[0]:
             try:
                 out = await fs._call_s3("list_objects_v2", **kwargs, OptionalObjectAttributes=["RestoreStatus"])
@@ -273,9 +274,8 @@ def _s3_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
                 logger.warning("the store of s3://%s refuses OptionalObjectAttributes=RestoreStatus in a listing (%s): "
                                "listed without it; archived (GLACIER, DEEP_ARCHIVE) objects count as not restored",
                                bucket, exc)
-            else:
-                return out.get("Contents", []), (out.get("NextContinuationToken") if out.get("IsTruncated") else None)
-        out = await fs._call_s3("list_objects_v2", **kwargs)
+        if out is None:
+            out = await fs._call_s3("list_objects_v2", **kwargs)
         return out.get("Contents", []), (out.get("NextContinuationToken") if out.get("IsTruncated") else None)
 
     cut = len(prefix)
