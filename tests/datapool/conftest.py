@@ -88,3 +88,17 @@ class VersionOptions(HTMLParser):
         if self._in is not None:
             self.options.append((self._in.get("value"), "disabled" in self._in, data))
             self._in = None
+
+    @classmethod
+    def of(cls, html: str) -> VersionOptions:
+        parsed = cls()
+        parsed.feed(html)
+        return parsed
+
+    def versions(self) -> list[tuple[str | None, bool, str]]:
+        """The time-travel list's options (a version number, or a disabled range)."""
+        return [o for o in self.options if o[0] is None or o[0].isdigit()]
+
+    def browsed(self) -> list[int]:
+        """The versions the page links to for browsing, ascending."""
+        return sorted(int(h.rsplit("=", 1)[1]) for h in self.hrefs if "samples?version=" in h)

@@ -106,9 +106,7 @@ def test_the_ui_offers_no_version_delta_vacuum_deleted_and_answers_400_not_500(p
     with ui_client(monkeypatch, {"curated": {"uri": pool.uri}}) as client:
         page = client.get("/lightly/pools/curated/samples")
         assert page.status_code == 200
-        parsed = VersionOptions()
-        parsed.feed(page.text)
-        versions = [o for o in parsed.options if o[0] is None or o[0].isdigit()]
+        versions = VersionOptions.of(page.text).versions()
         assert versions == [("9", False, "9 (latest)"), *[(str(v), False, str(v)) for v in range(8, 3, -1)],
                             (None, True, f"3–1: vacuumed by Delta VACUUM at versions 7–8 (files deleted {day})"),
                             ("0", False, "0")]
@@ -134,9 +132,7 @@ def test_the_ui_offers_no_version_delta_vacuum_deleted_and_answers_400_not_500(p
 
         overview = client.get("/lightly/pools/curated")
         assert overview.status_code == 200
-        parsed = VersionOptions()
-        parsed.feed(overview.text)
-        browsed = sorted(int(h.rsplit("=", 1)[1]) for h in parsed.hrefs if "samples?version=" in h)
+        browsed = VersionOptions.of(overview.text).browsed()
         assert browsed == [0, 4, 5, 6, 7, 8, 9]
         assert overview.text.count(f"vacuumed (files deleted {day})") == 3
         text = re.sub(r"<[^>]+>", " ", overview.text.split("<h2>Versions</h2>", 1)[1])

@@ -233,9 +233,7 @@ def test_the_ui_offers_no_vacuumed_version_and_says_why(old_pool, digits, monkey
     with ui_client() as client:
         page = client.get("/lightly/pools/curated/samples")
         assert page.status_code == 200
-        parsed = VersionOptions()
-        parsed.feed(page.text)
-        versions = [o for o in parsed.options if o[0] is None or o[0].isdigit()]
+        versions = VersionOptions.of(page.text).versions()
         assert versions[:8] == [("19", False, "19 (latest)"), ("18", False, "18"), ("17", False, "17"),
                                 ("16", False, "16"), ("15", False, "15"), ("14", False, "14"), ("13", False, "13"),
                                 (None, True, f"12–1: vacuumed (files deleted {day})")]
@@ -245,9 +243,7 @@ def test_the_ui_offers_no_vacuumed_version_and_says_why(old_pool, digits, monkey
 
         overview = client.get("/lightly/pools/curated")
         assert overview.status_code == 200
-        parsed = VersionOptions()
-        parsed.feed(overview.text)
-        browsed = sorted(int(h.rsplit("=", 1)[1]) for h in parsed.hrefs if "samples?version=" in h)
+        browsed = VersionOptions.of(overview.text).browsed()
         assert browsed == [0, 13, 14, 15, 16, 17, 18, 19]
         assert overview.text.count(f"vacuumed (files deleted {day})") == 12
         text = re.sub(r"<[^>]+>", " ", overview.text.split("<h2>Versions</h2>", 1)[1])
