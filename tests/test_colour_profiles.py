@@ -23,6 +23,7 @@ from icc_profiles import (
 )
 from PIL import Image, ImageCms
 
+from lightly_airflow import pixels
 from lightly_airflow.embedding.images import decode_image, open_rgb, open_rgb_for_boxes
 from lightly_airflow.metadata.metrics import inspect_image
 from lightly_airflow.metadata.shard import NOTE_KINDS
@@ -339,3 +340,51 @@ def test_a_grey_image_with_an_rgb_profile_is_its_grey_in_that_space() -> None:
     np.testing.assert_array_equal(shown, want)
     assert np.abs(shown[..., 0] - shown[..., 2]).max() <= 1  # still grey
     assert shown[0, 2, 0] < ramp[0, 2] - 5  # 16 in gamma 2.2 is sRGB 7 or so
+
+
+def test_many_pixels_of_one_profile_go_through_its_colour_table_with_littlecms_values(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shard of phone photos converts the same profile over and over: past ``COLOUR_TABLE_AFTER`` pixels the
+    profile's transform of every colour is a table, and images look their colours up in it. Every value is the one
+    littlecms gives the image itself (the table's blocked index maps each colour back to its own entry), only for
+    the profile it was built for (an Adobe RGB image after the P3 table: its own transform), and alpha and a
+    greyscale image with the profile keep their paths."""
+    tables = pixels._ColourTable()
+    monkeypatch.setattr(pixels, "_COLOUR_TABLES", tables)
+    monkeypatch.setattr(pixels, "COLOUR_TABLE_AFTER", 3 * 128 * 128)
+    monkeypatch.setattr(pixels, "COLOUR_TABLE_MIN_PIXELS", 64 * 64)
+    rng = np.random.default_rng(7)
+    p3, adobe = display_p3(), adobe_rgb()
+
+    def noise(side: int, channels: int = 3) -> np.ndarray:
+        return rng.integers(0, 256, size=(side, side, channels), dtype=np.uint8)
+
+    for _ in range(3):  # (three images of 128 x 128 pixels reach the mark: the table is built after the third)
+        img = Image.fromarray(noise(128))
+        img.info["icc_profile"] = p3
+        assert np.array_equal(np.asarray(display_rgb(img)), np.asarray(_lcms(img, p3, "RGB")))
+    small = Image.fromarray(noise(60))  # (below the size for the table: not counted)
+    small.info["icc_profile"] = adobe
+    for _ in range(20):
+        assert np.array_equal(np.asarray(display_rgb(small)), np.asarray(_lcms(small, adobe, "RGB")))
+    assert tables.builds == 1 and tables.table is not None and tables.table[0] == p3 and adobe not in tables.converted
+    # Random colours (all over the cube) and a smooth gradient with every level of each channel.
+    ramp = np.stack(np.meshgrid(np.arange(256), np.arange(256), indexing="ij"), axis=-1).astype(np.uint8)
+    gradient = np.concatenate([ramp, ramp[..., :1][::-1]], axis=-1)
+    for arr in (noise(300), gradient):
+        img = Image.fromarray(arr)
+        img.info["icc_profile"] = p3
+        assert np.array_equal(np.asarray(display_rgb(img)), np.asarray(_lcms(img, p3, "RGB")))
+    other = Image.fromarray(noise(64))
+    other.info["icc_profile"] = adobe
+    assert np.array_equal(np.asarray(display_rgb(other)), np.asarray(_lcms(other, adobe, "RGB")))
+    rgba = Image.fromarray(noise(64, 4), "RGBA")
+    rgba.info["icc_profile"] = p3
+    expected = Image.fromarray(np.asarray(_lcms(rgba.convert("RGB"), p3, "RGB")))
+    expected.putalpha(rgba.getchannel("A"))
+    on_white = Image.alpha_composite(Image.new("RGBA", rgba.size, pixels.TRANSPARENT_BACKGROUND), expected)
+    assert np.array_equal(np.asarray(display_rgb(rgba)), np.asarray(on_white.convert("RGB")))
+    grey = Image.fromarray(noise(64)[..., 0], "L")
+    grey.info["icc_profile"] = p3
+    assert np.array_equal(np.asarray(display_rgb(grey)), np.asarray(_lcms(grey.convert("RGB"), p3, "RGB")))
+    assert tables.builds == 1
