@@ -95,8 +95,9 @@ PIXEL_RULES = "pixel_rules"
 #: TIFFs (each colour its own plane) decoded plane by plane, scaled as the others (they were garbled or near-black);
 #: an 8-bit RGB or grey PNG's transparent colour (tRNS) composited on white. 6: colours converted to sRGB by an
 #: embedded ICC profile (Display P3, Adobe RGB, CMYK and grey profiles; sRGB ones change nothing); a PNG that
-#: Pillow refused over its iCCP chunk read without it.
-PIXEL_RULES_VERSION = 6
+#: Pillow refused over its iCCP chunk read without it. 7: HDR video frames (PQ, HLG) and BT.2020 ones tone- and
+#: gamut-mapped to sRGB as an SDR screen shows them (they were read as SDR: dull, pale or nearly black).
+PIXEL_RULES_VERSION = 7
 
 INITIAL_TAG = "initial-tag"
 

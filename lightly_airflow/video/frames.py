@@ -29,6 +29,7 @@ from lightly_airflow.video.decode import (
     decodes_sequentially,
     display_size,
     quarter_turns,
+    reformatter,
     upright_image,
 )
 from lightly_airflow.video.quality import frame_corruptness
@@ -114,28 +115,10 @@ def frame_rows(manifest: Any, rows: Sequence[int] | None = None) -> list[FrameRo
             for i in wanted if videos[i] is not None]
 
 
-_LOCAL = threading.local()
-
-
-def _reformatter(purpose: str = "rgb") -> Any:
-    """A scaler per thread and purpose: PyAV's ``frame.reformat`` builds a new scaling context per call (3 ms at
-    640×360), a kept ``VideoReformatter`` reuses it (0.15 ms) as long as its output size and format stay the
-    same: one scaler alternating between the full-size RGB and the model input rebuilt its context on every
-    call, so each output (``rgb``, ``model``, ``thumbnail``) has its own."""
-    from av.video.reformatter import VideoReformatter
-
-    kept = getattr(_LOCAL, "reformatters", None)
-    if kept is None:
-        kept = _LOCAL.reformatters = {}
-    if purpose not in kept:
-        kept[purpose] = VideoReformatter()
-    return kept[purpose]
-
-
 def upright_rgb(frame: Any) -> np.ndarray:
     """The frame's full-resolution RGB as players show it (turned by its display matrix, a phone's)."""
     turns = quarter_turns(frame)
-    rgb = _reformatter("rgb").reformat(frame, format="rgb24").to_ndarray()
+    rgb = reformatter("rgb").reformat(frame, format="rgb24").to_ndarray()
     return np.ascontiguousarray(np.rot90(rgb, turns) if turns else rgb)
 
 
@@ -160,7 +143,7 @@ def analyse_frame(
     digest.update(f"{rgb.shape}".encode())
     small = None
     if input_size:
-        small = _reformatter("model").reformat(frame, width=input_size, height=input_size, format="rgb24",
+        small = reformatter("model").reformat(frame, width=input_size, height=input_size, format="rgb24",
                                      interpolation="BILINEAR").to_ndarray()
         if turns:
             small = np.ascontiguousarray(np.rot90(small, turns))
@@ -227,7 +210,7 @@ def _thumbnail(frame: Any, thumbs: Any, row: FrameRow) -> None:
 
     w, h = display_size(frame, MAX_SIDE)  # square pixels: anamorphic (DV/DVD) frames as players show them
     thumbs.add(sample_id(row.key or "", None if row.etag is None else str(row.etag)),
-               upright_image(_reformatter("thumbnail").reformat(frame, width=w, height=h, format="rgb24",
+               upright_image(reformatter("thumbnail").reformat(frame, width=w, height=h, format="rgb24",
                                                                 interpolation="AREA").to_image(), frame))
 
 

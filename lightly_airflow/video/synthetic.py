@@ -149,3 +149,73 @@ def add_walkthrough_videos(root: str, delivery: int, *, size: tuple[int, int] = 
     for i, (key, name, n) in enumerate(specs):
         make_scene_video(os.path.join(root, key), name, n, seed=10 * delivery + i, size=size)
     return [key for key, _, _ in specs]
+
+
+#: BT.709 linear RGB to BT.2020 linear RGB (ITU-R BT.2087).
+_BT709_TO_BT2020 = np.array([[0.6274, 0.3293, 0.0433], [0.0691, 0.9195, 0.0114], [0.0164, 0.0880, 0.8956]])
+
+
+def hdr_signal(rgb: np.ndarray, transfer: str) -> np.ndarray:
+    """``(..., 3)`` sRGB uint8 values as the non-linear BT.2020 RGB of an HDR video (0-1) that shows them with
+    their diffuse white at the reference white of ITU-R BT.2408: HLG signal 0.75 (``transfer="hlg"``), 203 nits in
+    PQ (``"pq"``)."""
+    v = np.asarray(rgb, dtype=np.float64) / 255.0
+    linear = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4) @ _BT709_TO_BT2020.T
+    linear = np.clip(linear, 0.0, 1.0)
+    if transfer == "hlg":
+        a, b, c = 0.17883277, 0.28466892, 0.55991073
+        e = linear * (np.exp((0.75 - c) / a) + b) / 12.0  # (scene light of the reference white: signal 0.75)
+        hlg: np.ndarray = np.where(e <= 1 / 12, np.sqrt(3 * e), a * np.log(np.maximum(12 * e - b, 1e-12)) + c)
+        return hlg
+    if transfer == "pq":
+        m1, m2, c1, c2, c3 = 0.1593017578125, 78.84375, 0.8359375, 18.8515625, 18.6875
+        y = (linear * 203.0 / 10000.0) ** m1
+        pq: np.ndarray = ((c1 + c2 * y) / (1 + c3 * y)) ** m2
+        return pq
+    raise ValueError(f"unknown HDR transfer {transfer!r} (hlg or pq)")
+
+
+def write_hdr_video(path: str, frames: Any, transfer: str, *, rate: int = 24, size: tuple[int, int] = (160, 120)) -> int:
+    """Encode ``frames`` (iterable of ``(h, w, 3)`` sRGB uint8) as a 10-bit HEVC HDR video (BT.2020, limited range,
+    ``transfer`` ``"hlg"``, an iPhone's HDR video, or ``"pq"``, HDR10), tagged as such: what a player shows is the
+    frames' colours. Returns the frame count."""
+    import av
+    from av.video.reformatter import ColorPrimaries, ColorTrc
+
+    trc = {"hlg": ColorTrc.ARIB_STD_B67, "pq": ColorTrc.SMPTE2084}[transfer]
+    kr, kb = 0.2627, 0.0593  # BT.2020 non-constant luminance
+    count = 0
+    with av.open(path, "w", format="mp4") as container:
+        stream: Any = container.add_stream("libx265", rate=rate)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p10le"
+        stream.options = {"x265-params": "log-level=error:lossless=1:keyint=24:colorprim=bt2020:colormatrix=bt2020nc:transfer="
+                          + ("arib-std-b67" if transfer == "hlg" else "smpte2084"), "preset": "ultrafast"}
+        for rgb in frames:
+            e = hdr_signal(rgb, transfer)
+            y = kr * e[..., 0] + (1 - kr - kb) * e[..., 1] + kb * e[..., 2]
+            cb = (e[..., 2] - y) / (2 * (1 - kb))
+            cr = (e[..., 0] - y) / (2 * (1 - kr))
+            frame = av.VideoFrame(size[0], size[1], "yuv420p10le")
+            planes = (64 + 876 * y, 512 + 896 * _half(cb), 512 + 896 * _half(cr))
+            for plane, values in zip(frame.planes, planes, strict=True):
+                row = plane.line_size // 2
+                buf = np.zeros((values.shape[0], row), dtype=np.uint16)
+                buf[:, : values.shape[1]] = np.clip(np.round(values), 0, 1023)
+                plane.update(buf.tobytes())
+            frame.colorspace, frame.color_range = 9, 1  # (BT.2020 NCL matrix, limited range)
+            frame.color_trc, frame.color_primaries = trc, ColorPrimaries.BT2020
+            for packet in stream.encode(frame):
+                container.mux(packet)
+            count += 1
+        for packet in stream.encode():
+            container.mux(packet)
+    return count
+
+
+def _half(plane: np.ndarray) -> np.ndarray:
+    """A chroma plane subsampled 2 x 2 (4:2:0) by averaging."""
+    h, w = plane.shape
+    p = plane[: h - h % 2, : w - w % 2]
+    mean: np.ndarray = (p[0::2, 0::2] + p[1::2, 0::2] + p[0::2, 1::2] + p[1::2, 1::2]) / 4.0
+    return mean

@@ -790,3 +790,65 @@ def test_an_avi_with_a_millisecond_time_base_and_variable_frame_rate_does_not_en
     truncate(cut, 0.5)
     info = index_video(cut)
     assert 0 < info.n_frames < 60 and info.problem is not None and "ends early" in info.problem
+
+
+HDR_PATCHES = [(180, 60, 60), (60, 180, 60), (40, 60, 200), (224, 172, 140), (128, 128, 128), (235, 235, 235),
+               (20, 20, 20)]
+
+
+@pytest.mark.parametrize("transfer", ["pq", "hlg"])
+def test_an_hdr_video_is_seen_as_an_sdr_screen_shows_it(tmp_path, transfer: str) -> None:
+    """A phone's HDR video (HLG, BT.2020, 10 bits) or an HDR10 one (PQ) read as SDR was dull or nearly black: the
+    frames are tone-mapped to sRGB as players show HDR on an ordinary screen, for the metrics, the model input,
+    the thumbnail and the frame PNG alike (one conversion at decode). PQ shows the colours it encodes; HLG's
+    display rendering (its system gamma 1.2) darkens mid-tones a little, as on a TV."""
+    from PIL import Image
+
+    from lightly_airflow.video.export import _png
+    from lightly_airflow.video.synthetic import write_hdr_video
+
+    side = 16
+    row = np.concatenate([np.full((2 * side, side, 3), c, np.uint8) for c in HDR_PATCHES], axis=1)
+    path = str(tmp_path / f"clip-{transfer}.mp4")
+    write_hdr_video(path, [row] * 4, transfer, size=(row.shape[1], row.shape[0]))
+    want = np.array(HDR_PATCHES, dtype=float)
+
+    def centres(rgb: np.ndarray) -> np.ndarray:
+        return np.array([rgb[side, i * side + side // 2] for i in range(len(HDR_PATCHES))], dtype=float)
+
+    with av.open(path) as container:
+        stored = next(container.decode(video=0))
+        assert stored.format.name == "yuv420p10le" and stored.color_primaries == 9
+        as_sdr = centres(stored.reformat(format="rgb24").to_ndarray())  # (the values read as SDR: the old reading)
+    info = index_video(path)
+    root, name = path.rsplit("/", 1)
+    rows = [FrameRow(row=i, video=name, index=i, pts=info.pts[i]) for i in range(4)]
+    pictures: list[Image.Image] = []
+
+    class Thumbs:
+        def add(self, sample_id: str, img: Image.Image) -> None:
+            pictures.append(img)
+
+    results = list(iter_frame_results(root, rows, input_size=2 * side, workers=1, thumbs=Thumbs()))
+    assert [r.status for r in results] == [C.STATUS_OK] * 4
+    got = next(decode_frames(path, [(0, info.pts[0])])).frame
+    seen = centres(np.asarray(Image.open(__import__("io").BytesIO(_png(got, "etag")))))
+    error, old_error = np.abs(seen - want), np.abs(as_sdr - want)
+    if transfer == "pq":  # (greys as encoded; swscale's gamut mapping takes a little of saturated colours)
+        assert error[4:].max() <= 2 and error.max() <= 20 and error.mean() <= 5, seen
+        assert old_error.max() >= 90  # (read as SDR: white at 141, black at 41)
+    else:  # HLG's display light: the scene light times its luminance^0.2 (BT.2100's OOTF, system gamma 1.2)
+        v = want / 255
+        lin = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+        shown = lin * ((lin @ [0.2126, 0.7152, 0.0722]) ** 0.2)[:, None]
+        expected = np.where(shown <= 0.0031308, shown * 12.92, 1.055 * shown ** (1 / 2.4) - 0.055) * 255
+        error = np.abs(seen - expected)
+        assert error[4:].max() <= 2 and error.max() <= 20 and error.mean() <= 5, (seen, expected)
+        assert np.abs(as_sdr - expected).mean() >= 15 and as_sdr[5].max() <= 190  # (read as SDR: white at 180, pale)
+    # The metrics and thumbnails of the shard see the same colours as the frame PNG.
+    thumb = np.asarray(pictures[0].resize((row.shape[1], row.shape[0]), Image.Resampling.NEAREST))
+    assert np.abs(centres(thumb) - seen).max() <= 3
+    luminance = (np.array([0.299, 0.587, 0.114]) * np.asarray(Image.open(__import__("io").BytesIO(
+        _png(got, "etag"))), dtype=float).reshape(-1, 3).mean(axis=0)).sum() / 255 * 100
+    assert results[0].metrics["luminance"] == pytest.approx(luminance, abs=0.5)
+    assert results[0].small.shape == (2 * side, 2 * side, 3)
