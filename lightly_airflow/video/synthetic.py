@@ -72,16 +72,24 @@ def write_video(
 
     ext = (ext or path.rsplit(".", 1)[-1]).lower()
     fmt, codec, options = CODECS[ext]
+    pictures = (av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24") for rgb in frames)
+    return _encode(path, fmt, codec, dict(options), "yuv420p", pictures, rate=rate, size=size, rotation=rotation)
+
+
+def _encode(path: str, fmt: str | None, codec: str, options: dict[str, str], pix_fmt: str, pictures: Any, *,
+            rate: int, size: tuple[int, int], rotation: int = 0) -> int:
+    """Encode the ``av.VideoFrame`` s ``pictures`` into a new stream of ``path``; returns the frame count."""
+    import av
+
     count = 0
     with av.open(path, "w", format=fmt) as container:
         stream: Any = container.add_stream(codec, rate=rate)
         stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.options = dict(options)
+        stream.pix_fmt = pix_fmt
+        stream.options = options
         if rotation:
             stream.set_display_rotation(rotation)
-        for rgb in frames:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        for frame in pictures:
             for packet in stream.encode(frame):
                 container.mux(packet)
             count += 1
@@ -184,13 +192,8 @@ def write_hdr_video(path: str, frames: Any, transfer: str, *, rate: int = 24, si
 
     trc = {"hlg": ColorTrc.ARIB_STD_B67, "pq": ColorTrc.SMPTE2084}[transfer]
     kr, kb = 0.2627, 0.0593  # BT.2020 non-constant luminance
-    count = 0
-    with av.open(path, "w", format="mp4") as container:
-        stream: Any = container.add_stream("libx265", rate=rate)
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p10le"
-        stream.options = {"x265-params": "log-level=error:lossless=1:keyint=24:colorprim=bt2020:colormatrix=bt2020nc:transfer="
-                          + ("arib-std-b67" if transfer == "hlg" else "smpte2084"), "preset": "ultrafast"}
+
+    def pictures() -> Any:
         for rgb in frames:
             e = hdr_signal(rgb, transfer)
             y = kr * e[..., 0] + (1 - kr - kb) * e[..., 1] + kb * e[..., 2]
@@ -199,18 +202,17 @@ def write_hdr_video(path: str, frames: Any, transfer: str, *, rate: int = 24, si
             frame = av.VideoFrame(size[0], size[1], "yuv420p10le")
             planes = (64 + 876 * y, 512 + 896 * _half(cb), 512 + 896 * _half(cr))
             for plane, values in zip(frame.planes, planes, strict=True):
-                row = plane.line_size // 2
-                buf = np.zeros((values.shape[0], row), dtype=np.uint16)
+                buf = np.zeros((values.shape[0], plane.line_size // 2), dtype=np.uint16)
                 buf[:, : values.shape[1]] = np.clip(np.round(values), 0, 1023)
                 plane.update(buf.tobytes())
             frame.colorspace, frame.color_range = 9, 1  # (BT.2020 NCL matrix, limited range)
             frame.color_trc, frame.color_primaries = trc, ColorPrimaries.BT2020
-            for packet in stream.encode(frame):
-                container.mux(packet)
-            count += 1
-        for packet in stream.encode():
-            container.mux(packet)
-    return count
+            yield frame
+
+    params = ("log-level=error:lossless=1:keyint=24:colorprim=bt2020:colormatrix=bt2020nc:transfer="
+              + ("arib-std-b67" if transfer == "hlg" else "smpte2084"))
+    return _encode(path, "mp4", "libx265", {"x265-params": params, "preset": "ultrafast"}, "yuv420p10le", pictures(),
+                   rate=rate, size=size)
 
 
 def _half(plane: np.ndarray) -> np.ndarray:
