@@ -63,6 +63,7 @@ COLOUR_TABLE_AFTER = 4 << 24
 #: Smaller images (thumbnails and model input, decoded reduced; UI crops) always go through littlecms: the table
 #: is for the metadata pass' full-size decodes, and a process that converts only small images never builds one.
 COLOUR_TABLE_MIN_PIXELS = 1 << 20
+COLOUR_TABLE_STRIP = 128  # rows of 4,096 colours littlecms converts at a time while a table is built
 #: What :func:`display_rgb` passes :func:`to_srgb` for a profile Pillow found but set to ``None`` (a JPEG's APP2
 #: pieces whose count is wrong, a PNG iCCP chunk that does not decompress; one :func:`open_image` cut out).
 DAMAGED_PROFILE = b"damaged"
@@ -602,17 +603,18 @@ def _look_up_colours(rgb: np.ndarray, table: np.ndarray, out: np.ndarray) -> Non
             out[i, j, 2] = table[k, 2]
 
 
-def _block_order() -> np.ndarray:
-    """Every 8-bit RGB colour once, as a ``(4096, 4096, 3)`` image, in blocks of 8 x 8 x 8 neighbouring colours
-    (index: the high 5 bits of R, G, B, then the low 3): a photo's neighbouring pixels look up nearby entries
-    (in R, G, B order a 12 Mpx photo took 78 ms, in blocks 66 ms; littlecms 196 ms)."""
-    hi = np.arange(32, dtype=np.uint8) << 3
-    lo = np.arange(8, dtype=np.uint8)
-    grid = np.empty((32, 32, 32, 8, 8, 8, 3), dtype=np.uint8)
-    grid[..., 0] = hi[:, None, None, None, None, None] | lo[None, None, None, :, None, None]
-    grid[..., 1] = hi[None, :, None, None, None, None] | lo[None, None, None, None, :, None]
-    grid[..., 2] = hi[None, None, :, None, None, None] | lo[None, None, None, None, None, :]
-    return grid.reshape(4096, 4096, 3)
+def _block_order(first: int, rows: int) -> np.ndarray:
+    """Rows ``first`` to ``first + rows`` of a ``(4096, 4096, 3)`` image of every 8-bit RGB colour once, in blocks
+    of 8 x 8 x 8 neighbouring colours (index: the high 5 bits of R, G, B, then the low 3): a photo's neighbouring
+    pixels look up nearby entries (in R, G, B order a 12 Mpx photo took 78 ms, in blocks 66 ms; littlecms 196 ms).
+    Each 16-row strip holds one value of the high bits of R and G (4096 x 16 = 32 x 8 x 8 x 8 colours)."""
+    index = np.arange(first * 4096, (first + rows) * 4096, dtype=np.int64)
+    high, low = index >> 9, index & 511
+    grid = np.empty((rows * 4096, 3), dtype=np.uint8)
+    grid[:, 0] = ((high >> 10) << 3) | (low >> 6)
+    grid[:, 1] = (((high >> 5) & 31) << 3) | ((low >> 3) & 7)
+    grid[:, 2] = ((high & 31) << 3) | (low & 7)
+    return grid.reshape(rows, 4096, 3)
 
 
 class _ColourTable:
@@ -643,8 +645,13 @@ class _ColourTable:
             if seen >= COLOUR_TABLE_AFTER and self.building.acquire(blocking=False):
                 try:
                     if self.table is None or self.table[0] != icc:
-                        built = np.asarray(transform.apply(Image.fromarray(_block_order(), "RGB")))
-                        self.table = (icc, built.reshape(-1, 3))
+                        self.table = None  # (the old one's 48 MiB go before the new one's)
+                        built = np.empty((1 << 24, 3), dtype=np.uint8)
+                        for first in range(0, 4096, COLOUR_TABLE_STRIP):  # (strips: ~2 MiB at a time in Pillow)
+                            strip = Image.fromarray(_block_order(first, COLOUR_TABLE_STRIP), "RGB")
+                            built[first * 4096 : (first + COLOUR_TABLE_STRIP) * 4096] = np.asarray(
+                                transform.apply(strip)).reshape(-1, 3)
+                        self.table = (icc, built)
                         self.converted.pop(icc, None)
                         self.builds += 1
                 finally:
