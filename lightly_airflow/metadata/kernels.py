@@ -15,15 +15,16 @@ from lightly_airflow.jit import njit
 
 @njit(cache=True, nogil=True)
 def pixel_sums(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-channel sums and sums of squares of a C-contiguous ``(H, W, 3)`` uint8 image, and its 8-bit luma.
+    """Per-channel sums and sums of squares of a C-contiguous ``(H, W, 3)`` uint8 image, and its 8-bit luma; or of
+    an ``(H, W, 4)`` one (Pillow's own RGBX memory, ``pixels.pixel_array``: the fourth byte is not read).
 
     :returns: ``(sums[3], squares[3], gray[H, W])`` as int64, int64, uint8.
     """
-    h, w = rgb.shape[0], rgb.shape[1]
+    h, w, c = rgb.shape[0], rgb.shape[1], rgb.shape[2]
     sums = np.zeros(3, np.int64)
     squares = np.zeros(3, np.int64)
     gray = np.empty((h, w), np.uint8)
-    flat = rgb.reshape(h, w * 3)
+    flat = rgb.reshape(h, w * c)
     for i in range(h):
         row = flat[i]
         s0 = np.int64(0)
@@ -33,9 +34,9 @@ def pixel_sums(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         q1 = np.int64(0)
         q2 = np.int64(0)
         for j in range(w):
-            r = np.int32(row[3 * j])
-            g = np.int32(row[3 * j + 1])
-            b = np.int32(row[3 * j + 2])
+            r = np.int32(row[c * j])
+            g = np.int32(row[c * j + 1])
+            b = np.int32(row[c * j + 2])
             s0 += r
             s1 += g
             s2 += b
@@ -76,13 +77,13 @@ def laplacian_sums(gray: np.ndarray) -> tuple[int, np.int64, np.int64]:
 
 @njit(cache=True, nogil=True)
 def uniform_rows(rgb: np.ndarray, tolerance: int) -> int:
-    """Number of rows of a C-contiguous ``(H, W, 3)`` uint8 image whose every channel spans at most ``tolerance``
-    grey levels (max − min). A row stops being scanned at its first pixel out of range, so a natural photo
-    costs a few pixels per row; only uniform rows are read in full."""
-    h, w = rgb.shape[0], rgb.shape[1]
+    """Number of rows of a C-contiguous ``(H, W, 3)`` (or RGBX ``(H, W, 4)``) uint8 image whose every channel spans at
+    most ``tolerance`` grey levels (max − min). A row stops being scanned at its first pixel out of range, so a
+    natural photo costs a few pixels per row; only uniform rows are read in full."""
+    h, w, c = rgb.shape[0], rgb.shape[1], rgb.shape[2]
     if w == 0:
         return 0
-    flat = rgb.reshape(h, w * 3)
+    flat = rgb.reshape(h, w * c)
     count = 0
     for i in range(h):
         row = flat[i]
@@ -91,9 +92,9 @@ def uniform_rows(rgb: np.ndarray, tolerance: int) -> int:
         lo2 = hi2 = np.int32(row[2])
         uniform = True
         for j in range(1, w):
-            r = np.int32(row[3 * j])
-            g = np.int32(row[3 * j + 1])
-            b = np.int32(row[3 * j + 2])
+            r = np.int32(row[c * j])
+            g = np.int32(row[c * j + 1])
+            b = np.int32(row[c * j + 2])
             lo0 = min(lo0, r)
             hi0 = max(hi0, r)
             lo1 = min(lo1, g)

@@ -40,6 +40,7 @@ from lightly_airflow.pixels import (
     not_an_image,
     open_image,
     orientation,
+    pixel_array,
     too_large,
 )
 
@@ -165,8 +166,9 @@ def compute_metrics(rgb: np.ndarray, gray: np.ndarray, size_in_bytes: int) -> di
 
 
 def _metrics_of_image(rgb_img: Image.Image, size_in_bytes: int) -> dict[str, float]:
-    # One compiled pass gives the channel sums and the luma (Pillow's rounding), then one for the Laplacian.
-    rgb = np.ascontiguousarray(np.asarray(rgb_img), dtype=np.uint8)
+    # One compiled pass gives the channel sums and the luma (Pillow's rounding), then one for the Laplacian; both
+    # read Pillow's own memory where it is one block (pixel_array: no 27 ms copy at 12 Mpx).
+    rgb = pixel_array(rgb_img)
     sums, squares, gray = pixel_sums(rgb)
     return _metrics_from(sums.astype(np.float64), squares.astype(np.float64), gray, size_in_bytes, rgb)
 

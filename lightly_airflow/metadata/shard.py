@@ -27,6 +27,7 @@ from lightly_airflow.lightly_dir import (
 from lightly_airflow.metadata.custom import SCHEMA_RELPATH, MetadataField, parse_metadata_schema, values_from_file
 from lightly_airflow.metadata.duplicates import mark_duplicates
 from lightly_airflow.metadata.metrics import INT_METRICS, METRICS, ImageResult, inspect_image
+from lightly_airflow.pixels import image_memory
 from lightly_airflow.staging import (
     METADATA,
     ProblemLog,
@@ -210,7 +211,7 @@ def compute_metadata_shard(
     videos = manifest.table.column(C.VIDEO).to_pylist() if C.VIDEO in manifest.table.column_names else [None] * n
     started = time.monotonic()
     last_log = started
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with image_memory(workers), ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, n, READ_BATCH):
             idx_all = range(start, min(n, start + READ_BATCH))
             idx = [i for i in idx_all if videos[i] is None]
