@@ -60,7 +60,7 @@ PROFILE_CACHE = 16
 #: process (a metadata shard of phone photos: ~6 at 12 Mpx), its transform of every 8-bit colour is kept as a table
 #: (:class:`_ColourTable`: 48 MiB, built in ~0.5 s) and such images look their colours up in it: the same values
 #: as littlecms (the table is littlecms' own output). A 12 Mpx Display P3 JPEG: conversion 180 -> 40 ms (in
-#: Pillow's memory, :func:`image_memory`), the metadata pass 249 -> 110 ms (without a profile 58 ms). 0: never.
+#: Pillow's memory, :func:`image_memory`), the metadata pass 249 -> 98 ms (without a profile 45 ms). 0: never.
 COLOUR_TABLE_AFTER = 4 << 24
 #: Smaller images (thumbnails and model input, decoded reduced; UI crops) always go through littlecms: the table
 #: is for the metadata pass' full-size decodes, and a process that converts only small images never builds one.
@@ -258,7 +258,7 @@ def image_memory(threads: int) -> Iterator[None]:
     memory (:func:`pixel_array` reads it in place, no 27 ms copy at 12 Mpx) and up to ``threads`` freed blocks are
     kept for the next images (a fresh 48 MiB block cost ~20 ms of page faults per 12 Mpx decode: glibc maps blocks
     above 32 MiB anew each time). Pillow's settings (process-wide) come back when the last scope ends, which frees
-    the kept blocks. A 12 Mpx JPEG's metadata pass: 71 -> 55 ms."""
+    the kept blocks. A 12 Mpx JPEG's metadata pass: 71 -> 45 ms."""
     with _MEMORY_LOCK:
         try:
             size, kept = _PIL_CORE.get_block_size(), _PIL_CORE.get_blocks_max()

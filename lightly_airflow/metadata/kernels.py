@@ -20,7 +20,14 @@ def pixel_sums(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     :returns: ``(sums[3], squares[3], gray[H, W])`` as int64, int64, uint8.
     """
-    h, w, c = rgb.shape[0], rgb.shape[1], rgb.shape[2]
+    # (the bytes a pixel a constant in each: read from the shape, the loop took 17 ms instead of 4 at 12 Mpx)
+    out: tuple[np.ndarray, np.ndarray, np.ndarray] = _pixel_sums(rgb, 4) if rgb.shape[2] == 4 else _pixel_sums(rgb, 3)
+    return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pixel_sums(rgb: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    h, w = rgb.shape[0], rgb.shape[1]
     sums = np.zeros(3, np.int64)
     squares = np.zeros(3, np.int64)
     gray = np.empty((h, w), np.uint8)
@@ -80,7 +87,13 @@ def uniform_rows(rgb: np.ndarray, tolerance: int) -> int:
     """Number of rows of a C-contiguous ``(H, W, 3)`` (or RGBX ``(H, W, 4)``) uint8 image whose every channel spans at
     most ``tolerance`` grey levels (max − min). A row stops being scanned at its first pixel out of range, so a
     natural photo costs a few pixels per row; only uniform rows are read in full."""
-    h, w, c = rgb.shape[0], rgb.shape[1], rgb.shape[2]
+    count: int = _uniform_rows(rgb, tolerance, 4) if rgb.shape[2] == 4 else _uniform_rows(rgb, tolerance, 3)
+    return count
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _uniform_rows(rgb: np.ndarray, tolerance: int, c: int) -> int:
+    h, w = rgb.shape[0], rgb.shape[1]
     if w == 0:
         return 0
     flat = rgb.reshape(h, w * c)
