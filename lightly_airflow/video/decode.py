@@ -75,7 +75,7 @@ def sdr_frame(frame: Any) -> Any:
     """``frame`` as an SDR display shows it: an HDR (PQ, HLG) or BT.2020 frame tone- and gamut-mapped by swscale to
     sRGB with BT.709 primaries (an ``rgb24`` frame with the same timestamps, display matrix and flags), as players
     and browsers show HDR video on an ordinary screen; any other frame as it is. Read as SDR, an iPhone's HLG
-    video was dull and grey (its white at 179 of 255, colours pale: BT.2020 primaries read as BT.709) and an
+    video was dull and grey (its white at about 180 of 255, colours pale: BT.2020 primaries read as BT.709) and an
     HDR10 (PQ) video nearly black. The scaler builds its tone map once per thread and frame size (~1.4 s), then
     converts a 1080p frame in ~26 ms (a 4K one in ~86 ms) once; the model input, metrics, thumbnail and frame PNG
     are all made from it."""
