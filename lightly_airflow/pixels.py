@@ -247,6 +247,11 @@ def _sixteen_bit_colour(img: Image.Image, data: bytes) -> bool:
 #: Pillow's largest block of image memory inside :func:`image_memory` (its default 16 MiB splits a 12 Mpx RGB
 #: picture, 48 MiB, into three): an image up to this size is one block, which :func:`pixel_array` reads in place.
 ONE_BLOCK_BYTES = 1 << 30
+#: Freed blocks :func:`image_memory` keeps per thread: a metadata image takes four Pillow images (the decode, the
+#: thumbnail's reduction, its resize, its JPEG's copy); with fewer kept, a small one took the big cached block
+#: (shrunk by realloc) and the next decode faulted a fresh one in (12 Mpx in the shard, 1 thread: 85 ms with 1 or 2
+#: kept, 58 with 4).
+BLOCKS_PER_THREAD = 4
 _PIL_CORE: Any = Image.core  # type: ignore[attr-defined]  # (Pillow's C module: its memory settings)
 _MEMORY_LOCK = threading.Lock()
 _MEMORY_SCOPES: list[tuple[int, int]] = []  # one entry per open scope; the first holds Pillow's own settings
@@ -255,15 +260,15 @@ _MEMORY_SCOPES: list[tuple[int, int]] = []  # one entry per open scope; the firs
 @contextlib.contextmanager
 def image_memory(threads: int) -> Iterator[None]:
     """While a pass decodes whole images on ``threads`` threads (metadata): each image is one block of Pillow's
-    memory (:func:`pixel_array` reads it in place, no 27 ms copy at 12 Mpx) and up to ``threads`` freed blocks are
-    kept for the next images (a fresh 48 MiB block cost ~20 ms of page faults per 12 Mpx decode: glibc maps blocks
-    above 32 MiB anew each time). Pillow's settings (process-wide) come back when the last scope ends, which frees
+    memory (:func:`pixel_array` reads it in place, no 27 ms copy at 12 Mpx) and up to :data:`BLOCKS_PER_THREAD`
+    freed blocks a thread are kept for the next images (a fresh 48 MiB block cost ~20 ms of page faults per 12 Mpx
+    decode: glibc maps blocks above 32 MiB anew each time; the kept ones are what the threads held at once anyway). Pillow's settings (process-wide) come back when the last scope ends, which frees
     the kept blocks. A 12 Mpx JPEG's metadata pass: 71 -> 45 ms."""
     with _MEMORY_LOCK:
         try:
             size, kept = _PIL_CORE.get_block_size(), _PIL_CORE.get_blocks_max()
             _PIL_CORE.set_block_size(max(size, ONE_BLOCK_BYTES))
-            _PIL_CORE.set_blocks_max(max(kept, threads))
+            _PIL_CORE.set_blocks_max(max(kept, BLOCKS_PER_THREAD * threads))
             _MEMORY_SCOPES.append((size, kept))
             scoped = True
         except (AttributeError, ValueError):  # (a Pillow without these: pixel_array copies)

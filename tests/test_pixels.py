@@ -550,11 +550,11 @@ def test_the_metadata_pass_reads_pillow_s_memory_in_place_with_the_same_metrics(
     gray = np.asarray(decoded.convert("L"))
     expected = compute_metrics(np.asarray(decoded), gray, len(data))
     with image_memory(3):
-        assert (core.get_block_size(), core.get_blocks_max()) == (max(settings[0], 1 << 30), max(settings[1], 3))
+        assert (core.get_block_size(), core.get_blocks_max()) == (max(settings[0], 1 << 30), max(settings[1], 12))
         with image_memory(2):
             inside = display_rgb(open_image(data, fit=True))
             view = pixel_array(inside)
-        assert core.get_blocks_max() == max(settings[1], 3)  # (the outer scope still holds)
+        assert core.get_blocks_max() == max(settings[1], 12)  # (the outer scope still holds)
         assert view.shape == (1801, 2501, 4) and not view.flags.writeable
         assert np.array_equal(view[..., :3], copied)
         assert _metrics_of_image(inside, len(data)) == expected
