@@ -59,6 +59,13 @@ def datapool_of_manifest(manifest_uri: str) -> str | None:
     return datapool_of(manifest_uri)
 
 
+#: Pillow first shrinks a picture by a whole factor (box averaging) while it stays at least this many times the
+#: thumbnail, then resamples (Lanczos) the rest. 1.0 instead of ``Image.thumbnail``'s 2.0: a 640 x 480 picture's
+#: thumbnail took 3.65 ms (Lanczos over the whole picture: 70 % of its metadata pass), now 1.62 ms; 4032 x 3024
+#: 11.9 -> 8.8 ms; the thumbnails differ from 2.0's by 43-46 dB PSNR (invisible at 256 px).
+REDUCING_GAP = 1.0
+
+
 def thumbnail_size(width: int, height: int, max_side: int = MAX_SIDE) -> tuple[int, int]:
     """The size ``Image.thumbnail((max_side, max_side))`` shrinks ``width`` x ``height`` to (its rounding: the side
     whose aspect is closest, at least 1)."""
@@ -77,12 +84,12 @@ def thumbnail_size(width: int, height: int, max_side: int = MAX_SIDE) -> tuple[i
 def make_thumbnail(img: Image.Image, max_side: int = MAX_SIDE) -> bytes:
     """A JPEG of ``img`` (RGB or grey) shrunk to at most ``max_side`` pixels on its longer side (never enlarged).
 
-    ``Image.thumbnail``'s result, without its copy of the full picture (it shrinks in place): for a 12-Mpx photo
-    that copy was 32 of the 45 ms a thumbnail took in the metadata pass."""
+    ``Image.thumbnail``'s result (with :data:`REDUCING_GAP`), without its copy of the full picture (it shrinks in
+    place): for a 12-Mpx photo that copy was 32 of the 45 ms a thumbnail took in the metadata pass."""
     thumb = img
     size = thumbnail_size(*img.size, max_side)
     if size != img.size:
-        thumb = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+        thumb = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
     if thumb.mode not in ("RGB", "L"):
         thumb = thumb.convert("RGB")
     out = io.BytesIO()

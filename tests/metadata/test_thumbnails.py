@@ -15,6 +15,7 @@ from lightly_airflow.datapool import sample_id
 from lightly_airflow.metadata import compute_metadata_shard
 from lightly_airflow.thumbnails import (
     MAX_SIDE,
+    REDUCING_GAP,
     datapool_of_manifest,
     make_thumbnail,
     read_thumbnail,
@@ -73,13 +74,13 @@ def test_make_thumbnail_keeps_aspect_and_mode() -> None:
 @pytest.mark.parametrize("size", [(4032, 3024), (3024, 4032), (2000, 77), (77, 2000), (257, 256), (300, 1),
                                   (999, 333), (255, 255)])
 def test_make_thumbnail_is_image_thumbnail_without_copying_the_picture(size: tuple[int, int]) -> None:
-    """The thumbnail is ``Image.thumbnail``'s, byte for byte, made without that method's copy of the full picture
-    (for a 12-Mpx photo 47 -> 12 ms); the decoded picture is left as it was."""
+    """The thumbnail is ``Image.thumbnail``'s (with the project's reducing gap), byte for byte, made without that
+    method's copy of the full picture (for a 12-Mpx photo 47 -> 12 ms); the decoded picture is left as it was."""
     rng = np.random.default_rng(size[0] * 7 + size[1])
     img = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
     before = np.asarray(img).copy()
     reference = img.copy()
-    reference.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+    reference.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
     out = io.BytesIO()
     reference.save(out, format="JPEG", quality=85)
     assert make_thumbnail(img) == out.getvalue()
