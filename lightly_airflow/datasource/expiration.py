@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lightly_airflow.datasource.listing import utc
 from lightly_airflow.storage import StorageCredentials, filesystem, protocol_of
 
 logger = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def s3_lifecycle(configuration: Mapping[str, Any] | None) -> Lifecycle:
             size_above=_int_or_none(flt.get("ObjectSizeGreaterThan")),
             size_below=_int_or_none(flt.get("ObjectSizeLessThan")),
             days=float(expiration["Days"]) if "Days" in expiration else None,
-            date=_utc(date) if date is not None else None, midnight=True))
+            date=utc(date) if date is not None else None, midnight=True))
     return out
 
 
@@ -158,7 +159,7 @@ def gcs_lifecycle(bucket: Mapping[str, Any] | None) -> Lifecycle:
             rule_id=name, prefixes=tuple(cond.get("matchesPrefix") or ("",)),
             suffixes=tuple(cond.get("matchesSuffix") or ()),
             days=float(cond["age"]) if "age" in cond else None,
-            created_before=_utc(dt.datetime.fromisoformat(str(cond["createdBefore"]))) if "createdBefore" in cond
+            created_before=utc(dt.datetime.fromisoformat(str(cond["createdBefore"]))) if "createdBefore" in cond
             else None))
     return out
 
@@ -280,11 +281,7 @@ def _days(value: float) -> str:
 
 
 def _micros(moment: dt.datetime) -> int:
-    return int(round(_utc(moment).timestamp() * 1_000_000))
-
-
-def _utc(moment: dt.datetime) -> dt.datetime:
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+    return int(round(utc(moment).timestamp() * 1_000_000))
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -406,15 +406,17 @@ def _azure_etag(blob: Any) -> str:
     return "etag:" + str(blob.etag).strip('"')
 
 
+def utc(moment: dt.datetime) -> dt.datetime:
+    """``moment`` in UTC; a naive one (a store's time without zone) is taken as UTC."""
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
 def _utc(value: Any) -> dt.datetime | None:
     if value is None:
         return None
     if isinstance(value, str):
         return _parse_time(value)
-    moment: dt.datetime = value
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC)
+    return utc(value)
 
 
 def _parse_time(value: str | None) -> dt.datetime | None:
