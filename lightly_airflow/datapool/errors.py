@@ -29,6 +29,12 @@ class TagExistsError(DatapoolError):
     """The run's tag name is already used by an earlier run of the pool."""
 
 
+class UnknownColumnError(DatapoolError):
+    """A read asked for columns the pool version does not have (a pool written before they existed): readers that
+    can do without them catch this, and only this (a missing data file or an unreachable store is never read as
+    "no such column")."""
+
+
 class MissingDataFileError(DatapoolError):
     """A data file the read version needs is gone from the store (deleted by a VACUUM run outside
     lightly-airflow, or by hand). Readers that know the pool and its history say which and what to read instead

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from lightly_airflow import columns as C
-from lightly_airflow.datapool.errors import DatapoolError, MissingDataFileError
+from lightly_airflow.datapool.errors import DatapoolError, UnknownColumnError
 from lightly_airflow.datapool.pool import Datapool
 from lightly_airflow.datapool.rows import COMMIT_VERSION
 from lightly_airflow.storage import StorageCredentials
@@ -122,9 +122,7 @@ def export_records(
     wanted = [C.KEY, C.SAMPLE_ID, C.RUN_ID, C.PICK_RANK, COMMIT_VERSION]
     try:  # a selected video frame is exported as its PNG (<lightly_uri>/.lightly/frames/<frame name>)
         rows = _tag_rows(pool, tag, [*wanted, C.VIDEO])
-    except MissingDataFileError:  # (a data file gone: the same read without the column fails alike)
-        raise
-    except DatapoolError:  # a pool without video frames
+    except UnknownColumnError:  # a pool without video frames
         rows = _tag_rows(pool, tag, wanted)
     history = pool.history()
     by_version = {} if datasource_uri else run_datasources(history)

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from lightly_airflow import columns as C
-from lightly_airflow.datapool.errors import DatapoolError, MissingDataFileError
+from lightly_airflow.datapool.errors import DatapoolError, MissingDataFileError, UnknownColumnError
 from lightly_airflow.datapool.reading import query, quote_ident, quote_literal
 from lightly_airflow.datapool.rows import COMMIT_VERSION
 from lightly_airflow.storage import StorageCredentials
@@ -213,7 +213,7 @@ class Snapshot:
         if columns is not None:
             unknown = [c for c in columns if c not in available]
             if unknown:
-                raise DatapoolError(f"Unknown column(s) {unknown} in {self.uri}; available: {available}.")
+                raise UnknownColumnError(f"Unknown column(s) {unknown} in {self.uri}; available: {available}.")
         names = list(available if columns is None else columns)
         names += [c for c in extra if c not in names and c in available]
         sql = f"SELECT {', '.join(quote_ident(c) for c in names)} FROM pool {where}"

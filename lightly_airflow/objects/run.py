@@ -94,8 +94,7 @@ def objects_of_images(pool: Any, images: list[tuple[str, str | None]], columns: 
 
     :param pool: a :class:`~lightly_airflow.datapool.Datapool` (its latest version) or a pinned ``Snapshot``.
     """
-    from lightly_airflow.datapool import DatapoolError
-    from lightly_airflow.datapool.errors import MissingDataFileError
+    from lightly_airflow.datapool.errors import UnknownColumnError
     from lightly_airflow.datapool.reading import quote_ident, quote_literal
 
     snap = pool.snapshot() if hasattr(pool, "snapshot") else pool
@@ -111,9 +110,7 @@ def objects_of_images(pool: Any, images: list[tuple[str, str | None]], columns: 
     wanted = list(dict.fromkeys([*columns, C.PARENT_KEY, C.RUN_ID]))
     try:
         table = snap.select(wanted, "WHERE " + " AND ".join(conditions))
-    except MissingDataFileError:
-        raise  # a data file gone (a VACUUM outside lightly-airflow): said, never read as "no objects"
-    except DatapoolError:
+    except UnknownColumnError:  # (a data file gone or the store unreachable: raised, never read as "no objects")
         return None
     pairs = pa.array([f"{k}\x00{r or ''}" for k, r in images], pa.string())
     got = pc.binary_join_element_wise(table.column(C.PARENT_KEY), pc.fill_null(table.column(C.RUN_ID), ""), "\x00")

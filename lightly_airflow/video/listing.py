@@ -226,16 +226,13 @@ def with_frame_values(pool: object, reuse: pa.Table) -> pa.Table:
     frames = [k for k in reuse.column(C.KEY).to_pylist() if parse_frame_name(k) is not None]
     if not frames:
         return reuse
-    from lightly_airflow.datapool import DatapoolError
-    from lightly_airflow.datapool.errors import MissingDataFileError
+    from lightly_airflow.datapool.errors import UnknownColumnError
     from lightly_airflow.metadata.metrics import METRICS
 
     names = [C.CONTENT_HASH, *(C.lightly_metadata_column(m) for m in (*METRICS, "corruptness"))]
     try:
         table = pool.read(columns=[C.KEY, C.ETAG, COMMIT_VERSION, *names])  # type: ignore[attr-defined]
-    except MissingDataFileError:  # (a data file gone: a read of every column would fail alike, after reading more)
-        raise
-    except DatapoolError:  # a pool written before some metric existed: take what it has
+    except UnknownColumnError:  # a pool written before some metric existed: take what it has
         table = pool.read()  # type: ignore[attr-defined]
     wanted = [c for c in names if c in table.column_names]
     rows = table.select([C.KEY, C.ETAG, COMMIT_VERSION, *wanted])
