@@ -27,7 +27,10 @@ from typing import Any, cast
 import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
+from lightly_airflow import heif
 from lightly_airflow.jit import njit
+
+heif.register()  # (HEIC photos open like any image; pi-heif loads on the first one)
 
 try:
     from PIL import ImageCms
@@ -187,10 +190,6 @@ def tiff_layout(data: bytes) -> str | None:
     return ", ".join(words)
 
 
-#: ISO media brands (bytes 8..12, after ``ftyp``) of HEIF images: iPhone photos are HEIC.
-HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
-
-
 def not_an_image(data: bytes) -> str:
     """Why bytes that Pillow cannot identify are no image, in words a user can act on: what the bytes are when
     that is plain (a web page or a store's error saved under the image's name, a Git LFS pointer, HEIC, SVG,
@@ -203,9 +202,10 @@ def not_an_image(data: bytes) -> str:
                 "TIFF of 8/16-bit grey or 8/16-bit RGB/RGBA")
     if head[4:8] == b"ftyp":
         brand = head[8:12]
-        if brand in HEIF_BRANDS:
-            return ("not an image Pillow can read: the file is HEIC/HEIF (the iPhone's photo format, brand "
-                    f"{brand.decode('latin-1')!r}) and the installed Pillow has no HEIF reader; convert it to JPEG")
+        if brand in heif.HEIF_BRANDS:
+            return (f"not a HEIC/HEIF image that can be read: the file starts as one (brand "
+                    f"{brand.decode('latin-1')!r}) but {heif.open_error(data) or 'Pillow cannot open it'}: a truncated "
+                    "or damaged file (copy it again from the phone or camera), or a HEIF variant without a HEVC picture")
         return (f"not an image Pillow can read: the file is ISO media (brand {brand.decode('latin-1')!r}: a video, "
                 "or an AVIF/HEIF image this Pillow cannot decode)")
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()

@@ -266,8 +266,8 @@ NOT_IMAGES = {
 
 
 def test_files_that_are_no_image_say_what_they_are_in_both_passes(tmp_path: Path) -> None:
-    """An error page or an S3 error saved under a .jpg name, a Git LFS pointer, an iPhone HEIC (no HEIF reader in
-    this Pillow) or an SVG were "not an image Pillow can identify (unreadable or unknown format)" in the metadata
+    """An error page or an S3 error saved under a .jpg name, a Git LFS pointer, an iPhone HEIC's first bytes (then
+    zeros: libheif cannot read it) or an SVG were "not an image Pillow can identify (unreadable or unknown format)" in the metadata
     pass and "UnidentifiedImageError: cannot identify image file" in the image pass: nothing to act on."""
     from lightly_airflow.embedding.images import ShardImages
 

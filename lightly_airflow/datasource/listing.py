@@ -44,7 +44,6 @@ import pyarrow.compute as pc
 from lightly_airflow.datasource.records import (
     AVIF_EXTENSIONS,
     DEFAULT_EXTENSIONS,
-    HEIF_EXTENSIONS,
     MANIFEST_SCHEMA,
     base_mask,
     extension_regex,
@@ -53,6 +52,7 @@ from lightly_airflow.datasource.records import (
     unlisted_image_hint,
 )
 from lightly_airflow.datasource.relevant import RelevantFilenames
+from lightly_airflow.heif import HEIF_EXTENSIONS
 from lightly_airflow.storage import StorageCredentials, filesystem, protocol_of
 
 logger = logging.getLogger(__name__)

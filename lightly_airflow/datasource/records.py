@@ -8,31 +8,33 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lightly_airflow.columns import ETAG, KEY, MTIME, SIZE
+from lightly_airflow.heif import HEIF_EXTENSIONS
 from lightly_airflow.lightly_dir import LIGHTLY_DIR
 from lightly_airflow.lightly_dir import VIDEO_EXTENSIONS as _VIDEO
 
-#: Image extensions Lightly accepts (anything Pillow opens among these), lower case, without the dot. WebP: Lightly's
-#: libraries list it (``lightly``'s and LightlyTrain's image extensions) and Pillow decodes it (libwebp is in its wheels).
-IMAGE_EXTENSIONS: tuple[str, ...] = ("png", "jpg", "jpeg", "bmp", "gif", "tiff", "tif", "webp")
+#: Image extensions, lower case, without the dot: those Lightly accepts (anything Pillow opens among these; WebP:
+#: Lightly's libraries list it, ``lightly``'s and LightlyTrain's image extensions, and Pillow decodes it) and HEIC/HEIF
+#: (the iPhone camera's format, decoded by pi-heif: ``lightly_airflow.heif``; the Lightly Worker leaves it out).
+IMAGE_EXTENSIONS: tuple[str, ...] = ("png", "jpg", "jpeg", "bmp", "gif", "tiff", "tif", "webp", *HEIF_EXTENSIONS)
 #: Video extensions Lightly accepts.
 VIDEO_EXTENSIONS: tuple[str, ...] = tuple(_VIDEO)
 
 #: What a datasource lists by default: images and videos (every video frame becomes a sample).
 DEFAULT_EXTENSIONS: tuple[str, ...] = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
 
-#: Image formats not listed by default, and what to do about files of them (:func:`unlisted_image_hint`).
-HEIF_EXTENSIONS: tuple[str, ...] = ("heic", "heif", "hif")
+#: Image formats that decode but that a list of extensions may leave out, and what to do about files of them
+#: (:func:`unlisted_image_hint`).
 AVIF_EXTENSIONS: tuple[str, ...] = ("avif",)
 
 
 def unlisted_image_hint(extension: str) -> str | None:
-    """What to do about images with an extension the default list leaves out (HEIC/HEIF: no decoder in Pillow;
-    AVIF: decoded by Pillow >= 11.3 built with libavif, but not among Lightly's formats), ``None`` for others."""
+    """What to do about images with an extension the listing's extensions leave out (HEIC/HEIF: listed by default,
+    left out by a list of one's own such as Lightly's; AVIF: decoded by Pillow >= 11.3 built with libavif, but not
+    among Lightly's formats), ``None`` for others."""
     ext = extension.lower().lstrip(".")
     if ext in HEIF_EXTENSIONS:
-        return (f".{ext} files are HEIC/HEIF images (iPhone photos), which Pillow cannot decode (it has no HEIF "
-                "reader; the pillow-heif package adds one, but this plugin does not load it): convert them to JPEG, "
-                "e.g. `heif-convert` or `magick mogrify -format jpg *.heic`")
+        return (f".{ext} files are HEIC/HEIF images (iPhone photos), which this plugin decodes but the extensions "
+                f"given leave out: list them with extensions=[..., {ext!r}] (or IMAGE_EXTENSIONS, the default's images)")
     if ext in AVIF_EXTENSIONS:
         from PIL import features
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from lightly_airflow import heif
 from lightly_airflow.metadata.kernels import laplacian_sums, pixel_sums, uniform_rows
 from lightly_airflow.pixels import (
     FULL_SIZE,
@@ -75,6 +76,7 @@ EXTENSION_FORMATS: dict[str, frozenset[str]] = {
     "tif": frozenset({"TIFF"}),
     "tiff": frozenset({"TIFF"}),
     "webp": frozenset({"WEBP"}),
+    **{ext: frozenset({heif.FORMAT}) for ext in heif.HEIF_EXTENSIONS},
 }
 
 

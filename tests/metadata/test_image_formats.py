@@ -1,6 +1,6 @@
 """Image formats beyond the classic ones, through listing, metadata, thumbnail, embedding and the UI: WebP (listed by
-default, as in Lightly's libraries), AVIF (decodes here, listed on request) and HEIC (no decoder: not listed, and the
-listing says what to do)."""
+default, as in Lightly's libraries) and AVIF (decodes here, listed on request: the listing says how). HEIC/HEIF:
+tests/test_heif.py."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from lightly_airflow import columns as C
-
-HEIC_HEAD = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"  # an iPhone photo's first bytes
 
 
 def _photo() -> Image.Image:
@@ -30,9 +28,9 @@ def _encode(fmt: str, **kwargs) -> bytes:  # noqa: ANN003
     return buf.getvalue()
 
 
-def test_webp_runs_through_the_pipeline_and_heic_avif_say_what_to_do(tmp_path: Path, caplog) -> None:  # noqa: ANN001
+def test_webp_runs_through_the_pipeline_and_avif_says_what_to_do(tmp_path: Path, caplog) -> None:  # noqa: ANN001
     """``.webp`` files were not listed by default ("unsupported"), though Lightly's libraries list them and Pillow
-    decodes them; ``.heic``/``.avif`` were counted as unsupported with no word on why or what to do."""
+    decodes them; ``.avif`` files were counted as unsupported with no word on why or what to do."""
     from lightly_airflow import pipeline, staging
     from lightly_airflow.datasource import NewFilesQuery
     from lightly_airflow.datasource.query import ListingSkips
@@ -47,18 +45,16 @@ def test_webp_runs_through_the_pipeline_and_heic_avif_say_what_to_do(tmp_path: P
     (src / "photo.webp").write_bytes(_encode("WEBP", quality=90))
     (src / "lossless.WEBP").write_bytes(_encode("WEBP", lossless=True))
     (src / "ref.png").write_bytes(_encode("PNG"))
-    (src / "phone.heic").write_bytes(HEIC_HEAD + b"\0" * 64)
     (src / "modern.avif").write_bytes(_encode("AVIF"))
     caplog.set_level(logging.INFO, logger="lightly_airflow.datasource.listing")
     listed = pipeline.list_new(NewFilesQuery.build(datasource_uri=str(src), datapool_uri=str(pool)), run_id="r1")
     (manifest,) = listed.manifests
     assert sorted(pq.read_table(manifest).column(C.KEY).to_pylist()) == ["lossless.WEBP", "photo.webp", "ref.png"]
-    assert listed.unsupported == 2
+    assert listed.unsupported == 1
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("1 files" in w and "HEIC/HEIF" in w and "convert them to JPEG" in w for w in warnings), warnings
     assert any("AVIF" in w and "extensions=[*IMAGE_EXTENSIONS, 'avif']" in w for w in warnings), warnings
-    report = "".join(_listing_section(ListingSkips(unsupported=2, unsupported_examples=["modern.avif", "phone.heic"])))
-    assert "HEIC/HEIF" in report and "AVIF" in report
+    report = "".join(_listing_section(ListingSkips(unsupported=1, unsupported_examples=["modern.avif"])))
+    assert "AVIF" in report
 
     counts = compute_metadata_shard(manifest)
     assert counts["ok"] == 3 and counts["corrupt"] == 0

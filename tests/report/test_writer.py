@@ -227,9 +227,10 @@ def test_accepts_run_summary_and_parsed_config(tmp_path: Path, digits_run) -> No
 
 
 def test_the_report_counts_every_unlisted_heic_and_avif_and_says_what_to_do(tmp_path: Path) -> None:
-    """An iPhone folder (25 .HEIC photos, 3 .avif) under a few other unlisted files: the listing's log counted every
-    one, but the report named HEIC/AVIF only when one of the first few examples happened to be one (here none:
-    the examples are the notes). It states each extension's total and the fix now, from the run summary."""
+    """An iPhone folder (25 .HEIC photos, 3 .avif) under a few other unlisted files, listed with a list of
+    extensions of one's own (Lightly's, without HEIC): the listing's log counted every one, but the report named
+    HEIC/AVIF only when one of the first few examples happened to be one (here none: the examples are the notes).
+    It states each extension's total and the fix now, from the run summary."""
     from lightly_airflow import pipeline, staging
     from lightly_airflow.datasource import NewFilesQuery
     from lightly_airflow.datasource.query import ListingSkips
@@ -244,11 +245,14 @@ def test_the_report_counts_every_unlisted_heic_and_avif_and_says_what_to_do(tmp_
     for i in range(3):
         (src / "phone" / f"still-{i}.avif").write_bytes(b"\x00\x00\x00\x1cftypavif" + b"\0" * 32)
     Image.new("RGB", (8, 8)).save(src / "ref.png")
-    listed = pipeline.list_new(NewFilesQuery.build(datasource_uri=str(src), datapool_uri=str(pool)), run_id="r1")
+    lightly_extensions = ["png", "jpg", "jpeg", "bmp", "gif", "tiff", "tif", "webp"]
+    query = NewFilesQuery.build(datasource_uri=str(src), datapool_uri=str(pool), extensions=lightly_extensions)
+    listed = pipeline.list_new(query, run_id="r1")
     assert listed.unsupported == 34
     skips = ListingSkips.from_dict(staging.read_listing_skips(str(pool), "r1", None))
     assert skips.unlisted_images == {"heic": 25, "avif": 3}
     text = html.unescape(re.sub(r"<[^>]+>", " ", "".join(_listing_section(ListingSkips.from_summary(skips.summary())))))
-    assert "25 .heic files are not listed: .heic files are HEIC/HEIF images" in text and "convert them to JPEG" in text
+    assert "25 .heic files are not listed: .heic files are HEIC/HEIF images" in text
+    assert "which this plugin decodes" in text and "extensions=[..., 'heic']" in text
     assert "3 .avif files are not listed: .avif files are AVIF images" in text
     assert "extensions=[*IMAGE_EXTENSIONS, 'avif']" in text

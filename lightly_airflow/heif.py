@@ -1,0 +1,149 @@
+"""HEIC/HEIF photos, the iPhone camera's format: read through pi-heif's Pillow plugin, and written for tests and the
+demo.
+
+:func:`register` (called when :mod:`lightly_airflow.pixels` loads, which every pass that decodes images imports)
+lets Pillow open HEIF files; pi-heif (libheif with libde265, ~24 ms to import) loads on the first one a process
+opens. Its plugin applies the file's rotation and mirror properties (``irot``/``imir``) as it decodes and resets
+the EXIF orientation to 1, so the upright rule of ``pixels`` never turns a photo twice; an embedded ICC profile
+(iPhones: Display P3) comes in ``img.info["icc_profile"]`` and is converted to sRGB like a JPEG's. Depth maps,
+auxiliary images and embedded thumbnails are not decoded.
+
+pi-heif decodes only (pillow-heif's wheels carry the GPL x265 encoder); :func:`encode_heic` writes the small HEIC
+files the tests and the demo need from one HEVC picture coded by FFmpeg's libx265 through PyAV.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from typing import IO, Any
+
+#: ISO media brands (bytes 8..12, after ``ftyp``) of HEIF images and sequences: iPhone photos are ``heic``.
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"})
+#: File extensions of HEIF images (lower case, no dot).
+HEIF_EXTENSIONS: tuple[str, ...] = ("heic", "heif", "hif")
+#: Pillow's format name of HEIF images (``img.format``).
+FORMAT = "HEIF"
+#: pi-heif's options: only the primary image is decoded.
+PLUGIN_OPTIONS: dict[str, Any] = {"thumbnails": False, "depth_images": False, "aux_images": False}
+
+
+def accepts(prefix: bytes) -> bool:
+    """Whether the first bytes of a file are a HEIF image's (a ``ftyp`` box of a HEIF brand; AVIF is Pillow's own)."""
+    return prefix[4:8] == b"ftyp" and prefix[8:12] in HEIF_BRANDS
+
+
+def _open(fp: IO[bytes], filename: str | bytes | None = None) -> Any:
+    """Pillow's factory for HEIF until pi-heif is loaded: loads it (its own factory replaces this one) and opens."""
+    try:
+        from pi_heif import as_plugin, register_heif_opener
+    except ImportError as exc:  # (a broken install: Pillow then says it cannot identify the file, pixels says why)
+        raise SyntaxError(f"no HEIF decoder: {exc}") from None
+    register_heif_opener(**PLUGIN_OPTIONS)
+    return as_plugin.HeifImageFile(fp, filename)
+
+
+def register() -> None:
+    """Let Pillow open HEIF files in this process (once; pi-heif itself loads on the first HEIF file)."""
+    from PIL import Image
+
+    if FORMAT not in Image.OPEN:
+        Image.register_open(FORMAT, _open, accepts)
+        Image.register_extensions(FORMAT, [f".{e}" for e in HEIF_EXTENSIONS])
+
+
+def open_error(data: bytes) -> str | None:
+    """libheif's words for HEIF bytes it cannot open (Pillow only says it cannot identify them), ``None`` when it
+    opens them; a message saying so when pi-heif (the decoder) is not installed."""
+    try:
+        import pi_heif
+    except ImportError as exc:
+        return f"pi-heif, the HEIF decoder, is not installed ({exc})"
+    try:
+        pi_heif.open_heif(io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001 - libheif's errors come as ValueError, RuntimeError, ...
+        return str(exc) or type(exc).__name__
+    return None
+
+
+# ------------------------------------------------------------------------------------------------- writing
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+def _full_box(kind: bytes, version: int, payload: bytes) -> bytes:
+    return _box(kind, struct.pack(">I", version << 24) + payload)
+
+
+def _mp4_box(data: bytes, kind: bytes) -> bytes:
+    """The payload of the first ``kind`` box in an MP4 file PyAV wrote (a one-sample file: no box nests a name)."""
+    at = data.index(kind)
+    (size,) = struct.unpack(">I", data[at - 4:at])
+    return data[at + 4:at - 4 + size]
+
+
+def _hevc_picture(rgb: Any, qp: int) -> tuple[bytes, bytes]:
+    """One picture coded by libx265: its decoder configuration (``hvcC``) and its length-prefixed NAL units, both
+    taken from a one-frame MP4 (the MP4 muxer writes them in the form HEIF stores). Full-range BT.601 YUV 4:2:0."""
+    import av
+
+    height, width = rgb.shape[:2]
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx265", rate=1)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"x265-params": f"log-level=error:qp={qp}:range=full:colormatrix=smpte170m"}
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+            format="yuv420p", dst_colorspace="ITU601", dst_color_range="JPEG")
+        frame.pts = 0
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            if packet.size:
+                out.mux(packet)
+    mp4 = buf.getvalue()
+    return _mp4_box(mp4, b"hvcC"), _mp4_box(mp4, b"mdat")
+
+
+def encode_heic(rgb: Any, *, rotation: int = 0, icc_profile: bytes | None = None, exif: bytes | None = None,
+                qp: int = 10) -> bytes:
+    """A HEIC file of one picture, as an iPhone stores it in outline: the HEVC picture as the sensor saw it, the
+    turn that shows it upright as an ``irot`` property, optionally an ICC profile and EXIF metadata.
+
+    :param rgb: (H, W, 3) uint8, H and W even (4:2:0) and at least 16 (libx265 refuses 8 x 8).
+    :param rotation: degrees counter-clockwise (0, 90, 180, 270) a viewer turns the stored picture.
+    :param icc_profile: ICC profile bytes (a ``colr`` box of type ``prof``); colours are otherwise sRGB (``nclx``).
+    :param exif: EXIF bytes (as Pillow's ``Image.Exif().tobytes()``, ``Exif\\0\\0`` header included or not).
+    :param qp: libx265's quantiser (0: near lossless; 10: ~1 level of error on smooth pictures).
+    """
+    if rotation % 90 or not 0 <= rotation < 360:
+        raise ValueError(f"rotation must be 0, 90, 180 or 270 degrees, not {rotation}")
+    height, width = rgb.shape[:2]
+    hvcc, picture = _hevc_picture(rgb, qp)
+    items = [(1, b"hvc1", picture)]
+    if exif is not None:  # (the Exif item's data starts with the offset of the TIFF header within it)
+        items.append((2, b"Exif", struct.pack(">I", 6 if exif.startswith(b"Exif\0\0") else 0) + exif))
+    properties = [_box(b"hvcC", hvcc), _full_box(b"ispe", 0, struct.pack(">II", width, height)),
+                  _box(b"colr", b"nclx" + struct.pack(">HHHB", 1, 13, 6, 0x80))]  # BT.709/sRGB, BT.601, full
+    if icc_profile is not None:
+        properties.append(_box(b"colr", b"prof" + icc_profile))
+    if rotation:
+        properties.append(_box(b"irot", bytes([rotation // 90])))
+    # every property of the picture, the decoder configuration essential (high bit)
+    associations = bytes([0x80 | 1, *range(2, len(properties) + 1)])
+    ipma = _full_box(b"ipma", 0, struct.pack(">IHB", 1, 1, len(associations)) + associations)
+    ftyp = _box(b"ftyp", b"heic" + struct.pack(">I", 0) + b"mif1heic")
+
+    def meta(data_start: int) -> bytes:
+        locations, offset = [], data_start
+        for item_id, _, data in items:
+            locations.append(struct.pack(">HHHII", item_id, 0, 1, offset, len(data)))
+            offset += len(data)
+        iloc = _full_box(b"iloc", 0, bytes([0x44, 0x00]) + struct.pack(">H", len(items)) + b"".join(locations))
+        iinf = _full_box(b"iinf", 0, struct.pack(">H", len(items)) + b"".join(
+            _full_box(b"infe", 2, struct.pack(">HH", item_id, 0) + kind + b"\0") for item_id, kind, _ in items))
+        iref = b"" if len(items) == 1 else _full_box(b"iref", 0, _box(b"cdsc", struct.pack(">HHH", 2, 1, 1)))
+        return _full_box(b"meta", 0, _full_box(b"hdlr", 0, struct.pack(">I", 0) + b"pict" + bytes(13))
+                         + _full_box(b"pitm", 0, struct.pack(">H", 1)) + iloc + iinf + iref
+                         + _box(b"iprp", _box(b"ipco", b"".join(properties)) + ipma))
+
+    head = len(ftyp) + len(meta(0)) + 8  # (the boxes' sizes do not depend on the offsets)
+    return ftyp + meta(head) + _box(b"mdat", b"".join(data for _, _, data in items))
