@@ -76,74 +76,121 @@ def _full_box(kind: bytes, version: int, payload: bytes) -> bytes:
 
 
 def _mp4_box(data: bytes, kind: bytes) -> bytes:
-    """The payload of the first ``kind`` box in an MP4 file PyAV wrote (a one-sample file: no box nests a name)."""
+    """The payload of the first ``kind`` box in an MP4 file PyAV wrote (one video track: no earlier box nests a
+    name of this kind)."""
     at = data.index(kind)
     (size,) = struct.unpack(">I", data[at - 4:at])
     return data[at + 4:at - 4 + size]
 
 
-def _hevc_picture(rgb: Any, qp: int) -> tuple[bytes, bytes]:
-    """One picture coded by libx265: its decoder configuration (``hvcC``) and its length-prefixed NAL units, both
-    taken from a one-frame MP4 (the MP4 muxer writes them in the form HEIF stores). Full-range BT.601 YUV 4:2:0."""
+def _hevc_pictures(pictures: list[Any], qp: int) -> tuple[bytes, list[bytes]]:
+    """Pictures of one size coded by libx265 each on its own (intra only, as HEIF tiles are): their decoder
+    configuration (``hvcC``) and each one's length-prefixed NAL units, taken from an MP4 (its muxer writes them in
+    the form HEIF stores). Full-range BT.601 YUV 4:2:0."""
     import av
 
-    height, width = rgb.shape[:2]
+    height, width = pictures[0].shape[:2]
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as out:
         stream = out.add_stream("libx265", rate=1)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"x265-params": f"log-level=error:qp={qp}:range=full:colormatrix=smpte170m"}
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
-            format="yuv420p", dst_colorspace="ITU601", dst_color_range="JPEG")
-        frame.pts = 0
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
+        stream.options = {"x265-params": f"log-level=error:qp={qp}:range=full:colormatrix=smpte170m:keyint=1:"
+                                         "min-keyint=1:bframes=0:open-gop=0"}
+        packets = []
+        for pts, rgb in enumerate(pictures):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+                format="yuv420p", dst_colorspace="ITU601", dst_color_range="JPEG")
+            frame.pts = pts
+            packets += stream.encode(frame)
+        for packet in [*packets, *stream.encode(None)]:
             if packet.size:
                 out.mux(packet)
     mp4 = buf.getvalue()
-    return _mp4_box(mp4, b"hvcC"), _mp4_box(mp4, b"mdat")
+    stsz = _mp4_box(mp4, b"stsz")
+    fixed, count = struct.unpack(">II", stsz[4:12])
+    sizes = [fixed] * count if fixed else list(struct.unpack(f">{count}I", stsz[12:12 + 4 * count]))
+    data, at, coded = _mp4_box(mp4, b"mdat"), 0, []
+    for size in sizes:
+        coded.append(data[at:at + size])
+        at += size
+    return _mp4_box(mp4, b"hvcC"), coded
 
 
 def encode_heic(rgb: Any, *, rotation: int = 0, icc_profile: bytes | None = None, exif: bytes | None = None,
-                qp: int = 10) -> bytes:
-    """A HEIC file of one picture, as an iPhone stores it in outline: the HEVC picture as the sensor saw it, the
-    turn that shows it upright as an ``irot`` property, optionally an ICC profile and EXIF metadata.
+                tile: int | None = None, qp: int = 10) -> bytes:
+    """A HEIC file of one picture, as an iPhone stores it in outline: the picture as the sensor saw it (in a grid
+    of ``tile`` x ``tile`` HEVC tiles, as iPhones store 512 x 512 ones, or whole), the turn that shows it upright as
+    an ``irot`` property, optionally an ICC profile and EXIF metadata.
 
     :param rgb: (H, W, 3) uint8, H and W even (4:2:0) and at least 16 (libx265 refuses 8 x 8).
     :param rotation: degrees counter-clockwise (0, 90, 180, 270) a viewer turns the stored picture.
     :param icc_profile: ICC profile bytes (a ``colr`` box of type ``prof``); colours are otherwise sRGB (``nclx``).
     :param exif: EXIF bytes (as Pillow's ``Image.Exif().tobytes()``, ``Exif\\0\\0`` header included or not).
+    :param tile: the side of the grid's tiles (even, >= 16); the last row and column are padded, the grid's output
+        size crops them.
     :param qp: libx265's quantiser (0: near lossless; 10: ~1 level of error on smooth pictures).
     """
+    import numpy as np
+
     if rotation % 90 or not 0 <= rotation < 360:
         raise ValueError(f"rotation must be 0, 90, 180 or 270 degrees, not {rotation}")
     height, width = rgb.shape[:2]
-    hvcc, picture = _hevc_picture(rgb, qp)
-    items = [(1, b"hvc1", picture)]
+    if tile is None:
+        rows = columns = 1
+        pictures = [rgb]
+    else:
+        rows, columns = -(-height // tile), -(-width // tile)
+        padded = np.pad(rgb, ((0, rows * tile - height), (0, columns * tile - width), (0, 0)), mode="edge")
+        pictures = [np.ascontiguousarray(padded[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile])
+                    for r in range(rows) for c in range(columns)]
+    hvcc, coded = _hevc_pictures(pictures, qp)
+    # Items: (id, type, data, hidden); the primary is 1: the picture, or the grid of the tiles 2..n+1.
+    items: list[tuple[int, bytes, bytes, bool]] = []
+    if tile is None:
+        items.append((1, b"hvc1", coded[0], False))
+    else:
+        items.append((1, b"grid", struct.pack(">BBBBHH", 0, 0, rows - 1, columns - 1, width, height), False))
+        items += [(2 + i, b"hvc1", data, True) for i, data in enumerate(coded)]
+    exif_id = len(items) + 1
     if exif is not None:  # (the Exif item's data starts with the offset of the TIFF header within it)
-        items.append((2, b"Exif", struct.pack(">I", 6 if exif.startswith(b"Exif\0\0") else 0) + exif))
-    properties = [_box(b"hvcC", hvcc), _full_box(b"ispe", 0, struct.pack(">II", width, height)),
+        items.append((exif_id, b"Exif", struct.pack(">I", 6 if exif.startswith(b"Exif\0\0") else 0) + exif, False))
+    tile_height, tile_width = pictures[0].shape[:2]
+    # properties (1-based): the decoder configuration, the tiles' size, then the image's size, colours and turn
+    properties = [_box(b"hvcC", hvcc), _full_box(b"ispe", 0, struct.pack(">II", tile_width, tile_height)),
+                  _full_box(b"ispe", 0, struct.pack(">II", width, height)),
                   _box(b"colr", b"nclx" + struct.pack(">HHHB", 1, 13, 6, 0x80))]  # BT.709/sRGB, BT.601, full
     if icc_profile is not None:
         properties.append(_box(b"colr", b"prof" + icc_profile))
     if rotation:
         properties.append(_box(b"irot", bytes([rotation // 90])))
-    # every property of the picture, the decoder configuration essential (high bit)
-    associations = bytes([0x80 | 1, *range(2, len(properties) + 1)])
-    ipma = _full_box(b"ipma", 0, struct.pack(">IHB", 1, 1, len(associations)) + associations)
+    shown = list(range(3, len(properties) + 1))  # the primary image's own properties
+    if tile is None:
+        associations = [(1, [0x80 | 1, *shown])]  # (high bit: essential)
+    else:
+        associations = [(1, shown)] + [(2 + i, [0x80 | 1, 2]) for i in range(len(coded))]
+    ipma = _full_box(b"ipma", 0, struct.pack(">I", len(associations)) + b"".join(
+        struct.pack(">HB", item_id, len(props)) + bytes(props) for item_id, props in associations))
+    references = b""
+    if tile is not None:
+        references += _box(b"dimg", struct.pack(">HH", 1, len(coded)) + b"".join(
+            struct.pack(">H", 2 + i) for i in range(len(coded))))
+    if exif is not None:
+        references += _box(b"cdsc", struct.pack(">HHH", exif_id, 1, 1))
+    iref = _full_box(b"iref", 0, references) if references else b""
     ftyp = _box(b"ftyp", b"heic" + struct.pack(">I", 0) + b"mif1heic")
 
     def meta(data_start: int) -> bytes:
         locations, offset = [], data_start
-        for item_id, _, data in items:
+        for item_id, _, data, _ in items:
             locations.append(struct.pack(">HHHII", item_id, 0, 1, offset, len(data)))
             offset += len(data)
         iloc = _full_box(b"iloc", 0, bytes([0x44, 0x00]) + struct.pack(">H", len(items)) + b"".join(locations))
         iinf = _full_box(b"iinf", 0, struct.pack(">H", len(items)) + b"".join(
-            _full_box(b"infe", 2, struct.pack(">HH", item_id, 0) + kind + b"\0") for item_id, kind, _ in items))
-        iref = b"" if len(items) == 1 else _full_box(b"iref", 0, _box(b"cdsc", struct.pack(">HHH", 2, 1, 1)))
+            _box(b"infe", struct.pack(">I", (2 << 24) | hidden) + struct.pack(">HH", item_id, 0) + kind + b"\0")
+            for item_id, kind, _, hidden in items))
         return _full_box(b"meta", 0, _full_box(b"hdlr", 0, struct.pack(">I", 0) + b"pict" + bytes(13))
                          + _full_box(b"pitm", 0, struct.pack(">H", 1)) + iloc + iinf + iref
                          + _box(b"iprp", _box(b"ipco", b"".join(properties)) + ipma))
 
     head = len(ftyp) + len(meta(0)) + 8  # (the boxes' sizes do not depend on the offsets)
-    return ftyp + meta(head) + _box(b"mdat", b"".join(data for _, _, data in items))
+    return ftyp + meta(head) + _box(b"mdat", b"".join(data for _, _, data, _ in items))

@@ -31,13 +31,13 @@ def _upright() -> np.ndarray:
 
 
 def _iphone_heic() -> bytes:
-    """The sensor's picture (the upright one turned clockwise: 32 wide, 64 tall), ``irot`` 90 degrees counter-
-    clockwise, and the EXIF orientation (6) an iPhone writes beside it."""
+    """The sensor's picture (the upright one turned clockwise: 32 wide, 64 tall) in a grid of tiles (2 x 4 of 16 x
+    16; iPhones: 512 x 512), ``irot`` 90 degrees counter-clockwise, and the EXIF orientation (6) beside it."""
     exif = Image.Exif()
     exif[0x0112] = 6
     exif[0x010F] = "Apple"
     return heif.encode_heic(np.ascontiguousarray(np.rot90(_upright(), -1)), rotation=90, icc_profile=display_p3(),
-                            exif=exif.tobytes())
+                            exif=exif.tobytes(), tile=16)
 
 
 def _srgb_patches() -> list[np.ndarray]:
