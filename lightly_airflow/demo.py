@@ -1,7 +1,8 @@
 """Build a local demo datasource of real images with a Lightly-style ``.lightly/`` folder.
 
 Images: scikit-learn's handwritten digits (8×8 scans, written out at 64×64 like small camera crops) and
-scikit-image's bundled photographs (with a few crops of each). ``.lightly/`` holds classification
+scikit-image's bundled photographs (with a few crops of each; the whole view of the :data:`PHONE_PHOTOS` as an
+iPhone stores a photo: HEIC in 64-px tiles, turned by its ``irot``, EXIF orientation 6). ``.lightly/`` holds classification
 predictions of a logistic-regression model trained on digits that are *not* in the datasource, and a custom
 categorical metadata field ``source`` (``digits`` or ``photos``). Batches are added one at a time, so
 incremental runs have something new to process. Needs the ``demo`` extra (scikit-learn, scikit-image).
@@ -23,6 +24,8 @@ PHOTOS = (
     "astronaut", "brick", "camera", "cat", "chelsea", "clock", "coffee", "coins", "colorwheel", "grass",
     "gravel", "hubble_deep_field", "immunohistochemistry", "moon", "page", "retina", "rocket", "text",
 )
+#: Photos whose whole view is delivered as an iPhone's HEIC instead of a JPEG (one in each batch).
+PHONE_PHOTOS = ("chelsea", "coffee", "moon")
 #: Digits held out of the datasource to train the prediction model.
 N_TRAIN = 400
 
@@ -96,7 +99,20 @@ def _digit_png(image: np.ndarray, rng: np.random.Generator) -> bytes:
     return buf.getvalue()
 
 
-def _photo_jpegs(name: str) -> list[tuple[str, bytes]]:
+def _phone_heic(img: Image.Image) -> bytes:
+    """``img`` as an iPhone stores it: the sensor's picture (turned clockwise) in tiles, an ``irot`` that turns it
+    back, the EXIF orientation beside it."""
+    from lightly_airflow.heif import encode_heic
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "Apple"
+    sensor = np.ascontiguousarray(np.rot90(np.asarray(img), -1))
+    return encode_heic(sensor[: sensor.shape[0] // 2 * 2, : sensor.shape[1] // 2 * 2], rotation=90,
+                       exif=exif.tobytes(), tile=64, qp=20)
+
+
+def _photo_files(name: str) -> list[tuple[str, bytes]]:
     import skimage.data
 
     arr = getattr(skimage.data, name)()
@@ -107,8 +123,12 @@ def _photo_jpegs(name: str) -> list[tuple[str, bytes]]:
     views = [("full", img), ("crop-a", img.crop((0, 0, w // 2, h // 2))), ("crop-b", img.crop((w // 2, h // 2, w, h)))]
     out = []
     for label, view in views:
+        small = view.resize((max(64, view.width // 2), max(64, view.height // 2)))
+        if label == "full" and name in PHONE_PHOTOS:
+            out.append((f"{name}-{label}.HEIC", _phone_heic(small)))
+            continue
         buf = io.BytesIO()
-        view.resize((max(64, view.width // 2), max(64, view.height // 2))).save(buf, format="JPEG", quality=90)
+        small.save(buf, format="JPEG", quality=90)
         out.append((f"{name}-{label}.jpg", buf.getvalue()))
     return out
 
@@ -158,7 +178,7 @@ def add_batch(root: str | Path, batch: Batch | int) -> list[str]:
         _write_json(lightly / "metadata" / f"{stem}.json", {"file_name": key, "type": "image", "metadata": {"source": "digits"}})
         keys.append(key)
     for name in batch.photos:
-        for file_name, data in _photo_jpegs(name):
+        for file_name, data in _photo_files(name):
             key = f"{batch.name}/photos/{file_name}"
             (root / key).parent.mkdir(parents=True, exist_ok=True)
             (root / key).write_bytes(data)

@@ -66,6 +66,10 @@ def pool_version() -> int | None:
     return pool.version() if pool.exists() else None
 
 
+def heic(keys: list[str]) -> int:
+    return sum(k.lower().endswith(".heic") for k in keys)
+
+
 def summarize(name: str, before: int | None) -> None:
     from lightly_airflow.datapool import Datapool
 
@@ -96,14 +100,14 @@ def main() -> int:
 
     print(f"==> run 1: a first batch of real images in {DATASOURCE.relative_to(ROOT)}")
     keys = demo.add_batch(DATASOURCE, 0)
-    print(f"   wrote {len(keys)} images (+ .lightly/ predictions and metadata)")
+    print(f"   wrote {len(keys)} images, {heic(keys)} of them iPhone HEIC photos (+ .lightly/ predictions and metadata)")
     before = pool_version()
     run_dag("run-1", {"selection_config": demo.SELECTION_CONFIG}, env)
     summarize("run 1", before)
 
     print("==> run 2: more files arrive; only the new ones are processed")
     keys = demo.add_batch(DATASOURCE, 1)
-    print(f"   wrote {len(keys)} new images")
+    print(f"   wrote {len(keys)} new images, {heic(keys)} of them iPhone HEIC photos")
     before = pool_version()
     run_dag("run-2", {"selection_config": demo.SELECTION_CONFIG}, env)
     summarize("run 2", before)
