@@ -235,7 +235,8 @@ class ListingSkips:
     #: files whose extension is not listed, and the first few of their keys
     unsupported: int = 0
     unsupported_examples: list[str] = field(default_factory=list)
-    #: of those, images of formats left out of the default list (HEIC/HEIF, AVIF): the number per extension, for
+    #: of those, images the default list holds but the extensions given leave out (HEIC/HEIF, AVIF, not among
+    #: Lightly's formats): the number per extension, for
     #: the report's totals and what to do (``records.unlisted_image_hint``)
     unlisted_images: dict[str, int] = field(default_factory=dict)
     #: OS and tool metadata files (``._photo.jpg``, ``.DS_Store``, hidden folders, …), never samples, and the

@@ -12,39 +12,38 @@ from lightly_airflow.heif import HEIF_EXTENSIONS
 from lightly_airflow.lightly_dir import LIGHTLY_DIR
 from lightly_airflow.lightly_dir import VIDEO_EXTENSIONS as _VIDEO
 
-#: Image extensions, lower case, without the dot: those Lightly accepts (anything Pillow opens among these; WebP:
-#: Lightly's libraries list it, ``lightly``'s and LightlyTrain's image extensions, and Pillow decodes it) and HEIC/HEIF
-#: (the iPhone camera's format, decoded by pi-heif: ``lightly_airflow.heif``; the Lightly Worker leaves it out).
-IMAGE_EXTENSIONS: tuple[str, ...] = ("png", "jpg", "jpeg", "bmp", "gif", "tiff", "tif", "webp", *HEIF_EXTENSIONS)
+#: AVIF images (Pillow >= 11.3 built with libavif decodes them: the locked Pillow does).
+AVIF_EXTENSIONS: tuple[str, ...] = ("avif",)
+#: Image extensions, lower case, without the dot: every image format this plugin decodes. Those Lightly accepts
+#: (anything Pillow opens among these; WebP: Lightly's libraries list it, ``lightly``'s and LightlyTrain's image
+#: extensions), HEIC/HEIF (the iPhone camera's format, decoded by pi-heif: ``lightly_airflow.heif``) and AVIF; the
+#: Lightly Worker leaves the last two out.
+IMAGE_EXTENSIONS: tuple[str, ...] = ("png", "jpg", "jpeg", "bmp", "gif", "tiff", "tif", "webp", *HEIF_EXTENSIONS,
+                                     *AVIF_EXTENSIONS)
 #: Video extensions Lightly accepts.
 VIDEO_EXTENSIONS: tuple[str, ...] = tuple(_VIDEO)
 
 #: What a datasource lists by default: images and videos (every video frame becomes a sample).
 DEFAULT_EXTENSIONS: tuple[str, ...] = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
 
-#: Image formats that decode but that a list of extensions may leave out, and what to do about files of them
-#: (:func:`unlisted_image_hint`).
-AVIF_EXTENSIONS: tuple[str, ...] = ("avif",)
-
 
 def unlisted_image_hint(extension: str) -> str | None:
-    """What to do about images with an extension the listing's extensions leave out (HEIC/HEIF: listed by default,
-    left out by a list of one's own such as Lightly's; AVIF: decoded by Pillow >= 11.3 built with libavif, but not
-    among Lightly's formats), ``None`` for others."""
+    """What to do about images the listing's extensions leave out although they are listed by default (HEIC/HEIF,
+    AVIF: a list of one's own such as Lightly's leaves them out), ``None`` for other extensions."""
     ext = extension.lower().lstrip(".")
     if ext in HEIF_EXTENSIONS:
-        return (f".{ext} files are HEIC/HEIF images (iPhone photos), which this plugin decodes but the extensions "
-                f"given leave out: list them with extensions=[..., {ext!r}] (or IMAGE_EXTENSIONS, the default's images)")
-    if ext in AVIF_EXTENSIONS:
+        what = "HEIC/HEIF images (iPhone photos), which this plugin decodes"
+    elif ext in AVIF_EXTENSIONS:
         from PIL import features
 
-        if features.check("avif"):
-            return (f".{ext} files are AVIF images, which the installed Pillow decodes: list them with "
-                    "extensions=[*IMAGE_EXTENSIONS, 'avif'] (not among the formats Lightly accepts)")
-        return (f".{ext} files are AVIF images, which the installed Pillow cannot decode (Pillow >= 11.3 built with "
-                "libavif can): convert them to JPEG or PNG, or upgrade Pillow and list them with "
-                "extensions=[*IMAGE_EXTENSIONS, 'avif']")
-    return None
+        if not features.check("avif"):
+            return (f".{ext} files are AVIF images, which the installed Pillow cannot decode (Pillow >= 11.3 built "
+                    "with libavif can): convert them to JPEG or PNG, or upgrade Pillow and list them")
+        what = "AVIF images, which the installed Pillow decodes"
+    else:
+        return None
+    return (f".{ext} files are {what} but the extensions given leave out: list them with "
+            f"extensions=[..., {ext!r}] (or IMAGE_EXTENSIONS, every image format this plugin reads)")
 
 
 MANIFEST_SCHEMA = pa.schema(

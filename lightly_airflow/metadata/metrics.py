@@ -77,6 +77,7 @@ EXTENSION_FORMATS: dict[str, frozenset[str]] = {
     "tiff": frozenset({"TIFF"}),
     "webp": frozenset({"WEBP"}),
     **{ext: frozenset({heif.FORMAT}) for ext in heif.HEIF_EXTENSIONS},
+    "avif": frozenset({"AVIF"}),
 }
 
 

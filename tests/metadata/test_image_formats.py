@@ -1,6 +1,6 @@
 """Image formats beyond the classic ones, through listing, metadata, thumbnail, embedding and the UI: WebP (listed by
-default, as in Lightly's libraries) and AVIF (decodes here, listed on request: the listing says how). HEIC/HEIF:
-tests/test_heif.py."""
+default, as in Lightly's libraries) and AVIF (decodes here: listed by default too; a list of Lightly's formats leaves
+it out, and the listing says how to list it: tests/report/test_writer.py). HEIC/HEIF: tests/test_heif.py."""
 
 from __future__ import annotations
 
@@ -28,16 +28,15 @@ def _encode(fmt: str, **kwargs) -> bytes:  # noqa: ANN003
     return buf.getvalue()
 
 
-def test_webp_runs_through_the_pipeline_and_avif_says_what_to_do(tmp_path: Path, caplog) -> None:  # noqa: ANN001
+def test_webp_and_avif_run_through_the_pipeline(tmp_path: Path, caplog) -> None:  # noqa: ANN001
     """``.webp`` files were not listed by default ("unsupported"), though Lightly's libraries list them and Pillow
-    decodes them; ``.avif`` files were counted as unsupported with no word on why or what to do."""
+    decodes them; ``.avif`` files were counted as unsupported with no word on why or what to do (then listed only
+    on request)."""
     from lightly_airflow import pipeline, staging
     from lightly_airflow.datasource import NewFilesQuery
-    from lightly_airflow.datasource.query import ListingSkips
     from lightly_airflow.embedding.runner import embed_shard
     from lightly_airflow.metadata import compute_metadata_shard
     from lightly_airflow.plugins.media import read_image
-    from lightly_airflow.report.html import _listing_section
     from lightly_airflow.thumbnails import thumbnails_uri
 
     src, pool = tmp_path / "src", tmp_path / "pool"
@@ -49,23 +48,21 @@ def test_webp_runs_through_the_pipeline_and_avif_says_what_to_do(tmp_path: Path,
     caplog.set_level(logging.INFO, logger="lightly_airflow.datasource.listing")
     listed = pipeline.list_new(NewFilesQuery.build(datasource_uri=str(src), datapool_uri=str(pool)), run_id="r1")
     (manifest,) = listed.manifests
-    assert sorted(pq.read_table(manifest).column(C.KEY).to_pylist()) == ["lossless.WEBP", "photo.webp", "ref.png"]
-    assert listed.unsupported == 1
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("AVIF" in w and "extensions=[*IMAGE_EXTENSIONS, 'avif']" in w for w in warnings), warnings
-    report = "".join(_listing_section(ListingSkips(unsupported=1, unsupported_examples=["modern.avif"])))
-    assert "AVIF" in report
+    keys = ["lossless.WEBP", "modern.avif", "photo.webp", "ref.png"]
+    assert sorted(pq.read_table(manifest).column(C.KEY).to_pylist()) == keys
+    assert listed.unsupported == 0
+    assert not [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
 
     counts = compute_metadata_shard(manifest)
-    assert counts["ok"] == 3 and counts["corrupt"] == 0
+    assert counts["ok"] == 4 and counts["corrupt"] == 0
     meta = {r[C.KEY]: r for r in pq.read_table(staging.sibling_uri(manifest, staging.METADATA)).to_pylist()}
-    for key in ("photo.webp", "lossless.WEBP"):
+    for key in ("photo.webp", "lossless.WEBP", "modern.avif"):
         assert (meta[key][C.metadata_column("lightly.width")], meta[key][C.metadata_column("lightly.height")]) == (64, 48)
     thumbs = sorted(Path(thumbnails_uri(str(pool))).glob("*.jpg"))
-    assert len(thumbs) == 3 and counts["thumbnails"] == 3
+    assert len(thumbs) == 4 and counts["thumbnails"] == 4
     embedded = embed_shard(manifest, input_size=32, device="cpu", batch_size=4, num_workers=0)
     emb = pq.read_table(embedded["output_uri"]).to_pylist()
-    assert sorted(r[C.STATUS] for r in emb) == ["ok"] * 3
+    assert sorted(r[C.STATUS] for r in emb) == ["ok"] * 4
     vec = {r[C.KEY]: np.asarray(r[C.EMBEDDING]) for r in emb}
     assert np.allclose(vec["lossless.WEBP"], vec["ref.png"], atol=1e-5)  # the same pixels, the same vector
 
@@ -73,17 +70,17 @@ def test_webp_runs_through_the_pipeline_and_avif_says_what_to_do(tmp_path: Path,
     assert content_type == "image/webp" and size == (64, 48) and data == (src / "photo.webp").read_bytes()
 
 
-def test_avif_listed_on_request_is_decoded_and_shown(tmp_path: Path) -> None:
-    """AVIF decodes with the locked Pillow: listed with ``extensions``, it is an ordinary sample (the UI gets PNG)."""
+def test_avif_is_decoded_and_shown(tmp_path: Path) -> None:
+    """AVIF decodes with the locked Pillow: it is an ordinary sample (the UI gets PNG)."""
     from lightly_airflow import pipeline
-    from lightly_airflow.datasource import IMAGE_EXTENSIONS, NewFilesQuery
+    from lightly_airflow.datasource import NewFilesQuery
     from lightly_airflow.metadata import compute_metadata_shard
     from lightly_airflow.plugins.media import read_image
 
     src, pool = tmp_path / "src", tmp_path / "pool"
     src.mkdir()
     (src / "modern.avif").write_bytes(_encode("AVIF"))
-    query = NewFilesQuery.build(datasource_uri=str(src), datapool_uri=str(pool), extensions=[*IMAGE_EXTENSIONS, "avif"])
+    query = NewFilesQuery.build(datasource_uri=str(src), datapool_uri=str(pool))
     (manifest,) = pipeline.list_new(query, run_id="r1").manifests
     assert compute_metadata_shard(manifest)["ok"] == 1
     data, content_type, size = read_image(str(src), "modern.avif", None)
