@@ -148,7 +148,33 @@ def export_records(
             sample_id=r[C.SAMPLE_ID], run_id=r[C.RUN_ID], pick_rank=r[C.PICK_RANK]))
     warn_gone(gone_exports(pool, records, check_files=check_files, credentials=datasource_credentials,
                            history=history), tag, len(records))
+    warn_unviewable(records, tag)
     return records
+
+
+#: Image formats browsers other than Safari do not show (a labelling tool in the browser shows a blank image) and
+#: that many training libraries do not read without a plugin: extension -> what it is.
+UNVIEWABLE_IMAGES = {"heic": "HEIC", "heif": "HEIF", "hif": "HEIF", "tif": "TIFF", "tiff": "TIFF"}
+
+
+def unviewable(records: list[ExportRecord]) -> list[ExportRecord]:
+    """The exported samples whose file is an image of :data:`UNVIEWABLE_IMAGES` (video frames are PNGs)."""
+    return [r for r in records if r.key.rsplit(".", 1)[-1].lower() in UNVIEWABLE_IMAGES and "." in r.key
+            and not r.uri.lower().endswith(".png")]
+
+
+def warn_unviewable(records: list[ExportRecord], tag: str) -> None:
+    """Log a warning naming the exported images a browser cannot show (HEIC from iPhones, TIFF), their number and
+    what to do: they are exported as they are."""
+    found = unviewable(records)
+    if not found:
+        return
+    kinds = sorted({UNVIEWABLE_IMAGES[r.key.rsplit(".", 1)[-1].lower()] for r in found})
+    logger.warning(
+        "%d of the %d exported samples of tag %r are %s images, e.g. %s: browsers other than Safari cannot show them "
+        "(Label Studio's image view stays blank) and many training libraries cannot read them. They are exported as "
+        "they are: convert them for the labelling task (e.g. `magick mogrify -format jpg *.heic *.tif`) or use a "
+        "tool that decodes them.", len(found), len(records), tag, "/".join(kinds), ", ".join(r.uri for r in found[:5]))
 
 
 @dataclass(frozen=True)
@@ -374,5 +400,5 @@ def file_suffix(fmt: str) -> str:
 __all__ = [
     "EXPORT_FORMATS", "FORMATS", "ExportRecord", "GoneExports", "check_key", "coco_images", "content_type", "export_records",
     "export_tag", "file_suffix", "gone_exports", "key_uri", "label_studio_tasks", "register_format", "render", "root_uri",
-    "run_datasources", "tag_datasource_uri", "uri_key",
+    "run_datasources", "tag_datasource_uri", "unviewable", "uri_key",
 ]

@@ -121,3 +121,21 @@ def test_the_cli_export_checks_files_with_check_files(tmp_path: Path, digits: An
     assert "1 of the 2 exported samples of tag 'r1' point to files that are no longer in the datasource (checked now)" \
         in caplog.text and "b.png" in caplog.text
     assert out.read_text().count("\n") == 2  # still exported
+
+
+def test_export_says_which_images_a_browser_cannot_show(tmp_path: Path, digits: Any, caplog: Any) -> None:
+    """iPhone photos (HEIC) and TIFF scans are exported as they are, but a labelling tool in the browser shows them
+    blank (browsers other than Safari decode neither): the export said nothing. It names them and what to do."""
+    pool = Datapool(str(tmp_path / "pool"))
+    keys = ["IMG_0001.HEIC", "scan.tif", "photo.jpg", "modern.avif", "notes.heic.txt"]
+    commit(pool, digits, keys, datasource=str(tmp_path / "phone"), run_id="r1")
+    with caplog.at_level(logging.WARNING):
+        records = export_records(pool, "r1")
+    assert [r.key for r in records] == keys  # exported all the same
+    assert "2 of the 5 exported samples of tag 'r1' are HEIC/TIFF images" in caplog.text, caplog.text
+    assert "IMG_0001.HEIC" in caplog.text and "magick mogrify" in caplog.text
+    caplog.clear()
+    commit(pool, digits, ["photo.jpg"], datasource=str(tmp_path / "phone"), run_id="r2")
+    with caplog.at_level(logging.WARNING):
+        export_records(pool, "r2")
+    assert "cannot show" not in caplog.text
