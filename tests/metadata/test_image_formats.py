@@ -71,7 +71,7 @@ def test_webp_and_avif_run_through_the_pipeline(tmp_path: Path, caplog) -> None:
 
 
 def test_avif_is_decoded_and_shown(tmp_path: Path) -> None:
-    """AVIF decodes with the locked Pillow: it is an ordinary sample (the UI gets PNG)."""
+    """AVIF decodes with the locked Pillow: it is an ordinary sample (the UI gets JPEG)."""
     from lightly_airflow import pipeline
     from lightly_airflow.datasource import NewFilesQuery
     from lightly_airflow.metadata import compute_metadata_shard
@@ -84,5 +84,5 @@ def test_avif_is_decoded_and_shown(tmp_path: Path) -> None:
     (manifest,) = pipeline.list_new(query, run_id="r1").manifests
     assert compute_metadata_shard(manifest)["ok"] == 1
     data, content_type, size = read_image(str(src), "modern.avif", None)
-    assert content_type == "image/png" and size == (64, 48)
+    assert content_type == "image/jpeg" and size == (64, 48)  # (lossy already: JPEG, not PNG)
     assert np.asarray(Image.open(io.BytesIO(data)))[10, 10, 0] > 180
