@@ -96,8 +96,10 @@ PIXEL_RULES = "pixel_rules"
 #: an 8-bit RGB or grey PNG's transparent colour (tRNS) composited on white. 6: colours converted to sRGB by an
 #: embedded ICC profile (Display P3, Adobe RGB, CMYK and grey profiles; sRGB ones change nothing); a PNG that
 #: Pillow refused over its iCCP chunk read without it. 7: HDR video frames (PQ, HLG) and BT.2020 ones tone- and
-#: gamut-mapped to sRGB as an SDR screen shows them (they were read as SDR: dull, pale or nearly black).
-PIXEL_RULES_VERSION = 7
+#: gamut-mapped to sRGB as an SDR screen shows them (they were read as SDR: dull, pale or nearly black). 8: video
+#: frames without a colour matrix tag read with BT.709 when HD (≥ 1280 wide or > 576 high), as players read them
+#: (they were read with BT.601: saturated colours ~10-20 levels off).
+PIXEL_RULES_VERSION = 8
 
 INITIAL_TAG = "initial-tag"
 

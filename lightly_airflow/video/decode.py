@@ -44,7 +44,7 @@ def reformatter(purpose: str = "rgb") -> Any:
     """A scaler per thread and purpose: PyAV's ``frame.reformat`` builds a new scaling context per call (3 ms at
     640×360), a kept ``VideoReformatter`` reuses it (0.15 ms) as long as its output size and format stay the
     same: one scaler alternating between the full-size RGB and the model input rebuilt its context on every
-    call, so each output (``rgb``, ``model``, ``thumbnail``, ``sdr``) has its own."""
+    call, so each output (``rgb``, ``model``, ``thumbnail``, ``png``, ``sdr``) has its own."""
     from av.video.reformatter import VideoReformatter
 
     kept = getattr(_LOCAL, "reformatters", None)
@@ -53,6 +53,34 @@ def reformatter(purpose: str = "rgb") -> Any:
     if purpose not in kept:
         kept[purpose] = VideoReformatter()
     return kept[purpose]
+
+
+#: FFmpeg's ``AVCOL_SPC_UNSPECIFIED``: a stream that does not say which matrix its YUV was made with.
+UNSPECIFIED_MATRIX = 2
+
+
+def colour_matrix(frame: Any) -> int | None:
+    """The YUV matrix to read ``frame`` with (swscale's ``SWS_CS_*``, PyAV's ``Colorspace``), or ``None``: the one
+    its tag names. A YUV frame without a tag is read as players read it (mpv's ``mp_csp_guess_colorspace``, VLC,
+    browsers): BT.709 when HD (at least 1280 wide or over 576 high), BT.601 (swscale's default) when SD. swscale
+    read every untagged frame as BT.601: an untagged 720p/1080p clip (screen recordings, ffmpeg outputs without
+    ``-colorspace``) had its pure red at 232 instead of 255, green's red at 19, (200, 60, 40) at (186, 46, 41)
+    against what players show. The range is not touched: untagged YUV is limited, ``yuvj*`` full, as swscale has
+    it."""
+    if int(getattr(frame, "colorspace", 0) or 0) != UNSPECIFIED_MATRIX or frame.format.is_rgb:
+        return None
+    if frame.width >= 1280 or frame.height > 576:
+        from av.video.reformatter import Colorspace
+
+        return int(Colorspace.ITU709)
+    return None
+
+
+def to_rgb(frame: Any, purpose: str = "rgb", **options: Any) -> Any:
+    """``frame`` as an ``rgb24`` frame by the kept scaler of ``purpose`` (:func:`reformatter`), its YUV read with
+    :func:`colour_matrix`; ``options``: ``width``, ``height``, ``interpolation``. Every conversion of a decoded
+    frame to RGB (model input, metrics, thumbnail, frame PNG) goes through here, so all show the same colours."""
+    return reformatter(purpose).reformat(frame, format="rgb24", src_colorspace=colour_matrix(frame), **options)
 
 
 #: FFmpeg's codes (``AVColorTransferCharacteristic``) of HDR transfers: SMPTE ST 2084 (PQ: HDR10, Dolby Vision)

@@ -23,7 +23,7 @@ import pyarrow as pa
 from lightly_airflow import columns as C
 from lightly_airflow.lightly_dir import lightly_root
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, protocol_of
-from lightly_airflow.video.decode import decode_frames, quarter_turns, sample_aspect, upright_image
+from lightly_airflow.video.decode import decode_frames, quarter_turns, sample_aspect, to_rgb, upright_image
 from lightly_airflow.video.source import open_video_source
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def _png(frame: Any, etag: str) -> bytes:
             sar = 1 / sar  # a turned frame's stored columns are the PNG's rows
         info.add_text(SAR_CHUNK, f"{sar.numerator}:{sar.denominator}")
     buf = io.BytesIO()
-    upright_image(frame.to_image(), frame).save(buf, format="PNG", pnginfo=info)  # as players show it
+    upright_image(to_rgb(frame, "png").to_image(), frame).save(buf, format="PNG", pnginfo=info)  # as players show it
     data = buf.getvalue()
     if sar != 1:  # Pillow writes pHYs only from a dpi (unit: metre); unit 0 says "aspect ratio only"
         body = b"pHYs" + struct.pack(">IIB", sar.denominator, sar.numerator, 0)  # pixels per unit: x ∝ 1/width

@@ -29,7 +29,7 @@ from lightly_airflow.video.decode import (
     decodes_sequentially,
     display_size,
     quarter_turns,
-    reformatter,
+    to_rgb,
     upright_image,
 )
 from lightly_airflow.video.quality import frame_corruptness
@@ -118,7 +118,7 @@ def frame_rows(manifest: Any, rows: Sequence[int] | None = None) -> list[FrameRo
 def upright_rgb(frame: Any) -> np.ndarray:
     """The frame's full-resolution RGB as players show it (turned by its display matrix, a phone's)."""
     turns = quarter_turns(frame)
-    rgb = reformatter("rgb").reformat(frame, format="rgb24").to_ndarray()
+    rgb = to_rgb(frame, "rgb").to_ndarray()
     return np.ascontiguousarray(np.rot90(rgb, turns) if turns else rgb)
 
 
@@ -143,8 +143,7 @@ def analyse_frame(
     digest.update(f"{rgb.shape}".encode())
     small = None
     if input_size:
-        small = reformatter("model").reformat(frame, width=input_size, height=input_size, format="rgb24",
-                                     interpolation="BILINEAR").to_ndarray()
+        small = to_rgb(frame, "model", width=input_size, height=input_size, interpolation="BILINEAR").to_ndarray()
         if turns:
             small = np.ascontiguousarray(np.rot90(small, turns))
     coded = np.rot90(gray, -turns) if turns else gray  # the concealment grid is the coded picture's macroblocks
@@ -210,8 +209,7 @@ def _thumbnail(frame: Any, thumbs: Any, row: FrameRow) -> None:
 
     w, h = display_size(frame, MAX_SIDE)  # square pixels: anamorphic (DV/DVD) frames as players show them
     thumbs.add(sample_id(row.key or "", None if row.etag is None else str(row.etag)),
-               upright_image(reformatter("thumbnail").reformat(frame, width=w, height=h, format="rgb24",
-                                                                interpolation="AREA").to_image(), frame))
+               upright_image(to_rgb(frame, "thumbnail", width=w, height=h, interpolation="AREA").to_image(), frame))
 
 
 def _frame_result(frame: Any, r: FrameRow, input_size: int | None, thumbs: Any,

@@ -852,3 +852,84 @@ def test_an_hdr_video_is_seen_as_an_sdr_screen_shows_it(tmp_path, transfer: str)
         _png(got, "etag"))), dtype=float).reshape(-1, 3).mean(axis=0)).sum() / 255 * 100
     assert results[0].metrics["luminance"] == pytest.approx(luminance, abs=0.5)
     assert results[0].small.shape == (2 * side, 2 * side, 3)
+
+
+PLAYER_PATCHES = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255), (255, 0, 255), (200, 60, 40),
+                  (128, 128, 128)]
+MATRICES = {"bt709": (0.2126, 0.0722), "bt601": (0.299, 0.114)}  # (Kr, Kb)
+
+
+def _write_patches(path: str, size: tuple[int, int], matrix: str, tag: str | None) -> None:
+    """Flat colour patches as limited-range 4:2:0 YUV made with ``matrix`` (the RGB a player shows for the stream),
+    encoded losslessly by libx264; the stream's colour matrix is tagged ``tag`` or left unspecified."""
+    from lightly_airflow.video.synthetic import _encode
+
+    kr, kb = MATRICES[matrix]
+    w, h = size
+    pw = w // len(PLAYER_PATCHES)
+    rgb = np.zeros((h, w, 3))
+    for i, c in enumerate(PLAYER_PATCHES):
+        rgb[:, i * pw:(i + 1) * pw] = np.array(c) / 255
+    y = kr * rgb[..., 0] + (1 - kr - kb) * rgb[..., 1] + kb * rgb[..., 2]
+    cb, cr = (rgb[..., 2] - y) / (2 * (1 - kb)), (rgb[..., 0] - y) / (2 * (1 - kr))
+    frame = av.VideoFrame(w, h, "yuv420p")
+    for plane, values in zip(frame.planes, (16 + 219 * y, 128 + 224 * cb[::2, ::2], 128 + 224 * cr[::2, ::2]),
+                             strict=True):
+        buf = np.zeros((values.shape[0], plane.line_size), dtype=np.uint8)
+        buf[:, : values.shape[1]] = np.clip(np.round(values), 0, 255)
+        plane.update(buf.tobytes())
+    options = {"qp": "0", "preset": "ultrafast"}
+    if tag:
+        options["x264-params"] = f"log-level=error:colormatrix={tag}"
+    _encode(path, "mp4", "libx264", options, "yuv420p", [frame, frame], rate=10, size=size)
+
+
+@pytest.mark.parametrize(("size", "matrix", "tag"), [
+    pytest.param((1280, 720), "bt709", None, id="untagged-hd"),  # players read BT.709 (it was read as BT.601)
+    pytest.param((640, 480), "bt601", None, id="untagged-sd"),  # BT.601, as before
+    pytest.param((1280, 720), "bt601", "smpte170m", id="bt601-hd"),  # a tagged matrix is read as tagged
+    pytest.param((1280, 720), "bt709", "bt709", id="bt709-hd"),
+])
+def test_untagged_hd_video_is_read_with_the_matrix_players_guess(tmp_path, size, matrix: str, tag: str | None) -> None:
+    """A stream without a colour matrix tag (screen recordings, ffmpeg outputs without ``-colorspace``) is read as
+    players read it: BT.709 when HD, BT.601 when SD. swscale read every untagged stream as BT.601, so an untagged
+    720p clip's red came out at 232 and (200, 60, 40) at (186, 46, 41) in the metrics, the model input, the
+    thumbnail and the frame PNG. Tagged streams are read by their tag."""
+    import io
+
+    from PIL import Image
+
+    from lightly_airflow.video.export import _png
+
+    path = str(tmp_path / "clip.mp4")
+    _write_patches(path, size, matrix, tag)
+    w, h = size
+    pw = w // len(PLAYER_PATCHES)
+    want = np.array(PLAYER_PATCHES, dtype=float)
+
+    def centres(rgb: np.ndarray) -> np.ndarray:
+        sx, sy = rgb.shape[1] / w, rgb.shape[0] / h
+        return np.array([rgb[int(h // 2 * sy), int((i * pw + pw // 2) * sx)] for i in range(len(PLAYER_PATCHES))],
+                        dtype=float)
+
+    info = index_video(path)
+    got = next(decode_frames(path, [(0, info.pts[0])])).frame
+    assert got.colorspace == {None: 2, "bt709": 1, "smpte170m": 6}[tag]
+    png = np.asarray(Image.open(io.BytesIO(_png(got, "etag"))).convert("RGB"))
+    assert png.shape == (h, w, 3)
+    assert np.abs(centres(png) - want).max() <= 3, centres(png)
+
+    root, name = path.rsplit("/", 1)
+    pictures: list[Image.Image] = []
+
+    class Thumbs:
+        def add(self, sample_id: str, img: Image.Image) -> None:
+            pictures.append(img)
+
+    results = list(iter_frame_results(root, [FrameRow(row=0, video=name, index=0, pts=info.pts[0])], input_size=64,
+                                      workers=1, thumbs=Thumbs()))
+    assert [r.status for r in results] == [C.STATUS_OK]
+    assert np.abs(centres(np.asarray(pictures[0].convert("RGB"))) - want).max() <= 4
+    assert np.abs(centres(results[0].small) - want).max() <= 8  # (64 px: patches 8 px wide, bilinear)
+    luminance = (np.array([0.299, 0.587, 0.114]) * want.mean(axis=0)).sum() / 255 * 100  # (patches fill the frame)
+    assert results[0].metrics["luminance"] == pytest.approx(luminance, abs=0.5)
