@@ -52,18 +52,24 @@ def register() -> None:
         Image.register_extensions(FORMAT, [f".{e}" for e in HEIF_EXTENSIONS])
 
 
-def open_error(data: bytes) -> str | None:
-    """libheif's words for HEIF bytes it cannot open (Pillow only says it cannot identify them), ``None`` when it
-    opens them; a message saying so when pi-heif (the decoder) is not installed."""
+def unreadable(data: bytes) -> str:
+    """Why HEIF bytes (a HEIF brand after ``ftyp``) that Pillow cannot identify are no image, in words a user can
+    act on: libheif's own words for what it could not read, or that the decoder is not installed."""
+    brand = data[8:12].decode("latin-1")
     try:
         import pi_heif
     except ImportError as exc:
-        return f"pi-heif, the HEIF decoder, is not installed ({exc})"
+        return (f"not an image that can be read here: the file is HEIC/HEIF (the iPhone's photo format, brand "
+                f"{brand!r}) and pi-heif, its decoder, is not installed ({exc}): reinstall lightly-airflow with its "
+                "dependencies, or convert the file to JPEG")
     try:
         pi_heif.open_heif(io.BytesIO(data))
+        problem = "Pillow cannot open it"
     except Exception as exc:  # noqa: BLE001 - libheif's errors come as ValueError, RuntimeError, ...
-        return str(exc) or type(exc).__name__
-    return None
+        problem = str(exc) or type(exc).__name__
+    return (f"not a HEIC/HEIF image that can be read: the file starts as one (brand {brand!r}) but {problem}: a "
+            "truncated or damaged file (copy it again from the phone or camera), or a HEIF variant without a HEVC "
+            "picture")
 
 
 # ------------------------------------------------------------------------------------------------- writing

@@ -203,9 +203,7 @@ def not_an_image(data: bytes) -> str:
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         if brand in heif.HEIF_BRANDS:
-            return (f"not a HEIC/HEIF image that can be read: the file starts as one (brand "
-                    f"{brand.decode('latin-1')!r}) but {heif.open_error(data) or 'Pillow cannot open it'}: a truncated "
-                    "or damaged file (copy it again from the phone or camera), or a HEIF variant without a HEVC picture")
+            return heif.unreadable(data)
         return (f"not an image Pillow can read: the file is ISO media (brand {brand.decode('latin-1')!r}: a video, "
                 "or an AVIF/HEIF image this Pillow cannot decode)")
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()

@@ -157,10 +157,16 @@ def export_records(
 UNVIEWABLE_IMAGES = {"heic": "HEIC", "heif": "HEIF", "hif": "HEIF", "tif": "TIFF", "tiff": "TIFF"}
 
 
+def _unviewable_kind(record: ExportRecord) -> str | None:
+    """What :data:`UNVIEWABLE_IMAGES` names the record's file, ``None`` for others (a video frame is its PNG)."""
+    if "." not in record.key or record.uri.lower().endswith(".png"):
+        return None
+    return UNVIEWABLE_IMAGES.get(record.key.rsplit(".", 1)[-1].lower())
+
+
 def unviewable(records: list[ExportRecord]) -> list[ExportRecord]:
     """The exported samples whose file is an image of :data:`UNVIEWABLE_IMAGES` (video frames are PNGs)."""
-    return [r for r in records if r.key.rsplit(".", 1)[-1].lower() in UNVIEWABLE_IMAGES and "." in r.key
-            and not r.uri.lower().endswith(".png")]
+    return [r for r in records if _unviewable_kind(r)]
 
 
 def warn_unviewable(records: list[ExportRecord], tag: str) -> None:
@@ -169,7 +175,7 @@ def warn_unviewable(records: list[ExportRecord], tag: str) -> None:
     found = unviewable(records)
     if not found:
         return
-    kinds = sorted({UNVIEWABLE_IMAGES[r.key.rsplit(".", 1)[-1].lower()] for r in found})
+    kinds = sorted({str(_unviewable_kind(r)) for r in found})
     logger.warning(
         "%d of the %d exported samples of tag %r are %s images, e.g. %s: browsers other than Safari cannot show them "
         "(Label Studio's image view stays blank) and many training libraries cannot read them. They are exported as "
