@@ -9,7 +9,8 @@ the EXIF orientation to 1, so the upright rule of ``pixels`` never turns a photo
 auxiliary images and embedded thumbnails are not decoded.
 
 pi-heif decodes only (pillow-heif's wheels carry the GPL x265 encoder); :func:`encode_heic` writes the small HEIC
-files the tests and the demo need from one HEVC picture coded by FFmpeg's libx265 through PyAV.
+files the tests and the demo need: one HEVC picture, or a grid of tiles as iPhones store them, coded by FFmpeg's
+libx265 through PyAV.
 """
 
 from __future__ import annotations
