@@ -15,6 +15,9 @@ environment variables so one DAG file serves every deployment:
 - ``LIGHTLY_EMBEDDING_MODEL`` (``efficientnet-lite0``), ``LIGHTLY_EMBEDDING_INPUT_SIZE`` (64),
   ``LIGHTLY_EMBEDDING_DIM`` (unset: the model's own, 1280 for Lite0; e.g. 128 for a fixed projection),
   ``LIGHTLY_WORKER_IMAGE`` and ``LIGHTLY_K8S_NAMESPACE`` for the pods.
+- ``LIGHTLY_LIVE_PHOTO_VIDEOS`` (false): ``true`` processes the motion clip of an iPhone Live Photo (a short
+  ``.MOV`` beside the photo of the same name) as a video too; by default the photo is the sample and the clips
+  are counted in the report (docs/datasources.md, "Live Photos").
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ POKE_INTERVAL_S = float(os.environ.get("LIGHTLY_POKE_INTERVAL_S", "300"))
 EMBEDDING_MODEL = os.environ.get("LIGHTLY_EMBEDDING_MODEL", "efficientnet-lite0")
 EMBEDDING_INPUT_SIZE = int(os.environ.get("LIGHTLY_EMBEDDING_INPUT_SIZE", "64"))
 EMBEDDING_DIM = int(os.environ["LIGHTLY_EMBEDDING_DIM"]) if os.environ.get("LIGHTLY_EMBEDDING_DIM") else None
+LIVE_PHOTO_VIDEOS = os.environ.get("LIGHTLY_LIVE_PHOTO_VIDEOS", "").strip().lower() in ("1", "true", "yes")
 CONNECTIONS = {
     "datasource_conn_id": os.environ.get("LIGHTLY_DATASOURCE_CONN_ID") or None,
     "datapool_conn_id": os.environ.get("LIGHTLY_DATAPOOL_CONN_ID") or None,
@@ -158,6 +162,7 @@ with DAG(
         "datasource_uri": "{{ params.datasource_uri }}",
         "lightly_uri": "{{ params.lightly_uri }}",
         "process_all": "{{ params.process_all }}",
+        "live_photo_videos": LIVE_PHOTO_VIDEOS,
         "selection_config": "{{ params.selection_config }}",
         "worker_config": "{{ params.worker_config }}",
         "lightly_config": "{{ params.lightly_config }}",

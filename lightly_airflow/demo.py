@@ -2,7 +2,8 @@
 
 Images: scikit-learn's handwritten digits (8×8 scans, written out at 64×64 like small camera crops) and
 scikit-image's bundled photographs (with a few crops of each; the whole view of the :data:`PHONE_PHOTOS` as an
-iPhone stores a photo: HEIC in 64-px tiles, turned by its ``irot``, EXIF orientation 6). ``.lightly/`` holds classification
+iPhone stores a photo: HEIC in 64-px tiles, turned by its ``irot``, EXIF orientation 6; with ``live_photos`` also its
+Live Photo motion clip, a short ``.MOV`` of the same name, which is not a sample). ``.lightly/`` holds classification
 predictions of a logistic-regression model trained on digits that are *not* in the datasource, and a custom
 categorical metadata field ``source`` (``digits`` or ``photos``). Batches are added one at a time, so
 incremental runs have something new to process. Needs the ``demo`` extra (scikit-learn, scikit-image).
@@ -112,7 +113,22 @@ def _phone_heic(img: Image.Image) -> bytes:
                        exif=exif.tobytes(), tile=64, qp=20)
 
 
-def _photo_files(name: str) -> list[tuple[str, bytes]]:
+def live_photo_clip(img: Image.Image, frames: int = 12) -> bytes:
+    """A Live Photo's motion clip of the photo ``img``: a short H.264 QuickTime movie (``.MOV``), the camera
+    drifting a little across the picture, as an iPhone writes it beside the HEIC (~3 s there, 12 frames here)."""
+    import tempfile
+
+    from lightly_airflow.video.synthetic import scene_frames, write_video
+
+    rgb = np.asarray(img.convert("RGB"))
+    size = (img.width // 2 * 2, img.height // 2 * 2)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.mov"
+        write_video(str(path), scene_frames(rgb, frames, size, pan=0.02), rate=15, size=size)
+        return path.read_bytes()
+
+
+def _photo_files(name: str, live_photos: bool = False) -> list[tuple[str, bytes]]:
     import skimage.data
 
     arr = getattr(skimage.data, name)()
@@ -126,6 +142,8 @@ def _photo_files(name: str) -> list[tuple[str, bytes]]:
         small = view.resize((max(64, view.width // 2), max(64, view.height // 2)))
         if label == "full" and name in PHONE_PHOTOS:
             out.append((f"{name}-{label}.HEIC", _phone_heic(small)))
+            if live_photos:
+                out.append((f"{name}-{label}.MOV", live_photo_clip(small)))
             continue
         buf = io.BytesIO()
         small.save(buf, format="JPEG", quality=90)
@@ -151,11 +169,13 @@ def _lightly_schemas(root: Path) -> None:
     )
 
 
-def add_batch(root: str | Path, batch: Batch | int) -> list[str]:
+def add_batch(root: str | Path, batch: Batch | int, *, live_photos: bool = False) -> list[str]:
     """Write one batch of images (and their ``.lightly/`` files) under ``root``; return the new keys.
 
     :param root: the datasource folder (created if missing).
     :param batch: a :class:`Batch` or its index in :data:`BATCHES`.
+    :param live_photos: each HEIC photo gets its Live Photo clip beside it (a ``.MOV`` of the same name: not a
+        sample, so not among the keys returned).
     """
     root = Path(root)
     batch = BATCHES[batch] if isinstance(batch, int) else batch
@@ -178,10 +198,12 @@ def add_batch(root: str | Path, batch: Batch | int) -> list[str]:
         _write_json(lightly / "metadata" / f"{stem}.json", {"file_name": key, "type": "image", "metadata": {"source": "digits"}})
         keys.append(key)
     for name in batch.photos:
-        for file_name, data in _photo_files(name):
+        for file_name, data in _photo_files(name, live_photos):
             key = f"{batch.name}/photos/{file_name}"
             (root / key).parent.mkdir(parents=True, exist_ok=True)
             (root / key).write_bytes(data)
+            if file_name.endswith(".MOV"):
+                continue
             stem = key.rsplit(".", 1)[0]
             _write_json(lightly / "metadata" / f"{stem}.json", {"file_name": key, "type": "image", "metadata": {"source": "photos"}})
             keys.append(key)

@@ -67,6 +67,7 @@ class ListResult:
     skipped: int = 0
     unsupported: int = 0
     os_files: int = 0
+    live_photo_clips: int = 0  #: Live Photos' motion clips not processed (``datasource.live_photos``)
     older_pixel_rules: int = 0
     gone: int = 0  #: files the pool holds that the datasource no longer has (``datasource.gone``)
 

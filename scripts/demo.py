@@ -70,6 +70,16 @@ def heic(keys: list[str]) -> int:
     return sum(k.lower().endswith(".heic") for k in keys)
 
 
+def live_photo_note(name: str) -> None:
+    """Print what the run's list task said about Live Photo clips (the report has it too)."""
+    import re
+
+    text = (LOGS / f"{name}.log").read_text(errors="replace")
+    found = re.search(r"(\d[\d,]* Live Photo motion clips? .*?: the photo is the sample)", text)
+    if found:
+        print(f"   list task: {found.group(1)} (live_photo_videos=True curates their frames too)")
+
+
 def summarize(name: str, before: int | None) -> None:
     from lightly_airflow.datapool import Datapool
 
@@ -99,15 +109,17 @@ def main() -> int:
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     print(f"==> run 1: a first batch of real images in {DATASOURCE.relative_to(ROOT)}")
-    keys = demo.add_batch(DATASOURCE, 0)
-    print(f"   wrote {len(keys)} images, {heic(keys)} of them iPhone HEIC photos (+ .lightly/ predictions and metadata)")
+    keys = demo.add_batch(DATASOURCE, 0, live_photos=True)
+    print(f"   wrote {len(keys)} images, {heic(keys)} of them iPhone HEIC photos with their Live Photo clips beside "
+          "them (.MOV; + .lightly/ predictions and metadata)")
     before = pool_version()
     run_dag("run-1", {"selection_config": demo.SELECTION_CONFIG}, env)
+    live_photo_note("run-1")
     summarize("run 1", before)
 
     print("==> run 2: more files arrive; only the new ones are processed")
-    keys = demo.add_batch(DATASOURCE, 1)
-    print(f"   wrote {len(keys)} new images, {heic(keys)} of them iPhone HEIC photos")
+    keys = demo.add_batch(DATASOURCE, 1, live_photos=True)
+    print(f"   wrote {len(keys)} new images, {heic(keys)} of them iPhone HEIC photos with their Live Photo clips")
     before = pool_version()
     run_dag("run-2", {"selection_config": demo.SELECTION_CONFIG}, env)
     summarize("run 2", before)

@@ -79,6 +79,9 @@ class NewFilesQuery:
     :param min_days_to_expiration: files the datasource bucket's lifecycle rules delete within this many days are
         handled by ``expiration_handling`` (``worker_config.datasource.input_expiration``; ``None``: not checked).
     :param expiration_handling: ``SKIP`` (not processed, reported) or ``ABORT`` (the list step fails).
+    :param live_photo_videos: process the motion clips of Live Photos (a short ``.MOV`` beside the photo of the
+        same name: :mod:`~lightly_airflow.datasource.live_photos`) as videos too; default: the photo is the
+        sample and its clip is not processed (counted and reported).
     :raises ValueError: for an unknown policy, an empty or unsupported URI, or no extensions.
     """
 
@@ -94,6 +97,7 @@ class NewFilesQuery:
     process_all: bool = False
     min_days_to_expiration: float | None = None
     expiration_handling: str = "SKIP"
+    live_photo_videos: bool = False
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -113,8 +117,9 @@ class NewFilesQuery:
         if not exts:
             raise ValueError("extensions is empty: name the file extensions to list, e.g. ('jpg', 'png').")
         object.__setattr__(self, "extensions", exts)
-        if not isinstance(self.process_all, bool):
-            raise ValueError(f"process_all={self.process_all!r} is not a boolean; use true or false.")
+        for name in ("process_all", "live_photo_videos"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r} is not a boolean; use true or false.")
         if self.expiration_handling not in HANDLING:
             raise ValueError(f"expiration_handling={self.expiration_handling!r}; use one of {HANDLING}.")
 
@@ -133,6 +138,7 @@ class NewFilesQuery:
         extensions: Collection[str] = DEFAULT_EXTENSIONS,
         policy: str = "content",
         process_all: bool | str | None = False,
+        live_photo_videos: bool = False,
     ) -> NewFilesQuery:
         """The query of a run, from its (rendered) parameters and its worker config.
 
@@ -167,6 +173,7 @@ class NewFilesQuery:
             process_all=parse_bool(process_all, "process_all") or bool(worker.datasource.process_all),
             min_days_to_expiration=None if expiring is None else float(expiring.min_days_to_expiration),
             expiration_handling="SKIP" if expiring is None else expiring.handling_strategy,
+            live_photo_videos=live_photo_videos,
         )
 
     # ---------------------------------------------------------------------------------- serialisation
@@ -243,6 +250,10 @@ class ListingSkips:
     #: first few of their keys
     os_files: int = 0
     os_files_examples: list[str] = field(default_factory=list)
+    #: Live Photos' motion clips (:mod:`~lightly_airflow.datasource.live_photos`) not processed, and the first few
+    #: ``(clip, photo)`` pairs
+    live_photo_clips: int = 0
+    live_photo_clips_examples: list[tuple[str, str]] = field(default_factory=list)
     #: unchanged files whose pool values were computed under older pixel rules: decoded and embedded again
     older_pixel_rules: int = 0
     #: ``(video, note)`` per video stream a video has but that is not used (a second camera, cover art)
@@ -270,13 +281,15 @@ class ListingSkips:
     def counts(self) -> dict[str, int]:
         """The counts of the list task's XCom (``ListResult``)."""
         return {"skipped": self.skipped_count, "unsupported": self.unsupported, "os_files": self.os_files,
-                "older_pixel_rules": self.older_pixel_rules, "gone": self.gone}
+                "live_photo_clips": self.live_photo_clips, "older_pixel_rules": self.older_pixel_rules,
+                "gone": self.gone}
 
     def to_dict(self, limit: int = 10_000) -> dict[str, Any]:
         """``listing.json``: every count, at most ``limit`` skipped entries and unused video streams."""
         return {"skipped_count": self.skipped_count, "skipped": [list(e) for e in self.skipped[:limit]],
                 "unsupported": self.unsupported, "unsupported_examples": list(self.unsupported_examples),
                 "os_files": self.os_files, "os_files_examples": list(self.os_files_examples),
+                **(self._live_photos() if self.live_photo_clips else {}),
                 "older_pixel_rules": self.older_pixel_rules,
                 "video_streams_count": self.video_streams_count,
                 "video_streams": [list(e) for e in self.video_streams[:limit]],
@@ -284,6 +297,10 @@ class ListingSkips:
                 **({"unlisted_images": dict(self.unlisted_images)} if self.unlisted_images else {}),
                 **({"notes": list(self.notes)} if self.notes else {}),
                 **(self._gone() if self.gone else {})}
+
+    def _live_photos(self) -> dict[str, Any]:
+        return {"live_photo_clips": self.live_photo_clips,
+                "live_photo_clips_examples": [list(p) for p in self.live_photo_clips_examples]}
 
     def _gone(self) -> dict[str, Any]:
         return {"gone": self.gone, "gone_samples": self.gone_samples, "gone_selected": self.gone_selected,
@@ -302,6 +319,8 @@ class ListingSkips:
             unlisted_images={str(k): int(n) for k, n in (value.get("unlisted_images") or {}).items()},
             os_files=int(value.get("os_files") or 0),
             os_files_examples=[str(k) for k in value.get("os_files_examples") or []],
+            live_photo_clips=int(value.get("live_photo_clips") or 0),
+            live_photo_clips_examples=_pairs(value.get("live_photo_clips_examples")),
             older_pixel_rules=int(value.get("older_pixel_rules") or 0),
             video_streams=_pairs(value.get("video_streams")),
             video_streams_count=int(value.get("video_streams_count") or 0),
@@ -324,6 +343,8 @@ class ListingSkips:
             out["unlisted_images"] = dict(self.unlisted_images)
         if self.os_files:
             out.update(os_files=self.os_files, os_files_examples=list(self.os_files_examples))
+        if self.live_photo_clips:
+            out.update(self._live_photos())
         if self.older_pixel_rules:
             out["older_pixel_rules"] = self.older_pixel_rules
         if self.video_streams:
@@ -453,6 +474,14 @@ def find_new_files(
 
     # A video is known by its frames' rows (same video key and content identity): unchanged videos are not new.
     files = listing if query.process_all else new_files(listing, known_videos(pool), policy=query.policy)
+    if not query.live_photo_videos:  # (a Live Photo is its photo: the clip beside it is not a sample)
+        from lightly_airflow.datasource.live_photos import clips_note, live_photo_clips, without_clips
+
+        clips = live_photo_clips(listing)
+        if clips.count:
+            files = without_clips(files, clips, listing)
+            stats.update(live_photo_clips=clips.count, live_photo_clips_examples=clips.examples)
+            logger.warning("%s", clips_note(clips.count, clips.examples))
     archived = stats.get("archived") or {}
     if archived and files.num_rows:  # (archived files the pool holds already are not new: not said every run)
         files = _without_archived(files, archived, skipped)

@@ -46,6 +46,8 @@ class ListNewFilesOperator(LightlyBaseOperator):
         commit would refuse fails this first task.
     :param extensions: file extensions to list (give the wait-for-new-files sensor the same ones).
     :param policy: ``content`` (a changed file is new) or ``key`` (only new keys); as the sensor's.
+    :param live_photo_videos: process a Live Photo's motion clip (a short ``.MOV`` beside the photo of the same
+        name) as a video too; default: the photo is the sample, the clip is counted and reported; as the sensor's.
     """
 
     template_fields: Sequence[str] = (
@@ -70,6 +72,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
         tag_name: str | None = None,
         extensions: Sequence[str] = DEFAULT_EXTENSIONS,
         policy: str = "content",
+        live_photo_videos: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -77,6 +80,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
             raise ValueError(f"ListNewFilesOperator {kwargs.get('task_id')!r}: unknown policy {policy!r}; use one of {POLICIES}.")
         self.extensions = [extensions] if isinstance(extensions, str) else list(extensions)
         self.policy = policy
+        self.live_photo_videos = live_photo_videos
         self.datasource_uri = datasource_uri
         self.lightly_uri = lightly_uri
         self.process_all = process_all
@@ -103,6 +107,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
             extensions=self.extensions,
             policy=self.policy,
             process_all=self.process_all,
+            live_photo_videos=self.live_photo_videos,
         )
 
     def execute(self, context: Any) -> list[str]:

@@ -79,10 +79,10 @@ def _listing_section(listing: ListingSkips) -> list[str]:
     """Entries of the datasource the listing skipped (not read: links leaving the datasource, …), first few."""
     out: list[str] = []
     skipped, examples = listing.skipped_count, listing.skipped
-    unsupported, os_files = listing.unsupported, listing.os_files
-    if not skipped and not unsupported and not os_files:
+    unsupported, os_files, clips = listing.unsupported, listing.os_files, listing.live_photo_clips
+    if not skipped and not unsupported and not os_files and not clips:
         return out
-    out.append(f"<h2>Not listed from the datasource ({esc(f'{skipped + unsupported + os_files:,}')})</h2>")
+    out.append(f"<h2>Not listed from the datasource ({esc(f'{skipped + unsupported + os_files + clips:,}')})</h2>")
     if skipped:
         out.append(f'<p class="warn">{esc(f"{skipped:,}")} entries were skipped and never read; every one is in '
                    "the problems file (stage <code>listing</code>).</p>")
@@ -109,6 +109,11 @@ def _listing_section(listing: ListingSkips) -> list[str]:
         out.append(f'<p class="note">{esc(f"{os_files:,}")} OS or tool metadata files were skipped: they are not '
                    "samples (macOS <code>._*</code> and <code>__MACOSX/</code>, <code>.DS_Store</code>, "
                    f"<code>Thumbs.db</code>, hidden folders such as <code>.git/</code>; e.g. {esc(keys)}).</p>")
+    if clips:
+        from lightly_airflow.datasource.live_photos import clips_note
+
+        pairs = [(visible_key(c), visible_key(p)) for c, p in listing.live_photo_clips_examples]
+        out.append(f'<p class="note">{esc(clips_note(clips, pairs))}.</p>')
     return out
 
 

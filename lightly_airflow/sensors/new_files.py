@@ -38,6 +38,8 @@ class NewFilesSensor(BaseSensorOperator):
         ``worker_config.relevant_filenames_file``).
     :param extensions: file extensions to list (default: the image extensions Lightly supports).
     :param policy: ``content`` (a changed file is new) or ``key`` (only new keys are new).
+    :param live_photo_videos: a Live Photo's motion clip (a short ``.MOV`` beside the photo of the same name)
+        is new as a video too; default: the photo is the sample (the list task takes the same value).
     :param process_all: every listed file counts as new (templated; ``"{{ params.process_all }}"`` works);
         ``worker_config.datasource.process_all`` does the same (the sensor and the list task build the same
         :class:`~lightly_airflow.datasource.NewFilesQuery`).
@@ -85,6 +87,7 @@ class NewFilesSensor(BaseSensorOperator):
         extensions: Sequence[str] = DEFAULT_EXTENSIONS,
         policy: str = "content",
         process_all: bool | str = False,
+        live_photo_videos: bool = False,
         wait: bool = True,
         deferrable: bool = conf.getboolean("lightly", "default_deferrable", fallback=True),
         selection_config: dict[str, Any] | str | None = None,
@@ -107,6 +110,7 @@ class NewFilesSensor(BaseSensorOperator):
         self.relevant_filenames_file = relevant_filenames_file
         self.extensions = list(extensions)
         self.policy = policy
+        self.live_photo_videos = live_photo_videos
         self.process_all = process_all
         self.wait = wait
         self.deferrable = deferrable
@@ -132,6 +136,7 @@ class NewFilesSensor(BaseSensorOperator):
             extensions=self.extensions,
             policy=self.policy,
             process_all=self.process_all,
+            live_photo_videos=self.live_photo_videos,
         )
 
     def _trigger(self, end_at: float | None = None) -> NewFilesTrigger:

@@ -157,8 +157,10 @@ def test_sensor_and_list_task_build_the_same_query(datasource) -> None:
     from_sensor = NewFilesSensor(task_id="w", **args).query()
     from_list = ListNewFilesOperator(task_id="l", **args).query()
     assert from_sensor == from_list
-    narrowed = {**args, "extensions": ["png"], "policy": "key"}
+    narrowed = {**args, "extensions": ["png"], "policy": "key", "live_photo_videos": True}
     assert NewFilesSensor(task_id="w", **narrowed).query() == ListNewFilesOperator(task_id="l", **narrowed).query()
+    assert ListNewFilesOperator(task_id="l", **narrowed).query().live_photo_videos is True
+    assert from_list.live_photo_videos is False
     assert (from_list.process_all, from_list.relevant_filenames_file, from_list.lightly_uri, from_list.datapool_conn_id) == (
         True, "relevant.txt", None, None)
 

@@ -44,6 +44,7 @@ def test_serialize_round_trip_keeps_every_input_and_no_secret(monkeypatch) -> No
         process_all=True,
         min_days_to_expiration=2.5,
         expiration_handling="ABORT",
+        live_photo_videos=True,
     )
     trigger = NewFilesTrigger(query=query, poke_interval=12.5)
     # serialize() is exactly the constructor's arguments: the query as it is, the interval and the deadline.
@@ -63,6 +64,7 @@ def test_serialize_round_trip_keeps_every_input_and_no_secret(monkeypatch) -> No
                 "process_all": True,
                 "min_days_to_expiration": 2.5,
                 "expiration_handling": "ABORT",
+                "live_photo_videos": True,
             },
             "poke_interval": 12.5,
             "end_at": None,
