@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from datetime import datetime
 from typing import Any, TextIO
@@ -71,6 +72,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export.add_argument("--check-files", action="store_true",
                         help="check now that each exported file still exists (one request per file on object "
                              "stores; without it, the datasource's latest listing says which are gone)")
+    export.add_argument("--viewable-copies", metavar="URI",
+                        help="write a copy a browser shows of each exported HEIC/HEIF (as JPEG) and TIFF (as PNG) image "
+                        "under this folder (any store) and export the copies' URIs; kept while the source is unchanged")
+    export.add_argument("--copies-storage-options", help="JSON credentials of the --viewable-copies store (default: "
+                        "the datasource's)")
     export.add_argument("--datasource-storage-options", help="JSON credentials of the datasource's store for "
                         "--check-files (default: --storage-options)")
     export.set_defaults(func=_export)
@@ -260,8 +266,17 @@ def _export(args: argparse.Namespace) -> int:
         source_creds = StorageCredentials.from_dict(json.loads(source)) if source else None
     except json.JSONDecodeError as exc:
         raise ValueError(f"--datasource-storage-options is not valid JSON: {exc}") from None
+    try:
+        copies_creds = (StorageCredentials.from_dict(json.loads(args.copies_storage_options))
+                        if args.copies_storage_options else source_creds)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--copies-storage-options is not valid JSON: {exc}") from None
+    copies = args.viewable_copies
+    if copies and "://" not in copies:
+        copies = os.path.abspath(copies)
     records = export_records(pool, args.tag, datasource_uri=args.datasource_uri, lightly_uri=args.lightly_uri,
-                             check_files=args.check_files, datasource_credentials=source_creds)
+                             check_files=args.check_files, datasource_credentials=source_creds,
+                             viewable_copies=copies, copies_credentials=copies_creds)
     with _output(args.out) as out:
         out.write(render(records, args.tag, args.format, pool=pool))
     if args.out:

@@ -20,7 +20,7 @@ import io
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -104,6 +104,7 @@ def run_datasources(history: list[dict[str, Any]]) -> dict[int, str]:
 def export_records(
     pool: Datapool, tag: str, *, datasource_uri: str | None = None, lightly_uri: str | None = None,
     check_files: bool = False, datasource_credentials: StorageCredentials | None = None,
+    viewable_copies: str | None = None, copies_credentials: StorageCredentials | None = None,
 ) -> list[ExportRecord]:
     """The samples of ``tag`` in pick order, with their exact keys and encoded URIs.
 
@@ -116,7 +117,12 @@ def export_records(
         datasources), else the tag's. Without one, URIs are the encoded keys (relative references).
     :param check_files: check now that each exported file exists (one request per file on object stores)
         instead of trusting the latest run's listing.
-    :param datasource_credentials: credentials for ``check_files`` (``None``: ambient credentials).
+    :param datasource_credentials: credentials for ``check_files`` and for reading the images
+        ``viewable_copies`` converts (``None``: ambient credentials).
+    :param viewable_copies: a folder (any store) to write a browser-viewable copy of each exported image a
+        browser cannot show (HEIC/HEIF as JPEG, TIFF as PNG: :func:`write_viewable_copies`); those records' URIs
+        are the copies'. ``None``: they are exported as they are, with a warning.
+    :param copies_credentials: credentials of the ``viewable_copies`` store (``None``: ambient credentials).
     :raises DatapoolError: for an unknown tag or a key that cannot be a file name.
     """
     wanted = [C.KEY, C.SAMPLE_ID, C.RUN_ID, C.PICK_RANK, COMMIT_VERSION]
@@ -148,6 +154,10 @@ def export_records(
             sample_id=r[C.SAMPLE_ID], run_id=r[C.RUN_ID], pick_rank=r[C.PICK_RANK]))
     warn_gone(gone_exports(pool, records, check_files=check_files, credentials=datasource_credentials,
                            history=history), tag, len(records))
+    if viewable_copies and unviewable(records):
+        copies = write_viewable_copies(pool, tag, records, viewable_copies, source_credentials=datasource_credentials,
+                                       credentials=copies_credentials)
+        records = copies.records
     warn_unviewable(records, tag)
     return records
 
@@ -158,10 +168,10 @@ UNVIEWABLE_IMAGES = {"heic": "HEIC", "heif": "HEIF", "hif": "HEIF", "tif": "TIFF
 
 
 def _unviewable_kind(record: ExportRecord) -> str | None:
-    """What :data:`UNVIEWABLE_IMAGES` names the record's file, ``None`` for others (a video frame is its PNG)."""
-    if "." not in record.key or record.uri.lower().endswith(".png"):
-        return None
-    return UNVIEWABLE_IMAGES.get(record.key.rsplit(".", 1)[-1].lower())
+    """What :data:`UNVIEWABLE_IMAGES` names the file the record's URI points to, ``None`` for others (a video frame
+    is its PNG, a viewable copy a JPEG or PNG; a URI ends in its key's extension, which encoding leaves as it is)."""
+    name = record.uri.rsplit("/", 1)[-1]
+    return UNVIEWABLE_IMAGES.get(name.rsplit(".", 1)[-1].lower()) if "." in name else None
 
 
 def unviewable(records: list[ExportRecord]) -> list[ExportRecord]:
@@ -171,7 +181,7 @@ def unviewable(records: list[ExportRecord]) -> list[ExportRecord]:
 
 def warn_unviewable(records: list[ExportRecord], tag: str) -> None:
     """Log a warning naming the exported images a browser cannot show (HEIC from iPhones, TIFF), their number and
-    what to do: they are exported as they are."""
+    what to do: they are exported as they are (``viewable_copies`` writes copies a browser shows)."""
     found = unviewable(records)
     if not found:
         return
@@ -179,8 +189,108 @@ def warn_unviewable(records: list[ExportRecord], tag: str) -> None:
     logger.warning(
         "%d of the %d exported samples of tag %r are %s images, e.g. %s: browsers other than Safari cannot show them "
         "(Label Studio's image view stays blank) and many training libraries cannot read them. They are exported as "
-        "they are: convert them for the labelling task (e.g. `magick mogrify -format jpg *.heic *.tif`) or use a "
-        "tool that decodes them.", len(found), len(records), tag, "/".join(kinds), ", ".join(r.uri for r in found[:5]))
+        "they are: export with --viewable-copies URI (a JPEG/PNG copy of each, written there) or convert them for the "
+        "labelling task (e.g. `magick mogrify -format jpg *.heic *.tif`).", len(found), len(records), tag, "/".join(kinds), ", ".join(r.uri for r in found[:5]))
+
+
+#: A viewable copy's format by what its source is: lossy HEIC/HEIF as JPEG (as the UI sends them), TIFF as PNG.
+COPY_FORMATS = {"HEIC": ("JPEG", ".jpg"), "HEIF": ("JPEG", ".jpg"), "TIFF": ("PNG", ".png")}
+#: The comment a viewable copy carries (JPEG ``COM``, PNG ``tEXt``, near the start): the etag (content identity) of the
+#: datasource file it was made from, so an export run again keeps copies of unchanged files instead of decoding
+#: them again, and remakes the copy of a file replaced under the same key.
+COPY_NOTE = "lightly-source-etag={etag};"
+COPY_HEAD_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class ViewableCopies:
+    """What :func:`write_viewable_copies` did: the records (the copies' URIs where one exists), how many copies it
+    wrote and kept (made before from the same content), and ``(uri, reason)`` of the images it could not copy
+    (exported as they are)."""
+
+    records: list[ExportRecord]
+    written: int = 0
+    kept: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def copy_uri(copies: str, key: str, kind: str) -> str:
+    """Where the viewable copy of ``key`` (an image of :data:`UNVIEWABLE_IMAGES` kind ``kind``) lives: the key
+    under ``copies`` with the copy's suffix added (``photos/IMG_1.HEIC`` -> ``<copies>/photos/IMG_1.HEIC.jpg``: no
+    clash with a JPEG of the same name beside it, and the source stays readable in the name)."""
+    from lightly_airflow.storage import join_uri
+
+    return join_uri(copies, check_key(key) + COPY_FORMATS[kind][1])
+
+
+def write_viewable_copies(
+    pool: Datapool, tag: str, records: list[ExportRecord], copies: str, *,
+    source_credentials: StorageCredentials | None = None, credentials: StorageCredentials | None = None,
+) -> ViewableCopies:
+    """A browser-viewable copy of every record's image of :data:`UNVIEWABLE_IMAGES` (iPhone HEIC, TIFF), written
+    under ``copies`` (:func:`copy_uri`), and ``records`` with those URIs (:func:`key_uri` of the copy root).
+
+    The pixels are the UI's (:func:`lightly_airflow.pixels.browser_copy`: upright by EXIF and ``irot``, 8-bit sRGB;
+    EXIF and other metadata are not carried over). Each copy appears whole (``storage.write_bytes``) and names the
+    source's etag (:data:`COPY_NOTE`): a copy made from the same content is kept, not decoded again. An image that
+    cannot be read or decoded (gone, damaged) keeps its own URI and is named in ``failed`` and in a warning; the
+    others are copied. Reads and writes run on :func:`~lightly_airflow.storage.map_io`'s threads.
+    """
+    from PIL import UnidentifiedImageError
+
+    from lightly_airflow.pixels import browser_copy, not_an_image, open_image
+    from lightly_airflow.storage import filesystem, write_bytes
+
+    table = _tag_rows(pool, tag, [C.KEY, C.ETAG, C.PICK_RANK])
+    etags = dict(zip(table.column(C.KEY).to_pylist(), table.column(C.ETAG).to_pylist(), strict=True))
+    root = root_uri(copies)
+
+    def one(record: ExportRecord) -> tuple[ExportRecord, str, str | None]:
+        kind = str(_unviewable_kind(record))
+        target = copy_uri(copies, record.key, kind)
+        note = COPY_NOTE.format(etag=etags.get(record.key) or "")
+        try:
+            fs, path = filesystem(target, credentials)
+            try:
+                with fs.open(path, "rb") as fh:
+                    if etags.get(record.key) and note.encode() in fh.read(COPY_HEAD_BYTES):
+                        return replace(record, uri=key_uri(root, record.key + COPY_FORMATS[kind][1])), "kept", None
+            except FileNotFoundError:
+                pass
+            if "://" not in record.uri:
+                return record, "failed", "no datasource root is known for it: pass --datasource-uri"
+            src_fs, src_path = filesystem(unquote(record.uri), source_credentials)
+            with src_fs.open(src_path, "rb") as fh:
+                data = fh.read()
+            try:
+                img = open_image(data, fit=True)
+            except UnidentifiedImageError:
+                return record, "failed", not_an_image(data)  # (libheif's words for a damaged HEIC)
+            data, _ = browser_copy(img, COPY_FORMATS[kind][0], note)
+            write_bytes(data, target, credentials)
+        except Exception as exc:  # noqa: BLE001 - one image that cannot be copied keeps its own URI; named below
+            return record, "failed", f"{type(exc).__name__}: {exc}"
+        return replace(record, uri=key_uri(root, record.key + COPY_FORMATS[kind][1])), "written", None
+
+    from lightly_airflow.storage import map_io
+
+    wanted = [i for i, r in enumerate(records) if _unviewable_kind(r)]
+    done = map_io(one, [records[i] for i in wanted])
+    out = list(records)
+    counts = {"written": 0, "kept": 0}
+    failed = []
+    for i, (record, how, reason) in zip(wanted, done, strict=True):
+        out[i] = record
+        if reason is not None:
+            failed.append((record.uri, reason))
+        else:
+            counts[how] += 1
+    logger.info("viewable copies of tag %r under %s: %d written, %d kept (made before from the same content)", tag,
+                copies, counts["written"], counts["kept"])
+    if failed:
+        logger.warning("%d images of tag %r could not be copied (exported as they are): %s", len(failed), tag,
+                       "; ".join(f"{u}: {r}" for u, r in failed[:5]) + (" …" if len(failed) > 5 else ""))
+    return ViewableCopies(records=out, written=counts["written"], kept=counts["kept"], failed=failed)
 
 
 @dataclass(frozen=True)
@@ -406,5 +516,5 @@ def file_suffix(fmt: str) -> str:
 __all__ = [
     "EXPORT_FORMATS", "FORMATS", "ExportRecord", "GoneExports", "check_key", "coco_images", "content_type", "export_records",
     "export_tag", "file_suffix", "gone_exports", "key_uri", "label_studio_tasks", "register_format", "render", "root_uri",
-    "run_datasources", "tag_datasource_uri", "unviewable", "uri_key",
+    "run_datasources", "tag_datasource_uri", "unviewable", "uri_key", "write_viewable_copies",
 ]

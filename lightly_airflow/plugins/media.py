@@ -22,13 +22,6 @@ from lightly_airflow.storage import StorageCredentials, filesystem, join_uri
 log = logging.getLogger(__name__)
 
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
-#: Formats browsers show as they are; anything else Pillow can read is sent as PNG, or as JPEG when it was lossy
-#: already (:data:`LOSSY_FORMATS`).
-BROWSER_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
-#: Lossily coded formats browsers do not all show (HEIC: only Safari), sent as JPEG of this quality: a 12 Mpx iPhone
-#: photo as PNG took 2.4 s to encode and 7-20 MB, as JPEG 26 ms and ~1 MB.
-LOSSY_FORMATS = {"HEIF", "AVIF"}
-LOSSY_QUALITY = 92
 #: A grey placeholder for a sample without a thumbnail (our own bytes: safe as SVG).
 PLACEHOLDER_SVG = (
     b'<svg xmlns="http://www.w3.org/2000/svg" width="128" height="96" viewBox="0 0 128 96">'
@@ -54,7 +47,14 @@ def safe_key(key: Any) -> str:
 
 def read_image(datasource_uri: str, key: str, credentials: StorageCredentials | None) -> tuple[bytes, str, tuple[int, int]]:
     """The image as the browser should get it: ``(bytes, content type, (width, height))``."""
-    from lightly_airflow.pixels import HIGH_BIT_DEPTH_MODES, WIDE_COLOUR, display_rgb, open_image, upright_size
+    from lightly_airflow.pixels import (
+        BROWSER_FORMATS,
+        HIGH_BIT_DEPTH_MODES,
+        WIDE_COLOUR,
+        browser_copy,
+        open_image,
+        upright_size,
+    )
 
     fs, root = filesystem(join_uri(datasource_uri, safe_key(key)), credentials)
     try:
@@ -73,12 +73,8 @@ def read_image(datasource_uri: str, key: str, credentials: StorageCredentials | 
         # (12-bit camera data nearly black), so it is converted as the passes see it.
         if fmt in BROWSER_FORMATS and img.mode not in HIGH_BIT_DEPTH_MODES and WIDE_COLOUR not in img.info:
             return data, BROWSER_FORMATS[fmt], size
-        out = io.BytesIO()
-        if fmt in LOSSY_FORMATS:
-            display_rgb(img).save(out, format="JPEG", quality=LOSSY_QUALITY)
-            return out.getvalue(), "image/jpeg", size
-        display_rgb(img).save(out, format="PNG")
-        return out.getvalue(), "image/png", size
+        copy, kind = browser_copy(img)  # (HEIC, AVIF as JPEG; TIFF, 16-bit PNG as PNG)
+        return copy, kind, size
     except Exception as exc:  # noqa: BLE001 - corrupt files are samples too
         raise MediaError(f"The image {key!r} cannot be decoded: {type(exc).__name__}.") from None
 

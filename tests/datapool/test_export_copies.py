@@ -1,0 +1,104 @@
+"""``datapool export --viewable-copies URI``: iPhone photos (HEIC) and TIFF scans, which a labelling tool in the
+browser shows blank, are exported as copies a browser shows (HEIC as JPEG, TIFF as PNG, the pixels the UI shows:
+upright, sRGB), written once per content; one image that cannot be copied keeps its own URI and is named."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image
+
+from lightly_airflow import columns as C
+from lightly_airflow.datapool import Datapool
+from lightly_airflow.datapool.export import export_records, root_uri, write_viewable_copies
+from lightly_airflow.heif import encode_heic
+
+from .conftest import DIM, MODEL, run_rows
+
+
+def commit(pool: Datapool, digits: Any, keys: list[str], source: Path, run_id: str, version: str = "") -> None:
+    rows = run_rows(digits, range(len(keys)), picks=list(range(len(keys))), etag_suffix=version)
+    rows = rows.set_column(rows.schema.get_field_index(C.KEY), C.KEY, pa.array(keys, pa.string()))
+    pool.commit(rows, run_id=run_id, dag_id="curate", tag=run_id, config={}, counts={}, embedding_model=MODEL,
+                embedding_dim=DIM, read_version=pool.version(), datasource_uri=str(source))
+
+
+def halves(left: tuple[int, int, int], right: tuple[int, int, int], w: int = 64, h: int = 32) -> np.ndarray:
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[:, : w // 2], rgb[:, w // 2 :] = left, right
+    return rgb
+
+
+def phone_heic(upright: np.ndarray) -> bytes:
+    """``upright`` stored turned clockwise with an ``irot`` of 90 that turns it back, as an iPhone does."""
+    return encode_heic(np.ascontiguousarray(np.rot90(upright, -1)), rotation=90, qp=4)
+
+
+def test_export_writes_viewable_copies_of_heic_and_tiff_once_per_content(tmp_path: Path, digits: Any,
+                                                                         caplog: Any) -> None:
+    src, copies = tmp_path / "phone", tmp_path / "copies"
+    (src / "roll").mkdir(parents=True)
+    (src / "roll" / "IMG_0001.HEIC").write_bytes(phone_heic(halves((200, 30, 30), (30, 30, 200))))
+    scan = halves((10, 120, 10), (250, 250, 250), 40, 20)
+    Image.fromarray(scan).save(src / "scan.tif")
+    Image.fromarray(scan).save(src / "photo.jpg")
+    (src / "broken.heic").write_bytes((src / "roll" / "IMG_0001.HEIC").read_bytes()[:200])
+    keys = ["roll/IMG_0001.HEIC", "scan.tif", "photo.jpg", "broken.heic"]
+    pool = Datapool(str(tmp_path / "pool"))
+    commit(pool, digits, keys, src, "r1")
+
+    with caplog.at_level(logging.WARNING):
+        records = export_records(pool, "r1", viewable_copies=str(copies))
+    base = root_uri(str(copies))
+    assert [r.uri for r in records] == [base + "roll/IMG_0001.HEIC.jpg", base + "scan.tif.png",
+                                        root_uri(str(src)) + "photo.jpg", root_uri(str(src)) + "broken.heic"]
+    assert [r.key for r in records] == keys  # the keys stay the datasource's
+    # The photo upright (64 x 32, red left, blue right), as the UI shows it; the scan's pixels exactly.
+    with Image.open(copies / "roll" / "IMG_0001.HEIC.jpg") as img:
+        assert img.format == "JPEG" and img.size == (64, 32)
+        px = np.asarray(img.convert("RGB"), dtype=np.int16)
+    assert np.abs(px[:, :28].mean(axis=(0, 1)) - (200, 30, 30)).max() < 8
+    assert np.abs(px[:, 36:].mean(axis=(0, 1)) - (30, 30, 200)).max() < 8
+    with Image.open(copies / "scan.tif.png") as img:
+        assert img.format == "PNG" and np.array_equal(np.asarray(img.convert("RGB")), scan)
+    # The damaged one keeps its own URI, named with the reason, in the warning; nothing written for it.
+    assert "1 images of tag 'r1' could not be copied" in caplog.text and "broken.heic" in caplog.text
+    assert not (copies / "broken.heic.jpg").exists()
+    assert "1 of the 4 exported samples of tag 'r1' are HEIC images" in caplog.text  # only the one left
+
+    # Again: the copies of unchanged files are kept (not decoded again).
+    stamp = (copies / "scan.tif.png").stat().st_mtime_ns
+    again = write_viewable_copies(pool, "r1", export_records(pool, "r1"), str(copies))
+    assert (again.written, again.kept, len(again.failed)) == (0, 2, 1)
+    assert (copies / "scan.tif.png").stat().st_mtime_ns == stamp
+
+    # The photo replaced under the same key (a new etag in the pool): its copy is made again, from the new content.
+    (src / "roll" / "IMG_0001.HEIC").write_bytes(phone_heic(halves((30, 200, 30), (30, 200, 30))))
+    commit(pool, digits, ["roll/IMG_0001.HEIC"], src, "r2", version="v2")
+    done = write_viewable_copies(pool, "r2", export_records(pool, "r2"), str(copies))
+    assert (done.written, done.kept) == (1, 0)
+    with Image.open(copies / "roll" / "IMG_0001.HEIC.jpg") as img:
+        assert np.asarray(img.convert("RGB"), dtype=np.int16)[:, :, 1].mean() > 150  # green now
+
+
+def test_the_cli_exports_label_studio_tasks_with_the_copies(tmp_path: Path, digits: Any) -> None:
+    from lightly_airflow.cli import main
+
+    src, copies, out = tmp_path / "phone", tmp_path / "copies", tmp_path / "tasks.json"
+    src.mkdir()
+    (src / "IMG 2.HEIC").write_bytes(phone_heic(halves((200, 30, 30), (30, 30, 200))))
+    pool = Datapool(str(tmp_path / "pool"))
+    commit(pool, digits, ["IMG 2.HEIC"], src, "r1")
+    assert main(["datapool", "export", pool.uri, "--tag", "r1", "--format", "label-studio",
+                 "--viewable-copies", str(copies), "--out", str(out)]) == 0
+    task = json.loads(out.read_text())[0]
+    assert task["data"]["image"] == root_uri(str(copies)) + "IMG%202.HEIC.jpg" and task["meta"]["key"] == "IMG 2.HEIC"
+    data = (copies / "IMG 2.HEIC.jpg").read_bytes()
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.size == (64, 32)
