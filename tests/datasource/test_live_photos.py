@@ -82,6 +82,8 @@ def test_the_photo_is_the_sample_and_its_clip_is_reported_never_new(tmp_path: Pa
 
     # The clip is never new: the sensor's check finds nothing after the run (it would wake every poke).
     assert check_new_files(query).new == 0
+    again = NewFilesQuery(datasource_uri=f"file://{source}", datapool_uri=f"file://{pool}", process_all=True)
+    assert check_new_files(again).new == len(keys) + 1  # a backfill reprocesses every file but the clip
     # Asked for, the clip is a video like any other (its 12 frames are samples).
     wanted = NewFilesQuery(datasource_uri=f"file://{source}", datapool_uri=f"file://{pool}", live_photo_videos=True)
     assert check_new_files(wanted).new == 1
