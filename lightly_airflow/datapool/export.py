@@ -190,7 +190,8 @@ def warn_unviewable(records: list[ExportRecord], tag: str) -> None:
         "%d of the %d exported samples of tag %r are %s images, e.g. %s: browsers other than Safari cannot show them "
         "(Label Studio's image view stays blank) and many training libraries cannot read them. They are exported as "
         "they are: export with --viewable-copies URI (a JPEG/PNG copy of each, written there) or convert them for the "
-        "labelling task (e.g. `magick mogrify -format jpg *.heic *.tif`).", len(found), len(records), tag, "/".join(kinds), ", ".join(r.uri for r in found[:5]))
+        "labelling task (e.g. `magick mogrify -format jpg *.heic *.tif`).",
+        len(found), len(records), tag, "/".join(kinds), ", ".join(r.uri for r in found[:5]))
 
 
 #: A viewable copy's format by what its source is: lossy HEIC/HEIF as JPEG (as the UI sends them), TIFF as PNG.
