@@ -102,3 +102,28 @@ def test_the_cli_exports_label_studio_tasks_with_the_copies(tmp_path: Path, digi
     data = (copies / "IMG 2.HEIC.jpg").read_bytes()
     with Image.open(io.BytesIO(data)) as img:
         assert img.size == (64, 32)
+
+
+def test_copies_of_images_on_s3_are_written_to_s3(tmp_path: Path, digits: Any, s3_bucket: Any) -> None:
+    """The datasource and the copies on an object store (moto): read and written with the store's credentials,
+    each copy one PUT; a second export reads the copies' heads only."""
+    from lightly_airflow.storage import filesystem, join_uri, write_bytes
+
+    source = join_uri(s3_bucket.uri, "phone")
+    write_bytes(phone_heic(halves((200, 30, 30), (30, 30, 200))), join_uri(source, "IMG_0001.HEIC"),
+                s3_bucket.credentials)
+    pool = Datapool(str(tmp_path / "pool"))
+    rows = run_rows(digits, range(1), picks=[0])
+    rows = rows.set_column(rows.schema.get_field_index(C.KEY), C.KEY, pa.array(["IMG_0001.HEIC"], pa.string()))
+    pool.commit(rows, run_id="r1", dag_id="curate", tag="r1", config={}, counts={}, embedding_model=MODEL,
+                embedding_dim=DIM, read_version=pool.version(), datasource_uri=source)
+    copies = join_uri(s3_bucket.uri, "labelling")
+    records = export_records(pool, "r1", viewable_copies=copies, datasource_credentials=s3_bucket.credentials,
+                             copies_credentials=s3_bucket.credentials)
+    assert [r.uri for r in records] == [root_uri(copies) + "IMG_0001.HEIC.jpg"]
+    fs, path = filesystem(join_uri(copies, "IMG_0001.HEIC.jpg"), s3_bucket.credentials)
+    with Image.open(io.BytesIO(fs.cat_file(path))) as img:
+        assert img.format == "JPEG" and img.size == (64, 32)
+    again = write_viewable_copies(pool, "r1", export_records(pool, "r1", datasource_credentials=s3_bucket.credentials),
+                                  copies, source_credentials=s3_bucket.credentials, credentials=s3_bucket.credentials)
+    assert (again.written, again.kept, again.failed) == (0, 1, [])
