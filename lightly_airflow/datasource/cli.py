@@ -66,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
     count = total = 0
     out = sys.stdout
     stats: dict[str, Any] = {}
+    listed: list[Any] = []  # (key and size of each file: the Live Photo clips among them are named below)
     for batch in list_files(args.uri, credentials=credentials, relevant_filenames=relevant,
                             extensions=_extensions(args.extensions), stats=stats):
+        listed.append(batch.select(["key", "size"]))
         for row in batch.to_pylist():
             count += 1
             total += row["size"]
@@ -80,4 +82,12 @@ def run(args: argparse.Namespace) -> int:
     if stats.get("os_files"):
         print(f"{stats['os_files']} OS or tool metadata files skipped (not samples), e.g. "
               + ", ".join(repr(k) for k in stats["os_files_examples"]), file=sys.stderr)
+    if listed:
+        import pyarrow as pa
+
+        from lightly_airflow.datasource.live_photos import clips_note, live_photo_clips
+
+        clips = live_photo_clips(pa.Table.from_batches(listed))
+        if clips.count:
+            print(f"of these, {clips_note(clips.count, clips.examples, listing=True)}", file=sys.stderr)
     return 0

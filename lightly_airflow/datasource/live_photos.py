@@ -94,11 +94,13 @@ def without_clips(files: pa.Table, clips: LivePhotoClips, listing: pa.Table) -> 
     return files.filter(pc.invert(pc.is_in(files.column(KEY), value_set=clip_keys.combine_chunks())))
 
 
-def clips_note(count: int, examples: list[tuple[str, str]]) -> str:
-    """What the log, summary and report say about ``count`` clips not processed, with the fix."""
+def clips_note(count: int, examples: list[tuple[str, str]], *, listing: bool = False) -> str:
+    """What the log, summary and report say about ``count`` clips a run did not process, with the fix
+    (``listing``: what a listing of the datasource says of them, before any run)."""
     shown = ", ".join(f"{clip!r} beside {photo!r}" for clip, photo in examples[:3])
-    return (f"{count:,} Live Photo motion clip{'s' if count != 1 else ''} (a short video beside the photo of the "
-            f"same name) {'were' if count != 1 else 'was'} not processed: the photo is the sample, e.g. {shown}; to "
-            f"curate their frames too, set {OPTION}=True on the sensor and the list task (the example DAG: "
-            f"LIGHTLY_LIVE_PHOTO_VIDEOS=true; a video over "
+    many = count != 1
+    verb = ("are" if many else "is") + " not processed by a run" if listing else ("were" if many else "was") + " not processed"
+    return (f"{count:,} Live Photo motion clip{'s' if many else ''} (a short video beside the photo of the same name) "
+            f"{verb}: the photo is the sample, e.g. {shown}; to curate their frames too, set {OPTION}=True on the "
+            f"sensor and the list task (the example DAG: LIGHTLY_LIVE_PHOTO_VIDEOS=true; a video over "
             f"{LIVE_PHOTO_MAX_BYTES // 2**20} MB beside a photo is always processed: a video of its own)")

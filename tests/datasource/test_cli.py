@@ -64,3 +64,17 @@ def test_list_names_the_os_metadata_files_it_skips(tmp_path, capsys) -> None:
     assert [json.loads(line)["key"] for line in captured.out.splitlines()] == ["x.jpg"]
     assert "1 files" in captured.err
     assert "2 OS or tool metadata files skipped (not samples), e.g. '._x.jpg', '__MACOSX/._x.jpg'" in captured.err
+
+
+def test_list_names_the_live_photo_clips_a_run_leaves_out(tmp_path, capsys) -> None:
+    root = tmp_path / "roll"
+    root.mkdir()
+    (root / "IMG_0001.HEIC").write_bytes(png_bytes(1))  # (names and sizes decide; the bytes are not read)
+    (root / "IMG_0001.MOV").write_bytes(b"\x00" * 64)
+    (root / "walk.mov").write_bytes(b"\x00" * 64)
+    assert main(["list", str(root), "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 3  # every file is listed
+    assert "of these, 1 Live Photo motion clip (a short video beside the photo of the same name) is not processed " \
+        "by a run: the photo is the sample, e.g. 'IMG_0001.MOV' beside 'IMG_0001.HEIC'" in captured.err
+    assert "walk.mov" not in captured.err
