@@ -199,6 +199,20 @@ def export_links(root: str, pool: str, scope: Scope) -> str:
     return f"<span>Export: {links}</span>"
 
 
+def unviewable_note(count: int, pool: str, scope: Scope) -> str:
+    """Beside the export links: how many of the scope's images a labelling tool in the browser shows blank (HEIC,
+    TIFF: :meth:`View.unviewable_count`), and the command that exports copies a browser shows."""
+    if not count:
+        return ""
+    tag = H.e(scope.tag) if scope.tag else "&lt;tag&gt;"
+    first = "" if scope.tag else " (save these as a tag first)"
+    return (f'<p class="muted">{H.e(f"{count:,}")} of these {"are" if count != 1 else "is a"} HEIC/TIFF '
+            f'image{"s" if count != 1 else ""}: browsers other than Safari show {"them" if count != 1 else "it"} '
+            "blank, in a labelling tool too. <code>lightly-airflow datapool export &lt;datapool URI&gt; --tag "
+            f"{tag} --format label-studio --viewable-copies &lt;URI&gt;</code>{first} exports JPEG/PNG copies a "
+            "browser shows.</p>")
+
+
 def run_of(view: View, scope: Scope) -> dict[str, Any] | None:
     """The history entry of the run a scope names (by ``run`` or by the run's tag)."""
     entry = None
@@ -274,7 +288,8 @@ def grid_page(
         head = (f'<p><b>{H.e(total)}</b> samples match ({H.e(shown)} shown) — {H.e(scope_text(view, scope))}. '
                 'Outlined: selected by a run.</p>')
         tools = (f'<div class="toolbar">{sorter}{export_links(root, pool, scope)} · '
-                 f'{H.link(pool_url(root, pool, "map") + qs(params), "map of these")}</div>' + save_tag_form(root, pool, scope))
+                 f'{H.link(pool_url(root, pool, "map") + qs(params), "map of these")}</div>'
+                 + unviewable_note(view.unviewable_count(scope), pool, scope) + save_tag_form(root, pool, scope))
     main = (
         head + run_links(root, pool, run_of(view, scope), run_files or set()) + tools
         + (f'<div class="grid">{"".join(cards)}</div>' if cards else

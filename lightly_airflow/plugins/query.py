@@ -381,6 +381,19 @@ class View:
     def count(self, scope: Scope) -> int:
         return int(self.sql(f"SELECT COUNT(*) AS n FROM pool {self.where(scope)}").column("n")[0].as_py())
 
+    def unviewable_count(self, scope: Scope) -> int:
+        """How many of the scope's images a browser cannot show (:data:`~lightly_airflow.datapool.export.
+        UNVIEWABLE_IMAGES`: iPhone HEIC, TIFF; video frames are exported as PNG): a labelling tool in the browser
+        shows an export of them blank, and the grid says so beside its export links."""
+        from lightly_airflow.datapool.export import UNVIEWABLE_IMAGES
+
+        if scope.objects:
+            return 0
+        where = self.where(scope)
+        pattern = quote_literal(r"\.(" + "|".join(sorted(UNVIEWABLE_IMAGES)) + ")$")
+        text = f"SELECT COUNT(*) AS n FROM pool {where + ' AND' if where else 'WHERE'} {quote_ident(C.KEY)} ~* {pattern}"
+        return int(self.sql(text).column("n")[0].as_py())
+
     # -------------------------------------------------------------- grid
     def grid(self, scope: Scope, *, sort: str | None, descending: bool, offset: int, limit: int) -> dict[str, Any]:
         """One page of the scope: ``{total, sort, descending, items: [{sample_id, key, pick_rank, selected, status,
