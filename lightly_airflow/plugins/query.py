@@ -150,6 +150,7 @@ def parse_scope(params: Iterable[tuple[str, str]]) -> Scope:
 _cache_lock = threading.Lock()
 _facet_cache: dict[tuple[str, int], tuple[float, dict[str, Any]]] = {}
 _dupe_cache: dict[tuple[str, int], tuple[float, Any]] = {}
+_unviewable_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
 
 
 def _cached(cache: dict[Any, tuple[float, Any]], key: Any, make: Any) -> Any:
@@ -392,7 +393,8 @@ class View:
         where = self.where(scope)
         pattern = quote_literal(r"\.(" + "|".join(sorted(UNVIEWABLE_IMAGES)) + ")$")
         text = f"SELECT COUNT(*) AS n FROM pool {where + ' AND' if where else 'WHERE'} {quote_ident(C.KEY)} ~* {pattern}"
-        return int(self.sql(text).column("n")[0].as_py())
+        key = (self.spec.uri, self.version, tuple(scope.to_params(with_version=False)))  # (paging reads it again)
+        return int(_cached(_unviewable_cache, key, lambda: self.sql(text).column("n")[0].as_py()))
 
     # -------------------------------------------------------------- grid
     def grid(self, scope: Scope, *, sort: str | None, descending: bool, offset: int, limit: int) -> dict[str, Any]:
