@@ -15,9 +15,9 @@ environment variables so one DAG file serves every deployment:
 - ``LIGHTLY_EMBEDDING_MODEL`` (``efficientnet-lite0``), ``LIGHTLY_EMBEDDING_INPUT_SIZE`` (64),
   ``LIGHTLY_EMBEDDING_DIM`` (unset: the model's own, 1280 for Lite0; e.g. 128 for a fixed projection),
   ``LIGHTLY_WORKER_IMAGE`` and ``LIGHTLY_K8S_NAMESPACE`` for the pods.
-- ``LIGHTLY_LIVE_PHOTO_VIDEOS`` (false): ``true`` processes the motion clip of an iPhone Live Photo (a short
-  ``.MOV`` beside the photo of the same name) as a video too; by default the photo is the sample and the clips
-  are counted in the report (docs/datasources.md, "Live Photos").
+- ``LIGHTLY_LIVE_PHOTO_VIDEOS`` (false): the form's default of ``live_photo_videos``: ``true`` processes the
+  motion clip of an iPhone Live Photo (a short ``.MOV`` beside the photo of the same name) as a video too; by
+  default the photo is the sample and the clips are counted in the report (docs/datasources.md, "Live Photos").
 """
 
 from __future__ import annotations
@@ -92,6 +92,11 @@ with DAG(
             False, type="boolean", title="Process all files",
             description="Reprocess every file, also those already in the datapool (backfills).",
         ),
+        "live_photo_videos": Param(
+            LIVE_PHOTO_VIDEOS, type="boolean", title="Live Photo clips as videos",
+            description="Process the motion clip of an iPhone Live Photo (a short .MOV beside the photo of the same "
+            "name) as a video, every frame a sample. Off: the photo is the sample, the clips are counted.",
+        ),
         "selection_config": Param(
             DEFAULT_SELECTION_CONFIG, type="object", title="Selection config",
             description="A Lightly selection config: n_samples or proportion_samples, and strategies.",
@@ -162,7 +167,7 @@ with DAG(
         "datasource_uri": "{{ params.datasource_uri }}",
         "lightly_uri": "{{ params.lightly_uri }}",
         "process_all": "{{ params.process_all }}",
-        "live_photo_videos": LIVE_PHOTO_VIDEOS,
+        "live_photo_videos": "{{ params.live_photo_videos }}",
         "selection_config": "{{ params.selection_config }}",
         "worker_config": "{{ params.worker_config }}",
         "lightly_config": "{{ params.lightly_config }}",

@@ -134,6 +134,12 @@ def main() -> int:
     run_dag("run-4", {"process_all": True, "tag_name": "backfill-all", "selection_config": demo.SELECTION_CONFIG}, env)
     summarize("run 4", before)
 
+    print("==> run 5: live_photo_videos (a trigger-form param): the Live Photos' clips are processed as videos too")
+    before = pool_version()
+    run_dag("run-5", {"live_photo_videos": True, "tag_name": "live-photo-clips",
+                      "selection_config": demo.SELECTION_CONFIG}, env)
+    summarize("run 5", before)
+
     sys.path.insert(0, str(ROOT / "scripts"))
     from demo_video import run_walkthrough
 

@@ -102,5 +102,5 @@ def clips_note(count: int, examples: list[tuple[str, str]], *, listing: bool = F
     verb = ("are" if many else "is") + " not processed by a run" if listing else ("were" if many else "was") + " not processed"
     return (f"{count:,} Live Photo motion clip{'s' if many else ''} (a short video beside the photo of the same name) "
             f"{verb}: the photo is the sample, e.g. {shown}; to curate their frames too, set {OPTION}=True on the "
-            f"sensor and the list task (the example DAG: LIGHTLY_LIVE_PHOTO_VIDEOS=true; a video over "
+            f"sensor and the list task (the example DAG: its live_photo_videos param; a video over "
             f"{LIVE_PHOTO_MAX_BYTES // 2**20} MB beside a photo is always processed: a video of its own)")

@@ -138,7 +138,7 @@ class NewFilesQuery:
         extensions: Collection[str] = DEFAULT_EXTENSIONS,
         policy: str = "content",
         process_all: bool | str | None = False,
-        live_photo_videos: bool = False,
+        live_photo_videos: bool | str | None = False,
     ) -> NewFilesQuery:
         """The query of a run, from its (rendered) parameters and its worker config.
 
@@ -173,7 +173,7 @@ class NewFilesQuery:
             process_all=parse_bool(process_all, "process_all") or bool(worker.datasource.process_all),
             min_days_to_expiration=None if expiring is None else float(expiring.min_days_to_expiration),
             expiration_handling="SKIP" if expiring is None else expiring.handling_strategy,
-            live_photo_videos=live_photo_videos,
+            live_photo_videos=parse_bool(live_photo_videos, "live_photo_videos"),
         )
 
     # ---------------------------------------------------------------------------------- serialisation

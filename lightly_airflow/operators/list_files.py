@@ -47,11 +47,13 @@ class ListNewFilesOperator(LightlyBaseOperator):
     :param extensions: file extensions to list (give the wait-for-new-files sensor the same ones).
     :param policy: ``content`` (a changed file is new) or ``key`` (only new keys); as the sensor's.
     :param live_photo_videos: process a Live Photo's motion clip (a short ``.MOV`` beside the photo of the same
-        name) as a video too; default: the photo is the sample, the clip is counted and reported; as the sensor's.
+        name) as a video too; default: the photo is the sample, the clip is counted and reported; as the sensor's
+        (templated).
     """
 
     template_fields: Sequence[str] = (
-        *LightlyBaseOperator.template_fields, "datasource_uri", "lightly_uri", "process_all", "tag_name",
+        *LightlyBaseOperator.template_fields, "datasource_uri", "lightly_uri", "process_all", "live_photo_videos",
+        "tag_name",
         "selection_config", "worker_config", "lightly_config", "active_learning",
     )
     rendered_kinds = {"selection_config": dict, "worker_config": dict, "lightly_config": dict, "active_learning": dict,
@@ -72,7 +74,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
         tag_name: str | None = None,
         extensions: Sequence[str] = DEFAULT_EXTENSIONS,
         policy: str = "content",
-        live_photo_videos: bool = False,
+        live_photo_videos: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

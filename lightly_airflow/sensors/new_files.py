@@ -39,7 +39,7 @@ class NewFilesSensor(BaseSensorOperator):
     :param extensions: file extensions to list (default: the image extensions Lightly supports).
     :param policy: ``content`` (a changed file is new) or ``key`` (only new keys are new).
     :param live_photo_videos: a Live Photo's motion clip (a short ``.MOV`` beside the photo of the same name)
-        is new as a video too; default: the photo is the sample (the list task takes the same value).
+        is new as a video too; default: the photo is the sample (the list task takes the same value; templated).
     :param process_all: every listed file counts as new (templated; ``"{{ params.process_all }}"`` works);
         ``worker_config.datasource.process_all`` does the same (the sensor and the list task build the same
         :class:`~lightly_airflow.datasource.NewFilesQuery`).
@@ -64,6 +64,7 @@ class NewFilesSensor(BaseSensorOperator):
         "datapool_conn_id",
         "lightly_conn_id",
         "process_all",
+        "live_photo_videos",
         "selection_config",
         "worker_config",
         "lightly_config",
@@ -87,7 +88,7 @@ class NewFilesSensor(BaseSensorOperator):
         extensions: Sequence[str] = DEFAULT_EXTENSIONS,
         policy: str = "content",
         process_all: bool | str = False,
-        live_photo_videos: bool = False,
+        live_photo_videos: bool | str = False,
         wait: bool = True,
         deferrable: bool = conf.getboolean("lightly", "default_deferrable", fallback=True),
         selection_config: dict[str, Any] | str | None = None,

@@ -161,6 +161,12 @@ def test_sensor_and_list_task_build_the_same_query(datasource) -> None:
     assert NewFilesSensor(task_id="w", **narrowed).query() == ListNewFilesOperator(task_id="l", **narrowed).query()
     assert ListNewFilesOperator(task_id="l", **narrowed).query().live_photo_videos is True
     assert from_list.live_photo_videos is False
+    # The DAG's form renders it as text ("{{ params.live_photo_videos }}" without native rendering).
+    rendered = {**args, "live_photo_videos": "True"}
+    assert NewFilesSensor(task_id="w", **rendered).query() == ListNewFilesOperator(task_id="l", **rendered).query()
+    assert ListNewFilesOperator(task_id="l", **rendered).query().live_photo_videos is True
+    with pytest.raises(ValueError, match="live_photo_videos='maybe' is not a boolean"):
+        NewFilesSensor(task_id="w", **{**args, "live_photo_videos": "maybe"}).query()
     assert (from_list.process_all, from_list.relevant_filenames_file, from_list.lightly_uri, from_list.datapool_conn_id) == (
         True, "relevant.txt", None, None)
 
