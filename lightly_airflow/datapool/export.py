@@ -19,7 +19,7 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -125,7 +125,7 @@ def export_records(
     :param copies_credentials: credentials of the ``viewable_copies`` store (``None``: ambient credentials).
     :raises DatapoolError: for an unknown tag or a key that cannot be a file name.
     """
-    wanted = [C.KEY, C.SAMPLE_ID, C.RUN_ID, C.PICK_RANK, COMMIT_VERSION]
+    wanted = [C.KEY, C.SAMPLE_ID, C.RUN_ID, C.PICK_RANK, COMMIT_VERSION, *([C.ETAG] if viewable_copies else [])]
     try:  # a selected video frame is exported as its PNG (<lightly_uri>/.lightly/frames/<frame name>)
         rows = _tag_rows(pool, tag, [*wanted, C.VIDEO])
     except UnknownColumnError:  # a pool without video frames
@@ -155,8 +155,9 @@ def export_records(
     warn_gone(gone_exports(pool, records, check_files=check_files, credentials=datasource_credentials,
                            history=history), tag, len(records))
     if viewable_copies and unviewable(records):
+        etags = {r[C.KEY]: r[C.ETAG] for r in rows.select([C.KEY, C.ETAG]).to_pylist()}  # (the read above)
         copies = write_viewable_copies(pool, tag, records, viewable_copies, source_credentials=datasource_credentials,
-                                       credentials=copies_credentials)
+                                       credentials=copies_credentials, etags=etags)
         records = copies.records
     warn_unviewable(records, tag)
     return records
@@ -227,6 +228,7 @@ def copy_uri(copies: str, key: str, kind: str) -> str:
 def write_viewable_copies(
     pool: Datapool, tag: str, records: list[ExportRecord], copies: str, *,
     source_credentials: StorageCredentials | None = None, credentials: StorageCredentials | None = None,
+    etags: Mapping[str, str | None] | None = None,
 ) -> ViewableCopies:
     """A browser-viewable copy of every record's image of :data:`UNVIEWABLE_IMAGES` (iPhone HEIC, TIFF), written
     under ``copies`` (:func:`copy_uri`), and ``records`` with those URIs (:func:`key_uri` of the copy root).
@@ -235,27 +237,31 @@ def write_viewable_copies(
     EXIF and other metadata are not carried over). Each copy appears whole (``storage.write_bytes``) and names the
     source's etag (:data:`COPY_NOTE`): a copy made from the same content is kept, not decoded again. An image that
     cannot be read or decoded (gone, damaged) keeps its own URI and is named in ``failed`` and in a warning; the
-    others are copied. Reads and writes run on :func:`~lightly_airflow.storage.map_io`'s threads.
+    others are copied. Reads and writes run on :func:`~lightly_airflow.storage.map_io`'s threads. ``etags``: each
+    key's etag in the pool (:func:`export_records` passes those of its own read; ``None``: read from ``tag``).
     """
     from PIL import UnidentifiedImageError
 
     from lightly_airflow.pixels import browser_copy, not_an_image, open_image
     from lightly_airflow.storage import filesystem, write_bytes
 
-    table = _tag_rows(pool, tag, [C.KEY, C.ETAG, C.PICK_RANK])
-    etags = dict(zip(table.column(C.KEY).to_pylist(), table.column(C.ETAG).to_pylist(), strict=True))
+    if etags is None:
+        table = _tag_rows(pool, tag, [C.KEY, C.ETAG, C.PICK_RANK])
+        etags = dict(zip(table.column(C.KEY).to_pylist(), table.column(C.ETAG).to_pylist(), strict=True))
     root = root_uri(copies)
 
     def one(record: ExportRecord) -> tuple[ExportRecord, str, str | None]:
         kind = str(_unviewable_kind(record))
         target = copy_uri(copies, record.key, kind)
-        note = COPY_NOTE.format(etag=etags.get(record.key) or "")
+        copied = replace(record, uri=key_uri(root, record.key + COPY_FORMATS[kind][1]))
+        etag = etags.get(record.key)
+        note = COPY_NOTE.format(etag=etag or "")
         try:
             fs, path = filesystem(target, credentials)
             try:
                 with fs.open(path, "rb") as fh:
-                    if etags.get(record.key) and note.encode() in fh.read(COPY_HEAD_BYTES):
-                        return replace(record, uri=key_uri(root, record.key + COPY_FORMATS[kind][1])), "kept", None
+                    if etag and note.encode() in fh.read(COPY_HEAD_BYTES):
+                        return copied, "kept", None
             except FileNotFoundError:
                 pass
             if "://" not in record.uri:
@@ -271,7 +277,7 @@ def write_viewable_copies(
             write_bytes(data, target, credentials)
         except Exception as exc:  # noqa: BLE001 - one image that cannot be copied keeps its own URI; named below
             return record, "failed", f"{type(exc).__name__}: {exc}"
-        return replace(record, uri=key_uri(root, record.key + COPY_FORMATS[kind][1])), "written", None
+        return copied, "written", None
 
     from lightly_airflow.storage import map_io
 
