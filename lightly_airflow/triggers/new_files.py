@@ -63,11 +63,12 @@ def resolve_credentials(query: NewFilesQuery | Mapping[str, Any]) -> QueryCreden
     return query_credentials(_as_query(query))
 
 
-def check_with(query: NewFilesQuery | Mapping[str, Any], credentials: QueryCredentials) -> NewFilesCheck:
-    """One check with credentials already resolved (blocking)."""
+def check_with(query: NewFilesQuery | Mapping[str, Any], credentials: QueryCredentials, digest: bool = False
+               ) -> NewFilesCheck:
+    """One check with credentials already resolved (blocking); ``digest``: with the files' digest."""
     from lightly_airflow.datasource import check_new_files
 
-    return check_new_files(_as_query(query), credentials)
+    return check_new_files(_as_query(query), credentials, digest=digest)
 
 
 def evaluate_new_files(query: NewFilesQuery | Mapping[str, Any]) -> NewFilesCheck:
@@ -148,32 +149,43 @@ class NewFilesTrigger(BaseTrigger):
 
     async def _check(self) -> dict[str, Any]:
         """One check; returns :meth:`NewFilesCheck.to_dict`."""
-        credentials = await asyncio.to_thread(resolve_credentials, self._query)
-        if not (self.isolate and credentials.portable):
-            if self.isolate:
-                self.log.info("credentials of %s are objects a child process cannot take: checking in a thread of "
-                              "the triggerer", self._query.get("datasource_uri"))
-            return (await asyncio.to_thread(check_with, self._query, credentials)).to_dict()
-        payload = json.dumps({"query": self._query, "credentials": credentials.to_dict()}).encode()
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", CHILD,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            out, err = await proc.communicate(payload)
-        except BaseException:  # cancelled (the deferral ended, the task was cleared): no orphaned child
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-            raise
-        lines = [line for line in err.decode(errors="replace").splitlines() if line.strip()]
-        for line in lines[-CHILD_LOG_LINES:]:
-            self.log.info("check: %s", line)
-        try:
-            answer = json.loads(out.decode().strip().splitlines()[-1])
-        except (IndexError, ValueError):
-            tail = " | ".join(lines[-5:]) or "no output"
-            raise CheckFailed(f"ChildProcessError: the check's process exited with {proc.returncode}: {tail}") from None
-        if "error" in answer:
-            raise CheckFailed(str(answer["error"]))
-        return dict(answer)
+        return await check_in_triggerer(self._query, isolate=self.isolate, log=self.log)
+
+
+async def check_in_triggerer(query: Mapping[str, Any], *, isolate: bool, log: logging.Logger | Any,
+                             digest: bool = False) -> dict[str, Any]:
+    """One check from a trigger's ``run`` (see the module's docstring): the connections resolved in a worker
+    thread, the listing in a child process (``isolate``, and the credentials are portable) or in a thread;
+    returns :meth:`NewFilesCheck.to_dict` (with the files' digest when ``digest``).
+
+    :raises CheckFailed: the child process failed (its message; its last log lines are in ``log``).
+    """
+    credentials = await asyncio.to_thread(resolve_credentials, query)
+    if not (isolate and credentials.portable):
+        if isolate:
+            log.info("credentials of %s are objects a child process cannot take: checking in a thread of "
+                     "the triggerer", query.get("datasource_uri"))
+        return (await asyncio.to_thread(check_with, query, credentials, digest)).to_dict()
+    payload = json.dumps({"query": dict(query), "credentials": credentials.to_dict(), "digest": digest}).encode()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CHILD,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await proc.communicate(payload)
+    except BaseException:  # cancelled (the deferral ended, the task was cleared): no orphaned child
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    lines = [line for line in err.decode(errors="replace").splitlines() if line.strip()]
+    for line in lines[-CHILD_LOG_LINES:]:
+        log.info("check: %s", line)
+    try:
+        answer = json.loads(out.decode().strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        tail = " | ".join(lines[-5:]) or "no output"
+        raise CheckFailed(f"ChildProcessError: the check's process exited with {proc.returncode}: {tail}") from None
+    if "error" in answer:
+        raise CheckFailed(str(answer["error"]))
+    return dict(answer)
