@@ -10,8 +10,13 @@ environment variables so one DAG file serves every deployment:
 - ``LIGHTLY_DATASOURCE_URI`` / ``LIGHTLY_DATAPOOL_URI`` / ``LIGHTLY_LIGHTLY_URI``: where images and videos, the
   datapool and ``.lightly/`` live; ``LIGHTLY_DATASOURCE_CONN_ID`` / ``LIGHTLY_DATAPOOL_CONN_ID`` /
   ``LIGHTLY_LIGHTLY_CONN_ID``: Airflow connections that reach them (unset: ambient credentials).
-- ``LIGHTLY_WAIT_FOR_NEW_FILES_S`` (21600): how long a run waits (deferred, no worker slot held) for new
-  files before it skips; ``LIGHTLY_POKE_INTERVAL_S`` (300): how often the trigger lists the datasource.
+- ``LIGHTLY_SCHEDULE`` (``@daily``): when runs start: a cron expression or preset, ``none`` (only runs you
+  trigger), or ``new-files``: event-driven, a run starts when new files land. Then the triggerer lists the
+  datasource every ``LIGHTLY_POKE_INTERVAL_S`` and announces each new set of files once (the asset
+  ``lightly-datasource``'s watcher, ``NewFilesEventTrigger``; docs/datasources.md, "Runs when new files
+  land"), and a run that finds nothing new skips at once instead of waiting.
+- ``LIGHTLY_WAIT_FOR_NEW_FILES_S`` (21600): how long a scheduled run waits (deferred, no worker slot held) for
+  new files before it skips; ``LIGHTLY_POKE_INTERVAL_S`` (300): how often the trigger lists the datasource.
 - ``LIGHTLY_EMBEDDING_MODEL`` (``efficientnet-lite0``), ``LIGHTLY_EMBEDDING_INPUT_SIZE`` (64),
   ``LIGHTLY_EMBEDDING_DIM`` (unset: the model's own, 1280 for Lite0; e.g. 128 for a fixed projection),
   ``LIGHTLY_WORKER_IMAGE`` and ``LIGHTLY_K8S_NAMESPACE`` for the pods.
@@ -25,15 +30,17 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, Asset, Param
+from airflow.sdk import DAG, Asset, AssetWatcher, Param
 
 from lightly_airflow.config import selection_config_json_schema
+from lightly_airflow.datasource import NewFilesQuery
 from lightly_airflow.operators.branch import ExecutionModeBranchOperator
 from lightly_airflow.operators.embed import EmbedPodOperator, EmbedShardOperator
 from lightly_airflow.operators.list_files import ListNewFilesOperator
 from lightly_airflow.operators.select import SelectAndCommitOperator
 from lightly_airflow.operators.stages import ComputeMetadataOperator, LoadPredictionsOperator
 from lightly_airflow.sensors import NewFilesSensor
+from lightly_airflow.triggers import NewFilesEventTrigger
 
 DATASOURCE_URI = os.environ.get("LIGHTLY_DATASOURCE_URI", "file:///data/images")
 DATAPOOL_URI = os.environ.get("LIGHTLY_DATAPOOL_URI", "file:///data/datapool")
@@ -49,6 +56,22 @@ CONNECTIONS = {
     "datapool_conn_id": os.environ.get("LIGHTLY_DATAPOOL_CONN_ID") or None,
     "lightly_conn_id": os.environ.get("LIGHTLY_LIGHTLY_CONN_ID") or None,
 }
+SCHEDULE = os.environ.get("LIGHTLY_SCHEDULE", "@daily").strip() or "@daily"
+ON_NEW_FILES = SCHEDULE == "new-files"
+
+if ON_NEW_FILES:
+    #: Event-driven: the triggerer watches the datasource with the defaults' query (what a run with the trigger
+    #: form untouched processes) and each new set of files becomes an event of this asset, hence a run.
+    schedule: object = [Asset(name="lightly-datasource", uri=DATASOURCE_URI, watchers=[AssetWatcher(
+        name="lightly-new-files",
+        trigger=NewFilesEventTrigger(
+            query=NewFilesQuery(datasource_uri=DATASOURCE_URI, datapool_uri=DATAPOOL_URI, lightly_uri=LIGHTLY_URI,
+                                live_photo_videos=LIVE_PHOTO_VIDEOS, **CONNECTIONS),
+            poke_interval=POKE_INTERVAL_S,
+        ),
+    )])]
+else:
+    schedule = None if SCHEDULE.lower() == "none" else SCHEDULE
 
 #: The default selection works on any datasource: it needs only the embeddings every run computes (no
 #: prediction task, no custom metadata). Stay diverse, also against everything selected in earlier runs.
@@ -70,7 +93,7 @@ with DAG(
     dag_id="lightly_datapool",
     description="Grow a curated datapool from new images and videos (every frame a sample): list, embed, "
     "metadata, predictions, select.",
-    schedule="@daily",
+    schedule=schedule,
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -176,6 +199,7 @@ with DAG(
 
     wait_for_new_files = NewFilesSensor(
         task_id="wait_for_new_files",
+        wait=not ON_NEW_FILES,  # (event-driven: the event said there are new files; none left: skip at once)
         timeout=WAIT_FOR_NEW_FILES_S,
         poke_interval=POKE_INTERVAL_S,
         soft_fail=True,  # nothing new before the timeout: skip this run, do not fail it
