@@ -80,6 +80,65 @@ def live_photo_note(name: str) -> None:
         print(f"   list task: {found.group(1)} (live_photo_videos=True curates their frames too)")
 
 
+def watcher_note(checks: int = 3) -> None:
+    """What the event-driven schedule's watcher (``LIGHTLY_SCHEDULE=new-files``: ``NewFilesEventTrigger``, run
+    here in-process for a few checks, its state store a dict) makes of the datasource now: the first check
+    announces the new files (the scheduler would start a run), the next ones do not announce them again."""
+    import asyncio
+    import contextlib
+    import io
+    import logging
+
+    from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.triggers import NewFilesEventTrigger
+
+    class Store:  # (the triggerer's asset_state_store, in memory)
+        def __init__(self) -> None:
+            self.values: dict[str, object] = {}
+
+        async def aget(self, key: str, default: object = None) -> object:
+            return self.values.get(key, default)
+
+        async def aset(self, key: str, value: object) -> None:
+            self.values[key] = value
+
+    trigger = NewFilesEventTrigger(query=NewFilesQuery(datasource_uri=f"file://{DATASOURCE}",
+                                                       datapool_uri=f"file://{DATAPOOL}"),
+                                   poke_interval=0.2, isolate=False)
+    trigger.asset_state_store = Store()
+    events: list[dict] = []
+    logged = io.StringIO()
+
+    async def watch() -> None:
+        async def collect() -> None:
+            async for event in trigger.run():
+                events.append(event.payload)
+
+        with contextlib.redirect_stdout(logged):  # (Airflow's structlog logger writes to stdout)
+            task = asyncio.create_task(collect())
+            deadline = time.monotonic() + 60
+            while logged.getvalue().count("new files in") < checks and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    quiet = logging.getLogger("lightly_airflow.datasource")  # (each check's listing lines: the runs print them)
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        asyncio.run(watch())
+    finally:
+        quiet.setLevel(level)
+    again = logged.getvalue().count("announced already")
+    if events:
+        e = events[0]
+        print(f"   event-driven schedule (LIGHTLY_SCHEDULE=new-files): the watcher announced {e['new']} new files "
+              f"({len(events)} event; digest {e['digest'][:12]}…, the scheduler starts a run for it); "
+              f"{again} later checks: announced already, no second run")
+    else:
+        print("   event-driven schedule: the watcher announced nothing; its log:\n" + logged.getvalue()[-2000:])
+
+
 def summarize(name: str, before: int | None) -> None:
     from lightly_airflow.datapool import Datapool
 
@@ -120,6 +179,7 @@ def main() -> int:
     print("==> run 2: more files arrive; only the new ones are processed")
     keys = demo.add_batch(DATASOURCE, 1, live_photos=True)
     print(f"   wrote {len(keys)} new images, {heic(keys)} of them iPhone HEIC photos with their Live Photo clips")
+    watcher_note()
     before = pool_version()
     run_dag("run-2", {"selection_config": demo.SELECTION_CONFIG}, env)
     summarize("run 2", before)

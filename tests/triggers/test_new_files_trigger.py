@@ -92,7 +92,9 @@ def test_unknown_policy_is_rejected() -> None:
     assert "proces_all" in event.payload["message"]
 
 
-def test_the_triggerer_imports_and_builds_the_trigger_without_the_datasource_code() -> None:
+@pytest.mark.parametrize("classpath", ["lightly_airflow.triggers.new_files.NewFilesTrigger",
+                                       "lightly_airflow.triggers.new_files_event.NewFilesEventTrigger"])
+def test_the_triggerer_imports_and_builds_the_trigger_without_the_datasource_code(classpath: str) -> None:
     """The triggerer imports a trigger's module and builds it in the event loop all triggers share; pyarrow,
     the Delta reader and the listing code (~0.15 s to import) must wait for the first check's thread."""
     import subprocess
@@ -102,8 +104,8 @@ def test_the_triggerer_imports_and_builds_the_trigger_without_the_datasource_cod
         "import sys, airflow.triggers.base\n"
         "before = set(sys.modules)\n"
         "from airflow._shared.module_loading import import_string\n"
-        "cls = import_string('lightly_airflow.triggers.new_files.NewFilesTrigger')\n"
-        "t = cls(query={'datasource_uri': '/x', 'datapool_uri': '/y'}, poke_interval=5.0, end_at=None)\n"
+        f"cls = import_string({classpath!r})\n"
+        "t = cls(query={'datasource_uri': '/x', 'datapool_uri': '/y'}, poke_interval=5.0)\n"
         "assert t.serialize()[1]['query']['datasource_uri'] == '/x'\n"
         "heavy = ('pyarrow', 'deltalake', 'pandas', 'numpy', 'lightly_airflow.datasource', 'lightly_airflow.hooks')\n"
         "print(sorted(m for m in set(sys.modules) - before if m.startswith(heavy)))\n"
