@@ -19,6 +19,8 @@ environment variables so one DAG file serves every deployment:
   new files before it skips; ``LIGHTLY_POKE_INTERVAL_S`` (300): how often the trigger lists the datasource.
 - ``LIGHTLY_EMBEDDING_MODEL`` (``efficientnet-lite0``), ``LIGHTLY_EMBEDDING_INPUT_SIZE`` (64),
   ``LIGHTLY_EMBEDDING_DIM`` (unset: the model's own, 1280 for Lite0; e.g. 128 for a fixed projection),
+  ``LIGHTLY_EMBEDDING_WEIGHTS`` (a state dict URI: required for ``resnet-18`` … ``resnet-152``, e.g. your own
+  fine-tuned backbone; read with the datapool's connection),
   ``LIGHTLY_WORKER_IMAGE`` and ``LIGHTLY_K8S_NAMESPACE`` for the pods.
 - ``LIGHTLY_LIVE_PHOTO_VIDEOS`` (false): the form's default of ``live_photo_videos``: ``true`` processes the
   motion clip of an iPhone Live Photo (a short ``.MOV`` beside the photo of the same name) as a video too; by
@@ -28,12 +30,15 @@ environment variables so one DAG file serves every deployment:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from airflow.sdk import DAG, Asset, AssetWatcher, Param
 
 from lightly_airflow.config import selection_config_json_schema
 from lightly_airflow.datasource import NewFilesQuery
+from lightly_airflow.embedding.options import EmbedOptions
 from lightly_airflow.operators.branch import ExecutionModeBranchOperator
 from lightly_airflow.operators.embed import EmbedPodOperator, EmbedShardOperator
 from lightly_airflow.operators.list_files import ListNewFilesOperator
@@ -42,15 +47,46 @@ from lightly_airflow.operators.stages import ComputeMetadataOperator, LoadPredic
 from lightly_airflow.sensors import NewFilesSensor
 from lightly_airflow.triggers import NewFilesEventTrigger
 
+
+
+def _env(name: str, default: str, parse: Callable[[str], Any], expected: str) -> Any:
+    """A deployment variable, parsed; a bad value stops the DAG from loading with an error naming the variable
+    (shown in the UI's import errors before any run), never a run that fails after its listing."""
+    raw = os.environ.get(name, "").strip() or default
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r} is invalid: {expected} ({exc})") from None
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise ValueError("not a boolean")
+
+
 DATASOURCE_URI = os.environ.get("LIGHTLY_DATASOURCE_URI", "file:///data/images")
 DATAPOOL_URI = os.environ.get("LIGHTLY_DATAPOOL_URI", "file:///data/datapool")
 LIGHTLY_URI = os.environ.get("LIGHTLY_LIGHTLY_URI") or None
-WAIT_FOR_NEW_FILES_S = float(os.environ.get("LIGHTLY_WAIT_FOR_NEW_FILES_S", str(6 * 3600)))
-POKE_INTERVAL_S = float(os.environ.get("LIGHTLY_POKE_INTERVAL_S", "300"))
-EMBEDDING_MODEL = os.environ.get("LIGHTLY_EMBEDDING_MODEL", "efficientnet-lite0")
-EMBEDDING_INPUT_SIZE = int(os.environ.get("LIGHTLY_EMBEDDING_INPUT_SIZE", "64"))
-EMBEDDING_DIM = int(os.environ["LIGHTLY_EMBEDDING_DIM"]) if os.environ.get("LIGHTLY_EMBEDDING_DIM") else None
-LIVE_PHOTO_VIDEOS = os.environ.get("LIGHTLY_LIVE_PHOTO_VIDEOS", "").strip().lower() in ("1", "true", "yes")
+WAIT_FOR_NEW_FILES_S = _env("LIGHTLY_WAIT_FOR_NEW_FILES_S", str(6 * 3600), float, "seconds")
+POKE_INTERVAL_S = _env("LIGHTLY_POKE_INTERVAL_S", "300", float, "seconds")
+EMBEDDING_MODEL = os.environ.get("LIGHTLY_EMBEDDING_MODEL", "").strip() or "efficientnet-lite0"
+EMBEDDING_INPUT_SIZE = _env("LIGHTLY_EMBEDDING_INPUT_SIZE", "64", int, "an image side in pixels")
+EMBEDDING_DIM = _env("LIGHTLY_EMBEDDING_DIM", "0", int, "a dimension (unset: the model's)") or None
+EMBEDDING_WEIGHTS = os.environ.get("LIGHTLY_EMBEDDING_WEIGHTS", "").strip() or None
+# The embed tasks are mapped, so they are built only when a run expands them: their options are checked here,
+# when the DAG loads (an unknown model failed every run's embed tasks, after its listing and metadata).
+try:
+    EmbedOptions(model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE, dim=EMBEDDING_DIM, weights_uri=EMBEDDING_WEIGHTS)
+except ValueError as _exc:
+    raise ValueError(
+        f"The embedding settings LIGHTLY_EMBEDDING_MODEL={EMBEDDING_MODEL!r}, LIGHTLY_EMBEDDING_INPUT_SIZE="
+        f"{EMBEDDING_INPUT_SIZE}, LIGHTLY_EMBEDDING_DIM={EMBEDDING_DIM}, LIGHTLY_EMBEDDING_WEIGHTS "
+        f"{'set' if EMBEDDING_WEIGHTS else 'unset'} "
+        f"do not work: {_exc}") from None
+LIVE_PHOTO_VIDEOS = _env("LIGHTLY_LIVE_PHOTO_VIDEOS", "false", _bool, "true or false")
 CONNECTIONS = {
     "datasource_conn_id": os.environ.get("LIGHTLY_DATASOURCE_CONN_ID") or None,
     "datapool_conn_id": os.environ.get("LIGHTLY_DATAPOOL_CONN_ID") or None,
@@ -229,10 +265,12 @@ with DAG(
     )
     embed_local = EmbedShardOperator.partial(
         task_id="embed_local", model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE, dim=EMBEDDING_DIM,
+        weights_uri=EMBEDDING_WEIGHTS,
         reuse_uri=reuse_uri, embeddings_csv=embeddings_csv, option_overrides=embed_overrides, **common,
     ).expand(manifest_uri=manifests)
     embed_kubernetes = EmbedPodOperator.partial(
         task_id="embed_kubernetes", model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE, dim=EMBEDDING_DIM,
+        weights_uri=EMBEDDING_WEIGHTS,
         datapool_uri="{{ params.datapool_uri }}", reuse_uri=reuse_uri, embeddings_csv=embeddings_csv,
         option_overrides=embed_overrides,
     ).expand(manifest_uri=manifests)

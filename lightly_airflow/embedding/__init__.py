@@ -16,9 +16,9 @@ from typing import Any
 from lightly_airflow.embedding.options import DEFAULT_MODEL, EmbedOptions
 
 _LAZY = {
-    "MODEL_NAMES": "lightly_airflow.embedding.encoders",
+    "MODEL_NAMES": "lightly_airflow.embedding.options",
     "Encoder": "lightly_airflow.embedding.encoders",
-    "canonical_model_name": "lightly_airflow.embedding.encoders",
+    "canonical_model_name": "lightly_airflow.embedding.options",
     "get_encoder": "lightly_airflow.embedding.encoders",
     "decode_image": "lightly_airflow.embedding.images",
     "embed_shard": "lightly_airflow.embedding.runner",

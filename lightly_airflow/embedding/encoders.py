@@ -24,13 +24,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from lightly_airflow.embedding.options import DEFAULT_MODEL, model_id
+from lightly_airflow.embedding.options import (  # noqa: F401  (the model table's names, re-exported)
+    DEFAULT_MODEL,
+    MAX_INPUT_SIZE,
+    MIN_INPUT_SIZE,
+    MODEL_ALIASES,
+    MODEL_NAMES,
+    canonical_model_name,
+    model_id,
+)
 from lightly_airflow.storage import StorageCredentials, filesystem
 
 logger = logging.getLogger(__name__)
-
-MIN_INPUT_SIZE = 32
-MAX_INPUT_SIZE = 1024
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -45,33 +50,6 @@ _RESNET_LAYERS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
     "resnet101": ("bottleneck", (3, 4, 23, 3)),
     "resnet152": ("bottleneck", (3, 8, 36, 3)),
 }
-
-# Lightly's names (``model.name`` in the lightly config) and common spellings, onto our canonical names.
-MODEL_ALIASES: dict[str, str] = {
-    "efficientnet-lite0": "efficientnet-lite0",
-    "efficientnet_lite0": "efficientnet-lite0",
-    "efficientnetlite0": "efficientnet-lite0",
-    **{f"resnet-{n}": f"resnet{n}" for n in (18, 34, 50, 101, 152)},
-    **{f"resnet{n}": f"resnet{n}" for n in (18, 34, 50, 101, 152)},
-    **{f"resnet_{n}": f"resnet{n}" for n in (18, 34, 50, 101, 152)},
-}
-MODEL_NAMES = ("efficientnet-lite0", "resnet-18", "resnet-34", "resnet-50", "resnet-101", "resnet-152")
-
-
-def canonical_model_name(name: str) -> str:
-    """``resnet-18`` / ``ResNet18`` -> ``resnet18``; ``efficientnet_lite0`` -> ``efficientnet-lite0``.
-
-    :raises ValueError: for an unknown model, listing the supported names.
-    """
-    key = str(name).strip().lower()
-    try:
-        return MODEL_ALIASES[key]
-    except KeyError:
-        raise ValueError(
-            f"Unknown embedding model {name!r}: use one of {', '.join(MODEL_NAMES)} "
-            "(or an embeddings CSV instead of a model)."
-        ) from None
-
 
 # --------------------------------------------------------------------------------------------------- ResNet
 def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:

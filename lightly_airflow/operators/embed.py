@@ -82,6 +82,10 @@ def pop_embed_options(kwargs: dict[str, Any], defaults: Mapping[str, Any] | None
     return values
 
 
+#: What a templated option's value stands for while an operator checks its literal options at DAG parse time.
+TEMPLATE_STAND_IN = "<rendered at run time>"
+
+
 class _EmbedOptionsAttributes:
     """One attribute per option on the operator (what Airflow templates and maps), and the typed options."""
 
@@ -91,8 +95,13 @@ class _EmbedOptionsAttributes:
     def _set_embed_options(self, values: Mapping[str, Any]) -> None:
         for name, value in values.items():
             setattr(self, name, value)
-        if not any(isinstance(v, str) and "{{" in v for v in values.values()):
-            self.embed_options()  # fail at DAG parse time for a bad literal option
+        # Fail at DAG parse time for a bad literal option (an unknown model from a mistyped deployment variable
+        # failed every run's embed tasks, after its listing and metadata): a template, rendered at run time,
+        # stands in as given.
+        templated = set(EmbedOptions.templated())
+        literal = {name: TEMPLATE_STAND_IN if name in templated and isinstance(value, str) and "{{" in value
+                   else value for name, value in values.items()}
+        EmbedOptions.from_mapping(literal)
 
     def embed_options(self) -> EmbedOptions:
         """The (rendered) options of this task, with the run's ``option_overrides`` applied (the options a

@@ -37,6 +37,36 @@ def test_dag_file_raises_no_deprecation_warnings() -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+def _load_dag(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    import os
+
+    code = (
+        "import runpy\n"
+        f"dag = runpy.run_path({str(DAGS / 'lightly_datapool.py')!r})['dag']\n"
+        "print([dag.get_task(t).partial_kwargs.get('weights_uri') for t in ('embed_local', 'embed_kubernetes')])\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env})
+
+
+def test_a_bad_deployment_variable_stops_the_dag_from_loading_naming_it() -> None:
+    """The embed tasks are mapped (built only when a run expands them): an unknown LIGHTLY_EMBEDDING_MODEL failed
+    every run's embed tasks after its listing and metadata; now the DAG does not load, and says why."""
+    for env, words in [
+        ({"LIGHTLY_EMBEDDING_MODEL": "efficientnet-lit0"}, "LIGHTLY_EMBEDDING_MODEL='efficientnet-lit0'"),
+        ({"LIGHTLY_EMBEDDING_DIM": "5000"}, "feature dimension 1280"),
+        ({"LIGHTLY_EMBEDDING_INPUT_SIZE": "abc"}, "LIGHTLY_EMBEDDING_INPUT_SIZE='abc' is invalid"),
+        ({"LIGHTLY_EMBEDDING_MODEL": "resnet-50"}, "needs weights_uri"),
+        ({"LIGHTLY_LIVE_PHOTO_VIDEOS": "maybe"}, "LIGHTLY_LIVE_PHOTO_VIDEOS='maybe' is invalid"),
+        ({"LIGHTLY_POKE_INTERVAL_S": "5m"}, "LIGHTLY_POKE_INTERVAL_S='5m' is invalid"),
+    ]:
+        proc = _load_dag(env)
+        assert proc.returncode != 0 and words in proc.stderr, (env, proc.stderr[-1500:])
+    # A ResNet with its weights (e.g. a fine-tuned backbone) loads, both embed tasks take them.
+    proc = _load_dag({"LIGHTLY_EMBEDDING_MODEL": "resnet-50", "LIGHTLY_EMBEDDING_WEIGHTS": "s3://models/r50.pth"})
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert proc.stdout.strip().splitlines()[-1] == "['s3://models/r50.pth', 's3://models/r50.pth']"
+
+
 def test_trigger_form_validates_the_selection_config_against_its_schema(dagbag) -> None:
     import copy
 

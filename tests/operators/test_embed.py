@@ -104,6 +104,29 @@ def test_every_embed_option_is_an_operator_argument_and_a_cli_flag() -> None:
         EmbedOptions.from_mapping({"modle": "resnet-18"})
 
 
+def test_what_the_encoder_would_refuse_after_a_runs_listing_is_refused_with_the_options() -> None:
+    """Model, input size, dimension and the ResNets' weights are checked where the options are made (the
+    operator at DAG parse time, the CLI): the encoder used to refuse them in every run's embed tasks."""
+    with pytest.raises(ValueError, match=r"model='efficientnet-lit0' is invalid: Unknown embedding model .*resnet-152"):
+        EmbedOptions(model="efficientnet-lit0")
+    for size in (8, 31, 1025):
+        with pytest.raises(ValueError, match=f"input_size={size} is invalid: use an integer from 32 to 1024"):
+            EmbedOptions(input_size=size)
+    assert EmbedOptions(input_size=32).input_size == 32 and EmbedOptions(input_size=1024).input_size == 1024
+    with pytest.raises(ValueError, match="feature dimension 1280"):
+        EmbedOptions(dim=1281)
+    with pytest.raises(ValueError, match="feature dimension 512"):
+        EmbedOptions(model="resnet-18", dim=513, weights_uri="s3://w.pth")
+    assert EmbedOptions(model="ResNet50", dim=2048, weights_uri="s3://w.pth").dim == 2048
+    with pytest.raises(ValueError, match="'resnet-50' needs weights_uri"):
+        EmbedOptions(model="resnet-50")
+    assert EmbedOptions(model="resnet-50", embeddings_csv="s3://e.csv").model == "resnet-50"  # (the CSV replaces it)
+    # An operator whose URIs are templates (rendered at run time) still checks its literal options when built.
+    with pytest.raises(ValueError, match="Unknown embedding model 'no-such-model'"):
+        EmbedShardOperator(task_id="m", manifest_uri=MANIFEST, model="no-such-model", reuse_uri="{{ ti.xcom_pull() }}")
+    EmbedPodOperator(task_id="r", manifest_uri=MANIFEST, model="resnet-50", weights_uri="{{ params.weights }}")
+
+
 def test_default_gpu_toleration_and_cpu_pods() -> None:
     gpu = _pod(EmbedPodOperator(task_id="g", manifest_uri=MANIFEST))
     assert [(t.key, t.operator, t.effect) for t in gpu.spec.tolerations] == [("nvidia.com/gpu", "Exists", "NoSchedule")]
