@@ -48,7 +48,6 @@ from lightly_airflow.sensors import NewFilesSensor
 from lightly_airflow.triggers import NewFilesEventTrigger
 
 
-
 def _env(name: str, default: str, parse: Callable[[str], Any], expected: str) -> Any:
     """A deployment variable, parsed; a bad value stops the DAG from loading with an error naming the variable
     (shown in the UI's import errors before any run), never a run that fails after its listing."""
