@@ -82,8 +82,8 @@ class NewFilesEventTrigger(BaseEventTrigger):
                 self.log.info("%d new files in %s (%d listed): event", result["new"], uri, result["listed"])
                 yield TriggerEvent({"status": "new_files", **result, "digest": digest})  # type: ignore[no-untyped-call]
             elif result["new"] > 0:
-                self.log.info("%d new files in %s, announced already (their run has not processed them yet); next "
-                              "check in %ss", result["new"], uri, self.poke_interval)
+                self.log.info("%d new files in %s, announced already (their run has not processed them yet, or "
+                              "failed: clear it to retry); next check in %ss", result["new"], uri, self.poke_interval)
             else:
                 if announced:
                     await self._save("")  # everything announced was processed
