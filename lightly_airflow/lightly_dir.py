@@ -30,8 +30,10 @@ METADATA_DIR = "metadata"
 TASKS_FILE = "predictions/tasks.json"
 METADATA_SCHEMA_FILE = "metadata/schema.json"
 
-# Lightly names video frames ``<video name>-<frame index, zero padded>-<video extension>.png``.
-VIDEO_EXTENSIONS = ("mp4", "m4v", "hevc", "mpg", "mpeg", "avi", "mov", "webm")
+# Lightly names video frames ``<video name>-<frame index, zero padded>-<video extension>.png``. Lightly's own
+# extensions, and Matroska (``.mkv``: dashcams, screen and OBS recordings, robot logs), which Lightly does not list
+# but PyAV reads as WebM (the same container), named the same way.
+VIDEO_EXTENSIONS = ("mp4", "m4v", "hevc", "mpg", "mpeg", "avi", "mov", "webm", "mkv")
 _FRAME_RE = re.compile(r"^(?P<stem>.+)-(?P<index>\d+)-(?P<ext>" + "|".join(VIDEO_EXTENSIONS) + r")$", re.IGNORECASE)
 
 

@@ -20,6 +20,7 @@ CODECS: dict[str, tuple[str | None, str, dict[str, str]]] = {
     "mov": ("mov", "libx264", {"g": "24", "preset": "veryfast"}),
     "avi": ("avi", "mpeg4", {"g": "24", "qscale": "3"}),
     "webm": ("webm", "libvpx", {"g": "24"}),
+    "mkv": ("matroska", "libx264", {"g": "24", "bf": "2", "preset": "veryfast"}),
     "mpg": ("mpeg", "mpeg2video", {"g": "12"}),
     "mpeg": ("mpeg", "mpeg2video", {"g": "12"}),
 }

@@ -29,6 +29,8 @@ def test_frame_names_follow_lightly() -> None:
     assert frame_name("sub/dir/clip.mp4", 7, 120) == "sub/dir/clip-007-mp4.png"
     assert frame_name("a/b.MOV", 0, 9) == "a/b-0-MOV.png"
     assert frame_name("x.webm", 99, 100) == "x-099-webm.png"
+    assert frame_name("dashcam/2026-12-01.mkv", 5, 1800) == "dashcam/2026-12-01-0005-mkv.png"
+    assert parse_frame_name("dashcam/2026-12-01-0005-mkv.png") == ("dashcam/2026-12-01.mkv", 5)
     assert parse_frame_name("sub/dir/clip-007-mp4.png") == ("sub/dir/clip.mp4", 7)
     with pytest.raises(ValueError, match="not a video"):
         frame_name("a.png", 0, 1)
@@ -36,7 +38,7 @@ def test_frame_names_follow_lightly() -> None:
         frame_name("a.mp4", 5, 5)
 
 
-@pytest.mark.parametrize("ext", ["mp4", "m4v", "mov", "avi", "webm", "mpg", "mpeg"])
+@pytest.mark.parametrize("ext", ["mp4", "m4v", "mov", "avi", "webm", "mkv", "mpg", "mpeg"])
 def test_index_counts_and_orders_frames_as_pyav_decodes(video_files: dict[str, str], ext: str) -> None:
     path = video_files[ext]
     info = index_video(path)
@@ -49,7 +51,7 @@ def test_index_counts_and_orders_frames_as_pyav_decodes(video_files: dict[str, s
     assert all(b > a for a, b in zip(secs, secs[1:]))
 
 
-@pytest.mark.parametrize("ext", ["mp4", "avi", "webm", "mpg", "mov"])
+@pytest.mark.parametrize("ext", ["mp4", "avi", "webm", "mkv", "mpg", "mov"])
 @pytest.mark.parametrize("start,stop", [(0, 5), (7, 19), (13, 14), (25, 31), (3, 31)])
 def test_a_range_decodes_exactly_its_frames(video_files: dict[str, str], ext: str, start: int, stop: int) -> None:
     path = video_files[ext]

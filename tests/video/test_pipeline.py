@@ -646,3 +646,21 @@ def test_anamorphic_video_keeps_its_pixel_grid_and_shows_square_pixels(tmp_path:
     assert png.size == (144, 96) and np.array_equal(np.asarray(png.convert("RGB")), stored[3])
     assert png.info.get("aspect") == (27, 32) and png.info.get("lightly-sample-aspect-ratio") == "32:27"
     assert index_video(str(path)).sample_aspect_ratio == Fraction(32, 27)
+
+
+def test_a_matroska_video_is_listed_and_its_frames_are_samples(tmp_path: Path) -> None:
+    """``.mkv`` (dashcams, screen and OBS recordings, robot logs) is not in Lightly's list; it was counted as an
+    unsupported file. Its frames are samples named as Lightly names frames."""
+    from lightly_airflow.datapool import Datapool
+
+    src, pool_dir = tmp_path / "src", tmp_path / "pool"
+    make_scene_video(str(src / "dashcam" / "2026-12-01 08.15.mkv"), "rocket", 14, seed=5)
+    listed, counts, summary = run_once(src, pool_dir, "run1")
+    assert listed.new_files == 1 and listed.new == 14 and sum(c["embedded"] for c in counts) == 14
+    rows = {r[C.KEY]: r for r in Datapool(f"file://{pool_dir}").read().to_pylist()}
+    assert sorted(rows) == [f"dashcam/2026-12-01 08.15-{i:02d}-mkv.png" for i in range(14)]
+    frame = rows["dashcam/2026-12-01 08.15-13-mkv.png"]
+    assert frame[C.VIDEO] == "dashcam/2026-12-01 08.15.mkv" and frame[C.STATUS] == C.STATUS_OK
+    assert frame[C.FRAME_SECONDS] == pytest.approx(13 / 24, abs=1e-3)
+    selected = [k for k, r in rows.items() if r[C.SELECTED]]
+    assert selected and all((src / ".lightly" / "frames" / k).is_file() for k in selected)
