@@ -296,3 +296,9 @@ with DAG(
 
     wait_for_new_files >> list_new_files >> choose_mode >> [embed_local, embed_kubernetes]
     [embed_local, embed_kubernetes, metadata, predictions] >> select
+
+try:  # (Airflow checks a cron expression only when it serialises the DAG, naming no variable)
+    dag.timetable.validate()
+except Exception as _exc:  # noqa: BLE001 - AirflowTimetableInvalid
+    raise ValueError(f"LIGHTLY_SCHEDULE={SCHEDULE!r} is invalid ({_exc}): use a cron expression or preset (@daily, "
+                     "@hourly, '0 6 * * *'), none (only triggered runs), or new-files (runs when new files land).") from None

@@ -58,6 +58,8 @@ def test_a_bad_deployment_variable_stops_the_dag_from_loading_naming_it() -> Non
         ({"LIGHTLY_EMBEDDING_MODEL": "resnet-50"}, "needs weights_uri"),
         ({"LIGHTLY_LIVE_PHOTO_VIDEOS": "maybe"}, "LIGHTLY_LIVE_PHOTO_VIDEOS='maybe' is invalid"),
         ({"LIGHTLY_POKE_INTERVAL_S": "5m"}, "LIGHTLY_POKE_INTERVAL_S='5m' is invalid"),
+        ({"LIGHTLY_SCHEDULE": "new_files"}, "LIGHTLY_SCHEDULE='new_files' is invalid"),
+        ({"LIGHTLY_SCHEDULE": "@dialy"}, "or new-files (runs when new files land)"),
     ]:
         proc = _load_dag(env)
         assert proc.returncode != 0 and words in proc.stderr, (env, proc.stderr[-1500:])
