@@ -31,9 +31,10 @@ TASKS_FILE = "predictions/tasks.json"
 METADATA_SCHEMA_FILE = "metadata/schema.json"
 
 # Lightly names video frames ``<video name>-<frame index, zero padded>-<video extension>.png``. Lightly's own
-# extensions, and Matroska (``.mkv``: dashcams, screen and OBS recordings, robot logs), which Lightly does not list
-# but PyAV reads as WebM (the same container), named the same way.
-VIDEO_EXTENSIONS = ("mp4", "m4v", "hevc", "mpg", "mpeg", "avi", "mov", "webm", "mkv")
+# extensions, and two it does not list, named the same way: Matroska (``.mkv``: dashcams, screen and OBS
+# recordings, robot logs; PyAV reads it as WebM, the same container) and the MPEG transport streams of AVCHD
+# camcorders (``.mts``/``.m2ts``: decoded from the start, as MPEG-PS).
+VIDEO_EXTENSIONS = ("mp4", "m4v", "hevc", "mpg", "mpeg", "avi", "mov", "webm", "mkv", "mts", "m2ts")
 _FRAME_RE = re.compile(r"^(?P<stem>.+)-(?P<index>\d+)-(?P<ext>" + "|".join(VIDEO_EXTENSIONS) + r")$", re.IGNORECASE)
 
 

@@ -21,9 +21,15 @@ CODECS: dict[str, tuple[str | None, str, dict[str, str]]] = {
     "avi": ("avi", "mpeg4", {"g": "24", "qscale": "3"}),
     "webm": ("webm", "libvpx", {"g": "24"}),
     "mkv": ("matroska", "libx264", {"g": "24", "bf": "2", "preset": "veryfast"}),
+    "mts": ("mpegts", "libx264", {"g": "24", "preset": "veryfast"}),
+    "m2ts": ("mpegts", "libx264", {"g": "24", "bf": "2", "preset": "veryfast"}),
     "mpg": ("mpeg", "mpeg2video", {"g": "12"}),
     "mpeg": ("mpeg", "mpeg2video", {"g": "12"}),
 }
+
+
+#: Muxer options per extension: an AVCHD camcorder's transport stream has 192-byte packets (BDAV).
+CONTAINER_OPTIONS: dict[str, dict[str, str]] = {"mts": {"mpegts_m2ts_mode": "1"}, "m2ts": {"mpegts_m2ts_mode": "1"}}
 
 
 def scene(name: str) -> np.ndarray:
@@ -74,16 +80,18 @@ def write_video(
     ext = (ext or path.rsplit(".", 1)[-1]).lower()
     fmt, codec, options = CODECS[ext]
     pictures = (av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24") for rgb in frames)
-    return _encode(path, fmt, codec, dict(options), "yuv420p", pictures, rate=rate, size=size, rotation=rotation)
+    return _encode(path, fmt, codec, dict(options), "yuv420p", pictures, rate=rate, size=size, rotation=rotation,
+                   container_options=CONTAINER_OPTIONS.get(ext))
 
 
 def _encode(path: str, fmt: str | None, codec: str, options: dict[str, str], pix_fmt: str, pictures: Any, *,
-            rate: int, size: tuple[int, int], rotation: int = 0) -> int:
+            rate: int, size: tuple[int, int], rotation: int = 0, container_options: dict[str, str] | None = None
+            ) -> int:
     """Encode the ``av.VideoFrame`` s ``pictures`` into a new stream of ``path``; returns the frame count."""
     import av
 
     count = 0
-    with av.open(path, "w", format=fmt) as container:
+    with av.open(path, "w", format=fmt, options=container_options or {}) as container:
         stream: Any = container.add_stream(codec, rate=rate)
         stream.width, stream.height = size
         stream.pix_fmt = pix_fmt

@@ -38,7 +38,7 @@ def test_frame_names_follow_lightly() -> None:
         frame_name("a.mp4", 5, 5)
 
 
-@pytest.mark.parametrize("ext", ["mp4", "m4v", "mov", "avi", "webm", "mkv", "mpg", "mpeg"])
+@pytest.mark.parametrize("ext", ["mp4", "m4v", "mov", "avi", "webm", "mkv", "mpg", "mpeg", "mts", "m2ts"])
 def test_index_counts_and_orders_frames_as_pyav_decodes(video_files: dict[str, str], ext: str) -> None:
     path = video_files[ext]
     info = index_video(path)
@@ -46,12 +46,12 @@ def test_index_counts_and_orders_frames_as_pyav_decodes(video_files: dict[str, s
     assert info.problem is None
     assert info.n_frames == len(decoded) == 31
     assert info.pts == [p for p, _ in decoded]
-    assert info.seekable == (ext not in ("mpg", "mpeg"))
+    assert info.seekable == (ext not in ("mpg", "mpeg", "mts", "m2ts"))
     secs = [info.seconds(i) for i in range(info.n_frames)]
     assert all(b > a for a, b in zip(secs, secs[1:]))
 
 
-@pytest.mark.parametrize("ext", ["mp4", "avi", "webm", "mkv", "mpg", "mov"])
+@pytest.mark.parametrize("ext", ["mp4", "avi", "webm", "mkv", "mpg", "mov", "m2ts"])
 @pytest.mark.parametrize("start,stop", [(0, 5), (7, 19), (13, 14), (25, 31), (3, 31)])
 def test_a_range_decodes_exactly_its_frames(video_files: dict[str, str], ext: str, start: int, stop: int) -> None:
     path = video_files[ext]

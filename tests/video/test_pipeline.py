@@ -648,19 +648,26 @@ def test_anamorphic_video_keeps_its_pixel_grid_and_shows_square_pixels(tmp_path:
     assert index_video(str(path)).sample_aspect_ratio == Fraction(32, 27)
 
 
-def test_a_matroska_video_is_listed_and_its_frames_are_samples(tmp_path: Path) -> None:
-    """``.mkv`` (dashcams, screen and OBS recordings, robot logs) is not in Lightly's list; it was counted as an
-    unsupported file. Its frames are samples named as Lightly names frames."""
+@pytest.mark.parametrize("ext", ["mkv", "MTS"])
+def test_a_matroska_or_camcorder_video_is_listed_and_its_frames_are_samples(tmp_path: Path, ext: str) -> None:
+    """``.mkv`` (dashcams, screen and OBS recordings, robot logs) and an AVCHD camcorder's ``.MTS`` (a transport
+    stream of 192-byte packets) are not in Lightly's list; they were counted as unsupported files. Their frames
+    are samples named as Lightly names frames."""
     from lightly_airflow.datapool import Datapool
+    from lightly_airflow.video.synthetic import scene, scene_frames, write_video
 
     src, pool_dir = tmp_path / "src", tmp_path / "pool"
-    make_scene_video(str(src / "dashcam" / "2026-12-01 08.15.mkv"), "rocket", 14, seed=5)
+    video = f"dashcam/2026-12-01 08.15.{ext}"
+    (src / "dashcam").mkdir(parents=True)
+    write_video(str(src / video), scene_frames(scene("rocket"), 14, (160, 120), seed=5), ext=ext.lower())
+    if ext == "MTS":
+        assert (src / video).read_bytes()[4] == 0x47 and (src / video).stat().st_size % 192 == 0  # (BDAV packets)
     listed, counts, summary = run_once(src, pool_dir, "run1")
     assert listed.new_files == 1 and listed.new == 14 and sum(c["embedded"] for c in counts) == 14
     rows = {r[C.KEY]: r for r in Datapool(f"file://{pool_dir}").read().to_pylist()}
-    assert sorted(rows) == [f"dashcam/2026-12-01 08.15-{i:02d}-mkv.png" for i in range(14)]
-    frame = rows["dashcam/2026-12-01 08.15-13-mkv.png"]
-    assert frame[C.VIDEO] == "dashcam/2026-12-01 08.15.mkv" and frame[C.STATUS] == C.STATUS_OK
+    assert sorted(rows) == [f"dashcam/2026-12-01 08.15-{i:02d}-{ext}.png" for i in range(14)]
+    frame = rows[f"dashcam/2026-12-01 08.15-13-{ext}.png"]
+    assert frame[C.VIDEO] == video and frame[C.STATUS] == C.STATUS_OK
     assert frame[C.FRAME_SECONDS] == pytest.approx(13 / 24, abs=1e-3)
     selected = [k for k, r in rows.items() if r[C.SELECTED]]
     assert selected and all((src / ".lightly" / "frames" / k).is_file() for k in selected)
