@@ -20,7 +20,8 @@ environment variables so one DAG file serves every deployment:
 - ``LIGHTLY_EMBEDDING_MODEL`` (``efficientnet-lite0``), ``LIGHTLY_EMBEDDING_INPUT_SIZE`` (64),
   ``LIGHTLY_EMBEDDING_DIM`` (unset: the model's own, 1280 for Lite0; e.g. 128 for a fixed projection),
   ``LIGHTLY_EMBEDDING_WEIGHTS`` (a state dict URI: required for ``resnet-18`` … ``resnet-152``, e.g. your own
-  fine-tuned backbone; read with the datapool's connection),
+  fine-tuned backbone; read like the manifests: with the datapool's connection in the worker, with the pod's
+  credentials in a pod),
   ``LIGHTLY_WORKER_IMAGE`` and ``LIGHTLY_K8S_NAMESPACE`` for the pods.
 - ``LIGHTLY_LIVE_PHOTO_VIDEOS`` (false): the form's default of ``live_photo_videos``: ``true`` processes the
   motion clip of an iPhone Live Photo (a short ``.MOV`` beside the photo of the same name) as a video too; by
