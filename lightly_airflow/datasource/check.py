@@ -2,19 +2,21 @@
 
 :func:`main` runs one check in a child process (what the trigger does, so
 that the listing's work — S3 XML pages parsed while holding the GIL, Arrow tables of every key — never runs
-in the triggerer that all deferred tasks share): it reads ``{"query": …, "credentials": …, "digest": …}`` as JSON on
+in the triggerer that all deferred tasks share): it reads ``{"query": …, "credentials": …, "digest": …, "announced": …}`` as JSON on
 stdin and writes the :class:`NewFilesCheck` (or ``{"error": "<type>: <message>"}``) as JSON on stdout; its
 log goes to stderr.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
 import sys
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import pyarrow as pa
 
 from lightly_airflow.columns import ETAG, KEY, SIZE
@@ -33,15 +35,44 @@ class NewFilesCheck:
     known: int
     process_all: bool
     #: :func:`files_digest` of the files a run would process ("" when none or not asked for): the event trigger
-    #: announces a set of new files once, and again only when it changed
+    #: announces a set of new files once, and again only when it holds files it did not announce
     digest: str = ""
+    #: those files as :func:`encode_hashes` of their :func:`file_hashes` ("" when not asked for, or more than
+    #: :data:`MAX_HASHED_FILES`)
+    files: str = ""
+    #: how many of them are not in the ``announced`` set the check was given (-1: none given)
+    unannounced: int = -1
 
     def to_dict(self) -> dict[str, object]:
-        """The fields (``digest`` only when there is one: the sensor's XCom has the five others)."""
+        """The fields (the event trigger's only when asked for: the sensor's XCom has the five others)."""
         out = asdict(self)
-        if not self.digest:
-            del out["digest"]
+        for name, unset in (("digest", ""), ("files", ""), ("unannounced", -1)):
+            if out[name] == unset:
+                del out[name]
         return out
+
+
+#: Up to this many new files the event trigger remembers the announced set file by file (8 bytes each in the
+#: asset's state store, ~213 kB of text at most); above it, by its digest alone.
+MAX_HASHED_FILES = 20_000
+
+
+def file_hashes(files: pa.Table) -> np.ndarray:
+    """Sorted unique 64-bit hashes (BLAKE2b) of the files' key, content identity and size."""
+    keys, etags, sizes = (files.column(c).to_pylist() for c in (KEY, ETAG, SIZE))
+    out = np.fromiter((int.from_bytes(hashlib.blake2b(f"{k}\x00{e}\x00{s}".encode(), digest_size=8).digest(), "little")
+                       for k, e, s in zip(keys, etags, sizes, strict=True)), dtype=np.uint64, count=len(keys))
+    return np.unique(out)
+
+
+def encode_hashes(hashes: np.ndarray) -> str:
+    """:func:`file_hashes` as text (base64 of their little-endian bytes)."""
+    return base64.b64encode(np.ascontiguousarray(hashes, dtype="<u8").tobytes()).decode()
+
+
+def decode_hashes(text: str) -> np.ndarray:
+    """The hashes :func:`encode_hashes` wrote."""
+    return np.frombuffer(base64.b64decode(text), dtype="<u8").astype(np.uint64)
 
 
 def files_digest(files: pa.Table) -> str:
@@ -65,20 +96,27 @@ def files_digest(files: pa.Table) -> str:
 
 def check_new_files(
     query: NewFilesQuery, credentials: QueryCredentials | None = None, *, known: KnownFiles | None = None,
-    digest: bool = False,
+    digest: bool = False, announced: str | None = None,
 ) -> NewFilesCheck:
     """List the datasource and count the files ``query`` says a run would process.
 
     :param query: what is new (the same query the list task runs).
     :param credentials: credentials of the datasource, datapool and ``.lightly/`` stores.
     :param known: how to read the pool's known files (default :func:`known.known_files`).
-    :param digest: also compute :func:`files_digest` of those files (0.1 s per 100,000 of them: asked only by
-        the event trigger).
+    :param digest: also compute :func:`files_digest` of those files and, up to :data:`MAX_HASHED_FILES` of
+        them, their :func:`file_hashes` (~0.1 s per 100,000 files each: asked only by the event trigger).
+    :param announced: :func:`encode_hashes` of the files announced before: count those not among them.
     """
     found = find_new_files(query, credentials, known=known)
+    files, unannounced = "", -1
+    if (digest or announced) and found.files.num_rows <= MAX_HASHED_FILES:
+        hashes = file_hashes(found.files)
+        files = encode_hashes(hashes) if digest and len(hashes) else ""
+        if announced:
+            unannounced = int(np.count_nonzero(~np.isin(hashes, decode_hashes(announced))))
     return NewFilesCheck(
         query.datasource_uri, found.listing.num_rows, found.files.num_rows, found.known_count, query.process_all,
-        files_digest(found.files) if digest else "",
+        files_digest(found.files) if digest else "", files, unannounced,
     )
 
 
@@ -89,7 +127,7 @@ def main() -> int:
         payload = json.loads(sys.stdin.read())
         result = check_new_files(
             NewFilesQuery.from_dict(payload["query"]), QueryCredentials.from_dict(payload.get("credentials") or {}),
-            digest=bool(payload.get("digest")),
+            digest=bool(payload.get("digest")), announced=payload.get("announced") or None,
         )
     except Exception as exc:  # noqa: BLE001 - reported to the trigger, which fails the sensor with it
         logger.exception("new-file check failed")

@@ -63,12 +63,13 @@ def resolve_credentials(query: NewFilesQuery | Mapping[str, Any]) -> QueryCreden
     return query_credentials(_as_query(query))
 
 
-def check_with(query: NewFilesQuery | Mapping[str, Any], credentials: QueryCredentials, digest: bool = False
-               ) -> NewFilesCheck:
-    """One check with credentials already resolved (blocking); ``digest``: with the files' digest."""
+def check_with(query: NewFilesQuery | Mapping[str, Any], credentials: QueryCredentials, digest: bool = False,
+               announced: str | None = None) -> NewFilesCheck:
+    """One check with credentials already resolved (blocking); ``digest`` and ``announced``: for the event
+    trigger (:func:`lightly_airflow.datasource.check.check_new_files`)."""
     from lightly_airflow.datasource import check_new_files
 
-    return check_new_files(_as_query(query), credentials, digest=digest)
+    return check_new_files(_as_query(query), credentials, digest=digest, announced=announced)
 
 
 def evaluate_new_files(query: NewFilesQuery | Mapping[str, Any]) -> NewFilesCheck:
@@ -153,10 +154,11 @@ class NewFilesTrigger(BaseTrigger):
 
 
 async def check_in_triggerer(query: Mapping[str, Any], *, isolate: bool, log: logging.Logger | Any,
-                             digest: bool = False) -> dict[str, Any]:
+                             digest: bool = False, announced: str | None = None) -> dict[str, Any]:
     """One check from a trigger's ``run`` (see the module's docstring): the connections resolved in a worker
     thread, the listing in a child process (``isolate``, and the credentials are portable) or in a thread;
-    returns :meth:`NewFilesCheck.to_dict` (with the files' digest when ``digest``).
+    returns :meth:`NewFilesCheck.to_dict` (with the files' digest and hashes when ``digest``, and how many are
+    not among ``announced``).
 
     :raises CheckFailed: the child process failed (its message; its last log lines are in ``log``).
     """
@@ -165,8 +167,9 @@ async def check_in_triggerer(query: Mapping[str, Any], *, isolate: bool, log: lo
         if isolate:
             log.info("credentials of %s are objects a child process cannot take: checking in a thread of "
                      "the triggerer", query.get("datasource_uri"))
-        return (await asyncio.to_thread(check_with, query, credentials, digest)).to_dict()
-    payload = json.dumps({"query": dict(query), "credentials": credentials.to_dict(), "digest": digest}).encode()
+        return (await asyncio.to_thread(check_with, query, credentials, digest, announced)).to_dict()
+    payload = json.dumps({"query": dict(query), "credentials": credentials.to_dict(), "digest": digest,
+                          "announced": announced}).encode()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", CHILD,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

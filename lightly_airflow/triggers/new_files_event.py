@@ -3,13 +3,16 @@
 Given to an :class:`~airflow.sdk.AssetWatcher` of the asset a DAG is scheduled on, the trigger lists the
 datasource every ``poke_interval`` seconds in the triggerer (each check as :class:`NewFilesTrigger`'s: the
 connections resolved in a thread, the listing in a child process) and fires an event, hence one DAG run, when
-there are files the datapool has not processed. A set of new files is announced once: the trigger keeps the
-digest of the last set it announced (key, content identity and size of every file) in the watched asset's
-state store, so neither the next checks nor a restarted triggerer announce it again while its run works; a
-file added or changed gives another set, hence another event (one more run: the DAG's ``max_active_runs``
-queues it). A check that finds nothing new clears the digest: everything announced was processed, and the
-next new file fires whatever it is. A run that fails leaves its files new and announced: the trigger does not
-start run after failing run on them (clear the failed run to retry it; a new file fires a run anyway).
+there are files the datapool has not processed **and that it has not announced before**. It keeps the last
+announced set in the watched asset's state store (a 64-bit hash of each file's key, content identity and size,
+up to :data:`~lightly_airflow.datasource.check.MAX_HASHED_FILES` files, and the set's digest), so neither the
+checks while its run works, nor a restarted triggerer, nor the remainder of a set a run processed in part
+announce those files again; a file added or changed is not in the set, hence another event (one more run: the
+DAG's ``max_active_runs`` queues it). Above the cap the set is compared by its digest alone (a remainder is
+then announced again: one more run, which finds nothing or little to do). A check that finds nothing new
+clears the set: everything announced was processed, and the next new file fires whatever it is. A run that
+fails leaves its files new and announced: the trigger does not start run after failing run on them (clear the
+failed run to retry it; a new file fires a run anyway).
 
 A check that fails (the datasource unreachable, a connection missing) is logged with the error and retried at
 the next interval: an event would start a DAG run, and the trigger must keep watching.
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
 
 CLASSPATH = "lightly_airflow.triggers.new_files_event.NewFilesEventTrigger"
 
-#: The key of the last announced set's digest in the watched asset's state store.
+#: The key of the last announced set in the watched asset's state store: ``{"digest", "files", "at"}``.
 STATE_KEY = "lightly_airflow.new_files.announced"
 
 
@@ -54,7 +57,7 @@ class NewFilesEventTrigger(BaseEventTrigger):
         self._query = dict(query) if isinstance(query, Mapping) else query.to_dict()
         self.poke_interval = float(poke_interval)
         self.isolate = bool(isolate)
-        self._announced: str | None = None  # (without a state store: this trigger's own memory)
+        self._announced = {"digest": "", "files": ""}  # (without a state store: this trigger's own memory)
         self._store_note_logged = False
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -65,8 +68,10 @@ class NewFilesEventTrigger(BaseEventTrigger):
         uri = self._query.get("datasource_uri")
         failures = 0
         while True:
+            announced = await self._load()
             try:
-                result = await check_in_triggerer(self._query, isolate=self.isolate, log=self.log, digest=True)
+                result = await check_in_triggerer(self._query, isolate=self.isolate, log=self.log, digest=True,
+                                                  announced=announced.get("files") or None)
             except Exception as exc:  # noqa: BLE001 - logged, retried: the watcher must not stop
                 failures += 1
                 message = str(exc) if isinstance(exc, CheckFailed) else f"{type(exc).__name__}: {exc}"
@@ -75,18 +80,23 @@ class NewFilesEventTrigger(BaseEventTrigger):
                 await asyncio.sleep(self.poke_interval)
                 continue
             failures = 0
-            digest = str(result.get("digest") or "")
-            announced = await self._load()
-            if result["new"] > 0 and digest != announced:
-                await self._save(digest)
-                self.log.info("%d new files in %s (%d listed): event", result["new"], uri, result["listed"])
-                yield TriggerEvent({"status": "new_files", **result, "digest": digest})  # type: ignore[no-untyped-call]
+            digest = str(result.pop("digest", "") or "")
+            files = str(result.pop("files", "") or "")
+            unannounced = int(result.pop("unannounced", -1))
+            if unannounced < 0:  # (no file-by-file set to compare with: more than MAX_HASHED_FILES files)
+                unannounced = result["new"] if digest != announced.get("digest") else 0
+            if result["new"] > 0 and unannounced > 0:
+                await self._save({"digest": digest, "files": files})
+                self.log.info("%d new files in %s (%d listed, %d not announced before): event", result["new"], uri,
+                              result["listed"], unannounced)
+                yield TriggerEvent({"status": "new_files", **result, "unannounced": unannounced,  # type: ignore[no-untyped-call]
+                                    "digest": digest})
             elif result["new"] > 0:
                 self.log.info("%d new files in %s, announced already (their run has not processed them yet, or "
                               "failed: clear it to retry); next check in %ss", result["new"], uri, self.poke_interval)
             else:
-                if announced:
-                    await self._save("")  # everything announced was processed
+                if announced.get("digest"):
+                    await self._save({"digest": "", "files": ""})  # everything announced was processed
                 self.log.info("no new files in %s (%d listed); next check in %ss", uri, result["listed"],
                               self.poke_interval)
             await asyncio.sleep(self.poke_interval)
@@ -100,7 +110,8 @@ class NewFilesEventTrigger(BaseEventTrigger):
                              "announced set is kept in memory, so a restarted triggerer announces it again")
         return store
 
-    async def _load(self) -> str:
+    async def _load(self) -> dict[str, str]:
+        """The last announced set: ``{"digest", "files"}`` (``files``: its hashes, "" above the cap)."""
         store = self._store()
         if store is not None:
             try:
@@ -109,15 +120,17 @@ class NewFilesEventTrigger(BaseEventTrigger):
             except ValueError as exc:  # (several watched assets: the accessor needs one)
                 self._memory_note(exc)
             else:
-                return str(value.get("digest") or "") if isinstance(value, dict) else ""
-        return self._announced or ""
+                if isinstance(value, dict):
+                    return {"digest": str(value.get("digest") or ""), "files": str(value.get("files") or "")}
+                return {"digest": "", "files": ""}
+        return dict(self._announced)
 
-    async def _save(self, digest: str) -> None:
-        self._announced = digest
+    async def _save(self, announced: dict[str, str]) -> None:
+        self._announced = dict(announced)
         store = self._store()
         if store is None:
             return
-        value = {"digest": digest, "at": dt.datetime.now(dt.UTC).isoformat()}
+        value = {**announced, "at": dt.datetime.now(dt.UTC).isoformat()}
         try:
             await (store.aset(STATE_KEY, value) if hasattr(store, "aset")
                    else asyncio.to_thread(store.set, STATE_KEY, value))

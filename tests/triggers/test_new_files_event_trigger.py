@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from datasource.conftest import png_bytes
 
 from lightly_airflow.datasource import NewFilesQuery, list_table
@@ -258,3 +259,41 @@ def test_the_example_dag_runs_when_new_files_land_with_lightly_schedule_new_file
     daily = _dag_in_a_fresh_interpreter({"LIGHTLY_SCHEDULE": ""})
     assert daily["timetable"] == "CronTriggerTimetable" and daily["wait"] is True and daily["watchers"] == []
     assert _dag_in_a_fresh_interpreter({"LIGHTLY_SCHEDULE": "none"})["timetable"] == "NullTimetable"
+
+
+@pytest.mark.parametrize("by_file", [True, False])
+def test_the_remainder_of_an_announced_set_is_not_announced_again(tmp_path: Path, monkeypatch, by_file: bool) -> None:
+    """A run processes part of a set announced while it worked (files that arrived after its listing remain):
+    seen in a real Airflow as one more run that found nothing to do. File by file the remainder is known as
+    announced; above ``MAX_HASHED_FILES`` the set is compared by its digest and the remainder fires again."""
+    from lightly_airflow.datasource import check as check_module
+
+    if not by_file:
+        monkeypatch.setattr(check_module, "MAX_HASHED_FILES", 1)
+    root, pool = tmp_path / "ds", tmp_path / "pool"
+    root.mkdir()
+    for i in (1, 2):
+        (root / f"{i}.png").write_bytes(png_bytes(i))
+    store = AssetStore()
+
+    async def scenario() -> list[dict[str, Any]]:
+        watch = Watch(_trigger(root, pool, store))
+        await watch.until(1)
+        (root / "3.png").write_bytes(png_bytes(3))  # arrives while run 1 works: announced with 1 and 2
+        await watch.until(2)
+        for i in (1, 2):  # run 1 processed the files it listed (here: they leave the datasource)
+            (root / f"{i}.png").unlink()
+        await asyncio.sleep(0.6)
+        remainder_fired = len(watch.events) == 3
+        (root / "4.png").write_bytes(png_bytes(4))
+        await watch.until(4 if remainder_fired else 3)
+        await watch.stop()
+        return watch.events
+
+    events = asyncio.run(scenario())
+    assert [e["new"] for e in events] == ([2, 3, 2] if by_file else [2, 3, 1, 2])
+    if by_file:
+        assert [e["unannounced"] for e in events] == [2, 1, 1]
+        assert store.values[STATE_KEY]["files"]  # (the set, file by file)
+    else:
+        assert store.values[STATE_KEY]["files"] == ""
