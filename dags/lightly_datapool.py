@@ -12,7 +12,7 @@ environment variables so one DAG file serves every deployment:
   ``LIGHTLY_LIGHTLY_CONN_ID``: Airflow connections that reach them (unset: ambient credentials).
 - ``LIGHTLY_SCHEDULE`` (``@daily``): when runs start: a cron expression or preset, ``none`` (only runs you
   trigger), or ``new-files``: event-driven, a run starts when new files land. Then the triggerer lists the
-  datasource every ``LIGHTLY_POKE_INTERVAL_S`` and announces each new set of files once (the asset
+  datasource every ``LIGHTLY_POKE_INTERVAL_S`` and announces each new file once (the asset
   ``lightly-datasource``'s watcher, ``NewFilesEventTrigger``; docs/datasources.md, "Runs when new files
   land"), and a run that finds nothing new skips at once instead of waiting.
 - ``LIGHTLY_WAIT_FOR_NEW_FILES_S`` (21600): how long a scheduled run waits (deferred, no worker slot held) for
