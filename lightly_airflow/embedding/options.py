@@ -161,15 +161,11 @@ class EmbedOptions:
             canonical = canonical_model_name(self.model)
         except ValueError as exc:
             raise ValueError(f"model={self.model!r} is invalid: {exc}") from None
-        _check_int("input_size", self.input_size, minimum=MIN_INPUT_SIZE, optional=False,
+        _check_int("input_size", self.input_size, minimum=MIN_INPUT_SIZE, maximum=MAX_INPUT_SIZE, optional=False,
                    hint=f"use an integer from {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE} (Lightly's default is 64).")
-        if self.input_size > MAX_INPUT_SIZE:
-            raise ValueError(f"input_size={self.input_size!r} is invalid: use an integer from {MIN_INPUT_SIZE} to "
-                             f"{MAX_INPUT_SIZE} (Lightly's default is 64).")
-        _check_int("dim", self.dim, minimum=1, optional=True)
-        if self.dim is not None and self.dim > FEATURE_DIMS[canonical]:
-            raise ValueError(f"dim={self.dim!r} is invalid for {self.model!r}: use an integer from 1 to its feature "
-                             f"dimension {FEATURE_DIMS[canonical]} (or leave it unset).")
+        _check_int("dim", self.dim, minimum=1, maximum=FEATURE_DIMS[canonical], optional=True,
+                   hint=f"use an integer from 1 to the model's feature dimension {FEATURE_DIMS[canonical]} "
+                        f"({self.model}), or leave it unset.")
         if canonical in MODELS_WITHOUT_WEIGHTS and not self.weights_uri and not self.embeddings_csv:
             raise ValueError(f"model={self.model!r} needs weights_uri: the ResNets' weights do not ship (only "
                              f"{DEFAULT_MODEL}'s); give a torchvision-compatible state dict (--weights), or use "
@@ -236,10 +232,12 @@ class EmbedOptions:
         return args
 
 
-def _check_int(name: str, value: Any, *, minimum: int, optional: bool, hint: str | None = None) -> None:
+def _check_int(name: str, value: Any, *, minimum: int, optional: bool, hint: str | None = None,
+               maximum: int | None = None) -> None:
     if value is None and optional:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if (isinstance(value, bool) or not isinstance(value, int) or value < minimum
+            or (maximum is not None and value > maximum)):
         fix = hint or (f"use an integer of at least {minimum}" + (" or nothing." if optional else "."))
         raise ValueError(f"{name}={value!r} is invalid: {fix}")
 
