@@ -76,8 +76,8 @@ EMBEDDING_MODEL = os.environ.get("LIGHTLY_EMBEDDING_MODEL", "").strip() or "effi
 EMBEDDING_INPUT_SIZE = _env("LIGHTLY_EMBEDDING_INPUT_SIZE", "64", int, "an image side in pixels")
 EMBEDDING_DIM = _env("LIGHTLY_EMBEDDING_DIM", "0", int, "a dimension (unset: the model's)") or None
 EMBEDDING_WEIGHTS = os.environ.get("LIGHTLY_EMBEDDING_WEIGHTS", "").strip() or None
-# The embed tasks are mapped, so they are built only when a run expands them: their options are checked here,
-# when the DAG loads (an unknown model failed every run's embed tasks, after its listing and metadata).
+# The embed operators' partial() checks their literal options when the DAG loads; checked here first too, so the
+# import error names the deployment variables.
 try:
     EmbedOptions(model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE, dim=EMBEDDING_DIM, weights_uri=EMBEDDING_WEIGHTS)
 except ValueError as _exc:

@@ -86,22 +86,41 @@ def pop_embed_options(kwargs: dict[str, Any], defaults: Mapping[str, Any] | None
 TEMPLATE_STAND_IN = "<rendered at run time>"
 
 
+def check_literal_options(values: Mapping[str, Any]) -> EmbedOptions:
+    """Fail at DAG parse time for a bad literal option (the others take their defaults); a template, rendered
+    at run time, stands in as given."""
+    templated = set(EmbedOptions.templated())
+    return EmbedOptions.from_mapping({name: TEMPLATE_STAND_IN if name in templated and isinstance(value, str)
+                                      and "{{" in value else value for name, value in values.items()})
+
+
+class _CheckedPartial:
+    """Airflow's ``partial`` with the literal options checked as ``__init__`` checks them: a mapped task is built
+    only when a run expands it, so an unknown model failed every run's embed tasks after its listing and
+    metadata. Like Airflow's own descriptor, a task (not its class) has no ``partial``."""
+
+    def __get__(self, obj: Any, cls: type) -> Any:
+        def partial(**kwargs: Any) -> Any:
+            if obj is not None:
+                raise TypeError("partial can only be called on Operator classes, not Tasks themselves")
+            check_literal_options({name: kwargs[name] for name in EmbedOptions.names() if name in kwargs})
+            return super(_EmbedOptionsAttributes, cls).partial(**kwargs)  # type: ignore[misc]
+
+        return partial
+
+
 class _EmbedOptionsAttributes:
     """One attribute per option on the operator (what Airflow templates and maps), and the typed options."""
 
     #: read back by ``operators.base.read_rendered`` (both embed operators; a non-native DAG renders text)
     rendered_kinds: Mapping[str, Any] = {"output_uri": str}
 
+    partial = _CheckedPartial()
+
     def _set_embed_options(self, values: Mapping[str, Any]) -> None:
         for name, value in values.items():
             setattr(self, name, value)
-        # Fail at DAG parse time for a bad literal option (an unknown model from a mistyped deployment variable
-        # failed every run's embed tasks, after its listing and metadata): a template, rendered at run time,
-        # stands in as given.
-        templated = set(EmbedOptions.templated())
-        literal = {name: TEMPLATE_STAND_IN if name in templated and isinstance(value, str) and "{{" in value
-                   else value for name, value in values.items()}
-        EmbedOptions.from_mapping(literal)
+        check_literal_options(values)
 
     def embed_options(self) -> EmbedOptions:
         """The (rendered) options of this task, with the run's ``option_overrides`` applied (the options a

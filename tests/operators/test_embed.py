@@ -125,6 +125,19 @@ def test_what_the_encoder_would_refuse_after_a_runs_listing_is_refused_with_the_
     with pytest.raises(ValueError, match="Unknown embedding model 'no-such-model'"):
         EmbedShardOperator(task_id="m", manifest_uri=MANIFEST, model="no-such-model", reuse_uri="{{ ti.xcom_pull() }}")
     EmbedPodOperator(task_id="r", manifest_uri=MANIFEST, model="resnet-50", weights_uri="{{ params.weights }}")
+    # Mapped tasks are built only when a run expands them: their partial() checks the literal options.
+    from airflow.sdk import DAG
+
+    with DAG("mapped", schedule=None):
+        with pytest.raises(ValueError, match="Unknown embedding model 'no-such-model'"):
+            EmbedShardOperator.partial(task_id="ms", model="no-such-model", reuse_uri="{{ x }}")
+        with pytest.raises(ValueError, match="feature dimension 512"):
+            EmbedPodOperator.partial(task_id="mp", model="resnet-18", dim=600, weights_uri="{{ params.w }}")
+        mapped = EmbedPodOperator.partial(task_id="ok", model="resnet-18", weights_uri="{{ params.w }}").expand(
+            manifest_uri=[MANIFEST])
+        assert mapped.partial_kwargs["model"] == "resnet-18"
+        with pytest.raises(TypeError, match="not Tasks"):  # (as Airflow's own partial: classes only)
+            EmbedShardOperator(task_id="t", manifest_uri=MANIFEST).partial(task_id="u")
 
 
 def test_default_gpu_toleration_and_cpu_pods() -> None:
