@@ -108,6 +108,9 @@ class RunSummary:
     listing: dict[str, Any] = field(default_factory=dict)
     #: the pool's small-file merge after the commit (:class:`~lightly_airflow.datapool.compaction.CompactionResult`)
     compaction: dict[str, Any] = field(default_factory=dict)
+    #: what started the run (:meth:`RunOrigin.to_dict <lightly_airflow.run_origin.RunOrigin.to_dict>`: the schedule, a
+    #: person, the new-file watcher's announcement …); empty when the caller did not say
+    started_by: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -678,6 +681,7 @@ def select_and_commit(
     datasource_credentials: StorageCredentials | None = None,
     lightly_credentials: StorageCredentials | None = None,
     compaction: Any = None,
+    started_by: Any = None,
 ) -> RunSummary:
     """Select from the run's samples and commit them to the datapool in one atomic, idempotent version.
 
@@ -706,15 +710,20 @@ def select_and_commit(
     :param lightly_credentials: to write them under ``<lightly_uri>/.lightly/frames/``.
     :param compaction: a :class:`~lightly_airflow.datapool.compaction.CompactionOptions`: when the pool's small
         files are merged after the commit (default: ``auto``); also after a retry that finds the run committed.
+    :param started_by: a :class:`~lightly_airflow.run_origin.RunOrigin` (or its dict): what started the run, in
+        the summary, the commit's metadata and the report's header.
     """
     from lightly_airflow import objects as objects_run
     from lightly_airflow.active_learning import QueryOptions
     from lightly_airflow.config import parse_selection_config
     from lightly_airflow.datapool import Datapool, Snapshot, with_snapshots
     from lightly_airflow.metadata import mark_duplicates
+    from lightly_airflow.run_origin import RunOrigin
     from lightly_airflow.selection import select
 
     config = parse_selection_config(selection_config)
+    origin = (started_by.to_dict() if isinstance(started_by, RunOrigin)
+              else RunOrigin.from_dict(started_by).to_dict() if started_by else {})
     al = active_learning if isinstance(active_learning, QueryOptions) else QueryOptions(**(active_learning or {}))
     pool = Datapool(datapool_uri, datapool_credentials)
     first = pool.snapshot()
@@ -827,6 +836,7 @@ def select_and_commit(
             missing_inputs={str(k): int(v) for k, v in (metrics.get("missing_inputs") or {}).items()},
             warnings=selection_warnings(candidates, config, metrics),
             objects=objects_run.summary(run_objects, object_rows, spec), listing=skips.summary(),
+            started_by=origin,
         )
         for line in summary.warnings:
             log.warning("selection: %s", line)
@@ -858,7 +868,7 @@ def select_and_commit(
             out if object_rows is None else pa.concat_tables([out, object_rows], promote_options="permissive"),
             run_id=run_id, dag_id=dag_id, tag=run_tag, config=config.model_dump(mode="json", exclude_none=True),
             counts=counts, embedding_model=str(model), embedding_dim=int(dim), snapshot=snap,
-            datasource_uri=_meta_value(meta, C.DATASOURCE_URI_METADATA_KEY),
+            datasource_uri=_meta_value(meta, C.DATASOURCE_URI_METADATA_KEY), started_by=origin or None,
         )
         summary.version = result_commit.version
         summary.tag = result_commit.tag
@@ -1028,6 +1038,7 @@ def finish_committed_run(
         candidates=int(counts.get("candidates", 0)), processed=int(counts.get("processed", entry.get("rows") or 0)),
         selected=int(counts.get("selected", entry.get("selected") or 0)), corrupt=int(counts.get("corrupt", 0)),
         duplicate=int(counts.get("duplicate", 0)), missing=int(counts.get("missing", 0)),
+        started_by=dict(entry.get("started_by") or {}),  # (what the commit recorded)
     )
     pool.record_commit(run_id, version, summary.tag)
     out_dir = staging.reports_dir(datapool_uri, run_id)

@@ -155,6 +155,8 @@ def summarize(name: str, before: int | None) -> None:
         f"corrupt {counts.get('corrupt')} | duplicate {counts.get('duplicate')} | selected {counts.get('selected')} "
         f"(all runs: {selected_total}) | tag {last.get('tag')!r} | datapool version {last.get('version')}"
     )
+    if (last.get("started_by") or {}).get("text"):
+        print(f"   {name}: started by {last['started_by']['text']} (in the commit, the report and `datapool history`)")
 
 
 def main() -> int:

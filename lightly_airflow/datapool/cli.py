@@ -181,13 +181,17 @@ def _history(args: argparse.Namespace) -> int:
                 e["vacuums"] = after[e["version"]]
         print(json.dumps(_jsonable(entries)))
         return 0
+    from lightly_airflow.run_origin import RunOrigin
+
     rows: list[dict[str, Any]] = []
     for e in entries:
         e["counts"] = e["counts"] or None
+        e["started_by"] = RunOrigin.from_dict(e["started_by"]).short() if e.get("started_by") else None
         rows.append(e)
         rows.extend({"timestamp": v.get("started_at"), "operation": "vacuum", "counts": _Whole(describe_vacuum(v))}
                     for v in after.get(e["version"], []))
-    _print_table(rows, ["version", "timestamp", "operation", "run_id", "dag_id", "tag", "rows", "selected", "counts"])
+    _print_table(rows, ["version", "timestamp", "operation", "run_id", "dag_id", "tag", "started_by", "rows", "selected",
+                        "counts"])
     return 0
 
 

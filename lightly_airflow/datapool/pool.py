@@ -293,6 +293,7 @@ class Datapool:
         self, rows: pa.Table, *, run_id: str, dag_id: str, tag: str | None, config: dict[str, Any],
         counts: dict[str, Any], embedding_model: str, embedding_dim: int, read_version: int | None = None,
         datasource_uri: str | None = None, snapshot: Snapshot | None = None,
+        started_by: dict[str, Any] | None = None,
     ) -> CommitResult:
         """Commit one run's rows as one new pool version; a no-op if the run committed before.
 
@@ -311,6 +312,8 @@ class Datapool:
         :param snapshot: the snapshot the caller selected against: the commit checks the run, the tag and the
             embedding model against it without reading the log again, and writes exactly on top of its
             version (the log is read again only if that write loses a race).
+        :param started_by: what started the run (:meth:`RunOrigin.to_dict <lightly_airflow.run_origin.RunOrigin.to_dict>`),
+            recorded as ``started_by`` in the commit (``history()``).
         :raises ConcurrentCommitError: another run committed since ``read_version``: re-read and re-select.
         :raises EmbeddingMismatchError: model or dimension differ from the pool's.
         :raises TagExistsError: ``tag`` names an earlier run's tag.
@@ -374,6 +377,8 @@ class Datapool:
         }
         if datasource_uri:
             meta["datasource_uri"] = str(datasource_uri)
+        if started_by:
+            meta["started_by"] = _jsonable(started_by)
         try:
             _write_deltalake(
                 table, data, mode="append", schema_mode="merge",
@@ -393,7 +398,7 @@ class Datapool:
                 return self.commit(
                     rows, run_id=run_id, dag_id=dag_id, tag=tag, config=config, counts=counts,
                     embedding_model=embedding_model, embedding_dim=embedding_dim, datasource_uri=datasource_uri,
-                    snapshot=latest,
+                    snapshot=latest, started_by=started_by,
                 )
             raise ConcurrentCommitError(
                 f"Another run committed to {self.uri} while run {run_id!r} was writing (pool now at version "

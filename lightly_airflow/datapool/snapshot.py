@@ -401,6 +401,7 @@ def history_entry(commit: dict[str, Any], version: int) -> dict[str, Any]:
         "embedding_model": meta.get("embedding_model"),
         "embedding_dim": meta.get("embedding_dim"),
         "datasource_uri": meta.get("datasource_uri"),
+        "started_by": meta.get("started_by"),
         "parameters": _delta_vacuum_parameters(commit),
     }
 

@@ -16,9 +16,10 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from lightly_airflow.hooks.storage import credentials_for, lightly_credentials_for
+from lightly_airflow.run_origin import RunOrigin, origin_of_events
 from lightly_airflow.storage import StorageCredentials
 
-__all__ = ["LightlyBaseOperator", "RenderedValueError", "credentials_for", "read_rendered", "rendered"]
+__all__ = ["LightlyBaseOperator", "RenderedValueError", "credentials_for", "read_rendered", "rendered", "run_origin"]
 
 
 class RenderedValueError(ValueError):
@@ -79,6 +80,29 @@ def read_rendered(op: Any) -> None:
             setattr(op, name, rendered(getattr(op, name), name, kind))
     except RenderedValueError as exc:
         raise AirflowFailException(f"{op.task_id}: {exc}") from None
+
+
+def run_origin(context: Mapping[str, Any]) -> RunOrigin | None:
+    """What started the task's run, from its context's ``dag_run`` (run type, triggering user, data interval,
+    consumed asset events: the new-file watcher's announcements among them); None without a ``dag_run``."""
+    dag_run = context.get("dag_run")
+    if dag_run is None or getattr(dag_run, "run_type", None) is None:
+        return None
+    run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
+    events = []
+    for e in getattr(dag_run, "consumed_asset_events", None) or []:
+        asset = getattr(e, "asset", None)
+        name = getattr(asset, "name", None) or getattr(asset, "uri", None) or "?"
+        source = None
+        if getattr(e, "source_dag_id", None):
+            source = f"{e.source_dag_id}/{e.source_run_id}" + (f".{e.source_task_id}" if e.source_task_id else "")
+        events.append((str(name), getattr(e, "extra", None), getattr(e, "timestamp", None), source))
+    start, end = getattr(dag_run, "data_interval_start", None), getattr(dag_run, "data_interval_end", None)
+    return RunOrigin(
+        run_type=str(run_type), user=getattr(dag_run, "triggering_user_name", None) or None,
+        interval_start=None if start is None else start.isoformat(), interval_end=None if end is None else end.isoformat(),
+        events=origin_of_events(events),
+    )
 
 
 class LightlyBaseOperator(BaseOperator):

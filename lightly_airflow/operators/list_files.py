@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from lightly_airflow.datasource import DEFAULT_EXTENSIONS, POLICIES, NewFilesQuery
 from lightly_airflow.hooks.storage import UnsupportedConnectionError, query_credentials
 from lightly_airflow.objects import objects_spec
-from lightly_airflow.operators.base import LightlyBaseOperator
+from lightly_airflow.operators.base import LightlyBaseOperator, run_origin
 from lightly_airflow.pipeline import (
     ParamError,
     check_run_tag,
@@ -138,6 +138,9 @@ class ListNewFilesOperator(LightlyBaseOperator):
         except ValueError as exc:
             raise AirflowFailException(f"{self.task_id}: {exc}") from None
         process_all = query.process_all
+        origin = run_origin(context)
+        if origin is not None:
+            self.log.info("Run %s started by %s.", context["run_id"], origin.text())
         dag_run = context.get("dag_run")
         backfill = dag_run is not None and dag_run.run_type == BACKFILL
         if backfill:
@@ -163,6 +166,9 @@ class ListNewFilesOperator(LightlyBaseOperator):
         context["ti"].xcom_push(key="embed_overrides", value=overrides)
         if not result.manifests:
             self.log.info("Nothing new in %s (%d files seen): skipping the rest of this run.", self.datasource_uri, result.seen)
+            if origin is not None and origin.watcher_events:
+                self.log.info("(The watcher's announced files were processed since, by another run, or are no longer "
+                              "new by content.)")
             raise AirflowSkipException(f"No new files in {self.datasource_uri}.")
         self.log.info("%d new files in %d manifest shards.", result.new, len(result.manifests))
         return result.manifests

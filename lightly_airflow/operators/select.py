@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import Asset, AssetAlias
 
 from lightly_airflow.links import ReportLink
-from lightly_airflow.operators.base import LightlyBaseOperator
+from lightly_airflow.operators.base import LightlyBaseOperator, run_origin
 
 
 class SelectAndCommitOperator(LightlyBaseOperator):
@@ -100,6 +100,7 @@ class SelectAndCommitOperator(LightlyBaseOperator):
             datasource_credentials=self.datasource_credentials,
             lightly_credentials=self.lightly_credentials,
             compaction=self.compaction,
+            started_by=run_origin(context),
         )
         out = summary.to_dict()
         if self.asset is not None and self.asset_alias is not None and summary.version is not None and not summary.dry_run:

@@ -90,6 +90,11 @@ def counts(rows: pa.Table, summary: Mapping[str, Any], preselected: pa.Table | N
         by_status[C.STATUS_OK] = None  # candidates excludes preselected keys: not the ok count
     n_pre = preselected.num_rows if preselected is not None else summary.get("pool_selected_before") or 0
     extra = {k: summary[k] for k in ("run_id", "tag", "version", "dry_run", "candidates") if summary.get(k) is not None}
+    started = summary.get("started_by")
+    if isinstance(started, Mapping) and started:
+        from lightly_airflow.run_origin import RunOrigin
+
+        extra["started_by"] = RunOrigin.from_dict(started).text()
     return Counts(
         processed=rows.num_rows if rows.num_rows or not summary.get("processed") else int(summary["processed"]),
         ok=by_status[C.STATUS_OK], corrupt=by_status[C.STATUS_CORRUPT], duplicate=by_status[C.STATUS_DUPLICATE],

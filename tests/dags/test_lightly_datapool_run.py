@@ -64,6 +64,12 @@ def test_two_incremental_runs_then_nothing_new(airflow_db, dagbag, tmp_path) -> 
     assert sorted(rows1.column(C.KEY).to_pylist()) == sorted(first)
     selected1 = rows1.filter(rows1.column(C.SELECTED)).column(C.KEY).to_pylist()
     assert len(selected1) == 12
+    # What started the run, from the task's context (dag.test makes a manual run): in the commit and the report
+    assert pool.history()[-1]["started_by"]["run_type"] == "manual"
+    from lightly_airflow import staging
+
+    report = (pool_dir / "_reports" / staging.run_slug(run1.run_id) / "index.html").read_text()
+    assert "<b>Started by:</b> a manual trigger" in report
 
     second = add_batch(source, Batch("second", (90, 150), ("chelsea",)))
     run2, states = _run(dag, conf, datetime(2026, 3, 2, tzinfo=UTC))
