@@ -33,8 +33,10 @@ METADATA_SCHEMA_FILE = "metadata/schema.json"
 # Lightly names video frames ``<video name>-<frame index, zero padded>-<video extension>.png``. Lightly's own
 # extensions, and two it does not list, named the same way: Matroska (``.mkv``: dashcams, screen and OBS
 # recordings, robot logs; PyAV reads it as WebM, the same container) and the MPEG transport streams of AVCHD
-# camcorders (``.mts``/``.m2ts``: decoded from the start, as MPEG-PS).
-VIDEO_EXTENSIONS = ("mp4", "m4v", "hevc", "mpg", "mpeg", "avi", "mov", "webm", "mkv", "mts", "m2ts")
+# camcorders (``.mts``/``.m2ts``: decoded from the start, as MPEG-PS), and of everything else (``.ts``: HLS
+# segments, broadcast, surveillance and dashcam recordings; a TypeScript file shares the extension and becomes
+# a problem row saying so, ``video.index.transport_stream_problem``).
+VIDEO_EXTENSIONS = ("mp4", "m4v", "hevc", "mpg", "mpeg", "avi", "mov", "webm", "mkv", "mts", "m2ts", "ts")
 _FRAME_RE = re.compile(r"^(?P<stem>.+)-(?P<index>\d+)-(?P<ext>" + "|".join(VIDEO_EXTENSIONS) + r")$", re.IGNORECASE)
 
 

@@ -31,6 +31,35 @@ def seekable_format(container: Any) -> bool:
     return bool(set(str(container.format.name).split(",")) & SEEKABLE_FORMATS)
 
 
+#: MPEG transport stream packets: 188 bytes (``.ts``), or 192 with a 4-byte timecode first (BDAV: ``.m2ts``)
+TS_SYNC = 0x47
+TS_PACKETS = ((188, 0), (192, 4))
+
+
+def is_transport_stream(head: bytes) -> bool:
+    """Whether ``head`` (a file's first bytes, up to 1 KiB or the whole file) starts as an MPEG transport stream:
+    the sync byte 0x47 at each packet start it holds (at least one)."""
+    for size, offset in TS_PACKETS:
+        starts = range(offset, min(len(head), 5 * size), size)
+        if len(starts) and all(head[i] == TS_SYNC for i in starts):
+            return True
+    return False
+
+
+def transport_stream_problem(head: bytes) -> str:
+    """The problem of a ``.ts`` file that is no MPEG transport stream (``head``: its first bytes), naming what
+    it seems to be (a TypeScript file shares the extension) and the fix."""
+    try:
+        head.decode("utf-8")
+        text = True
+    except UnicodeDecodeError as exc:  # (a character cut at the end of the head is still text)
+        text = exc.start > len(head) - 4
+    text = text and b"\0" not in head
+    what = "text (a TypeScript or other source file named .ts?)" if text else "another kind of file"
+    return (f"not an MPEG transport stream: {what}, no 0x47 sync byte at its packet starts. It is not read again "
+            "while unchanged; to leave .ts files out of the listing, give extensions without 'ts'")
+
+
 def container_seekable(source: Any) -> bool:
     """:func:`seekable_format` of a video (a path or a binary file object), opening it without a demux pass
     (FFmpeg reads the header; a format without one, MPEG-PS/TS, is probed from its first packets, ~5 MB at most)."""

@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
-from lightly_airflow.storage import StorageCredentials, filesystem
-from lightly_airflow.video.index import VideoIndex, index_video
+from lightly_airflow.storage import StorageCredentials, filesystem, join_uri
+from lightly_airflow.video.index import VideoIndex, index_video, is_transport_stream, transport_stream_problem
 from lightly_airflow.video.naming import frame_name, is_video_key, parse_frame_name
 from lightly_airflow.video.source import ArchivedFileError, open_video_source
 
@@ -54,7 +55,13 @@ def index_videos(
     def one(key: str) -> VideoIndex:
         try:
             with open_video_source(datasource_uri, key, credentials, fs=fs, root=root) as source:
-                return index_video(source)
+                info = index_video(source)
+            if info.problem and not info.n_frames and key.lower().endswith(".ts"):
+                # (a TypeScript file shares the extension: said so, rather than "cannot open the video")
+                head = _head(fs, join_uri(root, key))
+                if not is_transport_stream(head):
+                    info.problem = transport_stream_problem(head)
+            return info
         except ArchivedFileError as exc:
             return VideoIndex(problem=str(exc))
         except FileNotFoundError:
@@ -63,6 +70,12 @@ def index_videos(
     keys = list(keys)
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(keys) or 1))) as pool:
         return dict(zip(keys, pool.map(one, keys)))
+
+
+def _head(fs: Any, path: str, size: int = 1024) -> bytes:
+    """A file's first ``size`` bytes (one ranged read)."""
+    with fs.open(path, "rb") as fh:
+        return bytes(fh.read(size))
 
 
 def expand_videos(

@@ -23,6 +23,7 @@ CODECS: dict[str, tuple[str | None, str, dict[str, str]]] = {
     "mkv": ("matroska", "libx264", {"g": "24", "bf": "2", "preset": "veryfast"}),
     "mts": ("mpegts", "libx264", {"g": "24", "preset": "veryfast"}),
     "m2ts": ("mpegts", "libx264", {"g": "24", "bf": "2", "preset": "veryfast"}),
+    "ts": ("mpegts", "libx264", {"g": "24", "bf": "2", "preset": "veryfast"}),
     "mpg": ("mpeg", "mpeg2video", {"g": "12"}),
     "mpeg": ("mpeg", "mpeg2video", {"g": "12"}),
 }

@@ -38,7 +38,7 @@ def test_frame_names_follow_lightly() -> None:
         frame_name("a.mp4", 5, 5)
 
 
-@pytest.mark.parametrize("ext", ["mp4", "m4v", "mov", "avi", "webm", "mkv", "mpg", "mpeg", "mts", "m2ts"])
+@pytest.mark.parametrize("ext", ["mp4", "m4v", "mov", "avi", "webm", "mkv", "mpg", "mpeg", "mts", "m2ts", "ts"])
 def test_index_counts_and_orders_frames_as_pyav_decodes(video_files: dict[str, str], ext: str) -> None:
     path = video_files[ext]
     info = index_video(path)
@@ -46,12 +46,12 @@ def test_index_counts_and_orders_frames_as_pyav_decodes(video_files: dict[str, s
     assert info.problem is None
     assert info.n_frames == len(decoded) == 31
     assert info.pts == [p for p, _ in decoded]
-    assert info.seekable == (ext not in ("mpg", "mpeg", "mts", "m2ts"))
+    assert info.seekable == (ext not in ("mpg", "mpeg", "mts", "m2ts", "ts"))
     secs = [info.seconds(i) for i in range(info.n_frames)]
     assert all(b > a for a, b in zip(secs, secs[1:]))
 
 
-@pytest.mark.parametrize("ext", ["mp4", "avi", "webm", "mkv", "mpg", "mov", "m2ts"])
+@pytest.mark.parametrize("ext", ["mp4", "avi", "webm", "mkv", "mpg", "mov", "m2ts", "ts"])
 @pytest.mark.parametrize("start,stop", [(0, 5), (7, 19), (13, 14), (25, 31), (3, 31)])
 def test_a_range_decodes_exactly_its_frames(video_files: dict[str, str], ext: str, start: int, stop: int) -> None:
     path = video_files[ext]
@@ -942,3 +942,19 @@ def test_untagged_hd_video_is_read_with_the_matrix_players_guess(tmp_path, size,
     assert np.abs(centres(results[0].small) - want).max() <= 8  # (64 px: patches 8 px wide, bilinear)
     luminance = (np.array([0.299, 0.587, 0.114]) * want.mean(axis=0)).sum() / 255 * 100  # (patches fill the frame)
     assert results[0].metrics["luminance"] == pytest.approx(luminance, abs=0.5)
+
+
+def test_a_transport_stream_is_told_from_a_typescript_file_by_its_sync_bytes(video_files: dict[str, str]) -> None:
+    from lightly_airflow.video.index import is_transport_stream, transport_stream_problem
+
+    for ext in ("ts", "mts", "m2ts"):  # 188-byte packets, and BDAV's 192 with a timecode first
+        with open(video_files[ext], "rb") as fh:
+            assert is_transport_stream(fh.read(1024)), ext
+    with open(video_files["mp4"], "rb") as fh:
+        mp4 = fh.read(1024)
+    code = "export const x: number = 1;\nconsole.log(`é ${x}`);\n".encode() * 40
+    for head in (mp4, code, b"", b"G" + b"\0" * 1023):  # ("G" is 0x47: one sync byte is no stream)
+        assert not is_transport_stream(head)
+    assert "text (a TypeScript" in transport_stream_problem(code[:1023])  # (a character cut at the end)
+    assert "another kind of file" in transport_stream_problem(mp4)
+    assert "another kind of file" in transport_stream_problem(b"\0" * 64)

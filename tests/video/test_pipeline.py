@@ -648,10 +648,11 @@ def test_anamorphic_video_keeps_its_pixel_grid_and_shows_square_pixels(tmp_path:
     assert index_video(str(path)).sample_aspect_ratio == Fraction(32, 27)
 
 
-@pytest.mark.parametrize("ext", ["mkv", "MTS"])
+@pytest.mark.parametrize("ext", ["mkv", "MTS", "ts"])
 def test_a_matroska_or_camcorder_video_is_listed_and_its_frames_are_samples(tmp_path: Path, ext: str) -> None:
-    """``.mkv`` (dashcams, screen and OBS recordings, robot logs) and an AVCHD camcorder's ``.MTS`` (a transport
-    stream of 192-byte packets) are not in Lightly's list; they were counted as unsupported files. Their frames
+    """``.mkv`` (dashcams, screen and OBS recordings, robot logs), an AVCHD camcorder's ``.MTS`` (a transport
+    stream of 192-byte packets) and a plain ``.ts`` transport stream (188-byte packets: HLS segments, broadcast
+    and surveillance recordings) are not in Lightly's list; they were counted as unsupported files. Their frames
     are samples named as Lightly names frames."""
     from lightly_airflow.datapool import Datapool
     from lightly_airflow.video.synthetic import scene, scene_frames, write_video
@@ -662,6 +663,8 @@ def test_a_matroska_or_camcorder_video_is_listed_and_its_frames_are_samples(tmp_
     write_video(str(src / video), scene_frames(scene("rocket"), 14, (160, 120), seed=5), ext=ext.lower())
     if ext == "MTS":
         assert (src / video).read_bytes()[4] == 0x47 and (src / video).stat().st_size % 192 == 0  # (BDAV packets)
+    if ext == "ts":
+        assert (src / video).read_bytes()[0] == 0x47 and (src / video).stat().st_size % 188 == 0
     listed, counts, summary = run_once(src, pool_dir, "run1")
     assert listed.new_files == 1 and listed.new == 14 and sum(c["embedded"] for c in counts) == 14
     rows = {r[C.KEY]: r for r in Datapool(f"file://{pool_dir}").read().to_pylist()}
@@ -671,3 +674,32 @@ def test_a_matroska_or_camcorder_video_is_listed_and_its_frames_are_samples(tmp_
     assert frame[C.FRAME_SECONDS] == pytest.approx(13 / 24, abs=1e-3)
     selected = [k for k, r in rows.items() if r[C.SELECTED]]
     assert selected and all((src / ".lightly" / "frames" / k).is_file() for k in selected)
+
+
+def test_a_typescript_file_named_ts_is_a_problem_row_that_says_so_and_is_not_read_again(tmp_path: Path) -> None:
+    """``.ts`` is also TypeScript's extension: beside a transport stream a source file is listed too; it becomes
+    one problem row naming what it is and the fix (not "cannot open the video"), the video's frames are
+    samples, and a second run finds nothing new (the row is known by key and content)."""
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.video import frame_name
+    from lightly_airflow.video.synthetic import scene, scene_frames, write_video
+
+    src, pool_dir = tmp_path / "src", tmp_path / "pool"
+    (src / "web").mkdir(parents=True)
+    (src / "cam").mkdir()
+    write_video(str(src / "cam" / "seg-0001.ts"), scene_frames(scene("coffee"), 10, (160, 120), seed=2), ext="ts")
+    (src / "web" / "app.ts").write_text("import { f } from './lib';\nexport const área: number = f(2) * 3;\n" * 20)
+    listed, counts, summary = run_once(src, pool_dir, "run1")
+    assert listed.new_files == 2 and listed.new == 11  # (10 frames and the problem row)
+    rows = {r[C.KEY]: r for r in Datapool(f"file://{pool_dir}").read().to_pylist()}
+    assert sorted(k for k in rows if k.startswith("cam/")) == [frame_name("cam/seg-0001.ts", i, 10) for i in range(10)]
+    assert rows[frame_name("cam/seg-0001.ts", 9, 10)][C.STATUS] == C.STATUS_OK
+    code = rows["web/app.ts"]
+    assert code[C.STATUS] == C.STATUS_CORRUPT
+    assert code[C.STATUS_REASON].startswith("not an MPEG transport stream: text (a TypeScript or other source file")
+    assert "extensions without 'ts'" in code[C.STATUS_REASON]
+    from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.pipeline import list_new
+
+    again = list_new(NewFilesQuery(datasource_uri=f"file://{src}", datapool_uri=f"file://{pool_dir}"), run_id="run2")
+    assert again.new == 0 and not again.manifests
