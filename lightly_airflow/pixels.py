@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import logging
 import math
 import re
 import struct
@@ -31,6 +32,7 @@ from lightly_airflow import heif
 from lightly_airflow.jit import njit
 
 heif.register()  # (HEIC photos open like any image; pi-heif loads on the first one)
+logger = logging.getLogger(__name__)
 
 try:
     from PIL import ImageCms
@@ -750,19 +752,23 @@ LOSSY_FORMATS = {"HEIF", "AVIF"}
 LOSSY_QUALITY = 92
 
 
-def browser_copy(img: Image.Image, fmt: str | None = None, note: str | None = None) -> tuple[bytes, str]:
+def browser_copy(img: Image.Image, fmt: str | None = None, note: str | None = None, *, keep_exif: bool = False
+                 ) -> tuple[bytes, str]:
     """``img`` (from :func:`open_image`) as a browser shows it (:func:`display_rgb`: upright, 8-bit sRGB), encoded
     as ``fmt`` (``JPEG`` or ``PNG``; default: JPEG when ``img`` was lossily coded, :data:`LOSSY_FORMATS`, else PNG),
     with ``note`` as its comment (JPEG ``COM``, PNG ``tEXt`` ``Comment``, both near the file's start). The UI's full
     image and an export's viewable copies (``datapool.export``) are made here: the same pixels.
 
+    :param keep_exif: a JPEG carries ``img``'s EXIF (:func:`upright_exif`: camera, capture time, GPS …).
     :returns: ``(bytes, content type)``.
     """
     fmt = fmt or ("JPEG" if img.format in LOSSY_FORMATS else "PNG")
     out = io.BytesIO()
     rgb = display_rgb(img)
     if fmt == "JPEG":
-        rgb.save(out, format="JPEG", quality=LOSSY_QUALITY, **({"comment": note.encode()} if note else {}))
+        exif = upright_exif(img) if keep_exif else None
+        rgb.save(out, format="JPEG", quality=LOSSY_QUALITY, **({"comment": note.encode()} if note else {}),
+                 **({"exif": exif} if exif else {}))
         return out.getvalue(), "image/jpeg"
     info = None
     if note:
@@ -772,6 +778,25 @@ def browser_copy(img: Image.Image, fmt: str | None = None, note: str | None = No
         info.add_text("Comment", note)
     rgb.save(out, format="PNG", pnginfo=info)
     return out.getvalue(), "image/png"
+
+
+def upright_exif(img: Image.Image) -> bytes | None:
+    """``img``'s EXIF (the camera, the capture time, GPS: IFD0 and its Exif and GPS IFDs) for a copy with upright
+    pixels: the orientation set to 1 (the copy is turned already; a viewer must not turn it again) and no
+    thumbnail. None without EXIF, or EXIF that cannot be read (the copy is made without it, logged)."""
+    raw = img.info.get("exif")
+    if not raw:
+        return None
+    try:
+        exif = Image.Exif()
+        exif.load(raw)
+        exif.get_ifd(0x8769)  # (loaded, so written back: the Exif IFD, with the capture time)
+        exif.get_ifd(0x8825)  # (the GPS IFD)
+        exif[0x0112] = 1
+        return exif.tobytes()
+    except Exception as exc:  # noqa: BLE001 - a damaged EXIF block never stops a copy
+        logger.warning("EXIF of a %s image could not be read, its copy is made without it: %s", img.format, exc)
+        return None
 
 
 def display_rgb(img: Image.Image) -> Image.Image:

@@ -199,8 +199,9 @@ def warn_unviewable(records: list[ExportRecord], tag: str) -> None:
 COPY_FORMATS = {"HEIC": ("JPEG", ".jpg"), "HEIF": ("JPEG", ".jpg"), "TIFF": ("PNG", ".png")}
 #: The comment a viewable copy carries (JPEG ``COM``, PNG ``tEXt``, near the start): the etag (content identity) of the
 #: datasource file it was made from, so an export run again keeps copies of unchanged files instead of decoding
-#: them again, and remakes the copy of a file replaced under the same key.
-COPY_NOTE = "lightly-source-etag={etag};"
+#: them again, and remakes the copy of a file replaced under the same key. ``copy=2``: copies that carry the photo's
+#: EXIF (copies made before, without it, are made again once).
+COPY_NOTE = "lightly-source-etag={etag};copy=2;"
 COPY_HEAD_BYTES = 4096
 
 
@@ -233,8 +234,10 @@ def write_viewable_copies(
     """A browser-viewable copy of every record's image of :data:`UNVIEWABLE_IMAGES` (iPhone HEIC, TIFF), written
     under ``copies`` (:func:`copy_uri`), and ``records`` with those URIs (:func:`key_uri` of the copy root).
 
-    The pixels are the UI's (:func:`lightly_airflow.pixels.browser_copy`: upright by EXIF and ``irot``, 8-bit sRGB;
-    EXIF and other metadata are not carried over). Each copy appears whole (``storage.write_bytes``) and names the
+    The pixels are the UI's (:func:`lightly_airflow.pixels.browser_copy`: upright by EXIF and ``irot``, 8-bit sRGB);
+    a JPEG copy (HEIC/HEIF) carries the photo's EXIF (camera, capture time, GPS: :func:`~lightly_airflow.pixels.
+    upright_exif`, orientation 1 as the pixels are upright); a PNG copy of a TIFF carries none (its TIFF tags are the
+    file's structure). Each copy appears whole (``storage.write_bytes``) and names the
     source's etag (:data:`COPY_NOTE`): a copy made from the same content is kept, not decoded again. An image that
     cannot be read or decoded (gone, damaged) keeps its own URI and is named in ``failed`` and in a warning; the
     others are copied. Reads and writes run on :func:`~lightly_airflow.storage.map_io`'s threads. ``etags``: each
@@ -273,7 +276,7 @@ def write_viewable_copies(
                 img = open_image(data, fit=True)
             except UnidentifiedImageError:
                 return record, "failed", not_an_image(data)  # (libheif's words for a damaged HEIC)
-            data, _ = browser_copy(img, COPY_FORMATS[kind][0], note)
+            data, _ = browser_copy(img, COPY_FORMATS[kind][0], note, keep_exif=True)
             write_bytes(data, target, credentials)
         except Exception as exc:  # noqa: BLE001 - one image that cannot be copied keeps its own URI; named below
             return record, "failed", f"{type(exc).__name__}: {exc}"

@@ -127,3 +127,55 @@ def test_copies_of_images_on_s3_are_written_to_s3(tmp_path: Path, digits: Any, s
     again = write_viewable_copies(pool, "r1", export_records(pool, "r1", datasource_credentials=s3_bucket.credentials),
                                   copies, source_credentials=s3_bucket.credentials, credentials=s3_bucket.credentials)
     assert (again.written, again.kept, again.failed) == (0, 1, [])
+
+
+def test_a_photos_copy_keeps_its_exif_upright(tmp_path: Path, digits: Any) -> None:
+    """The JPEG copy of an iPhone photo carries its camera, capture time and GPS position (labelling and training
+    tools sort and filter by them), with orientation 1: the copy's pixels are upright already, and a viewer that
+    turned them again by the source's orientation (6) would show the photo on its side."""
+    src, copies = tmp_path / "phone", tmp_path / "copies"
+    src.mkdir()
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F], exif[0x0110] = 6, "Apple", "iPhone 15 Pro"
+    exif.get_ifd(0x8769)[0x9003] = "2026:11:30 08:15:00"  # DateTimeOriginal
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2], gps[3], gps[4] = "N", (52.0, 31.0, 12.5), "E", (13.0, 24.0, 1.0)
+    upright = halves((200, 30, 30), (30, 30, 200))
+    (src / "IMG_0002.HEIC").write_bytes(encode_heic(np.ascontiguousarray(np.rot90(upright, -1)), rotation=90,
+                                                    exif=exif.tobytes(), qp=4))
+    pool = Datapool(str(tmp_path / "pool"))
+    commit(pool, digits, ["IMG_0002.HEIC"], src, "r1")
+    export_records(pool, "r1", viewable_copies=str(copies))
+    with Image.open(copies / "IMG_0002.HEIC.jpg") as img:
+        assert img.size == (64, 32)  # upright
+        assert np.asarray(img.convert("RGB"), dtype=np.int16)[:, :28, 0].mean() > 150  # red on the left
+        got = img.getexif()
+        assert (got.get(0x0112), got.get(0x010F), got.get(0x0110)) == (1, "Apple", "iPhone 15 Pro")
+        assert got.get_ifd(0x8769).get(0x9003) == "2026:11:30 08:15:00"
+        position = got.get_ifd(0x8825)
+        assert position.get(1) == "N" and tuple(float(v) for v in position.get(2)) == (52.0, 31.0, 12.5)
+        assert position.get(3) == "E"
+
+
+def test_a_copy_made_without_the_exif_is_made_again_once(tmp_path: Path, digits: Any) -> None:
+    """A copy an earlier release wrote (its comment without ``copy=2``: no EXIF) is made again, then kept."""
+    from lightly_airflow.pixels import browser_copy, open_image
+
+    src, copies = tmp_path / "phone", tmp_path / "copies"
+    src.mkdir()
+    exif = Image.Exif()
+    exif[0x010F] = "Apple"
+    data = encode_heic(halves((200, 30, 30), (30, 30, 200)), exif=exif.tobytes(), qp=4)
+    (src / "IMG_3.HEIC").write_bytes(data)
+    pool = Datapool(str(tmp_path / "pool"))
+    commit(pool, digits, ["IMG_3.HEIC"], src, "r1")
+    etag = pool.read(columns=[C.ETAG]).column(C.ETAG)[0].as_py()
+    old, _ = browser_copy(open_image(data, fit=True), "JPEG", f"lightly-source-etag={etag};")
+    copies.mkdir()
+    (copies / "IMG_3.HEIC.jpg").write_bytes(old)
+    first = write_viewable_copies(pool, "r1", export_records(pool, "r1"), str(copies))
+    assert (first.written, first.kept) == (1, 0)
+    with Image.open(copies / "IMG_3.HEIC.jpg") as img:
+        assert img.getexif().get(0x010F) == "Apple"
+    again = write_viewable_copies(pool, "r1", export_records(pool, "r1"), str(copies))
+    assert (again.written, again.kept) == (0, 1)
