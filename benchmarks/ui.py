@@ -128,6 +128,9 @@ def main() -> int:
             "/lightly/api/pools/bench/map?color=metadata.lightly.sharpness"
         ),
         "map payload of a tag (10k points)": "/lightly/api/pools/bench/map?tag=initial-tag&color=selected",
+        "grid sorted by similarity to a sample, 100 (HTML)": f"/lightly/pools/bench/samples?sort=similar:{sid}&limit=100",
+        "similar samples within a tag (10k), 100 (HTML)": (
+            f"/lightly/pools/bench/samples?tag=initial-tag&sort=similar:{sid}&limit=100"),
     }
 
     def timed(target: str | list[str]) -> float:

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from lightly_airflow import columns as C
 from lightly_airflow.datapool.rows import COMMIT_VERSION
 from lightly_airflow.plugins import html as H
-from lightly_airflow.plugins.query import SHOW_IMAGES, SHOW_OBJECTS, Scope, View, column_group
+from lightly_airflow.plugins.query import SHOW_IMAGES, SHOW_OBJECTS, SIMILAR, Scope, View, column_group
 
 EXPORT_FORMATS = (("list", "file list"), ("csv", "CSV"), ("label-studio", "Label Studio"), ("coco", "COCO"))
 
@@ -243,9 +243,10 @@ def grid_page(
     base = pool_url(root, pool, "samples")
     params = scope.to_params()
     sort, desc = page["sort"], page["descending"]
+    similar = page.get("similar_key") if sort.startswith(SIMILAR) else None
     sort_opts = "".join(
         f'<option value="{H.e(c)}"{" selected" if c == sort else ""}>{H.e(c)}</option>' for c in view.sortable()
-    )
+    ) + (f'<option value="{H.e(sort)}" selected>similarity to {H.e(similar)}</option>' if similar is not None else "")
     sorter = (
         f'<form method="get" action="{H.e(base)}" class="toolbar">{_hidden(params)}'
         f'<label>Sort by <select name="sort">{sort_opts}</select></label>'
@@ -259,7 +260,8 @@ def grid_page(
         href = pool_url(root, pool, "samples", H.seg(sid)) + qs([("version", scope.version)])
         thumb = pool_url(root, pool, "thumbnails", H.seg(sid))
         rank = item.get(C.PICK_RANK)
-        value = "" if sort in (C.PICK_RANK, C.KEY) else f'<br>{H.e(sort)} <b>{fmt(item.get("value"))}</b>'
+        value = ("" if sort in (C.PICK_RANK, C.KEY) else f'<br>distance <b>{fmt(item.get("value"))}</b>'
+                 if similar is not None else f'<br>{H.e(sort)} <b>{fmt(item.get("value"))}</b>')
         if scope.objects:
             cls = "card obj sel" if item.get(C.OBJECT_SELECTED) else "card obj"
             state = f"{object_label(item)}<br>{'image picked' if item.get(C.OBJECT_SELECTED) else 'image not picked'}"
@@ -290,6 +292,11 @@ def grid_page(
         tools = (f'<div class="toolbar">{sorter}{export_links(root, pool, scope)} · '
                  f'{H.link(pool_url(root, pool, "map") + qs(params), "map of these")}</div>'
                  + unviewable_note(view.unviewable_count(scope), pool, scope) + save_tag_form(root, pool, scope))
+    if similar is not None:
+        query_href = pool_url(root, pool, "samples", H.seg(sort[len(SIMILAR):])) + qs([("version", scope.version)])
+        head += (f'<p class="box">Ordered by similarity to {H.link(query_href, similar)}, '
+                 f'{"farthest" if desc else "nearest"} first: the distance of their embeddings (0: the same, '
+                 "√2: unrelated, 2: opposite). Filters, tags and runs narrow what is compared.</p>")
     main = (
         head + run_links(root, pool, run_of(view, scope), run_files or set()) + tools
         + (f'<div class="grid">{"".join(cards)}</div>' if cards else
@@ -492,7 +499,8 @@ def sample_page(
         + f'<p><code>{H.e(key)}</code> · sample id <code>{H.e(sid)}</code> · version {H.e(view.version)}</p>'
         + '<div class="layout"><div class="main">'
         + f'<div class="figure"><img src="{H.e(image_url)}" alt="{H.e(key)}">{overlay}</div>{pred_note}'
-        + "</div><div class=\"side\">" + status_box + f"<h3>Tags</h3><p>{tag_pills}</p>" + "".join(why) + "</div></div>"
+        + "</div><div class=\"side\">" + status_box + f"<h3>Tags</h3><p>{tag_pills}</p>"
+        + similar_link(root, pool, view, sid, row, SHOW_IMAGES) + "".join(why) + "</div></div>"
         + (objects_section(root, pool, view, objects, bool(row.get(C.SELECTED))) if objects else "")
         + tables + "<h2>Versions of this sample</h2>" + versions
     )
@@ -506,6 +514,18 @@ def column_tables(groups: dict[str, list[tuple[str, str]]]) -> str:
     order = ["Sample", "Metadata", "Scores", "Predictions"]
     return "".join(f"<h2>{H.e(g)}</h2>" + H.table(["Column", "Value"], sorted(items))
                    for g, items in sorted(groups.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9))
+
+
+def similar_link(root: str, pool: str, view: View, sid: str, row: dict[str, Any], show: str) -> str:
+    """A link to the grid of this version's samples (or objects) ordered by similarity to this one (its embedding);
+    nothing for a row without one (``View.sample`` gives its size as ``embedding``)."""
+    if not row.get("embedding"):
+        return ""
+    params: list[tuple[str, Any]] = [("version", view.version), ("sort", SIMILAR + sid)]
+    if show == SHOW_OBJECTS:
+        params.append(("show", SHOW_OBJECTS))
+    what = "objects" if show == SHOW_OBJECTS else "samples"
+    return f'<p>{H.link(pool_url(root, pool, "samples") + qs(params), f"Find similar {what}")}</p>'
 
 
 def object_page(
@@ -561,7 +581,8 @@ def object_page(
         + image_link + '<div class="layout"><div class="main">'
         + f'<h3>Its crop</h3><div class="figure crop"><img src="{H.e(crop_url)}" alt="{H.e(key)}"></div>'
         + in_image + f'</div><div class="side"><div class="box {"ok" if row.get(C.OBJECT_SELECTED) else ""}">{chosen}</div>'
-        + f"<h3>{object_label(row)}</h3>{facts}</div></div>" + tables
+        + f"<h3>{object_label(row)}</h3>{facts}" + similar_link(root, pool, view, sid, row, SHOW_OBJECTS)
+        + "</div></div>" + tables
     )
     crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)),
               ("objects", pool_url(root, pool, "samples") + qs([("show", SHOW_OBJECTS)])), (str(key), None)]

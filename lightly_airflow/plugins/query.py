@@ -48,6 +48,11 @@ CACHE_SECONDS = 600.0
 SHOW_IMAGES, SHOW_OBJECTS = "images", "objects"
 
 
+#: A grid's ``sort`` by similarity to one sample: ``similar:<sample id>`` orders the scope by the Euclidean
+#: distance of each row's embedding to that sample's (unit vectors: the cosine order), nearest first.
+SIMILAR = "similar:"
+
+
 class QueryError(ValueError):
     """A request names an unknown column, a bad value or version; the message is safe to show."""
 
@@ -397,19 +402,40 @@ class View:
         return int(_cached(_unviewable_cache, key, lambda: self.sql(text).column("n")[0].as_py()))
 
     # -------------------------------------------------------------- grid
+    def similarity(self, sample_id: str) -> tuple[str, str]:
+        """The SQL distance of each row's embedding to sample ``sample_id``'s (its latest row in this version that
+        has one) and that sample's key: for :data:`SIMILAR` sorts.
+
+        :raises QueryError: the version has no embeddings, or the sample none (a corrupt file: never embedded)."""
+        if C.EMBEDDING not in self.columns:
+            raise QueryError("This datapool version has no embeddings to compare samples by.")
+        emb = quote_ident(C.EMBEDDING)
+        rows = self.sql(
+            f"SELECT {quote_ident(C.KEY)} AS k, {emb} AS e FROM pool WHERE {quote_ident(C.SAMPLE_ID)} = "
+            f"{quote_literal(sample_id)} AND {emb} IS NOT NULL ORDER BY {quote_ident(COMMIT_VERSION)} DESC LIMIT 1"
+        ).to_pylist()
+        if not rows:
+            raise QueryError(f"Sample {sample_id!r} has no embedding in version {self.version} (corrupt or missing "
+                             "files are not embedded), so there is nothing to compare with.")
+        vector = np.asarray(rows[0]["e"], dtype=np.float64)
+        if not len(vector) or not np.isfinite(vector).all():
+            raise QueryError(f"Sample {sample_id!r} has an empty or non-finite embedding.")
+        literal = ", ".join(repr(float(v)) for v in vector)  # (numbers only: repr of floats)
+        return f"array_distance({emb}, make_array({literal}))", str(rows[0]["k"])
+
     def grid(self, scope: Scope, *, sort: str | None, descending: bool, offset: int, limit: int) -> dict[str, Any]:
         """One page of the scope: ``{total, sort, descending, items: [{sample_id, key, pick_rank, selected, status,
-        commit_version, value}]}`` in the sort order (nulls last, then sample id)."""
+        commit_version, value}]}`` in the sort order (nulls last, then sample id). A :data:`SIMILAR` sort orders by
+        the distance to that sample's embedding (``value``; rows without one last) and adds ``similar_key``."""
         by_rank = (scope.tag or scope.run) and C.PICK_RANK in self.columns and not scope.objects
         sort = sort or (C.PICK_RANK if by_rank else C.KEY)
+        if sort.startswith(SIMILAR):
+            return self._similar_grid(scope, sort, descending=descending, offset=offset, limit=limit)
         if sort not in self.sortable():
-            raise QueryError(f"Cannot sort by {sort!r}; sortable columns: {self.sortable()}.")
+            raise QueryError(f"Cannot sort by {sort!r}; sortable columns: {self.sortable()} or "
+                             f"{SIMILAR}<sample id>.")
         where = self.where(scope)
-        shown: tuple[str, ...] = (C.SAMPLE_ID, C.KEY, C.PICK_RANK, C.SELECTED, C.STATUS, COMMIT_VERSION)
-        if scope.objects:
-            shown = (C.SAMPLE_ID, C.KEY, C.STATUS, COMMIT_VERSION, C.PARENT_KEY, C.OBJECT_TASK, C.OBJECT_CATEGORY,
-                     C.OBJECT_SCORE, C.OBJECT_SELECTED)
-        wanted = [c for c in shown if c in self.columns]
+        wanted = self._grid_columns(scope)
         cols = ", ".join(quote_ident(c) for c in dict.fromkeys([*wanted, sort]))
         direction = "DESC" if descending else "ASC"
         rows = self.sql(
@@ -419,6 +445,25 @@ class View:
         total = self.count(scope)
         items = [{**{c: r.get(c) for c in wanted}, "value": r.get(sort)} for r in rows]
         return {"total": total, "sort": sort, "descending": descending, "offset": offset, "limit": limit, "items": items}
+
+    def _grid_columns(self, scope: Scope) -> list[str]:
+        shown: tuple[str, ...] = (C.SAMPLE_ID, C.KEY, C.PICK_RANK, C.SELECTED, C.STATUS, COMMIT_VERSION)
+        if scope.objects:
+            shown = (C.SAMPLE_ID, C.KEY, C.STATUS, COMMIT_VERSION, C.PARENT_KEY, C.OBJECT_TASK, C.OBJECT_CATEGORY,
+                     C.OBJECT_SCORE, C.OBJECT_SELECTED)
+        return [c for c in shown if c in self.columns]
+
+    def _similar_grid(self, scope: Scope, sort: str, *, descending: bool, offset: int, limit: int) -> dict[str, Any]:
+        distance, key = self.similarity(sort[len(SIMILAR):])
+        wanted = self._grid_columns(scope)
+        rows = self.sql(
+            f"SELECT {', '.join(quote_ident(c) for c in wanted)}, {distance} AS lightly_distance FROM pool "
+            f"{self.where(scope)} ORDER BY lightly_distance {'DESC' if descending else 'ASC'} NULLS LAST, "
+            f"{quote_ident(C.SAMPLE_ID)} LIMIT {int(limit)} OFFSET {int(offset)}"
+        ).to_pylist()
+        items = [{**{c: r.get(c) for c in wanted}, "value": r.get("lightly_distance")} for r in rows]
+        return {"total": self.count(scope), "sort": sort, "descending": descending, "offset": offset, "limit": limit,
+                "items": items, "similar_key": key}
 
     # -------------------------------------------------------------- facets
     def facets(self, show: str = SHOW_IMAGES) -> dict[str, Any]:

@@ -75,6 +75,28 @@ def test_sample_page_shows_image_columns_and_why(page, curation):
     _shot(page, curation, "sample", full=True)
 
 
+def test_find_similar_from_a_sample_page(page, curation):
+    """The sample page's "Find similar samples": the grid ordered by the distance of the embeddings, the sample
+    itself first at 0, each card with its distance, the sort box saying what it is sorted by."""
+    page.goto(curation.base + "/lightly/pools/demo/samples?tag=initial-tag&sort=pick_rank")
+    page.click(".card a.thumb >> nth=2")
+    page.wait_for_load_state("networkidle")
+    key = page.inner_text("p code >> nth=0")
+    page.click("a:has-text('Find similar samples')")
+    page.wait_for_load_state("networkidle")
+    body = page.inner_text("body")
+    assert f"Ordered by similarity to {key}, nearest first" in body
+    first = page.inner_text(".card .cap >> nth=0")
+    assert first.startswith(key) and "distance 0" in first
+    distances = [float(m) for m in re.findall(r"distance ([0-9.]+)", page.inner_text(".grid"))]
+    assert len(distances) == 60 and distances == sorted(distances) and distances[1] > 0
+    assert page.eval_on_selector("select[name=sort]", "s => s.options[s.selectedIndex].text") == f"similarity to {key}"
+    page.eval_on_selector_all(".card img", "els => els.forEach(e => { e.loading = 'eager'; })")
+    _wait(page, "[...document.querySelectorAll('.card img')].every(e => e.complete)")
+    assert all(w > 0 for w in _loaded_images(page, ".card img")[:12])
+    _shot(page, curation, "similar")
+
+
 def test_map_hover_click_and_lasso_tag(page, curation):
     page.goto(curation.base + "/lightly/pools/demo/map?color=metadata.source")
     _wait(page, "document.getElementById('mapstatus').textContent.startsWith('Showing')")

@@ -329,3 +329,41 @@ def test_parse_scope_ignores_empty_fields():
     s = parse_scope([("version", ""), ("tag", "t"), ("lo.a", ""), ("hi.a", "3"), ("in.b", "x"), ("in.b", "y")])
     assert s.version is None and s.tag == "t" and s.filters.hi == {"a": 3.0} and s.filters.values == {"b": ["x", "y"]}
     assert s.filters.lo == {}
+
+
+# ------------------------------------------------------------------------------------------------ similar samples
+def test_similar_samples_are_ordered_by_the_distance_of_their_embeddings(client, configured):
+    """``sort=similar:<sample id>``: the scope ordered by the Euclidean distance of each sample's embedding to that
+    sample's (checked against numpy), the sample itself first at 0, rows without an embedding last; paged, and
+    narrowed by tags and filters like any sort; the sample page links to it."""
+    rows = _all(configured)
+    ok = rows.filter(pc.is_valid(rows.column(C.EMBEDDING)))
+    x = np.asarray(ok.column(C.EMBEDDING).to_pylist(), dtype=np.float64)
+    ids = ok.column(C.SAMPLE_ID).to_pylist()
+    q = 17
+    d = np.sqrt(((x - x[q]) ** 2).sum(axis=1))
+    want = [ids[i] for i in sorted(range(len(ids)), key=lambda i: (round(d[i], 5), ids[i]))]
+    body = client.get(f"/lightly/api/pools/main/samples?sort=similar:{ids[q]}&limit=10").json()
+    assert body["total"] == rows.num_rows and body["similar_key"] == ok.column(C.KEY)[q].as_py()
+    assert [i["sample_id"] for i in body["items"]] == want[:10] and body["items"][0]["value"] == 0.0
+    got = np.array([i["value"] for i in body["items"]])
+    assert np.allclose(got, np.sort(d)[:10], atol=1e-4)
+    assert _ids(client, f"/lightly/api/pools/main/samples?sort=similar:{ids[q]}&limit=10&offset=10") == want[10:20]
+    last = client.get(f"/lightly/api/pools/main/samples?sort=similar:{ids[q]}&limit=1000").json()["items"]
+    assert all(i["value"] is None for i in last[len(ids):]) and len(last) == rows.num_rows  # (corrupt: no embedding)
+    # Narrowed: the tag's samples only, in the same order.
+    tagged = set(_ids(client, "/lightly/api/pools/main/samples?tag=batch-2&limit=1000"))
+    in_tag = _ids(client, f"/lightly/api/pools/main/samples?tag=batch-2&sort=similar:{ids[q]}&limit=1000")
+    assert in_tag == [s for s in want if s in tagged]
+    # A sample without an embedding, an unknown one, or SQL in the id: a 400 that says why, never SQL.
+    corrupt = rows.filter(pc.is_null(rows.column(C.EMBEDDING))).column(C.SAMPLE_ID)[0].as_py()
+    for bad in (corrupt, "0" * 32, "x' OR 1=1 --"):
+        r = client.get(f"/lightly/api/pools/main/samples?sort=similar:{quote(bad)}")
+        assert r.status_code == 400 and "has no embedding" in r.json()["detail"]
+    # The sample page links to the grid ordered by similarity to it; that grid says so and shows it first.
+    page = client.get(f"/lightly/pools/main/samples/{ids[q]}").text
+    href = next(h for h in links(page).hrefs if "similar" in h)
+    assert "Find similar samples" in page
+    grid = client.get(href).text
+    assert "Ordered by similarity to" in grid and "nearest first" in grid
+    assert grid.index(f"/thumbnails/{ids[q]}") < grid.index(f"/thumbnails/{want[1]}")

@@ -211,3 +211,26 @@ def test_an_object_of_a_truncated_image_gets_a_clear_error_not_a_500(tmp_path, m
         assert r.status_code == 404, r.status_code
         assert "cannot be decoded" in r.text and obj[C.PARENT_KEY] in r.text and "truncated" in r.text
         assert c.get(f"/lightly/pools/objects/samples/{obj[C.SAMPLE_ID]}").status_code == 200
+
+
+def test_similar_objects_are_objects_ordered_by_their_crops_embeddings(oclient, object_pool):
+    """An object's page links to the objects ordered by the distance of their crops' embeddings to its own; the
+    images are not compared with objects (their embeddings are of whole images)."""
+    from urllib.parse import unquote
+
+    from .test_app import links
+
+    objects = _objects(_rows(object_pool))
+    objects = objects.filter(pc.is_valid(objects.column(C.EMBEDDING)))
+    x = np.asarray(objects.column(C.EMBEDDING).to_pylist(), dtype=np.float64)
+    ids = objects.column(C.SAMPLE_ID).to_pylist()
+    d = np.sqrt(((x - x[0]) ** 2).sum(axis=1))
+    page = oclient.get(f"/lightly/pools/objects/samples/{ids[0]}").text
+    assert "Find similar objects" in page
+    href = unquote(next(h for h in links(page).hrefs if "similar" in h).replace("&amp;", "&"))
+    assert "show=objects" in href
+    api = href.replace("/lightly/pools/", "/lightly/api/pools/") + "&limit=1000"
+    got = oclient.get(api).json()
+    assert got["total"] == len(ids) and all(i[C.PARENT_KEY] for i in got["items"])
+    assert [i["sample_id"] for i in got["items"]][0] == ids[0]
+    assert np.allclose([i["value"] for i in got["items"]], np.sort(d), atol=1e-4)
