@@ -869,6 +869,7 @@ def select_and_commit(
             run_id=run_id, dag_id=dag_id, tag=run_tag, config=config.model_dump(mode="json", exclude_none=True),
             counts=counts, embedding_model=str(model), embedding_dim=int(dim), snapshot=snap,
             datasource_uri=_meta_value(meta, C.DATASOURCE_URI_METADATA_KEY), started_by=origin or None,
+            stop_reason=metrics.get("stop_reason"),
         )
         summary.version = result_commit.version
         summary.tag = result_commit.tag
@@ -1039,6 +1040,7 @@ def finish_committed_run(
         selected=int(counts.get("selected", entry.get("selected") or 0)), corrupt=int(counts.get("corrupt", 0)),
         duplicate=int(counts.get("duplicate", 0)), missing=int(counts.get("missing", 0)),
         started_by=dict(entry.get("started_by") or {}),  # (what the commit recorded)
+        metrics={"stop_reason": entry["stop_reason"]} if entry.get("stop_reason") else {},
     )
     pool.record_commit(run_id, version, summary.tag)
     out_dir = staging.reports_dir(datapool_uri, run_id)

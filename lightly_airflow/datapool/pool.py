@@ -293,7 +293,7 @@ class Datapool:
         self, rows: pa.Table, *, run_id: str, dag_id: str, tag: str | None, config: dict[str, Any],
         counts: dict[str, Any], embedding_model: str, embedding_dim: int, read_version: int | None = None,
         datasource_uri: str | None = None, snapshot: Snapshot | None = None,
-        started_by: dict[str, Any] | None = None,
+        started_by: dict[str, Any] | None = None, stop_reason: str | None = None,
     ) -> CommitResult:
         """Commit one run's rows as one new pool version; a no-op if the run committed before.
 
@@ -314,6 +314,8 @@ class Datapool:
             version (the log is read again only if that write loses a race).
         :param started_by: what started the run (:meth:`RunOrigin.to_dict <lightly_airflow.run_origin.RunOrigin.to_dict>`),
             recorded as ``started_by`` in the commit (``history()``).
+        :param stop_reason: why the selection stopped (``n_reached``, …), recorded for a report rebuilt from the
+            pool after a worker died past the commit.
         :raises ConcurrentCommitError: another run committed since ``read_version``: re-read and re-select.
         :raises EmbeddingMismatchError: model or dimension differ from the pool's.
         :raises TagExistsError: ``tag`` names an earlier run's tag.
@@ -379,6 +381,8 @@ class Datapool:
             meta["datasource_uri"] = str(datasource_uri)
         if started_by:
             meta["started_by"] = _jsonable(started_by)
+        if stop_reason:
+            meta["stop_reason"] = str(stop_reason)
         try:
             _write_deltalake(
                 table, data, mode="append", schema_mode="merge",
@@ -398,7 +402,7 @@ class Datapool:
                 return self.commit(
                     rows, run_id=run_id, dag_id=dag_id, tag=tag, config=config, counts=counts,
                     embedding_model=embedding_model, embedding_dim=embedding_dim, datasource_uri=datasource_uri,
-                    snapshot=latest, started_by=started_by,
+                    snapshot=latest, started_by=started_by, stop_reason=stop_reason,
                 )
             raise ConcurrentCommitError(
                 f"Another run committed to {self.uri} while run {run_id!r} was writing (pool now at version "

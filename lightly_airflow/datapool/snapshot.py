@@ -402,6 +402,7 @@ def history_entry(commit: dict[str, Any], version: int) -> dict[str, Any]:
         "embedding_dim": meta.get("embedding_dim"),
         "datasource_uri": meta.get("datasource_uri"),
         "started_by": meta.get("started_by"),
+        "stop_reason": meta.get("stop_reason"),
         "parameters": _delta_vacuum_parameters(commit),
     }
 

@@ -1,5 +1,6 @@
 """What started a run: read from the task context's ``dag_run`` (Airflow's own run model), kept in the run summary,
-the commit's metadata (``datapool history``) and the report's header, also when a retry finds the run committed.
+the commit's metadata (``datapool history``) and the report's header, also when a retry finds the run committed
+(and rebuilds the report from the pool: the stop reason is recorded in the commit for it as well).
 
 The watcher's case is real end to end but for the scheduler: ``NewFilesEventTrigger`` runs on real files, its
 event's payload is stored the way Airflow's triggerer stores it (``{"from_trigger": True, "payload": …}``), and
@@ -149,6 +150,7 @@ def test_the_commit_the_report_and_the_history_say_the_watcher_started_the_run(t
     assert again.already_committed and again.started_by == summary.started_by
     rebuilt = (pool_dir / "_reports" / staging.run_slug(run_id) / "index.html").read_text()
     assert "<b>Started by:</b> the new-file watcher announced 6 new files" in rebuilt
+    assert "<b>Stop reason:</b> n_reached" in report and "<b>Stop reason:</b> n_reached" in rebuilt  # (recorded too)
 
     capsys.readouterr()
     assert main(["datapool", "history", f"file://{pool_dir}"]) == 0
