@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 
-def build(path: Path, n: int, seed: int = 0) -> str:
+def build(path: Path, n: int, seed: int = 0, dim: int = 64) -> str:
     """Commit ``n`` synthetic samples as one run (skipped when the pool exists)."""
     from lightly_airflow import columns as C
     from lightly_airflow.datapool import Datapool
@@ -38,7 +38,6 @@ def build(path: Path, n: int, seed: int = 0) -> str:
     if pool.exists():
         return uri
     rng = np.random.default_rng(seed)
-    dim = 64
     centres = rng.standard_normal((20, dim)).astype(np.float32)
     cluster = rng.integers(0, 20, n)
     emb = centres[cluster] + 0.6 * rng.standard_normal((n, dim), dtype=np.float32)
@@ -67,7 +66,7 @@ def build(path: Path, n: int, seed: int = 0) -> str:
     rows = add_layout(pa.table(cols), uri)
     t = time.perf_counter()
     pool.commit(rows, run_id="scheduled__2026-01-01T00:00:00+00:00", dag_id="bench", tag=None,
-                config={"n_samples": 10_000}, counts={"processed": n}, embedding_model="synthetic-64",
+                config={"n_samples": 10_000}, counts={"processed": n}, embedding_model=f"synthetic-{dim}",
                 embedding_dim=dim, read_version=None, datasource_uri="file:///nonexistent")
     print(f"built a {n:,}-sample pool in {time.perf_counter() - t:.1f} s (commit) at {path}", flush=True)
     return uri
@@ -90,10 +89,11 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "lightly-ui-bench"))
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--dim", type=int, default=64, help="embedding width (the default model writes 1280)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    path = Path(args.dir) / f"pool-{args.n}"
-    uri = build(path, args.n)
+    path = Path(args.dir) / (f"pool-{args.n}" if args.dim == 64 else f"pool-{args.n}-d{args.dim}")
+    uri = build(path, args.n, dim=args.dim)
     os.environ["LIGHTLY_DATAPOOLS"] = json.dumps({"bench": {"uri": uri}})
     os.environ.pop("AIRFLOW__LIGHTLY__DATAPOOLS", None)
 
