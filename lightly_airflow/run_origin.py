@@ -18,6 +18,9 @@ __all__ = ["AssetEventOrigin", "RunOrigin", "WATCHER_STATUS"]
 
 #: the ``status`` of the new-file watcher's event payload (``NewFilesEventTrigger``)
 WATCHER_STATUS = "new_files"
+#: Airflow's ``SqsSensorTrigger`` (the watcher with ``LIGHTLY_NEW_FILES_QUEUE``): ``{"status": "success",
+#: "message_batch": [SQS messages]}``, each message's body an S3 event notification (``Records[].s3.object.key``)
+SQS_STATUS = "success"
 
 #: Airflow's run types (``DagRunType`` values) in words; another value is shown as it is
 RUN_TYPES = {
@@ -67,6 +70,8 @@ class AssetEventOrigin:
     announced: int | None = None  #: of those, not announced by an earlier event
     listed: int | None = None  #: files the check listed
     source: str | None = None  #: ``dag_id/run_id`` (``.task_id``) of the task that emitted it, when one did
+    notified: int | None = None  #: S3 notifications of created files among the SQS messages it carried
+    messages: int | None = None  #: SQS messages it carried (test events and others included)
 
     @classmethod
     def from_event(cls, asset: str, extra: Mapping[str, Any] | None, at: Any, source: str | None = None
@@ -78,9 +83,15 @@ class AssetEventOrigin:
         if isinstance(payload, Mapping) and payload.get("status") == WATCHER_STATUS:
             return cls(asset=asset, at=_when(at), watcher=True, new_files=_int(payload.get("new")),
                        announced=_int(payload.get("unannounced")), listed=_int(payload.get("listed")), source=source)
+        batch = payload.get("message_batch") if isinstance(payload, Mapping) else None
+        if isinstance(batch, list) and isinstance(payload, Mapping) and payload.get("status") == SQS_STATUS:
+            return cls(asset=asset, at=_when(at), source=source, messages=len(batch), notified=_created(batch))
         return cls(asset=asset, at=_when(at), source=source)
 
     def text(self) -> str:
+        if self.messages is not None:
+            return (f"{self.notified:,} S3 notifications of new files (of {self.messages:,} SQS messages) at "
+                    f"{_short(self.at)} (asset {self.asset})")
         if self.watcher:
             count = "new files" if self.new_files is None else f"{self.new_files:,} new files"
             fresh = (f", {self.announced:,} not announced before"
@@ -128,6 +139,8 @@ class RunOrigin:
             counts = [e.new_files for e in watched]
             return (f"watcher: {counts[-1]:,} new" if counts[-1] is not None else "watcher") + (
                 f" ({len(watched)} events)" if len(watched) > 1 else "")
+        if self.events and all(e.messages is not None for e in self.events):
+            return f"S3 notices: {sum(e.notified or 0 for e in self.events):,}"
         if self.events and self.run_type in ("asset_triggered", "asset_materialization"):
             return "asset event" if len(self.events) == 1 else f"{len(self.events)} asset events"
         what = {"scheduled": "schedule", "operator_triggered": "another DAG"}.get(self.run_type, self.run_type)
@@ -155,6 +168,23 @@ class RunOrigin:
         if self.interval_start and self.interval_end and self.interval_start != self.interval_end:
             what += f" (data interval {_short(self.interval_start)} – {_short(self.interval_end)})"
         return what
+
+
+def _created(messages: list[Any]) -> int:
+    """How many ``ObjectCreated`` records the S3 event notifications among SQS ``messages`` hold (a body that is
+    no S3 notification, e.g. S3's ``s3:TestEvent`` when notifications are set up, counts none)."""
+    import json
+
+    n = 0
+    for m in messages:
+        try:
+            body = json.loads(m.get("Body") or "{}") if isinstance(m, Mapping) else {}
+        except (TypeError, ValueError):
+            continue
+        records = body.get("Records") if isinstance(body, Mapping) else None
+        n += sum(1 for r in records or [] if isinstance(r, Mapping) and str(r.get("eventName", "")).startswith(
+            "ObjectCreated"))
+    return n
 
 
 def origin_of_events(events: Sequence[tuple[str, Mapping[str, Any] | None, Any, str | None]]) -> tuple[AssetEventOrigin, ...]:

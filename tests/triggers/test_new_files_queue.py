@@ -1,0 +1,114 @@
+"""``LIGHTLY_NEW_FILES_QUEUE``: the example DAG's watcher polls an SQS queue that receives the datasource bucket's
+S3 event notifications (Airflow's ``SqsSensorTrigger``) instead of listing the bucket every interval.
+
+On moto (S3 and SQS in one server): the bucket notifies the queue of objects created under its images prefix;
+the watcher the DAG builds, run as the triggerer runs it with the datasource's Airflow connection, yields one
+event with those notifications and deletes them; the run started by it says so (``RunOrigin``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from datasource.conftest import png_bytes
+
+DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "lightly_datapool.py"
+
+
+def _dag_watchers(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    code = (
+        "import json, runpy\n"
+        "from airflow.serialization.serialized_objects import DagSerialization\n"
+        f"dag = runpy.run_path({str(DAG_FILE)!r})['dag']\n"
+        "condition = dag.timetable.asset_condition\n"
+        "watchers = [[w.name, *w.trigger.serialize()] for a in condition.objects for w in a.watchers]\n"
+        "print(json.dumps({'watchers': watchers, 'sensor_waits': dag.get_task('wait_for_new_files').wait,\n"
+        "                  'serialized': 'SqsSensorTrigger' in json.dumps(DagSerialization.to_dict(dag))}))\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env})
+
+
+QUEUE = "https://sqs.eu-central-1.amazonaws.com/123456789012/lightly-new-files"
+
+
+def test_the_dag_watches_the_queue_with_the_datasources_connection() -> None:
+    proc = _dag_watchers({"LIGHTLY_SCHEDULE": "new-files", "LIGHTLY_NEW_FILES_QUEUE": QUEUE,
+                          "LIGHTLY_DATASOURCE_URI": "s3://bucket/images", "LIGHTLY_DATASOURCE_CONN_ID": "aws_data",
+                          "LIGHTLY_POKE_INTERVAL_S": "120"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    [[name, classpath, kwargs]] = out["watchers"]
+    assert (name, classpath) == ("lightly-new-files", "airflow.providers.amazon.aws.triggers.sqs.SqsSensorTrigger")
+    assert {k: kwargs[k] for k in ("sqs_queue", "aws_conn_id", "waiter_delay", "wait_time_seconds", "num_batches",
+                                   "delete_message_on_reception")} == {
+        "sqs_queue": QUEUE, "aws_conn_id": "aws_data", "waiter_delay": 120, "wait_time_seconds": 20, "num_batches": 1,
+        "delete_message_on_reception": True}
+    assert out["sensor_waits"] is False and out["serialized"] is True
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"LIGHTLY_NEW_FILES_QUEUE": QUEUE}, "start runs only with LIGHTLY_SCHEDULE=new-files"),
+    ({"LIGHTLY_SCHEDULE": "new-files", "LIGHTLY_NEW_FILES_QUEUE": "arn:aws:sqs:eu-central-1:123456789012:q"},
+     "LIGHTLY_NEW_FILES_QUEUE='arn:aws:sqs"),
+])
+def test_a_queue_that_cannot_work_stops_the_dag_from_loading_naming_the_variable(env: dict[str, str], words: str) -> None:
+    proc = _dag_watchers({"LIGHTLY_SCHEDULE": "", **env})
+    assert proc.returncode != 0 and words in proc.stderr
+
+
+@pytest.mark.slow
+def test_the_buckets_notifications_become_one_event_and_the_run_says_so(
+        s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import boto3
+    from airflow.sdk.api.datamodels._generated import DagRunType
+    from operators.test_run_origin import _dag_run, _event
+
+    from lightly_airflow.operators.base import run_origin
+
+    kw: dict[str, Any] = {"endpoint_url": s3_endpoint, "aws_access_key_id": "test", "aws_secret_access_key": "test",
+                          "region_name": "us-east-1"}
+    s3, sqs = boto3.client("s3", **kw), boto3.client("sqs", **kw)
+    bucket = f"notify-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+    queue = sqs.create_queue(QueueName=f"lightly-new-files-{os.getpid()}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [{
+        "QueueArn": arn, "Events": ["s3:ObjectCreated:*"],
+        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "images/"}]}}}]})
+    for i in range(3):
+        s3.put_object(Bucket=bucket, Key=f"images/cam/{i:03d}.png", Body=png_bytes(i))
+    s3.put_object(Bucket=bucket, Key="images-lightly/.lightly/frames/x.png", Body=png_bytes(9))  # (not notified)
+
+    conn = {"conn_type": "aws", "login": "test", "password": "test",
+            "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DATA", json.dumps(conn))
+    for name, value in {"LIGHTLY_SCHEDULE": "new-files", "LIGHTLY_NEW_FILES_QUEUE": queue,
+                        "LIGHTLY_DATASOURCE_URI": f"s3://{bucket}/images", "LIGHTLY_DATASOURCE_CONN_ID": "aws_data",
+                        "LIGHTLY_DATAPOOL_URI": f"file://{tmp_path / 'pool'}", "LIGHTLY_POKE_INTERVAL_S": "1"}.items():
+        monkeypatch.setenv(name, value)
+    dag = runpy.run_path(str(DAG_FILE))["dag"]
+    [asset] = dag.timetable.asset_condition.objects
+    trigger = asset.watchers[0].trigger
+
+    async def first() -> dict[str, Any]:
+        async for event in trigger.run():
+            return dict(event.payload)
+        raise AssertionError("no event")
+
+    payload = asyncio.run(asyncio.wait_for(first(), 60))
+    keys = [r["s3"]["object"]["key"] for m in payload["message_batch"] for r in json.loads(m["Body"]).get("Records", [])]
+    assert sorted(keys) == [f"images%2Fcam%2F{i:03d}.png" for i in range(3)]  # (S3 URL-encodes keys in events)
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)  # read and deleted
+    stored = json.loads(json.dumps({"from_trigger": True, "payload": payload}, default=str))  # (the event's extra)
+    origin = run_origin({"dag_run": _dag_run(DagRunType.ASSET_TRIGGERED, [_event(stored)])})
+    assert origin is not None and origin.events[0].notified == 3
+    assert origin.text().startswith(f"3 S3 notifications of new files (of {len(payload['message_batch'])} SQS messages)")
+    assert origin.short() == "S3 notices: 3"
