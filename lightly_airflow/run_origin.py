@@ -1,4 +1,5 @@
-"""What started a run: the schedule, a person, a backfill, or the new-file watcher's announcement.
+"""What started a run: the schedule, a person, a backfill, the new-file watcher's announcement, or the bucket's S3
+event notifications (the watcher on an SQS queue, ``LIGHTLY_NEW_FILES_QUEUE``).
 
 A run that started when files landed (``LIGHTLY_SCHEDULE=new-files``, :mod:`lightly_airflow.triggers.new_files_event`)
 and one the daily schedule started look alike in the datapool unless the run says which it was. The Airflow layer
@@ -9,6 +10,7 @@ metadata and the report's header (:meth:`RunOrigin.text`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -173,8 +175,6 @@ class RunOrigin:
 def _created(messages: list[Any]) -> int:
     """How many ``ObjectCreated`` records the S3 event notifications among SQS ``messages`` hold (a body that is
     no S3 notification, e.g. S3's ``s3:TestEvent`` when notifications are set up, counts none)."""
-    import json
-
     n = 0
     for m in messages:
         try:
