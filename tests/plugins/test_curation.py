@@ -367,3 +367,7 @@ def test_similar_samples_are_ordered_by_the_distance_of_their_embeddings(client,
     grid = client.get(href).text
     assert "Ordered by similarity to" in grid and "nearest first" in grid
     assert grid.index(f"/thumbnails/{ids[q]}") < grid.index(f"/thumbnails/{want[1]}")
+    among_selected = next(h for h in links(page).hrefs if "similar" in h and "initial-tag" in h)
+    chosen = set(_ids(client, "/lightly/api/pools/main/samples?tag=initial-tag&limit=1000"))
+    got = _ids(client, among_selected.replace("/lightly/pools/", "/lightly/api/pools/") + "&limit=1000")
+    assert got == [s for s in want if s in chosen] and chosen
