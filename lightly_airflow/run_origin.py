@@ -92,7 +92,8 @@ class AssetEventOrigin:
 
     def text(self) -> str:
         if self.messages is not None:
-            return (f"{self.notified:,} S3 notifications of new files (of {self.messages:,} SQS messages) at "
+            n, m = self.notified or 0, self.messages
+            return (f"{n:,} S3 notification{'s' * (n != 1)} of new files (of {m:,} SQS message{'s' * (m != 1)}) at "
                     f"{_short(self.at)} (asset {self.asset})")
         if self.watcher:
             count = "new files" if self.new_files is None else f"{self.new_files:,} new files"

@@ -112,3 +112,6 @@ def test_the_buckets_notifications_become_one_event_and_the_run_says_so(
     assert origin is not None and origin.events[0].notified == 3
     assert origin.text().startswith(f"3 S3 notifications of new files (of {len(payload['message_batch'])} SQS messages)")
     assert origin.short() == "S3 notices: 3"
+    one = {"from_trigger": True, "payload": {**payload, "message_batch": payload["message_batch"][-1:]}}
+    single = run_origin({"dag_run": _dag_run(DagRunType.ASSET_TRIGGERED, [_event(one)])})
+    assert single is not None and single.text().startswith("1 S3 notification of new files (of 1 SQS message) at")
