@@ -429,41 +429,29 @@ class View:
         the distance to that sample's embedding (``value``; rows without one last) and adds ``similar_key``."""
         by_rank = (scope.tag or scope.run) and C.PICK_RANK in self.columns and not scope.objects
         sort = sort or (C.PICK_RANK if by_rank else C.KEY)
-        if sort.startswith(SIMILAR):
-            return self._similar_grid(scope, sort, descending=descending, offset=offset, limit=limit)
-        if sort not in self.sortable():
+        extra: dict[str, Any] = {}
+        if sort.startswith(SIMILAR):  # (a computed sort value, in the same query as a column's)
+            value, extra["similar_key"] = self.similarity(sort[len(SIMILAR):])
+        elif sort in self.sortable():
+            value = quote_ident(sort)
+        else:
             raise QueryError(f"Cannot sort by {sort!r}; sortable columns: {self.sortable()} or "
                              f"{SIMILAR}<sample id>.")
-        where = self.where(scope)
-        wanted = self._grid_columns(scope)
-        cols = ", ".join(quote_ident(c) for c in dict.fromkeys([*wanted, sort]))
-        direction = "DESC" if descending else "ASC"
-        rows = self.sql(
-            f"SELECT {cols} FROM pool {where} ORDER BY {quote_ident(sort)} {direction} NULLS LAST, "
-            f"{quote_ident(C.SAMPLE_ID)} LIMIT {int(limit)} OFFSET {int(offset)}"
-        ).to_pylist()
-        total = self.count(scope)
-        items = [{**{c: r.get(c) for c in wanted}, "value": r.get(sort)} for r in rows]
-        return {"total": total, "sort": sort, "descending": descending, "offset": offset, "limit": limit, "items": items}
-
-    def _grid_columns(self, scope: Scope) -> list[str]:
         shown: tuple[str, ...] = (C.SAMPLE_ID, C.KEY, C.PICK_RANK, C.SELECTED, C.STATUS, COMMIT_VERSION)
         if scope.objects:
             shown = (C.SAMPLE_ID, C.KEY, C.STATUS, COMMIT_VERSION, C.PARENT_KEY, C.OBJECT_TASK, C.OBJECT_CATEGORY,
                      C.OBJECT_SCORE, C.OBJECT_SELECTED)
-        return [c for c in shown if c in self.columns]
-
-    def _similar_grid(self, scope: Scope, sort: str, *, descending: bool, offset: int, limit: int) -> dict[str, Any]:
-        distance, key = self.similarity(sort[len(SIMILAR):])
-        wanted = self._grid_columns(scope)
+        wanted = [c for c in shown if c in self.columns]
+        direction = "DESC" if descending else "ASC"
         rows = self.sql(
-            f"SELECT {', '.join(quote_ident(c) for c in wanted)}, {distance} AS lightly_distance FROM pool "
-            f"{self.where(scope)} ORDER BY lightly_distance {'DESC' if descending else 'ASC'} NULLS LAST, "
-            f"{quote_ident(C.SAMPLE_ID)} LIMIT {int(limit)} OFFSET {int(offset)}"
+            f"SELECT {', '.join(quote_ident(c) for c in wanted)}, {value} AS lightly_sort_value FROM pool "
+            f"{self.where(scope)} ORDER BY lightly_sort_value {direction} NULLS LAST, {quote_ident(C.SAMPLE_ID)} "
+            f"LIMIT {int(limit)} OFFSET {int(offset)}"
         ).to_pylist()
-        items = [{**{c: r.get(c) for c in wanted}, "value": r.get("lightly_distance")} for r in rows]
-        return {"total": self.count(scope), "sort": sort, "descending": descending, "offset": offset, "limit": limit,
-                "items": items, "similar_key": key}
+        total = self.count(scope)
+        items = [{**{c: r.get(c) for c in wanted}, "value": r.get("lightly_sort_value")} for r in rows]
+        return {"total": total, "sort": sort, "descending": descending, "offset": offset, "limit": limit, "items": items,
+                **extra}
 
     # -------------------------------------------------------------- facets
     def facets(self, show: str = SHOW_IMAGES) -> dict[str, Any]:
