@@ -20,7 +20,7 @@ from lightly_airflow.pipeline import (
     validate_params,
 )
 
-#: ``DagRun.run_type`` of runs created by ``airflow backfill create`` (a str enum: compare with ``==``).
+#: ``RunOrigin.run_type`` (``DagRun.run_type``'s value) of runs created by ``airflow backfill create``.
 BACKFILL = "backfill"
 
 
@@ -141,8 +141,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
         origin = run_origin(context)
         if origin is not None:
             self.log.info("Run %s started by %s.", context["run_id"], origin.text())
-        dag_run = context.get("dag_run")
-        backfill = dag_run is not None and dag_run.run_type == BACKFILL
+        backfill = origin is not None and origin.run_type == BACKFILL
         if backfill:
             self.log.info(
                 "Backfill run %s: %s.", context["run_id"],
