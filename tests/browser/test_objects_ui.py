@@ -62,6 +62,14 @@ def test_image_page_draws_objects_and_lists_crops(page, curation):
     assert "Object of image" in body and key in body and "Selected: its run picked its image" in body
     assert _loaded_images(page, ".figure.crop img")[0] > 0
     _shot(page, curation, "objects-object", full=True)
+    object_url = page.url
+    # "Find similar objects": the objects' grid ordered by the crops' embeddings, this object first at 0.
+    page.click("a:has-text('Find similar objects')")
+    page.wait_for_load_state("networkidle")
+    assert "objects match" in page.inner_text("body") and "Ordered by similarity to" in page.inner_text("body")
+    assert "distance 0" in page.inner_text(".card .cap >> nth=0")
+    _shot(page, curation, "objects-similar")
+    page.goto(object_url)
     page.click(f"a:has-text('{key}')")
     page.wait_for_load_state("networkidle")
     assert "Why it was picked" in page.inner_text("body")
