@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from lightly_airflow import columns as C
 from lightly_airflow import staging
 from lightly_airflow.datasource.query import ListingSkips, NewFilesQuery, QueryCredentials
+from lightly_airflow.review import PROPOSAL_FILE, Review, ReviewError, mismatch, proposal_record
 from lightly_airflow.storage import (
     StorageCredentials,
     filesystem,
@@ -111,6 +112,9 @@ class RunSummary:
     #: what started the run (:meth:`RunOrigin.to_dict <lightly_airflow.run_origin.RunOrigin.to_dict>`: the schedule, a
     #: person, the new-file watcher's announcement …); empty when the caller did not say
     started_by: dict[str, Any] = field(default_factory=dict)
+    #: a reviewed run's state (:meth:`Review.to_dict <lightly_airflow.review.Review.to_dict>`: awaiting review,
+    #: committed after review, discarded in review; who answered, when); empty without review
+    review: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -682,6 +686,7 @@ def select_and_commit(
     lightly_credentials: StorageCredentials | None = None,
     compaction: Any = None,
     started_by: Any = None,
+    review: Review | None = None,
 ) -> RunSummary:
     """Select from the run's samples and commit them to the datapool in one atomic, idempotent version.
 
@@ -712,6 +717,10 @@ def select_and_commit(
         files are merged after the commit (default: ``auto``); also after a retry that finds the run committed.
     :param started_by: a :class:`~lightly_airflow.run_origin.RunOrigin` (or its dict): what started the run, in
         the summary, the commit's metadata and the report's header.
+    :param review: review before commit (:mod:`lightly_airflow.review`): ``Review("propose")`` selects, writes
+        the report and the proposal, commits nothing and keeps the staging files; a ``decide`` review commits
+        only picks equal to the proposal's (else :class:`~lightly_airflow.review.ReviewError`, nothing committed)
+        or, discarded, commits nothing and removes the staging files.
     """
     from lightly_airflow import objects as objects_run
     from lightly_airflow.active_learning import QueryOptions
@@ -735,10 +744,16 @@ def select_and_commit(
             lightly_credentials=lightly_credentials, dag_id=dag_id,
         ), compaction)
 
-    if dry_run:
+    if dry_run or review is not None:  # (a finished dry run's or discarded proposal's record)
         finished = finished_dry_run(datapool_uri, run_id, datapool_credentials)
         if finished is not None:
             return finished
+    approving = review is not None and review.step == "decide" and review.approved
+    proposal = _read_proposal(datapool_uri, run_id, datapool_credentials) if approving else None
+    if approving and proposal is None:
+        raise ReviewError(f"Run {run_id!r} has no proposal to commit ({join_uri(reports_dir(datapool_uri, run_id), PROPOSAL_FILE)} "
+                          "is missing): its select task proposes first; clear that task to propose again. Nothing was "
+                          "committed.")
 
     if query_embeddings is None:
         from lightly_airflow.selection.queries import resolve_query_sets
@@ -805,6 +820,8 @@ def select_and_commit(
         else:
             reason = "no candidates" if not candidates.num_rows else "the labelled set already holds n_samples"
             picked_keys, metrics = [], {"stop_reason": reason}
+        if proposal is not None and (problem := mismatch(proposal, picked_keys, read_version)) is not None:
+            raise ReviewError(f"Run {run_id!r}: {problem}")
         rank = {k: i for i, k in enumerate(picked_keys)}
         keys = marked.column(C.KEY).to_pylist()
         selected = pa.array([k in rank for k in keys], pa.bool_())
@@ -836,14 +853,23 @@ def select_and_commit(
             missing_inputs={str(k): int(v) for k, v in (metrics.get("missing_inputs") or {}).items()},
             warnings=selection_warnings(candidates, config, metrics),
             objects=objects_run.summary(run_objects, object_rows, spec), listing=skips.summary(),
-            started_by=origin,
+            started_by=origin, review=review.to_dict() if review is not None else {},
         )
         for line in summary.warnings:
             log.warning("selection: %s", line)
-        if dry_run:
+        if dry_run or (review is not None and not approving):
             summary.report_uri = _report(out, datapool_uri, run_id, summary, config, preselected, datapool_credentials,
                                          dag_id=dag_id)
-            log.info("Dry run (enable_datapool_update=false): selected %d samples, committed nothing.", len(picked_keys))
+            if review is not None and review.step == "propose":  # (the staging files stay for the decision)
+                _write_proposal(datapool_uri, run_id, read_version, picked_keys, summary, datapool_credentials)
+                log.info("Proposed %d picks for review (datapool version %s read); %s.", len(picked_keys),
+                         read_version, review.text())
+                return summary
+            if dry_run:
+                log.info("Dry run (enable_datapool_update=false): selected %d samples, committed nothing.",
+                         len(picked_keys))
+            else:
+                log.info("Review: %s.", review.text() if review is not None else "")
             _finish_dry_run(datapool_uri, run_id, summary, datapool_credentials)
             return summary
         from lightly_airflow.report.layout import with_layout
@@ -869,7 +895,7 @@ def select_and_commit(
             run_id=run_id, dag_id=dag_id, tag=run_tag, config=config.model_dump(mode="json", exclude_none=True),
             counts=counts, embedding_model=str(model), embedding_dim=int(dim), snapshot=snap,
             datasource_uri=_meta_value(meta, C.DATASOURCE_URI_METADATA_KEY), started_by=origin or None,
-            stop_reason=metrics.get("stop_reason"),
+            stop_reason=metrics.get("stop_reason"), review=summary.review or None,
         )
         summary.version = result_commit.version
         summary.tag = result_commit.tag
@@ -1040,6 +1066,7 @@ def finish_committed_run(
         selected=int(counts.get("selected", entry.get("selected") or 0)), corrupt=int(counts.get("corrupt", 0)),
         duplicate=int(counts.get("duplicate", 0)), missing=int(counts.get("missing", 0)),
         started_by=dict(entry.get("started_by") or {}),  # (what the commit recorded)
+        review=dict(entry.get("review") or {}),
         metrics={"stop_reason": entry["stop_reason"]} if entry.get("stop_reason") else {},
     )
     pool.record_commit(run_id, version, summary.tag)
@@ -1187,6 +1214,32 @@ def finished_dry_run(datapool_uri: str, run_id: str, credentials: StorageCredent
     log.info("Dry run %s finished before (its summary: %s); nothing to do.", run_id, uri)
     remove_staging(datapool_uri, run_id, credentials)  # a retry after a kill between the record and the removal
     return RunSummary(**{k: v for k, v in recorded.items() if k in known})
+
+
+def _write_proposal(datapool_uri: str, run_id: str, version: int | None, picks: list[str], summary: RunSummary,
+                    credentials: StorageCredentials | None) -> None:
+    """Record a proposal for review (:data:`~lightly_airflow.review.PROPOSAL_FILE` in the run's report folder):
+    what the deciding step compares its picks with. Written after the report, so a proposal the reviewer can see
+    has its report."""
+    uri = join_uri(reports_dir(datapool_uri, run_id), PROPOSAL_FILE)
+    write_bytes(proposal_record(run_id, version, picks, summary.to_dict()), uri, credentials)
+    log.info("Proposal for review: %s", uri)
+
+
+def _read_proposal(datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> dict[str, Any] | None:
+    """The run's recorded proposal, or None when there is none.
+
+    :raises ReviewError: the record is damaged (nothing can be committed as reviewed)."""
+    uri = join_uri(reports_dir(datapool_uri, run_id), PROPOSAL_FILE)
+    fs, path = filesystem(uri, credentials)
+    try:
+        recorded = json.loads(fs.cat_file(path))
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise ReviewError(f"The proposal record {uri} is damaged ({exc}): clear the run's select task to propose "
+                          "again. Nothing was committed.") from None
+    return recorded if isinstance(recorded, dict) else None
 
 
 def remove_staging(datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> None:

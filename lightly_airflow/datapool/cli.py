@@ -181,17 +181,20 @@ def _history(args: argparse.Namespace) -> int:
                 e["vacuums"] = after[e["version"]]
         print(json.dumps(_jsonable(entries)))
         return 0
+    from lightly_airflow.review import review_short
     from lightly_airflow.run_origin import RunOrigin
 
     rows: list[dict[str, Any]] = []
     for e in entries:
         e["counts"] = e["counts"] or None
         e["started_by"] = RunOrigin.from_dict(e["started_by"]).short() if e.get("started_by") else None
+        e["review"] = review_short(e.get("review"))
         rows.append(e)
         rows.extend({"timestamp": v.get("started_at"), "operation": "vacuum", "counts": _Whole(describe_vacuum(v))}
                     for v in after.get(e["version"], []))
-    _print_table(rows, ["version", "timestamp", "operation", "run_id", "dag_id", "tag", "started_by", "rows", "selected",
-                        "counts"])
+    reviewed = ["review"] if any(e.get("review") for e in entries) else []  # (a column only where runs were reviewed)
+    _print_table(rows, ["version", "timestamp", "operation", "run_id", "dag_id", "tag", "started_by", *reviewed, "rows",
+                        "selected", "counts"])
     return 0
 
 

@@ -294,6 +294,7 @@ class Datapool:
         counts: dict[str, Any], embedding_model: str, embedding_dim: int, read_version: int | None = None,
         datasource_uri: str | None = None, snapshot: Snapshot | None = None,
         started_by: dict[str, Any] | None = None, stop_reason: str | None = None,
+        review: dict[str, Any] | None = None,
     ) -> CommitResult:
         """Commit one run's rows as one new pool version; a no-op if the run committed before.
 
@@ -316,6 +317,8 @@ class Datapool:
             recorded as ``started_by`` in the commit (``history()``).
         :param stop_reason: why the selection stopped (``n_reached``, …), recorded for a report rebuilt from the
             pool after a worker died past the commit.
+        :param review: a reviewed run's decision (:meth:`Review.to_dict <lightly_airflow.review.Review.to_dict>`:
+            who committed the proposal, when), recorded as ``review`` (``history()``).
         :raises ConcurrentCommitError: another run committed since ``read_version``: re-read and re-select.
         :raises EmbeddingMismatchError: model or dimension differ from the pool's.
         :raises TagExistsError: ``tag`` names an earlier run's tag.
@@ -383,6 +386,8 @@ class Datapool:
             meta["started_by"] = _jsonable(started_by)
         if stop_reason:
             meta["stop_reason"] = str(stop_reason)
+        if review:
+            meta["review"] = _jsonable(review)
         try:
             _write_deltalake(
                 table, data, mode="append", schema_mode="merge",
@@ -402,7 +407,7 @@ class Datapool:
                 return self.commit(
                     rows, run_id=run_id, dag_id=dag_id, tag=tag, config=config, counts=counts,
                     embedding_model=embedding_model, embedding_dim=embedding_dim, datasource_uri=datasource_uri,
-                    snapshot=latest, started_by=started_by, stop_reason=stop_reason,
+                    snapshot=latest, started_by=started_by, stop_reason=stop_reason, review=review,
                 )
             raise ConcurrentCommitError(
                 f"Another run committed to {self.uri} while run {run_id!r} was writing (pool now at version "

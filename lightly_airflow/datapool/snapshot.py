@@ -403,6 +403,7 @@ def history_entry(commit: dict[str, Any], version: int) -> dict[str, Any]:
         "datasource_uri": meta.get("datasource_uri"),
         "started_by": meta.get("started_by"),
         "stop_reason": meta.get("stop_reason"),
+        "review": meta.get("review"),
         "parameters": _delta_vacuum_parameters(commit),
     }
 

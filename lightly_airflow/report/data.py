@@ -95,6 +95,9 @@ def counts(rows: pa.Table, summary: Mapping[str, Any], preselected: pa.Table | N
         from lightly_airflow.run_origin import RunOrigin
 
         extra["started_by"] = RunOrigin.from_dict(started).text()
+    review = summary.get("review")
+    if isinstance(review, Mapping) and review.get("text"):
+        extra["review"] = str(review["text"])
     return Counts(
         processed=rows.num_rows if rows.num_rows or not summary.get("processed") else int(summary["processed"]),
         ok=by_status[C.STATUS_OK], corrupt=by_status[C.STATUS_CORRUPT], duplicate=by_status[C.STATUS_DUPLICATE],

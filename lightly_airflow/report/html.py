@@ -221,7 +221,7 @@ def render(
         f'<div class="card {cls}"><div class="n">{esc(_fmt(n))}</div><div class="l">{esc(label)}</div></div>'
         for label, n, cls in cards
     )
-    info = [f"{k.replace('_', ' ')}: {v}" for k, v in c.extra.items() if k != "started_by"]
+    info = [f"{k.replace('_', ' ')}: {v}" for k, v in c.extra.items() if k not in ("started_by", "review")]
     out = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -233,6 +233,8 @@ def render(
     ]
     if c.extra.get("started_by"):
         out.append(f'<p class="started"><b>Started by:</b> {esc(str(c.extra["started_by"]))}</p>')
+    if c.extra.get("review"):
+        out.append(f'<p class="review"><b>Review:</b> {esc(str(c.extra["review"]))}</p>')
     if links:
         out.insert(6, '<p class="sub">' + " · ".join(
             f'<a href="{esc(u)}"{" target=_top" if u.startswith("/") else ""}>{esc(k)}</a>'

@@ -1,0 +1,157 @@
+"""Review before commit: a run proposes its selection, a person commits or discards it, then the run ends.
+
+A datapool version is what downstream DAGs label and train on (their runs start on its asset event), so a team may
+want a person to look at a run's picks before they count. With review (the example DAG's ``LIGHTLY_REVIEW``), the
+select task **proposes**: it selects and writes the report as usual, commits nothing and keeps the run's staging
+files, and records the proposal (the pool version it read and the picks in order, :func:`write_proposal`). Airflow's
+Human-in-the-loop task then waits for a reviewer (``Commit`` or ``Discard`` in Airflow's Required Actions), and a
+second select task **decides**: it selects again on the pool as it is then and commits only when the picks are
+the proposal's, in the same order; a pool that changed meanwhile so that the picks differ is an error that commits
+nothing (:func:`mismatch`). A discard commits nothing, records the run's summary and removes its staging files.
+
+The Airflow layer reads the reviewer's answer (the Human-in-the-loop task's XCom) into a :class:`Review`; this
+module stays free of Airflow.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+__all__ = ["COMMIT", "DISCARD", "PROPOSAL_FILE", "Review", "ReviewError", "mismatch", "proposal_record", "review_body", "review_short"]
+
+#: the reviewer's two answers (the Human-in-the-loop task's options)
+COMMIT, DISCARD = "Commit", "Discard"
+#: the proposal's record, in the run's report folder (``<datapool>/_reports/<run>/``)
+PROPOSAL_FILE = "proposal.json"
+
+
+class ReviewError(RuntimeError):
+    """The reviewed proposal cannot be committed as it was reviewed (or there is none); nothing was committed."""
+
+
+@dataclass(frozen=True)
+class Review:
+    """Where a reviewed run is.
+
+    :param step: ``propose`` (select, report, commit nothing, keep the staging files) or ``decide`` (the reviewer
+        answered: commit the proposal, or discard it).
+    :param approved: ``decide``: commit (True) or discard (False).
+    :param by: who answered (the Airflow user's name, else id).
+    :param at: when (ISO 8601).
+    """
+
+    step: Literal["propose", "decide"]
+    approved: bool = False
+    by: str | None = None
+    at: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.step not in ("propose", "decide"):
+            raise ValueError(f"review step must be 'propose' or 'decide', not {self.step!r}")
+
+    @classmethod
+    def from_response(cls, response: Any, task_id: str = "the review task") -> Review:
+        """The reviewer's answer from the Human-in-the-loop task's result (its XCom): ``chosen_options``
+        (:data:`COMMIT` or :data:`DISCARD`), ``responded_by_user`` (``{"id", "name"}``), ``responded_at``.
+
+        :raises ReviewError: no answer (the task did not run or returned nothing) or one that is neither."""
+        if not isinstance(response, Mapping) or "chosen_options" not in response:
+            raise ReviewError(f"{task_id} left no answer (its result is {response!r}): the run commits nothing "
+                              "until a reviewer answers Commit or Discard in Airflow's Required Actions.")
+        chosen = response.get("chosen_options")
+        chosen = [chosen] if isinstance(chosen, str) else list(chosen or [])
+        if len(chosen) != 1 or chosen[0] not in (COMMIT, DISCARD):
+            raise ReviewError(f"{task_id} answered {chosen!r}; expected exactly one of {COMMIT!r} or {DISCARD!r}.")
+        user = response.get("responded_by_user")
+        by = None
+        if isinstance(user, Mapping):
+            by = str(user.get("name") or user.get("id") or "") or None
+        elif user:
+            by = str(user)
+        at = response.get("responded_at")
+        return cls("decide", approved=chosen[0] == COMMIT, by=by,
+                   at=at.isoformat() if isinstance(at, datetime) else (str(at) if at else None))
+
+    @property
+    def state(self) -> str:
+        """``awaiting review``, ``committed after review`` or ``discarded in review``."""
+        if self.step == "propose":
+            return "awaiting review"
+        return "committed after review" if self.approved else "discarded in review"
+
+    def text(self) -> str:
+        """One line for the report and the logs."""
+        if self.step == "propose":
+            return ("awaiting review: nothing is committed until a reviewer answers Commit or Discard in Airflow's "
+                    "Required Actions")
+        who = f" by {self.by}" if self.by else ""
+        when = f" at {self.at}" if self.at else ""
+        if self.approved:
+            return f"approved{who}{when}: the proposal was committed as reviewed"
+        return f"discarded{who}{when}: nothing committed"
+
+    def to_dict(self) -> dict[str, Any]:
+        """For the run summary and the commit's metadata: ``state``, ``by``, ``at`` and the ``text``."""
+        return {"state": self.state, "by": self.by, "at": self.at, "text": self.text()}
+
+
+def review_body(summary: Mapping[str, Any], report_url: str) -> str:
+    """What the reviewer reads in Airflow's Required Actions (Markdown): the proposal's counts, its warnings and
+    the link to its report (``summary``: the proposing task's :class:`~lightly_airflow.pipeline.RunSummary` dict)."""
+    version = summary.get("version")
+    lines = [
+        f"**{summary.get('selected', 0)}** samples selected of {summary.get('candidates', 0)} candidates "
+        f"({summary.get('processed', 0)} files processed in this run, {summary.get('pool_selected_before', 0)} "
+        f"selected before), on {'an empty datapool' if version is None else f'datapool version {version}'}.",
+        "",
+        *(f"- Warning: {w}" for w in summary.get("warnings") or []),
+        *([""] if summary.get("warnings") else []),
+        f"[Open the curation report]({report_url}) to see the picks, why each was picked and what the run missed.",
+        "",
+        "**Commit** adds exactly these picks to the datapool (if the datapool changed meanwhile so that the "
+        "selection differs, nothing is committed and the task says why); **Discard** commits nothing.",
+    ]
+    return "\n".join(lines)
+
+
+def review_short(recorded: Mapping[str, Any] | None) -> str | None:
+    """A commit's recorded review (:meth:`Review.to_dict`) in a few words, for ``datapool history``: ``approved
+    by alice``; None for a run committed without review."""
+    if not recorded:
+        return None
+    state = str(recorded.get("state") or "")
+    word = {"committed after review": "approved", "discarded in review": "discarded"}.get(state, state or "reviewed")
+    return f"{word} by {recorded['by']}" if recorded.get("by") else word
+
+
+def proposal_record(run_id: str, version: int | None, picks: Sequence[str], summary: Mapping[str, Any]) -> bytes:
+    """The proposal's record (:data:`PROPOSAL_FILE`): the pool version the selection read, the picks in order and
+    the run's summary (what the reviewer was shown)."""
+    return json.dumps({"run_id": run_id, "version": version, "picks": list(picks), "summary": dict(summary)}).encode()
+
+
+def mismatch(proposal: Mapping[str, Any], picks: Sequence[str], version: int | None) -> str | None:
+    """Why the picks of a selection on pool ``version`` are not the reviewed proposal's, or ``None`` when they are
+    (the same keys in the same order: the pool may have changed in ways that do not affect them)."""
+    reviewed = list(proposal.get("picks") or [])
+    picks = list(picks)
+    if picks == reviewed:
+        return None
+    was = proposal.get("version")
+
+    def name(v: Any) -> str:
+        return "the empty datapool" if v is None else f"version {v}"
+
+    changed = (f"the datapool changed after the proposal ({name(was)} was read for the review, now {name(version)})"
+               if was != version else f"the selection picks differently on the same datapool ({name(version)})")
+    if len(picks) != len(reviewed):
+        diff = f"{len(picks)} picks now against {len(reviewed)} reviewed"
+    else:
+        i = next(i for i, (a, b) in enumerate(zip(picks, reviewed, strict=True)) if a != b)
+        diff = f"pick {i + 1} is now {picks[i]!r}, the review showed {reviewed[i]!r}"
+    return (f"{changed}, and the selection is no longer the reviewed one ({diff}). Nothing was committed; clear "
+            "the run's select task to propose again on the pool as it is now.")
