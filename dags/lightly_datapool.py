@@ -31,6 +31,10 @@ environment variables so one DAG file serves every deployment:
 - ``LIGHTLY_LIVE_PHOTO_VIDEOS`` (false): the form's default of ``live_photo_videos``: ``true`` processes the
   motion clip of an iPhone Live Photo (a short ``.MOV`` beside the photo of the same name) as a video too; by
   default the photo is the sample and the clips are counted in the report (docs/datasources.md, "Live Photos").
+- ``LIGHTLY_REVIEW`` (false): ``true``: a person reviews each run's selection before it counts. ``select_and_commit``
+  then proposes (selects, writes the report, commits nothing), ``review_selection`` (Airflow's Human-in-the-loop)
+  waits for **Commit** or **Discard** in Airflow's Required Actions, and ``commit_reviewed`` commits exactly the
+  reviewed picks, or nothing (docs/datapool.md, "Review before commit").
 """
 
 from __future__ import annotations
@@ -92,6 +96,7 @@ except ValueError as _exc:
         f"{'set' if EMBEDDING_WEIGHTS else 'unset'} "
         f"do not work: {_exc}") from None
 LIVE_PHOTO_VIDEOS = _env("LIGHTLY_LIVE_PHOTO_VIDEOS", "false", _bool, "true or false")
+REVIEW = _env("LIGHTLY_REVIEW", "false", _bool, "true or false")
 CONNECTIONS = {
     "datasource_conn_id": os.environ.get("LIGHTLY_DATASOURCE_CONN_ID") or None,
     "datapool_conn_id": os.environ.get("LIGHTLY_DATAPOOL_CONN_ID") or None,
@@ -300,21 +305,37 @@ with DAG(
         task_id="load_predictions", lightly_uri="{{ params.lightly_uri }}", **common,
     ).expand(manifest_uri=manifests)
 
+    selection = {
+        "manifests": manifests,
+        "selection_config": "{{ params.selection_config }}",
+        "tag_name": "{{ params.tag_name }}",
+        "worker_config": "{{ params.worker_config }}",
+        "lightly_config": "{{ params.lightly_config }}",
+        "active_learning": active_learning,
+        "asset": datapool_asset,
+        **common,
+    }
     select = SelectAndCommitOperator(
         task_id="select_and_commit",
-        manifests=manifests,
-        selection_config="{{ params.selection_config }}",
-        tag_name="{{ params.tag_name }}",
-        worker_config="{{ params.worker_config }}",
-        lightly_config="{{ params.lightly_config }}",
-        active_learning=active_learning,
-        asset=datapool_asset,
+        review="propose" if REVIEW else None,
         trigger_rule="none_failed_min_one_success",
-        **common,
+        **selection,
     )
 
     wait_for_new_files >> list_new_files >> choose_mode >> [embed_local, embed_kubernetes]
     [embed_local, embed_kubernetes, metadata, predictions] >> select
+
+    if REVIEW:
+        from lightly_airflow.operators.review import ReviewSelectionOperator
+
+        # Waits (no worker slot held) until a person answers in Airflow's Required Actions; the next run waits too
+        # (max_active_runs=1), so it selects against what this one commits.
+        review_selection = ReviewSelectionOperator(task_id="review_selection", propose_task_id="select_and_commit",
+                                                   retries=0)
+        commit_reviewed = SelectAndCommitOperator(
+            task_id="commit_reviewed", review="decide", review_task_id="review_selection", **selection,
+        )
+        select >> review_selection >> commit_reviewed
 
 try:  # (Airflow checks a cron expression only when it serialises the DAG, naming no variable)
     dag.timetable.validate()

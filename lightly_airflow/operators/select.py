@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from airflow.sdk import Asset, AssetAlias
 
@@ -31,6 +31,12 @@ class SelectAndCommitOperator(LightlyBaseOperator):
     :param compaction: when the pool's small data files are merged after a commit: a
         :class:`~lightly_airflow.datapool.compaction.CompactionOptions` or its fields as a dict (e.g.
         ``{"mode": "off"}`` when another engine optimises the table); default ``auto``.
+    :param review: review before commit (:mod:`lightly_airflow.review`): ``propose`` selects and writes the report
+        and the proposal, commits nothing (and emits no event); ``decide`` reads the reviewer's answer from the
+        Human-in-the-loop task ``review_task_id`` (Airflow's ``HITLOperator`` with the options
+        :data:`~lightly_airflow.review.COMMIT` and :data:`~lightly_airflow.review.DISCARD`) and commits the proposal
+        if its picks are still the reviewed ones, or discards it. Default: select and commit at once.
+    :param review_task_id: with ``review="decide"``, the task whose result is the reviewer's answer.
     """
 
     template_fields: Sequence[str] = (
@@ -54,6 +60,8 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         active_learning: dict[str, Any] | None = None,
         asset: Asset | None = None,
         compaction: Any = None,
+        review: Literal["propose", "decide"] | None = None,
+        review_task_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         from lightly_airflow.datapool.compaction import CompactionOptions
@@ -75,12 +83,26 @@ class SelectAndCommitOperator(LightlyBaseOperator):
                 **(compaction or {}))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{self.task_id}: compaction {compaction!r} is not valid: {exc}") from None
+        if review not in (None, "propose", "decide"):
+            raise ValueError(f"{self.task_id}: review must be 'propose', 'decide' or None, not {review!r}.")
+        if (review == "decide") != bool(review_task_id):
+            raise ValueError(f"{self.task_id}: review='decide' reads the reviewer's answer from review_task_id (the "
+                             "Human-in-the-loop task); give both or neither.")
+        self.review = review
+        self.review_task_id = review_task_id
 
     def execute(self, context: Any) -> dict[str, Any]:
         from lightly_airflow.config import parse_lightly_config, parse_worker_config
         from lightly_airflow.pipeline import select_and_commit
+        from lightly_airflow.review import Review
 
         self.read_rendered()
+        review = None
+        if self.review == "propose":
+            review = Review("propose")
+        elif self.review == "decide":
+            review = Review.from_response(context["ti"].xcom_pull(task_ids=self.review_task_id), str(self.review_task_id))
+            self.log.info("Review: %s", review.text())
         worker = parse_worker_config(self.worker_config or {})
         manifests = [m for m in (self.manifests or []) if m]
         summary = select_and_commit(
@@ -101,9 +123,11 @@ class SelectAndCommitOperator(LightlyBaseOperator):
             lightly_credentials=self.lightly_credentials,
             compaction=self.compaction,
             started_by=run_origin(context),
+            review=review,
         )
         out = summary.to_dict()
-        if self.asset is not None and self.asset_alias is not None and summary.version is not None and not summary.dry_run:
+        committed = summary.version is not None and not summary.dry_run and (review is None or review.approved)
+        if self.asset is not None and self.asset_alias is not None and committed:
             context["outlet_events"][self.asset_alias].add(self.asset, extra={
                 "datapool_uri": self.datapool_uri,
                 "version": summary.version,

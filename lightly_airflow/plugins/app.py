@@ -215,8 +215,9 @@ def _run_page(root: str, where: D.RunLocation) -> str:
             H.link(_report_url(root, p.name, where.slug), f"report in datapool {p.name}") for p in where.reports
         )
         parts.append(
-            '<div class="box warn">This run committed nothing (a dry run: '
-            "<code>enable_datapool_update=false</code>), but it wrote a selection report: " + links + ".</div>"
+            '<div class="box warn">This run has committed nothing (a dry run: <code>enable_datapool_update=false</code>; '
+            "or a selection awaiting review, or discarded in review: <code>LIGHTLY_REVIEW</code>; the report says "
+            "which), but it wrote a selection report: " + links + ".</div>"
         )
     else:
         parts.append(

@@ -41,6 +41,20 @@ BASE_CONF = {
 }
 
 
+def asset_events(run_id: str) -> list[tuple[str, dict]]:
+    """``(asset name, extra)`` of every asset event a run emitted."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(AssetModel.name, AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetEvent.source_run_id == run_id)
+        ).all()
+        return [(name, dict(extra)) for name, extra in rows]
+
+
 def _run(dag, conf: dict, when: datetime):
     dagrun = copy.deepcopy(dag).test(run_conf={**BASE_CONF, **conf}, logical_date=when)
     states = {ti.task_id: ti.state for ti in dagrun.get_task_instances()}
@@ -463,19 +477,7 @@ def test_active_learning_loop_through_the_dag(airflow_db, dagbag, tmp_path) -> N
 def test_the_datapool_asset_gets_an_event_only_when_a_version_is_committed(airflow_db, dagbag, tmp_path) -> None:
     """Downstream DAGs scheduled on the datapool asset (labelling export, training) run when it grows: a dry
     run (``enable_datapool_update: false``) commits nothing and must not wake them."""
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
     from lightly_airflow.datapool import Datapool
-
-    def events_of(run_id: str) -> list[tuple[str, dict]]:
-        with create_session() as session:
-            rows = session.execute(
-                select(AssetModel.name, AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-                .where(AssetEvent.source_run_id == run_id)
-            ).all()
-            return [(name, dict(extra)) for name, extra in rows]
 
     dag = dagbag.dags["lightly_datapool"]
     source, pool_dir = tmp_path / "images", tmp_path / "pool"
@@ -487,11 +489,11 @@ def test_the_datapool_asset_gets_an_event_only_when_a_version_is_committed(airfl
                        datetime(2026, 5, 1, tzinfo=UTC))
     assert str(dry.state) == "success" and states["select_and_commit"] == "success", states
     assert Datapool(f"file://{pool_dir}").version() is None  # nothing committed
-    assert events_of(dry.run_id) == []
+    assert asset_events(dry.run_id) == []
 
     real, states = _run(dag, conf, datetime(2026, 5, 2, tzinfo=UTC))
     assert str(real.state) == "success", states
     version = Datapool(f"file://{pool_dir}").version()
-    [(name, extra)] = events_of(real.run_id)
+    [(name, extra)] = asset_events(real.run_id)
     assert name == "lightly-datapool" and extra["version"] == version and extra["version"] is not None
     assert extra["datapool_uri"] == f"file://{pool_dir}" and extra["selected"] == 5 and extra["processed"] == 20

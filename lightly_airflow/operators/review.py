@@ -1,0 +1,39 @@
+"""Ask a person to commit or discard a run's proposed selection: Airflow's Human-in-the-loop task, with the proposal's
+counts and report link as what the reviewer reads (:mod:`lightly_airflow.review`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import HITLOperator
+
+from lightly_airflow.links import ReportLink
+from lightly_airflow.links.report import report_url
+from lightly_airflow.review import COMMIT, DISCARD, review_body
+
+
+class ReviewSelectionOperator(HITLOperator):
+    """Wait (no worker slot held) until a reviewer answers **Commit** or **Discard** in Airflow's Required Actions
+    for the selection a ``SelectAndCommitOperator(review="propose")`` task proposed; its result is the answer
+    that ``SelectAndCommitOperator(review="decide")`` reads.
+
+    :param propose_task_id: the proposing task (its result, the run summary, gives the counts shown).
+    :param kwargs: :class:`HITLOperator`'s (``response_timeout``, ``notifiers``, ``assigned_users`` …); the
+        options are fixed.
+    """
+
+    operator_extra_links = (ReportLink(),)
+    ui_color = "#f6e3a1"
+
+    def __init__(self, *, propose_task_id: str = "select_and_commit", **kwargs: Any) -> None:
+        for fixed in ("options", "multiple", "body"):
+            if fixed in kwargs:
+                raise ValueError(f"{kwargs.get('task_id')}: {fixed} is fixed for a selection review.")
+        kwargs.setdefault("subject", "Commit the selection of {{ dag.dag_id }} run {{ run_id }} to the datapool?")
+        super().__init__(options=[COMMIT, DISCARD], multiple=False, **kwargs)
+        self.propose_task_id = propose_task_id
+
+    def execute(self, context: Any) -> Any:
+        summary = context["ti"].xcom_pull(task_ids=self.propose_task_id) or {}
+        self.body = review_body(summary, report_url(context["dag"].dag_id, context["run_id"]))
+        return super().execute(context)

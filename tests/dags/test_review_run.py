@@ -1,0 +1,117 @@
+"""End to end: with ``LIGHTLY_REVIEW=true`` the example DAG proposes, waits in Airflow's Human-in-the-loop task for a
+reviewer, and commits exactly the reviewed picks (dag.test on SQLite, answered through a real api-server's HITL API
+by a SimpleAuthManager user)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from api_server import api_server
+from test_lightly_datapool_run import BASE_CONF, _run, asset_events  # the example DAG runner
+
+from lightly_airflow import columns as C
+from lightly_airflow.demo import Batch, add_batch
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+DIVERSE = {"n_samples": 5, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+
+
+def _call(method: str, url: str, token: str | None = None, payload: dict | None = None) -> dict:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    req = urllib.request.Request(url, method=method, headers=headers,
+                                 data=None if payload is None else json.dumps(payload).encode())
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def _answer(base: str, option: str, seen: dict, stop: threading.Event) -> None:
+    """As a reviewer: wait for the run's Human-in-the-loop request, keep what it shows, answer ``option``."""
+    token = _call("POST", f"{base}/auth/token", payload={"username": "reviewer", "password": "reviewer-pw"})[
+        "access_token"]
+    while not stop.is_set():
+        pending = _call("GET", f"{base}/api/v2/dags/lightly_datapool/dagRuns/~/hitlDetails?response_received=false",
+                        token)["hitl_details"]
+        if pending:
+            detail = pending[0]
+            seen.update(detail)
+            ti = detail["task_instance"]
+            _call("PATCH", f"{base}/api/v2/dags/lightly_datapool/dagRuns/{quote(ti['dag_run_id'], safe='')}/"
+                  f"taskInstances/{ti['task_id']}/-1/hitlDetails", token,
+                  {"chosen_options": [option], "params_input": {}})
+            return
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def reviewer_api(airflow_db):
+    """A real api-server on the DB the runs use, with the SimpleAuthManager user ``reviewer``."""
+    with api_server(Path(airflow_db), user="reviewer", password="reviewer-pw", role="admin", datapools={}) as base:
+        yield base
+
+
+def _reviewed_run(dag, conf: dict, base: str, option: str, when: datetime) -> tuple:
+    """One dag.test run while a reviewer answers ``option``; returns the run and what the reviewer saw."""
+    seen: dict = {}
+    stop = threading.Event()
+    reviewer = threading.Thread(target=_answer, args=(base, option, seen, stop), daemon=True)
+    reviewer.start()
+    try:
+        run, states = _run(dag, conf, when)
+    finally:
+        stop.set()
+        reviewer.join(timeout=30)
+    assert str(run.state) == "success", states
+    assert states["review_selection"] == "success" and states["commit_reviewed"] == "success", states
+    assert seen["options"] == ["Commit", "Discard"]
+    assert f"/lightly/runs/lightly_datapool/{quote(run.run_id, safe='')}" in seen["body"]  # the report's link
+    return run, seen
+
+
+@pytest.mark.slow
+def test_reviewed_runs_wait_for_the_reviewer_and_commit_what_was_reviewed_or_nothing(reviewer_api, tmp_path,
+                                                                                    monkeypatch) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from lightly_airflow import staging
+    from lightly_airflow.datapool import Datapool
+
+    monkeypatch.setenv("LIGHTLY_REVIEW", "true")
+    dag = DagBag(dag_folder=str(DAGS)).dags["lightly_datapool"]
+    assert dag.task_dict["select_and_commit"].downstream_task_ids == {"review_selection"}
+    assert dag.task_dict["review_selection"].downstream_task_ids == {"commit_reviewed"}
+    source, pool_dir = tmp_path / "images", tmp_path / "pool"
+    conf = {**BASE_CONF, "datasource_uri": f"file://{source}", "datapool_uri": f"file://{pool_dir}",
+            "selection_config": DIVERSE}
+    pool = Datapool(f"file://{pool_dir}")
+
+    # Run 1, committed: exactly the proposal's picks, in order; the commit records the reviewer
+    add_batch(source, Batch("a", (0, 40), ("coffee",)))  # 40 digits, 3 photos
+    run1, seen = _reviewed_run(dag, conf, reviewer_api, "Commit", datetime(2026, 4, 1, tzinfo=UTC))
+    assert "**5** samples selected of 43 candidates (43 files processed in this run, 0 selected before), on an " \
+           "empty datapool" in seen["body"], seen["body"]
+    reports = pool_dir / "_reports" / staging.run_slug(run1.run_id)
+    proposal = json.loads((reports / "proposal.json").read_text())
+    rows = pool.read(run_id=run1.run_id, columns=[C.KEY, C.SELECTED, C.PICK_RANK])
+    picked = rows.filter(rows.column(C.SELECTED)).sort_by(C.PICK_RANK).column(C.KEY).to_pylist()
+    assert picked == proposal["picks"] and len(picked) == 5
+    entry = pool.history()[-1]
+    assert entry["review"]["by"] == "reviewer" and entry["review"]["state"] == "committed after review"
+    assert "<b>Review:</b> approved by reviewer" in (reports / "index.html").read_text()
+    assert [(n, e["version"], e["selected"]) for n, e in asset_events(run1.run_id)] == [("lightly-datapool", entry["version"], 5)]
+
+    # Run 2, discarded: nothing committed, no event, the staging files gone
+    add_batch(source, Batch("b", (40, 70), ()))
+    run2, seen = _reviewed_run(dag, conf, reviewer_api, "Discard", datetime(2026, 4, 2, tzinfo=UTC))
+    assert f"5 selected before), on datapool version {entry['version']}" in seen["body"], seen["body"]
+    assert pool.version() == entry["version"]
+    assert "<b>Review:</b> discarded by reviewer" in (
+        pool_dir / "_reports" / staging.run_slug(run2.run_id) / "index.html").read_text()
+    assert asset_events(run2.run_id) == []
+    assert not Path(staging.run_dir(str(pool_dir), run2.run_id)).exists()
