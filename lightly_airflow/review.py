@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-__all__ = ["COMMIT", "DISCARD", "PROPOSAL_FILE", "Review", "ReviewError", "mismatch", "proposal_record", "review_body", "review_short"]
+from lightly_airflow.run_origin import short_time
+
+__all__ = ["COMMIT", "DISCARD", "PROPOSAL_FILE", "Review", "ReviewError", "mismatch", "proposal_record", "review_body",
+           "review_short"]
 
 #: the reviewer's two answers (the Human-in-the-loop task's options)
 COMMIT, DISCARD = "Commit", "Discard"
@@ -89,7 +92,7 @@ class Review:
             return ("awaiting review: nothing is committed until a reviewer answers Commit or Discard in Airflow's "
                     "Required Actions")
         who = f" by {self.by}" if self.by else ""
-        when = f" at {self.at}" if self.at else ""
+        when = f" at {short_time(self.at)}" if self.at else ""
         if self.approved:
             return f"approved{who}{when}: the proposal was committed as reviewed"
         return f"discarded{who}{when}: nothing committed"

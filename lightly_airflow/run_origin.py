@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["AssetEventOrigin", "RunOrigin", "WATCHER_STATUS"]
+__all__ = ["AssetEventOrigin", "RunOrigin", "WATCHER_STATUS", "short_time"]
 
 #: the ``status`` of the new-file watcher's event payload (``NewFilesEventTrigger``)
 WATCHER_STATUS = "new_files"
@@ -44,7 +44,7 @@ def _when(value: Any) -> str | None:
     return str(value)
 
 
-def _short(iso: str | None) -> str:
+def short_time(iso: str | None) -> str:
     """``2026-12-05T12:03:07.123+00:00`` as ``2026-12-05 12:03 UTC`` (other offsets kept)."""
     if not iso:
         return "?"
@@ -94,15 +94,15 @@ class AssetEventOrigin:
         if self.messages is not None:
             n, m = self.notified or 0, self.messages
             return (f"{n:,} S3 notification{'s' * (n != 1)} of new files (of {m:,} SQS message{'s' * (m != 1)}) at "
-                    f"{_short(self.at)} (asset {self.asset})")
+                    f"{short_time(self.at)} (asset {self.asset})")
         if self.watcher:
             count = "new files" if self.new_files is None else f"{self.new_files:,} new files"
             fresh = (f", {self.announced:,} not announced before"
                      if self.announced is not None and self.new_files is not None and self.announced != self.new_files
                      else "")
-            return f"the new-file watcher announced {count}{fresh} at {_short(self.at)} (asset {self.asset})"
+            return f"the new-file watcher announced {count}{fresh} at {short_time(self.at)} (asset {self.asset})"
         by = f" by {self.source}" if self.source else ""
-        return f"an event on asset {self.asset}{by} at {_short(self.at)}"
+        return f"an event on asset {self.asset}{by} at {short_time(self.at)}"
 
 
 @dataclass(frozen=True)
@@ -159,8 +159,8 @@ class RunOrigin:
                 return self.events[0].text()
             if len(watched) == len(self.events) and all(e.new_files is not None for e in watched):
                 times = sorted(e.at for e in watched if e.at)
-                span = (_short(times[0]) if len(times) == 1 or times[0] == times[-1]
-                        else f"{_short(times[0])} – {_short(times[-1])}") if times else "?"
+                span = (short_time(times[0]) if len(times) == 1 or times[0] == times[-1]
+                        else f"{short_time(times[0])} – {short_time(times[-1])}") if times else "?"
                 assets = ", ".join(sorted({e.asset for e in watched}))
                 return (f"{len(watched)} announcements of the new-file watcher ({span}; the latest: "
                         f"{watched[-1].new_files:,} new files; asset {assets})")
@@ -169,7 +169,7 @@ class RunOrigin:
         if self.user and self.run_type in ("manual", "backfill"):
             what += f" by {self.user}"
         if self.interval_start and self.interval_end and self.interval_start != self.interval_end:
-            what += f" (data interval {_short(self.interval_start)} – {_short(self.interval_end)})"
+            what += f" (data interval {short_time(self.interval_start)} – {short_time(self.interval_end)})"
         return what
 
 
