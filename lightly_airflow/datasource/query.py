@@ -32,6 +32,24 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: Warnings a repeated check (the sensor's and the event watcher's, every poke interval) said before: each said once
+#: per process (the triggerer's lives for days), at debug level afterwards; the most recent 256 texts are kept.
+_SAID: dict[str, None] = {}
+
+
+def _warn(text: str, repeated: bool) -> None:
+    """Log a listing's warning. For a check that repeats (``repeated``) only the first time this process meets the
+    same text: the same Live Photo or archive warning every 5 minutes buried the triggerer's log. The run's list
+    task always warns (and its report counts every skipped file)."""
+    if repeated:
+        if text in _SAID:
+            logger.debug("(said before) %s", text)
+            return
+        _SAID[text] = None
+        if len(_SAID) > 256:
+            del _SAID[next(iter(_SAID))]
+    logger.warning("%s", text)
+
 KnownFiles = Callable[[str, StorageCredentials | None], pa.Table | None]
 
 
@@ -399,7 +417,7 @@ class NewFiles:
         return 0 if self.known is None else int(self.known.num_rows)
 
 
-def _unmatched_relevant(text: str, listing: pa.Table, name: str) -> list[tuple[str, str]]:
+def _unmatched_relevant(text: str, listing: pa.Table, name: str, repeated: bool) -> list[tuple[str, str]]:
     """``(entry, reason)`` for each file the relevant-filenames file lists by name that the listing does not
     hold (a typo, another case or extension, a deleted file): reported with the listing's skipped entries
     instead of being dropped without a word."""
@@ -415,8 +433,8 @@ def _unmatched_relevant(text: str, listing: pa.Table, name: str) -> list[tuple[s
     missing = [n for n, hit in zip(exact, found.to_pylist()) if not hit]
     if not missing:
         return []
-    logger.warning("%d of the %d files %s lists by name are not in the datasource (or have an extension that is "
-                   "not listed), e.g. %s", len(missing), len(exact), name, ", ".join(repr(m) for m in missing[:5]))
+    _warn(f"{len(missing)} of the {len(exact)} files {name} lists by name are not in the datasource (or have an "
+          f"extension that is not listed), e.g. {', '.join(repr(m) for m in missing[:5])}", repeated)
     reason = (f"listed in {name}, but the datasource has no such file (or its extension is not listed): check the "
               "name, its case and extension")
     from lightly_airflow.datasource.records import os_file_mask
@@ -434,6 +452,7 @@ def find_new_files(
     known: KnownFiles | None = None,
     read_known_with_process_all: bool = False,
     now: dt.datetime | None = None,
+    repeated: bool = False,
 ) -> NewFiles:
     """List the datasource and keep what ``query`` says the run processes.
 
@@ -443,6 +462,9 @@ def find_new_files(
     :param read_known_with_process_all: read the pool's known files also when every file is processed
         (the list step needs them to reuse unchanged embeddings; the new-file check does not).
     :param now: the clock of ``input_expiration`` (default: the current time).
+    :param repeated: a check that runs again and again (sensor, watcher): its warnings (Live Photo clips, archived
+        or expiring files, names the relevant-filenames file lists but the datasource lacks) are logged once per
+        process each (:func:`_warn`).
     :raises RelevantFilenamesMissing: when the relevant-filenames file does not exist.
     :raises LifecycleUnreadableError: when ``input_expiration`` is set and the bucket's rules cannot be read.
     :raises FileNotFoundError: when the datasource does not exist.
@@ -466,7 +488,7 @@ def find_new_files(
     )
     unlisted = list(skipped)
     if relevant is not None:
-        skipped.extend(_unmatched_relevant(relevant, listing, str(query.relevant_filenames_file)))
+        skipped.extend(_unmatched_relevant(relevant, listing, str(query.relevant_filenames_file), repeated))
     pool: pa.Table | None = None
     if not query.process_all or read_known_with_process_all:
         pool = (known or known_module.known_files)(query.datapool_uri, creds.datapool)
@@ -481,14 +503,14 @@ def find_new_files(
         if clips.count:
             files = without_clips(files, clips, listing)
             stats.update(live_photo_clips=clips.count, live_photo_clips_examples=clips.examples)
-            logger.warning("%s", clips_note(clips.count, clips.examples))
+            _warn(clips_note(clips.count, clips.examples), repeated)
     archived = stats.get("archived") or {}
     if archived and files.num_rows:  # (archived files the pool holds already are not new: not said every run)
-        files = _without_archived(files, archived, skipped)
+        files = _without_archived(files, archived, skipped, repeated)
     notes: list[str] = []
     expiring: list[tuple[str, str]] = []
     if query.min_days_to_expiration is not None:
-        files, expiring = _expiring(query, files, creds.datasource, now, notes)
+        files, expiring = _expiring(query, files, creds.datasource, now, notes, repeated)
         if query.expiration_handling == "SKIP":
             skipped.extend((key, f"{reason}; input_expiration SKIP: not processed") for key, reason in expiring)
             expiring = []
@@ -503,7 +525,8 @@ def find_new_files(
                     unlisted=unlisted)
 
 
-def _without_archived(files: pa.Table, archived: Mapping[str, str], skipped: list[tuple[str, str]]) -> pa.Table:
+def _without_archived(files: pa.Table, archived: Mapping[str, str], skipped: list[tuple[str, str]],
+                      repeated: bool) -> pa.Table:
     """``files`` without those that cannot be read until restored (S3 Glacier, Azure Archive), each one added to
     ``skipped`` with the fix: not processed, so still new when a later run finds it restored."""
     import pyarrow.compute as pc
@@ -516,13 +539,13 @@ def _without_archived(files: pa.Table, archived: Mapping[str, str], skipped: lis
     if not gone:
         return files
     skipped.extend((k, archived_reason(archived[k])) for k in gone)
-    logger.warning("%d new files are archived and cannot be read until restored (not processed), e.g. %s",
-                   len(gone), ", ".join(f"{k!r} ({archived[k]})" for k in gone[:5]))
+    _warn(f"{len(gone)} new files are archived and cannot be read until restored (not processed), e.g. "
+          f"{', '.join(f'{k!r} ({archived[k]})' for k in gone[:5])}", repeated)
     return files.filter(pc.invert(hit))
 
 
 def _expiring(query: NewFilesQuery, files: pa.Table, credentials: StorageCredentials | None, now: dt.datetime | None,
-              notes: list[str]) -> tuple[pa.Table, list[tuple[str, str]]]:
+              notes: list[str], repeated: bool) -> tuple[pa.Table, list[tuple[str, str]]]:
     """``input_expiration``: the files the bucket's lifecycle deletes within the window, as ``(key, reason)``,
     and ``files`` without them with ``SKIP`` (with ``ABORT``: unchanged). What cannot be checked goes to
     ``notes``."""
@@ -530,7 +553,7 @@ def _expiring(query: NewFilesQuery, files: pa.Table, credentials: StorageCredent
 
     lifecycle = read_lifecycle(query.datasource_uri, credentials)
     for note in lifecycle.notes:
-        logger.warning("input_expiration: %s", note)
+        _warn(f"input_expiration: {note}", repeated)
         notes.append(f"worker_config.datasource.input_expiration: {note}.")
     found = expiring_files(files, lifecycle, now=now or dt.datetime.now(dt.UTC),
                            min_days=float(query.min_days_to_expiration or 0.0))
@@ -538,7 +561,7 @@ def _expiring(query: NewFilesQuery, files: pa.Table, credentials: StorageCredent
                 "within %g days (%s)", len(lifecycle.rules), query.datasource_uri, found.count, files.num_rows,
                 query.min_days_to_expiration, query.expiration_handling)
     if found.count and query.expiration_handling == "SKIP":
-        logger.warning("input_expiration: %d files expire within %g days and are skipped, e.g. %s", found.count,
-                       query.min_days_to_expiration, "; ".join(f"{k!r}: {r}" for k, r in found.reasons[:3]))
+        _warn(f"input_expiration: {found.count} files expire within {query.min_days_to_expiration:g} days and are "
+              f"skipped, e.g. {'; '.join(f'{k!r}: {r}' for k, r in found.reasons[:3])}", repeated)
         files = files.filter(pa.array(~found.mask))
     return files, found.reasons

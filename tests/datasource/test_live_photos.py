@@ -89,3 +89,30 @@ def test_the_photo_is_the_sample_and_its_clip_is_reported_never_new(tmp_path: Pa
     assert check_new_files(wanted).new == 1
     listed = list_new(wanted, run_id="r2")
     assert listed.live_photo_clips == 0 and listed.new == 12 and listed.new_files == 1
+
+
+def test_a_repeated_check_warns_of_the_clips_once_and_the_list_task_every_run(tmp_path: Path, caplog) -> None:
+    """The sensor's and the watcher's checks run every poke interval for as long as the clips lie in the bucket:
+    the same warning every 5 minutes buried the triggerer's log. They warn once per process (then debug); the
+    list task warns every run (its report counts the clips)."""
+    import logging
+
+    from lightly_airflow.datasource import check_new_files, find_new_files
+    from lightly_airflow.demo import Batch, add_batch
+
+    source = tmp_path / "roll"
+    add_batch(source, Batch("c", (0, 2), ("coffee",)), live_photos=True)
+    query = NewFilesQuery(datasource_uri=f"file://{source}", datapool_uri=f"file://{tmp_path / 'pool'}")
+
+    def warnings() -> list[str]:
+        said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "Live Photo" in r.getMessage()]
+        caplog.clear()
+        return said
+
+    with caplog.at_level(logging.DEBUG, logger="lightly_airflow.datasource.query"):
+        for _ in range(3):
+            assert check_new_files(query).new > 0
+        assert len(warnings()) == 1  # (debug for the second and third poke)
+        for _ in range(2):
+            find_new_files(query)
+        assert len(warnings()) == 2
