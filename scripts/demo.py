@@ -1,5 +1,5 @@
-"""Run the example DAG end to end on a local demo datasource: two incremental runs, then a backfill; then
-the video walk-through (scripts/demo_video.py) and object-level selection (scripts/demo_objects.py).
+"""Run the example DAG end to end on a local demo datasource: two incremental runs, then a backfill, the Live
+Photos' clips, and a run a reviewer commits (``LIGHTLY_REVIEW``); then the video walk-through (scripts/demo_video.py) and object-level selection (scripts/demo_objects.py).
 
 Everything lands inside the repo: the datasource and datapool under ``.demo/``, Airflow (SQLite) under
 ``.airflow/``. Each run is a real ``airflow dags test lightly_datapool`` in its own process; its full log
@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo"
@@ -57,6 +59,59 @@ def run_dag(name: str, conf: dict, env: dict[str, str]) -> None:
     if failed:
         print("\n".join(text.splitlines()[-60:]))
         raise SystemExit(f"The {name} run failed; see {log_path}.")
+
+
+def review_run(name: str, conf: dict, env: dict[str, str]) -> None:
+    """A run of the DAG with ``LIGHTLY_REVIEW=true``: an api-server beside it, through whose Human-in-the-loop API the
+    demo answers as the reviewer (user admin) once the proposal waits: Commit."""
+    import socket
+    import threading
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    server_log = open(LOGS / f"{name}-api-server.log", "w")  # noqa: SIM115 - closed below
+    server = subprocess.Popen([AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=ROOT,
+                              stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def call(method: str, path: str, token: str | None = None, payload: dict | None = None) -> dict:
+        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+        req = urllib.request.Request(base + path, method=method, headers=headers,
+                                     data=None if payload is None else json.dumps(payload).encode())
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return dict(json.loads(r.read()))
+
+    def reviewer() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                password = json.loads((ROOT / ".airflow" / "simple_auth_manager_passwords.json.generated").read_text())
+                token = call("POST", "/auth/token", payload={"username": "admin", "password": password["admin"]})[
+                    "access_token"]
+                pending = call("GET", "/api/v2/dags/lightly_datapool/dagRuns/~/hitlDetails?response_received=false",
+                               token)["hitl_details"]
+            except (OSError, ValueError, KeyError):  # (the api-server is still starting)
+                pending = []
+            if pending:
+                ti = pending[0]["task_instance"]
+                print(f"   {ti['task_id']} waits for a reviewer; it shows: {pending[0]['body'].splitlines()[0]}")
+                call("PATCH", f"/api/v2/dags/lightly_datapool/dagRuns/{quote(ti['dag_run_id'], safe='')}/taskInstances/"
+                     f"{ti['task_id']}/-1/hitlDetails", token, {"chosen_options": ["Commit"], "params_input": {}})
+                print("   the reviewer (admin) answered Commit through the Human-in-the-loop API (the Required Actions "
+                      "page's button does the same)")
+                return
+            time.sleep(1)
+
+    answering = threading.Thread(target=reviewer, daemon=True)
+    answering.start()
+    try:
+        run_dag(name, conf, {**env, "LIGHTLY_REVIEW": "true"})
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        server_log.close()
 
 
 def pool_version() -> int | None:
@@ -157,6 +212,8 @@ def summarize(name: str, before: int | None) -> None:
     )
     if (last.get("started_by") or {}).get("text"):
         print(f"   {name}: started by {last['started_by']['text']} (in the commit, the report and `datapool history`)")
+    if (last.get("review") or {}).get("text"):
+        print(f"   {name}: review: {last['review']['text']}")
 
 
 def main() -> int:
@@ -201,6 +258,13 @@ def main() -> int:
     run_dag("run-5", {"live_photo_videos": True, "tag_name": "live-photo-clips",
                       "selection_config": demo.SELECTION_CONFIG}, env)
     summarize("run 5", before)
+
+    print("==> run 6: review before commit (LIGHTLY_REVIEW=true): the run proposes, a reviewer answers in Airflow's "
+          "Required Actions")
+    demo.add_batch(DATASOURCE, demo.Batch("batch-3", (900, 960), ()))
+    before = pool_version()
+    review_run("run-6", {"selection_config": demo.SELECTION_CONFIG}, env)
+    summarize("run 6", before)
 
     sys.path.insert(0, str(ROOT / "scripts"))
     from demo_video import run_walkthrough
