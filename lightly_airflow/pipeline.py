@@ -1237,9 +1237,11 @@ def _read_proposal(datapool_uri: str, run_id: str, credentials: StorageCredentia
     except FileNotFoundError:
         return None
     except ValueError as exc:
-        raise ReviewError(f"The proposal record {uri} is damaged ({exc}): clear the run's select task to propose "
-                          "again. Nothing was committed.") from None
-    return recorded if isinstance(recorded, dict) else None
+        recorded = exc
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("picks"), list):
+        raise ReviewError(f"The proposal record {uri} is damaged ({recorded!r:.200}): clear the run's select task to "
+                          "propose again. Nothing was committed.")
+    return recorded
 
 
 def remove_staging(datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> None:

@@ -94,7 +94,7 @@ class Review:
         who = f" by {self.by}" if self.by else ""
         when = f" at {short_time(self.at)}" if self.at else ""
         if self.approved:
-            return f"approved{who}{when}: the proposal was committed as reviewed"
+            return f"approved{who}{when}"
         return f"discarded{who}{when}: nothing committed"
 
     def to_dict(self) -> dict[str, Any]:

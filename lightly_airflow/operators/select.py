@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from airflow.sdk import Asset, AssetAlias
+from airflow.sdk.exceptions import AirflowFailException
 
 from lightly_airflow.links import ReportLink
 from lightly_airflow.operators.base import LightlyBaseOperator, run_origin
@@ -94,37 +95,44 @@ class SelectAndCommitOperator(LightlyBaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from lightly_airflow.config import parse_lightly_config, parse_worker_config
         from lightly_airflow.pipeline import select_and_commit
-        from lightly_airflow.review import Review
+        from lightly_airflow.review import Review, ReviewError
 
         self.read_rendered()
         review = None
         if self.review == "propose":
             review = Review("propose")
         elif self.review == "decide":
-            review = Review.from_response(context["ti"].xcom_pull(task_ids=self.review_task_id), str(self.review_task_id))
+            try:  # (no answer: the review task was marked done by hand; a retry cannot answer it)
+                review = Review.from_response(context["ti"].xcom_pull(task_ids=self.review_task_id),
+                                              str(self.review_task_id))
+            except ReviewError as exc:
+                raise AirflowFailException(str(exc)) from None
             self.log.info("Review: %s", review.text())
         worker = parse_worker_config(self.worker_config or {})
         manifests = [m for m in (self.manifests or []) if m]
-        summary = select_and_commit(
-            datapool_uri=self.datapool_uri,
-            run_id=context["run_id"],
-            dag_id=context["dag"].dag_id,
-            manifests=manifests,
-            selection_config=self.selection_config,
-            tag=self.tag_name or None,
-            dry_run=not worker.datasource.enable_datapool_update,
-            datapool_credentials=self.datapool_credentials,
-            active_learning=self.active_learning or None,
-            notes=[*(f"worker_config.{note}" for note in worker.notes()),
-                   *(f"lightly_config.{note}" for note in parse_lightly_config(self.lightly_config or {}).notes())],
-            corruption_threshold=worker.corruptness_check.corruption_threshold,
-            selected_sequence_length=worker.selected_sequence_length,
-            datasource_credentials=self.datasource_credentials,
-            lightly_credentials=self.lightly_credentials,
-            compaction=self.compaction,
-            started_by=run_origin(context),
-            review=review,
-        )
+        try:
+            summary = select_and_commit(
+                datapool_uri=self.datapool_uri,
+                run_id=context["run_id"],
+                dag_id=context["dag"].dag_id,
+                manifests=manifests,
+                selection_config=self.selection_config,
+                tag=self.tag_name or None,
+                dry_run=not worker.datasource.enable_datapool_update,
+                datapool_credentials=self.datapool_credentials,
+                active_learning=self.active_learning or None,
+                notes=[*(f"worker_config.{note}" for note in worker.notes()),
+                       *(f"lightly_config.{note}" for note in parse_lightly_config(self.lightly_config or {}).notes())],
+                corruption_threshold=worker.corruptness_check.corruption_threshold,
+                selected_sequence_length=worker.selected_sequence_length,
+                datasource_credentials=self.datasource_credentials,
+                lightly_credentials=self.lightly_credentials,
+                compaction=self.compaction,
+                started_by=run_origin(context),
+                review=review,
+            )
+        except ReviewError as exc:  # (the reviewed picks cannot be committed: a retry selects the same again)
+            raise AirflowFailException(str(exc)) from None
         out = summary.to_dict()
         committed = summary.version is not None and not summary.dry_run and (review is None or review.approved)
         if self.asset is not None and self.asset_alias is not None and committed:

@@ -22,3 +22,39 @@ def test_compaction_options_are_read_at_parse_time() -> None:
         _op(compaction={"mode": "on"})
     with pytest.raises(ValueError, match="select_and_commit: compaction .*min_smal"):
         _op(compaction={"min_smal_files": 3})
+
+
+def test_review_options_are_checked_at_parse_time() -> None:
+    assert _op(review="propose").review == "propose"
+    assert _op(review="decide", review_task_id="review_selection").review_task_id == "review_selection"
+    with pytest.raises(ValueError, match="review must be 'propose', 'decide' or None"):
+        _op(review="approve")
+    with pytest.raises(ValueError, match="give both or neither"):
+        _op(review="decide")
+    with pytest.raises(ValueError, match="give both or neither"):
+        _op(review_task_id="review_selection")
+    from lightly_airflow.operators.review import ReviewSelectionOperator
+
+    assert ReviewSelectionOperator(task_id="review_selection").options == ["Commit", "Discard"]
+    with pytest.raises(ValueError, match="options is fixed"):
+        ReviewSelectionOperator(task_id="review_selection", options=["Yes", "No"])
+
+
+def test_a_review_that_cannot_be_committed_fails_the_task_without_retries(tmp_path) -> None:
+    """A decision without an answer, or picks that are no longer the reviewed ones, fail at once: selecting again
+    on a retry gives the same answer (AirflowFailException, not a retried error)."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    diverse = {"n_samples": 2, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    op = SelectAndCommitOperator(task_id="commit_reviewed", manifests=[], selection_config=diverse, review="decide",
+                                 review_task_id="review_selection", datapool_uri=f"file://{tmp_path / 'pool'}")
+    answers = {"review_selection": None}
+    context = {"ti": SimpleNamespace(xcom_pull=lambda task_ids: answers[task_ids]), "run_id": "manual__r1",
+               "dag": SimpleNamespace(dag_id="lightly_datapool"), "dag_run": None}
+    with pytest.raises(AirflowFailException, match="review_selection left no answer"):
+        op.execute(context)
+    answers["review_selection"] = {"chosen_options": ["Commit"], "responded_by_user": {"id": "1", "name": "alice"}}
+    with pytest.raises(AirflowFailException, match="has no proposal to commit"):
+        op.execute(context)  # (the real pipeline: no proposal was recorded for this run)
