@@ -34,7 +34,9 @@ environment variables so one DAG file serves every deployment:
 - ``LIGHTLY_REVIEW`` (false): ``true``: a person reviews each run's selection before it counts. ``select_and_commit``
   then proposes (selects, writes the report, commits nothing), ``review_selection`` (Airflow's Human-in-the-loop)
   waits for **Commit** or **Discard** in Airflow's Required Actions, and ``commit_reviewed`` commits exactly the
-  reviewed picks, or nothing (docs/datapool.md, "Review before commit").
+  reviewed picks, or nothing (docs/datapool.md, "Review before commit"). ``LIGHTLY_REVIEW_TIMEOUT_H`` (0): a
+  proposal nobody answers within this many hours is discarded (0: the run, and the runs after it, wait until someone
+  answers).
 """
 
 from __future__ import annotations
@@ -97,6 +99,10 @@ except ValueError as _exc:
         f"do not work: {_exc}") from None
 LIVE_PHOTO_VIDEOS = _env("LIGHTLY_LIVE_PHOTO_VIDEOS", "false", _bool, "true or false")
 REVIEW = _env("LIGHTLY_REVIEW", "false", _bool, "true or false")
+REVIEW_TIMEOUT_H = _env("LIGHTLY_REVIEW_TIMEOUT_H", "0", float, "hours (0: wait until someone answers)")
+if REVIEW_TIMEOUT_H < 0:
+    raise ValueError(f"LIGHTLY_REVIEW_TIMEOUT_H={REVIEW_TIMEOUT_H:g} is invalid: hours >= 0 (0: wait until someone "
+                     "answers)")
 CONNECTIONS = {
     "datasource_conn_id": os.environ.get("LIGHTLY_DATASOURCE_CONN_ID") or None,
     "datapool_conn_id": os.environ.get("LIGHTLY_DATAPOOL_CONN_ID") or None,
@@ -330,8 +336,10 @@ with DAG(
 
         # Waits (no worker slot held) until a person answers in Airflow's Required Actions; the next run waits too
         # (max_active_runs=1), so it selects against what this one commits.
-        review_selection = ReviewSelectionOperator(task_id="review_selection", propose_task_id="select_and_commit",
-                                                   retries=0)
+        review_selection = ReviewSelectionOperator(
+            task_id="review_selection", propose_task_id="select_and_commit", retries=0,
+            discard_after=timedelta(hours=REVIEW_TIMEOUT_H) if REVIEW_TIMEOUT_H else None,
+        )
         commit_reviewed = SelectAndCommitOperator(
             task_id="commit_reviewed", review="decide", review_task_id="review_selection", **selection,
         )

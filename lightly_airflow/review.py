@@ -3,7 +3,7 @@
 A datapool version is what downstream DAGs label and train on (their runs start on its asset event), so a team may
 want a person to look at a run's picks before they count. With review (the example DAG's ``LIGHTLY_REVIEW``), the
 select task **proposes**: it selects and writes the report as usual, commits nothing and keeps the run's staging
-files, and records the proposal (the pool version it read and the picks in order, :func:`write_proposal`). Airflow's
+files, and records the proposal (the pool version it read and the picks in order, :func:`proposal_record`). Airflow's
 Human-in-the-loop task then waits for a reviewer (``Commit`` or ``Discard`` in Airflow's Required Actions), and a
 second select task **decides**: it selects again on the pool as it is then and commits only when the picks are
 the proposal's, in the same order; a pool that changed meanwhile so that the picks differ is an error that commits
@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from lightly_airflow.run_origin import short_time
@@ -95,6 +95,8 @@ class Review:
         when = f" at {short_time(self.at)}" if self.at else ""
         if self.approved:
             return f"approved{who}{when}"
+        if not self.by:  # (Airflow's scheduler answered the timeout's default: nobody did)
+            return f"discarded{when}: nobody answered before the review's timeout; nothing committed"
         return f"discarded{who}{when}: nothing committed"
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,7 +104,7 @@ class Review:
         return {"state": self.state, "by": self.by, "at": self.at, "text": self.text()}
 
 
-def review_body(summary: Mapping[str, Any], report_url: str) -> str:
+def review_body(summary: Mapping[str, Any], report_url: str, discard_after: timedelta | None = None) -> str:
     """What the reviewer reads in Airflow's Required Actions (Markdown): the proposal's counts, its warnings and
     the link to its report (``summary``: the proposing task's :class:`~lightly_airflow.pipeline.RunSummary` dict)."""
     version = summary.get("version")
@@ -116,9 +118,20 @@ def review_body(summary: Mapping[str, Any], report_url: str) -> str:
         f"[Open the curation report]({report_url}) to see the picks, why each was picked and what the run missed.",
         "",
         "**Commit** adds exactly these picks to the datapool (if the datapool changed meanwhile so that the "
-        "selection differs, nothing is committed and the task says why); **Discard** commits nothing.",
+        "selection differs, nothing is committed and the task says why); **Discard** commits nothing."
+        + (f" Without an answer within {_duration(discard_after)} the proposal is discarded." if discard_after else ""),
     ]
     return "\n".join(lines)
+
+
+def _duration(span: timedelta) -> str:
+    """``72 hours``, ``90 minutes``, ``2 days`` …"""
+    seconds = int(span.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} seconds"
 
 
 def review_short(recorded: Mapping[str, Any] | None) -> str | None:

@@ -3,6 +3,7 @@ counts and report link as what the reviewer reads (:mod:`lightly_airflow.review`
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
@@ -18,22 +19,31 @@ class ReviewSelectionOperator(HITLOperator):
     that ``SelectAndCommitOperator(review="decide")`` reads.
 
     :param propose_task_id: the proposing task (its result, the run summary, gives the counts shown).
-    :param kwargs: :class:`HITLOperator`'s (``response_timeout``, ``notifiers``, ``assigned_users`` …); the
-        options are fixed.
+    :param discard_after: a proposal nobody answers within this time is discarded (Airflow's scheduler answers
+        :data:`~lightly_airflow.review.DISCARD` for the reviewer; never Commit); default: wait until someone
+        answers (with ``max_active_runs=1`` the DAG's next runs wait too).
+    :param kwargs: :class:`HITLOperator`'s (``notifiers``, ``assigned_users`` …); the options, the defaults and the
+        response timeout are set here.
     """
 
     operator_extra_links = (ReportLink(),)
     ui_color = "#f6e3a1"
 
-    def __init__(self, *, propose_task_id: str = "select_and_commit", **kwargs: Any) -> None:
-        for fixed in ("options", "multiple", "body"):
+    def __init__(self, *, propose_task_id: str = "select_and_commit", discard_after: timedelta | None = None,
+                 **kwargs: Any) -> None:
+        for fixed in ("options", "multiple", "body", "defaults", "response_timeout"):
             if fixed in kwargs:
-                raise ValueError(f"{kwargs.get('task_id')}: {fixed} is fixed for a selection review.")
+                raise ValueError(f"{kwargs.get('task_id')}: {fixed} is fixed for a selection review"
+                                 + (" (discard_after sets the timeout)" if fixed in ("defaults", "response_timeout") else ""))
+        if discard_after is not None and discard_after <= timedelta(0):
+            raise ValueError(f"{kwargs.get('task_id')}: discard_after must be positive, not {discard_after}.")
         kwargs.setdefault("subject", "Commit the selection of {{ dag.dag_id }} run {{ run_id }} to the datapool?")
-        super().__init__(options=[COMMIT, DISCARD], multiple=False, **kwargs)
+        super().__init__(options=[COMMIT, DISCARD], multiple=False, response_timeout=discard_after,
+                         defaults=DISCARD if discard_after is not None else None, **kwargs)
         self.propose_task_id = propose_task_id
+        self.discard_after = discard_after
 
     def execute(self, context: Any) -> Any:
         summary = context["ti"].xcom_pull(task_ids=self.propose_task_id) or {}
-        self.body = review_body(summary, report_url(context["dag"].dag_id, context["run_id"]))
+        self.body = review_body(summary, report_url(context["dag"].dag_id, context["run_id"]), self.discard_after)
         return super().execute(context)

@@ -60,6 +60,9 @@ def test_a_bad_deployment_variable_stops_the_dag_from_loading_naming_it() -> Non
         ({"LIGHTLY_POKE_INTERVAL_S": "5m"}, "LIGHTLY_POKE_INTERVAL_S='5m' is invalid"),
         ({"LIGHTLY_SCHEDULE": "new_files"}, "LIGHTLY_SCHEDULE='new_files' is invalid"),
         ({"LIGHTLY_SCHEDULE": "@dialy"}, "or new-files (runs when new files land)"),
+        ({"LIGHTLY_REVIEW": "yes please"}, "LIGHTLY_REVIEW='yes please' is invalid"),
+        ({"LIGHTLY_REVIEW_TIMEOUT_H": "3 days"}, "LIGHTLY_REVIEW_TIMEOUT_H='3 days' is invalid: hours"),
+        ({"LIGHTLY_REVIEW_TIMEOUT_H": "-1"}, "LIGHTLY_REVIEW_TIMEOUT_H=-1 is invalid"),
     ]:
         proc = _load_dag(env)
         assert proc.returncode != 0 and words in proc.stderr, (env, proc.stderr[-1500:])
@@ -109,3 +112,18 @@ def test_trigger_form_and_first_task_agree_on_the_minimum_distance(dagbag) -> No
             with pytest.raises(ParamError, match="stopping_condition_minimum_distance"):
                 validate_params(datasource_uri=DAGS.as_uri(), datapool_uri="file:///tmp/pool", lightly_uri=None,
                                 selection_config=cfg)
+
+
+def test_a_review_timeout_discards_an_unanswered_proposal_never_commits_it() -> None:
+    import os
+
+    code = (
+        "import runpy\n"
+        f"dag = runpy.run_path({str(DAGS / 'lightly_datapool.py')!r})['dag']\n"
+        "t = dag.get_task('review_selection')\n"
+        "print(t.response_timeout, t.defaults, t.options)\n"
+    )
+    env = {**os.environ, "LIGHTLY_REVIEW": "true", "LIGHTLY_REVIEW_TIMEOUT_H": "72"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert proc.stdout.strip().splitlines()[-1] == "3 days, 0:00:00 ['Discard'] ['Commit', 'Discard']"

@@ -185,3 +185,7 @@ def test_the_reviewers_answer_is_read_from_the_human_in_the_loop_tasks_result() 
             Review.from_response(bad, "review_selection")
     with pytest.raises(ValueError, match="propose"):
         Review("approve")  # type: ignore[arg-type]
+    # A review task's timeout: Airflow's scheduler answers its default (Discard) for nobody
+    timed_out = Review.from_response({"chosen_options": [DISCARD], "responded_by_user": None, "responded_at": AT})
+    assert timed_out.text() == ("discarded at 2026-12-05 17:30 UTC: nobody answered before the review's timeout; "
+                                "nothing committed")

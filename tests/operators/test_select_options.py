@@ -38,6 +38,19 @@ def test_review_options_are_checked_at_parse_time() -> None:
     assert ReviewSelectionOperator(task_id="review_selection").options == ["Commit", "Discard"]
     with pytest.raises(ValueError, match="options is fixed"):
         ReviewSelectionOperator(task_id="review_selection", options=["Yes", "No"])
+    from datetime import timedelta
+
+    timed = ReviewSelectionOperator(task_id="review_selection", discard_after=timedelta(hours=72))
+    assert timed.response_timeout == timedelta(hours=72) and timed.defaults == ["Discard"]  # (never Commit)
+    with pytest.raises(ValueError, match="discard_after sets the timeout"):
+        ReviewSelectionOperator(task_id="review_selection", defaults="Commit")
+    with pytest.raises(ValueError, match="discard_after must be positive"):
+        ReviewSelectionOperator(task_id="review_selection", discard_after=timedelta(0))
+    from lightly_airflow.review import review_body
+
+    body = review_body({"selected": 3, "candidates": 9, "version": 2, "warnings": ["BALANCE missed"]}, "/r",
+                       timedelta(hours=72))
+    assert "- Warning: BALANCE missed" in body and "within 3 days the proposal is discarded" in body
 
 
 def test_a_review_that_cannot_be_committed_fails_the_task_without_retries(tmp_path) -> None:
