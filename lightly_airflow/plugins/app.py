@@ -294,7 +294,7 @@ def create_app() -> FastAPI:
         root = _root(request)
         where = D.find_run(configured_datapools(), dag_id, run_id)
         target = where.report_pool
-        if target is not None and where.committed is not None:
+        if target is not None and (where.committed is not None or where.awaiting_review):  # (the reviewer's link)
             return RedirectResponse(_report_url(root, target.name, where.slug), status_code=303)
         return _html(_run_page(root, where))
 

@@ -75,6 +75,21 @@ def report_slugs(spec: PoolSpec, creds: StorageCredentials | None) -> set[str]:
     return {n for n in names if SLUG_PATTERN.match(n)}
 
 
+def awaits_review(spec: PoolSpec, creds: StorageCredentials | None, slug: str) -> bool:
+    """A run's report folder holds a proposal for review and no record of its end (a discard or a dry run writes
+    ``dry-run-summary.json``; a commit is in the pool's history)."""
+    from lightly_airflow.pipeline import DRY_RUN_SUMMARY
+    from lightly_airflow.review import PROPOSAL_FILE
+    from lightly_airflow.storage import filesystem
+
+    fs, root = filesystem(reports_uri(spec), creds)
+    try:
+        names = {posixpath.basename(str(e).rstrip("/")) for e in fs.ls(f"{root}/{slug}", detail=False)}
+    except FileNotFoundError:
+        return False
+    return PROPOSAL_FILE in names and DRY_RUN_SUMMARY not in names
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -183,6 +198,8 @@ class RunLocation:
     :param committed: ``(pool, history entry)`` of the run's commit, if it committed.
     :param reports: ``(pool, report folder)`` pairs holding a report for the run id (a dry run writes one too).
     :param problems: ``(pool name, message)`` for pools that could not be read.
+    :param awaiting_review: the run proposed a selection that nobody has committed or discarded yet
+        (``LIGHTLY_REVIEW``, :mod:`lightly_airflow.review`): its report is what the reviewer opens.
     """
 
     dag_id: str
@@ -191,6 +208,7 @@ class RunLocation:
     committed: tuple[PoolSpec, dict[str, Any]] | None = None
     reports: list[PoolSpec] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
+    awaiting_review: bool = False
 
     @property
     def report_pool(self) -> PoolSpec | None:
@@ -208,6 +226,7 @@ class RunLocation:
                 "datapool": self.committed[0].name, **_jsonable(self.committed[1]),
             },
             "reports": [p.name for p in self.reports],
+            "awaiting_review": self.awaiting_review,
             "problems": [{"datapool": n, "error": m} for n, m in self.problems],
         }
 
@@ -227,6 +246,8 @@ def find_run(pools: dict[str, PoolSpec], dag_id: str, run_id: str) -> RunLocatio
                         break
             if where.slug in report_slugs(spec, creds):
                 where.reports.append(spec)
+                if where.committed is None:
+                    where.awaiting_review = where.awaiting_review or awaits_review(spec, creds, where.slug)
         except Exception as exc:  # noqa: BLE001 - one unreachable pool must not hide the others
             log.warning("Could not read datapool %r (%s) for run %r: %s", spec.name, spec.uri, run_id, exc)
             where.problems.append((spec.name, f"{type(exc).__name__}: {exc}"))

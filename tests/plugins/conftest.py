@@ -24,6 +24,7 @@ DAG_ID = "lightly_datapool"
 RUN_1 = "scheduled__2026-01-01T00:00:00+00:00"  # committed, with a report
 RUN_2 = "manual__2026-01-02T10:00:00+00:00"  # committed with tag "batch-2", no report
 RUN_DRY = "manual__2026-01-03T00:00:00+00:00"  # dry run: a report, no commit
+RUN_REVIEW = "manual__2026-01-04T00:00:00+00:00"  # a proposal awaiting review: a report and proposal.json, no commit
 EVIL_KEY = 'weird/<script>alert("x")</script>.png'
 EVIL_NOTE = '<img src=x onerror=alert(1)>"&'  # a metadata value that looks like HTML
 
@@ -118,6 +119,12 @@ def pool_fixture(tmp_path_factory: pytest.TempPathFactory) -> PoolFixture:
     _commit(pool, rows_2, RUN_2, "batch-2")
     rows_dry = _rows(x, y, list(range(100, 130)), [0, 1], run=3)
     _report(rows_dry, uri, RUN_DRY)
+    rows_review = _rows(x, y, list(range(130, 150)), [3], run=4)
+    _report(rows_review, uri, RUN_REVIEW)
+    from lightly_airflow.review import PROPOSAL_FILE, proposal_record
+
+    (Path(reports_dir(str(path), RUN_REVIEW)) / PROPOSAL_FILE).write_bytes(
+        proposal_record(RUN_REVIEW, 2, rows_review.column(C.KEY).to_pylist()[3:4], {"selected": 1}))
     keys_1, keys_2 = rows_1.column(C.KEY).to_pylist(), rows_2.column(C.KEY).to_pylist()
     return PoolFixture(uri, path, [keys_1[p] for p in picks_1], [keys_2[p] for p in picks_2], 60, 40, source)
 

@@ -11,7 +11,7 @@ import pytest
 from lightly_airflow import columns as C
 from lightly_airflow.staging import run_slug
 
-from .conftest import DAG_ID, EVIL_KEY, RUN_1, RUN_2, RUN_DRY
+from .conftest import DAG_ID, EVIL_KEY, RUN_1, RUN_2, RUN_DRY, RUN_REVIEW
 
 
 class _Links(HTMLParser):
@@ -173,6 +173,15 @@ def test_run_tab_of_a_dry_run_links_its_report(client):
     assert report_url(RUN_DRY) in links(r.text).hrefs
     data = client.get(f"/lightly/api/runs/{DAG_ID}/{quote(RUN_DRY, safe='')}").json()
     assert data["committed"] is None and data["report_url"] == report_url(RUN_DRY)
+
+
+def test_run_tab_of_a_proposal_awaiting_review_opens_its_report(client):
+    """The Human-in-the-loop task's body links the run tab: the reviewer lands on the proposal's report."""
+    r = client.get(f"/lightly/runs/{DAG_ID}/{quote(RUN_REVIEW, safe='')}")
+    assert r.status_code == 303 and r.headers["location"] == report_url(RUN_REVIEW)
+    data = client.get(f"/lightly/api/runs/{DAG_ID}/{quote(RUN_REVIEW, safe='')}").json()
+    assert data["awaiting_review"] is True and data["committed"] is None
+    assert client.get(f"/lightly/api/runs/{DAG_ID}/{quote(RUN_DRY, safe='')}").json()["awaiting_review"] is False
 
 
 def test_run_tab_of_a_skipped_run_or_another_dag(client):
