@@ -36,7 +36,8 @@ environment variables so one DAG file serves every deployment:
   waits for **Commit** or **Discard** in Airflow's Required Actions, and ``commit_reviewed`` commits exactly the
   reviewed picks, or nothing (docs/datapool.md, "Review before commit"). ``LIGHTLY_REVIEW_TIMEOUT_H`` (0): a
   proposal nobody answers within this many hours is discarded (0: the run, and the runs after it, wait until someone
-  answers).
+  answers). ``LIGHTLY_REVIEWERS`` (unset: anyone Airflow lets answer): the Airflow user ids who may answer,
+  comma-separated (``alice,bob`` with Airflow's simple auth manager; FAB's numeric ids, optionally ``7:alice``).
 """
 
 from __future__ import annotations
@@ -103,6 +104,23 @@ REVIEW_TIMEOUT_H = _env("LIGHTLY_REVIEW_TIMEOUT_H", "0", float, "hours (0: wait 
 if REVIEW_TIMEOUT_H < 0:
     raise ValueError(f"LIGHTLY_REVIEW_TIMEOUT_H={REVIEW_TIMEOUT_H:g} is invalid: hours >= 0 (0: wait until someone "
                      "answers)")
+
+
+def _reviewers(text: str) -> list[dict[str, str]]:
+    """``alice, 7:bob`` -> HITL ``assigned_users`` (Airflow user ids: the simple auth manager's user names, FAB's
+    numeric ids; optionally ``id:name``)."""
+    users = []
+    for part in text.split(","):
+        if part.strip():
+            user_id, _, name = part.partition(":")
+            if not user_id.strip():
+                raise ValueError(f"{part.strip()!r} has no user id")
+            users.append({"id": user_id.strip(), "name": (name or user_id).strip()})
+    return users
+
+
+#: Who may answer a review; unset: every user Airflow lets answer Human-in-the-loop tasks of this DAG.
+REVIEWERS = _env("LIGHTLY_REVIEWERS", "", _reviewers, "comma-separated Airflow user ids, each optionally id:name")
 CONNECTIONS = {
     "datasource_conn_id": os.environ.get("LIGHTLY_DATASOURCE_CONN_ID") or None,
     "datapool_conn_id": os.environ.get("LIGHTLY_DATAPOOL_CONN_ID") or None,
@@ -339,6 +357,7 @@ with DAG(
         review_selection = ReviewSelectionOperator(
             task_id="review_selection", propose_task_id="select_and_commit", retries=0,
             discard_after=timedelta(hours=REVIEW_TIMEOUT_H) if REVIEW_TIMEOUT_H else None,
+            assigned_users=REVIEWERS or None,
         )
         commit_reviewed = SelectAndCommitOperator(
             task_id="commit_reviewed", review="decide", review_task_id="review_selection", **selection,

@@ -63,6 +63,7 @@ def test_a_bad_deployment_variable_stops_the_dag_from_loading_naming_it() -> Non
         ({"LIGHTLY_REVIEW": "yes please"}, "LIGHTLY_REVIEW='yes please' is invalid"),
         ({"LIGHTLY_REVIEW_TIMEOUT_H": "3 days"}, "LIGHTLY_REVIEW_TIMEOUT_H='3 days' is invalid: hours"),
         ({"LIGHTLY_REVIEW_TIMEOUT_H": "-1"}, "LIGHTLY_REVIEW_TIMEOUT_H=-1 is invalid"),
+        ({"LIGHTLY_REVIEWERS": "alice,:bob"}, "LIGHTLY_REVIEWERS='alice,:bob' is invalid"),
     ]:
         proc = _load_dag(env)
         assert proc.returncode != 0 and words in proc.stderr, (env, proc.stderr[-1500:])
@@ -121,9 +122,10 @@ def test_a_review_timeout_discards_an_unanswered_proposal_never_commits_it() -> 
         "import runpy\n"
         f"dag = runpy.run_path({str(DAGS / 'lightly_datapool.py')!r})['dag']\n"
         "t = dag.get_task('review_selection')\n"
-        "print(t.response_timeout, t.defaults, t.options)\n"
+        "print(t.response_timeout, t.defaults, t.options, t.assigned_users)\n"
     )
-    env = {**os.environ, "LIGHTLY_REVIEW": "true", "LIGHTLY_REVIEW_TIMEOUT_H": "72"}
+    env = {**os.environ, "LIGHTLY_REVIEW": "true", "LIGHTLY_REVIEW_TIMEOUT_H": "72", "LIGHTLY_REVIEWERS": "alice, 7:bob"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-1500:]
-    assert proc.stdout.strip().splitlines()[-1] == "3 days, 0:00:00 ['Discard'] ['Commit', 'Discard']"
+    assert proc.stdout.strip().splitlines()[-1] == (
+        "3 days, 0:00:00 ['Discard'] ['Commit', 'Discard'] [{'id': 'alice', 'name': 'alice'}, {'id': '7', 'name': 'bob'}]")

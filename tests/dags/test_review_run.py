@@ -83,7 +83,9 @@ def test_reviewed_runs_wait_for_the_reviewer_and_commit_what_was_reviewed_or_not
     from lightly_airflow.datapool import Datapool
 
     monkeypatch.setenv("LIGHTLY_REVIEW", "true")
+    monkeypatch.setenv("LIGHTLY_REVIEWERS", "reviewer")  # (the api-server's user: Airflow lets only it answer)
     dag = DagBag(dag_folder=str(DAGS)).dags["lightly_datapool"]
+    assert dag.task_dict["review_selection"].assigned_users == [{"id": "reviewer", "name": "reviewer"}]
     assert dag.task_dict["select_and_commit"].downstream_task_ids == {"review_selection"}
     assert dag.task_dict["review_selection"].downstream_task_ids == {"commit_reviewed"}
     source, pool_dir = tmp_path / "images", tmp_path / "pool"
