@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 #: Warnings a repeated check (the sensor's and the event watcher's, every poke interval) said before: each said once
 #: per process (the triggerer's lives for days), at debug level afterwards; the most recent 256 texts are kept.
 _SAID: dict[str, None] = {}
+_SAID_LOCK = threading.Lock()  # (the triggerer may run several checks at once in threads)
 
 
 def _warn(text: str, repeated: bool) -> None:
@@ -42,12 +44,15 @@ def _warn(text: str, repeated: bool) -> None:
     same text: the same Live Photo or archive warning every 5 minutes buried the triggerer's log. The run's list
     task always warns (and its report counts every skipped file)."""
     if repeated:
-        if text in _SAID:
+        with _SAID_LOCK:
+            said = text in _SAID
+            if not said:
+                _SAID[text] = None
+                if len(_SAID) > 256:
+                    del _SAID[next(iter(_SAID))]
+        if said:
             logger.debug("(said before) %s", text)
             return
-        _SAID[text] = None
-        if len(_SAID) > 256:
-            del _SAID[next(iter(_SAID))]
     logger.warning("%s", text)
 
 KnownFiles = Callable[[str, StorageCredentials | None], pa.Table | None]
