@@ -1180,15 +1180,15 @@ def run_seed(run_id: str) -> int:
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big")
 
 
-#: A finished dry run's summary, in its report folder: what a retry of its select task answers with once the
-#: staging files are gone (a dry run commits nothing, so the pool cannot tell).
+#: A finished dry run's summary (or a proposal's discarded in review), in its report folder: what a retry of its
+#: select tasks answers with once the staging files are gone (it commits nothing, so the pool cannot tell).
 DRY_RUN_SUMMARY = "dry-run-summary.json"
 
 
 def _finish_dry_run(datapool_uri: str, run_id: str, summary: RunSummary, credentials: StorageCredentials | None) -> None:
-    """Record the dry run's summary, then delete its staging files: they hold every processed sample's
-    embedding and nothing reads them again (each dry run left them behind before). Without the record the
-    staging files stay, so a retry can select again."""
+    """Record the summary of a run that ends without a commit (a dry run, a proposal discarded in review), then
+    delete its staging files: they hold every processed sample's embedding and nothing reads them again (each dry
+    run left them behind before). Without the record the staging files stay, so a retry can select again."""
     uri = join_uri(staging.reports_dir(datapool_uri, run_id), DRY_RUN_SUMMARY)
     try:
         write_bytes(json.dumps(summary.to_dict()).encode(), uri, credentials)
@@ -1199,8 +1199,8 @@ def _finish_dry_run(datapool_uri: str, run_id: str, summary: RunSummary, credent
 
 
 def finished_dry_run(datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> RunSummary | None:
-    """The summary a dry run recorded when it finished (its select task retried or cleared after that), else
-    ``None``."""
+    """The summary a dry run (or a discarded proposal, :mod:`lightly_airflow.review`) recorded when it finished (its
+    select task retried or cleared after that), else ``None``."""
     uri = join_uri(staging.reports_dir(datapool_uri, run_id), DRY_RUN_SUMMARY)
     fs, path = filesystem(uri, credentials)
     try:
