@@ -608,7 +608,8 @@ def _assemble_shard(
 ) -> tuple[pa.Table, dict[str, Any], list[pa.Table]]:
     """One shard of :func:`assemble_run`: its rows, its stages' schema metadata and its error tables."""
     meta: dict[str, Any] = {}
-    rows = staging.read_manifest(manifest_uri, credentials).table  # a missing shard: its error names the fix
+    manifest = staging.read_manifest(manifest_uri, credentials)  # a missing shard: its error names the fix
+    rows = manifest.table
     rows = rows.select([c for c in (*C.MANIFEST_COLUMNS, *C.VIDEO_COLUMNS) if c in rows.column_names])
     from_manifest = set(rows.column_names)
     for kind in STAGE_KINDS:
@@ -645,6 +646,7 @@ def _assemble_shard(
     # required stage has no row for is reported, never silently selected without its embedding.
     st = pa.array([C.STATUS_OK] * rows.num_rows, pa.string())
     rs = pa.nulls(rows.num_rows, pa.string())
+    by = pa.nulls(rows.num_rows, pa.string())  # the stage that found each file not ok
     for kind in STAGE_KINDS:
         if f"__s_{kind}" not in rows.column_names:
             continue
@@ -656,14 +658,41 @@ def _assemble_shard(
         bad = pc.and_(pc.equal(st, C.STATUS_OK), pc.and_(pc.is_valid(s_col), pc.not_equal(s_col, C.STATUS_OK)))
         st = pc.if_else(bad, s_col, st)
         rs = pc.if_else(bad, r_col, rs)
+        by = pc.if_else(bad, kind, by)
     keep = [c for c in rows.column_names if not c.startswith("__")]
     rows = rows.select(keep)
     for name in (C.STATUS, C.STATUS_REASON):
         if name in rows.column_names:
             rows = rows.drop_columns([name])
     rows = rows.append_column(C.STATUS, st).append_column(C.STATUS_REASON, rs)
-    rows = rows.sort_by(C.KEY)
-    return rows, meta, staging.read_errors(manifest_uri, STAGE_KINDS, credentials)
+    errors = staging.read_errors(manifest_uri, STAGE_KINDS, credentials)
+    unreported = _unreported_problems(rows.column(C.KEY), st, rs, by, errors, manifest.datasource_uri)
+    return rows.sort_by(C.KEY), meta, errors if unreported is None else [*errors, unreported]
+
+
+def _unreported_problems(keys: pa.ChunkedArray | pa.Array, status: pa.Array, reasons: pa.Array, by: pa.Array,
+                         errors: list[pa.Table], datasource_uri: str | None) -> pa.Table | None:
+    """Problem rows for the files a stage found corrupt or missing without listing them in its error report
+    (the embed task's decode of a video that cannot be opened, ends early or holds no video stream; a stage
+    with no output for a file), so that ``problems.parquet`` lists every file not ok but duplicates; None when
+    there are none. The stage column names the stage whose status the file got."""
+    listed = set()
+    for table in errors:
+        listed.update(table.column(C.KEY).to_pylist())
+    bad = pc.or_(pc.equal(status, C.STATUS_CORRUPT), pc.equal(status, C.STATUS_MISSING))
+    found = [(k, s, r, b) for k, s, r, b, x in zip(keys.to_pylist(), status.to_pylist(), reasons.to_pylist(),
+                                                    by.to_pylist(), bad.to_pylist(), strict=True)
+             if x and k not in listed]
+    if not found:
+        return None
+    tables = []
+    for stage in sorted({b for *_, b in found}):
+        problems = staging.ProblemLog(stage)
+        for key, st, reason, _ in (f for f in found if f[3] == stage):
+            problems.add(key, "file", f"{st}: {reason or 'no reason given'}",
+                         join_uri(datasource_uri, key) if datasource_uri else None)
+        tables.append(problems.to_table())
+    return pa.concat_tables(tables)
 
 
 def select_and_commit(

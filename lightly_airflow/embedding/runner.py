@@ -493,7 +493,7 @@ def embed_shard(
             for row, st, reason in zip(rows, batch.status, batch.reasons):
                 if st != STATUS_OK:
                     status[row], reasons[row] = st, reason
-                    logger.warning("%s image %r: %s", st, keys[row], reason)
+                    logger.warning("%s file %r: %s", st, keys[row], reason)
             if ok.any():
                 images = batch.images.to(torch_device, non_blocking=True)
                 if images.shape[0] < batch_size:  # same shapes every batch: reproducible kernels

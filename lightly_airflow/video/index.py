@@ -116,8 +116,14 @@ class VideoIndex:
 
 
 def reason(exc: BaseException) -> str:
-    """A stable one-line reason for a PyAV error."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
+    """A stable one-line reason for a PyAV error: FFmpeg's message without its errno and the file's path (PyAV's
+    ``[Errno 1094995529] Invalid data found when processing input: '/data/cam/a.mp4'``: the path is the worker's
+    local one, the key already names the file)."""
+    strerror = getattr(exc, "strerror", None)
+    if getattr(exc, "errno", None) is not None and isinstance(strerror, str) and strerror:  # (FFmpegError, OSError)
+        text = strerror.splitlines()[0]
+    else:
+        text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}"[:300]
 
 

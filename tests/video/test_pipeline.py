@@ -119,6 +119,20 @@ def test_broken_videos_keep_their_frames_and_are_reported(tmp_path: Path) -> Non
     assert by["cut.webm"][C.STATUS] == C.STATUS_CORRUPT and "ends early" in by["cut.webm"][C.STATUS_REASON]
     assert summary.corrupt >= 1
     assert sum(1 for x in by.values() if x[C.VIDEO] == "good.mp4" and x[C.STATUS] == C.STATUS_OK) == 12
+    # The embed task's decode found both: the run's problems file lists them like the metadata task's corrupt
+    # images (it listed none of them), with FFmpeg's reason but not the worker's local path.
+    from lightly_airflow.storage import read_parquet
+
+    problems = {p[C.KEY]: p for p in read_parquet(summary.problems_uri).to_pylist()}
+    assert summary.problems == len(problems)
+    bad = sorted(k for k, x in by.items() if x[C.STATUS] != C.STATUS_OK)
+    assert sorted(problems) == bad and {"junk.webm", "cut.webm"} <= set(bad)
+    junk = problems["junk.webm"]
+    assert (junk["stage"], junk["field"]) == ("embeddings", "file") and junk["path"] == f"file://{src}/junk.webm"
+    assert junk["reason"] == f"corrupt: {by['junk.webm'][C.STATUS_REASON]}"
+    assert junk["reason"].startswith("corrupt: cannot open the video: InvalidDataError: Invalid data found")
+    assert str(tmp_path) not in junk["reason"] and "Errno" not in junk["reason"]
+    assert problems["cut.webm"]["reason"].startswith("corrupt: ") and "ends early" in problems["cut.webm"]["reason"]
 
 
 def test_grey_frames_are_corrupt_by_the_threshold_and_kept_with_threshold_one(tmp_path: Path) -> None:
