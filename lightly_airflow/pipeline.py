@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from lightly_airflow import columns as C
 from lightly_airflow import staging
 from lightly_airflow.datasource.query import ListingSkips, NewFilesQuery, QueryCredentials
-from lightly_airflow.review import PROPOSAL_FILE, Review, ReviewError, mismatch, proposal_record
+from lightly_airflow.review import COMMITTED_AFTER_REVIEW, PROPOSAL_FILE, Review, ReviewError, mismatch, proposal_record
 from lightly_airflow.storage import (
     StorageCredentials,
     filesystem,
@@ -116,8 +116,16 @@ class RunSummary:
     #: committed after review, discarded in review; who answered, when); empty without review
     review: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def committed(self) -> bool:
+        """Whether the run committed a datapool version (not a dry run, nor a proposal awaiting review or a
+        discarded one; a retry of a committed run did)."""
+        return (self.version is not None and not self.dry_run
+                and (not self.review or self.review.get("state") == COMMITTED_AFTER_REVIEW))
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields and ``committed``."""
+        return {**asdict(self), "committed": self.committed}
 
 
 def check_uri_param(param: str, uri: str, credentials: StorageCredentials | None, *, must_exist: bool) -> None:

@@ -30,6 +30,8 @@ __all__ = ["COMMIT", "DISCARD", "PROPOSAL_FILE", "Review", "ReviewError", "misma
 COMMIT, DISCARD = "Commit", "Discard"
 #: the proposal's record, in the run's report folder (``<datapool>/_reports/<run>/``)
 PROPOSAL_FILE = "proposal.json"
+#: the review state of a proposal a reviewer approved and the decision committed
+COMMITTED_AFTER_REVIEW = "committed after review"
 
 
 class ReviewError(RuntimeError):
@@ -84,7 +86,7 @@ class Review:
         """``awaiting review``, ``committed after review`` or ``discarded in review``."""
         if self.step == "propose":
             return "awaiting review"
-        return "committed after review" if self.approved else "discarded in review"
+        return COMMITTED_AFTER_REVIEW if self.approved else "discarded in review"
 
     def text(self) -> str:
         """One line for the report and the logs."""

@@ -139,6 +139,24 @@ class LightlyBaseOperator(BaseOperator):
     def read_rendered(self) -> None:
         read_rendered(self)
 
+    def send_metrics(self, values: Mapping[str, float]) -> None:
+        """Hand ``values`` (:mod:`lightly_airflow.run_metrics` gauges) to Airflow's metrics (the ``[metrics]``
+        section: StatsD, OpenTelemetry, Datadog; nothing when none is on), tagged ``dag_id`` and ``datapool``.
+        A backend that fails is logged, never the task's failure."""
+        from airflow.sdk.observability.stats import gauge
+
+        tags = {"dag_id": self.dag_id, "datapool": str(self.datapool_uri)}
+        failed = []
+        for name, value in values.items():
+            try:
+                gauge(name, value, tags=tags)
+            except Exception as exc:  # noqa: BLE001 - metrics are never worth a failed run
+                failed.append(f"{name}: {type(exc).__name__}: {exc}")
+        if failed:
+            self.log.warning("%d of %d metrics could not be sent (the run is not affected): %s", len(failed),
+                             len(values), "; ".join(failed[:3]))
+        self.log.info("Metrics: %s", ", ".join(f"{n}={v:g}" for n, v in values.items()))
+
     def _do_render_template_fields(self, parent: Any, template_fields: Any, context: Any, jinja_env: Any,
                                    seen_oids: set[int]) -> None:
         """Render as Airflow does, then render the text arguments again as text where a native DAG made a number.

@@ -19,6 +19,7 @@ from lightly_airflow.pipeline import (
     list_new,
     validate_params,
 )
+from lightly_airflow.run_metrics import list_metrics
 
 #: ``RunOrigin.run_type`` (``DagRun.run_type``'s value) of runs created by ``airflow backfill create``.
 BACKFILL = "backfill"
@@ -158,6 +159,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
         counts["shards"] = len(result.manifests)
         counts["backfill"] = backfill
         context["ti"].xcom_push(key="counts", value=counts)
+        self.send_metrics(list_metrics(counts))
         context["ti"].xcom_push(key="reuse_uri", value=result.reuse_uri)
         context["ti"].xcom_push(key="embeddings_csv", value=embeddings_csv)
         if overrides:

@@ -96,6 +96,7 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         from lightly_airflow.config import parse_lightly_config, parse_worker_config
         from lightly_airflow.pipeline import select_and_commit
         from lightly_airflow.review import Review, ReviewError
+        from lightly_airflow.run_metrics import run_metrics
 
         self.read_rendered()
         review = None
@@ -134,8 +135,8 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         except ReviewError as exc:  # (the reviewed picks cannot be committed: a retry selects the same again)
             raise AirflowFailException(str(exc)) from None
         out = summary.to_dict()
-        committed = summary.version is not None and not summary.dry_run and (review is None or review.approved)
-        if self.asset is not None and self.asset_alias is not None and committed:
+        self.send_metrics(run_metrics(out))
+        if self.asset is not None and self.asset_alias is not None and summary.committed:
             context["outlet_events"][self.asset_alias].add(self.asset, extra={
                 "datapool_uri": self.datapool_uri,
                 "version": summary.version,
