@@ -16,10 +16,11 @@ environment variables so one DAG file serves every deployment:
   ``lightly-datasource``'s watcher, ``NewFilesEventTrigger``; docs/datasources.md, "Runs when new files
   land"), and a run that finds nothing new skips at once instead of waiting.
 - ``LIGHTLY_NEW_FILES_QUEUE`` (unset): with ``new-files``, the URL of an SQS queue that receives the datasource
-  bucket's S3 event notifications (``s3:ObjectCreated:*``): the watcher then polls that queue (Airflow's
-  ``SqsSensorTrigger``, long polls of 20 s, every ``LIGHTLY_POKE_INTERVAL_S`` when it is empty; the
-  datasource's connection) instead of listing the bucket, for buckets too large to list every interval; what a
-  run processes is still decided by its listing (docs/datasources.md, "Runs when new files land").
+  bucket's S3 event notifications (``s3:ObjectCreated:*``): the watcher then polls that queue
+  (``S3NotificationsTrigger``, Airflow's ``SqsSensorTrigger`` that fires only for notifications of files the
+  runs list; long polls of 20 s, every ``LIGHTLY_POKE_INTERVAL_S`` when it is empty; the datasource's
+  connection) instead of listing the bucket, for buckets too large to list every interval; what a run processes
+  is still decided by its listing (docs/datasources.md, "Runs when new files land").
 - ``LIGHTLY_WAIT_FOR_NEW_FILES_S`` (21600): how long a scheduled run waits (deferred, no worker slot held) for
   new files before it skips; ``LIGHTLY_POKE_INTERVAL_S`` (300): how often the trigger lists the datasource.
 - ``LIGHTLY_EMBEDDING_MODEL`` (``efficientnet-lite0``), ``LIGHTLY_EMBEDDING_INPUT_SIZE`` (64),
@@ -135,22 +136,26 @@ if NEW_FILES_QUEUE and not ON_NEW_FILES:
 if NEW_FILES_QUEUE and not NEW_FILES_QUEUE.startswith(("https://", "http://")):
     raise ValueError(f"LIGHTLY_NEW_FILES_QUEUE={NEW_FILES_QUEUE!r} is invalid: an SQS queue URL "
                      "(https://sqs.<region>.amazonaws.com/<account>/<queue>), not its name or ARN.")
+if NEW_FILES_QUEUE and not DATASOURCE_URI.startswith("s3://"):
+    raise ValueError(f"LIGHTLY_NEW_FILES_QUEUE is set but LIGHTLY_DATASOURCE_URI={DATASOURCE_URI!r} is not in S3: "
+                     "the queue's S3 event notifications announce files of an s3:// datasource; unset the queue "
+                     "to watch this datasource by listing it.")
 
 if ON_NEW_FILES:
     #: Event-driven: the triggerer watches the datasource with the defaults' query (what a run with the trigger
     #: form untouched processes) and each new set of files becomes an event of this asset, hence a run; or, with a
-    #: queue, each batch of the bucket's S3 notifications does (Airflow's SQS trigger; it deletes what it read).
+    #: queue, each batch of the bucket's S3 notifications of new files does (it deletes what it read).
     watcher: Any = NewFilesEventTrigger(
         query=NewFilesQuery(datasource_uri=DATASOURCE_URI, datapool_uri=DATAPOOL_URI, lightly_uri=LIGHTLY_URI,
                             live_photo_videos=LIVE_PHOTO_VIDEOS, **CONNECTIONS),
         poke_interval=POKE_INTERVAL_S,
     )
     if NEW_FILES_QUEUE:
-        from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
+        from lightly_airflow.triggers.s3_notifications import S3NotificationsTrigger
 
-        watcher = SqsSensorTrigger(sqs_queue=NEW_FILES_QUEUE, aws_conn_id=CONNECTIONS["datasource_conn_id"],
-                                   max_messages=10, num_batches=1, wait_time_seconds=20,
-                                   waiter_delay=int(POKE_INTERVAL_S))
+        watcher = S3NotificationsTrigger(datasource_uri=DATASOURCE_URI, sqs_queue=NEW_FILES_QUEUE,
+                                         aws_conn_id=CONNECTIONS["datasource_conn_id"], max_messages=10,
+                                         num_batches=1, wait_time_seconds=20, waiter_delay=int(POKE_INTERVAL_S))
     schedule: object = [Asset(name="lightly-datasource", uri=DATASOURCE_URI, watchers=[AssetWatcher(
         name="lightly-new-files", trigger=watcher)])]
 else:

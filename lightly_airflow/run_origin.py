@@ -10,7 +10,6 @@ metadata and the report's header (:meth:`RunOrigin.text`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -20,8 +19,8 @@ __all__ = ["AssetEventOrigin", "RunOrigin", "WATCHER_STATUS", "short_time"]
 
 #: the ``status`` of the new-file watcher's event payload (``NewFilesEventTrigger``)
 WATCHER_STATUS = "new_files"
-#: Airflow's ``SqsSensorTrigger`` (the watcher with ``LIGHTLY_NEW_FILES_QUEUE``): ``{"status": "success",
-#: "message_batch": [SQS messages]}``, each message's body an S3 event notification (``Records[].s3.object.key``)
+#: Airflow's ``SqsSensorTrigger`` and ours, ``S3NotificationsTrigger`` (the watcher with ``LIGHTLY_NEW_FILES_QUEUE``):
+#: ``{"status": "success", "message_batch": [SQS messages]}``, each message's body an S3 event notification
 SQS_STATUS = "success"
 
 #: Airflow's run types (``DagRunType`` values) in words; another value is shown as it is
@@ -174,18 +173,13 @@ class RunOrigin:
 
 
 def _created(messages: list[Any]) -> int:
-    """How many ``ObjectCreated`` records the S3 event notifications among SQS ``messages`` hold (a body that is
-    no S3 notification, e.g. S3's ``s3:TestEvent`` when notifications are set up, counts none)."""
-    n = 0
-    for m in messages:
-        try:
-            body = json.loads(m.get("Body") or "{}") if isinstance(m, Mapping) else {}
-        except (TypeError, ValueError):
-            continue
-        records = body.get("Records") if isinstance(body, Mapping) else None
-        n += sum(1 for r in records or [] if isinstance(r, Mapping) and str(r.get("eventName", "")).startswith(
-            "ObjectCreated"))
-    return n
+    """How many objects created (or restored from an archive) the S3 event notifications among SQS ``messages``
+    announce (:func:`~lightly_airflow.datasource.notifications.notified_objects`: S3's own, through SNS, or
+    EventBridge's; a body that is no notification, e.g. S3's ``s3:TestEvent``, counts none)."""
+    from lightly_airflow.datasource.notifications import is_new_file_event, notified_objects
+
+    return sum(1 for m in messages if isinstance(m, Mapping)
+               for event, _, _ in notified_objects(m.get("Body")) if is_new_file_event(event))
 
 
 def origin_of_events(events: Sequence[tuple[str, Mapping[str, Any] | None, Any, str | None]]) -> tuple[AssetEventOrigin, ...]:

@@ -31,7 +31,7 @@ def _dag_watchers(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         "condition = dag.timetable.asset_condition\n"
         "watchers = [[w.name, *w.trigger.serialize()] for a in condition.objects for w in a.watchers]\n"
         "print(json.dumps({'watchers': watchers, 'sensor_waits': dag.get_task('wait_for_new_files').wait,\n"
-        "                  'serialized': 'SqsSensorTrigger' in json.dumps(DagSerialization.to_dict(dag))}))\n"
+        "                  'serialized': 'S3NotificationsTrigger' in json.dumps(DagSerialization.to_dict(dag))}))\n"
     )
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env})
 
@@ -46,11 +46,11 @@ def test_the_dag_watches_the_queue_with_the_datasources_connection() -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     [[name, classpath, kwargs]] = out["watchers"]
-    assert (name, classpath) == ("lightly-new-files", "airflow.providers.amazon.aws.triggers.sqs.SqsSensorTrigger")
-    assert {k: kwargs[k] for k in ("sqs_queue", "aws_conn_id", "waiter_delay", "wait_time_seconds", "num_batches",
-                                   "delete_message_on_reception")} == {
-        "sqs_queue": QUEUE, "aws_conn_id": "aws_data", "waiter_delay": 120, "wait_time_seconds": 20, "num_batches": 1,
-        "delete_message_on_reception": True}
+    assert (name, classpath) == ("lightly-new-files", "lightly_airflow.triggers.s3_notifications.S3NotificationsTrigger")
+    assert {k: kwargs[k] for k in ("datasource_uri", "sqs_queue", "aws_conn_id", "waiter_delay", "wait_time_seconds",
+                                   "num_batches", "delete_message_on_reception")} == {
+        "datasource_uri": "s3://bucket/images", "sqs_queue": QUEUE, "aws_conn_id": "aws_data", "waiter_delay": 120,
+        "wait_time_seconds": 20, "num_batches": 1, "delete_message_on_reception": True}
     assert out["sensor_waits"] is False and out["serialized"] is True
 
 
@@ -58,6 +58,8 @@ def test_the_dag_watches_the_queue_with_the_datasources_connection() -> None:
     ({"LIGHTLY_NEW_FILES_QUEUE": QUEUE}, "start runs only with LIGHTLY_SCHEDULE=new-files"),
     ({"LIGHTLY_SCHEDULE": "new-files", "LIGHTLY_NEW_FILES_QUEUE": "arn:aws:sqs:eu-central-1:123456789012:q"},
      "LIGHTLY_NEW_FILES_QUEUE='arn:aws:sqs"),
+    ({"LIGHTLY_SCHEDULE": "new-files", "LIGHTLY_NEW_FILES_QUEUE": QUEUE, "LIGHTLY_DATASOURCE_URI": "gs://b/images"},
+     "LIGHTLY_DATASOURCE_URI='gs://b/images' is not in S3"),
 ])
 def test_a_queue_that_cannot_work_stops_the_dag_from_loading_naming_the_variable(env: dict[str, str], words: str) -> None:
     proc = _dag_watchers({"LIGHTLY_SCHEDULE": "", **env})
@@ -66,7 +68,7 @@ def test_a_queue_that_cannot_work_stops_the_dag_from_loading_naming_the_variable
 
 @pytest.mark.slow
 def test_the_buckets_notifications_become_one_event_and_the_run_says_so(
-        s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import boto3
     from airflow.sdk.api.datamodels._generated import DagRunType
     from operators.test_run_origin import _dag_run, _event
@@ -80,12 +82,17 @@ def test_the_buckets_notifications_become_one_event_and_the_run_says_so(
     s3.create_bucket(Bucket=bucket)
     queue = sqs.create_queue(QueueName=f"lightly-new-files-{os.getpid()}")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_object(Bucket=bucket, Key="images/cam/before.png", Body=png_bytes(8))
+    # The whole bucket's creations and removals: the watcher itself keeps what the runs list (under images/,
+    # not .lightly/, a listed extension, created), and deletes the rest from the queue unannounced.
     s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [{
-        "QueueArn": arn, "Events": ["s3:ObjectCreated:*"],
-        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "images/"}]}}}]})
+        "QueueArn": arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]})
+    s3.put_object(Bucket=bucket, Key="images/.lightly/frames/x-001-mp4.png", Body=png_bytes(9))
+    s3.put_object(Bucket=bucket, Key="images-lightly/.lightly/frames/x.png", Body=png_bytes(9))
+    s3.put_object(Bucket=bucket, Key="images/readme.txt", Body=b"cameras of the fleet")
+    s3.delete_object(Bucket=bucket, Key="images/cam/before.png")
     for i in range(3):
         s3.put_object(Bucket=bucket, Key=f"images/cam/{i:03d}.png", Body=png_bytes(i))
-    s3.put_object(Bucket=bucket, Key="images-lightly/.lightly/frames/x.png", Body=png_bytes(9))  # (not notified)
 
     conn = {"conn_type": "aws", "login": "test", "password": "test",
             "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}
@@ -106,7 +113,9 @@ def test_the_buckets_notifications_become_one_event_and_the_run_says_so(
     payload = asyncio.run(asyncio.wait_for(first(), 60))
     keys = [r["s3"]["object"]["key"] for m in payload["message_batch"] for r in json.loads(m["Body"]).get("Records", [])]
     assert sorted(keys) == [f"images%2Fcam%2F{i:03d}.png" for i in range(3)]  # (S3 URL-encodes keys in events)
-    assert "Messages" not in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)  # read and deleted
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)  # every message read is deleted
+    # the others (S3's test event, a removal, .lightly/ frames, another prefix, a .txt): counted in the log
+    assert "SQS messages announce no file the runs list" in capsys.readouterr().out
     stored = json.loads(json.dumps({"from_trigger": True, "payload": payload}, default=str))  # (the event's extra)
     origin = run_origin({"dag_run": _dag_run(DagRunType.ASSET_TRIGGERED, [_event(stored)])})
     assert origin is not None and origin.events[0].notified == 3
