@@ -122,12 +122,31 @@ def _index_page(root: str, pools: dict[str, PoolSpec]) -> str:
     return H.page("Datapools", body)
 
 
+def _awaiting_review(root: str, name: str, waiting: list[dict[str, Any]]) -> str:
+    """The proposals a reviewer has not answered yet (``LIGHTLY_REVIEW``), with their reports: answered in
+    Airflow's Required Actions."""
+    if not waiting:
+        return ""
+    rows = []
+    for w in waiting:
+        picks = "record unreadable" if w["picks"] is None else (
+            f"{w['picks']} of {w['candidates']} candidates" if w["candidates"] is not None else f"{w['picks']} picks")
+        read = "the empty datapool" if w["version"] is None else f"version {w['version']}"
+        rows.append((H.e(w["run_id"] or w["slug"]), H.e(picks), H.e(read), H.e(w["warnings"] or 0),
+                     H.link(_report_url(root, name, w["slug"]), "report")))
+    return (f'<h2>Awaiting review ({len(waiting)})</h2><p>Proposed selections that count only once a reviewer '
+            f'answers <b>Commit</b> in Airflow\'s {H.airflow_link(root, "/required_actions", "Required Actions")} (or '
+            '<b>Discard</b>); nothing of them is in the datapool yet.</p>'
+            + H.table(["Run", "Proposed", "Selection read", "Warnings", "Report"], rows, numeric=(3,)))
+
+
 def _overview_page(root: str, ov: dict[str, Any]) -> str:
     name = ov["name"]
     crumbs = [("Datapools", f"{root}/"), (name, None)]
     head = f'<p class="muted"><code>{H.e(ov["uri"])}</code></p>'
+    waiting = _awaiting_review(root, name, ov.get("awaiting_review") or [])
     if not ov["exists"]:
-        body = head + '<div class="box warn">No run has committed to this datapool yet.</div>'
+        body = head + '<div class="box warn">No run has committed to this datapool yet.</div>' + waiting
         return H.page(f"Datapool {name}", body, crumbs=crumbs)
     samples = f"{root}/pools/{H.seg(name)}/samples"
     tag_rows = [
@@ -164,7 +183,7 @@ def _overview_page(root: str, ov: dict[str, Any]) -> str:
         f'{H.link(f"{root}/pools/{H.seg(name)}/compare", "Compare tags")} <b>Versions &amp; tags</b></nav>'
     )
     body = (
-        f"{nav}{head}<p>Latest version <b>{H.e(ov['version'])}</b>.</p>"
+        f"{nav}{head}<p>Latest version <b>{H.e(ov['version'])}</b>.</p>{waiting}"
         "<h2>Tags</h2>" + H.table(["Tag", "Samples", "Version", "Run", ""], tag_rows, numeric=(1, 2))
         + "<h2>Versions</h2>"
         + H.table(["Version", "Committed", "Run", "DAG", "Tag", "Rows", "Selected", "Counts", "Report", ""], hist_rows,

@@ -90,6 +90,48 @@ def awaits_review(spec: PoolSpec, creds: StorageCredentials | None, slug: str) -
     return PROPOSAL_FILE in names and DRY_RUN_SUMMARY not in names
 
 
+def proposals_awaiting_review(spec: PoolSpec, creds: StorageCredentials | None, committed: set[str]
+                              ) -> list[dict[str, Any]]:
+    """The runs whose proposal waits for a reviewer (``LIGHTLY_REVIEW``): a report folder with the proposal
+    record, no record of its end (a discard writes ``dry-run-summary.json``) and no commit (``committed``: the
+    slugs of the runs in the pool's history). One recursive listing of ``_reports/`` and one read per waiting
+    proposal: ``[{run_id, slug, version (the pool version its selection read), picks, candidates, warnings}]``,
+    newest report folder first. A record that cannot be read is shown with ``picks`` None."""
+    import json
+
+    from lightly_airflow.pipeline import DRY_RUN_SUMMARY
+    from lightly_airflow.review import PROPOSAL_FILE
+    from lightly_airflow.storage import filesystem
+
+    fs, root = filesystem(reports_uri(spec), creds)
+    try:
+        found = fs.find(root, detail=True)
+    except FileNotFoundError:
+        return []
+    files: dict[str, dict[str, Any]] = {}
+    for path, info in found.items():
+        rel = posixpath.relpath(str(path), str(root).rstrip("/"))
+        slug, _, name = rel.partition("/")
+        if SLUG_PATTERN.match(slug) and name in (PROPOSAL_FILE, DRY_RUN_SUMMARY):
+            files.setdefault(slug, {})[name] = info
+    out = []
+    for slug, names in files.items():
+        if PROPOSAL_FILE not in names or DRY_RUN_SUMMARY in names or slug in committed:
+            continue
+        entry: dict[str, Any] = {"slug": slug, "run_id": None, "version": None, "picks": None, "candidates": None,
+                                 "warnings": None, "at": _jsonable(names[PROPOSAL_FILE].get("LastModified")
+                                                                   or names[PROPOSAL_FILE].get("mtime"))}
+        try:
+            record = json.loads(fs.cat_file(f"{root}/{slug}/{PROPOSAL_FILE}"))
+            summary = record.get("summary") or {}
+            entry.update(run_id=record.get("run_id"), version=record.get("version"), picks=len(record["picks"]),
+                         candidates=summary.get("candidates"), warnings=len(summary.get("warnings") or []))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("The proposal record of %s in %s cannot be read: %s", slug, spec.name, exc)
+        out.append(entry)
+    return sorted(out, key=lambda e: str(e["at"] or ""), reverse=True)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -103,7 +145,8 @@ def _jsonable(value: Any) -> Any:
 def overview(spec: PoolSpec) -> dict[str, Any]:
     """A pool's versions (newest first) and tags, each run with the folder of its report if one was written.
 
-    :returns: ``{name, uri, exists, version, history: [...], vacuums: [...], tags: [...]}``; each history entry
+    :returns: ``{name, uri, exists, version, history: [...], vacuums: [...], tags: [...], awaiting_review:
+        [...]}`` (:func:`proposals_awaiting_review`; also before the pool's first commit); each history entry
         has the fields of :meth:`Datapool.history` plus ``report`` (the run's report folder name or ``None``) and
         ``vacuumed`` (the day of the vacuum that deleted files the version needs, or ``None``); ``vacuums`` as
         :func:`~lightly_airflow.datapool.reclaim.vacuum_history`, with Delta's own VACUUMs run by hand
@@ -121,7 +164,9 @@ def overview(spec: PoolSpec) -> dict[str, Any]:
     creds = credentials(spec)
     pool = open_pool(spec, creds)
     history = pool.history()
-    slugs = report_slugs(spec, creds) if history else set()
+    slugs = report_slugs(spec, creds)
+    committed = {run_slug(e["run_id"]) for e in history if e.get("run_id")}
+    waiting = proposals_awaiting_review(spec, creds, committed) if slugs - committed else []
     record = newest_record(spec.uri, creds) if history else None  # one LIST of _vacuum/, one GET when vacuumed
     by_delta = delta_vacuums(history)  # Delta's own VACUUM run by hand: its versions in the log, no record
     lost = lost_ranges(record) + delta_lost_ranges(by_delta)
@@ -141,6 +186,7 @@ def overview(spec: PoolSpec) -> dict[str, Any]:
         "vacuums": _jsonable(sorted((vacuum_history(spec.uri, creds, record) if record is not None else []) + by_delta,
                                     key=lambda v: str(v.get("started_at")))),
         "tags": _jsonable(_all_tags(pool.tags(), history)),
+        "awaiting_review": waiting,
     }
 
 

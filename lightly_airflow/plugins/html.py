@@ -65,6 +65,17 @@ def link(href: str, text: Any) -> str:
     return f'<a href="{e(href)}">{e(text)}</a>'
 
 
+#: where Airflow mounts the plugin's app (``plugin.py``); its pages link to Airflow's own from there
+URL_PREFIX = "/lightly"
+
+
+def airflow_link(root: str, path: str, text: Any) -> str:
+    """A link to Airflow's own UI page ``path`` (e.g. ``/required_actions``) from a page of the app mounted at
+    ``root`` (``/lightly`` behind any prefix of Airflow's ``base_url``), opened in the whole window (the plugin's
+    pages are shown in an iframe of Airflow's UI)."""
+    return f'<a href="{e(root.removesuffix(URL_PREFIX) + path)}" target="_top">{e(text)}</a>'
+
+
 def page(
     title: str, body: str, *, crumbs: Sequence[tuple[str, str | None]] = (), scripts: Sequence[str] = (),
     static: str | None = None,

@@ -232,8 +232,8 @@ def run_links(root: str, pool: str, entry: dict[str, Any] | None, files: set[str
     links = [H.link(pool_url(root, pool, "reports", H.seg(slug), name), text)
              for name, text in (("index.html", "run report"), ("problems.parquet", "problems file")) if name in files]
     if entry.get("dag_id"):
-        href = f"/dags/{H.seg(entry['dag_id'])}/runs/{H.seg(entry['run_id'])}"
-        links.append(f'<a href="{H.e(href)}" target="_top">Airflow run</a>')
+        links.append(H.airflow_link(root, f"/dags/{H.seg(entry['dag_id'])}/runs/{H.seg(entry['run_id'])}",
+                                    "Airflow run"))
     return f'<p class="muted">Run <code>{H.e(entry["run_id"])}</code>: {" · ".join(links)}</p>'
 
 

@@ -7,8 +7,8 @@ from typing import Any
 from airflow.plugins_manager import AirflowPlugin
 
 from lightly_airflow.plugins.app import app
+from lightly_airflow.plugins.html import URL_PREFIX
 
-URL_PREFIX = "/lightly"
 #: The DAG-run tab; Airflow fills in the (URL-encoded) ids.
 RUN_TAB_HREF = f"{URL_PREFIX}/runs/{{DAG_ID}}/{{RUN_ID}}"
 

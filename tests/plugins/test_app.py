@@ -67,8 +67,49 @@ def test_overview_shows_versions_tags_counts_and_report_links(client, configured
     assert not any(run_slug(RUN_2) in h for h in hrefs)
     assert "/lightly/pools/main/tags/batch-2" in hrefs and "/lightly/pools/main/tags/initial-tag" in hrefs
     assert RUN_1 in r.text and "batch-2" in r.text
+    assert "/required_actions" in hrefs  # (Airflow's page, for the proposal awaiting review)
     for href in hrefs:  # every link on the page works
-        assert client.get(href).status_code == 200, href
+        if href.startswith("/lightly/"):
+            assert client.get(href).status_code == 200, href
+
+
+def test_the_overview_lists_the_proposals_awaiting_review_and_no_other_run(client, configured):
+    """RUN_REVIEW proposed 1 pick of the pool's version 2 and nobody answered: listed with its report and
+    Airflow's Required Actions. A reviewed proposal that was committed (RUN_1) or discarded (RUN_DRY: the
+    no-commit record) is not."""
+    import json
+
+    from lightly_airflow.pipeline import DRY_RUN_SUMMARY
+    from lightly_airflow.review import PROPOSAL_FILE
+    from lightly_airflow.staging import reports_dir
+
+    def waiting() -> list[dict]:
+        return client.get("/lightly/api/pools/main").json()["awaiting_review"]
+
+    [w] = waiting()
+    assert (w["run_id"], w["slug"], w["version"], w["picks"], w["warnings"]) == (RUN_REVIEW, run_slug(RUN_REVIEW), 2, 1, 0)
+    r = client.get("/lightly/pools/main")
+    assert "Awaiting review (1)" in r.text and "1 picks" in r.text and "version 2" in r.text
+    assert report_url(RUN_REVIEW) in links(r.text).hrefs and "/required_actions" in links(r.text).hrefs
+    from lightly_airflow.plugins import html as H
+
+    # Behind a base_url prefix Airflow mounts the app at <prefix>/lightly; its own pages are under <prefix>/
+    assert H.airflow_link("/airflow/lightly", "/required_actions", "R") == (
+        '<a href="/airflow/required_actions" target="_top">R</a>')
+    written = []
+    try:
+        for run, names in ((RUN_1, [PROPOSAL_FILE]), (RUN_DRY, [PROPOSAL_FILE, DRY_RUN_SUMMARY])):
+            for name in names:
+                path = reports_dir(str(configured.path), run) + "/" + name
+                with open(path, "w") as f:
+                    json.dump({"run_id": run, "version": 1, "picks": ["a"], "summary": {}}, f)
+                written.append(path)
+        assert [w["run_id"] for w in waiting()] == [RUN_REVIEW]
+    finally:
+        import os
+
+        for path in written:
+            os.remove(path)
 
 
 def test_pool_without_commits_says_so(client):
