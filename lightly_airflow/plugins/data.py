@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -75,11 +76,17 @@ def report_slugs(spec: PoolSpec, creds: StorageCredentials | None) -> set[str]:
     return {n for n in names if SLUG_PATTERN.match(n)}
 
 
-def awaits_review(spec: PoolSpec, creds: StorageCredentials | None, slug: str) -> bool:
-    """A run's report folder holds a proposal for review and no record of its end (a discard or a dry run writes
-    ``dry-run-summary.json``; a commit is in the pool's history)."""
+def _proposal_waits(names: Collection[str]) -> bool:
+    """A report folder with these file names holds a proposal for review and no record of its end (a discard or a
+    dry run writes ``dry-run-summary.json``; a commit is in the pool's history)."""
     from lightly_airflow.pipeline import DRY_RUN_SUMMARY
     from lightly_airflow.review import PROPOSAL_FILE
+
+    return PROPOSAL_FILE in names and DRY_RUN_SUMMARY not in names
+
+
+def awaits_review(spec: PoolSpec, creds: StorageCredentials | None, slug: str) -> bool:
+    """A run's report folder holds a proposal that waits for review (:func:`_proposal_waits`)."""
     from lightly_airflow.storage import filesystem
 
     fs, root = filesystem(reports_uri(spec), creds)
@@ -87,7 +94,7 @@ def awaits_review(spec: PoolSpec, creds: StorageCredentials | None, slug: str) -
         names = {posixpath.basename(str(e).rstrip("/")) for e in fs.ls(f"{root}/{slug}", detail=False)}
     except FileNotFoundError:
         return False
-    return PROPOSAL_FILE in names and DRY_RUN_SUMMARY not in names
+    return _proposal_waits(names)
 
 
 def proposals_awaiting_review(spec: PoolSpec, creds: StorageCredentials | None, committed: set[str]
@@ -116,7 +123,7 @@ def proposals_awaiting_review(spec: PoolSpec, creds: StorageCredentials | None, 
             files.setdefault(slug, {})[name] = info
     out = []
     for slug, names in files.items():
-        if PROPOSAL_FILE not in names or DRY_RUN_SUMMARY in names or slug in committed:
+        if not _proposal_waits(names) or slug in committed:
             continue
         entry: dict[str, Any] = {"slug": slug, "run_id": None, "version": None, "picks": None, "candidates": None,
                                  "warnings": None, "at": _jsonable(names[PROPOSAL_FILE].get("LastModified")
