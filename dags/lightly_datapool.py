@@ -53,6 +53,7 @@ from airflow.sdk import DAG, Asset, AssetWatcher, Param
 from lightly_airflow.config import selection_config_json_schema
 from lightly_airflow.datasource import NewFilesQuery
 from lightly_airflow.embedding.options import EmbedOptions
+from lightly_airflow.operators.base import SHARD_LABEL_TEMPLATE
 from lightly_airflow.operators.branch import ExecutionModeBranchOperator
 from lightly_airflow.operators.embed import EmbedPodOperator, EmbedShardOperator
 from lightly_airflow.operators.list_files import ListNewFilesOperator
@@ -316,22 +317,24 @@ with DAG(
         kubernetes_task_id="embed_kubernetes",
     )
     embed_local = EmbedShardOperator.partial(
-        task_id="embed_local", model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE, dim=EMBEDDING_DIM,
+        task_id="embed_local", map_index_template=SHARD_LABEL_TEMPLATE, model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE, dim=EMBEDDING_DIM,
         weights_uri=EMBEDDING_WEIGHTS,
         reuse_uri=reuse_uri, embeddings_csv=embeddings_csv, option_overrides=embed_overrides, **common,
     ).expand(manifest_uri=manifests)
     embed_kubernetes = EmbedPodOperator.partial(
-        task_id="embed_kubernetes", model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE, dim=EMBEDDING_DIM,
+        task_id="embed_kubernetes", map_index_template=SHARD_LABEL_TEMPLATE, model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE, dim=EMBEDDING_DIM,
         weights_uri=EMBEDDING_WEIGHTS,
         datapool_uri="{{ params.datapool_uri }}", reuse_uri=reuse_uri, embeddings_csv=embeddings_csv,
         option_overrides=embed_overrides,
     ).expand(manifest_uri=manifests)
 
     metadata = ComputeMetadataOperator.partial(
-        task_id="compute_metadata", lightly_uri="{{ params.lightly_uri }}", **common,
+        task_id="compute_metadata", map_index_template=SHARD_LABEL_TEMPLATE, lightly_uri="{{ params.lightly_uri }}",
+        **common,
     ).expand(manifest_uri=manifests)
     predictions = LoadPredictionsOperator.partial(
-        task_id="load_predictions", lightly_uri="{{ params.lightly_uri }}", **common,
+        task_id="load_predictions", map_index_template=SHARD_LABEL_TEMPLATE, lightly_uri="{{ params.lightly_uri }}",
+        **common,
     ).expand(manifest_uri=manifests)
 
     selection = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import posixpath
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,7 +20,8 @@ from lightly_airflow.hooks.storage import credentials_for, lightly_credentials_f
 from lightly_airflow.run_origin import RunOrigin, origin_of_events
 from lightly_airflow.storage import StorageCredentials
 
-__all__ = ["LightlyBaseOperator", "RenderedValueError", "credentials_for", "read_rendered", "rendered", "run_origin"]
+__all__ = ["SHARD_LABEL_TEMPLATE", "LightlyBaseOperator", "RenderedValueError", "ShardLabel", "credentials_for",
+           "read_rendered", "rendered", "run_origin", "shard_label"]
 
 
 class RenderedValueError(ValueError):
@@ -103,6 +105,29 @@ def run_origin(context: Mapping[str, Any]) -> RunOrigin | None:
         interval_start=None if start is None else start.isoformat(), interval_end=None if end is None else end.isoformat(),
         events=origin_of_events(events),
     )
+
+
+#: ``map_index_template`` of the tasks mapped over manifest shards (the example DAG's): Airflow shows each mapped
+#: task as its shard and size, e.g. ``shard-00003 · 2,400 samples``, instead of its index.
+SHARD_LABEL_TEMPLATE = "{{ task.shard_label }}"
+
+
+def shard_label(manifest_uri: Any, samples: int | None = None) -> str:
+    """``shard-00003`` (the manifest shard's file name), with `` · 2,400 samples`` once the task counted them."""
+    name = posixpath.basename(str(manifest_uri or "").rstrip("/")).removesuffix(".parquet") or "shard"
+    return name if samples is None else f"{name} · {samples:,} sample{'s' * (samples != 1)}"
+
+
+class ShardLabel:
+    """``shard_label`` of an operator with a ``manifest_uri`` (:data:`SHARD_LABEL_TEMPLATE`); its ``execute`` sets
+    ``shard_samples`` when it knows the count (the label is rendered before and again after execution)."""
+
+    manifest_uri: Any
+    shard_samples: int | None = None
+
+    @property
+    def shard_label(self) -> str:
+        return shard_label(self.manifest_uri, self.shard_samples)
 
 
 class LightlyBaseOperator(BaseOperator):

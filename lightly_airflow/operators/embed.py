@@ -24,7 +24,7 @@ from kubernetes.client import models as k8s
 
 from lightly_airflow import __version__
 from lightly_airflow.embedding.options import DEFAULT_MODEL, EmbedOptions, embed_command
-from lightly_airflow.operators.base import LightlyBaseOperator, read_rendered, rendered
+from lightly_airflow.operators.base import LightlyBaseOperator, ShardLabel, read_rendered, rendered
 
 __all__ = ["DEFAULT_MODEL", "EmbedOptions", "EmbedPodOperator", "EmbedShardOperator", "embed_operator_class"]
 DEFAULT_WORKER_IMAGE = f"lightly-airflow-worker:{__version__}"
@@ -133,7 +133,7 @@ class _EmbedOptionsAttributes:
         return options.replace(**overrides) if overrides else options
 
 
-class EmbedShardOperator(_EmbedOptionsAttributes, LightlyBaseOperator):
+class EmbedShardOperator(_EmbedOptionsAttributes, ShardLabel, LightlyBaseOperator):
     """Embed one manifest shard in the Airflow worker (CPU or a local GPU); returns the counts.
 
     Takes every :class:`~lightly_airflow.embedding.options.EmbedOptions` field as a keyword argument (``model``,
@@ -183,6 +183,7 @@ class EmbedShardOperator(_EmbedOptionsAttributes, LightlyBaseOperator):
             self.manifest_uri, counts["embedded"], counts["reused"], counts["corrupt"], counts["missing"],
             counts["images_per_s"], counts["output_uri"],
         )
+        self.shard_samples = int(counts["total"])
         return counts
 
 
@@ -196,7 +197,7 @@ def _toleration(value: k8s.V1Toleration | Mapping[str, Any]) -> k8s.V1Toleration
     return k8s.V1Toleration(**dict(value))
 
 
-class EmbedPodOperator(_EmbedOptionsAttributes, KubernetesPodOperator):
+class EmbedPodOperator(_EmbedOptionsAttributes, ShardLabel, KubernetesPodOperator):
     """Run ``lightly-airflow embed`` for one manifest shard in a (GPU) pod; returns the pod's counts pointer.
 
     Credentials inside the pod are ambient: give the pod a service account with workload identity (IRSA,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from lightly_airflow.operators.base import LightlyBaseOperator
+from lightly_airflow.operators.base import LightlyBaseOperator, ShardLabel
 
 
-class _ShardOperator(LightlyBaseOperator):
+class _ShardOperator(ShardLabel, LightlyBaseOperator):
     """A stage mapped over manifest shards; ``manifest_uri`` is what ``.expand()`` fills in.
 
     :param manifest_uri: one manifest shard of the run.
@@ -31,13 +31,15 @@ class ComputeMetadataOperator(_ShardOperator):
         from lightly_airflow.metadata import compute_metadata_shard
 
         self.read_rendered()
-        return compute_metadata_shard(
+        result = compute_metadata_shard(
             self.manifest_uri,
             lightly_uri=self.lightly_uri or None,
             credentials=self.datapool_credentials,
             datasource_credentials=self.datasource_credentials,
             lightly_credentials=self.lightly_credentials,
         )
+        self.shard_samples = sum(int(result[k]) for k in ("ok", "corrupt", "duplicate", "missing"))
+        return result
 
 
 class LoadPredictionsOperator(_ShardOperator):
@@ -47,9 +49,11 @@ class LoadPredictionsOperator(_ShardOperator):
         from lightly_airflow.predictions import load_predictions_shard
 
         self.read_rendered()
-        return load_predictions_shard(
+        result = load_predictions_shard(
             self.manifest_uri,
             lightly_uri=self.lightly_uri or None,
             credentials=self.datapool_credentials,
             lightly_credentials=self.lightly_credentials,
         )
+        self.shard_samples = int(result["files"])
+        return result

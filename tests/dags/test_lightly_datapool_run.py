@@ -84,6 +84,16 @@ def test_two_incremental_runs_then_nothing_new(airflow_db, dagbag, tmp_path) -> 
 
     report = (pool_dir / "_reports" / staging.run_slug(run1.run_id) / "index.html").read_text()
     assert "<b>Started by:</b> a manual trigger" in report
+    # Airflow shows each task mapped over the shards as its shard and size (map_index_template), not its index
+    import re
+
+    manifests = run1.get_task_instance("list_new_files").xcom_pull(task_ids="list_new_files")
+    for task_id in ("embed_local", "compute_metadata", "load_predictions"):
+        tis = sorted((ti for ti in run1.get_task_instances() if ti.task_id == task_id), key=lambda ti: ti.map_index)
+        labels = [re.fullmatch(r"(shard-\d{5}) · (\d+) samples", ti.rendered_map_index or "") for ti in tis]
+        assert all(labels), (task_id, [ti.rendered_map_index for ti in tis])
+        assert [m.group(1) for m in labels] == [m.rsplit("/", 1)[-1].removesuffix(".parquet") for m in manifests]
+        assert sum(int(m.group(2)) for m in labels) == len(first)
 
     second = add_batch(source, Batch("second", (90, 150), ("chelsea",)))
     run2, states = _run(dag, conf, datetime(2026, 3, 2, tzinfo=UTC))
