@@ -124,3 +124,43 @@ def test_the_buckets_notifications_become_one_event_and_the_run_says_so(
     one = {"from_trigger": True, "payload": {**payload, "message_batch": payload["message_batch"][-1:]}}
     single = run_origin({"dag_run": _dag_run(DagRunType.ASSET_TRIGGERED, [_event(one)])})
     assert single is not None and single.text().startswith("1 S3 notification of new files (of 1 SQS message) at")
+
+
+@pytest.mark.slow
+def test_a_full_batch_of_messages_that_announce_nothing_is_read_past_at_once(
+        s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """12 notifications of files no run lists, then 2 images: the first receive (10 messages) keeps nothing, and
+    the trigger reads on at once instead of sleeping its ``waiter_delay`` (here 10 minutes): one event with the
+    2 images within seconds, every message deleted."""
+    import boto3
+
+    from lightly_airflow.triggers.s3_notifications import S3NotificationsTrigger
+
+    kw: dict[str, Any] = {"endpoint_url": s3_endpoint, "aws_access_key_id": "test", "aws_secret_access_key": "test",
+                          "region_name": "us-east-1"}
+    s3, sqs = boto3.client("s3", **kw), boto3.client("sqs", **kw)
+    bucket = f"busy-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+    queue = sqs.create_queue(QueueName=f"busy-{os.getpid()}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [{
+        "QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+    for i in range(12):
+        s3.put_object(Bucket=bucket, Key=f"images/notes/{i:02d}.txt", Body=b"not an image")
+    for i in range(2):
+        s3.put_object(Bucket=bucket, Key=f"images/cam/{i}.png", Body=png_bytes(i))
+    conn = {"conn_type": "aws", "login": "test", "password": "test",
+            "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_BUSY", json.dumps(conn))
+    trigger = S3NotificationsTrigger(datasource_uri=f"s3://{bucket}/images", sqs_queue=queue, aws_conn_id="aws_busy",
+                                     max_messages=10, num_batches=1, wait_time_seconds=1, waiter_delay=600)
+
+    async def first() -> dict[str, Any]:
+        async for event in trigger.run():
+            return dict(event.payload)
+        raise AssertionError("no event")
+
+    payload = asyncio.run(asyncio.wait_for(first(), 60))
+    keys = [r["s3"]["object"]["key"] for m in payload["message_batch"] for r in json.loads(m["Body"]).get("Records", [])]
+    assert sorted(keys) == ["images%2Fcam%2F0.png", "images%2Fcam%2F1.png"]
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)
