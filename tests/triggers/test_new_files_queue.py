@@ -66,54 +66,82 @@ def test_a_queue_that_cannot_work_stops_the_dag_from_loading_naming_the_variable
     assert proc.returncode != 0 and words in proc.stderr
 
 
-@pytest.mark.slow
-def test_the_buckets_notifications_become_one_event_and_the_run_says_so(
-        s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import boto3
-    from airflow.sdk.api.datamodels._generated import DagRunType
-    from operators.test_run_origin import _dag_run, _event
+class Moto:
+    """A bucket and an SQS queue on moto's server (``s3_endpoint``), and an Airflow connection ``conn_id`` to them."""
 
-    from lightly_airflow.operators.base import run_origin
+    def __init__(self, s3_endpoint: str, name: str, monkeypatch: pytest.MonkeyPatch, conn_id: str) -> None:
+        import boto3
 
-    kw: dict[str, Any] = {"endpoint_url": s3_endpoint, "aws_access_key_id": "test", "aws_secret_access_key": "test",
-                          "region_name": "us-east-1"}
-    s3, sqs = boto3.client("s3", **kw), boto3.client("sqs", **kw)
-    bucket = f"notify-{os.getpid()}"
-    s3.create_bucket(Bucket=bucket)
-    queue = sqs.create_queue(QueueName=f"lightly-new-files-{os.getpid()}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    s3.put_object(Bucket=bucket, Key="images/cam/before.png", Body=png_bytes(8))
-    # The whole bucket's creations and removals: the watcher itself keeps what the runs list (under images/,
-    # not .lightly/, a listed extension, created), and deletes the rest from the queue unannounced.
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [{
-        "QueueArn": arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]})
-    s3.put_object(Bucket=bucket, Key="images/.lightly/frames/x-001-mp4.png", Body=png_bytes(9))
-    s3.put_object(Bucket=bucket, Key="images-lightly/.lightly/frames/x.png", Body=png_bytes(9))
-    s3.put_object(Bucket=bucket, Key="images/readme.txt", Body=b"cameras of the fleet")
-    s3.delete_object(Bucket=bucket, Key="images/cam/before.png")
-    for i in range(3):
-        s3.put_object(Bucket=bucket, Key=f"images/cam/{i:03d}.png", Body=png_bytes(i))
+        kw: dict[str, Any] = {"endpoint_url": s3_endpoint, "aws_access_key_id": "test",
+                              "aws_secret_access_key": "test", "region_name": "us-east-1"}
+        self.s3, self.sqs = boto3.client("s3", **kw), boto3.client("sqs", **kw)
+        self.bucket = f"{name}-{os.getpid()}"
+        self.s3.create_bucket(Bucket=self.bucket)
+        self.queue = self.sqs.create_queue(QueueName=f"{name}-{os.getpid()}")["QueueUrl"]
+        self.arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"]
+        conn = {"conn_type": "aws", "login": "test", "password": "test",
+                "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
 
-    conn = {"conn_type": "aws", "login": "test", "password": "test",
-            "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DATA", json.dumps(conn))
-    for name, value in {"LIGHTLY_SCHEDULE": "new-files", "LIGHTLY_NEW_FILES_QUEUE": queue,
-                        "LIGHTLY_DATASOURCE_URI": f"s3://{bucket}/images", "LIGHTLY_DATASOURCE_CONN_ID": "aws_data",
-                        "LIGHTLY_DATAPOOL_URI": f"file://{tmp_path / 'pool'}", "LIGHTLY_POKE_INTERVAL_S": "1"}.items():
-        monkeypatch.setenv(name, value)
-    dag = runpy.run_path(str(DAG_FILE))["dag"]
-    [asset] = dag.timetable.asset_condition.objects
-    trigger = asset.watchers[0].trigger
+    def notify(self, events: list[str]) -> None:
+        """The bucket sends these events of every key to the queue (S3 sends its test event then)."""
+        self.s3.put_bucket_notification_configuration(Bucket=self.bucket, NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": self.arn, "Events": events}]})
+
+    def put(self, key: str, body: bytes) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+
+    def queue_is_empty(self) -> bool:
+        return "Messages" not in self.sqs.receive_message(QueueUrl=self.queue, WaitTimeSeconds=1)
+
+
+def first_event(trigger: Any, timeout: float = 60) -> dict[str, Any]:
+    """The payload of the trigger's first event (as the triggerer runs it)."""
 
     async def first() -> dict[str, Any]:
         async for event in trigger.run():
             return dict(event.payload)
         raise AssertionError("no event")
 
-    payload = asyncio.run(asyncio.wait_for(first(), 60))
-    keys = [r["s3"]["object"]["key"] for m in payload["message_batch"] for r in json.loads(m["Body"]).get("Records", [])]
-    assert sorted(keys) == [f"images%2Fcam%2F{i:03d}.png" for i in range(3)]  # (S3 URL-encodes keys in events)
-    assert "Messages" not in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)  # every message read is deleted
+    return asyncio.run(asyncio.wait_for(first(), timeout))
+
+
+def event_keys(payload: dict[str, Any]) -> list[str]:
+    """The object keys of the S3 notifications in an SQS event (URL-encoded, as S3 sends them), sorted."""
+    return sorted(r["s3"]["object"]["key"] for m in payload["message_batch"]
+                  for r in json.loads(m["Body"]).get("Records", []))
+
+
+@pytest.mark.slow
+def test_the_buckets_notifications_become_one_event_and_the_run_says_so(
+        s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from airflow.sdk.api.datamodels._generated import DagRunType
+    from operators.test_run_origin import _dag_run, _event
+
+    from lightly_airflow.operators.base import run_origin
+
+    moto = Moto(s3_endpoint, "notify", monkeypatch, "aws_data")
+    moto.put("images/cam/before.png", png_bytes(8))
+    # The whole bucket's creations and removals: the watcher itself keeps what the runs list (under images/,
+    # not .lightly/, a listed extension, created), and deletes the rest from the queue unannounced.
+    moto.notify(["s3:ObjectCreated:*", "s3:ObjectRemoved:*"])
+    moto.put("images/.lightly/frames/x-001-mp4.png", png_bytes(9))
+    moto.put("images-lightly/.lightly/frames/x.png", png_bytes(9))
+    moto.put("images/readme.txt", b"cameras of the fleet")
+    moto.s3.delete_object(Bucket=moto.bucket, Key="images/cam/before.png")
+    for i in range(3):
+        moto.put(f"images/cam/{i:03d}.png", png_bytes(i))
+
+    for name, value in {"LIGHTLY_SCHEDULE": "new-files", "LIGHTLY_NEW_FILES_QUEUE": moto.queue,
+                        "LIGHTLY_DATASOURCE_URI": f"s3://{moto.bucket}/images", "LIGHTLY_DATASOURCE_CONN_ID": "aws_data",
+                        "LIGHTLY_DATAPOOL_URI": f"file://{tmp_path / 'pool'}", "LIGHTLY_POKE_INTERVAL_S": "1"}.items():
+        monkeypatch.setenv(name, value)
+    dag = runpy.run_path(str(DAG_FILE))["dag"]
+    [asset] = dag.timetable.asset_condition.objects
+    payload = first_event(asset.watchers[0].trigger)
+    assert event_keys(payload) == [f"images%2Fcam%2F{i:03d}.png" for i in range(3)]  # (S3 URL-encodes keys)
+    assert moto.queue_is_empty()  # every message read is deleted
     # the others (S3's test event, a removal, .lightly/ frames, another prefix, a .txt): counted in the log
     assert "SQS messages announce no file the runs list" in capsys.readouterr().out
     stored = json.loads(json.dumps({"from_trigger": True, "payload": payload}, default=str))  # (the event's extra)
@@ -132,35 +160,17 @@ def test_a_full_batch_of_messages_that_announce_nothing_is_read_past_at_once(
     """12 notifications of files no run lists, then 2 images: the first receive (10 messages) keeps nothing, and
     the trigger reads on at once instead of sleeping its ``waiter_delay`` (here 10 minutes): one event with the
     2 images within seconds, every message deleted."""
-    import boto3
-
     from lightly_airflow.triggers.s3_notifications import S3NotificationsTrigger
 
-    kw: dict[str, Any] = {"endpoint_url": s3_endpoint, "aws_access_key_id": "test", "aws_secret_access_key": "test",
-                          "region_name": "us-east-1"}
-    s3, sqs = boto3.client("s3", **kw), boto3.client("sqs", **kw)
-    bucket = f"busy-{os.getpid()}"
-    s3.create_bucket(Bucket=bucket)
-    queue = sqs.create_queue(QueueName=f"busy-{os.getpid()}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [{
-        "QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+    moto = Moto(s3_endpoint, "busy", monkeypatch, "aws_busy")
+    moto.notify(["s3:ObjectCreated:*"])
     for i in range(12):
-        s3.put_object(Bucket=bucket, Key=f"images/notes/{i:02d}.txt", Body=b"not an image")
+        moto.put(f"images/notes/{i:02d}.txt", b"not an image")
     for i in range(2):
-        s3.put_object(Bucket=bucket, Key=f"images/cam/{i}.png", Body=png_bytes(i))
-    conn = {"conn_type": "aws", "login": "test", "password": "test",
-            "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_BUSY", json.dumps(conn))
-    trigger = S3NotificationsTrigger(datasource_uri=f"s3://{bucket}/images", sqs_queue=queue, aws_conn_id="aws_busy",
-                                     max_messages=10, num_batches=1, wait_time_seconds=1, waiter_delay=600)
-
-    async def first() -> dict[str, Any]:
-        async for event in trigger.run():
-            return dict(event.payload)
-        raise AssertionError("no event")
-
-    payload = asyncio.run(asyncio.wait_for(first(), 60))
-    keys = [r["s3"]["object"]["key"] for m in payload["message_batch"] for r in json.loads(m["Body"]).get("Records", [])]
-    assert sorted(keys) == ["images%2Fcam%2F0.png", "images%2Fcam%2F1.png"]
-    assert "Messages" not in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)
+        moto.put(f"images/cam/{i}.png", png_bytes(i))
+    trigger = S3NotificationsTrigger(datasource_uri=f"s3://{moto.bucket}/images", sqs_queue=moto.queue,
+                                     aws_conn_id="aws_busy", max_messages=10, num_batches=1, wait_time_seconds=1,
+                                     waiter_delay=600)
+    payload = first_event(trigger)
+    assert event_keys(payload) == ["images%2Fcam%2F0.png", "images%2Fcam%2F1.png"]
+    assert moto.queue_is_empty()
