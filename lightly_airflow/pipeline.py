@@ -23,7 +23,15 @@ import pyarrow.compute as pc
 from lightly_airflow import columns as C
 from lightly_airflow import staging
 from lightly_airflow.datasource.query import ListingSkips, NewFilesQuery, QueryCredentials
-from lightly_airflow.review import COMMITTED_AFTER_REVIEW, PROPOSAL_FILE, Review, ReviewError, mismatch, proposal_record
+from lightly_airflow.review import (
+    COMMITTED_AFTER_REVIEW,
+    PROPOSAL_FILE,
+    Review,
+    ReviewError,
+    mismatch,
+    parse_proposal,
+    proposal_record,
+)
 from lightly_airflow.storage import (
     StorageCredentials,
     filesystem,
@@ -904,8 +912,8 @@ def select_and_commit(
             if dry_run:
                 log.info("Dry run (enable_datapool_update=false): selected %d samples, committed nothing.",
                          len(picked_keys))
-            else:
-                log.info("Review: %s.", review.text() if review is not None else "")
+            elif review is not None:  # (a discarded proposal)
+                log.info("Review: %s.", review.text())
             _finish_dry_run(datapool_uri, run_id, summary, datapool_credentials)
             return summary
         from lightly_airflow.report.layout import with_layout
@@ -1269,15 +1277,10 @@ def _read_proposal(datapool_uri: str, run_id: str, credentials: StorageCredentia
     uri = join_uri(reports_dir(datapool_uri, run_id), PROPOSAL_FILE)
     fs, path = filesystem(uri, credentials)
     try:
-        recorded = json.loads(fs.cat_file(path))
+        data = fs.cat_file(path)
     except FileNotFoundError:
         return None
-    except ValueError as exc:
-        recorded = exc
-    if not isinstance(recorded, dict) or not isinstance(recorded.get("picks"), list):
-        raise ReviewError(f"The proposal record {uri} is damaged ({recorded!r:.200}): clear the run's select task to "
-                          "propose again. Nothing was committed.")
-    return recorded
+    return parse_proposal(data, uri)
 
 
 def remove_staging(datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> None:

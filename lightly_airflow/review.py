@@ -23,15 +23,16 @@ from typing import Any, Literal
 
 from lightly_airflow.run_origin import short_time
 
-__all__ = ["COMMIT", "DISCARD", "PROPOSAL_FILE", "Review", "ReviewError", "mismatch", "proposal_record", "review_body",
-           "review_short"]
+__all__ = ["AWAITING_REVIEW", "COMMIT", "COMMITTED_AFTER_REVIEW", "DISCARD", "DISCARDED_IN_REVIEW", "PROPOSAL_FILE",
+           "Review", "ReviewError", "mismatch", "parse_proposal", "proposal_record", "review_body", "review_short"]
 
 #: the reviewer's two answers (the Human-in-the-loop task's options)
 COMMIT, DISCARD = "Commit", "Discard"
 #: the proposal's record, in the run's report folder (``<datapool>/_reports/<run>/``)
 PROPOSAL_FILE = "proposal.json"
-#: the review state of a proposal a reviewer approved and the decision committed
-COMMITTED_AFTER_REVIEW = "committed after review"
+#: a reviewed run's states (:attr:`Review.state`): proposed, committed after a reviewer approved, discarded
+AWAITING_REVIEW, COMMITTED_AFTER_REVIEW, DISCARDED_IN_REVIEW = (
+    "awaiting review", "committed after review", "discarded in review")
 
 
 class ReviewError(RuntimeError):
@@ -85,8 +86,8 @@ class Review:
     def state(self) -> str:
         """``awaiting review``, ``committed after review`` or ``discarded in review``."""
         if self.step == "propose":
-            return "awaiting review"
-        return COMMITTED_AFTER_REVIEW if self.approved else "discarded in review"
+            return AWAITING_REVIEW
+        return COMMITTED_AFTER_REVIEW if self.approved else DISCARDED_IN_REVIEW
 
     def text(self) -> str:
         """One line for the report and the logs."""
@@ -142,7 +143,7 @@ def review_short(recorded: Mapping[str, Any] | None) -> str | None:
     if not recorded:
         return None
     state = str(recorded.get("state") or "")
-    word = {"committed after review": "approved", "discarded in review": "discarded"}.get(state, state or "reviewed")
+    word = {COMMITTED_AFTER_REVIEW: "approved", DISCARDED_IN_REVIEW: "discarded"}.get(state, state or "reviewed")
     return f"{word} by {recorded['by']}" if recorded.get("by") else word
 
 
@@ -150,6 +151,20 @@ def proposal_record(run_id: str, version: int | None, picks: Sequence[str], summ
     """The proposal's record (:data:`PROPOSAL_FILE`): the pool version the selection read, the picks in order and
     the run's summary (what the reviewer was shown)."""
     return json.dumps({"run_id": run_id, "version": version, "picks": list(picks), "summary": dict(summary)}).encode()
+
+
+def parse_proposal(data: bytes | str, where: str) -> dict[str, Any]:
+    """A :func:`proposal_record` read back (``where``: its URI, for the error).
+
+    :raises ReviewError: it is not one (nothing can be committed as reviewed)."""
+    try:
+        recorded: Any = json.loads(data)
+    except ValueError as exc:
+        recorded = exc
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("picks"), list):
+        raise ReviewError(f"The proposal record {where} is damaged ({recorded!r:.200}): clear the run's select task to "
+                          "propose again. Nothing was committed.")
+    return recorded
 
 
 def mismatch(proposal: Mapping[str, Any], picks: Sequence[str], version: int | None) -> str | None:

@@ -104,10 +104,8 @@ def proposals_awaiting_review(spec: PoolSpec, creds: StorageCredentials | None, 
     slugs of the runs in the pool's history). One recursive listing of ``_reports/`` and one read per waiting
     proposal: ``[{run_id, slug, version (the pool version its selection read), picks, candidates, warnings}]``,
     newest report folder first. A record that cannot be read is shown with ``picks`` None."""
-    import json
-
     from lightly_airflow.pipeline import DRY_RUN_SUMMARY
-    from lightly_airflow.review import PROPOSAL_FILE
+    from lightly_airflow.review import PROPOSAL_FILE, ReviewError, parse_proposal
     from lightly_airflow.storage import filesystem
 
     fs, root = filesystem(reports_uri(spec), creds)
@@ -129,11 +127,11 @@ def proposals_awaiting_review(spec: PoolSpec, creds: StorageCredentials | None, 
                                  "warnings": None, "at": _jsonable(names[PROPOSAL_FILE].get("LastModified")
                                                                    or names[PROPOSAL_FILE].get("mtime"))}
         try:
-            record = json.loads(fs.cat_file(f"{root}/{slug}/{PROPOSAL_FILE}"))
+            record = parse_proposal(fs.cat_file(f"{root}/{slug}/{PROPOSAL_FILE}"), f"{slug}/{PROPOSAL_FILE}")
             summary = record.get("summary") or {}
             entry.update(run_id=record.get("run_id"), version=record.get("version"), picks=len(record["picks"]),
                          candidates=summary.get("candidates"), warnings=len(summary.get("warnings") or []))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (OSError, ReviewError, AttributeError, TypeError) as exc:  # (a summary of another shape)
             log.warning("The proposal record of %s in %s cannot be read: %s", slug, spec.name, exc)
         out.append(entry)
     return sorted(out, key=lambda e: str(e["at"] or ""), reverse=True)
