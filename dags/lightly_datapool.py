@@ -317,12 +317,14 @@ with DAG(
         kubernetes_task_id="embed_kubernetes",
     )
     embed_local = EmbedShardOperator.partial(
-        task_id="embed_local", map_index_template=SHARD_LABEL_TEMPLATE, model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE, dim=EMBEDDING_DIM,
+        task_id="embed_local", map_index_template=SHARD_LABEL_TEMPLATE,
+        model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE, dim=EMBEDDING_DIM,
         weights_uri=EMBEDDING_WEIGHTS,
         reuse_uri=reuse_uri, embeddings_csv=embeddings_csv, option_overrides=embed_overrides, **common,
     ).expand(manifest_uri=manifests)
     embed_kubernetes = EmbedPodOperator.partial(
-        task_id="embed_kubernetes", map_index_template=SHARD_LABEL_TEMPLATE, model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE, dim=EMBEDDING_DIM,
+        task_id="embed_kubernetes", map_index_template=SHARD_LABEL_TEMPLATE,
+        model=EMBEDDING_MODEL, input_size=EMBEDDING_INPUT_SIZE, dim=EMBEDDING_DIM,
         weights_uri=EMBEDDING_WEIGHTS,
         datapool_uri="{{ params.datapool_uri }}", reuse_uri=reuse_uri, embeddings_csv=embeddings_csv,
         option_overrides=embed_overrides,
