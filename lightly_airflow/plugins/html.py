@@ -61,8 +61,10 @@ def seg(value: Any) -> str:
     return quote(str(value), safe="")
 
 
-def link(href: str, text: Any) -> str:
-    return f'<a href="{e(href)}">{e(text)}</a>'
+def link(href: str, text: Any, *, rel: str | None = None) -> str:
+    """An escaped link; ``rel="prev"``/``"next"`` links are what the ← and → keys follow (``static/keys.js``)."""
+    rel_attr = f' rel="{e(rel)}"' if rel else ""
+    return f'<a href="{e(href)}"{rel_attr}>{e(text)}</a>'
 
 
 #: where Airflow mounts the plugin's app (``plugin.py``); its pages link to Airflow's own from there

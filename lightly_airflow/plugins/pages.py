@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from lightly_airflow import columns as C
 from lightly_airflow.datapool.rows import COMMIT_VERSION
 from lightly_airflow.plugins import html as H
-from lightly_airflow.plugins.query import SHOW_IMAGES, SHOW_OBJECTS, SIMILAR, Scope, View, column_group
+from lightly_airflow.plugins.query import SHOW_IMAGES, SHOW_OBJECTS, SIMILAR, Scope, View, Walk, column_group
 
 EXPORT_FORMATS = (("list", "file list"), ("csv", "CSV"), ("label-studio", "Label Studio"), ("coco", "COCO"))
 
@@ -237,12 +237,25 @@ def run_links(root: str, pool: str, entry: dict[str, Any] | None, files: set[str
     return f'<p class="muted">Run <code>{H.e(entry["run_id"])}</code>: {" · ".join(links)}</p>'
 
 
+#: samples on one grid page (its ``limit``)
+GRID_PAGE = 60
+
+
+def grid_params(scope: Scope, sort: str, descending: bool, limit: int) -> list[tuple[str, Any]]:
+    """The query of a grid (scope, sort, order; the page size when not :data:`GRID_PAGE`) without its offset."""
+    out: list[tuple[str, Any]] = [*scope.to_params(), ("sort", sort), ("order", "desc" if descending else "asc")]
+    return out + ([("limit", limit)] if limit != GRID_PAGE else [])
+
+
 def grid_page(
     root: str, pool: str, view: View, scope: Scope, page: dict[str, Any], static: str, run_files: set[str] | None = None,
 ) -> str:
     base = pool_url(root, pool, "samples")
     params = scope.to_params()
     sort, desc = page["sort"], page["descending"]
+    offset, limit, total = page["offset"], page["limit"], page["total"]
+    # a card opens its sample with its place in this grid: the sample page steps to the previous and next ones
+    opened = grid_params(scope, sort, desc, limit)
     similar = page.get("similar_key") if sort.startswith(SIMILAR) else None
     sort_opts = "".join(
         f'<option value="{H.e(c)}"{" selected" if c == sort else ""}>{H.e(c)}</option>' for c in view.sortable()
@@ -255,9 +268,9 @@ def grid_page(
         '<button type="submit">Sort</button></form>'
     )
     cards = []
-    for item in page["items"]:
+    for at, item in enumerate(page["items"], start=offset):
         sid = item.get(C.SAMPLE_ID) or ""
-        href = pool_url(root, pool, "samples", H.seg(sid)) + qs([("version", scope.version)])
+        href = pool_url(root, pool, "samples", H.seg(sid)) + qs([*opened, ("at", at)])
         thumb = pool_url(root, pool, "thumbnails", H.seg(sid))
         rank = item.get(C.PICK_RANK)
         value = ("" if sort in (C.PICK_RANK, C.KEY) else f'<br>distance <b>{fmt(item.get("value"))}</b>'
@@ -273,13 +286,11 @@ def grid_page(
             f'alt="{H.e(item.get(C.KEY))}"></a><div class="cap"><a href="{H.e(href)}">{H.e(item.get(C.KEY))}</a><br>'
             f'{state}{value}</div></div>'
         )
-    offset, limit, total = page["offset"], page["limit"], page["total"]
-    keep = [*params, ("sort", sort), ("order", "desc" if desc else "asc"), ("limit", limit)]
     pager = []
     if offset > 0:
-        pager.append(H.link(base + qs([*keep, ("offset", max(0, offset - limit))]), "← previous"))
+        pager.append(H.link(base + qs([*opened, ("offset", max(0, offset - limit))]), "← previous", rel="prev"))
     if offset + limit < total:
-        pager.append(H.link(base + qs([*keep, ("offset", offset + limit)]), "next →"))
+        pager.append(H.link(base + qs([*opened, ("offset", offset + limit)]), "next →", rel="next"))
     shown = f"{offset + 1}–{offset + len(cards)}" if cards else "none"
     if scope.objects:
         head = (f'<p><b>{H.e(total)}</b> objects match ({H.e(shown)} shown) — {H.e(scope_text(view, scope))}. '
@@ -307,7 +318,32 @@ def grid_page(
         f'<div class="main">{main}</div></div>'
     )
     crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)), ("samples", None)]
-    return H.page(f"Samples of {pool}", body, crumbs=crumbs, static=static)
+    return H.page(f"Samples of {pool}", body, crumbs=crumbs, static=static, scripts=[f"{static}/keys.js"])
+
+
+def walk_bar(root: str, pool: str, view: View, scope: Scope, walk: Walk | None, at: int, limit: int) -> str:
+    """A sample's (or object's) place in the grid it was opened from: the previous and next ones there (links
+    the ← and → keys follow), its position of how many, and the grid page that holds it."""
+    base = pool_url(root, pool, "samples")
+    if walk is None:
+        return (f'<p class="muted box">This sample is no longer at position {H.e(f"{at + 1:,}")} of the grid it was '
+                f'opened from: {H.link(base + qs(scope.to_params()), "back to the samples")}.</p>')
+    opened = grid_params(scope, walk.sort, walk.descending, limit)
+
+    def step(sid: str | None, text: str, rel: str, to: int) -> str:
+        if sid is None:
+            return f'<span class="muted">{H.e(text)}</span>'
+        return H.link(pool_url(root, pool, "samples", H.seg(sid)) + qs([*opened, ("at", to)]), text, rel=rel)
+
+    page_offset = walk.at // limit * limit
+    back = H.link(base + qs([*opened, *([("offset", page_offset)] if page_offset else [])]), "back to the grid")
+    order = "similarity" if walk.sort.startswith(SIMILAR) else walk.sort
+    what = "objects" if scope.objects else "samples"
+    return (f'<p class="box walk">{step(walk.before, "← previous", "prev", walk.at - 1)} · '
+            f'<b>{H.e(f"{walk.at + 1:,}")}</b> of {H.e(f"{walk.total:,}")} {what} · '
+            f'{step(walk.after, "next →", "next", walk.at + 1)} · {back} <span class="muted">(keys ← and →)</span>'
+            f'<br><span class="muted">{H.e(scope_text(view, scope))} · by {H.e(order)}, '
+            f'{"descending" if walk.descending else "ascending"}</span></p>')
 
 
 PALETTE = ["#f97316", "#2563eb", "#16a34a", "#dc2626", "#9333ea", "#0891b2"]
@@ -411,10 +447,12 @@ def strategy_text(strategy: Any) -> str:
 
 def sample_page(
     root: str, pool: str, view: View, sid: str, rows: list[dict[str, Any]], extra: dict[str, Any], static: str,
+    walk: str = "",
 ) -> str:
+    """A sample's page; ``walk``: its :func:`walk_bar` when opened from a grid."""
     row = rows[0]
     if row.get(C.PARENT_KEY) is not None:
-        return object_page(root, pool, view, sid, rows, extra, static)
+        return object_page(root, pool, view, sid, rows, extra, static, walk)
     scope = Scope(version=view.version)
     key = row.get(C.KEY)
     image_url = pool_url(root, pool, "samples", H.seg(sid), "image") + qs([("version", view.version)])
@@ -495,7 +533,7 @@ def sample_page(
         pred_note += (f'<p class="muted">{H.e(len(objects))} object{"s" * (len(objects) != 1)} drawn: selected ones solid and marked ✓, the '
                       "others dashed; click a box for the object's page.</p>")
     body = (
-        tabs(root, pool, scope, "")
+        tabs(root, pool, scope, "") + walk
         + f'<p><code>{H.e(key)}</code> · sample id <code>{H.e(sid)}</code> · version {H.e(view.version)}</p>'
         + '<div class="layout"><div class="main">'
         + f'<div class="figure"><img src="{H.e(image_url)}" alt="{H.e(key)}">{overlay}</div>{pred_note}'
@@ -506,7 +544,7 @@ def sample_page(
     )
     crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)), ("samples", pool_url(root, pool, "samples")),
               (str(key), None)]
-    return H.page("Sample", body, crumbs=crumbs, static=static)
+    return H.page("Sample", body, crumbs=crumbs, static=static, scripts=[f"{static}/keys.js"] if walk else [])
 
 
 def column_tables(groups: dict[str, list[tuple[str, str]]]) -> str:
@@ -533,6 +571,7 @@ def similar_link(root: str, pool: str, view: View, sid: str, row: dict[str, Any]
 
 def object_page(
     root: str, pool: str, view: View, sid: str, rows: list[dict[str, Any]], extra: dict[str, Any], static: str,
+    walk: str = "",
 ) -> str:
     """An object of an object-level run: its crop, its image (link), why it is selected, its own columns."""
     row = rows[0]
@@ -579,7 +618,7 @@ def object_page(
         groups.setdefault(column_group(k), []).append((H.e(k), fmt(v)))
     tables = column_tables(groups)
     body = (
-        tabs(root, pool, Scope(version=view.version, show=SHOW_OBJECTS), "")
+        tabs(root, pool, Scope(version=view.version, show=SHOW_OBJECTS), "") + walk
         + f'<p><code>{H.e(key)}</code> · object id <code>{H.e(sid)}</code> · version {H.e(view.version)}</p>'
         + image_link + '<div class="layout"><div class="main">'
         + f'<h3>Its crop</h3><div class="figure crop"><img src="{H.e(crop_url)}" alt="{H.e(key)}"></div>'
@@ -589,7 +628,7 @@ def object_page(
     )
     crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)),
               ("objects", pool_url(root, pool, "samples") + qs([("show", SHOW_OBJECTS)])), (str(key), None)]
-    return H.page("Object", body, crumbs=crumbs, static=static)
+    return H.page("Object", body, crumbs=crumbs, static=static, scripts=[f"{static}/keys.js"] if walk else [])
 
 
 def map_page(root: str, pool: str, view: View, scope: Scope, color: str, static: str) -> str:

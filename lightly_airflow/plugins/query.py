@@ -114,6 +114,19 @@ def _num_text(v: float) -> str:
     return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(float(v))
 
 
+@dataclass
+class Walk:
+    """Where a sample stands in the grid it was opened from (a scope in a sort order): position ``at`` (from 0)
+    of ``total``, and the sample ids before and after it (``None`` at either end)."""
+
+    at: int
+    total: int
+    sort: str
+    descending: bool
+    before: str | None
+    after: str | None
+
+
 def parse_scope(params: Iterable[tuple[str, str]]) -> Scope:
     """A scope from query parameters (``version``, ``tag``, ``run``, ``lo.<col>``, ``hi.<col>``, ``in.<col>``).
 
@@ -452,6 +465,19 @@ class View:
         items = [{**{c: r.get(c) for c in wanted}, "value": r.get("lightly_sort_value")} for r in rows]
         return {"total": total, "sort": sort, "descending": descending, "offset": offset, "limit": limit, "items": items,
                 **extra}
+
+    def walk(self, scope: Scope, sample_id: str, *, sort: str | None, descending: bool, at: int) -> Walk | None:
+        """Sample ``sample_id`` as the ``at``-th row of :meth:`grid` (same scope and sort) with its neighbours
+        there: one grid query of up to 3 rows. ``None`` when that grid holds another row at ``at`` (a link edited
+        by hand, or of the latest version without ``version``, after a newer commit)."""
+        lo = max(at - 1, 0)
+        page = self.grid(scope, sort=sort, descending=descending, offset=lo, limit=at - lo + 2)
+        ids = [item.get(C.SAMPLE_ID) for item in page["items"]]
+        here = at - lo
+        if here >= len(ids) or ids[here] != sample_id:
+            return None
+        return Walk(at=at, total=int(page["total"]), sort=str(page["sort"]), descending=descending,
+                    before=ids[here - 1] if here else None, after=ids[here + 1] if here + 1 < len(ids) else None)
 
     # -------------------------------------------------------------- facets
     def facets(self, show: str = SHOW_IMAGES) -> dict[str, Any]:

@@ -33,12 +33,11 @@ from lightly_airflow.plugins.query import QueryError, Scope, View, parse_scope
 
 log = logging.getLogger(__name__)
 
-STATIC_FILES = {"theme.js": "text/javascript; charset=utf-8", "map.js": "text/javascript; charset=utf-8"}
+STATIC_FILES = {name: "text/javascript; charset=utf-8" for name in ("theme.js", "map.js", "keys.js")}
 SAMPLE_ID = re.compile(r"^[0-9a-f]{32}(-f[0-9]{1,9})?$")
 #: Rows one export may hold (list and CSV); Label Studio and COCO read prediction files, so fewer.
 MAX_EXPORT_ROWS = 1_000_000
 MAX_RICH_EXPORT_ROWS = 20_000
-GRID_PAGE = 60
 
 
 class ForbiddenError(PermissionError):
@@ -60,7 +59,7 @@ def _view(spec: PoolSpec, version: int | None) -> View:
 
 
 def _scope(request: Request) -> Scope:
-    reserved = {"sort", "order", "offset", "limit", "color", "format", "name", "polygon", "column", "theme"}
+    reserved = {"sort", "order", "offset", "limit", "color", "format", "name", "polygon", "column", "theme", "at"}
     return parse_scope((k, v) for k, v in request.query_params.multi_items() if k not in reserved)
 
 
@@ -263,7 +262,7 @@ def add_curation_routes(app: FastAPI) -> None:
     @app.get("/pools/{pool}/samples", response_class=HTMLResponse)
     def samples_page(
         request: Request, pool: str, sort: str | None = None, order: str = Query("asc", pattern="^(asc|desc)$"),
-        offset: int = Query(0, ge=0), limit: int = Query(GRID_PAGE, ge=1, le=A.MAX_PAGE_SIZE),
+        offset: int = Query(0, ge=0), limit: int = Query(P.GRID_PAGE, ge=1, le=A.MAX_PAGE_SIZE),
     ) -> HTMLResponse:
         view, scope, page = grid_data(request, pool, sort, order, offset, limit)
         entry = P.run_of(view, scope)
@@ -296,13 +295,26 @@ def add_curation_routes(app: FastAPI) -> None:
 
     # -------------------------------------------------------------- one sample
     @app.get("/pools/{pool}/samples/{sample_id}", response_class=HTMLResponse)
-    def sample_page(request: Request, pool: str, sample_id: str, version: int | None = Query(None, ge=0)) -> HTMLResponse:
+    def sample_page(
+        request: Request, pool: str, sample_id: str, version: int | None = Query(None, ge=0),
+        at: int | None = Query(None, ge=0), sort: str | None = None,
+        order: str = Query("asc", pattern="^(asc|desc)$"), limit: int = Query(P.GRID_PAGE, ge=1, le=A.MAX_PAGE_SIZE),
+    ) -> HTMLResponse:
+        """A sample's page; opened from a grid (``at``: its position there, with the grid's scope and sort) it
+        also links to the previous and next sample of that grid."""
         sid = _check_sample_id(sample_id)
         spec = A._pool(pool)
         view = _view(spec, version)
         rows = _sample_rows(view, sid)
         extra = _sample_extra(view, spec, rows[0])
-        return A._html(P.sample_page(A._root(request), pool, view, sid, rows, extra, _static(request)))
+        root = A._root(request)
+        walk = ""
+        if at is not None:
+            scope = _scope(request)
+            scope.version = view.version
+            place = view.walk(scope, sid, sort=sort or None, descending=order == "desc", at=at)
+            walk = P.walk_bar(root, pool, view, scope, place, at, limit)
+        return A._html(P.sample_page(root, pool, view, sid, rows, extra, _static(request), walk))
 
     @app.get("/api/pools/{pool}/samples/{sample_id}")
     def api_sample(pool: str, sample_id: str, version: int | None = Query(None, ge=0)) -> dict[str, Any]:

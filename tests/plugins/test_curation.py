@@ -6,8 +6,10 @@ Airflow's auth checks are overridden here (``client``); ``test_auth.py`` keeps t
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 from urllib.parse import quote
@@ -371,3 +373,53 @@ def test_similar_samples_are_ordered_by_the_distance_of_their_embeddings(client,
     chosen = set(_ids(client, "/lightly/api/pools/main/samples?tag=initial-tag&limit=1000"))
     got = _ids(client, among_selected.replace("/lightly/pools/", "/lightly/api/pools/") + "&limit=1000")
     assert got == [s for s in want if s in chosen] and chosen
+
+
+# ------------------------------------------------------------------------------------------------ stepping
+def _rel(page: str, rel: str) -> str | None:
+    """The href of the page's ``rel`` link (what the ← / → keys follow), unescaped."""
+    found = re.findall(rf'<a href="([^"]+)" rel="{rel}">', page)
+    assert len(found) <= 1, found
+    return html.unescape(found[0]) if found else None
+
+
+def test_a_sample_opened_from_a_grid_steps_through_that_grid_in_its_order(client, configured):
+    lum = _all(configured).column(LUM).to_numpy()
+    query = f"lo.{LUM}={float(np.median(lum))!r}&in.status=ok&sort={LUM}&order=desc"
+    want = _ids(client, f"/lightly/api/pools/main/samples?{query}&limit=1000")
+    assert 20 < len(want) < 100  # a filtered scope over several grid pages
+    grid = client.get(f"/lightly/pools/main/samples?{query}&limit=7&offset=7")
+    assert grid.status_code == 200 and "/static/keys.js" in grid.text
+    assert _rel(grid.text, "prev").endswith("offset=0") and _rel(grid.text, "next").endswith("offset=14")
+    cards = [h for h in links(grid.text).hrefs if "/samples/" in h and "at=" in h]
+    assert cards[0].split("?")[0].endswith(want[7]) and "at=7" in cards[0]
+    # From the grid's 8th card, forward to the end: every sample of the scope in the grid's order
+    seen, url = [], cards[0]
+    while url:
+        r = client.get(url)
+        assert r.status_code == 200 and "/static/keys.js" in r.text
+        seen.append(url.split("/samples/")[1].split("?")[0])
+        at = 7 + len(seen) - 1
+        assert f"<b>{at + 1}</b> of {len(want)} samples" in r.text and "descending" in r.text
+        back = [h for h in links(r.text).hrefs if "limit=7" in h and "at=" not in h and "/samples?" in h]
+        assert back and (f"offset={at // 7 * 7}" in back[-1] if at >= 7 else "offset" not in back[-1])
+        assert (_rel(r.text, "prev") or "").split("?")[0].endswith(want[at - 1])
+        url = _rel(r.text, "next")
+    assert seen == want[7:]
+    # ... and backwards from there to the first, which has no previous one
+    back_seen, url = [], _rel(client.get(cards[0]).text, "prev")
+    while url:
+        r = client.get(url)
+        back_seen.append(url.split("/samples/")[1].split("?")[0])
+        url = _rel(r.text, "prev")
+    assert back_seen == want[6::-1] and "<b>1</b> of" in r.text
+    assert _rel(r.text, "next").split("?")[0].endswith(want[1])
+    # A position that does not hold the sample (a hand-edited link) says so and links nowhere
+    wrong = client.get(f"/lightly/pools/main/samples/{want[3]}?{query}&at=5")
+    assert "no longer at position 6" in wrong.text and _rel(wrong.text, "next") is None
+    # Opened without a grid (a link from elsewhere): no bar, no keys
+    plain = client.get(f"/lightly/pools/main/samples/{want[3]}")
+    assert _rel(plain.text, "next") is None and "keys.js" not in plain.text
+    js = client.get("/lightly/static/keys.js")
+    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+    assert 'a[rel="' in js.text and "ArrowRight" in js.text

@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
+from html import unescape
 
 import numpy as np
 import pyarrow.compute as pc
@@ -123,6 +125,15 @@ def test_objects_grid_filters_and_tag_scope(oclient, object_pool):
     assert f"<b>{objects.num_rows}</b> objects match" in html
     assert html.count('class="card obj sel"') == sum(1 for i in got["items"][:60] if i[C.OBJECT_SELECTED])
     assert 'name="show"' in html and "Save these samples as a tag" not in html
+    # An object opened from the objects grid steps to the next object of that grid (by score, highest first)
+    by_score = oclient.get("/lightly/api/pools/objects/samples?show=objects&sort=object_score&order=desc").json()
+    first = by_score["items"][0][C.SAMPLE_ID]
+    page = oclient.get("/lightly/pools/objects/samples?show=objects&sort=object_score&order=desc").text
+    opened = next(h for h in re.findall(r'href="([^"]+)"', page) if f"/samples/{first}?" in h)
+    obj = oclient.get(unescape(opened)).text
+    assert "<h1>Object</h1>" in obj and f"<b>1</b> of {objects.num_rows} objects" in obj
+    nxt = re.findall(r'<a href="([^"]+)" rel="next">', obj)
+    assert len(nxt) == 1 and f"/samples/{by_score['items'][1][C.SAMPLE_ID]}?" in nxt[0] and "show=objects" in nxt[0]
     # Crop thumbnails were made by the object pass: served, not the placeholder.
     sid = got["items"][0][C.SAMPLE_ID]
     thumb = oclient.get(f"/lightly/pools/objects/thumbnails/{sid}")

@@ -1,0 +1,16 @@
+// The ← and → keys follow the page's rel="prev" and rel="next" links: a sample's neighbours in the grid it was
+// opened from, a grid's previous and next page. Not while typing in a form field or with a modifier key held.
+(function () {
+  "use strict";
+  document.addEventListener("keydown", function (ev) {
+    if (ev.defaultPrevented || ev.altKey || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
+    var rel = ev.key === "ArrowLeft" ? "prev" : ev.key === "ArrowRight" ? "next" : null;
+    var t = ev.target;
+    if (!rel || (t && (t.isContentEditable || /^(INPUT|SELECT|TEXTAREA)$/.test(t.tagName)))) return;
+    var a = document.querySelector('a[rel="' + rel + '"]');
+    if (a) {
+      ev.preventDefault();
+      window.location.assign(a.href);
+    }
+  });
+})();
