@@ -177,17 +177,26 @@ def _short(v: Any) -> str:
     return str(v)
 
 
-def save_tag_form(root: str, pool: str, scope: Scope, *, polygon: bool = False) -> str:
+#: the grid's tag form: the cards' check boxes belong to it (``form=``)
+TAG_FORM = "tagform"
+
+
+def save_tag_form(root: str, pool: str, scope: Scope, *, polygon: bool = False, checkable: bool = False) -> str:
+    """The "New tag" form: of every sample of the scope, of the map's ``polygon`` selection, or (``checkable``,
+    the grid) also of the samples whose boxes are checked on the page (``only=checked``)."""
     hidden = _hidden(scope.to_params())
     poly = '<input type="hidden" name="polygon" id="polygon" value="">' if polygon else ""
     disabled = " disabled" if polygon else ""
     button_id = ' id="savesel"' if polygon else ""
+    checked = ('<button type="submit" name="only" value="checked">Save the checked samples as a tag</button>'
+               if checkable else "")
     return (
-        f'<form method="post" action="{H.e(pool_url(root, pool, "tags"))}" class="toolbar">{hidden}{poly}'
+        f'<form method="post" action="{H.e(pool_url(root, pool, "tags"))}" class="toolbar" id="{TAG_FORM}">'
+        f'{hidden}{poly}'
         '<label>New tag <input name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._:+\\-]{0,127}" '
         'placeholder="e.g. night-shots" size="18"></label>'
         f'<button type="submit"{button_id}{disabled}>Save {"selection" if polygon else "these samples"} as a tag</button>'
-        "</form>"
+        f"{checked}</form>"
     )
 
 
@@ -281,10 +290,13 @@ def grid_page(
         else:
             cls = "card sel" if item.get(C.SELECTED) else "card"
             state = f'{"pick " + H.e(rank) if rank is not None else "not picked"} · {H.e(item.get(C.STATUS))}'
+        check = "" if scope.objects else (  # (a box of the tag form: "Save the checked samples as a tag")
+            f'<input type="checkbox" name="sample" value="{H.e(sid)}" form="{TAG_FORM}" '
+            f'aria-label="check {H.e(item.get(C.KEY))}" title="check for a tag"> ')
         cards.append(
             f'<div class="{cls}"><a class="thumb" href="{H.e(href)}"><img loading="lazy" src="{H.e(thumb)}" '
-            f'alt="{H.e(item.get(C.KEY))}"></a><div class="cap"><a href="{H.e(href)}">{H.e(item.get(C.KEY))}</a><br>'
-            f'{state}{value}</div></div>'
+            f'alt="{H.e(item.get(C.KEY))}"></a><div class="cap">{check}<a href="{H.e(href)}">{H.e(item.get(C.KEY))}'
+            f'</a><br>{state}{value}</div></div>'
         )
     pager = []
     if offset > 0:
@@ -302,7 +314,8 @@ def grid_page(
                 'Outlined: selected by a run.</p>')
         tools = (f'<div class="toolbar">{sorter}{export_links(root, pool, scope)} · '
                  f'{H.link(pool_url(root, pool, "map") + qs(params), "map of these")}</div>'
-                 + unviewable_note(view.unviewable_count(scope), pool, scope) + save_tag_form(root, pool, scope))
+                 + unviewable_note(view.unviewable_count(scope), pool, scope)
+                 + save_tag_form(root, pool, scope, checkable=bool(cards)))
     if similar is not None:
         query_href = pool_url(root, pool, "samples", H.seg(sort[len(SIMILAR):])) + qs([("version", scope.version)])
         head += (f'<p class="box">Ordered by similarity to {H.link(query_href, similar)}, '

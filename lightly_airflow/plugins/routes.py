@@ -200,18 +200,28 @@ def _export(view: View, spec: PoolSpec, scope: Scope, fmt: str) -> tuple[bytes, 
             gone.count)
 
 
-def _make_tag(view: View, spec: PoolSpec, scope: Scope, name: str, polygon: str | None, user: Any) -> dict[str, Any]:
+#: Most checked samples one tag from the grid may name (a page holds at most MAX_PAGE_SIZE)
+MAX_CHECKED = 1_000
+
+
+def _make_tag(view: View, spec: PoolSpec, scope: Scope, name: str, polygon: str | None, user: Any,
+              checked: list[str] | None = None) -> dict[str, Any]:
+    """A hand-made tag of the scope's rows: all of them, those inside the map's ``polygon``, or the ``checked``
+    sample ids (the grid's check boxes; each must be in the scope)."""
     from lightly_airflow.datapool.tagging import create_tag
 
     if scope.objects:
         raise QueryError("Tags are on images, not on objects: show images to make a tag.")
-    if polygon:
+    if checked is not None:
+        members = _checked_members(view, scope, checked)
+        source: dict[str, Any] = {"from": "checked samples", "samples": sorted(set(checked))}
+    elif polygon:
         try:
             points = [(float(p[0]), float(p[1])) for p in json.loads(polygon)]
         except (ValueError, TypeError, IndexError, KeyError):
             raise QueryError("The selection is not a list of [x, y] corners.") from None
         members = view.in_polygon(scope, points)
-        source: dict[str, Any] = {"from": "map selection", "polygon": points[:200]}
+        source = {"from": "map selection", "polygon": points[:200]}
     else:
         members = view.members(scope)
         source = {"from": "filter"}
@@ -220,6 +230,32 @@ def _make_tag(view: View, spec: PoolSpec, scope: Scope, name: str, polygon: str 
     if user is not None:
         made_by = str(getattr(user, "get_name", lambda: None)() or "") or None
     return create_tag(view.datapool(), name, members, made_by=made_by, source=source)
+
+
+def _checked_members(view: View, scope: Scope, checked: list[str]) -> Any:
+    """The scope's rows of the ``checked`` sample ids; refuses none, too many, malformed ones and any that the
+    scope does not hold (a box checked on a page of another filter or version), naming them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    wanted = sorted({c.strip() for c in checked if c.strip()})
+    if not wanted:
+        raise QueryError("No sample is checked: tick the boxes of the samples to tag, or save every sample that "
+                         "matches the filters.")
+    if len(wanted) > MAX_CHECKED:
+        raise QueryError(f"{len(wanted)} samples are checked; at most {MAX_CHECKED} can be tagged this way: save a "
+                         "filter as a tag instead.")
+    bad = [c for c in wanted if not SAMPLE_ID.match(c)]
+    if bad:
+        raise QueryError(f"Not sample ids: {', '.join(repr(b) for b in bad[:5])}.")
+    members = view.members(scope)
+    members = members.filter(pc.is_in(members.column(C.SAMPLE_ID), value_set=pa.array(wanted, pa.string())))
+    missing = sorted(set(wanted) - set(members.column(C.SAMPLE_ID).to_pylist()))
+    if missing:
+        raise QueryError(f"{len(missing)} checked sample(s) are not among this grid's samples (version "
+                         f"{view.version}, these filters): {', '.join(missing[:5])}. Nothing was tagged; check them "
+                         "again on the grid.")
+    return members
 
 
 def add_curation_routes(app: FastAPI) -> None:
@@ -415,13 +451,15 @@ def add_curation_routes(app: FastAPI) -> None:
     async def make_tag(request: Request, pool: str, user: Any = Depends(A.CURRENT_USER)) -> Response:
         _same_origin(request)
         form = await request.form()
-        params = [(k, str(v)) for k, v in form.multi_items() if k not in ("name", "polygon")]
+        params = [(k, str(v)) for k, v in form.multi_items() if k not in ("name", "polygon", "sample", "only")]
         scope = parse_scope(params)
         spec = A._pool(pool)
         view = _view(spec, scope.version)
         name = str(form.get("name") or "").strip()
         polygon = str(form.get("polygon") or "") or None
-        done = _make_tag(view, spec, scope, name, polygon, user)
+        # "only=checked": the button that saves the samples whose boxes are ticked on the grid
+        checked = [str(v) for v in form.getlist("sample")] if form.get("only") == "checked" else None
+        done = _make_tag(view, spec, scope, name, polygon, user, checked)
         target = P.pool_url(A._root(request), pool, "samples") + P.qs([("tag", done["tag"])])
         return RedirectResponse(target, status_code=303)
 
@@ -431,7 +469,8 @@ def add_curation_routes(app: FastAPI) -> None:
         try:
             body = await request.json()
         except ValueError:
-            raise QueryError("Send a JSON object: {name, scope: {version, tag, run, lo, hi, in}, polygon}.") from None
+            raise QueryError("Send a JSON object: {name, scope: {version, tag, run, lo, hi, in}, polygon or "
+                                 "samples}.") from None
         if not isinstance(body, dict):
             raise QueryError("Send a JSON object: {name, scope: {...}, polygon}.")
         raw = body.get("scope") or {}
@@ -449,4 +488,7 @@ def add_curation_routes(app: FastAPI) -> None:
         spec = A._pool(pool)
         view = _view(spec, scope.version)
         polygon = json.dumps(body["polygon"]) if body.get("polygon") else None
-        return _make_tag(view, spec, scope, str(body.get("name") or ""), polygon, user)
+        samples = body.get("samples")
+        if samples is not None and not (isinstance(samples, list) and all(isinstance(x, str) for x in samples)):
+            raise QueryError("samples must be a list of sample ids.")
+        return _make_tag(view, spec, scope, str(body.get("name") or ""), polygon, user, samples)

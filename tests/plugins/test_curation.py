@@ -245,6 +245,40 @@ def test_a_filter_becomes_a_tag_in_a_new_version(client, writable):
     assert "bright-half" in client.get("/lightly/pools/main/samples").text
 
 
+def test_the_checked_samples_of_a_grid_page_become_a_tag(client, writable):
+    pool = Datapool(writable.uri)
+    before = pool.version()
+    query = f"sort={LUM}&order=desc&in.status=ok"
+    page = client.get(f"/lightly/pools/main/samples?{query}&limit=10").text
+    boxes = re.findall(r'<input type="checkbox" name="sample" value="([0-9a-f]{32})" form="tagform"', page)
+    assert len(boxes) == 10 and 'id="tagform"' in page and 'name="only" value="checked"' in page
+    chosen = [boxes[1], boxes[4], boxes[7]]
+    form = {"name": "three-picked", "in.status": "ok", "only": "checked", "sample": chosen}
+    r = client.post("/lightly/pools/main/tags", data=form)
+    assert r.status_code == 303 and r.headers["location"] == "/lightly/pools/main/samples?tag=three-picked"
+    assert pool.version() == before + 1
+    last = pool.history()[-1]
+    assert last["tag"] == "three-picked" and last["selected"] == 3
+    assert last["config"]["source"]["from"] == "checked samples"
+    assert sorted(last["config"]["source"]["samples"]) == sorted(chosen)
+    assert set(_ids(client, "/lightly/api/pools/main/samples?tag=three-picked")) == set(chosen)
+    # Without "only=checked" the same form tags every sample of the scope (the boxes are ignored)
+    r = client.post("/lightly/pools/main/tags", data={**form, "name": "all-ok", "only": ""})
+    assert r.status_code == 303 and pool.history()[-1]["selected"] == len(_ids(
+        client, "/lightly/api/pools/main/samples?in.status=ok&limit=1000"))
+    # None checked, or a box of a sample outside the scope (a corrupt one, here): refused, naming it; nothing tagged
+    assert client.post("/lightly/pools/main/tags", data={**form, "name": "none", "sample": []}).status_code == 400
+    corrupt = _ids(client, "/lightly/api/pools/main/samples?in.status=corrupt")[0]
+    r = client.post("/lightly/pools/main/tags", data={**form, "name": "outside", "sample": [chosen[0], corrupt]})
+    assert r.status_code == 400 and corrupt in r.text and "Nothing was tagged" in r.text
+    assert client.post("/lightly/pools/main/tags", data={**form, "name": "junk", "sample": ["../x"]}).status_code == 400
+    # The JSON API takes the same list
+    r = client.post("/lightly/api/pools/main/tags", json={"name": "api-two", "samples": chosen[:2]})
+    assert r.status_code == 200 and r.json()["count"] == 2
+    assert {e["tag"] for e in pool.history()} >= {"three-picked", "all-ok", "api-two"}
+    assert not {"none", "outside", "junk"} & {e["tag"] for e in pool.history()}
+
+
 def test_tag_names_are_checked(client, writable):
     assert client.post("/lightly/pools/main/tags", data={"name": "batch-2", "in.status": "ok"}).status_code == 409
     assert client.post("/lightly/pools/main/tags", data={"name": "bad name!", "in.status": "ok"}).status_code == 400

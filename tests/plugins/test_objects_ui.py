@@ -124,7 +124,7 @@ def test_objects_grid_filters_and_tag_scope(oclient, object_pool):
     html = oclient.get("/lightly/pools/objects/samples?show=objects").text
     assert f"<b>{objects.num_rows}</b> objects match" in html
     assert html.count('class="card obj sel"') == sum(1 for i in got["items"][:60] if i[C.OBJECT_SELECTED])
-    assert 'name="show"' in html and "Save these samples as a tag" not in html
+    assert 'name="show"' in html and "Save these samples as a tag" not in html and 'name="sample"' not in html
     # An object opened from the objects grid steps to the next object of that grid (by score, highest first)
     by_score = oclient.get("/lightly/api/pools/objects/samples?show=objects&sort=object_score&order=desc").json()
     first = by_score["items"][0][C.SAMPLE_ID]
