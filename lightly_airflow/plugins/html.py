@@ -42,6 +42,7 @@ button{cursor:pointer;background:var(--head)} button.primary{background:var(--ac
 .figure{position:relative;display:block;width:min(100%,520px)} .figure img{width:100%;display:block}
 .figure svg{position:absolute;left:0;top:0;width:100%;height:100%} .figure.crop{width:auto}
 .figure.crop img{width:auto;min-width:200px;max-width:min(100%,420px);image-rendering:pixelated}
+video.player{display:block;width:min(100%,520px);background:#000}
 .card.obj img{width:100%;height:120px;object-fit:contain;image-rendering:pixelated}
 .card.obj .cap{word-break:normal;overflow-wrap:anywhere} .figure svg a{cursor:pointer}
 #map{width:100%;max-width:900px;aspect-ratio:4/3;border:1px solid var(--line);border-radius:6px;background:var(--box);cursor:crosshair}

@@ -196,3 +196,55 @@ def read_crop(
         raise MediaError(f"The image {parent_key!r} of this object cannot be decoded: {type(exc).__name__}: "
                          f"{exc}.") from None
     return out.getvalue()
+
+
+#: Video containers a browser's ``<video>`` plays (with their usual codecs: H.264/HEVC/AV1 in MP4 and QuickTime,
+#: VP8/VP9/AV1 in WebM), by extension; other videos (AVI, MKV, MPEG-TS, AVCHD …) get no player, only the frame.
+PLAYABLE_VIDEOS = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/mp4", ".webm": "video/webm"}
+#: The most bytes one ranged answer carries: the browser asks again from where it stopped (seeking reads little).
+VIDEO_CHUNK = 4 * 1024 * 1024
+
+
+def playable_video(key: Any) -> str | None:
+    """The content type a browser plays ``key`` as, or ``None`` (not a container browsers play)."""
+    name = str(key or "").lower()
+    return next((t for ext, t in PLAYABLE_VIDEOS.items() if name.endswith(ext)), None)
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The first range of an HTTP ``Range: bytes=…`` header as ``(start, end)`` (inclusive) within a file of
+    ``size`` bytes, at most :data:`VIDEO_CHUNK` long; ``None`` without a header (the whole file).
+
+    :raises ValueError: a range that is malformed or starts past the end (the answer is 416)."""
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    first = spec.split(",")[0].strip()
+    lo, dash, hi = first.partition("-")
+    if unit.strip().lower() != "bytes" or not dash or not (lo.strip() or hi.strip()):
+        raise ValueError(f"unsupported Range {header!r}")
+    try:
+        if lo.strip():
+            start = int(lo)
+            end = int(hi) if hi.strip() else size - 1
+        else:  # "-N": the last N bytes
+            start, end = max(size - int(hi), 0), size - 1
+    except ValueError:
+        raise ValueError(f"unsupported Range {header!r}") from None
+    if start < 0 or start >= size or end < start:
+        raise ValueError(f"Range {header!r} is outside the file's {size} bytes")
+    return start, min(end, size - 1, start + VIDEO_CHUNK - 1)
+
+
+def open_video(datasource_uri: str, key: str, credentials: StorageCredentials | None) -> tuple[Any, str, int]:
+    """The video file ``key`` of the datasource (as it is there now) for the UI's player: ``(fs, path, size)``.
+
+    :raises MediaError: the key is not a plain path, not a video browsers play, or the file is gone."""
+    if playable_video(key) is None:
+        raise MediaError(f"Browsers do not play {key!r}: only {', '.join(sorted(PLAYABLE_VIDEOS))} videos are served.")
+    fs, path = filesystem(join_uri(datasource_uri, safe_key(key)), credentials)
+    try:
+        size = int(fs.size(path))
+    except FileNotFoundError:
+        raise MediaError(f"The video {key!r} is no longer in the datasource.") from None
+    return fs, path, size

@@ -550,6 +550,7 @@ def sample_page(
         + f'<p><code>{H.e(key)}</code> · sample id <code>{H.e(sid)}</code> · version {H.e(view.version)}</p>'
         + '<div class="layout"><div class="main">'
         + f'<div class="figure"><img src="{H.e(image_url)}" alt="{H.e(key)}">{overlay}</div>{pred_note}'
+        + video_player(root, pool, view, sid, row)
         + "</div><div class=\"side\">" + status_box + f"<h3>Tags</h3><p>{tag_pills}</p>"
         + similar_link(root, pool, view, sid, row, SHOW_IMAGES) + "".join(why) + "</div></div>"
         + (objects_section(root, pool, view, objects, bool(row.get(C.SELECTED))) if objects else "")
@@ -558,6 +559,27 @@ def sample_page(
     crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)), ("samples", pool_url(root, pool, "samples")),
               (str(key), None)]
     return H.page("Sample", body, crumbs=crumbs, static=static, scripts=[f"{static}/keys.js"] if walk else [])
+
+
+def video_player(root: str, pool: str, view: View, sid: str, row: dict[str, Any]) -> str:
+    """For a video frame: its video in the browser's player, starting at the frame (a media fragment ``#t=``),
+    or a note why there is none (a container browsers do not play)."""
+    from lightly_airflow.plugins.media import PLAYABLE_VIDEOS, is_frame, playable_video
+
+    if not is_frame(row):
+        return ""
+    video = str(row.get(C.VIDEO))
+    if playable_video(video) is None:
+        return (f'<p class="muted">Its video <code>{H.e(video)}</code> is not a container browsers play '
+                f'({", ".join(sorted(PLAYABLE_VIDEOS))}): only the frame is shown.</p>')
+    raw = row.get(C.FRAME_SECONDS)
+    seconds = float(raw) if isinstance(raw, (int, float)) and math.isfinite(raw) else None
+    at = "" if seconds is None else f"#t={seconds:.3f}"
+    src = pool_url(root, pool, "samples", H.seg(sid), "video") + qs([("version", view.version)]) + at
+    when = "" if seconds is None else f" at {seconds:.2f} s"
+    return (f'<h3>In its video</h3><video class="player" controls preload="metadata" src="{H.e(src)}"></video>'
+            f'<p class="muted">Frame {H.e(row.get(C.FRAME_INDEX))} of <code>{H.e(video)}</code>{H.e(when)}: the '
+            "player starts there; it plays the video as the datasource holds it now.</p>")
 
 
 def column_tables(groups: dict[str, list[tuple[str, str]]]) -> str:

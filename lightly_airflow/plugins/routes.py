@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from lightly_airflow import columns as C
 from lightly_airflow.plugins import app as A
@@ -388,6 +388,42 @@ def add_curation_routes(app: FastAPI) -> None:
         else:
             data, content_type, _ = read_image(source, row.get(C.KEY) or "", _source_credentials(spec, source))
         return Response(data, media_type=content_type, headers={**A.SECURITY_HEADERS, "Cache-Control": "private, max-age=300"})
+
+    @app.get("/pools/{pool}/samples/{sample_id}/video")
+    def sample_video(request: Request, pool: str, sample_id: str, version: int | None = Query(None, ge=0)) -> Response:
+        """The video of a frame sample, as the datasource holds it now, for the sample page's player: ranged
+        answers (``Range``: 206, at most ``VIDEO_CHUNK`` bytes each) so the browser seeks without the whole file."""
+        from lightly_airflow.plugins.media import byte_range, is_frame, open_video, playable_video
+
+        sid = _check_sample_id(sample_id)
+        spec = A._pool(pool)
+        view = _view(spec, version)
+        row = _sample_rows(view, sid)[0]
+        if not is_frame(row):
+            raise MediaError("This sample is not a video frame: it has no video to play.")
+        source = view.datasource_of(row.get("commit_version"))
+        if not source:
+            raise MediaError("The run that committed this frame recorded no datasource, so its video cannot be played.")
+        key = str(row[C.VIDEO])
+        fs, path, size = open_video(source, key, _source_credentials(spec, source))
+        headers = {**A.SECURITY_HEADERS, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=300"}
+        media_type = playable_video(key) or "application/octet-stream"
+        try:
+            part = byte_range(request.headers.get("range"), size)
+        except ValueError:
+            return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+        if part is None:  # no Range: the whole file, streamed in chunks
+            def chunks() -> Any:
+                with fs.open(path, "rb") as fh:
+                    while block := fh.read(1024 * 1024):
+                        yield block
+
+            return StreamingResponse(chunks(), media_type=media_type,
+                                     headers={**headers, "Content-Length": str(size)})
+        start, end = part
+        data = fs.cat_file(path, start=start, end=end + 1)
+        return Response(data, status_code=206, media_type=media_type,
+                        headers={**headers, "Content-Range": f"bytes {start}-{start + len(data) - 1}/{size}"})
 
     @app.get("/pools/{pool}/thumbnails/{sample_id}")
     def thumbnail(pool: str, sample_id: str) -> Response:

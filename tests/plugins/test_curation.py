@@ -457,3 +457,20 @@ def test_a_sample_opened_from_a_grid_steps_through_that_grid_in_its_order(client
     js = client.get("/lightly/static/keys.js")
     assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
     assert 'a[rel="' in js.text and "ArrowRight" in js.text
+
+
+def test_byte_ranges_of_a_video_answer():
+    from lightly_airflow.plugins.media import VIDEO_CHUNK, byte_range, playable_video
+
+    size = 10 * VIDEO_CHUNK
+    assert byte_range(None, size) is None and byte_range("", size) is None
+    assert byte_range("bytes=0-99", size) == (0, 99)
+    assert byte_range("bytes=5-", size) == (5, 5 + VIDEO_CHUNK - 1)  # at most one chunk per answer
+    assert byte_range("bytes=-10", size) == (size - 10, size - 1)
+    assert byte_range("bytes=0-99, 200-299", size) == (0, 99)  # the first range of several
+    assert byte_range("bytes=0-99", 50) == (0, 49)
+    for bad in ("bytes=x-1", "items=0-1", "bytes=", "bytes=-", f"bytes={size}-", "bytes=9-3"):
+        with pytest.raises(ValueError):
+            byte_range(bad, size)
+    assert playable_video("a/B.MP4") == "video/mp4" and playable_video("clip.webm") == "video/webm"
+    assert playable_video("tape.avi") is None and playable_video("cam.MTS") is None

@@ -366,6 +366,22 @@ def test_the_ui_shows_frames_their_boxes_and_their_objects_crops(tmp_path: Path,
         assert api["image_size"] == [160, 120]
         page = client.get(f"/lightly/pools/v/samples/{frames['street-07-mp4.png'][C.SAMPLE_ID]}").text
         assert "could not be read" not in page
+        # Its video plays in the page from the frame's time; the file is served in byte ranges as it is now
+        frame = frames["street-07-mp4.png"]
+        video = f"/lightly/pools/v/samples/{frame[C.SAMPLE_ID]}/video"
+        assert f'src="{video}?version=1#t={frame[C.FRAME_SECONDS]:.3f}"' in page and "<h3>In its video</h3>" in page
+        raw = (src / "street.mp4").read_bytes()
+        head = client.get(video, headers={"Range": "bytes=0-99"})
+        assert head.status_code == 206 and head.content == raw[:100]
+        assert head.headers["content-range"] == f"bytes 0-99/{len(raw)}" and head.headers["accept-ranges"] == "bytes"
+        assert head.headers["content-type"] == "video/mp4" and "media-src 'self'" in head.headers["content-security-policy"]
+        rest = client.get(video, headers={"Range": "bytes=100-"})
+        assert rest.status_code == 206 and rest.content == raw[100:]
+        assert client.get(video, headers={"Range": "bytes=-10"}).content == raw[-10:]
+        whole = client.get(video)
+        assert whole.status_code == 200 and whole.content == raw
+        past = client.get(video, headers={"Range": f"bytes={len(raw)}-"})
+        assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{len(raw)}"
         # An object of a frame: its crop is cut from the frame, and drawn on the frame at the frame's size.
         obj = objects["street-02-mp4.png"]
         x, y, w, h = obj[C.OBJECT_CROP_BOX]
@@ -376,3 +392,4 @@ def test_the_ui_shows_frames_their_boxes_and_their_objects_crops(tmp_path: Path,
         assert client.get(f"/lightly/api/pools/v/samples/{obj[C.SAMPLE_ID]}").json()["image_size"] == [160, 120]
         page = client.get(f"/lightly/pools/v/samples/{obj[C.SAMPLE_ID]}").text
         assert "Object of frame 2 of video <code>street.mp4</code>" in page and "In its frame" in page
+        assert client.get(f"/lightly/pools/v/samples/{obj[C.SAMPLE_ID]}/video").status_code == 404  # not a frame
