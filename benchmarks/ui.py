@@ -27,8 +27,9 @@ import numpy as np
 import pyarrow as pa
 
 
-def build(path: Path, n: int, seed: int = 0, dim: int = 64) -> str:
-    """Commit ``n`` synthetic samples as one run (skipped when the pool exists)."""
+def build(path: Path, n: int, seed: int = 0, dim: int = 64, datasource_uri: str = "file:///nonexistent") -> str:
+    """Commit ``n`` synthetic samples as one run (skipped when the pool exists); their keys are
+    ``images/<i // 1000:04d>/<i:08d>.jpg`` in ``datasource_uri``."""
     from lightly_airflow import columns as C
     from lightly_airflow.datapool import Datapool
     from lightly_airflow.report.layout import add_layout
@@ -43,7 +44,7 @@ def build(path: Path, n: int, seed: int = 0, dim: int = 64) -> str:
     emb = centres[cluster] + 0.6 * rng.standard_normal((n, dim), dtype=np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     ids = np.arange(n)
-    selected = ids % (n // 10_000 or 1) == 0
+    selected = (ids % (n // 10_000 or 1) == 0) & (ids % 500 != 7)  # (corrupt rows are never selected)
     rank = np.full(n, -1, dtype=np.int64)
     rank[selected] = rng.permutation(int(selected.sum()))
     keys = [f"images/{i // 1000:04d}/{i:08d}.jpg" for i in ids]
@@ -67,7 +68,7 @@ def build(path: Path, n: int, seed: int = 0, dim: int = 64) -> str:
     t = time.perf_counter()
     pool.commit(rows, run_id="scheduled__2026-01-01T00:00:00+00:00", dag_id="bench", tag=None,
                 config={"n_samples": 10_000}, counts={"processed": n}, embedding_model=f"synthetic-{dim}",
-                embedding_dim=dim, read_version=None, datasource_uri="file:///nonexistent")
+                embedding_dim=dim, read_version=None, datasource_uri=datasource_uri)
     print(f"built a {n:,}-sample pool in {time.perf_counter() - t:.1f} s (commit) at {path}", flush=True)
     return uri
 
