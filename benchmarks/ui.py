@@ -130,12 +130,18 @@ def main() -> int:
         ),
         "map payload of a tag (10k points)": "/lightly/api/pools/bench/map?tag=initial-tag&color=selected",
         "grid sorted by similarity to a sample, 100 (HTML)": f"/lightly/pools/bench/samples?sort=similar:{sid}&limit=100",
+        "  its next page (the ordering kept)": f"/lightly/pools/bench/samples?sort=similar:{sid}&limit=100&offset=100",
+        "  a sample page stepping through it": f"/lightly/pools/bench/samples/{sid}?sort=similar:{sid}&at=0",
         "similar samples within a tag (10k), 100 (HTML)": (
             f"/lightly/pools/bench/samples?tag=initial-tag&sort=similar:{sid}&limit=100"),
     }
 
+    from lightly_airflow.plugins import query
+
     def timed(target: str | list[str]) -> float:
         urls = target if isinstance(target, list) else [target]
+        if any("sort=similar:" in u and "offset=" not in u and "at=" not in u for u in urls):
+            query._similar_cache.clear()  # a new similarity ordering: every embedding read (its pages then reuse it)
         t = time.perf_counter()
         for u in urls:
             r = client.get(u)

@@ -169,6 +169,11 @@ _cache_lock = threading.Lock()
 _facet_cache: dict[tuple[str, int], tuple[float, dict[str, Any]]] = {}
 _dupe_cache: dict[tuple[str, int], tuple[float, Any]] = {}
 _unviewable_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+_similar_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+#: Rows of a grid ordered by similarity computed at once and kept (``_similar_cache``, per version, scope and
+#: order): its next pages, and the sample page stepping through it, read them instead of every embedding again
+#: (at 1,000,000 x 1280 one ordering reads ~5 GB of embeddings: ~12 s).
+SIMILAR_BLOCK = 1_000
 
 
 def _cached(cache: dict[Any, tuple[float, Any]], key: Any, make: Any) -> Any:
@@ -443,8 +448,10 @@ class View:
         by_rank = (scope.tag or scope.run) and C.PICK_RANK in self.columns and not scope.objects
         sort = sort or (C.PICK_RANK if by_rank else C.KEY)
         extra: dict[str, Any] = {}
-        if sort.startswith(SIMILAR):  # (a computed sort value, in the same query as a column's)
-            value, extra["similar_key"] = self.similarity(sort[len(SIMILAR):])
+        similar = sort.startswith(SIMILAR)
+        if similar:  # (a computed sort value, in the same query as a column's)
+            value, extra["similar_key"] = _cached(_similar_cache, (self.spec.uri, self.version, sort),
+                                                  lambda: self.similarity(sort[len(SIMILAR):]))
         elif sort in self.sortable():
             value = quote_ident(sort)
         else:
@@ -456,11 +463,28 @@ class View:
                      C.OBJECT_SCORE, C.OBJECT_SELECTED)
         wanted = [c for c in shown if c in self.columns]
         direction = "DESC" if descending else "ASC"
-        rows = self.sql(
-            f"SELECT {', '.join(quote_ident(c) for c in wanted)}, {value} AS lightly_sort_value FROM pool "
-            f"{self.where(scope)} ORDER BY lightly_sort_value {direction} NULLS LAST, {quote_ident(C.SAMPLE_ID)} "
-            f"LIMIT {int(limit)} OFFSET {int(offset)}"
-        ).to_pylist()
+
+        def ordered(skip: int, take: int) -> list[dict[str, Any]]:
+            return self.sql(
+                f"SELECT {', '.join(quote_ident(c) for c in wanted)}, {value} AS lightly_sort_value FROM pool "
+                f"{self.where(scope)} ORDER BY lightly_sort_value {direction} NULLS LAST, {quote_ident(C.SAMPLE_ID)} "
+                f"LIMIT {int(take)} OFFSET {int(skip)}"
+            ).to_pylist()
+
+        if similar:  # whole blocks of SIMILAR_BLOCK rows, kept
+            size = SIMILAR_BLOCK
+            first, last = offset // size, (offset + limit - 1) // size
+            where = tuple(scope.to_params(with_version=False))
+            rows = []
+            for block in range(first, last + 1):
+                got = _cached(_similar_cache, (self.spec.uri, self.version, where, sort, direction, size, block),
+                              lambda block=block: ordered(block * size, size))
+                rows += got
+                if len(got) < size:  # the ordering's end
+                    break
+            rows = rows[offset - first * size:][:limit]
+        else:
+            rows = ordered(offset, limit)
         total = self.count(scope)
         items = [{**{c: r.get(c) for c in wanted}, "value": r.get("lightly_sort_value")} for r in rows]
         return {"total": total, "sort": sort, "descending": descending, "offset": offset, "limit": limit, "items": items,
