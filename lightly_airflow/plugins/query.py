@@ -465,11 +465,13 @@ class View:
         direction = "DESC" if descending else "ASC"
 
         def ordered(skip: int, take: int) -> list[dict[str, Any]]:
-            return self.sql(
+            table = self.sql(
                 f"SELECT {', '.join(quote_ident(c) for c in wanted)}, {value} AS lightly_sort_value FROM pool "
                 f"{self.where(scope)} ORDER BY lightly_sort_value {direction} NULLS LAST, {quote_ident(C.SAMPLE_ID)} "
                 f"LIMIT {int(take)} OFFSET {int(skip)}"
-            ).to_pylist()
+            )
+            found: list[dict[str, Any]] = table.to_pylist()
+            return found
 
         if similar:  # whole blocks of SIMILAR_BLOCK rows, kept
             size = SIMILAR_BLOCK
