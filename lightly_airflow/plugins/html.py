@@ -31,10 +31,11 @@ nav{margin-bottom:.8rem;font-size:.9rem} nav.tabs a{margin-right:.9rem}
 input,select,button{font:inherit;color:var(--fg);background:var(--bg);border:1px solid var(--line);border-radius:4px;padding:.15rem .35rem}
 button{cursor:pointer;background:var(--head)} button.primary{background:var(--accent);color:#fff;border-color:var(--accent)}
 .range input{width:6.2rem}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:.6rem;margin:.6rem 0}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(var(--cell,150px),1fr));gap:.6rem;margin:.6rem 0}
 .card{border:1px solid var(--line);border-radius:6px;background:var(--card);overflow:hidden;font-size:.78rem}
-.card a.thumb{display:flex;align-items:center;justify-content:center;height:140px;background:var(--head)}
-.card img{max-width:100%;max-height:140px;display:block} .card .cap{padding:.3rem .4rem;word-break:break-all}
+.card a.thumb{display:flex;align-items:center;justify-content:center;height:calc(var(--cell,150px) - 10px);
+background:var(--head)} .card img{width:100%;height:100%;object-fit:contain;display:block}
+.card .cap{padding:.3rem .4rem;overflow-wrap:anywhere} .cellsize input{width:7rem;vertical-align:middle}
 .card .cap b{font-variant-numeric:tabular-nums} .sel{outline:2px solid var(--accent)}
 .toolbar{display:flex;flex-wrap:wrap;gap:.6rem;align-items:center;margin:.4rem 0}
 .bar{display:inline-block;height:.7rem;background:var(--accent);vertical-align:middle}

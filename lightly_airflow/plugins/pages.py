@@ -248,6 +248,8 @@ def run_links(root: str, pool: str, entry: dict[str, Any] | None, files: set[str
 
 #: samples on one grid page (its ``limit``)
 GRID_PAGE = 60
+#: the grid's cell width in pixels: smallest, largest and default of its "Size" slider
+CELL_SIZES = (90, 260, 150)  # (thumbnails are at most 256 pixels wide)
 
 
 def grid_params(scope: Scope, sort: str, descending: bool, limit: int) -> list[tuple[str, Any]]:
@@ -275,6 +277,9 @@ def grid_page(
         f'<select name="order"><option value="asc"{"" if desc else " selected"}>ascending</option>'
         f'<option value="desc"{" selected" if desc else ""}>descending</option></select>'
         '<button type="submit">Sort</button></form>'
+        # (static/grid.js: the thumbnails' size, kept in this browser)
+        f'<label class="cellsize">Size <input type="range" id="cellsize" min="{CELL_SIZES[0]}" max="{CELL_SIZES[1]}" '
+        f'step="10" value="{CELL_SIZES[2]}" aria-label="thumbnail size"></label>'
     )
     cards = []
     for at, item in enumerate(page["items"], start=offset):
@@ -331,7 +336,8 @@ def grid_page(
         f'<div class="main">{main}</div></div>'
     )
     crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)), ("samples", None)]
-    return H.page(f"Samples of {pool}", body, crumbs=crumbs, static=static, scripts=[f"{static}/keys.js"])
+    return H.page(f"Samples of {pool}", body, crumbs=crumbs, static=static,
+                  scripts=[f"{static}/keys.js", f"{static}/grid.js"])
 
 
 def walk_bar(root: str, pool: str, view: View, scope: Scope, walk: Walk | None, at: int, limit: int) -> str:

@@ -33,7 +33,7 @@ from lightly_airflow.plugins.query import QueryError, Scope, View, parse_scope
 
 log = logging.getLogger(__name__)
 
-STATIC_FILES = {name: "text/javascript; charset=utf-8" for name in ("theme.js", "map.js", "keys.js")}
+STATIC_FILES = {name: "text/javascript; charset=utf-8" for name in ("theme.js", "map.js", "keys.js", "grid.js")}
 SAMPLE_ID = re.compile(r"^[0-9a-f]{32}(-f[0-9]{1,9})?$")
 #: Rows one export may hold (list and CSV); Label Studio and COCO read prediction files, so fewer.
 MAX_EXPORT_ROWS = 1_000_000

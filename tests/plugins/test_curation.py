@@ -455,6 +455,10 @@ def test_a_sample_opened_from_a_grid_steps_through_that_grid_in_its_order(client
     assert 20 < len(want) < 100  # a filtered scope over several grid pages
     grid = client.get(f"/lightly/pools/main/samples?{query}&limit=7&offset=7")
     assert grid.status_code == 200 and "/static/keys.js" in grid.text
+    # (the thumbnails' size slider, kept in the browser by static/grid.js)
+    assert 'type="range" id="cellsize"' in grid.text and "/static/grid.js" in grid.text
+    size_js = client.get("/lightly/static/grid.js")
+    assert size_js.status_code == 200 and "cellsize" in size_js.text and "--cell" in size_js.text
     assert _rel(grid.text, "prev").endswith("offset=0") and _rel(grid.text, "next").endswith("offset=14")
     cards = [h for h in links(grid.text).hrefs if "/samples/" in h and "at=" in h]
     assert cards[0].split("?")[0].endswith(want[7]) and "at=7" in cards[0]
