@@ -3,6 +3,7 @@ unicode name in a sub-folder, process_all, and the selected frames' PNGs written
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -13,7 +14,7 @@ from lightly_airflow.video.synthetic import make_scene_video, truncate
 from .runs import run_once
 
 
-def test_videos_on_s3(s3_bucket, tmp_path: Path) -> None:
+def test_videos_on_s3(s3_bucket, tmp_path: Path, monkeypatch) -> None:
     from lightly_airflow.datapool import Datapool
     from lightly_airflow.storage import filesystem
 
@@ -40,6 +41,23 @@ def test_videos_on_s3(s3_bucket, tmp_path: Path) -> None:
     assert selected and s1.frames["written"] == len(selected)
     for key in selected:
         assert fs.exists(f"{s3_bucket.name}/videos/.lightly/frames/{key}")
+
+    # The UI plays a frame's video from the bucket in byte ranges (s3fs ranged reads), through the pool's connection
+    from ui_client import ui_client
+
+    monkeypatch.setenv("AIRFLOW_CONN_LAKE_S3", json.dumps({
+        "conn_type": "aws", "login": creds.access_key_id, "password": creds.secret_access_key,
+        "extra": {"endpoint_url": creds.endpoint_url, "region_name": creds.region}}))
+    raw = (local / "sub" / "ünï" / "clip é.mp4").read_bytes()
+    frame = rows["sub/ünï/clip é-07-mp4.png"]
+    with ui_client(monkeypatch, {"lake": {"uri": pool_uri, "conn_id": "lake_s3"}}) as client:
+        page = client.get(f"/lightly/pools/lake/samples/{frame[C.SAMPLE_ID]}").text
+        assert "<h3>In its video</h3>" in page and f"#t={frame[C.FRAME_SECONDS]:.3f}" in page
+        video = f"/lightly/pools/lake/samples/{frame[C.SAMPLE_ID]}/video"
+        part = client.get(video, headers={"Range": "bytes=100-1099"})
+        assert part.status_code == 206 and part.content == raw[100:1100]
+        assert part.headers["content-range"] == f"bytes 100-1099/{len(raw)}"
+        assert client.get(video).content == raw
 
     # A new video arrives and a.webm is replaced under the same name: only those two are processed.
     make_scene_video(str(local / "a.webm"), "rocket", 12, seed=4)
