@@ -30,7 +30,8 @@ nav{margin-bottom:.8rem;font-size:.9rem} nav.tabs a{margin-right:.9rem}
 .side legend{font-weight:600} .side label{display:block;margin:.15rem 0;word-break:break-all}
 input,select,button{font:inherit;color:var(--fg);background:var(--bg);border:1px solid var(--line);border-radius:4px;padding:.15rem .35rem}
 button{cursor:pointer;background:var(--head)} button.primary{background:var(--accent);color:#fff;border-color:var(--accent)}
-.range input{width:6.2rem}
+.range input{width:6.2rem} svg.hist{display:block;width:13rem;height:1.6rem;margin:.1rem 0}
+svg.hist rect{fill:var(--accent)} svg.hist rect.out{opacity:.25}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(var(--cell,150px),1fr));gap:.6rem;margin:.6rem 0}
 .card{border:1px solid var(--line);border-radius:6px;background:var(--card);overflow:hidden;font-size:.78rem}
 .card a.thumb{display:flex;align-items:center;justify-content:center;height:calc(var(--cell,150px) - 10px);

@@ -79,6 +79,28 @@ def _hidden(params: Sequence[tuple[str, Any]]) -> str:
     return "".join(f'<input type="hidden" name="{H.e(k)}" value="{H.e(v)}">' for k, v in params if v not in (None, ""))
 
 
+def histogram_svg(facet: dict[str, Any], lo: float | None, hi: float | None) -> str:
+    """A numeric facet's histogram (``bins``, equal widths from min to max) as a small inline SVG: bar heights by
+    count (square root, so a few outliers stay visible), bars outside the chosen ``lo``-``hi`` range faded, each
+    bar's range and count on hover. Nothing without bins."""
+    bins = facet.get("bins")
+    if not bins:
+        return ""
+    top, n = max(bins) or 1, len(bins)
+    mn, mx = float(facet["min"]), float(facet["max"])
+    width = (mx - mn) / n
+    bars = []
+    for i, count in enumerate(bins):
+        a, b = mn + i * width, mn + (i + 1) * width
+        inside = (lo is None or b >= lo) and (hi is None or a <= hi)
+        h = 0 if not count else max(0.6, 10 * math.sqrt(count / top))
+        faded = "" if inside else ' class="out"'
+        bars.append(f'<rect x="{i}" y="{10 - h:.2f}" width="0.86" height="{h:.2f}"{faded}>'
+                    f"<title>{H.e(_short(a))} – {H.e(_short(b))}: {count:,}</title></rect>")
+    return (f'<svg class="hist" viewBox="0 0 {n} 10" preserveAspectRatio="none" role="img" '
+            f'aria-label="distribution from {H.e(_short(mn))} to {H.e(_short(mx))}">{"".join(bars)}</svg>')
+
+
 def filter_form(root: str, pool: str, view: View, scope: Scope, action: str, extra: Sequence[tuple[str, Any]] = ()) -> str:
     """The side panel: version, tag, run, numeric ranges, categories. Submits to ``action`` (GET)."""
     facets = view.facets(scope.show)
@@ -112,7 +134,7 @@ def filter_form(root: str, pool: str, view: View, scope: Scope, action: str, ext
         else:
             lo, hi = scope.filters.lo.get(col), scope.filters.hi.get(col)
             nums.append(
-                f'<label class="range" title="{H.e(col)}">{H.e(col)}<br>'
+                f'<label class="range" title="{H.e(col)}">{H.e(col)}<br>{histogram_svg(facet, lo, hi)}'
                 f'<input type="number" step="any" name="lo.{H.e(col)}" placeholder="{H.e(_short(facet["min"]))}" '
                 f'value="{"" if lo is None else H.e(_short(lo))}" aria-label="{H.e(col)} from"> – '
                 f'<input type="number" step="any" name="hi.{H.e(col)}" placeholder="{H.e(_short(facet["max"]))}" '

@@ -100,6 +100,26 @@ def test_facets_give_ranges_and_categories(client, configured):
     assert "metadata.note" in facets and C.KEY not in facets and C.EMBEDDING not in facets
 
 
+
+def test_numeric_facets_carry_a_histogram_the_filter_panel_draws(client, configured):
+    from lightly_airflow.plugins.query import HISTOGRAM_BINS
+
+    facets = client.get("/lightly/api/pools/main/facets").json()["facets"]
+    lum = _all(configured).column(LUM).to_numpy(zero_copy_only=False)
+    lum = lum[~np.isnan(lum)]
+    want, _ = np.histogram(lum, bins=HISTOGRAM_BINS, range=(lum.min(), lum.max()))  # (the last bin holds the max)
+    assert facets[LUM]["bins"] == want.tolist() and sum(facets[LUM]["bins"]) == len(lum)
+    assert all(len(f["bins"]) == HISTOGRAM_BINS for f in facets.values() if f["kind"] == "number" and "bins" in f)
+    # The panel draws it: a bar per bin with its range and count; bars outside the chosen range are faded
+    cut = float(np.median(lum))
+    page = client.get(f"/lightly/pools/main/samples?lo.{LUM}={cut!r}").text
+    svg = page[page.index(f'title="{LUM}"'):][:6000]
+    svg = svg[svg.index('<svg class="hist"'):svg.index("</svg>")]
+    assert svg.count("<rect") == HISTOGRAM_BINS and f": {max(want):,}</title>" in svg
+    edges = np.linspace(lum.min(), lum.max(), HISTOGRAM_BINS + 1)
+    assert svg.count('class="out"') == int((edges[1:] < cut).sum())
+
+
 # ------------------------------------------------------------------------------------------------ escaping
 def test_html_in_keys_and_metadata_is_escaped_everywhere(client, configured):
     rows = _all(configured)
