@@ -22,6 +22,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -73,6 +74,23 @@ def build(path: Path, n: int, seed: int = 0, dim: int = 64, datasource_uri: str 
     return uri
 
 
+def app_for(uri: str) -> Any:
+    """The plugin's app mounted at ``/lightly`` as Airflow mounts it, serving the pool at ``uri`` as ``bench``,
+    with Airflow's auth checks overridden (server time only)."""
+    from fastapi import FastAPI
+
+    os.environ["LIGHTLY_DATAPOOLS"] = json.dumps({"bench": {"uri": uri}})
+    os.environ.pop("AIRFLOW__LIGHTLY__DATAPOOLS", None)
+    from lightly_airflow.plugins import app as plugin_app
+
+    sub = plugin_app.create_app()
+    for dep in (plugin_app.AUTHENTICATED, plugin_app.CAN_TAG, plugin_app.CURRENT_USER, plugin_app.CAN_READ_RUNS):
+        sub.dependency_overrides[dep] = lambda: None
+    root = FastAPI()
+    root.mount("/lightly", sub)
+    return root
+
+
 def thumbnails_for(uri: str, sample_ids: list[str]) -> None:
     from PIL import Image
 
@@ -95,20 +113,9 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     path = Path(args.dir) / (f"pool-{args.n}" if args.dim == 64 else f"pool-{args.n}-d{args.dim}")
     uri = build(path, args.n, dim=args.dim)
-    os.environ["LIGHTLY_DATAPOOLS"] = json.dumps({"bench": {"uri": uri}})
-    os.environ.pop("AIRFLOW__LIGHTLY__DATAPOOLS", None)
-
-    from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from lightly_airflow.plugins import app as plugin_app
-
-    sub = plugin_app.create_app()
-    for dep in (plugin_app.AUTHENTICATED, plugin_app.CAN_TAG, plugin_app.CURRENT_USER, plugin_app.CAN_READ_RUNS):
-        sub.dependency_overrides[dep] = lambda: None
-    root = FastAPI()
-    root.mount("/lightly", sub)
-    client = TestClient(root)
+    client = TestClient(app_for(uri))
 
     grid_url = "/lightly/pools/bench/samples?limit=100&sort=metadata.lightly.sharpness&order=desc"
     first = client.get("/lightly/api/pools/bench/samples?limit=100&sort=metadata.lightly.sharpness&order=desc").json()

@@ -171,18 +171,11 @@ def wait_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float =
 def serve_ours(uri: str, port: int) -> None:
     """(subcommand) The plugin's app under /lightly on uvicorn, Airflow's auth checks overridden."""
     import uvicorn
-    from fastapi import FastAPI
 
-    os.environ["LIGHTLY_DATAPOOLS"] = json.dumps({"bench": {"uri": uri}})
-    os.environ.pop("AIRFLOW__LIGHTLY__DATAPOOLS", None)
-    from lightly_airflow.plugins import app as plugin_app
+    sys.path.insert(0, str(HERE))
+    from ui import app_for  # benchmarks/ui.py
 
-    sub = plugin_app.create_app()
-    for dep in (plugin_app.AUTHENTICATED, plugin_app.CAN_TAG, plugin_app.CURRENT_USER, plugin_app.CAN_READ_RUNS):
-        sub.dependency_overrides[dep] = lambda: None
-    root = FastAPI()
-    root.mount("/lightly", sub)
-    uvicorn.run(root, host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.run(app_for(uri), host="127.0.0.1", port=port, log_level="warning")
 
 
 def first_screen(page: Any, url: str, min_images: int, timeout_ms: int = 120_000) -> tuple[float, int]:
