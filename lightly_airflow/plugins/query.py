@@ -176,9 +176,13 @@ HISTOGRAM_BINS = 24
 #: order): its next pages, and the sample page stepping through it, read them instead of every embedding again
 #: (at 1,000,000 x 1280 one ordering reads ~5 GB of embeddings: ~12 s).
 SIMILAR_BLOCK = 1_000
+#: Most blocks (and queries' embeddings) kept at once: ~0.6 MB of rows a block, ~40 MB at most.
+SIMILAR_KEPT = 64
 
 
-def _cached(cache: dict[Any, tuple[float, Any]], key: Any, make: Any) -> Any:
+def _cached(cache: dict[Any, tuple[float, Any]], key: Any, make: Any, most: int = 32) -> Any:
+    """``make()`` kept in ``cache`` under ``key`` for :data:`CACHE_SECONDS`; a cache past ``most`` entries starts
+    over (entries are small, or bounded: :data:`SIMILAR_KEPT`)."""
     now = time.monotonic()
     with _cache_lock:
         hit = cache.get(key)
@@ -188,7 +192,7 @@ def _cached(cache: dict[Any, tuple[float, Any]], key: Any, make: Any) -> Any:
     with _cache_lock:
         for k in [k for k, (t, _) in cache.items() if now - t >= CACHE_SECONDS]:
             del cache[k]
-        if len(cache) > 32:
+        if len(cache) > most:
             cache.clear()
         cache[key] = (now, value)
     return value
@@ -453,7 +457,7 @@ class View:
         similar = sort.startswith(SIMILAR)
         if similar:  # (a computed sort value, in the same query as a column's)
             value, extra["similar_key"] = _cached(_similar_cache, (self.spec.uri, self.version, sort),
-                                                  lambda: self.similarity(sort[len(SIMILAR):]))
+                                                  lambda: self.similarity(sort[len(SIMILAR):]), SIMILAR_KEPT)
         elif sort in self.sortable():
             value = quote_ident(sort)
         else:
@@ -482,7 +486,7 @@ class View:
             rows = []
             for block in range(first, last + 1):
                 got = _cached(_similar_cache, (self.spec.uri, self.version, where, sort, direction, size, block),
-                              lambda block=block: ordered(block * size, size))
+                              lambda block=block: ordered(block * size, size), SIMILAR_KEPT)
                 rows += got
                 if len(got) < size:  # the ordering's end
                     break

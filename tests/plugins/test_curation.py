@@ -435,6 +435,7 @@ def test_a_similarity_ordering_is_computed_once_for_its_pages_and_steps(client, 
     from lightly_airflow.plugins import query
 
     monkeypatch.setattr(query, "SIMILAR_BLOCK", 7)  # blocks smaller than a page: pages span blocks
+    monkeypatch.setattr(query, "_similar_cache", {})  # (none kept by the tests before)
     distances: list[str] = []  # the queries that compute the distances to every embedding
     real_sql = View.sql
 
