@@ -36,7 +36,7 @@ svg.hist rect{fill:var(--accent)} svg.hist rect.out{opacity:.25}
 .card{border:1px solid var(--line);border-radius:6px;background:var(--card);overflow:hidden;font-size:.78rem}
 .card a.thumb{display:flex;align-items:center;justify-content:center;height:calc(var(--cell,150px) - 10px);
 background:var(--head)} .card img{width:100%;height:100%;object-fit:contain;display:block}
-.card .cap{padding:.3rem .4rem;overflow-wrap:anywhere} .cellsize input{width:7rem;vertical-align:middle}
+.card .cap{padding:.3rem .4rem;overflow-wrap:anywhere} .cap input{margin:0 .3rem 0 0;vertical-align:middle} .cellsize input{width:7rem;vertical-align:middle}
 .card .cap b{font-variant-numeric:tabular-nums} .sel{outline:2px solid var(--accent)}
 .toolbar{display:flex;flex-wrap:wrap;gap:.6rem;align-items:center;margin:.4rem 0}
 .bar{display:inline-block;height:.7rem;background:var(--accent);vertical-align:middle}

@@ -319,7 +319,7 @@ def grid_page(
             state = f'{"pick " + H.e(rank) if rank is not None else "not picked"} · {H.e(item.get(C.STATUS))}'
         check = "" if scope.objects else (  # (a box of the tag form: "Save the checked samples as a tag")
             f'<input type="checkbox" name="sample" value="{H.e(sid)}" form="{TAG_FORM}" '
-            f'aria-label="check {H.e(item.get(C.KEY))}" title="check for a tag"> ')
+            f'aria-label="check {H.e(item.get(C.KEY))}" title="check for a tag">')
         cards.append(
             f'<div class="{cls}"><a class="thumb" href="{H.e(href)}"><img loading="lazy" src="{H.e(thumb)}" '
             f'alt="{H.e(item.get(C.KEY))}"></a><div class="cap">{check}<a href="{H.e(href)}">{H.e(item.get(C.KEY))}'

@@ -64,6 +64,45 @@ def test_filter_then_save_as_tag(page, curation):
     _shot(page, curation, "filter-tag")
 
 
+def test_tick_samples_and_save_them_as_a_tag(page, curation):
+    """Check boxes on the grid, "Save the checked samples as a tag": exactly those samples, by the logged-in user."""
+    page.goto(curation.base + "/lightly/pools/demo/samples?sort=key")
+    keys = [page.inner_text(f".card .cap a >> nth={i}") for i in (1, 4, 6)]
+    for i in (1, 4, 6):
+        page.check(f".card input[name=sample] >> nth={i}")
+    name = f"ticked-{page.theme}"
+    page.fill("input[name=name]", name)
+    page.click("button:has-text('Save the checked samples as a tag')")
+    page.wait_for_url(re.compile(rf".*/samples\?tag={name}$"))
+    assert "3 samples match" in page.inner_text("body")
+    shown = sorted(page.inner_text(f".card .cap a >> nth={i}") for i in range(3))
+    assert shown == sorted(keys)
+    last = Datapool(curation.pool_uri).history()[-1]
+    assert last["tag"] == name and last["selected"] == 3 and last["counts"]["made_by"] == USER
+
+
+def test_arrow_keys_step_through_the_grid_a_sample_was_opened_from(page, curation):
+    """A sample opened from a sorted, filtered grid: → and ← follow that grid's order; the size slider and the
+    histograms are on the grid."""
+    grid = curation.base + "/lightly/pools/demo/samples?in.status=ok&sort=metadata.lightly.sharpness&order=desc"
+    page.goto(grid)
+    order = [page.inner_text(f".card .cap a >> nth={i}") for i in range(4)]
+    assert page.locator("svg.hist").count() >= 5 and page.locator("svg.hist rect").count() % 24 == 0
+    page.fill("#cellsize", "90")  # smaller cells: more in a row, kept for the next page
+    _wait(page, "getComputedStyle(document.documentElement).getPropertyValue('--cell').trim() === '90px'")
+    page.click(".card a.thumb >> nth=1")
+    page.wait_for_load_state("networkidle")
+    assert page.inner_text("p code >> nth=0") == order[1] and "2 of" in page.inner_text(".walk")
+    for key, want in (("ArrowRight", order[2]), ("ArrowRight", order[3]), ("ArrowLeft", order[2])):
+        with page.expect_navigation():
+            page.keyboard.press(key)
+        assert page.inner_text("p code >> nth=0") == want
+    _shot(page, curation, "step")
+    page.click("a:has-text('back to the grid')")
+    page.wait_for_load_state("networkidle")
+    assert page.input_value("#cellsize") == "90"
+
+
 def test_sample_page_shows_image_columns_and_why(page, curation):
     page.goto(curation.base + "/lightly/pools/demo/samples?tag=initial-tag&sort=pick_rank")
     page.click(".card a.thumb >> nth=0")
