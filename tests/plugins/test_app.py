@@ -248,11 +248,16 @@ def test_invalid_configuration_is_a_clear_500(client, monkeypatch):
 
 def test_pages_have_no_dangling_internal_links(client):
     seen, todo = set(), ["/lightly/", f"/lightly/runs/{DAG_ID}/{quote(RUN_DRY, safe='')}"]
-    while todo:
+    stepped = 0  # sample pages opened from a grid (``at=``): every card of every grid and sort links one, and
+    while todo:  # each links its neighbours: a sample of them is followed (their walk is tested in test_curation)
         url = todo.pop()
         if url in seen:
             continue
         seen.add(url)
+        if "at=" in url:
+            stepped += 1
+            if stepped > 40:
+                continue
         r = client.get(url)
         assert r.status_code in (200, 303), url
         if r.headers["content-type"].startswith("text/html") and "/reports/" not in url:
