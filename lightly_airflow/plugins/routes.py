@@ -258,6 +258,18 @@ def _checked_members(view: View, scope: Scope, checked: list[str]) -> Any:
     return members
 
 
+def _sample_source(pool: str, sample_id: str, version: int | None) -> tuple[PoolSpec, View, dict[str, Any], str]:
+    """A sample's latest row in the version and the datasource its run recorded (where its image or video is)."""
+    sid = _check_sample_id(sample_id)
+    spec = A._pool(pool)
+    view = _view(spec, version)
+    row = _sample_rows(view, sid)[0]
+    source = view.datasource_of(row.get("commit_version"))
+    if not source:
+        raise MediaError("The run that committed this sample recorded no datasource, so its files cannot be shown.")
+    return spec, view, row, source
+
+
 def add_curation_routes(app: FastAPI) -> None:
     """Add the curation routes and their error answers to the plugin app."""
 
@@ -371,13 +383,7 @@ def add_curation_routes(app: FastAPI) -> None:
     def sample_image(pool: str, sample_id: str, version: int | None = Query(None, ge=0)) -> Response:
         from lightly_airflow.plugins.media import is_frame, read_frame, read_image
 
-        sid = _check_sample_id(sample_id)
-        spec = A._pool(pool)
-        view = _view(spec, version)
-        row = _sample_rows(view, sid)[0]
-        source = view.datasource_of(row.get("commit_version"))
-        if not source:
-            raise MediaError("The run that committed this sample recorded no datasource, so its image cannot be shown.")
+        spec, view, row, source = _sample_source(pool, sample_id, version)
         if row.get(C.PARENT_KEY) is not None:  # an object: its crop, cut from its image (or video frame)
             from lightly_airflow.plugins.media import read_crop
 
@@ -395,15 +401,9 @@ def add_curation_routes(app: FastAPI) -> None:
         answers (``Range``: 206, at most ``VIDEO_CHUNK`` bytes each) so the browser seeks without the whole file."""
         from lightly_airflow.plugins.media import byte_range, is_frame, open_video, playable_video
 
-        sid = _check_sample_id(sample_id)
-        spec = A._pool(pool)
-        view = _view(spec, version)
-        row = _sample_rows(view, sid)[0]
+        spec, view, row, source = _sample_source(pool, sample_id, version)
         if not is_frame(row):
             raise MediaError("This sample is not a video frame: it has no video to play.")
-        source = view.datasource_of(row.get("commit_version"))
-        if not source:
-            raise MediaError("The run that committed this frame recorded no datasource, so its video cannot be played.")
         key = str(row[C.VIDEO])
         fs, path, size = open_video(source, key, _source_credentials(spec, source))
         headers = {**A.SECURITY_HEADERS, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=300"}
@@ -506,7 +506,7 @@ def add_curation_routes(app: FastAPI) -> None:
             body = await request.json()
         except ValueError:
             raise QueryError("Send a JSON object: {name, scope: {version, tag, run, lo, hi, in}, polygon or "
-                                 "samples}.") from None
+                             "samples}.") from None
         if not isinstance(body, dict):
             raise QueryError("Send a JSON object: {name, scope: {...}, polygon}.")
         raw = body.get("scope") or {}
