@@ -1945,9 +1945,19 @@ x WEIGHTS, 64-D clusters, numpy vs compiled: 20,000, k = 2,000, 0.70 vs 0.68 s; 
 vs 1.38 s."""
 
 NUMPY_BATCH = 128
-"""Selected vectors per pass of :class:`NumpyDenseState`. Real-image embeddings 8,000 x 1,280, in process, 9
-interleaved rounds, same picks: k = 2,000 0.79 s with 64, 0.70 with 128, 0.68 with 256; k = 800 0.33 vs 0.32 s
-(64 vs 128)."""
+"""Selected vectors per pass of :class:`NumpyDenseState` for its first :data:`NUMPY_BATCH_GROW_AT` picks. Real-image
+embeddings 8,000 x 1,280, in process, 9 interleaved rounds, same picks: k = 2,000 0.79 s with 64, 0.70 with 128,
+0.68 with 256; k = 800 0.33 vs 0.32 s (64 vs 128)."""
+NUMPY_BATCH_GROW_AT = 512
+NUMPY_BATCH_GROWTH = 2
+"""From :data:`NUMPY_BATCH_GROW_AT` selected vectors on, a pass of :class:`NumpyDenseState` waits for
+:data:`NUMPY_BATCH_GROWTH` x :data:`NUMPY_BATCH` (the waiting rows' look-ahead stays :data:`NUMPY_DEFER_AHEAD` x
+:data:`NUMPY_BATCH` vectors). Early picks fall steeply and use up the candidates before a batch fills; later ones come from plans, and a pass' sgemm of 8,000 x
+1,280 rows runs at 139 GFLOP/s with 83 vectors, 191 with 128, 255 with 256 (this 2-core machine). Same picks, in
+process, medians of 5 interleaved rounds (128 throughout -> growing): real images 8,000 x 1,280, k = 500 0.158 ->
+0.147 s, 1,000 0.200 -> 0.201, 2,000 0.370 -> 0.333, 3,000 0.626 -> 0.602; 32,000 x 1,280 (those images
+x 4, jittered) k = 1,000 0.586 -> 0.617, 3,000 2.27 -> 2.19; 20,000 x 64 clusters k = 3,000 0.299 -> 0.273;
+20,000 x 256 k = 3,000 0.590 -> 0.540 (256 throughout: k = 500 0.174, k = 1,000 0.212 s)."""
 NUMPY_CANDIDATES = 256
 """Rows of the highest bounds a pass of :class:`NumpyDenseState` keeps as candidates for the next picks. With
 plans (:data:`NUMPY_PLAN_ROWS`) the candidates take the picks a plan at a time, not one product per pick: 128 ->
@@ -2329,8 +2339,8 @@ class NumpyDenseState:
         self._own = np.zeros(n, dtype=np.int64)  # nearest selected vector: row >= 0, or -1 - inserted index
         self.sel = np.zeros(n, dtype=np.bool_)
         self.stats = np.zeros(5, dtype=np.int64)  # (as FarthestPointState; exact distances, members seen)
-        self._pend32 = np.zeros((NUMPY_BATCH, dim), dtype=np.float32)
-        self._pend64 = np.zeros((NUMPY_BATCH, dim))
+        self._pend32 = np.zeros((NUMPY_BATCH * NUMPY_BATCH_GROWTH, dim), dtype=np.float32)
+        self._pend64 = np.zeros((NUMPY_BATCH * NUMPY_BATCH_GROWTH, dim))
         self._npend = 0
         self._cand = np.zeros(0, dtype=np.int64)  # candidate rows, ascending (argmax ties: lowest index)
         self._cx = np.zeros((0, dim), dtype=np.float32)
@@ -2383,6 +2393,11 @@ class NumpyDenseState:
 
     def _margin(self, qsq: float) -> float:
         return float32_margin(self.dim, max(self.max_sq, qsq))
+
+    @property
+    def _batch(self) -> int:
+        """Selected vectors a pass waits for (:data:`NUMPY_BATCH_GROW_AT`)."""
+        return NUMPY_BATCH if self.n_added < NUMPY_BATCH_GROW_AT else NUMPY_BATCH * NUMPY_BATCH_GROWTH
 
     def _vectors(self, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """float32 vectors and canonical squared norms of selected vectors ``own`` (see ``_own``)."""
@@ -2506,7 +2521,7 @@ class NumpyDenseState:
             self.sel[pick] = True
         self._next = None
         self.n_added += 1
-        if self._npend >= NUMPY_BATCH:
+        if self._npend >= self._batch:
             self._flush(self.wait_rows() if self.wait_rows is not None else self._wait_below())
         elif len(self._cand) and pick < 0:
             # Preselected vectors come before any pick: the candidates are dropped rather than improved by each
@@ -2539,7 +2554,7 @@ class NumpyDenseState:
         if NUMPY_DEFER_AHEAD <= 0 or not np.isfinite(self._last) or (self.proj is not None and not self._lazy_pool):
             return 0.0
         now, s = self.n_added, float(np.sqrt(self._last))
-        ref = next((m for m in reversed(self._marks) if m[0] <= now - NUMPY_BATCH), None)
+        ref = next((m for m in reversed(self._marks) if m[0] <= now - self._batch), None)
         if ref is None and self._marks and self._marks[0][0] <= now - NUMPY_BATCH // 4:
             ref = self._marks[0]  # (a fall over fewer picks, the first ones' steep one, would say 0)
         self._marks.append((now, s))
@@ -2616,7 +2631,7 @@ class NumpyDenseState:
         pending ones on): (first index, float32 vectors, the same for the canonical sums, squared norms, owner
         codes); the pending ones straight from their buffers."""
         pend = self.n_added - self._npend
-        block = block or (NUMPY_BULK_BLOCK if a < pend else NUMPY_BATCH)
+        block = block or (NUMPY_BULK_BLOCK if a < pend else self._batch)
         for s in range(a, b, block):
             e = min(b, s + block)
             if s >= pend:

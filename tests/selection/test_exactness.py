@@ -539,14 +539,17 @@ def test_ties_and_duplicates_in_dense_mode(monkeypatch):
     assert np.array_equal(owners[0], owners[1])
 
 
-@pytest.mark.parametrize(("batch", "candidates", "chunk"), [(1, 1, 7), (3, 5, 100), (16, 256, 8192), (64, 4000, 333)])
-def test_numpy_state_matches_reference(batch, candidates, chunk, monkeypatch):
+@pytest.mark.parametrize(("batch", "candidates", "chunk", "grow_at"),
+                         [(1, 1, 7, 512), (3, 5, 100, 512), (16, 256, 8192, 512), (64, 4000, 333, 512), (5, 64, 100, 90)])
+def test_numpy_state_matches_reference(batch, candidates, chunk, grow_at, monkeypatch):
     # The numpy-only state (small inputs: no numba import) at extreme batch / candidate-list / chunk sizes,
     # with preselected vectors, non-unit norms and a wide dimension: picks equal the slow reference and
-    # every distance is canonical after the last batch.
+    # every distance is canonical after the last batch. grow_at: the batch triples from that many vectors on.
     from lightly_airflow.selection import kernels
 
     monkeypatch.setattr(kernels, "NUMPY_BATCH", batch)
+    monkeypatch.setattr(kernels, "NUMPY_BATCH_GROW_AT", grow_at)
+    monkeypatch.setattr(kernels, "NUMPY_BATCH_GROWTH", 3)
     monkeypatch.setattr(kernels, "NUMPY_CANDIDATES", candidates)
     monkeypatch.setattr(kernels, "CHUNK_ROWS", chunk)
     monkeypatch.setattr(kernels, "_BLOCK_VALUES", 1 if batch == 16 else 2**18)  # (blocks of 64 rows)
@@ -558,6 +561,7 @@ def test_numpy_state_matches_reference(batch, candidates, chunk, monkeypatch):
     assert picks.tolist() == reference_order(x, 400, pre)
     assert np.all(np.diff(dists) <= 1e-12)
     assert np.allclose(state.d2, brute_min_d2(x, np.concatenate([pre, x[picks]])), atol=1e-9)
+    assert state._batch == (batch if grow_at > 420 else 3 * batch)
 
 
 @pytest.mark.parametrize(("lo", "hi", "parts"), [(0, 10, 3), (5, 6, 4), (0, 8000, 2), (7, 7, 2), (3, 1000, 1)])
