@@ -201,6 +201,8 @@ def _short(v: Any) -> str:
 
 #: the grid's tag form: the cards' check boxes belong to it (``form=``)
 TAG_FORM = "tagform"
+#: Most checked samples one tag from the grid may name (``static/checks.js`` keeps ticks across pages)
+MAX_CHECKED = 1_000
 
 
 def save_tag_form(root: str, pool: str, scope: Scope, *, polygon: bool = False, checkable: bool = False) -> str:
@@ -210,10 +212,14 @@ def save_tag_form(root: str, pool: str, scope: Scope, *, polygon: bool = False, 
     poly = '<input type="hidden" name="polygon" id="polygon" value="">' if polygon else ""
     disabled = " disabled" if polygon else ""
     button_id = ' id="savesel"' if polygon else ""
+    # (static/checks.js: ticks kept across the grid's pages, their count, "check this page", "clear")
     checked = ('<button type="submit" name="only" value="checked">Save the checked samples as a tag</button>'
-               if checkable else "")
+               '<button type="button" id="checkpage">Check this page</button>'
+               '<span id="checkcount" class="muted" aria-live="polite"></span>'
+               '<button type="button" id="checkclear" hidden>Clear the checks</button>' if checkable else "")
+    limit = f' data-max-checked="{MAX_CHECKED}"' if checkable else ""
     return (
-        f'<form method="post" action="{H.e(pool_url(root, pool, "tags"))}" class="toolbar" id="{TAG_FORM}">'
+        f'<form method="post" action="{H.e(pool_url(root, pool, "tags"))}" class="toolbar" id="{TAG_FORM}"{limit}>'
         f'{hidden}{poly}'
         '<label>New tag <input name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._:+\\-]{0,127}" '
         'placeholder="e.g. night-shots" size="18"></label>'
@@ -359,7 +365,7 @@ def grid_page(
     )
     crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)), ("samples", None)]
     return H.page(f"Samples of {pool}", body, crumbs=crumbs, static=static,
-                  scripts=[f"{static}/keys.js", f"{static}/grid.js"])
+                  scripts=[f"{static}/keys.js", f"{static}/grid.js", f"{static}/checks.js"])
 
 
 def walk_bar(root: str, pool: str, view: View, scope: Scope, walk: Walk | None, at: int, limit: int) -> str:

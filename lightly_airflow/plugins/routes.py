@@ -33,7 +33,7 @@ from lightly_airflow.plugins.query import QueryError, Scope, View, parse_scope
 
 log = logging.getLogger(__name__)
 
-STATIC_FILES = {name: "text/javascript; charset=utf-8" for name in ("theme.js", "map.js", "keys.js", "grid.js")}
+STATIC_FILES = {name: "text/javascript; charset=utf-8" for name in ("theme.js", "map.js", "keys.js", "grid.js", "checks.js")}
 SAMPLE_ID = re.compile(r"^[0-9a-f]{32}(-f[0-9]{1,9})?$")
 #: Rows one export may hold (list and CSV); Label Studio and COCO read prediction files, so fewer.
 MAX_EXPORT_ROWS = 1_000_000
@@ -200,8 +200,6 @@ def _export(view: View, spec: PoolSpec, scope: Scope, fmt: str) -> tuple[bytes, 
             gone.count)
 
 
-#: Most checked samples one tag from the grid may name (a page holds at most MAX_PAGE_SIZE)
-MAX_CHECKED = 1_000
 
 
 def _make_tag(view: View, spec: PoolSpec, scope: Scope, name: str, polygon: str | None, user: Any,
@@ -242,8 +240,8 @@ def _checked_members(view: View, scope: Scope, checked: list[str]) -> Any:
     if not wanted:
         raise QueryError("No sample is checked: tick the boxes of the samples to tag, or save every sample that "
                          "matches the filters.")
-    if len(wanted) > MAX_CHECKED:
-        raise QueryError(f"{len(wanted)} samples are checked; at most {MAX_CHECKED} can be tagged this way: save a "
+    if len(wanted) > P.MAX_CHECKED:
+        raise QueryError(f"{len(wanted)} samples are checked; at most {P.MAX_CHECKED} can be tagged this way: save a "
                          "filter as a tag instead.")
     bad = [c for c in wanted if not SAMPLE_ID.match(c)]
     if bad:

@@ -81,6 +81,44 @@ def test_tick_samples_and_save_them_as_a_tag(page, curation):
     assert last["tag"] == name and last["selected"] == 3 and last["counts"]["made_by"] == USER
 
 
+def test_ticks_survive_the_grid_s_pages_and_are_saved_together(page, curation):
+    """Samples ticked on two pages of the grid (and after a re-sort) are saved as one tag; "Check this page" and
+    "Clear the checks"; another filter keeps its own ticks."""
+    grid = curation.base + "/lightly/pools/demo/samples?sort=key&limit=6"
+    page.goto(grid)
+    first = [page.inner_text(f".card .cap a >> nth={i}") for i in (0, 2)]
+    for i in (0, 2):
+        page.check(f".card input[name=sample] >> nth={i}")
+    assert page.inner_text("#checkcount") == "2 checked"
+    with page.expect_navigation():
+        page.click("a[rel=next]")
+    assert page.locator(".card input[name=sample]:checked").count() == 0
+    assert page.inner_text("#checkcount") == "2 checked (2 on other pages)"
+    second = page.inner_text(".card .cap a >> nth=5")
+    page.check(".card input[name=sample] >> nth=5")
+    assert page.inner_text("#checkcount") == "3 checked (2 on other pages)"
+    page.goto(curation.base + "/lightly/pools/demo/samples?sort=key&order=desc&limit=6")  # re-sorted: same samples
+    assert page.inner_text("#checkcount").startswith("3 checked")
+    page.goto(curation.base + "/lightly/pools/demo/samples?in.status=ok&sort=key&limit=6")  # another filter
+    assert page.inner_text("#checkcount") == ""
+    page.click("#checkpage")
+    assert page.locator(".card input[name=sample]:checked").count() == 6
+    assert page.inner_text("#checkcount") == "6 checked"
+    page.click("#checkclear")
+    assert page.locator(".card input[name=sample]:checked").count() == 0 and page.inner_text("#checkcount") == ""
+    page.goto(grid)
+    assert [page.is_checked(f".card input[name=sample] >> nth={i}") for i in range(3)] == [True, False, True]
+    _shot(page, curation, "ticks")
+    name = f"paged-{page.theme}"
+    page.fill("input[name=name]", name)
+    page.click("button:has-text('Save the checked samples as a tag')")
+    page.wait_for_url(re.compile(rf".*/samples\?tag={name}$"))
+    assert "3 samples match" in page.inner_text("body")
+    assert sorted(page.inner_text(f".card .cap a >> nth={i}") for i in range(3)) == sorted([*first, second])
+    page.goto(grid)  # saved: the ticks are done with
+    assert page.locator(".card input[name=sample]:checked").count() == 0 and page.inner_text("#checkcount") == ""
+
+
 def test_arrow_keys_step_through_the_grid_a_sample_was_opened_from(page, curation):
     """A sample opened from a sorted, filtered grid: → and ← follow that grid's order; the size slider and the
     histograms are on the grid."""
