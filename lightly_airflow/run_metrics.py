@@ -2,16 +2,23 @@
 
 Airflow sends them wherever its ``[metrics]`` section says (StatsD, OpenTelemetry, Datadog), under its prefix
 (``airflow.`` by default), as gauges tagged with the DAG and the datapool; the operators call
-:func:`list_metrics` and :func:`run_metrics` and hand the values to Airflow's ``Stats``. A gauge holds the
-latest run's value: the datapool's growth, a run's share of corrupt files, a run that committed nothing or
-missed a goal show as a line per DAG.
+:func:`list_metrics`, :func:`run_metrics` and :func:`embed_metrics` and hand the values to Airflow's ``Stats``.
+A gauge holds the latest run's value: the datapool's growth, a run's share of corrupt files, a run that
+committed nothing or missed a goal show as a line per DAG.
+
+A backend without tags (plain StatsD) would put every DAG's and datapool's value in one series. As Airflow does
+for its own metrics (``ti.finish`` tagged, ``ti.finish.<dag_id>.<task_id>.<state>`` its "legacy name", sent too
+while ``[metrics] legacy_names_on`` is true), each gauge is also sent under :func:`legacy_name`: the name with the
+DAG id and the datapool in it.
 
 Every name is in :data:`METRICS` with what it counts (the docs' table is checked against it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 PREFIX = "lightly"
@@ -37,7 +44,52 @@ METRICS: dict[str, str] = {
     f"{PREFIX}.selection.seconds": "seconds the selection took",
     f"{PREFIX}.datapool.version": "the datapool's version after the run's commit",
     f"{PREFIX}.datapool.selected": "samples selected in the datapool after the run (every run's selection)",
+    f"{PREFIX}.embed.shards": "manifest shards the run embedded (the embed tasks that returned their counts)",
+    f"{PREFIX}.embed.samples": "samples in the embedded shards",
+    f"{PREFIX}.embed.embedded": "samples given a new embedding (by the model, or from a custom embeddings CSV)",
+    f"{PREFIX}.embed.reused": "samples whose embedding was reused (same file, same model, from the datapool)",
+    f"{PREFIX}.embed.corrupt": "samples the embedding could not decode",
+    f"{PREFIX}.embed.missing": "samples whose file was gone when the embedding read it",
+    f"{PREFIX}.embed.seconds": "seconds the shards took, added up (each from reading its manifest to writing its "
+                               "embeddings; shards that ran side by side each count)",
+    f"{PREFIX}.embed.samples_per_second": "samples the model embedded per second of its shards' work: one worker's "
+                                          "(pod's) throughput; none when the model embedded nothing",
 }
+
+#: Airflow's rule for a part of a stat name (``normalize_name_for_stats``): other characters become ``_``
+_NOT_IN_NAME = re.compile(r"[^a-zA-Z0-9_.-]")
+#: the longest legacy name (without Airflow's prefix): Airflow's StatsD logger rejects names over 250 characters
+#: and its OpenTelemetry logger prefix and name over 255, so this leaves 54 for the prefix
+LEGACY_NAME_MAX = 200
+
+
+def _name_part(value: str) -> str:
+    """``value`` as one part of a stat name, as Airflow writes a name variable into a legacy name: characters
+    outside ``[a-zA-Z0-9_.-]`` become ``_`` (``normalize_name_for_stats``) and ``.`` becomes ``__`` (the metrics
+    registry's formatting, which keeps the name's levels: ``task_id`` ``group.task`` is ``group__task``)."""
+    return _NOT_IN_NAME.sub("_", value).replace(".", "__")
+
+
+def _shortened(part: str, value: str, room: int) -> str:
+    """``part`` cut to ``room`` characters: its end (a datapool's name is at the end of its URI), after an
+    8-character hash of the whole ``value`` that keeps two long values that end alike apart."""
+    if len(part) <= room:
+        return part
+    digest = hashlib.sha1(value.encode()).hexdigest()[:8]
+    return f"{digest}_{part[-(room - 9):]}" if room > 9 else digest[:max(room, 1)]
+
+
+def legacy_name(name: str, dag_id: str, datapool: str) -> str:
+    """``name`` with the DAG id and the datapool in it, for a metrics backend without tags (plain StatsD):
+    ``lightly.run.selected.<dag_id>.<datapool>`` (Airflow's ``ti.finish.<dag_id>.<task_id>.<state>`` for its
+    tagged ``ti.finish``). Each part is written as Airflow writes a name variable (:func:`_name_part`:
+    ``s3://bucket/pools/cars`` is ``s3___bucket_pools_cars``), and the name is at most
+    :data:`LEGACY_NAME_MAX` characters (a longer datapool, then DAG id, keeps its end after a hash of it)."""
+    dag, pool = _name_part(str(dag_id)), _name_part(str(datapool))
+    room = LEGACY_NAME_MAX - len(name) - 2
+    pool = _shortened(pool, str(datapool), max(room - len(dag), min(len(pool), 40)))
+    dag = _shortened(dag, str(dag_id), room - len(pool))
+    return f"{name}.{dag}.{pool}"
 
 
 def _check(values: dict[str, float]) -> dict[str, float]:
@@ -70,4 +122,26 @@ def run_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
         out[f"{PREFIX}.datapool.version"] = float(summary["version"])
         out[f"{PREFIX}.datapool.selected"] = float((summary.get("pool_selected_before") or 0)
                                                    + (summary.get("selected") or 0))
+    return _check(out)
+
+
+def embed_metrics(shards: Iterable[Mapping[str, Any] | None]) -> dict[str, float]:
+    """The run's embedding gauges from its shards' counts (what each embed task returned: :func:`embed_shard
+    <lightly_airflow.embedding.embed_shard>`'s dict, in the worker or from the pod's ``return.json``), added up:
+    mapped shards make one run's figures, not one series per shard. ``None`` (a skipped or unfinished task's
+    XCom) is left out; no counts, no gauges. ``samples_per_second`` is over the shards that ran the model
+    (not a custom embeddings CSV's) and embedded any."""
+    counts = [s for s in shards if isinstance(s, Mapping)]
+    if not counts:
+        return {}
+
+    def total(key: str, of: Iterable[Mapping[str, Any]] = counts) -> float:
+        return float(sum(float(s.get(key) or 0) for s in of))
+
+    out = {f"{PREFIX}.embed.shards": float(len(counts)), f"{PREFIX}.embed.samples": total("total")}
+    out.update({f"{PREFIX}.embed.{key}": total(key) for key in ("embedded", "reused", "corrupt", "missing", "seconds")})
+    model = [s for s in counts if s.get("device") != "none" and (s.get("embedded") or 0) > 0]
+    seconds = total("seconds", model)
+    if seconds > 0:
+        out[f"{PREFIX}.embed.samples_per_second"] = total("embedded", model) / seconds
     return _check(out)

@@ -167,20 +167,32 @@ class LightlyBaseOperator(BaseOperator):
     def send_metrics(self, values: Mapping[str, float]) -> None:
         """Hand ``values`` (:mod:`lightly_airflow.run_metrics` gauges) to Airflow's metrics (the ``[metrics]``
         section: StatsD, OpenTelemetry, Datadog; nothing when none is on), tagged ``dag_id`` and ``datapool``.
+
+        While ``[metrics] legacy_names_on`` is true (Airflow's default), each is also sent under its
+        :func:`~lightly_airflow.run_metrics.legacy_name`, untagged, as Airflow sends its own metrics' legacy
+        names: on a backend that drops tags (plain StatsD) every DAG and datapool keeps its own series.
         A backend that fails is logged, never the task's failure."""
+        from airflow.sdk.configuration import conf
         from airflow.sdk.observability.stats import gauge
 
-        tags = {"dag_id": self.dag_id, "datapool": str(self.datapool_uri)}
+        from lightly_airflow.run_metrics import legacy_name
+
+        datapool = str(self.datapool_uri)
+        tags = {"dag_id": self.dag_id, "datapool": datapool}
+        legacy = conf.getboolean("metrics", "legacy_names_on", fallback=True)
         failed = []
         for name, value in values.items():
             try:
+                if legacy:
+                    gauge(legacy_name(name, self.dag_id, datapool), value)
                 gauge(name, value, tags=tags)
             except Exception as exc:  # noqa: BLE001 - metrics are never worth a failed run
                 failed.append(f"{name}: {type(exc).__name__}: {exc}")
         if failed:
             self.log.warning("%d of %d metrics could not be sent (the run is not affected): %s", len(failed),
                              len(values), "; ".join(failed[:3]))
-        self.log.info("Metrics: %s", ", ".join(f"{n}={v:g}" for n, v in values.items()))
+        also = f"; and untagged as e.g. {legacy_name(next(iter(values)), self.dag_id, datapool)}" if legacy and values else ""
+        self.log.info("Metrics (tagged dag_id, datapool%s): %s", also, ", ".join(f"{n}={v:g}" for n, v in values.items()))
 
     def _do_render_template_fields(self, parent: Any, template_fields: Any, context: Any, jinja_env: Any,
                                    seen_oids: set[int]) -> None:

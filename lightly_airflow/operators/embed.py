@@ -114,6 +114,9 @@ class _EmbedOptionsAttributes:
 
     #: read back by ``operators.base.read_rendered`` (both embed operators; a non-native DAG renders text)
     rendered_kinds: Mapping[str, Any] = {"output_uri": str}
+    #: its result is a shard's embedding counts: the select task adds up those of its upstream tasks that have
+    #: this (``SelectAndCommitOperator.embed_task_ids``) into the run's ``lightly.embed.*`` gauges
+    returns_embed_counts = True
 
     partial = _CheckedPartial()
 

@@ -38,6 +38,10 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         :data:`~lightly_airflow.review.COMMIT` and :data:`~lightly_airflow.review.DISCARD`) and commits the proposal
         if its picks are still the reviewed ones, or discards it. Default: select and commit at once.
     :param review_task_id: with ``review="decide"``, the task whose result is the reviewer's answer.
+    :param embed_task_ids: the tasks whose results are the run's embedding counts (each shard's), added up into
+        the ``lightly.embed.*`` gauges (:func:`~lightly_airflow.run_metrics.embed_metrics`); default: the upstream
+        tasks that embed (:class:`~lightly_airflow.operators.embed.EmbedShardOperator` /
+        :class:`~lightly_airflow.operators.embed.EmbedPodOperator`, mapped or not).
     """
 
     template_fields: Sequence[str] = (
@@ -63,6 +67,7 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         compaction: Any = None,
         review: Literal["propose", "decide"] | None = None,
         review_task_id: str | None = None,
+        embed_task_ids: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         from lightly_airflow.datapool.compaction import CompactionOptions
@@ -91,6 +96,7 @@ class SelectAndCommitOperator(LightlyBaseOperator):
                              "Human-in-the-loop task); give both or neither.")
         self.review = review
         self.review_task_id = review_task_id
+        self.embed_task_ids = embed_task_ids
 
     def execute(self, context: Any) -> dict[str, Any]:
         from lightly_airflow.config import parse_lightly_config, parse_worker_config
@@ -135,7 +141,7 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         except ReviewError as exc:  # (the reviewed picks cannot be committed: a retry selects the same again)
             raise AirflowFailException(str(exc)) from None
         out = summary.to_dict()
-        self.send_metrics(run_metrics(out))
+        self.send_metrics({**run_metrics(out), **self.embed_metrics(context)})
         if self.asset is not None and self.asset_alias is not None and summary.committed:
             context["outlet_events"][self.asset_alias].add(self.asset, extra={
                 "datapool_uri": self.datapool_uri,
@@ -145,3 +151,25 @@ class SelectAndCommitOperator(LightlyBaseOperator):
                 "processed": summary.processed,
             })
         return out
+
+    def embed_metrics(self, context: Any) -> dict[str, float]:
+        """The run's ``lightly.embed.*`` gauges: the counts the embed tasks returned for each shard (small dicts in
+        XCom, from the worker or the pod's ``return.json``), added up; sent from here, on the Airflow side, since a
+        pod has no metrics set up and shards side by side would overwrite one gauge. None without embed tasks."""
+        from lightly_airflow.run_metrics import embed_metrics
+
+        task_ids = list(self.embed_task_ids) if self.embed_task_ids is not None else sorted(
+            t.task_id for t in self.upstream_list
+            if getattr(getattr(t, "operator_class", type(t)), "returns_embed_counts", False))
+        if not task_ids:
+            self.log.info("No embed tasks upstream (embed_task_ids): no lightly.embed metrics.")
+            return {}
+        try:
+            values = embed_metrics(context["ti"].xcom_pull(task_ids=task_ids) or [])
+        except Exception as exc:  # noqa: BLE001 - metrics are never worth a failed run
+            self.log.warning("The embedding metrics could not be read from %s (the run is not affected): %s: %s",
+                             ", ".join(task_ids), type(exc).__name__, exc)
+            return {}
+        self.log.info("Embedding metrics from %d shard results of %s.", int(values.get("lightly.embed.shards", 0)),
+                      ", ".join(task_ids))
+        return values
