@@ -867,6 +867,10 @@ def select_and_commit(
         if proposal is not None and (problem := mismatch(proposal, picked_keys, read_version)) is not None:
             raise ReviewError(f"Run {run_id!r}: {problem}")
         rank = {k: i for i, k in enumerate(picked_keys)}
+        if review is not None and review.dropped:  # (picks the reviewer left out: not selected; the others keep
+            kept = review.keep(picked_keys)  # their ranks, as the reviewer saw them)
+            rank = {k: i for k, i in rank.items() if k in kept}
+            picked_keys = [k for k in picked_keys if k in kept]
         keys = marked.column(C.KEY).to_pylist()
         selected = pa.array([k in rank for k in keys], pa.bool_())
         pick_rank = pa.array([rank.get(k) for k in keys], pa.int64())
@@ -882,6 +886,7 @@ def select_and_commit(
             "processed": marked.num_rows,
             "candidates": candidates.num_rows,
             "selected": len(picked_keys),
+            **({"left_out_in_review": len(review.dropped)} if review is not None and review.dropped else {}),
             "corrupt": statuses.count(C.STATUS_CORRUPT),
             "duplicate": statuses.count(C.STATUS_DUPLICATE),
             "missing": statuses.count(C.STATUS_MISSING),

@@ -23,11 +23,14 @@ from typing import Any, Literal
 
 from lightly_airflow.run_origin import short_time
 
-__all__ = ["AWAITING_REVIEW", "COMMIT", "COMMITTED_AFTER_REVIEW", "DISCARD", "DISCARDED_IN_REVIEW", "PROPOSAL_FILE",
-           "Review", "ReviewError", "mismatch", "parse_proposal", "proposal_record", "review_body", "review_short"]
+__all__ = ["AWAITING_REVIEW", "COMMIT", "COMMITTED_AFTER_REVIEW", "DISCARD", "DISCARDED_IN_REVIEW", "DROP_PARAM",
+           "PROPOSAL_FILE", "Review", "ReviewError", "mismatch", "parse_proposal", "proposal_record", "review_body",
+           "review_short"]
 
 #: the reviewer's two answers (the Human-in-the-loop task's options)
 COMMIT, DISCARD = "Commit", "Discard"
+#: the review form's field for the picks to leave out of a commit (their keys; the Human-in-the-loop task's param)
+DROP_PARAM = "leave_out"
 #: the proposal's record, in the run's report folder (``<datapool>/_reports/<run>/``)
 PROPOSAL_FILE = "proposal.json"
 #: a reviewed run's states (:attr:`Review.state`): proposed, committed after a reviewer approved, discarded
@@ -48,16 +51,21 @@ class Review:
     :param approved: ``decide``: commit (True) or discard (False).
     :param by: who answered (the Airflow user's name, else id).
     :param at: when (ISO 8601).
+    :param dropped: keys of proposed picks the reviewer left out of the commit (:data:`DROP_PARAM`): committed as
+        not selected; the other picks keep their ranks.
     """
 
     step: Literal["propose", "decide"]
     approved: bool = False
     by: str | None = None
     at: str | None = None
+    dropped: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.step not in ("propose", "decide"):
             raise ValueError(f"review step must be 'propose' or 'decide', not {self.step!r}")
+        if self.dropped and not (self.step == "decide" and self.approved):
+            raise ValueError("only a review that commits leaves picks out")
 
     @classmethod
     def from_response(cls, response: Any, task_id: str = "the review task") -> Review:
@@ -79,8 +87,11 @@ class Review:
         elif user:
             by = str(user)
         at = response.get("responded_at")
-        return cls("decide", approved=chosen[0] == COMMIT, by=by,
-                   at=at.isoformat() if isinstance(at, datetime) else (str(at) if at else None))
+        approved = chosen[0] == COMMIT
+        dropped = _dropped_keys((response.get("params_input") or {}).get(DROP_PARAM), task_id)
+        return cls("decide", approved=approved, by=by,
+                   at=at.isoformat() if isinstance(at, datetime) else (str(at) if at else None),
+                   dropped=dropped if approved else ())
 
     @property
     def state(self) -> str:
@@ -97,14 +108,49 @@ class Review:
         who = f" by {self.by}" if self.by else ""
         when = f" at {short_time(self.at)}" if self.at else ""
         if self.approved:
+            if self.dropped:
+                shown = ", ".join(self.dropped[:5]) + (f" and {len(self.dropped) - 5} more" if len(self.dropped) > 5 else "")
+                n = len(self.dropped)
+                return f"approved{who}{when}, leaving out {n} pick{'s' if n != 1 else ''}: {shown}"
             return f"approved{who}{when}"
         if not self.by:  # (Airflow's scheduler answered the timeout's default: nobody did)
             return f"discarded{when}: nobody answered before the review's timeout; nothing committed"
         return f"discarded{who}{when}: nothing committed"
 
     def to_dict(self) -> dict[str, Any]:
-        """For the run summary and the commit's metadata: ``state``, ``by``, ``at`` and the ``text``."""
-        return {"state": self.state, "by": self.by, "at": self.at, "text": self.text()}
+        """For the run summary and the commit's metadata: ``state``, ``by``, ``at``, the ``text`` and (when the
+        reviewer left picks out) ``dropped``."""
+        out: dict[str, Any] = {"state": self.state, "by": self.by, "at": self.at, "text": self.text()}
+        if self.dropped:
+            out["dropped"] = list(self.dropped)
+        return out
+
+    def keep(self, picks: Sequence[str]) -> set[str]:
+        """The picks to commit: ``picks`` (the reviewed proposal's) without those the reviewer left out.
+
+        :raises ReviewError: a key left out is not among the picks (a typo, or a sample of another run): nothing
+            is committed rather than something the reviewer did not mean."""
+        unknown = [k for k in self.dropped if k not in set(picks)]
+        if unknown:
+            raise ReviewError(f"The reviewer left out {len(unknown)} key(s) that are not among the proposal's "
+                              f"{len(picks)} picks: {', '.join(repr(k) for k in unknown[:5])}. Nothing was committed; "
+                              "clear the review task and answer again with keys from the proposal's report.")
+        return set(picks) - set(self.dropped)
+
+
+def _dropped_keys(value: Any, task_id: str) -> tuple[str, ...]:
+    """The review form's :data:`DROP_PARAM`: a list of keys, or text with one key per line (or comma-separated);
+    blanks ignored, each key once, in order."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        items: list[Any] = [p for line in value.splitlines() for p in line.split(",")]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise ReviewError(f"{task_id} answered {DROP_PARAM}={value!r}; expected a list of sample keys.")
+    keys = [str(k).strip() for k in items if k is not None and str(k).strip()]
+    return tuple(dict.fromkeys(keys))
 
 
 def review_body(summary: Mapping[str, Any], report_url: str, discard_after: timedelta | None = None) -> str:
@@ -121,7 +167,9 @@ def review_body(summary: Mapping[str, Any], report_url: str, discard_after: time
         f"[Open the curation report]({report_url}) to see the picks, why each was picked and what the run missed.",
         "",
         "**Commit** adds exactly these picks to the datapool (if the datapool changed meanwhile so that the "
-        "selection differs, nothing is committed and the task says why); **Discard** commits nothing."
+        "selection differs, nothing is committed and the task says why); **Discard** commits nothing. To commit "
+        f"without some of the picks, list their keys (as the report shows them) in **{DROP_PARAM}**, then Commit: "
+        "they are committed as not selected."
         + (f" Without an answer within {_duration(discard_after)} the proposal is discarded." if discard_after else ""),
     ]
     return "\n".join(lines)

@@ -7,16 +7,18 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
+from airflow.sdk import Param
 
 from lightly_airflow.links import ReportLink
 from lightly_airflow.links.report import report_url
-from lightly_airflow.review import COMMIT, DISCARD, review_body
+from lightly_airflow.review import COMMIT, DISCARD, DROP_PARAM, review_body
 
 
 class ReviewSelectionOperator(HITLOperator):
     """Wait (no worker slot held) until a reviewer answers **Commit** or **Discard** in Airflow's Required Actions
     for the selection a ``SelectAndCommitOperator(review="propose")`` task proposed; its result is the answer
-    that ``SelectAndCommitOperator(review="decide")`` reads.
+    that ``SelectAndCommitOperator(review="decide")`` reads. The form's one field, ``leave_out``
+    (:data:`~lightly_airflow.review.DROP_PARAM`), takes the keys of picks to commit as not selected.
 
     :param propose_task_id: the proposing task (its result, the run summary, gives the counts shown).
     :param discard_after: a proposal nobody answers within this time is discarded (Airflow's scheduler answers
@@ -38,8 +40,13 @@ class ReviewSelectionOperator(HITLOperator):
         if discard_after is not None and discard_after <= timedelta(0):
             raise ValueError(f"{kwargs.get('task_id')}: discard_after must be positive, not {discard_after}.")
         kwargs.setdefault("subject", "Commit the selection of {{ dag.dag_id }} run {{ run_id }} to the datapool?")
+        kwargs.pop("params", None)  # (the DAG's params, which Airflow hands every task: not the review form's)
+        leave_out = Param([], type="array", items={"type": "string"}, title="Picks to leave out",
+                          description="Keys of proposed picks to commit as not selected (one per line, as the "
+                                      "report shows them); empty: commit every pick. Ignored on Discard.")
         super().__init__(options=[COMMIT, DISCARD], multiple=False, response_timeout=discard_after,
-                         defaults=DISCARD if discard_after is not None else None, **kwargs)
+                         defaults=DISCARD if discard_after is not None else None,
+                         params={DROP_PARAM: leave_out}, **kwargs)
         self.propose_task_id = propose_task_id
         self.discard_after = discard_after
 

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from api_server import api_server
 from test_lightly_datapool_run import BASE_CONF, _run, asset_events  # the example DAG runner
@@ -31,8 +33,9 @@ def _call(method: str, url: str, token: str | None = None, payload: dict | None 
         return json.loads(r.read())
 
 
-def _answer(base: str, option: str, seen: dict, stop: threading.Event) -> None:
-    """As a reviewer: wait for the run's Human-in-the-loop request, keep what it shows, answer ``option``."""
+def _answer(base: str, option: str, seen: dict, stop: threading.Event, fill=None) -> None:
+    """As a reviewer: wait for the run's Human-in-the-loop request, keep what it shows, answer ``option`` (with
+    the form's fields ``fill(request)``)."""
     token = _call("POST", f"{base}/auth/token", payload={"username": "reviewer", "password": "reviewer-pw"})[
         "access_token"]
     while not stop.is_set():
@@ -44,7 +47,7 @@ def _answer(base: str, option: str, seen: dict, stop: threading.Event) -> None:
             ti = detail["task_instance"]
             _call("PATCH", f"{base}/api/v2/dags/lightly_datapool/dagRuns/{quote(ti['dag_run_id'], safe='')}/"
                   f"taskInstances/{ti['task_id']}/-1/hitlDetails", token,
-                  {"chosen_options": [option], "params_input": {}})
+                  {"chosen_options": [option], "params_input": fill(detail) if fill else {}})
             return
         time.sleep(1)
 
@@ -56,11 +59,11 @@ def reviewer_api(airflow_db):
         yield base
 
 
-def _reviewed_run(dag, conf: dict, base: str, option: str, when: datetime) -> tuple:
+def _reviewed_run(dag, conf: dict, base: str, option: str, when: datetime, fill=None) -> tuple:
     """One dag.test run while a reviewer answers ``option``; returns the run and what the reviewer saw."""
     seen: dict = {}
     stop = threading.Event()
-    reviewer = threading.Thread(target=_answer, args=(base, option, seen, stop), daemon=True)
+    reviewer = threading.Thread(target=_answer, args=(base, option, seen, stop, fill), daemon=True)
     reviewer.start()
     try:
         run, states = _run(dag, conf, when)
@@ -117,3 +120,32 @@ def test_reviewed_runs_wait_for_the_reviewer_and_commit_what_was_reviewed_or_not
         pool_dir / "_reports" / staging.run_slug(run2.run_id) / "index.html").read_text()
     assert asset_events(run2.run_id) == []
     assert not Path(staging.run_dir(str(pool_dir), run2.run_id)).exists()
+
+    # Run 3, committed leaving out two of the proposal's picks (the form's leave_out, one key per line): those are
+    # committed as not selected, the others as proposed with their ranks; the commit and the report say so
+    add_batch(source, Batch("c", (70, 100), ()))
+    asked: dict = {}
+
+    def leave_out(detail: dict) -> dict:  # (in the reviewer's thread: no asserts, a failed one would leave it waiting)
+        run_id = detail["task_instance"]["dag_run_id"]
+        picks = json.loads((pool_dir / "_reports" / staging.run_slug(run_id) / "proposal.json").read_text())["picks"]
+        asked["picks"] = picks
+        return {"leave_out": [picks[1], f" {picks[3]} ", ""]}  # (as the form sends its lines)
+
+    run3, seen = _reviewed_run(dag, conf, reviewer_api, "Commit", datetime(2026, 4, 3, tzinfo=UTC), fill=leave_out)
+    picks = asked["picks"]
+    assert "leave_out" in seen["body"] and len(picks) == 5
+    assert seen["params"]["leave_out"]["value"] == []  # the form's one field, empty by default
+    rows = pool.read(run_id=run3.run_id, columns=[C.KEY, C.SELECTED, C.PICK_RANK, C.RUN_ID])
+    rows = rows.filter(pc.equal(rows.column(C.RUN_ID), run3.run_id))  # (the snapshot holds every run's rows)
+    chosen = rows.filter(rows.column(C.SELECTED)).sort_by(C.PICK_RANK)
+    assert chosen.column(C.KEY).to_pylist() == [picks[0], picks[2], picks[4]]
+    assert chosen.column(C.PICK_RANK).to_pylist() == [0, 2, 4]
+    left = rows.filter(pc.is_in(rows.column(C.KEY), value_set=pa.array([picks[1], picks[3]])))
+    assert left.column(C.SELECTED).to_pylist() == [False, False] and left.column(C.PICK_RANK).null_count == 2
+    entry = pool.history()[-1]
+    assert entry["review"]["dropped"] == [picks[1], picks[3]] and entry["selected"] == 3
+    assert entry["counts"]["left_out_in_review"] == 2
+    assert f"leaving out 2 picks: {picks[1]}, {picks[3]}" in (
+        pool_dir / "_reports" / staging.run_slug(run3.run_id) / "index.html").read_text()
+    assert [(n, e["selected"]) for n, e in asset_events(run3.run_id)] == [("lightly-datapool", 3)]

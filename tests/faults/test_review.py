@@ -189,3 +189,33 @@ def test_the_reviewers_answer_is_read_from_the_human_in_the_loop_tasks_result() 
     timed_out = Review.from_response({"chosen_options": [DISCARD], "responded_by_user": None, "responded_at": AT})
     assert timed_out.text() == ("discarded at 2026-12-05 17:30 UTC: nobody answered before the review's timeout; "
                                 "nothing committed")
+
+
+def test_picks_left_out_in_review_are_committed_unselected_and_a_key_not_picked_commits_nothing(tmp_path) -> None:
+    source, pool = tmp_path / "images", tmp_path / "pool"
+    add_batch(source, Batch("a", (0, 40), ()))
+    mine = prepare(source, pool, "manual__mine", DIVERSE)
+    _select(pool, "manual__mine", mine, Review("propose"))
+    reviewed = _proposal(pool, "manual__mine")["picks"]
+
+    # A key that is no pick (a typo): nothing committed, the error names it
+    typo = Review("decide", approved=True, by="alice", dropped=(reviewed[0], "a/digits/nope.png"))
+    with pytest.raises(ReviewError, match=r"not among the proposal's 6 picks: 'a/digits/nope.png'\. Nothing was "):
+        _select(pool, "manual__mine", mine, typo)
+    assert _versions(pool) == []
+
+    review = Review.from_response({"chosen_options": [COMMIT], "responded_by_user": {"name": "alice"},
+                                   "params_input": {"leave_out": [f" {reviewed[4]}", "", reviewed[1], reviewed[4]]}})
+    assert review.dropped == (reviewed[4], reviewed[1])  # stripped, blanks and repeats dropped, in order
+    summary = _select(pool, "manual__mine", mine, review)
+    assert summary.selected == 4
+    assert _committed_picks(pool, "manual__mine") == [reviewed[i] for i in (0, 2, 3, 5)]
+    from lightly_airflow.datapool import Datapool
+
+    entry = Datapool(f"file://{pool}").history()[-1]
+    assert entry["review"]["dropped"] == [reviewed[4], reviewed[1]] and entry["counts"]["left_out_in_review"] == 2
+    assert f"approved by alice, leaving out 2 picks: {reviewed[4]}, {reviewed[1]}" in _report(pool, "manual__mine")
+    # One key per line also reads (a form that sends text); a Discard leaves nothing out
+    assert Review.from_response({"chosen_options": [COMMIT], "params_input": {"leave_out": "x.png\n y.png,z.png\n"}}
+                                ).dropped == ("x.png", "y.png", "z.png")
+    assert Review.from_response({"chosen_options": [DISCARD], "params_input": {"leave_out": ["x.png"]}}).dropped == ()
