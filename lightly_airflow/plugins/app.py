@@ -278,6 +278,14 @@ def create_app() -> FastAPI:
         log.error("Invalid datapools configuration: %s", exc)
         return _error(request, 500, "Configuration error", str(exc))
 
+    from lightly_airflow.hooks.storage import UnsupportedConnectionError
+
+    @app.exception_handler(UnsupportedConnectionError)
+    async def _bad_connection(request: Request, exc: UnsupportedConnectionError) -> Response:
+        # (a pool's conn_id that is undefined or of another type: the deployment's problem, named with its fix)
+        log.error("A datapool's connection cannot be used: %s", exc)
+        return _error(request, 500, "Configuration error", f"{exc} (the datapool's conn_id in $LIGHTLY_DATAPOOLS)")
+
     # -------------------------------------------------------------- HTML
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request) -> HTMLResponse:

@@ -246,6 +246,16 @@ def test_invalid_configuration_is_a_clear_500(client, monkeypatch):
     assert client.get("/lightly/api/pools/main").json()["detail"].startswith("$LIGHTLY_DATAPOOLS")
 
 
+def test_an_undefined_connection_of_a_pool_is_a_clear_500(client, monkeypatch, configured):
+    monkeypatch.setenv("LIGHTLY_DATAPOOLS", '{"s3": {"uri": "s3://pool/p", "conn_id": "no_such_conn"}}')
+    monkeypatch.delenv("AIRFLOW_CONN_NO_SUCH_CONN", raising=False)
+    for path in ("/lightly/pools/s3", "/lightly/pools/s3/samples", "/lightly/api/pools/s3"):
+        r = client.get(path)
+        assert r.status_code == 500, (path, r.status_code)
+        text = r.text if "/api/" not in path else r.json()["detail"]
+        assert "no_such_conn" in text and "LIGHTLY_DATAPOOLS" in text and "Traceback" not in text
+
+
 def test_pages_have_no_dangling_internal_links(client):
     seen, todo = set(), ["/lightly/", f"/lightly/runs/{DAG_ID}/{quote(RUN_DRY, safe='')}"]
     stepped = 0  # sample pages opened from a grid (``at=``): every card of every grid and sort links one, and
