@@ -43,7 +43,9 @@ DEFAULT_TABLE_CONFIGURATION: dict[str, str] = {
     "delta.deletedFileRetentionDuration": "interval 36500 days",
     "delta.enableExpiredLogCleanup": "false",
 }
-TAG_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$")
+#: a tag name: Lightly's (``^[a-zA-Z0-9][a-zA-Z0-9 .:;=@_-]+$``: "round 2" is a Lightly tag) and ``+``, at most 128
+#: characters, not ending in a space
+TAG_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9 ._:;=@+-]{0,126}[A-Za-z0-9._:;=@+-])?$")
 #: Selected rows live in their own files (``selected=true/``), so reading the ``initial-tag`` set and a tag's
 #: rows touches only those files instead of every embedding in the pool.
 PARTITION_COLUMNS = [C.SELECTED]
@@ -79,12 +81,13 @@ def default_tag(run_id: str) -> str:
 def validate_tag(tag: str) -> str:
     """Check a user-given tag name; return it.
 
-    :raises DatapoolError: for ``initial-tag`` or a name outside ``[A-Za-z0-9._:+-]`` (max 128 characters).
+    :raises DatapoolError: for ``initial-tag`` or a name outside :data:`TAG_PATTERN` (``[A-Za-z0-9 ._:;=@+-]``,
+        max 128 characters).
     """
     if not isinstance(tag, str) or not TAG_PATTERN.match(tag):
         raise DatapoolError(
-            f"Invalid tag name {tag!r}: use 1-128 characters from A-Z a-z 0-9 . _ : + - starting with a letter or "
-            "digit (tag_name)."
+            f"Invalid tag name {tag!r}: use 1-128 characters from A-Z a-z 0-9, space and . _ : ; = @ + - starting "
+            "with a letter or digit and not ending in a space (tag_name)."
         )
     if tag == C.INITIAL_TAG:
         raise DatapoolError(f"{C.INITIAL_TAG!r} is the pool's root tag (every selected sample); choose another tag_name.")

@@ -65,7 +65,7 @@ def create_tag(
     """Tag the given rows with ``name`` in one new pool version.
 
     :param pool: the datapool.
-    :param name: the new tag (``[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}``, not an existing tag nor ``initial-tag``).
+    :param name: the new tag (:data:`~lightly_airflow.datapool.pool.TAG_PATTERN`, not an existing tag nor ``initial-tag``).
     :param rows: ``sample_id`` and ``commit_version`` of the rows to tag (duplicates are ignored).
     :param made_by: the user, recorded in the commit.
     :param source: how the set was chosen (e.g. ``{"filter": {...}, "version": 7}``), recorded in the commit.

@@ -221,7 +221,7 @@ def save_tag_form(root: str, pool: str, scope: Scope, *, polygon: bool = False, 
     return (
         f'<form method="post" action="{H.e(pool_url(root, pool, "tags"))}" class="toolbar" id="{TAG_FORM}"{limit}>'
         f'{hidden}{poly}'
-        '<label>New tag <input name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._:+\\-]{0,127}" '
+        '<label>New tag <input name="name" required pattern="[A-Za-z0-9]([A-Za-z0-9 ._:;=@+\\-]{0,126}[A-Za-z0-9._:;=@+\\-])?" '
         'placeholder="e.g. night-shots" size="18"></label>'
         f'<button type="submit"{button_id}{disabled}>Save {"selection" if polygon else "these samples"} as a tag</button>'
         f"{checked}</form>"

@@ -181,10 +181,15 @@ def test_tag_names(tmp_path, digits) -> None:
         commit_run(pool, run_rows(digits, range(10, 20), picks=[0]), "r2", tag="week-1")
     with pytest.raises(DatapoolError, match="root tag"):
         commit_run(pool, run_rows(digits, range(10, 20), picks=[0]), "r2", tag=C.INITIAL_TAG)
-    with pytest.raises(DatapoolError, match="Invalid tag"):
-        commit_run(pool, run_rows(digits, range(10, 20), picks=[0]), "r2", tag="a b")
+    for bad in ("a/b", "a b ", " a", "-a", "a\tb", "a" * 129, "a'b"):
+        with pytest.raises(DatapoolError, match="Invalid tag"):
+            commit_run(pool, run_rows(digits, range(10, 20), picks=[0]), "r2", tag=bad)
+    # Lightly's tag names (space ; = @ allowed there) are taken as they are
+    commit_run(pool, run_rows(digits, range(10, 20), picks=[0]), "r2", tag="round 2;cam=front@v1")
+    assert pool.history()[-1]["tag"] == "round 2;cam=front@v1"
+    assert pool.read(tag="round 2;cam=front@v1", columns=[C.KEY]).num_rows == 1
     assert default_tag("scheduled__2026-01-01T00:00:00+00:00") == "scheduled__2026-01-01T00-00-00-00-00"
-    assert pool.version() == 1
+    assert pool.version() == 2
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import json
 import re
 import shutil
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import numpy as np
 import pyarrow.compute as pc
@@ -305,6 +305,27 @@ def test_tag_names_are_checked(client, writable):
     assert client.post("/lightly/pools/main/tags", data={"name": "initial-tag"}).status_code == 400
     assert client.post("/lightly/pools/main/tags", data={"name": "empty", f"lo.{LUM}": "99"}).status_code == 400
     assert Datapool(writable.uri).history()[-1]["operation"] != "tag"
+
+
+def test_a_lightly_tag_name_with_a_space_works_through_every_page(client, writable):
+    """Lightly's tag names may hold a space, ; = and @: the redirect, the grid, the tag page, the sample page's
+    tags, the pool page's links and an export all take it (quoted in URLs, escaped in HTML)."""
+    name = "round 2;cam=front@v1"
+    r = client.post("/lightly/pools/main/tags", data={"name": name, "in.status": "ok"})
+    assert r.status_code == 303 and r.headers["location"] == f"/lightly/pools/main/samples?{urlencode({'tag': name})}"
+    n = Datapool(writable.uri).history()[-1]["selected"]
+    grid = client.get(r.headers["location"])
+    assert grid.status_code == 200 and f"<b>{n}</b> samples match" in grid.text
+    assert client.get("/lightly/api/pools/main/samples", params={"tag": name, "limit": 1000}).json()["total"] == n
+    overview = client.get("/lightly/pools/main").text
+    links = set(re.findall(r'href="([^"]*round[^"]*)"', overview))
+    assert links and all(" " not in h and ";" not in h for h in links), links
+    for href in links:
+        assert client.get(html.unescape(href)).status_code == 200, href
+    tag_page = client.get(f"/lightly/pools/main/tags/{quote(name, safe='')}")
+    assert tag_page.status_code == 200 and html.escape(name) in tag_page.text
+    export = client.get("/lightly/pools/main/export", params={"tag": name, "format": "list"})
+    assert export.status_code == 200 and len(export.text.splitlines()) == n
 
 
 def test_another_sites_form_cannot_make_a_tag(client, writable):
