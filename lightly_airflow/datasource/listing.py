@@ -568,6 +568,13 @@ def _local_etags(stat_keys: list[StatKey]) -> list[str | None]:
         return list(pool.map(_sha256_file, stat_keys, chunksize=64))
 
 
+#: The content identities above under public names, for readers that check one file against the etag its row
+#: recorded (the UI plugin's ``media.content_state``): the same functions, and for local files the same hash cache.
+local_etag = _sha256_file
+gcs_etag = _gcs_etag
+azure_etag = _azure_etag
+
+
 _PAGERS: dict[str, Callable[[Any, str, int], Iterator[_Page]]] = {
     "file": _local_pages,
     "s3": _s3_pages,

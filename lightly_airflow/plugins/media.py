@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from lightly_airflow import columns as C
 from lightly_airflow.lightly_dir import LIGHTLY_DIR, PREDICTIONS_DIR, TASKS_FILE, json_relpath
-from lightly_airflow.storage import StorageCredentials, filesystem, join_uri
+from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, protocol_of
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,129 @@ class MediaError(LookupError):
     """The picture or file cannot be served; the message is safe to show."""
 
 
+#: :class:`ContentState` states: the file at the key is the content the row was computed from, another content,
+#: no longer there, or it could not be told (a store error, no recorded etag).
+SAME, CHANGED, GONE, UNKNOWN = "same", "changed", "gone", "unknown"
+#: The answer header of ``…/image`` and ``…/video`` when the bytes served are not the content the row describes:
+#: ``1`` (with :data:`RECORDED_HEADER` and :data:`CURRENT_HEADER`), or ``unknown`` when that could not be checked.
+CHANGED_HEADER = "X-Lightly-Content-Changed"
+RECORDED_HEADER = "X-Lightly-Recorded-Etag"
+CURRENT_HEADER = "X-Lightly-Current-Etag"
+_HEADER_SAFE = re.compile(r"^[\x21-\x7e]{1,256}$")
+
+
+@dataclass(frozen=True)
+class ContentState:
+    """The file a sample's pictures come from (``key``: its image, its video, an object's image) now, against the
+    content identity its row recorded (``columns.ETAG``, as the datasource listing computes it)."""
+
+    key: str
+    state: str
+    recorded: str | None = None
+    current: str | None = None
+    reason: str = ""  # why the state is UNKNOWN
+
+    def headers(self) -> dict[str, str]:
+        """The answer headers of the bytes served from this file: none when they are the row's content."""
+        if self.state == CHANGED:
+            out = {CHANGED_HEADER: "1"}
+            for name, value in ((RECORDED_HEADER, self.recorded), (CURRENT_HEADER, self.current)):
+                if value and _HEADER_SAFE.match(value):
+                    out[name] = value
+            return out
+        return {CHANGED_HEADER: "unknown"} if self.state == UNKNOWN else {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "state": self.state, "recorded_etag": self.recorded, "current_etag": self.current,
+                "reason": self.reason or None}
+
+
+def content_file(row: Mapping[str, Any], parent: Mapping[str, Any] | None = None) -> tuple[str, bool]:
+    """The datasource file a row's pictures come from and whether it is a video: an image's own key, a frame's
+    video, an object's image (``parent``: its image's row, when the version holds it) or its frame's video."""
+    if row.get(C.PARENT_KEY) is not None:
+        if parent is not None and is_frame(parent):
+            return str(parent[C.VIDEO]), True
+        return str(row[C.PARENT_KEY]), False
+    if is_frame(row):
+        return str(row[C.VIDEO]), True
+    return str(row.get(C.KEY) or ""), False
+
+
+def current_etag(protocol: str, fs: Any, path: str, info: Mapping[str, Any] | None = None) -> str:
+    """The content identity of the file at ``path`` now, as the datasource listing records it
+    (:mod:`lightly_airflow.datasource.listing`): from one metadata call on an object store (``info``, when the
+    caller has it already: no request at all), locally the listing's own SHA-256 and its in-process cache keyed
+    by (path, size, mtime, ctime, inode) (a file hashed once, by the listing or an earlier view, is not read again).
+
+    :raises FileNotFoundError: the file is gone.
+    :raises OSError: (or the store's error) the identity cannot be read.
+    """
+    from lightly_airflow.datasource import listing
+
+    if protocol == "file":
+        real = os.path.realpath(path)  # the listing hashes a symlink's target (it opens without following links)
+        st = os.stat(real)
+        etag = listing.local_etag((real, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+        if etag is None:
+            if not os.path.exists(real):
+                raise FileNotFoundError(path)
+            raise OSError(f"{path} could not be read to hash it")
+        return etag
+    meta = info if info is not None else file_info(fs, path)
+    if protocol == "s3":
+        value = meta.get("ETag") or meta.get("etag")
+        if not value:
+            raise OSError("the store answered without an ETag")
+        return str(value).strip('"')
+    if protocol == "gs":
+        return listing.gcs_etag(dict(meta))
+    if protocol == "az":
+        from types import SimpleNamespace
+
+        if meta.get("etag") is None:
+            raise OSError("the store answered without an ETag")
+        return listing.azure_etag(SimpleNamespace(content_settings=meta.get("content_settings"), etag=meta["etag"]))
+    raise OSError(f"no content identity for {protocol!r} files")
+
+
+def file_info(fs: Any, path: str) -> dict[str, Any]:
+    """The file's metadata from the store itself (``refresh``: never an entry of a cached listing, which would
+    hide a replaced file). :raises FileNotFoundError: the file is gone."""
+    info: dict[str, Any] = fs.info(path, refresh=True)
+    return info
+
+
+def content_state(
+    datasource_uri: str, key: str, recorded: Any, credentials: StorageCredentials | None, *,
+    fs: Any = None, path: str | None = None, info: Mapping[str, Any] | None = None,
+) -> ContentState:
+    """Whether the file ``key`` of the datasource is still the content ``recorded`` (the row's etag) describes.
+    ``fs``/``path``/``info``: the file's filesystem and the metadata the caller already read (no second request).
+    Never raises: a failure to check is logged and is the state :data:`UNKNOWN` with its reason."""
+    recorded = None if recorded is None or recorded == "" else str(recorded)
+    try:
+        if fs is None or path is None:
+            fs, path = filesystem(join_uri(datasource_uri, safe_key(key)), credentials)
+        if recorded is None:
+            reason = "its row records no content identity (etag) to compare with"
+            log.warning("Cannot tell whether %s/%s changed: %s", datasource_uri, key, reason)
+            return ContentState(key, UNKNOWN, reason=reason)
+        now = current_etag(protocol_of(datasource_uri), fs, path, info)
+    except FileNotFoundError:
+        return ContentState(key, GONE, recorded)
+    except Exception as exc:  # noqa: BLE001 - the page is shown anyway, saying the check failed
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+        log.warning("Cannot tell whether %s/%s is the content its sample was computed from: %s", datasource_uri,
+                    key, reason)
+        return ContentState(key, UNKNOWN, recorded, reason=reason)
+    if now != recorded:
+        log.info("%s/%s changed after its sample was processed: recorded etag %s, now %s", datasource_uri, key,
+                 recorded, now)
+        return ContentState(key, CHANGED, recorded, now)
+    return ContentState(key, SAME, recorded, now)
+
+
 def safe_key(key: Any) -> str:
     """The key if it is a plain relative path (no ``..``, no empty or absolute segments), else ``MediaError``."""
     if not isinstance(key, str) or not key or key.startswith("/") or "\x00" in key:
@@ -45,8 +170,14 @@ def safe_key(key: Any) -> str:
     return key
 
 
-def read_image(datasource_uri: str, key: str, credentials: StorageCredentials | None) -> tuple[bytes, str, tuple[int, int]]:
-    """The image as the browser should get it: ``(bytes, content type, (width, height))``."""
+def read_image(
+    datasource_uri: str, key: str, credentials: StorageCredentials | None, *, recorded: Any = None,
+    check: list[ContentState] | None = None,
+) -> tuple[bytes, str, tuple[int, int]]:
+    """The image as the browser should get it: ``(bytes, content type, (width, height))``.
+
+    :param check: receives the file's :class:`ContentState` against ``recorded`` (the row's etag), from the same
+        metadata read that sizes the file (no extra request)."""
     from lightly_airflow.pixels import (
         BROWSER_FORMATS,
         HIGH_BIT_DEPTH_MODES,
@@ -58,9 +189,11 @@ def read_image(datasource_uri: str, key: str, credentials: StorageCredentials | 
 
     fs, root = filesystem(join_uri(datasource_uri, safe_key(key)), credentials)
     try:
-        info = fs.info(root)
+        info = file_info(fs, root)
     except FileNotFoundError:
         raise MediaError(f"The image {key!r} is no longer in the datasource.") from None
+    if check is not None:
+        check.append(content_state(datasource_uri, key, recorded, credentials, fs=fs, path=root, info=info))
     if int(info.get("size") or 0) > MAX_IMAGE_BYTES:
         raise MediaError(f"The image {key!r} is larger than {MAX_IMAGE_BYTES} bytes.")
     with fs.open(root, "rb") as f:
@@ -155,15 +288,27 @@ def frame_size(row: Mapping[str, Any]) -> tuple[int, int] | None:
     return (int(w), int(h)) if w and h else None
 
 
-def read_frame(datasource_uri: str, row: Mapping[str, Any], credentials: StorageCredentials | None) -> bytes:
+def read_frame(
+    datasource_uri: str, row: Mapping[str, Any], credentials: StorageCredentials | None,
+    check: list[ContentState] | None = None,
+) -> bytes:
     """A video frame's picture as PNG (``video.export.frame_png``: the run's PNG of a selected frame, else decoded
-    from its video now)."""
+    from its video now).
+
+    :param check: receives the :class:`ContentState` of what was served: the run's PNG of this video version is the
+        frame the row describes (:data:`SAME`, nothing read), a frame decoded now is checked against the video."""
     from lightly_airflow.video.export import frame_png
 
     for name in (C.KEY, C.VIDEO):
         safe_key(row.get(name))
     try:
-        return frame_png(datasource_uri, dict(row), credentials=credentials)
+        origin: list[str] = []
+        data = frame_png(datasource_uri, dict(row), credentials=credentials, origin=origin)
+        if check is not None:
+            video, etag = str(row[C.VIDEO]), row.get(C.ETAG)
+            check.append(ContentState(video, SAME, etag) if origin == ["stored"]
+                         else content_state(datasource_uri, video, etag, credentials))
+        return data
     except FileNotFoundError:
         raise MediaError(f"The video {row.get(C.VIDEO)!r} is no longer in the datasource.") from None
     except ValueError as exc:
@@ -172,10 +317,11 @@ def read_frame(datasource_uri: str, row: Mapping[str, Any], credentials: Storage
 
 def read_crop(
     datasource_uri: str, parent_key: str, crop_box: Any, credentials: StorageCredentials | None,
-    parent: Mapping[str, Any] | None = None,
+    parent: Mapping[str, Any] | None = None, *, recorded: Any = None, check: list[ContentState] | None = None,
 ) -> bytes:
     """An object's crop as PNG: its stored box (``object_crop_box``, padded, integer pixels) cut from its image (or
-    from its video frame: ``parent`` is the frame's row)."""
+    from its video frame: ``parent`` is the frame's row). ``check``: as :func:`read_image` (``recorded``: the
+    object row's etag, its image's) and :func:`read_frame`."""
     from lightly_airflow.pixels import display_rgb, open_image, scale_box, upright_size
 
     try:
@@ -183,9 +329,9 @@ def read_crop(
     except (TypeError, ValueError):
         raise MediaError("The object has no crop box, so its crop cannot be shown.") from None
     if parent is not None and is_frame(parent):
-        data = read_frame(datasource_uri, parent, credentials)
+        data = read_frame(datasource_uri, parent, credentials, check)
     else:
-        data, _, _ = read_image(datasource_uri, parent_key, credentials)
+        data, _, _ = read_image(datasource_uri, parent_key, credentials, recorded=recorded, check=check)
     try:  # read_image sends a browser's format undecoded: a truncated PNG or JPEG fails only here
         opened = open_image(data, fit=True)  # a JPEG above Pillow's pixel limit: reduced, as the object pass cut it
         img = display_rgb(opened)  # the pixels the crop box was cut from (upright, …)
@@ -236,15 +382,21 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1, start + VIDEO_CHUNK - 1)
 
 
-def open_video(datasource_uri: str, key: str, credentials: StorageCredentials | None) -> tuple[Any, str, int]:
+def open_video(
+    datasource_uri: str, key: str, credentials: StorageCredentials | None, *, recorded: Any = None,
+    check: list[ContentState] | None = None,
+) -> tuple[Any, str, int]:
     """The video file ``key`` of the datasource (as it is there now) for the UI's player: ``(fs, path, size)``.
+    ``check``: receives its :class:`ContentState` against ``recorded`` from the same metadata read.
 
     :raises MediaError: the key is not a plain path, not a video browsers play, or the file is gone."""
     if playable_video(key) is None:
         raise MediaError(f"Browsers do not play {key!r}: only {', '.join(sorted(PLAYABLE_VIDEOS))} videos are served.")
     fs, path = filesystem(join_uri(datasource_uri, safe_key(key)), credentials)
     try:
-        size = int(fs.size(path))
+        info = file_info(fs, path)
     except FileNotFoundError:
         raise MediaError(f"The video {key!r} is no longer in the datasource.") from None
-    return fs, path, size
+    if check is not None:
+        check.append(content_state(datasource_uri, key, recorded, credentials, fs=fs, path=path, info=info))
+    return fs, path, int(info.get("size") or 0)

@@ -582,7 +582,7 @@ def sample_page(
     body = (
         tabs(root, pool, scope, "") + walk
         + f'<p><code>{H.e(key)}</code> · sample id <code>{H.e(sid)}</code> · version {H.e(view.version)}</p>'
-        + '<div class="layout"><div class="main">'
+        + '<div class="layout"><div class="main">' + content_note(extra)
         + f'<div class="figure"><img src="{H.e(image_url)}" alt="{H.e(key)}">{overlay}</div>{pred_note}'
         + video_player(root, pool, view, sid, row)
         + "</div><div class=\"side\">" + status_box + f"<h3>Tags</h3><p>{tag_pills}</p>"
@@ -593,6 +593,60 @@ def sample_page(
     crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)), ("samples", pool_url(root, pool, "samples")),
               (str(key), None)]
     return H.page("Sample", body, crumbs=crumbs, static=static, scripts=[f"{static}/keys.js"] if walk else [])
+
+
+def content_note(extra: dict[str, Any], of_object: bool = False) -> str:
+    """The warning when the file a sample's pictures come from (its image, its video, an object's image or video)
+    is not the content its row was computed from any more (replaced under the same key), is gone, or could not be
+    checked (``extra``: ``content``, a :class:`~lightly_airflow.plugins.media.ContentState`, ``content_video``
+    and, for a frame, ``still``: ``"stored"``, ``"decoded"`` or ``None``); nothing when it is the same."""
+    from lightly_airflow.plugins.media import CHANGED, GONE, UNKNOWN
+
+    state = extra.get("content")
+    if state is None or state.state not in (CHANGED, GONE, UNKNOWN):
+        return ""
+    video, still = bool(extra.get("content_video")), extra.get("still")
+    what = "object" if of_object else "sample"
+    at = f"the file at <code>{H.e(state.key)}</code>"
+    recorded = f"recorded etag <code>{H.e(state.recorded)}</code>"
+    # What the page shows from that file, as it is now (the current file) …
+    if not video:
+        shown = ("the crop and the image below are cut from the current file" if of_object
+                 else "the image below is the current file")
+    elif of_object:  # an object of a video frame: no player, the crop and the frame come from the frame's picture
+        shown = {"stored": "", None: "the crop and the frame below may be cut from the current file"}.get(
+            still, "the crop and the frame below are cut from the current file")
+    else:
+        shown = "the video below is the current file"
+    # … and the frame's picture, which is the processed version's when its run stored it as PNG
+    frame = ""
+    if video and still == "stored":
+        frame = (" The crop and the frame below are cut from the PNG its run stored of the processed frame: they "
+                 "are the ones the scores describe." if of_object
+                 else " The frame above the player is the PNG its run stored of the processed version.")
+    elif video and still == "decoded" and not of_object:
+        frame = " The frame above the player is decoded from the current file too."
+    elif video and still is None and not of_object:
+        frame = " Whether the frame above the player is the processed version's could not be checked."
+    if state.state == CHANGED:
+        text = (f"{at[0].upper()}{at[1:]} changed after this {what} was processed ({recorded}, now "
+                f"<code>{H.e(state.current)}</code>)" + (f": {shown}, not the one the scores describe." if shown
+                                                         else ".") + frame)
+        return f'<div class="box warn content-changed">{text}</div>'
+    if state.state == GONE:
+        cannot = {(False, False): "its image cannot be shown", (False, True): "its crop cannot be cut",
+                  (True, False): "its video cannot be played", (True, True): "its frame cannot be decoded"}
+        lost = cannot[(video, of_object)]
+        if video and still == "stored":
+            frame = frame.replace(" The frame above the player", " The frame shown")
+        elif video and still == "decoded":
+            frame = " Its frame cannot be shown either."
+        text = f"{at[0].upper()}{at[1:]} is gone: the datasource no longer holds it ({recorded}), so {lost}.{frame}"
+        return f'<div class="box err content-gone">{text}</div>'
+    now = shown or "the pictures below are from the current file"
+    text = (f"Whether {at} is still the content this {what} was processed from could not be checked "
+            f"({H.e(state.reason)}): {now}, which may not be the one the scores describe.{frame}")
+    return f'<div class="box warn content-unknown">{text}</div>'
 
 
 def video_player(root: str, pool: str, view: View, sid: str, row: dict[str, Any]) -> str:
@@ -689,7 +743,7 @@ def object_page(
     body = (
         tabs(root, pool, Scope(version=view.version, show=SHOW_OBJECTS), "") + walk
         + f'<p><code>{H.e(key)}</code> · object id <code>{H.e(sid)}</code> · version {H.e(view.version)}</p>'
-        + image_link + '<div class="layout"><div class="main">'
+        + image_link + content_note(extra, of_object=True) + '<div class="layout"><div class="main">'
         + f'<h3>Its crop</h3><div class="figure crop"><img src="{H.e(crop_url)}" alt="{H.e(key)}"></div>'
         + in_image + f'</div><div class="side"><div class="box {"ok" if row.get(C.OBJECT_SELECTED) else ""}">{chosen}</div>'
         + f"<h3>{object_label(row)}</h3>{facts}" + similar_link(root, pool, view, sid, row, SHOW_OBJECTS)

@@ -96,6 +96,8 @@ def _sample_extra(view: View, spec: PoolSpec, row: dict[str, Any]) -> dict[str, 
     if row.get(C.PARENT_KEY) is not None:  # an object: its image (with the object's box drawn over it)
         extra["parent"] = parent = view.parent_of(row)
         source = view.datasource_of(version)
+        if source:
+            extra.update(_content(spec, source, row, parent))
         if parent and is_frame(parent):
             extra["size"] = frame_size(parent)
         elif source and parent:
@@ -106,6 +108,7 @@ def _sample_extra(view: View, spec: PoolSpec, row: dict[str, Any]) -> dict[str, 
         extra["objects"] = objects
     source = view.datasource_of(version)
     if source:
+        extra.update(_content(spec, source, row, None))
         creds = _source_credentials(spec, source)
         try:
             # Boxes of tasks that became objects are drawn from the object rows (with their links and selection).
@@ -120,6 +123,29 @@ def _sample_extra(view: View, spec: PoolSpec, row: dict[str, Any]) -> dict[str, 
         except MediaError as exc:
             extra["predictions_error"] = str(exc)
     return extra
+
+
+def _content(spec: PoolSpec, source: str, row: dict[str, Any], parent: dict[str, Any] | None) -> dict[str, Any]:
+    """Whether the file the row's pictures come from (:func:`~lightly_airflow.plugins.media.content_file`) is
+    still the content the row was computed from (``content``: one metadata call, or locally the listing's cached
+    hash) and, for a frame's video that is not (``still``): whether the frame shown is its run's stored PNG of
+    the processed version (``"stored"``), decoded from the video as it is now (``"decoded"``) or unknown (``None``)."""
+    from lightly_airflow.plugins.media import SAME, content_file, content_state, is_frame
+    from lightly_airflow.video.export import stored_frame_etag
+
+    creds = _source_credentials(spec, source)
+    key, video = content_file(row, parent)
+    state = content_state(source, key, row.get(C.ETAG), creds)
+    out: dict[str, Any] = {"content": state, "content_video": video}
+    frame = row if is_frame(row) else parent if parent is not None and is_frame(parent) else None
+    if video and frame is not None and state.state != SAME:
+        try:
+            stored = stored_frame_etag(source, str(frame[C.KEY]), creds)
+            out["still"] = "stored" if stored is not False and stored == state.recorded else "decoded"
+        except Exception as exc:  # noqa: BLE001 - the page says it cannot tell
+            log.warning("Cannot read the stored PNG of frame %s: %s", frame.get(C.KEY), exc)
+            out["still"] = None
+    return out
 
 
 def _sample_rows(view: View, sid: str) -> list[dict[str, Any]]:
@@ -374,37 +400,50 @@ def add_curation_routes(app: FastAPI) -> None:
             "boxes": extra.get("boxes", []), "image_size": extra.get("size"),
             "neighbours": extra.get("neighbours", {}), "objects": extra.get("objects", []),
             "parent": extra.get("parent"),
+            "content": extra["content"].to_dict() if extra.get("content") else None,
+            "still": extra.get("still"),
         })
         return out
 
     @app.get("/pools/{pool}/samples/{sample_id}/image")
     def sample_image(pool: str, sample_id: str, version: int | None = Query(None, ge=0)) -> Response:
-        from lightly_airflow.plugins.media import is_frame, read_frame, read_image
+        """The picture; ``X-Lightly-Content-Changed`` when it is not the content the row was computed from (the
+        file was replaced under its key; ``unknown``: that could not be checked), from the metadata the read
+        needs anyway."""
+        from lightly_airflow.plugins.media import ContentState, is_frame, read_frame, read_image
 
         spec, view, row, source = _sample_source(pool, sample_id, version)
+        check: list[ContentState] = []
         if row.get(C.PARENT_KEY) is not None:  # an object: its crop, cut from its image (or video frame)
             from lightly_airflow.plugins.media import read_crop
 
             data, content_type = read_crop(source, row[C.PARENT_KEY], row.get(C.OBJECT_CROP_BOX),
-                                           _source_credentials(spec, source), view.parent_of(row)), "image/png"
+                                           _source_credentials(spec, source), view.parent_of(row),
+                                           recorded=row.get(C.ETAG), check=check), "image/png"
         elif is_frame(row):  # a video frame: no file of the datasource
-            data, content_type = read_frame(source, row, _source_credentials(spec, source)), "image/png"
+            data, content_type = read_frame(source, row, _source_credentials(spec, source), check), "image/png"
         else:
-            data, content_type, _ = read_image(source, row.get(C.KEY) or "", _source_credentials(spec, source))
-        return Response(data, media_type=content_type, headers={**A.SECURITY_HEADERS, "Cache-Control": "private, max-age=300"})
+            data, content_type, _ = read_image(source, row.get(C.KEY) or "", _source_credentials(spec, source),
+                                               recorded=row.get(C.ETAG), check=check)
+        headers = {**A.SECURITY_HEADERS, "Cache-Control": "private, max-age=300", **(check[0].headers() if check else {})}
+        return Response(data, media_type=content_type, headers=headers)
 
     @app.get("/pools/{pool}/samples/{sample_id}/video")
     def sample_video(request: Request, pool: str, sample_id: str, version: int | None = Query(None, ge=0)) -> Response:
         """The video of a frame sample, as the datasource holds it now, for the sample page's player: ranged
-        answers (``Range``: 206, at most ``VIDEO_CHUNK`` bytes each) so the browser seeks without the whole file."""
-        from lightly_airflow.plugins.media import byte_range, is_frame, open_video, playable_video
+        answers (``Range``: 206, at most ``VIDEO_CHUNK`` bytes each) so the browser seeks without the whole file;
+        ``X-Lightly-Content-Changed`` on every answer when the video is not the one the frame was computed from."""
+        from lightly_airflow.plugins.media import ContentState, byte_range, is_frame, open_video, playable_video
 
         spec, view, row, source = _sample_source(pool, sample_id, version)
         if not is_frame(row):
             raise MediaError("This sample is not a video frame: it has no video to play.")
         key = str(row[C.VIDEO])
-        fs, path, size = open_video(source, key, _source_credentials(spec, source))
-        headers = {**A.SECURITY_HEADERS, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=300"}
+        check: list[ContentState] = []
+        fs, path, size = open_video(source, key, _source_credentials(spec, source), recorded=row.get(C.ETAG),
+                                    check=check)
+        headers = {**A.SECURITY_HEADERS, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=300",
+                   **check[0].headers()}
         media_type = playable_video(key) or "application/octet-stream"
         try:
             part = byte_range(request.headers.get("range"), size)

@@ -68,6 +68,13 @@ def _png(frame: Any, etag: str) -> bytes:
     return data
 
 
+def stored_frame_etag(lightly_uri: str, key: str, credentials: StorageCredentials | None = None) -> str | None | bool:
+    """The video etag the stored PNG of frame ``key`` records (its first :data:`HEAD_BYTES` only); ``False`` when
+    there is no PNG (``None``: one without an etag)."""
+    fs, path = filesystem(frame_png_uri(lightly_uri, key), credentials)
+    return _written_etag(fs, path)
+
+
 def png_etag(head: bytes) -> str | None:
     """The video etag recorded in a frame PNG's first bytes, or ``None`` (no such chunk: a PNG of an older
     version of this code, or not ours)."""
@@ -180,7 +187,7 @@ def write_selected_frames(
 def frame_png(
     datasource_uri: str, row: dict[str, Any], *, lightly_uri: str | None = None,
     credentials: StorageCredentials | None = None, lightly_credentials: StorageCredentials | None = None,
-    selected: bool = False,
+    selected: bool = False, origin: list[str] | None = None,
 ) -> bytes:
     """The PNG of one frame row (``key, etag, video, frame_index, frame_pts``), as a run writes it: the PNG under
     ``.lightly/frames/`` when one shows this video version (selected frames), else the frame decoded now (one
@@ -188,6 +195,8 @@ def frame_png(
 
     :param selected: the frame was selected, so its run wrote the PNG: decoding instead is logged as a warning
         (for an unselected frame, the UI's case, decoding is the normal path).
+    :param origin: receives ``"stored"`` (the PNG under ``.lightly/frames/`` of this video version: the frame the
+        row describes, whatever the video is now) or ``"decoded"`` (from the video as it is now).
     :raises FileNotFoundError: when the video is gone.
     :raises ValueError: when the frame cannot be decoded (the reason).
     """
@@ -196,6 +205,8 @@ def frame_png(
     try:
         data: bytes = fs.cat_file(path)  # one read: the etag chunk is in its first bytes
         if png_etag(data[:HEAD_BYTES]) == etag:
+            if origin is not None:
+                origin.append("stored")
             return data
         if selected:
             logger.warning("frame PNG %s shows another version of %r: decoding the frame", path, row[C.VIDEO])
@@ -208,5 +219,7 @@ def frame_png(
         for got in decode_frames(source, [(int(row[C.FRAME_INDEX]), row.get(C.FRAME_PTS))], threads=False):
             if got.frame is None:
                 raise ValueError(f"frame {row[C.FRAME_INDEX]} of {row[C.VIDEO]!r} cannot be decoded: {got.reason}")
+            if origin is not None:
+                origin.append("decoded")
             return _png(got.frame, etag)
     raise ValueError(f"frame {row[C.FRAME_INDEX]} of {row[C.VIDEO]!r} was not decoded")

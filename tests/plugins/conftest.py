@@ -74,21 +74,25 @@ def _commit(pool: Datapool, rows: pa.Table, run_id: str, tag: str | None, source
     )
 
 
-def _images(rows: pa.Table, images: np.ndarray, idx: list[int], source: Path, pool_uri: str) -> None:
-    """Write the run's digits as PNG files into the datasource and their thumbnails next to the pool."""
+def _images(rows: pa.Table, images: np.ndarray, idx: list[int], source: Path, pool_uri: str) -> pa.Table:
+    """Write the run's digits as PNG files into the datasource and their thumbnails next to the pool; the rows
+    with each file's etag as the listing records it (``sha256:`` of the content: the sample page compares it)."""
     from PIL import Image
 
     from lightly_airflow.datapool import sample_id
     from lightly_airflow.thumbnails import ThumbnailWriter, thumbnails_uri
 
     thumbs = ThumbnailWriter(thumbnails_uri(pool_uri))
-    for key, etag, i in zip(rows.column(C.KEY).to_pylist(), rows.column(C.ETAG).to_pylist(), idx):
+    etags = []
+    for key, i in zip(rows.column(C.KEY).to_pylist(), idx, strict=True):
         img = Image.fromarray((images[i] * 15).astype(np.uint8)).resize((64, 64), Image.Resampling.NEAREST).convert("RGB")
         path = source / key
         path.parent.mkdir(parents=True, exist_ok=True)
         img.save(path, format="PNG")
-        thumbs.add(sample_id(key, etag), img)
+        etags.append("sha256:" + hashlib.sha256(path.read_bytes()).hexdigest())
+        thumbs.add(sample_id(key, etags[-1]), img)
     thumbs.close()
+    return rows.set_column(rows.schema.get_field_index(C.ETAG), C.ETAG, pa.array(etags, pa.string()))
 
 
 def _report(rows: pa.Table, uri: str, run_id: str) -> None:
@@ -111,7 +115,7 @@ def pool_fixture(tmp_path_factory: pytest.TempPathFactory) -> PoolFixture:
     pool = Datapool(uri)
     picks_1 = [5, 0, 17, 30, 2, 9, 44, 21]  # indices into run 1's rows, in pick order
     rows_1 = _rows(x, y, list(range(60)), picks_1, run=1)
-    _images(rows_1, digits.images, list(range(60)), source, uri)
+    rows_1 = _images(rows_1, digits.images, list(range(60)), source, uri)
     _commit(pool, rows_1, RUN_1, None, source=f"file://{source}")
     _report(rows_1, uri, RUN_1)
     picks_2 = [1, 4, 8]

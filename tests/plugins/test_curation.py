@@ -147,6 +147,7 @@ def test_sample_page_shows_every_column_its_tags_and_why(client, configured):
         assert f"<td>{column}</td>" in r.text, column
     assert "Pick <b>2</b> (pick rank 1)" in r.text
     assert "initial-tag" in r.text and "64 dimensions, norm 1.0000" in r.text
+    assert "changed after this sample was processed" not in r.text and "could not be checked" not in r.text
     page = links(r.text)
     assert any(s.endswith(f"/samples/{first_pick[C.SAMPLE_ID]}/image?version=2") for s in page.imgs)
     # "picked just before/after" link to its neighbours in pick order
