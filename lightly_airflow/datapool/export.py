@@ -6,11 +6,22 @@ URI); :data:`FORMATS` turns records into a document: ``list`` (one URI per line)
 function added with :func:`register_format`.
 
 Keys are file names from the datasource and may hold anything a file system allows: a newline, ``%2e%2e``,
-``?``, ``#``, spaces, quotes, non-ASCII. A key never reaches a URI raw: every character outside RFC 3986's
-unreserved set and ``/`` is percent-encoded as UTF-8 (``quote(key, safe="/")``), so a newline cannot add a
-line, ``%2e%2e`` stays the three characters ``%2e`` twice (encoded as ``%252e%252e``), ``?`` and ``#`` stay
-in the path. Keys with empty, ``.`` or ``..`` segments (never produced by listing) are refused. Decoding a
-URI's path with ``urllib.parse.unquote`` gives back the exact key, on every store.
+``?``, ``#``, spaces, ``+``, quotes, non-ASCII. :func:`key_uri` is the one place a key becomes a URI, in the form
+the consumers of each store read:
+
+- **Object stores** (``s3://``, ``gs://``, ``az://``, ``abfs://`` …: :data:`OBJECT_STORE_SCHEMES`): the raw key,
+  ``s3://bucket/imgs/city/frame 11.jpg``. Their tools take everything after ``<scheme>://<bucket>/`` as the key
+  and never percent-decode it: s3fs/gcsfs/adlfs, ``pyarrow.fs.S3FileSystem`` given ``bucket/key``, boto3, the
+  AWS CLI, and Label Studio's S3/GCS/Azure storages (its synced tasks are ``s3://<bucket>/<key>`` as listed; it
+  presigns ``urlparse(uri, allow_fragments=False).path`` as the key, undecoded). An encoded key
+  (``frame%2011.jpg``) names another object there.
+- **Local files** (``file://``, RFC 8089) and relative references (no datasource): percent-encoded as UTF-8
+  (``quote(key, safe="/")``): a browser, ``urllib.request.url2pathname`` and every URI parser decode them.
+
+A URI never adds a line to the ``list`` format: encoded URIs hold no line break, and a raw object-store key
+with one is refused there (:func:`to_list`, naming the key; the CSV and JSON formats quote it). Keys with empty,
+``.`` or ``..`` segments (never produced by listing) are refused. :func:`uri_key` gives back the exact key, and
+:func:`uri_location` the file an exported URI names, on every store.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
+from urllib.request import url2pathname
 
 from lightly_airflow import columns as C
 from lightly_airflow.datapool.errors import DatapoolError, UnknownColumnError
@@ -34,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ExportRecord:
-    """One exported sample: the exact datasource ``key`` and its percent-encoded ``uri``."""
+    """One exported sample: the exact datasource ``key`` and its ``uri`` (:func:`key_uri`)."""
 
     key: str
     uri: str
@@ -52,35 +64,80 @@ def check_key(key: str) -> str:
     return key
 
 
+#: URI schemes of object stores (bucket or container, then the object's key): :func:`key_uri` writes their keys raw.
+OBJECT_STORE_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"})
+
+
+def raw_keys(root: str | None) -> bool:
+    """Whether URIs under ``root`` carry keys as they are (an object store), not percent-encoded."""
+    return root is not None and root.partition("://")[0].lower() in OBJECT_STORE_SCHEMES
+
+
 def root_uri(datasource_uri: str) -> str:
-    """The datasource root as a URI prefix ending in ``/`` (a local path becomes ``file:///…``)."""
+    """The datasource root as a URI prefix ending in ``/``: a local path becomes ``file:///…`` (percent-encoded,
+    RFC 8089), an object store's folder stays as it is (its keys are raw, :func:`key_uri`)."""
     root = str(datasource_uri)
     if "://" not in root:
         if not root.startswith("/"):
             raise DatapoolError(f"Datasource {root!r} is a relative path; pass an absolute path or a URI.")
         return "file://" + quote(root.rstrip("/"), safe="/") + "/"
     scheme, _, rest = root.partition("://")
-    netloc, _, path = rest.partition("/")  # the bucket/host stays; the folder path is encoded like keys
+    netloc, _, path = rest.partition("/")  # the bucket/host stays; the folder path is written like keys
     path = path.strip("/")
-    return f"{scheme}://{netloc}/" + (quote(path, safe="/") + "/" if path else "")
+    if not path:
+        return f"{scheme}://{netloc}/"
+    return f"{scheme}://{netloc}/" + (path if raw_keys(root) else quote(path, safe="/")) + "/"
 
 
 def key_uri(root: str | None, key: str) -> str:
-    """The URI of ``key`` under ``root`` (a URI prefix from :func:`root_uri`), percent-encoded; without a
+    """The URI of ``key`` under ``root`` (a URI prefix from :func:`root_uri`), the one place exports make one: on
+    an object store the raw key (what its tools read), else percent-encoded (``file://``, RFC 8089); without a
     root, the encoded key itself (a relative URI reference)."""
-    encoded = quote(check_key(key), safe="/")
+    key = check_key(key)
+    if raw_keys(root):
+        return f"{root}{key}"
+    encoded = quote(key, safe="/")
     return encoded if root is None else root + encoded
 
 
 def uri_key(root: str | None, uri: str) -> str:
-    """The key back from :func:`key_uri` (what a consumer does: strip the root, decode the path)."""
+    """The key back from :func:`key_uri` (what a consumer does: strip the root; decode the path of a ``file://``
+    or relative URI, take an object store's as it is)."""
     if root is not None:
         if not uri.startswith(root):
             raise DatapoolError(f"{uri!r} is not under {root!r}.")
         uri = uri[len(root):]
+        if raw_keys(root):
+            return uri
     if urlsplit(uri).query or urlsplit(uri).fragment:
         raise DatapoolError(f"{uri!r} has a query or fragment: not an exported key.")
     return unquote(uri)
+
+
+def uri_location(uri: str, credentials: StorageCredentials | None = None) -> tuple[Any, str] | None:
+    """The filesystem and in-store path of the file an exported URI names (``None`` for a relative URI): an
+    object store's key as it is (``?``, ``#`` and ``%`` included), a ``file://`` URI's path decoded
+    (``url2pathname``)."""
+    from lightly_airflow.storage import filesystem
+
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return None
+    if scheme.lower() in OBJECT_STORE_SCHEMES:
+        fs, _ = filesystem(f"{scheme}://{rest.partition('/')[0]}", credentials)
+        return fs, rest
+    return filesystem(url2pathname(urlsplit(uri).path), credentials)
+
+
+def _line_breaks(uri: str) -> bool:
+    """Whether ``uri`` holds a character that ends a line (``str.splitlines``: LF, CR, VT, FF, NEL, U+2028 …)."""
+    return uri.splitlines() != [uri]
+
+
+def _shown(uri: str) -> str:
+    """``uri`` for a log line: as it is, or quoted (``repr``) when it holds a line break or another control
+    character (a raw object-store key), so it cannot forge a line of the log."""
+    return uri if uri.isprintable() else repr(uri)
 
 
 def tag_datasource_uri(pool: Datapool, tag: str) -> str | None:
@@ -192,7 +249,7 @@ def warn_unviewable(records: list[ExportRecord], tag: str) -> None:
         "(Label Studio's image view stays blank) and many training libraries cannot read them. They are exported as "
         "they are: export with --viewable-copies URI (a JPEG/PNG copy of each, written there) or convert them for the "
         "labelling task (e.g. `magick mogrify -format jpg *.heic *.tif`).",
-        len(found), len(records), tag, "/".join(kinds), ", ".join(r.uri for r in found[:5]))
+        len(found), len(records), tag, "/".join(kinds), ", ".join(_shown(r.uri) for r in found[:5]))
 
 
 #: A viewable copy's format by what its source is: lossy HEIC/HEIF as JPEG (as the UI sends them), TIFF as PNG.
@@ -246,7 +303,7 @@ def write_viewable_copies(
     from PIL import UnidentifiedImageError
 
     from lightly_airflow.pixels import browser_copy, not_an_image, open_image
-    from lightly_airflow.storage import filesystem, write_bytes
+    from lightly_airflow.storage import write_bytes
 
     if etags is None:
         table = _tag_rows(pool, tag, [C.KEY, C.ETAG, C.PICK_RANK])
@@ -255,21 +312,24 @@ def write_viewable_copies(
 
     def one(record: ExportRecord) -> tuple[ExportRecord, str, str | None]:
         kind = str(_unviewable_kind(record))
-        target = copy_uri(copies, record.key, kind)
-        copied = replace(record, uri=key_uri(root, record.key + COPY_FORMATS[kind][1]))
+        copied = replace(record, uri=key_uri(root, record.key + COPY_FORMATS[kind][1]))  # (= copy_uri's file)
         etag = etags.get(record.key)
         note = COPY_NOTE.format(etag=etag or "")
         try:
-            fs, path = filesystem(target, credentials)
+            where = uri_location(copied.uri, credentials)
+            if where is None:  # (root_uri makes an absolute URI of any folder: not reached)
+                raise DatapoolError(f"{copied.uri!r} is not an absolute URI.")
+            fs, path = where
             try:
                 with fs.open(path, "rb") as fh:
                     if etag and note.encode() in fh.read(COPY_HEAD_BYTES):
                         return copied, "kept", None
             except FileNotFoundError:
                 pass
-            if "://" not in record.uri:
+            source = uri_location(record.uri, source_credentials)
+            if source is None:
                 return record, "failed", "no datasource root is known for it: pass --datasource-uri"
-            src_fs, src_path = filesystem(unquote(record.uri), source_credentials)
+            src_fs, src_path = source
             with src_fs.open(src_path, "rb") as fh:
                 data = fh.read()
             try:
@@ -277,7 +337,10 @@ def write_viewable_copies(
             except UnidentifiedImageError:
                 return record, "failed", not_an_image(data)  # (libheif's words for a damaged HEIC)
             data, _ = browser_copy(img, COPY_FORMATS[kind][0], note, keep_exif=True)
-            write_bytes(data, target, credentials)
+            if raw_keys(copied.uri):
+                fs.pipe_file(path, data)  # one atomic upload (as storage.write_bytes), the key as it is ('#', '?')
+            else:
+                write_bytes(data, path, credentials)  # (a local path: temporary file and rename)
         except Exception as exc:  # noqa: BLE001 - one image that cannot be copied keeps its own URI; named below
             return record, "failed", f"{type(exc).__name__}: {exc}"
         return copied, "written", None
@@ -299,7 +362,7 @@ def write_viewable_copies(
                 copies, counts["written"], counts["kept"])
     if failed:
         logger.warning("%d images of tag %r could not be copied (exported as they are): %s", len(failed), tag,
-                       "; ".join(f"{u}: {r}" for u, r in failed[:5]) + (" …" if len(failed) > 5 else ""))
+                       "; ".join(f"{_shown(u)}: {r}" for u, r in failed[:5]) + (" …" if len(failed) > 5 else ""))
     return ViewableCopies(records=out, written=counts["written"], kept=counts["kept"], failed=failed)
 
 
@@ -370,30 +433,13 @@ def _missing_now(records: list[ExportRecord], credentials: StorageCredentials | 
     """The records' URIs whose file does not exist now (relative URIs, without a datasource, are not checked)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from lightly_airflow.storage import filesystem
-
-    filesystems: dict[str, tuple[Any, str]] = {}
-
-    def path_of(r: ExportRecord) -> tuple[Any, str] | None:
-        encoded = quote(r.key, safe="/")
-        if "://" not in r.uri or not r.uri.endswith(encoded):
-            return None
-        root = r.uri[: len(r.uri) - len(encoded)]
-        if root not in filesystems:  # the root is a folder URI; the key is joined unencoded ('#', '?' stay)
-            fs, path = filesystem(unquote(root), credentials)
-            filesystems[root] = (fs, path.rstrip("/"))
-        fs, path = filesystems[root]
-        return fs, f"{path}/{r.key}"
-
-    targets = [(r.uri, path_of(r)) for r in records]
-
-    def missing(target: tuple[str, tuple[Any, str] | None]) -> bool:
-        where = target[1]
+    def missing(r: ExportRecord) -> bool:
+        where = uri_location(r.uri, credentials)
         return where is not None and not where[0].exists(where[1])
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="lightly-export-check") as threads:
-        flags = list(threads.map(missing, targets))
-    return [uri for (uri, _), gone in zip(targets, flags) if gone]
+        flags = list(threads.map(missing, records))
+    return [r.uri for r, gone in zip(records, flags, strict=True) if gone]
 
 
 def warn_gone(gone: GoneExports, tag: str, total: int) -> None:
@@ -409,7 +455,7 @@ def warn_gone(gone: GoneExports, tag: str, total: int) -> None:
     logger.warning(
         "%d of the %d exported samples of tag %r point to files that are no longer in the datasource (%s), e.g. %s. "
         "They are exported anyway (the pool keeps its history): restore the files or leave them out of the "
-        "labelling task%s.", gone.count, total, tag, source, ", ".join(gone.uris[:5]),
+        "labelling task%s.", gone.count, total, tag, source, ", ".join(_shown(u) for u in gone.uris[:5]),
         "" if gone.how == "checked" else "; to check each exported file now (one request per file), pass check_files (`datapool export --check-files`)")
 
 
@@ -425,7 +471,15 @@ def _tag_rows(pool: Datapool, tag: str, columns: list[str]) -> Any:
 
 # ---------------------------------------------------------------- formats
 def to_list(records: list[ExportRecord], tag: str) -> str:
-    """One URI per line (a URI never holds a raw newline), in pick order."""
+    """One URI per line, in pick order. An object-store URI carries its key raw (:func:`key_uri`): one whose key
+    holds a line break cannot be a line and is refused (:class:`DatapoolError` naming the keys), never split."""
+    broken = [r.key for r in records if _line_breaks(r.uri)]
+    if broken:
+        raise DatapoolError(
+            f"{len(broken)} of the {len(records)} samples of tag {tag!r} have a line break in their key, e.g. "
+            f"{', '.join(repr(k) for k in broken[:5])}: their object-store URIs carry the key as it is, so a list "
+            "with one URI per line cannot hold them. Export --format csv, label-studio or coco (they quote each URI "
+            "and carry the exact key), or rename those files.")
     return "".join(r.uri + "\n" for r in records)
 
 
@@ -526,5 +580,6 @@ def file_suffix(fmt: str) -> str:
 __all__ = [
     "EXPORT_FORMATS", "FORMATS", "ExportRecord", "GoneExports", "check_key", "coco_images", "content_type", "export_records",
     "export_tag", "file_suffix", "gone_exports", "key_uri", "label_studio_tasks", "register_format", "render", "root_uri",
-    "run_datasources", "tag_datasource_uri", "unviewable", "uri_key", "write_viewable_copies",
+    "raw_keys", "run_datasources", "tag_datasource_uri", "unviewable", "uri_key", "uri_location",
+    "write_viewable_copies", "OBJECT_STORE_SCHEMES",
 ]

@@ -68,6 +68,10 @@ def test_hostile_keys_round_trip_through_every_format(store, request, tmp_path, 
     records = export_records(pool, "hostile")
     assert [r.key for r in records] == HOSTILE_KEYS  # pick order
     for fmt in EXPORT_FORMATS:
+        if fmt == "list" and store != "local":  # (object-store URIs carry the raw key: a line break cannot be listed)
+            with pytest.raises(DatapoolError, match="line break in their key"):
+                render(records, "hostile", fmt)
+            continue
         text = render(records, "hostile", fmt)
         assert _keys_back(fmt, text, root) == HOSTILE_KEYS, fmt
         if fmt == "list":
@@ -96,4 +100,6 @@ def test_keys_that_are_not_file_names_are_refused_naming_the_key() -> None:
             key_uri("file:///data/", bad)
     with pytest.raises(DatapoolError, match="relative path"):
         root_uri("relative/dir")
-    assert key_uri("s3://b/p/", "%2e%2e/x y#?.png") == "s3://b/p/%252e%252e/x%20y%23%3F.png"
+    # Object stores' tools read the raw key; a file:// URI is percent-encoded (RFC 8089)
+    assert key_uri("s3://b/p/", "%2e%2e/x y#?.png") == "s3://b/p/%2e%2e/x y#?.png"
+    assert key_uri("file:///data/", "%2e%2e/x y#?.png") == "file:///data/%252e%252e/x%20y%23%3F.png"
