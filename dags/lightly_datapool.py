@@ -29,6 +29,20 @@ environment variables so one DAG file serves every deployment:
   fine-tuned backbone; read like the manifests: with the datapool's connection in the worker, with the pod's
   credentials in a pod),
   ``LIGHTLY_WORKER_IMAGE`` and ``LIGHTLY_K8S_NAMESPACE`` for the pods.
+- ``LIGHTLY_SELECTION_CONFIG`` (unset: 40 diverse samples), ``LIGHTLY_WORKER_CONFIG`` and ``LIGHTLY_LIGHTLY_CONFIG``
+  (unset: ``{}``): the defaults of ``selection_config``, ``worker_config`` and ``lightly_config``, hence what a
+  scheduled or event-driven run selects with (e.g. a worker config whose ``embeddings`` names your embeddings CSV, so
+  the next daily run embeds as the pool's earlier runs did). Each: inline JSON (``{"n_samples": 100, ...}``), or the
+  absolute path, ``file://`` or bucket URI of a JSON or YAML (``.yaml``/``.yml``) file as Lightly users keep them,
+  read whenever the DAG file is parsed (a bucket's file with the environment's credentials: the DAG processor's).
+  A value that cannot be read or has a problem stops the DAG from loading, with an import error naming the variable,
+  each problem's JSON path (``strategies[0].strategy.strength``) and the fix; the first task still checks the inputs
+  the config reads (``.lightly/``, the embeddings CSV).
+- ``execution_mode`` ``kubernetes`` (trigger form): the first task checks, before it waits, that the embed pods'
+  Kubernetes configuration can be loaded (the cncf-kubernetes ``KubernetesHook``: the ``kubernetes_default``
+  connection's in-cluster setting, kubeconfig path or kubeconfig, else the in-cluster environment
+  ``KUBERNETES_SERVICE_HOST``/``_PORT``, else ``~/.kube/config`` or ``$KUBECONFIG``), and fails in seconds naming the
+  sources it tried and the fix (``local``, or configure the connection).
 - ``LIGHTLY_LIVE_PHOTO_VIDEOS`` (false): the form's default of ``live_photo_videos``: ``true`` processes the
   motion clip of an iPhone Live Photo (a short ``.MOV`` beside the photo of the same name) as a video too; by
   default the photo is the sample and the clips are counted in the report (docs/datasources.md, "Live Photos").
@@ -50,7 +64,6 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, AssetWatcher, Param
 
-from lightly_airflow.config import selection_config_json_schema
 from lightly_airflow.datasource import NewFilesQuery
 from lightly_airflow.embedding.options import EmbedOptions
 from lightly_airflow.operators.base import SHARD_LABEL_TEMPLATE
@@ -121,6 +134,78 @@ def _reviewers(text: str) -> list[dict[str, str]]:
     return users
 
 
+def _config_value(name: str, parse: Callable[[Any], Any]) -> Callable[[str], dict[str, Any] | None]:
+    """A parser for ``_env``: a Lightly config given as inline JSON (``{...}``) or as the path or URI of a JSON or
+    YAML file (``.yaml``/``.yml``), read as the ``--config`` files of the command line are
+    (:func:`~lightly_airflow.config.errors.read_config_text`; a bucket's file with the environment's credentials,
+    whenever the DAG file is parsed), checked with ``parse`` (every problem with its JSON path) and returned as
+    the dict the trigger form shows; empty: ``None`` (the built-in default)."""
+
+    def value(raw: str) -> dict[str, Any] | None:
+        import json
+
+        from lightly_airflow.config.errors import ConfigError, decode_user_text, describe_json_error, read_config_text
+        from lightly_airflow.storage import filesystem, local_path, protocol_of
+
+        if not raw:
+            return None
+        text, where = raw, "the inline JSON"
+        if not raw.startswith("{"):
+            where = "the file it names"
+            try:
+                if protocol_of(raw) == "file":
+                    from pathlib import Path
+
+                    text = read_config_text(Path(local_path(raw)), name)
+                else:
+                    fs, path = filesystem(raw)
+                    text = decode_user_text(fs.cat_file(path))
+            except FileNotFoundError:
+                raise ValueError(f"{where} does not exist (inline JSON starts with '{{'); give inline JSON, or "
+                                 "the path or URI of a JSON or YAML file") from None
+            except Exception as exc:  # noqa: BLE001 - OSError, a store's credential errors: named, never raw
+                raise ValueError(f"{where} cannot be read ({type(exc).__name__}: {exc})") from None
+        if raw.lower().endswith((".yaml", ".yml")):
+            import yaml
+
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise ValueError(f"{where} is not valid YAML: {exc}") from None
+        else:
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{where} is not valid JSON: {describe_json_error(exc)}") from None
+        try:
+            json.dumps(data)  # (the trigger form and a run's conf hold JSON: no YAML dates or sets)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where} holds a value JSON cannot hold ({exc})") from None
+        try:
+            parse(data)
+        except ConfigError as exc:
+            raise ValueError(f"{where}: {exc}\nFix: correct the listed keys (docs/lightly-compat.md, "
+                             f"docs/selection.md), or unset {name} to use the default") from None
+        return dict(data)
+
+    return value
+
+
+def _lightly_configs() -> tuple[Any, Any, Any]:
+    from lightly_airflow.config import parse_lightly_config, parse_selection_config, parse_worker_config
+
+    expected = "a Lightly config: inline JSON, or the path or URI of a JSON or YAML file"
+    return (
+        _env("LIGHTLY_SELECTION_CONFIG", "", _config_value("LIGHTLY_SELECTION_CONFIG", parse_selection_config),
+             expected),
+        _env("LIGHTLY_WORKER_CONFIG", "", _config_value("LIGHTLY_WORKER_CONFIG", parse_worker_config), expected),
+        _env("LIGHTLY_LIGHTLY_CONFIG", "", _config_value("LIGHTLY_LIGHTLY_CONFIG", parse_lightly_config), expected),
+    )
+
+
+#: The Lightly configs a scheduled run uses (unset: the defaults below); a bad one stops the DAG from loading.
+SELECTION_CONFIG_ENV, WORKER_CONFIG, LIGHTLY_CONFIG = _lightly_configs()
+
 #: Who may answer a review; unset: every user Airflow lets answer Human-in-the-loop tasks of this DAG.
 REVIEWERS = _env("LIGHTLY_REVIEWERS", "", _reviewers, "comma-separated Airflow user ids, each optionally id:name")
 CONNECTIONS = {
@@ -147,8 +232,8 @@ if ON_NEW_FILES:
     #: form untouched processes) and each new set of files becomes an event of this asset, hence a run; or, with a
     #: queue, each batch of the bucket's S3 notifications of new files does (it deletes what it read).
     watcher: Any = NewFilesEventTrigger(
-        query=NewFilesQuery(datasource_uri=DATASOURCE_URI, datapool_uri=DATAPOOL_URI, lightly_uri=LIGHTLY_URI,
-                            live_photo_videos=LIVE_PHOTO_VIDEOS, **CONNECTIONS),
+        query=NewFilesQuery.build(datasource_uri=DATASOURCE_URI, datapool_uri=DATAPOOL_URI, lightly_uri=LIGHTLY_URI,
+                                  worker_config=WORKER_CONFIG, live_photo_videos=LIVE_PHOTO_VIDEOS, **CONNECTIONS),
         poke_interval=POKE_INTERVAL_S,
     )
     if NEW_FILES_QUEUE:
@@ -164,19 +249,37 @@ else:
 
 #: The default selection works on any datasource: it needs only the embeddings every run computes (no
 #: prediction task, no custom metadata). Stay diverse, also against everything selected in earlier runs.
-#: Give your own config (predictions, metadata, active learning) in the trigger form or the run's conf;
-#: the first task checks that its inputs exist in ``.lightly/``.
+#: Give your own config (predictions, metadata, active learning) with LIGHTLY_SELECTION_CONFIG, in the trigger
+#: form or the run's conf; the first task checks that its inputs exist in ``.lightly/``.
 DEFAULT_SELECTION_CONFIG = {
     "n_samples": 40,
     "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}],
 }
+SELECTION_CONFIG = SELECTION_CONFIG_ENV or DEFAULT_SELECTION_CONFIG
 
 datapool_asset = Asset(name="lightly-datapool", uri=DATAPOOL_URI)
 
-#: The trigger form validates the selection config against the published JSON schema of the config model.
-SELECTION_CONFIG_SCHEMA = {
-    k: v for k, v in selection_config_json_schema().items() if k not in ("title", "description", "type")
-}
+
+def _check_execution_mode(context: Any) -> None:
+    """The first task's check of ``execution_mode: kubernetes`` (before it waits): the embed pods' Kubernetes
+    configuration (the ``embed_kubernetes`` task's connection, kubeconfig or in-cluster settings) can be loaded;
+    otherwise the run fails now, naming the sources tried and the fix, not in every embed task after the
+    listing, the metadata and the predictions ran."""
+    if context["params"].get("execution_mode") != "kubernetes":
+        return
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from lightly_airflow.operators.embed import KUBERNETES_SETTINGS, check_kubernetes_config
+    from lightly_airflow.pipeline import ParamError
+
+    pod_task = context["dag"].get_task("embed_kubernetes")
+    settings = {k: pod_task.partial_kwargs[k] for k in KUBERNETES_SETTINGS if k in pod_task.partial_kwargs}
+    try:
+        source = check_kubernetes_config(**settings)
+    except ParamError as exc:
+        raise AirflowFailException(str(exc)) from None
+    context["task"].log.info("execution_mode kubernetes: the embed pods' Kubernetes configuration: %s", source)
+
 
 with DAG(
     dag_id="lightly_datapool",
@@ -209,18 +312,20 @@ with DAG(
             description="Process the motion clip of an iPhone Live Photo (a short .MOV beside the photo of the same "
             "name) as a video, every frame a sample. Off: the photo is the sample, the clips are counted.",
         ),
+        # The three configs' schemas say only "a JSON object" (the form's JSON editor): the first task checks
+        # them and names each problem's JSON path and the fix, which a JSON-schema error of the form does not.
         "selection_config": Param(
-            DEFAULT_SELECTION_CONFIG, type="object", title="Selection config",
-            description="A Lightly selection config: n_samples or proportion_samples, and strategies.",
-            **SELECTION_CONFIG_SCHEMA,
+            SELECTION_CONFIG, type="object", title="Selection config",
+            description="A Lightly selection config: n_samples or proportion_samples, and strategies "
+            "(docs/selection.md). The first task checks it and names every problem's JSON path.",
         ),
         "worker_config": Param(
-            {}, type="object", title="Worker config",
+            WORKER_CONFIG or {}, type="object", title="Worker config",
             description="Lightly worker_config keys, e.g. {\"datasource\": {\"enable_datapool_update\": false}} "
             "(docs/lightly-compat.md: what every key does here).",
         ),
         "lightly_config": Param(
-            {}, type="object", title="Lightly config",
+            LIGHTLY_CONFIG or {}, type="object", title="Lightly config",
             description="Lightly's lightly_config (embedding settings: model.num_ftrs, loader.batch_size, "
             "collate.input_size, …); training keys are accepted and noted as having no effect.",
         ),
@@ -293,6 +398,7 @@ with DAG(
         poke_interval=POKE_INTERVAL_S,
         soft_fail=True,  # nothing new before the timeout: skip this run, do not fail it
         retries=0,
+        pre_execute=_check_execution_mode,
         **query,
         **common,
     )

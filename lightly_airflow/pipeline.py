@@ -153,12 +153,48 @@ def check_uri_param(param: str, uri: str, credentials: StorageCredentials | None
         raise ParamError(param, *problem)
     if must_exist:
         fs, path = filesystem(uri, credentials)
-        if not fs.exists(path) or not fs.isdir(path):
+        if protocol_of(uri) != "file":
+            _check_store_prefix(param, uri, fs, path)
+        elif not fs.exists(path) or not fs.isdir(path):
             raise ParamError(
                 param,
                 f"{uri!r} does not exist or is not a folder.",
                 "point it at the folder (or bucket prefix) that holds your images, and check the connection.",
             )
+
+
+def _check_store_prefix(param: str, uri: str, fs: Any, path: str) -> None:
+    """An object store has no folders: a prefix with no objects under a bucket (or container) that can be
+    listed is an empty folder (a run waits for files, or finds nothing new); a bucket that does not exist or
+    cannot be listed, or a URI naming a file, is a :class:`ParamError` with the store's reason."""
+    from lightly_airflow.storage import describe_store_error
+
+    fix = "point it at the bucket prefix that holds your images, and check the connection."
+    try:
+        if fs.exists(path):
+            if fs.isdir(path):
+                return
+            raise ParamError(param, f"{uri!r} is a file, not a folder (a bucket prefix).", fix)
+        # Nothing under the prefix: list it (one request; it raises for a missing or unreadable bucket).
+        found = fs.find(path)
+    except ParamError:
+        raise
+    except OSError as exc:  # (FileNotFoundError, PermissionError: what s3fs, gcsfs and adlfs raise)
+        described = describe_store_error(exc)
+        if described is not None:
+            what, store_fix = described
+            raise ParamError(param, f"{uri!r} cannot be listed: {what}.", f"{store_fix}.") from None
+        if isinstance(exc, FileNotFoundError):
+            raise ParamError(param, f"{uri!r} cannot be listed: its bucket (or container) does not exist ({exc}).",
+                             "create the bucket, or correct the URI.") from None
+        if isinstance(exc, PermissionError):
+            raise ParamError(param, f"{uri!r} cannot be listed: access was denied ({exc}).",
+                             "give the connection's identity list and read access on it, or use another "
+                             "connection.") from None
+        raise  # a transient or unknown error: as it is (a retry may pass)
+    if not found:
+        log.info("%s: %s holds no objects yet: an empty folder (a run waits for files, or finds nothing new).",
+                 param, uri)
 
 
 def validate_params(

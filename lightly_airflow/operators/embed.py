@@ -26,7 +26,10 @@ from lightly_airflow import __version__
 from lightly_airflow.embedding.options import DEFAULT_MODEL, EmbedOptions, embed_command
 from lightly_airflow.operators.base import LightlyBaseOperator, ShardLabel, read_rendered, rendered
 
-__all__ = ["DEFAULT_MODEL", "EmbedOptions", "EmbedPodOperator", "EmbedShardOperator", "embed_operator_class"]
+__all__ = [
+    "DEFAULT_MODEL", "EmbedOptions", "EmbedPodOperator", "EmbedShardOperator", "check_kubernetes_config",
+    "embed_operator_class",
+]
 DEFAULT_WORKER_IMAGE = f"lightly-airflow-worker:{__version__}"
 GPU_RESOURCE = "nvidia.com/gpu"
 POD_BATCH_SIZE = 256  # a GPU pod's default batch
@@ -353,3 +356,65 @@ def embed_operator_class(execution_mode: str) -> type[EmbedShardOperator] | type
     if execution_mode == "kubernetes":
         return EmbedPodOperator
     raise ValueError(f"execution_mode={execution_mode!r} is invalid: use one of {EXECUTION_MODES}.")
+
+
+#: The settings of a KubernetesPodOperator that decide where its Kubernetes configuration comes from.
+KUBERNETES_SETTINGS = ("kubernetes_conn_id", "config_file", "in_cluster", "cluster_context")
+
+
+def check_kubernetes_config(
+    kubernetes_conn_id: str | None = "kubernetes_default",
+    config_file: str | None = None,
+    in_cluster: bool | None = None,
+    cluster_context: str | None = None,
+) -> str:
+    """For ``execution_mode: kubernetes``, in the first task: the Kubernetes configuration the embed pods'
+    operator would use can be loaded, asked of the provider's own :class:`KubernetesHook` (``get_conn`` reads
+    the connection, the in-cluster environment or the kubeconfig; it contacts no cluster). Return which source
+    it used.
+
+    :raises lightly_airflow.pipeline.ParamError: (``execution_mode``) naming every source tried and the fix,
+        instead of ``ConfigException: Service host/port is not set`` in every embed task after the listing,
+        the metadata and the predictions ran.
+    """
+    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+    from kubernetes.config import kube_config
+
+    from lightly_airflow.pipeline import ParamError
+
+    hook = KubernetesHook(conn_id=kubernetes_conn_id, config_file=config_file, in_cluster=in_cluster,
+                          cluster_context=cluster_context)
+    fix = ("set execution_mode to 'local' (embed in the Airflow worker), or configure Kubernetes for the embed "
+           f"pods: give the Airflow connection {kubernetes_conn_id!r} (type kubernetes) 'In cluster configuration', "
+           "a kube_config_path or a kube_config, run the workers in the cluster, or put a kubeconfig at "
+           f"{kube_config.KUBE_CONFIG_DEFAULT_LOCATION} (KUBECONFIG).")
+    try:
+        extras = hook.conn_extras if kubernetes_conn_id else {}
+    except Exception as exc:  # noqa: BLE001 - AirflowNotFoundException and the secrets backends' errors
+        raise ParamError("execution_mode", f"'kubernetes' reads the Airflow connection {kubernetes_conn_id!r}, which "
+                         f"cannot be read ({type(exc).__name__}: {exc}).", fix) from None
+    conn_keys = [k for k in ("in_cluster", "kube_config_path", "kube_config")
+                 if extras.get(k) or extras.get(f"extra__kubernetes__{k}")]
+    service = [v for v in ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT") if os.environ.get(v)]
+    in_cluster_env = f"in-cluster ({', '.join(service) or 'KUBERNETES_SERVICE_HOST/PORT unset'})"
+    if in_cluster or (in_cluster is None and "in_cluster" in conn_keys):
+        source = in_cluster_env
+    elif config_file or "kube_config_path" in conn_keys:
+        source = f"the kubeconfig file {config_file or extras.get('kube_config_path')!r}"
+    elif "kube_config" in conn_keys:
+        source = f"the kube_config of the connection {kubernetes_conn_id!r}"
+    else:
+        source = (f"the connection {kubernetes_conn_id!r} (no in_cluster, kube_config_path or kube_config set), "
+                  f"then {in_cluster_env}, then the default kubeconfig "
+                  f"{os.path.expanduser(kube_config.KUBE_CONFIG_DEFAULT_LOCATION)!r}")
+    try:
+        hook.get_conn()
+    except Exception as exc:  # noqa: BLE001 - ConfigException, AirflowException (exclusive options), OSError
+        raise ParamError(
+            "execution_mode", f"'kubernetes' runs the embed step in pods, but no Kubernetes configuration could be "
+            f"loaded for them (tried {source}: {type(exc).__name__}: {exc}).", fix,
+        ) from None
+    if conn_keys or in_cluster is not None or config_file:
+        return source
+    return in_cluster_env if hook.is_in_cluster else (
+        f"the default kubeconfig {os.path.expanduser(kube_config.KUBE_CONFIG_DEFAULT_LOCATION)!r}")

@@ -73,25 +73,9 @@ def test_a_bad_deployment_variable_stops_the_dag_from_loading_naming_it() -> Non
     assert proc.stdout.strip().splitlines()[-1] == "['s3://models/r50.pth', 's3://models/r50.pth']"
 
 
-def test_trigger_form_validates_the_selection_config_against_its_schema(dagbag) -> None:
-    import copy
-
-    import pytest
-    from airflow.sdk.exceptions import ParamValidationError
-
-    param = copy.deepcopy(dagbag.dags["lightly_datapool"].params.get_param("selection_config"))
-    good = {"proportion_samples": 0.2, "strategies": [
-        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY", "stopping_condition_minimum_distance": 0.1}},
-        {"input": {"type": "METADATA", "key": "lightly.sharpness"},
-         "strategy": {"type": "THRESHOLD", "threshold": 5, "operation": "BIGGER_EQUAL"}},
-    ]}
-    assert param.resolve(good) == good
-    typo = {"n_samples": 5, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSTY"}}]}
-    with pytest.raises(ParamValidationError):
-        param.resolve(typo)
-
-
-def test_trigger_form_and_first_task_agree_on_the_minimum_distance(dagbag) -> None:
+def test_trigger_form_takes_any_json_object_and_the_first_task_names_the_problem(dagbag) -> None:
+    """The form's schema says only "a JSON object" (a JSON-schema error names no path: "'1' is not valid under
+    any of the given schemas"); the first task checks the config and names each problem's JSON path."""
     import copy
 
     import pytest
@@ -100,19 +84,32 @@ def test_trigger_form_and_first_task_agree_on_the_minimum_distance(dagbag) -> No
     from lightly_airflow.pipeline import ParamError, validate_params
 
     param = copy.deepcopy(dagbag.dags["lightly_datapool"].params.get_param("selection_config"))
-    for distance, ok in [(5.0, False), (-1, True)]:
-        cfg = {"n_samples": 3, "strategies": [
-            {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY", "stopping_condition_minimum_distance": distance}}]}
-        if ok:
-            assert param.resolve(cfg) == cfg
+    good = {"proportion_samples": 0.2, "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY", "stopping_condition_minimum_distance": 0.1}},
+        {"input": {"type": "METADATA", "key": "lightly.sharpness"},
+         "strategy": {"type": "THRESHOLD", "threshold": 5, "operation": "BIGGER_EQUAL"}},
+    ]}
+    assert param.resolve(good) == good
+    with pytest.raises(ParamValidationError):
+        param.resolve(["not", "an", "object"])
+    for config, words in [
+        ({"n_samples": 5, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSTY"}}]},
+         "strategies[0].strategy: invalid type"),
+        ({"n_samples": 3, "strategies": [{"input": {"type": "EMBEDDINGS"},
+                                          "strategy": {"type": "DIVERSITY", "stopping_condition_minimum_distance": 5.0}}]},
+         "stopping_condition_minimum_distance"),
+        ({"n_samples": "5", "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]},
+         "n_samples: must be a JSON integer"),
+    ]:
+        assert param.resolve(config) == config
+        with pytest.raises(ParamError, match="Parameter 'selection_config'") as err:
             validate_params(datasource_uri=DAGS.as_uri(), datapool_uri="file:///tmp/pool", lightly_uri=None,
-                            selection_config=cfg)
-        else:
-            with pytest.raises(ParamValidationError):
-                param.resolve(cfg)
-            with pytest.raises(ParamError, match="stopping_condition_minimum_distance"):
-                validate_params(datasource_uri=DAGS.as_uri(), datapool_uri="file:///tmp/pool", lightly_uri=None,
-                                selection_config=cfg)
+                            selection_config=config)
+        assert words in str(err.value) and "Fix:" in str(err.value)
+    for name in ("worker_config", "lightly_config"):
+        other = copy.deepcopy(dagbag.dags["lightly_datapool"].params.get_param(name))
+        assert other.schema["type"] == "object" and other.schema["title"] and other.description
+        assert other.resolve({"num_threads": "4"}) == {"num_threads": "4"}  # checked by the first task
 
 
 def test_a_review_timeout_discards_an_unanswered_proposal_never_commits_it() -> None:
