@@ -898,7 +898,7 @@ def select_and_commit(
             metrics = dict(result.metrics)
             details = result.pick_details
         else:
-            reason = "no candidates" if not candidates.num_rows else "the labelled set already holds n_samples"
+            reason = NO_CANDIDATES if not candidates.num_rows else LABELLED_SET_FULL
             picked_keys, metrics = [], {"stop_reason": reason}
         if proposal is not None and (problem := mismatch(proposal, picked_keys, read_version)) is not None:
             raise ReviewError(f"Run {run_id!r}: {problem}")
@@ -1044,11 +1044,14 @@ def selection_warnings(candidates: pa.Table, config: Any, metrics: Mapping[str, 
     A BALANCE class whose share of the selection stays well below its target is reported; when every
     candidate of that class lacks the input of another strategy (e.g. photos without the digits task's
     ``uncertainty_margin``: the missing-input rule ranks them last, docs/selection.md), the warning names that
-    input and the fix.
+    input and the fix. A run that selects nothing says why and the fix (:func:`_nothing_selected`); a
+    ``proportion_samples`` below one sample says that it selected one (:func:`_proportion_below_one`); a BALANCE
+    target class that matches no candidate is named (:func:`_unmatched_targets`).
     """
     from lightly_airflow.selection.inputs import input_column
 
-    out: list[str] = []
+    out: list[str] = [*_nothing_selected(candidates, config, metrics), *_proportion_below_one(candidates, config, metrics),
+                      *_unmatched_targets(metrics)]
     reports = metrics.get("objectives") or {}
     for i, entry in enumerate(getattr(config, "strategies", [])):
         if entry.strategy.type != "BALANCE":
@@ -1065,6 +1068,76 @@ def selection_warnings(candidates: pa.Table, config: Any, metrics: Mapping[str, 
                     f"{target:.0%}.")
             cause = _class_lacks_input(candidates, config, i, str(name))
             out.append(line + (f" {cause}" if cause else ""))
+    return out
+
+
+#: ``stop_reason`` of a run that selected nothing before the engine ran (``run_selection``'s own reasons).
+NO_CANDIDATES = "no candidates"
+LABELLED_SET_FULL = "the labelled set already holds n_samples"
+
+
+def _nothing_selected(candidates: pa.Table, config: Any, metrics: Mapping[str, Any]) -> list[str]:
+    """``Nothing selected: <why>. Fix: <what>`` when the run picked no sample, else nothing."""
+    stop = metrics.get("stop_reason")
+    n = candidates.num_rows
+    if stop == NO_CANDIDATES:
+        return ["Nothing selected: this run has no candidates (every file of the run is corrupt, a duplicate, "
+                "missing, or was selected before; the report's problems list them). Fix: add new files, or pass "
+                "process_all=true to select among the files again."]
+    if stop == LABELLED_SET_FULL:
+        n_samples = getattr(config, "n_samples", None)
+        return [f"Nothing selected: n_samples_meaning 'total' reads n_samples={n_samples} as the size of the labelled "
+                f"set, and the datapool's preselected samples (preselected_tag_name, default every sample selected "
+                f"so far) already number {n_samples} or more, so no new pick is wanted from the {n} candidates. Fix: "
+                "raise n_samples above the number already selected, or use n_samples_meaning 'new' (n_samples new "
+                "picks per run)."]
+    if "selected_sequence_length" in metrics:
+        if metrics.get("sequences_selected", metrics.get("n_selected")):
+            return []
+        length = metrics["selected_sequence_length"]
+        if not metrics.get("sequences_available"):
+            videos = candidates.column(C.VIDEO).drop_null() if C.VIDEO in candidates.column_names else []
+            return [f"Nothing selected: worker_config.selected_sequence_length={length} selects runs of {length} "
+                    f"consecutive frames of one video, and none of the {n} candidates form one ({len(videos)} are "
+                    f"video frames, {n - len(videos)} are images or other files; "
+                    f"{metrics.get('sequence_frames_left_out', n)} left out). Fix: remove selected_sequence_length "
+                    "(or set it to 1) to select single images, or add videos whose frames form complete runs."]
+    elif metrics.get("n_selected", 1):
+        return []
+    if not n:
+        return []
+    if metrics.get("n_after_thresholds") == 0:
+        return [f"Nothing selected: the THRESHOLD strategies left none of the {n} candidates (a candidate without "
+                "the input fails the filter). Fix: loosen the thresholds, or check the inputs' values in the "
+                "report."]
+    return [f"Nothing selected from {n} candidates: the selection stopped at once ({stop or 'no stop reason'}). "
+            "Fix: check the stopping conditions (stopping_condition_minimum_distance, stopping_condition_max_sum, "
+            "stopping_condition_minimum_typicality) and n_samples / proportion_samples."]
+
+
+def _proportion_below_one(candidates: pa.Table, config: Any, metrics: Mapping[str, Any]) -> list[str]:
+    """``proportion_samples`` of the candidates is less than one sample: the run selected one (the least a
+    proportion above 0 selects, :func:`~lightly_airflow.config.selection.proportion_count`), said here."""
+    from lightly_airflow.config.selection import proportion_below_one
+
+    if "selected_sequence_length" in metrics or not hasattr(config, "proportion_samples"):
+        return []
+    below = proportion_below_one(config, int(metrics.get("n_candidates", candidates.num_rows)))
+    return [below] if below else []
+
+
+def _unmatched_targets(metrics: Mapping[str, Any]) -> list[str]:
+    """Each BALANCE target class that matches no candidate (a misspelt class, or one this run's files lack):
+    its share went to the other classes."""
+    out = []
+    for path, report in sorted((metrics.get("objectives") or {}).items()):
+        if not isinstance(report, Mapping) or not report.get("targets_not_among_candidates"):
+            continue
+        classes = report.get("classes_among_candidates") or []
+        out.append(f"{path} BALANCE: target classes {report['targets_not_among_candidates']} match no candidate's "
+                   f"{report.get('input')!r} (classes here: {classes[:20]}); their share went to the other classes. "
+                   "Fix: spell each class as the values are written (a boolean field: true/false), or remove it "
+                   "from target if this run's files have none.")
     return out
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +46,19 @@ def given_twice(model: type[BaseModel], key: Any) -> str | None:
     if info is None or not info.alias or info.alias == key:
         return None
     return f"given twice, as {info.alias!r} and {key!r} (the same key in camelCase and snake_case): keep one"
+
+
+def did_you_mean(key: Any, names: Iterable[str]) -> str:
+    """`` Did you mean 'x'?`` with the known name closest to an unknown ``key`` (``""`` when none is close):
+    the one suggestion rule of all three configs."""
+    match = difflib.get_close_matches(str(key), list(dict.fromkeys(names)), n=1, cutoff=0.6)
+    return f" Did you mean {match[0]!r}?" if match else ""
+
+
+def key_names(model: type[BaseModel]) -> list[str]:
+    """Every key ``model`` accepts: its field names and their camelCase aliases."""
+    fields = model.model_fields
+    return [*fields, *(f.alias for f in fields.values() if f.alias)]
 
 
 def shape_message(err: Any) -> str | None:

@@ -31,7 +31,14 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from lightly_airflow.config.errors import ConfigError, describe_json_error, given_twice, shape_message
+from lightly_airflow.config.errors import (
+    ConfigError,
+    describe_json_error,
+    did_you_mean,
+    given_twice,
+    key_names,
+    shape_message,
+)
 
 OPERATIONS = ("SMALLER", "SMALLER_EQUAL", "BIGGER", "BIGGER_EQUAL")
 DISTRIBUTIONS = ("TARGET", "UNIFORM", "INPUT")
@@ -381,11 +388,10 @@ class SelectionConfig(_Strict):
         return value
 
     def target_count(self, n_candidates: int) -> int:
-        """How many samples to select out of ``n_candidates``."""
+        """How many samples to select out of ``n_candidates`` (``proportion_samples``: :func:`proportion_count`)."""
         if self.n_samples is not None:
             return n_candidates if self.n_samples < 0 else min(self.n_samples, n_candidates)
-        proportion = self.proportion_samples if self.proportion_samples is not None else 1.0
-        return min(n_candidates, int(math.floor(proportion * n_candidates)))
+        return proportion_count(self.proportion_samples if self.proportion_samples is not None else 1.0, n_candidates)
 
     def notes(self) -> list[str]:
         """Keys accepted that have no effect here, with the reason (shown in the run summary)."""
@@ -394,6 +400,27 @@ class SelectionConfig(_Strict):
                     "Lightly never documented its meaning; put values derived from file names into custom "
                     "metadata (.lightly/metadata/) and use a METADATA input."]
         return []
+
+
+def proportion_count(proportion: float, n_candidates: int) -> int:
+    """The number of samples ``proportion_samples`` selects out of ``n_candidates``: ``floor(p · n)``, and at
+    least 1 when ``p > 0`` and there is a candidate (``0.01`` of 50 selects 1, not nothing: a proportion of 0 is
+    refused because it would select nothing, so a small positive one selects the least it can; the run's
+    warnings say so, docs/lightly-compat.md)."""
+    if n_candidates <= 0 or proportion <= 0:
+        return 0
+    return min(n_candidates, max(1, int(math.floor(proportion * n_candidates))))
+
+
+def proportion_below_one(config: SelectionConfig, n_candidates: int) -> str | None:
+    """The warning for a ``proportion_samples`` of fewer than one of ``n_candidates``: :func:`proportion_count`
+    selected one (shown in the run's warnings and the CLI's log); ``None`` otherwise."""
+    p = config.proportion_samples
+    if p is None or n_candidates <= 0 or p * n_candidates >= 1:
+        return None
+    return (f"proportion_samples={p:g} of {n_candidates} candidates is {p * n_candidates:.2g} samples, less than "
+            "one: selected 1, the least a proportion above 0 selects (docs/lightly-compat.md). Fix: give n_samples "
+            "for an exact count, or a larger proportion_samples.")
 
 
 # ---------------------------------------------------------------------------------------------- parsing
@@ -452,21 +479,50 @@ def problems_of(exc: ValidationError) -> list[tuple[str, Any, str]]:
         if err["type"] == "extra_forbidden":
             out.append((path, err.get("input"), _unknown_key_message(err["loc"])))
             continue
+        if err["type"] == "union_tag_not_found":
+            out.extend(_untagged_unknown_keys(path, err["loc"], err.get("input")))
         out.append((path, err.get("input"), _message(err)))
     return out
 
 
+def _untagged_unknown_keys(path: str, loc: tuple[Any, ...] | list[Any], given: Any) -> list[tuple[str, Any, str]]:
+    """The unknown keys of an object whose ``type`` is missing (``{"tpye": "DIVERSITY"}``): pydantic reports
+    only the missing tag, so a misspelt ``type`` would never be named. Each key that no kind of the union (the
+    strategies, the inputs, the auto tasks) knows is named with the closest known key."""
+    if not isinstance(given, dict):
+        return []
+    union = _union_at(loc)
+    names = [name for model in union for name in key_names(model)]
+    return [(_join(path, str(key)), value, f"unknown key; Lightly does not know it either.{did_you_mean(key, names)}")
+            for key, value in given.items() if key not in names]
+
+
+def _union_at(loc: tuple[Any, ...] | list[Any]) -> tuple[type[BaseModel], ...]:
+    """The models of the discriminated union at ``loc`` (an entry's ``input`` or ``strategy``, an auto task)."""
+    last = loc[-1] if loc else None
+    if last == "input":
+        return (EmbeddingsInput, ScoresInput, PredictionsInput, MetadataInput, RandomInput)
+    if last == "strategy":
+        return (DiversityStrategy, WeightsStrategy, ThresholdStrategy, BalanceStrategy, SimilarityStrategy,
+                TypicalityStrategy)
+    if isinstance(last, int) and len(loc) >= 2 and loc[-2] == "auto_tasks":
+        return (TilingAutoTask, CropAutoTask)
+    return ()
+
+
 def _unknown_key_message(loc: tuple[Any, ...] | list[Any]) -> str:
-    """``unknown key; allowed keys: [...]`` for the model the key was given to; for a key given in both
-    spellings (``nSamples`` and ``n_samples``), which pydantic reports as the snake_case one being unknown,
-    says so."""
+    """``unknown key; … Did you mean 'x'? Allowed keys: [...]`` for the model the key was given to (the
+    suggestion as for the worker config, :func:`~lightly_airflow.config.errors.did_you_mean`); for a key given
+    in both spellings (``nSamples`` and ``n_samples``), which pydantic reports as the snake_case one being
+    unknown, says so."""
     model = _model_at(loc[:-1])
     if model is None:
-        return "unknown key"
+        return "unknown key; Lightly does not know it either."
     twice = given_twice(model, loc[-1])
     if twice:
         return twice
-    return f"unknown key; allowed keys: {list(model.model_fields)}"
+    return (f"unknown key; Lightly does not know it either.{did_you_mean(loc[-1], key_names(model))} "
+            f"Allowed keys: {list(model.model_fields)}")
 
 
 def _model_at(loc: tuple[Any, ...] | list[Any]) -> type[BaseModel] | None:

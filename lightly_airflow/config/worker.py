@@ -16,14 +16,20 @@ Every key has one *effect* here, written once in its ``Field`` (and listed in do
 
 from __future__ import annotations
 
-import difflib
 import json
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from lightly_airflow.config.errors import ConfigError, describe_json_error, given_twice, shape_message
+from lightly_airflow.config.errors import (
+    ConfigError,
+    describe_json_error,
+    did_you_mean,
+    given_twice,
+    key_names,
+    shape_message,
+)
 
 _M = TypeVar("_M", bound="_Strict")
 
@@ -349,9 +355,7 @@ def _closest(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
     current = _model_along(model, loc[:-1])
     if current is None:
         return ""
-    names = list(current.model_fields) + [f.alias for f in current.model_fields.values() if f.alias]
-    match = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
-    return f" Did you mean {match[0]!r}?" if match else ""
+    return did_you_mean(loc[-1], key_names(current))
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

@@ -32,6 +32,7 @@ from lightly_airflow.columns import (
     STATUS_MISSING,
     STATUS_OK,
 )
+from lightly_airflow.staging import PoolModelMismatchError
 from lightly_airflow.storage import StorageCredentials, filesystem
 
 FILENAMES = "filenames"
@@ -143,6 +144,30 @@ def check_embeddings_header(uri: str, credentials: StorageCredentials | None = N
     with fs.open(path, "rb") as handle:
         head = handle.read(max_bytes)
     return len(_check_header(_header_fields(head.split(b"\n", 1)[0] + b"\n", uri), uri))
+
+
+class EmbeddingsDimMismatchError(PoolModelMismatchError):
+    """The run asks for an embedding dimension (``lightly_config.model.num_ftrs``, the embed step's ``dim``)
+    other than the custom embeddings CSV's: the CSV's vectors are used as they are, so no retry can fix it."""
+
+
+def check_embeddings_dim(uri: str, dim: int | None, credentials: StorageCredentials | None = None) -> int:
+    """The CSV's dimension (from its header alone, in seconds), checked against the ``dim`` a run asks for.
+
+    :param dim: ``lightly_config.model.num_ftrs`` (the embed step's ``dim`` option); ``None``: not asked.
+    :raises EmbeddingsDimMismatchError: naming the file, the key, both dimensions and the fix.
+    :raises ValueError: for a header that is not Lightly's layout.
+    """
+    found = check_embeddings_header(uri, credentials)
+    if dim is not None and int(dim) != found:
+        raise EmbeddingsDimMismatchError(
+            f"lightly_config.model.num_ftrs (the embedding dimension, dim) is {int(dim)}, but the custom embeddings "
+            f"CSV {uri!r} (worker_config.embeddings) has {found} embedding columns (embedding_0 … "
+            f"embedding_{found - 1}): its vectors are used as they are, never re-embedded to another dimension. "
+            f"Fix: remove model.num_ftrs from lightly_config (or set it to {found}), or give a CSV with {int(dim)} "
+            "embedding columns."
+        )
+    return found
 
 
 def _check_rows(uri: str, names: list[str | None], matrix: np.ndarray, normalize: bool) -> None:

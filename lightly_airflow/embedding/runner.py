@@ -366,6 +366,10 @@ def embed_shard(
         opts = EmbedOptions.from_mapping({**opts.to_dict(), **option_values})
     model, input_size, weights_uri, dim = opts.model, opts.input_size, opts.weights_uri, opts.dim
     batch_size, num_workers, loader, embeddings_csv = opts.batch_size, opts.num_workers, opts.loader, opts.embeddings_csv
+    if embeddings_csv is not None and dim is not None:
+        from lightly_airflow.embedding.custom import check_embeddings_dim
+
+        check_embeddings_dim(embeddings_csv, dim, credentials)  # (before any work: the header alone)
     if reuse is None and opts.reuse_uri:
         reuse = read_staging(opts.reuse_uri, credentials, WRITER[MANIFEST])
         if reuse is None:

@@ -32,6 +32,19 @@ VALUE_TYPES: dict[str, pa.DataType] = {
     "CATEGORICAL_TIMESTAMP": pa.int64(),
     "OTHER_STRING": pa.string(),
 }
+#: Other spellings of a ``valueDataType`` and the type each means: Lightly's current docs ("Work with Metadata")
+#: write ``NUMERICAL_*``, its API model and older docs ``NUMERIC_*``; both are read as the canonical name.
+VALUE_TYPE_ALIASES: dict[str, str] = {
+    "NUMERICAL_INT": "NUMERIC_INT",
+    "NUMERICAL_FLOAT": "NUMERIC_FLOAT",
+}
+
+
+def canonical_value_type(value_type: Any) -> Any:
+    """``value_type`` under its canonical name (:data:`VALUE_TYPES`'s key); other values come back unchanged."""
+    return VALUE_TYPE_ALIASES.get(value_type, value_type) if isinstance(value_type, str) else value_type
+
+
 FILE_TYPES = ("image", "video", "frame")
 RESERVED_TOP_LEVEL = "lightly"
 _STEP_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]|(\.)")
@@ -191,7 +204,8 @@ def parse_metadata_schema(obj: Any) -> tuple[list[MetadataField], list[tuple[str
             problems.append((where, f"must be an object with name, path and valueDataType, found {type(entry).__name__}"))
             continue
         entry = _entry_keys(entry, where, problems)
-        name, path, value_type = entry.get("name"), entry.get("path"), entry.get("valueDataType")
+        name, path = entry.get("name"), entry.get("path")
+        value_type = canonical_value_type(entry.get("valueDataType"))
         if not isinstance(name, str) or not name:
             problems.append((f"{where}.name", "must be a non-empty string"))
             continue
@@ -210,7 +224,10 @@ def parse_metadata_schema(obj: Any) -> tuple[list[MetadataField], list[tuple[str
             problems.append((f"{where}.valueDataType", f"is missing; give one of {sorted(VALUE_TYPES)}"))
             continue
         if value_type not in VALUE_TYPES:
-            problems.append((f"{where}.valueDataType", f"{value_type!r} is not one of {sorted(VALUE_TYPES)}"))
+            close = difflib.get_close_matches(str(value_type), [*VALUE_TYPES, *VALUE_TYPE_ALIASES], n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append((f"{where}.valueDataType", f"{value_type!r} is not one of {sorted(VALUE_TYPES)} "
+                             f"(or their aliases {sorted(VALUE_TYPE_ALIASES)}){hint}"))
             continue
         if path in seen:
             problems.append((f"{where}.path", f"{path!r} is listed twice; the first entry is used"))

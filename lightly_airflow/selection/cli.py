@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             with _busy_beside_read(importing if early is not None else None):
                 from lightly_airflow.config import parse_selection_config
+                from lightly_airflow.config.selection import proportion_below_one
                 from lightly_airflow.selection.engine import needs_embeddings, select
                 from lightly_airflow.selection.inputs import config_columns
                 from lightly_airflow.selection.queries import resolve_query_sets
@@ -112,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
     table = table.replace_schema_metadata({METRICS_METADATA_KEY: json.dumps(result.metrics, sort_keys=True)})
     pq.write_table(table, args.out)
     logger.info("selected %d of %d samples (%s) -> %s", len(result.keys), n_rows, result.stop_reason, args.out)
+    below = proportion_below_one(config, n_rows)
+    if below:
+        logger.warning("%s", below)
     return 0
 
 

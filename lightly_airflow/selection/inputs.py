@@ -171,6 +171,44 @@ def categories(table: pa.Table, task: str) -> list[str] | None:
     return [str(n) for n in names] if names is not None else None
 
 
+#: The BALANCE class names of a boolean column (``str`` of the value), and every spelling a user may write
+#: for them in a ``target`` (JSON's ``true``/``false``, Python's ``True``/``False``, any case).
+BOOLEAN_CLASSES = {"true": "True", "false": "False"}
+
+
+def class_name(value: Any, boolean: bool = False) -> str:
+    """The BALANCE class name of a categorical value or of a ``target`` key: the one place both sides are
+    spelt the same. ``str(value)``; for a boolean-typed column, any case of ``true``/``false`` becomes the
+    column's class name (``True``/``False``), so ``{"true": 0.5, "false": 0.5}`` (the JSON spelling a
+    Lightly user writes) matches a ``CATEGORICAL_BOOLEAN`` field."""
+    text = str(value)
+    return BOOLEAN_CLASSES.get(text.lower(), text) if boolean else text
+
+
+def is_boolean_input(table: pa.Table, inp: Any) -> bool:
+    """Whether ``inp`` is a METADATA input whose column in ``table`` is boolean-typed (``CATEGORICAL_BOOLEAN``)."""
+    if not isinstance(inp, MetadataInput):
+        return False
+    column = C.metadata_column(inp.key)
+    return column in table.column_names and pa.types.is_boolean(table.schema.field(column).type)
+
+
+def target_classes(target: dict[str, float], boolean: bool, path: str) -> dict[str, float]:
+    """A BALANCE ``target`` with its keys as class names (:func:`class_name`).
+
+    :raises ValueError: when two keys name the same class (``"true"`` and ``"True"`` on a boolean field).
+    """
+    out: dict[str, float] = {}
+    given: dict[str, str] = {}
+    for key, share in target.items():
+        name = class_name(key, boolean)
+        if name in out:
+            raise ValueError(f"{path}: target keys {given[name]!r} and {key!r} are the same class {name!r} of a "
+                             "boolean field; give each class once")
+        out[name], given[name] = share, key
+    return out
+
+
 def class_input(
     table: pa.Table, inp: Any, path: str, names: list[str] | None = None, *, what: str = "candidates",
 ) -> tuple[np.ndarray, list[str], bool, np.ndarray]:
@@ -185,7 +223,8 @@ def class_input(
         column = C.metadata_column(inp.key)
         if column not in table.column_names:
             raise missing_column_error(path, column, producer(inp), table, what)
-        values = [None if v is None else str(v) for v in table.column(column).to_pylist()]
+        boolean = is_boolean_input(table, inp)
+        values = [None if v is None else class_name(v, boolean) for v in table.column(column).to_pylist()]
         missing = np.array([v is None or v == "nan" for v in values], dtype=bool)
         if names is None:
             names = sorted({v for v in values if v is not None and v != "nan"})

@@ -29,7 +29,13 @@ from lightly_airflow.config.selection import (
     WeightsStrategy,
 )
 from lightly_airflow.selection.arrays import embedding_rows, from_numpy
-from lightly_airflow.selection.inputs import class_input, input_column, scalar_input
+from lightly_airflow.selection.inputs import (
+    class_input,
+    input_column,
+    is_boolean_input,
+    scalar_input,
+    target_classes,
+)
 from lightly_airflow.selection.kernels import AnyFarthestState, farthest_point_state
 
 logger = logging.getLogger(__name__)
@@ -467,11 +473,14 @@ class BalanceObjective(Objective):
         self.strat = strat
         self.onehot = onehot
         self.n_missing = n_missing
+        self.candidate_classes = list(names)
         if strat.distribution == "TARGET":
             target = dict(strat.target or {})
             unknown = [k for k in target if k not in names]
             if unknown:
                 # A run whose new files lack a class (a batch without photos) cannot pick it: balance the rest.
+                # Logged and reported (``targets_not_among_candidates``): the run's warnings name them
+                # (pipeline.selection_warnings: the task log, the report's missed goals, the metrics).
                 logger.warning("%s.strategy.target: classes %s do not occur among these samples (known: %s); "
                                "they cannot be selected in this run.", path, unknown, names[:50])
                 target = {k: v for k, v in target.items() if k in names}
@@ -504,6 +513,9 @@ class BalanceObjective(Objective):
     def build(cls, path: str, inp: Any, strategy: Any, ctx: Context) -> Objective:
         assert isinstance(strategy, BalanceStrategy)
         member, names, onehot, miss = class_input(ctx.sub(), inp, path + ".input")
+        if strategy.target is not None:  # (spelt as the column's class names: true/True on a boolean field)
+            target = target_classes(strategy.target, is_boolean_input(ctx.table, inp), path + ".strategy.target")
+            strategy = strategy.model_copy(update={"target": target})
         column = input_column(inp)
         ctx.count_missing(column, int(miss.sum()), "BALANCE: belongs to no class (least preferred)")
         pre, n_pre = None, 0
@@ -582,6 +594,7 @@ class BalanceObjective(Objective):
         })
         if self.unknown_targets:
             out["targets_not_among_candidates"] = self.unknown_targets
+            out["classes_among_candidates"] = self.candidate_classes[:50]
         return out
 
 
