@@ -110,6 +110,9 @@ class RunSummary:
     missing_inputs: dict[str, int] = field(default_factory=dict)
     #: Goals the selection missed and why (e.g. a BALANCE class whose samples all lack a WEIGHTS score).
     warnings: list[str] = field(default_factory=list)
+    #: entries the run's report lists under "Missed goals" (:func:`~lightly_airflow.report.goals.count_listed_goals`:
+    #: the goals missed and the ``warnings``), counted as the report is written; ``None``: no report written now
+    goals_missed: int | None = None
     #: selected video frames written as PNG (``written``, ``existing``, ``failed``, ``folder``)
     frames: dict[str, Any] = field(default_factory=dict)
     objects: dict[str, Any] = field(default_factory=dict)
@@ -1439,9 +1442,14 @@ def _report(
 ) -> str | None:
     """Write the run's report to ``<datapool>/_reports/<run>/``; a failure is logged, never fatal."""
     from lightly_airflow.report import write_report
+    from lightly_airflow.report.goals import count_listed_goals
     from lightly_airflow.report.links import report_links
 
     out_uri = reports_dir(datapool_uri, run_id)
+    try:  # (what the report's "Missed goals" lists, from what it is given: the lightly.run.goals_missed gauge)
+        summary.goals_missed = count_listed_goals(rows, config, summary.to_dict(), preselected)
+    except Exception:  # noqa: BLE001 - no count (no gauge) rather than a failed run
+        log.exception("Could not count the run's missed goals; the lightly.run.goals_missed gauge is not sent.")
     try:
         uri = write_report(
             rows, out_uri=out_uri, summary=summary.to_dict(), config=config, preselected=preselected,

@@ -38,7 +38,8 @@ METRICS: dict[str, str] = {
     f"{PREFIX}.run.duplicate": "samples that duplicate another's content",
     f"{PREFIX}.run.missing": "samples a stage gave no output for",
     f"{PREFIX}.run.problems": "rows of the run's problems file",
-    f"{PREFIX}.run.goals_missed": "goals of the selection config the run missed (the report flags each)",
+    f"{PREFIX}.run.goals_missed": "entries of the run report's \"Missed goals\" (goals of the selection config the "
+                                  "run missed, and the select step's warnings); none when the run wrote no report",
     f"{PREFIX}.run.committed": "1 when the run committed a datapool version, 0 when not (dry run, proposal "
                                "awaiting review, discarded)",
     f"{PREFIX}.selection.seconds": "seconds the selection took",
@@ -109,11 +110,15 @@ def list_metrics(counts: Mapping[str, Any]) -> dict[str, float]:
 def run_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
     """The select task's gauges from its run summary (:meth:`RunSummary.to_dict
     <lightly_airflow.pipeline.RunSummary.to_dict>`). A run that committed nothing has no datapool gauges, a
-    selection that did not run (a retry of a committed run) no seconds."""
+    selection that did not run (a retry of a committed run) no seconds, a run that wrote no report now (a retry
+    of a committed run whose report exists) no ``goals_missed``: it counts the entries of the report's "Missed
+    goals" (``goals_missed``, counted as the report is written), never the summary's ``warnings`` alone."""
     committed = bool(summary.get("committed"))
     out = {f"{PREFIX}.run.{name}": float(summary.get(name, 0) or 0)
            for name in ("candidates", "processed", "selected", "corrupt", "duplicate", "missing", "problems")}
-    out[f"{PREFIX}.run.goals_missed"] = float(len(summary.get("warnings") or []))
+    missed = summary.get("goals_missed")  # (what the report lists: report.goals.count_listed_goals)
+    if missed is not None:
+        out[f"{PREFIX}.run.goals_missed"] = float(missed)
     out[f"{PREFIX}.run.committed"] = 1.0 if committed else 0.0
     seconds = (summary.get("metrics") or {}).get("seconds")
     if isinstance(seconds, (int, float)):

@@ -5,13 +5,16 @@ Checked from the run's rows, its config and summary (the engine's own per-object
 
 - **Stopped early**: fewer samples selected than ``n_samples`` (or ``proportion_samples`` of the candidates).
 - **BALANCE off target**: a class's achieved share differs from its target by more than :data:`TOLERANCE`.
+- **BALANCE target class unknown**: a ``target`` class that matches no candidate (misspelt, or absent from this
+  run's files; the engine's ``targets_not_among_candidates``): it cannot be selected, its share goes to the
+  other classes.
 - **Missing inputs**: ok samples without a value of a strategy's input (a ``SCORES``/``METADATA``/``PREDICTIONS``
   column); the engine cannot rank them by that strategy. The BALANCE miss names the input its short classes lack.
 """
 
 from __future__ import annotations
 
-import math
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
+from lightly_airflow.config.selection import proportion_count
+
+log = logging.getLogger(__name__)
 
 #: Absolute difference of shares (0.05 = 5 percentage points) beyond which a BALANCE target counts as missed.
 TOLERANCE = 0.05
@@ -84,12 +90,14 @@ def missed_goals(
     stop = summary.get("stop_reason") or (metrics or {}).get("stop_reason")
     wanted = config.get("n_samples")
     if wanted is None and config.get("proportion_samples") is not None:
-        wanted = math.floor(float(config["proportion_samples"]) * candidates)
+        wanted = proportion_count(float(config["proportion_samples"]), candidates)
     if wanted is not None and selected < int(wanted):
         cause = f"the engine stopped: {stop}" if stop else "the engine reported no stop reason"
         if candidates < int(wanted):
             cause = f"only {candidates} candidates (ok, new, not selected before)" + (f"; {cause}" if stop else "")
         out.append(Goal(f"select {int(wanted)} samples", f"selected {selected}", cause, int(wanted) - selected))
+
+    out.extend(_unmatched_targets(metrics or {}))
 
     strategies = [s for s in (config.get("strategies") or []) if isinstance(s, Mapping)]
     engine_missing = (metrics or {}).get("missing_inputs") or {}
@@ -143,6 +151,25 @@ def missed_goals(
     return out
 
 
+def _unmatched_targets(metrics: Mapping[str, Any]) -> list[Goal]:
+    """A goal per BALANCE strategy with ``target`` classes that no candidate has (the engine's report)."""
+    reports = metrics.get("objectives")
+    out = []
+    for path, report in sorted(reports.items() if isinstance(reports, Mapping) else []):
+        unknown = report.get("targets_not_among_candidates") if isinstance(report, Mapping) else None
+        if not unknown:
+            continue
+        known = report.get("classes_among_candidates") or []
+        out.append(Goal(
+            f"{path}: BALANCE target classes {list(unknown)} on {report.get('input')}",
+            f"no candidate has them (the candidates' classes: {list(known)[:20]}); none could be selected",
+            "the class is spelt differently from the values (a boolean field: true/false), or this run's files "
+            "have none of it; its share went to the other classes",
+            len(unknown),
+        ))
+    return out
+
+
 def _lacking_input(rows: pa.Table, ok: np.ndarray, column: str, cls: str, missing: Mapping[str, np.ndarray]) -> str | None:
     """``"every photos sample lacks scores.x (54 of 54)"`` when the class's ok rows miss another strategy's input."""
     if column not in rows.column_names or not pa.types.is_string(rows.column(column).type):
@@ -156,3 +183,46 @@ def _lacking_input(rows: pa.Table, ok: np.ndarray, column: str, cls: str, missin
         return None
     every = "all " if worst[0] == n else ""
     return f"{every}{worst[0]} of {n} ok {cls!r} samples lack {worst[1]}, so that strategy leaves them out"
+
+
+def listed_goals(
+    rows: pa.Table, config: Mapping[str, Any], summary: Mapping[str, Any], balances: Sequence[Any],
+) -> list[dict[str, Any]]:
+    """Every entry of the report's "Missed goals" box, in its order: the goals :func:`missed_goals` finds (or one
+    entry saying the check failed: never a claim that every goal was met), then each of the select step's own
+    warnings (``RunSummary.warnings``). Its length is the ``lightly.run.goals_missed`` gauge
+    (:func:`count_listed_goals`, ``RunSummary.goals_missed``)."""
+    try:
+        missed = [g.to_dict() for g in missed_goals(rows, config, summary, balances)]
+    except Exception as exc:  # noqa: BLE001 - say so rather than claim every goal was met
+        log.exception("Report: could not check the run's goals.")
+        missed = [{"goal": "check the goals", "outcome": "failed", "cause": f"{type(exc).__name__}: {exc}",
+                   "count": None}]
+    for line in summary.get("warnings") or []:  # the select step's own warnings (RunSummary.warnings)
+        missed.append({"goal": "selection warning", "outcome": str(line), "cause": "see the outcome", "count": None})
+    return missed
+
+
+def report_balances(rows: pa.Table, config: Mapping[str, Any], summary: Mapping[str, Any],
+                    preselected: pa.Table | None) -> list[Any]:
+    """The BALANCE distributions the report draws and checks: the engine's own (``metrics.objectives``), else
+    computed from the rows and the config (:mod:`lightly_airflow.report.data`)."""
+    from lightly_airflow.report import data as D
+
+    engine = D.engine_balances(summary, int(D.selected_mask(rows).sum()))
+    return engine if engine is not None else D.balances(rows, config, preselected)
+
+
+def count_listed_goals(rows: pa.Table, config: Any, summary: Any, preselected: pa.Table | None) -> int:
+    """How many entries the report of a run lists under "Missed goals" (:func:`listed_goals`, with the report's
+    balances): what the select step records as ``RunSummary.goals_missed`` before it writes the report, from the
+    same rows, config, summary and preselected samples, for the ``lightly.run.goals_missed`` gauge."""
+    from lightly_airflow.report import data as D
+
+    summary_d, config_d = D.as_dict(summary), D.as_dict(config)
+    try:
+        balances = report_balances(rows, config_d, summary_d, preselected)
+    except Exception:  # noqa: BLE001 - as the report: no balances, the other goals are still checked
+        log.exception("Report: could not compute the BALANCE distributions.")
+        balances = []
+    return len(listed_goals(rows, config_d, summary_d, balances))

@@ -157,15 +157,9 @@ def write_report(
         if fig is not None:
             obj_figs.append(fig)
 
-    from lightly_airflow.report.goals import missed_goals
+    from lightly_airflow.report.goals import listed_goals
 
-    try:
-        missed = [g.to_dict() for g in missed_goals(rows, config_d, summary_d, [b for b in bals])]
-    except Exception as exc:  # noqa: BLE001 - say so rather than claim every goal was met
-        log.exception("Report: could not check the run's goals.")
-        missed = [{"goal": "check the goals", "outcome": "failed", "cause": f"{type(exc).__name__}: {exc}", "count": None}]
-    for line in summary_d.get("warnings") or []:  # the select step's own warnings (RunSummary.warnings)
-        missed.append({"goal": "selection warning", "outcome": str(line), "cause": "see the outcome", "count": None})
+    missed = listed_goals(rows, config_d, summary_d, list(bals))  # (also the lightly.run.goals_missed gauge's count)
     problems = summary_d.get("problems_uri")
     all_links = dict(links or {})
     if problems:

@@ -148,13 +148,17 @@ def otel_metrics(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
 
 def test_gauges_of_a_committed_run_a_dry_run_and_a_proposal() -> None:
     committed = RunSummary(run_id="r", tag="t", version=4, processed=30, selected=7, corrupt=2, duplicate=1,
-                           pool_selected_before=20, problems=3, warnings=["BALANCE missed"], metrics={"seconds": 0.25})
+                           pool_selected_before=20, problems=3, warnings=["BALANCE missed"], goals_missed=3,
+                           metrics={"seconds": 0.25})
     values = run_metrics(committed.to_dict())
     assert set(values) <= set(METRICS)
     assert values["lightly.run.committed"] == 1.0 and values["lightly.datapool.version"] == 4.0
     assert values["lightly.datapool.selected"] == 27.0 and values["lightly.run.selected"] == 7.0
     assert (values["lightly.run.corrupt"], values["lightly.run.duplicate"], values["lightly.run.problems"]) == (2, 1, 3)
-    assert values["lightly.run.goals_missed"] == 1.0 and values["lightly.selection.seconds"] == 0.25
+    # the report's count of missed goals (its warnings among them), not the number of warnings
+    assert values["lightly.run.goals_missed"] == 3.0 and values["lightly.selection.seconds"] == 0.25
+    unreported = RunSummary(run_id="r", tag="t", version=4, warnings=["BALANCE missed"])  # (no report written now)
+    assert "lightly.run.goals_missed" not in run_metrics(unreported.to_dict())
     dry = RunSummary(run_id="r", tag="t", version=4, dry_run=True, selected=7)
     proposal = RunSummary(run_id="r", tag="t", version=4, selected=7, review={"state": "awaiting review"})
     discarded = RunSummary(run_id="r", tag="t", version=4, review={"state": "discarded in review"})
@@ -391,3 +395,55 @@ def test_mapped_shards_add_up_to_the_runs_embedding_gauges(airflow_db, tmp_path,
     assert expected["lightly.embed.shards"] == 3 and expected["lightly.embed.samples"] == len(keys)
     assert expected["lightly.embed.embedded"] == len(keys)
     assert expected["lightly.embed.seconds"] == pytest.approx(sum(s["seconds"] for s in shards))
+
+
+#: Goals the report can flag (report.goals), each run of 12 digits and 6 photos (metadata "source") missing some.
+_DIVERSITY = {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}
+_MISSED_GOAL_RUNS = {
+    # more samples asked than candidates (stopped early), and a WEIGHTS score the photos lack (missing input)
+    "stopped early, missing input": ({"n_samples": 30, "strategies": [_DIVERSITY, {
+        "input": {"type": "SCORES", "task": "digits", "score": "uncertainty_margin"},
+        "strategy": {"type": "WEIGHTS", "strength": 1.0}}]}, ["select 30 samples", "WEIGHTS on scores.digits."]),
+    # photos 80 % asked, at most 6 of 16 (38 %) possible: BALANCE off target, and the select step's own warning
+    "BALANCE off target, selection warning": ({"n_samples": 16, "strategies": [_DIVERSITY, {
+        "input": {"type": "METADATA", "key": "source"},
+        "strategy": {"type": "BALANCE", "target": {"digits": 0.2, "photos": 0.8}}}]},
+        ["BALANCE on metadata.source", "selection warning"]),
+    # 75 % photos achieved of 80 % asked: off target by more than the tolerance, no warning of the select step
+    "BALANCE off target only (dry run)": ({"n_samples": 8, "strategies": [_DIVERSITY, {
+        "input": {"type": "METADATA", "key": "source"},
+        "strategy": {"type": "BALANCE", "target": {"digits": 0.2, "photos": 0.8}}}]}, ["BALANCE on metadata.source"]),
+    "every goal met": ({"n_samples": 4, "strategies": [_DIVERSITY]}, []),
+}
+
+
+@pytest.mark.parametrize("case", list(_MISSED_GOAL_RUNS))
+def test_goals_missed_gauge_counts_what_the_report_lists(tmp_path, case: str) -> None:
+    """A real run (listed, embedded, metadata and predictions staged, selected and committed, or a dry run): the
+    ``lightly.run.goals_missed`` gauge the select task sends from its summary is the N of the report's "Missed
+    goals (N)", and the rows that box lists, for each kind of missed goal (not the summary's warnings alone)."""
+    import re
+    from pathlib import Path
+
+    from faults.runs import prepare
+
+    from lightly_airflow.pipeline import select_and_commit
+
+    config, goals = _MISSED_GOAL_RUNS[case]
+    source, pool = tmp_path / "images", tmp_path / "pool"
+    add_batch(source, Batch("few", (0, 12), ("astronaut", "coffee")))
+    manifests = prepare(source, pool, "r1", config)
+    summary = select_and_commit(datapool_uri=f"file://{pool}", run_id="r1", dag_id="t", manifests=manifests,
+                                selection_config=config, dry_run="dry run" in case)
+    gauge = run_metrics(summary.to_dict())["lightly.run.goals_missed"]  # what the select task sends
+    page = Path(summary.report_uri.removeprefix("file://")).read_text()
+    box = re.search(r'<div class="missed"><h2>Missed goals \((\d+)\)</h2>(.*?)</div>', page, re.S)
+    if not goals:
+        assert box is None and gauge == 0 and summary.goals_missed == 0
+        return
+    assert box is not None, page
+    listed = re.findall(r"<tr><td>(.*?)</td>", box.group(2), re.S)  # the goal column of each row
+    assert gauge == int(box.group(1)) == len(listed) == len(goals) == summary.goals_missed
+    for goal, row in zip(goals, listed, strict=True):
+        assert row.startswith(goal), (goal, listed)
+    assert gauge > len(summary.warnings)  # (the count before: the warnings alone)
