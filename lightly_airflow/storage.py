@@ -473,8 +473,28 @@ def write_parquet(table: Any, uri: str, credentials: StorageCredentials | None =
     buffer = io.BytesIO()
     # Page checksums (CRC32, ~0.02 s per 37 MB): staging.read_staging verifies them; without, bytes changed
     # inside a zstd page mostly decode to other values (keys, embeddings) without any error.
-    pq.write_table(table, buffer, compression="zstd", write_page_checksum=True)
+    pq.write_table(table, buffer, compression="zstd", write_page_checksum=True,
+                   use_dictionary=dictionary_columns(table.schema))
     return write_bytes(buffer.getvalue(), uri, credentials)
+
+
+def dictionary_columns(schema: Any) -> list[str] | bool:
+    """The Parquet leaf columns of Arrow ``schema`` worth dictionary encoding (``use_dictionary`` of
+    ``pyarrow.parquet.write_table``): all but floating-point values inside lists (embeddings, boxes' scores),
+    which are nearly all distinct; their dictionary page overflows and the writer falls back to plain pages
+    after having built it. 8,000 x 1,280 float32 embeddings, zstd: written in 0.26 s instead of 0.33 s, read in
+    0.17 s instead of 0.33 s, the same 16 MiB (medians of 5, 2026-12-06). True when nothing is left out."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    empty = io.BytesIO()  # (the Parquet leaves and their types as the writer lays them out)
+    pq.write_table(schema.empty_table(), empty)
+    leaves = pq.ParquetFile(pa.BufferReader(empty.getvalue())).metadata.schema
+    columns = [leaves.column(i) for i in range(len(leaves))]
+    keep = [c.path for c in columns if not (c.physical_type in ("FLOAT", "DOUBLE") and c.max_repetition_level > 0)]
+    return True if len(keep) == len(columns) else keep
 
 
 def write_bytes(data: bytes, uri: str, credentials: StorageCredentials | None = None) -> str:

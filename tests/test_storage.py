@@ -79,3 +79,30 @@ def test_map_io_keeps_the_order_and_raises_the_first_items_error(monkeypatch) ->
     with pytest.raises(ValueError, match="item 1"):
         storage.map_io(read, list(range(200)))
     assert len(started) < 50  # the calls not yet started were cancelled
+
+
+def test_write_parquet_keeps_vectors_out_of_dictionaries(tmp_path) -> None:
+    """Embeddings (floats inside lists) are written in plain pages, everything else may use a dictionary, and the
+    values come back unchanged."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lightly_airflow.storage import write_parquet
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 16)).astype(np.float32)
+    table = pa.table({
+        "key": pa.array([f"k{i % 7}" for i in range(300)]),
+        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), 16),
+        "scores": pa.array([[0.25, 0.75]] * 300, pa.list_(pa.float64())),
+        "meta": pa.array([{"camera": "front", "sharpness": 1.5}] * 300),
+    })
+    uri = write_parquet(table, str(tmp_path / "t.parquet"))
+    meta = pq.ParquetFile(uri).metadata.row_group(0)
+    encodings = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
+    assert "RLE_DICTIONARY" not in encodings["embedding.list.element"]
+    assert "RLE_DICTIONARY" not in encodings["scores.list.element"]
+    for leaf in ("key", "meta.camera", "meta.sharpness"):
+        assert "RLE_DICTIONARY" in encodings[leaf], leaf
+    assert pq.read_table(uri).equals(table)
