@@ -73,7 +73,10 @@ class Problems(ValueError):
 class _Strict(BaseModel):
     """Unknown keys forbidden, strict JSON types, snake_case or Lightly's camelCase keys."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, alias_generator=to_camel)
+    # defer_build: one validator, built at the first validation, for the config and the models inside it (each
+    # model's own validator at import: 15-20 ms more per select process, measured 2026-12-06)
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, alias_generator=to_camel,
+                              defer_build=True)
 
 
 # ---------------------------------------------------------------------------------------------- inputs
