@@ -30,7 +30,7 @@ from lightly_airflow.datapool.errors import (
     EmbeddingMismatchError,
     TagExistsError,
 )
-from lightly_airflow.datapool.rows import prepare_rows
+from lightly_airflow.datapool.rows import prepare_rows, writer_properties
 from lightly_airflow.datapool.snapshot import METADATA_KEY, Snapshot, app_id, history_of
 from lightly_airflow.storage import StorageCredentials, delta_uri, describe_store_error, protocol_of
 
@@ -394,7 +394,7 @@ class Datapool:
         try:
             _write_deltalake(
                 table, data, mode="append", schema_mode="merge",
-                partition_by=table.metadata().partition_columns or None,
+                partition_by=table.metadata().partition_columns or None, writer_properties=writer_properties(data.schema),
                 commit_properties=CommitProperties(
                     custom_metadata={METADATA_KEY: meta},
                     app_transactions=[Transaction(app_id(run_id), new_version)],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +26,24 @@ ADDED_COLUMNS = (C.SAMPLE_ID, C.RUN_ID, C.DAG_ID, C.TAGS, C.COMMITTED_AT, COMMIT
 REQUIRED_COLUMNS = (C.KEY, C.ETAG, C.STATUS, C.EMBEDDING, C.SELECTED, C.PICK_RANK)
 
 EMBEDDING_TYPE = pa.list_(pa.field("element", pa.float32()))
+
+
+def writer_properties(schema: pa.Schema) -> Any:
+    """How delta-rs writes the pool's Parquet files (``writer_properties`` of ``write_deltalake``): Snappy, as its
+    default does, with dictionary pages for the top-level columns of ``schema`` that are not nested, but not for
+    the embeddings' floats (nearly all distinct: the dictionary overflows and the writer falls back to plain
+    pages after building it). delta-rs names a column's properties by a one-part path, so nested columns (the
+    embedding's list, predictions' and objects' structs) take the default: plain pages. Reading the embeddings of
+    40,000 x 1,280 rows back: 1.47 s instead of 2.23 s (medians of 5 interleaved, load 2, 2026-12-06); the log's
+    statistics are unchanged (tested)."""
+    from deltalake import ColumnProperties, WriterProperties
+
+    return WriterProperties(
+        compression="SNAPPY",
+        default_column_properties=ColumnProperties(dictionary_enabled=False),
+        column_properties={field.name: ColumnProperties(dictionary_enabled=True) for field in schema
+                           if not pa.types.is_nested(field.type)},
+    )
 
 
 def sample_id(key: str, etag: str | None) -> str:

@@ -295,3 +295,37 @@ def test_a_small_file_with_other_rows_than_its_log_entry_is_named_and_nothing_me
     assert result.version is None, result
     assert f"{path.name} holds {table.num_rows - 2} rows, its log entry says {table.num_rows}" in result.reason
     assert pool.version() == 4 and live_files(pool) == 8
+
+
+def test_embeddings_are_stored_in_plain_pages_and_the_statistics_stay(tmp_path, digits) -> None:
+    """Committed and compacted files: the embeddings' floats in plain pages (no dictionary to overflow), the
+    top-level scalar columns with dictionaries, and the log's statistics that Delta's data skipping reads."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    pool = Datapool(f"file://{tmp_path}/pool")
+    grow(pool, digits)
+
+    def encodings() -> list[dict[str, tuple[str, ...]]]:
+        out = []
+        for uri in pool.snapshot().table.file_uris():
+            meta = pq.ParquetFile(uri.removeprefix("file://")).metadata.row_group(0)
+            out.append({meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)})
+        return out
+
+    def logged_stats() -> list[dict]:
+        snap = pool.snapshot()
+        log = tmp_path / "pool" / "_delta_log" / f"{snap.version:020d}.json"
+        return [json.loads(a["add"]["stats"]) for a in map(json.loads, log.read_text().splitlines()) if "add" in a]
+
+    for when in ("committed", "compacted"):
+        if when == "compacted":
+            assert compact(pool, DUE).version is not None
+        files = encodings()
+        assert files, when
+        for enc in files:
+            assert "RLE_DICTIONARY" not in enc[f"{C.EMBEDDING}.list.element"], when
+            assert "RLE_DICTIONARY" in enc[C.KEY], when
+        for stats in logged_stats():
+            assert stats["numRecords"] > 0 and C.KEY in stats["minValues"] and C.KEY in stats["maxValues"], when
