@@ -130,12 +130,13 @@ class Review:
 
         :raises ReviewError: a key left out is not among the picks (a typo, or a sample of another run): nothing
             is committed rather than something the reviewer did not mean."""
-        unknown = [k for k in self.dropped if k not in set(picks)]
+        picked = set(picks)  # (once: a review may leave out thousands of keys)
+        unknown = [k for k in self.dropped if k not in picked]
         if unknown:
             raise ReviewError(f"The reviewer left out {len(unknown)} key(s) that are not among the proposal's "
                               f"{len(picks)} picks: {', '.join(repr(k) for k in unknown[:5])}. Nothing was committed; "
                               "clear the review task and answer again with keys from the proposal's report.")
-        return set(picks) - set(self.dropped)
+        return picked.difference(self.dropped)
 
 
 def _dropped_keys(value: Any, task_id: str) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param
+from airflow.sdk.definitions.param import ParamsDict
 
 from lightly_airflow.links import ReportLink
 from lightly_airflow.links.report import report_url
@@ -17,15 +18,19 @@ from lightly_airflow.review import COMMIT, DISCARD, DROP_PARAM, review_body
 class ReviewSelectionOperator(HITLOperator):
     """Wait (no worker slot held) until a reviewer answers **Commit** or **Discard** in Airflow's Required Actions
     for the selection a ``SelectAndCommitOperator(review="propose")`` task proposed; its result is the answer
-    that ``SelectAndCommitOperator(review="decide")`` reads. The form's one field, ``leave_out``
-    (:data:`~lightly_airflow.review.DROP_PARAM`), takes the keys of picks to commit as not selected.
+    that ``SelectAndCommitOperator(review="decide")`` reads. The form's field ``leave_out``
+    (:data:`~lightly_airflow.review.DROP_PARAM`) takes the keys of picks to commit as not selected; the task's own
+    ``params`` (e.g. a reviewer's note) are further fields of the form, their answers in the result's
+    ``params_input``.
 
     :param propose_task_id: the proposing task (its result, the run summary, gives the counts shown).
     :param discard_after: a proposal nobody answers within this time is discarded (Airflow's scheduler answers
         :data:`~lightly_airflow.review.DISCARD` for the reviewer; never Commit); default: wait until someone
         answers (with ``max_active_runs=1`` the DAG's next runs wait too).
-    :param kwargs: :class:`HITLOperator`'s (``notifiers``, ``assigned_users`` …); the options, the defaults and the
-        response timeout are set here.
+    :param kwargs: :class:`HITLOperator`'s (``notifiers``, ``assigned_users``, ``params`` …); the options, the
+        defaults and the response timeout are set here. ``params``: form fields of your own, kept beside
+        ``leave_out`` (a field of that name is refused); the DAG's params, which Airflow hands every task, are no
+        form fields.
     """
 
     operator_extra_links = (ReportLink(),)
@@ -40,13 +45,13 @@ class ReviewSelectionOperator(HITLOperator):
         if discard_after is not None and discard_after <= timedelta(0):
             raise ValueError(f"{kwargs.get('task_id')}: discard_after must be positive, not {discard_after}.")
         kwargs.setdefault("subject", "Commit the selection of {{ dag.dag_id }} run {{ run_id }} to the datapool?")
-        kwargs.pop("params", None)  # (the DAG's params, which Airflow hands every task: not the review form's)
+        own = _own_params(kwargs.pop("params", None), kwargs.get("task_id"))
         leave_out = Param([], type="array", items={"type": "string"}, title="Picks to leave out",
                           description="Keys of proposed picks to commit as not selected (one per line, as the "
                                       "report shows them); empty: commit every pick. Ignored on Discard.")
         super().__init__(options=[COMMIT, DISCARD], multiple=False, response_timeout=discard_after,
                          defaults=DISCARD if discard_after is not None else None,
-                         params={DROP_PARAM: leave_out}, **kwargs)
+                         params={**own, DROP_PARAM: leave_out}, **kwargs)
         self.propose_task_id = propose_task_id
         self.discard_after = discard_after
 
@@ -54,3 +59,17 @@ class ReviewSelectionOperator(HITLOperator):
         summary = context["ti"].xcom_pull(task_ids=self.propose_task_id) or {}
         self.body = review_body(summary, report_url(context["dag"].dag_id, context["run_id"]), self.discard_after)
         return super().execute(context)
+
+
+def _own_params(given: Any, task_id: Any) -> dict[str, Any]:
+    """The task's own params (form fields) out of what Airflow hands the operator: the DAG's params, which every
+    task receives (source ``dag``), are left out; a field named :data:`~lightly_airflow.review.DROP_PARAM` is
+    refused (it is the review's own)."""
+    if not given:
+        return {}
+    params = given if isinstance(given, ParamsDict) else ParamsDict(given)
+    own = {key: params.get_param(key) for key in params if getattr(params.get_param(key), "source", None) != "dag"}
+    if DROP_PARAM in own:
+        raise ValueError(f"{task_id}: params {DROP_PARAM!r} is the review form's own field (the picks to leave out); "
+                         "give your field another name")
+    return own
