@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -44,6 +44,9 @@ from lightly_airflow.storage import (
     write_bytes,
     write_parquet,
 )
+
+if TYPE_CHECKING:
+    from lightly_airflow.selection.engine import StopReason
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +113,10 @@ class RunSummary:
     missing_inputs: dict[str, int] = field(default_factory=dict)
     #: Goals the selection missed and why (e.g. a BALANCE class whose samples all lack a WEIGHTS score).
     warnings: list[str] = field(default_factory=list)
+    #: the new picks this run was asked for when it is not the config's own count: with ``n_samples_meaning:
+    #: total``, ``n_samples`` minus the samples already selected (never below 0); what the report's "Missed goals"
+    #: compares the selection with. ``None``: the config's ``n_samples`` / ``proportion_samples`` counts.
+    n_wanted: int | None = None
     #: entries the run's report lists under "Missed goals" (:func:`~lightly_airflow.report.goals.count_listed_goals`:
     #: the goals missed and the ``warnings``), counted as the report is written; ``None``: no report written now
     goals_missed: int | None = None
@@ -812,6 +819,7 @@ def select_and_commit(
     from lightly_airflow.metadata import mark_duplicates
     from lightly_airflow.run_origin import RunOrigin
     from lightly_airflow.selection import select
+    from lightly_airflow.selection.engine import StopReason
 
     config = parse_selection_config(selection_config)
     origin = (started_by.to_dict() if isinstance(started_by, RunOrigin)
@@ -886,23 +894,25 @@ def select_and_commit(
         details = None
         sequences: list[dict[str, Any]] = []
         pre_objects = objects_run.pool_objects(snap, preselected) if spec is not None else None
+        stop: StopReason
         if candidates.num_rows and n_new != 0 and selected_sequence_length > 1:
             from lightly_airflow.selection.sequences import select_sequences
 
             seq = select_sequences(candidates, run_config, selected_sequence_length, preselected=preselected,
                                    query_embeddings=query_embeddings, seed=run_seed(run_id),
                                    objects=run_objects, preselected_objects=pre_objects)
-            picked_keys, metrics, sequences = list(seq.keys), dict(seq.metrics), seq.sequences
+            picked_keys, metrics, sequences, stop = list(seq.keys), dict(seq.metrics), seq.sequences, seq.stop_reason
             metrics["sequences"] = sequences
         elif candidates.num_rows and n_new != 0:
             result = select(candidates, run_config, preselected=preselected, query_embeddings=query_embeddings,
                             objects=run_objects, preselected_objects=pre_objects, seed=run_seed(run_id))
-            picked_keys = list(result.keys)
+            picked_keys, stop = list(result.keys), result.stop_reason
             metrics = dict(result.metrics)
             details = result.pick_details
         else:
-            reason = NO_CANDIDATES if not candidates.num_rows else LABELLED_SET_FULL
-            picked_keys, metrics = [], {"stop_reason": reason}
+            stop = StopReason.NO_CANDIDATES if not candidates.num_rows else StopReason.LABELLED_SET_FULL
+            picked_keys, metrics = [], {"stop_reason": stop.value}
+        n_picked = len(picked_keys)  # (the selection's, before a reviewer leaves any out)
         if proposal is not None and (problem := mismatch(proposal, picked_keys, read_version)) is not None:
             raise ReviewError(f"Run {run_id!r}: {problem}")
         rank = {k: i for i, k in enumerate(picked_keys)}
@@ -925,6 +935,7 @@ def select_and_commit(
             "processed": marked.num_rows,
             "candidates": candidates.num_rows,
             "selected": len(picked_keys),
+            **({"wanted": n_new} if n_new is not None else {}),  # (n_samples_meaning total: the new picks asked for)
             **({"left_out_in_review": len(review.dropped)} if review is not None and review.dropped else {}),
             "corrupt": statuses.count(C.STATUS_CORRUPT),
             "duplicate": statuses.count(C.STATUS_DUPLICATE),
@@ -939,7 +950,8 @@ def select_and_commit(
             problems=problems, problems_uri=problems_uri,
             metrics=_jsonable(metrics), notes=[*(notes or []), *config.notes(), *_listing_notes(skips)],
             missing_inputs={str(k): int(v) for k, v in (metrics.get("missing_inputs") or {}).items()},
-            warnings=selection_warnings(candidates, config, metrics),
+            warnings=selection_warnings(candidates, config, metrics, stop=stop, n_selected=n_picked),
+            n_wanted=n_new,
             objects=objects_run.summary(run_objects, object_rows, spec), listing=skips.summary(),
             started_by=origin, review=review.to_dict() if review is not None else {},
         )
@@ -1041,7 +1053,10 @@ REPORTS_DIR = staging.REPORTS_DIR
 reports_dir = staging.reports_dir
 
 
-def selection_warnings(candidates: pa.Table, config: Any, metrics: Mapping[str, Any]) -> list[str]:
+def selection_warnings(
+    candidates: pa.Table, config: Any, metrics: Mapping[str, Any], *, stop: StopReason | str | None = None,
+    n_selected: int | None = None,
+) -> list[str]:
     """Goals the selection missed, each with the cause where the inputs show it.
 
     A BALANCE class whose share of the selection stays well below its target is reported; when every
@@ -1050,11 +1065,15 @@ def selection_warnings(candidates: pa.Table, config: Any, metrics: Mapping[str, 
     input and the fix. A run that selects nothing says why and the fix (:func:`_nothing_selected`); a
     ``proportion_samples`` below one sample says that it selected one (:func:`_proportion_below_one`); a BALANCE
     target class that matches no candidate is named (:func:`_unmatched_targets`).
+
+    :param stop: why the selection stopped (``SelectionResult.stop_reason``); default: ``metrics["stop_reason"]``.
+    :param n_selected: how many it selected; default: ``metrics``' count (sequences for sequence selection).
     """
     from lightly_airflow.selection.inputs import input_column
 
-    out: list[str] = [*_nothing_selected(candidates, config, metrics), *_proportion_below_one(candidates, config, metrics),
-                      *_unmatched_targets(metrics)]
+    reason, n = _outcome(metrics, stop, n_selected)
+    out: list[str] = [*_nothing_selected(candidates, config, metrics, reason, n),
+                      *_proportion_below_one(candidates, config, metrics), *_unmatched_targets(metrics)]
     reports = metrics.get("objectives") or {}
     for i, entry in enumerate(getattr(config, "strategies", [])):
         if entry.strategy.type != "BALANCE":
@@ -1074,48 +1093,105 @@ def selection_warnings(candidates: pa.Table, config: Any, metrics: Mapping[str, 
     return out
 
 
-#: ``stop_reason`` of a run that selected nothing before the engine ran (``run_selection``'s own reasons).
-NO_CANDIDATES = "no candidates"
-LABELLED_SET_FULL = "the labelled set already holds n_samples"
+def _outcome(metrics: Mapping[str, Any], stop: StopReason | str | None, n_selected: int | None
+             ) -> tuple[StopReason | None, int]:
+    """The stop reason (typed; ``None`` for a reason this version does not know, e.g. a pool's older record) and the
+    number selected, as given, else read from the engine's ``metrics``."""
+    from lightly_airflow.selection.engine import StopReason
+
+    if stop is None:
+        stop = metrics.get("stop_reason")
+    try:
+        reason = None if stop is None else StopReason(stop)
+    except ValueError:
+        reason = None
+    if n_selected is None:
+        n_selected = int(metrics.get("sequences_selected", metrics.get("n_selected")) or 0)
+    return reason, n_selected
 
 
-def _nothing_selected(candidates: pa.Table, config: Any, metrics: Mapping[str, Any]) -> list[str]:
-    """``Nothing selected: <why>. Fix: <what>`` when the run picked no sample, else nothing."""
-    stop = metrics.get("stop_reason")
+#: Why a run selected nothing, by its stop reason (:class:`~lightly_airflow.selection.engine.StopReason`, a ``str``
+#: enum: its values are the keys, so that importing this module does not load the engine; every reason has one):
+#: ``(why, fix)``, filled in by :func:`_nothing_selected` with ``n`` (the candidates), ``n_samples``, ``length``,
+#: ``videos``, ``images``, ``left_out`` (sequence selection) and ``conditions`` (the config's stopping conditions,
+#: for the reason's own).
+_NOTHING_SELECTED: dict[str, tuple[str, str]] = {
+    "no_candidates": (
+        "this run has no candidates (every file of the run is corrupt, a duplicate, missing, or was selected "
+        "before; the report's problems list them)",
+        "add new files, or pass process_all=true to select among the files again."),
+    "labelled_set_full": (
+        "n_samples_meaning 'total' reads n_samples={n_samples} as the size of the labelled set, and the "
+        "datapool's preselected samples (preselected_tag_name, default every sample selected so far) already "
+        "number {n_samples} or more, so no new pick is wanted from the {n} candidates",
+        "raise n_samples above the number already selected, or use n_samples_meaning 'new' (n_samples new picks "
+        "per run)."),
+    "no_complete_sequences": (
+        "worker_config.selected_sequence_length={length} selects runs of {length} consecutive frames of one "
+        "video, and none of the {n} candidates form one ({videos} are video frames, {images} are images or other "
+        "files; {left_out} left out)",
+        "remove selected_sequence_length (or set it to 1) to select single images, or add videos whose frames "
+        "form complete runs."),
+    "thresholds_left_none": (
+        "the THRESHOLD strategies left none of the {n} candidates (a candidate without the input fails the "
+        "filter)",
+        "loosen the thresholds, or check the inputs' values in the report."),
+    "no_embeddings": (
+        "none of the {n} candidates has an embedding, and the config's DIVERSITY, SIMILARITY or TYPICALITY "
+        "places candidates by theirs (a sample without one is no candidate)",
+        "check the embed step (the report's problems list the files it could not embed) or that a custom "
+        "embeddings CSV names the run's files."),
+    "minimum_distance": (
+        "the selection stopped before its first pick, because its best candidate lies closer to a sample selected "
+        "before than the stopping condition allows ({conditions})",
+        "lower stopping_condition_minimum_distance (-1: no stop), or check that the new files differ from those "
+        "selected before."),
+    "max_sum": (
+        "the selection stopped before its first pick, because its best candidate's value alone would pass the "
+        "stopping condition ({conditions})",
+        "raise stopping_condition_max_sum, or check the input's values in the report."),
+    "minimum_typicality": (
+        "the selection stopped before its first pick, because its best candidate's typicality is below the "
+        "stopping condition ({conditions})",
+        "lower stopping_condition_minimum_typicality."),
+    "no_candidates_left": (
+        "the selection found no candidate left to pick among the {n}",
+        "check the report's missing inputs and the THRESHOLD strategies."),
+    "n_reached": (
+        "the selection was asked for 0 of the {n} candidates",
+        "check n_samples / proportion_samples."),
+}
+
+#: the stopping condition of each stop reason that has one (the config's key)
+_CONDITIONS = {"minimum_distance": "stopping_condition_minimum_distance", "max_sum": "stopping_condition_max_sum",
+               "minimum_typicality": "stopping_condition_minimum_typicality"}
+
+
+def _nothing_selected(candidates: pa.Table, config: Any, metrics: Mapping[str, Any], stop: StopReason | None,
+                      n_selected: int) -> list[str]:
+    """``Nothing selected: <why>. Fix: <what>`` when the run picked no sample, else nothing: the why and the fix of
+    its stop reason (:data:`_NOTHING_SELECTED`)."""
+    if n_selected:
+        return []
     n = candidates.num_rows
-    if stop == NO_CANDIDATES:
-        return ["Nothing selected: this run has no candidates (every file of the run is corrupt, a duplicate, "
-                "missing, or was selected before; the report's problems list them). Fix: add new files, or pass "
-                "process_all=true to select among the files again."]
-    if stop == LABELLED_SET_FULL:
-        n_samples = getattr(config, "n_samples", None)
-        return [f"Nothing selected: n_samples_meaning 'total' reads n_samples={n_samples} as the size of the labelled "
-                f"set, and the datapool's preselected samples (preselected_tag_name, default every sample selected "
-                f"so far) already number {n_samples} or more, so no new pick is wanted from the {n} candidates. Fix: "
-                "raise n_samples above the number already selected, or use n_samples_meaning 'new' (n_samples new "
-                "picks per run)."]
-    if "selected_sequence_length" in metrics:
-        if metrics.get("sequences_selected", metrics.get("n_selected")):
+    entry = _NOTHING_SELECTED.get(stop) if stop is not None else None
+    if entry is None:  # (no reason given, or one this version does not know: as generic as it has to be)
+        if not n:
             return []
-        length = metrics["selected_sequence_length"]
-        if not metrics.get("sequences_available"):
-            videos = candidates.column(C.VIDEO).drop_null() if C.VIDEO in candidates.column_names else []
-            return [f"Nothing selected: worker_config.selected_sequence_length={length} selects runs of {length} "
-                    f"consecutive frames of one video, and none of the {n} candidates form one ({len(videos)} are "
-                    f"video frames, {n - len(videos)} are images or other files; "
-                    f"{metrics.get('sequence_frames_left_out', n)} left out). Fix: remove selected_sequence_length "
-                    "(or set it to 1) to select single images, or add videos whose frames form complete runs."]
-    elif metrics.get("n_selected", 1):
-        return []
-    if not n:
-        return []
-    if metrics.get("n_after_thresholds") == 0:
-        return [f"Nothing selected: the THRESHOLD strategies left none of the {n} candidates (a candidate without "
-                "the input fails the filter). Fix: loosen the thresholds, or check the inputs' values in the "
-                "report."]
-    return [f"Nothing selected from {n} candidates: the selection stopped at once ({stop or 'no stop reason'}). "
-            "Fix: check the stopping conditions (stopping_condition_minimum_distance, stopping_condition_max_sum, "
-            "stopping_condition_minimum_typicality) and n_samples / proportion_samples."]
+        said = stop or metrics.get("stop_reason") or "no stop reason"
+        return [f"Nothing selected from {n} candidates: the selection stopped at once ({said}). "
+                "Fix: check the stopping conditions (stopping_condition_minimum_distance, stopping_condition_max_sum, "
+                "stopping_condition_minimum_typicality) and n_samples / proportion_samples."]
+    videos = candidates.column(C.VIDEO).drop_null() if C.VIDEO in candidates.column_names else []
+    key = _CONDITIONS.get(stop) if stop is not None else None
+    conditions = ", ".join(
+        f"strategies[{i}] {key}={value:g}" for i, e in enumerate(getattr(config, "strategies", []))
+        if key and isinstance(value := getattr(e.strategy, key, None), (int, float))) or "see the config"
+    why, fix = entry
+    fields = {"n": n, "n_samples": getattr(config, "n_samples", None), "videos": len(videos),
+              "images": n - len(videos), "length": metrics.get("selected_sequence_length"),
+              "left_out": metrics.get("sequence_frames_left_out", n), "conditions": conditions}
+    return [f"Nothing selected: {why.format_map(fields)}. Fix: {fix.format_map(fields)}"]
 
 
 def _proportion_below_one(candidates: pa.Table, config: Any, metrics: Mapping[str, Any]) -> list[str]:
@@ -1146,7 +1222,7 @@ def _unmatched_targets(metrics: Mapping[str, Any]) -> list[str]:
 
 def _class_lacks_input(candidates: pa.Table, config: Any, balance_index: int, name: str) -> str | None:
     """Why a BALANCE class on a METADATA key missed: every candidate of it lacks another strategy's input."""
-    from lightly_airflow.selection.inputs import input_column
+    from lightly_airflow.selection.inputs import class_name, input_column
 
     balance = config.strategies[balance_index].input
     if balance.type != "METADATA":
@@ -1154,7 +1230,12 @@ def _class_lacks_input(candidates: pa.Table, config: Any, balance_index: int, na
     class_col = input_column(balance)
     if class_col not in candidates.column_names:
         return None
-    members = pc.equal(pc.cast(candidates.column(class_col), pa.string()), name)
+    col = candidates.column(class_col)
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        members = pc.equal(col, name)
+    else:  # (the class names as the engine spells them: True/False of a boolean field, str of a number)
+        boolean = pa.types.is_boolean(col.type)
+        members = pa.array([v is not None and class_name(v, boolean) == name for v in col.to_pylist()], pa.bool_())
     rows = candidates.filter(pc.fill_null(members, False))
     if rows.num_rows == 0:
         return "No candidate of this run has it."
@@ -1228,6 +1309,7 @@ def finish_committed_run(
         duplicate=int(counts.get("duplicate", 0)), missing=int(counts.get("missing", 0)),
         started_by=dict(entry.get("started_by") or {}),  # (what the commit recorded)
         review=dict(entry.get("review") or {}),
+        n_wanted=None if counts.get("wanted") is None else int(counts["wanted"]),
         metrics={"stop_reason": entry["stop_reason"]} if entry.get("stop_reason") else {},
     )
     pool.record_commit(run_id, version, summary.tag)

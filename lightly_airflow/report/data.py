@@ -320,13 +320,38 @@ class Balance:
     n_selected: int
 
 
+def is_boolean_column(table: pa.Table, column: str) -> bool:
+    """Whether ``column`` of ``table`` is boolean-typed (a ``CATEGORICAL_BOOLEAN`` field: classes ``True``/``False``)."""
+    return column in table.column_names and pa.types.is_boolean(table.schema.field(column).type)
+
+
+def class_values(table: pa.Table, column: str) -> list[str | None]:
+    """The BALANCE class of every row of a categorical column, spelt as the engine spells it
+    (:func:`lightly_airflow.selection.inputs.class_name`: ``True``/``False`` for a boolean field, ``str`` of the
+    value otherwise); ``None`` where the row lacks a value (null, NaN)."""
+    from lightly_airflow.selection.inputs import class_name
+
+    boolean = is_boolean_column(table, column)
+    names = (None if v is None else class_name(v, boolean) for v in table.column(column).to_pylist())
+    return [None if v == "nan" else v for v in names]
+
+
+def target_shares(target: Mapping[str, Any], table: pa.Table, column: str) -> dict[str, float]:
+    """A BALANCE ``target`` keyed by class names as the engine reads it (``{"true": 0.5}`` on a boolean field is
+    the class ``True``; :func:`lightly_airflow.selection.inputs.target_classes`)."""
+    from lightly_airflow.selection.inputs import class_name
+
+    boolean = is_boolean_column(table, column)
+    return {class_name(k, boolean): float(v) for k, v in target.items()}
+
+
 def _membership(table: pa.Table, inp: Mapping[str, Any], names: list[str] | None) -> tuple[np.ndarray, list[str]] | None:
     """(N, classes) membership of a categorical metadata column or a class-distribution column, as the engine."""
     if inp.get("type") == "METADATA":
         column = C.metadata_column(str(inp.get("key")))
         if column not in table.column_names:
             return None
-        values = [None if v is None else str(v) for v in table.column(column).to_pylist()]
+        values = class_values(table, column)
         if names is None:
             names = sorted({v for v in values if v is not None})
         lookup = {n: i for i, n in enumerate(names)}
@@ -356,7 +381,9 @@ def _membership(table: pa.Table, inp: Mapping[str, Any], names: list[str] | None
         except (ValueError, AttributeError):
             found = None
     if names is None:
-        names = [str(n) for n in found] if found and len(found) == width else [str(i) for i in range(width)]
+        from lightly_airflow.selection.inputs import class_name
+
+        names = [class_name(n) for n in found] if found and len(found) == width else [str(i) for i in range(width)]
     if len(names) != width:
         return None
     return mat, names
@@ -425,7 +452,7 @@ def balances(rows: pa.Table, config: Mapping[str, Any], preselected: pa.Table | 
                 achieved_counts = achieved_counts + pre[0].sum(axis=0)
         available = _fractions(mat[ok].sum(axis=0))
         dist = strat.get("distribution") or "TARGET"
-        target_map = strat.get("target") or {}
+        target_map = target_shares(strat.get("target") or {}, rows, column)
         if dist == "UNIFORM":
             target = np.full(len(names), 1.0 / max(len(names), 1))
         elif dist == "INPUT":

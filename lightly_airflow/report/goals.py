@@ -3,7 +3,9 @@
 Checked from the run's rows, its config and summary (the engine's own per-objective report in
 ``summary["metrics"]`` is shown beside these when it has one):
 
-- **Stopped early**: fewer samples selected than ``n_samples`` (or ``proportion_samples`` of the candidates).
+- **Stopped early**: fewer samples selected than ``n_samples`` (or ``proportion_samples`` of the candidates; with
+  ``n_samples_meaning: total`` the run's new picks, ``n_samples`` less those selected before: the summary's
+  ``n_wanted``).
 - **BALANCE off target**: a class's achieved share differs from its target by more than :data:`TOLERANCE`.
 - **BALANCE target class unknown**: a ``target`` class that matches no candidate (misspelt, or absent from this
   run's files; the engine's ``targets_not_among_candidates``): it cannot be selected, its share goes to the
@@ -88,14 +90,12 @@ def missed_goals(
     candidates = int(summary.get("candidates") or n_ok)
     metrics = summary.get("metrics") if isinstance(summary.get("metrics"), Mapping) else {}
     stop = summary.get("stop_reason") or (metrics or {}).get("stop_reason")
-    wanted = config.get("n_samples")
-    if wanted is None and config.get("proportion_samples") is not None:
-        wanted = proportion_count(float(config["proportion_samples"]), candidates)
-    if wanted is not None and selected < int(wanted):
+    wanted, goal = run_target(config, summary, candidates)
+    if wanted is not None and selected < wanted:
         cause = f"the engine stopped: {stop}" if stop else "the engine reported no stop reason"
-        if candidates < int(wanted):
+        if candidates < wanted:
             cause = f"only {candidates} candidates (ok, new, not selected before)" + (f"; {cause}" if stop else "")
-        out.append(Goal(f"select {int(wanted)} samples", f"selected {selected}", cause, int(wanted) - selected))
+        out.append(Goal(goal, f"selected {selected}", cause, wanted - selected))
 
     out.extend(_unmatched_targets(metrics or {}))
 
@@ -151,6 +151,22 @@ def missed_goals(
     return out
 
 
+def run_target(config: Mapping[str, Any], summary: Mapping[str, Any], candidates: int) -> tuple[int | None, str]:
+    """How many samples this run was asked to select, and the goal's words: the summary's ``n_wanted`` (the new
+    picks of ``n_samples_meaning: total``: ``n_samples`` less the samples selected before), else the config's
+    ``n_samples``, else ``proportion_samples`` of the ``candidates``; ``None``: no count to miss."""
+    wanted = summary.get("n_wanted")
+    if isinstance(wanted, (int, float)) and not isinstance(wanted, bool):
+        total, before = config.get("n_samples"), summary.get("pool_selected_before")
+        how = f"n_samples {total} in total" if total is not None else "n_samples in total"
+        how += f", {before} selected before" if before is not None else ""
+        return int(wanted), f"select {int(wanted)} new samples ({how})"
+    wanted = config.get("n_samples")
+    if wanted is None and config.get("proportion_samples") is not None:
+        wanted = proportion_count(float(config["proportion_samples"]), candidates)
+    return (None, "") if wanted is None else (int(wanted), f"select {int(wanted)} samples")
+
+
 def _unmatched_targets(metrics: Mapping[str, Any]) -> list[Goal]:
     """A goal per BALANCE strategy with ``target`` classes that no candidate has (the engine's report)."""
     reports = metrics.get("objectives")
@@ -172,9 +188,17 @@ def _unmatched_targets(metrics: Mapping[str, Any]) -> list[Goal]:
 
 def _lacking_input(rows: pa.Table, ok: np.ndarray, column: str, cls: str, missing: Mapping[str, np.ndarray]) -> str | None:
     """``"every photos sample lacks scores.x (54 of 54)"`` when the class's ok rows miss another strategy's input."""
-    if column not in rows.column_names or not pa.types.is_string(rows.column(column).type):
+    from lightly_airflow.report.data import class_values
+
+    if column not in rows.column_names:
         return None
-    in_class = pc.fill_null(pc.equal(rows.column(column), cls), False).to_numpy(zero_copy_only=False) & ok
+    typ = rows.schema.field(column).type
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        in_class = pc.fill_null(pc.equal(rows.column(column), cls), False).to_numpy(zero_copy_only=False) & ok
+    elif pa.types.is_boolean(typ) or pa.types.is_integer(typ):  # (classes spelt as the engine: True/False, 3)
+        in_class = np.array([v == cls for v in class_values(rows, column)], dtype=bool) & ok
+    else:
+        return None
     n = int(in_class.sum())
     if not n:
         return None

@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -45,11 +46,38 @@ from lightly_airflow.selection.objectives import (
     build_objective,
 )
 
-__all__ = ["EPS", "SelectionResult", "embedding_matrix", "greedy", "select"]
+__all__ = ["EPS", "SelectionResult", "StopReason", "embedding_matrix", "greedy", "select"]
 
 logger = logging.getLogger(__name__)
 
 _EMBEDDING_STRATEGIES = ("DIVERSITY", "SIMILARITY", "TYPICALITY")
+
+
+class StopReason(StrEnum):
+    """Why a selection stopped, decided where it is known (the greedy loop, the filters of :func:`select`,
+    :func:`~lightly_airflow.selection.sequences.select_sequences`, the pipeline before the engine runs). A ``str``:
+    ``metrics["stop_reason"]`` holds its value, what the report, the commit's metadata and the logs show."""
+
+    #: the selection reached its count (``n_samples`` / ``proportion_samples``)
+    N_REACHED = "n_reached"
+    #: a DIVERSITY's ``stopping_condition_minimum_distance``: the farthest candidate is closer than it
+    MINIMUM_DISTANCE = "minimum_distance"
+    #: a WEIGHTS' ``stopping_condition_max_sum``: the next pick would pass it
+    MAX_SUM = "max_sum"
+    #: a TYPICALITY's ``stopping_condition_minimum_typicality``: the most typical candidate is below it
+    MINIMUM_TYPICALITY = "minimum_typicality"
+    #: every candidate left after the filters was picked before the count was reached
+    NO_CANDIDATES_LEFT = "no_candidates_left"
+    #: the THRESHOLD strategies left no candidate (a candidate without the input fails the filter)
+    THRESHOLDS_LEFT_NONE = "thresholds_left_none"
+    #: an EMBEDDINGS strategy (DIVERSITY, SIMILARITY, TYPICALITY) and no candidate with an embedding
+    NO_EMBEDDINGS = "no_embeddings"
+    #: sequence selection (``selected_sequence_length``): no complete run of consecutive frames
+    NO_COMPLETE_SEQUENCES = "no_complete_sequences"
+    #: no candidate at all (the pipeline: every file corrupt, a duplicate, missing or selected before)
+    NO_CANDIDATES = "no_candidates"
+    #: the pipeline with ``n_samples_meaning: total``: the preselected samples already number ``n_samples``
+    LABELLED_SET_FULL = "labelled_set_full"
 
 
 @dataclass
@@ -60,8 +88,9 @@ class SelectionResult:
     :param keys: the ``key`` column of the picks, in pick order.
     :param metrics: JSON-serialisable numbers and strings (``stop_reason``, ``missing_inputs`` and
         ``objectives`` included).
-    :param stop_reason: ``n_reached``, ``minimum_distance``, ``max_sum``, ``minimum_typicality`` or
-        ``no_candidates_left``.
+    :param stop_reason: why it stopped (:class:`StopReason`: ``n_reached``, ``minimum_distance``, ``max_sum``,
+        ``minimum_typicality``, ``no_candidates_left``, ``thresholds_left_none``, ``no_embeddings`` or
+        ``no_candidates``); ``metrics["stop_reason"]`` holds its value.
     :param objectives: each objective's own report keyed by its strategy path (``strategies[1]``): ``kind``,
         ``input``, ``strength`` and per kind e.g. BALANCE ``classes``/``target``/``achieved``/``available``,
         WEIGHTS ``mean_weight_selected``/``mean_weight_all``, DIVERSITY ``min_distance_at_pick``/``coverage_radius``.
@@ -75,7 +104,7 @@ class SelectionResult:
     indices: np.ndarray
     keys: list[str]
     metrics: dict[str, Any] = field(default_factory=dict)
-    stop_reason: str = "n_reached"
+    stop_reason: StopReason = StopReason.N_REACHED
     objectives: dict[str, dict[str, Any]] = field(default_factory=dict)
     pick_details: pa.Table | None = None
 
@@ -144,6 +173,7 @@ def select(
                   query_embeddings=query_embeddings, seed=seed, objects=objects,
                   preselected_objects=preselected_objects, preselected_rows=preselected_embeddings)
     keep = np.ones(n_all, dtype=bool)
+    passes = np.ones(n_all, dtype=bool)  # (the THRESHOLD filters alone: why nothing is left, when nothing is)
     diversity_at: str | None = None
     for path, entry in entries:
         inp, strat = entry.input, entry.strategy
@@ -165,7 +195,8 @@ def select(
         if isinstance(strat, ThresholdStrategy):
             v = scalar_input(candidates, inp, path + ".input", seed)
             ctx.count_missing(input_column(inp), int(np.isnan(v).sum()), "THRESHOLD: fails the filter")
-            keep &= _threshold_mask(v, strat)
+            passes &= _threshold_mask(v, strat)
+    keep &= passes
     ctx.keep = np.flatnonzero(keep).astype(rows_dtype, copy=False)
     # DIVERSITY is built last: its k-center state regroups the embedding rows in place (restored at the end),
     # so objectives that read the embeddings once (TYPICALITY, SIMILARITY) must read them first. The list
@@ -177,6 +208,8 @@ def select(
     objectives = [built[path] for path, _ in greedy_entries]
 
     picks, reason, values, scores = greedy(objectives, n_target)
+    if not len(ctx.keep):  # (nothing to pick from: say which step left nothing)
+        reason = _nothing_kept(n_all, passes, ctx.has_embedding if ctx.x_all is not None else None)
     indices = ctx.keep[picks].astype(np.int64) if len(picks) else np.zeros(0, dtype=np.int64)
     pick_keys = [str(k) for k in candidates.column(C.KEY).take(from_numpy(indices)).to_pylist()] if keys else []
     reports = {o.path: o.report(picks) for o in objectives}
@@ -184,7 +217,7 @@ def select(
     metrics = selection_metrics(ctx.x() if ctx.x_all is not None else None, picks,
                                 state=div.state if div is not None else None, seed=seed)
     metrics.update({"n_candidates": n_all, "n_after_thresholds": len(ctx.keep), "n_target": n_target,
-                    "n_selected": len(indices), "stop_reason": reason,
+                    "n_selected": len(indices), "stop_reason": reason.value,
                     "missing_inputs": dict(sorted(ctx.missing.items())), "objectives": reports,
                     "inactive_strategies": inactive,
                     "seconds": round(time.monotonic() - t0, 3)})
@@ -192,6 +225,16 @@ def select(
     details = pick_details_table(pick_keys if keys else None, scores, objectives, values)
     return SelectionResult(indices=indices, keys=pick_keys, metrics=metrics, stop_reason=reason,
                            objectives=reports, pick_details=details)
+
+
+def _nothing_kept(n_all: int, passes: np.ndarray, has_embedding: np.ndarray | None) -> StopReason:
+    """Why no candidate is left to pick from: none given, none with an embedding (EMBEDDINGS strategies), or the
+    THRESHOLD filters (also when they leave only candidates without an embedding)."""
+    if not n_all:
+        return StopReason.NO_CANDIDATES
+    if has_embedding is not None and not has_embedding.any() and passes.any():
+        return StopReason.NO_EMBEDDINGS
+    return StopReason.THRESHOLDS_LEFT_NONE
 
 
 def needs_embeddings(config: SelectionConfig) -> bool:
@@ -255,7 +298,7 @@ def pick_details_table(keys: list[str] | None, scores: list[float], objectives: 
 
 
 def greedy(objectives: list[Objective], n_target: int, *, dense: bool = False
-           ) -> tuple[np.ndarray, str, list[list[float]], list[float]]:
+           ) -> tuple[np.ndarray, StopReason, list[list[float]], list[float]]:
     """The greedy loop over the kept candidates.
 
     :returns: (picks into the kept candidates, stop reason, per objective its value at each pick, the
@@ -305,7 +348,7 @@ def greedy(objectives: list[Objective], n_target: int, *, dense: bool = False
     picks: list[int] = []
     values: list[list[float]] = [[] for _ in objectives]
     scores: list[float] = []
-    reason = "n_reached"
+    reason = StopReason.N_REACHED
     taken = np.zeros(n, dtype=bool)
     last = time.monotonic()
     while len(picks) < n_target:
@@ -323,11 +366,11 @@ def greedy(objectives: list[Objective], n_target: int, *, dense: bool = False
             score[taken] = -np.inf
             i = int(np.argmax(score)) if not taken.all() else -1
         if i < 0:
-            reason = "no_candidates_left"
+            reason = StopReason.NO_CANDIDATES_LEFT
             break
         stop = next((r for r in (o.stop_reason(i) for o in checks) if r is not None), None)
         if stop is not None:
-            reason = stop
+            reason = StopReason(stop)  # (an objective's stopping condition: minimum_distance, max_sum, …)
             break
         for vals, o in zip(values, objectives, strict=True):
             vals.append(o.value(i))

@@ -21,16 +21,19 @@ import numpy as np
 import pyarrow as pa
 
 from lightly_airflow import columns as C
+from lightly_airflow.selection.engine import StopReason
 
 
 @dataclass
 class SequenceResult:
-    """The frames picked (``keys``, pick order: sequence by sequence) and the sequences themselves."""
+    """The frames picked (``keys``, pick order: sequence by sequence) and the sequences themselves; ``stop_reason``
+    the engine's (:class:`~lightly_airflow.selection.engine.StopReason`), ``no_complete_sequences`` when the
+    candidates form no sequence."""
 
     indices: np.ndarray
     keys: list[str]
     metrics: dict[str, Any] = field(default_factory=dict)
-    stop_reason: str = "n_reached"
+    stop_reason: StopReason = StopReason.N_REACHED
     sequences: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -129,8 +132,8 @@ def select_sequences(
     metrics: dict[str, Any] = {"selected_sequence_length": length, "sequences_available": len(windows),
                                "sequence_frames_left_out": left_out}
     if not windows:
-        metrics["stop_reason"] = "no complete sequences"
-        return SequenceResult(np.zeros(0, np.int64), [], metrics, "no_candidates_left")
+        metrics["stop_reason"] = StopReason.NO_COMPLETE_SEQUENCES.value
+        return SequenceResult(np.zeros(0, np.int64), [], metrics, StopReason.NO_COMPLETE_SEQUENCES)
     if cfg.n_samples is not None:
         cfg = cfg.model_copy(update={"n_samples": cfg.n_samples // length})
     else:

@@ -116,3 +116,97 @@ def test_map_counts_a_re_listed_earlier_pick_once(digits_run) -> None:
 def test_flat_metrics() -> None:
     flat = dict(D.flat_metrics({"metrics": {"b": {"y": 1.23456789, "x": float("nan")}, "a": list(range(30))}}))
     assert flat["b.y"] == "1.23457" and flat["b.x"] == "nan" and flat["a"].endswith("… (30 values)")
+
+
+def _night_rows(night: list[bool | None], selected: list[bool]) -> pa.Table:
+    n = len(night)
+    rng = np.random.default_rng(3)
+    return pa.table({
+        C.KEY: [f"k{i:02d}" for i in range(n)], C.STATUS: ["ok"] * n,
+        C.EMBEDDING: pa.array(rng.normal(size=(n, 4)).astype(np.float32).tolist(), pa.list_(pa.float32())),
+        C.metadata_column("is_night"): pa.array(night, pa.bool_()), C.SELECTED: selected,
+    })
+
+
+@pytest.mark.parametrize("spelling", [("true", "false"), ("True", "False"), ("TRUE", "false")])
+def test_balances_on_a_boolean_field_read_the_target_as_the_engine(spelling) -> None:
+    """``{"true": 0.5, "false": 0.5}`` on a CATEGORICAL_BOOLEAN field: the engine balances the classes True/False
+    (``selection.inputs.class_name``); the report's own chart matched the raw strings, drew one "other classes"
+    bar with target 0 % and listed a false BALANCE miss."""
+    from lightly_airflow.report.goals import count_listed_goals, missed_goals
+    from lightly_airflow.selection import select
+
+    yes, no = spelling
+    config = {"n_samples": 4, "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
+        {"input": {"type": "METADATA", "key": "is_night"},
+         "strategy": {"type": "BALANCE", "target": {yes: 0.5, no: 0.5}, "strength": 10}}]}
+    night = [i % 4 == 0 for i in range(16)]
+    rows = _night_rows(night, [False] * 16)
+    engine = select(rows, config).objectives["strategies[1]"]
+    picked = set(select(rows, config).indices.tolist())
+    rows = _night_rows(night, [i in picked for i in range(16)])
+    pre = pa.table({C.KEY: ["p0", "p1"], C.metadata_column("is_night"): pa.array([True, None], pa.bool_())})
+    [bal] = D.balances(rows, config, None)
+    assert bal.classes == ["False", "True"] == sorted(engine["classes"])
+    np.testing.assert_allclose(bal.target, [0.5, 0.5])
+    by_class = dict(zip(engine["classes"], engine["achieved"], strict=True))
+    np.testing.assert_allclose(bal.achieved, [by_class["False"], by_class["True"]])
+    np.testing.assert_allclose(bal.available, [0.75, 0.25])
+    assert missed_goals(rows, config, {}, [bal]) == []
+    assert count_listed_goals(rows, config, {}, None) == 0  # (the lightly.run.goals_missed gauge)
+    [with_pre] = D.balances(rows, config, pre)  # an earlier True pick counts; one without the field counts for none
+    np.testing.assert_allclose(with_pre.achieved, [2 / 5, 3 / 5])
+
+
+def test_balances_on_boolean_class_predictions_use_the_engines_class_names() -> None:
+    """A prediction task whose categories are JSON booleans: the classes are the engine's ``True``/``False``."""
+    from lightly_airflow.selection import select
+
+    probs = [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.1, 0.9]]
+    rows = pa.table({
+        C.KEY: ["a", "b", "c", "d"], C.STATUS: ["ok"] * 4, C.SELECTED: [True, True, False, False],
+        C.class_distribution_column("night"): pa.array(probs, pa.list_(pa.float32())),
+    }).replace_schema_metadata({C.CATEGORIES_METADATA_KEY.encode(): b'{"night": [true, false]}'})
+    config = {"n_samples": 2, "strategies": [{"input": {"type": "PREDICTIONS", "task": "night", "name": "CLASS_DISTRIBUTION"},
+                                              "strategy": {"type": "BALANCE", "target": {"True": 0.5}}}]}
+    engine = select(rows, config).objectives["strategies[0]"]
+    [bal] = D.balances(rows, config, None)
+    assert engine["classes"][0] == "True"
+    assert bal.classes == ["True", "other classes"]
+    np.testing.assert_allclose(bal.target, [0.5, 0.5])
+    np.testing.assert_allclose(bal.achieved, [0.55, 0.45], rtol=1e-6)
+
+
+def test_a_missed_boolean_class_names_the_input_its_samples_lack() -> None:
+    """The BALANCE miss on a boolean field names the other strategy's input that every night sample lacks."""
+    from lightly_airflow.report.goals import missed_goals
+
+    score = C.score_column("det", "uncertainty_margin")
+    night = [i % 4 == 0 for i in range(16)]
+    rows = _night_rows(night, [not n and i < 9 for i, n in enumerate(night)]).append_column(
+        score, pa.array([None if n else 0.5 for n in night], pa.float64()))
+    config = {"n_samples": 6, "strategies": [
+        {"input": {"type": "SCORES", "task": "det", "score": "uncertainty_margin"}, "strategy": {"type": "WEIGHTS"}},
+        {"input": {"type": "METADATA", "key": "is_night"},
+         "strategy": {"type": "BALANCE", "target": {"true": 0.5, "false": 0.5}}}]}
+    [goal] = [g for g in missed_goals(rows, config, {}, D.balances(rows, config, None)) if g.goal.startswith("BALANCE")]
+    assert "True: target 50%, achieved 0%" in goal.outcome
+    assert f"all 4 of 4 ok 'True' samples lack {score}" in goal.cause
+
+
+def test_balances_on_a_numeric_field_spell_classes_as_the_engine() -> None:
+    """Numbers as classes (``str`` of the value, as the engine); a NaN is no class (the sample lacks the value)."""
+    from lightly_airflow.selection import select
+
+    lanes = [1.0, 2.0, float("nan"), 1.0, 2.0, 1.0, float("nan"), 2.0]
+    rows = pa.table({C.KEY: [f"k{i}" for i in range(8)], C.STATUS: ["ok"] * 8,
+                     C.metadata_column("lane"): pa.array(lanes, pa.float64()), C.SELECTED: [i < 3 for i in range(8)]})
+    config = {"n_samples": 3, "strategies": [{"input": {"type": "METADATA", "key": "lane"},
+                                              "strategy": {"type": "BALANCE", "distribution": "UNIFORM"}}]}
+    engine = select(rows, config).objectives["strategies[0]"]
+    [bal] = D.balances(rows, config, None)
+    assert bal.classes == engine["classes"] == ["1.0", "2.0"]
+    np.testing.assert_allclose(bal.target, [0.5, 0.5])
+    np.testing.assert_allclose(bal.achieved, [0.5, 0.5])  # (the NaN pick counts for no class)
+    np.testing.assert_allclose(bal.available, [0.5, 0.5])

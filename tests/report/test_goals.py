@@ -89,3 +89,21 @@ def test_the_select_steps_own_warnings_are_on_the_page(tmp_path: Path):
                          summary={"warnings": ["strategies[2] BALANCE: class 'photos' got 0% of the selection"]})
     html = Path(index).read_text()
     assert "Missed goals (1)" in html and "class &#x27;photos&#x27; got 0% of the selection" in html
+
+
+def test_the_count_goal_is_this_runs_new_picks_with_n_samples_meaning_total():
+    """``n_samples: 12`` with ``n_samples_meaning: total`` and 2 selected before asks this run for 10 new picks
+    (the summary's ``n_wanted``): 10 selected is no miss (it was "select 12 samples, selected 10")."""
+    from lightly_airflow.report.goals import count_listed_goals
+
+    rows = _rows(n_digits=40, n_photos=10, picked=10)
+    config = {"n_samples": 12, "strategies": CONFIG["strategies"][:1]}
+    summary = {"n_wanted": 10, "pool_selected_before": 2, "stop_reason": "n_reached"}
+    assert missed_goals(rows, config, summary, []) == []
+    assert count_listed_goals(rows, config, summary, None) == 0
+    [goal] = missed_goals(rows, config, {}, [])  # (without the run's target: the config's count)
+    assert goal.goal == "select 12 samples" and goal.count == 2
+    [goal] = missed_goals(rows, config, {**summary, "n_wanted": 11, "candidates": 10}, [])
+    assert goal.goal == "select 11 new samples (n_samples 12 in total, 2 selected before)"
+    assert goal.outcome == "selected 10" and goal.count == 1 and goal.cause.startswith("only 10 candidates")
+    assert missed_goals(rows, config, {**summary, "n_wanted": 0}, []) == []  # (the labelled set was full)

@@ -199,3 +199,138 @@ def test_thresholds_that_leave_nothing_warn() -> None:
     assert selection_warnings(table, config, result.metrics) == [
         "Nothing selected: the THRESHOLD strategies left none of the 20 candidates (a candidate without the input "
         "fails the filter). Fix: loosen the thresholds, or check the inputs' values in the report."]
+
+
+# --------------------------------------------------------------------- n_samples_meaning total: the run's target
+def test_n_samples_meaning_total_misses_no_goal_when_the_new_picks_are_made(tmp_path: Path) -> None:
+    """``n_samples: 8`` in total with 5 selected before asks this run for 3 new picks: the report's "Missed goals"
+    and the ``lightly.run.goals_missed`` gauge compared the 3 with 8 ("select 8 samples, selected 3"), also in the
+    report rebuilt from the pool after a worker died past the commit."""
+    import shutil
+
+    from lightly_airflow.pipeline import select_and_commit
+
+    src, pool = tmp_path / "src", tmp_path / "pool"
+    make_folder(src, _names("a", 10))
+    assert run(src, pool, "r1", {"n_samples": 5, "strategies": [DIVERSITY]}).selected == 5
+    make_folder(src, _names("b", 10), seed=1)
+    config = {"n_samples": 8, "strategies": [DIVERSITY]}
+    second = run(src, pool, "r2", config, active_learning={"n_samples_meaning": "total"})
+    assert (second.selected, second.n_wanted, second.pool_selected_before) == (3, 3, 5)
+    assert second.goals_missed == 0 and second.warnings == []
+    page = Path(second.report_uri.removeprefix("file://"))
+    assert "Missed goals" not in page.read_text()
+    from lightly_airflow.datapool import Datapool
+
+    assert Datapool(str(pool)).history()[-1]["counts"]["wanted"] == 3
+    shutil.rmtree(page.parent)  # (the report is rebuilt from the pool: the commit recorded the run's target)
+    again = select_and_commit(datapool_uri=str(pool), run_id="r2", dag_id="t", manifests=[], selection_config=config)
+    assert again.already_committed and again.n_wanted == 3 and again.goals_missed == 0
+    assert "Missed goals" not in page.read_text()
+
+
+def test_n_samples_meaning_total_names_a_real_miss_with_the_new_picks(tmp_path: Path) -> None:
+    """Fewer candidates than the new picks asked for: the miss counts against the new picks, not n_samples."""
+    src, pool = tmp_path / "src", tmp_path / "pool"
+    make_folder(src, _names("a", 10))
+    run(src, pool, "r1", {"n_samples": 5, "strategies": [DIVERSITY]})
+    make_folder(src, _names("b", 2), seed=1)
+    second = run(src, pool, "r2", {"n_samples": 9, "strategies": [DIVERSITY]},
+                 active_learning={"n_samples_meaning": "total"})
+    assert (second.selected, second.n_wanted, second.goals_missed) == (2, 4, 1)
+    html = Path(second.report_uri.removeprefix("file://")).read_text()
+    assert "select 4 new samples (n_samples 9 in total, 5 selected before)" in html
+    assert "only 2 candidates" in html and "select 9 samples" not in html
+
+
+# ------------------------------------------------------------------------------ stop reasons: why, and the fix
+def test_every_stop_reason_says_why_nothing_was_selected_and_the_fix() -> None:
+    """The one table of :func:`pipeline._nothing_selected`: a message and a fix for every stop reason."""
+    from lightly_airflow.pipeline import _NOTHING_SELECTED
+    from lightly_airflow.selection.engine import StopReason
+
+    assert set(_NOTHING_SELECTED) == {r.value for r in StopReason}
+    config = parse_selection_config({"n_samples": 5, "strategies": [DIVERSITY]})
+    for reason in StopReason:
+        [text] = selection_warnings(_table(7), config, {}, stop=reason, n_selected=0)
+        assert text.startswith("Nothing selected: ") and ". Fix: " in text and "{" not in text, (reason, text)
+        assert selection_warnings(_table(7), config, {}, stop=reason, n_selected=1) == []  # (it selected)
+    # A reason this version does not know (an older pool's record): the generic message, not a crash.
+    assert selection_warnings(_table(7), config, {"stop_reason": "gone fishing", "n_selected": 0}) == [
+        "Nothing selected from 7 candidates: the selection stopped at once (gone fishing). Fix: check the stopping "
+        "conditions (stopping_condition_minimum_distance, stopping_condition_max_sum, "
+        "stopping_condition_minimum_typicality) and n_samples / proportion_samples."]
+
+
+def _stop(table: pa.Table, config: dict[str, Any], preselected: pa.Table | None = None) -> tuple[Any, list[str]]:
+    """The engine's typed stop reason and the run's warnings, for a selection that picks nothing."""
+    result = select(table, config, preselected=preselected)
+    assert result.keys == [] and result.metrics["stop_reason"] == result.stop_reason.value
+    return result.stop_reason, selection_warnings(table, parse_selection_config(config), result.metrics)
+
+
+def test_the_engine_says_which_step_left_nothing() -> None:
+    from lightly_airflow.selection.engine import StopReason
+
+    no_embeddings = _table(6).set_column(1, C.EMBEDDING, pa.nulls(6, pa.list_(pa.float32())))
+    reason, [text] = _stop(no_embeddings, {"n_samples": 2, "strategies": [DIVERSITY]})
+    assert reason is StopReason.NO_EMBEDDINGS
+    assert text.startswith("Nothing selected: none of the 6 candidates has an embedding") and "Fix: check the embed" in text
+    reason, [text] = _stop(_table(0), {"n_samples": 2, "strategies": [DIVERSITY]})
+    assert reason is StopReason.NO_CANDIDATES and text.startswith("Nothing selected: this run has no candidates")
+    threshold = {"input": {"type": "METADATA", "key": "lightly.sharpness"},
+                 "strategy": {"type": "THRESHOLD", "threshold": 2, "operation": "BIGGER"}}
+    reason, [text] = _stop(no_embeddings, {"n_samples": 2, "strategies": [DIVERSITY, threshold]})
+    assert reason is StopReason.THRESHOLDS_LEFT_NONE  # (the filters alone leave none: they are named first)
+    assert text.startswith("Nothing selected: the THRESHOLD strategies left none of the 6 candidates")
+
+
+def test_a_stopping_condition_met_before_the_first_pick_is_named_with_its_value() -> None:
+    from lightly_airflow.selection.engine import StopReason
+
+    table = _table(8)
+    near = {"input": {"type": "EMBEDDINGS"},
+            "strategy": {"type": "DIVERSITY", "stopping_condition_minimum_distance": 0.5}}
+    reason, [text] = _stop(table, {"n_samples": 3, "strategies": [near]}, preselected=table.select([C.KEY, C.EMBEDDING]))
+    assert reason is StopReason.MINIMUM_DISTANCE
+    assert "closer to a sample selected before" in text and "strategies[0] stopping_condition_minimum_distance=0.5" in text
+    assert "Fix: lower stopping_condition_minimum_distance" in text
+    weights = {"input": {"type": "METADATA", "key": "lightly.sharpness"},
+               "strategy": {"type": "WEIGHTS", "stopping_condition_max_sum": 0.0001}}
+    reason, [text] = _stop(table, {"n_samples": 3, "strategies": [DIVERSITY, weights]})
+    assert reason is StopReason.MAX_SUM and "strategies[1] stopping_condition_max_sum=0.0001" in text
+    assert "Fix: raise stopping_condition_max_sum" in text
+    typical = {"input": {"type": "EMBEDDINGS"},
+               "strategy": {"type": "TYPICALITY", "stopping_condition_minimum_typicality": 0.99}}
+    reason, [text] = _stop(table, {"n_samples": 3, "strategies": [typical]})
+    assert reason is StopReason.MINIMUM_TYPICALITY and "stopping_condition_minimum_typicality=0.99" in text
+    assert "Fix: lower stopping_condition_minimum_typicality" in text
+
+
+def test_sequences_of_images_stop_with_their_own_reason() -> None:
+    from lightly_airflow.selection.engine import StopReason
+    from lightly_airflow.selection.sequences import select_sequences
+
+    result = select_sequences(_table(6), {"n_samples": 4, "strategies": [DIVERSITY]}, 2)
+    assert result.stop_reason is StopReason.NO_COMPLETE_SEQUENCES
+    assert result.metrics["stop_reason"] == "no_complete_sequences"
+    config = parse_selection_config({"n_samples": 4, "strategies": [DIVERSITY]})
+    [text] = selection_warnings(_table(6), config, result.metrics, stop=result.stop_reason, n_selected=0)
+    assert text.startswith("Nothing selected: worker_config.selected_sequence_length=2") and "6 left out" in text
+
+
+def test_a_missed_boolean_class_names_the_input_its_candidates_lack() -> None:
+    """A BALANCE class of a boolean field ('True') was looked up as Arrow's 'true': "No candidate of this run has
+    it." instead of the input every night candidate lacks."""
+    n = 20
+    night = [i % 4 == 0 for i in range(n)]
+    score = C.score_column("det", "uncertainty_margin")
+    table = _table(n).append_column(C.metadata_column("is_night"), pa.array(night, pa.bool_())).append_column(
+        score, pa.array([None if v else 0.5 for v in night], pa.float64()))
+    config = {"n_samples": 8, "strategies": [
+        {"input": {"type": "SCORES", "task": "det", "score": "uncertainty_margin"}, "strategy": {"type": "WEIGHTS"}},
+        {"input": {"type": "METADATA", "key": "is_night"},
+         "strategy": {"type": "BALANCE", "target": {"true": 0.5, "false": 0.5}, "strength": 0.01}}]}
+    result = select(table, config)
+    [line] = [w for w in selection_warnings(table, parse_selection_config(config), result.metrics) if "'True'" in w]
+    assert f"All 5 of its candidates lack {score!r}" in line, line
