@@ -33,11 +33,18 @@ environment variables so one DAG file serves every deployment:
   (unset: ``{}``): the defaults of ``selection_config``, ``worker_config`` and ``lightly_config``, hence what a
   scheduled or event-driven run selects with (e.g. a worker config whose ``embeddings`` names your embeddings CSV, so
   the next daily run embeds as the pool's earlier runs did). Each: inline JSON (``{"n_samples": 100, ...}``), or the
-  absolute path, ``file://`` or bucket URI of a JSON or YAML (``.yaml``/``.yml``) file as Lightly users keep them,
-  read whenever the DAG file is parsed (a bucket's file with the environment's credentials: the DAG processor's).
-  A value that cannot be read or has a problem stops the DAG from loading, with an import error naming the variable,
-  each problem's JSON path (``strategies[0].strategy.strength``) and the fix; the first task still checks the inputs
-  the config reads (``.lightly/``, the embeddings CSV).
+  absolute path, ``file://`` or bucket URI (``s3://``, ``gs://``, ``az://``) of a JSON or YAML (``.yaml``/``.yml``)
+  file as Lightly users keep them (``lightly_airflow.config.load_config``, as ``lightly-airflow select --config``).
+  Inline JSON and a local file are read whenever the DAG file is parsed: a value that cannot be read or has a
+  problem stops the DAG from loading, with an import error naming the variable, each problem's JSON path
+  (``strategies[0].strategy.strength``) and the fix. A bucket's file is never read at parse (no network call every
+  ``min_file_process_interval``): the param's default is ``{"$uri": "s3://…"}``, and the first task of each run
+  (``wait_for_new_files``, before it waits) reads it with the environment's credentials (the worker's), checks it,
+  and hands its content to the tasks after it (XCom); a file that is missing, unreadable or has a problem fails
+  that task in seconds, naming the variable, the URI and the fix. (With ``new-files`` the watcher's query then
+  leaves out a bucket worker config's ``relevant_filenames_file``, ``datasource.process_all`` and
+  ``input_expiration``: a run it starts for files those keys exclude skips at once.) The first task also checks the
+  inputs the config reads (``.lightly/``, the embeddings CSV).
 - ``execution_mode`` ``kubernetes`` (trigger form): the first task checks, before it waits, that the embed pods'
   Kubernetes configuration can be loaded (the cncf-kubernetes ``KubernetesHook``: the ``kubernetes_default``
   connection's in-cluster setting, kubeconfig path or kubeconfig, else the in-cluster environment
@@ -134,77 +141,52 @@ def _reviewers(text: str) -> list[dict[str, str]]:
     return users
 
 
-def _config_value(name: str, parse: Callable[[Any], Any]) -> Callable[[str], dict[str, Any] | None]:
-    """A parser for ``_env``: a Lightly config given as inline JSON (``{...}``) or as the path or URI of a JSON or
-    YAML file (``.yaml``/``.yml``), read as the ``--config`` files of the command line are
-    (:func:`~lightly_airflow.config.errors.read_config_text`; a bucket's file with the environment's credentials,
-    whenever the DAG file is parsed), checked with ``parse`` (every problem with its JSON path) and returned as
-    the dict the trigger form shows; empty: ``None`` (the built-in default)."""
+#: The three Lightly configs, written once: trigger-form param -> (the deployment variable of its default, the
+#: parser in ``lightly_airflow.config`` that checks it).
+CONFIG_VARIABLES = {
+    "selection_config": ("LIGHTLY_SELECTION_CONFIG", "parse_selection_config"),
+    "worker_config": ("LIGHTLY_WORKER_CONFIG", "parse_worker_config"),
+    "lightly_config": ("LIGHTLY_LIGHTLY_CONFIG", "parse_lightly_config"),
+}
+#: The key of a param default that stands for a bucket's config file, read by each run's first task.
+BUCKET_FILE_KEY = "$uri"
 
-    def value(raw: str) -> dict[str, Any] | None:
-        import json
 
-        from lightly_airflow.config.errors import ConfigError, decode_user_text, describe_json_error, read_config_text
-        from lightly_airflow.storage import filesystem, local_path, protocol_of
+def _parser(param: str) -> Callable[[Any], Any]:
+    import lightly_airflow.config
 
+    return getattr(lightly_airflow.config, CONFIG_VARIABLES[param][1])
+
+
+def _lightly_configs() -> tuple[dict[str, dict[str, Any] | None], dict[str, str]]:
+    """``({param: its default from the variable, None when unset}, {param: bucket URI})``.
+
+    Inline JSON and a local file are read and checked here, when the DAG file is parsed (cheap; a problem stops
+    the DAG from loading). A bucket's file is not read here (no network call at parse, every
+    ``min_file_process_interval``): its default is ``{"$uri": <the URI>}``, read and checked by each run's first
+    task (:func:`_read_bucket_configs`)."""
+    from lightly_airflow.config import config_source, load_config
+
+    defaults: dict[str, dict[str, Any] | None] = {}
+    buckets: dict[str, str] = {}
+    for param, (name, _) in CONFIG_VARIABLES.items():
+        raw = os.environ.get(name, "").strip()
         if not raw:
-            return None
-        text, where = raw, "the inline JSON"
-        if not raw.startswith("{"):
-            where = "the file it names"
-            try:
-                if protocol_of(raw) == "file":
-                    from pathlib import Path
-
-                    text = read_config_text(Path(local_path(raw)), name)
-                else:
-                    fs, path = filesystem(raw)
-                    text = decode_user_text(fs.cat_file(path))
-            except FileNotFoundError:
-                raise ValueError(f"{where} does not exist (inline JSON starts with '{{'); give inline JSON, or "
-                                 "the path or URI of a JSON or YAML file") from None
-            except Exception as exc:  # noqa: BLE001 - OSError, a store's credential errors: named, never raw
-                raise ValueError(f"{where} cannot be read ({type(exc).__name__}: {exc})") from None
-        if raw.lower().endswith((".yaml", ".yml")):
-            import yaml
-
-            try:
-                data = yaml.safe_load(text)
-            except yaml.YAMLError as exc:
-                raise ValueError(f"{where} is not valid YAML: {exc}") from None
+            defaults[param] = None
+        elif config_source(raw, name) == "bucket":
+            buckets[param] = raw
+            defaults[param] = {BUCKET_FILE_KEY: raw}
         else:
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where} is not valid JSON: {describe_json_error(exc)}") from None
-        try:
-            json.dumps(data)  # (the trigger form and a run's conf hold JSON: no YAML dates or sets)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{where} holds a value JSON cannot hold ({exc})") from None
-        try:
-            parse(data)
-        except ConfigError as exc:
-            raise ValueError(f"{where}: {exc}\nFix: correct the listed keys (docs/lightly-compat.md, "
-                             f"docs/selection.md), or unset {name} to use the default") from None
-        return dict(data)
-
-    return value
+            defaults[param] = load_config(raw, name, _parser(param))
+    return defaults, buckets
 
 
-def _lightly_configs() -> tuple[Any, Any, Any]:
-    from lightly_airflow.config import parse_lightly_config, parse_selection_config, parse_worker_config
-
-    expected = "a Lightly config: inline JSON, or the path or URI of a JSON or YAML file"
-    return (
-        _env("LIGHTLY_SELECTION_CONFIG", "", _config_value("LIGHTLY_SELECTION_CONFIG", parse_selection_config),
-             expected),
-        _env("LIGHTLY_WORKER_CONFIG", "", _config_value("LIGHTLY_WORKER_CONFIG", parse_worker_config), expected),
-        _env("LIGHTLY_LIGHTLY_CONFIG", "", _config_value("LIGHTLY_LIGHTLY_CONFIG", parse_lightly_config), expected),
-    )
-
-
-#: The Lightly configs a scheduled run uses (unset: the defaults below); a bad one stops the DAG from loading.
-SELECTION_CONFIG_ENV, WORKER_CONFIG, LIGHTLY_CONFIG = _lightly_configs()
+#: The Lightly configs a scheduled run uses (unset: the defaults below); a bad inline or local one stops the DAG
+#: from loading; a bucket's (BUCKET_CONFIGS: param -> URI) is read by each run's first task.
+CONFIG_DEFAULTS, BUCKET_CONFIGS = _lightly_configs()
+SELECTION_CONFIG_ENV = CONFIG_DEFAULTS["selection_config"]
+WORKER_CONFIG = CONFIG_DEFAULTS["worker_config"]
+LIGHTLY_CONFIG = CONFIG_DEFAULTS["lightly_config"]
 
 #: Who may answer a review; unset: every user Airflow lets answer Human-in-the-loop tasks of this DAG.
 REVIEWERS = _env("LIGHTLY_REVIEWERS", "", _reviewers, "comma-separated Airflow user ids, each optionally id:name")
@@ -230,10 +212,12 @@ if NEW_FILES_QUEUE and not DATASOURCE_URI.startswith("s3://"):
 if ON_NEW_FILES:
     #: Event-driven: the triggerer watches the datasource with the defaults' query (what a run with the trigger
     #: form untouched processes) and each new set of files becomes an event of this asset, hence a run; or, with a
-    #: queue, each batch of the bucket's S3 notifications of new files does (it deletes what it read).
+    #: queue, each batch of the bucket's S3 notifications of new files does (it deletes what it read). A worker
+    #: config in a bucket is not read here (no network call at parse): the watcher's query leaves its keys out.
     watcher: Any = NewFilesEventTrigger(
         query=NewFilesQuery.build(datasource_uri=DATASOURCE_URI, datapool_uri=DATAPOOL_URI, lightly_uri=LIGHTLY_URI,
-                                  worker_config=WORKER_CONFIG, live_photo_videos=LIVE_PHOTO_VIDEOS, **CONNECTIONS),
+                                  worker_config=None if "worker_config" in BUCKET_CONFIGS else WORKER_CONFIG,
+                                  live_photo_videos=LIVE_PHOTO_VIDEOS, **CONNECTIONS),
         poke_interval=POKE_INTERVAL_S,
     )
     if NEW_FILES_QUEUE:
@@ -258,6 +242,67 @@ DEFAULT_SELECTION_CONFIG = {
 SELECTION_CONFIG = SELECTION_CONFIG_ENV or DEFAULT_SELECTION_CONFIG
 
 datapool_asset = Asset(name="lightly-datapool", uri=DATAPOOL_URI)
+FIRST_TASK = "wait_for_new_files"
+
+
+def _config_template(param: str) -> str:
+    """What the tasks after the first read for the config ``param``: the param, or, when its default is a bucket's
+    file, the config the first task read and checked (its XCom of that name: the file's content, or the run's
+    own config when its conf gave one)."""
+    if param in BUCKET_CONFIGS:
+        return f"{{{{ ti.xcom_pull(task_ids='{FIRST_TASK}', key='{param}') }}}}"
+    return f"{{{{ params.{param} }}}}"
+
+
+def _config_description(param: str, text: str) -> str:
+    """The trigger form's description of a config param; with a bucket's file as its default, what that means."""
+    if param not in BUCKET_CONFIGS:
+        return text
+    return (f"{text} Default {{\"{BUCKET_FILE_KEY}\": …}}: the file {BUCKET_CONFIGS[param]} "
+            f"({CONFIG_VARIABLES[param][0]}), read and checked by the first task of each run; replace it with a "
+            "JSON object to run with another config.")
+
+
+def _read_bucket_configs(context: Any) -> None:
+    """The first task reads each config whose default is a bucket's file (``{"$uri": <LIGHTLY_*_CONFIG>}``) with
+    the environment's credentials and checks it, before it checks anything else; the task then works with the
+    file's content, and pushes each such config (the run's own, when its conf replaced the default) for the
+    tasks after it (:func:`_config_template`). A file that cannot be read or has a problem fails the run now
+    (no retry), naming the variable, the URI and the fix. A try that resumes after waiting (deferred) keeps what
+    it read before (Airflow clears a task's XComs when a try starts, not when it resumes)."""
+    if not BUCKET_CONFIGS:
+        return
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from lightly_airflow.config import load_config
+
+    task, ti = context["task"], context["ti"]
+    for param, uri in BUCKET_CONFIGS.items():
+        name = CONFIG_VARIABLES[param][0]
+        value = context["params"].get(param)
+        checked = ti.xcom_pull(task_ids=FIRST_TASK, key=param)
+        if checked is not None:  # resumed after waiting (deferred): what this try read and checked before it
+            value = checked
+        elif isinstance(value, dict) and BUCKET_FILE_KEY in value:
+            if value != {BUCKET_FILE_KEY: uri}:
+                raise AirflowFailException(
+                    f"Parameter {param!r} is {value!r}: only this deployment's {name} ({uri!r}) is read from a "
+                    f"bucket. Fix: give the config itself as a JSON object, or leave the param's default.")
+            try:
+                value = load_config(uri, name, _parser(param))
+            except ValueError as exc:
+                raise AirflowFailException(f"The default of the param {param!r}, a bucket's file read by the first "
+                                           f"task of each run with the environment's credentials: {exc}") from None
+            task.log.info("%s: %s read from %s=%r", param, ", ".join(sorted(value)) or "no keys", name, uri)
+        setattr(task, param, value)
+        if checked is None:
+            ti.xcom_push(key=param, value=value)
+
+
+def _first_task_checks(context: Any) -> None:
+    """The first task's checks before it waits: the bucket configs, then the execution mode."""
+    _read_bucket_configs(context)
+    _check_execution_mode(context)
 
 
 def _check_execution_mode(context: Any) -> None:
@@ -316,18 +361,20 @@ with DAG(
         # them and names each problem's JSON path and the fix, which a JSON-schema error of the form does not.
         "selection_config": Param(
             SELECTION_CONFIG, type="object", title="Selection config",
-            description="A Lightly selection config: n_samples or proportion_samples, and strategies "
-            "(docs/selection.md). The first task checks it and names every problem's JSON path.",
+            description=_config_description("selection_config", "A Lightly selection config: n_samples or "
+            "proportion_samples, and strategies (docs/selection.md). The first task checks it and names every "
+            "problem's JSON path."),
         ),
         "worker_config": Param(
             WORKER_CONFIG or {}, type="object", title="Worker config",
-            description="Lightly worker_config keys, e.g. {\"datasource\": {\"enable_datapool_update\": false}} "
-            "(docs/lightly-compat.md: what every key does here).",
+            description=_config_description("worker_config", "Lightly worker_config keys, e.g. {\"datasource\": "
+            "{\"enable_datapool_update\": false}} (docs/lightly-compat.md: what every key does here)."),
         ),
         "lightly_config": Param(
             LIGHTLY_CONFIG or {}, type="object", title="Lightly config",
-            description="Lightly's lightly_config (embedding settings: model.num_ftrs, loader.batch_size, "
-            "collate.input_size, …); training keys are accepted and noted as having no effect.",
+            description=_config_description("lightly_config", "Lightly's lightly_config (embedding settings: "
+            "model.num_ftrs, loader.batch_size, collate.input_size, …); training keys are accepted and noted as "
+            "having no effect."),
         ),
         "datasource_conn_id": Param(
             CONNECTIONS["datasource_conn_id"], type=["null", "string"], title="Datasource connection",
@@ -385,28 +432,29 @@ with DAG(
         "lightly_uri": "{{ params.lightly_uri }}",
         "process_all": "{{ params.process_all }}",
         "live_photo_videos": "{{ params.live_photo_videos }}",
-        "selection_config": "{{ params.selection_config }}",
-        "worker_config": "{{ params.worker_config }}",
-        "lightly_config": "{{ params.lightly_config }}",
+        **{param: f"{{{{ params.{param} }}}}" for param in CONFIG_VARIABLES},
         "active_learning": active_learning,
     }
 
     wait_for_new_files = NewFilesSensor(
-        task_id="wait_for_new_files",
+        task_id=FIRST_TASK,
         wait=not ON_NEW_FILES,  # (event-driven: the event said there are new files; none left: skip at once)
         timeout=WAIT_FOR_NEW_FILES_S,
         poke_interval=POKE_INTERVAL_S,
         soft_fail=True,  # nothing new before the timeout: skip this run, do not fail it
         retries=0,
-        pre_execute=_check_execution_mode,
+        pre_execute=_first_task_checks,
         **query,
         **common,
     )
 
+    #: The tasks after the first read a bucket's config from the first task (``_config_template``).
+    configs = {param: _config_template(param) for param in CONFIG_VARIABLES}
+
     list_new_files = ListNewFilesOperator(
         task_id="list_new_files",
         tag_name="{{ params.tag_name }}",
-        **query,
+        **{**query, **configs},
         **common,
     )
     manifests = list_new_files.output
@@ -447,10 +495,8 @@ with DAG(
 
     selection = {
         "manifests": manifests,
-        "selection_config": "{{ params.selection_config }}",
         "tag_name": "{{ params.tag_name }}",
-        "worker_config": "{{ params.worker_config }}",
-        "lightly_config": "{{ params.lightly_config }}",
+        **configs,
         "active_learning": active_learning,
         "asset": datapool_asset,
         **common,

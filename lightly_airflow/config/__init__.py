@@ -1,4 +1,5 @@
-"""Lightly-compatible selection and worker configs: JSON in, validated models or one clear error out.
+"""Lightly-compatible selection and worker configs: JSON in, validated models or one clear error out;
+:func:`load_config` reads one as a user gives it (inline JSON, a local or bucket file, JSON or YAML).
 
 The names are loaded on first use (PEP 562): a ``select`` process needs the selection models only, not the
 worker config's (~10 ms of pydantic model building).
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lightly_airflow.config.errors import ConfigError
+    from lightly_airflow.config.load import ConfigSourceError, config_source, load_config
     from lightly_airflow.config.selection import (
         SelectionConfig,
         parse_selection_config,
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "ConfigError": "errors",
+    "ConfigSourceError": "load",
+    "config_source": "load",
+    "load_config": "load",
     "SelectionConfig": "selection",
     "parse_selection_config": "selection",
     "selection_config_json_schema": "selection",
@@ -38,10 +43,13 @@ _WHERE = {
 
 __all__ = [
     "ConfigError",
+    "ConfigSourceError",
     "LightlyConfig",
     "SelectionConfig",
     "WorkerConfig",
+    "config_source",
     "key_table",
+    "load_config",
     "parse_lightly_config",
     "parse_selection_config",
     "parse_worker_config",

@@ -114,8 +114,9 @@ def decode_user_text(data: bytes) -> str:
 
 
 def read_config_text(path: Path, option: str) -> str:
-    """The text of a local file passed to a command-line option (``--config``), decoded as ``.lightly/`` files
-    are (:func:`decode_user_text`).
+    """The text of a local file passed to a command-line option (``--summary``), decoded as ``.lightly/`` files
+    are (:func:`decode_user_text`). A config as users give it (inline JSON, a local or bucket file, JSON or YAML):
+    :func:`~lightly_airflow.config.load.load_config`.
 
     :raises ValueError: naming the option, the file and the fix, for any other encoding.
     """

@@ -1,4 +1,4 @@
-"""``lightly-airflow select --samples S.parquet --config C.json [--preselected P.parquet] --out O.parquet``."""
+"""``lightly-airflow select --samples S.parquet --config C.json|C.yaml|'{...}' [--preselected P.parquet] --out O.parquet``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lightly_airflow import columns as C
-from lightly_airflow.config.errors import read_config_text
+from lightly_airflow.config.load import config_source, load_config
 from lightly_airflow.selection.arrays import embedding_width, from_numpy, read_embedding_rows, read_keys, string_array
 
 if TYPE_CHECKING:
@@ -40,8 +40,15 @@ def run(args: argparse.Namespace) -> int:
     held while selecting (a null column stands in) and only the picks' keys are read afterwards, once the
     matrix is freed.
     """
-    config_path = Path(args.config)
-    config_text = read_config_text(config_path, "--config")  # (a BOM or UTF-16 from Windows tools, as .lightly/)
+    # Inline JSON, or a local or bucket file, JSON or YAML (a BOM or UTF-16 from Windows tools, as .lightly/).
+    config_data = load_config(args.config, "--config")
+    # Relative dataset_id paths of query sets: from a local config file's folder, else from the current one.
+    if config_source(args.config, "--config") == "local":
+        from lightly_airflow.storage import local_path
+
+        query_base: str | None = str(Path(local_path(args.config.strip())).parent)
+    else:
+        query_base = None
     samples_file = pq.ParquetFile(args.samples)
     names = samples_file.schema_arrow.names
     n_rows = samples_file.metadata.num_rows
@@ -56,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         # validated config decides, and stops it when not. The config's errors still come first.
         early = None
         importing = threading.Event()
-        if C.EMBEDDING in names and '"EMBEDDINGS"' in config_text:
+        if C.EMBEDDING in names and '"EMBEDDINGS"' in json.dumps(config_data):
             importing.set()
             early = reader.submit(read_embedding_rows, args.samples, caller_busy=importing, stop=stop)
         try:
@@ -67,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
                 from lightly_airflow.selection.inputs import config_columns
                 from lightly_airflow.selection.queries import resolve_query_sets
 
-                config = parse_selection_config(config_text)
+                config = parse_selection_config(config_data)
         except BaseException:
             stop.set()
             raise
@@ -99,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         if pre_embeddings is not None:
             keep.discard(C.EMBEDDING)
         pre = pre_file.read(columns=[c for c in pre_names if c in keep])
-    result = select(samples, config, preselected=pre, query_embeddings=resolve_query_sets(config, base=str(config_path.parent)),
+    result = select(samples, config, preselected=pre, query_embeddings=resolve_query_sets(config, base=query_base),
                     seed=args.seed, embeddings=embeddings, preselected_embeddings=pre_embeddings,
                     keys=not late_keys)  # (late keys: no throwaway key list from the null stand-in)
     embeddings = samples = pre = pre_embeddings = None  # (the matrix is freed before the keys are read)
@@ -159,7 +166,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the ``select`` subcommand."""
     p = subparsers.add_parser("select", help="run a Lightly selection config over a samples Parquet file")
     p.add_argument("--samples", required=True, help="samples Parquet (key, embedding, metadata.*, scores.*, ...)")
-    p.add_argument("--config", required=True, help="selection config JSON file")
+    p.add_argument("--config", required=True,
+                   help="the selection config: inline JSON ({...}), or the path or URI (s3://, gs://, az://: the "
+                   "environment's credentials) of a JSON or YAML (.yaml/.yml) file")
     p.add_argument("--preselected", help="Parquet of samples already selected (at least key, embedding)")
     p.add_argument("--out", required=True, help="output Parquet: key, pick_rank and the selection.* values of "
                    "each pick (why it was picked); metrics in file metadata")
