@@ -15,3 +15,58 @@ def test_an_undefined_connection_fails_without_retry(tmp_path, monkeypatch) -> N
                               datapool_uri=str(tmp_path / "pool"), datasource_conn_id="no_such_conn")
     with pytest.raises(AirflowFailException, match=r"'no_such_conn' is not defined.*AIRFLOW_CONN_NO_SUCH_CONN"):
         op.execute({"run_id": "manual__1"})
+
+
+def _csv_folder(root, dim: int = 32):
+    """A datasource with two images and ``.lightly/embeddings/emb.csv`` of ``dim`` embedding columns."""
+    import csv
+
+    from PIL import Image
+
+    src = root / "src"
+    (src / ".lightly" / "embeddings").mkdir(parents=True)
+    with (src / ".lightly" / "embeddings" / "emb.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["filenames", *(f"embedding_{i}" for i in range(dim)), "labels"])
+        for i in range(2):
+            Image.new("RGB", (8, 8), (i * 100, 0, 0)).save(src / f"img{i}.png")
+            writer.writerow([f"img{i}.png", *(["0.5"] * dim), "0"])
+    return src
+
+
+class _TI:
+    def __init__(self) -> None:
+        self.pushed: dict = {}
+
+    def xcom_push(self, key, value) -> None:
+        self.pushed[key] = value
+
+
+DIVERSE = {"n_samples": 1, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+
+
+def test_num_ftrs_other_than_the_embeddings_csv_fails_the_list_task_before_any_listing(tmp_path) -> None:
+    """``lightly_config.model.num_ftrs`` 64 with a 32-column CSV was refused only by the embed step, after the listing,
+    the metadata and the predictions; the list task refuses it now, naming the file, the key and the fix."""
+    src = _csv_folder(tmp_path)
+    pool = tmp_path / "pool"
+    op = ListNewFilesOperator(task_id="list_new_files", datasource_uri=str(src), datapool_uri=str(pool),
+                              selection_config=DIVERSE, worker_config={"embeddings": "emb.csv"},
+                              lightly_config={"model": {"num_ftrs": 64}})
+    ti = _TI()
+    with pytest.raises(AirflowFailException) as info:
+        op.execute({"run_id": "manual__1", "ti": ti})
+    text = str(info.value)
+    assert "lightly_config.model.num_ftrs" in text and "is 64" in text and "has 32 embedding columns" in text
+    assert "emb.csv" in text and "Fix: remove model.num_ftrs from lightly_config (or set it to 32)" in text
+    assert ti.pushed == {} and not pool.exists()  # nothing listed, no manifest written
+
+    # The CSV's own dimension (or none asked) lists as before.
+    for lightly_config in ({"model": {"num_ftrs": 32}}, {}):
+        ti = _TI()
+        op = ListNewFilesOperator(task_id="list_new_files", datasource_uri=str(src), datapool_uri=str(pool),
+                                  selection_config=DIVERSE, worker_config={"embeddings": "emb.csv"},
+                                  lightly_config=lightly_config)
+        manifests = op.execute({"run_id": f"manual__{len(lightly_config)}", "ti": ti})
+        assert len(manifests) == 1 and ti.pushed["counts"]["new"] == 2
+        assert ti.pushed["embeddings_csv"].endswith("emb.csv")
