@@ -240,11 +240,18 @@ def validate_params(
             "correct the listed keys (see docs/selection.md for every strategy and input).",
         ) from None
     worker = _lightly_config_param("worker_config", parse_worker_config, worker_config)
-    if lightly_config:
-        embed_option_overrides(worker, lightly_config)
+    dim = embed_option_overrides(worker, lightly_config).get("dim") if lightly_config else None
     for note in selection.notes():
         log.warning("selection_config.%s", note)
-    custom_embeddings_uri(worker, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials)
+    csv = custom_embeddings_uri(worker, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials)
+    if csv is not None and dim is not None:  # (the embed step checks it too, but only after the listing)
+        from lightly_airflow.embedding.custom import EmbeddingsDimMismatchError, check_embeddings_dim
+
+        try:
+            check_embeddings_dim(csv, dim, lightly_credentials or datasource_credentials)
+        except EmbeddingsDimMismatchError as exc:
+            problem, _, fix = str(exc).partition(" Fix: ")
+            raise ParamError("lightly_config", problem, fix or "match model.num_ftrs to the CSV.") from None
     check_relevant_filenames(worker, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials)
     check_selection_inputs(
         selection, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials,

@@ -25,18 +25,6 @@ from lightly_airflow.run_metrics import list_metrics
 BACKFILL = "backfill"
 
 
-def _check_embeddings_dim(uri: str, dim: int, credentials: Any) -> None:
-    """``lightly_config.model.num_ftrs`` (the embed step's ``dim``) against the custom embeddings CSV's header, as
-    the embed step checks it, but in the first task: a mismatch fails the run before anything is listed or
-    embedded, naming the file, the key, both dimensions and the fix."""
-    from lightly_airflow.embedding.custom import check_embeddings_dim
-
-    try:
-        check_embeddings_dim(uri, dim, credentials)
-    except ValueError as exc:  # EmbeddingsDimMismatchError; a header the list task's check already accepted
-        raise AirflowFailException(str(exc)) from None
-
-
 class ListNewFilesOperator(LightlyBaseOperator):
     """Validate the run's parameters, list new files and shard them into manifests.
 
@@ -138,13 +126,12 @@ class ListNewFilesOperator(LightlyBaseOperator):
                 lightly_credentials=self.lightly_credentials,
                 datapool_credentials=self.datapool_credentials,
                 active_learning=self.active_learning or None,
+                lightly_config=self.lightly_config,  # (model.num_ftrs against an embeddings CSV, among others)
             )
             embeddings_csv = custom_embeddings_uri(
                 worker, self.lightly_uri or self.datasource_uri, self.lightly_credentials
             )
             overrides = embed_option_overrides(worker, self.lightly_config)
-            if embeddings_csv is not None and overrides.get("dim") is not None:
-                _check_embeddings_dim(embeddings_csv, overrides["dim"], self.lightly_credentials)
             check_run_tag(self.datapool_uri, self.tag_name or None, context["run_id"], self.datapool_credentials)
         except (ParamError, UnsupportedConnectionError) as exc:
             raise AirflowFailException(str(exc)) from None  # a retry cannot fix a bad parameter or connection

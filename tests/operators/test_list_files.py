@@ -70,3 +70,17 @@ def test_num_ftrs_other_than_the_embeddings_csv_fails_the_list_task_before_any_l
         manifests = op.execute({"run_id": f"manual__{len(lightly_config)}", "ti": ti})
         assert len(manifests) == 1 and ti.pushed["counts"]["new"] == 2
         assert ti.pushed["embeddings_csv"].endswith("emb.csv")
+
+
+def test_num_ftrs_other_than_the_embeddings_csv_fails_the_sensor_before_it_waits(tmp_path) -> None:
+    """The DAG's first task (the sensor) checks it too, before it waits (no new file would ever end that wait
+    with the run going on to fail in the list task)."""
+    from lightly_airflow.sensors.new_files import NewFilesSensor
+
+    src = _csv_folder(tmp_path)
+    (tmp_path / "empty").mkdir()
+    sensor = NewFilesSensor(task_id="wait_for_new_files", datasource_uri=str(src), datapool_uri=str(tmp_path / "pool"),
+                            selection_config=DIVERSE, worker_config={"embeddings": "emb.csv"},
+                            lightly_config={"model": {"num_ftrs": 64}}, deferrable=False, timeout=1, poke_interval=1)
+    with pytest.raises(AirflowFailException, match=r"Parameter 'lightly_config'.*is 64.*has 32 embedding columns"):
+        sensor.execute({"run_id": "manual__1"})
