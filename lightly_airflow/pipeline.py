@@ -250,8 +250,8 @@ def validate_params(
         try:
             check_embeddings_dim(csv, dim, lightly_credentials or datasource_credentials)
         except EmbeddingsDimMismatchError as exc:
-            problem, _, fix = str(exc).partition(" Fix: ")
-            raise ParamError("lightly_config", problem, fix or "match model.num_ftrs to the CSV.") from None
+            why, _, fix = str(exc).partition(" Fix: ")
+            raise ParamError("lightly_config", why, fix or "match model.num_ftrs to the CSV.") from None
     check_relevant_filenames(worker, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials)
     check_selection_inputs(
         selection, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials,
