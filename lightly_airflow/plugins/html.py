@@ -24,8 +24,10 @@ a{color:var(--link)} code{background:var(--head);padding:0 .25rem;border-radius:
 .box{border:1px solid var(--line);border-radius:6px;padding:.8rem 1rem;margin:.6rem 0;background:var(--box)}
 .warn{border-color:var(--warnb);background:var(--warnbg)} .err{border-color:var(--errb);background:var(--errbg)}
 .ok{border-color:var(--okb);background:var(--okbg)}
+.box code{word-break:normal;overflow-wrap:anywhere}
 nav{margin-bottom:.8rem;font-size:.9rem} nav.tabs a{margin-right:.9rem}
 .layout{display:flex;gap:1.2rem;align-items:flex-start} .side{flex:0 0 17rem;font-size:.85rem} .main{flex:1;min-width:0}
+@media (max-width:760px){.layout{flex-direction:column;align-items:stretch} .side{flex:none}}
 .side fieldset{border:1px solid var(--line);border-radius:6px;margin:0 0 .6rem;padding:.4rem .6rem}
 .side legend{font-weight:600} .side label{display:block;margin:.15rem 0;word-break:break-all}
 input,select,button{font:inherit;color:var(--fg);background:var(--bg);border:1px solid var(--line);border-radius:4px;padding:.15rem .35rem}

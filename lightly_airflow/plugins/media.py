@@ -9,11 +9,12 @@ keys with ``..``, empty or absolute segments are refused.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,55 @@ class ContentState:
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "state": self.state, "recorded_etag": self.recorded, "current_etag": self.current,
                 "reason": self.reason or None}
+
+
+#: Part of every media answer's entity tag: raised when the bytes answered for the same file change (another crop
+#: padding, another conversion), so that browsers' copies made before are not taken as current.
+MEDIA_ETAG_VERSION = "1"
+
+
+class NotModified(Exception):  # noqa: N818 - the HTTP status it stands for
+    """The browser's copy of a media answer is current (its ``If-None-Match`` names ``etag``): raised by the
+    ``not_modified`` hook of :func:`read_image`, :func:`read_frame`, :func:`read_crop` before any of the file's
+    bytes are read; ``state``: the file's :class:`ContentState` (its headers go on the 304 answer too)."""
+
+    def __init__(self, etag: str, state: ContentState) -> None:
+        super().__init__(etag)
+        self.etag, self.state = etag, state
+
+
+def media_etag(state: ContentState | None, *parts: Any, weak: bool = True) -> str | None:
+    """The HTTP entity tag of a media answer (``…/image``, ``…/video``) made from the file ``state`` describes: a
+    digest of the content identity it has now (``state.current``: the etag the datasource listing computes, from the
+    metadata the read needs anyway), the row's recorded etag (which decides the ``X-Lightly-Content-Changed``
+    headers) and ``parts`` (what else the bytes depend on: a crop box, a frame index). ``None`` when the file's
+    identity is not known (gone, a store error): such an answer is not revalidated, the browser asks again.
+
+    :param weak: ``W/"…"`` for answers whose bytes are made from the file (a crop, a decoded frame, a browser
+        copy: the same picture, not necessarily the same bytes); strong for the file's own bytes (a video, whose
+        ranged answers ``If-Range`` compares)."""
+    if state is None or not state.current:
+        return None
+    text = "\x1f".join("" if p is None else str(p)
+                       for p in (MEDIA_ETAG_VERSION, state.key, state.current, state.recorded, *parts))
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f'W/"{digest}"' if weak else f'"{digest}"'
+
+
+def etag_matches(if_none_match: str | None, etag: str | None) -> bool:
+    """Whether a request's ``If-None-Match`` names ``etag`` (the weak comparison of RFC 9110 13.1.2: ``W/`` is
+    ignored; ``*`` matches any current file)."""
+    if not if_none_match or not etag:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    want = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == want for tag in if_none_match.split(","))
+
+
+#: The hook the readers call with the file's :class:`ContentState` just before they read its bytes; it raises
+#: :class:`NotModified` when the browser's copy is current.
+NotModifiedHook = Callable[[ContentState], None]
 
 
 def content_file(row: Mapping[str, Any], parent: Mapping[str, Any] | None = None) -> tuple[str, bool]:
@@ -143,7 +193,13 @@ def content_state(
         if recorded is None:
             reason = "its row records no content identity (etag) to compare with"
             log.warning("Cannot tell whether %s/%s changed: %s", datasource_uri, key, reason)
-            return ContentState(key, UNKNOWN, reason=reason)
+            current = None
+            if info is not None:  # a media answer: its identity still names the bytes served (its entity tag)
+                try:
+                    current = current_etag(protocol_of(datasource_uri), fs, path, info)
+                except Exception:  # noqa: BLE001 - without it the answer is not revalidated, only sent again
+                    current = None
+            return ContentState(key, UNKNOWN, current=current, reason=reason)
         now = current_etag(protocol_of(datasource_uri), fs, path, info)
     except FileNotFoundError:
         return ContentState(key, GONE, recorded)
@@ -172,12 +228,14 @@ def safe_key(key: Any) -> str:
 
 def read_image(
     datasource_uri: str, key: str, credentials: StorageCredentials | None, *, recorded: Any = None,
-    check: list[ContentState] | None = None,
+    check: list[ContentState] | None = None, not_modified: NotModifiedHook | None = None,
 ) -> tuple[bytes, str, tuple[int, int]]:
     """The image as the browser should get it: ``(bytes, content type, (width, height))``.
 
     :param check: receives the file's :class:`ContentState` against ``recorded`` (the row's etag), from the same
-        metadata read that sizes the file (no extra request)."""
+        metadata read that sizes the file (no extra request).
+    :param not_modified: called with that state before the file's bytes are read (:data:`NotModifiedHook`: it
+        raises :class:`NotModified` when the browser's copy is current)."""
     from lightly_airflow.pixels import (
         BROWSER_FORMATS,
         HIGH_BIT_DEPTH_MODES,
@@ -192,8 +250,12 @@ def read_image(
         info = file_info(fs, root)
     except FileNotFoundError:
         raise MediaError(f"The image {key!r} is no longer in the datasource.") from None
-    if check is not None:
-        check.append(content_state(datasource_uri, key, recorded, credentials, fs=fs, path=root, info=info))
+    if check is not None or not_modified is not None:
+        state = content_state(datasource_uri, key, recorded, credentials, fs=fs, path=root, info=info)
+        if check is not None:
+            check.append(state)
+        if not_modified is not None:
+            not_modified(state)
     if int(info.get("size") or 0) > MAX_IMAGE_BYTES:
         raise MediaError(f"The image {key!r} is larger than {MAX_IMAGE_BYTES} bytes.")
     with fs.open(root, "rb") as f:
@@ -290,23 +352,29 @@ def frame_size(row: Mapping[str, Any]) -> tuple[int, int] | None:
 
 def read_frame(
     datasource_uri: str, row: Mapping[str, Any], credentials: StorageCredentials | None,
-    check: list[ContentState] | None = None,
+    check: list[ContentState] | None = None, not_modified: NotModifiedHook | None = None,
 ) -> bytes:
     """A video frame's picture as PNG (``video.export.frame_png``: the run's PNG of a selected frame, else decoded
     from its video now).
 
     :param check: receives the :class:`ContentState` of what was served: the run's PNG of this video version is the
-        frame the row describes (:data:`SAME`, nothing read), a frame decoded now is checked against the video."""
+        frame the row describes (:data:`SAME`, its ``current`` the row's etag: nothing read), a frame decoded now
+        is checked against the video.
+    :param not_modified: called first with the state the picture would have (:func:`frame_state`: the stored PNG's
+        first bytes, else the video's metadata), before the PNG is read or a frame decoded; it raises
+        :class:`NotModified` when the browser's copy is current."""
     from lightly_airflow.video.export import frame_png
 
     for name in (C.KEY, C.VIDEO):
         safe_key(row.get(name))
+    if not_modified is not None:
+        not_modified(frame_state(datasource_uri, row, credentials))
     try:
         origin: list[str] = []
         data = frame_png(datasource_uri, dict(row), credentials=credentials, origin=origin)
         if check is not None:
             video, etag = str(row[C.VIDEO]), row.get(C.ETAG)
-            check.append(ContentState(video, SAME, etag) if origin == ["stored"]
+            check.append(_stored(video, etag) if origin == ["stored"]
                          else content_state(datasource_uri, video, etag, credentials))
         return data
     except FileNotFoundError:
@@ -315,13 +383,38 @@ def read_frame(
         raise MediaError(f"{exc}.") from None
 
 
+def _stored(video: str, etag: Any) -> ContentState:
+    """The state of a frame served from its run's stored PNG: the processed version of the video (the content the
+    row describes, its identity the row's etag) whatever the video is now."""
+    recorded = None if etag is None or etag == "" else str(etag)
+    return ContentState(video, SAME, recorded, recorded)
+
+
+def frame_state(datasource_uri: str, row: Mapping[str, Any], credentials: StorageCredentials | None) -> ContentState:
+    """The :class:`ContentState` a frame's picture (:func:`read_frame`) has, without reading the picture: the run's
+    stored PNG shows the row's video version when its first bytes record the row's etag (one small ranged read),
+    else the frame is decoded from the video as it is now (its metadata: one HEAD, locally a stat)."""
+    from lightly_airflow.video.export import stored_frame_etag
+
+    video, etag = str(row[C.VIDEO]), row.get(C.ETAG)
+    try:
+        stored = stored_frame_etag(datasource_uri, str(row[C.KEY]), credentials)
+    except Exception as exc:  # noqa: BLE001 - frame_png decodes the frame then; its state is the video's
+        log.info("Cannot read the stored PNG of frame %s: %s", row.get(C.KEY), exc)
+        stored = False
+    if stored is not False and stored == ("" if etag is None else str(etag)):
+        return _stored(video, etag)
+    return content_state(datasource_uri, video, etag, credentials)
+
+
 def read_crop(
     datasource_uri: str, parent_key: str, crop_box: Any, credentials: StorageCredentials | None,
     parent: Mapping[str, Any] | None = None, *, recorded: Any = None, check: list[ContentState] | None = None,
+    not_modified: NotModifiedHook | None = None,
 ) -> bytes:
     """An object's crop as PNG: its stored box (``object_crop_box``, padded, integer pixels) cut from its image (or
-    from its video frame: ``parent`` is the frame's row). ``check``: as :func:`read_image` (``recorded``: the
-    object row's etag, its image's) and :func:`read_frame`."""
+    from its video frame: ``parent`` is the frame's row). ``check`` and ``not_modified``: as :func:`read_image`
+    (``recorded``: the object row's etag, its image's) and :func:`read_frame`."""
     from lightly_airflow.pixels import display_rgb, open_image, scale_box, upright_size
 
     try:
@@ -329,9 +422,10 @@ def read_crop(
     except (TypeError, ValueError):
         raise MediaError("The object has no crop box, so its crop cannot be shown.") from None
     if parent is not None and is_frame(parent):
-        data = read_frame(datasource_uri, parent, credentials, check)
+        data = read_frame(datasource_uri, parent, credentials, check, not_modified)
     else:
-        data, _, _ = read_image(datasource_uri, parent_key, credentials, recorded=recorded, check=check)
+        data, _, _ = read_image(datasource_uri, parent_key, credentials, recorded=recorded, check=check,
+                                not_modified=not_modified)
     try:  # read_image sends a browser's format undecoded: a truncated PNG or JPEG fails only here
         opened = open_image(data, fit=True)  # a JPEG above Pillow's pixel limit: reduced, as the object pass cut it
         img = display_rgb(opened)  # the pixels the crop box was cut from (upright, …)

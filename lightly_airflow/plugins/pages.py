@@ -583,8 +583,9 @@ def sample_page(
         tabs(root, pool, scope, "") + walk
         + f'<p><code>{H.e(key)}</code> · sample id <code>{H.e(sid)}</code> · version {H.e(view.version)}</p>'
         + '<div class="layout"><div class="main">' + content_note(extra)
-        + f'<div class="figure"><img src="{H.e(image_url)}" alt="{H.e(key)}">{overlay}</div>{pred_note}'
-        + video_player(root, pool, view, sid, row)
+        + ("" if picture_gone(extra) else
+           f'<div class="figure"><img src="{H.e(image_url)}" alt="{H.e(key)}">{overlay}</div>{pred_note}')
+        + ("" if gone(extra) and extra.get("content_video") else video_player(root, pool, view, sid, row))
         + "</div><div class=\"side\">" + status_box + f"<h3>Tags</h3><p>{tag_pills}</p>"
         + similar_link(root, pool, view, sid, row, SHOW_IMAGES) + "".join(why) + "</div></div>"
         + (objects_section(root, pool, view, objects, bool(row.get(C.SELECTED))) if objects else "")
@@ -593,6 +594,21 @@ def sample_page(
     crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)), ("samples", pool_url(root, pool, "samples")),
               (str(key), None)]
     return H.page("Sample", body, crumbs=crumbs, static=static, scripts=[f"{static}/keys.js"] if walk else [])
+
+
+def gone(extra: dict[str, Any]) -> bool:
+    """Whether the file the page's pictures come from is gone (:func:`content_note` says so)."""
+    from lightly_airflow.plugins.media import GONE
+
+    state = extra.get("content")
+    return state is not None and state.state == GONE
+
+
+def picture_gone(extra: dict[str, Any]) -> bool:
+    """Whether the page's picture cannot be shown because its file is gone (the image, or the video of a frame
+    whose run stored no PNG of it): the page shows the note (:func:`content_note`) instead of a broken image (and
+    a frame's page no player of a gone video)."""
+    return gone(extra) and not (extra.get("content_video") and extra.get("still") == "stored")
 
 
 def content_note(extra: dict[str, Any], of_object: bool = False) -> str:
@@ -744,7 +760,8 @@ def object_page(
         tabs(root, pool, Scope(version=view.version, show=SHOW_OBJECTS), "") + walk
         + f'<p><code>{H.e(key)}</code> · object id <code>{H.e(sid)}</code> · version {H.e(view.version)}</p>'
         + image_link + content_note(extra, of_object=True) + '<div class="layout"><div class="main">'
-        + f'<h3>Its crop</h3><div class="figure crop"><img src="{H.e(crop_url)}" alt="{H.e(key)}"></div>'
+        + ("" if picture_gone(extra) else
+           f'<h3>Its crop</h3><div class="figure crop"><img src="{H.e(crop_url)}" alt="{H.e(key)}"></div>')
         + in_image + f'</div><div class="side"><div class="box {"ok" if row.get(C.OBJECT_SELECTED) else ""}">{chosen}</div>'
         + f"<h3>{object_label(row)}</h3>{facts}" + similar_link(root, pool, view, sid, row, SHOW_OBJECTS)
         + "</div></div>" + tables

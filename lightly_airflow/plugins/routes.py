@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -30,6 +31,9 @@ from lightly_airflow.plugins import pages as P
 from lightly_airflow.plugins.config import PoolSpec
 from lightly_airflow.plugins.media import PLACEHOLDER_SVG, MediaError
 from lightly_airflow.plugins.query import QueryError, Scope, View, parse_scope
+
+if TYPE_CHECKING:
+    from lightly_airflow.plugins.media import ContentState, NotModifiedHook
 
 log = logging.getLogger(__name__)
 
@@ -294,6 +298,42 @@ def _sample_source(pool: str, sample_id: str, version: int | None) -> tuple[Pool
     return spec, view, row, source
 
 
+#: The caching of a sample's ``…/image`` and ``…/video`` answers: the browser keeps them but asks each time
+#: (``If-None-Match`` with their ``ETag``: a 304 without the file read when it is unchanged), since the file at a
+#: sample's key can be replaced under it (``media.content_state``) and must not show from the cache beside the
+#: scores of the new content. Thumbnails keep ``max-age``: their URL names the content (see ``thumbnail``).
+MEDIA_CACHE = "private, no-cache"
+
+
+def _media_headers(etag: str | None, state: ContentState | None) -> dict[str, str]:
+    """The headers of a media answer: the app's, :data:`MEDIA_CACHE`, its ``ETag`` (none when the file's identity
+    is unknown) and the ``X-Lightly-Content-Changed`` ones of ``state``."""
+    return {**A.SECURITY_HEADERS, "Cache-Control": MEDIA_CACHE, **({"ETag": etag} if etag else {}),
+            **(state.headers() if state is not None else {})}
+
+
+def _not_modified(request: Request, etag_of: Callable[[ContentState], str | None]) -> NotModifiedHook | None:
+    """The ``not_modified`` hook of the media readers for this request (``None`` without ``If-None-Match``: nothing
+    is checked beforehand): it raises ``NotModified`` when the entity tag ``etag_of(state)`` is one it names."""
+    from lightly_airflow.plugins.media import NotModified, etag_matches
+
+    wanted = request.headers.get("if-none-match")
+    if not wanted:
+        return None
+
+    def hook(state: ContentState) -> None:
+        etag = etag_of(state)
+        if etag is not None and etag_matches(wanted, etag):
+            raise NotModified(etag, state)
+
+    return hook
+
+
+def _not_modified_answer(etag: str, state: ContentState, extra: dict[str, str] | None = None) -> Response:
+    """304: the browser's copy is current; the headers a 200 would carry (RFC 9110 15.4.5), no body."""
+    return Response(status_code=304, headers={**_media_headers(etag, state), **(extra or {})})
+
+
 def add_curation_routes(app: FastAPI) -> None:
     """Add the curation routes and their error answers to the plugin app."""
 
@@ -406,34 +446,63 @@ def add_curation_routes(app: FastAPI) -> None:
         return out
 
     @app.get("/pools/{pool}/samples/{sample_id}/image")
-    def sample_image(pool: str, sample_id: str, version: int | None = Query(None, ge=0)) -> Response:
+    def sample_image(request: Request, pool: str, sample_id: str, version: int | None = Query(None, ge=0)) -> Response:
         """The picture; ``X-Lightly-Content-Changed`` when it is not the content the row was computed from (the
         file was replaced under its key; ``unknown``: that could not be checked), from the metadata the read
-        needs anyway."""
-        from lightly_airflow.plugins.media import ContentState, is_frame, read_frame, read_image
+        needs anyway. Revalidated on every view (:data:`MEDIA_CACHE`): its ``ETag`` names the file's content
+        identity now (and the crop box or frame), so a browser's ``If-None-Match`` with it gets a 304 before the
+        file is read, and a replaced file is never shown from the browser's cache."""
+        from lightly_airflow.plugins.media import (
+            NotModified,
+            is_frame,
+            media_etag,
+            read_frame,
+            read_image,
+        )
 
         spec, view, row, source = _sample_source(pool, sample_id, version)
+        creds = _source_credentials(spec, source)
         check: list[ContentState] = []
         if row.get(C.PARENT_KEY) is not None:  # an object: its crop, cut from its image (or video frame)
-            from lightly_airflow.plugins.media import read_crop
-
-            data, content_type = read_crop(source, row[C.PARENT_KEY], row.get(C.OBJECT_CROP_BOX),
-                                           _source_credentials(spec, source), view.parent_of(row),
-                                           recorded=row.get(C.ETAG), check=check), "image/png"
+            parts: tuple[Any, ...] = ("crop", row.get(C.PARENT_KEY), row.get(C.OBJECT_CROP_BOX))
         elif is_frame(row):  # a video frame: no file of the datasource
-            data, content_type = read_frame(source, row, _source_credentials(spec, source), check), "image/png"
+            parts = ("frame", row.get(C.KEY), row.get(C.FRAME_INDEX), row.get(C.FRAME_PTS))
         else:
-            data, content_type, _ = read_image(source, row.get(C.KEY) or "", _source_credentials(spec, source),
-                                               recorded=row.get(C.ETAG), check=check)
-        headers = {**A.SECURITY_HEADERS, "Cache-Control": "private, max-age=300", **(check[0].headers() if check else {})}
-        return Response(data, media_type=content_type, headers=headers)
+            parts = ("image",)
+        hook = _not_modified(request, lambda state: media_etag(state, *parts))
+        try:
+            if row.get(C.PARENT_KEY) is not None:
+                from lightly_airflow.plugins.media import read_crop
+
+                data, content_type = read_crop(source, row[C.PARENT_KEY], row.get(C.OBJECT_CROP_BOX), creds,
+                                               view.parent_of(row), recorded=row.get(C.ETAG), check=check,
+                                               not_modified=hook), "image/png"
+            elif is_frame(row):
+                data, content_type = read_frame(source, row, creds, check, hook), "image/png"
+            else:
+                data, content_type, _ = read_image(source, row.get(C.KEY) or "", creds, recorded=row.get(C.ETAG),
+                                                   check=check, not_modified=hook)
+        except NotModified as same:
+            return _not_modified_answer(same.etag, same.state)
+        state = check[0] if check else None
+        return Response(data, media_type=content_type, headers=_media_headers(media_etag(state, *parts), state))
 
     @app.get("/pools/{pool}/samples/{sample_id}/video")
     def sample_video(request: Request, pool: str, sample_id: str, version: int | None = Query(None, ge=0)) -> Response:
         """The video of a frame sample, as the datasource holds it now, for the sample page's player: ranged
         answers (``Range``: 206, at most ``VIDEO_CHUNK`` bytes each) so the browser seeks without the whole file;
-        ``X-Lightly-Content-Changed`` on every answer when the video is not the one the frame was computed from."""
-        from lightly_airflow.plugins.media import ContentState, byte_range, is_frame, open_video, playable_video
+        ``X-Lightly-Content-Changed`` on every answer when the video is not the one the frame was computed from.
+        A strong ``ETag`` (the video's content identity now): ``If-None-Match`` with it gets a 304 before the file
+        is read, and an ``If-Range`` naming another one (the video was replaced since the browser's first part)
+        gets the whole current file, not a part of it to splice onto the old one."""
+        from lightly_airflow.plugins.media import (
+            byte_range,
+            etag_matches,
+            is_frame,
+            media_etag,
+            open_video,
+            playable_video,
+        )
 
         spec, view, row, source = _sample_source(pool, sample_id, version)
         if not is_frame(row):
@@ -442,11 +511,17 @@ def add_curation_routes(app: FastAPI) -> None:
         check: list[ContentState] = []
         fs, path, size = open_video(source, key, _source_credentials(spec, source), recorded=row.get(C.ETAG),
                                     check=check)
-        headers = {**A.SECURITY_HEADERS, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=300",
-                   **check[0].headers()}
+        etag = media_etag(check[0], "video", weak=False)
+        if etag_matches(request.headers.get("if-none-match"), etag):
+            return _not_modified_answer(str(etag), check[0], {"Accept-Ranges": "bytes"})
+        headers = {**_media_headers(etag, check[0]), "Accept-Ranges": "bytes"}
         media_type = playable_video(key) or "application/octet-stream"
+        wanted = request.headers.get("range")
+        if_range = request.headers.get("if-range")
+        if wanted and if_range is not None and (etag is None or if_range.strip() != etag):
+            wanted = None  # RFC 9110 13.1.5: the browser's part is of another file (or a date): the whole file
         try:
-            part = byte_range(request.headers.get("range"), size)
+            part = byte_range(wanted, size)
         except ValueError:
             return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
         if part is None:  # no Range: the whole file, streamed in chunks
@@ -464,6 +539,9 @@ def add_curation_routes(app: FastAPI) -> None:
 
     @app.get("/pools/{pool}/thumbnails/{sample_id}")
     def thumbnail(pool: str, sample_id: str) -> Response:
+        """A sample's thumbnail, cached for an hour: its URL names the content it was made from (the sample id is
+        a digest of the key and the etag its run recorded, ``datapool.rows.sample_id``), so a file replaced under
+        its key gets a new sample id and a new URL, never this thumbnail (unlike ``…/image``, which reads the key)."""
         from lightly_airflow.thumbnails import read_thumbnail_typed
 
         sid = _check_sample_id(sample_id)
