@@ -63,8 +63,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common(export)
     export.add_argument("--tag", required=True, help="the tag to export (a run's tag or initial-tag)")
     export.add_argument("--format", choices=EXPORT_FORMATS, default="list",
-                        help="list: one percent-encoded URI per line; csv: uri,key,sample_id,run_id,tag,pick_rank; "
-                             "label-studio: Label Studio tasks JSON; coco: COCO images JSON")
+                        help="list: one URI per line (an object store's raw key, file:// percent-encoded); csv: "
+                             "uri,key,sample_id,run_id,tag,pick_rank; label-studio: Label Studio tasks JSON (image "
+                             "URIs in the schemes its cloud storages resolve: s3://, gs://, azure-blob://); coco: "
+                             "COCO images JSON")
     export.add_argument("--datasource-uri", help="datasource root the keys are relative to (default: recorded by the run)")
     export.add_argument("--lightly-uri", help="where .lightly/ lives (default: the datasource); selected video "
                         "frames are exported as their PNGs in .lightly/frames/")

@@ -14,7 +14,8 @@ the consumers of each store read:
   and never percent-decode it: s3fs/gcsfs/adlfs, ``pyarrow.fs.S3FileSystem`` given ``bucket/key``, boto3, the
   AWS CLI, and Label Studio's S3/GCS/Azure storages (its synced tasks are ``s3://<bucket>/<key>`` as listed; it
   presigns ``urlparse(uri, allow_fragments=False).path`` as the key, undecoded). An encoded key
-  (``frame%2011.jpg``) names another object there.
+  (``frame%2011.jpg``) names another object there. The Label Studio format writes the scheme its storages
+  resolve (:func:`label_studio_uri`: ``azure-blob://`` for Azure, ``gs://``, ``s3://``); the others keep ours.
 - **Local files** (``file://``, RFC 8089) and relative references (no datasource): percent-encoded as UTF-8
   (``quote(key, safe="/")``): a browser, ``urllib.request.url2pathname`` and every URI parser decode them.
 
@@ -493,9 +494,34 @@ def to_csv(records: list[ExportRecord], tag: str) -> str:
     return out.getvalue()
 
 
+#: The URI scheme Label Studio's source storage of each store resolves in a task's data (the ``url_scheme`` of
+#: its S3, GCS and Azure Blob import storages: ``s3://<bucket>/<key>``, ``gs://<bucket>/<key>``,
+#: ``azure-blob://<container>/<key>``, the URIs its own sync writes), by the object-store scheme of our URIs.
+#: Other URIs (``file://``, relative references, ``adl://``) are written as they are.
+LABEL_STUDIO_SCHEMES = {"s3": "s3", "s3a": "s3", "gs": "gs", "gcs": "gs", "az": "azure-blob", "abfs": "azure-blob",
+                        "abfss": "azure-blob"}
+
+
+def label_studio_uri(uri: str) -> str:
+    """``uri`` as a Label Studio task carries it so that the project's cloud storage resolves it (presigns it, or
+    proxies it): the scheme Label Studio's storage of that store matches (:data:`LABEL_STUDIO_SCHEMES`;
+    ``az://c/k`` -> ``azure-blob://c/k``), the bucket or container (an ``abfs://container@account.dfs…`` URI's
+    container alone: Label Studio compares it with its storage's container) and the raw key as they are."""
+    scheme, sep, rest = uri.partition("://")
+    target = LABEL_STUDIO_SCHEMES.get(scheme.lower()) if sep else None
+    if target is None:
+        return uri
+    netloc, slash, key = rest.partition("/")
+    if target == "azure-blob":
+        netloc = netloc.partition("@")[0]
+    return f"{target}://{netloc}{slash}{key}"
+
+
 def label_studio_tasks(records: list[ExportRecord], tag: str) -> list[dict[str, Any]]:
-    """Label Studio tasks: ``{"data": {"image": uri}, "meta": {key, sample_id, run_id, tag, pick_rank}}``."""
-    return [{"data": {"image": r.uri}, "meta": {**asdict(r), "tag": tag}} for r in records]
+    """Label Studio tasks: ``{"data": {"image": URI}, "meta": {key, uri, sample_id, run_id, tag, pick_rank}}``, the
+    image's URI in the scheme Label Studio's storage resolves (:func:`label_studio_uri`: ``azure-blob://`` for
+    Azure), ``meta.uri`` the store's own (``az://…``: what fsspec, :func:`uri_key` and :func:`uri_location` read)."""
+    return [{"data": {"image": label_studio_uri(r.uri)}, "meta": {**asdict(r), "tag": tag}} for r in records]
 
 
 def to_label_studio(records: list[ExportRecord], tag: str) -> str:
@@ -578,8 +604,9 @@ def file_suffix(fmt: str) -> str:
 
 
 __all__ = [
-    "EXPORT_FORMATS", "FORMATS", "ExportRecord", "GoneExports", "check_key", "coco_images", "content_type", "export_records",
-    "export_tag", "file_suffix", "gone_exports", "key_uri", "label_studio_tasks", "register_format", "render", "root_uri",
+    "EXPORT_FORMATS", "FORMATS", "ExportRecord", "GoneExports", "LABEL_STUDIO_SCHEMES", "check_key", "coco_images",
+    "content_type", "export_records", "export_tag", "file_suffix", "gone_exports", "key_uri", "label_studio_tasks",
+    "label_studio_uri", "register_format", "render", "root_uri",
     "raw_keys", "run_datasources", "tag_datasource_uri", "unviewable", "uri_key", "uri_location",
     "write_viewable_copies", "OBJECT_STORE_SCHEMES",
 ]
