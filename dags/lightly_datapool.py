@@ -41,10 +41,12 @@ environment variables so one DAG file serves every deployment:
   ``min_file_process_interval``): the param's default is ``{"$uri": "s3://…"}``, and the first task of each run
   (``wait_for_new_files``, before it waits) reads it with the environment's credentials (the worker's), checks it,
   and hands its content to the tasks after it (XCom); a file that is missing, unreadable or has a problem fails
-  that task in seconds, naming the variable, the URI and the fix. (With ``new-files`` the watcher's query then
-  leaves out a bucket worker config's ``relevant_filenames_file``, ``datasource.process_all`` and
-  ``input_expiration``: a run it starts for files those keys exclude skips at once.) The first task also checks the
-  inputs the config reads (``.lightly/``, the embeddings CSV).
+  that task in seconds, naming the variable, the URI and the fix. (With ``new-files`` the watcher reads a bucket
+  worker config in the triggerer, with the triggerer's environment credentials, and again whenever the file
+  changes, so its ``relevant_filenames_file``, ``datasource.process_all`` and ``input_expiration`` decide what the
+  watcher announces; one it cannot read is logged there with the fix, and the watcher goes on with the last one it
+  read, or without those keys.) The first task also checks the inputs the config reads (``.lightly/``, the
+  embeddings CSV).
 - ``execution_mode`` ``kubernetes`` (trigger form): the first task checks, before it waits, that the embed pods'
   Kubernetes configuration can be loaded (the cncf-kubernetes ``KubernetesHook``: the ``kubernetes_default``
   connection's in-cluster setting, kubeconfig path or kubeconfig, else the in-cluster environment
@@ -213,12 +215,15 @@ if ON_NEW_FILES:
     #: Event-driven: the triggerer watches the datasource with the defaults' query (what a run with the trigger
     #: form untouched processes) and each new set of files becomes an event of this asset, hence a run; or, with a
     #: queue, each batch of the bucket's S3 notifications of new files does (it deletes what it read). A worker
-    #: config in a bucket is not read here (no network call at parse): the watcher's query leaves its keys out.
+    #: config in a bucket is not read here (no network call at parse): the watcher gets its URI and reads it in the
+    #: triggerer (again whenever the file changes), applying its keys to the query of each check.
     watcher: Any = NewFilesEventTrigger(
         query=NewFilesQuery.build(datasource_uri=DATASOURCE_URI, datapool_uri=DATAPOOL_URI, lightly_uri=LIGHTLY_URI,
                                   worker_config=None if "worker_config" in BUCKET_CONFIGS else WORKER_CONFIG,
                                   live_photo_videos=LIVE_PHOTO_VIDEOS, **CONNECTIONS),
         poke_interval=POKE_INTERVAL_S,
+        worker_config_uri=BUCKET_CONFIGS.get("worker_config"),
+        worker_config_variable=CONFIG_VARIABLES["worker_config"][0],
     )
     if NEW_FILES_QUEUE:
         from lightly_airflow.triggers.s3_notifications import S3NotificationsTrigger

@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -172,10 +172,36 @@ class NewFilesQuery:
         :raises ValueError: for a bad boolean, two different relevant-filenames files, or a bad field.
         :raises lightly_airflow.config.ConfigError: for an invalid worker config.
         """
+        query = cls(
+            datasource_uri=str(datasource_uri),
+            datapool_uri=str(datapool_uri),
+            lightly_uri=_text(lightly_uri),
+            datasource_conn_id=_text(datasource_conn_id),
+            datapool_conn_id=_text(datapool_conn_id),
+            lightly_conn_id=_text(lightly_conn_id),
+            relevant_filenames_file=_text(relevant_filenames_file),
+            extensions=tuple(extensions),
+            policy=policy,
+            process_all=parse_bool(process_all, "process_all"),
+            live_photo_videos=parse_bool(live_photo_videos, "live_photo_videos"),
+        )
+        return query.with_worker_config(worker_config)
+
+    def with_worker_config(self, worker_config: WorkerConfig | Mapping[str, Any] | str | None) -> NewFilesQuery:
+        """This query with the keys of ``worker_config`` that decide what is new applied, as :meth:`build` applies
+        them: ``relevant_filenames_file`` (unless this query names one: the same name, or an error),
+        ``datasource.process_all`` (true when either is) and ``datasource.input_expiration`` (replaces this
+        query's). ``build(..., worker_config=w)`` is ``build(..., worker_config=None).with_worker_config(w)``: the
+        event watcher builds its query without a worker config kept in a bucket (not read when the DAG file is
+        parsed) and applies it where it runs (:class:`~lightly_airflow.triggers.NewFilesEventTrigger`).
+
+        :raises ValueError: for two different relevant-filenames files.
+        :raises lightly_airflow.config.ConfigError: for an invalid worker config.
+        """
         from lightly_airflow.config import parse_worker_config
 
         worker = parse_worker_config(worker_config)  # type: ignore[arg-type]
-        explicit = _text(relevant_filenames_file)
+        explicit = self.relevant_filenames_file
         configured = _text(worker.relevant_filenames_file)
         if explicit and configured and explicit != configured:
             raise ValueError(
@@ -183,20 +209,13 @@ class NewFilesQuery:
                 "give it in one place."
             )
         expiring = worker.datasource.input_expiration
-        return cls(
-            datasource_uri=str(datasource_uri),
-            datapool_uri=str(datapool_uri),
-            lightly_uri=_text(lightly_uri),
-            datasource_conn_id=_text(datasource_conn_id),
-            datapool_conn_id=_text(datapool_conn_id),
-            lightly_conn_id=_text(lightly_conn_id),
+        return replace(
+            self,
             relevant_filenames_file=explicit or configured,
-            extensions=tuple(extensions),
-            policy=policy,
-            process_all=parse_bool(process_all, "process_all") or bool(worker.datasource.process_all),
-            min_days_to_expiration=None if expiring is None else float(expiring.min_days_to_expiration),
-            expiration_handling="SKIP" if expiring is None else expiring.handling_strategy,
-            live_photo_videos=parse_bool(live_photo_videos, "live_photo_videos"),
+            process_all=self.process_all or bool(worker.datasource.process_all),
+            min_days_to_expiration=(self.min_days_to_expiration if expiring is None
+                                    else float(expiring.min_days_to_expiration)),
+            expiration_handling=self.expiration_handling if expiring is None else expiring.handling_strategy,
         )
 
     # ---------------------------------------------------------------------------------- serialisation

@@ -16,6 +16,20 @@ failed run to retry it; a new file fires a run anyway).
 
 A check that fails (the datasource unreachable, a connection missing) is logged with the error and retried at
 the next interval: an event would start a DAG run, and the trigger must keep watching.
+
+A worker config kept in a bucket (``worker_config_uri``: the example DAG's ``LIGHTLY_WORKER_CONFIG=s3://…``) is
+not read when the DAG file is parsed; the trigger reads and validates it where it runs, in the triggerer
+(:func:`~lightly_airflow.config.load_config`, the triggerer's environment credentials, in a thread), and applies its
+``relevant_filenames_file``, ``datasource.process_all`` and ``datasource.input_expiration`` to the query of each
+check (:meth:`~lightly_airflow.datasource.NewFilesQuery.with_worker_config`), as each run's first task does. Before
+each check it asks the store for the file's identity (its ETag and size: one metadata request, ``fsspec``'s
+``ukey``; a local file's ``stat``) and reads the file again only when that changed, so an edited config applies
+from the next check without a triggerer restart (the DAG file, hence the trigger's arguments, did not change).
+A config that cannot be read or has a problem does not stop the watcher, nor start a run: the error (the
+variable, the URI, the problem and the fix) is logged at every check, and the checks go on with the last config
+read (none yet: the query without its keys, which the log says); once it is readable it applies again. A run the
+watcher then starts reads the config in its own first task, which fails in seconds with the same message when the
+file is as broken for the worker.
 """
 
 from __future__ import annotations
@@ -34,6 +48,9 @@ if TYPE_CHECKING:
 
 CLASSPATH = "lightly_airflow.triggers.new_files_event.NewFilesEventTrigger"
 
+#: The deployment variable of the example DAG that names its worker config (``worker_config_variable``'s default).
+WORKER_CONFIG_VARIABLE = "LIGHTLY_WORKER_CONFIG"
+
 #: The key of the last announced set in the watched asset's state store: ``{"digest", "files", "at"}``.
 STATE_KEY = "lightly_airflow.new_files.announced"
 
@@ -45,32 +62,49 @@ class NewFilesEventTrigger(BaseEventTrigger):
         :meth:`~lightly_airflow.datasource.NewFilesQuery.to_dict`): the same query the DAG's runs use.
     :param poke_interval: seconds between two checks.
     :param isolate: list in a child process (default); False: in a thread of the triggerer.
+    :param worker_config_uri: a worker config to read where the trigger runs, not where it is made (the URI of a
+        bucket's file, ``s3://``, ``gs://``, ``az://``, or a local path or ``file://`` URI; JSON or YAML), applied
+        to ``query`` at each check and read again when the file changes (see the module's docstring).
+        ``None``: ``query`` is used as it is.
+    :param worker_config_variable: what gave ``worker_config_uri`` (a deployment variable), named by its errors.
 
     The event's payload (the asset event's ``extra["payload"]``): ``status`` ``"new_files"``,
     ``datasource_uri``, ``listed``, ``new``, ``known``, ``process_all`` and ``digest``.
     """
 
     def __init__(
-        self, *, query: NewFilesQuery | Mapping[str, Any], poke_interval: float = 300.0, isolate: bool = True
+        self,
+        *,
+        query: NewFilesQuery | Mapping[str, Any],
+        poke_interval: float = 300.0,
+        isolate: bool = True,
+        worker_config_uri: str | None = None,
+        worker_config_variable: str = WORKER_CONFIG_VARIABLE,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._query = dict(query) if isinstance(query, Mapping) else query.to_dict()
         self.poke_interval = float(poke_interval)
         self.isolate = bool(isolate)
+        self.worker_config_uri = None if worker_config_uri is None else str(worker_config_uri)
+        self.worker_config_variable = str(worker_config_variable)
         self._announced = {"digest": "", "files": ""}  # (without a state store: this trigger's own memory)
         self._store_note_logged = False
+        self._worker = _WorkerConfigState()
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and exactly the constructor's arguments (JSON-safe; connection ids only, no secrets)."""
-        return CLASSPATH, {"query": dict(self._query), "poke_interval": self.poke_interval, "isolate": self.isolate}
+        return CLASSPATH, {"query": dict(self._query), "poke_interval": self.poke_interval, "isolate": self.isolate,
+                           "worker_config_uri": self.worker_config_uri,
+                           "worker_config_variable": self.worker_config_variable}
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         uri = self._query.get("datasource_uri")
         failures = 0
         while True:
             announced = await self._load()
+            query = await self._query_with_worker_config()
             try:
-                result = await check_in_triggerer(self._query, isolate=self.isolate, log=self.log, digest=True,
+                result = await check_in_triggerer(query, isolate=self.isolate, log=self.log, digest=True,
                                                   announced=announced.get("files") or None)
             except Exception as exc:  # noqa: BLE001 - logged, retried: the watcher must not stop
                 failures += 1
@@ -100,6 +134,44 @@ class NewFilesEventTrigger(BaseEventTrigger):
                 self.log.info("no new files in %s (%d listed); next check in %ss", uri, result["listed"],
                               self.poke_interval)
             await asyncio.sleep(self.poke_interval)
+
+    # ------------------------------------------------------------------ the worker config of worker_config_uri
+    async def _query_with_worker_config(self) -> dict[str, Any]:
+        """The query of this check: ``query`` with the worker config of ``worker_config_uri`` applied (the last
+        one read when it cannot be read now; none read yet: ``query`` alone); every problem logged."""
+        if not (self.worker_config_uri or "").strip():
+            return self._query
+        state = self._worker
+        try:
+            changed = await asyncio.to_thread(_refresh_worker_config, state, self._query, str(self.worker_config_uri),
+                                              self.worker_config_variable)
+        except Exception as exc:  # noqa: BLE001 - logged at every check; the watcher keeps watching
+            state.failures += 1
+            if state.query is None:
+                fallback = ("the checks go on WITHOUT its relevant_filenames_file, datasource.process_all and "
+                            "datasource.input_expiration (none of it was read yet): new files those keys exclude "
+                            "start runs that skip at once, and with its process_all the files the datapool holds "
+                            "already are not announced")
+            else:
+                fallback = f"the checks go on with the worker config read at {state.read_at}"
+            message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            self.log.error("the worker config of the new-file watcher cannot be used (%d check%s in a row): %s\n%s; "
+                           "it is read again at the next check, in %ss", state.failures,
+                           "" if state.failures == 1 else "s", message, fallback, self.poke_interval)
+            return self._query if state.query is None else state.query
+        if state.failures:
+            self.log.info("the worker config %s=%r can be used again", self.worker_config_variable,
+                          self.worker_config_uri)
+        state.failures = 0
+        if changed:
+            q = state.query or {}
+            self.log.info("worker config %s=%r read%s: the new-file checks apply relevant_filenames_file=%r, "
+                          "process_all=%s, input_expiration=%s", self.worker_config_variable, self.worker_config_uri,
+                          " again (the file changed)" if state.reads > 1 else "", q.get("relevant_filenames_file"),
+                          q.get("process_all"),
+                          "none" if q.get("min_days_to_expiration") is None
+                          else f"{q.get('min_days_to_expiration'):g} days, {q.get('expiration_handling')}")
+        return self._query if state.query is None else state.query
 
     # ------------------------------------------------------------------ the last announced set's digest
     def _store(self) -> Any | None:
@@ -142,3 +214,54 @@ class NewFilesEventTrigger(BaseEventTrigger):
             self._store_note_logged = True
             self.log.warning("the asset state store cannot be used (%s): the last announced set is kept in memory, "
                              "so a restarted triggerer announces it again; watch one asset with this trigger", exc)
+
+
+class _WorkerConfigState:
+    """What a trigger read of its ``worker_config_uri``: the file's identity when read, the query with it applied."""
+
+    def __init__(self) -> None:
+        self.identity: str | None = None   # (None: not read, or the store gave no identity: read at every check)
+        self.query: dict[str, Any] | None = None
+        self.read_at = ""
+        self.reads = 0
+        self.failures = 0
+
+
+def _file_identity(uri: str) -> str | None:
+    """The file's identity without reading it (an S3 ``HEAD``: its ETag, size, modification time; a local file's
+    ``stat``), ``None`` when it cannot be had (then :func:`load_config` reads the file and names the problem)."""
+    from lightly_airflow.config import config_source
+    from lightly_airflow.storage import filesystem
+
+    try:
+        if config_source(uri, "worker_config_uri") == "inline":
+            return None
+        fs, path = filesystem(uri.strip(), None)
+        fs.invalidate_cache(path)  # (a listing of the same store in this process must not answer for the file)
+        return str(fs.ukey(path))
+    except Exception:  # noqa: BLE001 - load_config reports it, with the fix
+        return None
+
+
+def _refresh_worker_config(state: _WorkerConfigState, query: Mapping[str, Any], uri: str, variable: str) -> bool:
+    """Read ``uri`` when it is not read yet or its identity changed, and keep ``query`` with it applied in
+    ``state`` (blocking: a thread); returns whether it was read.
+
+    :raises ValueError: naming ``variable``, ``uri``, the problem and the fix (a ``ConfigSourceError``), or the
+        query's own (two different relevant-filenames files).
+    """
+    from lightly_airflow.config import load_config, parse_worker_config
+    from lightly_airflow.datasource import NewFilesQuery
+
+    identity = _file_identity(uri)
+    if identity is not None and identity == state.identity and state.query is not None:
+        return False
+    parsed: list[Any] = []
+    load_config(uri, variable, lambda data: parsed.append(parse_worker_config(data)))
+    try:
+        applied = NewFilesQuery.from_dict(query).with_worker_config(parsed[0])
+    except ValueError as exc:
+        raise ValueError(f"{variable}={uri!r}: {exc}") from None
+    state.identity, state.query, state.reads = identity, applied.to_dict(), state.reads + 1
+    state.read_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return True

@@ -41,7 +41,7 @@ def _parse_without_network(env: dict[str, str]) -> subprocess.CompletedProcess[s
         "    'list': {k: getattr(dag.get_task('list_new_files'), k) for k in " + repr(CONFIGS) + "},\n"
         "    'select': {k: getattr(dag.get_task('select_and_commit'), k) for k in " + repr(CONFIGS) + "},\n"
         "    'sensor': dag.get_task('wait_for_new_files').selection_config,\n"
-        "    'watcher': module['watcher'].serialize()[1]['query'] if module.get('watcher') is not None else None,\n"
+        "    'watcher': module['watcher'].serialize()[1] if module.get('watcher') is not None else None,\n"
         "}))\n"
     )
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
@@ -72,11 +72,22 @@ def test_a_bucket_config_is_not_read_when_the_dag_file_is_parsed(tmp_path) -> No
             "lightly_config": "{{ params.lightly_config }}",
         }, task
 
-    # Event-driven: the watcher's query cannot hold a bucket worker config's keys (not read at parse).
+    # Event-driven: the watcher's query cannot hold a bucket worker config's keys (not read at parse); the watcher
+    # gets the file's URI and reads it in the triggerer (tests/triggers/test_new_files_event_worker_config.py).
     proc = _parse_without_network({**env, "LIGHTLY_SCHEDULE": "new-files"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     watcher = json.loads(proc.stdout.strip().splitlines()[-1])["watcher"]
-    assert watcher["relevant_filenames_file"] is None and watcher["process_all"] is False
+    assert watcher["query"]["relevant_filenames_file"] is None and watcher["query"]["process_all"] is False
+    assert watcher["worker_config_uri"] == "gs://configs-bucket/lightly/worker.json"
+    assert watcher["worker_config_variable"] == "LIGHTLY_WORKER_CONFIG"
+    # A local worker config is read at parse: its keys are in the watcher's query, nothing is left to read.
+    (tmp_path / "worker.yml").write_text("relevant_filenames_file: relevant.txt\ndatasource:\n  process_all: true\n")
+    proc = _parse_without_network({**env, "LIGHTLY_WORKER_CONFIG": str(tmp_path / "worker.yml"),
+                                   "LIGHTLY_SCHEDULE": "new-files"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    watcher = json.loads(proc.stdout.strip().splitlines()[-1])["watcher"]
+    assert watcher["query"]["relevant_filenames_file"] == "relevant.txt" and watcher["query"]["process_all"] is True
+    assert watcher["worker_config_uri"] is None
 
     # A bucket URI with a secret in it would show in the trigger form: refused at parse, without reading it.
     proc = _parse_without_network({"LIGHTLY_WORKER_CONFIG": "s3://b/w.json?X-Amz-Signature=abc123"})
@@ -162,6 +173,40 @@ def test_the_first_task_reads_checks_and_hands_on_the_bucket_config(s3_bucket, m
     with pytest.raises(AirflowFailException, match=r"only this deployment's LIGHTLY_SELECTION_CONFIG"):
         module["_first_task_checks"]({**context, "ti": _TI(),
                                        "params": {"selection_config": {"$uri": "s3://other/x.yaml"}}})
+
+
+def test_the_event_driven_watcher_applies_the_bucket_worker_config_where_it_runs(s3_bucket, tmp_path,
+                                                                                 monkeypatch) -> None:
+    """``LIGHTLY_SCHEDULE=new-files`` with ``LIGHTLY_WORKER_CONFIG=s3://…``: the DAG's watcher reads the file in the
+    triggerer (here: this process), so its ``relevant_filenames_file`` decides what is announced; a file it
+    excludes starts no run."""
+    import asyncio
+    import importlib
+
+    from datasource.conftest import png_bytes
+
+    _ambient_s3(monkeypatch, s3_bucket)
+    source = tmp_path / "images"
+    (source / ".lightly").mkdir(parents=True)
+    for i, name in enumerate(("a.png", "b.png", "c.png")):
+        (source / name).write_bytes(png_bytes(i + 1))
+    (source / ".lightly" / "relevant.txt").write_text("a.png\nc.png\n")
+    worker = _put(s3_bucket, "configs/worker.yaml", "relevant_filenames_file: relevant.txt\n")
+    module = _module(monkeypatch, {"LIGHTLY_SCHEDULE": "new-files", "LIGHTLY_DATASOURCE_URI": source.as_uri(),
+                                   "LIGHTLY_DATAPOOL_URI": (tmp_path / "pool").as_uri(),
+                                   "LIGHTLY_WORKER_CONFIG": worker, "LIGHTLY_POKE_INTERVAL_S": "0.1"})
+    classpath, kwargs = module["watcher"].serialize()  # (as the triggerer builds it from the trigger table)
+    mod, _, name = classpath.rpartition(".")
+    trigger = getattr(importlib.import_module(mod), name)(**json.loads(json.dumps(kwargs)))
+    assert trigger.serialize() == (classpath, kwargs) and kwargs["worker_config_uri"] == worker
+
+    async def first_event() -> dict:
+        async for event in trigger.run():
+            return dict(event.payload)
+        raise AssertionError("no event")
+
+    payload = asyncio.run(asyncio.wait_for(first_event(), 60))
+    assert payload["new"] == 2 and payload["listed"] == 2  # a.png and c.png: b.png is not a relevant file
 
 
 @pytest.mark.slow

@@ -105,7 +105,8 @@ def test_serialize_is_exactly_the_arguments() -> None:
     trigger = NewFilesEventTrigger(query=query, poke_interval=120, isolate=False)
     assert trigger.serialize() == (
         "lightly_airflow.triggers.new_files_event.NewFilesEventTrigger",
-        {"query": query.to_dict(), "poke_interval": 120.0, "isolate": False},
+        {"query": query.to_dict(), "poke_interval": 120.0, "isolate": False, "worker_config_uri": None,
+         "worker_config_variable": "LIGHTLY_WORKER_CONFIG"},
     )
     assert _roundtrip(trigger).serialize() == trigger.serialize()
 
@@ -253,7 +254,8 @@ def test_the_example_dag_runs_when_new_files_land_with_lightly_schedule_new_file
     query = NewFilesQuery(datasource_uri="s3://bucket/images", datapool_uri="s3://bucket/pool",
                           datasource_conn_id="aws_data", live_photo_videos=True)
     assert out["watchers"] == [["lightly-new-files", "lightly_airflow.triggers.new_files_event.NewFilesEventTrigger",
-                                {"query": query.to_dict(), "poke_interval": 120.0, "isolate": True}]]
+                                {"query": query.to_dict(), "poke_interval": 120.0, "isolate": True,
+                                 "worker_config_uri": None, "worker_config_variable": "LIGHTLY_WORKER_CONFIG"}]]
     assert out["wait"] is False  # a run the event started skips at once when nothing is left to process
     assert out["serialized"] is True  # (the DAG processor stores the watcher's trigger)
     daily = _dag_in_a_fresh_interpreter({"LIGHTLY_SCHEDULE": ""})
