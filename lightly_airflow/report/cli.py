@@ -1,4 +1,4 @@
-"""``lightly-airflow report --rows ROWS.parquet --out DIR [--summary S.json] [--config C.json]``."""
+"""``lightly-airflow report --rows ROWS.parquet --out DIR [--summary S.json] [--config C.json|C.yaml|'{...}']``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,16 @@ def _load_json(path: str | None, what: str) -> dict[str, Any]:
     return data
 
 
+def _load_config(value: str | None) -> dict[str, Any]:
+    """The selection config as ``select --config`` reads it: inline JSON, or a local or bucket file (the
+    environment's credentials), JSON or YAML, checked (every problem with its JSON path and the fix)."""
+    if value is None:
+        return {}
+    from lightly_airflow.config import load_config, parse_selection_config
+
+    return load_config(value, "--config", parse_selection_config)
+
+
 def _read_table(uri: str, what: str) -> Any:
     import pyarrow.parquet as pq
 
@@ -42,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
     rows = _read_table(args.rows, "rows")
     preselected = _read_table(args.preselected, "preselected") if args.preselected else None
     summary = _load_json(args.summary, "summary")
-    config = _load_json(args.config, "config")
+    config = _load_config(args.config)
     uri = write_report(rows, out_uri=args.out, summary=summary, config=config, preselected=preselected,
                        max_points=args.max_points)
     print(uri)
@@ -59,7 +69,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--rows", required=True, help="Parquet file of the run's rows (key, status, selected, …)")
     parser.add_argument("--out", required=True, help="output folder (local path or s3://, gs://, az:// URI)")
     parser.add_argument("--summary", default=None, help="JSON file with the run summary (counts, metrics)")
-    parser.add_argument("--config", default=None, help="JSON file with the selection config (BALANCE charts)")
+    parser.add_argument("--config", default=None,
+                        help="the run's selection config (BALANCE charts), as select --config takes it: inline JSON "
+                        "({...}), or the path or URI (s3://, gs://, az://: the environment's credentials) of a JSON "
+                        "or YAML (.yaml/.yml) file")
     parser.add_argument("--preselected", default=None, help="Parquet file of samples selected by earlier runs")
     parser.add_argument("--max-points", type=int, default=20000, help="points on the embedding map (default 20000)")
     parser.set_defaults(func=_run)

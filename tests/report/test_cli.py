@@ -70,3 +70,45 @@ def test_report_command_reads_config_files_saved_by_windows_tools(tmp_path: Path
     (tmp_path / "c.json").write_bytes(json.dumps({"note": "Grüße"}, ensure_ascii=False).encode("latin-1"))
     with pytest.raises(ValueError, match=r"--config .*c\.json.*not UTF-8 text .*save it as UTF-8"):
         args.func(args)
+
+
+def test_report_config_is_read_as_select_reads_it_yaml_inline_json_and_a_bucket_uri(
+        tmp_path: Path, s3_bucket, monkeypatch) -> None:
+    """``--config`` takes what ``select --config`` takes (``lightly_airflow.config.load_config``): a YAML file, inline
+    JSON, a bucket's file (the environment's credentials); the config is checked, each problem named with its
+    JSON path and the fix."""
+    import boto3
+    import yaml
+
+    run = make_run(n=80, n_select=5)
+    pq.write_table(run.rows, tmp_path / "rows.parquet")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(run.config))
+    s3 = boto3.client("s3", endpoint_url=s3_bucket.credentials.endpoint_url, aws_access_key_id="test",
+                      aws_secret_access_key="test", region_name="us-east-1")
+    s3.put_object(Bucket=s3_bucket.name, Key="configs/selection.yml", Body=yaml.safe_dump(run.config).encode())
+    for name, value in {"AWS_ENDPOINT_URL": s3_bucket.credentials.endpoint_url, "AWS_ACCESS_KEY_ID": "test",
+                        "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    given = {"yaml": str(tmp_path / "c.yaml"), "inline": json.dumps(run.config),
+             "bucket": f"{s3_bucket.uri}/configs/selection.yml"}
+    for what, value in given.items():
+        out = tmp_path / f"out-{what}"
+        args = _parser().parse_args(["report", "--rows", str(tmp_path / "rows.parquet"), "--out", str(out),
+                                     "--config", value, "--max-points", "50"])
+        assert args.func(args) == 0, what
+        assert (out / "balance-01.png").exists(), what  # the config's BALANCE strategies were read
+
+    def error(value: str) -> str:
+        args = _parser().parse_args(["report", "--rows", str(tmp_path / "rows.parquet"), "--out", str(tmp_path / "x"),
+                                     "--config", value])
+        with pytest.raises(ValueError) as info:
+            args.func(args)
+        return str(info.value)
+
+    (tmp_path / "bad.yaml").write_text("n_samples: many\nstrategies: []\n")
+    message = error(str(tmp_path / "bad.yaml"))
+    assert f"--config {str(tmp_path / 'bad.yaml')!r}" in message and "n_samples" in message
+    assert "Fix: correct the listed keys" in message
+    missing = f"{s3_bucket.uri}/configs/missing.yaml"
+    assert f"--config {missing!r}: does not exist" in error(missing)
+    assert "is not valid JSON" in error("{not json")
