@@ -14,6 +14,7 @@ per frame with a reason; a frame it produced beyond the index is counted and log
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -244,6 +245,22 @@ def _start(container: Any, stream: Any) -> Fraction:
     return start or Fraction(0)
 
 
+EMPTY_VIDEO = "empty file (0 bytes): nothing to decode (an upload or copy that did not finish?); upload the video again"
+
+
+def _source_size(source: Any) -> int | None:
+    """The size in bytes of a path or a seekable binary file object; ``None`` when it cannot be told."""
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            return os.path.getsize(source)
+        position = source.tell()
+        size = source.seek(0, os.SEEK_END)
+        source.seek(position)
+        return int(size)
+    except Exception:  # noqa: BLE001 - only a better reason is at stake
+        return None
+
+
 def index_video(source: Any) -> VideoIndex:
     """Demux ``source`` (a path or a binary file object) and list its frames; never raises for bad data.
 
@@ -267,7 +284,7 @@ def _index_video(source: Any) -> VideoIndex:
     try:
         container = av.open(source, mode="r")
     except Exception as exc:  # noqa: BLE001 - any open failure makes the video unreadable, not the run
-        out.problem = f"cannot open the video: {reason(exc)}"
+        out.problem = EMPTY_VIDEO if _source_size(source) == 0 else f"cannot open the video: {reason(exc)}"
         return out
     try:
         if not container.streams.video:

@@ -21,7 +21,13 @@ import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri
-from lightly_airflow.video.index import VideoIndex, index_video, is_transport_stream, transport_stream_problem
+from lightly_airflow.video.index import (
+    EMPTY_VIDEO,
+    VideoIndex,
+    index_video,
+    is_transport_stream,
+    transport_stream_problem,
+)
 from lightly_airflow.video.naming import frame_name, is_video_key, parse_frame_name
 from lightly_airflow.video.source import ArchivedFileError, open_video_source
 
@@ -56,7 +62,7 @@ def index_videos(
         try:
             with open_video_source(datasource_uri, key, credentials, fs=fs, root=root) as source:
                 info = index_video(source)
-            if info.problem and not info.n_frames and key.lower().endswith(".ts"):
+            if info.problem and info.problem != EMPTY_VIDEO and not info.n_frames and key.lower().endswith(".ts"):
                 # (a TypeScript file shares the extension: said so, rather than "cannot open the video")
                 head = _head(fs, join_uri(root, key))
                 if not is_transport_stream(head):

@@ -958,3 +958,28 @@ def test_a_transport_stream_is_told_from_a_typescript_file_by_its_sync_bytes(vid
     assert "text (a TypeScript" in transport_stream_problem(code[:1023])  # (a character cut at the end)
     assert "another kind of file" in transport_stream_problem(mp4)
     assert "another kind of file" in transport_stream_problem(b"\0" * 64)
+
+
+def test_a_zero_byte_video_is_reported_as_an_empty_file(tmp_path) -> None:
+    """A 0-byte ``.mp4`` (an upload that did not finish) was ``cannot open the video: InvalidDataError: Invalid data
+    found when processing input``, the reason of a damaged file; it now says it is empty and the fix, from a path
+    and from a file object (a remote video) alike. Junk bytes keep FFmpeg's reason."""
+    import io
+
+    from lightly_airflow.video.index import EMPTY_VIDEO, index_video
+
+    empty, junk = tmp_path / "empty.mp4", tmp_path / "junk.mp4"
+    empty.write_bytes(b"")
+    junk.write_bytes(bytes(range(256)) * 8)
+    for source in (str(empty), io.BytesIO(b"")):
+        info = index_video(source)
+        assert info.n_frames == 0 and info.problem == EMPTY_VIDEO
+        assert info.problem.startswith("empty file (0 bytes)")
+    info = index_video(str(junk))
+    assert info.n_frames == 0 and info.problem.startswith("cannot open the video: InvalidDataError")
+    # through the listing's indexing, an empty .ts too (not "not an MPEG transport stream: text (a TypeScript …?)")
+    from lightly_airflow.video.listing import index_videos
+
+    (tmp_path / "seg.ts").write_bytes(b"")
+    found = index_videos(str(tmp_path), ["empty.mp4", "seg.ts"])
+    assert {k: v.problem for k, v in found.items()} == {"empty.mp4": EMPTY_VIDEO, "seg.ts": EMPTY_VIDEO}
