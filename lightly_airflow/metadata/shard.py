@@ -57,12 +57,22 @@ def _default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def load_custom_schema(folder: LightlyDir | None, problems: ProblemLog) -> list[MetadataField]:
-    """The custom metadata fields of ``.lightly/metadata/schema.json`` (empty when there is none)."""
+SCHEMA_PROBE = 16  # samples whose metadata files are looked for when schema.json is absent
+
+
+def load_custom_schema(folder: LightlyDir | None, problems: ProblemLog, keys: list[str] | None = None
+                       ) -> list[MetadataField]:
+    """The custom metadata fields of ``.lightly/metadata/schema.json`` (empty when there is none).
+
+    Without a schema no field is read, as in Lightly. Where ``keys`` are given and metadata files exist for some
+    of them (:func:`_files_without_schema`), that is reported once, with the fix: the files were skipped silently.
+    """
     if folder is None:
         return []
     data = folder.read_bytes(SCHEMA_RELPATH)
     if data is None:
+        if keys:
+            _files_without_schema(folder, keys, problems)
         return []
     rel = f".lightly/{SCHEMA_RELPATH}"
     try:
@@ -76,10 +86,38 @@ def load_custom_schema(folder: LightlyDir | None, problems: ProblemLog) -> list[
     return fields
 
 
+def _files_without_schema(folder: LightlyDir, keys: list[str], problems: ProblemLog) -> None:
+    """Report metadata files that no ``schema.json`` declares fields of: of up to :data:`SCHEMA_PROBE` samples
+    spread over ``keys``, the sample's own file and its video's (a frame's) are looked for; one problem (under
+    the schema's path) and one warning name a file found and the fix."""
+    step = max(1, len(keys) // SCHEMA_PROBE)
+    rels: list[str] = []
+    for k in keys[::step][:SCHEMA_PROBE]:
+        rels.append(json_relpath(METADATA_DIR, k))
+        frame = parse_frame_name(k)
+        if frame:
+            rels.append(json_relpath(METADATA_DIR, frame[0]))
+    got = folder.read_many(sorted(set(rels)))
+    found = sorted(rel for rel, data in got.items() if isinstance(data, bytes))
+    if not found:
+        return
+    reason = (f"metadata files exist (e.g. .lightly/{found[0]}) but .lightly/{SCHEMA_RELPATH} does not: no custom "
+              f"metadata is read without it. Fix: add .lightly/{SCHEMA_RELPATH}, a list of "
+              '{"name", "path", "defaultValue", "valueDataType"} entries, one per field to read')
+    problems.add(f".lightly/{SCHEMA_RELPATH}", "file", reason, f".lightly/{SCHEMA_RELPATH}")
+    logger.warning("%s", reason)
+
+
 def _custom_values(
-    folder: LightlyDir, fields: list[MetadataField], keys: list[str], problems: ProblemLog
+    folder: LightlyDir, fields: list[MetadataField], keys: list[str], problems: ProblemLog,
+    video_misnamed: dict[str, tuple[str, str] | None] | None = None,
 ) -> list[list[Any]]:
-    """Per key, the values of ``fields`` from its per-file JSON (or its video's), defaults where absent."""
+    """Per key, the values of ``fields`` from its per-file JSON (or its video's), defaults where absent.
+
+    A frame without its own file and without its video's is reported where a file of its video exists under
+    another name (``clip.mp4.json`` for ``clip.mp4``: :func:`near_miss_stems`); ``video_misnamed`` caches the
+    probe per video over a shard's batches.
+    """
     frames = {k: parse_frame_name(k) for k in keys}
     own = {k: json_relpath(METADATA_DIR, k) for k in keys}
     got = folder.read_many(list(own.values()))
@@ -98,6 +136,8 @@ def _custom_values(
         logger.warning("%d of %d samples without a metadata file have one under another name, e.g. .lightly/%s "
                        "instead of .lightly/%s (%s); rename them, they are not read", len(misnamed), len(absent),
                        other, own[k], why)
+    _report_misnamed_video_files(folder, [k for k in absent if k in video_rel and k not in misnamed], frames,
+                                 video_rel, problems, {} if video_misnamed is None else video_misnamed)
     for k in keys:
         rel = own[k]
         data = got.get(rel)
@@ -124,6 +164,31 @@ def _custom_values(
             problems.add(k, field_, reason, f".lightly/{rel}")
         out.append(values)
     return out
+
+
+def _report_misnamed_video_files(folder: LightlyDir, frame_keys: list[str], frames: dict[str, Any],
+                                 video_rel: dict[str, str], problems: ProblemLog,
+                                 cache: dict[str, tuple[str, str] | None]) -> None:
+    """Each frame (of ``frame_keys``, without its own file and its video's) whose video has a metadata file under
+    another name gets a problem naming it and the fix: its fields took their defaults. One warning per video."""
+    videos = sorted({frames[k][0] for k in frame_keys} - set(cache))
+    found = folder.find_misnamed(METADATA_DIR, videos) if videos else {}
+    for video in videos:
+        hit = found.get(video)
+        if hit is None:
+            cache[video] = None
+            continue
+        other, why = cache[video] = (hit[0], hit[1].replace("the image's", "the video's"))
+        logger.warning("video %r: its metadata file is .lightly/%s, not .lightly/%s (%s); rename it: it is not read, "
+                       "and its frames take the fields' defaultValue", video, other, json_relpath(METADATA_DIR, video),
+                       why)
+    for k in frame_keys:
+        hit = cache.get(frames[k][0])
+        if hit is not None:
+            other, why = hit
+            problems.add(k, "file", f"no metadata file for the frame or its video, but .lightly/{other} exists: {why}. "
+                         f"Rename it to .lightly/{video_rel[k]} (it is not read under its other name; the fields' "
+                         "defaultValue is used)", f".lightly/{video_rel[k]}")
 
 
 def _read_images(fs: Any, paths: list[str]) -> dict[str, bytes | Exception]:
@@ -191,9 +256,10 @@ def compute_metadata_shard(
     lightly_uri = lightly_uri or manifest.lightly_uri
     problems = ProblemLog(STAGE)
     folder = LightlyDir(lightly_uri, lightly_credentials or credentials) if lightly_uri else None
-    fields = load_custom_schema(folder, problems)
-
     keys = manifest.keys
+    fields = load_custom_schema(folder, problems, keys)
+    video_misnamed: dict[str, tuple[str, str] | None] = {}
+
     etags = manifest.table.column(C.ETAG).to_pylist() if C.ETAG in manifest.table.column_names else [None] * len(keys)
     fs, root = filesystem(datasource_uri, datasource_credentials or credentials)
     n = len(keys)
@@ -250,7 +316,8 @@ def compute_metadata_shard(
                     problems.add(keys[i], "pixels", f"{kind}: {words}", join_uri(datasource_uri, keys[i]))
             if folder is not None and fields:
                 batch_keys = [keys[i] for i in idx_all]
-                for i, values in zip(idx_all, _custom_values(folder, fields, batch_keys, problems)):
+                for i, values in zip(idx_all, _custom_values(folder, fields, batch_keys, problems,
+                                                                  video_misnamed)):
                     custom[i] = values
             now = time.monotonic()
             if now - last_log > 10 or idx_all.stop == n:

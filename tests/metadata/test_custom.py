@@ -272,3 +272,50 @@ def test_a_frame_metadata_file_with_other_padding_is_named(tmp_path):
     assert len(errors) == 1 and errors[0][C.KEY] == key
     assert "but .lightly/metadata/clip-7-mp4.json exists: its frame number is written with 1 digit" in errors[0]["reason"]
     assert "Rename it to .lightly/metadata/clip-007-mp4.json" in errors[0]["reason"]
+
+
+def test_a_videos_metadata_file_under_another_name_is_named_for_its_frames(tmp_path):
+    """``.lightly/metadata/clip.mp4.json`` (the video's extension kept) for ``clip.mp4``: not found, and every frame
+    of the video took the fields' defaultValue without a word. Each frame now says which file exists and the fix;
+    a video with no file at all stays Lightly's "use the defaults", no problem."""
+    from lightly_airflow.video.naming import frame_name
+
+    keys = [frame_name("cams/clip.mp4", i, 12) for i in range(3)] + [frame_name("other.mkv", 0, 5)]
+    write_tree(tmp_path / "bucket", {
+        ".lightly/metadata/schema.json": METADATA_SCHEMA,
+        ".lightly/metadata/cams/clip.mp4.json": json.dumps({"file_name": "cams/clip.mp4", "type": "video",
+                                                            "metadata": {"scene": "city street"}}),
+    })
+    counts = compute_metadata_shard(make_manifest(tmp_path, keys, lightly_uri=str(tmp_path / "bucket")))
+    errors = [e for e in pq.read_table(counts["errors_uri"]).to_pylist() if (e["path"] or "").startswith(".lightly/")]
+    assert sorted(e[C.KEY] for e in errors) == keys[:3]
+    for e in errors:
+        assert e["path"] == ".lightly/metadata/cams/clip.json"
+        assert e["reason"].startswith(
+            "no metadata file for the frame or its video, but .lightly/metadata/cams/clip.mp4.json exists: its name "
+            "keeps the video's extension; Lightly drops it. Rename it to .lightly/metadata/cams/clip.json")
+
+
+def test_metadata_files_without_a_schema_are_reported_with_the_fix(tmp_path):
+    """Metadata files (a video's, an image's) but no ``.lightly/metadata/schema.json``: no field can be read, and the
+    run said nothing. One problem under the schema's path names a file found and what to add."""
+    from lightly_airflow.video.naming import frame_name
+
+    keys = ["a.png", "b.png"] + [frame_name("clip.mp4", i, 40) for i in range(40)]
+    write_tree(tmp_path / "bucket", {
+        "a.png": encode(noise_image(0, (8, 8))),
+        "b.png": encode(noise_image(1, (8, 8))),
+        ".lightly/metadata/clip.json": json.dumps({"file_name": "clip.mp4", "type": "video",
+                                                   "metadata": {"scene": "city street"}}),
+    })
+    counts = compute_metadata_shard(make_manifest(tmp_path, keys, lightly_uri=str(tmp_path / "bucket")))
+    errors = [e for e in pq.read_table(counts["errors_uri"]).to_pylist() if e[C.KEY].startswith(".lightly/")]
+    assert len(errors) == 1 and errors[0][C.KEY] == ".lightly/metadata/schema.json"
+    assert errors[0]["reason"].startswith(
+        "metadata files exist (e.g. .lightly/metadata/clip.json) but .lightly/metadata/schema.json does not")
+    assert "Fix: add .lightly/metadata/schema.json" in errors[0]["reason"]
+    # no metadata files, no schema: Lightly's "no custom metadata", nothing reported
+    write_tree(tmp_path / "bare", {"a.png": encode(noise_image(0, (8, 8)))})
+    counts = compute_metadata_shard(make_manifest(tmp_path / "b", ["a.png"], lightly_uri=str(tmp_path / "bare"),
+                                                  datasource=tmp_path / "bare"))
+    assert not [e for e in pq.read_table(counts["errors_uri"]).to_pylist() if e[C.KEY].startswith(".lightly/")]
