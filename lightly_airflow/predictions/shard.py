@@ -19,6 +19,7 @@ from lightly_airflow.lightly_dir import (
     LightlyDir,
     LightlyFileError,
     json_relpath,
+    parse_frame_name,
     parse_json_bytes,
 )
 from lightly_airflow.predictions import scorers as S
@@ -285,6 +286,7 @@ def _report_missing(folder: LightlyDir, task: str, keys: list[str], problems: Pr
     """
     task_dir = f"{PREDICTIONS_DIR}/{task}"
     found = folder.find_misnamed(task_dir, keys, PROBE_FIRST)
+    one_based = _numbered_from_one(folder, task_dir, [k for k in keys if k not in found])
     for key in keys:
         rel = json_relpath(task_dir, key)
         reason = f"no prediction file for task {task!r}"
@@ -292,7 +294,19 @@ def _report_missing(folder: LightlyDir, task: str, keys: list[str], problems: Pr
             other, why = found[key]
             reason += (f", but .lightly/{other} exists: {why}. Rename it to .lightly/{rel} (it is not read under "
                        "its other name)")
+        elif key in one_based:
+            reason += (f", but frame 1 has one (.lightly/{one_based[key]}): Lightly numbers a video's frames from 0, "
+                       "as PyAV decodes them. If your tool numbered them from 1 (ffmpeg's image sequences start at 1), "
+                       "each prediction file of this video is read for the frame after the one it describes: rename "
+                       "every file to its frame number minus one")
         problems.add(key, "file", reason, f".lightly/{rel}")
+    if one_based:
+        key, other = next(iter(one_based.items()))
+        logger.warning(
+            "task %r: %d videos have no prediction file for frame 0 but one for frame 1, e.g. .lightly/%s without "
+            ".lightly/%s: if their frames were numbered from 1, every prediction is paired with the wrong frame "
+            "(Lightly numbers from 0); see the problems", task, len(one_based), other, json_relpath(task_dir, key),
+        )
     if found:
         key, (other, why) = next(iter(found.items()))
         logger.warning(
@@ -301,6 +315,28 @@ def _report_missing(folder: LightlyDir, task: str, keys: list[str], problems: Pr
             json_relpath(task_dir, key), why,
         )
     return len(found)
+
+
+def _numbered_from_one(folder: LightlyDir, task_dir: str, missing: list[str]) -> dict[str, str]:
+    """Of the video frames 0 in ``missing`` (keys without a file in ``task_dir``), those whose frame 1 has a file:
+    key -> that file's relpath. The sign of prediction files numbered from 1 where Lightly numbers from 0 (every
+    box lands on the neighbouring frame; nothing else shows it: the files all parse)."""
+    second: dict[str, str] = {}
+    for key in missing:
+        frame = parse_frame_name(key)
+        if frame is None or frame[1] != 0:
+            continue
+        head, _, name = key.rpartition("/")
+        stem, sep, rest = name.rpartition("-")  # <video stem>-<index>-<ext>.png
+        stem, _, index = stem.rpartition("-")
+        if not sep or not index.isdigit():
+            continue
+        one = f"{stem}-{1:0{len(index)}d}-{rest}"
+        second[key] = json_relpath(task_dir, f"{head}/{one}" if head else one)
+    if not second:
+        return {}
+    got = folder.read_many(sorted(set(second.values())))
+    return {key: rel for key, rel in second.items() if isinstance(got.get(rel), bytes)}
 
 
 def finalize_prediction_scores(table: pa.Table) -> pa.Table:

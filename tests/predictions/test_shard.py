@@ -386,3 +386,29 @@ def test_a_file_name_that_nearly_matches_says_how(file_name, hint):
     assert preds is None
     ((field, reason),) = problems
     assert field == "file_name" and "does not match the file 'sub/IMG_1.JPG'" in reason and hint in reason
+
+
+def test_frame_predictions_numbered_from_one_are_named_with_the_fix(tmp_path):
+    """A tool that numbered a video's frames from 1 (ffmpeg's image sequences do) wrote ``clip-01-mp4.json`` for
+    Lightly's frame 0, ``clip-02-mp4.json`` for frame 1, …: every file parses and is read for the frame after the
+    one it describes, so each box lands on the wrong frame, and only frame 0 was reported, as a bare "no
+    prediction file". Frame 0's problem now names the likely cause and the fix; a video whose frame 0 simply has
+    no file (frame 1 has none either) stays a bare "missing"."""
+    schema = {"task_type": "object-detection", "categories": [{"id": 0, "name": "car"}]}
+    clip = [f"cams/clip-{i:02d}-mp4.png" for i in range(12)]  # a 12-frame video
+    other = [f"other-{i}-mkv.png" for i in range(3)]
+    files: dict[str, object] = {P + "tasks.json": ["det"], P + "det/schema.json": schema}
+    for i in range(1, 13):  # numbered from 1: frame 12 does not exist
+        files[f"{P}det/cams/clip-{i:02d}-mp4.json"] = {"file_name": f"cams/clip-{i:02d}-mp4.png", "predictions": [
+            {"category_id": 0, "bbox": [i, 0, 5, 5], "score": 0.9}]}
+    files[P + "det/other-2-mkv.json"] = {"file_name": "other-2-mkv.png", "predictions": []}
+    store = tmp_path / "store"
+    write_tree(store, files)
+    counts = load_predictions_shard(make_manifest(tmp_path, clip + other), lightly_uri=str(store))
+    reasons = {e[C.KEY]: e["reason"] for e in pq.read_table(counts["errors_uri"]).to_pylist()}
+    assert set(reasons) == {"cams/clip-00-mp4.png", "other-0-mkv.png", "other-1-mkv.png"}
+    assert reasons["cams/clip-00-mp4.png"].startswith(
+        "no prediction file for task 'det', but frame 1 has one (.lightly/predictions/det/cams/clip-01-mp4.json): "
+        "Lightly numbers a video's frames from 0")
+    assert "rename every file to its frame number minus one" in reasons["cams/clip-00-mp4.png"]
+    assert reasons["other-0-mkv.png"] == "no prediction file for task 'det'"
