@@ -38,7 +38,7 @@ from urllib.parse import quote, unquote, urlsplit
 from urllib.request import url2pathname
 
 from lightly_airflow import columns as C
-from lightly_airflow.datapool.errors import DatapoolError, UnknownColumnError
+from lightly_airflow.datapool.errors import DatapoolError
 from lightly_airflow.datapool.pool import Datapool
 from lightly_airflow.datapool.rows import COMMIT_VERSION
 from lightly_airflow.storage import StorageCredentials
@@ -54,6 +54,9 @@ class ExportRecord:
     sample_id: str | None
     run_id: str | None
     pick_rank: int | None
+    #: the picture's size as shown (``metadata.lightly.width/height``: upright; None where the pool has none)
+    width: int | None = None
+    height: int | None = None
 
 
 def check_key(key: str) -> str:
@@ -184,10 +187,10 @@ def export_records(
     :raises DatapoolError: for an unknown tag or a key that cannot be a file name.
     """
     wanted = [C.KEY, C.SAMPLE_ID, C.RUN_ID, C.PICK_RANK, COMMIT_VERSION, *([C.ETAG] if viewable_copies else [])]
-    try:  # a selected video frame is exported as its PNG (<lightly_uri>/.lightly/frames/<frame name>)
-        rows = _tag_rows(pool, tag, [*wanted, C.VIDEO])
-    except UnknownColumnError:  # a pool without video frames
-        rows = _tag_rows(pool, tag, wanted)
+    # a selected video frame is exported as its PNG (<lightly_uri>/.lightly/frames/<frame name>); COCO's images
+    # carry their width and height: the columns each pool has of these
+    present = set(pool.snapshot().column_names())
+    rows = _tag_rows(pool, tag, [*wanted, *(c for c in (C.VIDEO, *SIZE_COLUMNS) if c in present)])
     history = pool.history()
     by_version = {} if datasource_uri else run_datasources(history)
     fallback = datasource_uri or tag_datasource_uri(pool, tag)
@@ -209,7 +212,8 @@ def export_records(
         root, frames_root = roots_of(by_version.get(r[COMMIT_VERSION], fallback))
         records.append(ExportRecord(
             key=r[C.KEY], uri=key_uri(frames_root if r.get(C.VIDEO) and frames_root else root, r[C.KEY]),
-            sample_id=r[C.SAMPLE_ID], run_id=r[C.RUN_ID], pick_rank=r[C.PICK_RANK]))
+            sample_id=r[C.SAMPLE_ID], run_id=r[C.RUN_ID], pick_rank=r[C.PICK_RANK],
+            width=_size(r.get(SIZE_COLUMNS[0])), height=_size(r.get(SIZE_COLUMNS[1]))))
     warn_gone(gone_exports(pool, records, check_files=check_files, credentials=datasource_credentials,
                            history=history), tag, len(records))
     if viewable_copies and unviewable(records):
@@ -464,6 +468,14 @@ def _when(moment: Any) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if hasattr(moment, "strftime") else str(moment)
 
 
+#: the columns of a sample's picture size (the metadata step's, upright)
+SIZE_COLUMNS = (C.metadata_column("lightly.width"), C.metadata_column("lightly.height"))
+
+
+def _size(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and value == value and value > 0 else None
+
+
 def _tag_rows(pool: Datapool, tag: str, columns: list[str]) -> Any:
     if tag == C.INITIAL_TAG:
         return pool.selected(columns)
@@ -534,8 +546,9 @@ def coco_images(records: list[ExportRecord], tag: str, pool: Datapool | None = N
     objects (object-level runs, :func:`lightly_airflow.objects.export.add_object_annotations`)."""
     doc = {
         "info": {"description": f"lightly-airflow export of tag {tag}"},
-        "images": [
-            {"id": i + 1, "file_name": r.key, "coco_url": r.uri, "lightly_sample_id": r.sample_id}
+        "images": [  # (COCO's width and height where the pool has them: a corrupt file has none)
+            {"id": i + 1, "file_name": r.key, "coco_url": r.uri, "lightly_sample_id": r.sample_id,
+             **({"width": r.width, "height": r.height} if r.width and r.height else {})}
             for i, r in enumerate(records)
         ],
         "annotations": [],

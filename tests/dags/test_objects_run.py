@@ -91,6 +91,9 @@ def test_object_level_diversity_over_two_runs(airflow_db, dagbag, tmp_path) -> N
     coco = export_tag(pool, tag1, fmt="coco")
     assert [img["file_name"] for img in coco["images"]] == picked1
     assert [img["coco_url"] for img in coco["images"]] == [f"file://{source}/{k}" for k in picked1]
+    for img in coco["images"]:  # (COCO requires each image's size: the file's own, as the metadata step read it)
+        with Image.open(f"{source}/{img['file_name']}") as im:
+            assert (img["width"], img["height"]) == im.size
     assert len(coco["annotations"]) == chosen.num_rows
     boxes = {(a["image_id"], tuple(a["bbox"])) for a in coco["annotations"]}
     assert boxes == {(picked1.index(p) + 1, tuple(float(v) for v in pred["bbox"]))
