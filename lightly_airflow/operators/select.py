@@ -18,7 +18,8 @@ class SelectAndCommitOperator(LightlyBaseOperator):
     Idempotent: a retry (or a re-run of a finished run) finds the run's commit and does nothing. Emits an
     event on ``asset`` (when given) whose extra holds the datapool URI, version, tag and counts, so downstream
     DAGs (labelling export, training) can be scheduled on the datapool — only when the run committed a
-    version: the task's outlet is the alias ``<asset name>-commits``, through which it adds the event (a
+    version, and on the asset of the pool it committed to (a run whose ``datapool_uri`` is not ``asset``'s emits
+    on ``Asset(uri=datapool_uri)`` instead: :meth:`committed_asset`): the task's outlet is the alias ``<asset name>-commits``, through which it adds the event (a
     static outlet gets an event on every success, also of a dry run that committed nothing).
 
     :param manifests: the run's manifest shard URIs (the list task's ``manifests`` XCom).
@@ -143,7 +144,7 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         out = summary.to_dict()
         self.send_metrics({**run_metrics(out), **self.embed_metrics(context)})
         if self.asset is not None and self.asset_alias is not None and summary.committed:
-            context["outlet_events"][self.asset_alias].add(self.asset, extra={
+            context["outlet_events"][self.asset_alias].add(self.committed_asset(), extra={
                 "datapool_uri": self.datapool_uri,
                 "version": summary.version,
                 "tag": summary.tag,
@@ -151,6 +152,17 @@ class SelectAndCommitOperator(LightlyBaseOperator):
                 "processed": summary.processed,
             })
         return out
+
+    def committed_asset(self) -> Asset:
+        """The asset whose event says the pool grew: ``asset``, or, when this run committed to another pool (a
+        trigger form's ``datapool_uri``), that pool's own asset (its URI, named by it): downstream DAGs scheduled
+        on ``asset`` read ``asset``'s pool, which this run did not change."""
+        assert self.asset is not None
+        if self.datapool_uri.rstrip("/") == str(self.asset.uri).rstrip("/"):
+            return self.asset
+        self.log.info("Run committed to %s, not to the pool of asset %r (%s): its event goes to the asset of %s.",
+                      self.datapool_uri, self.asset.name, self.asset.uri, self.datapool_uri)
+        return Asset(uri=self.datapool_uri)
 
     def embed_metrics(self, context: Any) -> dict[str, float]:
         """The run's ``lightly.embed.*`` gauges: the counts the embed tasks returned for each shard (small dicts in

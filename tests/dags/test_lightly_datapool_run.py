@@ -505,5 +505,9 @@ def test_the_datapool_asset_gets_an_event_only_when_a_version_is_committed(airfl
     assert str(real.state) == "success", states
     version = Datapool(f"file://{pool_dir}").version()
     [(name, extra)] = asset_events(real.run_id)
-    assert name == "lightly-datapool" and extra["version"] == version and extra["version"] is not None
+    # (the run committed to its own pool, not the deployment's LIGHTLY_DATAPOOL_URI: the event is on that pool's
+    # asset, so DAGs scheduled on the deployment's "lightly-datapool" are not woken for a pool they do not read)
+    deployment_pool = dag.task_dict["select_and_commit"].asset.uri
+    assert deployment_pool != f"file://{pool_dir}"
+    assert name == f"file://{pool_dir}" and extra["version"] == version and extra["version"] is not None
     assert extra["datapool_uri"] == f"file://{pool_dir}" and extra["selected"] == 5 and extra["processed"] == 20
