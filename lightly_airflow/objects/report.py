@@ -20,11 +20,15 @@ from lightly_airflow.storage import StorageCredentials
 log = logging.getLogger(__name__)
 
 COLOURS = ((46, 204, 113), (231, 76, 60), (52, 152, 219), (241, 196, 15), (155, 89, 182), (26, 188, 156))
+#: the selected images :func:`objects_png` draws at most (the report's note says so)
+FIGURE_IMAGES = 8
+#: the crops per image it draws at most
+FIGURE_CROPS = 12
 
 
 def objects_png(
     object_rows: pa.Table, picked: list[str], datasource_uri: str, credentials: StorageCredentials | None = None,
-    *, max_images: int = 8, height: int = 128, max_crops: int = 12, lightly_uri: str | None = None,
+    *, max_images: int = FIGURE_IMAGES, height: int = 128, max_crops: int = FIGURE_CROPS, lightly_uri: str | None = None,
     lightly_credentials: StorageCredentials | None = None, frames: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> bytes | None:
     """A PNG of the selected images with their objects as boxes and crops; ``None`` without selected objects.

@@ -152,8 +152,12 @@ def write_report(
             video_figs.append(fig)
     obj_figs: list[Figure] = []
     if objects_figure is not None:
+        from lightly_airflow.objects.report import FIGURE_CROPS, FIGURE_IMAGES
+
         fig = plot("", "objects.png", objects_figure, alt="selected images with their objects' boxes, and the crops",
-                   note="Each selected image (pick order) with the boxes of its objects, then the objects' crops.")
+                   note=f"The first {FIGURE_IMAGES} selected images with objects (pick order), each with the boxes of "
+                   f"its objects, then up to {FIGURE_CROPS} of its crops; every selected object is in the datapool "
+                   "(the UI's grid with Show: objects (crops)).")
         if fig is not None:
             obj_figs.append(fig)
 

@@ -82,7 +82,9 @@ def test_object_level_diversity_over_two_runs(airflow_db, dagbag, tmp_path) -> N
     (figure,) = list((pool_dir / "_reports").glob("*/objects.png"))
     with Image.open(figure) as fig:
         assert fig.height >= 6 * 128
-    assert "Objects of the selected images" in (figure.parent / "index.html").read_text()
+    page = (figure.parent / "index.html").read_text()
+    assert "Objects of the selected images" in page
+    assert "The first 8 selected images with objects (pick order)" in page  # (the figure's cap, said)
 
     # COCO export of the run's tag: the images containing the selected objects, with their boxes.
     from lightly_airflow.datapool.export import export_tag
