@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from lightly_airflow.video.index import NO_VIDEO_STREAM, pixel_aspect, reason, seekable_format, video_stream
+from lightly_airflow.video.index import (
+    NO_VIDEO_STREAM,
+    open_problem,
+    pixel_aspect,
+    reason,
+    seekable_format,
+    video_stream,
+)
 from lightly_airflow.video.source import raise_read_error
 
 logger = logging.getLogger(__name__)
@@ -208,7 +215,7 @@ def decode_frames(
         container = av.open(source, mode="r")
     except Exception as exc:  # noqa: BLE001
         raise_read_error(source)  # the store failed, not the video: the task is retried
-        why = f"cannot open the video: {reason(exc)}"
+        why = open_problem(source, exc)  # (an empty file, an MP4 cut before its index: said so)
         for run in runs:
             for index, _ in run:
                 yield DecodedFrame(index, None, why)

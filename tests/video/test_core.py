@@ -983,3 +983,29 @@ def test_a_zero_byte_video_is_reported_as_an_empty_file(tmp_path) -> None:
     (tmp_path / "seg.ts").write_bytes(b"")
     found = index_videos(str(tmp_path), ["empty.mp4", "seg.ts"])
     assert {k: v.problem for k, v in found.items()} == {"empty.mp4": EMPTY_VIDEO, "seg.ts": EMPTY_VIDEO}
+
+
+def test_an_mp4_cut_before_its_index_says_so(video_files: dict[str, str], tmp_path) -> None:
+    """An MP4 whose index (the ``moov`` box, written last by PyAV and most recorders) was cut off by an upload that
+    did not finish was ``cannot open the video: InvalidDataError …``, the reason of junk bytes; it now says the file
+    was cut short and the fix, from a path and from a file object (a remote video) alike, in the listing's index
+    and in the embed step's decode."""
+    import io
+    from pathlib import Path
+
+    path = tmp_path / "cut.mp4"
+    data = Path(video_files["mp4"]).read_bytes()
+    assert b"moov" in data[len(data) // 2 :]  # (the index sits at the end: what a cut removes)
+    path.write_bytes(data[: len(data) // 2])
+    for source in (str(path), io.BytesIO(path.read_bytes())):
+        info = index_video(source)
+        assert info.n_frames == 0, info
+        assert "no index (no 'moov' box)" in info.problem and "cut short" in info.problem, info.problem
+        assert f"({len(data) // 2:,} of " in info.problem and "upload the complete file again" in info.problem
+    (got,) = list(decode_frames(str(path), [(0, 0)]))
+    assert got.frame is None and "cut short" in got.reason
+    # an intact MP4 opens as before, and junk with an 'ftyp' but no boxes to follow keeps FFmpeg's reason
+    assert index_video(video_files["mp4"]).n_frames == 31
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00\x00\x00\x04ftypjunkjunk" * 4)
+    assert index_video(str(junk)).problem.startswith("cannot open the video:")
