@@ -109,7 +109,8 @@ def test_reviewed_runs_wait_for_the_reviewer_and_commit_what_was_reviewed_or_not
     entry = pool.history()[-1]
     assert entry["review"]["by"] == "reviewer" and entry["review"]["state"] == "committed after review"
     assert "<b>Review:</b> approved by reviewer" in (reports / "index.html").read_text()
-    assert [(n, e["version"], e["selected"]) for n, e in asset_events(run1.run_id)] == [("lightly-datapool", entry["version"], 5)]
+    # (the event is on the asset of the pool this run committed to: its own, not the deployment's lightly-datapool)
+    assert [(n, e["version"], e["selected"]) for n, e in asset_events(run1.run_id)] == [(f"file://{pool_dir}", entry["version"], 5)]
 
     # Run 2, discarded: nothing committed, no event, the staging files gone
     add_batch(source, Batch("b", (40, 70), ()))
@@ -148,4 +149,4 @@ def test_reviewed_runs_wait_for_the_reviewer_and_commit_what_was_reviewed_or_not
     assert entry["counts"]["left_out_in_review"] == 2
     assert f"leaving out 2 picks: {picks[1]}, {picks[3]}" in (
         pool_dir / "_reports" / staging.run_slug(run3.run_id) / "index.html").read_text()
-    assert [(n, e["selected"]) for n, e in asset_events(run3.run_id)] == [("lightly-datapool", 3)]
+    assert [(n, e["selected"]) for n, e in asset_events(run3.run_id)] == [(f"file://{pool_dir}", 3)]
