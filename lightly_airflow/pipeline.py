@@ -243,15 +243,8 @@ def validate_params(
     dim = embed_option_overrides(worker, lightly_config).get("dim") if lightly_config else None
     for note in selection.notes():
         log.warning("selection_config.%s", note)
-    csv = custom_embeddings_uri(worker, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials)
-    if csv is not None and dim is not None:  # (the embed step checks it too, but only after the listing)
-        from lightly_airflow.embedding.custom import EmbeddingsDimMismatchError, check_embeddings_dim
-
-        try:
-            check_embeddings_dim(csv, dim, lightly_credentials or datasource_credentials)
-        except EmbeddingsDimMismatchError as exc:
-            why, _, fix = str(exc).partition(" Fix: ")
-            raise ParamError("lightly_config", why, fix or "match model.num_ftrs to the CSV.") from None
+    # (num_ftrs against the CSV's width from the same header read: the embed step checks it only after the listing)
+    custom_embeddings_uri(worker, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials, dim=dim)
     check_relevant_filenames(worker, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials)
     check_selection_inputs(
         selection, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials,
@@ -414,15 +407,16 @@ def relevant_filenames_error(exc: FileNotFoundError | ValueError) -> ParamError:
 
 
 def custom_embeddings_uri(
-    worker: Any, lightly_uri: str, credentials: StorageCredentials | None = None
+    worker: Any, lightly_uri: str, credentials: StorageCredentials | None = None, *, dim: int | None = None
 ) -> str | None:
     """Where ``worker_config.embeddings`` (a Lightly custom embeddings CSV) lives, checked in seconds.
 
     The name is resolved inside ``<lightly_uri>/.lightly/embeddings/`` as the Lightly Worker does; absolute
-    paths, URIs, ``..`` and symlinks out of that folder are refused. The CSV's header is checked too. No error
-    message shows the file's content.
+    paths, URIs, ``..`` and symlinks out of that folder are refused. The CSV's header is checked too, and its
+    width against ``dim`` (``lightly_config.model.num_ftrs``; ``None``: not asked). No error message shows the
+    file's content.
     """
-    from lightly_airflow.embedding.custom import check_embeddings_header
+    from lightly_airflow.embedding.custom import EmbeddingsDimMismatchError, check_embeddings_dim
     from lightly_airflow.lightly_dir import UnsafeLocationError, resolve_embeddings_csv
 
     name = getattr(worker, "embeddings", None)
@@ -439,7 +433,10 @@ def custom_embeddings_uri(
             "put the CSV (filenames,embedding_0,…,labels) into .lightly/embeddings/ and give its file name.",
         ) from None
     try:
-        check_embeddings_header(uri, credentials)
+        check_embeddings_dim(uri, dim, credentials)
+    except EmbeddingsDimMismatchError as exc:
+        why, _, fix = str(exc).partition(" Fix: ")
+        raise ParamError("lightly_config", why, fix or "match model.num_ftrs to the CSV.") from None
     except ValueError as exc:
         raise ParamError(param, f"{exc}", "write the CSV with Lightly's save_embeddings layout.") from None
     return uri
