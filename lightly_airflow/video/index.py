@@ -261,57 +261,51 @@ def _source_size(source: Any) -> int | None:
         return None
 
 
-def _isobmff_missing_index(source: Any, size: int | None) -> str | None:
+def _missing_index(source: Any, size: int) -> str | None:
     """Why an MP4/MOV file (ISO base media: an ``ftyp`` box first) cannot be opened when it has no ``moov`` box
     (the index of its frames): its top-level boxes, read from their headers only (at most 64), end without one,
     or one runs past the end of the file (cut short). ``None`` for any other file or when it cannot be told."""
     import struct
 
+    def walk(fh: Any) -> str | None:
+        at = 0
+        boxes: list[bytes] = []
+        while at + 8 <= size and len(boxes) < 64:
+            fh.seek(at)
+            head = fh.read(16)
+            length, kind = struct.unpack(">I4s", head[:8])
+            if not boxes and kind != b"ftyp":
+                return None  # (not ISO base media)
+            if length == 1 and len(head) == 16:
+                length = struct.unpack(">Q", head[8:16])[0]
+            elif length == 0:
+                length = size - at
+            if length < 8 or kind == b"moov":
+                return None  # (a structure we cannot follow, or the index is there)
+            boxes.append(kind)
+            if at + length > size:
+                return (f"the MP4/MOV file has no index (no 'moov' box) and its '{kind.decode('latin-1')}' box runs "
+                        f"past the end of the file ({size:,} of {at + length:,} bytes): it was cut short (an upload "
+                        "or copy that did not finish, or a recording that stopped before it was finalised); upload "
+                        "the complete file again")
+            at += length
+        if boxes and at >= size:
+            return ("the MP4/MOV file has no index (no 'moov' box among its boxes "
+                    f"{', '.join(b.decode('latin-1') for b in boxes[:8])}): a recording that was never finalised or "
+                    "a file cut at a box boundary; upload the complete file again")
+        return None
+
     try:
         if isinstance(source, (str, os.PathLike)):
             with open(source, "rb") as fh:
-                return _missing_moov(fh, size)
+                return walk(fh)
         position = source.tell()
         try:
-            source.seek(0)
-            return _missing_moov(source, size)
+            return walk(source)
         finally:
             source.seek(position)
     except (OSError, ValueError, struct.error):
         return None
-
-
-def _missing_moov(fh: Any, size: int | None) -> str | None:
-    import struct
-
-    if size is None:
-        return None
-    at = 0
-    boxes: list[bytes] = []
-    while at + 8 <= size and len(boxes) < 64:
-        fh.seek(at)
-        head = fh.read(16)
-        length, kind = struct.unpack(">I4s", head[:8])
-        if length == 1 and len(head) == 16:
-            length = struct.unpack(">Q", head[8:16])[0]
-        elif length == 0:
-            length = size - at
-        if length < 8:
-            return None  # (not a box structure we can follow)
-        boxes.append(kind)
-        if kind == b"moov":
-            return None
-        if at + length > size:
-            name = kind.decode("latin-1")
-            return (f"the MP4/MOV file has no index (no 'moov' box) and its '{name}' box runs past the end of the "
-                    f"file ({size:,} of {at + length:,} bytes): it was cut short (an upload or copy that did not "
-                    "finish, or a recording that stopped before it was finalised); upload the complete file again")
-        at += length
-    if boxes and boxes[0] == b"ftyp" and at >= size:
-        return ("the MP4/MOV file has no index (no 'moov' box among its boxes "
-                f"{', '.join(b.decode('latin-1') for b in boxes[:8])}): a recording that was never finalised or a "
-                "file cut at a box boundary; upload the complete file again")
-    return None
 
 
 def open_problem(source: Any, exc: BaseException) -> str:
@@ -320,23 +314,8 @@ def open_problem(source: Any, exc: BaseException) -> str:
     size = _source_size(source)
     if size == 0:
         return EMPTY_VIDEO
-    head = None
-    try:
-        if isinstance(source, (str, os.PathLike)):
-            with open(source, "rb") as fh:
-                head = fh.read(8)
-        else:
-            position = source.tell()
-            source.seek(0)
-            head = source.read(8)
-            source.seek(position)
-    except Exception:  # noqa: BLE001 - only a better reason is at stake
-        head = None
-    if head is not None and len(head) == 8 and head[4:8] == b"ftyp":
-        missing = _isobmff_missing_index(source, size)
-        if missing is not None:
-            return missing
-    return f"cannot open the video: {reason(exc)}"
+    missing = None if size is None else _missing_index(source, size)
+    return missing if missing is not None else f"cannot open the video: {reason(exc)}"
 
 
 def index_video(source: Any) -> VideoIndex:
