@@ -146,8 +146,10 @@ def analyse_frame(
         small = to_rgb(frame, "model", width=input_size, height=input_size, interpolation="BILINEAR").to_ndarray()
         if turns:
             small = np.ascontiguousarray(np.rot90(small, turns))
-    coded = np.rot90(gray, -turns) if turns else gray  # the concealment grid is the coded picture's macroblocks
-    return small, metrics, digest.hexdigest(), frame_corruptness(coded, bool(getattr(frame, "is_corrupt", False)))
+    # the concealment grid is the coded picture's macroblocks; the colours tell a grey fill from a coloured area
+    coded, coded_rgb = (np.rot90(gray, -turns), np.rot90(rgb, -turns)) if turns else (gray, rgb)
+    return small, metrics, digest.hexdigest(), frame_corruptness(
+        coded, bool(getattr(frame, "is_corrupt", False)), coded_rgb)
 
 
 def _chunks(rows: list[FrameRow], probe: Callable[[str], bool | None] | None = None) -> list[list[FrameRow]]:

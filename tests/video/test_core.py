@@ -115,6 +115,52 @@ def test_corruptness_score() -> None:
     assert frame_corruptness(wall) < 0.01
 
 
+def test_a_saturated_object_on_a_grey_of_equal_luma_is_not_uniform() -> None:
+    """A red square on a grey of the red's luma: the luma is exactly flat, so the luma-only rule called the
+    frame uniform (score 1: corrupt). The colour channels tell it apart; one-colour frames stay uniform."""
+    from lightly_airflow.metadata.kernels import pixel_sums
+
+    def luma(rgb: np.ndarray) -> np.ndarray:
+        return pixel_sums(np.ascontiguousarray(rgb))[2]  # the luma the metrics pass gives analyse_frame
+
+    red = (255, 0, 0)
+    scene = np.full((64, 96, 3), 76, np.uint8)  # 76 = luma of pure red (0.299 x 255)
+    scene[16:48, 32:64] = red
+    gray = luma(scene)
+    assert gray.min() == gray.max() == 76  # the object is invisible in the luma
+    assert frame_corruptness(gray) == 1.0  # luma alone: "uniform"
+    assert frame_corruptness(gray, rgb=scene) == 0.0
+    for colour in ((0, 0, 0), (76, 76, 76), (128, 128, 128), red, (20, 160, 90)):  # black, greys, colours
+        plain = np.full((64, 96, 3), colour, np.uint8)
+        assert frame_corruptness(luma(plain), rgb=plain) == 1.0, colour
+    # a flat orange area of mid-grey luma (127) is no concealed grey fill; a real grey fill still is
+    rng = np.random.default_rng(int(os.environ.get("S44SEED", "0")))
+    textured = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    orange, fill = textured.copy(), textured.copy()
+    orange[:32] = (255, 87, 0)
+    fill[:32] = 128
+    assert luma(orange)[0, 0] == 127 and frame_corruptness(luma(orange)) == pytest.approx(0.5)
+    assert frame_corruptness(luma(orange), rgb=orange) < 0.01
+    assert frame_corruptness(luma(fill), rgb=fill) == pytest.approx(0.5)
+
+
+def test_a_saturated_object_on_a_grey_of_equal_luma_in_a_phone_video_is_not_corrupt(tmp_path) -> None:
+    """The same frames encoded (H.264 4:2:0) as a phone stores portrait video: landscape, with a display matrix.
+    The decode path passes the frame's colours in the coded orientation of its luma."""
+    from lightly_airflow.video.synthetic import write_video
+
+    scene = np.full((96, 160, 3), 76, np.uint8)
+    scene[32:64, 48:96] = (255, 0, 0)
+    path = str(tmp_path / "IMG_0001.MOV")
+    write_video(path, [scene, np.full_like(scene, 76), np.full_like(scene, (255, 0, 0)), np.zeros_like(scene)],
+                size=(160, 96), rotation=-90)
+    with av.open(path) as container:
+        decoded = list(container.decode(video=0))
+    assert [f.rotation for f in decoded] == [-90] * 4
+    scores = [analyse_frame(f, None)[3] for f in decoded]
+    assert scores[0] < 0.1 and min(scores[1:]) > 0.1, scores  # (luma alone: 0.82 for the first)
+
+
 def _luma(path: str) -> list[tuple[np.ndarray, bool]]:
     out = []
     with av.open(path) as c:
