@@ -28,6 +28,8 @@ Video frames (a frame is a sample named as Lightly names it, see :mod:`lightly_a
 - ``video``: the key of the frame's video (null for images); ``frame_index``: the frame's index as PyAV
   decodes it; ``frame_pts``: its presentation timestamp in the stream's time base; ``frame_seconds``: its time.
 - ``video_problem`` (manifests only): why a video could not be read (completely, or from some frame on).
+- ``video_frames`` (manifests only): the number of frames of the row's video (``video.index.VideoIndex.n_frames``:
+  its readable frames), so a task that reads one shard knows where each video ends.
 - ``video_seekable`` (manifests only): whether the index found the opened container seekable
   (``video.index.VideoIndex.seekable``); false: its frames are found in one pass from the start of the file.
 Object rows (docs/objects.md): an object (a predicted box, or a synthetic one of an ``auto_tasks`` entry) is a
@@ -72,6 +74,7 @@ FRAME_SECONDS = "frame_seconds"
 VIDEO_COLUMNS = (VIDEO, FRAME_INDEX, FRAME_PTS, FRAME_SECONDS)
 VIDEO_PROBLEM = "video_problem"
 VIDEO_SEEKABLE = "video_seekable"
+VIDEO_FRAMES = "video_frames"
 
 SAMPLE_ID = "sample_id"
 RUN_ID = "run_id"

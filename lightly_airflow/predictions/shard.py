@@ -34,6 +34,7 @@ from lightly_airflow.staging import (
     validate_fraction,
 )
 from lightly_airflow.storage import StorageCredentials, write_parquet
+from lightly_airflow.video.naming import frame_name_past_end
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +177,9 @@ def load_predictions_shard(
     ``{task: [names ordered by id]}`` (plus ``lightly.category_ids`` and ``lightly.task_types``).
     ``object_frequency`` holds raw totals: :func:`finalize_prediction_scores` rescales them across the run.
     A file without predictions, or with bad ones, keeps nulls for that task; problems go to
-    ``errors/predictions-shard-NNNNN.parquet``.
+    ``errors/predictions-shard-NNNNN.parquet``. A prediction file for the frame after a video's last one
+    (``clip-48-mp4.json`` of a 48-frame video: no such frame) is a problem too, found by the shard that holds the
+    video's last frame (:func:`_report_past_end`).
 
     :param manifest_uri: the manifest shard.
     :param output_uri: where to write (default: the shard's ``predictions/`` sibling).
@@ -185,7 +188,8 @@ def load_predictions_shard(
     :param lightly_credentials: credentials of the ``.lightly/`` store (default: ``credentials``).
     :param max_error_fraction: fail (after writing the outputs) when more than this share of files has bad
         predictions (missing prediction files do not count); ``None`` never fails.
-    :returns: counts ``files``, ``with_predictions``, ``bad``, ``missing``, ``tasks``, ``errors``, plus
+    :returns: counts ``files``, ``with_predictions``, ``bad``, ``missing``, ``misnamed``, ``past_end`` (prediction
+        files for a frame past a video's end, one a video and task at most), ``tasks``, ``errors``, plus
         ``output_uri`` and ``errors_uri``.
     :raises TooManyErrorsError: when ``max_error_fraction`` is exceeded.
     """
@@ -204,7 +208,8 @@ def load_predictions_shard(
     keys = manifest.keys
     n = len(keys)
     bad_keys: set[str] = set()
-    missing = misnamed = 0
+    missing = misnamed = past_end = 0
+    ends = _video_ends(manifest.table, manifest_uri) if tasks else []
     with_predictions = np.zeros(n, bool)
     columns: dict[str, pa.Array] = {C.KEY: pa.array(keys, pa.string())}
     started = time.monotonic()
@@ -240,6 +245,7 @@ def load_predictions_shard(
         columns.update(rows.columns())
         missing += len(absent)
         misnamed += _report_missing(folder, schema.name, absent, problems)
+        past_end += _report_past_end(folder, schema.name, ends, problems)
         logger.info(
             "predictions %s: task %r (%s) read for %d files in %.1fs",
             manifest_uri, schema.name, schema.task_type, n, time.monotonic() - started,
@@ -259,6 +265,7 @@ def load_predictions_shard(
         "bad": len(bad_keys),
         "missing": missing,
         "misnamed": misnamed,
+        "past_end": past_end,
         "tasks": [t.name for t in tasks],
         "errors": len(problems),
         "output_uri": output_uri,
@@ -266,8 +273,8 @@ def load_predictions_shard(
     }
     logger.info(
         "predictions %s: %d files, %d tasks, %d with bad predictions, %d prediction files missing (%d of them under "
-        "another name); %d problems in %s",
-        manifest_uri, n, len(tasks), len(bad_keys), missing, misnamed, len(problems), report_uri,
+        "another name), %d for a frame past a video's end; %d problems in %s",
+        manifest_uri, n, len(tasks), len(bad_keys), missing, misnamed, past_end, len(problems), report_uri,
     )
     check_error_fraction(len(bad_keys), n, max_error_fraction, "predictions", report_uri)
     return result
@@ -313,6 +320,56 @@ def _report_missing(folder: LightlyDir, task: str, keys: list[str], problems: Pr
             "task %r: %d of %d missing prediction files exist under another name, e.g. .lightly/%s instead of "
             ".lightly/%s (%s); rename them, they are not read", task, len(found), len(keys), other,
             json_relpath(task_dir, key), why,
+        )
+    return len(found)
+
+
+def _video_ends(table: pa.Table, manifest_uri: str) -> list[tuple[str, int]]:
+    """``(video key, frame count)`` of each video whose last frame is a row of this manifest shard (so that of a
+    video split over shards, exactly one shard looks past its end). A manifest written before the frame counts
+    were recorded (no ``video_frames``) gives none, with a warning: the check is not made, not passed."""
+    names = table.column_names
+    if C.VIDEO not in names or C.FRAME_INDEX not in names or table.column(C.VIDEO).null_count == table.num_rows:
+        return []
+    if C.VIDEO_FRAMES not in names:
+        logger.warning(
+            "manifest %s has video frames but no %r column (written by an earlier version): prediction files for "
+            "a frame past a video's end are not looked for. Clear the list task to write the manifest again.",
+            manifest_uri, C.VIDEO_FRAMES)
+        return []
+    rows = table.select([C.VIDEO, C.FRAME_INDEX, C.VIDEO_FRAMES]).to_pydict()
+    return [(video, int(count)) for video, index, count in zip(rows[C.VIDEO], rows[C.FRAME_INDEX], rows[C.VIDEO_FRAMES])
+            if video is not None and index is not None and count is not None and index == count - 1]
+
+
+def _report_past_end(folder: LightlyDir, task: str, ends: list[tuple[str, int]], problems: ProblemLog) -> int:
+    """Report each video of ``ends`` (``(video key, frame count)``) that has a prediction file of ``task`` for
+    frame ``count``, the first past its end (:func:`~lightly_airflow.video.naming.frame_name_past_end`). No
+    sample has that name, so the file was never read: its predictions were made on frames the video does not
+    have as PyAV decodes it (another decoder counted more frames, frames numbered from 1, or another version of
+    the video), and its other files may be paired with the wrong frames. One read a video and task; files for
+    frames further on are not looked for.
+
+    :returns: how many videos have one.
+    """
+    task_dir = f"{PREDICTIONS_DIR}/{task}"
+    rels = {json_relpath(task_dir, frame_name_past_end(video, count)): (video, count) for video, count in ends}
+    got = folder.read_many(sorted(rels)) if rels else {}
+    found = [(rel, *rels[rel]) for rel in sorted(rels) if isinstance(got.get(rel), bytes)]
+    for rel, video, count in found:  # keyed by the file, as tasks.json's: the video's own key may be a corrupt row's
+        problems.add(f".lightly/{rel}", "file", (
+            f"prediction file .lightly/{rel} of task {task!r} is for frame {count}, but video {video!r} has {count} "
+            f"frames (0 to {count - 1}, as PyAV decodes them): no sample has that frame and the file is not read. "
+            "Its predictions were made on other frames than Lightly's: if your tool numbered frames from 1, rename "
+            "every file of this video to its frame number minus one; if it decoded more frames (another decoder, "
+            "a damaged video read further), make the predictions from Lightly's frames (frame_index 0 to "
+            f"{count - 1}) and remove the files past the end"), f".lightly/{rel}")
+    if found:
+        rel, video, count = found[0]
+        logger.warning(
+            "task %r: %d videos have a prediction file for a frame past their end, e.g. .lightly/%s for frame %d of "
+            "%r, which has %d frames: those files are not read and the video's other predictions may be paired "
+            "with the wrong frames; see the problems", task, len(found), rel, count, video, count,
         )
     return len(found)
 

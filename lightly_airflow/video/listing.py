@@ -2,7 +2,8 @@
 
 ``expand_videos`` indexes every new video once (a demux pass, no decoding: ``index.index_video``) and
 replaces its row by one row per frame (``key`` = frame name, the video's ``size``/``etag``/``mtime``, and
-``video, frame_index, frame_pts, frame_seconds``). A video that cannot be opened keeps one row under its own
+``video, frame_index, frame_pts, frame_seconds``, plus the video's ``video_frames``: a shard holding part of a
+video still knows its end). A video that cannot be opened keeps one row under its own
 key with the reason in ``video_problem``; one that breaks half way keeps its readable frames plus that row.
 The stages then report those rows as ``corrupt`` with the reason; the run never fails for a bad video.
 Because manifest shards are split by rows, a long video's frames spread over many shards (frame ranges),
@@ -40,6 +41,7 @@ VIDEO_FIELDS = [
     pa.field(C.FRAME_SECONDS, pa.float64()),
     pa.field(C.VIDEO_PROBLEM, pa.string()),
     pa.field(C.VIDEO_SEEKABLE, pa.bool_()),
+    pa.field(C.VIDEO_FRAMES, pa.int64()),
 ]
 
 
@@ -121,6 +123,7 @@ def expand_videos(
             cols[C.FRAME_SECONDS].append(info.seconds(i))
             cols[C.VIDEO_PROBLEM].append(None)
             cols[C.VIDEO_SEEKABLE].append(info.seekable)
+            cols[C.VIDEO_FRAMES].append(n)
         frames_total += n
         if info.sample_aspect_ratio != 1 and info.width and info.height:
             logger.info("video %r has non-square pixels (sample aspect ratio %s): its frames keep the stored %dx%d "
@@ -142,6 +145,7 @@ def expand_videos(
             cols[C.FRAME_SECONDS].append(None)
             cols[C.VIDEO_PROBLEM].append(info.problem)
             cols[C.VIDEO_SEEKABLE].append(info.seekable)
+            cols[C.VIDEO_FRAMES].append(n)
     schema = pa.schema([images.schema.field(c) for c in C.MANIFEST_COLUMNS] + VIDEO_FIELDS)
     frames = pa.Table.from_pydict(cols, schema=schema)
     logger.info("%d videos became %d frames", videos.num_rows, frames_total)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lightly_airflow.lightly_dir import VIDEO_EXTENSIONS, key_stem, parse_frame_name
 
-__all__ = ["VIDEO_EXTENSIONS", "frame_name", "is_video_key", "parse_frame_name", "video_extension"]
+__all__ = ["VIDEO_EXTENSIONS", "frame_name", "frame_name_past_end", "is_video_key", "parse_frame_name", "video_extension"]
 
 
 def video_extension(key: str) -> str | None:
@@ -34,10 +34,26 @@ def frame_name(video_key: str, index: int, n_frames: int) -> str:
 
     :raises ValueError: for a key without a video extension or an index outside ``[0, n_frames)``.
     """
+    if is_video_key(video_key) and not 0 <= index < max(n_frames, 1):
+        raise ValueError(f"frame index {index} is outside [0, {n_frames}) of {video_key!r}.")
+    return _frame_name(video_key, index, n_frames)
+
+
+def frame_name_past_end(video_key: str, n_frames: int) -> str:
+    """The name frame ``n_frames`` of a video with ``n_frames`` frames would have: the first frame past its end,
+    padded as its frames are (``frame_name_past_end("clip.mp4", 48) == "clip-48-mp4.png"``). A ``.lightly/``
+    file under it was made for a frame the video does not have (another decoder's count, frames numbered from 1).
+
+    :raises ValueError: for a key without a video extension or a negative ``n_frames``.
+    """
+    if n_frames < 0:
+        raise ValueError(f"n_frames {n_frames} of {video_key!r} is negative.")
+    return _frame_name(video_key, n_frames, n_frames)
+
+
+def _frame_name(video_key: str, index: int, n_frames: int) -> str:
     if not is_video_key(video_key):
         raise ValueError(f"{video_key!r} is not a video (extensions: {', '.join(VIDEO_EXTENSIONS)}).")
-    if not 0 <= index < max(n_frames, 1):
-        raise ValueError(f"frame index {index} is outside [0, {n_frames}) of {video_key!r}.")
     ext = video_key.rsplit(".", 1)[1]
     width = len(str(n_frames))
     return f"{key_stem(video_key)}-{index:0{width}d}-{ext}.png"

@@ -412,3 +412,61 @@ def test_frame_predictions_numbered_from_one_are_named_with_the_fix(tmp_path):
         "Lightly numbers a video's frames from 0")
     assert "rename every file to its frame number minus one" in reasons["cams/clip-00-mp4.png"]
     assert reasons["other-0-mkv.png"] == "no prediction file for task 'det'"
+
+
+def test_a_prediction_file_past_a_videos_last_frame_is_reported(tmp_path, caplog):
+    """A 12-frame video has frames 0 to 11; a tool that counted 13 (another decoder) or numbered from 1 wrote
+    ``clip-12-mp4.json`` too. No sample has that name, so the file was never read and nothing said so. The
+    manifest now carries each video's frame count: the shard holding a video's last frame looks for the file of
+    the frame after it, and reports it with the frame number, the count and the fix, once, however the video's
+    frames are split over shards; a video whose files stop at its last frame has no such row."""
+    import logging
+
+    from lightly_airflow.datasource.manifest import write_manifests
+    from lightly_airflow.video.listing import expand_videos
+    from lightly_airflow.video.synthetic import scene, scene_frames, write_video
+
+    src = tmp_path / "src"
+    (src / "cams").mkdir(parents=True)
+    n = {"cams/clip.mp4": write_video(str(src / "cams" / "clip.mp4"), scene_frames(scene("coffee"), 12, (64, 48))),
+         "walk.mp4": write_video(str(src / "walk.mp4"), scene_frames(scene("astronaut"), 5, (64, 48)))}
+    assert n == {"cams/clip.mp4": 12, "walk.mp4": 5}
+    schema = {"task_type": "object-detection", "categories": [{"id": 0, "name": "car"}]}
+    files: dict[str, object] = {P + "tasks.json": ["det"], P + "det/schema.json": schema}
+    for i in range(13):  # one past the end
+        files[f"{P}det/cams/clip-{i:02d}-mp4.json"] = {"file_name": f"cams/clip-{i:02d}-mp4.png", "predictions": []}
+    for i in range(5):  # exactly the video's frames
+        files[f"{P}det/walk-{i}-mp4.json"] = {"file_name": f"walk-{i}-mp4.png", "predictions": []}
+    write_tree(src, files)
+    listed = pa.table({C.KEY: list(n), C.SIZE: [1, 1], C.ETAG: ["e1", "e2"],
+                       C.MTIME: pa.array([None, None], pa.timestamp("us", tz="UTC"))})
+    frames = expand_videos(listed, f"file://{src}")
+    assert set(frames.column(C.VIDEO_FRAMES).to_pylist()) == {12, 5}
+    uris = write_manifests(frames, f"file://{tmp_path / 'pool'}", "r1", datasource_uri=f"file://{src}",
+                           max_shards=3, min_shard_size=1)
+    assert len(uris) == 3  # clip's 12 frames over several shards
+    past_end, rows = 0, []
+    with caplog.at_level(logging.WARNING, logger="lightly_airflow.predictions.shard"):
+        for uri in uris:
+            counts = load_predictions_shard(uri)
+            assert counts["bad"] == counts["missing"] == 0
+            past_end += counts["past_end"]
+            rows += pq.read_table(counts["errors_uri"]).to_pylist()
+    assert past_end == 1
+    (row,) = rows
+    file = ".lightly/predictions/det/cams/clip-12-mp4.json"
+    assert (row[C.KEY], row["field"], row["path"]) == (file, "file", file)  # (not the video's key: a corrupt row's)
+    assert row["reason"].startswith(
+        "prediction file .lightly/predictions/det/cams/clip-12-mp4.json of task 'det' is for frame 12, but video "
+        "'cams/clip.mp4' has 12 frames (0 to 11, as PyAV decodes them)")
+    assert "rename every file of this video to its frame number minus one" in row["reason"]
+    said = [r.getMessage() for r in caplog.records if "past their end" in r.getMessage()]
+    assert len(said) == 1 and "clip-12-mp4.json for frame 12 of 'cams/clip.mp4', which has 12 frames" in said[0]
+
+    # a manifest written before the frame counts existed: the check is not made, and the log says so
+    old = write_manifests(frames.drop_columns([C.VIDEO_FRAMES]), f"file://{tmp_path / 'pool'}", "r2",
+                          datasource_uri=f"file://{src}", max_shards=1)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lightly_airflow.predictions.shard"):
+        assert load_predictions_shard(old[0])["past_end"] == 0
+    assert any("are not looked for" in r.getMessage() for r in caplog.records)
