@@ -130,12 +130,14 @@ class Crops(_Strict):
 
 
 class ObjectLevel(_Strict):
-    """Legacy ``worker_config.object_level`` (Lightly Worker v2): ``padding`` around object boxes."""
+    """Legacy ``worker_config.object_level`` (Lightly Worker v2): ``padding`` around object boxes, and ``task_name``
+    checked against the selection config's object-level inputs (:func:`lightly_airflow.objects.spec.check_object_level`)."""
 
     padding: float = _key(0.0, HONOURED, "an object's box grows by this fraction of its width and height (half "
                           "on each side) before cropping", ge=0)
-    task_name: str | None = _key(None, NO_EFFECT, "object-level tasks are named by the selection config's "
-                                 "EMBEDDINGS inputs with 'task'; the first task refuses a name no such input has")
+    task_name: str | None = _key(None, HONOURED, "select on this task's objects: checked by the first task, which "
+                                 "refuses the run unless an EMBEDDINGS input of selection_config names the task with "
+                                 "'task' (that input selects on its objects, LightlyOne's way)")
     crop_dataset_name: str | None = _key(None, NO_EFFECT, "there are no Lightly crop datasets: object rows live "
                                          "in the datapool")
 
@@ -170,7 +172,8 @@ class WorkerConfig(_Strict):
                                          pattern=r"^[a-f0-9]{24}$")
     training: Training | None = _key(None, NO_EFFECT, _NO_TRAINING)
     crops: Crops | None = Field(None, description="crops of selected objects written to .lightly/crops/")
-    object_level: ObjectLevel | None = Field(None, description="legacy: padding around object boxes")
+    object_level: ObjectLevel | None = Field(None, description="legacy: padding around object boxes, the task "
+                                             "whose objects are selected")
     pretagging_upload: bool | None = _key(None, NO_EFFECT, "pretagging is not available, so nothing is uploaded")
     output_image_format: str | None = _key(None, NO_EFFECT, "selected video frames and crops are always written "
                                            "as PNG (lossless)")

@@ -66,6 +66,7 @@ HONOURED_READ = {
     "crops.enable_upload": lambda w: w.crops.enable_upload is True,
     "crops.enable_upload_for_tasks": lambda w: w.crops.enable_upload_for_tasks == ["det"],
     "object_level.padding": lambda w: w.object_level.padding == 0.1,
+    "object_level.task_name": lambda w: _task_name_is_checked(w),
     "normalize_embeddings": lambda w: w.normalize_embeddings is False,
     "num_processes": lambda w: w.embed_overrides() == {"loader": "processes", "num_workers": 2},
     "num_threads": lambda w: w.embed_overrides() == {"loader": "threads", "num_workers": 3},
@@ -82,6 +83,21 @@ ROWS = key_table()
 
 def _query(worker: object) -> NewFilesQuery:
     return NewFilesQuery.build(datasource_uri="file:///data", datapool_uri="file:///pool", worker_config=worker)
+
+
+def _task_name_is_checked(worker: object) -> bool:
+    """``object_level.task_name="det"`` refuses a selection config without an EMBEDDINGS input of task ``det``
+    (naming the key) and passes one with it: what the first task checks (tests/objects/test_run.py)."""
+    from lightly_airflow.config import parse_selection_config
+    from lightly_airflow.objects.spec import check_object_level
+
+    def config(**task: str) -> object:
+        return parse_selection_config({"n_samples": 2, "strategies": [
+            {"input": {"type": "EMBEDDINGS", **task}, "strategy": {"type": "DIVERSITY"}}]})
+
+    problem = check_object_level(config(), worker)
+    return problem is not None and problem[0] == "worker_config.object_level.task_name" and \
+        check_object_level(config(task="det"), worker) is None
 
 
 def _nest(path: str, value: object) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -116,10 +117,12 @@ def test_object_similarity_uses_the_best_object(seed: int) -> None:
     assert sim[0] == pytest.approx(1 - d / 2) and sim[1] == pytest.approx(1 - np.sqrt(2) / 2) and sim[2] == 0.0
 
 
-def test_object_level_task_name_must_be_an_embeddings_inputs_task(tmp_path: Path) -> None:
+def test_object_level_task_name_must_be_an_embeddings_inputs_task(tmp_path: Path, caplog: pytest.LogCaptureFixture
+                                                                    ) -> None:
     """Lightly Worker v2's ``object_level.task_name`` selected on that task's objects; here the task is named
     in the EMBEDDINGS input (LightlyOne's way). With no input naming it the run would select whole images, so
-    the first task refuses it with the fix; with the input naming it, it passes (and stays a noted no-op)."""
+    the first task refuses it with the fix; with the input naming it, it passes, and is honoured: neither its log
+    nor the report's notes (``WorkerConfig.notes``) list it as a key without effect."""
     from lightly_airflow.pipeline import ParamError, validate_params
 
     (tmp_path / "ds").mkdir()
@@ -135,7 +138,10 @@ def test_object_level_task_name_must_be_an_embeddings_inputs_task(tmp_path: Path
     assert f'"task": "{TASK}"' in message
     objects = {"n_samples": 2, "strategies": [
         {"input": {"type": "EMBEDDINGS", "task": TASK}, "strategy": {"type": "DIVERSITY"}}]}
-    validate_params(**uris, selection_config=objects, worker_config=v2)
+    with caplog.at_level(logging.WARNING, logger="lightly_airflow"):
+        worker = validate_params(**uris, selection_config=objects, worker_config=v2).worker
+    assert worker.object_level.task_name == TASK and worker.notes() == []
+    assert not [r for r in caplog.records if "object_level" in r.getMessage()], caplog.text
 
 
 def test_object_metadata_keys_pass_the_first_task_when_the_run_crops_their_task(tmp_path: Path) -> None:
