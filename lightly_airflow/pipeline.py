@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -207,6 +207,18 @@ def _check_store_prefix(param: str, uri: str, fs: Any, path: str) -> None:
                  param, uri)
 
 
+class CheckedParams(NamedTuple):
+    """What :func:`validate_params` checked: the parsed configs, and where the custom embeddings CSV lives."""
+
+    #: the parsed selection config
+    selection: Any
+    #: the parsed worker config
+    worker: Any
+    #: ``worker_config.embeddings`` resolved inside ``.lightly/embeddings/`` (:func:`custom_embeddings_uri`; its
+    #: header read and checked once, here), ``None`` without one: what the list task hands to the embed tasks
+    embeddings_csv: str | None
+
+
 def validate_params(
     *,
     datasource_uri: str,
@@ -219,8 +231,10 @@ def validate_params(
     lightly_config: Any = None,
     datapool_credentials: StorageCredentials | None = None,
     active_learning: Mapping[str, Any] | None = None,
-) -> tuple[Any, Any]:
-    """Check every run parameter before any work starts; return the parsed selection and worker configs.
+) -> CheckedParams:
+    """Check every run parameter before any work starts; return the parsed selection and worker configs and the
+    custom embeddings CSV's URI (:class:`CheckedParams`: the list task reuses it instead of reading the CSV's
+    header from the store a second time).
 
     ``lightly_config`` (Lightly's embedding settings) is checked when given; :func:`embed_option_overrides`
     turns it and the worker config into the embed step's options.
@@ -244,7 +258,8 @@ def validate_params(
     for note in selection.notes():
         log.warning("selection_config.%s", note)
     # (num_ftrs against the CSV's width from the same header read: the embed step checks it only after the listing)
-    custom_embeddings_uri(worker, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials, dim=dim)
+    embeddings_csv = custom_embeddings_uri(worker, lightly_uri or datasource_uri,
+                                           lightly_credentials or datasource_credentials, dim=dim)
     check_relevant_filenames(worker, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials)
     check_selection_inputs(
         selection, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials,
@@ -262,7 +277,7 @@ def validate_params(
     object_problem = check_object_level(selection, worker)
     if object_problem is not None:
         raise ParamError(*object_problem)
-    return selection, worker
+    return CheckedParams(selection, worker, embeddings_csv)
 
 
 def check_active_learning(

@@ -14,7 +14,6 @@ from lightly_airflow.operators.base import LightlyBaseOperator, run_origin
 from lightly_airflow.pipeline import (
     ParamError,
     check_run_tag,
-    custom_embeddings_uri,
     embed_option_overrides,
     list_new,
     validate_params,
@@ -116,7 +115,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
     def execute(self, context: Any) -> list[str]:
         self.read_rendered()
         try:
-            _selection, worker = validate_params(
+            checked = validate_params(
                 datasource_uri=self.datasource_uri,
                 datapool_uri=self.datapool_uri,
                 lightly_uri=self.lightly_uri,
@@ -128,9 +127,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
                 active_learning=self.active_learning or None,
                 lightly_config=self.lightly_config,  # (model.num_ftrs against an embeddings CSV, among others)
             )
-            embeddings_csv = custom_embeddings_uri(
-                worker, self.lightly_uri or self.datasource_uri, self.lightly_credentials
-            )
+            worker = checked.worker
             overrides = embed_option_overrides(worker, self.lightly_config)
             check_run_tag(self.datapool_uri, self.tag_name or None, context["run_id"], self.datapool_credentials)
         except (ParamError, UnsupportedConnectionError) as exc:
@@ -152,7 +149,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
             )
         try:
             result = list_new(query, run_id=context["run_id"], credentials=query_credentials(query),
-                              max_shards=self.max_shards, objects=objects_spec(_selection, worker),
+                              max_shards=self.max_shards, objects=objects_spec(checked.selection, worker),
                               embed_overrides=overrides)
         except ParamError as exc:
             raise AirflowFailException(str(exc)) from None  # a misnamed file or task: a retry cannot fix it
@@ -162,7 +159,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
         context["ti"].xcom_push(key="counts", value=counts)
         self.send_metrics(list_metrics(counts))
         context["ti"].xcom_push(key="reuse_uri", value=result.reuse_uri)
-        context["ti"].xcom_push(key="embeddings_csv", value=embeddings_csv)
+        context["ti"].xcom_push(key="embeddings_csv", value=checked.embeddings_csv)  # (validate_params read it)
         if overrides:
             self.log.info("Embedding options from the Lightly configs: %s", overrides)
         context["ti"].xcom_push(key="embed_overrides", value=overrides)

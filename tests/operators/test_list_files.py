@@ -84,3 +84,26 @@ def test_num_ftrs_other_than_the_embeddings_csv_fails_the_sensor_before_it_waits
                             lightly_config={"model": {"num_ftrs": 64}}, deferrable=False, timeout=1, poke_interval=1)
     with pytest.raises(AirflowFailException, match=r"Parameter 'lightly_config'.*is 64.*has 32 embedding columns"):
         sensor.execute({"run_id": "manual__1"})
+
+
+def test_the_list_task_reads_the_embeddings_csv_header_once(tmp_path, monkeypatch) -> None:
+    """``validate_params`` resolves ``worker_config.embeddings`` and reads the CSV's header from the store; the list
+    task used to resolve and read it a second time for its ``embeddings_csv`` XCom. It reuses the first now."""
+    import lightly_airflow.embedding.custom as custom
+
+    reads: list[str] = []
+    real = custom.check_embeddings_header
+
+    def counting(uri, *args, **kwargs):
+        reads.append(uri)
+        return real(uri, *args, **kwargs)
+
+    monkeypatch.setattr(custom, "check_embeddings_header", counting)
+    src = _csv_folder(tmp_path)
+    ti = _TI()
+    op = ListNewFilesOperator(task_id="list_new_files", datasource_uri=str(src), datapool_uri=str(tmp_path / "pool"),
+                              selection_config=DIVERSE, worker_config={"embeddings": "emb.csv"},
+                              lightly_config={"model": {"num_ftrs": 32}})
+    assert len(op.execute({"run_id": "manual__1", "ti": ti})) == 1
+    assert ti.pushed["embeddings_csv"] == str(src / ".lightly" / "embeddings" / "emb.csv")
+    assert reads == [ti.pushed["embeddings_csv"]]  # one read of its header
