@@ -19,8 +19,10 @@ environment variables so one DAG file serves every deployment:
   bucket's S3 event notifications (``s3:ObjectCreated:*``): the watcher then polls that queue
   (``S3NotificationsTrigger``, Airflow's ``SqsSensorTrigger`` that fires only for notifications of files the
   runs list; long polls of 20 s, every ``LIGHTLY_POKE_INTERVAL_S`` when it is empty; the datasource's
-  connection) instead of listing the bucket, for buckets too large to list every interval; what a run processes
-  is still decided by its listing (docs/datasources.md, "Runs when new files land").
+  connection) instead of listing the bucket, for buckets too large to list every interval; the worker config's
+  ``relevant_filenames_file`` and ``input_expiration`` (SKIP) decide there too (a bucket's read in the triggerer,
+  again when it changes); what a run processes is still decided by its listing (docs/datasources.md, "Runs when
+  new files land").
 - ``LIGHTLY_WAIT_FOR_NEW_FILES_S`` (21600): how long a scheduled run waits (deferred, no worker slot held) for
   new files before it skips; ``LIGHTLY_POKE_INTERVAL_S`` (300): how often the trigger lists the datasource.
 - ``LIGHTLY_EMBEDDING_MODEL`` (``efficientnet-lite0``), ``LIGHTLY_EMBEDDING_INPUT_SIZE`` (64),
@@ -217,10 +219,12 @@ if ON_NEW_FILES:
     #: queue, each batch of the bucket's S3 notifications of new files does (it deletes what it read). A worker
     #: config in a bucket is not read here (no network call at parse): the watcher gets its URI and reads it in the
     #: triggerer (again whenever the file changes), applying its keys to the query of each check.
+    watcher_query = NewFilesQuery.build(
+        datasource_uri=DATASOURCE_URI, datapool_uri=DATAPOOL_URI, lightly_uri=LIGHTLY_URI,
+        worker_config=None if "worker_config" in BUCKET_CONFIGS else WORKER_CONFIG,
+        live_photo_videos=LIVE_PHOTO_VIDEOS, **CONNECTIONS)
     watcher: Any = NewFilesEventTrigger(
-        query=NewFilesQuery.build(datasource_uri=DATASOURCE_URI, datapool_uri=DATAPOOL_URI, lightly_uri=LIGHTLY_URI,
-                                  worker_config=None if "worker_config" in BUCKET_CONFIGS else WORKER_CONFIG,
-                                  live_photo_videos=LIVE_PHOTO_VIDEOS, **CONNECTIONS),
+        query=watcher_query,
         poke_interval=POKE_INTERVAL_S,
         worker_config_uri=BUCKET_CONFIGS.get("worker_config"),
         worker_config_variable=CONFIG_VARIABLES["worker_config"][0],
@@ -228,9 +232,13 @@ if ON_NEW_FILES:
     if NEW_FILES_QUEUE:
         from lightly_airflow.triggers.s3_notifications import S3NotificationsTrigger
 
-        watcher = S3NotificationsTrigger(datasource_uri=DATASOURCE_URI, sqs_queue=NEW_FILES_QUEUE,
-                                         aws_conn_id=CONNECTIONS["datasource_conn_id"], max_messages=10,
-                                         num_batches=1, wait_time_seconds=20, waiter_delay=int(POKE_INTERVAL_S))
+        # (the same query and bucket worker config: notifications of files its listing leaves out start no run)
+        watcher = S3NotificationsTrigger(datasource_uri=DATASOURCE_URI, query=watcher_query,
+                                         worker_config_uri=BUCKET_CONFIGS.get("worker_config"),
+                                         worker_config_variable=CONFIG_VARIABLES["worker_config"][0],
+                                         sqs_queue=NEW_FILES_QUEUE, aws_conn_id=CONNECTIONS["datasource_conn_id"],
+                                         max_messages=10, num_batches=1, wait_time_seconds=20,
+                                         waiter_delay=int(POKE_INTERVAL_S))
     schedule: object = [Asset(name="lightly-datasource", uri=DATASOURCE_URI, watchers=[AssetWatcher(
         name="lightly-new-files", trigger=watcher)])]
 else:

@@ -55,7 +55,75 @@ WORKER_CONFIG_VARIABLE = "LIGHTLY_WORKER_CONFIG"
 STATE_KEY = "lightly_airflow.new_files.announced"
 
 
-class NewFilesEventTrigger(BaseEventTrigger):
+class WorkerConfigOfUri:
+    """What a watcher does with a ``worker_config_uri`` (mixed into :class:`NewFilesEventTrigger` and
+    :class:`~lightly_airflow.triggers.s3_notifications.S3NotificationsTrigger`): read it where the trigger runs, again
+    when the file's identity changes, apply it to the runs' query, log every problem and keep the last good one.
+
+    The trigger sets ``_query`` (the query's dict), calls :meth:`_watch_worker_config` with its arguments, and
+    may say what its checks do without the config (:attr:`_UNREAD`) and which keys they apply (:meth:`_applied`)."""
+
+    _query: dict[str, Any]
+    _worker: _WorkerConfigState
+    worker_config_uri: str | None
+    worker_config_variable: str
+    log: Any
+    #: what the trigger's checks do while no config was read yet (logged with the problem)
+    _UNREAD = ("the checks go on WITHOUT its relevant_filenames_file, datasource.process_all and "
+               "datasource.input_expiration (none of it was read yet): new files those keys exclude "
+               "start runs that skip at once, and with its process_all the files the datapool holds "
+               "already are not announced")
+
+    def _watch_worker_config(self, uri: str | None, variable: str) -> None:
+        """Set ``worker_config_uri`` and ``worker_config_variable`` (the trigger's arguments), nothing read yet."""
+        self.worker_config_uri = None if uri is None else str(uri)
+        self.worker_config_variable = str(variable)
+        self._worker = _WorkerConfigState()
+
+    async def _query_with_worker_config(self, next_check_s: float) -> dict[str, Any]:
+        """The query of this check: ``query`` with the worker config of ``worker_config_uri`` applied (the last
+        one read when it cannot be read now; none read yet: ``query`` alone); every problem logged."""
+        if not (self.worker_config_uri or "").strip():
+            return self._query
+        state = self._worker
+        try:
+            changed = await asyncio.to_thread(_refresh_worker_config, state, self._query, str(self.worker_config_uri),
+                                              self.worker_config_variable)
+        except Exception as exc:  # noqa: BLE001 - logged at every check; the watcher keeps watching
+            state.failures += 1
+            if state.query is None:
+                fallback = self._UNREAD
+            else:
+                fallback = f"the checks go on with the worker config read at {state.read_at}"
+            message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            self.log.error("the worker config of the new-file watcher cannot be used (%d check%s in a row): %s\n%s; "
+                           "it is read again at the next check, in %ss", state.failures,
+                           "" if state.failures == 1 else "s", message, fallback, next_check_s)
+            return self._query if state.query is None else state.query
+        if state.failures:
+            self.log.info("the worker config %s=%r can be used again", self.worker_config_variable,
+                          self.worker_config_uri)
+        state.failures = 0
+        if changed:
+            self.log.info("worker config %s=%r read%s: the new-file checks apply %s", self.worker_config_variable,
+                          self.worker_config_uri, " again (the file changed)" if state.reads > 1 else "",
+                          self._applied(state.query or {}))
+        return self._query if state.query is None else state.query
+
+    def _applied(self, query: Mapping[str, Any]) -> str:
+        """The worker config's keys the checks apply, with their values in ``query`` (for the log)."""
+        return (f"relevant_filenames_file={query.get('relevant_filenames_file')!r}, "
+                f"process_all={query.get('process_all')}, input_expiration={expiration_text(query)}")
+
+
+def expiration_text(query: Mapping[str, Any]) -> str:
+    """A query's ``input_expiration``, as the logs say it: ``none`` or ``2 days, SKIP``."""
+    if query.get("min_days_to_expiration") is None:
+        return "none"
+    return f"{query.get('min_days_to_expiration'):g} days, {query.get('expiration_handling')}"
+
+
+class NewFilesEventTrigger(WorkerConfigOfUri, BaseEventTrigger):
     """Fires an event each time the datasource holds a set of new files it has not announced.
 
     :param query: what is new (a :class:`~lightly_airflow.datasource.NewFilesQuery` or its
@@ -85,11 +153,9 @@ class NewFilesEventTrigger(BaseEventTrigger):
         self._query = dict(query) if isinstance(query, Mapping) else query.to_dict()
         self.poke_interval = float(poke_interval)
         self.isolate = bool(isolate)
-        self.worker_config_uri = None if worker_config_uri is None else str(worker_config_uri)
-        self.worker_config_variable = str(worker_config_variable)
+        self._watch_worker_config(worker_config_uri, worker_config_variable)
         self._announced = {"digest": "", "files": ""}  # (without a state store: this trigger's own memory)
         self._store_note_logged = False
-        self._worker = _WorkerConfigState()
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and exactly the constructor's arguments (JSON-safe; connection ids only, no secrets)."""
@@ -102,7 +168,7 @@ class NewFilesEventTrigger(BaseEventTrigger):
         failures = 0
         while True:
             announced = await self._load()
-            query = await self._query_with_worker_config()
+            query = await self._query_with_worker_config(self.poke_interval)
             try:
                 result = await check_in_triggerer(query, isolate=self.isolate, log=self.log, digest=True,
                                                   announced=announced.get("files") or None)
@@ -134,44 +200,6 @@ class NewFilesEventTrigger(BaseEventTrigger):
                 self.log.info("no new files in %s (%d listed); next check in %ss", uri, result["listed"],
                               self.poke_interval)
             await asyncio.sleep(self.poke_interval)
-
-    # ------------------------------------------------------------------ the worker config of worker_config_uri
-    async def _query_with_worker_config(self) -> dict[str, Any]:
-        """The query of this check: ``query`` with the worker config of ``worker_config_uri`` applied (the last
-        one read when it cannot be read now; none read yet: ``query`` alone); every problem logged."""
-        if not (self.worker_config_uri or "").strip():
-            return self._query
-        state = self._worker
-        try:
-            changed = await asyncio.to_thread(_refresh_worker_config, state, self._query, str(self.worker_config_uri),
-                                              self.worker_config_variable)
-        except Exception as exc:  # noqa: BLE001 - logged at every check; the watcher keeps watching
-            state.failures += 1
-            if state.query is None:
-                fallback = ("the checks go on WITHOUT its relevant_filenames_file, datasource.process_all and "
-                            "datasource.input_expiration (none of it was read yet): new files those keys exclude "
-                            "start runs that skip at once, and with its process_all the files the datapool holds "
-                            "already are not announced")
-            else:
-                fallback = f"the checks go on with the worker config read at {state.read_at}"
-            message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-            self.log.error("the worker config of the new-file watcher cannot be used (%d check%s in a row): %s\n%s; "
-                           "it is read again at the next check, in %ss", state.failures,
-                           "" if state.failures == 1 else "s", message, fallback, self.poke_interval)
-            return self._query if state.query is None else state.query
-        if state.failures:
-            self.log.info("the worker config %s=%r can be used again", self.worker_config_variable,
-                          self.worker_config_uri)
-        state.failures = 0
-        if changed:
-            q = state.query or {}
-            self.log.info("worker config %s=%r read%s: the new-file checks apply relevant_filenames_file=%r, "
-                          "process_all=%s, input_expiration=%s", self.worker_config_variable, self.worker_config_uri,
-                          " again (the file changed)" if state.reads > 1 else "", q.get("relevant_filenames_file"),
-                          q.get("process_all"),
-                          "none" if q.get("min_days_to_expiration") is None
-                          else f"{q.get('min_days_to_expiration'):g} days, {q.get('expiration_handling')}")
-        return self._query if state.query is None else state.query
 
     # ------------------------------------------------------------------ the last announced set's digest
     def _store(self) -> Any | None:

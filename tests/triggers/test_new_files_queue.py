@@ -174,3 +174,141 @@ def test_a_full_batch_of_messages_that_announce_nothing_is_read_past_at_once(
     payload = first_event(trigger)
     assert event_keys(payload) == ["images%2Fcam%2F0.png", "images%2Fcam%2F1.png"]
     assert moto.queue_is_empty()
+
+
+# ------------------------------------------------------------------------------ the runs' query and worker config
+def test_serialize_is_exactly_the_arguments_with_a_query_and_a_worker_config_uri() -> None:
+    from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.triggers.s3_notifications import S3NotificationsTrigger
+
+    query = NewFilesQuery(datasource_uri="s3://bucket/images", datapool_uri="s3://bucket/pool",
+                          datasource_conn_id="aws_data", relevant_filenames_file="relevant.txt")
+    args = {"datasource_uri": "s3://bucket/images", "query": query.to_dict(),
+            "worker_config_uri": "s3://configs/worker.yaml", "worker_config_variable": "MY_WORKER_CONFIG"}
+    trigger = S3NotificationsTrigger(**args, sqs_queue=QUEUE, aws_conn_id="aws_data", waiter_delay=60)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "lightly_airflow.triggers.s3_notifications.S3NotificationsTrigger"
+    assert {k: kwargs[k] for k in args} == args and kwargs["sqs_queue"] == QUEUE
+    assert S3NotificationsTrigger(**kwargs).serialize() == (classpath, kwargs)
+    # An older version's stored arguments (no query) still build the trigger.
+    old = S3NotificationsTrigger(datasource_uri="s3://bucket/images", sqs_queue=QUEUE).serialize()[1]
+    assert (old["query"], old["worker_config_uri"], old["worker_config_variable"]) == (None, None,
+                                                                                       "LIGHTLY_WORKER_CONFIG")
+    with pytest.raises(ValueError, match="query.datasource_uri 's3://bucket/images' is not datasource_uri"):
+        S3NotificationsTrigger(datasource_uri="s3://bucket/other", query=query, sqs_queue=QUEUE)
+    with pytest.raises(ValueError, match="worker_config_uri needs the runs' query"):
+        S3NotificationsTrigger(datasource_uri="s3://bucket/images", worker_config_uri="s3://c/w.yaml", sqs_queue=QUEUE)
+
+
+def test_the_dag_gives_the_queue_watcher_its_query_and_bucket_worker_config() -> None:
+    proc = _dag_watchers({"LIGHTLY_SCHEDULE": "new-files", "LIGHTLY_NEW_FILES_QUEUE": QUEUE,
+                          "LIGHTLY_DATASOURCE_URI": "s3://bucket/images", "LIGHTLY_DATASOURCE_CONN_ID": "aws_data",
+                          "LIGHTLY_WORKER_CONFIG": "s3://configs/lightly/worker.yaml"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [[_, _, kwargs]] = json.loads(proc.stdout.strip().splitlines()[-1])["watchers"]
+    assert kwargs["worker_config_uri"] == "s3://configs/lightly/worker.yaml"
+    assert kwargs["worker_config_variable"] == "LIGHTLY_WORKER_CONFIG"
+    assert kwargs["query"]["datasource_uri"] == "s3://bucket/images"
+    assert kwargs["query"]["datasource_conn_id"] == "aws_data"
+
+
+def test_the_listing_filter_keeps_what_the_relevant_filenames_file_keeps(tmp_path: Path) -> None:
+    """Without a relevant-filenames file nor input_expiration SKIP nothing is left out (no read at all); with one,
+    the notified keys it does not name; ABORT leaves the expiring files to the run (it fails naming them)."""
+    from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.triggers.s3_notifications import _listing_filter
+
+    (tmp_path / "ds" / ".lightly").mkdir(parents=True)
+    (tmp_path / "ds" / ".lightly" / "relevant.txt").write_text("cam/a.png\nkeep/*\n")
+    base = NewFilesQuery(datasource_uri=(tmp_path / "ds").as_uri(), datapool_uri=(tmp_path / "pool").as_uri())
+    assert _listing_filter(base.to_dict()) is None
+    abort = base.with_worker_config({"datasource": {"input_expiration": {"min_days_to_expiration": 3,
+                                                                         "handling_strategy": "ABORT"}}})
+    assert _listing_filter(abort.to_dict()) is None
+    relevant = base.with_worker_config({"relevant_filenames_file": "relevant.txt"})
+    keep = _listing_filter(relevant.to_dict())
+    assert keep is not None and keep(["cam/a.png", "cam/b.png", "keep/x/c.png"]) == ["cam/a.png", "keep/x/c.png"]
+    missing = base.with_worker_config({"relevant_filenames_file": "nope.txt"})
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        _listing_filter(missing.to_dict())
+
+
+@pytest.mark.slow
+def test_the_queue_watcher_applies_the_bucket_worker_config_read_again_when_its_etag_changes(
+        s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The example DAG's queue watcher with ``LIGHTLY_WORKER_CONFIG=s3://…``: the config is read in the triggerer;
+    a notification of a file its ``relevant_filenames_file`` leaves out starts no run (deleted, counted in the log);
+    a replaced config (a new ETag) applies from the next poke; a deleted one is logged and the last one read kept;
+    with ``input_expiration`` SKIP, a file the bucket's lifecycle deletes within the window starts no run either."""
+    from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.triggers.s3_notifications import S3NotificationsTrigger, _listing_filter
+
+    moto = Moto(s3_endpoint, "relevant", monkeypatch, "aws_rel")
+    for name, value in {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "test",
+                        "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)  # (the triggerer's own credentials read the worker config)
+    moto.put("images/.lightly/relevant.txt", b"cam/a.png\n")
+    moto.put("images/.lightly/relevant2.txt", b"cam/e.png\n")
+    config = f"s3://{moto.bucket}/configs/worker.yaml"
+    moto.put("configs/worker.yaml", b"relevant_filenames_file: relevant.txt\n")
+    moto.notify(["s3:ObjectCreated:*"])
+    query = NewFilesQuery(datasource_uri=f"s3://{moto.bucket}/images", datapool_uri=(tmp_path / "pool").as_uri(),
+                          datasource_conn_id="aws_rel")
+    trigger = S3NotificationsTrigger(**S3NotificationsTrigger(
+        datasource_uri=query.datasource_uri, query=query, worker_config_uri=config, sqs_queue=moto.queue,
+        aws_conn_id="aws_rel", max_messages=10, num_batches=1, wait_time_seconds=1, waiter_delay=1).serialize()[1])
+
+    moto.put("images/cam/d.png", png_bytes(1))
+    moto.put("images/cam/a.png", png_bytes(2))
+    assert event_keys(first_event(trigger)) == ["images%2Fcam%2Fa.png"]
+    assert moto.queue_is_empty()
+    logged = capsys.readouterr().out
+    assert f"worker config LIGHTLY_WORKER_CONFIG={config!r} read: the new-file checks apply " \
+           "relevant_filenames_file='relevant.txt', input_expiration=none" in logged
+    assert "(1 of them announce only files the runs leave out by the worker config" in logged
+
+    moto.put("configs/worker.yaml", b"relevant_filenames_file: relevant2.txt\n")  # replaced: a new ETag
+    moto.put("images/cam/f.png", png_bytes(3))
+    moto.put("images/cam/e.png", png_bytes(4))
+    assert event_keys(first_event(trigger)) == ["images%2Fcam%2Fe.png"]
+    assert "read again (the file changed)" in capsys.readouterr().out
+
+    moto.s3.delete_object(Bucket=moto.bucket, Key="configs/worker.yaml")  # unreadable: the last config read applies
+    moto.put("images/cam/g.png", png_bytes(5))
+    moto.put("images/cam/e.png", png_bytes(6))
+    assert event_keys(first_event(trigger)) == ["images%2Fcam%2Fe.png"]
+    logged = capsys.readouterr().out
+    assert f"LIGHTLY_WORKER_CONFIG={config!r}: does not exist" in logged
+    assert "the checks go on with the worker config read at" in logged
+
+    # input_expiration SKIP: the bucket deletes tmp/ after a day, the config wants 3 days: tmp/ files are left out.
+    moto.s3.put_bucket_lifecycle_configuration(Bucket=moto.bucket, LifecycleConfiguration={"Rules": [
+        {"ID": "tmp", "Status": "Enabled", "Filter": {"Prefix": "images/tmp/"}, "Expiration": {"Days": 1}}]})
+    expiring = query.with_worker_config({"datasource": {"input_expiration": {"min_days_to_expiration": 3,
+                                                                             "handling_strategy": "SKIP"}}})
+    keep = _listing_filter(expiring.to_dict())
+    assert keep is not None and keep(["tmp/a.png", "cam/b.png"]) == ["cam/b.png"]
+    assert _listing_filter(query.with_worker_config({"datasource": {"input_expiration": {
+        "min_days_to_expiration": 0.5, "handling_strategy": "SKIP"}}}).to_dict())(["tmp/a.png"]) == ["tmp/a.png"]
+
+
+@pytest.mark.slow
+def test_a_relevant_filenames_file_that_cannot_be_read_keeps_the_notifications_and_says_so(
+        s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing dropped unseen: the file is missing, so the notification is kept (its run's first task fails naming
+    the file) and the trigger logs why."""
+    from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.triggers.s3_notifications import S3NotificationsTrigger
+
+    moto = Moto(s3_endpoint, "norel", monkeypatch, "aws_norel")
+    moto.notify(["s3:ObjectCreated:*"])
+    query = NewFilesQuery(datasource_uri=f"s3://{moto.bucket}/images", datapool_uri=(tmp_path / "pool").as_uri(),
+                          datasource_conn_id="aws_norel", relevant_filenames_file="relevant.txt")
+    trigger = S3NotificationsTrigger(datasource_uri=query.datasource_uri, query=query, sqs_queue=moto.queue,
+                                     aws_conn_id="aws_norel", max_messages=10, num_batches=1, wait_time_seconds=1,
+                                     waiter_delay=1)
+    moto.put("images/cam/a.png", png_bytes(1))
+    assert event_keys(first_event(trigger)) == ["images%2Fcam%2Fa.png"]
+    logged = capsys.readouterr().out
+    assert "relevant_filenames_file / input_expiration cannot be applied" in logged
+    assert "relevant_filenames_file 'relevant.txt' not found" in logged and "these notifications are kept" in logged
