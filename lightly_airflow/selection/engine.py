@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -35,8 +36,16 @@ from lightly_airflow.config import SelectionConfig, parse_selection_config
 from lightly_airflow.config.selection import EmbeddingsInput, ThresholdStrategy
 from lightly_airflow.selection.arrays import embedding_matrix, embedding_rows, from_numpy, string_array
 from lightly_airflow.selection.inputs import input_column, scalar_input
-from lightly_airflow.selection.kernels import FarthestPointState, LazyMaxHeap, NumpyLazyHeap, uses_numpy_state
-from lightly_airflow.selection.metrics import selection_metrics
+from lightly_airflow.selection.kernels import (
+    FarthestPointState,
+    LazyMaxHeap,
+    NumpyDenseState,
+    NumpyLazyHeap,
+    blas_one_thread,
+    selection_threads,
+    uses_numpy_state,
+)
+from lightly_airflow.selection.metrics import NearestWithin, selection_metrics, within_step
 from lightly_airflow.selection.objectives import (
     EPS,
     BalanceObjective,
@@ -207,15 +216,23 @@ def select(
              for path, e in sorted(greedy_entries, key=lambda pe: pe[1].strategy.type == "DIVERSITY")}
     objectives = [built[path] for path, _ in greedy_entries]
 
-    picks, reason, values, scores = greedy(objectives, n_target)
+    div = next((o for o in objectives if isinstance(o, DiversityObjective)), None)
+    beside = _nearest_beside(ctx, div, n_target)
+    try:
+        with blas_one_thread() if beside is not None else nullcontext():
+            picks, reason, values, scores = greedy(objectives, n_target,
+                                                   on_pick=beside.feed if beside is not None else None)
+            nearest = beside.result(picks) if beside is not None else None
+    finally:
+        if beside is not None:
+            beside.close()
     if not len(ctx.keep):  # (nothing to pick from: say which step left nothing)
         reason = _nothing_kept(n_all, passes, ctx.has_embedding if ctx.x_all is not None else None)
     indices = ctx.keep[picks].astype(np.int64) if len(picks) else np.zeros(0, dtype=np.int64)
     pick_keys = [str(k) for k in candidates.column(C.KEY).take(from_numpy(indices)).to_pylist()] if keys else []
     reports = {o.path: o.report(picks) for o in objectives}
-    div = next((o for o in objectives if isinstance(o, DiversityObjective)), None)
     metrics = selection_metrics(ctx.x() if ctx.x_all is not None else None, picks,
-                                state=div.state if div is not None else None, seed=seed)
+                                state=div.state if div is not None else None, seed=seed, nearest=nearest)
     metrics.update({"n_candidates": n_all, "n_after_thresholds": len(ctx.keep), "n_target": n_target,
                     "n_selected": len(indices), "stop_reason": reason.value,
                     "missing_inputs": dict(sorted(ctx.missing.items())), "objectives": reports,
@@ -225,6 +242,21 @@ def select(
     details = pick_details_table(pick_keys if keys else None, scores, objectives, values)
     return SelectionResult(indices=indices, keys=pick_keys, metrics=metrics, stop_reason=reason,
                            objectives=reports, pick_details=details)
+
+
+def _nearest_beside(ctx: Context, div: DiversityObjective | None, n_target: int) -> NearestWithin | None:
+    """The nearest-pick metric computed on a thread beside the greedy loop (:class:`~lightly_airflow.selection.
+    metrics.NearestWithin`), when the candidates' embeddings were read, a second core is there, more than one
+    block of picks is wanted, and no compiled k-center state may permute the rows meanwhile; else None (computed
+    after the loop)."""
+    if ctx.x_all is None or selection_threads() < 2 or min(n_target, len(ctx.keep)) < 2:
+        return None
+    if div is not None and not isinstance(div.state, NumpyDenseState):
+        return None
+    x = ctx.x()
+    if min(n_target, len(x)) <= within_step(x.shape[1]):  # (one block: nothing to overlap)
+        return None
+    return NearestWithin(x)
 
 
 def _nothing_kept(n_all: int, passes: np.ndarray, has_embedding: np.ndarray | None) -> StopReason:
@@ -297,10 +329,13 @@ def pick_details_table(keys: list[str] | None, scores: list[float], objectives: 
     return pa.table(cols)
 
 
-def greedy(objectives: list[Objective], n_target: int, *, dense: bool = False
+def greedy(objectives: list[Objective], n_target: int, *, dense: bool = False,
+           on_pick: Callable[[list[int]], None] | None = None
            ) -> tuple[np.ndarray, StopReason, list[list[float]], list[float]]:
     """The greedy loop over the kept candidates.
 
+    :param on_pick: called with the picks so far after each pick (:class:`~lightly_airflow.selection.metrics.
+        NearestWithin`'s ``feed``).
     :returns: (picks into the kept candidates, stop reason, per objective its value at each pick, the
         combined score of each pick).
 
@@ -381,6 +416,8 @@ def greedy(objectives: list[Objective], n_target: int, *, dense: bool = False
             heap.take(i)
         for o in objectives:
             o.on_pick(i)
+        if on_pick is not None:
+            on_pick(picks)
         if time.monotonic() - last > 10:
             last = time.monotonic()
             logger.info("selection: %d/%d picked", len(picks), n_target)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from typing import Any
 
 import numpy as np
@@ -56,6 +58,25 @@ def _nearest(a: np.ndarray, b: np.ndarray, *, a_rows: np.ndarray | None = None, 
     return dist
 
 
+def within_step(dim: int, block_values: int = 2**18) -> int:
+    """Picks per block of :func:`_nearest_within` (about ``block_values`` gathered entries and at most
+    ``block_values`` distances: step x step float64)."""
+    return max(16, min(block_values // max(dim, 1), int(np.sqrt(block_values))))
+
+
+def _block_pair(m: np.ndarray, a: np.ndarray, sq_a: np.ndarray, out_a: np.ndarray, b_rows: np.ndarray | None,
+                sq_b: np.ndarray, out_b: np.ndarray) -> None:
+    """The squared distances of the pick block ``a`` (gathered rows) to the later block ``m[b_rows]`` (None: ``a``
+    itself, without each row's own) lower the minima of both blocks' rows (``out_a``, ``out_b``, in place)."""
+    b = a if b_rows is None else m[b_rows]
+    d2 = np.add.outer(sq_a, sq_b)
+    d2 -= np.multiply(a @ b.T, 2.0, dtype=np.float64)
+    if b_rows is None:
+        np.fill_diagonal(d2, np.inf)
+    np.minimum(out_a, d2.min(axis=1), out=out_a)
+    np.minimum(out_b, d2.min(axis=0), out=out_b)
+
+
 def _nearest_within(m: np.ndarray, rows: np.ndarray, *, block_values: int = 2**18,
                     threads: int | None = None) -> np.ndarray:
     """Distance of every row of ``m[rows]`` to its nearest other row of ``m[rows]``: :func:`_nearest` of the
@@ -65,10 +86,10 @@ def _nearest_within(m: np.ndarray, rows: np.ndarray, *, block_values: int = 2**1
     The rows are gathered block by block (never all at once). Blocks of 2**18 values (204 rows at D = 1,280, ~1 MiB
     gathered): 2,000 random picks of the 8,000 x 1,280 image embeddings in 41.5 ms on 2 threads against 52.0 ms
     in blocks of 2**17 (102 rows: 210 small products, each block of b gathered again for every pair) and 52.8 ms
-    in blocks of 2**20 (medians of 7, 2026-12-05)."""
+    in blocks of 2**20 (medians of 7, 2026-12-05). :class:`NearestWithin` computes the same blocks while the
+    picks come."""
     k = len(rows)
-    # Blocks of about block_values gathered entries and at most block_values distances (step x step float64).
-    step = max(16, min(block_values // max(m.shape[1], 1), int(np.sqrt(block_values))))
+    step = within_step(m.shape[1], block_values)
     starts = list(range(0, k, step))
     sq = _sqnorms(m, block_values, rows)
     n_threads = max(1, min(threads if threads is not None else selection_threads(), len(starts)))
@@ -79,19 +100,81 @@ def _nearest_within(m: np.ndarray, rows: np.ndarray, *, block_values: int = 2**1
             s = starts[i]
             a = m[rows[s : s + step]]
             for t in starts[i:]:
-                b = a if t == s else m[rows[t : t + step]]
-                d2 = np.add.outer(sq[s : s + len(a)], sq[t : t + len(b)])
-                d2 -= np.multiply(a @ b.T, 2.0, dtype=np.float64)
-                if t == s:
-                    np.fill_diagonal(d2, np.inf)
-                np.minimum(out[s : s + len(a)], d2.min(axis=1), out=out[s : s + len(a)])
-                np.minimum(out[t : t + len(b)], d2.min(axis=0), out=out[t : t + len(b)])
+                _block_pair(m, a, sq[s : s + len(a)], out[s : s + len(a)], None if t == s else rows[t : t + step],
+                            sq[t : t + step], out[t : t + step])
         return out
 
     parts = [part(0)] if n_threads == 1 else list(_pool(n_threads).map(part, range(n_threads)))
     best: np.ndarray = np.minimum.reduce(parts) if len(parts) > 1 else parts[0]
     dist: np.ndarray = np.sqrt(np.maximum(best, 0.0))
     return dist
+
+
+class NearestWithin:
+    """:func:`_nearest_within` of the picks computed on a thread of its own while the greedy loop picks: each
+    block of picks, once complete, against itself and every earlier block (the same blocks and products as
+    :func:`_nearest_within`, so the same values); :meth:`result` adds the last, partial block.
+
+    The greedy loop of the numpy state leaves most of a second core idle (its per-pick Python runs on one thread
+    between the passes): the nearest-pick metric of 2,000 picks x 1,280 (~40 ms on 2 threads after the loop)
+    runs there. ``m``'s rows must not move while it runs (the numpy state never permutes them; the compiled
+    state's pruned modes do: no thread beside them). BLAS must be held to one thread meanwhile
+    (:func:`~lightly_airflow.selection.kernels.blas_one_thread` around the loop; its count is process-wide)."""
+
+    def __init__(self, m: np.ndarray, *, block_values: int = 2**18) -> None:
+        self.m = m
+        self.block_values = block_values
+        self.step = within_step(m.shape[1], block_values)
+        self._blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (rows, squared norms, minima)
+        self._fed = 0  # picks handed to the thread
+        self._queue: queue.SimpleQueue[np.ndarray | None] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="lightly-selection-metrics", daemon=True)
+        self._thread.start()
+
+    def feed(self, picks: list[int]) -> None:
+        """Called after each pick with every pick so far: hands over a block once it is complete."""
+        if len(picks) - self._fed >= self.step:
+            self._queue.put(np.asarray(picks[self._fed : self._fed + self.step], dtype=np.int64))
+            self._fed += self.step
+
+    def _run(self) -> None:
+        while (rows := self._queue.get()) is not None:
+            if self._error is not None:
+                continue
+            try:
+                self._add(rows)
+            except BaseException as exc:  # (raised by result())
+                self._error = exc
+
+    def _add(self, rows: np.ndarray) -> None:
+        m = self.m
+        sq = _sqnorms(m, self.block_values, rows)
+        out = np.full(len(rows), np.inf)
+        for t_rows, t_sq, t_out in self._blocks:
+            _block_pair(m, m[t_rows], t_sq, t_out, rows, sq, out)
+        _block_pair(m, m[rows], sq, out, None, sq, out)
+        self._blocks.append((rows, sq, out))
+
+    def result(self, picks: list[int] | np.ndarray) -> np.ndarray:
+        """The distance of each pick to its nearest other pick (``picks``: every pick, those fed first)."""
+        picks = np.asarray(picks, dtype=np.int64)
+        if len(picks) > self._fed:
+            self._queue.put(picks[self._fed :])
+            self._fed = len(picks)
+        self.close()
+        if self._error is not None:
+            raise self._error
+        mins = [out for _, _, out in self._blocks]
+        best = np.concatenate(mins) if mins else np.zeros(0)
+        dist: np.ndarray = np.sqrt(np.maximum(best, 0.0))
+        return dist
+
+    def close(self) -> None:
+        """Stop the thread (after the blocks handed over); safe to call twice."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
 
 def selection_metrics(
@@ -101,6 +184,7 @@ def selection_metrics(
     state: AnyFarthestState | None = None,
     preselected: np.ndarray | None = None,
     seed: int | None = None,
+    nearest: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Nearest-neighbour distance among the selected (min/mean) and the coverage radius.
 
@@ -110,16 +194,18 @@ def selection_metrics(
     :param indices: selected rows of ``x`` in pick order.
     :param state: the diversity state after the selection (gives the exact coverage radius).
     :param preselected: (P, D) embeddings already in the pool (count as selected for coverage).
+    :param nearest: each pick's distance to its nearest other pick when already computed (:class:`NearestWithin`).
     """
     with blas_one_thread():  # hundreds of small sgemm calls: BLAS' threads took 5-10x longer (10,000 picks:
-        return _metrics(x, indices, state, preselected, seed)  # 2.8-5.2 s vs 0.44-0.6 s, load 4, measured)
+        return _metrics(x, indices, state, preselected, seed, nearest)  # 2.8-5.2 s vs 0.44-0.6 s, load 4, measured)
 
 
 def _metrics(x: np.ndarray | None, indices: np.ndarray, state: AnyFarthestState | None,
-             preselected: np.ndarray | None, seed: int | None) -> dict[str, Any]:
+             preselected: np.ndarray | None, seed: int | None, nearest: np.ndarray | None) -> dict[str, Any]:
     m: dict[str, Any] = {}
     if x is not None and len(indices) >= 2:
-        nn = _nearest_within(x, np.asarray(indices))  # (the picks' rows gathered in blocks)
+        # (the picks' rows gathered in blocks)
+        nn = nearest if nearest is not None else _nearest_within(x, np.asarray(indices))
         m["nn_distance_min"] = round(float(nn.min()), 6)
         m["nn_distance_mean"] = round(float(nn.mean()), 6)
     if x is not None and len(x) and (len(indices) or (preselected is not None and len(preselected))):

@@ -233,3 +233,85 @@ def test_nearest_within_the_picks_equals_brute_force(block_values, threads):
     got = _nearest_within(x, picks, block_values=block_values, threads=threads)
     assert np.allclose(got**2, full.min(axis=1), atol=1e-3)
     assert _nearest_within(x, picks[:1]).tolist() == [np.inf]
+
+
+@pytest.mark.parametrize(("k", "block_values"), [(333, 2**18), (333, 300), (300, 1200), (7, 300), (1, 300)])
+def test_nearest_within_beside_the_loop_equals_the_blocks_after_it(k, block_values):
+    # NearestWithin takes the picks one at a time (as the greedy loop feeds it), computes each complete block
+    # on its own thread and the last partial one at the end: the very values _nearest_within computes after
+    # the loop (the same blocks and products), and the brute force.
+    from lightly_airflow.selection.metrics import NearestWithin, _nearest_within, within_step
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((700, 40)).astype(np.float32)
+    picks = rng.permutation(700)[:k].tolist()
+    beside = NearestWithin(x, block_values=block_values)
+    for j in range(1, k + 1):
+        beside.feed(picks[:j])
+    assert beside._fed == k // within_step(40, block_values) * within_step(40, block_values)  # (complete blocks)
+    got = beside.result(picks)
+    assert np.array_equal(got, _nearest_within(x, np.asarray(picks), block_values=block_values, threads=1))
+    x64 = x.astype(np.float64)
+    full = ((x64[picks, None, :] - x64[None, picks, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(full, np.inf)
+    assert np.allclose(got**2, full.min(axis=1), atol=1e-3)
+    beside.close()  # (twice: nothing)
+
+
+def test_nearest_within_beside_the_loop_raises_its_thread_s_error():
+    # An error on the metric's thread (here: a pick outside the matrix) is raised by result(), not lost.
+    from lightly_airflow.selection.metrics import NearestWithin, within_step
+
+    x = np.ones((50, 8), dtype=np.float32)
+    beside = NearestWithin(x, block_values=64)
+    step = within_step(8, 64)
+    beside.feed([*range(step - 1), 10_000])
+    with pytest.raises(IndexError):
+        beside.result([*range(step - 1), 10_000, 3])
+
+
+def test_the_nearest_pick_metric_is_computed_beside_the_numpy_state_s_loop(monkeypatch):
+    # select() computes the nearest-pick metric on a thread beside the greedy loop of the numpy state (its rows
+    # never move), with the same figures as after the loop; not beside the compiled state (its pruned modes
+    # permute the rows), nor with one thread.
+    import pyarrow as pa
+
+    import lightly_airflow.selection.engine as engine
+    from lightly_airflow.selection import kernels, metrics
+
+    rng = np.random.default_rng(2)
+    n, dim = 3_000, 96
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    table = pa.table({"key": [f"k{i}" for i in range(n)], "metadata.w": rng.random(n),
+                      "embedding": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), dim)})
+    config = {"n_samples": 900, "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
+        {"input": {"type": "METADATA", "key": "w"}, "strategy": {"type": "WEIGHTS"}}]}
+    made = []
+
+    class Recording(metrics.NearestWithin):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+
+    monkeypatch.setattr(engine, "NearestWithin", Recording)
+    monkeypatch.setattr(engine, "selection_threads", lambda: 2)
+    beside = engine.select(table, config)
+    assert len(made) == 1 and made[0]._fed == 900 and not made[0]._thread.is_alive()
+    monkeypatch.setattr(engine, "selection_threads", lambda: 1)
+    after = engine.select(table, config)
+    assert len(made) == 1
+    assert beside.keys == after.keys
+    for name in ("nn_distance_min", "nn_distance_mean", "coverage_radius"):
+        assert beside.metrics[name] == after.metrics[name], name
+    monkeypatch.setattr(engine, "selection_threads", lambda: 2)
+    monkeypatch.setattr(kernels, "uses_numpy_state", lambda *a, **k: False)  # (the compiled state)
+    compiled = engine.select(table, config)
+    assert len(made) == 1
+    assert compiled.keys == beside.keys
+    assert compiled.metrics["nn_distance_mean"] == pytest.approx(beside.metrics["nn_distance_mean"], abs=1e-6)
+    x64 = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float64)
+    idx = beside.indices
+    full = ((x64[idx, None, :] - x64[None, idx, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(full, np.inf)
+    assert beside.metrics["nn_distance_mean"] == pytest.approx(float(np.sqrt(full.min(axis=1)).mean()), abs=1e-5)
