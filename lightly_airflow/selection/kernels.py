@@ -2951,11 +2951,20 @@ class NumpyDenseState:
 AnyFarthestState = FarthestPointState | NumpyDenseState
 
 
-HEAP_ROWS = 32
+HEAP_ROWS = 64
 """Rows :class:`NumpyLazyHeap` moves from its heaps into its front at once when a heap's top beats the front
 (one product of them with the pending vectors). With plans (:data:`HEAP_PLAN_ROWS`), DIVERSITY x WEIGHTS, k =
 2,000, real images 8,000 x 1,280, 5 interleaved rounds a process: 16 rows 1.03 s, 32 0.97 s, 64 0.95 s; after a
-pool of 20,000 (3 rounds) 2.37, 2.35 and 2.47 s."""
+pool of 20,000 (3 rounds) 2.37, 2.35 and 2.47 s (2026-12-02). With :data:`HEAP_ROWS_LATE` (2026-12-06, in process,
+idle machine, 5 interleaved rounds, the same picks; 32 / 64 / 96 / 128 rows): 8,000 x 1,280 480 / 438 / 440 /
+431 ms, 40,000 x 1,280 1052 / 992 / 960 / 964 ms, 8,000 after 20,000 1439 / 1439 / 1454 / 1482 ms; with a BALANCE
+of three classes too, 8,000 x 1,280: 806 / 749 / 745 ms."""
+
+HEAP_ROWS_LATE = 32
+"""Of the :data:`HEAP_ROWS` rows of a fill, those after this many stop at the first row that waits (its bound
+behind the passes: it would lower the level and catch a band of waiting rows up, :meth:`NumpyLazyHeap._lower`):
+it stays in its heap and the fill ends there. Extra rows pay where they are up to date; after a pool most rows
+wait, and 64 rows without this stop took 1558 ms against 1439 ms (8,000 after 20,000, in process)."""
 
 HEAP_FRONT = 256
 """Rows :class:`NumpyLazyHeap`'s front holds at most; beyond, those with the lowest bounds go back to the heaps."""
@@ -3043,6 +3052,7 @@ class NumpyLazyHeap(_Heap):
         self._f_at = 0
         self.evaluated = self.returned = 0  # rows moved into the front, and back to the heaps (logs and tests)
         self.bands = self.band_rows = 0  # catch-ups of waiting rows, and their rows
+        self.cut = 0  # fills ended at a waiting row (HEAP_ROWS_LATE)
         self._thr: tuple[float, np.ndarray] | None = None
         # Planned picks (row, value, d2, the labels' bonuses expected with it), next last, valid while the engine
         # takes them in turn: the last row returned and the number of selected vectors expected at the next call.
@@ -3152,7 +3162,8 @@ class NumpyLazyHeap(_Heap):
         return (-h[0][0] + float(bonus[lab]), -h[0][1]) if h else None
 
     def _fill(self, bonus: np.ndarray) -> None:
-        """Move the :data:`HEAP_ROWS` best heap tops (key plus bonus) into the front: a row first takes the key of
+        """Move the :data:`HEAP_ROWS` best heap tops (key plus bonus; after :data:`HEAP_ROWS_LATE` of them, up to the
+        first that waits) into the front: a row first takes the key of
         its bound in the state (pushed back where lower: no product), and where it waits catches up with a band;
         then the pending vectors."""
         st = self.state
@@ -3170,6 +3181,10 @@ class NumpyLazyHeap(_Heap):
                     heapq.heappush(self.heaps[lab], (-k, j))
                     continue
                 if self._late(j):
+                    if len(moved) >= HEAP_ROWS_LATE:  # (it stays in its heap: the fill ends here)
+                        heapq.heappush(self.heaps[lab], (neg, j))
+                        self.cut += 1
+                        break
                     self._lower(k, j)
             moved.append(j)
         if not moved:
@@ -3287,7 +3302,8 @@ class NumpyLazyHeap(_Heap):
         text = (f"NumpyLazyHeap: {self.evaluated} rows into the front, {self.returned} back, {self.planned} picks "
                 f"from {self.plans} plans")
         if st is not None:
-            text += (f", {self.bands} catch-ups of waiting rows ({self.band_rows} rows), rows x passes waited "
+            text += (f", {self.bands} catch-ups of waiting rows ({self.band_rows} rows), {self.cut} fills ended at a "
+                     f"waiting row, rows x passes waited "
                      f"{st.rows_waited}, row x vector products {int(st.stats[3])}")
         return text
 

@@ -1036,14 +1036,18 @@ def test_float32_lift_stays_within_its_proven_error(dim):
     assert np.all(stored <= proj.eps), float((stored / proj.eps).max())
 
 
-@pytest.mark.parametrize("projection", [False, True])
-def test_numpy_heap_after_a_lazy_pool_picks_as_rescoring_every_pick(projection, monkeypatch):
+@pytest.mark.parametrize(("projection", "rows"), [(False, None), (True, None), (False, (8, 2))])
+def test_numpy_heap_after_a_lazy_pool_picks_as_rescoring_every_pick(projection, rows, monkeypatch):
     # DIVERSITY x WEIGHTS x BALANCE after a pool: the numpy heap's picks are those of rescoring every candidate
     # per pick and of the compiled heap, while its state takes the pool lazily and rows below the heap's key
     # level wait (some never take the whole history); a row read while it still waits on a lazy pool catches up
-    # on what it missed first (the same canonical values as the compiled state).
+    # on what it missed first (the same canonical values as the compiled state). rows = (HEAP_ROWS,
+    # HEAP_ROWS_LATE): fills of 8 rows that end at a waiting row after 2.
     kernels = _pool_kernels(monkeypatch, projection, block=37)
     monkeypatch.setattr(kernels, "HEAP_BAND_ROWS", 64)
+    if rows is not None:
+        monkeypatch.setattr(kernels, "HEAP_ROWS", rows[0])
+        monkeypatch.setattr(kernels, "HEAP_ROWS_LATE", rows[1])
     from lightly_airflow.selection import engine
 
     x, _ = _waiting_data()
@@ -1070,6 +1074,8 @@ def test_numpy_heap_after_a_lazy_pool_picks_as_rescoring_every_pick(projection, 
     state = heap.state
     assert state._lazy_pool and heap.evaluated > 0 and heap.bands > 0 and state.rows_waited > 0
     assert (state.proj is not None) == projection
+    if rows is not None:
+        assert heap.cut > 0, heap.summary()
     behind = (state._epoch < state.n_added) & ~state.sel  # (after the metrics' coverage radius too)
     assert behind.sum() > 100, int(behind.sum())
     assert state.stats[3] < 0.9 * len(x) * state.n_added  # (every row taking every vector: 1.1e6; here 0.92e6)
