@@ -41,3 +41,50 @@ def test_select_skips_pydantics_plugin_scan_unless_asked(tmp_path: Path, given: 
         env=env, capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.split() == [expected, str(not scanned), "0"], out.stderr[-2000:]
     assert pq.read_table(tmp_path / "picks.parquet").num_rows == 5
+
+
+HEAP_PROBE = """
+import os, resource, sys
+import numpy as np
+from lightly_airflow.cli import heap_for_temporaries
+set_ = heap_for_temporaries() if sys.argv[1] == "set" else False
+faults = []
+for _ in range(3):  # an 8 MiB temporary, made, touched and freed three times
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    a = np.ones(2**20)
+    del a
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(set_, *faults)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's mallopt")
+@pytest.mark.parametrize(("mode", "env"), [("set", {}), ("default", {}), ("set", {"MALLOC_ARENA_MAX": "2"}),
+                                           ("set", {"MALLOC_TRIM_THRESHOLD_": "1000000"})])
+def test_select_keeps_freed_temporaries_on_the_heap(mode: str, env: dict[str, str]) -> None:
+    # glibc's defaults map a block above 128 KiB afresh and unmap it when freed (a page fault per page of each
+    # 8 MiB temporary) until a first large free raises its limits; the select process starts with them raised: the
+    # second temporary of the same size takes no new page. A MALLOC_*_ variable of the user's is left alone.
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    out = subprocess.run([sys.executable, "-c", HEAP_PROBE, mode], env={**environ, **env}, capture_output=True,
+                         text=True, check=True, timeout=120).stdout.split()
+    applied = mode == "set" and "MALLOC_TRIM_THRESHOLD_" not in env
+    assert out[0] == str(applied)
+    first, second, third = (int(v) for v in out[1:])
+    assert first >= 256, out  # (every page of the first block is new, either way: 4 KiB pages or numpy's huge ones)
+    if applied:
+        assert second <= first // 10 and third <= first // 10, out
+    else:
+        assert second >= first // 2, out  # (the block mapped afresh, or heap pages touched for the first time)
+
+
+def test_select_sets_the_heap_before_anything_allocates(monkeypatch: pytest.MonkeyPatch) -> None:
+    # main() applies heap_for_temporaries for `select` only, before the command's modules load.
+    from lightly_airflow import cli
+
+    calls: list[str] = []
+    monkeypatch.setattr(cli, "heap_for_temporaries", lambda: calls.append("heap") or True)
+    for argv in (["datapool", "--help"], ["select", "--help"]):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+    assert calls == ["heap"]
