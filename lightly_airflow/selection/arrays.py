@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
 from lightly_airflow import columns as C
-from lightly_airflow.selection.kernels import _pool, even_shares, selection_threads
+from lightly_airflow.selection.kernels import _pool, even_shares, selection_threads, sequential_dots
 
 if TYPE_CHECKING:
     import pyarrow.parquet as pq
@@ -135,10 +135,13 @@ def embedding_rows(table: pa.Table, *, path: str = "input", what: str = "candida
     return out, present
 
 
-def normalise_rows(values: np.ndarray, present: np.ndarray, out: np.ndarray, block: int = 2**15) -> None:
+def normalise_rows(values: np.ndarray, present: np.ndarray, out: np.ndarray, block: int = 2**15,
+                   sqnorms: np.ndarray | None = None) -> None:
     """``out[i] = values[i] / |values[i]|`` (float64 arithmetic, stored as ``out``'s dtype) in blocks of about
     ``block`` values; rows holding NaN or inf become zero and ``False`` in ``present`` (in place). ``out`` may
     be ``values`` itself. The one normalisation of embeddings (the table and the streamed reader share it).
+    ``sqnorms``: also the canonical squared norms of the rows of ``out`` (float32 ``out`` only:
+    :func:`~lightly_airflow.selection.kernels.canonical_sqnorms_np`'s bits), block by block while it is in cache.
 
     The float64 block and its squares live in this thread's scratch buffers (256 KiB each): fresh temporaries
     of that size per call (the streamed read calls this once per batch) came from new pages every time and
@@ -161,6 +164,8 @@ def normalise_rows(values: np.ndarray, present: np.ndarray, out: np.ndarray, blo
             present[s : s + m] &= ok
         b /= np.where(norms > 0, norms, 1.0)
         out[s : s + m] = b
+        if sqnorms is not None:
+            sqnorms[s : s + m] = sequential_dots(out[s : s + m], out[s : s + m])
 
 
 _SCRATCH = threading.local()
@@ -175,9 +180,19 @@ def _scratch(rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     return bufs
 
 
+class EmbeddingRows(NamedTuple):
+    """A streamed read's embeddings (:func:`read_embedding_rows`): :func:`embedding_rows`' matrix and mask, and the
+    matrix rows' canonical squared norms when the read computed them (the DIVERSITY state's, computed on the read's
+    threads instead of after it)."""
+
+    x: np.ndarray
+    present: np.ndarray
+    sqnorms: np.ndarray | None = None
+
+
 def read_embedding_rows(path: str, *, batch_rows: int | None = None, what: str = "candidates",
-                        caller_busy: threading.Event | None = None, stop: threading.Event | None = None
-                        ) -> tuple[np.ndarray, np.ndarray] | None:
+                        caller_busy: threading.Event | None = None, stop: threading.Event | None = None,
+                        sqnorms: bool = False) -> EmbeddingRows | None:
     """:func:`embedding_rows` of the ``embedding`` column of a Parquet file, streamed in batches straight into
     one float32 (N, D) matrix (the same values: rows are normalised one by one). Peak memory is the matrix
     plus one batch, not the Arrow column and a copy. None when the file has no ``embedding`` column.
@@ -191,6 +206,10 @@ def read_embedding_rows(path: str, *, batch_rows: int | None = None, what: str =
         way with the caller's shorter GIL switch interval; 2 MiB batches were no faster and raised the peak by
         ~10 MiB at 320,000 x 64).
     :param stop: when set (by another thread), the read ends after the current batch and returns None.
+    :param sqnorms: also the rows' canonical squared norms (:func:`normalise_rows`), on the threads that normalise
+        them; None in the result where a batch took :func:`embedding_rows` (nulls in it). The ``select`` command's
+        read: the main thread waits for the read after its imports, a core stands idle (8,000 x 1,280: the state's
+        norms took ~11 ms on two threads after the read).
     """
     # pyarrow's calls on the batches allocate from the system allocator during the read (it returns freed
     # batches to the OS; Arrow's default mimalloc pool kept pages resident even after release_unused: 7 MiB
@@ -198,7 +217,7 @@ def read_embedding_rows(path: str, *, batch_rows: int | None = None, what: str =
     # buffers stay in Arrow's process-wide default pool, which only ARROW_DEFAULT_MEMORY_POOL=system, set
     # before pyarrow loads, changes: ~10 MiB less again there.)
     with _system_pool():
-        return _read_embedding_rows(path, batch_rows, what, caller_busy, stop)
+        return _read_embedding_rows(path, batch_rows, what, caller_busy, stop, sqnorms)
 
 
 _POOL_LOCK = threading.Lock()
@@ -278,7 +297,7 @@ def _raw_values(col: pa.Array) -> np.ndarray | None:
 
 
 def _read_embedding_rows(path: str, batch_rows: int | None, what: str, caller_busy: threading.Event | None,
-                         stop: threading.Event | None) -> tuple[np.ndarray, np.ndarray] | None:
+                         stop: threading.Event | None, with_sqnorms: bool) -> EmbeddingRows | None:
     import pyarrow.parquet as pq  # (not pq.read_table: that imports pyarrow.dataset, ~0.7 s)
 
     # Buffered page-by-page reads: without buffer_size the reader holds the whole column chunk (at 300,000 x
@@ -299,6 +318,7 @@ def _read_embedding_rows(path: str, batch_rows: int | None, what: str, caller_bu
                       else max(16, 2**16 // width, min(2**18 // width, n // 256)))
     present = np.zeros(n, dtype=bool)
     x: np.ndarray | None = None
+    sq: np.ndarray | None = np.zeros(n) if with_sqnorms else None
     s = 0
     # A batch without nulls (the usual case) is normalised straight from Arrow's buffers into the matrix on the
     # selection's threads while the reader decodes the next one (0.23 s -> ~0.1 s at 8,000 x 1280: the decode
@@ -312,10 +332,11 @@ def _read_embedding_rows(path: str, batch_rows: int | None, what: str, caller_bu
         assert x is not None
         for a, b in copied:  # (each range in about equal shares, one per thread)
             for c, d in even_shares(a, b, min(threads, b - a)):
+                sq_cd = None if sq is None else sq[c:d]
                 if pool is None:
-                    normalise_rows(x[c:d], present[c:d], x[c:d])
+                    normalise_rows(x[c:d], present[c:d], x[c:d], sqnorms=sq_cd)
                 else:
-                    in_flight.append(pool.submit(normalise_rows, x[c:d], present[c:d], x[c:d]))
+                    in_flight.append(pool.submit(normalise_rows, x[c:d], present[c:d], x[c:d], sqnorms=sq_cd))
         copied.clear()
 
     for batch in pf.iter_batches(batch_size=batch_rows, columns=[C.EMBEDDING]):
@@ -338,14 +359,16 @@ def _read_embedding_rows(path: str, batch_rows: int | None, what: str, caller_bu
                 else:
                     copied.append([s, e])
             elif pool is None:
-                normalise_rows(raw, present[s:e], x[s:e])
+                normalise_rows(raw, present[s:e], x[s:e], sqnorms=None if sq is None else sq[s:e])
             else:
-                in_flight.append(pool.submit(normalise_rows, raw, present[s:e], x[s:e]))
+                in_flight.append(pool.submit(normalise_rows, raw, present[s:e], x[s:e],
+                                             sqnorms=None if sq is None else sq[s:e]))
                 if len(in_flight) > 2 * threads:
                     in_flight.pop(0).result()
             s = e
             continue
         xb, pb = embedding_rows(pa.Table.from_batches([batch]), path=path, what=what)
+        sq = None  # (a batch with nulls: the state computes the norms)
         present[s:e] = pb
         if xb.shape[1]:
             x = _matrix(x, n, xb.shape[1], path, what)
@@ -361,7 +384,7 @@ def _read_embedding_rows(path: str, batch_rows: int | None, what: str, caller_bu
     # the matrix; at 8,000 x 1280: 45 MiB, 1.1x) for the rest of the process: hand them back now (the system
     # pool: malloc_trim).
     pa.default_memory_pool().release_unused()
-    return x, present
+    return EmbeddingRows(x, present, sq)
 
 
 def _matrix(x: np.ndarray | None, n: int, width: int, path: str, what: str) -> np.ndarray:

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         importing = threading.Event()
         if C.EMBEDDING in names and '"EMBEDDINGS"' in json.dumps(config_data):
             importing.set()
-            early = reader.submit(read_embedding_rows, args.samples, caller_busy=importing, stop=stop)
+            early = reader.submit(read_embedding_rows, args.samples, caller_busy=importing, stop=stop, sqnorms=True)
         try:
             with _busy_beside_read(importing if early is not None else None):
                 from lightly_airflow.config import parse_selection_config

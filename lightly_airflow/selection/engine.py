@@ -34,7 +34,13 @@ import pyarrow as pa
 from lightly_airflow import columns as C
 from lightly_airflow.config import SelectionConfig, parse_selection_config
 from lightly_airflow.config.selection import EmbeddingsInput, ThresholdStrategy
-from lightly_airflow.selection.arrays import embedding_matrix, embedding_rows, from_numpy, string_array
+from lightly_airflow.selection.arrays import (
+    EmbeddingRows,
+    embedding_matrix,
+    embedding_rows,
+    from_numpy,
+    string_array,
+)
 from lightly_airflow.selection.inputs import input_column, scalar_input
 from lightly_airflow.selection.kernels import (
     FarthestPointState,
@@ -136,8 +142,8 @@ def select(
     seed: int | None = None,
     objects: pa.Table | None = None,
     preselected_objects: pa.Table | None = None,
-    embeddings: tuple[np.ndarray, np.ndarray] | None = None,
-    preselected_embeddings: tuple[np.ndarray, np.ndarray] | None = None,
+    embeddings: tuple[np.ndarray, np.ndarray] | EmbeddingRows | None = None,
+    preselected_embeddings: tuple[np.ndarray, np.ndarray] | EmbeddingRows | None = None,
     keys: bool = True,
 ) -> SelectionResult:
     """Run a Lightly selection config over the candidates.
@@ -153,7 +159,8 @@ def select(
     :param preselected_objects: object rows of the preselected images (they count as selected objects).
     :param embeddings: the candidates' ``embedding`` column already read as :func:`~lightly_airflow.selection.
         arrays.embedding_rows` gives it (normalised float32 matrix, present mask), e.g. streamed from Parquet by
-        :func:`~lightly_airflow.selection.arrays.read_embedding_rows`; the table then needs no such column.
+        :func:`~lightly_airflow.selection.arrays.read_embedding_rows` (its ``EmbeddingRows`` may carry the rows'
+        canonical squared norms, which the DIVERSITY state then takes); the table then needs no such column.
         The pruned and auto modes of the k-center state permute the matrix's rows while they run and put them
         back (the default dense mode never does).
     :param preselected_embeddings: the same for the preselected samples (``preselected`` then needs no
@@ -195,7 +202,8 @@ def select(
             if embeddings is not None:
                 if len(embeddings[0]) != n_all or len(embeddings[1]) != n_all:
                     raise ValueError(f"embeddings: {len(embeddings[0])} rows for {n_all} candidates")
-                ctx.x_all, ctx.has_embedding = embeddings
+                ctx.x_all, ctx.has_embedding = embeddings[0], embeddings[1]
+                ctx.x_sqnorms = embeddings.sqnorms if isinstance(embeddings, EmbeddingRows) else None
             else:
                 ctx.x_all, ctx.has_embedding = embedding_rows(candidates, path=path + ".input")
             ctx.count_missing(C.EMBEDDING, int((~ctx.has_embedding).sum()),

@@ -2325,14 +2325,17 @@ class NumpyDenseState:
     are mostly near what it selected before.
     """
 
-    def __init__(self, x: np.ndarray, capacity: int = 1024) -> None:
+    def __init__(self, x: np.ndarray, capacity: int = 1024, sqnorms: np.ndarray | None = None) -> None:
         self.capacity = capacity
         self.inserted: list[np.ndarray] = []  # preselected vectors (the history's owners -1 - index)
         self._ins_sq = np.zeros(64)  # squared norms of the inserted vectors (the first len(inserted))
         self.x = np.ascontiguousarray(x, dtype=np.float32)
         n, dim = self.x.shape
         self.n, self.dim = n, dim
-        self.sqn = canonical_sqnorms_np(self.x)
+        if sqnorms is not None and len(sqnorms) != n:
+            raise ValueError(f"sqnorms: {len(sqnorms)} values for {n} rows")
+        # (canonical: the streamed read computes them with the same function, sequential_dots)
+        self.sqn = canonical_sqnorms_np(self.x) if sqnorms is None else np.asarray(sqnorms, dtype=np.float64)
         self.max_sq = max(1.0, float(self.sqn.max()) if n else 1.0)
         self._d2 = np.full(n, np.inf)
         self._err = np.zeros(n)  # 0: _d2 canonical; else |_d2 - canonical(x, own)| <= _err
@@ -3344,13 +3347,15 @@ def warm_compiled_state() -> None:
     canonical_sqnorms(np.zeros((1, 1), dtype=np.float32))  # (same signature as the state's: float32, 2-D, C)
 
 
-def farthest_point_state(x: np.ndarray, capacity: int = 1024, pool: int = 0, alone: bool = True) -> AnyFarthestState:
+def farthest_point_state(x: np.ndarray, capacity: int = 1024, pool: int = 0, alone: bool = True,
+                         sqnorms: np.ndarray | None = None) -> AnyFarthestState:
     """The exact state for ``x`` (``pool``: the number of preselected vectors to be inserted, ``capacity`` minus
     it the picks wanted; ``alone``: DIVERSITY is the only objective, no heap reads the state): numpy-only where
-    :func:`uses_numpy_state`, else the compiled one."""
+    :func:`uses_numpy_state`, else the compiled one. ``sqnorms``: the rows' canonical squared norms when known
+    (:class:`NumpyDenseState` takes them; the compiled state computes its own)."""
     n, dim = x.shape
     if uses_numpy_state(n, dim, pool, picks=max(capacity - pool, 0), alone=alone):
-        return NumpyDenseState(x, capacity=capacity)
+        return NumpyDenseState(x, capacity=capacity, sqnorms=sqnorms)
     return FarthestPointState(x, capacity=capacity)
 
 

@@ -28,7 +28,7 @@ from lightly_airflow.config.selection import (
     TypicalityStrategy,
     WeightsStrategy,
 )
-from lightly_airflow.selection.arrays import embedding_rows, from_numpy
+from lightly_airflow.selection.arrays import EmbeddingRows, embedding_rows, from_numpy
 from lightly_airflow.selection.inputs import (
     class_input,
     input_column,
@@ -101,10 +101,11 @@ class Context:
     seed: int | None = None
     x_all: np.ndarray | None = None
     has_embedding: np.ndarray | None = None
+    x_sqnorms: np.ndarray | None = None  # canonical squared norms of x_all's rows, when the read computed them
     missing: dict[str, int] = field(default_factory=dict)
     objects: pa.Table | None = None
     preselected_objects: pa.Table | None = None
-    preselected_rows: tuple[np.ndarray, np.ndarray] | None = None
+    preselected_rows: tuple[np.ndarray, np.ndarray] | EmbeddingRows | None = None
     diversity_alone: bool = True
     _x: np.ndarray | None = None
     _sub: pa.Table | None = None
@@ -121,6 +122,12 @@ class Context:
             self._x = self.x_all if self.n == len(self.x_all) else np.ascontiguousarray(self.x_all[self.keep])
         return self._x
 
+    def sqnorms(self) -> np.ndarray | None:
+        """Canonical squared norms of :meth:`x`'s rows when the read computed them (else None)."""
+        if self.x_sqnorms is None or self.x_all is None:
+            return None
+        return self.x_sqnorms if self.n == len(self.x_all) else self.x_sqnorms[self.keep]
+
     def sub(self) -> pa.Table:
         """The kept candidates' rows."""
         if self._sub is None:
@@ -132,8 +139,8 @@ class Context:
         counted as missing with ``rule``; a dimension other than the candidates' ``dim`` is an error."""
         if self.preselected is None or not self.preselected.num_rows:
             return None
-        px, present = self.preselected_rows or embedding_rows(self.preselected, path="preselected",
-                                                              what="preselected samples")
+        rows = self.preselected_rows or embedding_rows(self.preselected, path="preselected", what="preselected samples")
+        px, present = rows[0], rows[1]  # (a streamed read's EmbeddingRows carries its norms too)
         self.count_missing(PRESELECTED + C.EMBEDDING, int((~present).sum()), rule)
         pre = px[present] if not present.all() else px
         if len(pre) and dim and pre.shape[1] != dim:
@@ -411,7 +418,8 @@ class DiversityObjective(Objective):
         x = ctx.x()
         pre = ctx.preselected_embeddings(x.shape[1], "a preselected sample without embedding does not count for DIVERSITY")
         n_pre = 0 if pre is None else len(pre)
-        state = farthest_point_state(x, capacity=ctx.n_target + n_pre, pool=n_pre, alone=ctx.diversity_alone)
+        state = farthest_point_state(x, capacity=ctx.n_target + n_pre, pool=n_pre, alone=ctx.diversity_alone,
+                                     sqnorms=ctx.sqnorms())
         if pre is not None:
             state.insert_many(pre)
         return cls(path, strategy, state, n_pre)

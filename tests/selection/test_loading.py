@@ -71,11 +71,50 @@ def test_streamed_embeddings_equal_the_table_reader(tmp_path, list_type, batch_r
     got = read_embedding_rows(str(tmp_path / "s.parquet"), batch_rows=batch_rows, caller_busy=busy)
     assert busy is None or busy.asked >= 1
     assert got is not None
-    x, present = got
+    x, present = got.x, got.present
     ref_x, ref_present = embedding_rows(t)
     assert x.dtype == np.float32 and x.flags.c_contiguous and x.shape == ref_x.shape
     assert np.array_equal(present, ref_present) and not present[:40].any() and not present[[77, 150, 151]].any()
     assert np.array_equal(x, ref_x)  # bit for bit
+
+
+@pytest.mark.parametrize("busy_batches", [0, 3, 10**6])
+@pytest.mark.parametrize("list_type", [pa.list_(pa.float32(), 12), pa.list_(pa.float64())])
+def test_the_streamed_read_s_squared_norms_are_the_state_s(tmp_path, list_type, busy_batches):
+    # sqnorms=True: the read computes each row's canonical squared norm as it normalises it (on the pipeline's
+    # threads, and after a busy caller for the rows copied meanwhile): the bits the DIVERSITY state computes
+    # itself, which then takes them (same picks). A batch with nulls (embedding_rows) gives none.
+    from lightly_airflow.selection import engine, kernels
+
+    rng = np.random.default_rng(4)
+    x = clustered(500, d=12, seed=4) * rng.uniform(0.5, 2.0, size=(500, 1)).astype(np.float32)
+    x[9] = np.nan  # (a row of NaN: zeros, not present)
+    t = pa.table({"key": [f"k{i:04d}" for i in range(500)], "embedding": pa.array(list(map(list, x)), list_type)})
+    pq.write_table(t, tmp_path / "s.parquet", row_group_size=64)
+    busy = _BusyFor(busy_batches) if busy_batches else None
+    got = read_embedding_rows(str(tmp_path / "s.parquet"), batch_rows=40, caller_busy=busy, sqnorms=True)
+    assert got is not None and got.sqnorms is not None
+    assert np.array_equal(got.sqnorms, kernels.canonical_sqnorms_np(got.x)) and got.sqnorms[9] == 0.0
+    assert read_embedding_rows(str(tmp_path / "s.parquet"), batch_rows=40).sqnorms is None  # (not asked)
+    config = {"n_samples": 60, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    states = []
+    made = kernels.NumpyDenseState.__init__
+
+    def record(self, *a, **k):  # type: ignore[no-untyped-def]
+        made(self, *a, **k)
+        states.append((self, k.get("sqnorms")))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kernels.NumpyDenseState, "__init__", record)
+        keys = pa.table({"key": t.column("key")})
+        with_norms = engine.select(keys, config, embeddings=got).keys
+        without = engine.select(keys, config, embeddings=(got.x, got.present)).keys
+    assert with_norms == without
+    assert states[0][1] is not None and states[1][1] is None
+    assert np.array_equal(states[0][0].sqn, states[1][0].sqn)
+    nulls = t.set_column(1, "embedding", pa.array([None, *map(list, x[1:])], list_type))
+    pq.write_table(nulls, tmp_path / "n.parquet", row_group_size=64)
+    assert read_embedding_rows(str(tmp_path / "n.parquet"), batch_rows=40, sqnorms=True).sqnorms is None
 
 
 def test_different_widths_are_an_error(tmp_path):
