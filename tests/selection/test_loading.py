@@ -443,3 +443,41 @@ def test_select_reads_a_config_saved_by_windows_tools(tmp_path, capsys):
     (tmp_path / "c.json").write_bytes(json.dumps({**config, "note": "Grüße"}, ensure_ascii=False).encode("latin-1"))
     assert main(args) != 0
     assert "--config" in (err := capsys.readouterr().err) and "not UTF-8 text" in err
+
+
+@pytest.mark.parametrize("numpy_state", [True, False])
+def test_the_select_command_asks_the_read_for_norms_where_the_numpy_state_takes_them(tmp_path, monkeypatch,
+                                                                                     numpy_state):
+    # The select command's early read computes the rows' squared norms only where the numpy state may take them
+    # (the compiled state computes its own: there they would only slow the read); the same picks either way.
+    import json as _json
+
+    from lightly_airflow.cli import main
+    from lightly_airflow.selection import cli as select_cli
+    from lightly_airflow.selection import kernels
+
+    x = clustered(400, d=16, seed=8)
+    pq.write_table(pa.table({"key": [f"k{i:04d}" for i in range(400)],
+                             "embedding": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), 16)}),
+                   tmp_path / "s.parquet")
+    (tmp_path / "c.json").write_text(_json.dumps(
+        {"n_samples": 30, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}))
+    asked = []
+    read = select_cli.read_embedding_rows
+
+    def recording(*a, **k):  # type: ignore[no-untyped-def]
+        asked.append(k.get("sqnorms"))
+        return read(*a, **k)
+
+    monkeypatch.setattr(select_cli, "read_embedding_rows", recording)
+    if not numpy_state:  # (every input takes the compiled state)
+        for name in ("NUMPY_MAX_ROWS", "NUMPY_MAX_ROWS_HEAP", "NUMPY_MAX_ROWS_HEAP_WIDE", "NUMPY_MAX_ROWS_WIDE",
+                     "NUMPY_MAX_WORK"):
+            monkeypatch.setattr(kernels, name, -1)
+    assert main(["select", "--samples", str(tmp_path / "s.parquet"), "--config", str(tmp_path / "c.json"),
+                 "--out", str(tmp_path / "o.parquet")]) == 0
+    assert asked == [numpy_state]
+    ref = read(str(tmp_path / "s.parquet"))
+    expected = kernels.farthest_point_order(ref.x, 30)[0]
+    got = pq.read_table(tmp_path / "o.parquet").column("key").to_pylist()
+    assert got == [f"k{i:04d}" for i in expected]
