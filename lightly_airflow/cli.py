@@ -96,7 +96,7 @@ def heap_for_temporaries() -> bool:
     only after the first large blocks are freed: a process paid a page fault per 4 KiB page of every such block until
     then. 8,000 x 1,280 real-image embeddings, DIVERSITY x WEIGHTS, k = 2,000 (15 interleaved processes, medians):
     38,844 -> 25,406 minor page faults, 0.702 -> 0.686 s, peak RSS 162 -> 168 MiB; DIVERSITY alone 0.667 -> 0.660 s;
-    250,000 x 64 1.661 -> 1.644 s, 310 -> 313 MiB (docs/selection.md, "How it is fast"). A ``select`` process
+    250,000 x 64 1.661 -> 1.644 s, 310 -> 313 MiB (docs/selection.md, "Speed: the wide shape's last fifth"). A ``select`` process
     only: a long-lived one (an Airflow worker) keeps glibc's defaults."""
     if sys.platform != "linux" or "GLIBC_TUNABLES" in os.environ or any(
             k.startswith("MALLOC_") and k.endswith("_") for k in os.environ):
