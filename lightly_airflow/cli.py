@@ -28,12 +28,12 @@ COMMANDS: dict[str, str] = {
 }
 
 PYDANTIC_PLUGINS_ENV = "PYDANTIC_DISABLE_PLUGINS"
+"""Set to ``__all__`` by :func:`main` unless already set (pydantic's documented switch; see there)."""
 
 #: glibc's ``mallopt`` parameters and the values :func:`heap_for_temporaries` sets: blocks below 32 MiB from the heap
 #: (glibc's largest dynamic threshold), freed heap memory kept up to 256 MiB
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 HEAP_MMAP_THRESHOLD, HEAP_TRIM_THRESHOLD = 32 << 20, 256 << 20
-"""Set to ``__all__`` by :func:`main` unless already set (pydantic's documented switch; see there)."""
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
