@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         # validated config decides, and stops it when not. The config's errors still come first.
         early = None
         importing = threading.Event()
-        if C.EMBEDDING in names and '"EMBEDDINGS"' in json.dumps(config_data):
+        if C.EMBEDDING in names and reads_embeddings(config_data):
             importing.set()
             # (the rows' norms for the numpy state where it may take them: the compiled one computes its own, and
             # at 250,000 x 64 computing them in the read slowed it, 1.65 -> 1.67 s)
@@ -130,6 +130,16 @@ def run(args: argparse.Namespace) -> int:
     if below:
         logger.warning("%s", below)
     return 0
+
+
+def reads_embeddings(config: object) -> bool:
+    """Whether a selection config, as loaded and not yet validated (no pydantic: the models import beside the read),
+    has an ``EMBEDDINGS`` input on the images' own embeddings (one without ``task``): the early read's guess, which
+    the validated config confirms or stops."""
+    strategies = config.get("strategies") if isinstance(config, dict) else None
+    return isinstance(strategies, list) and any(
+        isinstance(e, dict) and isinstance(e.get("input"), dict) and e["input"].get("type") == "EMBEDDINGS"
+        and e["input"].get("task") is None for e in strategies)
 
 
 @contextmanager

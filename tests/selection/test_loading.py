@@ -481,3 +481,18 @@ def test_the_select_command_asks_the_read_for_norms_where_the_numpy_state_takes_
     expected = kernels.farthest_point_order(ref.x, 30)[0]
     got = pq.read_table(tmp_path / "o.parquet").column("key").to_pylist()
     assert got == [f"k{i:04d}" for i in expected]
+
+
+def test_the_early_read_is_guessed_from_the_config_as_loaded():
+    # Before the config models import, the select command guesses from the loaded dict whether the candidates'
+    # embeddings will be read: an EMBEDDINGS input without a task (an object-level one reads the objects' rows).
+    from lightly_airflow.selection.cli import reads_embeddings
+
+    div = {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}
+    weights = {"input": {"type": "METADATA", "key": "EMBEDDINGS"}, "strategy": {"type": "WEIGHTS"}}
+    objects = {"input": {"type": "EMBEDDINGS", "task": "cars"}, "strategy": {"type": "DIVERSITY"}}
+    assert reads_embeddings({"n_samples": 5, "strategies": [weights, div]})
+    assert not reads_embeddings({"n_samples": 5, "strategies": [weights]})
+    assert not reads_embeddings({"n_samples": 5, "strategies": [objects, weights]})
+    assert not reads_embeddings({"strategies": "EMBEDDINGS"}) and not reads_embeddings(["EMBEDDINGS"])
+    assert not reads_embeddings({"strategies": [None, {"input": "EMBEDDINGS"}]})
