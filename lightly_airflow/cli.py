@@ -30,11 +30,6 @@ COMMANDS: dict[str, str] = {
 PYDANTIC_PLUGINS_ENV = "PYDANTIC_DISABLE_PLUGINS"
 """Set to ``__all__`` by :func:`main` unless already set (pydantic's documented switch; see there)."""
 
-#: glibc's ``mallopt`` parameters and the values :func:`heap_for_temporaries` sets: blocks below 32 MiB from the heap
-#: (glibc's largest dynamic threshold), freed heap memory kept up to 256 MiB
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-HEAP_MMAP_THRESHOLD, HEAP_TRIM_THRESHOLD = 32 << 20, 256 << 20
-
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser with every command registered (or only ``only``, to keep imports small)."""
@@ -62,8 +57,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Arrow on the system allocator (read only when pyarrow loads): its default mimalloc pool keeps the
         # Parquet decoder's freed pages resident (docs/selection.md "Memory of a select process").
         os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-    if command == "select":
-        heap_for_temporaries()
     if "pydantic" not in sys.modules and PYDANTIC_PLUGINS_ENV not in os.environ:
         # pydantic looks for plugins (observability hooks such as logfire's) by scanning every installed
         # distribution's entry points when it builds its first validator: 0.08 s of a select's 0.8 s next to
@@ -87,17 +80,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+#: glibc's ``mallopt`` parameters and the values :func:`heap_for_temporaries` sets: blocks below 32 MiB from the heap
+#: (glibc's largest dynamic threshold), freed heap memory kept up to 256 MiB
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+HEAP_MMAP_THRESHOLD, HEAP_TRIM_THRESHOLD = 32 << 20, 256 << 20
+
+
 def heap_for_temporaries() -> bool:
     """glibc: serve blocks below 32 MiB from the heap and keep freed heap memory (up to 256 MiB) for the next ones,
     unless the environment tunes the allocator (``MALLOC_*_``, ``GLIBC_TUNABLES``). Returns whether it was set.
+    ``select`` (:func:`lightly_airflow.selection.cli.run`) calls it where the numpy state will select (read from the
+    file's footer), before its read.
 
     A selection allocates and frees temporaries of 0.1-10 MiB thousands of times (the passes' products, the heap's
     fills). glibc's defaults map each block above 128 KiB afresh and trim freed memory at once, raising both limits
     only after the first large blocks are freed: a process paid a page fault per 4 KiB page of every such block until
     then. 8,000 x 1,280 real-image embeddings, DIVERSITY x WEIGHTS, k = 2,000 (15 interleaved processes, medians):
     38,844 -> 25,406 minor page faults, 0.702 -> 0.686 s, peak RSS 162 -> 168 MiB; DIVERSITY alone 0.667 -> 0.660 s;
-    250,000 x 64 1.661 -> 1.644 s, 310 -> 313 MiB (docs/selection.md, "Speed: the wide shape's last fifth"). A ``select`` process
-    only: a long-lived one (an Airflow worker) keeps glibc's defaults."""
+    not where the compiled state selects: numba's and LLVM's blocks then stay in the heap between long-lived ones
+    (250,000 x 64: 1.661 -> 1.644 s but 310 -> 313 MiB, and the fixed cost of a compiled-state process 228 -> 244
+    MiB, at any threshold from 4 MiB up). A ``select`` process only: a long-lived one (an Airflow worker) keeps
+    glibc's defaults (docs/selection.md, "Speed: the wide shape's last fifth")."""
     if sys.platform != "linux" or "GLIBC_TUNABLES" in os.environ or any(
             k.startswith("MALLOC_") and k.endswith("_") for k in os.environ):
         return False

@@ -46,7 +46,7 @@ def test_select_skips_pydantics_plugin_scan_unless_asked(tmp_path: Path, given: 
 HEAP_PROBE = """
 import os, resource, sys
 import numpy as np
-from lightly_airflow.cli import heap_for_temporaries
+from lightly_airflow.cli import heap_for_temporaries  # (a light module: no numpy / Arrow imports first)
 set_ = heap_for_temporaries() if sys.argv[1] == "set" else False
 faults = []
 for _ in range(3):  # an 8 MiB temporary, made, touched and freed three times
@@ -78,13 +78,28 @@ def test_select_keeps_freed_temporaries_on_the_heap(mode: str, env: dict[str, st
         assert second >= first // 2, out  # (the block mapped afresh, or heap pages touched for the first time)
 
 
-def test_select_sets_the_heap_before_anything_allocates(monkeypatch: pytest.MonkeyPatch) -> None:
-    # main() applies heap_for_temporaries for `select` only, before the command's modules load.
-    from lightly_airflow import cli
+@pytest.mark.parametrize("numpy_state", [True, False])
+def test_select_sets_the_heap_where_the_numpy_state_selects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           numpy_state: bool) -> None:
+    # The select command raises glibc's limits before its read where the numpy state will select (from the
+    # file's footer), not where the compiled one does (numba's blocks would stay in the heap: +16 MiB).
+    from lightly_airflow.cli import main
+    from lightly_airflow.selection import cli as select_cli
+    from lightly_airflow.selection import kernels
 
+    x = np.random.default_rng(1).standard_normal((300, 8)).astype(np.float32)
+    pq.write_table(pa.table({"key": [f"k{i}" for i in range(300)],
+                             "embedding": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), 8)}),
+                   tmp_path / "samples.parquet")
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"n_samples": 5, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}))
     calls: list[str] = []
-    monkeypatch.setattr(cli, "heap_for_temporaries", lambda: calls.append("heap") or True)
-    for argv in (["datapool", "--help"], ["select", "--help"]):
-        with pytest.raises(SystemExit):
-            cli.main(argv)
-    assert calls == ["heap"]
+    monkeypatch.setattr(select_cli, "heap_for_temporaries", lambda: calls.append("heap") or True)
+    if not numpy_state:
+        for name in ("NUMPY_MAX_ROWS", "NUMPY_MAX_ROWS_HEAP", "NUMPY_MAX_ROWS_HEAP_WIDE", "NUMPY_MAX_ROWS_WIDE",
+                     "NUMPY_MAX_WORK"):
+            monkeypatch.setattr(kernels, name, -1)
+    assert main(["select", "--samples", str(tmp_path / "samples.parquet"), "--config", str(tmp_path / "config.json"),
+                 "--out", str(tmp_path / "picks.parquet")]) == 0
+    assert calls == (["heap"] if numpy_state else [])
+    assert pq.read_table(tmp_path / "picks.parquet").num_rows == 5
