@@ -70,7 +70,8 @@ def test_the_trigger_serializes_exactly_its_arguments_and_refuses_what_it_cannot
     assert kwargs == {"datasource_uri": DS, "sqs_queue": "https://sqs.eu-central-1.amazonaws.com/1/q",
                       "aws_conn_id": "aws_data", "max_messages": 10, "num_batches": 1, "wait_time_seconds": 20,
                       "visibility_timeout": None, "delete_message_on_reception": True, "waiter_delay": 120,
-                      "region_name": None, "verify": None, "botocore_config": None}
+                      "region_name": None, "verify": None, "botocore_config": None, "query": None,
+                      "worker_config_uri": None, "worker_config_variable": "LIGHTLY_WORKER_CONFIG"}
     again = S3NotificationsTrigger(**kwargs)
     assert again.serialize() == (classpath, kwargs)
     with pytest.raises(ValueError, match="message_filtering is not taken"):
