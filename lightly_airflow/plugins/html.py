@@ -28,6 +28,8 @@ a{color:var(--link)} code{background:var(--head);padding:0 .25rem;border-radius:
 nav{margin-bottom:.8rem;font-size:.9rem} nav.tabs a{margin-right:.9rem}
 .layout{display:flex;gap:1.2rem;align-items:flex-start} .side{flex:0 0 17rem;font-size:.85rem} .main{flex:1;min-width:0}
 @media (max-width:760px){.layout{flex-direction:column;align-items:stretch} .side{flex:none}}
+.layout.no-picture{display:block} .layout.no-picture>.side{float:right;width:17rem;margin:0 0 .6rem 1.2rem}
+@media (max-width:760px){.layout.no-picture>.side{float:none;width:auto;margin:0}}
 .side fieldset{border:1px solid var(--line);border-radius:6px;margin:0 0 .6rem;padding:.4rem .6rem}
 .side legend{font-weight:600} .side label{display:block;margin:.15rem 0;word-break:break-all}
 input,select,button{font:inherit;color:var(--fg);background:var(--bg);border:1px solid var(--line);border-radius:4px;padding:.15rem .35rem}
@@ -47,6 +49,12 @@ background:var(--head)} .card img{width:100%;height:100%;object-fit:contain;disp
 .figure svg{position:absolute;left:0;top:0;width:100%;height:100%} .figure.crop{width:auto}
 .figure.crop img{width:auto;min-width:200px;max-width:min(100%,420px);image-rendering:pixelated}
 video.player{display:block;width:min(100%,520px);background:#000}
+.figure video.live{position:absolute;left:0;top:0;width:100%;height:100%;object-fit:contain;background:#000}
+.figure video.live[hidden]{display:none}
+.live-btn{position:absolute;left:.5rem;top:.5rem;font-size:.7rem;font-weight:700;letter-spacing:.08em;color:#fff;
+background:rgba(17,24,39,.72);border:1px solid rgba(255,255,255,.85);border-radius:999px;padding:.1rem .55rem}
+.live-btn[aria-pressed=true]{background:#f59e0b;border-color:#f59e0b;color:#111827}
+.live-btn[aria-disabled=true]{cursor:not-allowed;opacity:.7;text-decoration:line-through}
 .card.obj img{width:100%;height:120px;object-fit:contain;image-rendering:pixelated}
 .card.obj .cap{word-break:normal;overflow-wrap:anywhere} .figure svg a{cursor:pointer}
 #map{width:100%;max-width:900px;aspect-ratio:4/3;border:1px solid var(--line);border-radius:6px;background:var(--box);cursor:crosshair}

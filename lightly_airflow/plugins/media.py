@@ -478,10 +478,12 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 def open_video(
     datasource_uri: str, key: str, credentials: StorageCredentials | None, *, recorded: Any = None,
-    check: list[ContentState] | None = None,
+    check: list[ContentState] | None = None, described: bool = True,
 ) -> tuple[Any, str, int]:
     """The video file ``key`` of the datasource (as it is there now) for the UI's player: ``(fs, path, size)``.
-    ``check``: receives its :class:`ContentState` against ``recorded`` from the same metadata read.
+    ``check``: receives its :class:`ContentState` against ``recorded`` from the same metadata read; for a file no
+    row describes (``described=False``: a Live Photo's clip, :func:`live_photo_clip`) the state is :data:`SAME`
+    with the file's identity now (its answers' entity tag), no ``X-Lightly-Content-Changed`` headers.
 
     :raises MediaError: the key is not a plain path, not a video browsers play, or the file is gone."""
     if playable_video(key) is None:
@@ -491,6 +493,79 @@ def open_video(
         info = file_info(fs, path)
     except FileNotFoundError:
         raise MediaError(f"The video {key!r} is no longer in the datasource.") from None
-    if check is not None:
+    if check is not None and described:
         check.append(content_state(datasource_uri, key, recorded, credentials, fs=fs, path=path, info=info))
+    elif check is not None:
+        try:
+            current: str | None = current_etag(protocol_of(datasource_uri), fs, path, info)
+        except Exception as exc:  # noqa: BLE001 - its answers are not revalidated then, only sent again
+            log.info("No content identity for %s/%s: %s", datasource_uri, key, exc)
+            current = None
+        check.append(ContentState(key, SAME, current=current))
     return fs, path, int(info.get("size") or 0)
+
+
+_LIVE_DENIED: set[str] = set()  # datasources whose clip checks were refused (logged once each)
+
+
+@dataclass(frozen=True)
+class LiveClip:
+    """What :func:`live_photo_clip` found beside a photo: the clip's key (``None``: no clip) or, when a candidate
+    name could not be checked and no clip was found, why (``error``, safe to show)."""
+
+    key: str | None = None
+    error: str | None = None
+
+
+def live_clip_names(key: str) -> list[str]:
+    """The names a Live Photo clip of the photo ``key`` can have, in the order they are checked: the photo's
+    name with each clip extension that goes with its own (:data:`~lightly_airflow.datasource.live_photos.CLIP_EXTENSIONS`:
+    ``.MOV`` beside a HEIC/HEIF or JPEG, ``.MP4`` beside a HEIC/HEIF only), upper case (Apple's, Google
+    Takeout's) then lower case."""
+    from lightly_airflow.datasource.live_photos import CLIP_EXTENSIONS
+
+    stem, dot, ext = key.rpartition(".")
+    if not dot or not stem or stem.endswith("/"):
+        return []
+    return [f"{stem}.{case(clip)}" for clip, photos in CLIP_EXTENSIONS.items() if ext.lower() in photos
+            for case in (str.upper, str.lower)]
+
+
+def live_photo_clip(datasource_uri: str, key: str, credentials: StorageCredentials | None) -> LiveClip:
+    """The Live Photo clip beside the photo ``key`` of the datasource, by the listing's own rule
+    (:func:`lightly_airflow.datasource.live_photos.live_photo_clips`) applied to the photo and each name of
+    :func:`live_clip_names` the datasource holds: one metadata call per name (its size), up to the first clip.
+    Never raises: a check that fails (not a missing file) is logged and, when no clip is found, the answer's
+    ``error``; a refused one (403: S3 without ``s3:ListBucket`` refuses every missing key) is no clip, logged once
+    per datasource (not an inactive control on every photo's page)."""
+    import pyarrow as pa
+
+    from lightly_airflow.datasource.live_photos import live_photo_clips
+
+    try:
+        names = live_clip_names(safe_key(key))
+    except MediaError:
+        return LiveClip()
+    errors: list[str] = []
+    for name in names:
+        try:
+            fs, path = filesystem(join_uri(datasource_uri, name), credentials)
+            size = int(file_info(fs, path).get("size") or 0)
+        except FileNotFoundError:
+            continue
+        except PermissionError as exc:  # (S3 without s3:ListBucket answers 403 for a missing key: every photo's)
+            if datasource_uri not in _LIVE_DENIED:
+                _LIVE_DENIED.add(datasource_uri)
+                log.warning("Live Photo clips are not looked for in %s: checking %s was refused (%s). S3 answers 403 "
+                            "instead of 404 for a missing key without the s3:ListBucket permission; grant it to the "
+                            "UI's connection to see Live Photo clips. Logged once.", datasource_uri, name, exc)
+            return LiveClip()
+        except Exception as exc:  # noqa: BLE001 - the photo is shown anyway; the control says why there is no clip
+            log.warning("Cannot check for the Live Photo clip %s/%s: %s: %s", datasource_uri, name,
+                        type(exc).__name__, exc)
+            errors.append(f"{name}: {type(exc).__name__}: {exc}"[:200])
+            continue
+        listing = pa.table({C.KEY: [key, name], C.SIZE: pa.array([0, size], pa.int64())})
+        if live_photo_clips(listing, examples=0).mask[1].as_py():
+            return LiveClip(name)
+    return LiveClip(error="; ".join(errors) or None)

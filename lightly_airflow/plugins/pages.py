@@ -579,12 +579,13 @@ def sample_page(
     if objects:
         pred_note += (f'<p class="muted">{H.e(len(objects))} object{"s" * (len(objects) != 1)} drawn: selected ones solid and marked ✓, the '
                       "others dashed; click a box for the object's page.</p>")
+    live = live_control(root, pool, view, sid, extra.get("live"))
     body = (
         tabs(root, pool, scope, "") + walk
         + f'<p><code>{H.e(key)}</code> · sample id <code>{H.e(sid)}</code> · version {H.e(view.version)}</p>'
-        + '<div class="layout"><div class="main">' + content_note(extra)
+        + f'<div class="{layout_class(extra)}"><div class="main">' + content_note(extra)
         + ("" if picture_gone(extra) else
-           f'<div class="figure"><img src="{H.e(image_url)}" alt="{H.e(key)}">{overlay}</div>{pred_note}')
+           f'<div class="figure"><img src="{H.e(image_url)}" alt="{H.e(key)}">{overlay}{live}</div>{pred_note}')
         + ("" if gone(extra) and extra.get("content_video") else video_player(root, pool, view, sid, row))
         + "</div><div class=\"side\">" + status_box + f"<h3>Tags</h3><p>{tag_pills}</p>"
         + similar_link(root, pool, view, sid, row, SHOW_IMAGES) + "".join(why) + "</div></div>"
@@ -593,7 +594,28 @@ def sample_page(
     )
     crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)), ("samples", pool_url(root, pool, "samples")),
               (str(key), None)]
-    return H.page("Sample", body, crumbs=crumbs, static=static, scripts=[f"{static}/keys.js"] if walk else [])
+    scripts = ([f"{static}/keys.js"] if walk else []) + ([f"{static}/live.js"] if getattr(extra.get("live"), "key", None) else [])
+    return H.page("Sample", body, crumbs=crumbs, static=static, scripts=scripts)
+
+
+def live_control(root: str, pool: str, view: View, sid: str, clip: Any) -> str:
+    """The "LIVE" control over an image whose Live Photo clip is beside it (``clip``: a
+    :class:`~lightly_airflow.plugins.media.LiveClip`): it plays the clip (``…/video``, muted, inline) in place of
+    the photo until pressed again or the clip ends (``static/live.js``; a clip the browser cannot play leaves the
+    photo and says so in the control's title). A clip whose check failed: the control, inactive, says why;
+    nothing when there is no clip."""
+    if clip is None or (clip.key is None and not clip.error):
+        return ""
+    if clip.key is None:
+        why = f"Whether this photo has a Live Photo clip could not be checked ({clip.error}): only the photo is shown."
+        return (f'<button type="button" class="live-btn" aria-disabled="true" aria-pressed="false" '
+                f'title="{H.e(why)}">LIVE</button>')
+    src = pool_url(root, pool, "samples", H.seg(sid), "video") + qs([("version", view.version)])
+    name = clip.key.rsplit("/", 1)[-1]
+    title = f"Play its Live Photo clip {name} (muted) in place of the photo; press again for the photo"
+    return (f'<video class="live" muted playsinline preload="none" hidden src="{H.e(src)}"></video>'
+            f'<button type="button" class="live-btn" aria-pressed="false" data-clip="{H.e(clip.key)}" '
+            f'title="{H.e(title)}">LIVE</button>')
 
 
 def gone(extra: dict[str, Any]) -> bool:
@@ -609,6 +631,13 @@ def picture_gone(extra: dict[str, Any]) -> bool:
     whose run stored no PNG of it): the page shows the note (:func:`content_note`) instead of a broken image (and
     a frame's page no player of a gone video)."""
     return gone(extra) and not (extra.get("content_video") and extra.get("still") == "stored")
+
+
+def layout_class(extra: dict[str, Any]) -> str:
+    """The class of a sample's or object's two columns: ``layout no-picture`` when its picture is gone
+    (:func:`picture_gone`): the side column floats at the right and the tables below rise beside it, instead of an
+    empty main column as tall as the side one under the note (``html.CSS``)."""
+    return "layout no-picture" if picture_gone(extra) else "layout"
 
 
 def content_note(extra: dict[str, Any], of_object: bool = False) -> str:
@@ -759,7 +788,7 @@ def object_page(
     body = (
         tabs(root, pool, Scope(version=view.version, show=SHOW_OBJECTS), "") + walk
         + f'<p><code>{H.e(key)}</code> · object id <code>{H.e(sid)}</code> · version {H.e(view.version)}</p>'
-        + image_link + content_note(extra, of_object=True) + '<div class="layout"><div class="main">'
+        + image_link + content_note(extra, of_object=True) + f'<div class="{layout_class(extra)}"><div class="main">'
         + ("" if picture_gone(extra) else
            f'<h3>Its crop</h3><div class="figure crop"><img src="{H.e(crop_url)}" alt="{H.e(key)}"></div>')
         + in_image + f'</div><div class="side"><div class="box {"ok" if row.get(C.OBJECT_SELECTED) else ""}">{chosen}</div>'

@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STATIC_FILES = {name: "text/javascript; charset=utf-8" for name in ("theme.js", "map.js", "keys.js", "grid.js", "checks.js")}
+STATIC_FILES = {name: "text/javascript; charset=utf-8"
+                for name in ("theme.js", "map.js", "keys.js", "grid.js", "checks.js", "live.js")}
 SAMPLE_ID = re.compile(r"^[0-9a-f]{32}(-f[0-9]{1,9})?$")
 #: Rows one export may hold (list and CSV); Label Studio and COCO read prediction files, so fewer.
 MAX_EXPORT_ROWS = 1_000_000
@@ -88,7 +89,7 @@ def _same_origin(request: Request) -> None:
 
 
 def _sample_extra(view: View, spec: PoolSpec, row: dict[str, Any]) -> dict[str, Any]:
-    from lightly_airflow.plugins.media import frame_size, image_size, is_frame, read_predictions
+    from lightly_airflow.plugins.media import frame_size, image_size, is_frame, live_photo_clip, read_predictions
 
     extra: dict[str, Any] = {}
     version = row.get("commit_version")
@@ -114,6 +115,8 @@ def _sample_extra(view: View, spec: PoolSpec, row: dict[str, Any]) -> dict[str, 
     if source:
         extra.update(_content(spec, source, row, None))
         creds = _source_credentials(spec, source)
+        if not is_frame(row) and not P.picture_gone(extra):  # a photo's Live Photo clip beside it (its LIVE control)
+            extra["live"] = live_photo_clip(source, row.get(C.KEY) or "", creds)
         try:
             # Boxes of tasks that became objects are drawn from the object rows (with their links and selection).
             tasks = {o.get(C.OBJECT_TASK) for o in objects}
@@ -442,6 +445,7 @@ def add_curation_routes(app: FastAPI) -> None:
             "parent": extra.get("parent"),
             "content": extra["content"].to_dict() if extra.get("content") else None,
             "still": extra.get("still"),
+            "live_photo_clip": vars(extra["live"]) if extra.get("live") else None,
         })
         return out
 
@@ -489,8 +493,9 @@ def add_curation_routes(app: FastAPI) -> None:
 
     @app.get("/pools/{pool}/samples/{sample_id}/video")
     def sample_video(request: Request, pool: str, sample_id: str, version: int | None = Query(None, ge=0)) -> Response:
-        """The video of a frame sample, as the datasource holds it now, for the sample page's player: ranged
-        answers (``Range``: 206, at most ``VIDEO_CHUNK`` bytes each) so the browser seeks without the whole file;
+        """The video of a frame sample (of a photo: its Live Photo clip, ``media.live_photo_clip``), as the datasource
+        holds it now, for the sample page's player: ranged answers (``Range``: 206, at most ``VIDEO_CHUNK`` bytes
+        each) so the browser seeks without the whole file;
         ``X-Lightly-Content-Changed`` on every answer when the video is not the one the frame was computed from.
         A strong ``ETag`` (the video's content identity now): ``If-None-Match`` with it gets a 304 before the file
         is read, and an ``If-Range`` naming another one (the video was replaced since the browser's first part)
@@ -499,18 +504,25 @@ def add_curation_routes(app: FastAPI) -> None:
             byte_range,
             etag_matches,
             is_frame,
+            live_photo_clip,
             media_etag,
             open_video,
             playable_video,
         )
 
         spec, view, row, source = _sample_source(pool, sample_id, version)
-        if not is_frame(row):
-            raise MediaError("This sample is not a video frame: it has no video to play.")
-        key = str(row[C.VIDEO])
+        creds = _source_credentials(spec, source)
+        if is_frame(row):
+            key = str(row[C.VIDEO])
+        else:  # an image: the Live Photo clip beside it (by the listing's rule), as the datasource holds it now
+            clip = live_photo_clip(source, str(row.get(C.KEY) or ""), creds) if row.get(C.PARENT_KEY) is None else None
+            if clip is None or clip.key is None:
+                why = f" (the check failed: {clip.error})" if clip is not None and clip.error else ""
+                raise MediaError(f"This sample is neither a video frame nor a Live Photo: it has no video to play{why}.")
+            key = clip.key
         check: list[ContentState] = []
-        fs, path, size = open_video(source, key, _source_credentials(spec, source), recorded=row.get(C.ETAG),
-                                    check=check)
+        fs, path, size = open_video(source, key, creds, recorded=row.get(C.ETAG), check=check,
+                                    described=is_frame(row))
         etag = media_etag(check[0], "video", weak=False)
         if etag_matches(request.headers.get("if-none-match"), etag):
             return _not_modified_answer(str(etag), check[0], {"Accept-Ranges": "bytes"})

@@ -171,8 +171,35 @@ def test_a_gone_image_s_note(page, curation):
         assert "is gone: the datasource no longer holds it" in body and "its image cannot be shown" in body
         _check_note(page, ".box.err.content-gone")
         assert page.locator(".figure img").count() == 0  # the note instead of a broken image
+        _check_no_blank_below(page, narrow=False)
         _shot(page, curation, "note-gone", full=True)
         page.locator(".content-gone").screenshot(path=str(curation.shots / f"note-gone-box-{page.theme}.png"))
+        page.set_viewport_size({"width": 480, "height": 900})
+        try:
+            _check_no_blank_below(page, narrow=True)
+            _shot(page, curation, "note-gone-narrow", full=True)
+        finally:
+            page.set_viewport_size({"width": 1360, "height": 900})
+
+
+def _check_no_blank_below(page, *, narrow: bool) -> None:
+    """Under a gone picture's note no empty block as tall as the side column: wide, the page's next heading (its
+    column tables) starts right below the note, beside the side column; narrow, the side column follows the note
+    and the heading follows the side column."""
+    box = page.evaluate("""() => {
+        const r = e => e.getBoundingClientRect();
+        const note = r(document.querySelector('.content-gone')), side = r(document.querySelector('.layout .side'));
+        const next = r(document.querySelector('.layout ~ h2'));
+        return {note: [note.top, note.bottom], side: [side.left, side.top, side.bottom], next: [next.left, next.top],
+                width: document.documentElement.clientWidth};
+    }""")
+    note_bottom, (side_left, side_top, side_bottom), (next_left, next_top) = box["note"][1], box["side"], box["next"]
+    assert narrow or side_bottom - side_top > 300, box  # a tall side column (status, tags, why it was picked, …)
+    if narrow:
+        assert 0 <= side_top - note_bottom < 40 and 0 <= next_top - side_bottom < 60, box
+    else:
+        assert 0 <= next_top - note_bottom < 60 and next_top < side_bottom, box  # beside the side column
+        assert side_left > box["width"] / 2 and next_left < side_left, box
 
 
 def test_an_objects_page_notes_its_replaced_image_and_shows_the_current_crop(page, curation):
