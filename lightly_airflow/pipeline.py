@@ -217,6 +217,9 @@ class CheckedParams(NamedTuple):
     #: ``worker_config.embeddings`` resolved inside ``.lightly/embeddings/`` (:func:`custom_embeddings_uri`; its
     #: header read and checked once, here), ``None`` without one: what the list task hands to the embed tasks
     embeddings_csv: str | None
+    #: the embed step's options the Lightly configs ask for (:func:`embed_option_overrides`, computed once here:
+    #: ``lightly_config`` parsed and its keys without effect logged once)
+    embed_overrides: dict[str, Any]
 
 
 def validate_params(
@@ -254,7 +257,8 @@ def validate_params(
             "correct the listed keys (see docs/selection.md for every strategy and input).",
         ) from None
     worker = _lightly_config_param("worker_config", parse_worker_config, worker_config)
-    dim = embed_option_overrides(worker, lightly_config).get("dim") if lightly_config else None
+    overrides = embed_option_overrides(worker, lightly_config)
+    dim = overrides.get("dim") if lightly_config else None
     for note in selection.notes():
         log.warning("selection_config.%s", note)
     # (num_ftrs against the CSV's width from the same header read: the embed step checks it only after the listing)
@@ -277,7 +281,7 @@ def validate_params(
     object_problem = check_object_level(selection, worker)
     if object_problem is not None:
         raise ParamError(*object_problem)
-    return CheckedParams(selection, worker, embeddings_csv)
+    return CheckedParams(selection, worker, embeddings_csv, overrides)
 
 
 def check_active_learning(

@@ -14,7 +14,6 @@ from lightly_airflow.operators.base import LightlyBaseOperator, run_origin
 from lightly_airflow.pipeline import (
     ParamError,
     check_run_tag,
-    embed_option_overrides,
     list_new,
     validate_params,
 )
@@ -127,8 +126,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
                 active_learning=self.active_learning or None,
                 lightly_config=self.lightly_config,  # (model.num_ftrs against an embeddings CSV, among others)
             )
-            worker = checked.worker
-            overrides = embed_option_overrides(worker, self.lightly_config)
+            worker, overrides = checked.worker, checked.embed_overrides
             check_run_tag(self.datapool_uri, self.tag_name or None, context["run_id"], self.datapool_credentials)
         except (ParamError, UnsupportedConnectionError) as exc:
             raise AirflowFailException(str(exc)) from None  # a retry cannot fix a bad parameter or connection

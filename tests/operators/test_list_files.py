@@ -107,3 +107,27 @@ def test_the_list_task_reads_the_embeddings_csv_header_once(tmp_path, monkeypatc
     assert len(op.execute({"run_id": "manual__1", "ti": ti})) == 1
     assert ti.pushed["embeddings_csv"] == str(src / ".lightly" / "embeddings" / "emb.csv")
     assert reads == [ti.pushed["embeddings_csv"]]  # one read of its header
+
+
+def test_the_list_task_parses_the_lightly_config_once(tmp_path, monkeypatch) -> None:
+    """``validate_params`` turns the Lightly configs into the embed step's options; the list task used to parse
+    ``lightly_config`` a second time for its ``embed_overrides`` XCom (its notes logged twice). It reuses them."""
+    import lightly_airflow.config as config
+
+    parsed: list[object] = []
+    real = config.parse_lightly_config
+
+    def counting(value, *args, **kwargs):
+        parsed.append(value)
+        return real(value, *args, **kwargs)
+
+    monkeypatch.setattr(config, "parse_lightly_config", counting)
+    src = _csv_folder(tmp_path)
+    ti = _TI()
+    op = ListNewFilesOperator(task_id="list_new_files", datasource_uri=str(src), datapool_uri=str(tmp_path / "pool"),
+                              selection_config=DIVERSE, worker_config={"embeddings": "emb.csv", "num_threads": 3},
+                              lightly_config={"model": {"num_ftrs": 32}, "loader": {"batch_size": 7}})
+    assert len(op.execute({"run_id": "manual__1", "ti": ti})) == 1
+    assert len(parsed) == 1
+    assert ti.pushed["embed_overrides"]["batch_size"] == 7
+    assert ti.pushed["embed_overrides"]["loader"] == "threads" and ti.pushed["embed_overrides"]["num_workers"] == 3
