@@ -38,6 +38,7 @@ from lightly_airflow.staging import (
 )
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, write_parquet
 from lightly_airflow.thumbnails import ThumbnailWriter, datapool_of_manifest, thumbnails_uri
+from lightly_airflow.video.past_end import files_past_end, video_ends
 
 logger = logging.getLogger(__name__)
 
@@ -191,6 +192,27 @@ def _report_misnamed_video_files(folder: LightlyDir, frame_keys: list[str], fram
                          "defaultValue is used)", f".lightly/{video_rel[k]}")
 
 
+def _report_past_end(folder: LightlyDir, manifest: Any, manifest_uri: str, problems: ProblemLog) -> int:
+    """Report each video whose last frame is in this shard and which has a metadata file for the frame after it
+    (:mod:`lightly_airflow.video.past_end`): never read, and the video's other frame files may be off by one.
+
+    :returns: how many videos have one."""
+    found = files_past_end(folder, METADATA_DIR, video_ends(manifest.table, manifest_uri, "metadata files"))
+    for rel, video, count in found:  # (keyed by the file: no sample has that name)
+        problems.add(f".lightly/{rel}", "file", (
+            f"metadata file .lightly/{rel} is for frame {count}, but video {video!r} has {count} frames (0 to "
+            f"{count - 1}, as PyAV decodes them): no sample has that frame and the file is not read. If your tool "
+            "numbered frames from 1, rename every metadata file of this video to its frame number minus one (each "
+            "frame now takes its neighbour's values); if it counted more frames, write them for Lightly's frames "
+            f"(frame_index 0 to {count - 1}) and remove the files past the end"), f".lightly/{rel}")
+    if found:
+        rel, video, count = found[0]
+        logger.warning("%d videos have a metadata file for a frame past their end, e.g. .lightly/%s for frame %d of "
+                       "%r, which has %d frames: those files are not read and the video's other frame files may "
+                       "be off by one; see the problems", len(found), rel, count, video, count)
+    return len(found)
+
+
 def _read_images(fs: Any, paths: list[str]) -> dict[str, bytes | Exception]:
     try:
         got: dict[str, bytes | Exception] = fs.cat(paths, on_error="return")
@@ -240,7 +262,8 @@ def compute_metadata_shard(
     :param num_workers: decoding threads (default ``min(4, cpu count)``).
     :param thumbnails_uri: where to write each ok image's thumbnail (default: ``<datapool>/_thumbnails`` when the
         manifest lies in a datapool's ``_staging/``; ``""`` writes none); see :mod:`lightly_airflow.thumbnails`.
-    :returns: counts ``ok``, ``corrupt``, ``duplicate``, ``missing``, ``errors``, ``thumbnails``,
+    :returns: counts ``ok``, ``corrupt``, ``duplicate``, ``missing``, ``errors``, ``past_end`` (videos with a
+        metadata file for the frame after their last one: :mod:`lightly_airflow.video.past_end`), ``thumbnails``,
         ``thumbnails_failed`` and of the :data:`NOTE_KINDS` (``bit_depth_guessed``, ``decoded_reduced``,
         ``first_frame_only``, ``colour_profile_ignored``), plus
         ``output_uri`` and ``errors_uri``.
@@ -325,6 +348,8 @@ def compute_metadata_shard(
                 logger.info("metadata %s: %d/%d files (%.1f/s), %d problems", manifest_uri, idx_all.stop, n, rate, len(problems))
                 last_log = now
 
+    past_end = _report_past_end(folder, manifest, manifest_uri, problems) if folder is not None and fields else 0
+
     columns: dict[str, pa.Array] = {
         C.KEY: pa.array(keys, pa.string()),
         C.ETAG: pa.array([None if e is None else str(e) for e in etags], pa.string()),
@@ -360,6 +385,7 @@ def compute_metadata_shard(
         "duplicate": counts[C.STATUS_DUPLICATE],
         "missing": counts[C.STATUS_MISSING],
         "errors": len(problems),
+        "past_end": past_end,
         "output_uri": output_uri,
         "errors_uri": report_uri,
         **thumb_counts,

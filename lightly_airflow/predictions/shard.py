@@ -34,7 +34,7 @@ from lightly_airflow.staging import (
     validate_fraction,
 )
 from lightly_airflow.storage import StorageCredentials, write_parquet
-from lightly_airflow.video.naming import frame_name_past_end
+from lightly_airflow.video.past_end import files_past_end, video_ends
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ def load_predictions_shard(
     n = len(keys)
     bad_keys: set[str] = set()
     missing = misnamed = past_end = 0
-    ends = _video_ends(manifest.table, manifest_uri) if tasks else []
+    ends = video_ends(manifest.table, manifest_uri, "prediction files") if tasks else []
     with_predictions = np.zeros(n, bool)
     columns: dict[str, pa.Array] = {C.KEY: pa.array(keys, pa.string())}
     started = time.monotonic()
@@ -324,27 +324,9 @@ def _report_missing(folder: LightlyDir, task: str, keys: list[str], problems: Pr
     return len(found)
 
 
-def _video_ends(table: pa.Table, manifest_uri: str) -> list[tuple[str, int]]:
-    """``(video key, frame count)`` of each video whose last frame is a row of this manifest shard (so that of a
-    video split over shards, exactly one shard looks past its end). A manifest written before the frame counts
-    were recorded (no ``video_frames``) gives none, with a warning: the check is not made, not passed."""
-    names = table.column_names
-    if C.VIDEO not in names or C.FRAME_INDEX not in names or table.column(C.VIDEO).null_count == table.num_rows:
-        return []
-    if C.VIDEO_FRAMES not in names:
-        logger.warning(
-            "manifest %s has video frames but no %r column (written by an earlier version): prediction files for "
-            "a frame past a video's end are not looked for. Clear the list task to write the manifest again.",
-            manifest_uri, C.VIDEO_FRAMES)
-        return []
-    rows = table.select([C.VIDEO, C.FRAME_INDEX, C.VIDEO_FRAMES]).to_pydict()
-    return [(video, int(count)) for video, index, count in zip(rows[C.VIDEO], rows[C.FRAME_INDEX], rows[C.VIDEO_FRAMES])
-            if video is not None and index is not None and count is not None and index == count - 1]
-
-
 def _report_past_end(folder: LightlyDir, task: str, ends: list[tuple[str, int]], problems: ProblemLog) -> int:
     """Report each video of ``ends`` (``(video key, frame count)``) that has a prediction file of ``task`` for
-    frame ``count``, the first past its end (:func:`~lightly_airflow.video.naming.frame_name_past_end`). No
+    frame ``count``, the first past its end (:mod:`lightly_airflow.video.past_end`). No
     sample has that name, so the file was never read: its predictions were made on frames the video does not
     have as PyAV decodes it (another decoder counted more frames, frames numbered from 1, or another version of
     the video), and its other files may be paired with the wrong frames. One read a video and task; files for
@@ -352,10 +334,7 @@ def _report_past_end(folder: LightlyDir, task: str, ends: list[tuple[str, int]],
 
     :returns: how many videos have one.
     """
-    task_dir = f"{PREDICTIONS_DIR}/{task}"
-    rels = {json_relpath(task_dir, frame_name_past_end(video, count)): (video, count) for video, count in ends}
-    got = folder.read_many(sorted(rels)) if rels else {}
-    found = [(rel, *rels[rel]) for rel in sorted(rels) if isinstance(got.get(rel), bytes)]
+    found = files_past_end(folder, f"{PREDICTIONS_DIR}/{task}", ends)
     for rel, video, count in found:  # keyed by the file, as tasks.json's: the video's own key may be a corrupt row's
         problems.add(f".lightly/{rel}", "file", (
             f"prediction file .lightly/{rel} of task {task!r} is for frame {count}, but video {video!r} has {count} "

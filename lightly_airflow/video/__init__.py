@@ -7,6 +7,7 @@
 - :mod:`.listing`: videos in a file list become frame rows of the manifest;
 - :mod:`.frames`: one decode per frame for the model input, the metrics and the content hash;
 - :mod:`.export`: selected frames written once as PNG under ``<lightly_uri>/.lightly/frames/``.
+- :mod:`.past_end`: ``.lightly/`` files made for the frame after a video's last one (predictions, metadata).
 """
 
 from lightly_airflow.video.index import VideoIndex, index_video

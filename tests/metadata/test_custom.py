@@ -319,3 +319,51 @@ def test_metadata_files_without_a_schema_are_reported_with_the_fix(tmp_path):
     counts = compute_metadata_shard(make_manifest(tmp_path / "b", ["a.png"], lightly_uri=str(tmp_path / "bare"),
                                                   datasource=tmp_path / "bare"))
     assert not [e for e in pq.read_table(counts["errors_uri"]).to_pylist() if e[C.KEY].startswith(".lightly/")]
+
+
+def test_a_metadata_file_past_a_videos_last_frame_is_reported(tmp_path, caplog):
+    """A 12-frame video has frames 0 to 11; a tool that numbered from 1 also wrote ``clip-12-mp4.json``: no sample has
+    that name, the file was never read and every frame took its neighbour's values without a word. The shard that
+    holds a video's last frame looks for the file after it and reports it once (the manifest carries each video's
+    frame count), however the frames are split over shards; a video whose files stop at its end has none."""
+    import logging
+
+    from lightly_airflow.datasource.manifest import write_manifests
+    from lightly_airflow.video.listing import expand_videos
+    from lightly_airflow.video.synthetic import scene, scene_frames, write_video
+
+    src = tmp_path / "src"
+    (src / "cams").mkdir(parents=True)
+    n = {"cams/clip.mp4": write_video(str(src / "cams" / "clip.mp4"), scene_frames(scene("coffee"), 12, (64, 48))),
+         "walk.mp4": write_video(str(src / "walk.mp4"), scene_frames(scene("astronaut"), 5, (64, 48)))}
+    files: dict[str, object] = {".lightly/metadata/schema.json": METADATA_SCHEMA}
+    for i in range(1, 13):  # numbered from 1: one past the end
+        files[f".lightly/metadata/cams/clip-{i:02d}-mp4.json"] = json.dumps(
+            {"file_name": f"cams/clip-{i:02d}-mp4.png", "type": "frame", "metadata": {"scene": "street"}})
+    for i in range(5):  # exactly the video's frames
+        files[f".lightly/metadata/walk-{i}-mp4.json"] = json.dumps(
+            {"file_name": f"walk-{i}-mp4.png", "type": "frame", "metadata": {"scene": "walk"}})
+    write_tree(src, files)
+    listed = pa.table({C.KEY: list(n), C.SIZE: [1, 1], C.ETAG: ["e1", "e2"],
+                       C.MTIME: pa.array([None, None], pa.timestamp("us", tz="UTC"))})
+    frames = expand_videos(listed, f"file://{src}")
+    uris = write_manifests(frames, f"file://{tmp_path / 'pool'}", "r1", datasource_uri=f"file://{src}",
+                           max_shards=3, min_shard_size=1)
+    assert len(uris) == 3
+    past_end, rows = 0, []
+    with caplog.at_level(logging.WARNING):
+        for uri in uris:
+            counts = compute_metadata_shard(uri, lightly_uri=f"file://{src}")
+            past_end += counts["past_end"]
+            rows += [r for r in pq.read_table(counts["errors_uri"]).to_pylist() if "past" in r["reason"]
+                     or "is for frame" in r["reason"]]
+    assert past_end == 1
+    (row,) = rows
+    file = ".lightly/metadata/cams/clip-12-mp4.json"
+    assert (row[C.KEY], row["field"], row["path"]) == (file, "file", file)
+    assert row["reason"].startswith(
+        "metadata file .lightly/metadata/cams/clip-12-mp4.json is for frame 12, but video 'cams/clip.mp4' has 12 "
+        "frames (0 to 11, as PyAV decodes them)")
+    assert "rename every metadata file of this video to its frame number minus one" in row["reason"]
+    said = [r.getMessage() for r in caplog.records if "past their end" in r.getMessage()]
+    assert len(said) == 1 and "clip-12-mp4.json for frame 12 of 'cams/clip.mp4', which has 12 frames" in said[0]
