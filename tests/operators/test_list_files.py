@@ -86,27 +86,34 @@ def test_num_ftrs_other_than_the_embeddings_csv_fails_the_sensor_before_it_waits
         sensor.execute({"run_id": "manual__1"})
 
 
+def _list_once_counting(tmp_path, monkeypatch, module, name, worker_config, lightly_config):  # type: ignore[no-untyped-def]
+    """Run the list task on a folder with an embeddings CSV, counting the calls of ``module.name`` (their first
+    arguments): (the calls, the task's XComs, the folder)."""
+    calls: list[object] = []
+    real = getattr(module, name)
+
+    def counting(first, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(first)
+        return real(first, *args, **kwargs)
+
+    monkeypatch.setattr(module, name, counting)
+    src = _csv_folder(tmp_path)
+    ti = _TI()
+    op = ListNewFilesOperator(task_id="list_new_files", datasource_uri=str(src), datapool_uri=str(tmp_path / "pool"),
+                              selection_config=DIVERSE, worker_config=worker_config, lightly_config=lightly_config)
+    assert len(op.execute({"run_id": "manual__1", "ti": ti})) == 1
+    return calls, ti.pushed, src
+
+
 def test_the_list_task_reads_the_embeddings_csv_header_once(tmp_path, monkeypatch) -> None:
     """``validate_params`` resolves ``worker_config.embeddings`` and reads the CSV's header from the store; the list
     task used to resolve and read it a second time for its ``embeddings_csv`` XCom. It reuses the first now."""
     import lightly_airflow.embedding.custom as custom
 
-    reads: list[str] = []
-    real = custom.check_embeddings_header
-
-    def counting(uri, *args, **kwargs):
-        reads.append(uri)
-        return real(uri, *args, **kwargs)
-
-    monkeypatch.setattr(custom, "check_embeddings_header", counting)
-    src = _csv_folder(tmp_path)
-    ti = _TI()
-    op = ListNewFilesOperator(task_id="list_new_files", datasource_uri=str(src), datapool_uri=str(tmp_path / "pool"),
-                              selection_config=DIVERSE, worker_config={"embeddings": "emb.csv"},
-                              lightly_config={"model": {"num_ftrs": 32}})
-    assert len(op.execute({"run_id": "manual__1", "ti": ti})) == 1
-    assert ti.pushed["embeddings_csv"] == str(src / ".lightly" / "embeddings" / "emb.csv")
-    assert reads == [ti.pushed["embeddings_csv"]]  # one read of its header
+    reads, pushed, src = _list_once_counting(tmp_path, monkeypatch, custom, "check_embeddings_header",
+                                             {"embeddings": "emb.csv"}, {"model": {"num_ftrs": 32}})
+    assert pushed["embeddings_csv"] == str(src / ".lightly" / "embeddings" / "emb.csv")
+    assert reads == [pushed["embeddings_csv"]]  # one read of its header
 
 
 def test_the_list_task_parses_the_lightly_config_once(tmp_path, monkeypatch) -> None:
@@ -114,20 +121,9 @@ def test_the_list_task_parses_the_lightly_config_once(tmp_path, monkeypatch) -> 
     ``lightly_config`` a second time for its ``embed_overrides`` XCom (its notes logged twice). It reuses them."""
     import lightly_airflow.config as config
 
-    parsed: list[object] = []
-    real = config.parse_lightly_config
-
-    def counting(value, *args, **kwargs):
-        parsed.append(value)
-        return real(value, *args, **kwargs)
-
-    monkeypatch.setattr(config, "parse_lightly_config", counting)
-    src = _csv_folder(tmp_path)
-    ti = _TI()
-    op = ListNewFilesOperator(task_id="list_new_files", datasource_uri=str(src), datapool_uri=str(tmp_path / "pool"),
-                              selection_config=DIVERSE, worker_config={"embeddings": "emb.csv", "num_threads": 3},
-                              lightly_config={"model": {"num_ftrs": 32}, "loader": {"batch_size": 7}})
-    assert len(op.execute({"run_id": "manual__1", "ti": ti})) == 1
+    parsed, pushed, _ = _list_once_counting(tmp_path, monkeypatch, config, "parse_lightly_config",
+                                            {"embeddings": "emb.csv", "num_threads": 3},
+                                            {"model": {"num_ftrs": 32}, "loader": {"batch_size": 7}})
     assert len(parsed) == 1
-    assert ti.pushed["embed_overrides"]["batch_size"] == 7
-    assert ti.pushed["embed_overrides"]["loader"] == "threads" and ti.pushed["embed_overrides"]["num_workers"] == 3
+    assert pushed["embed_overrides"]["batch_size"] == 7
+    assert pushed["embed_overrides"]["loader"] == "threads" and pushed["embed_overrides"]["num_workers"] == 3
