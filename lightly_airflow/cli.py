@@ -80,39 +80,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-#: glibc's ``mallopt`` parameters and the values :func:`heap_for_temporaries` sets: blocks below 32 MiB from the heap
-#: (glibc's largest dynamic threshold), freed heap memory kept up to 256 MiB
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-HEAP_MMAP_THRESHOLD, HEAP_TRIM_THRESHOLD = 32 << 20, 256 << 20
-
-
-def heap_for_temporaries() -> bool:
-    """glibc: serve blocks below 32 MiB from the heap and keep freed heap memory (up to 256 MiB) for the next ones,
-    unless the environment tunes the allocator (``MALLOC_*_``, ``GLIBC_TUNABLES``). Returns whether it was set.
-    ``select`` (:func:`lightly_airflow.selection.cli.run`) calls it where the numpy state will select (read from the
-    file's footer), before its read.
-
-    A selection allocates and frees temporaries of 0.1-10 MiB thousands of times (the passes' products, the heap's
-    fills). glibc's defaults map each block above 128 KiB afresh and trim freed memory at once, raising both limits
-    only after the first large blocks are freed: a process paid a page fault per 4 KiB page of every such block until
-    then. 8,000 x 1,280 real-image embeddings, DIVERSITY x WEIGHTS, k = 2,000 (15 interleaved processes, medians):
-    38,844 -> 25,406 minor page faults, 0.702 -> 0.686 s, peak RSS 162 -> 168 MiB; DIVERSITY alone 0.667 -> 0.660 s;
-    not where the compiled state selects: numba's and LLVM's blocks then stay in the heap between long-lived ones
-    (250,000 x 64: 1.661 -> 1.644 s but 310 -> 313 MiB, and the fixed cost of a compiled-state process 228 -> 244
-    MiB, at any threshold from 4 MiB up). A ``select`` process only: a long-lived one (an Airflow worker) keeps
-    glibc's defaults (docs/selection.md, "Speed: the wide shape's last fifth")."""
-    if sys.platform != "linux" or "GLIBC_TUNABLES" in os.environ or any(
-            k.startswith("MALLOC_") and k.endswith("_") for k in os.environ):
-        return False
-    try:
-        import ctypes
-
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # (not glibc: musl has no mallopt)
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD))
-
-
 def console() -> int:
     """The ``lightly-airflow`` console script: :func:`main`, then every object left to the process' end.
 

@@ -18,7 +18,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lightly_airflow import columns as C
-from lightly_airflow.cli import heap_for_temporaries
 from lightly_airflow.config.load import config_source, load_config
 from lightly_airflow.selection.arrays import embedding_width, from_numpy, read_embedding_rows, read_keys, string_array
 from lightly_airflow.selection.kernels import uses_numpy_state
@@ -72,8 +71,6 @@ def run(args: argparse.Namespace) -> int:
             dim = embedding_width(samples_file)
             norms = dim is not None and uses_numpy_state(n_rows, dim, pre_file.metadata.num_rows if pre_file else 0,
                                                          alone=False)
-            if norms:  # (the numpy state's temporaries from the heap: before the read allocates)
-                heap_for_temporaries()
             early = reader.submit(read_embedding_rows, args.samples, caller_busy=importing, stop=stop, sqnorms=norms)
         try:
             with _busy_beside_read(importing if early is not None else None):
