@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     n_rows = samples_file.metadata.num_rows
     pre_file = pq.ParquetFile(args.preselected) if args.preselected else None
     pre_names = [] if pre_file is None else pre_file.schema_arrow.names
+    n_pre = 0 if pre_file is None else pre_file.metadata.num_rows
+    dim = embedding_width(samples_file)  # (from the footer: which state will select, before anything is read)
     embeddings = None
     stop = threading.Event()
     with ThreadPoolExecutor(2) as reader:
@@ -68,9 +70,7 @@ def run(args: argparse.Namespace) -> int:
             importing.set()
             # (the rows' norms for the numpy state where it may take them: the compiled one computes its own, and
             # at 250,000 x 64 computing them in the read slowed it, 1.65 -> 1.67 s)
-            dim = embedding_width(samples_file)
-            norms = dim is not None and uses_numpy_state(n_rows, dim, pre_file.metadata.num_rows if pre_file else 0,
-                                                         alone=False)
+            norms = dim is not None and uses_numpy_state(n_rows, dim, n_pre, alone=False)
             early = reader.submit(read_embedding_rows, args.samples, caller_busy=importing, stop=stop, sqnorms=norms)
         try:
             with _busy_beside_read(importing if early is not None else None):
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             if C.EMBEDDING in pre_names:
                 pre_read = reader.submit(read_embedding_rows, args.preselected, what="preselected samples")
             if early is not None:  # (when the read is already done, the state would load the kernels anyway)
-                _warm_beside_read(config, samples_file, n_rows, pre_file, importing)
+                _warm_beside_read(config, dim, n_rows, n_pre, importing)
             embeddings = early.result() if early is not None else read_embedding_rows(args.samples)
         else:
             stop.set()
@@ -159,8 +159,8 @@ def _busy_beside_read(busy: threading.Event | None) -> Iterator[None]:
         sys.setswitchinterval(switch_interval)
 
 
-def _warm_beside_read(config: SelectionConfig, samples_file: pq.ParquetFile, n_rows: int,
-                      pre_file: pq.ParquetFile | None, importing: threading.Event) -> None:
+def _warm_beside_read(config: SelectionConfig, dim: int | None, n_rows: int, n_pre: int,
+                      importing: threading.Event) -> None:
     """While the candidates' embeddings are still being read: numba's import and first kernel load (~1
     CPU-second, :func:`~lightly_airflow.selection.kernels.warm_compiled_state`) when the selection will take
     the compiled state, instead of after the read. (1,000,000 x 64: docs/selection.md, "numba beside the
@@ -168,8 +168,6 @@ def _warm_beside_read(config: SelectionConfig, samples_file: pq.ParquetFile, n_r
     from lightly_airflow.selection.engine import expects_compiled_state
     from lightly_airflow.selection.kernels import warm_compiled_state
 
-    dim = embedding_width(samples_file)
-    n_pre = 0 if pre_file is None else pre_file.metadata.num_rows
     if dim is None or not expects_compiled_state(config, n_rows, dim, n_pre):
         return
     logger.debug("select: numba's kernels load beside the read (the compiled state is expected for %d x %d)",
