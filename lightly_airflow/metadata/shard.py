@@ -192,12 +192,12 @@ def _report_misnamed_video_files(folder: LightlyDir, frame_keys: list[str], fram
                          "defaultValue is used)", f".lightly/{video_rel[k]}")
 
 
-def _report_past_end(folder: LightlyDir, manifest: Any, manifest_uri: str, problems: ProblemLog) -> int:
+def _report_past_end(folder: LightlyDir, manifest: pa.Table, manifest_uri: str, problems: ProblemLog) -> int:
     """Report each video whose last frame is in this shard and which has a metadata file for the frame after it
     (:mod:`lightly_airflow.video.past_end`): never read, and the video's other frame files may be off by one.
 
     :returns: how many videos have one."""
-    found = files_past_end(folder, METADATA_DIR, video_ends(manifest.table, manifest_uri, "metadata files"))
+    found = files_past_end(folder, METADATA_DIR, video_ends(manifest, manifest_uri, "metadata files"))
     for rel, video, count in found:  # (keyed by the file: no sample has that name)
         problems.add(f".lightly/{rel}", "file", (
             f"metadata file .lightly/{rel} is for frame {count}, but video {video!r} has {count} frames (0 to "
@@ -348,7 +348,7 @@ def compute_metadata_shard(
                 logger.info("metadata %s: %d/%d files (%.1f/s), %d problems", manifest_uri, idx_all.stop, n, rate, len(problems))
                 last_log = now
 
-    past_end = _report_past_end(folder, manifest, manifest_uri, problems) if folder is not None and fields else 0
+    past_end = _report_past_end(folder, manifest.table, manifest_uri, problems) if folder is not None and fields else 0
 
     columns: dict[str, pa.Array] = {
         C.KEY: pa.array(keys, pa.string()),
