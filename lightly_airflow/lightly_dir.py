@@ -300,6 +300,21 @@ def read_lightly_file(lightly_uri: str, relpath: str, credentials: StorageCreden
     return LightlyDir(lightly_uri, credentials).read_bytes(relpath)
 
 
+def relevant_filenames_relpath(relevant_filenames_file: str) -> str:
+    """Where ``worker_config.relevant_filenames_file`` is inside ``.lightly/``: the name, or the rest of a name
+    that already starts with ``.lightly/``.
+
+    :raises ValueError: a name that is no relative file name inside the folder.
+    """
+    name = str(relevant_filenames_file).strip().lstrip("/")
+    if name.startswith(LIGHTLY_DIR + "/"):
+        name = name[len(LIGHTLY_DIR) + 1 :]
+    problem = check_relative_file_name(name)
+    if problem:
+        raise ValueError(f"relevant_filenames_file {relevant_filenames_file!r} {problem}.")
+    return name
+
+
 def read_relevant_filenames(
     lightly_uri: str, relevant_filenames_file: str, credentials: StorageCredentials | None = None
 ) -> str:
@@ -310,12 +325,7 @@ def read_relevant_filenames(
 
     :raises FileNotFoundError: naming the full URI looked at and the fix.
     """
-    name = str(relevant_filenames_file).strip().lstrip("/")
-    if name.startswith(LIGHTLY_DIR + "/"):
-        name = name[len(LIGHTLY_DIR) + 1 :]
-    problem = check_relative_file_name(name)
-    if problem:
-        raise ValueError(f"relevant_filenames_file {relevant_filenames_file!r} {problem}.")
+    name = relevant_filenames_relpath(relevant_filenames_file)
     folder = LightlyDir(lightly_uri, credentials)
     text = folder.read_text(name)
     if text is None:

@@ -179,7 +179,7 @@ def _created(messages: list[Any]) -> int:
     from lightly_airflow.datasource.notifications import is_new_file_event, notified_objects
 
     return sum(1 for m in messages if isinstance(m, Mapping)
-               for event, _, _ in notified_objects(m.get("Body")) if is_new_file_event(event))
+               for o in notified_objects(m.get("Body")) if is_new_file_event(o.event))
 
 
 def origin_of_events(events: Sequence[tuple[str, Mapping[str, Any] | None, Any, str | None]]) -> tuple[AssetEventOrigin, ...]:

@@ -13,41 +13,95 @@ What a run processes is still decided by its list task.
 
 Given the runs' ``query`` (the example DAG's), the trigger also applies what that query's listing would leave out
 of the runs: its ``extensions``, its ``relevant_filenames_file`` (read from ``.lightly/`` with the query's
-connection, once per poke that has notifications of files: an edited file applies from the next poke) and, with
-``input_expiration`` ``SKIP``, the files the bucket's lifecycle rules delete within ``min_days_to_expiration`` days
-(its rules read once per such poke; a notified file's age is taken as none, so a file the run would process is never
-left out: an older restored file, or a rule with a size condition, still starts its run, which skips it). A
+connection in the first poke that has notifications of files, then again only when the file's identity changes:
+one ``HEAD`` a poke, its ETag and size, a local file's ``stat``; an edited file applies from the next poke) and,
+with ``input_expiration`` ``SKIP``, the files the bucket's lifecycle rules delete within ``min_days_to_expiration``
+days (the rules have no identity to ask for: read again every :data:`LIFECYCLE_REFRESH_MINUTES` minutes, and
+before rules read earlier leave a notified file out, so a rule removed meanwhile drops nothing). A notified file's creation time is the notification's ``eventTime`` and
+its size the notified ``size``, evaluated by the listing's own :func:`~lightly_airflow.datasource.expiration.
+expiring_files`: the object S3 notifies of was created at or before the event (a multipart upload's ``Last-
+Modified`` is its start; a restored file's event is its restore, later than its creation), so its expiry is never
+earlier than the one the run's listing computes, and a file a run would process is never left out; a notification
+without them counts as created now and of unknown size (a rule with a size condition then does not apply). A
 ``worker_config_uri`` (``LIGHTLY_WORKER_CONFIG=s3://…``) is read in the triggerer and again when its ETag changes,
 as :class:`~lightly_airflow.triggers.NewFilesEventTrigger` reads it (:class:`~lightly_airflow.triggers.
 new_files_event.WorkerConfigOfUri`: the last good config kept, every problem logged). Its ``process_all`` changes
 nothing here: the trigger never consults the datapool, so every notification of a file the runs list fires
 anyway. A relevant-filenames file or lifecycle rules that cannot be read are logged, and the notifications are then
-kept (the run starts, and its first task fails naming the problem when it persists), never dropped unseen.
+kept (the run starts, and its first task fails naming the problem when it persists), never dropped unseen; once
+read, one that cannot be read again is logged as a warning and the last one read applies (a replaced one is
+logged too).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+import logging
+import posixpath
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
 
-from lightly_airflow.datasource.notifications import new_file_keys
+from lightly_airflow.datasource.notifications import new_file_keys, notified_facts
 from lightly_airflow.datasource.records import DEFAULT_EXTENSIONS
 from lightly_airflow.triggers.new_files_event import WORKER_CONFIG_VARIABLE, WorkerConfigOfUri, expiration_text
 
 if TYPE_CHECKING:
     from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.datasource.expiration import Lifecycle
+    from lightly_airflow.datasource.relevant import RelevantFilenames
+    from lightly_airflow.storage import StorageCredentials
+
+logger = logging.getLogger(__name__)
 
 CLASSPATH = "lightly_airflow.triggers.s3_notifications.S3NotificationsTrigger"
 
 #: receives in a row that may return only messages announcing nothing to process before a poke gives up
 SKIP_POLLS = 50
 
-#: which of a message's keys the runs' listing keeps (``None``: every key)
-KeyFilter = Callable[[list[str]], list[str]]
+#: minutes the bucket's lifecycle rules, once read, are used before they are read again (they have no identity
+#: to ask for cheaply, unlike the relevant-filenames file, read again as soon as its identity changes)
+LIFECYCLE_REFRESH_MINUTES = 15
+
+
+class KeyFilter(Protocol):
+    """Which of a message's keys the runs' listing keeps, given each one's creation time and size as notified
+    (``None``, or a ``None`` in them: unknown, the file taken as created now, of a size no size filter matches)."""
+
+    def __call__(self, keys: list[str], created: Sequence[dt.datetime | None] | None = None,
+                 sizes: Sequence[int | None] | None = None) -> list[str]: ...
+
+
+@dataclass
+class _Read:
+    """A value the trigger read from a store: of what (``source``: the URI, name, connection), the file's identity
+    then (``None``: none, read again at the next poke), when it was read and when a read was last tried."""
+
+    source: tuple[str | None, ...]
+    value: Any
+    identity: str | None
+    read_at: dt.datetime
+    tried_at: dt.datetime
+
+
+class ListingCache:
+    """What the trigger read for its key filter, kept between pokes: the relevant-filenames file (read again when
+    its identity changes) and the bucket's lifecycle rules (read again after :data:`LIFECYCLE_REFRESH_MINUTES`)."""
+
+    def __init__(self) -> None:
+        self.relevant: _Read | None = None
+        self.lifecycle: _Read | None = None
+        #: the last filter took the lifecycle rules from the cache (not read then): before it leaves a notified
+        #: file out, the rules are read again (:meth:`S3NotificationsTrigger.poke`), never dropped on old rules
+        self.lifecycle_cached = False
+
+    def read_lifecycle_again(self) -> None:
+        """Make the next filter read the lifecycle rules (whatever their age)."""
+        if self.lifecycle is not None:
+            self.lifecycle.tried_at = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 class S3NotificationsTrigger(WorkerConfigOfUri, SqsSensorTrigger):
@@ -95,6 +149,7 @@ class S3NotificationsTrigger(WorkerConfigOfUri, SqsSensorTrigger):
         self.datasource_uri = str(datasource_uri)
         self._query = query_dict or {}
         self._watch_worker_config(worker_config_uri, worker_config_variable)
+        self._listing = ListingCache()  # (not an argument: what this trigger read, kept between its pokes)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and exactly the constructor's arguments (connection ids only, no secrets)."""
@@ -117,7 +172,7 @@ class S3NotificationsTrigger(WorkerConfigOfUri, SqsSensorTrigger):
             return None
         query = await self._query_with_worker_config(float(self.waiter_delay))
         try:
-            return await asyncio.to_thread(_listing_filter, query)
+            return await asyncio.to_thread(_listing_filter, query, cache=self._listing, log=self.log)
         except Exception as exc:  # noqa: BLE001 - logged; the notifications are kept, the run's first task says it
             message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
             self.log.error("the runs' relevant_filenames_file / input_expiration cannot be applied to the S3 "
@@ -125,6 +180,12 @@ class S3NotificationsTrigger(WorkerConfigOfUri, SqsSensorTrigger):
                            "with this problem if it persists); read again at the next poke", self.datasource_uri,
                            message)
             return None
+
+    def _kept(self, messages: list[Any], keys: list[list[str]], key_filter: KeyFilter | None) -> list[Any]:
+        """The messages announcing a file the runs list (``keys``: each one's, :func:`new_file_keys`), by
+        ``key_filter`` with the times and sizes they notify."""
+        return [m for m, k in zip(messages, keys, strict=True)
+                if k and (key_filter is None or key_filter(k, *notified_facts(m.get("Body"), self.datasource_uri, k)))]
 
     async def poke(self, client: Any) -> list[Any]:
         batch: list[Any] = []
@@ -140,8 +201,15 @@ class S3NotificationsTrigger(WorkerConfigOfUri, SqsSensorTrigger):
             keys = [new_file_keys(m.get("Body"), self.datasource_uri, extensions) for m in messages]
             if any(keys) and not filter_made:  # (once a poke, and only when a file is announced)
                 key_filter, filter_made = await self._key_filter(), True
-            keep = [m for m, k in zip(messages, keys, strict=True) if k and (key_filter is None or key_filter(k))]
+            keep = self._kept(messages, keys, key_filter)
             left_out = sum(1 for k in keys if k) - len(keep)
+            if left_out and self._listing.lifecycle_cached:
+                # (a file left out with the rules read minutes ago: again with the rules as they are now, so a rule
+                # removed meanwhile drops nothing; one read per poke at most, as before the cache)
+                self._listing.read_lifecycle_again()
+                key_filter = await self._key_filter()
+                keep = self._kept(messages, keys, key_filter)
+                left_out = sum(1 for k in keys if k) - len(keep)
             if self.delete_message_on_reception:  # (every message read: a kept-back one would return forever)
                 entries = [{"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]} for m in messages]
                 response = await client.delete_message_batch(QueueUrl=self.sqs_queue, Entries=entries)
@@ -167,13 +235,16 @@ class S3NotificationsTrigger(WorkerConfigOfUri, SqsSensorTrigger):
         return batch
 
 
-def _listing_filter(query: Mapping[str, Any], now: dt.datetime | None = None) -> KeyFilter | None:
+def _listing_filter(query: Mapping[str, Any], now: dt.datetime | None = None, *, cache: ListingCache | None = None,
+                    log: Any = None) -> KeyFilter | None:
     """Which keys (relative to the datasource) the listing of ``query`` keeps by its relevant-filenames file and,
-    with ``input_expiration`` ``SKIP``, the bucket's lifecycle rules (each read once here, with the query's
-    connections; blocking: a thread). ``None``: it leaves out no key by either.
+    with ``input_expiration`` ``SKIP``, the bucket's lifecycle rules (read with the query's connections, or taken
+    from ``cache``: see :class:`ListingCache`; blocking: a thread). ``None``: it leaves out no key by either.
+    ``now``: the time of the expiration check and of the cache's reads (default: now); ``log``: where the reads
+    are told (default: this module's logger).
 
-    :raises FileNotFoundError, ValueError: a relevant-filenames file missing or invalid.
-    :raises LifecycleUnreadableError: the bucket's lifecycle rules cannot be read.
+    :raises FileNotFoundError, ValueError: a relevant-filenames file missing or invalid (and none read before).
+    :raises LifecycleUnreadableError: the bucket's lifecycle rules cannot be read (and none read before).
     """
     from lightly_airflow.datasource import NewFilesQuery
 
@@ -181,39 +252,127 @@ def _listing_filter(query: Mapping[str, Any], now: dt.datetime | None = None) ->
     skip_expiring = q.min_days_to_expiration is not None and q.expiration_handling == "SKIP"
     if not q.relevant_filenames_file and not skip_expiring:
         return None
-    import pyarrow as pa
-
     from lightly_airflow.triggers.new_files import resolve_credentials
 
     creds = resolve_credentials(q)
-    relevant = None
-    if q.relevant_filenames_file:
-        from lightly_airflow.datasource.relevant import RelevantFilenames
-        from lightly_airflow.lightly_dir import read_relevant_filenames
-
-        text = read_relevant_filenames(q.effective_lightly_uri, q.relevant_filenames_file, creds.lightly)
-        relevant = RelevantFilenames.parse(text, source=f"relevant_filenames_file {q.relevant_filenames_file!r}")
-    lifecycle = None
-    if skip_expiring:
-        from lightly_airflow.datasource.expiration import read_lifecycle
-
-        lifecycle = read_lifecycle(q.datasource_uri, creds.datasource)
+    cache = ListingCache() if cache is None else cache
+    log = logger if log is None else log
     at = now or dt.datetime.now(dt.UTC)
+    relevant = _relevant(q, creds.lightly, cache, log, at) if q.relevant_filenames_file else None
+    lifecycle = _lifecycle(q, creds.datasource, cache, log, at) if skip_expiring else None
 
-    def keep(keys: list[str]) -> list[str]:
-        arr = pa.array(keys, pa.string())
+    return _key_filter_of(relevant, lifecycle, at, float(q.min_days_to_expiration or 0.0))
+
+
+def _key_filter_of(relevant: RelevantFilenames | None, lifecycle: Lifecycle | None, at: dt.datetime,
+                   min_days: float) -> KeyFilter:
+    """The filter of the keys a listing keeps: those ``relevant`` names (``None``: all), less those ``lifecycle``
+    deletes less than ``min_days`` days after ``at`` (``None``: none), evaluated as the listing evaluates its files
+    (:func:`~lightly_airflow.datasource.expiration.expiring_files`)."""
+    import pyarrow as pa
+
+    def keep(keys: list[str], created: Sequence[dt.datetime | None] | None = None,
+             sizes: Sequence[int | None] | None = None) -> list[str]:
+        n = len(keys)
+        files = pa.table({"key": pa.array(keys, pa.string()),
+                          "size": pa.array(list(sizes) if sizes is not None else [None] * n, pa.int64()),
+                          "mtime": pa.array(list(created) if created is not None else [None] * n,
+                                            pa.timestamp("us", tz="UTC"))})
         if relevant is not None:
-            arr = arr.filter(relevant.mask(arr))
-        if lifecycle is not None and len(arr):
+            files = files.filter(relevant.mask(files.column("key")))
+        if lifecycle is not None and files.num_rows:
             from lightly_airflow.datasource.expiration import expiring_files
 
-            # Created now, size unknown: left out only when it expires within the window even so (conservative).
-            n = len(arr)
-            files = pa.table({"key": arr, "size": pa.nulls(n, pa.int64()),
-                              "mtime": pa.nulls(n, pa.timestamp("us", tz="UTC"))})
-            arr = arr.filter(pa.array(~expiring_files(files, lifecycle, now=at,
-                                                      min_days=float(q.min_days_to_expiration or 0.0)).mask))
-        kept: list[str] = arr.to_pylist()
+            # Created at the notification's eventTime, of its size, as the listing evaluates its files; unknown:
+            # created now, of no size a size condition matches (left out only when it expires within it even so).
+            files = files.filter(pa.array(~expiring_files(files, lifecycle, now=at, min_days=min_days).mask))
+        kept: list[str] = files.column("key").to_pylist()
         return kept
 
     return keep
+
+
+def _relevant(q: NewFilesQuery, credentials: StorageCredentials | None, cache: ListingCache, log: Any,
+              at: dt.datetime) -> RelevantFilenames:
+    """The query's relevant-filenames file, parsed: the one in ``cache`` while the file's identity is the same; a
+    file that cannot be read again: the last one read (a warning)."""
+    from lightly_airflow.datasource.relevant import RelevantFilenames
+    from lightly_airflow.lightly_dir import read_relevant_filenames
+
+    name = str(q.relevant_filenames_file)
+    source = (q.effective_lightly_uri, name, q.lightly_conn_id or q.datasource_conn_id)
+    last = cache.relevant if cache.relevant is not None and cache.relevant.source == source else None
+    identity = _relevant_identity(q.effective_lightly_uri, name, credentials)
+    if last is not None and identity is not None and identity == last.identity:
+        return last.value  # type: ignore[no-any-return]
+    try:
+        text = read_relevant_filenames(q.effective_lightly_uri, name, credentials)
+        value = RelevantFilenames.parse(text, source=f"relevant_filenames_file {name!r}")
+    except Exception as exc:
+        if last is None:
+            raise  # (none read yet: the caller keeps the notifications and says why)
+        message = str(exc) if isinstance(exc, (ValueError, FileNotFoundError)) else f"{type(exc).__name__}: {exc}"
+        log.warning("relevant_filenames_file %r cannot be read again (%s): the S3 notifications are filtered with "
+                    "the one read at %s; read again at the next poke", name, message, f"{last.read_at:%Y-%m-%d %H:%M:%S} UTC")
+        last.identity, last.tried_at = None, at  # (read again at the next poke, whatever its identity)
+        return last.value  # type: ignore[no-any-return]
+    if cache.relevant is not None:
+        log.info("relevant_filenames_file %r read again (%s): it replaces the one read at %s for the S3 "
+                 "notifications", name, "the file changed" if last is not None else "another file",
+                 f"{cache.relevant.read_at:%Y-%m-%d %H:%M:%S} UTC")
+    else:
+        log.info("relevant_filenames_file %r read for the S3 notifications; read again when it changes", name)
+    cache.relevant = _Read(source, value, identity, at, at)
+    return value
+
+
+def _relevant_identity(lightly_uri: str, name: str, credentials: StorageCredentials | None) -> str | None:
+    """The relevant-filenames file's identity without reading it (an S3 ``HEAD``: its ETag, size, modification
+    time; a local file's ``stat``), ``None`` when it cannot be had (the file is then read, which names a problem)."""
+    from lightly_airflow.lightly_dir import lightly_root, relevant_filenames_relpath
+    from lightly_airflow.storage import filesystem
+
+    try:
+        relpath = relevant_filenames_relpath(name)
+        fs, root = filesystem(lightly_root(lightly_uri), credentials)
+        path = posixpath.join(root, relpath)
+        fs.invalidate_cache(path)  # (a listing of the same store in this process must not answer for the file)
+        return str(fs.ukey(path))
+    except Exception:  # noqa: BLE001 - read_relevant_filenames reports it
+        return None
+
+
+def _lifecycle(q: NewFilesQuery, credentials: StorageCredentials | None, cache: ListingCache, log: Any,
+               at: dt.datetime) -> Lifecycle:
+    """The datasource bucket's lifecycle rules: the ones in ``cache`` for :data:`LIFECYCLE_REFRESH_MINUTES` after
+    they were read (or a read was tried); rules that cannot be read again: the last ones read (a warning)."""
+    from lightly_airflow.datasource.expiration import read_lifecycle
+
+    source = (q.datasource_uri, q.datasource_conn_id)
+    last = cache.lifecycle if cache.lifecycle is not None and cache.lifecycle.source == source else None
+    refresh = dt.timedelta(minutes=LIFECYCLE_REFRESH_MINUTES)
+    cache.lifecycle_cached = False
+    if last is not None and dt.timedelta(0) <= at - last.tried_at < refresh:
+        cache.lifecycle_cached = True
+        return last.value  # type: ignore[no-any-return]
+    try:
+        value = read_lifecycle(q.datasource_uri, credentials)
+    except Exception as exc:
+        if last is None:
+            raise  # (none read yet: the caller keeps the notifications and says why)
+        message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        log.warning("the lifecycle rules of %s cannot be read again (%s): the S3 notifications are filtered with "
+                    "the ones read at %s; read again in %d minutes", q.datasource_uri, message,
+                    f"{last.read_at:%Y-%m-%d %H:%M:%S} UTC", LIFECYCLE_REFRESH_MINUTES)
+        last.tried_at = at
+        return last.value  # type: ignore[no-any-return]
+    if last is None or value != last.value:
+        log.info("the lifecycle rules of %s %s: %d rules delete objects (%s); read again in %d minutes",
+                 q.datasource_uri, "read for the S3 notifications" if last is None else
+                 f"changed since {last.read_at:%Y-%m-%d %H:%M:%S} UTC, the new ones replace them",
+                 len(value.rules), "; ".join(r.describe() for r in value.rules[:5]) or "none",
+                 LIFECYCLE_REFRESH_MINUTES)
+    else:
+        log.debug("the lifecycle rules of %s read again: unchanged", q.datasource_uri)
+    cache.lifecycle = _Read(source, value, None, at, at)
+    return value

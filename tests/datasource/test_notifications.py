@@ -36,7 +36,7 @@ def test_created_and_restored_files_under_the_datasource_are_kept_with_their_dec
                    ("ObjectCreated:Put", "cams", "fleet/images/notes.txt"),
                    ("ObjectCreated:Put", "cams", "fleet/images/"))
     assert new_file_keys(body, DS) == ["day 1/ä+b.JPG", "clip.mp4", "old/frame.png"]
-    assert [k for _, _, k in notified_objects(body)][0] == "fleet/images/day 1/ä+b.JPG"
+    assert [o.key for o in notified_objects(body)][0] == "fleet/images/day 1/ä+b.JPG"
     assert new_file_keys(body, DS, extensions=["txt"]) == ["notes.txt"]
     assert new_file_keys(body, "s3://cams") == [
         "fleet/images/day 1/ä+b.JPG", "fleet/images/clip.mp4", "fleet/images/old/frame.png",
@@ -78,3 +78,34 @@ def test_the_trigger_serializes_exactly_its_arguments_and_refuses_what_it_cannot
         S3NotificationsTrigger(datasource_uri=DS, sqs_queue="q", message_filtering="jsonpath")
     with pytest.raises(ValueError, match="is not an s3:// URI"):
         S3NotificationsTrigger(datasource_uri="gs://b/images", sqs_queue="q")
+
+
+def test_a_notifications_event_time_and_size_are_read_for_each_kept_key() -> None:
+    """What the SQS watcher's expiration check takes as each notified file's creation time and size (S3, through
+    SNS, EventBridge); ``None`` where the message does not say it or says it twice differently."""
+    import datetime as dt
+
+    from lightly_airflow.datasource.notifications import notified_facts
+
+    def record(key: str, time: str | None, size: object) -> dict[str, object]:
+        return {"eventName": "ObjectCreated:Put", "eventTime": time,
+                "s3": {"bucket": {"name": "cams"}, "object": {"key": quote_plus(key, safe="/"), "size": size}}}
+
+    body = json.dumps({"Records": [record("fleet/images/a b.png", "2026-12-01T10:00:00.250Z", 1234),
+                                   record("fleet/images/c.png", "not a time", "12"),
+                                   record("fleet/images/d.png", "2026-12-01T10:00:00Z", 5),
+                                   record("fleet/images/d.png", "2026-12-02T10:00:00Z", 6),
+                                   record("other/e.png", "2026-12-01T10:00:00Z", 7)]})
+    keys = new_file_keys(body, DS)
+    assert keys == ["a b.png", "c.png", "d.png", "d.png"]
+    created, sizes = notified_facts(body, DS, keys)
+    day = dt.datetime(2026, 12, 2, 10, tzinfo=dt.UTC)
+    assert created == [dt.datetime(2026, 12, 1, 10, 0, 0, 250000, tzinfo=dt.UTC), None, day, day]
+    assert sizes == [1234, 12, None, None]
+    sns = json.dumps({"Type": "Notification", "Message": json.dumps({"Records": [record("fleet/images/x.png",
+                                                                                        "2026-12-01T10:00:00Z", 9)]})})
+    assert notified_facts(sns, DS, ["x.png"]) == ([dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC)], [9])
+    bridge = json.dumps({"detail-type": "Object Created", "time": "2026-12-01T10:00:00Z",
+                         "detail": {"bucket": {"name": "cams"}, "object": {"key": "fleet/images/b c.png", "size": 3}}})
+    assert notified_facts(bridge, DS, ["b c.png"]) == ([dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC)], [3])
+    assert notified_facts("not json", DS, ["x.png"]) == ([None], [None])

@@ -183,8 +183,9 @@ def test_serialize_is_exactly_the_arguments_with_a_query_and_a_worker_config_uri
 
     query = NewFilesQuery(datasource_uri="s3://bucket/images", datapool_uri="s3://bucket/pool",
                           datasource_conn_id="aws_data", relevant_filenames_file="relevant.txt")
-    args = {"datasource_uri": "s3://bucket/images", "query": query.to_dict(),
-            "worker_config_uri": "s3://configs/worker.yaml", "worker_config_variable": "MY_WORKER_CONFIG"}
+    args: dict[str, Any] = {"datasource_uri": "s3://bucket/images", "query": query.to_dict(),
+                            "worker_config_uri": "s3://configs/worker.yaml",
+                            "worker_config_variable": "MY_WORKER_CONFIG"}
     trigger = S3NotificationsTrigger(**args, sqs_queue=QUEUE, aws_conn_id="aws_data", waiter_delay=60)
     classpath, kwargs = trigger.serialize()
     assert classpath == "lightly_airflow.triggers.s3_notifications.S3NotificationsTrigger"
@@ -288,8 +289,9 @@ def test_the_queue_watcher_applies_the_bucket_worker_config_read_again_when_its_
                                                                              "handling_strategy": "SKIP"}}})
     keep = _listing_filter(expiring.to_dict())
     assert keep is not None and keep(["tmp/a.png", "cam/b.png"]) == ["cam/b.png"]
-    assert _listing_filter(query.with_worker_config({"datasource": {"input_expiration": {
-        "min_days_to_expiration": 0.5, "handling_strategy": "SKIP"}}}).to_dict())(["tmp/a.png"]) == ["tmp/a.png"]
+    short = _listing_filter(query.with_worker_config({"datasource": {"input_expiration": {
+        "min_days_to_expiration": 0.5, "handling_strategy": "SKIP"}}}).to_dict())
+    assert short is not None and short(["tmp/a.png"]) == ["tmp/a.png"]
 
 
 @pytest.mark.slow
@@ -312,3 +314,216 @@ def test_a_relevant_filenames_file_that_cannot_be_read_keeps_the_notifications_a
     logged = capsys.readouterr().out
     assert "relevant_filenames_file / input_expiration cannot be applied" in logged
     assert "relevant_filenames_file 'relevant.txt' not found" in logged and "these notifications are kept" in logged
+
+
+# ------------------------------------------------------- what the key filter reads, kept between pokes; eventTime, size
+@pytest.mark.slow
+def test_the_relevant_filenames_file_is_read_again_only_when_it_changes_and_the_last_one_read_outlives_a_failure(
+        s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The file is read in the first poke with notifications of files, not again while its identity (ETag, size)
+    is the same; an edited file is read again at the next poke (logged: it replaces the one read); a file that
+    cannot be read any more leaves the last one read applied, with a warning (none read yet: see the test above)."""
+    from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.triggers.s3_notifications import S3NotificationsTrigger
+
+    moto = Moto(s3_endpoint, "relcache", monkeypatch, "aws_relcache")
+    moto.put("images/.lightly/relevant.txt", b"cam/a.png\n")
+    moto.notify(["s3:ObjectCreated:*"])
+    query = NewFilesQuery(datasource_uri=f"s3://{moto.bucket}/images", datapool_uri=(tmp_path / "pool").as_uri(),
+                          datasource_conn_id="aws_relcache", relevant_filenames_file="relevant.txt")
+    trigger = S3NotificationsTrigger(datasource_uri=query.datasource_uri, query=query, sqs_queue=moto.queue,
+                                     aws_conn_id="aws_relcache", max_messages=10, num_batches=1, wait_time_seconds=1,
+                                     waiter_delay=1)
+    read = "relevant_filenames_file 'relevant.txt' read for the S3 notifications"
+    capsys.readouterr()
+    for _ in range(2):  # the same file: read once
+        moto.put("images/cam/b.png", png_bytes(1))
+        moto.put("images/cam/a.png", png_bytes(2))
+        assert event_keys(first_event(trigger)) == ["images%2Fcam%2Fa.png"]
+    logged = capsys.readouterr().out
+    assert logged.count(read) == 1 and "read again (" not in logged
+
+    moto.put("images/.lightly/relevant.txt", b"cam/b.png\n")  # edited: a new ETag, read again at the next poke
+    moto.put("images/cam/a.png", png_bytes(3))
+    moto.put("images/cam/b.png", png_bytes(4))
+    assert event_keys(first_event(trigger)) == ["images%2Fcam%2Fb.png"]
+    logged = capsys.readouterr().out
+    assert "relevant_filenames_file 'relevant.txt' read again (the file changed): it replaces the one read at" in logged
+
+    moto.s3.delete_object(Bucket=moto.bucket, Key="images/.lightly/relevant.txt")  # gone: the last one read applies
+    moto.put("images/cam/a.png", png_bytes(5))
+    moto.put("images/cam/b.png", png_bytes(6))
+    assert event_keys(first_event(trigger)) == ["images%2Fcam%2Fb.png"]
+    assert moto.queue_is_empty()
+    logged = capsys.readouterr().out
+    assert "relevant_filenames_file 'relevant.txt' cannot be read again (relevant_filenames_file 'relevant.txt' " \
+           "not found" in logged
+    assert "the S3 notifications are filtered with the one read at" in logged
+    assert "cannot be applied to the S3 notifications" not in logged
+
+
+def test_the_lifecycle_rules_are_read_again_at_most_every_refresh_interval_and_kept_when_unreadable(
+        s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The lifecycle has no identity to ask for: the rules read are used for ``LIFECYCLE_REFRESH_MINUTES``, then
+    read again (a change logged); rules that cannot be read again leave the last ones read applied, with a
+    warning, until the next interval; none read yet: the error, as before (the notifications are then kept)."""
+    import datetime as dt
+    import logging
+
+    from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.triggers.s3_notifications import LIFECYCLE_REFRESH_MINUTES, ListingCache, _listing_filter
+
+    moto = Moto(s3_endpoint, "lifecache", monkeypatch, "aws_lifecache")
+    moto.s3.put_bucket_lifecycle_configuration(Bucket=moto.bucket, LifecycleConfiguration={"Rules": [
+        {"ID": "tmp", "Status": "Enabled", "Filter": {"Prefix": "images/tmp/"}, "Expiration": {"Days": 1}}]})
+    query = NewFilesQuery(datasource_uri=f"s3://{moto.bucket}/images", datapool_uri=(tmp_path / "pool").as_uri(),
+                          datasource_conn_id="aws_lifecache").with_worker_config(
+        {"datasource": {"input_expiration": {"min_days_to_expiration": 3, "handling_strategy": "SKIP"}}}).to_dict()
+    cache, t0, refresh = ListingCache(), dt.datetime.now(dt.UTC), dt.timedelta(minutes=LIFECYCLE_REFRESH_MINUTES)
+    keys = ["tmp/a.png", "cam/b.png"]
+    caplog.set_level(logging.INFO, logger="lightly_airflow.triggers.s3_notifications")
+
+    def kept(at: dt.datetime) -> list[str]:
+        keep = _listing_filter(query, at, cache=cache)
+        assert keep is not None
+        return keep(keys)
+
+    assert kept(t0) == ["cam/b.png"]
+    assert "the lifecycle rules of s3://" in caplog.text and "read for the S3 notifications: 1 rules" in caplog.text
+    moto.s3.delete_bucket_lifecycle(Bucket=moto.bucket)  # tmp/ is kept from now on: applies after the interval
+    assert kept(t0 + refresh - dt.timedelta(seconds=1)) == ["cam/b.png"]
+    assert "changed since" not in caplog.text
+    assert kept(t0 + refresh) == keys
+    assert "changed since" in caplog.text and "the new ones replace them: 0 rules" in caplog.text
+
+    moto.s3.put_bucket_lifecycle_configuration(Bucket=moto.bucket, LifecycleConfiguration={"Rules": [
+        {"ID": "tmp", "Status": "Enabled", "Filter": {"Prefix": "images/tmp/"}, "Expiration": {"Days": 1}}]})
+    assert kept(t0 + 2 * refresh) == ["cam/b.png"]
+    moto.s3.delete_bucket(Bucket=moto.bucket)  # the rules cannot be read: the last ones read apply
+    caplog.clear()
+    assert kept(t0 + 3 * refresh) == ["cam/b.png"]
+    assert "cannot be read again" in caplog.text and "the S3 notifications are filtered with the ones read at" \
+        in caplog.text
+    caplog.clear()
+    assert kept(t0 + 3 * refresh + dt.timedelta(minutes=1)) == ["cam/b.png"]  # (not tried again before the interval)
+    assert "cannot be read again" not in caplog.text
+    with pytest.raises(FileNotFoundError, match="bucket does not exist"):  # none read yet: raised, the notifications kept (as before)
+        _listing_filter(query, t0, cache=ListingCache())
+
+
+@pytest.mark.slow
+def test_the_watcher_reads_cached_lifecycle_rules_again_before_it_leaves_a_file_out(
+        s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Rules taken from the cache never drop a file on their own: a rule removed a minute after the watcher read
+    the rules (well within ``LIFECYCLE_REFRESH_MINUTES``) no longer leaves ``tmp/`` files out, because a poke that
+    would leave a file out reads the rules again first; while the rule stands, ``tmp/`` files still start no run."""
+    from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.triggers.s3_notifications import S3NotificationsTrigger
+
+    moto = Moto(s3_endpoint, "lifepoke", monkeypatch, "aws_lifepoke")
+    rules = {"Rules": [{"ID": "tmp", "Status": "Enabled", "Filter": {"Prefix": "images/tmp/"},
+                        "Expiration": {"Days": 1}}]}
+    moto.s3.put_bucket_lifecycle_configuration(Bucket=moto.bucket, LifecycleConfiguration=rules)
+    moto.notify(["s3:ObjectCreated:*"])
+    query = NewFilesQuery(datasource_uri=f"s3://{moto.bucket}/images", datapool_uri=(tmp_path / "pool").as_uri(),
+                          datasource_conn_id="aws_lifepoke").with_worker_config(
+        {"datasource": {"input_expiration": {"min_days_to_expiration": 3, "handling_strategy": "SKIP"}}})
+    trigger = S3NotificationsTrigger(datasource_uri=query.datasource_uri, query=query, sqs_queue=moto.queue,
+                                     aws_conn_id="aws_lifepoke", max_messages=10, num_batches=1, wait_time_seconds=1,
+                                     waiter_delay=1)
+    moto.put("images/tmp/a.png", png_bytes(1))
+    moto.put("images/cam/b.png", png_bytes(2))
+    assert event_keys(first_event(trigger)) == ["images%2Fcam%2Fb.png"]  # (the rules read: tmp/ expires in the window)
+    assert trigger._listing.lifecycle is not None
+    moto.put("images/tmp/c.png", png_bytes(3))
+    moto.put("images/cam/d.png", png_bytes(4))
+    assert event_keys(first_event(trigger)) == ["images%2Fcam%2Fd.png"]  # (cached rules, confirmed: the rule stands)
+    moto.s3.delete_bucket_lifecycle(Bucket=moto.bucket)
+    moto.put("images/tmp/e.png", png_bytes(5))
+    moto.put("images/cam/f.png", png_bytes(6))
+    assert event_keys(first_event(trigger)) == ["images%2Fcam%2Ff.png", "images%2Ftmp%2Fe.png"]
+    assert moto.queue_is_empty()
+
+
+@pytest.mark.slow
+def test_the_expiration_check_takes_the_notifications_event_time(
+        s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``input_expiration`` SKIP: a notification's ``eventTime`` is its object's creation time, as the listing takes
+    a listed file's. Here a 3-day window and a bucket that deletes ``old/`` objects 5 days after their creation: an
+    ``old/`` file notified 4 days after its creation (the triggerer was down, the queue kept the message; directly
+    or through EventBridge) starts no run; one created now, and a notification that gives no time, do (each such
+    file expires later than the window, or may)."""
+    import datetime as dt
+
+    from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.triggers.s3_notifications import S3NotificationsTrigger
+
+    moto = Moto(s3_endpoint, "expiry", monkeypatch, "aws_expiry")
+    moto.s3.put_bucket_lifecycle_configuration(Bucket=moto.bucket, LifecycleConfiguration={"Rules": [
+        {"ID": "old", "Status": "Enabled", "Filter": {"Prefix": "images/old/"}, "Expiration": {"Days": 5}}]})
+    for name in ("stale", "bridged", "timeless"):  # created before the queue was notified of anything
+        moto.put(f"images/old/{name}.png", png_bytes(7))
+    moto.notify(["s3:ObjectCreated:*"])
+    moto.put("images/old/fresh.png", png_bytes(3))
+    long_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=4)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    record: dict[str, Any] = {
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1", "eventTime": long_ago,
+        "eventName": "ObjectCreated:Put", "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": moto.bucket},
+                                                 "object": {"key": "images/old/stale.png", "size": 268}}}
+    bridge = {"version": "0", "detail-type": "Object Created", "source": "aws.s3", "time": long_ago[:19] + "Z",
+              "detail": {"bucket": {"name": moto.bucket}, "object": {"key": "images/old/bridged.png", "size": 268}}}
+    timeless = {"Records": [{**record, "eventTime": None,
+                             "s3": {**record["s3"], "object": {"key": "images/old/timeless.png"}}}]}
+    for body in ({"Records": [record]}, bridge, timeless):
+        moto.sqs.send_message(QueueUrl=moto.queue, MessageBody=json.dumps(body))
+    query = NewFilesQuery(datasource_uri=f"s3://{moto.bucket}/images", datapool_uri=(tmp_path / "pool").as_uri(),
+                          datasource_conn_id="aws_expiry").with_worker_config(
+        {"datasource": {"input_expiration": {"min_days_to_expiration": 3, "handling_strategy": "SKIP"}}})
+    trigger = S3NotificationsTrigger(datasource_uri=query.datasource_uri, query=query, sqs_queue=moto.queue,
+                                     aws_conn_id="aws_expiry", max_messages=10, num_batches=1, wait_time_seconds=1,
+                                     waiter_delay=1)
+    assert event_keys(first_event(trigger)) == ["images%2Fold%2Ffresh.png", "images/old/timeless.png"]
+    assert moto.queue_is_empty()
+
+
+@pytest.mark.slow
+def test_the_expiration_check_takes_the_notified_size_for_the_rules_size_conditions(
+        s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lifecycle rule with ``ObjectSizeGreaterThan``: the notified ``size`` decides, as a listed file's does. The
+    notifications are moto's own (received from its SQS with boto3); the rules are parsed from the configuration
+    S3 answers, as ``read_lifecycle`` parses it (moto drops the size conditions of the rules it stores, so they
+    cannot come from its bucket): the large ``big/`` file is left out, the small one and a file of a message that
+    gives no size are kept."""
+    import datetime as dt
+
+    from lightly_airflow.datasource.expiration import s3_lifecycle
+    from lightly_airflow.datasource.notifications import new_file_keys, notified_facts
+    from lightly_airflow.triggers.s3_notifications import _key_filter_of
+
+    moto = Moto(s3_endpoint, "sizes", monkeypatch, "aws_sizes")
+    moto.notify(["s3:ObjectCreated:*"])
+    moto.put("images/big/small.png", png_bytes(1))
+    moto.put("images/big/large.png", png_bytes(2, size=64))
+    bodies = []
+    while True:
+        answer = moto.sqs.receive_message(QueueUrl=moto.queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        if "Messages" not in answer:
+            break
+        bodies += [m["Body"] for m in answer["Messages"]]
+    sizeless = json.loads(next(b for b in bodies if "large.png" in b))
+    sizeless["Records"][0]["s3"]["object"].pop("size")
+    bodies.append(json.dumps(sizeless))
+    lifecycle = s3_lifecycle({"Rules": [{"ID": "big", "Status": "Enabled", "Expiration": {"Days": 1},
+                                         "Filter": {"And": {"Prefix": "images/big/", "ObjectSizeGreaterThan": 1000}}}]})
+    lifecycle.key_prefix = "images/"
+    keep = _key_filter_of(None, lifecycle, dt.datetime.now(dt.UTC), 3.0)
+    datasource = f"s3://{moto.bucket}/images"
+    kept = []
+    for body in bodies:
+        keys = new_file_keys(body, datasource)
+        if keys:
+            created, sizes = notified_facts(body, datasource, keys)
+            assert all(t is not None for t in created)
+            kept.append((keep(keys, created, sizes), sizes))
+    assert sorted(kept) == [([], [len(png_bytes(2, size=64))]), (["big/large.png"], [None]),
+                            (["big/small.png"], [len(png_bytes(1))])]
