@@ -903,7 +903,7 @@ def select_and_commit(
         ok_mask = pc.equal(marked.column(C.STATUS), C.STATUS_OK)
         if preselected is not None and preselected.num_rows:
             # Samples the pool already selected are context for this run, not candidates again.
-            ok_mask = pc.and_(ok_mask, pc.invert(pc.is_in(marked.column(C.KEY), preselected.column(C.KEY))))
+            ok_mask = pc.and_(ok_mask, pc.invert(selected_before(marked, preselected)))
         candidates = marked.filter(ok_mask)
         if read_version is not None:
             candidates = al.restrict(candidates, snap)  # query_tag_name: only that tag's samples
@@ -1566,6 +1566,22 @@ def _report(
         return None
     log.info("Run report: %s", uri)
     return uri
+
+
+def selected_before(rows: pa.Table, preselected: pa.Table) -> Any:
+    """Per row of the run: whether the pool selected this very file before, its key *with its content* (etag).
+
+    A file replaced under its key (a new etag: a re-recorded or re-encoded video, whose frames keep their names when
+    the frame count's digits do not change; an image overwritten) is new content: a candidate like any new file.
+    Matched by key alone, the frames of a replaced video named like frames selected before were never candidates,
+    in that run or any later one, ``process_all`` included (the pool's ``initial-tag`` keeps the former row)."""
+    def identity(table: pa.Table) -> pa.Array:
+        key = pc.cast(table.column(C.KEY), pa.string())
+        if C.ETAG in rows.column_names and C.ETAG in preselected.column_names:
+            key = pc.binary_join_element_wise(key, pc.fill_null(pc.cast(table.column(C.ETAG), pa.string()), ""), "\x00")
+        return key.combine_chunks() if isinstance(key, pa.ChunkedArray) else key
+
+    return pc.is_in(identity(rows), value_set=identity(preselected))
 
 
 def _meta_value(meta: dict[str, Any], key: str) -> Any:
