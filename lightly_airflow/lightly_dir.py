@@ -87,10 +87,11 @@ def parse_frame_name(key: str) -> tuple[str, int] | None:
 def near_miss_stems(key: str) -> list[tuple[str, str, str]]:
     """Names a user's tool may have given the ``.lightly/`` file of ``key`` instead of Lightly's
     (:func:`key_stem`), most specific first: ``(stem without .json, kind, why it is not found)``; the kind is
-    ``padding``, ``extension``, ``case`` or ``folder``:
+    ``padding``, ``video-extension``, ``extension``, ``case`` or ``folder``:
 
     - a video frame's number padded otherwise (``clip-7-mp4`` or ``clip-00007-mp4`` for ``clip-007-mp4``: Lightly
       pads it to the digits of the video's frame count, which the frame's key carries);
+    - a video frame's name without the video's extension (``clip-007`` or ``clip-7`` for ``clip-007-mp4``);
     - the image's extension kept in the name, in its case or the other (``IMG_1.JPG``, ``IMG_1.jpg``);
     - the name in lower case (``img_1`` for ``IMG_1.png``);
     - the image's subfolders missing (``img`` at the top, or a shallower folder, for ``a/b/img.png``).
@@ -109,6 +110,11 @@ def near_miss_stems(key: str) -> list[tuple[str, str, str]]:
                             f"its frame number is written with {len(alt)} digit{'s' * (len(alt) > 1)}; Lightly zero-pads "
                             "it to the number "
                             f"of digits of the video's frame count ({width} here)"))
+        # the video's extension left out (``clip-007`` for ``clip-007-mp4``: tools name frames <video>-<number>)
+        for alt in dict.fromkeys((frame["index"], str(index))):
+            out.append((f"{prefix}{frame['stem']}-{alt}", "video-extension",
+                        "its name lacks the video's extension; Lightly names a frame <video>-<frame number>-<video "
+                        f"extension> (-{frame['ext']} here)"))
     base = key.rpartition("/")[2]
     ext = base.rpartition(".")[2] if "." in base.strip(".") else ""
     if ext:

@@ -247,6 +247,15 @@ def _start(container: Any, stream: Any) -> Fraction:
 
 EMPTY_VIDEO = "empty file (0 bytes): nothing to decode (an upload or copy that did not finish?); upload the video again"
 
+#: The fix a video without a single frame to decode gets, after the reason (the file is skipped until it changes).
+LEAVE_OUT = "or leave it out of the datasource (or of worker_config.relevant_filenames_file)"
+#: Why a video whose only video stream holds no frame is skipped, and the fix.
+NO_FRAMES = ("the video has no frames: its video stream holds not one frame (a recording that stopped before its "
+             f"first frame was written, or an export that failed); upload the video again, {LEAVE_OUT}")
+#: Why a file with no video stream at all (audio or data only, or an MP4 written without a frame) is skipped.
+NO_STREAM = ("the file holds no video stream (audio or data only, or a recording that stopped before its first "
+             f"frame was written); upload the video again, {LEAVE_OUT}")
+
 
 def _source_size(source: Any) -> int | None:
     """The size in bytes of a path or a seekable binary file object; ``None`` when it cannot be told."""
@@ -315,7 +324,10 @@ def open_problem(source: Any, exc: BaseException) -> str:
     if size == 0:
         return EMPTY_VIDEO
     missing = None if size is None else _missing_index(source, size)
-    return missing if missing is not None else f"cannot open the video: {reason(exc)}"
+    if missing is not None:
+        return missing
+    return (f"cannot open the video: {reason(exc)}; FFmpeg cannot read it as a video (damaged, or no video under "
+            f"a video extension: check it with ffprobe); upload a playable file, {LEAVE_OUT}")
 
 
 def index_video(source: Any) -> VideoIndex:
@@ -345,7 +357,7 @@ def _index_video(source: Any) -> VideoIndex:
         return out
     try:
         if not container.streams.video:
-            out.problem = "the file holds no video stream"
+            out.problem = NO_STREAM
             return out
         stream, out.other_streams = video_stream(container)
         if stream is None:
@@ -404,7 +416,7 @@ def _index_video(source: Any) -> VideoIndex:
                            "container announces (truncated or damaged file)")
         out.seekable = have_pts and seekable_format(container)
         if out.n_frames == 0 and out.problem is None:
-            out.problem = "the video has no frames"
+            out.problem = NO_FRAMES
     finally:
         container.close()
     return out
