@@ -33,6 +33,25 @@ def _frames(table: pa.Table | None, selected_only: bool) -> dict[str, list[float
     return out
 
 
+def _same_versions(preselected: pa.Table | None, rows: pa.Table) -> pa.Table | None:
+    """The preselected frames of the video versions this run holds: a video replaced under its name (another
+    etag) has other frames at those times, so the former version's picks are no "selected before" on its line
+    (they were drawn past the end of a shorter new version, or over other pictures)."""
+    if preselected is None or not preselected.num_rows or C.ETAG not in preselected.column_names \
+            or C.ETAG not in rows.column_names or C.VIDEO not in preselected.column_names or C.VIDEO not in rows.column_names:
+        return preselected
+
+    def version(table: pa.Table) -> pa.Array:
+        joined = pc.binary_join_element_wise(pc.cast(table.column(C.VIDEO), pa.string()),
+                                             pc.fill_null(pc.cast(table.column(C.ETAG), pa.string()), ""), "\x00")
+        return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
+
+    from lightly_airflow.video.supersede import is_tombstone  # (a tombstone row keeps the former version's etag)
+
+    current = rows.filter(pc.invert(pc.fill_null(is_tombstone(rows), False)))
+    return preselected.filter(pc.is_in(version(preselected), value_set=version(current)))
+
+
 def timeline_note(rows: pa.Table) -> str | None:
     """What the timeline leaves out when the run has more than :data:`MAX_VIDEOS` videos; ``None`` otherwise."""
     every = _frames(rows, selected_only=False)
@@ -49,7 +68,7 @@ def video_timeline_png(rows: pa.Table, preselected: pa.Table | None = None) -> b
     if not every:
         return None
     now = _frames(rows, selected_only=True)
-    before = _frames(preselected, selected_only=False)
+    before = _frames(_same_versions(preselected, rows), selected_only=False)
     videos = sorted(every, key=lambda v: (-len(now.get(v, [])), v))[:MAX_VIDEOS]
     import matplotlib
 
@@ -78,7 +97,7 @@ def video_timeline_png(rows: pa.Table, preselected: pa.Table | None = None) -> b
     ax.set_xlabel("time in the video (s)")
     ax.set_ylim(-0.6, len(videos) - 0.4)
     ax.invert_yaxis()
-    ax.legend(loc="upper right", fontsize=8, frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)  # (beside the lines, not on them)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     buf = io.BytesIO()
