@@ -64,7 +64,10 @@ def new_files(
         pool = pool.group_by(on).aggregate([])  # one row per identity: the join stays 1:1
         before = table.num_rows
         table = table.join(pool, keys=on, join_type="left anti", use_threads=True)
-        logger.info("%d of %d listed files are new (policy %s, %d known)", table.num_rows, before, policy, known.num_rows)
+        # (debug: the caller's info line counts the pool's samples; ``known`` also holds each video's own identity,
+        # so its count here differed from that line's: "69 known" beside "65 known to the datapool")
+        logger.debug("%d of %d listed files are new (policy %s; %d known identities: samples and videos)",
+                     table.num_rows, before, policy, known.num_rows)
     if table.num_rows > 1:
         table = table.take(pc.sort_indices(table, sort_keys=[(KEY, "ascending")]))
     return _with_schema(table).combine_chunks()
