@@ -184,10 +184,14 @@ def _overview_page(root: str, ov: dict[str, Any]) -> str:
     )
     body = (
         f"{nav}{head}<p>Latest version <b>{H.e(ov['version'])}</b>.</p>{waiting}"
-        "<h2>Tags</h2>" + H.table(["Tag", "Samples", "Version", "Run", ""], tag_rows, numeric=(1, 2))
+        "<h2>Tags</h2>" + '<div class="hscroll">' + H.table(["Tag", "Samples", "Version", "Run", ""], tag_rows,
+                                                              numeric=(1, 2)) + "</div>"
         + "<h2>Versions</h2>"
+        # (ten columns: in a narrow window the table scrolls sideways on its own, not the whole page)
+        + '<div class="hscroll">'
         + H.table(["Version", "Committed", "Run", "DAG", "Tag", "Rows", "Selected", "Counts", "Report", ""], hist_rows,
                   numeric=(0, 5, 6))
+        + "</div>"
     )
     return H.page(f"Datapool {name}", body, crumbs=crumbs, static=f"{root}/static")
 

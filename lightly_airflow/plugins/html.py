@@ -20,18 +20,18 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.2
 h1{font-size:1.35rem;margin:0 0 .6rem} h2{font-size:1.1rem;margin:1.4rem 0 .5rem} h3{font-size:1rem;margin:1rem 0 .4rem}
 table{border-collapse:collapse;font-size:.9rem;margin:.3rem 0} th,td{border-bottom:1px solid var(--line);padding:.3rem .6rem;
 text-align:left;vertical-align:top} th{background:var(--head);font-weight:600} td.n{text-align:right;font-variant-numeric:tabular-nums}
-a{color:var(--link)} code{background:var(--head);padding:0 .25rem;border-radius:3px;word-break:break-all} .muted{color:var(--muted)}
+a{color:var(--link)} code{background:var(--head);padding:0 .25rem;border-radius:3px;word-break:normal;overflow-wrap:anywhere} .muted{color:var(--muted)}
 .box{border:1px solid var(--line);border-radius:6px;padding:.8rem 1rem;margin:.6rem 0;background:var(--box)}
 .warn{border-color:var(--warnb);background:var(--warnbg)} .err{border-color:var(--errb);background:var(--errbg)}
 .ok{border-color:var(--okb);background:var(--okbg)}
-.box code{word-break:normal;overflow-wrap:anywhere}
 nav{margin-bottom:.8rem;font-size:.9rem} nav.tabs a{margin-right:.9rem}
 .layout{display:flex;gap:1.2rem;align-items:flex-start} .side{flex:0 0 17rem;font-size:.85rem} .main{flex:1;min-width:0}
 @media (max-width:760px){.layout{flex-direction:column;align-items:stretch} .side{flex:none}}
 .layout.no-picture{display:block} .layout.no-picture>.side{float:right;width:17rem;margin:0 0 .6rem 1.2rem}
 @media (max-width:760px){.layout.no-picture>.side{float:none;width:auto;margin:0}}
 .side fieldset{border:1px solid var(--line);border-radius:6px;margin:0 0 .6rem;padding:.4rem .6rem}
-.side legend{font-weight:600} .side label{display:block;margin:.15rem 0;word-break:break-all}
+.side legend{font-weight:600} .side label{display:block;margin:.15rem 0;overflow-wrap:anywhere}
+td:first-child:not(.n){overflow-wrap:anywhere} td code{overflow-wrap:break-word} .long{overflow-wrap:anywhere} .hscroll{overflow-x:auto;max-width:100%}
 input,select,button{font:inherit;color:var(--fg);background:var(--bg);border:1px solid var(--line);border-radius:4px;padding:.15rem .35rem}
 button{cursor:pointer;background:var(--head)} button.primary{background:var(--accent);color:#fff;border-color:var(--accent)}
 .range input{width:6.2rem} svg.hist{display:block;width:13rem;height:1.6rem;margin:.1rem 0}
@@ -67,6 +67,12 @@ padding:.3rem;font-size:.75rem;max-width:220px;z-index:5} #hover img{max-width:2
 def e(value: Any) -> str:
     """Escape a value for HTML text or a quoted attribute (``None`` shows as an empty string)."""
     return "" if value is None else escape(str(value), quote=True)
+
+
+def breakable(name: Any) -> str:
+    """A column name escaped, with a line-break opportunity after each ``.`` and ``_``
+    (``selection.<wbr>object_<wbr>distance``): a narrow column wraps it between its parts, not inside a word."""
+    return e(name).replace(".", ".<wbr>").replace("_", "_<wbr>")
 
 
 def seg(value: Any) -> str:
@@ -121,7 +127,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, numeric: Seq
         body.append(f"<tr>{cells}</tr>")
     if not body:
         body.append(f'<tr><td colspan="{len(headers)}" class="muted">none</td></tr>')
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    # (a table of facts has no column names: no empty header row drawn as a blank bar above it)
+    thead = f"<thead><tr>{head}</tr></thead>" if any(headers) else ""
+    return f"<table>{thead}<tbody>{''.join(body)}</tbody></table>"
 
 
 def counts_text(counts: dict[str, Any] | None) -> str:

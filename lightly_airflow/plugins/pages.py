@@ -43,6 +43,9 @@ def fmt(value: Any) -> str:
     if isinstance(value, (list, dict)):
         text = json.dumps(value, default=str)
         return f"<code>{H.e(text if len(text) < 400 else text[:400] + '…')}</code>"
+    text = str(value)
+    if len(text) > 24 and " " not in text:  # an etag, a hash, a run id: may wrap anywhere in a narrow window
+        return f'<span class="long">{H.e(text)}</span>'
     return H.e(value)
 
 
@@ -130,11 +133,11 @@ def filter_form(root: str, pool: str, view: View, scope: Scope, action: str, ext
                 f'{" checked" if v in chosen else ""}> {H.e(v)} <span class="muted">({H.e(n)})</span></label>'
                 for v, n in facet["values"]
             )
-            cats.append(f"<details{' open' if chosen else ''}><summary>{H.e(col)}</summary>{boxes}</details>")
+            cats.append(f"<details{' open' if chosen else ''}><summary>{H.breakable(col)}</summary>{boxes}</details>")
         else:
             lo, hi = scope.filters.lo.get(col), scope.filters.hi.get(col)
             nums.append(
-                f'<label class="range" title="{H.e(col)}">{H.e(col)}<br>{histogram_svg(facet, lo, hi)}'
+                f'<label class="range" title="{H.e(col)}">{H.breakable(col)}<br>{histogram_svg(facet, lo, hi)}'
                 f'<input type="number" step="any" name="lo.{H.e(col)}" placeholder="{H.e(_short(facet["min"]))}" '
                 f'value="{"" if lo is None else H.e(_short(lo))}" aria-label="{H.e(col)} from"> – '
                 f'<input type="number" step="any" name="hi.{H.e(col)}" placeholder="{H.e(_short(facet["max"]))}" '
@@ -322,7 +325,8 @@ def grid_page(
             state = f"{object_label(item)}<br>{'image picked' if item.get(C.OBJECT_SELECTED) else 'image not picked'}"
         else:
             cls = "card sel" if item.get(C.SELECTED) else "card"
-            state = f'{"pick " + H.e(rank) if rank is not None else "not picked"} · {H.e(item.get(C.STATUS))}'
+            # (1-based, as the sample page's "Pick 1 (pick rank 0)")
+            state = f'{"pick " + H.e(int(rank) + 1) if rank is not None else "not picked"} · {H.e(item.get(C.STATUS))}'
         check = "" if scope.objects else (  # (a box of the tag form: "Save the checked samples as a tag")
             f'<input type="checkbox" name="sample" value="{H.e(sid)}" form="{TAG_FORM}" '
             f'aria-label="check {H.e(item.get(C.KEY))}" title="check for a tag">')
@@ -450,8 +454,10 @@ def _boxes_svg(width: int, height: int, boxes: list[dict[str, Any]], objects: Se
             f'xmlns="http://www.w3.org/2000/svg" role="img" aria-label="predicted boxes">{"".join(parts)}</svg>')
 
 
-def objects_section(root: str, pool: str, view: View, objects: list[dict[str, Any]], picked: bool) -> str:
-    """The crops of an image's objects: thumbnail, task/category/score, selected or not, crop metrics."""
+def objects_section(root: str, pool: str, view: View, objects: list[dict[str, Any]], picked: bool,
+                    what: str = "image") -> str:
+    """The crops of an image's (``what``: or a video ``"frame"``'s) objects: thumbnail, task/category/score,
+    selected or not, crop metrics."""
     metrics = ("sharpness", "luminance", "snr")
     cards = []
     for o in objects:
@@ -470,8 +476,9 @@ def objects_section(root: str, pool: str, view: View, objects: list[dict[str, An
             f'<span class="muted">{values}</span></div></div>'
         )
     n_sel = sum(1 for o in objects if o.get(C.OBJECT_SELECTED))
-    why = ("Its run picked this image, so all its objects are selected (object-level selection picks images by "
-           "their objects)." if picked else "Its run did not pick this image, so none of its objects is selected.")
+    why = (f"Its run picked this {what}, so all its objects are selected (object-level selection picks images and "
+           "frames by their objects)." if picked else f"Its run did not pick this {what}, so none of its objects "
+           "is selected.")
     tasks = sorted({str(o.get(C.OBJECT_TASK)) for o in objects})
     grid = pool_url(root, pool, "samples") + qs([("version", view.version), ("show", SHOW_OBJECTS)])
     return (f'<h2 id="objects">Objects ({H.e(len(objects))}, {H.e(n_sel)} selected)</h2>'
@@ -492,11 +499,21 @@ def strategy_text(strategy: Any) -> str:
     return f"{strat.get('type', '?')} on {what}" + (f" ({detail})" if detail else "")
 
 
+def run_samples(entry: dict[str, Any]) -> Any:
+    """How many samples (images and video frames) a run processed: its ``processed`` count; the commit's ``rows``
+    only for a commit without counts (they include an object-level run's object rows)."""
+    counts = entry.get("counts") or {}
+    processed = counts.get("processed") if isinstance(counts, dict) else None
+    return processed if processed is not None else entry.get("rows")
+
+
 def sample_page(
     root: str, pool: str, view: View, sid: str, rows: list[dict[str, Any]], extra: dict[str, Any], static: str,
     walk: str = "",
 ) -> str:
     """A sample's page; ``walk``: its :func:`walk_bar` when opened from a grid."""
+    from lightly_airflow.plugins.media import is_frame
+
     row = rows[0]
     if row.get(C.PARENT_KEY) is not None:
         return object_page(root, pool, view, sid, rows, extra, static, walk)
@@ -531,7 +548,7 @@ def sample_page(
         why.append(
             f'<p>Pick <b>{H.e(int(row[C.PICK_RANK]) + 1)}</b> (pick rank {H.e(row[C.PICK_RANK])}) of run '
             f'{H.link(run_grid, row.get(C.RUN_ID))}, which selected {H.e(run_entry.get("selected"))} of '
-            f'{H.e(run_entry.get("rows"))} samples.</p>'
+            f'{H.e(run_samples(run_entry))} samples.</p>'
         )
         near = extra.get("neighbours") or {}
         links = []
@@ -548,9 +565,11 @@ def sample_page(
     else:
         why.append("<p>Not a candidate: only samples with status ok are selected.</p>")
     objective = {k: v for k, v in row.items() if column_group(k) == "Why it was picked"}
-    if objective:
-        why.append(H.table(["Objective at its pick", "Value"], [(H.e(k), fmt(v)) for k, v in sorted(objective.items())]))
-    else:
+    if any(v is not None for v in objective.values()):  # (a sample its run did not pick has none of them)
+        # (names with line-break opportunities between their parts: the side column is narrow)
+        why.append(H.table(["Objective at its pick", "Value"],
+                           [(H.breakable(k), fmt(v)) for k, v in sorted(objective.items())]))
+    elif row.get(C.PICK_RANK) is not None:
         why.append('<p class="muted">The run recorded no per-pick objective values for this sample.</p>')
     strategies = ((run_entry.get("config") or {}).get("strategies")) or []
     if strategies:
@@ -566,7 +585,7 @@ def sample_page(
     tables = column_tables(groups)
     versions = H.table(
         ["Committed in version", "Run", "Selected", "Pick rank", "Tags"],
-        [(H.e(r.get(COMMIT_VERSION)), H.e(r.get(C.RUN_ID)), fmt(r.get(C.SELECTED)), fmt(r.get(C.PICK_RANK)),
+        [(H.e(r.get(COMMIT_VERSION)), fmt(r.get(C.RUN_ID)), fmt(r.get(C.SELECTED)), fmt(r.get(C.PICK_RANK)),
           H.e(", ".join(r.get(C.TAGS) or []))) for r in rows],
         numeric=(0, 3),
     )
@@ -589,7 +608,8 @@ def sample_page(
         + ("" if gone(extra) and extra.get("content_video") else video_player(root, pool, view, sid, row))
         + "</div><div class=\"side\">" + status_box + f"<h3>Tags</h3><p>{tag_pills}</p>"
         + similar_link(root, pool, view, sid, row, SHOW_IMAGES) + "".join(why) + "</div></div>"
-        + (objects_section(root, pool, view, objects, bool(row.get(C.SELECTED))) if objects else "")
+        + (objects_section(root, pool, view, objects, bool(row.get(C.SELECTED)),
+                           "frame" if is_frame(row) else "image") if objects else "")
         + tables + "<h2>Versions of this sample</h2>" + versions
     )
     crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)), ("samples", pool_url(root, pool, "samples")),
@@ -684,6 +704,8 @@ def content_note(extra: dict[str, Any], of_object: bool = False) -> str:
         lost = cannot[(video, of_object)]
         if video and still == "stored":
             frame = frame.replace(" The frame above the player", " The frame shown")
+        elif of_object:  # no stored PNG of its frame (or an image): the page shows neither picture
+            lost, frame = f"neither its crop nor its {'frame' if video else 'image'} can be shown", ""
         elif video and still == "decoded":
             frame = " Its frame cannot be shown either."
         text = f"{at[0].upper()}{at[1:]} is gone: the datasource no longer holds it ({recorded}), so {lost}.{frame}"
@@ -755,7 +777,8 @@ def object_page(
                     if what == "frame" else "")
         image_link = f'<p>Object of {what}{of_video} {H.link(parent_href + "#objects", parent.get(C.KEY))}.</p>'
         size = extra.get("size")
-        if size:
+        # (its image, or its frame's video without a stored PNG of the frame, gone: the note says so, no broken image)
+        if size and not picture_gone(extra):
             image_url = pool_url(root, pool, "samples", H.seg(parent[C.SAMPLE_ID]), "image") + qs([("version", view.version)])
             overlay = _boxes_svg(size[0], size[1], [], [row], lambda o: parent_href + "#objects")
             in_image = (f'<h3>In its {what}</h3><div class="figure"><img src="{H.e(image_url)}" '
@@ -766,7 +789,7 @@ def object_page(
         values = {k: v for k, v in parent.items() if k.startswith(C.SELECTION_PREFIX) and v is not None}
         if values:  # object-level objectives score the image by its objects (docs/objects.md)
             chosen += f"<br>Its {what}'s objective at that pick:" + H.table(
-                ["", ""], [(H.e(k), fmt(v)) for k, v in sorted(values.items())])
+                ["", ""], [(H.breakable(k), fmt(v)) for k, v in sorted(values.items())])
     else:
         image_link = (f'<p class="warn box">Its image <code>{H.e(row.get(C.PARENT_KEY))}</code> is not in this '
                       "version.</p>")

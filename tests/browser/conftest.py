@@ -1,8 +1,10 @@
 """The browser suite: a real ``airflow api-server`` with the plugin, Debian's Chromium driven by Playwright.
 
-One api-server with two small datapools per session (``demo``; ``objects`` with object rows). The pool is made by the pipeline's own stages on the demo's
+One api-server with three small datapools per session (``demo``; ``objects`` with object rows; ``video``: video
+frames and their objects). The pool is made by the pipeline's own stages on the demo's
 real images (listing, metadata with thumbnails, predictions, select-and-commit with the map layout and the
-report); only the embedding model is replaced by 16x16 grey pixels (torchvision models do not run here).
+report); only the embedding model of the image pools is replaced by 16x16 grey pixels (the video pool's frames
+go through the embed task's video pass and its CPU model at 64 px).
 Screenshots land in ``$LIGHTLY_SCREENSHOTS`` (default: the test's temporary folder), light and dark.
 """
 
@@ -46,12 +48,51 @@ def chromium_path() -> str | None:
 
 
 @dataclass(frozen=True)
+class VideoPool:
+    uri: str
+    source: Path
+
+
+@dataclass(frozen=True)
 class Curation:
     base: str
     pool_uri: str
     pool_path: Path
     shots: Path
     objects: ObjectPool  # a second datapool ("objects") with object rows (tests/object_pool.py)
+    video: VideoPool  # a third ("video"): frames of two videos, with the objects of Lightly's frame predictions
+
+
+def build_video_pool(root: Path) -> VideoPool:
+    """Two videos of the objects demo (shapes moving over a photo, Lightly's per-frame predictions of them), one
+    object-level run of the DAG's stages in process (the embed task's video pass with its one decode per frame and the
+    frames' objects cropped in it, the real CPU model at 64 px), 4 frames selected by their objects' DIVERSITY: the
+    selected frames' PNGs are stored under ``.lightly/frames``."""
+    from lightly_airflow.config.selection import parse_selection_config
+    from lightly_airflow.config.worker import parse_worker_config
+    from lightly_airflow.datasource import NewFilesQuery
+    from lightly_airflow.embedding import embed_shard
+    from lightly_airflow.metadata import compute_metadata_shard
+    from lightly_airflow.objects.demo_data import TASK, add_video
+    from lightly_airflow.objects.spec import objects_spec
+    from lightly_airflow.pipeline import list_new, select_and_commit
+    from lightly_airflow.predictions import load_predictions_shard
+
+    source, pool = root / "video-src", root / "video-pool"
+    add_video(source, "street", 12, seed=1, scene="astronaut")
+    add_video(source, "cat", 8, seed=3, scene="chelsea")
+    selection = {"n_samples": 4, "strategies": [{"input": {"type": "EMBEDDINGS", "task": TASK},
+                                                 "strategy": {"type": "DIVERSITY"}}]}
+    spec = objects_spec(parse_selection_config(selection), parse_worker_config({"object_level": {"padding": 0.1}}))
+    query = NewFilesQuery(datasource_uri=f"file://{source}", datapool_uri=f"file://{pool}")
+    listed = list_new(query, run_id="scheduled__2026-06-01T00:00:00+00:00", min_shard_size=1000, objects=spec)
+    for manifest in listed.manifests:
+        embed_shard(manifest, device="cpu", input_size=64, num_workers=1)
+        compute_metadata_shard(manifest)
+        load_predictions_shard(manifest, lightly_uri=f"file://{source}")
+    select_and_commit(datapool_uri=f"file://{pool}", run_id="scheduled__2026-06-01T00:00:00+00:00", dag_id=DAG_ID,
+                      manifests=listed.manifests, selection_config=selection)
+    return VideoPool(f"file://{pool}", source)
 
 
 def _pixel_embeddings(manifest_uri: str, source: Path) -> None:
@@ -114,12 +155,14 @@ def curation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Curation]:
     add_batch(source, Batch("batch-2", (90, 150), PHOTOS[5:8]))
     run_pipeline(source, pool, RUNS[1])
     objects = build_object_pool(root)
+    video = build_video_pool(root)
 
     shots = Path(os.environ.get("LIGHTLY_SCREENSHOTS") or root / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     with api_server(root / "airflow-home", user=USER, password=PASSWORD, role="admin",
-                    datapools={"demo": {"uri": f"file://{pool}"}, "objects": {"uri": objects.uri}}) as base:
-        yield Curation(base, f"file://{pool}", pool, shots, objects)
+                    datapools={"demo": {"uri": f"file://{pool}"}, "objects": {"uri": objects.uri},
+                               "video": {"uri": video.uri}}) as base:
+        yield Curation(base, f"file://{pool}", pool, shots, objects, video)
 
 
 # Module scope: a live sync Playwright keeps its event loop running in the main thread, which breaks every
@@ -182,3 +225,11 @@ def _wait(page, js: str, timeout: float = 20.0) -> None:
 
 def _loaded_images(page, selector: str) -> list[int]:
     return page.eval_on_selector_all(selector, "els => els.map(e => e.complete ? e.naturalWidth : 0)")
+
+
+def _broken_images(page) -> list[str]:
+    """The page's pictures that the browser could not draw (a broken image: an error answer or no picture), after
+    every lazy one was made eager and loaded."""
+    page.eval_on_selector_all("img", "els => els.forEach(e => { e.loading = 'eager'; })")
+    _wait(page, "[...document.querySelectorAll('img')].every(e => e.complete)")
+    return page.eval_on_selector_all("img", "els => els.filter(e => !e.naturalWidth).map(e => e.getAttribute('src'))")

@@ -2,8 +2,9 @@
 processed, in Chromium, light and dark: it shows (with both etags), its text and its ``code`` parts keep WCAG AA
 contrast on the note's background, nothing overflows the page; and the picture beside it is the current file, not
 a copy the browser cached before the file was replaced (``…/image`` is revalidated on every view: its ETag).
-Each test puts the file back afterwards. Screenshots: ``note-changed``, ``note-gone``, ``note-object`` (page and
-note), light and dark."""
+An object's page whose image is gone shows neither a broken crop nor a broken image, and its tables rise beside its
+side column. Each test puts the file back afterwards. Screenshots: ``note-changed``, ``note-gone``, ``note-object``,
+``note-object-gone`` (page and note), light and dark."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from PIL import Image
 from lightly_airflow import columns as C
 from lightly_airflow.datapool import Datapool
 
-from .conftest import Curation, _loaded_images, _shot
+from .conftest import Curation, _broken_images, _loaded_images, _shot
 
 pytestmark = pytest.mark.slow
 
@@ -219,3 +220,60 @@ def test_an_objects_page_notes_its_replaced_image_and_shows_the_current_crop(pag
         assert _near(_centre_pixel(page, ".figure.crop img"), MAGENTA), _centre_pixel(page, ".figure.crop img")
         _shot(page, curation, "note-object", full=True)
         page.locator(".content-changed").screenshot(path=str(curation.shots / f"note-object-box-{page.theme}.png"))
+
+
+def _object_of_an_image(curation: Curation) -> dict:
+    rows = Datapool(curation.objects.uri).read()
+    objects = rows.filter(pc.is_valid(rows.column(C.PARENT_KEY))).to_pylist()
+    return sorted(objects, key=lambda r: (r[C.PARENT_KEY], r[C.SAMPLE_ID]))[-1]
+
+
+def _check_object_gone_layout(page, *, narrow: bool) -> None:
+    """An object's page without pictures: the note spans the page, then (wide) its column tables start right below
+    it, beside the side column; (narrow) the side column follows the note, the tables follow the side column."""
+    box = page.evaluate("""() => {
+        const r = e => e.getBoundingClientRect();
+        const note = r(document.querySelector('.content-gone')), side = r(document.querySelector('.layout .side'));
+        const next = r(document.querySelector('.layout ~ h2'));
+        const out = [...document.querySelectorAll('.layout .side *')].filter(e => r(e).right > side.right + 1)
+            .map(e => e.tagName + ': ' + e.textContent.slice(0, 40));
+        return {note: [note.top, note.bottom], side: [side.left, side.top, side.bottom], next: [next.left, next.top],
+                width: document.documentElement.clientWidth, out};
+    }""")
+    note_bottom, (side_left, side_top, side_bottom), (next_left, next_top) = box["note"][1], box["side"], box["next"]
+    assert box["out"] == [], box  # nothing of the side column (its objective's table) sticks out of it
+    if narrow:
+        assert 0 <= side_top - note_bottom < 40 and 0 <= next_top - side_bottom < 60, box
+    else:
+        assert 0 <= next_top - note_bottom < 60 and next_top < side_bottom, box  # beside the side column
+        assert side_left > box["width"] / 2 and next_left < side_left, box
+
+
+def test_an_objects_page_whose_image_is_gone(page, curation):
+    """The image an object was cut from is gone: the note says that neither its crop nor its image can be shown,
+    the page shows no broken picture and no empty block, wide and narrow (it said only that its crop could not be
+    cut, while its image was not shown either)."""
+    obj = _object_of_an_image(curation)
+    url = f"{curation.base}/lightly/pools/objects/samples/{obj[C.SAMPLE_ID]}"
+    with _removed(curation.objects.source / obj[C.PARENT_KEY]):
+        _open(page, url)
+        body = page.inner_text(".content-gone")
+        assert f"The file at {obj[C.PARENT_KEY]} is gone: the datasource no longer holds it" in body, body
+        assert "so neither its crop nor its image can be shown" in body, body
+        _check_note(page, ".box.err.content-gone")
+        assert page.locator(".figure img").count() == 0 and _broken_images(page) == []
+        assert "Object of image" in page.inner_text("body")  # its image's page is still linked (its rows are there)
+        _check_object_gone_layout(page, narrow=False)
+        _shot(page, curation, "note-object-gone", full=True)
+        page.locator(".content-gone").screenshot(
+            path=str(curation.shots / f"note-object-gone-box-{page.theme}.png"))
+        page.set_viewport_size({"width": 480, "height": 900})
+        try:
+            _check_note(page, ".box.err.content-gone", narrow=True)
+            _check_object_gone_layout(page, narrow=True)
+            _shot(page, curation, "note-object-gone-narrow", full=True)
+        finally:
+            page.set_viewport_size({"width": 1360, "height": 900})
+    _open(page, url)  # put back: no note, its crop and its image again
+    assert page.locator(".content-gone").count() == 0 and page.locator(".figure img").count() == 2
+    assert _broken_images(page) == []

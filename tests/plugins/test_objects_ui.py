@@ -187,7 +187,9 @@ def test_object_page_shows_its_crop_and_links_its_image(oclient, object_pool):
     assert f"pick {image[C.PICK_RANK] + 1})" in html and "Object of image" in html
     # Why: its image's per-pick values of the object-level objective.
     assert "Its image&#x27;s objective at that pick" in html or "Its image's objective at that pick" in html
-    assert f"<td>selection.object_distance</td><td>{image['selection.object_distance']:.6g}</td>" in html
+    # (the name with line-break opportunities between its parts, for the narrow side column: html.breakable)
+    assert (f"<td>selection.<wbr>object_<wbr>distance</td><td>{image['selection.object_distance']:.6g}</td>"
+            in html)
     assert C.lightly_metadata_column("sharpness") in html
     png = oclient.get(f"/lightly/pools/objects/samples/{obj[C.SAMPLE_ID]}/image")
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
