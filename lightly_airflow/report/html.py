@@ -12,6 +12,7 @@ from typing import Any
 
 from lightly_airflow.datasource.query import ListingSkips
 from lightly_airflow.report.data import Counts
+from lightly_airflow.report.problems import Problems
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1100px;
@@ -161,6 +162,47 @@ def _video_streams_section(listing: ListingSkips) -> list[str]:
     return out
 
 
+def _problems_section(problems: Problems | None) -> list[str]:
+    """The run's input problems (``problems.parquet``) by kind: count, files, the first examples with key, file,
+    problem and fix; where the full list is."""
+    if problems is None:
+        return []
+    total = problems.total
+    where = ("<code>problems.parquet</code> beside this report" if not problems.uri
+             or problems.uri.rstrip("/").endswith("/problems.parquet") or problems.uri == "problems.parquet"
+             else f"<code>{esc(problems.uri)}</code>")
+    out = [f"<h2>Problems with input files ({esc(f'{total:,}')})</h2>"]
+    if problems.error:
+        out.append(f'<p class="warn">The run recorded {esc(f"{total:,}")} problems, but the problems file could not '
+                   f"be read for this page: {esc(problems.error)}. Open {where} to see them.</p>")
+        return out
+    if not total:
+        out.append('<p class="note">No stage reported a problem with an input file (a prediction or metadata file, '
+                   "a file it could not read).</p>")
+        return out
+    kinds = problems.kinds
+    n_kinds = len(kinds) + problems.other_kinds
+    out.append(f'<p class="warn">{esc(f"{total:,}")} problem{"s" if total != 1 else ""} of {esc(f"{n_kinds:,}")} '
+               f"kind{'s' if n_kinds != 1 else ''} with the run's input files (a prediction or metadata file, a file "
+               "it could not list or read), each naming its file and, below, the fix: what a problem names was not "
+               f"used as given. Every problem, with its file and reason, is in {where}.</p>")
+    out.append(_table(("stage", "field", "kind", "problems", "samples/files"),
+                      ([g.stage, g.field, g.kind, f"{g.count:,}", f"{g.files:,}"] for g in kinds),
+                      ("", "", "", "num", "num")))
+    if problems.other_kinds:
+        out.append(f'<p class="note">… and {esc(f"{problems.other_kinds:,}")} more kinds '
+                   f"({esc(f'{problems.other_count:,}')} problems) not shown: see {where}.</p>")
+    for g in kinds:
+        out.append(f"<h3>{esc(g.stage)} · {esc(g.field)}: {esc(g.kind)} ({esc(f'{g.count:,}')})</h3>")
+        out.append(_table(("key", "file", "problem", "fix"),
+                          ([e.get("key"), e.get("path"), e.get("problem"), e.get("fix") or "—"] for e in g.examples),
+                          ("key", "key", "", "")))
+        if g.count > len(g.examples):
+            out.append(f'<p class="note">… and {esc(f"{g.count - len(g.examples):,}")} more of this kind, in '
+                       f"{where}.</p>")
+    return out
+
+
 def _figure(f: Figure) -> str:
     parts = [f"<h3>{esc(f.title)}</h3>"] if f.title else []
     if f.filename:
@@ -194,6 +236,7 @@ def render(
     links: Mapping[str, str] | None = None,
     listing: Mapping[str, Any] | None = None,
     notes: Sequence[str] | None = None,
+    problems: Problems | None = None,
 ) -> str:
     """The whole page.
 
@@ -205,6 +248,8 @@ def render(
     :param links: ``label -> URL`` shown under the title.
     :param listing: what the listing did not list (``RunSummary.listing``): skipped entries and unsupported files.
     :param notes: ``RunSummary.notes``: options that have no effect here (with the reason) and other notes.
+    :param problems: the run's input problems by kind (:func:`lightly_airflow.report.problems.read_problems`);
+        ``None``: the run has no problems file.
     """
     c = counts
     cards = [
@@ -217,6 +262,8 @@ def render(
         cards.insert(5, ("skipped in listing", skips.skipped_count, "bad"))
     if skips.gone:
         cards.insert(5, ("gone from datasource", skips.gone, "bad"))
+    if problems is not None and problems.total:
+        cards.insert(5, ("input problems", problems.total, "bad"))
     card_html = "".join(
         f'<div class="card {cls}"><div class="n">{esc(_fmt(n))}</div><div class="l">{esc(label)}</div></div>'
         for label, n, cls in cards
@@ -275,6 +322,7 @@ def render(
             out.append(f'<p class="note">… and {esc(f"{total - len(rows):,}")} more not shown.</p>')
     else:
         out.append('<p class="note">Every file of this run was read and checked without problems.</p>')
+    out.extend(_problems_section(problems))
     out.extend(_listing_section(skips))
     out.extend(_video_streams_section(skips))
     rows, total = selected

@@ -168,6 +168,9 @@ def write_report(
     all_links = dict(links or {})
     if problems:
         all_links.setdefault("problems file", "problems.parquet")
+    from lightly_airflow.report.problems import read_problems
+
+    problem_kinds = read_problems(summary_d, credentials)
 
     title = "Selection report"
     if summary_d.get("run_id"):
@@ -192,6 +195,7 @@ def write_report(
         links=all_links,
         listing=summary_d.get("listing"),
         notes=[str(n) for n in summary_d.get("notes") or []],
+        problems=problem_kinds,
     )
     put(INDEX, page.encode("utf-8"))
     index_uri = join_uri(out_uri, INDEX)
