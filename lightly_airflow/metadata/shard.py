@@ -28,6 +28,7 @@ from lightly_airflow.metadata.custom import SCHEMA_RELPATH, MetadataField, parse
 from lightly_airflow.metadata.duplicates import mark_duplicates
 from lightly_airflow.metadata.metrics import INT_METRICS, METRICS, ImageResult, inspect_image
 from lightly_airflow.pixels import image_memory
+from lightly_airflow.predictions.shard import unreadable_videos
 from lightly_airflow.staging import (
     METADATA,
     ProblemLog,
@@ -298,6 +299,7 @@ def compute_metadata_shard(
     # Video frames are decoded once, by the embed task, which writes their hash and metrics; here they only get
     # their custom metadata (per frame or per video) and status ok (the embed task reports undecodable frames).
     videos = manifest.table.column(C.VIDEO).to_pylist() if C.VIDEO in manifest.table.column_names else [None] * n
+    not_samples = unreadable_videos(manifest.table)
     started = time.monotonic()
     last_log = started
     with image_memory(workers), ThreadPoolExecutor(max_workers=workers) as pool:
@@ -338,8 +340,11 @@ def compute_metadata_shard(
                     # the run's problems list and report name each one (the sample is kept: not a skip)
                     problems.add(keys[i], "pixels", f"{kind}: {words}", join_uri(datasource_uri, keys[i]))
             if folder is not None and fields:
-                batch_keys = [keys[i] for i in idx_all]
-                for i, values in zip(idx_all, _custom_values(folder, fields, batch_keys, problems,
+                # a video without a decodable frame is its corrupt row, not a sample: no metadata file is looked
+                # for (its defaults stand; a misnamed-file problem would send the user to rename a useless file)
+                samples = [i for i in idx_all if keys[i] not in not_samples]
+                batch_keys = [keys[i] for i in samples]
+                for i, values in zip(samples, _custom_values(folder, fields, batch_keys, problems,
                                                                   video_misnamed)):
                     custom[i] = values
             now = time.monotonic()

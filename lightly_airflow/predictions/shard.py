@@ -207,6 +207,12 @@ def load_predictions_shard(
     tasks = load_tasks(folder, problems)
     keys = manifest.keys
     n = len(keys)
+    # a video without a decodable frame (a corrupt row keyed by the video, reported by the embed task): not a
+    # sample, so it has no prediction file to read, and none is missing
+    not_samples = unreadable_videos(manifest.table)
+    if not_samples and tasks:
+        logger.info("predictions %s: %d videos without a decodable frame (corrupt, reported by the embed task) have "
+                    "no frames to read predictions for, e.g. %r", manifest_uri, len(not_samples), min(not_samples))
     bad_keys: set[str] = set()
     missing = misnamed = past_end = 0
     ends = video_ends(manifest.table, manifest_uri, "prediction files") if tasks else []
@@ -216,9 +222,11 @@ def load_predictions_shard(
     for schema in tasks:
         rows = _TaskRows(schema, n)
         rels = [json_relpath(f"{PREDICTIONS_DIR}/{schema.name}", k) for k in keys]
-        got = folder.read_many(rels)
+        got = folder.read_many([r for k, r in zip(keys, rels) if k not in not_samples])
         absent: list[str] = []
         for i, (key, rel) in enumerate(zip(keys, rels)):
+            if key in not_samples:
+                continue
             data = got.get(rel)
             where = f".lightly/{rel}"
             if data is None:
@@ -278,6 +286,18 @@ def load_predictions_shard(
     )
     check_error_fraction(len(bad_keys), n, max_error_fraction, "predictions", report_uri)
     return result
+
+
+def unreadable_videos(table: pa.Table) -> set[str]:
+    """Keys of the manifest's rows that stand for a video without a decodable frame (``video_problem`` set, no
+    ``frame_index``: corrupt, empty, no video stream). Such a row is the video's ``corrupt`` row, not a sample:
+    no prediction or metadata file is looked for."""
+    names = table.column_names
+    if C.VIDEO_PROBLEM not in names or C.FRAME_INDEX not in names:
+        return set()
+    rows = table.select([C.KEY, C.VIDEO_PROBLEM, C.FRAME_INDEX]).to_pydict()
+    return {str(k) for k, problem, index in zip(rows[C.KEY], rows[C.VIDEO_PROBLEM], rows[C.FRAME_INDEX])
+            if problem is not None and index is None}
 
 
 def _report_missing(folder: LightlyDir, task: str, keys: list[str], problems: ProblemLog) -> int:
