@@ -1213,7 +1213,9 @@ def _nothing_selected(candidates: pa.Table, config: Any, metrics: Mapping[str, A
     why, fix = entry
     fields = {"n": n, "n_samples": getattr(config, "n_samples", None), "videos": len(videos),
               "images": n - len(videos), "length": metrics.get("selected_sequence_length"),
-              "left_out": metrics.get("sequence_frames_left_out", n), "conditions": conditions}
+              # (sequence selection: the frames in no complete window and the candidates that are no frame)
+              "left_out": (int(metrics.get("sequence_frames_left_out", n)) + int(metrics.get("sequence_images_left_out", 0))
+                           if "sequence_frames_left_out" in metrics else n), "conditions": conditions}
     return [f"Nothing selected: {why.format_map(fields)}. Fix: {fix.format_map(fields)}"]
 
 

@@ -90,12 +90,22 @@ def missed_goals(
     candidates = int(summary.get("candidates") or n_ok)
     metrics = summary.get("metrics") if isinstance(summary.get("metrics"), Mapping) else {}
     stop = summary.get("stop_reason") or (metrics or {}).get("stop_reason")
+    seq = _sequence_mode(metrics or {})
     wanted, goal = run_target(config, summary, candidates)
     if wanted is not None and selected < wanted:
         cause = f"the engine stopped: {stop}" if stop else "the engine reported no stop reason"
-        if candidates < wanted:
+        outcome = f"selected {selected}"
+        if seq is not None:  # the engine selects sequences of `length` frames; the counts here are frames
+            length, available = seq
+            goal += f" (frames: {wanted // length} sequences of {length} frames)"
+            outcome = f"selected {selected} frames ({selected // length} sequences of {length})"
+            if available * length < wanted:
+                cause = (f"only {candidates} candidate frames and images (ok, new, not selected before), which make "
+                         f"{available} complete sequences of {length} consecutive frames ({available * length} "
+                         f"frames){_left_out_words(metrics or {}, length)}") + (f"; {cause}" if stop else "")
+        elif candidates < wanted:
             cause = f"only {candidates} candidates (ok, new, not selected before)" + (f"; {cause}" if stop else "")
-        out.append(Goal(goal, f"selected {selected}", cause, wanted - selected))
+        out.append(Goal(goal, outcome, cause, wanted - selected))
 
     out.extend(_unmatched_targets(metrics or {}))
 
@@ -113,6 +123,12 @@ def missed_goals(
         missing_by_column[column] = miss
         n = int(miss.sum())
         reported = engine_missing.get(column)
+        where = "the column is absent from this run" if column not in rows.column_names else "null or not finite"
+        if seq is not None:  # the engine's count is of sequences; the rows' of frames: each said in its unit
+            goal_ = _sequence_missing(rows, ok, miss, column, str(strat.get("type")), where, seq, reported)
+            if goal_ is not None:
+                out.append(goal_)
+            continue
         if isinstance(reported, (int, float)) and not isinstance(reported, bool):
             n = int(reported)  # the engine's own count of the candidates it could not use
         if n:
@@ -121,7 +137,6 @@ def missed_goals(
                 "BALANCE": "they belong to no class and do not count towards the balance",
             }.get(str(strat.get("type")), "that objective takes its least preferred value: they are picked only "
                   "after the samples that have one")
-            where = "the column is absent from this run" if column not in rows.column_names else "null or not finite"
             out.append(Goal(
                 f"{strat.get('type')} on {column}", f"{n} of {n_ok} ok samples have no value ({where})",
                 f"missing input: {effect}", n,
@@ -149,6 +164,57 @@ def missed_goals(
             None,
         ))
     return out
+
+
+def _sequence_mode(metrics: Mapping[str, Any]) -> tuple[int, int] | None:
+    """``(sequence length, complete sequences available)`` of a run that selected sequences of frames
+    (``worker_config.selected_sequence_length`` > 1), else ``None``."""
+    length = metrics.get("selected_sequence_length")
+    if not isinstance(length, int) or isinstance(length, bool) or length <= 1:
+        return None
+    available = metrics.get("sequences_available")
+    return length, int(available) if isinstance(available, (int, float)) else 0
+
+
+def _left_out_words(metrics: Mapping[str, Any], length: int) -> str:
+    """``"; 2 frames are in no complete sequence, 1 image cannot be in one"`` (the sequence metrics), or ``""``."""
+    parts = []
+    frames, images = metrics.get("sequence_frames_left_out"), metrics.get("sequence_images_left_out")
+    if isinstance(frames, int) and frames:
+        parts.append(f"{frames} frame{'s are' if frames != 1 else ' is'} in no complete sequence (a sequence is a "
+                     f"video's frames {length}k … {length}k+{length - 1}, all ok and new)")
+    if isinstance(images, int) and images:
+        parts.append(f"{images} image{'s' if images != 1 else ''} (no video frame) cannot be in one")
+    return "; " + ", ".join(parts) if parts else ""
+
+
+def _sequence_missing(rows: pa.Table, ok: np.ndarray, miss: np.ndarray, column: str, kind: str, where: str,
+                      seq: tuple[int, int], reported: Any) -> Goal | None:
+    """The missing-input goal of a sequence selection: the ok frames without a value, and the sequences the engine
+    found without one (a sequence's value is its frames' mean: it lacks one only when all its frames do)."""
+    length, available = seq
+    frames = ok & _frame_rows(rows)
+    n_frames, n_missing = int(frames.sum()), int((miss & frames).sum())
+    n_seq = int(reported) if isinstance(reported, (int, float)) and not isinstance(reported, bool) else None
+    if not n_missing and not n_seq:
+        return None
+    outcome = f"{n_missing} of {n_frames} ok frames have no value ({where})"
+    if n_seq is not None:
+        outcome += (f"; {n_seq} of {available} candidate sequences of {length} frames have none in any frame (the "
+                    "others take their frames' mean)")
+    effect = {
+        "THRESHOLD": "sequences without a value fail the filter and are not selected",
+        "BALANCE": "sequences without a value belong to no class and do not count towards the balance",
+    }.get(kind, "that objective takes its least preferred value for sequences without one: they are picked only "
+          "after the sequences that have one")
+    return Goal(f"{kind} on {column}", outcome, f"missing input: {effect}", n_missing)
+
+
+def _frame_rows(rows: pa.Table) -> np.ndarray:
+    """Which rows are video frames (all rows when the table has no ``video`` column)."""
+    if C.VIDEO not in rows.column_names:
+        return np.ones(rows.num_rows, dtype=bool)
+    return np.asarray(pc.is_valid(rows.column(C.VIDEO)).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def run_target(config: Mapping[str, Any], summary: Mapping[str, Any], candidates: int) -> tuple[int | None, str]:

@@ -152,8 +152,59 @@ class Context:
         if n <= 0:
             return
         if name not in self.missing:
-            logger.warning("selection: %d samples lack %r: %s (docs/selection.md, Missing inputs).", n, name, rule)
+            logger.warning("selection: %s lack %r: %s. %s (docs/selection.md, Missing inputs).",
+                           _lacking(name, n, self.table), name, rule, missing_input_fix(name))
         self.missing[name] = self.missing.get(name, 0) + int(n)
+
+
+def _lacking(name: str, n: int, table: pa.Table) -> str:
+    """Who lacks the input, in its unit: ``"3 samples"``, or for sequence selection (the candidates are sequences of
+    frames: :data:`~lightly_airflow.selection.sequences.SEQUENCE_LENGTH_METADATA_KEY`) ``"3 sequences of 3 frames
+    (11 frames of the candidates lack it; a sequence lacks it when all its frames do)"``."""
+    import json
+
+    from lightly_airflow.selection.sequences import SEQUENCE_LENGTH_METADATA_KEY, SEQUENCE_MISSING_FRAMES_METADATA_KEY
+
+    meta = table.schema.metadata or {}
+    length = meta.get(SEQUENCE_LENGTH_METADATA_KEY.encode())
+    if name.startswith(PRESELECTED) or not length:
+        return f"{n} samples" if not name.startswith(PRESELECTED) else f"{n} preselected samples"
+    try:
+        frames = json.loads(meta.get(SEQUENCE_MISSING_FRAMES_METADATA_KEY.encode()) or b"{}").get(name)
+    except ValueError:
+        frames = None
+    words = f"{n} sequences of {int(length)} frames"
+    if isinstance(frames, int):
+        words += f" ({frames} frames of the candidates lack it; a sequence lacks it when all its frames do)"
+    return words
+
+
+def missing_input_fix(name: str) -> str:
+    """Where the values of the input column ``name`` come from, and how to give the samples one."""
+    column = name[len(PRESELECTED):] if name.startswith(PRESELECTED) else name
+    if name.startswith(PRESELECTED):
+        return (f"Fix: earlier runs selected these samples without {column!r} (their files are not read again): "
+                "process them again (process_all) to give them the input, or leave them out of the context "
+                "(preselected_tag_name)")
+    if column == C.EMBEDDING:
+        return ("Fix: the embed step gave them no embedding (the run's problems name the files it could not read "
+                "or decode), or a custom embeddings CSV does not list them")
+    for prefix in (C.PREDICTIONS_PREFIX, C.SCORES_PREFIX):
+        if column.startswith(prefix):
+            task = column[len(prefix):].split(".", 1)[0]
+            return (f"Fix: the values come from .lightly/predictions/{task}/<sample name>.json (a video frame's: "
+                    f"<video>-<frame index>-<video extension>.json, e.g. .lightly/predictions/{task}/clip-007-mp4.json "
+                    "for frame 7 of clip.mp4); add the missing files (the run's problems name each sample's file, "
+                    "and files found under another name)")
+    if column.startswith(C.METADATA_PREFIX + "lightly."):
+        return ("Fix: the metadata task computes it from the file's pixels; the run's problems name the files it "
+                "could not decode")
+    if column.startswith(C.METADATA_PREFIX):
+        path = column[len(C.METADATA_PREFIX):]
+        return (f"Fix: the values come from field {path!r} of .lightly/metadata/<sample name>.json (a video frame "
+                "may use its video's <video>.json), declared in .lightly/metadata/schema.json: add the field to "
+                "those files, or give it a defaultValue in schema.json")
+    return "Fix: check that the run's rows carry the column (docs/selection.md, Inputs)"
 
 
 # ----------------------------------------------------------------------------------------------- interface

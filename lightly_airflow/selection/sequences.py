@@ -6,11 +6,15 @@ frames' embeddings, its numeric values (metadata, scores) the mean of its frames
 frame's. :func:`lightly_airflow.selection.select` runs unchanged on the sequences with ``n_samples / L``
 samples (``n_samples`` must be a multiple of ``L``; ``proportion_samples`` applies to the frames), and every
 picked sequence contributes all its frames, in order. Frames of incomplete windows and images cannot form a
-sequence: they are counted in the metrics (``sequence_frames_left_out``), never silently dropped.
+sequence: they are counted in the metrics (``sequence_frames_left_out``: video frames in no complete window;
+``sequence_images_left_out``: candidates that are no video frame), never silently dropped. The engine's own counts
+(``missing_inputs``, its warnings) are of sequences: the sequence table says so in its schema metadata
+(:data:`SEQUENCE_LENGTH_METADATA_KEY`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Mapping
@@ -37,6 +41,13 @@ class SequenceResult:
     sequences: list[dict[str, Any]] = field(default_factory=list)
 
 
+#: Schema metadata of the table the engine selects sequences from: the sequence length (its rows are sequences of
+#: that many frames, not samples), so the engine's messages name their unit.
+SEQUENCE_LENGTH_METADATA_KEY = "lightly.sequence_length"
+#: ... and per input column the candidates' frames without a value (:func:`frames_missing`), for those messages.
+SEQUENCE_MISSING_FRAMES_METADATA_KEY = "lightly.sequence_missing_frames"
+
+
 def check_sequence_config(config: Any, length: int) -> str | None:
     """Why ``config`` cannot be used with ``selected_sequence_length=length`` (``None`` when it can)."""
     n = getattr(config, "n_samples", None)
@@ -48,7 +59,8 @@ def check_sequence_config(config: Any, length: int) -> str | None:
 
 def sequence_windows(candidates: pa.Table, length: int) -> tuple[list[list[int]], int]:
     """Complete windows of ``length`` consecutive frames (row indices, in frame order) and the number of
-    candidate rows that belong to none."""
+    video frames among the candidates that belong to none (candidates that are no video frame, images, are not
+    counted: :func:`non_frames`)."""
     videos = candidates.column(C.VIDEO).to_pylist() if C.VIDEO in candidates.column_names else [None] * candidates.num_rows
     indices = candidates.column(C.FRAME_INDEX).to_pylist() if C.FRAME_INDEX in candidates.column_names else videos
     slots: dict[tuple[str, int], dict[int, int]] = defaultdict(dict)
@@ -60,7 +72,17 @@ def sequence_windows(candidates: pa.Table, length: int) -> tuple[list[list[int]]
         for w in sorted(slots)
         if len(slots[w]) == length
     ]
-    return windows, candidates.num_rows - length * len(windows)
+    frames = sum(len(v) for v in slots.values())
+    return windows, frames - length * len(windows)
+
+
+def non_frames(candidates: pa.Table) -> int:
+    """Candidates that are no video frame (images, or rows without a frame index): they cannot form a sequence."""
+    if C.VIDEO not in candidates.column_names:
+        return int(candidates.num_rows)
+    videos = candidates.column(C.VIDEO).to_pylist()
+    indices = candidates.column(C.FRAME_INDEX).to_pylist() if C.FRAME_INDEX in candidates.column_names else videos
+    return int(sum(1 for v, i in zip(videos, indices) if v is None or i is None))
 
 
 def _sequence_table(candidates: pa.Table, windows: list[list[int]]) -> pa.Table:
@@ -90,7 +112,33 @@ def _sequence_table(candidates: pa.Table, windows: list[list[int]]) -> pa.Table:
         else:
             columns[name] = first.column(name)
     table = pa.table(columns)
-    return table.replace_schema_metadata(candidates.schema.metadata)
+    length = len(windows[0]) if windows else 0
+    return table.replace_schema_metadata({
+        **(candidates.schema.metadata or {}), SEQUENCE_LENGTH_METADATA_KEY.encode(): str(length).encode(),
+        SEQUENCE_MISSING_FRAMES_METADATA_KEY.encode(): json.dumps(frames_missing(candidates)).encode()})
+
+
+def frames_missing(candidates: pa.Table) -> dict[str, int]:
+    """Per input column (embedding, ``metadata.*``, ``scores.*``, ``predictions.*``): the candidates' video frames
+    without a value (null, or a float that is not finite), where any lacks one. The engine counts sequences (a
+    sequence lacks a value only when all its frames do); its messages give these frame counts beside."""
+    import pyarrow.compute as pc
+
+    if C.VIDEO not in candidates.column_names:
+        return {}
+    is_frame = pc.is_valid(candidates.column(C.VIDEO))
+    out: dict[str, int] = {}
+    for name in candidates.column_names:
+        if not (name == C.EMBEDDING or name.startswith((C.METADATA_PREFIX, C.SCORES_PREFIX, C.PREDICTIONS_PREFIX))):
+            continue
+        col = candidates.column(name)
+        miss = pc.is_null(col)
+        if pa.types.is_floating(col.type):
+            miss = pc.or_(miss, pc.invert(pc.is_finite(pc.fill_null(col, 0.0))))
+        n = int(pc.sum(pc.and_(miss, is_frame)).as_py() or 0)
+        if n:
+            out[name] = n
+    return out
 
 
 def _sequence_objects(objects: pa.Table, candidates: pa.Table, windows: list[list[int]]) -> pa.Table:
@@ -130,7 +178,8 @@ def select_sequences(
         raise ValueError(problem)
     windows, left_out = sequence_windows(candidates, length)
     metrics: dict[str, Any] = {"selected_sequence_length": length, "sequences_available": len(windows),
-                               "sequence_frames_left_out": left_out}
+                               "sequence_frames_left_out": left_out,
+                               "sequence_images_left_out": non_frames(candidates)}
     if not windows:
         metrics["stop_reason"] = StopReason.NO_COMPLETE_SEQUENCES.value
         return SequenceResult(np.zeros(0, np.int64), [], metrics, StopReason.NO_COMPLETE_SEQUENCES)
@@ -140,6 +189,9 @@ def select_sequences(
         wanted = int(math.floor(cfg.proportion_samples * candidates.num_rows)) // length
         cfg = cfg.model_copy(update={"n_samples": max(1, wanted), "proportion_samples": None})
     table = _sequence_table(candidates, windows)
+    missing_frames = json.loads(table.schema.metadata[SEQUENCE_MISSING_FRAMES_METADATA_KEY.encode()])
+    if missing_frames:  # (the engine's missing_inputs count sequences)
+        metrics["sequence_frames_missing_inputs"] = missing_frames
     if objects is not None and objects.num_rows:
         objects = _sequence_objects(objects, candidates, windows)
     result = select(table, cfg, preselected=preselected, query_embeddings=query_embeddings, seed=seed,
@@ -167,4 +219,5 @@ def sequence_column(keys: pa.Array | pa.ChunkedArray, sequences: list[dict[str, 
     return pa.array([where.get(k) for k in keys.to_pylist()], pa.int64())
 
 
-__all__ = ["SequenceResult", "check_sequence_config", "select_sequences", "sequence_column", "sequence_windows"]
+__all__ = ["SEQUENCE_LENGTH_METADATA_KEY", "SequenceResult", "check_sequence_config", "non_frames", "select_sequences",
+           "sequence_column", "sequence_windows"]
