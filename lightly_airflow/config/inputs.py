@@ -52,8 +52,8 @@ def _task_schema(folder: LightlyDir, task: str) -> tuple[Any, str | None]:
     except LightlyFileError as exc:
         return None, str(exc)
     schema, problems = parse_task_schema(task, raw)
-    if schema is None or problems:
-        return schema, f".lightly/{relpath}: " + "; ".join(f"{f}: {m}" for f, m in problems)
+    if schema is None or problems:  # (every problem of the file, each at its JSON path with its fix)
+        return schema, f".lightly/{relpath}: " + "; ".join(f"{f} {m}" if f else m for f, m in problems)
     return schema, None
 
 

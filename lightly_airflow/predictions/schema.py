@@ -60,46 +60,89 @@ def parse_tasks(obj: Any) -> tuple[list[str], list[tuple[str, str]]]:
     return tasks, problems
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def parse_task_schema(task: str, obj: Any) -> tuple[TaskSchema | None, list[tuple[str, str]]]:
     """Validate one task's ``schema.json``: ``{"task_type", "categories": [{"id", "name"}, ...]}``.
+
+    Every problem of the file is listed at once, each as ``(JSON path, reason with its fix)``: a missing
+    ``task_type`` and a category without ``name`` are two problems of one reading, not one after the other.
 
     :returns: the schema (``None`` when unusable) and the problems.
     """
     if not isinstance(obj, dict):
-        return None, [("", f"must be a JSON object with task_type and categories, found {type(obj).__name__}")]
+        return None, [("", f"must be a JSON object with task_type and categories, found {type(obj).__name__}. Fix: "
+                       'write {"task_type": "classification", "categories": [{"id": 0, "name": "cat"}, ...]}')]
     problems: list[tuple[str, str]] = []
     task_type = obj.get("task_type")
     if task_type is None and "task_description" in obj:  # the key of Lightly's first prediction docs
-        return None, [("task_type", f"is missing; found 'task_description' ({obj['task_description']!r}), the key "
-                       "of early Lightly docs: rename it to 'task_type'"[:300])]
-    if task_type not in TASK_TYPES:
-        return None, [("task_type", f"{task_type!r} is not one of {list(TASK_TYPES)}"[:300])]
-    categories = obj.get("categories", [] if task_type == "keypoint-detection" else None)
-    if not isinstance(categories, list):
-        return None, [("categories", f"must be a list of {{'id', 'name'}} objects, found {type(categories).__name__}")]
-    if not categories and task_type != "keypoint-detection":
-        return None, [("categories", "must list at least one category")]
+        problems.append(("task_type", f"is missing; found 'task_description' ({_shown(obj['task_description'])}), "
+                         "the key of early Lightly docs: rename it to 'task_type'"))
+    elif task_type is None:
+        problems.append(("task_type", "is missing" + (" (null)" if "task_type" in obj else "")
+                         + f'. Fix: add "task_type": one of {list(TASK_TYPES)}'))
+    elif task_type not in TASK_TYPES:
+        import difflib
+
+        close = difflib.get_close_matches(str(task_type).lower().replace("_", "-"), TASK_TYPES, n=1)
+        problems.append(("task_type", f"{_shown(task_type)} is not a task type. Fix: use one of {list(TASK_TYPES)}"
+                         + (f" (did you mean {close[0]!r}?)" if close else "")))
+    keypoints = task_type == "keypoint-detection"
+    categories = obj.get("categories")
+    if categories is None:
+        if not keypoints:
+            problems.append(("categories", "is missing" + (" (null)" if "categories" in obj else "")
+                             + '. Fix: add "categories": [{"id": 0, "name": "<class>"}, ...], one per class'))
+        categories = []
+    elif not isinstance(categories, list):
+        problems.append(("categories", f"must be a list of {{'id', 'name'}} objects, found "
+                         f"{type(categories).__name__}. Fix: write "
+                         '"categories": [{"id": 0, "name": "<class>"}, ...]'))
+        categories = []
+    elif not categories and not keypoints:
+        problems.append(("categories", 'must list at least one category. Fix: add {"id": 0, "name": "<class>"} '
+                         "for each class the predictions use"))
     pairs: list[tuple[int, str]] = []
     for i, cat in enumerate(categories):
         where = f"categories[{i}]"
         if not isinstance(cat, dict):
-            problems.append((where, "must be an object with 'id' and 'name'"))
+            problems.append((where, f"must be an object with 'id' and 'name', found {_shown(cat)}. Fix: write "
+                             '{"id": <integer>, "name": "<class>"}'))
             continue
         cid, name = cat.get("id"), cat.get("name")
-        if not is_int(cid) or cid < 0 or cid >= 2**31:
-            problems.append((f"{where}.id", f"{cid!r} is not a non-negative integer"[:300]))
-            continue
-        if not isinstance(name, str) or not name:
-            problems.append((f"{where}.name", f"{name!r} is not a non-empty string"[:300]))
-            continue
-        pairs.append((cid, name))
+        good = True
+        if cid is None:
+            problems.append((f"{where}.id", "is missing. Fix: add \"id\": a non-negative integer, unique in the file "
+                             "(the category_id the prediction files use)"))
+            good = False
+        elif not is_int(cid) or cid < 0 or cid >= 2**31:
+            problems.append((f"{where}.id", f"{_shown(cid)} is not a non-negative integer. Fix: use the integer "
+                             "category_id the prediction files use (0, 1, …)"))
+            good = False
+        if name is None:
+            problems.append((f"{where}.name", "is missing. Fix: add \"name\": the class's name (a non-empty text, "
+                             "unique in the file)"))
+            good = False
+        elif not isinstance(name, str) or not name:
+            problems.append((f"{where}.name", f"{_shown(name)} is not a non-empty string. Fix: give the class's name "
+                             "as text"))
+            good = False
+        if good and is_int(cid) and isinstance(name, str):
+            pairs.append((cid, name))
     ids = [p[0] for p in pairs]
     names = [p[1] for p in pairs]
     if len(set(ids)) != len(ids):
-        problems.append(("categories", f"category ids are not unique: {sorted(ids)}"[:300]))
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        problems.append(("categories", f"category ids are not unique: {sorted(ids)}"[:200]
+                         + f". Fix: give each category its own id (repeated: {twice[:10]})"))
     if len(set(names)) != len(names):
-        problems.append(("categories", f"category names are not unique: {names}"[:300]))
-    if problems:
+        twice_n = sorted({n for n in names if names.count(n) > 1})
+        problems.append(("categories", f"category names are not unique: {names}"[:200]
+                         + f". Fix: give each category its own name (repeated: {twice_n[:10]})"))
+    if problems or task_type not in TASK_TYPES:
         return None, problems
     pairs.sort()
     ids_sorted = tuple(p[0] for p in pairs)

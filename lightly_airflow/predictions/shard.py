@@ -74,8 +74,11 @@ def load_tasks(folder: LightlyDir, problems: ProblemLog) -> list[TaskSchema]:
             problems.add(f".lightly/{srel}", "", f"{exc.reason}: the task is skipped")
             continue
         schema, schema_problems = parse_task_schema(task, sobj)
-        for f, reason in schema_problems:
-            problems.add(f".lightly/{srel}", f, f"{reason}: the task is skipped" if schema is None else reason)
+        for f, reason in schema_problems:  # (every problem of the file at once, each at its JSON path)
+            problems.add(f".lightly/{srel}", f, reason if schema is not None else f"{reason} (task {task!r} is skipped)")
+        if schema_problems and schema is None:
+            logger.warning("task %r is skipped: .lightly/%s has %d problems: %s", task, srel, len(schema_problems),
+                           "; ".join(f"{f or 'schema.json'} {r}" for f, r in schema_problems))
         if schema is not None:
             schemas.append(schema)
     return schemas
