@@ -359,12 +359,9 @@ def embed_option_overrides(worker: Any, lightly_config: Any) -> dict[str, Any]:
     lightly = _lightly_config_param("lightly_config", parse_lightly_config, lightly_config)
     overrides = {**lightly.embed_overrides(), **worker.embed_overrides()}
     if str(overrides.get("model", "")).startswith("resnet"):
-        raise ParamError(
-            "lightly_config.model.name", f"{overrides['model']!r} needs ResNet weights, and none ship with this "
-            "product (Lightly's came from its own training).",
-            "remove model.name to embed with the DAG's model (LIGHTLY_EMBEDDING_MODEL), or embed with "
-            "`lightly-airflow embed --model resnet-50 --weights <state dict URI>`.",
-        )
+        from lightly_airflow.config.worker import resnet_weights_refusal
+
+        raise ParamError("lightly_config.model.name", *resnet_weights_refusal(str(overrides["model"])))
     return overrides
 
 

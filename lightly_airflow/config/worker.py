@@ -238,12 +238,31 @@ class _Refused(ValueError):
 _AUG = "it is an augmentation for training; " + _NO_TRAINING
 
 
+def resnet_weights_refusal(name: str) -> tuple[str, str]:
+    """Why a run's ``lightly_config.model.name`` ResNet (``resnet-18`` …) is refused, and the ways to embed with
+    one here: ``(problem, fix)``. A run cannot switch the model (its datapool keeps one model's embeddings), and no
+    ResNet weights ship; the model and its weights are the deployment's: the example DAG's
+    ``LIGHTLY_EMBEDDING_MODEL`` with ``LIGHTLY_EMBEDDING_WEIGHTS``, an embed task's ``model`` and ``weights_uri``,
+    or ``lightly-airflow embed --model … --weights …``."""
+    problem = (f"{name!r} needs ResNet weights, and none ship with this product (Lightly's came from its own "
+               "training); a run's lightly_config cannot switch the embedding model of its datapool.")
+    fix = (f"remove model.name to embed with the DAG's model (LIGHTLY_EMBEDDING_MODEL, efficientnet-lite0 by "
+           f"default); to embed with {name}, set it for the deployment with its weights: "
+           f"LIGHTLY_EMBEDDING_MODEL={name} and LIGHTLY_EMBEDDING_WEIGHTS=<torchvision-compatible state dict URI, "
+           "e.g. s3://models/resnet18.pth> in the example DAG's environment, or the embed tasks' model and "
+           f"weights_uri (EmbedShardOperator / EmbedPodOperator), or `lightly-airflow embed --model {name} "
+           "--weights <state dict URI>`. A datapool keeps one model's embeddings: a new model needs a new "
+           "datapool_uri.")
+    return problem, fix
+
+
 class LightlyModel(_Strict):
     """``lightly_config.model``."""
 
     name: Literal["resnet-18", "resnet-34", "resnet-50", "resnet-101", "resnet-152"] | None = _key(
-        None, HONOURED, "the embedding model; a ResNet needs its weights (weights_uri), which do not ship, so "
-        "the DAG's first tasks refuse it with the fix")
+        None, HONOURED, "the embedding model; a ResNet needs its weights, which do not ship, so the DAG's first "
+        "tasks refuse it with the fix: set the model and its weights for the deployment (LIGHTLY_EMBEDDING_MODEL "
+        "and LIGHTLY_EMBEDDING_WEIGHTS, or the embed tasks' model and weights_uri)")
     num_ftrs: int | None = _key(None, HONOURED, "the embedding dimension (a fixed projection of the backbone's "
                                 "features)", ge=1)
     out_dim: int | None = _key(None, NO_EFFECT, "it sizes the projection head used in training; " + _NO_TRAINING, ge=1)
