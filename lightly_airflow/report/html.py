@@ -76,6 +76,12 @@ def visible_key(key: Any) -> str:
     return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], str(key))
 
 
+def _pick_number(row: Mapping[str, Any], i: int) -> int:
+    """A pick's number as the UI says it: 1 for the first (``pick_rank`` 0)."""
+    rank = row.get("pick_rank")
+    return (i if rank is None else int(rank)) + 1
+
+
 def _listing_section(listing: ListingSkips) -> list[str]:
     """Entries of the datasource the listing skipped (not read: links leaving the datasource, …), first few."""
     out: list[str] = []
@@ -331,10 +337,10 @@ def render(
         from lightly_airflow.video.report import frame_columns
 
         out.append(_table(("pick", "key", "video", "frame", "time (s)"),
-                          ((r.get("pick_rank", i), r.get("key"), *frame_columns(r)) for i, r in enumerate(rows)),
+                          ((_pick_number(r, i), r.get("key"), *frame_columns(r)) for i, r in enumerate(rows)),
                           ("num", "key", "key", "num", "num")))
     elif total:
-        out.append(_table(("pick", "key"), ((r.get("pick_rank", i), r.get("key")) for i, r in enumerate(rows)),
+        out.append(_table(("pick", "key"), ((_pick_number(r, i), r.get("key")) for i, r in enumerate(rows)),
                           ("num", "key")))
         if total > len(rows):
             out.append(f'<p class="note">… and {esc(f"{total - len(rows):,}")} more not shown '

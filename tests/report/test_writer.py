@@ -76,6 +76,8 @@ def test_selected_table_lists_keys_in_pick_order(tmp_path: Path, digits_run) -> 
     listed = [html.unescape(k) for k in re.findall(r'<td class="key">([^<]*)</td>', section)]
     assert listed == digits_run.picked_keys
     assert f"Selected in pick order ({len(digits_run.picked_keys)})" in page
+    # numbered from 1, as the UI's "Pick 1" (pick rank 0)
+    assert re.findall(r'<td class="num">(\d+)</td>', section)[:3] == ["1", "2", "3"]
 
 
 def test_long_tables_show_first_200_and_count_the_rest(tmp_path: Path) -> None:
