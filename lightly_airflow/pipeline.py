@@ -879,7 +879,8 @@ def select_and_commit(
     if spec is not None:
         rows = objects_run.with_object_metadata(rows, run_objects, spec.all_tasks)
     skips, listing_errors = listing_skips(datapool_uri, run_id, datapool_credentials)
-    problems_uri, problems = _write_problems([*listing_errors, *errors], datapool_uri, run_id, datapool_credentials)
+    problems_uri, problems = _write_problems([*listing_errors, *errors], datapool_uri, run_id, datapool_credentials,
+                                             rows=rows)
     model = _meta_value(meta, C.EMBEDDING_MODEL_METADATA_KEY)
     dim = _meta_value(meta, C.EMBEDDING_DIM_METADATA_KEY)
 
@@ -1349,7 +1350,7 @@ def finish_committed_run(
         try:
             _rows, _meta, errors = assemble_run(manifests, credentials)
             summary.problems_uri, summary.problems = _write_problems(
-                [*listing_errors, *errors], datapool_uri, run_id, credentials)
+                [*listing_errors, *errors], datapool_uri, run_id, credentials, rows=_rows)
         except FileNotFoundError as exc:
             log.warning("Could not rebuild the problems file of committed run %s: %s", run_id, exc)
     has_report = fs.exists(f"{path}/index.html")
@@ -1516,15 +1517,20 @@ def remove_staging(datapool_uri: str, run_id: str, credentials: StorageCredentia
 
 
 def _write_problems(
-    errors: list[pa.Table], datapool_uri: str, run_id: str, credentials: StorageCredentials | None
+    errors: list[pa.Table], datapool_uri: str, run_id: str, credentials: StorageCredentials | None,
+    rows: pa.Table | None = None,
 ) -> tuple[str | None, int]:
     """Gather every stage's per-file problems into one ``problems.parquet`` beside the report, and log them.
 
-    Columns: ``key, stage, field, reason`` (and ``path`` where the stage knows the offending file).
+    Columns: ``key, stage, field, reason`` (and ``path`` where the stage knows the offending file). ``rows``: the
+    run's rows; a corrupt file's missing prediction file is no problem (the predictions task runs beside the
+    metadata task, which finds it corrupt: it cannot know), and is left out.
     """
     if not errors:
         return None, 0
-    table = pa.concat_tables(errors, promote_options="permissive")
+    table = _without_corrupt_files_predictions(pa.concat_tables(errors, promote_options="permissive"), rows)
+    if not table.num_rows:
+        return None, 0
     by_stage: dict[str, int] = {}
     for stage in table.column("stage").to_pylist():
         by_stage[stage] = by_stage.get(stage, 0) + 1
@@ -1538,6 +1544,26 @@ def _write_problems(
         log.warning("  %r [%s] %s: %s", row.get("key"), row.get("stage"), row.get("field"), row.get("reason"))
     uri = write_parquet(table, staging.problems_uri(datapool_uri, run_id), credentials)
     return uri, table.num_rows
+
+
+def _without_corrupt_files_predictions(problems: pa.Table, rows: pa.Table | None) -> pa.Table:
+    """``problems`` less the predictions stage's "no prediction file" rows of files the run found corrupt (an
+    image that cannot be decoded is no sample: asking for its prediction file sends the user to write a useless
+    file)."""
+    needed = {"key", "stage", "reason"}
+    if rows is None or not rows.num_rows or C.STATUS not in rows.column_names or not needed <= set(problems.column_names):
+        return problems
+    corrupt = rows.filter(pc.equal(rows.column(C.STATUS), C.STATUS_CORRUPT)).column(C.KEY)
+    if not len(corrupt):
+        return problems
+    drop = pc.and_(pc.and_(pc.equal(problems.column("stage"), "predictions"),
+                           pc.starts_with(pc.fill_null(problems.column("reason"), ""), "no prediction file for task")),
+                   pc.is_in(problems.column("key"), value_set=pa.array(corrupt.to_pylist(), pa.string())))
+    dropped = int(pc.sum(drop).as_py() or 0)
+    if dropped:
+        log.info("%d 'no prediction file' problems of files found corrupt left out (no sample, no prediction needed)",
+                 dropped)
+    return problems.filter(pc.invert(pc.fill_null(drop, False)))
 
 
 def _report(
