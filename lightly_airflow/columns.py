@@ -66,6 +66,9 @@ STATUS_CORRUPT = "corrupt"
 STATUS_DUPLICATE = "duplicate"
 STATUS_MISSING = "missing"
 STATUSES = (STATUS_OK, STATUS_CORRUPT, STATUS_DUPLICATE, STATUS_MISSING)
+#: ``status_reason`` of a tombstone row starts so (``video.supersede``: a frame a replaced video no longer has; it
+#: keeps the former etag, status missing)
+SUPERSEDED = "superseded"
 
 VIDEO = "video"
 FRAME_INDEX = "frame_index"

@@ -41,6 +41,7 @@ from lightly_airflow import columns as C
 from lightly_airflow.datapool.errors import DatapoolError
 from lightly_airflow.datapool.pool import Datapool
 from lightly_airflow.datapool.rows import COMMIT_VERSION
+from lightly_airflow.datapool.snapshot import Snapshot
 from lightly_airflow.storage import StorageCredentials
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,15 @@ class ExportRecord:
     #: the picture's size as shown (``metadata.lightly.width/height``: upright; None where the pool has none)
     width: int | None = None
     height: int | None = None
+    #: a video frame's video (its key in the datasource), index, pts (stream time base) and seconds; None for images
+    video: str | None = None
+    frame_index: int | None = None
+    frame_pts: int | None = None
+    frame_seconds: float | None = None
+
+
+#: The :class:`ExportRecord` fields only a video frame has (Label Studio's ``meta`` carries them for frames only).
+FRAME_FIELDS = ("video", "frame_index", "frame_pts", "frame_seconds")
 
 
 def check_key(key: str) -> str:
@@ -186,11 +196,12 @@ def export_records(
     :param copies_credentials: credentials of the ``viewable_copies`` store (``None``: ambient credentials).
     :raises DatapoolError: for an unknown tag or a key that cannot be a file name.
     """
-    wanted = [C.KEY, C.SAMPLE_ID, C.RUN_ID, C.PICK_RANK, COMMIT_VERSION, *([C.ETAG] if viewable_copies else [])]
+    wanted = [C.KEY, C.SAMPLE_ID, C.RUN_ID, C.PICK_RANK, COMMIT_VERSION, C.ETAG]
     # a selected video frame is exported as its PNG (<lightly_uri>/.lightly/frames/<frame name>); COCO's images
     # carry their width and height: the columns each pool has of these
-    present = set(pool.snapshot().column_names())
-    rows = _tag_rows(pool, tag, [*wanted, *(c for c in (C.VIDEO, *SIZE_COLUMNS) if c in present)])
+    snap = pool.snapshot()
+    present = set(snap.column_names())
+    rows = _tag_rows(snap, tag, [*wanted, *(c for c in (*FRAME_COLUMNS, *SIZE_COLUMNS) if c in present)])
     history = pool.history()
     by_version = {} if datasource_uri else run_datasources(history)
     fallback = datasource_uri or tag_datasource_uri(pool, tag)
@@ -213,9 +224,12 @@ def export_records(
         records.append(ExportRecord(
             key=r[C.KEY], uri=key_uri(frames_root if r.get(C.VIDEO) and frames_root else root, r[C.KEY]),
             sample_id=r[C.SAMPLE_ID], run_id=r[C.RUN_ID], pick_rank=r[C.PICK_RANK],
-            width=_size(r.get(SIZE_COLUMNS[0])), height=_size(r.get(SIZE_COLUMNS[1]))))
+            width=_size(r.get(SIZE_COLUMNS[0])), height=_size(r.get(SIZE_COLUMNS[1])),
+            **_frame_fields(r)))
     warn_gone(gone_exports(pool, records, check_files=check_files, credentials=datasource_credentials,
                            history=history), tag, len(records))
+    if tag != C.INITIAL_TAG:  # (initial-tag holds no replaced row: its frames' PNGs are the current picks)
+        warn_replaced_frames(replaced_frames(snap, rows, records), tag, len(records))
     if viewable_copies and unviewable(records):
         etags = {r[C.KEY]: r[C.ETAG] for r in rows.select([C.KEY, C.ETAG]).to_pylist()}  # (the read above)
         copies = write_viewable_copies(pool, tag, records, viewable_copies, source_credentials=datasource_credentials,
@@ -476,10 +490,99 @@ def _size(value: Any) -> int | None:
     return int(value) if isinstance(value, (int, float)) and value == value and value > 0 else None
 
 
-def _tag_rows(pool: Datapool, tag: str, columns: list[str]) -> Any:
+def _tag_rows(pool: Datapool | Snapshot, tag: str, columns: list[str]) -> Any:
     if tag == C.INITIAL_TAG:
         return pool.selected(columns)
     return pool.read(tag=tag, columns=columns).sort_by(C.PICK_RANK)
+
+
+#: A video frame's columns (its video, index, pts and seconds): exported with it (Label Studio's ``meta``).
+FRAME_COLUMNS = (C.VIDEO, C.FRAME_INDEX, C.FRAME_PTS, C.FRAME_SECONDS)
+
+
+def _frame_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The :data:`FRAME_FIELDS` of a video frame's row (``{}`` for an image's)."""
+    if not row.get(C.VIDEO):
+        return {}
+    index, pts, seconds = row.get(C.FRAME_INDEX), row.get(C.FRAME_PTS), row.get(C.FRAME_SECONDS)
+    return {"video": str(row[C.VIDEO]), "frame_index": None if index is None else int(index),
+            "frame_pts": None if pts is None else int(pts),
+            "frame_seconds": None if seconds is None or seconds != seconds else float(seconds)}
+
+
+@dataclass(frozen=True)
+class ReplacedFrames:
+    """Exported video frames of a version of their video that a newer version has replaced since (same frame name,
+    other etag): ``.lightly/frames/<frame name>`` holds one picture per name, the current version's pick, so their
+    PNG now shows another picture (``replaced``: the newer version selected that frame) or was removed
+    (``removed``: the newer version did not select it, or no longer has that frame). URIs in export order."""
+
+    replaced: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.replaced) + len(self.removed)
+
+
+def replaced_frames(snap: Snapshot, rows: Any, records: list[ExportRecord]) -> ReplacedFrames:
+    """Which of the exported frames (``records``, of the tag's ``rows``: ``key, etag, commit_version, video``) belong
+    to a video version replaced since, as of the pool version ``snap`` (:class:`ReplacedFrames`). One read of the
+    pool's frame rows that have the exported frames' names (nothing when the export holds no frame)."""
+    import pyarrow.compute as pc
+
+    from lightly_airflow.datapool.reading import quote_ident, quote_literal
+    from lightly_airflow.datapool.snapshot import SUPERSEDED_PREFIX, initial_tag_mask
+
+    if C.VIDEO not in rows.column_names or C.ETAG not in rows.column_names or not rows.num_rows:
+        return ReplacedFrames()
+    frames = rows.filter(pc.is_valid(rows.column(C.VIDEO)))
+    if not frames.num_rows:
+        return ReplacedFrames()
+    keys = sorted(set(frames.column(C.KEY).to_pylist()))
+    k = quote_ident(C.KEY)
+    where = f"WHERE {quote_ident(C.VIDEO)} IS NOT NULL AND {k} IN ({', '.join(quote_literal(x) for x in keys)})"
+    present = snap.column_names()
+    pool_rows = snap.select([C.KEY, C.ETAG, C.SELECTED, *(c for c in (C.TAGS, C.STATUS_REASON) if c in present)],
+                            where, extra=(COMMIT_VERSION,))
+    picked_now = set(pool_rows.column(C.KEY).filter(initial_tag_mask(pool_rows)).to_pylist())  # (initial-tag's)
+    newer: dict[str, list[tuple[int, str, bool]]] = {}
+    reasons = pool_rows.column(C.STATUS_REASON).to_pylist() if C.STATUS_REASON in present else [None] * pool_rows.num_rows
+    for key, etag, version, reason in zip(pool_rows.column(C.KEY).to_pylist(), pool_rows.column(C.ETAG).to_pylist(),
+                                          pool_rows.column(COMMIT_VERSION).to_pylist(), reasons, strict=True):
+        newer.setdefault(key, []).append((int(version), str(etag), str(reason or "").startswith(SUPERSEDED_PREFIX)))
+    exported = {r[C.KEY]: r for r in frames.select([C.KEY, C.ETAG, COMMIT_VERSION]).to_pylist()}
+    out = ReplacedFrames()
+    for record in records:
+        mine = exported.get(record.key)
+        if mine is None:
+            continue
+        # replaced: a newer row of the name is another version of the video, or a tombstone (it keeps the former
+        # etag); a newer row of the same version (a process_all run) shows the same picture
+        if not any(v > mine[COMMIT_VERSION] and (etag != str(mine[C.ETAG]) or tomb)
+                   for v, etag, tomb in newer.get(record.key, [])):
+            continue
+        (out.replaced if record.key in picked_now else out.removed).append(record.uri)
+    return out
+
+
+def warn_replaced_frames(found: ReplacedFrames, tag: str, total: int) -> None:
+    """Log a warning naming the exported frames whose video was replaced since (:func:`replaced_frames`): their
+    PNG no longer shows the picture the tag's run picked."""
+    if not found.count:
+        return
+    parts = []
+    if found.replaced:
+        parts.append(f"{len(found.replaced)} now show the newer version's frame of the same name, which a later run "
+                     f"selected (e.g. {', '.join(_shown(u) for u in found.replaced[:5])})")
+    if found.removed:
+        parts.append(f"{len(found.removed)} were removed, as the newer version did not select that frame or no longer "
+                     f"has it (e.g. {', '.join(_shown(u) for u in found.removed[:5])})")
+    logger.warning(
+        "%d of the %d exported samples of tag %r are frames of a video replaced since under the same name: "
+        ".lightly/frames/ holds one PNG per frame name, the current version's pick, so their PNG no longer shows the "
+        "frame this tag picked: %s. The video version they were picked from is gone; leave them out of the labelling "
+        "task (initial-tag holds the current picks).", found.count, total, tag, "; ".join(parts))
 
 
 # ---------------------------------------------------------------- formats
@@ -530,10 +633,21 @@ def label_studio_uri(uri: str) -> str:
 
 
 def label_studio_tasks(records: list[ExportRecord], tag: str) -> list[dict[str, Any]]:
-    """Label Studio tasks: ``{"data": {"image": URI}, "meta": {key, uri, sample_id, run_id, tag, pick_rank}}``, the
+    """Label Studio tasks: ``{"data": {"image": URI}, "meta": {key, uri, sample_id, run_id, tag, pick_rank}}`` (a video
+    frame's ``meta`` adds ``video, frame_index, frame_pts, frame_seconds``), the
     image's URI in the scheme Label Studio's storage resolves (:func:`label_studio_uri`: ``azure-blob://`` for
     Azure), ``meta.uri`` the store's own (``az://…``: what fsspec, :func:`uri_key` and :func:`uri_location` read)."""
-    return [{"data": {"image": label_studio_uri(r.uri)}, "meta": {**asdict(r), "tag": tag}} for r in records]
+    return [{"data": {"image": label_studio_uri(r.uri)}, "meta": _meta(r, tag)} for r in records]
+
+
+def _meta(record: ExportRecord, tag: str) -> dict[str, Any]:
+    """A task's ``meta``: the record and the tag; a video frame's video, frame index, pts and seconds
+    (:data:`FRAME_FIELDS`) for frames only."""
+    meta = asdict(record)
+    if record.video is None:
+        for name in FRAME_FIELDS:
+            meta.pop(name)
+    return {**meta, "tag": tag}
 
 
 def to_label_studio(records: list[ExportRecord], tag: str) -> str:

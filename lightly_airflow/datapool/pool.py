@@ -253,7 +253,8 @@ class Datapool:
         """A snapshot of the pool, optionally only the rows of one tag.
 
         :param version: the pool version to read (default: latest).
-        :param tag: keep only the rows carrying this tag (``initial-tag``: every selected row).
+        :param tag: keep only the rows carrying this tag (``initial-tag``: every key whose latest row is selected,
+            that row; a run's tag: the rows that run selected).
         :param run_id: read the snapshot the run committed (the pool as it was right after that run).
         :param timestamp: read the latest version committed at or before this time (naive = UTC).
         :param columns: columns to return (default: all).
@@ -272,7 +273,8 @@ class Datapool:
         return self.snapshot(version, timestamp=timestamp).read(tag=tag, columns=columns, known_tags=known)
 
     def selected(self, columns: list[str] | None = None) -> pa.Table:
-        """The ``initial-tag`` set: every sample ever selected, the latest row per key, in pick order.
+        """The ``initial-tag`` set in pick order: every key whose latest row is selected (a newer unselected
+        version or a tombstone ends a selection; ``snapshot.initial_tag_sql``).
 
         :param columns: columns to return (default: all); ``embedding`` comes back as
             ``fixed_size_list<float32>[dim]``.

@@ -146,14 +146,18 @@ class Snapshot:
             # tag may name any row (a filter over the whole pool).
             has_tag = f"array_has({quote_ident(C.TAGS)}, {quote_literal(tag)})"
             hand_made = tag in self.hand_made_tag_names()
-            where = f"WHERE {has_tag}" if hand_made else f"WHERE {quote_ident(C.SELECTED)} AND {has_tag}"
+            if tag == C.INITIAL_TAG:  # a selected row no newer version of its file or tombstone replaced
+                where = f"WHERE {initial_tag_sql(tombstones=C.STATUS_REASON in self.column_names())}"
+            else:  # a run's tag is history: the rows that run selected, whatever came after them
+                where = f"WHERE {has_tag}" if hand_made else f"WHERE {quote_ident(C.SELECTED)} AND {has_tag}"
         return self.select(columns, where, order=f"{quote_ident(COMMIT_VERSION)}, {quote_ident(C.KEY)}")
 
     def selected(self, columns: list[str] | None = None) -> pa.Table:
-        """The ``initial-tag`` set as of this version: every sample ever selected, latest row per key, in pick order."""
+        """The ``initial-tag`` set as of this version, in pick order: every selected row no newer row of its key
+        replaced (a newer version of the file or a tombstone ends a selection; :func:`initial_tag_sql`)."""
         if self.table is None:
             return pa.table({C.KEY: pa.array([], pa.string())}) if columns is None else empty(columns)
-        where = f"WHERE {quote_ident(C.SELECTED)} AND array_has({quote_ident(C.TAGS)}, {quote_literal(C.INITIAL_TAG)})"
+        where = f"WHERE {initial_tag_sql(tombstones=C.STATUS_REASON in self.column_names())}"
         rows = self.select(
             columns, where, extra=(C.KEY, COMMIT_VERSION), order=f"{quote_ident(COMMIT_VERSION)}, {quote_ident(C.PICK_RANK)}",
         )
@@ -428,12 +432,77 @@ def _delta_vacuum_metrics(commit: dict[str, Any]) -> dict[str, Any]:
     return {str(k): v for k, v in metrics.items() if isinstance(v, (int, float, str))}
 
 
+#: ``status_reason`` of a tombstone row (``video.supersede``: a frame a replaced video no longer has) starts so.
+SUPERSEDED_PREFIX = f"{C.SUPERSEDED}:"
+
+
+def initial_tag_sql(alias: str = "pool", *, tombstones: bool = True) -> str:
+    """The SQL condition of ``initial-tag`` on the rows of ``alias`` (a scan of the table ``pool``): a selected row
+    carrying ``initial-tag`` that no newer row of its key replaced. A newer row replaces it when it is another
+    version of the file (another etag: a video replaced under its name, whose frames keep their names; an
+    overwritten image; a file of another datasource with the same key) or a tombstone (a frame a replaced video no
+    longer has; it keeps the former etag). A newer row of the same content (a ``process_all`` run, new pixel rules:
+    not selected again, as it was selected before) leaves the selection standing. Run tags keep what their run
+    selected.
+
+    One query: the selected partition's rows anti-joined with the newer rows of their keys.
+
+    :param tombstones: the pool has ``status_reason`` (older pools have no tombstones).
+    """
+    k, cv, etag = quote_ident(C.KEY), quote_ident(COMMIT_VERSION), quote_ident(C.ETAG)
+    replaced = f"(newer.{etag} IS DISTINCT FROM {alias}.{etag})"
+    if tombstones:
+        replaced = f"({replaced} OR (newer.{quote_ident(C.STATUS_REASON)} LIKE {quote_literal(SUPERSEDED_PREFIX + '%')}))"
+    return (f"{alias}.{quote_ident(C.SELECTED)} AND array_has({alias}.{quote_ident(C.TAGS)}, "
+            f"{quote_literal(C.INITIAL_TAG)}) AND NOT EXISTS (SELECT 1 FROM pool newer "
+            f"WHERE newer.{k} = {alias}.{k} AND newer.{cv} > {alias}.{cv} AND {replaced})")
+
+
+def initial_tag_mask(rows: pa.Table) -> pa.ChunkedArray | pa.Array:
+    """Per row of ``rows`` (every row of the pool with ``key, etag, selected, tags, commit_version`` and, where the
+    pool has it, ``status_reason``): whether it is a row of ``initial-tag`` (:func:`initial_tag_sql`, computed
+    in memory for callers that read every row anyway)."""
+    n = rows.num_rows
+    if not n or C.SELECTED not in rows.column_names or C.TAGS not in rows.column_names:
+        return pa.array([False] * n, pa.bool_())
+    rows = rows.combine_chunks()
+    tags = rows.column(C.TAGS).chunk(0)
+    tagged = pc.list_parent_indices(tags).filter(pc.equal(pc.list_flatten(tags), C.INITIAL_TAG))
+    mask = np.zeros(n, dtype=bool)
+    mask[tagged.to_numpy()] = True
+    mask &= pc.fill_null(rows.column(C.SELECTED), False).to_numpy(zero_copy_only=False)
+    if not mask.any():
+        return pa.array(mask)
+    keys = rows.column(C.KEY).cast(pa.string()).to_numpy(zero_copy_only=False)
+    etags = pc.fill_null(rows.column(C.ETAG).cast(pa.string()), "\x00").to_numpy(zero_copy_only=False)
+    cvs = rows.column(COMMIT_VERSION).to_numpy(zero_copy_only=False)
+    tomb = np.zeros(n, dtype=bool)
+    if C.STATUS_REASON in rows.column_names:
+        tomb = pc.fill_null(pc.starts_with(rows.column(C.STATUS_REASON), SUPERSEDED_PREFIX), False).to_numpy(
+            zero_copy_only=False)
+    # A selected row stands when every newer row of its key has its etag and is no tombstone: its key's latest
+    # row is no tombstone, has its etag, and the newest row that is neither (another etag, a tombstone) is older.
+    order = np.lexsort((-cvs, keys))  # by key, newest first
+    k_sorted = keys[order]
+    first = np.ones(n, dtype=bool)
+    first[1:] = k_sorted[1:] != k_sorted[:-1]
+    group = np.cumsum(first) - 1
+    latest = order[first]  # the latest row of each group
+    latest_etag, latest_tomb = etags[latest], tomb[latest]
+    breaks = (etags[order] != latest_etag[group]) | tomb[order]
+    last_break = np.full(len(latest), -1, dtype=np.int64)
+    np.maximum.at(last_break, group[breaks], cvs[order][breaks].astype(np.int64))
+    stands = np.zeros(n, dtype=bool)
+    stands[order] = ((etags[order] == latest_etag[group]) & ~latest_tomb[group]
+                     & (cvs[order].astype(np.int64) > last_break[group]))
+    return pa.array(mask & stands)
+
+
 def _count_selected(table: DeltaTable) -> int:
-    result = query(
-        table,
-        f"SELECT COUNT(DISTINCT {quote_ident(C.KEY)}) AS n FROM pool "
-        f"WHERE {quote_ident(C.SELECTED)} AND array_has({quote_ident(C.TAGS)}, {quote_literal(C.INITIAL_TAG)})",
-    )
+    """How many samples ``initial-tag`` holds (:func:`initial_tag_sql`)."""
+    tombstones = C.STATUS_REASON in {f.name for f in table.schema().fields}
+    result = query(table, f"SELECT COUNT(DISTINCT {quote_ident(C.KEY)}) AS n FROM pool "
+                          f"WHERE {initial_tag_sql(tombstones=tombstones)}")
     return int(result.column("n")[0].as_py())
 
 

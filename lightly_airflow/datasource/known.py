@@ -48,21 +48,19 @@ def pool_files(snapshot: Any, datasource_uri: str) -> pa.Table | None:
     from lightly_airflow import columns as C
     from lightly_airflow.datapool.export import root_uri, run_datasources
     from lightly_airflow.datapool.rows import COMMIT_VERSION
-    from lightly_airflow.datapool.snapshot import latest_per_key
+    from lightly_airflow.datapool.snapshot import initial_tag_mask, latest_per_key
 
     here = root_uri(datasource_uri)
     versions = [v for v, uri in run_datasources(snapshot.history()).items() if root_uri(uri) == here]
     if not versions:
         return None
     present = snapshot.column_names()
-    wanted = [C.KEY, *(c for c in (C.VIDEO, C.PARENT_KEY, C.SELECTED, C.TAGS) if c in present)]
-    rows = snapshot.select(wanted, "", extra=(C.KEY, COMMIT_VERSION)).combine_chunks()
+    wanted = [C.KEY, *(c for c in (C.VIDEO, C.PARENT_KEY, C.SELECTED, C.TAGS, C.ETAG, C.STATUS_REASON) if c in present)]
+    rows = snapshot.select(wanted, "", extra=(C.KEY, COMMIT_VERSION))
     chosen = pa.array([], pa.string())
-    if C.SELECTED in rows.column_names and C.TAGS in rows.column_names:  # initial-tag: as Snapshot.selected()
-        tags = rows.column(C.TAGS).chunk(0) if rows.num_rows else pa.array([], pa.list_(pa.string()))
-        tagged = pc.list_parent_indices(tags).filter(pc.equal(pc.list_flatten(tags), C.INITIAL_TAG))
-        initial = pc.is_in(pa.array(range(rows.num_rows), pa.int64()), value_set=tagged.cast(pa.int64()))
-        chosen = rows.column(C.KEY).filter(pc.and_(pc.fill_null(rows.column(C.SELECTED), False), initial))
+    if C.SELECTED in rows.column_names and C.TAGS in rows.column_names and C.ETAG in rows.column_names:
+        # initial-tag as Snapshot.selected(): a selected row no newer version of its file or tombstone replaced
+        chosen = rows.column(C.KEY).filter(initial_tag_mask(rows))
     rows = latest_per_key(rows)
     mine = pc.is_in(rows.column(COMMIT_VERSION), value_set=pa.array(versions, rows.schema.field(COMMIT_VERSION).type))
     if C.PARENT_KEY in rows.column_names:

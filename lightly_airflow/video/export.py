@@ -2,9 +2,10 @@
 
 Idempotent by content identity: every PNG records the etag of the video version it shows (a ``tEXt`` chunk
 :data:`ETAG_CHUNK`); a frame whose PNG exists for the same video version is not written again (a retried run
-writes nothing twice), one written from a former version of the video (replaced under the same name) is
-rewritten from the new content, and the PNGs of frames the new version no longer has are removed
-(``video.supersede``). A PNG appears whole or not at all: locally it is written to a temporary file in the same folder and renamed, on an
+writes nothing twice). A frame name has one PNG, the current version's pick: one written from a former version
+of the video (replaced under the same name) is rewritten from the new content only when the new version's frame
+of that name is selected; the PNGs of former picks the new version does not select, or no longer has, are removed
+(``video.supersede``), never rewritten from content nobody picked. A PNG appears whole or not at all: locally it is written to a temporary file in the same folder and renamed, on an
 object store it is one PUT (an object is never visible half-written). Frames are decoded range by range
 (one seek per run of consecutive selected frames), never extracted to disk.
 """

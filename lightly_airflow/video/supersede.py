@@ -6,9 +6,14 @@ has again get the run's new row (the latest row per key, as for a replaced image
 longer has (it is shorter, or its frame count changed the zero-padding of the names) would otherwise stay as
 current samples of content that is gone. For those the run commits a **tombstone row**: status ``missing``,
 reason ``superseded: …``, not selected, no embedding, the former etag. They leave the pool's current samples
-(``known_files``, the latest version's grid) and the history keeps what they were. Their PNGs under
-``.lightly/frames/`` are removed, and the PNGs of the former version's frames that exist again are rewritten
-from the new content (``video.export``), so no PNG ever shows a frame of a version that is gone.
+(``known_files``, the latest version's grid) and the history keeps what they were.
+
+``.lightly/frames/<frame name>`` holds one PNG per frame name: the current version's pick. A former pick's PNG is
+rewritten from the new content only where the new version's row of that name is selected (``video.export``);
+where it is not selected, or the new version no longer has the frame, the PNG is removed, so no PNG shows a
+version that is gone and none shows content nobody picked. The former picks leave ``initial-tag`` (the pool keeps
+the latest row per key); an export of their run's tag says their pictures were replaced or removed
+(``datapool.export.replaced_frames``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
 
-SUPERSEDED = "superseded"
+SUPERSEDED = C.SUPERSEDED
 
 
 @dataclass
@@ -29,9 +34,9 @@ class Superseded:
     """What a run's replaced videos supersede: tombstone rows and the frame PNGs to refresh or remove."""
 
     rows: pa.Table | None = None
-    #: frame keys of the run (new versions) whose former version had a PNG written (selected before)
+    #: frame keys the run selects (new versions) whose former version had a PNG written (selected before)
     refresh: set[str] = field(default_factory=set)
-    #: frame keys whose former version had a PNG and that the new version no longer has
+    #: frame keys whose former version had a PNG and that the new version does not select or no longer has
     remove: set[str] = field(default_factory=set)
 
 
@@ -61,9 +66,13 @@ def superseded_frames(snap: Any, rows: pa.Table) -> Superseded:
     # A video's own row (no frame index: the former version could not be opened, or ended early) has no PNG;
     # it is superseded like a frame when the new version has no such row (its problem is gone).
     had_png = {r[C.KEY] for r in _ever_selected(snap, {r[C.KEY] for r in old if r.get(C.FRAME_INDEX) is not None})}
-    out.refresh = {k for k in had_png if k in run_keys}
+    # A frame name's PNG shows the current version's pick: rewritten where the new version selects that frame,
+    # removed where it does not (or no longer has the frame), never rewritten from content nobody picked.
+    picked_now = set(rows.filter(pc.fill_null(rows.column(C.SELECTED), False)).column(C.KEY).to_pylist()) \
+        if C.SELECTED in rows.column_names else set()
+    out.refresh = {k for k in had_png if k in run_keys and k in picked_now}
     gone = [r for r in old if r[C.KEY] not in run_keys and not str(r.get(C.STATUS_REASON) or "").startswith(SUPERSEDED)]
-    out.remove = {r[C.KEY] for r in old if r[C.KEY] not in run_keys and r[C.KEY] in had_png}
+    out.remove = {r[C.KEY] for r in old if r[C.KEY] in had_png and r[C.KEY] not in picked_now}
     if not gone:
         return out
     n_new = {v: 0 for v in new_etag}
