@@ -31,7 +31,7 @@ nav{margin-bottom:.8rem;font-size:.9rem} nav.tabs a{margin-right:.9rem}
 @media (max-width:760px){.layout.no-picture>.side{float:none;width:auto;margin:0}}
 .side fieldset{border:1px solid var(--line);border-radius:6px;margin:0 0 .6rem;padding:.4rem .6rem}
 .side legend{font-weight:600} .side label{display:block;margin:.15rem 0;overflow-wrap:anywhere}
-td:first-child:not(.n){overflow-wrap:anywhere} td code{overflow-wrap:break-word} .long{overflow-wrap:anywhere} .hscroll{overflow-x:auto;max-width:100%}
+td:first-child:not(.n):not(.name){overflow-wrap:anywhere} td.name{overflow-wrap:normal;word-break:normal} td code{overflow-wrap:break-word} .long{overflow-wrap:anywhere} .hscroll{overflow-x:auto;max-width:100%}
 input,select,button{font:inherit;color:var(--fg);background:var(--bg);border:1px solid var(--line);border-radius:4px;padding:.15rem .35rem}
 button{cursor:pointer;background:var(--head)} button.primary{background:var(--accent);color:#fff;border-color:var(--accent)}
 .range input{width:6.2rem} svg.hist{display:block;width:13rem;height:1.6rem;margin:.1rem 0}
@@ -42,6 +42,7 @@ svg.hist rect{fill:var(--accent)} svg.hist rect.out{opacity:.25}
 background:var(--head)} .card img{width:100%;height:100%;object-fit:contain;display:block}
 .card .cap{padding:.3rem .4rem;overflow-wrap:anywhere} .cap input{margin:0 .3rem 0 0;vertical-align:middle} .cellsize input{width:7rem;vertical-align:middle}
 .card .cap b{font-variant-numeric:tabular-nums} .sel{outline:2px solid var(--accent)}
+select.sort{max-width:14rem;text-overflow:ellipsis}
 .toolbar{display:flex;flex-wrap:wrap;gap:.6rem;align-items:center;margin:.4rem 0}
 .bar{display:inline-block;height:.7rem;background:var(--accent);vertical-align:middle}
 .pill{display:inline-block;border:1px solid var(--line);border-radius:999px;padding:0 .5rem;margin:0 .2rem .2rem 0;font-size:.8rem}
@@ -60,6 +61,7 @@ background:rgba(17,24,39,.72);border:1px solid rgba(255,255,255,.85);border-radi
 #map{width:100%;max-width:900px;aspect-ratio:4/3;border:1px solid var(--line);border-radius:6px;background:var(--box);cursor:crosshair}
 #hover{position:fixed;pointer-events:none;display:none;background:var(--card);border:1px solid var(--line);border-radius:6px;
 padding:.3rem;font-size:.75rem;max-width:220px;z-index:5} #hover img{max-width:200px;max-height:160px;display:block}
+#hover div{overflow-wrap:anywhere;margin-top:.15rem} #hover .hover-value{color:var(--muted)}
 .legend .sw{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.25rem;vertical-align:middle}
 """
 
@@ -118,12 +120,22 @@ def page(
     )
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, numeric: Sequence[int] = ()) -> str:
-    """A table; cells must already be escaped HTML. ``numeric``: column indices aligned right."""
+def table(
+    headers: Sequence[str], rows: Iterable[Sequence[str]], *, numeric: Sequence[int] = (), names: bool = False,
+) -> str:
+    """A table; cells must already be escaped HTML. ``numeric``: column indices aligned right. ``names``: the first
+    column holds column names made :func:`breakable`: they wrap only there (after ``.`` and ``_``), never inside a
+    word (``status_rea`` / ``son``), where other first-column cells may wrap anywhere (``CSS``: ``td.name``)."""
     head = "".join(f"<th>{e(h)}</th>" for h in headers)
     body = []
+
+    def cell(i: int, c: str) -> str:
+        if i in numeric:
+            return f'<td class="n">{c}</td>'
+        return f'<td class="name">{c}</td>' if names and i == 0 else f"<td>{c}</td>"
+
     for row in rows:
-        cells = "".join(f'<td class="n">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(row))
+        cells = "".join(cell(i, c) for i, c in enumerate(row))
         body.append(f"<tr>{cells}</tr>")
     if not body:
         body.append(f'<tr><td colspan="{len(headers)}" class="muted">none</td></tr>')

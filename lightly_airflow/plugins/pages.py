@@ -292,6 +292,8 @@ def grid_params(scope: Scope, sort: str, descending: bool, limit: int) -> list[t
 def grid_page(
     root: str, pool: str, view: View, scope: Scope, page: dict[str, Any], static: str, run_files: set[str] | None = None,
 ) -> str:
+    from lightly_airflow.plugins.media import is_frame
+
     base = pool_url(root, pool, "samples")
     params = scope.to_params()
     sort, desc = page["sort"], page["descending"]
@@ -299,12 +301,16 @@ def grid_page(
     # a card opens its sample with its place in this grid: the sample page steps to the previous and next ones
     opened = grid_params(scope, sort, desc, limit)
     similar = page.get("similar_key") if sort.startswith(SIMILAR) else None
+    # (the select is as wide as its longest name: capped with an ellipsis, each option's whole name in its title)
     sort_opts = "".join(
-        f'<option value="{H.e(c)}"{" selected" if c == sort else ""}>{H.e(c)}</option>' for c in view.sortable()
-    ) + (f'<option value="{H.e(sort)}" selected>similarity to {H.e(similar)}</option>' if similar is not None else "")
+        f'<option value="{H.e(c)}" title="{H.e(c)}"{" selected" if c == sort else ""}>{H.e(c)}</option>'
+        for c in view.sortable()
+    ) + (f'<option value="{H.e(sort)}" title="similarity to {H.e(similar)}" selected>similarity to {H.e(similar)}'
+         "</option>" if similar is not None else "")
+    current = f"similarity to {similar}" if similar is not None else sort
     sorter = (
         f'<form method="get" action="{H.e(base)}" class="toolbar">{_hidden(params)}'
-        f'<label>Sort by <select name="sort">{sort_opts}</select></label>'
+        f'<label>Sort by <select name="sort" class="sort" title="{H.e(current)}">{sort_opts}</select></label>'
         f'<select name="order"><option value="asc"{"" if desc else " selected"}>ascending</option>'
         f'<option value="desc"{" selected" if desc else ""}>descending</option></select>'
         '<button type="submit">Sort</button></form>'
@@ -319,10 +325,12 @@ def grid_page(
         thumb = pool_url(root, pool, "thumbnails", H.seg(sid))
         rank = item.get(C.PICK_RANK)
         value = ("" if sort in (C.PICK_RANK, C.KEY) else f'<br>distance <b>{fmt(item.get("value"))}</b>'
-                 if similar is not None else f'<br>{H.e(sort)} <b>{fmt(item.get("value"))}</b>')
+                 if similar is not None else f'<br>{H.breakable(sort)} <b>{fmt(item.get("value"))}</b>')
         if scope.objects:
             cls = "card obj sel" if item.get(C.OBJECT_SELECTED) else "card obj"
-            state = f"{object_label(item)}<br>{'image picked' if item.get(C.OBJECT_SELECTED) else 'image not picked'}"
+            # (an object of a video frame: its frame was picked or not, not an "image")
+            parent = "frame" if is_frame(item.get("parent_frame")) else "image"
+            state = f"{object_label(item)}<br>{parent} {'picked' if item.get(C.OBJECT_SELECTED) else 'not picked'}"
         else:
             cls = "card sel" if item.get(C.SELECTED) else "card"
             # (1-based, as the sample page's "Pick 1 (pick rank 0)")
@@ -568,7 +576,7 @@ def sample_page(
     if any(v is not None for v in objective.values()):  # (a sample its run did not pick has none of them)
         # (names with line-break opportunities between their parts: the side column is narrow)
         why.append(H.table(["Objective at its pick", "Value"],
-                           [(H.breakable(k), fmt(v)) for k, v in sorted(objective.items())]))
+                           [(H.breakable(k), fmt(v)) for k, v in sorted(objective.items())], names=True))
     elif row.get(C.PICK_RANK) is not None:
         why.append('<p class="muted">The run recorded no per-pick objective values for this sample.</p>')
     strategies = ((run_entry.get("config") or {}).get("strategies")) or []
@@ -581,7 +589,7 @@ def sample_page(
             continue
         if v is None and (k.startswith("object_") or k == C.PARENT_KEY):
             continue  # object columns of an image row (shown in the Objects section instead)
-        groups.setdefault(column_group(k), []).append((H.e(k), fmt(v)))
+        groups.setdefault(column_group(k), []).append((k, fmt(v)))
     tables = column_tables(groups)
     versions = H.table(
         ["Committed in version", "Run", "Selected", "Pick rank", "Tags"],
@@ -657,7 +665,7 @@ def layout_class(extra: dict[str, Any]) -> str:
     """The class of a sample's or object's two columns: ``layout no-picture`` when its picture is gone
     (:func:`picture_gone`): the side column floats at the right and the tables below rise beside it, instead of an
     empty main column as tall as the side one under the note (``html.CSS``)."""
-    return "layout no-picture" if picture_gone(extra) else "layout"
+    return "layout no-picture" if picture_gone(extra) and not extra.get("stored_crop") else "layout"
 
 
 def content_note(extra: dict[str, Any], of_object: bool = False) -> str:
@@ -704,7 +712,11 @@ def content_note(extra: dict[str, Any], of_object: bool = False) -> str:
         lost = cannot[(video, of_object)]
         if video and still == "stored":
             frame = frame.replace(" The frame above the player", " The frame shown")
-        elif of_object:  # no stored PNG of its frame (or an image): the page shows neither picture
+        elif of_object and extra.get("stored_crop"):  # the page shows the crop's thumbnail its run stored
+            lost = (f"its {'frame' if video else 'image'} cannot be shown nor its crop cut from it: the crop below is "
+                    "the thumbnail its run stored of it")
+            frame = ""
+        elif of_object:  # no stored PNG of its frame (or an image), no stored crop: the page shows neither picture
             lost, frame = f"neither its crop nor its {'frame' if video else 'image'} can be shown", ""
         elif video and still == "decoded":
             frame = " Its frame cannot be shown either."
@@ -740,7 +752,9 @@ def video_player(root: str, pool: str, view: View, sid: str, row: dict[str, Any]
 def column_tables(groups: dict[str, list[tuple[str, str]]]) -> str:
     """One table per column group, in the sample page's order (sample, metadata, scores, predictions)."""
     order = ["Sample", "Metadata", "Scores", "Predictions"]
-    return "".join(f"<h2>{H.e(g)}</h2>" + H.table(["Column", "Value"], sorted(items))
+    # (``items``: raw column names, formatted values; a name wraps only after its ``.`` and ``_``: H.breakable)
+    return "".join(f"<h2>{H.e(g)}</h2>" + H.table(["Column", "Value"], [(H.breakable(k), v) for k, v in sorted(items)],
+                                                  names=True)
                    for g, items in sorted(groups.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9))
 
 
@@ -757,6 +771,16 @@ def similar_link(root: str, pool: str, view: View, sid: str, row: dict[str, Any]
     # (among the selected: the selected rows' partition alone is read, fast on a pool of millions)
     selected = H.link(base + qs([*params, ("tag", C.INITIAL_TAG)]), "among the selected")
     return f'<p>{H.link(base + qs(params), f"Find similar {what}")} · {selected}</p>'
+
+
+def stored_crop(root: str, pool: str, sid: str, key: Any) -> str:
+    """An object's crop when the file it was cut from is gone: the thumbnail its run made of the crop it processed
+    (``<datapool>/_thumbnails/<object id>.jpg``, at most 256 px), captioned as such."""
+    thumb = pool_url(root, pool, "thumbnails", H.seg(sid))
+    return (f'<h3>Its stored crop</h3><div class="figure crop stored"><img src="{H.e(thumb)}" alt="{H.e(key)}">'
+            '</div><p class="muted stored-crop">The stored crop: the thumbnail its run made of this object\'s crop '
+            "when it processed it (at most 256 pixels), the object its scores describe; not cut from the file now, "
+            "which is gone.</p>")
 
 
 def object_page(
@@ -789,7 +813,7 @@ def object_page(
         values = {k: v for k, v in parent.items() if k.startswith(C.SELECTION_PREFIX) and v is not None}
         if values:  # object-level objectives score the image by its objects (docs/objects.md)
             chosen += f"<br>Its {what}'s objective at that pick:" + H.table(
-                ["", ""], [(H.breakable(k), fmt(v)) for k, v in sorted(values.items())])
+                ["", ""], [(H.breakable(k), fmt(v)) for k, v in sorted(values.items())], names=True)
     else:
         image_link = (f'<p class="warn box">Its image <code>{H.e(row.get(C.PARENT_KEY))}</code> is not in this '
                       "version.</p>")
@@ -806,13 +830,14 @@ def object_page(
     for k, v in row.items():
         if k in (C.TAGS, C.SELECTED) or v is None:  # object_selected says whether it is selected
             continue
-        groups.setdefault(column_group(k), []).append((H.e(k), fmt(v)))
+        groups.setdefault(column_group(k), []).append((k, fmt(v)))
     tables = column_tables(groups)
     body = (
         tabs(root, pool, Scope(version=view.version, show=SHOW_OBJECTS), "") + walk
         + f'<p><code>{H.e(key)}</code> · object id <code>{H.e(sid)}</code> · version {H.e(view.version)}</p>'
         + image_link + content_note(extra, of_object=True) + f'<div class="{layout_class(extra)}"><div class="main">'
-        + ("" if picture_gone(extra) else
+        + (stored_crop(root, pool, sid, key) if picture_gone(extra) and extra.get("stored_crop") else
+           "" if picture_gone(extra) else
            f'<h3>Its crop</h3><div class="figure crop"><img src="{H.e(crop_url)}" alt="{H.e(key)}"></div>')
         + in_image + f'</div><div class="side"><div class="box {"ok" if row.get(C.OBJECT_SELECTED) else ""}">{chosen}</div>'
         + f"<h3>{object_label(row)}</h3>{facts}" + similar_link(root, pool, view, sid, row, SHOW_OBJECTS)

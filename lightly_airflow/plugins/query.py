@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -495,6 +495,10 @@ class View:
             rows = ordered(offset, limit)
         total = self.count(scope)
         items = [{**{c: r.get(c) for c in wanted}, "value": r.get("lightly_sort_value")} for r in rows]
+        if scope.objects:  # whether each object's image is a video frame (object rows do not say: their parent does)
+            frames = self.frames_of_parents(items)
+            for item in items:
+                item["parent_frame"] = frames.get((item.get(C.PARENT_KEY), item.get(COMMIT_VERSION)))
         return {"total": total, "sort": sort, "descending": descending, "offset": offset, "limit": limit, "items": items,
                 **extra}
 
@@ -602,6 +606,26 @@ class View:
         ).to_pylist()
         return rows
 
+    def frames_of_parents(self, objects: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, Any], dict[str, Any]]:
+        """The parents of ``objects`` (object rows) that are video frames: ``{video, frame_index}`` by
+        ``(parent_key, commit_version)``; one query for a grid page, none in a pool without video frames."""
+        if C.VIDEO not in self.columns or C.FRAME_INDEX not in self.columns:
+            return {}
+        wanted: set[tuple[Any, int]] = {(o.get(C.PARENT_KEY), int(o[COMMIT_VERSION])) for o in objects
+                                         if o.get(C.PARENT_KEY) is not None and o.get(COMMIT_VERSION) is not None}
+        if not wanted:
+            return {}
+        keys = ", ".join(sorted(quote_literal(str(k)) for k in {k for k, _ in wanted}))
+        versions = ", ".join(str(v) for v in sorted({v for _, v in wanted}))
+        got = self.sql(
+            f"SELECT {quote_ident(C.KEY)} AS k, {quote_ident(COMMIT_VERSION)} AS v, {quote_ident(C.VIDEO)} AS video, "
+            f"{quote_ident(C.FRAME_INDEX)} AS frame_index FROM pool WHERE {quote_ident(C.KEY)} IN ({keys}) AND "
+            f"{quote_ident(COMMIT_VERSION)} IN ({versions}) AND {quote_ident(C.PARENT_KEY)} IS NULL AND "
+            f"{quote_ident(C.VIDEO)} IS NOT NULL AND {quote_ident(C.FRAME_INDEX)} IS NOT NULL"
+        ).to_pylist()
+        return {(r["k"], r["v"]): {C.VIDEO: r["video"], C.FRAME_INDEX: r["frame_index"]} for r in got
+                if (r["k"], r["v"]) in wanted}
+
     def parent_of(self, row: Mapping[str, Any]) -> dict[str, Any] | None:
         """The image row of an object row (same key as its ``parent_key``, committed by the same run)."""
         parent = row.get(C.PARENT_KEY)
@@ -662,8 +686,8 @@ class View:
             threshold = f"{int(fraction * 16**8):08x}"
             sample_where = f"{where} AND {quote_ident(C.SAMPLE_ID)} < {quote_literal(threshold)}"
         pts = self.sql(
-            f"SELECT {quote_ident(C.SAMPLE_ID)} AS id, {quote_ident(C.LAYOUT_X)} AS x, {quote_ident(C.LAYOUT_Y)} AS y, "
-            f"{color_expr} AS c FROM pool {sample_where} ORDER BY {quote_ident(C.SAMPLE_ID)} LIMIT {int(max_points)}"
+            f"SELECT {quote_ident(C.SAMPLE_ID)} AS id, {quote_ident(C.KEY)} AS k, {quote_ident(C.LAYOUT_X)} AS x, "
+            f"{quote_ident(C.LAYOUT_Y)} AS y, {color_expr} AS c FROM pool {sample_where} ORDER BY {quote_ident(C.SAMPLE_ID)} LIMIT {int(max_points)}"
         )
         legend: list[Any]
         if legend_kind == "number":
@@ -673,8 +697,10 @@ class View:
             span = (hi - lo) or 1.0
             codes = np.where(finite, np.rint((np.nan_to_num(v) - lo) / span * 255), -1).astype(np.int64).tolist()
             legend = [lo, hi]
+            # (each point's own value for the hover caption, 6 significant digits; null: no value)
+            values: list[Any] | None = [float(f"{x:.6g}") if ok else None for x, ok in zip(v.tolist(), finite.tolist())]
         else:
-            values = pts.column("c").to_pylist()
+            values = [_text(value) for value in pts.column("c").to_pylist()]  # (the points' own values)
             names: dict[str, int] = {}
             counts: dict[str, int] = {}
             for value in values:
@@ -688,6 +714,8 @@ class View:
             legend = [[k, counts[k]] for k in ordered[:11]]
             if len(ordered) > 11:
                 legend.append(["other", sum(counts[k] for k in ordered[11:])])
+            else:  # each point's value is its legend entry's name (``c``): not sent twice
+                values = None
         return {
             "total": total, "shown": pts.num_rows, "bounds": bounds, "bins": MAP_BINS,
             "density": density.tolist(),
@@ -697,6 +725,9 @@ class View:
                 "x": np.round(pts.column("x").to_numpy(zero_copy_only=False).astype(np.float64), 5).tolist(),
                 "y": np.round(pts.column("y").to_numpy(zero_copy_only=False).astype(np.float64), 5).tolist(),
                 "c": codes,
+                # the hover caption: the point's key and the value it is coloured by (the script sets them as text)
+                "key": pts.column("k").to_pylist(),
+                **({} if values is None else {"value": values}),
             },
         }
 

@@ -103,6 +103,8 @@ def _sample_extra(view: View, spec: PoolSpec, row: dict[str, Any]) -> dict[str, 
         source = view.datasource_of(version)
         if source:
             extra.update(_content(spec, source, row, parent))
+        if P.picture_gone(extra):  # its crop cannot be cut: the thumbnail its run stored of it, if there is one
+            extra["stored_crop"] = _has_thumbnail(spec, str(row.get(C.SAMPLE_ID) or ""))
         if parent and is_frame(parent):
             extra["size"] = frame_size(parent)
         elif source and parent:
@@ -130,6 +132,19 @@ def _sample_extra(view: View, spec: PoolSpec, row: dict[str, Any]) -> dict[str, 
         except MediaError as exc:
             extra["predictions_error"] = str(exc)
     return extra
+
+
+def _has_thumbnail(spec: PoolSpec, sid: str) -> bool:
+    """Whether the datapool holds the thumbnail of sample ``sid`` (an object's: its crop, as its run cut it)."""
+    from lightly_airflow.thumbnails import read_thumbnail_typed
+
+    if not SAMPLE_ID.match(sid):
+        return False
+    try:
+        return read_thumbnail_typed(spec.uri, sid, D.credentials(spec)) is not None
+    except Exception as exc:  # noqa: BLE001 - the page shows no picture, as without a thumbnail
+        log.warning("Cannot read the thumbnail of %s: %s", sid, exc)
+        return False
 
 
 def _content(spec: PoolSpec, source: str, row: dict[str, Any], parent: dict[str, Any] | None) -> dict[str, Any]:
@@ -444,7 +459,7 @@ def add_curation_routes(app: FastAPI) -> None:
             "neighbours": extra.get("neighbours", {}), "objects": extra.get("objects", []),
             "parent": extra.get("parent"),
             "content": extra["content"].to_dict() if extra.get("content") else None,
-            "still": extra.get("still"),
+            "still": extra.get("still"), "stored_crop": extra.get("stored_crop"),
             "live_photo_clip": vars(extra["live"]) if extra.get("live") else None,
         })
         return out

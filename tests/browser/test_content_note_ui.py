@@ -249,31 +249,66 @@ def _check_object_gone_layout(page, *, narrow: bool) -> None:
         assert side_left > box["width"] / 2 and next_left < side_left, box
 
 
+def _check_stored_crop(page, *, narrow: bool) -> None:
+    """The object's stored crop (its thumbnail) right under the note, loaded, captioned as the stored crop, and
+    nothing sticking out of the page."""
+    box = page.evaluate("""() => {
+        const r = e => e.getBoundingClientRect();
+        const img = document.querySelector('.figure.crop.stored img'), note = r(document.querySelector('.content-gone'));
+        return {src: img.getAttribute('src'), width: img.naturalWidth, top: r(img).top, right: r(img).right,
+                note: note.bottom, caption: document.querySelector('.stored-crop').textContent,
+                page: document.documentElement.clientWidth,
+                overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth};
+    }""")
+    assert "/thumbnails/" in box["src"] and box["width"] > 0, box
+    assert 0 <= box["top"] - box["note"] < 80 and box["right"] <= box["page"], box
+    assert box["caption"].startswith("The stored crop: the thumbnail its run made of this object's crop"), box
+    assert narrow or box["overflow"] <= 0, box
+
+
 def test_an_objects_page_whose_image_is_gone(page, curation):
-    """The image an object was cut from is gone: the note says that neither its crop nor its image can be shown,
-    the page shows no broken picture and no empty block, wide and narrow (it said only that its crop could not be
-    cut, while its image was not shown either)."""
+    """The image an object was cut from is gone: the page shows the crop's thumbnail its run stored (a picture of
+    the object, captioned as the stored crop) and the note says so; without that thumbnail too, the note says that
+    neither its crop nor its image can be shown, the page shows no broken picture and no empty block, wide and
+    narrow (it said only that its crop could not be cut, while its image was not shown either)."""
     obj = _object_of_an_image(curation)
     url = f"{curation.base}/lightly/pools/objects/samples/{obj[C.SAMPLE_ID]}"
+    thumb = curation.objects.path / "_thumbnails" / f"{obj[C.SAMPLE_ID]}.jpg"
     with _removed(curation.objects.source / obj[C.PARENT_KEY]):
         _open(page, url)
         body = page.inner_text(".content-gone")
         assert f"The file at {obj[C.PARENT_KEY]} is gone: the datasource no longer holds it" in body, body
-        assert "so neither its crop nor its image can be shown" in body, body
+        assert ("so its image cannot be shown nor its crop cut from it: the crop below is the thumbnail its run "
+                "stored of it.") in body, body
         _check_note(page, ".box.err.content-gone")
-        assert page.locator(".figure img").count() == 0 and _broken_images(page) == []
-        assert "Object of image" in page.inner_text("body")  # its image's page is still linked (its rows are there)
-        _check_object_gone_layout(page, narrow=False)
-        _shot(page, curation, "note-object-gone", full=True)
-        page.locator(".content-gone").screenshot(
-            path=str(curation.shots / f"note-object-gone-box-{page.theme}.png"))
+        assert page.locator(".figure img").count() == 1 and _broken_images(page) == []
+        _check_stored_crop(page, narrow=False)
+        _shot(page, curation, "note-object-stored-crop", full=True)
         page.set_viewport_size({"width": 480, "height": 900})
         try:
             _check_note(page, ".box.err.content-gone", narrow=True)
-            _check_object_gone_layout(page, narrow=True)
-            _shot(page, curation, "note-object-gone-narrow", full=True)
+            _check_stored_crop(page, narrow=True)
+            _shot(page, curation, "note-object-stored-crop-narrow", full=True)
         finally:
             page.set_viewport_size({"width": 1360, "height": 900})
+        with _removed(thumb):
+            _open(page, url)
+            body = page.inner_text(".content-gone")
+            assert "so neither its crop nor its image can be shown" in body, body
+            _check_note(page, ".box.err.content-gone")
+            assert page.locator(".figure img").count() == 0 and _broken_images(page) == []
+            assert "Object of image" in page.inner_text("body")  # its image's page is still linked (its rows are there)
+            _check_object_gone_layout(page, narrow=False)
+            _shot(page, curation, "note-object-gone", full=True)
+            page.locator(".content-gone").screenshot(
+                path=str(curation.shots / f"note-object-gone-box-{page.theme}.png"))
+            page.set_viewport_size({"width": 480, "height": 900})
+            try:
+                _check_note(page, ".box.err.content-gone", narrow=True)
+                _check_object_gone_layout(page, narrow=True)
+                _shot(page, curation, "note-object-gone-narrow", full=True)
+            finally:
+                page.set_viewport_size({"width": 1360, "height": 900})
     _open(page, url)  # put back: no note, its crop and its image again
     assert page.locator(".content-gone").count() == 0 and page.locator(".figure img").count() == 2
     assert _broken_images(page) == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 
@@ -62,6 +62,27 @@ def test_filter_then_save_as_tag(page, curation):
     assert last["operation"] == "tag" and last["tag"] == name and last["selected"] == n
     assert last["counts"]["made_by"] == USER
     _shot(page, curation, "filter-tag")
+
+
+def test_the_sort_select_stays_narrow_with_long_column_names(page, curation):
+    """The "Sort by" select was as wide as the longest column name: capped (ellipsis), each option's whole name in
+    its title, whichever column is chosen."""
+    page.goto(curation.base + "/lightly/pools/demo/samples")
+    names = page.eval_on_selector_all("select[name=sort] option", "os => os.map(o => [o.value, o.title, o.text])")
+    assert names and all(v == t == x for v, t, x in names), names
+    longest = max((v for v, _, _ in names), key=len)
+    assert len(longest) > 30, longest  # a long name, as the pool's scores and predictions have
+    for sort in (C.KEY, longest):
+        page.goto(curation.base + "/lightly/pools/demo/samples?" + urlencode({"sort": sort}))
+        box = page.evaluate("""() => {
+            const s = document.querySelector('select[name=sort]'), r = s.getBoundingClientRect();
+            const rem = parseFloat(getComputedStyle(document.documentElement).fontSize);
+            return {width: r.width, max: 14 * rem, title: s.title, grid: document.querySelector('.grid').getBoundingClientRect().top,
+                    overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth};
+        }""")
+        assert box["width"] <= box["max"] + 1 and box["title"] == sort and box["overflow"] <= 0, (sort, box)
+    page.wait_for_load_state("networkidle")
+    _shot(page, curation, "grid-sort-long")
 
 
 def test_tick_samples_and_save_them_as_a_tag(page, curation):
@@ -189,6 +210,12 @@ def test_map_hover_click_and_lasso_tag(page, curation):
             break
     assert hovered, "no point answered the mouse"
     _wait(page, "document.querySelector('#hover img') && document.querySelector('#hover img').naturalWidth > 0")
+    # the caption: the point's key (its file name) and its value of the colouring, not a cut sample id
+    caption = page.inner_text("#hover")
+    keys = {r[C.KEY] for r in Datapool(curation.pool_uri).read(columns=[C.KEY]).to_pylist()}
+    key, value = caption.split("\n")[:2]
+    assert key in keys and "…" not in caption, caption
+    assert re.fullmatch(r"metadata\.source: (digits|photos)", value), caption
     _shot(page, curation, "map-hover")
     # Lasso around the middle of the map.
     x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]

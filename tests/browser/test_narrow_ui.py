@@ -12,7 +12,7 @@ from lightly_airflow import columns as C
 from lightly_airflow.datapool import Datapool
 
 from .conftest import Curation, _broken_images, _shot
-from .test_video_objects_ui import _tokens_whole
+from .test_video_objects_ui import _cut_inside_words, _tokens_whole
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,9 @@ def test_pages_fit_a_narrow_window(page, curation: Curation):
     pages = [("narrow-pool", f"{base}/demo"), ("narrow-grid", f"{base}/demo/samples"),
              ("narrow-sample", f"{base}/demo/samples/{picked[C.SAMPLE_ID]}"),
              ("narrow-frame", f"{base}/video/samples/{frame[C.SAMPLE_ID]}"),
-             ("narrow-object", f"{base}/video/samples/{obj[C.SAMPLE_ID]}")]
+             ("narrow-object", f"{base}/video/samples/{obj[C.SAMPLE_ID]}"),
+             ("narrow-objects-grid", f"{base}/video/samples?show=objects"),
+             ("narrow-map", f"{base}/demo/map"), ("narrow-compare", f"{base}/demo/compare")]
     page.set_viewport_size({"width": 480, "height": 900})
     try:
         for name, url in pages:
@@ -50,6 +52,8 @@ def test_pages_fit_a_narrow_window(page, curation: Curation):
             assert _overflow(page) <= 0, (name, _overflow(page))
             assert _numbers_cut(page) == [], name
             assert _tokens_whole(page, ".side td code") == [], name
+            # column names (``status_reason``, ``commit_version``) wrap after their ``.`` and ``_``, not inside a word
+            assert _cut_inside_words(page, "h2 + table td:first-child, .side td:first-child") == [], name
             assert _broken_images(page) == [], name
             _shot(page, curation, name, full=True)
     finally:

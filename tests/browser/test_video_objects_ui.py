@@ -6,6 +6,9 @@ frame; one without shows no broken picture. Screenshots ``video-frame``, ``video
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from lightly_airflow import columns as C
@@ -111,17 +114,37 @@ def test_the_objects_of_a_gone_video_s_frames(page, curation):
     rows = _rows(curation)
     _, stored = _frame_objects(rows, "street.mp4", picked=True)
     _, unstored = _frame_objects(rows, "street.mp4", picked=False)
+    thumb = Path(curation.video.uri.removeprefix("file://")) / "_thumbnails" / f"{unstored[C.SAMPLE_ID]}.jpg"
     with _removed(curation.video.source / "street.mp4"):
-        _open(page, _url(curation, unstored))
+        _open(page, _url(curation, unstored))  # its crop's thumbnail, stored by its run: the object is still seen
         body = page.inner_text(".content-gone")
-        assert "The file at street.mp4 is gone" in body and "so neither its crop nor its frame can be shown." in body
-        assert "cannot be shown either" not in body, body
+        assert ("The file at street.mp4 is gone" in body and "so its frame cannot be shown nor its crop cut from it: "
+                "the crop below is the thumbnail its run stored of it." in body), body
         _check_note(page, ".box.err.content-gone")
-        assert page.locator(".figure img").count() == 0 and _broken_images(page) == []
-        _check_object_gone_layout(page, narrow=False)
-        _shot(page, curation, "video-gone-object", full=True)
+        assert page.locator(".figure.crop.stored img").count() == 1 and page.locator(".figure img").count() == 1
+        assert _broken_images(page) == [] and "The stored crop" in page.inner_text(".stored-crop")
+        _shot(page, curation, "video-gone-object-stored-crop", full=True)
+        with _removed(thumb):  # no stored crop either: no picture
+            _open(page, _url(curation, unstored))
+            body = page.inner_text(".content-gone")
+            assert "so neither its crop nor its frame can be shown." in body, body
+            assert "cannot be shown either" not in body, body
+            _check_note(page, ".box.err.content-gone")
+            assert page.locator(".figure img").count() == 0 and _broken_images(page) == []
+            _check_object_gone_layout(page, narrow=False)
+            _shot(page, curation, "video-gone-object", full=True)
         _open(page, _url(curation, stored))
         body = page.inner_text(".content-gone")
         assert "cut from the PNG its run stored of the processed frame" in body, body
         assert page.locator(".figure img").count() == 2 and _broken_images(page) == []
         _shot(page, curation, "video-gone-object-stored", full=True)
+
+
+def test_the_objects_grid_says_frame_for_the_objects_of_frames(page, curation):
+    """The objects grid of frames' objects says "frame picked" / "frame not picked" (it said "image")."""
+    _open(page, f"{curation.base}/lightly/pools/video/samples?show=objects&limit=200")
+    caps = page.eval_on_selector_all(".card.obj .cap", "els => els.map(e => e.innerText)")
+    assert caps and all(re.search(r"\nframe (not )?picked$", c) for c in caps), caps[:4]
+    assert any(c.endswith("\nframe picked") for c in caps) and any(c.endswith("frame not picked") for c in caps)
+    assert "image" not in " ".join(caps)
+    _shot(page, curation, "video-objects-grid")

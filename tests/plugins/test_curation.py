@@ -21,6 +21,7 @@ from PIL import Image
 
 from lightly_airflow import columns as C
 from lightly_airflow.datapool import Datapool, sample_id
+from lightly_airflow.plugins import html as H
 from lightly_airflow.plugins.config import PoolSpec
 from lightly_airflow.plugins.media import MediaError, safe_key
 from lightly_airflow.plugins.query import Scope, View, parse_scope, points_in_polygon
@@ -144,7 +145,7 @@ def test_sample_page_shows_every_column_its_tags_and_why(client, configured):
     r = client.get(f"/lightly/pools/main/samples/{first_pick[C.SAMPLE_ID]}")
     assert r.status_code == 200
     for column in (LUM, C.ETAG, C.CONTENT_HASH, C.STATUS, C.RUN_ID, "metadata.note", C.LAYOUT_X):
-        assert f"<td>{column}</td>" in r.text, column
+        assert f'<td class="name">{H.breakable(column)}</td>' in r.text, column
     assert "Pick <b>2</b> (pick rank 1)" in r.text
     assert "initial-tag" in r.text and "64 dimensions, norm 1.0000" in r.text
     assert "changed after this sample was processed" not in r.text and "could not be checked" not in r.text
@@ -208,6 +209,31 @@ def test_map_payload_counts_every_point_and_samples_at_most_the_limit(configured
     assert again["points"]["id"] == few["points"]["id"]  # deterministic
     tag = view.map(Scope(tag="batch-2"), color="tag:batch-2")
     assert tag["total"] == 3
+
+
+def test_map_points_carry_their_key_and_colour_value_for_the_hover_caption(configured):
+    """The hover caption shows a point's key (its file name) and the value the map is coloured by, not the first
+    characters of its sample id: the payload sends both per point (the script sets them as text)."""
+    rows = {r[C.SAMPLE_ID]: r for r in _all(configured).to_pylist()}
+    view = View(PoolSpec("main", configured.uri))
+    for color in (LUM, "metadata.note", "selected"):
+        got = view.map(Scope(), color=color)
+        points = got["points"]
+        # (a category's value is its legend entry's name, unless the legend lumps some into "other")
+        values = points.get("value") or [got["legend"][c][0] for c in points["c"]]
+        assert len(points["key"]) == len(values) == len(points["id"]) == got["shown"] > 0
+        for sid, key, value, code in zip(points["id"], points["key"], values, points["c"], strict=True):
+            row = rows[sid]
+            assert key == row[C.KEY]
+            if color == LUM:
+                assert value == pytest.approx(row[LUM], rel=1e-5)
+            elif color == "selected":
+                assert value == ("selected" if row[C.SELECTED] else "not selected") == got["legend"][code][0]
+            else:
+                assert value == row["metadata.note"]  # (EVIL_NOTE among them: the script sets it as text)
+        assert ("value" in points) == (got["legend_kind"] == "number" or got["legend"][-1][0] == "other")
+    many = view.map(Scope(), color=C.KEY)  # more than 11 values: the lumped ones are sent per point
+    assert many["legend"][-1][0] == "other" and many["points"]["value"] == many["points"]["key"]
 
 
 def test_map_page_loads_its_script_and_payload(client):

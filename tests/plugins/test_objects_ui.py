@@ -20,6 +20,7 @@ from ui_client import ui_client
 from lightly_airflow import columns as C
 from lightly_airflow.datapool import Datapool
 from lightly_airflow.objects.demo_data import TASK
+from lightly_airflow.plugins import html as H
 
 
 @pytest.fixture(scope="module")
@@ -188,9 +189,9 @@ def test_object_page_shows_its_crop_and_links_its_image(oclient, object_pool):
     # Why: its image's per-pick values of the object-level objective.
     assert "Its image&#x27;s objective at that pick" in html or "Its image's objective at that pick" in html
     # (the name with line-break opportunities between its parts, for the narrow side column: html.breakable)
-    assert (f"<td>selection.<wbr>object_<wbr>distance</td><td>{image['selection.object_distance']:.6g}</td>"
-            in html)
-    assert C.lightly_metadata_column("sharpness") in html
+    distance = f"{image['selection.object_distance']:.6g}"
+    assert f'<td class="name">selection.<wbr>object_<wbr>distance</td><td>{distance}</td>' in html
+    assert H.breakable(C.lightly_metadata_column("sharpness")) in html
     png = oclient.get(f"/lightly/pools/objects/samples/{obj[C.SAMPLE_ID]}/image")
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
     x, y, w, h = obj[C.OBJECT_CROP_BOX]

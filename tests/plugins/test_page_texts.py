@@ -59,7 +59,7 @@ def test_an_unpicked_image_has_no_table_of_blank_objective_values(client, object
     assert "Not picked by its run" in html and "Objective at its pick" not in html
     assert "recorded no per-pick objective values" not in html
     html = client.get(f"/lightly/pools/objects/samples/{picked[C.SAMPLE_ID]}").text
-    assert "Objective at its pick" in html and "<td>selection.<wbr>object_<wbr>distance</td>" in html
+    assert "Objective at its pick" in html and '<td class="name">selection.<wbr>object_<wbr>distance</td>' in html
 
 
 def test_a_grid_card_numbers_picks_as_the_sample_page_does(client, object_pool):
@@ -70,19 +70,47 @@ def test_a_grid_card_numbers_picks_as_the_sample_page_does(client, object_pool):
     assert "Pick 1 (pick rank 0)" in _text(client.get(unescape(first)).text)
 
 
-def test_an_object_page_whose_image_is_gone_shows_no_picture(client, object_pool):
+def test_an_object_page_whose_image_is_gone_shows_its_stored_crop(client, object_pool):
+    """Its image is gone: the page shows the crop's thumbnail its run stored (a real picture of the object, said to
+    be the stored crop, and the note says so); without that thumbnail either, no picture at all."""
     rows = Datapool(object_pool.uri).read()
     obj = rows.filter(pc.is_valid(rows.column(C.PARENT_KEY))).to_pylist()[0]
+    sid = obj[C.SAMPLE_ID]
     path = object_pool.source / obj[C.PARENT_KEY]
-    original = path.read_bytes()
+    thumb = object_pool.path / "_thumbnails" / f"{sid}.jpg"
+    assert thumb.is_file()  # the run stored the crop's thumbnail
+    original, stored = path.read_bytes(), thumb.read_bytes()
     path.unlink()
     try:
-        html = client.get(f"/lightly/pools/objects/samples/{obj[C.SAMPLE_ID]}").text
+        html = client.get(f"/lightly/pools/objects/samples/{sid}").text
+        shown = client.get(f"/lightly/pools/objects/thumbnails/{sid}")
+        assert client.get(f"/lightly/api/pools/objects/samples/{sid}").json()["stored_crop"] is True
+        thumb.unlink()
+        bare = client.get(f"/lightly/pools/objects/samples/{sid}").text
     finally:
         path.write_bytes(original)
+        thumb.write_bytes(stored)
     note = _text(re.search(r'<div class="box err content-gone">(.*?)</div>', html).group(1))
+    assert note.endswith("so its image cannot be shown nor its crop cut from it: the crop below is the thumbnail "
+                         "its run stored of it."), note
+    assert re.findall(r"<img [^>]*>", html) == [f'<img src="/lightly/pools/objects/thumbnails/{sid}" '
+                                                f'alt="{obj[C.KEY]}">'], html
+    assert "The stored crop: the thumbnail its run made of this object's crop" in html
+    assert 'class="layout"' in html  # the picture is there: no "no-picture" layout
+    assert shown.status_code == 200 and shown.content == stored and shown.headers["content-type"] == "image/jpeg"
+    note = _text(re.search(r'<div class="box err content-gone">(.*?)</div>', bare).group(1))
     assert note.endswith("so neither its crop nor its image can be shown."), note
-    assert "<img" not in html
+    assert "<img" not in bare and "stored crop" not in bare and 'class="layout no-picture"' in bare
+
+
+def test_the_grid_s_sort_select_keeps_its_width_and_names_each_option(client):
+    """Long column names made the "Sort by" select as wide as the longest: it is capped (``select.sort``) and each
+    option carries its whole name in its title."""
+    html = client.get("/lightly/pools/objects/samples", params={"sort": C.KEY}).text
+    select = re.search(r'<select name="sort" class="sort" title="key">(.*?)</select>', html).group(1)
+    options = re.findall(r'<option value="([^"]*)" title="([^"]*)"[^>]*>([^<]*)</option>', select)
+    assert len(options) > 3 and all(v == t == x for v, t, x in options), options
+    assert "select.sort{max-width:14rem;text-overflow:ellipsis}" in html
 
 
 def test_a_table_of_facts_has_no_blank_header_row():

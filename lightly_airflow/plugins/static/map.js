@@ -86,6 +86,7 @@
       legendBox.appendChild(w);
     });
   }
+  function number(v) { return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(4))); }
   function nearest(px, py) {
     var p = data.points, best = -1, bd = 64, i;
     for (i = 0; i < p.x.length; i++) {
@@ -123,8 +124,14 @@
     if (hover.dataset.id !== id) {
       hover.dataset.id = id; hover.textContent = "";
       var img = document.createElement("img"); img.src = root.dataset.thumb + id; img.alt = id;
-      var cap = document.createElement("div"); cap.textContent = id.slice(0, 12) + "…";
-      hover.appendChild(img); hover.appendChild(cap);
+      // the caption: the sample's key (its file name) and the value the map is coloured by, as text
+      var key = data.points.key ? data.points.key[i] : null, value = data.points.value ? data.points.value[i] :
+        data.legend_kind === "number" ? null : (data.legend[data.points.c[i]] || [null])[0];
+      var cap = document.createElement("div"); cap.className = "hover-key"; cap.textContent = key == null ? id : key;
+      var val = document.createElement("div"); val.className = "hover-value";
+      val.textContent = data.color + ": " + (value == null ? "—" : data.legend_kind === "number" ? number(value) : value);
+      img.alt = cap.textContent;
+      hover.appendChild(img); hover.appendChild(cap); hover.appendChild(val);
     }
     hover.style.left = (ev.clientX + 14) + "px"; hover.style.top = (ev.clientY + 14) + "px"; hover.style.display = "block";
   });
