@@ -205,27 +205,14 @@ def export_records(
     history = pool.history()
     by_version = {} if datasource_uri else run_datasources(history)
     fallback = datasource_uri or tag_datasource_uri(pool, tag)
-    roots: dict[str | None, tuple[str | None, str | None]] = {}
-
-    def roots_of(source: str | None) -> tuple[str | None, str | None]:
-        """(files root, video frames root) of a datasource."""
-        if source not in roots:
-            frames = None
-            if lightly_uri or source:
-                from lightly_airflow.video.export import frame_png_uri
-
-                frames = root_uri(frame_png_uri(lightly_uri or source or "", "x").rsplit("/", 1)[0])
-            roots[source] = (None if source is None else root_uri(source), frames)
-        return roots[source]
-
+    uris = SampleUris(lightly_uri)
     records = []
     for r in rows.to_pylist():
-        root, frames_root = roots_of(by_version.get(r[COMMIT_VERSION], fallback))
         records.append(ExportRecord(
-            key=r[C.KEY], uri=key_uri(frames_root if r.get(C.VIDEO) and frames_root else root, r[C.KEY]),
+            key=r[C.KEY], uri=uris.uri(r, by_version.get(r[COMMIT_VERSION], fallback)),
             sample_id=r[C.SAMPLE_ID], run_id=r[C.RUN_ID], pick_rank=r[C.PICK_RANK],
             width=_size(r.get(SIZE_COLUMNS[0])), height=_size(r.get(SIZE_COLUMNS[1])),
-            **_frame_fields(r)))
+            **frame_fields(r)))
     warn_gone(gone_exports(pool, records, check_files=check_files, credentials=datasource_credentials,
                            history=history), tag, len(records))
     if tag != C.INITIAL_TAG:  # (initial-tag holds no replaced row: its frames' PNGs are the current picks)
@@ -500,7 +487,33 @@ def _tag_rows(pool: Datapool | Snapshot, tag: str, columns: list[str]) -> Any:
 FRAME_COLUMNS = (C.VIDEO, C.FRAME_INDEX, C.FRAME_PTS, C.FRAME_SECONDS)
 
 
-def _frame_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+class SampleUris:
+    """The URI an export gives a sample's row: its file in its run's datasource, or for a selected video frame its
+    PNG (``<lightly_uri or the datasource>/.lightly/frames/<frame name>``, ``video.export``). Roots are worked out
+    once per datasource."""
+
+    def __init__(self, lightly_uri: str | None = None) -> None:
+        self.lightly_uri = lightly_uri
+        self._roots: dict[str | None, tuple[str | None, str | None]] = {}
+
+    def _of(self, source: str | None) -> tuple[str | None, str | None]:
+        """(files root, video frames root) of a datasource."""
+        if source not in self._roots:
+            frames = None
+            if self.lightly_uri or source:
+                from lightly_airflow.video.export import frame_png_uri
+
+                frames = root_uri(frame_png_uri(self.lightly_uri or source or "", "x").rsplit("/", 1)[0])
+            self._roots[source] = (None if source is None else root_uri(source), frames)
+        return self._roots[source]
+
+    def uri(self, row: Mapping[str, Any], source: str | None) -> str:
+        """The URI of ``row`` (``key``, ``video``) committed by a run of datasource ``source``."""
+        root, frames_root = self._of(source)
+        return key_uri(frames_root if row.get(C.VIDEO) and frames_root else root, row[C.KEY])
+
+
+def frame_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     """The :data:`FRAME_FIELDS` of a video frame's row (``{}`` for an image's)."""
     if not row.get(C.VIDEO):
         return {}

@@ -356,8 +356,12 @@ class View:
             tag_name: str = scope.tag
 
             def tagged(t: str) -> str:
+                if tag_name == C.INITIAL_TAG:  # the selected rows no newer version of their file replaced
+                    from lightly_airflow.datapool.snapshot import initial_tag_sql
+
+                    return initial_tag_sql(t.rstrip(".") or "pool", tombstones=C.STATUS_REASON in self.columns)
                 has = f"array_has({t}{quote_ident(C.TAGS)}, {quote_literal(tag_name)})"
-                # Run tags and initial-tag sit only on selected rows: the partition prunes every other file.
+                # Run tags sit only on selected rows: the partition prunes every other file.
                 return has if hand else f"{t}{quote_ident(C.SELECTED)} AND {has}"
 
             if scope.objects:  # objects carry no tags: the objects of the tag's images

@@ -199,10 +199,11 @@ def _export(view: View, spec: PoolSpec, scope: Scope, fmt: str) -> tuple[bytes, 
         raise QueryError(f"{total} samples match; a {fmt} export holds at most {limit}. Narrow the filter or tag.")
     rows = view.export_rows(scope).to_pylist()
     sources = X.run_datasources(view.history())
-    roots = {v: X.root_uri(u) for v, u in sources.items()}
+    uris = X.SampleUris()  # (a selected video frame: its PNG under .lightly/frames/, as the CLI's export)
     records = [
-        X.ExportRecord(key=r[C.KEY], uri=X.key_uri(roots.get(r.get("commit_version")), r[C.KEY]),
-                       sample_id=r.get(C.SAMPLE_ID), run_id=r.get(C.RUN_ID), pick_rank=r.get(C.PICK_RANK))
+        X.ExportRecord(key=r[C.KEY], uri=uris.uri(r, sources.get(r.get("commit_version"))),
+                       sample_id=r.get(C.SAMPLE_ID), run_id=r.get(C.RUN_ID), pick_rank=r.get(C.PICK_RANK),
+                       **X.frame_fields(r))
         for r in rows
     ]
     name = scope.tag or scope.run or f"filter ({P.scope_text(view, scope)})"

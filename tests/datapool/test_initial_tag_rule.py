@@ -51,3 +51,21 @@ def test_an_overwritten_image_leaves_initial_tag_and_the_same_content_again_does
     first = pool.snapshot(pool.committed_version("r1"))
     assert sorted(first.selected([C.KEY]).column(C.KEY).to_pylist()) == sorted(keys[:4])
     assert int(pc.sum(initial_tag_mask(first.select(None, ""))).as_py()) == 4
+
+
+def test_the_uis_initial_tag_grid_follows_the_same_rule(tmp_path, digits) -> None:
+    """The UI's grid and count of ``initial-tag`` (``plugins.query.View``, its own SQL) hold the same samples as
+    ``Snapshot.selected()``: an overwritten image's former pick is not shown."""
+    from lightly_airflow.plugins.query import PoolSpec, Scope, View
+
+    pool = Datapool(str(tmp_path / "pool"))
+    commit_run(pool, run_rows(digits, range(0, 10), picks=[0, 1, 2, 3]), "r1")
+    keys = run_rows(digits, range(0, 10)).column(C.KEY).to_pylist()
+    commit_run(pool, run_rows(digits, [0, 1, 3], picks=[2], etag_suffix="v2"), "r2")
+    expected = sorted([keys[2], keys[3]])
+    assert sorted(pool.selected([C.KEY]).column(C.KEY).to_pylist()) == expected
+    view = View(PoolSpec("main", str(tmp_path / "pool")))
+    got = view.grid(Scope(tag=C.INITIAL_TAG), sort=None, descending=False, offset=0, limit=100)
+    assert sorted(item[C.KEY] for item in got["items"]) == expected and got["total"] == 2
+    run_tag = view.grid(Scope(tag="r1"), sort=None, descending=False, offset=0, limit=100)
+    assert run_tag["total"] == 4  # a run's tag stays what it selected
