@@ -139,16 +139,23 @@ def _samples(path, n, d=64, seed=0):
     return n * d * 4
 
 
-def test_select_process_memory_above_the_fixed_cost_stays_near_the_matrix(tmp_path):
-    # Two whole select processes (DIVERSITY, compiled state, 2 selection threads) on 80,000 and 320,000 x 64:
-    # the growth of the peak RSS per byte of embedding matrix (the fixed cost of interpreter, libraries and
-    # kernels cancels) stays under 1.6. Before this work the process also held the ~90-character key column,
-    # every other column and int64 row indices: 3.2 with this test's data at commit ab2b3a2; ~1.6 at 65088e7
-    # (bound 2.2 then); 1.10-1.16 since the compiled state's transients went (2026-12-01 21:50: heap-pass
-    # candidates, compiled regrouping, per-thread pass buffers): the matrix, the state's ~54 bytes per row,
-    # kept-row indices.
+@pytest.mark.parametrize(("k", "numpy_state", "bound"), [(2_600, False, 1.6), (200, True, 1.75)])
+def test_select_process_memory_above_the_fixed_cost_stays_near_the_matrix(tmp_path, k, numpy_state, bound):
+    # Two whole select processes (DIVERSITY, 2 selection threads) on 80,000 and 320,000 x 64: the growth of the
+    # peak RSS per byte of embedding matrix (the fixed cost of interpreter, libraries and kernels cancels).
+    # Compiled state (k = 2,600: n x k above NUMPY_MAX_WORK at both sizes): under 1.6. Before this work the
+    # process also held the ~90-character key column, every other column and int64 row indices: 3.2 with this
+    # test's data at commit ab2b3a2; ~1.6 at 65088e7 (bound 2.2 then); 1.10-1.16 on 2026-12-01 (the compiled
+    # state's transients gone); 1.19-1.31 on 2026-12-06. The numpy-only state (k = 200: n x k within
+    # NUMPY_MAX_WORK, so uses_numpy_state routes it there; this test ran it unnoticed with k = 200 since that rule
+    # came) keeps more per row (value, error bound, owner, epoch: 32 bytes) and whole-row temporaries in its
+    # argmax and catch-ups: 1.40-1.52 on an idle 2-core machine, 1.605 in a fresh-clone CI run beside other tests
+    # (2026-12-06) -- above issue 13's 1.5 target for this shape (said in docs/selection.md); bound 1.75 guards it.
+    from lightly_airflow.selection.kernels import uses_numpy_state
+
+    assert all(uses_numpy_state(n, 64, 0, picks=k) == numpy_state for n in (80_000, 320_000))
     cfg = tmp_path / "c.json"
-    cfg.write_text(json.dumps({"n_samples": 200, "strategies": [DIVERSITY]}))
+    cfg.write_text(json.dumps({"n_samples": k, "strategies": [DIVERSITY]}))
     peaks, matrices = [], []
     for n in (80_000, 320_000):
         samples = tmp_path / f"s{n}.parquet"
@@ -159,9 +166,9 @@ def test_select_process_memory_above_the_fixed_cost_stays_near_the_matrix(tmp_pa
         assert proc.returncode == 0, proc.stderr
         peaks.append(float(proc.stdout.split()[-1]) * 1024)
     slope = (peaks[1] - peaks[0]) / (matrices[1] - matrices[0])
-    assert 1.0 < slope < 1.6, (slope, peaks)
+    assert 1.0 < slope < bound, (slope, peaks)
     got = pq.read_table(tmp_path / "o.parquet")
-    assert got.num_rows == 200 and got.column("key")[0].as_py().startswith("s3://curation-bucket/")
+    assert got.num_rows == k and got.column("key")[0].as_py().startswith("s3://curation-bucket/")
 
 
 def _peak(tmp_path, samples, cfg):
