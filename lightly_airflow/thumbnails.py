@@ -158,6 +158,16 @@ class ThumbnailWriter:
         return {"thumbnails": self.written, "thumbnails_failed": self.failed}
 
 
+def thumbnail_exists(datapool_uri: str, sample_id: str, credentials: Any = None) -> bool:
+    """Whether the pool holds a thumbnail of the sample (in any format :func:`read_thumbnail_typed` reads), without
+    reading it: one existence check per format."""
+    from lightly_airflow.storage import filesystem
+
+    fs, root = filesystem(thumbnails_uri(datapool_uri), credentials)
+    return any(fs.exists(f"{root.rstrip('/')}/{thumbnail_name(sample_id, extension)}")
+               for extension, _ in ((EXTENSION, CONTENT_TYPE), *LEGACY_FORMATS))
+
+
 def read_thumbnail_typed(datapool_uri: str, sample_id: str, credentials: Any = None) -> tuple[bytes, str] | None:
     """The thumbnail of a sample with its content type (JPEG, or the WebP of a pool written before), or
     ``None`` when there is none (only sample-id names are ever opened)."""

@@ -136,12 +136,12 @@ def _sample_extra(view: View, spec: PoolSpec, row: dict[str, Any]) -> dict[str, 
 
 def _has_thumbnail(spec: PoolSpec, sid: str) -> bool:
     """Whether the datapool holds the thumbnail of sample ``sid`` (an object's: its crop, as its run cut it)."""
-    from lightly_airflow.thumbnails import read_thumbnail_typed
+    from lightly_airflow.thumbnails import thumbnail_exists
 
     if not SAMPLE_ID.match(sid):
         return False
-    try:
-        return read_thumbnail_typed(spec.uri, sid, D.credentials(spec)) is not None
+    try:  # (an existence check: the page's picture request reads it)
+        return thumbnail_exists(spec.uri, sid, D.credentials(spec))
     except Exception as exc:  # noqa: BLE001 - the page shows no picture, as without a thumbnail
         log.warning("Cannot read the thumbnail of %s: %s", sid, exc)
         return False
