@@ -43,7 +43,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -2008,6 +2008,12 @@ NUMPY_GATHER_SHARE = 0.75
 """A chunk of rows to multiply is gathered (copied) when it is less than this share of the row range it spans;
 else the range is multiplied in place and the other rows skipped."""
 _BLOCK_VALUES = 2**18  # values per block of gathered rows / float64 temporaries (2 MiB of float64)
+NUMPY_SCAN_ROWS = 2**16
+"""Rows per block of :class:`NumpyDenseState`'s whole-row scans (a pass' bounds, the rows it takes, the best lower
+bound, the argmax, the candidates, a catch-up's work split): ~0.5 MiB temporaries a scan instead of 8 bytes a row
+each. 80,000 / 320,000 x 64, k = 200, whole ``select`` processes: the peak grew 1.43-1.52 bytes per matrix byte
+with whole-row temporaries (seven of 8 bytes a row at once inside a pass' catch-up), see docs/selection.md
+"Memory"."""
 
 
 def _block_rows(dim: int) -> int:
@@ -2221,6 +2227,23 @@ def canonical_sqnorms_np(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def work_cuts(blocks: Iterable[tuple[int, np.ndarray]], total: int, parts: int, n: int) -> list[int]:
+    """Where to cut ``n`` positions into ``parts`` shares of about equal work: for each share boundary the first
+    position whose running sum of work passes it (``np.searchsorted(np.cumsum(work), share, side="right")``),
+    from ``blocks`` of (first position, that block's work), in order, without the whole running sum (8 bytes a
+    row); ``total``: the sum of all the work."""
+    if parts < 2:
+        return []
+    cut = np.full(parts - 1, n)
+    shares, before = np.linspace(0, total, parts + 1)[1:-1], 0
+    for a, work in blocks:
+        run = np.cumsum(work, dtype=np.int64) + before
+        here = (cut == n) & (shares < run[-1])
+        cut[here] = np.searchsorted(run, shares[here], side="right") + a
+        before = int(run[-1])
+    return [int(c) for c in cut]
+
+
 def plan_picks(xs: np.ndarray, sq: np.ndarray, d2: np.ndarray, rows: np.ndarray, first: int, top: float,
                margin: float, keys: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
                after: Callable[[int], float] | None = None) -> list[tuple[int, float, float]]:
@@ -2339,7 +2362,9 @@ class NumpyDenseState:
         self.max_sq = max(1.0, float(self.sqn.max()) if n else 1.0)
         self._d2 = np.full(n, np.inf)
         self._err = np.zeros(n)  # 0: _d2 canonical; else |_d2 - canonical(x, own)| <= _err
-        self._own = np.zeros(n, dtype=np.int64)  # nearest selected vector: row >= 0, or -1 - inserted index
+        # (int32: the numpy state takes n x k <= NUMPY_MAX_WORK rows and holds every vector it had, so rows, the
+        # history and the pools stay far below 2^31; 8 bytes a row less than int64)
+        self._own = np.zeros(n, dtype=np.int32)  # nearest selected vector: row >= 0, or -1 - inserted index
         self.sel = np.zeros(n, dtype=np.bool_)
         self.stats = np.zeros(5, dtype=np.int64)  # (as FarthestPointState; exact distances, members seen)
         self._pend32 = np.zeros((NUMPY_BATCH * NUMPY_BATCH_GROWTH, dim), dtype=np.float32)
@@ -2349,7 +2374,7 @@ class NumpyDenseState:
         self._cx = np.zeros((0, dim), dtype=np.float32)
         self._cd2 = np.zeros(0)
         self._cerr = np.zeros(0)
-        self._cown = np.zeros(0, dtype=np.int64)
+        self._cown = np.zeros(0, dtype=np.int32)
         self._csqn = np.zeros(0)  # the candidates' squared norms and selected flags (kept per pick)
         self._csel = np.zeros(0, dtype=np.bool_)
         self._tail = np.inf
@@ -2378,7 +2403,7 @@ class NumpyDenseState:
             else:
                 logger.warning("selection: projection basis not orthonormal enough; exact dense passes only")
         self.rows_exact = 0  # rows a pass multiplied in full (the projection bound could not exclude them)
-        self._epoch = np.zeros(n, dtype=np.int64)  # selected vectors applied to each row (a prefix of the history)
+        self._epoch = np.zeros(n, dtype=np.int32)  # selected vectors applied to each row (a prefix of the history)
         self._hown = np.zeros(64, dtype=np.int64)  # every selected vector in order (owner codes, as _own)
         self._hsq = np.zeros(64)
         self._flushed = 0  # the history applied to every up-to-date row (the pending vectors follow)
@@ -2572,12 +2597,12 @@ class NumpyDenseState:
         whose upper bound is at least ``wait_below`` (0: every row), then to each waiting row that could hold
         the maximum; then the next pick and the candidates. Per-row ``wait_below`` (:attr:`wait_rows`): the
         reader decides which rows it needs; no maximum, no candidates."""
-        d2, err, sel = self._d2, self._err, self.sel
         total = self.n_added
-        hi = np.where(sel, -1.0, d2 + err)  # upper bounds of the canonical values (selected: below all)
-        need = np.flatnonzero(hi >= wait_below)
-        self.rows_waited += int(np.count_nonzero(~sel)) - len(need)
+        need = self._rows_where(lambda a, b: self._bounds(a, b) >= (
+            wait_below[a:b] if isinstance(wait_below, np.ndarray) else wait_below))
+        self.rows_waited += self.n - int(np.count_nonzero(self.sel)) - len(need)
         self._catch_up(need, total, stop_below=wait_below)
+        del need
         self._npend = 0
         if total > self._flushed:
             self._passes.append(total)
@@ -2587,23 +2612,71 @@ class NumpyDenseState:
             self._next, self._cand = None, np.zeros(0, dtype=np.int64)
             return
         self._close()
-        current = (self._epoch == total) | sel
-        hi = np.where(sel, -1.0, d2 + err)
-        self._next = self._argmax(self.x, self.sqn, d2, err, self._own, hi, np.arange(self.n), current)
+        self._next = self._argmax_all(total)
+        self._candidates(total)
+
+    def _scan(self) -> Iterator[tuple[int, int]]:
+        """The rows in blocks of :data:`NUMPY_SCAN_ROWS` (whole-row scans: their temporaries per block)."""
+        return ((a, min(a + NUMPY_SCAN_ROWS, self.n)) for a in range(0, self.n, NUMPY_SCAN_ROWS))
+
+    def _rows_where(self, mask: Callable[[int, int], np.ndarray]) -> np.ndarray:
+        """Ascending positions of the rows where ``mask(a, b)`` (one block's booleans) holds (int64: int32 positions
+        cost a conversion at every gather, 8,000 x 1,280 real images 0.35 -> 0.38 s)."""
+        parts = [np.flatnonzero(mask(a, b)) + a for a, b in self._scan()]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def _bounds(self, a: int, b: int) -> np.ndarray:
+        """Upper bounds of the canonical values of rows ``a`` to ``b`` (selected: -1, below all)."""
+        hi = self._d2[a:b] + self._err[a:b]
+        hi[self.sel[a:b]] = -1.0
+        return hi
+
+    def _argmax_all(self, total: int) -> tuple[int, float]:
+        """:meth:`_argmax` of every row after a pass (history ``total``), block by block: (row, value) of the
+        largest canonical value (lowest row on ties), or (-1, -1). Rows waiting (epoch below ``total``) only bound
+        from above (:meth:`_close` brought up to date every one that could reach the best lower bound)."""
+        d2, err, sel = self._d2, self._err, self.sel
+        lo_max = -1.0
+        for a, b in self._scan():
+            lo = d2[a:b] - err[a:b]
+            lo[sel[a:b] | (self._epoch[a:b] != total)] = -1.0
+            lo_max = max(lo_max, float(lo.max()))
+        contenders = self._rows_where(lambda a, b: self._bounds(a, b) >= lo_max)
+        if not len(contenders):
+            return -1, -1.0
+        self._canonical(self.x, self.sqn, d2, err, self._own, contenders)
+        keys = np.where(sel[contenders], -1.0, d2[contenders])
+        t = int(np.argmax(keys))
+        return (int(contenders[t]), float(keys[t])) if keys[t] >= 0.0 else (-1, -1.0)
+
+    def _candidates(self, total: int) -> None:
+        """The candidates after a pass (history ``total``): the :data:`NUMPY_CANDIDATES` highest bounds of the
+        up-to-date rows (each block's highest first, then the highest of those; ties: any of them), ascending,
+        with copies of their vectors and values, and ``_tail``, the highest bound of every other row."""
         m = min(NUMPY_CANDIDATES, self.n)
-        if m < self.n:  # the candidates: the m highest bounds of the up-to-date rows
-            part = np.argpartition(np.where(current, hi, -2.0), self.n - m)
-            top, rest = part[self.n - m :], part[: self.n - m]
-            self._cand = np.sort(top[current[top]])
-            self._tail = float(max(hi[rest].max(), hi[top[~current[top]]].max(initial=-1.0)))
-        else:
-            self._cand, self._tail = np.flatnonzero(current), float(hi[~current].max(initial=-1.0))
+        pos, val = [], []
+        for a, b in self._scan():
+            v = np.where((self._epoch[a:b] == total) | self.sel[a:b], self._bounds(a, b), -2.0)
+            top = np.argpartition(v, b - a - m)[b - a - m :] if m < b - a else np.arange(b - a)
+            pos.append(top + a)
+            val.append(v[top])
+        p, v = (np.concatenate(pos), np.concatenate(val)) if pos else (np.zeros(0, np.int64), np.zeros(0))
+        if m < len(v):
+            top = np.argpartition(v, len(v) - m)[len(v) - m :]
+            p, v = p[top], v[top]
+        self._cand = np.sort(p[v > -2.0])  # (-2: a waiting row; a selected up-to-date one is -1, a candidate)
+        tail = -1.0
+        for a, b in self._scan():
+            hi = self._bounds(a, b)
+            hi[self._cand[np.searchsorted(self._cand, a) : np.searchsorted(self._cand, b)] - a] = -np.inf
+            tail = max(tail, float(hi.max()))
+        self._tail = tail
         self._cx = self.x[self._cand]
-        self._cd2 = d2[self._cand].copy()
-        self._cerr = err[self._cand].copy()
+        self._cd2 = self._d2[self._cand].copy()
+        self._cerr = self._err[self._cand].copy()
         self._cown = self._own[self._cand].copy()
         self._csqn = self.sqn[self._cand]
-        self._csel = sel[self._cand]
+        self._csel = self.sel[self._cand]
         self._c_at = total
 
     def _close(self) -> None:
@@ -2611,18 +2684,26 @@ class NumpyDenseState:
         (such a row could hold the maximum), until none does. Needs no pending vectors."""
         d2, err, sel = self._d2, self._err, self.sel
         while True:
-            current = self._epoch == self._flushed
-            waiting = ~current & ~sel
-            if not waiting.any():
+            waits, lo_max = False, -np.inf
+            for a, b in self._scan():
+                current = self._epoch[a:b] == self._flushed
+                waits = waits or bool(np.any(~current & ~sel[a:b]))
+                current &= ~sel[a:b]
+                if current.any():
+                    lo_max = max(lo_max, float((d2[a:b] - err[a:b])[current].max()))
+            if not waits:
                 return
-            if not np.any(current & ~sel):  # (every row waits, after a pool went in lazily: the highest bounds
-                hi = np.where(waiting, d2 + err, -np.inf)  # catch up in full first)
+            if lo_max == -np.inf:  # (every row waits, after a pool went in lazily: the highest bounds catch up in
+                waiting = (self._epoch != self._flushed) & ~sel  # full first; once, so whole rows)
+                hi = np.where(waiting, d2 + err, -np.inf)
                 top = np.argsort(-hi, kind="stable")[:NUMPY_CLOSE_ROWS]
                 self._catch_up(np.sort(top[waiting[top]]), self._flushed)
                 continue
-            lo = d2 - err
-            lo_max = float(lo[current & ~sel].max(initial=-np.inf))
-            late = np.flatnonzero(waiting & (d2 + err >= lo_max))
+            def reaches(a: int, b: int, t: float = lo_max) -> np.ndarray:
+                mask: np.ndarray = (self._epoch[a:b] != self._flushed) & ~sel[a:b] & (d2[a:b] + err[a:b] >= t)
+                return mask
+
+            late = self._rows_where(reaches)
             if not len(late):
                 return
             # (a row whose bound falls below lo_max on the way cannot hold the maximum: it waits from there)
@@ -2656,54 +2737,72 @@ class NumpyDenseState:
         there (its epoch: that span's end)."""
         if not len(rows):
             return
-        epochs = self._epoch[rows]
+        # The rows' first epoch and their work (vectors missed), block by block (whole-row int64 copies and sums
+        # of every row were the peak of a 320,000-row selection)
+        blocks = [(a, min(a + NUMPY_SCAN_ROWS, len(rows))) for a in range(0, len(rows), NUMPY_SCAN_ROWS)]
+        a0, missed = total, 0
+        for a, b in blocks:
+            ep = self._epoch[rows[a:b]]
+            a0, missed = min(a0, int(ep.min())), missed + total * (b - a) - int(ep.sum(dtype=np.int64))
         # The history between passes (an epoch is always a pass' end), each span applied at once to every row
         # that missed it.
-        a0 = int(epochs.min())
         ends = [b for b in self._passes[bisect.bisect_right(self._passes, a0) :] if b < total] + [total]
         spans = list(zip([a0, *ends[:-1]], ends, strict=True))
         stops = isinstance(stop_below, np.ndarray) or stop_below > 0.0
 
+        def below(group: np.ndarray) -> np.ndarray:
+            """Whether each row of ``group`` has its bound below ``stop_below`` (in blocks of rows)."""
+            out = np.empty(len(group), dtype=np.bool_)
+            for a in range(0, len(group), NUMPY_SCAN_ROWS):
+                g = group[a : a + NUMPY_SCAN_ROWS]
+                t = stop_below[g] if isinstance(stop_below, np.ndarray) else stop_below
+                out[a : a + NUMPY_SCAN_ROWS] = self._d2[g] + self._err[g] < t
+            return out
+
         def part(lo_hi: tuple[int, int]) -> tuple[int, int]:
-            sub, sub_ep = rows[lo_hi[0] : lo_hi[1]], epochs[lo_hi[0] : lo_hi[1]].copy()
+            sub = rows[lo_hi[0] : lo_hi[1]]
+            sub_ep = self._epoch[sub]  # (a copy: fancy indexing)
             active = np.ones(len(sub), dtype=np.bool_)
             done = products = 0
             i = 0
             while i < len(spans):
                 a, b = spans[i]
-                take = np.flatnonzero(active & (sub_ep <= a))
-                if not len(take):
+                take = active & (sub_ep <= a)
+                count = int(np.count_nonzero(take))
+                if not count:
                     i += 1
                     continue
                 j = i
-                few = len(take) < NUMPY_MERGE_ROWS
+                few = count < NUMPY_MERGE_ROWS
                 if few:
                     # Few rows: the next spans too, in products of up to NUMPY_MERGE_VECTORS vectors (a product per
                     # span of a few rows cost more in calls than in multiply-adds), up to where another row joins.
-                    joins = set(sub_ep[active & (sub_ep > a)].tolist())
+                    joins = set(np.unique(sub_ep[active & (sub_ep > a)]).tolist())
                     while (j + 1 < len(spans) and spans[j][1] not in joins
                            and spans[j + 1][1] - a <= NUMPY_MERGE_VECTORS):
                         j += 1
                     b = spans[j][1]
                 i = j + 1
-                group = sub[take]
+                every = count == len(sub)  # (every row of the share: no gathered copy of their positions)
+                group = sub if every else sub[take]
                 for h, vecs32, vecs, vsq, vown in self._history(a, b, NUMPY_MERGE_VECTORS if few else 0):
                     m = self._apply(group, h, vecs32, vecs, vsq, vown)
                     done += m
                     products += m * len(vsq)
                 sub_ep[take] = b
                 if stops:
-                    t = stop_below[group] if isinstance(stop_below, np.ndarray) else stop_below
-                    active[take[self._d2[group] + self._err[group] < t]] = False
+                    if every:
+                        active[below(group)] = False
+                    else:
+                        active[take] = ~below(group)  # (active there before)
             self._epoch[sub] = sub_ep  # (each thread its own rows)
             return done, products
 
         # Threads by the work (a row's missed vectors over a batch count as one row of a pass), split evenly by it
-        missed = np.cumsum(total - epochs)
-        work = int(missed[-1]) * self.dim // NUMPY_BATCH
+        work = missed * self.dim // NUMPY_BATCH
         threads = max(1, min(self._threads, work // NUMPY_MIN_WORK_PER_THREAD))
-        cut = np.searchsorted(missed, np.linspace(0, missed[-1], threads + 1)[1:-1], side="right")
-        bounds = [0, *cut.tolist(), len(rows)]
+        cut = work_cuts(((a, total - self._epoch[rows[a:b]]) for a, b in blocks), missed, threads, len(rows))
+        bounds = [0, *cut, len(rows)]
         parts = [(bounds[t], bounds[t + 1]) for t in range(threads)]
         with blas_one_thread():  # (BLAS' own threads on a busy machine: 1.5x the wall time, measured)
             # (numpy releases the GIL in sgemm and the ufuncs; the parts' rows are disjoint)
@@ -2773,25 +2872,24 @@ class NumpyDenseState:
         return done
 
     def _argmax(self, rows: np.ndarray, sqn: np.ndarray, d2: np.ndarray, err: np.ndarray, own: np.ndarray,
-                hi: np.ndarray, index: np.ndarray, current: np.ndarray | None = None) -> tuple[int, float]:
-        """(index[t], value) of the largest canonical value (lowest t on ties; ``hi < 0``: selected), or
-        (-1, -1). Only rows whose upper bound reaches the best lower bound get canonical values. Rows not
-        ``current`` (waiting) only bound from above: none may reach the best lower bound of the others."""
+                hi: np.ndarray, index: np.ndarray) -> tuple[int, float]:
+        """(index[t], value) of the largest canonical value of the candidates' copies (lowest t on ties; ``hi <
+        0``: selected), or (-1, -1). Only rows whose upper bound reaches the best lower bound get canonical values
+        (every row after a pass: :meth:`_argmax_all`)."""
         if not len(hi):
             return -1, -1.0
-        lo = np.where((hi < 0.0) if current is None else (hi < 0.0) | ~current, -1.0, d2 - err)
-        contenders = np.flatnonzero(hi >= lo.max())
+        contenders = np.flatnonzero(hi >= np.where(hi < 0.0, -1.0, d2 - err).max())
         self._canonical(rows, sqn, d2, err, own, contenders)
-        keys = np.full(len(hi), -1.0)
-        keys[contenders] = np.where(hi[contenders] < 0.0, -1.0, d2[contenders])
+        keys = np.where(hi[contenders] < 0.0, -1.0, d2[contenders])
         t = int(np.argmax(keys))
-        return (int(index[t]), float(keys[t])) if keys[t] >= 0.0 else (-1, -1.0)
+        return (int(index[contenders[t]]), float(keys[t])) if keys[t] >= 0.0 else (-1, -1.0)
 
     @property
     def d2(self) -> np.ndarray:
         """(N,) canonical squared distance of every candidate to its nearest selected vector."""
         self.sync()
-        self._canonical(self.x, self.sqn, self._d2, self._err, self._own)
+        for a, b in self._scan():
+            self._canonical(self.x, self.sqn, self._d2, self._err, self._own, np.flatnonzero(self._err[a:b] > 0) + a)
         return self._d2
 
     def max_d2(self) -> float:
@@ -2803,15 +2901,16 @@ class NumpyDenseState:
         if self._npend:
             self._flush(self.wait_rows() if self.wait_rows is not None else self._wait_below())
         self._close()  # (after a pass of a reader's own rows: the waiting rows that could hold the maximum)
-        hi = self._d2 + self._err  # (waiting rows' bounds are below the up-to-date rows' best lower bound)
-        current = (self._epoch == self._flushed) | self.sel
-        contenders = np.flatnonzero(hi >= np.where(current, self._d2 - self._err, -1.0).max())
-        self._canonical(self.x, self.sqn, self._d2, self._err, self._own, contenders)
+        d2, err = self._d2, self._err  # (waiting rows' bounds are below the up-to-date rows' best lower bound)
+        lo_max = max(float(np.where((self._epoch[a:b] == self._flushed) | self.sel[a:b], d2[a:b] - err[a:b],
+                                    -1.0).max()) for a, b in self._scan())
+        contenders = self._rows_where(lambda a, b: d2[a:b] + err[a:b] >= lo_max)
+        self._canonical(self.x, self.sqn, d2, err, self._own, contenders)
         return float(self._d2[contenders].max())
 
     def sync(self) -> None:
         """Every row up to date (no pending vectors, no waiting rows)."""
-        if self._npend or np.any((self._epoch != self._flushed) & ~self.sel):
+        if self._npend or any(np.any((self._epoch[a:b] != self._flushed) & ~self.sel[a:b]) for a, b in self._scan()):
             self._flush()
 
     def select(self, i: int) -> None:

@@ -1297,3 +1297,54 @@ def test_numpy_heap_drops_its_plan_when_the_bonuses_differ(monkeypatch):
         if labels[i] < 2:
             counts[labels[i]] += 1
     assert heaps[0][1].planned > 20 and heaps[1][1].planned == 0
+
+
+def test_work_cuts_from_blocks_equal_those_of_the_whole_running_sum():
+    # A catch-up splits its rows over the threads by the vectors each missed, block by block (the whole running
+    # sum was 8 bytes a row): the same cuts as np.searchsorted over np.cumsum, at any block size and share count.
+    from lightly_airflow.selection.kernels import work_cuts
+
+    rng = np.random.default_rng(3)
+    for n in (1, 5, 1000):
+        for work in (rng.integers(0, 40, n), np.zeros(n, dtype=np.int64), np.full(n, 7)):
+            total = int(work.sum())
+            for parts in (1, 2, 3, 8):
+                want = np.searchsorted(np.cumsum(work), np.linspace(0, total, parts + 1)[1:-1], side="right")
+                for block in (1, 7, 333, 4096):
+                    blocks = [(a, work[a : a + block]) for a in range(0, n, block)]
+                    assert work_cuts(blocks, total, parts, n) == want.tolist(), (n, parts, block)
+
+
+@pytest.mark.parametrize("scan_rows", [7, 300])
+def test_numpy_state_scans_in_blocks_of_rows_as_in_one(scan_rows, monkeypatch):
+    # The numpy state's whole-row scans (a pass' rows, the best bound, the argmax, the candidates and their tail,
+    # the waiting rows to close, the catch-up's shares, every distance) in blocks of rows: the same picks, the
+    # same canonical values and the same work (passes, products, rows waited, plans) as in one block, with
+    # rows that wait, a pool that goes in lazily, three pass threads, and duplicates (ties to the lowest row).
+    from lightly_airflow.selection import kernels
+
+    monkeypatch.setattr(kernels, "NUMPY_BATCH", 16)
+    monkeypatch.setattr(kernels, "NUMPY_CANDIDATES", 32)
+    monkeypatch.setattr(kernels, "NUMPY_BULK_BLOCK", 40)
+    monkeypatch.setattr(kernels, "NUMPY_MIN_WORK_PER_THREAD", 64)
+    monkeypatch.setattr(kernels, "MIN_WORK_PER_THREAD", 64)
+    monkeypatch.setenv("LIGHTLY_SELECTION_THREADS", "3")
+    x, pre = _waiting_data()
+    x[1500:] = x[:500]  # (exact ties)
+    pool = clustered(600, d=48, clusters=12, intrinsic=4, seed=55) * 1.2
+    runs = {}
+    for rows in (2**16, scan_rows):
+        monkeypatch.setattr(kernels, "NUMPY_SCAN_ROWS", rows)
+        for name, p in (("pre", pre), ("pool", pool)):
+            state = kernels.NumpyDenseState(x.copy(), capacity=1000)
+            assert state._threads == 3
+            picks, dists, _ = farthest_point_order(state.x, 400, preselected=p, state=state)
+            work = (state.dense_passes, state.rows_waited, state.plans, state.planned, state.stats.tolist())
+            radius = state.max_d2()
+            runs[rows, name] = (picks.tolist(), dists.tolist(), work, radius, state.d2.copy(), state._own.copy())
+    for name, p in (("pre", pre), ("pool", pool)):
+        one, blocks = runs[2**16, name], runs[scan_rows, name]
+        assert one[:4] == blocks[:4], name
+        assert np.array_equal(one[4], blocks[4]) and np.array_equal(one[5], blocks[5])
+        assert one[2][1] > 0  # (rows waited)
+        assert one[0] == reference_order(x, 400, p)
