@@ -544,7 +544,7 @@ def replaced_frames(snap: Snapshot, rows: Any, records: list[ExportRecord]) -> R
     pool's frame rows that have the exported frames' names (nothing when the export holds no frame)."""
     import pyarrow.compute as pc
 
-    from lightly_airflow.datapool.reading import quote_ident, quote_literal
+    from lightly_airflow.datapool.reading import quote_ident
     from lightly_airflow.datapool.snapshot import SUPERSEDED_PREFIX, initial_tag_mask
 
     if C.VIDEO not in rows.column_names or C.ETAG not in rows.column_names or not rows.num_rows:
@@ -552,12 +552,10 @@ def replaced_frames(snap: Snapshot, rows: Any, records: list[ExportRecord]) -> R
     frames = rows.filter(pc.is_valid(rows.column(C.VIDEO)))
     if not frames.num_rows:
         return ReplacedFrames()
-    keys = sorted(set(frames.column(C.KEY).to_pylist()))
-    k = quote_ident(C.KEY)
-    where = f"WHERE {quote_ident(C.VIDEO)} IS NOT NULL AND {k} IN ({', '.join(quote_literal(x) for x in keys)})"
     present = snap.column_names()
     pool_rows = snap.select([C.KEY, C.ETAG, C.SELECTED, *(c for c in (C.TAGS, C.STATUS_REASON) if c in present)],
-                            where, extra=(COMMIT_VERSION,))
+                            f"WHERE {quote_ident(C.VIDEO)} IS NOT NULL", extra=(COMMIT_VERSION,),
+                            values_in=(C.KEY, frames.column(C.KEY).to_pylist()))
     picked_now = set(pool_rows.column(C.KEY).filter(initial_tag_mask(pool_rows)).to_pylist())  # (initial-tag's)
     newer: dict[str, list[tuple[int, str, bool]]] = {}
     reasons = pool_rows.column(C.STATUS_REASON).to_pylist() if C.STATUS_REASON in present else [None] * pool_rows.num_rows

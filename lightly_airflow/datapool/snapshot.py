@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from deltalake import DeltaTable
 
 from lightly_airflow import columns as C
 from lightly_airflow.datapool.errors import DatapoolError, MissingDataFileError, UnknownColumnError
-from lightly_airflow.datapool.reading import query, quote_ident, quote_literal
+from lightly_airflow.datapool.reading import IN_LIST_MAX, in_list, query, quote_ident, quote_literal
 from lightly_airflow.datapool.rows import COMMIT_VERSION
 from lightly_airflow.storage import StorageCredentials
 
@@ -196,9 +197,8 @@ class Snapshot:
         hit_keys = pc.unique(ids.join(wanted, [C.KEY, C.ETAG], join_type="inner").column(C.KEY)).to_pylist()
         if not hit_keys:
             return empty([C.KEY, C.ETAG, C.EMBEDDING], dim=info["dim"])
-        where = f"WHERE {quote_ident(C.KEY)} IN ({', '.join(quote_literal(k) for k in hit_keys)})"
         rules = [C.PIXEL_RULES] if with_rules and C.PIXEL_RULES in self.column_names() else []
-        pool = self.select([C.KEY, C.ETAG, C.EMBEDDING, COMMIT_VERSION, *rules], where)
+        pool = self.select([C.KEY, C.ETAG, C.EMBEDDING, COMMIT_VERSION, *rules], "", values_in=(C.KEY, hit_keys))
         if with_rules and not rules:
             pool = pool.append_column(C.PIXEL_RULES, pa.nulls(pool.num_rows, pa.int64()))
         pool = pool.filter(pc.is_valid(pool.column(C.EMBEDDING)))
@@ -210,8 +210,12 @@ class Snapshot:
 
     def select(
         self, columns: list[str] | None, where: str, *, extra: tuple[str, ...] = (), order: str | None = None,
+        values_in: tuple[str, Iterable[str]] | None = None,
     ) -> pa.Table:
-        """``SELECT columns FROM pool where ORDER BY order`` on this version."""
+        """``SELECT columns FROM pool where ORDER BY order`` on this version; ``values_in`` = (column, values): only
+        the rows whose ``column`` (one of those selected) holds one of ``values``, any number of them: up to
+        :data:`~lightly_airflow.datapool.reading.IN_LIST_MAX` in the SQL (files pruned by it), more kept as the
+        rows stream back (a long SQL IN list crashes DataFusion). ``where``: empty or ``WHERE`` and conditions."""
         table = self.require()
         available = self.column_names()
         if columns is not None:
@@ -220,11 +224,24 @@ class Snapshot:
                 raise UnknownColumnError(f"Unknown column(s) {unknown} in {self.uri}; available: {available}.")
         names = list(available if columns is None else columns)
         names += [c for c in extra if c not in names and c in available]
+        keep = None
+        if values_in is not None:
+            column, values = values_in[0], sorted(set(values_in[1]))
+            if column not in names or order:
+                raise ValueError(f"values_in on {column!r}: select that column, without an order ({names}, {order!r})")
+            if len(values) > IN_LIST_MAX:
+                keep = (column, values)
+            elif not where:
+                where = f"WHERE {in_list(column, values)}"
+            elif where.startswith("WHERE "):
+                where = f"WHERE ({where.removeprefix('WHERE ')}) AND {in_list(column, values)}"
+            else:
+                raise ValueError(f"where must start with 'WHERE ' or be empty: {where[:80]!r}")
         sql = f"SELECT {', '.join(quote_ident(c) for c in names)} FROM pool {where}"
         if order:
             sql += f" ORDER BY {order}"
         try:
-            result = query(table, sql)
+            result = query(table, sql, keep=keep)
         except MissingDataFileError as exc:
             from lightly_airflow.datapool.reclaim import missing_file_error
 

@@ -79,10 +79,6 @@ def with_object_metadata(rows: pa.Table, objects: pa.Table | None, tasks: tuple[
     return rows
 
 
-#: Parents named in the SQL ``IN`` list of :func:`objects_of_images` (more: only the runs are pushed down).
-MAX_PUSHED_PARENTS = 5_000
-
-
 def objects_of_images(pool: Any, images: list[tuple[str, str | None]], columns: list[str]) -> pa.Table | None:
     """``columns`` of the object rows of ``images`` (``(image key, run id)``: the objects the run that processed
     the image committed with it); ``None`` when the pool has no object rows.
@@ -95,7 +91,7 @@ def objects_of_images(pool: Any, images: list[tuple[str, str | None]], columns: 
     :param pool: a :class:`~lightly_airflow.datapool.Datapool` (its latest version) or a pinned ``Snapshot``.
     """
     from lightly_airflow.datapool.errors import UnknownColumnError
-    from lightly_airflow.datapool.reading import quote_ident, quote_literal
+    from lightly_airflow.datapool.reading import IN_LIST_MAX, in_list, quote_ident
 
     snap = pool.snapshot() if hasattr(pool, "snapshot") else pool
     if snap.table is None or C.PARENT_KEY not in snap.column_names() or not images:
@@ -103,13 +99,11 @@ def objects_of_images(pool: Any, images: list[tuple[str, str | None]], columns: 
     runs = sorted({r for _, r in images if r is not None})
     parents = sorted({k for k, _ in images})
     conditions = [f"{quote_ident(C.PARENT_KEY)} IS NOT NULL"]
-    if runs:
-        conditions.append(f"{quote_ident(C.RUN_ID)} IN ({', '.join(quote_literal(r) for r in runs)})")
-    if len(parents) <= MAX_PUSHED_PARENTS:
-        conditions.append(f"{quote_ident(C.PARENT_KEY)} IN ({', '.join(quote_literal(k) for k in parents)})")
+    if runs and len(runs) <= IN_LIST_MAX:  # (more: the pairs below; a long SQL IN list crashes DataFusion)
+        conditions.append(in_list(C.RUN_ID, runs))
     wanted = list(dict.fromkeys([*columns, C.PARENT_KEY, C.RUN_ID]))
     try:
-        table = snap.select(wanted, "WHERE " + " AND ".join(conditions))
+        table = snap.select(wanted, "WHERE " + " AND ".join(conditions), values_in=(C.PARENT_KEY, parents))
     except UnknownColumnError:  # (a data file gone or the store unreachable: raised, never read as "no objects")
         return None
     pairs = pa.array([f"{k}\x00{r or ''}" for k, r in images], pa.string())

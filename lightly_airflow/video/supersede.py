@@ -42,7 +42,6 @@ class Superseded:
 
 def superseded_frames(snap: Any, rows: pa.Table) -> Superseded:
     """The frames of the pool version ``snap`` that the run's ``rows`` supersede (see the module doc)."""
-    from lightly_airflow.datapool.reading import quote_ident, quote_literal
     from lightly_airflow.datapool.rows import COMMIT_VERSION
     from lightly_airflow.datapool.snapshot import latest_per_key
 
@@ -58,8 +57,7 @@ def superseded_frames(snap: Any, rows: pa.Table) -> Superseded:
     run_keys = set(rows.column(C.KEY).to_pylist())
     wanted = [c for c in (C.KEY, C.ETAG, C.VIDEO, C.FRAME_INDEX, C.FRAME_PTS, C.FRAME_SECONDS, C.STATUS,
                           C.STATUS_REASON, C.SELECTED) if c in snap.column_names()]
-    where = f"WHERE {quote_ident(C.VIDEO)} IN ({', '.join(quote_literal(v) for v in sorted(new_etag))})"
-    pool = latest_per_key(snap.select(wanted, where, extra=(C.KEY, COMMIT_VERSION)))
+    pool = latest_per_key(snap.select(wanted, "", extra=(C.KEY, COMMIT_VERSION), values_in=(C.VIDEO, new_etag)))
     if not pool.num_rows:
         return out
     old = [r for r in pool.to_pylist() if r[C.VIDEO] in new_etag and str(r[C.ETAG]) != new_etag[r[C.VIDEO]]]
@@ -99,12 +97,11 @@ def superseded_frames(snap: Any, rows: pa.Table) -> Superseded:
 
 def _ever_selected(snap: Any, keys: set[str]) -> list[dict[str, Any]]:
     """Rows of ``keys`` that were ever selected (their PNG was written)."""
-    from lightly_airflow.datapool.reading import quote_ident, quote_literal
+    from lightly_airflow.datapool.reading import quote_ident
 
     if not keys or C.SELECTED not in snap.column_names():
         return []
-    where = f"WHERE {quote_ident(C.SELECTED)} AND {quote_ident(C.KEY)} IN ({', '.join(quote_literal(k) for k in sorted(keys))})"
-    return list(snap.select([C.KEY], where).to_pylist())
+    return list(snap.select([C.KEY], f"WHERE {quote_ident(C.SELECTED)}", values_in=(C.KEY, keys)).to_pylist())
 
 
 def is_tombstone(rows: pa.Table) -> pa.Array:

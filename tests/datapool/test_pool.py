@@ -291,3 +291,37 @@ def test_read_arguments_are_checked(tmp_path, digits) -> None:
         pool.read(tag="nope")
     with pytest.raises(DatapoolError, match="Unknown column"):
         pool.read(columns=["nope"])
+
+
+def test_reads_of_many_keys_keep_them_as_the_rows_stream_back(tmp_path, digits, monkeypatch) -> None:
+    # An SQL IN list of ~30,000 keys crashed the process inside DataFusion (a segmentation fault, measured: 20,000
+    # fine); a read of more than IN_LIST_MAX values keeps them batch by batch as the rows stream back instead.
+    # embeddings_for of 30,000 known files (a process_all backfill reuses every embedding) returns each one.
+    from lightly_airflow.datapool import reading, snapshot
+
+    n = 30_000
+    rows = run_rows(digits, [i % 1797 for i in range(n)], picks=[5, 7])
+    keys = [f"many/{j:06d}.png" for j in range(n)]
+    rows = rows.set_column(rows.schema.get_field_index(C.KEY), C.KEY, pa.array(keys))
+    pool = Datapool(tmp_path / "pool")
+    commit_run(pool, rows, "r1")
+    found = pool.embeddings_for(pool.known_files())
+    assert sorted(found.column(C.KEY).to_pylist()) == keys
+    by_key = dict(zip(found.column(C.KEY).to_pylist(), found.column(C.EMBEDDING).to_pylist(), strict=True))
+    assert by_key[keys[1797 + 3]] == pytest.approx(digits[0][3])
+    # Both ways (an IN list up to IN_LIST_MAX values, kept as they stream above) give the same rows, with a
+    # WHERE of the caller's and values the pool does not have; the column must be selected, no order.
+    snap = pool.snapshot()
+    wanted = [keys[5], keys[7], keys[9], "many/none.png", keys[5]]
+    got = {}
+    for most in (1_000, 2):
+        monkeypatch.setattr(reading, "IN_LIST_MAX", most)
+        monkeypatch.setattr(snapshot, "IN_LIST_MAX", most)
+        got[most] = (snap.select([C.KEY, C.SELECTED], "", values_in=(C.KEY, wanted)).sort_by(C.KEY),
+                     snap.select([C.KEY], f"WHERE {reading.quote_ident(C.SELECTED)}", values_in=(C.KEY, wanted)))
+    assert got[2][0].equals(got[1_000][0]) and got[2][0].column(C.KEY).to_pylist() == [keys[5], keys[7], keys[9]]
+    assert got[2][1].equals(got[1_000][1]) and sorted(got[2][1].column(C.KEY).to_pylist()) == [keys[5], keys[7]]
+    with pytest.raises(ValueError, match="select that column"):
+        snap.select([C.ETAG], "", values_in=(C.KEY, wanted))
+    with pytest.raises(ValueError, match="at most 2"):
+        reading.in_list(C.KEY, wanted)

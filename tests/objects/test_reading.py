@@ -28,8 +28,8 @@ def scans(monkeypatch: pytest.MonkeyPatch) -> list[pa.Table]:
     seen: list[pa.Table] = []
     real = snapshot.query
 
-    def recording(table: Any, sql: str) -> pa.Table:
-        out = real(table, sql)
+    def recording(table: Any, sql: str, keep: Any = None) -> pa.Table:
+        out = real(table, sql, keep=keep)
         seen.append(out)
         return out
 
