@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
-from lightly_airflow.datapool.reading import query, quote_ident, quote_literal
+from lightly_airflow.datapool.reading import IN_LIST_MAX, in_list, query, quote_ident, quote_literal
 from lightly_airflow.datapool.rows import COMMIT_VERSION
 from lightly_airflow.datapool.tagging import hand_made_tags
 from lightly_airflow.plugins.config import PoolSpec
@@ -382,6 +382,8 @@ class View:
             kind = self.kind(col)
             if kind is None:
                 raise QueryError(f"Cannot filter on {col!r}: not a column of this datapool version.")
+            if len(values) > IN_LIST_MAX:  # (a longer SQL IN list crashes DataFusion: the server's process)
+                raise QueryError(f"Cannot filter on {col!r} by {len(values)} values: at most {IN_LIST_MAX}.")
             typ = self.schema.field(col).type
             if pa.types.is_boolean(typ):
                 wanted = {v.lower() for v in values}
@@ -398,7 +400,7 @@ class View:
                     raise QueryError(f"{col!r} is numeric; values {values!r} are not numbers.") from None
                 parts.append(f"{quote_ident(col)} IN ({', '.join(repr(n) for n in nums)})")
             else:
-                parts.append(f"{quote_ident(col)} IN ({', '.join(quote_literal(v) for v in values)})")
+                parts.append(in_list(col, list(values)))
         return ("WHERE " + " AND ".join(f"({p})" for p in parts)) if parts else ""
 
     def sql(self, text: str) -> pa.Table:
