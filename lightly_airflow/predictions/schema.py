@@ -7,8 +7,9 @@ others: a task whose schema is missing or invalid is skipped and reported.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, cast
 
 TASK_TYPES = (
     "classification",
@@ -130,16 +131,16 @@ def parse_task_schema(task: str, obj: Any) -> tuple[TaskSchema | None, list[tupl
             problems.append((f"{where}.name", f"{_shown(name)} is not a non-empty string. Fix: give the class's name "
                              "as text"))
             good = False
-        if good and is_int(cid) and isinstance(name, str):
-            pairs.append((cid, name))
+        if good:  # (checked above: a non-negative int and a non-empty str)
+            pairs.append((cast(int, cid), cast(str, name)))
     ids = [p[0] for p in pairs]
     names = [p[1] for p in pairs]
     if len(set(ids)) != len(ids):
-        twice = sorted({i for i in ids if ids.count(i) > 1})
+        twice = sorted(i for i, c in Counter(ids).items() if c > 1)
         problems.append(("categories", f"category ids are not unique: {sorted(ids)}"[:200]
                          + f". Fix: give each category its own id (repeated: {twice[:10]})"))
     if len(set(names)) != len(names):
-        twice_n = sorted({n for n in names if names.count(n) > 1})
+        twice_n = sorted(n for n, c in Counter(names).items() if c > 1)
         problems.append(("categories", f"category names are not unique: {names}"[:200]
                          + f". Fix: give each category its own name (repeated: {twice_n[:10]})"))
     if problems or task_type not in TASK_TYPES:
