@@ -357,8 +357,9 @@ def grid_page(
     else:
         head = (f'<p><b>{H.e(total)}</b> samples match ({H.e(shown)} shown) — {H.e(scope_text(view, scope))}. '
                 'Outlined: selected by a run.</p>')
-        tools = (f'<div class="toolbar">{sorter}{export_links(root, pool, scope)} · '
-                 f'{H.link(pool_url(root, pool, "map") + qs(params), "map of these")}</div>'
+        # (the map link in the exports' group: a narrow toolbar wraps them together, never "· map of these" alone)
+        tools = (f'<div class="toolbar">{sorter}<span>{export_links(root, pool, scope)} · '
+                 f'{H.link(pool_url(root, pool, "map") + qs(params), "map of these")}</span></div>'
                  + unviewable_note(view.unviewable_count(scope), pool, scope)
                  + save_tag_form(root, pool, scope, checkable=bool(cards)))
     if similar is not None:
