@@ -205,6 +205,22 @@ def _duration_tag(stream: Any) -> Fraction | None:
         return None
 
 
+def _matroska_end(container: Any, first: Fraction, announced: Fraction) -> Fraction:
+    """Where a video whose container announces ``announced`` seconds ends, its frames starting at ``first``.
+
+    Matroska/WebM timestamps count from the segment's 0, and FFmpeg's muxer writes the segment duration and each
+    track's ``DURATION`` tag as the last timestamp's end on that clock, not as the span from the first frame: a
+    recording cut by FFmpeg's segment muxer (``-f segment`` without ``-reset_timestamps``, or ``-copyts``) keeps the
+    camera's clock, so its 20 s segment starting at 40 s announces 60 s. Read as a span after the first frame, every
+    such healthy segment but the first "ended early" (600 frames "end at 20.00 s of the 60.00 s"). So for Matroska,
+    an announced end past the first frame is taken on the segment's clock (the earlier of the two readings; a span
+    writer's files start at 0 in practice, where both agree); elsewhere it is a span from ``first``.
+    """
+    if "matroska" in str(container.format.name) and first > 0 and announced > first:
+        return announced
+    return first + announced
+
+
 def _ends_early_by_time(container: Any, stream: Any, out: VideoIndex) -> str | None:
     """Why a video whose container announces a duration (not a frame count) ends early: its frames (``out.pts``)
     end more than a frame before the video stream's announced end; ``None`` when they do not. The end is the
@@ -218,9 +234,9 @@ def _ends_early_by_time(container: Any, stream: Any, out: VideoIndex) -> str | N
     if stream.duration is not None:
         end = first + Fraction(stream.duration) * tb
     elif tag is not None:
-        end = first + tag
-    elif container.duration is not None and "mpeg" not in str(container.format.name):
-        end = out.start + Fraction(container.duration, 1_000_000)  # AV_TIME_BASE; MPEG-PS: a bitrate guess
+        end = _matroska_end(container, first, tag)
+    elif container.duration is not None and "mpeg" not in str(container.format.name):  # MPEG-PS: a bitrate guess
+        end = _matroska_end(container, out.start, Fraction(container.duration, 1_000_000))  # (AV_TIME_BASE)
     else:
         return None
     rate_step = Fraction(1) / Fraction(out.fps) if out.fps else Fraction(0)

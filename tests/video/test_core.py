@@ -567,6 +567,36 @@ def test_a_variable_frame_rate_video_is_not_taken_for_a_truncated_one(tmp_path, 
     assert 0 < cut.n_frames < 120 and cut.problem and "ends early" in cut.problem and "of the 9.92 s" in cut.problem
 
 
+@pytest.mark.parametrize(("fmt", "ext", "codec"), [("matroska", "mkv", "libx264"), ("webm", "webm", "libvpx")])
+def test_a_recording_segment_that_keeps_the_camera_s_clock_does_not_end_early(tmp_path, fmt: str, ext: str,
+                                                                              codec: str) -> None:
+    """FFmpeg's segment muxer (``-f segment`` without ``-reset_timestamps``, or ``-copyts``) keeps a camera's
+    clock: the 2 s segment that starts at 40 s announces 42 s (Matroska's durations count from the segment's 0).
+    Read as a span after its first frame, every such healthy segment but the first "ended early" (an extra
+    corrupt row per video in a bucket of segmented recordings); the same segment cut short still does, of its
+    own 2 s."""
+    from fractions import Fraction
+
+    path = str(tmp_path / f"seg020.{ext}")
+    with av.open(path, "w", format=fmt) as c:
+        s = c.add_stream(codec, rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.time_base = s.codec_context.time_base = Fraction(1, 1000)
+        for i in range(50):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), (9 * i) % 250, np.uint8), format="rgb24")
+            f.pts, f.time_base = 40_000 + 40 * i, s.time_base
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    info = index_video(path)
+    assert info.n_frames == 50 and info.pts[0] == 40_000
+    assert info.problem is None
+    truncate(path, 0.5)
+    cut = index_video(path)
+    assert 0 < cut.n_frames < 50 and cut.problem and "ends early" in cut.problem and "of the 2.00 s" in cut.problem
+
+
 def test_a_video_that_cannot_seek_is_not_split_over_shards(tmp_path, monkeypatch) -> None:
     """Each manifest shard of a raw ``.hevc`` decoded it from its start up to its own range (S shards: ~S·n/2
     frames decoded for n). Its frames now stay in one shard, in order; a seekable MP4 is still split."""
