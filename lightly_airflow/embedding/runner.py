@@ -108,6 +108,16 @@ def _prefetch(items: Iterator[Any], depth: int = 4, on_done: Any = None) -> Iter
         stop.set()
 
 
+def shard_reuse(reuse: pa.Table, keys: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """The rows of ``reuse`` (the run's known embeddings) whose key is one of the shard's ``keys``."""
+    import pyarrow.compute as pc
+
+    if KEY not in reuse.column_names or not reuse.num_rows:
+        return reuse
+    wanted = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+    return reuse.filter(pc.is_in(reuse.column(KEY).cast(pa.string()), value_set=wanted.cast(pa.string())))
+
+
 def _reuse_rows(manifest: pa.Table, reuse: pa.Table, reused_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For reused manifest rows, the matching rows of ``reuse`` (by key and etag)."""
     where = {(k, e): i for i, (k, e) in enumerate(zip(reuse[KEY].to_pylist(), reuse[ETAG].to_pylist()))}
@@ -370,14 +380,16 @@ def embed_shard(
         from lightly_airflow.embedding.custom import check_embeddings_dim
 
         check_embeddings_dim(embeddings_csv, dim, credentials)  # (before any work: the header alone)
-    if reuse is None and opts.reuse_uri:
-        reuse = read_staging(opts.reuse_uri, credentials, WRITER[MANIFEST])
-        if reuse is None:
-            raise FileNotFoundError(f"Reuse file {opts.reuse_uri} does not exist: the list task of this run writes it. "
-                                    f"Fix: clear the {WRITER[MANIFEST]}.{missing_hint(opts.reuse_uri)}")
     started = time.perf_counter()
     shard = read_manifest(manifest_uri, credentials, required=(KEY, ETAG))
     manifest, datasource_uri = shard.table, shard.require_datasource_uri()
+    if reuse is None and opts.reuse_uri:
+        reuse = read_staging(opts.reuse_uri, credentials, WRITER[MANIFEST], keep=(KEY, manifest[KEY]))
+        if reuse is None:
+            raise FileNotFoundError(f"Reuse file {opts.reuse_uri} does not exist: the list task of this run writes it. "
+                                    f"Fix: clear the {WRITER[MANIFEST]}.{missing_hint(opts.reuse_uri)}")
+    elif reuse is not None:
+        reuse = shard_reuse(reuse, manifest[KEY])
     output_uri = output_uri or sibling_uri(manifest_uri, EMBEDDINGS)
     n = manifest.num_rows
 
