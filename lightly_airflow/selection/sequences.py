@@ -93,8 +93,10 @@ def _sequence_table(candidates: pa.Table, windows: list[list[int]]) -> pa.Table:
         col = candidates.column(name)
         typ = col.type
         if name == C.EMBEDDING:
-            emb = np.stack([np.asarray(v, dtype=np.float32) for v in col.to_pylist()])
-            means = np.stack([emb[w].mean(axis=0) for w in windows])
+            emb = _embedding_matrix(col)
+            at = np.asarray(windows, dtype=np.int64).reshape(len(windows), -1)
+            step = max(1, 2**22 // max(at.shape[1] * emb.shape[1], 1))  # (windows' rows gathered ~16 MB at a time)
+            means = np.concatenate([emb[at[a : a + step]].mean(axis=1) for a in range(0, len(at), step)])
             norms = np.linalg.norm(means, axis=1, keepdims=True)
             means = means / np.where(norms > 0, norms, 1.0)
             columns[name] = pa.array(list(means), pa.list_(pa.float32()))
@@ -116,6 +118,21 @@ def _sequence_table(candidates: pa.Table, windows: list[list[int]]) -> pa.Table:
     return table.replace_schema_metadata({
         **(candidates.schema.metadata or {}), SEQUENCE_LENGTH_METADATA_KEY.encode(): str(length).encode(),
         SEQUENCE_MISSING_FRAMES_METADATA_KEY.encode(): json.dumps(frames_missing(candidates)).encode()})
+
+
+def _embedding_matrix(col: pa.ChunkedArray) -> np.ndarray:
+    """The embeddings as a float32 (N, D) matrix, straight from Arrow's buffers when every row has one of one
+    width (a list of Python floats per frame took ~56 kB a frame: 2.6 GB for 40,000 frames of 1,280, 5.1 s;
+    this way 0.09 s); else row by row, as before."""
+    from lightly_airflow.selection.arrays import _list_lengths, to_numpy
+
+    arr = col.combine_chunks()
+    if arr.null_count == 0 and len(arr) and (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)
+                                             or pa.types.is_fixed_size_list(arr.type)):
+        lengths = _list_lengths(arr)
+        if np.all(lengths == lengths[0]):
+            return np.ascontiguousarray(to_numpy(arr.flatten()).reshape(len(arr), int(lengths[0])), dtype=np.float32)
+    return np.stack([np.asarray(v, dtype=np.float32) for v in col.to_pylist()])
 
 
 def frames_missing(candidates: pa.Table) -> dict[str, int]:
