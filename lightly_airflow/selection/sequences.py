@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from lightly_airflow import columns as C
 from lightly_airflow.selection.engine import StopReason
+from lightly_airflow.selection.inputs import config_columns
 
 
 @dataclass
@@ -207,8 +208,10 @@ def select_sequences(
         cfg = cfg.model_copy(update={"n_samples": max(1, wanted), "proportion_samples": None})
     table = _sequence_table(candidates, windows)
     missing_frames = json.loads(table.schema.metadata[SEQUENCE_MISSING_FRAMES_METADATA_KEY.encode()])
-    if missing_frames:  # (the engine's missing_inputs count sequences)
-        metrics["sequence_frames_missing_inputs"] = missing_frames
+    read = config_columns(cfg.strategies, table.column_names)  # (None: every column)
+    missing_frames = {k: v for k, v in missing_frames.items() if read is None or k in read}
+    if missing_frames:  # (the engine's missing_inputs count sequences; frames never have e.g. sizeInBytes: only
+        metrics["sequence_frames_missing_inputs"] = missing_frames  # the columns the config reads are counted)
     if objects is not None and objects.num_rows:
         objects = _sequence_objects(objects, candidates, windows)
     result = select(table, cfg, preselected=preselected, query_embeddings=query_embeddings, seed=seed,
