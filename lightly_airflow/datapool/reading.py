@@ -10,6 +10,7 @@ table, results streamed back through the Arrow C interface), which does not show
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pyarrow as pa
 from deltalake import DeltaTable, QueryBuilder
@@ -57,23 +58,53 @@ def query(table: DeltaTable, sql: str, *, keep: tuple[str, list[str]] | None = N
     """
     import pyarrow.compute as pc
 
-    try:
-        result = QueryBuilder().register("pool", table).execute(sql)
-        if keep is None:
-            return normalise(pa.table(result.read_all()))
-        reader = pa.RecordBatchReader.from_stream(result)
-        column, values = keep
-        kept = [normalise(reader.schema.empty_table())]
-        value_set = pa.array(values, kept[0].schema.field(column).type)
-        for batch in reader:  # (plain types first: Arrow's filter and is_in have no string_view kernels)
-            rows = normalise(pa.Table.from_batches([batch]))
-            kept.append(rows.filter(pc.is_in(rows.column(column), value_set=value_set)))
-    except Exception as exc:  # delta-rs raises a bare Exception for DataFusion's errors
-        found = _NOT_FOUND.search(str(exc))
-        if found is None:
-            raise
-        raise MissingDataFileError(found.group(1), int(table.version()), str(exc).splitlines()[0][:500]) from None
+    if keep is None:
+        try:
+            return normalise(pa.table(QueryBuilder().register("pool", table).execute(sql).read_all()))
+        except Exception as exc:  # delta-rs raises a bare Exception for DataFusion's errors
+            missing = _missing_file(table, exc)
+            if missing is None:
+                raise
+            raise missing from None
+    column, values = keep
+    batches = _batches(table, sql)
+    kept = [next(batches)]  # (the result's schema, with plain types: Arrow's is_in has no string_view kernel)
+    value_set = pa.array(values, kept[0].schema.field(column).type)
+    kept += [rows.filter(pc.is_in(rows.column(column), value_set=value_set)) for rows in batches]
     return pa.concat_tables(kept)
+
+
+def query_batches(table: DeltaTable, sql: str) -> Iterator[pa.Table]:
+    """:func:`query`'s rows as they stream back, one normalised table per record batch: for a caller that reduces
+    them (a scan of many columns of every row holds one batch in memory, not the whole result).
+
+    :raises MissingDataFileError: as :func:`query`.
+    """
+    batches = _batches(table, sql)
+    next(batches)  # (the empty table of the schema)
+    yield from batches
+
+
+def _batches(table: DeltaTable, sql: str) -> Iterator[pa.Table]:
+    """The result's empty table (its normalised schema), then one normalised table per record batch."""
+    try:
+        reader = pa.RecordBatchReader.from_stream(QueryBuilder().register("pool", table).execute(sql))
+        yield normalise(reader.schema.empty_table())
+        for batch in reader:
+            yield normalise(pa.Table.from_batches([batch]))
+    except Exception as exc:  # delta-rs raises a bare Exception for DataFusion's errors
+        missing = _missing_file(table, exc)
+        if missing is None:
+            raise
+        raise missing from None
+
+
+def _missing_file(table: DeltaTable, exc: Exception) -> MissingDataFileError | None:
+    """delta-rs' "Object at location ... not found" as a :class:`MissingDataFileError` (``None``: another error)."""
+    found = _NOT_FOUND.search(str(exc))
+    if found is None:
+        return None
+    return MissingDataFileError(found.group(1), int(table.version()), str(exc).splitlines()[0][:500])
 
 
 def _plain_type(typ: pa.DataType) -> pa.DataType:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,13 +24,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
-from lightly_airflow.datapool.reading import IN_LIST_MAX, in_list, query, quote_ident, quote_literal
+from lightly_airflow.datapool.reading import IN_LIST_MAX, in_list, query, query_batches, quote_ident, quote_literal
 from lightly_airflow.datapool.rows import COMMIT_VERSION
 from lightly_airflow.datapool.tagging import hand_made_tags
 from lightly_airflow.plugins.config import PoolSpec
 
 if TYPE_CHECKING:
     from lightly_airflow.datapool import Datapool
+    from lightly_airflow.datapool.errors import MissingDataFileError
 
 #: Columns never offered as filters, sort keys or colours (identity, lists, the map itself).
 HIDDEN = {C.EMBEDDING, C.TAGS, C.LAYOUT_X, C.LAYOUT_Y, C.PIXEL_RULES}
@@ -172,6 +173,8 @@ _unviewable_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
 _similar_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
 #: Bars of a numeric facet's histogram (the filter panel draws them above its range inputs)
 HISTOGRAM_BINS = 24
+#: Values the facets' histograms bin at a time (``View._histograms``: float64, so 32 MB).
+HISTOGRAM_BLOCK_VALUES = 4_000_000
 #: Rows of a grid ordered by similarity computed at once and kept (``_similar_cache``, per version, scope and
 #: order): its next pages, and the sample page stepping through it, read them instead of every embedding again
 #: (at 1,000,000 x 1280 one ordering reads ~5 GB of embeddings: ~12 s).
@@ -409,10 +412,23 @@ class View:
         try:
             return query(self.table, text)
         except MissingDataFileError as exc:  # a VACUUM outside lightly-airflow deleted a file this version reads
-            from lightly_airflow.datapool.reclaim import missing_file_error
+            raise self._missing(exc) from None
 
-            error = missing_file_error(self.spec.uri, exc, self.latest, self.all_history())
-            raise QueryError(str(error).replace(self.spec.uri, repr(self.spec.name))) from None
+    def sql_batches(self, text: str) -> Iterator[pa.Table]:
+        """:meth:`sql`'s rows batch by batch as they stream back (``reading.query_batches``)."""
+        from lightly_airflow.datapool.errors import MissingDataFileError
+
+        try:
+            yield from query_batches(self.table, text)
+        except MissingDataFileError as exc:
+            raise self._missing(exc) from None
+
+    def _missing(self, exc: MissingDataFileError) -> QueryError:
+        """A data file this version reads is gone (a VACUUM outside lightly-airflow deleted it): what to say."""
+        from lightly_airflow.datapool.reclaim import missing_file_error
+
+        error = missing_file_error(self.spec.uri, exc, self.latest, self.all_history())
+        return QueryError(str(error).replace(self.spec.uri, repr(self.spec.name)))
 
     def count(self, scope: Scope) -> int:
         return int(self.sql(f"SELECT COUNT(*) AS n FROM pool {self.where(scope)}").column("n")[0].as_py())
@@ -563,22 +579,42 @@ class View:
 
     def _histograms(self, facets: dict[str, Any], rows: str) -> None:
         """Add ``bins``: :data:`HISTOGRAM_BINS` counts of equal width from ``min`` to ``max`` (the last bin holds
-        ``max``) to every numeric facet with a finite range, in one query (a scan per column)."""
+        ``max``) to every numeric facet with a finite range: one scan of those columns, binned batch by batch as
+        the rows stream back (bin ``floor((value - min) / width)``; nulls and NaN in none).
+
+        One scan, not one per column: a ``UNION ALL`` of a ``SELECT`` per column scanned the table once per
+        column, and its time and memory grew faster than the columns (a 20,000-image pool with 250 / 1,000
+        category-count columns: 2 s, 0.9 GB / 11 s, 3.1 GB for the histograms alone, 2026-12-06)."""
         ranged = [(c, f) for c, f in facets.items() if f["kind"] == "number" and f["max"] != f["min"]
                   and all(isinstance(f[k], (int, float)) and math.isfinite(f[k]) for k in ("min", "max"))]
         if not ranged:
             return
-        parts = []
-        for i, (c, f) in enumerate(ranged):
-            q, lo, width = quote_ident(c), float(f["min"]), (float(f["max"]) - float(f["min"])) / HISTOGRAM_BINS
-            value = f"CAST({q} AS DOUBLE)"
-            parts.append(
-                f"SELECT {i} AS col, LEAST(CAST(FLOOR(({value} - {lo!r}) / {width!r}) AS BIGINT), {HISTOGRAM_BINS - 1}) "
-                f"AS bin, COUNT(*) AS n FROM pool {rows} AND {q} IS NOT NULL AND NOT isnan({value}) GROUP BY bin")
-        for f in (f for _, f in ranged):
-            f["bins"] = [0] * HISTOGRAM_BINS
-        for r in self.sql(" UNION ALL ".join(parts)).to_pylist():
-            ranged[int(r["col"])][1]["bins"][min(max(int(r["bin"]), 0), HISTOGRAM_BINS - 1)] += int(r["n"])
+        lows = np.array([float(f["min"]) for _, f in ranged])
+        widths = np.array([(float(f["max"]) - float(f["min"])) / HISTOGRAM_BINS for _, f in ranged])
+        counts = np.zeros((len(ranged), HISTOGRAM_BINS), dtype=np.int64)
+
+        def add(tables: list[pa.Table]) -> None:
+            batch = pa.concat_tables(tables)
+            for i in range(len(ranged)):
+                v = pc.fill_null(batch.column(i), np.nan).to_numpy()
+                v = v[~np.isnan(v)]
+                if len(v):
+                    b = np.clip(np.floor((v - lows[i]) / widths[i]), 0, HISTOGRAM_BINS - 1).astype(np.int64)
+                    counts[i] += np.bincount(b, minlength=HISTOGRAM_BINS)
+
+        values = ", ".join(f"CAST({quote_ident(c)} AS DOUBLE) AS h{i}" for i, (c, _) in enumerate(ranged))
+        pending: list[pa.Table] = []
+        held = 0
+        for batch in self.sql_batches(f"SELECT {values} FROM pool {rows}"):
+            pending.append(batch)  # (binned in blocks: a pool of many small files streams many tiny batches)
+            held += batch.num_rows * len(ranged)
+            if held >= HISTOGRAM_BLOCK_VALUES:
+                add(pending)
+                pending, held = [], 0
+        if pending:
+            add(pending)
+        for (_, f), row in zip(ranged, counts, strict=True):
+            f["bins"] = [int(n) for n in row]
 
     # -------------------------------------------------------------- one sample
     def sample(self, sample_id: str) -> list[dict[str, Any]]:
