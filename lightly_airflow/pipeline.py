@@ -87,6 +87,11 @@ class ListResult:
         return asdict(self)
 
 
+#: Selected sequences a run's summary lists with their frames (``metrics.sequences``; the summary is the select
+#: task's XCom: ~70 bytes a frame, 7 MB at 100,000 frames unlisted); ``metrics.sequences_listed`` says a cut.
+SEQUENCES_LISTED = 100
+
+
 @dataclass
 class RunSummary:
     """What the select-and-commit step did; small enough for XCom and printed by the demo."""
@@ -923,7 +928,11 @@ def select_and_commit(
                                    query_embeddings=query_embeddings, seed=run_seed(run_id),
                                    objects=run_objects, preselected_objects=pre_objects)
             picked_keys, metrics, sequences, stop = list(seq.keys), dict(seq.metrics), seq.sequences, seq.stop_reason
-            metrics["sequences"] = sequences
+            # (the summary is the select task's XCom: the first SEQUENCES_LISTED sequences' frames, said when cut;
+            # every selected frame's sequence is the pool's ``sequence`` column)
+            metrics["sequences"] = sequences[:SEQUENCES_LISTED]
+            if len(sequences) > SEQUENCES_LISTED:
+                metrics["sequences_listed"] = SEQUENCES_LISTED
         elif candidates.num_rows and n_new != 0:
             result = select(candidates, run_config, preselected=preselected, query_embeddings=query_embeddings,
                             objects=run_objects, preselected_objects=pre_objects, seed=run_seed(run_id))

@@ -161,13 +161,16 @@ def test_grey_frames_are_corrupt_by_the_threshold_and_kept_with_threshold_one(tm
             assert rows[4][C.STATUS] in (C.STATUS_OK, C.STATUS_DUPLICATE)
 
 
-def test_sequences_of_consecutive_frames(videos: Path, tmp_path: Path) -> None:
+def test_sequences_of_consecutive_frames(videos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lightly_airflow import pipeline
     from lightly_airflow.datapool import Datapool
 
+    # (the summary, the select task's XCom, lists the frames of SEQUENCES_LISTED sequences and says so when cut)
+    monkeypatch.setattr(pipeline, "SEQUENCES_LISTED", 2)
     config = {"n_samples": 12, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
     _, _, summary = run_once(videos, tmp_path / "pool", "s1", config=config, selected_sequence_length=4)
     seqs = summary.metrics["sequences"]
-    assert len(seqs) == 3
+    assert len(seqs) == 2 and summary.metrics["sequences_listed"] == 2 and summary.metrics["sequences_selected"] == 3
     for s in seqs:
         idx = s["frame_indices"]
         assert idx == list(range(idx[0], idx[0] + 4)) and idx[0] % 4 == 0
@@ -175,6 +178,7 @@ def test_sequences_of_consecutive_frames(videos: Path, tmp_path: Path) -> None:
     rows = Datapool(f"file://{tmp_path / 'pool'}").read()
     sel = rows.filter(rows.column(C.SELECTED))
     assert sel.num_rows == 12 and sel.column("sequence").null_count == 0
+    assert sorted(set(sel.column("sequence").to_pylist())) == [0, 1, 2]  # (all three, listed or not)
 
 
 def test_sequence_length_must_divide_n_samples(tmp_path: Path) -> None:
