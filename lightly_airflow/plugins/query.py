@@ -819,10 +819,12 @@ class View:
         )
 
     # -------------------------------------------------------------- export and compare
-    def export_rows(self, scope: Scope, *, limit: int | None = None) -> pa.Table:
+    def export_rows(self, scope: Scope, *, limit: int | None = None, only: Sequence[str] | None = None) -> pa.Table:
         """The scope's rows for a download: identity, status, pick rank and every metadata/score column (no
-        embeddings, no lists), in pick order then key."""
-        cols = [c for c in self.columns if c not in HIDDEN and not pa.types.is_nested(self.schema.field(c).type)]
+        embeddings, no lists), in pick order then key; ``only``: just those of these columns (a file list, Label
+        Studio or COCO export reads no metadata: 270,000 rows' 27 columns took 4.1 s as Python rows, 9 took 1.1)."""
+        cols = [c for c in self.columns if c not in HIDDEN and not pa.types.is_nested(self.schema.field(c).type)
+                and (only is None or c in only)]
         order = f"{quote_ident(C.PICK_RANK)} NULLS LAST, {quote_ident(C.KEY)}" if C.PICK_RANK in self.columns else quote_ident(C.KEY)
         text = f"SELECT {', '.join(quote_ident(c) for c in cols)} FROM pool {self.where(scope)} ORDER BY {order}"
         if limit is not None:

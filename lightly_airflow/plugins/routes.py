@@ -25,6 +25,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from lightly_airflow import columns as C
+from lightly_airflow.datapool.rows import COMMIT_VERSION
 from lightly_airflow.plugins import app as A
 from lightly_airflow.plugins import data as D
 from lightly_airflow.plugins import pages as P
@@ -197,7 +198,10 @@ def _export(view: View, spec: PoolSpec, scope: Scope, fmt: str) -> tuple[bytes, 
     limit = MAX_RICH_EXPORT_ROWS if fmt == "coco" else MAX_EXPORT_ROWS
     if total > limit:
         raise QueryError(f"{total} samples match; a {fmt} export holds at most {limit}. Narrow the filter or tag.")
-    rows = view.export_rows(scope).to_pylist()
+    # (the records' fields: key, ids, run, pick, version and a frame's video, index, pts and seconds; CSV: every column)
+    only = None if fmt == "csv" else (C.KEY, C.SAMPLE_ID, C.RUN_ID, C.PICK_RANK, COMMIT_VERSION, C.VIDEO,
+                                      C.FRAME_INDEX, C.FRAME_PTS, C.FRAME_SECONDS)
+    rows = view.export_rows(scope, only=only).to_pylist()
     sources = X.run_datasources(view.history())
     uris = X.SampleUris()  # (a selected video frame: its PNG under .lightly/frames/, as the CLI's export)
     records = [
