@@ -259,6 +259,15 @@ class DamagedStagingFile(ValueError):
     bytes changed after it was written (a page checksum or the decoder fails)."""
 
 
+def rows_with(table: pa.Table | pa.RecordBatch, column: str, values: pa.Array | pa.ChunkedArray
+              ) -> pa.Table | pa.RecordBatch:
+    """The rows of ``table`` (or of one record batch) whose (string) ``column`` holds one of ``values``."""
+    import pyarrow.compute as pc
+
+    wanted = (values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values).cast(pa.string())
+    return table.filter(pc.is_in(table.column(column).cast(pa.string()), value_set=wanted))
+
+
 #: Rows :func:`read_staging` decodes at a time when it keeps some rows: 8,192 x 1,280 float32 = 40 MB.
 KEEP_BATCH_ROWS = 8192
 
@@ -281,7 +290,6 @@ def read_staging(uri: str, credentials: StorageCredentials | None, writer: str, 
     :raises DamagedStagingFile: when it is not a whole, intact Parquet file, naming it and the task to run again
         (a retry of the reading task reads the same damaged file).
     """
-    import pyarrow.compute as pc
     import pyarrow.lib
     import pyarrow.parquet as pq
 
@@ -297,9 +305,7 @@ def read_staging(uri: str, credentials: StorageCredentials | None, writer: str, 
         column, values = keep
         if column not in parquet.schema_arrow.names:
             return parquet.read()
-        wanted = (values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values).cast(pa.string())
-        parts = [batch.filter(pc.is_in(batch.column(column).cast(pa.string()), value_set=wanted))
-                 for batch in parquet.iter_batches(batch_size=KEEP_BATCH_ROWS)]
+        parts = [rows_with(batch, column, values) for batch in parquet.iter_batches(batch_size=KEEP_BATCH_ROWS)]
         return pa.Table.from_batches(parts, schema=parquet.schema_arrow)
     except pyarrow.lib.ArrowMemoryError:
         raise

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pyarrow as pa
 from deltalake import DeltaTable, QueryBuilder
@@ -59,13 +60,8 @@ def query(table: DeltaTable, sql: str, *, keep: tuple[str, list[str]] | None = N
     import pyarrow.compute as pc
 
     if keep is None:
-        try:
+        with _missing_files(table):
             return normalise(pa.table(QueryBuilder().register("pool", table).execute(sql).read_all()))
-        except Exception as exc:  # delta-rs raises a bare Exception for DataFusion's errors
-            missing = _missing_file(table, exc)
-            if missing is None:
-                raise
-            raise missing from None
     column, values = keep
     batches = _batches(table, sql)
     kept = [next(batches)]  # (the result's schema, with plain types: Arrow's is_in has no string_view kernel)
@@ -87,24 +83,24 @@ def query_batches(table: DeltaTable, sql: str) -> Iterator[pa.Table]:
 
 def _batches(table: DeltaTable, sql: str) -> Iterator[pa.Table]:
     """The result's empty table (its normalised schema), then one normalised table per record batch."""
-    try:
+    with _missing_files(table):
         reader = pa.RecordBatchReader.from_stream(QueryBuilder().register("pool", table).execute(sql))
         yield normalise(reader.schema.empty_table())
         for batch in reader:
             yield normalise(pa.Table.from_batches([batch]))
-    except Exception as exc:  # delta-rs raises a bare Exception for DataFusion's errors
-        missing = _missing_file(table, exc)
-        if missing is None:
+
+
+@contextmanager
+def _missing_files(table: DeltaTable) -> Iterator[None]:
+    """delta-rs' "Object at location ... not found" raised as a :class:`MissingDataFileError` (delta-rs raises a bare
+    Exception for DataFusion's errors; any other one goes on as it is)."""
+    try:
+        yield
+    except Exception as exc:
+        found = _NOT_FOUND.search(str(exc))
+        if found is None:
             raise
-        raise missing from None
-
-
-def _missing_file(table: DeltaTable, exc: Exception) -> MissingDataFileError | None:
-    """delta-rs' "Object at location ... not found" as a :class:`MissingDataFileError` (``None``: another error)."""
-    found = _NOT_FOUND.search(str(exc))
-    if found is None:
-        return None
-    return MissingDataFileError(found.group(1), int(table.version()), str(exc).splitlines()[0][:500])
+        raise MissingDataFileError(found.group(1), int(table.version()), str(exc).splitlines()[0][:500]) from None
 
 
 def _plain_type(typ: pa.DataType) -> pa.DataType:

@@ -53,6 +53,7 @@ from lightly_airflow.staging import (
     missing_hint,
     read_manifest,
     read_staging,
+    rows_with,
     sibling_uri,
 )
 from lightly_airflow.storage import StorageCredentials, write_parquet
@@ -110,12 +111,9 @@ def _prefetch(items: Iterator[Any], depth: int = 4, on_done: Any = None) -> Iter
 
 def shard_reuse(reuse: pa.Table, keys: pa.Array | pa.ChunkedArray) -> pa.Table:
     """The rows of ``reuse`` (the run's known embeddings) whose key is one of the shard's ``keys``."""
-    import pyarrow.compute as pc
-
     if KEY not in reuse.column_names or not reuse.num_rows:
         return reuse
-    wanted = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
-    return reuse.filter(pc.is_in(reuse.column(KEY).cast(pa.string()), value_set=wanted.cast(pa.string())))
+    return rows_with(reuse, KEY, keys)
 
 
 def _reuse_rows(manifest: pa.Table, reuse: pa.Table, reused_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
