@@ -16,7 +16,6 @@ and logged: the next run's call does it.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -26,6 +25,7 @@ from deltalake import CommitProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
 from lightly_airflow import columns as C
+from lightly_airflow.cores import usable_cores
 from lightly_airflow.datapool.rows import COMMIT_VERSION, writer_properties
 from lightly_airflow.datapool.snapshot import METADATA_KEY
 
@@ -127,7 +127,7 @@ def _plan(files: list[dict[str, Any]], options: CompactionOptions) -> list[list[
 
 #: Threads that decode the fetched small files: each file is decoded whole on one thread (pyarrow's own column
 #: threads per file cost more than they save on files of a few rows), a few files at once.
-DECODE_THREADS = min(4, os.cpu_count() or 1)
+DECODE_THREADS = min(4, usable_cores())
 
 
 def _read_rows(pool: Any, files: list[dict[str, Any]], schema: Any) -> Any:

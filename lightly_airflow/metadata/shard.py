@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -14,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from lightly_airflow import columns as C
+from lightly_airflow.cores import usable_cores
 from lightly_airflow.datapool.rows import sample_id
 from lightly_airflow.datasource.reader import archived_read_error
 from lightly_airflow.lightly_dir import (
@@ -56,7 +56,7 @@ READ_BATCH = 64
 
 
 def _default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+    return min(4, usable_cores())
 
 
 SCHEMA_PROBE = 16  # samples whose metadata files are looked for when schema.json is absent

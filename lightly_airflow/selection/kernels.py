@@ -909,10 +909,9 @@ def selection_threads() -> int:
     env = os.environ.get("LIGHTLY_SELECTION_THREADS")
     if env:
         return max(1, int(env))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    from lightly_airflow.cores import usable_cores
+
+    return usable_cores()
 
 
 _numba_threads_set = 0
