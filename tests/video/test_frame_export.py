@@ -79,3 +79,24 @@ def test_a_gone_video_fails_its_frames_only(src: Path, tmp_path: Path) -> None:
     (src / "b.mkv").unlink()
     counts = write_selected_frames(rows, datasource_uri=f"file://{src}", lightly_uri=f"file://{tmp_path / 'out'}")
     assert (counts["written"], counts["failed"]) == (2, 3)
+
+
+@pytest.mark.parametrize("store", ["s3_bucket", "gcs_bucket", "azure_container"])
+def test_pngs_written_from_threads_to_an_object_store_are_whole(src: Path, tmp_path: Path, store: str,
+                                                                request: pytest.FixtureRequest) -> None:
+    bucket = request.getfixturevalue(store)
+    rows = _rows(src, {"a.mp4": list(range(0, 40, 2)), "c.mp4": [1, 7]})
+    out = f"{bucket.uri}/videos"
+    counts = write_selected_frames(rows, datasource_uri=f"file://{src}", lightly_uri=out,
+                                   lightly_credentials=bucket.credentials)
+    assert (counts["written"], counts["failed"]) == (22, 0)
+    local = f"file://{tmp_path / 'local'}"
+    write_selected_frames(rows, datasource_uri=f"file://{src}", lightly_uri=local)
+    from lightly_airflow.storage import filesystem
+
+    for key in rows.column(C.KEY).to_pylist():
+        fs, path = filesystem(frame_png_uri(out, key), bucket.credentials)
+        assert fs.cat_file(path) == Path(frame_png_uri(local, key).removeprefix("file://")).read_bytes(), key
+    again = write_selected_frames(rows, datasource_uri=f"file://{src}", lightly_uri=out,
+                                  lightly_credentials=bucket.credentials)
+    assert (again["written"], again["existing"]) == (0, 22)
