@@ -32,7 +32,7 @@ import io
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 from urllib.request import url2pathname
@@ -654,15 +654,27 @@ def label_studio_tasks(records: list[ExportRecord], tag: str) -> list[dict[str, 
 def _meta(record: ExportRecord, tag: str) -> dict[str, Any]:
     """A task's ``meta``: the record and the tag; a video frame's video, frame index, pts and seconds
     (:data:`FRAME_FIELDS`) for frames only."""
-    meta = asdict(record)
+    meta = dict(vars(record))  # (dataclasses.asdict deep-copies every value: 15 s of 1,000,000 records)
     if record.video is None:
         for name in FRAME_FIELDS:
             meta.pop(name)
     return {**meta, "tag": tag}
 
 
+def json_document(value: Any, depth: int = 0) -> str:
+    """``value`` as indented JSON text (ASCII), each element of its lists one line (a task, a COCO image), down to
+    the lists in its dict: ``json.dumps(indent=2)`` runs json's pure-Python encoder, ~11 s of a 1,000,000-task
+    Label Studio document; one C-encoded line per element, ~3 s."""
+    pad, end = "  " * (depth + 1), "\n" + "  " * depth
+    if depth < 2 and isinstance(value, dict) and value:
+        return "{\n" + ",\n".join(f"{pad}{json.dumps(k)}: {json_document(v, depth + 1)}" for k, v in value.items()) + end + "}"
+    if depth < 2 and isinstance(value, list) and value:
+        return "[\n" + ",\n".join(pad + json.dumps(v, ensure_ascii=True) for v in value) + end + "]"
+    return json.dumps(value, ensure_ascii=True)
+
+
 def to_label_studio(records: list[ExportRecord], tag: str) -> str:
-    return json.dumps(label_studio_tasks(records, tag), indent=2, ensure_ascii=True) + "\n"
+    return json_document(label_studio_tasks(records, tag)) + "\n"
 
 
 def coco_images(records: list[ExportRecord], tag: str, pool: Datapool | None = None) -> dict[str, Any]:
@@ -687,7 +699,7 @@ def coco_images(records: list[ExportRecord], tag: str, pool: Datapool | None = N
 
 
 def to_coco(records: list[ExportRecord], tag: str) -> str:
-    return json.dumps(coco_images(records, tag), indent=2, ensure_ascii=True) + "\n"
+    return json_document(coco_images(records, tag)) + "\n"
 
 
 #: Export formats by name: records and tag in, the document's text out.
@@ -710,7 +722,7 @@ def render(records: list[ExportRecord], tag: str, fmt: str, pool: Datapool | Non
     if fmt not in FORMATS:
         raise DatapoolError(f"Unknown export format {fmt!r}; use one of {sorted(FORMATS)}.")
     if fmt == "coco" and pool is not None:
-        return json.dumps(coco_images(records, tag, pool), indent=2, ensure_ascii=True) + "\n"
+        return json_document(coco_images(records, tag, pool)) + "\n"
     return FORMATS[fmt](records, tag)
 
 
