@@ -19,8 +19,9 @@ JSON: the same under ``/api/`` (``/api/pools``, ``/api/pools/{pool}``, ``/api/po
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.core_api.security import (
@@ -140,7 +141,25 @@ def _awaiting_review(root: str, name: str, waiting: list[dict[str, Any]]) -> str
             + H.table(["Run", "Proposed", "Selection read", "Warnings", "Report"], rows, numeric=(3,)))
 
 
-def _overview_page(root: str, ov: dict[str, Any]) -> str:
+def _pager(href: Callable[[int], str], offset: int, limit: int, total: int) -> str:
+    """"← previous" and "next →" links of a list shown ``limit`` at a time from ``offset`` (``href``: a page's URL)."""
+    links = []
+    if offset > 0:
+        links.append(H.link(href(max(0, offset - limit)), "← previous"))
+    if offset + limit < total:
+        links.append(H.link(href(offset + limit), "next →"))
+    return f"<p>{' · '.join(links)}</p>" if links else ""
+
+
+def _shown(offset: int, count: int, total: int) -> str:
+    return f'<p class="muted">{offset + 1}–{offset + count} of {total:,}, newest first.</p>' if count < total else ""
+
+
+def _overview_page(root: str, ov: dict[str, Any], offset: int = 0, tag_offset: int = 0) -> str:
+    """A pool's versions and tags, newest first (``initial-tag`` on top), :data:`~.pages.RECENT` of each a page:
+    ``offset`` the first version shown, ``tag_offset`` the first tag."""
+    from lightly_airflow.plugins.pages import RECENT
+
     name = ov["name"]
     crumbs = [("Datapools", f"{root}/"), (name, None)]
     head = f'<p class="muted"><code>{H.e(ov["uri"])}</code></p>'
@@ -149,6 +168,8 @@ def _overview_page(root: str, ov: dict[str, Any]) -> str:
         body = head + '<div class="box warn">No run has committed to this datapool yet.</div>' + waiting
         return H.page(f"Datapool {name}", body, crumbs=crumbs)
     samples = f"{root}/pools/{H.seg(name)}/samples"
+    tags = ov["tags"][:1] + ov["tags"][:0:-1]  # (initial-tag, then the newest first)
+    history = ov["history"][offset:offset + RECENT]
     tag_rows = [
         (
             H.link(f"{samples}?tag={quote(t['name'], safe='')}", t["name"]),
@@ -158,13 +179,13 @@ def _overview_page(root: str, ov: dict[str, Any]) -> str:
             H.link(f"{root}/pools/{H.seg(name)}/map?tag={quote(t['name'], safe='')}", "map") + " · "
             + H.link(f"{root}/pools/{H.seg(name)}/tags/{H.seg(t['name'])}", "key list"),
         )
-        for t in ov["tags"]
+        for t in tags[tag_offset:tag_offset + RECENT]
     ]
     from lightly_airflow.datapool.reclaim import describe_vacuum
 
     hist_rows = []
     vacuums = sorted(ov.get("vacuums") or [], key=lambda v: str(v.get("started_at")), reverse=True)
-    for h in ov["history"]:
+    for h in history:
         # A vacuum adds no version: shown above the version that was the latest when it ran (newest first).
         for v in [v for v in vacuums if v.get("version") == h["version"]]:
             hist_rows.append(('<span class="muted">—</span>', H.e(v.get("started_at") or ""), "vacuum", "", "", "", "",
@@ -174,24 +195,33 @@ def _overview_page(root: str, ov: dict[str, Any]) -> str:
                   f'{H.e(h["vacuumed"])})</span>' if h.get("vacuumed")
                   else H.link(f"{samples}?version={h['version']}", "browse"))
         hist_rows.append((
-            H.e(h["version"]), H.e(h["timestamp"] or ""), H.e(h["run_id"] or h["operation"] or ""), H.e(h["dag_id"] or ""),
+            H.e(h["version"]), H.e(h["timestamp"] or ""),
+            (H.link(f"{samples}?run={quote(h['run_id'], safe='')}", h["run_id"]) if h["run_id"]
+             else H.e(h["operation"] or "")),
+            H.e(h["dag_id"] or ""),
             H.e(h["tag"] or ""), H.e(h["rows"] if h["rows"] is not None else ""),
             H.e(h["selected"] if h["selected"] is not None else ""), H.counts_text(h["counts"]), report, browse,
         ))
+    here = f"{root}/pools/{H.seg(name)}"
     nav = (
         f'<nav class="tabs">{H.link(samples, "Samples")} {H.link(f"{root}/pools/{H.seg(name)}/map", "Map")} '
         f'{H.link(f"{root}/pools/{H.seg(name)}/compare", "Compare tags")} <b>Versions &amp; tags</b></nav>'
     )
     body = (
         f"{nav}{head}<p>Latest version <b>{H.e(ov['version'])}</b>.</p>{waiting}"
-        "<h2>Tags</h2>" + '<div class="hscroll">' + H.table(["Tag", "Samples", "Version", "Run", ""], tag_rows,
-                                                              numeric=(1, 2)) + "</div>"
-        + "<h2>Versions</h2>"
+        '<section id="tags"><h2>Tags</h2>' + _shown(tag_offset, len(tag_rows), len(tags))
+        + '<div class="hscroll">' + H.table(["Tag", "Samples", "Version", "Run", ""], tag_rows, numeric=(1, 2))
+        + "</div>"
+        + _pager(lambda o: f"{here}?{urlencode([('offset', offset), ('tag_offset', o)])}#tags", tag_offset, RECENT,
+                 len(tags)) + "</section>"
+        + '<section id="versions"><h2>Versions</h2>' + _shown(offset, len(history), len(ov["history"]))
         # (ten columns: in a narrow window the table scrolls sideways on its own, not the whole page)
         + '<div class="hscroll">'
         + H.table(["Version", "Committed", "Run", "DAG", "Tag", "Rows", "Selected", "Counts", "Report", ""], hist_rows,
                   numeric=(0, 5, 6))
         + "</div>"
+        + _pager(lambda o: f"{here}?{urlencode([('offset', o), ('tag_offset', tag_offset)])}#versions", offset, RECENT,
+                 len(ov["history"])) + "</section>"
     )
     return H.page(f"Datapool {name}", body, crumbs=crumbs, static=f"{root}/static")
 
@@ -205,17 +235,12 @@ def _tag_page(root: str, page: dict[str, Any]) -> str:
          H.e(s.get("pick_rank")))
         for i, s in enumerate(page["samples"])
     ]
-    pager = []
-    if offset > 0:
-        pager.append(H.link(f"{base}?offset={max(0, offset - limit)}&limit={limit}", "← previous"))
-    if offset + limit < total:
-        pager.append(H.link(f"{base}?offset={offset + limit}&limit={limit}", "next →"))
     shown = f"{offset + 1}–{offset + len(rows)}" if rows else "none"
     body = (
         f"<p>{H.e(total)} samples (showing {H.e(shown)}); latest version {H.e(page['version'])}"
         + (f", run <code>{H.e(page['run_id'])}</code>" if page["run_id"] else "") + ".</p>"
         + H.table(["#", "Key", "Run", "Status", "Pick rank"], rows, numeric=(0, 4))
-        + f"<p>{' · '.join(pager)}</p>"
+        + _pager(lambda o: f"{base}?offset={o}&limit={limit}", offset, limit, total)
     )
     crumbs = [("Datapools", f"{root}/"), (name, f"{root}/pools/{H.seg(name)}"), (tag, None)]
     return H.page(f"Tag {tag}", body, crumbs=crumbs)
@@ -296,8 +321,9 @@ def create_app() -> FastAPI:
         return _html(_index_page(_root(request), configured_datapools()))
 
     @app.get("/pools/{pool}", response_class=HTMLResponse)
-    def pool_page(request: Request, pool: str) -> HTMLResponse:
-        return _html(_overview_page(_root(request), D.overview(_pool(pool))))
+    def pool_page(request: Request, pool: str, offset: int = Query(0, ge=0),
+                  tag_offset: int = Query(0, ge=0)) -> HTMLResponse:
+        return _html(_overview_page(_root(request), D.overview(_pool(pool)), offset, tag_offset))
 
     @app.get("/pools/{pool}/tags/{tag}", response_class=HTMLResponse)
     def tag_page(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -105,17 +105,19 @@ def histogram_svg(facet: dict[str, Any], lo: float | None, hi: float | None) -> 
 
 
 def filter_form(root: str, pool: str, view: View, scope: Scope, action: str, extra: Sequence[tuple[str, Any]] = ()) -> str:
-    """The side panel: version, tag, run, numeric ranges, categories. Submits to ``action`` (GET)."""
+    """The side panel: version, tag, run, numeric ranges, categories. Submits to ``action`` (GET). Its choosers list
+    the :data:`RECENT` newest versions, runs and tags and the chosen ones; an older version is reached by number
+    (:func:`older_version_form`), an older run or tag from the pool's pages of versions and tags."""
     facets = view.facets(scope.show)
     versions = "".join(version_options(view))
     tag_opts = '<option value="">— every sample —</option>' + "".join(
         f'<option value="{H.e(t["name"])}"{" selected" if t["name"] == scope.tag else ""}>{H.e(t["name"])}</option>'
-        for t in view.tags()
+        for t in recent_tags(view, [scope.tag])
     )
     run_opts = '<option value="">— every run —</option>' + "".join(
         f'<option value="{H.e(r["run_id"])}"{" selected" if r["run_id"] == scope.run else ""}>'
         f'{H.e(r.get("tag") or r["run_id"])} (v{H.e(r["version"])})</option>'
-        for r in view.runs()
+        for r in recent(view.runs(), lambda r: r["run_id"] == scope.run)
     )
     parts = [
         f'<form method="get" action="{H.e(action)}">{_hidden(extra)}<fieldset><legend>Scope</legend>'
@@ -149,7 +151,37 @@ def filter_form(root: str, pool: str, view: View, scope: Scope, action: str, ext
         parts.append("<fieldset><legend>Ranges</legend>" + "".join(nums) + "</fieldset>")
     parts.append('<button class="primary" type="submit">Apply</button> '
                  f'{H.link(action + qs([("version", scope.version), *extra]), "clear")}</form>')
+    parts.append(older_version_form(root, pool, view, scope, action, extra))
     return '<div class="side">' + "".join(parts) + "</div>"
+
+
+#: the newest versions, runs and tags a chooser lists (with the chosen ones): a page stays small however long the
+#: pool's history is; any other is reached by number or from the pool's pages of versions and tags (as many a page)
+RECENT = 50
+
+
+def recent(items: list[dict[str, Any]], keep: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    """The :data:`RECENT` last of ``items`` (oldest first: the newest) and the earlier ones ``keep`` keeps, in order."""
+    cut = len(items) - RECENT
+    return [x for i, x in enumerate(items) if i >= cut or keep(x)]
+
+
+def recent_tags(view: View, chosen: Sequence[str | None]) -> list[dict[str, Any]]:
+    """The tags a chooser lists: ``initial-tag``, the :data:`RECENT` newest others and the ``chosen`` ones."""
+    return recent(view.tags(), lambda t: t["kind"] == "all" or t["name"] in chosen)
+
+
+def older_version_form(root: str, pool: str, view: View, scope: Scope, action: str,
+                       extra: Sequence[tuple[str, Any]] = ()) -> str:
+    """Below the filters of a pool with more versions than the version chooser lists: any version by its number
+    (the scope kept; the server checks it exists and is readable) and a link to the pool's pages of versions."""
+    if view.latest < RECENT:
+        return ""
+    params = [(k, v) for k, v in [*scope.to_params(), *extra] if k != "version"]
+    return (f'<form method="get" action="{H.e(action)}" class="toolbar goto">{_hidden(params)}'
+            f'<label>Older version <input type="number" name="version" min="0" max="{view.latest}" step="1" '
+            f'required placeholder="0–{view.latest}" aria-label="version number"></label>'
+            f'<button type="submit">Go</button> {H.link(pool_url(root, pool) + "#versions", "every version")}</form>')
 
 
 def vacuumed_text(lost: dict[str, Any]) -> str:
@@ -163,20 +195,20 @@ def vacuumed_text(lost: dict[str, Any]) -> str:
 
 
 def version_options(view: View) -> list[str]:
-    """The time-travel options, newest first: each readable version, and one disabled option per range of
-    versions a vacuum made unreadable (``12–1: vacuumed (files deleted 2026-12-04)``), ``datapool vacuum``'s (its
-    record) or Delta's own VACUUM run by hand (its versions in the log: ``3–1: vacuumed by Delta VACUUM at versions
-    5–6 (files deleted 2026-12-04)``)."""
+    """The time-travel options, newest first, the :data:`RECENT` newest and the chosen one: each readable version,
+    and one disabled option per range of versions a vacuum made unreadable (``12–1: vacuumed (files deleted
+    2026-12-04)``), ``datapool vacuum``'s (its record) or Delta's own VACUUM run by hand (its versions in the log:
+    ``3–1: vacuumed by Delta VACUUM at versions 5–6 (files deleted 2026-12-04)``)."""
     from lightly_airflow.datapool.reclaim import lost_range
 
     out = []
     lost = view.lost() + view.delta_lost()
     v = view.latest
-    while v >= 0:
+    oldest = view.latest - RECENT + 1  # (the chooser lists the RECENT newest versions and the chosen one)
+    while v >= max(0, oldest):
         hit = lost_range(lost, v) if v != view.latest else None
         if hit is None:
-            out.append(f'<option value="{v}"{" selected" if v == view.version else ""}>{v}'
-                       f'{" (latest)" if v == view.latest else ""}</option>')
+            out.append(version_option(view, v))
             v -= 1
             continue
         first = max(0, min(r["first"] for r in lost if r["first"] <= v <= r["last"]))
@@ -186,7 +218,14 @@ def version_options(view: View) -> list[str]:
         label = f"{v}" if first == v else f"{v}–{first}"
         out.append(f'<option disabled>{label}: {H.e(vacuumed_text(hit))}</option>')
         v = first - 1
+    if view.version < oldest:
+        out.append(version_option(view, view.version))
     return out
+
+
+def version_option(view: View, v: int) -> str:
+    return (f'<option value="{v}"{" selected" if v == view.version else ""}>{v}'
+            f'{" (latest)" if v == view.latest else ""}</option>')
 
 
 def show_select(scope: Scope) -> str:
@@ -852,8 +891,8 @@ def object_page(
 def map_page(root: str, pool: str, view: View, scope: Scope, color: str, static: str) -> str:
     params = scope.to_params()
     api = f"{root}/api/pools/{H.seg(pool)}/map" + qs([*params, ("color", color)])
-    options = [("selected", "selected / not"), ("run", "run")] + [(f"tag:{t['name']}", f"tag {t['name']}")
-                                                                   for t in view.tags()]
+    options = [("selected", "selected / not"), ("run", "run")] + [
+        (f"tag:{t['name']}", f"tag {t['name']}") for t in recent_tags(view, [color.removeprefix("tag:")])]
     options += [(c, c) for c, f in view.facets().items() if c not in (C.SELECTED, C.RUN_ID)]
     color_opts = "".join(
         f'<option value="{H.e(v)}"{" selected" if v == color else ""}>{H.e(t)}</option>' for v, t in options
@@ -883,7 +922,7 @@ def map_page(root: str, pool: str, view: View, scope: Scope, color: str, static:
 
 def compare_page(root: str, pool: str, view: View, chosen: list[str], column: str | None,
                  result: dict[str, Any] | None, static: str) -> str:
-    tag_names = [t["name"] for t in view.tags()]
+    tag_names = [t["name"] for t in recent_tags(view, chosen)]
     selects = "".join(
         f'<label>Tag {i + 1} <select name="tag"><option value="">—</option>' + "".join(
             f'<option value="{H.e(n)}"{" selected" if i < len(chosen) and chosen[i] == n else ""}>{H.e(n)}</option>'

@@ -1,10 +1,10 @@
 """The browser suite: a real ``airflow api-server`` with the plugin, Debian's Chromium driven by Playwright.
 
-One api-server with three small datapools per session (``demo``; ``objects`` with object rows; ``video``: video
-frames and their objects). The pool is made by the pipeline's own stages on the demo's
-real images (listing, metadata with thumbnails, predictions, select-and-commit with the map layout and the
-report); only the embedding model of the image pools is replaced by 16x16 grey pixels (the video pool's frames
-go through the embed task's video pass and its CPU model at 64 px).
+One api-server with four small datapools per session (``demo``; ``objects`` with object rows; ``video``: video
+frames and their objects; ``long``: 60 tiny versions, more than the version chooser lists). The pool is made by
+the pipeline's own stages on the demo's real images (listing, metadata with thumbnails, predictions,
+select-and-commit with the map layout and the report); only the embedding model of the image pools is replaced
+by 16x16 grey pixels (the video pool's frames go through the embed task's video pass and its CPU model at 64 px).
 Screenshots land in ``$LIGHTLY_SCREENSHOTS`` (default: the test's temporary folder), light and dark.
 """
 
@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from api_server import api_server
+from long_pool import build_long_pool
 from object_pool import ObjectPool, build_object_pool
 
 pytestmark = pytest.mark.slow
@@ -61,6 +62,7 @@ class Curation:
     shots: Path
     objects: ObjectPool  # a second datapool ("objects") with object rows (tests/object_pool.py)
     video: VideoPool  # a third ("video"): frames of two videos, with the objects of Lightly's frame predictions
+    long_uri: str  # a fourth ("long"): more versions than the choosers list (tests/long_pool.py), tiny ones
 
 
 def build_video_pool(root: Path) -> VideoPool:
@@ -156,13 +158,17 @@ def curation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Curation]:
     run_pipeline(source, pool, RUNS[1])
     objects = build_object_pool(root)
     video = build_video_pool(root)
+    from lightly_airflow.plugins.pages import RECENT
+
+    long_uri = f"file://{root / 'long'}"
+    build_long_pool(long_uri, RECENT + 10)
 
     shots = Path(os.environ.get("LIGHTLY_SCREENSHOTS") or root / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     with api_server(root / "airflow-home", user=USER, password=PASSWORD, role="admin",
                     datapools={"demo": {"uri": f"file://{pool}"}, "objects": {"uri": objects.uri},
-                               "video": {"uri": video.uri}}) as base:
-        yield Curation(base, f"file://{pool}", pool, shots, objects, video)
+                               "video": {"uri": video.uri}, "long": {"uri": long_uri}}) as base:
+        yield Curation(base, f"file://{pool}", pool, shots, objects, video, long_uri)
 
 
 # Module scope: a live sync Playwright keeps its event loop running in the main thread, which breaks every

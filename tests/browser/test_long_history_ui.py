@@ -1,0 +1,49 @@
+"""A pool with more versions than the version chooser lists (``long``: RECENT + 10 tiny versions), light and dark,
+1360 and 480 px wide: the chooser lists the RECENT newest, the "Older version" form beside the filters opens an
+older one by its number (listed and selected then), and the pool page shows its versions a page at a time, the
+next page one click away. Screenshots ``long-grid``, ``long-grid-old``, ``long-pool``, ``narrow-long-grid``,
+``narrow-long-pool``."""
+
+from __future__ import annotations
+
+import pytest
+
+from lightly_airflow.plugins.pages import RECENT
+
+from .conftest import Curation, _shot
+from .test_narrow_ui import _overflow
+
+pytestmark = pytest.mark.slow
+
+LATEST = RECENT + 10
+
+
+def test_an_older_version_is_opened_by_its_number(page, curation: Curation):
+    base = f"{curation.base}/lightly/pools/long"
+    page.goto(f"{base}/samples")
+    versions = page.eval_on_selector_all("select[name=version] option", "os => os.map(o => o.value)")
+    assert versions == [str(v) for v in range(LATEST, LATEST - RECENT, -1)]
+    assert page.locator("select[name=run] option").count() == RECENT + 1
+    _shot(page, curation, "long-grid")
+    page.fill("form.goto input[name=version]", "3")
+    page.click("form.goto button[type=submit]")
+    page.wait_for_url(f"{base}/samples?version=3", timeout=20_000)
+    assert page.eval_on_selector("select[name=version]", "s => s.value") == "3"
+    assert "version 3 of" in page.inner_text(".main")
+    _shot(page, curation, "long-grid-old")
+    page.goto(f"{base}")
+    assert page.locator("a:text-is('browse')").count() == RECENT
+    page.click("a:has-text('next →') >> nth=-1")  # (the versions' pager, below the tags')
+    page.wait_for_load_state("networkidle")
+    assert f"{RECENT + 1}–{LATEST + 1} of {LATEST + 1}" in page.inner_text("body")
+    page.goto(f"{base}")
+    _shot(page, curation, "long-pool", full=True)
+    page.set_viewport_size({"width": 480, "height": 900})
+    try:
+        for name, url in (("narrow-long-grid", f"{base}/samples?version=3"), ("narrow-long-pool", base)):
+            page.goto(url)
+            page.wait_for_load_state("networkidle")
+            assert _overflow(page) <= 0, (name, _overflow(page))
+            _shot(page, curation, name, full=True)
+    finally:
+        page.set_viewport_size({"width": 1360, "height": 900})

@@ -1,0 +1,140 @@
+"""Pages of a pool with a long history (an hourly DAG commits 8,760 versions a year): the version, run and tag
+choosers list the :data:`~lightly_airflow.plugins.pages.RECENT` newest and the chosen ones, the overview shows its
+versions and tags a page at a time, and every older version, run and tag stays reachable. (A scale audit measured
+15,010 ``<option>`` elements in a grid page of 1.24 MB and an overview of 3.7 MB at 5,000 versions.)
+
+``RECENT`` is made small here so that a pool of a few dozen versions is "long"."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from long_pool import build_long_pool, commit_tiny_run
+
+from lightly_airflow import columns as C
+from lightly_airflow.datapool import Datapool
+from lightly_airflow.plugins import pages as P
+
+from .test_app import links
+
+RECENT = 10
+RUNS = 30  # (tests/long_pool.py) run r commits version r + 1, as run manual__run-{r:03d} with tag t{r:03d}
+LATEST = RUNS
+
+
+@pytest.fixture(scope="module")
+def long_pool(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("long") / "pool"
+    build_long_pool(str(path), RUNS)
+    return path
+
+
+@pytest.fixture
+def long_client(long_pool: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
+    from ui_client import ui_client
+
+    monkeypatch.setattr(P, "RECENT", RECENT, raising=False)
+    with ui_client(monkeypatch, {"p": {"uri": str(long_pool)}}) as c:
+        yield c
+
+
+def _options(page: str, name: str) -> list[tuple[str, bool]]:
+    """The (value, selected) of the options of select ``name``."""
+    select = re.search(rf'<select name="{name}">(.*?)</select>', page, re.S)
+    assert select, name
+    return [(html.unescape(v), bool(s)) for v, s in re.findall(r'<option value="([^"]*)"( selected)?', select.group(1))]
+
+
+def test_the_choosers_list_the_newest_and_the_chosen_one(long_client) -> None:
+    grid = long_client.get("/lightly/pools/p/samples").text
+    assert [v for v, _ in _options(grid, "version")] == [str(v) for v in range(LATEST, LATEST - RECENT, -1)]
+    assert [v for v, _ in _options(grid, "run")] == ["", *[f"manual__run-{r:03d}" for r in range(RUNS - RECENT, RUNS)]]
+    tags = [f"t{r:03d}" for r in range(RUNS - RECENT, RUNS)]
+    assert [v for v, _ in _options(grid, "tag")] == ["", C.INITIAL_TAG, *tags]
+    assert grid.count("<option") <= 3 * RECENT + 10
+    # an old version, run and tag chosen (by a link): listed and selected
+    old = long_client.get("/lightly/pools/p/samples", params={"version": 8, "run": "manual__run-002"}).text
+    assert ("8", True) in _options(old, "version") and ("manual__run-002", True) in _options(old, "run")
+    assert f"version 8 of {LATEST}" in old and "<b>2</b> samples match" in old  # the run's two rows, as of version 8
+    tagged = long_client.get("/lightly/pools/p/samples", params={"tag": "t001"}).text
+    assert ("t001", True) in _options(tagged, "tag")
+    map_page = long_client.get("/lightly/pools/p/map", params={"color": "tag:t000"}).text
+    assert ("tag:t000", True) in _options(map_page, "color") and "tag:t005" not in map_page
+    compare = long_client.get("/lightly/pools/p/compare", params=[("tag", "t000"), ("tag", "t001")]).text
+    assert '<option value="t000" selected>' in compare and '<option value="t001" selected>' in compare
+    assert "t005" not in compare and "Overlap" in compare
+
+
+def test_an_old_version_is_reached_by_its_number(long_client) -> None:
+    grid = long_client.get("/lightly/pools/p/samples", params={"tag": C.INITIAL_TAG}).text
+    form = re.search(r'<form method="get" action="/lightly/pools/p/samples" class="toolbar goto">(.*?)</form>', grid,
+                     re.S)
+    assert form, "no form to go to an older version"
+    assert f'name="version" min="0" max="{LATEST}"' in form.group(1)
+    assert f'name="tag" value="{C.INITIAL_TAG}"' in form.group(1)  # (the scope is kept)
+    r = long_client.get("/lightly/pools/p/samples", params={"version": 3, "tag": C.INITIAL_TAG})
+    assert r.status_code == 200 and f"version 3 of {LATEST}" in r.text and "<b>3</b> samples match" in r.text
+    assert ("3", True) in _options(r.text, "version")
+    bad = long_client.get("/lightly/pools/p/samples", params={"version": LATEST + 1})
+    assert bad.status_code == 400 and f"versions 0..{LATEST}, not {LATEST + 1}" in bad.text
+
+
+def test_the_overview_pages_through_every_version_and_tag(long_client) -> None:
+    href, seen_versions, hrefs = "/lightly/pools/p", [], []
+    while True:
+        page = long_client.get(html.unescape(href)).text
+        hrefs += links(page).hrefs
+        assert page.count("browse</a>") <= RECENT and page.count("/tags/t") <= RECENT
+        seen_versions += [int(v) for v in re.findall(r'samples\?version=(\d+)">browse', page)]
+        nexts = re.findall(r'<a href="([^"]*offset[^"]*#versions)">next', page)
+        if not nexts:
+            break
+        href = nexts[0]
+    assert seen_versions == list(range(LATEST, -1, -1))  # every version, newest first, once
+    assert f"/lightly/pools/p/samples?run=manual__run-{RUNS - 1:03d}" in hrefs  # a run's rows
+    assert "/lightly/pools/p/samples?run=manual__run-000" in hrefs
+    # the tags' pages: initial-tag on top, then the newest first
+    href = "/lightly/pools/p"
+    seen_tags = []
+    while href:
+        page = long_client.get(html.unescape(href)).text
+        seen_tags += re.findall(r'/tags/([^"/]+)"', page)
+        nexts = re.findall(r'<a href="([^"]*tag_offset[^"]*#tags)">next', page)
+        href = nexts[0] if nexts else ""
+    assert seen_tags == [C.INITIAL_TAG, *[f"t{r:03d}" for r in range(RUNS - 1, -1, -1)]]
+
+
+def test_page_sizes_do_not_grow_with_the_history(long_pool: Path, tmp_path: Path, monkeypatch) -> None:
+    """The same pages of the same pool before and after 20 more commits: the same size but for a few bytes (the
+    numbers in them), where every version, run and tag listed grew each by about 3 options a version."""
+    import shutil
+
+    from ui_client import ui_client
+
+    path = tmp_path / "pool"
+    shutil.copytree(long_pool, path)
+    monkeypatch.setattr(P, "RECENT", RECENT, raising=False)
+    # (at a fixed version: the samples, facets and histograms the same)
+    urls = ["/lightly/pools/p", "/lightly/pools/p/samples?version=5", "/lightly/pools/p/samples?version=25&tag=t001",
+            "/lightly/pools/p/map?version=5", "/lightly/pools/p/compare?version=25&tag=t000&tag=t001"]
+
+    def sizes() -> list[int]:
+        with ui_client(monkeypatch, {"p": {"uri": str(path)}}) as c:
+            out = []
+            for url in urls:
+                r = c.get(url)
+                assert r.status_code == 200, url
+                out.append(len(r.content))
+            return out
+
+    before = sizes()
+    pool = Datapool(str(path))
+    for run in range(RUNS, RUNS + 20):
+        commit_tiny_run(pool, run)
+    after = sizes()
+    for url, a, b in zip(urls, before, after, strict=True):
+        assert abs(b - a) < 200, f"{url}: {a} bytes at {RUNS} versions, {b} at {RUNS + 20}"
