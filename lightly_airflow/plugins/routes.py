@@ -245,7 +245,7 @@ def _export(view: View, spec: PoolSpec, scope: Scope, fmt: str) -> tuple[bytes, 
                     "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0, "score": box.get("score"),
                 })
         doc["categories"] = sorted(categories.values(), key=lambda c: c["id"])
-        text = json.dumps(doc, indent=2, ensure_ascii=True) + "\n"
+        text = X.json_document(doc) + "\n"
     else:
         text = X.render(records, name, fmt)
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{spec.name}-{scope.tag or scope.run or 'filter'}-v{view.version}")[:100]
