@@ -657,7 +657,7 @@ def write_reusable_embeddings(
         C.EMBEDDING_MODEL_METADATA_KEY.encode(): json.dumps(info["model"]).encode(),
         C.EMBEDDING_DIM_METADATA_KEY.encode(): json.dumps(info.get("dim")).encode(),
     })
-    uri = write_parquet(reuse, staging.reuse_uri(datapool_uri, run_id), credentials)
+    uri = staging.write_reuse_file(reuse, datapool_uri, run_id, credentials)  # (each embed task reads its part)
     log.info("%d of %d files have unchanged content and embeddings in the pool: they will be reused.", reuse.num_rows, files.num_rows)
     return uri, reuse.num_rows, older
 
