@@ -876,6 +876,8 @@ def select_and_commit(
 
         query_embeddings = resolve_query_sets(config, credentials=datapool_credentials)
     rows, meta, errors = assemble_run(manifests, datapool_credentials)
+    rows = _one_embedding_chunk(rows)
+    _release_freed_pages()  # (the shards' chunks, freed with the old table)
     from lightly_airflow.video.quality import apply_corruption_threshold
 
     rows = apply_corruption_threshold(rows, corruption_threshold)
@@ -907,7 +909,8 @@ def select_and_commit(
         if preselected is not None and preselected.num_rows:
             # Samples the pool already selected are context for this run, not candidates again.
             ok_mask = pc.and_(ok_mask, pc.invert(selected_before(marked, preselected)))
-        candidates = marked.filter(ok_mask)
+        # (all ok, the usual case: the candidates are the rows themselves, no filtered copy of their embeddings)
+        candidates = marked if pc.all(pc.fill_null(ok_mask, False)).as_py() else marked.filter(ok_mask)
         if read_version is not None:
             candidates = al.restrict(candidates, snap)  # query_tag_name: only that tag's samples
         candidates = _with_schema_metadata(candidates, meta)
@@ -987,6 +990,7 @@ def select_and_commit(
         )
         for line in summary.warnings:
             log.warning("selection: %s", line)
+        del candidates  # (a filtered copy of the embeddings: not held through the layout, commit and report)
         if dry_run or (review is not None and not approving):
             summary.report_uri = _report(out, datapool_uri, run_id, summary, config, preselected, datapool_credentials,
                                          dag_id=dag_id)
@@ -1027,6 +1031,7 @@ def select_and_commit(
             datasource_uri=_meta_value(meta, C.DATASOURCE_URI_METADATA_KEY), started_by=origin or None,
             stop_reason=metrics.get("stop_reason"), review=summary.review or None,
         )
+        _release_freed_pages()  # (the commit's buffers: the report's map and frames come on top of what is left)
         summary.version = result_commit.version
         summary.tag = result_commit.tag
         summary.already_committed = result_commit.already_committed
@@ -1054,6 +1059,27 @@ def select_and_commit(
         return summary
 
     return _compacted(pool, with_snapshots(pool, attempt, max_attempts=max_attempts, first=first), compaction)
+
+
+def _one_embedding_chunk(rows: pa.Table) -> pa.Table:
+    """The run's rows with their ``embedding`` column in one chunk (one per shard after the assembly): the
+    selection's read, the report's map and the commit then view its values buffer (``arrow.one_array``) instead
+    of each concatenating the shards into a copy of their own. The pages of the assembly's freed read and join
+    buffers (Arrow's allocator keeps them: ~2x the matrix at 40,000 x 1,280) go back to the OS before the chunk is
+    allocated; the shards' chunks are freed once the caller drops the old table."""
+    _release_freed_pages()
+    if C.EMBEDDING not in rows.column_names or rows.column(C.EMBEDDING).num_chunks <= 1:
+        return rows
+    at = rows.column_names.index(C.EMBEDDING)
+    return rows.set_column(at, rows.schema.field(at), rows.column(at).combine_chunks())
+
+
+def _release_freed_pages() -> None:
+    """Hand the pages of freed buffers back to the OS: Arrow's default pool's and the C allocator's (the system
+    pool's ``release_unused`` is ``malloc_trim``: the staging files' bytes read on I/O threads stay in their
+    arenas otherwise)."""
+    pa.default_memory_pool().release_unused()
+    pa.system_memory_pool().release_unused()
 
 
 def _compacted(pool: Any, summary: RunSummary, options: Any) -> RunSummary:

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
+from lightly_airflow.arrow import one_array
 from lightly_airflow.datapool.errors import DatapoolError, EmbeddingMismatchError
 
 #: The pool version a row was committed in (datapool-only; orders rows of the same key across runs).
@@ -89,7 +90,7 @@ def _storable_type(typ: pa.DataType) -> pa.DataType:
 
 
 def _embedding_column(rows: pa.Table, dim: int) -> pa.Array:
-    col = rows.column(C.EMBEDDING).combine_chunks()
+    col = one_array(rows.column(C.EMBEDDING))
     typ = col.type
     if pa.types.is_null(typ):
         return pa.nulls(len(col), EMBEDDING_TYPE)

@@ -134,7 +134,9 @@ def embedding_matrix(table: pa.Table | None) -> tuple[np.ndarray, np.ndarray]:
     """Rows with a usable embedding: ``(index into table, float32 matrix)``; the most common dimension wins."""
     if table is None or C.EMBEDDING not in table.column_names or table.num_rows == 0:
         return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-    col = table.column(C.EMBEDDING).combine_chunks()
+    from lightly_airflow.arrow import one_array
+
+    col = one_array(table.column(C.EMBEDDING))  # (the committed rows' one chunk: a view of their values)
     if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_fixed_size_list(col.type)):
         return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
     lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False)
@@ -187,7 +189,7 @@ def _pca_basis(x: np.ndarray, fit_rows: int, seed: int) -> tuple[np.ndarray, np.
     fit = x if n <= fit_rows else x[np.sort(rng.choice(n, fit_rows, replace=False))]
     fit = fit.astype(np.float64)
     mean = fit.mean(axis=0)
-    centred = fit - mean
+    centred = np.subtract(fit, mean, out=fit)  # (fit is this function's own copy: centred in place)
     d = x.shape[1]
     k = min(d, 2)
     if d <= 128:
@@ -251,7 +253,8 @@ def embedding_map(
         pre_keys = preselected.column(C.KEY).take(pa.array(pre_idx))
         in_pre = pc.is_in(rows.column(C.KEY).take(pa.array(idx)), pre_keys).to_numpy(zero_copy_only=False)
         keep = ~(in_pre & ~sel)  # drop this run's copy of an earlier-selected sample
-        idx, mat, groups = idx[keep], mat[keep], groups[keep]
+        if not keep.all():  # (else no copy of the matrix)
+            idx, mat, groups = idx[keep], mat[keep], groups[keep]
     if not len(idx) and not len(pre_idx):
         return None
     n_run = len(idx)

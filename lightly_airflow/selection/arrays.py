@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from lightly_airflow import columns as C
+from lightly_airflow.arrow import one_array
 from lightly_airflow.selection.kernels import _pool, even_shares, selection_threads, sequential_dots
 
 if TYPE_CHECKING:
@@ -39,8 +40,7 @@ def to_numpy(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     ``Array.to_numpy`` imports pandas on its first call (~1.8 s, in pyarrow 26) even for a float column:
     the selection's loading path must not pay that. Arrays with nulls or of other types take that route.
     """
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
+    arr = one_array(arr)
     dt = _NUMPY_TYPES.get(arr.type)
     if len(arr) == 0 and (dt is not None or pa.types.is_boolean(arr.type)):
         return np.zeros(0, dtype=dt if dt is not None else bool)
@@ -113,7 +113,7 @@ def embedding_rows(table: pa.Table, *, path: str = "input", what: str = "candida
     if C.EMBEDDING not in table.column_names:
         raise missing_column_error(path, C.EMBEDDING, "the embed stage (embeddings/ staging files) or a custom "
                                    ".lightly/embeddings/*.csv", table, what)
-    col = table.column(C.EMBEDDING).combine_chunks()
+    col = one_array(table.column(C.EMBEDDING))  # (a view of the run's one chunk: no copy before `out`)
     n = len(col)
     if n == 0:
         return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=bool)

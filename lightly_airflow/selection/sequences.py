@@ -125,9 +125,10 @@ def _embedding_matrix(col: pa.ChunkedArray) -> np.ndarray:
     """The embeddings as a float32 (N, D) matrix, straight from Arrow's buffers when every row has one of one
     width (a list of Python floats per frame took ~56 kB a frame: 2.6 GB for 40,000 frames of 1,280, 5.1 s;
     this way 0.09 s); else row by row, as before."""
+    from lightly_airflow.arrow import one_array
     from lightly_airflow.selection.arrays import _list_lengths, to_numpy
 
-    arr = col.combine_chunks()
+    arr = one_array(col)
     if arr.null_count == 0 and len(arr) and (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)
                                              or pa.types.is_fixed_size_list(arr.type)):
         lengths = _list_lengths(arr)

@@ -1,0 +1,13 @@
+"""Small Arrow helpers shared by the core's modules."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+
+def one_array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as one Arrow array: the chunk itself when there is one (``combine_chunks`` copies even then: a
+    run's embeddings, made one chunk once, are viewed by the selection, the report's map and the commit)."""
+    if isinstance(col, pa.ChunkedArray):
+        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return col
