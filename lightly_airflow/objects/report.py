@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
 from lightly_airflow.storage import StorageCredentials
@@ -39,12 +40,16 @@ def objects_png(
     from lightly_airflow.objects.crops import parent_reader
     from lightly_airflow.pixels import scale_box
 
-    by_parent: dict[str, list[dict[str, Any]]] = {}
-    for row in object_rows.select([C.PARENT_KEY, C.OBJECT_TASK, C.OBJECT_INDEX, C.OBJECT_CROP_BOX]).to_pylist():
-        by_parent.setdefault(row[C.PARENT_KEY], []).append(row)
-    keys = [k for k in picked if k in by_parent][:max_images]
+    # Only the drawn images' rows become Python objects (not every object of the run: 140,000 rows took 1.2 s).
+    parents = object_rows.column(C.PARENT_KEY)
+    with_objects = set(pc.unique(parents.filter(pc.is_in(parents, pa.array(picked, pa.string())))).to_pylist())
+    keys = [k for k in picked if k in with_objects][:max_images]
     if not keys:
         return None
+    by_parent: dict[str, list[dict[str, Any]]] = {}
+    drawn = object_rows.select([C.PARENT_KEY, C.OBJECT_TASK, C.OBJECT_INDEX, C.OBJECT_CROP_BOX])
+    for row in drawn.filter(pc.is_in(parents, pa.array(keys, pa.string()))).to_pylist():
+        by_parent.setdefault(row[C.PARENT_KEY], []).append(row)
     tasks = sorted({r[C.OBJECT_TASK] for k in keys for r in by_parent[k]})
     colour = {t: COLOURS[i % len(COLOURS)] for i, t in enumerate(tasks)}
     read = parent_reader(datasource_uri, lightly_uri, frames or {}, credentials, lightly_credentials or credentials)

@@ -60,6 +60,9 @@ def with_object_metadata(rows: pa.Table, objects: pa.Table | None, tasks: tuple[
     (null for an image without objects of the task), so ``METADATA`` inputs can select on crop metadata."""
     if objects is None or objects.num_rows == 0 or rows.num_rows == 0:
         return rows
+    # Only the columns read here are filtered per task (not the crop embeddings: a copy of them per task).
+    objects = objects.select([c for c in (C.PARENT_KEY, C.OBJECT_TASK, *map(C.lightly_metadata_column, CROP_METRICS))
+                              if c in objects.column_names])
     lookup = {k: i for i, k in enumerate(rows.column(C.KEY).to_pylist())}
     for task in tasks:
         mine = objects.filter(pc.equal(objects.column(C.OBJECT_TASK), task))

@@ -65,23 +65,51 @@ class ObjectSet:
         pos[rows] = np.arange(len(rows))
         new_owner = pos[self.owner]
         keep = new_owner >= 0
-        order = np.argsort(new_owner[keep], kind="stable")
-        return ObjectSet(self.x[keep][order], new_owner[keep][order], len(rows), self.pre, self.task)
+        at = np.flatnonzero(keep)[np.argsort(new_owner[keep], kind="stable")]
+        return ObjectSet(_rows(self.x, at), new_owner[at], len(rows), self.pre, self.task)
 
 
-def _unit(matrix: np.ndarray) -> np.ndarray:
-    x = matrix.astype(np.float64)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    x /= np.where(norms > 0, norms, 1.0)
-    return np.ascontiguousarray(x, dtype=np.float32)
+def _rows(x: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``x[at]``, without a copy of the ``(M, D)`` embeddings when ``at`` keeps every row in place (no filter,
+    objects already in candidate order: the usual case)."""
+    return x if len(at) == len(x) and np.array_equal(at, np.arange(len(at))) else x[at]
+
+
+def _unit(matrix: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The rows scaled to unit length in float64, as float32 (into ``out`` when given); in blocks of rows, so
+    memory holds one float64 block, not the whole matrix in float64 (the rows are independent: the same values)."""
+    if out is None:
+        out = np.empty(matrix.shape, dtype=np.float32)
+    for start in range(0, len(matrix), _BLOCK):
+        x = matrix[start : start + _BLOCK].astype(np.float64)
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        x /= np.where(norms > 0, norms, 1.0)
+        out[start : start + _BLOCK] = x
+    return out
 
 
 def _matrix(col: pa.ChunkedArray | pa.Array, n: int) -> np.ndarray:
+    """The ``(n, D)`` unit float32 matrix of a list column, chunk by chunk (the chunks are not combined first:
+    that was a copy of every embedding)."""
     if n == 0:
         return np.zeros((0, 0), dtype=np.float32)
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    values = np.asarray(arr.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
-    return _unit(values.reshape(n, len(values) // n))
+    chunks = [c for c in (col.chunks if isinstance(col, pa.ChunkedArray) else [col]) if len(c)]
+    out: np.ndarray | None = None
+    row = 0
+    for chunk in chunks:
+        values = np.asarray(chunk.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
+        values = values.reshape(len(chunk), len(values) // len(chunk))
+        if out is None:
+            out = np.empty((n, values.shape[1]), dtype=np.float32)
+        _unit(values, out[row : row + len(chunk)])
+        row += len(chunk)
+    assert out is not None and row == n
+    return out
+
+
+def _where(table: pa.Table, mask: pa.ChunkedArray | pa.Array) -> pa.Table:
+    """``table.filter(mask)``, or ``table`` itself where the mask keeps every row (no copy of its columns)."""
+    return table if mask.null_count == 0 and pc.all(mask).as_py() else table.filter(mask)
 
 
 def object_set(
@@ -98,8 +126,9 @@ def object_set(
     def of_task(table: pa.Table | None) -> pa.Table | None:
         if table is None or table.num_rows == 0 or C.OBJECT_TASK not in table.column_names:
             return None
-        rows = table.filter(pc.equal(table.column(C.OBJECT_TASK), task))
-        return rows.filter(pc.is_valid(rows.column(C.EMBEDDING))) if rows.num_rows else None
+        # Only the columns read here; a filter copies them (the crop embeddings): none where it drops nothing.
+        rows = _where(table.select([C.PARENT_KEY, C.EMBEDDING]), pc.equal(table.column(C.OBJECT_TASK), task))
+        return _where(rows, pc.is_valid(rows.column(C.EMBEDDING))) if rows.num_rows else None
 
     mine = of_task(objects)
     pre_rows = of_task(preselected)
@@ -121,9 +150,8 @@ def object_set(
     if mine is not None:
         owner_all = np.array([lookup.get(k, -1) for k in mine.column(C.PARENT_KEY).to_pylist()], dtype=np.int64)
         keep = owner_all >= 0
-        x_all = _matrix(mine.column(C.EMBEDDING), mine.num_rows)
-        order = np.argsort(owner_all[keep], kind="stable")
-        x, owner = x_all[keep][order], owner_all[keep][order]
+        at = np.flatnonzero(keep)[np.argsort(owner_all[keep], kind="stable")]
+        x, owner = _rows(_matrix(mine.column(C.EMBEDDING), mine.num_rows), at), owner_all[at]
     else:
         x, owner = np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
     pre = _matrix(pre_rows.column(C.EMBEDDING), pre_rows.num_rows) if pre_rows is not None else None
@@ -137,15 +165,27 @@ def object_set(
     return ObjectSet(x, owner, len(candidate_keys), pre, task)
 
 
-def distances_to(x: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """``(len(x), len(s))`` exact float64 distances, blockwise."""
-    out = np.empty((len(x), len(s)))
+def squared_norms(x: np.ndarray) -> np.ndarray:
+    """``|x|²`` of each row in float64, blockwise (one float64 block in memory)."""
+    out = np.empty(len(x))
+    for start in range(0, len(x), _BLOCK):
+        xb = x[start : start + _BLOCK].astype(np.float64)
+        out[start : start + _BLOCK] = (xb * xb).sum(axis=1)
+    return out
+
+
+def nearest_distances(x: np.ndarray, s: np.ndarray, xn: np.ndarray | None = None) -> np.ndarray:
+    """``(len(x),)``: each row's exact float64 distance to its nearest row of ``s``, in blocks of rows of ``x`` (memory
+    holds a block's distances, not all ``len(x) x len(s)``); ``xn``: :func:`squared_norms` of ``x`` when the caller
+    keeps them (the same numbers, computed once instead of per call)."""
+    out = np.empty(len(x))
     s64 = s.astype(np.float64)
     sn = (s64 * s64).sum(axis=1)
     for start in range(0, len(x), _BLOCK):
         xb = x[start : start + _BLOCK].astype(np.float64)
-        d2 = (xb * xb).sum(axis=1)[:, None] + sn[None, :] - 2.0 * (xb @ s64.T)
-        out[start : start + _BLOCK] = np.sqrt(np.maximum(d2, 0.0))
+        xbn = (xb * xb).sum(axis=1) if xn is None else xn[start : start + _BLOCK]
+        d2 = xbn[:, None] + sn[None, :] - 2.0 * (xb @ s64.T)
+        out[start : start + _BLOCK] = np.sqrt(np.maximum(d2, 0.0)).min(axis=1)
     return out
 
 
@@ -165,9 +205,10 @@ class ObjectDiversity:
         self.counts = objects.counts
         self.d = np.full(len(objects.x), 2.0)
         self.starts = np.searchsorted(objects.owner, np.arange(objects.n + 1))
+        self.xn = squared_norms(objects.x)  # (every pick measures all M objects: their norms once, not per pick)
         if len(objects.pre) and len(objects.x):
             for start in range(0, len(objects.pre), 256):
-                block = distances_to(objects.x, objects.pre[start : start + 256]).min(axis=1)
+                block = nearest_distances(objects.x, objects.pre[start : start + 256], self.xn)
                 np.minimum(self.d, block, out=self.d)
         self.picked = 0
 
@@ -195,7 +236,7 @@ class ObjectDiversity:
         """Candidate ``i`` was selected: its objects become selected objects."""
         a, b = self.starts[i], self.starts[i + 1]
         if b > a and len(self.d):
-            np.minimum(self.d, distances_to(self.objects.x, self.objects.x[a:b]).min(axis=1), out=self.d)
+            np.minimum(self.d, nearest_distances(self.objects.x, self.objects.x[a:b], self.xn), out=self.d)
         self.picked += 1
 
     def report(self) -> dict[str, float | int]:
@@ -216,8 +257,9 @@ def object_similarity(objects: ObjectSet, queries: np.ndarray) -> np.ndarray:
     if q.shape[1] != objects.x.shape[1]:
         raise ValueError(f"query embeddings have dimension {q.shape[1]}, the objects' {objects.x.shape[1]}")
     best = np.full(len(objects.x), np.inf)
+    xn = squared_norms(objects.x)
     for start in range(0, len(q), 256):
-        np.minimum(best, distances_to(objects.x, q[start : start + 256]).min(axis=1), out=best)
+        np.minimum(best, nearest_distances(objects.x, q[start : start + 256], xn), out=best)
     sim = 1.0 - best / 2.0
     np.maximum.at(out, objects.owner, sim)
     return out
