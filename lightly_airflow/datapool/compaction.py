@@ -26,7 +26,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 
 from lightly_airflow import columns as C
 from lightly_airflow.cores import usable_cores
-from lightly_airflow.datapool.rows import COMMIT_VERSION, writer_properties
+from lightly_airflow.datapool.rows import COMMIT_VERSION, write_batches, writer_properties
 from lightly_airflow.datapool.snapshot import METADATA_KEY
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ def _staged_files(rows: Any, partition_by: list[str], configuration: dict[str, s
     writes their statistics exactly as it does for the pool) and return that table's add actions."""
     import json
 
-    write_deltalake(scratch, rows, partition_by=partition_by or None, target_file_size=options.target_file_bytes,
+    write_deltalake(scratch, write_batches(rows), partition_by=partition_by or None, target_file_size=options.target_file_bytes,
                     configuration=configuration or None, writer_properties=writer_properties(rows.schema))
     with open(f"{scratch}/_delta_log/{0:020d}.json", encoding="utf-8") as log_file:
         return [entry["add"] for entry in map(json.loads, log_file) if "add" in entry]

@@ -30,7 +30,7 @@ from lightly_airflow.datapool.errors import (
     EmbeddingMismatchError,
     TagExistsError,
 )
-from lightly_airflow.datapool.rows import prepare_rows, writer_properties
+from lightly_airflow.datapool.rows import prepare_rows, write_batches, writer_properties
 from lightly_airflow.datapool.snapshot import METADATA_KEY, Snapshot, app_id, history_of
 from lightly_airflow.storage import StorageCredentials, delta_uri, describe_store_error, protocol_of
 
@@ -395,7 +395,7 @@ class Datapool:
             meta["review"] = _jsonable(review)
         try:
             _write_deltalake(
-                table, data, mode="append", schema_mode="merge",
+                table, write_batches(data), mode="append", schema_mode="merge",
                 partition_by=table.metadata().partition_columns or None, writer_properties=writer_properties(data.schema),
                 commit_properties=CommitProperties(
                     custom_metadata={METADATA_KEY: meta},

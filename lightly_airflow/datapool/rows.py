@@ -47,6 +47,17 @@ def writer_properties(schema: pa.Schema) -> Any:
     )
 
 
+#: Rows per batch handed to delta-rs (:func:`write_batches`).
+WRITE_BATCH_ROWS = 4096
+
+
+def write_batches(table: pa.Table) -> pa.RecordBatchReader:
+    """``table`` for ``write_deltalake`` as a stream of :data:`WRITE_BATCH_ROWS`-row batches (the same files,
+    statistics and rows): given the table, delta-rs held more of it at once. 40,000 x 1,280 float32 (195 MiB)
+    appended to a local pool: RSS +739 MiB (+665-765, 3 interleaved rounds) -> +568 MiB (+568-573), 0.79 -> 0.65 s."""
+    return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=WRITE_BATCH_ROWS))
+
+
 def sample_id(key: str, etag: str | None) -> str:
     """The stable id of a sample: a digest of its datasource key and content identity.
 

@@ -37,6 +37,7 @@ CHILD = textwrap.dedent(
     elif step == "mid-write":
         real_write = pool_module._write_deltalake
         def dying_write(table, data, **kwargs):
+            data = data.read_all()  # (the commit streams its rows: datapool.rows.write_batches)
             batches = data.to_batches(max_chunksize=max(1, data.num_rows // 4))
             def stream():
                 yield batches[0]
