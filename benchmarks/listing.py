@@ -5,6 +5,9 @@
 
 (a) ``new_files``: a listing of ``--keys`` files anti-joined against a datapool of ``--keys`` known files
     (90% unchanged, 5% changed content, 5% new keys in the listing).
+(c) listing ``--files`` small local files (a deep, a wide and a ``.lightly/`` folder) cold (every file hashed),
+    warm (every hash cached in-process: a sensor's next poke) and in a new process with the hashes the one before
+    kept (the deferrable sensor's child process: ``datasource.check.hashes_kept``).
 (b) listing ``--objects`` objects from moto's S3 server (a child process on 127.0.0.1 whose bucket is filled
     through moto's backend, stopped by its PID) through ``lightly_airflow.datasource.list_files`` and through ``S3Hook.list_keys`` on the same bucket
     in the same run.
@@ -55,6 +58,36 @@ def bench_diff(n: int) -> None:
         assert fresh.num_rows == want, (fresh.num_rows, want)
         print(f"(a) new_files policy={policy}: {n:,} listed vs {n:,} known -> {fresh.num_rows:,} new "
               f"in {took:.2f} s")
+
+
+def bench_local(n: int) -> None:
+    import subprocess
+    import tempfile
+
+    from lightly_airflow.datasource import list_table
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "ds"
+        for i in range(n):
+            folder = root / ("wide" if i % 2 else f"deep/ü{i % 7}/{i % 13}/{i % 50}")
+            if i % 10 == 9:
+                folder = root / ".lightly" / "predictions" / "task"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"img-{i:07d}.png").write_bytes(i.to_bytes(8, "little"))
+        for attempt in ("cold", "warm"):
+            start = time.perf_counter()
+            count = list_table(str(root)).num_rows
+            print(f"(c) {attempt} local listing: {count:,} files (of {n:,}: .lightly/ not listed) in "
+                  f"{time.perf_counter() - start:.2f} s")
+        child = ("import sys, time; sys.path.insert(0, sys.argv[1]); from lightly_airflow.datasource import list_table;"
+                 " from lightly_airflow.datasource.check import hashes_kept; start = time.perf_counter()\n"
+                 "with hashes_kept(sys.argv[2]): n = list_table(sys.argv[2]).num_rows\n"
+                 "print(f'{n:,} files in {time.perf_counter() - start:.2f} s')")
+        env = {**os.environ, "TMPDIR": tmp}
+        for attempt in ("first", "second"):
+            out = subprocess.run([sys.executable, "-c", child, str(ROOT), str(root)], env=env, check=True,
+                                 capture_output=True, text=True).stdout.strip()
+            print(f"(c) {attempt} listing in a new process with the hashes the one before kept: {out}")
 
 
 def serve_moto(port: int, bucket: str, n: int) -> None:
@@ -128,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=1_000_000, help="listing and datapool size for (a)")
     parser.add_argument("--objects", type=int, default=100_000, help="objects to create in moto for (b)")
+    parser.add_argument("--files", type=int, default=100_000, help="local files to create for (c)")
     parser.add_argument("--skip-s3", action="store_true")
     parser.add_argument("--serve-moto", nargs=3, metavar=("PORT", "BUCKET", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -137,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     print(f"machine: {os.cpu_count()} CPU cores (shared), pyarrow {pa.__version__}")
     bench_diff(args.keys)
+    if args.files:
+        bench_local(args.files)
     if not args.skip_s3:
         bench_s3(args.objects)
     return 0

@@ -10,10 +10,13 @@ log goes to stderr.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
+import os
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -113,15 +116,80 @@ def check_new_files(
     )
 
 
+def hash_cache_path(datasource_uri: str) -> str | None:
+    """Where checks in child processes keep a local datasource's content hashes from one poke to the next
+    (:func:`~lightly_airflow.datasource.listing.load_hashes`): a file per datasource folder, in a folder of the
+    temporary directory only this user may use; ``None`` for an object store (its listing carries the etags), or
+    when that folder is not this user's alone (logged: the files are hashed every check)."""
+    import stat
+    import tempfile
+
+    from lightly_airflow.storage import filesystem, protocol_of
+
+    if protocol_of(datasource_uri) != "file" or not hasattr(os, "getuid"):  # (no owner to check on Windows)
+        return None
+    folder = os.path.join(tempfile.gettempdir(), f"lightly-airflow-hashes-{os.getuid()}")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        info = os.lstat(folder)
+    except OSError as exc:
+        logger.warning("not caching content hashes in %s (%s): every check hashes the datasource's files again",
+                       folder, exc)
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        logger.warning("not caching content hashes in %s: it is not a folder of this user's alone (mode %o); every "
+                       "check hashes the datasource's files again", folder, stat.S_IMODE(info.st_mode))
+        return None
+    root = os.path.realpath(filesystem(datasource_uri)[1])
+    return os.path.join(folder, hashlib.sha256(root.encode()).hexdigest()[:32] + ".parquet")
+
+
+@contextlib.contextmanager
+def hashes_kept(datasource_uri: str) -> Iterator[None]:
+    """Around a check in a process of its own (the trigger's child, a rescheduled sensor's poke): start with the
+    local datasource's content hashes the check before kept (:func:`hash_cache_path`), keep this check's after it
+    (a cache that cannot be written is logged: the next check hashes again). A new process each poke read every
+    file of the datasource again."""
+    from lightly_airflow.datasource.listing import load_hashes, save_hashes
+
+    cache = hash_cache_path(datasource_uri)
+    if cache:
+        load_hashes(cache)
+    yield
+    if cache:
+        from lightly_airflow.storage import filesystem
+
+        root = filesystem(datasource_uri)[1]
+        try:
+            save_hashes(cache, (root, os.path.realpath(root)))
+            _remove_unused(os.path.dirname(cache))
+        except OSError as exc:
+            logger.warning("content-hash cache %s cannot be written (%s): the next check hashes every file", cache, exc)
+
+
+#: A datasource's kept hashes no check used for this long are removed (a folder no longer watched).
+UNUSED_HASHES_SECONDS = 7 * 86_400
+
+
+def _remove_unused(folder: str) -> None:
+    import time
+
+    for entry in os.scandir(folder):
+        if entry.name.endswith(".parquet") and entry.stat().st_mtime < time.time() - UNUSED_HASHES_SECONDS:
+            os.unlink(entry.path)
+
+
 def main() -> int:
     """The child-process entry point (see the module's docstring)."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     try:
         payload = json.loads(sys.stdin.read())
-        result = check_new_files(
-            NewFilesQuery.from_dict(payload["query"]), QueryCredentials.from_dict(payload.get("credentials") or {}),
-            digest=bool(payload.get("digest")), announced=payload.get("announced") or None,
-        )
+        query = NewFilesQuery.from_dict(payload["query"])
+        with hashes_kept(query.datasource_uri):
+            result = check_new_files(
+                query, QueryCredentials.from_dict(payload.get("credentials") or {}),
+                digest=bool(payload.get("digest")), announced=payload.get("announced") or None,
+            )
     except Exception as exc:  # noqa: BLE001 - reported to the trigger, which fails the sensor with it
         logger.exception("new-file check failed")
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))

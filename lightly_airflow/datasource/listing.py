@@ -4,7 +4,9 @@ Every store is read through the fsspec filesystem of :func:`lightly_airflow.stor
 credentials object reaches S3, GCS, Azure and local disk the same way), but listing calls the store's list
 API one page at a time (S3 ``ListObjectsV2``, GCS ``objects.list``, Azure ``List Blobs``) instead of
 ``fs.find``, which would build the whole bucket in memory. Each page becomes one :class:`pyarrow.RecordBatch`
-after vectorised filtering (``.lightly/``, OS and tool metadata files, extensions, relevant filenames).
+after vectorised filtering (``.lightly/``, OS and tool metadata files, extensions, relevant filenames). A local
+walk does not enter ``.lightly/`` folders; an S3 or GCS listing skips past one when a page ends inside it
+(:func:`_past_lightly_dir`).
 
 Content identity (``etag``) per store, chosen so that a changed file always gets a new value and, where the
 store allows it, identical bytes keep the same value:
@@ -31,6 +33,7 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator
@@ -53,6 +56,7 @@ from lightly_airflow.datasource.records import (
 )
 from lightly_airflow.datasource.relevant import RelevantFilenames
 from lightly_airflow.heif import HEIF_EXTENSIONS
+from lightly_airflow.lightly_dir import LIGHTLY_DIR
 from lightly_airflow.storage import StorageCredentials, filesystem, protocol_of
 
 logger = logging.getLogger(__name__)
@@ -261,7 +265,9 @@ def _s3_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
 
     async def fetch(token: str | None) -> tuple[list[dict[str, Any]], str | None]:
         kwargs = dict(Bucket=bucket, Prefix=prefix, MaxKeys=per_request, **getattr(fs, "req_kw", {}))
-        if token:
+        if token and token.startswith(_START_AFTER):
+            kwargs["StartAfter"] = token[len(_START_AFTER):]
+        elif token:
             kwargs["ContinuationToken"] = token
         out = None
         if restore_status[0]:
@@ -276,7 +282,12 @@ def _s3_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
                                bucket, exc)
         if out is None:
             out = await fs._call_s3("list_objects_v2", **kwargs)
-        return out.get("Contents", []), (out.get("NextContinuationToken") if out.get("IsTruncated") else None)
+        contents = out.get("Contents", [])
+        token = out.get("NextContinuationToken") if out.get("IsTruncated") else None
+        if token and contents and not bucket.endswith("--x-s3"):  # (directory buckets list unordered)
+            past = _past_lightly_dir(contents[-1]["Key"], len(prefix))
+            token = _START_AFTER + past if past else token
+        return contents, token
 
     cut = len(prefix)
     for raw in _paged(fs, fetch, page_size):
@@ -287,6 +298,24 @@ def _s3_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
             etags=[str(o.get("ETag", "")).strip('"') for o in raw],
             archived=[_s3_archived(o) for o in raw],
         )
+
+
+#: A "token" of :func:`_s3_pages` that asks for the keys after the one that follows it (S3 ``StartAfter``).
+_START_AFTER = "\x00start-after:"
+_LIGHTLY_FOLDER = re.compile(r"(?:^|/)" + re.escape(LIGHTLY_DIR) + "/")
+
+
+def _past_lightly_dir(key: str, cut: int) -> str | None:
+    """For a page that ended inside a ``.lightly/`` folder (``key``, its prefix ``cut`` characters long): a key
+    past every key of that folder, to list on from (S3 lists in UTF-8 byte order: whatever lies between ``key``
+    and it is inside the folder too, so never listed). A datasource's ``.lightly/`` holding a metadata and
+    prediction file per image was listed page by page every poke; ``None`` when ``key`` is not in such a folder."""
+    found = _LIGHTLY_FOLDER.search(key, max(cut - 1, 0))  # (from the prefix's closing "/")
+    if found is None:
+        return None
+    folder = key[:found.end()]
+    past = folder + "\U0010ffff" * max(1, (1024 - len(folder.encode())) // 4)  # (keys are at most 1,024 bytes)
+    return past if past > key else None  # (code point order is UTF-8 byte order; never back: no page twice)
 
 
 def _refused_optional_attributes(exc: BaseException) -> bool:
@@ -325,10 +354,14 @@ def _gcs_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
         }
         if prefix:
             params["prefix"] = prefix
-        if token:
+        if token and token.startswith(_START_AFTER):
+            params["startOffset"] = token[len(_START_AFTER):]
+        elif token:
             params["pageToken"] = token
         out = await fs._call("GET", "b/{}/o", bucket, json_out=True, **params)
-        return out.get("items", []), out.get("nextPageToken")
+        items, token = out.get("items", []), out.get("nextPageToken")
+        past = _past_lightly_dir(items[-1]["name"], len(prefix)) if token and items else None
+        return items, _START_AFTER + past if past else token
 
     cut = len(prefix)
     for raw in _paged(fs, fetch, page_size):
@@ -461,7 +494,8 @@ def _walk(root: str, skipped: list[tuple[str, str]]) -> Iterator[tuple[str, str,
 
     A file symlink is listed (as its own key, read through its target) only when its target lies inside the
     datasource root; a link that leaves it is skipped unread and recorded in ``skipped`` with the reason, as is
-    a symlinked folder (never followed: it could loop or leave the root).
+    a symlinked folder (never followed: it could loop or leave the root). Folders named ``.lightly`` are not
+    entered (their files are never listed: :func:`~lightly_airflow.datasource.records.base_mask`).
     """
     real_root = os.path.realpath(root)
     stack: list[Iterator[tuple[str, Any]]] = [iter(_sorted_entries(root, ""))]
@@ -483,7 +517,8 @@ def _walk(root: str, skipped: list[tuple[str, str]]) -> Iterator[tuple[str, str,
                 else:
                     _skip(skipped, key, "broken symlink or not a regular file")
             elif entry.is_dir(follow_symlinks=False):
-                stack.append(iter(_sorted_entries(entry.path, key)))
+                if entry.name != LIGHTLY_DIR:  # (never listed: its metadata and predictions are not walked)
+                    stack.append(iter(_sorted_entries(entry.path, key)))
             elif entry.is_file(follow_symlinks=False):
                 yield key, entry.path, entry.stat(follow_symlinks=False)
         except FileNotFoundError:
@@ -514,26 +549,50 @@ def _sorted_entries(folder: str, rel: str) -> list[tuple[str, Any]]:
 
 
 class _HashCache:
-    """In-process LRU of local content hashes keyed by the file's stat signature."""
+    """In-process LRU of local content hashes keyed by the file's stat signature; plus the entries
+    :func:`load_hashes` read, each moved into the LRU when first used (so :func:`save_hashes` keeps only those
+    a listing used: a deleted file's hash is not carried from check to check)."""
 
     def __init__(self, capacity: int = 500_000) -> None:
         self.capacity = capacity
         self._data: OrderedDict[StatKey, str] = OrderedDict()
+        self._loaded: dict[StatKey, str] = {}
+        self._hashed = 0  # hashes put since the last load
         self._lock = threading.Lock()
 
     def get(self, key: StatKey) -> str | None:
         with self._lock:
             value = self._data.get(key)
+            if value is None and key in self._loaded:
+                value = self._data[key] = self._loaded.pop(key)
+                self._evict()
             if value is not None:
                 self._data.move_to_end(key)
             return value
 
     def put(self, key: StatKey, value: str) -> None:
         with self._lock:
+            self._hashed += 1
             self._data[key] = value
             self._data.move_to_end(key)
-            while len(self._data) > self.capacity:
-                self._data.popitem(last=False)
+            self._evict()
+
+    def _evict(self) -> None:
+        while len(self._data) > self.capacity:
+            self._data.popitem(last=False)
+
+    def load(self, entries: dict[StatKey, str]) -> None:
+        with self._lock:
+            self._loaded, self._hashed = entries, 0
+
+    def changed(self) -> bool:
+        """Whether files were hashed since :meth:`load`, or loaded entries were not used (files gone)."""
+        with self._lock:
+            return bool(self._hashed or self._loaded)
+
+    def used(self) -> list[tuple[StatKey, str]]:
+        with self._lock:
+            return list(self._data.items())
 
 
 _HASHES = _HashCache()
@@ -560,12 +619,66 @@ def _sha256_file(stat_key: StatKey) -> str | None:
     return value
 
 
+_HASH_FIELDS = ("path", "size", "mtime_ns", "ctime_ns", "inode")
+
+
+def load_hashes(path: str) -> int:
+    """Read the content hashes :func:`save_hashes` wrote into this process's cache; their number (0 when the file
+    does not exist; an unreadable one is logged and counts as none: its files are hashed again). A check that
+    runs in a new child process every poke (the deferrable trigger's) hashed every byte of a local datasource each
+    time without it."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+        columns = [table.column(name).to_pylist() for name in (*_HASH_FIELDS, "etag")]
+    except FileNotFoundError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - a cache: hashing again is always right
+        logger.warning("content-hash cache %s cannot be read (%s): hashing the datasource's files again", path, exc)
+        return 0
+    _HASHES.load({tuple(row[:-1]): row[-1] for row in zip(*columns, strict=True)})
+    return int(table.num_rows)
+
+
+def save_hashes(path: str, roots: Collection[str]) -> int:
+    """Write the content hashes this process's listings used of the files below ``roots`` (a datasource folder
+    as given and resolved) to ``path`` (replaced atomically); their number (-1: nothing changed since
+    :func:`load_hashes` read that file, which is left as it is)."""
+    import pyarrow.parquet as pq
+
+    if os.path.exists(path) and not _HASHES.changed():
+        os.utime(path)  # (still in use: not removed as unused)
+        return -1
+    below = tuple(root.rstrip(os.sep) + os.sep for root in roots)
+    entries = [(key, etag) for key, etag in _HASHES.used() if key[0].startswith(below)]
+    columns = list(zip(*(key for key, _ in entries), strict=True)) or [()] * len(_HASH_FIELDS)
+    table = pa.table({**{name: pa.array(list(values), pa.string() if name == "path" else pa.int64())
+                         for name, values in zip(_HASH_FIELDS, columns, strict=True)},
+                      "etag": pa.array([etag for _, etag in entries], pa.string())})
+    part = f"{path}.{os.getpid()}.part"
+    pq.write_table(table, part)
+    os.replace(part, path)
+    return int(table.num_rows)
+
+
 def _local_etags(stat_keys: list[StatKey]) -> list[str | None]:
-    if len(stat_keys) < 16:
-        return [_sha256_file(k) for k in stat_keys]
+    """The content hashes of a page's files: cached ones looked up here, the others read in a thread pool in
+    chunks of 64 files (``Executor.map``'s ``chunksize`` does nothing for threads: one future per file cost
+    ~60 µs each, 12 s of a 204,000-file listing whose hashes were all cached, as a sensor's every poke)."""
+    etags = [_HASHES.get(k) for k in stat_keys]
+    todo = [i for i, etag in enumerate(etags) if etag is None]
+    if len(todo) < 16:
+        for i in todo:
+            etags[i] = _sha256_file(stat_keys[i])
+        return etags
+    chunks = [todo[start:start + 64] for start in range(0, len(todo), 64)]
     workers = min(8, (os.cpu_count() or 2) * 2)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lightly-hash") as pool:
-        return list(pool.map(_sha256_file, stat_keys, chunksize=64))
+        for chunk, hashed in zip(chunks, pool.map(lambda c: [_sha256_file(stat_keys[i]) for i in c], chunks)):
+            for i, etag in zip(chunk, hashed, strict=True):
+                etags[i] = etag
+    return etags
 
 
 #: The content identities above under public names, for readers that check one file against the etag its row

@@ -449,15 +449,14 @@ def _unmatched_relevant(text: str, listing: pa.Table, name: str, repeated: bool)
 
     from lightly_airflow.datasource.relevant import RelevantFilenames
 
-    exact = sorted(RelevantFilenames.parse(text).exact)
-    if not exact:
+    names = RelevantFilenames.parse(text).exact_array
+    if not len(names):
         return []
-    names = pa.array(exact, pa.string())
     found = pc.is_in(names, value_set=listing.column("key").combine_chunks())
-    missing = [n for n, hit in zip(exact, found.to_pylist()) if not hit]
+    missing = names.filter(pc.invert(found)).to_pylist()
     if not missing:
         return []
-    _warn(f"{len(missing)} of the {len(exact)} files {name} lists by name are not in the datasource (or have an "
+    _warn(f"{len(missing)} of the {len(names)} files {name} lists by name are not in the datasource (or have an "
           f"extension that is not listed), e.g. {', '.join(repr(m) for m in missing[:5])}", repeated)
     reason = (f"listed in {name}, but the datasource has no such file (or its extension is not listed): check the "
               "name, its case and extension")

@@ -23,6 +23,7 @@ A key is relevant when it is listed exactly or when any prefix line includes it.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -67,8 +68,9 @@ class RelevantFilenames:
     selections: tuple[_Selection, ...] = field(default_factory=tuple)
 
     @classmethod
+    @functools.lru_cache(maxsize=4)  # (a run parses the same text for the listing, its unmatched names, gone files)
     def parse(cls, text: str, *, source: str = "relevant filenames file") -> RelevantFilenames:
-        """Parse the text of a relevant-filenames file.
+        """Parse the text of a relevant-filenames file (the last few texts' answers are kept: it is immutable).
 
         :param text: the file's content.
         :param source: the file's name, used in error messages.
@@ -116,15 +118,17 @@ class RelevantFilenames:
     def is_empty(self) -> bool:
         return not self.exact and not self.selections
 
+    @functools.cached_property
+    def exact_array(self) -> pa.Array:
+        """:attr:`exact`, sorted, as one Arrow array (made once: a listing masks every page with it)."""
+        return pa.array(sorted(self.exact), pa.string())
+
     def mask(self, keys: pa.Array | pa.ChunkedArray) -> pa.Array:
         """Boolean mask: which ``keys`` are relevant (vectorised, RE2 regexes; no Python loop over keys)."""
         if isinstance(keys, pa.ChunkedArray):
             keys = keys.combine_chunks()
         keys = keys.cast(pa.string())
-        if self.exact:
-            result = pc.is_in(keys, value_set=pa.array(sorted(self.exact), pa.string()))
-        else:
-            result = pa.array([False] * len(keys), pa.bool_())
+        result = pc.is_in(keys, value_set=self.exact_array) if self.exact else pa.array([False] * len(keys), pa.bool_())
         for sel in self.selections:
             if sel.prefix is not None:
                 covered = pc.starts_with(keys, sel.prefix) if sel.prefix else pa.array([True] * len(keys))

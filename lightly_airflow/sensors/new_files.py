@@ -144,7 +144,14 @@ class NewFilesSensor(BaseSensorOperator):
         return NewFilesTrigger(query=self.query(), poke_interval=self.poke_interval, end_at=end_at)
 
     def _check(self) -> dict[str, Any]:
-        result = evaluate_new_files(self.query())
+        query = self.query()
+        if self.mode == "reschedule":  # (each poke in a new process: a local datasource's hashes kept between them)
+            from lightly_airflow.datasource.check import hashes_kept
+
+            with hashes_kept(query.datasource_uri):
+                result = evaluate_new_files(query)
+        else:
+            result = evaluate_new_files(query)
         self.log.info(
             "%s: %d files listed, %d new (%d known to the datapool%s)", self.datasource_uri, result.listed,
             result.new, result.known, ", process_all" if result.process_all else "",

@@ -197,3 +197,30 @@ def test_a_missing_or_wrong_connection_fails_the_sensor_at_once(datasource, monk
         sensor(root, wait=False, datasource_conn_id="sftp_conn").execute({})
     (root / "new.png").write_bytes(png_bytes(2))
     assert sensor(root, wait=False, datasource_conn_id="None", datapool_conn_id="None").execute({})["new"] == 1
+
+
+def test_rescheduled_pokes_reuse_the_local_hashes_of_the_poke_before(datasource, tmp_path, monkeypatch) -> None:
+    """In reschedule mode each poke runs in a new process: it starts with the content hashes the poke before kept
+    (a file in this user's temporary folder) instead of reading every file of the datasource again."""
+    import tempfile
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from lightly_airflow.datasource import listing
+
+    root, _state = datasource
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    assert sensor(root, deferrable=False, mode="reschedule").poke({}).is_done is False
+    [cache] = (tmp_path / "tmp").glob("lightly-airflow-hashes-*/*.parquet")
+    hashes = pq.read_table(cache)
+    assert hashes.num_rows == 1
+    # A new process (an empty in-process cache) that takes the file's hash from there, not from its bytes: a forged
+    # hash there makes the known file look changed, so new.
+    pq.write_table(hashes.set_column(hashes.schema.get_field_index("etag"), "etag",
+                                     pc.if_else(True, "sha256:forged", hashes["etag"])), cache)
+    monkeypatch.setattr(listing, "_HASHES", listing._HashCache())
+    assert sensor(root, deferrable=False, mode="reschedule").poke({}).is_done is True
+    monkeypatch.setattr(listing, "_HASHES", listing._HashCache())
+    assert sensor(root, deferrable=False).poke({}).is_done is False  # poke mode: one process, its own cache

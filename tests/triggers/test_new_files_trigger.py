@@ -233,3 +233,44 @@ def test_credential_objects_are_checked_in_a_thread_and_said_so(tmp_path, caplog
     assert event.payload["status"] == "success" and event.payload["new"] == 1
     assert "objects a child process cannot take: checking in a thread" in capsys.readouterr().out
     assert [r for r in caplog.records if r.name == "lightly_airflow.datasource.listing"]  # listed in this process
+
+
+def test_checks_in_child_processes_reuse_the_local_hashes_of_the_check_before(tmp_path, monkeypatch) -> None:
+    """Each check's child process starts with the content hashes the check before computed (kept in a file of this
+    user's temporary folder): a new process per poke read every byte of a local datasource every poke."""
+    import logging
+    import os
+    import time
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from lightly_airflow.datasource.check import files_digest
+    from lightly_airflow.triggers.new_files import check_in_triggerer
+
+    root = tmp_path / "ds"
+    root.mkdir()
+    for i in range(3):
+        (root / f"img-{i}.png").write_bytes(png_bytes(i))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # (the children's temporary folder)
+    (tmp_path / "tmp").mkdir()
+    query = NewFilesQuery(datasource_uri=str(root), datapool_uri=str(tmp_path / "pool")).to_dict()
+    log = logging.getLogger(__name__)
+    first = asyncio.run(check_in_triggerer(query, isolate=True, log=log, digest=True))
+    listing = list_table(str(root))
+    assert first["new"] == 3 and first["digest"] == files_digest(listing)
+    [cache] = (tmp_path / "tmp").glob("lightly-airflow-hashes-*/*.parquet")
+    assert (cache.parent.stat().st_mode & 0o777) == 0o700
+    unused = cache.parent / "a-folder-no-longer-watched.parquet"  # removed after a week without a check
+    unused.write_bytes(b"")
+    os.utime(unused, (time.time() - 8 * 86_400,) * 2)
+    hashes = pq.read_table(cache)
+    assert sorted(hashes["etag"].to_pylist()) == sorted(listing["etag"].to_pylist())
+    # The next check takes a file's hash from there instead of reading the file: a (forged) hash shows it.
+    forged = pc.if_else(pc.ends_with(hashes["path"], "img-1.png"), "sha256:forged", hashes["etag"])
+    pq.write_table(hashes.set_column(hashes.schema.get_field_index("etag"), "etag", forged), cache)
+    second = asyncio.run(check_in_triggerer(query, isolate=True, log=log, digest=True))
+    expected = listing.set_column(2, "etag", pc.if_else(pc.equal(listing["key"], "img-1.png"), "sha256:forged",
+                                                       listing["etag"]))
+    assert second["digest"] == files_digest(expected) != first["digest"]
+    assert not unused.exists() and cache.exists()
