@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Sequence
@@ -144,13 +145,11 @@ class NewFilesSensor(BaseSensorOperator):
         return NewFilesTrigger(query=self.query(), poke_interval=self.poke_interval, end_at=end_at)
 
     def _check(self) -> dict[str, Any]:
-        query = self.query()
-        if self.mode == "reschedule":  # (each poke in a new process: a local datasource's hashes kept between them)
-            from lightly_airflow.datasource.check import hashes_kept
+        from lightly_airflow.datasource.check import hashes_kept
 
-            with hashes_kept(query.datasource_uri):
-                result = evaluate_new_files(query)
-        else:
+        query = self.query()
+        # (each rescheduled poke runs in a new process: a local datasource's hashes are kept between them)
+        with hashes_kept(query.datasource_uri) if self.mode == "reschedule" else contextlib.nullcontext():
             result = evaluate_new_files(query)
         self.log.info(
             "%s: %d files listed, %d new (%d known to the datapool%s)", self.datasource_uri, result.listed,
