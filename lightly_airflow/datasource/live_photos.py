@@ -70,7 +70,7 @@ def live_photo_clips(listing: pa.Table, examples: int = 5) -> LivePhotoClips:
         stem, ext = key.rsplit(".", 1)
         clips.setdefault(stem, []).append((row, ext.lower()))
     names = {f"{stem.lower()}.{e}" for stem, found in clips.items() for _, ext in found for e in CLIP_EXTENSIONS[ext]}
-    photo_rows = pc.indices_nonzero(pc.is_in(pc.utf8_lower(keys), value_set=pa.array(sorted(names)))).to_numpy()
+    photo_rows = pc.indices_nonzero(pc.is_in(pc.utf8_lower(keys), value_set=pa.array(list(names), pa.string()))).to_numpy()
     partner: dict[int, str] = {}
     for photo in keys.take(pa.array(photo_rows, pa.int64())).to_pylist():
         stem, ext = photo.rsplit(".", 1)
