@@ -84,6 +84,13 @@ FULL_SIZE = "lightly_airflow.full_size"
 #: + alpha, which Pillow opens as RGBA): Pillow decodes only the high byte of each value (12-bit data: at most 15),
 #: so :func:`display_rgb` decodes the low bytes too when the white is below 65535.
 WIDE_COLOUR = "lightly_airflow.wide_colour"
+PNG_LEVEL = 3
+"""zlib level of the PNGs written for selected video frames and object crops (lossless at every level). Pillow's
+default 6 spent most of a frame's export in compression. ``benchmarks/frame_png.py`` (H.264 pans across 17 of
+scikit-image's photos, decoded and turned upright as the export does, 51 frames a size, one thread's CPU time,
+2026-12-06): 640 x 360 level 6 164.0 KB in 39.8 ms a frame, level 3 +4 % bytes in 15.2 ms (2.6x as fast), level 1
++15 % in 10.3 ms; 1280 x 720 level 6 496.0 KB in 138.4 ms, level 3 +8 % in 52.8 ms (2.6x), level 1 +21 % in
+36.4 ms."""
 _NATIVE, _SWAPPED = ("L", "B") if sys.byteorder == "little" else ("B", "L")
 #: Pillow's unpackers of 16-bit colour data (each value's high byte) and ones keeping the low byte instead: the
 #: other byte order (a TIFF compressed with libtiff is unpacked in native order: ``;16N``), and for 16-bit grey +

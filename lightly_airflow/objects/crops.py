@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
 from lightly_airflow.objects.spec import ObjectsSpec
+from lightly_airflow.pixels import PNG_LEVEL
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, write_bytes
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def write_selected_crops(
         for obj in by_parent[parent]:
             x, y, w, h = scale_box(tuple(obj[C.OBJECT_CROP_BOX]), img.size, shown)
             buf = io.BytesIO()
-            img.crop((x, y, x + w, y + h)).save(buf, format="PNG", optimize=False)
+            img.crop((x, y, x + w, y + h)).save(buf, format="PNG", compress_level=PNG_LEVEL)
             write_bytes(buf.getvalue(), join_uri(root, crop_relpath(parent, obj[C.OBJECT_TASK], obj[C.OBJECT_INDEX])),
                         lightly_credentials)
             written += 1

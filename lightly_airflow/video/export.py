@@ -25,6 +25,7 @@ import pyarrow as pa
 from lightly_airflow import columns as C
 from lightly_airflow.cores import usable_cores
 from lightly_airflow.lightly_dir import lightly_root
+from lightly_airflow.pixels import PNG_LEVEL
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, map_io, protocol_of
 from lightly_airflow.video.decode import decode_frames, quarter_turns, sample_aspect, to_rgb, upright_image
 from lightly_airflow.video.source import open_video_source
@@ -76,7 +77,7 @@ def _png_bytes(image: Any, sar: Fraction, etag: str) -> bytes:
     if sar != 1:
         info.add_text(SAR_CHUNK, f"{sar.numerator}:{sar.denominator}")
     buf = io.BytesIO()
-    image.save(buf, format="PNG", pnginfo=info)
+    image.save(buf, format="PNG", pnginfo=info, compress_level=PNG_LEVEL)
     data = buf.getvalue()
     if sar != 1:  # Pillow writes pHYs only from a dpi (unit: metre); unit 0 says "aspect ratio only"
         body = b"pHYs" + struct.pack(">IIB", sar.denominator, sar.numerator, 0)  # pixels per unit: x ∝ 1/width
