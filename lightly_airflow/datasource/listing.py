@@ -44,6 +44,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lightly_airflow.cores import usable_cores
 from lightly_airflow.datasource.records import (
     AVIF_EXTENSIONS,
     DEFAULT_EXTENSIONS,
@@ -673,7 +674,7 @@ def _local_etags(stat_keys: list[StatKey]) -> list[str | None]:
             etags[i] = _sha256_file(stat_keys[i])
         return etags
     chunks = [todo[start:start + 64] for start in range(0, len(todo), 64)]
-    workers = min(8, (os.cpu_count() or 2) * 2)
+    workers = min(8, usable_cores() * 2)  # (hashing reads and computes: twice the CPUs it may use, a container's cpuset)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lightly-hash") as pool:
         for chunk, hashed in zip(chunks, pool.map(lambda c: [_sha256_file(stat_keys[i]) for i in c], chunks)):
             for i, etag in zip(chunk, hashed, strict=True):
