@@ -7,19 +7,22 @@ Datapools are named by their configured name only (:mod:`lightly_airflow.plugins
 HTML routes (relative to the mount point):
 
 - ``GET /`` — the configured datapools;
-- ``GET /pools/{pool}`` — versions (newest first) with counts and report links, and tags with counts;
+- ``GET /pools/{pool}?offset=&tag_offset=`` — versions (newest first) with counts and report links, and tags with
+  counts, :data:`~.pages.RECENT` of each a page;
 - ``GET /pools/{pool}/tags/{tag}?offset=&limit=`` — a tag's samples (key, run, status, pick rank), paged;
 - ``GET /pools/{pool}/reports/{folder}/{file}`` — a run's report files (``index.html``, PNGs, ``problems.parquet``);
 - ``GET /runs/{dag_id}/{run_id}`` — the DAG-run tab: redirects to the run's report or says why there is none.
 
 JSON: the same under ``/api/`` (``/api/pools``, ``/api/pools/{pool}``, ``/api/pools/{pool}/tags/{tag}``,
-``/api/runs/{dag_id}/{run_id}``).
+``/api/runs/{dag_id}/{run_id}``); ``/api/pools/{pool}`` pages its versions (``offset``, ``limit``) and tags
+(``tag_offset``, ``tag_limit``), :data:`~.pages.RECENT` of each by default and :data:`MAX_OVERVIEW_PAGE` at most, with
+their totals and the next pages' parameters in ``paging`` (a bad value: 400).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -54,6 +57,8 @@ CURRENT_USER = get_user
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+#: Most versions (``limit``) and tags (``tag_limit``) one answer of ``GET /api/pools/{pool}`` lists.
+MAX_OVERVIEW_PAGE = 500
 #: Our pages and the reports need no script and load nothing from elsewhere.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; "
@@ -101,6 +106,27 @@ def _login_url(next_url: str) -> str | None:
         return str(get_auth_manager().get_url_login(next_url=next_url))
     except Exception:  # noqa: BLE001 - no auth manager yet: the plain 401 stands
         return None
+
+
+class BadParameterError(ValueError):
+    """A query parameter of a JSON route out of its range (400); the message names it, its range and the value."""
+
+
+def _count_param(params: Mapping[str, str], name: str, default: int, most: int | None) -> int:
+    """Query parameter ``name``: a whole number, at least 1 when it is a ``limit`` (``most`` set), at most
+    ``most``; ``default`` when absent.
+
+    :raises BadParameterError: anything else.
+    """
+    raw = params.get(name)
+    if raw is None:
+        return default
+    least = 0 if most is None else 1
+    value = int(raw) if raw.isascii() and raw.isdigit() else None
+    if value is None or value < least or (most is not None and value > most):
+        bound = f"a whole number from {least} to {most}" if most is not None else f"a whole number from {least} up"
+        raise BadParameterError(f"{name} must be {bound}, got {raw!r}.")
+    return value
 
 
 def _report_url(root: str, pool: str, slug: str, filename: str = D.REPORT_INDEX) -> str:
@@ -155,11 +181,8 @@ def _shown(offset: int, count: int, total: int) -> str:
     return f'<p class="muted">{offset + 1}–{offset + count} of {total:,}, newest first.</p>' if count < total else ""
 
 
-def _overview_page(root: str, ov: dict[str, Any], offset: int = 0, tag_offset: int = 0) -> str:
-    """A pool's versions and tags, newest first (``initial-tag`` on top), :data:`~.pages.RECENT` of each a page:
-    ``offset`` the first version shown, ``tag_offset`` the first tag."""
-    from lightly_airflow.plugins.pages import RECENT
-
+def _overview_page(root: str, ov: dict[str, Any]) -> str:
+    """A page of a pool's versions and tags, newest first (``initial-tag`` on top): :func:`~.data.overview`."""
     name = ov["name"]
     crumbs = [("Datapools", f"{root}/"), (name, None)]
     head = f'<p class="muted"><code>{H.e(ov["uri"])}</code></p>'
@@ -168,8 +191,8 @@ def _overview_page(root: str, ov: dict[str, Any], offset: int = 0, tag_offset: i
         body = head + '<div class="box warn">No run has committed to this datapool yet.</div>' + waiting
         return H.page(f"Datapool {name}", body, crumbs=crumbs)
     samples = f"{root}/pools/{H.seg(name)}/samples"
-    tags = ov["tags"][:1] + ov["tags"][:0:-1]  # (initial-tag, then the newest first)
-    history = ov["history"][offset:offset + RECENT]
+    versions, tags = ov["paging"]["history"], ov["paging"]["tags"]
+    offset, tag_offset = versions["offset"], tags["offset"]
     tag_rows = [
         (
             H.link(f"{samples}?tag={quote(t['name'], safe='')}", t["name"]),
@@ -179,13 +202,13 @@ def _overview_page(root: str, ov: dict[str, Any], offset: int = 0, tag_offset: i
             H.link(f"{root}/pools/{H.seg(name)}/map?tag={quote(t['name'], safe='')}", "map") + " · "
             + H.link(f"{root}/pools/{H.seg(name)}/tags/{H.seg(t['name'])}", "key list"),
         )
-        for t in tags[tag_offset:tag_offset + RECENT]
+        for t in ov["tags"]
     ]
     from lightly_airflow.datapool.reclaim import describe_vacuum
 
     hist_rows = []
     vacuums = sorted(ov.get("vacuums") or [], key=lambda v: str(v.get("started_at")), reverse=True)
-    for h in history:
+    for h in ov["history"]:
         # A vacuum adds no version: shown above the version that was the latest when it ran (newest first).
         for v in [v for v in vacuums if v.get("version") == h["version"]]:
             hist_rows.append(('<span class="muted">—</span>', H.e(v.get("started_at") or ""), "vacuum", "", "", "", "",
@@ -209,19 +232,19 @@ def _overview_page(root: str, ov: dict[str, Any], offset: int = 0, tag_offset: i
     )
     body = (
         f"{nav}{head}<p>Latest version <b>{H.e(ov['version'])}</b>.</p>{waiting}"
-        '<section id="tags"><h2>Tags</h2>' + _shown(tag_offset, len(tag_rows), len(tags))
+        '<section id="tags"><h2>Tags</h2>' + _shown(tag_offset, len(tag_rows), tags["total"])
         + '<div class="hscroll">' + H.table(["Tag", "Samples", "Version", "Run", ""], tag_rows, numeric=(1, 2))
         + "</div>"
-        + _pager(lambda o: f"{here}?{urlencode([('offset', offset), ('tag_offset', o)])}#tags", tag_offset, RECENT,
-                 len(tags)) + "</section>"
-        + '<section id="versions"><h2>Versions</h2>' + _shown(offset, len(history), len(ov["history"]))
+        + _pager(lambda o: f"{here}?{urlencode([('offset', offset), ('tag_offset', o)])}#tags", tag_offset,
+                 tags["limit"], tags["total"]) + "</section>"
+        + '<section id="versions"><h2>Versions</h2>' + _shown(offset, len(ov["history"]), versions["total"])
         # (ten columns: in a narrow window the table scrolls sideways on its own, not the whole page)
         + '<div class="hscroll">'
         + H.table(["Version", "Committed", "Run", "DAG", "Tag", "Rows", "Selected", "Counts", "Report", ""], hist_rows,
                   numeric=(0, 5, 6))
         + "</div>"
-        + _pager(lambda o: f"{here}?{urlencode([('offset', o), ('tag_offset', tag_offset)])}#versions", offset, RECENT,
-                 len(ov["history"])) + "</section>"
+        + _pager(lambda o: f"{here}?{urlencode([('offset', o), ('tag_offset', tag_offset)])}#versions", offset,
+                 versions["limit"], versions["total"]) + "</section>"
     )
     return H.page(f"Datapool {name}", body, crumbs=crumbs, static=f"{root}/static")
 
@@ -302,6 +325,10 @@ def create_app() -> FastAPI:
     async def _not_found(request: Request, exc: D.NotFoundError) -> Response:
         return _error(request, 404, "Not found", str(exc))
 
+    @app.exception_handler(BadParameterError)
+    async def _bad_parameter(request: Request, exc: BadParameterError) -> Response:
+        return _error(request, 400, "Bad request", str(exc))
+
     @app.exception_handler(DatapoolsConfigError)
     async def _bad_config(request: Request, exc: DatapoolsConfigError) -> Response:
         log.error("Invalid datapools configuration: %s", exc)
@@ -323,7 +350,10 @@ def create_app() -> FastAPI:
     @app.get("/pools/{pool}", response_class=HTMLResponse)
     def pool_page(request: Request, pool: str, offset: int = Query(0, ge=0),
                   tag_offset: int = Query(0, ge=0)) -> HTMLResponse:
-        return _html(_overview_page(_root(request), D.overview(_pool(pool)), offset, tag_offset))
+        from lightly_airflow.plugins.pages import RECENT
+
+        ov = D.overview(_pool(pool), offset=offset, limit=RECENT, tag_offset=tag_offset, tag_limit=RECENT)
+        return _html(_overview_page(_root(request), ov))
 
     @app.get("/pools/{pool}/tags/{tag}", response_class=HTMLResponse)
     def tag_page(
@@ -361,8 +391,16 @@ def create_app() -> FastAPI:
         return [{"name": p.name, "uri": p.uri, "conn_id": p.conn_id} for p in configured_datapools().values()]
 
     @app.get("/api/pools/{pool}")
-    def api_pool(pool: str) -> dict[str, Any]:
-        return D.overview(_pool(pool))
+    def api_pool(request: Request, pool: str) -> dict[str, Any]:
+        from lightly_airflow.plugins.pages import RECENT
+
+        spec = _pool(pool)
+        q = request.query_params
+        return D.overview(
+            spec, offset=_count_param(q, "offset", 0, None), limit=_count_param(q, "limit", RECENT, MAX_OVERVIEW_PAGE),
+            tag_offset=_count_param(q, "tag_offset", 0, None),
+            tag_limit=_count_param(q, "tag_limit", RECENT, MAX_OVERVIEW_PAGE),
+        )
 
     @app.get("/api/pools/{pool}/tags/{tag}")
     def api_tag(

@@ -138,3 +138,125 @@ def test_page_sizes_do_not_grow_with_the_history(long_pool: Path, tmp_path: Path
     after = sizes()
     for url, a, b in zip(urls, before, after, strict=True):
         assert abs(b - a) < 200, f"{url}: {a} bytes at {RUNS} versions, {b} at {RUNS + 20}"
+
+
+def _walk(client, params: dict[str, int], key: str) -> tuple[list[dict], list[dict]]:
+    """Every page of ``/api/pools/p``'s list ``key`` (``history`` or ``tags``), following ``paging.<key>.next``
+    from ``params``: the items and each page's ``paging.<key>``."""
+    items, pages = [], []
+    while params is not None:
+        r = client.get("/lightly/api/pools/p", params=params)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        items += body[key]
+        pages.append(body["paging"][key])
+        params = body["paging"][key]["next"]
+    return items, pages
+
+
+def test_the_pool_json_pages_its_versions_and_tags_newest_first(long_client) -> None:
+    first = long_client.get("/lightly/api/pools/p").json()
+    assert (first["exists"], first["version"], first["name"]) == (True, LATEST, "p")
+    # by default the page's RECENT newest versions and tags, as the pool page shows them
+    assert [h["version"] for h in first["history"]] == list(range(LATEST, LATEST - RECENT, -1))
+    assert [t["name"] for t in first["tags"]] == [C.INITIAL_TAG, *[f"t{r:03d}" for r in range(RUNS - 1, RUNS - RECENT, -1)]]
+    assert first["paging"] == {
+        "history": {"offset": 0, "limit": RECENT, "total": LATEST + 1, "next": {"offset": RECENT, "limit": RECENT}},
+        "tags": {"offset": 0, "limit": RECENT, "total": RUNS + 1, "next": {"tag_offset": RECENT, "tag_limit": RECENT}},
+    }
+    assert first["tags"][0]["count"] == RUNS  # (each run selected one new key)
+    history, pages = _walk(long_client, {"limit": 7}, "history")
+    assert [h["version"] for h in history] == list(range(LATEST, -1, -1))  # every version once, newest first
+    assert [p["offset"] for p in pages] == list(range(0, LATEST + 1, 7)) and pages[-1]["next"] is None
+    assert {h["run_id"] for h in history if h["run_id"]} == {f"manual__run-{r:03d}" for r in range(RUNS)}
+    tags, pages = _walk(long_client, {"tag_limit": 4, "offset": 3}, "tags")
+    assert [t["name"] for t in tags] == [C.INITIAL_TAG, *[f"t{r:03d}" for r in range(RUNS - 1, -1, -1)]]
+    assert [p["offset"] for p in pages] == list(range(0, RUNS + 1, 4)) and {t["count"] for t in tags[1:]} == {1}
+    past = long_client.get("/lightly/api/pools/p", params={"offset": LATEST + 5, "limit": 500}).json()
+    assert past["history"] == [] and past["paging"]["history"]["total"] == LATEST + 1
+    assert past["paging"]["history"]["next"] is None
+
+
+@pytest.mark.parametrize(("params", "said"), [
+    ({"limit": 0}, "limit must be a whole number from 1 to 500, got '0'."),
+    ({"limit": 501}, "limit must be a whole number from 1 to 500, got '501'."),
+    ({"tag_limit": "ten"}, "tag_limit must be a whole number from 1 to 500, got 'ten'."),
+    ({"offset": -1}, "offset must be a whole number from 0 up, got '-1'."),
+    ({"tag_offset": "1.5"}, "tag_offset must be a whole number from 0 up, got '1.5'."),
+    ({"offset": ""}, "offset must be a whole number from 0 up, got ''."),
+])
+def test_bad_paging_of_the_pool_json_is_400_naming_the_parameter(long_client, params, said) -> None:
+    r = long_client.get("/lightly/api/pools/p", params=params)
+    assert r.status_code == 400 and r.json() == {"detail": said}
+
+
+def test_the_pool_json_does_not_grow_with_the_history(long_pool: Path, tmp_path: Path, monkeypatch) -> None:
+    """Before and after 60 more commits: the default page holds pages.RECENT (50) versions and tags however long
+    the history (it held all 91), a page of 10 is the same size but for a few bytes."""
+    import shutil
+
+    from ui_client import ui_client
+
+    path = tmp_path / "pool"
+    shutil.copytree(long_pool, path)
+
+    def sizes() -> tuple[int, int, dict]:
+        with ui_client(monkeypatch, {"p": {"uri": str(path)}}) as c:
+            default, ten = c.get("/lightly/api/pools/p"), c.get("/lightly/api/pools/p?limit=10&tag_limit=10")
+            return len(default.content), len(ten.content), default.json()
+
+    ten_before = sizes()[1]
+    pool = Datapool(str(path))
+    for run in range(RUNS, RUNS + 60):
+        commit_tiny_run(pool, run)
+    _, ten_after, body = sizes()
+    assert (len(body["history"]), len(body["tags"]), body["paging"]["history"]["total"]) == (P.RECENT, P.RECENT, 91)
+    assert abs(ten_after - ten_before) < 200, (ten_before, ten_after)
+
+
+def _replace_key(pool: Datapool, run: int, key: str) -> None:
+    """A run that finds ``key`` replaced (another etag) and does not select it: ``initial-tag`` loses it."""
+    import pyarrow as pa
+
+    rows = pa.table({
+        C.KEY: [key], C.ETAG: [f"new-{run}"], C.STATUS: ["ok"],
+        C.EMBEDDING: pa.array([[0.5, 0.5, 0.5, float(run)]], pa.list_(pa.float32(), 4)),
+        C.SELECTED: [False], C.PICK_RANK: pa.array([None], pa.int64()),
+    })
+    pool.commit(rows, run_id=f"manual__replace-{run:03d}", dag_id="hourly", tag=f"replace{run:03d}", config={},
+                counts={}, embedding_model="m", embedding_dim=4, read_version=pool.version())
+
+
+def test_the_initial_tag_count_is_counted_once_a_version_and_stays_exact(tmp_path: Path, monkeypatch) -> None:
+    """The count reads every data file: the pool page, its JSON and the tags' key lists count it once a
+    version. A new version (a run, a run replacing a selected file) is counted anew, and so is a pool made anew
+    at the same place with as many versions."""
+    import shutil
+
+    from ui_client import ui_client
+
+    from lightly_airflow.datapool import snapshot
+
+    counted = []
+    real = snapshot._count_selected
+    monkeypatch.setattr(snapshot, "_count_selected", lambda table: counted.append(table.version()) or real(table))
+    path = tmp_path / "pool"
+    pool = build_long_pool(str(path), 4)
+
+    def initial_count(c) -> int:
+        [initial] = [t for t in c.get("/lightly/api/pools/p").json()["tags"] if t["name"] == C.INITIAL_TAG]
+        return int(initial["count"])
+
+    with ui_client(monkeypatch, {"p": {"uri": str(path)}}) as c:
+        assert initial_count(c) == 4 and initial_count(c) == 4
+        assert "4 samples" in c.get("/lightly/pools/p/tags/initial-tag").text and c.get("/lightly/pools/p").is_success
+        assert counted == [4]
+        _replace_key(pool, 10, "r1/0.jpg")  # run 1's pick, replaced and not selected again
+        assert initial_count(c) == 3 and c.get("/lightly/api/pools/p/tags/initial-tag").json()["total"] == 3
+        assert counted == [4, 5]
+        shutil.rmtree(path)  # made anew at the same place, with as many versions: one selected key fewer
+        pool = build_long_pool(str(path), 3)
+        _replace_key(pool, 11, "r0/0.jpg")
+        _replace_key(pool, 12, "r2/0.jpg")
+        assert initial_count(c) == 1
+        assert counted == [4, 5, 5]
