@@ -37,7 +37,9 @@ METADATA_SCHEMA_FILE = "metadata/schema.json"
 # segments, broadcast, surveillance and dashcam recordings; a TypeScript file shares the extension and becomes
 # a problem row saying so, ``video.index.transport_stream_problem``).
 VIDEO_EXTENSIONS = ("mp4", "m4v", "hevc", "mpg", "mpeg", "avi", "mov", "webm", "mkv", "mts", "m2ts", "ts")
-_FRAME_RE = re.compile(r"^(?P<stem>.+)-(?P<index>\d+)-(?P<ext>" + "|".join(VIDEO_EXTENSIONS) + r")$", re.IGNORECASE)
+#: A video frame's name without its extension (``clip-007-mp4``): the video's stem, the frame index, the video's
+#: extension (:func:`parse_frame_name`; `video.listing` derives its Arrow pattern from this one).
+FRAME_RE = re.compile(r"^(?P<stem>.+)-(?P<index>\d+)-(?P<ext>" + "|".join(VIDEO_EXTENSIONS) + r")$", re.IGNORECASE)
 
 
 class LightlyFileError(ValueError):
@@ -77,7 +79,7 @@ def parse_frame_name(key: str) -> tuple[str, int] | None:
     ``subdir/video_1-099-mp4.png`` -> ``("subdir/video_1.mp4", 99)``.
     """
     head, _, name = key.rpartition("/")
-    match = _FRAME_RE.match(key_stem(name))
+    match = FRAME_RE.match(key_stem(name))
     if not match:
         return None
     video = f"{match['stem']}.{match['ext']}"
@@ -100,7 +102,7 @@ def near_miss_stems(key: str) -> list[tuple[str, str, str]]:
     head, _, name = stem.rpartition("/")
     prefix = f"{head}/" if head else ""
     out: list[tuple[str, str, str]] = []
-    frame = _FRAME_RE.match(name)
+    frame = FRAME_RE.match(name)
     if frame:
         width, index = len(frame["index"]), int(frame["index"])
         for w in range(len(str(index)), max(width + 2, 6) + 1):

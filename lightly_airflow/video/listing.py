@@ -13,7 +13,8 @@ and each shard seeks to its own first frame.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
+from lightly_airflow.lightly_dir import FRAME_RE
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri
 from lightly_airflow.video.index import (
     EMPTY_VIDEO,
@@ -223,22 +225,73 @@ def known_videos(known: pa.Table | None) -> pa.Table | None:
     that could not be read, kept under the video's own key), for the new-file diff of a listing."""
     if known is None or not known.num_rows:
         return known
-    keys = known.column(C.KEY).to_pylist()
-    etags = known.column(C.ETAG).to_pylist()
-    out_k: list[str] = []
-    out_e: list[str | None] = []
-    for k, e in zip(keys, etags):
-        parsed = parse_frame_name(k)
-        if parsed is not None:
-            out_k.append(parsed[0])
-            out_e.append(e)
-        elif is_video_key(k):
-            out_k.append(k)
-            out_e.append(e)
-    table = pa.table({C.KEY: pa.array(out_k, pa.string()), C.ETAG: pa.array(out_e, pa.string())})
+
+    def arrow(keys: pa.Array) -> pa.Array:  # a frame's video, else a video's own key
+        return pc.coalesce(_frame_videos(keys), pc.if_else(video_mask(keys), keys, pa.scalar(None, pa.string())))
+
+    def rule(key: str) -> str | None:
+        video = _frame_video(key)
+        return video if video is not None else key if is_video_key(key) else None
+
+    videos = _per_key(known.column(C.KEY), arrow, rule)
+    is_video = pc.is_valid(videos)
+    table = pa.table({C.KEY: videos.filter(is_video), C.ETAG: known.column(C.ETAG).cast(pa.string()).filter(is_video)})
     table = table.group_by([C.KEY, C.ETAG]).aggregate([])
     rest = known.select([C.KEY, C.ETAG]).cast(pa.schema([pa.field(C.KEY, pa.string()), pa.field(C.ETAG, pa.string())]))
     return pa.concat_tables([rest, table])
+
+
+def frame_videos(keys: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
+    """The video key of each video frame's key (:func:`~lightly_airflow.video.naming.parse_frame_name`:
+    ``sub/clip-007-mp4.png`` -> ``sub/clip.mp4``), null for every other key: in Arrow, Python only for the few keys :func:`_per_key` names."""
+    return _per_key(keys, _frame_videos, _frame_video)
+
+
+def _frame_video(key: str) -> str | None:
+    parsed = parse_frame_name(key)
+    return parsed[0] if parsed is not None else None
+
+
+#: :func:`parse_frame_name`'s rule for Arrow (RE2), on a key without its extension: its own regex and case rule,
+#: the frame's stem (``.+``) being the characters of the key's last path component before the frame's end.
+_FRAME_STEM = "^(?P<stem>.+)"
+if not FRAME_RE.pattern.startswith(_FRAME_STEM):
+    raise RuntimeError(f"lightly_airflow/video/listing.py expects the frame regex of lightly_dir.py to start with "
+                       f"{_FRAME_STEM!r}, not {FRAME_RE.pattern!r}: update _FRAME_KEY to the new frame name rule.")
+_FRAME_KEY = ("(?i)" if FRAME_RE.flags & re.IGNORECASE else "") + FRAME_RE.pattern.replace(_FRAME_STEM, "(?:^|/)[^/]+")
+
+
+def _frame_videos(keys: pa.Array) -> pa.Array:
+    """:func:`frame_videos` by Arrow alone: exact for the keys :func:`_per_key` leaves to it."""
+    # key_stem(key): the name's last extension off, unless nothing is left before it
+    stems = pc.replace_substring_regex(keys, r"([^/])\.[^./]*$", r"\1", max_replacements=1)
+    frame = pc.fill_null(pc.match_substring_regex(stems, _FRAME_KEY), False)
+    # <stem>-<index>-<extension> -> <stem>.<extension> (neither the index nor the extension has a dash)
+    parts = pc.split_pattern(stems.filter(frame), "-", max_splits=2, reverse=True)
+    videos = pc.binary_join_element_wise(pc.list_element(parts, 0), ".", pc.list_element(parts, 2), "")
+    videos = pc.replace_substring_regex(videos, r"^/([^/]*)$", r"\1", max_replacements=1)  # ("/a-1-mp4.png": a.mp4)
+    return pc.replace_with_mask(pa.nulls(len(keys), pa.string()), frame, videos)
+
+
+def _per_key(keys: pa.Array | pa.ChunkedArray, arrow: Callable[[pa.Array], pa.Array],
+             rule: Callable[[str], str | None]) -> pa.ChunkedArray:
+    """``arrow(keys)`` (a vectorised Python ``rule``), with ``rule(key)`` itself where Arrow's RE2 may read a key
+    otherwise than Python's ``re``: keys that are not ASCII (Python's ``\\d`` and case folding are Unicode's:
+    ``clip-٣-mp4``, ``clip-1-avı``) or hold a line break (Python's ``$`` also matches before a final one). A null
+    key gives null."""
+    chunks = keys.chunks if isinstance(keys, pa.ChunkedArray) else [keys]
+    out = []
+    for chunk in chunks:
+        chunk = chunk.cast(pa.string())
+        values = arrow(chunk)
+        plain = pc.and_(pc.string_is_ascii(chunk), pc.invert(pc.match_substring(chunk, "\n")))
+        other = pc.invert(pc.fill_null(plain, True))  # (a null key is no video)
+        if pc.any(other).as_py():
+            odd = chunk.filter(other).to_pylist()
+            logger.debug("%d keys not ASCII or with a line break: read by the Python rule", len(odd))
+            values = pc.replace_with_mask(values, other, pa.array([rule(k) for k in odd], pa.string()))
+        out.append(values)
+    return pa.chunked_array(out, pa.string())
 
 
 def with_frame_values(pool: object, reuse: pa.Table) -> pa.Table:
@@ -246,8 +299,9 @@ def with_frame_values(pool: object, reuse: pa.Table) -> pa.Table:
     metrics of its video frames, so the embed task copies them instead of decoding an unchanged video again."""
     from lightly_airflow.datapool.rows import COMMIT_VERSION
 
-    frames = [k for k in reuse.column(C.KEY).to_pylist() if parse_frame_name(k) is not None]
-    if not frames:
+    keys = reuse.column(C.KEY)
+    frames = keys.filter(pc.is_valid(frame_videos(keys))).cast(pa.string()).combine_chunks()
+    if not len(frames):
         return reuse
     from lightly_airflow.datapool.errors import UnknownColumnError
     from lightly_airflow.metadata.metrics import METRICS
@@ -259,11 +313,11 @@ def with_frame_values(pool: object, reuse: pa.Table) -> pa.Table:
         table = pool.read()  # type: ignore[attr-defined]
     wanted = [c for c in names if c in table.column_names]
     rows = table.select([C.KEY, C.ETAG, COMMIT_VERSION, *wanted])
-    rows = rows.filter(pc.is_in(rows.column(C.KEY), pa.array(frames, pa.string())))
+    rows = rows.filter(pc.is_in(rows.column(C.KEY), frames))
     rows = rows.sort_by([(C.KEY, "ascending"), (COMMIT_VERSION, "descending")])
-    keys = rows.column(C.KEY).to_pylist()
-    first = [i for i, k in enumerate(keys) if i == 0 or keys[i - 1] != k]
-    rows = rows.take(pa.array(first, pa.int64())).drop_columns([COMMIT_VERSION])
+    keys = rows.column(C.KEY).combine_chunks()
+    first = pc.index_in(pc.unique(keys), value_set=keys)  # each key's first row: its latest commit
+    rows = rows.take(first).drop_columns([COMMIT_VERSION])
     # A frame is reused only with every metric: one committed before a metric existed (uniformRowRatio, added
     # after pools were written) is decoded again, else a THRESHOLD on that metric would drop it as missing.
     complete = pa.array([True] * rows.num_rows, pa.bool_())
