@@ -266,13 +266,15 @@ def expiring_files(files: pa.Table, lifecycle: Lifecycle, *, now: dt.datetime, m
         which = np.where(sooner, r, which)
     limit = _micros(now) + min_days * _DAY_US
     mask = expiry < limit
-    reasons = []
-    for i in np.flatnonzero(mask).tolist():
-        left = (int(expiry[i]) - _micros(now)) / _DAY_US
-        when = dt.datetime.fromtimestamp(int(expiry[i]) / 1e6, dt.UTC)
-        reasons.append((str(files.column("key")[i]), (
-            f"expires {'in ' + _days(left) if left > 0 else 'now (its deletion is due)'} ({when:%Y-%m-%d %H:%M} UTC"
-            f", {lifecycle.rules[int(which[i])].describe()})")))
+    hits = np.flatnonzero(mask)
+    at = expiry[hits]
+    rules = [rule.describe() for rule in lifecycle.rules]  # (each rule's words once, each minute's once)
+    minutes, minute = np.unique(at // 60_000_000, return_inverse=True)
+    whens = [f"{dt.datetime.fromtimestamp(m * 60, dt.UTC):%Y-%m-%d %H:%M} UTC" for m in minutes.tolist()]
+    reasons = [(key, f"expires {'in ' + _days(left) if left > 0 else 'now (its deletion is due)'} ({whens[w]}, "
+                     f"{rules[r]})")
+               for key, left, w, r in zip(files.column("key").take(hits).to_pylist(),
+                                          ((at - _micros(now)) / _DAY_US).tolist(), minute.tolist(), which[hits].tolist())]
     return Expiring(mask, reasons)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 import boto3
@@ -168,3 +169,95 @@ def test_gcs_datasource_lifecycle_request_and_creation_time(gcs_bucket: Any) -> 
     listing = list_table(f"{gcs_bucket.uri}/folder", credentials=gcs_bucket.credentials)
     created = fs.info(f"{root}/folder/a.png")["timeCreated"]
     assert listing.column("mtime")[0].as_py() == dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+
+
+def _expected_reasons(files: pa.Table, now: dt.datetime, min_days: float,
+                      expiry_of: Any) -> list[tuple[str, str]]:
+    """Each file's reason, one file at a time: ``expiry_of(key, created)`` gives ``(expiry, rule)`` or ``None``."""
+    out = []
+    for row in files.to_pylist():
+        found = expiry_of(row["key"], row["mtime"] or now)
+        if found is None or found[0] >= now + dt.timedelta(days=min_days):
+            continue
+        expiry, rule = found
+        left = (expiry - now) // dt.timedelta(microseconds=1) / 86_400_000_000
+        when = "now (its deletion is due)" if left <= 0 else (
+            f"in {left:.1f} days" if left >= 1 else f"in {math.ceil(left * 24)} hours")
+        out.append((row["key"], f"expires {when} ({expiry:%Y-%m-%d %H:%M} UTC, {rule.describe()})"))
+    return out
+
+
+def test_reasons_of_many_files_are_each_file_s_text_in_listing_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reason of every expiring file (2.4 s at 300,000 files when each was formatted in a loop with its rule's
+    words and date) is the text a file-by-file evaluation gives, at every second and microsecond of creation."""
+    import random
+
+    rnd = random.Random(5)
+    now = dt.datetime(2026, 12, 6, 9, 41, 17, 250_001, tzinfo=UTC)
+    rows = []
+    for i in range(3000):
+        created = now - dt.timedelta(days=rnd.uniform(0, 9), microseconds=rnd.randrange(1_000_000))
+        if i % 97 == 0:
+            created = dt.datetime(2025, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC) - dt.timedelta(days=i)
+        folder = rnd.choice(["raw", "raw/deep", "other", "tmp"])
+        rows.append((f"{folder}/f{i}.{'png' if i % 3 else 'jpg'}", rnd.randrange(5000), None if i % 101 == 0 else created))
+    files = _files(rows)
+
+    gcs = gcs_lifecycle({"lifecycle": {"rule": [
+        {"action": {"type": "Delete"}, "condition": {"age": 7.25, "matchesPrefix": ["data/raw/"]}},
+        {"action": {"type": "Delete"}, "condition": {"age": 3, "matchesSuffix": [".jpg"], "matchesPrefix": ["data/tmp/"]}},
+        {"action": {"type": "Delete"}, "condition": {"createdBefore": "2026-01-01"}},
+    ]}})
+    gcs.key_prefix = "data/"
+
+    def gcs_expiry(key: str, created: dt.datetime) -> tuple[dt.datetime, Any] | None:
+        hits = [(created + dt.timedelta(days=7.25), gcs.rules[0]) if key.startswith("raw/") else None,
+                (created + dt.timedelta(days=3), gcs.rules[1]) if key.startswith("tmp/") and key.endswith(".jpg")
+                else None,
+                (created, gcs.rules[2]) if created < dt.datetime(2026, 1, 1, tzinfo=UTC) else None]
+        hits = [h for h in hits if h is not None]
+        return min(hits, key=lambda h: h[0]) if hits else None  # (the first rule of two as soon)
+
+    s3 = s3_lifecycle({"Rules": [
+        {"ID": "tmp-2d", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 2}},
+        {"ID": "big", "Status": "Enabled", "Filter": {"ObjectSizeGreaterThan": 4000}, "Expiration": {"Days": 5}},
+        {"ID": "raw-date", "Status": "Enabled", "Filter": {"Prefix": "raw/deep/"},
+         "Expiration": {"Date": dt.datetime(2026, 12, 9)}},
+    ]})
+    sizes = {k: s for k, s, _ in rows}
+
+    def s3_expiry(key: str, created: dt.datetime) -> tuple[dt.datetime, Any] | None:
+        def midnight(days: int) -> dt.datetime:
+            return dt.datetime.combine((created + dt.timedelta(days=days)).date() + dt.timedelta(days=1), dt.time(),
+                                       tzinfo=UTC)
+        hits = [(midnight(2), s3.rules[0]) if key.startswith("tmp/") else None,
+                (midnight(5), s3.rules[1]) if sizes[key] > 4000 else None,
+                (max(dt.datetime(2026, 12, 9, tzinfo=UTC), created), s3.rules[2]) if key.startswith("raw/deep/")
+                else None]
+        hits = [h for h in hits if h is not None]
+        return min(hits, key=lambda h: h[0]) if hits else None
+
+    from lightly_airflow.datasource.expiration import ExpirationRule
+
+    described: list[str] = []
+    describe = ExpirationRule.describe
+
+    def counted(rule: ExpirationRule) -> str:
+        described.append(rule.rule_id)
+        return describe(rule)
+
+    for lifecycle, expiry_of in ((gcs, gcs_expiry), (s3, s3_expiry)):
+        for min_days in (0.2, 1, 7):
+            with monkeypatch.context() as m:
+                m.setattr(ExpirationRule, "describe", counted)
+                described.clear()
+                found = expiring_files(files, lifecycle, now=now, min_days=min_days)
+            assert described == [r.rule_id for r in lifecycle.rules]  # (once a rule: was once an expiring file)
+            expected = _expected_reasons(files, now, min_days, expiry_of)
+            assert found.reasons == expected
+            assert found.count == len(expected) > 20
+            assert [k for k, m in zip(files.column("key").to_pylist(), found.mask.tolist()) if m] == [
+                k for k, _ in expected]
+        texts = " ".join(r for _, r in expiring_files(files, lifecycle, now=now, min_days=7).reasons)
+        assert "hours (" in texts and "days (" in texts
+    assert "now (its deletion is due)" in " ".join(r for _, r in expiring_files(files, gcs, now=now, min_days=7).reasons)
