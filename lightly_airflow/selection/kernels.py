@@ -2264,6 +2264,8 @@ def plan_picks(xs: np.ndarray, sq: np.ndarray, d2: np.ndarray, rows: np.ndarray,
     with blas_one_thread():
         dots = xs @ xs.T
     approx = (sq[:, None] + sq[None, :]) - 2.0 * dots.astype(np.float64)
+    if keys is None and after is None and bool(np.all(rows[1:] > rows[:-1])):
+        return _plan_distances(xs, sq, d2, rows, first, top, margin, approx)
     live = np.ones(len(rows), dtype=np.bool_)
     c = first
     plan = []
@@ -2286,6 +2288,27 @@ def plan_picks(xs: np.ndarray, sq: np.ndarray, d2: np.ndarray, rows: np.ndarray,
         c = int(ties[np.argmin(rows[ties])])
         plan.append((int(rows[c]), k, float(d2[c])))
     return plan
+
+
+def _plan_distances(xs: np.ndarray, sq: np.ndarray, d2: np.ndarray, rows: np.ndarray, first: int, top: float,
+                    margin: float, approx: np.ndarray) -> list[tuple[int, float, float]]:
+    """:func:`plan_picks` where the keys are the distances and ``rows`` ascend: the planned rows' values set to -inf
+    (never near, never the maximum), so each pick is one filter and one argmax (the first maximum: the lowest row).
+    About half the numpy calls a pick (8,000 x 1,280, k = 2,000: 1,894 of the picks come from plans)."""
+    v = d2.copy()
+    c = first
+    plan = []
+    while True:
+        v[c] = -np.inf
+        near = np.flatnonzero(approx[:, c] - margin < v)  # (the others: proven not nearer)
+        if len(near):
+            e = (sq[near] + sq[c]) - 2.0 * sequential_dots(xs[near], np.broadcast_to(xs[c], (len(near), xs.shape[1])))
+            v[near] = d2[near] = np.minimum(v[near], np.where(e > 0.0, e, 0.0))
+        c = int(np.argmax(v))
+        k = float(v[c])
+        if not k > top:
+            return plan
+        plan.append((int(rows[c]), k, k))
 
 
 def top_rows(hi: np.ndarray, m: int) -> np.ndarray:
