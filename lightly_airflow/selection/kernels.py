@@ -2297,7 +2297,7 @@ def _plan_distances(xs: np.ndarray, sq: np.ndarray, d2: np.ndarray, rows: np.nda
     About half the numpy calls a pick (8,000 x 1,280, k = 2,000: 1,894 of the picks come from plans)."""
     v = d2.copy()
     c = first
-    plan = []
+    plan: list[tuple[int, float, float]] = []
     while True:
         v[c] = -np.inf
         near = np.flatnonzero(approx[:, c] - margin < v)  # (the others: proven not nearer)
