@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 def one_array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -11,3 +12,9 @@ def one_array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
     if isinstance(col, pa.ChunkedArray):
         return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
     return col
+
+
+def filtered(table: pa.Table, mask: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """``table.filter(mask)`` (null: dropped), or ``table`` itself where the mask keeps every row: a filter copies
+    every column (a run's embeddings), even when it drops nothing."""
+    return table if mask.null_count == 0 and pc.all(mask).as_py() else table.filter(mask)

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
 from lightly_airflow import staging
+from lightly_airflow.arrow import filtered
 from lightly_airflow.datasource.query import ListingSkips, NewFilesQuery, QueryCredentials
 from lightly_airflow.review import (
     COMMITTED_AFTER_REVIEW,
@@ -910,7 +911,7 @@ def select_and_commit(
             # Samples the pool already selected are context for this run, not candidates again.
             ok_mask = pc.and_(ok_mask, pc.invert(selected_before(marked, preselected)))
         # (all ok, the usual case: the candidates are the rows themselves, no filtered copy of their embeddings)
-        candidates = marked if pc.all(pc.fill_null(ok_mask, False)).as_py() else marked.filter(ok_mask)
+        candidates = filtered(marked, ok_mask)
         if read_version is not None:
             candidates = al.restrict(candidates, snap)  # query_tag_name: only that tag's samples
         candidates = _with_schema_metadata(candidates, meta)

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
+from lightly_airflow.arrow import filtered
 
 EPS = 1e-6
 _BLOCK = 8192
@@ -107,11 +108,6 @@ def _matrix(col: pa.ChunkedArray | pa.Array, n: int) -> np.ndarray:
     return out
 
 
-def _where(table: pa.Table, mask: pa.ChunkedArray | pa.Array) -> pa.Table:
-    """``table.filter(mask)``, or ``table`` itself where the mask keeps every row (no copy of its columns)."""
-    return table if mask.null_count == 0 and pc.all(mask).as_py() else table.filter(mask)
-
-
 def object_set(
     candidate_keys: list[str], objects: pa.Table | None, task: str, preselected: pa.Table | None = None,
     *, path: str = "input",
@@ -127,8 +123,8 @@ def object_set(
         if table is None or table.num_rows == 0 or C.OBJECT_TASK not in table.column_names:
             return None
         # Only the columns read here; a filter copies them (the crop embeddings): none where it drops nothing.
-        rows = _where(table.select([C.PARENT_KEY, C.EMBEDDING]), pc.equal(table.column(C.OBJECT_TASK), task))
-        return _where(rows, pc.is_valid(rows.column(C.EMBEDDING))) if rows.num_rows else None
+        rows = filtered(table.select([C.PARENT_KEY, C.EMBEDDING]), pc.equal(table.column(C.OBJECT_TASK), task))
+        return filtered(rows, pc.is_valid(rows.column(C.EMBEDDING))) if rows.num_rows else None
 
     mine = of_task(objects)
     pre_rows = of_task(preselected)
