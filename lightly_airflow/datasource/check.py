@@ -116,17 +116,15 @@ def check_new_files(
     )
 
 
-def hash_cache_path(datasource_uri: str) -> str | None:
-    """Where checks in child processes keep a local datasource's content hashes from one poke to the next
-    (:func:`~lightly_airflow.datasource.listing.load_hashes`): a file per datasource folder, in a folder of the
-    temporary directory only this user may use; ``None`` for an object store (its listing carries the etags), or
-    when that folder is not this user's alone (logged: the files are hashed every check)."""
+def hash_cache_path(root: str) -> str | None:
+    """Where checks in child processes keep the content hashes of the local datasource folder ``root`` from one
+    poke to the next (:func:`~lightly_airflow.datasource.listing.load_hashes`): a file per folder (resolved), in a
+    folder of the temporary directory only this user may use; ``None`` when that folder is not this user's alone
+    (logged: the files are hashed every check) or there is no owner to check (Windows)."""
     import stat
     import tempfile
 
-    from lightly_airflow.storage import filesystem, protocol_of
-
-    if protocol_of(datasource_uri) != "file" or not hasattr(os, "getuid"):  # (no owner to check on Windows)
+    if not hasattr(os, "getuid"):
         return None
     folder = os.path.join(tempfile.gettempdir(), f"lightly-airflow-hashes-{os.getuid()}")
     try:
@@ -140,26 +138,24 @@ def hash_cache_path(datasource_uri: str) -> str | None:
         logger.warning("not caching content hashes in %s: it is not a folder of this user's alone (mode %o); every "
                        "check hashes the datasource's files again", folder, stat.S_IMODE(info.st_mode))
         return None
-    root = os.path.realpath(filesystem(datasource_uri)[1])
-    return os.path.join(folder, hashlib.sha256(root.encode()).hexdigest()[:32] + ".parquet")
+    return os.path.join(folder, hashlib.sha256(os.path.realpath(root).encode()).hexdigest()[:32] + ".parquet")
 
 
 @contextlib.contextmanager
 def hashes_kept(datasource_uri: str) -> Iterator[None]:
     """Around a check in a process of its own (the trigger's child, a rescheduled sensor's poke): start with the
     local datasource's content hashes the check before kept (:func:`hash_cache_path`), keep this check's after it
-    (a cache that cannot be written is logged: the next check hashes again). A new process each poke read every
-    file of the datasource again."""
+    (a cache that cannot be written is logged: the next check hashes again); nothing for an object store (its
+    listing carries the etags). A new process each poke read every file of the datasource again."""
     from lightly_airflow.datasource.listing import load_hashes, save_hashes
+    from lightly_airflow.storage import filesystem, protocol_of
 
-    cache = hash_cache_path(datasource_uri)
+    root = filesystem(datasource_uri)[1] if protocol_of(datasource_uri) == "file" else None
+    cache = hash_cache_path(root) if root is not None else None
     if cache:
         load_hashes(cache)
     yield
-    if cache:
-        from lightly_airflow.storage import filesystem
-
-        root = filesystem(datasource_uri)[1]
+    if cache and root is not None:
         try:
             save_hashes(cache, (root, os.path.realpath(root)))
             _remove_unused(os.path.dirname(cache))
