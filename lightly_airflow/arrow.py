@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 
 def one_array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -17,4 +16,6 @@ def one_array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
 def filtered(table: pa.Table, mask: pa.Array | pa.ChunkedArray) -> pa.Table:
     """``table.filter(mask)`` (null: dropped), or ``table`` itself where the mask keeps every row: a filter copies
     every column (a run's embeddings), even when it drops nothing."""
+    import pyarrow.compute as pc  # (here, not at import: a select process never loads it, test_loading.py)
+
     return table if mask.null_count == 0 and pc.all(mask).as_py() else table.filter(mask)
