@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
 
 PYDANTIC_PLUGINS_ENV = "PYDANTIC_DISABLE_PLUGINS"
 """Set to ``__all__`` by :func:`main` unless already set (pydantic's documented switch; see there)."""
+OPENBLAS_TIMEOUT_ENV = "OPENBLAS_THREAD_TIMEOUT"
+"""Set to ``4`` by :func:`main` unless already set or numpy is loaded (OpenBLAS' idle threads sleep at once)."""
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -57,6 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Arrow on the system allocator (read only when pyarrow loads): its default mimalloc pool keeps the
         # Parquet decoder's freed pages resident (docs/selection.md "Memory of a select process").
         os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    if "numpy" not in sys.modules:
+        # numpy's OpenBLAS starts its worker threads when numpy loads, and each busy-waits 2**28 cycles (~0.1 s)
+        # for work before it sleeps, at start and after every call it shares: a core spun while the command
+        # imports and reads (a select's Parquet decode on a 2-core machine). 2**4 cycles: they sleep at once and
+        # a shared BLAS call wakes them (OpenBLAS' documented variable, read when it loads; a value set is kept).
+        os.environ.setdefault(OPENBLAS_TIMEOUT_ENV, "4")
     if "pydantic" not in sys.modules and PYDANTIC_PLUGINS_ENV not in os.environ:
         # pydantic looks for plugins (observability hooks such as logfire's) by scanning every installed
         # distribution's entry points when it builds its first validator: 0.08 s of a select's 0.8 s next to
