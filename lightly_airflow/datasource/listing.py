@@ -231,20 +231,39 @@ def _to_batch(
 # ---------------------------------------------------------------------------------------------- object stores
 
 
-def _paged(fs: Any, fetch: Callable[[str | None], Any], page_size: int) -> Iterator[list[Any]]:
-    """Drive an async one-page fetcher on the filesystem's event loop; yields raw pages of ~``page_size`` items."""
-    from fsspec.asyn import sync
+@dataclass(frozen=True)
+class _Next:
+    """Where a listing goes on: the store's continuation ``token``, or ``after``, a key to list the keys after
+    (S3 ``StartAfter``, GCS ``startOffset``: past a ``.lightly/`` folder, :func:`_past_lightly_dir`)."""
 
     token: str | None = None
+    after: str | None = None
+
+
+def _next_page(token: str | None, last_key: str | None, cut: int) -> _Next | None:
+    """The next page of an ordered listing: none without the store's ``token``; past the ``.lightly/`` folder
+    the page ended in (``last_key``, its prefix ``cut`` characters long; ``None``: not ordered), else the token."""
+    if not token:
+        return None
+    past = None if last_key is None else _past_lightly_dir(last_key, cut)
+    return _Next(after=past) if past else _Next(token=token)
+
+
+def _paged(fs: Any, fetch: Callable[[_Next | None], Any], page_size: int) -> Iterator[list[Any]]:
+    """Drive an async one-page fetcher (``fetch(where) -> (items, next or None)``) on the filesystem's event loop;
+    yields raw pages of ~``page_size`` items."""
+    from fsspec.asyn import sync
+
+    at: _Next | None = None
     buffer: list[Any] = []
     while True:
-        items, token = sync(fs.loop, fetch, token)
+        items, at = sync(fs.loop, fetch, at)
         buffer.extend(items)
-        if len(buffer) >= page_size or not token:
+        if len(buffer) >= page_size or at is None:
             while len(buffer) >= page_size:
                 yield buffer[:page_size]
                 buffer = buffer[page_size:]
-            if not token:
+            if at is None:
                 if buffer:
                     yield buffer
                 return
@@ -264,12 +283,12 @@ def _s3_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
     # store that refuses the ask is listed without it (archived objects then count as not restored), said once.
     restore_status = [True]
 
-    async def fetch(token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    async def fetch(at: _Next | None) -> tuple[list[dict[str, Any]], _Next | None]:
         kwargs = dict(Bucket=bucket, Prefix=prefix, MaxKeys=per_request, **getattr(fs, "req_kw", {}))
-        if token and token.startswith(_START_AFTER):
-            kwargs["StartAfter"] = token[len(_START_AFTER):]
-        elif token:
-            kwargs["ContinuationToken"] = token
+        if at is not None and at.after is not None:
+            kwargs["StartAfter"] = at.after
+        elif at is not None:
+            kwargs["ContinuationToken"] = at.token
         out = None
         if restore_status[0]:
             try:
@@ -284,11 +303,9 @@ def _s3_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
         if out is None:
             out = await fs._call_s3("list_objects_v2", **kwargs)
         contents = out.get("Contents", [])
-        token = out.get("NextContinuationToken") if out.get("IsTruncated") else None
-        if token and contents and not bucket.endswith("--x-s3"):  # (directory buckets list unordered)
-            past = _past_lightly_dir(contents[-1]["Key"], len(prefix))
-            token = _START_AFTER + past if past else token
-        return contents, token
+        ordered = contents and not bucket.endswith("--x-s3")  # (directory buckets list unordered)
+        return contents, _next_page(out.get("NextContinuationToken") if out.get("IsTruncated") else None,
+                                    contents[-1]["Key"] if ordered else None, len(prefix))
 
     cut = len(prefix)
     for raw in _paged(fs, fetch, page_size):
@@ -301,8 +318,6 @@ def _s3_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
         )
 
 
-#: A "token" of :func:`_s3_pages` that asks for the keys after the one that follows it (S3 ``StartAfter``).
-_START_AFTER = "\x00start-after:"
 _LIGHTLY_FOLDER = re.compile(r"(?:^|/)" + re.escape(LIGHTLY_DIR) + "/")
 
 
@@ -348,21 +363,20 @@ def _gcs_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
     bucket, prefix = _split(root)
     per_request = min(page_size, _MAX_PAGE["gs"])
 
-    async def fetch(token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    async def fetch(at: _Next | None) -> tuple[list[dict[str, Any]], _Next | None]:
         params: dict[str, Any] = {
             "maxResults": per_request,
             "fields": "items(name,size,md5Hash,generation,timeCreated,updated),nextPageToken",
         }
         if prefix:
             params["prefix"] = prefix
-        if token and token.startswith(_START_AFTER):
-            params["startOffset"] = token[len(_START_AFTER):]
-        elif token:
-            params["pageToken"] = token
+        if at is not None and at.after is not None:
+            params["startOffset"] = at.after
+        elif at is not None:
+            params["pageToken"] = at.token
         out = await fs._call("GET", "b/{}/o", bucket, json_out=True, **params)
-        items, token = out.get("items", []), out.get("nextPageToken")
-        past = _past_lightly_dir(items[-1]["name"], len(prefix)) if token and items else None
-        return items, _START_AFTER + past if past else token
+        items = out.get("items", [])
+        return items, _next_page(out.get("nextPageToken"), items[-1]["name"] if items else None, len(prefix))
 
     cut = len(prefix)
     for raw in _paged(fs, fetch, page_size):
@@ -387,17 +401,18 @@ def _azure_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
     container, prefix = _split(root)
     per_request = min(page_size, _MAX_PAGE["az"])
 
-    async def fetch(token: str | None) -> tuple[list[Any], str | None]:
+    async def fetch(at: _Next | None) -> tuple[list[Any], _Next | None]:
         async with fs.service_client.get_container_client(container) as client:
             pages = client.list_blobs(name_starts_with=prefix or None, results_per_page=per_request).by_page(
-                continuation_token=token
+                continuation_token=None if at is None else at.token
             )
             try:
                 page = await pages.__anext__()
             except StopAsyncIteration:
                 return [], None
             items = [blob async for blob in page]
-            return items, pages.continuation_token or None
+            # (Azure has no "list after": a page ending in a .lightly/ folder goes on page by page)
+            return items, _next_page(pages.continuation_token, None, 0)
 
     cut = len(prefix)
     try:
