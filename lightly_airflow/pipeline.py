@@ -651,9 +651,9 @@ def write_reusable_embeddings(
         reuse = reuse.filter(current).drop_columns([C.PIXEL_RULES])
         if not reuse.num_rows:
             return None, 0, older
-    from lightly_airflow.video.listing import with_frame_values
+    from lightly_airflow.video.listing import with_pool_frame_values
 
-    reuse = with_frame_values(pool, reuse)  # unchanged videos' frames: hash and metrics too, never decoded again
+    reuse = with_pool_frame_values(pool, reuse)  # unchanged videos' frames: hash and metrics too, never decoded again
     reuse = reuse.replace_schema_metadata({
         C.EMBEDDING_MODEL_METADATA_KEY.encode(): json.dumps(info["model"]).encode(),
         C.EMBEDDING_DIM_METADATA_KEY.encode(): json.dumps(info.get("dim")).encode(),

@@ -399,9 +399,9 @@ def embed_shard(
         shard.check_embedding(json.loads(meta[EMBEDDING_MODEL_METADATA_KEY.encode()]),
                               json.loads(meta[EMBEDDING_DIM_METADATA_KEY.encode()]))
         if C_VIDEO in manifest.column_names:  # frames still get hash, metrics and corruptness from one decode
-            from lightly_airflow.video.frames import with_frame_values
+            from lightly_airflow.video.frames import with_decoded_frame_values
 
-            table = with_frame_values(
+            table = with_decoded_frame_values(
                 table, manifest, datasource_uri, credentials=datasource_credentials or credentials,
                 workers=default_num_workers(torch.device("cpu")), thumbs=_frame_thumbnails(manifest_uri, credentials),
             )

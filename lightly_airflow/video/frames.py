@@ -508,7 +508,7 @@ def frame_batches(
         yield make(pending)
 
 
-def with_frame_values(
+def with_decoded_frame_values(
     table: Any, manifest: Any, datasource_uri: str, *, credentials: StorageCredentials | None = None,
     workers: int = 1, thumbs: Any = None,
 ) -> Any:

@@ -294,7 +294,7 @@ def _per_key(keys: pa.Array | pa.ChunkedArray, arrow: Callable[[pa.Array], pa.Ar
     return pa.chunked_array(out, pa.string())
 
 
-def with_frame_values(pool: object, reuse: pa.Table) -> pa.Table:
+def with_pool_frame_values(pool: object, reuse: pa.Table) -> pa.Table:
     """``reuse`` (``key, etag, embedding`` from the pool) plus the pool's content hash and ``lightly.*``
     metrics of its video frames, so the embed task copies them instead of decoding an unchanged video again."""
     from lightly_airflow.datapool.rows import COMMIT_VERSION

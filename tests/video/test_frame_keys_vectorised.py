@@ -1,5 +1,5 @@
 """A datapool's video frame rows read by Arrow, not by a Python call a row: ``known_videos`` runs on every sensor poke
-and list task (0.64 s for 97,000 rows, 1.94 s for 388,000 in Python) and ``with_frame_values`` on every list task.
+and list task (0.64 s for 97,000 rows, 1.94 s for 388,000 in Python) and ``with_pool_frame_values`` on every list task.
 Both give exactly what ``parse_frame_name`` and ``is_video_key`` say of each key, the tricky ones included: Python's
 ``\\d`` and case folding are Unicode's (RE2's are not), its ``$`` matches before a final line break."""
 
@@ -11,7 +11,7 @@ import pytest
 from lightly_airflow import columns as C
 from lightly_airflow.datapool.rows import COMMIT_VERSION
 from lightly_airflow.video import listing
-from lightly_airflow.video.listing import frame_videos, known_videos, with_frame_values
+from lightly_airflow.video.listing import frame_videos, known_videos, with_pool_frame_values
 from lightly_airflow.video.naming import VIDEO_EXTENSIONS, frame_name, is_video_key, parse_frame_name
 
 TRICKY = [
@@ -98,7 +98,7 @@ def test_python_reads_only_the_keys_re2_reads_otherwise(monkeypatch: pytest.Monk
 
 
 class _Pool:
-    """A pool's committed rows (what ``Datapool.read`` returns), for ``with_frame_values``."""
+    """A pool's committed rows (what ``Datapool.read`` returns), for ``with_pool_frame_values``."""
 
     def __init__(self, table: pa.Table) -> None:
         self.table = table
@@ -107,7 +107,7 @@ class _Pool:
         return self.table if columns is None else self.table.select(columns)
 
 
-def test_with_frame_values_copies_each_frame_s_latest_commit() -> None:
+def test_with_pool_frame_values_copies_each_frame_s_latest_commit() -> None:
     from lightly_airflow.metadata.metrics import METRICS
 
     frames = ["a/clip-0-mp4.png", "a/clip-1-mp4.png", "clip-٣-MOV.png", "b/x-1-mp4x.png", "img.png"]
@@ -119,7 +119,7 @@ def test_with_frame_values_copies_each_frame_s_latest_commit() -> None:
             rows.append({**row, **{m: float(10 * i + version) for m in metrics}})
     pool = _Pool(pa.Table.from_pylist(rows))
     reuse = pa.table({C.KEY: frames, C.ETAG: ["e"] * len(frames), C.EMBEDDING: [[0.5, 1.0]] * len(frames)})
-    out = with_frame_values(pool, reuse)
+    out = with_pool_frame_values(pool, reuse)
     assert out.column(C.KEY).to_pylist() == frames
     # frames (the Arabic-Indic digit one too) take their latest commit's values; the image and the near miss none
     assert out.column(C.CONTENT_HASH).to_pylist() == ["h0-v2", "h1-v2", "h2-v2", None, None]
