@@ -670,20 +670,34 @@ def min_distance_to(x: np.ndarray, q: np.ndarray, block: int = 8192) -> np.ndarr
 
 
 def typicality(x: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
-    """``1 / (1 + mean distance to the k nearest other candidates)``, blockwise (O(N²D) time, O(N) memory)."""
+    """``1 / (1 + mean distance to the k nearest other candidates)``, blockwise (O(N²D) time, O(N) memory).
+
+    A block's squared distances are ``(|a|² + |b|²) - 2 a·b`` with the product in the embeddings' dtype (float32:
+    doubling it is exact) and the rest in float64. Both block buffers are allocated once and every step writes
+    into them, the k nearest partitioned in place: the expression form made five block-sized temporaries a
+    block (131 MB each at 2,048 x 8,000), and the kernel zeroing their fresh pages took 30 % of a TYPICALITY run
+    (perf, 8,000 x 1,280 real images)."""
     n = len(x)
     if n <= 1:
         return np.ones(n)
     k = min(k, n - 1)
     sq = (x.astype(np.float64) ** 2).sum(axis=1)
     out = np.empty(n)
+    block = max(1, min(block, n))
+    prod = np.empty((block, n), dtype=x.dtype)
+    d2 = np.empty((block, n))
     for s in range(0, n, block):
         xb = x[s : s + block]
-        d2 = sq[s : s + block, None] + sq[None, :] - 2.0 * (xb @ x.T)
-        rows = np.arange(len(xb))
-        d2[rows, s + rows] = np.inf
-        part = np.partition(d2, k - 1, axis=1)[:, :k]
-        out[s : s + block] = 1.0 / (1.0 + np.sqrt(np.maximum(part, 0.0)).mean(axis=1))
+        m = len(xb)
+        p, d = prod[:m], d2[:m]
+        np.matmul(xb, x.T, out=p)
+        np.multiply(p, 2.0, out=p)
+        np.add(sq[s : s + m, None], sq[None, :], out=d)
+        np.subtract(d, p, out=d)
+        rows = np.arange(m)
+        d[rows, s + rows] = np.inf
+        d.partition(k - 1, axis=1)
+        out[s : s + m] = 1.0 / (1.0 + np.sqrt(np.maximum(d[:, :k], 0.0)).mean(axis=1))
     return out
 
 
