@@ -669,8 +669,14 @@ def min_distance_to(x: np.ndarray, q: np.ndarray, block: int = 8192) -> np.ndarr
     return out
 
 
+TYPICALITY_BLOCK_ENTRIES = 1 << 24
+"""Most (row of a block, row) entries a block of :func:`typicality` holds (12 bytes each: ~200 MB): 2,048 rows a block
+up to 8,192 rows, fewer above (200,000 rows: 83 a block, not 4.9 GB)."""
+
+
 def typicality(x: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
-    """``1 / (1 + mean distance to the k nearest other candidates)``, blockwise (O(N²D) time, O(N) memory).
+    """``1 / (1 + mean distance to the k nearest other candidates)``, blockwise (O(N²D) time; memory: the rows'
+    norms and two buffers of at most :data:`TYPICALITY_BLOCK_ENTRIES` entries).
 
     A block's squared distances are ``(|a|² + |b|²) - 2 a·b`` with the product in the embeddings' dtype (float32:
     doubling it is exact) and the rest in float64. Both block buffers are allocated once and every step writes
@@ -683,7 +689,7 @@ def typicality(x: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
     k = min(k, n - 1)
     sq = (x.astype(np.float64) ** 2).sum(axis=1)
     out = np.empty(n)
-    block = max(1, min(block, n))
+    block = max(1, min(block, n, TYPICALITY_BLOCK_ENTRIES // n))
     prod = np.empty((block, n), dtype=x.dtype)
     d2 = np.empty((block, n))
     for s in range(0, n, block):

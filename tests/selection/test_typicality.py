@@ -46,3 +46,19 @@ def test_a_block_holds_its_product_and_its_distances_only() -> None:
     finally:
         tracemalloc.stop()
     assert peak <= 13 * 1000 * 3000, peak / (1000 * 3000)
+
+
+def test_a_block_s_rows_shrink_as_the_rows_grow(monkeypatch: pytest.MonkeyPatch, digits: np.ndarray) -> None:
+    """At most TYPICALITY_BLOCK_ENTRIES entries a block whatever the row count (here scaled down to 600 x 50):
+    the same values, and the peak stays within the bound."""
+    from lightly_airflow.selection import objectives
+
+    monkeypatch.setattr(objectives, "TYPICALITY_BLOCK_ENTRIES", 600 * 50)
+    tracemalloc.start()
+    try:
+        got = typicality(digits, 5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_allclose(got, _by_definition(digits, 5), rtol=0, atol=1e-6)
+    assert peak <= 13 * 600 * 50 + 200_000, peak
