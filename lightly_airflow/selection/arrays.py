@@ -135,6 +135,17 @@ def embedding_rows(table: pa.Table, *, path: str = "input", what: str = "candida
     return out, present
 
 
+def squared_norms(x: np.ndarray, block: int = 1024) -> np.ndarray:
+    """``|x|²`` of each row in float64, ``block`` rows at a time (one float64 block in memory, not a float64 copy
+    and its square of the whole matrix; each row's sum is the same whatever the block)."""
+    out = np.empty(len(x))
+    for start in range(0, len(x), block):
+        xb = x[start : start + block].astype(np.float64)  # (a copy, squared in place)
+        xb *= xb
+        out[start : start + block] = xb.sum(axis=1)
+    return out
+
+
 def normalise_rows(values: np.ndarray, present: np.ndarray, out: np.ndarray, block: int = 2**15,
                    sqnorms: np.ndarray | None = None) -> None:
     """``out[i] = values[i] / |values[i]|`` (float64 arithmetic, stored as ``out``'s dtype) in blocks of about

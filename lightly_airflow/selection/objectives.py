@@ -28,7 +28,7 @@ from lightly_airflow.config.selection import (
     TypicalityStrategy,
     WeightsStrategy,
 )
-from lightly_airflow.selection.arrays import EmbeddingRows, embedding_rows, from_numpy
+from lightly_airflow.selection.arrays import EmbeddingRows, embedding_rows, from_numpy, squared_norms
 from lightly_airflow.selection.inputs import (
     class_input,
     input_column,
@@ -687,7 +687,7 @@ def typicality(x: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
     if n <= 1:
         return np.ones(n)
     k = min(k, n - 1)
-    sq = (x.astype(np.float64) ** 2).sum(axis=1)
+    sq = squared_norms(x)
     out = np.empty(n)
     block = max(1, min(block, n, TYPICALITY_BLOCK_ENTRIES // n))
     prod = np.empty((block, n), dtype=x.dtype)
@@ -711,32 +711,50 @@ def typicality(x: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
 def kmeans(x: np.ndarray, k: int, seed: int | None, iterations: int = 100) -> np.ndarray:
     """Cluster label per row: k-means++ seeding (``numpy.random.default_rng(seed)``, seed None = 0), then
     Lloyd iterations until no label changes (at most ``iterations``); ties go to the lower cluster index.
-    An empty cluster keeps its centre. Deterministic given ``seed``."""
+    An empty cluster keeps its centre. Deterministic given ``seed``.
+
+    Squared distances are ``(|x|² - 2 x·c) + |c|²`` in float64, the product doubled after it is taken (exact: the
+    same bits as the product of the doubled rows, which the expression form ``2.0 * xd @ c`` copied whole at every
+    seed and iteration, 82 MB at 8,000 x 1,280), into one buffer for the iterations; each cluster's members come
+    from one stable sort of the labels (the same rows in the same order as a mask per cluster, O(n log n) instead
+    of O(n k) an iteration)."""
     n = len(x)
     k = max(1, min(k, n))
     rng = np.random.default_rng(0 if seed is None else seed)
     xd = x.astype(np.float64)
-    sq = (xd**2).sum(axis=1)
+    sq = squared_norms(xd)
     centres = np.empty((k, x.shape[1]))
+
+    def to_row(i: int) -> np.ndarray:
+        """Squared distances of every row to row ``i`` (a new centre)."""
+        dots = xd @ xd[i]
+        dots *= 2.0
+        return np.maximum(sq - dots + sq[i], 0.0)
+
     first = int(rng.integers(n))
     centres[0] = xd[first]
-    d2 = np.maximum(sq - 2.0 * xd @ centres[0] + sq[first], 0.0)
+    d2 = to_row(first)
     for c in range(1, k):
         total = float(d2.sum())
         i = int(rng.choice(n, p=d2 / total)) if total > 0 else int(rng.integers(n))
         centres[c] = xd[i]
-        d2 = np.minimum(d2, np.maximum(sq - 2.0 * xd @ centres[c] + sq[i], 0.0))
+        d2 = np.minimum(d2, to_row(i))
     labels = np.full(n, -1)
+    dist = np.empty((n, k))
     for _ in range(iterations):
-        dist = sq[:, None] - 2.0 * xd @ centres.T + (centres**2).sum(axis=1)[None, :]
+        np.matmul(xd, centres.T, out=dist)
+        dist *= 2.0
+        np.subtract(sq[:, None], dist, out=dist)
+        dist += (centres**2).sum(axis=1)[None, :]
         new = dist.argmin(axis=1)
         if np.array_equal(new, labels):
             break
         labels = new
+        order = np.argsort(labels, kind="stable")
+        cuts = np.searchsorted(labels[order], np.arange(k + 1))
         for c in range(k):
-            members = labels == c
-            if members.any():
-                centres[c] = xd[members].mean(axis=0)
+            if cuts[c + 1] > cuts[c]:
+                centres[c] = xd[order[cuts[c] : cuts[c + 1]]].mean(axis=0)
     return labels
 
 

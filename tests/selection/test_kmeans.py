@@ -1,0 +1,61 @@
+"""``objectives.kmeans`` (TypiClust's clusters): the labels of the plain k-means++ and Lloyd formulas, and its memory."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from lightly_airflow.selection.objectives import kmeans
+
+
+def _reference(x: np.ndarray, k: int, seed: int | None, iterations: int = 100) -> np.ndarray:
+    """k-means++ seeding from ``default_rng(seed)`` and Lloyd iterations, each step written as one expression."""
+    n = len(x)
+    k = max(1, min(k, n))
+    rng = np.random.default_rng(0 if seed is None else seed)
+    xd = x.astype(np.float64)
+    sq = (xd**2).sum(axis=1)
+    centres = np.empty((k, x.shape[1]))
+    first = int(rng.integers(n))
+    centres[0] = xd[first]
+    d2 = np.maximum(sq - 2.0 * xd @ centres[0] + sq[first], 0.0)
+    for c in range(1, k):
+        total = float(d2.sum())
+        i = int(rng.choice(n, p=d2 / total)) if total > 0 else int(rng.integers(n))
+        centres[c] = xd[i]
+        d2 = np.minimum(d2, np.maximum(sq - 2.0 * xd @ centres[c] + sq[i], 0.0))
+    labels = np.full(n, -1)
+    for _ in range(iterations):
+        new = (sq[:, None] - 2.0 * xd @ centres.T + (centres**2).sum(axis=1)[None, :]).argmin(axis=1)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        for c in range(k):
+            if (labels == c).any():
+                centres[c] = xd[labels == c].mean(axis=0)
+    return labels
+
+
+@pytest.mark.parametrize(("k", "seed"), [(1, 0), (10, 0), (10, 5), (40, None), (200, 3)])
+def test_labels_are_the_formulas_on_real_data_and_on_ties(k: int, seed: int | None) -> None:
+    digits = load_digits().data[:900].astype(np.float32)
+    ties = np.repeat(np.random.default_rng(1).standard_normal((60, 8)).astype(np.float32), 3, axis=0)
+    for x in (digits, ties):
+        assert np.array_equal(kmeans(x, k, seed), _reference(x, k, seed))
+
+
+def test_no_copy_of_the_rows_or_of_the_distances() -> None:
+    """At the peak: the float64 rows and one (rows x clusters) buffer (the expression form copied the doubled rows
+    at every seed and iteration and held three distance temporaries)."""
+    n, d, k = 3000, 64, 40
+    x = np.random.default_rng(0).standard_normal((n, d)).astype(np.float32)
+    tracemalloc.start()
+    try:
+        kmeans(x, k, 0, iterations=5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= 8 * n * d + 8 * n * k + 160 * n + 100_000, peak  # (+ a few n-vectors: labels, sort, seeding)
