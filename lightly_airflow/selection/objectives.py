@@ -727,9 +727,10 @@ def kmeans(x: np.ndarray, k: int, seed: int | None, iterations: int = 100) -> np
 
     def to_row(i: int) -> np.ndarray:
         """Squared distances of every row to row ``i`` (a new centre)."""
-        dots = xd @ xd[i]
+        dots: np.ndarray = xd @ xd[i]
         dots *= 2.0
-        return np.maximum(sq - dots + sq[i], 0.0)
+        out: np.ndarray = np.maximum(sq - dots + sq[i], 0.0)
+        return out
 
     first = int(rng.integers(n))
     centres[0] = xd[first]
