@@ -16,14 +16,19 @@ HTML routes (relative to the mount point):
 JSON: the same under ``/api/`` (``/api/pools``, ``/api/pools/{pool}``, ``/api/pools/{pool}/tags/{tag}``,
 ``/api/runs/{dag_id}/{run_id}``); ``/api/pools/{pool}`` pages its versions (``offset``, ``limit``) and tags
 (``tag_offset``, ``tag_limit``), :data:`~.pages.RECENT` of each by default and :data:`MAX_OVERVIEW_PAGE` at most, with
-their totals and the next pages' parameters in ``paging`` (a bad value: 400).
+their totals and the next pages' parameters in ``paging``.
+
+Query parameters are declared with FastAPI's ``Query(ge=, le=, pattern=)``; a bad value answers 400 (not FastAPI's
+422) naming the parameter, what it must be and the value given (:func:`_bad_parameters`): JSON ``{"detail": ...}``
+under ``/api/``, the app's error page elsewhere.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
+import re
+from collections.abc import Callable
+from typing import Any, get_args
 from urllib.parse import quote, urlencode
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
@@ -34,6 +39,7 @@ from airflow.api_fastapi.core_api.security import (
     requires_authenticated,
 )
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from lightly_airflow.plugins import data as D
@@ -95,7 +101,8 @@ def _error(request: Request, status_code: int, title: str, message: str) -> Resp
     if _is_api(request):
         return JSONResponse({"detail": message}, status_code=status_code, headers={"Cache-Control": "no-store"})
     body = f'<div class="box err">{H.e(message)}</div>'
-    return _html(H.page(title, body, crumbs=[("Datapools", f"{_root(request)}/")]), status_code)
+    root = _root(request)  # (theme.js: the page follows Airflow's light or dark mode, as the others do)
+    return _html(H.page(title, body, crumbs=[("Datapools", f"{root}/")], static=f"{root}/static"), status_code)
 
 
 def _login_url(next_url: str) -> str | None:
@@ -108,25 +115,39 @@ def _login_url(next_url: str) -> str | None:
         return None
 
 
-class BadParameterError(ValueError):
-    """A query parameter of a JSON route out of its range (400); the message names it, its range and the value."""
+#: A ``Query(pattern=)`` of plain alternatives (``^(asc|desc)$``): said as "one of asc, desc".
+_CHOICES = re.compile(r"\^\(([\w.-]+(?:\|[\w.-]+)*)\)\$")
 
 
-def _count_param(params: Mapping[str, str], name: str, default: int, most: int | None) -> int:
-    """Query parameter ``name``: a whole number, at least 1 when it is a ``limit`` (``most`` set), at most
-    ``most``; ``default`` when absent.
-
-    :raises BadParameterError: anything else.
-    """
-    raw = params.get(name)
-    if raw is None:
-        return default
-    least = 0 if most is None else 1
-    value = int(raw) if raw.isascii() and raw.isdigit() else None
-    if value is None or value < least or (most is not None and value > most):
-        bound = f"a whole number from {least} to {most}" if most is not None else f"a whole number from {least} up"
-        raise BadParameterError(f"{name} must be {bound}, got {raw!r}.")
-    return value
+def _bad_parameters(request: Request, exc: RequestValidationError) -> str:
+    """What the 400 answer to a request FastAPI refused says: a sentence a bad parameter, naming it, what it must be
+    and the value given (``limit must be a whole number from 1 to 500, got '0'.``). What it must be comes from the
+    route's own declaration of the parameter (``Query(ge=, le=, pattern=)`` and its type: a parameter that is no
+    number at all has no bound in its error) and the error's ``ctx``; any other error: pydantic's words."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    said = []
+    for err in exc.errors():
+        where, name = str(err["loc"][0]), str(err["loc"][-1])
+        field = next((f for f in getattr(dependant, f"{where}_params", []) if f.alias == name), None)
+        rules: dict[str, Any] = {}
+        for meta in field.field_info.metadata if field is not None else []:
+            rules.update({k: getattr(meta, k) for k in ("ge", "le", "pattern") if getattr(meta, k, None) is not None})
+        rules.update({k: v for k, v in (err.get("ctx") or {}).items() if k in ("ge", "le", "pattern")})
+        kind = field.field_info.annotation if field is not None else None
+        choices = _CHOICES.fullmatch(str(rules.get("pattern", "")))
+        if err["type"].startswith("int_") or int in (kind, *get_args(kind)):
+            ge, le = rules.get("ge"), rules.get("le")
+            must = "a whole number" + (f" from {ge} to {le}" if ge is not None and le is not None else
+                                       f" from {ge} up" if ge is not None else f" up to {le}" if le is not None else "")
+        elif choices:
+            must = "one of " + ", ".join(choices.group(1).split("|"))
+        elif "pattern" in rules:
+            must = f"text matching {rules['pattern']}"
+        else:
+            said.append(f"{name}: {err['msg']}, got {err.get('input')!r}.")
+            continue
+        said.append(f"{name} must be {must}, got {err.get('input')!r}.")
+    return " ".join(said)
 
 
 def _report_url(root: str, pool: str, slug: str, filename: str = D.REPORT_INDEX) -> str:
@@ -325,9 +346,9 @@ def create_app() -> FastAPI:
     async def _not_found(request: Request, exc: D.NotFoundError) -> Response:
         return _error(request, 404, "Not found", str(exc))
 
-    @app.exception_handler(BadParameterError)
-    async def _bad_parameter(request: Request, exc: BadParameterError) -> Response:
-        return _error(request, 400, "Bad request", str(exc))
+    @app.exception_handler(RequestValidationError)
+    async def _bad_parameter(request: Request, exc: RequestValidationError) -> Response:
+        return _error(request, 400, "Bad request", _bad_parameters(request, exc))
 
     @app.exception_handler(DatapoolsConfigError)
     async def _bad_config(request: Request, exc: DatapoolsConfigError) -> Response:
@@ -391,16 +412,14 @@ def create_app() -> FastAPI:
         return [{"name": p.name, "uri": p.uri, "conn_id": p.conn_id} for p in configured_datapools().values()]
 
     @app.get("/api/pools/{pool}")
-    def api_pool(request: Request, pool: str) -> dict[str, Any]:
-        from lightly_airflow.plugins.pages import RECENT
+    def api_pool(
+        pool: str, offset: int = Query(0, ge=0), limit: int | None = Query(None, ge=1, le=MAX_OVERVIEW_PAGE),
+        tag_offset: int = Query(0, ge=0), tag_limit: int | None = Query(None, ge=1, le=MAX_OVERVIEW_PAGE),
+    ) -> dict[str, Any]:
+        from lightly_airflow.plugins.pages import RECENT  # (read per request: tests make it small)
 
-        spec = _pool(pool)
-        q = request.query_params
-        return D.overview(
-            spec, offset=_count_param(q, "offset", 0, None), limit=_count_param(q, "limit", RECENT, MAX_OVERVIEW_PAGE),
-            tag_offset=_count_param(q, "tag_offset", 0, None),
-            tag_limit=_count_param(q, "tag_limit", RECENT, MAX_OVERVIEW_PAGE),
-        )
+        return D.overview(_pool(pool), offset=offset, limit=limit or RECENT, tag_offset=tag_offset,
+                          tag_limit=tag_limit or RECENT)
 
     @app.get("/api/pools/{pool}/tags/{tag}")
     def api_tag(

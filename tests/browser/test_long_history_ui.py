@@ -1,8 +1,9 @@
 """A pool with more versions than the version chooser lists (``long``: RECENT + 10 tiny versions), light and dark,
 1360 and 480 px wide: the chooser lists the RECENT newest, the "Older version" form beside the filters opens an
 older one by its number (listed and selected then), and the pool page shows its versions a page at a time, the
-next page one click away. Screenshots ``long-grid``, ``long-grid-old``, ``long-pool``, ``narrow-long-grid``,
-``narrow-long-pool``."""
+next page one click away; a bad ``offset`` typed into its URL gets the app's 400 page saying what to send.
+Screenshots ``long-grid``, ``long-grid-old``, ``long-pool``, ``long-pool-bad-offset``, ``narrow-long-grid``,
+``narrow-long-pool``, ``narrow-long-pool-bad-offset``."""
 
 from __future__ import annotations
 
@@ -38,9 +39,14 @@ def test_an_older_version_is_opened_by_its_number(page, curation: Curation):
     assert f"{RECENT + 1}–{LATEST + 1} of {LATEST + 1}" in page.inner_text("body")
     page.goto(f"{base}")
     _shot(page, curation, "long-pool", full=True)
+    bad = page.goto(f"{base}?offset=-1")
+    assert bad is not None and bad.status == 400
+    assert page.inner_text(".box.err") == "offset must be a whole number from 0 up, got '-1'."
+    _shot(page, curation, "long-pool-bad-offset")
     page.set_viewport_size({"width": 480, "height": 900})
     try:
-        for name, url in (("narrow-long-grid", f"{base}/samples?version=3"), ("narrow-long-pool", base)):
+        for name, url in (("narrow-long-grid", f"{base}/samples?version=3"), ("narrow-long-pool", base),
+                          ("narrow-long-pool-bad-offset", f"{base}?offset=-1")):
             page.goto(url)
             page.wait_for_load_state("networkidle")
             assert _overflow(page) <= 0, (name, _overflow(page))

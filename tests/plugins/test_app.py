@@ -152,10 +152,14 @@ def test_unknown_pools_and_tags_are_404(client, url):
         assert "detail" in r.json()
 
 
-def test_bad_paging_is_422(client):
-    assert client.get("/lightly/api/pools/main/tags/initial-tag", params={"offset": -1}).status_code == 422
-    assert client.get("/lightly/api/pools/main/tags/initial-tag", params={"limit": 0}).status_code == 422
-    assert client.get("/lightly/api/pools/main/tags/initial-tag", params={"limit": 100000}).status_code == 422
+@pytest.mark.parametrize(("params", "said"), [
+    ({"offset": -1}, "offset must be a whole number from 0 up, got '-1'."),
+    ({"limit": 0}, "limit must be a whole number from 1 to 1000, got '0'."),
+    ({"limit": 100000}, "limit must be a whole number from 1 to 1000, got '100000'."),
+])
+def test_bad_paging_is_400_naming_the_parameter(client, params, said):
+    r = client.get("/lightly/api/pools/main/tags/initial-tag", params=params)
+    assert r.status_code == 400 and r.json() == {"detail": said}
 
 
 def test_report_files_are_served_with_their_types(client):

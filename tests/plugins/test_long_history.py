@@ -190,6 +190,89 @@ def test_bad_paging_of_the_pool_json_is_400_naming_the_parameter(long_client, pa
     assert r.status_code == 400 and r.json() == {"detail": said}
 
 
+def test_a_bad_parameter_of_a_json_route_is_400_naming_it_its_range_and_the_value(long_client) -> None:
+    """Every route's ``Query`` constraints answer alike (not FastAPI's 422): the detail says what to send."""
+    for url, said in (
+        ("/lightly/api/pools/p/samples?order=sideways&limit=1001",
+         "order must be one of asc, desc, got 'sideways'. limit must be a whole number from 1 to 1000, got '1001'."),
+        ("/lightly/api/pools/p/map?max_points=99", "max_points must be a whole number from 100 to 100000, got '99'."),
+        ("/lightly/api/pools/p/compare?version=-3", "version must be a whole number from 0 up, got '-3'."),
+    ):
+        r = long_client.get(url)
+        assert (r.status_code, r.json()) == (400, {"detail": said}), url
+    good = long_client.get("/lightly/api/pools/p/samples?order=desc&limit=1000")
+    assert good.status_code == 200 and len(good.json()["items"]) == 2 * RUNS  # (every row: two a run)
+
+
+def test_a_bad_parameter_of_a_page_is_a_400_page_naming_it_its_range_and_the_value(long_client) -> None:
+    for url, said in (
+        ("/lightly/pools/p?offset=-1", "offset must be a whole number from 0 up, got '-1'."),
+        ("/lightly/pools/p?tag_offset=ten", "tag_offset must be a whole number from 0 up, got 'ten'."),
+        ("/lightly/pools/p/samples?order=up&limit=0",
+         "order must be one of asc, desc, got 'up'. limit must be a whole number from 1 to 1000, got '0'."),
+        ("/lightly/pools/p/tags/t001?limit=1.5", "limit must be a whole number from 1 to 1000, got '1.5'."),
+    ):
+        r = long_client.get(url)
+        assert r.status_code == 400 and r.headers["content-type"].startswith("text/html"), url
+        # the app's own error page (its title, style and way back), not FastAPI's JSON
+        assert "<title>Bad request</title>" in r.text and f'<div class="box err">{html.escape(said)}</div>' in r.text
+        assert '<a href="/lightly/">Datapools</a>' in r.text
+    good = long_client.get("/lightly/pools/p?offset=25&tag_offset=30")
+    assert good.status_code == 200 and "26–31 of 31" in good.text
+
+
+def _stale_staging_folder(pool_path: Path, run_id: str) -> None:
+    """The staging folder of a run that failed 40 days ago: the next vacuum removes it, so it runs and records
+    itself (``datapool.reclaim.vacuum``), at the pool's latest version."""
+    import os
+    import time
+
+    from lightly_airflow.staging import run_dir
+
+    folder = Path(run_dir(str(pool_path), run_id))
+    (folder / "embeddings").mkdir(parents=True)
+    (folder / "embeddings" / "shard-00000.parquet").write_bytes(b"x" * 1000)
+    old = time.time() - 40 * 86400
+    for p in (folder, folder / "embeddings", folder / "embeddings" / "shard-00000.parquet"):
+        os.utime(p, (old, old))
+
+
+def test_the_pool_json_lists_only_the_vacuums_beside_its_page_of_versions(tmp_path: Path, monkeypatch) -> None:
+    """A vacuum adds no version: the pool JSON lists those that ran while a version of its page was the latest
+    (the page shows each above that version), not every vacuum of the pool."""
+    from deltalake import DeltaTable
+    from ui_client import ui_client
+
+    from lightly_airflow.datapool import vacuum
+    from lightly_airflow.datapool.compaction import CompactionOptions, compact
+
+    path = tmp_path / "pool"
+    pool = build_long_pool(str(path), 6)  # versions 0..6
+    for run in range(6, 24, 6):  # vacuums at versions 6, 12 and 18; the latest is 24
+        _stale_staging_folder(path, f"failed-{run}")
+        assert vacuum(pool, 30).record is not None
+        for r in range(run, run + 6):
+            commit_tiny_run(pool, r)
+    compact(pool, CompactionOptions(min_small_files=2), force=True)  # version 25, then Delta's own VACUUM: 26, 27
+    DeltaTable(str(path)).vacuum(retention_hours=0, dry_run=False, enforce_retention_duration=False)
+    assert [e["operation"] for e in pool.history()[-3:]] == ["compact", "VACUUM START", "VACUUM END"]
+
+    def vacuums(**params: int) -> list[int]:
+        body = c.get("/lightly/api/pools/p", params=params).json()
+        versions = {h["version"] for h in body["history"]}
+        assert all(v["version"] in versions for v in body["vacuums"])
+        return [v["version"] for v in body["vacuums"]]
+
+    with ui_client(monkeypatch, {"p": {"uri": str(path)}}) as c:
+        assert vacuums() == [6, 12, 18, 27]  # (every version on the page: every vacuum, oldest first)
+        assert vacuums(limit=2) == [27]  # versions 27, 26: Delta's own VACUUM only
+        assert vacuums(offset=2, limit=5) == []  # 25..21
+        assert vacuums(offset=7, limit=4) == [18]  # 20..17
+        assert vacuums(offset=9, limit=13) == [6, 12, 18]  # 18..6
+        assert vacuums(offset=15, limit=3) == [12]  # 12..10
+        assert vacuums(offset=21, limit=7) == [6]  # 6..0
+
+
 def test_the_pool_json_does_not_grow_with_the_history(long_pool: Path, tmp_path: Path, monkeypatch) -> None:
     """Before and after 60 more commits: the default page holds pages.RECENT (50) versions and tags however long
     the history (it held all 91), a page of 10 is the same size but for a few bytes."""
