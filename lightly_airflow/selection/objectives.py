@@ -659,12 +659,13 @@ class BalanceObjective(Objective):
 
 # ---------------------------------------------------------------------------------------------------- helpers
 def min_distance_to(x: np.ndarray, q: np.ndarray, block: int = 8192) -> np.ndarray:
-    """Distance of every row of ``x`` to its nearest row of ``q`` (blockwise)."""
+    """Distance of every row of ``x`` to its nearest row of ``q`` (blockwise; the rows' norms without a float64 copy of
+    a block: 84 MB at 8,192 x 1,280)."""
     out = np.empty(len(x))
-    qn = (q.astype(np.float64) ** 2).sum(axis=1)
+    qn = squared_norms(q)
     for s in range(0, len(x), block):
         xb = x[s : s + block]
-        d2 = (xb.astype(np.float64) ** 2).sum(axis=1)[:, None] + qn[None, :] - 2.0 * (xb @ q.T)
+        d2 = squared_norms(xb)[:, None] + qn[None, :] - 2.0 * (xb @ q.T)
         out[s : s + block] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
     return out
 
