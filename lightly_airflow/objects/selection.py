@@ -21,7 +21,9 @@ Choices where Lightly is silent (documented in docs/objects.md):
   below the threshold.
 
 Distances are exact float64 ``sqrt(max(|x|² + |s|² - 2 x·s, 0))`` of the unit-normalised float32 crop
-embeddings; :func:`reference_object_diversity` is the slow, formula-by-formula reference the tests compare to.
+embeddings; a pick computes them only for the objects that a float32 product with a proven error bound cannot
+rule out (:func:`lower_to_nearest`). :func:`reference_object_diversity` is the slow, formula-by-formula
+reference the tests compare to.
 """
 
 from __future__ import annotations
@@ -34,9 +36,12 @@ import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
 from lightly_airflow.arrow import filtered
+from lightly_airflow.selection.arrays import squared_norms
+from lightly_airflow.selection.kernels import _pool, blas_one_thread, float32_margin, selection_threads
 
 EPS = 1e-6
 _BLOCK = 8192
+_GATHER = 1024  # rows of a block a pick computes in float64 at a time (lower_to_nearest)
 
 
 @dataclass
@@ -161,28 +166,86 @@ def object_set(
     return ObjectSet(x, owner, len(candidate_keys), pre, task)
 
 
-def squared_norms(x: np.ndarray) -> np.ndarray:
-    """``|x|²`` of each row in float64, blockwise (one float64 block in memory)."""
-    out = np.empty(len(x))
-    for start in range(0, len(x), _BLOCK):
-        xb = x[start : start + _BLOCK].astype(np.float64)
-        out[start : start + _BLOCK] = (xb * xb).sum(axis=1)
-    return out
-
-
 def nearest_distances(x: np.ndarray, s: np.ndarray, xn: np.ndarray | None = None) -> np.ndarray:
     """``(len(x),)``: each row's exact float64 distance to its nearest row of ``s``, in blocks of rows of ``x`` (memory
     holds a block's distances, not all ``len(x) x len(s)``); ``xn``: :func:`squared_norms` of ``x`` when the caller
     keeps them (the same numbers, computed once instead of per call)."""
     out = np.empty(len(x))
-    s64 = s.astype(np.float64)
-    sn = (s64 * s64).sum(axis=1)
+    s64, sn = _float64_rows(s)
     for start in range(0, len(x), _BLOCK):
         xb = x[start : start + _BLOCK].astype(np.float64)
         xbn = (xb * xb).sum(axis=1) if xn is None else xn[start : start + _BLOCK]
-        d2 = xbn[:, None] + sn[None, :] - 2.0 * (xb @ s64.T)
-        out[start : start + _BLOCK] = np.sqrt(np.maximum(d2, 0.0)).min(axis=1)
+        out[start : start + _BLOCK] = _exact_nearest(xb, xbn, s64, sn)
     return out
+
+
+def _float64_rows(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s64 = s.astype(np.float64)
+    return s64, (s64 * s64).sum(axis=1)
+
+
+def _exact_nearest(xb: np.ndarray, xbn: np.ndarray, s64: np.ndarray, sn: np.ndarray) -> np.ndarray:
+    """The distance formula: each float64 row of ``xb`` (squared norms ``xbn``) to its nearest row of ``s64``,
+    ``min_s sqrt(max(|x|² + |s|² - 2 x·s, 0))``."""
+    d2 = xbn[:, None] + sn[None, :] - 2.0 * (xb @ s64.T)
+    out: np.ndarray = np.sqrt(np.maximum(d2, 0.0)).min(axis=1)
+    return out
+
+
+def lower_to_nearest(d: np.ndarray, x: np.ndarray, s: np.ndarray, xn: np.ndarray, max_sqnorm: float,
+                     margin_scale: float = 1.0) -> int:
+    """``d = min(d, nearest_distances(x, s, xn))`` in place, computing the float64 formula only for the rows a
+    float32 product cannot rule out; returns how many rows it computed in float64.
+
+    Per block of rows: the float32 product ``x·s`` (straight on the float32 rows, no float64 copy) gives each row a
+    lower bound of its squared distance to its nearest row of ``s``; a row whose bound is not below its ``d²``
+    (or whose ``d`` is already 0) cannot get nearer, the others get the float64 formula of
+    :func:`nearest_distances`. A block where more than half the rows remain (every row while ``d`` is at its
+    cap 2, i.e. the first pick) is computed whole in float64, as :func:`nearest_distances` does.
+
+    The bound. The float32 dot of ``D`` products, in any summation order with or without FMA, errs by at most
+    ``γ_D Σ|x_j s_j| <= γ_D |x||s|`` with ``γ_D = D u / (1 - D u)``, ``u = 2^-24`` (the float32 inputs multiply
+    exactly in float64, so the float64 dot the formula uses errs by ``γ_D`` with ``u = 2^-53``: below 1e-12).
+    :func:`lightly_airflow.selection.kernels.float32_margin` takes ``γ`` of ``D + 2``, ``|x||s| <= max(|x|², |s|²)``
+    (``max_sqnorm``: the rows are unit length to ~2^-24, so about 1), the factor 2 of ``2 x·s``, doubles the
+    result and adds 1e-12: ``margin = 2 (2 γ_{D+2} M) + 1e-12``, ``M = max_sqnorm``. With ``dot32_max =
+    max_s fl32(x·s)`` and ``lower = |x|² + min_s |s|² - 2 dot32_max - margin`` (float64; the same ``|x|²`` and
+    ``|s|²`` numbers as the formula), every ``s`` has formula value ``v = |x|² + |s|² - 2 x·s`` (float64) with
+    ``v >= |x|² + min|s|² - 2 dot32_max - 2 γ_D^32 M - 2 γ_D^64 M - 1e-15 >= lower + margin / 2 - 2 γ_D^64 M``, so a
+    row with ``lower >= d²`` has every ``v >= d² + 2 (γ_{D+2}^32 - γ_D^64) M`` (``> d² + 3e-7`` for any ``D``: above the
+    float64 rounding of ``d²`` and of the square root): no ``sqrt(max(v, 0))`` is below ``d`` and ``np.minimum``
+    would leave the row's ``d`` unchanged. ``margin_scale`` exists for the tests (a too small margin must change
+    results where distances nearly tie).
+    """
+    s64, sn = _float64_rows(s)
+    s32 = np.ascontiguousarray(s, dtype=np.float32)
+    margin = margin_scale * float32_margin(x.shape[1], max(max_sqnorm, float(sn.max())))
+    offset = float(sn.min()) - margin
+
+    def block_pass(start: int) -> int:
+        """Block ``start``: the rows the float32 product cannot rule out get the formula, gathered (at most
+        :data:`_GATHER` rows at a time); -1 where more than half remain (the whole block, after)."""
+        xb, xbn, db = x[start : start + _BLOCK], xn[start : start + _BLOCK], d[start : start + _BLOCK]
+        if db.min() >= 2.0:
+            return -1
+        lower = xbn + offset - 2.0 * (xb @ s32.T).max(axis=1)  # (the float32 product: a (B, k) float32 block)
+        rows = np.flatnonzero((lower < db * db) & (db > 0.0))
+        if 2 * len(rows) > len(xb):
+            return -1
+        for at in range(0, len(rows), _GATHER):
+            r = rows[at : at + _GATHER]
+            db[r] = np.minimum(db[r], _exact_nearest(xb[r].astype(np.float64), xbn[r], s64, sn))
+        return len(rows)
+
+    starts = list(range(0, len(x), _BLOCK))
+    threads = max(1, min(selection_threads(), len(starts)))
+    with blas_one_thread():  # (BLAS' own threads on small products on a busy machine: 2-20x the time, measured)
+        counts = [block_pass(a) for a in starts] if threads == 1 else list(_pool(threads).map(block_pass, starts))
+    for start, count in zip(starts, counts, strict=True):
+        if count < 0:  # (as nearest_distances: one float64 block at a time, BLAS' threads)
+            xb, db = x[start : start + _BLOCK], d[start : start + _BLOCK]
+            np.minimum(db, _exact_nearest(xb.astype(np.float64), xn[start : start + _BLOCK], s64, sn), out=db)
+    return sum(len(x[a : a + _BLOCK]) if c < 0 else c for a, c in zip(starts, counts, strict=True))
 
 
 def _mean_per_owner(values: np.ndarray, owner: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -202,6 +265,9 @@ class ObjectDiversity:
         self.d = np.full(len(objects.x), 2.0)
         self.starts = np.searchsorted(objects.owner, np.arange(objects.n + 1))
         self.xn = squared_norms(objects.x)  # (every pick measures all M objects: their norms once, not per pick)
+        self.max_sqnorm = float(self.xn.max()) if len(self.xn) else 0.0
+        self.measured_rows = 0  # object rows the picks measured: len(x) per pick of an image with objects
+        self.exact_rows = 0  # of those, the rows computed in float64 (the float32 filter ruled the others out)
         if len(objects.pre) and len(objects.x):
             for start in range(0, len(objects.pre), 256):
                 block = nearest_distances(objects.x, objects.pre[start : start + 256], self.xn)
@@ -232,7 +298,8 @@ class ObjectDiversity:
         """Candidate ``i`` was selected: its objects become selected objects."""
         a, b = self.starts[i], self.starts[i + 1]
         if b > a and len(self.d):
-            np.minimum(self.d, nearest_distances(self.objects.x, self.objects.x[a:b], self.xn), out=self.d)
+            self.exact_rows += lower_to_nearest(self.d, self.objects.x, self.objects.x[a:b], self.xn, self.max_sqnorm)
+            self.measured_rows += len(self.d)
         self.picked += 1
 
     def report(self) -> dict[str, float | int]:
@@ -241,6 +308,8 @@ class ObjectDiversity:
             "objects": int(len(self.objects.x)),
             "preselected_objects": int(len(self.objects.pre)),
             "images_without_objects": int((self.counts == 0).sum()),
+            "measured_rows": int(self.measured_rows),
+            "exact_rows": int(self.exact_rows),  # (of measured_rows: computed in float64, lower_to_nearest)
         }
 
 

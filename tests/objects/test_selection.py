@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from lightly_airflow import columns as C
-from lightly_airflow.objects.selection import ObjectDiversity, object_set, reference_object_diversity
+from lightly_airflow.objects.selection import ObjectDiversity, nearest_distances, object_set, reference_object_diversity
 from lightly_airflow.selection import select
 
 
@@ -15,14 +15,20 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _data(n: int, seed: int, dim: int = 16, max_objects: int = 5, empty: float = 0.1):
+def _data(n: int, seed: int, dim: int = 16, max_objects: int = 5, empty: float = 0.1, spread: float = 0.3,
+          copies: float = 0.0):
+    """``copies``: the fraction of images whose objects copy an earlier image's, half exactly (ties), half with
+    noise of 3e-7 per coordinate (near-duplicates: distances that nearly tie)."""
     rng = np.random.default_rng(seed)
     centres = _unit(rng.normal(size=(6, dim)))
     keys = [f"img_{i:03d}.png" for i in range(n)]
     per_image, rows = [], []
     for key in keys:
         k = 0 if rng.random() < empty else int(rng.integers(1, max_objects + 1))
-        objs = _unit(centres[rng.integers(0, 6, size=k)] + 0.3 * rng.normal(size=(k, dim))) if k else np.zeros((0, dim), np.float32)
+        objs = _unit(centres[rng.integers(0, 6, size=k)] + spread * rng.normal(size=(k, dim))) if k else np.zeros((0, dim), np.float32)
+        if copies and per_image and rng.random() < copies:
+            objs = per_image[int(rng.integers(0, len(per_image)))]
+            objs = objs if rng.random() < 0.5 else _unit(objs + 3e-7 * rng.normal(size=objs.shape))
         per_image.append(objs)
         for j, o in enumerate(objs):
             rows.append({C.KEY: C.object_id(key, "det", j), C.PARENT_KEY: key, C.OBJECT_TASK: "det",
@@ -259,3 +265,112 @@ def test_crop_metadata_and_object_set_do_not_copy_the_crop_embeddings() -> None:
     metadata_peak, object_set_peak, embedding_bytes = map(int, out.stdout.split())
     assert metadata_peak < embedding_bytes / 10, (metadata_peak, embedding_bytes)
     assert object_set_peak < embedding_bytes / 10, (object_set_peak, embedding_bytes)
+
+
+def _float64_pick(self: ObjectDiversity, i: int) -> None:
+    """``ObjectDiversity.pick`` before the float32 filter, the reference: the float64 formula for every object at
+    every pick (:func:`nearest_distances`)."""
+    a, b = self.starts[i], self.starts[i + 1]
+    if b > a:
+        np.minimum(self.d, nearest_distances(self.objects.x, self.objects.x[a:b], self.xn), out=self.d)
+    self.picked += 1
+
+
+def _d2_tolerance(dim: int, max_sqnorm: float) -> float:
+    """How far two float64 evaluations of ``|x|² + |s|² - 2 x·s`` may differ when BLAS sums the ``D`` (exact)
+    float64 products of ``x·s`` in two orders: each within ``γ_D |x||s|`` (``u = 2^-53``) of the exact dot."""
+    return 2 * 2 * (dim * 2.0**-53 / (1 - dim * 2.0**-53)) * max_sqnorm + 1e-15
+
+
+@pytest.mark.parametrize("dim,spread,copies", [(256, 0.3, 0.0), (256, 0.05, 0.4), (1280, 0.05, 0.4)])
+def test_each_pick_gives_the_distances_of_the_float64_formula(dim: int, spread: float, copies: float) -> None:
+    """After every pick the objects' distances are those of the float64 formula for every object (the pick before
+    the float32 filter): bit for bit where a block is computed whole (the first pick), within a few float64
+    rounding errors of the dot product where only some rows are (OpenBLAS sums a float64 product in an order that
+    depends on the matrix's shape; the values before already depended on the 8,192-row block an object fell in)."""
+    keys, _, objects, _ = _data(150, 4, dim=dim, max_objects=8, spread=spread, copies=copies)
+    objs = object_set(keys, objects, "det")
+    new, old = ObjectDiversity(objs), ObjectDiversity(objs)
+    tol = _d2_tolerance(dim, new.max_sqnorm)
+    order: list[int] = []
+    for pick in range(40):
+        bonus = new.log_bonus()
+        bonus[order] = -np.inf
+        i = int(np.argmax(bonus))
+        order.append(i)
+        new.pick(i)
+        _float64_pick(old, i)
+        if pick == 0:
+            np.testing.assert_array_equal(new.d, old.d)
+        np.testing.assert_allclose(new.d**2, old.d**2, rtol=0, atol=tol)
+    report = new.report()
+    assert report["measured_rows"] == 40 * len(objs.x)
+    assert report["exact_rows"] < report["measured_rows"] / 4  # (the float32 filter ruled most rows out)
+
+
+_DIVERSITY = {"input": {"type": "EMBEDDINGS", "task": "det"}, "strategy": {"type": "DIVERSITY"}}
+
+
+@pytest.mark.parametrize("case", ["clustered", "near_duplicates", "dim_1280", "preselected", "weights",
+                                  "minimum_distance"])
+def test_pick_orders_equal_those_of_the_float64_formula_for_every_object(case: str, monkeypatch) -> None:
+    """The engine's picks with the float32 filter equal those with the float64 formula for every object at every
+    pick, on clustered objects, near-duplicate and duplicate objects (distances that nearly tie, ties), 256 and
+    1,280 dimensions, after preselected images, combined with WEIGHTS and with the minimum-distance stop."""
+    dim = 1280 if case == "dim_1280" else 256
+    keys, per_image, objects, candidates = _data(
+        120, 13, dim=dim, max_objects=8, spread=0.1 if case == "clustered" else 0.05,
+        copies=0.0 if case == "clustered" else 0.4)
+    config: dict = {"n_samples": 100 if case == "near_duplicates" else 50, "strategies": [dict(_DIVERSITY)]}
+    pre = None
+    if case == "preselected":
+        is_pre = pa.compute.is_in(objects.column(C.PARENT_KEY), pa.array(keys[:30]))
+        objects, pre, candidates = objects.filter(pa.compute.invert(is_pre)), objects.filter(is_pre), candidates.slice(30)
+    if case == "weights":
+        w = np.random.default_rng(13).random(len(keys))
+        candidates = candidates.append_column(C.score_column("det", "s"), pa.array(w))
+        config["strategies"].append({"input": {"type": "SCORES", "task": "det", "score": "s"},
+                                     "strategy": {"type": "WEIGHTS", "strength": 2}})
+    if case == "minimum_distance":
+        config["strategies"][0] = {"input": _DIVERSITY["input"],
+                                   "strategy": {"type": "DIVERSITY", "stopping_condition_minimum_distance": 0.85}}
+    result = select(candidates, config, objects=objects, preselected_objects=pre)
+    report = result.objectives["strategies[0]"]
+    assert report["exact_rows"] < report["measured_rows"] / 2  # (the filter ruled out most rows: not the old path)
+    monkeypatch.setattr(ObjectDiversity, "pick", _float64_pick)
+    reference = select(candidates, config, objects=objects, preselected_objects=pre)
+    assert list(result.indices) == list(reference.indices)
+    assert result.stop_reason == reference.stop_reason
+    if case == "minimum_distance":
+        assert result.stop_reason == "minimum_distance" and 10 < len(result.indices) < 50
+
+
+def test_the_float32_filter_skips_the_rows_it_rules_out_and_needs_its_margin() -> None:
+    """A pick whose objects nearly duplicate objects selected before (3e-7 per coordinate: the distances to the old
+    and the new ones nearly tie, closer than float32 products resolve) among objects near other selected objects:
+    the filter computes in float64 only rows near the pick's objects, not those at distance 0, every row that gets
+    nearer among them, and the result equals the float64 formula for every row. Without the rounding margin (the bound of the float32 product's
+    error) the near-ties lose some of their improvements."""
+    from lightly_airflow.objects.selection import lower_to_nearest, squared_norms
+
+    rng = np.random.default_rng(5)
+    dim = 256
+    first, other = _unit(rng.normal(size=(8, dim))), _unit(rng.normal(size=(8, dim)))
+    near_first = _unit(first[rng.integers(0, 8, 1000)] + 0.04 * rng.normal(size=(1000, dim)))
+    near_other = _unit(other[rng.integers(0, 8, 3000)] + 0.04 * rng.normal(size=(3000, dim)))
+    near_first[:200] = first[np.arange(200) % 8]  # (the objects selected before, at distance 0)
+    x = np.concatenate([near_first, near_other])
+    again = _unit(first + 3e-7 * rng.normal(size=first.shape))
+    xn = squared_norms(x)
+    d = nearest_distances(x, np.concatenate([first, other]), xn)
+    d[:200] = 0.0  # (never nearer: not computed although the float32 product puts them near the pick's objects)
+    expected = np.minimum(d, nearest_distances(x, again, xn))
+    tol = _d2_tolerance(dim, float(xn.max()))
+    got = d.copy()
+    exact = lower_to_nearest(got, x, again, xn, float(xn.max()))
+    np.testing.assert_allclose(got**2, expected**2, rtol=0, atol=tol)
+    improved = int((expected**2 < d**2 - tol).sum())
+    assert 100 < improved <= exact <= len(near_first) - 200, (improved, exact)  # (not one of the 3,000 near other)
+    no_margin = d.copy()
+    lower_to_nearest(no_margin, x, again, xn, float(xn.max()), margin_scale=0.0)
+    assert np.abs(no_margin**2 - expected**2).max() > 100 * tol  # (the test's near-ties need the margin)

@@ -1,0 +1,112 @@
+"""Object-level DIVERSITY picks: the float32 filter of ``ObjectDiversity.pick`` (``lower_to_nearest``: a float32
+product of every object with the picked image's objects, the float64 distance formula only for the objects it
+cannot rule out) against the straightforward baseline (the float64 formula for every object at every pick,
+``nearest_distances``, what ``pick`` did before). Prints figures; asserts both give the same pick order.
+
+Usage::
+
+    python benchmarks/object_selection.py [--cases 256,1280] [--picks 200] [--rounds 3]
+
+Cases (synthetic crop embeddings: unit float32 vectors around 200 cluster centres, each cluster spanning 6 random
+directions, ``benchmarks/selection.py``'s generator; an image's objects are consecutive rows):
+
+* ``256``: 4,000 images x 35 objects = 140,000 objects of 256 dimensions (docs/objects.md "Scale");
+* ``1280``: 1,000 images x 35 objects = 35,000 objects of 1,280 dimensions (the default encoder's width).
+
+Each round runs the greedy (argmax of the objective, then ``pick``) once per method, in alternating order;
+the figures are medians over rounds of each round's median and total ``pick`` time. The baseline runs with BLAS'
+own threads (as ``pick`` did) and, to tell the two effects apart, with BLAS held to one thread (the float32
+filter holds BLAS to one thread for its small products and splits the blocks over the selection's threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from selection import clustered  # noqa: E402  (the same generator)
+
+from lightly_airflow.objects.selection import ObjectDiversity, ObjectSet, nearest_distances  # noqa: E402
+from lightly_airflow.selection.kernels import blas_one_thread  # noqa: E402
+
+CASES = {"256": (4_000, 35, 256), "1280": (1_000, 35, 1280)}
+
+
+class Float64Baseline(ObjectDiversity):
+    """``pick`` as it was: the float64 formula for every object (:func:`nearest_distances`), BLAS' own threads."""
+
+    def pick(self, i: int) -> None:
+        a, b = self.starts[i], self.starts[i + 1]
+        if b > a:
+            np.minimum(self.d, nearest_distances(self.objects.x, self.objects.x[a:b], self.xn), out=self.d)
+        self.picked += 1
+
+
+class Float64OneThread(Float64Baseline):
+    """The same with BLAS held to one thread (how much of the difference is BLAS' threads on a busy machine)."""
+
+    def pick(self, i: int) -> None:
+        with blas_one_thread():
+            super().pick(i)
+
+
+def greedy(state: ObjectDiversity, picks: int) -> tuple[list[int], list[float]]:
+    order, seconds = [], []
+    for _ in range(picks):
+        bonus = state.log_bonus()
+        bonus[order] = -np.inf
+        i = int(np.argmax(bonus))
+        start = time.perf_counter()
+        state.pick(i)
+        seconds.append(time.perf_counter() - start)
+        order.append(i)
+    return order, seconds
+
+
+def load() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", default="256,1280")
+    parser.add_argument("--picks", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    for case in args.cases.split(","):
+        images, per_image, dim = CASES[case]
+        x = clustered(images * per_image, dim, clusters=200, seed=0)
+        objects = ObjectSet(x, np.repeat(np.arange(images), per_image), images, np.zeros((0, dim), np.float32), "det")
+        print(f"case {case}: {len(x):,} objects of {dim} dimensions, {images:,} images, {args.picks} picks; {load()}")
+        methods = [("float64 baseline", Float64Baseline), ("float64, BLAS 1 thread", Float64OneThread),
+                   ("float32 filter", ObjectDiversity)]
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in methods}
+        orders: dict[str, list[int]] = {}
+        for r in range(args.rounds):
+            for name, cls in methods if r % 2 == 0 else methods[::-1]:
+                state = cls(objects)
+                order, seconds = greedy(state, args.picks)
+                assert orders.setdefault(name, order) == order, f"{name}: the pick order changed between rounds"
+                runs[name].append((statistics.median(seconds), sum(seconds)))
+                extra = ""
+                if not isinstance(state, Float64Baseline):
+                    rep = state.report()
+                    extra = f", float64 rows {rep['exact_rows']:,} of {rep['measured_rows']:,}"
+                print(f"  round {r + 1} {name}: median {statistics.median(seconds) * 1e3:.1f} ms per pick, "
+                      f"total {sum(seconds):.2f} s{extra}")
+        assert all(order == orders["float64 baseline"] for order in orders.values()), "the pick orders differ"
+        for name, got in runs.items():
+            print(f"  {name}: median {statistics.median(m for m, _ in got) * 1e3:.1f} ms per pick, total "
+                  f"{statistics.median(t for _, t in got):.2f} s (medians of {len(got)} rounds)")
+        print(f"  same pick order: yes; {load()}")
+
+
+if __name__ == "__main__":
+    main()
