@@ -7,16 +7,17 @@ Datapools are named by their configured name only (:mod:`lightly_airflow.plugins
 HTML routes (relative to the mount point):
 
 - ``GET /`` — the configured datapools;
-- ``GET /pools/{pool}?offset=&tag_offset=`` — versions (newest first) with counts and report links, and tags with
-  counts, :data:`~.pages.RECENT` of each a page;
+- ``GET /pools/{pool}?offset=&tag_offset=&before=&tags_before=`` — versions (newest first) with counts and report
+  links, and tags with counts, :data:`~.pages.RECENT` of each a page (its links page by the cursors ``before`` /
+  ``tags_before``: :func:`~.data.page_of`);
 - ``GET /pools/{pool}/tags/{tag}?offset=&limit=`` — a tag's samples (key, run, status, pick rank), paged;
 - ``GET /pools/{pool}/reports/{folder}/{file}`` — a run's report files (``index.html``, PNGs, ``problems.parquet``);
 - ``GET /runs/{dag_id}/{run_id}`` — the DAG-run tab: redirects to the run's report or says why there is none.
 
 JSON: the same under ``/api/`` (``/api/pools``, ``/api/pools/{pool}``, ``/api/pools/{pool}/tags/{tag}``,
-``/api/runs/{dag_id}/{run_id}``); ``/api/pools/{pool}`` pages its versions (``offset``, ``limit``) and tags
-(``tag_offset``, ``tag_limit``), :data:`~.pages.RECENT` of each by default and :data:`MAX_OVERVIEW_PAGE` at most, with
-their totals and the next pages' parameters in ``paging``.
+``/api/runs/{dag_id}/{run_id}``); ``/api/pools/{pool}`` pages its versions (``offset``, ``limit``, the cursor
+``before``) and tags (``tag_offset``, ``tag_limit``, ``tags_before``), :data:`~.pages.RECENT` of each by default and
+:data:`MAX_OVERVIEW_PAGE` at most, with their totals and the next and previous pages' parameters in ``paging``.
 
 Query parameters are declared with FastAPI's ``Query(ge=, le=, pattern=)``; a bad value answers 400 (not FastAPI's
 422) naming the parameter, what it must be and the value given (:func:`_bad_parameters`): JSON ``{"detail": ...}``
@@ -190,20 +191,38 @@ def _awaiting_review(root: str, name: str, waiting: list[dict[str, Any]]) -> str
 
 def _pager(href: Callable[[int], str], offset: int, limit: int, total: int) -> str:
     """"← previous" and "next →" links of a list shown ``limit`` at a time from ``offset`` (``href``: a page's URL)."""
-    links = []
-    if offset > 0:
-        links.append(H.link(href(max(0, offset - limit)), "← previous"))
-    if offset + limit < total:
-        links.append(H.link(href(offset + limit), "next →"))
+    return _pager_links(href(max(0, offset - limit)) if offset > 0 else None,
+                        href(offset + limit) if offset + limit < total else None)
+
+
+def _pager_links(previous: str | None, following: str | None) -> str:
+    """The "← previous" and "next →" links to these URLs (none where ``None``)."""
+    links = [H.link(href, text) for href, text in ((previous, "← previous"), (following, "next →")) if href]
     return f"<p>{' · '.join(links)}</p>" if links else ""
+
+
+def _list_pager(here: str, anchor: str, paging: dict[str, Any], keep: dict[str, int | None]) -> str:
+    """The pool page's (``here``) pager of its list ``anchor``: ``paging``'s ``previous`` and ``next`` queries
+    (:func:`~.data.page_of`: a cursor where they page through versions) without their size (the page shows
+    :data:`~.pages.RECENT`), the other list kept where it is (``keep``: its query)."""
+
+    def href(query: dict[str, int] | None) -> str | None:
+        if query is None:
+            return None
+        params = [(k, v) for k, v in {**keep, **query}.items() if v is not None and not k.endswith("limit")]
+        return f"{here}?{urlencode(params)}#{anchor}"
+
+    return _pager_links(href(paging["previous"]), href(paging["next"]))
 
 
 def _shown(offset: int, count: int, total: int) -> str:
     return f'<p class="muted">{offset + 1}–{offset + count} of {total:,}, newest first.</p>' if count < total else ""
 
 
-def _overview_page(root: str, ov: dict[str, Any]) -> str:
-    """A page of a pool's versions and tags, newest first (``initial-tag`` on top): :func:`~.data.overview`."""
+def _overview_page(root: str, ov: dict[str, Any], versions_at: dict[str, int | None],
+                   tags_at: dict[str, int | None]) -> str:
+    """A page of a pool's versions and tags, newest first (``initial-tag`` on top): :func:`~.data.overview`, asked
+    with the query ``versions_at`` (``offset``, ``before``) and ``tags_at`` (``tag_offset``, ``tags_before``)."""
     name = ov["name"]
     crumbs = [("Datapools", f"{root}/"), (name, None)]
     head = f'<p class="muted"><code>{H.e(ov["uri"])}</code></p>'
@@ -213,7 +232,7 @@ def _overview_page(root: str, ov: dict[str, Any]) -> str:
         return H.page(f"Datapool {name}", body, crumbs=crumbs)
     samples = f"{root}/pools/{H.seg(name)}/samples"
     versions, tags = ov["paging"]["history"], ov["paging"]["tags"]
-    offset, tag_offset = versions["offset"], tags["offset"]
+    offset, tag_offset = versions["offset"], tags["offset"]  # (their places in the lists)
     tag_rows = [
         (
             H.link(f"{samples}?tag={quote(t['name'], safe='')}", t["name"]),
@@ -256,16 +275,14 @@ def _overview_page(root: str, ov: dict[str, Any]) -> str:
         '<section id="tags"><h2>Tags</h2>' + _shown(tag_offset, len(tag_rows), tags["total"])
         + '<div class="hscroll">' + H.table(["Tag", "Samples", "Version", "Run", ""], tag_rows, numeric=(1, 2))
         + "</div>"
-        + _pager(lambda o: f"{here}?{urlencode([('offset', offset), ('tag_offset', o)])}#tags", tag_offset,
-                 tags["limit"], tags["total"]) + "</section>"
+        + _list_pager(here, "tags", tags, versions_at) + "</section>"
         + '<section id="versions"><h2>Versions</h2>' + _shown(offset, len(ov["history"]), versions["total"])
         # (ten columns: in a narrow window the table scrolls sideways on its own, not the whole page)
         + '<div class="hscroll">'
         + H.table(["Version", "Committed", "Run", "DAG", "Tag", "Rows", "Selected", "Counts", "Report", ""], hist_rows,
                   numeric=(0, 5, 6))
         + "</div>"
-        + _pager(lambda o: f"{here}?{urlencode([('offset', o), ('tag_offset', tag_offset)])}#versions", offset,
-                 versions["limit"], versions["total"]) + "</section>"
+        + _list_pager(here, "versions", versions, tags_at) + "</section>"
     )
     return H.page(f"Datapool {name}", body, crumbs=crumbs, static=f"{root}/static")
 
@@ -369,12 +386,14 @@ def create_app() -> FastAPI:
         return _html(_index_page(_root(request), configured_datapools()))
 
     @app.get("/pools/{pool}", response_class=HTMLResponse)
-    def pool_page(request: Request, pool: str, offset: int = Query(0, ge=0),
-                  tag_offset: int = Query(0, ge=0)) -> HTMLResponse:
+    def pool_page(request: Request, pool: str, offset: int = Query(0, ge=0), tag_offset: int = Query(0, ge=0),
+                  before: int | None = Query(None, ge=0), tags_before: int | None = Query(None, ge=0)) -> HTMLResponse:
         from lightly_airflow.plugins.pages import RECENT
 
-        ov = D.overview(_pool(pool), offset=offset, limit=RECENT, tag_offset=tag_offset, tag_limit=RECENT)
-        return _html(_overview_page(_root(request), ov))
+        ov = D.overview(_pool(pool), offset=offset, limit=RECENT, tag_offset=tag_offset, tag_limit=RECENT,
+                        before=before, tags_before=tags_before)
+        return _html(_overview_page(_root(request), ov, {"offset": offset, "before": before},
+                                    {"tag_offset": tag_offset, "tags_before": tags_before}))
 
     @app.get("/pools/{pool}/tags/{tag}", response_class=HTMLResponse)
     def tag_page(
@@ -415,11 +434,12 @@ def create_app() -> FastAPI:
     def api_pool(
         pool: str, offset: int = Query(0, ge=0), limit: int | None = Query(None, ge=1, le=MAX_OVERVIEW_PAGE),
         tag_offset: int = Query(0, ge=0), tag_limit: int | None = Query(None, ge=1, le=MAX_OVERVIEW_PAGE),
+        before: int | None = Query(None, ge=0), tags_before: int | None = Query(None, ge=0),
     ) -> dict[str, Any]:
         from lightly_airflow.plugins.pages import RECENT  # (read per request: tests make it small)
 
         return D.overview(_pool(pool), offset=offset, limit=limit or RECENT, tag_offset=tag_offset,
-                          tag_limit=tag_limit or RECENT)
+                          tag_limit=tag_limit or RECENT, before=before, tags_before=tags_before)
 
     @app.get("/api/pools/{pool}/tags/{tag}")
     def api_tag(

@@ -148,12 +148,16 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def overview(spec: PoolSpec, *, offset: int, limit: int, tag_offset: int, tag_limit: int) -> dict[str, Any]:
+def overview(spec: PoolSpec, *, offset: int, limit: int, tag_offset: int, tag_limit: int, before: int | None = None,
+             tags_before: int | None = None) -> dict[str, Any]:
     """A pool's versions (newest first) and tags (``initial-tag``, then the newest first), a page of each
     (:func:`page_of`), each run with the folder of its report if one was written.
 
     :param offset: the first version on the page (0: the latest); ``limit``: versions on the page.
     :param tag_offset: the first tag on the page (0: ``initial-tag``); ``tag_limit``: tags on the page.
+    :param before: a cursor: the page lists the versions older than this one, ``offset`` counted from there.
+    :param tags_before: a cursor: the page lists the tags a version older than this one made (no ``initial-tag``),
+        ``tag_offset`` counted from there. A commit makes one tag at most: a tag's version is its key.
     :returns: ``{name, uri, exists, version, history: [...], vacuums: [...], tags: [...], awaiting_review:
         [...], paging: {history: {...}, tags: {...}}}`` (:func:`proposals_awaiting_review`; also before the
         pool's first commit); each history entry has the fields of :meth:`Datapool.history` plus ``report`` (the
@@ -181,7 +185,7 @@ def overview(spec: PoolSpec, *, offset: int, limit: int, tag_offset: int, tag_li
     by_delta = delta_vacuums(history)  # Delta's own VACUUM run by hand: its versions in the log, no record
     lost = lost_ranges(record) + delta_lost_ranges(by_delta)
     latest = history[-1]["version"] if history else None
-    shown, history_page = page_of(history[::-1], offset, limit, "offset", "limit")
+    shown, history_page = page_of(history[::-1], offset, limit, ("offset", "limit", "before"), before)
     entries = []
     for entry in shown:
         slug = run_slug(entry["run_id"]) if entry.get("run_id") else None
@@ -191,7 +195,9 @@ def overview(spec: PoolSpec, *, offset: int, limit: int, tag_offset: int, tag_li
     vacuums = (vacuum_history(spec.uri, creds, record) if record is not None else []) + by_delta
     on_page = {e["version"] for e in shown}
     tags = _all_tags(pool_tags(spec, snap), history)
-    tags_shown, tags_page = page_of(tags[:1] + tags[:0:-1], tag_offset, tag_limit, "tag_offset", "tag_limit")
+    newest_first = tags[:1] + sorted(tags[1:], key=lambda t: t["version"], reverse=True)  # (initial-tag on top)
+    tags_shown, tags_page = page_of(newest_first, tag_offset, tag_limit, ("tag_offset", "tag_limit", "tags_before"),
+                                    tags_before, head=1)
     return {
         "name": spec.name,
         "uri": spec.uri,
@@ -206,14 +212,30 @@ def overview(spec: PoolSpec, *, offset: int, limit: int, tag_offset: int, tag_li
     }
 
 
-def page_of(items: list[Any], offset: int, limit: int, offset_name: str, limit_name: str
-            ) -> tuple[list[Any], dict[str, Any]]:
-    """``limit`` of ``items`` from ``offset``, and where they stand: ``{offset, limit, total, next}``, ``next``
-    the query parameters of the next page (named ``offset_name`` and ``limit_name``; ``None`` on the last)."""
-    more = offset + limit < len(items)
-    return items[offset:offset + limit], {
-        "offset": offset, "limit": limit, "total": len(items),
-        "next": {offset_name: offset + limit, limit_name: limit} if more else None,
+def page_of(items: list[dict[str, Any]], offset: int, limit: int, names: tuple[str, str, str],
+            before: int | None = None, head: int = 0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``limit`` of ``items`` from ``offset``, and where they stand: ``{offset, limit, total, next, previous}``.
+
+    The items after the first ``head`` ones (``initial-tag`` on top of the tags) are newest first by ``version``;
+    the cursor ``before`` starts the count of ``offset`` at the first of them older than that version (the head is
+    not listed then), so that a commit landing while a client walks the pages moves nothing. ``offset`` answered
+    is the page's first item's place in the whole list. ``next`` and ``previous``: the query parameters of the
+    next (older) and previous page, named ``names`` (offset, limit, cursor), ``None`` on the last / first page:
+    the cursor of the version of the item above that page (``next``: the oldest of this page), an offset for a
+    page that starts within the head."""
+    offset_name, limit_name, cursor_name = names
+    start = 0 if before is None else head + sum(1 for item in items[head:] if item["version"] >= before)
+    at = start + offset
+
+    def query(first: int) -> dict[str, int]:
+        if first > head:
+            return {cursor_name: items[first - 1]["version"], limit_name: limit}
+        return {offset_name: first, limit_name: limit}
+
+    return items[at:at + limit], {
+        "offset": at, "limit": limit, "total": len(items),
+        "next": query(at + limit) if at + limit < len(items) else None,
+        "previous": query(max(0, min(at, len(items)) - limit)) if at > 0 else None,
     }
 
 

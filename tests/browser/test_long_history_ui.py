@@ -1,9 +1,10 @@
 """A pool with more versions than the version chooser lists (``long``: RECENT + 10 tiny versions), light and dark,
 1360 and 480 px wide: the chooser lists the RECENT newest, the "Older version" form beside the filters opens an
 older one by its number (listed and selected then), and the pool page shows its versions a page at a time, the
-next page one click away; a bad ``offset`` typed into its URL gets the app's 400 page saying what to send.
-Screenshots ``long-grid``, ``long-grid-old``, ``long-pool``, ``long-pool-bad-offset``, ``narrow-long-grid``,
-``narrow-long-pool``, ``narrow-long-pool-bad-offset``."""
+next (older) page one click away by the cursor ``before`` (a commit in between moves nothing) and the previous one
+back; a bad ``offset`` typed into its URL gets the app's 400 page saying what to send.
+Screenshots ``long-grid``, ``long-grid-old``, ``long-pool``, ``long-pool-older``, ``long-pool-bad-offset``,
+``narrow-long-grid``, ``narrow-long-pool``, ``narrow-long-pool-older``, ``narrow-long-pool-bad-offset``."""
 
 from __future__ import annotations
 
@@ -36,7 +37,14 @@ def test_an_older_version_is_opened_by_its_number(page, curation: Curation):
     assert page.locator("a:text-is('browse')").count() == RECENT
     page.click("a:has-text('next →') >> nth=-1")  # (the versions' pager, below the tags')
     page.wait_for_load_state("networkidle")
+    older = f"{base}?tag_offset=0&before={LATEST - RECENT + 1}#versions"  # (older than the first page's oldest)
+    assert page.url == older, page.url
     assert f"{RECENT + 1}–{LATEST + 1} of {LATEST + 1}" in page.inner_text("body")
+    assert page.locator("a:text-is('browse')").count() == LATEST + 1 - RECENT
+    _shot(page, curation, "long-pool-older", full=True)
+    page.click("#versions a:has-text('← previous')")
+    page.wait_for_load_state("networkidle")
+    assert page.url == f"{base}?tag_offset=0&offset=0#versions" and page.locator("a:text-is('browse')").count() == RECENT
     page.goto(f"{base}")
     _shot(page, curation, "long-pool", full=True)
     bad = page.goto(f"{base}?offset=-1")
@@ -46,7 +54,7 @@ def test_an_older_version_is_opened_by_its_number(page, curation: Curation):
     page.set_viewport_size({"width": 480, "height": 900})
     try:
         for name, url in (("narrow-long-grid", f"{base}/samples?version=3"), ("narrow-long-pool", base),
-                          ("narrow-long-pool-bad-offset", f"{base}?offset=-1")):
+                          ("narrow-long-pool-older", older), ("narrow-long-pool-bad-offset", f"{base}?offset=-1")):
             page.goto(url)
             page.wait_for_load_state("networkidle")
             assert _overflow(page) <= 0, (name, _overflow(page))

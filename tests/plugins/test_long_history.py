@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -90,7 +90,7 @@ def test_the_overview_pages_through_every_version_and_tag(long_client) -> None:
         hrefs += links(page).hrefs
         assert page.count("browse</a>") <= RECENT and page.count("/tags/t") <= RECENT
         seen_versions += [int(v) for v in re.findall(r'samples\?version=(\d+)">browse', page)]
-        nexts = re.findall(r'<a href="([^"]*offset[^"]*#versions)">next', page)
+        nexts = re.findall(r'<a href="([^"]*(?:\?|&amp;)before=[^"]*#versions)">next', page)  # (the cursor)
         if not nexts:
             break
         href = nexts[0]
@@ -103,7 +103,7 @@ def test_the_overview_pages_through_every_version_and_tag(long_client) -> None:
     while href:
         page = long_client.get(html.unescape(href)).text
         seen_tags += re.findall(r'/tags/([^"/]+)"', page)
-        nexts = re.findall(r'<a href="([^"]*tag_offset[^"]*#tags)">next', page)
+        nexts = re.findall(r'<a href="([^"]*tags_before=[^"]*#tags)">next', page)
         href = nexts[0] if nexts else ""
     assert seen_tags == [C.INITIAL_TAG, *[f"t{r:03d}" for r in range(RUNS - 1, -1, -1)]]
 
@@ -140,9 +140,10 @@ def test_page_sizes_do_not_grow_with_the_history(long_pool: Path, tmp_path: Path
         assert abs(b - a) < 200, f"{url}: {a} bytes at {RUNS} versions, {b} at {RUNS + 20}"
 
 
-def _walk(client, params: dict[str, int], key: str) -> tuple[list[dict], list[dict]]:
+def _walk(client, params: dict[str, int], key: str, between: Callable[[], None] = lambda: None
+          ) -> tuple[list[dict], list[dict]]:
     """Every page of ``/api/pools/p``'s list ``key`` (``history`` or ``tags``), following ``paging.<key>.next``
-    from ``params``: the items and each page's ``paging.<key>``."""
+    from ``params`` (``between``: run between two requests): the items and each page's ``paging.<key>``."""
     items, pages = [], []
     while params is not None:
         r = client.get("/lightly/api/pools/p", params=params)
@@ -151,7 +152,96 @@ def _walk(client, params: dict[str, int], key: str) -> tuple[list[dict], list[di
         items += body[key]
         pages.append(body["paging"][key])
         params = body["paging"][key]["next"]
+        between()
     return items, pages
+
+
+@pytest.fixture
+def busy_pool(long_pool: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[object, Callable]]:
+    """A copy of the long pool served as ``p``, and a function that commits the next hourly run to it."""
+    import shutil
+
+    from ui_client import ui_client
+
+    path = tmp_path / "pool"
+    shutil.copytree(long_pool, path)
+    pool, runs = Datapool(str(path)), [RUNS]
+    monkeypatch.setattr(P, "RECENT", RECENT, raising=False)
+
+    def commit() -> None:
+        commit_tiny_run(pool, runs[0])
+        runs[0] += 1
+
+    with ui_client(monkeypatch, {"p": {"uri": str(path)}}) as c:
+        yield c, commit
+
+
+def test_the_cursors_walk_every_version_and_tag_once_while_runs_commit(busy_pool) -> None:
+    """An hourly DAG commits between two requests of a client paging back through the history: ``next`` is a cursor
+    (``before`` / ``tags_before``: older than the page's oldest), so every version and tag of the first page's time
+    comes once (by offsets the list moved on by one a commit: a page's last came again on top of the next)."""
+    c, commit = busy_pool
+    history, pages = _walk(c, {"limit": 7}, "history", between=commit)
+    assert [h["version"] for h in history] == list(range(LATEST, -1, -1))
+    assert [p["next"] for p in pages] == [{"before": v, "limit": 7} for v in range(LATEST - 6, 0, -7)] + [None]
+    latest = c.get("/lightly/api/pools/p").json()["version"]
+    assert latest == LATEST + len(pages)  # (a commit after each page)
+    tags, pages = _walk(c, {"tag_limit": 4}, "tags", between=commit)
+    runs = latest  # (run r made version r + 1: runs 0 .. latest - 1)
+    assert [t["name"] for t in tags] == [C.INITIAL_TAG, *[f"t{r:03d}" for r in range(runs - 1, -1, -1)]]
+    assert pages[0]["next"] == {"tags_before": runs - 2, "tag_limit": 4}  # (t{runs - 3}, made at version runs - 2)
+    latest += len(pages)
+    # a page of a cursor counts its offset from there; previous: the page above it, by the same cursor
+    page = c.get("/lightly/api/pools/p", params={"before": 20, "offset": 3, "limit": 2, "tags_before": 5}).json()
+    assert [h["version"] for h in page["history"]] == [16, 15] and page["tags"] == [
+        {"name": f"t{r:03d}", "run_id": f"manual__run-{r:03d}", "version": r + 1, "count": 1} for r in (3, 2, 1, 0)]
+    assert page["paging"]["history"] == {"offset": latest - 16, "limit": 2, "total": latest + 1,
+                                         "next": {"before": 15, "limit": 2}, "previous": {"before": 19, "limit": 2}}
+    assert page["paging"]["tags"]["offset"] == latest - 3 and page["paging"]["tags"]["next"] is None
+    commit()
+    above = c.get("/lightly/api/pools/p", params=page["paging"]["history"]["previous"]).json()
+    assert [h["version"] for h in above["history"]] == [18, 17]
+    for params, versions in (({"before": 0}, []), ({"before": 10 ** 6, "limit": 2}, [latest + 1, latest])):
+        assert [h["version"] for h in c.get("/lightly/api/pools/p", params=params).json()["history"]] == versions
+    # offsets page as they did, from the newest
+    page = c.get("/lightly/api/pools/p", params={"offset": 3, "limit": 2, "tag_offset": 1, "tag_limit": 1}).json()
+    assert [h["version"] for h in page["history"]] == [latest - 2, latest - 3]
+    assert [t["name"] for t in page["tags"]] == [f"t{latest:03d}"] and page["paging"]["tags"]["previous"] == {
+        "tag_offset": 0, "tag_limit": 1}
+    first = c.get("/lightly/api/pools/p", params={"tag_limit": 1}).json()["paging"]["tags"]  # (initial-tag alone)
+    assert first["next"] == {"tag_offset": 1, "tag_limit": 1}
+
+
+def test_the_pool_page_pages_back_by_the_cursor_while_runs_commit(busy_pool) -> None:
+    """The pool page's "next →" of its versions and tags carry the cursor (the other list kept where it is), its
+    "← previous" the page above by the cursor too: a commit between two clicks moves nothing."""
+    c, commit = busy_pool
+
+    def pager(page: str, anchor: str) -> dict[str, str]:
+        section = re.search(rf'<section id="{anchor}">(.*?)</section>', page, re.S)
+        assert section, anchor
+        return {text: html.unescape(href) for href, text in re.findall(r'<a href="([^"]*)">(next →|← previous)</a>',
+                                                                        section.group(1))}
+
+    href, seen, tags_hrefs = "/lightly/pools/p?tag_offset=1", [], []
+    while href:
+        page = c.get(href).text
+        seen += [int(v) for v in re.findall(r'samples\?version=(\d+)">browse', page)]
+        tags_hrefs.append(pager(page, "tags"))
+        href = pager(page, "versions").get("next →", "")
+        commit()
+    assert seen == list(range(LATEST, -1, -1))
+    # the tags' pager of the second page: the versions kept; tags from the second (t030, a commit on) to t021,
+    # made at version 22
+    assert tags_hrefs[1] == {"← previous": "/lightly/pools/p?offset=0&before=21&tag_offset=0#tags",
+                             "next →": "/lightly/pools/p?offset=0&before=21&tags_before=22#tags"}
+    third = c.get("/lightly/pools/p?before=11&tags_before=20").text
+    assert pager(third, "versions") == {"← previous": "/lightly/pools/p?tag_offset=0&tags_before=20&before=21#versions",
+                                        "next →": "/lightly/pools/p?tag_offset=0&tags_before=20&before=1#versions"}
+    assert "25–34 of 35, newest first" in third  # (versions 10..1 of 34..0: four commits on)
+    commit()
+    above = c.get(pager(third, "versions")["← previous"]).text
+    assert [int(v) for v in re.findall(r'samples\?version=(\d+)">browse', above)] == list(range(20, 10, -1))
 
 
 def test_the_pool_json_pages_its_versions_and_tags_newest_first(long_client) -> None:
@@ -161,8 +251,10 @@ def test_the_pool_json_pages_its_versions_and_tags_newest_first(long_client) -> 
     assert [h["version"] for h in first["history"]] == list(range(LATEST, LATEST - RECENT, -1))
     assert [t["name"] for t in first["tags"]] == [C.INITIAL_TAG, *[f"t{r:03d}" for r in range(RUNS - 1, RUNS - RECENT, -1)]]
     assert first["paging"] == {
-        "history": {"offset": 0, "limit": RECENT, "total": LATEST + 1, "next": {"offset": RECENT, "limit": RECENT}},
-        "tags": {"offset": 0, "limit": RECENT, "total": RUNS + 1, "next": {"tag_offset": RECENT, "tag_limit": RECENT}},
+        "history": {"offset": 0, "limit": RECENT, "total": LATEST + 1, "previous": None,
+                    "next": {"before": LATEST - RECENT + 1, "limit": RECENT}},  # (the oldest version of the page)
+        "tags": {"offset": 0, "limit": RECENT, "total": RUNS + 1, "previous": None,
+                 "next": {"tags_before": RUNS - RECENT + 2, "tag_limit": RECENT}},  # (t{r} made version r + 1)
     }
     assert first["tags"][0]["count"] == RUNS  # (each run selected one new key)
     history, pages = _walk(long_client, {"limit": 7}, "history")
@@ -184,6 +276,9 @@ def test_the_pool_json_pages_its_versions_and_tags_newest_first(long_client) -> 
     ({"offset": -1}, "offset must be a whole number from 0 up, got '-1'."),
     ({"tag_offset": "1.5"}, "tag_offset must be a whole number from 0 up, got '1.5'."),
     ({"offset": ""}, "offset must be a whole number from 0 up, got ''."),
+    ({"before": -1}, "before must be a whole number from 0 up, got '-1'."),
+    ({"before": "v20", "limit": 5}, "before must be a whole number from 0 up, got 'v20'."),
+    ({"tags_before": "t003"}, "tags_before must be a whole number from 0 up, got 't003'."),
 ])
 def test_bad_paging_of_the_pool_json_is_400_naming_the_parameter(long_client, params, said) -> None:
     r = long_client.get("/lightly/api/pools/p", params=params)
@@ -208,6 +303,8 @@ def test_a_bad_parameter_of_a_page_is_a_400_page_naming_it_its_range_and_the_val
     for url, said in (
         ("/lightly/pools/p?offset=-1", "offset must be a whole number from 0 up, got '-1'."),
         ("/lightly/pools/p?tag_offset=ten", "tag_offset must be a whole number from 0 up, got 'ten'."),
+        ("/lightly/pools/p?before=1.5&tags_before=-2",
+         "before must be a whole number from 0 up, got '1.5'. tags_before must be a whole number from 0 up, got '-2'."),
         ("/lightly/pools/p/samples?order=up&limit=0",
          "order must be one of asc, desc, got 'up'. limit must be a whole number from 1 to 1000, got '0'."),
         ("/lightly/pools/p/tags/t001?limit=1.5", "limit must be a whole number from 1 to 1000, got '1.5'."),
