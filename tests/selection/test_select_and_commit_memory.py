@@ -69,7 +69,10 @@ def test_select_and_commit_holds_about_two_copies_of_the_embeddings(tmp_path):
     assert summary.selected == 100 and summary.version == 1
     peak = tracked.max_memory() / MATRIX
     print(f"arrow peak {peak:.2f}x")
-    assert peak < 2.4, peak
+    # 2.10x on an idle machine; the shards are read on threads (storage.map_io), and how many decode at once (each
+    # with its decoder's temporaries) follows the scheduler: 2.20-2.33x beside two busy processes, 2.49x once in a
+    # fresh-clone CI run (2026-12-06). A third copy of the embeddings (the 3.2x before) stays well above the bound.
+    assert peak < 2.7, peak
     rows = Datapool(str(pool)).snapshot().read(columns=[C.KEY, C.SELECTED, C.LAYOUT_X])
     assert rows.num_rows == SHARDS * FILES and rows.column(C.LAYOUT_X).null_count == 0
     assert rows.filter(rows.column(C.SELECTED)).num_rows == 100
