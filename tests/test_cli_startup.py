@@ -60,5 +60,6 @@ def test_openblas_threads_sleep_at_once_unless_set(tmp_path: Path, given: str | 
         env["OPENBLAS_THREAD_TIMEOUT"] = given
     timeout, threads = _select(tmp_path, env)[1]
     assert timeout == expected
-    # The machine's cores stay BLAS' (TYPICALITY's products use its threads): only the idle wait changed.
-    assert int(threads) == len(os.sched_getaffinity(0))
+    # BLAS keeps its threads (TYPICALITY's products use them; OpenBLAS caps their count on large machines): only
+    # the idle wait changed.
+    assert int(threads) == 1 if len(os.sched_getaffinity(0)) == 1 else int(threads) > 1
