@@ -10,14 +10,17 @@ HTML routes (relative to the mount point):
 - ``GET /pools/{pool}?offset=&tag_offset=&before=&tags_before=`` — versions (newest first) with counts and report
   links, and tags with counts, :data:`~.pages.RECENT` of each a page (its links page by the cursors ``before`` /
   ``tags_before``: :func:`~.data.page_of`);
-- ``GET /pools/{pool}/tags/{tag}?offset=&limit=`` — a tag's samples (key, run, status, pick rank), paged;
+- ``GET /pools/{pool}/tags/{tag}?offset=&limit=&version=`` — a tag's samples (key, run, status, pick rank), paged;
+  its links keep the version the first page read (``version``: :func:`~.data.tag_samples`);
 - ``GET /pools/{pool}/reports/{folder}/{file}`` — a run's report files (``index.html``, PNGs, ``problems.parquet``);
 - ``GET /runs/{dag_id}/{run_id}`` — the DAG-run tab: redirects to the run's report or says why there is none.
 
 JSON: the same under ``/api/`` (``/api/pools``, ``/api/pools/{pool}``, ``/api/pools/{pool}/tags/{tag}``,
 ``/api/runs/{dag_id}/{run_id}``); ``/api/pools/{pool}`` pages its versions (``offset``, ``limit``, the cursor
 ``before``) and tags (``tag_offset``, ``tag_limit``, ``tags_before``), :data:`~.pages.RECENT` of each by default and
-:data:`MAX_OVERVIEW_PAGE` at most, with their totals and the next and previous pages' parameters in ``paging``.
+:data:`MAX_OVERVIEW_PAGE` at most, with their totals and the next and previous pages' parameters in ``paging``;
+``/api/pools/{pool}/tags/{tag}`` pages its keys (``offset``, ``limit``) in one pool version (``version``, the
+latest unless given), its ``paging`` naming the version it read.
 
 Query parameters are declared with FastAPI's ``Query(ge=, le=, pattern=)``; a bad value answers 400 (not FastAPI's
 422) naming the parameter, what it must be and the value given (:func:`_bad_parameters`): JSON ``{"detail": ...}``
@@ -28,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from typing import Any, get_args
 from urllib.parse import quote, urlencode
 
@@ -189,28 +191,25 @@ def _awaiting_review(root: str, name: str, waiting: list[dict[str, Any]]) -> str
             + H.table(["Run", "Proposed", "Selection read", "Warnings", "Report"], rows, numeric=(3,)))
 
 
-def _pager(href: Callable[[int], str], offset: int, limit: int, total: int) -> str:
-    """"← previous" and "next →" links of a list shown ``limit`` at a time from ``offset`` (``href``: a page's URL)."""
-    return _pager_links(href(max(0, offset - limit)) if offset > 0 else None,
-                        href(offset + limit) if offset + limit < total else None)
-
-
 def _pager_links(previous: str | None, following: str | None) -> str:
     """The "← previous" and "next →" links to these URLs (none where ``None``)."""
     links = [H.link(href, text) for href, text in ((previous, "← previous"), (following, "next →")) if href]
     return f"<p>{' · '.join(links)}</p>" if links else ""
 
 
-def _list_pager(here: str, anchor: str, paging: dict[str, Any], keep: dict[str, int | None]) -> str:
+def _list_pager(here: str, anchor: str, paging: dict[str, Any], keep: dict[str, int | None], *,
+                sized: bool = False) -> str:
     """The pool page's (``here``) pager of its list ``anchor``: ``paging``'s ``previous`` and ``next`` queries
     (:func:`~.data.page_of`: a cursor where they page through versions) without their size (the page shows
-    :data:`~.pages.RECENT`), the other list kept where it is (``keep``: its query)."""
+    :data:`~.pages.RECENT`) unless ``sized``, the other list kept where it is (``keep``: its query). The tag page's
+    pager too (:func:`~.data.tag_samples`: the pinned version; no ``anchor``, its ``limit`` kept)."""
 
     def href(query: dict[str, int] | None) -> str | None:
         if query is None:
             return None
-        params = [(k, v) for k, v in {**keep, **query}.items() if v is not None and not k.endswith("limit")]
-        return f"{here}?{urlencode(params)}#{anchor}"
+        params = [(k, v) for k, v in {**keep, **query}.items()
+                  if v is not None and (sized or not k.endswith("limit"))]
+        return f"{here}?{urlencode(params)}" + (f"#{anchor}" if anchor else "")
 
     return _pager_links(href(paging["previous"]), href(paging["next"]))
 
@@ -291,20 +290,24 @@ def _tag_page(root: str, page: dict[str, Any]) -> str:
     name, tag = page["datapool"], page["tag"]
     base = f"{root}/pools/{H.seg(name)}/tags/{H.seg(tag)}"
     offset, limit, total = page["offset"], page["limit"], page["total"]
+    read, latest = page["pool_version"], page["latest_version"]
     rows = [
         (H.e(offset + i + 1), f"<code>{H.e(s.get('key'))}</code>", H.e(s.get("run_id")), H.e(s.get("status")),
          H.e(s.get("pick_rank")))
         for i, s in enumerate(page["samples"])
     ]
     shown = f"{offset + 1}–{offset + len(rows)}" if rows else "none"
+    # (the pages read the version the first one read: a run committing meanwhile moves no key between them)
+    newer = (f" (the latest is {H.e(latest)}: {H.link(f'{base}?limit={limit}', 'first page of the latest')})"
+             if read != latest else "")
     body = (
-        f"<p>{H.e(total)} samples (showing {H.e(shown)}); latest version {H.e(page['version'])}"
+        f"<p>{H.e(total)} samples (showing {H.e(shown)}) in version {H.e(read)}{newer}"
         + (f", run <code>{H.e(page['run_id'])}</code>" if page["run_id"] else "") + ".</p>"
         + H.table(["#", "Key", "Run", "Status", "Pick rank"], rows, numeric=(0, 4))
-        + _pager(lambda o: f"{base}?offset={o}&limit={limit}", offset, limit, total)
+        + _list_pager(base, "", page["paging"], {}, sized=True)
     )
     crumbs = [("Datapools", f"{root}/"), (name, f"{root}/pools/{H.seg(name)}"), (tag, None)]
-    return H.page(f"Tag {tag}", body, crumbs=crumbs)
+    return H.page(f"Tag {tag}", body, crumbs=crumbs, static=f"{root}/static")  # (theme.js, as the others)
 
 
 def _run_page(root: str, where: D.RunLocation) -> str:
@@ -339,6 +342,16 @@ def _run_page(root: str, where: D.RunLocation) -> str:
     return H.page("Curation report", "".join(parts), crumbs=[("Datapools", f"{root}/")])
 
 
+def _tag_samples(pool: str, tag: str, offset: int, limit: int, version: int | None) -> dict[str, Any]:
+    """:func:`~.data.tag_samples`; a version past the latest is refused as FastAPI refuses a bad parameter (400,
+    :func:`_bad_parameters`: its range, from 0 to the latest)."""
+    try:
+        return D.tag_samples(_pool(pool), tag, offset=offset, limit=limit, version=version)
+    except D.VersionRangeError as exc:
+        raise RequestValidationError([{"type": "less_than_equal", "loc": ("query", exc.name), "input": str(exc.value),
+                                       "msg": str(exc), "ctx": {"le": exc.latest}}]) from None
+
+
 # ------------------------------------------------------------------------------------------------ app
 def create_app() -> FastAPI:
     """Build the plugin's app (no API docs: they would be public)."""
@@ -366,6 +379,10 @@ def create_app() -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _bad_parameter(request: Request, exc: RequestValidationError) -> Response:
         return _error(request, 400, "Bad request", _bad_parameters(request, exc))
+
+    @app.exception_handler(D.GoneError)
+    async def _gone(request: Request, exc: D.GoneError) -> Response:
+        return _error(request, 410, "Gone", str(exc))
 
     @app.exception_handler(DatapoolsConfigError)
     async def _bad_config(request: Request, exc: DatapoolsConfigError) -> Response:
@@ -398,9 +415,9 @@ def create_app() -> FastAPI:
     @app.get("/pools/{pool}/tags/{tag}", response_class=HTMLResponse)
     def tag_page(
         request: Request, pool: str, tag: str, offset: int = Query(0, ge=0),
-        limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
+        limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE), version: int | None = Query(None, ge=0),
     ) -> HTMLResponse:
-        return _html(_tag_page(_root(request), D.tag_samples(_pool(pool), tag, offset=offset, limit=limit)))
+        return _html(_tag_page(_root(request), _tag_samples(pool, tag, offset, limit, version)))
 
     @app.get("/pools/{pool}/reports/{slug}/")
     def report_folder(request: Request, pool: str, slug: str) -> RedirectResponse:
@@ -444,8 +461,9 @@ def create_app() -> FastAPI:
     @app.get("/api/pools/{pool}/tags/{tag}")
     def api_tag(
         pool: str, tag: str, offset: int = Query(0, ge=0), limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
+        version: int | None = Query(None, ge=0),
     ) -> dict[str, Any]:
-        return D.tag_samples(_pool(pool), tag, offset=offset, limit=limit)
+        return _tag_samples(pool, tag, offset, limit, version)
 
     @app.get("/api/runs/{dag_id}/{run_id}", dependencies=[Depends(CAN_READ_RUNS)])
     def api_run(request: Request, dag_id: str, run_id: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -45,6 +45,19 @@ SAMPLE_COLUMNS = (C.KEY, C.RUN_ID, C.STATUS, C.PICK_RANK)
 
 class NotFoundError(LookupError):
     """The datapool, tag, run or file does not exist; the message says which (safe to show)."""
+
+
+class GoneError(Exception):
+    """The pool version a page's links pin (:func:`tag_samples`) can no longer be read (a vacuum deleted files it
+    needs); the message names it and says to start again from the first page (safe to show)."""
+
+
+class VersionRangeError(ValueError):
+    """A query parameter naming a pool version past the latest (``name``, the ``value`` given, the ``latest``)."""
+
+    def __init__(self, name: str, value: int, latest: int) -> None:
+        super().__init__(f"{name} must be a version from 0 to {latest}, got {value}.")
+        self.name, self.value, self.latest = name, value, latest
 
 
 def credentials(spec: PoolSpec) -> StorageCredentials | None:
@@ -232,10 +245,17 @@ def page_of(items: list[dict[str, Any]], offset: int, limit: int, names: tuple[s
             return {cursor_name: items[first - 1]["version"], limit_name: limit}
         return {offset_name: first, limit_name: limit}
 
-    return items[at:at + limit], {
-        "offset": at, "limit": limit, "total": len(items),
-        "next": query(at + limit) if at + limit < len(items) else None,
-        "previous": query(max(0, min(at, len(items)) - limit)) if at > 0 else None,
+    return items[at:at + limit], paging(at, limit, len(items), query)
+
+
+def paging(at: int, limit: int, total: int, query: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
+    """Where a page of ``limit`` items from place ``at`` of ``total`` stands: ``{offset, limit, total, next,
+    previous}``, ``next`` and ``previous`` the query (``query(first place)``) of the next and previous page, ``None``
+    on the last / first page."""
+    return {
+        "offset": at, "limit": limit, "total": total,
+        "next": query(at + limit) if at + limit < total else None,
+        "previous": query(max(0, min(at, total) - limit)) if at > 0 else None,
     }
 
 
@@ -278,30 +298,73 @@ def report_files(spec: PoolSpec, slug: str, creds: StorageCredentials | None) ->
         return set()
 
 
-def tag_samples(spec: PoolSpec, tag: str, *, offset: int = 0, limit: int = 100) -> dict[str, Any]:
-    """The samples carrying ``tag`` in the latest version, in commit then key order, one page of them.
+def tag_samples(spec: PoolSpec, tag: str, *, offset: int = 0, limit: int = 100, version: int | None = None
+                ) -> dict[str, Any]:
+    """The samples carrying ``tag`` in one version of the pool (the latest unless ``version``), in commit then key
+    order, one page of them.
+
+    ``paging``'s ``next`` and ``previous`` (:func:`paging`) name the version read (``pool_version``), so that a
+    client walking them reads one snapshot: a run that commits meanwhile (new picks in ``initial-tag``, a
+    replaced file out of it) moves no key from one page to another, and each key of the tag as of the first page
+    comes once. A vacuum may delete what an old version needs: that version's pages answer :class:`GoneError`.
 
     :param tag: a tag name of the pool (``initial-tag``: every selected sample).
     :param offset: index of the first sample on the page.
     :param limit: samples per page.
-    :raises NotFoundError: the pool has no such tag (or no versions).
+    :param version: the pool version to read (time travel; the links of an earlier page carry it).
+    :raises NotFoundError: the pool has no such tag (or no versions) in that version.
+    :raises VersionRangeError: ``version`` is past the latest.
+    :raises GoneError: ``version`` can no longer be read.
     """
-    snap = open_pool(spec, credentials(spec)).snapshot()
+    from lightly_airflow.datapool.errors import DatapoolError, DatapoolUnreachableError, MissingDataFileError
+
+    pool = open_pool(spec, credentials(spec))
+    snap = pool.snapshot()
+    latest = snap.version
+    if version is not None and latest is not None and version != latest:
+        if version > latest:
+            raise VersionRangeError("version", version, latest)
+        try:
+            snap = pool.snapshot(version)
+        except DatapoolUnreachableError:
+            raise
+        except DatapoolError as exc:  # a vacuum's record says files it needs are gone
+            raise _gone(spec, tag, version, latest, exc) from None
+    pinned = snap.version != latest
     tags = {t["name"]: t for t in pool_tags(spec, snap)}
     if tag not in tags:
-        raise NotFoundError(f"Datapool {spec.name!r} has no tag {tag!r}.")
-    rows = snap.read(tag=tag, columns=list(SAMPLE_COLUMNS))
-    page = rows.slice(offset, limit).to_pylist()
+        raise NotFoundError(f"Datapool {spec.name!r} has no tag {tag!r}" + (f" at version {version}." if pinned else "."))
+    try:
+        rows = snap.read(tag=tag, columns=list(SAMPLE_COLUMNS))
+    except MissingDataFileError as exc:  # a file gone at the read (Delta's own VACUUM run by hand)
+        if not pinned:
+            raise
+        raise _gone(spec, tag, version, latest, exc) from None
+    read = snap.version
     return {
         "datapool": spec.name,
         "tag": tag,
         "run_id": tags[tag]["run_id"],
         "version": tags[tag]["version"],
+        "pool_version": read,
+        "latest_version": latest,
         "total": rows.num_rows,
         "offset": offset,
         "limit": limit,
-        "samples": _jsonable(page),
+        "samples": _jsonable(rows.slice(offset, limit).to_pylist()),
+        "paging": paging(offset, limit, rows.num_rows,
+                         lambda first: {"version": read, "offset": first, "limit": limit}),
     }
+
+
+def _gone(spec: PoolSpec, tag: str, version: int | None, latest: int | None, exc: Exception) -> GoneError:
+    """The answer to a page of ``tag`` pinned at ``version`` that a vacuum made unreadable (``exc`` says how)."""
+    log.info("Tag %r of datapool %r: version %s can no longer be read: %s", tag, spec.name, version, exc)
+    return GoneError(
+        f"{str(exc).replace(spec.uri, repr(spec.name))} These pages of tag {tag!r} read version {version} "
+        f"(version={version} in their links): start again from the tag's first page, which reads the latest "
+        f"version ({latest})."
+    )
 
 
 @dataclass

@@ -61,3 +61,31 @@ def test_an_older_version_is_opened_by_its_number(page, curation: Curation):
             _shot(page, curation, name, full=True)
     finally:
         page.set_viewport_size({"width": 1360, "height": 900})
+
+
+def test_a_tag_s_key_list_pages_through_the_version_its_first_page_read(page, curation: Curation):
+    """The key list of ``initial-tag`` (one key a version): "next →" carries the version the first page read, so a
+    commit between clicks moves no key; a page of an older version says which is the latest and links its first
+    page. Screenshots ``long-tag-keys``, ``long-tag-keys-older``, ``narrow-long-tag-keys-older``."""
+    base = f"{curation.base}/lightly/pools/long/tags/initial-tag"
+    page.goto(f"{base}?limit=12")
+    page.click("a:has-text('next →')")
+    page.wait_for_url(f"{base}?version={LATEST}&offset=12&limit=12", timeout=20_000)
+    assert f"{LATEST} samples (showing 13–24) in version {LATEST}." in page.inner_text("body")
+    assert page.locator("td code").first.inner_text() == "r12/0.jpg"  # (one key a version, in commit order)
+    _shot(page, curation, "long-tag-keys", full=True)
+    older = f"{base}?version=5&limit=12"
+    page.goto(older)
+    said = page.inner_text("body")
+    assert f"5 samples (showing 1–5) in version 5 (the latest is {LATEST}: first page of the latest)." in said
+    _shot(page, curation, "long-tag-keys-older", full=True)
+    page.click("a:has-text('first page of the latest')")
+    page.wait_for_url(f"{base}?limit=12", timeout=20_000)
+    page.set_viewport_size({"width": 480, "height": 900})
+    try:
+        page.goto(older)
+        page.wait_for_load_state("networkidle")
+        assert _overflow(page) <= 0, _overflow(page)
+        _shot(page, curation, "narrow-long-tag-keys-older", full=True)
+    finally:
+        page.set_viewport_size({"width": 1360, "height": 900})
