@@ -1,9 +1,11 @@
 """Selection speed: our exact DIVERSITY (``lightly-airflow select``) vs the strongest straightforward loop and
-Lightly's own engine, each timed as a whole process on the same data, interleaved rounds, medians.
+Lightly's own engine, each timed as a whole process on the same data, interleaved rounds, medians
+(``--strategy typicality``: TYPICALITY instead, see below).
 
 Usage::
 
     python benchmarks/selection.py [--shapes clustered,hard,images] [--ks 3000,10000] [--scale 1.0] [--rounds 3]
+    python benchmarks/selection.py --strategy typicality --shapes images --ks 2000  # O(N^2): small N only
     # lightly-mundig (Lightly's Rust selection engine) is a benchmark-only peer:
     .venv/bin/uv pip install --python .venv/bin/python lightly-mundig
 
@@ -30,6 +32,14 @@ fresh process that loads the same ``.npy``/Parquet file and writes its picks:
   machine's other cores make it (wall on one core / wall on all): how well the cores are used, for work, not
   for CPU time alone (threads that spin or wait for the GIL count as CPU time too);
 * ``mundig``: ``lightly_mundig.Selection().add_diversifying_strategy(X, 1.0, None).run_selection``.
+
+``--strategy typicality`` times TYPICALITY (``num_nearest_neighbors`` 20: ``1 / (1 + mean distance to the 20
+nearest others)``, the k most typical picked) instead: ``ours`` with a TYPICALITY config; ``loop32`` the
+straightforward blocked version (float32 products into one buffer, float32 squared distances in place,
+``np.partition``, the top k by ``argsort``); ``mundig`` Lightly's typicality, which lightly-mundig offers per
+object only: ``add_subpart_typicality_strategy`` with one "object" per sample (its own embedding), the same
+definition (checked: the same top-50 but one of 500 clustered 16-D vectors). Its cost is O(N² D): run it with
+``--shapes images`` or a small ``--scale``.
 
 Every method runs once untimed before the first timed shape (Python bytecode caches, numba's on-disk cache:
 what any later run of an installed tool sees; every data file is in the page cache as it was just written or
@@ -144,8 +154,10 @@ def image_embeddings(path: Path, n: int, seed: int = 0, batch: int = 128) -> np.
     return out
 
 
-def prepare(work: Path, shape: str, scale: float, n_images: int, k: int) -> tuple[Path, Path, Path, int]:
-    """Write ``x.npy``, ``samples.parquet`` and ``config-<k>.json`` for one shape; returns them and k."""
+def prepare(work: Path, shape: str, scale: float, n_images: int, k: int, strategy: str = "diversity"
+            ) -> tuple[Path, Path, Path, int]:
+    """Write ``x.npy``, ``samples.parquet`` and the config (``config-<k>.json``; ``config-<strategy>-<k>.json``
+    for another strategy) for one shape; returns them and k."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -162,7 +174,7 @@ def prepare(work: Path, shape: str, scale: float, n_images: int, k: int) -> tupl
         raise SystemExit(f"unknown shape {shape!r}")
     d = work / f"{shape}-{n}"
     d.mkdir(parents=True, exist_ok=True)
-    npy, parquet, config = d / "x.npy", d / "samples.parquet", d / f"config-{k}.json"
+    npy, parquet, config = d / "x.npy", d / "samples.parquet", d / f"config{_suffix(strategy)}-{k}.json"
     if not npy.exists() or not parquet.exists():
         x = make()
         x = (x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)).astype(np.float32)
@@ -170,16 +182,61 @@ def prepare(work: Path, shape: str, scale: float, n_images: int, k: int) -> tupl
         table = pa.table({"key": pa.array([f"s{i:07d}" for i in range(len(x))]),
                           "embedding": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])})
         pq.write_table(table, parquet)
-    config.write_text(json.dumps({"n_samples": k, "strategies": [
-        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}))
+    objective = {"type": "DIVERSITY"} if strategy == "diversity" else {
+        "type": "TYPICALITY", "num_nearest_neighbors": TYPICALITY_NEIGHBOURS}
+    config.write_text(json.dumps({"n_samples": k, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": objective}]}))
     return npy, parquet, config, k
 
 
+TYPICALITY_NEIGHBOURS = 20  # (our and Lightly's default num_nearest_neighbors)
+STRATEGIES = ("diversity", "typicality")
+
+
+def _suffix(strategy: str) -> str:
+    """The strategy's part of file names: none for DIVERSITY (the files of earlier runs keep their names)."""
+    return "" if strategy == "diversity" else f"-{strategy}"
+
+
+def loop32_typicality(x: np.ndarray, neighbours: int, block: int = 1024) -> np.ndarray:
+    """The straightforward blocked TYPICALITY a user would write: float32 throughout, one product buffer,
+    squared distances in place, ``np.partition`` for the nearest."""
+    n = len(x)
+    k = min(neighbours, n - 1)
+    sq = np.einsum("ij,ij->i", x, x)
+    d = np.empty((min(block, n), n), dtype=np.float32)
+    out = np.empty(n, dtype=np.float32)
+    for s in range(0, n, block):
+        m = min(block, n - s)
+        b = d[:m]
+        np.matmul(x[s : s + m], x.T, out=b)
+        b *= -2.0
+        b += sq[None, :]
+        b += sq[s : s + m, None]
+        b[np.arange(m), s + np.arange(m)] = np.inf
+        b.partition(k - 1, axis=1)
+        near = b[:, :k]
+        np.maximum(near, 0.0, out=near)
+        np.sqrt(near, out=near)
+        out[s : s + m] = 1.0 / (1.0 + near.mean(axis=1))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- workers
-def worker(method: str, npy: str, k: int, out: str) -> None:
+def worker(method: str, npy: str, k: int, out: str, strategy: str = "diversity") -> None:
     """One whole-process baseline run: load the matrix, select k, save the picks."""
     x = np.load(npy)
-    if method == "loop32":
+    if strategy == "typicality":
+        if method == "loop32":
+            picks = list(np.argsort(-loop32_typicality(x, TYPICALITY_NEIGHBOURS), kind="stable")[:k])
+        elif method == "mundig":
+            import lightly_mundig
+
+            sel = lightly_mundig.Selection()
+            sel.add_subpart_typicality_strategy(x, [[i] for i in range(len(x))], 1.0, TYPICALITY_NEIGHBOURS, None)
+            picks = list(sel.run_selection([], len(x), k))
+        else:
+            raise SystemExit(f"unknown method {method!r}")
+    elif method == "loop32":
         n = len(x)
         sim = np.full(n, -np.inf, dtype=np.float32)
         buf = np.empty(n, dtype=np.float32)
@@ -257,6 +314,7 @@ def agree(a: np.ndarray, b: np.ndarray) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shapes", default="clustered,hard,images")
+    ap.add_argument("--strategy", default="diversity", choices=STRATEGIES)
     ap.add_argument("--ks", default="3000,10000", help="numbers of picks (each shape runs at every k)")
     ap.add_argument("--methods", default="ours,loop32,loop32-1t,mundig")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply N of the synthetic shapes")
@@ -272,7 +330,7 @@ def main() -> None:
     ap.add_argument("--out", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
-        worker(a.worker, a.npy, a.k, a.out)
+        worker(a.worker, a.npy, a.k, a.out, a.strategy)
         return
     work = Path(a.workdir)
     methods = a.methods.split(",")
@@ -289,13 +347,13 @@ def main() -> None:
     warmed = False
     for shape in a.shapes.split(","):
         for k_wanted in [int(v) for v in a.ks.split(",")]:
-            npy, parquet, config, k = prepare(work, shape, a.scale, a.images, k_wanted)
+            npy, parquet, config, k = prepare(work, shape, a.scale, a.images, k_wanted, a.strategy)
             if shape == "images" and k != k_wanted and any(r.startswith(f"| {shape} ") and f"k = {k:,}" in r
                                                            for r in rows):
                 continue  # the same k again (few images)
             n, d = np.load(npy, mmap_mode="r").shape
             matrix = n * d * 4
-            path = "numpy" if uses_numpy_state(n, d, picks=k) else "numba"
+            path = "numpy" if a.strategy != "diversity" or uses_numpy_state(n, d, picks=k) else "numba"
             times: dict[str, list[float]] = {m: [] for m in methods}
             cpu: dict[str, list[float]] = {m: [] for m in methods}
             rss: dict[str, float] = {}
@@ -309,12 +367,13 @@ def main() -> None:
                     base = m.removesuffix("-1t").removesuffix("-1c")
                     if r >= (a.peer_rounds if base == "mundig" else a.rounds) or (base == "mundig" and k > a.peer_max_k):
                         continue
-                    out = npy.parent / (f"picks-{m}-{k}.parquet" if base == "ours" else f"picks-{m}-{k}.npy")
+                    stem = f"picks-{m}{_suffix(a.strategy)}-{k}"
+                    out = npy.parent / (f"{stem}.parquet" if base == "ours" else f"{stem}.npy")
                     if base == "ours":
                         cmd = [cli, "select", "--samples", str(parquet), "--config", str(config), "--out", str(out)]
                     else:
                         cmd = [sys.executable, __file__, "--worker", base, "--npy", str(npy), "--k", str(k),
-                               "--out", str(out)]
+                               "--out", str(out), "--strategy", a.strategy]
                     one_core = m.endswith("-1c")
                     env = {**ONE_THREAD, "LIGHTLY_SELECTION_THREADS": "1"} if one_core else (
                         ONE_THREAD if m.endswith("-1t") else None)
@@ -327,7 +386,7 @@ def main() -> None:
                     rss[m] = max(rss.get(m, 0.0), peak)
                     picks[m] = picks_of(m, out)
             med = {m: statistics.median(v) for m, v in times.items() if v}
-            print(f"\n{shape}: N={n:,} D={d} k={k:,} (embedding matrix {matrix / 2**20:.0f} MiB)")
+            print(f"\n{shape}: N={n:,} D={d} k={k:,} {a.strategy.upper()} (embedding matrix {matrix / 2**20:.0f} MiB)")
             for m in med:
                 line = (f"  {m:10s} {med[m]:8.2f} s  (rounds: {', '.join(f'{t:.2f}' for t in times[m])}; "
                         f"{statistics.median(cpu[m]):.2f} cores)  peak RSS {rss[m] / 2**20:6.0f} MiB = "
@@ -337,7 +396,7 @@ def main() -> None:
                              f"{', '.join(f'{a / b:.2f}' for a, b in zip(times[m + '-1c'], times[m]))})")
                 if m != "ours" and "ours" in picks:
                     line += (f"; ours {med[m] / med['ours']:.2f}x faster; first {agree(picks['ours'], picks[m])} "
-                             "picks identical")
+                             f"picks identical, {len(np.intersect1d(picks['ours'], picks[m])):,} of {k:,} the same")
                 print(line, flush=True)
             cells = [f"{med[m]:.1f} s" if m in med else "not run" for m in methods]
             ratios = [f"{med[m] / med['ours']:.2f}×" if m in med else "—" for m in methods if m != "ours"]

@@ -36,7 +36,7 @@ from lightly_airflow.selection.inputs import (
     scalar_input,
     target_classes,
 )
-from lightly_airflow.selection.kernels import AnyFarthestState, farthest_point_state
+from lightly_airflow.selection.kernels import AnyFarthestState, _pool, farthest_point_state, selection_threads
 
 logger = logging.getLogger(__name__)
 
@@ -670,43 +670,104 @@ def min_distance_to(x: np.ndarray, q: np.ndarray, block: int = 8192) -> np.ndarr
     return out
 
 
-TYPICALITY_BLOCK_ENTRIES = 1 << 24
-"""Most (row of a block, row) entries a block of :func:`typicality` holds (12 bytes each: ~200 MB): 2,048 rows a block
-up to 8,192 rows, fewer above (200,000 rows: 83 a block, not 4.9 GB)."""
+TYPICALITY_BLOCK = 1024
+"""Rows and columns of a product block of :func:`typicality` (two float32 buffers of 4 MiB)."""
+TYPICALITY_SLACK = 64 * 2.0**-24
+"""Times the largest squared norm: the margin of :func:`typicality`'s float32 screen over the exact float64 squared
+distances (``_take_nearest``: 2 x 9 x 2^-24 needed, and the threshold's rounding)."""
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def typicality(x: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
-    """``1 / (1 + mean distance to the k nearest other candidates)``, blockwise (O(N²D) time; memory: the rows'
-    norms and two buffers of at most :data:`TYPICALITY_BLOCK_ENTRIES` entries).
+def typicality(x: np.ndarray, k: int, block: int = TYPICALITY_BLOCK) -> np.ndarray:
+    """``1 / (1 + mean distance to the k nearest other candidates)`` (O(N²D) time; memory: the rows' norms, the k
+    nearest squared distances of every row and two ``block`` x ``block`` buffers).
 
-    A block's squared distances are ``(|a|² + |b|²) - 2 a·b`` with the product in the embeddings' dtype (float32:
-    doubling it is exact) and the rest in float64. Both block buffers are allocated once and every step writes
-    into them, the k nearest partitioned in place: the expression form made five block-sized temporaries a
-    block (131 MB each at 2,048 x 8,000), and the kernel zeroing their fresh pages took 30 % of a TYPICALITY run
-    (perf, 8,000 x 1,280 real images)."""
+    A squared distance is ``(|a|² + |b|²) - 2 a·b`` with the product in the embeddings' dtype and the rest in
+    float64. The products are taken once per pair of rows (a block of rows against the blocks from itself on:
+    the distances are symmetric, half the products of rows against all rows); a block's float32 screen
+    (the same formula in float32) finds, for each row, the columns that may be among its k nearest so far (below
+    its current k-th nearest, or the block's k-th smallest screen value for a row that has fewer, plus
+    :data:`TYPICALITY_SLACK`), and only those get the float64 value (``_take_nearest``). A row's k nearest are
+    averaged in ascending order."""
     n = len(x)
     if n <= 1:
         return np.ones(n)
     k = min(k, n - 1)
     sq = squared_norms(x)
-    out = np.empty(n)
-    block = max(1, min(block, n, TYPICALITY_BLOCK_ENTRIES // n))
-    prod = np.empty((block, n), dtype=x.dtype)
-    d2 = np.empty((block, n))
-    for s in range(0, n, block):
-        xb = x[s : s + block]
-        m = len(xb)
-        p, d = prod[:m], d2[:m]
-        np.matmul(xb, x.T, out=p)
-        np.multiply(p, 2.0, out=p)
-        np.add(sq[s : s + m, None], sq[None, :], out=d)
-        np.subtract(d, p, out=d)
-        rows = np.arange(m)
-        d[rows, s + rows] = np.inf
-        d.partition(k - 1, axis=1)
-        out[s : s + m] = 1.0 / (1.0 + np.sqrt(np.maximum(d[:, :k], 0.0)).mean(axis=1))
+    sq32 = sq.astype(np.float32)
+    slack = TYPICALITY_SLACK * max(float(sq.max()), 1e-30)
+    nearest = np.full((n, k), np.inf)  # per row its k smallest squared distances so far (the k-th last)
+    block = max(1, min(block, n))
+    prod = np.empty((block, block), dtype=x.dtype)
+    screen = np.empty((block, block), dtype=np.float32)
+    threads = selection_threads()
+    for a in range(0, n, block):
+        xa = x[a : a + block]
+        ma = len(xa)
+        for b in range(a, n, block):
+            xb = x[b : b + block]
+            mb = len(xb)
+            p, scr = prod[:ma, :mb], screen[:ma, :mb]
+            np.matmul(xa, xb.T, out=p)
+            np.multiply(p, -2.0, out=scr)
+            scr += sq32[None, b : b + mb]
+            scr += sq32[a : a + ma, None]
+            if a == b:
+                scr[np.arange(ma), np.arange(ma)] = np.inf  # (not its own neighbour)
+            # (the block's rows and its columns are different rows: their merges run side by side)
+            columns = (nearest[b : b + mb], scr, p, sq[b : b + mb], sq[a : a + ma], slack, True)
+            side = _pool(threads).submit(_take_nearest, *columns) if a != b and threads > 1 else None
+            _take_nearest(nearest[a : a + ma], scr, p, sq[a : a + ma], sq[b : b + mb], slack, False)
+            if side is not None:
+                side.result()
+            elif a != b:
+                _take_nearest(*columns)
+    nearest.sort(axis=1)
+    out: np.ndarray = 1.0 / (1.0 + np.sqrt(np.maximum(nearest, 0.0)).mean(axis=1))
     return out
 
+
+def _take_nearest(nearest: np.ndarray, screen: np.ndarray, p: np.ndarray, sq_rows: np.ndarray, sq_cols: np.ndarray,
+                  slack: float, by_column: bool) -> None:
+    """Merge a block's columns into each row's k nearest squared distances (``nearest``, in place: the k-th last);
+    ``by_column``: the block's columns are the rows (``screen`` and ``p`` are read in their own layout, not
+    through a transposed view: a strided scan was 5x slower).
+
+    ``screen`` is the block's float32 squared distances (``inf`` where a row is its own column), ``p`` the
+    products. A screen value lies within ``e`` = 9 · 2^-24 · (largest squared norm) of the exact float64 one: the
+    two norms' roundings to float32 (2^-24 of each), and the two float32 sums' (2^-24 of at most 3 and 4 times
+    the largest squared norm: |a·b| is at most it); the doubled product is exact. A column can enter a row's k
+    nearest only if its exact value is below the row's current k-th: its screen value is then below that plus
+    ``e``. A row with fewer than k so far takes the block's k-th smallest screen value ``s`` instead: k columns
+    have exact values at most ``s + e``, so one outside the k nearest has an exact value above that, a screen
+    value above ``s``; a column within them at most ``s + 2e``. :data:`TYPICALITY_SLACK` (64 · 2^-24) covers 2e
+    and the threshold's own rounding to float32 (at most 2^-24 of 4x + the slack). Those columns get their exact
+    ``(|a|² + |b|²) - 2 a·b`` and each row keeps the k smallest of its old and new values."""
+    m, k = nearest.shape
+    limit = nearest[:, -1].copy()
+    fewer = np.isinf(limit)
+    if fewer.any() and screen.shape[0 if by_column else 1] > k:
+        rows_first = np.ascontiguousarray(screen[:, fewer].T) if by_column else screen[fewer]
+        limit[fewer] = np.partition(rows_first, k - 1, axis=1)[:, k - 1]
+    bound = np.minimum(limit + slack, _FLOAT32_MAX).astype(np.float32)  # (finite: a row's own column never passes)
+    hits = np.flatnonzero(screen <= (bound[None, :] if by_column else bound[:, None]))  # (np.nonzero: 10x slower)
+    rows, cols = np.divmod(hits, screen.shape[1])
+    if by_column:
+        rows, cols = cols, rows
+    if not len(rows):
+        return
+    exact = (sq_rows[rows] + sq_cols[cols]) - 2.0 * (p[cols, rows] if by_column else p[rows, cols])
+    by_row = np.argsort(rows, kind="stable")  # (already sorted unless by_column)
+    sorted_rows = rows[by_row]
+    starts = np.flatnonzero(np.diff(sorted_rows, prepend=-1))
+    touched = sorted_rows[starts]
+    count = np.diff(starts, append=len(rows))
+    at = np.arange(len(rows)) - np.repeat(starts, count)  # (a hit's place among its row's)
+    merged = np.full((len(touched), k + int(count.max())), np.inf)  # (a row's k old values, then its hits)
+    merged[:, :k] = nearest[touched]
+    merged[np.repeat(np.arange(len(touched)), count), k + at] = exact[by_row]
+    merged.partition(k - 1, axis=1)
+    nearest[touched] = merged[:, :k]
 
 
 def kmeans(x: np.ndarray, k: int, seed: int | None, iterations: int = 100) -> np.ndarray:

@@ -29,36 +29,63 @@ def _by_definition(x: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("block", [1, 7, 256, 600, 5000])
+@pytest.mark.parametrize("block", [7, 64, 256, 600, 5000])
 @pytest.mark.parametrize("k", [1, 5, 599, 1000])
 def test_typicality_is_the_definition_for_every_block_size(digits: np.ndarray, block: int, k: int) -> None:
+    """Blocks narrower than k (7, 64 with k = 599) take every column; a row never counts itself."""
     np.testing.assert_allclose(typicality(digits, k, block=block), _by_definition(digits, k), rtol=0, atol=1e-6)
 
 
-def test_a_block_holds_its_product_and_its_distances_only() -> None:
-    """12 bytes per (row of the block, row) at the peak: the float32 product and the float64 distances, written in
-    place (the expression form held ~32: five block-sized temporaries and a partitioned copy)."""
-    x = np.random.default_rng(0).standard_normal((3000, 16)).astype(np.float32)
-    tracemalloc.start()
-    try:
-        typicality(x, 5, block=1000)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak <= 13 * 1000 * 3000, peak / (1000 * 3000)
+def test_duplicates_and_ties_are_counted_like_the_definition() -> None:
+    """Small whole numbers (the products and norms exact in float32, so the formula is the definition to the last
+    bit): many duplicate rows (distance 0) and equal distances within and across blocks."""
+    x = np.random.default_rng(5).integers(0, 3, (450, 6)).astype(np.float32)
+    assert len(np.unique(x, axis=0)) < 450
+    for k in (1, 2, 3, 10, 40):
+        for block in (16, 64, 450):
+            np.testing.assert_allclose(typicality(x, k, block=block), _by_definition(x, k), rtol=0, atol=1e-12)
 
 
-def test_a_block_s_rows_shrink_as_the_rows_grow(monkeypatch: pytest.MonkeyPatch, digits: np.ndarray) -> None:
-    """At most TYPICALITY_BLOCK_ENTRIES entries a block whatever the row count (here scaled down to 600 x 50):
-    the same values, and the peak stays within the bound."""
+def test_the_screen_s_slack_keeps_every_column_that_may_be_among_the_nearest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_take_nearest`` on screens that err by up to the bound of its docstring (9 x 2^-24 of the largest squared
+    norm, here 1): the k smallest exact values of each row over two blocks, as a full sort finds them; without
+    the slack the screens' errors leave columns out."""
     from lightly_airflow.selection import objectives
 
-    monkeypatch.setattr(objectives, "TYPICALITY_BLOCK_ENTRIES", 600 * 50)
-    tracemalloc.start()
-    try:
-        got = typicality(digits, 5)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    np.testing.assert_allclose(got, _by_definition(digits, 5), rtol=0, atol=1e-6)
-    assert peak <= 13 * 600 * 50 + 200_000, peak
+    rng = np.random.default_rng(3)
+    m, width, k = 200, 300, 8
+    sq_rows, sq_cols = rng.uniform(0.5, 1.0, m), rng.uniform(0.5, 1.0, (2, width))
+    # exact squared distances crowded within a few errors of each other around each row's k-th
+    p = (sq_rows[:, None] + sq_cols[:, None, :] - rng.uniform(0.2, 0.2 + 2e-5, (2, m, width))) / 2.0
+    exact = (sq_rows[:, None] + sq_cols[:, None, :]) - 2.0 * p
+    err = 9 * 2.0**-24
+    screens = (exact + rng.uniform(-err, err, exact.shape)).astype(np.float32)
+    expected = np.sort(np.concatenate([exact[0], exact[1]], axis=1), axis=1)[:, :k]
+
+    def run(slack: float) -> np.ndarray:
+        nearest = np.full((m, k), np.inf)
+        for b in range(2):
+            objectives._take_nearest(nearest, screens[b], p[b], sq_rows, sq_cols[b], slack, by_column=False)
+        return np.sort(nearest, axis=1)
+
+    np.testing.assert_array_equal(run(objectives.TYPICALITY_SLACK), expected)
+    assert not np.array_equal(run(0.0), expected)
+
+
+def test_memory_does_not_grow_with_the_rows_beyond_their_k_nearest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two block x block buffers and transients of a block, plus 8 bytes per row and neighbour: the old row
+    blocks held 12 bytes per (block row, row), 3000 rows: ~18 MB at this block, 6000: ~36 MB. (One thread: two
+    merges side by side overlap their transients as the scheduler has it.)"""
+    monkeypatch.setenv("LIGHTLY_SELECTION_THREADS", "1")
+    rng = np.random.default_rng(0)
+    peaks = []
+    for n in (3000, 6000):
+        x = rng.standard_normal((n, 16)).astype(np.float32)
+        tracemalloc.start()
+        try:
+            typicality(x, 5, block=500)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    assert peaks[1] - peaks[0] <= 3000 * (5 * 8 + 64) + 100_000, peaks
+    assert peaks[1] <= 8 * 500 * 500 * 4 + 6000 * 5 * 8 * 2, peaks
