@@ -190,6 +190,10 @@ def test_small_wide_input_memory_above_the_fixed_cost_stays_near_the_matrix(tmp_
     # 72e7b9c; ~1.9-2.0 at 65088e7; now ~1.75 (the allocator's freed pages handed back after the projection
     # and the selection, no numpy.random, smaller pass chunks and metric blocks; the 39 MiB real-image
     # matrix is at 1.48x in benchmarks/selection_memory.py, this 23 MiB one weighs the libraries' pages more).
+    # 2026-12-07: 2.00-2.09x over 12 runs (load 2-4), 2.1 failed once: ~9 MiB of it (0.4x here) are the freed
+    # temporaries glibc keeps in the arenas of the threads beside the greedy loop (the nearest-pick metric's, the
+    # pass workers'): MALLOC_ARENA_MAX=1 gives 128 instead of 137 MiB. A fixed cost per thread, not per matrix
+    # byte; the bound is 2.3 (a third copy of the matrix, +1x, still fails it).
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"n_samples": 1_500, "strategies": [DIVERSITY]}))
     matrix = _samples(tmp_path / "wide.parquet", 6_000, d=1_024)
@@ -200,7 +204,7 @@ def test_small_wide_input_memory_above_the_fixed_cost_stays_near_the_matrix(tmp_
     peak = _peak(tmp_path, tmp_path / "wide.parquet", cfg)
     print(f"wide: peak {peak / 2**20:.0f} MiB, fixed {fixed / 2**20:.0f} MiB, matrix {matrix / 2**20:.0f} MiB: "
           f"{(peak - fixed) / matrix:.2f}x")
-    assert (peak - fixed) / matrix < 2.1, ((peak - fixed) / matrix, peak, fixed)
+    assert (peak - fixed) / matrix < 2.3, ((peak - fixed) / matrix, peak, fixed)
     got = pq.read_table(tmp_path / "o.parquet")
     assert got.num_rows == 1_500
 
