@@ -2664,12 +2664,7 @@ class NumpyDenseState:
             lo[sel[a:b] | (self._epoch[a:b] != total)] = -1.0
             lo_max = max(lo_max, float(lo.max()))
         contenders = self._rows_where(lambda a, b: self._bounds(a, b) >= lo_max)
-        if not len(contenders):
-            return -1, -1.0
-        self._canonical(self.x, self.sqn, d2, err, self._own, contenders)
-        keys = np.where(sel[contenders], -1.0, d2[contenders])
-        t = int(np.argmax(keys))
-        return (int(contenders[t]), float(keys[t])) if keys[t] >= 0.0 else (-1, -1.0)
+        return self._best_canonical(self.x, self.sqn, d2, err, self._own, contenders, sel[contenders], contenders)
 
     def _candidates(self, total: int) -> None:
         """The candidates after a pass (history ``total``): the :data:`NUMPY_CANDIDATES` highest bounds of the
@@ -2901,10 +2896,19 @@ class NumpyDenseState:
         if not len(hi):
             return -1, -1.0
         contenders = np.flatnonzero(hi >= np.where(hi < 0.0, -1.0, d2 - err).max())
+        return self._best_canonical(rows, sqn, d2, err, own, contenders, hi[contenders] < 0.0, index[contenders])
+
+    def _best_canonical(self, rows: np.ndarray, sqn: np.ndarray, d2: np.ndarray, err: np.ndarray, own: np.ndarray,
+                        contenders: np.ndarray, selected: np.ndarray, names: np.ndarray) -> tuple[int, float]:
+        """(``names[t]``, value) of the largest canonical value among ``contenders`` (their canonical values
+        computed first; ``selected``: out; lowest t on ties), or (-1, -1): the last step of :meth:`_argmax` and
+        :meth:`_argmax_all`."""
+        if not len(contenders):
+            return -1, -1.0
         self._canonical(rows, sqn, d2, err, own, contenders)
-        keys = np.where(hi[contenders] < 0.0, -1.0, d2[contenders])
+        keys = np.where(selected, -1.0, d2[contenders])
         t = int(np.argmax(keys))
-        return (int(index[contenders[t]]), float(keys[t])) if keys[t] >= 0.0 else (-1, -1.0)
+        return (int(names[t]), float(keys[t])) if keys[t] >= 0.0 else (-1, -1.0)
 
     @property
     def d2(self) -> np.ndarray:
