@@ -2794,7 +2794,7 @@ class NumpyDenseState:
                 if few:
                     # Few rows: the next spans too, in products of up to NUMPY_MERGE_VECTORS vectors (a product per
                     # span of a few rows cost more in calls than in multiply-adds), up to where another row joins.
-                    joins = set(np.unique(sub_ep[active & (sub_ep > a)]).tolist())
+                    joins = set(sub_ep[active & (sub_ep > a)].tolist())  # (not np.unique: it imports numpy.ma, ~10 ms)
                     while (j + 1 < len(spans) and spans[j][1] not in joins
                            and spans[j + 1][1] - a <= NUMPY_MERGE_VECTORS):
                         j += 1

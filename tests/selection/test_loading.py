@@ -496,3 +496,19 @@ def test_the_early_read_is_guessed_from_the_config_as_loaded():
     assert not reads_embeddings({"n_samples": 5, "strategies": [objects, weights]})
     assert not reads_embeddings({"strategies": "EMBEDDINGS"}) and not reads_embeddings(["EMBEDDINGS"])
     assert not reads_embeddings({"strategies": [None, {"input": "EMBEDDINGS"}]})
+
+
+def test_a_select_process_never_imports_numpy_ma(tmp_path):
+    # numpy's np.unique imports numpy.ma on its first call (~10 ms, on a pass thread in the middle of the picks):
+    # the numpy state's catch-up of a few waiting rows took its rows' epochs with it.
+    # (wide data as the images' embeddings: there a few waiting rows catch up; 256-D clusters never got there)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((200, 1280))[rng.integers(0, 200, 3000)] + rng.standard_normal((3000, 1280))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    t = pa.table({"key": [f"k{i:05d}" for i in range(3000)],
+                  "embedding": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), 1280)})
+    pq.write_table(t, tmp_path / "s.parquet")
+    (tmp_path / "c.json").write_text(json.dumps(
+        {"n_samples": 800, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}))
+    _select_cli_without(tmp_path, tmp_path / "o.parquet", "numpy.ma")
+    assert pq.read_table(tmp_path / "o.parquet").num_rows == 800
