@@ -1,26 +1,33 @@
-"""Object-level DIVERSITY picks: the float32 filter of ``ObjectDiversity.pick`` (``lower_to_nearest``: a float32
-product of every object with the picked image's objects, the float64 distance formula only for the objects it
-cannot rule out) against the straightforward baseline (the float64 formula for every object at every pick,
-``nearest_distances``, what ``pick`` did before). Prints figures; asserts both give the same pick order.
+"""Object-level DIVERSITY picks: ``ObjectDiversity.pick`` (``bound``: the triangle-inequality bound
+``may_get_nearer`` rules objects out without a product, then ``lower_to_nearest``'s float32 filter: a float32 product
+of the remaining objects with the picked image's objects, the float64 distance formula only for the objects it
+cannot rule out) against the path before the bound (``filter``: the float32 filter for every object) and the
+straightforward baseline (``float64``: the float64 formula for every object at every pick, ``nearest_distances``).
+Prints figures; asserts the exact methods give the same pick order.
 
 Usage::
 
-    python benchmarks/object_selection.py [--cases 256,1280] [--picks 200] [--rounds 3]
+    python benchmarks/object_selection.py [--cases 256,1280,uniform] [--picks 200] [--rounds 3]
+        [--methods filter,bound]  (of float64, float64-1, loop, filter, bound)
 
-Cases (synthetic crop embeddings: unit float32 vectors around 200 cluster centres, each cluster spanning 6 random
-directions, ``benchmarks/selection.py``'s generator; an image's objects are consecutive rows):
+Cases (an image's objects are consecutive rows):
 
-* ``256``: 4,000 images x 35 objects = 140,000 objects of 256 dimensions (docs/objects.md "Scale");
-* ``1280``: 1,000 images x 35 objects = 35,000 objects of 1,280 dimensions (the default encoder's width).
+* ``256``: 4,000 images x 35 objects = 140,000 objects of 256 dimensions (docs/objects.md "Scale"), synthetic crop
+  embeddings: unit float32 vectors around 200 cluster centres, each cluster spanning 6 random directions
+  (``benchmarks/selection.py``'s generator);
+* ``1280``: 1,000 images x 35 objects = 35,000 objects of 1,280 dimensions (the default encoder's width), the same;
+* ``uniform``: 140,000 objects of 256 dimensions uniform on the sphere (no clusters: the bound rules out almost
+  nothing and must not cost time).
 
 The float32 loop (not exact) is the straightforward loop a user would write: a float32 product and in-place
 minimum per pick; its picks may part from the exact ones (how many lead equal is printed). No real peer is measured:
 lightly-mundig has no object-level selection to call (the Lightly Worker's is closed).
 
 Each round runs the greedy (argmax of the objective, then ``pick``) once per method, in alternating order;
-the figures are medians over rounds of each round's median and total ``pick`` time. The baseline runs with BLAS'
-own threads (as ``pick`` did) and, to tell the two effects apart, with BLAS held to one thread (the float32
-filter holds BLAS to one thread for its small products and splits the blocks over the selection's threads).
+the figures are medians over rounds of each round's median and total ``pick`` time, wall and CPU (all threads).
+The float64 baseline runs with BLAS' own threads (as ``pick`` did) and, to tell the two effects apart, with BLAS
+held to one thread (the float32 filter holds BLAS to one thread for its small products and splits the blocks over
+the selection's threads).
 """
 
 from __future__ import annotations
@@ -40,7 +47,24 @@ from selection import clustered  # noqa: E402  (the same generator)
 from lightly_airflow.objects.selection import ObjectDiversity, ObjectSet, nearest_distances  # noqa: E402
 from lightly_airflow.selection.kernels import blas_one_thread  # noqa: E402
 
-CASES = {"256": (4_000, 35, 256), "1280": (1_000, 35, 1280)}
+CASES = {"256": (4_000, 35, 256), "1280": (1_000, 35, 1280), "uniform": (4_000, 35, 256)}
+
+
+def embeddings(case: str) -> np.ndarray:
+    images, per_image, dim = CASES[case]
+    if case != "uniform":
+        return clustered(images * per_image, dim, clusters=200, seed=0)
+    x = np.random.default_rng(0).normal(size=(images * per_image, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+class Float32Filter(ObjectDiversity):
+    """``pick`` before the bound: the float32 filter of every object at every pick (this code with the bound off:
+    it still keeps each object's nearest selected id, the bound's only cost outside the picks that use it)."""
+
+    def _may_get_nearer(self, a: int, b: int, ids: int) -> None:
+        return None
 
 
 class Float64Baseline(ObjectDiversity):
@@ -79,17 +103,20 @@ class Float32Loop(ObjectDiversity):
         self.picked += 1
 
 
-def greedy(state: ObjectDiversity, picks: int) -> tuple[list[int], list[float]]:
-    order, seconds = [], []
+def greedy(state: ObjectDiversity, picks: int) -> tuple[list[int], list[float], list[float]]:
+    """The pick order, each ``pick``'s wall time and its CPU time (all the process' threads: on a shared machine
+    less sensitive to the other processes' load than the wall time)."""
+    order, seconds, cpu = [], [], []
     for _ in range(picks):
         bonus = state.log_bonus()
         bonus[order] = -np.inf
         i = int(np.argmax(bonus))
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         state.pick(i)
         seconds.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
         order.append(i)
-    return order, seconds
+    return order, seconds, cpu
 
 
 def load() -> str:
@@ -98,40 +125,48 @@ def load() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", default="256,1280")
+    parser.add_argument("--cases", default="256,1280,uniform")
     parser.add_argument("--picks", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--methods", default="filter,bound")
     args = parser.parse_args()
+    known = {"float64": ("float64 baseline", Float64Baseline), "float64-1": ("float64, BLAS 1 thread", Float64OneThread),
+             "loop": ("float32 loop (not exact)", Float32Loop), "filter": ("float32 filter (before)", Float32Filter),
+             "bound": ("bound + float32 filter (now)", ObjectDiversity)}
     for case in args.cases.split(","):
         images, per_image, dim = CASES[case]
-        x = clustered(images * per_image, dim, clusters=200, seed=0)
+        x = embeddings(case)
         objects = ObjectSet(x, np.repeat(np.arange(images), per_image), images, np.zeros((0, dim), np.float32), "det")
         print(f"case {case}: {len(x):,} objects of {dim} dimensions, {images:,} images, {args.picks} picks; {load()}")
-        methods = [("float64 baseline", Float64Baseline), ("float64, BLAS 1 thread", Float64OneThread),
-                   ("float32 loop (not exact)", Float32Loop), ("float32 filter", ObjectDiversity)]
-        runs: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in methods}
+        methods = [known[m] for m in args.methods.split(",")]
+        runs: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name, _ in methods}
         orders: dict[str, list[int]] = {}
         for r in range(args.rounds):
             for name, cls in methods if r % 2 == 0 else methods[::-1]:
                 state = cls(objects)
-                order, seconds = greedy(state, args.picks)
+                order, seconds, cpu = greedy(state, args.picks)
                 assert orders.setdefault(name, order) == order, f"{name}: the pick order changed between rounds"
-                runs[name].append((statistics.median(seconds), sum(seconds)))
+                runs[name].append((statistics.median(seconds), sum(seconds), statistics.median(cpu), sum(cpu)))
                 extra = ""
                 if not isinstance(state, Float64Baseline | Float32Loop):
                     rep = state.report()
-                    extra = f", float64 rows {rep['exact_rows']:,} of {rep['measured_rows']:,}"
+                    extra = (f", float64 rows {rep['exact_rows']:,} of {rep['measured_rows']:,}, ruled out by the bound "
+                             f"{rep['bound_rows']:,} ({rep['bound_picks']} picks with it, {rep['unbounded_picks']} "
+                             "without)")
                 print(f"  round {r + 1} {name}: median {statistics.median(seconds) * 1e3:.1f} ms per pick, "
-                      f"total {sum(seconds):.2f} s{extra}")
-        exact = {name: order for name, order in orders.items() if not name.endswith("(not exact)")}
-        assert all(order == orders["float64 baseline"] for order in exact.values()), "the pick orders differ"
-        loop = orders["float32 loop (not exact)"]
-        same = next((j for j, (p, q) in enumerate(zip(loop, orders["float64 baseline"], strict=True)) if p != q), len(loop))
+                      f"total {sum(seconds):.2f} s (CPU {statistics.median(cpu) * 1e3:.1f} ms, {sum(cpu):.2f} s){extra}",
+                      flush=True)
+        exact = [order for name, order in orders.items() if not name.endswith("(not exact)")]
+        assert all(order == exact[0] for order in exact), "the pick orders differ"
         for name, got in runs.items():
-            print(f"  {name}: median {statistics.median(m for m, _ in got) * 1e3:.1f} ms per pick, total "
-                  f"{statistics.median(t for _, t in got):.2f} s (medians of {len(got)} rounds)")
-        print(f"  same pick order (exact methods): yes; the float32 loop's first {same} of {len(loop)} picks equal; "
-              f"{load()}")
+            print(f"  {name}: median {statistics.median(g[0] for g in got) * 1e3:.1f} ms per pick, total "
+                  f"{statistics.median(g[1] for g in got):.2f} s; CPU {statistics.median(g[2] for g in got) * 1e3:.1f} ms "
+                  f"per pick, {statistics.median(g[3] for g in got):.2f} s (medians of {len(got)} rounds)")
+        loop = orders.get("float32 loop (not exact)")
+        if loop and exact:
+            same = next((j for j, (p, q) in enumerate(zip(loop, exact[0], strict=True)) if p != q), len(loop))
+            print(f"  the float32 loop's first {same} of {len(loop)} picks equal the exact ones")
+        print(f"  same pick order (exact methods): yes; {load()}")
 
 
 if __name__ == "__main__":

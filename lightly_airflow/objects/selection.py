@@ -21,13 +21,16 @@ Choices where Lightly is silent (documented in docs/objects.md):
   below the threshold.
 
 Distances are exact float64 ``sqrt(max(|x|² + |s|² - 2 x·s, 0))`` of the unit-normalised float32 crop
-embeddings; a pick computes them only for the objects that a float32 product with a proven error bound cannot
-rule out (:func:`lower_to_nearest`). :func:`reference_object_diversity` is the slow, formula-by-formula
-reference the tests compare to.
+embeddings; a pick computes them only for the objects that neither the triangle inequality on each object's
+nearest selected object (:func:`may_get_nearer`: no product of the objects) nor then a float32 product with a
+proven error bound (:func:`lower_to_nearest`) can rule out. :func:`reference_object_diversity` is the slow,
+formula-by-formula reference the tests compare to.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,9 +42,17 @@ from lightly_airflow.arrow import filtered
 from lightly_airflow.selection.arrays import squared_norms
 from lightly_airflow.selection.kernels import _pool, blas_one_thread, float32_margin, selection_threads
 
+logger = logging.getLogger(__name__)
+
 EPS = 1e-6
 _BLOCK = 8192
 _GATHER = 1024  # rows of a block a pick computes in float64 at a time (lower_to_nearest)
+BOUND_PAYS = 0.2
+"""A pick's triangle-inequality bound (:func:`may_get_nearer`) whose rows ruled out, less the rows of its own
+product (the selected objects it compares with the pick's: the same ``k·D`` multiply-adds per row), are fewer
+than this share of the objects does not pay for itself (the first picks, data without clusters, many preselected
+objects): the next ``2, 4, … 16`` picks go without it (:data:`BOUND_MAX_GAP`), then it is tried again."""
+BOUND_MAX_GAP = 16
 
 
 @dataclass
@@ -166,16 +177,20 @@ def object_set(
     return ObjectSet(x, owner, len(candidate_keys), pre, task)
 
 
-def nearest_distances(x: np.ndarray, s: np.ndarray, xn: np.ndarray | None = None) -> np.ndarray:
+def nearest_distances(x: np.ndarray, s: np.ndarray, xn: np.ndarray | None = None,
+                      arg: np.ndarray | None = None) -> np.ndarray:
     """``(len(x),)``: each row's exact float64 distance to its nearest row of ``s``, in blocks of rows of ``x`` (memory
     holds a block's distances, not all ``len(x) x len(s)``); ``xn``: :func:`squared_norms` of ``x`` when the caller
-    keeps them (the same numbers, computed once instead of per call)."""
+    keeps them (the same numbers, computed once instead of per call); ``arg``: filled with the row of ``s`` each
+    distance is to (the first on ties) when given."""
     out = np.empty(len(x))
     s64, sn = _float64_rows(s)
     for start in range(0, len(x), _BLOCK):
         xb = x[start : start + _BLOCK].astype(np.float64)
         xbn = (xb * xb).sum(axis=1) if xn is None else xn[start : start + _BLOCK]
-        out[start : start + _BLOCK] = _exact_nearest(xb, xbn, s64, sn)
+        out[start : start + _BLOCK], nearest = _exact_nearest(xb, xbn, s64, sn)
+        if arg is not None:
+            arg[start : start + _BLOCK] = nearest
     return out
 
 
@@ -184,21 +199,29 @@ def _float64_rows(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s64, (s64 * s64).sum(axis=1)
 
 
-def _exact_nearest(xb: np.ndarray, xbn: np.ndarray, s64: np.ndarray, sn: np.ndarray) -> np.ndarray:
+def _exact_nearest(xb: np.ndarray, xbn: np.ndarray, s64: np.ndarray, sn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distance formula: each float64 row of ``xb`` (squared norms ``xbn``) to its nearest row of ``s64``,
-    ``min_s sqrt(max(|x|² + |s|² - 2 x·s, 0))``."""
+    ``min_s sqrt(max(|x|² + |s|² - 2 x·s, 0))``, and that row of ``s64`` (the first on ties: the value is the
+    minimum's, bit for bit)."""
     d2 = xbn[:, None] + sn[None, :] - 2.0 * (xb @ s64.T)
-    out: np.ndarray = np.sqrt(np.maximum(d2, 0.0)).min(axis=1)
-    return out
+    dist = np.sqrt(np.maximum(d2, 0.0))
+    arg = dist.argmin(axis=1)
+    return dist[np.arange(len(dist)), arg], arg
 
 
 def lower_to_nearest(d: np.ndarray, x: np.ndarray, s: np.ndarray, xn: np.ndarray, max_sqnorm: float,
-                     margin_scale: float = 1.0) -> int:
+                     margin_scale: float = 1.0, *, keep: np.ndarray | None = None,
+                     near: np.ndarray | None = None, first: int = 0) -> int:
     """``d = min(d, nearest_distances(x, s, xn))`` in place, computing the float64 formula only for the rows a
     float32 product cannot rule out; returns how many rows it computed in float64.
 
-    Per block of rows: the float32 product ``x·s`` (straight on the float32 rows, no float64 copy) gives each row a
-    lower bound of its squared distance to its nearest row of ``s``; a row whose bound is not below its ``d²``
+    ``keep``: the rows a caller's bound could not rule out (:func:`may_get_nearer`); the others are neither
+    multiplied nor computed (the bound proves their ``d`` unchanged). ``near``: where a row gets strictly nearer,
+    ``first`` + the row of ``s`` it is now nearest to is written into it (the bound's next centres).
+
+    Per block of rows: the float32 product ``x·s`` (straight on the float32 rows, no float64 copy; only the rows
+    of the block still in question, gathered, where they are at most half of it) gives each row a lower bound of
+    its squared distance to its nearest row of ``s``; a row whose bound is not below its ``d²``
     (or whose ``d`` is already 0) cannot get nearer, the others get the float64 formula of
     :func:`nearest_distances`. A block where more than half the rows remain (every row while ``d`` is at its
     cap 2, i.e. the first pick) is computed whole in float64, as :func:`nearest_distances` does.
@@ -222,19 +245,37 @@ def lower_to_nearest(d: np.ndarray, x: np.ndarray, s: np.ndarray, xn: np.ndarray
     margin = margin_scale * float32_margin(x.shape[1], max(max_sqnorm, float(sn.max())))
     offset = float(sn.min()) - margin
 
+    def lower(xb: np.ndarray, xbn: np.ndarray) -> np.ndarray:
+        """The float32 product's lower bound of each row's squared distance to its nearest row of ``s``."""
+        out: np.ndarray = xbn + offset - 2.0 * (xb @ s32.T).max(axis=1)  # (a (B, k) float32 product)
+        return out
+
+    def update(at: int, rows: np.ndarray | slice, xb: np.ndarray, xbn: np.ndarray) -> None:
+        """``d`` (and ``near``) of block ``at``'s ``rows`` (float64 ``xb``, norms ``xbn``) by the formula."""
+        db = d[at : at + _BLOCK]
+        new, arg = _exact_nearest(xb, xbn, s64, sn)
+        if near is not None:
+            better = new < db[rows]
+            near[at + np.arange(len(db))[rows][better]] = first + arg[better]
+        db[rows] = np.minimum(db[rows], new)
+
     def block_pass(start: int) -> int:
         """Block ``start``: the rows the float32 product cannot rule out get the formula, gathered (at most
         :data:`_GATHER` rows at a time); -1 where more than half remain (the whole block, after)."""
         xb, xbn, db = x[start : start + _BLOCK], xn[start : start + _BLOCK], d[start : start + _BLOCK]
         if db.min() >= 2.0:
             return -1
-        lower = xbn + offset - 2.0 * (xb @ s32.T).max(axis=1)  # (the float32 product: a (B, k) float32 block)
-        rows = np.flatnonzero((lower < db * db) & (db > 0.0))
+        open_ = db > 0.0 if keep is None else (db > 0.0) & keep[start : start + _BLOCK]
+        cand = np.flatnonzero(open_)
+        if 2 * len(cand) > len(xb):
+            rows = np.flatnonzero((lower(xb, xbn) < db * db) & open_)
+        else:  # (few rows in question: only theirs multiplied)
+            rows = cand[lower(xb[cand], xbn[cand]) < db[cand] ** 2] if len(cand) else cand
         if 2 * len(rows) > len(xb):
             return -1
         for at in range(0, len(rows), _GATHER):
             r = rows[at : at + _GATHER]
-            db[r] = np.minimum(db[r], _exact_nearest(xb[r].astype(np.float64), xbn[r], s64, sn))
+            update(start, r, xb[r].astype(np.float64), xbn[r])
         return len(rows)
 
     starts = list(range(0, len(x), _BLOCK))
@@ -243,9 +284,56 @@ def lower_to_nearest(d: np.ndarray, x: np.ndarray, s: np.ndarray, xn: np.ndarray
         counts = [block_pass(a) for a in starts] if threads == 1 else list(_pool(threads).map(block_pass, starts))
     for start, count in zip(starts, counts, strict=True):
         if count < 0:  # (as nearest_distances: one float64 block at a time, BLAS' threads)
-            xb, db = x[start : start + _BLOCK], d[start : start + _BLOCK]
-            np.minimum(db, _exact_nearest(xb.astype(np.float64), xn[start : start + _BLOCK], s64, sn), out=db)
+            update(start, slice(None), x[start : start + _BLOCK].astype(np.float64), xn[start : start + _BLOCK])
     return sum(len(x[a : a + _BLOCK]) if c < 0 else c for a, c in zip(starts, counts, strict=True))
+
+
+def float64_slack(dim: int, max_sqnorm: float) -> float:
+    """``2 sqrt(e) + 1e-6``, ``e = 8 γ_{D+2} M`` (``u = 2^-53``, ``M = max_sqnorm``): ``e`` bounds how far a float64
+    evaluation of the distance formula's ``|x|² + |s|² - 2 x·s`` (two squared norms and a dot, float64 sums of
+    exact products, ``γ_D M`` each, ``2 γ_D M`` for ``2 x·s``, and two additions) is from the exact ``|x - s|²``;
+    :func:`may_get_nearer` keeps a row unless its bound clears ``2 d`` by this much."""
+    u = 2.0**-53
+    gamma = (dim + 2) * u / (1.0 - (dim + 2) * u)
+    return 2.0 * math.sqrt(8.0 * gamma * max_sqnorm) + 1e-6
+
+
+def may_get_nearer(d: np.ndarray, near: np.ndarray, s: np.ndarray, sn: np.ndarray,
+                   centres: list[tuple[np.ndarray | slice, np.ndarray, np.ndarray]], ids: int, top: float,
+                   margin_scale: float = 1.0) -> np.ndarray:
+    """The rows whose distance ``d`` the new selected objects ``s`` might lower (a boolean mask): the triangle
+    inequality on each row's nearest selected object, without a product of the rows.
+
+    :param near: per row, the id (``0 … ids - 1``) of the selected object its ``d`` is the distance to (-1: none,
+        ``d`` = 2).
+    :param sn: the squared norms of ``s``.
+    :param centres: selected objects in parts, ``(their ids, float32 vectors, squared norms)``: every id in
+        ``near`` must be in one (others may be: their bound is not used).
+    :param top: at least 1 and every squared norm involved (the margin's ``M``).
+
+    A row ``x`` nearest to ``c`` (its ``d`` is ``sqrt(max(v, 0))`` of a float64 evaluation ``v`` of the formula for
+    ``(x, c)``) is left out when ``L(c) - 2 d >= slack`` (float64), ``L(c)`` a lower bound of ``min_s |s - c|``:
+    ``L² = |s|² + |c|² - 2 fl32(s·c) - margin`` (:func:`float32_margin`: the float32 product's error, doubled; the
+    doubling also covers the float64 rounding of ``L²``, so ``L <= |s - c|`` up to the square root's rounding).
+    Then ``|x - c| <= sqrt(v + e) <= d + sqrt(e)`` (:func:`float64_slack`'s ``e``), so for every ``s``
+    ``|x - s| >= |s - c| - |x - c| >= d + slack - sqrt(e) - 1e-15 >= d + sqrt(e) + 0.99e-6`` and the formula's value
+    for ``(x, s)`` is ``>= |x - s|² - e >= d² + 0.98e-12``, above ``d²`` by more than the rounding of ``d²`` and of
+    the square root (``d <= 2``): ``np.minimum`` would leave the row's ``d`` (and a strict ``<`` its ``near``)
+    unchanged. ``margin_scale`` scales ``margin`` and ``slack`` for the tests (too small a margin must change
+    results where distances nearly tie).
+    """
+    margin = margin_scale * float32_margin(s.shape[1], top)
+    slack = margin_scale * float64_slack(s.shape[1], top)
+    gap = np.full(ids + 1, -np.inf)  # (the last: near = -1, never left out)
+    s32 = np.ascontiguousarray(s, np.float32)
+    for at, c, cn in centres:
+        if len(cn):
+            with blas_one_thread():  # (BLAS' own threads, busy machine: 31.6 ms, one 6.5 ms; 35,000 x 1,280)
+                dots = s32 @ c.T  # (a (k, L) float32 product)
+            l2 = sn[:, None] + cn[None, :] - 2.0 * dots - margin
+            gap[at] = np.sqrt(np.maximum(l2.min(axis=0), 0.0))
+    out: np.ndarray = gap[near] - 2.0 * d < slack
+    return out
 
 
 def _mean_per_owner(values: np.ndarray, owner: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -268,9 +356,25 @@ class ObjectDiversity:
         self.max_sqnorm = float(self.xn.max()) if len(self.xn) else 0.0
         self.measured_rows = 0  # object rows the picks measured: len(x) per pick of an image with objects
         self.exact_rows = 0  # of those, the rows computed in float64 (the float32 filter ruled the others out)
+        self.bound_rows = 0  # of those, rows not at 0 the triangle-inequality bound ruled out (no product at all)
+        self.bound_picks = 0  # picks that computed the bound
+        self.unbounded_picks = 0  # picks after the first without it (it did not pay at a recent pick)
+        # Per object, the id of the selected object its d is the distance to (-1: none): ids 0 … P-1 are the
+        # preselected objects, P … the objects of the picks in pick order (rows self.picked_rows of x).
+        self.near = np.full(len(objects.x), -1, dtype=np.int64)
+        self.picked_rows = np.zeros(0, dtype=np.int64)
+        self.picked_x = np.empty((0, objects.x.shape[1]), dtype=np.float32)  # (x[picked_rows], contiguous; grows 2x)
+        self.pre_sqnorms = squared_norms(objects.pre)
+        self.top = max(1.0, self.max_sqnorm, float(self.pre_sqnorms.max(initial=0.0)))  # (the bound's M)
+        self._gap = 1  # picks without the bound after one where it did not pay (doubles up to BOUND_MAX_GAP)
+        self._wait = 0
+        self.bound_margin_scale = 1.0  # (the tests: a too small margin must change results)
         if len(objects.pre) and len(objects.x):
+            arg = np.empty(len(objects.x), dtype=np.int64)
             for start in range(0, len(objects.pre), 256):
-                block = nearest_distances(objects.x, objects.pre[start : start + 256], self.xn)
+                block = nearest_distances(objects.x, objects.pre[start : start + 256], self.xn, arg)
+                better = block < self.d
+                self.near[better] = start + arg[better]
                 np.minimum(self.d, block, out=self.d)
         self.picked = 0
 
@@ -298,9 +402,51 @@ class ObjectDiversity:
         """Candidate ``i`` was selected: its objects become selected objects."""
         a, b = self.starts[i], self.starts[i + 1]
         if b > a and len(self.d):
-            self.exact_rows += lower_to_nearest(self.d, self.objects.x, self.objects.x[a:b], self.xn, self.max_sqnorm)
+            ids = len(self.objects.pre) + len(self.picked_rows)
+            keep = self._may_get_nearer(a, b, ids) if ids else None
+            self.exact_rows += lower_to_nearest(self.d, self.objects.x, self.objects.x[a:b], self.xn, self.max_sqnorm,
+                                                keep=keep, near=self.near, first=ids)
             self.measured_rows += len(self.d)
+            n = len(self.picked_rows)
+            if n + b - a > len(self.picked_x):
+                grown = np.empty((max(2 * len(self.picked_x), n + b - a), self.picked_x.shape[1]), dtype=np.float32)
+                grown[:n] = self.picked_x[:n]
+                self.picked_x = grown
+            self.picked_x[n : n + b - a] = self.objects.x[a:b]
+            self.picked_rows = np.concatenate([self.picked_rows, np.arange(a, b)])
         self.picked += 1
+
+    def _may_get_nearer(self, a: int, b: int, ids: int) -> np.ndarray | None:
+        """:func:`may_get_nearer` for the objects ``a:b`` of a pick, or None where it did not pay at a recent pick
+        (:data:`BOUND_PAYS`: logged the first time, counted in the report)."""
+        if self._wait:
+            self._wait -= 1
+            self.unbounded_picks += 1
+            return None
+        pre, n_pre = self.objects.pre, len(self.objects.pre)
+        # (every picked object, without a gather: nearly each is some object's nearest, its own; of the preselected
+        # only those some object is nearest to)
+        live = np.flatnonzero(np.bincount(self.near[self.near < n_pre] + 1, minlength=n_pre + 1)[1:])
+        centres: list[tuple[np.ndarray | slice, np.ndarray, np.ndarray]] = [
+            (live, pre[live], self.pre_sqnorms[live]),
+            (slice(n_pre, ids), self.picked_x[: ids - n_pre], self.xn[self.picked_rows])]
+        keep = may_get_nearer(self.d, self.near, self.objects.x[a:b], self.xn[a:b], centres, ids, self.top,
+                              self.bound_margin_scale)
+        ruled_out = int(np.count_nonzero(~keep & (self.d > 0.0)))  # (rows at 0 are never computed: not counted)
+        self.bound_picks += 1
+        self.bound_rows += ruled_out
+        if ruled_out - len(live) - (ids - n_pre) >= BOUND_PAYS * len(keep):  # (its product: a row per centre)
+            self._gap = 1
+        else:
+            if self._gap == 1 and not self.unbounded_picks:
+                logger.info("object DIVERSITY: the triangle-inequality bound ruled out %d of %d objects at pick %d "
+                            "for a product with %d selected objects (it pays from %d %% of the objects more): the "
+                            "next picks measure every object, the bound is tried again every 2-%d picks (counted in "
+                            "the strategy's report: bound_picks, unbounded_picks)", ruled_out, len(keep),
+                            self.picked + 1, len(live) + ids - n_pre, round(100 * BOUND_PAYS), BOUND_MAX_GAP)
+            self._wait = self._gap
+            self._gap = min(2 * self._gap, BOUND_MAX_GAP)
+        return keep
 
     def report(self) -> dict[str, float | int]:
         return {
@@ -310,6 +456,9 @@ class ObjectDiversity:
             "images_without_objects": int((self.counts == 0).sum()),
             "measured_rows": int(self.measured_rows),
             "exact_rows": int(self.exact_rows),  # (of measured_rows: computed in float64, lower_to_nearest)
+            "bound_rows": int(self.bound_rows),  # (of measured_rows: ruled out without a product, may_get_nearer)
+            "bound_picks": int(self.bound_picks),
+            "unbounded_picks": int(self.unbounded_picks),  # (after the first: the bound did not pay recently)
         }
 
 

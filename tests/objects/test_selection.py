@@ -7,8 +7,15 @@ import pyarrow as pa
 import pytest
 
 from lightly_airflow import columns as C
-from lightly_airflow.objects.selection import ObjectDiversity, nearest_distances, object_set, reference_object_diversity
+from lightly_airflow.objects.selection import (
+    ObjectDiversity,
+    ObjectSet,
+    nearest_distances,
+    object_set,
+    reference_object_diversity,
+)
 from lightly_airflow.selection import select
+from lightly_airflow.selection.arrays import squared_norms
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -16,16 +23,16 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def _data(n: int, seed: int, dim: int = 16, max_objects: int = 5, empty: float = 0.1, spread: float = 0.3,
-          copies: float = 0.0):
-    """``copies``: the fraction of images whose objects copy an earlier image's, half exactly (ties), half with
-    noise of 3e-7 per coordinate (near-duplicates: distances that nearly tie)."""
+          copies: float = 0.0, centres: int = 6):
+    """``centres``: clusters of objects; ``copies``: the fraction of images whose objects copy an earlier image's,
+    half exactly (ties), half with noise of 3e-7 per coordinate (near-duplicates: distances that nearly tie)."""
     rng = np.random.default_rng(seed)
-    centres = _unit(rng.normal(size=(6, dim)))
+    centre = _unit(rng.normal(size=(centres, dim)))
     keys = [f"img_{i:03d}.png" for i in range(n)]
     per_image, rows = [], []
     for key in keys:
         k = 0 if rng.random() < empty else int(rng.integers(1, max_objects + 1))
-        objs = _unit(centres[rng.integers(0, 6, size=k)] + spread * rng.normal(size=(k, dim))) if k else np.zeros((0, dim), np.float32)
+        objs = _unit(centre[rng.integers(0, centres, size=k)] + spread * rng.normal(size=(k, dim))) if k else np.zeros((0, dim), np.float32)
         if copies and per_image and rng.random() < copies:
             objs = per_image[int(rng.integers(0, len(per_image)))]
             objs = objs if rng.random() < 0.5 else _unit(objs + 3e-7 * rng.normal(size=objs.shape))
@@ -314,9 +321,10 @@ _DIVERSITY = {"input": {"type": "EMBEDDINGS", "task": "det"}, "strategy": {"type
 @pytest.mark.parametrize("case", ["clustered", "near_duplicates", "dim_1280", "preselected", "weights",
                                   "minimum_distance"])
 def test_pick_orders_equal_those_of_the_float64_formula_for_every_object(case: str, monkeypatch) -> None:
-    """The engine's picks with the float32 filter equal those with the float64 formula for every object at every
-    pick, on clustered objects, near-duplicate and duplicate objects (distances that nearly tie, ties), 256 and
-    1,280 dimensions, after preselected images, combined with WEIGHTS and with the minimum-distance stop."""
+    """The engine's picks with the triangle-inequality bound and the float32 filter (both rule rows out in every
+    case here) equal those with the float64 formula for every object at every pick, on clustered objects,
+    near-duplicate and duplicate objects (distances that nearly tie, ties), 256 and 1,280 dimensions, after
+    preselected images, combined with WEIGHTS and with the minimum-distance stop."""
     dim = 1280 if case == "dim_1280" else 256
     keys, per_image, objects, candidates = _data(
         120, 13, dim=dim, max_objects=8, spread=0.1 if case == "clustered" else 0.05,
@@ -337,6 +345,7 @@ def test_pick_orders_equal_those_of_the_float64_formula_for_every_object(case: s
     result = select(candidates, config, objects=objects, preselected_objects=pre)
     report = result.objectives["strategies[0]"]
     assert report["exact_rows"] < report["measured_rows"] / 2  # (the filter ruled out most rows: not the old path)
+    assert report["bound_rows"] > 0  # (and the triangle-inequality bound some without a product)
     monkeypatch.setattr(ObjectDiversity, "pick", _float64_pick)
     reference = select(candidates, config, objects=objects, preselected_objects=pre)
     assert list(result.indices) == list(reference.indices)
@@ -374,3 +383,82 @@ def test_the_float32_filter_skips_the_rows_it_rules_out_and_needs_its_margin() -
     no_margin = d.copy()
     lower_to_nearest(no_margin, x, again, xn, float(xn.max()), margin_scale=0.0)
     assert np.abs(no_margin**2 - expected**2).max() > 100 * tol  # (the test's near-ties need the margin)
+
+
+def test_the_bound_skips_far_objects_and_needs_its_margin_where_distances_nearly_tie() -> None:
+    """A pick's objects ``s`` each a step (2e-3) from a preselected object ``c``, with an object ``x`` just past the
+    middle of each pair (nearest to ``c`` now, slightly nearer to ``s``: ``|s - c|`` and ``2 d`` nearly tie, closer
+    than float32 products resolve), and objects near other preselected objects, far from every ``s``. The
+    triangle-inequality bound rules out the far objects without a product, keeps every ``x``, and the distances
+    equal the float64 formula for every object. Without its margin (the float32 product's error) and slack the
+    bound rules out some ``x`` that get nearer: their distances stay too large."""
+    rng = np.random.default_rng(8)
+    dim, k = 256, 200
+    c = _unit(rng.normal(size=(k, dim)))
+    s = _unit(c + 2e-3 * _unit(rng.normal(size=(k, dim))))
+    x = _unit(0.49 * c.astype(np.float64) + 0.51 * s)
+    far_c = _unit(rng.normal(size=(50, dim)))
+    far = _unit(far_c[np.arange(400) % 50] + 0.01 * rng.normal(size=(400, dim)))
+    rows = np.concatenate([s, x, far])
+    objs = ObjectSet(rows, np.repeat([0, 1, 2], [k, k, 400]), 3, np.concatenate([c, far_c]), "det")
+    xn = squared_norms(rows)
+    before = np.minimum(2.0, nearest_distances(rows, objs.pre, xn))
+    expected = np.minimum(before, nearest_distances(rows, s, xn))
+    assert (expected[k : 2 * k] < before[k : 2 * k] - 1e-5).all()  # (every x gets nearer)
+    tol = _d2_tolerance(dim, float(xn.max()))
+    div = ObjectDiversity(objs)
+    div.pick(0)
+    np.testing.assert_allclose(div.d**2, expected**2, rtol=0, atol=tol)
+    report = div.report()
+    assert report["bound_picks"] == 1 and report["bound_rows"] >= 400, report  # (the far objects: no product)
+    no_margin = ObjectDiversity(objs)
+    no_margin.bound_margin_scale = 0.0
+    no_margin.pick(0)
+    assert np.abs(no_margin.d**2 - expected**2).max() > 100 * tol  # (the near-ties need the margin)
+
+
+@pytest.mark.parametrize("copies", [0.0, 0.4])
+def test_the_bound_rules_out_most_objects_of_clustered_data_with_the_same_picks_and_distances(copies: float) -> None:
+    """On clustered objects (and with duplicate and near-duplicate images, ``copies``) the triangle-inequality bound
+    rules out most objects of most picks without a product, counted in the report, and every pick's distances
+    and the pick order equal those of the float64 formula for every object."""
+    keys, _, objects, _ = _data(300, 21, dim=64, max_objects=4, spread=0.03, copies=copies, centres=40)
+    objs = object_set(keys, objects, "det")
+    new, old = ObjectDiversity(objs), ObjectDiversity(objs)
+    tol = _d2_tolerance(64, new.max_sqnorm)
+    order: list[int] = []
+    for pick in range(80):
+        bonus = new.log_bonus()
+        bonus[order] = -np.inf
+        i = int(np.argmax(bonus))
+        reference = old.log_bonus()
+        reference[order] = -np.inf
+        assert i == int(np.argmax(reference)), f"pick {pick}"
+        order.append(i)
+        new.pick(i)
+        _float64_pick(old, i)
+        np.testing.assert_allclose(new.d**2, old.d**2, rtol=0, atol=tol)
+    report = new.report()
+    assert report["bound_picks"] + report["unbounded_picks"] == 79  # (every pick after the first)
+    assert report["bound_rows"] > report["measured_rows"] / 2, report
+
+
+def test_the_bound_is_left_out_where_it_does_not_pay_and_says_so(caplog) -> None:
+    """Objects without clusters (uniform on the sphere): the bound rules out almost nothing, so after a pick where
+    it did not pay the next picks go without it (2, 4, … 16 picks, then it is tried again), logged once and
+    counted; the distances are still those of the float64 formula."""
+    import logging
+
+    rng = np.random.default_rng(4)
+    x = _unit(rng.normal(size=(2000, 64)))
+    objs = ObjectSet(x, np.repeat(np.arange(200), 10), 200, np.zeros((0, 64), np.float32), "det")
+    new, old = ObjectDiversity(objs), ObjectDiversity(objs)
+    with caplog.at_level(logging.INFO, logger="lightly_airflow.objects.selection"):
+        for i in range(60):
+            new.pick(i)
+            _float64_pick(old, i)
+    np.testing.assert_allclose(new.d**2, old.d**2, rtol=0, atol=_d2_tolerance(64, new.max_sqnorm))
+    report = new.report()
+    assert report["bound_picks"] + report["unbounded_picks"] == 59
+    assert report["bound_picks"] <= 8 and report["bound_rows"] < report["measured_rows"] / 20, report
+    assert sum("the bound is tried again" in r.getMessage() for r in caplog.records) == 1
