@@ -6,7 +6,7 @@ API one page at a time (S3 ``ListObjectsV2``, GCS ``objects.list``, Azure ``List
 ``fs.find``, which would build the whole bucket in memory. Each page becomes one :class:`pyarrow.RecordBatch`
 after vectorised filtering (``.lightly/``, OS and tool metadata files, extensions, relevant filenames). A local
 walk does not enter ``.lightly/`` folders; an S3 or GCS listing skips past one when a page ends inside it
-(:func:`_past_lightly_dir`).
+(:func:`_past_lightly_dir`), an Azure listing goes on with what sorts after it (:func:`_azure_after`).
 
 Content identity (``etag``) per store, chosen so that a changed file always gets a new value and, where the
 store allows it, identical bytes keep the same value:
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import heapq
 import logging
 import os
 import re
@@ -254,19 +255,27 @@ def _paged(fs: Any, fetch: Callable[[_Next | None], Any], page_size: int) -> Ite
     yields raw pages of ~``page_size`` items."""
     from fsspec.asyn import sync
 
-    at: _Next | None = None
-    buffer: list[Any] = []
-    while True:
-        items, at = sync(fs.loop, fetch, at)
-        buffer.extend(items)
-        if len(buffer) >= page_size or at is None:
-            while len(buffer) >= page_size:
-                yield buffer[:page_size]
-                buffer = buffer[page_size:]
+    def requests() -> Iterator[list[Any]]:
+        at: _Next | None = None
+        while True:
+            items, at = sync(fs.loop, fetch, at)
+            yield items
             if at is None:
-                if buffer:
-                    yield buffer
                 return
+
+    return _rebatch(requests(), page_size)
+
+
+def _rebatch(pages: Iterator[list[Any]], page_size: int) -> Iterator[list[Any]]:
+    """The items of a store's response pages in pages of ``page_size`` (the last one shorter)."""
+    buffer: list[Any] = []
+    for items in pages:
+        buffer.extend(items)
+        while len(buffer) >= page_size:
+            yield buffer[:page_size]
+            buffer = buffer[page_size:]
+    if buffer:
+        yield buffer
 
 
 def _split(root: str) -> tuple[str, str]:
@@ -321,15 +330,21 @@ def _s3_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
 _LIGHTLY_FOLDER = re.compile(r"(?:^|/)" + re.escape(LIGHTLY_DIR) + "/")
 
 
+def _lightly_folder(key: str, cut: int) -> str | None:
+    """The ``.lightly/`` folder ``key`` lies in (or is), as a key prefix ending in ``/``, looked for below the
+    datasource's prefix (``cut`` characters long); else None."""
+    found = _LIGHTLY_FOLDER.search(key, max(cut - 1, 0))  # (from the prefix's closing "/")
+    return None if found is None else key[:found.end()]
+
+
 def _past_lightly_dir(key: str, cut: int) -> str | None:
     """For a page that ended inside a ``.lightly/`` folder (``key``, its prefix ``cut`` characters long): a key
     past every key of that folder, to list on from (S3 lists in UTF-8 byte order: whatever lies between ``key``
     and it is inside the folder too, so never listed). A datasource's ``.lightly/`` holding a metadata and
     prediction file per image was listed page by page every poke; ``None`` when ``key`` is not in such a folder."""
-    found = _LIGHTLY_FOLDER.search(key, max(cut - 1, 0))  # (from the prefix's closing "/")
-    if found is None:
+    folder = _lightly_folder(key, cut)
+    if folder is None:
         return None
-    folder = key[:found.end()]
     past = folder + "\U0010ffff" * max(1, (1024 - len(folder.encode())) // 4)  # (keys are at most 1,024 bytes)
     return past if past > key else None  # (code point order is UTF-8 byte order; never back: no page twice)
 
@@ -398,25 +413,20 @@ def _gcs_etag(obj: dict[str, Any]) -> str:
 
 
 def _azure_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
+    from fsspec.asyn import sync
+
     container, prefix = _split(root)
     per_request = min(page_size, _MAX_PAGE["az"])
+    counts = {"requests": 0, "folders": 0}
 
-    async def fetch(at: _Next | None) -> tuple[list[Any], _Next | None]:
-        async with fs.service_client.get_container_client(container) as client:
-            pages = client.list_blobs(name_starts_with=prefix or None, results_per_page=per_request).by_page(
-                continuation_token=None if at is None else at.token
-            )
-            try:
-                page = await pages.__anext__()
-            except StopAsyncIteration:
-                return [], None
-            items = [blob async for blob in page]
-            # (Azure has no "list after": a page ending in a .lightly/ folder goes on page by page)
-            return items, _next_page(pages.continuation_token, None, 0)
+    def list_page(name_prefix: str, token: str | None, delimiter: str | None) -> tuple[list[Any], str | None]:
+        counts["requests"] += 1
+        items, next_token = sync(fs.loop, _azure_request, fs, container, name_prefix, token, delimiter, per_request)
+        return items, next_token
 
     cut = len(prefix)
     try:
-        for raw in _paged(fs, fetch, page_size):
+        for raw in _rebatch(_azure_level(list_page, prefix, "", cut, counts), page_size):
             yield _Page(
                 keys=[b.name[cut:] for b in raw],
                 sizes=[int(b.size or 0) for b in raw],
@@ -428,6 +438,121 @@ def _azure_pages(fs: Any, root: str, page_size: int) -> Iterator[_Page]:
         if type(exc).__name__ == "ResourceNotFoundError":
             raise FileNotFoundError(f"Azure container {container!r} does not exist: {exc}") from exc
         raise
+    if counts["folders"]:
+        logger.info("listing az://%s/%s: %d List Blobs requests, %d %s/ folders skipped unread", container, prefix,
+                    counts["requests"], counts["folders"], LIGHTLY_DIR)
+
+
+async def _azure_request(fs: Any, container: str, prefix: str, token: str | None, delimiter: str | None,
+                         per_request: int) -> tuple[list[Any], str | None]:
+    """One ``List Blobs`` page under ``prefix`` (with ``delimiter``: its blobs and folders, a folder as a ``BlobPrefix``
+    whose ``name`` ends in the delimiter, in name order) and the token of the next page (None: the last)."""
+    async with fs.service_client.get_container_client(container) as client:
+        listing = (client.walk_blobs(name_starts_with=prefix or None, delimiter=delimiter, results_per_page=per_request)
+                   if delimiter else client.list_blobs(name_starts_with=prefix or None, results_per_page=per_request))
+        pages = listing.by_page(continuation_token=token)
+        try:
+            page = await pages.__anext__()
+        except StopAsyncIteration:
+            return [], None
+        items = [item async for item in page]
+        if delimiter:  # (the SDK puts a page's folders before its blobs)
+            from azure.storage.blob import BlobProperties
+
+            blobs = [item for item in items if isinstance(item, BlobProperties)]
+            folders = [item for item in items if not isinstance(item, BlobProperties)]
+            items = list(heapq.merge(folders, blobs, key=lambda item: item.name))
+        return items, pages.continuation_token
+
+
+#: ``list_page(prefix, token, delimiter) -> (items, next token or None)``: one ``List Blobs`` request.
+_ListPage = Callable[[str, str | None, str | None], tuple[list[Any], str | None]]
+
+
+def _azure_blobs(list_page: _ListPage, prefix: str, cut: int, counts: dict[str, int]) -> Iterator[list[Any]]:
+    """The blobs under ``prefix`` listed flat, response by response, in name order, without ``.lightly/`` folders
+    (the datasource's prefix is ``cut`` characters long). Azure has no "list after" (S3 ``StartAfter``): a page that
+    ends inside such a folder is the last, and the listing goes on with what sorts after the folder
+    (:func:`_azure_after`)."""
+    token = None
+    while True:
+        items, token = list_page(prefix, token, None)
+        yield items
+        if not token:
+            return
+        folder = _lightly_folder(items[-1].name, cut) if items else None
+        if folder is not None and len(folder) > len(prefix):
+            counts["folders"] += 1
+            yield from _azure_after(list_page, folder, prefix, cut, counts)
+            return
+
+
+def _azure_after(list_page: _ListPage, done: str, within: str, cut: int, counts: dict[str, int]) -> Iterator[list[Any]]:
+    """The blobs under ``within`` that sort after the folder ``done`` (not read), in name order: level by level from
+    the folder's parent up to ``within`` (:func:`_azure_level`)."""
+    while True:
+        end = done.rstrip("/").rfind("/") + 1
+        level = done[:end] if end > len(within) else within
+        yield from _azure_level(list_page, level, done, cut, counts)
+        if level == within:
+            return
+        done = level
+
+
+#: The most blobs of one level held back while it is not known whether a folder follows them (:func:`_azure_level`).
+_AZURE_HELD = 5000
+
+
+def _azure_level(list_page: _ListPage, level: str, done: str, cut: int, counts: dict[str, int]) -> Iterator[list[Any]]:
+    """The blobs under ``level`` (a folder, or a prefix of names) that sort after ``done`` ("": all), in name order,
+    without the ``.lightly/`` folder at that level, which is never read.
+
+    The level is listed with delimiter ``/`` (one entry per sub-folder). Its entries go in runs that share the
+    shortest name prefix that holds neither ``done`` nor the level's ``.lightly/`` folder (``level/a``, ``level/.a``):
+    a run of blobs comes from that listing; a run with a sub-folder is listed flat under its prefix
+    (:func:`_azure_blobs`), so a level of 1,000 class folders takes the flat listings of a few prefixes, not 1,000.
+    When more than :data:`_AZURE_HELD` blobs of a run came before its first sub-folder, they are passed on and each
+    later sub-folder of the run is listed under the shortest prefix that does not hold the entry before it. Names
+    compare in code point order, as the store sorts them."""
+    lightly = level + LIGHTLY_DIR + "/"
+    previous, covered, run, passed = done, None, None, False
+    held: list[Any] = []
+    token: str | None = None
+    while True:
+        entries, token = list_page(level, token, "/")
+        for entry in entries:
+            name = entry.name
+            if name <= done or (covered is not None and name.startswith(covered)):
+                continue  # (listed before, or with ``covered``)
+            if name == lightly and _lightly_folder(name, cut) == name:
+                counts["folders"] += 1
+                previous = name
+                continue
+            shared = max(_common(name, done), _common(name, lightly))
+            if run is None or not name.startswith(run):
+                yield held
+                held, run, passed = [], name[:shared + 1], False
+            if not name.endswith("/"):
+                held.append(entry)
+                if len(held) >= _AZURE_HELD:
+                    yield held
+                    held, passed = [], True
+            elif passed:
+                yield held
+                held, covered = [], name[:_common(name, previous) + 1]  # (``previous``: of the run)
+                yield from _azure_blobs(list_page, covered, cut, counts)
+            else:
+                held, covered = [], run  # (the blobs held back are listed again with the run's prefix)
+                yield from _azure_blobs(list_page, covered, cut, counts)
+            previous = name
+        if not token:
+            yield held
+            return
+
+
+def _common(a: str, b: str) -> int:
+    """The length of the longest common prefix of ``a`` and ``b``."""
+    return len(os.path.commonprefix([a, b]))
 
 
 def _azure_archived(blob: Any) -> str | None:

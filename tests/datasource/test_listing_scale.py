@@ -136,3 +136,49 @@ def test_object_store_listing_skips_past_lightly_folders_and_lists_the_same_file
     # 706 objects in pages of 100: a page that ends in a .lightly/ folder is its last (3 requests, 203 objects;
     # was 8 requests, every object)
     assert stats["listed"] == 203
+
+
+@pytest.mark.parametrize(("prefix", "held", "nested"), [("", 5000, 50), ("ds/deep/", 5000, 150), ("ds/", 4, 150)])
+def test_azure_listing_reads_no_lightly_folder_and_lists_the_same_files(prefix, held, nested, azure_container,
+                                                                        tmp_path, monkeypatch) -> None:
+    """Azure has no "list after": the datasource's top level is listed with delimiter ``/``, so no entry of its
+    ``.lightly/`` folder is received (counted around the SDK call), and a flat listing whose page ends inside a
+    deeper one goes on level by level with what sorts after it; every other blob is listed once, in order, as on
+    disk. Names around the folder's boundary: ``-`` and ``.a`` sort before ``.lightly/``, ``.lightlyz`` after.
+    ``held``: the blobs of a level held back before its first folder (4: later folders listed under a prefix each);
+    ``nested``: the files in ``-x/.lightly/`` (50: the first flat page would end inside the datasource's own)."""
+    monkeypatch.setattr(listing, "_AZURE_HELD", held)
+    images = [f"img-{i:04d}.png" for i in range(150)]
+    keys = [*images, "-a.jpg", "-x/a.png", ".a.jpg", ".lightly-x/b.jpg", ".lightlyz.jpg", ".lightlyz/c.jpg",
+            "a.jpg", "a.lightly/d.png", "b/1.png", "b2/1.png", "c/z.png", "c2.png", "d/e/f.png", "d/e/g.jpg",
+            "img-zz/h.png"]
+    lightly = [f".lightly/predictions/t/img-{i:04d}.json" for i in range(300)]
+    lightly += [f"-x/.lightly/metadata/{i:04d}.json" for i in range(nested)]
+    lightly += [f"c/.lightly/metadata/{i:04d}.json" for i in range(150)]
+    local = tmp_path / "local"
+    for key in keys + lightly:
+        (local / key).parent.mkdir(parents=True, exist_ok=True)
+        (local / key).write_bytes(b"png" if key in keys else b"{}")
+    uri = f"{azure_container.uri}/{prefix}".rstrip("/")
+    fs = listing.filesystem(uri, azure_container.credentials)[0]
+    fs.pipe({f"{azure_container.name}/{prefix}{key}": b"png" if key in keys else b"{}" for key in keys + lightly})
+
+    received: list[str] = []
+    requests = listing._azure_request
+
+    async def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        items, token = await requests(*args, **kwargs)
+        received.extend(item.name[len(prefix):] for item in items)
+        return items, token
+
+    monkeypatch.setattr(listing, "_azure_request", counted)
+    stats: dict = {}
+    table = pa.Table.from_batches(list(listing.list_files(uri, credentials=azure_container.credentials,
+                                                          page_size=100, stats=stats, extensions=["*"])))
+    expected = list_table(str(local), extensions=["*"])[KEY].to_pylist()
+    assert table[KEY].to_pylist() == expected
+    assert expected[:5] == ["-a.jpg", "-x/a.png", ".a.jpg", ".lightlyz.jpg", "a.jpg"]  # (hidden folders: not samples)
+    inside = [name for name in received if listing._lightly_folder(name, 0) not in (None, name)]
+    assert not [name for name in inside if name.startswith(".lightly/")]  # the datasource's own: none (was all 300)
+    assert len(inside) <= 2 * 100  # nested ones: the page of a flat listing that ended inside each (was all)
+    assert stats["listed"] == len(keys) + len(inside)  # each listed once (was every blob)
