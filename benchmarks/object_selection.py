@@ -20,8 +20,12 @@ Cases (an image's objects are consecutive rows):
   nothing and must not cost time).
 
 The float32 loop (not exact) is the straightforward loop a user would write: a float32 product and in-place
-minimum per pick; its picks may part from the exact ones (how many lead equal is printed). No real peer is measured:
-lightly-mundig has no object-level selection to call (the Lightly Worker's is closed).
+minimum per pick; its picks may part from the exact ones (how many lead equal is printed). The real peer
+(``mundig``): Lightly's own engine lightly-mundig (benchmark-only dependency, ``uv pip install lightly-mundig``),
+``Selection().add_subpart_diversifying_strategy(objects, each image's object rows, 1.0)`` then
+``run_selection``: the same objective (an image ranks by the mean over its objects of the squared distance to the
+nearest selected object, ours by the root of it; picking it selects all its objects), in float32. It runs the whole selection at once, so every method is also timed whole ("whole": building the state and
+every pick with its argmax), against which lightly-mundig's set-up and ``run_selection`` are set.
 
 Each round runs the greedy (argmax of the objective, then ``pick``) once per method, in alternating order;
 the figures are medians over rounds of each round's median and total ``pick`` time, wall and CPU (all threads).
@@ -119,6 +123,16 @@ def greedy(state: ObjectDiversity, picks: int) -> tuple[list[int], list[float], 
     return order, seconds, cpu
 
 
+def mundig_order(x: np.ndarray, images: int, per_image: int, picks: int) -> list[int]:
+    """lightly-mundig's object-level DIVERSITY (``add_subpart_diversifying_strategy``): its pick order."""
+    import lightly_mundig
+
+    sel = lightly_mundig.Selection()
+    sel.add_subpart_diversifying_strategy(x, [list(range(i * per_image, (i + 1) * per_image)) for i in range(images)],
+                                          1.0, None)
+    return [int(i) for i in sel.run_selection([], images, picks)]
+
+
 def load() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
@@ -132,7 +146,7 @@ def main() -> None:
     args = parser.parse_args()
     known = {"float64": ("float64 baseline", Float64Baseline), "float64-1": ("float64, BLAS 1 thread", Float64OneThread),
              "loop": ("float32 loop (not exact)", Float32Loop), "filter": ("float32 filter (before)", Float32Filter),
-             "bound": ("bound + float32 filter (now)", ObjectDiversity)}
+             "bound": ("bound + float32 filter (now)", ObjectDiversity), "mundig": ("lightly-mundig (not exact)", None)}
     for case in args.cases.split(","):
         images, per_image, dim = CASES[case]
         x = embeddings(case)
@@ -140,17 +154,25 @@ def main() -> None:
         print(f"case {case}: {len(x):,} objects of {dim} dimensions, {images:,} images, {args.picks} picks; {load()}")
         methods = [known[m] for m in args.methods.split(",")]
         runs: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name, _ in methods}
+        whole: dict[str, list[float]] = {name: [] for name, _ in methods}
         orders: dict[str, list[int]] = {}
         for r in range(args.rounds):
             for name, cls in methods if r % 2 == 0 else methods[::-1]:
+                start = time.perf_counter()
+                if cls is None:  # (lightly-mundig: the whole selection at once)
+                    orders[name] = mundig_order(x, images, per_image, args.picks)
+                    whole[name].append(time.perf_counter() - start)
+                    print(f"  round {r + 1} {name}: whole {whole[name][-1]:.2f} s", flush=True)
+                    continue
                 state = cls(objects)
                 order, seconds, cpu = greedy(state, args.picks)
+                whole[name].append(time.perf_counter() - start)
                 assert orders.setdefault(name, order) == order, f"{name}: the pick order changed between rounds"
                 runs[name].append((statistics.median(seconds), sum(seconds), statistics.median(cpu), sum(cpu)))
-                extra = ""
+                extra = f", whole {whole[name][-1]:.2f} s"
                 if not isinstance(state, Float64Baseline | Float32Loop):
                     rep = state.report()
-                    extra = (f", float64 rows {rep['exact_rows']:,} of {rep['measured_rows']:,}, ruled out by the bound "
+                    extra += (f", float64 rows {rep['exact_rows']:,} of {rep['measured_rows']:,}, ruled out by the bound "
                              f"{rep['bound_rows']:,} ({rep['bound_picks']} picks with it, {rep['unbounded_picks']} "
                              "without)")
                 print(f"  round {r + 1} {name}: median {statistics.median(seconds) * 1e3:.1f} ms per pick, "
@@ -159,13 +181,21 @@ def main() -> None:
         exact = [order for name, order in orders.items() if not name.endswith("(not exact)")]
         assert all(order == exact[0] for order in exact), "the pick orders differ"
         for name, got in runs.items():
+            if not got:
+                continue
             print(f"  {name}: median {statistics.median(g[0] for g in got) * 1e3:.1f} ms per pick, total "
                   f"{statistics.median(g[1] for g in got):.2f} s; CPU {statistics.median(g[2] for g in got) * 1e3:.1f} ms "
                   f"per pick, {statistics.median(g[3] for g in got):.2f} s (medians of {len(got)} rounds)")
-        loop = orders.get("float32 loop (not exact)")
-        if loop and exact:
-            same = next((j for j, (p, q) in enumerate(zip(loop, exact[0], strict=True)) if p != q), len(loop))
-            print(f"  the float32 loop's first {same} of {len(loop)} picks equal the exact ones")
+        ours = statistics.median(whole["bound + float32 filter (now)"]) if whole.get("bound + float32 filter (now)") else None
+        for name, got in whole.items():
+            ratio = f" (ours {statistics.median(got) / ours:.2f}x faster)" if ours and got else ""
+            print(f"  {name}: whole selection {statistics.median(got):.2f} s{ratio}")
+        for name in ("float32 loop (not exact)", "lightly-mundig (not exact)"):
+            other = orders.get(name)
+            if other and exact:
+                same = next((j for j, (p, q) in enumerate(zip(other, exact[0], strict=True)) if p != q), len(other))
+                print(f"  {name}: its first {same} of {len(other)} picks equal the exact ones, "
+                      f"{len(set(other) & set(exact[0]))} the same images")
         print(f"  same pick order (exact methods): yes; {load()}")
 
 

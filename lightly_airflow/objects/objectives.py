@@ -33,7 +33,7 @@ def _column(task: str) -> str:
 
 
 class ObjectDiversityObjective(Objective):
-    """Object DIVERSITY: an image's objective is the mean ``min(d / 2, 1)`` of its objects (dynamic)."""
+    """Object DIVERSITY: an image's objective is ``min(rms(d) / 2, 1)`` of its objects' distances (dynamic)."""
 
     kind = "DIVERSITY"
     detail = "object_distance"

@@ -3,10 +3,12 @@
 An ``EMBEDDINGS`` input with ``task`` reads the crop embeddings of that task's objects; the selection still
 picks **images**, and picking an image selects (informs) all its objects. As in Lightly's engine:
 
-* **object DIVERSITY**: an image's objective is the **mean**, over its objects, of the distance of each object
-  to its nearest *selected* object (objects of images picked so far in the run and of every image the pool
-  selected before), halved and capped at 1 like image DIVERSITY (``min(d / 2, 1)``; with nothing selected
-  yet every object is at the cap). It changes after every pick.
+* **object DIVERSITY**: an image's objective is the **root mean square**, over its objects, of the distance of
+  each object to its nearest *selected* object (objects of images picked so far in the run and of every image
+  the pool selected before), halved and capped at 1 like image DIVERSITY (``min(sqrt(mean(d²)) / 2, 1)``; with
+  nothing selected yet every object is at the cap). It changes after every pick. Lightly's engine
+  (lightly-mundig's ``add_subpart_diversifying_strategy``) ranks images by the mean of the squared distances:
+  the same order (``benchmarks/object_selection.py`` compares the picks).
 * **object SIMILARITY**: an image's objective is that of its **best-matching** object,
   ``max_o (1 - d_query(o) / 2)``; fixed per image.
 * **object TYPICALITY** (where Lightly is silent we choose): the mean over the image's objects of each
@@ -17,8 +19,8 @@ Choices where Lightly is silent (documented in docs/objects.md):
 
 * an image **without objects** of the task has objective 0 (floored at 1e-6 like every objective): it is
   picked only after every image with objects (all else equal), and counted in the metrics;
-* ``stopping_condition_minimum_distance`` stops when the next pick's mean object distance (not halved) is
-  below the threshold.
+* ``stopping_condition_minimum_distance`` stops when the next pick's root mean square object distance (not
+  halved) is below the threshold (where lightly-mundig stops too).
 
 Distances are exact float64 ``sqrt(max(|x|² + |s|² - 2 x·s, 0))`` of the unit-normalised float32 crop
 embeddings; a pick computes them only for the objects that neither the triangle inequality on each object's
@@ -378,12 +380,13 @@ class ObjectDiversity:
                 np.minimum(self.d, block, out=self.d)
         self.picked = 0
 
-    def mean_distance(self) -> np.ndarray:
-        """Per candidate image: the mean distance of its objects to the nearest selected object (0 without)."""
-        return _mean_per_owner(self.d, self.objects.owner, self.counts)
+    def rms_distance(self) -> np.ndarray:
+        """Per candidate image: the root mean square distance of its objects to the nearest selected object (0
+        without)."""
+        return np.sqrt(_mean_per_owner(self.d * self.d, self.objects.owner, self.counts))
 
     def objective(self) -> np.ndarray:
-        return np.minimum(self.mean_distance() / 2.0, 1.0)
+        return np.minimum(self.rms_distance() / 2.0, 1.0)
 
     def log_bonus(self) -> np.ndarray:
         """``strength · log(objective)`` per candidate, the objective floored at 1e-6."""
@@ -395,8 +398,8 @@ class ObjectDiversity:
         if self.minimum_distance is None:
             return False
         a, b = self.starts[i], self.starts[i + 1]
-        mean = float(self.d[a:b].mean()) if b > a else 0.0
-        return mean < self.minimum_distance
+        rms = math.sqrt(float((self.d[a:b] * self.d[a:b]).mean())) if b > a else 0.0
+        return rms < self.minimum_distance
 
     def pick(self, i: int) -> None:
         """Candidate ``i`` was selected: its objects become selected objects."""
@@ -505,14 +508,14 @@ def reference_object_diversity(
             if i in order:
                 continue
             if len(objs) == 0:
-                mean = 0.0
+                rms = 0.0
             else:
                 total = 0.0
                 for o in np.asarray(objs, np.float64):
                     d = min([2.0] + [float(np.sqrt(max(((o - s) ** 2).sum(), 0.0))) for s in selected])
-                    total += min(d, 2.0)
-                mean = total / len(objs)
-            score = strength * np.log(max(min(mean / 2.0, 1.0), EPS))
+                    total += min(d, 2.0) ** 2
+                rms = float(np.sqrt(total / len(objs)))
+            score = strength * np.log(max(min(rms / 2.0, 1.0), EPS))
             if score > best_score:
                 best, best_score = i, score
         order.append(best)

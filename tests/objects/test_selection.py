@@ -462,3 +462,21 @@ def test_the_bound_is_left_out_where_it_does_not_pay_and_says_so(caplog) -> None
     assert report["bound_picks"] + report["unbounded_picks"] == 59
     assert report["bound_picks"] <= 8 and report["bound_rows"] < report["measured_rows"] / 20, report
     assert sum("the bound is tried again" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_an_image_is_ranked_by_the_root_mean_square_of_its_objects_distances() -> None:
+    """Lightly's engine (lightly-mundig's subpart diversity) ranks an image by the mean of its objects' squared
+    distances and stops on their root mean square: an image with objects at chord distances 0.2 and 1.7 from the
+    one selected object (rms 1.21, mean 0.95) goes before one with both at 1.0 (rms and mean 1.0)."""
+    def at(d: float) -> list[float]:  # (a unit vector at chord distance d from (1, 0))
+        theta = 2.0 * np.arcsin(d / 2.0)
+        return [float(np.cos(theta)), float(np.sin(theta))]
+
+    x = np.array([at(1.0), [at(1.0)[0], -at(1.0)[1]], at(0.2), at(1.7)], dtype=np.float32)
+    objects = ObjectSet(x, np.array([0, 0, 1, 1]), 2, np.array([[1.0, 0.0]], dtype=np.float32), "det")
+    div = ObjectDiversity(objects)
+    np.testing.assert_allclose(div.rms_distance(), [1.0, np.sqrt((0.04 + 2.89) / 2)], atol=1e-6)
+    assert int(np.argmax(div.log_bonus())) == 1
+    assert reference_object_diversity([x[:2], x[2:]], objects.pre, 1) == [1]
+    assert ObjectDiversity(objects, minimum_distance=1.2).stops_before(0)  # (rms 1.0; the mean would be too)
+    assert not ObjectDiversity(objects, minimum_distance=1.2).stops_before(1)  # (rms 1.21; the mean 0.95 stops)
