@@ -383,7 +383,8 @@ class ObjectDiversity:
     def rms_distance(self) -> np.ndarray:
         """Per candidate image: the root mean square distance of its objects to the nearest selected object (0
         without)."""
-        return np.sqrt(_mean_per_owner(self.d * self.d, self.objects.owner, self.counts))
+        rms: np.ndarray = np.sqrt(_mean_per_owner(self.d * self.d, self.objects.owner, self.counts))
+        return rms
 
     def objective(self) -> np.ndarray:
         return np.minimum(self.rms_distance() / 2.0, 1.0)
