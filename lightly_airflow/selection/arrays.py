@@ -135,12 +135,13 @@ def embedding_rows(table: pa.Table, *, path: str = "input", what: str = "candida
     return out, present
 
 
-def squared_norms(x: np.ndarray, block: int = 1024) -> np.ndarray:
-    """``|x|²`` of each row in float64, ``block`` rows at a time (one float64 block in memory, not a float64 copy
-    and its square of the whole matrix; each row's sum is the same whatever the block)."""
-    out = np.empty(len(x))
-    for start in range(0, len(x), block):
-        xb = x[start : start + block].astype(np.float64)  # (a copy, squared in place)
+def squared_norms(x: np.ndarray, block: int = 1024, rows: np.ndarray | None = None) -> np.ndarray:
+    """``|x|²`` of each row (of ``x[rows]``: gathered a block at a time) in float64, ``block`` rows at a time (one
+    float64 block in memory, not a float64 copy and its square of the whole matrix; each row's sum is the same
+    whatever the block)."""
+    out = np.empty(len(x) if rows is None else len(rows))
+    for start in range(0, len(out), block):
+        xb = (x[start : start + block] if rows is None else x[rows[start : start + block]]).astype(np.float64)
         xb *= xb
         out[start : start + block] = xb.sum(axis=1)
     return out

@@ -8,7 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from lightly_airflow.selection.kernels import AnyFarthestState, _pool, blas_one_thread, even_shares, selection_threads
+from lightly_airflow.selection.arrays import squared_norms
+from lightly_airflow.selection.kernels import (
+    AnyFarthestState,
+    NumpyDenseState,
+    _pool,
+    blas_one_thread,
+    even_shares,
+    selection_threads,
+)
 
 COVERAGE_SAMPLE = 100_000
 COVERAGE_STATE_WORK = 200_000
@@ -24,18 +32,13 @@ def _rows(m: np.ndarray, rows: np.ndarray | None, s: int, e: int) -> np.ndarray:
 
 
 def _sqnorms(m: np.ndarray, block_values: int, rows: np.ndarray | None = None) -> np.ndarray:
-    """float64 squared norms of the rows of ``m`` (or of ``m[rows]``), in blocks of about ``block_values``
+    """:func:`~.arrays.squared_norms` of the rows of ``m`` (or of ``m[rows]``) in blocks of about ``block_values``
     entries (no float64 copy of ``m``: 2,000 picks x 1280 took two 20 MiB temporaries)."""
-    n = len(m) if rows is None else len(rows)
-    out = np.empty(n)
-    step = max(1, block_values // max(m.shape[1], 1))
-    for s in range(0, n, step):
-        out[s : s + step] = (_rows(m, rows, s, s + step).astype(np.float64) ** 2).sum(axis=1)
-    return out
+    return squared_norms(m, max(1, block_values // max(m.shape[1], 1)), rows)
 
 
 def _nearest(a: np.ndarray, b: np.ndarray, *, a_rows: np.ndarray | None = None, b_rows: np.ndarray | None = None,
-             block_values: int = 2**18, threads: int | None = None) -> np.ndarray:
+             block_values: int = 2**18) -> np.ndarray:
     """Distance of every row of ``a`` (or ``a[a_rows]``) to its nearest row of ``b`` (or ``b[b_rows]``).
 
     Rows of a in blocks of about ``block_values`` distances and entries: 2 MiB of float64 however many rows b
@@ -43,7 +46,7 @@ def _nearest(a: np.ndarray, b: np.ndarray, *, a_rows: np.ndarray | None = None, 
     more than a 20,000 x 64 selection's own state). The rows of b are gathered in blocks of ``block_values``
     entries (the 2,000 picks of an 8,000 x 1280 selection gathered at once were 10 MiB, a quarter of the
     matrix; blocks of 4 MiB with their float64 temporaries still 14 MiB); each block of b is gathered once per
-    thread. The rows of a are split over ``threads`` (BLAS on one thread: :func:`selection_metrics`); 8,000 x
+    thread. The rows of a are split over the selection threads (BLAS on one thread: :func:`selection_metrics`); 8,000 x
     1,280 rows against 2,000 picks took 0.53 s on one.
     """
     na = len(a) if a_rows is None else len(a_rows)
@@ -66,7 +69,7 @@ def _nearest(a: np.ndarray, b: np.ndarray, *, a_rows: np.ndarray | None = None, 
                 d2 -= np.multiply(ab @ bb.T, 2.0, dtype=np.float64)  # (the same values as sq + sq - 2.0 * dots)
                 np.minimum(out[s:e], d2.min(axis=1), out=out[s:e])
 
-    shares = even_shares(0, na, max(1, min(threads if threads is not None else selection_threads(), na // 256)))
+    shares = even_shares(0, na, max(1, min(selection_threads(), na // 256)))
     if len(shares) == 1:
         part(shares[0])
     else:
@@ -82,8 +85,6 @@ def _coverage(x: np.ndarray, centres: np.ndarray) -> float:
     which reads the largest canonical distance. :func:`_nearest` of every row took 2.2-4x longer (0.60 vs 0.24 s
     at 8,000 x 1,280 with 2,000 picks, 2.05 vs 0.49 s at 100,000 x 64 with 5,000, 0.83 vs 0.37 s at 50,000 x 256);
     the same values to ~1e-8 (canonical distances, the engine's own)."""
-    from lightly_airflow.selection.kernels import NumpyDenseState
-
     state = NumpyDenseState(x, capacity=len(centres))
     state.insert_many(np.ascontiguousarray(centres, dtype=x.dtype))
     return float(np.sqrt(max(state.max_d2(), 0.0)))
