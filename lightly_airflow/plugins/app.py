@@ -191,12 +191,6 @@ def _awaiting_review(root: str, name: str, waiting: list[dict[str, Any]]) -> str
             + H.table(["Run", "Proposed", "Selection read", "Warnings", "Report"], rows, numeric=(3,)))
 
 
-def _pager_links(previous: str | None, following: str | None) -> str:
-    """The "← previous" and "next →" links to these URLs (none where ``None``)."""
-    links = [H.link(href, text) for href, text in ((previous, "← previous"), (following, "next →")) if href]
-    return f"<p>{' · '.join(links)}</p>" if links else ""
-
-
 def _list_pager(here: str, anchor: str, paging: dict[str, Any], keep: dict[str, int | None], *,
                 sized: bool = False) -> str:
     """The pool page's (``here``) pager of its list ``anchor``: ``paging``'s ``previous`` and ``next`` queries
@@ -204,14 +198,14 @@ def _list_pager(here: str, anchor: str, paging: dict[str, Any], keep: dict[str, 
     :data:`~.pages.RECENT`) unless ``sized``, the other list kept where it is (``keep``: its query). The tag page's
     pager too (:func:`~.data.tag_samples`: the pinned version; no ``anchor``, its ``limit`` kept)."""
 
-    def href(query: dict[str, int] | None) -> str | None:
-        if query is None:
-            return None
+    def href(query: dict[str, int]) -> str:
         params = [(k, v) for k, v in {**keep, **query}.items()
                   if v is not None and (sized or not k.endswith("limit"))]
         return f"{here}?{urlencode(params)}" + (f"#{anchor}" if anchor else "")
 
-    return _pager_links(href(paging["previous"]), href(paging["next"]))
+    links = [H.link(href(paging[at]), text) for at, text in (("previous", "← previous"), ("next", "next →"))
+             if paging[at] is not None]
+    return f"<p>{' · '.join(links)}</p>" if links else ""
 
 
 def _shown(offset: int, count: int, total: int) -> str:
