@@ -57,11 +57,13 @@ def write_task(lightly_root: Path) -> None:
 
 
 def add_images(root: Path, start: int, count: int, *, seed: int = 0, prefix: str = "img",
-               kinds: tuple[str, ...] | None = None) -> dict[str, list[dict[str, object]]]:
+               kinds: tuple[str, ...] | None = None, shapes: tuple[int, int] = (0, 4)
+               ) -> dict[str, list[dict[str, object]]]:
     """Write images ``<prefix>_<start..start+count-1>.png`` into ``root`` and their predictions into
     ``root/.lightly``; returns ``key -> predictions``.
 
     :param kinds: the categories pasted (default: all ``CATEGORIES``).
+    :param shapes: the fewest and most shapes an image gets (``benchmarks/objects_scale.py``: 20 to 50).
     """
     root.mkdir(parents=True, exist_ok=True)
     write_task(root)
@@ -72,7 +74,7 @@ def add_images(root: Path, start: int, count: int, *, seed: int = 0, prefix: str
         img = _photo(PHOTOS[i % len(PHOTOS)], rng)
         draw = ImageDraw.Draw(img)
         preds = []
-        for _ in range(int(rng.integers(0, 5))):
+        for _ in range(int(rng.integers(shapes[0], shapes[1] + 1))):
             category = allowed[int(rng.integers(0, len(allowed)))]
             colour, shape = category.split("-")
             s = int(rng.integers(16, 40))
