@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,7 +38,13 @@ from lightly_airflow.selection.inputs import (
     scalar_input,
     target_classes,
 )
-from lightly_airflow.selection.kernels import AnyFarthestState, _pool, farthest_point_state, selection_threads
+from lightly_airflow.selection.kernels import (
+    AnyFarthestState,
+    _pool,
+    blas_one_thread,
+    farthest_point_state,
+    selection_threads,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -680,15 +688,19 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 def typicality(x: np.ndarray, k: int, block: int = TYPICALITY_BLOCK) -> np.ndarray:
     """``1 / (1 + mean distance to the k nearest other candidates)`` (O(N²D) time; memory: the rows' norms, the k
-    nearest squared distances of every row and two ``block`` x ``block`` buffers).
+    nearest squared distances of every row and two ``block`` x ``block`` buffers a thread).
 
     A squared distance is ``(|a|² + |b|²) - 2 a·b`` with the product in the embeddings' dtype and the rest in
     float64. The products are taken once per pair of rows (a block of rows against the blocks from itself on:
     the distances are symmetric, half the products of rows against all rows); a block's float32 screen
     (the same formula in float32) finds, for each row, the columns that may be among its k nearest so far (below
     its current k-th nearest, or the block's k-th smallest screen value for a row that has fewer, plus
-    :data:`TYPICALITY_SLACK`), and only those get the float64 value (``_take_nearest``). A row's k nearest are
-    averaged in ascending order."""
+    :data:`TYPICALITY_SLACK`), and only those get the float64 value (``_take_nearest``); each row keeps the k
+    smallest. The pairs of blocks run on the selection threads, each pair whole (its product on one BLAS thread,
+    its screen, the merges into its two blocks' rows, one block at a time under that block's lock), in an order
+    where the pairs running together share no block (:func:`block_pairs`). A row's k nearest are the same
+    whatever the order its columns come in (the screen keeps every column that may be among them at the time),
+    so the values are the same bits on any number of threads."""
     n = len(x)
     if n <= 1:
         return np.ones(n)
@@ -698,15 +710,20 @@ def typicality(x: np.ndarray, k: int, block: int = TYPICALITY_BLOCK) -> np.ndarr
     slack = TYPICALITY_SLACK * max(float(sq.max()), 1e-30)
     nearest = np.full((n, k), np.inf)  # per row its k smallest squared distances so far (the k-th last)
     block = max(1, min(block, n))
-    prod = np.empty((block, block), dtype=x.dtype)
-    screen = np.empty((block, block), dtype=np.float32)
-    threads = selection_threads()
-    for a in range(0, n, block):
-        xa = x[a : a + block]
-        ma = len(xa)
-        for b in range(a, n, block):
-            xb = x[b : b + block]
-            mb = len(xb)
+    n_blocks = -(-n // block)
+    pairs = block_pairs(n_blocks)
+    threads = max(1, min(selection_threads(), len(pairs)))
+    locks = [threading.Lock() for _ in range(n_blocks)]
+    buffers: queue.SimpleQueue[tuple[np.ndarray, np.ndarray]] = queue.SimpleQueue()
+    for _ in range(threads):  # (a product and its screen per thread)
+        buffers.put((np.empty((block, block), dtype=x.dtype), np.empty((block, block), dtype=np.float32)))
+
+    def pair(ij: tuple[int, int]) -> None:
+        a, b = ij[0] * block, ij[1] * block
+        xa, xb = x[a : a + block], x[b : b + block]
+        ma, mb = len(xa), len(xb)
+        prod, screen = buffers.get()
+        try:
             p, scr = prod[:ma, :mb], screen[:ma, :mb]
             np.matmul(xa, xb.T, out=p)
             np.multiply(p, -2.0, out=scr)
@@ -714,16 +731,35 @@ def typicality(x: np.ndarray, k: int, block: int = TYPICALITY_BLOCK) -> np.ndarr
             scr += sq32[a : a + ma, None]
             if a == b:
                 scr[np.arange(ma), np.arange(ma)] = np.inf  # (not its own neighbour)
-            # (the block's rows and its columns are different rows: their merges run side by side)
-            columns = (nearest[b : b + mb], scr, p, sq[b : b + mb], sq[a : a + ma], slack, True)
-            side = _pool(threads).submit(_take_nearest, *columns) if a != b and threads > 1 else None
-            _take_nearest(nearest[a : a + ma], scr, p, sq[a : a + ma], sq[b : b + mb], slack, False)
-            if side is not None:
-                side.result()
-            elif a != b:
-                _take_nearest(*columns)
+            with locks[ij[0]]:
+                _take_nearest(nearest[a : a + ma], scr, p, sq[a : a + ma], sq[b : b + mb], slack, False)
+            if a != b:  # (the block's columns are other rows: theirs too)
+                with locks[ij[1]]:
+                    _take_nearest(nearest[b : b + mb], scr, p, sq[b : b + mb], sq[a : a + ma], slack, True)
+        finally:
+            buffers.put((prod, screen))
+
+    if threads == 1:
+        for ij in pairs:
+            pair(ij)
+    else:
+        with blas_one_thread():  # (our threads split the pairs; BLAS' own on top oversubscribe a busy machine)
+            list(_pool(threads).map(pair, pairs))
     nearest.sort(axis=1)
     out: np.ndarray = 1.0 / (1.0 + np.sqrt(np.maximum(nearest, 0.0)).mean(axis=1))
+    return out
+
+
+def block_pairs(n: int) -> list[tuple[int, int]]:
+    """Every pair ``(i, j)``, ``i <= j < n``, once: first each block with itself, then the rounds of a round-robin
+    tournament (the circle method), so that each run of ``n // 2`` consecutive pairs shares no block."""
+    out = [(i, i) for i in range(n)]
+    seats = list(range(n)) + ([-1] if n % 2 else [])  # (-1: a bye)
+    m = len(seats)
+    for _ in range(m - 1):
+        out += [(min(a, b), max(a, b)) for a, b in ((seats[i], seats[m - 1 - i]) for i in range(m // 2))
+                if a >= 0 and b >= 0]
+        seats = [seats[0], seats[-1], *seats[1:-1]]
     return out
 
 

@@ -89,3 +89,31 @@ def test_memory_does_not_grow_with_the_rows_beyond_their_k_nearest(monkeypatch: 
             tracemalloc.stop()
     assert peaks[1] - peaks[0] <= 3000 * (5 * 8 + 64) + 100_000, peaks
     assert peaks[1] <= 8 * 500 * 500 * 4 + 6000 * 5 * 8 * 2, peaks
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 8, 13])
+def test_block_pairs_run_each_pair_once_and_pairs_running_together_share_no_block(n: int) -> None:
+    from lightly_airflow.selection.objectives import block_pairs
+
+    pairs = block_pairs(n)
+    assert sorted(pairs) == [(i, j) for i in range(n) for j in range(i, n)]
+    rounds = pairs[n:]  # (after each block with itself: rounds of n // 2 pairs, of (n - 1) // 2 when n is odd)
+    size = n // 2
+    for r in range(0, len(rounds), max(size, 1)):
+        blocks = [b for pair in rounds[r : r + size] for b in pair]
+        assert len(blocks) == len(set(blocks))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 5])
+def test_any_number_of_threads_gives_the_same_bits(digits: np.ndarray, threads: int,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many small blocks (86 of 7 rows: 3,741 pairs) split over 1, 2 or 5 threads: the same values to the last bit
+    as in pair order on one thread (a row's k nearest do not depend on the order its columns come in; the float32
+    products do depend on the blocks' sizes, hence the same blocks)."""
+    from lightly_airflow.selection import objectives
+
+    monkeypatch.setattr(objectives, "selection_threads", lambda: 1)
+    one = typicality(digits, 9, block=7)
+    np.testing.assert_allclose(one, _by_definition(digits, 9), rtol=0, atol=1e-6)
+    monkeypatch.setattr(objectives, "selection_threads", lambda: threads)
+    np.testing.assert_array_equal(typicality(digits, 9, block=7), one)
