@@ -4,6 +4,9 @@ an hourly DAG commits 8,760 a year. Run ``r`` commits version ``r + 1`` (version
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pyarrow as pa
 
 from lightly_airflow import columns as C
@@ -25,3 +28,20 @@ def build_long_pool(uri: str, runs: int) -> Datapool:
     for run in range(runs):
         commit_tiny_run(pool, run)
     return pool
+
+
+def strip_initial_tag_counts(path: Path) -> None:
+    """The pool's log as a writer before recorded ``initial-tag`` counts left it: no ``initial_tag_count`` in any
+    commit (a process reading it afterwards must not hold its history cached)."""
+    from lightly_airflow.datapool.snapshot import INITIAL_TAG_COUNT, METADATA_KEY
+
+    for entry in sorted((path / "_delta_log").glob("*.json")):
+        actions = [json.loads(line) for line in entry.read_text().splitlines()]
+        for action in actions:
+            meta = action.get("commitInfo", {}).get(METADATA_KEY)
+            if isinstance(meta, str):
+                action["commitInfo"][METADATA_KEY] = json.dumps({k: v for k, v in json.loads(meta).items()
+                                                                 if k != INITIAL_TAG_COUNT})
+            elif isinstance(meta, dict):
+                meta.pop(INITIAL_TAG_COUNT, None)
+        entry.write_text("".join(json.dumps(a) + "\n" for a in actions))

@@ -27,7 +27,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 from lightly_airflow import columns as C
 from lightly_airflow.cores import usable_cores
 from lightly_airflow.datapool.rows import COMMIT_VERSION, write_batches, writer_properties
-from lightly_airflow.datapool.snapshot import METADATA_KEY
+from lightly_airflow.datapool.snapshot import INITIAL_TAG_COUNT, METADATA_KEY, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +235,9 @@ def compact(pool: Any, options: CompactionOptions | None = None, *, force: bool 
     n_rows = rows.num_rows
     meta = {"operation": COMPACT_OPERATION, "version": version, "target_file_bytes": options.target_file_bytes,
             "counts": {"files_merged": len(chosen), "rows_moved": n_rows}}
+    carried = Snapshot(pool.uri, table, pool._credentials).recorded_initial_tag_count()
+    if carried is not None:  # the same rows: initial-tag holds what it held (none recorded before: none now)
+        meta[INITIAL_TAG_COUNT] = carried
     skipping = {k: v for k, v in table.metadata().configuration.items() if k.startswith("delta.dataSkipping")}
     with tempfile.TemporaryDirectory(prefix="lightly-compaction-") as scratch:
         staged = _staged_files(rows, partition_by, skipping, options, scratch)

@@ -31,7 +31,7 @@ from lightly_airflow.datapool.errors import (
     TagExistsError,
 )
 from lightly_airflow.datapool.rows import prepare_rows, write_batches, writer_properties
-from lightly_airflow.datapool.snapshot import METADATA_KEY, Snapshot, app_id, history_of
+from lightly_airflow.datapool.snapshot import INITIAL_TAG_COUNT, METADATA_KEY, Snapshot, app_id, history_of
 from lightly_airflow.storage import StorageCredentials, delta_uri, describe_store_error, protocol_of
 
 log = logging.getLogger(__name__)
@@ -178,16 +178,20 @@ class Datapool:
             f"{self.uri}` to find the damaged file."
         )
 
-    def snapshot(self, version: int | None = None, *, timestamp: datetime | None = None) -> Snapshot:
+    def snapshot(self, version: int | None = None, *, timestamp: datetime | None = None,
+                 latest: Snapshot | None = None) -> Snapshot:
         """The pool pinned at one version (default: the latest; its ``table`` is ``None`` when there is no pool).
 
         :param version: a version to pin instead of the latest.
         :param timestamp: pin the latest version committed at or before this time (naive = UTC), by the
             commits' own timestamps (delta-rs' ``load_as_version(datetime)`` uses file modification times).
+        :param latest: the latest snapshot, when the caller opened it already (its log is not loaded again; its
+            table is moved to the pinned version: use the snapshot returned, not ``latest``, afterwards).
         """
         if version is not None and timestamp is not None:
             raise DatapoolError("Pass at most one of version and timestamp to pin a snapshot.")
-        latest = Snapshot(self.uri, self._open(), self._credentials)
+        if latest is None:
+            latest = Snapshot(self.uri, self._open(), self._credentials)
         if version is None and timestamp is None:
             return latest
         if latest.table is None:
@@ -384,6 +388,7 @@ class Datapool:
             "counts": _jsonable(counts or {}), "rows": data.num_rows, "selected": n_selected,
             "embedding_model": embedding_model, "embedding_dim": int(embedding_dim),
             "version": new_version,  # max_commit_retries=0: it lands exactly here or not at all
+            INITIAL_TAG_COUNT: base.initial_tag_count_after(data),  # (on exactly base's rows: they land on them)
         }
         if datasource_uri:
             meta["datasource_uri"] = str(datasource_uri)
@@ -442,7 +447,8 @@ class Datapool:
                 self._table_uri, schema, mode="error", name="lightly datapool", partition_by=PARTITION_COLUMNS,
                 description="lightly-airflow datapool: one row per processed sample per run",
                 configuration=self._configuration, storage_options=self._options,
-                commit_properties=CommitProperties(custom_metadata={METADATA_KEY: {"operation": "create", "version": 0}}),
+                commit_properties=CommitProperties(
+                    custom_metadata={METADATA_KEY: {"operation": "create", "version": 0, INITIAL_TAG_COUNT: 0}}),
             )
         except DeltaError as exc:
             if self.exists():

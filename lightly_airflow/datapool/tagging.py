@@ -26,7 +26,7 @@ from lightly_airflow.datapool.errors import ConcurrentCommitError, DatapoolError
 from lightly_airflow.datapool.pool import Datapool, validate_tag
 from lightly_airflow.datapool.reading import quote_literal
 from lightly_airflow.datapool.rows import COMMIT_VERSION
-from lightly_airflow.datapool.snapshot import HAND_MADE_TAG_OPERATION
+from lightly_airflow.datapool.snapshot import HAND_MADE_TAG_OPERATION, INITIAL_TAG_COUNT, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +87,14 @@ def create_tag(
         raise DatapoolError(f"Tag {name!r} would hold {wanted.num_rows} rows; at most {MAX_TAG_ROWS} can be tagged at once.")
     for attempt in range(1, TAG_ATTEMPTS + 1):
         table = _table(pool)
-        for entry in pool.history():
+        snap = Snapshot(pool.uri, table, pool._credentials)
+        for entry in snap.history():
             if entry.get("tag") == name:
                 raise TagExistsError(
                     f"Tag {name!r} already exists in {pool.uri} (version {entry['version']}); choose another name."
                 )
         try:
-            metrics = _merge_tag(table, name, wanted, made_by, source)
+            metrics = _merge_tag(table, name, wanted, made_by, source, snap.recorded_initial_tag_count())
             break
         except CommitFailedError:  # delta-rs says only "Failed to commit transaction: 0"
             if attempt < TAG_ATTEMPTS:  # the rows are named by (sample_id, commit_version): the same rows after it
@@ -115,13 +116,17 @@ def create_tag(
 
 
 def _merge_tag(table: DeltaTable, name: str, wanted: pa.Table, made_by: str | None,
-               source: dict[str, Any] | None) -> dict[str, Any]:
-    """One MERGE appending ``name`` to the ``tags`` of the ``wanted`` rows; it must land on ``table``'s version."""
+               source: dict[str, Any] | None, initial_tag_count: int | None) -> dict[str, Any]:
+    """One MERGE appending ``name`` to the ``tags`` of the ``wanted`` rows; it must land on ``table``'s version.
+    ``initial_tag_count``: the count ``table``'s version recorded, recorded again (the name is never ``initial-tag``
+    and no row's ``selected`` changes: initial-tag holds what it held); ``None`` records none."""
     meta = {
         "operation": TAG_OPERATION, "tag": name, "run_id": None, "dag_id": None, "selected": wanted.num_rows,
         "rows": wanted.num_rows, "counts": {"tagged": wanted.num_rows, "made_by": made_by},
         "config": {"source": source or {}}, "created_at": datetime.now(UTC).isoformat(),
     }
+    if initial_tag_count is not None:
+        meta[INITIAL_TAG_COUNT] = initial_tag_count
     tags = f"t.{C.TAGS}"
     return dict(
         table.merge(

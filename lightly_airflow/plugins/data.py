@@ -264,10 +264,11 @@ _tags_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
 
 
 def pool_tags(spec: PoolSpec, snap: Snapshot) -> list[dict[str, Any]]:
-    """The snapshot's tags (``Snapshot.tags``), kept per pool version: their ``initial-tag`` count reads every
-    data file (0.44 s at 400 versions before a compaction), and what a version holds never changes. The key
-    holds the version's commit time too, so a pool made anew at the same place (or a last version deleted and
-    committed anew: ``datapool check``) is counted anew."""
+    """The snapshot's tags (``Snapshot.tags``), kept per pool version: what a version holds never changes, and
+    where its commit recorded no ``initial-tag`` count (a pool written before counts were recorded, another
+    engine's commit) the count reads every data file (0.44 s at 400 versions before a compaction). The key holds
+    the version's commit time too, so a pool made anew at the same place (or a last version deleted and committed
+    anew: ``datapool check``) is counted anew."""
     from lightly_airflow.plugins.query import _cached
 
     history = snap.history()
@@ -325,7 +326,7 @@ def tag_samples(spec: PoolSpec, tag: str, *, offset: int = 0, limit: int = 100, 
         if version > latest:
             raise VersionRangeError("version", version, latest)
         try:
-            snap = pool.snapshot(version)
+            snap = pool.snapshot(version, latest=snap)  # (the log loaded above, not loaded again)
         except DatapoolUnreachableError:
             raise
         except DatapoolError as exc:  # a vacuum's record says files it needs are gone

@@ -407,12 +407,14 @@ def _replace_key(pool: Datapool, run: int, key: str) -> None:
                 counts={}, embedding_model="m", embedding_dim=4, read_version=pool.version())
 
 
-def test_the_initial_tag_count_is_counted_once_a_version_and_stays_exact(tmp_path: Path, monkeypatch) -> None:
-    """The count reads every data file: the pool page, its JSON and the tags' key lists count it once a
-    version. A new version (a run, a run replacing a selected file) is counted anew, and so is a pool made anew
-    at the same place with as many versions."""
+def test_the_initial_tag_count_is_read_from_its_commit_and_stays_exact(tmp_path: Path, monkeypatch) -> None:
+    """Each commit records the ``initial-tag`` count: the pool page, its JSON and the tags' key lists read it and
+    count nothing, exact after a run replacing a selected file and in a pool made anew at the same place with as
+    many versions. A pool written before counts were recorded is counted by reading every data file, once a
+    version (``data.pool_tags`` keeps it), until its next commit records the count."""
     import shutil
 
+    from long_pool import strip_initial_tag_counts
     from ui_client import ui_client
 
     from lightly_airflow.datapool import snapshot
@@ -420,23 +422,42 @@ def test_the_initial_tag_count_is_counted_once_a_version_and_stays_exact(tmp_pat
     counted = []
     real = snapshot._count_selected
     monkeypatch.setattr(snapshot, "_count_selected", lambda table: counted.append(table.version()) or real(table))
-    path = tmp_path / "pool"
+    path, old = tmp_path / "pool", tmp_path / "old"
     pool = build_long_pool(str(path), 4)
 
-    def initial_count(c) -> int:
-        [initial] = [t for t in c.get("/lightly/api/pools/p").json()["tags"] if t["name"] == C.INITIAL_TAG]
+    def initial_count(c, name: str = "p") -> int:
+        [initial] = [t for t in c.get(f"/lightly/api/pools/{name}").json()["tags"] if t["name"] == C.INITIAL_TAG]
         return int(initial["count"])
 
-    with ui_client(monkeypatch, {"p": {"uri": str(path)}}) as c:
+    with ui_client(monkeypatch, {"p": {"uri": str(path)}, "old": {"uri": str(old)}}) as c:
         assert initial_count(c) == 4 and initial_count(c) == 4
         assert "4 samples" in c.get("/lightly/pools/p/tags/initial-tag").text and c.get("/lightly/pools/p").is_success
-        assert counted == [4]
         _replace_key(pool, 10, "r1/0.jpg")  # run 1's pick, replaced and not selected again
         assert initial_count(c) == 3 and c.get("/lightly/api/pools/p/tags/initial-tag").json()["total"] == 3
-        assert counted == [4, 5]
         shutil.rmtree(path)  # made anew at the same place, with as many versions: one selected key fewer
         pool = build_long_pool(str(path), 3)
         _replace_key(pool, 11, "r0/0.jpg")
         _replace_key(pool, 12, "r2/0.jpg")
         assert initial_count(c) == 1
-        assert counted == [4, 5, 5]
+        assert counted == []  # (every version's commit recorded its count)
+
+        written_before = build_long_pool(str(old), 4)
+        strip_initial_tag_counts(old)
+        snapshot._history_cache.pop(written_before.uri)  # (as the UI server reads a pool it has not read yet)
+        assert initial_count(c, "old") == 4 and initial_count(c, "old") == 4
+        assert "4 samples" in c.get("/lightly/pools/old/tags/initial-tag").text
+        assert counted == [4]
+        _replace_key(written_before, 10, "r1/0.jpg")  # its commit reads initial-tag (selected()) and records
+        assert initial_count(c, "old") == 3 and counted == [4]
+
+
+def test_a_pinned_tag_page_loads_the_log_once(long_client, monkeypatch) -> None:
+    """A page of a tag pinned at an older version (``version=N``, its links) loads the pool's log once: the latest
+    version is pinned back, not opened a second time (~7 ms). Past the latest it stays 400."""
+    real = Datapool._open
+    opened: list[int | None] = []
+    monkeypatch.setattr(Datapool, "_open", lambda self, version=None: opened.append(version) or real(self, version))
+    pinned = long_client.get("/lightly/api/pools/p/tags/initial-tag", params={"version": 5, "limit": 2}).json()
+    assert (pinned["pool_version"], pinned["latest_version"], pinned["total"]) == (5, LATEST, 5)
+    assert opened == [None]
+    assert long_client.get("/lightly/api/pools/p/tags/t003", params={"version": LATEST + 1}).status_code == 400
