@@ -205,7 +205,9 @@ def test_a_pick_does_not_recompute_the_norms_of_every_object() -> None:
     assert peak < 1.5 * block_bytes, f"peak {peak / block_bytes:.2f}x a float64 block"
     a, b = slow.starts[3], slow.starts[4]
     expected = np.minimum(2.0, S.nearest_distances(slow.objects.x, slow.objects.x[a:b]))
-    np.testing.assert_array_equal(div.d, expected)  # the same distances as computing the norms per call
+    # The same distances as computing the norms per call, within the float64 rounding of the dot product (the
+    # pick sums a pair's D products in np.einsum's order, the formula for whole blocks in BLAS').
+    np.testing.assert_allclose(div.d**2, expected**2, rtol=0, atol=_d2_tolerance(256, div.max_sqnorm))
 
 
 def test_preselected_objects_are_measured_in_blocks_not_all_at_once() -> None:
@@ -292,23 +294,21 @@ def _d2_tolerance(dim: int, max_sqnorm: float) -> float:
 @pytest.mark.parametrize("dim,spread,copies", [(256, 0.3, 0.0), (256, 0.05, 0.4), (1280, 0.05, 0.4)])
 def test_each_pick_gives_the_distances_of_the_float64_formula(dim: int, spread: float, copies: float) -> None:
     """After every pick the objects' distances are those of the float64 formula for every object (the pick before
-    the float32 filter): bit for bit where a block is computed whole (the first pick), within a few float64
-    rounding errors of the dot product where only some rows are (OpenBLAS sums a float64 product in an order that
-    depends on the matrix's shape; the values before already depended on the 8,192-row block an object fell in)."""
+    the float32 filter), within a few float64 rounding errors of the dot product (a pick sums the D products of a
+    pair in np.einsum's order, the formula for whole blocks in OpenBLAS', whose order depends on the matrix's shape;
+    the values before already depended on the 8,192-row block an object fell in)."""
     keys, _, objects, _ = _data(150, 4, dim=dim, max_objects=8, spread=spread, copies=copies)
     objs = object_set(keys, objects, "det")
     new, old = ObjectDiversity(objs), ObjectDiversity(objs)
     tol = _d2_tolerance(dim, new.max_sqnorm)
     order: list[int] = []
-    for pick in range(40):
+    for _ in range(40):
         bonus = new.log_bonus()
         bonus[order] = -np.inf
         i = int(np.argmax(bonus))
         order.append(i)
         new.pick(i)
         _float64_pick(old, i)
-        if pick == 0:
-            np.testing.assert_array_equal(new.d, old.d)
         np.testing.assert_allclose(new.d**2, old.d**2, rtol=0, atol=tol)
     report = new.report()
     assert report["measured_rows"] == 40 * len(objs.x)
@@ -480,3 +480,103 @@ def test_an_image_is_ranked_by_the_root_mean_square_of_its_objects_distances() -
     assert reference_object_diversity([x[:2], x[2:]], objects.pre, 1) == [1]
     assert ObjectDiversity(objects, minimum_distance=1.2).stops_before(0)  # (rms 1.0; the mean would be too)
     assert not ObjectDiversity(objects, minimum_distance=1.2).stops_before(1)  # (rms 1.21; the mean 0.95 stops)
+
+
+def _selected_distance(div: ObjectDiversity, rows: np.ndarray) -> np.ndarray:
+    """The float64 formula's distance of each object of ``rows`` to the selected object its ``near`` names."""
+    n_pre = len(div.objects.pre)
+    ids = div.near[rows]
+    sel = np.where((ids < n_pre)[:, None], div.objects.pre[np.minimum(ids, max(n_pre - 1, 0))],
+                   div.objects.x[div.picked_rows[np.maximum(ids - n_pre, 0)]])
+    x, s = div.objects.x[rows].astype(np.float64), sel.astype(np.float64)
+    return np.sqrt(np.maximum((x * x).sum(1) + (s * s).sum(1) - 2.0 * (x * s).sum(1), 0.0))
+
+
+@pytest.mark.parametrize("few_pairs", [0, 10**9])
+@pytest.mark.parametrize("kind", ["clustered", "uniform", "near_duplicates"])
+def test_the_pairs_a_float32_product_leaves_give_the_picks_and_distances_of_the_float64_formula(
+        kind: str, few_pairs: int, monkeypatch) -> None:
+    """A pick computes the float64 formula only for the (object, new object) pairs its float32 product cannot
+    rule out (in the block's pass, or all blocks' pairs together after: ``few_pairs``): on clustered objects,
+    objects uniform on the sphere and duplicate and near-duplicate images, after preselected images, every pick
+    equals the float64 formula for every object (the argmax, the distances) and each object's nearest selected
+    object is one at its distance."""
+    from lightly_airflow.objects import selection as S
+
+    monkeypatch.setattr(S, "_BLOCK", 256)  # (several blocks, rows gathered or whole)
+    monkeypatch.setattr(S, "_FEW_PAIRS", few_pairs)
+    spread = {"clustered": 0.05, "uniform": 10.0, "near_duplicates": 0.05}[kind]
+    keys, _, objects, _ = _data(160, 31, dim=256, max_objects=8, spread=spread,
+                                copies=0.4 if kind == "near_duplicates" else 0.0, centres=8)
+    pre_keys = pa.array(keys[:20])
+    is_pre = pa.compute.is_in(objects.column(C.PARENT_KEY), pre_keys)
+    objs = object_set(keys[20:], objects.filter(pa.compute.invert(is_pre)), "det", objects.filter(is_pre))
+    new, old = ObjectDiversity(objs), ObjectDiversity(objs)
+    tol = _d2_tolerance(256, new.top)
+    order: list[int] = []
+    for pick in range(60):
+        bonus, reference = new.log_bonus(), old.log_bonus()
+        bonus[order] = reference[order] = -np.inf
+        i = int(np.argmax(bonus))
+        assert i == int(np.argmax(reference)), f"pick {pick}"
+        order.append(i)
+        new.pick(i)
+        _float64_pick(old, i)
+        np.testing.assert_allclose(new.d**2, old.d**2, rtol=0, atol=tol)
+    measured = np.flatnonzero(new.near >= 0)
+    np.testing.assert_allclose(_selected_distance(new, measured) ** 2, new.d[measured] ** 2, rtol=0, atol=tol)
+    report = new.report()
+    assert report["exact_rows"] < report["measured_rows"] / 2, report  # (the float32 product ruled rows out)
+
+
+def test_new_objects_that_nearly_tie_are_all_computed_and_need_the_margin() -> None:
+    """A pick whose objects come in near-duplicate pairs (3e-7 per coordinate: an object's distances to the two
+    nearly tie, closer than float32 products resolve) and objects around them: the distances and nearest new
+    objects equal the float64 formula's for every object. Without the margin (the float32 product's error) only
+    the float32 product's nearest of the two is computed: distances too large."""
+    from lightly_airflow.objects.selection import lower_to_nearest
+
+    rng = np.random.default_rng(12)
+    dim = 256
+    base = _unit(rng.normal(size=(10, dim)))
+    s = np.concatenate([base, _unit(base + 3e-7 * rng.normal(size=base.shape))])
+    x = _unit(base[rng.integers(0, 10, 3000)] + 0.05 * rng.normal(size=(3000, dim)))
+    xn = squared_norms(x)
+    arg = np.empty(len(x), dtype=np.int64)
+    expected = nearest_distances(x, s, xn, arg)
+    tol = _d2_tolerance(dim, float(xn.max()))
+    d, near = np.full(len(x), 2.0), np.full(len(x), -1, dtype=np.int64)
+    assert lower_to_nearest(d, x, s, xn, float(xn.max()), near=near) == len(x)
+    np.testing.assert_allclose(d**2, expected**2, rtol=0, atol=tol)
+    assert (near == arg).mean() > 0.99  # (the same nearest new object but where two tie within rounding)
+    no_margin = np.full(len(x), 2.0)
+    lower_to_nearest(no_margin, x, s, xn, float(xn.max()), margin_scale=0.0)
+    assert np.abs(no_margin**2 - expected**2).max() > 100 * tol  # (the near-ties need the margin)
+
+
+def test_the_bound_in_angles_rules_out_more_and_covers_rows_off_the_unit_sphere() -> None:
+    """Objects on a great circle through a preselected object ``c`` (angle 0) and a pick's object ``s`` (angle 2.0
+    rad): objects at angle 0.95 are ruled out by the angles (2 x 0.95 < 2.0) though not by the chords (|s - c|
+    1.68 < 2 |x - c| 1.83); objects just past the middle (angles 1.0 + 3.5e-5 ... 7e-5, |c| = 1, |s| = 1 + 1e-4)
+    get nearer to ``s`` (past 1.0 + 2.7e-5) though angles on the unit sphere alone would rule them out (up to
+    1.0 + 7.8e-5: ``s`` is off it), and must be kept: the distances equal the float64 formula's."""
+    rng = np.random.default_rng(3)
+    dim = 64
+    e = np.linalg.qr(rng.normal(size=(dim, 2)))[0].T  # (two orthonormal directions)
+
+    def at(angle: np.ndarray, norm: float = 1.0) -> np.ndarray:
+        return (norm * (np.cos(angle)[:, None] * e[0] + np.sin(angle)[:, None] * e[1])).astype(np.float32)
+
+    c, s = at(np.zeros(1)), at(np.full(1, 2.0), 1.0 + 1e-4)
+    far = at(np.full(200, 0.95) + 1e-3 * rng.random(200))
+    tie = at(1.0 + rng.uniform(3.5e-5, 7e-5, 50))
+    rows = np.concatenate([s, far, tie])
+    objs = ObjectSet(rows, np.repeat([0, 1, 2], [1, 200, 50]), 3, c, "det")
+    xn = squared_norms(rows)
+    before = np.minimum(2.0, nearest_distances(rows, c, xn))
+    expected = np.minimum(before, nearest_distances(rows, s, xn))
+    assert (expected[201:] < before[201:]).all() and (expected[1:201] == before[1:201]).all()
+    div = ObjectDiversity(objs)
+    div.pick(0)
+    np.testing.assert_allclose(div.d**2, expected**2, rtol=0, atol=_d2_tolerance(dim, div.top))
+    assert div.report()["bound_rows"] >= 200, div.report()  # (the objects at 0.95: by the angles only)
