@@ -978,6 +978,30 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     return _POOL
 
 
+def on_threads(fn: Callable[[Any, Any], None], items: Iterable[Any], buffers: list[Any]) -> None:
+    """``fn(item, buffer)`` for every item, on as many threads as ``buffers`` (one thread's scratch buffers each, in
+    use by one call at a time): in order on this thread for one, else on the selection pool's threads with BLAS on
+    one thread (ours split the work; BLAS' own on top oversubscribe a busy machine)."""
+    free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    for buf in buffers:
+        free.put(buf)
+
+    def run(item: Any) -> None:
+        buf = free.get()
+        try:
+            fn(item, buf)
+        finally:
+            free.put(buf)
+
+    threads = len(buffers)
+    if threads == 1:
+        for item in items:
+            run(item)
+        return
+    with blas_one_thread():
+        list(_pool(threads).map(run, items))
+
+
 MIN_WORK_PER_THREAD = 2**21
 """Below this many matrix entries (rows x dimension) per thread a dense pass runs on the calling thread."""
 

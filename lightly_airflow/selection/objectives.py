@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -38,13 +37,7 @@ from lightly_airflow.selection.inputs import (
     scalar_input,
     target_classes,
 )
-from lightly_airflow.selection.kernels import (
-    AnyFarthestState,
-    _pool,
-    blas_one_thread,
-    farthest_point_state,
-    selection_threads,
-)
+from lightly_airflow.selection.kernels import AnyFarthestState, farthest_point_state, on_threads, selection_threads
 
 logger = logging.getLogger(__name__)
 
@@ -409,6 +402,7 @@ class TypicalityObjective(StaticObjective):
     detail = "typicality"
     minimum: float | None = None
     n_clusters: int | None = None
+    cluster_cost: float | None = None  # (TypiClust: sum n_c² · D of the within-cluster typicality)
 
     @classmethod
     def build(cls, path: str, inp: Any, strategy: Any, ctx: Context) -> Objective:
@@ -416,21 +410,22 @@ class TypicalityObjective(StaticObjective):
         # Density among every candidate with an embedding (THRESHOLD filters do not change the density).
         rows = np.flatnonzero(ctx.has_embedding)
         full = np.full(len(ctx.x_all), np.nan)
-        x = ctx.x_all[rows] if len(rows) != len(ctx.x_all) else ctx.x_all
-        if strategy.clusters:
+        every = len(rows) == len(ctx.x_all)
+        if strategy.clusters:  # (reads the rows in place: no copy of those with an embedding)
             pre = ctx.preselected_embeddings(
-                x.shape[1], "a preselected sample without embedding covers no TYPICALITY cluster")
+                ctx.x_all.shape[1], "a preselected sample without embedding covers no TYPICALITY cluster")
             kept = np.zeros(len(ctx.x_all), dtype=bool)
             kept[ctx.keep] = True
-            typ_rows, prio_rows, n_clusters = typiclust(x, pre, ctx.n_target, strategy.num_nearest_neighbors,
-                                                        kept[rows], ctx.seed)
+            typ_rows, prio_rows, n_clusters, cost = typiclust(
+                ctx.x_all, pre, ctx.n_target, strategy.num_nearest_neighbors, kept[rows], ctx.seed,
+                None if every else rows)
             prio = np.full(len(ctx.x_all), np.nan)
             full[rows], prio[rows] = typ_rows, prio_rows
             obj = cls(path, strategy.strength, C.EMBEDDING, full[ctx.keep], prio[ctx.keep])
-            obj.n_clusters = n_clusters
+            obj.n_clusters, obj.cluster_cost = n_clusters, cost
             obj.minimum = strategy.stopping_condition_minimum_typicality
             return obj
-        full[rows] = typicality(x, strategy.num_nearest_neighbors)
+        full[rows] = typicality(ctx.x_all if every else ctx.x_all[rows], strategy.num_nearest_neighbors)
         typ = full[ctx.keep]
         obj = cls(path, strategy.strength, C.EMBEDDING, typ, typ)
         obj.minimum = strategy.stopping_condition_minimum_typicality
@@ -449,6 +444,7 @@ class TypicalityObjective(StaticObjective):
             out["stopping_condition_minimum_typicality"] = self.minimum
         if self.n_clusters is not None:
             out["clusters"] = self.n_clusters
+            out["cluster_typicality_multiply_adds"] = self.cluster_cost
         return out
 
 
@@ -714,37 +710,27 @@ def typicality(x: np.ndarray, k: int, block: int = TYPICALITY_BLOCK) -> np.ndarr
     pairs = block_pairs(n_blocks)
     threads = max(1, min(selection_threads(), len(pairs)))
     locks = [threading.Lock() for _ in range(n_blocks)]
-    buffers: queue.SimpleQueue[tuple[np.ndarray, np.ndarray]] = queue.SimpleQueue()
-    for _ in range(threads):  # (a product and its screen per thread)
-        buffers.put((np.empty((block, block), dtype=x.dtype), np.empty((block, block), dtype=np.float32)))
 
-    def pair(ij: tuple[int, int]) -> None:
+    def pair(ij: tuple[int, int], buffers: tuple[np.ndarray, np.ndarray]) -> None:
         a, b = ij[0] * block, ij[1] * block
         xa, xb = x[a : a + block], x[b : b + block]
         ma, mb = len(xa), len(xb)
-        prod, screen = buffers.get()
-        try:
-            p, scr = prod[:ma, :mb], screen[:ma, :mb]
-            np.matmul(xa, xb.T, out=p)
-            np.multiply(p, -2.0, out=scr)
-            scr += sq32[None, b : b + mb]
-            scr += sq32[a : a + ma, None]
-            if a == b:
-                scr[np.arange(ma), np.arange(ma)] = np.inf  # (not its own neighbour)
-            with locks[ij[0]]:
-                _take_nearest(nearest[a : a + ma], scr, p, sq[a : a + ma], sq[b : b + mb], slack, False)
-            if a != b:  # (the block's columns are other rows: theirs too)
-                with locks[ij[1]]:
-                    _take_nearest(nearest[b : b + mb], scr, p, sq[b : b + mb], sq[a : a + ma], slack, True)
-        finally:
-            buffers.put((prod, screen))
+        p, scr = buffers[0][:ma, :mb], buffers[1][:ma, :mb]
+        np.matmul(xa, xb.T, out=p)
+        np.multiply(p, -2.0, out=scr)
+        scr += sq32[None, b : b + mb]
+        scr += sq32[a : a + ma, None]
+        if a == b:
+            scr[np.arange(ma), np.arange(ma)] = np.inf  # (not its own neighbour)
+        with locks[ij[0]]:
+            _take_nearest(nearest[a : a + ma], scr, p, sq[a : a + ma], sq[b : b + mb], slack, False)
+        if a != b:  # (the block's columns are other rows: theirs too)
+            with locks[ij[1]]:
+                _take_nearest(nearest[b : b + mb], scr, p, sq[b : b + mb], sq[a : a + ma], slack, True)
 
-    if threads == 1:
-        for ij in pairs:
-            pair(ij)
-    else:
-        with blas_one_thread():  # (our threads split the pairs; BLAS' own on top oversubscribe a busy machine)
-            list(_pool(threads).map(pair, pairs))
+    # (a product and its screen per thread; on one thread BLAS keeps its own threads for the products)
+    on_threads(pair, pairs, [(np.empty((block, block), dtype=x.dtype), np.empty((block, block), dtype=np.float32))
+                             for _ in range(threads)])
     nearest.sort(axis=1)
     out: np.ndarray = 1.0 / (1.0 + np.sqrt(np.maximum(nearest, 0.0)).mean(axis=1))
     return out
@@ -806,91 +792,194 @@ def _take_nearest(nearest: np.ndarray, screen: np.ndarray, p: np.ndarray, sq_row
     nearest[touched] = merged[:, :k]
 
 
-def kmeans(x: np.ndarray, k: int, seed: int | None, iterations: int = 100) -> np.ndarray:
-    """Cluster label per row: k-means++ seeding (``numpy.random.default_rng(seed)``, seed None = 0), then
-    Lloyd iterations until no label changes (at most ``iterations``); ties go to the lower cluster index.
-    An empty cluster keeps its centre. Deterministic given ``seed``.
+KMEANS_BLOCK = 1024
+"""Rows of :func:`kmeans`' float64 block (10 MiB at 1,280 dimensions): the rows are converted a block at a time, never
+copied whole to float64."""
+TYPICLUST_LARGE = 1e12
+"""Multiply-adds (sum of n_c² · D over the clusters) above which TypiClust's within-cluster typicality is logged as
+large (~15 s of typicality on two busy cores: 50,000 x 1,280 in 10 clusters is 3.7e11, ~5 s; 200,000 x 1,280
+5.9e12, ~35 s; docs/selection.md)."""
 
-    Squared distances are ``(|x|² - 2 x·c) + |c|²`` in float64, the product doubled after it is taken (exact: the
-    same bits as the product of the doubled rows, which the expression form ``2.0 * xd @ c`` copied whole at every
-    seed and iteration, 82 MB at 8,000 x 1,280), into one buffer for the iterations; each cluster's members come
-    from one stable sort of the labels (the same rows in the same order as a mask per cluster, O(n log n) instead
-    of O(n k) an iteration)."""
-    n = len(x)
-    k = max(1, min(k, n))
-    rng = np.random.default_rng(0 if seed is None else seed)
-    xd = x.astype(np.float64)
-    sq = squared_norms(xd)
-    centres = np.empty((k, x.shape[1]))
 
-    def to_row(i: int) -> np.ndarray:
-        """Squared distances of every row to row ``i`` (a new centre)."""
-        dots: np.ndarray = xd @ xd[i]
-        dots *= 2.0
-        out: np.ndarray = np.maximum(sq - dots + sq[i], 0.0)
+@dataclass
+class _Pool:
+    """The rows of k-means and TypiClust: ``x[rows]`` (all of ``x`` without ``rows``), then ``pre`` (cast to ``x``'s
+    dtype), read a block or a gather at a time: no concatenated or float64 copy of the whole."""
+
+    x: np.ndarray
+    rows: np.ndarray | None = None
+    pre: np.ndarray | None = None
+
+    @property
+    def n_x(self) -> int:
+        return len(self.x) if self.rows is None else len(self.rows)
+
+    def __len__(self) -> int:
+        return self.n_x + (0 if self.pre is None else len(self.pre))
+
+    def take(self, idx: np.ndarray) -> np.ndarray:
+        """Rows ``idx`` (ascending) in ``x``'s dtype."""
+        cut = int(np.searchsorted(idx, self.n_x))
+        out = np.empty((len(idx), self.x.shape[1]), dtype=self.x.dtype)
+        np.take(self.x, idx[:cut] if self.rows is None else self.rows[idx[:cut]], axis=0, out=out[:cut])
+        if cut < len(idx):
+            out[cut:] = self.pre[idx[cut:] - self.n_x]  # type: ignore[index]
         return out
 
-    first = int(rng.integers(n))
-    centres[0] = xd[first]
-    d2 = to_row(first)
+    def block(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` (a view where they are contiguous rows of ``x``)."""
+        if self.rows is None and stop <= self.n_x:
+            return self.x[start:stop]
+        return self.take(np.arange(start, stop))
+
+    def sqnorms(self) -> np.ndarray:
+        """``arrays.squared_norms`` of every row."""
+        sq = squared_norms(self.x, rows=self.rows)
+        return sq if self.pre is None else np.concatenate([sq, squared_norms(self.pre.astype(self.x.dtype))])
+
+
+def _mean_rows(pool: _Pool, idx: np.ndarray, buf: np.ndarray) -> np.ndarray:
+    """``pool.take(idx)`` in float64, ``.mean(axis=0)``, a chunk of ``len(buf) - 1`` rows at a time in ``buf``: the
+    same bits (numpy sums the rows in order, so each chunk continues the sum from the previous chunks' sum, its first
+    row; the sum starts at -0.0, which adds nothing to any value)."""
+    total = np.full(buf.shape[1], -0.0)
+    step = len(buf) - 1
+    for start in range(0, len(idx), step):
+        part = idx[start : start + step]
+        buf[0] = total
+        buf[1 : len(part) + 1] = pool.take(part)
+        np.add.reduce(buf[: len(part) + 1], axis=0, out=total)
+    out: np.ndarray = total / len(idx)
+    return out
+
+
+def kmeans(x: np.ndarray, k: int, seed: int | None, iterations: int = 100, rows: np.ndarray | None = None,
+           pre: np.ndarray | None = None, block: int = KMEANS_BLOCK) -> np.ndarray:
+    """Cluster label per row of ``x[rows]`` then ``pre`` (:class:`_Pool`): k-means++ seeding
+    (``numpy.random.default_rng(seed)``, seed None = 0), then Lloyd iterations until no label changes (at most
+    ``iterations``); ties go to the lower cluster index. An empty cluster keeps its centre. Deterministic given
+    ``seed``.
+
+    In float64, the rows converted ``block`` at a time into a buffer per thread, the blocks of a pass split over
+    the selection threads (4 blocks a thread at least; memory: the buffers, a (``block`` x k) distance block a
+    thread and a few n-vectors; no float64 copy of the rows: 2x the float32 rows). The seeding's squared distance of a row to a new
+    centre c is ``max((|x|² - 2 einsum(x, c)) + |c|², 0)`` (the dot product by ``numpy.einsum``: each row's own sum,
+    the same bits in any block; a BLAS matrix-vector product's bits depend on the rows around it and the threads).
+    A Lloyd iteration's are ``(|x|² - 2 x·C) + |C|²`` with ``x·C`` the BLAS product of a block of ``block`` rows
+    (the last block padded to the same shape: the same bits as the product of all the rows) by the centres, doubled
+    after it is taken; each cluster's members come from one stable sort of the labels and its centre is their
+    float64 mean, summed in order a buffer at a time (:func:`_mean_rows`: the bits of ``members.mean(axis=0)``; an
+    in-pass sum per block, ``numpy.add.at`` or a scatter of the block by label, was slower)."""
+    pool = _Pool(x, rows, pre)
+    n = len(pool)
+    k = max(1, min(k, n))
+    rng = np.random.default_rng(0 if seed is None else seed)
+    sq = pool.sqnorms()
+    width = min(block, n)  # (rows of a product: all of them when they fit one block)
+    starts = range(0, n, width)
+    threads = max(1, min(selection_threads(), len(starts) // 4))  # (each thread 4 blocks at least)
+    buffers = [(np.zeros((max(width, 2), x.shape[1])), np.empty((width, k))) for _ in range(threads)]  # (a block
+    centres = np.empty((k, x.shape[1]))  # and its distances per thread)
+
+    def each_block(fn: Callable[[int, int, np.ndarray, np.ndarray], None]) -> None:
+        """``fn(start, stop, rows, dist)`` for every block, its rows converted into a thread's buffer ``rows``
+        (``width`` rows, the last block's padded); the blocks split over the selection threads, each writing
+        its own rows' entries."""
+        def run(start: int, buf: tuple[np.ndarray, np.ndarray]) -> None:
+            rows, dist = buf
+            stop = min(start + width, n)
+            rows[: stop - start] = pool.block(start, stop)
+            fn(start, stop, rows[:width], dist)
+
+        on_threads(run, starts, buffers)
+
+    d2 = np.full(n, np.inf)  # (squared distance to the nearest centre so far)
+
+    def add_centre(c: int, i: int) -> None:
+        centres[c] = pool.take(np.array([i]))[0]
+
+        def seed(start: int, stop: int, rows: np.ndarray, dist: np.ndarray) -> None:
+            dots = np.einsum("ij,j->i", rows[: stop - start], centres[c])
+            dots *= 2.0
+            np.minimum(d2[start:stop], np.maximum(sq[start:stop] - dots + sq[i], 0.0), out=d2[start:stop])
+
+        each_block(seed)
+
+    add_centre(0, int(rng.integers(n)))
     for c in range(1, k):
         total = float(d2.sum())
-        i = int(rng.choice(n, p=d2 / total)) if total > 0 else int(rng.integers(n))
-        centres[c] = xd[i]
-        d2 = np.minimum(d2, to_row(i))
+        add_centre(c, int(rng.choice(n, p=d2 / total)) if total > 0 else int(rng.integers(n)))
     labels = np.full(n, -1)
-    dist = np.empty((n, k))
-    for _ in range(iterations):
-        np.matmul(xd, centres.T, out=dist)
+    new = np.empty(n, dtype=labels.dtype)
+    gather = buffers[0][0][:257]  # (the centres' sums, after a pass: gathers of up to 256 rows in a block buffer)
+
+    def assign(start: int, stop: int, rows: np.ndarray, dist: np.ndarray) -> None:
+        m = stop - start
+        np.matmul(rows, centres.T, out=dist)
         dist *= 2.0
-        np.subtract(sq[:, None], dist, out=dist)
-        dist += (centres**2).sum(axis=1)[None, :]
-        new = dist.argmin(axis=1)
+        np.subtract(sq[start:stop, None], dist[:m], out=dist[:m])
+        dist[:m] += csq[None, :]
+        new[start:stop] = dist[:m].argmin(axis=1)
+
+    for _ in range(iterations):
+        csq = (centres**2).sum(axis=1)
+        each_block(assign)
         if np.array_equal(new, labels):
             break
-        labels = new
+        labels, new = new, labels
         order = np.argsort(labels, kind="stable")
         cuts = np.searchsorted(labels[order], np.arange(k + 1))
         for c in range(k):
             if cuts[c + 1] > cuts[c]:
-                centres[c] = xd[order[cuts[c] : cuts[c + 1]]].mean(axis=0)
+                centres[c] = _mean_rows(pool, order[cuts[c] : cuts[c + 1]], gather)
     return labels
 
 
 def typiclust(x: np.ndarray, pre: np.ndarray | None, n_target: int, k: int, kept: np.ndarray,
-              seed: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+              seed: int | None, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int, float]:
     """TypiClust (Hacohen et al., "Active learning on a budget", ICML 2022) as a static objective.
 
-    k-means (:func:`kmeans`) over the candidates ``x`` and the preselected ``pre`` together, into
-    ``len(pre) + n_target`` clusters. Each candidate's typicality is :func:`typicality` within its cluster
-    (``1 / (1 + mean distance to its k nearest cluster members)``, preselected members included). The clusters
-    holding no preselected sample are ranked by size (largest first, then lower index); the most typical
-    ``kept`` candidate of the cluster of rank ``r`` (of ``m`` such clusters) gets the priority
-    ``1 - r / (2m)`` (in (0.5, 1]), every other candidate ``0.5 · typicality`` (< 0.5): a greedy pick of n
-    takes the representatives of the n largest uncovered clusters, then the most typical of the rest.
+    k-means (:func:`kmeans`) over the candidates ``x[rows]`` (all of ``x`` without ``rows``) and the preselected
+    ``pre`` together, into ``len(pre) + n_target`` clusters. Each candidate's typicality is :func:`typicality`
+    within its cluster (``1 / (1 + mean distance to its k nearest cluster members)``, preselected members included;
+    the cluster's rows gathered one cluster at a time). The clusters holding no preselected sample are ranked by
+    size (largest first, then lower index); the most typical ``kept`` candidate of the cluster of rank ``r`` (of
+    ``m`` such clusters) gets the priority ``1 - r / (2m)`` (in (0.5, 1]), every other candidate
+    ``0.5 · typicality`` (< 0.5): a greedy pick of n takes the representatives of the n largest uncovered clusters,
+    then the most typical of the rest. The within-cluster typicality costs sum n_c² · D multiply-adds (exact
+    all-pairs, as in the paper); above :data:`TYPICLUST_LARGE` a warning says so before it starts, with the fix.
 
-    :returns: in-cluster typicality and priority per candidate, and the number of clusters.
+    :returns: in-cluster typicality and priority per candidate, the number of clusters and that cost.
     """
-    n_pre = 0 if pre is None else len(pre)
-    pool = x if not n_pre else np.concatenate([x, pre.astype(x.dtype)])  # type: ignore[union-attr]
-    labels = kmeans(pool, n_pre + n_target, seed)
+    pool = _Pool(x, rows, pre)
+    n_x, n_pre = pool.n_x, len(pool) - pool.n_x
+    labels = kmeans(x, n_pre + n_target, seed, rows=rows, pre=pre)
     n_clusters = int(labels.max()) + 1 if len(labels) else 0
-    typ_pool = np.empty(len(pool))
+    sizes = np.bincount(labels, minlength=n_clusters)
+    cost = float((sizes.astype(np.float64) ** 2).sum()) * x.shape[1]
+    if cost >= TYPICLUST_LARGE:
+        logger.warning(
+            "TYPICALITY with clusters (TypiClust): exact typicality within %d clusters of %d samples x %d dimensions "
+            "(the largest %d) costs sum n_c^2 x D = %.2g multiply-adds, quadratic in the samples; on a large bucket "
+            "use `lightly-airflow recipe active-learning --cold-start 0` or preselect 20 labelled samples",
+            n_clusters, len(labels), x.shape[1], int(sizes.max()), cost)
+    typ_pool = np.empty(len(labels))
+    order = np.argsort(labels, kind="stable")
+    cuts = np.searchsorted(labels[order], np.arange(n_clusters + 1))
     for c in range(n_clusters):
-        members = np.flatnonzero(labels == c)
-        typ_pool[members] = typicality(pool[members], k)
-    typ, cand_labels = typ_pool[: len(x)], labels[: len(x)]
+        members = order[cuts[c] : cuts[c + 1]]
+        typ_pool[members] = typicality(pool.take(members), k)
+    typ, cand_labels = typ_pool[:n_x], labels[:n_x]
     prio = 0.5 * typ
     covered = np.zeros(n_clusters, dtype=bool)
-    covered[labels[len(x):]] = True
-    sizes = np.bincount(labels, minlength=n_clusters)
-    order = [c for c in np.lexsort((np.arange(n_clusters), -sizes)) if not covered[c]]
+    covered[labels[n_x:]] = True
+    ranked = [c for c in np.lexsort((np.arange(n_clusters), -sizes)) if not covered[c]]
     rank = 0
-    for c in order:
+    for c in ranked:
         members = np.flatnonzero((cand_labels == c) & kept)
         if not len(members):
             continue
         best = members[int(np.argmax(typ[members]))]
-        prio[best] = 1.0 - rank / (2.0 * len(order))
+        prio[best] = 1.0 - rank / (2.0 * len(ranked))
         rank += 1
-    return typ, prio, n_clusters
+    return typ, prio, n_clusters, cost

@@ -5,15 +5,17 @@ non-faces only)."""
 
 from __future__ import annotations
 
+import logging
 import math
+import tracemalloc
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from lightly_airflow.config import parse_selection_config
-from lightly_airflow.selection import select
-from lightly_airflow.selection.objectives import kmeans
+from lightly_airflow.selection import objectives, select
+from lightly_airflow.selection.objectives import kmeans, typicality, typiclust
 from lightly_airflow.selection.recipes import active_learning_config
 
 
@@ -100,3 +102,63 @@ def test_typiclust_cold_start_picks_faces_and_non_faces() -> None:
     assert all(2 <= f <= 8 for f in faces), faces
     with pytest.raises(ValueError, match="cold start"):
         active_learning_config("cls", cold="kmeans")
+
+
+def test_typiclust_reads_the_rows_in_place_with_the_memory_of_one_cluster() -> None:
+    """Candidates without an embedding are skipped in place (no copy of the others) and the preselected are not
+    concatenated: the same picks and priorities as the table holding only the embedded candidates; at the peak 1.5x
+    the float32 rows plus the within-cluster typicality's own buffers (two float32 blocks of the largest cluster,
+    below 1,024 rows: one thread, and its k nearest a row); before: a float64 copy of the pool (2x) and the
+    concatenation (1x)."""
+    x, _ = _digits(400)
+    pre_rows, cand_rows = np.arange(8), np.arange(8, 400)
+    cfg = {"n_samples": 10, "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "TYPICALITY", "clusters": True}}]}
+    whole = select(_table(x, cand_rows), cfg, preselected=_table(x, pre_rows), seed=2)
+    holes = _table(x, cand_rows).to_pylist()
+    for i in range(0, len(holes), 7):
+        holes.insert(i, {"key": f"none{i}", "embedding": None})
+    t = pa.Table.from_pylist(holes)
+    r = select(t, cfg, preselected=_table(x, pre_rows), seed=2)
+    keys = t.column("key").to_pylist()
+    assert [keys[i] for i in r.indices] == [str(cand_rows[i]) for i in whole.indices]
+    assert r.metrics["objectives"]["strategies[0]"]["clusters"] == 18
+
+    g = np.random.default_rng(0).standard_normal((3000, 64)).astype(np.float32)
+    g /= np.linalg.norm(g, axis=1, keepdims=True)
+    tracemalloc.start()
+    try:
+        typiclust(g, g[:5].copy(), 10, 20, np.ones(len(g), dtype=bool), 0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    largest = int(np.bincount(kmeans(g, 15, 0, pre=g[:5])).max())
+    assert largest <= 1024  # (one block: one pair of blocks, on one thread)
+    own = 2 * 4 * largest**2 + 8 * 20 * largest
+    assert peak <= 1.5 * g.nbytes + own, (peak, g.nbytes, own)
+
+
+def test_a_large_within_cluster_cost_is_logged_before_the_work_and_reported(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The report gives sum n_c² · D of the clusters; above ``TYPICLUST_LARGE`` one warning with the figure and the
+    fix comes before the within-cluster typicality."""
+    x, _ = _digits(300)
+    cfg = active_learning_config("cls", 10)
+    t = _table(x, np.arange(300)).append_column("scores.cls.uncertainty_margin", pa.array(np.zeros(300)))
+    sizes = np.bincount(kmeans(x, 10, 4))
+    cost = float((sizes.astype(np.float64) ** 2).sum()) * x.shape[1]
+    with caplog.at_level(logging.WARNING, logger="lightly_airflow.selection.objectives"):
+        r = select(t, cfg, seed=4)
+    assert r.metrics["objectives"]["strategies[0]"]["cluster_typicality_multiply_adds"] == cost
+    assert not [m for m in caplog.messages if "TypiClust" in m]  # (small: silent)
+    monkeypatch.setattr(objectives, "TYPICLUST_LARGE", cost)
+    calls: list[str] = []
+    monkeypatch.setattr(objectives, "typicality", lambda *a: (calls.append("typicality"), typicality(*a))[1])
+    monkeypatch.setattr(objectives.logger, "warning",
+                        lambda msg, *a: (calls.append(msg % a), logging.getLogger("x").warning(msg, *a))[1])
+    again = select(t, cfg, seed=4)
+    assert again.indices.tolist() == r.indices.tolist()
+    line = calls[0]
+    assert calls[1:] == ["typicality"] * 10, calls[:3]  # (the line before the work)
+    assert f"{cost:.2g} multiply-adds" in line and "10 clusters of 300 samples x 64 dimensions" in line, line
+    assert f"(the largest {int(sizes.max())})" in line and "--cold-start 0" in line and "20 labelled" in line, line
