@@ -66,7 +66,8 @@ class Snapshot:
         self._history: list[dict[str, Any]] | None = None
         self._columns: list[str] | None = None
         self._committed: dict[str, int | None] = {}
-        #: :data:`RULE_COLUMNS` of the ``initial-tag`` set (latest row per key), once :meth:`selected` read it.
+        #: ``key, etag, commit_version`` of the ``initial-tag`` set (latest row per key), once :meth:`selected` read
+        #: it (its other rule columns follow from being in it: :func:`_initial_rows`).
         self._initial: pa.Table | None = None
         #: The pool's latest version when this snapshot is pinned below it (``Datapool.snapshot(version)``).
         self.latest_version: int | None = None
@@ -176,7 +177,7 @@ class Snapshot:
             self.selected([C.KEY])
         if self._initial is not None:
             count = int(self._initial.num_rows)
-            before = self._initial.filter(pc.is_in(self._initial.column(C.KEY), keys))
+            before = _initial_rows(self._initial.filter(pc.is_in(self._initial.column(C.KEY), keys)), data)
         else:  # (a small commit on a version that recorded its count)
             present = [c for c in RULE_COLUMNS if c in self.column_names()]
             before = self.select(present, "", values_in=(C.KEY, keys.to_pylist()))
@@ -224,9 +225,11 @@ class Snapshot:
             return pa.table({C.KEY: pa.array([], pa.string())}) if columns is None else empty(columns)
         where = f"WHERE {initial_tag_sql(tombstones=C.STATUS_REASON in self.column_names())}"
         rows = latest_per_key(self.select(
-            columns, where, extra=RULE_COLUMNS, order=f"{quote_ident(COMMIT_VERSION)}, {quote_ident(C.PICK_RANK)}",
+            columns, where, extra=(C.KEY, C.ETAG, COMMIT_VERSION),
+            order=f"{quote_ident(COMMIT_VERSION)}, {quote_ident(C.PICK_RANK)}",
         ))
-        self._initial = _rule_columns(rows)  # (a commit on this version counts initial-tag from it)
+        # (a commit on this version counts initial-tag from it: _initial_rows)
+        self._initial = rows.select([C.KEY, COMMIT_VERSION]).append_column(C.ETAG, rows.column(C.ETAG).cast(pa.string()))
         return self.finish(rows, columns)
 
     def known_files(self) -> pa.Table:
@@ -585,6 +588,17 @@ def _rule_columns(rows: pa.Table) -> pa.Table:
     """``rows``' :data:`RULE_COLUMNS` (those it has), ``etag`` as a string."""
     rows = rows.select([c for c in RULE_COLUMNS if c in rows.column_names])
     return rows.set_column(rows.schema.get_field_index(C.ETAG), C.ETAG, rows.column(C.ETAG).cast(pa.string()))
+
+
+def _initial_rows(initial: pa.Table, like: pa.Table) -> pa.Table:
+    """``initial`` (``key, etag, commit_version`` of rows of ``initial-tag``) with the rest of :data:`RULE_COLUMNS`
+    those rows have by being in it (selected, tagged ``initial-tag``, no tombstone), typed as in ``like``."""
+    n = initial.num_rows
+    out = initial.append_column(C.SELECTED, pa.array([True] * n, pa.bool_()))
+    out = out.append_column(C.TAGS, pa.array([[C.INITIAL_TAG]] * n, like.schema.field(C.TAGS).type))
+    if C.STATUS_REASON in like.column_names:
+        out = out.append_column(C.STATUS_REASON, pa.nulls(n, like.schema.field(C.STATUS_REASON).type))
+    return out
 
 
 def _initial_keys(rows: pa.Table) -> int:
