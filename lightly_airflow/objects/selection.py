@@ -393,7 +393,7 @@ def may_get_nearer(d: np.ndarray, near: np.ndarray, s: np.ndarray, sn: np.ndarra
                 if threads == 1:
                     gap[at] = lower_gap((c, cn))
                 else:  # (the centres split over the selection's threads)
-                    cuts = [(a, b) for a, b in even_shares(0, len(cn), threads)]
+                    cuts = even_shares(0, len(cn), threads)
                     gap[at] = np.concatenate(list(_pool(threads).map(lower_gap, [(c[a:b], cn[a:b]) for a, b in cuts])))
     out: np.ndarray = gap[near] - 2.0 * d < slack
     eps = max(math.sqrt(top) - 1.0, 1.0 - math.sqrt(max(bottom, 0.0)))
