@@ -6,7 +6,7 @@ import sys
 from importlib.metadata import entry_points
 
 CODE = ("import gc, json, sys; from lightly_airflow.cli import console; sys.argv = ['lightly-airflow', *sys.argv[1:]]; "
-        "rc = console(); print(json.dumps({'rc': rc, 'frozen': gc.get_freeze_count()}))")
+        "rc = console(); print(json.dumps({'rc': rc, 'frozen': gc.get_freeze_count(), 'collecting': gc.isenabled()}))")
 
 
 def run_console(*args: str) -> tuple[dict, str]:
@@ -24,5 +24,6 @@ def test_console_returns_mains_exit_code_and_leaves_the_objects_to_the_process_e
     result, stdout = run_console("recipe", "active-learning", "--task", "weather")
     assert result["rc"] == 0 and '"strategies"' in stdout  # (the recipe's config was printed)
     assert result["frozen"] > 1000  # (the interpreter's last collections skip them)
+    assert result["collecting"]  # (off only while the command's modules were imported)
     result, _ = run_console("recipe", "active-learning", "--task", "weather", "--n-samples", "0")
     assert result["rc"] == 1
