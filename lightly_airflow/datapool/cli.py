@@ -169,7 +169,7 @@ def _history(args: argparse.Namespace) -> int:
     entries = pool.history()
     # A vacuum adds no version (its record is in _vacuum/): shown after the version that was the latest then.
     # Delta's own VACUUM run by hand (no record): after its VACUUM END, with the versions it may have cost.
-    vacuums = sorted(vacuum_history(pool.uri, pool._credentials) + delta_vacuums(entries),
+    vacuums = sorted(vacuum_history(pool.uri, pool.credentials) + delta_vacuums(entries),
                      key=lambda v: str(v.get("started_at")))
     after: dict[int, list[dict[str, Any]]] = {}
     for v in vacuums:

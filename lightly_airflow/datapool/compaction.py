@@ -27,7 +27,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 from lightly_airflow import columns as C
 from lightly_airflow.cores import usable_cores
 from lightly_airflow.datapool.rows import COMMIT_VERSION, write_batches, writer_properties
-from lightly_airflow.datapool.snapshot import INITIAL_TAG_COUNT, METADATA_KEY, Snapshot
+from lightly_airflow.datapool.snapshot import INITIAL_TAG_COUNT, METADATA_KEY
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def _read_rows(pool: Any, files: list[dict[str, Any]], schema: Any) -> Any:
     from lightly_airflow.storage import filesystem, join_uri, map_io, protocol_of
 
     def fetch(f: dict[str, Any]) -> bytes:
-        fs, path = filesystem(join_uri(pool.uri, unquote(f["path"])), pool._credentials)
+        fs, path = filesystem(join_uri(pool.uri, unquote(f["path"])), pool.credentials)
         # A range (the size from the log) is one GET: without it s3fs asks for the size first (HEAD).
         return bytes(fs.cat_file(path, start=0, end=int(f["size"])))
 
@@ -235,7 +235,7 @@ def compact(pool: Any, options: CompactionOptions | None = None, *, force: bool 
     n_rows = rows.num_rows
     meta = {"operation": COMPACT_OPERATION, "version": version, "target_file_bytes": options.target_file_bytes,
             "counts": {"files_merged": len(chosen), "rows_moved": n_rows}}
-    carried = Snapshot(pool.uri, table, pool._credentials).recorded_initial_tag_count()
+    carried = pool.snapshot_of(table).recorded_initial_tag_count()
     if carried is not None:  # the same rows: initial-tag holds what it held (none recorded before: none now)
         meta[INITIAL_TAG_COUNT] = carried
     skipping = {k: v for k, v in table.metadata().configuration.items() if k.startswith("delta.dataSkipping")}
@@ -244,7 +244,7 @@ def compact(pool: Any, options: CompactionOptions | None = None, *, force: bool 
         del rows
 
         def upload(add: dict[str, Any]) -> None:
-            fs, path = filesystem(join_uri(pool.uri, unquote(add["path"])), pool._credentials)
+            fs, path = filesystem(join_uri(pool.uri, unquote(add["path"])), pool.credentials)
             if protocol_of(pool.uri) == "file":
                 fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
             fs.put_file(f"{scratch}/{unquote(add['path'])}", path)
@@ -281,7 +281,7 @@ def _remove_quietly(pool: Any, paths: list[str]) -> None:
     from lightly_airflow.storage import filesystem, join_uri
 
     for relative in paths:
-        fs, path = filesystem(join_uri(pool.uri, unquote(relative)), pool._credentials)
+        fs, path = filesystem(join_uri(pool.uri, unquote(relative)), pool.credentials)
         try:
             if fs.exists(path):
                 fs.rm_file(path)

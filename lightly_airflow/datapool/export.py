@@ -424,7 +424,7 @@ def gone_exports(
             continue
         if not any(r.uri.startswith(root) for r in records):
             continue
-        keys = read_gone(pool.uri, str(entry["run_id"]), pool._credentials)
+        keys = read_gone(pool.uri, str(entry["run_id"]), pool.credentials)
         if keys is None:
             logger.warning("Run %s recorded %s files gone from %s, but its gone.parquet is missing: cannot say "
                            "which exported files are gone (pass check_files, `datapool export --check-files`, to check them now).",

@@ -206,7 +206,7 @@ def vacuum(
     if table is None:
         raise DatapoolError(f"No datapool at {pool.uri}: nothing to vacuum.")
     top = int(table.version())
-    findings, entries = _scan_log(pool.uri, pool._credentials)
+    findings, entries = _scan_log(pool.uri, pool.credentials)
     errors = [f for f in findings if f.level == "error"]
     if errors or top not in entries:
         where = "; ".join(f"{f.path}: {f.message}" for f in errors[:2]) or f"log entry {top} is missing"
@@ -222,7 +222,7 @@ def vacuum(
     planned = sorted(unquote(str(p)) for p in table.vacuum(
         retention_hours=keep_days * 24, dry_run=True, enforce_retention_duration=False, full=True,
     ))
-    fs, root = filesystem(pool.uri, pool._credentials)
+    fs, root = filesystem(pool.uri, pool.credentials)
     root = root.rstrip("/")
     fs.invalidate_cache(root)
     listed = {posixpath.relpath(p, root): info for p, info in fs.find(root, detail=True).items()} if planned else {}
@@ -271,15 +271,15 @@ def vacuum(
     }
     # Every range any vacuum made unreadable, and every vacuum's summary (the history shows them), so a reader
     # needs only the newest record (one LIST, one GET).
-    earlier = newest_record(pool.uri, pool._credentials)
+    earlier = newest_record(pool.uri, pool.credentials)
     record["lost"] = list((earlier or {}).get("lost") or []) + [
         {"first": first, "last": last, "vacuum": record["started_at"], "keep_days": keep_days,
          "cutoff": record["cutoff"]} for first, last in result.unreadable
     ]
-    earlier_vacuums = vacuum_history(pool.uri, pool._credentials, earlier) if earlier is not None else []
+    earlier_vacuums = vacuum_history(pool.uri, pool.credentials, earlier) if earlier is not None else []
     record["vacuums"] = [*earlier_vacuums, _summary(record)]
     # Written first: a vacuum killed midway has still told readers which versions may have lost files.
-    write_bytes(json.dumps(record).encode(), record_uri, pool._credentials)
+    write_bytes(json.dumps(record).encode(), record_uri, pool.credentials)
 
     def delete(f: DeletedFile) -> None:
         with contextlib.suppress(FileNotFoundError):  # deleted meanwhile (another vacuum)
@@ -287,14 +287,14 @@ def vacuum(
 
     map_io(delete, files)
     for folder in staging:
-        sfs, spath = filesystem(folder.path, pool._credentials)
+        sfs, spath = filesystem(folder.path, pool.credentials)
         with contextlib.suppress(FileNotFoundError):
             sfs.rm(spath, recursive=True)
     record.update(status="completed", files_deleted=result.files_deleted, bytes_deleted=result.bytes_deleted,
                   staging_folders=len(staging), staging_bytes=result.staging_bytes,
                   finished_at=datetime.now(UTC).isoformat(timespec="seconds"))
     record["vacuums"][-1] = _summary(record)
-    write_bytes(json.dumps(record).encode(), record_uri, pool._credentials)
+    write_bytes(json.dumps(record).encode(), record_uri, pool.credentials)
     log.info("Vacuumed %s (kept %d days): %d data files (%d bytes) and %d staging folders (%d bytes) deleted; "
              "versions %s can no longer be read.", pool.uri, keep_days, result.files_deleted, result.bytes_deleted,
              len(staging), result.staging_bytes, result.unreadable or "none")
@@ -311,13 +311,13 @@ def _staging_plan(pool: Any, now: datetime, staging_days: int) -> list[StagingFo
     from lightly_airflow.datapool.receipts import RECEIPTS_DIR
     from lightly_airflow.staging import STAGING_DIR
 
-    fs, root = filesystem(join_uri(pool.uri, STAGING_DIR), pool._credentials)
+    fs, root = filesystem(join_uri(pool.uri, STAGING_DIR), pool.credentials)
     fs.invalidate_cache(root)
     try:
         folders = [i["name"] for i in fs.ls(root, detail=True) if i.get("type") == "directory"]
     except FileNotFoundError:
         return []
-    rfs, rroot = filesystem(join_uri(pool.uri, RECEIPTS_DIR), pool._credentials)
+    rfs, rroot = filesystem(join_uri(pool.uri, RECEIPTS_DIR), pool.credentials)
     try:
         receipts = {posixpath.basename(i["name"].rstrip("/")): _mtime(i) for i in rfs.ls(rroot, detail=True)}
     except FileNotFoundError:

@@ -26,7 +26,7 @@ from lightly_airflow.datapool.errors import ConcurrentCommitError, DatapoolError
 from lightly_airflow.datapool.pool import Datapool, validate_tag
 from lightly_airflow.datapool.reading import quote_literal
 from lightly_airflow.datapool.rows import COMMIT_VERSION
-from lightly_airflow.datapool.snapshot import HAND_MADE_TAG_OPERATION, INITIAL_TAG_COUNT, Snapshot
+from lightly_airflow.datapool.snapshot import HAND_MADE_TAG_OPERATION, INITIAL_TAG_COUNT
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def create_tag(
         raise DatapoolError(f"Tag {name!r} would hold {wanted.num_rows} rows; at most {MAX_TAG_ROWS} can be tagged at once.")
     for attempt in range(1, TAG_ATTEMPTS + 1):
         table = _table(pool)
-        snap = Snapshot(pool.uri, table, pool._credentials)
+        snap = pool.snapshot_of(table)
         for entry in snap.history():
             if entry.get("tag") == name:
                 raise TagExistsError(
