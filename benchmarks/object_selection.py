@@ -43,6 +43,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,8 +67,13 @@ def embeddings(case: str) -> np.ndarray:
 
 
 class Float32Filter(ObjectDiversity):
-    """``pick`` before the bound: the float32 filter of every object at every pick (this code with the bound off:
-    it still keeps each object's nearest selected id, the bound's only cost outside the picks that use it)."""
+    """``pick`` before the bound: the float32 filter of every object at every pick (this code with the bound and the
+    projected screen off: it still keeps each object's nearest selected id, the bound's only cost outside the picks
+    that use it)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.projection = None
 
     def _may_get_nearer(self, a: int, b: int, ids: int) -> None:
         return None
@@ -148,7 +154,7 @@ def main() -> None:
     args = parser.parse_args()
     known = {"float64": ("float64 baseline", Float64Baseline), "float64-1": ("float64, BLAS 1 thread", Float64OneThread),
              "loop": ("float32 loop (not exact)", Float32Loop), "filter": ("float32 filter (before)", Float32Filter),
-             "bound": ("bound + float32 filter (now)", ObjectDiversity), "mundig": ("lightly-mundig (not exact)", None)}
+             "bound": ("bound + screen + float32 filter (now)", ObjectDiversity), "mundig": ("lightly-mundig (not exact)", None)}
     for case in args.cases.split(","):
         images, per_image, dim = CASES[case]
         x = embeddings(case)
