@@ -3,11 +3,12 @@ rows, over candidates read in place with the preselected after them), and its me
 
 from __future__ import annotations
 
+import logging
 import tracemalloc
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_digits, make_blobs
 
 from lightly_airflow.selection.objectives import kmeans
 
@@ -55,6 +56,22 @@ def test_labels_are_the_formulas_on_real_data_and_on_ties(k: int, seed: int | No
         assert np.array_equal(kmeans(x, k, seed, rows=rows, pre=pre, block=100), ref)
         odd = np.arange(1, len(x), 2)
         assert np.array_equal(kmeans(x, k, seed, rows=odd, pre=pre), _reference(np.concatenate([x[odd], pre]), k, seed))
+
+
+@pytest.mark.parametrize("block", [1024, 100])
+def test_only_the_distances_that_can_change_a_result_are_computed(caplog: pytest.LogCaptureFixture,
+                                                                  block: int) -> None:
+    """Separated clusters: in the seeding, a new centre far from a row's nearest centre cannot come closer (triangle
+    inequality, the rounding included); in the Lloyd passes, a row far nearer its centre than any other keeps its
+    label (Hamerly's bounds). Most distances are not computed; the labels are still the formulas' bits."""
+    x = make_blobs(n_samples=1200, centers=40, n_features=24, cluster_std=0.4, random_state=0)[0].astype(np.float32)
+    with caplog.at_level(logging.DEBUG, logger="lightly_airflow.selection.objectives"):
+        labels = kmeans(x, 40, 0, block=block)
+    assert np.array_equal(labels, _reference(x, 40, 0))
+    [(seeded, of_seeding)] = [(r.args[2], r.args[3]) for r in caplog.records if "k-means++ seeding" in r.msg]
+    [(assigned, of_passes)] = [(r.args[2], r.args[3]) for r in caplog.records if "Lloyd passes" in r.msg]
+    assert (of_seeding, of_passes) == (1200 * 40, 3 * 1200)  # (every row each time, without the bounds)
+    assert seeded < 0.6 * of_seeding and assigned < 0.5 * of_passes, (seeded, assigned)  # (~26,300; ~1,400)
 
 
 def test_no_copy_of_the_rows_or_of_the_distances() -> None:
