@@ -168,12 +168,18 @@ def compute_metrics(rgb: np.ndarray, gray: np.ndarray, size_in_bytes: int) -> di
     return _metrics_from(pixels.sum(axis=0), (pixels * pixels).sum(axis=0), gray, size_in_bytes, rgb)
 
 
-def _metrics_of_image(rgb_img: Image.Image, size_in_bytes: int) -> dict[str, float]:
-    # One compiled pass gives the channel sums and the luma (Pillow's rounding), then one for the Laplacian; both
-    # read Pillow's own memory where it is one block (pixel_array: no 27 ms copy at 12 Mpx).
-    rgb = pixel_array(rgb_img)
+def rgb_metrics(rgb: np.ndarray, size_in_bytes: int) -> dict[str, float]:
+    """:func:`compute_metrics` of a C-contiguous ``(H, W, 3|4)`` uint8 array with its Pillow luma (``convert("L")``),
+    the same values: one compiled pass gives the channel sums and the luma (Pillow's rounding), then one the
+    Laplacian's (images, video frames and object crops: 0.03 ms a small crop against 0.12 ms for numpy's int64 copy
+    and sums with Pillow's conversion)."""
     sums, squares, gray = pixel_sums(rgb)
     return _metrics_from(sums.astype(np.float64), squares.astype(np.float64), gray, size_in_bytes, rgb)
+
+
+def _metrics_of_image(rgb_img: Image.Image, size_in_bytes: int) -> dict[str, float]:
+    # (pixel_array: Pillow's own memory where it is one block, no 27 ms copy at 12 Mpx)
+    return rgb_metrics(pixel_array(rgb_img), size_in_bytes)
 
 
 def _extension(key: str) -> str:

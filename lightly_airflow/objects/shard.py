@@ -214,7 +214,7 @@ def crop_pixels(rgb_all: np.ndarray, every: list[ObjectBox], padding: float, siz
     and clipped crop box, crop metrics, thumbnail (``on_crop``), the crop resized to the encoder's input.
 
     :param shown: the ``(width, height)`` the boxes are in when the decode is reduced (``pixels.scale_box``)."""
-    from lightly_airflow.metadata.metrics import compute_metrics
+    from lightly_airflow.metadata.metrics import rgb_metrics
     from lightly_airflow.pixels import scale_box
 
     height, width = rgb_all.shape[:2]
@@ -223,12 +223,11 @@ def crop_pixels(rgb_all: np.ndarray, every: list[ObjectBox], padding: float, siz
     for box in every:
         cb = crop_box(box.bbox, padding, *shown)
         x, y, w, h = scale_box(cb, (width, height), shown)
-        region = rgb_all[y : y + h, x : x + w]
+        region = np.ascontiguousarray(rgb_all[y : y + h, x : x + w])
         part = Image.fromarray(region)
         if on_crop is not None:
             on_crop(box, part)
-        gray = np.asarray(part.convert("L"), dtype=np.uint8)
-        metrics = compute_metrics(region, gray, 0)
+        metrics = rgb_metrics(region, 0)
         if part.size != (size, size):
             part = part.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
         out.append(Crop(parent, box, cb, np.asarray(part, dtype=np.uint8),
@@ -595,6 +594,7 @@ class ShardObjects:
         vectors = np.concatenate(self.chunks) if self.chunks else np.zeros((0, encoder.dim), np.float32)
         schema = objects_schema(encoder.model_id, encoder.dim, self.size)
         columns: dict[str, list[Any]] = {f.name: [] for f in schema}
+        metric_columns = [(m, columns[C.lightly_metadata_column(m)]) for m in CROP_METRICS]
         for crop, vector in zip(crops, vectors, strict=True):
             parent = keys[crop.parent]
             columns[C.KEY].append(C.object_id(parent, crop.box.task, crop.box.index))
@@ -607,8 +607,8 @@ class ShardObjects:
             columns[C.OBJECT_CATEGORY].append(crop.box.category)
             columns[C.OBJECT_SCORE].append(crop.box.score)
             columns[C.EMBEDDING].append(vector)
-            for m in CROP_METRICS:
-                columns[C.lightly_metadata_column(m)].append(crop.metrics[m])
+            for m, column in metric_columns:
+                column.append(crop.metrics[m])
             columns[C.STATUS].append(C.STATUS_OK)
         arrays = []
         for f in schema:

@@ -402,6 +402,27 @@ def test_a_crop_gets_the_uniform_row_ratio_of_its_own_pixels() -> None:
     assert [c.metrics["uniformRowRatio"] for c in crops] == [0.0, 1.0]
 
 
+def test_crop_metrics_equal_the_image_metrics_of_the_crop() -> None:
+    """The object pass computes a crop's metrics with the metadata pass's compiled sums and luma
+    (:func:`~lightly_airflow.metadata.metrics.rgb_metrics`): they equal ``compute_metrics`` of the crop and its Pillow grey exactly (the stored
+    ``lightly.*`` values do not change), for a photo's crops, flat and striped ones, and crops of 1 and 2 pixels."""
+    from skimage import data as skdata
+
+    from lightly_airflow.metadata.metrics import CROP_METRICS, compute_metrics, rgb_metrics
+
+    photo = skdata.astronaut()
+    flat = np.full((20, 30, 3), (12, 200, 77), np.uint8)
+    striped = np.repeat(np.array([[(0, 140, 0)], [(200, 40, 200)]], np.uint8), 15, axis=1).repeat(5, axis=0)
+    regions = [photo[y : y + h, x : x + w] for y, x, h, w in
+               ((0, 0, 40, 30), (100, 200, 3, 251), (300, 17, 97, 5), (511, 511, 1, 1), (7, 9, 2, 1))]
+    for region in (*regions, flat, striped):
+        region = np.ascontiguousarray(region)
+        gray = np.asarray(Image.fromarray(region).convert("L"), dtype=np.uint8)
+        want = compute_metrics(region, gray, 0)
+        got = rgb_metrics(region, 0)
+        assert {m: got[m] for m in CROP_METRICS} == {m: want[m] for m in CROP_METRICS}, region.shape
+
+
 def test_objects_of_a_jpeg_above_the_pixel_limit_are_cropped_from_its_reduced_decode(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A JPEG above ``PIL.Image.MAX_IMAGE_PIXELS`` (a 300 Mpx aerial photo with detections) is decoded reduced by the
