@@ -169,11 +169,11 @@ def parse_scope(params: Iterable[tuple[str, str]]) -> Scope:
 _cache_lock = threading.Lock()
 _facet_cache: dict[tuple[str, int], tuple[float, dict[str, Any]]] = {}
 _dupe_cache: dict[tuple[str, int], tuple[float, Any]] = {}
-_unviewable_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+_count_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
 _similar_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
 #: Bars of a numeric facet's histogram (the filter panel draws them above its range inputs)
 HISTOGRAM_BINS = 24
-#: Values the facets' histograms bin at a time (``View._histograms``: float64, so 32 MB).
+#: Values the facets' scan bins and counts at a time (``View._histograms_and_categories``: 32 MB, as float64).
 HISTOGRAM_BLOCK_VALUES = 4_000_000
 #: Rows of a grid ordered by similarity computed at once and kept (``_similar_cache``, per version, scope and
 #: order): its next pages, and the sample page stepping through it, read them instead of every embedding again
@@ -431,21 +431,31 @@ class View:
         return QueryError(str(error).replace(self.spec.uri, repr(self.spec.name)))
 
     def count(self, scope: Scope) -> int:
-        return int(self.sql(f"SELECT COUNT(*) AS n FROM pool {self.where(scope)}").column("n")[0].as_py())
+        return self._counts(scope)[0]
 
     def unviewable_count(self, scope: Scope) -> int:
         """How many of the scope's images a browser cannot show (:data:`~lightly_airflow.datapool.export.
         UNVIEWABLE_IMAGES`: iPhone HEIC, TIFF; video frames are exported as PNG): a labelling tool in the browser
         shows an export of them blank, and the grid says so beside its export links."""
+        return 0 if scope.objects else self._counts(scope)[1]
+
+    def _counts(self, scope: Scope) -> tuple[int, int]:
+        """The scope's rows and its :meth:`unviewable_count`: one query (a scan of every data file where the scope
+        has a condition), cached per version and scope (the grid reads both, its next pages them again)."""
         from lightly_airflow.datapool.export import UNVIEWABLE_IMAGES
 
-        if scope.objects:
-            return 0
-        where = self.where(scope)
-        pattern = quote_literal(r"\.(" + "|".join(sorted(UNVIEWABLE_IMAGES)) + ")$")
-        text = f"SELECT COUNT(*) AS n FROM pool {where + ' AND' if where else 'WHERE'} {quote_ident(C.KEY)} ~* {pattern}"
-        key = (self.spec.uri, self.version, tuple(scope.to_params(with_version=False)))  # (paging reads it again)
-        return int(_cached(_unviewable_cache, key, lambda: self.sql(text).column("n")[0].as_py()))
+        unviewable = "0"
+        if not scope.objects:
+            pattern = quote_literal(r"\.(" + "|".join(sorted(UNVIEWABLE_IMAGES)) + ")$")
+            unviewable = f"SUM(CASE WHEN {quote_ident(C.KEY)} ~* {pattern} THEN 1 ELSE 0 END)"
+        text = f"SELECT COUNT(*) AS n, {unviewable} AS u FROM pool {self.where(scope)}"
+
+        def counts() -> tuple[int, int]:
+            got = self.sql(text).to_pylist()[0]
+            return int(got["n"]), int(got["u"] or 0)  # (SUM of no rows: null)
+
+        key = (self.spec.uri, self.version, tuple(scope.to_params(with_version=False)))
+        return tuple(_cached(_count_cache, key, counts))
 
     # -------------------------------------------------------------- grid
     def similarity(self, sample_id: str) -> tuple[str, str]:
@@ -562,33 +572,31 @@ class View:
                 if mn is None or (isinstance(mn, float) and not math.isfinite(mn)):
                     continue
                 out[c] = {"kind": "number", "min": mn, "max": mx, "nulls": row["total"] - row[f"n{i}"]}
-            self._histograms(out, rows)
-        for c in self.columns:
-            if self.kind(c) != "category" or c in skip:
-                continue
-            q = quote_ident(c)
-            counts = self.sql(
-                f"SELECT {q} AS v, COUNT(*) AS n FROM pool {rows} GROUP BY {q} ORDER BY n DESC "
-                f"LIMIT {MAX_CATEGORIES + 1}"
-            ).to_pylist()
-            if all(r["v"] is None for r in counts):
+        categories = [c for c in self.columns if self.kind(c) == "category" and c not in skip]
+        for c, counts in self._histograms_and_categories(out, categories, rows).items():
+            if all(v is None for v in counts):
                 continue  # a column of the other kind of rows (object columns on images, scores on objects)
-            if len(counts) <= MAX_CATEGORIES:
-                out[c] = {"kind": "category", "values": [[_text(r["v"]), r["n"]] for r in counts]}
+            ordered = sorted(counts.items(), key=lambda vn: (-vn[1], _text(vn[0])))  # (ties: by value)
+            out[c] = {"kind": "category", "values": [[_text(v), n] for v, n in ordered]}
         return out
 
-    def _histograms(self, facets: dict[str, Any], rows: str) -> None:
+    def _histograms_and_categories(self, facets: dict[str, Any], categories: list[str], rows: str
+                                   ) -> dict[str, dict[Any, int]]:
         """Add ``bins``: :data:`HISTOGRAM_BINS` counts of equal width from ``min`` to ``max`` (the last bin holds
-        ``max``) to every numeric facet with a finite range: one scan of those columns, binned batch by batch as
-        the rows stream back (bin ``floor((value - min) / width)``; nulls and NaN in none).
+        ``max``) to every numeric facet with a finite range, and count the values of each of ``categories``: one
+        scan of those columns, binned and counted block by block as the rows stream back (bin
+        ``floor((value - min) / width)``; nulls and NaN in none). The counts by value of each category column
+        with at most :data:`MAX_CATEGORIES` values (one with more is left out: not a category).
 
         One scan, not one per column: a ``UNION ALL`` of a ``SELECT`` per column scanned the table once per
         column, and its time and memory grew faster than the columns (a 20,000-image pool with 250 / 1,000
-        category-count columns: 2 s, 0.9 GB / 11 s, 3.1 GB for the histograms alone, 2026-12-06)."""
+        category-count columns: 2 s, 0.9 GB / 11 s, 3.1 GB for the histograms alone, 2026-12-06); a ``GROUP BY``
+        per category column scanned every data file once each (a pool of 800 small files: 0.3 s a column)."""
         ranged = [(c, f) for c, f in facets.items() if f["kind"] == "number" and f["max"] != f["min"]
                   and all(isinstance(f[k], (int, float)) and math.isfinite(f[k]) for k in ("min", "max"))]
-        if not ranged:
-            return
+        counted: dict[str, dict[Any, int]] = {c: {} for c in categories}
+        if not ranged and not categories:
+            return counted
         lows = np.array([float(f["min"]) for _, f in ranged])
         widths = np.array([(float(f["max"]) - float(f["min"])) / HISTOGRAM_BINS for _, f in ranged])
         counts = np.zeros((len(ranged), HISTOGRAM_BINS), dtype=np.int64)
@@ -601,20 +609,33 @@ class View:
                 if len(v):
                     b = np.clip(np.floor((v - lows[i]) / widths[i]), 0, HISTOGRAM_BINS - 1).astype(np.int64)
                     counts[i] += np.bincount(b, minlength=HISTOGRAM_BINS)
+            for j, c in enumerate(categories):
+                seen = counted.get(c)
+                if seen is None:  # (more values than a category has)
+                    continue
+                column = batch.column(len(ranged) + j)
+                if column.null_count:
+                    seen[None] = seen.get(None, 0) + column.null_count
+                for got in pc.value_counts(column.drop_null()).to_pylist():  # (string_view: nulls dropped first)
+                    seen[got["values"]] = seen.get(got["values"], 0) + got["counts"]
+                if len(seen) > MAX_CATEGORIES:
+                    del counted[c]
 
-        values = ", ".join(f"CAST({quote_ident(c)} AS DOUBLE) AS h{i}" for i, (c, _) in enumerate(ranged))
+        values = [f"CAST({quote_ident(c)} AS DOUBLE) AS h{i}" for i, (c, _) in enumerate(ranged)]
+        values += [f"{quote_ident(c)} AS c{j}" for j, c in enumerate(categories)]
         pending: list[pa.Table] = []
         held = 0
-        for batch in self.sql_batches(f"SELECT {values} FROM pool {rows}"):
+        for batch in self.sql_batches(f"SELECT {', '.join(values)} FROM pool {rows}"):
             pending.append(batch)  # (binned in blocks: a pool of many small files streams many tiny batches)
-            held += batch.num_rows * len(ranged)
-            if held >= HISTOGRAM_BLOCK_VALUES:
+            held += batch.nbytes  # (bytes, not values: a category column's strings may be long)
+            if held >= HISTOGRAM_BLOCK_VALUES * 8:
                 add(pending)
                 pending, held = [], 0
         if pending:
             add(pending)
         for (_, f), row in zip(ranged, counts, strict=True):
             f["bins"] = [int(n) for n in row]
+        return counted
 
     # -------------------------------------------------------------- one sample
     def sample(self, sample_id: str) -> list[dict[str, Any]]:
