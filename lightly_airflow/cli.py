@@ -108,8 +108,8 @@ def console() -> int:
 
     The command's modules are imported with the collector off, then frozen: the imports (numpy, pyarrow; torch
     for ``embed``) allocate hundreds of thousands of objects that live as long as the process, and the
-    collections they trigger traverse them again and again (a ``select``: 84 + 8 collections -> 39 + 2, the
-    collector's CPU ~22 -> ~8 ms; docs/selection.md "How it is fast"). The command itself runs with it on."""
+    collections they trigger traverse them again and again (a ``select``: 84 + 8 collections -> 39 + 2; a small
+    one ends ~11 ms sooner, docs/selection.md "How it is fast"). The command itself runs with it on."""
     argv = sys.argv[1:]
     gc.disable()
     try:
