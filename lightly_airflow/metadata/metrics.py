@@ -171,7 +171,7 @@ def compute_metrics(rgb: np.ndarray, gray: np.ndarray, size_in_bytes: int) -> di
 def rgb_metrics(rgb: np.ndarray, size_in_bytes: int) -> dict[str, float]:
     """:func:`compute_metrics` of a C-contiguous ``(H, W, 3|4)`` uint8 array with its Pillow luma (``convert("L")``),
     the same values: one compiled pass gives the channel sums and the luma (Pillow's rounding), then one the
-    Laplacian's (images, video frames and object crops: 0.03 ms a small crop against 0.12 ms for numpy's int64 copy
+    Laplacian's (images and object crops: 0.03 ms a small crop against 0.12 ms for numpy's int64 copy
     and sums with Pillow's conversion)."""
     sums, squares, gray = pixel_sums(rgb)
     return _metrics_from(sums.astype(np.float64), squares.astype(np.float64), gray, size_in_bytes, rgb)
