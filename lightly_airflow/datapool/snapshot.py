@@ -182,8 +182,9 @@ class Snapshot:
             present = [c for c in RULE_COLUMNS if c in self.column_names()]
             before = self.select(present, "", values_in=(C.KEY, keys.to_pylist()))
         assert count is not None
-        after = pa.concat_tables([_rule_columns(before), _rule_columns(data)], promote_options="permissive")
-        return count - _initial_keys(_rule_columns(before)) + _initial_keys(after)
+        before = _rule_columns(before)
+        after = pa.concat_tables([before, _rule_columns(data)], promote_options="permissive")
+        return count - _initial_keys(before) + _initial_keys(after)
 
     def hand_made_tag_names(self) -> set[str]:
         """Tags made by hand (``datapool.tagging``) as of this version: they may sit on unselected rows too."""
