@@ -298,7 +298,7 @@ def lower_to_nearest(d: np.ndarray, x: np.ndarray, s: np.ndarray, xn: np.ndarray
     (its first ``s`` on ties) is the formula's over every ``s``. A pair's float64 dot sums in ``np.einsum``'s order,
     the same for every pair wherever its row lies (the picks give objects that duplicate each other the same
     distances bit for bit: their images tie exactly), :func:`nearest_distances`' in that of BLAS' matrix product
-    (the preselected objects' distances), which depends on the matrix's shape and the row's place in it: values
+    (object SIMILARITY's distances), which depends on the matrix's shape and the row's place in it: values
     within ``4 γ_D^64 M`` of each other. ``margin_scale`` scales ``margin`` and ``tie`` for the tests (a too small
     margin must change results where distances nearly tie).
     """
