@@ -59,6 +59,16 @@ def datapool_of_manifest(manifest_uri: str) -> str | None:
     return datapool_of(manifest_uri)
 
 
+def manifest_thumbnails(manifest_uri: str, credentials: Any = None, uri: str | None = None) -> ThumbnailWriter | None:
+    """The writer of a run's thumbnails (images in the metadata pass, video frames in the embed pass, object crops
+    in the object pass): into ``uri``, by default the ``_thumbnails/`` folder of the datapool whose staging folder
+    holds the manifest; ``None`` when that is ``""`` or the manifest is not in a datapool's staging folder."""
+    if uri is None:
+        pool = datapool_of_manifest(manifest_uri)
+        uri = thumbnails_uri(pool) if pool else ""
+    return ThumbnailWriter(uri, credentials) if uri else None
+
+
 #: Pillow first shrinks a picture by a whole factor (box averaging) while it stays at least this many times the
 #: thumbnail, then resamples (Lanczos) the rest. 1.0 instead of ``Image.thumbnail``'s 2.0: a 640 x 480 picture's
 #: thumbnail took 3.65 ms (Lanczos over the whole picture: 70 % of its metadata pass), now 1.62 ms; 4032 x 3024

@@ -66,10 +66,9 @@ C_VIDEO = "video"  # columns.VIDEO: manifests with video frame rows
 
 def _frame_thumbnails(manifest_uri: str, credentials: StorageCredentials | None) -> Any:
     """The UI thumbnails of video frames come from the embed task's decode (the metadata task decodes none)."""
-    from lightly_airflow.thumbnails import ThumbnailWriter, datapool_of_manifest, thumbnails_uri
+    from lightly_airflow.thumbnails import manifest_thumbnails
 
-    pool = datapool_of_manifest(manifest_uri)
-    return ThumbnailWriter(thumbnails_uri(pool), credentials) if pool else None
+    return manifest_thumbnails(manifest_uri, credentials)
 
 
 def _prefetch(items: Iterator[Any], depth: int = 4, on_done: Any = None) -> Iterator[Any]:

@@ -38,7 +38,7 @@ from lightly_airflow.staging import (
     validate_fraction,
 )
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, write_parquet
-from lightly_airflow.thumbnails import ThumbnailWriter, datapool_of_manifest, thumbnails_uri
+from lightly_airflow.thumbnails import manifest_thumbnails
 from lightly_airflow.video.past_end import files_past_end, video_ends
 
 logger = logging.getLogger(__name__)
@@ -228,13 +228,6 @@ def _read_images(fs: Any, paths: list[str]) -> dict[str, bytes | Exception]:
         return out
 
 
-def _thumbnail_writer(manifest_uri: str, uri: str | None, credentials: StorageCredentials | None) -> ThumbnailWriter | None:
-    if uri is None:
-        pool = datapool_of_manifest(manifest_uri)
-        uri = thumbnails_uri(pool) if pool else ""
-    return ThumbnailWriter(uri, credentials) if uri else None
-
-
 def compute_metadata_shard(
     manifest_uri: str,
     output_uri: str | None = None,
@@ -295,7 +288,7 @@ def compute_metadata_shard(
     # Ok files whose pixels rest on a guess or a reduced decode (metrics.ImageResult.notes): kind -> keys, words
     notes: dict[str, list[tuple[str, str]]] = {kind: [] for kind in NOTE_KINDS}
 
-    thumbs = _thumbnail_writer(manifest_uri, thumbnails_uri, credentials)
+    thumbs = manifest_thumbnails(manifest_uri, credentials, thumbnails_uri)
     # Video frames are decoded once, by the embed task, which writes their hash and metrics; here they only get
     # their custom metadata (per frame or per video) and status ok (the embed task reports undecodable frames).
     videos = manifest.table.column(C.VIDEO).to_pylist() if C.VIDEO in manifest.table.column_names else [None] * n

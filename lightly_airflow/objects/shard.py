@@ -35,6 +35,7 @@ from lightly_airflow.objects.boxes import ObjectBox, auto_task_boxes, crop_box, 
 from lightly_airflow.objects.spec import ObjectsSpec, read_spec
 from lightly_airflow.staging import OBJECTS, sibling_uri
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, write_parquet
+from lightly_airflow.thumbnails import manifest_thumbnails
 from lightly_airflow.video.frames import frame_rows
 
 logger = logging.getLogger(__name__)
@@ -100,14 +101,6 @@ def _normalized_looking(boxes: dict[int, list[ObjectBox]]) -> list[tuple[int, st
                     and any(0.0 < b.bbox[2] < 1.0 or 0.0 < b.bbox[3] < 1.0 for b in mine)):
                 out.append((row, task))
     return out
-
-
-def _crop_thumbnails(manifest_uri: str, credentials: StorageCredentials | None) -> Any:
-    """The UI's crop thumbnails (``<datapool>/_thumbnails/<object sample id>.jpg``), made from the crops this
-    pass decodes anyway; ``None`` when the manifest is not in a datapool's staging folder."""
-    from lightly_airflow.embedding.runner import _frame_thumbnails
-
-    return _frame_thumbnails(manifest_uri, credentials)
 
 
 def load_object_boxes(
@@ -444,7 +437,7 @@ class ShardObjects:
         self.per_image_auto = auto_boxes_per_image(spec)
         self.size = int(encoder.input_size)
         self.budget = crops_ahead_budget(self.size)  # crops ahead (FrameObjectsHook)
-        self.thumbs = _crop_thumbnails(manifest_uri, credentials)
+        self.thumbs = manifest_thumbnails(manifest_uri, credentials)  # (from the crops this pass decodes anyway)
         self.crops: list[Crop] = []
         self.chunks: list[np.ndarray] = []
         self.pending: list[np.ndarray] = []
