@@ -2159,6 +2159,7 @@ class LiftedProjection:
         q = _orthonormal(s_times(s_t_times(q)))  # one power iteration
         _, _, vt = np.linalg.svd(s_t_times(q).T, full_matrices=False)
         p, _ = np.linalg.qr(vt[:rank].T.astype(np.float64))
+        rank = p.shape[1]  # (fewer where the sample spans fewer directions: rows of a lower rank)
         self.ok = bool(np.abs(p.T @ p - np.eye(rank)).max() <= 1e-10)
         self.p = p
         self.rank = rank

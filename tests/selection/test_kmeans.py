@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits, make_blobs
 
+from lightly_airflow.selection import objectives
 from lightly_airflow.selection.objectives import kmeans
 
 
@@ -72,6 +73,56 @@ def test_only_the_distances_that_can_change_a_result_are_computed(caplog: pytest
     [(assigned, of_passes)] = [(r.args[2], r.args[3]) for r in caplog.records if "Lloyd passes" in r.msg]
     assert (of_seeding, of_passes) == (1200 * 40, 3 * 1200)  # (every row each time, without the bounds)
     assert seeded < 0.6 * of_seeding and assigned < 0.5 * of_passes, (seeded, assigned)  # (~26,300; ~1,400)
+
+
+def _wide(shape: str) -> np.ndarray:
+    """2,400 x 256 float32 rows (the lifted bound's shape): ``spectrum``, a Gaussian whose variances decay as 0.81^j
+    along random directions (as image embeddings: most of the distance in a few directions); ``tight``, 30 clusters
+    1e-3 wide up to 10 from the origin, where a float32 lifted distance errs by more than the distances inside a
+    cluster; ``rank 9``, rows of rank 9 (the basis has 9 directions, not 64)."""
+    if shape == "rank 9":
+        rng = np.random.default_rng(1)
+        return (rng.standard_normal((2400, 9)) @ rng.standard_normal((9, 256))).astype(np.float32)
+    if shape == "tight":
+        x = make_blobs(n_samples=2400, centers=30, n_features=256, cluster_std=1e-3, center_box=(-10.0, 10.0),
+                       random_state=0)[0]
+        return x.astype(np.float32)
+    rng = np.random.default_rng(0)
+    rotation = np.linalg.qr(rng.standard_normal((256, 256)))[0]
+    return ((rng.standard_normal((2400, 256)) * 0.9 ** np.arange(256)) @ rotation).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape", ["spectrum", "tight", "rank 9"])
+def test_the_seeding_screens_wide_rows_by_the_lifted_bound(caplog: pytest.LogCaptureFixture,
+                                                           monkeypatch: pytest.MonkeyPatch, shape: str) -> None:
+    """From ``KMEANS_PROJECTION_MIN_CLUSTERS`` clusters on wide rows, a seed computes a row's distance only where
+    the lifted bound (``LiftedProjection``, its rounding margins included) leaves it possibly below the row's d2:
+    fewer than the triangle inequality alone, and the formulas' labels, in blocks on 2 threads and over ``x[rows]``
+    then ``pre`` too. ``tight`` without the margins (``bound < d2``) keeps wrong d2 and picks other centres (checked
+    by hand: the labels differ); ``tight`` and ``rank 9`` (30 and 9 directions) failed in ``LiftedProjection`` when
+    its basis had fewer directions than asked."""
+    x, k = _wide(shape), 64
+
+    def seeded(**kw: object) -> tuple[np.ndarray, int]:
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="lightly_airflow.selection.objectives"):
+            labels = kmeans(x, k, 0, **kw)  # type: ignore[arg-type]
+        [count] = [r.args[2] for r in caplog.records if "k-means++ seeding" in r.msg]
+        return labels, count
+
+    ref = _reference(x, k, 0)
+    labels, lifted = seeded()
+    assert np.array_equal(labels, ref)
+    monkeypatch.setenv("LIGHTLY_SELECTION_THREADS", "2")
+    assert np.array_equal(seeded(block=256)[0], ref)
+    rows, pre = np.arange(0, len(x) - 50), x[-50:]
+    assert np.array_equal(seeded(rows=rows, pre=pre, block=256)[0], ref)
+    some = np.flatnonzero(np.arange(len(x)) % 10 != 3)
+    assert np.array_equal(seeded(rows=some, pre=pre)[0], _reference(np.concatenate([x[some], pre]), k, 0))
+    monkeypatch.setattr(objectives, "KMEANS_PROJECTION_MIN_CLUSTERS", k + 1)  # (the triangle inequality alone)
+    labels, triangle = seeded()
+    assert np.array_equal(labels, ref)
+    assert lifted < 0.5 * triangle, (lifted, triangle)
 
 
 def test_no_copy_of_the_rows_or_of_the_distances() -> None:
