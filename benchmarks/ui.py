@@ -149,6 +149,7 @@ def main() -> int:
         urls = target if isinstance(target, list) else [target]
         if any("sort=similar:" in u and "offset=" not in u and "at=" not in u for u in urls):
             query._similar_cache.clear()  # a new similarity ordering: every embedding read (its pages then reuse it)
+        query._grid_cache.clear()  # (the grid's rows are kept per version: each round reads its page again)
         t = time.perf_counter()
         for u in urls:
             r = client.get(u)

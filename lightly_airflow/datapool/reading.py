@@ -70,9 +70,16 @@ def query(table: DeltaTable, sql: str, *, keep: tuple[str, list[str]] | None = N
     return pa.concat_tables(kept)
 
 
+#: Bytes of record batches :func:`query_batches` gathers into one table before normalising it: a pool of many small
+#: data files streams a tiny batch per file, and each one normalised alone cost ~0.25 ms (a scan of 800 files:
+#: 0.2 s, as much as DataFusion's own read of them).
+GATHER_BYTES = 8 << 20
+
+
 def query_batches(table: DeltaTable, sql: str) -> Iterator[pa.Table]:
-    """:func:`query`'s rows as they stream back, one normalised table per record batch: for a caller that reduces
-    them (a scan of many columns of every row holds one batch in memory, not the whole result).
+    """:func:`query`'s rows as they stream back, one normalised table per record batch, or per several small ones
+    (:data:`GATHER_BYTES`): for a caller that reduces them (a scan of many columns of every row holds a few MB of
+    batches in memory, not the whole result).
 
     :raises MissingDataFileError: as :func:`query`.
     """
@@ -82,12 +89,21 @@ def query_batches(table: DeltaTable, sql: str) -> Iterator[pa.Table]:
 
 
 def _batches(table: DeltaTable, sql: str) -> Iterator[pa.Table]:
-    """The result's empty table (its normalised schema), then one normalised table per record batch."""
+    """The result's empty table (its normalised schema), then one normalised table per record batch, or per several
+    small ones in a row (:data:`GATHER_BYTES`)."""
     with _missing_files(table):
         reader = pa.RecordBatchReader.from_stream(QueryBuilder().register("pool", table).execute(sql))
         yield normalise(reader.schema.empty_table())
+        gathered: list[pa.RecordBatch] = []
+        held = 0
         for batch in reader:
-            yield normalise(pa.Table.from_batches([batch]))
+            gathered.append(batch)
+            held += batch.nbytes
+            if held >= GATHER_BYTES:
+                yield normalise(pa.Table.from_batches(gathered))
+                gathered, held = [], 0
+        if gathered:
+            yield normalise(pa.Table.from_batches(gathered))
 
 
 @contextmanager

@@ -12,6 +12,7 @@ one run committed, narrowed by filters (numeric ranges ``lo.<col>``/``hi.<col>``
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -28,6 +29,8 @@ from lightly_airflow.datapool.reading import IN_LIST_MAX, in_list, query, query_
 from lightly_airflow.datapool.rows import COMMIT_VERSION
 from lightly_airflow.datapool.tagging import hand_made_tags
 from lightly_airflow.plugins.config import PoolSpec
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from lightly_airflow.datapool import Datapool
@@ -111,6 +114,16 @@ class Scope:
                 "filters": self.filters.to_dict()}
 
 
+def _unviewable_sql() -> str:
+    """The SQL condition of a row whose key ends in an extension of :data:`~lightly_airflow.datapool.export.
+    UNVIEWABLE_IMAGES`, in any case (``export._unviewable_kind``'s rule). ``ends_with`` of the lowered key, not a
+    regular expression: DataFusion compiled ``~*``'s pattern for every record batch (0.13 s a scan of 800 files)."""
+    from lightly_airflow.datapool.export import UNVIEWABLE_IMAGES
+
+    key = f"lower({quote_ident(C.KEY)})"
+    return "(" + " OR ".join(f"ends_with({key}, {quote_literal('.' + e)})" for e in sorted(UNVIEWABLE_IMAGES)) + ")"
+
+
 def _num_text(v: float) -> str:
     return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(float(v))
 
@@ -171,15 +184,20 @@ _facet_cache: dict[tuple[str, int], tuple[float, dict[str, Any]]] = {}
 _dupe_cache: dict[tuple[str, int], tuple[float, Any]] = {}
 _count_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
 _similar_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+_grid_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
 #: Bars of a numeric facet's histogram (the filter panel draws them above its range inputs)
 HISTOGRAM_BINS = 24
-#: Values the facets' scan bins and counts at a time (``View._histograms_and_categories``: 32 MB, as float64).
+#: Values the facets' scan bins and counts at a time (``View._scan``: 32 MB, as float64).
 HISTOGRAM_BLOCK_VALUES = 4_000_000
 #: Rows of a grid ordered by similarity computed at once and kept (``_similar_cache``, per version, scope and
 #: order): its next pages, and the sample page stepping through it, read them instead of every embedding again
 #: (at 1,000,000 x 1280 one ordering reads ~5 GB of embeddings: ~12 s).
 SIMILAR_BLOCK = 1_000
-#: Most blocks (and queries' embeddings) kept at once: ~0.6 MB of rows a block, ~40 MB at most.
+#: Rows of any other grid read at once and kept (``_grid_cache``; a larger page: a block of its size): four grid
+#: pages of 60 (``pages.GRID_PAGE``), so its next pages and the sample pages stepping through them read no data file
+#: again (a pool of 800 small files: ~0.3 s a scan; a longer ``LIMIT`` costs next to nothing).
+GRID_BLOCK = 240
+#: Most blocks of each kind (and queries' embeddings) kept at once: ~0.6 MB of rows a block, ~40 MB at most.
 SIMILAR_KEPT = 64
 
 
@@ -325,12 +343,26 @@ class View:
     # -------------------------------------------------------------- scope -> SQL
     def reprocessed(self) -> int:
         """How many rows of this version are older copies of a sample a later run processed again (e.g. a
-        ``process_all`` backfill); cached per version."""
-        def count() -> int:
-            got = self.sql(f"SELECT COUNT(*) AS n, COUNT(DISTINCT {quote_ident(C.SAMPLE_ID)}) AS d FROM pool").to_pylist()[0]
-            return int(got["n"]) - int(got["d"])
+        ``process_all`` backfill): :meth:`_whole`."""
+        whole = self._whole()
+        return whole["rows"] - whole["samples"]
 
-        return int(_cached(_dupe_cache, (self.spec.uri, self.version), count))
+    def _whole(self) -> dict[str, int]:
+        """This version's ``rows``, distinct ``samples``, ``images`` (rows of :data:`SHOW_IMAGES`) and ``unviewable``
+        images (:meth:`unviewable_count`): one query, cached per version (a commit records none of them). The
+        grid of the whole version takes its counts from it where no sample was processed twice (:meth:`_counts`):
+        a scan of every data file less on the page a pool opens on (an uncompacted pool of 800 files: ~0.3 s)."""
+        def count() -> dict[str, int]:
+            images = self.rows_of(SHOW_IMAGES)
+            got = self.sql(
+                f"SELECT COUNT(*) AS n, COUNT(DISTINCT {quote_ident(C.SAMPLE_ID)}) AS d, "
+                f"SUM(CASE WHEN {images} THEN 1 ELSE 0 END) AS i, "
+                f"SUM(CASE WHEN {images} AND {_unviewable_sql()} THEN 1 ELSE 0 END) AS u FROM pool"
+            ).to_pylist()[0]
+            return {"rows": int(got["n"]), "samples": int(got["d"]), "images": int(got["i"] or 0),
+                    "unviewable": int(got["u"] or 0)}  # (SUM of no rows: null)
+
+        return dict(_cached(_dupe_cache, (self.spec.uri, self.version), count))
 
     @property
     def has_objects(self) -> bool:
@@ -441,16 +473,18 @@ class View:
 
     def _counts(self, scope: Scope) -> tuple[int, int]:
         """The scope's rows and its :meth:`unviewable_count`: one query (a scan of every data file where the scope
-        has a condition), cached per version and scope (the grid reads both, its next pages them again)."""
-        from lightly_airflow.datapool.export import UNVIEWABLE_IMAGES
-
-        unviewable = "0"
-        if not scope.objects:
-            pattern = quote_literal(r"\.(" + "|".join(sorted(UNVIEWABLE_IMAGES)) + ")$")
-            unviewable = f"SUM(CASE WHEN {quote_ident(C.KEY)} ~* {pattern} THEN 1 ELSE 0 END)"
+        has a condition), cached per version and scope (the grid reads both, its next pages them again); none for
+        the whole version where no sample was processed twice (:meth:`_whole` counted it)."""
+        unviewable = "0" if scope.objects else f"SUM(CASE WHEN {_unviewable_sql()} THEN 1 ELSE 0 END)"
         text = f"SELECT COUNT(*) AS n, {unviewable} AS u FROM pool {self.where(scope)}"
 
         def counts() -> tuple[int, int]:
+            if not scope.tag and not scope.run and scope.filters.empty():
+                whole = self._whole()
+                if whole["rows"] == whole["samples"]:  # (else the scope is each sample's latest row: counted below)
+                    if scope.objects:
+                        return whole["rows"] - whole["images"], 0
+                    return whole["images"], whole["unviewable"]
             got = self.sql(text).to_pylist()[0]
             return int(got["n"]), int(got["u"] or 0)  # (SUM of no rows: null)
 
@@ -511,20 +545,20 @@ class View:
             found: list[dict[str, Any]] = table.to_pylist()
             return found
 
-        if similar:  # whole blocks of SIMILAR_BLOCK rows, kept
-            size = SIMILAR_BLOCK
-            first, last = offset // size, (offset + limit - 1) // size
-            where = tuple(scope.to_params(with_version=False))
-            rows = []
-            for block in range(first, last + 1):
-                got = _cached(_similar_cache, (self.spec.uri, self.version, where, sort, direction, size, block),
-                              lambda block=block: ordered(block * size, size), SIMILAR_KEPT)
-                rows += got
-                if len(got) < size:  # the ordering's end
-                    break
-            rows = rows[offset - first * size:][:limit]
-        else:
-            rows = ordered(offset, limit)
+        # whole blocks of rows, kept per version, scope and order (a version's rows never change): its next pages and
+        # the sample pages stepping through it read them, not every data file again
+        size = SIMILAR_BLOCK if similar else max(GRID_BLOCK, limit)
+        first, last = offset // size, (offset + limit - 1) // size
+        where = tuple(scope.to_params(with_version=False))
+        rows = []
+        for block in range(first, last + 1):
+            got = _cached(_similar_cache if similar else _grid_cache,
+                          (self.spec.uri, self.version, where, sort, direction, size, block),
+                          lambda block=block: ordered(block * size, size), SIMILAR_KEPT)
+            rows += got
+            if len(got) < size:  # the ordering's end
+                break
+        rows = rows[offset - first * size:][:limit]
         total = self.count(scope)
         items = [{**{c: r.get(c) for c in wanted}, "value": r.get("lightly_sort_value")} for r in rows]
         if scope.objects:  # whether each object's image is a video frame (object rows do not say: their parent does)
@@ -561,59 +595,92 @@ class View:
         skip = {C.KEY, C.SAMPLE_ID, C.ETAG, C.CONTENT_HASH, C.DUPLICATE_OF, C.PARENT_KEY}
         if show == SHOW_OBJECTS:
             skip.add(C.SELECTED)  # object rows are never selected themselves: object_selected says it
-        if numeric:
-            exprs = []
-            for i, c in enumerate(numeric):
-                q = quote_ident(c)
-                exprs += [f"MIN({q}) AS mn{i}", f"MAX({q}) AS mx{i}", f"COUNT({q}) AS n{i}"]
-            row = self.sql(f"SELECT COUNT(*) AS total, {', '.join(exprs)} FROM pool {rows}").to_pylist()[0]
-            for i, c in enumerate(numeric):
-                mn, mx = row[f"mn{i}"], row[f"mx{i}"]
-                if mn is None or (isinstance(mn, float) and not math.isfinite(mn)):
-                    continue
-                out[c] = {"kind": "number", "min": mn, "max": mx, "nulls": row["total"] - row[f"n{i}"]}
         categories = [c for c in self.columns if self.kind(c) == "category" and c not in skip]
-        for c, counts in self._histograms_and_categories(out, categories, rows).items():
+        if not numeric and not categories:
+            return out
+        guessed = self._logged_bounds(numeric)
+        total, extremes, bins, counted = self._scan(numeric, guessed, categories, rows)
+        for c in numeric:
+            mn, mx, n = extremes[c]
+            if mn is None or (isinstance(mn, float) and not math.isfinite(mn)):
+                continue
+            out[c] = {"kind": "number", "min": mn, "max": mx, "nulls": total - n}
+        finite = {c: (float(f["min"]), float(f["max"])) for c, f in out.items()
+                  if all(isinstance(f[k], (int, float)) and math.isfinite(f[k]) for k in ("min", "max"))}
+        ranged = {c: bounds for c, bounds in finite.items() if bounds[1] > bounds[0]}  # (as floats: bins' width > 0)
+        wrong = {c: bounds for c, bounds in ranged.items() if guessed.get(c) != bounds}
+        if wrong:  # (binned again between the bounds the scan found: a second scan, of these columns only)
+            log.info("Facets of datapool %r version %d: %d of %d columns' bounds are not in the Delta log's file "
+                     "statistics (columns past the first 32 a commit keeps statistics of, or widened by rows of "
+                     "another kind): binned in a second scan.", self.spec.name, self.version, len(wrong), len(ranged))
+            bins.update(self._scan(list(wrong), wrong, [], rows)[2])
+        for c in ranged:
+            out[c]["bins"] = [int(n) for n in bins[c]]
+        for c, counts in counted.items():
             if all(v is None for v in counts):
                 continue  # a column of the other kind of rows (object columns on images, scores on objects)
             ordered = sorted(counts.items(), key=lambda vn: (-vn[1], _text(vn[0])))  # (ties: by value)
             out[c] = {"kind": "category", "values": [[_text(v), n] for v, n in ordered]}
         return out
 
-    def _histograms_and_categories(self, facets: dict[str, Any], categories: list[str], rows: str
-                                   ) -> dict[str, dict[Any, int]]:
-        """Add ``bins``: :data:`HISTOGRAM_BINS` counts of equal width from ``min`` to ``max`` (the last bin holds
-        ``max``) to every numeric facet with a finite range, and count the values of each of ``categories``: one
-        scan of those columns, binned and counted block by block as the rows stream back (bin
-        ``floor((value - min) / width)``; nulls and NaN in none). The counts by value of each category column
-        with at most :data:`MAX_CATEGORIES` values (one with more is left out: not a category).
+    def _logged_bounds(self, columns: list[str]) -> dict[str, tuple[float, float]]:
+        """The least and greatest value of each of ``columns`` the Delta log's per-file statistics record (written
+        by each commit; none for a column past the table's first 32, ``delta.dataSkippingNumIndexedCols``): the
+        bounds the facets' scan bins between, which it checks. Of every row, not only those of a scope's kind."""
+        try:
+            files = pa.RecordBatchReader.from_stream(self.table.get_add_actions(flatten=True)).read_all()
+        except Exception as exc:  # noqa: BLE001 - only a shortcut: every column is binned in a second scan
+            log.warning("Facets of %s version %d: the Delta log's file statistics were not read (%s): the histograms "
+                        "take a second scan.", self.spec.name, self.version, exc)
+            return {}
+        out: dict[str, tuple[float, float]] = {}
+        for c in columns:
+            if f"min.{c}" in files.column_names and f"max.{c}" in files.column_names:
+                lo, hi = pc.min(files.column(f"min.{c}")).as_py(), pc.max(files.column(f"max.{c}")).as_py()
+                if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and math.isfinite(lo) \
+                        and math.isfinite(hi):
+                    out[c] = (float(lo), float(hi))
+        return out
+
+    def _scan(self, numeric: list[str], bounds: Mapping[str, tuple[float, float]], categories: list[str], rows: str
+              ) -> tuple[int, dict[str, list[Any]], dict[str, np.ndarray], dict[str, dict[Any, int]]]:
+        """One scan of ``numeric`` and ``categories`` columns of ``rows``, reduced block by block as the rows stream
+        back: the rows; each numeric column's ``[min, max, values]`` as SQL's ``MIN``, ``MAX`` and ``COUNT`` give
+        them (:func:`_extremes`); :data:`HISTOGRAM_BINS` counts of equal width from ``bounds``' low to high value
+        (the last bin holds the high one; bin ``floor((value - low) / width)``, nulls and NaN in none) of each
+        column ``bounds`` names; the counts by value of each category column with at most :data:`MAX_CATEGORIES`
+        values (one with more is left out: not a category).
 
         One scan, not one per column: a ``UNION ALL`` of a ``SELECT`` per column scanned the table once per
         column, and its time and memory grew faster than the columns (a 20,000-image pool with 250 / 1,000
         category-count columns: 2 s, 0.9 GB / 11 s, 3.1 GB for the histograms alone, 2026-12-06); a ``GROUP BY``
-        per category column scanned every data file once each (a pool of 800 small files: 0.3 s a column)."""
-        ranged = [(c, f) for c, f in facets.items() if f["kind"] == "number" and f["max"] != f["min"]
-                  and all(isinstance(f[k], (int, float)) and math.isfinite(f[k]) for k in ("min", "max"))]
+        per category column scanned every data file once each (a pool of 800 small files: 0.3 s a column); the
+        bounds from a ``MIN``/``MAX`` query first: a scan more (0.24 s there)."""
+        total = 0
+        extremes: dict[str, list[Any]] = {c: [None, None, 0] for c in numeric}
+        binned = {c: bounds[c] for c in numeric if c in bounds and bounds[c][1] > bounds[c][0]}
+        counts = {c: np.zeros(HISTOGRAM_BINS, dtype=np.int64) for c in binned}
         counted: dict[str, dict[Any, int]] = {c: {} for c in categories}
-        if not ranged and not categories:
-            return counted
-        lows = np.array([float(f["min"]) for _, f in ranged])
-        widths = np.array([(float(f["max"]) - float(f["min"])) / HISTOGRAM_BINS for _, f in ranged])
-        counts = np.zeros((len(ranged), HISTOGRAM_BINS), dtype=np.int64)
 
         def add(tables: list[pa.Table]) -> None:
+            nonlocal total
             batch = pa.concat_tables(tables)
-            for i in range(len(ranged)):
-                v = pc.fill_null(batch.column(i), np.nan).to_numpy()
-                v = v[~np.isnan(v)]
-                if len(v):
-                    b = np.clip(np.floor((v - lows[i]) / widths[i]), 0, HISTOGRAM_BINS - 1).astype(np.int64)
-                    counts[i] += np.bincount(b, minlength=HISTOGRAM_BINS)
+            total += batch.num_rows
+            for i, c in enumerate(numeric):
+                column = batch.column(i)
+                v = pc.fill_null(pc.cast(column, pa.float64(), safe=False), np.nan).to_numpy()
+                missing = np.isnan(v)
+                v = v[~missing]  # (nulls and NaN in no bin)
+                extremes[c] = _merge_extremes(extremes[c], column, v, int(missing.sum()) > column.null_count)
+                if c in binned and len(v):
+                    low, high = binned[c]
+                    b = np.clip(np.floor((v - low) / ((high - low) / HISTOGRAM_BINS)), 0, HISTOGRAM_BINS - 1)
+                    counts[c] += np.bincount(b.astype(np.int64), minlength=HISTOGRAM_BINS)
             for j, c in enumerate(categories):
                 seen = counted.get(c)
                 if seen is None:  # (more values than a category has)
                     continue
-                column = batch.column(len(ranged) + j)
+                column = batch.column(len(numeric) + j)
                 if column.null_count:
                     seen[None] = seen.get(None, 0) + column.null_count
                 for got in pc.value_counts(column.drop_null()).to_pylist():  # (string_view: nulls dropped first)
@@ -621,7 +688,7 @@ class View:
                 if len(seen) > MAX_CATEGORIES:
                     del counted[c]
 
-        values = [f"CAST({quote_ident(c)} AS DOUBLE) AS h{i}" for i, (c, _) in enumerate(ranged)]
+        values = [f"{quote_ident(c)} AS h{i}" for i, c in enumerate(numeric)]
         values += [f"{quote_ident(c)} AS c{j}" for j, c in enumerate(categories)]
         pending: list[pa.Table] = []
         held = 0
@@ -633,9 +700,7 @@ class View:
                 pending, held = [], 0
         if pending:
             add(pending)
-        for (_, f), row in zip(ranged, counts, strict=True):
-            f["bins"] = [int(n) for n in row]
-        return counted
+        return total, extremes, counts, counted
 
     # -------------------------------------------------------------- one sample
     def sample(self, sample_id: str) -> list[dict[str, Any]]:
@@ -897,6 +962,40 @@ class View:
                 out["bins"] = list(keys)[:30]
                 out["series"] = [[p.get(k, 0) for k in out["bins"]] for p in per]
         return out
+
+
+def _extremes(column: pa.ChunkedArray, numbers: np.ndarray, nan: bool) -> tuple[Any, Any]:
+    """The least and greatest value of a numeric column as DataFusion's ``MIN`` and ``MAX`` give them: nulls left
+    out, floats in their total order (-0.0 below 0.0, NaN above every number: ``MAX`` is NaN where one is, ``MIN``
+    only where all are); ``(None, None)`` without a value. Integers stay integers (exact past 2**53).
+    ``numbers``: its values as float64, without nulls and NaN; ``nan``: whether it holds a NaN."""
+    if not pa.types.is_floating(column.type):
+        got = pc.min_max(column)
+        return got["min"].as_py(), got["max"].as_py()
+    if not len(numbers):
+        return (math.nan, math.nan) if nan else (None, None)
+    lo, hi = float(numbers.min()), float(numbers.max())
+    zeros = np.signbit(numbers[numbers == 0]) if lo == 0 or hi == 0 else np.zeros(0, dtype=bool)
+    if lo == 0:
+        lo = -0.0 if zeros.any() else 0.0
+    if hi == 0:
+        hi = 0.0 if (~zeros).any() else -0.0
+    return lo, math.nan if nan else hi
+
+
+def _merge_extremes(so_far: list[Any], column: pa.ChunkedArray, numbers: np.ndarray, nan: bool) -> list[Any]:
+    """``[min, max, values]`` of the column's rows so far, with those of one more block of them (:func:`_extremes`;
+    ``values``: SQL's ``COUNT``, NaN counted)."""
+    lo, hi = _extremes(column, numbers, nan)
+    los, his = [x for x in (so_far[0], lo) if x is not None], [x for x in (so_far[1], hi) if x is not None]
+    return [min(los, key=_total_order) if los else None, max(his, key=_total_order) if his else None,
+            so_far[2] + len(column) - column.null_count]
+
+
+def _total_order(x: Any) -> tuple[bool, Any, float]:
+    """A number's place in the order DataFusion's ``MIN``/``MAX`` use: NaN last, -0.0 before 0.0."""
+    nan = isinstance(x, float) and math.isnan(x)
+    return nan, 0 if nan else x, math.copysign(1.0, x) if isinstance(x, float) else 0.0
 
 
 def robust_edges(view: View, column: str, lo: float, hi: float, bins: int = 20) -> list[float]:
