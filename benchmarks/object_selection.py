@@ -9,6 +9,7 @@ Usage::
 
     python benchmarks/object_selection.py [--cases 256,1280,uniform] [--picks 200] [--rounds 3]
         [--methods filter,bound]  (of float64, float64-1, loop, filter, bound)
+        [--images-npy PATH]  (the ``wide`` case's image embeddings)
 
 Cases (an image's objects are consecutive rows):
 
@@ -17,7 +18,11 @@ Cases (an image's objects are consecutive rows):
   (``benchmarks/selection.py``'s generator);
 * ``1280``: 1,000 images x 35 objects = 35,000 objects of 1,280 dimensions (the default encoder's width), the same;
 * ``uniform``: 140,000 objects of 256 dimensions uniform on the sphere (no clusters: the bound rules out almost
-  nothing and must not cost time).
+  nothing and must not cost time);
+* ``wide``: 7,000 images x 5 objects = 35,000 objects of 1,280 dimensions for many picks (``--picks 2000``: the
+  bound's product then covers up to tens of thousands of picked objects), each a real image embedding of
+  ``--images-npy`` (an ``(N, 1,280)`` array, e.g. 8,000 photographs' embeddings) chosen at random, plus Gaussian
+  noise of norm 0.2, made unit length.
 
 The float32 loop (not exact) is the straightforward loop a user would write: a float32 product and in-place
 minimum per pick; its picks may part from the exact ones (how many lead equal is printed). The real peer
@@ -53,12 +58,21 @@ from selection import clustered  # noqa: E402  (the same generator)
 from lightly_airflow.objects.selection import ObjectDiversity, ObjectSet, nearest_distances  # noqa: E402
 from lightly_airflow.selection.kernels import blas_one_thread  # noqa: E402
 
-CASES = {"256": (4_000, 35, 256), "1280": (1_000, 35, 1280), "uniform": (4_000, 35, 256)}
+CASES = {"256": (4_000, 35, 256), "1280": (1_000, 35, 1280), "uniform": (4_000, 35, 256), "wide": (7_000, 5, 1280)}
 FIRST = 50  # (the first picks' CPU time: before the bound pays, every object in the float32 product)
 
 
-def embeddings(case: str) -> np.ndarray:
+def embeddings(case: str, images_npy: str | None = None) -> np.ndarray:
     images, per_image, dim = CASES[case]
+    if case == "wide":
+        if not images_npy:
+            raise SystemExit("--images-npy: the wide case needs an (N, 1280) .npy of image embeddings")
+        real = np.load(images_npy).astype(np.float32)
+        real /= np.linalg.norm(real, axis=1, keepdims=True)
+        rng = np.random.default_rng(0)
+        x = real[rng.integers(0, len(real), images * per_image)]
+        x += rng.normal(scale=0.2 / np.sqrt(dim), size=x.shape).astype(np.float32)
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
     if case != "uniform":
         return clustered(images * per_image, dim, clusters=200, seed=0)
     x = np.random.default_rng(0).normal(size=(images * per_image, dim)).astype(np.float32)
@@ -75,7 +89,7 @@ class Float32Filter(ObjectDiversity):
         super().__init__(*args, **kwargs)
         self.projection = None
 
-    def _may_get_nearer(self, a: int, b: int, ids: int) -> None:
+    def _may_get_nearer(self, a: int, b: int, ids: int, against: np.ndarray | None) -> None:
         return None
 
 
@@ -151,13 +165,14 @@ def main() -> None:
     parser.add_argument("--picks", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--methods", default="filter,bound")
+    parser.add_argument("--images-npy", help="the wide case's (N, 1280) image embeddings (.npy)")
     args = parser.parse_args()
     known = {"float64": ("float64 baseline", Float64Baseline), "float64-1": ("float64, BLAS 1 thread", Float64OneThread),
              "loop": ("float32 loop (not exact)", Float32Loop), "filter": ("float32 filter (before)", Float32Filter),
              "bound": ("bound + screen + float32 filter (now)", ObjectDiversity), "mundig": ("lightly-mundig (not exact)", None)}
     for case in args.cases.split(","):
         images, per_image, dim = CASES[case]
-        x = embeddings(case)
+        x = embeddings(case, args.images_npy)
         objects = ObjectSet(x, np.repeat(np.arange(images), per_image), images, np.zeros((0, dim), np.float32), "det")
         print(f"case {case}: {len(x):,} objects of {dim} dimensions, {images:,} images, {args.picks} picks; {load()}")
         methods = [known[m] for m in args.methods.split(",")]
@@ -183,7 +198,7 @@ def main() -> None:
                     rep = state.report()
                     extra += (f", float64 rows {rep['exact_rows']:,} of {rep['measured_rows']:,}, ruled out by the bound "
                              f"{rep['bound_rows']:,} ({rep['bound_picks']} picks with it, {rep['unbounded_picks']} "
-                             "without)")
+                             f"without; its products {rep['bound_centres']:,} selected objects)")
                 print(f"  round {r + 1} {name}: median {statistics.median(seconds) * 1e3:.1f} ms per pick, "
                       f"total {sum(seconds):.2f} s (CPU {statistics.median(cpu) * 1e3:.1f} ms, {sum(cpu):.2f} s; the first "
                       f"{FIRST} picks {sum(cpu[:FIRST]):.2f} s){extra}", flush=True)
@@ -196,7 +211,7 @@ def main() -> None:
                   f"{statistics.median(g[1] for g in got):.2f} s; CPU {statistics.median(g[2] for g in got) * 1e3:.1f} ms "
                   f"per pick, {statistics.median(g[3] for g in got):.2f} s, the first {FIRST} picks "
                   f"{statistics.median(g[4] for g in got):.2f} s (medians of {len(got)} rounds)")
-        ours = statistics.median(whole["bound + float32 filter (now)"]) if whole.get("bound + float32 filter (now)") else None
+        ours = statistics.median(whole[known["bound"][0]]) if whole.get(known["bound"][0]) else None
         for name, got in whole.items():
             ratio = f" (ours {statistics.median(got) / ours:.2f}x faster)" if ours and got else ""
             print(f"  {name}: whole selection {statistics.median(got):.2f} s{ratio}")

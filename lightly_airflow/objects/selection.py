@@ -24,7 +24,8 @@ Choices where Lightly is silent (documented in docs/objects.md):
 
 Distances are exact float64 ``sqrt(max(|x|² + |s|² - 2 x·s, 0))`` of the unit-normalised float32 crop
 embeddings; a pick computes them only for the objects that neither the triangle inequality on each object's
-nearest selected object (:func:`may_get_nearer`: no product of the objects; in chords and angles), nor a float32
+nearest selected object (:func:`may_get_nearer`: no product of the objects; in chords and angles; its product of the
+picked objects only for those their projections, :meth:`Projection.lower`, leave in question), nor a float32
 product of the objects projected on 32 directions (:class:`Projection`, 256 dimensions and more), nor then a
 float32 product with a proven error bound (:func:`lower_to_nearest`) can rule out, and only to the new objects
 that product leaves in question; the preselected objects go the same way (an object duplicating one gets the
@@ -137,6 +138,16 @@ def _rows(x: np.ndarray, at: np.ndarray) -> np.ndarray:
     """``x[at]``, without a copy of the ``(M, D)`` embeddings when ``at`` keeps every row in place (no filter,
     objects already in candidate order: the usual case)."""
     return x if len(at) == len(x) and np.array_equal(at, np.arange(len(at))) else x[at]
+
+
+def _appended(rows: np.ndarray, n: int, new: np.ndarray) -> np.ndarray:
+    """``rows`` (its first ``n`` in use) with ``new`` after them: in place, or in a copy twice as large."""
+    if n + len(new) > len(rows):
+        grown = np.empty((max(2 * len(rows), n + len(new)), rows.shape[1]), dtype=rows.dtype)
+        grown[:n] = rows[:n]
+        rows = grown
+    rows[n : n + len(new)] = new
+    return rows
 
 
 def _unit(matrix: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -419,15 +430,20 @@ class Projection:
         out[:, -1] = self.yn[a:b]
         return out
 
+    def lower(self, y: np.ndarray, yn: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """``L`` (below) of the projected objects ``y`` (``(r + 1, n)`` columns of :attr:`y`, squared norms ``yn``): a
+        lower bound of each one's distance to its nearest new object (:meth:`against`: ``s``)."""
+        out: np.ndarray = np.sqrt(np.maximum(yn + ((s @ y).min(axis=0) - self.margin), 0.0)) - self.blur
+        return out
+
     def may_get_nearer(self, start: int, cand: np.ndarray, d: np.ndarray, s: np.ndarray, slack: float) -> np.ndarray:
         """Which rows ``start + cand`` (distances ``d``) the new objects (:meth:`against`: ``s``) might bring nearer."""
         end = min(start + _BLOCK, len(self.yn))
         if 2 * len(cand) > end - start:  # (most of the block: multiplied whole, not gathered)
-            least = (s @ self.y[:, start:end]).min(axis=0)[cand]
+            low = self.lower(self.y[:, start:end], self.yn[start:end], s)[cand]
         else:
-            least = (s @ self.y[:, start + cand]).min(axis=0)
-        lower2 = self.yn[start + cand] + (least - self.margin)
-        out: np.ndarray = np.sqrt(np.maximum(lower2, 0.0)) - self.blur - d < slack
+            low = self.lower(self.y[:, start + cand], self.yn[start + cand], s)
+        out: np.ndarray = low - d < slack
         self.tally.append((len(cand), int(np.count_nonzero(out))))
         return out
 
@@ -456,10 +472,11 @@ def projection(x: np.ndarray, top: float) -> Projection | None:
 
 def may_get_nearer(d: np.ndarray, near: np.ndarray, s: np.ndarray, sn: np.ndarray,
                    centres: list[tuple[np.ndarray | slice, np.ndarray, np.ndarray]], ids: int, top: float,
-                   margin_scale: float = 1.0, *, bottom: float = 0.0) -> np.ndarray:
-    """The rows whose distance ``d`` the new selected objects ``s`` might lower (a boolean mask): the triangle
-    inequality on each row's nearest selected object, without a product of the rows, in chords and (rows near
-    the unit sphere) in angles.
+                   margin_scale: float = 1.0, *, bottom: float = 0.0,
+                   lower: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """The rows whose distance ``d`` the new selected objects ``s`` might lower (a boolean mask; rows at ``d = 0``
+    may be in it), and how many centres it multiplied: the triangle inequality on each row's nearest selected
+    object, without a product of the rows, in chords and (rows near the unit sphere) in angles.
 
     :param near: per row, the id (``0 … ids - 1``) of the selected object its ``d`` is the distance to (-1: none,
         ``d`` = 2).
@@ -468,6 +485,12 @@ def may_get_nearer(d: np.ndarray, near: np.ndarray, s: np.ndarray, sn: np.ndarra
         ``near`` must be in one (others may be: their bound is not used).
     :param top: at least 1 and every squared norm involved (the margin's ``M``).
     :param bottom: at most every squared norm involved (below ``(1 - 1e-3)²``: no angles).
+    :param lower: ``(ids,)`` a cheaper lower bound of ``min_s |s - c|`` per id, up to 1e-15 (-inf where none; the
+        picked objects' :meth:`Projection.lower`): the rule below with it as ``L(c)`` (the proof needs no more) leaves
+        rows out first, and the product is computed only for the centres some row at ``d > 0`` is still kept for
+        (gathered where at most half of a part), their ``L(c)`` taking its place for the rows it kept: late picks
+        multiply a few of the many picked objects (35,000 objects of 1,280 dimensions, real image embeddings: 2,089
+        of 10,000 at pick 2,000, 1,402 of 15,000 at pick 3,000).
 
     A row ``x`` nearest to ``c`` (its ``d`` is ``sqrt(max(v, 0))`` of a float64 evaluation ``v`` of the formula for
     ``(x, c)``) is left out when ``L(c) - 2 d >= slack`` (float64), ``L(c)`` a lower bound of ``min_s |s - c|``:
@@ -496,7 +519,21 @@ def may_get_nearer(d: np.ndarray, near: np.ndarray, s: np.ndarray, sn: np.ndarra
     margin = margin_scale * float32_margin(s.shape[1], top)
     slack = margin_scale * float64_slack(s.shape[1], top)
     gap = np.full(ids + 1, -np.inf)  # (the last: near = -1, never left out)
+    eps = max(math.sqrt(top) - 1.0, 1.0 - math.sqrt(max(bottom, 0.0)))
     s32 = np.ascontiguousarray(s, np.float32)
+
+    def kept(rows: np.ndarray | slice) -> np.ndarray:
+        """Which of ``rows`` the gaps of their nearest selected objects cannot leave out (chords, then angles)."""
+        dr, g = d[rows], gap[near[rows]]
+        out: np.ndarray = g - 2.0 * dr < slack
+        if eps < 1e-3:
+            at = np.flatnonzero(out)  # (those the chords keep)
+            a = dr[at] + (slack / 2.0 + 2.0 * eps)
+            a2 = a * a
+            angle = 2.0 * a * np.sqrt(np.maximum(1.0 - a2 / 4.0, 0.0)) + (2.0 * eps + slack / 2.0)
+            out[at[(g[at] >= angle) & (a2 <= 2.0)]] = False
+        return out
+
     def lower_gap(part: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """``L`` of the centres ``c`` (squared norms ``cn``): a ``(len(c), k)`` float32 product (13-18 % faster than
         ``(k, len(c))`` in OpenBLAS at 256 and 1,280 dimensions, one thread), one pass."""
@@ -505,7 +542,20 @@ def may_get_nearer(d: np.ndarray, near: np.ndarray, s: np.ndarray, sn: np.ndarra
         out: np.ndarray = np.sqrt(np.maximum(l2, 0.0))
         return out
 
+    need = None
+    if lower is not None:
+        gap[:ids] = lower
+        out = kept(slice(None))
+        need = np.zeros(ids + 1, dtype=bool)
+        need[near[out & (d > 0.0)]] = True  # (-1: the last, not an id)
+    multiplied = 0
     for at, c, cn in centres:
+        if need is not None:  # (only the centres whose rows the cheaper bound keeps: gathered where at most half)
+            pos = np.flatnonzero(need[at])
+            if 2 * len(pos) <= len(cn):
+                at = (np.arange(at.start, at.stop) if isinstance(at, slice) else at)[pos]
+                c, cn = c[pos], cn[pos]
+        multiplied += len(cn)
         if len(cn):
             threads = max(1, min(selection_threads(), c.size // MIN_WORK_PER_THREAD))
             with blas_one_thread():  # (BLAS' own threads, busy machine: 31.6 ms, one 6.5 ms; 35,000 x 1,280; our
@@ -515,15 +565,11 @@ def may_get_nearer(d: np.ndarray, near: np.ndarray, s: np.ndarray, sn: np.ndarra
                 else:  # (the centres split over the selection's threads)
                     cuts = even_shares(0, len(cn), threads)
                     gap[at] = np.concatenate(list(_pool(threads).map(lower_gap, [(c[a:b], cn[a:b]) for a, b in cuts])))
-    out: np.ndarray = gap[near] - 2.0 * d < slack
-    eps = max(math.sqrt(top) - 1.0, 1.0 - math.sqrt(max(bottom, 0.0)))
-    if eps < 1e-3:
-        rows = np.flatnonzero(out)  # (those the chords keep)
-        a = d[rows] + (slack / 2.0 + 2.0 * eps)
-        a2 = a * a
-        angle = 2.0 * a * np.sqrt(np.maximum(1.0 - a2 / 4.0, 0.0)) + (2.0 * eps + slack / 2.0)
-        out[rows[(gap[near[rows]] >= angle) & (a2 <= 2.0)]] = False
-    return out
+    if need is None:
+        return kept(slice(None)), multiplied
+    rows = np.flatnonzero(out)  # (the rows the cheaper bound kept: again with the products' gaps)
+    out[rows] = kept(rows)
+    return out, multiplied
 
 
 def _mean_per_owner(values: np.ndarray, owner: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -548,6 +594,8 @@ class ObjectDiversity:
         self.exact_rows = 0  # of those, the rows computed in float64 (the float32 filter ruled the others out)
         self.bound_rows = 0  # of those, rows not at 0 the triangle-inequality bound ruled out (no product at all)
         self.bound_picks = 0  # picks that computed the bound
+        self.bound_centres = 0  # selected objects the bound's float32 products multiplied, over its picks
+        self.projected_picks = 0  # of its picks, those that bounded the picked objects by their projections first
         self.screen_rows = 0  # of those, rows not at 0 the projected screen ruled out (Projection)
         self.screen_picks = 0  # picks that screened
         # Per object, the id of the selected object its d is the distance to (-1: none): ids 0 … P-1 are the
@@ -560,8 +608,11 @@ class ObjectDiversity:
         self.bottom = min(float(self.xn.min(initial=np.inf)), float(self.pre_sqnorms.min(initial=np.inf)))
         self._bound = _Backoff()  # (picks without the bound after one where it did not pay)
         self._screen = _Backoff()
+        self._projected = _Backoff()  # (the bound's picks without the picked objects' projections)
         self.bound_margin_scale = 1.0  # (the tests: a too small margin must change results)
         self.projection = projection(objects.x, self.top)
+        # (the picked objects' projected rows, Projection.y's columns x[picked_rows] as rows; grows with picked_x)
+        self.picked_y = np.empty((0, 0 if self.projection is None else len(self.projection.y)), dtype=np.float32)
         # The preselected objects 256 at a time, by the picks' own path (the float32 filter, the formula for the
         # pairs in question): an object duplicating a preselected one gets the formula's value wherever it lies.
         for start in range(0, len(objects.pre) if len(objects.x) else 0, 256):
@@ -596,50 +647,73 @@ class ObjectDiversity:
         a, b = self.starts[i], self.starts[i + 1]
         if b > a and len(self.d):
             ids = len(self.objects.pre) + len(self.picked_rows)
-            keep = self._may_get_nearer(a, b, ids) if ids else None
+            against = self.projection.against(a, b) if ids and self.projection is not None else None
+            keep = self._may_get_nearer(a, b, ids, against) if ids else None
             screen = None
-            if ids and self.projection is not None and not self._screen.skip():  # (none: every d at its cap)
-                screen = (self.projection, self.projection.against(a, b))
+            if self.projection is not None and against is not None and not self._screen.skip():  # (none: d at its cap)
+                screen = (self.projection, against)
             self.exact_rows += lower_to_nearest(self.d, self.objects.x, self.objects.x[a:b], self.xn, self.max_sqnorm,
                                                 keep=keep, near=self.near, first=ids, screen=screen)
             if screen is not None:
                 self._screened(screen[0])
             self.measured_rows += len(self.d)
             n = len(self.picked_rows)
-            if n + b - a > len(self.picked_x):
-                grown = np.empty((max(2 * len(self.picked_x), n + b - a), self.picked_x.shape[1]), dtype=np.float32)
-                grown[:n] = self.picked_x[:n]
-                self.picked_x = grown
-            self.picked_x[n : n + b - a] = self.objects.x[a:b]
+            self.picked_x = _appended(self.picked_x, n, self.objects.x[a:b])
+            if self.projection is not None:
+                self.picked_y = _appended(self.picked_y, n, self.projection.y[:, a:b].T)
             self.picked_rows = np.concatenate([self.picked_rows, np.arange(a, b)])
         self.picked += 1
 
-    def _may_get_nearer(self, a: int, b: int, ids: int) -> np.ndarray | None:
+    def _may_get_nearer(self, a: int, b: int, ids: int, against: np.ndarray | None) -> np.ndarray | None:
         """:func:`may_get_nearer` for the objects ``a:b`` of a pick, or None where it did not pay at a recent pick
-        (:data:`BOUND_PAYS`: logged the first time, counted in the report)."""
+        (:data:`BOUND_PAYS`: logged the first time, counted in the report); ``against``: their
+        :meth:`Projection.against`, for the picked objects' projected bound (``lower``; its product, ``33·n``
+        multiply-adds a new object, counted as ``33 / D`` rows of the bound's product)."""
         if self._bound.skip():
             return None
         pre, n_pre = self.objects.pre, len(self.objects.pre)
+        lower, cheap = None, 0  # (cheap: the projected product's cost in rows of the product, 33 of D columns)
+        if self.projection is not None and against is not None and not self._projected.skip():
+            lower = np.full(ids, -np.inf)
+            with blas_one_thread():  # (a (k, 33) by (33, n) product: BLAS' threads cost more than they give)
+                lower[n_pre:] = self.projection.lower(self.picked_y[: ids - n_pre].T,
+                                                      self.projection.yn[self.picked_rows], against)
+            cheap = (ids - n_pre) * self.picked_y.shape[1] // self.objects.x.shape[1]
         # (every picked object, without a gather: nearly each is some object's nearest, its own; of the preselected
         # only those some object is nearest to)
         live = np.flatnonzero(np.bincount(self.near[self.near < n_pre] + 1, minlength=n_pre + 1)[1:])
         centres: list[tuple[np.ndarray | slice, np.ndarray, np.ndarray]] = [
             (live, pre[live], self.pre_sqnorms[live]),
             (slice(n_pre, ids), self.picked_x[: ids - n_pre], self.xn[self.picked_rows])]
-        keep = may_get_nearer(self.d, self.near, self.objects.x[a:b], self.xn[a:b], centres, ids, self.top,
-                              self.bound_margin_scale, bottom=self.bottom)
+        keep, multiplied = may_get_nearer(self.d, self.near, self.objects.x[a:b], self.xn[a:b], centres, ids, self.top,
+                                          self.bound_margin_scale, bottom=self.bottom, lower=lower)
         ruled_out = int(np.count_nonzero(~keep & (self.d > 0.0)))  # (rows at 0 are never computed: not counted)
         self.bound_picks += 1
         self.bound_rows += ruled_out
-        pays = ruled_out - len(live) - (ids - n_pre) >= BOUND_PAYS * len(keep)  # (its product: a row per centre)
+        self.bound_centres += multiplied
+        if lower is not None:  # (it pays where it spared a product: every object kept some selected one in question)
+            self._projections_paid(multiplied < len(live) + ids - n_pre, ids)
+        pays = ruled_out - multiplied - cheap >= BOUND_PAYS * len(keep)  # (its products: a row per centre)
         if not pays and not self._bound.failed:
             logger.info("object DIVERSITY: the triangle-inequality bound ruled out %d of %d objects at pick %d for a "
                         "product with %d selected objects (it pays from %d %% of the objects more): the next picks "
                         "measure every object, the bound is tried again every 2-%d picks (counted in the strategy's "
                         "report: bound_picks, unbounded_picks)", ruled_out, len(keep), self.picked + 1,
-                        len(live) + ids - n_pre, round(100 * BOUND_PAYS), BOUND_MAX_GAP)
+                        multiplied, round(100 * BOUND_PAYS), BOUND_MAX_GAP)
         self._bound.paid(pays)
         return keep
+
+    def _projections_paid(self, spared: bool, ids: int) -> None:
+        """Count a pick whose bound first bounded the picked objects by their projections, and whether that
+        ``spared`` part of its product (logged the first time it did not, counted in the report)."""
+        self.projected_picks += 1
+        if not spared and not self._projected.failed:
+            logger.info("object DIVERSITY: the picked objects' projections left every one of the %d selected objects "
+                        "in question at pick %d (objects of many clusters: each keeps some nearest object in question): "
+                        "the next picks' bound multiplies them all without, the projections are tried again every 2-%d "
+                        "picks (counted in the strategy's report: projected_picks, unprojected_picks)", ids,
+                        self.picked + 1, BOUND_MAX_GAP)
+        self._projected.paid(spared)
 
     def _screened(self, projection: Projection) -> None:
         """Count what the projected screen ruled out at this pick (its blocks' tallies) and whether it paid
@@ -666,6 +740,9 @@ class ObjectDiversity:
             "exact_rows": int(self.exact_rows),  # (of measured_rows: computed in float64, lower_to_nearest)
             "bound_rows": int(self.bound_rows),  # (of measured_rows: ruled out without a product, may_get_nearer)
             "bound_picks": int(self.bound_picks),
+            "bound_centres": int(self.bound_centres),  # (the selected objects its products multiplied, all picks)
+            "projected_picks": int(self.projected_picks),  # (of bound_picks: the picked objects' projections first)
+            "unprojected_picks": int(self._projected.skipped),  # (of bound_picks: they spared no product recently)
             "unbounded_picks": int(self._bound.skipped),  # (after the first: the bound did not pay recently)
             "screen_rows": int(self.screen_rows),  # (of measured_rows: ruled out by the projected screen, Projection)
             "screen_picks": int(self.screen_picks),
