@@ -94,6 +94,42 @@ def _run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"lightly-airflow {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except (IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        # A path the user gave that names a folder where a file belongs (or the reverse), or one this user may not
+        # read or write: one line naming the path, not a traceback.
+        fix = f"\nFix: {_PATH_FIXES[type(exc)]}" if exc.errno is not None else ""  # (ours carry their fix)
+        print(f"lightly-airflow {args.command}: error: {exc}{fix}", file=sys.stderr)
+        return 1
+
+
+_PATH_FIXES: dict[type[OSError], str] = {
+    IsADirectoryError: "that path is a folder: give the path of a file",
+    NotADirectoryError: "a part of that path is a file, not a folder: correct the path",
+    PermissionError: "give a path this user may read (inputs) or write (outputs), or change its permissions",
+}
+
+
+def positive_int(value: str) -> int:
+    """An option's integer >= 1 (an argparse ``type``)."""
+    number = _integer(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be a positive integer")
+    return number
+
+
+def non_negative_int(value: str) -> int:
+    """An option's integer >= 0 (an argparse ``type``)."""
+    number = _integer(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be 0 or a positive integer")
+    return number
+
+
+def _integer(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:  # (argparse would name the type function: "invalid positive_int value")
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
 
 
 def console() -> int:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lightly_airflow.config.errors import decode_user_text, describe_json_error
-from lightly_airflow.storage import StorageCredentials, filesystem, join_uri
+from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, local_path, protocol_of
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,15 @@ def lightly_root(lightly_uri: str) -> str:
     if uri.rsplit("/", 1)[-1] == LIGHTLY_DIR:
         return uri
     return join_uri(uri, LIGHTLY_DIR)
+
+
+def check_lightly_option(uri: str | None, option: str = "--lightly-uri") -> None:
+    """A folder named on the command line to hold ``.lightly/``: a local one that is not a folder (a typo) is an
+    error, not a run that silently finds no ``.lightly/`` file; a bucket URI is not checked (a prefix exists only
+    through its files, and a datasource without ``.lightly/`` is normal)."""
+    if uri is not None and protocol_of(uri) == "file" and not os.path.isdir(local_path(uri)):
+        raise FileNotFoundError(f"{option} {uri!r} is not a folder. Fix: give the folder that holds .lightly/ (or the "
+                                ".lightly folder itself)")
 
 
 def key_stem(key: str) -> str:

@@ -55,6 +55,24 @@ def did_you_mean(key: Any, names: Iterable[str]) -> str:
     return f" Did you mean {match[0]!r}?" if match else ""
 
 
+#: Lightly's ``schedule_compute_worker_run`` arguments, each wrapping one whole config, and where each is given here.
+CONFIG_WRAPPERS = {
+    "selection_config": "LIGHTLY_SELECTION_CONFIG, the run's conf key selection_config or select --config",
+    "worker_config": "LIGHTLY_WORKER_CONFIG or the run's conf key worker_config",
+    "lightly_config": "LIGHTLY_LIGHTLY_CONFIG or the run's conf key lightly_config",
+}
+
+
+def wrapper_key(key: Any) -> str | None:
+    """The message for a config's top-level ``key`` that is one of Lightly's wrappers (``{"worker_config": {...}}``:
+    the keys of a scheduled run pasted whole); ``None`` for any other key."""
+    where = CONFIG_WRAPPERS.get(key) if isinstance(key, str) else None
+    if where is None:
+        return None
+    return (f"Lightly's schedule_compute_worker_run argument {key!r} wraps a whole config, and each config is given "
+            f"on its own here. Fix: give the keys inside {key!r}, not {key!r} itself, as {where}")
+
+
 def key_names(model: type[BaseModel]) -> list[str]:
     """Every key ``model`` accepts: its field names and their camelCase aliases."""
     fields = model.model_fields

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from lightly_airflow.storage import StorageCredentials
 
-__all__ = ["ConfigSourceError", "config_source", "load_config"]
+__all__ = ["ConfigSourceError", "config_source", "invalid_config", "load_config"]
 
 #: What a value is, decided from its text alone (:func:`config_source`).
 Source = Literal["inline", "local", "bucket"]
@@ -121,9 +121,15 @@ def load_config(
         try:
             parse(data)
         except ConfigError as exc:
-            raise ConfigSourceError(name, where, str(exc), "correct the listed keys (docs/lightly-compat.md, "
-                                    "docs/selection.md)") from None
+            raise invalid_config(name, where, exc) from None
     return data
+
+
+def invalid_config(name: str, value: str, exc: ValueError) -> ConfigSourceError:
+    """A config's problems (``exc``: a :class:`~lightly_airflow.config.ConfigError`, every problem at its JSON
+    path) as the error naming the variable or option and the value (a file, a URI, inline JSON) that gave it."""
+    return ConfigSourceError(name, value, str(exc), "correct the listed keys (docs/lightly-compat.md, "
+                             "docs/selection.md)")
 
 
 def _read(text: str, source: Source, name: str, credentials: StorageCredentials | None) -> tuple[str, bytes]:

@@ -38,6 +38,7 @@ from lightly_airflow.config.errors import (
     given_twice,
     key_names,
     shape_message,
+    wrapper_key,
 )
 
 OPERATIONS = ("SMALLER", "SMALLER_EQUAL", "BIGGER", "BIGGER_EQUAL")
@@ -135,7 +136,7 @@ class RandomInput(_Strict):
     """A seeded uniform random value per sample."""
 
     type: Literal["RANDOM"]
-    random_seed: int | None = None
+    random_seed: int | None = Field(None, ge=0)  # (numpy's generators take no negative seed)
 
 
 Input = Annotated[
@@ -521,6 +522,9 @@ def _unknown_key_message(loc: tuple[Any, ...] | list[Any]) -> str:
     model = _model_at(loc[:-1])
     if model is None:
         return "unknown key; Lightly does not know it either."
+    wrapped = wrapper_key(loc[0]) if len(loc) == 1 else None
+    if wrapped:
+        return wrapped
     twice = given_twice(model, loc[-1])
     if twice:
         return twice

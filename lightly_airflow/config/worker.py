@@ -29,6 +29,7 @@ from lightly_airflow.config.errors import (
     given_twice,
     key_names,
     shape_message,
+    wrapper_key,
 )
 
 _M = TypeVar("_M", bound="_Strict")
@@ -438,6 +439,10 @@ def problems_from(exc: ValidationError, model: type[BaseModel]) -> list[tuple[st
             legacy = LEGACY_KEYS.get(str(err["loc"][-1])) if model is WorkerConfig and len(err["loc"]) == 1 else None
             if legacy:
                 problems.append((path, err.get("input"), f"{_V2}: {legacy}."))
+                continue
+            wrapped = wrapper_key(err["loc"][0]) if len(err["loc"]) == 1 else None
+            if wrapped:
+                problems.append((path, err.get("input"), wrapped))
                 continue
             problems.append((path, err.get("input"), twice or "unknown key; Lightly does not know it either."
                              + _closest(model, tuple(err["loc"]))))

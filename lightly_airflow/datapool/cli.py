@@ -18,10 +18,11 @@ from typing import Any, TextIO
 import pyarrow as pa
 
 from lightly_airflow import columns as C
+from lightly_airflow.cli import non_negative_int
 from lightly_airflow.datapool.errors import DatapoolError
 from lightly_airflow.datapool.export import EXPORT_FORMATS, export_records, render
 from lightly_airflow.datapool.pool import Datapool
-from lightly_airflow.storage import StorageCredentials, filesystem
+from lightly_airflow.storage import StorageCredentials, filesystem, local_path, protocol_of
 
 DEFAULT_SHOW_COLUMNS = [C.KEY, C.RUN_ID, C.TAGS, C.SELECTED, C.STATUS]
 SHOW_FORMATS = ("table", "json", "csv", "parquet")
@@ -56,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     show.add_argument("--columns", help=f"comma-separated columns, or 'all' (default: {','.join(DEFAULT_SHOW_COLUMNS)})")
     show.add_argument("--format", choices=SHOW_FORMATS, default="table")
     show.add_argument("--out", help="output file (required for --format parquet; default stdout)")
-    show.add_argument("--limit", type=int, default=None, help="at most this many rows (table format: 50)")
+    show.add_argument("--limit", type=non_negative_int, default=None, help="at most this many rows (table format: 50)")
     show.set_defaults(func=_show)
 
     export = sub.add_parser("export", help="a tag's files for labelling tools")
@@ -118,6 +119,9 @@ def _pool(args: argparse.Namespace) -> Datapool:
             creds = StorageCredentials.from_dict(json.loads(args.storage_options))
         except json.JSONDecodeError as exc:
             raise ValueError(f"--storage-options is not valid JSON: {exc}") from None
+    if protocol_of(args.uri) == "file" and os.path.isfile(local_path(args.uri)):  # (delta-rs: "Generic ... error")
+        raise DatapoolError(f"No datapool at {args.uri}: it is a file. Fix: give the datapool's folder (the one "
+                            "holding _delta_log/)")
     pool = Datapool(args.uri, creds)
     if not pool.exists():
         raise DatapoolError(f"No datapool at {args.uri}.")

@@ -52,8 +52,11 @@ def run(args: argparse.Namespace) -> int:
 
     credentials = None
     if args.credentials:
-        with open(args.credentials, encoding="utf-8") as fh:
-            credentials = StorageCredentials.from_dict(json.load(fh))
+        try:
+            with open(args.credentials, encoding="utf-8") as fh:
+                credentials = StorageCredentials.from_dict(json.load(fh))
+        except (OSError, ValueError) as exc:  # (missing, a folder, not JSON, unknown keys)
+            raise ValueError(f"--credentials {args.credentials!r}: {exc}") from None
     relevant = None
     if args.relevant_filenames:
         from lightly_airflow.config.errors import decode_user_text
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         fs, path = filesystem(args.relevant_filenames, credentials)
         try:  # (a BOM or UTF-16 from Windows tools, read as a run reads .lightly/ files)
             relevant = decode_user_text(fs.cat_file(path))
-        except ValueError as exc:
+        except (OSError, ValueError) as exc:  # (missing, a folder, not text)
             raise ValueError(f"--relevant-filenames {args.relevant_filenames!r}: {exc}") from None
     count = total = 0
     out = sys.stdout

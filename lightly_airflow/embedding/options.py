@@ -18,6 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
+from lightly_airflow.cli import non_negative_int as _non_negative
+from lightly_airflow.cli import positive_int as _positive
+
 DEFAULT_MODEL = "efficientnet-lite0"
 
 # Lightly's names (``model.name`` in the lightly config) and common spellings, onto our canonical names.
@@ -71,20 +74,6 @@ LOADERS = ("auto", "processes", "threads")
 PRECISIONS = ("auto", "float32", "bfloat16")
 XCOM_DIR = "/airflow/xcom"
 XCOM_FILE = "return.json"
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} must be a positive integer")
-    return number
-
-
-def _non_negative(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"{value!r} must be 0 or a positive integer")
-    return number
 
 
 def _device(value: str) -> str:

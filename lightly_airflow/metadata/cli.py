@@ -7,7 +7,10 @@ import json
 
 
 def _run(args: argparse.Namespace) -> int:
+    from lightly_airflow.lightly_dir import check_lightly_option
     from lightly_airflow.metadata.shard import compute_metadata_shard
+
+    check_lightly_option(args.lightly_uri)
 
     result = compute_metadata_shard(
         args.manifest,

@@ -7,7 +7,10 @@ import json
 
 
 def _run(args: argparse.Namespace) -> int:
+    from lightly_airflow.lightly_dir import check_lightly_option
     from lightly_airflow.predictions.shard import load_predictions_shard
+
+    check_lightly_option(args.lightly_uri)
 
     result = load_predictions_shard(
         args.manifest, args.output, lightly_uri=args.lightly_uri, max_error_fraction=args.max_error_fraction

@@ -57,6 +57,9 @@ def load_tasks(folder: LightlyDir, problems: ProblemLog) -> list[TaskSchema]:
         obj = parse_json_bytes(data, TASKS_FILE)
     except LightlyFileError as exc:
         problems.add(rel, "", exc.reason)
+        # (every task's predictions are lost: said where the run is watched, not only in the problems file)
+        logger.warning("no predictions are loaded: %s/%s: %s. Fix: correct the file (a JSON list of task names)",
+                       folder.uri, TASKS_FILE, exc.reason)
         return []
     names, task_problems = parse_tasks(obj)
     for f, reason in task_problems:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
+from lightly_airflow import columns as C
 from lightly_airflow.config.errors import read_config_text
+
+logger = logging.getLogger(__name__)
 
 
 def _load_json(path: str | None, what: str) -> dict[str, Any]:
@@ -35,6 +39,7 @@ def _load_config(value: str | None) -> dict[str, Any]:
 
 
 def _read_table(uri: str, what: str) -> Any:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from lightly_airflow.storage import filesystem
@@ -43,13 +48,20 @@ def _read_table(uri: str, what: str) -> Any:
     if not fs.exists(path):
         raise FileNotFoundError(f"--{what} {uri!r} does not exist; pass a Parquet file of the run's rows.")
     with fs.open(path, "rb") as f:
-        return pq.read_table(f)
+        try:
+            return pq.read_table(f)
+        except pa.ArrowInvalid as exc:  # (an empty file, a CSV renamed .parquet)
+            raise ValueError(f"--{what} {uri!r} is not a Parquet file ({exc}); pass a Parquet file of the run's "
+                             "rows.") from None
 
 
 def _run(args: argparse.Namespace) -> int:
     from lightly_airflow.report import write_report
 
     rows = _read_table(args.rows, "rows")
+    if not {C.SELECTED, C.PICK_RANK} & set(rows.column_names):  # (a samples file given for the run's rows)
+        logger.warning("--rows %r has neither %r nor %r: the report shows no picks. Fix: pass the run's rows (the "
+                       "select task's rows, or select --out's picks)", args.rows, C.SELECTED, C.PICK_RANK)
     preselected = _read_table(args.preselected, "preselected") if args.preselected else None
     summary = _load_json(args.summary, "summary")
     config = _load_config(args.config)

@@ -103,6 +103,12 @@ def _list_lengths(col: pa.Array) -> np.ndarray:
     return to_numpy(pc.fill_null(pc.list_value_length(col), 0)).astype(np.int64)
 
 
+def _numeric_lists(t: pa.DataType) -> bool:
+    """Whether ``t`` is a list, large list or fixed-size list type of integers or floats (an embedding column's)."""
+    lists = pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+    return lists and bool(pa.types.is_floating(t.value_type) or pa.types.is_integer(t.value_type))
+
+
 def embedding_rows(table: pa.Table, *, path: str = "input", what: str = "candidates",
                    block: int = 2**18) -> tuple[np.ndarray, np.ndarray]:
     """The ``embedding`` column as an L2-normalised C-contiguous float32 (N, D) matrix and the present mask.
@@ -114,6 +120,10 @@ def embedding_rows(table: pa.Table, *, path: str = "input", what: str = "candida
         raise missing_column_error(path, C.EMBEDDING, "the embed stage (embeddings/ staging files) or a custom "
                                    ".lightly/embeddings/*.csv", table, what)
     col = one_array(table.column(C.EMBEDDING))  # (a view of the run's one chunk: no copy before `out`)
+    if not _numeric_lists(col.type):
+        raise ValueError(f"{path}: the {what}' column '{C.EMBEDDING}' holds {col.type}, not a list of numbers per "
+                         "row\nFix: write each embedding as a list of floats (Arrow list<float>), e.g. from the "
+                         "embed stage or a custom .lightly/embeddings/*.csv")
     n = len(col)
     if n == 0:
         return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=bool)

@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lightly_airflow import columns as C
-from lightly_airflow.config.load import config_source, load_config
+from lightly_airflow.cli import non_negative_int
+from lightly_airflow.config.load import config_source, invalid_config, load_config
 from lightly_airflow.selection.arrays import embedding_width, from_numpy, read_embedding_rows, read_keys, string_array
 from lightly_airflow.selection.kernels import uses_numpy_state
 
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     """
     # Inline JSON, or a local or bucket file, JSON or YAML (a BOM or UTF-16 from Windows tools, as .lightly/).
     config_data = load_config(args.config, "--config")
+    prepare_out(args.out)  # (before any work: a run must not fail at its end for its output's folder)
     # Relative dataset_id paths of query sets: from a local config file's folder, else from the current one.
     if config_source(args.config, "--config") == "local":
         from lightly_airflow.storage import local_path
@@ -50,10 +52,10 @@ def run(args: argparse.Namespace) -> int:
         query_base: str | None = str(Path(local_path(args.config.strip())).parent)
     else:
         query_base = None
-    samples_file = pq.ParquetFile(args.samples)
+    samples_file = open_parquet(args.samples, "--samples")
     names = samples_file.schema_arrow.names
     n_rows = samples_file.metadata.num_rows
-    pre_file = pq.ParquetFile(args.preselected) if args.preselected else None
+    pre_file = open_parquet(args.preselected, "--preselected") if args.preselected else None
     pre_names = [] if pre_file is None else pre_file.schema_arrow.names
     n_pre = 0 if pre_file is None else pre_file.metadata.num_rows
     dim = embedding_width(samples_file)  # (from the footer: which state will select, before anything is read)
@@ -74,13 +76,16 @@ def run(args: argparse.Namespace) -> int:
             early = reader.submit(read_embedding_rows, args.samples, caller_busy=importing, stop=stop, sqnorms=norms)
         try:
             with _busy_beside_read(importing if early is not None else None):
-                from lightly_airflow.config import parse_selection_config
+                from lightly_airflow.config import ConfigError, parse_selection_config
                 from lightly_airflow.config.selection import proportion_below_one
                 from lightly_airflow.selection.engine import needs_embeddings, select
                 from lightly_airflow.selection.inputs import config_columns
                 from lightly_airflow.selection.queries import resolve_query_sets
 
-                config = parse_selection_config(config_data)
+                try:
+                    config = parse_selection_config(config_data)
+                except ConfigError as exc:  # (named by --config and its value, as load_config names them)
+                    raise invalid_config("--config", args.config.strip(), exc) from None
         except BaseException:
             stop.set()
             raise
@@ -130,6 +135,46 @@ def run(args: argparse.Namespace) -> int:
     if below:
         logger.warning("%s", below)
     return 0
+
+
+def open_parquet(path: str, option: str) -> pq.ParquetFile:
+    """``path`` (the value of ``option``) opened as a Parquet file; a path that does not exist, a folder, an empty
+    file or one that is not Parquet (a CSV renamed) is a ``ValueError`` naming the option, the path and the fix."""
+    try:
+        return pq.ParquetFile(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        p = Path(path)
+        if not p.exists():
+            problem = "does not exist"
+        elif p.is_dir():
+            problem = "is a folder, not a file"
+        elif p.stat().st_size == 0:
+            problem = "is empty (0 bytes)"
+        else:
+            problem = f"is not a Parquet file ({exc})"
+        raise ValueError(f"{option} {path!r}: {problem}\nFix: give the path of a Parquet file ({option} --help says "
+                         "which columns it holds)") from None
+
+
+def prepare_out(out: str) -> None:
+    """Before any work, as the other commands' outputs: the folder of a local ``--out`` is created; a path that is
+    a folder, or whose folder cannot be made, is a ``ValueError`` naming ``--out`` (a bucket URI is not checked:
+    its store answers when the picks are written)."""
+    from lightly_airflow.storage import local_path, protocol_of
+
+    if protocol_of(out) != "file":
+        return
+    path = Path(local_path(out))
+    problem = None
+    if path.is_dir():
+        problem = "is a folder"
+    else:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            problem = f"its folder cannot be made ({exc})"
+    if problem:
+        raise ValueError(f"--out {out!r}: {problem}\nFix: give the path of the output Parquet file")
 
 
 def reads_embeddings(config: object) -> bool:
@@ -186,5 +231,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--preselected", help="Parquet of samples already selected (at least key, embedding)")
     p.add_argument("--out", required=True, help="output Parquet: key, pick_rank and the selection.* values of "
                    "each pick (why it was picked); metrics in file metadata")
-    p.add_argument("--seed", type=int, default=None, help="seed of RANDOM inputs without random_seed")
+    p.add_argument("--seed", type=non_negative_int, default=None, help="seed of RANDOM inputs without random_seed")
     p.set_defaults(func=run)
