@@ -137,3 +137,41 @@ def test_no_copy_of_the_rows_or_of_the_distances() -> None:
     finally:
         tracemalloc.stop()
     assert peak <= 1.5 * x.nbytes, (peak, x.nbytes)
+
+
+@pytest.mark.parametrize("shape", ["spectrum", "tight", "rank 9", "repeated"])
+def test_lloyd_passes_compute_a_row_s_lifted_candidates_only(caplog: pytest.LogCaptureFixture,
+                                                             monkeypatch: pytest.MonkeyPatch, shape: str) -> None:
+    """From ``KMEANS_CANDIDATES_MIN_CLUSTERS`` clusters with the seeding's lifted vectors, a Lloyd pass computes a row's
+    distances only to its own centre and to the centres its lifted bound (``LiftedProjection``, its rounding margins
+    included) leaves possibly nearer, and a row whose centre did not move only to the moved centres its bound leaves
+    possibly nearer than its lower bound: a fraction of every centre's, and the formulas' labels, in blocks on 2 threads
+    and over ``x[rows]`` then ``pre`` too; fewer rows in question than with Hamerly's widened bounds. ``repeated`` (40
+    rows 60 times: 24 seeds repeat one, their centres coincide) decides its ties by the product of every centre.
+    ``tight`` with the candidates chosen by ``bound < reach`` (no margins) takes other labels, and so do ``spectrum``
+    and ``rank 9`` without the moved centres' check (``bound < -1.0``); ``repeated`` without the ties' product (``<=
+    -1.0``) computes no row's product (all checked by hand)."""
+    x, k = (np.repeat(_wide("spectrum")[:40], 60, axis=0) if shape == "repeated" else _wide(shape)), 64
+    monkeypatch.setattr(objectives, "KMEANS_CANDIDATES_MIN_CLUSTERS", k)
+
+    def passes(**kw: object) -> tuple[np.ndarray, int, int, int]:
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="lightly_airflow.selection.objectives"):
+            labels = kmeans(x, k, 0, **kw)  # type: ignore[arg-type]
+        [(rows, full, pairs)] = [(r.args[2], r.args[4], r.args[5]) for r in caplog.records if "Lloyd" in r.msg]
+        return labels, rows, full, pairs
+
+    ref = _reference(x, k, 0)
+    labels, rows, full, pairs = passes()
+    assert np.array_equal(labels, ref)
+    assert pairs < 0.2 * rows * k, (pairs, rows)
+    assert (full > 0) == (shape == "repeated"), full
+    monkeypatch.setenv("LIGHTLY_SELECTION_THREADS", "2")
+    assert np.array_equal(passes(block=256)[0], ref)
+    rows_, pre = np.arange(0, len(x) - 50), x[-50:]
+    assert np.array_equal(passes(rows=rows_, pre=pre, block=256)[0], ref)
+    monkeypatch.setattr(objectives, "KMEANS_CANDIDATES_MIN_CLUSTERS", k + 1)  # (every centre's distance)
+    labels, every, full, pairs = passes()
+    assert np.array_equal(labels, ref)
+    assert (full, pairs) == (every, 0)
+    assert (rows < every) == (shape != "repeated"), (rows, every)  # (repeated: as many)
