@@ -125,6 +125,29 @@ def non_negative_int(value: str) -> int:
     return number
 
 
+def prepare_out(out: str, what: str = "the output Parquet file", option: str = "--out") -> None:
+    """Before any work, as the commands' outputs: the folder of a local ``option`` (``out``) is created; a path that
+    is a folder, or whose folder cannot be made, is a ``ValueError`` naming ``option`` and ``what`` belongs there (a
+    bucket URI is not checked: its store answers when the output is written)."""
+    from pathlib import Path
+
+    from lightly_airflow.storage import local_path, protocol_of
+
+    if protocol_of(out) != "file":
+        return
+    path = Path(local_path(out))
+    problem = None
+    if path.is_dir():
+        problem = "is a folder"
+    else:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            problem = f"its folder cannot be made ({exc})"
+    if problem:
+        raise ValueError(f"{option} {out!r}: {problem}\nFix: give the path of {what}")
+
+
 def _integer(value: str) -> int:
     try:
         return int(value)

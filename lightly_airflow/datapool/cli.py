@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import pyarrow as pa
 
 from lightly_airflow import columns as C
-from lightly_airflow.cli import non_negative_int
+from lightly_airflow.cli import non_negative_int, prepare_out
 from lightly_airflow.datapool.errors import DatapoolError
 from lightly_airflow.datapool.export import EXPORT_FORMATS, export_records, render
 from lightly_airflow.datapool.pool import Datapool
@@ -216,6 +216,8 @@ def _tags(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     if args.format == "parquet" and not args.out:
         raise ValueError("--format parquet needs --out FILE (Parquet is binary).")
+    if args.out:
+        prepare_out(args.out, f"the output {args.format} file")
     pool = _pool(args)
     if args.columns in ("all", "*"):
         columns = None
@@ -273,6 +275,8 @@ class _output:
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.out:
+        prepare_out(args.out, f"the {args.format} export file")
     pool = _pool(args)
     source = args.datasource_storage_options or args.storage_options
     try:

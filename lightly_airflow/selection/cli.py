@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lightly_airflow import columns as C
-from lightly_airflow.cli import non_negative_int
+from lightly_airflow.cli import non_negative_int, prepare_out
 from lightly_airflow.config.load import config_source, invalid_config, load_config
 from lightly_airflow.selection.arrays import embedding_width, from_numpy, read_embedding_rows, read_keys, string_array
 from lightly_airflow.selection.kernels import uses_numpy_state
@@ -131,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     table = table.replace_schema_metadata({METRICS_METADATA_KEY: json.dumps(result.metrics, sort_keys=True)})
     pq.write_table(table, args.out)
     logger.info("selected %d of %d samples (%s) -> %s", len(result.keys), n_rows, result.stop_reason, args.out)
+    _warn_repeated_keys(result.keys, args.samples)
     below = proportion_below_one(config, n_rows)
     if below:
         logger.warning("%s", below)
@@ -156,25 +157,17 @@ def open_parquet(path: str, option: str) -> pq.ParquetFile:
                          "which columns it holds)") from None
 
 
-def prepare_out(out: str) -> None:
-    """Before any work, as the other commands' outputs: the folder of a local ``--out`` is created; a path that is
-    a folder, or whose folder cannot be made, is a ``ValueError`` naming ``--out`` (a bucket URI is not checked:
-    its store answers when the picks are written)."""
-    from lightly_airflow.storage import local_path, protocol_of
+def _warn_repeated_keys(keys: list[str], samples: str) -> None:
+    """A warning when picks share a key: ``--samples`` holds the same file more than once (a datapool's rows are one
+    per file; the CLI reads only the picks' keys, so repeats that were not picked go unseen)."""
+    from collections import Counter
 
-    if protocol_of(out) != "file":
-        return
-    path = Path(local_path(out))
-    problem = None
-    if path.is_dir():
-        problem = "is a folder"
-    else:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            problem = f"its folder cannot be made ({exc})"
-    if problem:
-        raise ValueError(f"--out {out!r}: {problem}\nFix: give the path of the output Parquet file")
+    repeated = sorted(k for k, n in Counter(keys).items() if n > 1)
+    if repeated:
+        logger.warning("--samples %r holds %d key(s) more than once, and the picks include each of them twice or more "
+                       "(%s): the selection counts them as different samples. Fix: drop the repeated rows (one row a "
+                       "file), e.g. keep the latest row of each key", samples, len(repeated), ", ".join(repeated[:5])
+                       + (", ..." if len(repeated) > 5 else ""))
 
 
 def reads_embeddings(config: object) -> bool:

@@ -96,3 +96,23 @@ def test_an_embedding_column_of_text_is_named_with_its_type(files, capsys, colum
     assert _select(files, samples=str(files / "text.parquet")) == 1
     _error(capsys, "text.parquet: the candidates' column 'embedding' holds", held,
            "not a list of numbers per row", "Fix: write each embedding as a list of floats")
+
+
+def test_picks_that_share_a_key_are_warned_of(files, caplog):
+    """A samples file holding one file twice (two rows, one key): when both rows are picked the run says so, naming
+    the file, the key and the fix (the CLI reads only the picks' keys); a file without repeats says nothing."""
+    rng = np.random.default_rng(1)
+    emb = pa.array([list(map(float, row)) for row in rng.normal(size=(12, 8))], pa.list_(pa.float32()))
+    keys = [f"img {i}.png" for i in range(12)]
+    keys[7] = keys[3]
+    pq.write_table(pa.table({"key": keys, "embedding": emb}), files / "twice.parquet")
+    every = str(files / "every.json")
+    (files / "every.json").write_text(json.dumps({**CONFIG, "n_samples": 12}))
+    with caplog.at_level("WARNING", logger="lightly_airflow.selection.cli"):
+        assert _select(files, samples=str(files / "twice.parquet"), config=every) == 0
+    [warning] = [r.getMessage() for r in caplog.records if "more than once" in r.getMessage()]
+    assert "twice.parquet" in warning and "'img 3.png'" not in warning and "img 3.png" in warning and "Fix:" in warning
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="lightly_airflow.selection.cli"):
+        assert _select(files, config=every.replace("every", "c")) == 0
+    assert not [r for r in caplog.records if "more than once" in r.getMessage()]
