@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from lightly_airflow.cli import positive_int
+
 
 def _run(args: argparse.Namespace) -> int:
     from lightly_airflow.lightly_dir import check_lightly_option
@@ -34,5 +36,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--output", default=None, help="output URI (default: the shard's metadata/ sibling)")
     parser.add_argument("--lightly-uri", default=None, help="folder holding .lightly/ (default: from the manifest)")
     parser.add_argument("--max-error-fraction", type=float, default=None, help="fail when more of the files are bad")
-    parser.add_argument("--num-workers", type=int, default=None, help="decoding threads")
+    parser.add_argument("--num-workers", type=positive_int, default=None,
+                        help="decoding threads, at least 1 (default: min(4, the cores))")
     parser.set_defaults(func=_run)

@@ -264,7 +264,7 @@ def compute_metadata_shard(
     :raises TooManyErrorsError: when ``max_error_fraction`` is exceeded.
     """
     max_error_fraction = validate_fraction(max_error_fraction)
-    workers = int(num_workers) if num_workers else _default_workers()
+    workers = int(num_workers) if num_workers is not None else _default_workers()  # (0 is refused, not "auto")
     if workers < 1:
         raise ValueError(f"num_workers must be at least 1, got {num_workers}.")
     output_uri = output_uri or sibling_uri(manifest_uri, METADATA)
