@@ -22,7 +22,7 @@ from lightly_airflow.cli import non_negative_int, prepare_out
 from lightly_airflow.datapool.errors import DatapoolError
 from lightly_airflow.datapool.export import EXPORT_FORMATS, export_records, render
 from lightly_airflow.datapool.pool import Datapool
-from lightly_airflow.storage import StorageCredentials, filesystem, local_path, protocol_of
+from lightly_airflow.storage import StorageCredentials, filesystem
 
 DEFAULT_SHOW_COLUMNS = [C.KEY, C.RUN_ID, C.TAGS, C.SELECTED, C.STATUS]
 SHOW_FORMATS = ("table", "json", "csv", "parquet")
@@ -119,9 +119,6 @@ def _pool(args: argparse.Namespace) -> Datapool:
             creds = StorageCredentials.from_dict(json.loads(args.storage_options))
         except json.JSONDecodeError as exc:
             raise ValueError(f"--storage-options is not valid JSON: {exc}") from None
-    if protocol_of(args.uri) == "file" and os.path.isfile(local_path(args.uri)):  # (delta-rs: "Generic ... error")
-        raise DatapoolError(f"No datapool at {args.uri}: it is a file. Fix: give the datapool's folder (the one "
-                            "holding _delta_log/)")
     pool = Datapool(args.uri, creds)
     if not pool.exists():
         raise DatapoolError(f"No datapool at {args.uri}.")

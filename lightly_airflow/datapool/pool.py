@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +33,7 @@ from lightly_airflow.datapool.errors import (
 )
 from lightly_airflow.datapool.rows import prepare_rows, write_batches, writer_properties
 from lightly_airflow.datapool.snapshot import INITIAL_TAG_COUNT, METADATA_KEY, Snapshot, app_id, history_of
-from lightly_airflow.storage import StorageCredentials, delta_uri, describe_store_error, protocol_of
+from lightly_airflow.storage import StorageCredentials, delta_uri, describe_store_error, local_path, protocol_of
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +153,17 @@ class Datapool:
         except TableNotFoundError:
             return None
         except DeltaError as exc:
-            raise self._damaged(exc) from None
+            raise (self._a_file() or self._damaged(exc)) from None
         except OSError as exc:
-            raise self._unreachable(exc) from None
+            raise (self._a_file() or self._unreachable(exc)) from None
+
+    def _a_file(self) -> DatapoolError | None:
+        """The error for a local pool URI that names a file (delta-rs says "Generic LocalFileSystem error", or the log
+        reads as damaged), else ``None``; asked only once delta-rs has failed."""
+        if protocol_of(self.uri) == "file" and os.path.isfile(local_path(self.uri)):
+            return DatapoolError(f"No datapool at {self.uri}: it is a file. Fix: give the datapool's folder (the one "
+                                 "holding _delta_log/)")
+        return None
 
     def _unreachable(self, exc: OSError) -> Exception:
         """A clear error for a store that refuses the pool's location (a missing bucket, rejected or too narrow
@@ -240,7 +249,7 @@ class Datapool:
         try:
             return bool(DeltaTable.is_deltatable(self._table_uri, storage_options=self._options))
         except OSError as exc:
-            raise self._unreachable(exc) from None
+            raise (self._a_file() or self._unreachable(exc)) from None
 
     def version(self) -> int | None:
         """The latest version, or ``None`` when there is no pool yet (pass it as ``read_version``)."""

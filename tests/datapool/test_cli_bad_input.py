@@ -17,6 +17,12 @@ def test_a_file_given_as_the_pool_is_named_with_the_fix(tmp_path, capsys) -> Non
         err = capsys.readouterr().err
         assert err == (f"lightly-airflow datapool: error: No datapool at {tmp_path / 'pool.json'}: it is a file. "
                        "Fix: give the datapool's folder (the one holding _delta_log/)\n"), command
+    # (the core says it, so every caller does: the operators and the UI as the command line)
+    from lightly_airflow.datapool.errors import DatapoolError
+
+    for ask in (Datapool(tmp_path / "pool.json").exists, Datapool(tmp_path / "pool.json").version):
+        with pytest.raises(DatapoolError, match="it is a file. Fix: give the datapool's folder"):
+            ask()
 
 
 def test_show_refuses_a_negative_limit(tmp_path, digits, capsys) -> None:
