@@ -198,12 +198,12 @@ SIMILAR_BLOCK = 1_000
 #: again (a pool of 800 small files: ~0.3 s a scan; a longer ``LIMIT`` costs next to nothing).
 GRID_BLOCK = 240
 #: Most blocks of each kind (and queries' embeddings) kept at once: ~0.6 MB of rows a block, ~40 MB at most.
-SIMILAR_KEPT = 64
+BLOCKS_KEPT = 64
 
 
 def _cached(cache: dict[Any, tuple[float, Any]], key: Any, make: Any, most: int = 32) -> Any:
     """``make()`` kept in ``cache`` under ``key`` for :data:`CACHE_SECONDS`; a cache past ``most`` entries starts
-    over (entries are small, or bounded: :data:`SIMILAR_KEPT`)."""
+    over (entries are small, or bounded: :data:`BLOCKS_KEPT`)."""
     now = time.monotonic()
     with _cache_lock:
         hit = cache.get(key)
@@ -523,7 +523,7 @@ class View:
         similar = sort.startswith(SIMILAR)
         if similar:  # (a computed sort value, in the same query as a column's)
             value, extra["similar_key"] = _cached(_similar_cache, (self.spec.uri, self.version, sort),
-                                                  lambda: self.similarity(sort[len(SIMILAR):]), SIMILAR_KEPT)
+                                                  lambda: self.similarity(sort[len(SIMILAR):]), BLOCKS_KEPT)
         elif sort in self.sortable():
             value = quote_ident(sort)
         else:
@@ -554,7 +554,7 @@ class View:
         for block in range(first, last + 1):
             got = _cached(_similar_cache if similar else _grid_cache,
                           (self.spec.uri, self.version, where, sort, direction, size, block),
-                          lambda block=block: ordered(block * size, size), SIMILAR_KEPT)
+                          lambda block=block: ordered(block * size, size), BLOCKS_KEPT)
             rows += got
             if len(got) < size:  # the ordering's end
                 break
