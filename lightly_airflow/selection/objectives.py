@@ -14,7 +14,7 @@ import logging
 import math
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -38,17 +38,12 @@ from lightly_airflow.selection.inputs import (
     target_classes,
 )
 from lightly_airflow.selection.kernels import (
-    MIN_WORK_PER_THREAD,
-    PROJECTION_MIN_DIM,
-    PROJECTION_MIN_ROWS,
-    PROJECTION_RANK,
     AnyFarthestState,
-    LiftedProjection,
-    blas_one_thread,
     farthest_point_state,
     on_threads,
     selection_threads,
 )
+from lightly_airflow.selection.kmeans import RowPool, kmeans
 
 logger = logging.getLogger(__name__)
 
@@ -803,362 +798,18 @@ def _take_nearest(nearest: np.ndarray, screen: np.ndarray, p: np.ndarray, sq_row
     nearest[touched] = merged[:, :k]
 
 
-KMEANS_BLOCK = 1024
-"""Rows of :func:`kmeans`' float64 block (10 MiB at 1,280 dimensions): the rows are converted a block at a time, never
-copied whole to float64."""
-KMEANS_PROJECTION_MIN_CLUSTERS = 64
-"""Clusters from which :func:`kmeans`' seeding screens rows with a :class:`LiftedProjection` (wide and tall rows
-only, as the dense selection: ``PROJECTION_MIN_DIM``, ``PROJECTION_MIN_ROWS``): its basis and lift cost about as
-much as 50 seeds' distances on 8,000 x 1,280 real-image embeddings (measured break-even; seeding 100 clusters 0.77
--> 0.47-0.63 s, 1,000 5.2 -> 1.2-1.7 s, one thread, busy machine). Its margins grow with the rows' norms: on rows
-far from the origin next to their spread (norms 200x their distances) it computed every distance, the triangle
-rule 92% (synthetic, 2,048 x 256, 100 clusters)."""
-KMEANS_CANDIDATES_MIN_CLUSTERS = 200
-"""Clusters from which :func:`kmeans`' Lloyd passes keep the seeding's lifted vectors (its distances to a row's
-lifted candidates, its bounds unwidened: see there); fewer clusters free them and widen Hamerly's bounds. The Lloyd
-passes' CPU time on 8,000 x 1,280 real-image embeddings, 2 threads, busy machine: 1,000 clusters 5.1 -> 1.3 s, 200
-1.7 -> 1.0 s; at 100 as often slower as faster (1.4 -> 1.0 s, over 6,900 rows 1.8 -> 2.4 s; 100 synthetic clusters
-0.5 -> 0.6 s)."""
 TYPICLUST_LARGE = 1e12
 """Multiply-adds (sum of n_c² · D over the clusters) above which TypiClust's within-cluster typicality is logged as
 large (~15 s of typicality on two busy cores: 50,000 x 1,280 in 10 clusters is 3.7e11, ~5 s; 200,000 x 1,280
 5.9e12, ~35 s; docs/selection.md)."""
 
 
-@dataclass
-class _Pool:
-    """The rows of k-means and TypiClust: ``x[rows]`` (all of ``x`` without ``rows``), then ``pre`` (cast to ``x``'s
-    dtype), read a block or a gather at a time: no concatenated or float64 copy of the whole."""
-
-    x: np.ndarray
-    rows: np.ndarray | None = None
-    pre: np.ndarray | None = None
-
-    @property
-    def n_x(self) -> int:
-        return len(self.x) if self.rows is None else len(self.rows)
-
-    def __len__(self) -> int:
-        return self.n_x + (0 if self.pre is None else len(self.pre))
-
-    def take(self, idx: np.ndarray) -> np.ndarray:
-        """Rows ``idx`` (ascending) in ``x``'s dtype."""
-        cut = int(np.searchsorted(idx, self.n_x))
-        out = np.empty((len(idx), self.x.shape[1]), dtype=self.x.dtype)
-        np.take(self.x, idx[:cut] if self.rows is None else self.rows[idx[:cut]], axis=0, out=out[:cut],
-                mode="clip")  # (valid indices; "raise" copies through a buffer: 2x the time)
-        if cut < len(idx):
-            out[cut:] = self.pre[idx[cut:] - self.n_x]  # type: ignore[index]
-        return out
-
-    def block(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``start:stop`` (a view where they are contiguous rows of ``x``)."""
-        if self.rows is None and stop <= self.n_x:
-            return self.x[start:stop]
-        return self.take(np.arange(start, stop))
-
-    def sqnorms(self) -> np.ndarray:
-        """``arrays.squared_norms`` of every row."""
-        sq = squared_norms(self.x, rows=self.rows)
-        return sq if self.pre is None else np.concatenate([sq, squared_norms(self.pre.astype(self.x.dtype))])
-
-    def lifted(self, sq: np.ndarray) -> tuple[LiftedProjection, np.ndarray, np.ndarray, np.ndarray] | None:
-        """A :class:`LiftedProjection` of ``x`` (rank ``min(PROJECTION_RANK, D // 4)``) and every row's lifted
-        vector, its squared norm and error bound (``sq``: :meth:`sqnorms`); None, logged, when its basis is not
-        orthonormal enough."""
-        with blas_one_thread():  # (LAPACK's threads on a busy machine: 10x slower)
-            proj = LiftedProjection(self.x, sq if self.rows is None and self.pre is None else squared_norms(self.x),
-                                    min(PROJECTION_RANK, self.x.shape[1] // 4),
-                                    threads=max(1, min(selection_threads(), self.x.size // MIN_WORK_PER_THREAD)))
-            if not proj.ok:
-                logger.warning("k-means: projection basis not orthonormal enough; the seeding computes more distances")
-                return None
-            z, eps = (proj.z, proj.eps) if self.rows is None else (proj.z[self.rows], proj.eps[self.rows])
-            if self.pre is not None:
-                zp, ep = proj.lift(self.pre.astype(self.x.dtype), sq[self.n_x :])
-                z, eps = np.concatenate([z, zp]), np.concatenate([eps, ep])
-        return proj, z, np.einsum("ij,ij->i", z, z, dtype=np.float64), eps
-
-
-def _mean_rows(pool: _Pool, idx: np.ndarray, buf: np.ndarray) -> np.ndarray:
-    """``pool.take(idx)`` in float64, ``.mean(axis=0)``, a chunk of ``len(buf) - 1`` rows at a time in ``buf``: the
-    same bits (numpy sums the rows in order, so each chunk continues the sum from the previous chunks' sum, its first
-    row; the sum starts at -0.0, which adds nothing to any value)."""
-    total = np.full(buf.shape[1], -0.0)
-    step = len(buf) - 1
-    for start in range(0, len(idx), step):
-        part = idx[start : start + step]
-        buf[0] = total
-        buf[1 : len(part) + 1] = pool.take(part)
-        np.add.reduce(buf[: len(part) + 1], axis=0, out=total)
-    out: np.ndarray = total / len(idx)
-    return out
-
-
-def kmeans(x: np.ndarray, k: int, seed: int | None, iterations: int = 100, rows: np.ndarray | None = None,
-           pre: np.ndarray | None = None, block: int = KMEANS_BLOCK) -> np.ndarray:
-    """Cluster label per row of ``x[rows]`` then ``pre`` (:class:`_Pool`): k-means++ seeding
-    (``numpy.random.default_rng(seed)``, seed None = 0), then Lloyd iterations until no label changes (at most
-    ``iterations``); ties go to the lower cluster index. An empty cluster keeps its centre. Deterministic given
-    ``seed``.
-
-    In float64, the rows converted ``block`` at a time into a buffer per thread, the blocks of a pass split over the
-    selection threads (4 blocks a thread at least; memory: the buffers, a (``block`` x k) distance block a thread and a
-    few n-vectors, while seeding (and in the Lloyd passes from :data:`KMEANS_CANDIDATES_MIN_CLUSTERS` clusters) the
-    lifted vectors, (r + 1) float32 a row: 0.1x the rows at 1,280 dimensions; no float64 copy of the rows: 2x the
-    float32 rows). The seeding's squared distance of a row
-    to a new centre c is ``max((|x|² - 2 einsum(x, c)) + |c|², 0)`` (the dot product by ``numpy.einsum``: each row's
-    own sum, the same bits in any block; a BLAS matrix-vector product's bits depend on the rows around it and the
-    threads), taken only for the rows where it can fall below the row's d2 (ε = (D + 8) 2⁻⁵⁰ max|x|², twice the
-    rounding of a computed squared distance; a row's computed distance ≥ d2 leaves its d2's bits as they are). From
-    :data:`KMEANS_PROJECTION_MIN_CLUSTERS` clusters on (``PROJECTION_MIN_DIM`` dimensions, ``PROJECTION_MIN_ROWS``
-    rows), by the lifted bound (every row's :class:`LiftedProjection` vector z and error bound e,
-    :meth:`_Pool.lifted`): a row where ``|z_x|² + |z_c|² - 2 z_x·z_c`` (float32 product, float64 sums) is at least
-    ``thresholds(d2 + ε, e_x, e_c, max(1, max|x|²))`` is proven (that method: ``float32_margin`` covers the
-    product's rounding, ``|z_x - z_c| - e_x - e_c <= |x - c|``) more than ``d2 + ε`` from c, so its computed
-    distance (within ε/2) is not below d2 (5% of the seeding's distances for 1,000 clusters on 8,000 x 1,280
-    real-image embeddings, 23% for 100; the rule below left 50% and 95%); else by the triangle inequality: a row
-    whose nearest centre so far a has ``|c - a|² > 4 d2 + 5ε`` is at least d2 from c. A block with under 3/4 of its
-    rows left gathers them 256 at a time, else converts them all (a debug line counts the distances computed). A
-    Lloyd iteration's are ``(|x|² - 2 x·C) + |C|²`` with ``x·C`` the BLAS product of a block of ``block`` rows (the last
-    block padded to the same shape: the same bits as the product of all the rows, a row's bits not depending on where it
-    sits in the block) by the centres, doubled after it is taken, for the rows whose label can change only, gathered
-    ``block`` at a time into the same shape (Hamerly's bounds, the rounding included: an upper bound on a row's distance
-    to its centre and a lower bound on its distance to any other, widened by the centres' moves; a row where ``upper² +
-    2ε < lower²`` keeps its label, its computed distance to its centre being below every other's; 39% of the rows
-    skipped over the 17 passes of 1,000 clusters on those 8,000 rows, 58% over the 36 passes of 100; a debug line counts
-    them). From :data:`KMEANS_CANDIDATES_MIN_CLUSTERS` clusters with the seeding's lifted vectors (kept) the passes
-    widen no bound: a row whose centre did not move keeps its bounds and is checked against the centres that moved only
-    (those whose lifted bound, against the centres' :meth:`LiftedProjection.lift` each pass, is below
-    ``thresholds(lower², e_x, max e_c, max(1, max|x|²))`` get their distance, which lowers ``lower``; the others are
-    proven at least ``lower`` away), keeping its label if it still passes the test. A row in question gets its squared
-    distance ``o`` to its own centre (the nearest seed in the first pass) and to its lifted candidates only, each
-    ``(|x|² - 2 einsum(x, c)) + |c|²`` (within ε/2 of the exact, as the product's): a centre whose lifted bound is at
-    least ``thresholds(o + 4ε, ...)`` is more than ``o + 4ε`` away (squared, by that method's margin 1e-9 max(1,
-    max|x|²) more: the bound it gets), its product value above ``o + 3ε``, above the nearest candidate's (at most its
-    ``o + ε``); the nearest candidate is the label unless another lies within 2ε of it (then the row gets the product of
-    every centre: the ties' rule), a candidate more than 2ε above it being above it in the product too: the labels are
-    the product's argmin (1,000 clusters on those 8,000 rows: 33,000 rows in question of 136,000, 9 distances each, the
-    Lloyd passes' CPU 5.1 -> 1.3 s on 2 threads). Each cluster's members come from one stable sort of the labels and its
-    centre is their float64 mean, summed in order a buffer at a time (:func:`_mean_rows`: the bits of
-    ``members.mean(axis=0)``; an in-pass sum per block, ``numpy.add.at`` or a scatter of the block by label, was
-    slower)."""
-    pool = _Pool(x, rows, pre)
-    n = len(pool)
-    k = max(1, min(k, n))
-    rng = np.random.default_rng(0 if seed is None else seed)
-    sq = pool.sqnorms()
-    width = min(block, n)  # (rows of a product: all of them when they fit one block)
-    starts = range(0, n, width)
-    threads = max(1, min(selection_threads(), len(starts) // 4))  # (each thread 4 blocks at least)
-    buffers = [(np.zeros((max(width, 2), x.shape[1])), np.empty((width, k))) for _ in range(threads)]  # (a block
-    centres = np.empty((k, x.shape[1]))  # and its distances per thread)
-
-    def each_block(fn: Callable[[int, int, np.ndarray, np.ndarray], None], over: int) -> None:
-        """``fn(start, stop, rows, dist)`` for every block of ``width`` of ``range(over)`` with a thread's buffers
-        (``rows``: ``width`` float64 rows, for the block's rows converted there); the blocks split over the
-        selection threads, each writing its own rows' entries."""
-        on_threads(lambda start, buf: fn(start, min(start + width, over), *buf), range(0, over, width), buffers)
-
-    d2 = np.full(n, np.inf)  # (squared distance to the nearest centre so far)
-    near = np.zeros(n, dtype=np.intp)  # (the centre whose distance d2 is)
-    picked = np.zeros(k, dtype=np.intp)
-    computed = np.zeros(len(starts), dtype=np.int64)  # (row distances the seeding computed, per block)
-    rel = (x.shape[1] + 8) * 2.0**-50  # (8x the relative rounding of a dot product or norm in float64)
-    slack = rel * float(sq.max(initial=0.0))  # (2x the rounding of a computed squared distance)
-
-    def load(idx: np.ndarray, rows: np.ndarray) -> None:
-        """Rows ``idx`` (ascending) converted into ``rows``: in place when they are contiguous, else gathered 256
-        at a time (a small float32 copy)."""
-        if len(idx) and idx[-1] - idx[0] == len(idx) - 1:
-            rows[: len(idx)] = pool.block(int(idx[0]), int(idx[-1]) + 1)
-            return
-        for at in range(0, len(idx), 256):
-            rows[at : at + 256][: len(idx) - at] = pool.take(idx[at : at + 256])
-
-    screen = (pool.lifted(sq) if k >= KMEANS_PROJECTION_MIN_CLUSTERS and n >= PROJECTION_MIN_ROWS
-              and x.shape[1] >= PROJECTION_MIN_DIM else None)
-    top = max(1.0, float(sq.max(initial=0.0)))  # (the lifted bound's M: every squared norm, and 1)
-
-    def add_centre(c: int, i: int) -> None:
-        centres[c], picked[c] = pool.take(np.array([i]))[0], i
-        if screen is None:
-            gap = sq[picked[:c]] - 2.0 * np.einsum("ij,j->i", centres[:c], centres[c]) + sq[i]  # (|c - c_j|²:
-            # only the skip reads it; einsum, not BLAS: its threads would spin between the passes)
-
-        def seed(start: int, stop: int, rows: np.ndarray, dist: np.ndarray) -> None:
-            idx = np.arange(start, stop)
-            if c and screen is None:  # (the rows whose distance can fall: the others' new one is provably >= d2)
-                idx = idx[gap[near[start:stop]] <= 4.0 * d2[start:stop] + 5.0 * slack]
-            elif c and screen is not None:  # (the same, by the lifted bound)
-                proj, z, zsq, eps = screen
-                bound = zsq[start:stop] + zsq[i] - 2.0 * (z[start:stop] @ z[i])
-                idx = idx[bound < proj.thresholds(d2[start:stop] + slack, eps[start:stop], float(eps[i]), top)]
-            if 4 * len(idx) > 3 * (stop - start):  # (most rows: all converted in place, cheaper than a gather)
-                idx = np.arange(start, stop)
-            load(idx, rows)
-            computed[start // width] += len(idx)
-            dots = np.einsum("ij,j->i", rows[: len(idx)], centres[c])
-            dots *= 2.0
-            new = np.maximum(sq[idx] - dots + sq[i], 0.0)
-            closer = new < d2[idx]
-            d2[idx[closer]], near[idx[closer]] = new[closer], c
-
-        each_block(seed, n)
-
-    add_centre(0, int(rng.integers(n)))
-    for c in range(1, k):
-        total = float(d2.sum())
-        add_centre(c, int(rng.choice(n, p=d2 / total)) if total > 0 else int(rng.integers(n)))
-    logger.debug("k-means++ seeding of %d clusters over %d rows: %d row distances computed of %d (the others "
-                 "provably unchanged)", k, n, int(computed.sum()), n * k)
-    if screen is None or k < KMEANS_CANDIDATES_MIN_CLUSTERS:  # (else ``near`` is each row's own centre at first)
-        near, screen = np.empty(0, dtype=np.intp), None  # (freed)
-    upper, lower = d2, np.zeros(n)  # (|x - own centre| <= upper, |x - any other| >= lower)
-    upper.fill(np.inf)  # (every row computed at first)
-    labels = np.full(n, -1)
-    changed = np.zeros(len(starts), dtype=bool)
-    computed[:] = 0  # (rows whose distances a Lloyd pass computed)
-    gather = buffers[0][0][:257]  # (the centres' sums, after a pass: gathers of up to 256 rows in a block buffer)
-
-    def settle(idx: np.ndarray, dist: np.ndarray) -> np.ndarray:
-        """Rows ``idx``' labels and bounds from their squared distances ``dist[:len(idx)]`` (each within ``slack/2``
-        of the exact one); returns each row's smallest distance to another centre less that to its own."""
-        m = len(idx)
-        best = dist[:m].argmin(axis=1)
-        labels[idx] = best
-        own = dist[np.arange(m), best]
-        upper[idx] = np.sqrt(np.maximum(own + slack, 0.0))  # (never NaN: a NaN bound skips)
-        dist[np.arange(m), best] = np.inf
-        other = dist[:m].min(axis=1)
-        lower[idx] = np.sqrt(np.maximum(other - slack, 0.0))
-        gap: np.ndarray = other - own
-        return gap
-
-    def product(idx: np.ndarray, rows: np.ndarray, dist: np.ndarray, start: int) -> None:
-        """Rows ``idx`` (converted in ``rows``) settled by the BLAS product of ``rows[:width]`` by the centres."""
-        full[start // width] += len(idx)
-        np.matmul(rows[:width], centres.T, out=dist)
-        dist *= 2.0
-        np.subtract(sq[idx, None], dist[: len(idx)], out=dist[: len(idx)])
-        dist[: len(idx)] += csq[None, :]
-        settle(idx, dist)
-
-    def pairs(idx: np.ndarray, rows: np.ndarray, at: np.ndarray, cs: np.ndarray) -> np.ndarray:
-        """Squared distances of rows ``idx[at]`` (converted in ``rows[at]``) to centres ``cs``, 64 at a time (gathered
-        into two buffers: a fresh gather per chunk was 8x slower, page faults)."""
-        out = np.empty(len(at))
-        a_buf, c_buf = np.empty((2, 64, x.shape[1]))
-        for a in range(0, len(at), 64):
-            i, c = at[a : a + 64], cs[a : a + 64]
-            np.take(rows, i, axis=0, out=a_buf[: len(i)], mode="clip")
-            np.take(centres, c, axis=0, out=c_buf[: len(i)], mode="clip")
-            out[a : a + 64] = (sq[idx[i]] - 2.0 * np.einsum("ij,ij->i", a_buf[: len(i)], c_buf[: len(i)])) + csq[c]
-        return out
-
-    def lifted_bound(idx: np.ndarray, cols: np.ndarray | slice, out: np.ndarray) -> np.ndarray:
-        """In ``out``: the lifted squared distances of rows ``idx`` to centres ``cols`` (float32 product, float64
-        sums), the values :meth:`LiftedProjection.thresholds` tests."""
-        _, z, zsq, _ = screen  # type: ignore[misc]
-        np.matmul(z[idx], lifted[0][cols].T, out=out)
-        out *= -2.0
-        out += zsq[idx, None]
-        out += lifted[1][None, cols]
-        return out
-
-    def assign(start: int, stop: int, rows: np.ndarray, dist: np.ndarray) -> None:
-        idx = todo[start:stop]
-        m = len(idx)
-        old = labels[idx]
-        load(idx, rows)
-        computed[start // width] += m
-        if screen is None:
-            product(idx, rows, dist, start)
-        else:
-            proj, _, _, eps = screen
-            own = np.where(old < 0, near[idx], old)
-            first = pairs(idx, rows, np.arange(m), own)
-            reach = first + 4.0 * slack
-            bound = lifted_bound(idx, slice(None), dist[:m])
-            at, cs = np.divmod(np.flatnonzero(bound < proj.thresholds(reach, eps[idx], lifted[2], top)[:, None]), k)
-            at, cs = at[cs != own[at]], cs[cs != own[at]]
-            candidates[start // width] += len(at)
-            dist[:m] = reach[:, None] + 1e-9 * top  # (the others': proven farther, by thresholds' margin)
-            dist[np.arange(m), own] = first
-            dist[at, cs] = pairs(idx, rows, at, cs)
-            ties = np.flatnonzero(settle(idx, dist) <= 2.0 * slack)
-            if len(ties):
-                rows[: len(ties)] = rows[ties]
-                product(idx[ties], rows, dist, start)
-        changed[start // width] |= bool((labels[idx] != old).any())
-
-    def check(start: int, stop: int, rows: np.ndarray, dist: np.ndarray) -> None:
-        """Rows ``kept`` (their centre unmoved, Hamerly's test passed) against the centres that moved: those their
-        lifted bound leaves possibly nearer than ``lower`` get their distance, which lowers ``lower``; a row whose
-        test then fails is not kept."""
-        idx = kept[start:stop]
-        m = len(idx)
-        proj, _, _, eps = screen  # type: ignore[misc]
-        bound = lifted_bound(idx, moving, dist.reshape(-1)[: m * len(moving)].reshape(m, len(moving)))
-        at, cs = np.divmod(np.flatnonzero(bound < proj.thresholds(lower[idx] ** 2, eps[idx], lifted[2], top)[:, None]),
-                           len(moving))
-        candidates[start // width] += len(at)
-        if len(at):
-            hit, at = np.unique(at, return_inverse=True)
-            load(idx[hit], rows)
-            low = np.sqrt(np.maximum(pairs(idx[hit], rows, at, moving[cs]) - slack, 0.0))
-            np.minimum.at(lower, idx[hit[at]], low)
-        keep[idx[upper[idx] ** 2 + 2.0 * slack >= lower[idx] ** 2]] = False
-
-    passes = 0
-    candidates, full = np.zeros(len(starts), dtype=np.int64), np.zeros(len(starts), dtype=np.int64)
-    lifted: tuple[np.ndarray, np.ndarray, float] = (np.empty(0), np.empty(0), 0.0)
-    moved = np.ones(k, dtype=bool)  # (the centres the last pass moved)
-    for _ in range(iterations):
-        passes += 1
-        csq = (centres**2).sum(axis=1)
-        if screen is not None:
-            with blas_one_thread():
-                zc, ec = screen[0].lift(centres, csq)
-            lifted = (zc, np.einsum("ij,ij->i", zc, zc, dtype=np.float64), float(ec.max()))
-        changed[:] = False
-        # (the rows whose label can change; the others' computed distance to their centre is below every other's)
-        keep = upper**2 + 2.0 * slack < lower**2
-        if screen is not None:  # (and below every moved centre's: no drift)
-            keep &= ~moved[labels]
-            kept, moving = np.flatnonzero(keep), np.flatnonzero(moved)
-            if len(moving):
-                each_block(check, len(kept))
-        todo = np.flatnonzero(~keep)
-        each_block(assign, len(todo))
-        if not changed.any():
-            break
-        order = np.argsort(labels, kind="stable")
-        cuts = np.searchsorted(labels[order], np.arange(k + 1))
-        shift = np.zeros(k)  # (how far each centre moves, rounded up)
-        for c in range(k):
-            if cuts[c + 1] > cuts[c]:
-                mean = _mean_rows(pool, order[cuts[c] : cuts[c + 1]], gather)
-                shift[c] = np.sqrt(((mean - centres[c]) ** 2).sum()) * (1.0 + rel)
-                moved[c] = not np.array_equal(mean, centres[c])
-                centres[c] = mean
-        if screen is not None:
-            continue
-        upper += shift[labels]
-        upper *= 1.0 + rel
-        np.maximum((lower - shift.max()) * (1.0 - rel), 0.0, out=lower)
-    logger.debug("k-means Lloyd passes: %d over %d rows: %d rows' distances computed of %d (the others' labels "
-                 "provably kept): %d to every centre, the others' to their own and %d other lifted candidates",
-                 passes, n, int(computed.sum()), passes * n, int(full.sum()), int(candidates.sum()))
-    return labels
-
-
 def typiclust(x: np.ndarray, pre: np.ndarray | None, n_target: int, k: int, kept: np.ndarray,
               seed: int | None, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int, float]:
     """TypiClust (Hacohen et al., "Active learning on a budget", ICML 2022) as a static objective.
 
-    k-means (:func:`kmeans`) over the candidates ``x[rows]`` (all of ``x`` without ``rows``) and the preselected
-    ``pre`` together, into ``len(pre) + n_target`` clusters. Each candidate's typicality is :func:`typicality`
+    k-means (:func:`~lightly_airflow.selection.kmeans.kmeans`) over the candidates ``x[rows]`` (all of ``x`` without
+    ``rows``) and the preselected ``pre`` together, into ``len(pre) + n_target`` clusters. Each candidate's typicality is :func:`typicality`
     within its cluster (``1 / (1 + mean distance to its k nearest cluster members)``, preselected members included;
     the cluster's rows gathered one cluster at a time). The clusters holding no preselected sample are ranked by
     size (largest first, then lower index); the most typical ``kept`` candidate of the cluster of rank ``r`` (of
@@ -1169,7 +820,7 @@ def typiclust(x: np.ndarray, pre: np.ndarray | None, n_target: int, k: int, kept
 
     :returns: in-cluster typicality and priority per candidate, the number of clusters and that cost.
     """
-    pool = _Pool(x, rows, pre)
+    pool = RowPool(x, rows, pre)
     n_x, n_pre = pool.n_x, len(pool) - pool.n_x
     labels = kmeans(x, n_pre + n_target, seed, rows=rows, pre=pre)
     n_clusters = int(labels.max()) + 1 if len(labels) else 0

@@ -1,4 +1,4 @@
-"""``objectives.kmeans`` (TypiClust's clusters): the labels of the plain k-means++ and Lloyd formulas (in any block of
+"""``selection.kmeans`` (TypiClust's clusters): the labels of the plain k-means++ and Lloyd formulas (in any block of
 rows, over candidates read in place with the preselected after them), and its memory."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits, make_blobs
 
-from lightly_airflow.selection import objectives
-from lightly_airflow.selection.objectives import kmeans
+from lightly_airflow.selection import kmeans as kmeans_module
+from lightly_airflow.selection.kmeans import kmeans
 
 
 def _reference(x: np.ndarray, k: int, seed: int | None, iterations: int = 100) -> np.ndarray:
@@ -66,7 +66,7 @@ def test_only_the_distances_that_can_change_a_result_are_computed(caplog: pytest
     inequality, the rounding included); in the Lloyd passes, a row far nearer its centre than any other keeps its
     label (Hamerly's bounds). Most distances are not computed; the labels are still the formulas' bits."""
     x = make_blobs(n_samples=1200, centers=40, n_features=24, cluster_std=0.4, random_state=0)[0].astype(np.float32)
-    with caplog.at_level(logging.DEBUG, logger="lightly_airflow.selection.objectives"):
+    with caplog.at_level(logging.DEBUG, logger="lightly_airflow.selection.kmeans"):
         labels = kmeans(x, 40, 0, block=block)
     assert np.array_equal(labels, _reference(x, 40, 0))
     [(seeded, of_seeding)] = [(r.args[2], r.args[3]) for r in caplog.records if "k-means++ seeding" in r.msg]
@@ -105,7 +105,7 @@ def test_the_seeding_screens_wide_rows_by_the_lifted_bound(caplog: pytest.LogCap
 
     def seeded(**kw: object) -> tuple[np.ndarray, int]:
         caplog.clear()
-        with caplog.at_level(logging.DEBUG, logger="lightly_airflow.selection.objectives"):
+        with caplog.at_level(logging.DEBUG, logger="lightly_airflow.selection.kmeans"):
             labels = kmeans(x, k, 0, **kw)  # type: ignore[arg-type]
         [count] = [r.args[2] for r in caplog.records if "k-means++ seeding" in r.msg]
         return labels, count
@@ -119,7 +119,7 @@ def test_the_seeding_screens_wide_rows_by_the_lifted_bound(caplog: pytest.LogCap
     assert np.array_equal(seeded(rows=rows, pre=pre, block=256)[0], ref)
     some = np.flatnonzero(np.arange(len(x)) % 10 != 3)
     assert np.array_equal(seeded(rows=some, pre=pre)[0], _reference(np.concatenate([x[some], pre]), k, 0))
-    monkeypatch.setattr(objectives, "KMEANS_PROJECTION_MIN_CLUSTERS", k + 1)  # (the triangle inequality alone)
+    monkeypatch.setattr(kmeans_module, "KMEANS_PROJECTION_MIN_CLUSTERS", k + 1)  # (the triangle inequality alone)
     labels, triangle = seeded()
     assert np.array_equal(labels, ref)
     assert lifted < 0.5 * triangle, (lifted, triangle)
@@ -152,11 +152,11 @@ def test_lloyd_passes_compute_a_row_s_lifted_candidates_only(caplog: pytest.LogC
     and ``rank 9`` without the moved centres' check (``bound < -1.0``); ``repeated`` without the ties' product (``<=
     -1.0``) computes no row's product (all checked by hand)."""
     x, k = (np.repeat(_wide("spectrum")[:40], 60, axis=0) if shape == "repeated" else _wide(shape)), 64
-    monkeypatch.setattr(objectives, "KMEANS_CANDIDATES_MIN_CLUSTERS", k)
+    monkeypatch.setattr(kmeans_module, "KMEANS_CANDIDATES_MIN_CLUSTERS", k)
 
     def passes(**kw: object) -> tuple[np.ndarray, int, int, int]:
         caplog.clear()
-        with caplog.at_level(logging.DEBUG, logger="lightly_airflow.selection.objectives"):
+        with caplog.at_level(logging.DEBUG, logger="lightly_airflow.selection.kmeans"):
             labels = kmeans(x, k, 0, **kw)  # type: ignore[arg-type]
         [(rows, full, pairs)] = [(r.args[2], r.args[4], r.args[5]) for r in caplog.records if "Lloyd" in r.msg]
         return labels, rows, full, pairs
@@ -170,7 +170,7 @@ def test_lloyd_passes_compute_a_row_s_lifted_candidates_only(caplog: pytest.LogC
     assert np.array_equal(passes(block=256)[0], ref)
     rows_, pre = np.arange(0, len(x) - 50), x[-50:]
     assert np.array_equal(passes(rows=rows_, pre=pre, block=256)[0], ref)
-    monkeypatch.setattr(objectives, "KMEANS_CANDIDATES_MIN_CLUSTERS", k + 1)  # (every centre's distance)
+    monkeypatch.setattr(kmeans_module, "KMEANS_CANDIDATES_MIN_CLUSTERS", k + 1)  # (every centre's distance)
     labels, every, full, pairs = passes()
     assert np.array_equal(labels, ref)
     assert (full, pairs) == (every, 0)

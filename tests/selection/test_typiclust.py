@@ -15,7 +15,8 @@ import pytest
 
 from lightly_airflow.config import parse_selection_config
 from lightly_airflow.selection import objectives, select
-from lightly_airflow.selection.objectives import kmeans, typicality, typiclust
+from lightly_airflow.selection.kmeans import kmeans
+from lightly_airflow.selection.objectives import typicality, typiclust
 from lightly_airflow.selection.recipes import active_learning_config
 
 
