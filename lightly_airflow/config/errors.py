@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,9 +100,41 @@ def shape_message(err: Any) -> str | None:
     return None
 
 
+_PYTHON_WORDS = {"True": "true", "False": "false", "None": "null"}
+
+
+def _literal_hint(text: str, pos: int, msg: str) -> tuple[str, bool] | None:
+    """What the text at ``pos`` is, when it is how Lightly's docs write their examples (Python dicts with
+    ``# comments`` and ``True``/``False``/``None``, JavaScript objects with ``// comments``, unquoted keys and
+    'single quotes'), pasted as JSON: ``(the JSON spelling, whether YAML reads that spelling)``; ``None`` for any
+    other text."""
+    rest = text[pos : pos + 80]
+    word = re.match(r"(True|False|None)\b", rest)
+    if word:  # (YAML reads True and False as booleans, but None as the text "None")
+        return f"{word[1]} is Python's spelling: JSON writes {_PYTHON_WORDS[word[1]]}", word[1] != "None"
+    if rest.startswith(("#", "//")):
+        comment = rest.split("\n", 1)[0].strip()
+        return f"a comment ({comment[:40]!r}), which JSON does not allow: remove it", rest.startswith("#")
+    if rest.startswith("'"):
+        return "a string in single quotes: JSON writes strings (and keys) in double quotes", True
+    key = re.match(r"[A-Za-z_][A-Za-z0-9_]*", rest)
+    if key and "property name" in msg:
+        return f"the key {key[0]} without quotes: JSON writes it \"{key[0]}\"", True
+    return None
+
+
+def yaml_reads(exc: json.JSONDecodeError) -> bool:
+    """Whether the spelling JSON failed on (:func:`_literal_hint`) is one YAML reads: a config file with it may be
+    saved under a ``.yaml`` name instead of being rewritten (the web app's JavaScript objects, ``# comments``)."""
+    hint = _literal_hint(exc.doc, exc.pos, exc.msg)
+    return hint is not None and hint[1]
+
+
 def describe_json_error(exc: json.JSONDecodeError) -> str:
     """``<what> at line L column C``; a trailing comma (Python's "Expecting property name" or "Expecting value"
-    right before a closing bracket) is named with the comma's own position."""
+    right before a closing bracket) is named with the comma's own position, and the Python and JavaScript
+    spellings of Lightly's documented examples (``# comments``, ``False``, unquoted keys, 'single quotes') with
+    the JSON spelling (:func:`_literal_hint`)."""
     text, pos = exc.doc, exc.pos
     before = text[:pos].rstrip()
     if before.endswith(",") and text[pos : pos + 1] in ("}", "]"):
@@ -109,7 +142,9 @@ def describe_json_error(exc: json.JSONDecodeError) -> str:
         line = text.count("\n", 0, comma) + 1
         column = comma - (text.rfind("\n", 0, comma) + 1) + 1
         return f"a trailing comma before '{text[pos]}' at line {line} column {column} (JSON allows none): remove that comma"
-    return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    where = f"at line {exc.lineno} column {exc.colno}"
+    hint = _literal_hint(text, pos, exc.msg)
+    return f"{hint[0]} ({where})" if hint else f"{exc.msg} {where}"
 
 
 def decode_user_text(data: bytes) -> str:

@@ -170,13 +170,15 @@ def _read(text: str, source: Source, name: str, credentials: StorageCredentials 
 def _decode_json(text: str, name: str, where: str, *, in_file: bool) -> Any:
     import json
 
-    from lightly_airflow.config.errors import describe_json_error
+    from lightly_airflow.config.errors import describe_json_error, yaml_reads
 
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         looks_like_json = text.lstrip().startswith(("{", "["))
         hint = " (a YAML file needs a name ending in .yaml or .yml)" if in_file and not looks_like_json else ""
+        if in_file and looks_like_json and yaml_reads(exc):
+            hint = ", or give the file a name ending in .yaml: YAML reads this spelling"
         raise ConfigSourceError(name, where, f"is not valid JSON: {describe_json_error(exc)}",
                                 f"correct the JSON{hint}") from None
     return data
