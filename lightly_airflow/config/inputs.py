@@ -9,9 +9,11 @@ problem as ``(json path, problem, fix)``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from typing import Any
 
+from lightly_airflow.config.errors import did_you_mean
 from lightly_airflow.config.selection import (
     EmbeddingsInput,
     MetadataInput,
@@ -23,6 +25,9 @@ from lightly_airflow.lightly_dir import METADATA_SCHEMA_FILE, TASKS_FILE, Lightl
 from lightly_airflow.storage import StorageCredentials, protocol_of
 
 Problem = tuple[str, str, str]
+
+#: The task name of Lightly's hosted pretagging model in Lightly's selection configs (``worker_config.pretagging``).
+PRETAGGING_TASK = "lightly_pretagging"
 
 #: Task types with objects (object-level EMBEDDINGS inputs with ``task``).
 OBJECT_TYPES = ("object-detection", "instance-segmentation", "keypoint-detection")
@@ -132,6 +137,12 @@ def check_config_inputs(
             tasks_read = True
             if error:
                 problems.append(("", error, f"fix .lightly/{TASKS_FILE} (a JSON list of task names)"))
+        if task == PRETAGGING_TASK and task not in (tasks or []):
+            problems.append((f"{path}.task", f"{task!r} is the task of Lightly's hosted pretagging model "
+                             "(worker_config.pretagging), which is not available here", "run your own detector, "
+                             f"write its predictions into .lightly/predictions/<task>/ (listed in .lightly/{TASKS_FILE}) "
+                             f"and name that task here (tasks there: {tasks or []})"))
+            return None
         if tasks is None:
             problems.append((f"{path}.task", f"names the prediction task {task!r}, but {where}{TASKS_FILE} does not "
                              "exist", f"add .lightly/{TASKS_FILE} listing {task!r} with its predictions, or "
@@ -172,6 +183,13 @@ def check_config_inputs(
             if missing:
                 problems.append((f"{path}.categories", f"{missing} are not categories of task {inp.task!r}",
                                  f"use names from its schema.json: {names[:20]}"))
+            target = getattr(entry.strategy, "target", None) or {}
+            unknown = [c for c in target if c not in names]
+            if unknown:  # (Lightly's docs: each target class "should be a valid class in your schema.json")
+                problems.append((f"strategies[{i}].strategy.target", f"{unknown} are not categories of task "
+                                 f"{inp.task!r}, so no sample can count for them",
+                                 f"use names from its schema.json: {names[:20]}"
+                                 + did_you_mean(unknown[0], names)))
         elif isinstance(inp, MetadataInput):
             key = inp.key
             strategy = config.strategies[i].strategy.type
@@ -241,6 +259,9 @@ def _check_query(path: str, inp: EmbeddingsInput, credentials: StorageCredential
     try:
         resolve_query_sets(probe, credentials=credentials)
     except ValueError as exc:
-        return [(f"{path}.dataset_id", str(exc).removeprefix("strategies[0].input: "),
-                 "name a datapool and a tag that holds samples with embeddings")]
+        fix = "name a datapool and a tag that holds samples with embeddings"
+        if re.fullmatch(r"[a-f0-9]{24}", str(inp.dataset_id)):  # what Lightly's similarity search docs give
+            fix = (f"{inp.dataset_id!r} is a Lightly Platform dataset id, which is not reachable here: {fix} (the "
+                   "datapool URI a run of this product grew with the query images, e.g. s3://bucket/pools/queries)")
+        return [(f"{path}.dataset_id", str(exc).removeprefix("strategies[0].input: "), fix)]
     return []

@@ -136,7 +136,7 @@ class RandomInput(_Strict):
     """A seeded uniform random value per sample."""
 
     type: Literal["RANDOM"]
-    random_seed: int | None = Field(None, ge=0)  # (numpy's generators take no negative seed)
+    random_seed: int | None = None  # (any integer, as Lightly's model: a negative one is taken as 2**64 + seed)
 
 
 Input = Annotated[
@@ -465,10 +465,20 @@ def _message(err: Any) -> str:
     if kind == "bool_type":
         return "must be a JSON boolean (true or false)"
     if kind in ("int_type", "int_from_float"):
-        return "must be a JSON integer"
+        return "must be a JSON integer" + _proportion_hint(err)
     if kind in ("float_type", "finite_number"):
         return "must be a finite number"
     return shape_message(err) or str(err["msg"]).removeprefix("Value error, ")
+
+
+def _proportion_hint(err: Any) -> str:
+    """For ``n_samples: 0.1``: Lightly's V2 ``stopping_condition.n_samples`` took a share below 1 (its docs' worker
+    configs still show it), which is ``proportion_samples`` now."""
+    given = err.get("input")
+    if tuple(err["loc"]) in (("n_samples",), ("nSamples",)) and isinstance(given, float) and 0 < given < 1:
+        return (f"; a share of the candidates is proportion_samples: write \"proportion_samples\": {given:g} "
+                "(Lightly's V2 stopping_condition.n_samples took a share below 1)")
+    return ""
 
 
 def problems_of(exc: ValidationError) -> list[tuple[str, Any, str]]:

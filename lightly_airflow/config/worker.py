@@ -17,7 +17,7 @@ Every key has one *effect* here, written once in its ``Field`` (and listed in do
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
@@ -210,6 +210,10 @@ class WorkerConfig(_Strict):
             return str(value).lower() == "png"
         if name == "use_datapool":
             return value is True
+        if name == "cache_size":  # Lightly: "<= 0 disables the cache", which is what happens here
+            return bool(value <= 0)
+        if name == "training":  # Lightly's documented default {"task_name": ""} names no task
+            return not value.task_name
         return value is False
 
     def embed_overrides(self) -> dict[str, Any]:
@@ -292,7 +296,7 @@ class LightlyCollate(_Strict):
     random_gray_scale: float | None = _key(None, NO_EFFECT, _AUG, ge=0, le=1)
     gaussian_blur: float | None = _key(None, NO_EFFECT, _AUG, ge=0, le=1)
     kernel_size: float | None = _key(None, NO_EFFECT, _AUG, ge=0)
-    sigmas: list[float] | None = _key(None, NO_EFFECT, _AUG, min_length=2, max_length=2)
+    sigmas: list[Annotated[float, Field(gt=0)]] | None = _key(None, NO_EFFECT, _AUG, min_length=2, max_length=2)
     vf_prob: float | None = _key(None, NO_EFFECT, _AUG, ge=0, le=1)
     hf_prob: float | None = _key(None, NO_EFFECT, _AUG, ge=0, le=1)
     rr_prob: float | None = _key(None, NO_EFFECT, _AUG, ge=0, le=1)

@@ -156,7 +156,8 @@ def scalar_input(table: pa.Table, inp: Any, path: str, seed: int | None) -> np.n
         return total
     if isinstance(inp, RandomInput):
         s = inp.random_seed if inp.random_seed is not None else seed
-        rand: np.ndarray = np.random.default_rng(s).random(table.num_rows)
+        # (numpy's generators take no negative seed, Lightly's configs any integer: -1 is 2**64 - 1)
+        rand: np.ndarray = np.random.default_rng(s % 2**64 if s is not None and s < 0 else s).random(table.num_rows)
         return rand
     raise ValueError(f"{path}: input {inp.type} gives no scalar value")
 

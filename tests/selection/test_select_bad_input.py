@@ -81,11 +81,21 @@ def test_a_negative_seed_is_refused_where_it_is_given(files, capsys) -> None:
     with pytest.raises(SystemExit):
         _select(files, "--seed", "five")
     assert "argument --seed: 'five' is not an integer" in capsys.readouterr().err
-    random = {"n_samples": 5, "strategies": [{"input": {"type": "RANDOM", "random_seed": -3},
-                                              "strategy": {"type": "WEIGHTS"}}]}
-    assert _select(files, config=json.dumps(random)) == 1
-    _error(capsys, "strategies[0].input.random_seed: Input should be greater than or equal to 0 (given: -3)")
     assert _select(files, "--seed", "0") == 0
+
+
+def test_a_negative_random_seed_is_lightly_s_any_integer(files) -> None:
+    """Lightly's model takes any integer ``random_seed``; numpy's generators none below 0: a seed s below 0 is
+    2**64 + s (the same 64 bits), so a config pasted from Lightly runs, and the same seed picks the same."""
+
+    def picks(seed: int) -> list[str]:
+        random = {"n_samples": 5, "strategies": [{"input": {"type": "RANDOM", "random_seed": seed},
+                                                  "strategy": {"type": "WEIGHTS"}}]}
+        assert _select(files, config=json.dumps(random)) == 0
+        return pq.read_table(files / "o.parquet").column("key").to_pylist()
+
+    assert picks(-3) == picks(2**64 - 3) == picks(-3)
+    assert picks(-3) != picks(3)
 
 
 @pytest.mark.parametrize(("column", "held"), [(pa.array(["0.1,0.2", "0.3,0.4"]), "holds string,"),
