@@ -30,6 +30,8 @@ class FilePredictions:
     scores: list[float] = field(default_factory=list)
     areas: list[float] = field(default_factory=list)
     keypoint_confidence: list[float] = field(default_factory=list)
+    #: predictions without ``probabilities``, whose class probabilities come from ``score`` (:func:`_default_probabilities`)
+    derived: int = 0
 
 
 def _number(value: Any) -> float | None:
@@ -219,6 +221,7 @@ def parse_prediction_file(obj: Any, schema: TaskSchema, key: str) -> tuple[FileP
             continue
         if probs is None:
             probs = _default_probabilities(index, score if score is not None else 1.0, schema)
+            out.derived += 1
         out.category_index.append(index)
         out.probabilities.append(probs)
         out.scores.append(score if score is not None else float(np.nanmax(probs)))

@@ -103,12 +103,17 @@ class _TaskRows:
     kp_conf: list[float] = field(default_factory=list)
     cat_row: list[int] = field(default_factory=list)
     cat_index: list[int] = field(default_factory=list)
+    derived: int = 0
+    derived_example: str | None = None
 
     def __post_init__(self) -> None:
         self.valid = np.zeros(self.n, bool)
 
-    def add(self, row: int, preds: FilePredictions) -> None:
+    def add(self, row: int, preds: FilePredictions, where: str) -> None:
         self.valid[row] = True
+        if preds.derived:
+            self.derived += preds.derived
+            self.derived_example = self.derived_example or where
         if self.schema.task_type == "keypoint-detection":
             self.kp_row += [row] * len(preds.keypoint_confidence)
             self.kp_conf += preds.keypoint_confidence
@@ -195,8 +200,9 @@ def load_predictions_shard(
     :param max_error_fraction: fail (after writing the outputs) when more than this share of files has bad
         predictions (missing prediction files do not count); ``None`` never fails.
     :returns: counts ``files``, ``with_predictions``, ``bad``, ``missing``, ``misnamed``, ``past_end`` (prediction
-        files for a frame past a video's end, one a video and task at most), ``tasks``, ``errors``, plus
-        ``output_uri`` and ``errors_uri``.
+        files for a frame past a video's end, one a video and task at most), ``derived_probabilities``
+        (``{task: predictions without probabilities}``, whose probabilities come from ``score``; logged),
+        ``tasks``, ``errors``, plus ``output_uri`` and ``errors_uri``.
     :raises TooManyErrorsError: when ``max_error_fraction`` is exceeded.
     """
     max_error_fraction = validate_fraction(max_error_fraction)
@@ -221,6 +227,7 @@ def load_predictions_shard(
                     "no frames to read predictions for, e.g. %r", manifest_uri, len(not_samples), min(not_samples))
     bad_keys: set[str] = set()
     missing = misnamed = past_end = 0
+    derived: dict[str, int] = {}
     ends = video_ends(manifest.table, manifest_uri, "prediction files") if tasks else []
     with_predictions = np.zeros(n, bool)
     columns: dict[str, pa.Array] = {C.KEY: pa.array(keys, pa.string())}
@@ -254,9 +261,12 @@ def load_predictions_shard(
             if preds is None:
                 bad_keys.add(key)
                 continue
-            rows.add(i, preds)
+            rows.add(i, preds, where)
             with_predictions[i] = True
         columns.update(rows.columns())
+        if rows.derived:
+            derived[schema.name] = rows.derived
+            _log_derived(manifest_uri, rows)
         missing += len(absent)
         misnamed += _report_missing(folder, schema.name, absent, problems)
         past_end += _report_past_end(folder, schema.name, ends, problems)
@@ -280,6 +290,7 @@ def load_predictions_shard(
         "missing": missing,
         "misnamed": misnamed,
         "past_end": past_end,
+        "derived_probabilities": derived,
         "tasks": [t.name for t in tasks],
         "errors": len(problems),
         "output_uri": output_uri,
@@ -292,6 +303,22 @@ def load_predictions_shard(
     )
     check_error_fraction(len(bad_keys), n, max_error_fraction, "predictions", report_uri)
     return result
+
+
+def _log_derived(manifest_uri: str, rows: _TaskRows) -> None:
+    """Say that predictions without ``probabilities`` (optional in Lightly's format: its classification example
+    has only ``category_id``) had theirs derived from ``score``, and what that does to the uncertainty scores: a
+    classification without ``score`` becomes one-hot, so each of its uncertainty scores is 0 and a WEIGHTS
+    strategy on them cannot tell its samples apart. A warning for classification, whose scores come from the
+    probabilities alone; information for the other types (detectors often give a score only)."""
+    level = logging.WARNING if rows.schema.task_type == "classification" else logging.INFO
+    logger.log(
+        level, "predictions %s: task %r: %d predictions have no 'probabilities' (e.g. %s): each is taken as its "
+        "'score' on its category_id and the rest spread evenly over the other categories (one-hot without a "
+        "score), so their uncertainty_* scores show only that score (0 for one-hot). Fix: write 'probabilities' "
+        "(one per category, ordered by id) for uncertainty scores that show the model's doubt",
+        manifest_uri, rows.schema.name, rows.derived, rows.derived_example,
+    )
 
 
 def unreadable_videos(table: pa.Table) -> set[str]:
