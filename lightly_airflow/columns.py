@@ -104,8 +104,10 @@ PIXEL_RULES = "pixel_rules"
 #: Pillow refused over its iCCP chunk read without it. 7: HDR video frames (PQ, HLG) and BT.2020 ones tone- and
 #: gamut-mapped to sRGB as an SDR screen shows them (they were read as SDR: dull, pale or nearly black). 8: video
 #: frames without a colour matrix tag read with BT.709 when HD (≥ 1280 wide or > 576 high), as players read them
-#: (they were read with BT.601: saturated colours ~10-20 levels off).
-PIXEL_RULES_VERSION = 8
+#: (they were read with BT.601: saturated colours ~10-20 levels off). 9: video frames mirrored by their display
+#: matrix as players show them (a horizontally mirrored video was turned upside down, a vertically mirrored or
+#: transposed one shown as stored).
+PIXEL_RULES_VERSION = 9
 
 INITIAL_TAG = "initial-tag"
 

@@ -528,7 +528,8 @@ def list_new(
     # New or replaced videos (by content identity) become their frames: one row per frame, Lightly's names.
     new_files_count = files.num_rows
     stream_notes: list[tuple[str, str]] = []  # video streams not used (a second camera, cover art): reported
-    files = expand_videos(files, query.datasource_uri, creds.datasource, stream_notes=stream_notes)
+    video_notes: list[str] = []  # videos whose frames leave something out (alpha, a still image): the run's notes
+    files = expand_videos(files, query.datasource_uri, creds.datasource, stream_notes=stream_notes, notes=video_notes)
     if files.num_rows != new_files_count:
         log.info("%d new files are %d samples (video frames included).", new_files_count, files.num_rows)
     manifests: list[str] = []
@@ -549,7 +550,7 @@ def list_new(
         write_spec(objects, staging.run_dir(query.datapool_uri, run_id), creds.datapool)
         other = other_datasources_note(query, files, known, snapshot)
         skips = replace(skips, older_pixel_rules=older, video_streams=stream_notes,
-                        notes=[*skips.notes, *([other] if other else [])])
+                        notes=[*skips.notes, *video_notes, *([other] if other else [])])
         staging.write_listing_skips(query.datapool_uri, run_id, skips, creds.datapool)
     return ListResult(
         manifests=manifests, seen=found.listing.num_rows, new=files.num_rows, known=found.known_count,

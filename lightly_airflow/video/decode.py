@@ -31,6 +31,10 @@ from lightly_airflow.video.source import raise_read_error
 
 logger = logging.getLogger(__name__)
 
+#: The fix of a frame the decoder cannot produce (a damaged packet, a lost reference, a stream that ends early).
+FRAME_FIX = ("Fix: the video is damaged at this frame or at one it refers to (its other frames are kept); to get this "
+             "one, upload an undamaged copy (`ffmpeg -v error -i <video> -f null -` shows where it is damaged)")
+
 #: Consecutive undecodable packets after which the rest of a video is given up (each is reported).
 MAX_BAD_PACKETS = 64
 
@@ -140,22 +144,78 @@ def _warn_once(message: str) -> None:
         logger.warning("%s", message)
 
 
-def quarter_turns(frame: Any) -> int:
-    """How many quarter turns counter-clockwise (``np.rot90``'s ``k``) show ``frame`` upright, as players show it.
+def _display_matrix(frame: Any) -> tuple[int, ...] | None:
+    """The frame's display matrix (FFmpeg's ``AV_FRAME_DATA_DISPLAYMATRIX``: 9 int32, 16.16 fixed point), or None."""
+    import struct
 
-    Phones store portrait video landscape with a display matrix (FFmpeg: ``rotation of -90.00 degrees``);
-    PyAV decodes the stored picture and reads the matrix as ``VideoFrame.rotation`` (counter-clockwise degrees).
-    Images are turned by their EXIF orientation the same way. Rotations that are no multiple of 90° and
-    mirroring are not applied.
+    from av.sidedata.sidedata import Type
+
+    try:
+        data = frame.side_data.get(Type.DISPLAYMATRIX)
+        return struct.unpack("<9i", bytes(data)[:36]) if data is not None else None
+    except Exception:  # noqa: BLE001 - a matrix PyAV cannot read is no transform
+        return None
+
+
+def orientation(frame: Any) -> tuple[int, bool]:
+    """``(turns, flip)`` that show ``frame`` as players show it: ``turns`` quarter turns counter-clockwise
+    (``np.rot90``'s ``k``), then, where ``flip``, the result turned upside down (``np.flipud``).
+
+    Phones store portrait video landscape with a display matrix (FFmpeg: ``rotation of -90.00 degrees``); PyAV
+    decodes the stored picture and reads the matrix's angle as ``VideoFrame.rotation`` (counter-clockwise degrees).
+    A matrix may also mirror the picture (a front camera, an editor's flip): its angle alone then turned a
+    horizontally mirrored video upside down (``rotation`` reads -180°) and left a vertically mirrored or transposed
+    one as stored. The matrix is applied as the ``ffmpeg`` command line applies it (``hflip``/``vflip``/
+    ``transpose`` filters from the angle and the matrix's signs, fftools ``ffmpeg_filter.c``), which is also what
+    ffplay shows. Images are turned by their EXIF orientation (mirroring included) the same way. Angles that are
+    no multiple of 90° are not applied (logged once).
     """
+    matrix = _display_matrix(frame)
+    if matrix is None:
+        return 0, False
     try:
         angle = float(getattr(frame, "rotation", 0) or 0)
     except Exception:  # noqa: BLE001 - a matrix PyAV cannot read is no rotation
-        return 0
-    turns = round(angle / 90)
-    if abs(angle - 90 * turns) > 1:
-        return 0
-    return turns % 4
+        return 0, False
+    clockwise = -round(angle) % 360  # (fftools' get_rotation)
+    if clockwise % 90 and min(clockwise % 90, 90 - clockwise % 90) > 1:
+        _warn_once(f"video frames with a display rotation of {clockwise}° clockwise are shown as stored: only "
+                   "quarter turns and mirroring are applied")
+        return 0, False
+    clockwise = round(clockwise / 90) * 90 % 360
+    if clockwise == 90:  # transpose=cclock_flip (the plain transpose) where matrix[3] > 0, else clock
+        return (1, True) if matrix[3] > 0 else (3, False)
+    if clockwise == 270:  # transpose=clock_flip (the anti-transpose) where matrix[3] < 0, else cclock
+        return (3, True) if matrix[3] < 0 else (1, False)
+    if clockwise == 180:  # hflip where matrix[0] < 0, vflip where matrix[4] < 0 (both: a half turn)
+        hflip, vflip = matrix[0] < 0, matrix[4] < 0
+        return (2, True) if hflip and not vflip else (2 if hflip else 0, vflip and not hflip)
+    return 0, matrix[4] < 0  # vflip where matrix[4] < 0
+
+
+def quarter_turns(frame: Any) -> int:
+    """The quarter turns counter-clockwise of :func:`orientation` (the number of times a frame's width and height
+    swap: the stored columns are the upright rows when odd)."""
+    return orientation(frame)[0]
+
+
+def upright_array(pixels: Any, frame: Any) -> Any:
+    """``pixels`` (an ``(h, w, …)`` array of ``frame``'s picture, any size) as players show ``frame``
+    (:func:`orientation`); a view, not a copy."""
+    import numpy as np
+
+    turns, flip = orientation(frame)
+    out = np.rot90(pixels, turns) if turns else pixels
+    return out[::-1] if flip else out
+
+
+def stored_array(upright: Any, frame: Any) -> Any:
+    """The inverse of :func:`upright_array`: an upright array back in the stored picture's orientation."""
+    import numpy as np
+
+    turns, flip = orientation(frame)
+    out = upright[::-1] if flip else upright
+    return np.rot90(out, -turns) if turns else out
 
 
 def sample_aspect(frame: Any) -> Fraction:
@@ -174,13 +234,13 @@ def display_size(frame: Any, max_side: int | None = None) -> tuple[int, int]:
 
 
 def upright_image(image: Any, frame: Any) -> Any:
-    """A PIL image made from ``frame`` (any size), turned as :func:`quarter_turns` says."""
+    """A PIL image made from ``frame`` (any size), turned and mirrored as :func:`orientation` says."""
     from PIL import Image
 
-    turns = quarter_turns(frame)
-    if not turns:
-        return image
-    return image.transpose((Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)[turns - 1])
+    turns, flip = orientation(frame)
+    if turns:
+        image = image.transpose((Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)[turns - 1])
+    return image.transpose(Image.Transpose.FLIP_TOP_BOTTOM) if flip else image
 
 
 def _runs(wanted: Sequence[tuple[int, int | None]]) -> list[list[tuple[int, int | None]]]:
@@ -378,4 +438,4 @@ def _decode_run(
         raise_read_error(source)  # frames lost to the store's read error are not the video's fault
     why = broke or "the decoder produced no such frame (the stream ends early or the frame is damaged)"
     for index in sorted(pending):
-        yield DecodedFrame(index, None, why)
+        yield DecodedFrame(index, None, f"{why}. {FRAME_FIX}")

@@ -28,8 +28,9 @@ from lightly_airflow.video.decode import (
     decode_frames,
     decodes_sequentially,
     display_size,
-    quarter_turns,
+    stored_array,
     to_rgb,
+    upright_array,
     upright_image,
 )
 from lightly_airflow.video.quality import frame_corruptness
@@ -116,10 +117,8 @@ def frame_rows(manifest: Any, rows: Sequence[int] | None = None) -> list[FrameRo
 
 
 def upright_rgb(frame: Any) -> np.ndarray:
-    """The frame's full-resolution RGB as players show it (turned by its display matrix, a phone's)."""
-    turns = quarter_turns(frame)
-    rgb = to_rgb(frame, "rgb").to_ndarray()
-    return np.ascontiguousarray(np.rot90(rgb, turns) if turns else rgb)
+    """The frame's full-resolution RGB as players show it (turned and mirrored by its display matrix, a phone's)."""
+    return np.ascontiguousarray(upright_array(to_rgb(frame, "rgb").to_ndarray(), frame))
 
 
 def analyse_frame(
@@ -132,7 +131,6 @@ def analyse_frame(
     from lightly_airflow.metadata.kernels import pixel_sums
     from lightly_airflow.metadata.metrics import _metrics_from
 
-    turns = quarter_turns(frame)
     rgb = upright_rgb(frame)
     if on_rgb is not None:
         on_rgb(rgb)
@@ -144,10 +142,9 @@ def analyse_frame(
     small = None
     if input_size:
         small = to_rgb(frame, "model", width=input_size, height=input_size, interpolation="BILINEAR").to_ndarray()
-        if turns:
-            small = np.ascontiguousarray(np.rot90(small, turns))
+        small = np.ascontiguousarray(upright_array(small, frame))
     # the concealment grid is the coded picture's macroblocks; the colours tell a grey fill from a coloured area
-    coded, coded_rgb = (np.rot90(gray, -turns), np.rot90(rgb, -turns)) if turns else (gray, rgb)
+    coded, coded_rgb = stored_array(gray, frame), stored_array(rgb, frame)
     return small, metrics, digest.hexdigest(), frame_corruptness(
         coded, bool(getattr(frame, "is_corrupt", False)), coded_rgb)
 

@@ -103,6 +103,8 @@ class VideoIndex:
     other_streams: list[str] = field(default_factory=list)
     #: width / height of one stored pixel (:func:`pixel_aspect`): 32/27 for 16:9 DV/DVD video, 1 when square
     sample_aspect_ratio: Fraction = Fraction(1)
+    #: whether the stream carries transparency (:func:`has_alpha`), which its frames do not apply
+    alpha: bool = False
 
     def seconds(self, index: int) -> float | None:
         """Time of frame ``index`` in seconds from the start of the video, where a player shows it and where
@@ -182,6 +184,19 @@ def pixel_aspect(stream: Any) -> Fraction:
     return Fraction(sar) if sar and sar > 0 else Fraction(1)
 
 
+def has_alpha(stream: Any) -> bool:
+    """Whether a video stream carries an alpha channel (ProRes 4444, PNG or QuickTime RLE in MOV, FFV1 ``yuva*``, a
+    WebM's VP8/VP9 alpha: ``alpha_mode`` 1, which FFmpeg's own decoders drop). Its frames are read as RGB without
+    it, as Lightly's ``VideoDataset`` reads them (torchvision: PyAV's ``to_ndarray(format="rgb24")``): a transparent
+    area shows the colour stored under it."""
+    try:
+        fmt = stream.codec_context.format
+        stored = bool(fmt is not None and any(c.is_alpha for c in fmt.components))
+    except Exception:  # noqa: BLE001 - a format PyAV cannot describe: no alpha known
+        stored = False
+    return stored or str((stream.metadata or {}).get("alpha_mode", "")) == "1"
+
+
 def _announced_frames(container: Any, stream: Any, fps: float | None) -> int:
     """The frame count the container's header claims (its frame count, else its duration × rate); 0 if none."""
     if stream.frames:
@@ -245,7 +260,7 @@ def _ends_early_by_time(container: Any, stream: Any, out: VideoIndex) -> str | N
     if end - covered <= max(step, rate_step):
         return None
     return (f"the video ends early: its {len(pts)} readable frames end at {float(covered - out.start):.2f} s of the "
-            f"{float(end - out.start):.2f} s its container announces (truncated or damaged file)")
+            f"{float(end - out.start):.2f} s its container announces (truncated or damaged file). {ends_early_fix(len(pts))}")
 
 
 def _start(container: Any, stream: Any) -> Fraction:
@@ -259,6 +274,14 @@ def _start(container: Any, stream: Any) -> Fraction:
         if start is None or file_start < start - Fraction(1, 1_000_000):
             start = file_start
     return start or Fraction(0)
+
+
+def ends_early_fix(readable: int) -> str:
+    """The fix of a video that ends before its container's end (cut short, or damaged from some point on), whose
+    ``readable`` frames are kept as samples (the problem is one extra row under the video's key)."""
+    kept = f"its {readable} readable frames are kept as samples" if readable else "no frame of it can be read"
+    return (f"Fix: upload the complete file again to get the rest ({kept}; the new version replaces them), "
+            f"{LEAVE_OUT}")
 
 
 EMPTY_VIDEO = "empty file (0 bytes): nothing to decode (an upload or copy that did not finish?); upload the video again"
@@ -289,7 +312,9 @@ def _source_size(source: Any) -> int | None:
 def _missing_index(source: Any, size: int) -> str | None:
     """Why an MP4/MOV file (ISO base media: an ``ftyp`` box first) cannot be opened when it has no ``moov`` box
     (the index of its frames): its top-level boxes, read from their headers only (at most 64), end without one,
-    or one runs past the end of the file (cut short). ``None`` for any other file or when it cannot be told."""
+    or one runs past the end of the file (cut short), or bytes that are no box header follow one (damaged); or when
+    its ``moov`` box itself runs past the end (FFmpeg opens such a file as one without streams: it was reported as
+    holding no video). ``None`` for any other file or when it cannot be told."""
     import struct
 
     def walk(fh: Any) -> str | None:
@@ -301,10 +326,18 @@ def _missing_index(source: Any, size: int) -> str | None:
             length, kind = struct.unpack(">I4s", head[:8])
             if not boxes and kind != b"ftyp":
                 return None  # (not ISO base media)
+            if not all(0x20 <= c < 0x7F for c in kind):  # box types are 4 printable characters: these are no box
+                return (f"the MP4/MOV file has no index (no 'moov' box): the bytes at offset {at:,} after its "
+                        f"'{boxes[-1].decode('latin-1')}' box are no box header (the file is damaged there, or was cut "
+                        "and written over); upload the complete file again")
             if length == 1 and len(head) == 16:
                 length = struct.unpack(">Q", head[8:16])[0]
             elif length == 0:
                 length = size - at
+            if kind == b"moov" and at + length > size:  # (FFmpeg opens it as a file without streams)
+                return (f"the MP4/MOV file's index (its 'moov' box) runs past the end of the file ({size:,} of "
+                        f"{at + length:,} bytes): it was cut short (an upload or copy that did not finish); upload "
+                        "the complete file again")
             if length < 8 or kind == b"moov":
                 return None  # (a structure we cannot follow, or the index is there)
             boxes.append(kind)
@@ -339,11 +372,21 @@ def open_problem(source: Any, exc: BaseException) -> str:
     size = _source_size(source)
     if size == 0:
         return EMPTY_VIDEO
-    missing = None if size is None else _missing_index(source, size)
+    missing = _cut_mp4(source, size)
     if missing is not None:
         return missing
+    if isinstance(exc, EOFError):  # (av.EOFError): the header promised more than the file holds
+        return (f"cannot open the video: {reason(exc)}: the file ends before its first frame (cut short: an upload "
+                "or copy that did not finish, or a recording that stopped before its first frame was written); "
+                f"upload the complete file again, {LEAVE_OUT}")
     return (f"cannot open the video: {reason(exc)}; FFmpeg cannot read it as a video (damaged, or no video under "
             f"a video extension: check it with ffprobe); upload a playable file, {LEAVE_OUT}")
+
+
+def _cut_mp4(source: Any, size: int | None = None) -> str | None:
+    """:func:`_missing_index` of ``source`` (its size measured when not given); ``None`` when it cannot be told."""
+    size = _source_size(source) if size is None else size
+    return None if size is None else _missing_index(source, size)
 
 
 def index_video(source: Any) -> VideoIndex:
@@ -373,7 +416,9 @@ def _index_video(source: Any) -> VideoIndex:
         return out
     try:
         if not container.streams.video:
-            out.problem = NO_STREAM
+            # FFmpeg opens an MP4 cut before its index ('moov', which most writers put last) as a file of no
+            # streams: say it was cut, not that it holds no video
+            out.problem = _cut_mp4(source) or NO_STREAM
             return out
         stream, out.other_streams = video_stream(container)
         if stream is None:
@@ -382,6 +427,7 @@ def _index_video(source: Any) -> VideoIndex:
             return out
         out.stream = stream.index
         out.sample_aspect_ratio = pixel_aspect(stream)
+        out.alpha = has_alpha(stream)
         out.time_base = stream.time_base
         out.fps = float(stream.average_rate) if stream.average_rate else None
         out.metadata_frames = int(stream.frames or 0)
@@ -403,7 +449,7 @@ def _index_video(source: Any) -> VideoIndex:
                     continue
                 pts.append(packet.pts)
         except Exception as exc:  # noqa: BLE001 - keep the frames before the break
-            out.problem = f"the video breaks after {len(pts)} frames: {reason(exc)}"
+            out.problem = f"the video breaks after {len(pts)} frames: {reason(exc)}. {ends_early_fix(len(pts))}"
         have_pts = bool(pts) and all(p is not None for p in pts)
         if have_pts:
             ordered = sorted(p for p in pts if p is not None)
@@ -429,7 +475,7 @@ def _index_video(source: Any) -> VideoIndex:
         elif out.problem is None and announced and announced > out.n_frames + 1:
             # Truncated files end without an error: the container's header still says how long it was.
             out.problem = (f"the video ends early: {out.n_frames} frames are readable of the {announced} its "
-                           "container announces (truncated or damaged file)")
+                           f"container announces (truncated or damaged file). {ends_early_fix(out.n_frames)}")
         out.seekable = have_pts and seekable_format(container)
         if out.n_frames == 0 and out.problem is None:
             out.problem = NO_FRAMES

@@ -90,7 +90,7 @@ def _head(fs: Any, path: str, size: int = 1024) -> bytes:
 
 def expand_videos(
     files: pa.Table, datasource_uri: str, credentials: StorageCredentials | None = None, *, workers: int = 4,
-    stream_notes: list[tuple[str, str]] | None = None,
+    stream_notes: list[tuple[str, str]] | None = None, notes: list[str] | None = None,
 ) -> pa.Table:
     """``files`` (``key, size, etag, mtime``) with every video row replaced by its frame rows.
 
@@ -111,6 +111,8 @@ def expand_videos(
     index = index_videos(datasource_uri, videos.column(C.KEY).to_pylist(), credentials, workers=workers)
     cols: dict[str, list[object]] = {name: [] for name in (*C.MANIFEST_COLUMNS, *(f.name for f in VIDEO_FIELDS))}
     frames_total = 0
+    alpha: list[str] = []
+    still: list[str] = []
     for row in videos.to_pylist():
         key = row[C.KEY]
         info = index[key]
@@ -132,6 +134,15 @@ def expand_videos(
                         "grid (Lightly's frame coordinates, frame PNGs with pHYs), thumbnails show them %dx%d", key,
                         info.sample_aspect_ratio, info.width, info.height,
                         round(info.width * info.sample_aspect_ratio), info.height)
+        if info.container_format and (info.container_format.endswith("_pipe") or info.container_format == "image2"):
+            logger.warning("video %r is a still image (FFmpeg reads it as %s), not a video: its one frame is a sample "
+                           "named as a video's frame; give it its image extension to list it as an image", key,
+                           info.container_format)
+            still.append(key)
+        if info.alpha:
+            alpha.append(key)
+            logger.warning("video %r has an alpha channel (transparency): its frames are read without it, as Lightly's "
+                           "VideoDataset reads them (a transparent area shows the colour stored under it)", key)
         for note in info.other_streams:
             logger.warning("video %r: %s", key, note)
             if stream_notes is not None:
@@ -151,8 +162,28 @@ def expand_videos(
     schema = pa.schema([images.schema.field(c) for c in C.MANIFEST_COLUMNS] + VIDEO_FIELDS)
     frames = pa.Table.from_pydict(cols, schema=schema)
     logger.info("%d videos became %d frames", videos.num_rows, frames_total)
+    if notes is not None:
+        notes.extend(_video_notes(alpha, still))
     out = pa.concat_tables([images.cast(schema), frames])
     return out.take(pc.sort_indices(out, sort_keys=[(C.KEY, "ascending")]))
+
+
+def _video_notes(alpha: list[str], still: list[str]) -> list[str]:
+    """The run's notes on the videos whose frames leave something out: with an alpha channel, still images."""
+
+    def some(keys: list[str]) -> str:
+        return ", ".join(repr(k) for k in keys[:3]) + (", ..." if len(keys) > 3 else "")
+
+    out = []
+    if alpha:
+        out.append(f"{len(alpha):,} videos have an alpha channel (transparency): their frames are read without it, as "
+                   f"Lightly's VideoDataset reads them (a transparent area shows the colour stored under it), e.g. "
+                   f"{some(alpha)}")
+    if still:
+        out.append(f"{len(still):,} files with a video extension are still images: the one frame of each is a sample "
+                   f"named as a video's frame; give them their image extension to list them as images, e.g. "
+                   f"{some(still)}")
+    return out
 
 
 #: Frames of one video that cannot seek kept in one manifest shard at most: longer ones are split into even
