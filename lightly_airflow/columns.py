@@ -106,8 +106,10 @@ PIXEL_RULES = "pixel_rules"
 #: frames without a colour matrix tag read with BT.709 when HD (≥ 1280 wide or > 576 high), as players read them
 #: (they were read with BT.601: saturated colours ~10-20 levels off). 9: video frames mirrored by their display
 #: matrix as players show them (a horizontally mirrored video was turned upside down, a vertically mirrored or
-#: transposed one shown as stored).
-PIXEL_RULES_VERSION = 9
+#: transposed one shown as stored). 10: a 16-bit PNG's transparent colour (tRNS) on white; grey TIFFs with
+#: premultiplied alpha and PNGs with over 1 MB of compressed text before their pixels decoded (they were corrupt);
+#: a damaged PNG corrupt in every pass (the embed pass used its half-decoded picture).
+PIXEL_RULES_VERSION = 10
 
 INITIAL_TAG = "initial-tag"
 

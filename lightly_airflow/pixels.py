@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 import numpy as np
-from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from lightly_airflow import heif
 from lightly_airflow.jit import njit
@@ -111,6 +111,10 @@ TWELVE_BIT_WHITE = 4095
 #: TIFF tags stating the largest sample value: SMaxSampleValue (341) and MaxSampleValue (281).
 TIFF_MAX_SAMPLE_TAGS = ((341, "SMaxSampleValue"), (281, "MaxSampleValue"))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: Modes of premultiplied (associated) alpha and their straight-alpha modes, which :func:`display_rgb` composites.
+#: Pillow opens a grey TIFF with associated alpha (ExtraSamples 1) as ``La``, and converts ``La`` to ``LA`` only: such
+#: files were corrupt in every pass ("conversion from La to L not supported").
+PREMULTIPLIED = {"La": "LA", "RGBa": "RGBA"}
 #: The colour transparent pixels are shown on (a page's background; what the UI's thumbnails show).
 TRANSPARENT_BACKGROUND = (255, 255, 255, 255)
 #: EXIF orientation tag, and the values that turn or mirror the picture (1 is "as stored").
@@ -148,11 +152,50 @@ def png_significant_bits(data: bytes) -> int | None:
 
 def png_without_iccp(data: bytes) -> bytes | None:
     """A PNG's bytes without its ``iCCP`` chunk (its embedded colour profile), or ``None`` when it has none."""
-    found = _png_chunk(data, b"iCCP")
-    if found is None:
+    return png_without(data, (b"iCCP",))
+
+
+def png_without(data: bytes, kinds: tuple[bytes, ...]) -> bytes | None:
+    """A PNG's bytes without its chunks of ``kinds`` before its image data, or ``None`` when it has none (also for
+    data that is not a PNG)."""
+    if not data.startswith(PNG_SIGNATURE):
         return None
-    pos, length = found
-    return data[:pos] + data[pos + 12 + length :]
+    pos, kept = len(PNG_SIGNATURE), [PNG_SIGNATURE]
+    while pos + 8 <= len(data):
+        length, cid = struct.unpack(">I4s", data[pos : pos + 8])
+        if cid in (b"IDAT", b"IEND"):
+            break
+        if cid not in kinds:
+            kept.append(data[pos : pos + 12 + length])
+        pos += 12 + length
+    stripped = b"".join(kept) + data[pos:]
+    return stripped if len(stripped) < len(data) else None
+
+
+#: Ancillary PNG chunks Pillow refuses a whole PNG over, dropped in turn until it opens (the picture does not depend
+#: on them): its colour profile (an unknown compression method, a profile over 1 MB), then noted as damaged
+#: (:func:`display_rgb`); its compressed text (a zTXt or iTXt chunk over ``PngImagePlugin.MAX_TEXT_CHUNK``, 1 MB
+#: unpacked: an editor's XMP or Photoshop packet, an image generator's workflow), which no pass reads; both. Such a
+#: PNG was corrupt ("Decompressed data too large for PngImagePlugin.MAX_TEXT_CHUNK"). Chunks after the image data
+#: are read while it decodes: one there still fails the file.
+REFUSED_PNG_CHUNKS = ((b"iCCP",), (b"zTXt", b"iTXt"), (b"iCCP", b"zTXt", b"iTXt"))
+
+
+def _open_without_refused_chunks(data: bytes) -> tuple[Image.Image, bytes] | None:
+    """A PNG Pillow refused, opened without its :data:`REFUSED_PNG_CHUNKS`, and the bytes it was opened from;
+    ``None`` when none of them is the cause (or the bytes are no PNG)."""
+    for kinds in REFUSED_PNG_CHUNKS:
+        stripped = png_without(data, kinds)
+        if stripped is None:
+            continue
+        try:
+            img = Image.open(io.BytesIO(stripped))
+        except (UnidentifiedImageError, ValueError):
+            continue
+        if b"iCCP" in kinds and _png_chunk(data, b"iCCP") is not None:
+            img.info["icc_profile"] = None
+        return img, stripped
+    return None
 
 
 #: TIFF Photometric and Compression values by name (the common ones; others are given as numbers).
@@ -292,6 +335,30 @@ def image_memory(threads: int) -> Iterator[None]:
                     _PIL_CORE.set_blocks_max(original[1])
 
 
+_TRUNCATION_LOCK = threading.Lock()
+_TRUNCATION_SCOPES: list[bool] = []  # one entry per open scope; the first holds the process' own setting
+
+
+@contextlib.contextmanager
+def truncation_refused() -> Iterator[None]:
+    """While a pass decodes: a truncated file is an error, whatever another library in the process set
+    (``ImageFile.LOAD_TRUNCATED_IMAGES``: Pillow then fills the missing rows with grey and calls the file whole).
+    The setting is off while any scope is open on any thread, and comes back when the last one ends (a thread that
+    restored it on its own would lift it while another thread still decodes). The metadata pass refused truncated
+    files this way, the embed pass embedded them as ok."""
+    with _TRUNCATION_LOCK:
+        _TRUNCATION_SCOPES.append(bool(ImageFile.LOAD_TRUNCATED_IMAGES))
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        with _TRUNCATION_LOCK:
+            original = _TRUNCATION_SCOPES[0]
+            _TRUNCATION_SCOPES.pop()
+            if not _TRUNCATION_SCOPES:
+                ImageFile.LOAD_TRUNCATED_IMAGES = original
+
+
 def pixel_array(img: Image.Image) -> np.ndarray:
     """An RGB image's pixels as a uint8 array without a copy where Pillow allows: its own memory, 4 bytes a pixel
     (``(H, W, 4)``, the fourth byte padding), read through the Arrow C interface when the image is one block
@@ -334,14 +401,10 @@ def open_image(data: bytes, draft: int | None = None, fit: bool = False) -> Imag
     try:
         img = Image.open(io.BytesIO(data))
     except (UnidentifiedImageError, ValueError):
-        stripped = png_without_iccp(data)
-        if stripped is None:
+        opened = _open_without_refused_chunks(data)  # (a PNG refused over its profile or its text)
+        if opened is None:
             raise
-        # Pillow refuses the whole PNG over its iCCP chunk (an unknown compression method, a profile over 1 MB):
-        # the picture is opened without it, and the profile noted as damaged (display_rgb).
-        img = Image.open(io.BytesIO(stripped))
-        img.info["icc_profile"] = None
-        data = stripped
+        img, data = opened
     if img.format == "PNG" and (img.mode in HIGH_BIT_DEPTH_MODES or _sixteen_bit_colour(img, data)):
         bits = png_significant_bits(data)
         if bits:
@@ -358,9 +421,82 @@ class TooLargeImage(Image.DecompressionBombError):
 
 
 def too_large(w: int, h: int, limit: int) -> str:
-    """The start of every "too large to decode" reason (the metadata pass adds why for other formats)."""
+    """The start of every "too large to decode" reason (:func:`too_large_to_decode` adds why for other formats)."""
     return (f"too large to decode: {w}x{h} = {w * h / 1e6:.0f} Mpx is more than PIL.Image.MAX_IMAGE_PIXELS "
             f"({limit / 1e6:.1f} Mpx)")
+
+
+def too_large_to_decode(w: int, h: int, limit: int, fmt: str) -> str:
+    """Why an image of ``w`` x ``h`` pixels in Pillow format ``fmt`` above ``limit`` is not decoded, with the fix."""
+    return (f"{too_large(w, h, limit)}, Pillow's decompression bomb guard (a {fmt} this large must be decoded whole, "
+            "about 3 bytes per pixel; JPEGs are decoded at a reduced scale instead). Raise the limit in the "
+            "workers if they have the memory, or store the image as JPEG or in tiles")
+
+
+def bomb_reason(data: bytes, exc: Exception) -> str:
+    """The reason of a file refused as a decompression bomb (``exc``, Pillow's or :class:`TooLargeImage`), the
+    same in every pass: its size read from the header, the limit and what to do. Pillow's own words named twice the
+    limit ("exceeds limit of 178956970 pixels", its error's threshold) and no fix."""
+    if isinstance(exc, TooLargeImage):
+        return str(exc)
+    header = _header(data)
+    limit = Image.MAX_IMAGE_PIXELS
+    if header is not None and limit:
+        return too_large_to_decode(*header[1], limit, header[0])
+    return f"decompression bomb: {exc}"
+
+
+def _header(data: bytes) -> tuple[str, tuple[int, int]] | None:
+    """Format and stored size from the header through Pillow's readers, without ``Image.open``'s pixel check (for
+    the message of an image refused for its size)."""
+    Image.init()
+    for fmt, (factory, accept) in list(Image.OPEN.items()):
+        if accept is not None and accept(data[:16]) is not True:
+            continue
+        try:
+            w, h = factory(io.BytesIO(data), "").size
+            return fmt, (w, h)
+        except Exception:  # noqa: BLE001 - not this format
+            continue
+    return None
+
+
+#: Pillow format names each file extension may hold; any other is "wrong type for its extension", which Lightly's
+#: worker reports as corrupt (lightly-compat.md §5), in every pass that decodes images (:func:`wrong_extension`).
+EXTENSION_FORMATS: dict[str, frozenset[str]] = {
+    "jpg": frozenset({"JPEG", "MPO"}),
+    "jpeg": frozenset({"JPEG", "MPO"}),
+    "jpe": frozenset({"JPEG", "MPO"}),
+    "png": frozenset({"PNG"}),
+    "bmp": frozenset({"BMP", "DIB"}),
+    "gif": frozenset({"GIF"}),
+    "tif": frozenset({"TIFF"}),
+    "tiff": frozenset({"TIFF"}),
+    "webp": frozenset({"WEBP"}),
+    **{ext: frozenset({heif.FORMAT}) for ext in heif.HEIF_EXTENSIONS},
+    "avif": frozenset({"AVIF"}),
+}
+
+
+def extension(key: str) -> str:
+    """The extension of a key's file name, lower case, without the dot (``""`` when it has none)."""
+    name = key.rsplit("/", 1)[-1]
+    return name.rpartition(".")[2].lower() if "." in name else ""
+
+
+def wrong_extension(fmt: str | None, key: str) -> str | None:
+    """Why a file that Pillow reads as ``fmt`` is corrupt under ``key``'s extension, with the fix; ``None`` when its
+    extension may hold that format or is none of :data:`EXTENSION_FORMATS`'. The metadata and embed passes both
+    refuse such a file (the embed pass embedded a ``.jpg`` holding a PNG that the metadata pass called corrupt)."""
+    ext = extension(key)
+    allowed = EXTENSION_FORMATS.get(ext)
+    fmt = fmt or "unknown"
+    if allowed is None or fmt in allowed:
+        return None
+    right = next((e for e, formats in EXTENSION_FORMATS.items() if fmt in formats), None)
+    fix = (f"rename it to .{right}" if right else
+           f"convert it to the format of its extension (this plugin lists no extension for {fmt})")
+    return f"wrong type for its extension: the file is {fmt} but its extension is .{ext}; {fix}"
 
 
 def _draft_jpeg(img: Image.Image, draft: int | None, fit: bool) -> None:
@@ -392,7 +528,8 @@ def white_point(img: Image.Image, largest: float) -> tuple[float, str | None]:
     Stated: a PNG's ``sBIT`` of n bits (values up to 2^n - 1 are the camera's raw values: white 2^n - 1; larger
     ones are shifted to 16 bits as the PNG standard says: white (2^n - 1) << (16 - n)), a TIFF's SMaxSampleValue or
     MaxSampleValue. Else, by the largest value: up to 255 (8-bit data, white 255), up to 4095 (12-bit data, white
-    4095), float data in 0..1 (white 1.0) are guesses; larger values are the container's 16 bits (white 65535).
+    4095), float data in 0..1 (white 1.0) are guesses; larger values are the container's 16 bits (white 65535), a
+    guess too in a 32-bit integer or float image (values above 65535 show white).
     """
     bits = img.info.get(SIGNIFICANT_BITS)
     if isinstance(bits, int) and 0 < bits <= 16:  # 16: the full range, stated
@@ -415,7 +552,21 @@ def white_point(img: Image.Image, largest: float) -> tuple[float, str | None]:
         return float(TWELVE_BIT_WHITE), (
             f"12-bit values guessed: largest value {largest:g} in a {img.mode} image with no PNG sBIT or TIFF "
             "MaxSampleValue, scaled by 255/4095")
+    if img.mode == "F" or (img.mode == "I" and _tiff_bits(img) > 16):
+        # 65535 is no container's white here: a 32-bit integer or float image's values up to it (and beyond, which
+        # show white) were scaled by it with no word said.
+        return 65535.0, (
+            f"16-bit values guessed: largest value {largest:g} in a 32-bit {'float' if img.mode == 'F' else 'integer'}"
+            " image with no TIFF MaxSampleValue, scaled by 255/65535"
+            + (" (values above 65535 show white)" if largest > 65535 else ""))
     return 65535.0, None
+
+
+def _tiff_bits(img: Image.Image) -> int:
+    """A TIFF's largest BitsPerSample (0 for other images)."""
+    bits = (getattr(img, "tag_v2", None) or {}).get(TIFF_BITS_PER_SAMPLE)
+    bits = bits if isinstance(bits, tuple) else (bits,)
+    return max((int(b) for b in bits if isinstance(b, int)), default=0)
 
 
 def _stated_below_full(img: Image.Image) -> bool:
@@ -489,7 +640,8 @@ def _wide_colour(img: Image.Image) -> Image.Image:
     if planar is not None:
         return _scaled(img, planar[..., :3].astype(np.float64), (planar[..., 3:] >> 8).astype(np.uint8))
     high = np.asarray(img)
-    if not _stated_below_full(img) and (high.size == 0 or int(high[..., :3].max()) >= 16):
+    key = img.info.get("transparency") if img.mode == "RGB" else None  # (a PNG's tRNS colour, in 16 bits)
+    if key is None and not _stated_below_full(img) and (high.size == 0 or int(high[..., :3].max()) >= 16):
         return img  # values above 4095: 16-bit data, whose high bytes are its 8 bits
     low_img = Image.open(io.BytesIO(img.info[WIDE_COLOUR]))
     rawmodes = [t.args if isinstance(t.args, str) else (t.args or ("",))[0] for t in low_img.tile]
@@ -505,20 +657,24 @@ def _wide_colour(img: Image.Image) -> Image.Image:
         values = np.repeat(low[..., :1].astype(np.float64) * 256 + low[..., 1:2], 3, axis=2)
     else:
         values = high[..., :3].astype(np.float64) * 256 + low[..., :3]
-    return _scaled(img, values, high[..., 3:])
+    alpha = high[..., 3:]
+    if isinstance(key, tuple) and len(key) == 3:  # the transparent colour matched in 16 bits, as alpha
+        alpha = np.where((values == np.asarray(key, np.float64)).all(axis=2, keepdims=True), 0, 255).astype(np.uint8)
+    return _scaled(img, values, alpha)
 
 
 def _scaled(img: Image.Image, values: np.ndarray, alpha: np.ndarray) -> Image.Image:
-    """16-bit colour ``values`` as 8-bit ``img.mode``: Pillow's 8 bits (the high bytes) when nothing states a white
-    below 65535 and a value is above 4095, else scaled by the :func:`white_point`."""
+    """16-bit colour ``values`` as 8-bit RGB, or RGBA with ``alpha`` (``(h, w, 1)``; ``(h, w, 0)``: none): Pillow's 8
+    bits (the high bytes) when nothing states a white below 65535 and a value is above 4095, else scaled by the
+    :func:`white_point`."""
     if not _stated_below_full(img) and values.size and values.max() > TWELVE_BIT_WHITE:
         white, guess = 65535.0, None
         rgb = (values.astype(np.uint16) >> 8).astype(np.uint8)
     else:
         white, guess = white_point(img, float(values.max()) if values.size else 0.0)
         rgb = np.clip(values * (255.0 / white), 0, 255).astype(np.uint8)
-    out = Image.fromarray(np.concatenate([rgb, alpha], axis=2) if img.mode == "RGBA" else rgb, img.mode)
-    out.info = {k: v for k, v in img.info.items() if k != WIDE_COLOUR}  # its EXIF orientation, transparency
+    out = Image.fromarray(np.concatenate([rgb, alpha], axis=2), "RGBA") if alpha.shape[-1] else Image.fromarray(rgb)
+    out.info = {k: v for k, v in img.info.items() if k not in (WIDE_COLOUR, "transparency")}  # (its EXIF orientation)
     if guess:
         out.info[WHITE_GUESS] = guess
     return out
@@ -529,7 +685,7 @@ def eight_bit(img: Image.Image, source: Image.Image | None = None) -> Image.Imag
     :data:`HIGH_BIT_DEPTH_MODES`) scaled to 8-bit ``L`` by its :func:`white_point` (read from ``source``, the
     image as opened, when ``img`` was turned from it), a guess noted in ``info[WHITE_GUESS]``; other images as
     they are. Not-a-number values of a float image are black. Pillow's ``convert`` would clip every value above
-    255 to white."""
+    255 to white. A 16-bit PNG's transparent grey (its tRNS chunk) is matched in 16 bits: ``LA``."""
     if img.mode not in HIGH_BIT_DEPTH_MODES:
         return img
     arr = np.asarray(img, dtype=np.float64)
@@ -537,13 +693,23 @@ def eight_bit(img: Image.Image, source: Image.Image | None = None) -> Image.Imag
         arr = np.where(np.isfinite(arr), arr, 0.0)
     white, guess = white_point(source if source is not None else img, float(arr.max()) if arr.size else 0.0)
     out = Image.fromarray(np.clip(arr * (255.0 / white), 0, 255).astype(np.uint8), "L")
+    key = img.info.get("transparency")
+    if isinstance(key, int) and not isinstance(key, bool):
+        out.putalpha(Image.fromarray(np.where(arr == key, 0, 255).astype(np.uint8), "L"))
     if guess:
         out.info[WHITE_GUESS] = guess
     return out
 
 
 def orientation(img: Image.Image) -> int:
-    """The image's EXIF orientation (1..8; 1 when it has none or an invalid one)."""
+    """The image's EXIF orientation (1..8; 1 when it has none or an invalid one).
+
+    A PNG is decoded first, outside the ``try``: Pillow's ``getexif`` decodes a PNG (its ``eXIf`` chunk may follow
+    the pixels), and a damaged one's error (a broken zlib stream) was taken for unreadable EXIF and swallowed; the
+    decode that followed then found nothing left to do and gave a half-decoded picture, which the embed pass and the
+    object crops used as an ok image while the metadata pass, which decodes before it turns, said corrupt."""
+    if img.format == "PNG":
+        img.load()
     try:
         value = img.getexif().get(ORIENTATION_TAG, 1)
     except Exception:  # noqa: BLE001 - an unreadable EXIF block shows the picture as stored
@@ -819,6 +985,8 @@ def display_rgb(img: Image.Image) -> Image.Image:
     if WIDE_COLOUR in img.info:
         img = _wide_colour(img)
     img = eight_bit(upright(img), source=img)
+    if img.mode in PREMULTIPLIED:
+        img = img.convert(PREMULTIPLIED[img.mode])
     if icc:
         converted = to_srgb(img, icc)
         keyed = keyed and "transparency" in converted.info  # a transparent colour is alpha after a conversion

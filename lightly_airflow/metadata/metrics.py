@@ -21,28 +21,28 @@ Metrics (lightly-compat.md §5), all on the decoded first frame:
 
 from __future__ import annotations
 
-import io
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from lightly_airflow import heif
 from lightly_airflow.metadata.kernels import laplacian_sums, pixel_sums, uniform_rows
 from lightly_airflow.pixels import (
     FULL_SIZE,
     PROFILE_IGNORED,
     SWAPPED,
     WHITE_GUESS,
-    TooLargeImage,
+    bomb_reason,
     display_rgb,
     not_an_image,
     open_image,
     orientation,
     pixel_array,
-    too_large,
+    too_large_to_decode,
+    truncation_refused,
+    wrong_extension,
 )
 
 METRICS: tuple[str, ...] = (
@@ -64,22 +64,6 @@ INT_METRICS = frozenset({"sizeInBytes", "width", "height"})
 #: Crop metrics (``metadata.lightly.<name>`` on object rows; image-level means as METADATA keys
 #: ``objects.<task>.lightly.<name>``): the image metrics without the file size.
 CROP_METRICS: tuple[str, ...] = tuple(m for m in METRICS if m != "sizeInBytes")
-
-# Pillow format names each extension may hold; anything else is "wrong type for its extension".
-EXTENSION_FORMATS: dict[str, frozenset[str]] = {
-    "jpg": frozenset({"JPEG", "MPO"}),
-    "jpeg": frozenset({"JPEG", "MPO"}),
-    "jpe": frozenset({"JPEG", "MPO"}),
-    "png": frozenset({"PNG"}),
-    "bmp": frozenset({"BMP", "DIB"}),
-    "gif": frozenset({"GIF"}),
-    "tif": frozenset({"TIFF"}),
-    "tiff": frozenset({"TIFF"}),
-    "webp": frozenset({"WEBP"}),
-    **{ext: frozenset({heif.FORMAT}) for ext in heif.HEIF_EXTENSIONS},
-    "avif": frozenset({"AVIF"}),
-}
-
 
 @dataclass(frozen=True)
 class ImageResult:
@@ -182,11 +166,6 @@ def _metrics_of_image(rgb_img: Image.Image, size_in_bytes: int) -> dict[str, flo
     return rgb_metrics(pixel_array(rgb_img), size_in_bytes)
 
 
-def _extension(key: str) -> str:
-    name = key.rsplit("/", 1)[-1]
-    return name.rpartition(".")[2].lower() if "." in name else ""
-
-
 def inspect_image(
     data: bytes, key: str, size_in_bytes: int | None = None, on_image: Callable[[Image.Image], None] | None = None,
 ) -> ImageResult:
@@ -210,30 +189,21 @@ def inspect_image(
         # thread-safe: this pass' threads left its "error" filter behind for the whole process).
         img = open_image(data, fit=True)
         fmt = img.format or "unknown"
-        allowed = EXTENSION_FORMATS.get(_extension(key))
-        if allowed is not None and fmt not in allowed:
-            return ImageResult(
-                None, f"wrong type for its extension: the file is {fmt} but its extension is .{_extension(key)}"
-            )
+        wrong = wrong_extension(fmt, key)
+        if wrong:
+            return ImageResult(None, wrong)
         w, h = img.size
         limit = Image.MAX_IMAGE_PIXELS
         if limit and w * h > limit:
-            return ImageResult(None, _too_large(w, h, limit, fmt))
+            return ImageResult(None, too_large_to_decode(w, h, limit, fmt))
         if w == 0 or h == 0:
             return ImageResult(None, f"image has no pixels ({w}x{h})")
         more = _more_frames(img)
-        if ImageFile.LOAD_TRUNCATED_IMAGES:  # another library relaxed it; we still want truncation reported
-            return _inspect_strict(img, data, size, on_image, more)
-        img.load()
-        rgb_img = display_rgb(img)
-    except TooLargeImage as exc:  # pixels.open_image's own words for a JPEG
-        return ImageResult(None, str(exc))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        header = _header(data)
-        limit = Image.MAX_IMAGE_PIXELS
-        if header is not None and limit:
-            return ImageResult(None, _too_large(*header[1], limit, header[0]))
-        return ImageResult(None, f"decompression bomb: {exc}")
+        with truncation_refused():  # (another library may have relaxed Pillow: truncation is still reported)
+            img.load()
+            rgb_img = display_rgb(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # (pixels.TooLargeImage too)
+        return ImageResult(None, bomb_reason(data, exc))
     except UnidentifiedImageError:
         return ImageResult(None, not_an_image(data))
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError, struct.error) as exc:
@@ -278,43 +248,3 @@ def _result(img: Image.Image, rgb_img: Image.Image, size: int, more_frames: bool
                       f"({Image.MAX_IMAGE_PIXELS}): metrics and thumbnail from a {img.size[0]}x{img.size[1]} decode"))
         metrics["width"], metrics["height"] = (h, w) if orientation(img) in SWAPPED else (w, h)
     return ImageResult(metrics, None, tuple(notes))
-
-
-def _too_large(w: int, h: int, limit: int, fmt: str) -> str:
-    return (f"{too_large(w, h, limit)}, Pillow's decompression bomb guard (a {fmt} this large must be decoded whole, "
-            "about 3 bytes per pixel; JPEGs are decoded at a reduced scale instead). Raise the limit in the "
-            "workers if they have the memory, or store the image as JPEG or in tiles")
-
-
-def _header(data: bytes) -> tuple[str, tuple[int, int]] | None:
-    """Format and stored size from the header through Pillow's readers, without ``Image.open``'s pixel check (for
-    the message of an image refused for its size)."""
-    Image.init()
-    for fmt, (factory, accept) in list(Image.OPEN.items()):
-        if accept is not None and accept(data[:16]) is not True:
-            continue
-        try:
-            w, h = factory(io.BytesIO(data), "").size
-            return fmt, (w, h)
-        except Exception:  # noqa: BLE001 - not this format
-            continue
-    return None
-
-
-def _inspect_strict(
-    img: Image.Image, data: bytes, size: int, on_image: Callable[[Image.Image], None] | None = None,
-    more_frames: bool = False,
-) -> ImageResult:
-    """Decode with truncated images refused even when ``ImageFile.LOAD_TRUNCATED_IMAGES`` was set globally."""
-    previous = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
-        img.load()
-        rgb_img = display_rgb(img)
-    except Exception as exc:  # noqa: BLE001 - every decoder error is a corrupt file
-        return ImageResult(None, f"truncated or undecodable image: {exc}")
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = previous
-    if on_image is not None:
-        on_image(rgb_img)
-    return _result(img, rgb_img, size, more_frames)
