@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any, get_args
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.core_api.security import (
@@ -103,9 +103,28 @@ def _is_api(request: Request) -> bool:
 def _error(request: Request, status_code: int, title: str, message: str) -> Response:
     if _is_api(request):
         return JSONResponse({"detail": message}, status_code=status_code, headers={"Cache-Control": "no-store"})
-    body = f'<div class="box err">{H.e(message)}</div>'
+    body = f'<div class="box err">{H.e(message)}</div>' + _back_link(request)
     root = _root(request)  # (theme.js: the page follows Airflow's light or dark mode, as the others do)
     return _html(H.page(title, body, crumbs=[("Datapools", f"{root}/")], static=f"{root}/static"), status_code)
+
+
+def _host(request: Request) -> str:
+    """The host the browser sent the request to (behind a proxy: the one it forwarded), for same-site checks."""
+    return request.headers.get("x-forwarded-host") or request.headers.get("host") or ""
+
+
+def _back_link(request: Request) -> str:
+    """Under a refused form (a tag name taken, a tag that would be empty): a link back to the page it was sent from
+    (its ``Referer``, this site's only: path and query), where the filters and the ticked samples still are; the
+    error page's only other link is the list of datapools."""
+    referer = request.headers.get("referer")
+    if request.method != "POST" or not referer:
+        return ""
+    came = urlsplit(referer)
+    if came.netloc != _host(request) or not came.path.startswith("/"):
+        return ""
+    back = came.path + (f"?{came.query}" if came.query else "")
+    return f"<p>{H.link(back, '← back to the page you came from')} (the browser's back button keeps what you typed)</p>"
 
 
 def _login_url(next_url: str) -> str | None:
@@ -390,6 +409,16 @@ def create_app() -> FastAPI:
         # (a pool's conn_id that is undefined or of another type: the deployment's problem, named with its fix)
         log.error("A datapool's connection cannot be used: %s", exc)
         return _error(request, 500, "Configuration error", f"{exc} (the datapool's conn_id in $LIGHTLY_DATAPOOLS)")
+
+    @app.exception_handler(Exception)
+    async def _failed(request: Request, exc: Exception) -> Response:
+        # Anything else (a data file that cannot be read, a bug): the page says what failed, in the plugin's page
+        # with its way back, not Starlette's bare "Internal Server Error"; the traceback goes to the log as before
+        # (Starlette's ServerErrorMiddleware re-raises after this answer).
+        what = f"{type(exc).__name__}: {exc}"
+        return _error(request, 500, "Server error", f"The server failed to answer {request.url.path}: "
+                      f"{what[:600]}{'…' if len(what) > 600 else ''}. The API server's log has the traceback; "
+                      "reload to try again.")
 
     # -------------------------------------------------------------- HTML
     @app.get("/", response_class=HTMLResponse)

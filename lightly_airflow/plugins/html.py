@@ -9,13 +9,14 @@ from urllib.parse import quote
 
 CSS = """
 :root{--fg:#1d2330;--bg:#fff;--muted:#6b7280;--line:#e3e6ec;--head:#f4f6f9;--box:#fafbfc;--link:#1a5fb4;
---warnb:#f0c36d;--warnbg:#fff8e6;--errb:#e8a0a0;--errbg:#fff1f1;--okb:#9fd3a8;--okbg:#effaf1;--accent:#2563eb;--card:#fff}
+--warnb:#f0c36d;--warnbg:#fff8e6;--errb:#e8a0a0;--errbg:#fff1f1;--okb:#9fd3a8;--okbg:#effaf1;--accent:#2563eb;--card:#fff;
+--onaccent:#fff;color-scheme:light}
 html[data-theme=dark]{--fg:#e5e7eb;--bg:#111827;--muted:#9ca3af;--line:#374151;--head:#1f2937;--box:#1a2230;
 --link:#8ab4f8;--warnb:#a16207;--warnbg:#2a2110;--errb:#b91c1c;--errbg:#2b1414;--okb:#15803d;--okbg:#10251a;
---accent:#60a5fa;--card:#1f2937}
+--accent:#60a5fa;--card:#1f2937;--onaccent:#111827;color-scheme:dark}
 @media (prefers-color-scheme: dark){html:not([data-theme=light]){--fg:#e5e7eb;--bg:#111827;--muted:#9ca3af;
 --line:#374151;--head:#1f2937;--box:#1a2230;--link:#8ab4f8;--warnb:#a16207;--warnbg:#2a2110;--errb:#b91c1c;
---errbg:#2b1414;--okb:#15803d;--okbg:#10251a;--accent:#60a5fa;--card:#1f2937}}
+--errbg:#2b1414;--okb:#15803d;--okbg:#10251a;--accent:#60a5fa;--card:#1f2937;--onaccent:#111827;color-scheme:dark}}
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.2rem;color:var(--fg);background:var(--bg)}
 h1{font-size:1.35rem;margin:0 0 .6rem} h2{font-size:1.1rem;margin:1.4rem 0 .5rem} h3{font-size:1rem;margin:1rem 0 .4rem}
 table{border-collapse:collapse;font-size:.9rem;margin:.3rem 0} th,td{border-bottom:1px solid var(--line);padding:.3rem .6rem;
@@ -33,7 +34,10 @@ nav{margin-bottom:.8rem;font-size:.9rem} nav.tabs a{margin-right:.9rem}
 .side legend{font-weight:600} .side label{display:block;margin:.15rem 0;overflow-wrap:anywhere}
 td:first-child:not(.n):not(.name){overflow-wrap:anywhere} td.name{overflow-wrap:normal;word-break:normal} td code{overflow-wrap:break-word} .long{overflow-wrap:anywhere} .hscroll{overflow-x:auto;max-width:100%}
 input,select,button{font:inherit;color:var(--fg);background:var(--bg);border:1px solid var(--line);border-radius:4px;padding:.15rem .35rem}
-button{cursor:pointer;background:var(--head)} button.primary{background:var(--accent);color:#fff;border-color:var(--accent)}
+button{cursor:pointer;background:var(--head)} button.primary{background:var(--accent);color:var(--onaccent);border-color:var(--accent)}
+.skip{position:absolute;left:-9999px} .skip:focus{left:1rem;top:.4rem;z-index:10;background:var(--bg);padding:.3rem .6rem;
+border:2px solid var(--accent);border-radius:4px}
+@media (max-width:760px){.side.filters{max-height:50vh;overflow-y:auto}}
 .range input{width:6.2rem} svg.hist{display:block;width:13rem;height:1.6rem;margin:.1rem 0}
 svg.hist rect{fill:var(--accent)} svg.hist rect.out{opacity:.25}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(var(--cell,150px),1fr));gap:.6rem;margin:.6rem 0}
@@ -101,16 +105,20 @@ def airflow_link(root: str, path: str, text: Any) -> str:
 
 def page(
     title: str, body: str, *, crumbs: Sequence[tuple[str, str | None]] = (), scripts: Sequence[str] = (),
-    static: str | None = None,
+    static: str | None = None, skip: tuple[str, str] | None = None,
 ) -> str:
     """A whole page. ``body`` must already be escaped HTML; ``crumbs`` are (text, href or None).
 
     :param scripts: URLs of the plugin's own scripts (same origin; the CSP allows nothing else).
     :param static: URL of the plugin's static folder: adds the theme script (follows Airflow's light/dark mode).
+    :param skip: (element id, text): the page's first focusable element, a link to that element, shown only while it
+        has the keyboard's focus (a page whose filter panel comes first: ``CSS`` ``.skip``).
     """
     nav = ""
+    if skip:
+        nav = f'<a class="skip" href="#{e(skip[0])}">{e(skip[1])}</a>'
     if crumbs:
-        nav = "<nav>" + " / ".join(link(h, t) if h else e(t) for t, h in crumbs) + "</nav>"
+        nav += "<nav>" + " / ".join(link(h, t) if h else e(t) for t, h in crumbs) + "</nav>"
     srcs = ([f"{static}/theme.js"] if static else []) + list(scripts)
     tags = "".join(f'<script src="{e(s)}"{"" if s.endswith("/theme.js") else " defer"}></script>' for s in srcs)
     return (

@@ -271,7 +271,8 @@ def read_image(
         copy, kind = browser_copy(img)  # (HEIC, AVIF as JPEG; TIFF, 16-bit PNG as PNG)
         return copy, kind, size
     except Exception as exc:  # noqa: BLE001 - corrupt files are samples too
-        raise MediaError(f"The image {key!r} cannot be decoded: {type(exc).__name__}.") from None
+        # (the error's text too: "OSError" alone does not say "image file is truncated")
+        raise MediaError(f"The image {key!r} cannot be decoded: {type(exc).__name__}: {exc}.") from None
 
 
 def image_size(datasource_uri: str, key: str, credentials: StorageCredentials | None) -> tuple[int, int] | None:

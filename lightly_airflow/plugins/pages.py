@@ -152,7 +152,7 @@ def filter_form(root: str, pool: str, view: View, scope: Scope, action: str, ext
     parts.append('<button class="primary" type="submit">Apply</button> '
                  f'{H.link(action + qs([("version", scope.version), *extra]), "clear")}</form>')
     parts.append(older_version_form(root, pool, view, scope, action, extra))
-    return '<div class="side">' + "".join(parts) + "</div>"
+    return '<div class="side filters">' + "".join(parts) + "</div>"
 
 
 #: the newest versions, runs and tags a chooser lists (with the chosen ones): a page stays small however long the
@@ -264,7 +264,8 @@ def save_tag_form(root: str, pool: str, scope: Scope, *, polygon: bool = False, 
         f'<form method="post" action="{H.e(pool_url(root, pool, "tags"))}" class="toolbar" id="{TAG_FORM}"{limit}>'
         f'{hidden}{poly}'
         '<label>New tag <input name="name" required pattern="[A-Za-z0-9]([A-Za-z0-9 ._:;=@+\\-]{0,126}[A-Za-z0-9._:;=@+\\-])?" '
-        'placeholder="e.g. night-shots" size="18"></label>'
+        'placeholder="e.g. night-shots" size="18" title="Letters, digits, spaces and . _ : ; = @ + -, starting with a '
+        'letter or digit, not ending with a space, at most 128 characters"></label>'
         f'<button type="submit"{button_id}{disabled}>Save {"selection" if polygon else "these samples"} as a tag</button>'
         f"{checked}</form>"
     )
@@ -379,22 +380,27 @@ def grid_page(
             f'aria-label="check {H.e(item.get(C.KEY))}" title="check for a tag">')
         cards.append(
             f'<div class="{cls}"><a class="thumb" href="{H.e(href)}"><img loading="lazy" src="{H.e(thumb)}" '
-            f'alt="{H.e(item.get(C.KEY))}"></a><div class="cap">{check}<a href="{H.e(href)}">{H.e(item.get(C.KEY))}'
-            f'</a><br>{state}{value}</div></div>'
+            f'alt="{H.e(item.get(C.KEY))}"></a><div class="cap">{check}<a href="{H.e(href)}" title="{H.e(item.get(C.KEY))}">'
+            f'{H.e(card_key(item.get(C.KEY)))}</a><br>{state}{value}</div></div>'
         )
+    # (a page past the end: a bookmark, or a grid that a tag or a filter made shorter; "previous" goes to the last page)
+    last = (total - 1) // limit * limit if total else 0
     pager = []
     if offset > 0:
-        pager.append(H.link(base + qs([*opened, ("offset", max(0, offset - limit))]), "← previous", rel="prev"))
+        pager.append(H.link(base + qs([*opened, ("offset", min(max(0, offset - limit), last))]), "← previous",
+                            rel="prev"))
     if offset + limit < total:
         pager.append(H.link(base + qs([*opened, ("offset", offset + limit)]), "next →", rel="next"))
     shown = f"{offset + 1}–{offset + len(cards)}" if cards else "none"
+    noun = "object" if scope.objects else "sample"
+    matches = f"{noun} matches" if total == 1 else f"{noun}s match"
     if scope.objects:
-        head = (f'<p><b>{H.e(total)}</b> objects match ({H.e(shown)} shown) — {H.e(scope_text(view, scope))}. '
+        head = (f'<p><b>{H.e(total)}</b> {matches} ({H.e(shown)} shown) — {H.e(scope_text(view, scope))}. '
                 "Crops of the objects of object-level runs; outlined: their image was selected.</p>")
         tools = (f'<div class="toolbar">{sorter}<span class="muted">Tags and exports are of images: '
                  f'{H.link(base + qs([("version", scope.version)]), "show images")}.</span></div>')
     else:
-        head = (f'<p><b>{H.e(total)}</b> samples match ({H.e(shown)} shown) — {H.e(scope_text(view, scope))}. '
+        head = (f'<p><b>{H.e(total)}</b> {matches} ({H.e(shown)} shown) — {H.e(scope_text(view, scope))}. '
                 'Outlined: selected by a run.</p>')
         # (the map link in the exports' group: a narrow toolbar wraps them together, never "· map of these" alone)
         tools = (f'<div class="toolbar">{sorter}<span>{export_links(root, pool, scope)} · '
@@ -408,16 +414,43 @@ def grid_page(
                  "√2: unrelated, 2: opposite). Filters, tags and runs narrow what is compared.</p>")
     main = (
         head + run_links(root, pool, run_of(view, scope), run_files or set()) + tools
-        + (f'<div class="grid">{"".join(cards)}</div>' if cards else
-           f'<div class="box warn">No {"object" if scope.objects else "sample"} matches.</div>')
+        + (f'<div class="grid">{"".join(cards)}</div>' if cards else past_the_end(base, opened, last, total, noun)
+           if total else f'<div class="box warn">No {noun} matches.</div>')
         + f"<p>{' · '.join(pager)}</p>"
     )
     body = tabs(root, pool, scope, "Samples") + '<div class="layout">' + filter_form(root, pool, view, scope, base) + (
-        f'<div class="main">{main}</div></div>'
+        f'<div class="main" id="{MAIN}" tabindex="-1">{main}</div></div>'
     )
     crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)), ("samples", None)]
-    return H.page(f"Samples of {pool}", body, crumbs=crumbs, static=static,
+    return H.page(f"Samples of {pool}", body, crumbs=crumbs, static=static, skip=(MAIN, f"Skip the filters to the {noun}s"),
                   scripts=[f"{static}/keys.js", f"{static}/grid.js", f"{static}/checks.js"])
+
+
+#: the id of a page's content beside the filter panel: the target of its "Skip the filters" link (keyboard users
+#: otherwise Tab through every range of the panel, two inputs per numeric column, before the first sample)
+MAIN = "results"
+
+
+def past_the_end(base: str, opened: list[tuple[str, Any]], last: int, total: int, noun: str) -> str:
+    """In place of the cards of a grid page past the last one (``offset`` ≥ the count): not "no sample matches",
+    which the count above contradicts, but where the last page is."""
+    href = base + qs([*opened, *([("offset", last)] if last else [])])
+    return (f'<div class="box warn">This page is past the last {H.e(noun)}: {H.e(f"{total:,}")} match, the last page '
+            f'shows {H.e(f"{last + 1:,}")}–{H.e(f"{total:,}")}. {H.link(href, "Go to the last page")}.</div>')
+
+
+#: a card's caption shows at most this many characters of a key: the start and the end (the file name), the
+#: whole key in its title; a longer one made its card, and with it the whole row of the grid, many lines tall
+CARD_KEY = 72
+
+
+def card_key(key: Any) -> str:
+    """A key as a card's caption shows it: whole up to :data:`CARD_KEY` characters, else its first 20 and its
+    end with "…" between (``s3/cam-front/2026-…/very-long-name.jpg``; not escaped)."""
+    text = "" if key is None else str(key)
+    if len(text) <= CARD_KEY:
+        return text
+    return text[:20] + "…" + text[-(CARD_KEY - 21):]
 
 
 def walk_bar(root: str, pool: str, view: View, scope: Scope, walk: Walk | None, at: int, limit: int) -> str:
@@ -915,9 +948,10 @@ def map_page(root: str, pool: str, view: View, scope: Scope, color: str, static:
     )
     body = tabs(root, pool, scope, "Map") + '<div class="layout">' + filter_form(
         root, pool, view, scope, base, extra=[("color", color)]
-    ) + f'<div class="main">{main}</div></div>'
+    ) + f'<div class="main" id="{MAIN}" tabindex="-1">{main}</div></div>'
     crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)), ("map", None)]
-    return H.page(f"Embedding map of {pool}", body, crumbs=crumbs, static=static, scripts=[f"{static}/map.js"])
+    return H.page(f"Embedding map of {pool}", body, crumbs=crumbs, static=static, skip=(MAIN, "Skip the filters to the map"),
+                  scripts=[f"{static}/map.js"])
 
 
 def compare_page(root: str, pool: str, view: View, chosen: list[str], column: str | None,

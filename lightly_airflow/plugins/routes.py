@@ -84,7 +84,7 @@ def _same_origin(request: Request) -> None:
     origin = request.headers.get("origin") or request.headers.get("referer")
     if not origin:
         return
-    host = request.headers.get("x-forwarded-host") or request.headers.get("host") or ""
+    host = A._host(request)
     if urlsplit(origin).netloc != host:
         raise ForbiddenError(f"Refused: the request came from {urlsplit(origin).netloc or 'elsewhere'}, not from {host}.")
 

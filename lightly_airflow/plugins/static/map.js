@@ -158,8 +158,13 @@
   });
   window.addEventListener("resize", resize);
   fetch(root.dataset.api, {credentials: "same-origin"}).then(function (r) {
-    if (!r.ok) throw new Error("HTTP " + r.status);
-    return r.json();
+    if (r.ok) return r.json();
+    // the server's reason ({"detail": …}: a bad colour, an unreadable version), not only its status code
+    return r.text().then(function (text) {
+      var detail = null;
+      try { detail = JSON.parse(text).detail; } catch (e) { /* not JSON: a proxy's page */ }
+      throw new Error((detail ? String(detail) + " " : "") + "(HTTP " + r.status + ")");
+    });
   }).then(function (d) {
     data = d;
     if (!d.points) { status.textContent = d.reason || "Nothing to show."; return; }
