@@ -46,13 +46,17 @@ def keypoint_bbox(keypoints: list[float]) -> tuple[float, float, float, float]:
     return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
 
 
-def prediction_boxes(obj: Any, schema: TaskSchema, key: str) -> list[ObjectBox]:
-    """The objects of one parsed prediction file; ``[]`` when the file has problems (reported elsewhere) or
-    the task type has no objects."""
+def prediction_boxes(obj: Any, schema: TaskSchema, key: str,
+                     problems: list[tuple[str, str]] | None = None) -> list[ObjectBox]:
+    """The objects of one parsed prediction file; ``[]`` when the file has problems (the predictions stage reports
+    each; they are added to ``problems`` as ``(field, problem)`` for the object pass to count) or the task type
+    has no objects."""
     if schema.task_type not in OBJECT_TASK_TYPES:
         return []
-    parsed, problems = parse_prediction_file(obj, schema, key)
-    if parsed is None or problems:
+    parsed, found = parse_prediction_file(obj, schema, key)
+    if parsed is None or found:
+        if problems is not None:
+            problems.extend(found)
         return []
     out: list[ObjectBox] = []
     for i, pred in enumerate(obj["predictions"]):
@@ -107,11 +111,15 @@ def crop_box(bbox: tuple[float, float, float, float], padding: float, width: int
     """The pixels cropped for a box: its width and height each grow by ``padding`` times themselves, half on
     each side (Lightly: "a padding of X=0.1 will extend both width and height of all bounding boxes by 10
     percent"), the result is rounded outwards to whole pixels and clipped to the image; at least one pixel
-    wide and high. Returns ``(x, y, w, h)``."""
+    wide and high. Returns ``(x, y, w, h)``.
+
+    The edges are clipped before they are rounded: a finite box whose padded edge overflows to infinity (a
+    ``1e308`` width, which JSON and the prediction check allow) raised ``OverflowError`` in the rounding, and the
+    image lost every object, counted as an unreadable image."""
     x, y, w, h = bbox
     px, py = padding * w / 2, padding * h / 2
-    x0 = max(0, min(width - 1, math.floor(x - px)))
-    y0 = max(0, min(height - 1, math.floor(y - py)))
-    x1 = max(x0 + 1, min(width, math.ceil(x + w + px)))
-    y1 = max(y0 + 1, min(height, math.ceil(y + h + py)))
+    x0 = math.floor(max(0.0, min(width - 1.0, x - px)))
+    y0 = math.floor(max(0.0, min(height - 1.0, y - py)))
+    x1 = max(x0 + 1, math.ceil(min(float(width), x + w + px)))
+    y1 = max(y0 + 1, math.ceil(min(float(height), y + h + py)))
     return (x0, y0, x1 - x0, y1 - y0)

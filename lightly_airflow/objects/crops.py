@@ -5,7 +5,8 @@ Path: ``<lightly_uri>/.lightly/crops/<task>/<image key without extension>-<objec
 padded box at the image's full resolution (a JPEG above ``PIL.Image.MAX_IMAGE_PIXELS``: at the reduced scale
 every pass decodes it at, ``embedding.images.open_rgb_for_boxes``). Each image is decoded once for all its selected objects; every
 file is written whole (temporary file + rename, or one upload) and its content depends only on the image and
-the box, so a retried task rewrites identical files. A failing image is logged and counted, never fatal.
+the box, so a retried task rewrites identical files. A failing image or file write is logged and counted, never
+fatal (a write that failed used to end the count: the summary said 0 written, -1 failed, whatever was written).
 
 A video frame is no file of the datasource: its objects are cropped from the frame's picture as the UI shows it
 (``video.export.frame_png``): the PNG the run writes before its crops (``<lightly_uri>/.lightly/frames/<frame
@@ -36,10 +37,12 @@ CROPS_DIR = "crops"
 
 
 def crop_relpath(parent_key: str, task: str, index: int) -> str:
-    """``crops/<task>/<stem>-<index>-<ext>.png`` inside ``.lightly/``."""
+    """``crops/<task>/<stem>-<index>-<ext>.png`` inside ``.lightly/``; the extension keeps its case, as in
+    Lightly's frame names (``video.naming.frame_name``): lowercased, ``IMG_1.JPG`` and ``IMG_1.jpg`` (two files on
+    a case-sensitive store) wrote the same crop file, the second image's crop replacing the first's."""
     from lightly_airflow.lightly_dir import key_stem
 
-    ext = parent_key.rsplit(".", 1)[-1].lower() if "." in parent_key.rsplit("/", 1)[-1] else "img"
+    ext = parent_key.rsplit(".", 1)[-1] if "." in parent_key.rsplit("/", 1)[-1] else "img"
     return f"{CROPS_DIR}/{task}/{key_stem(parent_key)}-{index}-{ext}.png"
 
 
@@ -100,15 +103,21 @@ def write_selected_crops(
         except Exception:  # noqa: BLE001 - one unreadable image never fails the run after its commit
             log.exception("crops: cannot read %r; its %d selected objects get no crop file", parent, len(by_parent[parent]))
             return 0, len(by_parent[parent])
-        written = 0
+        written, errors = 0, []
         for obj in by_parent[parent]:
-            x, y, w, h = scale_box(tuple(obj[C.OBJECT_CROP_BOX]), img.size, shown)
-            buf = io.BytesIO()
-            img.crop((x, y, x + w, y + h)).save(buf, format="PNG", compress_level=PNG_LEVEL)
-            write_bytes(buf.getvalue(), join_uri(root, crop_relpath(parent, obj[C.OBJECT_TASK], obj[C.OBJECT_INDEX])),
-                        lightly_credentials)
-            written += 1
-        return written, 0
+            relpath = crop_relpath(parent, obj[C.OBJECT_TASK], obj[C.OBJECT_INDEX])
+            try:
+                x, y, w, h = scale_box(tuple(obj[C.OBJECT_CROP_BOX]), img.size, shown)
+                buf = io.BytesIO()
+                img.crop((x, y, x + w, y + h)).save(buf, format="PNG", compress_level=PNG_LEVEL)
+                write_bytes(buf.getvalue(), join_uri(root, relpath), lightly_credentials)
+                written += 1
+            except Exception as exc:  # noqa: BLE001 - one failed write costs its crop, not the other images' counts
+                errors.append(f"{relpath}: {type(exc).__name__}: {exc}"[:300])
+        if errors:
+            log.warning("crops: %d of the %d crop files of %r were not written: %s", len(errors),
+                        len(by_parent[parent]), parent, "; ".join(errors[:3]))
+        return written, len(errors)
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="objects-crops") as pool:
         for written, failed in pool.map(one, sorted(by_parent)):

@@ -209,6 +209,8 @@ def object_set(
         dropped = [f"{int(meta[count_key(n)])} {what}" for n, what in (
             ("boxes_outside_image", "predicted boxes had no area inside their images"),
             ("video_frames_failed", "video frames with boxes did not decode"),
+            ("prediction_files_rejected", "prediction files had a problem (the predictions stage lists them; e.g. "
+             "category ids that schema.json does not have)"),
         ) if int(meta.get(count_key(n), b"0"))]
         raise ValueError(
             f"{path}.task: no objects of task {task!r} in this run"

@@ -63,8 +63,10 @@ MAX_CROP_BYTES_AHEAD = 512 * 2**20
 #: Counts an ``objects/`` staging file keeps as schema metadata (:func:`count_key`), summed over the shards into
 #: the run summary (objects.run): predicted boxes with no area inside their image (no object), video frames with
 #: objects (predicted boxes or auto tasks) that did not decode (no objects; the frame itself is reported corrupt),
-#: and images whose boxes of a task all lie within [0, 1] (relative coordinates given for Lightly's pixels).
-DROP_COUNTS = ("boxes_outside_image", "video_frames_failed", "images_with_normalized_looking_boxes")
+#: images whose boxes of a task all lie within [0, 1] (relative coordinates given for Lightly's pixels), and
+#: prediction files of object tasks that give their image no objects (unreadable, or with a problem).
+DROP_COUNTS = ("boxes_outside_image", "video_frames_failed", "images_with_normalized_looking_boxes",
+               "prediction_files_rejected")
 
 
 def _problem(exc: BaseException) -> str:
@@ -105,9 +107,11 @@ def _normalized_looking(boxes: dict[int, list[ObjectBox]]) -> list[tuple[int, st
 
 def load_object_boxes(
     keys: list[str], lightly_uri: str, tasks: tuple[str, ...], credentials: StorageCredentials | None
-) -> tuple[dict[int, list[ObjectBox]], list[str]]:
-    """The predicted objects of the shard's images for ``tasks``: image row -> boxes; and the tasks that are
-    not object tasks (or do not exist), which yield no objects."""
+) -> tuple[dict[int, list[ObjectBox]], list[str], list[tuple[str, str]]]:
+    """The predicted objects of the shard's images for ``tasks``: image row -> boxes; the tasks that are not
+    object tasks (or do not exist), which yield no objects; and the prediction files that exist but give their
+    image no objects (unreadable, not JSON, or with a problem: one bad box rejects the file, as in the
+    predictions stage, which lists every problem) as ``(file, first problem)``: counted, never silent."""
     from lightly_airflow.lightly_dir import (
         PREDICTIONS_DIR,
         LightlyDir,
@@ -119,8 +123,9 @@ def load_object_boxes(
     from lightly_airflow.staging import ProblemLog
 
     boxes: dict[int, list[ObjectBox]] = {}
+    rejected: list[tuple[str, str]] = []
     if not tasks:
-        return boxes, []
+        return boxes, [], rejected
     folder = LightlyDir(lightly_uri, credentials)
     schemas = {s.name: s for s in load_tasks(folder, ProblemLog("objects"))}  # problems: the predictions stage
     unusable = [t for t in tasks if t not in schemas or not _is_object_task(schemas[t].task_type)]
@@ -132,16 +137,23 @@ def load_object_boxes(
         got = folder.read_many(rels)
         for row, (key, rel) in enumerate(zip(keys, rels, strict=True)):
             data = got.get(rel)
-            if data is None or isinstance(data, Exception):
+            if data is None:
+                continue  # (no prediction file: no objects)
+            if isinstance(data, Exception):
+                rejected.append((rel, _problem(data)))
                 continue
             try:
                 obj = parse_json_bytes(data, rel)
-            except LightlyFileError:
+            except LightlyFileError as exc:
+                rejected.append((rel, _problem(exc)))
                 continue
-            found = prediction_boxes(obj, schema, key)
+            problems: list[tuple[str, str]] = []
+            found = prediction_boxes(obj, schema, key, problems)
+            if problems:
+                rejected.append((rel, f"{problems[0][0]}: {problems[0][1]}" if problems[0][0] else problems[0][1]))
             if found:
                 boxes.setdefault(row, []).extend(found)
-    return boxes, unusable
+    return boxes, unusable, rejected
 
 
 def _is_object_task(task_type: str) -> bool:
@@ -412,10 +424,16 @@ class ShardObjects:
         self.keys = keys = manifest.keys
         self.etags = [None if e is None else str(e) for e in manifest.table.column(C.ETAG).to_pylist()]
         self.ds_creds = datasource_credentials or credentials
-        self.boxes, unusable = load_object_boxes(keys, lightly_uri, spec.tasks, lightly_credentials or self.ds_creds)
+        self.boxes, unusable, self.rejected = load_object_boxes(keys, lightly_uri, spec.tasks,
+                                                                lightly_credentials or self.ds_creds)
         if unusable:
             logger.warning("objects: tasks %s are not object-detection, instance-segmentation or keypoint tasks of "
                            "%s/.lightly/predictions/tasks.json: they give no objects", unusable, lightly_uri)
+        if self.rejected:
+            logger.warning("objects: %d prediction files in %s give their image no objects (one problem rejects the "
+                           "whole file, as in the predictions stage, which lists every problem): %s; fix those "
+                           "files and run with process_all to crop their objects", len(self.rejected), lightly_uri,
+                           "; ".join(f".lightly/{rel}: {why}" for rel, why in self.rejected[:3]))
         self.normalized = _normalized_looking(self.boxes)
         if self.normalized:
             row, task = self.normalized[0]
@@ -563,7 +581,8 @@ class ShardObjects:
         :returns: counts ``objects``, ``images_with_objects`` (images and frames), ``video_frames_with_objects``,
             ``images_failed``, ``boxes_outside_image`` (predicted boxes with no area inside their image: no
             object), ``video_frames_failed`` (frames with objects that did not decode: no objects),
-            ``images_with_normalized_looking_boxes``, ``objects_per_s``, ``output_uri``, ...
+            ``images_with_normalized_looking_boxes``, ``prediction_files_rejected`` (prediction files of object
+            tasks that give their image no objects), ``objects_per_s``, ``output_uri``, ...
         """
         from lightly_airflow.video.frames import FrameObjects, iter_frame_results
 
@@ -614,8 +633,8 @@ class ShardObjects:
                 arrays.append(pa.array(values, f.type))
         table = pa.Table.from_arrays(arrays, schema=schema)
         # The select task sums it into the run summary (objects.run.load_run_objects, summary).
-        drops = dict(zip(DROP_COUNTS, (self.outside, self.frames_failed, len({r for r, _ in self.normalized})),
-                         strict=True))
+        drops = dict(zip(DROP_COUNTS, (self.outside, self.frames_failed, len({r for r, _ in self.normalized}),
+                                       len(self.rejected)), strict=True))
         table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                                **{count_key(n): str(v).encode() for n, v in drops.items()}})
         write_parquet(table, self.output_uri, self.credentials)
