@@ -282,9 +282,12 @@ def validate_params(
     problem = check_sequence_config(selection, worker.selected_sequence_length)
     if problem:
         raise ParamError("worker_config.selected_sequence_length", problem, "make n_samples a multiple of it.")
-    from lightly_airflow.objects.spec import check_object_level
+    from lightly_airflow.objects.spec import check_object_level, check_tasks, objects_spec
 
-    object_problem = check_object_level(selection, worker)
+    # (the object tasks against .lightly/predictions: here too, not only in the listing, so the sensor that waits
+    # for new files fails on a misspelt crops.enable_upload_for_tasks before it waits)
+    object_problem = check_object_level(selection, worker) or check_tasks(
+        objects_spec(selection, worker), lightly_uri or datasource_uri, lightly_credentials or datasource_credentials)
     if object_problem is not None:
         raise ParamError(*object_problem)
     return CheckedParams(selection, worker, embeddings_csv, overrides)

@@ -151,7 +151,8 @@ def check_tasks(spec: ObjectsSpec | None, lightly_uri: str, credentials: Storage
     """A problem with the spec's prediction tasks as ``(parameter, problem, fix)``, or ``None``: every task an
     object-level input or ``crops.enable_upload_for_tasks`` names must be an auto task or an object task
     (object-detection, instance-segmentation, keypoint-detection) of ``.lightly/predictions/tasks.json``.
-    Checked by the list task, so a misspelled task fails the run before anything is embedded."""
+    Checked by the first task (``pipeline.validate_params``, the sensor's and the list task's), so a misspelled task
+    fails the run before anything is waited for or embedded."""
     if spec is None or not spec.tasks:
         return None
     from lightly_airflow.lightly_dir import LightlyDir

@@ -373,3 +373,21 @@ def test_a_lightly_config_asking_for_another_input_size_than_the_pool_fails_the_
     both = _first_task(datasource_uri=str(source), datapool_uri=pool_uri,
                        lightly_config={"collate": {"input_size": 96}, "model": {"num_ftrs": 32}})
     assert "input_size 96 (the pool's: 64), dim 32 (the pool's: 64)" in both
+
+
+def test_a_crops_task_that_is_no_object_task_fails_the_first_check(tmp_path) -> None:
+    """``crops.enable_upload_for_tasks`` naming a task ``.lightly/predictions`` lacks (Lightly's ``lightly_pretagging``
+    pasted from its docs) is refused by ``validate_params``, which the sensor that waits for new files runs too: it
+    was checked by the list task alone, after the wait."""
+    from lightly_airflow.pipeline import validate_params
+
+    src = tmp_path / "images"
+    (src / ".lightly" / "predictions").mkdir(parents=True)
+    (src / ".lightly" / "predictions" / "tasks.json").write_text("[]")
+    uris = {"datasource_uri": str(src), "datapool_uri": str(tmp_path / "pool"), "lightly_uri": None}
+    validate_params(**uris, selection_config=SELECTION, worker_config={"crops": {"enable_upload": True}})
+    with pytest.raises(ParamError) as err:
+        validate_params(**uris, selection_config=SELECTION,
+                        worker_config={"crops": {"enable_upload_for_tasks": ["lightly_pretagging"]}})
+    assert err.value.param == "worker_config.crops.enable_upload_for_tasks"
+    assert "['lightly_pretagging'] are not object tasks" in str(err.value)

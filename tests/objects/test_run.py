@@ -83,7 +83,7 @@ def test_spec_and_first_task_checks(tmp_path: Path) -> None:
 
 
 def test_check_tasks_names_the_schema_file_behind_a_crops_task(tmp_path: Path) -> None:
-    """A task that only ``crops.enable_upload_for_tasks`` names is checked by the list task alone: when its
+    """A task that only ``crops.enable_upload_for_tasks`` names is checked by the first task alone: when its
     schema.json is invalid (here the ``task_description`` key of Lightly's first prediction docs, then a
     trailing comma) or tasks.json does not parse, the message names that file and what is wrong with it
     (it used to say only that the task is not an object task of tasks.json)."""
@@ -153,6 +153,11 @@ def test_object_metadata_keys_pass_the_first_task_when_the_run_crops_their_task(
 
     (tmp_path / "ds").mkdir()
     write_task(tmp_path / "ds")
+    predictions = tmp_path / "ds" / ".lightly" / "predictions"  # (a second object task, cropped for upload only)
+    (predictions / "tiles").mkdir()
+    (predictions / "tiles" / "schema.json").write_text(
+        json.dumps({"task_type": "object-detection", "categories": [{"id": 0, "name": "tile"}]}))
+    (predictions / "tasks.json").write_text(json.dumps([TASK, "tiles"]))
     uris = {"datasource_uri": (tmp_path / "ds").as_uri(), "datapool_uri": (tmp_path / "pool").as_uri(),
             "lightly_uri": None}
 
