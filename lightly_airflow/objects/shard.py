@@ -33,6 +33,7 @@ from lightly_airflow.datapool.rows import sample_id
 from lightly_airflow.metadata.metrics import CROP_METRICS
 from lightly_airflow.objects.boxes import ObjectBox, auto_task_boxes, crop_box, inside_image, prediction_boxes
 from lightly_airflow.objects.spec import ObjectsSpec, read_spec
+from lightly_airflow.pixels import open_image, wrong_extension
 from lightly_airflow.staging import OBJECTS, sibling_uri
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, write_parquet
 from lightly_airflow.thumbnails import manifest_thumbnails
@@ -259,6 +260,9 @@ def iter_crops(
         outside: list[ObjectBox] = []
         try:
             data = fs.cat_file(join_uri(root, keys[row]))
+            wrong = wrong_extension(open_image(data).format, keys[row])  # (corrupt in every pass: no objects, and
+            if wrong:  # no model input from this decode, which would spare the file the image pass' own check)
+                return row, None, wrong, None, []
             hook = None if on_crop is None else (lambda box, part: on_crop(row, box, part))
             want = derived.append if image_rows is not None and row in image_rows else None
             got = crop_image(data, boxes.get(row, []), spec.auto_tasks, spec.padding, size, row, hook, want, outside)

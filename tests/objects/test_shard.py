@@ -463,3 +463,27 @@ def test_objects_of_a_jpeg_above_the_pixel_limit_are_cropped_from_its_reduced_de
     assert objects_png(objects, ["aerial.jpg"], uri) is not None  # was None: the picture could not be read
     served = Image.open(io.BytesIO(read_crop(str(tmp_path), "aerial.jpg", list(red.crop_box), None)))
     assert served.size == (40, 30) and np.asarray(served.convert("RGB"))[..., 0].min() > 200
+
+
+def test_an_image_with_objects_under_another_format_s_extension_is_corrupt_not_embedded(tmp_path: Path) -> None:
+    """A ``.jpg`` holding a PNG is corrupt in every pass ("wrong type for its extension", ``pixels.wrong_extension``):
+    with objects, the object pass handed the image pass its model input from its own decode, which spared the file
+    the image pass' check, and the image was embedded as ok and its objects cropped."""
+    from lightly_airflow.embedding.runner import embed_shard
+
+    source, pool = tmp_path / "src", tmp_path / "pool"
+    preds = add_images(source, 0, 4, seed=6)
+    key = next(k for k, p in preds.items() if p)  # (a PNG with objects)
+    (source / key).rename(source / key.replace(".png", ".jpg"))
+    pred_file = source / ".lightly" / "predictions" / TASK / key.replace(".png", ".json")
+    pred_file.write_text(pred_file.read_text().replace(key, key.replace(".png", ".jpg")))
+    manifest = _manifest(source, pool)
+    write_spec(ObjectsSpec(tasks=(TASK,), padding=0.1), staging.run_dir(f"file://{pool}", "run-1"))
+    counts = embed_shard(manifest, input_size=32, device="cpu", batch_size=4, num_workers=0)
+    got = read_parquet(staging.sibling_uri(manifest, staging.EMBEDDINGS))
+    rows = dict(zip(got.column(C.KEY).to_pylist(), zip(got.column(C.STATUS).to_pylist(),
+                                                        got.column(C.STATUS_REASON).to_pylist(), strict=True),
+                    strict=True))
+    status, reason = rows[key.replace(".png", ".jpg")]
+    assert status == "corrupt" and "the file is PNG but its extension is .jpg; rename it to .png" in reason, reason
+    assert counts["embedded"] == 3 and counts["objects"]["images_failed"] == 1, counts
