@@ -129,6 +129,15 @@ class Crops(_Strict):
     enable_upload_for_tasks: list[str] | None = _key(None, HONOURED, "write crops only for these tasks "
                                                      "(prediction or auto tasks; default: all)")
 
+    def notes(self, prefix: str = "") -> list[str]:
+        """The list of tasks to upload crops for without uploads (``enable_upload: false``): it has no effect."""
+        out = super().notes(prefix)
+        if not self.enable_upload and self.enable_upload_for_tasks:
+            out.append(f"{prefix}enable_upload_for_tasks={json.dumps(self.enable_upload_for_tasks)}: has no effect "
+                       f"here, because {prefix}enable_upload is false (no crop is written; these tasks are cropped "
+                       "only where an EMBEDDINGS input names them)")
+        return out
+
 
 class ObjectLevel(_Strict):
     """Legacy ``worker_config.object_level`` (Lightly Worker v2): ``padding`` around object boxes, and ``task_name``

@@ -65,7 +65,9 @@ def objects_spec(selection: Any, worker: Any = None) -> ObjectsSpec | None:
     """The spec of a parsed selection config and worker config, ``None`` when nothing is object level.
 
     A task is cropped when an ``EMBEDDINGS`` input names it, when it is an auto task, or when
-    ``crops.enable_upload_for_tasks`` lists it (crops are then written for its selected objects).
+    ``crops.enable_upload_for_tasks`` lists it and ``crops.enable_upload`` is on (crops are then written for its
+    selected objects; with uploads off the list has no effect, noted by ``config.worker.Crops.notes``, and such a
+    task was cropped and embedded for nothing).
     """
     auto = [t.model_dump(mode="json") for t in (getattr(selection, "auto_tasks", None) or [])]
     auto_names = {str(t["name"]) for t in auto}
@@ -78,7 +80,7 @@ def objects_spec(selection: Any, worker: Any = None) -> ObjectsSpec | None:
     upload = True if crops is None else bool(crops.enable_upload)
     upload_tasks = None if crops is None or crops.enable_upload_for_tasks is None else tuple(crops.enable_upload_for_tasks)
     tasks = [t for t in selection_tasks if t not in auto_names]
-    for t in upload_tasks or ():
+    for t in (upload_tasks or ()) if upload else ():
         if t not in tasks and t not in auto_names:
             tasks.append(t)
     if not tasks and not auto:

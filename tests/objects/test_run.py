@@ -64,6 +64,13 @@ def test_spec_and_first_task_checks(tmp_path: Path) -> None:
     assert objects_spec(image_level, parse_worker_config({"object_level": {"padding": 0.2}})) is None
     # Listing a task for crops asks for its objects even when the selection is on images.
     assert objects_spec(image_level, parse_worker_config({"crops": {"enable_upload_for_tasks": [TASK]}})) is not None
+    # ... but not with uploads off: the list has no effect (noted), and its tasks were cropped for nothing.
+    off = parse_worker_config({"crops": {"enable_upload": False, "enable_upload_for_tasks": [TASK]}})
+    assert objects_spec(image_level, off) is None
+    assert off.notes() == [f'crops.enable_upload_for_tasks=["{TASK}"]: has no effect here, because '
+                           "crops.enable_upload is false (no crop is written; these tasks are cropped only where an "
+                           "EMBEDDINGS input names them)"]
+    assert parse_worker_config({"crops": {"enable_upload_for_tasks": [TASK]}}).notes() == []
     problem = check_object_level(sel, parse_worker_config({"embeddings": "mine.csv"}))
     assert problem is not None and problem[0] == "worker_config.embeddings"
 
