@@ -78,6 +78,22 @@ def log_problems(uri: str, credentials: StorageCredentials | None = None) -> lis
     return findings
 
 
+def missing_log_finding(fs: Any, root: str, uri: str) -> Finding:
+    """The finding for a location without ``_delta_log/``: a pool whose log was deleted when data files or commit
+    receipts of a pool are there (one listing of each partition folder and ``_commits/``), else no pool at all."""
+    left = {name: len(fs.ls(f"{root}/{name}", detail=False)) if fs.isdir(f"{root}/{name}") else 0
+            for name in ("selected=true", "selected=false", "_commits")}
+    if not any(left.values()):
+        return Finding("error", f"{uri}/{LOG_DIR}/", "the Delta log folder does not exist: this is no datapool (nothing "
+                                                     "of one is here). Fix: check the URI (a datapool's folder holds "
+                                                     "_delta_log/)")
+    return Finding("error", f"{uri}/{LOG_DIR}/", (
+        f"the Delta log folder does not exist, yet {left['selected=true'] + left['selected=false']} data file(s) "
+        f"and {left['_commits']} commit receipt(s) of a datapool are here: the log was deleted and every version "
+        "with it. Restore _delta_log/ from the store's versioning or a backup; the data files alone cannot be "
+        "read as the pool's versions."))
+
+
 def _scan_log(
     uri: str, credentials: StorageCredentials | None
 ) -> tuple[list[Finding], dict[int, list[dict[str, Any]]]]:
@@ -86,7 +102,7 @@ def _scan_log(
     try:
         names = sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(log_dir, detail=False))
     except FileNotFoundError:
-        return [Finding("error", f"{uri}/{LOG_DIR}/", "the Delta log folder does not exist: this is no datapool")], {}
+        return [missing_log_finding(fs, root.rstrip("/"), uri)], {}
     versions = sorted(int(m.group(1)) for n in names if (m := _COMMIT_FILE.match(n)))
     checkpoints = sorted(int(m.group(1)) for n in names if (m := _CHECKPOINT_FILE.match(n)))
     findings: list[Finding] = []

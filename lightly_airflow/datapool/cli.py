@@ -121,8 +121,30 @@ def _pool(args: argparse.Namespace) -> Datapool:
             raise ValueError(f"--storage-options is not valid JSON: {exc}") from None
     pool = Datapool(args.uri, creds)
     if not pool.exists():
-        raise DatapoolError(f"No datapool at {args.uri}.")
+        raise no_pool_error(args.uri, creds)
     return pool
+
+
+def no_pool_error(uri: str, credentials: StorageCredentials | None) -> DatapoolError:
+    """The error for a URI that holds no Delta log: whether anything is there, the pools one folder below it (a
+    parent folder given by mistake: one listing, then one look into each of its first 20 folders) and the fix."""
+    from lightly_airflow.datapool.check import missing_log_finding
+    from lightly_airflow.storage import join_uri
+
+    fs, path = filesystem(uri, credentials)
+    try:
+        entries = fs.ls(path, detail=True) if fs.isdir(path) else None
+    except OSError:
+        entries = None
+    if entries is None:
+        return DatapoolError(f"No datapool at {uri}: nothing is there. Fix: give the datapool_uri the DAG commits to "
+                             "(a pool appears with its first run's commit).")
+    folders = [e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e.get("type") == "directory"][:20]
+    pools = [join_uri(uri, f) for f in sorted(folders) if fs.isdir(f"{path.rstrip('/')}/{f}/_delta_log")]
+    if not pools:  # no pool at all, or one whose log was deleted (`datapool check` says the same)
+        return DatapoolError(f"No datapool at {uri}: {missing_log_finding(fs, path.rstrip('/'), uri).message.rstrip('.')}.")
+    return DatapoolError(f"No datapool at {uri}: the folder holds no Delta log (_delta_log/). It holds the "
+                         f"datapool(s) {', '.join(pools[:5])}: give one of them.")
 
 
 def _jsonable(value: Any) -> Any:
@@ -223,6 +245,8 @@ def _show(args: argparse.Namespace) -> int:
     else:
         columns = DEFAULT_SHOW_COLUMNS
     table = pool.read(version=args.version, run_id=args.run, tag=args.tag, columns=columns)
+    if args.tag and table.num_rows == 0:  # (never an empty table without a word: stderr keeps stdout one document)
+        print(_empty_tag_note(pool, args.tag, args.version, args.run), file=sys.stderr)
     limit = args.limit if args.limit is not None else (50 if args.format == "table" else None)
     shown = table if limit is None else table.slice(0, limit)
     if args.format == "parquet":
@@ -243,6 +267,16 @@ def _show(args: argparse.Namespace) -> int:
             if shown.num_rows < table.num_rows:
                 print(f"({shown.num_rows} of {table.num_rows} rows; use --limit)", file=sys.stderr)
     return 0
+
+
+def _empty_tag_note(pool: Datapool, tag: str, version: int | None, run: str | None) -> str:
+    """Why ``show --tag`` found no rows: the tag was made after the version read, or it holds none."""
+    made = next((t["version"] for t in pool.tags() if t["name"] == tag), None)
+    read = version if run is None else pool.committed_version(run)
+    if made is not None and read is not None and tag != C.INITIAL_TAG and read < made:
+        return (f"Tag {tag!r} holds no rows in version {read} of {pool.uri}: it was made at version {made} (read "
+                f"--version {made} or later).")
+    return f"Tag {tag!r} holds no rows in {pool.uri} (a run that selected none has its tag all the same)."
 
 
 def _write_csv(table: pa.Table, out: TextIO) -> None:

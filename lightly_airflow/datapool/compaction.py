@@ -26,7 +26,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 
 from lightly_airflow import columns as C
 from lightly_airflow.cores import usable_cores
-from lightly_airflow.datapool.rows import COMMIT_VERSION, write_batches, writer_properties
+from lightly_airflow.datapool.rows import COMMIT_VERSION, storable_type, write_batches, writer_properties
 from lightly_airflow.datapool.snapshot import INITIAL_TAG_COUNT, METADATA_KEY
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,11 @@ def _read_rows(pool: Any, files: list[dict[str, Any]], schema: Any) -> Any:
         data = pq.ParquetFile(pa.BufferReader(body)).read(use_threads=False)
         if f["rows"] is not None and data.num_rows != int(f["rows"]):
             raise CompactionError(f"{f['path']} holds {data.num_rows} rows, its log entry says {f['rows']}")
+        # The files a hand-made tag's MERGE wrote (delta-rs 1.6.6) say ``string_view``/``list<string_view>`` in their
+        # Arrow schema where the runs' files say ``string``: the same Parquet strings, read as views. Combined as
+        # read, every compaction after a hand-made tag failed ("incompatible types: string vs string_view"). Only
+        # such representations are made plain here (``rows.storable_type``); a value of another type still stops it.
+        data = data.cast(pa.schema([f.with_type(storable_type(f.type)) for f in data.schema], metadata=data.schema.metadata))
         # Delta keeps the partition value (``selected``) in the log, not in the file.
         return data.append_column(C.SELECTED, pa.repeat(pa.scalar(f["selected"], pa.bool_()), data.num_rows))
 

@@ -213,6 +213,9 @@ def export_records(
             sample_id=r[C.SAMPLE_ID], run_id=r[C.RUN_ID], pick_rank=r[C.PICK_RANK],
             width=_size(r.get(SIZE_COLUMNS[0])), height=_size(r.get(SIZE_COLUMNS[1])),
             **frame_fields(r)))
+    if not records:  # a run that selected nothing has a tag all the same: an empty file must not look like a success
+        logger.warning("Tag %r of %s holds no samples (a run that selected none has its tag all the same): the "
+                       "export is empty. `lightly-airflow datapool tags` shows each tag's count.", tag, pool.uri)
     warn_gone(gone_exports(pool, records, check_files=check_files, credentials=datasource_credentials,
                            history=history), tag, len(records))
     if tag != C.INITIAL_TAG:  # (initial-tag holds no replaced row: its frames' PNGs are the current picks)
@@ -647,8 +650,24 @@ def label_studio_tasks(records: list[ExportRecord], tag: str) -> list[dict[str, 
     """Label Studio tasks: ``{"data": {"image": URI}, "meta": {key, uri, sample_id, run_id, tag, pick_rank}}`` (a video
     frame's ``meta`` adds ``video, frame_index, frame_pts, frame_seconds``), the
     image's URI in the scheme Label Studio's storage resolves (:func:`label_studio_uri`: ``azure-blob://`` for
-    Azure), ``meta.uri`` the store's own (``az://…``: what fsspec, :func:`uri_key` and :func:`uri_location` read)."""
-    return [{"data": {"image": label_studio_uri(r.uri)}, "meta": _meta(r, tag)} for r in records]
+    Azure), ``meta.uri`` the store's own (``az://…``: what fsspec, :func:`uri_key` and :func:`uri_location` read).
+    Tasks Label Studio cannot resolve (:func:`warn_label_studio_cut`) are written all the same, with a warning."""
+    tasks = [{"data": {"image": label_studio_uri(r.uri)}, "meta": _meta(r, tag)} for r in records]
+    warn_label_studio_cut(tasks, tag)
+    return tasks
+
+
+def warn_label_studio_cut(tasks: list[dict[str, Any]], tag: str) -> None:
+    """Log a warning naming the tasks whose object-store key holds a ``?``: Label Studio's storages take the key from
+    ``urlparse(uri, allow_fragments=False).path``, which ends at the ``?`` (the rest is read as a query), so they
+    presign another object and the task's image stays blank. ``file://`` URIs encode the ``?`` (``%3F``)."""
+    cut = [t["meta"]["key"] for t in tasks
+           if "?" in t["data"]["image"] and t["data"]["image"].partition("://")[0] in LABEL_STUDIO_SCHEMES.values()]
+    if cut:
+        logger.warning(
+            "%d of the %d Label Studio tasks of tag %r have a '?' in their key, e.g. %s: Label Studio's cloud storage "
+            "reads a key only up to the '?' and cannot show them. Rename those files, or label them from the csv "
+            "export (exact keys).", len(cut), len(tasks), tag, ", ".join(repr(k) for k in cut[:5]))
 
 
 def _meta(record: ExportRecord, tag: str) -> dict[str, Any]:

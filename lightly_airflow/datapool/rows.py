@@ -75,14 +75,14 @@ def embedding_field(model: str, dim: int) -> pa.Field:
     )
 
 
-def _storable_type(typ: pa.DataType) -> pa.DataType:
+def storable_type(typ: pa.DataType) -> pa.DataType:
     """Map Arrow types Delta cannot store to ones it can (timestamps in µs UTC, plain strings/lists)."""
     if pa.types.is_timestamp(typ):
         return pa.timestamp("us", tz="UTC")
     if pa.types.is_date64(typ):
         return pa.date32()
     if pa.types.is_dictionary(typ):
-        return _storable_type(typ.value_type)
+        return storable_type(typ.value_type)
     if pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
         return pa.string()
     if pa.types.is_large_binary(typ) or pa.types.is_binary_view(typ):
@@ -94,9 +94,9 @@ def _storable_type(typ: pa.DataType) -> pa.DataType:
     if pa.types.is_float16(typ):
         return pa.float32()
     if pa.types.is_fixed_size_list(typ) or pa.types.is_large_list(typ) or pa.types.is_list_view(typ) or pa.types.is_list(typ):
-        return pa.list_(pa.field("element", _storable_type(typ.value_type)))
+        return pa.list_(pa.field("element", storable_type(typ.value_type)))
     if pa.types.is_struct(typ):
-        return pa.struct([pa.field(f.name, _storable_type(f.type)) for f in typ])
+        return pa.struct([pa.field(f.name, storable_type(f.type)) for f in typ])
     return typ
 
 
@@ -188,7 +188,7 @@ def prepare_rows(
         col = rows.column(name)
         target = pool_types.get(name)
         if target is None or pa.types.is_null(target):
-            target = _storable_type(col.type)
+            target = storable_type(col.type)
         if pa.types.is_null(target):
             target = pa.string()  # an all-null column of unknown type: store as nullable string
         if name == C.PICK_RANK:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -208,7 +209,7 @@ class Snapshot:
         if tag is not None:
             known = self.tag_names() if known_tags is None else known_tags
             if tag not in known:
-                raise DatapoolError(f"Tag {tag!r} does not exist in {self.uri}; known tags: {sorted(known)}.")
+                raise unknown_tag_error(self.uri, tag, known)
             # Run tags sit only on selected rows: the first condition prunes every unselected file. A hand-made
             # tag may name any row (a filter over the whole pool).
             has_tag = f"array_has({quote_ident(C.TAGS)}, {quote_literal(tag)})"
@@ -290,7 +291,9 @@ class Snapshot:
         if columns is not None:
             unknown = [c for c in columns if c not in available]
             if unknown:
-                raise UnknownColumnError(f"Unknown column(s) {unknown} in {self.uri}; available: {available}.")
+                raise UnknownColumnError(
+                    f"Unknown column(s) {unknown} in version {self.version} of {self.uri} (a column a run added is "
+                    f"absent from the versions before it); available: {available}.")
         names = list(available if columns is None else columns)
         names += [c for c in extra if c not in names and c in available]
         keep = None
@@ -521,6 +524,30 @@ def _delta_vacuum_metrics(commit: dict[str, Any]) -> dict[str, Any]:
 
 #: ``status_reason`` of a tombstone row (``video.supersede``: a frame a replaced video no longer has) starts so.
 SUPERSEDED_PREFIX = f"{C.SUPERSEDED}:"
+
+
+#: How many tag names an unknown tag's error lists (a pool of an hourly DAG has thousands).
+TAGS_LISTED = 20
+
+
+def _tag_shape(name: str) -> str:
+    """A tag name with case and separators ignored: ``Week 1``, ``week-1`` and ``week_1`` are one shape."""
+    return re.sub(r"[\s._:;=@+-]+", "-", name.casefold()).strip("-")
+
+
+def unknown_tag_error(uri: str, tag: str, known: Iterable[str]) -> DatapoolError:
+    """The error for a tag the pool does not hold: the names it is likely a typo of (same letters with other case
+    or separators, ``week-1`` for ``week 1``; else :func:`difflib.get_close_matches`), at most :data:`TAGS_LISTED`
+    of the pool's tags and the command that lists them all."""
+    import difflib
+
+    names = sorted(known)
+    close = [n for n in names if _tag_shape(n) == _tag_shape(tag)] or difflib.get_close_matches(tag, names, n=3)
+    hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+    listed = ", ".join(map(repr, names[:TAGS_LISTED])) + (
+        f" and {len(names) - TAGS_LISTED} more" if len(names) > TAGS_LISTED else "")
+    return DatapoolError(f"Tag {tag!r} does not exist in {uri}.{hint} Its known tags: {listed} "
+                         f"(`lightly-airflow datapool tags {uri}` lists each with its run and count).")
 
 
 def initial_tag_sql(alias: str = "pool", *, tombstones: bool = True) -> str:
