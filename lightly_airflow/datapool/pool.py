@@ -91,7 +91,7 @@ def validate_tag(tag: str) -> str:
             "with a letter or digit and not ending in a space (tag_name)."
         )
     if tag == C.INITIAL_TAG:
-        raise DatapoolError(f"{C.INITIAL_TAG!r} is the pool's root tag (every selected sample); choose another tag_name.")
+        raise DatapoolError(f"{C.INITIAL_TAG!r} is the pool's root tag (every selected sample); choose another name.")
     return tag
 
 
