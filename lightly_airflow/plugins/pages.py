@@ -18,7 +18,9 @@ from lightly_airflow.datapool.rows import COMMIT_VERSION
 from lightly_airflow.plugins import html as H
 from lightly_airflow.plugins.query import SHOW_IMAGES, SHOW_OBJECTS, SIMILAR, Scope, View, Walk, column_group
 
-EXPORT_FORMATS = (("list", "file list"), ("csv", "CSV"), ("label-studio", "Label Studio"), ("coco", "COCO"))
+#: How the export links name the formats (``datapool.export.FORMATS`` owns which there are: one added there is
+#: linked by its own name until it gets a label here)
+EXPORT_LABELS = {"list": "file list", "csv": "CSV", "label-studio": "Label Studio", "coco": "COCO"}
 
 
 def qs(params: Sequence[tuple[str, Any]]) -> str:
@@ -272,10 +274,11 @@ def save_tag_form(root: str, pool: str, scope: Scope, *, polygon: bool = False, 
 
 
 def export_links(root: str, pool: str, scope: Scope) -> str:
+    from lightly_airflow.datapool.export import FORMATS
+
     params = scope.to_params()
-    links = " · ".join(
-        H.link(pool_url(root, pool, "export") + qs([*params, ("format", f)]), text) for f, text in EXPORT_FORMATS
-    )
+    links = " · ".join(H.link(pool_url(root, pool, "export") + qs([*params, ("format", f)]), EXPORT_LABELS.get(f, f))
+                       for f in FORMATS)
     return f"<span>Export: {links}</span>"
 
 

@@ -136,3 +136,16 @@ def test_the_tag_name_box_says_its_rule():
     form = save_tag_form("/lightly", "p", Scope(version=1), checkable=True)
     title = re.search(r'<input name="name"[^>]* title="([^"]*)"', form)
     assert title and "at most 128 characters" in unescape(title.group(1)) and ". _ : ; = @ + -" in unescape(title.group(1))
+
+
+def test_the_export_links_are_the_datapool_s_formats(monkeypatch: pytest.MonkeyPatch):
+    """The grid links every format ``datapool.export.FORMATS`` has (the UI kept its own list: a format registered
+    there, ``register_format``, was exported by the CLI but never linked), by its label or its name."""
+    from lightly_airflow.datapool import export
+    from lightly_airflow.plugins.pages import export_links
+    from lightly_airflow.plugins.query import Scope
+
+    monkeypatch.setitem(export.FORMATS, "filenames", lambda records, tag: "")
+    links = unescape(export_links("/root", "demo", Scope(version=3)))
+    assert re.findall(r">([^<]+)</a>", links) == ["file list", "CSV", "Label Studio", "COCO", "filenames"]
+    assert "format=filenames" in links and "version=3" in links
