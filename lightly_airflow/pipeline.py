@@ -126,6 +126,9 @@ class RunSummary:
     #: entries the run's report lists under "Missed goals" (:func:`~lightly_airflow.report.goals.count_listed_goals`:
     #: the goals missed and the ``warnings``), counted as the report is written; ``None``: no report written now
     goals_missed: int | None = None
+    #: predictions without ``probabilities`` per task, taken from their ``score`` (the predictions shards' counts,
+    #: summed: :data:`~lightly_airflow.predictions.shard.DERIVED_PROBABILITIES_METADATA_KEY`); the report's notes
+    derived_probabilities: dict[str, int] = field(default_factory=dict)
     #: selected video frames written as PNG (``written``, ``existing``, ``failed``, ``folder``)
     frames: dict[str, Any] = field(default_factory=dict)
     objects: dict[str, Any] = field(default_factory=dict)
@@ -683,9 +686,9 @@ def assemble_run(
     tables: list[pa.Table] = []
     meta: dict[str, Any] = {}
     errors: list[pa.Table] = []
-    for rows, shard_meta, shard_errors in shards:  # (metadata: a later shard's value wins, as before)
+    for rows, shard_meta, shard_errors in shards:  # (metadata: a later shard's value wins, counts add up)
         tables.append(rows)
-        meta.update(shard_meta)
+        meta = _merged_meta(meta, shard_meta)
         errors.extend(shard_errors)
     if not tables:
         return pa.table({C.KEY: pa.array([], pa.string())}), meta, errors
@@ -693,6 +696,27 @@ def assemble_run(
 
     # Scores that need the whole run (object_frequency's rescaling) are finished once all shards are joined.
     return finalize_prediction_scores(pa.concat_tables(tables, promote_options="permissive")), meta, errors
+
+
+def _merged_meta(meta: dict[str, Any], shard_meta: dict[str, Any]) -> dict[str, Any]:
+    """The run's schema metadata with one more shard's: its value wins, but a per-task count (each shard counts its
+    own files: predictions without probabilities) adds up. (The metadata stage's guesses, a bit depth or a reduced
+    decode, need no such sum: each is a row of the shard's problems file, which the report lists.)"""
+    from lightly_airflow.predictions.shard import DERIVED_PROBABILITIES_METADATA_KEY as key
+
+    out = {**meta, **shard_meta}
+    if key in meta and key in shard_meta:
+        a, b = json.loads(meta[key]), json.loads(shard_meta[key])
+        out[key] = json.dumps({t: int(a.get(t, 0)) + int(b.get(t, 0)) for t in sorted({*a, *b})})
+    return out
+
+
+def _derived_probabilities(meta: dict[str, Any]) -> dict[str, int]:
+    """The run's predictions without probabilities per task (:func:`_merged_meta`'s sums), the tasks that had any."""
+    from lightly_airflow.predictions.shard import DERIVED_PROBABILITIES_METADATA_KEY as key
+
+    counts = json.loads(meta[key]) if key in meta else {}
+    return {str(t): int(n) for t, n in sorted(counts.items()) if int(n)}
 
 
 def _assemble_shard(
@@ -991,6 +1015,7 @@ def select_and_commit(
             warnings=selection_warnings(candidates, config, metrics, stop=stop, n_selected=n_picked),
             n_wanted=n_new,
             objects=objects_run.summary(run_objects, object_rows, spec), listing=skips.summary(),
+            derived_probabilities=_derived_probabilities(meta),
             started_by=origin, review=review.to_dict() if review is not None else {},
         )
         for line in summary.warnings:

@@ -44,6 +44,9 @@ STAGE = "predictions"
 PROBE_FIRST = 16
 TASK_TYPES_METADATA_KEY = "lightly.task_types"
 CATEGORY_IDS_METADATA_KEY = "lightly.category_ids"
+#: ``{task: predictions without probabilities}`` (JSON) of a shard's staging file: the select task sums it over the
+#: shards (pipeline.assemble_run) into the run summary's ``derived_probabilities``, which the report's notes show.
+DERIVED_PROBABILITIES_METADATA_KEY = "lightly.derived_probabilities"
 
 
 def load_tasks(folder: LightlyDir, problems: ProblemLog) -> list[TaskSchema]:
@@ -279,6 +282,7 @@ def load_predictions_shard(
         CATEGORY_IDS_METADATA_KEY.encode(): json.dumps({t.name: list(t.category_ids) for t in tasks}).encode(),
         TASK_TYPES_METADATA_KEY.encode(): json.dumps({t.name: t.task_type for t in tasks}).encode(),
         C.LIGHTLY_URI_METADATA_KEY.encode(): json.dumps(lightly_uri).encode(),
+        DERIVED_PROBABILITIES_METADATA_KEY.encode(): json.dumps(derived, sort_keys=True).encode(),
     }
     table = pa.table(columns).replace_schema_metadata(meta)
     write_parquet(table, output_uri, credentials)

@@ -502,3 +502,46 @@ def selected_rows(rows: pa.Table, limit: int) -> tuple[list[dict[str, Any]], int
         table = table.sort_by([(C.PICK_RANK, "ascending")])
     cols = [c for c in (C.PICK_RANK, C.KEY, *C.VIDEO_COLUMNS) if c in table.column_names]
     return table.slice(0, limit).select(cols).to_pylist(), table.num_rows
+
+
+def stage_notes(summary: Mapping[str, Any]) -> list[str]:
+    """What the stages guessed or dropped without failing a file, from the summary's counts, as the report's notes:
+    predictions without probabilities (``derived_probabilities``), the object stage's dropped inputs (``objects``:
+    :data:`~lightly_airflow.objects.shard.DROP_COUNTS`) and selected video frames whose PNG failed (``frames``).
+    Each is logged by its task; here it is shown, so that nothing a run guessed or left out is silent."""
+    out = []
+    for task, n in sorted((summary.get("derived_probabilities") or {}).items()):
+        out.append(f"{int(n):,} predictions of task '{task}' have no 'probabilities': each was taken as its 'score' on "
+                   "its category_id, the rest spread evenly over the other categories (one-hot without a score), so "
+                   "their uncertainty_* scores show only that score (0 for one-hot). Fix: write 'probabilities' (one "
+                   "per category, ordered by id).")
+    objects = summary.get("objects") or {}
+    for name, what in (
+        ("boxes_outside_image", "predicted boxes have no area inside their image: no object was made of them"),
+        ("video_frames_failed", "video frames with objects did not decode: they have no objects (each frame is "
+                                "reported corrupt)"),
+        ("images_with_normalized_looking_boxes", "images have boxes of a task that all lie within [0, 1]: relative "
+                                                 "coordinates where Lightly's format has pixels? Their objects are "
+                                                 "tiny; fix the prediction files"),
+        ("prediction_files_rejected", "prediction files of object tasks give their image no objects (unreadable or "
+                                      "with a problem: see the problems file)"),
+    ):
+        if int(objects.get(name) or 0):
+            out.append(f"{int(objects[name]):,} {what}.")
+    failed = int((summary.get("frames") or {}).get("failed") or 0)
+    if failed:
+        out.append(f"{failed:,} selected video frames could not be written as PNG (the task log names them); an "
+                   "export of them has no image file.")
+    return out
+
+
+def objects_counts(summary: Mapping[str, Any]) -> str:
+    """The object-level run's counts (``summary["objects"]``: :func:`lightly_airflow.objects.run.summary`) as the
+    first sentence of the objects section, or ``""``: the page showed the selected images' boxes but never how many
+    objects the run had or selected."""
+    objects = summary.get("objects") or {}
+    if objects.get("objects") is None:
+        return ""
+    tasks = ", ".join(f"'{t}'" for t in objects.get("tasks") or [])
+    return (f"{int(objects['objects']):,} objects{f' (tasks {tasks})' if tasks else ''} in this run's images; "
+            f"{int(objects.get('selected') or 0):,} of them selected. ")

@@ -155,7 +155,7 @@ def write_report(
         from lightly_airflow.objects.report import FIGURE_CROPS, FIGURE_IMAGES
 
         fig = plot("", "objects.png", objects_figure, alt="selected images with their objects' boxes, and the crops",
-                   note=f"The first {FIGURE_IMAGES} selected images with objects (pick order), each with the boxes of "
+                   note=f"{D.objects_counts(summary_d)}The first {FIGURE_IMAGES} selected images with objects (pick order), each with the boxes of "
                    f"its objects, then up to {FIGURE_CROPS} of its crops; every selected object is in the datapool "
                    "(the UI's grid with Show: objects (crops)).")
         if fig is not None:
@@ -183,7 +183,7 @@ def write_report(
             ("Image metrics: all vs selected", hist_figs, "No metadata.lightly.* columns in this run's rows."),
             ("Class balance: target vs achieved", bal_figs, "No BALANCE strategy on a column of this run."),
             *([("Videos: frames selected now and before", video_figs, None)] if video_figs else []),
-            *([("Objects of the selected images", obj_figs, "No selected image has objects.")]
+            *([("Objects of the selected images", obj_figs, f"{D.objects_counts(summary_d)}No selected image has objects.")]
               if objects_figure is not None else []),
         ],
         metrics=D.flat_metrics(summary_d),
@@ -194,7 +194,7 @@ def write_report(
         missed=missed,
         links=all_links,
         listing=summary_d.get("listing"),
-        notes=[str(n) for n in summary_d.get("notes") or []],
+        notes=[*(str(n) for n in summary_d.get("notes") or []), *D.stage_notes(summary_d)],
         problems=problem_kinds,
     )
     put(INDEX, page.encode("utf-8"))
