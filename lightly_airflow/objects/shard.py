@@ -65,9 +65,10 @@ MAX_CROP_BYTES_AHEAD = 512 * 2**20
 #: the run summary (objects.run): predicted boxes with no area inside their image (no object), video frames with
 #: objects (predicted boxes or auto tasks) that did not decode (no objects; the frame itself is reported corrupt),
 #: images whose boxes of a task all lie within [0, 1] (relative coordinates given for Lightly's pixels), and
-#: prediction files of object tasks that give their image no objects (unreadable, or with a problem).
+#: prediction files of object tasks that give their image no objects (unreadable, or with a problem), and images
+#: with objects that yield none (they did not decode or crop; a corrupt one is in the image pass' problems too).
 DROP_COUNTS = ("boxes_outside_image", "video_frames_failed", "images_with_normalized_looking_boxes",
-               "prediction_files_rejected")
+               "prediction_files_rejected", "images_failed")
 
 
 def _problem(exc: BaseException) -> str:
@@ -638,7 +639,7 @@ class ShardObjects:
         table = pa.Table.from_arrays(arrays, schema=schema)
         # The select task sums it into the run summary (objects.run.load_run_objects, summary).
         drops = dict(zip(DROP_COUNTS, (self.outside, self.frames_failed, len({r for r, _ in self.normalized}),
-                                       len(self.rejected)), strict=True))
+                                       len(self.rejected), self.failed), strict=True))
         table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                                **{count_key(n): str(v).encode() for n, v in drops.items()}})
         write_parquet(table, self.output_uri, self.credentials)

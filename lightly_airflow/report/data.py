@@ -525,6 +525,8 @@ def stage_notes(summary: Mapping[str, Any]) -> list[str]:
                                                  "tiny; fix the prediction files"),
         ("prediction_files_rejected", "prediction files of object tasks give their image no objects (unreadable or "
                                       "with a problem: see the problems file)"),
+        ("images_failed", "images with objects yield no objects: they could not be decoded or cropped (the embed "
+                          "task's log names each; a corrupt one is listed with the problems)"),
     ):
         if int(objects.get(name) or 0):
             out.append(f"{int(objects[name]):,} {what}.")
