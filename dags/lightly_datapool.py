@@ -8,8 +8,10 @@ Every default below can be changed in the trigger form; a scheduled run uses the
 environment variables so one DAG file serves every deployment:
 
 - ``LIGHTLY_DATASOURCE_URI`` / ``LIGHTLY_DATAPOOL_URI`` / ``LIGHTLY_LIGHTLY_URI``: where images and videos, the
-  datapool and ``.lightly/`` live; ``LIGHTLY_DATASOURCE_CONN_ID`` / ``LIGHTLY_DATAPOOL_CONN_ID`` /
-  ``LIGHTLY_LIGHTLY_CONN_ID``: Airflow connections that reach them (unset: ambient credentials).
+  datapool and ``.lightly/`` live (``file://``, ``s3://``, ``gs://``, ``az://`` URIs or absolute paths; a value
+  that reads as a relative path, e.g. ``s3//bucket``, stops the DAG from loading, naming the variable);
+  ``LIGHTLY_DATASOURCE_CONN_ID`` / ``LIGHTLY_DATAPOOL_CONN_ID`` / ``LIGHTLY_LIGHTLY_CONN_ID``: Airflow
+  connections that reach them (unset: ambient credentials).
 - ``LIGHTLY_SCHEDULE`` (``@daily``): when runs start: a cron expression or preset, ``none`` (only runs you
   trigger), or ``new-files``: event-driven, a run starts when new files land. Then the triggerer lists the
   datasource every ``LIGHTLY_POKE_INTERVAL_S`` and announces each new file once (the asset
@@ -69,6 +71,7 @@ environment variables so one DAG file serves every deployment:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -105,9 +108,28 @@ def _bool(text: str) -> bool:
     raise ValueError("not a boolean")
 
 
-DATASOURCE_URI = os.environ.get("LIGHTLY_DATASOURCE_URI", "file:///data/images")
-DATAPOOL_URI = os.environ.get("LIGHTLY_DATAPOOL_URI", "file:///data/datapool")
-LIGHTLY_URI = os.environ.get("LIGHTLY_LIGHTLY_URI") or None
+#: The trigger form's check of a URI param (JSON schema): an absolute path or ``<scheme>://``. The first task checks
+#: the scheme and that the datasource exists, but a typo that reads as a relative path passed it: a datapool_uri
+#: "s3//bucket/pool" or "file:/data/pool" became a folder relative to the worker's working directory, where the
+#: run committed its pool. The form (and a run's conf, checked before the run is created) now refuses it, naming
+#: the param.
+URI_PATTERN = r"^(/|[A-Za-z][A-Za-z0-9+.-]*://)"
+URI_FORMS = "file:///…, s3://bucket/…, gs://bucket/…, az://container/… or an absolute path"
+
+
+def _uri(name: str, default: str | None) -> str | None:
+    """A URI deployment variable (a param's default), checked against :data:`URI_PATTERN` here: a scheduled DAG
+    with an invalid default does not load, and Airflow's own message names neither the param nor the variable."""
+    value = os.environ.get(name, "").strip() or default
+    if value is not None and not re.match(URI_PATTERN, value):
+        raise ValueError(f"{name}={value!r} is invalid: use {URI_FORMS} (this would be a folder relative to the "
+                         "worker's working directory).")
+    return value
+
+
+DATASOURCE_URI = _uri("LIGHTLY_DATASOURCE_URI", "file:///data/images")
+DATAPOOL_URI = _uri("LIGHTLY_DATAPOOL_URI", "file:///data/datapool")
+LIGHTLY_URI = _uri("LIGHTLY_LIGHTLY_URI", None)
 WAIT_FOR_NEW_FILES_S = _env("LIGHTLY_WAIT_FOR_NEW_FILES_S", str(6 * 3600), float, "seconds")
 POKE_INTERVAL_S = _env("LIGHTLY_POKE_INTERVAL_S", "300", float, "seconds")
 EMBEDDING_MODEL = os.environ.get("LIGHTLY_EMBEDDING_MODEL", "").strip() or "efficientnet-lite0"
@@ -353,14 +375,18 @@ with DAG(
     doc_md=__doc__,
     params={
         "datasource_uri": Param(
-            DATASOURCE_URI, type="string", title="Datasource",
-            description="Folder or bucket prefix with the images and videos: file://, s3://, gs://, az://.",
+            DATASOURCE_URI, type="string", title="Datasource", pattern=URI_PATTERN,
+            description=f"Folder or bucket prefix with the images and videos: {URI_FORMS}.",
         ),
         "lightly_uri": Param(
-            LIGHTLY_URI, type=["null", "string"], title=".lightly/ location",
-            description="Folder holding .lightly/ (predictions, metadata). Empty: inside the datasource.",
+            LIGHTLY_URI, type=["null", "string"], title=".lightly/ location", pattern=f"^$|{URI_PATTERN}",
+            description=f"Folder holding .lightly/ (predictions, metadata): {URI_FORMS}. Empty: inside the "
+            "datasource.",
         ),
-        "datapool_uri": Param(DATAPOOL_URI, type="string", title="Datapool", description="The datapool table."),
+        "datapool_uri": Param(
+            DATAPOOL_URI, type="string", title="Datapool", pattern=URI_PATTERN,
+            description=f"Where the datapool table lives ({URI_FORMS}); the first run creates it.",
+        ),
         "process_all": Param(
             False, type="boolean", title="Process all files",
             description="Reprocess every file, also those already in the datapool (backfills).",
@@ -457,6 +483,7 @@ with DAG(
         soft_fail=True,  # nothing new before the timeout: skip this run, do not fail it
         retries=0,
         pre_execute=_first_task_checks,
+        tag_name="{{ params.tag_name }}",  # (checked before waiting, as the list task checks it)
         **query,
         **common,
     )

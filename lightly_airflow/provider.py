@@ -15,7 +15,11 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Data curation for image datasets: grow a versioned, curated datapool from your buckets.",
         "versions": [__version__],
         "extra-links": ["lightly_airflow.links.ReportLink"],
-        "triggers": [{"integration-name": "Lightly", "python-modules": ["lightly_airflow.triggers.new_files"]}],
+        # Every module with a trigger (``airflow providers triggers``): the sensor's, the asset watcher's and the
+        # SQS queue watcher's.
+        "triggers": [{"integration-name": "Lightly", "python-modules": [
+            "lightly_airflow.triggers.new_files", "lightly_airflow.triggers.new_files_event",
+            "lightly_airflow.triggers.s3_notifications"]}],
         "config": {
             "lightly": {
                 "description": "Defaults of the lightly_airflow operators and sensors.",

@@ -21,7 +21,7 @@ from lightly_airflow.run_origin import RunOrigin, origin_of_events
 from lightly_airflow.storage import StorageCredentials
 
 __all__ = ["SHARD_LABEL_TEMPLATE", "LightlyBaseOperator", "RenderedValueError", "ShardLabel", "credentials_for",
-           "read_rendered", "rendered", "run_origin", "shard_label"]
+           "TextRendering", "read_rendered", "rendered", "run_origin", "shard_label"]
 
 
 class RenderedValueError(ValueError):
@@ -130,7 +130,51 @@ class ShardLabel:
         return shard_label(self.manifest_uri, self.shard_samples)
 
 
-class LightlyBaseOperator(BaseOperator):
+class TextRendering:
+    """Templated text arguments stay text under ``render_template_as_native_obj=True`` (the operators' and the
+    wait-for-new-files sensor's: both take the run's ``tag_name`` from the form); see
+    :meth:`_do_render_template_fields`.
+
+    ``rendered_kinds``: templated arguments that hold a list, a dict or optional text, and which (read by
+    :func:`read_rendered`); ``text_value_fields``: templated dict arguments whose values are all text.
+    """
+
+    rendered_kinds: Mapping[str, Kind] = {}
+    text_value_fields: Sequence[str] = ()
+
+    def _do_render_template_fields(self, parent: Any, template_fields: Any, context: Any, jinja_env: Any,
+                                   seen_oids: set[int]) -> None:
+        """Render as Airflow does, then render the text arguments again as text where a native DAG made a number.
+
+        With ``render_template_as_native_obj=True`` Jinja reads every rendered text as a Python literal: a
+        ``tag_name`` of ``"2024.10"`` became the float 2024.1, ``"1_000"`` the int 1000 (also without ``{{ }}``;
+        apache/airflow#34641) and the run tagged its selection "2024.1". Our optional-text arguments
+        (``rendered_kinds`` ``str``) and the values of ``text_value_fields`` that came out as anything but text
+        are rendered again from the same template as text, in the DAG's text (sandboxed) environment: the text the
+        user gave. Airflow calls this method for plain and mapped tasks alike (``render_template_fields``)."""
+        names = [n for n in template_fields if parent is self
+                 and (self.rendered_kinds.get(n) is str or n in self.text_value_fields)]
+        templates = {n: getattr(self, n, None) for n in names}
+        super()._do_render_template_fields(  # type: ignore[misc]
+            parent, template_fields, context, jinja_env, seen_oids)
+        text_env: list[Any] = []
+
+        def as_text(template: Any, value: Any) -> Any:
+            if isinstance(template, dict) and isinstance(value, dict):
+                return {k: as_text(template.get(k), v) for k, v in value.items()}
+            if not isinstance(template, str) or not isinstance(value, (int, float, complex)):
+                return value  # text, None, or a list/dict the template gave (read by read_rendered)
+            if not text_env:
+                dag = getattr(self, "_dag", None)  # (BaseOperator.has_dag() is untyped)
+                text_env.append(dag.get_template_env(force_sandboxed=True) if dag is not None
+                                else self.get_template_env())  # type: ignore[attr-defined]
+            return text_env[0].from_string(template).render(context)
+
+        for name, template in templates.items():
+            setattr(self, name, as_text(template, getattr(self, name)))
+
+
+class LightlyBaseOperator(TextRendering, BaseOperator):
     """Base of the lightly operators: the datapool and the connections used to reach each store.
 
     :param datapool_uri: where the datapool table lives (its ``_staging/`` folder holds the run's files).
@@ -140,10 +184,6 @@ class LightlyBaseOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("datapool_uri", "datasource_conn_id", "datapool_conn_id", "lightly_conn_id")
-    #: templated arguments that hold a list, a dict or optional text, and which (read by :meth:`read_rendered`)
-    rendered_kinds: Mapping[str, Kind] = {}
-    #: templated dict arguments whose values are all text (rendered as text, see :meth:`_do_render_template_fields`)
-    text_value_fields: Sequence[str] = ()
     ui_color = "#d7f0e8"
 
     def __init__(
@@ -193,36 +233,6 @@ class LightlyBaseOperator(BaseOperator):
                              len(values), "; ".join(failed[:3]))
         also = f"; and untagged as e.g. {legacy_name(next(iter(values)), self.dag_id, datapool)}" if legacy and values else ""
         self.log.info("Metrics (tagged dag_id, datapool%s): %s", also, ", ".join(f"{n}={v:g}" for n, v in values.items()))
-
-    def _do_render_template_fields(self, parent: Any, template_fields: Any, context: Any, jinja_env: Any,
-                                   seen_oids: set[int]) -> None:
-        """Render as Airflow does, then render the text arguments again as text where a native DAG made a number.
-
-        With ``render_template_as_native_obj=True`` Jinja reads every rendered text as a Python literal: a
-        ``tag_name`` of ``"2024.10"`` became the float 2024.1, ``"1_000"`` the int 1000 (also without ``{{ }}``;
-        apache/airflow#34641) and the run tagged its selection "2024.1". Our optional-text arguments
-        (``rendered_kinds`` ``str``) and the values of ``text_value_fields`` that came out as anything but text
-        are rendered again from the same template as text, in the DAG's text (sandboxed) environment: the text the
-        user gave. Airflow calls this method for plain and mapped tasks alike (``render_template_fields``)."""
-        names = [n for n in template_fields if parent is self
-                 and (self.rendered_kinds.get(n) is str or n in self.text_value_fields)]
-        templates = {n: getattr(self, n, None) for n in names}
-        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
-        text_env: list[Any] = []
-
-        def as_text(template: Any, value: Any) -> Any:
-            if isinstance(template, dict) and isinstance(value, dict):
-                return {k: as_text(template.get(k), v) for k, v in value.items()}
-            if not isinstance(template, str) or not isinstance(value, (int, float, complex)):
-                return value  # text, None, or a list/dict the template gave (read by read_rendered)
-            if not text_env:
-                dag = getattr(self, "_dag", None)  # (BaseOperator.has_dag() is untyped)
-                text_env.append(dag.get_template_env(force_sandboxed=True) if dag is not None
-                                else self.get_template_env())
-            return text_env[0].from_string(template).render(context)
-
-        for name, template in templates.items():
-            setattr(self, name, as_text(template, getattr(self, name)))
 
     @property
     def datasource_credentials(self) -> StorageCredentials | None:

@@ -1,5 +1,5 @@
 """Airflow sensors of lightly_airflow."""
 
-from lightly_airflow.sensors.new_files import NewFilesSensor
+from lightly_airflow.sensors.new_files import NewFilesCheckError, NewFilesSensor
 
-__all__ = ["NewFilesSensor"]
+__all__ = ["NewFilesCheckError", "NewFilesSensor"]

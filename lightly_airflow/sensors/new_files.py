@@ -11,17 +11,26 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import (
-    AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
 )
 
 from lightly_airflow.datasource import DEFAULT_EXTENSIONS, POLICIES, NewFilesQuery
+from lightly_airflow.operators.base import TextRendering, read_rendered
 from lightly_airflow.triggers.new_files import NewFilesTrigger, evaluate_new_files
 
 
-class NewFilesSensor(BaseSensorOperator):
+class NewFilesCheckError(RuntimeError):
+    """A check of the datasource failed while the sensor waited in the triggerer (its message: the store's or the
+    datapool's error). Not an ``AirflowException`` on purpose: Airflow's ``BaseSensorOperator.resume_execution``
+    turns every ``AirflowException`` of a deferred sensor into a skip when ``soft_fail`` is set, so with the
+    example DAG's ``soft_fail=True`` a datapool that became unreadable or a revoked bucket permission ended the run
+    as "skipped", like a day with nothing new, while the same error in poke mode failed it. Now both modes fail
+    (retried as the task's ``retries`` say); ``soft_fail`` skips only a wait that timed out."""
+
+
+class NewFilesSensor(TextRendering, BaseSensorOperator):
     """Succeeds when the datasource has files the datapool has not processed (by key and content identity).
 
     The sensor pushes ``{"datasource_uri", "listed", "new", "known", "process_all"}`` to XCom. With
@@ -54,6 +63,9 @@ class NewFilesSensor(BaseSensorOperator):
     :param lightly_config: Lightly's embedding settings, validated with ``selection_config``.
     :param active_learning: the run's active-learning params (query/preselected tag, ``n_samples_meaning``),
         validated with ``selection_config`` against the datapool's tags.
+    :param tag_name: the run's tag (templated), checked before waiting as the list task and the commit check it
+        (a name, not ``initial-tag``, not another run's), so a bad tag fails this first task, not the list task
+        after hours of waiting; empty: derived from the run (checked by the list task).
     """
 
     template_fields: Sequence[str] = (
@@ -70,10 +82,12 @@ class NewFilesSensor(BaseSensorOperator):
         "worker_config",
         "lightly_config",
         "active_learning",
+        "tag_name",
     )
     #: read back when a DAG without native rendering made them text (``operators.base.read_rendered``)
     rendered_kinds = {"selection_config": dict, "worker_config": dict, "lightly_config": dict, "active_learning": dict,
-                      "lightly_uri": str, "relevant_filenames_file": str}
+                      "lightly_uri": str, "relevant_filenames_file": str, "tag_name": str}
+    text_value_fields = ("active_learning",)  # tag names and a meaning, checked against the pool's tags
     ui_color = "#d7f0e8"
 
     def __init__(
@@ -96,6 +110,7 @@ class NewFilesSensor(BaseSensorOperator):
         worker_config: dict[str, Any] | str | None = None,
         lightly_config: dict[str, Any] | str | None = None,
         active_learning: dict[str, Any] | None = None,
+        tag_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -120,6 +135,7 @@ class NewFilesSensor(BaseSensorOperator):
         self.worker_config = worker_config
         self.lightly_config = lightly_config
         self.active_learning = active_learning
+        self.tag_name = tag_name
 
     def query(self) -> NewFilesQuery:
         """What is new, from the rendered arguments and the worker config (the list task builds the same).
@@ -161,10 +177,9 @@ class NewFilesSensor(BaseSensorOperator):
         result = self._check()
         return PokeReturnValue(is_done=result["new"] > 0, xcom_value=result)
 
-    def _validate_params(self) -> None:
+    def _validate_params(self, run_id: str | None) -> None:
         from lightly_airflow.hooks.storage import UnsupportedConnectionError, credentials_for, lightly_credentials_for
-        from lightly_airflow.operators.base import read_rendered
-        from lightly_airflow.pipeline import ParamError, check_uri_param, validate_params
+        from lightly_airflow.pipeline import ParamError, check_run_tag, check_uri_param, validate_params
 
         read_rendered(self)
         try:
@@ -184,6 +199,8 @@ class NewFilesSensor(BaseSensorOperator):
                     active_learning=self.active_learning or None,
                     datapool_credentials=credentials_for(self.datapool_conn_id),
                 )
+            if self.tag_name:
+                check_run_tag(self.datapool_uri, self.tag_name, run_id or "", credentials_for(self.datapool_conn_id))
         except (ParamError, UnsupportedConnectionError) as exc:
             raise AirflowFailException(str(exc)) from None  # a retry or more waiting cannot fix a bad parameter
         try:
@@ -192,7 +209,7 @@ class NewFilesSensor(BaseSensorOperator):
             raise AirflowFailException(f"{self.task_id}: {exc}") from None
 
     def execute(self, context: Any) -> Any:
-        self._validate_params()
+        self._validate_params(context.get("run_id"))
         if not self.wait:
             result = self._check()
             if result["new"] == 0:
@@ -219,7 +236,7 @@ class NewFilesSensor(BaseSensorOperator):
             raise AirflowSensorTimeout(message)
         if not event or event.get("status") != "success":
             message = (event or {}).get("message", "the trigger ended without an event")
-            raise AirflowException(f"{self.task_id}: waiting for new files in {self.datasource_uri} failed: {message}")
+            raise NewFilesCheckError(f"{self.task_id}: waiting for new files in {self.datasource_uri} failed: {message}")
         result = {k: v for k, v in event.items() if k != "status"}
         self.log.info("%s: %d new files found by the trigger", self.datasource_uri, result["new"])
         return result

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException, TaskDeferred
+from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 from datasource.conftest import png_bytes
 
 from lightly_airflow.datasource import known as known_module
 from lightly_airflow.datasource import list_table
-from lightly_airflow.sensors import NewFilesSensor
+from lightly_airflow.sensors import NewFilesCheckError, NewFilesSensor
 from lightly_airflow.triggers import NewFilesTrigger
 
 
@@ -90,7 +90,7 @@ def test_execute_complete(datasource) -> None:
     s = sensor(root)
     payload = {"datasource_uri": str(root), "listed": 3, "new": 2, "known": 1, "process_all": False}
     assert s.execute_complete({}, {"status": "success", **payload}) == payload
-    with pytest.raises(AirflowException, match="FileNotFoundError: gone"):
+    with pytest.raises(NewFilesCheckError, match="FileNotFoundError: gone"):
         s.execute_complete({}, {"status": "error", "message": "FileNotFoundError: gone"})
 
 
@@ -224,3 +224,92 @@ def test_rescheduled_pokes_reuse_the_local_hashes_of_the_poke_before(datasource,
     assert sensor(root, deferrable=False, mode="reschedule").poke({}).is_done is True
     monkeypatch.setattr(listing, "_HASHES", listing._HashCache())
     assert sensor(root, deferrable=False).poke({}).is_done is False  # poke mode: one process, its own cache
+
+
+def _deferred(root, pool, **kwargs):
+    """A sensor over an empty datasource that defers (nothing is new), and its trigger."""
+    s = NewFilesSensor(task_id="wait_for_new_files", datasource_uri=str(root), datapool_uri=str(pool),
+                       poke_interval=1, timeout=60, deferrable=True, **kwargs)
+    with pytest.raises(TaskDeferred) as info:
+        s.execute({})
+    return s, info.value.trigger
+
+
+def _event(trigger) -> dict:
+    import asyncio
+
+    return asyncio.run(asyncio.wait_for(trigger.run().__anext__(), 60)).payload
+
+
+def test_deferred_and_poking_sensors_find_the_same_new_files(tmp_path) -> None:
+    root, pool = tmp_path / "ds", tmp_path / "pool"
+    root.mkdir()
+    s, trigger = _deferred(root, pool)
+    (root / "a.png").write_bytes(png_bytes(1))
+    deferred = s.resume_execution("execute_complete", {"event": _event(trigger)}, {})
+    poked = NewFilesSensor(task_id="w", datasource_uri=str(root), datapool_uri=str(pool), deferrable=False).execute({})
+    assert deferred == poked == {"datasource_uri": str(root), "listed": 1, "new": 1, "known": 0, "process_all": False}
+
+
+def test_a_check_that_fails_while_waiting_fails_the_run_also_with_soft_fail(tmp_path) -> None:
+    """soft_fail (the example DAG's: nothing new before the timeout skips the run) skips only a timeout. Before,
+    Airflow's resume_execution turned the error event of a deferred sensor (an AirflowException) into a skip: a
+    datapool that became unreadable while the run waited ended it as "nothing new", while poking failed it."""
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
+    from lightly_airflow.datapool.errors import DatapoolError
+
+    root, pool = tmp_path / "ds", tmp_path / "pool"
+    root.mkdir()
+    s, trigger = _deferred(root, pool, soft_fail=True)
+    (pool / "_delta_log").mkdir(parents=True)
+    (pool / "_delta_log" / f"{0:020d}.json").write_text("garbage{")  # damaged while the sensor waits
+    event = _event(trigger)
+    assert event["status"] == "error"
+    with pytest.raises(NewFilesCheckError, match=r"waiting for new files in .* failed: DatapoolError.*damaged"):
+        s.resume_execution("execute_complete", {"event": event}, {})
+    with pytest.raises(DatapoolError, match="damaged"):  # poking: the same error fails the task
+        NewFilesSensor(task_id="w", datasource_uri=str(root), datapool_uri=str(pool), deferrable=False,
+                       soft_fail=True, timeout=60).execute({})
+    timeout = {"status": "timeout", "datasource_uri": str(root), "listed": 0, "new": 0, "known": 0,
+               "process_all": False}
+    with pytest.raises(AirflowSkipException):  # a wait that timed out: skipped with soft_fail, failed without
+        s.resume_execution("execute_complete", {"event": timeout}, {})
+    with pytest.raises(AirflowSensorTimeout):
+        _deferred(root, tmp_path / "other-pool")[0].resume_execution("execute_complete", {"event": timeout}, {})
+
+
+@pytest.mark.parametrize(("tag", "words"), [("initial-tag", "initial-tag"), ("my tag!", "Invalid tag name")])
+def test_a_bad_tag_name_fails_the_sensor_before_it_waits(tmp_path, tag: str, words: str) -> None:
+    """Before, only the list task checked tag_name: a run whose form named a tag the commit refuses waited for new
+    files (hours, deferred) and then failed in the list task. Now the first task fails in seconds, naming it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    root = tmp_path / "ds"
+    root.mkdir()
+    s = NewFilesSensor(task_id="wait_for_new_files", datasource_uri=str(root), datapool_uri=str(tmp_path / "pool"),
+                       deferrable=True, tag_name=tag)
+    with pytest.raises(AirflowFailException, match=rf"(?s)Parameter 'tag_name'.*{words}.*Fix"):
+        s.execute({"run_id": "manual__1"})
+    s.tag_name = "daily-2026.10"
+    with pytest.raises(TaskDeferred):  # a good tag: the sensor waits (nothing is new)
+        s.execute({"run_id": "manual__1"})
+
+
+def test_a_native_dag_hands_the_sensor_its_tags_as_text(tmp_path) -> None:
+    """The example DAG renders natively: a tag_name "2024.10" reached the check as the float 2024.1 (another tag
+    than the one the run commits), and a query tag "1.50" as 1.5, which the sensor then looked up among the pool's
+    tags (the list task, rendering text, looks up "1.50"). The sensor renders its text arguments as text, as the
+    operators do."""
+    from datetime import datetime
+
+    from airflow.sdk import DAG
+
+    al = {"query_tag_name": "{{ params.query_tag }}", "preselected_tag_name": "0.50", "n_samples_meaning": "new"}
+    with DAG("native", schedule=None, start_date=datetime(2026, 1, 1), render_template_as_native_obj=True,
+             params={"tag_name": "2024.10", "lightly_uri": "1_000", "query_tag": "1.50"}) as dag:
+        s = NewFilesSensor(task_id="wait_for_new_files", datasource_uri=str(tmp_path), datapool_uri=str(tmp_path),
+                           tag_name="{{ params.tag_name }}", lightly_uri="{{ params.lightly_uri }}", active_learning=al)
+    s.render_template_fields({"params": dag.params.dump(), "run_id": "r1", "dag": dag}, jinja_env=dag.get_template_env())
+    assert (s.tag_name, s.lightly_uri) == ("2024.10", "1_000")
+    assert s.active_learning == {"query_tag_name": "1.50", "preselected_tag_name": "0.50", "n_samples_meaning": "new"}
