@@ -16,6 +16,7 @@ import logging
 import os
 import posixpath
 import re
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -98,12 +99,13 @@ def parse_frame_name(key: str) -> tuple[str, int] | None:
 def near_miss_stems(key: str) -> list[tuple[str, str, str]]:
     """Names a user's tool may have given the ``.lightly/`` file of ``key`` instead of Lightly's
     (:func:`key_stem`), most specific first: ``(stem without .json, kind, why it is not found)``; the kind is
-    ``padding``, ``video-extension``, ``extension``, ``case`` or ``folder``:
+    ``padding``, ``video-extension``, ``extension``, ``normalization``, ``case`` or ``folder``:
 
     - a video frame's number padded otherwise (``clip-7-mp4`` or ``clip-00007-mp4`` for ``clip-007-mp4``: Lightly
       pads it to the digits of the video's frame count, which the frame's key carries);
     - a video frame's name without the video's extension (``clip-007`` or ``clip-7`` for ``clip-007-mp4``);
     - the image's extension kept in the name, in its case or the other (``IMG_1.JPG``, ``IMG_1.jpg``);
+    - the name in the other Unicode normalization form (NFC ``caf\u00e9`` for an NFD ``cafe\u0301.jpg``, or back);
     - the name in lower case (``img_1`` for ``IMG_1.png``);
     - the image's subfolders missing (``img`` at the top, or a shallower folder, for ``a/b/img.png``).
     """
@@ -131,6 +133,11 @@ def near_miss_stems(key: str) -> list[tuple[str, str, str]]:
     if ext:
         for alt_ext in dict.fromkeys((ext, ext.lower(), ext.upper())):
             out.append((f"{stem}.{alt_ext}", "extension", "its name keeps the image's extension; Lightly drops it"))
+    for form in ("NFC", "NFD"):  # (a Mac names an image ``cafe\u0301.jpg``, NFD; a script elsewhere ``caf\u00e9``, NFC)
+        alt = unicodedata.normalize(form, stem)
+        if alt != stem:
+            out.append((alt, "normalization", f"its name is the image's in another Unicode normalization form ({form}): "
+                        "alike on screen, other bytes; Lightly looks for the name as the image's key has it"))
     if name.lower() != name:
         out.append((f"{prefix}{name.lower()}", "case", "its name differs in case; names are case-sensitive"))
     parts = head.split("/") if head else []

@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     if stats.get("os_files"):
         print(f"{stats['os_files']} OS or tool metadata files skipped (not samples), e.g. "
               + ", ".join(repr(k) for k in stats["os_files_examples"]), file=sys.stderr)
+    if relevant is not None:
+        _say_unmatched(relevant, listed, args.relevant_filenames, stats.pop("relevant_near", None))
     if listed:
         import pyarrow as pa
 
@@ -94,3 +96,18 @@ def run(args: argparse.Namespace) -> int:
         if clips.count:
             print(f"of these, {clips_note(clips.count, clips.examples, listing=True)}", file=sys.stderr)
     return 0
+
+
+def _say_unmatched(relevant: str, listed: list[Any], name: str, near: dict[str, str] | None) -> None:
+    """Name the files ``--relevant-filenames`` lists by name that the datasource lacks (as a run reports them): the
+    command printed the files it found and nothing of those it did not."""
+    import pyarrow as pa
+
+    from lightly_airflow.datasource.query import unmatched_relevant
+
+    table = pa.Table.from_batches(listed) if listed else pa.table({"key": pa.array([], pa.string())})
+    missing = unmatched_relevant(relevant, table, name, False, near)
+    for key, reason in missing[:10]:
+        print(f"not listed: {key!r}: {reason}", file=sys.stderr)
+    if len(missing) > 10:
+        print(f"… and {len(missing) - 10} more files {name} lists by name", file=sys.stderr)

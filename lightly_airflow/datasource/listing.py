@@ -11,8 +11,8 @@ walk does not enter ``.lightly/`` folders; an S3 or GCS listing skips past one w
 Content identity (``etag``) per store, chosen so that a changed file always gets a new value and, where the
 store allows it, identical bytes keep the same value:
 
-- S3: the object's ETag without quotes (the MD5 of the bytes for single-part uploads; a multipart ETag
-  changes on every upload).
+- S3: the object's ETag without quotes (the MD5 of the bytes for single-part uploads; a multipart upload's is
+  the MD5 of its parts' MD5s: the same bytes uploaded with another part size get another value).
 - GCS: ``md5:<hex>`` of the object's MD5 hash; composite objects, which have none, use
   ``gen:<generation>`` (changes on every write).
 - Azure: ``md5:<hex>`` of the blob's Content-MD5 when set (uploads of a single request set it), else
@@ -56,10 +56,10 @@ from lightly_airflow.datasource.records import (
     os_file_mask,
     unlisted_image_hint,
 )
-from lightly_airflow.datasource.relevant import RelevantFilenames
+from lightly_airflow.datasource.relevant import RelevantFilenames, near_names
 from lightly_airflow.heif import HEIF_EXTENSIONS
 from lightly_airflow.lightly_dir import LIGHTLY_DIR
-from lightly_airflow.storage import StorageCredentials, filesystem, protocol_of
+from lightly_airflow.storage import StorageCredentials, describe_store_error, filesystem, masked_uri, protocol_of
 
 logger = logging.getLogger(__name__)
 
@@ -108,15 +108,22 @@ def list_files(
     :param skipped: receives ``(key, reason)`` of every local entry not listed for safety: symlinks that
         leave the datasource (never read, never hashed) and symlinked folders (not followed). Each is also
         logged, and their number is in the listing's summary line. Also local files whose name is not UTF-8
-        and files that vanished or became unreadable between the walk and hashing.
+        and files that vanished or became unreadable between the walk and hashing; and files whose key has an
+        empty, ``.`` or ``..`` path segment (``a//b.jpg``) or a control character (a tab): :func:`odd_key_reason`,
+        with the name to rename to.
     :param stats: receives ``listed``, ``kept``, ``unsupported`` (files whose extension is not listed),
         ``unsupported_examples`` (the first few of them), ``os_files`` (OS and tool metadata files, never
         samples whatever their extension: ``._photo.jpg``, ``__MACOSX/``, ``.DS_Store``, ``Thumbs.db``, hidden
         folders; see :data:`~lightly_airflow.datasource.records.OS_FILE_REGEX`) and ``os_files_examples``; and
         ``archived``: ``{key: tier}`` of listed files that cannot be read until restored (:func:`archived_reason`;
-        they stay in the listing: the datasource holds them, and the pool may have processed them before).
+        they stay in the listing: the datasource holds them, and the pool may have processed them before); with
+        a relevant-filenames file, ``relevant_near``: ``{folded name: key}`` of keys it does not select that a name
+        it lists meant but for case or Unicode normalization (:func:`~lightly_airflow.datasource.relevant.near_names`).
     :raises ValueError: for a bad URI, extension list, page size or relevant-filenames file.
-    :raises FileNotFoundError: when a local root does not exist (object-store prefixes may be empty).
+    :raises FileNotFoundError: when a local root, or the bucket or container, does not exist (naming it and the
+        fix; object-store prefixes may be empty).
+    :raises NotADirectoryError: when the URI names a file (an object) rather than a folder.
+    :raises PermissionError: when the store rejects the credentials or denies the listing (with the fix).
     """
     if not isinstance(page_size, int) or page_size <= 0:
         raise ValueError(f"page_size must be a positive integer, got {page_size!r}.")
@@ -143,10 +150,17 @@ def list_files(
             if batch.num_rows:
                 kept += batch.num_rows
                 yield batch
+    except Exception as exc:
+        clear = None if protocol == "file" else _store_error(uri, root, exc)
+        if clear is None:
+            raise
+        raise clear from None
     finally:
         close = getattr(pages, "close", None)
         if close:
             close()
+    if listed == 0 and protocol != "file":
+        _not_an_object(fs, root, uri)
     counts.update(listed=listed, kept=kept)
     logger.info("listing of %s done: %d objects, %d kept after filters", uri, listed, kept)
     if counts["unsupported"]:
@@ -164,6 +178,42 @@ def list_files(
             "%d entries of %s were skipped and not read: %s", len(unsafe), uri,
             "; ".join(f"{key!r}: {reason}" for key, reason in unsafe[:10]) + (" …" if len(unsafe) > 10 else ""),
         )
+
+
+def _store_error(uri: str, root: str, exc: BaseException) -> OSError | None:
+    """The error a listing of ``uri`` (in-store path ``root``) raises for a store error a configuration causes: a
+    missing bucket (``FileNotFoundError``) or rejected or insufficient credentials (``PermissionError``,
+    :func:`~lightly_airflow.storage.describe_store_error`), naming the bucket and the fix; else ``None`` (raised
+    as it is: a transient error a retry may pass). The stores' own words named no bucket (S3: "The specified
+    bucket does not exist"), only a request path (GCS: "b/nope/o"), or were Azure's whole XML answer."""
+    described = describe_store_error(exc)
+    words = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")[:200]
+    bucket = root.partition("/")[0]
+    if isinstance(exc, FileNotFoundError) or (described and "does not exist" in described[0]):
+        return FileNotFoundError(f"{masked_uri(uri)} cannot be listed: its bucket (or container) {bucket!r} does not "
+                                 f"exist ({words}). Fix: create it, or correct the datasource URI (or the "
+                                 "connection's endpoint).")
+    if described is None:
+        return None
+    what, fix = described
+    return PermissionError(f"{masked_uri(uri)} cannot be listed: {what}: {words}. Fix: {fix}.")
+
+
+def _not_an_object(fs: Any, root: str, uri: str) -> None:
+    """An object-store datasource URI that names an object (``s3://bucket/images/a.jpg``) lists nothing: say so, as
+    a local file path does, instead of waiting for files that never come (one request, and only when the listing
+    was empty).
+
+    :raises NotADirectoryError: naming the URI and the fix.
+    """
+    try:
+        is_file = "/" in root and fs.isfile(root)
+    except Exception as exc:  # noqa: BLE001 - only a hint: an empty prefix stays an empty listing
+        logger.debug("could not check whether %s is an object: %s", uri, exc)
+        return
+    if is_file:
+        raise NotADirectoryError(f"Datasource {masked_uri(uri)} is a file, not a folder (a bucket prefix): point the "
+                                 "datasource URI at the folder that holds it.")
 
 
 def list_table(uri: str, **kwargs: Any) -> pa.Table:
@@ -202,10 +252,17 @@ def _to_batch(
                     images[ext] = images.get(ext, 0) + hits.as_py()
     if relevant is not None:
         relevant_mask = relevant.mask(keys)
+        if stats is not None and relevant.exact:  # (look-alikes of names it lists: named if those are missing)
+            near_names(keys, pc.and_(files, pc.invert(relevant_mask)), relevant, stats.setdefault("relevant_near", {}))
         mask = pc.and_(mask, relevant_mask)
         os_files = pc.and_(os_files, relevant_mask)  # only those the run would otherwise have looked at
     if stats is not None:
         _tally(stats, "os_files", keys, os_files)
+    odd = pc.and_(mask, pc.match_substring_regex(keys, _ODD_KEY))
+    if pc.any(odd).as_py():  # (a local walk names no file with such a segment, but may with a tab)
+        mask = pc.and_(mask, pc.invert(odd))
+        if skipped is not None:
+            skipped.extend((key, odd_key_reason(key)) for key in keys.filter(odd).to_pylist())
     indices = pc.indices_nonzero(mask)
     if len(indices) == 0:
         return pa.RecordBatch.from_pylist([], schema=MANIFEST_SCHEMA)
@@ -227,6 +284,29 @@ def _to_batch(
             skipped.extend((k, "vanished or became unreadable between listing and hashing") for k in gone)
         batch = batch.filter(etag_array.is_valid())
     return batch
+
+
+#: A key the stages cannot read as the file it names: one with an empty, ``.`` or ``..`` path segment (``a//b.jpg``,
+#: ``/a.jpg`` below ``ds/``, ``./a.jpg``), which an object store keeps as it is but a path does not (S3: ``ds//a.jpg``
+#: and ``ds/a.jpg`` are two objects, and the stages, which join keys as paths, read ``ds/a.jpg``'s bytes for
+#: ``/a.jpg``); or one with a control character (a tab, a line break), which URL parsing drops (adlfs read
+#: ``tabhere.jpg`` for ``tab\there.jpg``; Python's ``urlsplit`` strips tabs and line breaks). One RE2 pass: ~85 ms
+#: per 1,000,000 keys (2-core machine).
+_ODD_KEY = r"(?:^|/)\.{0,2}(?:/|$)|[\x00-\x1f\x7f]"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def odd_key_reason(key: str) -> str:
+    """Why a key :data:`_ODD_KEY` matches is not listed, and the fix (the listing's skipped entries)."""
+    spaced = _CONTROL.sub(" ", key)
+    if spaced != key:
+        return ("its name has a control character (a tab or a line break), which paths and URLs drop (it would be "
+                f"read as another file, or as none): rename it to {spaced!r}")
+    parts = [part for part in key.split("/") if part not in ("", ".")]
+    fix = (f"rename the object to {'/'.join(parts)!r} (below the datasource)" if ".." not in parts and parts else
+           "rename the object without '..'")
+    return (f"its key has an empty, '.' or '..' path segment, which an object store keeps but a path does not (it "
+            f"would be read as another file, or as none): {fix}")
 
 
 # ---------------------------------------------------------------------------------------------- object stores

@@ -441,13 +441,17 @@ class NewFiles:
         return 0 if self.known is None else int(self.known.num_rows)
 
 
-def _unmatched_relevant(text: str, listing: pa.Table, name: str, repeated: bool) -> list[tuple[str, str]]:
+def unmatched_relevant(text: str, listing: pa.Table, name: str, repeated: bool,
+                        near: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
     """``(entry, reason)`` for each file the relevant-filenames file lists by name that the listing does not
     hold (a typo, another case or extension, a deleted file): reported with the listing's skipped entries
-    instead of being dropped without a word."""
+    instead of being dropped without a word; ``near`` (``list_files``' ``relevant_near``): keys that such a name
+    meant but for case or Unicode normalization, named in its reason with the fix."""
     import pyarrow.compute as pc
 
-    from lightly_airflow.datasource.relevant import RelevantFilenames
+    from lightly_airflow.datasource.relevant import RelevantFilenames, fold_names, near_reason
+
+    near = near or {}
 
     names = RelevantFilenames.parse(text).exact_array
     if not len(names):
@@ -465,7 +469,9 @@ def _unmatched_relevant(text: str, listing: pa.Table, name: str, repeated: bool)
     junk = os_file_mask(pa.array(missing, pa.string())).to_pylist()
     os_reason = (f"listed in {name}, but it is an OS or tool metadata file or lies in a hidden folder (see "
                  "docs/datasources.md), never a sample: rename it or its folder, or point the datasource at that folder")
-    return [(m, os_reason if j else reason) for m, j in zip(missing, junk)]
+    folded = fold_names(pa.array(missing, pa.string())).to_pylist()
+    return [(m, os_reason if j else near_reason(name, m, near[f]) if f in near else reason)
+            for m, j, f in zip(missing, junk, folded, strict=True)]
 
 
 def find_new_files(
@@ -511,7 +517,8 @@ def find_new_files(
     )
     unlisted = list(skipped)
     if relevant is not None:
-        skipped.extend(_unmatched_relevant(relevant, listing, str(query.relevant_filenames_file), repeated))
+        skipped.extend(unmatched_relevant(relevant, listing, str(query.relevant_filenames_file), repeated,
+                                           stats.pop("relevant_near", None)))
     pool: pa.Table | None = None
     if not query.process_all or read_known_with_process_all:
         pool = (known or known_module.known_files)(query.datapool_uri, creds.datapool)

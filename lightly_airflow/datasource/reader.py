@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 from collections.abc import Sequence
 
 from lightly_airflow.lightly_dir import check_relative_file_name
@@ -26,7 +27,9 @@ class MissingFileError(FileNotFoundError):
 
 
 def _checked(key: str) -> str:
-    problem = check_relative_file_name(key)
+    """``key``, when it names a file below the datasource root. A backslash is a character of the name, as on every
+    store but Windows disks (a listing lists ``a\\b.jpg`` from S3 or a Linux folder): refused there only."""
+    problem = check_relative_file_name(key if os.sep == "\\" else key.replace("\\", "_"))
     if problem:
         raise ValueError(f"Key {key!r} {problem}.")
     return key
