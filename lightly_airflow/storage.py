@@ -11,12 +11,15 @@ Secrets never appear in ``repr`` and so never reach logs.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
 
 # gcsfs otherwise probes a gRPC endpoint for ~170 s before the first call.
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
@@ -277,7 +280,18 @@ class StorageCredentials:
                     "connection_string": f"DefaultEndpointsProtocol={scheme};AccountName={az.account_name};"
                     f"AccountKey={az.account_key};BlobEndpoint={az.endpoint_url};"
                 }
+            if az.endpoint_url and az.sas_token:  # (a SAS at a custom endpoint: the same, with the token; without it
+                # adlfs reached <account>.blob.core.windows.net, not the connection's endpoint)
+                return {"connection_string": f"BlobEndpoint={az.endpoint_url};"
+                        f"SharedAccessSignature={az.sas_token.lstrip('?')};"}
             opts = {}
+            if az.endpoint_url:  # a token credential or anonymous access at a custom endpoint: adlfs' account_host
+                host = az.endpoint_url.rstrip("/").removeprefix("https://")
+                if host != az.endpoint_url.rstrip("/"):
+                    opts["account_host"] = host
+                else:
+                    log.warning("Azure endpoint %s: adlfs reaches a custom http endpoint only with an account key or a "
+                                "SAS token; without them it uses the account's public endpoint", az.endpoint_url)
             if az.account_name:
                 opts["account_name"] = az.account_name
             if az.azure_credential is not None:

@@ -106,3 +106,34 @@ def test_write_parquet_keeps_vectors_out_of_dictionaries(tmp_path) -> None:
     for leaf in ("key", "meta.camera", "meta.sharpness"):
         assert "RLE_DICTIONARY" in encodings[leaf], leaf
     assert pq.read_table(uri).equals(table)
+
+
+def test_a_sas_token_reaches_the_connection_s_own_azure_endpoint(azure_container, caplog) -> None:
+    """An Azure connection with a SAS token and a custom endpoint (Azurite here; a sovereign cloud or a private
+    endpoint in use) reads that endpoint: without an account key, adlfs was given the account name and the token
+    alone and went to ``<account>.blob.core.windows.net``. A token credential at an https endpoint goes through
+    adlfs' ``account_host``; at an http one (only a key or a SAS reach it) the fallback is logged."""
+    import logging
+    from datetime import datetime, timedelta, timezone
+
+    from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+
+    import emulators  # (scripts/ is on sys.path: tests/conftest.py)
+
+    fs, root = filesystem(f"{azure_container.uri}/ds/a.txt", azure_container.credentials)
+    fs.pipe_file(root, b"hello")
+    sas = generate_account_sas(emulators.AZURE_ACCOUNT, emulators.AZURE_KEY, ResourceTypes(container=True,
+                               object=True), AccountSasPermissions(read=True, list=True),
+                               expiry=datetime.now(timezone.utc) + timedelta(hours=1))
+    creds = StorageCredentials(account_name=emulators.AZURE_ACCOUNT, sas_token=f"?{sas}",  # (as the portal copies it)
+                               endpoint_url=azure_container.credentials.endpoint_url)
+    fs, root = filesystem(f"{azure_container.uri}/ds", creds)
+    assert fs.ls(root, detail=False) == [f"{azure_container.name}/ds/a.txt"]
+    assert fs.cat_file(f"{root}/a.txt") == b"hello"
+    https = StorageCredentials(account_name="acct", endpoint_url="https://acct.blob.core.chinacloudapi.cn/",
+                               azure_credential=object())
+    assert https.fsspec_options("az")["account_host"] == "acct.blob.core.chinacloudapi.cn"
+    with caplog.at_level(logging.WARNING, logger="lightly_airflow.storage"):
+        opts = StorageCredentials(account_name="acct", endpoint_url="http://127.0.0.1:1/acct", anonymous=True
+                                  ).fsspec_options("az")
+    assert "account_host" not in opts and "reaches a custom http endpoint only with an account key" in caplog.text
