@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 
 from lightly_airflow.storage import StorageCredentials, filesystem, protocol_of
@@ -114,17 +116,16 @@ def test_a_sas_token_reaches_the_connection_s_own_azure_endpoint(azure_container
     alone and went to ``<account>.blob.core.windows.net``. A token credential at an https endpoint goes through
     adlfs' ``account_host``; at an http one (only a key or a SAS reach it) the fallback is logged."""
     import logging
-    from datetime import datetime, timedelta, timezone
-
-    from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+    from datetime import datetime, timedelta
 
     import emulators  # (scripts/ is on sys.path: tests/conftest.py)
+    from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
 
     fs, root = filesystem(f"{azure_container.uri}/ds/a.txt", azure_container.credentials)
     fs.pipe_file(root, b"hello")
     sas = generate_account_sas(emulators.AZURE_ACCOUNT, emulators.AZURE_KEY, ResourceTypes(container=True,
                                object=True), AccountSasPermissions(read=True, list=True),
-                               expiry=datetime.now(timezone.utc) + timedelta(hours=1))
+                               expiry=datetime.now(UTC) + timedelta(hours=1))
     creds = StorageCredentials(account_name=emulators.AZURE_ACCOUNT, sas_token=f"?{sas}",  # (as the portal copies it)
                                endpoint_url=azure_container.credentials.endpoint_url)
     fs, root = filesystem(f"{azure_container.uri}/ds", creds)

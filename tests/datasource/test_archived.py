@@ -61,9 +61,8 @@ def test_new_archived_files_are_skipped_with_the_fix_and_known_ones_are_not_ment
 
 
 def test_azure_archive_tier_is_skipped(azure_container: Any, tmp_path: Path) -> None:
-    from azure.storage.blob import BlobServiceClient
-
     import emulators  # (scripts/ is on sys.path: tests/conftest.py)
+    from azure.storage.blob import BlobServiceClient
 
     client = BlobServiceClient.from_connection_string(
         emulators.azure_connection_string(azure_container.credentials.endpoint_url)
