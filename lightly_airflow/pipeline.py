@@ -540,7 +540,8 @@ def list_new(
         log.info("%d new files are %d samples (video frames included).", new_files_count, files.num_rows)
     manifests: list[str] = []
     reuse_uri, reusable, older = None, 0, 0
-    skips = replace(found.skips, **gone.listing_fields())
+    skips = replace(found.skips, **gone.listing_fields(), listed=found.listing.num_rows,
+                    not_processed=0 if query.process_all else max(0, found.listing.num_rows - new_files_count))
     if files.num_rows:
         write_gone(gone, query.datapool_uri, run_id, creds.datapool)
         manifests = write_manifests(

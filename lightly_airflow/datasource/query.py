@@ -315,6 +315,11 @@ class ListingSkips:
     #: ``[new key, gone key]`` pairs
     gone_moved: int = 0
     gone_moved_examples: list[list[str]] = field(default_factory=list)
+    #: files the listing kept (the datasource's samples-to-be, before videos become frames), and of them those this
+    #: run did not process (unchanged since the pool processed them, or skipped as expiring; 0 with ``process_all``):
+    #: the report's first lines say both
+    listed: int = 0
+    not_processed: int = 0
 
     def __post_init__(self) -> None:
         self.skipped_count = max(int(self.skipped_count), len(self.skipped))
@@ -338,7 +343,8 @@ class ListingSkips:
                 # only when there are any: without, the file is the previous version's, key for key
                 **({"unlisted_images": dict(self.unlisted_images)} if self.unlisted_images else {}),
                 **({"notes": list(self.notes)} if self.notes else {}),
-                **(self._gone() if self.gone else {})}
+                **(self._gone() if self.gone else {}),
+                **({"listed": self.listed, "not_processed": self.not_processed} if self.listed else {})}
 
     def _live_photos(self) -> dict[str, Any]:
         return {"live_photo_clips": self.live_photo_clips,
@@ -372,6 +378,7 @@ class ListingSkips:
             gone_examples=[str(k) for k in value.get("gone_examples") or []],
             gone_moved=int(value.get("gone_moved") or 0),
             gone_moved_examples=[[str(k) for k in p] for p in value.get("gone_moved_examples") or []],
+            listed=int(value.get("listed") or 0), not_processed=int(value.get("not_processed") or 0),
         )
 
     def summary(self) -> dict[str, Any]:
@@ -396,6 +403,8 @@ class ListingSkips:
             out["notes"] = list(self.notes)
         if self.gone:
             out.update(self._gone())
+        if self.listed:
+            out.update(listed=self.listed, not_processed=self.not_processed)
         return out
 
     @classmethod

@@ -291,6 +291,11 @@ def render(
         f'<div class="cards">{card_html}</div>',
         f"<p><b>Stop reason:</b> {esc(c.stop_reason if c.stop_reason else 'not reported')}</p>",
     ]
+    if skips.listed:  # (the cards count the files processed: not how many the datasource holds)
+        out.append(f'<p class="listed">The datasource lists {esc(f"{skips.listed:,}")} files; '
+                   + (f'{esc(f"{skips.not_processed:,}")} of them this run did not process (unchanged since the datapool '
+                      "processed them, or skipped as said below)." if skips.not_processed else "this run processed "
+                      "each (new or changed, or process_all).") + "</p>")
     if c.extra.get("dry_run") is True:  # (a grey "dry run: True" in the line above read like a committed run)
         tag = c.extra.get("tag")
         out.append('<p class="warn dry"><b>Dry run:</b> nothing was committed: no datapool version'

@@ -93,3 +93,26 @@ def test_a_listing_json_written_by_an_earlier_version_still_reads(tmp_path: Path
         else:
             assert "os_files" not in summary.listing and "unused_video_streams" not in summary.listing
             assert "Not listed from the datasource (3)" in page and "Video streams not used" not in page
+
+
+def test_the_report_says_how_many_files_the_datasource_lists_and_how_many_the_run_left_alone(tmp_path: Path) -> None:
+    """The cards count the files processed; the datasource's size and the files a run did not process again
+    (unchanged since the pool processed them) were in the list task's XCom and the demo's printout only."""
+    from lightly_airflow.pipeline import select_and_commit
+
+    source, pool = tmp_path / "images", tmp_path / "pool"
+    first = add_batch(source, Batch("few", (0, 6), ()))
+    for run_id in ("r1", "r2"):
+        manifests = prepare(source, pool, run_id, SELECTION)
+        summary = select_and_commit(datapool_uri=f"file://{pool}", run_id=run_id, dag_id="t", manifests=manifests,
+                                    selection_config=SELECTION)
+        page = Path(summary.report_uri.removeprefix("file://")).read_text()
+        if run_id == "r1":
+            assert (summary.listing["listed"], summary.listing["not_processed"]) == (len(first), 0)
+            assert f"The datasource lists {len(first)} files; this run processed each" in page
+            second = add_batch(source, Batch("more", (6, 10), ()))
+        else:
+            listed = len(first) + len(second)
+            assert (summary.listing["listed"], summary.listing["not_processed"]) == (listed, len(first))
+            assert (f"The datasource lists {listed} files; {len(first)} of them this run did not process (unchanged "
+                    "since the datapool processed them") in page
