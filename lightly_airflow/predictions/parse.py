@@ -128,9 +128,15 @@ def _default_probabilities(index: int, score: float, schema: TaskSchema) -> np.n
     """The class probabilities of a prediction without ``probabilities``: ``score`` on its category, the rest
     spread evenly, but never less on its category than on any other (``category_id`` *is* the predicted
     class): a score below ``1 / C`` -- e.g. the ``"score": 0`` that Lightly's COCO conversion script and
-    labelformat write for labels -- gives the uniform vector, not one that favours the other categories."""
+    labelformat write for labels -- gives the uniform vector, not one that favours the other categories.
+
+    One category: ``[score]``, read as a binary classifier's ``[p, 1 − p]`` like given probabilities (Lightly's
+    ``ObjectDetectionOutput.from_scores`` makes ``[score, 1 − score]``), floored at 1/2 by the rule above. It was
+    ``[1]``, so a one-class detector's boxes all scored 0 on the three uncertainties, whatever their score."""
     c = schema.num_categories
-    if c <= 1:
+    if c == 1:
+        return np.array([max(score, 0.5)])
+    if c < 1:
         return np.ones(c)
     if score <= 1.0 / c:
         return np.full(c, 1.0 / c)
