@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -167,6 +168,10 @@ def check_uri_param(param: str, uri: str, credentials: StorageCredentials | None
         protocol_of(uri)
     except ValueError as exc:
         raise ParamError(param, str(exc), "use a file://, s3://, gs:// or az:// URI.") from None
+    if not re.match(r"(/|[A-Za-z][A-Za-z0-9+.-]*://)", uri):  # (the example DAG's form checks the same pattern)
+        raise ParamError(param, f"{uri!r} is neither an absolute path nor a <scheme>:// URI: a relative path (or a typo "
+                         "such as s3//bucket or file:/data) names a folder under whatever directory each worker runs "
+                         "in.", "give an absolute path or a URI such as file:///data/images or s3://bucket/prefix.")
     problem = credentials.store_problem(uri) if credentials is not None else None
     if problem:
         raise ParamError(param, *problem)

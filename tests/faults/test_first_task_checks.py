@@ -391,3 +391,18 @@ def test_a_crops_task_that_is_no_object_task_fails_the_first_check(tmp_path) -> 
                         worker_config={"crops": {"enable_upload_for_tasks": ["lightly_pretagging"]}})
     assert err.value.param == "worker_config.crops.enable_upload_for_tasks"
     assert "['lightly_pretagging'] are not object tasks" in str(err.value)
+
+
+@pytest.mark.parametrize("uri", ["data/pool", "s3//bucket/pool", "file:/data/pool", "./pool"])
+def test_a_relative_or_mistyped_uri_fails_the_first_task_in_any_dag(uri, tmp_path) -> None:
+    """Operators in a user's own DAG get the example DAG form's rule (an absolute path or ``<scheme>://``): a
+    relative path, or a typo that reads as one, named a folder under each worker's working directory."""
+    from lightly_airflow.pipeline import validate_params
+
+    src = tmp_path / "images"
+    src.mkdir()
+    with pytest.raises(ParamError) as err:
+        validate_params(datasource_uri=str(src), datapool_uri=uri, lightly_uri=None, selection_config=SELECTION)
+    assert err.value.param == "datapool_uri" and "neither an absolute path nor a <scheme>:// URI" in str(err.value)
+    validate_params(datasource_uri=str(src), datapool_uri=str(tmp_path / "pool"), lightly_uri=None,
+                    selection_config=SELECTION)
