@@ -62,20 +62,26 @@ def timeline_note(rows: pa.Table) -> str | None:
 
 
 def video_timeline_png(rows: pa.Table, preselected: pa.Table | None = None) -> bytes | None:
-    """A PNG with one row per video of this run: its frames (grey), frames selected now (red) and frames of
-    the same video selected by earlier runs (blue), over time in seconds; ``None`` without video frames."""
+    """A PNG with one row per video of this run: its frames (grey), frames selected now (orange) and frames of
+    the same video selected by earlier runs (blue), over time in seconds, in the embedding map's colours
+    (``report.plots.GROUP_COLOURS``, colour-blind safe; "now" was red there and orange on the map); ``None`` without
+    video frames. Drawn on matplotlib's Agg canvas as the report's other plots: no pyplot, no global backend (a
+    ``matplotlib.use`` here switched the backend of the whole process, a notebook's included)."""
     every = _frames(rows, selected_only=False)
     if not every:
         return None
     now = _frames(rows, selected_only=True)
     before = _frames(_same_versions(preselected, rows), selected_only=False)
     videos = sorted(every, key=lambda v: (-len(now.get(v, [])), v))[:MAX_VIDEOS]
-    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from lightly_airflow.report.plots import GROUP_COLOURS
 
-    fig, ax = plt.subplots(figsize=(10, 0.5 + 0.45 * len(videos)), dpi=100)
+    grey, blue, orange = GROUP_COLOURS
+    fig = Figure(figsize=(10, 0.5 + 0.45 * len(videos)), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     labelled: set[str] = set()
 
     def label(name: str) -> str | None:
@@ -85,13 +91,13 @@ def video_timeline_png(rows: pa.Table, preselected: pa.Table | None = None) -> b
         return name
 
     for y, video in enumerate(videos):
-        ax.scatter(every[video], np.full(len(every[video]), y), marker="|", s=60, color="#bbbbbb", linewidths=1,
+        ax.scatter(every[video], np.full(len(every[video]), y), marker="|", s=60, color=grey, linewidths=1,
                    label=label("frame of this run"))
         if before.get(video):
-            ax.scatter(before[video], np.full(len(before[video]), y - 0.2), marker="v", s=28, color="#1f77b4",
+            ax.scatter(before[video], np.full(len(before[video]), y - 0.2), marker="v", s=28, color=blue,
                        label=label("selected before"))
         if now.get(video):
-            ax.scatter(now[video], np.full(len(now[video]), y), marker="o", s=22, color="#d62728",
+            ax.scatter(now[video], np.full(len(now[video]), y), marker="o", s=22, color=orange,
                        label=label("selected now"))
     ax.set_yticks(range(len(videos)), [v if len(v) <= 40 else "…" + v[-39:] for v in videos], fontsize=8)
     ax.set_xlabel("time in the video (s)")
@@ -102,7 +108,6 @@ def video_timeline_png(rows: pa.Table, preselected: pa.Table | None = None) -> b
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    plt.close(fig)
     return buf.getvalue()
 
 
