@@ -433,6 +433,19 @@ def too_large_to_decode(w: int, h: int, limit: int, fmt: str) -> str:
             "workers if they have the memory, or store the image as JPEG or in tiles")
 
 
+def decode_problem(exc: BaseException) -> str:
+    """Why a file a decoder failed on is corrupt, the same words in every pass (the embed pass wrote
+    ``OSError: …``, the metadata pass ``truncated image: …``): ``truncated image: …`` when the data ends early, else
+    ``cannot decode image: …``, with the decoder's first line without object addresses (reruns write the same
+    files); a WebP libwebp cannot start on (Pillow: "could not create decoder object", a cut or damaged file) is
+    named so."""
+    text = re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", (str(exc).splitlines() or [""])[0]) or type(exc).__name__
+    if "could not create decoder object" in text:
+        return f"truncated or damaged WebP ({text}): upload the complete file again"
+    truncated = "truncated" in text.lower() or isinstance(exc, EOFError)
+    return f"{'truncated image' if truncated else 'cannot decode image'}: {text}"[:300]
+
+
 def bomb_reason(data: bytes, exc: Exception) -> str:
     """The reason of a file refused as a decompression bomb (``exc``, Pillow's or :class:`TooLargeImage`), the
     same in every pass: its size read from the header, the limit and what to do. Pillow's own words named twice the

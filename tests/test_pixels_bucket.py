@@ -255,3 +255,15 @@ def test_a_16_bit_png_s_transparent_colour_is_shown_on_white(grey: bool) -> None
     assert shown[4, 4].max() < 5  # one level off: opaque
     np.testing.assert_array_equal(shown[4:], np.asarray(open_rgb(_png16(values, ())))[4:])  # the others as before
     np.testing.assert_array_equal(decode_image(data, 8), shown)
+
+
+@pytest.mark.parametrize(("key", "fmt", "words"), [("cut.jpg", "JPEG", "truncated image: "),
+                                                   ("cut.png", "PNG", "truncated image: "),
+                                                   ("cut.webp", "WEBP", "truncated or damaged WebP (")])
+def test_a_cut_file_has_the_same_reason_in_both_passes(tmp_path: Path, key: str, fmt: str, words: str) -> None:
+    """One reason per decoder failure (``pixels.decode_problem``): the embed pass said ``OSError: …`` where the
+    metadata pass said ``truncated image: …``, and a cut WebP was Pillow's "could not create decoder object"."""
+    noise = Image.fromarray(np.random.default_rng(5).integers(0, 256, (64, 96, 3), dtype=np.uint8))
+    whole = _encode(noise, fmt)
+    embed, metadata = _both_passes(tmp_path, key, whole[: len(whole) // 2])
+    assert embed == metadata and embed[0] == C.STATUS_CORRUPT and (embed[1] or "").startswith(words), (embed, metadata)

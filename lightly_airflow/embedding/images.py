@@ -25,6 +25,7 @@ from lightly_airflow.columns import STATUS_CORRUPT, STATUS_MISSING, STATUS_OK
 from lightly_airflow.datasource.reader import archived_read_error
 from lightly_airflow.pixels import (
     bomb_reason,
+    decode_problem,
     display_rgb,
     not_an_image,
     open_image,
@@ -181,8 +182,8 @@ class ShardImages(torch.utils.data.Dataset[ImageBatch]):
             return None, STATUS_CORRUPT, not_an_image(data)
         except Image.DecompressionBombError as exc:  # the metadata pass' words: the size, the limit, the fix
             return None, STATUS_CORRUPT, bomb_reason(data, exc)
-        except Exception as exc:  # any decoder failure marks this one file, never the shard
-            return None, STATUS_CORRUPT, _reason(exc)
+        except Exception as exc:  # any decoder failure marks this one file, never the shard (the metadata pass' words)
+            return None, STATUS_CORRUPT, decode_problem(exc)
 
     def __getitem__(self, index: int) -> ImageBatch:
         start = index * self.batch_size

@@ -21,7 +21,6 @@ Metrics (lightly-compat.md §5), all on the decoded first frame:
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,6 +34,7 @@ from lightly_airflow.pixels import (
     SWAPPED,
     WHITE_GUESS,
     bomb_reason,
+    decode_problem,
     display_rgb,
     not_an_image,
     open_image,
@@ -206,13 +206,8 @@ def inspect_image(
         return ImageResult(None, bomb_reason(data, exc))
     except UnidentifiedImageError:
         return ImageResult(None, not_an_image(data))
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError, struct.error) as exc:
-        text = str(exc) or type(exc).__name__
-        if "truncated" in text.lower() or isinstance(exc, EOFError):
-            return ImageResult(None, f"truncated image: {text}")
-        return ImageResult(None, f"cannot decode image: {text}")
-    except Exception as exc:  # noqa: BLE001 - a decoder plugin's own error: still one corrupt file
-        return ImageResult(None, f"cannot decode image: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a decoder's or its plugin's error: one corrupt file
+        return ImageResult(None, decode_problem(exc))
     if on_image is not None:
         on_image(rgb_img)
     return _result(img, rgb_img, size, more)
