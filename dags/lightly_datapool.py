@@ -481,7 +481,9 @@ with DAG(
         timeout=WAIT_FOR_NEW_FILES_S,
         poke_interval=POKE_INTERVAL_S,
         soft_fail=True,  # nothing new before the timeout: skip this run, do not fail it
-        retries=0,
+        # A check that fails while waiting (a store's passing error: NewFilesCheckError) is retried as the other
+        # tasks are; a problem with the run's parameters (AirflowFailException) is not: it fails at once.
+        retries=2,
         pre_execute=_first_task_checks,
         tag_name="{{ params.tag_name }}",  # (checked before waiting, as the list task checks it)
         **query,

@@ -23,6 +23,8 @@ def test_dag_folder_imports_without_errors(dagbag) -> None:
         "wait_for_new_files", "list_new_files", "choose_execution_mode", "embed_local", "embed_kubernetes", "compute_metadata",
         "load_predictions", "select_and_commit",
     }
+    # (a store's passing error while the sensor waits fails its try, NewFilesCheckError: retried like every task)
+    assert dag.get_task("wait_for_new_files").retries == 2
 
 
 def test_dag_file_raises_no_deprecation_warnings() -> None:
