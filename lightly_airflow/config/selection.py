@@ -410,10 +410,11 @@ def proportion_count(proportion: float, n_candidates: int) -> int:
     """The number of samples ``proportion_samples`` selects out of ``n_candidates``: ``floor(p · n)``, and at
     least 1 when ``p > 0`` and there is a candidate (``0.01`` of 50 selects 1, not nothing: a proportion of 0 is
     refused because it would select nothing, so a small positive one selects the least it can; the run's
-    warnings say so, docs/lightly-compat.md)."""
+    warnings say so, docs/lightly-compat.md). The product is floored with a margin of 1e-9: ``0.29 * 100`` is
+    28.999999999999996 in floating point, which selected 28."""
     if n_candidates <= 0 or proportion <= 0:
         return 0
-    return min(n_candidates, max(1, int(math.floor(proportion * n_candidates))))
+    return min(n_candidates, max(1, int(math.floor(proportion * n_candidates + 1e-9))))
 
 
 def proportion_below_one(config: SelectionConfig, n_candidates: int) -> str | None:

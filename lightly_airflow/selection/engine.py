@@ -125,11 +125,14 @@ class SelectionResult:
 
 
 # ------------------------------------------------------------------------------------------------ select
-def _threshold_mask(v: np.ndarray, s: ThresholdStrategy) -> np.ndarray:
-    """NaN (a missing value) fails every comparison: it never passes a filter."""
+def _threshold_mask(v: np.ndarray, s: ThresholdStrategy, float32: bool = False) -> np.ndarray:
+    """NaN (a missing value) fails every comparison: it never passes a filter. ``float32``: the input column holds
+    float32 values (a user's Parquet), compared with the threshold at that precision: 0.3 stored as float32 is
+    0.30000001192 and failed ``SMALLER_EQUAL 0.3``."""
+    t = float(np.float32(s.threshold)) if float32 else s.threshold
     with np.errstate(invalid="ignore"):
-        mask: np.ndarray = {"SMALLER": v < s.threshold, "SMALLER_EQUAL": v <= s.threshold,
-                            "BIGGER": v > s.threshold, "BIGGER_EQUAL": v >= s.threshold}[s.operation]
+        mask: np.ndarray = {"SMALLER": v < t, "SMALLER_EQUAL": v <= t, "BIGGER": v > t, "BIGGER_EQUAL": v >= t}[
+            s.operation]
     return mask
 
 
@@ -212,7 +215,9 @@ def select(
         if isinstance(strat, ThresholdStrategy):
             v = scalar_input(candidates, inp, path + ".input", seed)
             ctx.count_missing(input_column(inp), int(np.isnan(v).sum()), "THRESHOLD: fails the filter")
-            passes &= _threshold_mask(v, strat)
+            column = input_column(inp)
+            float32 = column in candidates.column_names and pa.types.is_float32(candidates.schema.field(column).type)
+            passes &= _threshold_mask(v, strat, float32)
     keep &= passes
     ctx.keep = np.flatnonzero(keep).astype(rows_dtype, copy=False)
     # DIVERSITY is built last: its k-center state regroups the embedding rows in place (restored at the end),
@@ -236,6 +241,8 @@ def select(
             beside.close()
     if not len(ctx.keep):  # (nothing to pick from: say which step left nothing)
         reason = _nothing_kept(n_all, passes, ctx.has_embedding if ctx.x_all is not None else None)
+    elif reason == StopReason.N_REACHED and cfg.n_samples is not None and cfg.n_samples > len(picks):
+        reason = StopReason.NO_CANDIDATES_LEFT  # (n_samples above the candidates: each picked, fewer than asked)
     indices = ctx.keep[picks].astype(np.int64) if len(picks) else np.zeros(0, dtype=np.int64)
     pick_keys = [str(k) for k in candidates.column(C.KEY).take(from_numpy(indices)).to_pylist()] if keys else []
     reports = {o.path: o.report(picks) for o in objectives}

@@ -313,6 +313,13 @@ class StaticObjective(Objective):
                 "n_missing": int(self.missing.sum())}
 
 
+def within_sum(limit: float) -> float:
+    """The largest running sum a WEIGHTS ``max_sum`` (a stopping condition or a ``target_range``) lets through: the
+    limit and its rounding (1e-9 of it, at least 1e-9): weights 0.2 + 0.1 sum to 0.30000000000000004, which a bare
+    comparison put above a ``max_sum`` of 0.3 ("not above", docs/selection.md)."""
+    return limit + 1e-9 * max(1.0, abs(limit))
+
+
 @register
 class WeightsObjective(StaticObjective):
     """WEIGHTS: the value scaled to [0, 1]; ``stopping_condition_max_sum``; ``target_range`` (then dynamic)."""
@@ -340,7 +347,7 @@ class WeightsObjective(StaticObjective):
         if tr is None:
             return self.scores
         lo = tr.min_sum if tr.min_sum is not None else -math.inf
-        hi = tr.max_sum if tr.max_sum is not None else math.inf
+        hi = within_sum(tr.max_sum) if tr.max_sum is not None else math.inf
         if self.total < lo:
             return self.scores
         obj = np.where(self.total + self.filled <= hi, 1.0, 0.0)
@@ -354,7 +361,7 @@ class WeightsObjective(StaticObjective):
 
     def stop_reason(self, i: int) -> str | None:
         m = self.strat.stopping_condition_max_sum
-        if m is not None and self.total + float(self.filled[i]) > m:
+        if m is not None and self.total + float(self.filled[i]) > within_sum(m):
             return "max_sum"
         return None
 
@@ -525,7 +532,7 @@ class DiversityObjective(Objective):
 # ---------------------------------------------------------------------------------------------------- balance
 @register
 class BalanceObjective(Objective):
-    """BALANCE: the deficit of the sample's class(es) relative to the largest deficit; tracks class counts.
+    """BALANCE: the deficit of the sample's class(es) at the next pick relative to the largest; tracks class counts.
 
     ``target`` < 1 in total: the remainder is the target of all other classes together (bucket
     ``__other__``); UNIFORM; INPUT = the distribution among the candidates. Preselected samples that carry
@@ -613,6 +620,16 @@ class BalanceObjective(Objective):
         gap: np.ndarray = np.maximum(self.t - achieved, 0.0)
         return gap
 
+    def _next_gap(self, counts: np.ndarray | None = None) -> np.ndarray:
+        """What the picks rank by: each class's deficit at the next pick's size, ``max(t (total + 1) - counts, 0)``
+        in samples. The share deficit (:meth:`_gap`, which :meth:`value` and the report keep) is 0 for every class
+        once the shares equal the target, and every class then scored alike: ``{"b": 1.0}`` picked b, a, b (the
+        lowest row won, whatever its target). Some class's next-pick deficit is positive whenever the target sums
+        to 1, and a class whose target is 0 never has one."""
+        counts = self.counts if counts is None else counts
+        gap: np.ndarray = np.maximum(self.t * (counts.sum() + 1.0) - counts, 0.0)
+        return gap
+
     def labels(self) -> np.ndarray:
         """One-hot membership as labels; samples of no class get the extra label ``len(names)``."""
         lab = self.member.argmax(axis=1).astype(np.int64) if self.member.shape[1] else \
@@ -623,18 +640,18 @@ class BalanceObjective(Objective):
     def bucket_bonus(self, more: np.ndarray | None = None) -> np.ndarray:
         """``strength · log(objective)`` per label of :meth:`labels` (the no-class label last); with ``more``, once
         that many more picks of each class are counted (what a heap planning the next picks needs)."""
-        gap = self._gap(None if more is None else self.counts + more)
+        gap = self._next_gap(None if more is None else self.counts + more)
         obj = gap / gap.max() if len(gap) and gap.max() > 0 else np.ones_like(gap)
         return np.append(self.strength * log_objective(obj), self.strength * math.log(EPS))
 
     def score(self) -> np.ndarray:
-        gap = self._gap()
+        gap = self._next_gap()
         obj = self.member_n @ (gap / gap.max()) if len(gap) and gap.max() > 0 else \
             np.where(self.member_n.sum(axis=1) > 0, 1.0, 0.0)
         return self.strength * log_objective(obj)
 
     def score_at(self, i: int) -> float:
-        gap = self._gap()
+        gap = self._next_gap()
         row = self.member_n[i]
         obj = float(row @ (gap / gap.max())) if len(gap) and gap.max() > 0 else float(row.sum() > 0)
         return float(self.strength * log_objective(obj))

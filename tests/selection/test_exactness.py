@@ -1123,7 +1123,9 @@ def test_numpy_heap_front_evicts_and_breaks_ties_as_rescoring_every_pick(diversi
     monkeypatch.setattr(engine, "NumpyLazyHeap", record)
     got = select(cand, cfg).indices.tolist()
     assert len(got) == 120 and got == _dense_select(engine, cand, cfg)
-    assert heaps[0].evaluated > 120  # (each pick came through the front)
+    # (each pick came through the front; without DIVERSITY the keys are exact, and since BALANCE ranks by the
+    # next pick's deficit no row is evaluated twice here)
+    assert heaps[0].evaluated > 120 if diversity else heaps[0].evaluated >= 120
     if diversity:  # (keys fall: rows go back to the heaps and come again)
         assert heaps[0].returned > 60
 
