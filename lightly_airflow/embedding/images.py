@@ -36,14 +36,16 @@ from lightly_airflow.pixels import (
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, protocol_of
 
 
-def decode_image(data: bytes, size: int) -> np.ndarray:
+def decode_image(data: bytes, size: int, key: str | None = None) -> np.ndarray:
     """Decode an encoded image to ``(size, size, 3)`` uint8 RGB (EXIF orientation applied, first frame).
 
     :param data: the file's bytes.
     :param size: output side in pixels.
+    :param key: the file's key: a format its extension may not hold raises :class:`WrongExtension` once the header
+        is read, before any pixel is decoded (the embed pass read the header twice to check it).
     :raises Exception: whatever Pillow raises for data that is not a complete image.
     """
-    img = open_rgb(data, draft=size)
+    img = _open_rgb(data, size, fit=True, key=key)[0]
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
     return np.array(img, dtype=np.uint8)
@@ -70,12 +72,22 @@ def open_rgb_for_boxes(data: bytes) -> tuple[Image.Image, tuple[int, int]]:
     return _open_rgb(data, None, fit=True)
 
 
-def _open_rgb(data: bytes, draft: int | None, fit: bool) -> tuple[Image.Image, tuple[int, int]]:
+class WrongExtension(ValueError):
+    """A file whose format its key's extension may not hold (:func:`lightly_airflow.pixels.wrong_extension`'s
+    reason, with the fix): corrupt in the embed pass as in the metadata pass."""
+
+
+def _open_rgb(
+    data: bytes, draft: int | None, fit: bool, key: str | None = None,
+) -> tuple[Image.Image, tuple[int, int]]:
     if not data:
         raise ValueError("empty file (0 bytes)")
     # DCT-domain downscale of JPEGs, never below the target size (and a JPEG above Pillow's pixel limit at the
     # scale that fits it); a 16-bit PNG's sBIT read
     img: Image.Image = open_image(data, draft=draft, fit=fit)
+    wrong = None if key is None else wrong_extension(img.format, key)
+    if wrong:
+        raise WrongExtension(wrong)
     # Above the limit (what Pillow only warns about up to twice it) is refused here, not by turning the warning
     # into an error: warnings.catch_warnings is not thread-safe, and the decoding threads' enter/exit interleaved
     # left the "error" filter behind for the whole process (or lifted it while another thread decoded).
@@ -171,13 +183,10 @@ class ShardImages(torch.utils.data.Dataset[ImageBatch]):
             if archived is None:
                 raise
             return None, STATUS_MISSING, archived
-        try:
-            # A format its extension may not hold is corrupt, as in the metadata pass (a .jpg holding a PNG was
-            # embedded as ok): the header read again before the decode (a 12 Mpx JPEG: 0.03 ms; its model input 80 ms).
-            wrong = wrong_extension(open_image(data, fit=True).format, key) if data else None
-            if wrong:
-                return None, STATUS_CORRUPT, wrong
-            return decode_image(data, self.input_size), STATUS_OK, None
+        try:  # a format its extension may not hold is corrupt, as in the metadata pass (a .jpg holding a PNG)
+            return decode_image(data, self.input_size, key), STATUS_OK, None
+        except WrongExtension as exc:
+            return None, STATUS_CORRUPT, str(exc)
         except UnidentifiedImageError:  # say what the bytes are (a saved error page, HEIC, a Git LFS pointer)
             return None, STATUS_CORRUPT, not_an_image(data)
         except Image.DecompressionBombError as exc:  # the metadata pass' words: the size, the limit, the fix
