@@ -495,7 +495,9 @@ def list_new(
     :param min_shard_size: files per shard before a run is split into more shards.
     :raises ParamError: when the relevant-filenames file does not exist.
     :param objects: the run's :class:`~lightly_airflow.objects.ObjectsSpec` (object-level work the embed tasks
-        do), written next to the manifests; ``None``: none.
+        do), written next to the manifests; ``None``: none. Its tasks are those :func:`validate_params` checked
+        against ``.lightly/predictions`` (``objects.spec.check_tasks``; the list task read ``tasks.json`` and the
+        schemas a second time here).
     :param embed_overrides: the embedding options the run's Lightly configs ask for
         (:func:`embed_option_overrides`): an input size or dimension other than the pool's is refused here.
     """
@@ -505,11 +507,6 @@ def list_new(
     from lightly_airflow.lightly_dir import LightlyFileError
 
     creds = credentials or QueryCredentials()
-    from lightly_airflow.objects.spec import check_tasks
-
-    problem = check_tasks(objects, query.effective_lightly_uri, creds.lightly)
-    if problem is not None:
-        raise ParamError(*problem)
     # The pool this run commits to, read once: its known files, and what the commit would refuse after the run.
     latest = Datapool(query.datapool_uri, creds.datapool).snapshot()
     snapshot = latest if latest.exists() else None
