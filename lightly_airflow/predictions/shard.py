@@ -316,13 +316,17 @@ def _log_derived(manifest_uri: str, rows: _TaskRows) -> None:
     strategy on them cannot tell its samples apart. A warning for classification, whose scores come from the
     probabilities alone; information for the other types (detectors often give a score only)."""
     level = logging.WARNING if rows.schema.task_type == "classification" else logging.INFO
-    logger.log(
-        level, "predictions %s: task %r: %d predictions have no 'probabilities' (e.g. %s): each is taken as its "
-        "'score' on its category_id and the rest spread evenly over the other categories (one-hot without a "
-        "score), so their uncertainty_* scores show only that score (0 for one-hot). Fix: write 'probabilities' "
-        "(one per category, ordered by id) for uncertainty scores that show the model's doubt",
-        manifest_uri, rows.schema.name, rows.derived, rows.derived_example,
-    )
+    logger.log(level, "predictions %s: task %r: %d predictions (e.g. %s) %s", manifest_uri, rows.schema.name,
+               rows.derived, rows.derived_example, DERIVED_PROBABILITIES)
+
+
+#: What became of predictions without ``probabilities``, and the fix: the predictions task's log and the run
+#: report's notes (``report.data.stage_notes``) say it in these words.
+DERIVED_PROBABILITIES = (
+    "have no 'probabilities': each is taken as its 'score' on its category_id and the rest spread evenly over the "
+    "other categories (one-hot without a score), so their uncertainty_* scores show only that score (0 for "
+    "one-hot). Fix: write 'probabilities' (one per category, ordered by id) for uncertainty scores that show the "
+    "model's doubt")
 
 
 def unreadable_videos(table: pa.Table) -> set[str]:

@@ -509,12 +509,11 @@ def stage_notes(summary: Mapping[str, Any]) -> list[str]:
     predictions without probabilities (``derived_probabilities``), the object stage's dropped inputs (``objects``:
     :data:`~lightly_airflow.objects.shard.DROP_COUNTS`) and selected video frames whose PNG failed (``frames``).
     Each is logged by its task; here it is shown, so that nothing a run guessed or left out is silent."""
+    from lightly_airflow.predictions.shard import DERIVED_PROBABILITIES
+
     out = []
     for task, n in sorted((summary.get("derived_probabilities") or {}).items()):
-        out.append(f"{int(n):,} predictions of task '{task}' have no 'probabilities': each was taken as its 'score' on "
-                   "its category_id, the rest spread evenly over the other categories (one-hot without a score), so "
-                   "their uncertainty_* scores show only that score (0 for one-hot). Fix: write 'probabilities' (one "
-                   "per category, ordered by id).")
+        out.append(f"{int(n):,} predictions of task '{task}' {DERIVED_PROBABILITIES}.")
     objects = summary.get("objects") or {}
     for name, what in (
         ("boxes_outside_image", "predicted boxes have no area inside their image: no object was made of them"),

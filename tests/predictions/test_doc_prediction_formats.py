@@ -41,7 +41,7 @@ def test_predictions_without_probabilities_are_counted_and_said(tmp_path: Path, 
     said = {(r.levelno, r.getMessage().split(": ", 2)[1]) for r in caplog.records if "have no 'probabilities'" in r.getMessage()}
     assert said == {(logging.WARNING, "task 'weather'"), (logging.INFO, "task 'det'")}
     warning = next(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
-    assert "1 predictions have no 'probabilities' (e.g. .lightly/predictions/weather/subdir/image_1.json)" in warning
+    assert "1 predictions (e.g. .lightly/predictions/weather/subdir/image_1.json) have no 'probabilities'" in warning
     assert "Fix: write 'probabilities' (one per category, ordered by id)" in warning
     table = pq.read_table(counts["output_uri"])
     assert table.column(C.score_column("weather", "uncertainty_margin")).to_pylist() == [0.0]  # what the line warns of
