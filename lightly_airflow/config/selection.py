@@ -313,7 +313,9 @@ class TilingAutoTask(_Strict):
     name: str = Field(pattern=_TASK_NAME)
     num_rows: int = Field(ge=1)
     num_cols: int = Field(ge=1)
-    overlap: float = Field(0.0, ge=0, lt=1, description="overlap as a fraction of the tile size")
+    #: Lightly's range, ``[0.0, 1.0]`` (docs.lightly.ai "Auto Tasks"); 1.0 makes every tile the whole image, which
+    #: :meth:`SelectionConfig.notes` says (it was refused in pydantic's words, "should be less than 1").
+    overlap: float = Field(0.0, ge=0, le=1, description="overlap as a fraction of the tile size")
 
 
 class CropAutoTask(_Strict):
@@ -398,12 +400,19 @@ class SelectionConfig(_Strict):
         return proportion_count(self.proportion_samples if self.proportion_samples is not None else 1.0, n_candidates)
 
     def notes(self) -> list[str]:
-        """Keys accepted that have no effect here, with the reason (shown in the run summary)."""
+        """Keys accepted that have no effect here, or an effect a user may not expect, with the reason (shown in
+        the run summary)."""
+        out = []
         if self.lightly_path_regex is not None:
-            return [f"lightly_path_regex={json.dumps(self.lightly_path_regex)}: has no effect here, because "
-                    "Lightly never documented its meaning; put values derived from file names into custom "
-                    "metadata (.lightly/metadata/) and use a METADATA input."]
-        return []
+            out.append(f"lightly_path_regex={json.dumps(self.lightly_path_regex)}: has no effect here, because "
+                       "Lightly never documented its meaning; put values derived from file names into custom "
+                       "metadata (.lightly/metadata/) and use a METADATA input.")
+        for i, task in enumerate(self.auto_tasks or []):
+            if isinstance(task, TilingAutoTask) and task.overlap == 1 and task.num_rows * task.num_cols > 1:
+                out.append(f"auto_tasks[{i}].overlap=1.0 (task {task.name!r}): tiles that overlap entirely are each "
+                           f"the whole image, so its {task.num_rows * task.num_cols} tiles are one object repeated; "
+                           "give an overlap below 1 (e.g. 0.2) for a grid of distinct tiles.")
+        return out
 
 
 def proportion_count(proportion: float, n_candidates: int) -> int:

@@ -288,3 +288,23 @@ def test_config_json_with_a_trailing_comma_names_the_comma():
                                          "allows none): remove that comma")
     with pytest.raises(ConfigError, match="a trailing comma before '}' at line 1 column 36"):
         parse_worker_config('{"datasource": {"process_all": true,}}')
+
+
+def test_tiling_overlap_takes_lightlys_closed_range_and_notes_a_full_overlap():
+    """Lightly documents TILING's ``overlap`` as "Must be in [0.0, 1.0]" (docs.lightly.ai, Auto Tasks): 1.0 was
+    refused in pydantic's words ("less than 1"); it is accepted, and the run's notes say that every tile is then the
+    whole image. Above 1 stays refused, naming the key."""
+    def config(overlap):
+        return {"n_samples": 2, "strategies": [{"input": {"type": "EMBEDDINGS", "task": "grid"},
+                                                 "strategy": {"type": "DIVERSITY"}}],
+                "auto_tasks": [{"type": "TILING", "name": "grid", "num_rows": 2, "num_cols": 3, "overlap": overlap}]}
+
+    full = parse_selection_config(config(1.0))
+    [note] = full.notes()
+    assert note.startswith("auto_tasks[0].overlap=1.0 (task 'grid')") and "6 tiles are one object" in note
+    assert parse_selection_config(config(0.2)).notes() == []
+    from lightly_airflow.objects.boxes import tiling_boxes
+
+    assert {t.bbox for t in tiling_boxes("grid", 2, 3, 1.0, 300, 200)} == {(0.0, 0.0, 300.0, 200.0)}
+    with pytest.raises(ValueError, match=r"auto_tasks\[0\]\.overlap"):
+        parse_selection_config(config(1.5))
