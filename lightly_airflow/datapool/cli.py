@@ -67,7 +67,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="list: one URI per line (an object store's raw key, file:// percent-encoded); csv: "
                              "uri,key,sample_id,run_id,tag,pick_rank; label-studio: Label Studio tasks JSON (image "
                              "URIs in the schemes its cloud storages resolve: s3://, gs://, azure-blob://); coco: "
-                             "COCO images JSON")
+                             "COCO images JSON; filenames: Lightly's file names, each key relative to its datasource "
+                             "as it is, one per line (lightly-download's <tag>.txt); labelbox: Labelbox data rows JSON "
+                             "(row_data, global_key, media_type; warns about URIs Labelbox cannot fetch)")
     export.add_argument("--datasource-uri", help="datasource root the keys are relative to (default: recorded by the run)")
     export.add_argument("--lightly-uri", help="where .lightly/ lives (default: the datasource); selected video "
                         "frames are exported as their PNGs in .lightly/frames/")

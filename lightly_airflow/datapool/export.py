@@ -2,8 +2,9 @@
 
 :func:`export_records` reads a tag's samples in pick order as :class:`ExportRecord` (the exact key and its
 URI); :data:`FORMATS` turns records into a document: ``list`` (one URI per line), ``csv``, ``label-studio``
-(tasks JSON) and ``coco`` (a COCO ``images`` skeleton that object exports extend). A new format is one
-function added with :func:`register_format`.
+(tasks JSON), ``coco`` (a COCO ``images`` skeleton that object exports extend), ``filenames`` (Lightly's file
+names: one key per line) and ``labelbox`` (Lightly's Labelbox v4 data rows). A new format is one function added
+with :func:`register_format`.
 
 Keys are file names from the datasource and may hold anything a file system allows: a newline, ``%2e%2e``,
 ``?``, ``#``, spaces, ``+``, quotes, non-ASCII. :func:`key_uri` is the one place a key becomes a URI, in the form
@@ -237,8 +238,7 @@ UNVIEWABLE_IMAGES = {"heic": "HEIC", "heif": "HEIF", "hif": "HEIF", "tif": "TIFF
 def _unviewable_kind(record: ExportRecord) -> str | None:
     """What :data:`UNVIEWABLE_IMAGES` names the file the record's URI points to, ``None`` for others (a video frame
     is its PNG, a viewable copy a JPEG or PNG; a URI ends in its key's extension, which encoding leaves as it is)."""
-    name = record.uri.rsplit("/", 1)[-1]
-    return UNVIEWABLE_IMAGES.get(name.rsplit(".", 1)[-1].lower()) if "." in name else None
+    return UNVIEWABLE_IMAGES.get(_extension(record.uri))
 
 
 def unviewable(records: list[ExportRecord]) -> list[ExportRecord]:
@@ -600,17 +600,31 @@ def warn_replaced_frames(found: ReplacedFrames, tag: str, total: int) -> None:
 
 
 # ---------------------------------------------------------------- formats
-def to_list(records: list[ExportRecord], tag: str) -> str:
-    """One URI per line, in pick order. An object-store URI carries its key raw (:func:`key_uri`): one whose key
-    holds a line break cannot be a line and is refused (:class:`DatapoolError` naming the keys), never split."""
-    broken = [r.key for r in records if _line_breaks(r.uri)]
+def _one_per_line(values: list[str], records: list[ExportRecord], tag: str, what: str) -> str:
+    """``values`` (one per record), each ended by ``\n``; :class:`DatapoolError` naming the keys when one holds a line
+    break (``str.splitlines``: LF, CR, VT, FF, NEL, U+2028 …), which would split it into two entries."""
+    broken = [r.key for r, v in zip(records, values, strict=True) if _line_breaks(v)]
     if broken:
         raise DatapoolError(
             f"{len(broken)} of the {len(records)} samples of tag {tag!r} have a line break in their key, e.g. "
-            f"{', '.join(repr(k) for k in broken[:5])}: their object-store URIs carry the key as it is, so a list "
-            "with one URI per line cannot hold them. Export --format csv, label-studio or coco (they quote each URI "
-            "and carry the exact key), or rename those files.")
-    return "".join(r.uri + "\n" for r in records)
+            f"{', '.join(repr(k) for k in broken[:5])}: {what}, so a file with one per line cannot hold them. "
+            "Export --format csv, label-studio, labelbox or coco (they quote each value and carry the exact key), or "
+            "rename those files.")
+    return "".join(v + "\n" for v in values)
+
+
+def to_list(records: list[ExportRecord], tag: str) -> str:
+    """One URI per line, in pick order. An object-store URI carries its key raw (:func:`key_uri`): one whose key
+    holds a line break cannot be a line and is refused (:class:`DatapoolError` naming the keys), never split."""
+    return _one_per_line([r.uri for r in records], records, tag, "their object-store URIs carry the key as it is")
+
+
+def to_filenames(records: list[ExportRecord], tag: str) -> str:
+    """Lightly's file names of the tag (``lightly-download tag_name=T``'s ``T.txt``, the API's
+    ``export_filenames_by_tag_name``): each sample's key, relative to its datasource, as it is (no encoding, no
+    root), one per line, each line ended by ``\n`` as ``lightly-download`` writes them, in pick order. A video
+    frame is its frame name (``clip-007-mp4.png``, Lightly's); a key with a line break is refused (named)."""
+    return _one_per_line([r.key for r in records], records, tag, "a file name is written as it is")
 
 
 def to_csv(records: list[ExportRecord], tag: str) -> str:
@@ -721,12 +735,84 @@ def to_coco(records: list[ExportRecord], tag: str) -> str:
     return json_document(coco_images(records, tag)) + "\n"
 
 
+#: The scheme Labelbox fetches a data row's ``row_data`` with, by the scheme of our URIs: ``https`` (a signed URL, or
+#: S3's and Azure's object URLs read through its IAM delegated access) and ``gs`` (its GCS integration: "only gsutil
+#: URIs are supported"); ``gcs://`` is written ``gs://``. Other URIs (``s3://``, ``az://``, ``abfs://``, ``file://``,
+#: relative references) are written as they are and named in a warning (:func:`warn_labelbox_rows`): Labelbox's
+#: S3 and Azure access takes ``https://<bucket>.s3.<region>.amazonaws.com/<key>`` and
+#: ``https://<account>.blob.core.windows.net/<container>/<blob>``, which need a region or an account the pool does
+#: not record, and it cannot read a local file.
+LABELBOX_SCHEMES = {"https": "https", "gs": "gs", "gcs": "gs"}
+
+#: The image file types Labelbox's image import takes (JPG, PNG and BMP): by a URI's extension.
+LABELBOX_IMAGES = frozenset({"jpg", "jpeg", "png", "bmp"})
+
+
+def labelbox_uri(uri: str) -> str:
+    """``uri`` as Labelbox's ``row_data``: the scheme Labelbox reads (:data:`LABELBOX_SCHEMES`; ``gcs://b/k`` ->
+    ``gs://b/k``), the bucket and the key as they are; a URI of another scheme as it is (:func:`labelbox_fetchable`
+    says whether Labelbox can read it)."""
+    scheme, sep, rest = uri.partition("://")
+    target = LABELBOX_SCHEMES.get(scheme.lower()) if sep else None
+    return uri if target is None else f"{target}://{rest}"
+
+
+def labelbox_fetchable(row_data: str) -> bool:
+    """Whether Labelbox can fetch ``row_data`` (a :func:`labelbox_uri`): an ``https`` URL or a ``gs://`` URI."""
+    scheme, sep, _ = row_data.partition("://")
+    return bool(sep) and scheme in LABELBOX_SCHEMES.values()
+
+
+def labelbox_rows(records: list[ExportRecord], tag: str) -> list[dict[str, Any]]:
+    """Labelbox data rows as Lightly's ``export_label_box_v4_data_rows_by_tag_name`` writes them:
+    ``{"row_data": URI, "global_key": key, "media_type": "IMAGE"}`` (the image's URI in the scheme Labelbox reads,
+    :func:`labelbox_uri`; a video frame's PNG, a viewable copy's JPEG/PNG; the global key the exact key). Rows
+    Labelbox cannot import as they are (:func:`warn_labelbox_rows`) are written all the same, with a warning."""
+    rows = [{"row_data": labelbox_uri(r.uri), "global_key": r.key, "media_type": "IMAGE"} for r in records]
+    warn_labelbox_rows(rows, tag)
+    return rows
+
+
+def warn_labelbox_rows(rows: list[dict[str, Any]], tag: str) -> None:
+    """Log a warning for each kind of data row Labelbox does not import as it is, with their number and examples:
+    a ``row_data`` it cannot fetch (:func:`labelbox_fetchable`), an image type it does not take
+    (:data:`LABELBOX_IMAGES`). (Global keys are unique within an export: the pool holds one row per key.)"""
+    total = len(rows)
+    unfetchable = [r["row_data"] for r in rows if not labelbox_fetchable(r["row_data"])]
+    if unfetchable:
+        logger.warning(
+            "%d of the %d Labelbox data rows of tag %r have a row_data Labelbox cannot fetch, e.g. %s: Labelbox reads "
+            "https URLs (signed URLs; S3's https://<bucket>.s3.<region>.amazonaws.com/<key> and Azure's "
+            "https://<account>.blob.core.windows.net/<container>/<blob> through its IAM delegated access) and gs:// "
+            "URIs (its GCS integration). They are written as they are: replace them with such URLs (or presigned "
+            "ones) before importing, or label them from the csv export (exact keys).",
+            len(unfetchable), total, tag, ", ".join(_shown(u) for u in unfetchable[:5]))
+    unsupported = [r["row_data"] for r in rows if _extension(r["row_data"]) not in LABELBOX_IMAGES]
+    if unsupported:
+        logger.warning(
+            "%d of the %d Labelbox data rows of tag %r are not JPG, PNG or BMP images, e.g. %s: Labelbox's image "
+            "import takes only those. Export with --viewable-copies URI (HEIC/HEIF as JPEG, TIFF as PNG) or convert "
+            "them.", len(unsupported), total, tag, ", ".join(_shown(u) for u in unsupported[:5]))
+
+
+def _extension(uri: str) -> str:
+    """The lower-case extension of the file a URI names ('' for none)."""
+    name = uri.rsplit("/", 1)[-1]
+    return name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
+def to_labelbox(records: list[ExportRecord], tag: str) -> str:
+    return json_document(labelbox_rows(records, tag)) + "\n"
+
+
 #: Export formats by name: records and tag in, the document's text out.
 FORMATS: dict[str, Callable[[list[ExportRecord], str], str]] = {
     "list": to_list,
     "csv": to_csv,
     "label-studio": to_label_studio,
     "coco": to_coco,
+    "filenames": to_filenames,
+    "labelbox": to_labelbox,
 }
 EXPORT_FORMATS = tuple(FORMATS)
 
@@ -764,16 +850,19 @@ def export_tag(
 
 def content_type(fmt: str) -> str:
     """The HTTP content type of a format's document (for the UI's download)."""
-    return {"csv": "text/csv; charset=utf-8", "list": "text/plain; charset=utf-8"}.get(fmt, "application/json")
+    return {"csv": "text/csv; charset=utf-8", "list": "text/plain; charset=utf-8",
+            "filenames": "text/plain; charset=utf-8"}.get(fmt, "application/json")
 
 
 def file_suffix(fmt: str) -> str:
-    """The file name suffix of a format's document."""
-    return {"csv": ".csv", "list": ".txt"}.get(fmt, ".json")
+    """The file name suffix of a format's document (``filenames`` and ``labelbox`` name their format: a download of
+    the same tag as ``list`` or ``label-studio`` gets another name)."""
+    return {"csv": ".csv", "list": ".txt", "filenames": ".filenames.txt", "labelbox": ".labelbox.json"}.get(fmt, ".json")
 
 
 __all__ = [
-    "EXPORT_FORMATS", "FORMATS", "ExportRecord", "GoneExports", "LABEL_STUDIO_SCHEMES", "check_key", "coco_images",
+    "EXPORT_FORMATS", "FORMATS", "ExportRecord", "GoneExports", "LABELBOX_IMAGES", "LABELBOX_SCHEMES",
+    "LABEL_STUDIO_SCHEMES", "check_key", "coco_images", "labelbox_fetchable", "labelbox_rows", "labelbox_uri",
     "content_type", "export_records", "export_tag", "file_suffix", "gone_exports", "key_uri", "label_studio_tasks",
     "label_studio_uri", "register_format", "render", "root_uri",
     "raw_keys", "run_datasources", "tag_datasource_uri", "unviewable", "uri_key", "uri_location",

@@ -20,7 +20,8 @@ from lightly_airflow.plugins.query import SHOW_IMAGES, SHOW_OBJECTS, SIMILAR, Sc
 
 #: How the export links name the formats (``datapool.export.FORMATS`` owns which there are: one added there is
 #: linked by its own name until it gets a label here)
-EXPORT_LABELS = {"list": "file list", "csv": "CSV", "label-studio": "Label Studio", "coco": "COCO"}
+EXPORT_LABELS = {"list": "file list", "csv": "CSV", "label-studio": "Label Studio", "coco": "COCO",
+                 "filenames": "file names", "labelbox": "Labelbox"}
 
 
 def qs(params: Sequence[tuple[str, Any]]) -> str:

@@ -145,7 +145,8 @@ def test_the_export_links_are_the_datapool_s_formats(monkeypatch: pytest.MonkeyP
     from lightly_airflow.plugins.pages import export_links
     from lightly_airflow.plugins.query import Scope
 
-    monkeypatch.setitem(export.FORMATS, "filenames", lambda records, tag: "")
+    monkeypatch.setitem(export.FORMATS, "yolo", lambda records, tag: "")
     links = unescape(export_links("/root", "demo", Scope(version=3)))
-    assert re.findall(r">([^<]+)</a>", links) == ["file list", "CSV", "Label Studio", "COCO", "filenames"]
-    assert "format=filenames" in links and "version=3" in links
+    assert re.findall(r">([^<]+)</a>", links) == ["file list", "CSV", "Label Studio", "COCO", "file names",
+                                                   "Labelbox", "yolo"]
+    assert "format=yolo" in links and "version=3" in links
