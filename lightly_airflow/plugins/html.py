@@ -1,4 +1,9 @@
-"""Server-rendered pages of the UI plugin: plain HTML with inline CSS, every value escaped."""
+"""Server-rendered pages of the UI plugin: plain HTML with inline CSS, every value escaped.
+
+A filter histogram's bars outside the chosen range are hollow (a faint fill inside an outline in the accent colour):
+faded to 25 % they were 1.4:1 on the light page and 1.6:1 on the dark one, under WCAG's 3:1 for graphical objects;
+a fade that keeps 3:1 (70 %) left them hardly apart from the bars inside (5.2:1).
+"""
 
 from __future__ import annotations
 
@@ -39,7 +44,8 @@ button{cursor:pointer;background:var(--head)} button.primary{background:var(--ac
 border:2px solid var(--accent);border-radius:4px}
 @media (max-width:760px){.side.filters{max-height:50vh;overflow-y:auto}}
 .range input{width:6.2rem} svg.hist{display:block;width:13rem;height:1.6rem;margin:.1rem 0}
-svg.hist rect{fill:var(--accent)} svg.hist rect.out{opacity:.25}
+svg.hist rect{fill:var(--accent)}
+svg.hist rect.out{fill-opacity:.2;stroke:var(--accent);stroke-width:1px;vector-effect:non-scaling-stroke}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(var(--cell,150px),1fr));gap:.6rem;margin:.6rem 0}
 .card{border:1px solid var(--line);border-radius:6px;background:var(--card);overflow:hidden;font-size:.78rem}
 .card a.thumb{display:flex;align-items:center;justify-content:center;height:calc(var(--cell,150px) - 10px);
@@ -67,6 +73,7 @@ background:rgba(17,24,39,.72);border:1px solid rgba(255,255,255,.85);border-radi
 padding:.3rem;font-size:.75rem;max-width:220px;z-index:5} #hover img{max-width:200px;max-height:160px;display:block}
 #hover div{overflow-wrap:anywhere;margin-top:.15rem} #hover .hover-value{color:var(--muted)}
 .legend .sw{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.25rem;vertical-align:middle}
+.legend .sw.ramp{width:4rem}
 """
 
 

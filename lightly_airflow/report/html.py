@@ -4,7 +4,8 @@ Dark mode (``prefers-color-scheme``) keeps the figures white (their texts and gr
 ground) but dims them to 80 %: a white block on the #111827 page stood out at 17.7:1, dimmed it is 11:1 while the
 plots' black text keeps 13:1 on the dimmed ground. Transparent figures would need one text colour for both themes,
 at best ~4.5:1 on each. The cards' red and amber numbers take lighter shades there (#b00020 on #111827 was 2.4:1,
-#f87171 is 6.4:1; #fbbf24 10.6:1).
+#f87171 is 6.4:1; #fbbf24 10.6:1). On the light page "selected" is #b24f00, the map's vermillion darkened to 5.2:1
+(#b36b00 was 4.2:1, under AA's 4.5:1 for its 600-weight 1.35rem text, which is not "large").
 
 Every string that reaches the page goes through :func:`esc` (keys, reasons, config values, error texts).
 """
@@ -28,7 +29,7 @@ h1{font-size:1.4rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;bor
 .cards{display:flex;flex-wrap:wrap;gap:.6rem;margin:1rem 0}
 .card{border:1px solid #ddd;border-radius:6px;padding:.5rem .9rem;min-width:6.5rem}
 .card .n{font-size:1.35rem;font-weight:600}.card .l{font-size:.8rem;color:#666}
-.card.bad .n{color:#b00020}.card.sel .n{color:#b36b00}
+.card.bad .n{color:#b00020}.card.sel .n{color:#b24f00}
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
 th,td{border:1px solid #e3e3e3;padding:.25rem .5rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 th{background:#f6f6f6}td.num{text-align:right;font-variant-numeric:tabular-nums}

@@ -21,9 +21,17 @@ from matplotlib.patches import Patch
 from lightly_airflow.report.data import GROUPS, Balance, EmbeddingMap
 
 DPI = 90
-#: Colours of the map groups: not selected, earlier selected, newly selected (colour-blind safe).
-GROUP_COLOURS = ("#b8b8b8", "#0072b2", "#e69f00")
-ALL_COLOUR, SELECTED_COLOUR, TARGET_COLOUR = "#7f7f7f", "#e69f00", "#0072b2"
+#: Colours of the map groups: not selected, earlier selected, newly selected. Okabe-Ito blue and vermillion and a
+#: mid grey: every mark is at least 3:1 against the white figure (WCAG 1.4.11), 3.3:1 still under the report's
+#: dark-mode dimming, and the three stay apart for deuteranopia and protanopia (CIE76 distance >= 38 after
+#: Machado et al.'s simulation). Before: the grey #b8b8b8 was 2.0:1 (1.5:1 at its alpha 0.6) and the orange
+#: #e69f00 2.2:1. The video timeline draws with the same colours.
+GROUP_COLOURS = ("#858585", "#0072b2", "#d55e00")
+#: Histograms and bars: "all rows"/"available" grey (4.5:1), selected vermillion (3.9:1), target blue (5.2:1).
+ALL_COLOUR, SELECTED_COLOUR, TARGET_COLOUR = "#767676", "#d55e00", "#0072b2"
+#: The light fill of the "all rows" and "available" areas: a context, outlined in ALL_COLOUR (the outline carries
+#: the 3:1; the fill alone was 1.7:1 for the histograms and 2.1:1 for the bars).
+CONTEXT_FILL = "#d9d9d9"
 P = ParamSpec("P")
 
 
@@ -61,8 +69,10 @@ def embedding_map_png(m: EmbeddingMap) -> bytes:
             continue
         total, shown = m.total[name], m.shown[name]
         label = f"{name} ({total:,})" if total == shown else f"{name} ({shown:,} of {total:,} shown)"
-        ax.scatter(pts[:, 0], pts[:, 1], s=sizes[i], c=GROUP_COLOURS[i], label=label, linewidths=0,
-                   alpha=0.6 if i == 0 else 0.9, rasterized=True)
+        # Opaque marks (an alpha lightened each point: the grey's 0.6 made it 1.5:1); the selected ones get a
+        # thin white ring, so they stand apart from the grey points they cover.
+        ax.scatter(pts[:, 0], pts[:, 1], s=sizes[i], c=GROUP_COLOURS[i], label=label, rasterized=True,
+                   linewidths=0 if i == 0 else 0.4, edgecolors="none" if i == 0 else "white")
     ax.set_xlabel("principal component 1")
     ax.set_ylabel("principal component 2")
     ax.set_title("Embeddings (PCA)")
@@ -95,11 +105,13 @@ def histograms_png(metrics: list[tuple[str, np.ndarray, np.ndarray]], *, bins: i
     n = len(metrics)
     ncols = min(4, n)
     nrows = math.ceil(n / ncols)
-    width, height = 3.2 * ncols, 2.3 * nrows + 0.45
+    width, height = 3.2 * ncols, 2.3 * nrows + 0.75
     fig = Figure(figsize=(width, height))
-    # Fixed margins instead of a layout engine: a 12-panel constrained layout costs more than the drawing.
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.3 / height, top=1 - 0.65 / height, wspace=0.08,
-                        hspace=0.45)
+    # Fixed margins instead of a layout engine: a 12-panel constrained layout costs more than the drawing. The
+    # bottom margin and the rows' spacing hold the tick labels and the two lines of "clipped to …" (0.3 in cut
+    # that line in half; on one line two neighbouring panels' notes ran into each other).
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.6 / height, top=1 - 0.65 / height, wspace=0.08,
+                        hspace=0.6)
     n_all = max((len(a) for _, a, _ in metrics), default=0)
     n_sel = max((len(s) for _, _, s in metrics), default=0)
     for i, (title, all_v, sel_v) in enumerate(metrics):
@@ -114,19 +126,20 @@ def histograms_png(metrics: list[tuple[str, np.ndarray, np.ndarray]], *, bins: i
             # every other sample into a single bin.
             # np.histogram + one stairs artist per series: far fewer artists than ax.hist's bar patches.
             h_all, _ = np.histogram(np.clip(all_v, edges[0], edges[-1]), bins=edges, density=True)
-            ax.stairs(h_all, edges, fill=True, color=ALL_COLOUR, alpha=0.45)
+            ax.stairs(h_all, edges, fill=True, color=CONTEXT_FILL)
+            ax.stairs(h_all, edges, linewidth=0.8, color=ALL_COLOUR)
             if len(sel_v):
                 h_sel, _ = np.histogram(np.clip(sel_v, edges[0], edges[-1]), bins=edges, density=True)
                 ax.stairs(h_sel, edges, linewidth=1.6, color=SELECTED_COLOUR)
             if outside:
-                ax.set_xlabel(f"clipped to 1st–99th percentile ({outside:,} outside, in the end bins)", fontsize=6.5)
+                ax.set_xlabel(f"clipped to 1st–99th percentile\n({outside:,} outside, in the end bins)", fontsize=7)
         else:
             ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes)
             ax.set_xticks([])
         ax.set_title(title if len(title) <= 40 else title[:39] + "…", fontsize=9)
         ax.tick_params(labelsize=7)
         ax.set_yticks([])
-    fig.legend(handles=[Patch(color=ALL_COLOUR, alpha=0.45, label=f"all rows ({n_all:,})"),
+    fig.legend(handles=[Patch(facecolor=CONTEXT_FILL, edgecolor=ALL_COLOUR, label=f"all rows ({n_all:,})"),
                         Line2D([], [], color=SELECTED_COLOUR, linewidth=1.6, label=f"selected ({n_sel:,})")],
                loc="upper center", ncols=2, fontsize=8, frameon=False)
     return _png(fig)
@@ -142,7 +155,8 @@ def balance_png(b: Balance) -> bytes:
     w = 0.27
     ax.bar(x - w, b.target, w, color=TARGET_COLOUR, label="target")
     ax.bar(x, b.achieved, w, color=SELECTED_COLOUR, label="achieved (selected)")
-    ax.bar(x + w, b.available, w, color=ALL_COLOUR, alpha=0.6, label="available (ok rows)")
+    ax.bar(x + w, b.available, w, color=CONTEXT_FILL, edgecolor=ALL_COLOUR, linewidth=0.8,
+           label="available (ok rows)")
     ax.set_xticks(x)
     ax.set_xticklabels([c if len(c) <= 18 else c[:17] + "…" for c in b.classes], rotation=30 if k > 6 else 0,
                        ha="right" if k > 6 else "center", fontsize=8)

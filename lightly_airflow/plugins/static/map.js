@@ -3,8 +3,22 @@
 // Served by the plugin; no network access beyond the plugin's own JSON and thumbnails.
 (function () {
   "use strict";
-  var PALETTE = ["#2563eb", "#f97316", "#16a34a", "#dc2626", "#9333ea", "#0891b2", "#ca8a04", "#db2777",
-                 "#4b5563", "#65a30d", "#7c3aed", "#94a3b8"];
+  // One palette per theme, each colour at least 3:1 against the map's ground (WCAG 1.4.11: #fafbfc light, #1a2230
+  // dark), chosen greedily for the largest smallest distance (CIE76) between any two colours in normal vision and
+  // in Machado et al.'s deuteranopia and protanopia simulations: 16.9 at worst over all 12 (the first 6: 22), where
+  // the old palette had 1.7 (its blue #2563eb and violet #7c3aed for deuteranopia) and 7 of its colours were under
+  // 3:1 on one ground (#f97316 2.7:1 light, #4b5563 2.1:1 dark). The 12th, "other", stays grey.
+  var PALETTES = {
+    light: ["#0072b2", "#d55e00", "#5a0fff", "#963c2d", "#3c78ff", "#5a9669", "#782dc3", "#a53c00", "#3c5a78",
+            "#78964b", "#8787b4", "#737b86"],
+    dark: ["#56b4e9", "#e69f00", "#695aff", "#a5693c", "#f0c396", "#2d78d2", "#b45a69", "#f0a55a", "#b46900",
+           "#9669a5", "#2de1f0", "#9ca3af"]
+  };
+  // Numbers: a stretch of viridis (its luminance rises steadily, so it reads the same for every colour vision) that
+  // keeps 3:1 on the theme's ground: its dark half on light, its light half on dark (the whole ramp's yellow end was
+  // 1.2:1 on the light ground, its purple end 1.5:1 on the dark one). No value: the palette's grey.
+  var VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+  var RAMP = {light: [0, 0.5], dark: [0.4, 1]};
   var root = document.getElementById("mapdata");
   if (!root) return;
   var canvas = document.getElementById("map");
@@ -20,10 +34,15 @@
   function dark() {
     return getComputedStyle(document.documentElement).getPropertyValue("--bg").trim().toLowerCase() !== "#fff";
   }
+  var theme = "light";  // set by draw() and legend(): one style lookup a drawing, not one a point
+  function palette() { return PALETTES[theme]; }
+  function catColor(code) { var p = palette(); return p[Math.min(code, p.length - 1)]; }
   function rampColor(code) {
-    if (code < 0) return "#9ca3af";
-    var t = code / 255, r = Math.round(68 + t * (253 - 68)), g = Math.round(1 + t * (231 - 1)), b = Math.round(84 + t * (37 - 84));
-    return "rgb(" + r + "," + g + "," + b + ")";
+    var p = palette();
+    if (code < 0) return p[p.length - 1];
+    var span = RAMP[theme], t = (span[0] + code / 255 * (span[1] - span[0])) * (VIRIDIS.length - 1);
+    var i = Math.min(VIRIDIS.length - 2, Math.floor(t)), f = t - i, a = VIRIDIS[i], b = VIRIDIS[i + 1];
+    return "rgb(" + [0, 1, 2].map(function (k) { return Math.round(a[k] + f * (b[k] - a[k])); }).join(",") + ")";
   }
   function toPx(x, y) {
     var b = data.bounds;
@@ -41,11 +60,12 @@
     draw();
   }
   function draw() {
+    theme = dark() ? "dark" : "light";
     ctx.clearRect(0, 0, W, H);
     if (!data || !data.points) return;
     var n = data.bins, dens = data.points.x.length < data.total ? data.density : [], max = 0, i;
     for (i = 0; i < dens.length; i++) if (dens[i] > max) max = dens[i];
-    var cw = W / n, ch = H / n, base = dark() ? "255,255,255" : "0,0,0";
+    var cw = W / n, ch = H / n, base = theme === "dark" ? "255,255,255" : "0,0,0";
     for (i = 0; i < dens.length; i++) {
       if (!dens[i]) continue;
       var gx = i % n, gy = Math.floor(i / n);
@@ -55,11 +75,11 @@
     var p = data.points, r = p.x.length > 5000 ? 2 : p.x.length > 1000 ? 3.5 : 5;
     for (i = 0; i < p.x.length; i++) {
       var xy = toPx(p.x[i], p.y[i]);
-      ctx.fillStyle = data.legend_kind === "number" ? rampColor(p.c[i]) : PALETTE[Math.min(p.c[i], PALETTE.length - 1)];
+      ctx.fillStyle = data.legend_kind === "number" ? rampColor(p.c[i]) : catColor(p.c[i]);
       ctx.beginPath(); ctx.arc(xy[0], xy[1], r / 2, 0, 6.2832); ctx.fill();
     }
     if (poly.length > 1) {
-      ctx.strokeStyle = dark() ? "#fff" : "#111";
+      ctx.strokeStyle = theme === "dark" ? "#fff" : "#111";
       ctx.setLineDash([4, 3]);
       ctx.beginPath();
       var a = toPx(poly[0][0], poly[0][1]);
@@ -70,21 +90,25 @@
       ctx.setLineDash([]);
     }
   }
+  function pill(background, text, cls) {
+    var w = document.createElement("span"), sw = document.createElement("span");
+    sw.className = cls || "sw"; sw.style.background = background;
+    w.className = "pill"; w.appendChild(sw); w.appendChild(document.createTextNode(text));
+    legendBox.appendChild(w);
+  }
   function legend() {
+    // (drawn again when the theme changes: the colours are the theme's)
+    theme = dark() ? "dark" : "light";
     legendBox.textContent = "";
     if (data.legend_kind === "number") {
-      var s = document.createElement("span");
-      s.textContent = "low " + Number(data.legend[0]).toPrecision(4) + " → high " + Number(data.legend[1]).toPrecision(4);
-      legendBox.appendChild(s);
+      // the ramp itself between its two values (the text alone did not say which colour is low), and the grey of
+      // the points without a value when there are any
+      pill("linear-gradient(to right," + [0, 64, 128, 192, 255].map(rampColor).join(",") + ")",
+           "low " + Number(data.legend[0]).toPrecision(4) + " → high " + Number(data.legend[1]).toPrecision(4), "sw ramp");
+      if (data.points.c.some(function (c) { return c < 0; })) pill(rampColor(-1), "no value");
       return;
     }
-    data.legend.forEach(function (item, i) {
-      var w = document.createElement("span"), sw = document.createElement("span");
-      sw.className = "sw"; sw.style.background = PALETTE[Math.min(i, PALETTE.length - 1)];
-      w.className = "pill"; w.appendChild(sw);
-      w.appendChild(document.createTextNode(item[0] + " (" + item[1] + ")"));
-      legendBox.appendChild(w);
-    });
+    data.legend.forEach(function (item, i) { pill(catColor(i), item[0] + " (" + item[1] + ")"); });
   }
   function number(v) { return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(4))); }
   function nearest(px, py) {
@@ -157,6 +181,10 @@
     el.addEventListener("change", function () { mode = el.value; });
   });
   window.addEventListener("resize", resize);
+  // theme.js switches data-theme when Airflow's theme changes: redraw in that theme's colours
+  function retheme() { if (data && data.points) { legend(); draw(); } }
+  new MutationObserver(retheme).observe(document.documentElement, {attributes: true, attributeFilter: ["data-theme"]});
+  if (window.matchMedia) window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", retheme);
   fetch(root.dataset.api, {credentials: "same-origin"}).then(function (r) {
     if (r.ok) return r.json();
     // the server's reason ({"detail": …}: a bad colour, an unreadable version), not only its status code
