@@ -1017,7 +1017,7 @@ def select_and_commit(
             missing_inputs={str(k): int(v) for k, v in (metrics.get("missing_inputs") or {}).items()},
             warnings=selection_warnings(candidates, config, metrics, stop=stop, n_selected=n_picked),
             n_wanted=n_new,
-            objects=objects_run.summary(run_objects, object_rows, spec), listing=skips.summary(),
+            objects=objects_run.summary(run_objects, object_rows, spec, metrics), listing=skips.summary(),
             derived_probabilities=_derived_probabilities(meta),
             started_by=origin, review=review.to_dict() if review is not None else {},
         )

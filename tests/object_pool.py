@@ -74,9 +74,10 @@ def pixel_embeddings(manifest_uri: str, source: Path) -> None:
     pq.write_table(out, path)
 
 
-def run_objects_pipeline(source: Path, pool: Path, run_id: str, selection: dict[str, Any], spec: Any) -> Any:
+def run_objects_pipeline(source: Path, pool: Path, run_id: str, selection: dict[str, Any], spec: Any, *,
+                         process_all: bool = False) -> Any:
     """One run of the example DAG's stages, in process, with object-level work (``spec``: the run's
-    :class:`~lightly_airflow.objects.ObjectsSpec`, as the list task derives it from the configs)."""
+    :class:`~lightly_airflow.objects.ObjectsSpec`, as the list task derives it from the configs; ``None``: none)."""
     import torch
 
     from lightly_airflow.datasource import NewFilesQuery
@@ -85,7 +86,7 @@ def run_objects_pipeline(source: Path, pool: Path, run_id: str, selection: dict[
     from lightly_airflow.pipeline import list_new, select_and_commit
     from lightly_airflow.predictions import load_predictions_shard
 
-    query = NewFilesQuery.build(datasource_uri=str(source), datapool_uri=str(pool))
+    query = NewFilesQuery.build(datasource_uri=str(source), datapool_uri=str(pool), process_all=process_all)
     listed = list_new(query, run_id=run_id, objects=spec)
     for manifest in listed.manifests:
         compute_metadata_shard(manifest)

@@ -107,6 +107,28 @@ def inside_image(bbox: tuple[float, float, float, float], width: int, height: in
     return min(x + w, width) - max(x, 0.0) > 0 and min(y + h, height) - max(y, 0.0) > 0
 
 
+#: Pixels a predicted box may reach past the image's edge before it counts as clipped (``overflows``): detectors
+#: round or pad their boxes by a fraction of a pixel (``640.0001`` on a 640-pixel image), which is no problem.
+EDGE_TOLERANCE = 1.0
+
+
+def overflows(bbox: tuple[float, float, float, float], width: int, height: int) -> bool:
+    """Whether a box reaches more than :data:`EDGE_TOLERANCE` pixels past an edge of the image: its crop is clipped
+    to the image, so the object is cut (a box predicted at another resolution, or corners given as ``w, h``)."""
+    x, y, w, h = bbox
+    t = EDGE_TOLERANCE
+    return x < -t or y < -t or x + w > width + t or y + h > height + t
+
+
+def fits_as_corners(bbox: tuple[float, float, float, float], width: int, height: int) -> bool:
+    """Whether ``[x, y, w, h]`` also reads as corners ``[x0, y0, x1, y1]`` of a box inside the image (``w > x``,
+    ``h > y``, both corners within it): true of every box of a file written in the corner format (Pascal VOC,
+    torchvision's ``boxes``) where Lightly's format has a width and a height."""
+    x0, y0, x1, y1 = bbox
+    t = EDGE_TOLERANCE
+    return -t <= x0 < x1 <= width + t and -t <= y0 < y1 <= height + t
+
+
 def crop_box(bbox: tuple[float, float, float, float], padding: float, width: int, height: int) -> tuple[int, int, int, int]:
     """The pixels cropped for a box: its width and height each grow by ``padding`` times themselves, half on
     each side (Lightly: "a padding of X=0.1 will extend both width and height of all bounding boxes by 10

@@ -6,6 +6,7 @@ task's objects while the engine still picks images (semantics in :mod:`lightly_a
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -18,13 +19,19 @@ from lightly_airflow.objects.selection import (
     object_set,
     object_similarity,
     object_typicality,
+    preselected_note,
 )
 from lightly_airflow.selection.objectives import Context, Objective, StaticObjective, TypicalityObjective
+
+logger = logging.getLogger(__name__)
 
 
 def _objects_of(path: str, inp: Any, ctx: Context) -> ObjectSet:
     keys = [str(k) for k in ctx.table.column(C.KEY).to_pylist()]
-    objs = object_set(keys, ctx.objects, inp.task, ctx.preselected_objects, path=path + ".input")
+    pre = ctx.preselected
+    pre_keys = [str(k) for k in pre.column(C.KEY).to_pylist()] if pre is not None and C.KEY in pre.column_names else None
+    objs = object_set(keys, ctx.objects, inp.task, ctx.preselected_objects, path=path + ".input",
+                      preselected_keys=pre_keys)
     return objs.take(ctx.keep)
 
 
@@ -46,7 +53,11 @@ class ObjectDiversityObjective(Objective):
 
     @classmethod
     def build(cls, path: str, inp: Any, strategy: Any, ctx: Context) -> Objective:
-        return cls(path, strategy.strength, _objects_of(path, inp, ctx), strategy.stopping_condition_minimum_distance)
+        objs = _objects_of(path, inp, ctx)
+        note = preselected_note(objs.task, objs.pre_without, len(objs.pre))
+        if note:
+            logger.warning("%s: %s", path, note)
+        return cls(path, strategy.strength, objs, strategy.stopping_condition_minimum_distance)
 
     def score(self) -> np.ndarray:
         return self.state.log_bonus()

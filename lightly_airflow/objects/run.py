@@ -9,7 +9,7 @@ tags, ``initial-tag`` and exports of images are unchanged); ``object_selected`` 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -143,8 +143,11 @@ def commit_rows(objects: pa.Table | None, images: pa.Table, picked: set[str]) ->
             .append_column(C.PICK_RANK, pa.nulls(n, pa.int64())))
 
 
-def summary(objects: pa.Table | None, committed: pa.Table | None, spec: ObjectsSpec | None) -> dict[str, Any]:
-    """Counts for the run summary (XCom) and the report."""
+def summary(objects: pa.Table | None, committed: pa.Table | None, spec: ObjectsSpec | None,
+            metrics: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Counts for the run summary (XCom) and the report, and ``notes`` for the report: the counts :data:`NOTES`
+    words and, from the selection's ``metrics``, object DIVERSITY without objects of the images selected before
+    (:func:`selection_notes`)."""
     if spec is None:
         return {}
     out: dict[str, Any] = {"tasks": list(spec.all_tasks), "padding": spec.padding}
@@ -156,7 +159,39 @@ def summary(objects: pa.Table | None, committed: pa.Table | None, spec: ObjectsS
     for name in DROP_COUNTS:
         if int(meta.get(count_key(name), b"0")):
             out[name] = int(meta[count_key(name)])
+    notes = [*(what.format(n=out[name]) for name, what in NOTES.items() if out.get(name)),
+             *selection_notes(metrics or {})]
+    if notes:
+        out["notes"] = notes
     return out
+
+
+def selection_notes(metrics: Mapping[str, Any]) -> list[str]:
+    """The notes of the selection's object-level strategies (``metrics["objectives"]``): an object DIVERSITY that
+    found no object of its task among the images selected before (:func:`.selection.preselected_note`)."""
+    from lightly_airflow.objects.selection import preselected_note
+
+    out = []
+    for path, report in sorted((metrics.get("objectives") or {}).items()):
+        if isinstance(report, Mapping) and report.get("preselected_images_without_objects"):
+            note = preselected_note(str(report.get("task")), int(report["preselected_images_without_objects"]),
+                                    int(report.get("preselected_objects") or 0))
+            out.extend([f"{path}: {note}"] if note else [])
+    return out
+
+
+#: The report's note (``summary()["notes"]``) of each count that the report's own list
+#: (``report.data.stage_notes``) does not word, formatted with the count ``n``.
+NOTES = {
+    "boxes_clipped": "{n:,} predicted boxes reach more than a pixel past their image's edge: their crops were "
+                     "clipped to the image, so those objects are cut (boxes predicted at another resolution, or in "
+                     "another format; the embed task's log names the first).",
+    "images_with_corner_looking_boxes": "{n:,} images have boxes of a task that look like corners [x0, y0, x1, y1] "
+                                        "(every box's w > x and h > y with both corners inside the image, and some "
+                                        "reaching past its edge): Lightly's bbox is [x, y, width, height] in pixels, "
+                                        "so their crops are not the objects. Fix: write [x0, y0, x1 - x0, y1 - y0] "
+                                        "and run with process_all (the embed task's log names the first image).",
+}
 
 
 def _meta_text(meta: dict[str, Any], key: str) -> str | None:

@@ -112,6 +112,7 @@ class ObjectSet:
     :param n: the number of candidate images.
     :param pre: ``(P, D)`` embeddings of the objects of preselected images.
     :param task: the task name.
+    :param pre_without: preselected images with no object of the task (``preselected_images_without_objects``).
     """
 
     x: np.ndarray
@@ -119,6 +120,7 @@ class ObjectSet:
     n: int
     pre: np.ndarray
     task: str
+    pre_without: int = 0
 
     @property
     def counts(self) -> np.ndarray:
@@ -131,7 +133,7 @@ class ObjectSet:
         new_owner = pos[self.owner]
         keep = new_owner >= 0
         at = np.flatnonzero(keep)[np.argsort(new_owner[keep], kind="stable")]
-        return ObjectSet(_rows(self.x, at), new_owner[at], len(rows), self.pre, self.task)
+        return ObjectSet(_rows(self.x, at), new_owner[at], len(rows), self.pre, self.task, self.pre_without)
 
 
 def _rows(x: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -184,13 +186,16 @@ def _matrix(col: pa.ChunkedArray | pa.Array, n: int) -> np.ndarray:
 
 def object_set(
     candidate_keys: list[str], objects: pa.Table | None, task: str, preselected: pa.Table | None = None,
-    *, path: str = "input",
+    *, path: str = "input", preselected_keys: list[str] | None = None,
 ) -> ObjectSet:
     """Gather the objects of ``task`` of the candidates (by ``parent_key``) and of the preselected images.
 
     :param candidate_keys: the candidates' keys in row order.
     :param objects: object rows (``parent_key``, ``object_task``, ``embedding``) of the run.
     :param preselected: object rows of images the pool selected before.
+    :param preselected_keys: the keys of the images the pool selected before: those this run processed again
+        (``process_all``) count with the run's own objects (the pool's are of an earlier run, none when that run
+        did not crop the task); those without any object of the task are counted (:func:`preselected_objects`).
     :raises ValueError: naming the input when no object of the task exists at all.
     """
     def of_task(table: pa.Table | None) -> pa.Table | None:
@@ -201,7 +206,7 @@ def object_set(
         return filtered(rows, pc.is_valid(rows.column(C.EMBEDDING))) if rows.num_rows else None
 
     mine = of_task(objects)
-    pre_rows = of_task(preselected)
+    pre_rows, pre_without = preselected_objects(mine, of_task(preselected), preselected_keys or [], task)
     if mine is None and pre_rows is None:
         from lightly_airflow.objects.shard import count_key
 
@@ -234,7 +239,37 @@ def object_set(
         pre = np.zeros((0, dim), np.float32)
     if pre.shape[1] != x.shape[1]:
         raise ValueError(f"{path}: preselected object embeddings have dimension {pre.shape[1]}, the run's {x.shape[1]}")
-    return ObjectSet(x, owner, len(candidate_keys), pre, task)
+    return ObjectSet(x, owner, len(candidate_keys), pre, task, pre_without)
+
+
+def preselected_objects(run: pa.Table | None, pool: pa.Table | None, keys: list[str], task: str
+                        ) -> tuple[pa.Table | None, int]:
+    """The objects of ``task`` that count as selected before, and how many preselected images have none.
+
+    The run's own objects of preselected images (``run``: a ``process_all`` run crops them again) replace the
+    pool's of those images (``pool``: from the run that processed each image before, which has none of a task
+    added since: the process_all run itself selected as if they had none). A preselected image without any
+    object of the task is counted (:func:`preselected_note`)."""
+    if keys and run is not None and run.num_rows:
+        fresh = filtered(run, pc.is_in(run.column(C.PARENT_KEY), pa.array(keys, pa.string())))
+        if fresh.num_rows:
+            if pool is not None:
+                pool = filtered(pool, pc.invert(pc.is_in(pool.column(C.PARENT_KEY), pc.unique(fresh.column(C.PARENT_KEY)))))
+            pool = pa.concat_tables([t for t in (pool, fresh) if t is not None and t.num_rows],
+                                    promote_options="permissive")
+    with_objects = set() if pool is None else set(pc.unique(pool.column(C.PARENT_KEY)).to_pylist())
+    return (pool if pool is not None and pool.num_rows else None), len(set(keys) - with_objects)
+
+
+def preselected_note(task: str, without: int, preselected_objects: int) -> str | None:
+    """What object DIVERSITY says when no image selected before has an object of its task (``without`` of them):
+    the task is new to them (the runs that processed them did not crop it), so new picks are not kept away from
+    their objects; ``None`` when some have objects (the others have no boxes of the task)."""
+    if not without or preselected_objects:
+        return None
+    return (f"{without:,} images selected before have no objects of task '{task}' in the datapool (the runs that "
+            "processed them did not crop it: a task added since?), so object DIVERSITY could not keep new picks "
+            "away from their objects. Fix: run once with process_all=true to crop them (that run selects with them).")
 
 
 def nearest_distances(x: np.ndarray, s: np.ndarray, xn: np.ndarray | None = None,
@@ -737,6 +772,7 @@ class ObjectDiversity:
             "task": self.objects.task,  # type: ignore[dict-item]
             "objects": int(len(self.objects.x)),
             "preselected_objects": int(len(self.objects.pre)),
+            "preselected_images_without_objects": int(self.objects.pre_without),
             "images_without_objects": int((self.counts == 0).sum()),
             "measured_rows": int(self.measured_rows),
             "exact_rows": int(self.exact_rows),  # (of measured_rows: computed in float64, lower_to_nearest)

@@ -31,7 +31,15 @@ from PIL import Image
 from lightly_airflow import columns as C
 from lightly_airflow.datapool.rows import sample_id
 from lightly_airflow.metadata.metrics import CROP_METRICS
-from lightly_airflow.objects.boxes import ObjectBox, auto_task_boxes, crop_box, inside_image, prediction_boxes
+from lightly_airflow.objects.boxes import (
+    ObjectBox,
+    auto_task_boxes,
+    crop_box,
+    fits_as_corners,
+    inside_image,
+    overflows,
+    prediction_boxes,
+)
 from lightly_airflow.objects.spec import ObjectsSpec, read_spec
 from lightly_airflow.pixels import open_image, wrong_extension
 from lightly_airflow.staging import OBJECTS, sibling_uri
@@ -52,6 +60,8 @@ class Crop:
     crop_box: tuple[int, int, int, int]
     pixels: np.ndarray  # (S, S, 3) uint8
     metrics: dict[str, float]
+    clipped: bool = False  # the box reaches past the image's edge (boxes.overflows): its crop is cut
+    as_corners: bool = False  # the box also reads as corners [x0, y0, x1, y1] inside the image (boxes.fits_as_corners)
 
 
 _NO_PIXELS = np.zeros((0, 0, 3), np.uint8)
@@ -65,10 +75,12 @@ MAX_CROP_BYTES_AHEAD = 512 * 2**20
 #: the run summary (objects.run): predicted boxes with no area inside their image (no object), video frames with
 #: objects (predicted boxes or auto tasks) that did not decode (no objects; the frame itself is reported corrupt),
 #: images whose boxes of a task all lie within [0, 1] (relative coordinates given for Lightly's pixels), and
-#: prediction files of object tasks that give their image no objects (unreadable, or with a problem), and images
-#: with objects that yield none (they did not decode or crop; a corrupt one is in the image pass' problems too).
+#: prediction files of object tasks that give their image no objects (unreadable, or with a problem), images
+#: with objects that yield none (they did not decode or crop; a corrupt one is in the image pass' problems too),
+#: boxes clipped at the image's edge (more than ``boxes.EDGE_TOLERANCE`` past it: the object is cut), and images
+#: whose boxes of a task look like corners ``[x0, y0, x1, y1]`` (:func:`corner_looking`).
 DROP_COUNTS = ("boxes_outside_image", "video_frames_failed", "images_with_normalized_looking_boxes",
-               "prediction_files_rejected", "images_failed")
+               "prediction_files_rejected", "images_failed", "boxes_clipped", "images_with_corner_looking_boxes")
 
 
 def _problem(exc: BaseException) -> str:
@@ -105,6 +117,21 @@ def _normalized_looking(boxes: dict[int, list[ObjectBox]]) -> list[tuple[int, st
                     and any(0.0 < b.bbox[2] < 1.0 or 0.0 < b.bbox[3] < 1.0 for b in mine)):
                 out.append((row, task))
     return out
+
+
+def corner_looking(crops: list[Crop], tasks: tuple[str, ...]) -> list[str]:
+    """The prediction ``tasks`` whose boxes on one image (its ``crops``) look like corners ``[x0, y0, x1, y1]``
+    given where Lightly's format has ``[x, y, w, h]``: every box also reads as corners inside the image
+    (``w > x``, ``h > y``) and at least one reaches past the image's edge. Corners read as a width and height reach
+    past the right edge whenever ``x0 + x1 > width`` (a box whose centre is in the image's right half) or the
+    bottom one likewise, so a file of several boxes in corner format is nearly always caught; pixel boxes of a
+    detector stay inside their image (torchvision and YOLO clip them), so none is flagged by this."""
+    by_task: dict[str, list[Crop]] = {}
+    for crop in crops:
+        if crop.box.task in tasks:
+            by_task.setdefault(crop.box.task, []).append(crop)
+    return [task for task, mine in by_task.items()
+            if all(c.as_corners for c in mine) and any(c.clipped for c in mine)]
 
 
 def load_object_boxes(
@@ -238,7 +265,8 @@ def crop_pixels(rgb_all: np.ndarray, every: list[ObjectBox], padding: float, siz
         if part.size != (size, size):
             part = part.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
         out.append(Crop(parent, box, cb, np.asarray(part, dtype=np.uint8),
-                        {k: float(metrics[k]) for k in CROP_METRICS}))
+                        {k: float(metrics[k]) for k in CROP_METRICS},
+                        overflows(box.bbox, *shown), fits_as_corners(box.bbox, *shown)))
     return out
 
 
@@ -465,6 +493,8 @@ class ShardObjects:
         self.chunks: list[np.ndarray] = []
         self.pending: list[np.ndarray] = []
         self.failed = self.frames_failed = self.outside = 0
+        self.clipped: list[tuple[int, ObjectBox]] = []  # (row, box) of boxes clipped at the image's edge
+        self.corners: list[tuple[int, str]] = []  # (row, task) whose boxes look like corners (corner_looking)
         self.embed_s = 0.0
         self.images_embedded = 0
 
@@ -485,6 +515,8 @@ class ShardObjects:
             logger.warning("objects: image %r: %d predicted boxes have no area inside the image (outside it, or "
                            "of zero width or height) and give no object (predictions made at another "
                            "resolution?): %s", self.keys[row], len(off), [(b.task, b.index, b.bbox) for b in off[:5]])
+        self.clipped.extend((row, c.box) for c in got if c.clipped and c.box.task in self.spec.tasks)
+        self.corners.extend((row, task) for task in corner_looking(got, self.spec.tasks))
         for crop in got:
             self.crops.append(crop)
             self.pending.append(crop.pixels)
@@ -587,7 +619,8 @@ class ShardObjects:
             ``images_failed``, ``boxes_outside_image`` (predicted boxes with no area inside their image: no
             object), ``video_frames_failed`` (frames with objects that did not decode: no objects),
             ``images_with_normalized_looking_boxes``, ``prediction_files_rejected`` (prediction files of object
-            tasks that give their image no objects), ``objects_per_s``, ``output_uri``, ...
+            tasks that give their image no objects), ``boxes_clipped`` (predicted boxes reaching past their
+            image's edge: cut), ``images_with_corner_looking_boxes``, ``objects_per_s``, ``output_uri``, ...
         """
         from lightly_airflow.video.frames import FrameObjects, iter_frame_results
 
@@ -603,7 +636,26 @@ class ShardObjects:
                     self.add_frame(FrameObjects(result.row, result.objects, result.reason))
             if self.pending:
                 self._flush(len(self.pending))
+        self._log_clipped()
         return self._write()
+
+    def _log_clipped(self) -> None:
+        """Say how many predicted boxes were clipped at the image's edge, and which images' boxes look like corners
+        (with the fix): their crops are cut, never silently."""
+        if self.corners:
+            row, task = self.corners[0]
+            logger.warning(
+                "objects: %d images of %s have boxes of a task that look like corners [x0, y0, x1, y1] (every box's "
+                "w > x and h > y, both corners inside the image, and boxes reaching past its edge: e.g. %r, task %r: "
+                "%s): Lightly's bbox is [x, y, width, height] in pixels; their crops were clipped to the image. Fix: "
+                "write [x0, y0, x1 - x0, y1 - y0] and run with process_all", len({r for r, _ in self.corners}),
+                self.manifest_uri, self.keys[row], task, [b.bbox for b in self.boxes[row] if b.task == task][:3])
+        if self.clipped:
+            row, box = self.clipped[0]
+            logger.warning("objects: %d of %d predicted boxes of %s reach more than a pixel past their image's edge "
+                           "and were clipped to it (their objects are cut; e.g. %r: task %r box %d %s)",
+                           len(self.clipped), sum(len(b) for b in self.boxes.values()), self.manifest_uri,
+                           self.keys[row], box.task, box.index, box.bbox)
 
     def _write(self) -> dict[str, Any]:
         thumb_counts = self.thumbs.close() if self.thumbs is not None else {"thumbnails": 0, "thumbnails_failed": 0}
@@ -639,7 +691,8 @@ class ShardObjects:
         table = pa.Table.from_arrays(arrays, schema=schema)
         # The select task sums it into the run summary (objects.run.load_run_objects, summary).
         drops = dict(zip(DROP_COUNTS, (self.outside, self.frames_failed, len({r for r, _ in self.normalized}),
-                                       len(self.rejected), self.failed), strict=True))
+                                       len(self.rejected), self.failed, len(self.clipped),
+                                       len({r for r, _ in self.corners})), strict=True))
         table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                                **{count_key(n): str(v).encode() for n, v in drops.items()}})
         write_parquet(table, self.output_uri, self.credentials)

@@ -529,6 +529,7 @@ def stage_notes(summary: Mapping[str, Any]) -> list[str]:
     ):
         if int(objects.get(name) or 0):
             out.append(f"{int(objects[name]):,} {what}.")
+    out.extend(str(note) for note in objects.get("notes") or [])  # (worded by objects.run.summary)
     failed = int((summary.get("frames") or {}).get("failed") or 0)
     if failed:
         out.append(f"{failed:,} selected video frames could not be written as PNG (the task log names them); an "

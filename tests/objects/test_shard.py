@@ -49,10 +49,11 @@ def test_objects_of_a_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     decoded: dict[int, int] = {}
     real = images._open_rgb
 
-    def counting(data: bytes, draft: int | None, fit: bool) -> tuple[Image.Image, tuple[int, int]]:
+    def counting(data: bytes, draft: int | None, fit: bool, key: str | None = None
+                 ) -> tuple[Image.Image, tuple[int, int]]:
         if draft is None:
             decoded[len(data)] = decoded.get(len(data), 0) + 1
-        return real(data, draft, fit)
+        return real(data, draft, fit, key)
 
     monkeypatch.setattr(images, "_open_rgb", counting)
     counts = embed_shard(manifest, input_size=64, device="cpu", batch_size=8, num_workers=0)
@@ -172,10 +173,11 @@ def test_images_with_objects_are_decoded_once_with_the_same_embedding(tmp_path: 
     decodes: dict[str, int] = {}
     real = images._open_rgb
 
-    def counting(data: bytes, draft: int | None, fit: bool) -> tuple[Image.Image, tuple[int, int]]:
+    def counting(data: bytes, draft: int | None, fit: bool, key: str | None = None
+                 ) -> tuple[Image.Image, tuple[int, int]]:
         kind = "jpeg" if data[:3] == b"\xff\xd8\xff" else "png"
         decodes[kind] = decodes.get(kind, 0) + 1
-        return real(data, draft, fit)
+        return real(data, draft, fit, key)
 
     monkeypatch.setattr(images, "_open_rgb", counting)
     counts = embed_shard(manifest, input_size=32, device="cpu", batch_size=4, num_workers=0)

@@ -48,12 +48,14 @@ def test_report_notes_show_derived_probabilities_object_drops_and_failed_frames(
     rows = pa.table({C.KEY: ["a.png", "b.png"], C.STATUS: [C.STATUS_OK] * 2, C.SELECTED: [True, False]})
     summary = {"run_id": "r1", "derived_probabilities": {"<b>weather</b>": 1234},
                "objects": {"tasks": ["det"], "objects": 5, "boxes_outside_image": 7, "prediction_files_rejected": 2,
-                           "video_frames_failed": 0, "images_failed": 3},
+                           "video_frames_failed": 0, "images_failed": 3,
+                           "notes": ["strategies[0]: 3 images selected before have no objects of task 'shapes'"]},
                "frames": {"written": 3, "failed": 2}}
     index = write_report(rows, out_uri=str(tmp_path / "rep"), summary=summary, config={})
     page = Path(index).read_text()
     notes = page.split("<h2>Notes (", 1)[1].split("</ul>", 1)[0]
-    assert notes.startswith("5)")
+    assert notes.startswith("6)")
+    assert "strategies[0]: 3 images selected before have no objects of task &#x27;shapes&#x27;" in notes
     assert "1,234 predictions of task &#x27;&lt;b&gt;weather&lt;/b&gt;&#x27; have no &#x27;probabilities&#x27;" in notes
     assert "7 predicted boxes have no area inside their image" in notes
     assert "2 prediction files of object tasks give their image no objects" in notes
