@@ -927,13 +927,12 @@ def select_and_commit(
         # Every read of this attempt and its commit use the one pinned version ``snap``.
         read_version = snap.version
         known = snap.known_files() if read_version is not None else None
-        run_keys = rows.column(C.KEY)
         known_ok = None
         if known is not None and known.num_rows:
-            # A reprocessed file is no duplicate of its own earlier row: compare against other keys only.
-            known_ok = known.filter(
-                pc.and_(pc.equal(known.column(C.STATUS), C.STATUS_OK), pc.invert(pc.is_in(known.column(C.KEY), run_keys)))
-            ).select([C.KEY, C.CONTENT_HASH])
+            # Every key's ok row, the run's keys too: a reprocessed file keeps its place against a new copy of it
+            # (without its row, process_all made the pool's selected b.png a duplicate of a new a.png and selected
+            # the picture again); mark_duplicates lets the run's row of a key supersede the pool's.
+            known_ok = known.filter(pc.equal(known.column(C.STATUS), C.STATUS_OK)).select([C.KEY, C.CONTENT_HASH])
         marked = mark_duplicates(rows, known_ok) if C.CONTENT_HASH in rows.column_names else rows
         # Preselected: everything selected so far (initial-tag), or the samples of preselected_tag_name.
         preselected = al.preselected(snap) if read_version is not None else None

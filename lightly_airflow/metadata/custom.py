@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -165,9 +166,15 @@ def coerce(value: Any, value_type: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise MetadataValueError(f"expected a number for NUMERIC_FLOAT, found {found}")
         try:
-            return float(value)
+            number = float(value)
         except OverflowError:
             raise MetadataValueError(f"number too large for NUMERIC_FLOAT: {found}") from None
+        if not math.isfinite(number):
+            # (Python's json reads NaN, Infinity and 1e400, which JSON has not: an infinite value would be every
+            # WEIGHTS pick's winner and pass every BIGGER threshold; json.dump writes NaN for a float gap)
+            raise MetadataValueError(f"expected a finite number for NUMERIC_FLOAT, found {found} (JSON has no NaN "
+                                     "or Infinity: write null for a missing value, and numbers within ±1.8e308)")
+        return number
     if value_type == "CATEGORICAL_BOOLEAN":
         if not isinstance(value, bool):
             raise MetadataValueError(f"expected true/false for CATEGORICAL_BOOLEAN, found {found}")
@@ -283,6 +290,63 @@ def _json_type(value: Any) -> str:
     return "a list" if isinstance(value, list) else "an object"
 
 
+def _path_text(steps: tuple[str | int, ...]) -> str:
+    """``("a", "b", 0, "c")`` -> ``a.b[0].c`` (:func:`parse_dot_path` reversed)."""
+    return "".join(f"[{s}]" if isinstance(s, int) else (f".{s}" if i else s) for i, s in enumerate(steps))
+
+
+def _not_found(metadata: dict[str, Any], steps: tuple[str | int, ...]) -> str | None:
+    """Why a field's value is absent from a file that holds it in another shape, else ``None`` (a plain missing
+    key or list element is Lightly's default case: no problem).
+
+    Two shapes would otherwise give the default silently: a flat key spelled like the dot path
+    (``{"weather.temperature": 21}``, what ``pandas.json_normalize`` and many exporters write; a path's dots are
+    nesting, in Lightly too) and a value of another JSON type where the path goes on (``"weather": "sunny"`` for
+    ``weather.temperature``)."""
+    obj: Any = metadata
+    for i, step in enumerate(steps):
+        if obj is None:  # (a null on the way: missing, as a null value)
+            return None
+        if not isinstance(obj, list if isinstance(step, int) else dict):
+            hint = ""
+            if isinstance(obj, list) and isinstance(step, str) and step.isdigit():
+                hint = f" (an index is written in brackets: {_path_text((*steps[:i], int(step), *steps[i + 1:]))})"
+            return (f"metadata.{_path_text(steps[:i])} is {_json_type(obj)}, but the path {_path_text(steps)} needs "
+                    f"{'a list' if isinstance(step, int) else 'an object'} there{hint}")
+        parent, obj = obj, extract(obj, (step,))
+        if obj is _MISSING:  # (a key or list element not there: a dotted key spelled like the rest of the path?)
+            rest = _path_text(steps[i:])
+            if "." in rest and isinstance(parent, dict) and rest in parent:
+                return (f"found the key {rest!r} (a dot in its name), but a path's dots are nesting: write the value "
+                        f"as {_nested(steps[i:])}")
+            return None
+    return None
+
+
+def _nested(steps: tuple[str | int, ...]) -> str:
+    """How a value at ``steps`` is written in JSON: ``("a", "b")`` -> ``{"a": {"b": ...}}``."""
+    out = "..."
+    for step in reversed(steps):
+        out = f"[..., {out}]" if isinstance(step, int) else f'{{"{step}": {out}}}'
+    return out
+
+
+def _mismatch_fix(value: Any, value_type: str) -> str:
+    """The fix of a number or boolean in quotes (``"12.5"``, ``"true"``: an exporter that writes every value as
+    text, the commonest mismatch) that its field's type takes unquoted, or of a number where text is expected
+    (an id, ``17``, of a ``CATEGORICAL_STRING``), else ``""``."""
+    if isinstance(value, int) and not isinstance(value, bool) and value_type in ("CATEGORICAL_STRING", "OTHER_STRING"):
+        return f'. Fix: write "{value}" in quotes, or make the field CATEGORICAL_INT'
+    if not isinstance(value, str):
+        return ""
+    text = value.strip()
+    try:
+        coerce(json.loads(text), value_type)
+    except (ValueError, RecursionError):  # (json.JSONDecodeError and MetadataValueError are ValueErrors)
+        return ""
+    return f". Fix: write {text} without quotes"
+
+
 def values_from_file(
     obj: Any, fields: list[MetadataField], key: str, *, accepted_names: tuple[str, ...] = ()
 ) -> tuple[list[Any], list[tuple[str, str]]]:
@@ -324,12 +388,15 @@ def values_from_file(
     for f in fields:
         raw = extract(metadata, f.steps)
         if raw is _MISSING or raw is None:
+            why = _not_found(metadata, f.steps) if raw is _MISSING else None
+            if why is not None:
+                problems.append((f"metadata.{f.path}", f"{why}; the default is used"))
             values.append(f.default)
             continue
         try:
             values.append(coerce(raw, f.value_type))
         except MetadataValueError as exc:
-            problems.append((f"metadata.{f.path}", f"type mismatch with schema.json: {exc}"))
+            problems.append((f"metadata.{f.path}", f"type mismatch with schema.json: {exc}{_mismatch_fix(raw, f.value_type)}"))
             values.append(f.default)
     return values, problems
 

@@ -7,7 +7,10 @@ rows of all shards. Rules:
   function is idempotent); corrupt and missing files keep their status;
 - against the pool: a row whose content is already in the pool (as an ``ok`` sample under another key) is a
   duplicate of the pool's copy (the smallest such key); the pool's copy under the row's own key does not
-  count (a re-processed file is not a duplicate of itself);
+  count (a re-processed file is not a duplicate of itself), and a re-processed file keeps its place against
+  a new copy (its pool row wins, whatever the keys' order); a pool row whose key the run holds with other
+  content, or no longer ok, is superseded by the run's row and counts for nothing. So the caller passes the
+  pool's ``ok`` rows of every key, the run's keys included;
 - within the run: of the remaining rows sharing a content hash, the lexicographically smallest key stays
   ``ok`` and every other one is a duplicate of it.
 """
@@ -32,7 +35,8 @@ def mark_duplicates(table: pa.Table, known_hashes: pa.Table | None) -> pa.Table:
 
     :param table: the run's metadata rows (at least ``key``, ``content_hash``, ``status``); other columns are
         kept as they are. ``status_reason`` and ``duplicate_of`` are added when absent.
-    :param known_hashes: the datapool's ``key, content_hash`` of ``ok`` samples, or ``None``.
+    :param known_hashes: the datapool's ``key, content_hash`` of ``ok`` samples (of every key, the run's keys
+        included: their rows here supersede them), or ``None``.
     :returns: the table with ``status``, ``status_reason`` and ``duplicate_of`` updated (same row order).
     """
     _check_columns(table, (C.KEY, C.CONTENT_HASH, C.STATUS), "The metadata table")
@@ -61,8 +65,13 @@ def mark_duplicates(table: pa.Table, known_hashes: pa.Table | None) -> pa.Table:
     if known_hashes is not None and known_hashes.num_rows:
         _check_columns(known_hashes, (C.KEY, C.CONTENT_HASH), "known_hashes")
         kt = known_hashes.filter(pc.is_valid(known_hashes.column(C.CONTENT_HASH)))
+        # The run's row of a key supersedes the pool's: a pool row counts only while the run holds its key with
+        # the same content, still ok (a changed or now corrupt file's old content is no longer in the pool).
+        now = {keys[i]: hashes[i] for i in np.flatnonzero(candidate)}
+        in_run = set(keys.tolist())
         for k, h in zip(kt.column(C.KEY).to_pylist(), kt.column(C.CONTENT_HASH).to_pylist()):
-            pool.setdefault(h, []).append(k)
+            if k not in in_run or now.get(k) == h:
+                pool.setdefault(h, []).append(k)
         for h in pool:
             pool[h].sort()
 
