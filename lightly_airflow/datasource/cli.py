@@ -70,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     stats: dict[str, Any] = {}
     listed: list[Any] = []  # (key and size of each file: the Live Photo clips among them are named below)
+    skipped: list[tuple[str, str]] = []  # (logged by list_files; not named again as missing below)
     for batch in list_files(args.uri, credentials=credentials, relevant_filenames=relevant,
-                            extensions=_extensions(args.extensions), stats=stats):
+                            extensions=_extensions(args.extensions), stats=stats, skipped=skipped):
         listed.append(batch.select(["key", "size"]))
         for row in batch.to_pylist():
             count += 1
@@ -85,8 +86,16 @@ def run(args: argparse.Namespace) -> int:
     if stats.get("os_files"):
         print(f"{stats['os_files']} OS or tool metadata files skipped (not samples), e.g. "
               + ", ".join(repr(k) for k in stats["os_files_examples"]), file=sys.stderr)
+    if skipped:  # (the listing's warning named the plain rename; one onto a listed file would overwrite it)
+        import pyarrow as pa
+
+        from lightly_airflow.datasource.listing import clashing_renames
+
+        keys = [batch.column("key") for batch in listed]
+        for key, reason in clashing_renames(skipped, pa.concat_arrays(keys) if keys else pa.array([], pa.string())):
+            print(f"skipped: {key!r}: {reason}", file=sys.stderr)
     if relevant is not None:
-        _say_unmatched(relevant, listed, args.relevant_filenames, stats.pop("relevant_near", None))
+        _say_unmatched(relevant, listed, args.relevant_filenames, stats.pop("relevant_near", None), skipped)
     if listed:
         import pyarrow as pa
 
@@ -98,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _say_unmatched(relevant: str, listed: list[Any], name: str, near: dict[str, str] | None) -> None:
+def _say_unmatched(relevant: str, listed: list[Any], name: str, near: dict[str, str] | None,
+                   skipped: list[tuple[str, str]]) -> None:
     """Name the files ``--relevant-filenames`` lists by name that the datasource lacks (as a run reports them): the
     command printed the files it found and nothing of those it did not."""
     import pyarrow as pa
@@ -106,7 +116,7 @@ def _say_unmatched(relevant: str, listed: list[Any], name: str, near: dict[str, 
     from lightly_airflow.datasource.query import unmatched_relevant
 
     table = pa.Table.from_batches(listed) if listed else pa.table({"key": pa.array([], pa.string())})
-    missing = unmatched_relevant(relevant, table, name, False, near)
+    missing = unmatched_relevant(relevant, table, name, False, near, skipped)
     for key, reason in missing[:10]:
         print(f"not listed: {key!r}: {reason}", file=sys.stderr)
     if len(missing) > 10:

@@ -111,9 +111,17 @@ def find_gone(
 
 def moved_files(gone: GoneFiles, new: pa.Table, known: pa.Table) -> list[tuple[str, str]]:
     """``(new key, gone key)`` of the ``new`` files whose etag is that of a gone file's latest row, by new key:
-    a move or a rename (same store, so the same bytes keep their etag; an S3 multipart upload does not)."""
+    a move or a rename (same store, so the same bytes keep their etag; an S3 multipart upload does not).
+
+    A file the pool holds already under its own key with that etag is no move, whatever the run processes
+    (``process_all`` processes every listed file: a copy ``b.png`` of a deleted ``a.png``, processed in the run
+    that processed ``a.png``, was named "moved from a.png"); a video by its frames' rows, as the new-file diff."""
+    from lightly_airflow.datasource.diff import new_files
+    from lightly_airflow.video.listing import known_videos
+
     if gone.rows is None or not gone.rows.num_rows or not new.num_rows:
         return []
+    new = new_files(new, known_videos(known))
     ids = pa.table({C.KEY: known.column(C.KEY).cast(pa.string()), C.ETAG: known.column(C.ETAG).cast(pa.string())})
     ids = ids.join(gone.rows.select([C.KEY, "file"]), keys=C.KEY, join_type="inner").select([C.ETAG, "file"])
     ids = ids.filter(pc.fill_null(pc.not_equal(ids.column(C.ETAG), ""), False)).group_by([C.ETAG, "file"]).aggregate([])
@@ -128,9 +136,10 @@ def moved_files(gone: GoneFiles, new: pa.Table, known: pa.Table) -> list[tuple[s
 def gone_files(found: NewFiles, snapshot: Any) -> GoneFiles:
     """The pool's files of the query's datasource that this listing no longer holds (:func:`find_gone`), logged.
 
-    Reads nothing from the datasource; from the pool only when one of its known keys is not listed (a cheap
-    first check against the known files the listing read anyway, a frame checked by its video, an object by its
-    image): then its key, video, parent, selected and tags columns, once.
+    Reads nothing from the datasource; from the pool only when one of its known keys is neither listed nor among
+    the listing's skipped entries (a cheap first check against the known files the listing read anyway, a frame
+    checked by its video, an object by its image): then its key, video, parent, selected and tags columns, once.
+    (A skipped key cost those reads, 3 GETs of a pool on S3, every run, to find nothing gone.)
 
     :param found: the listing's answer (:func:`~lightly_airflow.datasource.find_new_files`), with the pool's
         known files.
@@ -141,7 +150,10 @@ def gone_files(found: NewFiles, snapshot: Any) -> GoneFiles:
     known = found.known
     if snapshot is None or known is None or not known.num_rows:
         return GoneFiles()
-    if not _unlisted(known.column(C.KEY), found.listing.column(C.KEY)):
+    listed = found.listing.column(C.KEY)
+    if found.unlisted:  # (present, not listed: a key skipped by rule needs no second read of the pool)
+        listed = pa.chunked_array([*listed.chunks, pa.array([k for k, _ in found.unlisted], pa.string())])
+    if not _unlisted(known.column(C.KEY), listed):
         return GoneFiles()
     query = found.query
     gone = find_gone(found.listing, known_module.pool_files(snapshot, query.datasource_uri),

@@ -36,7 +36,7 @@ import logging
 import os
 import re
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -296,17 +296,49 @@ _ODD_KEY = r"(?:^|/)\.{0,2}(?:/|$)|[\x00-\x1f\x7f]"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def odd_key_reason(key: str) -> str:
-    """Why a key :data:`_ODD_KEY` matches is not listed, and the fix (the listing's skipped entries)."""
+def odd_key_target(key: str) -> str | None:
+    """The name :func:`odd_key_reason` tells to rename a key :data:`_ODD_KEY` matches to (``None``: a ``..``
+    segment, or no name left)."""
     spaced = _CONTROL.sub(" ", key)
     if spaced != key:
-        return ("its name has a control character (a tab or a line break), which paths and URLs drop (it would be "
-                f"read as another file, or as none): rename it to {spaced!r}")
+        return spaced
     parts = [part for part in key.split("/") if part not in ("", ".")]
-    fix = (f"rename the object to {'/'.join(parts)!r} (below the datasource)" if ".." not in parts and parts else
-           "rename the object without '..'")
-    return (f"its key has an empty, '.' or '..' path segment, which an object store keeps but a path does not (it "
-            f"would be read as another file, or as none): {fix}")
+    return "/".join(parts) if ".." not in parts and parts else None
+
+
+def odd_key_reason(key: str, *, taken: bool = False) -> str:
+    """Why a key :data:`_ODD_KEY` matches is not listed, and the fix (the listing's skipped entries); ``taken``:
+    the datasource has a file under the name to rename to (:func:`clashing_renames`)."""
+    target = odd_key_target(key)
+    if _CONTROL.search(key):
+        why = "its name has a control character (a tab or a line break), which paths and URLs drop"
+        fix = f"rename it to {target!r}"
+    else:
+        why = "its key has an empty, '.' or '..' path segment, which an object store keeps but a path does not"
+        fix = f"rename the object to {target!r} (below the datasource)" if target else "rename the object without '..'"
+    if taken:  # (renaming as told would overwrite that file: ds//a.jpg beside ds/a.jpg)
+        fix = (f"do not rename it to {target!r}, which would overwrite another file (the datasource has one under "
+               "that name, or another skipped key has the same name to rename to): give it a name of its own, or "
+               "delete it if it is a stray copy")
+    return f"{why} (it would be read as another file, or as none): {fix}"
+
+
+def clashing_renames(skipped: list[tuple[str, str]], keys: pa.Array) -> list[tuple[str, str]]:
+    """Rewrite in place the reasons of ``skipped`` entries whose name to rename to (:func:`odd_key_target`) is one
+    of the listed ``keys`` or that of another such entry: renaming as told overwrote a file (``sub//b.jpg`` onto
+    ``sub/b.jpg``; ``/a.jpg`` and ``./a.jpg`` both to ``a.jpg``); the entries rewritten. Checked against the whole
+    listing (a page cannot: the other file may sort before or after it)."""
+    odd = [(i, target) for i, (key, _) in enumerate(skipped)
+           if re.search(_ODD_KEY, key) and (target := odd_key_target(key)) is not None]
+    if not odd:
+        return []
+    many = Counter(t for _, t in odd)
+    listed = pc.is_in(pa.array([t for _, t in odd], pa.string()), value_set=keys).to_pylist()
+    hits = [hit or many[t] > 1 for (_, t), hit in zip(odd, listed, strict=True)]
+    for (i, _), hit in zip(odd, hits, strict=True):
+        if hit:
+            skipped[i] = (skipped[i][0], odd_key_reason(skipped[i][0], taken=True))
+    return [skipped[i] for (i, _), hit in zip(odd, hits, strict=True) if hit]
 
 
 # ---------------------------------------------------------------------------------------------- object stores
