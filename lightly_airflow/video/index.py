@@ -105,6 +105,8 @@ class VideoIndex:
     sample_aspect_ratio: Fraction = Fraction(1)
     #: whether the stream carries transparency (:func:`has_alpha`), which its frames do not apply
     alpha: bool = False
+    #: frames missing from the stream's regular timestamps (:func:`missing_frames`: data the demuxer skipped)
+    lost_frames: int = 0
 
     def seconds(self, index: int) -> float | None:
         """Time of frame ``index`` in seconds from the start of the video, where a player shows it and where
@@ -263,6 +265,149 @@ def _ends_early_by_time(container: Any, stream: Any, out: VideoIndex) -> str | N
             f"{float(end - out.start):.2f} s its container announces (truncated or damaged file). {ends_early_fix(len(pts))}")
 
 
+#: Packets repeating earlier timestamps in one of this many at most are a damaged range (a copy written twice),
+#: dropped from the frames; more are no frame clock, and the frames are counted from the start instead.
+MAX_REPEATED = 10
+#: A video's frame steps are regular (a constant frame rate) when this share of them lies within
+#: ``STEP_TOLERANCE`` of their median: only then is a longer step a count of missing frames.
+REGULAR_SHARE = 0.9
+STEP_TOLERANCE = 0.1
+
+
+def _regular_step(pts: list[int]) -> tuple[Any, float, Any] | None:
+    """``(steps, step, regular)`` of sorted, unique ``pts`` that step regularly (a constant frame rate:
+    :data:`REGULAR_SHARE` of the steps within :data:`STEP_TOLERANCE` of their median ``step``; ``regular`` says which
+    steps are, as NumPy arrays: 0.6 ms for 3,000 frames where Python loops took 6 ms, beside a 22 ms demux);
+    ``None`` for a variable frame rate or fewer than 5 frames."""
+    import numpy as np
+
+    steps = np.diff(np.asarray(pts, dtype=np.int64))
+    if len(steps) < 4:
+        return None
+    step = float(np.median(steps))
+    regular = np.abs(np.subtract(steps, step)) <= max(1.0, STEP_TOLERANCE * step)
+    if step <= 0 or regular.sum() < REGULAR_SHARE * len(steps):
+        return None
+    return steps, step, regular
+
+
+def missing_frames(pts: list[int]) -> list[tuple[int, int]]:
+    """``(position, count)`` for each place where ``count`` frames are missing after frame ``position`` of a video
+    whose sorted, unique ``pts`` step regularly (:func:`_regular_step`): one step of about ``count + 1`` frames
+    between regular ones.
+
+    Demuxers skip what they cannot read without an error: an MPEG-TS drops the PES packet whose bytes were flipped,
+    Matroska/WebM resync at the next cluster (10 frames of 48 gone with a 1.5 kB damaged range in a 4 kB-a-frame
+    video), MPEG-PS at the next pack; the frames after keep their own timestamps, so the skip is where frames were
+    lost. A run of longer steps is a frame rate that changed (a phone filming 30 fps, then 10 in the dark), and a
+    video whose steps are irregular (variable frame rate) is not judged."""
+    found = _regular_step(pts)
+    if found is None:
+        return []
+    steps, step, regular = found
+    out = []
+    for i in (~regular).nonzero()[0].tolist():
+        count = round(int(steps[i]) / step) - 1
+        alone = (i == 0 or regular[i - 1]) and (i + 1 == len(steps) or regular[i + 1])
+        if count > 0 and alone:
+            out.append((i, count))
+    return out
+
+
+def off_clock(pts: list[int]) -> int:
+    """How many of a regular video's sorted, unique ``pts`` (:func:`_regular_step`) lie between its frame clock's
+    ticks: both steps around the frame irregular, together a whole number of steps (a Matroska block whose flipped
+    bytes moved its frame 0.2 s earlier, between two others); 0 when not regular. (Compared with the neighbours,
+    not a grid from the first frame: a 24 fps clock in milliseconds steps 41 or 42, and a grid drifts.)"""
+    found = _regular_step(pts)
+    if found is None:
+        return 0
+    steps, step, regular = found
+    moved = 0
+    for i in (~regular).nonzero()[0].tolist():
+        both = int(steps[i - 1] + steps[i]) if i > 0 and not regular[i - 1] else 0
+        steps_between = round(both / step)
+        moved += both > 0 and steps_between >= 1 and abs(both - steps_between * step) <= STEP_TOLERANCE * step
+    return moved
+
+
+def damage_problem(out: VideoIndex, damaged: list[int | None], repeated: int) -> tuple[str | None, int]:
+    """What the demux found damaged in a video whose frames are ``out`` (without its fix), and how many frames are
+    missing: frames missing from the regular timestamps (:func:`missing_frames`), packets the demuxer flagged
+    corrupt (``damaged``: their pts; an MPEG-TS whose continuity counters or PES sizes do not match), packets that
+    repeat earlier timestamps (``repeated``, dropped from the frames); ``(None, 0)`` when none. An MPEG-TS with
+    flipped bytes lost its frame silently: one frame fewer listed, no problem, no count."""
+    ordered = [p for p in out.pts if p is not None]
+    gaps = missing_frames(ordered) if ordered and len(ordered) == len(out.pts) else []
+    lost = sum(count for _, count in gaps)
+    moved = off_clock(ordered) if gaps else 0
+    if not (lost or damaged or repeated):
+        return None, 0
+
+    def at(pts: int | None) -> str:
+        return "?" if pts is None or out.time_base is None else f"{float(pts * out.time_base - out.start):.2f} s"
+
+    parts = []
+    if lost:
+        where = ", ".join(f"{count} after {at(ordered[i])}" for i, count in gaps[:3]) + " …" * (len(gaps) > 3)
+        parts.append(f"{lost} frame{'s' * (lost != 1)} {'are' if lost != 1 else 'is'} missing (the demuxer skipped "
+                     f"unreadable data: the regular timestamps skip {where})")
+    if moved:
+        parts.append(f"{moved} frame{'s' * (moved != 1)} with a damaged timestamp between the regular frames' (kept "
+                     "at that time)")
+    if damaged:
+        parts.append(f"{len(damaged)} packet{'s' * (len(damaged) != 1)} flagged damaged by the demuxer (the first at "
+                     f"{at(damaged[0])}; their frames may show decoding errors, see lightly.corruptness)")
+    if repeated:
+        parts.append(f"{repeated} packet{'s' * (repeated != 1)} repeating the timestamps of earlier frames (a range "
+                     "of the file written twice?), no frames of their own")
+    return (f"the video is damaged: {'; '.join(parts)}; its {out.n_frames} readable frames are kept with their own "
+            "timestamps"), lost
+
+
+def _cut_transport_stream(source: Any, container: Any, readable: int) -> str | None:
+    """Why an MPEG-TS ends early: it was cut inside a packet (an upload or a recording that stopped): its size is
+    no whole number of its packets (188 bytes, or 192 for ``.m2ts``: the size whose sync bytes its head has), a
+    packet starts at the last whole packet's end and none ends at the end of the file (bytes inserted or taken out
+    in the middle shift the tail instead: that is no cut); ``None`` otherwise. A transport stream has no duration
+    or frame count in a header, so such a cut file was listed as a healthy shorter one."""
+    if str(container.format.name) != "mpegts":
+        return None
+    size = _source_size(source) or 0
+    head = _read_at(source, 0, 5 * 192) if size else None
+    for packet, offset in TS_PACKETS:
+        if not head or not all(head[i] == TS_SYNC for i in range(offset, len(head), packet)):
+            continue  # (not this packet size)
+        part = size % packet
+        tail = _read_at(source, size - packet - part, packet + part) if part and size > 2 * packet else None
+        if not tail or len(tail) != packet + part or tail[part + offset] == TS_SYNC:
+            return None
+        if part > offset and tail[packet + offset] != TS_SYNC:
+            return None
+        return (f"the video ends early: the transport stream ends inside a packet ({size:,} bytes are "
+                f"{size // packet:,} packets of {packet} bytes and {part} bytes of the next; truncated file). "
+                f"{ends_early_fix(readable)}")
+    return None
+
+
+def _read_at(source: Any, at: int, size: int) -> bytes | None:
+    """``size`` bytes at offset ``at`` of a path or a seekable binary file object (its position kept); ``None``
+    when they cannot be read."""
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            with open(source, "rb") as fh:
+                fh.seek(at)
+                return fh.read(size)
+        position = source.tell()
+        try:
+            source.seek(at)
+            return bytes(source.read(size))
+        finally:
+            source.seek(position)
+    except (OSError, ValueError):
+        return None
+
+
 def _start(container: Any, stream: Any) -> Fraction:
     """The file's start in seconds: the video stream's first timestamp (exact, in its time base), or the
     container's when another stream (audio) starts earlier; 0 when neither is known."""
@@ -288,6 +433,9 @@ EMPTY_VIDEO = "empty file (0 bytes): nothing to decode (an upload or copy that d
 
 #: The fix a video without a single frame to decode gets, after the reason (the file is skipped until it changes).
 LEAVE_OUT = "or leave it out of the datasource (or of worker_config.relevant_filenames_file)"
+#: The fix of a video that lost frames in the middle to damaged data (its readable frames are kept).
+DAMAGED_FIX = ("Fix: upload an undamaged copy to get the missing frames (`ffmpeg -v error -i <video> -f null -` "
+               f"shows where it is damaged; the new version replaces these frames), {LEAVE_OUT}")
 #: Why a video whose only video stream holds no frame is skipped, and the fix.
 NO_FRAMES = ("the video has no frames: its video stream holds not one frame (a recording that stopped before its "
              f"first frame was written, or an export that failed); upload the video again, {LEAVE_OUT}")
@@ -437,6 +585,7 @@ def _index_video(source: Any) -> VideoIndex:
         out.container_format = container.format.name
         out.start = _start(container, stream)
         pts: list[int | None] = []
+        damaged: list[int | None] = []  # the pts of the packets the demuxer flagged corrupt
         discarded = 0
         try:
             for packet in container.demux(stream):
@@ -447,18 +596,26 @@ def _index_video(source: Any) -> VideoIndex:
                     # before the cut): decoded as a reference, never output as a frame.
                     discarded += 1
                     continue
+                if getattr(packet, "is_corrupt", False):
+                    damaged.append(packet.pts)
                 pts.append(packet.pts)
         except Exception as exc:  # noqa: BLE001 - keep the frames before the break
             out.problem = f"the video breaks after {len(pts)} frames: {reason(exc)}. {ends_early_fix(len(pts))}"
         have_pts = bool(pts) and all(p is not None for p in pts)
+        repeated = 0
         if have_pts:
             ordered = sorted(p for p in pts if p is not None)
-            unique = len(set(ordered)) == len(ordered)
-            out.pts = list(ordered) if unique else [None] * len(pts)
-            have_pts = unique
+            unique = sorted(set(ordered))
+            repeated = len(ordered) - len(unique)
+            if repeated and repeated * MAX_REPEATED > len(ordered):
+                repeated = 0  # (timestamps that are no frame clock: counted from the start, as before)
+                out.pts = [None] * len(pts)
+                have_pts = False
+            else:
+                out.pts = list(unique)
         else:
             out.pts = [None] * len(pts)
-        out.n_frames = len(pts)
+        out.n_frames = len(out.pts)
         if discarded:
             logger.info("%d packets outside the edit list are no frames (%d frames)", discarded, len(pts))
         announced = max(0, _announced_frames(container, stream, out.fps) - discarded * bool(stream.frames))
@@ -479,6 +636,10 @@ def _index_video(source: Any) -> VideoIndex:
         out.seekable = have_pts and seekable_format(container)
         if out.n_frames == 0 and out.problem is None:
             out.problem = NO_FRAMES
+        elif out.n_frames:
+            later = out.problem or _cut_transport_stream(source, container, out.n_frames)
+            lost, out.lost_frames = damage_problem(out, damaged, repeated)
+            out.problem = (f"{lost}; {later}" if later else f"{lost}. {DAMAGED_FIX}") if lost else later
     finally:
         container.close()
     return out

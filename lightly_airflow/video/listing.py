@@ -113,6 +113,7 @@ def expand_videos(
     frames_total = 0
     alpha: list[str] = []
     still: list[str] = []
+    damaged: list[tuple[str, int]] = []
     for row in videos.to_pylist():
         key = row[C.KEY]
         info = index[key]
@@ -147,6 +148,8 @@ def expand_videos(
             logger.warning("video %r: %s", key, note)
             if stream_notes is not None:
                 stream_notes.append((key, note))
+        if info.lost_frames:
+            damaged.append((key, info.lost_frames))
         if info.problem:
             logger.warning("video %r: %s (%d frames kept)", key, info.problem, n)
             cols[C.KEY].append(key)
@@ -163,13 +166,15 @@ def expand_videos(
     frames = pa.Table.from_pydict(cols, schema=schema)
     logger.info("%d videos became %d frames", videos.num_rows, frames_total)
     if notes is not None:
-        notes.extend(_video_notes(alpha, still))
+        notes.extend(_video_notes(alpha, still, damaged))
     out = pa.concat_tables([images.cast(schema), frames])
     return out.take(pc.sort_indices(out, sort_keys=[(C.KEY, "ascending")]))
 
 
-def _video_notes(alpha: list[str], still: list[str]) -> list[str]:
-    """The run's notes on the videos whose frames leave something out: with an alpha channel, still images."""
+def _video_notes(alpha: list[str], still: list[str], damaged: list[tuple[str, int]]) -> list[str]:
+    """The run's notes on the videos whose frames leave something out: with an alpha channel, still images, and
+    ``damaged``: ``(video, frames missing)`` of the videos that lost frames to damaged data (each also a problem
+    row with the fix; the count of frames lost was nowhere before)."""
 
     def some(keys: list[str]) -> str:
         return ", ".join(repr(k) for k in keys[:3]) + (", ..." if len(keys) > 3 else "")
@@ -183,6 +188,10 @@ def _video_notes(alpha: list[str], still: list[str]) -> list[str]:
         out.append(f"{len(still):,} files with a video extension are still images: the one frame of each is a sample "
                    f"named as a video's frame; give them their image extension to list them as images, e.g. "
                    f"{some(still)}")
+    if damaged:
+        out.append(f"{sum(n for _, n in damaged):,} frames are missing from {len(damaged):,} damaged videos (the "
+                   "demuxer skipped unreadable data; each video's problem row says where and the fix), e.g. "
+                   + ", ".join(f"{key!r} ({n:,})" for key, n in damaged[:3]) + (", ..." if len(damaged) > 3 else ""))
     return out
 
 
