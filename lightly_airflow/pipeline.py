@@ -1152,7 +1152,8 @@ def selection_warnings(
     ``uncertainty_margin``: the missing-input rule ranks them last, docs/selection.md), the warning names that
     input and the fix. A run that selects nothing says why and the fix (:func:`_nothing_selected`); a
     ``proportion_samples`` below one sample says that it selected one (:func:`_proportion_below_one`); a BALANCE
-    target class that matches no candidate is named (:func:`_unmatched_targets`).
+    target class that matches no candidate is named (:func:`_unmatched_targets`), a TYPICALITY with more neighbours
+    than candidates too (:func:`_fewer_neighbours`).
 
     :param stop: why the selection stopped (``SelectionResult.stop_reason``); default: ``metrics["stop_reason"]``.
     :param n_selected: how many it selected; default: ``metrics``' count (sequences for sequence selection).
@@ -1161,7 +1162,8 @@ def selection_warnings(
 
     reason, n = _outcome(metrics, stop, n_selected)
     out: list[str] = [*_nothing_selected(candidates, config, metrics, reason, n),
-                      *_proportion_below_one(candidates, config, metrics), *_unmatched_targets(metrics)]
+                      *_proportion_below_one(candidates, config, metrics), *_unmatched_targets(metrics),
+                      *_fewer_neighbours(metrics)]
     reports = metrics.get("objectives") or {}
     for i, entry in enumerate(getattr(config, "strategies", [])):
         if entry.strategy.type != "BALANCE":
@@ -1307,6 +1309,18 @@ def _unmatched_targets(metrics: Mapping[str, Any]) -> list[str]:
                    f"{report.get('input')!r} (classes here: {classes[:20]}); their share went to the other classes. "
                    "Fix: spell each class as the values are written (a boolean field: true/false), or remove it "
                    "from target if this run's files have none.")
+    return out
+
+
+def _fewer_neighbours(metrics: Mapping[str, Any]) -> list[str]:
+    """Each TYPICALITY whose ``num_nearest_neighbors`` is not below the candidates with an embedding: the density
+    of each is its mean distance to all the others (a fallback, said)."""
+    out = []
+    for path, report in sorted((metrics.get("objectives") or {}).items()):
+        if isinstance(report, Mapping) and report.get("num_nearest_neighbors_used") is not None:
+            out.append(f"{path} TYPICALITY: num_nearest_neighbors={report['num_nearest_neighbors']}, but only "
+                       f"{report['num_nearest_neighbors_used']} other candidates have an embedding: each typicality "
+                       "is the mean distance to all of them. Fix: a smaller num_nearest_neighbors.")
     return out
 
 

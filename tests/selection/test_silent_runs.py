@@ -301,7 +301,8 @@ def test_a_stopping_condition_met_before_the_first_pick_is_named_with_its_value(
     assert reason is StopReason.MAX_SUM and "strategies[1] stopping_condition_max_sum=0.0001" in text
     assert "Fix: raise stopping_condition_max_sum" in text
     typical = {"input": {"type": "EMBEDDINGS"},
-               "strategy": {"type": "TYPICALITY", "stopping_condition_minimum_typicality": 0.99}}
+               "strategy": {"type": "TYPICALITY", "stopping_condition_minimum_typicality": 0.99,
+                            "num_nearest_neighbors": 3}}  # (of 8 candidates: Lightly's 20 would add a warning)
     reason, [text] = _stop(table, {"n_samples": 3, "strategies": [typical]})
     assert reason is StopReason.MINIMUM_TYPICALITY and "stopping_condition_minimum_typicality=0.99" in text
     assert "Fix: lower stopping_condition_minimum_typicality" in text
