@@ -90,9 +90,11 @@ def test_similarity_to_a_query_set_is_to_its_nearest_member():
                                                       1 - np.sin(np.radians(22.5))], abs=1e-6)
 
 
-def test_the_querys_own_copy_ranks_before_a_near_duplicate():
+@pytest.mark.parametrize("others", [0, 40], ids=["one-query", "41-queries-screened"])
+def test_the_querys_own_copy_ranks_before_a_near_duplicate(others):
     """Lightly prefers "samples close to the query": a candidate identical to the query (distance 0, similarity 1)
-    comes before a near-duplicate 3e-4 away (similarity 1 - 1.5e-4), whatever the vectors (20 random 64-d ones)."""
+    comes before a near-duplicate 3e-4 away (similarity 1 - 1.5e-4), whatever the vectors (20 random 64-d ones);
+    with 40 more queries too (above ``SIMILARITY_DENSE_QUERIES`` the float32 product screens the columns)."""
     for seed in range(20):
         rng = np.random.default_rng(seed)
         q = rng.normal(size=64)
@@ -101,8 +103,27 @@ def test_the_querys_own_copy_ranks_before_a_near_duplicate():
         v -= v.dot(q) * q
         v /= np.linalg.norm(v)
         near = q * np.cos(3e-4) + v * np.sin(3e-4)
-        r = queried(table(np.stack([near, q]).astype(np.float32)), [similarity()], q[None], n=2)
+        queries = np.vstack([q[None], rng.normal(size=(others, 64))])
+        r = queried(table(np.stack([near, q]).astype(np.float32)), [similarity()], queries, n=2)
         assert r.keys == ["k1", "k0"], f"seed {seed}: similarities {details(r, 'similarity')}"
+
+
+@pytest.mark.parametrize("n_queries", [1, 16, 17, 300])
+def test_distances_to_the_query_set_are_the_float64_ones(n_queries):
+    """:func:`min_distance_to` on float32 rows equals the float64 formula on every row, screened or not: 2,000
+    clustered rows (near-duplicates of the queries among them) and queries of several sizes."""
+    from lightly_airflow.selection.arrays import squared_norms
+    from lightly_airflow.selection.objectives import min_distance_to
+
+    rng = np.random.default_rng(n_queries)
+    q = rng.normal(size=(n_queries, 48))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    x = (q[rng.integers(0, n_queries, 2000)] + rng.normal(scale=rng.choice([1e-4, 1e-2, 1.0], (2000, 1)),
+                                                           size=(2000, 48))).astype(np.float32)
+    x64 = x.astype(np.float64)
+    d2 = squared_norms(x64)[:, None] + squared_norms(q)[None, :] - 2.0 * (x64 @ q.T)
+    # (the same formula summed in another order: squared distances agree to float64's rounding of |x|² ~ 1)
+    assert min_distance_to(x, q) ** 2 == pytest.approx(np.maximum(d2.min(axis=1), 0.0), rel=1e-12, abs=1e-14)
 
 
 # Candidates at 0° (the query's copy), 10°, 90°, 180°; the query at 0°: similarities 1, 0.913, 0.293, 0 (1e-6).
