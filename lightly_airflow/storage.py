@@ -196,17 +196,26 @@ class StorageCredentials:
         another's URI: its options would be dropped and the client would go ambient, then fail as "does not
         exist"), else ``None``. A local path needs no credentials (a connection given for one is unused)."""
         protocol = _PROTOCOLS.get(protocol_of(uri), "file")
+        name = f"connection {self.conn_id!r}" if self.conn_id else "the credentials"
+        account = _uri_account(uri) if protocol == "az" else None
+        if account and self.account_name and account != self.account_name:
+            # (adlfs used the credentials' account and delta-rs the URI's: files and table went apart)
+            return (f"{masked_uri(uri)} names the storage account {account!r} but {name} is for the account "
+                    f"{self.account_name!r}.", "give a connection for that account, or correct the URI.")
         if self.store is None or protocol in ("file", self.store):
             return None
-        name = f"connection {self.conn_id!r}" if self.conn_id else "the credentials"
         return (f"{masked_uri(uri)} is on {_STORE_NAMES[protocol]} but {name} is for {_STORE_NAMES[self.store]}.",
                 f"give it a connection of type {_CONN_TYPES[protocol]!r}, or no connection for the environment's "
                 "credentials.")
 
-    def _check_store(self, protocol: str) -> None:
-        problem = self.store_problem(f"{protocol}://")
+    def check_uri(self, uri: str) -> None:
+        """Raise :meth:`store_problem` for ``uri`` (a URI, or ``<protocol>://``) as a ``ValueError`` naming the fix."""
+        problem = self.store_problem(uri)
         if problem:
             raise ValueError(f"{problem[0]} Fix: {problem[1]}")
+
+    def _check_store(self, protocol: str) -> None:
+        self.check_uri(f"{protocol}://")
 
     @property
     def allow_http(self) -> bool:
@@ -284,14 +293,17 @@ class StorageCredentials:
                 # adlfs reached <account>.blob.core.windows.net, not the connection's endpoint)
                 return {"connection_string": f"BlobEndpoint={az.endpoint_url};"
                         f"SharedAccessSignature={az.sas_token.lstrip('?')};"}
+            if az.endpoint_url and az.anonymous:  # (a public container at a custom endpoint: no credential at all)
+                return {"connection_string": f"BlobEndpoint={az.endpoint_url};"}
             opts = {}
             if az.endpoint_url:  # a token credential or anonymous access at a custom endpoint: adlfs' account_host
                 host = az.endpoint_url.rstrip("/").removeprefix("https://")
                 if host != az.endpoint_url.rstrip("/"):
                     opts["account_host"] = host
                 else:
-                    log.warning("Azure endpoint %s: adlfs reaches a custom http endpoint only with an account key or a "
-                                "SAS token; without them it uses the account's public endpoint", az.endpoint_url)
+                    log.warning("Azure endpoint %s: adlfs reaches a custom http endpoint only with an account key, a "
+                                "SAS token or anonymously; a token credential goes to the account's public endpoint",
+                                az.endpoint_url)
             if az.account_name:
                 opts["account_name"] = az.account_name
             if az.azure_credential is not None:
@@ -350,10 +362,15 @@ class StorageCredentials:
                 opts["AZURE_STORAGE_ACCOUNT_KEY"] = az.account_key
             if az.sas_token:
                 opts["AZURE_STORAGE_SAS_TOKEN"] = az.sas_token
-            if az.endpoint_url and _is_loopback(az.endpoint_url):
+            if az.anonymous:  # (a public container: unsigned requests; else object_store asks for a managed identity)
+                opts["AZURE_SKIP_SIGNATURE"] = "true"
+            if az.endpoint_url and _is_path_style(az.endpoint_url):
                 # Azurite: with a custom endpoint, delta-rs (object_store) writes versions 0 and 1 and then fails
                 # every later commit with "Invalid table version: 1"; its emulator mode works. Emulator mode
                 # takes the blob URL only from the environment, so point it at this endpoint (process-wide).
+                # Azurite is told by its path-style URL (http://host:10000/<account>: Azure's own endpoints name the
+                # account in the host), not by a loopback host: at a compose service name (http://azurite:10000/...)
+                # the third commit failed.
                 opts["AZURE_STORAGE_USE_EMULATOR"] = "true"
                 parts = urlsplit(az.endpoint_url)
                 os.environ["AZURITE_BLOB_STORAGE_URL"] = f"{parts.scheme}://{parts.netloc}"
@@ -392,9 +409,15 @@ def describe_store_error(exc: BaseException) -> tuple[str, str] | None:
     return None
 
 
-def _is_loopback(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
+def _uri_account(uri: str) -> str | None:
+    """The storage account an Azure URI names (``abfs://container@<account>.dfs.core.windows.net/…``), if any."""
+    container, at, host = urlsplit(str(uri)).netloc.rpartition("@")
+    return host.split(".", 1)[0] or None if at else None
+
+
+def _is_path_style(url: str) -> bool:
+    """An endpoint that names the account in its path (Azurite's layout), not in its host as Azure's do."""
+    return bool(urlsplit(url).path.strip("/"))
 
 
 def _gcp_token(token: str) -> Any:
@@ -418,6 +441,7 @@ def filesystem(uri: str, credentials: StorageCredentials | None = None) -> tuple
     if protocol == "file":
         fs = fsspec.filesystem("file")
         return fs, os.path.abspath(local_path(uri))
+    creds.check_uri(uri)
     options = creds.fsspec_options(protocol)
     fs_protocol = {"s3": "s3", "gs": "gcs", "az": "abfs"}[protocol]
     fs = fsspec.filesystem(fs_protocol, **options)

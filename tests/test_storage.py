@@ -135,6 +135,10 @@ def test_a_sas_token_reaches_the_connection_s_own_azure_endpoint(azure_container
                                azure_credential=object())
     assert https.fsspec_options("az")["account_host"] == "acct.blob.core.chinacloudapi.cn"
     with caplog.at_level(logging.WARNING, logger="lightly_airflow.storage"):
-        opts = StorageCredentials(account_name="acct", endpoint_url="http://127.0.0.1:1/acct", anonymous=True
+        opts = StorageCredentials(account_name="acct", endpoint_url="http://127.0.0.1:1/acct", azure_credential=object()
                                   ).fsspec_options("az")
     assert "account_host" not in opts and "reaches a custom http endpoint only with an account key" in caplog.text
+    # (anonymous requests need no credential: a connection string with the endpoint alone reaches it; read on
+    # Azurite in tests/hooks/test_azure_connections.py)
+    anon = StorageCredentials(account_name="acct", endpoint_url="http://127.0.0.1:1/acct", anonymous=True)
+    assert anon.fsspec_options("az") == {"connection_string": "BlobEndpoint=http://127.0.0.1:1/acct;"}

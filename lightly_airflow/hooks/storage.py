@@ -13,7 +13,9 @@ providers' own hooks, as the providers' ``fs`` modules do (``airflow.providers.a
   Default Credentials; gcsfs receives the hook's credentials object, delta-rs the service-account key.
 - ``wasb``: ``WasbHook(wasb_conn_id).get_conn()`` — connection string, account key (``password``,
   ``shared_access_key``, ``account_key``), SAS token, service principal (``tenant_id``) or
-  ``DefaultAzureCredential``; adlfs and delta-rs receive what the hook's client authenticates with.
+  ``DefaultAzureCredential``, and ``anon`` (ours, adlfs' name) for a public container; adlfs and delta-rs
+  receive what the hook's client authenticates with. Extras the hook fails on (``account_url``) or ignores
+  (adlfs' ``account_name``, ``account_host``, …) and a host it replaces (a name without a dot) are refused.
 
 An option we cannot honour is an error naming the connection, the option and the fix — never a silent fall
 back to ambient credentials (the wrong account, or AccessDenied far from the cause).
@@ -88,7 +90,7 @@ def credentials_for(conn_id: str | None) -> StorageCredentials | None:
     if conn_type in ("google_cloud_platform", "gcpssh", "gcp"):
         return replace(gcp_credentials(conn_id, conn.extra_dejson), store="gs", conn_id=conn_id)
     if conn_type == "wasb":
-        return replace(wasb_credentials(conn_id), store="az", conn_id=conn_id)
+        return replace(wasb_credentials(conn_id, conn), store="az", conn_id=conn_id)
     raise UnsupportedConnectionError(
         f"Connection {conn_id!r} has type {conn_type!r}, which cannot be used for storage: use an 'aws', "
         "'google_cloud_platform' or 'wasb' connection."
@@ -290,13 +292,110 @@ def _gcp_method(pick: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- wasb
-def wasb_credentials(conn_id: str) -> StorageCredentials:
-    """What ``WasbHook``'s client authenticates with: account key, SAS, or a token credential."""
+def _wasb_extras_problem(conn: Any, extra: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``(problem, fix)`` for an extra the way users write it (adlfs' and ``BlobServiceClient``'s names, which the
+    provider's ``abfs://`` file system reads) that ``WasbHook`` fails on, or ignores and then reaches another
+    account, endpoint or identity than the connection names; ``None`` when there is none. Every wasb task with
+    the connection would do the same, so it is refused here, before any store is touched."""
+    get = _wasb_getter(extra)
+    clashes = {"account_url": "put the account URL in the connection's host (Account URL)",
+               "credential": "give the key as the password, or a sas_token or connection_string extra"}
+    for name, fix in clashes.items():
+        if extra.get(name):
+            return (f"extra {name!r} is passed by WasbHook to BlobServiceClient next to its own {name} (from the "
+                    "connection's host and login, password or token extras): TypeError 'got multiple values'",
+                    f"{fix}, and remove the {name!r} extra")
+    sas = get("sas_token")
+    if isinstance(sas, str) and sas.startswith("http://"):
+        url = urlsplit(sas)
+        return ("extra 'sas_token' is an http:// URL, which WasbHook takes for a bare token (it reads a SAS URL only "
+                f"when it starts with https://) and sends to https://{conn.login or '<login>'}.blob.core.windows.net/",
+                f"set the connection's host to {url.scheme}://{url.netloc}{url.path} and sas_token to the token alone "
+                "(the part after '?')")
+    ignored = {
+        **clashes,  # (as extra__wasb__account_url: not read)
+        "account_name": "set the connection's login to the account name",
+        "account_host": "set the connection's host to the account URL (https://<account_host>)",
+        "client_id": "for a service principal set tenant_id, the login to the client id and the password to the "
+                     "client secret",
+        "client_secret": "for a service principal set tenant_id, the login to the client id and the password to the "
+                         "client secret",
+        "workload_identity_client_id": "set AZURE_CLIENT_ID on the workers (workload identity reads it), or "
+                                       "managed_identity_client_id with workload_identity_tenant_id",
+    }
+    for name, fix in ignored.items():
+        value = get(name)
+        if value and not (name == "account_name" and value == conn.login):
+            return (f"extra {name!r} is not read by WasbHook: the connection would reach another account, endpoint or "
+                    "identity than it names", f"{fix}, and remove the {name!r} extra")
+    if get("managed_identity_client_id") and not get("workload_identity_tenant_id"):
+        return ("extra 'managed_identity_client_id' is used by WasbHook only together with 'workload_identity_tenant_id' "
+                "(alone it is ignored, and the default identity is used)",
+                "add workload_identity_tenant_id, or remove managed_identity_client_id")
+    return _wasb_anon_problem(conn, get)
+
+
+def _wasb_getter(extra: Mapping[str, Any]) -> Any:
+    """An extra's value as ``WasbHook`` reads it: bare, else with the ``extra__wasb__`` prefix."""
+    return lambda name: extra.get(name) or extra.get(f"extra__wasb__{name}")
+
+
+def _wasb_anon_problem(conn: Any, get: Any) -> tuple[str, str] | None:
+    """``anon`` (ours, adlfs' name) must be a boolean, and cannot go with a key or token (which it would drop)."""
+    anon = get("anon")
+    if anon in (None, False, "false", "False"):
+        return None
+    if anon not in (True, "true", "True"):
+        return f"extra 'anon'={anon!r} is not a boolean", "set it to true (a public container) or false"
+    given = [n for n in ("connection_string", "shared_access_key", "sas_token", "account_key", "tenant_id") if get(n)]
+    if conn.password or given:
+        return (f"extra 'anon' (anonymous requests to a public container) goes with {given or ['a password']}, which "
+                "it would leave unused", "remove 'anon', or the key or token")
+    return None
+
+
+def _wasb_host_problem(conn: Any, client_url: str) -> tuple[str, str] | None:
+    """``(problem, fix)`` when the connection's host is a URL that ``WasbHook`` replaced: it takes a host name
+    without a dot (``localhost``, a compose service ``azurite``) for an Active Directory id and goes to
+    ``https://<login>.blob.core.windows.net/`` instead — the public cloud, silently (an Azurite connection on
+    ``http://localhost:10000/devstoreaccount1`` sent the emulator's key there)."""
+    host = str(conn.host or "")
+    given = urlsplit(host if "://" in host else f"https://{host}")
+    if not (given.port or given.path.strip("/") or "://" in host) or given.netloc == urlsplit(client_url).netloc:
+        return None  # (a bare name is what the hook means to replace: an Active Directory id or the account)
+    return (f"its host {masked_uri(host)} is not used by WasbHook (a host name without a dot is taken for an Active "
+            f"Directory id): it would reach {urlsplit(client_url).scheme}://{urlsplit(client_url).netloc}/ instead",
+            "give the endpoint in a connection_string extra (e.g. 'DefaultEndpointsProtocol=http;AccountName=<login>;"
+            f"AccountKey=<key>;BlobEndpoint={given.scheme}://{given.netloc}{given.path};', or with "
+            "'SharedAccessSignature=<token>' for a SAS), or a host name with a dot (127.0.0.1 for localhost)")
+
+
+def wasb_credentials(conn_id: str, conn: Any) -> StorageCredentials:
+    """What ``WasbHook``'s client authenticates with: account key, SAS, a token credential, or nothing for a
+    public container (the ``anon`` extra: ``WasbHook(public_read=True)``).
+
+    :raises UnsupportedConnectionError: for an extra or a host that the hook fails on or does not use
+        (:func:`_wasb_extras_problem`, :func:`_wasb_host_problem`).
+    """
     from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+
+    get = _wasb_getter(conn.extra_dejson or {})
+    problem = _wasb_extras_problem(conn, conn.extra_dejson or {})
+    if problem is None:
+        # (``anon`` also reaches BlobServiceClient(**extra), which ignores it: only the client's URL and credential
+        # are used)
+        client = WasbHook(wasb_conn_id=conn_id, public_read=get("anon") in (True, "true", "True")).get_conn()
+        problem = None if get("connection_string") else _wasb_host_problem(conn, client.url)
+    if problem is not None:
+        raise UnsupportedConnectionError(f"Connection {conn_id!r} (wasb): {problem[0]}. Fix: {problem[1]}.")
+    return _client_credentials(conn_id, client)
+
+
+def _client_credentials(conn_id: str, client: Any) -> StorageCredentials:
+    """The account, endpoint and credential of a ``BlobServiceClient`` made by ``WasbHook``."""
     from azure.core.credentials import AzureSasCredential
     from azure.identity import DefaultAzureCredential
 
-    client = WasbHook(wasb_conn_id=conn_id).get_conn()
     parts = urlsplit(client.url)
     endpoint = f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
     default_host = f"{client.account_name}.blob.core.windows.net"
