@@ -127,7 +127,11 @@ class Datapool:
         self.uri = str(uri)
         protocol = protocol_of(self.uri)
         self._table_uri = delta_uri(self.uri)
-        self._options = (credentials or StorageCredentials()).delta_options(protocol) or None
+        creds = credentials or StorageCredentials()
+        problem = creds.store_problem(self.uri)  # (an abfs URI of another account: delta-rs' raw Azure error)
+        if problem is not None:
+            raise DatapoolError(f"datapool {problem[0]} Fix: {problem[1]}")
+        self._options = creds.delta_options(protocol) or None
         self._credentials = credentials
         bad = [k for k in (table_configuration or {}) if not k.startswith("delta.")]
         if bad:

@@ -145,3 +145,15 @@ def test_an_abfs_uri_that_names_its_account(azure_container, monkeypatch, digits
     with pytest.raises(ValueError, match="names the storage account 'otheraccount' but connection 'azurite_acct' is "
                                          "for the account 'devstoreaccount1'.*Fix: give a connection for that account"):
         filesystem(other, creds)
+
+
+def test_a_datapool_on_another_account_is_refused_when_opened(azure_container, monkeypatch) -> None:
+    """The table too: ``Datapool`` on an ``abfss://…@otheraccount…`` URI with a connection for another account says
+    so when opened (delta-rs answered its first read with "Generic MicrosoftAzure error")."""
+    from lightly_airflow.datapool import DatapoolError
+
+    creds = credentials_for(_connection(monkeypatch, "azurite_acct", {"login": ACCOUNT, "password": KEY,
+                                                                      "host": azure_container.credentials.endpoint_url}))
+    with pytest.raises(DatapoolError, match="datapool abfss://.*names the storage account 'otheraccount'.*Fix: give a "
+                                            "connection for that account"):
+        Datapool(f"abfss://{azure_container.name}@otheraccount.dfs.core.windows.net/pool", creds)
