@@ -330,7 +330,7 @@ class WeightsObjective(StaticObjective):
     def __init__(self, path: str, strat: WeightsStrategy, column: str, values: np.ndarray) -> None:
         super().__init__(path, strat.strength, column, values, scale_weights(values))
         self.strat = strat
-        self.filled = np.nan_to_num(values, nan=0.0)  # a missing value adds nothing to the sums
+        self.filled = np.where(np.isfinite(values), values, 0.0)  # a missing value (NaN, ±inf) adds nothing to sums
         self.total = 0.0
         self.dynamic = strat.target_range is not None
 

@@ -22,6 +22,7 @@ import pytest
 from lightly_airflow.config.selection import proportion_count
 from lightly_airflow.selection import select
 
+INF = float("inf")
 NAN = float("nan")
 # Three unit vectors whose pairwise distances are exactly 1.0 in float32 and float64 (|a|² = |b|² = 1, a·b = 0.5).
 UNIT_DISTANCE_ONE = np.array([[1, 0, 0, 0], [0.5, 0.5, 0.5, 0.5], [0.5, -0.5, 0.5, 0.5]])
@@ -141,6 +142,15 @@ def test_max_sum_reached_exactly_is_not_passed():
     r = run(table(m=[0.2, 0.1, 0.05]), [meta("m", type="WEIGHTS", stopping_condition_max_sum=0.3)])
     assert r.keys == ["k0", "k1"]
     assert r.stop_reason == "max_sum"
+
+
+def test_an_infinite_weight_is_missing_and_adds_nothing_to_the_sum():
+    """Weights 0.2, inf, 0.1, -inf with ``stopping_condition_max_sum: 0.5``: the infinities are missing values
+    (least preferred, counted), and a missing value adds nothing to the sum, so all four are picked: the inf rows
+    last. (Filled by ``nan_to_num``, an inf added 1.8e308 and stopped the selection at once.)"""
+    r = run(table(m=[0.2, INF, 0.1, -INF]), [meta("m", type="WEIGHTS", stopping_condition_max_sum=0.5)])
+    assert r.keys == ["k0", "k2", "k1", "k3"] and r.stop_reason == "no_candidates_left"
+    assert r.metrics["missing_inputs"] == {"metadata.m": 2}
 
 
 def test_target_range_max_sum_reached_exactly_is_inside_the_range():
