@@ -89,7 +89,8 @@ def counts(rows: pa.Table, summary: Mapping[str, Any], preselected: pa.Table | N
     elif by_status[C.STATUS_OK] is None and summary.get("candidates") is not None:
         by_status[C.STATUS_OK] = None  # candidates excludes preselected keys: not the ok count
     n_pre = preselected.num_rows if preselected is not None else summary.get("pool_selected_before") or 0
-    extra = {k: summary[k] for k in ("run_id", "tag", "version", "dry_run", "candidates") if summary.get(k) is not None}
+    extra = {k: summary[k] for k in ("run_id", "tag", "version", "dry_run", "committed", "candidates")
+             if summary.get(k) is not None}
     started = summary.get("started_by")
     if isinstance(started, Mapping) and started:
         from lightly_airflow.run_origin import RunOrigin

@@ -99,15 +99,16 @@ def _listing_section(listing: ListingSkips) -> list[str]:
         return out
     out.append(f"<h2>Not listed from the datasource ({esc(f'{skipped + unsupported + os_files + clips:,}')})</h2>")
     if skipped:
-        out.append(f'<p class="warn">{esc(f"{skipped:,}")} entries were skipped and never read; every one is in '
-                   "the problems file (stage <code>listing</code>).</p>")
+        out.append(f'<p class="warn">{esc(_files(skipped, "entry", "entries"))} '
+                   f"{'was' if skipped == 1 else 'were'} skipped and never read; every one is in the problems file "
+                   "(stage <code>listing</code>).</p>")
         out.append(_table(("key", "reason"), ([visible_key(k), r] for k, r in examples), ("key", "")))
         if skipped > len(examples):
             out.append(f'<p class="note">… and {esc(f"{skipped - len(examples):,}")} more not shown.</p>')
     if unsupported:
         keys = ", ".join(visible_key(k) for k in listing.unsupported_examples)
-        out.append(f'<p class="note">{esc(f"{unsupported:,}")} files have an extension this run does not list '
-                   f"(e.g. {esc(keys)}).</p>")
+        out.append(f'<p class="note">{esc(_files(unsupported))} {"has" if unsupported == 1 else "have"} an extension '
+                   f"this run does not list (e.g. {esc(keys)}).</p>")
         from lightly_airflow.datasource.records import unlisted_image_hint
 
         per_ext = dict(listing.unlisted_images)
@@ -117,12 +118,13 @@ def _listing_section(listing: ListingSkips) -> list[str]:
         for ext, n in sorted(per_ext.items()):
             hint = unlisted_image_hint(ext)
             if hint:
-                count = f"{n:,} .{ext} files are not listed: " if n else ""
+                count = f"{_files(n, f'.{ext} file')} {_is(n)} not listed: " if n else ""
                 out.append(f'<p class="warn">{esc(count + hint)}.</p>')
     if os_files:
         keys = ", ".join(visible_key(k) for k in listing.os_files_examples)
-        out.append(f'<p class="note">{esc(f"{os_files:,}")} OS or tool metadata files were skipped: they are not '
-                   "samples (macOS <code>._*</code> and <code>__MACOSX/</code>, <code>.DS_Store</code>, "
+        out.append(f'<p class="note">{esc(_files(os_files, "OS or tool metadata file"))} '
+                   f"{'was' if os_files == 1 else 'were'} skipped: they are not samples (macOS <code>._*</code> and "
+                   "<code>__MACOSX/</code>, <code>.DS_Store</code>, "
                    f"<code>Thumbs.db</code>, hidden folders such as <code>.git/</code>; e.g. {esc(keys)}).</p>")
     if clips:
         from lightly_airflow.datasource.live_photos import clips_note
@@ -132,25 +134,63 @@ def _listing_section(listing: ListingSkips) -> list[str]:
     return out
 
 
+def _listed_line(skips: ListingSkips, samples: int) -> str:
+    """How many files the datasource lists, and of them how many this run processed and did not: the two add up
+    to the first. Live Photo clips are in the listing (``skips.listed``) and in ``not_processed`` (never with
+    ``process_all``, which counts 0) but are counted under "Not listed from the datasource" too: left out of both
+    here, said once beside, so that section and this line add up to what the datasource holds. The summary does not
+    count the files the new-file policy ``key`` leaves although they changed (only its note says how many), so the
+    reason for not processing names both, never "unchanged" alone: those were called unchanged before.
+
+    :param samples: the samples the run processed (the "processed" card; a video adds one per frame)."""
+    clips = skips.live_photo_clips
+    listed, not_processed = skips.listed - clips, max(0, skips.not_processed - clips)
+    processed = listed - not_processed
+    clip_text = (f" (besides {_files(clips, 'Live Photo motion clip')}, never a sample: counted below with the files "
+                 "not listed)" if clips else "")
+    skipped = ", or the listing skipped them as said below" if skips.skipped_count else ""
+    if not not_processed and skips.skipped_count:  # (process_all counts 0: how many skipped files it listed is unsaid)
+        return (f"The datasource lists {listed:,} files{clip_text}; this run processed them, but for those the "
+                "listing skipped as said below.")
+    frames = f" ({samples:,} samples, video frames included)" if samples > processed else ""
+    if not not_processed:
+        return f"The datasource lists {listed:,} files{clip_text}; this run processed each of them{frames}."
+    return (f"The datasource lists {listed:,} files{clip_text}; this run processed {processed:,}{frames} and did not "
+            f"process {not_processed:,}: the datapool processed them before (unchanged since, or, under the new-file "
+            f"policy 'key', changed under the same key: a note then counts those){skipped}.")
+
+
+def _files(n: int, noun: str = "file", plural: str | None = None) -> str:
+    """``1 file``, ``2 files`` (a count's sentence read "1 files … are")."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
+def _is(n: int) -> str:
+    """The verb of a count's sentence: "1 file is", "2 files are"."""
+    return "is" if n == 1 else "are"
+
+
 def _gone_section(listing: ListingSkips) -> list[str]:
     """The warning box of files the datapool holds that the datasource no longer has (``datasource.gone``)."""
     if not listing.gone:
         return []
     samples = (f" ({listing.gone_samples:,} samples, video frames included)"
                if listing.gone_samples != listing.gone else "")
-    selected = (f"{listing.gone_selected:,} of their samples are selected (initial-tag): an export of those images "
-                "hands a labelling tool paths that no longer exist (selected video frames are exported as their PNGs, "
-                "which stay), and datapool export names each one. "
+    selected = (f"{listing.gone_selected:,} of their samples {_is(listing.gone_selected)} selected (initial-tag): an "
+                "export of those images hands a labelling tool paths that no longer exist (selected video frames are "
+                "exported as their PNGs, which stay), and datapool export names each one. "
                 if listing.gone_selected else "None of their samples is selected. ")
     keys = [visible_key(k) for k in listing.gone_examples]
     more = f" and {listing.gone - len(keys):,} more" if listing.gone > len(keys) else ""
     return [
         f'<div class="missed"><h2>Files gone from the datasource ({esc(f"{listing.gone:,}")})</h2>',
-        f"<p>{esc(f'{listing.gone:,}')} files this datapool processed{esc(samples)} are no longer in the datasource "
-        f"(this run's listing did not find them although its filters would list them), e.g. {esc(', '.join(keys))}"
+        f"<p>{esc(_files(listing.gone))} this datapool processed{esc(samples)} {_is(listing.gone)} no longer in the "
+        "datasource (this run's listing did not find them although its filters would list them), e.g. "
+        f"{esc(', '.join(keys))}"
         f"{esc(more)}. {esc(selected)}The pool keeps their rows (it is history; nothing is deleted). Every gone key "
         "is in <code>gone.parquet</code> beside this report.</p>",
-        *([f"<p>{esc(f'{listing.gone_moved:,}')} new files of this run have the content of a gone file (moved or "
+        *([f"<p>{esc(_files(listing.gone_moved, 'new file'))} of this run "
+            f"{'has' if listing.gone_moved == 1 else 'have'} the content of a gone file (moved or "
             "renamed?), e.g. " + esc(", ".join(f"{visible_key(n)} (was {visible_key(o)})" for n, o in
                                                 listing.gone_moved_examples))
             + ": each one is a duplicate of its former key (when that sample was ok), which keeps its selection; "
@@ -282,7 +322,12 @@ def render(
         f'<div class="card {cls}"><div class="n">{esc(_fmt(n))}</div><div class="l">{esc(label)}</div></div>'
         for label, n, cls in cards
     )
-    info = [f"{k.replace('_', ' ')}: {v}" for k, v in c.extra.items() if k not in ("started_by", "review", "dry_run")]
+    # (a dry run's or a proposal's "tag: t · version: 2" beside "nothing was committed: no datapool version, no tag"
+    # read as committed: its version is the one it read, its tag not created)
+    labels = ({"version": "selected from datapool version", "tag": "tag (not created)"}
+              if c.extra.get("dry_run") is True or c.extra.get("committed") is False else {})
+    info = [f"{labels.get(k, k.replace('_', ' '))}: {v}" for k, v in c.extra.items()
+            if k not in ("started_by", "review", "dry_run", "committed")]
     out = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -292,11 +337,8 @@ def render(
         f'<div class="cards">{card_html}</div>',
         f"<p><b>Stop reason:</b> {esc(c.stop_reason if c.stop_reason else 'not reported')}</p>",
     ]
-    if skips.listed:  # (the cards count the files processed: not how many the datasource holds)
-        out.append(f'<p class="listed">The datasource lists {esc(f"{skips.listed:,}")} files; '
-                   + (f'{esc(f"{skips.not_processed:,}")} of them this run did not process (unchanged since the datapool '
-                      "processed them, or skipped as said below)." if skips.not_processed else "this run processed "
-                      "each (new or changed, or process_all).") + "</p>")
+    if skips.listed:  # (the cards count the samples processed: not how many files the datasource holds)
+        out.append(f'<p class="listed">{esc(_listed_line(skips, c.processed))}</p>')
     if c.extra.get("dry_run") is True:  # (a grey "dry run: True" in the line above read like a committed run)
         tag = c.extra.get("tag")
         out.append('<p class="warn dry"><b>Dry run:</b> nothing was committed: no datapool version'

@@ -114,5 +114,5 @@ def test_the_report_says_how_many_files_the_datasource_lists_and_how_many_the_ru
         else:
             listed = len(first) + len(second)
             assert (summary.listing["listed"], summary.listing["not_processed"]) == (listed, len(first))
-            assert (f"The datasource lists {listed} files; {len(first)} of them this run did not process (unchanged "
-                    "since the datapool processed them") in page
+            assert (f"The datasource lists {listed} files; this run processed {len(second)} and did not process "
+                    f"{len(first)}: the datapool processed them before (unchanged since") in page
