@@ -1,15 +1,15 @@
 """The report's picture of object-level runs: each selected image with its objects' boxes, and the crops.
 
 One row per selected image (in pick order, at most ``max_images``): the image scaled to ``height`` pixels with
-every object's cropped box outlined (colour per task), followed by the crops themselves at the same scale.
-Each image is decoded once.
+every object's cropped box outlined (colour per task, named in a legend above the rows), followed by the crops
+themselves at the same scale. Each image is decoded once.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -20,7 +20,16 @@ from lightly_airflow.storage import StorageCredentials
 
 log = logging.getLogger(__name__)
 
-COLOURS = ((46, 204, 113), (231, 76, 60), (52, 152, 219), (241, 196, 15), (155, 89, 182), (26, 188, 156))
+#: One colour per task (the n-th of the sorted task names; a 7th task repeats the first), here and on the UI's
+#: sample pages (``plugins.pages``). Each is at least 4.5:1 on white (WCAG 1.4.3: the UI writes its labels in them,
+#: on a white halo) and the six stay at least 21.7 apart (CIE76) in normal vision and in Machado et al.'s
+#: deuteranopia and protanopia simulations (chosen greedily for that smallest distance among the sRGB colours of
+#: chroma >= 45 and 4.5:1 to 8:1 on white). Before: the figure's yellow #f1c40f was 1.66:1 on the white strip,
+#: green #2ecc71 2.10:1, teal #1abc9c 2.41:1, and its blue and purple 12.3 apart for deuteranopia; the UI's
+#: orange labels #f97316 2.8:1 and its blue and purple 5.3 apart.
+TASK_COLOURS = ("#0069b4", "#3c8700", "#3c00ff", "#b44b69", "#3c69ff", "#962d2d")
+#: the legend's text (12.6:1 on white)
+LEGEND_TEXT = "#333333"
 #: the selected images :func:`objects_png` draws at most (the report's note says so)
 FIGURE_IMAGES = 8
 #: the crops per image it draws at most
@@ -50,8 +59,7 @@ def objects_png(
     drawn = object_rows.select([C.PARENT_KEY, C.OBJECT_TASK, C.OBJECT_INDEX, C.OBJECT_CROP_BOX])
     for row in drawn.filter(pc.is_in(parents, pa.array(keys, pa.string()))).to_pylist():
         by_parent.setdefault(row[C.PARENT_KEY], []).append(row)
-    tasks = sorted({r[C.OBJECT_TASK] for k in keys for r in by_parent[k]})
-    colour = {t: COLOURS[i % len(COLOURS)] for i, t in enumerate(tasks)}
+    colour = task_colours(r[C.OBJECT_TASK] for k in keys for r in by_parent[k])
     read = parent_reader(datasource_uri, lightly_uri, frames or {}, credentials, lightly_credentials or credentials)
     strips = []
     for key in keys:
@@ -63,11 +71,13 @@ def objects_png(
         scale = height / img.height
         thumb = img.resize((max(1, round(img.width * scale)), height))
         draw = ImageDraw.Draw(thumb)
-        crops: list[tuple[Any, tuple[int, int, int]]] = []
+        crops: list[tuple[Any, str]] = []
         for obj in sorted(by_parent[key], key=lambda r: (r[C.OBJECT_TASK], r[C.OBJECT_INDEX])):
             x, y, w, h = scale_box(tuple(obj[C.OBJECT_CROP_BOX]), img.size, shown)  # a JPEG decoded reduced
-            draw.rectangle((x * scale, y * scale, (x + w) * scale - 1, (y + h) * scale - 1),
-                           outline=colour[obj[C.OBJECT_TASK]], width=2)
+            corners = (x * scale, y * scale, (x + w) * scale - 1, (y + h) * scale - 1)
+            # a white line just outside the box: the colour carries 4.5:1 on light pictures, the white on dark ones
+            draw.rectangle((corners[0] - 1, corners[1] - 1, corners[2] + 1, corners[3] + 1), outline="white")
+            draw.rectangle(corners, outline=colour[obj[C.OBJECT_TASK]], width=2)
             if len(crops) < max_crops:
                 crop = img.crop((x, y, x + w, y + h))
                 s = min(height / crop.height, 2 * height / crop.width)
@@ -79,16 +89,45 @@ def objects_png(
         x0 = thumb.width + 12
         for crop, col in crops:
             strip.paste(crop, (x0, 2))
-            ImageDraw.Draw(strip).rectangle((x0 - 1, 1, x0 + crop.width, 2 + crop.height), outline=col)
+            ImageDraw.Draw(strip).rectangle((x0 - 2, 0, x0 + crop.width + 1, 3 + crop.height), outline=col, width=2)
             x0 += crop.width + 6
         strips.append(strip)
     if not strips:
         return None
-    canvas = Image.new("RGB", (max(p.width for p in strips), sum(p.height + 8 for p in strips)), (255, 255, 255))
-    top = 0
+    legend = legend_strip(colour)
+    canvas = Image.new("RGB", (max(p.width for p in [legend, *strips]), legend.height + sum(p.height + 8 for p in strips)),
+                       (255, 255, 255))
+    canvas.paste(legend, (0, 0))
+    top = legend.height
     for strip in strips:
         canvas.paste(strip, (0, top))
         top += strip.height + 8
     buf = io.BytesIO()
     canvas.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def task_colours(tasks: Iterable[Any]) -> dict[str, str]:
+    """``{task: colour}``: the n-th of the sorted task names gets :data:`TASK_COLOURS`' n-th colour."""
+    names = sorted({str(t) for t in tasks})
+    return {t: TASK_COLOURS[i % len(TASK_COLOURS)] for i, t in enumerate(names)}
+
+
+def legend_strip(colour: Mapping[str, str], height: int = 22) -> Any:
+    """The figure's legend: ``Box colour = task:`` then a swatch and the name of each task (the figure alone did
+    not say which colour is which task)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=13)  # (Pillow's bitmap font where FreeType is missing: no anchors there)
+    items = [("Box colour = task:", None), *((t, c) for t, c in colour.items())]
+    widths = [round(font.getlength(text)) + (18 if c else 0) + 14 for text, c in items]
+    strip = Image.new("RGB", (sum(widths) + 6, height), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    top, bottom = font.getbbox("Box colour")[1::2]
+    x = 4
+    for (text, c), width in zip(items, widths, strict=True):
+        if c:
+            draw.rectangle((x, 5, x + 12, 17), fill=c)
+        draw.text((x + (18 if c else 0), (height - bottom - top) // 2), text, fill=LEGEND_TEXT, font=font)
+        x += width
+    return strip

@@ -818,6 +818,7 @@ class View:
             f"{quote_ident(C.LAYOUT_Y)} AS y, {color_expr} AS c FROM pool {sample_where} ORDER BY {quote_ident(C.SAMPLE_ID)} LIMIT {int(max_points)}"
         )
         legend: list[Any]
+        groups: list[int] = []
         if legend_kind == "number":
             v = pc.fill_null(pc.cast(pts.column("c"), pa.float64()), math.nan).to_numpy(zero_copy_only=False)
             finite = np.isfinite(v)
@@ -827,6 +828,9 @@ class View:
             legend = [lo, hi]
             # (each point's own value for the hover caption, 6 significant digits; null: no value)
             values: list[Any] | None = [float(f"{x:.6g}") if ok else None for x, ok in zip(v.tolist(), finite.tolist())]
+        elif not color or color == "selected":
+            codes, legend, groups = self._selected_groups(scope, pts)
+            values = None
         else:
             values = [_text(value) for value in pts.column("c").to_pylist()]  # (the points' own values)
             names: dict[str, int] = {}
@@ -848,6 +852,9 @@ class View:
             "total": total, "shown": pts.num_rows, "bounds": bounds, "bins": MAP_BINS,
             "density": density.tolist(),
             "color": color or "selected", "legend_kind": legend_kind, "legend": legend,
+            # by selected/not: each legend entry's group of the report's map (0 not selected, 1 selected by earlier
+            # runs, 2 selected), which fixes its colour (static/map.js), whatever the counts
+            **({"groups": groups} if not color or color == "selected" else {}),
             "points": {
                 "id": pts.column("id").to_pylist(),
                 "x": np.round(pts.column("x").to_numpy(zero_copy_only=False).astype(np.float64), 5).tolist(),
@@ -858,6 +865,27 @@ class View:
                 **({} if values is None else {"value": values}),
             },
         }
+
+    def _selected_groups(self, scope: Scope, pts: pa.Table) -> tuple[list[int], list[Any], list[int]]:
+        """``(codes, legend, groups)`` of the points coloured by selected/not, in the report's groups and order
+        (``report.data.GROUPS``: not selected, selected by earlier runs, selected): a run's rows (``scope.run``)
+        whose key an earlier version's run selected are "selected by earlier runs", its picks "selected in this
+        run", as in that run's report; without a run, "selected" and "not selected". Before, the larger group
+        got the palette's first colour, so "not selected" was usually blue in the UI and grey in the report."""
+        from lightly_airflow.report.data import GROUP_EARLIER, GROUP_NEW, GROUP_NOT_SELECTED
+
+        group = np.where(pc.equal(pts.column("c"), "selected").to_numpy(zero_copy_only=False), 2, 0)
+        names = [GROUP_NOT_SELECTED, GROUP_EARLIER, GROUP_NEW if scope.run else "selected"]
+        if scope.run and len(group):
+            k, cv = quote_ident(C.KEY), quote_ident(COMMIT_VERSION)
+            earlier = self.sql(f"SELECT DISTINCT {k} AS k FROM pool WHERE {quote_ident(C.SELECTED)} AND "
+                               f"{cv} < {self.run_version(scope.run)}").column("k")
+            group[(group == 0) & pc.is_in(pts.column("k"), earlier).to_numpy(zero_copy_only=False)] = 1
+        counts = np.bincount(group, minlength=3)
+        groups = [g for g in range(3) if counts[g]]
+        code = np.full(3, -1, dtype=np.int64)
+        code[groups] = np.arange(len(groups))
+        return code[group].tolist(), [[names[g], int(counts[g])] for g in groups], groups
 
     def _color_expr(self, color: str | None) -> tuple[str, str]:
         if not color or color == "selected":

@@ -40,4 +40,4 @@ def test_the_figure_reads_only_the_drawn_images_objects(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert peak < 8 << 20, f"peak {peak >> 20} MiB of Python objects for a figure of 3 images"  # was 24 MiB
     assert figure is not None and figure == expected
-    assert Image.open(io.BytesIO(figure)).height == 3 * (128 + 4 + 8)  # one strip per picked image
+    assert Image.open(io.BytesIO(figure)).height == 22 + 3 * (128 + 4 + 8)  # the legend, one strip per picked image

@@ -17,6 +17,12 @@
   // Numbers: a stretch of viridis (its luminance rises steadily, so it reads the same for every colour vision) that
   // keeps 3:1 on the theme's ground: its dark half on light, its light half on dark (the whole ramp's yellow end was
   // 1.2:1 on the light ground, its purple end 1.5:1 on the dark one). No value: the palette's grey.
+  // Selected / not (the payload's "groups"): the report's colours and meaning (report/plots.py GROUP_COLOURS): not
+  // selected grey, selected by earlier runs blue, selected vermillion; on the light ground 3.6, 5.0 and 3.7:1, on
+  // the dark one 4.3, 6.9 (the lighter Okabe-Ito sky blue: the report's #0072b2 was 3.1:1 there) and 4.1:1, and at
+  // least 35.9 apart (CIE76) for deuteranopia and protanopia. Before, the larger group took the palette's first
+  // colour, so "not selected" was mostly blue here and grey in the report.
+  var GROUP_COLOURS = {light: ["#858585", "#0072b2", "#d55e00"], dark: ["#858585", "#56b4e9", "#d55e00"]};
   var VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
   var RAMP = {light: [0, 0.5], dark: [0.4, 1]};
   var root = document.getElementById("mapdata");
@@ -36,7 +42,10 @@
   }
   var theme = "light";  // set by draw() and legend(): one style lookup a drawing, not one a point
   function palette() { return PALETTES[theme]; }
-  function catColor(code) { var p = palette(); return p[Math.min(code, p.length - 1)]; }
+  function catColor(code) {
+    if (data.groups) return GROUP_COLOURS[theme][data.groups[code]];
+    var p = palette(); return p[Math.min(code, p.length - 1)];
+  }
   function rampColor(code) {
     var p = palette();
     if (code < 0) return p[p.length - 1];
@@ -73,11 +82,16 @@
       ctx.fillRect(gx * cw, H - (gy + 1) * ch, cw + 0.5, ch + 0.5);
     }
     var p = data.points, r = p.x.length > 5000 ? 2 : p.x.length > 1000 ? 3.5 : 5;
-    for (i = 0; i < p.x.length; i++) {
-      var xy = toPx(p.x[i], p.y[i]);
-      ctx.fillStyle = data.legend_kind === "number" ? rampColor(p.c[i]) : catColor(p.c[i]);
-      ctx.beginPath(); ctx.arc(xy[0], xy[1], r / 2, 0, 6.2832); ctx.fill();
-    }
+    // (by selected/not the selected are drawn last, on top of the others, as in the report's map)
+    var layers = data.groups ? data.groups.map(function (g, code) { return code; }) : [null];
+    layers.forEach(function (layer) {
+      for (i = 0; i < p.x.length; i++) {
+        if (layer !== null && p.c[i] !== layer) continue;
+        var xy = toPx(p.x[i], p.y[i]);
+        ctx.fillStyle = data.legend_kind === "number" ? rampColor(p.c[i]) : catColor(p.c[i]);
+        ctx.beginPath(); ctx.arc(xy[0], xy[1], r / 2, 0, 6.2832); ctx.fill();
+      }
+    });
     if (poly.length > 1) {
       ctx.strokeStyle = theme === "dark" ? "#fff" : "#111";
       ctx.setLineDash([4, 3]);
