@@ -42,7 +42,8 @@ FIXES: tuple[tuple[str, str, str], ...] = (
 )
 
 #: Markers after which a reason's own fix begins (the project's messages say "Fix: …" or name the action).
-_FIX_MARKERS = ("Fix: ", "Fix:", " Rename it to ", " Rename ", " rename every file ", " rename each file ")
+_FIX_MARKERS = ("Fix: ", "Fix:", " Rename it to ", " Rename ", " rename every file ", " rename each file ",
+                "; rename ", ": rename ", ": do not rename ")
 
 
 @dataclass
@@ -84,7 +85,7 @@ def split_fix(stage: str, reason: str) -> tuple[str, str]:
     for marker in _FIX_MARKERS:
         at = reason.find(marker)
         if at > 0:
-            fix = reason[at:].strip()
+            fix = reason[at:].lstrip(";: ").strip()  # ("…; rename it to .png": the fix column showed "—")
             return reason[:at].rstrip(" .;,"), (fix[4:].strip() if fix.startswith("Fix:") else fix)
     for fix_stage, prefix, fix in FIXES:
         if stage == fix_stage and reason.startswith(prefix):
