@@ -32,7 +32,7 @@ h1{font-size:1.4rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;bor
 .card.bad .n{color:#b00020}.card.sel .n{color:#b24f00}
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
 th,td{border:1px solid #e3e3e3;padding:.25rem .5rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{background:#f6f6f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f6f6f6;overflow-wrap:normal}td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.key{font-family:ui-monospace,Menlo,Consolas,monospace;word-break:break-all}
 img{max-width:100%;height:auto;border:1px solid #eee}
 .note{color:#666;font-size:.85rem}.warn{color:#8a4b00;background:#fff6e5;padding:.4rem .6rem;border-radius:4px}
