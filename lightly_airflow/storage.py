@@ -110,10 +110,11 @@ def join_uri(base: str, *parts: str) -> str:
 
 
 def local_path(uri: str) -> str:
-    """The filesystem path of a ``file://`` URI or plain path."""
+    """The filesystem path of a ``file://`` (or ``local://``, in any case: :func:`protocol_of`) URI or plain path."""
     uri = str(uri)
-    if uri.startswith("file://"):
-        return uri[len("file://") :]
+    scheme, sep, rest = uri.partition("://")
+    if sep and _PROTOCOLS.get(scheme.lower()) == "file":  # (``FILE:///x`` was read as ./FILE:/x)
+        return rest
     return uri
 
 
@@ -457,6 +458,28 @@ def delta_uri(uri: str) -> str:
     parts = urlsplit(str(uri))
     scheme = {"s3": "s3", "gs": "gs", "az": "az"}[protocol]
     return f"{scheme}://{parts.netloc}{parts.path}".rstrip("/")
+
+
+def place(uri: str) -> str:
+    """One spelling of the folder ``uri`` names, the same for every spelling this module reads as the same files: the
+    one comparison of two datasource (or other) roots, ``place(a) == place(b)``.
+
+    The store is :func:`protocol_of`'s (``gcs://`` is ``gs://``, ``s3a://`` ``s3://``, ``abfs://``/``abfss://``
+    ``az://``, ``S3://`` ``s3://``); a local path is made absolute and normalised as :func:`filesystem` opens it
+    (``/x/./y/``, ``file:///x/y`` and ``FILE:///x//y`` are ``file:///x/y``); an Azure ``container@account…`` is its
+    container (adlfs reads it with the connection's account, and a URI naming another account is refused:
+    :meth:`StorageCredentials.store_problem`); a bucket's prefix loses its trailing ``/``. Inside a bucket prefix
+    ``.`` and empty segments stay: object keys are literal (``s3://b/./x`` reads the keys under ``./x/``), and so
+    is the bucket's case (``S3://Bucket`` is another bucket).
+
+    :raises ValueError: for a scheme no store here reads (:func:`protocol_of`).
+    """
+    protocol = protocol_of(uri)
+    if protocol == "file":
+        return "file://" + os.path.abspath(local_path(uri))
+    parts = urlsplit(str(uri))
+    bucket = parts.netloc.partition("@")[0] if protocol == "az" and "@" in parts.netloc else parts.netloc
+    return f"{protocol}://{bucket}{parts.path.rstrip('/')}"
 
 
 IO_THREADS = 16

@@ -43,7 +43,7 @@ from lightly_airflow.datapool.errors import DatapoolError
 from lightly_airflow.datapool.pool import Datapool
 from lightly_airflow.datapool.rows import COMMIT_VERSION
 from lightly_airflow.datapool.snapshot import Snapshot
-from lightly_airflow.storage import StorageCredentials
+from lightly_airflow.storage import StorageCredentials, place
 
 logger = logging.getLogger(__name__)
 
@@ -89,13 +89,16 @@ def raw_keys(root: str | None) -> bool:
 
 
 def root_uri(datasource_uri: str) -> str:
-    """The datasource root as a URI prefix ending in ``/``: a local path becomes ``file:///…`` (percent-encoded,
-    RFC 8089), an object store's folder stays as it is (its keys are raw, :func:`key_uri`)."""
+    """The datasource root as a URI prefix ending in ``/``: a local path or ``file://`` URI becomes ``file:///…``
+    normalised as it is read (``/x/./y`` is ``file:///x/y/``: :func:`~lightly_airflow.storage.place`) and
+    percent-encoded (RFC 8089); an object store's folder stays as its run spelled it (its keys are raw,
+    :func:`key_uri`). Two roots are compared by :func:`datasource_place`, not by this spelling."""
     root = str(datasource_uri)
-    if "://" not in root:
-        if not root.startswith("/"):
-            raise DatapoolError(f"Datasource {root!r} is a relative path; pass an absolute path or a URI.")
-        return "file://" + quote(root.rstrip("/"), safe="/") + "/"
+    if "://" not in root and not root.startswith("/"):
+        raise DatapoolError(f"Datasource {root!r} is a relative path; pass an absolute path or a URI.")
+    where = datasource_place(root)
+    if where.startswith("file://"):
+        return "file://" + quote(where[len("file://"):].rstrip("/"), safe="/") + "/"
     scheme, _, rest = root.partition("://")
     netloc, _, path = rest.partition("/")  # the bucket/host stays; the folder path is written like keys
     path = path.strip("/")
@@ -156,21 +159,47 @@ def _shown(uri: str) -> str:
 
 
 def tag_datasource_uri(pool: Datapool, tag: str) -> str | None:
-    """The datasource URI the run behind ``tag`` recorded; for ``initial-tag`` and hand-made tags (no run of
-    their own) the latest run's; or ``None``."""
+    """The datasource URI the run behind ``tag`` recorded (spelled as :func:`run_datasources`); for ``initial-tag``
+    and hand-made tags (no run of their own) the latest run's; or ``None``."""
+    history = pool.history()
+    spelled = run_datasources(history)
     found = latest = None
-    for entry in pool.history():
+    for entry in history:
         if entry.get("datasource_uri"):
-            latest = entry["datasource_uri"]
+            latest = spelled[int(entry["version"])]
             if entry["tag"] == tag:
                 found = latest
     return latest if found is None else found
 
 
+def datasource_place(uri: str) -> str:
+    """The place a recorded datasource URI names (:func:`~lightly_airflow.storage.place`, the one comparison of two
+    roots: ``gcs://b/x/`` and ``gs://b/x``, ``file:///x/./y`` and ``/x/y`` are one place); a URI no store here
+    reads (never recorded by a run) is its own."""
+    try:
+        return place(uri)
+    except ValueError:
+        return str(uri).rstrip("/")
+
+
 def run_datasources(history: list[dict[str, Any]]) -> dict[int, str]:
-    """The datasource each commit's keys are relative to (pool version → URI, as its run recorded): a pool fed
-    from several datasources (two DAGs, or a bucket moved) holds the same key under different roots."""
-    return {int(e["version"]): str(e["datasource_uri"]) for e in history if e.get("datasource_uri")}
+    """The datasource each commit's keys are relative to (pool version → URI): a pool fed from several datasources
+    (two DAGs, or a bucket moved) holds the same key under different roots. Runs of one place
+    (:func:`datasource_place`) that spelled it otherwise (``gcs://`` then ``gs://``) get its latest run's spelling,
+    so an export writes each place one way and finds its latest listing's gone files (:func:`gone_exports`)."""
+    runs = [(int(e["version"]), str(e["datasource_uri"])) for e in history if e.get("datasource_uri")]
+    places = {uri: datasource_place(uri) for uri in {uri for _, uri in runs}}
+    latest = {places[uri]: uri for _, uri in runs}  # (history is oldest first)
+    return {version: latest[places[uri]] for version, uri in runs}
+
+
+def datasource_versions(history: list[dict[str, Any]], datasource_uri: str) -> list[int]:
+    """The pool versions whose run read the place ``datasource_uri`` names, however each run spelled it
+    (:func:`datasource_place`): the rows whose keys are relative to it."""
+    here = datasource_place(datasource_uri)
+    runs = [(int(e["version"]), str(e["datasource_uri"])) for e in history if e.get("datasource_uri")]
+    ours = {uri for uri in {uri for _, uri in runs} if datasource_place(uri) == here}
+    return [version for version, uri in runs if uri in ours]
 
 
 def export_records(
@@ -415,18 +444,23 @@ def gone_exports(
         return GoneExports(uris=_missing_now(records, credentials, workers), how="checked")
     history = pool.history() if history is None else history
     latest: dict[str, dict[str, Any]] = {}
-    for entry in history:  # oldest first: the last entry of a root is its latest run
+    spellings: dict[str, set[str]] = {}  # place -> the roots its runs' spellings give (gcs://b/x/, gs://b/x/)
+    for entry in history:  # oldest first: the last entry of a place is its latest run, however it was spelled
         if entry.get("datasource_uri") and entry.get("run_id"):
-            latest[root_uri(str(entry["datasource_uri"]))] = entry
+            where = datasource_place(str(entry["datasource_uri"]))
+            latest[where] = entry
+            spellings.setdefault(where, set()).add(root_uri(str(entry["datasource_uri"])))
     gone_uris: set[str] = set()
     runs: dict[str, dict[str, Any]] = {}
     from lightly_airflow.datasource.gone import read_gone
 
-    for root, entry in latest.items():
+    for where, entry in latest.items():
         if not int((entry.get("counts") or {}).get("gone") or 0):
             continue
-        if not any(r.uri.startswith(root) for r in records):
+        roots = spellings[where]
+        if not any(r.uri.startswith(root) for r in records for root in roots):
             continue
+        root = root_uri(str(entry["datasource_uri"]))
         keys = read_gone(pool.uri, str(entry["run_id"]), pool.credentials)
         if keys is None:
             logger.warning("Run %s recorded %s files gone from %s, but its gone.parquet is missing: cannot say "
@@ -434,7 +468,7 @@ def gone_exports(
                            entry["run_id"], entry["counts"]["gone"], root)
             continue
         runs[root] = {k: entry.get(k) for k in ("run_id", "version", "timestamp")}
-        gone_uris.update(key_uri(root, k) for k in keys)
+        gone_uris.update(key_uri(spelled, k) for spelled in roots for k in keys)
     return GoneExports(uris=[r.uri for r in records if r.uri in gone_uris], how="listing", runs=runs)
 
 
@@ -865,6 +899,7 @@ __all__ = [
     "LABEL_STUDIO_SCHEMES", "check_key", "coco_images", "labelbox_fetchable", "labelbox_rows", "labelbox_uri",
     "content_type", "export_records", "export_tag", "file_suffix", "gone_exports", "key_uri", "label_studio_tasks",
     "label_studio_uri", "register_format", "render", "root_uri",
-    "raw_keys", "run_datasources", "tag_datasource_uri", "unviewable", "uri_key", "uri_location",
+    "raw_keys", "run_datasources", "datasource_place", "datasource_versions", "tag_datasource_uri", "unviewable",
+    "uri_key", "uri_location",
     "write_viewable_copies", "OBJECT_STORE_SCHEMES",
 ]

@@ -46,12 +46,11 @@ def pool_files(snapshot: Any, datasource_uri: str) -> pa.Table | None:
     import pyarrow.compute as pc
 
     from lightly_airflow import columns as C
-    from lightly_airflow.datapool.export import root_uri, run_datasources
+    from lightly_airflow.datapool.export import datasource_versions
     from lightly_airflow.datapool.rows import COMMIT_VERSION
     from lightly_airflow.datapool.snapshot import initial_tag_mask, latest_per_key
 
-    here = root_uri(datasource_uri)
-    versions = [v for v, uri in run_datasources(snapshot.history()).items() if root_uri(uri) == here]
+    versions = datasource_versions(snapshot.history(), datasource_uri)  # (runs that spelled it otherwise too)
     if not versions:
         return None
     present = snapshot.column_names()
