@@ -135,11 +135,11 @@ class S3NotificationsTrigger(WorkerConfigOfUri, SqsSensorTrigger):
         for name in ("message_filtering", "message_filtering_match_values", "message_filtering_config"):
             if kwargs.get(name) is not None:
                 raise ValueError(f"S3NotificationsTrigger filters by its datasource_uri; {name} is not taken.")
-        if not str(datasource_uri).startswith("s3://"):
+        if not _on_s3(str(datasource_uri)):
             raise ValueError(f"S3NotificationsTrigger reads S3 event notifications; datasource_uri "
                              f"{datasource_uri!r} is not an s3:// URI.")
         query_dict = None if query is None else dict(query) if isinstance(query, Mapping) else query.to_dict()
-        if query_dict is not None and query_dict.get("datasource_uri") != str(datasource_uri):
+        if query_dict is not None and not _same_place(query_dict.get("datasource_uri"), str(datasource_uri)):
             raise ValueError(f"S3NotificationsTrigger: query.datasource_uri {query_dict.get('datasource_uri')!r} is "
                              f"not datasource_uri {str(datasource_uri)!r}: give the runs' query of this datasource.")
         if worker_config_uri is not None and query_dict is None:
@@ -376,3 +376,20 @@ def _lifecycle(q: NewFilesQuery, credentials: StorageCredentials | None, cache: 
         log.debug("the lifecycle rules of %s read again: unchanged", q.datasource_uri)
     cache.lifecycle = _Read(source, value, None, at, at)
     return value
+
+
+def _on_s3(uri: str) -> bool:
+    """Whether ``uri`` is on S3 however spelt (``s3://``, ``S3://``, ``s3a://``: ``storage.protocol_of``)."""
+    from lightly_airflow.storage import protocol_of
+
+    try:
+        return protocol_of(uri) == "s3"
+    except ValueError:
+        return False
+
+
+def _same_place(a: Any, b: str) -> bool:
+    """Whether the query's datasource is this trigger's, however spelt (``storage.place``)."""
+    from lightly_airflow.storage import place
+
+    return a is not None and place(str(a)) == place(b)

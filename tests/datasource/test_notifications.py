@@ -78,6 +78,13 @@ def test_the_trigger_serializes_exactly_its_arguments_and_refuses_what_it_cannot
         S3NotificationsTrigger(datasource_uri=DS, sqs_queue="q", message_filtering="jsonpath")
     with pytest.raises(ValueError, match="is not an s3:// URI"):
         S3NotificationsTrigger(datasource_uri="gs://b/images", sqs_queue="q")
+    # S3 however spelt, and the runs' query of the same datasource spelt otherwise (both were refused)
+    query = {"datasource_uri": "s3://b/images/"}
+    assert S3NotificationsTrigger(datasource_uri="S3://b/images", sqs_queue="q", query=query).datasource_uri == \
+        "S3://b/images"
+    S3NotificationsTrigger(datasource_uri="s3a://b/images", sqs_queue="q")
+    with pytest.raises(ValueError, match="is not datasource_uri"):
+        S3NotificationsTrigger(datasource_uri="s3://b/other", sqs_queue="q", query=query)
 
 
 def test_a_notifications_event_time_and_size_are_read_for_each_kept_key() -> None:

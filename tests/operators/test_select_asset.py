@@ -15,7 +15,9 @@ def _op(datapool_uri: str) -> SelectAndCommitOperator:
 
 
 def test_the_deployments_pool_gets_the_declared_asset() -> None:
-    for uri in ("s3://curation/pool", "s3://curation/pool/"):
+    # (however spelt: compared as written, ``S3://`` or ``s3a://`` sent the event to another asset, and the DAGs
+    # scheduled on the deployment's did not run)
+    for uri in ("s3://curation/pool", "s3://curation/pool/", "S3://curation/pool", "s3a://curation/pool/"):
         assert _op(uri).committed_asset() is DEPLOYMENT
 
 
