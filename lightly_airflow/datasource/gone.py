@@ -183,12 +183,13 @@ def log_gone(gone: GoneFiles, datasource_uri: str) -> None:
     """Warn about the gone files: their count, the first examples and what to do."""
     if not gone.count:
         return
+    one = gone.count == 1
     logger.warning(
-        "%d files the datapool holds (%d samples, %d of them selected) are no longer in the datasource %s, e.g. %s: "
+        "%s the datapool holds (%s, %d of them selected) %s no longer in the datasource %s, e.g. %s: "
         "the pool keeps their rows (it is history) and exports still name them. Restore the files, or leave their "
         "samples out of the labelling task (datapool export warns about each exported one).",
-        gone.count, gone.samples, gone.selected, datasource_uri,
-        ", ".join(repr(k) for k in gone.keys[:_EXAMPLES]))
+        "1 file" if one else f"{gone.count} files", "1 sample" if gone.samples == 1 else f"{gone.samples} samples",
+        gone.selected, "is" if one else "are", datasource_uri, ", ".join(repr(k) for k in gone.keys[:_EXAMPLES]))
     if gone.moved:
         logger.warning(
             "%d new files of this run have the content of a file the datasource no longer has (moved or renamed?), "

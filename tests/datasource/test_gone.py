@@ -62,6 +62,11 @@ def test_deleted_files_are_counted_selected_first_and_logged(tmp_path: Path, dig
     assert (gone.count, gone.samples, gone.selected) == (2, 2, 1)
     assert "2 files the datapool holds (2 samples, 1 of them selected) are no longer in the datasource" in caplog.text
     assert "'b/4.jpg'" in caplog.text
+    (src / "b/4.jpg").write_bytes((src / "a/1.png").read_bytes())  # (back: one file gone, said in the singular)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert gone_of(src, pool).count == 1
+    assert "1 file the datapool holds (1 sample, 0 of them selected) is no longer in the datasource" in caplog.text
 
 
 def test_keys_only_filtered_out_are_not_gone(tmp_path: Path, digits: Any) -> None:
