@@ -49,6 +49,9 @@ WHITE_GUESS = "lightly_airflow.white_guess"
 #: damaged or unsupported profile, one for other data than the image's): why, in words; its colours are the file's
 #: values as they are (read as sRGB). The metadata pass logs and counts it (``colour_profile_ignored``).
 PROFILE_IGNORED = "lightly_airflow.profile_ignored"
+#: ``img.info`` key of :func:`display_rgb`'s result when a float image holds NaN or infinite values (a depth map's
+#: or elevation model's "no data"), shown black: how many, in words. The metadata pass counts it (``no_data_pixels``).
+NO_DATA = "lightly_airflow.no_data"
 #: How an embedded profile's colours become sRGB. Perceptual: the default of browsers and image viewers, so a CMYK
 #: or other table-based profile's gamut mapping is the one its maker tuned (relative colorimetric would clip
 #: out-of-gamut colours to the nearest edge); for the matrix profiles of cameras and phones (Display P3, Adobe RGB,
@@ -702,8 +705,11 @@ def eight_bit(img: Image.Image, source: Image.Image | None = None) -> Image.Imag
     if img.mode not in HIGH_BIT_DEPTH_MODES:
         return img
     arr = np.asarray(img, dtype=np.float64)
+    no_data = 0
     if img.mode == "F":  # NaN (a depth map's or elevation model's "no data") and infinities are black
-        arr = np.where(np.isfinite(arr), arr, 0.0)
+        finite = np.isfinite(arr)
+        no_data = int(arr.size - np.count_nonzero(finite))
+        arr = np.where(finite, arr, 0.0)
     white, guess = white_point(source if source is not None else img, float(arr.max()) if arr.size else 0.0)
     out = Image.fromarray(np.clip(arr * (255.0 / white), 0, 255).astype(np.uint8), "L")
     key = img.info.get("transparency")
@@ -711,6 +717,9 @@ def eight_bit(img: Image.Image, source: Image.Image | None = None) -> Image.Imag
         out.putalpha(Image.fromarray(np.where(arr == key, 0, 255).astype(np.uint8), "L"))
     if guess:
         out.info[WHITE_GUESS] = guess
+    if no_data:  # (an all-NaN TIFF was a black picture, unsaid)
+        out.info[NO_DATA] = (f"{no_data:,} of its {arr.size:,} pixels are NaN or infinite (no data), shown black"
+                             + (": the whole picture" if no_data == arr.size else ""))
     return out
 
 
@@ -1006,7 +1015,7 @@ def display_rgb(img: Image.Image) -> Image.Image:
         img = converted
     if img.mode == "RGB" and not keyed:
         return img
-    notes = {k: img.info[k] for k in (WHITE_GUESS, PROFILE_IGNORED) if img.info.get(k)}
+    notes = {k: img.info[k] for k in (WHITE_GUESS, PROFILE_IGNORED, NO_DATA) if img.info.get(k)}
     if img.mode in ("RGBA", "LA", "PA") or (img.mode in ("P", "L", "RGB") and "transparency" in img.info):
         img = img.convert("RGBA")
         img = Image.alpha_composite(Image.new("RGBA", img.size, TRANSPARENT_BACKGROUND), img)

@@ -563,3 +563,19 @@ def test_the_metadata_pass_reads_pillow_s_memory_in_place_with_the_same_metrics(
     assert (core.get_block_size(), core.get_blocks_max()) == settings
     assert _metrics_of_image(decoded, len(data)) == expected
     assert expected["uniformRowRatio"] > 0.005  # (some of the uniform band survives the JPEG)
+
+
+def test_a_float_image_with_no_data_pixels_says_how_many_are_shown_black() -> None:
+    """A float TIFF (a depth map, an elevation model) whose "no data" is NaN or infinite: those pixels are black, as
+    before, and the metadata pass now notes how many (``no_data_pixels``); an all-NaN one was a black picture with
+    no word."""
+    values = np.linspace(0.0, 1.0, 64 * 48, dtype=np.float32).reshape(48, 64)
+    values[:8] = np.nan
+    values[8, :4] = np.inf
+    result = inspect_image(_encode(Image.fromarray(values, "F"), "TIFF"), "depth.tif")
+    notes = dict(result.notes)
+    assert notes["no_data_pixels"] == "516 of its 3,072 pixels are NaN or infinite (no data), shown black"
+    blank = inspect_image(_encode(Image.fromarray(np.full((8, 8), np.nan, np.float32), "F"), "TIFF"), "nodata.tif")
+    assert dict(blank.notes)["no_data_pixels"].endswith("shown black: the whole picture")
+    fine = inspect_image(_encode(Image.fromarray(np.ones((8, 8), np.float32), "F"), "TIFF"), "ones.tif")
+    assert "no_data_pixels" not in dict(fine.notes)

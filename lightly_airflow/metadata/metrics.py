@@ -30,6 +30,7 @@ from PIL import Image, UnidentifiedImageError
 from lightly_airflow.metadata.kernels import laplacian_sums, pixel_sums, uniform_rows
 from lightly_airflow.pixels import (
     FULL_SIZE,
+    NO_DATA,
     PROFILE_IGNORED,
     SWAPPED,
     WHITE_GUESS,
@@ -236,6 +237,9 @@ def _result(img: Image.Image, rgb_img: Image.Image, size: int, more_frames: bool
     ignored = rgb_img.info.get(PROFILE_IGNORED)
     if ignored:
         notes.append(("colour_profile_ignored", str(ignored)))
+    no_data = rgb_img.info.get(NO_DATA)
+    if no_data:
+        notes.append(("no_data_pixels", str(no_data)))
     full = img.info.get(FULL_SIZE)
     if full:
         w, h = full

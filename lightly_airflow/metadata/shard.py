@@ -51,6 +51,7 @@ NOTE_KINDS = {
     "first_frame_only": "animated or multi-page, of which the first frame is the sample",
     "colour_profile_ignored": "whose embedded ICC colour profile could not be applied (damaged or unsupported: "
                               "colours as stored, read as sRGB)",
+    "no_data_pixels": "float images with NaN or infinite pixel values (no data), shown black",
 }
 READ_BATCH = 64
 
