@@ -9,25 +9,18 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
+from lightly_airflow.colours import task_colours
 from lightly_airflow.storage import StorageCredentials
 
 log = logging.getLogger(__name__)
 
-#: One colour per task (the n-th of the sorted task names; a 7th task repeats the first), here and on the UI's
-#: sample pages (``plugins.pages``). Each is at least 4.5:1 on white (WCAG 1.4.3: the UI writes its labels in them,
-#: on a white halo) and the six stay at least 21.7 apart (CIE76) in normal vision and in Machado et al.'s
-#: deuteranopia and protanopia simulations (chosen greedily for that smallest distance among the sRGB colours of
-#: chroma >= 45 and 4.5:1 to 8:1 on white). Before: the figure's yellow #f1c40f was 1.66:1 on the white strip,
-#: green #2ecc71 2.10:1, teal #1abc9c 2.41:1, and its blue and purple 12.3 apart for deuteranopia; the UI's
-#: orange labels #f97316 2.8:1 and its blue and purple 5.3 apart.
-TASK_COLOURS = ("#0069b4", "#3c8700", "#3c00ff", "#b44b69", "#3c69ff", "#962d2d")
 #: the legend's text (12.6:1 on white)
 LEGEND_TEXT = "#333333"
 #: the selected images :func:`objects_png` draws at most (the report's note says so)
@@ -105,12 +98,6 @@ def objects_png(
     buf = io.BytesIO()
     canvas.save(buf, format="PNG")
     return buf.getvalue()
-
-
-def task_colours(tasks: Iterable[Any]) -> dict[str, str]:
-    """``{task: colour}``: the n-th of the sorted task names gets :data:`TASK_COLOURS`' n-th colour."""
-    names = sorted({str(t) for t in tasks})
-    return {t: TASK_COLOURS[i % len(TASK_COLOURS)] for i, t in enumerate(names)}
 
 
 def legend_strip(colour: Mapping[str, str], height: int = 22) -> Any:

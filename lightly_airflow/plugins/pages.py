@@ -14,8 +14,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from lightly_airflow import columns as C
+from lightly_airflow.colours import TASK_COLOURS, task_colours
 from lightly_airflow.datapool.rows import COMMIT_VERSION
-from lightly_airflow.objects.report import TASK_COLOURS, task_colours
 from lightly_airflow.plugins import html as H
 from lightly_airflow.plugins.query import SHOW_IMAGES, SHOW_OBJECTS, SIMILAR, Scope, View, Walk, column_group
 
@@ -483,7 +483,7 @@ def walk_bar(root: str, pool: str, view: View, scope: Scope, walk: Walk | None, 
             f'{"descending" if walk.descending else "ascending"}</span></p>')
 
 
-#: Box colours: the report's (``objects.report.TASK_COLOURS``, each 4.5:1 on the labels' white halo), so a task has
+#: Box colours: the report's (``colours.TASK_COLOURS``, each 4.5:1 on the labels' white halo), so a task has
 #: the same colour in the report's objects figure and on the sample page (both give the n-th sorted task the n-th).
 PALETTE = TASK_COLOURS
 
