@@ -279,6 +279,13 @@ def validate_params(
     embeddings_csv = custom_embeddings_uri(worker, lightly_uri or datasource_uri,
                                            lightly_credentials or datasource_credentials, dim=dim)
     check_relevant_filenames(worker, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials)
+    from lightly_airflow.objects.spec import check_object_level, check_tasks, objects_spec
+
+    # (the configs' object-level settings first: a SCORES input naming an auto task is named as such, not as a
+    # task missing from .lightly/predictions/tasks.json)
+    object_problem = check_object_level(selection, worker)
+    if object_problem is not None:
+        raise ParamError(*object_problem)
     check_selection_inputs(
         selection, lightly_uri or datasource_uri, lightly_credentials or datasource_credentials,
         datapool_credentials=datapool_credentials, worker=worker,
@@ -290,11 +297,9 @@ def validate_params(
     problem = check_sequence_config(selection, worker.selected_sequence_length)
     if problem:
         raise ParamError("worker_config.selected_sequence_length", problem, "make n_samples a multiple of it.")
-    from lightly_airflow.objects.spec import check_object_level, check_tasks, objects_spec
-
     # (the object tasks against .lightly/predictions: here too, not only in the listing, so the sensor that waits
     # for new files fails on a misspelt crops.enable_upload_for_tasks before it waits)
-    object_problem = check_object_level(selection, worker) or check_tasks(
+    object_problem = check_tasks(
         objects_spec(selection, worker), lightly_uri or datasource_uri, lightly_credentials or datasource_credentials)
     if object_problem is not None:
         raise ParamError(*object_problem)
@@ -1056,6 +1061,8 @@ def select_and_commit(
         from lightly_airflow.datapool.tagging import readable_tag
 
         run_tag = tag or readable_tag(run_id, {e["tag"] for e in snap.history() if e.get("tag")})
+        # (before the commit: a retry that finds the run committed reads its counts and notes back)
+        objects_run.record_summary(summary.objects, datapool_uri, run_id, datapool_credentials)
         result_commit = pool.commit(
             out if object_rows is None else pa.concat_tables([out, object_rows], promote_options="permissive"),
             run_id=run_id, dag_id=dag_id, tag=run_tag, config=config.model_dump(mode="json", exclude_none=True),
@@ -1445,6 +1452,10 @@ def finish_committed_run(
             objects = rows.filter(is_object)
             rows = rows.filter(pc.invert(is_object))
             objects = objects if objects.num_rows else None
+    spec = objects_run.read_spec(manifests[0], credentials) if unfinished else None
+    # (the summary the run recorded before its commit: the counts and notes of the attempt that committed)
+    summary.objects = objects_run.recorded_summary(datapool_uri, run_id, credentials, manifests=manifests,
+                                                   committed=objects, spec=spec)
     meta: dict[str, Any] = {}
     if unfinished and rows is not None:
         meta = _manifest_meta(manifests[0], credentials)
@@ -1456,9 +1467,7 @@ def finish_committed_run(
 
         summary.frames = _write_selected_frames(rows, meta, datasource_credentials, lightly_credentials,
                                                 superseded_by_committed_run(pool, version, rows))
-        spec = objects_run.read_spec(manifests[0], credentials)
         if spec is not None and objects is not None:
-            summary.objects = objects_run.summary(objects, objects, spec)
             summary.objects["crops"] = objects_run.write_crops(
                 objects, spec, meta, datasource_credentials=datasource_credentials,
                 lightly_credentials=lightly_credentials, rows=rows,
@@ -1474,7 +1483,8 @@ def finish_committed_run(
         before = pool.snapshot(version - 1).selected() if version > 1 else None
         summary.pool_selected_before = 0 if before is None else before.num_rows
         picked = rows.filter(pc.fill_null(rows.column(C.SELECTED), False)).sort_by(C.PICK_RANK)
-        figure = objects_run.report_figure(objects, picked.column(C.KEY).to_pylist(), meta, datasource_credentials)
+        figure = objects_run.report_figure(objects, picked.column(C.KEY).to_pylist(), meta, datasource_credentials,
+                                           rows=rows, lightly_credentials=lightly_credentials)
         summary.report_uri = _report(rows, datapool_uri, run_id, summary, config, before, credentials,
                                      objects_figure=figure, dag_id=dag_id)
     remove_staging(datapool_uri, run_id, credentials)

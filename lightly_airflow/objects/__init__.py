@@ -7,6 +7,8 @@ from lightly_airflow.objects.run import (
     commit_rows,
     load_run_objects,
     pool_objects,
+    record_summary,
+    recorded_summary,
     report_figure,
     summary,
     with_object_metadata,
@@ -15,6 +17,6 @@ from lightly_airflow.objects.run import (
 from lightly_airflow.objects.spec import ObjectsSpec, objects_spec, read_spec, write_spec
 
 __all__ = [
-    "ObjectsSpec", "commit_rows", "load_run_objects", "objects_spec", "pool_objects", "read_spec", "report_figure",
-    "summary", "with_object_metadata", "write_crops", "write_spec",
+    "ObjectsSpec", "commit_rows", "load_run_objects", "objects_spec", "pool_objects", "read_spec", "record_summary",
+    "recorded_summary", "report_figure", "summary", "with_object_metadata", "write_crops", "write_spec",
 ]

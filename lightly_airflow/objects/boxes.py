@@ -28,6 +28,9 @@ class ObjectBox:
     :param bbox: ``(x, y, width, height)`` in pixels, as predicted (top-left origin).
     :param category: category name (``None`` for auto tasks and keypoints without ``category_id``).
     :param score: the prediction's score (``None`` when absent).
+    :param from_keypoints: the box is the extent of the prediction's keypoints (:func:`keypoint_bbox`: a keypoint
+        prediction without ``bbox``), computed here as ``[x0, y0, x1 - x0, y1 - y0]``: it cannot be corners given
+        for a width and a height, so the corner-format check (``shard.corner_looking``) leaves it out.
     """
 
     task: str
@@ -35,6 +38,7 @@ class ObjectBox:
     bbox: tuple[float, float, float, float]
     category: str | None = None
     score: float | None = None
+    from_keypoints: bool = False
 
 
 def keypoint_bbox(keypoints: list[float]) -> tuple[float, float, float, float]:
@@ -66,12 +70,13 @@ def prediction_boxes(obj: Any, schema: TaskSchema, key: str,
             category = schema.category_names[schema.index_of[cid]]
         score = pred.get("score")
         score = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None
-        if schema.task_type == "keypoint-detection" and pred.get("bbox") is None:
+        derived = schema.task_type == "keypoint-detection" and pred.get("bbox") is None
+        if derived:
             bbox = keypoint_bbox([float(v) for v in pred["keypoints"]])
         else:
             x, y, w, h = (float(v) for v in pred["bbox"])
             bbox = (x, y, w, h)
-        out.append(ObjectBox(schema.name, i, bbox, category, score))
+        out.append(ObjectBox(schema.name, i, bbox, category, score, from_keypoints=derived))
     return out
 
 

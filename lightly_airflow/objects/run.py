@@ -8,6 +8,7 @@ tags, ``initial-tag`` and exports of images are unchanged); ``object_selected`` 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -21,7 +22,7 @@ from lightly_airflow import staging
 from lightly_airflow.metadata.metrics import CROP_METRICS
 from lightly_airflow.objects.shard import DROP_COUNTS, count_key
 from lightly_airflow.objects.spec import ObjectsSpec
-from lightly_airflow.storage import StorageCredentials, map_io
+from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, map_io, write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,56 @@ def summary(objects: pa.Table | None, committed: pa.Table | None, spec: ObjectsS
     return out
 
 
+#: The run's object summary (:func:`summary`, without the crops written after the commit), recorded in its report
+#: folder before the commit by :func:`record_summary` and read back by a retry that finds the run committed.
+SUMMARY_FILE = "objects-summary.json"
+
+
+def record_summary(objects: Mapping[str, Any], datapool_uri: str, run_id: str,
+                   credentials: StorageCredentials | None = None) -> None:
+    """Record the run's object summary before its commit: a select task killed after the commit (before its report)
+    is finished by a retry (``pipeline.finish_committed_run``) that has neither the selection's metrics (the notes
+    of :func:`selection_notes`) nor, from the pool's object rows, the shards' counts (:data:`~.shard.DROP_COUNTS`):
+    its summary and report said less than the first attempt's. Each attempt that commits writes it first (an
+    attempt that lost a race and selects again rewrites it), so the record is the committed selection's. A failed
+    write is logged: the retry then rebuilds what it can (:func:`recorded_summary`)."""
+    if not objects:
+        return
+    uri = join_uri(staging.reports_dir(datapool_uri, run_id), SUMMARY_FILE)
+    try:
+        write_bytes(json.dumps({k: v for k, v in objects.items() if k != "crops"}).encode(), uri, credentials)
+    except Exception:  # noqa: BLE001 - the run commits; a retry after a kill rebuilds the counts it can
+        log.exception("Could not record the run's object summary at %s: a retry after the commit rebuilds it "
+                      "without the selection's notes.", uri)
+
+
+def recorded_summary(datapool_uri: str, run_id: str, credentials: StorageCredentials | None = None, *,
+                     manifests: list[str] | None = None, committed: pa.Table | None = None,
+                     spec: ObjectsSpec | None = None) -> dict[str, Any]:
+    """The object summary a committed run recorded (:func:`record_summary`): the same counts and notes as the
+    attempt that committed. Without a record (a failed write, or a run committed before records existed, 2026-12-07)
+    and with the run's ``spec``: rebuilt from the shards' staging files (their objects and counts, when they
+    survived: ``manifests``) and the ``committed`` object rows, without the selection's notes (logged); else ``{}``."""
+    uri = join_uri(staging.reports_dir(datapool_uri, run_id), SUMMARY_FILE)
+    fs, path = filesystem(uri, credentials)
+    try:
+        return dict(json.loads(fs.cat_file(path)))
+    except FileNotFoundError:
+        pass
+    except ValueError:
+        log.warning("The run's object summary %s is damaged: rebuilt from the staging files.", uri)
+    if spec is None:
+        return {}
+    staged = None
+    try:
+        staged = load_run_objects(manifests or [], credentials)
+    except (FileNotFoundError, staging.DamagedStagingFile) as exc:
+        log.warning("The run's object staging files cannot be read (%s): its object counts are the pool's rows'.", exc)
+    log.warning("Run %s recorded no object summary (%s): rebuilt from %s, without the selection's notes.", run_id, uri,
+                "its staging files" if staged is not None else "the pool's object rows")
+    return summary(committed if staged is None else staged, committed, spec)
+
+
 def selection_notes(metrics: Mapping[str, Any]) -> list[str]:
     """The notes of the selection's object-level strategies (``metrics["objectives"]``): an object DIVERSITY that
     found no object of its task among the images selected before (:func:`.selection.preselected_note`)."""
@@ -195,8 +246,6 @@ NOTES = {
 
 
 def _meta_text(meta: dict[str, Any], key: str) -> str | None:
-    import json
-
     raw = meta.get(key)
     try:
         return None if raw is None else str(json.loads(raw))

@@ -125,10 +125,12 @@ def corner_looking(crops: list[Crop], tasks: tuple[str, ...]) -> list[str]:
     (``w > x``, ``h > y``) and at least one reaches past the image's edge. Corners read as a width and height reach
     past the right edge whenever ``x0 + x1 > width`` (a box whose centre is in the image's right half) or the
     bottom one likewise, so a file of several boxes in corner format is nearly always caught; pixel boxes of a
-    detector stay inside their image (torchvision and YOLO clip them), so none is flagged by this."""
+    detector stay inside their image (torchvision and YOLO clip them), so none is flagged by this. Boxes computed
+    from keypoints (``ObjectBox.from_keypoints``) are left out: they are ``[x0, y0, x1 - x0, y1 - y0]`` by
+    construction, and a pose's keypoints past the edge (a limb out of frame) made its image "look like corners"."""
     by_task: dict[str, list[Crop]] = {}
     for crop in crops:
-        if crop.box.task in tasks:
+        if crop.box.task in tasks and not crop.box.from_keypoints:
             by_task.setdefault(crop.box.task, []).append(crop)
     return [task for task, mine in by_task.items()
             if all(c.as_corners for c in mine) and any(c.clipped for c in mine)]

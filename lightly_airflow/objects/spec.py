@@ -130,6 +130,9 @@ def check_object_level(selection: Any, worker: Any) -> tuple[str, str, str] | No
     it), or ``None``. Object-level inputs need a model: a custom embeddings CSV has no crop embeddings.
     ``object_level.task_name`` (Lightly Worker v2: select on that task's objects) must be the task of an
     ``EMBEDDINGS`` input, the way LightlyOne names it: else the run would select whole images unawares."""
+    auto = auto_task_input(selection)
+    if auto is not None:
+        return auto
     spec = objects_spec(selection, worker)
     name = getattr(getattr(worker, "object_level", None), "task_name", None)
     if name and (spec is None or name not in spec.selection_tasks):
@@ -145,6 +148,29 @@ def check_object_level(selection: Any, worker: Any) -> tuple[str, str, str] | No
                 "a custom embeddings CSV has no embeddings of object crops, but the selection config uses "
                 f"object-level tasks {list(spec.selection_tasks or spec.all_tasks)}.",
                 "remove worker_config.embeddings (crops are embedded with the model) or the object-level inputs.")
+    return None
+
+
+def auto_task_input(selection: Any) -> tuple[str, str, str] | None:
+    """A ``SCORES`` or ``PREDICTIONS`` input naming an ``auto_tasks`` entry, as ``(JSON path, problem, fix)``, or
+    ``None``. Lightly's auto tasks (docs "Auto Tasks") are fixed boxes made by the worker, not a model's predictions:
+    no category, no score, no file in ``.lightly/predictions``; they serve object-level selection (object diversity,
+    typicality) through an ``EMBEDDINGS`` input with ``task``. The first task said only "'tiles' is not in
+    tasks.json", which sends the user looking for a file that cannot exist. Checked by the first task before the
+    ``.lightly/`` inputs (``pipeline.validate_params``)."""
+    autos = {str(t.name): (i, str(t.type)) for i, t in enumerate(getattr(selection, "auto_tasks", None) or [])}
+    for i, entry in enumerate(getattr(selection, "strategies", [])):
+        kind, task = entry.input.type, getattr(entry.input, "task", None)
+        if kind not in ("SCORES", "PREDICTIONS") or task not in autos:
+            continue
+        at, auto_type = autos[task]
+        return (f"selection_config.strategies[{i}].input.task",
+                f"{task!r} is the {auto_type} auto task auto_tasks[{at}]: auto tasks are fixed boxes with no "
+                f"categories and no scores, so a {kind} input has nothing to read (in Lightly they work only with an "
+                "object-level EMBEDDINGS input).",
+                f'select on its objects with {{"input": {{"type": "EMBEDDINGS", "task": "{task}"}}, "strategy": '
+                '{"type": "DIVERSITY"}} (or TYPICALITY), or name a prediction task of .lightly/predictions/tasks.json '
+                f"in this {kind} input (docs/objects.md).")
     return None
 
 
