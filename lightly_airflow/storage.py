@@ -446,12 +446,23 @@ def filesystem(uri: str, credentials: StorageCredentials | None = None) -> tuple
     options = creds.fsspec_options(protocol)
     fs_protocol = {"s3": "s3", "gs": "gcs", "az": "abfs"}[protocol]
     fs = fsspec.filesystem(fs_protocol, **options)
-    path = urlsplit(str(uri))
-    return fs, f"{path.netloc}{path.path}".rstrip("/")
+    # ``place``'s spelling: an Azure ``container@account.dfs.core.windows.net`` is its container (adlfs uses the
+    # connection's account; another account in the URI is refused above). With the account left in the path, adlfs
+    # read one file but keyed a batch read (``fs.cat``) by ``container/…``, so every file of a run was missing, and
+    # the listing sent List Blobs to a container named ``container@account.dfs.core.windows.net``.
+    return fs, place(uri).partition("://")[2]
 
 
 def delta_uri(uri: str) -> str:
-    """The table URI delta-rs expects (absolute local path, ``s3://``, ``gs://``, ``az://``)."""
+    """The table URI delta-rs expects (absolute local path, ``s3://``, ``gs://``, ``az://``).
+
+    An Azure URI that names its account keeps it: delta-rs 1.6.6 (object_store) reads ``az://c@<account>.dfs.core.
+    windows.net/x`` (and ``.blob.core.windows.net``) as container ``c`` of that account, the place adlfs reads as
+    ``az://c/x`` with the connection's account (:func:`filesystem`; another account is refused by
+    :meth:`StorageCredentials.store_problem`). Checked on Azurite, 2026-12-07: tables written at ``abfs://``,
+    ``abfss://`` and ``az://c@devstoreaccount1.dfs.core.windows.net/x`` all lie under ``c/x`` (a run's pool at
+    ``abfss://``: ``tests/datasource/test_azure_account_uris.py``). An account without a host suffix (``abfss://c@acct/x``)
+    is refused by delta-rs ("URL did not match any known pattern") although adlfs reads its files."""
     protocol = protocol_of(uri)
     if protocol == "file":
         return os.path.abspath(local_path(uri))
