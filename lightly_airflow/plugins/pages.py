@@ -614,6 +614,13 @@ def run_samples(entry: dict[str, Any]) -> Any:
     return processed if processed is not None else entry.get("rows")
 
 
+def earlier_pick(view: View, sid: str, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest earlier row of the sample its run picked, when the latest row (``rows[0]``, not picked) still
+    shows as selected in the whole version (``initial-tag``: :meth:`View.in_initial_tag`; a query only then); else ``None``."""
+    picked = None if rows[0].get(C.SELECTED) else next((r for r in rows[1:] if r.get(C.SELECTED)), None)
+    return picked if picked is not None and view.in_initial_tag(sid) else None
+
+
 def sample_page(
     root: str, pool: str, view: View, sid: str, rows: list[dict[str, Any]], extra: dict[str, Any], static: str,
     walk: str = "",
@@ -666,6 +673,11 @@ def sample_page(
                 links.append(f"{'previous' if side == 'before' else 'next'} pick: {H.link(href, n[C.KEY])}")
         if links:
             why.append("<p>" + " · ".join(links) + "</p>")
+    elif picked := earlier_pick(view, sid, rows):
+        why.append(
+            f'<p><b>Selected</b> (in <code>{H.e(C.INITIAL_TAG)}</code>): run {H.e(picked.get(C.RUN_ID))} picked it '
+            f'(pick rank {H.e(picked.get(C.PICK_RANK))}, version {H.e(picked.get(COMMIT_VERSION))}); a later run '
+            "processed the same content again without picking it again, which leaves the selection standing.</p>")
     elif status == C.STATUS_OK:
         why.append("<p>Not picked by its run: the selection reached its target or stopped before this sample "
                    "(see the run's report).</p>")
