@@ -197,17 +197,35 @@ class StorageCredentials:
         another's URI: its options would be dropped and the client would go ambient, then fail as "does not
         exist"), else ``None``. A local path needs no credentials (a connection given for one is unused)."""
         protocol = _PROTOCOLS.get(protocol_of(uri), "file")
-        name = f"connection {self.conn_id!r}" if self.conn_id else "the credentials"
+        name = f"connection {self.conn_id!r} is" if self.conn_id else "the credentials are"
         account = _uri_account(uri) if protocol == "az" else None
-        if account and self.account_name and account != self.account_name:
-            # (adlfs used the credentials' account and delta-rs the URI's: files and table went apart)
-            return (f"{masked_uri(uri)} names the storage account {account!r} but {name} is for the account "
-                    f"{self.account_name!r}.", "give a connection for that account, or correct the URI.")
+        used = self._adlfs_account(name) if account else None
+        if account and used and account != used[0]:
+            # (adlfs used this account and delta-rs the URI's: files and table went apart without an error)
+            return (f"{masked_uri(uri)} names the storage account {account!r} but {used[1]} for the account "
+                    f"{used[0]!r}.", used[2])
         if self.store is None or protocol in ("file", self.store):
             return None
-        return (f"{masked_uri(uri)} is on {_STORE_NAMES[protocol]} but {name} is for {_STORE_NAMES[self.store]}.",
+        return (f"{masked_uri(uri)} is on {_STORE_NAMES[protocol]} but {name} for {_STORE_NAMES[self.store]}.",
                 f"give it a connection of type {_CONN_TYPES[protocol]!r}, or no connection for the environment's "
                 "credentials.")
+
+    def _adlfs_account(self, name: str) -> tuple[str, str, str] | None:
+        """``(account, whose it is: "<name> is", the fix for a URI naming another)``: the storage account adlfs reads
+        files of with these credentials, ``None`` when none is named. A connection's account (its connection string's
+        ``AccountName`` counted); with none, adlfs 2026.8 (``AzureBlobFileSystem.__init__``) takes the environment's
+        ``AZURE_STORAGE_CONNECTION_STRING`` before its ``AZURE_STORAGE_ACCOUNT_NAME``. delta-rs takes the URI's
+        account whatever the environment says, so an ambient URI of another account split files and table."""
+        own = self._azure().account_name
+        if own:
+            return own, name, "give a connection for that account, or correct the URI."
+        conn = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+        variable = "AZURE_STORAGE_CONNECTION_STRING" if conn else "AZURE_STORAGE_ACCOUNT_NAME"
+        account = _connection_string(conn).get("AccountName") if conn else os.environ.get(variable)
+        if not account:
+            return None
+        return (account, f"the environment's {variable} (adlfs reads the files with it when no connection names an "
+                "account) is", f"correct the URI, set {variable} for that account, or give a wasb connection for it.")
 
     def check_uri(self, uri: str) -> None:
         """Raise :meth:`store_problem` for ``uri`` (a URI, or ``<protocol>://``) as a ``ValueError`` naming the fix."""
@@ -215,8 +233,13 @@ class StorageCredentials:
         if problem:
             raise ValueError(f"{problem[0]} Fix: {problem[1]}")
 
-    def _check_store(self, protocol: str) -> None:
-        self.check_uri(f"{protocol}://")
+    def _checked_protocol(self, where: str) -> str:
+        """The store of ``where`` (a protocol, ``az``, or a URI), checked by :meth:`check_uri`: a URI whole (an Azure
+        URI's account included), a protocol for its store alone."""
+        if "://" not in where:
+            where = f"{_PROTOCOLS.get(where, where)}://"
+        self.check_uri(where)
+        return protocol_of(where)
 
     @property
     def allow_http(self) -> bool:
@@ -226,9 +249,7 @@ class StorageCredentials:
         """Fill account name/key/endpoint from a connection string, if one is given."""
         if not self.connection_string:
             return self
-        parts = dict(
-            p.split("=", 1) for p in self.connection_string.split(";") if "=" in p
-        )
+        parts = _connection_string(self.connection_string)
         return replace(
             self,
             account_name=self.account_name or parts.get("AccountName"),
@@ -237,13 +258,12 @@ class StorageCredentials:
             sas_token=self.sas_token or parts.get("SharedAccessSignature"),
         )
 
-    def fsspec_options(self, protocol: str) -> dict[str, Any]:
-        """Keyword arguments for the fsspec filesystem of ``protocol`` (s3fs, gcsfs, adlfs).
+    def fsspec_options(self, where: str) -> dict[str, Any]:
+        """Keyword arguments for the fsspec filesystem (s3fs, gcsfs, adlfs) of ``where``: a protocol or a URI.
 
-        :raises ValueError: for credentials of another store (:meth:`store_problem`).
+        :raises ValueError: for credentials of another store, or a URI they cannot reach (:meth:`store_problem`).
         """
-        protocol = _PROTOCOLS.get(protocol, protocol)
-        self._check_store(protocol)
+        protocol = self._checked_protocol(where)
         if protocol == "s3":
             opts: dict[str, Any] = {}
             if self.anonymous:
@@ -318,14 +338,15 @@ class StorageCredentials:
             return opts
         return {}
 
-    def delta_options(self, protocol: str) -> dict[str, str]:
-        """delta-rs ``storage_options`` for ``protocol`` (all values strings, as delta-rs expects).
+    def delta_options(self, where: str) -> dict[str, str]:
+        """delta-rs ``storage_options`` for ``where``, a protocol or a table's URI (all values strings, as delta-rs
+        expects). Give the URI where there is one: an Azure URI naming another account than the files' is refused
+        here with the fix, where delta-rs said only "Generic MicrosoftAzure error".
 
-        :raises ValueError: when these credentials cannot be expressed for delta-rs (``delta_problem``) or are for
-            another store (:meth:`store_problem`).
+        :raises ValueError: when these credentials cannot be expressed for delta-rs (``delta_problem``), are for
+            another store, or cannot reach the URI (:meth:`store_problem`).
         """
-        protocol = _PROTOCOLS.get(protocol, protocol)
-        self._check_store(protocol)
+        protocol = self._checked_protocol(where)
         if self.delta_problem and protocol != "file":
             raise ValueError(self.delta_problem)
         opts: dict[str, str] = {}
@@ -408,6 +429,11 @@ def describe_store_error(exc: BaseException) -> tuple[str, str] | None:
             if code in text:
                 return f"{what} ({code.rstrip('.')})", fix
     return None
+
+
+def _connection_string(text: str) -> dict[str, str]:
+    """An Azure connection string's ``Key=value`` parts."""
+    return dict(p.split("=", 1) for p in text.split(";") if "=" in p)
 
 
 def _uri_account(uri: str) -> str | None:

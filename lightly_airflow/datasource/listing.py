@@ -180,15 +180,18 @@ def list_files(
         )
 
 
-def _store_error(uri: str, root: str, exc: BaseException) -> OSError | None:
+def _store_error(uri: str, root: str, exc: BaseException) -> Exception | None:
     """The error a listing of ``uri`` (in-store path ``root``) raises for a store error a configuration causes: a
-    missing bucket (``FileNotFoundError``) or rejected or insufficient credentials (``PermissionError``,
-    :func:`~lightly_airflow.storage.describe_store_error`), naming the bucket and the fix; else ``None`` (raised
-    as it is: a transient error a retry may pass). The stores' own words named no bucket (S3: "The specified
-    bucket does not exist"), only a request path (GCS: "b/nope/o"), or were Azure's whole XML answer."""
+    missing bucket (``FileNotFoundError``), rejected or insufficient credentials (``PermissionError``,
+    :func:`~lightly_airflow.storage.describe_store_error`) or a name Azure refuses for a container
+    (``ValueError``, :func:`_bad_container`), naming the bucket and the fix; else ``None`` (raised as it is: a
+    transient error a retry may pass). The stores' own words named no bucket (S3: "The specified bucket does not
+    exist"), only a request path (GCS: "b/nope/o"), or were Azure's whole XML answer."""
     described = describe_store_error(exc)
     words = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")[:200]
     bucket = root.partition("/")[0]
+    if (bad := _bad_container(uri, bucket, str(exc))) is not None:
+        return bad
     if isinstance(exc, FileNotFoundError) or (described and "does not exist" in described[0]):
         return FileNotFoundError(f"{masked_uri(uri)} cannot be listed: its bucket (or container) {bucket!r} does not "
                                  f"exist ({words}). Fix: create it, or correct the datasource URI (or the "
@@ -197,6 +200,28 @@ def _store_error(uri: str, root: str, exc: BaseException) -> OSError | None:
         return None
     what, fix = described
     return PermissionError(f"{masked_uri(uri)} cannot be listed: {what}: {words}. Fix: {fix}.")
+
+
+#: Azure's rules for a container's name ("Naming and referencing containers, blobs, and metadata"): 3 to 63 lowercase
+#: letters, digits and hyphens, beginning and ending with a letter or digit, no two hyphens in a row (``$root``,
+#: ``$web`` and ``$logs`` are Azure's own).
+_AZURE_CONTAINER = re.compile(r"(?=[a-z0-9-]{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*|\$(?:root|web|logs)")
+
+
+def _bad_container(uri: str, container: str, text: str) -> ValueError | None:
+    """The error for an Azure container name that Azure refused (``InvalidResourceName``: a character it does not
+    allow; ``OutOfRangeInput``: its length), naming the URI, the container, Azure's rules and a name that keeps
+    them; ``None`` for any other error, or a name that keeps the rules (then the refusal was about something else,
+    and Azure's words are shown as they are). Azure answered with its whole XML error and no container name."""
+    code = next((c for c in ("InvalidResourceName", "OutOfRangeInput") if c in text), None)
+    if code is None or _AZURE_CONTAINER.fullmatch(container):
+        return None
+    fixed = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", container.lower())).strip("-")
+    like = f" (e.g. {fixed!r})" if _AZURE_CONTAINER.fullmatch(fixed) else ""
+    return ValueError(f"{masked_uri(uri)} cannot be listed: {container!r} is not a valid Azure container name "
+                      f"(Azure's {code}). Fix: name a container of 3 to 63 lowercase letters, digits and hyphens that "
+                      f"begins and ends with a letter or digit, with no two hyphens in a row{like}, in the datasource "
+                      "URI.")
 
 
 def _not_an_object(fs: Any, root: str, uri: str) -> None:

@@ -232,11 +232,12 @@ class View:
         from deltalake import DeltaTable
         from deltalake.exceptions import TableNotFoundError
 
-        from lightly_airflow.storage import StorageCredentials, delta_uri, protocol_of
+        from lightly_airflow.storage import StorageCredentials, delta_uri
 
         self.spec = spec
         self._credentials = credentials
-        options = (credentials or StorageCredentials()).delta_options(protocol_of(spec.uri)) or None
+        # (the URI, not its protocol: an Azure pool of another account is refused with the fix, not delta-rs' error)
+        options = (credentials or StorageCredentials()).delta_options(spec.uri) or None
         try:
             self.table = DeltaTable(delta_uri(spec.uri), storage_options=options)
         except TableNotFoundError:
