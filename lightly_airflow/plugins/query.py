@@ -474,23 +474,28 @@ class View:
             if len(values) > IN_LIST_MAX:  # (a longer SQL IN list crashes DataFusion: the server's process)
                 raise QueryError(f"Cannot filter on {col!r} by {len(values)} values: at most {IN_LIST_MAX}.")
             typ = self.schema.field(col).type
-            if pa.types.is_boolean(typ):
+            # The panel's "(none)" (a facet's null values, :func:`_text`) is the column's nulls: ticking it matched
+            # the text "(none)", 0 rows.
+            conds = [f"{quote_ident(col)} IS NULL"] if NONE in values else []
+            values = [v for v in values if v != NONE]
+            if not values:
+                pass
+            elif pa.types.is_boolean(typ):
                 wanted = {v.lower() for v in values}
                 bad = wanted - {"true", "false"}
                 if bad:
                     raise QueryError(f"{col!r} is true or false, not {sorted(bad)}.")
                 expr = self.selected_sql(scope) if col == C.SELECTED else quote_ident(col)
-                parts.append(" OR ".join(
-                    expr if v == "true" else f"NOT {expr}" for v in sorted(wanted)
-                ).join("()"))
+                conds.extend(expr if v == "true" else f"NOT {expr}" for v in sorted(wanted))
             elif kind == "number":
                 try:
                     nums = [float(v) for v in values]
                 except ValueError:
                     raise QueryError(f"{col!r} is numeric; values {values!r} are not numbers.") from None
-                parts.append(f"{quote_ident(col)} IN ({', '.join(repr(n) for n in nums)})")
+                conds.append(f"{quote_ident(col)} IN ({', '.join(repr(n) for n in nums)})")
             else:
-                parts.append(in_list(col, list(values)))
+                conds.append(in_list(col, list(values)))
+            parts.append(" OR ".join(conds).join("()"))
         return ("WHERE " + " AND ".join(f"({p})" for p in parts)) if parts else ""
 
     def sql(self, text: str) -> pa.Table:
@@ -1137,9 +1142,13 @@ def points_in_polygon(x: np.ndarray, y: np.ndarray, polygon: list[tuple[float, f
     return inside
 
 
+#: How the filter panel names a column's null values (a facet's category, and the value a ticked box sends).
+NONE = "(none)"
+
+
 def _text(value: Any) -> str:
     if value is None:
-        return "(none)"
+        return NONE
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
