@@ -13,12 +13,23 @@ A video frame is no file of the datasource: its objects are cropped from the fra
 key>``, the full-resolution upright frame of the same decode as the object pass's) when it shows this version
 of the video, else the frame decoded from its video now (a PNG that failed to write, was removed, or shows a
 replaced video's former content).
+
+Crop files are named by object index, so re-cropping an image whose predictions now have fewer objects (a
+``process_all`` run, an image replaced under its key) left the former higher-index crops beside the new ones: a
+folder synced to a labelling tool held crops of boxes that no longer exist. After an image's crops of a task are
+all written, :func:`prune_stale_crops` removes that image's other ``<stem>-<n>-<ext>.png`` files of the task,
+and all of them of an uploaded task it now has no selected objects of (counted as ``stale_removed``, logged). It
+runs after the writes, so a crash in between loses no current crop, and never removes an index the run writes,
+so a retried task removes nothing it wrote; an image whose read or any crop write failed keeps its files
+(nothing is removed on a partial picture of it).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
+import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -44,6 +55,52 @@ def crop_relpath(parent_key: str, task: str, index: int) -> str:
 
     ext = parent_key.rsplit(".", 1)[-1] if "." in parent_key.rsplit("/", 1)[-1] else "img"
     return f"{CROPS_DIR}/{task}/{key_stem(parent_key)}-{index}-{ext}.png"
+
+
+def _crop_name_pattern(parent_key: str, task: str) -> tuple[str, re.Pattern[str]]:
+    """The folder (inside ``.lightly/``) of ``parent_key``'s crops of ``task`` and the pattern of their file names
+    (group 1: the object index); built from :func:`crop_relpath` so the two cannot disagree."""
+    folder, _, name = crop_relpath(parent_key, task, 0).rpartition("/")
+    other = crop_relpath(parent_key, task, 1).rpartition("/")[2]
+    # The two names differ in the index only (a split at "-0-" misreads an extension such as "x.a-0-b").
+    head = os.path.commonprefix([name, other])
+    tail = os.path.commonprefix([name[::-1], other[::-1]])[::-1]
+    return folder, re.compile(f"{re.escape(head)}([0-9]+){re.escape(tail)}")
+
+
+def prune_stale_crops(
+    root: str, current: Mapping[tuple[str, str], set[int]], credentials: StorageCredentials | None = None,
+) -> tuple[int, int]:
+    """Remove the crop files of the (parent key, task) pairs in ``current`` whose object index is not in its set
+    (the indices just written); each folder is listed once. Returns (removed, failed removals): a file that cannot
+    be removed is logged and counted, never fatal."""
+    fs, base = filesystem(root, credentials)
+    folders: dict[str, list[tuple[re.Pattern[str], set[int]]]] = {}
+    for (parent, task), keep in current.items():
+        folder, pattern = _crop_name_pattern(parent, task)
+        folders.setdefault(folder, []).append((pattern, keep))
+    removed, failed, names = 0, 0, []
+    for folder, patterns in sorted(folders.items()):
+        try:
+            listed = fs.ls(join_uri(base, folder), detail=False, refresh=True)
+        except FileNotFoundError:
+            continue
+        for path in listed:
+            name = str(path).rstrip("/").rsplit("/", 1)[-1]
+            stale = any((m := p.fullmatch(name)) and int(m.group(1)) not in keep for p, keep in patterns)
+            if not stale:
+                continue
+            try:
+                fs.rm_file(join_uri(base, folder, name))
+                removed += 1
+                names.append(f"{folder}/{name}")
+            except Exception as exc:  # noqa: BLE001 - a stale file left is reported, not fatal
+                failed += 1
+                log.warning("crops: cannot remove the stale crop %s/%s: %s: %s", folder, name, type(exc).__name__, exc)
+    if removed:
+        log.info("crops: removed %d stale crop files of objects the re-cropped images no longer have: %s%s",
+                 removed, ", ".join(names[:5]), " ..." if removed > 5 else "")
+    return removed, failed
 
 
 def parent_reader(
@@ -74,7 +131,8 @@ def write_selected_crops(
     workers: int = 4, frames: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Write the crops of the objects whose image was selected (``object_selected``), for the tasks
-    ``spec.uploads`` allows. Returns counts ``written``, ``failed``, ``skipped_tasks`` and ``uri``.
+    ``spec.uploads`` allows. Returns counts ``written``, ``failed``, ``skipped_tasks``, ``uri``, ``stale_removed``
+    and ``stale_failed`` (:func:`prune_stale_crops`).
 
     :param frames: parents that are video frames, their rows by key (cropped from :func:`parent_reader`'s picture).
     """
@@ -82,7 +140,8 @@ def write_selected_crops(
     from lightly_airflow.lightly_dir import lightly_root
     from lightly_airflow.pixels import scale_box
 
-    counts: dict[str, Any] = {"written": 0, "failed": 0, "skipped_tasks": [], "uri": None}
+    counts: dict[str, Any] = {"written": 0, "failed": 0, "skipped_tasks": [], "uri": None, "stale_removed": 0,
+                              "stale_failed": 0}
     if not spec.upload or objects.num_rows == 0:
         return counts
     rows = objects.filter(objects.column(C.OBJECT_SELECTED))
@@ -119,10 +178,18 @@ def write_selected_crops(
                         len(by_parent[parent]), parent, "; ".join(errors[:3]))
         return written, len(errors)
 
+    complete: dict[tuple[str, str], set[int]] = {}
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="objects-crops") as pool:
-        for written, failed in pool.map(one, sorted(by_parent)):
+        for parent, (written, failed) in zip(sorted(by_parent), pool.map(one, sorted(by_parent)), strict=True):
             counts["written"] += written
             counts["failed"] += failed
-    log.info("crops: wrote %d PNG crops of selected objects to %s (%d failed; tasks not uploaded: %s)",
-             counts["written"], counts["uri"], counts["failed"], counts["skipped_tasks"])
+            if failed:
+                continue
+            # A task the image now has no selected objects of (its other tasks were cropped): none of its crops.
+            complete.update({(parent, task): set() for task in allowed})
+            for obj in by_parent[parent]:
+                complete[(parent, obj[C.OBJECT_TASK])].add(obj[C.OBJECT_INDEX])
+    counts["stale_removed"], counts["stale_failed"] = prune_stale_crops(root, complete, lightly_credentials)
+    log.info("crops: wrote %d PNG crops of selected objects to %s (%d failed; %d stale removed; tasks not uploaded: "
+             "%s)", counts["written"], counts["uri"], counts["failed"], counts["stale_removed"], counts["skipped_tasks"])
     return counts
