@@ -622,11 +622,12 @@ def other_datasources_note(query: NewFilesQuery, files: pa.Table, known: pa.Tabl
     """
     if known is None or not known.num_rows or snapshot is None:
         return None
-    from lightly_airflow.datapool.export import datasource_place, run_datasources
+    from lightly_airflow.datapool.export import run_datasources
+    from lightly_airflow.storage import place_key
 
-    here = datasource_place(query.datasource_uri)  # (gcs:// and gs://, file:///x/./y and /x/y: one datasource)
+    here = place_key(query.datasource_uri)  # (gcs:// and gs://, file:///x/./y and /x/y: one datasource)
     earlier = run_datasources(snapshot.history()).values()
-    others = sorted({masked_uri(u) for u in earlier if datasource_place(u) != here})
+    others = sorted({masked_uri(u) for u in earlier if place_key(u) != here})
     if not others:
         return None
     shared = int(pc.sum(pc.is_in(files.column(C.KEY), known.column(C.KEY))).as_py() or 0)

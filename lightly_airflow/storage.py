@@ -519,6 +519,15 @@ def place(uri: str) -> str:
     return f"{protocol}://{bucket}{parts.path.rstrip('/')}"
 
 
+def place_key(uri: str) -> str:
+    """:func:`place`, or, for a URI of a scheme no store here reads, the URI as written without a trailing ``/``:
+    what two URIs are compared by (recorded datasources, a pool against its asset, a watcher's query)."""
+    try:
+        return place(uri)
+    except ValueError:
+        return str(uri).rstrip("/")
+
+
 IO_THREADS = 16
 """Reads :func:`map_io` runs at once: small files on an object store wait on round trips, not on the CPU."""
 

@@ -43,7 +43,7 @@ from lightly_airflow.datapool.errors import DatapoolError
 from lightly_airflow.datapool.pool import Datapool
 from lightly_airflow.datapool.rows import COMMIT_VERSION
 from lightly_airflow.datapool.snapshot import Snapshot
-from lightly_airflow.storage import StorageCredentials, place
+from lightly_airflow.storage import StorageCredentials, place_key
 
 logger = logging.getLogger(__name__)
 
@@ -92,11 +92,11 @@ def root_uri(datasource_uri: str) -> str:
     """The datasource root as a URI prefix ending in ``/``: a local path or ``file://`` URI becomes ``file:///…``
     normalised as it is read (``/x/./y`` is ``file:///x/y/``: :func:`~lightly_airflow.storage.place`) and
     percent-encoded (RFC 8089); an object store's folder stays as its run spelled it (its keys are raw,
-    :func:`key_uri`). Two roots are compared by :func:`datasource_place`, not by this spelling."""
+    :func:`key_uri`). Two roots are compared by :func:`~lightly_airflow.storage.place_key`, not by this spelling."""
     root = str(datasource_uri)
     if "://" not in root and not root.startswith("/"):
         raise DatapoolError(f"Datasource {root!r} is a relative path; pass an absolute path or a URI.")
-    where = datasource_place(root)
+    where = place_key(root)
     if where.startswith("file://"):
         return "file://" + quote(where[len("file://"):].rstrip("/"), safe="/") + "/"
     scheme, _, rest = root.partition("://")
@@ -172,33 +172,23 @@ def tag_datasource_uri(pool: Datapool, tag: str) -> str | None:
     return latest if found is None else found
 
 
-def datasource_place(uri: str) -> str:
-    """The place a recorded datasource URI names (:func:`~lightly_airflow.storage.place`, the one comparison of two
-    roots: ``gcs://b/x/`` and ``gs://b/x``, ``file:///x/./y`` and ``/x/y`` are one place); a URI no store here
-    reads (never recorded by a run) is its own."""
-    try:
-        return place(uri)
-    except ValueError:
-        return str(uri).rstrip("/")
-
-
 def run_datasources(history: list[dict[str, Any]]) -> dict[int, str]:
     """The datasource each commit's keys are relative to (pool version → URI): a pool fed from several datasources
     (two DAGs, or a bucket moved) holds the same key under different roots. Runs of one place
-    (:func:`datasource_place`) that spelled it otherwise (``gcs://`` then ``gs://``) get its latest run's spelling,
+    (:func:`~lightly_airflow.storage.place_key`) that spelled it otherwise (``gcs://`` then ``gs://``) get its latest run's spelling,
     so an export writes each place one way and finds its latest listing's gone files (:func:`gone_exports`)."""
     runs = [(int(e["version"]), str(e["datasource_uri"])) for e in history if e.get("datasource_uri")]
-    places = {uri: datasource_place(uri) for uri in {uri for _, uri in runs}}
+    places = {uri: place_key(uri) for uri in {uri for _, uri in runs}}
     latest = {places[uri]: uri for _, uri in runs}  # (history is oldest first)
     return {version: latest[places[uri]] for version, uri in runs}
 
 
 def datasource_versions(history: list[dict[str, Any]], datasource_uri: str) -> list[int]:
     """The pool versions whose run read the place ``datasource_uri`` names, however each run spelled it
-    (:func:`datasource_place`): the rows whose keys are relative to it."""
-    here = datasource_place(datasource_uri)
+    (:func:`~lightly_airflow.storage.place_key`): the rows whose keys are relative to it."""
+    here = place_key(datasource_uri)
     runs = [(int(e["version"]), str(e["datasource_uri"])) for e in history if e.get("datasource_uri")]
-    ours = {uri for uri in {uri for _, uri in runs} if datasource_place(uri) == here}
+    ours = {uri for uri in {uri for _, uri in runs} if place_key(uri) == here}
     return [version for version, uri in runs if uri in ours]
 
 
@@ -447,7 +437,7 @@ def gone_exports(
     spellings: dict[str, set[str]] = {}  # place -> the roots its runs' spellings give (gcs://b/x/, gs://b/x/)
     for entry in history:  # oldest first: the last entry of a place is its latest run, however it was spelled
         if entry.get("datasource_uri") and entry.get("run_id"):
-            where = datasource_place(str(entry["datasource_uri"]))
+            where = place_key(str(entry["datasource_uri"]))
             latest[where] = entry
             spellings.setdefault(where, set()).add(root_uri(str(entry["datasource_uri"])))
     gone_uris: set[str] = set()
@@ -899,7 +889,7 @@ __all__ = [
     "LABEL_STUDIO_SCHEMES", "check_key", "coco_images", "labelbox_fetchable", "labelbox_rows", "labelbox_uri",
     "content_type", "export_records", "export_tag", "file_suffix", "gone_exports", "key_uri", "label_studio_tasks",
     "label_studio_uri", "register_format", "render", "root_uri",
-    "raw_keys", "run_datasources", "datasource_place", "datasource_versions", "tag_datasource_uri", "unviewable",
+    "raw_keys", "run_datasources", "datasource_versions", "tag_datasource_uri", "unviewable",
     "uri_key", "uri_location",
     "write_viewable_copies", "OBJECT_STORE_SCHEMES",
 ]

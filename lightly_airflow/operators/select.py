@@ -158,7 +158,10 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         trigger form's ``datapool_uri``), that pool's own asset (its URI, named by it): downstream DAGs scheduled
         on ``asset`` read ``asset``'s pool, which this run did not change."""
         assert self.asset is not None
-        if _same_place(self.datapool_uri, str(self.asset.uri)):
+        from lightly_airflow.storage import place_key
+
+        # (however spelt: compared as written, a pool spelt S3:// or s3a:// sent its event to another asset)
+        if place_key(self.datapool_uri) == place_key(str(self.asset.uri)):
             return self.asset
         self.log.info("Run committed to %s, not to the pool of asset %r (%s): its event goes to the asset of %s.",
                       self.datapool_uri, self.asset.name, self.asset.uri, self.datapool_uri)
@@ -186,15 +189,3 @@ class SelectAndCommitOperator(LightlyBaseOperator):
                       ", ".join(task_ids))
         return values
 
-
-def _same_place(a: str, b: str) -> bool:
-    """Whether two URIs name the same pool however spelt (``storage.place``: ``gcs://`` and ``gs://``,
-    ``file:///x/./pool/`` and ``/x/pool``); a URI of a scheme no store here reads is compared as written. (Compared
-    as written, a pool spelt otherwise than its asset sent its event to another asset: the downstream DAGs did not
-    run.)"""
-    from lightly_airflow.storage import place
-
-    try:
-        return place(a) == place(b)
-    except ValueError:
-        return a.rstrip("/") == b.rstrip("/")

@@ -47,6 +47,7 @@ from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
 
 from lightly_airflow.datasource.notifications import new_file_keys, notified_facts
 from lightly_airflow.datasource.records import DEFAULT_EXTENSIONS
+from lightly_airflow.storage import place_key, protocol_of
 from lightly_airflow.triggers.new_files_event import WORKER_CONFIG_VARIABLE, WorkerConfigOfUri, expiration_text
 
 if TYPE_CHECKING:
@@ -139,7 +140,7 @@ class S3NotificationsTrigger(WorkerConfigOfUri, SqsSensorTrigger):
             raise ValueError(f"S3NotificationsTrigger reads S3 event notifications; datasource_uri "
                              f"{datasource_uri!r} is not an s3:// URI.")
         query_dict = None if query is None else dict(query) if isinstance(query, Mapping) else query.to_dict()
-        if query_dict is not None and not _same_place(query_dict.get("datasource_uri"), str(datasource_uri)):
+        if query_dict is not None and place_key(str(query_dict.get("datasource_uri"))) != place_key(str(datasource_uri)):
             raise ValueError(f"S3NotificationsTrigger: query.datasource_uri {query_dict.get('datasource_uri')!r} is "
                              f"not datasource_uri {str(datasource_uri)!r}: give the runs' query of this datasource.")
         if worker_config_uri is not None and query_dict is None:
@@ -380,16 +381,8 @@ def _lifecycle(q: NewFilesQuery, credentials: StorageCredentials | None, cache: 
 
 def _on_s3(uri: str) -> bool:
     """Whether ``uri`` is on S3 however spelt (``s3://``, ``S3://``, ``s3a://``: ``storage.protocol_of``)."""
-    from lightly_airflow.storage import protocol_of
-
     try:
         return protocol_of(uri) == "s3"
     except ValueError:
         return False
 
-
-def _same_place(a: Any, b: str) -> bool:
-    """Whether the query's datasource is this trigger's, however spelt (``storage.place``)."""
-    from lightly_airflow.storage import place
-
-    return a is not None and place(str(a)) == place(b)
