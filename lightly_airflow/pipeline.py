@@ -1547,11 +1547,11 @@ def _finish_dry_run(datapool_uri: str, run_id: str, summary: RunSummary, credent
     """Record the summary of a run that ends without a commit (a dry run, a proposal discarded in review), then
     delete its staging files: they hold every processed sample's embedding and nothing reads them again (each dry
     run left them behind before). Without the record the staging files stay, so a retry can select again."""
-    uri = join_uri(staging.reports_dir(datapool_uri, run_id), DRY_RUN_SUMMARY)
     try:
-        write_bytes(json.dumps(summary.to_dict()).encode(), uri, credentials)
+        staging.write_record(datapool_uri, run_id, DRY_RUN_SUMMARY, summary.to_dict(), credentials)
     except Exception:  # noqa: BLE001 - the dry run's result stands; its staging files stay for a retry
-        log.exception("Could not record the dry run's summary at %s; its staging files stay.", uri)
+        log.exception("Could not record the dry run's summary in %s; its staging files stay.",
+                      staging.reports_dir(datapool_uri, run_id))
         return
     remove_staging(datapool_uri, run_id, credentials)
 
@@ -1559,14 +1559,13 @@ def _finish_dry_run(datapool_uri: str, run_id: str, summary: RunSummary, credent
 def finished_dry_run(datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> RunSummary | None:
     """The summary a dry run (or a discarded proposal, :mod:`lightly_airflow.review`) recorded when it finished (its
     select task retried or cleared after that), else ``None``."""
-    uri = join_uri(staging.reports_dir(datapool_uri, run_id), DRY_RUN_SUMMARY)
-    fs, path = filesystem(uri, credentials)
     try:
-        recorded = json.loads(fs.cat_file(path))
-    except FileNotFoundError:
-        return None
+        recorded, uri = staging.read_record(datapool_uri, run_id, DRY_RUN_SUMMARY, credentials)
     except ValueError:
-        log.warning("The dry run's recorded summary %s is damaged: the run selects again.", uri)
+        log.warning("The dry run's recorded summary in %s is damaged: the run selects again.",
+                    staging.reports_dir(datapool_uri, run_id))
+        return None
+    if recorded is None:
         return None
     known = {f.name for f in fields(RunSummary)}
     log.info("Dry run %s finished before (its summary: %s); nothing to do.", run_id, uri)

@@ -32,6 +32,7 @@ from lightly_airflow.storage import (
     filesystem,
     join_uri,
     protocol_of,
+    write_bytes,
     write_parquet,
 )
 
@@ -163,6 +164,28 @@ def reports_root(datapool_uri: str) -> str:
 def reports_dir(datapool_uri: str, run_id: str) -> str:
     """The folder of one run's report and problem list: ``<datapool>/_reports/<run slug>/``."""
     return join_uri(reports_root(datapool_uri), run_slug(run_id))
+
+
+def write_record(datapool_uri: str, run_id: str, name: str, record: Any,
+                 credentials: StorageCredentials | None = None) -> str:
+    """Write ``record`` as JSON to ``name`` in the run's report folder (:func:`reports_dir`): what a retry of the
+    run's select task reads back (:func:`read_record`) once its staging files are gone; its URI."""
+    uri = join_uri(reports_dir(datapool_uri, run_id), name)
+    write_bytes(json.dumps(record).encode(), uri, credentials)
+    return uri
+
+
+def read_record(datapool_uri: str, run_id: str, name: str,
+                credentials: StorageCredentials | None = None) -> tuple[Any, str]:
+    """``(record, uri)`` of a :func:`write_record` record: ``None`` where there is none.
+
+    :raises ValueError: for a damaged record (not JSON)."""
+    uri = join_uri(reports_dir(datapool_uri, run_id), name)
+    fs, path = filesystem(uri, credentials)
+    try:
+        return json.loads(fs.cat_file(path)), uri
+    except FileNotFoundError:
+        return None, uri
 
 
 def problems_uri(datapool_uri: str, run_id: str) -> str:

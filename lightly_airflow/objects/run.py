@@ -22,7 +22,7 @@ from lightly_airflow import staging
 from lightly_airflow.metadata.metrics import CROP_METRICS
 from lightly_airflow.objects.shard import DROP_COUNTS, count_key
 from lightly_airflow.objects.spec import ObjectsSpec
-from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, map_io, write_bytes
+from lightly_airflow.storage import StorageCredentials, join_uri, map_io
 
 log = logging.getLogger(__name__)
 
@@ -182,12 +182,12 @@ def record_summary(objects: Mapping[str, Any], datapool_uri: str, run_id: str,
     write is logged: the retry then rebuilds what it can (:func:`recorded_summary`)."""
     if not objects:
         return
-    uri = join_uri(staging.reports_dir(datapool_uri, run_id), SUMMARY_FILE)
     try:
-        write_bytes(json.dumps({k: v for k, v in objects.items() if k != "crops"}).encode(), uri, credentials)
+        staging.write_record(datapool_uri, run_id, SUMMARY_FILE, {k: v for k, v in objects.items() if k != "crops"},
+                             credentials)
     except Exception:  # noqa: BLE001 - the run commits; a retry after a kill rebuilds the counts it can
-        log.exception("Could not record the run's object summary at %s: a retry after the commit rebuilds it "
-                      "without the selection's notes.", uri)
+        log.exception("Could not record the run's object summary in %s: a retry after the commit rebuilds it "
+                      "without the selection's notes.", staging.reports_dir(datapool_uri, run_id))
 
 
 def recorded_summary(datapool_uri: str, run_id: str, credentials: StorageCredentials | None = None, *,
@@ -198,11 +198,10 @@ def recorded_summary(datapool_uri: str, run_id: str, credentials: StorageCredent
     and with the run's ``spec``: rebuilt from the shards' staging files (their objects and counts, when they
     survived: ``manifests``) and the ``committed`` object rows, without the selection's notes (logged); else ``{}``."""
     uri = join_uri(staging.reports_dir(datapool_uri, run_id), SUMMARY_FILE)
-    fs, path = filesystem(uri, credentials)
     try:
-        return dict(json.loads(fs.cat_file(path)))
-    except FileNotFoundError:
-        pass
+        recorded, _ = staging.read_record(datapool_uri, run_id, SUMMARY_FILE, credentials)
+        if recorded is not None:
+            return dict(recorded)
     except ValueError:
         log.warning("The run's object summary %s is damaged: rebuilt from the staging files.", uri)
     if spec is None:
