@@ -1062,7 +1062,8 @@ def select_and_commit(
         from lightly_airflow.datapool.tagging import readable_tag
 
         run_tag = tag or readable_tag(run_id, {e["tag"] for e in snap.history() if e.get("tag")})
-        # (before the commit: a retry that finds the run committed reads its counts and notes back)
+        # (before the commit: a retry that finds the run committed reads its counts, metrics and notes back)
+        _record_committing_summary(datapool_uri, run_id, summary, datapool_credentials)
         objects_run.record_summary(summary.objects, datapool_uri, run_id, datapool_credentials)
         result_commit = pool.commit(
             out if object_rows is None else pa.concat_tables([out, object_rows], promote_options="permissive"),
@@ -1414,7 +1415,10 @@ def finish_committed_run(
     datapool_uri = pool.uri
     entry = snap.entry(version) or {}
     counts = entry.get("counts") or {}
-    summary = RunSummary(
+    recorded = _committed_summary(datapool_uri, run_id, credentials)
+    summary = replace(recorded, version=version, tag=entry.get("tag") or recorded.tag, already_committed=True,
+                      started_by=dict(entry.get("started_by") or {}), review=dict(entry.get("review") or {}),
+                      report_uri=None, goals_missed=None) if recorded is not None else RunSummary(
         run_id=run_id, tag=entry.get("tag") or tag, version=version, already_committed=True,
         candidates=int(counts.get("candidates", 0)), processed=int(counts.get("processed", entry.get("rows") or 0)),
         selected=int(counts.get("selected", entry.get("selected") or 0)), corrupt=int(counts.get("corrupt", 0)),
@@ -1454,7 +1458,7 @@ def finish_committed_run(
             rows = rows.filter(pc.invert(is_object))
             objects = objects if objects.num_rows else None
     spec = objects_run.read_spec(manifests[0], credentials) if unfinished else None
-    # (the summary the run recorded before its commit: the counts and notes of the attempt that committed)
+    # (the object summary the run recorded before its commit: the counts and notes of the attempt that committed)
     summary.objects = objects_run.recorded_summary(datapool_uri, run_id, credentials, manifests=manifests,
                                                    committed=objects, spec=spec)
     meta: dict[str, Any] = {}
@@ -1538,6 +1542,47 @@ def run_seed(run_id: str) -> int:
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big")
 
 
+#: The summary of the attempt that commits, recorded just before its commit: a retry that finds the run committed
+#: (a worker killed after the commit, a cleared task) answers with its metrics, notes and warnings and rebuilds the
+#: report from them instead of from the commit's counts alone.
+COMMITTED_SUMMARY = "run-summary.json"
+
+
+def _record_committing_summary(datapool_uri: str, run_id: str, summary: RunSummary,
+                               credentials: StorageCredentials | None) -> None:
+    """Record ``summary`` as :data:`COMMITTED_SUMMARY` (each attempt that commits writes it first; one that lost a
+    race and selects again rewrites it). A failed write is logged: the run commits, and a retry after a kill falls
+    back to the commit's counts."""
+    try:
+        staging.write_record(datapool_uri, run_id, COMMITTED_SUMMARY, summary.to_dict(), credentials)
+    except Exception:  # noqa: BLE001 - the run commits; a retry after the commit says less
+        log.exception("Could not record the run's summary in %s: a retry after the commit rebuilds it from the "
+                      "commit's counts, without the selection's metrics and notes.",
+                      staging.reports_dir(datapool_uri, run_id))
+
+
+def _committed_summary(datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> RunSummary | None:
+    """The :data:`COMMITTED_SUMMARY` a committed run recorded; ``None`` (logged) where there is none (a run committed
+    before the record existed, 2026-12-07, or a failed write) or it is damaged."""
+    try:
+        recorded, uri = staging.read_record(datapool_uri, run_id, COMMITTED_SUMMARY, credentials)
+    except ValueError:
+        recorded, uri = None, join_uri(staging.reports_dir(datapool_uri, run_id), COMMITTED_SUMMARY)
+        log.warning("The run's recorded summary %s is damaged (not JSON).", uri)
+    if not isinstance(recorded, dict):
+        log.warning("Run %s has no recorded summary (%s): its summary is rebuilt from the commit's counts, without the "
+                    "selection's metrics, notes and warnings.", run_id, uri)
+        return None
+    return _summary_from_record(recorded)
+
+
+def _summary_from_record(recorded: Mapping[str, Any]) -> RunSummary:
+    """A :class:`RunSummary` from its :meth:`~RunSummary.to_dict` (keys it does not know, e.g. ``committed``,
+    left out)."""
+    known = {f.name for f in fields(RunSummary)}
+    return RunSummary(**{k: v for k, v in recorded.items() if k in known})
+
+
 #: A finished dry run's summary (or a proposal's discarded in review), in its report folder: what a retry of its
 #: select tasks answers with once the staging files are gone (it commits nothing, so the pool cannot tell).
 DRY_RUN_SUMMARY = "dry-run-summary.json"
@@ -1567,10 +1612,9 @@ def finished_dry_run(datapool_uri: str, run_id: str, credentials: StorageCredent
         return None
     if recorded is None:
         return None
-    known = {f.name for f in fields(RunSummary)}
     log.info("Dry run %s finished before (its summary: %s); nothing to do.", run_id, uri)
     remove_staging(datapool_uri, run_id, credentials)  # a retry after a kill between the record and the removal
-    return RunSummary(**{k: v for k, v in recorded.items() if k in known})
+    return _summary_from_record(recorded)
 
 
 def _write_proposal(datapool_uri: str, run_id: str, version: int | None, picks: list[str], summary: RunSummary,

@@ -126,3 +126,33 @@ def test_a_kill_after_the_commit_of_an_object_run_writes_the_crops_on_retry(tmp_
     assert "Objects of the selected images" in page  # the rebuilt report draws them as the first one would
     again = _retry(pool, "r1", manifests, selection)
     assert again.already_committed and Datapool(f"file://{pool}").version() == 1
+
+
+def test_a_retry_after_the_commit_answers_with_the_committing_attempts_metrics_notes_and_warnings(tmp_path) -> None:
+    """The retry's summary (the task's XCom, and the report it rebuilds) is the one the committing attempt recorded
+    before its commit, not one rebuilt from the commit's counts alone (which had no metrics, notes or warnings)."""
+    from lightly_airflow.video.synthetic import make_scene_video
+
+    selection = {"n_samples": 6, "strategies": [  # (more neighbours than the 12 frames: warned)
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "TYPICALITY", "num_nearest_neighbors": 50}}]}
+    summaries = {}
+    for name in ("whole", "killed"):
+        source, pool = tmp_path / name / "videos", tmp_path / name / "pool"
+        make_scene_video(str(source / "a.mp4"), "astronaut", 12, seed=1)
+        manifests = _prepare(source, pool, "r1", selection)
+        if name == "whole":
+            summaries[name] = _retry(pool, "r1", manifests, selection)  # (the run's first and only attempt)
+            continue
+        _kill_after_commit(pool, "r1", manifests, selection)
+        summaries[name] = _retry(pool, "r1", manifests, selection)
+        _finished(pool, "r1", summaries[name])
+        summaries["again"] = _retry(pool, "r1", manifests, selection)  # (staging files gone, report there)
+    whole = summaries["whole"]
+    assert whole.metrics["coverage_radius"] > 0 and whole.warnings and whole.selected == 6
+    for retried in (summaries["killed"], summaries["again"]):
+        assert retried.already_committed and retried.version == 1 and retried.tag == whole.tag
+        assert {k: v for k, v in retried.metrics.items() if k != "seconds"} == {
+            k: v for k, v in whole.metrics.items() if k != "seconds"}
+        assert (retried.warnings, retried.notes, retried.candidates, retried.n_wanted) == (
+            whole.warnings, whole.notes, whole.candidates, whole.n_wanted)
