@@ -2336,9 +2336,26 @@ def _plan_distances(xs: np.ndarray, sq: np.ndarray, d2: np.ndarray, rows: np.nda
         plan.append((int(rows[c]), k, k))
 
 
+_TOP_SAMPLED = 32  # (values per wanted row from which top_rows samples a threshold first)
+
+
 def top_rows(hi: np.ndarray, m: int) -> np.ndarray:
-    """Positions of the ``m`` highest values of ``hi`` (all when there are fewer), in no order."""
-    return np.argpartition(-hi, m)[:m] if m < len(hi) else np.arange(len(hi))
+    """Positions of the ``m`` highest values of ``hi`` (all when there are fewer; ties: any of them), in no order.
+
+    From :data:`_TOP_SAMPLED` x ``m`` values on, a threshold from a strided sample (~8 m values, about the 2 m-th
+    highest) leaves ~2 m values for ``argpartition``; where fewer than ``m`` reach it, all of them go (the same
+    rows either way). 256 of 65,536 / 1,000,000 values: 0.07 / 0.5 ms against 0.44 / 35 ms for ``argpartition``
+    over all (the candidates of every dense pass of :class:`NumpyDenseState`)."""
+    n = len(hi)
+    if m >= n:
+        return np.arange(n)
+    if n >= _TOP_SAMPLED * m:
+        sample = hi[:: n // (8 * m)]
+        r = 2 * m * len(sample) // n + 1
+        idx = np.flatnonzero(hi >= np.partition(sample, len(sample) - r)[len(sample) - r])
+        if len(idx) >= m:
+            return idx[np.argpartition(hi[idx], len(idx) - m)[len(idx) - m :]]
+    return np.argpartition(hi, n - m)[n - m :]
 
 
 def plan_rows(hi: np.ndarray, m: int, first: int, labels: np.ndarray | None = None, n_labels: int = 1
@@ -2699,12 +2716,12 @@ class NumpyDenseState:
         pos, val = [], []
         for a, b in self._scan():
             v = np.where((self._epoch[a:b] == total) | self.sel[a:b], self._bounds(a, b), -2.0)
-            top = np.argpartition(v, b - a - m)[b - a - m :] if m < b - a else np.arange(b - a)
+            top = top_rows(v, m)
             pos.append(top + a)
             val.append(v[top])
         p, v = (np.concatenate(pos), np.concatenate(val)) if pos else (np.zeros(0, np.int64), np.zeros(0))
         if m < len(v):
-            top = np.argpartition(v, len(v) - m)[len(v) - m :]
+            top = top_rows(v, m)
             p, v = p[top], v[top]
         self._cand = np.sort(p[v > -2.0])  # (-2: a waiting row; a selected up-to-date one is -1, a candidate)
         tail = -1.0

@@ -1350,3 +1350,25 @@ def test_numpy_state_scans_in_blocks_of_rows_as_in_one(scan_rows, monkeypatch):
         assert np.array_equal(one[4], blocks[4]) and np.array_equal(one[5], blocks[5])
         assert one[2][1] > 0  # (rows waited)
         assert one[0] == reference_order(x, 400, p)
+
+
+@pytest.mark.parametrize("shape", ["uniform", "waiting", "ties", "inf", "spikes"])
+def test_top_rows_takes_the_m_highest_values_whatever_the_sample_threshold_leaves(shape: str) -> None:
+    """The candidates of every dense pass: a sampled threshold first (large inputs), argpartition where fewer than m
+    rows reach it (many tied or infinite values); the same values as sorting, each row once."""
+    from lightly_airflow.selection.kernels import top_rows
+
+    rng = np.random.default_rng(7)
+    for n, m in ((100_000, 256), (20_000, 256), (9_000, 256), (300, 256), (100, 256)):
+        hi = rng.random(n) ** 3
+        if shape == "waiting":
+            hi[rng.random(n) < 0.95] = -2.0  # (rows that wait: most of them, the highest sampled values among them)
+        elif shape == "ties":
+            hi = np.round(hi * 4) / 4  # (five values: the threshold sits on a tie)
+        elif shape == "inf":
+            hi[rng.random(n) < 0.002] = np.inf  # (rows nothing was applied to yet)
+        elif shape == "spikes" and n >= 8 * m:
+            hi[:: n // (8 * m)][:12] = 10.0  # (the sample's highest values: a threshold that fewer than m rows reach)
+        top = top_rows(hi, m)
+        assert len(top) == min(m, n) and len(np.unique(top)) == len(top)
+        np.testing.assert_array_equal(np.sort(hi[top]), np.sort(hi)[n - len(top):])
