@@ -48,14 +48,16 @@ class TaskSchema:
 def parse_tasks(obj: Any) -> tuple[list[str], list[tuple[str, str]]]:
     """Validate ``tasks.json`` (a list of task names); invalid or repeated names are skipped and reported."""
     if not isinstance(obj, list):
-        return [], [("", f"must be a JSON list of task names, found {type(obj).__name__}")]
+        return [], [("", f"must be a JSON list of task names, found {type(obj).__name__}. Fix: write "
+                         '["<task>", ...], each the name of a folder of .lightly/predictions/')]
     tasks: list[str] = []
     problems: list[tuple[str, str]] = []
     for i, name in enumerate(obj):
         if not isinstance(name, str) or not _TASK_NAME_RE.match(name):
-            problems.append((f"[{i}]", f"{name!r} is not a task name (letters, digits, '_' and '-' only)"[:300]))
+            problems.append((f"[{i}]", f"{name!r} is not a task name"[:200] + " (letters, digits, '_' and '-' only; the "
+                             "task is skipped). Fix: name the task's folder so and list that name"))
         elif name in tasks:
-            problems.append((f"[{i}]", f"task {name!r} is listed twice"))
+            problems.append((f"[{i}]", f"task {name!r} is listed twice (read once). Fix: list each task once"))
         else:
             tasks.append(name)
     return tasks, problems

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,7 +73,9 @@ def load_tasks(folder: LightlyDir, problems: ProblemLog) -> list[TaskSchema]:
         srel = f"{PREDICTIONS_DIR}/{task}/schema.json"
         raw = folder.read_bytes(srel)
         if raw is None:
-            problems.add(f".lightly/{srel}", "", f"missing schema.json for task {task!r}: the task is skipped")
+            problems.add(f".lightly/{srel}", "", f"missing schema.json for task {task!r}: the task is skipped. Fix: add "
+                         f".lightly/{srel} ({{\"task_type\": …, \"categories\": [{{\"id\": 0, \"name\": …}}, …]}}), or "
+                         f"remove {task!r} from tasks.json")
             continue
         try:
             sobj = parse_json_bytes(raw, srel)
@@ -108,15 +111,29 @@ class _TaskRows:
     cat_index: list[int] = field(default_factory=list)
     derived: int = 0
     derived_example: str | None = None
+    bad: int = 0
+    bad_example: str | None = None
+    ignored: Counter[str] = field(default_factory=Counter)
+    ignored_example: str | None = None
 
     def __post_init__(self) -> None:
         self.valid = np.zeros(self.n, bool)
+
+    def reject(self, where: str, problems: list[tuple[str, str]]) -> None:
+        """Count a file that is not read (its rows stay null), keeping the first one's first problem for the log."""
+        self.bad += 1
+        if self.bad_example is None and problems:
+            field_, reason = problems[0]
+            self.bad_example = f"{where}: {field_ or 'file'} {reason}"
 
     def add(self, row: int, preds: FilePredictions, where: str) -> None:
         self.valid[row] = True
         if preds.derived:
             self.derived += preds.derived
             self.derived_example = self.derived_example or where
+        if preds.ignored:
+            self.ignored.update(preds.ignored)
+            self.ignored_example = self.ignored_example or where
         if self.schema.task_type == "keypoint-detection":
             self.kp_row += [row] * len(preds.keypoint_confidence)
             self.kp_conf += preds.keypoint_confidence
@@ -248,25 +265,22 @@ def load_predictions_shard(
             if data is None:
                 absent.append(key)
                 continue
-            if isinstance(data, Exception):
-                problems.add(key, "file", f"cannot read: {type(data).__name__}: {data}", where)
-                bad_keys.add(key)
-                continue
-            try:
-                obj = parse_json_bytes(data, rel)
-            except LightlyFileError as exc:
-                problems.add(key, "file", exc.reason, where)
-                bad_keys.add(key)
-                continue
-            preds, file_problems = parse_prediction_file(obj, schema, key)
+            preds, file_problems = _parse_file(data, rel, schema, key)
             for f, reason in file_problems:
                 problems.add(key, f, reason, where)
             if preds is None:
                 bad_keys.add(key)
+                rows.reject(where, file_problems)
                 continue
             rows.add(i, preds, where)
             with_predictions[i] = True
         columns.update(rows.columns())
+        if rows.bad:
+            _log_bad(manifest_uri, rows)
+        if rows.ignored:
+            logger.info("predictions %s: task %r: keys that Lightly's prediction format does not have are not read: %s "
+                        "(e.g. %s)", manifest_uri, schema.name, ", ".join(f"{k!r} in {n} predictions" for k, n in
+                                                                     rows.ignored.most_common(10)), rows.ignored_example)
         if rows.derived:
             derived[schema.name] = rows.derived
             _log_derived(manifest_uri, rows)
@@ -307,6 +321,29 @@ def load_predictions_shard(
     )
     check_error_fraction(len(bad_keys), n, max_error_fraction, "predictions", report_uri)
     return result
+
+
+def _parse_file(data: bytes | Exception, rel: str, schema: TaskSchema,
+                key: str) -> tuple[FilePredictions | None, list[tuple[str, str]]]:
+    """One prediction file's bytes (or the error reading them) parsed for ``schema``: its predictions, or ``None``
+    and its problems (``(field, reason)``; ``file`` for the file as a whole)."""
+    if isinstance(data, Exception):
+        return None, [("file", f"cannot read: {type(data).__name__}: {data}"[:300] + ". Fix: make the file readable "
+                               "with the run's credentials; a retry of the task reads it again")]
+    try:
+        obj = parse_json_bytes(data, rel)
+    except LightlyFileError as exc:
+        return None, [("file", exc.reason)]
+    return parse_prediction_file(obj, schema, key)
+
+
+def _log_bad(manifest_uri: str, rows: _TaskRows) -> None:
+    """Say where the run is watched how many of a task's prediction files are not read, with the first one's
+    problem and fix: the shard's summary line gave only a count over all tasks, so a task whose every file had
+    the same mistake (a misspelt key, percentages for probabilities) showed nothing to act on in the task log."""
+    logger.warning("predictions %s: task %r: %d prediction files have problems and are not read (their samples get "
+                   "no %s scores), e.g. %s; every problem is in the problems file", manifest_uri, rows.schema.name,
+                   rows.bad, rows.schema.name, rows.bad_example)
 
 
 def _log_derived(manifest_uri: str, rows: _TaskRows) -> None:

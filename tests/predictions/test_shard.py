@@ -162,7 +162,8 @@ json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=6),
     lambda children: st.lists(children, max_size=5) | st.dictionaries(
         st.sampled_from(["file_name", "predictions", "category_id", "probabilities", "score", "bbox", "segmentation",
-                         "keypoints", "x"]), children, max_size=5),
+                         "keypoints", "x", "probability", "categoryId", "confidence", "box", "mask", "annotations",
+                         "counts"]), children, max_size=5),
     max_leaves=25,
 )
 
@@ -175,6 +176,7 @@ def test_malformed_prediction_files_never_crash(obj, task):
     assert (preds is None) == bool(problems)
     for f, reason in problems:
         assert isinstance(f, str) and isinstance(reason, str) and reason
+        assert ". Fix: " in reason, (f, reason)  # every problem says what to do (the report's fix column)
 
 
 @settings(max_examples=40, deadline=None)
@@ -276,7 +278,9 @@ def test_a_missing_or_null_score_is_named(tmp_path):
     for pred in ({"category_id": 2, "bbox": [0, 0, 1, 1]}, {"category_id": 2, "bbox": [0, 0, 1, 1], "score": None}):
         parsed, problems = parse_prediction_file({"file_name": "a.png", "predictions": [pred]}, schema, "a.png")
         assert parsed is None and problems == [
-            ("predictions[0].score", "is missing or null: this task type needs a score in [0, 1] per prediction")]
+            ("predictions[0].score", "is missing or null: this task type needs a score in [0, 1] per prediction. "
+                                     "Fix: add \"score\": the model's confidence in the prediction (for a label "
+                                     "without one, 1)")]
 
 
 def test_coco_keypoint_visibility_flags_are_named():
