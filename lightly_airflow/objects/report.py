@@ -52,7 +52,9 @@ def objects_png(
     drawn = object_rows.select([C.PARENT_KEY, C.OBJECT_TASK, C.OBJECT_INDEX, C.OBJECT_CROP_BOX])
     for row in drawn.filter(pc.is_in(parents, pa.array(keys, pa.string()))).to_pylist():
         by_parent.setdefault(row[C.PARENT_KEY], []).append(row)
-    colour = task_colours(r[C.OBJECT_TASK] for k in keys for r in by_parent[k])
+    # (each task's own colour, as on the UI's pages; among all the run's tasks: two of one colour part as there)
+    run_tasks = pc.unique(object_rows.column(C.OBJECT_TASK)).drop_null().to_pylist()
+    colour = task_colours((r[C.OBJECT_TASK] for k in keys for r in by_parent[k]), run_tasks)
     read = parent_reader(datasource_uri, lightly_uri, frames or {}, credentials, lightly_credentials or credentials)
     strips = []
     for key in keys:

@@ -37,7 +37,9 @@ nav{margin-bottom:.8rem;font-size:.9rem} nav.tabs a{margin-right:.9rem}
 @media (max-width:760px){.layout.no-picture>.side{float:none;width:auto;margin:0}}
 .side fieldset{border:1px solid var(--line);border-radius:6px;margin:0 0 .6rem;padding:.4rem .6rem}
 .side legend{font-weight:600} .side label{display:block;margin:.15rem 0;overflow-wrap:anywhere}
-td:first-child:not(.n):not(.name){overflow-wrap:anywhere} td.name{overflow-wrap:normal;word-break:normal} td code{overflow-wrap:break-word} .long{overflow-wrap:anywhere} .hscroll{overflow-x:auto;max-width:100%}
+td:first-child:not(.n):not(.name){overflow-wrap:anywhere} td.name{overflow-wrap:normal;word-break:normal}
+@media (min-width:761px){td.name{white-space:nowrap} td.name wbr{display:none} .side td.name{white-space:normal}
+.side td.name wbr{display:inline}} td code{overflow-wrap:break-word} .long{overflow-wrap:anywhere} .hscroll{overflow-x:auto;max-width:100%}
 input,select,button{font:inherit;color:var(--fg);background:var(--bg);border:1px solid var(--line);border-radius:4px;padding:.15rem .35rem}
 button{cursor:pointer;background:var(--head)} button.primary{background:var(--accent);color:var(--onaccent);border-color:var(--accent)}
 .skip{position:absolute;left:-9999px} .skip:focus{left:1rem;top:.4rem;z-index:10;background:var(--bg);padding:.3rem .6rem;
@@ -72,7 +74,7 @@ background:rgba(17,24,39,.72);border:1px solid rgba(255,255,255,.85);border-radi
 #hover{position:fixed;pointer-events:none;display:none;background:var(--card);border:1px solid var(--line);border-radius:6px;
 padding:.3rem;font-size:.75rem;max-width:220px;z-index:5} #hover img{max-width:200px;max-height:160px;display:block}
 #hover div{overflow-wrap:anywhere;margin-top:.15rem} #hover .hover-value{color:var(--muted)}
-.legend .sw{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.25rem;vertical-align:middle}
+.legend .sw,.cap .sw{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.25rem;vertical-align:middle}
 .legend .sw.ramp{width:4rem}
 """
 
@@ -140,7 +142,9 @@ def table(
 ) -> str:
     """A table; cells must already be escaped HTML. ``numeric``: column indices aligned right. ``names``: the first
     column holds column names made :func:`breakable`: they wrap only there (after ``.`` and ``_``), never inside a
-    word (``status_rea`` / ``son``), where other first-column cells may wrap anywhere (``CSS``: ``td.name``)."""
+    word (``status_rea`` / ``son``), where other first-column cells may wrap anywhere (``CSS``: ``td.name``); outside the
+    narrow side column and narrow windows not at all (a sample's 330-character key, a long value, squeezed the names
+    to ``commit_`` / ``version``)."""
     head = "".join(f"<th>{e(h)}</th>" for h in headers)
     body = []
 

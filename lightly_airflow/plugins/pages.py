@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -375,7 +375,8 @@ def grid_page(
             cls = "card obj sel" if item.get(C.OBJECT_SELECTED) else "card obj"
             # (an object of a video frame: its frame was picked or not, not an "image")
             parent = "frame" if is_frame(item.get("parent_frame")) else "image"
-            state = f"{object_label(item)}<br>{parent} {'picked' if item.get(C.OBJECT_SELECTED) else 'not picked'}"
+            task = swatch(task_colours([item.get(C.OBJECT_TASK)], view.tasks())[str(item.get(C.OBJECT_TASK))])
+            state = f"{task}{object_label(item)}<br>{parent} {'picked' if item.get(C.OBJECT_SELECTED) else 'not picked'}"
         else:
             cls = "card sel" if item.get(C.SELECTED) else "card"
             # (1-based, as the sample page's "Pick 1 (pick rank 0)")
@@ -483,8 +484,11 @@ def walk_bar(root: str, pool: str, view: View, scope: Scope, walk: Walk | None, 
             f'{"descending" if walk.descending else "ascending"}</span></p>')
 
 
-#: Box colours: the report's (``colours.TASK_COLOURS``, each 4.5:1 on the labels' white halo), so a task has
-#: the same colour in the report's objects figure and on the sample page (both give the n-th sorted task the n-th).
+#: Box colours: the report's (``colours.TASK_COLOURS``, each 4.5:1 on the labels' white halo), a task's by its name
+#: (``colours.task_colours`` among the version's tasks, ``View.tasks``), so a task has one colour on the image's
+#: page, its objects' pages, every other image of the version and the report's objects figure. Before, the n-th
+#: sorted task of the image got the n-th colour and an object's page always the first; predicted boxes (from the
+#: prediction files) took the n-th colour by their place in the file, two boxes of one task two colours.
 PALETTE = TASK_COLOURS
 
 
@@ -515,32 +519,38 @@ def _casing(stroke: float) -> str:
     return f' style="filter:drop-shadow(0 0 {stroke * 0.6:.2f}px #fff)"'
 
 
-def task_legend(objects: Sequence[dict[str, Any]]) -> str:
+def swatch(colour: str) -> str:
+    """A small square of a task's box colour (the legend's, and before the task on an object's card)."""
+    return f'<span class="sw" style="background:{colour};outline:1px solid #fff"></span>'
+
+
+def task_legend(tasks: Iterable[Any], among: Iterable[Any] = ()) -> str:
     """``Tasks`` and a swatch of its box colour before each task's name (the page did not say which colour is
-    which task)."""
-    swatches = (f'<span class="task"><span class="sw" style="background:{c};outline:1px solid #fff"></span>{H.e(t)}</span>'
-                for t, c in task_colours(o.get(C.OBJECT_TASK) for o in objects).items())
+    which task); ``among``: the version's tasks (:data:`PALETTE`)."""
+    swatches = (f'<span class="task">{swatch(c)}{H.e(t)}</span>' for t, c in task_colours(tasks, among).items())
     return '<span class="legend">Tasks (box colour): ' + ", ".join(swatches) + ".</span>"
 
 
 def _boxes_svg(width: int, height: int, boxes: list[dict[str, Any]], objects: Sequence[dict[str, Any]] = (),
-               object_href: Any = None) -> str:
+               object_href: Any = None, among: Iterable[Any] = ()) -> str:
     """Predicted boxes (from the prediction files) and object boxes (from the object rows: a link to the
-    object's page each, selected objects solid and marked ✓, the others dashed) over an image."""
+    object's page each, selected objects solid and marked ✓, the others dashed) over an image, each in its task's
+    colour (``among``: the version's tasks, :data:`PALETTE`)."""
     parts = []
+    colours = task_colours((o.get(C.OBJECT_TASK) for o in objects), among)
+    colours.update(task_colours((b.get("task") for b in boxes), [*among, *colours]))  # (never moving an object's)
     # In image pixels: the figure shows the image ~520 px wide, so these are ~2 px lines and ~13 px labels.
     stroke = max(width, height) / 260
     font = max(width, height) / 40
-    for i, b in enumerate(boxes):
+    for b in boxes:
         x, y, w, h = (float(v) for v in b["bbox"])
-        colour = PALETTE[i % len(PALETTE)]
+        colour = colours[str(b.get("task"))]
         label = f'{b.get("category", "")} {b.get("score", "")}'.strip()
         parts.append(
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" fill="none" stroke="{colour}" '
             f'stroke-width="{stroke:.1f}"{_casing(stroke)}><title>{H.e(label)}</title></rect>'
             + _box_label(x + 2, max(y - 3, 10), colour, font, stroke, H.e(label), 400)
         )
-    colours = task_colours(o.get(C.OBJECT_TASK) for o in objects)
     for o in objects:
         bbox = o.get(C.OBJECT_BBOX)
         if not bbox or len(bbox) != 4:
@@ -563,10 +573,11 @@ def _boxes_svg(width: int, height: int, boxes: list[dict[str, Any]], objects: Se
 
 
 def objects_section(root: str, pool: str, view: View, objects: list[dict[str, Any]], picked: bool,
-                    what: str = "image") -> str:
+                    what: str = "image", among: Iterable[Any] = ()) -> str:
     """The crops of an image's (``what``: or a video ``"frame"``'s) objects: thumbnail, task/category/score,
     selected or not, crop metrics."""
     metrics = ("sharpness", "luminance", "snr")
+    colours = task_colours((o.get(C.OBJECT_TASK) for o in objects), among)
     cards = []
     for o in objects:
         sid = str(o.get(C.SAMPLE_ID) or "")
@@ -579,7 +590,7 @@ def objects_section(root: str, pool: str, view: View, objects: list[dict[str, An
         cards.append(
             f'<div class="card obj{" sel" if chosen else ""}"><a class="thumb" href="{H.e(href)}">'
             f'<img loading="lazy" src="{H.e(thumb)}" alt="{H.e(o.get(C.KEY))}"></a><div class="cap">'
-            f'<a href="{H.e(href)}">#{H.e(o.get(C.OBJECT_INDEX))}</a> {object_label(o)}<br>'
+            f'<a href="{H.e(href)}">#{H.e(o.get(C.OBJECT_INDEX))}</a> {swatch(colours[str(o.get(C.OBJECT_TASK))])}{object_label(o)}<br>'
             f'<b>{"✓ selected" if chosen else "not selected"}</b> · crop {H.e(width)}×{H.e(height)} px<br>'
             f'<span class="muted">{values}</span></div></div>'
         )
@@ -589,7 +600,7 @@ def objects_section(root: str, pool: str, view: View, objects: list[dict[str, An
            "is selected.")
     grid = pool_url(root, pool, "samples") + qs([("version", view.version), ("show", SHOW_OBJECTS)])
     return (f'<h2 id="objects">Objects ({H.e(len(objects))}, {H.e(n_sel)} selected)</h2>'
-            f'<p class="muted">{task_legend(objects)} {H.e(why)} Boxes as predicted; crops padded as the '
+            f'<p class="muted">{task_legend((o.get(C.OBJECT_TASK) for o in objects), among)} {H.e(why)} Boxes as predicted; crops padded as the '
             f'run cropped them. {H.link(grid, "all objects")}</p><div class="grid objects">{"".join(cards)}</div>')
 
 
@@ -641,7 +652,8 @@ def sample_page(
     def object_href(o: dict[str, Any]) -> str:
         return pool_url(root, pool, "samples", H.seg(str(o.get(C.SAMPLE_ID)))) + qs([("version", view.version)])
 
-    overlay = _boxes_svg(size[0], size[1], boxes, objects, object_href) if (boxes or objects) and size else ""
+    among = extra.get("tasks") or ()
+    overlay = _boxes_svg(size[0], size[1], boxes, objects, object_href, among) if (boxes or objects) and size else ""
     status = row.get(C.STATUS)
     status_box = (
         f'<div class="box {"ok" if status == C.STATUS_OK else "err"}">Status <b>{H.e(status)}</b>'
@@ -713,7 +725,8 @@ def sample_page(
         pred_note = f'<p class="muted">Predictions: {H.e(extra["predictions_error"])}</p>'
     elif boxes:
         noun = "box" if len(boxes) == 1 else "boxes"
-        pred_note = f'<p class="muted">{H.e(len(boxes))} predicted {noun} drawn (from <code>.lightly/predictions</code>).</p>'
+        pred_note = (f'<p class="muted">{H.e(len(boxes))} predicted {noun} drawn (from <code>.lightly/predictions</code>). '
+                     f'{task_legend((b.get("task") for b in boxes), [*among, *(o.get(C.OBJECT_TASK) for o in objects)])}</p>')
     if objects:
         pred_note += (f'<p class="muted">{H.e(len(objects))} object{"s" * (len(objects) != 1)} drawn: selected ones solid and marked ✓, the '
                       "others dashed; click a box for the object's page.</p>")
@@ -728,11 +741,11 @@ def sample_page(
         + "</div><div class=\"side\">" + status_box + f"<h3>Tags</h3><p>{tag_pills}</p>"
         + similar_link(root, pool, view, sid, row, SHOW_IMAGES) + "".join(why) + "</div></div>"
         + (objects_section(root, pool, view, objects, bool(row.get(C.SELECTED)),
-                           "frame" if is_frame(row) else "image") if objects else "")
+                           "frame" if is_frame(row) else "image", among) if objects else "")
         + tables + "<h2>Versions of this sample</h2>" + versions
     )
     crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)), ("samples", pool_url(root, pool, "samples")),
-              (str(key), None)]
+              (card_key(key), None)]  # (cut as on its card: a 330-character key filled three lines; whole below)
     scripts = ([f"{static}/keys.js"] if walk else []) + ([f"{static}/live.js"] if getattr(extra.get("live"), "key", None) else [])
     return H.page("Sample", body, crumbs=crumbs, static=static, scripts=scripts)
 
@@ -915,9 +928,11 @@ def object_page(
         # (its image, or its frame's video without a stored PNG of the frame, gone: the note says so, no broken image)
         if size and not picture_gone(extra):
             image_url = pool_url(root, pool, "samples", H.seg(parent[C.SAMPLE_ID]), "image") + qs([("version", view.version)])
-            overlay = _boxes_svg(size[0], size[1], [], [row], lambda o: parent_href + "#objects")
+            among = extra.get("tasks") or ()
+            overlay = _boxes_svg(size[0], size[1], [], [row], lambda o: parent_href + "#objects", among)
             in_image = (f'<h3>In its {what}</h3><div class="figure"><img src="{H.e(image_url)}" '
-                        f'alt="{H.e(parent.get(C.KEY))}">{overlay}</div>')
+                        f'alt="{H.e(parent.get(C.KEY))}">{overlay}</div>'
+                        f'<p class="muted">{task_legend([row.get(C.OBJECT_TASK)], among)}</p>')
         rank = parent.get(C.PICK_RANK)
         chosen = (f"Selected: its run picked its {what} (pick {H.e(int(rank) + 1)}), which selects all the {what}'s "
                   f"objects." if rank is not None else f"Not selected: its run did not pick its {what}.")
@@ -955,7 +970,7 @@ def object_page(
         + "</div></div>" + tables
     )
     crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)),
-              ("objects", pool_url(root, pool, "samples") + qs([("show", SHOW_OBJECTS)])), (str(key), None)]
+              ("objects", pool_url(root, pool, "samples") + qs([("show", SHOW_OBJECTS)])), (card_key(key), None)]
     return H.page("Object", body, crumbs=crumbs, static=static, scripts=[f"{static}/keys.js"] if walk else [])
 
 

@@ -185,6 +185,7 @@ _dupe_cache: dict[tuple[str, int], tuple[float, Any]] = {}
 _count_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
 _similar_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
 _grid_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+_task_cache: dict[tuple[str, int], tuple[float, Any]] = {}
 #: Bars of a numeric facet's histogram (the filter panel draws them above its range inputs)
 HISTOGRAM_BINS = 24
 #: Values the facets' scan bins and counts at a time (``View._scan``: 32 MB, as float64).
@@ -808,6 +809,19 @@ class View:
             f"ORDER BY {quote_ident(C.OBJECT_TASK)}, {quote_ident(C.OBJECT_INDEX)}"
         ).to_pylist()
         return rows
+
+    def tasks(self) -> tuple[str, ...]:
+        """The version's object tasks, by name (one scan of the object rows' task column, kept per version):
+        the ``among`` of ``colours.task_colours``, so a task has one box colour on every page of the version."""
+        if not self.has_objects or C.OBJECT_TASK not in self.columns:
+            return ()
+
+        def scan() -> tuple[str, ...]:
+            got = self.sql(f"SELECT DISTINCT {quote_ident(C.OBJECT_TASK)} AS t FROM pool WHERE "
+                           f"{quote_ident(C.PARENT_KEY)} IS NOT NULL AND {quote_ident(C.OBJECT_TASK)} IS NOT NULL")
+            return tuple(sorted(str(t) for t in got.column("t").to_pylist()))
+
+        return tuple(_cached(_task_cache, (self.spec.uri, self.version), scan))
 
     def frames_of_parents(self, objects: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, Any], dict[str, Any]]:
         """The parents of ``objects`` (object rows) that are video frames: ``{video, frame_index}`` by

@@ -95,6 +95,7 @@ def _sample_extra(view: View, spec: PoolSpec, row: dict[str, Any]) -> dict[str, 
     extra: dict[str, Any] = {}
     version = row.get("commit_version")
     extra["run"] = next((e for e in view.history() if e["version"] == version), {})
+    extra["tasks"] = view.tasks()  # (every page colours a task alike: ``colours.task_colours``' among)
     try:
         extra["neighbours"] = view.neighbours_in_pick_order(row)
     except Exception as exc:  # noqa: BLE001 - the page still shows the sample
@@ -172,9 +173,15 @@ def _content(spec: PoolSpec, source: str, row: dict[str, Any], parent: dict[str,
 
 
 def _sample_rows(view: View, sid: str) -> list[dict[str, Any]]:
+    """The sample's rows in ``view``; not there: a 404 that says whether the latest version has it (a link
+    from a newer grid opened with an older ``version``, a bookmark: before, only "no sample at version 1")."""
     rows = view.sample(sid)
     if not rows:
-        raise D.NotFoundError(f"Datapool {view.spec.name!r} has no sample {sid!r} at version {view.version}.")
+        later = ""
+        if view.version != view.latest and _view(view.spec, None).sample(sid):
+            later = (f" It was committed after that: the latest version ({view.latest}) has it (open the page "
+                     "without its version to see it).")
+        raise D.NotFoundError(f"Datapool {view.spec.name!r} has no sample {sid!r} at version {view.version}.{later}")
     return rows
 
 

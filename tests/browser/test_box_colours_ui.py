@@ -46,7 +46,7 @@ def _sample_figure(ground: tuple[int, int, int]) -> str:
     src = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
     predicted = [{"bbox": [20, 330, 60, 40], "category": "cat", "score": 0.9}]
     return (f'<div class="figure"><img src="{src}" alt="picture">{_boxes_svg(600, 400, predicted, _objects())}</div>'
-            f'<p class="muted">{task_legend(_objects())}</p>')
+            f'<p class="muted">{task_legend(o[C.OBJECT_TASK] for o in _objects())}</p>')
 
 
 @pytest.mark.parametrize("ground", [(0, 0, 0), (255, 255, 255), (128, 128, 128)])

@@ -150,3 +150,30 @@ def test_the_export_links_are_the_datapool_s_formats(monkeypatch: pytest.MonkeyP
     assert re.findall(r">([^<]+)</a>", links) == ["file list", "CSV", "Label Studio", "COCO", "file names",
                                                    "Labelbox", "yolo"]
     assert "format=yolo" in links and "version=3" in links
+
+
+def test_a_sample_page_s_breadcrumbs_cut_a_long_key_as_its_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A 330-character key filled three lines of the sample page's breadcrumbs (at 1360 px); the line under the
+    title still shows it whole."""
+    from ui_client import ui_client
+
+    pool_uri = _one_image_pool(tmp_path, key := "very-long-folder-name-" * 6 + "/" + "sub-" * 20 + "/x.png")
+    with ui_client(monkeypatch, {"p": {"uri": pool_uri}}) as c:
+        sid = c.get("/lightly/api/pools/p/samples").json()["items"][0]["sample_id"]
+        html = c.get(f"/lightly/pools/p/samples/{sid}").text
+    crumbs = re.search(r"<nav>(.*?)</nav>", html)
+    assert crumbs and _text(crumbs.group(1)).endswith(" / " + card_key(key)) and key not in _text(crumbs.group(1))
+    assert f"<code>{key}</code>" in html
+
+
+def test_a_sample_missing_from_an_older_version_says_the_latest_has_it(client, configured: PoolFixture):
+    """A sample run 2 committed, opened at version 1 (a bookmark, a link from a newer grid): the 404 said only "no
+    sample at version 1"; it says the latest version has it now. A sample no version has: no such hint."""
+    from .conftest import RUN_2
+
+    sid = client.get("/lightly/api/pools/main/samples", params={"run": RUN_2}).json()["items"][0]["sample_id"]
+    r = client.get(f"/lightly/pools/main/samples/{sid}?version=1")
+    assert r.status_code == 404
+    assert "has no sample" in r.text and "the latest version (2) has it" in _text(r.text)
+    gone = client.get("/lightly/pools/main/samples/" + "0" * 32 + "?version=1")
+    assert gone.status_code == 404 and "latest version" not in gone.text
