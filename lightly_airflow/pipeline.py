@@ -172,7 +172,7 @@ def check_uri_param(param: str, uri: str, credentials: StorageCredentials | None
         raise ParamError(param, f"{uri!r} is neither an absolute path nor a <scheme>:// URI: a relative path (or a typo "
                          "such as s3//bucket or file:/data) names a folder under whatever directory each worker runs "
                          "in.", "give an absolute path or a URI such as file:///data/images or s3://bucket/prefix.")
-    problem = credentials.store_problem(uri) if credentials is not None else None
+    problem = (credentials or StorageCredentials()).store_problem(uri)  # (ambient: an Azure URI naming no account)
     if problem:
         raise ParamError(param, *problem)
     if must_exist:
@@ -190,7 +190,9 @@ def check_uri_param(param: str, uri: str, credentials: StorageCredentials | None
 def _check_store_prefix(param: str, uri: str, fs: Any, path: str) -> None:
     """An object store has no folders: a prefix with no objects under a bucket (or container) that can be
     listed is an empty folder (a run waits for files, or finds nothing new); a bucket that does not exist or
-    cannot be listed, or a URI naming a file, is a :class:`ParamError` with the store's reason."""
+    cannot be listed, or a URI naming a file, is a :class:`ParamError` with the store's reason (an Azure container
+    name Azure refuses: the listing's message, with its rules, where adlfs raised Azure's whole XML error)."""
+    from lightly_airflow.datasource.listing import bad_container
     from lightly_airflow.storage import describe_store_error
 
     fix = "point it at the bucket prefix that holds your images, and check the connection."
@@ -201,13 +203,22 @@ def _check_store_prefix(param: str, uri: str, fs: Any, path: str) -> None:
             raise ParamError(param, f"{uri!r} is a file, not a folder (a bucket prefix).", fix)
         # Nothing under the prefix: list it (one request; it raises for a missing or unreadable bucket).
         found = fs.find(path)
+        bucket = path.partition("/")[0]
+        if not found and not fs.exists(bucket):  # (adlfs lists a missing container as empty: no error, and a run
+            # waited for files that never come, while S3 and GCS said the bucket did not exist)
+            raise FileNotFoundError(f"{bucket!r} not found")
     except ParamError:
         raise
-    except OSError as exc:  # (FileNotFoundError, PermissionError: what s3fs, gcsfs and adlfs raise)
-        described = describe_store_error(exc)
+    except Exception as exc:  # (FileNotFoundError, PermissionError: what s3fs, gcsfs and adlfs raise)
+        bad = bad_container(uri, path.partition("/")[0], str(exc))
+        if bad is not None:
+            raise ParamError(param, *str(bad).split(" Fix: ", 1)) from None
+        described = describe_store_error(exc)  # (also botocore's NoCredentialsError, which is no OSError)
         if described is not None:
             what, store_fix = described
             raise ParamError(param, f"{uri!r} cannot be listed: {what}.", f"{store_fix}.") from None
+        if not isinstance(exc, OSError):
+            raise
         if isinstance(exc, FileNotFoundError):
             raise ParamError(param, f"{uri!r} cannot be listed: its bucket (or container) does not exist ({exc}).",
                              "create the bucket, or correct the URI.") from None

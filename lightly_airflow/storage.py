@@ -42,7 +42,8 @@ _STORE_NAMES = {"s3": "S3 (s3://)", "gs": "Google Cloud Storage (gs://)", "az": 
 _CONN_TYPES = {"s3": "aws", "gs": "google_cloud_platform", "az": "wasb"}
 T = TypeVar("T")
 R = TypeVar("R")
-_SECRET_FIELDS = frozenset({"secret_access_key", "session_token", "token", "account_key", "connection_string", "sas_token"})
+_SECRET_FIELDS = frozenset({"secret_access_key", "session_token", "token", "account_key", "connection_string", "sas_token",
+                            "azure_client_secret"})
 
 
 def protocol_of(uri: str) -> str:
@@ -138,6 +139,10 @@ class StorageCredentials:
         returns), handed to gcsfs as its ``token``; not serialised by :meth:`to_dict`.
     :param azure_credential: an Azure ``TokenCredential`` (service principal, managed identity), handed to
         adlfs as its ``credential``; not serialised.
+    :param azure_tenant_id: a service principal's tenant (with ``azure_client_id`` and ``azure_client_secret``): what
+        delta-rs authenticates with (``azure_credential`` is an object it cannot take), and adlfs without the object.
+    :param azure_client_id: the service principal's application (client) id.
+    :param azure_client_secret: its client secret.
     :param delta_problem: why delta-rs (the datapool table) cannot use these credentials, when it cannot
         (e.g. an impersonation chain): :meth:`delta_options` raises it instead of silently going ambient.
     :param store: the store the credentials are for (``s3``, ``gs``, ``az``: the connection's type);
@@ -161,6 +166,9 @@ class StorageCredentials:
     sas_token: str | None = field(default=None, repr=False)
     google_credentials: Any = field(default=None, repr=False, compare=False, metadata={"object": True})
     azure_credential: Any = field(default=None, repr=False, compare=False, metadata={"object": True})
+    azure_tenant_id: str | None = None
+    azure_client_id: str | None = None
+    azure_client_secret: str | None = field(default=None, repr=False)
     delta_problem: str | None = None
     store: str | None = None
     conn_id: str | None = None
@@ -192,10 +200,12 @@ class StorageCredentials:
         )
         return f"StorageCredentials({shown})"
 
-    def store_problem(self, uri: str) -> tuple[str, str] | None:
+    def store_problem(self, uri: str, *, environment: bool = True) -> tuple[str, str] | None:
         """``(problem, fix)`` when these credentials cannot reach ``uri`` (a connection of one cloud given for
         another's URI: its options would be dropped and the client would go ambient, then fail as "does not
-        exist"), else ``None``. A local path needs no credentials (a connection given for one is unused)."""
+        exist"), else ``None``. A local path needs no credentials (a connection given for one is unused).
+        ``environment=False`` leaves out what the environment causes (:meth:`_azure_problem`): whether the URI is
+        another place than the credentials', which environment credentials might reach instead."""
         protocol = _PROTOCOLS.get(protocol_of(uri), "file")
         name = f"connection {self.conn_id!r} is" if self.conn_id else "the credentials are"
         account = _uri_account(uri) if protocol == "az" else None
@@ -204,11 +214,38 @@ class StorageCredentials:
             # (adlfs used this account and delta-rs the URI's: files and table went apart without an error)
             return (f"{masked_uri(uri)} names the storage account {account!r} but {used[1]} for the account "
                     f"{used[0]!r}.", used[2])
-        if self.store is None or protocol in ("file", self.store):
+        if self.store is not None and protocol not in ("file", self.store):
+            return (f"{masked_uri(uri)} is on {_STORE_NAMES[protocol]} but {name} for {_STORE_NAMES[self.store]}.",
+                    f"give it a connection of type {_CONN_TYPES[protocol]!r}, or no connection for the environment's "
+                    "credentials.")
+        return self._azure_problem(uri, name) if protocol == "az" and environment else None
+
+    def _azure_problem(self, uri: str, name: str) -> tuple[str, str] | None:
+        """``(problem, fix)`` when adlfs would read ``uri``'s files from no account or another account than the
+        table's: adlfs 2026.8 (``AzureBlobFileSystem.do_connect``) takes the environment's
+        ``AZURE_STORAGE_CONNECTION_STRING`` ahead of an account name with a token credential (delta-rs takes the
+        account), and with no account at all fails with "Must provide either a connection_string or account_name
+        with credentials!!" on the first task, naming neither the URI nor a fix. A URI that is only a protocol
+        (``az://``) is not checked for an account."""
+        az = self._azure()
+        env = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+        if env and az.account_name and "connection_string" not in self._adlfs_options(uri):
+            env_account = _connection_string(env).get("AccountName") or urlsplit(
+                _connection_string(env).get("BlobEndpoint", "")).netloc.split(".", 1)[0]
+            if env_account != az.account_name:
+                return (f"{name} for the account {az.account_name!r} with a token credential, but adlfs (the files) "
+                        "takes the environment's AZURE_STORAGE_CONNECTION_STRING (account "
+                        f"{env_account or '<none named>'!r}) ahead of it, while delta-rs (the datapool table) takes "
+                        "the connection's account.",
+                        "unset AZURE_STORAGE_CONNECTION_STRING on the workers, or give the connection an account key "
+                        "or SAS token (which adlfs is given ahead of the environment's).")
+        container = urlsplit(str(uri)).netloc
+        if not container or az.account_name or _uri_account(uri) or env or os.environ.get("AZURE_STORAGE_ACCOUNT_NAME"):
             return None
-        return (f"{masked_uri(uri)} is on {_STORE_NAMES[protocol]} but {name} for {_STORE_NAMES[self.store]}.",
-                f"give it a connection of type {_CONN_TYPES[protocol]!r}, or no connection for the environment's "
-                "credentials.")
+        path = urlsplit(str(uri)).path
+        return (f"{masked_uri(uri)} names no storage account, and neither a connection nor the environment gives one.",
+                f"give it a wasb connection, name the account in the URI (abfs://{container}@<account>.dfs.core."
+                f"windows.net{path}), or set AZURE_STORAGE_ACCOUNT_NAME on the workers.")
 
     def _adlfs_account(self, name: str) -> tuple[str, str, str] | None:
         """``(account, whose it is: "<name> is", the fix for a URI naming another)``: the storage account adlfs reads
@@ -300,43 +337,78 @@ class StorageCredentials:
                 opts["token"] = _gcp_token(self.token)
             return opts
         if protocol == "az":
-            az = self._azure()
-            if az.connection_string:
-                return {"connection_string": az.connection_string}
-            if az.endpoint_url and az.account_name and az.account_key:
-                # adlfs reaches a custom endpoint (Azurite, sovereign clouds) only through a connection string.
-                scheme = "http" if az.allow_http else "https"
-                return {
-                    "connection_string": f"DefaultEndpointsProtocol={scheme};AccountName={az.account_name};"
-                    f"AccountKey={az.account_key};BlobEndpoint={az.endpoint_url};"
-                }
-            if az.endpoint_url and az.sas_token:  # (a SAS at a custom endpoint: the same, with the token; without it
-                # adlfs reached <account>.blob.core.windows.net, not the connection's endpoint)
-                return {"connection_string": f"BlobEndpoint={az.endpoint_url};"
-                        f"SharedAccessSignature={az.sas_token.lstrip('?')};"}
-            if az.endpoint_url and az.anonymous:  # (a public container at a custom endpoint: no credential at all)
-                return {"connection_string": f"BlobEndpoint={az.endpoint_url};"}
-            opts = {}
-            if az.endpoint_url:  # a token credential or anonymous access at a custom endpoint: adlfs' account_host
-                host = az.endpoint_url.rstrip("/").removeprefix("https://")
-                if host != az.endpoint_url.rstrip("/"):
-                    opts["account_host"] = host
-                else:
-                    log.warning("Azure endpoint %s: adlfs reaches a custom http endpoint only with an account key, a "
-                                "SAS token or anonymously; a token credential goes to the account's public endpoint",
-                                az.endpoint_url)
-            if az.account_name:
-                opts["account_name"] = az.account_name
-            if az.azure_credential is not None:
-                opts["credential"] = az.azure_credential
-            if az.account_key:
-                opts["account_key"] = az.account_key
-            if az.sas_token:
-                opts["sas_token"] = az.sas_token
-            if az.anonymous:
-                opts["anon"] = True
-            return opts
+            return self._adlfs_options(where)
         return {}
+
+    def _adlfs_options(self, where: str) -> dict[str, Any]:
+        """adlfs' options for ``where`` (a protocol or a URI, whose account is used when nothing else names one).
+
+        A connection's account key, SAS token or anonymous access is given as a connection string: adlfs 2026.8
+        takes the environment's ``AZURE_STORAGE_CONNECTION_STRING`` ahead of every other option it is given, so with
+        ``account_name`` and ``account_key`` it listed the environment's account while delta-rs wrote the table to
+        the connection's (checked on Azurite). A token credential cannot go into one (:meth:`_azure_problem`)."""
+        az = self._azure()
+        if az.connection_string:
+            return {"connection_string": az.connection_string}
+        endpoint = az.endpoint_url or (f"https://{az.account_name}.blob.core.windows.net" if az.account_name else None)
+        if endpoint and az.account_name and az.account_key:
+            scheme = "http" if az.allow_http else "https"
+            return {
+                "connection_string": f"DefaultEndpointsProtocol={scheme};AccountName={az.account_name};"
+                f"AccountKey={az.account_key};BlobEndpoint={endpoint};"
+            }
+        if endpoint and az.sas_token:  # (a SAS at a custom endpoint: the same, with the token; without it adlfs
+            # reached <account>.blob.core.windows.net, not the connection's endpoint)
+            return {"connection_string": f"BlobEndpoint={endpoint};SharedAccessSignature={az.sas_token.lstrip('?')};"}
+        if endpoint and az.anonymous:  # (a public container: no credential at all)
+            return {"connection_string": f"BlobEndpoint={endpoint};"}
+        opts: dict[str, Any] = {}
+        if az.endpoint_url:  # a token credential or anonymous access at a custom endpoint: adlfs' account_host
+            host = az.endpoint_url.rstrip("/").removeprefix("https://")
+            if host != az.endpoint_url.rstrip("/"):
+                opts["account_host"] = host
+            else:
+                log.warning("Azure endpoint %s: adlfs reaches a custom http endpoint only with an account key, a "
+                            "SAS token or anonymously; a token credential goes to the account's public endpoint",
+                            az.endpoint_url)
+        account = az.account_name or (_uri_account(where) if "://" in where else None)
+        if account:  # (the URI's, for ambient credentials: the account delta-rs reads the table of)
+            opts["account_name"] = account
+        if az.azure_credential is not None:
+            opts["credential"] = az.azure_credential
+        elif az.azure_client_id:  # (a service principal sent to a pod: adlfs builds its credentials)
+            opts.update(client_id=az.azure_client_id, client_secret=az.azure_client_secret,
+                        tenant_id=az.azure_tenant_id)
+        opts.update((k, v) for k, v in (("account_key", az.account_key), ("sas_token", az.sas_token),
+                                        ("anon", az.anonymous)) if v)
+        return opts
+
+    def _with_environment_string(self) -> StorageCredentials:
+        """These credentials, or for ambient ones (no account, no connection string) the environment's
+        ``AZURE_STORAGE_CONNECTION_STRING``, which adlfs reads for the files and delta-rs 1.6.6 (object_store) does not:
+        a table at ``az://c/pool`` failed with "Generic MicrosoftAzure error: Account must be specified" while the
+        files of ``az://c/ds`` were read (checked on Azurite). A URI of another account is refused
+        (:meth:`store_problem`)."""
+        env = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+        if env and not (self.account_name or self.connection_string or self.azure_credential or self.azure_client_id):
+            return replace(self, connection_string=env)
+        return self
+
+    def _check_environment_key(self, az: StorageCredentials) -> None:
+        """Refuse a SAS token or service principal when the workers' environment sets an account key: delta-rs 1.6.6
+        (object_store) reads ``AZURE_STORAGE_*`` variables too and takes a key ahead of both, so the table's requests
+        were signed with the environment's key, and refused ("The operation lacked the necessary privileges",
+        checked on Azurite) or made as another identity than the connection's; no option given to it undoes that."""
+        if az.account_key or not (az.sas_token or az.azure_client_id):
+            return
+        keys = [v for v in ("AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_ACCESS_KEY", "AZURE_STORAGE_MASTER_KEY")
+                if os.environ.get(v)]
+        if keys:
+            name = f"Connection {self.conn_id!r}" if self.conn_id else "The credentials"
+            raise ValueError(f"{name} authenticates with {'a SAS token' if az.sas_token else 'a service principal'}, "
+                             f"but the workers' environment sets {', '.join(keys)}, which the datapool table (delta-rs) "
+                             f"takes ahead of it. Fix: unset {', '.join(keys)} on the workers, or give the connection "
+                             "the account key.")
 
     def delta_options(self, where: str) -> dict[str, str]:
         """delta-rs ``storage_options`` for ``where``, a protocol or a table's URI (all values strings, as delta-rs
@@ -377,13 +449,17 @@ class StorageCredentials:
             if self.allow_http:
                 opts["allow_http"] = "true"
         elif protocol == "az":
-            az = self._azure()
+            az = self._with_environment_string()._azure()
+            self._check_environment_key(az)
             if az.account_name:
                 opts["AZURE_STORAGE_ACCOUNT_NAME"] = az.account_name
             if az.account_key:
                 opts["AZURE_STORAGE_ACCOUNT_KEY"] = az.account_key
             if az.sas_token:
                 opts["AZURE_STORAGE_SAS_TOKEN"] = az.sas_token
+            if az.azure_client_id and not (az.account_key or az.sas_token):  # a service principal
+                opts.update(AZURE_CLIENT_ID=az.azure_client_id, AZURE_CLIENT_SECRET=az.azure_client_secret or "",
+                            AZURE_TENANT_ID=az.azure_tenant_id or "")
             if az.anonymous:  # (a public container: unsigned requests; else object_store asks for a managed identity)
                 opts["AZURE_SKIP_SIGNATURE"] = "true"
             if az.endpoint_url and _is_path_style(az.endpoint_url):
@@ -406,6 +482,11 @@ class StorageCredentials:
 #: (codes in a store's error, what happened, the fix): S3, Azure and GCS as object_store (delta-rs), s3fs,
 #: adlfs and gcsfs word them; the first that matches names the problem.
 _STORE_ERRORS = (
+    (("Unable to locate credentials",),  # (botocore's NoCredentialsError, which s3fs raised as it was)
+     "no AWS credentials were found (no connection is given, and the workers' environment has none)",
+     "give it an 'aws' connection, or the workers credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+     "AWS_PROFILE or a role); for a public bucket, a connection with config_kwargs {\"signature_version\": "
+     "\"unsigned\"}"),
     (("NoSuchBucket", "ContainerNotFound", "The specified bucket does not exist"),
      "its bucket (or container) does not exist",
      "create the bucket, or correct the URI (a datapool's table is created by its first commit; its bucket is not)"),
@@ -469,14 +550,33 @@ def filesystem(uri: str, credentials: StorageCredentials | None = None) -> tuple
         fs = fsspec.filesystem("file")
         return fs, os.path.abspath(local_path(uri))
     creds.check_uri(uri)
-    options = creds.fsspec_options(protocol)
+    options = creds.fsspec_options(uri)  # (the URI whole: an Azure URI's account reaches adlfs)
     fs_protocol = {"s3": "s3", "gs": "gcs", "az": "abfs"}[protocol]
     fs = fsspec.filesystem(fs_protocol, **options)
+    if protocol == "gs" and "token" not in options:
+        _log_anonymous_gcs(fs, uri)
     # ``place``'s spelling: an Azure ``container@account.dfs.core.windows.net`` is its container (adlfs uses the
     # connection's account; another account in the URI is refused above). With the account left in the path, adlfs
     # read one file but keyed a batch read (``fs.cat``) by ``container/…``, so every file of a run was missing, and
     # the listing sent List Blobs to a container named ``container@account.dfs.core.windows.net``.
     return fs, place(uri).partition("://")[2]
+
+
+_ANONYMOUS_GCS_LOGGED: set[str] = set()
+
+
+def _log_anonymous_gcs(fs: Any, uri: str) -> None:
+    """Warn (once per bucket and process) when gcsfs, given no credentials, found none on the worker either and went
+    on anonymously (its last fallback after gcloud, Application Default Credentials and the metadata server): without
+    a word, a private bucket's files were then "access denied" and a public one was read while the table (delta-rs)
+    found no credentials."""
+    bucket = place(uri).partition("://")[2].partition("/")[0]
+    if getattr(getattr(fs, "credentials", None), "method", None) != "anon" or bucket in _ANONYMOUS_GCS_LOGGED:
+        return
+    _ANONYMOUS_GCS_LOGGED.add(bucket)
+    log.warning("%s is read anonymously (public buckets only): no connection is given and no Google credentials were "
+                "found on this worker. Fix: give it a google_cloud_platform connection, or the workers Application "
+                "Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, workload identity)", masked_uri(uri))
 
 
 def delta_uri(uri: str) -> str:

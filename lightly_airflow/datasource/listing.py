@@ -184,13 +184,13 @@ def _store_error(uri: str, root: str, exc: BaseException) -> Exception | None:
     """The error a listing of ``uri`` (in-store path ``root``) raises for a store error a configuration causes: a
     missing bucket (``FileNotFoundError``), rejected or insufficient credentials (``PermissionError``,
     :func:`~lightly_airflow.storage.describe_store_error`) or a name Azure refuses for a container
-    (``ValueError``, :func:`_bad_container`), naming the bucket and the fix; else ``None`` (raised as it is: a
+    (``ValueError``, :func:`bad_container`), naming the bucket and the fix; else ``None`` (raised as it is: a
     transient error a retry may pass). The stores' own words named no bucket (S3: "The specified bucket does not
     exist"), only a request path (GCS: "b/nope/o"), or were Azure's whole XML answer."""
     described = describe_store_error(exc)
     words = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")[:200]
     bucket = root.partition("/")[0]
-    if (bad := _bad_container(uri, bucket, str(exc))) is not None:
+    if (bad := bad_container(uri, bucket, str(exc))) is not None:
         return bad
     if isinstance(exc, FileNotFoundError) or (described and "does not exist" in described[0]):
         return FileNotFoundError(f"{masked_uri(uri)} cannot be listed: its bucket (or container) {bucket!r} does not "
@@ -208,7 +208,7 @@ def _store_error(uri: str, root: str, exc: BaseException) -> Exception | None:
 _AZURE_CONTAINER = re.compile(r"(?=[a-z0-9-]{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*|\$(?:root|web|logs)")
 
 
-def _bad_container(uri: str, container: str, text: str) -> ValueError | None:
+def bad_container(uri: str, container: str, text: str) -> ValueError | None:
     """The error for an Azure container name that Azure refused (``InvalidResourceName``: a character it does not
     allow; ``OutOfRangeInput``: its length), naming the URI, the container, Azure's rules and a name that keeps
     them; ``None`` for any other error, or a name that keeps the rules (then the refusal was about something else,

@@ -113,7 +113,7 @@ def fallback_credentials(conn_id: str | None, uri: str | None, resolved: Storage
     pool's for the UI's images): ``None`` (the environment's, logged) when ``uri`` is on another store, which
     that connection cannot reach. ``own`` names the parameter that gives ``uri`` a connection of its own."""
     fallback = resolved if resolved is not None else credentials_for(conn_id)
-    if fallback is not None and uri and fallback.store_problem(uri):
+    if fallback is not None and uri and fallback.store_problem(uri, environment=False):
         log.info("%s is not on the store of connection %r: it uses the environment's credentials (set %s to use "
                  "a connection)", masked_uri(uri), fallback.conn_id, own)
         return None
@@ -388,13 +388,13 @@ def wasb_credentials(conn_id: str, conn: Any) -> StorageCredentials:
         problem = None if get("connection_string") else _wasb_host_problem(conn, client.url)
     if problem is not None:
         raise UnsupportedConnectionError(f"Connection {conn_id!r} (wasb): {problem[0]}. Fix: {problem[1]}.")
-    return _client_credentials(conn_id, client)
+    return _client_credentials(conn_id, client, conn)
 
 
-def _client_credentials(conn_id: str, client: Any) -> StorageCredentials:
-    """The account, endpoint and credential of a ``BlobServiceClient`` made by ``WasbHook``."""
+def _client_credentials(conn_id: str, client: Any, conn: Any) -> StorageCredentials:
+    """The account, endpoint and credential of a ``BlobServiceClient`` made by ``WasbHook`` from ``conn``."""
     from azure.core.credentials import AzureSasCredential
-    from azure.identity import DefaultAzureCredential
+    from azure.identity import ClientSecretCredential, DefaultAzureCredential
 
     parts = urlsplit(client.url)
     endpoint = f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
@@ -414,12 +414,20 @@ def _client_credentials(conn_id: str, client: Any) -> StorageCredentials:
     if isinstance(credential, DefaultAzureCredential):
         # The same chain delta-rs walks (environment, workload identity, managed identity): ambient for it.
         return StorageCredentials(azure_credential=credential, **base)
+    if isinstance(credential, ClientSecretCredential) and not (conn.extra_dejson or {}).get("client_secret_auth_config"):
+        # A service principal (tenant_id, login = client id, password = secret): delta-rs 1.6.6 takes the three as
+        # azure_client_id, azure_client_secret and azure_tenant_id (its token request checked against a local
+        # authority: tests/hooks/test_azure_accounts.py).
+        return StorageCredentials(azure_credential=credential, azure_tenant_id=_wasb_getter(conn.extra_dejson)("tenant_id"),
+                                  azure_client_id=conn.login, azure_client_secret=conn.password, **base)
     return StorageCredentials(
         azure_credential=credential,
         delta_problem=(
-            f"Connection {conn_id!r} authenticates with {type(credential).__name__}, which the datapool table "
-            "(delta-rs) cannot use. Fix: give the datapool's connection an account key or SAS token, or no "
-            "connection for ambient (workload identity) credentials."
+            f"Connection {conn_id!r} authenticates with {type(credential).__name__}"
+            f"{' and client_secret_auth_config' if isinstance(credential, ClientSecretCredential) else ''}, which the "
+            "datapool table (delta-rs) cannot use. Fix: give the datapool's connection an account key or SAS token, "
+            "a service principal without client_secret_auth_config, or no connection for ambient (workload "
+            "identity) credentials."
         ),
         **base,
     )
