@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,7 @@ from lightly_airflow.datapool.errors import (
     EmbeddingMismatchError,
     TagExistsError,
 )
+from lightly_airflow.datapool.moves import carry_tags, plan_moves, with_moves
 from lightly_airflow.datapool.rows import prepare_rows, write_batches, writer_properties
 from lightly_airflow.datapool.snapshot import INITIAL_TAG_COUNT, METADATA_KEY, Snapshot, app_id, history_of
 from lightly_airflow.storage import StorageCredentials, delta_uri, describe_store_error, local_path, protocol_of
@@ -63,11 +65,14 @@ class CommitResult:
     :param version: the pool version holding the run (new, or the one an earlier attempt created).
     :param already_committed: ``True`` when the run had been committed before and nothing was written.
     :param tag: the run's tag name.
+    :param moved: how many moved files' samples the commit's new keys took over (``commit(moves=...)``; ``0``
+        for an earlier attempt's commit: its ``counts.moved`` in ``history()`` says).
     """
 
     version: int
     already_committed: bool
     tag: str
+    moved: int = 0
 
 
 def default_tag(run_id: str) -> str:
@@ -331,7 +336,7 @@ class Datapool:
         counts: dict[str, Any], embedding_model: str, embedding_dim: int, read_version: int | None = None,
         datasource_uri: str | None = None, snapshot: Snapshot | None = None,
         started_by: dict[str, Any] | None = None, stop_reason: str | None = None,
-        review: dict[str, Any] | None = None,
+        review: dict[str, Any] | None = None, moves: Sequence[tuple[str, str]] | None = None,
     ) -> CommitResult:
         """Commit one run's rows as one new pool version; a no-op if the run committed before.
 
@@ -356,6 +361,10 @@ class Datapool:
             pool after a worker died past the commit.
         :param review: a reviewed run's decision (:meth:`Review.to_dict <lightly_airflow.review.Review.to_dict>`:
             who committed the proposal, when), recorded as ``review`` (``history()``).
+        :param moves: ``(new key, gone key)`` of the run's new files with the content of a file the datasource no
+            longer lists (:attr:`GoneFiles.moved <lightly_airflow.datasource.gone.GoneFiles.moved>`; never a copy
+            whose old key is still listed): each new key takes over the gone key's sample, its selection and tags,
+            and the gone key gets a tombstone (:mod:`lightly_airflow.datapool.moves`); counted as ``counts.moved``.
         :raises ConcurrentCommitError: another run committed since ``read_version``: re-read and re-select.
         :raises EmbeddingMismatchError: model or dimension differ from the pool's.
         :raises TagExistsError: ``tag`` names an earlier run's tag.
@@ -397,11 +406,13 @@ class Datapool:
 
         committed_at = datetime.now(UTC)
         new_version = 1 if current is None else current + 1
+        plan = plan_moves(base, rows, moves or ())  # (on exactly base's rows: they land on them)
         data = prepare_rows(
-            rows, run_id=run_id, dag_id=dag_id, tag=tag_name, embedding_model=embedding_model,
+            with_moves(rows, plan), run_id=run_id, dag_id=dag_id, tag=tag_name, embedding_model=embedding_model,
             embedding_dim=int(embedding_dim), commit_version=new_version, committed_at=committed_at,
             pool_schema=None if table is None else pa.schema(table.schema().to_arrow()),
         )
+        data = carry_tags(data, plan)
         if table is None:
             try:
                 table = self._create(data.schema, run_id)
@@ -410,10 +421,12 @@ class Datapool:
                 if done is not None:  # another attempt of this run created the pool and committed it
                     return done
                 raise
-        n_selected = int(pc.sum(data.column(C.SELECTED)).as_py() or 0)
+        # (the run's own picks: a moved file's carried selection keeps the tag of the run that picked it)
+        n_selected = int(pc.sum(data.column(C.SELECTED)).as_py() or 0) - sum(m.selected for m in plan)
         meta = {
             "run_id": run_id, "dag_id": dag_id, "tag": tag_name, "config": redact(_jsonable(config or {})),
-            "counts": _jsonable(counts or {}), "rows": data.num_rows, "selected": n_selected,
+            "counts": _jsonable({**(counts or {}), **({"moved": len(plan)} if plan else {})}),
+            "rows": data.num_rows, "selected": n_selected,
             "embedding_model": embedding_model, "embedding_dim": int(embedding_dim),
             "version": new_version,  # max_commit_retries=0: it lands exactly here or not at all
             INITIAL_TAG_COUNT: base.initial_tag_count_after(data),  # (on exactly base's rows: they land on them)
@@ -445,7 +458,7 @@ class Datapool:
                 return self.commit(
                     rows, run_id=run_id, dag_id=dag_id, tag=tag, config=config, counts=counts,
                     embedding_model=embedding_model, embedding_dim=embedding_dim, datasource_uri=datasource_uri,
-                    snapshot=latest, started_by=started_by, stop_reason=stop_reason, review=review,
+                    snapshot=latest, started_by=started_by, stop_reason=stop_reason, review=review, moves=moves,
                 )
             raise ConcurrentCommitError(
                 f"Another run committed to {self.uri} while run {run_id!r} was writing (pool now at version "
@@ -460,7 +473,7 @@ class Datapool:
         from lightly_airflow.datapool.history_index import write_due_segment
 
         write_due_segment(self.uri, self._credentials, new_version, lambda: self.snapshot().history())
-        return CommitResult(new_version, False, tag_name)
+        return CommitResult(new_version, False, tag_name, len(plan))
 
     def record_commit(self, run_id: str, version: int, tag: str | None) -> None:
         """Write the run's commit receipt if it is missing (:mod:`lightly_airflow.datapool.receipts`): what

@@ -216,8 +216,12 @@ class Snapshot:
             hand_made = tag in self.hand_made_tag_names()
             if tag == C.INITIAL_TAG:  # a selected row no newer version of its file or tombstone replaced
                 where = f"WHERE {initial_tag_sql(tombstones=C.STATUS_REASON in self.column_names())}"
-            else:  # a run's tag is history: the rows that run selected, whatever came after them
+            else:  # a run's tag is history: the rows that run selected, whatever came after them but a move
                 where = f"WHERE {has_tag}" if hand_made else f"WHERE {quote_ident(C.SELECTED)} AND {has_tag}"
+                from lightly_airflow.datapool.moves import has_moves, moved_away_sql
+
+                if has_moves(self.column_names()):  # (the key that took a moved file over carries its tags)
+                    where += f" AND NOT {moved_away_sql()}"
         return self.select(columns, where, order=f"{quote_ident(COMMIT_VERSION)}, {quote_ident(C.KEY)}")
 
     def selected(self, columns: list[str] | None = None) -> pa.Table:
@@ -336,9 +340,18 @@ class Snapshot:
                 fixed = pa.list_(pa.float32(), info["dim"])
                 idx = rows.schema.get_field_index(C.EMBEDDING)
                 rows = rows.set_column(
-                    idx, pa.field(C.EMBEDDING, fixed, True, rows.schema.field(idx).metadata), col.cast(fixed)
+                    idx, pa.field(C.EMBEDDING, fixed, True, rows.schema.field(idx).metadata), fixed_size(col, fixed)
                 )
         return rows
+
+
+def fixed_size(col: pa.ChunkedArray, fixed: pa.DataType) -> pa.ChunkedArray:
+    """``col`` (stored ``list<float32>`` embeddings) as ``fixed``: a chunk of nulls only is made as nulls. pyarrow
+    26.0.1 crashes the process (SIGSEGV) casting such a chunk as DataFusion returns it (offsets ``[0, 0]``, an empty
+    values array) to ``fixed_size_list<float32>[64]``: a data file of a run whose unselected rows were all corrupt or
+    tombstones, read alone (a read by key), killed the worker."""
+    return pa.chunked_array([pa.nulls(len(chunk), fixed) if chunk.null_count == len(chunk) else chunk.cast(fixed)
+                             for chunk in col.chunks], fixed)
 
 
 def latest_per_key(table: pa.Table, key_columns: tuple[str, ...] = (C.KEY,)) -> pa.Table:

@@ -1,0 +1,211 @@
+"""Files moved or renamed in the datasource: the new key takes over the gone key's sample in the run's commit.
+
+A re-organised bucket (``a/x.png`` moved to ``b/x.png``, same bytes) lists ``b/x.png`` as new while ``a/x.png`` is
+gone (:mod:`lightly_airflow.datasource.gone` pairs them by etag). Without more, ``b/x.png`` is an exact duplicate
+of the pooled ``a/x.png``, which keeps its selection: ``initial-tag`` names a path that no longer exists and the
+live file can never be selected. A commit given the pairs (``Datapool.commit(moves=...)``) instead writes, in the
+same version:
+
+- a **tombstone** row of the gone key (status ``missing``, reason ``superseded: moved to 'b/x.png'``, its former
+  etag, not selected): it ends the gone key's selection as a replaced video's frame is ended
+  (:func:`~lightly_airflow.datapool.snapshot.initial_tag_sql`), and the gone key's rows of that content leave the
+  run and hand-made tags they carried (:func:`moved_away_sql`);
+- the new key's row **takes over** the gone key's sample: status ok, selected when the gone key was in
+  ``initial-tag`` (with its ``pick_rank``: a run tag keeps its order), every tag its rows of that content carried,
+  and ``moved_from`` naming the gone key (the lineage; the tombstone names the new key).
+
+History is kept: version N still shows the old key with its tags (time travel), N+1 the new one. Only pairs whose
+gone key's latest row is an ok sample of the same content (``content_hash``, where both have one) are carried; a
+copy (the old key still listed) is no move and stays a duplicate: the caller passes only pairs of *gone* keys, and
+a pair whose old key is among the run's own rows is refused. Video files are not carried (their frames' keys
+follow the video's name): they stay duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lightly_airflow import columns as C
+from lightly_airflow.datapool.reading import quote_ident, quote_literal
+from lightly_airflow.datapool.rows import COMMIT_VERSION
+from lightly_airflow.datapool.snapshot import SUPERSEDED_PREFIX, Snapshot, initial_tag_mask, latest_per_key
+
+log = logging.getLogger(__name__)
+
+#: Column of a row that took over a moved file's sample: the gone key it was (null elsewhere).
+MOVED_FROM = "moved_from"
+#: ``status_reason`` of a moved key's tombstone starts so (a superseded row: it ends the key's selection).
+MOVED_PREFIX = f"{SUPERSEDED_PREFIX} moved to "
+_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Move:
+    """One gone key's sample taken over by a new key of the run."""
+
+    new_key: str
+    old_key: str
+    #: the gone key's former etag (its tombstone keeps it)
+    old_etag: str
+    #: whether the gone key was in ``initial-tag``: the new row is selected then
+    selected: bool
+    #: the pick rank of the gone key's selected row (``None`` when not selected)
+    pick_rank: int | None
+    #: every tag the gone key's rows of that content carried
+    tags: tuple[str, ...]
+    #: the gone key's embedding, for a new row the run left without one
+    embedding: list[float] | None
+
+
+def moved_away_sql(alias: str = "pool") -> str:
+    """The SQL condition of a row of ``alias`` that a move ended: a newer move tombstone of its key with its etag
+    (the content that moved). A run's or hand-made tag leaves out such rows: the key that took them over carries
+    the tag instead."""
+    k, cv, etag = quote_ident(C.KEY), quote_ident(COMMIT_VERSION), quote_ident(C.ETAG)
+    return (f"EXISTS (SELECT 1 FROM pool moved WHERE moved.{k} = {alias}.{k} AND moved.{cv} > {alias}.{cv} "
+            f"AND moved.{etag} = {alias}.{etag} AND moved.{quote_ident(C.STATUS_REASON)} LIKE "
+            f"{quote_literal(MOVED_PREFIX + '%')})")
+
+
+def has_moves(columns: Iterable[str]) -> bool:
+    """Whether a pool with these columns may hold moves (a commit with moves adds :data:`MOVED_FROM`)."""
+    return MOVED_FROM in set(columns)
+
+
+def plan_moves(snap: Snapshot, rows: pa.Table, pairs: Sequence[tuple[str, str]]) -> list[Move]:
+    """The moves of ``pairs`` (``(new key, gone key)``, :attr:`GoneFiles.moved
+    <lightly_airflow.datasource.gone.GoneFiles.moved>`) that the run's ``rows`` (with ``selected``) can carry on
+    ``snap``; the others are logged with why and stay as they are (the new file a duplicate)."""
+    if not pairs or snap.table is None or not rows.num_rows:
+        return []
+    ids = rows.select([c for c in (C.KEY, C.STATUS, C.SELECTED, C.CONTENT_HASH) if c in rows.column_names])
+    ids = ids.append_column("__embedded", pc.is_valid(rows.column(C.EMBEDDING)))
+    run = {r[C.KEY]: r for r in ids.to_pylist()}
+    skipped: list[str] = []
+    chosen: dict[str, str] = {}  # old key -> new key (one new key takes a gone key over: the first by name)
+    for new, old in sorted(set(pairs)):
+        row = run.get(new)
+        why = ("the new key is not among the run's rows" if row is None
+               else "the old key is among the run's rows (a copy, not a move)" if old in run
+               else f"the new file's status is {row[C.STATUS]!r}" if row[C.STATUS] not in (C.STATUS_OK, C.STATUS_DUPLICATE)
+               else "the run selected the new file itself" if row[C.SELECTED]
+               else "another new file took the old key over" if old in chosen else None)
+        if why is None:
+            chosen[old] = new
+        else:
+            skipped.append(f"{new!r} (was {old!r}): {why}")
+    moves = _carried(snap, chosen, run, skipped)
+    if skipped:
+        log.warning("%d moved file(s) not taken over (they stay as the run found them), e.g. %s.", len(skipped),
+                    "; ".join(skipped[:_EXAMPLES]))
+    return moves
+
+
+def _carried(snap: Snapshot, chosen: dict[str, str], run: dict[str, dict[str, Any]], skipped: list[str]) -> list[Move]:
+    """The moves of ``chosen`` (old key -> new key) whose old key's latest row on ``snap`` is an ok sample of the
+    new file's content."""
+    if not chosen:
+        return []
+    present = snap.column_names()
+    wanted = [c for c in (C.KEY, C.ETAG, C.SELECTED, C.TAGS, COMMIT_VERSION, C.STATUS, C.STATUS_REASON,
+                          C.CONTENT_HASH, C.PICK_RANK) if c in present]
+    old_rows = snap.select(wanted, "", values_in=(C.KEY, list(chosen)))
+    old_rows = old_rows.append_column("__initial", initial_tag_mask(old_rows.set_column(
+        old_rows.schema.get_field_index(C.ETAG), C.ETAG, old_rows.column(C.ETAG).cast(pa.string()))))
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for r in sorted(old_rows.to_pylist(), key=lambda r: r[COMMIT_VERSION]):
+        by_key.setdefault(r[C.KEY], []).append(r)
+    moves = []
+    for old, new in sorted(chosen.items(), key=lambda kv: kv[1]):
+        history = by_key.get(old, [])
+        latest = history[-1] if history else None
+        why = _not_carried(latest, run[new])
+        if why is not None:
+            skipped.append(f"{new!r} (was {old!r}): {why}")
+            continue
+        assert latest is not None
+        same = [r for r in history if r[C.ETAG] == latest[C.ETAG]]
+        standing = next((r for r in same if r["__initial"]), None)
+        tags = list(dict.fromkeys(t for r in same for t in (r.get(C.TAGS) or [])))
+        moves.append(Move(new, old, str(latest[C.ETAG]), standing is not None,
+                          None if standing is None else int(standing.get(C.PICK_RANK) or 0), tuple(tags), None))
+    unembedded = [m.old_key for m in moves if not run[m.new_key]["__embedded"]]
+    if not unembedded:
+        return moves
+    # (the run left the new file without an embedding, a duplicate's: the old key's, of the same content)
+    found = snap.select([C.KEY, C.EMBEDDING, C.ETAG, COMMIT_VERSION], "", values_in=(C.KEY, unembedded))
+    found = latest_per_key(found.filter(pc.is_valid(found.column(C.EMBEDDING))))
+    embeddings = {(r[C.KEY], str(r[C.ETAG])): r[C.EMBEDDING] for r in found.to_pylist()}
+    return [replace(m, embedding=embeddings.get((m.old_key, m.old_etag))) for m in moves]
+
+
+def _not_carried(latest: dict[str, Any] | None, new: dict[str, Any]) -> str | None:
+    """Why the old key's ``latest`` row cannot be taken over by the run's ``new`` row, or ``None``."""
+    if latest is None:
+        return "the pool has no row of the old key"
+    if str(latest.get(C.STATUS_REASON) or "").startswith(SUPERSEDED_PREFIX):
+        return "the old key's sample was already superseded"
+    if latest.get(C.STATUS) != C.STATUS_OK:
+        return f"the old key's sample is {latest.get(C.STATUS)!r}, not ok"
+    old_hash, new_hash = latest.get(C.CONTENT_HASH), new.get(C.CONTENT_HASH)
+    if old_hash is not None and new_hash is not None and old_hash != new_hash:
+        return "the content differs (another content hash)"
+    return None
+
+
+def with_moves(rows: pa.Table, moves: Sequence[Move]) -> pa.Table:
+    """The run's ``rows`` with each move applied: the new key's row ok, selected as the old key was (its rank),
+    ``moved_from`` set, its embedding the old one where the run has none; one tombstone row per old key. (The
+    moved rows are edited apart and come after the others: the run's embeddings are not copied into Python.)"""
+    if not moves:
+        return rows
+    by_new = {m.new_key: m for m in moves}
+    for name in (MOVED_FROM, C.STATUS_REASON):
+        if name not in rows.column_names:
+            rows = rows.append_column(name, pa.nulls(rows.num_rows, pa.string()))
+    mask = pc.is_in(rows.column(C.KEY).cast(pa.string()), value_set=pa.array(list(by_new), pa.string()))
+    taken = []
+    for row in rows.filter(mask).to_pylist():
+        move = by_new[row[C.KEY]]
+        row.update({name: _taken_over(name, move) for name in (C.STATUS, C.SELECTED, C.PICK_RANK, MOVED_FROM,
+                                                               C.STATUS_REASON, C.DUPLICATE_OF) if name in row})
+        if row[C.EMBEDDING] is None:
+            row[C.EMBEDDING] = move.embedding
+        taken.append(row)
+    return pa.concat_tables([rows.filter(pc.invert(mask)), pa.Table.from_pylist(taken, schema=rows.schema),
+                             _tombstones(rows.schema, moves)])
+
+
+def _taken_over(name: str, move: Move) -> Any:
+    """The value of column ``name`` in the row of ``move``'s new key (the reason and duplicate_of cleared)."""
+    return {C.STATUS: C.STATUS_OK, C.SELECTED: move.selected, C.PICK_RANK: move.pick_rank,
+            MOVED_FROM: move.old_key}.get(name)
+
+
+def _tombstones(schema: pa.Schema, moves: Sequence[Move]) -> pa.Table:
+    """One tombstone row per move's old key, typed as ``schema`` (other columns null)."""
+    n = len(moves)
+    values = {
+        C.KEY: [m.old_key for m in moves], C.ETAG: [m.old_etag for m in moves],
+        C.STATUS: [C.STATUS_MISSING] * n, C.SELECTED: [False] * n,
+        C.STATUS_REASON: [f"{MOVED_PREFIX}{m.new_key!r} (same content; that key took its sample over)" for m in moves],
+    }
+    return pa.table({f.name: pa.array(values[f.name], f.type) if f.name in values else pa.nulls(n, f.type)
+                     for f in schema}, schema=schema)
+
+
+def carry_tags(data: pa.Table, moves: Sequence[Move]) -> pa.Table:
+    """``data`` (the rows as stored) with each move's new row carrying the old key's tags instead of the run's:
+    the run did not pick it, it took over the old key's picks."""
+    if not moves:
+        return data
+    by_new = {m.new_key: list(m.tags) for m in moves}
+    tags = [by_new.get(k, t) for k, t in zip(data.column(C.KEY).to_pylist(), data.column(C.TAGS).to_pylist())]
+    idx = data.schema.get_field_index(C.TAGS)
+    return data.set_column(idx, data.schema.field(idx), pa.array(tags, data.schema.field(idx).type))
