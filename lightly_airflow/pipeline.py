@@ -1098,11 +1098,12 @@ def select_and_commit(
                                                      rows=out, lightly_credentials=lightly_credentials),
             dag_id=dag_id,
         )
-        if spec is not None and object_rows is not None:
-            summary.objects["crops"] = objects_run.write_crops(
+        if spec is not None and (object_rows is not None or spec.upload):  # (selected images without objects too)
+            crops = objects_run.write_crops(
                 object_rows, spec, meta, datasource_credentials=datasource_credentials,
-                lightly_credentials=lightly_credentials, rows=out,
+                lightly_credentials=lightly_credentials, rows=out, known=known,
             )
+            summary.objects["crops"] = objects_run.record_crops(crops, datapool_uri, run_id, datapool_credentials)
         remove_staging(datapool_uri, run_id, datapool_credentials)
         log.info(
             "Committed datapool version %d with tag %r: %d processed, %d selected.",
@@ -1483,11 +1484,13 @@ def finish_committed_run(
 
         summary.frames = _write_selected_frames(rows, meta, datasource_credentials, lightly_credentials,
                                                 superseded_by_committed_run(pool, version, rows))
-        if spec is not None and objects is not None:
-            summary.objects["crops"] = objects_run.write_crops(
+        if spec is not None and (objects is not None or spec.upload):
+            crops = objects_run.write_crops(
                 objects, spec, meta, datasource_credentials=datasource_credentials,
                 lightly_credentials=lightly_credentials, rows=rows,
+                known=pool.snapshot(version - 1).known_files() if version > 0 else None,
             )
+            summary.objects["crops"] = objects_run.record_crops(crops, datapool_uri, run_id, credentials)
     if has_report:
         summary.report_uri = f"{out_dir}/index.html"
         log.info("Run %s is already committed as datapool version %d and has its report.", run_id, version)

@@ -7,6 +7,7 @@ from lightly_airflow.objects.run import (
     commit_rows,
     load_run_objects,
     pool_objects,
+    record_crops,
     record_summary,
     recorded_summary,
     report_figure,
@@ -17,6 +18,7 @@ from lightly_airflow.objects.run import (
 from lightly_airflow.objects.spec import ObjectsSpec, objects_spec, read_spec, write_spec
 
 __all__ = [
-    "ObjectsSpec", "commit_rows", "load_run_objects", "objects_spec", "pool_objects", "read_spec", "record_summary",
-    "recorded_summary", "report_figure", "summary", "with_object_metadata", "write_crops", "write_spec",
+    "ObjectsSpec", "commit_rows", "load_run_objects", "objects_spec", "pool_objects", "read_spec", "record_crops",
+    "record_summary", "recorded_summary", "report_figure", "summary", "with_object_metadata", "write_crops",
+    "write_spec",
 ]

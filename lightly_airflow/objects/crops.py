@@ -22,6 +22,16 @@ and all of them of an uploaded task it now has no selected objects of (counted a
 runs after the writes, so a crash in between loses no current crop, and never removes an index the run writes,
 so a retried task removes nothing it wrote; an image whose read or any crop write failed keeps its files
 (nothing is removed on a partial picture of it).
+
+Two cases the pruning above did not reach (session 64 audit): an image selected again whose predictions now have
+**no objects at all** (no row to write, so it was never pruned: all its crops stayed), and an image **replaced under
+its key and not selected again** (its crops showed pixels that no longer exist; the pool's newer row ended its
+selection, so no crop belongs to it). The first: every selected image of the run (``picked``) is pruned like an
+image whose crops were written, with nothing to keep. The second (``replaced``: the run's images whose file changed
+since the pool's previous version, and the frames of a replaced video that no longer exist): all their crop files,
+of every task folder (a task the run does not crop too), are removed but those the run writes, counted apart as
+``replaced_removed`` and logged. An unchanged image keeps the crops of tasks the run does not crop (the pixels are
+still there); an image whose read or a crop write failed keeps all its files.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import io
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -69,11 +79,12 @@ def _crop_name_pattern(parent_key: str, task: str) -> tuple[str, re.Pattern[str]
 
 
 def prune_stale_crops(
-    root: str, current: Mapping[tuple[str, str], set[int]], credentials: StorageCredentials | None = None,
+    root: str, current: Mapping[tuple[str, str], set[int]], credentials: StorageCredentials | None = None, *,
+    why: str = "of objects the re-cropped images no longer have",
 ) -> tuple[int, int]:
     """Remove the crop files of the (parent key, task) pairs in ``current`` whose object index is not in its set
     (the indices just written); each folder is listed once. Returns (removed, failed removals): a file that cannot
-    be removed is logged and counted, never fatal."""
+    be removed is logged and counted, never fatal; ``why`` ends the log line of the files removed."""
     fs, base = filesystem(root, credentials)
     folders: dict[str, list[tuple[re.Pattern[str], set[int]]]] = {}
     for (parent, task), keep in current.items():
@@ -98,9 +109,19 @@ def prune_stale_crops(
                 failed += 1
                 log.warning("crops: cannot remove the stale crop %s/%s: %s: %s", folder, name, type(exc).__name__, exc)
     if removed:
-        log.info("crops: removed %d stale crop files of objects the re-cropped images no longer have: %s%s",
-                 removed, ", ".join(names[:5]), " ..." if removed > 5 else "")
+        log.info("crops: removed %d stale crop files %s: %s%s", removed, why, ", ".join(names[:5]),
+                 " ..." if removed > 5 else "")
     return removed, failed
+
+
+def task_folders(root: str, credentials: StorageCredentials | None = None) -> list[str]:
+    """The task folders under ``<root>/crops`` (tasks of earlier runs too); none when there is no crop yet."""
+    fs, base = filesystem(join_uri(root, CROPS_DIR), credentials)
+    try:
+        listed = fs.ls(base, detail=True, refresh=True)
+    except FileNotFoundError:
+        return []
+    return sorted(str(e["name"]).rstrip("/").rsplit("/", 1)[-1] for e in listed if e.get("type") == "directory")
 
 
 def parent_reader(
@@ -125,24 +146,34 @@ def parent_reader(
     return read
 
 
+#: No object rows (a run whose images have no objects, :func:`write_selected_crops` still prunes).
+NO_OBJECTS = pa.schema([(C.PARENT_KEY, pa.string()), (C.OBJECT_TASK, pa.string()), (C.OBJECT_INDEX, pa.int64()),
+                        (C.OBJECT_CROP_BOX, pa.list_(pa.int64())), (C.OBJECT_SELECTED, pa.bool_())]).empty_table()
+
+
 def write_selected_crops(
-    objects: pa.Table, spec: ObjectsSpec, *, datasource_uri: str, lightly_uri: str,
+    objects: pa.Table | None, spec: ObjectsSpec, *, datasource_uri: str, lightly_uri: str,
     datasource_credentials: StorageCredentials | None = None, lightly_credentials: StorageCredentials | None = None,
-    workers: int = 4, frames: Mapping[str, Mapping[str, Any]] | None = None,
+    workers: int = 4, frames: Mapping[str, Mapping[str, Any]] | None = None, picked: Collection[str] = (),
+    replaced: Collection[str] = (),
 ) -> dict[str, Any]:
     """Write the crops of the objects whose image was selected (``object_selected``), for the tasks
     ``spec.uploads`` allows. Returns counts ``written``, ``failed``, ``skipped_tasks``, ``uri``, ``stale_removed``
-    and ``stale_failed`` (:func:`prune_stale_crops`).
+    and ``stale_failed`` (:func:`prune_stale_crops`), ``replaced_removed`` and ``replaced_failed``.
 
     :param frames: parents that are video frames, their rows by key (cropped from :func:`parent_reader`'s picture).
+    :param picked: the images the run selected (those without a selected object keep no crop of an uploaded task).
+    :param replaced: the run's images whose picture is gone (:func:`~.run.replaced_images`): no crop of their
+        former picture is kept (only what the run writes of them), whatever its task folder.
     """
     from lightly_airflow.embedding.images import open_rgb_for_boxes
     from lightly_airflow.lightly_dir import lightly_root
     from lightly_airflow.pixels import scale_box
 
     counts: dict[str, Any] = {"written": 0, "failed": 0, "skipped_tasks": [], "uri": None, "stale_removed": 0,
-                              "stale_failed": 0}
-    if not spec.upload or objects.num_rows == 0:
+                              "stale_failed": 0, "replaced_removed": 0, "replaced_failed": 0}
+    objects = NO_OBJECTS if objects is None or objects.num_rows == 0 else objects
+    if not spec.upload or (objects.num_rows == 0 and not picked and not replaced):
         return counts
     rows = objects.filter(objects.column(C.OBJECT_SELECTED))
     tasks = sorted(set(rows.column(C.OBJECT_TASK).to_pylist()))
@@ -178,18 +209,32 @@ def write_selected_crops(
                         len(by_parent[parent]), parent, "; ".join(errors[:3]))
         return written, len(errors)
 
+    # The uploaded tasks of the spec, not only those some selected object of the run has: a task no image of the
+    # run has objects of any more left every image's former crops of it.
+    uploaded = sorted({*allowed, *(t for t in spec.all_tasks if spec.uploads(t))})
     complete: dict[tuple[str, str], set[int]] = {}
+    failing: set[str] = set()
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="objects-crops") as pool:
         for parent, (written, failed) in zip(sorted(by_parent), pool.map(one, sorted(by_parent)), strict=True):
             counts["written"] += written
             counts["failed"] += failed
             if failed:
+                failing.add(parent)
                 continue
             # A task the image now has no selected objects of (its other tasks were cropped): none of its crops.
-            complete.update({(parent, task): set() for task in allowed})
+            complete.update({(parent, task): set() for task in uploaded})
             for obj in by_parent[parent]:
                 complete[(parent, obj[C.OBJECT_TASK])].add(obj[C.OBJECT_INDEX])
+    # A selected image without a selected object of an uploaded task: nothing written, none of its crops is current.
+    complete.update({(parent, task): set() for parent in picked if parent not in by_parent for task in uploaded})
     counts["stale_removed"], counts["stale_failed"] = prune_stale_crops(root, complete, lightly_credentials)
-    log.info("crops: wrote %d PNG crops of selected objects to %s (%d failed; %d stale removed; tasks not uploaded: "
-             "%s)", counts["written"], counts["uri"], counts["failed"], counts["stale_removed"], counts["skipped_tasks"])
+    folders = task_folders(root, lightly_credentials) if replaced else []
+    former: dict[tuple[str, str], set[int]] = {
+        (parent, task): set() for parent in sorted(set(replaced) - failing) for task in folders
+        if (parent, task) not in complete}
+    counts["replaced_removed"], counts["replaced_failed"] = prune_stale_crops(
+        root, former, lightly_credentials, why="of images replaced since they were cropped (their former pictures)")
+    log.info("crops: wrote %d PNG crops of selected objects to %s (%d failed; %d stale removed; %d of replaced images "
+             "removed; tasks not uploaded: %s)", counts["written"], counts["uri"], counts["failed"],
+             counts["stale_removed"], counts["replaced_removed"], counts["skipped_tasks"])
     return counts

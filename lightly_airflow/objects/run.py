@@ -198,12 +198,10 @@ def recorded_summary(datapool_uri: str, run_id: str, credentials: StorageCredent
     and with the run's ``spec``: rebuilt from the shards' staging files (their objects and counts, when they
     survived: ``manifests``) and the ``committed`` object rows, without the selection's notes (logged); else ``{}``."""
     uri = join_uri(staging.reports_dir(datapool_uri, run_id), SUMMARY_FILE)
-    try:
-        recorded, _ = staging.read_record(datapool_uri, run_id, SUMMARY_FILE, credentials)
-        if recorded is not None:
-            return dict(recorded)
-    except ValueError:
-        log.warning("The run's object summary %s is damaged: rebuilt from the staging files.", uri)
+    crops = _read_record(datapool_uri, run_id, CROPS_FILE, credentials)
+    recorded = _read_record(datapool_uri, run_id, SUMMARY_FILE, credentials)
+    if recorded is not None:
+        return {**recorded, **({"crops": crops} if crops is not None else {})}
     if spec is None:
         return {}
     staged = None
@@ -213,7 +211,44 @@ def recorded_summary(datapool_uri: str, run_id: str, credentials: StorageCredent
         log.warning("The run's object staging files cannot be read (%s): its object counts are the pool's rows'.", exc)
     log.warning("Run %s recorded no object summary (%s): rebuilt from %s, without the selection's notes.", run_id, uri,
                 "its staging files" if staged is not None else "the pool's object rows")
-    return summary(committed if staged is None else staged, committed, spec)
+    return {**summary(committed if staged is None else staged, committed, spec),
+            **({"crops": crops} if crops is not None else {})}
+
+
+#: The counts of the run's crops (:func:`write_crops`), recorded once they are written (:func:`record_crops`).
+CROPS_FILE = "objects-crops.json"
+
+
+def _read_record(datapool_uri: str, run_id: str, name: str,
+                 credentials: StorageCredentials | None) -> dict[str, Any] | None:
+    """A run's record ``name`` as a dict; ``None`` when there is none or it is damaged (logged)."""
+    try:
+        record, _ = staging.read_record(datapool_uri, run_id, name, credentials)
+    except ValueError:
+        log.warning("The run's record %s is damaged (not JSON): not used.",
+                    join_uri(staging.reports_dir(datapool_uri, run_id), name))
+        return None
+    return dict(record) if isinstance(record, Mapping) else None
+
+
+def record_crops(crops: Mapping[str, Any], datapool_uri: str, run_id: str,
+                 credentials: StorageCredentials | None = None) -> dict[str, Any]:
+    """Record the counts of the run's crops once they are written, and return them: a finished run re-run (its
+    staging files removed, so it writes no crop; :func:`recorded_summary`) said nothing of its crops until
+    2026-12-07 (session 64). An earlier attempt's record (killed before its staging files were removed: this
+    attempt rewrote the same files) adds its removals, since a file is removed once, by the attempt that found it
+    (a retry's ``stale_removed`` was 0 where the uninterrupted run's was not). A failed write is logged."""
+    out = dict(crops)
+    earlier = _read_record(datapool_uri, run_id, CROPS_FILE, credentials)
+    for name in ("stale_removed", "replaced_removed"):
+        if earlier is not None and name in out:
+            out[name] = int(out[name] or 0) + int(earlier.get(name) or 0)
+    try:
+        staging.write_record(datapool_uri, run_id, CROPS_FILE, out, credentials)
+    except Exception:  # noqa: BLE001 - the crops are written; only a later re-run's summary lacks their counts
+        log.exception("Could not record the run's crop counts in %s: a re-run of the finished run will not say them.",
+                      staging.reports_dir(datapool_uri, run_id))
+    return out
 
 
 def selection_notes(metrics: Mapping[str, Any]) -> list[str]:
@@ -282,13 +317,44 @@ def report_figure(
                                lightly_credentials=lightly_credentials, frames=frames)
 
 
+def picked_images(rows: pa.Table | None) -> list[str]:
+    """The keys of the run's image ``rows`` it selected (``ok``): their crops are the current objects' only."""
+    if rows is None or C.SELECTED not in rows.column_names:
+        return []
+    chosen = pc.fill_null(rows.column(C.SELECTED), False)
+    if C.STATUS in rows.column_names:
+        chosen = pc.and_(chosen, pc.equal(rows.column(C.STATUS), C.STATUS_OK))
+    return [str(k) for k in rows.filter(chosen).column(C.KEY).to_pylist()]
+
+
+def replaced_images(known: pa.Table | None, rows: pa.Table | None) -> list[str]:
+    """The keys of the run's image ``rows`` whose picture is gone, as a newer row ends a selection
+    (``datapool.snapshot.initial_tag_sql``): files that changed (another etag, or none now) since the pool's
+    ``known`` files (``key, etag`` of each, ``Snapshot.known_files`` of the version the run read; ``None``: a
+    first run), and frames of a replaced video that no longer exist (its tombstones, which keep the former etag:
+    ``video.supersede``). Their crops of the former picture are no object's crops."""
+    from lightly_airflow.video.supersede import is_tombstone
+
+    if rows is None or rows.num_rows == 0 or C.ETAG not in rows.column_names:
+        return []
+    gone = {str(k) for k in rows.filter(is_tombstone(rows)).column(C.KEY).to_pylist()}
+    if known is not None and known.num_rows:
+        former = dict(zip(known.column(C.KEY).to_pylist(), pc.cast(known.column(C.ETAG), pa.string()).to_pylist(),
+                          strict=True))
+        now = zip(rows.column(C.KEY).to_pylist(), pc.cast(rows.column(C.ETAG), pa.string()).to_pylist(), strict=True)
+        gone.update(str(k) for k, etag in now if k in former and former[k] != etag)  # (as initial-tag ends one)
+    return sorted(gone)
+
+
 def write_crops(
-    object_rows: pa.Table, spec: ObjectsSpec, meta: dict[str, Any], *,
+    object_rows: pa.Table | None, spec: ObjectsSpec, meta: dict[str, Any], *,
     datasource_credentials: StorageCredentials | None = None, lightly_credentials: StorageCredentials | None = None,
-    rows: pa.Table | None = None,
+    rows: pa.Table | None = None, known: pa.Table | None = None,
 ) -> dict[str, Any]:
     """Write the selected objects' crops after the commit; a failure is logged and counted, never fatal. The
-    video frames among the run's image ``rows`` are cropped from their picture (``crops.parent_reader``)."""
+    video frames among the run's image ``rows`` are cropped from their picture (``crops.parent_reader``); the
+    crops of its selected images without objects, and of its images replaced since the pool's ``known`` files
+    (:func:`replaced_images`), are removed (``crops`` module docstring)."""
     from lightly_airflow.objects.crops import write_selected_crops
 
     datasource_uri = _meta_text(meta, C.DATASOURCE_URI_METADATA_KEY)
@@ -300,7 +366,8 @@ def write_crops(
         return write_selected_crops(object_rows, spec, datasource_uri=datasource_uri, lightly_uri=lightly_uri,
                                     datasource_credentials=datasource_credentials,
                                     lightly_credentials=lightly_credentials or datasource_credentials,
-                                    frames=video_frames(rows))
+                                    frames=video_frames(rows), picked=picked_images(rows),
+                                    replaced=replaced_images(known, rows))
     except Exception as exc:  # noqa: BLE001 - the run is committed; missing crops are reported, not fatal
         log.exception("crops: writing the selected objects' crops failed; the selection is committed")
         return {"written": 0, "failed": -1, "error": f"{type(exc).__name__}: {exc}"[:300]}
