@@ -84,6 +84,10 @@ class ListResult:
     live_photo_clips: int = 0  #: Live Photos' motion clips not processed (``datasource.live_photos``)
     older_pixel_rules: int = 0
     gone: int = 0  #: files the pool holds that the datasource no longer has (``datasource.gone``)
+    #: what became of the listed files (processed: new keys, replaced, processed again; not processed: unchanged,
+    #: changed under the key policy, Live Photo clips, archived, expiring): :meth:`ListingSkips.file_counts
+    #: <lightly_airflow.datasource.ListingSkips.file_counts>`, as in the run summary's ``listing``
+    files: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -558,8 +562,9 @@ def list_new(
         log.info("%d new files are %d samples (video frames included).", new_files_count, files.num_rows)
     manifests: list[str] = []
     reuse_uri, reusable, older = None, 0, 0
-    skips = replace(found.skips, **gone.listing_fields(), listed=found.listing.num_rows,
-                    not_processed=0 if query.process_all else max(0, found.listing.num_rows - new_files_count))
+    # (the listing's file counts are find_new_files': here process_all counted none not processed, though it
+    # never processes Live Photo clips, archived or expiring files)
+    skips = replace(found.skips, **gone.listing_fields())
     if files.num_rows:
         write_gone(gone, query.datapool_uri, run_id, creds.datapool)
         manifests = write_manifests(
@@ -580,7 +585,7 @@ def list_new(
     return ListResult(
         manifests=manifests, seen=found.listing.num_rows, new=files.num_rows, known=found.known_count,
         process_all=query.process_all, reusable=reusable, reuse_uri=reuse_uri, new_files=new_files_count,
-        **skips.counts(),
+        files=skips.file_counts(), **skips.counts(),
     )
 
 

@@ -73,6 +73,25 @@ def new_files(
     return _with_schema(table).combine_chunks()
 
 
+def split_new_files(
+    listing: pa.Table | Iterable[pa.RecordBatch], known: pa.Table | None
+) -> tuple[pa.Table, pa.Array]:
+    """The files of ``listing`` new by content (:func:`new_files` with ``policy="content"``), and which of them
+    the datapool holds the key of (a mask: content replaced under a known key; the others are new keys).
+
+    One anti-join for both policies: ``key``'s new files are the unmasked rows, its files changed under their key
+    the masked ones (the list step's note on those ran a second anti-join). The key test probes the pool's keys
+    against the new files' (a hash set of the few, not of the pool's 1,000,000); figures in ``query._split``.
+    """
+    files = new_files(listing, known, policy="content")
+    if known is None or not known.num_rows or not files.num_rows:
+        return files, pa.array([False] * files.num_rows, pa.bool_())
+    keys = files.column(KEY)
+    pool_keys = _plain_strings(known.column(KEY))
+    held = pool_keys.filter(pc.is_in(pool_keys, value_set=keys)).combine_chunks()
+    return files, pc.is_in(keys, value_set=held).combine_chunks()
+
+
 def _plain_strings(column: pa.ChunkedArray) -> pa.ChunkedArray:
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lightly_airflow.datasource.query import ListingSkips
+from lightly_airflow.datasource.query import ListingSkips, RelevantApplied
 from lightly_airflow.report.data import Counts
 from lightly_airflow.report.problems import Problems
 
@@ -97,11 +97,15 @@ def _listing_section(listing: ListingSkips) -> list[str]:
     unsupported, os_files, clips = listing.unsupported, listing.os_files, listing.live_photo_clips
     if not skipped and not unsupported and not os_files and not clips:
         return out
-    out.append(f"<h2>Not listed from the datasource ({esc(f'{skipped + unsupported + os_files + clips:,}')})</h2>")
+    # (archived and expiring files are skipped entries, yet listed: counted with the files not processed, not here)
+    listed = listing.archived + listing.expiring
+    out.append(f"<h2>Not listed from the datasource ({esc(f'{skipped - listed + unsupported + os_files + clips:,}')})</h2>")
     if skipped:
+        also = (f" (of them, {_files(listed, 'archived or expiring file')} {_is(listed)} listed: counted above "
+                "with the files not processed)" if listed else "")
         out.append(f'<p class="warn">{esc(_files(skipped, "entry", "entries"))} '
-                   f"{'was' if skipped == 1 else 'were'} skipped and never read; every one is in the problems file "
-                   "(stage <code>listing</code>).</p>")
+                   f"{'was' if skipped == 1 else 'were'} skipped and never read{esc(also)}; every one is in the "
+                   "problems file (stage <code>listing</code>).</p>")
         out.append(_table(("key", "reason"), ([visible_key(k), r] for k, r in examples), ("key", "")))
         if skipped > len(examples):
             out.append(f'<p class="note">… and {esc(f"{skipped - len(examples):,}")} more not shown.</p>')
@@ -136,11 +140,10 @@ def _listing_section(listing: ListingSkips) -> list[str]:
 
 def _listed_line(skips: ListingSkips, samples: int) -> str:
     """How many files the datasource lists, and of them how many this run processed and did not: the two add up
-    to the first. Live Photo clips are in the listing (``skips.listed``) and in ``not_processed`` (never with
-    ``process_all``, which counts 0) but are counted under "Not listed from the datasource" too: left out of both
-    here, said once beside, so that section and this line add up to what the datasource holds. The summary does not
-    count the files the new-file policy ``key`` leaves although they changed (only its note says how many), so the
-    reason for not processing names both, never "unchanged" alone: those were called unchanged before.
+    to the first. Live Photo clips are in the listing (``skips.listed``) and in ``not_processed`` but are counted
+    under "Not listed from the datasource" too: left out of both here, said once beside, so that section and this
+    line add up to what the datasource holds. Each reason for not processing comes with its count (the summary's
+    parts: :meth:`ListingSkips.adds_up`); a summary written before they were counted gets :func:`_older_line`.
 
     :param samples: the samples the run processed (the "processed" card; a video adds one per frame)."""
     clips = skips.live_photo_clips
@@ -148,16 +151,84 @@ def _listed_line(skips: ListingSkips, samples: int) -> str:
     processed = listed - not_processed
     clip_text = (f" (besides {_files(clips, 'Live Photo motion clip')}, never a sample: counted below with the files "
                  "not listed)" if clips else "")
-    skipped = ", or the listing skipped them as said below" if skips.skipped_count else ""
-    if not not_processed and skips.skipped_count:  # (process_all counts 0: how many skipped files it listed is unsaid)
-        return (f"The datasource lists {listed:,} files{clip_text}; this run processed them, but for those the "
-                "listing skipped as said below.")
-    frames = f" ({samples:,} samples, video frames included)" if samples > processed else ""
+    head = f"The datasource lists {listed:,} files{clip_text}; this run processed"
+    if not skips.adds_up():
+        return _older_line(skips, head, processed, not_processed, _frames(samples, processed))
     if not not_processed:
-        return f"The datasource lists {listed:,} files{clip_text}; this run processed each of them{frames}."
-    return (f"The datasource lists {listed:,} files{clip_text}; this run processed {processed:,}{frames} and did not "
-            f"process {not_processed:,}: the datapool processed them before (unchanged since, or, under the new-file "
-            f"policy 'key', changed under the same key: a note then counts those){skipped}.")
+        return f"{head} each of them{_frames(samples, processed)}."
+    return f"{head} {processed:,}{_frames(samples, processed)} and did not process {not_processed:,}: {_why(skips)}."
+
+
+def _why(skips: ListingSkips) -> str:
+    """Why the files of :func:`_listed_line` were not processed, each reason with its count (Live Photo clips
+    left out: said beside)."""
+    held, changed = skips.unchanged + skips.changed_under_key, skips.changed_under_key
+    why = []
+    if held:
+        them = "them" if held == skips.not_processed - skips.live_photo_clips else f"{held:,} of them"
+        kinds = (f"unchanged since: {skips.unchanged:,}; changed under the same key, which the new-file policy 'key' "
+                 f"leaves: {changed:,}, a note names them" if changed else "unchanged since")
+        why.append(f"the datapool processed {them} before ({kinds})")
+    why += [f"{n:,} {text}" for n, text in ((skips.archived, "archived, not restored"),
+                                             (skips.expiring, "expiring (input_expiration SKIP)")) if n]
+    return "; ".join(why)
+
+
+def _older_line(skips: ListingSkips, head: str, processed: int, not_processed: int, frames: str) -> str:
+    """:func:`_listed_line` of a summary without the parts: ``process_all`` counted 0 not processed, and files the
+    new-file policy ``key`` left although they changed were counted with the unchanged."""
+    skipped = ", or the listing skipped them as said below" if skips.skipped_count else ""
+    if not not_processed and skips.skipped_count:  # (process_all counted 0: how many skipped files it listed is unsaid)
+        return f"{head} them, but for those the listing skipped as said below."
+    if not not_processed:
+        return f"{head} each of them{frames}."
+    return (f"{head} {processed:,}{frames} and did not process {not_processed:,}: the datapool processed them before "
+            "(unchanged since, or, under the new-file policy 'key', changed under the same key: a note then counts "
+            f"those){skipped}.")
+
+
+def _problems_tail(unmatched: int) -> str:
+    return "" if not unmatched else f"; the other{' is' if unmatched == 1 else 's are'} in the problems file"
+
+
+def _frames(samples: int, processed: int) -> str:
+    return f" ({samples:,} samples, video frames included)" if samples > processed else ""
+
+
+#: the rows of the listed files' table: ``(ListingSkips attribute, label, indented)``; a part is shown when not 0
+_FILE_ROWS = (
+    ("listed", "listed in the datasource", False),
+    ("processed_files", "processed", False),
+    ("new_keys", "new: a key the datapool does not hold", True),
+    ("replaced", "replaced: new content under a key the datapool holds", True),
+    ("processed_again", "unchanged, processed again (process_all)", True),
+    ("not_processed", "not processed", False),
+    ("unchanged", "unchanged since the datapool processed them", True),
+    ("changed_under_key", "changed under a key the datapool holds (new-file policy 'key')", True),
+    ("live_photo_clips", "Live Photo motion clips (never samples; also under \"Not listed\")", True),
+    ("archived", "archived, not restored (in the problems file)", True),
+    ("expiring", "expiring under input_expiration SKIP (in the problems file)", True),
+)
+
+
+def _files_table(skips: ListingSkips) -> list[str]:
+    """The listed files' counts (the run summary's ``listing``: :meth:`ListingSkips.file_counts`), each total
+    with its parts; none for a summary written before the parts were counted (they would not add up)."""
+    if not skips.adds_up():
+        return []
+    counts = skips.file_counts()
+    rows = [("\u2003" + label if part else label, f"{counts[name]:,}") for name, label, part in _FILE_ROWS
+            if counts[name] or not part]
+    return [_table(("files", "count"), rows, ("", "num")).replace("<table>", '<table class="files">', 1)]
+
+
+def _relevant_line(relevant: RelevantApplied, listed: int) -> str:
+    """Which relevant-filenames file the listing applied, what it names and how many of its names matched."""
+    names = (f"{_files(relevant.names, 'file name')} ({relevant.names_matched:,} of them in the datasource"
+             f"{_problems_tail(relevant.names - relevant.names_matched)})")
+    patterns = f"{relevant.patterns:,} folder or pattern line{'' if relevant.patterns == 1 else 's'}"
+    return (f"Relevant filenames: {relevant.file} lists {names} and {patterns}; the datasource's listing kept the "
+            f"{_files(listed)} it selects.")
 
 
 def _files(n: int, noun: str = "file", plural: str | None = None) -> str:
@@ -339,6 +410,9 @@ def render(
     ]
     if skips.listed:  # (the cards count the samples processed: not how many files the datasource holds)
         out.append(f'<p class="listed">{esc(_listed_line(skips, c.processed))}</p>')
+        out.extend(_files_table(skips))
+    if skips.relevant:
+        out.append(f'<p class="listed">{esc(_relevant_line(skips.relevant, skips.listed))}</p>')
     if c.extra.get("dry_run") is True:  # (a grey "dry run: True" in the line above read like a committed run)
         tag = c.extra.get("tag")
         out.append('<p class="warn dry"><b>Dry run:</b> nothing was committed: no datapool version'

@@ -17,7 +17,7 @@ from metadata.conftest import encode, noise_image
 from lightly_airflow import columns as C
 from lightly_airflow.datasource import NewFilesQuery
 from lightly_airflow.metadata import compute_metadata_shard
-from lightly_airflow.pipeline import list_new, select_and_commit
+from lightly_airflow.pipeline import RunSummary, list_new, select_and_commit
 from report.test_stage_notes import _index_embeddings
 
 SELECTION = {"n_samples": 2, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
@@ -27,6 +27,11 @@ LISTED = re.compile(r"The datasource lists (\d+) files(?: \(besides (\d+) Live P
 
 
 def _run(source: Path, pool: Path, run_id: str, **query: Any) -> str:
+    return run_with_summary(source, pool, run_id, **query)[1]
+
+
+def run_with_summary(source: Path, pool: Path, run_id: str, **query: Any) -> tuple[RunSummary, str]:
+    """A run's summary and report page."""
     listed = list_new(NewFilesQuery.build(datasource_uri=str(source), datapool_uri=str(pool), **query),
                       run_id=run_id, min_shard_size=50)
     for manifest in listed.manifests:
@@ -35,7 +40,7 @@ def _run(source: Path, pool: Path, run_id: str, **query: Any) -> str:
     summary = select_and_commit(datapool_uri=str(pool), run_id=run_id, dag_id="d", manifests=listed.manifests,
                                 selection_config=SELECTION)
     assert summary.report_uri is not None
-    return Path(summary.report_uri.removeprefix("file://")).read_text()
+    return summary, Path(summary.report_uri.removeprefix("file://")).read_text()
 
 
 def _numbers(page: str) -> tuple[int, int, int, int, int]:
@@ -60,6 +65,10 @@ def _not_listed(page: str) -> int:
 
 @pytest.fixture
 def second_run(tmp_path: Path) -> tuple[Path, Path]:
+    return make_second_run(tmp_path)
+
+
+def make_second_run(tmp_path: Path) -> tuple[Path, Path]:
     """A pool of 6 images, then a datasource where one is deleted, two changed under their key, two new, one a
     copy, one corrupt, a Live Photo (photo and clip), a key the listing skips (a tab) and a text file."""
     source, pool = tmp_path / "src", tmp_path / "pool"
