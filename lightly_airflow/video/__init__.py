@@ -3,6 +3,7 @@
 - :mod:`.naming`: frame names and video extensions;
 - :mod:`.index`: counting and locating frames by demuxing (no decoding);
 - :mod:`.decode`: decoding exactly a shard's frames after a seek;
+- :mod:`.avi`: an AVI's frame times from its own chunk index (``idx1``), where FFmpeg counts the chunks it read;
 - :mod:`.quality`: the frame corruptness score of ``corruptness_check.corruption_threshold``;
 - :mod:`.listing`: videos in a file list become frame rows of the manifest;
 - :mod:`.frames`: one decode per frame for the model input, the metrics and the content hash;

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from lightly_airflow.video.avi import AviClock, avi_clock
 from lightly_airflow.video.index import (
     NO_VIDEO_STREAM,
     open_problem,
@@ -282,6 +283,7 @@ def decode_frames(
         return
     try:
         stream = _stream(container)
+        clock = avi_clock(source, container, stream)  # (the index timed an AVI's chunks by its idx1: so here)
         if seekable is None:
             seekable = seekable_format(container)
         if threads:
@@ -292,7 +294,7 @@ def decode_frames(
             # decode from the start: a shard's 512-frame chunks of a long raw stream cost O(n²) decoding.
             items = sorted(wanted)
             yield from _decode_run(container, stream, items, seek=False, by_pts=all(p is not None for _, p in items),
-                                   at_start=True, source=source)
+                                   at_start=True, source=source, clock=clock)
             return
         at_start = True  # nothing demuxed yet: a range from the start needs no seek
         for run in runs:
@@ -315,7 +317,8 @@ def decode_frames(
                             yield DecodedFrame(index, None, why)
                     return
                 at_start = True
-            yield from _decode_run(container, stream, run, seek=seek, by_pts=by_pts, at_start=at_start, source=source)
+            yield from _decode_run(container, stream, run, seek=seek, by_pts=by_pts, at_start=at_start, source=source,
+                                   clock=clock)
             at_start = False
     finally:
         container.close()
@@ -352,7 +355,7 @@ def _rewind(container: Any, stream: Any) -> bool:
 
 def _decode_run(
     container: Any, stream: Any, run: list[tuple[int, int | None]], *, seek: bool, by_pts: bool,
-    at_start: bool = False, source: Any = None,
+    at_start: bool = False, source: Any = None, clock: AviClock | None = None,
 ) -> Iterator[DecodedFrame]:
     first_index, first_pts = run[0]
     last_index, last_pts = run[-1]
@@ -382,12 +385,20 @@ def _decode_run(
         bad = 0
         try:
             for packet in container.demux(stream):
+                if clock is not None:
+                    time = clock.pts(packet)
+                    if time != packet.pts:
+                        packet.pts = packet.dts = time
                 try:
                     frames = packet.decode()
                     bad = 0
                 except Exception as exc:  # noqa: BLE001 - one damaged packet costs its frame only
                     bad += 1
                     broke = f"damaged data: {reason(exc)}"
+                    # Counting frames (no timestamps): the damaged packet's frame keeps its place, as in the index
+                    # (a packet a frame). Without this every later frame took the number before its own, and the
+                    # last one was reported undecodable instead of the damaged one.
+                    counter += not by_pts
                     if bad >= MAX_BAD_PACKETS:
                         break
                     continue

@@ -291,6 +291,16 @@ def _regular_step(pts: list[int]) -> tuple[Any, float, Any] | None:
     return steps, step, regular
 
 
+def _restamped(unique: list[int], packets: int) -> bool:
+    """Whether ``packets`` packets whose distinct timestamps are ``unique`` are every frame of a regular clock, some
+    stamped with a neighbour's time: as many repeats as holes, no frame lost. FFmpeg's MPEG-PS demuxer gives a PES
+    packet's pts to the frame that starts in it; where small frames share PES packets it stamps one or two frames
+    ahead (a healthy 1,000-frame .mpg of 1.3 kB frames: one repeat, one hole), and the index called the file damaged
+    and dropped a frame."""
+    found = _regular_step(unique)
+    return found is not None and round((unique[-1] - unique[0]) / found[1]) + 1 == packets
+
+
 def missing_frames(pts: list[int]) -> list[tuple[int, int]]:
     """``(position, count)`` for each place where ``count`` frames are missing after frame ``position`` of a video
     whose sorted, unique ``pts`` step regularly (:func:`_regular_step`): one step of about ``count + 1`` frames
@@ -301,7 +311,11 @@ def missing_frames(pts: list[int]) -> list[tuple[int, int]]:
     video), MPEG-PS at the next pack; the frames after keep their own timestamps, so the skip is where frames were
     lost. A run of longer steps is a frame rate that changed (a phone filming 30 fps, then 10 in the dark), and a
     video whose steps are irregular (variable frame rate) is not judged."""
-    found = _regular_step(pts)
+    return _gaps(_regular_step(pts))
+
+
+def _gaps(found: tuple[Any, float, Any] | None) -> list[tuple[int, int]]:
+    """:func:`missing_frames` of the :func:`_regular_step` of a video's timestamps."""
     if found is None:
         return []
     steps, step, regular = found
@@ -319,7 +333,11 @@ def off_clock(pts: list[int]) -> int:
     ticks: both steps around the frame irregular, together a whole number of steps (a Matroska block whose flipped
     bytes moved its frame 0.2 s earlier, between two others); 0 when not regular. (Compared with the neighbours,
     not a grid from the first frame: a 24 fps clock in milliseconds steps 41 or 42, and a grid drifts.)"""
-    found = _regular_step(pts)
+    return _moved(_regular_step(pts))
+
+
+def _moved(found: tuple[Any, float, Any] | None) -> int:
+    """:func:`off_clock` of the :func:`_regular_step` of a video's timestamps."""
     if found is None:
         return 0
     steps, step, regular = found
@@ -338,9 +356,10 @@ def damage_problem(out: VideoIndex, damaged: list[int | None], repeated: int) ->
     repeat earlier timestamps (``repeated``, dropped from the frames); ``(None, 0)`` when none. An MPEG-TS with
     flipped bytes lost its frame silently: one frame fewer listed, no problem, no count."""
     ordered = [p for p in out.pts if p is not None]
-    gaps = missing_frames(ordered) if ordered and len(ordered) == len(out.pts) else []
+    found = _regular_step(ordered) if ordered and len(ordered) == len(out.pts) else None  # (once: both read it)
+    gaps = _gaps(found)
     lost = sum(count for _, count in gaps)
-    moved = off_clock(ordered) if gaps else 0
+    moved = _moved(found) if gaps else 0
     if not (lost or damaged or repeated):
         return None, 0
 
@@ -388,6 +407,61 @@ def _cut_transport_stream(source: Any, container: Any, readable: int) -> str | N
                 f"{size // packet:,} packets of {packet} bytes and {part} bytes of the next; truncated file). "
                 f"{ends_early_fix(readable)}")
     return None
+
+
+#: The end of an MPEG-PS searched for its last pack or PES packet (each is < 64 KiB; 4 of them at least)
+PS_TAIL = 256 * 1024
+#: Unreadable bytes at the end of an MPEG-PS that make it damaged: more than a DVD pack (a healthy file ends with
+#: its last packet or the 4-byte end code)
+PS_UNREAD = 2048
+
+
+def _structure_end(data: bytes, at: int) -> int | None:
+    """Where the MPEG-PS structure at ``data[at]`` ends (a pack header, a system header or PES packet by its
+    length, the end code); ``None`` where no such start code is there."""
+    code = data[at + 3] if at + 4 <= len(data) and data[at : at + 3] == b"\0\0\1" else 0
+    if code == 0xB9:
+        return at + 4
+    if code == 0xBA and at + 14 <= len(data):
+        return at + 14 + (data[at + 13] & 7) if data[at + 4] >> 6 == 1 else at + 12  # (MPEG-2, else MPEG-1)
+    if code >= 0xBB and at + 6 <= len(data):
+        return at + 6 + (data[at + 4] << 8 | data[at + 5])
+    return None
+
+
+def _readable_end(data: bytes) -> int:
+    """Where the last chain of MPEG-PS structures in ``data`` (the end of a file) ends: from each pack header, one
+    structure after the other by their lengths (a start code inside a packet's payload is never taken for one); the
+    end of ``data`` where the last one runs past it (a file cut inside a packet: no damage); 0 without a chain."""
+    end, at = 0, data.find(b"\0\0\1\xba")
+    while at >= 0:
+        walked, count = at, 0
+        while (step := _structure_end(data, walked)) is not None and step <= len(data):
+            walked, count = step, count + 1
+        if count >= 2 or (count and walked == len(data)):
+            end = len(data) if step is not None else walked  # (a structure running past the end: cut there)
+        at = data.find(b"\0\0\1\xba", max(walked, at + 1))
+    return end
+
+
+def _unread_program_stream(source: Any, container: Any, out: VideoIndex) -> tuple[str, int] | None:
+    """Why an MPEG-PS ends early, and about how many frames it lost: its last ``PS_UNREAD`` bytes or more are no
+    pack or PES packet (damaged up to the end, or zeros where a copy stopped writing); ``None`` otherwise. An MPEG-PS
+    announces no frame count or duration (its duration is a bitrate guess), so such a file was listed as a healthy
+    shorter video: 3 kB of random bytes 80 % into a 48-frame .mpg lost its last 8 frames silently."""
+    if str(container.format.name) != "mpeg" or not out.n_frames:
+        return None
+    size = _source_size(source) or 0
+    start = max(0, size - PS_TAIL)
+    tail = _read_at(source, start, size - start) or b""
+    end = _readable_end(tail)
+    unread = len(tail) - end
+    if not end or unread <= PS_UNREAD:
+        return None
+    missing = max(1, round(unread / ((size - unread) / (out.n_frames + out.lost_frames))))
+    return (f"the video is damaged at its end: its last {unread:,} bytes are no MPEG program stream data the "
+            f"demuxer could read (about {missing} frames at this video's {(size - unread) // out.n_frames:,} bytes a "
+            f"frame; damaged, or a copy that stopped writing). {DAMAGED_FIX}"), missing
 
 
 def _read_at(source: Any, at: int, size: int) -> bytes | None:
@@ -556,6 +630,8 @@ def index_video(source: Any) -> VideoIndex:
 def _index_video(source: Any) -> VideoIndex:
     import av
 
+    from lightly_airflow.video.avi import avi_clock
+
     out = VideoIndex()
     try:
         container = av.open(source, mode="r")
@@ -587,6 +663,7 @@ def _index_video(source: Any) -> VideoIndex:
         pts: list[int | None] = []
         damaged: list[int | None] = []  # the pts of the packets the demuxer flagged corrupt
         discarded = 0
+        clock = avi_clock(source, container, stream)  # (an AVI's chunks timed by its idx1, not by FFmpeg's count)
         try:
             for packet in container.demux(stream):
                 if packet.size == 0:  # the demuxer's final flush packet
@@ -596,9 +673,10 @@ def _index_video(source: Any) -> VideoIndex:
                     # before the cut): decoded as a reference, never output as a frame.
                     discarded += 1
                     continue
+                time = clock.pts(packet) if clock else packet.pts
                 if getattr(packet, "is_corrupt", False):
-                    damaged.append(packet.pts)
-                pts.append(packet.pts)
+                    damaged.append(time)
+                pts.append(time)
         except Exception as exc:  # noqa: BLE001 - keep the frames before the break
             out.problem = f"the video breaks after {len(pts)} frames: {reason(exc)}. {ends_early_fix(len(pts))}"
         have_pts = bool(pts) and all(p is not None for p in pts)
@@ -607,7 +685,8 @@ def _index_video(source: Any) -> VideoIndex:
             ordered = sorted(p for p in pts if p is not None)
             unique = sorted(set(ordered))
             repeated = len(ordered) - len(unique)
-            if repeated and repeated * MAX_REPEATED > len(ordered):
+            restamped = repeated and not seekable_format(container) and _restamped(unique, len(ordered))
+            if repeated and (repeated * MAX_REPEATED > len(ordered) or restamped):
                 repeated = 0  # (timestamps that are no frame clock: counted from the start, as before)
                 out.pts = [None] * len(pts)
                 have_pts = False
@@ -625,11 +704,14 @@ def _index_video(source: Any) -> VideoIndex:
         # for 60 frames over 3.9 s), and every such file was flagged "ends early". Such a count is a duration.
         counts_ticks = (have_pts and bool(stream.frames) and stream.duration == stream.frames and len(ordered_pts) > 1
                         and min(b - a for a, b in zip(ordered_pts, ordered_pts[1:])) > 1)
+        damage, out.lost_frames = damage_problem(out, damaged, repeated) if out.n_frames else (None, 0)
         if out.problem is None and (not stream.frames or counts_ticks) and have_pts:
             # A duration, no frame count (WebM, MKV): compare times; duration × the rate FFmpeg probed at the
             # start flagged every variable-frame-rate video (a phone filming at 30 fps, then 10 in the dark).
             out.problem = _ends_early_by_time(container, stream, out)
-        elif out.problem is None and announced and announced > out.n_frames + 1:
+        elif out.problem is None and announced and announced > out.n_frames + out.lost_frames + 1:
+            # (frames missing in the middle are counted there: an AVI whose damaged chunks lost 3 of 48 frames
+            # is no file that ends early)
             # Truncated files end without an error: the container's header still says how long it was.
             out.problem = (f"the video ends early: {out.n_frames} frames are readable of the {announced} its "
                            f"container announces (truncated or damaged file). {ends_early_fix(out.n_frames)}")
@@ -638,8 +720,10 @@ def _index_video(source: Any) -> VideoIndex:
             out.problem = NO_FRAMES
         elif out.n_frames:
             later = out.problem or _cut_transport_stream(source, container, out.n_frames)
-            lost, out.lost_frames = damage_problem(out, damaged, repeated)
-            out.problem = (f"{lost}; {later}" if later else f"{lost}. {DAMAGED_FIX}") if lost else later
+            unread = None if later else _unread_program_stream(source, container, out)
+            if unread is not None:
+                later, out.lost_frames = unread[0], out.lost_frames + unread[1]
+            out.problem = (f"{damage}; {later}" if later else f"{damage}. {DAMAGED_FIX}") if damage else later
     finally:
         container.close()
     return out
