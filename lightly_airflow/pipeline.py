@@ -113,6 +113,8 @@ class RunSummary:
     corrupt: int = 0
     duplicate: int = 0
     missing: int = 0
+    #: new files that took over a moved file's sample (``datapool.moves``: a new key with a gone key's content)
+    moved: int = 0
     pool_selected_before: int = 0
     report_uri: str | None = None
     problems: int = 0
@@ -940,6 +942,9 @@ def select_and_commit(
     if spec is not None:
         rows = objects_run.with_object_metadata(rows, run_objects, spec.all_tasks)
     skips, listing_errors = listing_skips(datapool_uri, run_id, datapool_credentials)
+    from lightly_airflow.datasource.gone import read_moves
+
+    moves = read_moves(datapool_uri, run_id, datapool_credentials) if skips.gone_moved else []
     problems_uri, problems = _write_problems([*listing_errors, *errors], datapool_uri, run_id, datapool_credentials,
                                              rows=rows)
     model = _meta_value(meta, C.EMBEDDING_MODEL_METADATA_KEY)
@@ -1086,12 +1091,16 @@ def select_and_commit(
             run_id=run_id, dag_id=dag_id, tag=run_tag, config=config.model_dump(mode="json", exclude_none=True),
             counts=counts, embedding_model=str(model), embedding_dim=int(dim), snapshot=snap,
             datasource_uri=_meta_value(meta, C.DATASOURCE_URI_METADATA_KEY), started_by=origin or None,
-            stop_reason=metrics.get("stop_reason"), review=summary.review or None,
+            stop_reason=metrics.get("stop_reason"), review=summary.review or None, moves=moves,
         )
         _release_freed_pages()  # (the commit's buffers: the report's map and frames come on top of what is left)
         summary.version = result_commit.version
         summary.tag = result_commit.tag
         summary.already_committed = result_commit.already_committed
+        summary.moved = result_commit.moved
+        if result_commit.moved:
+            summary.notes.append(f"{result_commit.moved} moved or renamed files took over their former key's sample "
+                                 "(its selection and tags); the former keys' rows are ended (datapool.moves)")
         # After the commit, every side effect of the run; a retry after a kill here writes each one that is
         # missing (finish_committed_run). Frames only of committed selections: an attempt that lost a race
         # and selected again leaves no PNGs of frames it did not commit.
@@ -1434,12 +1443,14 @@ def finish_committed_run(
     counts = entry.get("counts") or {}
     recorded = _committed_summary(datapool_uri, run_id, credentials)
     summary = replace(recorded, version=version, tag=entry.get("tag") or recorded.tag, already_committed=True,
+                      moved=int(counts.get("moved", 0)),
                       started_by=dict(entry.get("started_by") or {}), review=dict(entry.get("review") or {}),
                       report_uri=None, goals_missed=None) if recorded is not None else RunSummary(
         run_id=run_id, tag=entry.get("tag") or tag, version=version, already_committed=True,
         candidates=int(counts.get("candidates", 0)), processed=int(counts.get("processed", entry.get("rows") or 0)),
         selected=int(counts.get("selected", entry.get("selected") or 0)), corrupt=int(counts.get("corrupt", 0)),
         duplicate=int(counts.get("duplicate", 0)), missing=int(counts.get("missing", 0)),
+        moved=int(counts.get("moved", 0)),
         started_by=dict(entry.get("started_by") or {}),  # (what the commit recorded)
         review=dict(entry.get("review") or {}),
         n_wanted=None if counts.get("wanted") is None else int(counts["wanted"]),

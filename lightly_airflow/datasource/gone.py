@@ -14,7 +14,9 @@ extra request to the datasource; only a pool key the listing *could* have listed
 
 The count, the first examples (selected samples first) and every gone key are recorded per run: the count and
 examples in the run's listing record (summary and report), every key in ``_reports/<run>/gone.parquet``, which
-``datapool export`` reads to say which exported samples' files are gone.
+``datapool export`` reads to say which exported samples' files are gone. Every moved pair (a new file with a gone
+file's etag) is in ``_reports/<run>/moved.parquet``, which the select task hands to the commit: the new key takes
+over the gone key's sample (:mod:`lightly_airflow.datapool.moves`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 #: The file beside a run's report with every gone key (column ``key``) its listing found.
 GONE_FILE = "gone.parquet"
+#: The file beside a run's report with every moved pair its listing found (columns ``key``: the new key,
+#: ``moved_from``: the gone key).
+MOVED_FILE = "moved.parquet"
 _EXAMPLES = 5
 
 
@@ -50,7 +55,8 @@ class GoneFiles:
     #: of those samples, how many are selected (``initial-tag``): an export of them hands out missing files
     selected: int = 0
     #: ``(new key, gone key)`` of this run's new files with the content identity (etag) of a gone file: the
-    #: file was moved or renamed, and the run marks it a duplicate of its former key (when that one was ok)
+    #: file was moved or renamed, and the run's commit lets it take over its former key's sample (when that one
+    #: was ok: ``datapool.moves``)
     moved: list[tuple[str, str]] = field(default_factory=list)
     #: ``key, file`` of the gone samples (not recorded)
     rows: pa.Table | None = field(default=None, repr=False)
@@ -193,20 +199,36 @@ def log_gone(gone: GoneFiles, datasource_uri: str) -> None:
     if gone.moved:
         logger.warning(
             "%d new files of this run have the content of a file the datasource no longer has (moved or renamed?), "
-            "e.g. %s: each one is a duplicate of its former key (when that sample was ok), which keeps its selection.",
+            "e.g. %s: each one takes over its former key's sample (its selection and tags) in the run's commit.",
             len(gone.moved), ", ".join(f"{new!r} (was {old!r})" for new, old in gone.moved[:_EXAMPLES]))
 
 
 def write_gone(gone: GoneFiles, datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> str | None:
-    """Every gone key of the run in ``_reports/<run>/gone.parquet`` (what ``datapool export`` reads); ``None``
-    when none is gone (no file is written)."""
+    """Every gone key of the run in ``_reports/<run>/gone.parquet`` (what ``datapool export`` reads) and every
+    moved pair in ``moved.parquet`` (what the commit reads, :func:`read_moves`); ``None`` when none is gone (no
+    file is written)."""
     if not gone.count:
         return None
     from lightly_airflow import staging
     from lightly_airflow.storage import join_uri, write_parquet
 
-    uri = join_uri(staging.reports_dir(datapool_uri, run_id), GONE_FILE)
-    return write_parquet(pa.table({C.KEY: pa.array(gone.keys, pa.string())}), uri, credentials)
+    reports = staging.reports_dir(datapool_uri, run_id)
+    if gone.moved:
+        write_parquet(pa.table({C.KEY: pa.array([n for n, _ in gone.moved], pa.string()),
+                                "moved_from": pa.array([o for _, o in gone.moved], pa.string())}),
+                      join_uri(reports, MOVED_FILE), credentials)
+    return write_parquet(pa.table({C.KEY: pa.array(gone.keys, pa.string())}), join_uri(reports, GONE_FILE), credentials)
+
+
+def read_moves(datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> list[tuple[str, str]]:
+    """The ``(new key, gone key)`` pairs a run's listing recorded (:func:`write_gone`); ``[]`` when none."""
+    from lightly_airflow import staging
+    from lightly_airflow.storage import join_uri, read_parquet
+
+    table = read_parquet(join_uri(staging.reports_dir(datapool_uri, run_id), MOVED_FILE), credentials, missing_ok=True)
+    if table is None:
+        return []
+    return list(zip(table.column(C.KEY).to_pylist(), table.column("moved_from").to_pylist(), strict=True))
 
 
 def read_gone(datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> set[str] | None:

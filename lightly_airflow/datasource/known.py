@@ -39,7 +39,8 @@ def pool_files(snapshot: Any, datasource_uri: str) -> pa.Table | None:
     the pool's key columns.
 
     Object rows are left out (their image is a sample of its own), as are rows of commits that recorded no
-    datasource or another one (their keys are relative to another root).
+    datasource or another one (their keys are relative to another root), and keys a moved file took over (their
+    latest row is a move's tombstone: ``datapool.moves``; they are accounted for, not gone).
 
     :param snapshot: the pool version the run reads (:class:`~lightly_airflow.datapool.Snapshot`).
     """
@@ -64,6 +65,11 @@ def pool_files(snapshot: Any, datasource_uri: str) -> pa.Table | None:
     mine = pc.is_in(rows.column(COMMIT_VERSION), value_set=pa.array(versions, rows.schema.field(COMMIT_VERSION).type))
     if C.PARENT_KEY in rows.column_names:
         mine = pc.and_(mine, pc.is_null(rows.column(C.PARENT_KEY)))
+    if C.STATUS_REASON in rows.column_names:
+        from lightly_airflow.datapool.moves import MOVED_PREFIX
+
+        moved = pc.fill_null(pc.starts_with(rows.column(C.STATUS_REASON), MOVED_PREFIX), False)
+        mine = pc.and_(mine, pc.invert(moved))
     rows = rows.filter(mine)
     keys = rows.column(C.KEY).cast(pa.string())
     files = keys if C.VIDEO not in rows.column_names else pc.coalesce(rows.column(C.VIDEO).cast(pa.string()), keys)

@@ -264,8 +264,8 @@ def _gone_section(listing: ListingSkips) -> list[str]:
             f"{'has' if listing.gone_moved == 1 else 'have'} the content of a gone file (moved or "
             "renamed?), e.g. " + esc(", ".join(f"{visible_key(n)} (was {visible_key(o)})" for n, o in
                                                 listing.gone_moved_examples))
-            + ": each one is a duplicate of its former key (when that sample was ok), which keeps its selection; "
-            "a re-organised datasource is best given a new datapool.</p>"]
+            + ": each one takes over its former key's sample (its selection and tags; the former key's row is "
+            "ended, and earlier versions still show it) when that sample was ok.</p>"]
           if listing.gone_moved else []),
         "<p><b>What to do:</b> restore the files (undo the cleanup, or a lifecycle rule's expiry, e.g. from the "
         "bucket's versioning), or leave their samples out of labelling tasks; a datasource that was moved or "
