@@ -445,12 +445,16 @@ class View:
             hand = names[scope.tag]["kind"] == "hand"
             tag_name: str = scope.tag
 
+            from lightly_airflow.datapool.moves import has_moves, moved_away_sql
+
             def tagged(t: str) -> str:
                 if tag_name == C.INITIAL_TAG:  # the selected rows no newer version of their file replaced
                     from lightly_airflow.datapool.snapshot import initial_tag_sql
 
                     return initial_tag_sql(t.rstrip(".") or "pool", tombstones=C.STATUS_REASON in self.columns)
                 has = f"array_has({t}{quote_ident(C.TAGS)}, {quote_literal(tag_name)})"
+                if has_moves(self.columns):  # (a moved file's new key carries the tags: its old rows leave them)
+                    has += f" AND NOT {moved_away_sql(t.rstrip('.') or 'pool')}"
                 # Run tags sit only on selected rows: the partition prunes every other file.
                 return has if hand else f"{t}{quote_ident(C.SELECTED)} AND {has}"
 

@@ -162,3 +162,20 @@ def test_a_run_tag_on_an_earlier_content_of_the_moved_key_stays(tmp_path: Path, 
     assert keys(pool.read(tag="r2")) == ["b/x.png"]
     assert set(latest_row(pool, "b/x.png")[C.TAGS]) == {"r2", "initial-tag"}  # the moved content's tags only
     assert sorted(keys(pool.selected([C.KEY]))) == ["b/x.png", "c.png"]
+
+
+def test_the_ui_tag_views_show_the_moved_files_new_key_not_both(tmp_path: Path, digits: Any) -> None:
+    """The Airflow UI's grid of a run tag or a hand-made tag (``plugins.query.View``, its own tag filter) after a
+    move: the key that took the sample over, not the old key beside it (both were shown)."""
+    from lightly_airflow.plugins.config import PoolSpec
+    from lightly_airflow.plugins.query import Scope, View
+
+    pool = first_two_versions(tmp_path, digits)
+    rows = rows_of(digits, {"b/x.png": 0, "d.png": 3}, picks=["d.png"], duplicate_of={"b/x.png": "a/x.png"})
+    commit(pool, rows, "r2", moves=[("b/x.png", "a/x.png")])
+    view = View(PoolSpec("p", pool.uri))
+    for tag, expected in (("r1", ["b/x.png", "c.png"]), ("hand", ["a/y.png", "b/x.png"]),
+                          ("initial-tag", ["b/x.png", "c.png", "d.png"])):
+        assert sorted(keys(view.sql(f"SELECT key FROM pool {view.where(Scope(tag=tag))}"))) == expected, tag
+    old = View(PoolSpec("p", pool.uri), version=2)  # (time travel: the old key in its tags)
+    assert sorted(keys(old.sql(f"SELECT key FROM pool {old.where(Scope(tag='r1', version=2))}"))) == ["a/x.png", "c.png"]
