@@ -1085,7 +1085,6 @@ def select_and_commit(
         run_tag = tag or readable_tag(run_id, {e["tag"] for e in snap.history() if e.get("tag")})
         # (before the commit: a retry that finds the run committed reads its counts, metrics and notes back)
         _record_committing_summary(datapool_uri, run_id, summary, datapool_credentials)
-        objects_run.record_summary(summary.objects, datapool_uri, run_id, datapool_credentials)
         result_commit = pool.commit(
             out if object_rows is None else pa.concat_tables([out, object_rows], promote_options="permissive"),
             run_id=run_id, dag_id=dag_id, tag=run_tag, config=config.model_dump(mode="json", exclude_none=True),
@@ -1486,8 +1485,9 @@ def finish_committed_run(
             rows = rows.filter(pc.invert(is_object))
             objects = objects if objects.num_rows else None
     spec = objects_run.read_spec(manifests[0], credentials) if unfinished else None
-    # (the object summary the run recorded before its commit: the counts and notes of the attempt that committed)
+    # (the object summary the run recorded before its commit, with its crops' counts)
     summary.objects = objects_run.recorded_summary(datapool_uri, run_id, credentials, manifests=manifests,
+                                                   recorded=None if recorded is None else recorded.objects,
                                                    committed=objects, spec=spec)
     meta: dict[str, Any] = {}
     if unfinished and rows is not None:

@@ -8,7 +8,6 @@ from lightly_airflow.objects.run import (
     load_run_objects,
     pool_objects,
     record_crops,
-    record_summary,
     recorded_summary,
     report_figure,
     summary,
@@ -19,6 +18,6 @@ from lightly_airflow.objects.spec import ObjectsSpec, objects_spec, read_spec, w
 
 __all__ = [
     "ObjectsSpec", "commit_rows", "load_run_objects", "objects_spec", "pool_objects", "read_spec", "record_crops",
-    "record_summary", "recorded_summary", "report_figure", "summary", "with_object_metadata", "write_crops",
+    "recorded_summary", "report_figure", "summary", "with_object_metadata", "write_crops",
     "write_spec",
 ]

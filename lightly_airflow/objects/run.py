@@ -167,40 +167,18 @@ def summary(objects: pa.Table | None, committed: pa.Table | None, spec: ObjectsS
     return out
 
 
-#: The run's object summary (:func:`summary`, without the crops written after the commit), recorded in its report
-#: folder before the commit by :func:`record_summary` and read back by a retry that finds the run committed.
-SUMMARY_FILE = "objects-summary.json"
-
-
-def record_summary(objects: Mapping[str, Any], datapool_uri: str, run_id: str,
-                   credentials: StorageCredentials | None = None) -> None:
-    """Record the run's object summary before its commit: a select task killed after the commit (before its report)
-    is finished by a retry (``pipeline.finish_committed_run``) that has neither the selection's metrics (the notes
-    of :func:`selection_notes`) nor, from the pool's object rows, the shards' counts (:data:`~.shard.DROP_COUNTS`):
-    its summary and report said less than the first attempt's. Each attempt that commits writes it first (an
-    attempt that lost a race and selects again rewrites it), so the record is the committed selection's. A failed
-    write is logged: the retry then rebuilds what it can (:func:`recorded_summary`)."""
-    if not objects:
-        return
-    try:
-        staging.write_record(datapool_uri, run_id, SUMMARY_FILE, {k: v for k, v in objects.items() if k != "crops"},
-                             credentials)
-    except Exception:  # noqa: BLE001 - the run commits; a retry after a kill rebuilds the counts it can
-        log.exception("Could not record the run's object summary in %s: a retry after the commit rebuilds it "
-                      "without the selection's notes.", staging.reports_dir(datapool_uri, run_id))
-
-
 def recorded_summary(datapool_uri: str, run_id: str, credentials: StorageCredentials | None = None, *,
-                     manifests: list[str] | None = None, committed: pa.Table | None = None,
-                     spec: ObjectsSpec | None = None) -> dict[str, Any]:
-    """The object summary a committed run recorded (:func:`record_summary`): the same counts and notes as the
-    attempt that committed. Without a record (a failed write, or a run committed before records existed, 2026-12-07)
-    and with the run's ``spec``: rebuilt from the shards' staging files (their objects and counts, when they
-    survived: ``manifests``) and the ``committed`` object rows, without the selection's notes (logged); else ``{}``."""
-    uri = join_uri(staging.reports_dir(datapool_uri, run_id), SUMMARY_FILE)
+                     recorded: Mapping[str, Any] | None = None, manifests: list[str] | None = None,
+                     committed: pa.Table | None = None, spec: ObjectsSpec | None = None) -> dict[str, Any]:
+    """The object summary of a committed run, with its crops' counts (:func:`record_crops`): ``recorded``, the
+    ``objects`` of the whole summary the committing attempt recorded before its commit
+    (``pipeline.COMMITTED_SUMMARY``: the same counts and notes as that attempt; before it, a retry rebuilt them from
+    the pool's rows and lost the shards' drop counts and the selection's notes). Without one (a failed write, a run
+    committed before records existed, 2026-12-07) and with the run's ``spec``: rebuilt from the shards' staging files
+    (their objects and counts, when they survived: ``manifests``) and the ``committed`` object rows, without the
+    selection's notes (logged); else ``{}``."""
     crops = _read_record(datapool_uri, run_id, CROPS_FILE, credentials)
-    recorded = _read_record(datapool_uri, run_id, SUMMARY_FILE, credentials)
-    if recorded is not None:
+    if recorded:
         return {**recorded, **({"crops": crops} if crops is not None else {})}
     if spec is None:
         return {}
@@ -209,7 +187,7 @@ def recorded_summary(datapool_uri: str, run_id: str, credentials: StorageCredent
         staged = load_run_objects(manifests or [], credentials)
     except (FileNotFoundError, staging.DamagedStagingFile) as exc:
         log.warning("The run's object staging files cannot be read (%s): its object counts are the pool's rows'.", exc)
-    log.warning("Run %s recorded no object summary (%s): rebuilt from %s, without the selection's notes.", run_id, uri,
+    log.warning("Run %s recorded no object summary: rebuilt from %s, without the selection's notes.", run_id,
                 "its staging files" if staged is not None else "the pool's object rows")
     return {**summary(committed if staged is None else staged, committed, spec),
             **({"crops": crops} if crops is not None else {})}
