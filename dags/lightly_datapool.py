@@ -51,11 +51,16 @@ environment variables so one DAG file serves every deployment:
   watcher announces; one it cannot read is logged there with the fix, and the watcher goes on with the last one it
   read, or without those keys.) The first task also checks the inputs the config reads (``.lightly/``, the
   embeddings CSV).
+- A key of a run's conf (``airflow dags trigger -c``, the API) that is no param below but looks like one, e.g.
+  ``selection_confg``, fails the first task in seconds, naming the key and the param (Airflow itself ignores it:
+  the run would use the defaults); another key (a caller's own) is logged as not read.
 - ``execution_mode`` ``kubernetes`` (trigger form): the first task checks, before it waits, that the embed pods'
   Kubernetes configuration can be loaded (the cncf-kubernetes ``KubernetesHook``: the ``kubernetes_default``
   connection's in-cluster setting, kubeconfig path or kubeconfig, else the in-cluster environment
   ``KUBERNETES_SERVICE_HOST``/``_PORT``, else ``~/.kube/config`` or ``$KUBECONFIG``), and fails in seconds naming the
-  sources it tried and the fix (``local``, or configure the connection).
+  sources it tried and the fix (``local``, or configure the connection); the pods read the stores with their own
+  credentials (service account, workload identity, ``env_vars``), and the first task warns when the run names
+  Airflow connections they do not use.
 - ``LIGHTLY_LIVE_PHOTO_VIDEOS`` (false): the form's default of ``live_photo_videos``: ``true`` processes the
   motion clip of an iPhone Live Photo (a short ``.MOV`` beside the photo of the same name) as a video too; by
   default the photo is the sample and the clips are counted in the report (docs/datasources.md, "Live Photos").
@@ -335,9 +340,34 @@ def _read_bucket_configs(context: Any) -> None:
 
 
 def _first_task_checks(context: Any) -> None:
-    """The first task's checks before it waits: the bucket configs, then the execution mode."""
+    """The first task's checks before it waits: the conf's keys, the bucket configs, then the execution mode."""
+    _check_conf_keys(context)
     _read_bucket_configs(context)
     _check_execution_mode(context)
+
+
+def _check_conf_keys(context: Any) -> None:
+    """A key of the run's conf that is no param but looks like one (a typo) fails the run now, naming it and the
+    param; any other such key (a caller's own, e.g. lineage) is logged as not read.
+
+    Airflow keeps such a key in the conf and validates only the params: a run triggered with
+    ``{"selection_confg": {...}}`` ran with the defaults, selected and committed without a word."""
+    import difflib
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    params = list(context["dag"].params)
+    unknown = sorted(set(getattr(context.get("dag_run"), "conf", None) or {}) - set(params))
+    close = {key: match[0] for key in unknown if (match := difflib.get_close_matches(key, params, 1, cutoff=0.75))}
+    if close:
+        raise AirflowFailException(
+            f"The run's conf has {len(close)} key(s) that are no param of this DAG but look like one, which the run "
+            f"would ignore and use the param's default instead: "
+            f"{', '.join(f'{k!r} (did you mean {p!r}?)' for k, p in close.items())}. Fix: correct or remove them; the "
+            f"params are {', '.join(params)}.")
+    if unknown:
+        context["task"].log.warning("The run's conf keys %s are no param of this DAG: not read (the params are %s).",
+                                    ", ".join(map(repr, unknown)), ", ".join(params))
 
 
 def _check_execution_mode(context: Any) -> None:
@@ -359,6 +389,15 @@ def _check_execution_mode(context: Any) -> None:
     except ParamError as exc:
         raise AirflowFailException(str(exc)) from None
     context["task"].log.info("execution_mode kubernetes: the embed pods' Kubernetes configuration: %s", source)
+    # The pods run `lightly-airflow embed` with their own credentials: the run's connections never reach them
+    # (no secret in a pod's spec). Said here, once, not as an access error in every pod after the listing.
+    ignored = [f"{name}={context['params'][name]!r}" for name in CONNECTIONS if context["params"].get(name)]
+    if ignored:
+        context["task"].log.warning(
+            "execution_mode kubernetes: the embed pods read the datasource and the datapool with the pods' own "
+            "credentials (service account / workload identity, or env_vars and secrets of the embed_kubernetes "
+            "task), not with the Airflow connections %s. Give the pods what those connections hold (e.g. an S3 "
+            "endpoint_url as AWS_ENDPOINT_URL), or use execution_mode 'local'.", ", ".join(ignored))
 
 
 with DAG(

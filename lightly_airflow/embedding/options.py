@@ -20,6 +20,7 @@ from typing import Any
 
 from lightly_airflow.cli import non_negative_int as _non_negative
 from lightly_airflow.cli import positive_int as _positive
+from lightly_airflow.storage import secret_in_uri
 
 DEFAULT_MODEL = "efficientnet-lite0"
 
@@ -173,6 +174,13 @@ class EmbedOptions:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise ValueError(f"{name}={value!r} is invalid: pass a URI string or nothing.")
+            # (a pod's arguments are its spec, shown by the Kubernetes API and kept as the task's rendered
+            # fields; the datasource's and the datapool's URIs are refused the same way by the first task)
+            secret = secret_in_uri(value) if value is not None else None
+            if secret:
+                raise ValueError(f"{name} is invalid: {secret}, which would be written into the pod's spec, logs "
+                                 "and rendered fields. Fix: remove the credentials from the URI and give the "
+                                 "workers (and pods) the store's credentials.")
 
     # ------------------------------------------------------------------------------------ construction
     @classmethod

@@ -40,7 +40,10 @@ class ListNewFilesOperator(LightlyBaseOperator):
         the embed options they ask for are pushed under the XCom key ``embed_overrides``.
     :param active_learning: the active-learning params (query/preselected tag, ``n_samples_meaning``),
         checked here against the datapool's tags.
-    :param max_shards: upper bound on manifest shards (Airflow maps at most 1024 by default).
+    :param max_shards: upper bound on manifest shards; default: the deployment's ``[core] max_map_length``
+        (1024 unless changed), read when the task runs. With 1024 hard-coded, a deployment that lowered it (say to
+        1) had a run of 512 new files write 2 shards, and Airflow refused the list task's return value ("pushed
+        value is too large to map") after the listing, on every retry.
     :param tag_name: the run's tag, checked here (name, ``initial-tag``, used by another run) so a tag the
         commit would refuse fails this first task.
     :param extensions: file extensions to list (give the wait-for-new-files sensor the same ones).
@@ -69,7 +72,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
         worker_config: dict[str, Any] | str | None = None,
         lightly_config: dict[str, Any] | str | None = None,
         active_learning: dict[str, Any] | None = None,
-        max_shards: int = 1024,
+        max_shards: int | None = None,
         tag_name: str | None = None,
         extensions: Sequence[str] = DEFAULT_EXTENSIONS,
         policy: str = "content",
@@ -111,6 +114,18 @@ class ListNewFilesOperator(LightlyBaseOperator):
             live_photo_videos=self.live_photo_videos,
         )
 
+    def shard_limit(self) -> int:
+        """``max_shards``, at most what Airflow maps (``[core] max_map_length``: its API refuses a longer list)."""
+        from airflow.sdk.configuration import conf
+
+        limit = int(conf.getint("core", "max_map_length", fallback=1024))
+        if self.max_shards is not None and self.max_shards <= limit:
+            return self.max_shards
+        if self.max_shards is not None:
+            self.log.warning("max_shards=%d is more than Airflow maps ([core] max_map_length=%d): at most %d shards.",
+                             self.max_shards, limit, limit)
+        return limit
+
     def execute(self, context: Any) -> list[str]:
         self.read_rendered()
         try:
@@ -147,7 +162,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
             )
         try:
             result = list_new(query, run_id=context["run_id"], credentials=query_credentials(query),
-                              max_shards=self.max_shards, objects=objects_spec(checked.selection, worker),
+                              max_shards=self.shard_limit(), objects=objects_spec(checked.selection, worker),
                               embed_overrides=overrides)
         except ParamError as exc:
             raise AirflowFailException(str(exc)) from None  # a misnamed file or task: a retry cannot fix it
