@@ -194,6 +194,34 @@ def watcher_note(checks: int = 3) -> None:
         print("   event-driven schedule: the watcher announced nothing; its log:\n" + logged.getvalue()[-2000:])
 
 
+def reorganise(n: int) -> dict[str, str]:
+    """Move ``n`` selected PNG images of the datasource into ``reorganised/`` (same bytes): ``{new key: old key}``."""
+    from lightly_airflow.datapool import Datapool
+
+    selected = Datapool(f"file://{DATAPOOL}").selected(["key"]).column("key").to_pylist()
+    moved = {}
+    for key in sorted(k for k in selected if k.endswith(".png") and (DATASOURCE / k).is_file())[:n]:
+        target = DATASOURCE / "reorganised" / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(DATASOURCE / key, target)
+        moved[f"reorganised/{key}"] = key
+    print(f"   moved {', '.join(f'{o} -> {k}' for k, o in moved.items())}")
+    return moved
+
+
+def moved_note(name: str, moved: dict[str, str]) -> None:
+    """What the run's commit did with the moved files: their new keys in initial-tag, the old keys ended."""
+    from lightly_airflow.datapool import Datapool
+
+    pool = Datapool(f"file://{DATAPOOL}")
+    live = set(pool.selected(["key"]).column("key").to_pylist())
+    taken = [k for k in moved if k in live]
+    left = [o for o in moved.values() if o in live]
+    print(f"   {name}: moved {(pool.history()[-1].get('counts') or {}).get('moved', 0)}: {len(taken)} of "
+          f"{len(moved)} new keys hold their old key's selection in initial-tag, {len(left)} old keys left there "
+          "(earlier versions still show them; `datapool show --tag initial-tag`)")
+
+
 def summarize(name: str, before: int | None) -> None:
     from lightly_airflow.datapool import Datapool
 
@@ -259,12 +287,20 @@ def main() -> int:
                       "selection_config": demo.SELECTION_CONFIG}, env)
     summarize("run 5", before)
 
-    print("==> run 6: review before commit (LIGHTLY_REVIEW=true): the run proposes, a reviewer answers in Airflow's "
+    print("==> run 6: the bucket is re-organised: three selected images move to another folder; their new keys "
+          "take over their selection and tags")
+    moved = reorganise(3)
+    before = pool_version()
+    run_dag("run-6", {"selection_config": demo.SELECTION_CONFIG}, env)
+    summarize("run 6", before)
+    moved_note("run 6", moved)
+
+    print("==> run 7: review before commit (LIGHTLY_REVIEW=true): the run proposes, a reviewer answers in Airflow's "
           "Required Actions")
     demo.add_batch(DATASOURCE, demo.Batch("batch-3", (900, 960), ()))
     before = pool_version()
-    review_run("run-6", {"selection_config": demo.SELECTION_CONFIG}, env)
-    summarize("run 6", before)
+    review_run("run-7", {"selection_config": demo.SELECTION_CONFIG}, env)
+    summarize("run 7", before)
 
     sys.path.insert(0, str(ROOT / "scripts"))
     from demo_video import run_walkthrough
