@@ -50,13 +50,21 @@ DEEPER_FOLDERS = 64
 
 
 class LightlyFileError(ValueError):
-    """A ``.lightly/`` file that cannot be used; ``relpath`` names it, ``field`` the offending part."""
+    """A ``.lightly/`` file that cannot be used; ``relpath`` names it, ``field`` the offending part.
 
-    def __init__(self, relpath: str, field: str, reason: str) -> None:
-        super().__init__(f"{LIGHTLY_DIR}/{relpath}: {field}: {reason}" if field else f"{LIGHTLY_DIR}/{relpath}: {reason}")
+    ``reason`` is ``problem`` ending with its ``fix`` (``… . Fix: …``, the run report's fix column:
+    ``report.problems.split_fix``); a caller that adds what became of the file (``the task is skipped``) or a fix
+    of its own composes ``problem`` and ``fix`` instead, so that a message says one fix, at its end.
+    """
+
+    def __init__(self, relpath: str, field: str, problem: str, fix: str = "") -> None:
         self.relpath = relpath
         self.field = field
-        self.reason = reason
+        self.problem = problem
+        self.fix = fix
+        self.reason = f"{problem}. Fix: {fix}" if fix else problem
+        where = f"{LIGHTLY_DIR}/{relpath}: {field}" if field else f"{LIGHTLY_DIR}/{relpath}"
+        super().__init__(f"{where}: {self.reason}")
 
 
 def lightly_root(lightly_uri: str) -> str:
@@ -204,7 +212,7 @@ class LightlyDir:
         real = os.path.realpath(self._full(relpath))
         if os.path.commonpath([self._real_root, real]) == self._real_root:
             return None
-        return LightlyFileError(relpath, "", "is a symbolic link that leaves the .lightly/ folder, so it is not read; "
+        return LightlyFileError(relpath, "", "is a symbolic link that leaves the .lightly/ folder, so it is not read",
                                 "copy the file into .lightly/ instead of linking to it")
 
     def _full(self, relpath: str) -> str:
@@ -396,23 +404,60 @@ def decode_text(data: bytes, relpath: str) -> str:
     """
     try:
         return decode_user_text(data)
-    except ValueError as exc:
-        raise LightlyFileError(relpath, "", str(exc)) from None
+    except ValueError as exc:  # ("<what> at byte N; save it as UTF-8": the fix after the last "; ")
+        problem, _, fix = str(exc).rpartition("; ")
+        raise LightlyFileError(relpath, "", problem or fix, fix if problem else "") from None
+
+
+#: How much of the line around a JSON error a message quotes (a prediction file is often one long line).
+EXCERPT_CHARS = 40
+
+
+def json_excerpt(text: str, pos: int) -> str:
+    """The text around ``pos`` on its line, at most :data:`EXCERPT_CHARS` characters, cut ends marked ``…``:
+    a message then shows what is wrong, not only its line and column. An error at the start of a line (a
+    trailing comma's closing bracket) is shown from the line before's end, where the mistake is."""
+    before = text[:pos].rstrip()
+    if before and "\n" in text[len(before):pos]:
+        pos = len(before) - 1
+    start, end = text.rfind("\n", 0, pos) + 1, text.find("\n", pos)
+    end = len(text) if end < 0 else end
+    lo = max(start, min(pos - EXCERPT_CHARS // 2, end - EXCERPT_CHARS))  # (near the line's end: more before)
+    hi = min(end, lo + EXCERPT_CHARS)
+    return f"{'…' * (lo > start)}{text[lo:hi].strip()}{'…' * (hi < end)}"
+
+
+def _json_fix(description: str) -> tuple[str, str]:
+    """``(problem, fix)`` of :func:`~lightly_airflow.config.errors.describe_json_error`'s text: its own action
+    ("…: remove that comma", "JSON writes false") where it names one, else correcting the JSON there; the place
+    (``(at line L column C)``, which that text puts last) stays with the problem."""
+    where = re.search(r" \(at line \d+ column \d+\)$", description)
+    place = f" {where[0][2:-1]}" if where else ""
+    description = description[: where.start()] if where else description
+    for marker in (": remove ", ": JSON writes "):
+        head, found, action = description.partition(marker)
+        if found:
+            return f"{head}{place}", f"{found[2:]}{action}"
+    return f"{description}{place}", "correct the JSON there (a JSON validator names the same place)"
 
 
 def parse_json_bytes(data: bytes, relpath: str) -> Any:
     """Parse a ``.lightly/`` JSON file.
 
     :raises LightlyFileError: naming the file, for bytes that are not JSON text (:func:`decode_text`; NaN and
-        Infinity allowed); a trailing comma, which JSON does not allow, is named as such.
+        Infinity allowed), with the place (line, column and the text there) and the fix; a trailing comma,
+        which JSON does not allow, is named as such.
     """
     text = decode_text(data, relpath)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise LightlyFileError(relpath, "", f"invalid JSON: {describe_json_error(exc)}") from None
+        problem, fix = _json_fix(describe_json_error(exc))
+        raise LightlyFileError(relpath, "", f"invalid JSON: {problem} near {json_excerpt(text, exc.pos)!r}",
+                               fix) from None
     except RecursionError:
-        raise LightlyFileError(relpath, "", "invalid JSON: nested too deeply") from None
+        raise LightlyFileError(relpath, "", "invalid JSON: nested too deeply",
+                               "write the file with fewer nested lists and objects") from None
 
 
 def read_lightly_file(lightly_uri: str, relpath: str, credentials: StorageCredentials | None = None) -> bytes | None:

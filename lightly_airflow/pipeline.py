@@ -456,7 +456,9 @@ def relevant_filenames_error(exc: FileNotFoundError | ValueError) -> ParamError:
     if isinstance(exc, FileNotFoundError):
         return ParamError(param, str(exc), "give the file's path inside .lightly/, or remove the key.")
     if isinstance(exc, LightlyFileError):  # e.g. a symbolic link out of .lightly/: a retry cannot fix it
-        return ParamError(param, f"{exc}.", "put the file itself, as UTF-8 text, into the .lightly/ folder.")
+        where = f".lightly/{exc.relpath}" + (f": {exc.field}" if exc.field else "")
+        return ParamError(param, f"{where}: {exc.problem}.", exc.fix or "put the file itself, as UTF-8 text, into the "
+                          ".lightly/ folder.")
     return ParamError(param, str(exc), "correct that line, or name a file inside .lightly/ (docs/datasources.md, "
                       "Relevant filenames).")
 

@@ -21,7 +21,7 @@ from lightly_airflow.config.selection import (
     ScoresInput,
     SelectionConfig,
 )
-from lightly_airflow.lightly_dir import METADATA_SCHEMA_FILE, TASKS_FILE, LightlyDir, LightlyFileError
+from lightly_airflow.lightly_dir import LIGHTLY_DIR, METADATA_SCHEMA_FILE, TASKS_FILE, LightlyDir, LightlyFileError
 from lightly_airflow.storage import StorageCredentials, protocol_of
 
 Problem = tuple[str, str, str]
@@ -33,50 +33,72 @@ PRETAGGING_TASK = "lightly_pretagging"
 OBJECT_TYPES = ("object-detection", "instance-segmentation", "keypoint-detection")
 
 
-def _tasks(folder: LightlyDir) -> tuple[list[str] | None, str | None]:
+#: ``(problem, fix)`` pairs of a ``.lightly/`` file: one fix each (a problem carried its own fix and the check
+#: added another after it: "… . Fix: list each task once. Fix: fix .lightly/predictions/tasks.json").
+FileProblems = list[tuple[str, str]]
+
+
+def _read_problem(exc: LightlyFileError) -> FileProblems:
+    """A file that cannot be read (not JSON, not UTF-8, a link out of ``.lightly/``): its problem and fix."""
+    return [(f"{LIGHTLY_DIR}/{exc.relpath}: {exc.problem}", exc.fix or "correct the file")]
+
+
+def _file_problems(relpath: str, found: list[tuple[str, str]], fix: str, sep: str = ": ") -> FileProblems:
+    """Each ``(field, reason)`` a parser found in ``.lightly/<relpath>`` as ``(problem, fix)``: the reason's own
+    fix (``… . Fix: …``, :func:`~lightly_airflow.report.problems.split_fix`, which the report uses too), else
+    ``fix``."""
+    from lightly_airflow.report.problems import split_fix
+
+    out: FileProblems = []
+    for field, reason in found:
+        problem, own = split_fix("", reason)
+        out.append((f"{LIGHTLY_DIR}/{relpath}: " + (f"{field}{sep}{problem}" if field else problem), own or fix))
+    return out
+
+
+def _tasks(folder: LightlyDir) -> tuple[list[str] | None, FileProblems]:
     try:
         raw = folder.read_json(TASKS_FILE)
     except FileNotFoundError:
-        return None, None
+        return None, []
     except LightlyFileError as exc:
-        return None, str(exc)
+        return None, _read_problem(exc)
     from lightly_airflow.predictions import parse_tasks
 
     tasks, problems = parse_tasks(raw)
-    return tasks, (f".lightly/{TASKS_FILE}: " + "; ".join(f"{f}: {m}" for f, m in problems)) if problems else None
+    return tasks, _file_problems(TASKS_FILE, problems, f"correct .lightly/{TASKS_FILE} (a JSON list of task names)")
 
 
-def _task_schema(folder: LightlyDir, task: str) -> tuple[Any, str | None]:
+def _task_schema(folder: LightlyDir, task: str) -> tuple[Any, FileProblems]:
     from lightly_airflow.predictions import parse_task_schema
 
     relpath = f"predictions/{task}/schema.json"
+    fix = f'write .lightly/{relpath} ({{"task_type": ..., "categories": [...]}})'
     try:
         raw = folder.read_json(relpath)
     except FileNotFoundError:
-        return None, f".lightly/{relpath} does not exist"
+        return None, [(f"{LIGHTLY_DIR}/{relpath} does not exist", fix)]
     except LightlyFileError as exc:
-        return None, str(exc)
-    schema, problems = parse_task_schema(task, raw)
-    if schema is None or problems:  # (every problem of the file, each at its JSON path with its fix)
-        return schema, f".lightly/{relpath}: " + "; ".join(f"{f} {m}" if f else m for f, m in problems)
-    return schema, None
+        return None, _read_problem(exc)
+    schema, problems = parse_task_schema(task, raw)  # (every problem of the file, each at its JSON path with its fix)
+    if schema is None and not problems:
+        problems = [("", "cannot be used")]
+    return schema, _file_problems(relpath, problems, fix, sep=" ")
 
 
-def _metadata_paths(folder: LightlyDir) -> tuple[dict[str, str] | None, str | None]:
+def _metadata_paths(folder: LightlyDir) -> tuple[dict[str, str] | None, FileProblems]:
     """``{path: valueDataType}`` of ``metadata/schema.json`` (``None`` when absent) and its problems."""
     try:
         raw = folder.read_json(METADATA_SCHEMA_FILE)
     except FileNotFoundError:
-        return None, None
+        return None, []
     except LightlyFileError as exc:
-        return None, str(exc)
+        return None, _read_problem(exc)
     from lightly_airflow.metadata.custom import parse_metadata_schema
 
     fields, problems = parse_metadata_schema(raw)
     types = {f.path: f.value_type for f in fields}
-    if problems:
-        return types, f".lightly/{METADATA_SCHEMA_FILE}: " + "; ".join(f"{f}: {m}" for f, m in problems)
-    return types, None
+    return types, _file_problems(METADATA_SCHEMA_FILE, problems, f"correct .lightly/{METADATA_SCHEMA_FILE}")
 
 
 #: Custom metadata types whose column holds text (the others are numbers or booleans).
@@ -122,8 +144,8 @@ def check_config_inputs(
     problems: list[Problem] = []
     tasks: list[str] | None = None
     tasks_read = False
-    schemas: dict[str, tuple[Any, str | None]] = {}
-    metadata: tuple[dict[str, str] | None, str | None] | None = None
+    schemas: dict[str, tuple[Any, FileProblems]] = {}
+    metadata: tuple[dict[str, str] | None, FileProblems] | None = None
     auto_tasks = {t.name for t in config.auto_tasks or []}
     if object_tasks is None:
         object_tasks = {*auto_tasks, *(e.input.task for e in config.strategies
@@ -133,10 +155,9 @@ def check_config_inputs(
     def task_schema(path: str, task: str) -> Any:
         nonlocal tasks, tasks_read
         if not tasks_read:
-            tasks, error = _tasks(folder)
+            tasks, errors = _tasks(folder)
             tasks_read = True
-            if error:
-                problems.append(("", error, f"fix .lightly/{TASKS_FILE} (a JSON list of task names)"))
+            problems.extend(("", problem, fix) for problem, fix in errors)
         if task == PRETAGGING_TASK and task not in (tasks or []):
             problems.append((f"{path}.task", f"{task!r} is the task of Lightly's hosted pretagging model "
                              "(worker_config.pretagging), which is not available here", "run your own detector, "
@@ -154,10 +175,9 @@ def check_config_inputs(
             return None
         if task not in schemas:
             schemas[task] = _task_schema(folder, task)
-        schema, error = schemas[task]
-        if error:
-            problems.append((f"{path}.task", error, f"write .lightly/predictions/{task}/schema.json "
-                             "({\"task_type\": ..., \"categories\": [...]})"))
+        schema, errors = schemas[task]
+        if errors:
+            problems.extend((f"{path}.task", problem, fix) for problem, fix in errors)
             return None
         return schema
 
@@ -219,9 +239,9 @@ def check_config_inputs(
                 continue
             if metadata is None:
                 metadata = _metadata_paths(folder)
-            paths, error = metadata
-            if error:
-                problems.append((f"{path}.key", error, f"fix .lightly/{METADATA_SCHEMA_FILE}"))
+            paths, errors = metadata
+            if errors:
+                problems.extend((f"{path}.key", problem, fix) for problem, fix in errors)
             elif paths is None:
                 problems.append((f"{path}.key", f"the custom metadata key {key!r} needs {where}{METADATA_SCHEMA_FILE}, "
                                  "which does not exist", f"add .lightly/{METADATA_SCHEMA_FILE} with an entry whose "

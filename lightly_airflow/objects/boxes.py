@@ -26,7 +26,8 @@ class ObjectBox:
     :param task: the prediction or auto task.
     :param index: its position in the prediction file (or the tile/box number of an auto task).
     :param bbox: ``(x, y, width, height)`` in pixels, as predicted (top-left origin).
-    :param category: category name (``None`` for auto tasks and keypoints without ``category_id``).
+    :param category: category name (``None`` for auto tasks, and for keypoints without ``category_id`` of a task
+        with several categories: :attr:`TaskSchema.implied_index <lightly_airflow.predictions.TaskSchema.implied_index>`).
     :param score: the prediction's score (``None`` when absent).
     :param from_keypoints: the box is the extent of the prediction's keypoints (:func:`keypoint_bbox`: a keypoint
         prediction without ``bbox``), computed here as ``[x0, y0, x1 - x0, y1 - y0]``: it cannot be corners given
@@ -64,10 +65,9 @@ def prediction_boxes(obj: Any, schema: TaskSchema, key: str,
         return []
     out: list[ObjectBox] = []
     for i, pred in enumerate(obj["predictions"]):
-        category = None
         cid = pred.get("category_id")
-        if cid is not None and cid in schema.index_of:
-            category = schema.category_names[schema.index_of[cid]]
+        index = schema.index_of.get(cid) if cid is not None else schema.implied_index
+        category = None if index is None else schema.category_names[index]
         score = pred.get("score")
         score = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None
         derived = schema.task_type == "keypoint-detection" and pred.get("bbox") is None

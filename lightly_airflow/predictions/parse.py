@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lightly_airflow.lightly_dir import check_relative_file_name
+from lightly_airflow.lightly_dir import check_relative_file_name, key_stem, parse_frame_name
 from lightly_airflow.predictions.schema import TaskSchema, is_int
 
 PROBABILITY_SUM_TOLERANCE = 1e-2
@@ -236,9 +236,24 @@ def _default_probabilities(index: int, score: float, schema: TaskSchema) -> np.n
     return p
 
 
+#: The image formats a Lightly Worker writes video frames in (``worker_config.output_image_format``: png, the
+#: default, or jpg), so the ones a frame's ``file_name`` may end with; the frames here are PNG.
+FRAME_IMAGE_FORMATS = ("png", "jpg", "jpeg")
+
+
+def _same_frame(file_name: str, key: str) -> bool:
+    """``file_name`` names the video frame ``key`` in another of Lightly's frame formats (``clip-099-mp4.jpg`` for
+    ``clip-099-mp4.png``: predictions made on a Lightly Worker run's frames with ``output_image_format: jpg``).
+    The prediction file's own name, which is what finds it, has no extension: it is this frame's."""
+    ext = file_name.rpartition(".")[2].lower()
+    return (ext in FRAME_IMAGE_FORMATS and key_stem(file_name) == key_stem(key)
+            and parse_frame_name(key) is not None)
+
+
 def _check_file_name(file_name: Any, key: str, problems: list[tuple[str, str]]) -> None:
-    """``file_name`` (optional) must be the image's key, relative to the datasource root."""
-    if file_name is None or file_name == key:
+    """``file_name`` (optional) must be the image's key, relative to the datasource root (a video frame's in
+    any of Lightly's frame formats: :func:`_same_frame`)."""
+    if file_name is None or file_name == key or (isinstance(file_name, str) and _same_frame(file_name, key)):
         return
     fix = f". Fix: write \"file_name\": {json.dumps(key)}"
     problem = check_relative_file_name(file_name)
@@ -296,7 +311,7 @@ def _keypoint_instance(pred: dict[str, Any], schema: TaskSchema, where: str, pro
         _probabilities(pred["probabilities"], schema, f"{where}.probabilities", problems)
     # category_id is optional here: without it, a task of one category (a pose schema's "person") counts the
     # instance as that category (it counted in no category_count column: a CATEGORY_COUNT input saw 0 everywhere)
-    index = 0 if schema.num_categories == 1 else None
+    index = schema.implied_index
     if pred.get("category_id") is not None and schema.num_categories:
         index = _category(pred["category_id"], schema, f"{where}.category_id", problems)
     if len(problems) == n_before:

@@ -41,6 +41,13 @@ class TaskSchema:
         return len(self.category_ids)
 
     @property
+    def implied_index(self) -> int | None:
+        """The category index of an instance without ``category_id`` (optional for keypoints): the task's one
+        category (a pose schema's "person"), else none. The one owner of that rule: the predictions' category
+        counts and the objects' category names read it (they disagreed: counted as "person", cropped as None)."""
+        return 0 if self.num_categories == 1 else None
+
+    @property
     def has_class_distribution(self) -> bool:
         return self.task_type != "keypoint-detection" and self.num_categories > 0
 

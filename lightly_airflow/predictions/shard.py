@@ -50,6 +50,15 @@ CATEGORY_IDS_METADATA_KEY = "lightly.category_ids"
 DERIVED_PROBABILITIES_METADATA_KEY = "lightly.derived_probabilities"
 
 
+def _skipped(reason: str, task: str) -> str:
+    """``reason`` saying that ``task`` is skipped, before its fix (after it, the report's fix column read
+    "… (task 't' is skipped)")."""
+    from lightly_airflow.report.problems import split_fix
+
+    problem, fix = split_fix("", reason)
+    return f"{problem} (task {task!r} is skipped)" + (f". Fix: {fix}" if fix else "")
+
+
 def load_tasks(folder: LightlyDir, problems: ProblemLog) -> list[TaskSchema]:
     """The usable tasks of ``tasks.json`` with their schemas; every problem is reported, none raises."""
     data = folder.read_bytes(TASKS_FILE)
@@ -62,8 +71,7 @@ def load_tasks(folder: LightlyDir, problems: ProblemLog) -> list[TaskSchema]:
     except LightlyFileError as exc:
         problems.add(rel, "", exc.reason)
         # (every task's predictions are lost: said where the run is watched, not only in the problems file)
-        logger.warning("no predictions are loaded: %s/%s: %s. Fix: correct the file (a JSON list of task names)",
-                       folder.uri, TASKS_FILE, exc.reason)
+        logger.warning("no predictions are loaded: %s/%s: %s", folder.uri, TASKS_FILE, exc.reason)
         return []
     names, task_problems = parse_tasks(obj)
     for f, reason in task_problems:
@@ -80,11 +88,11 @@ def load_tasks(folder: LightlyDir, problems: ProblemLog) -> list[TaskSchema]:
         try:
             sobj = parse_json_bytes(raw, srel)
         except LightlyFileError as exc:
-            problems.add(f".lightly/{srel}", "", f"{exc.reason}: the task is skipped")
+            problems.add(f".lightly/{srel}", "", _skipped(exc.reason, task))
             continue
         schema, schema_problems = parse_task_schema(task, sobj)
         for f, reason in schema_problems:  # (every problem of the file at once, each at its JSON path)
-            problems.add(f".lightly/{srel}", f, reason if schema is not None else f"{reason} (task {task!r} is skipped)")
+            problems.add(f".lightly/{srel}", f, reason if schema is not None else _skipped(reason, task))
         if schema_problems and schema is None:
             logger.warning("task %r is skipped: .lightly/%s has %d problems: %s", task, srel, len(schema_problems),
                            "; ".join(f"{f or 'schema.json'} {r}" for f, r in schema_problems))

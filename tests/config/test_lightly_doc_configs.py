@@ -64,8 +64,8 @@ def test_python_none_and_a_double_slash_comment_are_not_sent_to_yaml(tmp_path: P
 def test_a_prediction_file_with_the_docs_comment_is_named_in_json_terms() -> None:
     with pytest.raises(LightlyFileError) as info:
         parse_json_bytes(DETECTION_PREDICTION_WITH_COMMENT.encode(), "predictions/det/subdir/image_1.json")
-    assert info.value.reason == ("invalid JSON: a comment ('// classes: [person, car]'), which JSON does not allow: "
-                                 "remove it (at line 3 column 22)")
+    assert info.value.reason == ("invalid JSON: a comment ('// classes: [person, car]'), which JSON does not allow "
+                                 "at line 3 column 22 near '…\"predictions\": [ // classes: [person,…'. Fix: remove it")
 
 
 def test_a_python_word_inside_a_string_is_not_taken_for_python() -> None:

@@ -187,7 +187,7 @@ def test_lightly_doc_metadata_files_trailing_comma_named_and_other_encodings_rea
     errors = pq.read_table(counts["errors_uri"]).to_pylist()
     assert [(e[C.KEY], e["path"]) for e in errors] == [("subdir/image_1.png", ".lightly/metadata/subdir/image_1.json")]
     assert errors[0]["reason"] == ("invalid JSON: a trailing comma before '}' at line 11 column 26 (JSON allows "
-                                   "none): remove that comma")
+                                   "none) near '\"vehicle_id\": 321,'. Fix: remove that comma")
 
 
 def test_schema_entry_spellings_of_lightlys_model_and_unknown_keys():

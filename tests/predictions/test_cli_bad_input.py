@@ -38,8 +38,8 @@ def test_a_tasks_json_that_cannot_be_read_is_warned_and_a_good_one_after_it_load
         assert main(["predictions", "--manifest", manifest, "--lightly-uri", str(store)]) == 0
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warned == [f"no predictions are loaded: {store}/.lightly/predictions/tasks.json: invalid JSON: a trailing "
-                      "comma before ']' at line 1 column 7 (JSON allows none): remove that comma. Fix: correct the "
-                      "file (a JSON list of task names)"]
+                      "comma before ']' at line 1 column 7 (JSON allows none) near '[\"cls\",]'. Fix: remove that "
+                      "comma"]  # (one fix: "… remove that comma. Fix: correct the file" said two)
     assert json.loads(capsys.readouterr().out)["errors"] == 1
     (store / P / "tasks.json").write_text('["cls"]')
     assert main(["predictions", "--manifest", manifest, "--lightly-uri", str(store)]) == 0

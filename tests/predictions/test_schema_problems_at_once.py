@@ -44,13 +44,14 @@ def test_every_problem_of_a_schema_json_is_listed_with_its_path_and_fix(tmp_path
     got = {r["field"]: r["reason"] for r in rows}  # … and every problem of its schema.json is said, at once
     assert list(got) == ["task_type", "categories[1].name", "categories[2].id", "categories[2].name"]
     assert all(r[C.KEY] == ".lightly/predictions/t/schema.json" for r in rows)
-    assert got["task_type"] == ("is missing. Fix: add \"task_type\": one of ['classification', 'object-detection', "
-                                "'semantic-segmentation', 'instance-segmentation', 'keypoint-detection'] (task 't' is "
-                                "skipped)")
+    # (what became of the task before the fix: after it, the report's fix column ended "(task 't' is skipped)")
+    assert got["task_type"] == ("is missing (task 't' is skipped). Fix: add \"task_type\": one of ['classification', "
+                                "'object-detection', 'semantic-segmentation', 'instance-segmentation', "
+                                "'keypoint-detection']")
     assert "None" not in got["task_type"]
-    assert got["categories[1].name"].startswith("is missing. Fix: add \"name\"")
-    assert "-2 is not a non-negative integer. Fix:" in got["categories[2].id"]
-    assert "'' is not a non-empty string. Fix:" in got["categories[2].name"]
+    assert got["categories[1].name"].startswith("is missing (task 't' is skipped). Fix: add \"name\"")
+    assert "-2 is not a non-negative integer (task 't' is skipped). Fix:" in got["categories[2].id"]
+    assert "'' is not a non-empty string (task 't' is skipped). Fix:" in got["categories[2].name"]
 
 
 def test_the_config_check_names_every_problem_of_the_schema_json(tmp_path: Path) -> None:
@@ -60,8 +61,13 @@ def test_the_config_check_names_every_problem_of_the_schema_json(tmp_path: Path)
     source = _bucket(tmp_path)
     cfg = parse_selection_config({"n_samples": 2, "strategies": [
         {"input": {"type": "SCORES", "task": "t", "score": "uncertainty_margin"}, "strategy": {"type": "WEIGHTS"}}]})
-    ((path, problem, _fix),) = check_config_inputs(cfg, source.as_uri())
-    assert path == "strategies[0].input.task"
-    assert problem.startswith(".lightly/predictions/t/schema.json: task_type is missing. Fix: add \"task_type\"")
-    assert "; categories[1].name is missing. Fix: add \"name\"" in problem
-    assert "; categories[2].id -2 is not a non-negative integer" in problem
+    problems = check_config_inputs(cfg, source.as_uri())
+    assert {path for path, _, _ in problems} == {"strategies[0].input.task"}
+    got = {problem: fix for _, problem, fix in problems}  # one row a problem, each with its own fix, one each
+    where = ".lightly/predictions/t/schema.json: "
+    assert list(got) == [where + "task_type is missing", where + "categories[1].name is missing",
+                         where + "categories[2].id -2 is not a non-negative integer",
+                         where + "categories[2].name '' is not a non-empty string"]
+    assert got[where + "task_type is missing"].startswith('add "task_type": one of')
+    assert got[where + "categories[1].name is missing"].startswith('add "name"')
+    assert not any("Fix:" in problem + fix for problem, fix in got.items())
