@@ -40,6 +40,8 @@ _PROTOCOLS = {
 _STORE_NAMES = {"s3": "S3 (s3://)", "gs": "Google Cloud Storage (gs://)", "az": "Azure Blob Storage (az://, abfs://)",
                 "file": "the local file system"}
 _CONN_TYPES = {"s3": "aws", "gs": "google_cloud_platform", "az": "wasb"}
+#: object_store's Azure switches delta-rs takes from the workers' environment (``StorageCredentials._environment_pins``)
+_AZURE_SWITCHES = ("AZURE_SKIP_SIGNATURE", "AZURE_STORAGE_USE_EMULATOR", "AZURE_USE_FABRIC_ENDPOINT")
 T = TypeVar("T")
 R = TypeVar("R")
 _SECRET_FIELDS = frozenset({"secret_access_key", "session_token", "token", "account_key", "connection_string", "sas_token",
@@ -476,40 +478,104 @@ class StorageCredentials:
                 opts["AZURE_STORAGE_ENDPOINT"] = az.endpoint_url
             if az.allow_http:
                 opts["AZURE_ALLOW_HTTP"] = "true"
+            opts.update(self._environment_pins(az, opts))
         return opts
 
+    @staticmethod
+    def _environment_pins(az: StorageCredentials, opts: dict[str, str]) -> dict[str, str]:
+        """Options that undo what the workers' ``AZURE_*`` variables would change for a connection's credentials (a key,
+        SAS token, service principal or anonymous access; ambient ones are the environment's). delta-rs 1.6.6
+        (``AzureConfigHelper``) fills every object_store key the options leave unset from the environment, credentials
+        left out once the options hold one (so ``AZURE_STORAGE_TOKEN``, ``AZURE_STORAGE_SAS_KEY``, ``AZURE_CLIENT_*``
+        and ``AZURE_FEDERATED_TOKEN_FILE`` changed nothing, checked on Azurite 2026-12-07) but not the others: with
+        ``AZURE_SKIP_SIGNATURE=true`` every request of the table went unsigned and was refused, and with
+        ``AZURE_STORAGE_ENDPOINT`` a connection without an endpoint read its table there (an Azurite), not at the
+        account's endpoint where adlfs reads the files (``AZURE_STORAGE_USE_EMULATOR`` and ``AZURE_USE_FABRIC_ENDPOINT``
+        move it likewise). An account key there is refused
+        (:meth:`_check_environment_key`): object_store takes it ahead of a SAS token or service principal."""
+        if not (az.account_key or az.sas_token or az.azure_client_id or az.anonymous):
+            return {}
+        env = {k for k in (*_AZURE_SWITCHES, "AZURE_STORAGE_ENDPOINT", "AZURE_ENDPOINT") if os.environ.get(k)}
+        pins = {k: "false" for k in _AZURE_SWITCHES if k in env and k not in opts}
+        if env & {"AZURE_STORAGE_ENDPOINT", "AZURE_ENDPOINT"} and az.account_name and not (
+                {"AZURE_STORAGE_ENDPOINT", "AZURE_STORAGE_USE_EMULATOR"} & set(opts)):
+            pins["AZURE_STORAGE_ENDPOINT"] = f"https://{az.account_name}.blob.core.windows.net"  # (adlfs' default)
+        return pins
 
-#: (codes in a store's error, what happened, the fix): S3, Azure and GCS as object_store (delta-rs), s3fs,
-#: adlfs and gcsfs word them; the first that matches names the problem.
-_STORE_ERRORS = (
+
+#: (codes in a store's error, what happened, the fix: one for all stores, or ``{store: its fix}`` with ``""`` for a
+#: store not known): S3, Azure and GCS as object_store (delta-rs), s3fs, adlfs and gcsfs word them; the first that
+#: matches names the problem. Checked against moto, fake-gcs-server and Azurite (2026-12-07): a missing bucket or
+#: container, a wrong key or SAS (Azurite says "AuthorizationFailure ... Server failed to authenticate the request",
+#: where Azure says "AuthenticationFailed"), and no Azure account at all. A wrong endpoint (refused connections after
+#: object_store's 10 retries) and fake-gcs-server's missing bucket (HTTP 500) are left as they are: a retry may pass.
+_STORE_ERRORS: tuple[tuple[tuple[str, ...], str, str | dict[str, str]], ...] = (
     (("Unable to locate credentials",),  # (botocore's NoCredentialsError, which s3fs raised as it was)
      "no AWS credentials were found (no connection is given, and the workers' environment has none)",
      "give it an 'aws' connection, or the workers credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
      "AWS_PROFILE or a role); for a public bucket, a connection with config_kwargs {\"signature_version\": "
      "\"unsigned\"}"),
+    (("Account must be specified",),  # (object_store, given no account by the connection, the URI or the environment)
+     "no Azure storage account is named (not by the connection, the URI or the workers' environment)",
+     "give it a wasb connection with the account, name the account in the URI (abfs://<container>@<account>.dfs.core."
+     "windows.net/<path>), or set AZURE_STORAGE_ACCOUNT_NAME (or AccountName in AZURE_STORAGE_CONNECTION_STRING) on "
+     "the workers"),
     (("NoSuchBucket", "ContainerNotFound", "The specified bucket does not exist"),
      "its bucket (or container) does not exist",
-     "create the bucket, or correct the URI (a datapool's table is created by its first commit; its bucket is not)"),
+     {"az": "create the container, or correct the URI (a datapool's table is created by its first commit; its "
+            "container is not)",
+      "": "create the bucket, or correct the URI (a datapool's table is created by its first commit; its bucket is "
+          "not)"}),
     (("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "AuthenticationFailed",
-      "401 Unauthorized", "invalid_grant"),
+      "Server failed to authenticate the request", "401 Unauthorized", "invalid_grant"),
      "the store rejected the credentials",
-     "check the keys or token of the connection (or the environment's credentials when none is given)"),
+     {"s3": "check the access key id and secret (and session token) of the aws connection, or the environment's AWS "
+            "credentials when none is given",
+      "gs": "check the service-account key of the google_cloud_platform connection (not revoked, of this project), or "
+            "the workers' Application Default Credentials when none is given",
+      "az": "check the account key or SAS token of the wasb connection (a SAS token: not expired, signed for this "
+            "account), or the workers' AZURE_STORAGE_* variables when none is given",
+      "": "check the keys or token of the connection (or the environment's credentials when none is given)"}),
     (("AccessDenied", "AuthorizationFailure", "AuthorizationPermissionMismatch", "403 Forbidden", "does not have storage."),
      "access was denied",
-     "give the connection's identity list, read, write and delete on it (S3: s3:ListBucket, s3:GetObject, "
-     "s3:PutObject, s3:DeleteObject), or use another connection"),
+     {"s3": "give the connection's identity s3:ListBucket on the bucket and s3:GetObject, s3:PutObject and "
+            "s3:DeleteObject on its objects, or use another connection",
+      "gs": "give the connection's service account storage.objects.list, get, create and delete on the bucket (the "
+            "Storage Object Admin role, roles/storage.objectAdmin), or use another connection",
+      "az": "give the connection's identity the Storage Blob Data Contributor role on the container, or a SAS token "
+            "with read, write, delete and list permissions (sp=rwdl), or use another connection",
+      "": "give the connection's identity list, read, write and delete on the bucket (or container), or use another "
+          "connection"}),
 )
+#: how object_store (delta-rs), s3fs, gcsfs and adlfs name their store in an error, for one raised without its URI
+_ERROR_STORES = (("Generic S3 error", "s3"), ("botocore", "s3"), ("Generic GCS error", "gs"),
+                 ("googleapis.com", "gs"), ("MicrosoftAzure", "az"), ("azure.core", "az"))
 
 
-def describe_store_error(exc: BaseException) -> tuple[str, str] | None:
+def describe_store_error(exc: BaseException, uri: str | None = None) -> tuple[str, str] | None:
     """``(what happened, fix)`` for a store error that a configuration causes (a missing bucket, rejected or
-    insufficient credentials), else ``None`` (a transient or unknown error: shown as it is)."""
-    text = str(exc)
+    insufficient credentials, no Azure account), else ``None`` (a transient or unknown error: shown as it is).
+
+    :param uri: what was read or written: its store picks the fix (S3 permissions are no fix for a ``gs://`` bucket);
+        without it, the store the error names, else a fix in every store's words.
+    """
+    text = f"{type(exc).__module__}.{type(exc).__name__}: {exc}"
+    store = _error_store(text, uri)
     for codes, what, fix in _STORE_ERRORS:
         for code in codes:
-            if code in text:
-                return f"{what} ({code.rstrip('.')})", fix
+            if code in str(exc):
+                return f"{what} ({code.rstrip('.')})", fix if isinstance(fix, str) else fix.get(store, fix[""])
     return None
+
+
+def _error_store(text: str, uri: str | None) -> str:
+    """The store (``s3``, ``gs``, ``az``) of ``uri``, else the one a store error's ``text`` names, else ``""``."""
+    if uri is not None:
+        try:
+            return protocol_of(uri)
+        except ValueError:
+            pass
+    return next((store for marker, store in _ERROR_STORES if marker in text), "")
 
 
 def _connection_string(text: str) -> dict[str, str]:

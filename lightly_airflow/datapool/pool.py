@@ -176,8 +176,9 @@ class Datapool:
 
     def _unreachable(self, exc: OSError) -> Exception:
         """A clear error for a store that refuses the pool's location (a missing bucket, rejected or too narrow
-        credentials: delta-rs says "Generic S3 error" first), else ``exc`` as it is (transient: a retry may pass)."""
-        described = describe_store_error(exc)
+        credentials, no Azure account: delta-rs says "Generic S3 error" or "Generic MicrosoftAzure error" first), with
+        the fix in the words of the pool's store, else ``exc`` as it is (transient: a retry may pass)."""
+        described = describe_store_error(exc, self.uri)
         if described is None:
             return exc
         return DatapoolUnreachableError(self.uri, *described)
