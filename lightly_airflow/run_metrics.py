@@ -42,6 +42,19 @@ METRICS: dict[str, str] = {
                                   "run missed, and the select step's warnings); none when the run wrote no report",
     f"{PREFIX}.run.committed": "1 when the run committed a datapool version, 0 when not (dry run, proposal "
                                "awaiting review, discarded)",
+    f"{PREFIX}.run.files_replaced": "listed files with new content under a key the datapool holds (processed: their "
+                                    "former samples are replaced); none when the summary does not count the listed files",
+    f"{PREFIX}.run.files_changed_under_key": "listed files that changed under a key the datapool holds but the new-file "
+                                             "policy 'key' left unprocessed (the pool keeps their former content); none "
+                                             "when the summary does not count the listed files",
+    f"{PREFIX}.run.files_archived": "listed files the run could not process: archived (S3 Glacier / Deep Archive), not "
+                                    "restored; none when the summary does not count the listed files",
+    f"{PREFIX}.run.files_expiring": "listed files the run left because the bucket's lifecycle deletes them soon "
+                                    "(input_expiration SKIP); none when the summary does not count the listed files",
+    f"{PREFIX}.run.files_moved": "new files that took over a moved or renamed file's sample (its selection and tags), 0 "
+                                 "when the run committed nothing",
+    f"{PREFIX}.run.frames_failed": "selected video frames whose PNG could not be written (a labelling tool gets no "
+                                   "image for them); none when the run wrote no frames",
     f"{PREFIX}.selection.seconds": "seconds the selection took",
     f"{PREFIX}.datapool.version": "the datapool's version after the run's commit",
     f"{PREFIX}.datapool.selected": "samples selected in the datapool after the run (every run's selection)",
@@ -116,6 +129,7 @@ def run_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
     committed = bool(summary.get("committed"))
     out = {f"{PREFIX}.run.{name}": float(summary.get(name, 0) or 0)
            for name in ("candidates", "processed", "selected", "corrupt", "duplicate", "missing", "problems")}
+    out.update(_file_gauges(summary))
     missed = summary.get("goals_missed")  # (what the report lists: report.goals.count_listed_goals)
     if missed is not None:
         out[f"{PREFIX}.run.goals_missed"] = float(missed)
@@ -128,6 +142,29 @@ def run_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
         out[f"{PREFIX}.datapool.selected"] = float((summary.get("pool_selected_before") or 0)
                                                    + (summary.get("selected") or 0))
     return _check(out)
+
+
+#: ``run.files_<name>`` gauges from the summary's ``listing`` counts
+#: (:meth:`ListingSkips.file_counts <lightly_airflow.datasource.ListingSkips.file_counts>`): files a run left or
+#: replaced that a user would alert on (the unchanged, the new keys and the Live Photo clips are a run's routine)
+_LISTED_FILE_GAUGES = ("replaced", "changed_under_key", "archived", "expiring")
+
+
+def _file_gauges(summary: Mapping[str, Any]) -> dict[str, float]:
+    """The run's file gauges: the listed files' counts (only from a summary whose counts add up,
+    :meth:`ListingSkips.adds_up <lightly_airflow.datasource.ListingSkips.adds_up>`: one written before the parts
+    were counted would read 0 for files it never counted), the files moved, the frames the run could not write
+    (only when it wrote frames)."""
+    from lightly_airflow.datasource.query import ListingSkips
+
+    listing = ListingSkips.from_summary(summary.get("listing"))
+    counts = listing.file_counts() if listing.listed and listing.adds_up() else {}
+    out = {f"{PREFIX}.run.files_{name}": float(counts[name]) for name in _LISTED_FILE_GAUGES if counts}
+    out[f"{PREFIX}.run.files_moved"] = float(summary.get("moved") or 0)
+    frames = summary.get("frames") or {}
+    if "failed" in frames:
+        out[f"{PREFIX}.run.frames_failed"] = float(frames.get("failed") or 0)
+    return out
 
 
 def embed_metrics(shards: Iterable[Mapping[str, Any] | None]) -> dict[str, float]:

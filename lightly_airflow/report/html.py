@@ -91,20 +91,29 @@ def _pick_number(row: Mapping[str, Any], i: int) -> int:
 
 
 def _listing_section(listing: ListingSkips) -> list[str]:
-    """Entries of the datasource the listing skipped (not read: links leaving the datasource, …), first few."""
+    """Entries of the datasource the listing skipped (not read: links leaving the datasource, …), first few.
+
+    Its count is of files on disk the listing did not list: not the archived and expiring files (listed, and
+    counted with the files not processed), nor the names of the relevant-filenames file that match no file (not on
+    disk: its line says them), nor Live Photo clips when the listed line counts them (:func:`_clips_listed`)."""
     out: list[str] = []
     skipped, examples = listing.skipped_count, listing.skipped
-    unsupported, os_files, clips = listing.unsupported, listing.os_files, listing.live_photo_clips
+    unsupported, os_files = listing.unsupported, listing.os_files
+    clips = 0 if _clips_listed(listing) else listing.live_photo_clips
     if not skipped and not unsupported and not os_files and not clips:
         return out
     # (archived and expiring files are skipped entries, yet listed: counted with the files not processed, not here)
-    listed = listing.archived + listing.expiring
-    out.append(f"<h2>Not listed from the datasource ({esc(f'{skipped - listed + unsupported + os_files + clips:,}')})</h2>")
+    listed, unmatched = listing.archived + listing.expiring, _unmatched_names(listing)
+    on_disk = skipped - listed - unmatched + unsupported + os_files + clips
+    out.append(f"<h2>Not listed from the datasource ({esc(f'{on_disk:,}')})</h2>")
     if skipped:
-        also = (f" (of them, {_files(listed, 'archived or expiring file')} {_is(listed)} listed: counted above "
-                "with the files not processed)" if listed else "")
+        also = [f"{_files(listed, 'archived or expiring file')} {_is(listed)} listed: counted above with the files "
+                "not processed"] if listed else []
+        also += [f"{_files(unmatched, 'name')} of the relevant-filenames file {_is(unmatched)} no file on disk: "
+                 "counted apart, as said above"] if unmatched else []
+        also_text = f" (of them, {'; '.join(also)})" if also else ""
         out.append(f'<p class="warn">{esc(_files(skipped, "entry", "entries"))} '
-                   f"{'was' if skipped == 1 else 'were'} skipped and never read{esc(also)}; every one is in the "
+                   f"{'was' if skipped == 1 else 'were'} skipped and never read{esc(also_text)}; every one is in the "
                    "problems file (stage <code>listing</code>).</p>")
         out.append(_table(("key", "reason"), ([visible_key(k), r] for k, r in examples), ("key", "")))
         if skipped > len(examples):
@@ -131,27 +140,45 @@ def _listing_section(listing: ListingSkips) -> list[str]:
                    "<code>__MACOSX/</code>, <code>.DS_Store</code>, "
                    f"<code>Thumbs.db</code>, hidden folders such as <code>.git/</code>; e.g. {esc(keys)}).</p>")
     if clips:
-        from lightly_airflow.datasource.live_photos import clips_note
-
-        pairs = [(visible_key(c), visible_key(p)) for c, p in listing.live_photo_clips_examples]
-        out.append(f'<p class="note">{esc(clips_note(clips, pairs))}.</p>')
+        out.append(_clips_paragraph(listing))
     return out
+
+
+def _clips_listed(skips: ListingSkips) -> bool:
+    """Whether the listed line counts the Live Photo clips (a summary that counts the listed files): they are
+    listed files, not processed, there and in the table and the summary (``listing.listed`` holds them); a summary
+    without that line counts them under "Not listed from the datasource"."""
+    return bool(skips.listed)
+
+
+def _clips_paragraph(skips: ListingSkips) -> str:
+    """The Live Photo clips, what they are and the fix, with the first few pairs: said once, where they count."""
+    from lightly_airflow.datasource.live_photos import clips_note
+
+    pairs = [(visible_key(c), visible_key(p)) for c, p in skips.live_photo_clips_examples]
+    return f'<p class="note clips">{esc(clips_note(skips.live_photo_clips, pairs))}.</p>'
+
+
+def _unmatched_names(skips: ListingSkips) -> int:
+    """Names of the relevant-filenames file that match no listed file: the listing puts them among its skipped
+    entries (each in the problems file, with its reason), but they are no file on disk."""
+    return max(0, skips.relevant.names - skips.relevant.names_matched) if skips.relevant else 0
 
 
 def _listed_line(skips: ListingSkips, samples: int) -> str:
     """How many files the datasource lists, and of them how many this run processed and did not: the two add up
-    to the first. Live Photo clips are in the listing (``skips.listed``) and in ``not_processed`` but are counted
-    under "Not listed from the datasource" too: left out of both here, said once beside, so that section and this
-    line add up to what the datasource holds. Each reason for not processing comes with its count (the summary's
-    parts: :meth:`ListingSkips.adds_up`); a summary written before they were counted gets :func:`_older_line`.
+    to the first. The number listed is the summary's ``listing.listed``, the table's too: Live Photo clips are
+    listed files this run never processes (counted with the files not processed, said once below the table), so
+    this line and "Not listed from the datasource" add up to what the datasource holds. Each reason for not
+    processing comes with its count (the summary's parts: :meth:`ListingSkips.adds_up`); a summary written before
+    they were counted gets :func:`_older_line`.
 
     :param samples: the samples the run processed (the "processed" card; a video adds one per frame)."""
-    clips = skips.live_photo_clips
-    listed, not_processed = skips.listed - clips, max(0, skips.not_processed - clips)
+    listed = skips.listed
+    # (clips are never processed: an older process_all summary counted 0 not processed)
+    not_processed = min(listed, max(skips.not_processed, skips.live_photo_clips))
     processed = listed - not_processed
-    clip_text = (f" (besides {_files(clips, 'Live Photo motion clip')}, never a sample: counted below with the files "
-                 "not listed)" if clips else "")
-    head = f"The datasource lists {listed:,} files{clip_text}; this run processed"
+    head = f"The datasource lists {listed:,} files; this run processed"
     if not skips.adds_up():
         return _older_line(skips, head, processed, not_processed, _frames(samples, processed))
     if not not_processed:
@@ -160,17 +187,18 @@ def _listed_line(skips: ListingSkips, samples: int) -> str:
 
 
 def _why(skips: ListingSkips) -> str:
-    """Why the files of :func:`_listed_line` were not processed, each reason with its count (Live Photo clips
-    left out: said beside)."""
+    """Why the files of :func:`_listed_line` were not processed, each reason with its count."""
     held, changed = skips.unchanged + skips.changed_under_key, skips.changed_under_key
     why = []
     if held:
-        them = "them" if held == skips.not_processed - skips.live_photo_clips else f"{held:,} of them"
+        them = "them" if held == skips.not_processed else f"{held:,} of them"
         kinds = (f"unchanged since: {skips.unchanged:,}; changed under the same key, which the new-file policy 'key' "
                  f"leaves: {changed:,}, a note names them" if changed else "unchanged since")
         why.append(f"the datapool processed {them} before ({kinds})")
-    why += [f"{n:,} {text}" for n, text in ((skips.archived, "archived, not restored"),
-                                             (skips.expiring, "expiring (input_expiration SKIP)")) if n]
+    clips = skips.live_photo_clips
+    why += [f"{n:,} {text}" for n, text in (
+        (clips, f"Live Photo motion clip{'s' if clips != 1 else ''} (never a sample: the photo is; see below)"),
+        (skips.archived, "archived, not restored"), (skips.expiring, "expiring (input_expiration SKIP)")) if n]
     return "; ".join(why)
 
 
@@ -195,30 +223,42 @@ def _frames(samples: int, processed: int) -> str:
     return f" ({samples:,} samples, video frames included)" if samples > processed else ""
 
 
-#: the rows of the listed files' table: ``(ListingSkips attribute, label, indented)``; a part is shown when not 0
+#: the rows of the listed files' table: ``(count, label, depth)``: a part (depth 1) is shown when not 0, and one of
+#: a part's own (depth 2, 3: ``moved`` of the new keys, ``moved_sample`` of those) too; the counts are
+#: :meth:`ListingSkips.file_counts` and :func:`_moved_counts`
 _FILE_ROWS = (
-    ("listed", "listed in the datasource", False),
-    ("processed_files", "processed", False),
-    ("new_keys", "new: a key the datapool does not hold", True),
-    ("replaced", "replaced: new content under a key the datapool holds", True),
-    ("processed_again", "unchanged, processed again (process_all)", True),
-    ("not_processed", "not processed", False),
-    ("unchanged", "unchanged since the datapool processed them", True),
-    ("changed_under_key", "changed under a key the datapool holds (new-file policy 'key')", True),
-    ("live_photo_clips", "Live Photo motion clips (never samples; also under \"Not listed\")", True),
-    ("archived", "archived, not restored (in the problems file)", True),
-    ("expiring", "expiring under input_expiration SKIP (in the problems file)", True),
+    ("listed", "listed in the datasource", 0),
+    ("processed_files", "processed", 0),
+    ("new_keys", "new: a key the datapool does not hold", 1),
+    ("moved", "of them, moved or renamed: the content of a file gone from the datasource", 2),
+    ("moved_sample", "of those, took over the gone file's sample (its selection and tags)", 3),
+    ("replaced", "replaced: new content under a key the datapool holds", 1),
+    ("processed_again", "unchanged, processed again (process_all)", 1),
+    ("not_processed", "not processed", 0),
+    ("unchanged", "unchanged since the datapool processed them", 1),
+    ("changed_under_key", "changed under a key the datapool holds (new-file policy 'key')", 1),
+    ("live_photo_clips", "Live Photo motion clips (never samples: the photo is)", 1),
+    ("archived", "archived, not restored (in the problems file)", 1),
+    ("expiring", "expiring under input_expiration SKIP (in the problems file)", 1),
 )
 
 
-def _files_table(skips: ListingSkips) -> list[str]:
-    """The listed files' counts (the run summary's ``listing``: :meth:`ListingSkips.file_counts`), each total
-    with its parts; none for a summary written before the parts were counted (they would not add up)."""
+def _moved_counts(skips: ListingSkips, moved: int | None) -> dict[str, int]:
+    """The new files with a gone file's content (the listing's ``gone_moved``) and, of them, those whose new key
+    took over the gone key's sample (the summary's ``moved``, counted by the commit: only a sample that was ok is
+    taken over; ``None``, a run that committed nothing or a summary without it: not shown)."""
+    return {"moved": skips.gone_moved, "moved_sample": moved or 0}
+
+
+def _files_table(skips: ListingSkips, moved: int | None = None) -> list[str]:
+    """The listed files' counts (the run summary's ``listing``: :meth:`ListingSkips.file_counts`, and
+    :func:`_moved_counts`), each total with its parts; none for a summary written before the parts were counted
+    (they would not add up)."""
     if not skips.adds_up():
         return []
-    counts = skips.file_counts()
-    rows = [("\u2003" + label if part else label, f"{counts[name]:,}") for name, label, part in _FILE_ROWS
-            if counts[name] or not part]
+    counts = {**skips.file_counts(), **_moved_counts(skips, moved)}
+    rows = [("\u2003" * depth + label, f"{counts[name]:,}") for name, label, depth in _FILE_ROWS
+            if counts[name] or not depth]
     return [_table(("files", "count"), rows, ("", "num")).replace("<table>", '<table class="files">', 1)]
 
 
@@ -241,8 +281,9 @@ def _is(n: int) -> str:
     return "is" if n == 1 else "are"
 
 
-def _gone_section(listing: ListingSkips) -> list[str]:
-    """The warning box of files the datapool holds that the datasource no longer has (``datasource.gone``)."""
+def _gone_section(listing: ListingSkips, moved: int | None = None) -> list[str]:
+    """The warning box of files the datapool holds that the datasource no longer has (``datasource.gone``), and
+    the new files that are some of them moved (``moved``: the summary's count of those that took a sample over)."""
     if not listing.gone:
         return []
     samples = (f" ({listing.gone_samples:,} samples, video frames included)"
@@ -264,13 +305,26 @@ def _gone_section(listing: ListingSkips) -> list[str]:
             f"{'has' if listing.gone_moved == 1 else 'have'} the content of a gone file (moved or "
             "renamed?), e.g. " + esc(", ".join(f"{visible_key(n)} (was {visible_key(o)})" for n, o in
                                                 listing.gone_moved_examples))
-            + ": each one takes over its former key's sample (its selection and tags; the former key's row is "
-            "ended, and earlier versions still show it) when that sample was ok.</p>"]
+            + f": {esc(_took_over(listing.gone_moved, moved))}.</p>"]
           if listing.gone_moved else []),
         "<p><b>What to do:</b> restore the files (undo the cleanup, or a lifecycle rule's expiry, e.g. from the "
         "bucket's versioning), or leave their samples out of labelling tasks; a datasource that was moved or "
         "re-organised is a new datasource for the pool (see docs/datapool.md).</p></div>",
     ]
+
+
+def _took_over(found: int, moved: int | None) -> str:
+    """How many of the ``found`` moved files took over their former key's sample (``moved``, the commit's count;
+    ``None``, a run that committed nothing or a summary without it: what a commit does)."""
+    what = "(its selection and tags; the former key's row is ended, and earlier versions still show it)"
+    if moved is None:
+        return f"each one takes over its former key's sample {what} when a run commits it and that sample was ok"
+    if moved >= found:
+        return f"{'it' if found == 1 else 'each one'} took over its former key's sample {what}"
+    left = found - moved
+    return (f"{moved:,} took over {'its' if moved == 1 else 'their'} former key's sample {what}; {left:,} did not: "
+            f"{'its' if left == 1 else 'their'} former key's sample was not ok (corrupt, duplicate or missing), so "
+            f"{'it is a new sample' if left == 1 else 'they are new samples'}")
 
 
 def _video_streams_section(listing: ListingSkips) -> list[str]:
@@ -362,6 +416,7 @@ def render(
     listing: Mapping[str, Any] | None = None,
     notes: Sequence[str] | None = None,
     problems: Problems | None = None,
+    moved: int | None = None,
 ) -> str:
     """The whole page.
 
@@ -375,6 +430,7 @@ def render(
     :param notes: ``RunSummary.notes``: options that have no effect here (with the reason) and other notes.
     :param problems: the run's input problems by kind (:func:`lightly_airflow.report.problems.read_problems`);
         ``None``: the run has no problems file.
+    :param moved: ``RunSummary.moved``: new files that took over a moved file's sample (``None``: not counted).
     """
     c = counts
     cards = [
@@ -410,7 +466,9 @@ def render(
     ]
     if skips.listed:  # (the cards count the samples processed: not how many files the datasource holds)
         out.append(f'<p class="listed">{esc(_listed_line(skips, c.processed))}</p>')
-        out.extend(_files_table(skips))
+        out.extend(_files_table(skips, moved))
+        if skips.live_photo_clips and _clips_listed(skips):
+            out.append(_clips_paragraph(skips))
     if skips.relevant:
         out.append(f'<p class="listed">{esc(_relevant_line(skips.relevant, skips.listed))}</p>')
     if c.extra.get("dry_run") is True:  # (a grey "dry run: True" in the line above read like a committed run)
@@ -438,7 +496,7 @@ def render(
         else:
             out.append('<p class="met"><b>Every goal of the config was met</b> (sample count, BALANCE targets within '
                        "±5 %, no strategy input missing).</p>")
-    out.extend(_gone_section(skips))
+    out.extend(_gone_section(skips, moved))
     if notes:
         out.append(f"<h2>Notes ({esc(len(notes))})</h2><p>Options that have no effect here, with the reason, what "
                    "the run changed beyond its counts (e.g. rows of replaced videos), and what a stage guessed or "

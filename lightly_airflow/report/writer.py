@@ -196,6 +196,8 @@ def write_report(
         listing=summary_d.get("listing"),
         notes=[*(str(n) for n in summary_d.get("notes") or []), *D.stage_notes(summary_d)],
         problems=problem_kinds,
+        # (what the commit did: a run that committed nothing took no sample over; an older summary did not count)
+        moved=int(summary_d["moved"]) if summary_d.get("committed") and summary_d.get("moved") is not None else None,
     )
     put(INDEX, page.encode("utf-8"))
     index_uri = join_uri(out_uri, INDEX)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from report.test_listed_files_add_up import _not_listed, _on_disk, make_second_run, run_with_summary
+from report.test_listed_files_add_up import CLIP, _not_listed, _on_disk, make_second_run, run_with_summary
 
 #: the run summary's counts under each new-file policy (zeros left out); new keys: b/0, b/1, b/copy, b/bad and the
 #: Live Photo's photo; replaced: a/1, a/2; unchanged: a/0, a/3, a/4; the clip b/IMG_0001.MOV
@@ -49,16 +49,17 @@ def test_summary_and_report_count_what_became_of_each_listed_file(second_run: tu
     summary, page = run_with_summary(source, pool, "r2", **query)
     listing = summary.to_dict()["listing"]
     assert {k: listing[k] for k in NAMES if listing.get(k)} == EXPECTED[how]
-    assert listing["listed"] + _not_listed(page) - listing["live_photo_clips"] == _on_disk(source) == 13
+    assert listing["listed"] + _not_listed(page) == _on_disk(source) == 13  # (the clip: listed, not processed)
     assert listing["listed"] == listing["processed_files"] + listing["not_processed"]
     assert listing["new_keys"] + listing["replaced"] + listing["processed_again"] == listing["processed_files"]
     line = page.split('<p class="listed">', 1)[1].split("</p>", 1)[0]
-    assert line.endswith({"content": "processed 7 and did not process 3: the datapool processed them before "
-                                     "(unchanged since).",
-                          "key": "processed 5 and did not process 5: the datapool processed them before (unchanged "
+    assert line.startswith(f"The datasource lists {listing['listed']} files; "), line  # (the summary's number)
+    assert line.endswith({"content": "processed 7 and did not process 4: the datapool processed 3 of them before "
+                                     f"(unchanged since); {CLIP}.",
+                          "key": "processed 5 and did not process 6: the datapool processed 5 of them before (unchanged "
                                  "since: 3; changed under the same key, which the new-file policy &#x27;key&#x27; "
-                                 "leaves: 2, a note names them).",
-                          "process_all": "processed each of them."}[how]), line
+                                 f"leaves: 2, a note names them); {CLIP}.",
+                          "process_all": f"processed 10 and did not process 1: {CLIP}."}[how]), line
     table = _table(page)
     assert table["listed in the datasource"] == 11 and table["processed"] == EXPECTED[how]["processed_files"]
     assert table["not processed"] == EXPECTED[how]["not_processed"]
@@ -68,7 +69,8 @@ def test_summary_and_report_count_what_became_of_each_listed_file(second_run: tu
 
 
 def test_report_names_the_relevant_filenames_file_and_its_matches(second_run: tuple[Path, Path]) -> None:
-    """The page did not say which relevant-filenames file the run applied, nor how many of its names matched."""
+    """The page did not say which relevant-filenames file the run applied, nor how many of its names matched; its
+    "Not listed from the datasource" counted a name that matches no file as a file on disk."""
     source, pool = second_run
     (source / ".lightly").mkdir(exist_ok=True)
     (source / ".lightly/picks.txt").write_text("a/0.png\na/1.png\nb/gone.png\nb/*\n")
@@ -79,6 +81,11 @@ def test_report_names_the_relevant_filenames_file_and_its_matches(second_run: tu
     assert line.startswith(f"{source}/.lightly/picks.txt lists 3 file names (2 of them in the datasource; "
                            "the other is in the problems file) and 1 folder or pattern line")
     assert summary.to_dict()["listing"]["listed"] == 8  # a/0, a/1 and b/'s 6 (the tab key is skipped)
+    # b/gone.png is a name, no file on disk: "Not listed from the datasource (3)" counted it with the tab key and the
+    # text file; the files on disk are the 8 listed, those 2 and a/2, a/3, a/4, which picks.txt does not select
+    assert _not_listed(page) == 2 and _on_disk(source) == 8 + 2 + 3
+    assert ("2 entries were skipped and never read (of them, 1 name of the relevant-filenames file is no file on "
+            "disk: counted apart, as said above); every one is in the problems file") in page
 
 
 def test_each_reason_for_not_processing_is_counted_and_an_older_summary_gets_no_table(tmp_path: Path) -> None:

@@ -21,9 +21,10 @@ from lightly_airflow.pipeline import RunSummary, list_new, select_and_commit
 from report.test_stage_notes import _index_embeddings
 
 SELECTION = {"n_samples": 2, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
-LISTED = re.compile(r"The datasource lists (\d+) files(?: \(besides (\d+) Live Photo motion clips?[^)]*\))?; this run "
-                    r"processed (?:each of them|(\d+))(?: \((\d+) samples, video frames included\))?"
-                    r"(?: and did not process (\d+))?")
+LISTED = re.compile(r"The datasource lists (\d+) files; this run processed (?:each of them|(\d+))"
+                    r"(?: \((\d+) samples, video frames included\))?(?: and did not process (\d+))?")
+#: the listed line's reason for a Live Photo clip not processed (the clip is a listed file, counted once: there)
+CLIP = "1 Live Photo motion clip (never a sample: the photo is; see below)"
 
 
 def _run(source: Path, pool: Path, run_id: str, **query: Any) -> str:
@@ -43,14 +44,18 @@ def run_with_summary(source: Path, pool: Path, run_id: str, **query: Any) -> tup
     return summary, Path(summary.report_uri.removeprefix("file://")).read_text()
 
 
-def _numbers(page: str) -> tuple[int, int, int, int, int]:
-    """(listed, Live Photo clips, processed files, samples, not processed) of the page's line."""
+def _numbers(page: str) -> tuple[int, int, int, int]:
+    """(listed, processed files, samples, not processed) of the page's line."""
     found = LISTED.search(page)
     assert found, page.split('<p class="listed">', 1)[-1][:400]
-    listed, clips, processed, samples, not_processed = (int(g) if g else None for g in found.groups())
+    listed, processed, samples, not_processed = (int(g) if g else None for g in found.groups())
     assert listed is not None
     processed = listed - (not_processed or 0) if processed is None else processed
-    return listed, clips or 0, processed, samples or processed, not_processed or 0
+    return listed, processed, samples or processed, not_processed or 0
+
+
+def _line(page: str) -> str:
+    return page.split('<p class="listed">', 1)[1].split("</p>", 1)[0]
 
 
 def _on_disk(source: Path) -> int:
@@ -94,15 +99,18 @@ def make_second_run(tmp_path: Path) -> tuple[Path, Path]:
 def test_listed_processed_and_not_processed_add_up_to_the_files_on_disk(second_run: tuple[Path, Path]) -> None:
     """The page said "The datasource lists 13 files; 6 of them this run did not process" beside "Not listed from the
     datasource (3)": the Live Photo clip was in both (13 + 3 for 15 files on disk), and the "9 processed" card
-    (samples: the video's 3 frames) never met the 7 files processed."""
+    (samples: the video's 3 frames) never met the 7 files processed. Then it said "lists 11 files (besides 1 Live
+    Photo motion clip …)" above a table and a summary of 12 listed: the clip is a listed file, not processed."""
     source, pool = second_run
     from video.test_broken_videos_say_what_broke_and_the_fix import _video
 
     _video(source / "b/walk.mp4", n=3)
     page = _run(source, pool, "r2")
-    listed, clips, processed, samples, not_processed = _numbers(page)
-    assert (listed, clips, processed, samples, not_processed) == (11, 1, 8, 10, 3)  # 2 changed, 2 new, 3 unchanged
-    assert listed + _not_listed(page) == _on_disk(source) == 14  # (+ the tab key, the text file and the clip)
+    listed, processed, samples, not_processed = _numbers(page)
+    assert (listed, processed, samples, not_processed) == (12, 8, 10, 4)  # 2 changed, 2 new, 3 unchanged, the clip
+    assert _line(page).endswith(f"the datapool processed 3 of them before (unchanged since); {CLIP}.")
+    assert listed + _not_listed(page) == _on_disk(source) == 14  # (+ the tab key and the text file)
+    assert page.count("IMG_0001.MOV") == 1  # (the clip's note, once: not under "Not listed" too)
     assert '<div class="n">10</div><div class="l">processed</div>' in page
 
 
@@ -111,20 +119,22 @@ def test_files_changed_under_the_key_policy_are_not_called_unchanged(second_run:
     them, or skipped as said below)": they changed, and the run's note says so."""
     source, pool = second_run
     page = _run(source, pool, "r2", policy="key")
-    listed, clips, processed, _, not_processed = _numbers(page)
-    assert (listed, clips, processed, not_processed) == (10, 1, 5, 5)  # 2 new, the copy, the corrupt, the photo
-    line = page.split('<p class="listed">', 1)[1].split("</p>", 1)[0]
+    listed, processed, _, not_processed = _numbers(page)
+    assert (listed, processed, not_processed) == (11, 5, 6)  # 2 new, the copy, the corrupt, the photo
+    line = _line(page)
     assert "changed under the same key" in line and "(unchanged since the datapool processed them, or" not in line
     assert "2 listed files changed since the datapool processed them" in page
 
 
 def test_process_all_does_not_count_the_live_photo_clip_as_processed(second_run: tuple[Path, Path]) -> None:
-    """A process_all run said "The datasource lists 12 files; this run processed each": it never processes the clip."""
+    """A process_all run said "The datasource lists 12 files; this run processed each": it never processes the clip
+    (the clip is listed and not processed, as the summary says)."""
     source, pool = second_run
     (source / "b/tab\tname.png").unlink()  # (no skipped entry: the line can count every file)
     page = _run(source, pool, "r2", process_all=True)
-    listed, clips, processed, samples, not_processed = _numbers(page)
-    assert (listed, clips, processed, not_processed) == (10, 1, 10, 0)
+    listed, processed, samples, not_processed = _numbers(page)
+    assert (listed, processed, not_processed) == (11, 10, 1)
+    assert _line(page).endswith(f"did not process 1: {CLIP}.")
     assert samples == 10 and '<div class="n">10</div><div class="l">processed</div>' in page
     assert listed + _not_listed(page) == _on_disk(source) == 12
 
