@@ -45,6 +45,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from lightly_airflow import columns as C
 from lightly_airflow.plugins import data as D
 from lightly_airflow.plugins import html as H
 from lightly_airflow.plugins.config import (
@@ -177,12 +178,33 @@ def _report_url(root: str, pool: str, slug: str, filename: str = D.REPORT_INDEX)
 
 
 # ------------------------------------------------------------------------------------------------ pages
+def _summary_cells(spec: PoolSpec) -> tuple[str, str, str, str]:
+    """A pool's latest version, its commit time, samples processed and selected (:func:`~.data.pool_summary`); a
+    pool that cannot be read says why in its row and leaves the others listed."""
+    try:
+        got = D.pool_summary(spec)
+    except Exception as exc:  # (an unreachable bucket, bad credentials: one pool must not blank the list)
+        log.warning("Datapool %s (%s): cannot read its history for the home page: %s", spec.name, spec.uri, exc)
+        return (f'<span class="muted">cannot read: {H.e(str(exc)[:300])}</span>', "", "", "")
+    if not got["exists"]:
+        return ('<span class="muted">no commit yet</span>', "", "", "")
+    selected = H.e(f"{got['selected']:,}") if got["selected"] is not None else (
+        '<span class="muted" title="its latest commit recorded no count: the pool page counts it">—</span>')
+    when = got["timestamp"].strftime("%Y-%m-%d %H:%M UTC") if got["timestamp"] else ""
+    return H.e(got["version"]), H.e(when), H.e(f"{got['samples']:,}"), selected
+
+
 def _index_page(root: str, pools: dict[str, PoolSpec]) -> str:
     rows = [
-        (H.link(f"{root}/pools/{H.seg(p.name)}", p.name), f"<code>{H.e(p.uri)}</code>", H.e(p.conn_id or "ambient"))
+        (H.link(f"{root}/pools/{H.seg(p.name)}", p.name), *_summary_cells(p), f"<code>{H.e(p.uri)}</code>",
+         H.e(p.conn_id or "ambient"))
         for p in pools.values()
     ]
-    body = H.table(["Datapool", "URI", "Connection"], rows)
+    # (seven columns: a narrow window scrolls the table, not the page)
+    body = ('<div class="hscroll">' + H.table(["Datapool", "Latest version", "Committed", "Samples", "Selected", "URI",
+                                               "Connection"], rows, numeric=(1, 3, 4)) + "</div>"
+            + '<p class="muted">Samples: processed by its runs, summed (one processed again counts once a run). '
+            f'Selected: in <code class="nowrap">{H.e(C.INITIAL_TAG)}</code>. From each pool\'s log.</p>')
     if not pools:
         body = (
             '<div class="box warn">No datapools are configured. Set <code>[lightly] datapools</code> (or '

@@ -225,6 +225,27 @@ def overview(spec: PoolSpec, *, offset: int, limit: int, tag_offset: int, tag_li
     }
 
 
+def pool_summary(spec: PoolSpec) -> dict[str, Any]:
+    """The home page's line of a pool, from its history alone (no data file read): ``{exists, version,
+    timestamp, samples, selected}``. ``samples``: the samples its runs processed, summed over their commits (a
+    sample processed again, a changed file or a ``process_all`` run, counts once a run: the grid counts each once
+    but scans every data file); ``selected``: ``initial-tag``'s count as the latest commit recorded it (``None``
+    where a writer recorded none: the pool page counts it by a scan)."""
+    from lightly_airflow.datapool.snapshot import INITIAL_TAG_COUNT
+    from lightly_airflow.plugins.pages import run_samples
+
+    history = open_pool(spec, credentials(spec)).snapshot().history()
+    if not history:
+        return {"exists": False, "version": None, "timestamp": None, "samples": None, "selected": None}
+    latest = history[-1]
+    selected = latest.get(INITIAL_TAG_COUNT)
+    return {
+        "exists": True, "version": latest["version"], "timestamp": latest["timestamp"],
+        "samples": sum(int(run_samples(e) or 0) for e in history if e.get("run_id")),
+        "selected": selected if isinstance(selected, int) and not isinstance(selected, bool) else None,
+    }
+
+
 def page_of(items: list[dict[str, Any]], offset: int, limit: int, names: tuple[str, str, str],
             before: int | None = None, head: int = 0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """``limit`` of ``items`` from ``offset``, and where they stand: ``{offset, limit, total, next, previous}``.

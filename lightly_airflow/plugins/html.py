@@ -28,6 +28,7 @@ table{border-collapse:collapse;font-size:.9rem;margin:.3rem 0} th,td{border-bott
 text-align:left;vertical-align:top} th{background:var(--head);font-weight:600} td.n{text-align:right;font-variant-numeric:tabular-nums}
 a{color:var(--link)} code{background:var(--head);padding:0 .25rem;border-radius:3px;word-break:normal;overflow-wrap:anywhere} .muted{color:var(--muted)}
 .box{border:1px solid var(--line);border-radius:6px;padding:.8rem 1rem;margin:.6rem 0;background:var(--box)}
+.box>p:first-child{margin-top:0} .box>p:last-child{margin-bottom:0}
 .warn{border-color:var(--warnb);background:var(--warnbg)} .err{border-color:var(--errb);background:var(--errbg)}
 .ok{border-color:var(--okb);background:var(--okbg)}
 nav{margin-bottom:.8rem;font-size:.9rem} nav.tabs a{margin-right:.9rem}
@@ -39,7 +40,7 @@ nav{margin-bottom:.8rem;font-size:.9rem} nav.tabs a{margin-right:.9rem}
 .side legend{font-weight:600} .side label{display:block;margin:.15rem 0;overflow-wrap:anywhere}
 td:first-child:not(.n):not(.name){overflow-wrap:anywhere} td.name{overflow-wrap:normal;word-break:normal}
 @media (min-width:761px){td.name{white-space:nowrap} td.name wbr{display:none} .side td.name{white-space:normal}
-.side td.name wbr{display:inline}} td code{overflow-wrap:break-word} .long{overflow-wrap:anywhere} .hscroll{overflow-x:auto;max-width:100%}
+.side td.name wbr{display:inline}} td code{overflow-wrap:break-word} .long{overflow-wrap:anywhere} .hscroll{overflow-x:auto;max-width:100%} .nowrap{white-space:nowrap}
 input,select,button{font:inherit;color:var(--fg);background:var(--bg);border:1px solid var(--line);border-radius:4px;padding:.15rem .35rem}
 button{cursor:pointer;background:var(--head)} button.primary{background:var(--accent);color:var(--onaccent);border-color:var(--accent)}
 .skip{position:absolute;left:-9999px} .skip:focus{left:1rem;top:.4rem;z-index:10;background:var(--bg);padding:.3rem .6rem;

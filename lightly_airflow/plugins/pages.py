@@ -400,7 +400,14 @@ def grid_page(
     shown = f"{offset + 1}–{offset + len(cards)}" if cards else "none"
     noun = "object" if scope.objects else "sample"
     matches = f"{noun} matches" if total == 1 else f"{noun}s match"
-    if scope.objects:
+    if not total and (not scope.objects or not view.has_objects):
+        head = f'<p><b>0</b> {matches} ({H.e(shown)} shown) — {H.e(scope_text(view, scope))}.</p>'
+        # (no sorter, export links, map link or tag form: they sorted nothing, exported an empty file, mapped
+        # nothing, saved an empty tag; a pool without objects: no_matches says why)
+        tools = "" if scope.objects else (
+            '<p class="muted" id="nothing">Nothing here to export, map or save as a tag: widen the filters or choose '
+            "another tag.</p>")
+    elif scope.objects:
         head = (f'<p><b>{H.e(total)}</b> {matches} ({H.e(shown)} shown) — {H.e(scope_text(view, scope))}. '
                 "Crops of the objects of object-level runs; outlined: their image was selected.</p>")
         tools = (f'<div class="toolbar">{sorter}<span class="muted">Tags and exports are of images: '
@@ -421,7 +428,7 @@ def grid_page(
     main = (
         head + run_links(root, pool, run_of(view, scope), run_files or set()) + tools
         + (f'<div class="grid">{"".join(cards)}</div>' if cards else past_the_end(base, opened, last, total, noun)
-           if total else f'<div class="box warn">No {noun} matches.</div>')
+           if total else no_matches(root, pool, view, scope, noun))
         + f"<p>{' · '.join(pager)}</p>"
     )
     body = tabs(root, pool, scope, "Samples") + '<div class="layout">' + filter_form(root, pool, view, scope, base) + (
@@ -430,6 +437,21 @@ def grid_page(
     crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)), ("samples", None)]
     return H.page(f"Samples of {pool}", body, crumbs=crumbs, static=static, skip=(MAIN, f"Skip the filters to the {noun}s"),
                   scripts=[f"{static}/keys.js", f"{static}/grid.js", f"{static}/checks.js"])
+
+
+def no_matches(root: str, pool: str, view: View, scope: Scope, noun: str) -> str:
+    """In place of the cards of a grid that nothing matches: for objects of a pool that no object-level run
+    committed to, why (not "no object matches", which read as a filter's doing) and how a run makes them."""
+    if scope.objects and not view.has_objects:
+        images = pool_url(root, pool, "samples") + qs([("version", scope.version)])
+        return ('<div class="box warn"><p>This datapool has no objects: no object-level run has committed to it '
+                f"by this version. {H.link(images, 'Show the images')}.</p><p>A run crops and embeds objects when an "
+                "<code>EMBEDDINGS</code> input of its <code>selection_config</code> names with <code>task</code> an "
+                "object-detection, instance-segmentation or keypoint-detection task of "
+                "<code>.lightly/predictions/tasks.json</code> (or an <code>auto_tasks</code> entry); "
+                "<code>worker_config</code> <code>object_level.padding</code> pads the crops (docs/objects.md).</p>"
+                "</div>")
+    return f'<div class="box warn">No {noun} matches.</div>'
 
 
 #: the id of a page's content beside the filter panel: the target of its "Skip the filters" link (keyboard users
@@ -658,7 +680,7 @@ def sample_page(
     status_box = (
         f'<div class="box {"ok" if status == C.STATUS_OK else "err"}">Status <b>{H.e(status)}</b>'
         + (f": {H.e(row.get(C.STATUS_REASON))}" if row.get(C.STATUS_REASON) else "")
-        + (f" — duplicate of <code>{H.e(row.get(C.DUPLICATE_OF))}</code>" if row.get(C.DUPLICATE_OF) else "")
+        + duplicate_text(row.get(C.DUPLICATE_OF), row.get(C.STATUS_REASON))
         + "</div>"
     )
     tags = row.get(C.TAGS) or []
@@ -716,8 +738,9 @@ def sample_page(
     tables = column_tables(groups)
     versions = H.table(
         ["Committed in version", "Run", "Selected", "Pick rank", "Tags"],
-        [(H.e(r.get(COMMIT_VERSION)), fmt(r.get(C.RUN_ID)), fmt(r.get(C.SELECTED)), fmt(r.get(C.PICK_RANK)),
-          H.e(", ".join(r.get(C.TAGS) or []))) for r in rows],
+        # (each run id and tag on one line, the table scrolling: wrapped anywhere in the scroller, 3 characters a line)
+        [(H.e(r.get(COMMIT_VERSION)), _unbroken(r.get(C.RUN_ID)), fmt(r.get(C.SELECTED)), fmt(r.get(C.PICK_RANK)),
+          ", ".join(_unbroken(t) for t in r.get(C.TAGS) or [])) for r in rows],
         numeric=(0, 3),
     )
     pred_note = ""
@@ -742,12 +765,26 @@ def sample_page(
         + similar_link(root, pool, view, sid, row, SHOW_IMAGES) + "".join(why) + "</div></div>"
         + (objects_section(root, pool, view, objects, bool(row.get(C.SELECTED)),
                            "frame" if is_frame(row) else "image", among) if objects else "")
-        + tables + "<h2>Versions of this sample</h2>" + versions
+        # (its own scroller: at 400 px the run ids, wrapped, still left the table 22 px wider than the page)
+        + tables + '<h2>Versions of this sample</h2><div class="hscroll">' + versions + "</div>"
     )
     crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)), ("samples", pool_url(root, pool, "samples")),
               (card_key(key), None)]  # (cut as on its card: a 330-character key filled three lines; whole below)
     scripts = ([f"{static}/keys.js"] if walk else []) + ([f"{static}/live.js"] if getattr(extra.get("live"), "key", None) else [])
     return H.page("Sample", body, crumbs=crumbs, static=static, scripts=scripts)
+
+
+def _unbroken(value: Any) -> str:
+    """A value that must not wrap (a run id, a tag): one line, its table in an ``.hscroll``."""
+    return fmt(value) if value is None else f'<span class="nowrap">{H.e(value)}</span>'
+
+
+def duplicate_text(original: Any, reason: Any) -> str:
+    """After a duplicate's status and reason: " — duplicate of <key>" only where the reason does not already name
+    the original (the metadata stage's reason, ``same content as 'a.jpg'``, does: the box named it twice)."""
+    if not original or str(original) in str(reason or ""):
+        return ""
+    return f" — duplicate of <code>{H.e(original)}</code>"
 
 
 def live_control(root: str, pool: str, view: View, sid: str, clip: Any) -> str:
