@@ -1022,7 +1022,8 @@ def select_and_commit(
             from lightly_airflow.selection.sequences import sequence_column
 
             out = out.append_column("sequence", sequence_column(out.column(C.KEY), sequences))
-        object_rows = objects_run.commit_rows(run_objects, marked, set(picked_keys))
+        object_rows = objects_run.commit_rows(run_objects, marked, set(picked_keys), kept=_still_selected(
+            marked, preselected, snap, al.preselected_tag_name) if run_objects is not None else ())
         statuses = marked.column(C.STATUS).to_pylist()
         counts = {
             "processed": marked.num_rows,
@@ -1432,7 +1433,8 @@ def finish_committed_run(
     1. the commit receipt (``_commits/<run>.json``, what ``datapool check`` compares with the log);
     2. the problems file (from the staging files, if they survived);
     3. the selected video frames' PNGs under ``.lightly/frames/`` (frames that exist are not written again);
-    4. the selected objects' crops when ``crops.enable_upload`` (identical bytes rewritten);
+    4. the selected objects' crops when ``crops.enable_upload`` (identical bytes rewritten), but of the images a
+       later version processed again (an out-of-order retry: their crops are the later run's);
     5. the report, rebuilt from the pool alone (the run's rows at its version, the selected set before it, the
        counts of its commit), so it is the same whether or not the staging files survived;
     6. the staging files are removed, last: while they exist the run is not finished, and steps 3 and 4 run.
@@ -1507,6 +1509,7 @@ def finish_committed_run(
                 objects, spec, meta, datasource_credentials=datasource_credentials,
                 lightly_credentials=lightly_credentials, rows=rows,
                 known=pool.snapshot(version - 1).known_files() if version > 0 else None,
+                later=objects_run.processed_later(pool, version),  # (a later run's crops are its own)
             )
             summary.objects["crops"] = objects_run.record_crops(crops, datapool_uri, run_id, credentials)
     if has_report:
@@ -1758,6 +1761,16 @@ def _report(
         return None
     log.info("Run report: %s", uri)
     return uri
+
+
+def _still_selected(rows: pa.Table, preselected: pa.Table | None, snap: Any, preselected_tag: str | None) -> list[str]:
+    """The keys of the run's ``rows`` the pool selected before with this very file: not candidates again, they
+    stay in ``initial-tag`` after the commit, and so do their objects (``objects.run.commit_rows``)."""
+    initial = (preselected if preselected_tag in (None, C.INITIAL_TAG)
+               else snap.selected([C.KEY, C.ETAG]) if snap.version is not None else None)
+    if initial is None or not initial.num_rows:
+        return []
+    return [str(k) for k in rows.filter(selected_before(rows, initial)).column(C.KEY).to_pylist()]
 
 
 def selected_before(rows: pa.Table, preselected: pa.Table) -> Any:

@@ -306,6 +306,11 @@ class StrategyEntry(_Strict):
 _TASK_NAME = r"^[A-Za-z0-9_-]{1,100}$"
 
 
+#: The finest TILING grid accepted (:meth:`TilingAutoTask._sane_grid`).
+MAX_TILES_PER_SIDE = 64
+MAX_TILES = 1024
+
+
 class TilingAutoTask(_Strict):
     """``auto_tasks`` TILING: every image split into a ``num_rows`` x ``num_cols`` grid of synthetic objects."""
 
@@ -316,6 +321,27 @@ class TilingAutoTask(_Strict):
     #: Lightly's range, ``[0.0, 1.0]`` (docs.lightly.ai "Auto Tasks"); 1.0 makes every tile the whole image, which
     #: :meth:`SelectionConfig.notes` says (it was refused in pydantic's words, "should be less than 1").
     overlap: float = Field(0.0, ge=0, le=1, description="overlap as a fraction of the tile size")
+
+    @model_validator(mode="after")
+    def _sane_grid(self) -> TilingAutoTask:
+        """Lightly documents no bound (docs.lightly.ai "Auto Tasks": ``num_rows``, ``num_cols``: int); 1000 x 1000
+        was accepted and made a million objects of about 2 x 1 pixels per 1920 x 1080 image, each cropped,
+        embedded and committed as a row. Refused past :data:`MAX_TILES_PER_SIDE` a side (tiles of 30 x 17 pixels
+        on such an image: the embedding model upscales them to its input size, so a finer grid adds rows, not
+        detail) or :data:`MAX_TILES` an image."""
+        problems = [(name, n, f"{n} tiles a side is more than {MAX_TILES_PER_SIDE}: on a 1920 x 1080 image a tile "
+                     f"would be {1920 // n if name == 'num_cols' else 1080 // n} pixels across. Fix: give at most "
+                     f"{MAX_TILES_PER_SIDE} (e.g. {name}=8), or crop larger regions with a CROP auto task")
+                    for name, n in (("num_rows", self.num_rows), ("num_cols", self.num_cols))
+                    if n > MAX_TILES_PER_SIDE]
+        if not problems and self.num_rows * self.num_cols > MAX_TILES:
+            problems.append(("num_rows", self.num_rows, f"{self.num_rows} x {self.num_cols} = "
+                             f"{self.num_rows * self.num_cols} tiles an image is more than {MAX_TILES} (each tile is "
+                             "an object cropped, embedded and committed as a row). Fix: a coarser grid, e.g. "
+                             "num_rows=num_cols=16"))
+        if problems:
+            raise Problems(problems)
+        return self
 
 
 class CropAutoTask(_Strict):

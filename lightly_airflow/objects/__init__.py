@@ -7,6 +7,7 @@ from lightly_airflow.objects.run import (
     commit_rows,
     load_run_objects,
     pool_objects,
+    processed_later,
     record_crops,
     recorded_summary,
     report_figure,
@@ -17,7 +18,7 @@ from lightly_airflow.objects.run import (
 from lightly_airflow.objects.spec import ObjectsSpec, objects_spec, read_spec, write_spec
 
 __all__ = [
-    "ObjectsSpec", "commit_rows", "load_run_objects", "objects_spec", "pool_objects", "read_spec", "record_crops",
-    "recorded_summary", "report_figure", "summary", "with_object_metadata", "write_crops",
+    "ObjectsSpec", "commit_rows", "load_run_objects", "objects_spec", "pool_objects", "processed_later", "read_spec",
+    "record_crops", "recorded_summary", "report_figure", "summary", "with_object_metadata", "write_crops",
     "write_spec",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -125,9 +125,13 @@ def pool_objects(pool: Any, preselected: pa.Table | None) -> pa.Table | None:
     return table if table is not None and table.num_rows else None
 
 
-def commit_rows(objects: pa.Table | None, images: pa.Table, picked: set[str]) -> pa.Table | None:
+def commit_rows(objects: pa.Table | None, images: pa.Table, picked: set[str],
+                kept: Collection[str] = ()) -> pa.Table | None:
     """The object rows committed with the run: objects of the run's ``ok`` images, ``selected`` false,
-    ``object_selected`` when their image was picked."""
+    ``object_selected`` when their image is selected after the commit: picked by the run, or ``kept``, selected
+    before and unchanged (a ``process_all`` run processes it again and does not pick it again, but it stays in
+    ``initial-tag``; its new object rows said ``object_selected`` false, session 64 audit: the UI's object page
+    showed the objects of a selected image as not selected, and no crop of them was written)."""
     if objects is None or objects.num_rows == 0:
         return None
     ok = images.filter(pc.equal(images.column(C.STATUS), C.STATUS_OK)).column(C.KEY)
@@ -136,7 +140,8 @@ def commit_rows(objects: pa.Table | None, images: pa.Table, picked: set[str]) ->
         return None
     keep = [c for c in rows.column_names if c in OBJECT_COLUMNS or c.startswith(C.METADATA_PREFIX)]
     rows = rows.select(keep)
-    chosen = pa.array([p in picked for p in rows.column(C.PARENT_KEY).to_pylist()], pa.bool_())
+    selected = picked | set(kept)
+    chosen = pa.array([p in selected for p in rows.column(C.PARENT_KEY).to_pylist()], pa.bool_())
     n = rows.num_rows
     return (rows.append_column(C.STATUS, pa.array([C.STATUS_OK] * n, pa.string()))
             .append_column(C.OBJECT_SELECTED, chosen)
@@ -324,15 +329,51 @@ def replaced_images(known: pa.Table | None, rows: pa.Table | None) -> list[str]:
     return sorted(gone)
 
 
+def processed_later(pool: Any, version: int) -> list[str]:
+    """The images with rows of a version after ``version`` in the pool's latest snapshot: the keys of its image
+    rows and the parents of its object rows. A retry of the run committed as ``version`` (``pipeline.
+    finish_committed_run``) leaves their crops alone: a later run processed them again and wrote its own."""
+    from lightly_airflow.datapool.rows import COMMIT_VERSION
+
+    snap = pool.snapshot()
+    if snap.table is None or (snap.version or 0) <= version:
+        return []
+    has_parent = C.PARENT_KEY in snap.column_names()
+    columns = [C.KEY, C.PARENT_KEY] if has_parent else [C.KEY]
+    later = snap.select(columns, f"WHERE {COMMIT_VERSION} > {int(version)}")
+    keys = later.column(C.KEY)
+    if has_parent:  # (an object row names its image by parent_key)
+        keys = pc.coalesce(later.column(C.PARENT_KEY), keys)
+    return sorted({str(k) for k in keys.to_pylist()})
+
+
+def _without_later(
+    object_rows: pa.Table | None, picked: list[str], replaced: list[str], later: Collection[str],
+) -> tuple[pa.Table | None, list[str], list[str], int]:
+    """The run's objects, picked and replaced images but those a later version processed again (``later``): an
+    out-of-order retry wrote and pruned them by its own, older rows and removed the later run's crop files."""
+    later = set(later) & ({*picked, *replaced} | (set() if object_rows is None else
+                                                  set(object_rows.column(C.PARENT_KEY).to_pylist())))
+    if not later:
+        return object_rows, picked, replaced, 0
+    log.warning("crops: %d images of this run were processed again by a later run, which wrote their crops: this "
+                "run leaves them alone: %s%s", len(later), ", ".join(sorted(later)[:5]), " ..." if len(later) > 5 else "")
+    if object_rows is not None:
+        object_rows = object_rows.filter(pc.invert(pc.is_in(object_rows.column(C.PARENT_KEY),
+                                                           pa.array(sorted(later), pa.string()))))
+    return object_rows, [k for k in picked if k not in later], [k for k in replaced if k not in later], len(later)
+
+
 def write_crops(
     object_rows: pa.Table | None, spec: ObjectsSpec, meta: dict[str, Any], *,
     datasource_credentials: StorageCredentials | None = None, lightly_credentials: StorageCredentials | None = None,
-    rows: pa.Table | None = None, known: pa.Table | None = None,
+    rows: pa.Table | None = None, known: pa.Table | None = None, later: Collection[str] = (),
 ) -> dict[str, Any]:
     """Write the selected objects' crops after the commit; a failure is logged and counted, never fatal. The
     video frames among the run's image ``rows`` are cropped from their picture (``crops.parent_reader``); the
     crops of its selected images without objects, and of its images replaced since the pool's ``known`` files
-    (:func:`replaced_images`), are removed (``crops`` module docstring)."""
+    (:func:`replaced_images`), are removed (``crops`` module docstring). The images in ``later`` (a retry's
+    :func:`processed_later`) are neither written nor pruned (counted as ``later_skipped``)."""
     from lightly_airflow.objects.crops import write_selected_crops
 
     datasource_uri = _meta_text(meta, C.DATASOURCE_URI_METADATA_KEY)
@@ -340,12 +381,14 @@ def write_crops(
     if not datasource_uri or not lightly_uri:
         log.warning("crops: the run's staging files do not name the datasource; no crops written")
         return {"written": 0, "failed": 0, "error": "datasource unknown"}
+    object_rows, picked, replaced, skipped = _without_later(object_rows, picked_images(rows),
+                                                            replaced_images(known, rows), later)
     try:
-        return write_selected_crops(object_rows, spec, datasource_uri=datasource_uri, lightly_uri=lightly_uri,
-                                    datasource_credentials=datasource_credentials,
-                                    lightly_credentials=lightly_credentials or datasource_credentials,
-                                    frames=video_frames(rows), picked=picked_images(rows),
-                                    replaced=replaced_images(known, rows))
+        counts = write_selected_crops(object_rows, spec, datasource_uri=datasource_uri, lightly_uri=lightly_uri,
+                                      datasource_credentials=datasource_credentials,
+                                      lightly_credentials=lightly_credentials or datasource_credentials,
+                                      frames=video_frames(rows), picked=picked, replaced=replaced)
+        return {**counts, "later_skipped": skipped} if skipped else counts
     except Exception as exc:  # noqa: BLE001 - the run is committed; missing crops are reported, not fatal
         log.exception("crops: writing the selected objects' crops failed; the selection is committed")
         return {"written": 0, "failed": -1, "error": f"{type(exc).__name__}: {exc}"[:300]}

@@ -118,4 +118,6 @@ def test_an_image_replaced_with_fewer_objects_keeps_only_its_current_crops(tmp_p
         img.save(source / "img_0000.png")
     summary = run_objects_pipeline(source, pool, "r2", selection, spec, process_all=True)
     assert {p.name for p in crops.glob("*.png")} == first - {f"img_0000-{i}-png.png" for i in (1, 2, 3)}
-    assert (summary.objects["crops"]["written"], summary.objects["crops"]["stale_removed"]) == (1, 3)
+    # (written: the new crop 0 and those of the images kept selected, whose objects stay selected: 1 + 10 boxes)
+    assert (summary.objects["crops"]["written"], summary.objects["crops"]["stale_removed"]) == (
+        summary.objects["selected"], 3) == (11, 3)
