@@ -58,7 +58,9 @@ class GoneFiles:
     #: file was moved or renamed, and the run's commit lets it take over its former key's sample (when that one
     #: was ok: ``datapool.moves``)
     moved: list[tuple[str, str]] = field(default_factory=list)
-    #: ``key, file`` of the gone samples (not recorded)
+    #: of the selected gone samples, those of the gone keys in ``moved`` (their selection goes to the new key)
+    moved_selected: int = 0
+    #: ``key, file`` (and ``selected``) of the gone samples (not recorded)
     rows: pa.Table | None = field(default=None, repr=False)
 
     @property
@@ -69,6 +71,7 @@ class GoneFiles:
         """The ``gone*`` fields of the run's :class:`~lightly_airflow.datasource.ListingSkips`."""
         return {"gone": self.count, "gone_samples": self.samples, "gone_selected": self.selected,
                 "gone_examples": self.keys[:_EXAMPLES], "gone_moved": len(self.moved),
+                "gone_moved_selected": self.moved_selected,
                 "gone_moved_examples": [list(p) for p in self.moved[:_EXAMPLES]]}
 
 
@@ -112,7 +115,16 @@ def find_gone(
     first = sorted(set(rows.filter(is_selected).column("file").to_pylist())) if n_selected else []
     rest = sorted(set(rows.column("file").to_pylist()) - set(first))
     return GoneFiles(keys=[*first, *rest], samples=rows.num_rows, selected=n_selected,
-                     rows=rows.select([C.KEY, "file"]))
+                     rows=rows.select([C.KEY, "file"]).append_column(C.SELECTED, is_selected))
+
+
+def moved_selected(gone: GoneFiles) -> int:
+    """The selected samples of the gone keys that moved (``gone.moved``): what the report no longer calls selected
+    paths that no longer exist once the commit lets the new keys take them over."""
+    if not gone.moved or gone.rows is None:
+        return 0
+    old = pc.is_in(gone.rows.column("file"), value_set=pa.array([o for _, o in gone.moved], pa.string()))
+    return int(pc.sum(pc.and_(old, gone.rows.column(C.SELECTED))).as_py() or 0)
 
 
 def moved_files(gone: GoneFiles, new: pa.Table, known: pa.Table) -> list[tuple[str, str]]:
@@ -165,6 +177,7 @@ def gone_files(found: NewFiles, snapshot: Any) -> GoneFiles:
     gone = find_gone(found.listing, known_module.pool_files(snapshot, query.datasource_uri),
                      extensions=query.extensions, relevant=found.relevant, skipped=found.unlisted)
     gone.moved = moved_files(gone, found.files, known)
+    gone.moved_selected = moved_selected(gone)
     log_gone(gone, query.datasource_uri)
     return gone
 

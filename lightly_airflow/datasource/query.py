@@ -315,6 +315,8 @@ class ListingSkips:
     #: ``[new key, gone key]`` pairs
     gone_moved: int = 0
     gone_moved_examples: list[list[str]] = field(default_factory=list)
+    #: of ``gone_selected``, the samples of gone keys that moved (a commit hands their selection to the new keys)
+    gone_moved_selected: int = 0
     #: files the listing kept (the datasource's samples-to-be, before videos become frames), and of them those this
     #: run did not process: the report's first lines say both. The two splits below add up to them
     #: (:meth:`adds_up`); the list step's ``find_new_files`` counts them, from its one anti-join.
@@ -389,7 +391,8 @@ class ListingSkips:
     def _gone(self) -> dict[str, Any]:
         return {"gone": self.gone, "gone_samples": self.gone_samples, "gone_selected": self.gone_selected,
                 "gone_examples": list(self.gone_examples),
-                **({"gone_moved": self.gone_moved, "gone_moved_examples": [list(p) for p in self.gone_moved_examples]}
+                **({"gone_moved": self.gone_moved, "gone_moved_selected": self.gone_moved_selected,
+                    "gone_moved_examples": [list(p) for p in self.gone_moved_examples]}
                    if self.gone_moved else {})}
 
     @classmethod
@@ -413,6 +416,7 @@ class ListingSkips:
             gone_selected=int(value.get("gone_selected") or 0),
             gone_examples=[str(k) for k in value.get("gone_examples") or []],
             gone_moved=int(value.get("gone_moved") or 0),
+            gone_moved_selected=int(value.get("gone_moved_selected") or 0),
             gone_moved_examples=[[str(k) for k in p] for p in value.get("gone_moved_examples") or []],
             relevant=RelevantApplied.from_dict(value.get("relevant_filenames")),
             **{name: int(value.get(name) or 0) for name in _FILE_COUNTS},

@@ -288,10 +288,18 @@ def _gone_section(listing: ListingSkips, moved: int | None = None) -> list[str]:
         return []
     samples = (f" ({listing.gone_samples:,} samples, video frames included)"
                if listing.gone_samples != listing.gone else "")
-    selected = (f"{listing.gone_selected:,} of their samples {_is(listing.gone_selected)} selected (initial-tag): an "
-                "export of those images hands a labelling tool paths that no longer exist (selected video frames are "
-                "exported as their PNGs, which stay), and datapool export names each one. "
-                if listing.gone_selected else "None of their samples is selected. ")
+    # (a committed run handed the moved selected samples to their new keys: a selected sample was ok, so only a new
+    # file that cannot be read, or a second copy of it, keeps a commit from taking one over; datapool.moves)
+    handed = listing.gone_moved_selected if moved is not None else 0
+    still = listing.gone_selected - handed
+    selected = (f"{still:,} of their samples {_is(still)} selected (initial-tag): an export of those images hands a "
+                "labelling tool paths that no longer exist (selected video frames are exported as their PNGs, which "
+                "stay), and datapool export names each one. " if still else "None of their samples is selected. ")
+    if handed:
+        one = handed == 1
+        selected = (f"{handed:,} selected {'sample' if one else 'samples'} moved with {'its' if one else 'their'} "
+                    f"{'file' if one else 'files'}: the new {'key holds' if one else 'keys hold'} the selection now. "
+                    + selected.replace("None of their", "None of the other"))
     keys = [visible_key(k) for k in listing.gone_examples]
     more = f" and {listing.gone - len(keys):,} more" if listing.gone > len(keys) else ""
     return [
@@ -308,8 +316,9 @@ def _gone_section(listing: ListingSkips, moved: int | None = None) -> list[str]:
             + f": {esc(_took_over(listing.gone_moved, moved))}.</p>"]
           if listing.gone_moved else []),
         "<p><b>What to do:</b> restore the files (undo the cleanup, or a lifecycle rule's expiry, e.g. from the "
-        "bucket's versioning), or leave their samples out of labelling tasks; a datasource that was moved or "
-        "re-organised is a new datasource for the pool (see docs/datapool.md).</p></div>",
+        "bucket's versioning), or leave their samples out of labelling tasks; files moved within the datasource "
+        "(same store, same bytes) take over their samples by themselves, while a datasource moved to another bucket "
+        "or store is a new datasource for the pool (see docs/datapool.md).</p></div>",
     ]
 
 

@@ -40,6 +40,11 @@ def test_moved_files_are_counted_and_said(tmp_path: Path) -> None:
     summary, page = run_with_summary(source, pool, "r2")
     listing = summary.to_dict()["listing"]
     assert (listing["gone"], listing["gone_moved"], summary.moved) == (2, 2, 1)
+    # (a/3.png was selected: its selection moved to c/3.png, so no selected path is gone; the box said "1 of their
+    # samples is selected: an export hands a labelling tool paths that no longer exist")
+    assert (listing["gone_selected"], listing["gone_moved_selected"]) == (1, 1)
+    assert ("1 selected sample moved with its file: the new key holds the selection now. None of the other samples "
+            "is selected.") in page and "paths that no longer exist" not in page
     table = _table(page)
     assert (table["listed in the datasource"], table["new: a key the datapool does not hold"]) == (5, 2)
     assert (table[MOVED], table[TOOK_OVER]) == (2, 1)
