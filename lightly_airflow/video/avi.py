@@ -36,14 +36,14 @@ _CACHE_LOCK = threading.Lock()
 def _top_chunks(source: Any) -> tuple[int, int, int] | None:
     """``(movi, idx1, idx1_size)`` of an AVI: the offset of its ``movi`` fourcc and of its ``idx1`` data; ``None``
     when it is no AVI (RIFF ``AVI ``) or its top-level chunks do not lead to both."""
-    from lightly_airflow.video.index import _read_at
+    from lightly_airflow.video.source import read_at
 
-    head = _read_at(source, 0, 12)
+    head = read_at(source, 0, 12)
     if not head or len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"AVI ":
         return None
     at, movi = 12, None
     for _ in range(MAX_CHUNKS):
-        header = _read_at(source, at, 12)
+        header = read_at(source, at, 12)
         if not header or len(header) < 8:
             return None
         kind, length = struct.unpack("<4sI", header[:8])
@@ -108,20 +108,20 @@ def _version(source: Any) -> tuple[Any, ...] | None:
 
 def _positions(source: Any, stream: int) -> array[int] | None:
     """The data offsets of stream ``stream``'s chunks in ``idx1`` order (their ticks), read from the file."""
-    from lightly_airflow.video.index import _read_at
+    from lightly_airflow.video.source import read_at
 
     found = _top_chunks(source)
     if found is None:
         return None
     movi, idx1, length = found
-    data = _read_at(source, idx1, length // IDX1_ENTRY.size * IDX1_ENTRY.size) or b""
+    data = read_at(source, idx1, length // IDX1_ENTRY.size * IDX1_ENTRY.size) or b""
     prefix = b"%02d" % stream
     entries = [(ckid, offset) for ckid, _flags, offset, _size in IDX1_ENTRY.iter_unpack(data)
                if ckid[:2] == prefix and ckid[2:] != b"pc"]
     if not entries:
         return None
     ckid, offset = entries[0]
-    base = next((b for b in (movi, 0) if _read_at(source, b + offset, 4) == ckid), None)
+    base = next((b for b in (movi, 0) if read_at(source, b + offset, 4) == ckid), None)
     if base is None:
         return None
     return array("q", (base + offset + 8 for _, offset in entries))

@@ -390,15 +390,17 @@ def _cut_transport_stream(source: Any, container: Any, readable: int) -> str | N
     packet starts at the last whole packet's end and none ends at the end of the file (bytes inserted or taken out
     in the middle shift the tail instead: that is no cut); ``None`` otherwise. A transport stream has no duration
     or frame count in a header, so such a cut file was listed as a healthy shorter one."""
+    from lightly_airflow.video.source import read_at
+
     if str(container.format.name) != "mpegts":
         return None
     size = _source_size(source) or 0
-    head = _read_at(source, 0, 5 * 192) if size else None
+    head = read_at(source, 0, 5 * 192) if size else None
     for packet, offset in TS_PACKETS:
         if not head or not all(head[i] == TS_SYNC for i in range(offset, len(head), packet)):
             continue  # (not this packet size)
         part = size % packet
-        tail = _read_at(source, size - packet - part, packet + part) if part and size > 2 * packet else None
+        tail = read_at(source, size - packet - part, packet + part) if part and size > 2 * packet else None
         if not tail or len(tail) != packet + part or tail[part + offset] == TS_SYNC:
             return None
         if part > offset and tail[packet + offset] != TS_SYNC:
@@ -449,11 +451,13 @@ def _unread_program_stream(source: Any, container: Any, out: VideoIndex) -> tupl
     pack or PES packet (damaged up to the end, or zeros where a copy stopped writing); ``None`` otherwise. An MPEG-PS
     announces no frame count or duration (its duration is a bitrate guess), so such a file was listed as a healthy
     shorter video: 3 kB of random bytes 80 % into a 48-frame .mpg lost its last 8 frames silently."""
+    from lightly_airflow.video.source import read_at
+
     if str(container.format.name) != "mpeg" or not out.n_frames:
         return None
     size = _source_size(source) or 0
     start = max(0, size - PS_TAIL)
-    tail = _read_at(source, start, size - start) or b""
+    tail = read_at(source, start, size - start) or b""
     end = _readable_end(tail)
     unread = len(tail) - end
     if not end or unread <= PS_UNREAD:
@@ -462,24 +466,6 @@ def _unread_program_stream(source: Any, container: Any, out: VideoIndex) -> tupl
     return (f"the video is damaged at its end: its last {unread:,} bytes are no MPEG program stream data the "
             f"demuxer could read (about {missing} frames at this video's {(size - unread) // out.n_frames:,} bytes a "
             f"frame; damaged, or a copy that stopped writing). {DAMAGED_FIX}"), missing
-
-
-def _read_at(source: Any, at: int, size: int) -> bytes | None:
-    """``size`` bytes at offset ``at`` of a path or a seekable binary file object (its position kept); ``None``
-    when they cannot be read."""
-    try:
-        if isinstance(source, (str, os.PathLike)):
-            with open(source, "rb") as fh:
-                fh.seek(at)
-                return fh.read(size)
-        position = source.tell()
-        try:
-            source.seek(at)
-            return bytes(source.read(size))
-        finally:
-            source.seek(position)
-    except (OSError, ValueError):
-        return None
 
 
 def _start(container: Any, stream: Any) -> Fraction:

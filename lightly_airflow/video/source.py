@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,24 @@ REMOTE_BLOCK_SIZE = 4 << 20
 #: (measured on the S3 emulator: 21 % over the file size for one index pass), with a few kept blocks each
 #: byte is fetched once (``tests/video/test_s3.py``). At most this many blocks are held in memory.
 REMOTE_MAX_BLOCKS = 4
+
+
+def read_at(source: Any, at: int, size: int) -> bytes | None:
+    """``size`` bytes at offset ``at`` of a path or a seekable binary file object (its position kept); ``None``
+    when they cannot be read."""
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            with open(source, "rb") as fh:
+                fh.seek(at)
+                return fh.read(size)
+        position = source.tell()
+        try:
+            source.seek(at)
+            return bytes(source.read(size))
+        finally:
+            source.seek(position)
+    except (OSError, ValueError):
+        return None
 
 
 class RecordingReader:
