@@ -48,6 +48,7 @@ from lightly_airflow.storage import (
 )
 
 if TYPE_CHECKING:
+    from lightly_airflow.datapool import Snapshot
     from lightly_airflow.selection.engine import StopReason
 
 log = logging.getLogger(__name__)
@@ -898,7 +899,7 @@ def select_and_commit(
     from lightly_airflow import objects as objects_run
     from lightly_airflow.active_learning import QueryOptions
     from lightly_airflow.config import parse_selection_config
-    from lightly_airflow.datapool import Datapool, Snapshot, with_snapshots
+    from lightly_airflow.datapool import Datapool, with_snapshots
     from lightly_airflow.metadata import mark_duplicates
     from lightly_airflow.run_origin import RunOrigin
     from lightly_airflow.selection import select
@@ -1054,6 +1055,8 @@ def select_and_commit(
             log.warning("selection: %s", line)
         del candidates  # (a filtered copy of the embeddings: not held through the layout, commit and report)
         if dry_run or (review is not None and not approving):
+            if dry_run:
+                _note_moves_a_commit_would_make(summary, snap, out, moves)
             summary.report_uri = _report(out, datapool_uri, run_id, summary, config, preselected, datapool_credentials,
                                          dag_id=dag_id)
             if review is not None and review.step == "propose":  # (the staging files stay for the decision)
@@ -1621,6 +1624,24 @@ def _summary_from_record(recorded: Mapping[str, Any]) -> RunSummary:
 #: A finished dry run's summary (or a proposal's discarded in review), in its report folder: what a retry of its
 #: select tasks answers with once the staging files are gone (it commits nothing, so the pool cannot tell).
 DRY_RUN_SUMMARY = "dry-run-summary.json"
+
+
+def _note_moves_a_commit_would_make(summary: RunSummary, snap: Snapshot, rows: pa.Table,
+                                    moves: list[tuple[str, str]]) -> None:
+    """A dry run's note of the moved files whose new keys a commit of it would let take over their former key's
+    sample (``datapool.moves``, planned on the version the run read; nothing is written), and of those refused
+    because the image has objects. ``summary.moved`` stays 0: nothing was taken over."""
+    if not moves:
+        return
+    from lightly_airflow.datapool.moves import OBJECTS_NOT_CARRIED, plan_moves
+
+    refused: dict[str, int] = {}
+    plan = plan_moves(snap, rows, moves, refused)
+    summary.notes.append(f"Dry run: a commit would let {len(plan)} of the {len(moves)} moved or renamed files take over "
+                         "their former key's sample (its selection and tags; datapool.moves); nothing was written")
+    if refused.get(OBJECTS_NOT_CARRIED):
+        summary.notes.append(f"{refused[OBJECTS_NOT_CARRIED]} moved images have object rows, which a move does not "
+                             "carry: their former keys keep their selection and objects (datapool.moves)")
 
 
 def _finish_dry_run(datapool_uri: str, run_id: str, summary: RunSummary, credentials: StorageCredentials | None) -> None:

@@ -18,7 +18,11 @@ History is kept: version N still shows the old key with its tags (time travel), 
 gone key's latest row is an ok sample of the same content (``content_hash``, where both have one) are carried; a
 copy (the old key still listed) is no move and stays a duplicate: the caller passes only pairs of *gone* keys, and
 a pair whose old key is among the run's own rows is refused. Video files are not carried (their frames' keys
-follow the video's name): they stay duplicates.
+follow the video's name): they stay duplicates. Nor is an image with object rows of that content (``parent_key``
+the gone key): its objects (boxes, crop embeddings, ``object_selected``) and crop files are keyed by the image's
+key, and a move that took the image over without them would leave the live key's selection with no objects
+while the gone key's objects stayed live. Such a pair is refused whole (logged, and counted in ``refused`` as
+:data:`OBJECTS_NOT_CARRIED`): the new file stays a duplicate, the gone key keeps its selection and its objects.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ log = logging.getLogger(__name__)
 MOVED_FROM = "moved_from"
 #: ``status_reason`` of a moved key's tombstone starts so (a superseded row: it ends the key's selection).
 MOVED_PREFIX = f"{SUPERSEDED_PREFIX} moved to "
+#: ``refused`` count of moves not made because the gone image has object rows (a move does not carry objects)
+OBJECTS_NOT_CARRIED = "moved_objects_not_carried"
 _EXAMPLES = 5
 
 
@@ -78,10 +84,12 @@ def has_moves(columns: Iterable[str]) -> bool:
     return MOVED_FROM in set(columns)
 
 
-def plan_moves(snap: Snapshot, rows: pa.Table, pairs: Sequence[tuple[str, str]]) -> list[Move]:
+def plan_moves(snap: Snapshot, rows: pa.Table, pairs: Sequence[tuple[str, str]],
+               refused: dict[str, int] | None = None) -> list[Move]:
     """The moves of ``pairs`` (``(new key, gone key)``, :attr:`GoneFiles.moved
     <lightly_airflow.datasource.gone.GoneFiles.moved>`) that the run's ``rows`` (with ``selected``) can carry on
-    ``snap``; the others are logged with why and stay as they are (the new file a duplicate)."""
+    ``snap``; the others are logged with why and stay as they are (the new file a duplicate). ``refused``, when
+    given, gets :data:`OBJECTS_NOT_CARRIED`: the pairs refused because the gone image has objects."""
     if not pairs or snap.table is None or not rows.num_rows:
         return []
     ids = rows.select([c for c in (C.KEY, C.STATUS, C.SELECTED, C.CONTENT_HASH) if c in rows.column_names])
@@ -100,19 +108,21 @@ def plan_moves(snap: Snapshot, rows: pa.Table, pairs: Sequence[tuple[str, str]])
             chosen[old] = new
         else:
             skipped.append(f"{new!r} (was {old!r}): {why}")
-    moves = _carried(snap, chosen, run, skipped)
+    moves = _carried(snap, chosen, run, skipped, {} if refused is None else refused)
     if skipped:
         log.warning("%d moved file(s) not taken over (they stay as the run found them), e.g. %s.", len(skipped),
                     "; ".join(skipped[:_EXAMPLES]))
     return moves
 
 
-def _carried(snap: Snapshot, chosen: dict[str, str], run: dict[str, dict[str, Any]], skipped: list[str]) -> list[Move]:
+def _carried(snap: Snapshot, chosen: dict[str, str], run: dict[str, dict[str, Any]], skipped: list[str],
+             refused: dict[str, int]) -> list[Move]:
     """The moves of ``chosen`` (old key -> new key) whose old key's latest row on ``snap`` is an ok sample of the
-    new file's content."""
+    new file's content without object rows."""
     if not chosen:
         return []
     present = snap.column_names()
+    objects = _objects_of(snap, list(chosen)) if C.PARENT_KEY in present else {}
     wanted = [c for c in (C.KEY, C.ETAG, C.SELECTED, C.TAGS, COMMIT_VERSION, C.STATUS, C.STATUS_REASON,
                           C.CONTENT_HASH, C.PICK_RANK) if c in present]
     old_rows = snap.select(wanted, "", values_in=(C.KEY, list(chosen)))
@@ -126,6 +136,11 @@ def _carried(snap: Snapshot, chosen: dict[str, str], run: dict[str, dict[str, An
         history = by_key.get(old, [])
         latest = history[-1] if history else None
         why = _not_carried(latest, run[new])
+        n_objects = 0 if why is not None or latest is None else objects.get((old, str(latest[C.ETAG])), 0)
+        if n_objects:
+            refused[OBJECTS_NOT_CARRIED] = refused.get(OBJECTS_NOT_CARRIED, 0) + 1
+            why = (f"the image has {n_objects} object row(s), which a move does not carry: the old key keeps its "
+                   "selection and objects")
         if why is not None:
             skipped.append(f"{new!r} (was {old!r}): {why}")
             continue
@@ -143,6 +158,16 @@ def _carried(snap: Snapshot, chosen: dict[str, str], run: dict[str, dict[str, An
     found = latest_per_key(found.filter(pc.is_valid(found.column(C.EMBEDDING))))
     embeddings = {(r[C.KEY], str(r[C.ETAG])): r[C.EMBEDDING] for r in found.to_pylist()}
     return [replace(m, embedding=embeddings.get((m.old_key, m.old_etag))) for m in moves]
+
+
+def _objects_of(snap: Snapshot, keys: list[str]) -> dict[tuple[str, str], int]:
+    """How many objects (distinct object keys) each ``(image key, etag)`` of ``keys`` has on ``snap``."""
+    found = snap.select([C.KEY, C.PARENT_KEY, C.ETAG], "", values_in=(C.PARENT_KEY, keys))
+    pairs = {(r[C.PARENT_KEY], str(r[C.ETAG]), r[C.KEY]) for r in found.to_pylist()}
+    counts: dict[tuple[str, str], int] = {}
+    for parent, etag, _ in pairs:
+        counts[(parent, etag)] = counts.get((parent, etag), 0) + 1
+    return counts
 
 
 def _not_carried(latest: dict[str, Any] | None, new: dict[str, Any]) -> str | None:

@@ -407,7 +407,8 @@ class Datapool:
 
         committed_at = datetime.now(UTC)
         new_version = 1 if current is None else current + 1
-        plan = plan_moves(base, rows, moves or ())  # (on exactly base's rows: they land on them)
+        refused: dict[str, int] = {}  # (moves refused for a reason to count: an image's objects)
+        plan = plan_moves(base, rows, moves or (), refused)  # (on exactly base's rows: they land on them)
         data = prepare_rows(
             with_moves(rows, plan), run_id=run_id, dag_id=dag_id, tag=tag_name, embedding_model=embedding_model,
             embedding_dim=int(embedding_dim), commit_version=new_version, committed_at=committed_at,
@@ -426,7 +427,7 @@ class Datapool:
         n_selected = int(pc.sum(data.column(C.SELECTED)).as_py() or 0) - sum(m.selected for m in plan)
         meta = {
             "run_id": run_id, "dag_id": dag_id, "tag": tag_name, "config": redact(_jsonable(config or {})),
-            "counts": _jsonable({**(counts or {}), **({"moved": len(plan)} if plan else {})}),
+            "counts": _jsonable({**(counts or {}), **({"moved": len(plan)} if plan else {}), **refused}),
             "rows": data.num_rows, "selected": n_selected,
             "embedding_model": embedding_model, "embedding_dim": int(embedding_dim),
             "version": new_version,  # max_commit_retries=0: it lands exactly here or not at all
