@@ -110,6 +110,21 @@ def parse_frame_name(key: str) -> tuple[str, int] | None:
     return (f"{head}/{video}" if head else video), int(match["index"])
 
 
+#: The image formats a Lightly Worker writes video frames in (``worker_config.output_image_format``: png, the
+#: default, or jpg), so the ones a frame's ``file_name`` may end with; the frames here are PNG.
+FRAME_IMAGE_FORMATS = ("png", "jpg", "jpeg")
+
+
+def same_frame(file_name: str, key: str) -> bool:
+    """``file_name`` names the video frame ``key`` in another of Lightly's frame formats (``clip-099-mp4.jpg`` for
+    ``clip-099-mp4.png``: predictions or metadata made on a Lightly Worker run's frames with
+    ``output_image_format: jpg``). The JSON file's own name, which is what finds it, has no extension: it is this
+    frame's."""
+    ext = file_name.rpartition(".")[2].lower()
+    return (ext in FRAME_IMAGE_FORMATS and key_stem(file_name) == key_stem(key)
+            and parse_frame_name(key) is not None)
+
+
 def near_miss_stems(key: str) -> list[tuple[str, str, str]]:
     """Names a user's tool may have given the ``.lightly/`` file of ``key`` instead of Lightly's
     (:func:`key_stem`), most specific first: ``(stem without .json, kind, why it is not found)``; the kind is

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from lightly_airflow import columns as C
-from lightly_airflow.lightly_dir import METADATA_SCHEMA_FILE, check_relative_file_name
+from lightly_airflow.lightly_dir import METADATA_SCHEMA_FILE, check_relative_file_name, parse_frame_name, same_frame
 
 VALUE_TYPES: dict[str, pa.DataType] = {
     "NUMERIC_INT": pa.int64(),
@@ -202,53 +202,75 @@ def parse_metadata_schema(obj: Any) -> tuple[list[MetadataField], list[tuple[str
     """
     problems: list[tuple[str, str]] = []
     if not isinstance(obj, list):
-        return [], [("", f"must be a JSON list of fields, found {type(obj).__name__}")]
+        return [], [("", f"must be a JSON list of fields, found {type(obj).__name__}. Fix: write "
+                     f'[{_ENTRY_EXAMPLE}, ...]')]
     fields: list[MetadataField] = []
     seen: set[str] = set()
     for i, entry in enumerate(obj):
         where = f"[{i}]"
         if not isinstance(entry, dict):
-            problems.append((where, f"must be an object with name, path and valueDataType, found {type(entry).__name__}"))
+            problems.append((where, f"must be an object with name, path and valueDataType, found {type(entry).__name__}. "
+                             f"Fix: write it as {_ENTRY_EXAMPLE}"))
             continue
         entry = _entry_keys(entry, where, problems)
         name, path = entry.get("name"), entry.get("path")
         value_type = canonical_value_type(entry.get("valueDataType"))
         if not isinstance(name, str) or not name:
-            problems.append((f"{where}.name", "must be a non-empty string"))
+            problems.append((f"{where}.name", 'must be a non-empty string. Fix: give the field a display name, e.g. '
+                             f'"name": {json.dumps(path if isinstance(path, str) and path else "Weather")}'))
             continue
         if not isinstance(path, str):
-            problems.append((f"{where}.path", "must be a non-empty string"))  # same reason as parse_dot_path
+            problems.append((f"{where}.path", f"must be a non-empty string. Fix: {_PATH_FIX}"))  # as parse_dot_path's
             continue
         try:
             steps = parse_dot_path(path)
         except ValueError as exc:
-            problems.append((f"{where}.path", str(exc)))
+            problems.append((f"{where}.path", f"{exc}. Fix: {_PATH_FIX}"))
             continue
         if steps[0] == RESERVED_TOP_LEVEL:
-            problems.append((f"{where}.path", f"the top-level key {RESERVED_TOP_LEVEL!r} is reserved for computed metadata"))
+            problems.append((f"{where}.path", f"the top-level key {RESERVED_TOP_LEVEL!r} is reserved for computed "
+                             f"metadata. Fix: give the field a path under another key, e.g. 'custom.{path}', in "
+                             "schema.json and in the metadata files"))
             continue
-        if value_type is None:
-            problems.append((f"{where}.valueDataType", f"is missing; give one of {sorted(VALUE_TYPES)}"))
-            continue
-        if value_type not in VALUE_TYPES:
-            close = difflib.get_close_matches(str(value_type), [*VALUE_TYPES, *VALUE_TYPE_ALIASES], n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            problems.append((f"{where}.valueDataType", f"{value_type!r} is not one of {sorted(VALUE_TYPES)} "
-                             f"(or their aliases {sorted(VALUE_TYPE_ALIASES)}){hint}"))
+        if value_type is None or value_type not in VALUE_TYPES:
+            problems.append((f"{where}.valueDataType", _value_type_problem(value_type)))
             continue
         if path in seen:
-            problems.append((f"{where}.path", f"{path!r} is listed twice; the first entry is used"))
+            problems.append((f"{where}.path", f"{path!r} is listed twice; the first entry is used. Fix: remove this "
+                             "entry, or give it another path"))
             continue
         default = entry.get("defaultValue")
         if default is not None:
             try:
                 default = coerce(default, value_type)
             except MetadataValueError as exc:
-                problems.append((f"{where}.defaultValue", f"{exc}; no default is used"))
+                problems.append((f"{where}.defaultValue", f"{exc}; no default is used. Fix: write a defaultValue "
+                                 f"of {_EXPECTED[value_type]}, or remove the defaultValue"))
                 default = None
         seen.add(path)
         fields.append(MetadataField(name=name, path=path, value_type=value_type, default=default, steps=steps))
     return fields, problems
+
+
+_ENTRY_EXAMPLE = '{"name": "Temperature", "path": "weather.temperature", "valueDataType": "NUMERIC_FLOAT"}'
+_PATH_FIX = "write the path as a dot path into the files' \"metadata\", like 'weather.temperature' or 'objects[0].label'"
+#: What a value of each type is, as a fix names it.
+_EXPECTED = {
+    "NUMERIC_INT": "an integer (like 3)", "CATEGORICAL_INT": "an integer (like 3)",
+    "CATEGORICAL_TIMESTAMP": "an integer (like 1700000000)", "NUMERIC_FLOAT": "a number (like 21.5)",
+    "CATEGORICAL_BOOLEAN": "true or false", "CATEGORICAL_DATETIME": 'an ISO 8601 string (like "2024-05-01T12:00:00Z")',
+    "CATEGORICAL_STRING": 'a string (like "sunny")', "OTHER_STRING": 'a string (like "sunny")',
+}
+
+
+def _value_type_problem(value_type: Any) -> str:
+    """The reason of a missing or unknown ``valueDataType``, with the closest known name as its fix."""
+    if value_type is None:
+        return f"is missing. Fix: add \"valueDataType\": one of {sorted(VALUE_TYPES)}"
+    close = difflib.get_close_matches(str(value_type), [*VALUE_TYPES, *VALUE_TYPE_ALIASES], n=1, cutoff=0.6)
+    fix = f"write {close[0]!r}" if close else f"write one of {sorted(VALUE_TYPES)}"
+    return (f"{repr(value_type)[:80]} is not one of {sorted(VALUE_TYPES)} (or their aliases "
+            f"{sorted(VALUE_TYPE_ALIASES)}). Fix: {fix}")  # (the value cut, never the fix)
 
 
 #: The keys of a schema entry (Lightly's ``ConfigurationEntry``), with the snake_case spellings its model also
@@ -265,15 +287,16 @@ def _entry_keys(entry: dict[Any, Any], where: str, problems: list[tuple[str, str
         if snake in out:
             value = out.pop(snake)
             if camel in out:
-                problems.append((f"{where}.{snake}", f"given twice, as {camel!r} and {snake!r}: keep one "
-                                 f"({camel!r} is used)"))
+                problems.append((f"{where}.{snake}", f"given twice, as {camel!r} and {snake!r} ({camel!r} is used). "
+                                 f"Fix: remove {snake!r}"))
             else:
                 out[camel] = value
     for key in out:
         if key not in ENTRY_KEYS:
             close = difflib.get_close_matches(str(key), ENTRY_KEYS, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            problems.append((f"{where}.{key}"[:200], f"unknown key, ignored (an entry has {list(ENTRY_KEYS)}){hint}"))
+            fix = f"rename it to {close[0]!r}" if close else "remove it"
+            problems.append((f"{where}.{key}"[:200], f"unknown key, ignored (an entry has {list(ENTRY_KEYS)}). "
+                             f"Fix: {fix}"))
     return out
 
 
@@ -296,8 +319,8 @@ def _path_text(steps: tuple[str | int, ...]) -> str:
 
 
 def _not_found(metadata: dict[str, Any], steps: tuple[str | int, ...]) -> str | None:
-    """Why a field's value is absent from a file that holds it in another shape, else ``None`` (a plain missing
-    key or list element is Lightly's default case: no problem).
+    """Why a field's value is absent from a file that holds it in another shape, ending with the fix, else ``None``
+    (a plain missing key or list element is Lightly's default case: no problem).
 
     Two shapes would otherwise give the default silently: a flat key spelled like the dot path
     (``{"weather.temperature": 21}``, what ``pandas.json_normalize`` and many exporters write; a path's dots are
@@ -308,17 +331,18 @@ def _not_found(metadata: dict[str, Any], steps: tuple[str | int, ...]) -> str | 
         if obj is None:  # (a null on the way: missing, as a null value)
             return None
         if not isinstance(obj, list if isinstance(step, int) else dict):
-            hint = ""
+            hint, fix = "", f"write the value as {_nested(steps)}, or change the path in schema.json"
             if isinstance(obj, list) and isinstance(step, str) and step.isdigit():
-                hint = f" (an index is written in brackets: {_path_text((*steps[:i], int(step), *steps[i + 1:]))})"
+                bracketed = _path_text((*steps[:i], int(step), *steps[i + 1:]))
+                hint, fix = f" (an index is written in brackets: {bracketed})", f"write the path as {bracketed} in schema.json"
             return (f"metadata.{_path_text(steps[:i])} is {_json_type(obj)}, but the path {_path_text(steps)} needs "
-                    f"{'a list' if isinstance(step, int) else 'an object'} there{hint}")
+                    f"{'a list' if isinstance(step, int) else 'an object'} there{hint}; the default is used. Fix: {fix}")
         parent, obj = obj, extract(obj, (step,))
         if obj is _MISSING:  # (a key or list element not there: a dotted key spelled like the rest of the path?)
             rest = _path_text(steps[i:])
             if "." in rest and isinstance(parent, dict) and rest in parent:
-                return (f"found the key {rest!r} (a dot in its name), but a path's dots are nesting: write the value "
-                        f"as {_nested(steps[i:])}")
+                return (f"found the key {rest!r} (a dot in its name), but a path's dots are nesting; the default is "
+                        f"used. Fix: write the value as {_nested(steps[i:])}")
             return None
     return None
 
@@ -334,17 +358,32 @@ def _nested(steps: tuple[str | int, ...]) -> str:
 def _mismatch_fix(value: Any, value_type: str) -> str:
     """The fix of a number or boolean in quotes (``"12.5"``, ``"true"``: an exporter that writes every value as
     text, the commonest mismatch) that its field's type takes unquoted, or of a number where text is expected
-    (an id, ``17``, of a ``CATEGORICAL_STRING``), else ``""``."""
+    (an id, ``17``, of a ``CATEGORICAL_STRING``), else the type's value or another ``valueDataType``."""
     if isinstance(value, int) and not isinstance(value, bool) and value_type in ("CATEGORICAL_STRING", "OTHER_STRING"):
         return f'. Fix: write "{value}" in quotes, or make the field CATEGORICAL_INT'
+    general = f". Fix: write {_EXPECTED.get(value_type, 'a value of its type')}, or change the field's valueDataType"
     if not isinstance(value, str):
-        return ""
+        return general
     text = value.strip()
     try:
         coerce(json.loads(text), value_type)
     except (ValueError, RecursionError):  # (json.JSONDecodeError and MetadataValueError are ValueErrors)
-        return ""
+        return general
     return f". Fix: write {text} without quotes"
+
+
+def _check_file_name(file_name: Any, key: str, own: str, accepted_names: tuple[str, ...],
+                     problems: list[tuple[str, str]]) -> None:
+    """``file_name`` (optional) must name the file's sample: one of ``accepted_names``, or the video frame ``key``
+    in another of Lightly's frame formats (:func:`~lightly_airflow.lightly_dir.same_frame`)."""
+    if file_name is None:
+        return
+    fix = f". Fix: write \"file_name\": {json.dumps(own)}"
+    problem = check_relative_file_name(file_name)
+    if problem:
+        problems.append(("file_name", f"{file_name!r} {problem}"[:250] + fix))
+    elif accepted_names and file_name not in accepted_names and not same_frame(file_name, key):
+        problems.append(("file_name", f"{file_name!r} does not match the file {own!r}"[:250] + fix))
 
 
 def values_from_file(
@@ -360,37 +399,37 @@ def values_from_file(
     """
     problems: list[tuple[str, str]] = []
     defaults = [f.default for f in fields]
+    own = accepted_names[0] if accepted_names else key  # (the file's own sample: the video, for a video's file)
+    file_type = "image" if parse_frame_name(key) is None else ("video" if own != key else "frame")
+    example = f'{{"file_name": {json.dumps(own)}, "type": "{file_type}", "metadata": {{...}}}}'
     if not isinstance(obj, dict):
-        return defaults, [("", f"must be a JSON object with file_name and metadata, found {_json_type(obj)}")]
-    file_name = obj.get("file_name")
-    if file_name is not None:
-        problem = check_relative_file_name(file_name)
-        if problem:
-            problems.append(("file_name", f"{file_name!r} {problem}"[:300]))
-        elif accepted_names and file_name not in accepted_names:
-            problems.append(("file_name", f"{file_name!r} does not match the file {accepted_names[0]!r}"[:300]))
-    file_type = obj.get("type")
-    if file_type is not None and file_type not in FILE_TYPES:
-        problems.append(("type", f"{file_type!r} is not one of {list(FILE_TYPES)}"[:300]))
+        return defaults, [("", f"must be a JSON object with file_name and metadata, found {_json_type(obj)}. "
+                           f"Fix: write {example}")]
+    _check_file_name(obj.get("file_name"), key, own, accepted_names, problems)
+    if obj.get("type") is not None and obj["type"] not in FILE_TYPES:
+        problems.append(("type", f"{repr(obj['type'])[:80]} is not one of {list(FILE_TYPES)}. Fix: write "
+                         f'"type": "{file_type}"'))
     metadata = obj.get("metadata")
     if not isinstance(metadata, dict):
         if "metadata" not in obj:
             top = sorted({str(f.steps[0]) for f in fields} & set(obj))
             hint = f" (found {top[:5]} at the top level)" if top else ""
-            problems.append(("metadata", f"is missing{hint}: Lightly's format puts the values under \"metadata\": "
-                             "{\"file_name\": ..., \"type\": \"image\", \"metadata\": {...}}"))
+            problems.append(("metadata", f"is missing{hint}. Fix: put the values under \"metadata\", as in "
+                             f"Lightly's format: {example}"))
         else:
-            problems.append(("metadata", f"must be a JSON object, found {_json_type(metadata)}"))
+            problems.append(("metadata", f"must be a JSON object, found {_json_type(metadata)}. Fix: write "
+                             f"{example}"))
         return defaults, problems
     if RESERVED_TOP_LEVEL in metadata:
-        problems.append((f"metadata.{RESERVED_TOP_LEVEL}", "the top-level key 'lightly' is reserved and was ignored"))
+        problems.append((f"metadata.{RESERVED_TOP_LEVEL}", "the top-level key 'lightly' is reserved and was ignored. "
+                         "Fix: move its values under another key (and their paths in schema.json)"))
     values: list[Any] = []
     for f in fields:
         raw = extract(metadata, f.steps)
         if raw is _MISSING or raw is None:
             why = _not_found(metadata, f.steps) if raw is _MISSING else None
             if why is not None:
-                problems.append((f"metadata.{f.path}", f"{why}; the default is used"))
+                problems.append((f"metadata.{f.path}", why))
             values.append(f.default)
             continue
         try:

@@ -153,7 +153,9 @@ def _custom_values(
             out.append(list(defaults))
             continue
         if isinstance(data, Exception):
-            problems.add(k, "file", f"cannot read .lightly/{rel}: {data}", f".lightly/{rel}")
+            why = data.reason if isinstance(data, LightlyFileError) else (  # (its own fix: one fix per message)
+                f"{data}. Fix: make the file readable with the run's credentials (or remove it), and run again")
+            problems.add(k, "file", f"cannot read .lightly/{rel}: {why}", f".lightly/{rel}")
             out.append(list(defaults))
             continue
         try:
@@ -203,7 +205,7 @@ def _report_past_end(folder: LightlyDir, manifest: pa.Table, manifest_uri: str, 
     for rel, video, count in found:  # (keyed by the file: no sample has that name)
         problems.add(f".lightly/{rel}", "file", (
             f"metadata file .lightly/{rel} is for frame {count}, but video {video!r} has {count} frames (0 to "
-            f"{count - 1}, as PyAV decodes them): no sample has that frame and the file is not read. If your tool "
+            f"{count - 1}, as PyAV decodes them): no sample has that frame and the file is not read. Fix: if your tool "
             "numbered frames from 1, rename every metadata file of this video to its frame number minus one (each "
             "frame now takes its neighbour's values); if it counted more frames, write them for Lightly's frames "
             f"(frame_index 0 to {count - 1}) and remove the files past the end"), f".lightly/{rel}")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lightly_airflow.lightly_dir import check_relative_file_name, key_stem, parse_frame_name
+from lightly_airflow.lightly_dir import check_relative_file_name, same_frame
 from lightly_airflow.predictions.schema import TaskSchema, is_int
 
 PROBABILITY_SUM_TOLERANCE = 1e-2
@@ -236,24 +236,10 @@ def _default_probabilities(index: int, score: float, schema: TaskSchema) -> np.n
     return p
 
 
-#: The image formats a Lightly Worker writes video frames in (``worker_config.output_image_format``: png, the
-#: default, or jpg), so the ones a frame's ``file_name`` may end with; the frames here are PNG.
-FRAME_IMAGE_FORMATS = ("png", "jpg", "jpeg")
-
-
-def _same_frame(file_name: str, key: str) -> bool:
-    """``file_name`` names the video frame ``key`` in another of Lightly's frame formats (``clip-099-mp4.jpg`` for
-    ``clip-099-mp4.png``: predictions made on a Lightly Worker run's frames with ``output_image_format: jpg``).
-    The prediction file's own name, which is what finds it, has no extension: it is this frame's."""
-    ext = file_name.rpartition(".")[2].lower()
-    return (ext in FRAME_IMAGE_FORMATS and key_stem(file_name) == key_stem(key)
-            and parse_frame_name(key) is not None)
-
-
 def _check_file_name(file_name: Any, key: str, problems: list[tuple[str, str]]) -> None:
     """``file_name`` (optional) must be the image's key, relative to the datasource root (a video frame's in
-    any of Lightly's frame formats: :func:`_same_frame`)."""
-    if file_name is None or file_name == key or (isinstance(file_name, str) and _same_frame(file_name, key)):
+    any of Lightly's frame formats: :func:`~lightly_airflow.lightly_dir.same_frame`)."""
+    if file_name is None or file_name == key or (isinstance(file_name, str) and same_frame(file_name, key)):
         return
     fix = f". Fix: write \"file_name\": {json.dumps(key)}"
     problem = check_relative_file_name(file_name)

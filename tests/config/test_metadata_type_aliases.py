@@ -32,7 +32,7 @@ def test_both_spellings_are_one_type() -> None:
 def test_a_misspelt_type_is_reported_with_the_closest_name() -> None:
     fields, problems = parse_metadata_schema([{"name": "S", "path": "s", "valueDataType": "NUMERICAL_FLOT"}])
     assert fields == [] and problems[0][0] == "[0].valueDataType"
-    assert "did you mean 'NUMERICAL_FLOAT'?" in problems[0][1]
+    assert problems[0][1].endswith(". Fix: write 'NUMERICAL_FLOAT'")
 
 
 def _lightly(root: Path) -> str:

@@ -205,9 +205,9 @@ def test_schema_entry_spellings_of_lightlys_model_and_unknown_keys():
         ("weather.temperature", "NUMERIC_FLOAT", 0.5), ("vehicle_id", "CATEGORICAL_INT", None),
         ("scene", "CATEGORICAL_STRING", "a")]
     assert problems[0] == ("[1].defaultvalue", "unknown key, ignored (an entry has ['name', 'path', 'defaultValue', "
-                                               "'valueDataType']); did you mean 'defaultValue'?")
+                                               "'valueDataType']). Fix: rename it to 'defaultValue'")
     assert problems[1][0] == "[2].default_value" and "given twice" in problems[1][1]
-    assert problems[2] == ("[3].valueDataType", "is missing; give one of " + str(sorted(
+    assert problems[2] == ("[3].valueDataType", 'is missing. Fix: add "valueDataType": one of ' + str(sorted(
         ["CATEGORICAL_BOOLEAN", "CATEGORICAL_DATETIME", "CATEGORICAL_INT", "CATEGORICAL_STRING",
          "CATEGORICAL_TIMESTAMP", "NUMERIC_FLOAT", "NUMERIC_INT", "OTHER_STRING"])))
     assert len(problems) == 3
@@ -221,11 +221,12 @@ def test_values_written_without_the_metadata_wrapper_are_named_as_such():
     flat = {"file_name": "a.png", "type": "image", "scene": "highway", "weather": {"description": "rainy"}}
     values, problems = values_from_file(flat, fields, "a.png", accepted_names=("a.png",))
     assert values == [f.default for f in fields]
-    assert problems == [("metadata", "is missing (found ['scene', 'weather'] at the top level): Lightly's format "
-                                     'puts the values under "metadata": {"file_name": ..., "type": "image", '
+    assert problems == [("metadata", "is missing (found ['scene', 'weather'] at the top level). Fix: put the values "
+                                     'under "metadata", as in Lightly\'s format: {"file_name": "a.png", "type": "image", '
                                      '"metadata": {...}}')]
     _, problems = values_from_file({"file_name": "a.png", "metadata": [1]}, fields, "a.png")
-    assert problems == [("metadata", "must be a JSON object, found a list")]
+    assert problems == [("metadata", 'must be a JSON object, found a list. Fix: write {"file_name": "a.png", '
+                                     '"type": "image", "metadata": {...}}')]
 
 
 def test_metadata_files_under_another_name_are_named_with_the_fix(tmp_path):
@@ -329,6 +330,7 @@ def test_a_metadata_file_past_a_videos_last_frame_is_reported(tmp_path, caplog):
     import logging
 
     from lightly_airflow.datasource.manifest import write_manifests
+    from lightly_airflow.report.problems import split_fix
     from lightly_airflow.video.listing import expand_videos
     from lightly_airflow.video.synthetic import scene, scene_frames, write_video
 
@@ -365,5 +367,6 @@ def test_a_metadata_file_past_a_videos_last_frame_is_reported(tmp_path, caplog):
         "metadata file .lightly/metadata/cams/clip-12-mp4.json is for frame 12, but video 'cams/clip.mp4' has 12 "
         "frames (0 to 11, as PyAV decodes them)")
     assert "rename every metadata file of this video to its frame number minus one" in row["reason"]
+    assert split_fix("metadata", row["reason"])[1].startswith("if your tool numbered frames from 1, rename")
     said = [r.getMessage() for r in caplog.records if "past their end" in r.getMessage()]
     assert len(said) == 1 and "clip-12-mp4.json for frame 12 of 'cams/clip.mp4', which has 12 frames" in said[0]

@@ -61,10 +61,11 @@ def test_values_under_a_dotted_key_or_another_type_on_the_path_are_named_with_th
     assert sorted(errors) == [("a.png", "metadata.weather.temperature"), ("b.png", "metadata.objects[0].label"),
                               ("b.png", "metadata.weather.temperature")]
     assert errors[("a.png", "metadata.weather.temperature")] == (
-        "found the key 'weather.temperature' (a dot in its name), but a path's dots are nesting: write the value as "
-        '{"weather": {"temperature": ...}}; the default is used')
+        "found the key 'weather.temperature' (a dot in its name), but a path's dots are nesting; the default is used. "
+        'Fix: write the value as {"weather": {"temperature": ...}}')
     assert errors[("b.png", "metadata.weather.temperature")] == (
-        "metadata.weather is a string, but the path weather.temperature needs an object there; the default is used")
+        "metadata.weather is a string, but the path weather.temperature needs an object there; the default is used. "
+        'Fix: write the value as {"weather": {"temperature": ...}}, or change the path in schema.json')
     assert "metadata.objects is an object, but the path objects[0].label needs a list" in errors[
         ("b.png", "metadata.objects[0].label")]
 
@@ -74,7 +75,8 @@ def test_a_list_index_written_as_a_dot_segment_is_named_with_the_bracket_form():
     values, problems = values_from_file({"metadata": {"objects": [{"label": "car"}]}}, fields, "a.png")
     assert values == [None]
     assert problems == [("metadata.objects.0.label", "metadata.objects is a list, but the path objects.0.label needs an "
-                         "object there (an index is written in brackets: objects[0].label); the default is used")]
+                         "object there (an index is written in brackets: objects[0].label); the default is used. "
+                         "Fix: write the path as objects[0].label in schema.json")]
 
 
 def test_a_number_or_boolean_in_quotes_is_named_with_the_fix_only_where_it_fits_unquoted():
@@ -90,5 +92,10 @@ def test_a_number_or_boolean_in_quotes_is_named_with_the_fix_only_where_it_fits_
     assert values == [None] * 8
     fixes = {field: reason.partition(". Fix: ")[2] for field, reason in problems}
     assert fixes == {"metadata.f": "write 12.5 without quotes", "metadata.i": "write 7 without quotes",
-                     "metadata.b": "write true without quotes", "metadata.i2": "", "metadata.d": "", "metadata.b2": "",
-                     "metadata.s": 'write "17" in quotes, or make the field CATEGORICAL_INT', "metadata.s2": ""}
+                     "metadata.b": "write true without quotes",
+                     "metadata.i2": "write an integer (like 3), or change the field's valueDataType",
+                     "metadata.d": 'write an ISO 8601 string (like "2024-05-01T12:00:00Z"), or change the field\'s '
+                                   "valueDataType",
+                     "metadata.b2": "write true or false, or change the field's valueDataType",
+                     "metadata.s": 'write "17" in quotes, or make the field CATEGORICAL_INT',
+                     "metadata.s2": "write a string (like \"sunny\"), or change the field's valueDataType"}
