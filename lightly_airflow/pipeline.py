@@ -89,6 +89,9 @@ class ListResult:
     #: changed under the key policy, Live Photo clips, archived, expiring): :meth:`ListingSkips.file_counts
     #: <lightly_airflow.datasource.ListingSkips.file_counts>`, as in the run summary's ``listing``
     files: dict[str, int] = field(default_factory=dict)
+    #: the relevant-filenames file the listing applied (:class:`~lightly_airflow.datasource.query.RelevantApplied`
+    #: as a dict: its names that match no file are no skipped file, ``run_metrics.skipped_files``); empty: none
+    relevant_filenames: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -590,7 +593,8 @@ def list_new(
     return ListResult(
         manifests=manifests, seen=found.listing.num_rows, new=files.num_rows, known=found.known_count,
         process_all=query.process_all, reusable=reusable, reuse_uri=reuse_uri, new_files=new_files_count,
-        files=skips.file_counts(), **skips.counts(),
+        files=skips.file_counts(), relevant_filenames=skips.relevant.to_dict() if skips.relevant else {},
+        **skips.counts(),
     )
 
 

@@ -19,7 +19,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lightly_airflow.datasource.query import ListingSkips
 
 PREFIX = "lightly"
 
@@ -28,7 +31,8 @@ METRICS: dict[str, str] = {
     f"{PREFIX}.list.seen": "image and video files the list task listed in the datasource",
     f"{PREFIX}.list.new_files": "new files (a video counts once), 0 when the run had nothing new",
     f"{PREFIX}.list.new_samples": "new samples (a video adds each frame)",
-    f"{PREFIX}.list.skipped": "entries the listing could not list (unreadable, vanished, symlinks leaving it, …)",
+    f"{PREFIX}.list.skipped": "files on disk the listing could not or would not list (unreadable, vanished, "
+                              "symlinks leaving it, …; not the archived and expiring files: listed, not processed)",
     f"{PREFIX}.list.unsupported": "files of an extension not listed",
     f"{PREFIX}.list.gone": "files the datapool holds that the datasource no longer has",
     f"{PREFIX}.run.candidates": "samples the selection chose from",
@@ -114,10 +118,34 @@ def _check(values: dict[str, float]) -> dict[str, float]:
 
 
 def list_metrics(counts: Mapping[str, Any]) -> dict[str, float]:
-    """The list task's gauges from its counts (:class:`~lightly_airflow.pipeline.ListResult` as a dict)."""
-    return _check({f"{PREFIX}.list.{name}": float(counts.get(key, 0) or 0) for name, key in (
-        ("seen", "seen"), ("new_files", "new_files"), ("new_samples", "new"), ("skipped", "skipped"),
-        ("unsupported", "unsupported"), ("gone", "gone"))})
+    """The list task's gauges from its counts (:class:`~lightly_airflow.pipeline.ListResult` as a dict); ``skipped``
+    is :func:`skipped_files` of its counts (``files``: the archived and expiring files; ``relevant_filenames``, where
+    the counts carry it: the names that match no file)."""
+    from lightly_airflow.datasource.query import ListingSkips, RelevantApplied
+
+    files = counts.get("files") or {}
+    skips = ListingSkips(skipped_count=int(counts.get("skipped") or 0), archived=int(files.get("archived") or 0),
+                         expiring=int(files.get("expiring") or 0),
+                         relevant=RelevantApplied.from_dict(counts.get("relevant_filenames")))
+    out = {f"{PREFIX}.list.{name}": float(counts.get(key, 0) or 0) for name, key in (
+        ("seen", "seen"), ("new_files", "new_files"), ("new_samples", "new"), ("unsupported", "unsupported"),
+        ("gone", "gone"))}
+    return _check({**out, f"{PREFIX}.list.skipped": float(skipped_files(skips))})
+
+
+def unmatched_names(skips: ListingSkips) -> int:
+    """Names of the relevant-filenames file that match no listed file: the listing puts them among its skipped
+    entries (each in the problems file, with its reason), but they are no file on disk."""
+    return max(0, skips.relevant.names - skips.relevant.names_matched) if skips.relevant else 0
+
+
+def skipped_files(skips: ListingSkips) -> int:
+    """Files on disk the listing could not or would not list (unreadable, vanished, links leaving the datasource,
+    …): the report's "files on disk skipped in listing" card, the skipped part of its "Not listed from the
+    datasource" section and the ``list.skipped`` gauge. The listing's skipped entries also hold the archived and expiring files (listed, not
+    processed: the counts table's) and the names of the relevant-filenames file that match no file (no file on
+    disk: counted apart); the card and the gauge counted them too, so one file read in two numbers."""
+    return max(0, skips.skipped_count - skips.archived - skips.expiring - unmatched_names(skips))
 
 
 def run_metrics(summary: Mapping[str, Any]) -> dict[str, float]:

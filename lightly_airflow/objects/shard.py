@@ -84,8 +84,16 @@ DROP_COUNTS = ("boxes_outside_image", "video_frames_failed", "images_with_normal
 
 
 def _problem(exc: BaseException) -> str:
-    """Why an image or frame gives no objects: the error's type and first line."""
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+    """Why an image, frame or prediction file gives no objects: the error's own first line, shown after the file's
+    path (a ``.lightly/`` file's error without its path and class name: the list read ``….json: LightlyFileError:
+    .lightly/….json: invalid JSON …``); the class name only for an error without text."""
+    from lightly_airflow.lightly_dir import LightlyFileError
+
+    if isinstance(exc, LightlyFileError):
+        text = f"{exc.field}: {exc.reason}" if exc.field else exc.reason
+    else:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]
 
 
 def auto_boxes_per_image(spec: ObjectsSpec) -> int:

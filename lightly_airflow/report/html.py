@@ -20,6 +20,7 @@ from typing import Any
 from lightly_airflow.datasource.query import ListingSkips, RelevantApplied
 from lightly_airflow.report.data import Counts
 from lightly_airflow.report.problems import Problems
+from lightly_airflow.run_metrics import skipped_files, unmatched_names
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1100px;
@@ -103,8 +104,8 @@ def _listing_section(listing: ListingSkips) -> list[str]:
     if not skipped and not unsupported and not os_files and not clips:
         return out
     # (archived and expiring files are skipped entries, yet listed: counted with the files not processed, not here)
-    listed, unmatched = listing.archived + listing.expiring, _unmatched_names(listing)
-    on_disk = skipped - listed - unmatched + unsupported + os_files + clips
+    listed, unmatched = listing.archived + listing.expiring, unmatched_names(listing)
+    on_disk = skipped_files(listing) + unsupported + os_files + clips
     out.append(f"<h2>Not listed from the datasource ({esc(f'{on_disk:,}')})</h2>")
     if skipped:
         also = [f"{_files(listed, 'archived or expiring file')} {_is(listed)} listed: counted above with the files "
@@ -157,12 +158,6 @@ def _clips_paragraph(skips: ListingSkips) -> str:
 
     pairs = [(visible_key(c), visible_key(p)) for c, p in skips.live_photo_clips_examples]
     return f'<p class="note clips">{esc(clips_note(skips.live_photo_clips, pairs))}.</p>'
-
-
-def _unmatched_names(skips: ListingSkips) -> int:
-    """Names of the relevant-filenames file that match no listed file: the listing puts them among its skipped
-    entries (each in the problems file, with its reason), but they are no file on disk."""
-    return max(0, skips.relevant.names - skips.relevant.names_matched) if skips.relevant else 0
 
 
 def _listed_line(skips: ListingSkips, samples: int) -> str:
@@ -331,9 +326,9 @@ def _took_over(found: int, moved: int | None) -> str:
     if moved >= found:
         return f"{'it' if found == 1 else 'each one'} took over its former key's sample {what}"
     left = found - moved
-    return (f"{moved:,} took over {'its' if moved == 1 else 'their'} former key's sample {what}; {left:,} did not: "
-            f"{'its' if left == 1 else 'their'} former key's sample was not ok (corrupt, duplicate or missing), so "
-            f"{'it is a new sample' if left == 1 else 'they are new samples'}")
+    return (f"{moved:,} took over {'its' if moved == 1 else 'their'} former key's sample {what}; {left:,} did not "
+            "(the select task's log names each with why: a former sample that was not ok, an image with objects, "
+            "another new file of the same content, a new file that cannot be read)")
 
 
 def _video_streams_section(listing: ListingSkips) -> list[str]:
@@ -448,8 +443,8 @@ def render(
         ("selected", c.selected, "sel"), ("selected before", c.preselected, ""),
     ]
     skips = ListingSkips.from_summary(listing)
-    if skips.skipped_count:
-        cards.insert(5, ("skipped in listing", skips.skipped_count, "bad"))
+    if skipped_files(skips):  # (as the list.skipped gauge: not archived or expiring files, nor names of no file)
+        cards.insert(5, ("files on disk skipped in listing", skipped_files(skips), "bad"))
     if skips.gone:
         cards.insert(5, ("gone from datasource", skips.gone, "bad"))
     if problems is not None and problems.total:

@@ -50,8 +50,8 @@ def test_moved_files_are_counted_and_said(tmp_path: Path) -> None:
     assert (table[MOVED], table[TOOK_OVER]) == (2, 1)
     assert table["listed in the datasource"] + _not_listed(page) == _on_disk(source) == 5
     assert ("1 took over its former key&#x27;s sample (its selection and tags; the former key&#x27;s row is ended, "
-            "and earlier versions still show it); 1 did not: its former key&#x27;s sample was not ok (corrupt, "
-            "duplicate or missing), so it is a new sample.") in page
+            "and earlier versions still show it); 1 did not (the select task&#x27;s log names each with why: a former "
+            "sample that was not ok, an image with objects") in page
     values = run_metrics(summary.to_dict())
     assert values["lightly.run.files_moved"] == 1.0 and set(values) <= set(METRICS)
 
