@@ -24,7 +24,7 @@ def test_a_misspelt_conf_key_fails_the_first_task_naming_it_and_the_param(airflo
                 {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}}
     started = time.monotonic()
     run = copy.deepcopy(dagbag.dags["lightly_datapool"]).test(
-        run_conf=conf, logical_date=datetime(2027, 4, 1, tzinfo=UTC),
+        run_conf=conf, logical_date=datetime(2031, 3, 8, tzinfo=UTC),
         mark_success_pattern="list_new_files|choose_execution_mode|embed_|compute_metadata|load_predictions|select_")
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     assert states["wait_for_new_files"] == "failed", states

@@ -22,9 +22,13 @@ def test_a_lower_max_map_length_bounds_the_shards(airflow_db, dagbag, tmp_path, 
     for i in range(1, 512):  # (content differs by a trailing byte: PNG readers ignore it)
         (source / f"{i:04d}.png").write_bytes(data + i.to_bytes(2, "big"))
     monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "1")
-    conf = {**BASE_CONF, "datasource_uri": f"file://{source}", "datapool_uri": f"file://{tmp_path / 'pool'}"}
+    # (an explicit selection config: under dag.test the DAG's defaults can be an earlier test's run conf, as the
+    # serialized DAG is written again only after an interval)
+    conf = {**BASE_CONF, "datasource_uri": f"file://{source}", "datapool_uri": f"file://{tmp_path / 'pool'}",
+            "selection_config": {"n_samples": 2, "strategies": [
+                {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}}
     run = copy.deepcopy(dagbag.dags["lightly_datapool"]).test(
-        run_conf=conf, logical_date=datetime(2026, 9, 1, tzinfo=UTC),
+        run_conf=conf, logical_date=datetime(2031, 3, 7, tzinfo=UTC),
         mark_success_pattern="embed_|compute_metadata|load_predictions|select_and_commit")
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     assert states["list_new_files"] == "success", states
