@@ -49,11 +49,9 @@ def test_a_missing_container_is_a_parameter_error(azure_container) -> None:  # n
 def test_no_aws_credentials_anywhere_is_a_parameter_error(s3_bucket, monkeypatch) -> None:  # noqa: ANN001
     """No connection and no AWS credentials on the worker: botocore's NoCredentialsError ("Unable to locate
     credentials": no URI, no fix) went through the first task's check raw."""
-    import s3fs
     from test_storage_no_credentials import no_aws_credentials
 
     no_aws_credentials(monkeypatch, s3_bucket.credentials.endpoint_url)
-    s3fs.S3FileSystem.clear_instance_cache()
     with pytest.raises(ParamError, match=rf"^Parameter 'datasource_uri': '{s3_bucket.uri}/ds' cannot be listed: no AWS "
                                          r"credentials were found .*Fix: give it an 'aws' connection"):
         check_uri_param("datasource_uri", f"{s3_bucket.uri}/ds", None, must_exist=True)

@@ -10,7 +10,12 @@ from lightly_airflow.datasource import list_table
 
 
 def no_aws_credentials(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
-    """A worker with no AWS credentials anywhere (keys, profile files, instance metadata), reaching ``endpoint``."""
+    """A worker with no AWS credentials anywhere (keys, profile files, instance metadata), reaching ``endpoint``;
+    s3fs' instance cache is the test's own (an instance made with other credentials is reused otherwise, and one made
+    without any served later tests of the session: a triggerer test read "no AWS credentials" from its bucket)."""
+    import s3fs
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_cache", {})
     for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
                      "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
         monkeypatch.delenv(variable, raising=False)
@@ -24,10 +29,7 @@ def no_aws_credentials(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
 def test_no_aws_credentials_anywhere_is_named_with_the_fix(s3_bucket, monkeypatch) -> None:  # noqa: ANN001
     """The listing raised NoCredentialsError("Unable to locate credentials") as it was; now a PermissionError naming
     the URI, that no credentials were found and the ways to give them."""
-    import s3fs
-
     no_aws_credentials(monkeypatch, s3_bucket.credentials.endpoint_url)
-    s3fs.S3FileSystem.clear_instance_cache()  # (an instance made with other credentials is reused otherwise)
     with pytest.raises(PermissionError) as caught:
         list_table(f"{s3_bucket.uri}/ds")
     assert str(caught.value).startswith(
