@@ -504,7 +504,24 @@ def _message(err: Any) -> str:
         return "must be a JSON integer" + _proportion_hint(err)
     if kind in ("float_type", "finite_number"):
         return "must be a finite number"
+    if kind in ("less_than_equal", "greater_than_equal") and str(err["loc"][-1]) in _BOUND_WHY:
+        return f"{err['msg']}: {_BOUND_WHY[str(err['loc'][-1])]}"
     return shape_message(err) or str(err["msg"]).removeprefix("Value error, ")
+
+
+#: Why a stopping condition has its bound, and the fix (pydantic said only "Input should be less than or equal
+#: to 2", which docs/lightly-compat.md promises to explain), under both of Lightly's spellings.
+_BOUND_WHY = {
+    name: why
+    for names, why in (
+        (("stopping_condition_minimum_distance", "stoppingConditionMinimumDistance"),
+         "distances between unit embeddings lie in [0, 2], so a larger minimum distance stops the run after its "
+         "first pick. Fix: a value from 0 to 2, or -1 for no stop"),
+        (("stopping_condition_minimum_typicality", "stoppingConditionMinimumTypicality"),
+         "typicality lies in (0, 1]. Fix: a value from 0 to 1"),
+    )
+    for name in names
+}
 
 
 def _proportion_hint(err: Any) -> str:

@@ -387,11 +387,14 @@ def _model_along(model: type[BaseModel], path: tuple[Any, ...]) -> type[BaseMode
 
 
 def _closest(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
-    """``Did you mean 'x'?`` for an unknown key at ``loc``, walking ``model``'s fields along the path."""
+    """``Did you mean 'x'?`` for an unknown key at ``loc``, walking ``model``'s fields along the path; with no
+    known key close to it, the fix: remove it, and the keys that level takes (``{"foo": 1}`` said only "unknown
+    key", with no fix)."""
     current = _model_along(model, loc[:-1])
     if current is None:
-        return ""
-    return did_you_mean(loc[-1], key_names(current))
+        return " Fix: remove it."
+    allowed = sorted(current.model_fields)
+    return did_you_mean(loc[-1], key_names(current)) or f" Fix: remove it; the keys here: {allowed}."
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

@@ -153,8 +153,8 @@ def open_parquet(path: str, option: str) -> pq.ParquetFile:
             problem = "is empty (0 bytes)"
         else:
             problem = f"is not a Parquet file ({exc})"
-        raise ValueError(f"{option} {path!r}: {problem}\nFix: give the path of a Parquet file ({option} --help says "
-                         "which columns it holds)") from None
+        raise ValueError(f"{option} {path!r}: {problem}\nFix: give the path of a Parquet file (`lightly-airflow "
+                         f"select --help` says under {option} which columns it holds)") from None
 
 
 def _warn_repeated_keys(keys: list[str], samples: str) -> None:

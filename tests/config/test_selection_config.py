@@ -164,6 +164,18 @@ def test_minimum_distance_minus_one_means_no_stop_and_above_two_is_refused():
             {"input": E, "strategy": {"type": "DIVERSITY", "stopping_condition_minimum_distance": 5.0}}]})
 
 
+def test_a_stopping_bound_out_of_range_says_why_and_the_fix():
+    """pydantic's "Input should be less than or equal to 2" alone gave neither the reason nor the fix."""
+    with pytest.raises(ConfigError, match=r"stoppingConditionMinimumDistance: .*lie in \[0, 2\].*Fix: a value from 0 "
+                                          r"to 2, or -1 for no stop \(given: 2.5\)"):
+        parse_selection_config({"n_samples": 1, "strategies": [
+            {"input": E, "strategy": {"type": "DIVERSITY", "stoppingConditionMinimumDistance": 2.5}}]})
+    for bad in (1.5, -0.5):
+        with pytest.raises(ConfigError, match=r"minimum_typicality: .*lies in \(0, 1\]. Fix: a value from 0 to 1"):
+            parse_selection_config({"n_samples": 1, "strategies": [
+                {"input": E, "strategy": {"type": "TYPICALITY", "stopping_condition_minimum_typicality": bad}}]})
+
+
 def test_camel_case_aliases_mean_the_same():
     snake = {"n_samples": 5, "lightly_path_regex": "(?P<cam>[^/]+)/", "strategies": [
         {"input": {"type": "RANDOM", "random_seed": 1},

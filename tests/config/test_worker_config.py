@@ -190,6 +190,18 @@ def test_unknown_keys_name_the_closest_known_one() -> None:
         parse_lightly_config({"model": {"name": "vit-b16"}})
 
 
+def test_an_unknown_key_with_no_close_name_says_the_fix() -> None:
+    """An unknown key no known key resembles said only "unknown key; Lightly does not know it either." (no fix)."""
+    with pytest.raises(ConfigError) as info:
+        parse_worker_config({"foo": 1})
+    assert info.value.problems[0][0] == "foo"
+    assert "Fix: remove it; the keys here: [" in str(info.value) and "'datasource'" in str(info.value)
+    with pytest.raises(ConfigError, match=r"datasource.zzz: unknown key.*Fix: remove it; the keys here: .*process_all"):
+        parse_worker_config({"datasource": {"zzz": True}})
+    with pytest.raises(ConfigError, match=r"loader.qqq: unknown key.*Fix: remove it; the keys here: .*'batch_size'"):
+        parse_lightly_config({"loader": {"qqq": 1}})
+
+
 def test_lightly_client_test_configs_verbatim() -> None:
     # From lightly's tests/api_workflow/test_api_workflow_compute_worker.py.
     assert parse_worker_config({"training": {"task_name": "lightly_pretagging"}}).notes()

@@ -46,7 +46,7 @@ def test_a_samples_or_preselected_file_that_is_no_parquet_file_is_named_with_the
                           ("empty.parquet", "is empty (0 bytes)"), ("table.parquet", "is not a Parquet file")]:
         path = str(files / name)
         assert _select(files, samples=path) == 1, name
-        _error(capsys, f"--samples {path!r}: {problem}", "Fix: give the path of a Parquet file")
+        _error(capsys, f"--samples {path!r}: {problem}", "Fix: give the path of a Parquet file (`lightly-airflow select --help`")
         assert _select(files, "--preselected", path) == 1, name
         _error(capsys, f"--preselected {path!r}: {problem}")
     assert not (files / "o.parquet").exists()
