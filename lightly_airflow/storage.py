@@ -5,7 +5,8 @@ The core never sees Airflow connections: the Airflow layer (:mod:`lightly_airflo
 role assumption, profiles, key files and the like behave exactly as in every other Airflow task; inside a
 GPU pod, :class:`StorageCredentials` is left empty and the clients fall back to ambient credentials
 (environment variables, workload identity). The same credentials
-object yields fsspec options (listing, images, staging Parquet) and delta-rs options (the datapool table).
+object yields fsspec options (listing, images, staging Parquet) and delta-rs options (the datapool table); the rules
+that keep adlfs and delta-rs on one Azure storage account are :mod:`lightly_airflow.storage_azure`'s.
 Secrets never appear in ``repr`` and so never reach logs.
 """
 
@@ -15,7 +16,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -40,8 +41,6 @@ _PROTOCOLS = {
 _STORE_NAMES = {"s3": "S3 (s3://)", "gs": "Google Cloud Storage (gs://)", "az": "Azure Blob Storage (az://, abfs://)",
                 "file": "the local file system"}
 _CONN_TYPES = {"s3": "aws", "gs": "google_cloud_platform", "az": "wasb"}
-#: object_store's Azure switches delta-rs takes from the workers' environment (``StorageCredentials._environment_pins``)
-_AZURE_SWITCHES = ("AZURE_SKIP_SIGNATURE", "AZURE_STORAGE_USE_EMULATOR", "AZURE_USE_FABRIC_ENDPOINT")
 T = TypeVar("T")
 R = TypeVar("R")
 _SECRET_FIELDS = frozenset({"secret_access_key", "session_token", "token", "account_key", "connection_string", "sas_token",
@@ -145,6 +144,9 @@ class StorageCredentials:
         delta-rs authenticates with (``azure_credential`` is an object it cannot take), and adlfs without the object.
     :param azure_client_id: the service principal's application (client) id.
     :param azure_client_secret: its client secret.
+    :param azure_authority_host: the Microsoft Entra ID authority its tokens come from (``https://login.microsoftonline.us``
+        in Azure Government; the wasb connection's ``client_secret_auth_config`` ``authority``), ``None`` for
+        azure.identity's default (``AZURE_AUTHORITY_HOST``, else the public cloud's), which delta-rs takes likewise.
     :param delta_problem: why delta-rs (the datapool table) cannot use these credentials, when it cannot
         (e.g. an impersonation chain): :meth:`delta_options` raises it instead of silently going ambient.
     :param store: the store the credentials are for (``s3``, ``gs``, ``az``: the connection's type);
@@ -171,6 +173,7 @@ class StorageCredentials:
     azure_tenant_id: str | None = None
     azure_client_id: str | None = None
     azure_client_secret: str | None = field(default=None, repr=False)
+    azure_authority_host: str | None = None
     delta_problem: str | None = None
     store: str | None = None
     conn_id: str | None = None
@@ -202,100 +205,69 @@ class StorageCredentials:
         )
         return f"StorageCredentials({shown})"
 
-    def store_problem(self, uri: str, *, environment: bool = True) -> tuple[str, str] | None:
+    def store_problem(self, uri: str, *, environment: bool = True, reach: bool = True) -> tuple[str, str] | None:
         """``(problem, fix)`` when these credentials cannot reach ``uri`` (a connection of one cloud given for
         another's URI: its options would be dropped and the client would go ambient, then fail as "does not
-        exist"), else ``None``. A local path needs no credentials (a connection given for one is unused).
-        ``environment=False`` leaves out what the environment causes (:meth:`_azure_problem`): whether the URI is
-        another place than the credentials', which environment credentials might reach instead."""
+        exist"; a connection's own endpoint that answers no connection: :meth:`endpoint_problem`), else ``None``. A
+        local path needs no credentials (a connection given for one is unused). ``environment=False`` leaves out what
+        the environment causes (:func:`storage_azure.environment_problem`, the network): whether the URI is another
+        place than the credentials', which environment credentials might reach instead. ``reach=False`` leaves out
+        the endpoint (building options makes no request)."""
         protocol = _PROTOCOLS.get(protocol_of(uri), "file")
         name = f"connection {self.conn_id!r} is" if self.conn_id else "the credentials are"
-        account = _uri_account(uri) if protocol == "az" else None
-        used = self._adlfs_account(name) if account else None
-        if account and used and account != used[0]:
-            # (adlfs used this account and delta-rs the URI's: files and table went apart without an error)
-            return (f"{masked_uri(uri)} names the storage account {account!r} but {used[1]} for the account "
-                    f"{used[0]!r}.", used[2])
+        if protocol == "az":  # (the Azure rules are imported for Azure alone: the UI and the DAG import this module)
+            from lightly_airflow import storage_azure
+
+            if problem := storage_azure.account_problem(self, uri, masked_uri(uri), name):
+                return problem
         if self.store is not None and protocol not in ("file", self.store):
             return (f"{masked_uri(uri)} is on {_STORE_NAMES[protocol]} but {name} for {_STORE_NAMES[self.store]}.",
                     f"give it a connection of type {_CONN_TYPES[protocol]!r}, or no connection for the environment's "
                     "credentials.")
-        return self._azure_problem(uri, name) if protocol == "az" and environment else None
+        if protocol == "az" and environment and (
+                problem := storage_azure.environment_problem(self, uri, masked_uri(uri), name)):  # (imported above)
+            return problem
+        return self.endpoint_problem(uri) if environment and reach and protocol != "file" else None
 
-    def _azure_problem(self, uri: str, name: str) -> tuple[str, str] | None:
-        """``(problem, fix)`` when adlfs would read ``uri``'s files from no account or another account than the
-        table's: adlfs 2026.8 (``AzureBlobFileSystem.do_connect``) takes the environment's
-        ``AZURE_STORAGE_CONNECTION_STRING`` ahead of an account name with a token credential (delta-rs takes the
-        account), and with no account at all fails with "Must provide either a connection_string or account_name
-        with credentials!!" on the first task, naming neither the URI nor a fix. A URI that is only a protocol
-        (``az://``) is not checked for an account."""
-        az = self._azure()
-        env = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
-        if env and az.account_name and "connection_string" not in self._adlfs_options(uri):
-            env_account = _connection_string(env).get("AccountName") or urlsplit(
-                _connection_string(env).get("BlobEndpoint", "")).netloc.split(".", 1)[0]
-            if env_account != az.account_name:
-                return (f"{name} for the account {az.account_name!r} with a token credential, but adlfs (the files) "
-                        "takes the environment's AZURE_STORAGE_CONNECTION_STRING (account "
-                        f"{env_account or '<none named>'!r}) ahead of it, while delta-rs (the datapool table) takes "
-                        "the connection's account.",
-                        "unset AZURE_STORAGE_CONNECTION_STRING on the workers, or give the connection an account key "
-                        "or SAS token (which adlfs is given ahead of the environment's).")
-        container = urlsplit(str(uri)).netloc
-        if not container or az.account_name or _uri_account(uri) or env or os.environ.get("AZURE_STORAGE_ACCOUNT_NAME"):
+    def endpoint_problem(self, uri: str) -> tuple[str, str] | None:
+        """``(problem, fix)`` when the connection's own endpoint (``endpoint_url``, an Azure connection string's
+        ``BlobEndpoint``: an emulator, MinIO, a private link) for ``uri`` accepts no TCP connection within
+        :data:`ENDPOINT_TIMEOUT_S`, else ``None`` (also for the stores' own endpoints, and behind a proxy, which the
+        clients connect through). One connection per endpoint and process: a reached endpoint is not asked again.
+        With nothing listening there, the clients said only "connection refused", after their retries: s3fs in
+        9 s, object_store (the datapool) in 3 to 27 s, gcsfs in 35 s and adlfs in 87 s (measured 2026-12-07)."""
+        protocol, endpoint = protocol_of(uri), self.endpoint_url
+        if protocol == "az":
+            from lightly_airflow.storage_azure import filled
+
+            endpoint = filled(self).endpoint_url
+        if not endpoint:
             return None
-        path = urlsplit(str(uri)).path
-        return (f"{masked_uri(uri)} names no storage account, and neither a connection nor the environment gives one.",
-                f"give it a wasb connection, name the account in the URI (abfs://{container}@<account>.dfs.core."
-                f"windows.net{path}), or set AZURE_STORAGE_ACCOUNT_NAME on the workers.")
-
-    def _adlfs_account(self, name: str) -> tuple[str, str, str] | None:
-        """``(account, whose it is: "<name> is", the fix for a URI naming another)``: the storage account adlfs reads
-        files of with these credentials, ``None`` when none is named. A connection's account (its connection string's
-        ``AccountName`` counted); with none, adlfs 2026.8 (``AzureBlobFileSystem.__init__``) takes the environment's
-        ``AZURE_STORAGE_CONNECTION_STRING`` before its ``AZURE_STORAGE_ACCOUNT_NAME``. delta-rs takes the URI's
-        account whatever the environment says, so an ambient URI of another account split files and table."""
-        own = self._azure().account_name
-        if own:
-            return own, name, "give a connection for that account, or correct the URI."
-        conn = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
-        variable = "AZURE_STORAGE_CONNECTION_STRING" if conn else "AZURE_STORAGE_ACCOUNT_NAME"
-        account = _connection_string(conn).get("AccountName") if conn else os.environ.get(variable)
-        if not account:
+        reason = _unreachable(endpoint)
+        if reason is None:
             return None
-        return (account, f"the environment's {variable} (adlfs reads the files with it when no connection names an "
-                "account) is", f"correct the URI, set {variable} for that account, or give a wasb connection for it.")
+        whose = f"connection {self.conn_id!r} points" if self.conn_id else "the credentials point"
+        return (f"{masked_uri(uri)} cannot be reached: {whose} {_STORE_NAMES[protocol]} at the endpoint "
+                f"{masked_uri(endpoint)}, where {reason}.",
+                f"{_ENDPOINT_FIXES[protocol]}, or start the store there (an emulator, MinIO).")
 
-    def check_uri(self, uri: str) -> None:
+    def check_uri(self, uri: str, *, reach: bool = True) -> None:
         """Raise :meth:`store_problem` for ``uri`` (a URI, or ``<protocol>://``) as a ``ValueError`` naming the fix."""
-        problem = self.store_problem(uri)
+        problem = self.store_problem(uri, reach=reach)
         if problem:
             raise ValueError(f"{problem[0]} Fix: {problem[1]}")
 
     def _checked_protocol(self, where: str) -> str:
-        """The store of ``where`` (a protocol, ``az``, or a URI), checked by :meth:`check_uri`: a URI whole (an Azure
-        URI's account included), a protocol for its store alone."""
+        """The store of ``where`` (a protocol, ``az``, or a URI), checked by :meth:`check_uri` (no request): a URI
+        whole (an Azure URI's account included), a protocol for its store alone."""
         if "://" not in where:
             where = f"{_PROTOCOLS.get(where, where)}://"
-        self.check_uri(where)
+        self.check_uri(where, reach=False)
         return protocol_of(where)
 
     @property
     def allow_http(self) -> bool:
         return bool(self.endpoint_url and self.endpoint_url.startswith("http://"))
-
-    def _azure(self) -> StorageCredentials:
-        """Fill account name/key/endpoint from a connection string, if one is given."""
-        if not self.connection_string:
-            return self
-        parts = _connection_string(self.connection_string)
-        return replace(
-            self,
-            account_name=self.account_name or parts.get("AccountName"),
-            account_key=self.account_key or parts.get("AccountKey"),
-            endpoint_url=self.endpoint_url or parts.get("BlobEndpoint"),
-            sas_token=self.sas_token or parts.get("SharedAccessSignature"),
-        )
 
     def fsspec_options(self, where: str) -> dict[str, Any]:
         """Keyword arguments for the fsspec filesystem (s3fs, gcsfs, adlfs) of ``where``: a protocol or a URI.
@@ -339,78 +311,10 @@ class StorageCredentials:
                 opts["token"] = _gcp_token(self.token)
             return opts
         if protocol == "az":
-            return self._adlfs_options(where)
+            from lightly_airflow.storage_azure import adlfs_options
+
+            return adlfs_options(self, where)
         return {}
-
-    def _adlfs_options(self, where: str) -> dict[str, Any]:
-        """adlfs' options for ``where`` (a protocol or a URI, whose account is used when nothing else names one).
-
-        A connection's account key, SAS token or anonymous access is given as a connection string: adlfs 2026.8
-        takes the environment's ``AZURE_STORAGE_CONNECTION_STRING`` ahead of every other option it is given, so with
-        ``account_name`` and ``account_key`` it listed the environment's account while delta-rs wrote the table to
-        the connection's (checked on Azurite). A token credential cannot go into one (:meth:`_azure_problem`)."""
-        az = self._azure()
-        if az.connection_string:
-            return {"connection_string": az.connection_string}
-        endpoint = az.endpoint_url or (f"https://{az.account_name}.blob.core.windows.net" if az.account_name else None)
-        if endpoint and az.account_name and az.account_key:
-            scheme = "http" if az.allow_http else "https"
-            return {
-                "connection_string": f"DefaultEndpointsProtocol={scheme};AccountName={az.account_name};"
-                f"AccountKey={az.account_key};BlobEndpoint={endpoint};"
-            }
-        if endpoint and az.sas_token:  # (a SAS at a custom endpoint: the same, with the token; without it adlfs
-            # reached <account>.blob.core.windows.net, not the connection's endpoint)
-            return {"connection_string": f"BlobEndpoint={endpoint};SharedAccessSignature={az.sas_token.lstrip('?')};"}
-        if endpoint and az.anonymous:  # (a public container: no credential at all)
-            return {"connection_string": f"BlobEndpoint={endpoint};"}
-        opts: dict[str, Any] = {}
-        if az.endpoint_url:  # a token credential or anonymous access at a custom endpoint: adlfs' account_host
-            host = az.endpoint_url.rstrip("/").removeprefix("https://")
-            if host != az.endpoint_url.rstrip("/"):
-                opts["account_host"] = host
-            else:
-                log.warning("Azure endpoint %s: adlfs reaches a custom http endpoint only with an account key, a "
-                            "SAS token or anonymously; a token credential goes to the account's public endpoint",
-                            az.endpoint_url)
-        account = az.account_name or (_uri_account(where) if "://" in where else None)
-        if account:  # (the URI's, for ambient credentials: the account delta-rs reads the table of)
-            opts["account_name"] = account
-        if az.azure_credential is not None:
-            opts["credential"] = az.azure_credential
-        elif az.azure_client_id:  # (a service principal sent to a pod: adlfs builds its credentials)
-            opts.update(client_id=az.azure_client_id, client_secret=az.azure_client_secret,
-                        tenant_id=az.azure_tenant_id)
-        opts.update((k, v) for k, v in (("account_key", az.account_key), ("sas_token", az.sas_token),
-                                        ("anon", az.anonymous)) if v)
-        return opts
-
-    def _with_environment_string(self) -> StorageCredentials:
-        """These credentials, or for ambient ones (no account, no connection string) the environment's
-        ``AZURE_STORAGE_CONNECTION_STRING``, which adlfs reads for the files and delta-rs 1.6.6 (object_store) does not:
-        a table at ``az://c/pool`` failed with "Generic MicrosoftAzure error: Account must be specified" while the
-        files of ``az://c/ds`` were read (checked on Azurite). A URI of another account is refused
-        (:meth:`store_problem`)."""
-        env = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
-        if env and not (self.account_name or self.connection_string or self.azure_credential or self.azure_client_id):
-            return replace(self, connection_string=env)
-        return self
-
-    def _check_environment_key(self, az: StorageCredentials) -> None:
-        """Refuse a SAS token or service principal when the workers' environment sets an account key: delta-rs 1.6.6
-        (object_store) reads ``AZURE_STORAGE_*`` variables too and takes a key ahead of both, so the table's requests
-        were signed with the environment's key, and refused ("The operation lacked the necessary privileges",
-        checked on Azurite) or made as another identity than the connection's; no option given to it undoes that."""
-        if az.account_key or not (az.sas_token or az.azure_client_id):
-            return
-        keys = [v for v in ("AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_ACCESS_KEY", "AZURE_STORAGE_MASTER_KEY")
-                if os.environ.get(v)]
-        if keys:
-            name = f"Connection {self.conn_id!r}" if self.conn_id else "The credentials"
-            raise ValueError(f"{name} authenticates with {'a SAS token' if az.sas_token else 'a service principal'}, "
-                             f"but the workers' environment sets {', '.join(keys)}, which the datapool table (delta-rs) "
-                             f"takes ahead of it. Fix: unset {', '.join(keys)} on the workers, or give the connection "
-                             "the account key.")
 
     def delta_options(self, where: str) -> dict[str, str]:
         """delta-rs ``storage_options`` for ``where``, a protocol or a table's URI (all values strings, as delta-rs
@@ -451,56 +355,10 @@ class StorageCredentials:
             if self.allow_http:
                 opts["allow_http"] = "true"
         elif protocol == "az":
-            az = self._with_environment_string()._azure()
-            self._check_environment_key(az)
-            if az.account_name:
-                opts["AZURE_STORAGE_ACCOUNT_NAME"] = az.account_name
-            if az.account_key:
-                opts["AZURE_STORAGE_ACCOUNT_KEY"] = az.account_key
-            if az.sas_token:
-                opts["AZURE_STORAGE_SAS_TOKEN"] = az.sas_token
-            if az.azure_client_id and not (az.account_key or az.sas_token):  # a service principal
-                opts.update(AZURE_CLIENT_ID=az.azure_client_id, AZURE_CLIENT_SECRET=az.azure_client_secret or "",
-                            AZURE_TENANT_ID=az.azure_tenant_id or "")
-            if az.anonymous:  # (a public container: unsigned requests; else object_store asks for a managed identity)
-                opts["AZURE_SKIP_SIGNATURE"] = "true"
-            if az.endpoint_url and _is_path_style(az.endpoint_url):
-                # Azurite: with a custom endpoint, delta-rs (object_store) writes versions 0 and 1 and then fails
-                # every later commit with "Invalid table version: 1"; its emulator mode works. Emulator mode
-                # takes the blob URL only from the environment, so point it at this endpoint (process-wide).
-                # Azurite is told by its path-style URL (http://host:10000/<account>: Azure's own endpoints name the
-                # account in the host), not by a loopback host: at a compose service name (http://azurite:10000/...)
-                # the third commit failed.
-                opts["AZURE_STORAGE_USE_EMULATOR"] = "true"
-                parts = urlsplit(az.endpoint_url)
-                os.environ["AZURITE_BLOB_STORAGE_URL"] = f"{parts.scheme}://{parts.netloc}"
-            elif az.endpoint_url:
-                opts["AZURE_STORAGE_ENDPOINT"] = az.endpoint_url
-            if az.allow_http:
-                opts["AZURE_ALLOW_HTTP"] = "true"
-            opts.update(self._environment_pins(az, opts))
-        return opts
+            from lightly_airflow.storage_azure import delta_options
 
-    @staticmethod
-    def _environment_pins(az: StorageCredentials, opts: dict[str, str]) -> dict[str, str]:
-        """Options that undo what the workers' ``AZURE_*`` variables would change for a connection's credentials (a key,
-        SAS token, service principal or anonymous access; ambient ones are the environment's). delta-rs 1.6.6
-        (``AzureConfigHelper``) fills every object_store key the options leave unset from the environment, credentials
-        left out once the options hold one (so ``AZURE_STORAGE_TOKEN``, ``AZURE_STORAGE_SAS_KEY``, ``AZURE_CLIENT_*``
-        and ``AZURE_FEDERATED_TOKEN_FILE`` changed nothing, checked on Azurite 2026-12-07) but not the others: with
-        ``AZURE_SKIP_SIGNATURE=true`` every request of the table went unsigned and was refused, and with
-        ``AZURE_STORAGE_ENDPOINT`` a connection without an endpoint read its table there (an Azurite), not at the
-        account's endpoint where adlfs reads the files (``AZURE_STORAGE_USE_EMULATOR`` and ``AZURE_USE_FABRIC_ENDPOINT``
-        move it likewise). An account key there is refused
-        (:meth:`_check_environment_key`): object_store takes it ahead of a SAS token or service principal."""
-        if not (az.account_key or az.sas_token or az.azure_client_id or az.anonymous):
-            return {}
-        env = {k for k in (*_AZURE_SWITCHES, "AZURE_STORAGE_ENDPOINT", "AZURE_ENDPOINT") if os.environ.get(k)}
-        pins = {k: "false" for k in _AZURE_SWITCHES if k in env and k not in opts}
-        if env & {"AZURE_STORAGE_ENDPOINT", "AZURE_ENDPOINT"} and az.account_name and not (
-                {"AZURE_STORAGE_ENDPOINT", "AZURE_STORAGE_USE_EMULATOR"} & set(opts)):
-            pins["AZURE_STORAGE_ENDPOINT"] = f"https://{az.account_name}.blob.core.windows.net"  # (adlfs' default)
-        return pins
+            opts = delta_options(self)
+        return opts
 
 
 #: (codes in a store's error, what happened, the fix: one for all stores, or ``{store: its fix}`` with ``""`` for a
@@ -508,7 +366,9 @@ class StorageCredentials:
 #: matches names the problem. Checked against moto, fake-gcs-server and Azurite (2026-12-07): a missing bucket or
 #: container, a wrong key or SAS (Azurite says "AuthorizationFailure ... Server failed to authenticate the request",
 #: where Azure says "AuthenticationFailed"), and no Azure account at all. A wrong endpoint (refused connections after
-#: object_store's 10 retries) and fake-gcs-server's missing bucket (HTTP 500) are left as they are: a retry may pass.
+#: object_store's 10 retries) is named before any request (:meth:`StorageCredentials.endpoint_problem`). A code ending
+#: in a space is shown with the word after it: fake-gcs-server answers a missing bucket with HTTP 500 "no bucket named
+#: <bucket>" (words no other answer of it or of GCS carries; GCS says NoSuchBucket), which the datapool raised raw.
 _STORE_ERRORS: tuple[tuple[tuple[str, ...], str, str | dict[str, str]], ...] = (
     (("Unable to locate credentials",),  # (botocore's NoCredentialsError, which s3fs raised as it was)
      "no AWS credentials were found (no connection is given, and the workers' environment has none)",
@@ -520,7 +380,7 @@ _STORE_ERRORS: tuple[tuple[tuple[str, ...], str, str | dict[str, str]], ...] = (
      "give it a wasb connection with the account, name the account in the URI (abfs://<container>@<account>.dfs.core."
      "windows.net/<path>), or set AZURE_STORAGE_ACCOUNT_NAME (or AccountName in AZURE_STORAGE_CONNECTION_STRING) on "
      "the workers"),
-    (("NoSuchBucket", "ContainerNotFound", "The specified bucket does not exist"),
+    (("NoSuchBucket", "ContainerNotFound", "The specified bucket does not exist", "no bucket named "),
      "its bucket (or container) does not exist",
      {"az": "create the container, or correct the URI (a datapool's table is created by its first commit; its "
             "container is not)",
@@ -564,8 +424,17 @@ def describe_store_error(exc: BaseException, uri: str | None = None) -> tuple[st
     for codes, what, fix in _STORE_ERRORS:
         for code in codes:
             if code in str(exc):
-                return f"{what} ({code.rstrip('.')})", fix if isinstance(fix, str) else fix.get(store, fix[""])
+                return f"{what} ({_shown_code(code, str(exc))})", fix if isinstance(fix, str) else fix.get(store, fix[""])
     return None
+
+
+def _shown_code(code: str, text: str) -> str:
+    """``code`` as a message shows it: one ending in a space with the word after it in the error's ``text`` (the
+    bucket of fake-gcs-server's "no bucket named <bucket>", before its XML's ``</Message>``)."""
+    if not code.endswith(" "):
+        return code.rstrip(".")
+    word = text.partition(code)[2].split("<")[0].split()
+    return code + word[0] if word else code.strip()
 
 
 def _error_store(text: str, uri: str | None) -> str:
@@ -578,20 +447,52 @@ def _error_store(text: str, uri: str | None) -> str:
     return next((store for marker, store in _ERROR_STORES if marker in text), "")
 
 
-def _connection_string(text: str) -> dict[str, str]:
-    """An Azure connection string's ``Key=value`` parts."""
-    return dict(p.split("=", 1) for p in text.split(";") if "=" in p)
+ENDPOINT_TIMEOUT_S = 5.0
+"""Seconds a connection's own endpoint may take to accept a TCP connection (:meth:`StorageCredentials.endpoint_problem`):
+a reachable endpoint accepts within a round trip (loopback: under a millisecond); one that drops the packets is named
+after this, where the clients waited out their own connect timeouts and retries."""
+_REACHED: set[tuple[str, int]] = set()
+#: the fix for an endpoint that cannot be reached, in the words of its store's Airflow connection
+_ENDPOINT_FIXES = {"s3": "correct the endpoint_url extra (host and port) of the aws connection",
+                   "gs": "correct the endpoint_url extra (host and port) of the google_cloud_platform connection",
+                   "az": "correct the endpoint of the wasb connection (host and port of its host, or of BlobEndpoint in "
+                         "its connection string)"}
 
 
-def _uri_account(uri: str) -> str | None:
-    """The storage account an Azure URI names (``abfs://container@<account>.dfs.core.windows.net/…``), if any."""
-    container, at, host = urlsplit(str(uri)).netloc.rpartition("@")
-    return host.split(".", 1)[0] or None if at else None
+def _unreachable(endpoint: str) -> str | None:
+    """Why ``endpoint`` accepts no TCP connection (refused, a host name that does not resolve, no answer within
+    :data:`ENDPOINT_TIMEOUT_S`), else ``None``; a reached endpoint is remembered for the process."""
+    parts = urlsplit(endpoint)
+    try:
+        host, port = parts.hostname, parts.port or (80 if parts.scheme == "http" else 443)
+    except ValueError:  # (a port that is no number: the clients' own error names it)
+        return None
+    if not host or (host, port) in _REACHED or _proxied(parts.scheme, host):
+        return None
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=ENDPOINT_TIMEOUT_S).close()
+    except ConnectionRefusedError:
+        return f"nothing listens on {host}:{port} (connection refused)"
+    except socket.gaierror as exc:
+        return f"the host name {host!r} does not resolve ({exc.strerror or exc})"
+    except TimeoutError:
+        return f"{host}:{port} did not answer within {ENDPOINT_TIMEOUT_S:g} s"
+    except OSError as exc:
+        return f"connecting to {host}:{port} failed ({exc.strerror or exc})"
+    _REACHED.add((host, port))
+    return None
 
 
-def _is_path_style(url: str) -> bool:
-    """An endpoint that names the account in its path (Azurite's layout), not in its host as Azure's do."""
-    return bool(urlsplit(url).path.strip("/"))
+def _proxied(scheme: str, host: str) -> bool:
+    """Whether the environment's proxy variables (``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``) route requests to
+    ``host`` through a proxy, as botocore, aiohttp and object_store do: then the host may be out of a direct
+    connection's reach while the clients reach it."""
+    import urllib.request
+
+    proxies = urllib.request.getproxies_environment()
+    return bool(proxies.get(scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(host)
 
 
 def _gcp_token(token: str) -> Any:

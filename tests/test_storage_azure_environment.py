@@ -1,7 +1,7 @@
 """The workers' ``AZURE_*`` variables do not change how the datapool table (delta-rs) uses a connection's credentials:
 delta-rs 1.6.6 fills every object_store key its options leave unset from the environment (credentials excepted once
 the options carry one), so a worker's ``AZURE_SKIP_SIGNATURE`` sent the table's requests unsigned, and its endpoint
-variables would send them elsewhere than adlfs reads the files (:meth:`StorageCredentials._environment_pins`)."""
+variables would send them elsewhere than adlfs reads the files (:func:`lightly_airflow.storage_azure._environment_pins`)."""
 
 from __future__ import annotations
 
@@ -36,3 +36,18 @@ def test_an_anonymous_connection_keeps_its_own_choice(variable: str, monkeypatch
     monkeypatch.setenv(variable, "true")
     opts = StorageCredentials(account_name="acct", anonymous=True, store="az").delta_options("az://c/pool")
     assert opts.get("AZURE_SKIP_SIGNATURE") == "true" and opts.get("AZURE_USE_FABRIC_ENDPOINT", "false") == "false"
+
+
+def test_the_azure_rules_are_imported_for_azure_alone() -> None:
+    """:mod:`lightly_airflow.storage` (imported by the UI and the DAG) imports its Azure rules
+    (:mod:`lightly_airflow.storage_azure`) when an Azure URI needs them, and they import no storage module (no
+    cycle): a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import lightly_airflow.storage as s; azure = 'lightly_airflow.storage_azure'; "
+            "assert azure not in sys.modules; s.StorageCredentials().store_problem('s3://b/x'); "
+            "assert azure not in sys.modules; s.StorageCredentials().store_problem('az://c@a.dfs.core.windows.net/x'); "
+            "assert azure in sys.modules; del sys.modules['lightly_airflow.storage'], sys.modules[azure]; "
+            "import lightly_airflow.storage_azure; assert 'lightly_airflow.storage' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

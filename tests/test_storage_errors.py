@@ -71,3 +71,15 @@ def test_a_denied_gcs_bucket_names_gcs_permissions_not_s3_ones() -> None:
         what, fix = describe_store_error(OSError(GCS_DENIED), uri) or ("", "")
         assert what.startswith("access was denied") and "storage.objects.list" in fix and "s3:" not in fix, fix
     assert "s3:ListBucket" in (describe_store_error(OSError(GCS_DENIED.replace("GCS", "S3")), "s3://b/pool") or "")[1]
+
+
+def test_a_missing_bucket_on_fake_gcs_server_is_named(gcs_bucket) -> None:  # noqa: ANN001
+    """fake-gcs-server answers a request to a missing bucket with HTTP 500 "no bucket named <bucket>", which the
+    datapool (object_store) raised as it was, after 10 retries: now the pool names the bucket and the fix. (gcsfs, for
+    the files, says FileNotFoundError and is named by the listing.)"""
+    uri = f"{gcs_bucket.uri}-gone/pool"
+    with pytest.raises(DatapoolUnreachableError, match=rf"^The datapool {uri} cannot be reached: its bucket \(or "
+                       rf"container\) does not exist \(no bucket named {gcs_bucket.name}-gone\)\. Fix: create the "
+                       r"bucket, or correct the URI"):
+        Datapool(uri, gcs_bucket.credentials).exists()
+    assert Datapool(f"{gcs_bucket.uri}/pool", gcs_bucket.credentials).exists() is False  # (the bucket is there)

@@ -414,20 +414,28 @@ def _client_credentials(conn_id: str, client: Any, conn: Any) -> StorageCredenti
     if isinstance(credential, DefaultAzureCredential):
         # The same chain delta-rs walks (environment, workload identity, managed identity): ambient for it.
         return StorageCredentials(azure_credential=credential, **base)
-    if isinstance(credential, ClientSecretCredential) and not (conn.extra_dejson or {}).get("client_secret_auth_config"):
+    config = (conn.extra_dejson or {}).get("client_secret_auth_config") or {}
+    unmapped = sorted(set(config) - {"authority"}) if isinstance(config, dict) else ["<not a mapping>"]
+    if isinstance(credential, ClientSecretCredential) and not unmapped:
         # A service principal (tenant_id, login = client id, password = secret): delta-rs 1.6.6 takes the three as
-        # azure_client_id, azure_client_secret and azure_tenant_id (its token request checked against a local
-        # authority: tests/hooks/test_azure_accounts.py).
+        # azure_client_id, azure_client_secret and azure_tenant_id, and client_secret_auth_config's authority
+        # (ClientSecretCredential's keyword: a sovereign cloud's or Azure Stack's Entra ID) as its authority host (its
+        # token request checked against a local authority: tests/hooks/test_azure_accounts.py).
+        authority = str(config["authority"]).rstrip(" /") if config.get("authority") else None
         return StorageCredentials(azure_credential=credential, azure_tenant_id=_wasb_getter(conn.extra_dejson)("tenant_id"),
-                                  azure_client_id=conn.login, azure_client_secret=conn.password, **base)
+                                  azure_client_id=conn.login, azure_client_secret=conn.password,
+                                  azure_authority_host=authority if not authority or "://" in authority
+                                  else f"https://{authority}", **base)  # (azure.identity's default scheme)
+    configured = (f" and client_secret_auth_config {unmapped}" if isinstance(credential, ClientSecretCredential)
+                  else "")
     return StorageCredentials(
         azure_credential=credential,
         delta_problem=(
-            f"Connection {conn_id!r} authenticates with {type(credential).__name__}"
-            f"{' and client_secret_auth_config' if isinstance(credential, ClientSecretCredential) else ''}, which the "
-            "datapool table (delta-rs) cannot use. Fix: give the datapool's connection an account key or SAS token, "
-            "a service principal without client_secret_auth_config, or no connection for ambient (workload "
-            "identity) credentials."
+            f"Connection {conn_id!r} authenticates with {type(credential).__name__}{configured}, which the datapool "
+            "table (delta-rs) cannot use. Fix: give the datapool's connection an account key or SAS token, "
+            + (f"remove {unmapped} from client_secret_auth_config (delta-rs takes its 'authority' alone), "
+               if configured else "a service principal, ")
+            + "or no connection for ambient (workload identity) credentials."
         ),
         **base,
     )

@@ -227,20 +227,30 @@ def test_a_datapool_bucket_that_does_not_exist_fails_the_first_task_naming_it(s3
 
 
 def test_a_missing_container_is_named_and_a_transient_error_is_left_as_it_is(azure_container) -> None:
+    import socket
     from dataclasses import replace
 
-    from lightly_airflow.datapool import Datapool, DatapoolUnreachableError
+    from lightly_airflow.datapool import Datapool, DatapoolError, DatapoolUnreachableError
 
     missing = Datapool(f"{azure_container.uri}-gone/pool", credentials=azure_container.credentials)
     for call in (missing.exists, missing.version):
         with pytest.raises(DatapoolUnreachableError, match=r"container\) does not exist \(ContainerNotFound\)"):
             call()
-    # Nothing listens on port 9 (discard): not a configuration problem the message could name; the store's own
-    # error stays (a retry may pass).
+    # Nothing listens on port 9 (discard): the endpoint is named at once with the fix (was the store's own
+    # "connection refused" after its retries: tests/test_storage_endpoints.py).
     closed = replace(azure_container.credentials, endpoint_url="http://127.0.0.1:9/devstoreaccount1")
+    with pytest.raises(DatapoolError, match=r"at the endpoint http://127\.0\.0\.1:9/devstoreaccount1, where nothing "
+                                            r"listens on 127\.0\.0\.1:9 \(connection refused\)\. Fix: correct the "
+                                            r"endpoint of the wasb connection"):
+        Datapool(f"{azure_container.uri}/pool", credentials=closed)
+    # An endpoint that answered and is gone now (a restart): the store's own error stays (a retry may pass).
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        gone = replace(azure_container.credentials,
+                       endpoint_url=f"http://127.0.0.1:{server.getsockname()[1]}/devstoreaccount1")
+        pool = Datapool(f"{azure_container.uri}/pool", credentials=gone)
     with pytest.raises(OSError) as err:
-        Datapool(f"{azure_container.uri}/pool", credentials=closed).exists()
-    assert not isinstance(err.value, DatapoolUnreachableError)
+        pool.exists()
+    assert not isinstance(err.value, DatapoolError)
 
 
 def test_a_run_of_another_datasource_says_which_keys_replace_earlier_samples(tmp_path, digits) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 import emulators  # (scripts/ is on sys.path: tests/conftest.py)
 import pytest
 
+from lightly_airflow import storage_azure
 from lightly_airflow.datapool import Datapool, DatapoolError
 from lightly_airflow.datasource import list_table
 from lightly_airflow.hooks.storage import credentials_for
@@ -147,8 +149,8 @@ def test_a_service_principal_reaches_delta_rs(authority, monkeypatch) -> None:  
     """A service principal connection (tenant_id, login = client id, password = secret) was refused for the datapool
     ("authenticates with ClientSecretCredential, which the datapool table (delta-rs) cannot use"): delta-rs 1.6.6
     takes the three as options, and asks the tenant's token endpoint with this client id and secret (a local
-    stand-in for Entra ID: the authority host is the one option added here). With client_secret_auth_config, which
-    delta-rs cannot take, it is still refused, naming it."""
+    stand-in for Entra ID: the authority host is the one option added here). With a client_secret_auth_config key
+    delta-rs has no counterpart for, it is still refused, naming the key and the fix."""
     import deltalake
 
     creds = credentials_for(_connection(monkeypatch, "sp_wasb", {
@@ -165,9 +167,49 @@ def test_a_service_principal_reaches_delta_rs(authority, monkeypatch) -> None:  
     assert StorageCredentials.from_dict(creds.to_dict()).delta_options("az") == options  # (sent to a pod: the same)
     configured = credentials_for(_connection(monkeypatch, "sp_config_wasb", {
         "login": "app-id", "password": "the-secret", "host": "https://spacct.blob.core.windows.net",
-        "extra": {"tenant_id": "tenant-id", "client_secret_auth_config": {"authority": "login.example"}}}))
-    with pytest.raises(ValueError, match="ClientSecretCredential and client_secret_auth_config, which the datapool"):
+        "extra": {"tenant_id": "tenant-id", "client_secret_auth_config": {"authority": "login.example",
+                                                                          "additionally_allowed_tenants": ["*"]}}}))
+    with pytest.raises(ValueError, match=r"ClientSecretCredential and client_secret_auth_config "
+                                         r"\['additionally_allowed_tenants'\], which the datapool table \(delta-rs\) "
+                                         r"cannot use\. Fix: .*remove \['additionally_allowed_tenants'\] from "
+                                         r"client_secret_auth_config \(delta-rs takes its 'authority' alone\)"):
         configured.delta_options("az")
+
+
+def test_a_service_principals_authority_reaches_delta_rs_and_a_pods_adlfs(monkeypatch) -> None:  # noqa: ANN001
+    """client_secret_auth_config {"authority": ...} (ClientSecretCredential's keyword: Azure Government's, China's or
+    Azure Stack's Entra ID) was refused for the datapool; delta-rs takes it as its authority host, so the table's token
+    request goes where the files' credential asks (here a local listener: azure.identity allows https authorities
+    alone, so delta-rs' TLS handshake arriving there is the proof), and a pod's adlfs credential asks it too."""
+    import deltalake
+
+    monkeypatch.delenv("AZURE_AUTHORITY_HOST", raising=False)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        host = f"127.0.0.1:{listener.getsockname()[1]}"
+        creds = credentials_for(_connection(monkeypatch, "gov_wasb", {
+            "login": "app-id", "password": "the-secret", "host": "https://govacct.blob.core.usgovcloudapi.net",
+            "extra": {"tenant_id": "tenant-id", "client_secret_auth_config": {"authority": host}}}))
+        options = creds.delta_options("az://cont/pool")
+        assert options["AZURE_AUTHORITY_HOST"] == f"https://{host}" == creds.azure_credential._authority
+        listener.settimeout(20)
+        asked: list[bytes] = []
+
+        def answer() -> None:  # (then nothing listens: delta-rs' retries are refused at once)
+            conn, _ = listener.accept()
+            with conn:
+                asked.append(conn.recv(5))
+            listener.close()
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        with pytest.raises(OSError):
+            deltalake.DeltaTable("az://cont/pool", storage_options=options)
+        thread.join(20)
+    assert asked and asked[0][:1] == b"\x16"  # (a TLS handshake: the token request, at the connection's authority)
+    in_pod = StorageCredentials.from_dict(creds.to_dict())
+    assert in_pod.delta_options("az") == options
+    # (adlfs itself builds a service principal's credential without an authority: the pod's is built here)
+    assert storage_azure.adlfs_options(in_pod, "az")["credential"]._client._authority == f"https://{host}"
 
 
 @pytest.mark.emulator
