@@ -61,7 +61,10 @@ def query(table: DeltaTable, sql: str, *, keep: tuple[str, list[str]] | None = N
 
     if keep is None:
         with _missing_files(table):
-            return normalise(pa.table(QueryBuilder().register("pool", table).execute(sql).read_all()))
+            # (through the stream, not ``pa.table``: that asks whether the result is a pandas DataFrame and imports
+            # pandas, 0.4-0.7 s on a process's first query: the home page's first load after the api-server starts)
+            stream = QueryBuilder().register("pool", table).execute(sql)
+            return normalise(pa.RecordBatchReader.from_stream(stream).read_all())
     column, values = keep
     batches = _batches(table, sql)
     kept = [next(batches)]  # (the result's schema, with plain types: Arrow's is_in has no string_view kernel)

@@ -179,8 +179,8 @@ def _report_url(root: str, pool: str, slug: str, filename: str = D.REPORT_INDEX)
 
 # ------------------------------------------------------------------------------------------------ pages
 def _summary_cells(spec: PoolSpec) -> tuple[str, str, str, str]:
-    """A pool's latest version, its commit time, samples processed and selected (:func:`~.data.pool_summary`); a
-    pool that cannot be read says why in its row and leaves the others listed."""
+    """A pool's latest version, its commit time, its samples (distinct, else "processed", summed) and selected
+    (:func:`~.data.pool_summary`); a pool that cannot be read says why in its row and leaves the others listed."""
     try:
         got = D.pool_summary(spec)
     except Exception as exc:  # (an unreachable bucket, bad credentials: one pool must not blank the list)
@@ -191,7 +191,11 @@ def _summary_cells(spec: PoolSpec) -> tuple[str, str, str, str]:
     selected = H.e(f"{got['selected']:,}") if got["selected"] is not None else (
         '<span class="muted" title="its latest commit recorded no count: the pool page counts it">—</span>')
     when = got["timestamp"].strftime("%Y-%m-%d %H:%M UTC") if got["timestamp"] else ""
-    return H.e(got["version"]), H.e(when), H.e(f"{got['samples']:,}"), selected
+    count = H.e(f"{got['samples']:,}")
+    samples = count if got["exact"] else (
+        f'<span title="its runs\' processed counts, summed: a sample processed again counts once a run">{count} '
+        "processed</span>")
+    return H.e(got["version"]), H.e(when), samples, selected
 
 
 def _index_page(root: str, pools: dict[str, PoolSpec]) -> str:
@@ -200,11 +204,14 @@ def _index_page(root: str, pools: dict[str, PoolSpec]) -> str:
          H.e(p.conn_id or "ambient"))
         for p in pools.values()
     ]
-    # (seven columns: a narrow window scrolls the table, not the page)
+    # (seven columns: a window under 600 px lays each pool out as a block of labelled lines, ``H.table``'s
+    # ``stacked``; it scrolled the table sideways, 799 px wide in a 400 px window, its counts out of sight)
     body = ('<div class="hscroll">' + H.table(["Datapool", "Latest version", "Committed", "Samples", "Selected", "URI",
-                                               "Connection"], rows, numeric=(1, 3, 4)) + "</div>"
-            + '<p class="muted">Samples: processed by its runs, summed (one processed again counts once a run). '
-            f'Selected: in <code class="nowrap">{H.e(C.INITIAL_TAG)}</code>. From each pool\'s log.</p>')
+                                               "Connection"], rows, numeric=(1, 3, 4), stacked=True) + "</div>"
+            + '<p class="muted">Samples: the images and video frames of its latest version, each once however '
+            f'many runs processed it; for a pool of more than {D.EXACT_SAMPLES_FILES} data files, "processed": its '
+            'runs\' counts, summed (one processed again counts once a run; a compaction brings it under). '
+            f'Selected: in <code class="nowrap">{H.e(C.INITIAL_TAG)}</code>, from each pool\'s log.</p>')
     if not pools:
         body = (
             '<div class="box warn">No datapools are configured. Set <code>[lightly] datapools</code> (or '

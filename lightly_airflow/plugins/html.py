@@ -46,6 +46,9 @@ button{cursor:pointer;background:var(--head)} button.primary{background:var(--ac
 .skip{position:absolute;left:-9999px} .skip:focus{left:1rem;top:.4rem;z-index:10;background:var(--bg);padding:.3rem .6rem;
 border:2px solid var(--accent);border-radius:4px}
 @media (max-width:760px){.side.filters{max-height:50vh;overflow-y:auto}}
+@media (max-width:600px){table.stack thead{display:none} table.stack tr{display:block;border-bottom:1px solid var(--line);
+padding:.3rem 0} table.stack td{display:block;border:0;padding:.1rem .6rem;text-align:left}
+table.stack td[data-label]::before{content:attr(data-label) ": ";color:var(--muted)}}
 .range input{width:6.2rem} svg.hist{display:block;width:13rem;height:1.6rem;margin:.1rem 0}
 svg.hist rect{fill:var(--accent)}
 svg.hist rect.out{fill-opacity:.2;stroke:var(--accent);stroke-width:1px;vector-effect:non-scaling-stroke}
@@ -140,19 +143,22 @@ def page(
 
 def table(
     headers: Sequence[str], rows: Iterable[Sequence[str]], *, numeric: Sequence[int] = (), names: bool = False,
+    stacked: bool = False,
 ) -> str:
     """A table; cells must already be escaped HTML. ``numeric``: column indices aligned right. ``names``: the first
     column holds column names made :func:`breakable`: they wrap only there (after ``.`` and ``_``), never inside a
     word (``status_rea`` / ``son``), where other first-column cells may wrap anywhere (``CSS``: ``td.name``); outside the
     narrow side column and narrow windows not at all (a sample's 330-character key, a long value, squeezed the names
-    to ``commit_`` / ``version``)."""
+    to ``commit_`` / ``version``). ``stacked``: in a window under 600 px each row is a block, its cells after the
+    first one a line each, named by its column (``data-label``): a wide table of few rows (the home page's)."""
     head = "".join(f"<th>{e(h)}</th>" for h in headers)
     body = []
 
     def cell(i: int, c: str) -> str:
+        label = f' data-label="{e(headers[i])}"' if stacked and 0 < i < len(headers) else ""
         if i in numeric:
-            return f'<td class="n">{c}</td>'
-        return f'<td class="name">{c}</td>' if names and i == 0 else f"<td>{c}</td>"
+            return f'<td class="n"{label}>{c}</td>'
+        return f'<td class="name">{c}</td>' if names and i == 0 else f"<td{label}>{c}</td>"
 
     for row in rows:
         cells = "".join(cell(i, c) for i, c in enumerate(row))
@@ -161,7 +167,8 @@ def table(
         body.append(f'<tr><td colspan="{len(headers)}" class="muted">none</td></tr>')
     # (a table of facts has no column names: no empty header row drawn as a blank bar above it)
     thead = f"<thead><tr>{head}</tr></thead>" if any(headers) else ""
-    return f"<table>{thead}<tbody>{''.join(body)}</tbody></table>"
+    opening = '<table class="stack">' if stacked else "<table>"
+    return f"{opening}{thead}<tbody>{''.join(body)}</tbody></table>"
 
 
 def counts_text(counts: dict[str, Any] | None) -> str:

@@ -364,6 +364,7 @@ def grid_page(
         f'step="10" value="{CELL_SIZES[2]}" aria-label="thumbnail size"></label>'
     )
     cards = []
+    colours = page_colours(view.tasks(), page["items"]) if scope.objects else {}  # (object cards: their task's)
     for at, item in enumerate(page["items"], start=offset):
         sid = item.get(C.SAMPLE_ID) or ""
         href = pool_url(root, pool, "samples", H.seg(sid)) + qs([*opened, ("at", at)])
@@ -375,7 +376,7 @@ def grid_page(
             cls = "card obj sel" if item.get(C.OBJECT_SELECTED) else "card obj"
             # (an object of a video frame: its frame was picked or not, not an "image")
             parent = "frame" if is_frame(item.get("parent_frame")) else "image"
-            task = swatch(task_colours([item.get(C.OBJECT_TASK)], view.tasks())[str(item.get(C.OBJECT_TASK))])
+            task = swatch(colours[str(item.get(C.OBJECT_TASK))])
             state = f"{task}{object_label(item)}<br>{parent} {'picked' if item.get(C.OBJECT_SELECTED) else 'not picked'}"
         else:
             cls = "card sel" if item.get(C.SELECTED) else "card"
@@ -546,21 +547,28 @@ def swatch(colour: str) -> str:
     return f'<span class="sw" style="background:{colour};outline:1px solid #fff"></span>'
 
 
-def task_legend(tasks: Iterable[Any], among: Iterable[Any] = ()) -> str:
-    """``Tasks`` and a swatch of its box colour before each task's name (the page did not say which colour is
-    which task); ``among``: the version's tasks (:data:`PALETTE`)."""
-    swatches = (f'<span class="task">{swatch(c)}{H.e(t)}</span>' for t, c in task_colours(tasks, among).items())
+def page_colours(among: Iterable[Any], objects: Sequence[dict[str, Any]] = (),
+                 boxes: Sequence[dict[str, Any]] = ()) -> dict[str, str]:
+    """``{task: colour}`` of every task a page draws (``colours.task_colours``), made once per page and passed to
+    its figure, legends and cards: ``among`` (the version's tasks, :data:`PALETTE`) and the tasks of the
+    ``objects`` first, so a task of the predicted ``boxes`` alone (a prediction file's) never moves theirs."""
+    drawn = [o.get(C.OBJECT_TASK) for o in objects]
+    return task_colours([*drawn, *(b.get("task") for b in boxes)], [*among, *drawn])
+
+
+def task_legend(tasks: Iterable[Any], colours: dict[str, str]) -> str:
+    """``Tasks`` and a swatch of its box colour before each task's name, by name (the page did not say which
+    colour is which task); ``colours``: the page's (:func:`page_colours`)."""
+    swatches = (f'<span class="task">{swatch(colours[t])}{H.e(t)}</span>' for t in sorted({str(t) for t in tasks}))
     return '<span class="legend">Tasks (box colour): ' + ", ".join(swatches) + ".</span>"
 
 
-def _boxes_svg(width: int, height: int, boxes: list[dict[str, Any]], objects: Sequence[dict[str, Any]] = (),
-               object_href: Any = None, among: Iterable[Any] = ()) -> str:
+def _boxes_svg(width: int, height: int, boxes: list[dict[str, Any]], objects: Sequence[dict[str, Any]],
+               object_href: Any, colours: dict[str, str]) -> str:
     """Predicted boxes (from the prediction files) and object boxes (from the object rows: a link to the
     object's page each, selected objects solid and marked ✓, the others dashed) over an image, each in its task's
-    colour (``among``: the version's tasks, :data:`PALETTE`)."""
+    colour (``colours``: the page's, :func:`page_colours`)."""
     parts = []
-    colours = task_colours((o.get(C.OBJECT_TASK) for o in objects), among)
-    colours.update(task_colours((b.get("task") for b in boxes), [*among, *colours]))  # (never moving an object's)
     # In image pixels: the figure shows the image ~520 px wide, so these are ~2 px lines and ~13 px labels.
     stroke = max(width, height) / 260
     font = max(width, height) / 40
@@ -595,11 +603,10 @@ def _boxes_svg(width: int, height: int, boxes: list[dict[str, Any]], objects: Se
 
 
 def objects_section(root: str, pool: str, view: View, objects: list[dict[str, Any]], picked: bool,
-                    what: str = "image", among: Iterable[Any] = ()) -> str:
+                    what: str, colours: dict[str, str]) -> str:
     """The crops of an image's (``what``: or a video ``"frame"``'s) objects: thumbnail, task/category/score,
-    selected or not, crop metrics."""
+    selected or not, crop metrics; ``colours``: the page's (:func:`page_colours`)."""
     metrics = ("sharpness", "luminance", "snr")
-    colours = task_colours((o.get(C.OBJECT_TASK) for o in objects), among)
     cards = []
     for o in objects:
         sid = str(o.get(C.SAMPLE_ID) or "")
@@ -622,7 +629,7 @@ def objects_section(root: str, pool: str, view: View, objects: list[dict[str, An
            "is selected.")
     grid = pool_url(root, pool, "samples") + qs([("version", view.version), ("show", SHOW_OBJECTS)])
     return (f'<h2 id="objects">Objects ({H.e(len(objects))}, {H.e(n_sel)} selected)</h2>'
-            f'<p class="muted">{task_legend((o.get(C.OBJECT_TASK) for o in objects), among)} {H.e(why)} Boxes as predicted; crops padded as the '
+            f'<p class="muted">{task_legend((o.get(C.OBJECT_TASK) for o in objects), colours)} {H.e(why)} Boxes as predicted; crops padded as the '
             f'run cropped them. {H.link(grid, "all objects")}</p><div class="grid objects">{"".join(cards)}</div>')
 
 
@@ -674,8 +681,8 @@ def sample_page(
     def object_href(o: dict[str, Any]) -> str:
         return pool_url(root, pool, "samples", H.seg(str(o.get(C.SAMPLE_ID)))) + qs([("version", view.version)])
 
-    among = extra.get("tasks") or ()
-    overlay = _boxes_svg(size[0], size[1], boxes, objects, object_href, among) if (boxes or objects) and size else ""
+    colours = page_colours(extra.get("tasks") or (), objects, boxes)
+    overlay = _boxes_svg(size[0], size[1], boxes, objects, object_href, colours) if (boxes or objects) and size else ""
     status = row.get(C.STATUS)
     status_box = (
         f'<div class="box {"ok" if status == C.STATUS_OK else "err"}">Status <b>{H.e(status)}</b>'
@@ -749,7 +756,7 @@ def sample_page(
     elif boxes:
         noun = "box" if len(boxes) == 1 else "boxes"
         pred_note = (f'<p class="muted">{H.e(len(boxes))} predicted {noun} drawn (from <code>.lightly/predictions</code>). '
-                     f'{task_legend((b.get("task") for b in boxes), [*among, *(o.get(C.OBJECT_TASK) for o in objects)])}</p>')
+                     f'{task_legend((b.get("task") for b in boxes), colours)}</p>')
     if objects:
         pred_note += (f'<p class="muted">{H.e(len(objects))} object{"s" * (len(objects) != 1)} drawn: selected ones solid and marked ✓, the '
                       "others dashed; click a box for the object's page.</p>")
@@ -764,7 +771,7 @@ def sample_page(
         + "</div><div class=\"side\">" + status_box + f"<h3>Tags</h3><p>{tag_pills}</p>"
         + similar_link(root, pool, view, sid, row, SHOW_IMAGES) + "".join(why) + "</div></div>"
         + (objects_section(root, pool, view, objects, bool(row.get(C.SELECTED)),
-                           "frame" if is_frame(row) else "image", among) if objects else "")
+                           "frame" if is_frame(row) else "image", colours) if objects else "")
         # (its own scroller: at 400 px the run ids, wrapped, still left the table 22 px wider than the page)
         + tables + '<h2>Versions of this sample</h2><div class="hscroll">' + versions + "</div>"
     )
@@ -965,11 +972,11 @@ def object_page(
         # (its image, or its frame's video without a stored PNG of the frame, gone: the note says so, no broken image)
         if size and not picture_gone(extra):
             image_url = pool_url(root, pool, "samples", H.seg(parent[C.SAMPLE_ID]), "image") + qs([("version", view.version)])
-            among = extra.get("tasks") or ()
-            overlay = _boxes_svg(size[0], size[1], [], [row], lambda o: parent_href + "#objects", among)
+            colours = page_colours(extra.get("tasks") or (), [row])
+            overlay = _boxes_svg(size[0], size[1], [], [row], lambda o: parent_href + "#objects", colours)
             in_image = (f'<h3>In its {what}</h3><div class="figure"><img src="{H.e(image_url)}" '
                         f'alt="{H.e(parent.get(C.KEY))}">{overlay}</div>'
-                        f'<p class="muted">{task_legend([row.get(C.OBJECT_TASK)], among)}</p>')
+                        f'<p class="muted">{task_legend([row.get(C.OBJECT_TASK)], colours)}</p>')
         rank = parent.get(C.PICK_RANK)
         chosen = (f"Selected: its run picked its {what} (pick {H.e(int(rank) + 1)}), which selects all the {what}'s "
                   f"objects." if rank is not None else f"Not selected: its run did not pick its {what}.")

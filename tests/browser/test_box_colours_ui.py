@@ -20,7 +20,7 @@ from PIL import Image
 from browser.test_chart_contrast_ui import _canvas_colours, _open_map
 from lightly_airflow import columns as C
 from lightly_airflow.plugins import html as H
-from lightly_airflow.plugins.pages import _boxes_svg, task_legend
+from lightly_airflow.plugins.pages import _boxes_svg, page_colours, task_legend
 from lightly_airflow.report.plots import GROUP_COLOURS
 
 TASKS = ["cars", "dogs", "faces", "people", "signs", "trees"]
@@ -45,8 +45,9 @@ def _sample_figure(ground: tuple[int, int, int]) -> str:
     Image.new("RGB", (600, 400), ground).save(buf, format="PNG")
     src = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
     predicted = [{"bbox": [20, 330, 60, 40], "category": "cat", "score": 0.9}]
-    return (f'<div class="figure"><img src="{src}" alt="picture">{_boxes_svg(600, 400, predicted, _objects())}</div>'
-            f'<p class="muted">{task_legend(o[C.OBJECT_TASK] for o in _objects())}</p>')
+    colours = page_colours((), _objects(), predicted)
+    return (f'<div class="figure"><img src="{src}" alt="picture">{_boxes_svg(600, 400, predicted, _objects(), None, colours)}'
+            f'</div><p class="muted">{task_legend((o[C.OBJECT_TASK] for o in _objects()), colours)}</p>')
 
 
 @pytest.mark.parametrize("ground", [(0, 0, 0), (255, 255, 255), (128, 128, 128)])

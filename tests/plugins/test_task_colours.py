@@ -19,8 +19,10 @@ from lightly_airflow.colours import TASK_COLOURS, task_colour, task_colours
 from lightly_airflow.datapool import Datapool
 
 #: The second task, on the first 6 of 12 images: it sorts before "shapes", so by the former rule "shapes" was the
-#: first colour on the other 6 images and the second on these.
-OTHER = "animals"
+#: first colour on the other 6 images and the second on these; and its own colour is "shapes"' (#0069b4): "shapes"
+#: takes the next one on every page (the version's tasks), where a page that coloured only the tasks it draws would
+#: give "shapes" alone (an object's page, its legend) its own.
+OTHER = "birds"
 
 
 def build_two_task_pool(root: Path) -> Path:
@@ -73,6 +75,9 @@ def test_a_task_has_one_colour_on_every_image_page_and_object_page(tclient, two_
         assert page.status_code == 200
         if "<svg" in page.text:
             seen |= _box_colours(page.text)
+        legends = re.findall(r'<span class="task"><span class="sw" style="background:(#[0-9a-f]{6})[^"]*"></span>(\w+)<',
+                             page.text)  # (the figure's and the crops' legends: one map a page)
+        seen |= {(t, c) for c, t in legends}
     by_task: dict[str, set[str]] = {}
     for task, colour in seen:
         by_task.setdefault(task, set()).add(colour)
@@ -106,8 +111,8 @@ def test_colours_are_the_task_s_own_and_tasks_of_a_pool_stay_apart():
 
 def test_predicted_boxes_of_one_task_share_its_colour():
     """Boxes from the prediction files were coloured by their place in the file: a task's two boxes two colours."""
-    from lightly_airflow.plugins.pages import _boxes_svg
+    from lightly_airflow.plugins.pages import _boxes_svg, page_colours
 
     boxes = [{"task": "cars", "bbox": [1 + 20 * i, 1, 10, 10], "category": "car", "score": 0.9} for i in range(3)]
-    strokes = re.findall(r'stroke="(#[0-9a-f]{6})"', _boxes_svg(100, 40, boxes))
+    strokes = re.findall(r'stroke="(#[0-9a-f]{6})"', _boxes_svg(100, 40, boxes, (), None, page_colours((), (), boxes)))
     assert strokes == [task_colour("cars")] * 3
