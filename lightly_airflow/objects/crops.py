@@ -32,6 +32,12 @@ since the pool's previous version, and the frames of a replaced video that no lo
 of every task folder (a task the run does not crop too), are removed but those the run writes, counted apart as
 ``replaced_removed`` and logged. An unchanged image keeps the crops of tasks the run does not crop (the pixels are
 still there); an image whose read or a crop write failed keeps all its files.
+
+Session 65 audit: a run with ``crops.enable_upload`` off, or without object-level work (image-level), removed no
+crop of a replaced image (the first returned before any removal, the second had no crop step), so an image replaced
+after an object-level run kept crops of pixels that no longer exist: :func:`remove_replaced_crops` runs for them too
+(it writes and prunes nothing else). And every prune records the files before removing them (``before_removing``):
+a task killed part-way through its removals counted, on its retry, only the files left.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ import io
 import logging
 import os
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -79,14 +85,26 @@ def _crop_name_pattern(parent_key: str, task: str) -> tuple[str, str, re.Pattern
     return folder, head, re.compile(f"{re.escape(head)}([0-9]+){re.escape(tail)}")
 
 
+#: ``before_removing(kind, paths)``: called with the crop files (paths inside ``.lightly/``) a prune is about to
+#: remove, before it removes any, to record them (``objects.run.RemovalRecord``); returns the files the run's
+#: earlier attempts recorded for ``kind``, so a retry counts what a killed attempt removed.
+BeforeRemoving = Callable[[str, list[str]], Collection[str]]
+
+
 def prune_stale_crops(
     root: str, current: Mapping[tuple[str, str], set[int]], credentials: StorageCredentials | None = None, *,
-    why: str = "of objects the re-cropped images no longer have",
+    why: str = "of objects the re-cropped images no longer have", kind: str = "stale_removed",
+    before_removing: BeforeRemoving | None = None,
 ) -> tuple[int, int]:
     """Remove the crop files of the (parent key, task) pairs in ``current`` whose object index is not in its set
     (the indices just written); each folder is listed once (on S3 by its images' prefixes: :func:`_listing`).
     Returns (removed, failed removals): a file that cannot be removed is logged and counted, never fatal; ``why``
-    ends the log line of the files removed."""
+    ends the log line of the files removed.
+
+    With ``before_removing``, the files are recorded before the first is removed, and the files an earlier attempt
+    of the run recorded for ``kind`` that are gone now count as removed: an attempt killed part-way through its
+    removals left no count, and its retry counted only the files left (session 65 audit: 1 of 2, and 0 of 2 when
+    killed after the last removal). A recorded file still there is counted once, by the attempt that removes it."""
     fs, base = filesystem(root, credentials)
     folders: dict[str, list[tuple[re.Pattern[str], set[int]]]] = {}
     heads: dict[str, set[str]] = {}
@@ -94,23 +112,30 @@ def prune_stale_crops(
         folder, head, pattern = _crop_name_pattern(parent, task)
         folders.setdefault(folder, []).append((pattern, keep))
         heads.setdefault(folder, set()).add(head)
-    removed, failed, names = 0, 0, []
+    listed: set[str] = set()
+    stale: list[str] = []
     for folder, patterns in sorted(folders.items()):
         for path in _listing(fs, join_uri(base, folder), heads[folder]):
             name = str(path).rstrip("/").rsplit("/", 1)[-1]
-            stale = any((m := p.fullmatch(name)) and int(m.group(1)) not in keep for p, keep in patterns)
-            if not stale:
-                continue
-            try:
-                fs.rm_file(join_uri(base, folder, name))
-                removed += 1
-                names.append(f"{folder}/{name}")
-            except Exception as exc:  # noqa: BLE001 - a stale file left is reported, not fatal
-                failed += 1
-                log.warning("crops: cannot remove the stale crop %s/%s: %s: %s", folder, name, type(exc).__name__, exc)
-    if removed:
-        log.info("crops: removed %d stale crop files %s: %s%s", removed, why, ", ".join(names[:5]),
-                 " ..." if removed > 5 else "")
+            listed.add(f"{folder}/{name}")
+            if any((m := p.fullmatch(name)) and int(m.group(1)) not in keep for p, keep in patterns):
+                stale.append(f"{folder}/{name}")
+    earlier = set(before_removing(kind, stale)) if before_removing is not None else set()
+    removed = len(earlier - listed)  # (gone: removed by an earlier attempt; a file recorded and still there is not)
+    failed, names = 0, []
+    for relpath in stale:
+        try:
+            fs.rm_file(join_uri(base, relpath))
+            removed += 1
+            names.append(relpath)
+        except Exception as exc:  # noqa: BLE001 - a stale file left is reported, not fatal
+            failed += 1
+            log.warning("crops: cannot remove the stale crop %s: %s: %s", relpath, type(exc).__name__, exc)
+    if names:
+        log.info("crops: removed %d stale crop files %s: %s%s", len(names), why, ", ".join(names[:5]),
+                 " ..." if len(names) > 5 else "")
+    if removed > len(names):
+        log.info("crops: %d more crop files %s were removed by an earlier attempt of the run", removed - len(names), why)
     return removed, failed
 
 
@@ -177,7 +202,7 @@ def write_selected_crops(
     objects: pa.Table | None, spec: ObjectsSpec, *, datasource_uri: str, lightly_uri: str,
     datasource_credentials: StorageCredentials | None = None, lightly_credentials: StorageCredentials | None = None,
     workers: int = 4, frames: Mapping[str, Mapping[str, Any]] | None = None, picked: Collection[str] = (),
-    replaced: Collection[str] = (),
+    replaced: Collection[str] = (), before_removing: BeforeRemoving | None = None,
 ) -> dict[str, Any]:
     """Write the crops of the objects whose image was selected (``object_selected``), for the tasks
     ``spec.uploads`` allows. Returns counts ``written``, ``failed``, ``skipped_tasks``, ``uri``, ``stale_removed``
@@ -186,7 +211,9 @@ def write_selected_crops(
     :param frames: parents that are video frames, their rows by key (cropped from :func:`parent_reader`'s picture).
     :param picked: the images the run selected (those without a selected object keep no crop of an uploaded task).
     :param replaced: the run's images whose picture is gone (:func:`~.run.replaced_images`): no crop of their
-        former picture is kept (only what the run writes of them), whatever its task folder.
+        former picture is kept (only what the run writes of them), whatever its task folder; with
+        ``crops.enable_upload`` off too (:func:`remove_replaced_crops`).
+    :param before_removing: records the files before they are removed (:data:`BeforeRemoving`).
     """
     from lightly_airflow.embedding.images import open_rgb_for_boxes
     from lightly_airflow.lightly_dir import lightly_root
@@ -195,7 +222,10 @@ def write_selected_crops(
     counts: dict[str, Any] = {"written": 0, "failed": 0, "skipped_tasks": [], "uri": None, "stale_removed": 0,
                               "stale_failed": 0, "replaced_removed": 0, "replaced_failed": 0}
     objects = NO_OBJECTS if objects is None or objects.num_rows == 0 else objects
-    if not spec.upload or (objects.num_rows == 0 and not picked and not replaced):
+    if not spec.upload:  # (no crop written or pruned; those of a former picture are no object's: removed)
+        return {**counts, **remove_replaced_crops(lightly_uri, replaced, lightly_credentials,
+                                                  before_removing=before_removing)}
+    if objects.num_rows == 0 and not picked and not replaced:
         return counts
     rows = objects.filter(objects.column(C.OBJECT_SELECTED))
     tasks = sorted(set(rows.column(C.OBJECT_TASK).to_pylist()))
@@ -249,14 +279,34 @@ def write_selected_crops(
                 complete[(parent, obj[C.OBJECT_TASK])].add(obj[C.OBJECT_INDEX])
     # A selected image without a selected object of an uploaded task: nothing written, none of its crops is current.
     complete.update({(parent, task): set() for parent in picked if parent not in by_parent for task in uploaded})
-    counts["stale_removed"], counts["stale_failed"] = prune_stale_crops(root, complete, lightly_credentials)
-    folders = task_folders(root, lightly_credentials) if replaced else []
-    former: dict[tuple[str, str], set[int]] = {
-        (parent, task): set() for parent in sorted(set(replaced) - failing) for task in folders
-        if (parent, task) not in complete}
-    counts["replaced_removed"], counts["replaced_failed"] = prune_stale_crops(
-        root, former, lightly_credentials, why="of images replaced since they were cropped (their former pictures)")
+    counts["stale_removed"], counts["stale_failed"] = prune_stale_crops(root, complete, lightly_credentials,
+                                                                        before_removing=before_removing)
+    counts.update(remove_replaced_crops(lightly_uri, set(replaced) - failing, lightly_credentials, written=complete,
+                                        before_removing=before_removing))
     log.info("crops: wrote %d PNG crops of selected objects to %s (%d failed; %d stale removed; %d of replaced images "
              "removed; tasks not uploaded: %s)", counts["written"], counts["uri"], counts["failed"],
              counts["stale_removed"], counts["replaced_removed"], counts["skipped_tasks"])
     return counts
+
+
+def remove_replaced_crops(
+    lightly_uri: str, replaced: Collection[str], credentials: StorageCredentials | None = None, *,
+    written: Collection[tuple[str, str]] = (), before_removing: BeforeRemoving | None = None,
+) -> dict[str, int]:
+    """Remove every crop file of the ``replaced`` images (their pictures are gone: :func:`~.run.replaced_images`) in
+    every task folder but those of the (image, task) pairs in ``written`` (the run's own crops of them, pruned by
+    :func:`prune_stale_crops`); ``replaced_removed`` and ``replaced_failed``. Whatever the run crops: until session
+    65 a run with ``crops.enable_upload`` off or without object-level work (image-level) kept them, so a replaced
+    image kept crops of pixels that no longer exist. Lists ``crops/`` only when some image was replaced."""
+    from lightly_airflow.lightly_dir import lightly_root
+
+    if not replaced:
+        return {"replaced_removed": 0, "replaced_failed": 0}
+    root = lightly_root(lightly_uri)
+    folders = task_folders(root, credentials)
+    former: dict[tuple[str, str], set[int]] = {
+        (parent, task): set() for parent in sorted(replaced) for task in folders if (parent, task) not in written}
+    removed, failed = prune_stale_crops(
+        root, former, credentials, why="of images replaced since they were cropped (their former pictures)",
+        kind="replaced_removed", before_removing=before_removing)
+    return {"replaced_removed": removed, "replaced_failed": failed}

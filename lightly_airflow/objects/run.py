@@ -214,15 +214,52 @@ def _read_record(datapool_uri: str, run_id: str, name: str,
     return dict(record) if isinstance(record, Mapping) else None
 
 
+#: The crop files a run set out to remove, by count name (``stale_removed``, ``replaced_removed``), recorded before
+#: they are removed (:class:`RemovalRecord`).
+REMOVALS_FILE = "objects-crops-removals.json"
+
+#: A key of :func:`write_crops`' counts (never recorded): they include the removals of the run's earlier attempts.
+RECORDED = "removals_recorded"
+
+
+class RemovalRecord:
+    """``crops.BeforeRemoving`` of one run: the crop files each prune is about to remove are added to the run's
+    :data:`REMOVALS_FILE` before the first is removed; it returns what the run's earlier attempts recorded, so a
+    retry counts the files a killed attempt removed (session 65 audit, 2 stale crops: SIGKILLed after the first
+    removal, the retry said 1; after the last, before the counts were recorded, it said 0). A record that cannot be
+    written is logged and the files are removed all the same (a later kill would undercount them, as before)."""
+
+    def __init__(self, datapool_uri: str, run_id: str, credentials: StorageCredentials | None = None) -> None:
+        self.where = (datapool_uri, run_id, credentials)
+        earlier = _read_record(datapool_uri, run_id, REMOVALS_FILE, credentials) or {}
+        self.earlier = {str(k): frozenset(map(str, v)) for k, v in earlier.items() if isinstance(v, list)}
+        self.paths = {k: set(v) for k, v in self.earlier.items()}
+
+    def __call__(self, kind: str, paths: list[str]) -> frozenset[str]:
+        mine = self.paths.setdefault(kind, set())
+        if not set(paths) <= mine:
+            mine.update(paths)
+            datapool_uri, run_id, credentials = self.where
+            try:
+                staging.write_record(datapool_uri, run_id, REMOVALS_FILE,
+                                     {k: sorted(v) for k, v in sorted(self.paths.items())}, credentials)
+            except Exception:  # noqa: BLE001 - the stale files are removed all the same
+                log.exception("Could not record the crop files about to be removed in %s: a retry of a task killed "
+                              "while removing them will not count them.", staging.reports_dir(datapool_uri, run_id))
+        return self.earlier.get(kind, frozenset())
+
+
 def record_crops(crops: Mapping[str, Any], datapool_uri: str, run_id: str,
                  credentials: StorageCredentials | None = None) -> dict[str, Any]:
     """Record the counts of the run's crops once they are written, and return them: a finished run re-run (its
     staging files removed, so it writes no crop; :func:`recorded_summary`) said nothing of its crops until
-    2026-12-07 (session 64). An earlier attempt's record (killed before its staging files were removed: this
-    attempt rewrote the same files) adds its removals, since a file is removed once, by the attempt that found it
-    (a retry's ``stale_removed`` was 0 where the uninterrupted run's was not). A failed write is logged."""
+    2026-12-07 (session 64). Counts made without a :class:`RemovalRecord` add an earlier attempt's record's
+    removals (killed before its staging files were removed: this attempt rewrote the same files), since a file is
+    removed once, by the attempt that found it (a retry's ``stale_removed`` was 0 where the uninterrupted run's
+    was not); counts made with one include them already. A failed write is logged."""
     out = dict(crops)
-    earlier = _read_record(datapool_uri, run_id, CROPS_FILE, credentials)
+    counted = bool(out.pop(RECORDED, False))
+    earlier = None if counted else _read_record(datapool_uri, run_id, CROPS_FILE, credentials)
     for name in ("stale_removed", "replaced_removed"):
         if earlier is not None and name in out:
             out[name] = int(out[name] or 0) + int(earlier.get(name) or 0)
@@ -365,29 +402,47 @@ def _without_later(
 
 
 def write_crops(
-    object_rows: pa.Table | None, spec: ObjectsSpec, meta: dict[str, Any], *,
+    object_rows: pa.Table | None, spec: ObjectsSpec | None, meta: dict[str, Any], *,
     datasource_credentials: StorageCredentials | None = None, lightly_credentials: StorageCredentials | None = None,
     rows: pa.Table | None = None, known: pa.Table | None = None, later: Collection[str] = (),
+    datapool_uri: str | None = None, run_id: str | None = None, datapool_credentials: StorageCredentials | None = None,
 ) -> dict[str, Any]:
     """Write the selected objects' crops after the commit; a failure is logged and counted, never fatal. The
     video frames among the run's image ``rows`` are cropped from their picture (``crops.parent_reader``); the
     crops of its selected images without objects, and of its images replaced since the pool's ``known`` files
     (:func:`replaced_images`), are removed (``crops`` module docstring). The images in ``later`` (a retry's
-    :func:`processed_later`) are neither written nor pruned (counted as ``later_skipped``)."""
-    from lightly_airflow.objects.crops import write_selected_crops
+    :func:`processed_later`) are neither written nor pruned (counted as ``later_skipped``).
 
+    Without a ``spec`` (a run without object-level work) or with ``crops.enable_upload`` off, no crop is written
+    or pruned but the crops of the replaced images are removed all the same (``{}`` when a run without a spec
+    removed none). With ``datapool_uri`` and ``run_id``, the files are recorded before they are removed
+    (:class:`RemovalRecord`) and the counts include what the run's earlier attempts removed; :func:`record_crops`
+    then adds nothing to them."""
+    from lightly_airflow.objects.crops import remove_replaced_crops, write_selected_crops
+
+    object_rows, picked, replaced, skipped = _without_later(object_rows, picked_images(rows),
+                                                            replaced_images(known, rows), later)
+    if spec is None and not replaced:
+        return {}
     datasource_uri = _meta_text(meta, C.DATASOURCE_URI_METADATA_KEY)
     lightly_uri = _meta_text(meta, C.LIGHTLY_URI_METADATA_KEY) or datasource_uri
     if not datasource_uri or not lightly_uri:
         log.warning("crops: the run's staging files do not name the datasource; no crops written")
         return {"written": 0, "failed": 0, "error": "datasource unknown"}
-    object_rows, picked, replaced, skipped = _without_later(object_rows, picked_images(rows),
-                                                            replaced_images(known, rows), later)
+    lightly_credentials = lightly_credentials or datasource_credentials
     try:
-        counts = write_selected_crops(object_rows, spec, datasource_uri=datasource_uri, lightly_uri=lightly_uri,
-                                      datasource_credentials=datasource_credentials,
-                                      lightly_credentials=lightly_credentials or datasource_credentials,
-                                      frames=video_frames(rows), picked=picked, replaced=replaced)
+        record = RemovalRecord(datapool_uri, run_id, datapool_credentials) if datapool_uri and run_id else None
+        if spec is None:
+            counts: dict[str, Any] = dict(remove_replaced_crops(lightly_uri, replaced, lightly_credentials,
+                                                                before_removing=record))
+            if not any(counts.values()):
+                return {}
+        else:
+            counts = write_selected_crops(object_rows, spec, datasource_uri=datasource_uri, lightly_uri=lightly_uri,
+                                          datasource_credentials=datasource_credentials,
+                                          lightly_credentials=lightly_credentials, frames=video_frames(rows),
+                                          picked=picked, replaced=replaced, before_removing=record)
+        counts.update({RECORDED: True} if record is not None else {})
         return {**counts, "later_skipped": skipped} if skipped else counts
     except Exception as exc:  # noqa: BLE001 - the run is committed; missing crops are reported, not fatal
         log.exception("crops: writing the selected objects' crops failed; the selection is committed")

@@ -203,6 +203,20 @@ def _toleration(value: k8s.V1Toleration | Mapping[str, Any]) -> k8s.V1Toleration
     return k8s.V1Toleration(**dict(value))
 
 
+def _with_unbuffered(
+    env_vars: Mapping[str, str] | Sequence[k8s.V1EnvVar] | None,
+) -> dict[str, str] | list[k8s.V1EnvVar]:
+    """The pod's environment with ``PYTHONUNBUFFERED=1`` (what the embed CLI prints reaches the pod's log, which
+    the task log follows, as it is printed: a pipe's stdout is block-buffered) unless the user set it, for both
+    forms KubernetesPodOperator takes: a dict, or a list of ``V1EnvVar`` (a list lost it until session 65)."""
+    if env_vars is None or isinstance(env_vars, Mapping):
+        return {"PYTHONUNBUFFERED": "1", **dict(env_vars or {})}
+    env = list(env_vars)
+    if any(getattr(var, "name", None) == "PYTHONUNBUFFERED" for var in env):
+        return env
+    return [k8s.V1EnvVar(name="PYTHONUNBUFFERED", value="1"), *env]
+
+
 class EmbedPodOperator(_EmbedOptionsAttributes, ShardLabel, KubernetesPodOperator):
     """Run ``lightly-airflow embed`` for one manifest shard in a (GPU) pod; returns the pod's counts pointer.
 
@@ -276,11 +290,7 @@ class EmbedPodOperator(_EmbedOptionsAttributes, ShardLabel, KubernetesPodOperato
             container_resources = k8s.V1ResourceRequirements(limits=limits or None, requests=requests or None)
         if tolerations is None:
             tolerations = [{"key": gpu_resource, "operator": "Exists", "effect": "NoSchedule"}] if gpus else []
-        env: dict[str, str] | list[k8s.V1EnvVar]
-        if env_vars is None or isinstance(env_vars, Mapping):
-            env = {"PYTHONUNBUFFERED": "1", **dict(env_vars or {})}
-        else:
-            env = list(env_vars)
+        env = _with_unbuffered(env_vars)
         super().__init__(
             image=image or default_worker_image(),
             namespace=namespace or os.environ.get("LIGHTLY_K8S_NAMESPACE") or None,

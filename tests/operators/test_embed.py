@@ -302,3 +302,22 @@ def test_a_local_folder_not_mounted_into_the_pod_fails_before_the_pod_is_made(tm
     images = k8s.V1VolumeMount(name="pool", mount_path=str(tmp_path), sub_path=None)
     pod = _pod(EmbedPodOperator(task_id="e", manifest_uri=manifest, volumes=[volume], volume_mounts=[images]))
     assert _base_container(pod).args[:3] == ["embed", "--manifest", manifest]
+
+
+@pytest.mark.parametrize("given", [
+    [k8s.V1EnvVar(name="AWS_REGION", value="eu-west-1")],
+    {"AWS_REGION": "eu-west-1"},
+])
+def test_pod_env_is_unbuffered_for_a_list_of_env_vars_as_for_a_dict(given: object) -> None:
+    """A list of ``V1EnvVar`` (KubernetesPodOperator's other form) dropped the default PYTHONUNBUFFERED=1."""
+    op = EmbedPodOperator(task_id="embed", manifest_uri=MANIFEST, image="w:1", env_vars=given)  # type: ignore[arg-type]
+    env = {e.name: e.value for e in _base_container(_pod(op)).env}
+    assert env == {"PYTHONUNBUFFERED": "1", "AWS_REGION": "eu-west-1"}
+
+
+def test_pod_env_keeps_the_users_pythonunbuffered_in_a_list() -> None:
+    secret = k8s.V1EnvVarSource(config_map_key_ref=k8s.V1ConfigMapKeySelector(name="cfg", key="unbuffered"))
+    op = EmbedPodOperator(task_id="embed", manifest_uri=MANIFEST, image="w:1",
+                          env_vars=[k8s.V1EnvVar(name="PYTHONUNBUFFERED", value_from=secret)])
+    env = _base_container(_pod(op)).env
+    assert [(e.name, e.value, e.value_from) for e in env] == [("PYTHONUNBUFFERED", None, secret)]
