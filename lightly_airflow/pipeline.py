@@ -556,9 +556,10 @@ def list_new(
     from lightly_airflow.datasource.gone import gone_files, write_gone
 
     gone = gone_files(found, snapshot)
+    pool_embedding = None if snapshot is None else snapshot.embedding_info()
     if snapshot is not None:
         check_custom_metadata_types(query, creds, snapshot)
-        check_embed_overrides(embed_overrides or {}, snapshot.embedding_info())
+        check_embed_overrides(embed_overrides or {}, pool_embedding)
     from lightly_airflow.video.listing import expand_videos
 
     # New or replaced videos (by content identity) become their frames: one row per frame, Lightly's names.
@@ -578,7 +579,7 @@ def list_new(
         manifests = write_manifests(
             files, query.datapool_uri, run_id, datasource_uri=query.datasource_uri,
             lightly_uri=query.effective_lightly_uri, credentials=creds.datapool, max_shards=max_shards,
-            min_shard_size=min_shard_size, pool_embedding=None if snapshot is None else snapshot.embedding_info(),
+            min_shard_size=min_shard_size, pool_embedding=pool_embedding,
         )
         if known is not None and known.num_rows:
             reuse_uri, reusable, older = write_reusable_embeddings(
@@ -844,6 +845,113 @@ def _unreported_problems(keys: pa.ChunkedArray | pa.Array, status: pa.Array, rea
     return pa.concat_tables(tables)
 
 
+@dataclass(frozen=True)
+class _RunIO:
+    """Which run, and the stores it reads and writes with their credentials: the one bundle the steps of
+    :func:`select_and_commit` and :func:`finish_committed_run` pass."""
+
+    datapool_uri: str
+    run_id: str
+    credentials: StorageCredentials | None  #: the datapool's (staging files, records, reports)
+    datasource_credentials: StorageCredentials | None  #: to decode the selected frames and objects
+    lightly_credentials: StorageCredentials | None  #: to write frames and crops under ``<lightly_uri>/.lightly/``
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What :func:`select_and_commit` was asked to do, its parameters parsed once: what every attempt reads."""
+
+    io: _RunIO
+    dag_id: str
+    tag: str | None
+    config: Any  #: the parsed selection config
+    al: Any  #: the :class:`~lightly_airflow.active_learning.QueryOptions`
+    origin: dict[str, Any]  #: what started the run (:meth:`RunOrigin.to_dict`), empty when not said
+    dry_run: bool
+    review: Review | None
+    #: the proposal a ``decide`` review that approved it commits (:func:`_approved_proposal`); ``None`` otherwise
+    proposal: dict[str, Any] | None
+    notes: tuple[str, ...]  #: options of the run that have no effect here
+    selected_sequence_length: int
+    query_embeddings: Mapping[tuple[str, str], np.ndarray]
+
+    @property
+    def approving(self) -> bool:
+        """A ``decide`` review that approved: the run commits the proposal's picks."""
+        return self.proposal is not None
+
+
+@dataclass(frozen=True)
+class _RunInputs:
+    """What the run's staging files and listing hold, read once (:func:`_read_inputs`): every attempt selects from
+    these."""
+
+    rows: pa.Table  #: one row per listed file (:func:`assemble_run`), corruption threshold and object metadata applied
+    meta: dict[str, Any]  #: the stages' merged schema metadata
+    model: Any  #: the embedding model and dimension the embed stage recorded
+    dim: Any
+    spec: Any  #: the run's :class:`~lightly_airflow.objects.ObjectsSpec`; ``None``: no object-level work
+    run_objects: pa.Table | None  #: the run's object rows (with ``spec``)
+    skips: ListingSkips
+    moves: list[tuple[str, str]]  #: moved files' ``(gone key, new key)`` (``datapool.moves``)
+    problems_uri: str | None
+    problems: int
+
+
+@dataclass(frozen=True)
+class _PoolView:
+    """The run's rows as one attempt sees them on the pool version it pinned (:func:`_pool_view`)."""
+
+    snap: Snapshot
+    known: pa.Table | None  #: every processed file of the pool (``None``: no pool yet)
+    marked: pa.Table  #: the run's rows, exact duplicates of the pool's (or of each other) marked
+    #: the samples selected before: ``initial-tag``, or the ``preselected_tag_name``'s (``None``: no pool yet)
+    preselected: pa.Table | None
+    #: per row of ``marked``: whether ``preselected`` holds this very file (:func:`selected_before`); ``None`` when
+    #: nothing is preselected. Computed once: the candidates leave these out, and without ``preselected_tag_name``
+    #: they are the rows that stay in ``initial-tag`` (:func:`_still_selected`)
+    before: Any
+
+    @property
+    def n_preselected(self) -> int:
+        return 0 if self.preselected is None else self.preselected.num_rows
+
+
+@dataclass(frozen=True)
+class _Picks:
+    """What one attempt's selection picked (:func:`_select`), and the picks a reviewer left out (:func:`_reviewed`)."""
+
+    keys: list[str]  #: the selection's picks, in pick order
+    #: the new picks asked for when it is not the config's own count (``n_samples_meaning: total``)
+    wanted: int | None
+    metrics: dict[str, Any]
+    stop: StopReason
+    details: pa.Table | None = None  #: the engine's per-pick ``selection.*`` values (single samples)
+    sequences: list[dict[str, Any]] = field(default_factory=list)  #: the selected sequences (``selection.sequences``)
+    left_out: frozenset[str] = frozenset()  #: picks the reviewer left out: not selected
+
+    @property
+    def kept(self) -> list[str]:
+        """The picks to commit, in pick order."""
+        return [k for k in self.keys if k not in self.left_out] if self.left_out else self.keys
+
+    @property
+    def rank(self) -> dict[str, int]:
+        """Each kept pick's rank in the selection (as the reviewer saw it: leaving picks out changes no rank)."""
+        return {k: i for i, k in enumerate(self.keys) if k not in self.left_out}
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """One attempt's result, to commit (:func:`_commit`) or to end without a commit (:func:`_end_uncommitted`)."""
+
+    rows: pa.Table  #: the run's rows with ``selected`` and ``pick_rank`` (and ``selection.*``, ``sequence``)
+    object_rows: pa.Table | None  #: committed with them (``objects.run.commit_rows``)
+    picks: _Picks
+    counts: dict[str, Any]  #: the commit's counts
+    summary: RunSummary
+
+
 def select_and_commit(
     *,
     datapool_uri: str,
@@ -900,19 +1008,16 @@ def select_and_commit(
         only picks equal to the proposal's (else :class:`~lightly_airflow.review.ReviewError`, nothing committed)
         or, discarded, commits nothing and removes the staging files.
     """
-    from lightly_airflow import objects as objects_run
     from lightly_airflow.active_learning import QueryOptions
     from lightly_airflow.config import parse_selection_config
     from lightly_airflow.datapool import Datapool, with_snapshots
-    from lightly_airflow.metadata import mark_duplicates
     from lightly_airflow.run_origin import RunOrigin
-    from lightly_airflow.selection import select
-    from lightly_airflow.selection.engine import StopReason
 
     config = parse_selection_config(selection_config)
     origin = (started_by.to_dict() if isinstance(started_by, RunOrigin)
               else RunOrigin.from_dict(started_by).to_dict() if started_by else {})
     al = active_learning if isinstance(active_learning, QueryOptions) else QueryOptions(**(active_learning or {}))
+    io = _RunIO(datapool_uri, run_id, datapool_credentials, datasource_credentials, lightly_credentials)
     pool = Datapool(datapool_uri, datapool_credentials)
     first = pool.snapshot()
     done = first.committed_version(run_id)
@@ -922,219 +1027,323 @@ def select_and_commit(
             credentials=datapool_credentials, datasource_credentials=datasource_credentials,
             lightly_credentials=lightly_credentials, dag_id=dag_id,
         ), compaction)
-
     if dry_run or review is not None:  # (a finished dry run's or discarded proposal's record)
         finished = finished_dry_run(datapool_uri, run_id, datapool_credentials)
         if finished is not None:
             return finished
-    approving = review is not None and review.step == "decide" and review.approved
-    proposal = _read_proposal(datapool_uri, run_id, datapool_credentials) if approving else None
-    if approving and proposal is None:
-        raise ReviewError(f"Run {run_id!r} has no proposal to commit ({join_uri(reports_dir(datapool_uri, run_id), PROPOSAL_FILE)} "
-                          "is missing): its select task proposes first; clear that task to propose again. Nothing was "
-                          "committed.")
-
+    proposal = _approved_proposal(io, review)
     if query_embeddings is None:
         from lightly_airflow.selection.queries import resolve_query_sets
 
         query_embeddings = resolve_query_sets(config, credentials=datapool_credentials)
-    rows, meta, errors = assemble_run(manifests, datapool_credentials)
-    rows = _one_embedding_chunk(rows)
-    _release_freed_pages()  # (the shards' chunks, freed with the old table)
+    run = _Request(io=io, dag_id=dag_id, tag=tag, config=config, al=al, origin=origin, dry_run=dry_run, review=review,
+                   proposal=proposal, notes=tuple(notes or ()), selected_sequence_length=selected_sequence_length,
+                   query_embeddings=query_embeddings)
+    inputs = _read_inputs(io, manifests, corruption_threshold)
+    summary = with_snapshots(pool, lambda snap: _attempt(pool, snap, run, inputs), max_attempts=max_attempts,
+                             first=first)
+    return _compacted(pool, summary, compaction)
+
+
+def _approved_proposal(io: _RunIO, review: Review | None) -> dict[str, Any] | None:
+    """The proposal a ``decide`` review that approved it commits (its picks are the only ones it may commit);
+    ``None`` for any other run.
+
+    :raises ReviewError: the run has no proposal (nothing is committed)."""
+    if review is None or review.step != "decide" or not review.approved:
+        return None
+    proposal = _read_proposal(io.datapool_uri, io.run_id, io.credentials)
+    if proposal is None:
+        raise ReviewError(f"Run {io.run_id!r} has no proposal to commit ({join_uri(reports_dir(io.datapool_uri, io.run_id), PROPOSAL_FILE)} "
+                          "is missing): its select task proposes first; clear that task to propose again. Nothing was "
+                          "committed.")
+    return proposal
+
+
+def _read_inputs(io: _RunIO, manifests: list[str], corruption_threshold: float) -> _RunInputs:
+    """Join the run's staging files, mark the frames above the corruption threshold corrupt, add the objects'
+    metadata, read what the listing skipped and moved, and write the problems file: once, for every attempt."""
+    from lightly_airflow import objects as objects_run
+    from lightly_airflow.datasource.gone import read_moves
     from lightly_airflow.video.quality import apply_corruption_threshold
 
+    rows, meta, errors = assemble_run(manifests, io.credentials)
+    rows = _one_embedding_chunk(rows)
+    _release_freed_pages()  # (the shards' chunks, freed with the old table)
     rows = apply_corruption_threshold(rows, corruption_threshold)
-    spec = objects_run.read_spec(manifests[0], datapool_credentials) if manifests else None
-    run_objects = objects_run.load_run_objects(manifests, datapool_credentials) if spec is not None else None
+    spec = objects_run.read_spec(manifests[0], io.credentials) if manifests else None
+    run_objects = objects_run.load_run_objects(manifests, io.credentials) if spec is not None else None
     if spec is not None:
         rows = objects_run.with_object_metadata(rows, run_objects, spec.all_tasks)
-    skips, listing_errors = listing_skips(datapool_uri, run_id, datapool_credentials)
-    from lightly_airflow.datasource.gone import read_moves
-
-    moves = read_moves(datapool_uri, run_id, datapool_credentials) if skips.gone_moved else []
-    problems_uri, problems = _write_problems([*listing_errors, *errors], datapool_uri, run_id, datapool_credentials,
+    skips, listing_errors = listing_skips(io.datapool_uri, io.run_id, io.credentials)
+    moves = read_moves(io.datapool_uri, io.run_id, io.credentials) if skips.gone_moved else []
+    problems_uri, problems = _write_problems([*listing_errors, *errors], io.datapool_uri, io.run_id, io.credentials,
                                              rows=rows)
-    model = _meta_value(meta, C.EMBEDDING_MODEL_METADATA_KEY)
-    dim = _meta_value(meta, C.EMBEDDING_DIM_METADATA_KEY)
+    return _RunInputs(rows=rows, meta=meta, model=_meta_value(meta, C.EMBEDDING_MODEL_METADATA_KEY),
+                      dim=_meta_value(meta, C.EMBEDDING_DIM_METADATA_KEY), spec=spec, run_objects=run_objects,
+                      skips=skips, moves=moves, problems_uri=problems_uri, problems=problems)
 
-    def attempt(snap: Snapshot) -> RunSummary:
-        # Every read of this attempt and its commit use the one pinned version ``snap``.
-        read_version = snap.version
-        known = snap.known_files() if read_version is not None else None
-        known_ok = None
-        if known is not None and known.num_rows:
-            # Every key's ok row, the run's keys too: a reprocessed file keeps its place against a new copy of it
-            # (without its row, process_all made the pool's selected b.png a duplicate of a new a.png and selected
-            # the picture again); mark_duplicates lets the run's row of a key supersede the pool's.
-            known_ok = known.filter(pc.equal(known.column(C.STATUS), C.STATUS_OK)).select([C.KEY, C.CONTENT_HASH])
-        marked = mark_duplicates(rows, known_ok) if C.CONTENT_HASH in rows.column_names else rows
-        # Preselected: everything selected so far (initial-tag), or the samples of preselected_tag_name.
-        preselected = al.preselected(snap) if read_version is not None else None
-        ok_mask = pc.equal(marked.column(C.STATUS), C.STATUS_OK)
-        if preselected is not None and preselected.num_rows:
-            # Samples the pool already selected are context for this run, not candidates again.
-            ok_mask = pc.and_(ok_mask, pc.invert(selected_before(marked, preselected)))
-        # (all ok, the usual case: the candidates are the rows themselves, no filtered copy of their embeddings)
-        candidates = filtered(marked, ok_mask)
-        if read_version is not None:
-            candidates = al.restrict(candidates, snap)  # query_tag_name: only that tag's samples
-        candidates = _with_schema_metadata(candidates, meta)
-        run_config, n_new = al.dag_count(config, 0 if preselected is None else preselected.num_rows)
-        log.info(
-            "Selecting from %d candidates (%d of the run's files are not ok or were selected before) with %d "
-            "samples already selected in the pool (version %s).", candidates.num_rows,
-            marked.num_rows - candidates.num_rows, 0 if preselected is None else preselected.num_rows, read_version,
-        )
-        details = None
-        sequences: list[dict[str, Any]] = []
-        pre_objects = objects_run.pool_objects(snap, preselected) if spec is not None else None
-        stop: StopReason
-        if candidates.num_rows and n_new != 0 and selected_sequence_length > 1:
-            from lightly_airflow.selection.sequences import select_sequences
 
-            seq = select_sequences(candidates, run_config, selected_sequence_length, preselected=preselected,
-                                   query_embeddings=query_embeddings, seed=run_seed(run_id),
-                                   objects=run_objects, preselected_objects=pre_objects)
-            picked_keys, metrics, sequences, stop = list(seq.keys), dict(seq.metrics), seq.sequences, seq.stop_reason
-            # (the summary is the select task's XCom: the first SEQUENCES_LISTED sequences' frames, said when cut;
-            # every selected frame's sequence is the pool's ``sequence`` column)
-            metrics["sequences"] = sequences[:SEQUENCES_LISTED]
-            if len(sequences) > SEQUENCES_LISTED:
-                metrics["sequences_listed"] = SEQUENCES_LISTED
-        elif candidates.num_rows and n_new != 0:
-            result = select(candidates, run_config, preselected=preselected, query_embeddings=query_embeddings,
-                            objects=run_objects, preselected_objects=pre_objects, seed=run_seed(run_id))
-            picked_keys, stop = list(result.keys), result.stop_reason
-            metrics = dict(result.metrics)
-            details = result.pick_details
-        else:
-            stop = StopReason.NO_CANDIDATES if not candidates.num_rows else StopReason.LABELLED_SET_FULL
-            picked_keys, metrics = [], {"stop_reason": stop.value}
-        n_picked = len(picked_keys)  # (the selection's, before a reviewer leaves any out)
-        if proposal is not None and (problem := mismatch(proposal, picked_keys, read_version)) is not None:
-            raise ReviewError(f"Run {run_id!r}: {problem}")
-        rank = {k: i for i, k in enumerate(picked_keys)}
-        if review is not None and review.dropped:  # (picks the reviewer left out: not selected; the others keep
-            kept = review.keep(picked_keys)  # their ranks, as the reviewer saw them)
-            rank = {k: i for k, i in rank.items() if k in kept}
-            picked_keys = [k for k in picked_keys if k in kept]
-        keys = marked.column(C.KEY).to_pylist()
-        selected = pa.array([k in rank for k in keys], pa.bool_())
-        pick_rank = pa.array([rank.get(k) for k in keys], pa.int64())
-        out = marked.append_column(C.SELECTED, selected).append_column(C.PICK_RANK, pick_rank)
-        out = _with_pick_details(out, details, [rank.get(k) for k in keys])
-        if sequences:
-            from lightly_airflow.selection.sequences import sequence_column
+def _attempt(pool: Any, snap: Snapshot, run: _Request, inputs: _RunInputs) -> RunSummary:
+    """One try at selecting and committing: every read of it and its commit use the one pinned version ``snap``
+    (another run's commit in between makes the commit raise, and ``with_snapshots`` tries again on the new
+    version: diversity depends on what the pool holds)."""
+    from lightly_airflow import objects as objects_run
 
-            out = out.append_column("sequence", sequence_column(out.column(C.KEY), sequences))
-        object_rows = objects_run.commit_rows(run_objects, marked, set(picked_keys), kept=_still_selected(
-            marked, preselected, snap, al.preselected_tag_name) if run_objects is not None else ())
-        statuses = marked.column(C.STATUS).to_pylist()
-        counts = {
-            "processed": marked.num_rows,
-            "candidates": candidates.num_rows,
-            "selected": len(picked_keys),
-            **({"wanted": n_new} if n_new is not None else {}),  # (n_samples_meaning total: the new picks asked for)
-            **({"left_out_in_review": len(review.dropped)} if review is not None and review.dropped else {}),
-            "corrupt": statuses.count(C.STATUS_CORRUPT),
-            "duplicate": statuses.count(C.STATUS_DUPLICATE),
-            "missing": statuses.count(C.STATUS_MISSING),
-            **({"gone": skips.gone} if skips.gone else {}),  # what datapool export reads (datasource.gone)
-        }
-        summary = RunSummary(
-            run_id=run_id, tag=tag, version=read_version, dry_run=dry_run,
-            candidates=counts["candidates"], processed=counts["processed"], selected=counts["selected"],
-            corrupt=counts["corrupt"], duplicate=counts["duplicate"], missing=counts["missing"],
-            pool_selected_before=0 if preselected is None else preselected.num_rows,
-            problems=problems, problems_uri=problems_uri,
-            metrics=_jsonable(metrics), notes=[*(notes or []), *config.notes(), *_listing_notes(skips)],
-            missing_inputs={str(k): int(v) for k, v in (metrics.get("missing_inputs") or {}).items()},
-            warnings=selection_warnings(candidates, config, metrics, stop=stop, n_selected=n_picked),
-            n_wanted=n_new,
-            objects=objects_run.summary(run_objects, object_rows, spec, metrics), listing=skips.summary(),
-            derived_probabilities=_derived_probabilities(meta),
-            started_by=origin, review=review.to_dict() if review is not None else {},
-        )
-        for line in summary.warnings:
-            log.warning("selection: %s", line)
-        del candidates  # (a filtered copy of the embeddings: not held through the layout, commit and report)
-        if dry_run or (review is not None and not approving):
-            if dry_run:
-                _note_moves_a_commit_would_make(summary, snap, out, moves)
-            summary.report_uri = _report(out, datapool_uri, run_id, summary, config, preselected, datapool_credentials,
-                                         dag_id=dag_id)
-            if review is not None and review.step == "propose":  # (the staging files stay for the decision)
-                _write_proposal(datapool_uri, run_id, read_version, picked_keys, summary, datapool_credentials)
-                log.info("Proposed %d picks for review (datapool version %s read); %s.", len(picked_keys),
-                         read_version, review.text())
-                return summary
-            if dry_run:
-                log.info("Dry run (enable_datapool_update=false): selected %d samples, committed nothing.",
-                         len(picked_keys))
-            elif review is not None:  # (a discarded proposal)
-                log.info("Review: %s.", review.text())
-            _finish_dry_run(datapool_uri, run_id, summary, datapool_credentials)
-            return summary
-        from lightly_airflow.report.layout import with_layout
-        from lightly_airflow.video.supersede import superseded_frames, with_tombstones
+    view = _pool_view(snap, run.al, inputs.rows)
+    candidates = _candidates(view, run.al, inputs.meta)
+    picks = _reviewed(_select(candidates, view, run, inputs), run, snap.version)
+    object_rows = objects_run.commit_rows(inputs.run_objects, view.marked, set(picks.kept), kept=_still_selected(
+        view, run.al.preselected_tag_name) if inputs.run_objects is not None else ())
+    counts = _counts(view.marked, candidates, picks, run.review, inputs.skips)
+    summary = _attempt_summary(run, inputs, view, candidates, picks, counts, object_rows)
+    for line in summary.warnings:
+        log.warning("selection: %s", line)
+    del candidates  # (a filtered copy of the embeddings: not held through the layout, commit and report)
+    outcome = _Outcome(_selected_rows(view.marked, picks), object_rows, picks, counts, summary)
+    if run.dry_run or (run.review is not None and not run.approving):
+        return _end_uncommitted(run, view, outcome, inputs.moves)
+    return _commit(pool, run, inputs, view, outcome)
 
-        superseded = superseded_frames(snap, out)  # a replaced video's former frames (tombstones, PNGs)
-        out = with_layout(out, datapool_uri, datapool_credentials)  # the UI's map positions, computed once
-        if superseded.rows is not None:
-            counts["superseded"] = superseded.rows.num_rows
-            n_video_rows = superseded.rows.column(C.FRAME_INDEX).null_count
-            if superseded.rows.num_rows - n_video_rows:
-                summary.notes.append(f"{superseded.rows.num_rows - n_video_rows} frames of replaced videos no longer "
-                                     "exist: committed as missing ('superseded: …'), no longer current samples")
-            if n_video_rows:
-                summary.notes.append(f"{n_video_rows} problem rows of replaced videos (could not be opened or ended "
-                                     "early) no longer apply: committed as missing ('superseded: …')")
-            out = with_tombstones(out, superseded)
-        from lightly_airflow.datapool.tagging import readable_tag
 
-        run_tag = tag or readable_tag(run_id, {e["tag"] for e in snap.history() if e.get("tag")})
-        # (before the commit: a retry that finds the run committed reads its counts, metrics and notes back)
-        _record_committing_summary(datapool_uri, run_id, summary, datapool_credentials)
-        result_commit = pool.commit(
-            out if object_rows is None else pa.concat_tables([out, object_rows], promote_options="permissive"),
-            run_id=run_id, dag_id=dag_id, tag=run_tag, config=config.model_dump(mode="json", exclude_none=True),
-            counts=counts, embedding_model=str(model), embedding_dim=int(dim), snapshot=snap,
-            datasource_uri=_meta_value(meta, C.DATASOURCE_URI_METADATA_KEY), started_by=origin or None,
-            stop_reason=metrics.get("stop_reason"), review=summary.review or None, moves=moves,
-        )
-        _release_freed_pages()  # (the commit's buffers: the report's map and frames come on top of what is left)
-        summary.version = result_commit.version
-        summary.tag = result_commit.tag
-        summary.already_committed = result_commit.already_committed
-        summary.moved = result_commit.moved
-        if result_commit.moved:
-            summary.notes.append(f"{result_commit.moved} moved or renamed files took over their former key's sample "
-                                 "(its selection and tags); the former keys' rows are ended (datapool.moves)")
-        # After the commit, every side effect of the run; a retry after a kill here writes each one that is
-        # missing (finish_committed_run). Frames only of committed selections: an attempt that lost a race
-        # and selected again leaves no PNGs of frames it did not commit.
-        summary.frames = _write_selected_frames(out, meta, datasource_credentials, lightly_credentials, superseded)
-        # The report names the committed version and tag, so it is written after the commit.
-        summary.report_uri = _report(
-            out, datapool_uri, run_id, summary, config, preselected, datapool_credentials,
-            objects_figure=objects_run.report_figure(object_rows, picked_keys, meta, datasource_credentials,
-                                                     rows=out, lightly_credentials=lightly_credentials),
-            dag_id=dag_id,
-        )
-        if spec is not None and (object_rows is not None or spec.upload):  # (selected images without objects too)
-            crops = objects_run.write_crops(
-                object_rows, spec, meta, datasource_credentials=datasource_credentials,
-                lightly_credentials=lightly_credentials, rows=out, known=known,
-            )
-            summary.objects["crops"] = objects_run.record_crops(crops, datapool_uri, run_id, datapool_credentials)
-        remove_staging(datapool_uri, run_id, datapool_credentials)
-        log.info(
-            "Committed datapool version %d with tag %r: %d processed, %d selected.",
-            result_commit.version, result_commit.tag, counts["processed"], counts["selected"],
-        )
+def _pool_view(snap: Snapshot, al: Any, rows: pa.Table) -> _PoolView:
+    """The run's rows against the pool at ``snap``: exact duplicates marked, the preselected samples read, and which
+    rows they hold (:func:`selected_before`, once)."""
+    from lightly_airflow.metadata import mark_duplicates
+
+    known = snap.known_files() if snap.version is not None else None
+    known_ok = None
+    if known is not None and known.num_rows:
+        # Every key's ok row, the run's keys too: a reprocessed file keeps its place against a new copy of it
+        # (without its row, process_all made the pool's selected b.png a duplicate of a new a.png and selected
+        # the picture again); mark_duplicates lets the run's row of a key supersede the pool's.
+        known_ok = known.filter(pc.equal(known.column(C.STATUS), C.STATUS_OK)).select([C.KEY, C.CONTENT_HASH])
+    marked = mark_duplicates(rows, known_ok) if C.CONTENT_HASH in rows.column_names else rows
+    # Preselected: everything selected so far (initial-tag), or the samples of preselected_tag_name.
+    preselected = al.preselected(snap) if snap.version is not None else None
+    before = selected_before(marked, preselected) if preselected is not None and preselected.num_rows else None
+    return _PoolView(snap, known, marked, preselected, before)
+
+
+def _candidates(view: _PoolView, al: Any, meta: dict[str, Any]) -> pa.Table:
+    """The run's ok rows the pool did not select before (in ``query_tag_name``, with one), with the stages' schema
+    metadata."""
+    ok_mask = pc.equal(view.marked.column(C.STATUS), C.STATUS_OK)
+    if view.before is not None:
+        # Samples the pool already selected are context for this run, not candidates again.
+        ok_mask = pc.and_(ok_mask, pc.invert(view.before))
+    # (all ok, the usual case: the candidates are the rows themselves, no filtered copy of their embeddings)
+    candidates = filtered(view.marked, ok_mask)
+    if view.snap.version is not None:
+        candidates = al.restrict(candidates, view.snap)  # query_tag_name: only that tag's samples
+    return _with_schema_metadata(candidates, meta)
+
+
+def _select(candidates: pa.Table, view: _PoolView, run: _Request, inputs: _RunInputs) -> _Picks:
+    """Select from the candidates with the preselected samples as context: sequences of
+    ``selected_sequence_length`` frames, else single samples; nothing without a candidate or a new pick wanted."""
+    from lightly_airflow import objects as objects_run
+    from lightly_airflow.selection import select
+    from lightly_airflow.selection.engine import StopReason
+
+    run_config, wanted = run.al.dag_count(run.config, view.n_preselected)
+    log.info(
+        "Selecting from %d candidates (%d of the run's files are not ok or were selected before) with %d "
+        "samples already selected in the pool (version %s).", candidates.num_rows,
+        view.marked.num_rows - candidates.num_rows, view.n_preselected, view.snap.version,
+    )
+    if not candidates.num_rows or wanted == 0:
+        stop = StopReason.NO_CANDIDATES if not candidates.num_rows else StopReason.LABELLED_SET_FULL
+        return _Picks([], wanted, {"stop_reason": stop.value}, stop)
+    pre_objects = objects_run.pool_objects(view.snap, view.preselected) if inputs.spec is not None else None
+    seed = run_seed(run.io.run_id)
+    if run.selected_sequence_length > 1:
+        from lightly_airflow.selection.sequences import select_sequences
+
+        seq = select_sequences(candidates, run_config, run.selected_sequence_length, preselected=view.preselected,
+                               query_embeddings=run.query_embeddings, seed=seed,
+                               objects=inputs.run_objects, preselected_objects=pre_objects)
+        metrics = dict(seq.metrics)
+        # (the summary is the select task's XCom: the first SEQUENCES_LISTED sequences' frames, said when cut;
+        # every selected frame's sequence is the pool's ``sequence`` column)
+        metrics["sequences"] = seq.sequences[:SEQUENCES_LISTED]
+        if len(seq.sequences) > SEQUENCES_LISTED:
+            metrics["sequences_listed"] = SEQUENCES_LISTED
+        return _Picks(list(seq.keys), wanted, metrics, seq.stop_reason, sequences=seq.sequences)
+    result = select(candidates, run_config, preselected=view.preselected, query_embeddings=run.query_embeddings,
+                    objects=inputs.run_objects, preselected_objects=pre_objects, seed=seed)
+    return _Picks(list(result.keys), wanted, dict(result.metrics), result.stop_reason, details=result.pick_details)
+
+
+def _reviewed(picks: _Picks, run: _Request, read_version: int | None) -> _Picks:
+    """The picks as the review leaves them: a ``decide`` review that approved commits only the proposal's picks
+    (:func:`~lightly_airflow.review.mismatch`), less those the reviewer left out.
+
+    :raises ReviewError: the picks are not the proposal's (nothing is committed)."""
+    if run.proposal is not None and (problem := mismatch(run.proposal, picks.keys, read_version)) is not None:
+        raise ReviewError(f"Run {run.io.run_id!r}: {problem}")
+    if run.review is None or not run.review.dropped:
+        return picks
+    kept = run.review.keep(picks.keys)
+    return replace(picks, left_out=frozenset(k for k in picks.keys if k not in kept))
+
+
+def _selected_rows(marked: pa.Table, picks: _Picks) -> pa.Table:
+    """The run's rows with ``selected`` and ``pick_rank`` (and the engine's ``selection.*`` values, the selected
+    frames' ``sequence``): what the commit writes."""
+    rank = picks.rank
+    ranks = [rank.get(k) for k in marked.column(C.KEY).to_pylist()]
+    out = (marked.append_column(C.SELECTED, pa.array([r is not None for r in ranks], pa.bool_()))
+           .append_column(C.PICK_RANK, pa.array(ranks, pa.int64())))
+    out = _with_pick_details(out, picks.details, ranks)
+    if picks.sequences:
+        from lightly_airflow.selection.sequences import sequence_column
+
+        out = out.append_column("sequence", sequence_column(out.column(C.KEY), picks.sequences))
+    return out
+
+
+def _counts(marked: pa.Table, candidates: pa.Table, picks: _Picks, review: Review | None,
+            skips: ListingSkips) -> dict[str, Any]:
+    """The commit's counts (the summary's too)."""
+    statuses = marked.column(C.STATUS).to_pylist()
+    return {
+        "processed": marked.num_rows,
+        "candidates": candidates.num_rows,
+        "selected": len(picks.kept),
+        # (n_samples_meaning total: the new picks asked for)
+        **({"wanted": picks.wanted} if picks.wanted is not None else {}),
+        **({"left_out_in_review": len(review.dropped)} if review is not None and review.dropped else {}),
+        "corrupt": statuses.count(C.STATUS_CORRUPT),
+        "duplicate": statuses.count(C.STATUS_DUPLICATE),
+        "missing": statuses.count(C.STATUS_MISSING),
+        **({"gone": skips.gone} if skips.gone else {}),  # what datapool export reads (datasource.gone)
+    }
+
+
+def _attempt_summary(run: _Request, inputs: _RunInputs, view: _PoolView, candidates: pa.Table, picks: _Picks,
+                     counts: dict[str, Any], object_rows: pa.Table | None) -> RunSummary:
+    """The attempt's :class:`RunSummary` before its commit (or its end without one)."""
+    from lightly_airflow import objects as objects_run
+
+    metrics = picks.metrics
+    return RunSummary(
+        run_id=run.io.run_id, tag=run.tag, version=view.snap.version, dry_run=run.dry_run,
+        candidates=counts["candidates"], processed=counts["processed"], selected=counts["selected"],
+        corrupt=counts["corrupt"], duplicate=counts["duplicate"], missing=counts["missing"],
+        pool_selected_before=view.n_preselected, problems=inputs.problems, problems_uri=inputs.problems_uri,
+        metrics=_jsonable(metrics), notes=[*run.notes, *run.config.notes(), *_listing_notes(inputs.skips)],
+        missing_inputs={str(k): int(v) for k, v in (metrics.get("missing_inputs") or {}).items()},
+        # (n_selected: the selection's picks, before a reviewer left any out)
+        warnings=selection_warnings(candidates, run.config, metrics, stop=picks.stop, n_selected=len(picks.keys)),
+        n_wanted=picks.wanted,
+        objects=objects_run.summary(inputs.run_objects, object_rows, inputs.spec, metrics),
+        listing=inputs.skips.summary(), derived_probabilities=_derived_probabilities(inputs.meta),
+        started_by=run.origin, review=run.review.to_dict() if run.review is not None else {},
+    )
+
+
+def _end_uncommitted(run: _Request, view: _PoolView, outcome: _Outcome, moves: list[tuple[str, str]]) -> RunSummary:
+    """End a run that commits nothing: a dry run and a discarded proposal write the report and record their
+    summary (:func:`_finish_dry_run`); a proposal writes the report and the proposal, and keeps the staging files
+    for the decision."""
+    io, summary = run.io, outcome.summary
+    if run.dry_run:
+        _note_moves_a_commit_would_make(summary, view.snap, outcome.rows, moves)
+    summary.report_uri = _report(outcome.rows, io.datapool_uri, io.run_id, summary, run.config, view.preselected,
+                                 io.credentials, dag_id=run.dag_id)
+    if run.review is not None and run.review.step == "propose":  # (the staging files stay for the decision)
+        _write_proposal(io.datapool_uri, io.run_id, view.snap.version, outcome.picks.kept, summary, io.credentials)
+        log.info("Proposed %d picks for review (datapool version %s read); %s.", len(outcome.picks.kept),
+                 view.snap.version, run.review.text())
         return summary
+    if run.dry_run:
+        log.info("Dry run (enable_datapool_update=false): selected %d samples, committed nothing.",
+                 len(outcome.picks.kept))
+    elif run.review is not None:  # (a discarded proposal)
+        log.info("Review: %s.", run.review.text())
+    _finish_dry_run(io.datapool_uri, io.run_id, summary, io.credentials)
+    return summary
 
-    return _compacted(pool, with_snapshots(pool, attempt, max_attempts=max_attempts, first=first), compaction)
+
+def _commit(pool: Any, run: _Request, inputs: _RunInputs, view: _PoolView, outcome: _Outcome) -> RunSummary:
+    """Commit the attempt's rows and their objects as one pool version on the version it read, then write what the
+    run writes after its commit (:func:`_after_commit`)."""
+    from lightly_airflow.datapool.tagging import readable_tag
+
+    io, summary = run.io, outcome.summary
+    outcome, superseded = _with_superseded(view.snap, outcome, io)
+    run_tag = run.tag or readable_tag(io.run_id, {e["tag"] for e in view.snap.history() if e.get("tag")})
+    # (before the commit: a retry that finds the run committed reads its counts, metrics and notes back)
+    _record_committing_summary(io.datapool_uri, io.run_id, summary, io.credentials)
+    committed = pool.commit(
+        outcome.rows if outcome.object_rows is None
+        else pa.concat_tables([outcome.rows, outcome.object_rows], promote_options="permissive"),
+        run_id=io.run_id, dag_id=run.dag_id, tag=run_tag, config=run.config.model_dump(mode="json", exclude_none=True),
+        counts=outcome.counts, embedding_model=str(inputs.model), embedding_dim=int(inputs.dim), snapshot=view.snap,
+        datasource_uri=_meta_value(inputs.meta, C.DATASOURCE_URI_METADATA_KEY), started_by=run.origin or None,
+        stop_reason=outcome.picks.metrics.get("stop_reason"), review=summary.review or None, moves=inputs.moves,
+    )
+    _release_freed_pages()  # (the commit's buffers: the report's map and frames come on top of what is left)
+    summary.version = committed.version
+    summary.tag = committed.tag
+    summary.already_committed = committed.already_committed
+    summary.moved = committed.moved
+    if committed.moved:
+        summary.notes.append(f"{committed.moved} moved or renamed files took over their former key's sample "
+                             "(its selection and tags); the former keys' rows are ended (datapool.moves)")
+    return _after_commit(run, inputs, view, outcome, superseded)
+
+
+def _with_superseded(snap: Snapshot, outcome: _Outcome, io: _RunIO) -> tuple[_Outcome, Any]:
+    """The rows to commit with the UI's map positions (computed once) and the tombstones of a replaced video's
+    former frames, said in the counts and notes; and those frames (``video.supersede``: tombstones, PNGs)."""
+    from lightly_airflow.report.layout import with_layout
+    from lightly_airflow.video.supersede import superseded_frames, with_tombstones
+
+    superseded = superseded_frames(snap, outcome.rows)  # a replaced video's former frames (tombstones, PNGs)
+    out = with_layout(outcome.rows, io.datapool_uri, io.credentials)  # the UI's map positions, computed once
+    if superseded.rows is not None:
+        notes = outcome.summary.notes
+        outcome.counts["superseded"] = superseded.rows.num_rows
+        n_video_rows = superseded.rows.column(C.FRAME_INDEX).null_count
+        if superseded.rows.num_rows - n_video_rows:
+            notes.append(f"{superseded.rows.num_rows - n_video_rows} frames of replaced videos no longer "
+                         "exist: committed as missing ('superseded: …'), no longer current samples")
+        if n_video_rows:
+            notes.append(f"{n_video_rows} problem rows of replaced videos (could not be opened or ended "
+                         "early) no longer apply: committed as missing ('superseded: …')")
+        out = with_tombstones(out, superseded)
+    return replace(outcome, rows=out), superseded
+
+
+def _after_commit(run: _Request, inputs: _RunInputs, view: _PoolView, outcome: _Outcome,
+                  superseded: Any) -> RunSummary:
+    """After the commit, every side effect of the run; a retry after a kill here writes each one that is missing
+    (:func:`finish_committed_run`). Frames only of committed selections: an attempt that lost a race and selected
+    again leaves no PNGs of frames it did not commit."""
+    from lightly_airflow import objects as objects_run
+
+    io, summary, rows, objects, spec = run.io, outcome.summary, outcome.rows, outcome.object_rows, inputs.spec
+    summary.frames = _write_selected_frames(rows, inputs.meta, io.datasource_credentials, io.lightly_credentials,
+                                            superseded)
+    # The report names the committed version and tag, so it is written after the commit.
+    summary.report_uri = _report(
+        rows, io.datapool_uri, io.run_id, summary, run.config, view.preselected, io.credentials,
+        objects_figure=objects_run.report_figure(objects, outcome.picks.kept, inputs.meta, io.datasource_credentials,
+                                                 rows=rows, lightly_credentials=io.lightly_credentials),
+        dag_id=run.dag_id,
+    )
+    if spec is not None and (objects is not None or spec.upload):  # (selected images without objects too)
+        crops = objects_run.write_crops(
+            objects, spec, inputs.meta, datasource_credentials=io.datasource_credentials,
+            lightly_credentials=io.lightly_credentials, rows=rows, known=view.known,
+        )
+        summary.objects["crops"] = objects_run.record_crops(crops, io.datapool_uri, io.run_id, io.credentials)
+    remove_staging(io.datapool_uri, io.run_id, io.credentials)
+    log.info("Committed datapool version %d with tag %r: %d processed, %d selected.",
+             summary.version, summary.tag, outcome.counts["processed"], outcome.counts["selected"])
+    return summary
 
 
 def _one_embedding_chunk(rows: pa.Table) -> pa.Table:
@@ -1428,6 +1637,19 @@ def _write_selected_frames(
     )
 
 
+@dataclass(frozen=True)
+class _CommittedRun:
+    """A run committed as ``version`` that :func:`finish_committed_run` finishes: the rows it committed, and what
+    its post-commit steps write them with."""
+
+    pool: Any
+    version: int
+    io: _RunIO
+    rows: pa.Table  #: its files' rows
+    objects: pa.Table | None  #: its object rows (``None``: none)
+    meta: dict[str, Any]  #: its manifest's ``lightly.*`` schema metadata (empty: its staging files are gone)
+
+
 def finish_committed_run(
     pool: Any, snap: Any, version: int, *, run_id: str, tag: str | None, manifests: list[str], config: Any,
     credentials: StorageCredentials | None, datasource_credentials: StorageCredentials | None = None,
@@ -1448,94 +1670,127 @@ def finish_committed_run(
     """
     from lightly_airflow import objects as objects_run
 
-    datapool_uri = pool.uri
+    io = _RunIO(pool.uri, run_id, credentials, datasource_credentials, lightly_credentials)
     entry = snap.entry(version) or {}
-    counts = entry.get("counts") or {}
-    recorded = _committed_summary(datapool_uri, run_id, credentials)
-    summary = replace(recorded, version=version, tag=entry.get("tag") or recorded.tag, already_committed=True,
-                      moved=int(counts.get("moved", 0)),
-                      started_by=dict(entry.get("started_by") or {}), review=dict(entry.get("review") or {}),
-                      report_uri=None, goals_missed=None) if recorded is not None else RunSummary(
-        run_id=run_id, tag=entry.get("tag") or tag, version=version, already_committed=True,
-        candidates=int(counts.get("candidates", 0)), processed=int(counts.get("processed", entry.get("rows") or 0)),
-        selected=int(counts.get("selected", entry.get("selected") or 0)), corrupt=int(counts.get("corrupt", 0)),
-        duplicate=int(counts.get("duplicate", 0)), missing=int(counts.get("missing", 0)),
-        moved=int(counts.get("moved", 0)),
-        started_by=dict(entry.get("started_by") or {}),  # (what the commit recorded)
-        review=dict(entry.get("review") or {}),
-        n_wanted=None if counts.get("wanted") is None else int(counts["wanted"]),
-        metrics={"stop_reason": entry["stop_reason"]} if entry.get("stop_reason") else {},
-    )
+    recorded = _committed_summary(io.datapool_uri, run_id, credentials)
+    summary = _committed_run_summary(recorded, entry, run_id=run_id, tag=tag, version=version)
     pool.record_commit(run_id, version, summary.tag)
-    out_dir = staging.reports_dir(datapool_uri, run_id)
+    out_dir = staging.reports_dir(io.datapool_uri, run_id)
     fs, path = filesystem(out_dir, credentials)
-    unfinished = bool(manifests) and fs.exists(filesystem(staging.run_dir(datapool_uri, run_id), credentials)[1])
-    problems_path = f"{path}/{staging.PROBLEMS_FILE}"
-    if fs.exists(problems_path):
-        summary.problems_uri = f"{out_dir}/{staging.PROBLEMS_FILE}"
-        summary.problems = int(read_parquet(summary.problems_uri, credentials).num_rows)
-    if unfinished:
-        skips, listing_errors = listing_skips(datapool_uri, run_id, credentials)
-        summary.listing = skips.summary()
-    if not fs.exists(problems_path) and unfinished:
-        try:
-            _rows, _meta, errors = assemble_run(manifests, credentials)
-            summary.problems_uri, summary.problems = _write_problems(
-                [*listing_errors, *errors], datapool_uri, run_id, credentials, rows=_rows)
-        except FileNotFoundError as exc:
-            log.warning("Could not rebuild the problems file of committed run %s: %s", run_id, exc)
+    unfinished = bool(manifests) and fs.exists(filesystem(staging.run_dir(io.datapool_uri, run_id), credentials)[1])
+    _committed_problems(io, summary, manifests if unfinished else None, fs.exists(f"{path}/{staging.PROBLEMS_FILE}"))
     has_report = fs.exists(f"{path}/index.html")
-    rows: pa.Table | None = None
-    objects: pa.Table | None = None
-    if unfinished or not has_report:
-        rows = pool.snapshot(version).read()
-        rows = rows.filter(pc.equal(rows.column(C.RUN_ID), run_id))
-        if C.PARENT_KEY in rows.column_names:  # object rows are committed with their images
-            is_object = pc.is_valid(rows.column(C.PARENT_KEY))
-            objects = rows.filter(is_object)
-            rows = rows.filter(pc.invert(is_object))
-            objects = objects if objects.num_rows else None
+    rows, objects = _committed_rows(pool, version, run_id) if unfinished or not has_report else (None, None)
     spec = objects_run.read_spec(manifests[0], credentials) if unfinished else None
     # (the object summary the run recorded before its commit, with its crops' counts)
-    summary.objects = objects_run.recorded_summary(datapool_uri, run_id, credentials, manifests=manifests,
+    summary.objects = objects_run.recorded_summary(io.datapool_uri, run_id, credentials, manifests=manifests,
                                                    recorded=None if recorded is None else recorded.objects,
                                                    committed=objects, spec=spec)
     meta: dict[str, Any] = {}
-    if unfinished and rows is not None:
+    if unfinished and rows is not None:  # (rows: read whenever the staging files are there)
         meta = _manifest_meta(manifests[0], credentials)
         if C.DATASOURCE_URI_METADATA_KEY not in meta and entry.get("datasource_uri"):
             meta[C.DATASOURCE_URI_METADATA_KEY] = json.dumps(entry["datasource_uri"])
-        log.warning("Run %s is committed as datapool version %d but did not finish (its staging files are still "
-                    "there): writing what it writes after its commit.", run_id, version)
-        from lightly_airflow.video.supersede import superseded_by_committed_run
-
-        summary.frames = _write_selected_frames(rows, meta, datasource_credentials, lightly_credentials,
-                                                superseded_by_committed_run(pool, version, rows))
-        if spec is not None and (objects is not None or spec.upload):
-            crops = objects_run.write_crops(
-                objects, spec, meta, datasource_credentials=datasource_credentials,
-                lightly_credentials=lightly_credentials, rows=rows,
-                known=pool.snapshot(version - 1).known_files() if version > 0 else None,
-                later=objects_run.processed_later(pool, version),  # (a later run's crops are its own)
-            )
-            summary.objects["crops"] = objects_run.record_crops(crops, datapool_uri, run_id, credentials)
+    committed = None if rows is None else _CommittedRun(pool, version, io, rows, objects, meta)
+    if unfinished and committed is not None:
+        _rewrite_after_commit(committed, spec, summary)
     if has_report:
         summary.report_uri = f"{out_dir}/index.html"
         log.info("Run %s is already committed as datapool version %d and has its report.", run_id, version)
-    elif rows is not None:
-        log.warning(
-            "Run %s is committed as datapool version %d but its report is missing (the worker stopped after the "
-            "commit): writing it now from the pool.", run_id, version,
-        )
-        before = pool.snapshot(version - 1).selected() if version > 1 else None
-        summary.pool_selected_before = 0 if before is None else before.num_rows
-        picked = rows.filter(pc.fill_null(rows.column(C.SELECTED), False)).sort_by(C.PICK_RANK)
-        figure = objects_run.report_figure(objects, picked.column(C.KEY).to_pylist(), meta, datasource_credentials,
-                                           rows=rows, lightly_credentials=lightly_credentials)
-        summary.report_uri = _report(rows, datapool_uri, run_id, summary, config, before, credentials,
-                                     objects_figure=figure, dag_id=dag_id)
-    remove_staging(datapool_uri, run_id, credentials)
+    elif committed is not None:
+        summary.report_uri = _rebuild_report(committed, summary, config, dag_id)
+    remove_staging(io.datapool_uri, run_id, credentials)
     return summary
+
+
+def _committed_run_summary(recorded: RunSummary | None, entry: Mapping[str, Any], *, run_id: str, tag: str | None,
+                           version: int) -> RunSummary:
+    """A committed run's summary: the one it recorded before its commit (:func:`_committed_summary`), else rebuilt
+    from its commit's counts; either with what the commit recorded (tag, moves, origin, review)."""
+    counts = entry.get("counts") or {}
+    committed: dict[str, Any] = {
+        "version": version, "already_committed": True, "moved": int(counts.get("moved", 0)),
+        "started_by": dict(entry.get("started_by") or {}), "review": dict(entry.get("review") or {}),
+    }
+    if recorded is not None:
+        return replace(recorded, tag=entry.get("tag") or recorded.tag, report_uri=None, goals_missed=None, **committed)
+    return RunSummary(
+        run_id=run_id, tag=entry.get("tag") or tag,
+        candidates=int(counts.get("candidates", 0)), processed=int(counts.get("processed", entry.get("rows") or 0)),
+        selected=int(counts.get("selected", entry.get("selected") or 0)), corrupt=int(counts.get("corrupt", 0)),
+        duplicate=int(counts.get("duplicate", 0)), missing=int(counts.get("missing", 0)),
+        n_wanted=None if counts.get("wanted") is None else int(counts["wanted"]),
+        metrics={"stop_reason": entry["stop_reason"]} if entry.get("stop_reason") else {}, **committed,
+    )
+
+
+def _committed_problems(io: _RunIO, summary: RunSummary, manifests: list[str] | None, has_file: bool) -> None:
+    """A committed run's problems file into ``summary``: the one it wrote, else (``manifests``: its staging files
+    survived) rebuilt from its staging files; with them, what the listing skipped too."""
+    if has_file:
+        summary.problems_uri = f"{staging.reports_dir(io.datapool_uri, io.run_id)}/{staging.PROBLEMS_FILE}"
+        summary.problems = int(read_parquet(summary.problems_uri, io.credentials).num_rows)
+    if manifests is None:
+        return
+    skips, listing_errors = listing_skips(io.datapool_uri, io.run_id, io.credentials)
+    summary.listing = skips.summary()
+    if has_file:
+        return
+    try:
+        rows, _meta, errors = assemble_run(manifests, io.credentials)
+        summary.problems_uri, summary.problems = _write_problems(
+            [*listing_errors, *errors], io.datapool_uri, io.run_id, io.credentials, rows=rows)
+    except FileNotFoundError as exc:
+        log.warning("Could not rebuild the problems file of committed run %s: %s", io.run_id, exc)
+
+
+def _committed_rows(pool: Any, version: int, run_id: str) -> tuple[pa.Table, pa.Table | None]:
+    """The rows the run committed as ``version``: its files' rows and its object rows (``None``: none)."""
+    rows = pool.snapshot(version).read()
+    rows = rows.filter(pc.equal(rows.column(C.RUN_ID), run_id))
+    if C.PARENT_KEY not in rows.column_names:
+        return rows, None
+    is_object = pc.is_valid(rows.column(C.PARENT_KEY))  # object rows are committed with their images
+    objects = rows.filter(is_object)
+    return rows.filter(pc.invert(is_object)), objects if objects.num_rows else None
+
+
+def _rewrite_after_commit(run: _CommittedRun, spec: Any, summary: RunSummary) -> None:
+    """Steps 3 and 4 of :func:`finish_committed_run`: the selected frames' PNGs and the objects' crops."""
+    from lightly_airflow import objects as objects_run
+    from lightly_airflow.video.supersede import superseded_by_committed_run
+
+    io, version = run.io, run.version
+    log.warning("Run %s is committed as datapool version %d but did not finish (its staging files are still "
+                "there): writing what it writes after its commit.", io.run_id, version)
+    summary.frames = _write_selected_frames(run.rows, run.meta, io.datasource_credentials, io.lightly_credentials,
+                                            superseded_by_committed_run(run.pool, version, run.rows))
+    if spec is not None and (run.objects is not None or spec.upload):
+        crops = objects_run.write_crops(
+            run.objects, spec, run.meta, datasource_credentials=io.datasource_credentials,
+            lightly_credentials=io.lightly_credentials, rows=run.rows,
+            known=run.pool.snapshot(version - 1).known_files() if version > 0 else None,
+            later=objects_run.processed_later(run.pool, version),  # (a later run's crops are its own)
+        )
+        summary.objects["crops"] = objects_run.record_crops(crops, io.datapool_uri, io.run_id, io.credentials)
+
+
+def _rebuild_report(run: _CommittedRun, summary: RunSummary, config: Any, dag_id: str | None) -> str | None:
+    """Step 5 of :func:`finish_committed_run`: the report of a committed run that has none, from the pool alone."""
+    from lightly_airflow import objects as objects_run
+
+    io, rows = run.io, run.rows
+    log.warning(
+        "Run %s is committed as datapool version %d but its report is missing (the worker stopped after the "
+        "commit): writing it now from the pool.", io.run_id, run.version,
+    )
+    before = run.pool.snapshot(run.version - 1).selected() if run.version > 1 else None
+    summary.pool_selected_before = 0 if before is None else before.num_rows
+    picked = rows.filter(pc.fill_null(rows.column(C.SELECTED), False)).sort_by(C.PICK_RANK)
+    figure = objects_run.report_figure(run.objects, picked.column(C.KEY).to_pylist(), run.meta,
+                                       io.datasource_credentials, rows=rows, lightly_credentials=io.lightly_credentials)
+    return _report(rows, io.datapool_uri, io.run_id, summary, config, before, io.credentials,
+                   objects_figure=figure, dag_id=dag_id)
 
 
 def _manifest_meta(manifest_uri: str, credentials: StorageCredentials | None) -> dict[str, Any]:
@@ -1788,14 +2043,19 @@ def _report(
     return uri
 
 
-def _still_selected(rows: pa.Table, preselected: pa.Table | None, snap: Any, preselected_tag: str | None) -> list[str]:
-    """The keys of the run's ``rows`` the pool selected before with this very file: not candidates again, they
-    stay in ``initial-tag`` after the commit, and so do their objects (``objects.run.commit_rows``)."""
-    initial = (preselected if preselected_tag in (None, C.INITIAL_TAG)
-               else snap.selected([C.KEY, C.ETAG]) if snap.version is not None else None)
-    if initial is None or not initial.num_rows:
+def _still_selected(view: _PoolView, preselected_tag: str | None) -> list[str]:
+    """The keys of the run's rows the pool selected before with this very file: not candidates again, they stay in
+    ``initial-tag`` after the commit, and so do their objects (``objects.run.commit_rows``). Without
+    ``preselected_tag_name`` (or with ``initial-tag``) the preselected samples are ``initial-tag``: the attempt's
+    mask (:attr:`_PoolView.before`, computed once for the candidates and here); another tag's are not, and
+    ``initial-tag`` is read."""
+    before = view.before
+    if preselected_tag not in (None, C.INITIAL_TAG):
+        initial = view.snap.selected([C.KEY, C.ETAG]) if view.snap.version is not None else None
+        before = selected_before(view.marked, initial) if initial is not None and initial.num_rows else None
+    if before is None:
         return []
-    return [str(k) for k in rows.filter(selected_before(rows, initial)).column(C.KEY).to_pylist()]
+    return [str(k) for k in view.marked.filter(before).column(C.KEY).to_pylist()]
 
 
 def selected_before(rows: pa.Table, preselected: pa.Table) -> Any:
