@@ -1334,11 +1334,14 @@ def _after_commit(run: _Request, inputs: _RunInputs, view: _PoolView, outcome: _
                                                  rows=rows, lightly_credentials=io.lightly_credentials),
         dag_id=run.dag_id,
     )
-    if spec is not None and (objects is not None or spec.upload):  # (selected images without objects too)
-        crops = objects_run.write_crops(
-            objects, spec, inputs.meta, datasource_credentials=io.datasource_credentials,
-            lightly_credentials=io.lightly_credentials, rows=rows, known=view.known,
-        )
+    # (every run: selected images without objects are pruned, and a replaced image's crops removed, also by a
+    # run without object-level work or with crops.enable_upload off)
+    crops = objects_run.write_crops(
+        objects, spec, inputs.meta, datasource_credentials=io.datasource_credentials,
+        lightly_credentials=io.lightly_credentials, rows=rows, known=view.known, datapool_uri=io.datapool_uri,
+        run_id=io.run_id, datapool_credentials=io.credentials,
+    )
+    if crops:
         summary.objects["crops"] = objects_run.record_crops(crops, io.datapool_uri, io.run_id, io.credentials)
     remove_staging(io.datapool_uri, io.run_id, io.credentials)
     log.info("Committed datapool version %d with tag %r: %d processed, %d selected.",
@@ -1765,13 +1768,14 @@ def _rewrite_after_commit(run: _CommittedRun, spec: Any, summary: RunSummary) ->
                 "there): writing what it writes after its commit.", io.run_id, version)
     summary.frames = _write_selected_frames(run.rows, run.meta, io.datasource_credentials, io.lightly_credentials,
                                             superseded_by_committed_run(run.pool, version, run.rows))
-    if spec is not None and (run.objects is not None or spec.upload):
-        crops = objects_run.write_crops(
-            run.objects, spec, run.meta, datasource_credentials=io.datasource_credentials,
-            lightly_credentials=io.lightly_credentials, rows=run.rows,
-            known=run.pool.snapshot(version - 1).known_files() if version > 0 else None,
-            later=objects_run.processed_later(run.pool, version),  # (a later run's crops are its own)
-        )
+    crops = objects_run.write_crops(
+        run.objects, spec, run.meta, datasource_credentials=io.datasource_credentials,
+        lightly_credentials=io.lightly_credentials, rows=run.rows,
+        known=run.pool.snapshot(version - 1).known_files() if version > 0 else None,
+        later=objects_run.processed_later(run.pool, version),  # (a later run's crops are its own)
+        datapool_uri=io.datapool_uri, run_id=io.run_id, datapool_credentials=io.credentials,
+    )
+    if crops:
         summary.objects["crops"] = objects_run.record_crops(crops, io.datapool_uri, io.run_id, io.credentials)
 
 
