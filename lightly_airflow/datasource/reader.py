@@ -47,7 +47,7 @@ def archived_read_error(exc: BaseException) -> str | None:
     text = f"{type(exc).__name__}: {exc}"
     if not any(m in text for m in _ARCHIVED_ERRORS):
         return None
-    return (f"archived, not readable until restored ({exc}): restore it (S3 RestoreObject; Azure: set its tier to "
+    return (f"archived, not readable until restored ({exc}). Fix: restore it (S3 RestoreObject; Azure: set its tier to "
             "Hot or Cool), then process it again with process_all=true (this run records it as missing)")
 
 

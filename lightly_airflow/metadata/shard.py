@@ -54,6 +54,15 @@ NOTE_KINDS = {
     "no_data_pixels": "float images with NaN or infinite pixel values (no data), shown black",
 }
 READ_BATCH = 64
+#: The fix of an image's own problem whose reason says none (the problem row's ``key`` and ``path`` name the file):
+#: a corrupt or missing row is committed with the file's etag, so the same bytes are not new to a later run.
+CORRUPT_FIX = ("replace the file with an image this plugin reads (export or copy it again, as the problem says: the next "
+               "run processes it, as its content changed), or delete it")
+MISSING_FIX = ("nothing if it was deleted on purpose; a file moved or renamed is processed under its new key by the "
+               "next run; to process it again under this key unchanged, put it back and run with process_all=true")
+VANISHED = "file disappeared after listing (deleted or moved)"
+UNREADABLE_FIX = ("let the run's datasource credentials read the file (or delete it), then run with process_all=true "
+                  "(this run records it as missing)")
 
 
 def _default_workers() -> int:
@@ -217,6 +226,17 @@ def _report_past_end(folder: LightlyDir, manifest: pa.Table, manifest_uri: str, 
     return len(found)
 
 
+def file_problem(reason: str, fix: str) -> str:
+    """An image's problem (corrupt, missing, unreadable) ending with one fix: the reason's own where it says one
+    (``wrong type for its extension: …; rename it to .png``, an archived file's ``Fix: restore it …``:
+    :func:`~lightly_airflow.report.problems.split_fix`, which the report's fix column uses), else ``fix``. These
+    said none: the report's fix column was empty for every corrupt or vanished image."""
+    from lightly_airflow.report.problems import split_fix
+
+    problem, own = split_fix(STAGE, reason)
+    return f"{problem}. Fix: {own or fix}"
+
+
 def _read_images(fs: Any, paths: list[str]) -> dict[str, bytes | Exception]:
     try:
         got: dict[str, bytes | Exception] = fs.cat(paths, on_error="return")
@@ -308,7 +328,7 @@ def compute_metadata_shard(
             def work(i: int, path: str, got: dict[str, Any] = got) -> tuple[str | None, ImageResult | None, str | None]:
                 data = got.get(path, FileNotFoundError(path))
                 if isinstance(data, FileNotFoundError):
-                    return None, None, "file disappeared after listing (deleted or moved)"
+                    return None, None, VANISHED
                 if isinstance(data, Exception):
                     return None, None, archived_read_error(data) or f"cannot read the file: {type(data).__name__}: {data}"
                 on_image = None if thumbs is None else partial(
@@ -318,14 +338,16 @@ def compute_metadata_shard(
             for i, (digest, image, missing) in zip(idx, pool.map(work, idx, paths)):
                 if missing is not None:
                     status[i], reasons[i] = C.STATUS_MISSING, missing
-                    problems.add(keys[i], "file", missing, join_uri(datasource_uri, keys[i]))
+                    fix = MISSING_FIX if missing == VANISHED else UNREADABLE_FIX
+                    problems.add(keys[i], "file", file_problem(missing, fix), join_uri(datasource_uri, keys[i]))
                     continue
                 if image is None:  # work() returns an ImageResult whenever nothing is missing
                     raise RuntimeError(f"no image result for {keys[i]!r} although the file was read")
                 hashes[i] = digest
                 if not image.ok:
                     status[i], reasons[i] = C.STATUS_CORRUPT, image.reason
-                    problems.add(keys[i], "file", f"corrupt: {image.reason}", join_uri(datasource_uri, keys[i]))
+                    problems.add(keys[i], "file", file_problem(f"corrupt: {image.reason}", CORRUPT_FIX),
+                                 join_uri(datasource_uri, keys[i]))
                     continue
                 if image.metrics is None:  # inspect_image sets metrics on every decoded image
                     raise RuntimeError(f"no metrics for {keys[i]!r} although it decoded")

@@ -158,28 +158,15 @@ def test_a_full_run_reports_deleted_files_and_the_export_names_them(
 ) -> None:
     """Two runs, then files deleted (selected and not), a third run: its summary and report say so, and
     ``datapool export`` warns about the exported samples whose file is gone (and only with deletions)."""
-    import numpy as np
-    from faults.runs import prepare
-    from PIL import Image
-
+    from datasource.helpers import image_adder, run_pipeline
     from lightly_airflow.cli import main
     from lightly_airflow.datapool.export import export_records
-    from lightly_airflow.pipeline import select_and_commit
 
     src, pool = tmp_path / "src", tmp_path / "pool"
-    rng = np.random.default_rng(0)
-
-    def add(*names: str) -> None:
-        for name in names:
-            (src / name).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(src / name)
-
-    selection = {"strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}], "n_samples": 3}
+    add = image_adder(src)
 
     def run(run_id: str) -> Any:
-        manifests = prepare(src, pool, run_id, selection)
-        return select_and_commit(datapool_uri=f"file://{pool}", run_id=run_id, dag_id="d", manifests=manifests,
-                                 selection_config=selection)
+        return run_pipeline(src, pool, run_id)[0]
 
     add(*(f"img{i}.png" for i in range(8)))
     run("r1")

@@ -63,6 +63,37 @@ def test_lightly_folders_are_not_walked(tmp_path) -> None:
     assert stats["listed"] == 1
 
 
+def test_only_the_files_the_filters_keep_are_stated(tmp_path, monkeypatch) -> None:
+    """A YOLO-style folder (a label ``.txt`` beside every image) and a relevant-filenames file naming some images: the
+    walk stat'ed every file, labels and unnamed images included (a system call each, most of a warm listing's time)."""
+    root = tmp_path / "ds"
+    for i in range(40):
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        (root / "labels").mkdir(exist_ok=True)
+        (root / "images" / f"{i:02d}.png").write_bytes(b"x" * (i + 1))
+        (root / "labels" / f"{i:02d}.txt").write_text("0 0.5 0.5 0.1 0.1")
+    (root / "readme.md").write_text("labels are YOLO")
+    os.symlink(root / "images" / "01.png", root / "images" / "link.png")  # (a link inside the root: its target)
+    stated: list[str] = []
+    real_stat = os.stat
+
+    def counting_stat(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        stated.append(os.fspath(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting_stat)
+    table = list_table(str(root), relevant_filenames="images/01.png\nimages/07.png\nimages/link.png\nimages/99.png")
+    assert table.column(KEY).to_pylist() == ["images/01.png", "images/07.png", "images/link.png"]
+    assert table.column("size").to_pylist() == [2, 8, 2]
+    files = [p for p in list(stated) if p.startswith(str(root) + os.sep) and os.path.splitext(p)[1]]
+    assert sorted(set(files)) == sorted(str(root / "images" / n) for n in ("01.png", "07.png"))  # (was: all 82)
+    stated.clear()
+    everything = list_table(str(root))
+    assert everything.num_rows == 41  # (no labels: not an image extension)
+    files = [p for p in list(stated) if p.startswith(str(root) + os.sep) and os.path.splitext(p)[1]]
+    assert not [p for p in files if p.endswith((".txt", ".md"))] and len(set(files)) == 40  # (the link: its target)
+
+
 def test_relevant_filenames_are_parsed_and_sorted_once(tmp_path) -> None:
     root = tmp_path / "ds"
     (root / ".lightly").mkdir(parents=True)

@@ -7,32 +7,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from faults.runs import prepare
-from PIL import Image
-
+from datasource.helpers import image_adder, run_pipeline
 from datasource.test_gone import gone_of
 from lightly_airflow import columns as C
 from lightly_airflow.datapool import Datapool
 from lightly_airflow.datapool.export import export_records
-from lightly_airflow.pipeline import select_and_commit
-
-SELECTION = {"strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}], "n_samples": 3}
 
 
 def test_a_moved_selected_file_takes_over_its_selection(tmp_path: Path) -> None:
     src, pool_dir = tmp_path / "src", tmp_path / "pool"
-    rng = np.random.default_rng(0)
-
-    def add(*names: str) -> None:
-        for name in names:
-            (src / name).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(src / name)
+    add = image_adder(src)
 
     def run(run_id: str, manifests: Any = None) -> Any:
-        manifests = prepare(src, pool_dir, run_id, SELECTION) if manifests is None else manifests
-        return select_and_commit(datapool_uri=f"file://{pool_dir}", run_id=run_id, dag_id="d", manifests=manifests,
-                                 selection_config=SELECTION), manifests
+        return run_pipeline(src, pool_dir, run_id, manifests)
 
     add(*(f"img{i}.png" for i in range(8)))
     run("r1")

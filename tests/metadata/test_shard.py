@@ -219,3 +219,28 @@ def test_colour_profiles_are_applied_and_a_broken_one_is_counted_and_logged(tmp_
     listed = {r["key"]: r for r in pq.read_table(counts["errors_uri"]).to_pylist()}
     assert set(listed) == {"edited/cut.jpg"} and listed["edited/cut.jpg"]["field"] == "pixels"
     assert listed["edited/cut.jpg"]["reason"].startswith("colour_profile_ignored: the embedded ICC profile")
+
+
+def test_every_image_problem_names_the_file_the_key_and_one_fix(damaged, monkeypatch):
+    """A corrupt or vanished image's problem said what was wrong and no fix: the report's fix column was empty for
+    every one of them (wrong extension aside, whose fix hid inside the reason)."""
+    from lightly_airflow.datasource.reader import archived_read_error
+    from lightly_airflow.metadata.shard import CORRUPT_FIX, MISSING_FIX, UNREADABLE_FIX, file_problem
+    from lightly_airflow.report.problems import split_fix
+
+    manifest, _ = damaged
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)
+    errors = pq.read_table(compute_metadata_shard(manifest, num_workers=2)["errors_uri"]).to_pylist()
+    assert len(errors) == 7
+    fixes = {}
+    for e in errors:
+        assert e["path"] == str(Path(manifest).parents[4] / "bucket" / e["key"])  # the file, beside its key
+        assert e["reason"].count("Fix: ") == 1, e
+        problem, fixes[e["key"]] = split_fix("metadata", e["reason"])
+        assert problem and fixes[e["key"]], e
+    assert fixes["bad/png_named.jpg"] == "rename it to .png"  # (its own fix, not a second one)
+    assert fixes["gone/deleted.png"] == MISSING_FIX
+    assert {fixes[k] for k in ("bad/empty.png", "bad/text.png", "bad/truncated.png", "bad/bomb.png")} == {CORRUPT_FIX}
+    archived = file_problem(archived_read_error(PermissionError("InvalidObjectState: archived")) or "", UNREADABLE_FIX)
+    assert split_fix("metadata", archived)[1].startswith("restore it (S3 RestoreObject")
+    assert archived.count("Fix: ") == 1
