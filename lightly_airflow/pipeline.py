@@ -119,6 +119,9 @@ class RunSummary:
     missing: int = 0
     #: new files that took over a moved file's sample (``datapool.moves``: a new key with a gone key's content)
     moved: int = 0
+    #: the commit's counts of its moves (:func:`~lightly_airflow.datapool.moves.move_counts`: ``moved``, of them
+    #: ``moved_selected``, and the pairs refused because the image has objects); empty: none, or not committed
+    moves: dict[str, int] = field(default_factory=dict)
     pool_selected_before: int = 0
     report_uri: str | None = None
     problems: int = 0
@@ -1288,10 +1291,10 @@ def _commit(pool: Any, run: _Request, inputs: _RunInputs, view: _PoolView, outco
     summary.version = committed.version
     summary.tag = committed.tag
     summary.already_committed = committed.already_committed
-    summary.moved = committed.moved
-    if committed.moved:
-        summary.notes.append(f"{committed.moved} moved or renamed files took over their former key's sample "
-                             "(its selection and tags); the former keys' rows are ended (datapool.moves)")
+    from lightly_airflow.datapool.moves import move_notes
+
+    summary.moved, summary.moves = committed.moved, dict(committed.moves)
+    summary.notes.extend(move_notes(committed.moves))  # (what it took over and refused: not only in the log)
     return _after_commit(run, inputs, view, outcome, superseded)
 
 
@@ -1709,21 +1712,27 @@ def finish_committed_run(
 def _committed_run_summary(recorded: RunSummary | None, entry: Mapping[str, Any], *, run_id: str, tag: str | None,
                            version: int) -> RunSummary:
     """A committed run's summary: the one it recorded before its commit (:func:`_committed_summary`), else rebuilt
-    from its commit's counts; either with what the commit recorded (tag, moves, origin, review)."""
+    from its commit's counts; either with what the commit recorded (tag, moves, origin, review). The notes of its
+    moves are the commit's (the record was written before the commit: it has none of them)."""
+    from lightly_airflow.datapool.moves import move_notes, recorded_move_counts
+
     counts = entry.get("counts") or {}
+    moves = recorded_move_counts(counts)
     committed: dict[str, Any] = {
-        "version": version, "already_committed": True, "moved": int(counts.get("moved", 0)),
+        "version": version, "already_committed": True, "moved": int(counts.get("moved", 0)), "moves": moves,
         "started_by": dict(entry.get("started_by") or {}), "review": dict(entry.get("review") or {}),
     }
     if recorded is not None:
-        return replace(recorded, tag=entry.get("tag") or recorded.tag, report_uri=None, goals_missed=None, **committed)
+        return replace(recorded, tag=entry.get("tag") or recorded.tag, report_uri=None, goals_missed=None,
+                       notes=[*recorded.notes, *move_notes(moves)], **committed)
     return RunSummary(
         run_id=run_id, tag=entry.get("tag") or tag,
         candidates=int(counts.get("candidates", 0)), processed=int(counts.get("processed", entry.get("rows") or 0)),
         selected=int(counts.get("selected", entry.get("selected") or 0)), corrupt=int(counts.get("corrupt", 0)),
         duplicate=int(counts.get("duplicate", 0)), missing=int(counts.get("missing", 0)),
         n_wanted=None if counts.get("wanted") is None else int(counts["wanted"]),
-        metrics={"stop_reason": entry["stop_reason"]} if entry.get("stop_reason") else {}, **committed,
+        metrics={"stop_reason": entry["stop_reason"]} if entry.get("stop_reason") else {}, notes=move_notes(moves),
+        **committed,
     )
 
 
@@ -1896,15 +1905,14 @@ def _note_moves_a_commit_would_make(summary: RunSummary, snap: Snapshot, rows: p
     because the image has objects. ``summary.moved`` stays 0: nothing was taken over."""
     if not moves:
         return
-    from lightly_airflow.datapool.moves import OBJECTS_NOT_CARRIED, plan_moves
+    from lightly_airflow.datapool.moves import OBJECTS_NOT_CARRIED, objects_refused_note, plan_moves
 
     refused: dict[str, int] = {}
     plan = plan_moves(snap, rows, moves, refused)
     summary.notes.append(f"Dry run: a commit would let {len(plan)} of the {len(moves)} moved or renamed files take over "
                          "their former key's sample (its selection and tags; datapool.moves); nothing was written")
     if refused.get(OBJECTS_NOT_CARRIED):
-        summary.notes.append(f"{refused[OBJECTS_NOT_CARRIED]} moved images have object rows, which a move does not "
-                             "carry: their former keys keep their selection and objects (datapool.moves)")
+        summary.notes.append(objects_refused_note(refused[OBJECTS_NOT_CARRIED]))
 
 
 def _finish_dry_run(datapool_uri: str, run_id: str, summary: RunSummary, credentials: StorageCredentials | None) -> None:

@@ -14,10 +14,17 @@ same version:
   ``initial-tag`` (with its ``pick_rank``: a run tag keeps its order), every tag its rows of that content carried,
   and ``moved_from`` naming the gone key (the lineage; the tombstone names the new key).
 
-History is kept: version N still shows the old key with its tags (time travel), N+1 the new one. Only pairs whose
-gone key's latest row is an ok sample of the same content (``content_hash``, where both have one) are carried; a
-copy (the old key still listed) is no move and stays a duplicate: the caller passes only pairs of *gone* keys, and
-a pair whose old key is among the run's own rows is refused. Video files are not carried (their frames' keys
+History is kept: version N still shows the old key with its tags (time travel), N+1 the new one. A file moved again
+(``b -> c``) hands the sample on the same way; a key a move ended is no known file of the pool
+(:meth:`Snapshot.known_files <lightly_airflow.datapool.snapshot.Snapshot.known_files>`), so a file moved back there
+is new and takes its sample back. The commit counts ``moved`` and, of them, ``moved_selected`` (:func:`move_counts`);
+the run's summary notes them (:func:`move_notes`).
+
+Only pairs whose gone key's latest row is an ok sample of the same content (``content_hash``, where both have one)
+are carried; a copy (the old key still listed) is no move and stays a duplicate: the caller passes only pairs of
+*gone* keys, and a pair whose old key is among the run's own rows is refused (a file moved while new content was
+written under its old key is such a pair: the old key is listed, so the listing pairs nothing and the moved
+content's selection ends with the old key's replacement). Video files are not carried (their frames' keys
 follow the video's name): they stay duplicates. Nor is an image with object rows of that content (``parent_key``
 the gone key): its objects (boxes, crop embeddings, ``object_selected``) and crop files are keyed by the image's
 key, and a move that took the image over without them would leave the live key's selection with no objects
@@ -28,7 +35,7 @@ while the gone key's objects stayed live. Such a pair is refused whole (logged, 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -48,6 +55,11 @@ MOVED_FROM = "moved_from"
 MOVED_PREFIX = f"{SUPERSEDED_PREFIX} moved to "
 #: ``refused`` count of moves not made because the gone image has object rows (a move does not carry objects)
 OBJECTS_NOT_CARRIED = "moved_objects_not_carried"
+#: A commit's counts of its moves (``counts`` in ``history()``, :func:`move_counts`): the new keys that took a gone
+#: key's sample over, of them those whose sample was selected (``initial-tag``: the selection moved with the file;
+#: commits before 2026-12-07, session 65, lack it), and the pairs refused for the image's objects.
+MOVED, MOVED_SELECTED = "moved", "moved_selected"
+MOVE_COUNTS = (MOVED, MOVED_SELECTED, OBJECTS_NOT_CARRIED)
 _EXAMPLES = 5
 
 
@@ -77,6 +89,40 @@ def moved_away_sql(alias: str = "pool") -> str:
     return (f"EXISTS (SELECT 1 FROM pool moved WHERE moved.{k} = {alias}.{k} AND moved.{cv} > {alias}.{cv} "
             f"AND moved.{etag} = {alias}.{etag} AND moved.{quote_ident(C.STATUS_REASON)} LIKE "
             f"{quote_literal(MOVED_PREFIX + '%')})")
+
+
+def move_counts(plan: Sequence[Move], refused: Mapping[str, int]) -> dict[str, int]:
+    """The commit's counts of ``plan`` and the pairs ``refused`` (:data:`MOVE_COUNTS`; none of a commit without
+    either): ``moved_selected`` is exact (each move knows whether the gone key was in ``initial-tag``), where the
+    listing's ``gone_moved_selected`` counted the selected samples of every moved pair, taken over or not."""
+    counts = {MOVED: len(plan), MOVED_SELECTED: sum(m.selected for m in plan)} if plan else {}
+    return {**counts, **{k: int(v) for k, v in refused.items() if v}}
+
+
+def recorded_move_counts(counts: Mapping[str, Any]) -> dict[str, int]:
+    """The :data:`MOVE_COUNTS` a commit's ``counts`` hold (an older commit's ``moved`` without ``moved_selected``:
+    the reader cannot tell how many selected samples moved, and says so)."""
+    return {k: int(counts[k]) for k in MOVE_COUNTS if counts.get(k) is not None}
+
+
+def move_notes(counts: Mapping[str, int]) -> list[str]:
+    """The run summary's notes of a commit's moves (:func:`move_counts`, or :func:`recorded_move_counts` of an
+    earlier attempt's commit): what it took over and what it refused, never only in the log."""
+    notes = []
+    moved, selected = counts.get(MOVED, 0), counts.get(MOVED_SELECTED)
+    if moved:
+        of = "" if selected is None else f", {selected:,} of them selected (the new keys hold the selection now)"
+        notes.append(f"{moved:,} moved or renamed file(s) took over their former key's sample (its selection and "
+                     f"tags{of}); the former keys' rows are ended (datapool.moves)")
+    if counts.get(OBJECTS_NOT_CARRIED):
+        notes.append(objects_refused_note(counts[OBJECTS_NOT_CARRIED]))
+    return notes
+
+
+def objects_refused_note(n: int) -> str:
+    """The note of ``n`` moved images refused because they have object rows (:data:`OBJECTS_NOT_CARRIED`)."""
+    return (f"{n:,} moved image(s) have object rows, which a move does not carry: not taken over, their former keys "
+            "keep their selection and objects and the new files stay duplicates (datapool.moves)")
 
 
 def has_moves(columns: Iterable[str]) -> bool:

@@ -14,7 +14,7 @@ import logging
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +32,7 @@ from lightly_airflow.datapool.errors import (
     EmbeddingMismatchError,
     TagExistsError,
 )
-from lightly_airflow.datapool.moves import carry_tags, plan_moves, with_moves
+from lightly_airflow.datapool.moves import carry_tags, move_counts, plan_moves, with_moves
 from lightly_airflow.datapool.rows import prepare_rows, write_batches, writer_properties
 from lightly_airflow.datapool.snapshot import INITIAL_TAG_COUNT, METADATA_KEY, Snapshot, app_id, history_of
 from lightly_airflow.storage import StorageCredentials, delta_uri, describe_store_error, local_path, protocol_of
@@ -67,12 +67,16 @@ class CommitResult:
     :param tag: the run's tag name.
     :param moved: how many moved files' samples the commit's new keys took over (``commit(moves=...)``; ``0``
         for an earlier attempt's commit: its ``counts.moved`` in ``history()`` says).
+    :param moves: the commit's counts of its moves (:func:`~lightly_airflow.datapool.moves.move_counts`: ``moved``,
+        ``moved_selected``, the pairs refused for objects), as recorded in its ``counts``; empty for an earlier
+        attempt's commit, as ``moved``.
     """
 
     version: int
     already_committed: bool
     tag: str
     moved: int = 0
+    moves: dict[str, int] = field(default_factory=dict)
 
 
 def default_tag(run_id: str) -> str:
@@ -427,7 +431,7 @@ class Datapool:
         n_selected = int(pc.sum(data.column(C.SELECTED)).as_py() or 0) - sum(m.selected for m in plan)
         meta = {
             "run_id": run_id, "dag_id": dag_id, "tag": tag_name, "config": redact(_jsonable(config or {})),
-            "counts": _jsonable({**(counts or {}), **({"moved": len(plan)} if plan else {}), **refused}),
+            "counts": _jsonable({**(counts or {}), **move_counts(plan, refused)}),
             "rows": data.num_rows, "selected": n_selected,
             "embedding_model": embedding_model, "embedding_dim": int(embedding_dim),
             "version": new_version,  # max_commit_retries=0: it lands exactly here or not at all
@@ -475,7 +479,7 @@ class Datapool:
         from lightly_airflow.datapool.history_index import write_due_segment
 
         write_due_segment(self.uri, self._credentials, new_version, lambda: self.snapshot().history())
-        return CommitResult(new_version, False, tag_name, len(plan))
+        return CommitResult(new_version, False, tag_name, len(plan), move_counts(plan, refused))
 
     def record_commit(self, run_id: str, version: int, tag: str | None) -> None:
         """Write the run's commit receipt if it is missing (:mod:`lightly_airflow.datapool.receipts`): what

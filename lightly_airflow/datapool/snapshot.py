@@ -230,21 +230,42 @@ class Snapshot:
         if self.table is None:
             return pa.table({C.KEY: pa.array([], pa.string())}) if columns is None else empty(columns)
         where = f"WHERE {initial_tag_sql(tombstones=C.STATUS_REASON in self.column_names())}"
-        rows = latest_per_key(self.select(
-            columns, where, extra=(C.KEY, C.ETAG, COMMIT_VERSION),
-            order=f"{quote_ident(COMMIT_VERSION)}, {quote_ident(C.PICK_RANK)}",
-        ))
+        rows = latest_per_key(self.select(columns, where, extra=(C.KEY, C.ETAG, COMMIT_VERSION), order=self._pick_order()))
         # (a commit on this version counts initial-tag from it: _initial_rows)
         self._initial = rows.select([C.KEY, COMMIT_VERSION]).append_column(C.ETAG, rows.column(C.ETAG).cast(pa.string()))
         return self.finish(rows, columns)
 
+    def _pick_order(self) -> str:
+        """``initial-tag``'s order: by version, then pick rank. A key that took a moved file's sample over keeps
+        the gone key's rank in the run that picked it (a run tag keeps its order) but sits in the version of the
+        run that moved it, where that rank fell among the run's own picks (after its first pick, or tied with one:
+        the engine chose, differently between pools). It was picked earlier: moved picks come first in their
+        version, by rank, then by key (ranks of two earlier runs tie)."""
+        from lightly_airflow.datapool.moves import MOVED_FROM, has_moves
+
+        order = [quote_ident(COMMIT_VERSION), quote_ident(C.PICK_RANK), quote_ident(C.KEY)]
+        if has_moves(self.column_names()):
+            order.insert(1, f"{quote_ident(MOVED_FROM)} IS NULL")
+        return ", ".join(order)
+
     def known_files(self) -> pa.Table:
-        """``key, etag, content_hash, status`` of every processed sample (latest row per key)."""
+        """``key, etag, content_hash, status`` of every processed sample (latest row per key). A key whose latest
+        row is a move's tombstone is left out: the pool holds no file under it (its sample went to the key it moved
+        to), so a file listed there again is new; it was known by the tombstone's etag, and a file moved back
+        (``a -> b``, then ``b -> a``) was never processed again while the pool called it missing and kept ``b``,
+        gone, selected."""
         wanted = [C.KEY, C.ETAG, C.CONTENT_HASH, C.STATUS]
         if self.table is None:
             return empty(wanted)
         present = [c for c in wanted if c in self.column_names()]
-        rows = latest_per_key(self.select(present, "", extra=(C.KEY, COMMIT_VERSION)))
+        from lightly_airflow.datapool.moves import MOVED_PREFIX, has_moves
+
+        if has_moves(self.column_names()):  # (a move adds its column: a pool without one has no such tombstone)
+            rows = latest_per_key(self.select([*present, C.STATUS_REASON], "", extra=(C.KEY, COMMIT_VERSION)))
+            moved = pc.fill_null(pc.starts_with(rows.column(C.STATUS_REASON), MOVED_PREFIX), False)
+            rows = rows.filter(pc.invert(moved))
+        else:
+            rows = latest_per_key(self.select(present, "", extra=(C.KEY, COMMIT_VERSION)))
         for name in wanted:
             if name not in rows.column_names:
                 rows = rows.append_column(name, pa.nulls(rows.num_rows, pa.string()))

@@ -114,14 +114,14 @@ def _listing_section(listing: ListingSkips) -> list[str]:
                  "counted apart, as said above"] if unmatched else []
         also_text = f" (of them, {'; '.join(also)})" if also else ""
         out.append(f'<p class="warn">{esc(_files(skipped, "entry", "entries"))} '
-                   f"{'was' if skipped == 1 else 'were'} skipped and never read{esc(also_text)}; every one is in the "
+                   f"{_is(skipped, 'was', 'were')} skipped and never read{esc(also_text)}; every one is in the "
                    "problems file (stage <code>listing</code>).</p>")
         out.append(_table(("key", "reason"), ([visible_key(k), r] for k, r in examples), ("key", "")))
         if skipped > len(examples):
             out.append(f'<p class="note">… and {esc(f"{skipped - len(examples):,}")} more not shown.</p>')
     if unsupported:
         keys = ", ".join(visible_key(k) for k in listing.unsupported_examples)
-        out.append(f'<p class="note">{esc(_files(unsupported))} {"has" if unsupported == 1 else "have"} an extension '
+        out.append(f'<p class="note">{esc(_files(unsupported))} {_is(unsupported, "has", "have")} an extension '
                    f"this run does not list (e.g. {esc(keys)}).</p>")
         from lightly_airflow.datasource.records import unlisted_image_hint
 
@@ -137,7 +137,7 @@ def _listing_section(listing: ListingSkips) -> list[str]:
     if os_files:
         keys = ", ".join(visible_key(k) for k in listing.os_files_examples)
         out.append(f'<p class="note">{esc(_files(os_files, "OS or tool metadata file"))} '
-                   f"{'was' if os_files == 1 else 'were'} skipped: they are not samples (macOS <code>._*</code> and "
+                   f"{_is(os_files, 'was', 'were')} skipped: they are not samples (macOS <code>._*</code> and "
                    "<code>__MACOSX/</code>, <code>.DS_Store</code>, "
                    f"<code>Thumbs.db</code>, hidden folders such as <code>.git/</code>; e.g. {esc(keys)}).</p>")
     if clips:
@@ -271,30 +271,20 @@ def _files(n: int, noun: str = "file", plural: str | None = None) -> str:
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
-def _is(n: int) -> str:
-    """The verb of a count's sentence: "1 file is", "2 files are"."""
-    return "is" if n == 1 else "are"
+def _is(n: int, one: str = "is", many: str = "are") -> str:
+    """The verb (or pronoun) of a count's sentence: "1 file is", "2 files are"; ``_is(n, "has", "have")``,
+    ``_is(n, "its", "their")``: the one way this page says a plural, beside :func:`_files`."""
+    return one if n == 1 else many
 
 
-def _gone_section(listing: ListingSkips, moved: int | None = None) -> list[str]:
+def _gone_section(listing: ListingSkips, moved: int | None = None, moves: Mapping[str, int] | None = None) -> list[str]:
     """The warning box of files the datapool holds that the datasource no longer has (``datasource.gone``), and
-    the new files that are some of them moved (``moved``: the summary's count of those that took a sample over)."""
+    the new files that are some of them moved (``moved``: the summary's count of those that took a sample over;
+    ``moves``: the commit's counts of its moves, :func:`~lightly_airflow.datapool.moves.move_counts`)."""
     if not listing.gone:
         return []
     samples = (f" ({listing.gone_samples:,} samples, video frames included)"
                if listing.gone_samples != listing.gone else "")
-    # (a committed run handed the moved selected samples to their new keys: a selected sample was ok, so only a new
-    # file that cannot be read, or a second copy of it, keeps a commit from taking one over; datapool.moves)
-    handed = listing.gone_moved_selected if moved is not None else 0
-    still = listing.gone_selected - handed
-    selected = (f"{still:,} of their samples {_is(still)} selected (initial-tag): an export of those images hands a "
-                "labelling tool paths that no longer exist (selected video frames are exported as their PNGs, which "
-                "stay), and datapool export names each one. " if still else "None of their samples is selected. ")
-    if handed:
-        one = handed == 1
-        selected = (f"{handed:,} selected {'sample' if one else 'samples'} moved with {'its' if one else 'their'} "
-                    f"{'file' if one else 'files'}: the new {'key holds' if one else 'keys hold'} the selection now. "
-                    + selected.replace("None of their", "None of the other"))
     keys = [visible_key(k) for k in listing.gone_examples]
     more = f" and {listing.gone - len(keys):,} more" if listing.gone > len(keys) else ""
     return [
@@ -302,13 +292,12 @@ def _gone_section(listing: ListingSkips, moved: int | None = None) -> list[str]:
         f"<p>{esc(_files(listing.gone))} this datapool processed{esc(samples)} {_is(listing.gone)} no longer in the "
         "datasource (this run's listing did not find them although its filters would list them), e.g. "
         f"{esc(', '.join(keys))}"
-        f"{esc(more)}. {esc(selected)}The pool keeps their rows (it is history; nothing is deleted). Every gone key "
-        "is in <code>gone.parquet</code> beside this report.</p>",
-        *([f"<p>{esc(_files(listing.gone_moved, 'new file'))} of this run "
-            f"{'has' if listing.gone_moved == 1 else 'have'} the content of a gone file (moved or "
-            "renamed?), e.g. " + esc(", ".join(f"{visible_key(n)} (was {visible_key(o)})" for n, o in
-                                                listing.gone_moved_examples))
-            + f": {esc(_took_over(listing.gone_moved, moved))}.</p>"]
+        f"{esc(more)}. {esc(_gone_selected(listing, moved, moves or {}))}The pool keeps their rows (it is history; "
+        "nothing is deleted). Every gone key is in <code>gone.parquet</code> beside this report.</p>",
+        *([f"<p>{esc(_files(listing.gone_moved, 'new file'))} of this run {_is(listing.gone_moved, 'has', 'have')} "
+           "the content of a gone file (moved or renamed?), e.g. "
+           + esc(", ".join(f"{visible_key(n)} (was {visible_key(o)})" for n, o in listing.gone_moved_examples))
+           + f": {esc(_took_over(listing.gone_moved, moved, moves or {}))}.</p>"]
           if listing.gone_moved else []),
         "<p><b>What to do:</b> restore the files (undo the cleanup, or a lifecycle rule's expiry, e.g. from the "
         "bucket's versioning), or leave their samples out of labelling tasks; files moved within the datasource "
@@ -317,16 +306,51 @@ def _gone_section(listing: ListingSkips, moved: int | None = None) -> list[str]:
     ]
 
 
-def _took_over(found: int, moved: int | None) -> str:
+#: what a gone selected sample means to a labelling task
+_EXPORT_GONE = ("an export of those images hands a labelling tool paths that no longer exist (selected video frames "
+                "are exported as their PNGs, which stay), and datapool export names each one. ")
+
+
+def _gone_selected(listing: ListingSkips, moved: int | None, moves: Mapping[str, int]) -> str:
+    """The gone samples still selected: the listing's selected gone samples less those the commit handed to the new
+    keys (``moves["moved_selected"]``, counted by the commit: the listing's ``gone_moved_selected`` counted those of
+    every moved pair, taken over or not). A commit before the count (``moved`` without it) hands over an unknown
+    number: the box says the listing's count and that some of them may have moved."""
+    from lightly_airflow.datapool.moves import MOVED_SELECTED
+
+    selected = listing.gone_selected
+    if moved and MOVED_SELECTED not in moves and listing.gone_moved_selected:
+        return (f"{selected:,} of their samples {_is(selected, 'was', 'were')} selected "
+                f"(initial-tag) when this run listed them; up to {listing.gone_moved_selected:,} of those, of moved "
+                "files, may have moved with their files, but this run's commit (made before commits counted it) "
+                f"does not say how many: if any is still selected, {_EXPORT_GONE}")
+    handed = min(moves.get(MOVED_SELECTED, 0), selected) if moved else 0
+    still = selected - handed
+    text = (f"{still:,} of their samples {_is(still)} selected (initial-tag): "
+            f"{_EXPORT_GONE}" if still else "None of their samples is selected. ")
+    if not handed:
+        return text
+    return (f"{_files(handed, 'selected sample')} moved with {_is(handed, 'its file', 'their files')}: the new "
+            f"{_is(handed, 'key holds', 'keys hold')} the selection now. "
+            + text.replace("None of their", "None of the other"))
+
+
+def _took_over(found: int, moved: int | None, moves: Mapping[str, int] | None = None) -> str:
     """How many of the ``found`` moved files took over their former key's sample (``moved``, the commit's count;
-    ``None``, a run that committed nothing or a summary without it: what a commit does)."""
+    ``None``, a run that committed nothing or a summary without it: what a commit does), and how many the commit
+    refused because the image has objects (``moves``' :data:`~lightly_airflow.datapool.moves.OBJECTS_NOT_CARRIED`)."""
+    from lightly_airflow.datapool.moves import OBJECTS_NOT_CARRIED
+
     what = "(its selection and tags; the former key's row is ended, and earlier versions still show it)"
     if moved is None:
         return f"each one takes over its former key's sample {what} when a run commits it and that sample was ok"
     if moved >= found:
-        return f"{'it' if found == 1 else 'each one'} took over its former key's sample {what}"
-    left = found - moved
-    return (f"{moved:,} took over {'its' if moved == 1 else 'their'} former key's sample {what}; {left:,} did not "
+        return f"{_is(found, 'it', 'each one')} took over its former key's sample {what}"
+    left, objects = found - moved, (moves or {}).get(OBJECTS_NOT_CARRIED, 0)
+    refused = (f"; {_files(objects, 'of them an image', 'of them images')} with objects, which a move does not "
+               f"carry: {_is(objects, 'its', 'their')} former {_is(objects, 'key keeps its', 'keys keep their')} "
+               "selection and objects" if objects else "")
+    return (f"{moved:,} took over {_is(moved, 'its', 'their')} former key's sample {what}; {left:,} did not{refused} "
             "(the select task's log names each with why: a former sample that was not ok, an image with objects, "
             "another new file of the same content, a new file that cannot be read)")
 
@@ -421,6 +445,7 @@ def render(
     notes: Sequence[str] | None = None,
     problems: Problems | None = None,
     moved: int | None = None,
+    moves: Mapping[str, int] | None = None,
 ) -> str:
     """The whole page.
 
@@ -435,6 +460,8 @@ def render(
     :param problems: the run's input problems by kind (:func:`lightly_airflow.report.problems.read_problems`);
         ``None``: the run has no problems file.
     :param moved: ``RunSummary.moved``: new files that took over a moved file's sample (``None``: not counted).
+    :param moves: ``RunSummary.moves``: the commit's counts of its moves (selected samples handed over, pairs
+        refused for objects: :func:`~lightly_airflow.datapool.moves.move_counts`); empty: not counted.
     """
     c = counts
     cards = [
@@ -500,7 +527,7 @@ def render(
         else:
             out.append('<p class="met"><b>Every goal of the config was met</b> (sample count, BALANCE targets within '
                        "±5 %, no strategy input missing).</p>")
-    out.extend(_gone_section(skips, moved))
+    out.extend(_gone_section(skips, moved, moves))
     if notes:
         out.append(f"<h2>Notes ({esc(len(notes))})</h2><p>Options that have no effect here, with the reason, what "
                    "the run changed beyond its counts (e.g. rows of replaced videos), and what a stage guessed or "

@@ -198,6 +198,7 @@ def write_report(
         problems=problem_kinds,
         # (what the commit did: a run that committed nothing took no sample over; an older summary did not count)
         moved=int(summary_d["moved"]) if summary_d.get("committed") and summary_d.get("moved") is not None else None,
+        moves=dict(summary_d.get("moves") or {}) if summary_d.get("committed") else None,
     )
     put(INDEX, page.encode("utf-8"))
     index_uri = join_uri(out_uri, INDEX)

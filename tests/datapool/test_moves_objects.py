@@ -11,12 +11,12 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from object_pool import N_SAMPLES, build_object_pool, run_objects_pipeline
+from object_pool import DAG_ID, N_SAMPLES, build_object_pool, run_objects_pipeline
 
 from lightly_airflow import columns as C
 from lightly_airflow.datapool import Datapool
-from lightly_airflow.datapool.moves import OBJECTS_NOT_CARRIED, plan_moves
-from lightly_airflow.pipeline import RunSummary, _note_moves_a_commit_would_make
+from lightly_airflow.datapool.moves import OBJECTS_NOT_CARRIED, objects_refused_note, plan_moves
+from lightly_airflow.pipeline import RunSummary, _note_moves_a_commit_would_make, select_and_commit
 
 
 def latest(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -52,16 +52,25 @@ def test_a_moved_image_with_objects_is_not_taken_over(tmp_path: Path, caplog: py
     dry = RunSummary(run_id="dry", tag=None, version=snap.version, dry_run=True)
     _note_moves_a_commit_would_make(dry, snap, rows, [(f"moved/{image}", image)])
     assert dry.notes == ["Dry run: a commit would let 0 of the 1 moved or renamed files take over their former key's "
-                         "sample (its selection and tags; datapool.moves); nothing was written",
-                         "1 moved images have object rows, which a move does not carry: their former keys keep their "
-                         "selection and objects (datapool.moves)"]
+                         "sample (its selection and tags; datapool.moves); nothing was written", objects_refused_note(1)]
 
     # a third run of the pipeline: no move, the gone key keeps its selection and objects
     selection = {"n_samples": N_SAMPLES,
                  "strategies": [{"input": {"type": "EMBEDDINGS", "task": TASK}, "strategy": {"type": "DIVERSITY"}}]}
     spec = ObjectsSpec(tasks=(TASK,), padding=0.1, upload=False, selection_tasks=(TASK,))
-    summary = run_objects_pipeline(made.source, made.path, "scheduled__2026-05-03T00:00:00+00:00", selection, spec)
+    run_id = "scheduled__2026-05-03T00:00:00+00:00"
+    summary = run_objects_pipeline(made.source, made.path, run_id, selection, spec)
     assert summary.moved == 0 and pool.history()[-1]["counts"][OBJECTS_NOT_CARRIED] == 1
+    # (the committed run said it only in its log and the commit's counts: its notes and report say it now)
+    assert summary.moves == {OBJECTS_NOT_CARRIED: 1} and objects_refused_note(1) in summary.notes
+    page = Path(summary.report_uri.removeprefix("file://")).read_text()
+    assert "1 moved image(s) have object rows, which a move does not carry" in page
+    assert "1 of them an image with objects, which a move does not carry: its former key keeps its selection" in page
+    # a retry after the commit (a worker killed past it) answers with the commit's notes (its record has none)
+    again = select_and_commit(datapool_uri=str(made.path), run_id=run_id, dag_id=DAG_ID, manifests=[],
+                              selection_config=selection)
+    assert again.already_committed and again.moves == summary.moves
+    assert again.notes.count(objects_refused_note(1)) == 1
     after = latest(pool.read().to_pylist())
     assert after[image][C.SELECTED] and after[image][C.STATUS] == "ok"
     assert after[f"moved/{image}"][C.STATUS] == "duplicate"
