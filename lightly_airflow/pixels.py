@@ -264,11 +264,11 @@ def not_an_image(data: bytes) -> str:
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     what = None
     if text.startswith(b"version https://git-lfs"):
-        what = "a Git LFS pointer, not the image (the data set was copied without `git lfs pull`)"
+        what = "a Git LFS pointer, not the image (the data set was copied without its LFS objects). Fix: run `git lfs pull`"
     elif text.startswith((b"<!doctype html", b"<html")) or b"<html" in text[:256]:
         what = "an HTML page (a web server's error or login page saved under the image's name?)"
     elif b"<svg" in text[:512]:
-        what = "an SVG drawing (vector graphics are not decoded; convert it to PNG)"
+        what = "an SVG drawing (vector graphics are not decoded). Fix: convert it to PNG"
     elif b"<error>" in text[:256]:
         code = re.search(rb"<code>([^<]{1,64})</code>", head, re.IGNORECASE)
         what = ("an XML error document" + (f" ({code.group(1).decode('latin-1')})" if code else "")
@@ -432,7 +432,7 @@ def too_large(w: int, h: int, limit: int) -> str:
 def too_large_to_decode(w: int, h: int, limit: int, fmt: str) -> str:
     """Why an image of ``w`` x ``h`` pixels in Pillow format ``fmt`` above ``limit`` is not decoded, with the fix."""
     return (f"{too_large(w, h, limit)}, Pillow's decompression bomb guard (a {fmt} this large must be decoded whole, "
-            "about 3 bytes per pixel; JPEGs are decoded at a reduced scale instead). Raise the limit in the "
+            "about 3 bytes per pixel; JPEGs are decoded at a reduced scale instead). Fix: raise the limit in the "
             "workers if they have the memory, or store the image as JPEG or in tiles")
 
 

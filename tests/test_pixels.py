@@ -282,6 +282,22 @@ def test_files_that_are_no_image_say_what_they_are_in_both_passes(tmp_path: Path
         assert reason is not None and NOT_IMAGES[key][1] in reason, (key, reason)
 
 
+def test_a_reason_that_knows_its_fix_marks_it_for_the_report() -> None:
+    """The fixes of an SVG, a Git LFS pointer and an image over Pillow's bomb guard were in the reason's text without
+    the "Fix:" marker: the report's fix column (``split_fix``) missed them and the metadata pass added its generic
+    "replace the file" after them."""
+    from lightly_airflow.pixels import too_large_to_decode
+    from lightly_airflow.report.problems import split_fix
+
+    reasons = {"logo.png": inspect_image(NOT_IMAGES["logo.png"][0], "logo.png").reason,
+               "lfs.png": inspect_image(NOT_IMAGES["lfs.png"][0], "lfs.png").reason,
+               "big.png": too_large_to_decode(30_000, 20_000, 178_956_970, "PNG")}
+    fixes = {key: split_fix("metadata", reason or "")[1] for key, reason in reasons.items()}
+    assert fixes == {"logo.png": "convert it to PNG", "lfs.png": "run `git lfs pull`",
+                     "big.png": "raise the limit in the workers if they have the memory, or store the image as JPEG "
+                                "or in tiles"}, fixes
+
+
 def _colour_ramp(top: int) -> np.ndarray:
     """A 64×64 RGB picture: red rises left to right, green top to bottom, blue is the mean of both (0..``top``)."""
     red = _ramp(top).astype(np.uint32)
