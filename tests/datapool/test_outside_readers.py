@@ -76,3 +76,19 @@ def test_a_pool_with_a_hand_made_tag_compacts(pool) -> None:
     assert sorted(ids(pool.read(tag="hand tag", columns=IDS))) == tagged
     assert all(sorted(ids(pool.read(version=v, columns=IDS))) == rows for v, rows in before.items())
     assert pool.read(columns=[C.metadata_column("weather")]).column(0).null_count == 14  # r1's and r3's rows
+
+
+def test_the_documented_tag_query_leaves_out_rows_a_move_ended(tmp_path, digits) -> None:
+    """The documented run-tag query returned the former key's row of a moved pick beside the key it moved to (the
+    pool's own read leaves it out: the new key carries the tag)."""
+    from .test_moves import commit, first_two_versions
+    from .test_moves_chains import moved
+
+    pool = first_two_versions(tmp_path, digits)  # r1 picked a/x.png and c.png; "hand" tags a/x.png
+    assert commit(pool, moved(digits, "b/x.png", "a/x.png", 0), "r2", [("b/x.png", "a/x.png")]).moved == 1
+    tag_sql = documented_queries()[0]
+    for tag in ("r1", "hand"):
+        theirs = outside(str(pool.uri), tag_sql.replace("'week-1'", f"'{tag}'"))
+        assert sorted(theirs.column(C.KEY).to_pylist()) == sorted(pool.read(tag=tag, columns=[C.KEY]).column(
+            C.KEY).to_pylist()) and "b/x.png" in theirs.column(C.KEY).to_pylist(), tag
+        assert "a/x.png" not in theirs.column(C.KEY).to_pylist(), tag
