@@ -408,6 +408,18 @@ def embed_option_overrides(worker: Any, lightly_config: Any) -> dict[str, Any]:
         from lightly_airflow.config.worker import resnet_weights_refusal
 
         raise ParamError("lightly_config.model.name", *resnet_weights_refusal(str(overrides["model"])))
+    from lightly_airflow.embedding.options import FEATURE_DIMS, EmbedOptions
+
+    try:  # (the ranges every embed task's EmbedOptions refuses: collate.input_size 16 or 4000 passed this check, the
+        # listing and the metadata, then failed every embed task; the dimension's ceiling is the largest model's here,
+        # the embed tasks know theirs)
+        EmbedOptions.from_mapping({k: v for k, v in overrides.items() if k != "dim"})
+    except ValueError as exc:
+        raise ParamError("lightly_config", str(exc).replace("input_size=", "collate.input_size=", 1),
+                         "correct the key, or remove it for the default.") from None
+    if overrides.get("dim") is not None and overrides["dim"] > max(FEATURE_DIMS.values()):
+        raise ParamError("lightly_config.model.num_ftrs", f"is {overrides['dim']}, more than any model's feature "
+                         f"dimension ({max(FEATURE_DIMS.values())})", "use the model's dimension or less.")
     return overrides
 
 

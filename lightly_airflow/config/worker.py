@@ -227,8 +227,11 @@ class WorkerConfig(_Strict):
 
     def embed_overrides(self) -> dict[str, Any]:
         """What this config asks of the embed step, as :func:`~lightly_airflow.embedding.runner.embed_shard`
-        arguments: ``num_workers`` (``None``: automatic) and ``loader`` (``processes``/``threads``)."""
+        arguments: ``num_workers`` (``None``: automatic), ``loader`` (``processes``/``threads``) and, with a custom
+        embeddings CSV, ``normalize_embeddings`` when false (nothing passed it on: every run normalised)."""
         out: dict[str, Any] = {}
+        if self.embeddings and not self.normalize_embeddings:
+            out["normalize_embeddings"] = False
         if self.num_threads is not None:
             out["loader"] = "threads"
             out["num_workers"] = None if self.num_threads == -1 else self.num_threads

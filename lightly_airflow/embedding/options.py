@@ -89,6 +89,13 @@ def _loader(value: str) -> str:
     raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(LOADERS)}")
 
 
+def _boolean(value: str) -> bool:
+    text = value.strip().lower()
+    if text in ("true", "false"):
+        return text == "true"
+    raise argparse.ArgumentTypeError(f"{value!r} is not one of true, false")
+
+
 def _precision(value: str) -> str:
     if value in PRECISIONS:
         return value
@@ -120,6 +127,8 @@ class EmbedOptions:
     :param reuse_uri: Parquet of known embeddings (``key, etag, embedding``) of the same model: matching rows
         are copied, not recomputed.
     :param embeddings_csv: a Lightly custom embeddings CSV to take the vectors from instead of a model.
+    :param normalize_embeddings: ``False`` takes the CSV's vectors as they are (``worker_config``'s
+        ``normalize_embeddings``, recorded in the model id); ``None`` or ``True``: L2-normalised (Lightly's default).
     :raises ValueError: for an invalid value, naming the option and the allowed values.
     """
 
@@ -138,6 +147,8 @@ class EmbedOptions:
                                     "Parquet of known embeddings (key, etag, embedding) of the same model", templated=True)
     embeddings_csv: str | None = _option(None, "--embeddings-csv", str,
                                          "Lightly custom embeddings CSV to use instead of a model", templated=True)
+    normalize_embeddings: bool | None = _option(None, "--normalize-embeddings", _boolean,
+                                                "true (default) or false: L2-normalise the embeddings CSV's vectors")
 
     def __post_init__(self) -> None:
         for f in fields(self):  # templates render a missing URI as "" (or "None" without native rendering)
@@ -170,6 +181,9 @@ class EmbedOptions:
             raise ValueError(f"loader={self.loader!r} is invalid: use one of {LOADERS}.")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision={self.precision!r} is invalid: use one of {PRECISIONS}.")
+        if self.normalize_embeddings is not None and not isinstance(self.normalize_embeddings, bool):
+            raise ValueError(f"normalize_embeddings={self.normalize_embeddings!r} is invalid: use true, false or "
+                             "nothing (true: Lightly's default).")
         for name in ("weights_uri", "reuse_uri", "embeddings_csv"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):

@@ -393,7 +393,8 @@ def embed_shard(
     if embeddings_csv is not None:
         from lightly_airflow.embedding.custom import embeddings_from_csv
 
-        table = embeddings_from_csv(manifest, embeddings_csv, credentials=credentials)
+        table = embeddings_from_csv(manifest, embeddings_csv, credentials=credentials,
+                                    normalize=opts.normalize_embeddings is not False)
         meta = table.schema.metadata
         shard.check_embedding(json.loads(meta[EMBEDDING_MODEL_METADATA_KEY.encode()]),
                               json.loads(meta[EMBEDDING_DIM_METADATA_KEY.encode()]))

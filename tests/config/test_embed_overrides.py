@@ -36,3 +36,20 @@ def test_embed_operators_apply_the_overrides() -> None:
     assert "--input-size" in pod.embed_arguments() and "96" in pod.embed_arguments()
     templated = EmbedShardOperator(task_id="t", manifest_uri="m", option_overrides="{{ ti.xcom_pull(key='x') }}")
     assert templated.embed_options().batch_size == 32  # unrendered at parse time: the task's own options
+
+
+def test_normalize_embeddings_false_reaches_the_embed_options() -> None:
+    from lightly_airflow.embedding.options import EmbedOptions
+
+    worker = parse_worker_config({"embeddings": "emb.csv", "normalize_embeddings": False})
+    overrides = embed_option_overrides(worker, None)
+    assert overrides == {"normalize_embeddings": False}  # (before: {}, the CSV was normalised anyway)
+    assert EmbedOptions().replace(**overrides).normalize_embeddings is False
+    assert embed_option_overrides(parse_worker_config({"embeddings": "emb.csv"}), None) == {}
+
+
+@pytest.mark.parametrize("lightly", [{"collate": {"input_size": 16}}, {"collate": {"input_size": 4000}},
+                                     {"model": {"num_ftrs": 5000}}])
+def test_sizes_every_embed_task_would_refuse_fail_the_first_task(lightly: dict) -> None:
+    with pytest.raises(ParamError, match=r"lightly_config.*(collate.input_size=|num_ftrs).*Fix"):
+        embed_option_overrides(parse_worker_config({}), lightly)
