@@ -141,7 +141,7 @@ class RunSummary:
     #: the goals missed and the ``warnings``), counted as the report is written; ``None``: no report written now
     goals_missed: int | None = None
     #: predictions without ``probabilities`` per task, taken from their ``score`` (the predictions shards' counts,
-    #: summed: :data:`~lightly_airflow.predictions.shard.DERIVED_PROBABILITIES_METADATA_KEY`); the report's notes
+    #: summed: :func:`~lightly_airflow.staging.with_counts`); the report's notes
     derived_probabilities: dict[str, int] = field(default_factory=dict)
     #: selected video frames written as PNG (``written``, ``existing``, ``failed``, ``folder``)
     frames: dict[str, Any] = field(default_factory=dict)
@@ -749,24 +749,16 @@ def assemble_run(
 
 
 def _merged_meta(meta: dict[str, Any], shard_meta: dict[str, Any]) -> dict[str, Any]:
-    """The run's schema metadata with one more shard's: its value wins, but a per-task count (each shard counts its
-    own files: predictions without probabilities) adds up. (The metadata stage's guesses, a bit depth or a reduced
-    decode, need no such sum: each is a row of the shard's problems file, which the report lists.)"""
-    from lightly_airflow.predictions.shard import DERIVED_PROBABILITIES_METADATA_KEY as key
-
-    out = {**meta, **shard_meta}
-    if key in meta and key in shard_meta:
-        a, b = json.loads(meta[key]), json.loads(shard_meta[key])
-        out[key] = json.dumps({t: int(a.get(t, 0)) + int(b.get(t, 0)) for t in sorted({*a, *b})})
-    return out
+    """The run's schema metadata with one more shard's: its value wins, but the counts each shard's stages wrote
+    (:func:`staging.with_counts`: predictions without probabilities) add up. (The metadata stage's guesses, a bit
+    depth or a reduced decode, need no such sum: each is a row of the shard's problems file, which the report lists.)"""
+    return staging.merged_metadata(meta, shard_meta)
 
 
 def _derived_probabilities(meta: dict[str, Any]) -> dict[str, int]:
-    """The run's predictions without probabilities per task (:func:`_merged_meta`'s sums), the tasks that had any."""
-    from lightly_airflow.predictions.shard import DERIVED_PROBABILITIES_METADATA_KEY as key
-
-    counts = json.loads(meta[key]) if key in meta else {}
-    return {str(t): int(n) for t, n in sorted(counts.items()) if int(n)}
+    """The run's predictions without probabilities per task (the predictions stage's counts, summed by
+    :func:`_merged_meta`), the tasks that had any."""
+    return {task: n for task, n in sorted(staging.summed_counts([meta], staging.PREDICTIONS).items()) if n}
 
 
 def _assemble_shard(

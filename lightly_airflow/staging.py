@@ -12,7 +12,8 @@ Layout (everything a run writes before its one datapool commit, and its report a
 Each task writes only files whose names derive from (run, kind, shard index), so a retried task overwrites
 its own output and nothing else; the select task reads them all and is the only writer of the datapool.
 This module is the only place these paths are spelled out; the stages (embedding, metadata, predictions,
-videos, objects) import them from here.
+videos, objects) import them from here, and the one owner of the counts a shard task writes into its staging file
+and the run sums into its summary (:func:`with_counts`, :func:`summed_counts`).
 """
 
 from __future__ import annotations
@@ -193,6 +194,48 @@ def problems_uri(datapool_uri: str, run_id: str) -> str:
     return join_uri(reports_dir(datapool_uri, run_id), PROBLEMS_FILE)
 
 
+# ------------------------------------------------------------------------------------------------ counts
+def _counts_key(stage: str) -> str:
+    _check_kind(stage)
+    return f"lightly.counts.{stage}"
+
+
+def _encoded(counts: Mapping[str, int]) -> str:
+    return json.dumps({str(name): int(n) for name, n in counts.items()}, sort_keys=True)
+
+
+def with_counts(table: pa.Table, stage: str, counts: Mapping[str, int]) -> pa.Table:
+    """``table``, a shard's staging file of ``stage``, with the counts its task wrote as schema metadata (one JSON
+    object per stage, ``lightly.counts.objects``: ``{"boxes_outside_image": 7, …}``) that the select task sums over
+    the run's shards (:func:`summed_counts`) into the run summary. It replaces the stage's counts ``table`` had (a
+    stacked run's, or a retried task's own): a shard's counts are written once."""
+    key = _counts_key(stage).encode()
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), key: _encoded(counts).encode()})
+
+
+def summed_counts(sources: Sequence[pa.Table | Mapping[Any, Any] | None], stage: str) -> dict[str, int]:
+    """The :func:`with_counts` counts of ``stage`` summed over ``sources``: staging tables or their schema metadata
+    (as read, or decoded to ``str``). A source without them (a shard written before its stage counted) adds 0."""
+    key = _counts_key(stage)
+    out: dict[str, int] = {}
+    for source in sources:
+        meta = (source.schema.metadata if isinstance(source, pa.Table) else source) or {}
+        value = meta.get(key, meta.get(key.encode()))
+        for name, n in (json.loads(value) if value else {}).items():
+            out[name] = out.get(name, 0) + int(n)
+    return out
+
+
+def merged_metadata(meta: Mapping[str, str], shard_meta: Mapping[str, str]) -> dict[str, str]:
+    """The run's decoded schema metadata with one more shard's: the shard's value wins, but each stage's counts
+    (:func:`with_counts`) add up."""
+    out = {**meta, **shard_meta}
+    for stage in KINDS:
+        if _counts_key(stage) in out:
+            out[_counts_key(stage)] = _encoded(summed_counts([meta, shard_meta], stage))
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ manifest
 def manifest_schema_metadata(datasource_uri: str, lightly_uri: str | None,
                              pool_embedding: Mapping[str, Any] | None = None) -> dict[bytes, bytes]:
@@ -342,7 +385,8 @@ def read_staging(uri: str, credentials: StorageCredentials | None, writer: str, 
         return None
     try:
         if keep is None:
-            return pq.read_table(source, page_checksum_verification=True)
+            # (not pq.read_table: it imports pyarrow.dataset and pandas, ~0.3-1 s of every mapped task's start)
+            return pq.ParquetFile(source, page_checksum_verification=True).read()
         parquet = pq.ParquetFile(source, page_checksum_verification=True)
         column, values = keep
         if column not in parquet.schema_arrow.names:

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from lightly_airflow import columns as C
 from lightly_airflow import staging
 from lightly_airflow.metadata.metrics import CROP_METRICS
-from lightly_airflow.objects.shard import DROP_COUNTS, count_key
+from lightly_airflow.objects.shard import DROP_COUNTS
 from lightly_airflow.objects.spec import ObjectsSpec
 from lightly_airflow.storage import StorageCredentials, join_uri, map_io
 
@@ -51,9 +51,7 @@ def load_run_objects(manifests: list[str], credentials: StorageCredentials | Non
             "those shards did not finish. Clear it so it runs again."
         )
     out = pa.concat_tables(tables, promote_options="permissive")
-    sums = {count_key(n): str(sum(int((t.schema.metadata or {}).get(count_key(n), b"0")) for t in tables)).encode()
-            for n in DROP_COUNTS}
-    return out.replace_schema_metadata({**(out.schema.metadata or {}), **sums})
+    return staging.with_counts(out, staging.OBJECTS, staging.summed_counts(tables, staging.OBJECTS))
 
 
 def with_object_metadata(rows: pa.Table, objects: pa.Table | None, tasks: tuple[str, ...]) -> pa.Table:
@@ -160,11 +158,9 @@ def summary(objects: pa.Table | None, committed: pa.Table | None, spec: ObjectsS
     out["objects"] = 0 if objects is None else objects.num_rows
     out["committed"] = 0 if committed is None else committed.num_rows
     out["selected"] = 0 if committed is None else int(pc.sum(committed.column(C.OBJECT_SELECTED)).as_py() or 0)
-    meta = (objects.schema.metadata or {}) if objects is not None else {}
     # The shards' dropped and flagged inputs (DROP_COUNTS, summed by load_run_objects; the embed tasks log which).
-    for name in DROP_COUNTS:
-        if int(meta.get(count_key(name), b"0")):
-            out[name] = int(meta[count_key(name)])
+    counts = staging.summed_counts([objects], staging.OBJECTS)
+    out.update((name, counts[name]) for name in DROP_COUNTS if counts.get(name))
     notes = [*(what.format(n=out[name]) for name, what in NOTES.items() if out.get(name)),
              *selection_notes(metrics or {})]
     if notes:

@@ -208,15 +208,15 @@ def object_set(
     mine = of_task(objects)
     pre_rows, pre_without = preselected_objects(mine, of_task(preselected), preselected_keys or [], task)
     if mine is None and pre_rows is None:
-        from lightly_airflow.objects.shard import count_key
+        from lightly_airflow import staging
 
-        meta = (objects.schema.metadata or {}) if objects is not None else {}
-        dropped = [f"{int(meta[count_key(n)])} {what}" for n, what in (
+        counts = staging.summed_counts([objects], staging.OBJECTS)  # (the run's, summed by objects.run)
+        dropped = [f"{counts[n]} {what}" for n, what in (
             ("boxes_outside_image", "predicted boxes had no area inside their images"),
             ("video_frames_failed", "video frames with boxes did not decode"),
             ("prediction_files_rejected", "prediction files had a problem (the predictions stage lists them; e.g. "
              "category ids that schema.json does not have)"),
-        ) if int(meta.get(count_key(n), b"0"))]
+        ) if counts.get(n)]
         raise ValueError(
             f"{path}.task: no objects of task {task!r} in this run"
             f"{' (' + '; '.join(dropped) + ')' if dropped else ''}: it must be an object-detection, "

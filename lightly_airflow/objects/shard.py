@@ -42,7 +42,7 @@ from lightly_airflow.objects.boxes import (
 )
 from lightly_airflow.objects.spec import ObjectsSpec, read_spec
 from lightly_airflow.pixels import open_image, wrong_extension
-from lightly_airflow.staging import OBJECTS, sibling_uri
+from lightly_airflow.staging import OBJECTS, sibling_uri, with_counts
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, write_parquet
 from lightly_airflow.thumbnails import manifest_thumbnails
 from lightly_airflow.video.frames import frame_rows
@@ -71,7 +71,7 @@ _NO_PIXELS = np.zeros((0, 0, 3), np.uint8)
 #: holds one image. 3,000 objects at 224 px are 450 MB, so 8 such images ahead held 3.6 GB.
 MAX_CROP_BYTES_AHEAD = 512 * 2**20
 
-#: Counts an ``objects/`` staging file keeps as schema metadata (:func:`count_key`), summed over the shards into
+#: Counts an ``objects/`` staging file keeps as schema metadata (``staging.with_counts``), summed over the shards into
 #: the run summary (objects.run): predicted boxes with no area inside their image (no object), video frames with
 #: objects (predicted boxes or auto tasks) that did not decode (no objects; the frame itself is reported corrupt),
 #: images whose boxes of a task all lie within [0, 1] (relative coordinates given for Lightly's pixels), and
@@ -105,11 +105,6 @@ def auto_boxes_per_image(spec: ObjectsSpec) -> int:
 def crops_ahead_budget(size: int) -> int:
     """Resized crops (``size`` × ``size`` RGB) that fit :data:`MAX_CROP_BYTES_AHEAD`, at least one."""
     return max(1, MAX_CROP_BYTES_AHEAD // (size * size * 3))
-
-
-def count_key(name: str) -> bytes:
-    """The schema-metadata key of one of :data:`DROP_COUNTS`."""
-    return f"lightly.{name}".encode()
 
 
 def _normalized_looking(boxes: dict[int, list[ObjectBox]]) -> list[tuple[int, str]]:
@@ -703,9 +698,7 @@ class ShardObjects:
         drops = dict(zip(DROP_COUNTS, (self.outside, self.frames_failed, len({r for r, _ in self.normalized}),
                                        len(self.rejected), self.failed, len(self.clipped),
                                        len({r for r, _ in self.corners})), strict=True))
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                               **{count_key(n): str(v).encode() for n, v in drops.items()}})
-        write_parquet(table, self.output_uri, self.credentials)
+        write_parquet(with_counts(table, OBJECTS, drops), self.output_uri, self.credentials)
         seconds = time.perf_counter() - self.started
         parents = {c.parent for c in crops}
         counts = {

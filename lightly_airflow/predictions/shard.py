@@ -33,6 +33,7 @@ from lightly_airflow.staging import (
     read_manifest,
     sibling_uri,
     validate_fraction,
+    with_counts,
 )
 from lightly_airflow.storage import StorageCredentials, write_parquet
 from lightly_airflow.video.past_end import files_past_end, video_ends
@@ -45,9 +46,6 @@ STAGE = "predictions"
 PROBE_FIRST = 16
 TASK_TYPES_METADATA_KEY = "lightly.task_types"
 CATEGORY_IDS_METADATA_KEY = "lightly.category_ids"
-#: ``{task: predictions without probabilities}`` (JSON) of a shard's staging file: the select task sums it over the
-#: shards (pipeline.assemble_run) into the run summary's ``derived_probabilities``, which the report's notes show.
-DERIVED_PROBABILITIES_METADATA_KEY = "lightly.derived_probabilities"
 
 
 def _skipped(reason: str, task: str) -> str:
@@ -304,9 +302,10 @@ def load_predictions_shard(
         CATEGORY_IDS_METADATA_KEY.encode(): json.dumps({t.name: list(t.category_ids) for t in tasks}).encode(),
         TASK_TYPES_METADATA_KEY.encode(): json.dumps({t.name: t.task_type for t in tasks}).encode(),
         C.LIGHTLY_URI_METADATA_KEY.encode(): json.dumps(lightly_uri).encode(),
-        DERIVED_PROBABILITIES_METADATA_KEY.encode(): json.dumps(derived, sort_keys=True).encode(),
     }
-    table = pa.table(columns).replace_schema_metadata(meta)
+    # The stage's counts, {task: predictions without probabilities}: the select task sums them over the shards into
+    # the run summary's ``derived_probabilities``, which the report's notes show.
+    table = with_counts(pa.table(columns).replace_schema_metadata(meta), PREDICTIONS, derived)
     write_parquet(table, output_uri, credentials)
     report_uri = problems.write(manifest_uri, credentials)
     result = {

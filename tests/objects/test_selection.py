@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 
 from lightly_airflow import columns as C
+from lightly_airflow import staging
 from lightly_airflow.objects.selection import (
     ObjectDiversity,
     ObjectSet,
@@ -143,12 +144,12 @@ def test_a_task_without_objects_says_why_when_the_objects_pass_dropped_them() ->
     decode, the select task's error says so (the run summary's counts) instead of only suggesting the task is
     misspelled."""
     keys, _, objects, candidates = _data(10, 3)
-    empty = objects.slice(0, 0).replace_schema_metadata({b"lightly.boxes_outside_image": b"7",
-                                                         b"lightly.video_frames_failed": b"0"})
+    empty = staging.with_counts(objects.slice(0, 0), staging.OBJECTS, {"boxes_outside_image": 7,
+                                                                        "video_frames_failed": 0})
     with pytest.raises(ValueError, match=r"no objects of task 'det' in this run \(7 predicted boxes had no area "
                                          r"inside their images\): it must be"):
         object_set(keys, empty, "det", path="strategies[0].input")
-    frames = empty.replace_schema_metadata({b"lightly.video_frames_failed": b"120"})
+    frames = staging.with_counts(empty, staging.OBJECTS, {"video_frames_failed": 120})
     with pytest.raises(ValueError, match=r"\(120 video frames with boxes did not decode\)"):
         select(candidates, {"n_samples": 3, "strategies": [
             {"input": {"type": "EMBEDDINGS", "task": "det"}, "strategy": {"type": "DIVERSITY"}}]}, objects=frames)
