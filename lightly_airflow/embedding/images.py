@@ -45,7 +45,12 @@ def decode_image(data: bytes, size: int, key: str | None = None) -> np.ndarray:
         is read, before any pixel is decoded (the embed pass read the header twice to check it).
     :raises Exception: whatever Pillow raises for data that is not a complete image.
     """
-    img = _open_rgb(data, size, fit=True, key=key)[0]
+    return model_input(_open_rgb(data, size, fit=True, key=key)[0], size)
+
+
+def model_input(img: Image.Image, size: int) -> np.ndarray:
+    """A decoded RGB image as the model's ``(size, size, 3)`` uint8 input (the one resize of every pass: the image
+    pass, and the object pass deriving an image's input from its full-size decode)."""
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
     return np.array(img, dtype=np.uint8)

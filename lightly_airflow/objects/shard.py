@@ -202,13 +202,6 @@ def has_reduced_decode(data: bytes) -> bool:
     return data[:3] == b"\xff\xd8\xff"
 
 
-def resized_input(img: Image.Image, size: int) -> np.ndarray:
-    """The model input of a full-size decode, as the image pass makes it (``embedding.images.decode_image``)."""
-    if img.size != (size, size):
-        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    return np.array(img, dtype=np.uint8)
-
-
 def crop_image(data: bytes, boxes: list[ObjectBox], auto_tasks: tuple[dict[str, Any], ...], padding: float,
                size: int, parent: int, on_crop: Callable[[ObjectBox, Image.Image], None] | None = None,
                on_image: Callable[[np.ndarray], None] | None = None,
@@ -225,12 +218,12 @@ def crop_image(data: bytes, boxes: list[ObjectBox], auto_tasks: tuple[dict[str, 
     :param on_image: called with the image's own model input, derived from this decode, when the image pass
         would decode the file at full size too (not a JPEG) and the image has objects.
     """
-    from lightly_airflow.embedding.images import open_rgb_for_boxes
+    from lightly_airflow.embedding.images import model_input, open_rgb_for_boxes
 
     img, shown = open_rgb_for_boxes(data)
     every = _object_boxes(boxes, auto_tasks, *shown, outside)
     if on_image is not None and every and not has_reduced_decode(data):
-        on_image(resized_input(img, size))
+        on_image(model_input(img, size))
     return crop_pixels(np.asarray(img, dtype=np.uint8), every, padding, size, parent, on_crop, shown=shown)
 
 
