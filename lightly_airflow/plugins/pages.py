@@ -625,8 +625,9 @@ def objects_section(root: str, pool: str, view: View, objects: list[dict[str, An
         )
     n_sel = sum(1 for o in objects if o.get(C.OBJECT_SELECTED))
     why = (f"Its run picked this {what}, so all its objects are selected (object-level selection picks images and "
-           "frames by their objects)." if picked else f"Its run did not pick this {what}, so none of its objects "
-           "is selected.")
+           "frames by their objects)." if picked else
+           f"This {what} is in {C.INITIAL_TAG} (an earlier run picked it), so all its objects are selected." if n_sel
+           else f"Its run did not pick this {what}, so none of its objects is selected.")
     grid = pool_url(root, pool, "samples") + qs([("version", view.version), ("show", SHOW_OBJECTS)])
     return (f'<h2 id="objects">Objects ({H.e(len(objects))}, {H.e(n_sel)} selected)</h2>'
             f'<p class="muted">{task_legend((o.get(C.OBJECT_TASK) for o in objects), colours)} {H.e(why)} Boxes as predicted; crops padded as the '
@@ -979,7 +980,10 @@ def object_page(
                         f'<p class="muted">{task_legend([row.get(C.OBJECT_TASK)], colours)}</p>')
         rank = parent.get(C.PICK_RANK)
         chosen = (f"Selected: its run picked its {what} (pick {H.e(int(rank) + 1)}), which selects all the {what}'s "
-                  f"objects." if rank is not None else f"Not selected: its run did not pick its {what}.")
+                  f"objects." if rank is not None else
+                  f"Selected: its {what} is in <code>{C.INITIAL_TAG}</code> (an earlier run picked it), which selects "
+                  f"all the {what}'s objects." if row.get(C.OBJECT_SELECTED) else
+                  f"Not selected: its run did not pick its {what}.")
         values = {k: v for k, v in parent.items() if k.startswith(C.SELECTION_PREFIX) and v is not None}
         if values:  # object-level objectives score the image by its objects (docs/objects.md)
             chosen += f"<br>Its {what}'s objective at that pick:" + H.table(

@@ -191,9 +191,6 @@ def _export(view: View, spec: PoolSpec, scope: Scope, fmt: str) -> tuple[bytes, 
     module's own columns and ``file_gone`` (the datasource's latest listing no longer holds the file:
     :func:`~lightly_airflow.datapool.export.gone_exports`), COCO gets the predicted boxes of
     ``.lightly/predictions`` as annotations. The last value: how many exported files are gone (logged too)."""
-    import csv
-    import io
-
     from lightly_airflow.datapool import export as X
     from lightly_airflow.plugins.media import read_predictions
 
@@ -206,9 +203,10 @@ def _export(view: View, spec: PoolSpec, scope: Scope, fmt: str) -> tuple[bytes, 
     if total > limit:
         raise QueryError(f"{total} samples match; a {fmt} export holds at most {limit}. Narrow the filter or tag.")
     # (the records' fields: key, ids, run, pick, version and a frame's video, index, pts and seconds; CSV: every column)
-    only = None if fmt == "csv" else (C.KEY, C.SAMPLE_ID, C.RUN_ID, C.PICK_RANK, COMMIT_VERSION, C.VIDEO,
-                                      C.FRAME_INDEX, C.FRAME_PTS, C.FRAME_SECONDS)
-    rows = view.export_rows(scope, only=only).to_pylist()
+    fields = (C.KEY, C.SAMPLE_ID, C.RUN_ID, C.PICK_RANK, COMMIT_VERSION, C.VIDEO, C.FRAME_INDEX, C.FRAME_PTS,
+              C.FRAME_SECONDS)
+    table = view.export_rows(scope, only=None if fmt == "csv" else fields)
+    rows = table.select([c for c in fields if c in table.column_names]).to_pylist()  # (CSV: the others by column)
     sources = X.run_datasources(view.history())
     uris = X.SampleUris()  # (a selected video frame: its PNG under .lightly/frames/, as the CLI's export)
     records = [
@@ -220,18 +218,12 @@ def _export(view: View, spec: PoolSpec, scope: Scope, fmt: str) -> tuple[bytes, 
     name = scope.tag or scope.run or f"filter ({P.scope_text(view, scope)})"
     gone = X.gone_exports(view.datapool(), records, history=view.all_history())
     X.warn_gone(gone, name, len(records))
-    if fmt == "csv":
-        text = X.to_csv(records, name)
-        extra = [c for c in (rows[0] if rows else {}) if c not in (C.KEY, C.SAMPLE_ID, C.RUN_ID, C.PICK_RANK)]
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        head, *lines = list(csv.reader(io.StringIO(text)))
-        writer.writerow([*head, *extra, "file_gone"])
+    if fmt == "csv":  # (column by column, X.column_cells: 50,000 rows of 30 columns, CPU 2.3 -> 1.2 s, 2026-12-07)
+        extra = [c for c in table.column_names if c not in (C.KEY, C.SAMPLE_ID, C.RUN_ID, C.PICK_RANK)] if rows else []
         gone_uris = set(gone.uris)
-        for line, r, record in zip(lines, rows, records, strict=True):
-            writer.writerow([*line, *("" if r.get(c) is None else r.get(c) for c in extra),
-                             "true" if record.uri in gone_uris else "false"])
-        text = out.getvalue()
+        text = X.csv_text([*X.CSV_HEADER, *extra, "file_gone"], [
+            *X.csv_cells(records, name), *(X.column_cells(table.column(c)) for c in extra),
+            ["true" if record.uri in gone_uris else "false" for record in records]])
     elif fmt == "coco":
         doc = X.coco_images(records, name)
         creds = {s: _source_credentials(spec, s) for s in set(sources.values()) if s}
