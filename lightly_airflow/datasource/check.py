@@ -101,7 +101,9 @@ def check_new_files(
         them, the :func:`file_hashes` it is made of (~0.15 s per 100,000 files: asked only by the event trigger).
     :param announced: :func:`encode_hashes` of the files announced before: count those not among them.
     """
-    found = find_new_files(query, credentials, known=known, repeated=True)  # (every poke: each warning once)
+    # (every poke: each warning once; a file the pool records as missing, e.g. unreadable, is not new to a check,
+    # which would start a run at every poke while it stays so: the next run that starts retries it)
+    found = find_new_files(query, credentials, known=known, repeated=True, retry_missing=False)
     digest_text, files, unannounced = "", "", -1
     if (digest or announced) and found.files.num_rows:
         hashes = file_hashes(found.files)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from lightly_airflow.columns import STATUS, STATUS_MISSING
 from lightly_airflow.storage import StorageCredentials
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,19 @@ def known_files(datapool_uri: str, credentials: StorageCredentials | None = None
         logger.info("datapool %s does not exist yet: every file is new", datapool_uri)
         return None
     return pool.known_files()
+
+
+def without_missing(known: pa.Table | None) -> pa.Table | None:
+    """``known`` (:func:`known_files`) without the keys whose latest row is ``missing``: the pool holds no sample of
+    them (the file vanished between the listing and its read, could not be read, was archived; a replaced video's
+    frame it no longer has), so a listing that holds such a key again is to process it again. Their rows keep the
+    listed etag: against them a file put back unchanged was "unchanged" for good (process_all was the only way in).
+    ``known`` without a ``status`` column is returned as it is."""
+    if known is None or STATUS not in known.column_names or not known.num_rows:
+        return known
+    import pyarrow.compute as pc
+
+    return known.filter(pc.fill_null(pc.not_equal(known.column(STATUS), STATUS_MISSING), True))
 
 
 def pool_files(snapshot: Any, datasource_uri: str) -> pa.Table | None:

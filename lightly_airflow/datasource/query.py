@@ -564,6 +564,7 @@ def find_new_files(
     read_known_with_process_all: bool = False,
     now: dt.datetime | None = None,
     repeated: bool = False,
+    retry_missing: bool = True,
 ) -> NewFiles:
     """List the datasource and keep what ``query`` says the run processes.
 
@@ -576,31 +577,18 @@ def find_new_files(
     :param repeated: a check that runs again and again (sensor, watcher): its warnings (Live Photo clips, archived
         or expiring files, names the relevant-filenames file lists but the datasource lacks) are logged once per
         process each (:func:`_warn`).
+    :param retry_missing: process again the listed files whose key's latest pool row is ``missing``
+        (:func:`known.without_missing`); a sensor's check passes ``False``: a file that stays unreadable would
+        start a run at every poke.
     :raises RelevantFilenamesMissing: when the relevant-filenames file does not exist.
     :raises LifecycleUnreadableError: when ``input_expiration`` is set and the bucket's rules cannot be read.
     :raises FileNotFoundError: when the datasource does not exist.
     """
     from lightly_airflow.datasource import known as known_module
-    from lightly_airflow.lightly_dir import read_relevant_filenames
 
     creds = credentials or QueryCredentials()
-    relevant = None
-    if query.relevant_filenames_file:
-        try:
-            relevant = read_relevant_filenames(query.effective_lightly_uri, query.relevant_filenames_file, creds.lightly)
-        except FileNotFoundError as exc:
-            raise RelevantFilenamesMissing(str(exc)) from None
-    skipped: list[tuple[str, str]] = []
-    stats: dict[str, Any] = {}
-    listing = pa.Table.from_batches(
-        list(list_files(query.datasource_uri, credentials=creds.datasource, relevant_filenames=relevant,
-                        extensions=query.extensions, skipped=skipped, stats=stats)),
-        schema=MANIFEST_SCHEMA,
-    )
-    clashes = clashing_renames(skipped, listing.column("key").combine_chunks())
-    if clashes:  # (the listing's own warning named the plain rename)
-        _warn(f"{len(clashes)} skipped keys would overwrite another file if renamed as said above, e.g. "
-              + "; ".join(f"{key!r}: {reason}" for key, reason in clashes[:3]), repeated)
+    relevant = _read_relevant(query, creds)
+    listing, skipped, stats = _listed(query, creds, relevant, repeated)
     unlisted = list(skipped)
     applied = None
     if relevant is not None:
@@ -614,23 +602,84 @@ def find_new_files(
     from lightly_airflow.video.listing import known_videos
 
     # A video is known by its frames' rows (same video key and content identity): unchanged videos are not new.
-    pool_ids = known_videos(pool)
+    pool_ids = known_videos(known_module.without_missing(pool) if retry_missing else pool)
     split = _split(listing, pool_ids, query, counted=not repeated)
-    files, notes = split.files, list[str]()
+    notes: list[str] = []
     if unlisted and pool is not None and not repeated:
         _held_by_pool(skipped, len(unlisted), pool_ids)
-    clips_count = 0
-    if not query.live_photo_videos:  # (a Live Photo is its photo: the clip beside it is not a sample)
-        from lightly_airflow.datasource.live_photos import clips_note, live_photo_clips, without_clips
-
-        clips = live_photo_clips(listing)
-        if clips.count:
-            files, clips_count = without_clips(files, clips, listing), clips.count
-            split = replace(split, changed=without_clips(split.changed, clips, listing))
-            stats.update(live_photo_clips=clips.count, live_photo_clips_examples=clips.examples)
-            _warn(clips_note(clips.count, clips.examples), repeated)
+    split, clips_count = _without_live_photo_clips(query, listing, split, stats, repeated)
     if split.changed.num_rows and not repeated:  # (a run's note: not every sensor poke)
         _changed_under_key_policy(split.changed, notes)
+    files, counts, expiring = _not_readable_in_time(query, split.files, stats, skipped, notes, creds, now, repeated)
+    # (a sensor's poke counts nothing: no one reads it, and its one join is the policy's own, without the probe)
+    counts = {} if repeated else {**counts, **split.counts(files, listing.num_rows, clips_count + sum(counts.values()))}
+    logger.info(
+        "%s: %d files listed, %d to process (%s), %d known to the datapool %s",
+        query.datasource_uri, listing.num_rows, files.num_rows,
+        "process_all" if query.process_all else f"policy {query.policy}",
+        0 if pool is None else pool.num_rows, query.datapool_uri,
+    )
+    skips = ListingSkips.from_dict({**stats, "skipped": skipped, "notes": notes, **counts})
+    return NewFiles(query=query, listing=listing, files=files, known=pool, expiring=expiring,
+                    skips=replace(skips, relevant=applied), relevant=relevant, unlisted=unlisted)
+
+
+def _read_relevant(query: NewFilesQuery, creds: QueryCredentials) -> str | None:
+    """The text of the query's relevant-filenames file (``None``: none set).
+
+    :raises RelevantFilenamesMissing: when the file does not exist."""
+    if not query.relevant_filenames_file:
+        return None
+    from lightly_airflow.lightly_dir import read_relevant_filenames
+
+    try:
+        return read_relevant_filenames(query.effective_lightly_uri, query.relevant_filenames_file, creds.lightly)
+    except FileNotFoundError as exc:
+        raise RelevantFilenamesMissing(str(exc)) from None
+
+
+def _listed(query: NewFilesQuery, creds: QueryCredentials, relevant: str | None,
+            repeated: bool) -> tuple[pa.Table, list[tuple[str, str]], dict[str, Any]]:
+    """The datasource's listing as one table, with the entries it skipped and its stats (:func:`list_files`);
+    skipped keys that a rename as their reason says would clash with a listed file are warned of."""
+    skipped: list[tuple[str, str]] = []
+    stats: dict[str, Any] = {}
+    listing = pa.Table.from_batches(
+        list(list_files(query.datasource_uri, credentials=creds.datasource, relevant_filenames=relevant,
+                        extensions=query.extensions, skipped=skipped, stats=stats)),
+        schema=MANIFEST_SCHEMA,
+    )
+    clashes = clashing_renames(skipped, listing.column("key").combine_chunks())
+    if clashes:  # (the listing's own warning named the plain rename)
+        _warn(f"{len(clashes)} skipped keys would overwrite another file if renamed as said above, e.g. "
+              + "; ".join(f"{key!r}: {reason}" for key, reason in clashes[:3]), repeated)
+    return listing, skipped, stats
+
+
+def _without_live_photo_clips(query: NewFilesQuery, listing: pa.Table, split: _Split, stats: dict[str, Any],
+                              repeated: bool) -> tuple[_Split, int]:
+    """``split`` without the Live Photos' motion clips (a Live Photo is its photo: the clip beside it is not a
+    sample) unless ``live_photo_videos``, and how many clips the listing holds (added to ``stats``, warned)."""
+    if query.live_photo_videos:
+        return split, 0
+    from lightly_airflow.datasource.live_photos import clips_note, live_photo_clips, without_clips
+
+    clips = live_photo_clips(listing)
+    if not clips.count:
+        return split, 0
+    stats.update(live_photo_clips=clips.count, live_photo_clips_examples=clips.examples)
+    _warn(clips_note(clips.count, clips.examples), repeated)
+    return replace(split, files=without_clips(split.files, clips, listing),
+                   changed=without_clips(split.changed, clips, listing)), clips.count
+
+
+def _not_readable_in_time(
+    query: NewFilesQuery, files: pa.Table, stats: dict[str, Any], skipped: list[tuple[str, str]], notes: list[str],
+    creds: QueryCredentials, now: dt.datetime | None, repeated: bool,
+) -> tuple[pa.Table, dict[str, int], list[tuple[str, str]]]:
+    """``files`` without the archived ones (:func:`_without_archived`) and, with ``input_expiration`` SKIP, those
+    that expire soon (both added to ``skipped``); their counts (``archived``, ``expiring``) and, with ABORT, the
+    expiring ``(key, reason)`` the list step fails on."""
     archived = stats.get("archived") or {}
     before = files.num_rows
     if archived and files.num_rows:  # (archived files the pool holds already are not new: not said every run)
@@ -644,17 +693,7 @@ def find_new_files(
         if query.expiration_handling == "SKIP":
             skipped.extend((key, f"{reason}; input_expiration SKIP: not processed") for key, reason in expiring)
             expiring = []
-    # (a sensor's poke counts nothing: no one reads it, and its one join is the policy's own, without the probe)
-    counts = {} if repeated else {**counts, **split.counts(files, listing.num_rows, clips_count + sum(counts.values()))}
-    logger.info(
-        "%s: %d files listed, %d to process (%s), %d known to the datapool %s",
-        query.datasource_uri, listing.num_rows, files.num_rows,
-        "process_all" if query.process_all else f"policy {query.policy}",
-        0 if pool is None else pool.num_rows, query.datapool_uri,
-    )
-    skips = ListingSkips.from_dict({**stats, "skipped": skipped, "notes": notes, **counts})
-    return NewFiles(query=query, listing=listing, files=files, known=pool, expiring=expiring,
-                    skips=replace(skips, relevant=applied), relevant=relevant, unlisted=unlisted)
+    return files, counts, expiring
 
 
 def _relevant_applied(query: NewFilesQuery, text: str, unmatched: int) -> RelevantApplied:

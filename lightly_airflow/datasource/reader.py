@@ -48,7 +48,7 @@ def archived_read_error(exc: BaseException) -> str | None:
     if not any(m in text for m in _ARCHIVED_ERRORS):
         return None
     return (f"archived, not readable until restored ({exc}). Fix: restore it (S3 RestoreObject; Azure: set its tier to "
-            "Hot or Cool), then process it again with process_all=true (this run records it as missing)")
+            "Hot or Cool): the next run that lists it restored processes it again (this run records it as missing)")
 
 
 def read_bytes(datasource_uri: str, key: str, credentials: StorageCredentials | None = None) -> bytes:
