@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from lightly_airflow.run_origin import short_time
 
-__all__ = ["AWAITING_REVIEW", "COMMIT", "COMMITTED_AFTER_REVIEW", "DISCARD", "DISCARDED_IN_REVIEW", "DROP_PARAM",
+__all__ = ["AWAITING_REVIEW", "COMMIT", "COMMITTED_AFTER_REVIEW", "DISCARD", "DISCARDED_IN_REVIEW", "DROP_PARAM", "DRY_RUN_NOTE",
            "PROPOSAL_FILE", "Review", "ReviewError", "mismatch", "parse_proposal", "proposal_record", "review_body",
            "review_short"]
 
@@ -125,18 +125,29 @@ class Review:
             out["dropped"] = list(self.dropped)
         return out
 
-    def keep(self, picks: Sequence[str]) -> set[str]:
+    def keep(self, picks: Sequence[str], sequences: Sequence[Mapping[str, Any]] = ()) -> set[str]:
         """The picks to commit: ``picks`` (the reviewed proposal's) without those the reviewer left out.
 
-        :raises ReviewError: a key left out is not among the picks (a typo, or a sample of another run): nothing
-            is committed rather than something the reviewer did not mean."""
+        :param sequences: with ``selected_sequence_length``, the selected sequences (``frames``: their keys): a
+            sequence is committed whole or not at all, so its frames are left out together.
+        :raises ReviewError: a key left out is not among the picks (a typo, or a sample of another run), or only
+            some frames of a sequence are: nothing is committed rather than something the reviewer did not mean."""
         picked = set(picks)  # (once: a review may leave out thousands of keys)
         unknown = [k for k in self.dropped if k not in picked]
         if unknown:
             raise ReviewError(f"The reviewer left out {len(unknown)} key(s) that are not among the proposal's "
                               f"{len(picks)} picks: {', '.join(repr(k) for k in unknown[:5])}. Nothing was committed; "
                               "clear the review task and answer again with keys from the proposal's report.")
-        return picked.difference(self.dropped)
+        dropped = set(self.dropped)
+        cut = [s for s in sequences if dropped.intersection(s["frames"]) and not dropped.issuperset(s["frames"])]
+        if cut:
+            first = list(cut[0]["frames"])
+            raise ReviewError(f"The reviewer left out some frames of {len(cut)} selected sequence(s), and a sequence is "
+                              f"committed whole or not at all: {cut[0].get('video')!r} has the frames "
+                              f"{', '.join(first)} ({len(set(first) & dropped)} of {len(first)} left out). Nothing was "
+                              "committed; clear the review task and answer again, leaving out all of a sequence's "
+                              "frames or none.")
+        return picked.difference(dropped)
 
 
 def _dropped_keys(value: Any, task_id: str) -> tuple[str, ...]:
@@ -158,9 +169,13 @@ def review_body(summary: Mapping[str, Any], report_url: str, discard_after: time
     """What the reviewer reads in Airflow's Required Actions (Markdown): the proposal's counts, its warnings and
     the link to its report (``summary``: the proposing task's :class:`~lightly_airflow.pipeline.RunSummary` dict)."""
     version = summary.get("version")
+    decided = _decided(summary)
+    if decided:
+        return f"{decided}\n\n[Open the curation report]({report_url}) to see the run's picks and its review."
     lines = [
+        *([DRY_RUN_NOTE, ""] if summary.get("dry_run") else []),
         f"**{summary.get('selected', 0)}** samples selected of {summary.get('candidates', 0)} candidates "
-        f"({summary.get('processed', 0)} files processed in this run, {summary.get('pool_selected_before', 0)} "
+        f"({_processed(summary)} in this run, {summary.get('pool_selected_before', 0)} "
         f"selected before), on {'an empty datapool' if version is None else f'datapool version {version}'}.",
         "",
         *(f"- Warning: {w}" for w in summary.get("warnings") or []),
@@ -174,6 +189,40 @@ def review_body(summary: Mapping[str, Any], report_url: str, discard_after: time
         + (f" Without an answer within {_duration(discard_after)} the proposal is discarded." if discard_after else ""),
     ]
     return "\n".join(lines)
+
+
+#: what the reviewer of a dry run reads first: the Commit below it commits nothing either (it told them "Commit adds
+#: exactly these picks to the datapool", and a Commit recorded the approval and committed nothing)
+DRY_RUN_NOTE = ("**This is a dry run** (`worker_config.datasource.enable_datapool_update: false`): nothing is "
+                "committed whichever you answer; your answer is recorded in the run's report. Trigger the run "
+                "without the dry run to commit a selection.")
+
+
+def _processed(summary: Mapping[str, Any]) -> str:
+    """``63 files processed``; with videos ``2 files processed (62 samples, video frames included)``: a run's
+    ``processed`` counts its samples, every frame of a video one (a video run of 2 files said "62 files")."""
+    samples = int(summary.get("processed") or 0)
+    listing = summary.get("listing")
+    files = listing.get("processed_files") if isinstance(listing, Mapping) else None
+    if not isinstance(files, int) or files == samples:
+        return f"{samples} files processed"
+    return f"{files} files processed ({samples} samples, video frames included)"
+
+
+def _decided(summary: Mapping[str, Any]) -> str | None:
+    """The body for a run whose proposal was decided before (its tasks cleared after the decision: the select task
+    then answers with the recorded commit or discard, and so does the deciding task whatever the answer now), else
+    None. Without it the reviewer was asked again as if nothing had been decided, and a Discard of a committed run,
+    or a Commit of a discarded one, changed nothing without a word."""
+    recorded = summary.get("review") or {}
+    state = recorded.get("state") if isinstance(recorded, Mapping) else None
+    if state not in (COMMITTED_AFTER_REVIEW, DISCARDED_IN_REVIEW):
+        return None
+    result = (f"committed datapool version {summary.get('version')}" if summary.get("committed")
+              else "committed nothing" + (" (a dry run)" if summary.get("dry_run") else ""))
+    return (f"**This run was reviewed before: {recorded.get('text') or state}.** It {result}, and answering again "
+            "changes nothing (either answer ends the run as it was decided); trigger a new run to propose a new "
+            "selection.")
 
 
 def _duration(span: timedelta) -> str:

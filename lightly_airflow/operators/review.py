@@ -12,7 +12,14 @@ from airflow.sdk.definitions.param import ParamsDict
 
 from lightly_airflow.links import ReportLink
 from lightly_airflow.links.report import report_url
-from lightly_airflow.review import COMMIT, DISCARD, DROP_PARAM, review_body
+from lightly_airflow.review import (
+    COMMIT,
+    COMMITTED_AFTER_REVIEW,
+    DISCARD,
+    DISCARDED_IN_REVIEW,
+    DROP_PARAM,
+    review_body,
+)
 
 
 class ReviewSelectionOperator(HITLOperator):
@@ -57,6 +64,16 @@ class ReviewSelectionOperator(HITLOperator):
 
     def execute(self, context: Any) -> Any:
         summary = context["ti"].xcom_pull(task_ids=self.propose_task_id) or {}
+        recorded = summary.get("review") or {}
+        if recorded.get("state") in (COMMITTED_AFTER_REVIEW, DISCARDED_IN_REVIEW):
+            # (the run's tasks were cleared after the decision: the select task answered with it, and the deciding
+            # task ends the run as decided whatever the answer, so nobody is asked again; a cleared run waited for
+            # an answer that changed nothing, and with max_active_runs=1 the DAG's next runs waited with it)
+            self.log.info("This run was reviewed before (%s): not asking again.", recorded.get("text"))
+            return {"chosen_options": [COMMIT if recorded["state"] == COMMITTED_AFTER_REVIEW else DISCARD],
+                    "params_input": {DROP_PARAM: list(recorded.get("dropped") or [])},
+                    "responded_by_user": {"id": recorded.get("by"), "name": recorded.get("by")} if recorded.get("by")
+                    else None, "responded_at": recorded.get("at")}
         self.body = review_body(summary, report_url(context["dag"].dag_id, context["run_id"]), self.discard_after)
         return super().execute(context)
 

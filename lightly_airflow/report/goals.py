@@ -59,6 +59,12 @@ def input_column(inp: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _left_out_in_review(summary: Mapping[str, Any]) -> int:
+    """How many of the run's picks a reviewer left out of its commit (``review.dropped``, :mod:`lightly_airflow.review`)."""
+    review = summary.get("review")
+    return len(review.get("dropped") or ()) if isinstance(review, Mapping) else 0
+
+
 def _ok(rows: pa.Table) -> np.ndarray:
     if C.STATUS not in rows.column_names:
         return np.ones(rows.num_rows, dtype=bool)
@@ -105,6 +111,10 @@ def missed_goals(
                          f"frames){_left_out_words(metrics or {}, length)}") + (f"; {cause}" if stop else "")
         elif candidates < wanted:
             cause = f"only {candidates} candidates (ok, new, not selected before)" + (f"; {cause}" if stop else "")
+        left_out = _left_out_in_review(summary)
+        if left_out:  # (the engine picked them; a reviewer took them out: not the engine's stop reason)
+            cause = (f"the reviewer left out {left_out} of the run's picks (committed as not selected)"
+                     + ("" if selected + left_out >= wanted else f"; {cause}"))
         out.append(Goal(goal, outcome, cause, wanted - selected))
 
     out.extend(_unmatched_targets(metrics or {}))

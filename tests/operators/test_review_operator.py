@@ -36,3 +36,18 @@ def test_an_own_field_named_leave_out_is_refused() -> None:
     with DAG("review_clash", schedule=None, params={DROP_PARAM: Param("x", type="string")}):
         op = ReviewSelectionOperator(task_id="review_selection")
     assert set(op.params) == {DROP_PARAM} and op.params[DROP_PARAM] == []
+
+
+def test_a_run_reviewed_before_is_not_asked_again() -> None:
+    # (its tasks cleared after the decision: the select task answers with the recorded decision; the review task
+    # waited for an answer that changed nothing, and the DAG's next runs with it)
+    from types import SimpleNamespace
+
+    from lightly_airflow.review import Review
+
+    op = ReviewSelectionOperator(task_id="review_selection")
+    for decided in (Review("decide", approved=True, by="alice", at="2026-12-05T17:30:00+00:00", dropped=("a.png",)),
+                    Review("decide", approved=False), Review("decide", approved=False, by="bob")):
+        ti = SimpleNamespace(xcom_pull=lambda task_ids, d=decided: {"selected": 3, "review": d.to_dict()})
+        answer = op.execute({"ti": ti})  # (returns at once: no Human-in-the-loop request, no wait)
+        assert Review.from_response(answer, "review_selection") == decided

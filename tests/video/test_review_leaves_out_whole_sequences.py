@@ -1,0 +1,51 @@
+"""A reviewer who leaves picks out of a sequence run (``selected_sequence_length``) leaves out whole sequences: some
+frames of one fail the decision (it committed the others as a sequence with a hole, and the left-out frame kept its
+``sequence``), all of them commit the other sequences and no ``sequence`` on the left-out frames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from lightly_airflow import columns as C
+from lightly_airflow.review import PROPOSAL_FILE, Review, ReviewError
+
+from .runs import run_once
+
+SEQUENCES = {"n_samples": 6, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+
+
+def test_a_reviewer_leaves_out_whole_sequences_or_nothing(tmp_path: Path) -> None:
+    from lightly_airflow import staging
+    from lightly_airflow.datapool import Datapool
+    from lightly_airflow.pipeline import select_and_commit
+    from lightly_airflow.video.synthetic import make_scene_video
+
+    source, pool = tmp_path / "src", tmp_path / "pool"
+    source.mkdir()
+    make_scene_video(str(source / "a.mp4"), "coffee", 31, seed=0)
+    make_scene_video(str(source / "b.mp4"), "astronaut", 31, seed=1)
+    listed, _, proposed = run_once(f"file://{source}", f"file://{pool}", "manual__v", config=SEQUENCES,
+                                   review=Review("propose"), selected_sequence_length=3)
+    first, second = (s["frames"] for s in proposed.metrics["sequences"])
+    picks = json.loads((Path(staging.reports_dir(str(pool), "manual__v")) / PROPOSAL_FILE).read_text())["picks"]
+    assert picks == [*first, *second]
+
+    def decide(dropped: tuple[str, ...]):
+        return select_and_commit(datapool_uri=f"file://{pool}", run_id="manual__v", dag_id="t",
+                                 manifests=listed.manifests, selection_config=SEQUENCES, selected_sequence_length=3,
+                                 review=Review("decide", approved=True, by="bob", dropped=dropped))
+
+    with pytest.raises(ReviewError, match=rf"some frames of 1 selected sequence.*{first[1]}, .*\(1 of 3 left out\)"):
+        decide((first[1],))
+    assert not Datapool(f"file://{pool}").exists()  # nothing committed
+    assert decide(tuple(first)).selected == 3
+    rows = Datapool(f"file://{pool}").read(columns=[C.KEY, C.SELECTED, "sequence"])
+    chosen = rows.filter(pc.fill_null(rows.column(C.SELECTED), False))
+    assert sorted(chosen.column(C.KEY).to_pylist()) == sorted(second) and set(chosen.column("sequence").to_pylist()) == {1}
+    left = rows.filter(pc.is_in(rows.column(C.KEY), value_set=pa.array(first)))
+    assert left.column("sequence").null_count == 3  # (it kept sequence 0 though not selected)
