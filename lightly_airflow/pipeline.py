@@ -9,6 +9,7 @@ Nothing here imports Airflow.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ import pyarrow.compute as pc
 from lightly_airflow import columns as C
 from lightly_airflow import staging
 from lightly_airflow.arrow import filtered
-from lightly_airflow.datasource.query import ListingSkips, NewFilesQuery, QueryCredentials
+from lightly_airflow.datasource.query import ListingSkips, NewFiles, NewFilesQuery, QueryCredentials
 from lightly_airflow.review import (
     COMMITTED_AFTER_REVIEW,
     PROPOSAL_FILE,
@@ -545,14 +546,50 @@ def list_new(
         (:func:`embed_option_overrides`): an input size or dimension other than the pool's is refused here.
     """
     from lightly_airflow.datapool import Datapool
-    from lightly_airflow.datasource import RelevantFilenamesMissing, find_new_files, write_manifests
-    from lightly_airflow.datasource.expiration import LifecycleUnreadableError
-    from lightly_airflow.lightly_dir import LightlyFileError
+    from lightly_airflow.datasource import write_manifests
+    from lightly_airflow.datasource.gone import gone_files, write_gone
 
     creds = credentials or QueryCredentials()
     # The pool this run commits to, read once: its known files, and what the commit would refuse after the run.
     latest = Datapool(query.datapool_uri, creds.datapool).snapshot()
     snapshot = latest if latest.exists() else None
+    found = _found_files(query, creds, snapshot)
+    gone = gone_files(found, snapshot)
+    pool_embedding = None if snapshot is None else snapshot.embedding_info()
+    if snapshot is not None:
+        check_custom_metadata_types(query, creds, snapshot)
+        check_embed_overrides(embed_overrides or {}, pool_embedding)
+    samples = _samples(found.files, query, creds)
+    # (the listing's file counts are find_new_files': here process_all counted none not processed, though it
+    # never processes Live Photo clips, archived or expiring files)
+    skips = replace(found.skips, **gone.listing_fields())
+    manifests: list[str] = []
+    reuse_uri, reusable = None, 0
+    if samples.files.num_rows:
+        write_gone(gone, query.datapool_uri, run_id, creds.datapool)
+        manifests = write_manifests(
+            samples.files, query.datapool_uri, run_id, datasource_uri=query.datasource_uri,
+            lightly_uri=query.effective_lightly_uri, credentials=creds.datapool, max_shards=max_shards,
+            min_shard_size=min_shard_size, pool_embedding=pool_embedding,
+        )
+        reuse_uri, reusable, skips = _stage_listing(query, run_id, creds, _Listing(snapshot, found.known, samples),
+                                                    skips, objects)
+    return ListResult(
+        manifests=manifests, seen=found.listing.num_rows, new=samples.files.num_rows, known=found.known_count,
+        process_all=query.process_all, reusable=reusable, reuse_uri=reuse_uri, new_files=samples.new_files,
+        files=skips.file_counts(), relevant_filenames=skips.relevant.to_dict() if skips.relevant else {},
+        **skips.counts(),
+    )
+
+
+def _found_files(query: NewFilesQuery, creds: QueryCredentials, snapshot: Any) -> NewFiles:
+    """Step 1 of :func:`list_new`: the datasource's files and the pool's known files (``snapshot``'s, read once;
+    ``None``: no pool yet), what the query keeps; a relevant-filenames, Lightly-file or lifecycle problem, or
+    files about to expire under ``handling_strategy`` ABORT, fail the task here (a retry cannot fix them)."""
+    from lightly_airflow.datasource import RelevantFilenamesMissing, find_new_files
+    from lightly_airflow.datasource.expiration import LifecycleUnreadableError
+    from lightly_airflow.lightly_dir import LightlyFileError
+
     try:
         found = find_new_files(query, creds, read_known_with_process_all=True,
                                known=None if snapshot is None else (lambda _uri, _creds: snapshot.known_files()))
@@ -567,51 +604,61 @@ def list_new(
             "under the datasource bucket's lifecycle rules, and handling_strategy is ABORT: "
             + "; ".join(f"{k!r} {r}" for k, r in found.expiring[:5]) + (" …" if len(found.expiring) > 5 else "."),
             "copy or move them out of the rule's reach, or set handling_strategy to SKIP to process the others.")
-    files, known = found.files, found.known
-    from lightly_airflow.datasource.gone import gone_files, write_gone
+    return found
 
-    gone = gone_files(found, snapshot)
-    pool_embedding = None if snapshot is None else snapshot.embedding_info()
-    if snapshot is not None:
-        check_custom_metadata_types(query, creds, snapshot)
-        check_embed_overrides(embed_overrides or {}, pool_embedding)
+
+@dataclass(frozen=True)
+class _Samples:
+    """The files :func:`list_new` keeps as the run's samples: new or replaced videos (by content identity) are
+    their frames, one row a frame under Lightly's names."""
+
+    files: pa.Table  #: one row a sample
+    new_files: int  #: the files listed as new, before their videos became frames
+    stream_notes: list[tuple[str, str]]  #: video streams not used (a second camera, cover art): reported
+    video_notes: list[str]  #: videos whose frames leave something out (alpha, a still image): the run's notes
+
+
+def _samples(files: pa.Table, query: NewFilesQuery, creds: QueryCredentials) -> _Samples:
+    """Step 2 of :func:`list_new`: the new files as samples (:class:`_Samples`)."""
     from lightly_airflow.video.listing import expand_videos
 
-    # New or replaced videos (by content identity) become their frames: one row per frame, Lightly's names.
-    new_files_count = files.num_rows
-    stream_notes: list[tuple[str, str]] = []  # video streams not used (a second camera, cover art): reported
-    video_notes: list[str] = []  # videos whose frames leave something out (alpha, a still image): the run's notes
-    files = expand_videos(files, query.datasource_uri, creds.datasource, stream_notes=stream_notes, notes=video_notes)
-    if files.num_rows != new_files_count:
-        log.info("%d new files are %d samples (video frames included).", new_files_count, files.num_rows)
-    manifests: list[str] = []
-    reuse_uri, reusable, older = None, 0, 0
-    # (the listing's file counts are find_new_files': here process_all counted none not processed, though it
-    # never processes Live Photo clips, archived or expiring files)
-    skips = replace(found.skips, **gone.listing_fields())
-    if files.num_rows:
-        write_gone(gone, query.datapool_uri, run_id, creds.datapool)
-        manifests = write_manifests(
-            files, query.datapool_uri, run_id, datasource_uri=query.datasource_uri,
-            lightly_uri=query.effective_lightly_uri, credentials=creds.datapool, max_shards=max_shards,
-            min_shard_size=min_shard_size, pool_embedding=pool_embedding,
-        )
-        if known is not None and known.num_rows:
-            reuse_uri, reusable, older = write_reusable_embeddings(
-                snapshot, files, query.datapool_uri, run_id, creds.datapool)
-        from lightly_airflow.objects import write_spec
+    stream_notes: list[tuple[str, str]] = []
+    video_notes: list[str] = []
+    frames = expand_videos(files, query.datasource_uri, creds.datasource, stream_notes=stream_notes, notes=video_notes)
+    if frames.num_rows != files.num_rows:
+        log.info("%d new files are %d samples (video frames included).", files.num_rows, frames.num_rows)
+    return _Samples(frames, files.num_rows, stream_notes, video_notes)
 
-        write_spec(objects, staging.run_dir(query.datapool_uri, run_id), creds.datapool)
-        other = other_datasources_note(query, files, known, snapshot)
-        skips = replace(skips, older_pixel_rules=older, video_streams=stream_notes,
-                        notes=[*skips.notes, *video_notes, *([other] if other else [])])
-        staging.write_listing_skips(query.datapool_uri, run_id, skips, creds.datapool)
-    return ListResult(
-        manifests=manifests, seen=found.listing.num_rows, new=files.num_rows, known=found.known_count,
-        process_all=query.process_all, reusable=reusable, reuse_uri=reuse_uri, new_files=new_files_count,
-        files=skips.file_counts(), relevant_filenames=skips.relevant.to_dict() if skips.relevant else {},
-        **skips.counts(),
-    )
+
+@dataclass(frozen=True)
+class _Listing:
+    """What :func:`_stage_listing` writes the run's listing files from, besides the query."""
+
+    snapshot: Any  #: the pool's latest snapshot (``None``: no pool yet)
+    known: pa.Table | None  #: the pool's known files, as :func:`find_new_files` read them
+    samples: _Samples
+
+
+def _stage_listing(query: NewFilesQuery, run_id: str, creds: QueryCredentials, listing: _Listing,
+                   skips: ListingSkips, objects: Any) -> tuple[str | None, int, ListingSkips]:
+    """Step 3 of :func:`list_new`, after the manifests: the reusable embeddings, the objects spec and the
+    listing's skips (with its notes) written to the run's staging folder.
+
+    :returns: the reusable embeddings' file (``None``: none), their number and the skips as written.
+    """
+    from lightly_airflow.objects import write_spec
+
+    files, known, snapshot = listing.samples.files, listing.known, listing.snapshot
+    reuse_uri, reusable, older = None, 0, 0
+    if known is not None and known.num_rows:
+        reuse_uri, reusable, older = write_reusable_embeddings(snapshot, files, query.datapool_uri, run_id,
+                                                               creds.datapool)
+    write_spec(objects, staging.run_dir(query.datapool_uri, run_id), creds.datapool)
+    other = other_datasources_note(query, files, known, snapshot)
+    skips = replace(skips, older_pixel_rules=older, video_streams=listing.samples.stream_notes,
+                    notes=[*skips.notes, *listing.samples.video_notes, *([other] if other else [])])
+    staging.write_listing_skips(query.datapool_uri, run_id, skips, creds.datapool)
+    return reuse_uri, reusable, skips
 
 
 def check_embed_overrides(overrides: Mapping[str, Any], pool_embedding: Mapping[str, Any] | None) -> None:
@@ -771,40 +818,70 @@ def _assemble_shard(
     rows = rows.select([c for c in (*C.MANIFEST_COLUMNS, *C.VIDEO_COLUMNS) if c in rows.column_names])
     from_manifest = set(rows.column_names)
     for kind in STAGE_KINDS:
-        out_uri = staging.sibling_uri(manifest_uri, kind)
-        stage = staging.read_staging(out_uri, credentials, staging.WRITER[kind])
+        stage = _stage_output(manifest_uri, kind, credentials)
         if stage is None:
-            if kind == staging.PREDICTIONS:
-                continue  # predictions are optional: no .lightly/predictions means no scores
-            raise FileNotFoundError(
-                f"Stage output {out_uri} is missing: the {kind} task of this shard did not finish. "
-                f"Clear that task instance so it runs again.{staging.missing_hint(out_uri)}"
-            )
+            continue  # predictions are optional: no .lightly/predictions means no scores
         for key, value in (stage.schema.metadata or {}).items():
             meta[key.decode()] = value.decode()
-        # Align the stage's rows to the manifest by key (a left join; Acero cannot join list columns).
-        index = pc.index_in(rows.column(C.KEY), value_set=stage.column(C.KEY))
-        ok = pa.array([C.STATUS_OK] * stage.num_rows, pa.string())
-        aligned = {
-            f"__s_{kind}": stage.column(C.STATUS) if C.STATUS in stage.column_names else ok,
-            f"__r_{kind}": stage.column(C.STATUS_REASON) if C.STATUS_REASON in stage.column_names
-            else pa.nulls(stage.num_rows, pa.string()),
-        }
-        drop = {C.KEY, C.ETAG, C.SIZE, C.MTIME, C.STATUS, C.STATUS_REASON, *from_manifest}
-        aligned.update({c: stage.column(c) for c in stage.column_names if c not in drop})
-        for name, column in aligned.items():
-            if name in rows.column_names:  # two stages give a value (frames: the embed task's decode): first wins
-                at = rows.column_names.index(name)
-                merged = pc.coalesce(rows.column(name), column.take(index).cast(rows.schema.field(name).type))
-                rows = rows.set_column(at, rows.schema.field(name), merged)
-                continue
-            field = stage.schema.field(name) if name in stage.column_names else pa.field(name, column.type)
-            rows = rows.append_column(field, column.take(index))
-    # A file is ok only if every stage found it ok; the first stage that did not says why. A file a
-    # required stage has no row for is reported, never silently selected without its embedding.
+        rows = _joined_stage(rows, stage, kind, from_manifest)
+    status = _shard_status(rows)
+    rows = _with_status(rows, status)
+    errors = staging.read_errors(manifest_uri, STAGE_KINDS, credentials)
+    unreported = _unreported_problems(rows.column(C.KEY), status.status, status.reason, status.by, errors,
+                                      manifest.datasource_uri)
+    return rows.sort_by(C.KEY), meta, errors if unreported is None else [*errors, unreported]
+
+
+def _stage_output(manifest_uri: str, kind: str, credentials: StorageCredentials | None) -> pa.Table | None:
+    """The staging file the ``kind`` task of the shard wrote; ``None`` for predictions none were written for."""
+    out_uri = staging.sibling_uri(manifest_uri, kind)
+    stage = staging.read_staging(out_uri, credentials, staging.WRITER[kind])
+    if stage is None and kind != staging.PREDICTIONS:
+        raise FileNotFoundError(
+            f"Stage output {out_uri} is missing: the {kind} task of this shard did not finish. "
+            f"Clear that task instance so it runs again.{staging.missing_hint(out_uri)}"
+        )
+    return stage
+
+
+def _joined_stage(rows: pa.Table, stage: pa.Table, kind: str, from_manifest: set[str]) -> pa.Table:
+    """``rows`` with the ``kind`` stage's values, its status as ``__s_<kind>`` and its reason as ``__r_<kind>``:
+    aligned to the manifest by key (a left join; Acero cannot join list columns)."""
+    index = pc.index_in(rows.column(C.KEY), value_set=stage.column(C.KEY))
+    ok = pa.array([C.STATUS_OK] * stage.num_rows, pa.string())
+    aligned = {
+        f"__s_{kind}": stage.column(C.STATUS) if C.STATUS in stage.column_names else ok,
+        f"__r_{kind}": stage.column(C.STATUS_REASON) if C.STATUS_REASON in stage.column_names
+        else pa.nulls(stage.num_rows, pa.string()),
+    }
+    drop = {C.KEY, C.ETAG, C.SIZE, C.MTIME, C.STATUS, C.STATUS_REASON, *from_manifest}
+    aligned.update({c: stage.column(c) for c in stage.column_names if c not in drop})
+    for name, column in aligned.items():
+        if name in rows.column_names:  # two stages give a value (frames: the embed task's decode): first wins
+            at = rows.column_names.index(name)
+            merged = pc.coalesce(rows.column(name), column.take(index).cast(rows.schema.field(name).type))
+            rows = rows.set_column(at, rows.schema.field(name), merged)
+            continue
+        field = stage.schema.field(name) if name in stage.column_names else pa.field(name, column.type)
+        rows = rows.append_column(field, column.take(index))
+    return rows
+
+
+@dataclass(frozen=True)
+class _ShardStatus:
+    """Each file's status in a shard (:func:`_shard_status`), one value a row."""
+
+    status: pa.Array
+    reason: pa.Array
+    by: pa.Array  #: the stage that found the file not ok (null: ok)
+
+
+def _shard_status(rows: pa.Table) -> _ShardStatus:
+    """A file is ok only if every stage found it ok; the first stage that did not says why. A file a required
+    stage has no row for is reported, never silently selected without its embedding."""
     st = pa.array([C.STATUS_OK] * rows.num_rows, pa.string())
     rs = pa.nulls(rows.num_rows, pa.string())
-    by = pa.nulls(rows.num_rows, pa.string())  # the stage that found each file not ok
+    by = pa.nulls(rows.num_rows, pa.string())
     for kind in STAGE_KINDS:
         if f"__s_{kind}" not in rows.column_names:
             continue
@@ -817,15 +894,17 @@ def _assemble_shard(
         st = pc.if_else(bad, s_col, st)
         rs = pc.if_else(bad, r_col, rs)
         by = pc.if_else(bad, kind, by)
+    return _ShardStatus(st, rs, by)
+
+
+def _with_status(rows: pa.Table, status: _ShardStatus) -> pa.Table:
+    """``rows`` without the stages' ``__`` columns and with the combined status and reason, last."""
     keep = [c for c in rows.column_names if not c.startswith("__")]
     rows = rows.select(keep)
     for name in (C.STATUS, C.STATUS_REASON):
         if name in rows.column_names:
             rows = rows.drop_columns([name])
-    rows = rows.append_column(C.STATUS, st).append_column(C.STATUS_REASON, rs)
-    errors = staging.read_errors(manifest_uri, STAGE_KINDS, credentials)
-    unreported = _unreported_problems(rows.column(C.KEY), st, rs, by, errors, manifest.datasource_uri)
-    return rows.sort_by(C.KEY), meta, errors if unreported is None else [*errors, unreported]
+    return rows.append_column(C.STATUS, status.status).append_column(C.STATUS_REASON, status.reason)
 
 
 def _unreported_problems(keys: pa.ChunkedArray | pa.Array, status: pa.Array, reasons: pa.Array, by: pa.Array,
@@ -1191,7 +1270,7 @@ def _reviewed(picks: _Picks, run: _Request, read_version: int | None) -> _Picks:
         raise ReviewError(f"Run {run.io.run_id!r}: {problem}")
     if run.review is None or not run.review.dropped:
         return picks
-    kept = run.review.keep(picks.keys)
+    kept = run.review.keep(picks.keys, picks.sequences)  # (a sequence is left out whole or not at all)
     return replace(picks, left_out=frozenset(k for k in picks.keys if k not in kept))
 
 
@@ -1206,7 +1285,10 @@ def _selected_rows(marked: pa.Table, picks: _Picks) -> pa.Table:
     if picks.sequences:
         from lightly_airflow.selection.sequences import sequence_column
 
-        out = out.append_column("sequence", sequence_column(out.column(C.KEY), picks.sequences))
+        # (a sequence the reviewer left out keeps its number, as the reviewer saw it, but no frame: its frames
+        # are not selected, so they are in no selected sequence)
+        kept = [{**s, "frames": []} if picks.left_out.intersection(s["frames"]) else s for s in picks.sequences]
+        out = out.append_column("sequence", sequence_column(out.column(C.KEY), kept))
     return out
 
 
@@ -1659,6 +1741,12 @@ class _CommittedRun:
     objects: pa.Table | None  #: its object rows (``None``: none)
     meta: dict[str, Any]  #: its manifest's ``lightly.*`` schema metadata (empty: its staging files are gone)
 
+    @functools.cached_property
+    def previous(self) -> Snapshot | None:
+        """The pool at the version before the run's (``None``: the run made version 0), opened once for both
+        steps that read it, the crops' known files and the report's selected set, and only when one asks."""
+        return self.pool.snapshot(self.version - 1) if self.version > 0 else None
+
 
 def finish_committed_run(
     pool: Any, snap: Any, version: int, *, run_id: str, tag: str | None, manifests: list[str], config: Any,
@@ -1784,7 +1872,7 @@ def _rewrite_after_commit(run: _CommittedRun, spec: Any, summary: RunSummary) ->
     crops = objects_run.write_crops(
         run.objects, spec, run.meta, datasource_credentials=io.datasource_credentials,
         lightly_credentials=io.lightly_credentials, rows=run.rows,
-        known=run.pool.snapshot(version - 1).known_files() if version > 0 else None,
+        known=None if run.previous is None else run.previous.known_files(),
         later=objects_run.processed_later(run.pool, version),  # (a later run's crops are its own)
         datapool_uri=io.datapool_uri, run_id=io.run_id, datapool_credentials=io.credentials,
     )
@@ -1801,7 +1889,7 @@ def _rebuild_report(run: _CommittedRun, summary: RunSummary, config: Any, dag_id
         "Run %s is committed as datapool version %d but its report is missing (the worker stopped after the "
         "commit): writing it now from the pool.", io.run_id, run.version,
     )
-    before = run.pool.snapshot(run.version - 1).selected() if run.version > 1 else None
+    before = run.previous.selected() if run.previous is not None and run.version > 1 else None
     summary.pool_selected_before = 0 if before is None else before.num_rows
     picked = rows.filter(pc.fill_null(rows.column(C.SELECTED), False)).sort_by(C.PICK_RANK)
     figure = objects_run.report_figure(run.objects, picked.column(C.KEY).to_pylist(), run.meta,
