@@ -87,23 +87,17 @@ def _cached_positions(source: Any, stream: int) -> array[int] | None:
 
 
 def _version(source: Any) -> tuple[Any, ...] | None:
-    """What names this version of ``source``'s file: a local path's inode, size and modification time, or a remote
-    file's path and etag (an fsspec file's ``details``, also inside :class:`~lightly_airflow.video.source.
-    RecordingReader`); ``None`` when neither is known."""
+    """What names this version of ``source``'s file: a local path's inode, size and modification time, or what a
+    file object says of itself (:attr:`~lightly_airflow.video.source.RecordingReader.version`: a remote file's path
+    and etag, or a reader around one passing it on); ``None`` when neither is known."""
     if isinstance(source, (str, os.PathLike)):
         try:
             st = os.stat(source)
         except OSError:
             return None
         return "file", os.path.abspath(source), st.st_ino, st.st_size, st.st_mtime_ns
-    fh = source
-    while hasattr(fh, "_fh"):  # (the store's file inside a RecordingReader, or inside a reader around that)
-        fh = fh._fh
-    details = getattr(fh, "details", None)
-    details = details if isinstance(details, dict) else {}
-    tag = next((details[k] for k in ("ETag", "etag", "generation") if details.get(k)), None)
-    path = getattr(fh, "path", None)
-    return (type(getattr(fh, "fs", None)).__name__, str(path), str(tag), details.get("size")) if tag and path else None
+    version = getattr(source, "version", None)
+    return version if isinstance(version, tuple) else None
 
 
 def _positions(source: Any, stream: int) -> array[int] | None:

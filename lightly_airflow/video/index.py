@@ -614,9 +614,9 @@ def index_video(source: Any) -> VideoIndex:
 
 
 def _index_video(source: Any) -> VideoIndex:
+    """:func:`index_video` before the store's read error is raised: open ``source``, pick its video stream, list its
+    frames' times, then say what the file lacks (each step below)."""
     import av
-
-    from lightly_airflow.video.avi import avi_clock
 
     out = VideoIndex()
     try:
@@ -625,91 +625,137 @@ def _index_video(source: Any) -> VideoIndex:
         out.problem = open_problem(source, exc)
         return out
     try:
-        if not container.streams.video:
-            # FFmpeg opens an MP4 cut before its index ('moov', which most writers put last) as a file of no
-            # streams: say it was cut, not that it holds no video
-            out.problem = _cut_mp4(source) or NO_STREAM
-            return out
-        stream, out.other_streams = video_stream(container)
-        if stream is None:
-            out.problem = NO_VIDEO_STREAM
-            out.other_streams = []
-            return out
-        out.stream = stream.index
-        out.sample_aspect_ratio = pixel_aspect(stream)
-        out.alpha = has_alpha(stream)
-        out.time_base = stream.time_base
-        out.fps = float(stream.average_rate) if stream.average_rate else None
-        out.metadata_frames = int(stream.frames or 0)
-        out.width = stream.codec_context.width or None
-        out.height = stream.codec_context.height or None
-        out.codec = stream.codec_context.name
-        out.container_format = container.format.name
-        out.start = _start(container, stream)
-        pts: list[int | None] = []
-        damaged: list[int | None] = []  # the pts of the packets the demuxer flagged corrupt
-        discarded = 0
-        clock = avi_clock(source, container, stream)  # (an AVI's chunks timed by its idx1, not by FFmpeg's count)
-        try:
-            for packet in container.demux(stream):
-                if packet.size == 0:  # the demuxer's final flush packet
-                    continue
-                if getattr(packet, "is_discard", False):
-                    # Outside the edit list (a clip cut without re-encoding keeps the packets from the keyframe
-                    # before the cut): decoded as a reference, never output as a frame.
-                    discarded += 1
-                    continue
-                time = clock.pts(packet) if clock else packet.pts
-                if getattr(packet, "is_corrupt", False):
-                    damaged.append(time)
-                pts.append(time)
-        except Exception as exc:  # noqa: BLE001 - keep the frames before the break
-            out.problem = f"the video breaks after {len(pts)} frames: {reason(exc)}. {ends_early_fix(len(pts))}"
-        have_pts = bool(pts) and all(p is not None for p in pts)
-        repeated = 0
-        if have_pts:
-            ordered = sorted(p for p in pts if p is not None)
-            unique = sorted(set(ordered))
-            repeated = len(ordered) - len(unique)
-            restamped = repeated and not seekable_format(container) and _restamped(unique, len(ordered))
-            if repeated and (repeated * MAX_REPEATED > len(ordered) or restamped):
-                repeated = 0  # (timestamps that are no frame clock: counted from the start, as before)
-                out.pts = [None] * len(pts)
-                have_pts = False
-            else:
-                out.pts = list(unique)
-        else:
-            out.pts = [None] * len(pts)
-        out.n_frames = len(out.pts)
-        if discarded:
-            logger.info("%d packets outside the edit list are no frames (%d frames)", discarded, len(pts))
-        announced = max(0, _announced_frames(container, stream, out.fps) - discarded * bool(stream.frames))
-        ordered_pts = [p for p in out.pts if p is not None]
-        # An AVI's header counts time-base ticks (dwLength in dwScale/dwRate units), which are frames only when a
-        # frame lasts one tick: at 1/1000 with variable frame rate its "frame count" is the duration in ms (3,923
-        # for 60 frames over 3.9 s), and every such file was flagged "ends early". Such a count is a duration.
-        counts_ticks = (have_pts and bool(stream.frames) and stream.duration == stream.frames and len(ordered_pts) > 1
-                        and min(b - a for a, b in zip(ordered_pts, ordered_pts[1:])) > 1)
-        damage, out.lost_frames = damage_problem(out, damaged, repeated) if out.n_frames else (None, 0)
-        if out.problem is None and (not stream.frames or counts_ticks) and have_pts:
-            # A duration, no frame count (WebM, MKV): compare times; duration × the rate FFmpeg probed at the
-            # start flagged every variable-frame-rate video (a phone filming at 30 fps, then 10 in the dark).
-            out.problem = _ends_early_by_time(container, stream, out)
-        elif out.problem is None and announced and announced > out.n_frames + out.lost_frames + 1:
-            # (frames missing in the middle are counted there: an AVI whose damaged chunks lost 3 of 48 frames
-            # is no file that ends early)
-            # Truncated files end without an error: the container's header still says how long it was.
-            out.problem = (f"the video ends early: {out.n_frames} frames are readable of the {announced} its "
-                           f"container announces (truncated or damaged file). {ends_early_fix(out.n_frames)}")
-        out.seekable = have_pts and seekable_format(container)
-        if out.n_frames == 0 and out.problem is None:
-            out.problem = NO_FRAMES
-        elif out.n_frames:
-            later = out.problem or _cut_transport_stream(source, container, out.n_frames)
-            unread = None if later else _unread_program_stream(source, container, out)
-            if unread is not None:
-                later, out.lost_frames = unread[0], out.lost_frames + unread[1]
-            out.problem = (f"{damage}; {later}" if later else f"{damage}. {DAMAGED_FIX}") if damage else later
+        stream = _chosen_stream(source, container, out)
+        if stream is not None:
+            _describe_stream(out, container, stream)
+            pts, damaged, discarded = _demux_times(source, container, stream, out)
+            have_pts, repeated = _frame_times(out, container, pts)
+            damage, out.lost_frames = damage_problem(out, damaged, repeated) if out.n_frames else (None, 0)
+            _length_problem(out, container, stream, have_pts, discarded)
+            out.seekable = have_pts and seekable_format(container)
+            _later_problems(source, container, out, damage)
     finally:
         container.close()
     return out
+
+
+def _chosen_stream(source: Any, container: Any, out: VideoIndex) -> Any | None:
+    """The opened ``container``'s video stream (:func:`video_stream`), the others listed in ``out``; ``None`` with
+    ``out.problem`` said when it has none."""
+    if not container.streams.video:
+        # FFmpeg opens an MP4 cut before its index ('moov', which most writers put last) as a file of no
+        # streams: say it was cut, not that it holds no video
+        out.problem = _cut_mp4(source) or NO_STREAM
+        return None
+    stream, out.other_streams = video_stream(container)
+    if stream is None:
+        out.problem = NO_VIDEO_STREAM
+        out.other_streams = []
+    return stream
+
+
+def _describe_stream(out: VideoIndex, container: Any, stream: Any) -> None:
+    """``out``'s facts of ``stream`` as its headers give them (size, rate, codec, start, ...)."""
+    out.stream = stream.index
+    out.sample_aspect_ratio = pixel_aspect(stream)
+    out.alpha = has_alpha(stream)
+    out.time_base = stream.time_base
+    out.fps = float(stream.average_rate) if stream.average_rate else None
+    out.metadata_frames = int(stream.frames or 0)
+    out.width = stream.codec_context.width or None
+    out.height = stream.codec_context.height or None
+    out.codec = stream.codec_context.name
+    out.container_format = container.format.name
+    out.start = _start(container, stream)
+
+
+def _demux_times(
+    source: Any, container: Any, stream: Any, out: VideoIndex,
+) -> tuple[list[int | None], list[int | None], int]:
+    """``(pts, damaged, discarded)`` of ``stream``'s packets in demux order: each frame's time, the times of those
+    the demuxer flagged corrupt, and how many lie outside the edit list; a demux error keeps the frames before it,
+    said in ``out.problem``."""
+    from lightly_airflow.video.avi import avi_clock
+
+    pts: list[int | None] = []
+    damaged: list[int | None] = []  # the pts of the packets the demuxer flagged corrupt
+    discarded = 0
+    clock = avi_clock(source, container, stream)  # (an AVI's chunks timed by its idx1, not by FFmpeg's count)
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the demuxer's final flush packet
+                continue
+            if getattr(packet, "is_discard", False):
+                # Outside the edit list (a clip cut without re-encoding keeps the packets from the keyframe
+                # before the cut): decoded as a reference, never output as a frame.
+                discarded += 1
+                continue
+            time = clock.pts(packet) if clock else packet.pts
+            if getattr(packet, "is_corrupt", False):
+                damaged.append(time)
+            pts.append(time)
+    except Exception as exc:  # noqa: BLE001 - keep the frames before the break
+        out.problem = f"the video breaks after {len(pts)} frames: {reason(exc)}. {ends_early_fix(len(pts))}"
+    if discarded:
+        logger.info("%d packets outside the edit list are no frames (%d frames)", discarded, len(pts))
+    return pts, damaged, discarded
+
+
+def _frame_times(out: VideoIndex, container: Any, pts: list[int | None]) -> tuple[bool, int]:
+    """Set ``out.pts`` and ``out.n_frames`` from the demuxed ``pts``; ``(have_pts, repeated)``: whether every frame
+    has its own time, and how many packets repeated an earlier one (dropped from the frames)."""
+    have_pts = bool(pts) and all(p is not None for p in pts)
+    repeated = 0
+    if have_pts:
+        ordered = sorted(p for p in pts if p is not None)
+        unique = sorted(set(ordered))
+        repeated = len(ordered) - len(unique)
+        restamped = repeated and not seekable_format(container) and _restamped(unique, len(ordered))
+        if repeated and (repeated * MAX_REPEATED > len(ordered) or restamped):
+            repeated = 0  # (timestamps that are no frame clock: counted from the start, as before)
+            out.pts = [None] * len(pts)
+            have_pts = False
+        else:
+            out.pts = list(unique)
+    else:
+        out.pts = [None] * len(pts)
+    out.n_frames = len(out.pts)
+    return have_pts, repeated
+
+
+def _counts_ticks(stream: Any, have_pts: bool, pts: list[int | None]) -> bool:
+    """Whether ``stream``'s header "frame count" is a duration in time-base ticks. An AVI's header counts ticks
+    (dwLength in dwScale/dwRate units), which are frames only when a frame lasts one tick: at 1/1000 with variable
+    frame rate its "frame count" is the duration in ms (3,923 for 60 frames over 3.9 s), and every such file was
+    flagged "ends early"."""
+    ordered_pts = [p for p in pts if p is not None]
+    return (have_pts and bool(stream.frames) and stream.duration == stream.frames and len(ordered_pts) > 1
+            and min(b - a for a, b in zip(ordered_pts, ordered_pts[1:])) > 1)
+
+
+def _length_problem(out: VideoIndex, container: Any, stream: Any, have_pts: bool, discarded: int) -> None:
+    """Say in ``out.problem`` (when nothing broke before) that the video ends before its container says it does."""
+    announced = max(0, _announced_frames(container, stream, out.fps) - discarded * bool(stream.frames))
+    if out.problem is None and (not stream.frames or _counts_ticks(stream, have_pts, out.pts)) and have_pts:
+        # A duration, no frame count (WebM, MKV): compare times; duration × the rate FFmpeg probed at the
+        # start flagged every variable-frame-rate video (a phone filming at 30 fps, then 10 in the dark).
+        out.problem = _ends_early_by_time(container, stream, out)
+    elif out.problem is None and announced and announced > out.n_frames + out.lost_frames + 1:
+        # (frames missing in the middle are counted there: an AVI whose damaged chunks lost 3 of 48 frames
+        # is no file that ends early)
+        # Truncated files end without an error: the container's header still says how long it was.
+        out.problem = (f"the video ends early: {out.n_frames} frames are readable of the {announced} its "
+                       f"container announces (truncated or damaged file). {ends_early_fix(out.n_frames)}")
+
+
+def _later_problems(source: Any, container: Any, out: VideoIndex, damage: str | None) -> None:
+    """``out.problem`` with the ``damage`` found and what the demuxer never reached (a transport stream cut short,
+    an MPEG-PS's unread end); :data:`NO_FRAMES` for a video without any."""
+    if out.n_frames == 0 and out.problem is None:
+        out.problem = NO_FRAMES
+    elif out.n_frames:
+        later = out.problem or _cut_transport_stream(source, container, out.n_frames)
+        unread = None if later else _unread_program_stream(source, container, out)
+        if unread is not None:
+            later, out.lost_frames = unread[0], out.lost_frames + unread[1]
+        out.problem = (f"{damage}; {later}" if later else f"{damage}. {DAMAGED_FIX}") if damage else later

@@ -72,6 +72,19 @@ class RecordingReader:
     def tell(self) -> int:
         return int(self._fh.tell())
 
+    @property
+    def version(self) -> tuple[str, str, str, Any] | None:
+        """What names this version of the store's file: its filesystem, path, etag (or generation) and size
+        from the fsspec file's ``details``; ``None`` when the store gave no etag or path (the AVI index cache,
+        :func:`~lightly_airflow.video.avi._cached_positions`, then reads the index each time)."""
+        details = getattr(self._fh, "details", None)
+        details = details if isinstance(details, dict) else {}
+        tag = next((details[k] for k in ("ETag", "etag", "generation") if details.get(k)), None)
+        path = getattr(self._fh, "path", None)
+        if not (tag and path):
+            return None
+        return type(getattr(self._fh, "fs", None)).__name__, str(path), str(tag), details.get("size")
+
     def seekable(self) -> bool:
         return True
 

@@ -46,6 +46,11 @@ class _Counted(_CountingReader):
     def __init__(self, source: Any) -> None:
         self._fh, self.read_bytes = source, 0
 
+    @property
+    def version(self) -> tuple[Any, ...] | None:
+        """The wrapped store file's version, passed on (the AVI index cache's key)."""
+        return self._fh.version
+
 
 def test_an_avis_index_is_read_once_per_version(s3_bucket, tmp_path: Path) -> None:  # noqa: ANN001
     import boto3
