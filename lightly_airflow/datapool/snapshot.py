@@ -241,12 +241,7 @@ class Snapshot:
         run that moved it, where that rank fell among the run's own picks (after its first pick, or tied with one:
         the engine chose, differently between pools). It was picked earlier: moved picks come first in their
         version, by rank, then by key (ranks of two earlier runs tie)."""
-        from lightly_airflow.datapool.moves import MOVED_FROM, has_moves
-
-        order = [quote_ident(COMMIT_VERSION), quote_ident(C.PICK_RANK), quote_ident(C.KEY)]
-        if has_moves(self.column_names()):
-            order.insert(1, f"{quote_ident(MOVED_FROM)} IS NULL")
-        return ", ".join(order)
+        return ", ".join(pick_order_terms(self.column_names()))
 
     def known_files(self) -> pa.Table:
         """``key, etag, content_hash, status`` of every processed sample (latest row per key). A key whose latest
@@ -582,6 +577,17 @@ def unknown_tag_error(uri: str, tag: str, known: Iterable[str]) -> DatapoolError
         f" and {len(names) - TAGS_LISTED} more" if len(names) > TAGS_LISTED else "")
     return DatapoolError(f"Tag {tag!r} does not exist in {uri}.{hint} Its known tags: {listed} "
                          f"(`lightly-airflow datapool tags {uri}` lists each with its run and count).")
+
+
+def pick_order_terms(columns: Iterable[str]) -> list[str]:
+    """The SQL terms of ``initial-tag``'s order (:meth:`Snapshot.selected`; the UI's grid in pick order) for a
+    pool of ``columns``: version, moved picks first (a pool with moves), pick rank, key."""
+    from lightly_airflow.datapool.moves import MOVED_FROM, has_moves
+
+    order = [quote_ident(COMMIT_VERSION), quote_ident(C.PICK_RANK), quote_ident(C.KEY)]
+    if has_moves(columns):
+        order.insert(1, f"{quote_ident(MOVED_FROM)} IS NULL")
+    return order
 
 
 def initial_tag_sql(alias: str = "pool", *, tombstones: bool = True) -> str:

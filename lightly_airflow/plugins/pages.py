@@ -699,13 +699,20 @@ def sample_page(
     why = ["<h2>Why it was picked</h2>"]
     run_entry = extra.get("run") or {}
     if row.get(C.PICK_RANK) is not None:
-        run_grid = pool_url(root, pool, "samples") + qs([("version", view.version), ("run", row.get(C.RUN_ID)),
+        picked = extra.get("picked") or row  # (a moved file's pick: the row of the run that picked it)
+        run_grid = pool_url(root, pool, "samples") + qs([("version", view.version), ("run", picked.get(C.RUN_ID)),
                                                          ("sort", C.PICK_RANK)])
         why.append(
-            f'<p>Pick <b>{H.e(int(row[C.PICK_RANK]) + 1)}</b> (pick rank {H.e(row[C.PICK_RANK])}) of run '
-            f'{H.link(run_grid, row.get(C.RUN_ID))}, which selected {H.e(run_entry.get("selected"))} of '
+            f'<p>Pick <b>{H.e(int(picked[C.PICK_RANK]) + 1)}</b> (pick rank {H.e(picked[C.PICK_RANK])}) of run '
+            f'{H.link(run_grid, picked.get(C.RUN_ID))}, which selected {H.e(run_entry.get("selected"))} of '
             f'{H.e(run_samples(run_entry))} samples.</p>'
         )
+        if picked is not row:
+            from lightly_airflow.datapool.moves import MOVED_FROM
+
+            why.append(f'<p>Picked as <code>{H.e(picked.get(C.KEY))}</code> (version {H.e(picked.get(COMMIT_VERSION))});'
+                       f' the file was moved from <code>{H.e(row.get(MOVED_FROM))}</code> by run '
+                       f'{H.e(row.get(C.RUN_ID))} (version {H.e(row.get(COMMIT_VERSION))}).</p>')
         near = extra.get("neighbours") or {}
         links = []
         for side in ("before", "after"):

@@ -94,12 +94,15 @@ def _sample_extra(view: View, spec: PoolSpec, row: dict[str, Any]) -> dict[str, 
 
     extra: dict[str, Any] = {}
     version = row.get("commit_version")
-    extra["run"] = next((e for e in view.history() if e["version"] == version), {})
     extra["tasks"] = view.tasks()  # (every page colours a task alike: ``colours.task_colours``' among)
     try:
+        # (a moved file's pick: the run that picked it, not the one that moved it, with that run's neighbours)
+        extra["picked"] = view.original_pick(row)
         extra["neighbours"] = view.neighbours_in_pick_order(row)
     except Exception as exc:  # noqa: BLE001 - the page still shows the sample
         log.warning("Pick neighbours of %s: %s", row.get(C.SAMPLE_ID), exc)
+    picker = (extra.get("picked") or row).get("commit_version")
+    extra["run"] = next((e for e in view.history() if e["version"] == picker), {})
     if row.get(C.PARENT_KEY) is not None:  # an object: its image (with the object's box drawn over it)
         extra["parent"] = parent = view.parent_of(row)
         source = view.datasource_of(version)
@@ -460,7 +463,7 @@ def add_curation_routes(app: FastAPI) -> None:
         out: dict[str, Any] = D._jsonable({
             "datapool": pool, "version": view.version, "sample_id": sid, "rows": rows,
             "boxes": extra.get("boxes", []), "image_size": extra.get("size"),
-            "neighbours": extra.get("neighbours", {}), "objects": extra.get("objects", []),
+            "neighbours": extra.get("neighbours", {}), "picked": extra.get("picked"), "objects": extra.get("objects", []),
             "parent": extra.get("parent"),
             "content": extra["content"].to_dict() if extra.get("content") else None,
             "still": extra.get("still"), "stored_crop": extra.get("stored_crop"),
