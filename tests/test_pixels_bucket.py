@@ -108,7 +108,7 @@ def test_a_decompression_bomb_has_the_same_reason_in_both_passes(
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
     embed, metadata = _both_passes(tmp_path, "pano.png", _encode(Image.new("RGB", (side, side)), "PNG"))
     assert embed == metadata
-    assert embed[0] == C.STATUS_CORRUPT and f"{side}x{side}" in (embed[1] or "") and "Raise the limit" in (embed[1] or "")
+    assert embed[0] == C.STATUS_CORRUPT and f"{side}x{side}" in (embed[1] or "") and "Fix: raise the limit" in (embed[1] or "")
 
 
 def _with_associated_alpha(tiff: bytes) -> bytes:
