@@ -48,6 +48,7 @@ import os
 import re
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -198,6 +199,18 @@ NO_OBJECTS = pa.schema([(C.PARENT_KEY, pa.string()), (C.OBJECT_TASK, pa.string()
                         (C.OBJECT_CROP_BOX, pa.list_(pa.int64())), (C.OBJECT_SELECTED, pa.bool_())]).empty_table()
 
 
+@dataclass(frozen=True)
+class _CropWrite:
+    """What the steps of one :func:`write_selected_crops` call share: the ``.lightly/`` root, the selected objects
+    of uploaded tasks by image (their rows ``parent_key, object_task, object_index, object_crop_box``), the reader
+    of their pictures (:func:`parent_reader`) and the credentials of the crops' store."""
+
+    root: str
+    by_parent: Mapping[str, list[dict[str, Any]]]
+    read: Callable[[str], bytes]
+    credentials: StorageCredentials | None
+
+
 def write_selected_crops(
     objects: pa.Table | None, spec: ObjectsSpec, *, datasource_uri: str, lightly_uri: str,
     datasource_credentials: StorageCredentials | None = None, lightly_credentials: StorageCredentials | None = None,
@@ -215,9 +228,7 @@ def write_selected_crops(
         ``crops.enable_upload`` off too (:func:`remove_replaced_crops`).
     :param before_removing: records the files before they are removed (:data:`BeforeRemoving`).
     """
-    from lightly_airflow.embedding.images import open_rgb_for_boxes
     from lightly_airflow.lightly_dir import lightly_root
-    from lightly_airflow.pixels import scale_box
 
     counts: dict[str, Any] = {"written": 0, "failed": 0, "skipped_tasks": [], "uri": None, "stale_removed": 0,
                               "stale_failed": 0, "replaced_removed": 0, "replaced_failed": 0}
@@ -227,66 +238,109 @@ def write_selected_crops(
                                                   before_removing=before_removing)}
     if objects.num_rows == 0 and not picked and not replaced:
         return counts
-    rows = objects.filter(objects.column(C.OBJECT_SELECTED))
-    tasks = sorted(set(rows.column(C.OBJECT_TASK).to_pylist()))
-    counts["skipped_tasks"] = [t for t in tasks if not spec.uploads(t)]
-    allowed = [t for t in tasks if spec.uploads(t)]
-    rows = rows.filter(pc.is_in(rows.column(C.OBJECT_TASK), pa.array(allowed, pa.string())))
+    rows, allowed, counts["skipped_tasks"] = _rows_to_crop(objects, spec)
     root = lightly_root(lightly_uri)
     counts["uri"] = join_uri(root, CROPS_DIR)
-    by_parent: dict[str, list[dict[str, Any]]] = {}
-    for row in rows.select([C.PARENT_KEY, C.OBJECT_TASK, C.OBJECT_INDEX, C.OBJECT_CROP_BOX]).to_pylist():
-        by_parent.setdefault(row[C.PARENT_KEY], []).append(row)
     read = parent_reader(datasource_uri, lightly_uri, frames or {}, datasource_credentials, lightly_credentials)
-
-    def one(parent: str) -> tuple[int, int]:
-        try:
-            img, shown = open_rgb_for_boxes(read(parent))
-        except Exception:  # noqa: BLE001 - one unreadable image never fails the run after its commit
-            log.exception("crops: cannot read %r; its %d selected objects get no crop file", parent, len(by_parent[parent]))
-            return 0, len(by_parent[parent])
-        written, errors = 0, []
-        for obj in by_parent[parent]:
-            relpath = crop_relpath(parent, obj[C.OBJECT_TASK], obj[C.OBJECT_INDEX])
-            try:
-                x, y, w, h = scale_box(tuple(obj[C.OBJECT_CROP_BOX]), img.size, shown)
-                buf = io.BytesIO()
-                img.crop((x, y, x + w, y + h)).save(buf, format="PNG", compress_level=PNG_LEVEL)
-                write_bytes(buf.getvalue(), join_uri(root, relpath), lightly_credentials)
-                written += 1
-            except Exception as exc:  # noqa: BLE001 - one failed write costs its crop, not the other images' counts
-                errors.append(f"{relpath}: {type(exc).__name__}: {exc}"[:300])
-        if errors:
-            log.warning("crops: %d of the %d crop files of %r were not written: %s", len(errors),
-                        len(by_parent[parent]), parent, "; ".join(errors[:3]))
-        return written, len(errors)
-
+    job = _CropWrite(root, _by_parent(rows), read, lightly_credentials)
     # The uploaded tasks of the spec, not only those some selected object of the run has: a task no image of the
     # run has objects of any more left every image's former crops of it.
     uploaded = sorted({*allowed, *(t for t in spec.all_tasks if spec.uploads(t))})
-    complete: dict[tuple[str, str], set[int]] = {}
-    failing: set[str] = set()
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="objects-crops") as pool:
-        for parent, (written, failed) in zip(sorted(by_parent), pool.map(one, sorted(by_parent)), strict=True):
-            counts["written"] += written
-            counts["failed"] += failed
-            if failed:
-                failing.add(parent)
-                continue
-            # A task the image now has no selected objects of (its other tasks were cropped): none of its crops.
-            complete.update({(parent, task): set() for task in uploaded})
-            for obj in by_parent[parent]:
-                complete[(parent, obj[C.OBJECT_TASK])].add(obj[C.OBJECT_INDEX])
-    # A selected image without a selected object of an uploaded task: nothing written, none of its crops is current.
-    complete.update({(parent, task): set() for parent in picked if parent not in by_parent for task in uploaded})
-    counts["stale_removed"], counts["stale_failed"] = prune_stale_crops(root, complete, lightly_credentials,
-                                                                        before_removing=before_removing)
-    counts.update(remove_replaced_crops(lightly_uri, set(replaced) - failing, lightly_credentials, written=complete,
-                                        before_removing=before_removing))
+    results = _write_images(job, workers)
+    counts["written"] = sum(written for written, _ in results.values())
+    counts["failed"] = sum(failed for _, failed in results.values())
+    complete, failing = _current_crops(job, results, uploaded, picked)
+    counts.update(_remove_former_crops(job, complete, set(replaced) - failing, lightly_uri, before_removing))
     log.info("crops: wrote %d PNG crops of selected objects to %s (%d failed; %d stale removed; %d of replaced images "
              "removed; tasks not uploaded: %s)", counts["written"], counts["uri"], counts["failed"],
              counts["stale_removed"], counts["replaced_removed"], counts["skipped_tasks"])
     return counts
+
+
+def _rows_to_crop(objects: pa.Table, spec: ObjectsSpec) -> tuple[pa.Table, list[str], list[str]]:
+    """The selected objects of the tasks ``spec.uploads`` allows, those tasks, and the tasks of selected objects
+    it does not (``skipped_tasks``)."""
+    rows = objects.filter(objects.column(C.OBJECT_SELECTED))
+    tasks = sorted(set(rows.column(C.OBJECT_TASK).to_pylist()))
+    allowed = [t for t in tasks if spec.uploads(t)]
+    rows = rows.filter(pc.is_in(rows.column(C.OBJECT_TASK), pa.array(allowed, pa.string())))
+    return rows, allowed, [t for t in tasks if not spec.uploads(t)]
+
+
+def _by_parent(rows: pa.Table) -> dict[str, list[dict[str, Any]]]:
+    """The rows to crop by image (``parent_key``), in the table's order."""
+    by_parent: dict[str, list[dict[str, Any]]] = {}
+    for row in rows.select([C.PARENT_KEY, C.OBJECT_TASK, C.OBJECT_INDEX, C.OBJECT_CROP_BOX]).to_pylist():
+        by_parent.setdefault(row[C.PARENT_KEY], []).append(row)
+    return by_parent
+
+
+def _write_images(job: _CropWrite, workers: int) -> dict[str, tuple[int, int]]:
+    """Crop every image of ``job``, ``workers`` at a time: ``(written, failed)`` crop files by image, sorted."""
+    parents = sorted(job.by_parent)
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="objects-crops") as pool:
+        return dict(zip(parents, pool.map(lambda parent: _write_image(job, parent), parents), strict=True))
+
+
+def _write_image(job: _CropWrite, parent: str) -> tuple[int, int]:
+    """Write the crops of ``parent``'s objects from one decode of its picture: ``(written, failed)``."""
+    from lightly_airflow.embedding.images import open_rgb_for_boxes
+    from lightly_airflow.pixels import scale_box
+
+    objs = job.by_parent[parent]
+    try:
+        img, shown = open_rgb_for_boxes(job.read(parent))
+    except Exception:  # noqa: BLE001 - one unreadable image never fails the run after its commit
+        log.exception("crops: cannot read %r; its %d selected objects get no crop file", parent, len(objs))
+        return 0, len(objs)
+    written, errors = 0, []
+    for obj in objs:
+        relpath = crop_relpath(parent, obj[C.OBJECT_TASK], obj[C.OBJECT_INDEX])
+        try:
+            x, y, w, h = scale_box(tuple(obj[C.OBJECT_CROP_BOX]), img.size, shown)
+            buf = io.BytesIO()
+            img.crop((x, y, x + w, y + h)).save(buf, format="PNG", compress_level=PNG_LEVEL)
+            write_bytes(buf.getvalue(), join_uri(job.root, relpath), job.credentials)
+            written += 1
+        except Exception as exc:  # noqa: BLE001 - one failed write costs its crop, not the other images' counts
+            errors.append(f"{relpath}: {type(exc).__name__}: {exc}"[:300])
+    if errors:
+        log.warning("crops: %d of the %d crop files of %r were not written: %s", len(errors), len(objs), parent,
+                    "; ".join(errors[:3]))
+    return written, len(errors)
+
+
+def _current_crops(
+    job: _CropWrite, results: Mapping[str, tuple[int, int]], uploaded: Collection[str], picked: Collection[str],
+) -> tuple[dict[tuple[str, str], set[int]], set[str]]:
+    """The object indexes each (image, uploaded task) keeps (:func:`prune_stale_crops`) and the images whose read
+    or a crop write failed (they keep all their files: nothing is pruned on a partial picture of them)."""
+    complete: dict[tuple[str, str], set[int]] = {}
+    failing: set[str] = set()
+    for parent, (_, failed) in results.items():
+        if failed:
+            failing.add(parent)
+            continue
+        # A task the image now has no selected objects of (its other tasks were cropped): none of its crops.
+        complete.update({(parent, task): set() for task in uploaded})
+        for obj in job.by_parent[parent]:
+            complete[(parent, obj[C.OBJECT_TASK])].add(obj[C.OBJECT_INDEX])
+    # A selected image without a selected object of an uploaded task: nothing written, none of its crops is current.
+    complete.update({(parent, task): set() for parent in picked if parent not in job.by_parent for task in uploaded})
+    return complete, failing
+
+
+def _remove_former_crops(
+    job: _CropWrite, complete: Mapping[tuple[str, str], set[int]], replaced: Collection[str], lightly_uri: str,
+    before_removing: BeforeRemoving | None,
+) -> dict[str, int]:
+    """Prune the crops ``complete`` does not keep, then those of the ``replaced`` images (but ``complete``'s):
+    ``stale_removed``, ``stale_failed``, ``replaced_removed`` and ``replaced_failed``."""
+    stale_removed, stale_failed = prune_stale_crops(job.root, complete, job.credentials,
+                                                    before_removing=before_removing)
+    return {"stale_removed": stale_removed, "stale_failed": stale_failed,
+            **remove_replaced_crops(lightly_uri, replaced, job.credentials, written=complete,
+                                    before_removing=before_removing)}
 
 
 def remove_replaced_crops(
