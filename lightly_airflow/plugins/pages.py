@@ -710,8 +710,10 @@ def sample_page(
         if picked is not row:
             from lightly_airflow.datapool.moves import MOVED_FROM
 
-            why.append(f'<p>Picked as <code>{H.e(picked.get(C.KEY))}</code> (version {H.e(picked.get(COMMIT_VERSION))});'
-                       f' the file was moved from <code>{H.e(row.get(MOVED_FROM))}</code> by run '
+            version = f'version {H.e(picked.get(COMMIT_VERSION))}'
+            picked_as = (f'Picked in {version}' if picked.get(C.KEY) == row.get(MOVED_FROM) else  # (a chain: a key
+                         f'Picked as <code>{H.e(picked.get(C.KEY))}</code> ({version})')  # before the one it left)
+            why.append(f'<p>{picked_as}; the file was moved from <code>{H.e(row.get(MOVED_FROM))}</code> by run '
                        f'{H.e(row.get(C.RUN_ID))} (version {H.e(row.get(COMMIT_VERSION))}).</p>')
         near = extra.get("neighbours") or {}
         links = []

@@ -971,13 +971,15 @@ class View:
             found = here = got[0]
         return found
 
-    def neighbours_in_pick_order(self, row: Mapping[str, Any]) -> dict[str, Any]:
+    def neighbours_in_pick_order(self, row: Mapping[str, Any], picked: Mapping[str, Any] | None = None
+                                 ) -> dict[str, Any]:
         """The samples its run picked just before and after it (for "why was it picked"): of a moved file's row,
         those of the run that picked it (:meth:`original_pick`). A moved row's rank is of an earlier run: it is
-        no neighbour of the moving run's own picks."""
+        no neighbour of the moving run's own picks. ``picked``: :meth:`original_pick` of ``row`` when the caller
+        has it (the sample page: one lookup, not two)."""
         from lightly_airflow.datapool.moves import MOVED_FROM
 
-        picked = self.original_pick(row) or row
+        picked = picked or self.original_pick(row) or row
         rank, version = picked.get(C.PICK_RANK), picked.get(COMMIT_VERSION)
         if rank is None or version is None:
             return {}

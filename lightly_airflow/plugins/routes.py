@@ -98,7 +98,7 @@ def _sample_extra(view: View, spec: PoolSpec, row: dict[str, Any]) -> dict[str, 
     try:
         # (a moved file's pick: the run that picked it, not the one that moved it, with that run's neighbours)
         extra["picked"] = view.original_pick(row)
-        extra["neighbours"] = view.neighbours_in_pick_order(row)
+        extra["neighbours"] = view.neighbours_in_pick_order(row, extra["picked"])
     except Exception as exc:  # noqa: BLE001 - the page still shows the sample
         log.warning("Pick neighbours of %s: %s", row.get(C.SAMPLE_ID), exc)
     picker = (extra.get("picked") or row).get("commit_version")
