@@ -34,6 +34,8 @@ from lightly_airflow.review import (
     mismatch,
     parse_proposal,
     proposal_record,
+    refused_record,
+    sequences_as_reviewed,
 )
 from lightly_airflow.storage import (
     StorageCredentials,
@@ -808,6 +810,14 @@ def _derived_probabilities(meta: dict[str, Any]) -> dict[str, int]:
     return {task: n for task, n in sorted(staging.summed_counts([meta], staging.PREDICTIONS).items()) if n}
 
 
+def _counts_notes(meta: dict[str, Any]) -> list[str]:
+    """The run summary's note of the predictions shards whose counts are not known (their staging files written
+    by a release before the stage counted: :attr:`staging.StageCounts.not_known`); none when every shard counted."""
+    note = staging.counts_not_known_note(staging.PREDICTIONS,
+                                         staging.summed_counts([meta], staging.PREDICTIONS).not_known)
+    return [note] if note else []
+
+
 def _assemble_shard(
     manifest_uri: str, credentials: StorageCredentials | None
 ) -> tuple[pa.Table, dict[str, Any], list[pa.Table]]:
@@ -1263,15 +1273,50 @@ def _select(candidates: pa.Table, view: _PoolView, run: _Request, inputs: _RunIn
 
 def _reviewed(picks: _Picks, run: _Request, read_version: int | None) -> _Picks:
     """The picks as the review leaves them: a ``decide`` review that approved commits only the proposal's picks
-    (:func:`~lightly_airflow.review.mismatch`), less those the reviewer left out.
+    (:func:`~lightly_airflow.review.mismatch`), less those the reviewer left out (a sequence run's metrics then
+    list only the sequences committed, and those left out apart: :func:`~lightly_airflow.review.sequences_as_reviewed`).
 
-    :raises ReviewError: the picks are not the proposal's (nothing is committed)."""
-    if run.proposal is not None and (problem := mismatch(run.proposal, picks.keys, read_version)) is not None:
-        raise ReviewError(f"Run {run.io.run_id!r}: {problem}")
-    if run.review is None or not run.review.dropped:
-        return picks
-    kept = run.review.keep(picks.keys, picks.sequences)  # (a sequence is left out whole or not at all)
-    return replace(picks, left_out=frozenset(k for k in picks.keys if k not in kept))
+    :raises ReviewError: the picks are not the proposal's, or the reviewer's answer cannot be committed as given
+        (nothing is committed; the refusal is recorded: :func:`_record_refusal`)."""
+    try:
+        if run.proposal is not None and (problem := mismatch(run.proposal, picks.keys, read_version)) is not None:
+            raise ReviewError(f"Run {run.io.run_id!r}: {problem}")
+        if run.review is None or not run.review.dropped:
+            return picks
+        kept = run.review.keep(picks.keys, picks.sequences)  # (a sequence is left out whole or not at all)
+    except ReviewError as exc:
+        _record_refusal(run, str(exc))
+        raise
+    left_out = frozenset(k for k in picks.keys if k not in kept)
+    return replace(picks, left_out=left_out,
+                   metrics=sequences_as_reviewed(picks.metrics, picks.sequences, left_out, SEQUENCES_LISTED))
+
+
+#: the report's line of a reviewed run (``report.html``: ``<p class="review"><b>Review:</b> …</p>``)
+_REPORT_REVIEW_LINE = re.compile(r'<p class="review"><b>Review:</b> [^<]*</p>')
+
+
+def _record_refusal(run: _Request, reason: str) -> None:
+    """Record a reviewer's Commit that the run refused (nothing committed) in the proposal's record and the line
+    of its report that said "awaiting review": the run, the report and the UI's "Awaiting review" then say that
+    the decision was taken and why nothing was committed, with the fix (:meth:`Review.refusing
+    <lightly_airflow.review.Review.refusing>`). A failure to record is logged: the task fails with the reason anyway."""
+    if run.review is None or run.proposal is None:
+        return
+    from lightly_airflow.report.html import esc
+
+    io, refused = run.io, run.review.refusing(reason)
+    folder = reports_dir(io.datapool_uri, io.run_id)
+    try:
+        write_bytes(refused_record(run.proposal, refused), join_uri(folder, PROPOSAL_FILE), io.credentials)
+        fs, path = filesystem(join_uri(folder, "index.html"), io.credentials)
+        page = fs.cat_file(path).decode()
+        line = f'<p class="review"><b>Review:</b> {esc(refused.text())}</p>'
+        fs.pipe_file(path, _REPORT_REVIEW_LINE.sub(lambda _: line, page, count=1).encode())
+    except FileNotFoundError:  # (a proposal without its report: the report's write failed, logged then)
+        pass
+    except Exception:  # noqa: BLE001 - the task fails with the reason; the record is what the UI shows
+        log.exception("Could not record the refused review in %s.", folder)
 
 
 def _selected_rows(marked: pa.Table, picks: _Picks) -> pa.Table:
@@ -1321,7 +1366,8 @@ def _attempt_summary(run: _Request, inputs: _RunInputs, view: _PoolView, candida
         candidates=counts["candidates"], processed=counts["processed"], selected=counts["selected"],
         corrupt=counts["corrupt"], duplicate=counts["duplicate"], missing=counts["missing"],
         pool_selected_before=view.n_preselected, problems=inputs.problems, problems_uri=inputs.problems_uri,
-        metrics=_jsonable(metrics), notes=[*run.notes, *run.config.notes(), *_listing_notes(inputs.skips)],
+        metrics=_jsonable(metrics),
+        notes=[*run.notes, *run.config.notes(), *_listing_notes(inputs.skips), *_counts_notes(inputs.meta)],
         missing_inputs={str(k): int(v) for k, v in (metrics.get("missing_inputs") or {}).items()},
         # (n_selected: the selection's picks, before a reviewer left any out)
         warnings=selection_warnings(candidates, run.config, metrics, stop=picks.stop, n_selected=len(picks.keys)),

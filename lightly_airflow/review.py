@@ -7,7 +7,10 @@ files, and records the proposal (the pool version it read and the picks in order
 Human-in-the-loop task then waits for a reviewer (``Commit`` or ``Discard`` in Airflow's Required Actions), and a
 second select task **decides**: it selects again on the pool as it is then and commits only when the picks are
 the proposal's, in the same order; a pool that changed meanwhile so that the picks differ is an error that commits
-nothing (:func:`mismatch`). A discard commits nothing, records the run's summary and removes its staging files.
+nothing (:func:`mismatch`), and so is a reviewer's answer that cannot be committed as given (:meth:`Review.keep`):
+the Commit is recorded as refused, with the reason and the fix (:meth:`Review.refusing`, :func:`refused_record`), so
+the run no longer reads "awaiting review". A discard commits nothing, records the run's summary and removes its
+staging files.
 
 The Airflow layer reads the reviewer's answer (the Human-in-the-loop task's XCom) into a :class:`Review`; this
 module stays free of Airflow.
@@ -16,16 +19,17 @@ module stays free of Airflow.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from lightly_airflow.run_origin import short_time
 
 __all__ = ["AWAITING_REVIEW", "COMMIT", "COMMITTED_AFTER_REVIEW", "DISCARD", "DISCARDED_IN_REVIEW", "DROP_PARAM", "DRY_RUN_NOTE",
-           "PROPOSAL_FILE", "Review", "ReviewError", "mismatch", "parse_proposal", "proposal_record", "review_body",
-           "review_short"]
+           "NOT_COMMITTED_AFTER_REVIEW", "PROPOSAL_FILE", "Review", "ReviewError", "mismatch", "parse_proposal",
+           "proposal_record", "recorded_review", "refused_record", "review_body", "review_short",
+           "sequences_as_reviewed"]
 
 #: the reviewer's two answers (the Human-in-the-loop task's options)
 COMMIT, DISCARD = "Commit", "Discard"
@@ -33,9 +37,11 @@ COMMIT, DISCARD = "Commit", "Discard"
 DROP_PARAM = "leave_out"
 #: the proposal's record, in the run's report folder (``<datapool>/_reports/<run>/``)
 PROPOSAL_FILE = "proposal.json"
-#: a reviewed run's states (:attr:`Review.state`): proposed, committed after a reviewer approved, discarded
-AWAITING_REVIEW, COMMITTED_AFTER_REVIEW, DISCARDED_IN_REVIEW = (
-    "awaiting review", "committed after review", "discarded in review")
+#: a reviewed run's states (:attr:`Review.state`): proposed, committed after a reviewer approved, discarded, and
+#: approved but refused at the commit (the datapool changed so that the picks differ, or the answer cannot be
+#: committed as given: :meth:`Review.refusing`); nothing committed
+AWAITING_REVIEW, COMMITTED_AFTER_REVIEW, DISCARDED_IN_REVIEW, NOT_COMMITTED_AFTER_REVIEW = (
+    "awaiting review", "committed after review", "discarded in review", "approved, not committed")
 
 
 class ReviewError(RuntimeError):
@@ -53,6 +59,8 @@ class Review:
     :param at: when (ISO 8601).
     :param dropped: keys of proposed picks the reviewer left out of the commit (:data:`DROP_PARAM`): committed as
         not selected; the other picks keep their ranks.
+    :param refused: why an approved proposal was not committed (a :class:`ReviewError`'s message, with its fix:
+        :meth:`refusing`); ``None`` otherwise.
     """
 
     step: Literal["propose", "decide"]
@@ -60,12 +68,22 @@ class Review:
     by: str | None = None
     at: str | None = None
     dropped: tuple[str, ...] = ()
+    refused: str | None = None
 
     def __post_init__(self) -> None:
         if self.step not in ("propose", "decide"):
             raise ValueError(f"review step must be 'propose' or 'decide', not {self.step!r}")
         if self.dropped and not (self.step == "decide" and self.approved):
             raise ValueError("only a review that commits leaves picks out")
+        if self.refused is not None and not (self.step == "decide" and self.approved):
+            raise ValueError("only a review that commits can be refused")
+
+    def refusing(self, reason: str) -> Review:
+        """This approval, refused at the commit for ``reason`` (a :class:`ReviewError`'s message: the datapool
+        changed so that the picks differ, a key left out that is no pick, part of a sequence left out; it names the
+        fix): what the run records, so that it says the decision was taken and why nothing was committed, not
+        "awaiting review" (:func:`refused_record`)."""
+        return replace(self, refused=" ".join(str(reason).split()))
 
     @classmethod
     def from_response(cls, response: Any, task_id: str = "the review task") -> Review:
@@ -95,9 +113,12 @@ class Review:
 
     @property
     def state(self) -> str:
-        """``awaiting review``, ``committed after review`` or ``discarded in review``."""
+        """``awaiting review``, ``committed after review``, ``discarded in review`` or, an approval refused at the
+        commit, ``approved, not committed``."""
         if self.step == "propose":
             return AWAITING_REVIEW
+        if self.refused is not None:
+            return NOT_COMMITTED_AFTER_REVIEW
         return COMMITTED_AFTER_REVIEW if self.approved else DISCARDED_IN_REVIEW
 
     def text(self) -> str:
@@ -108,21 +129,26 @@ class Review:
         who = f" by {self.by}" if self.by else ""
         when = f" at {short_time(self.at)}" if self.at else ""
         if self.approved:
+            approved = f"approved{who}{when}"
             if self.dropped:
                 shown = ", ".join(self.dropped[:5]) + (f" and {len(self.dropped) - 5} more" if len(self.dropped) > 5 else "")
                 n = len(self.dropped)
-                return f"approved{who}{when}, leaving out {n} pick{'s' if n != 1 else ''}: {shown}"
-            return f"approved{who}{when}"
+                approved += f", leaving out {n} pick{'s' if n != 1 else ''}: {shown}"
+            if self.refused is not None:
+                return f"{approved}; not committed: {self.refused}"
+            return approved
         if not self.by:  # (Airflow's scheduler answered the timeout's default: nobody did)
             return f"discarded{when}: nobody answered before the review's timeout; nothing committed"
         return f"discarded{who}{when}: nothing committed"
 
     def to_dict(self) -> dict[str, Any]:
-        """For the run summary and the commit's metadata: ``state``, ``by``, ``at``, the ``text`` and (when the
-        reviewer left picks out) ``dropped``."""
+        """For the run summary and the commit's metadata: ``state``, ``by``, ``at``, the ``text``, (when the
+        reviewer left picks out) ``dropped`` and (an approval refused at the commit) ``refused``, the reason."""
         out: dict[str, Any] = {"state": self.state, "by": self.by, "at": self.at, "text": self.text()}
         if self.dropped:
             out["dropped"] = list(self.dropped)
+        if self.refused is not None:
+            out["refused"] = self.refused
         return out
 
     def keep(self, picks: Sequence[str], sequences: Sequence[Mapping[str, Any]] = ()) -> set[str]:
@@ -241,7 +267,8 @@ def review_short(recorded: Mapping[str, Any] | None) -> str | None:
     if not recorded:
         return None
     state = str(recorded.get("state") or "")
-    word = {COMMITTED_AFTER_REVIEW: "approved", DISCARDED_IN_REVIEW: "discarded"}.get(state, state or "reviewed")
+    word = {COMMITTED_AFTER_REVIEW: "approved", DISCARDED_IN_REVIEW: "discarded",
+            NOT_COMMITTED_AFTER_REVIEW: "approved, not committed"}.get(state, state or "reviewed")
     return f"{word} by {recorded['by']}" if recorded.get("by") else word
 
 
@@ -249,6 +276,56 @@ def proposal_record(run_id: str, version: int | None, picks: Sequence[str], summ
     """The proposal's record (:data:`PROPOSAL_FILE`): the pool version the selection read, the picks in order and
     the run's summary (what the reviewer was shown)."""
     return json.dumps({"run_id": run_id, "version": version, "picks": list(picks), "summary": dict(summary)}).encode()
+
+
+def refused_record(proposal: Mapping[str, Any], review: Review) -> bytes:
+    """The proposal's record (:func:`proposal_record`, as read back) with the reviewer's Commit that was refused
+    (``review``: :meth:`Review.refusing`): its ``decision`` and its summary's ``review`` say the decision was taken
+    and why nothing was committed, so what reads the record (the report folder's proposal, the UI) no longer shows
+    the run as awaiting review. The picks stay: a retry of the deciding task compares with them again. A new
+    proposal (the select task cleared) writes a new record."""
+    if review.refused is None:
+        raise ValueError("refused_record records a refused review (Review.refusing)")
+    decision = review.to_dict()
+    summary = proposal.get("summary")
+    return json.dumps({**proposal, "decision": decision,
+                       "summary": {**(summary if isinstance(summary, Mapping) else {}), "review": decision}}).encode()
+
+
+def recorded_review(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Where a proposal's record (:func:`parse_proposal`) stands: its refused decision (:func:`refused_record`),
+    else its summary's review (``awaiting review``); ``{}`` for a record without either."""
+    decision = record.get("decision")
+    if isinstance(decision, Mapping):
+        return dict(decision)
+    summary = record.get("summary")
+    review = summary.get("review") if isinstance(summary, Mapping) else None
+    return dict(review) if isinstance(review, Mapping) else {}
+
+
+def sequences_as_reviewed(metrics: Mapping[str, Any], sequences: Sequence[Mapping[str, Any]],
+                          left_out: Collection[str], listed: int) -> dict[str, Any]:
+    """The selection's ``metrics`` of a sequence run (``selected_sequence_length``) as the review leaves them:
+    ``sequences`` lists only the sequences committed (at most ``listed``, ``sequences_listed`` saying a cut),
+    each with its ``sequence`` number (the pool's column: the number the reviewer saw), ``sequences_selected``
+    counts them, and ``sequences_left_out_in_review`` lists those the reviewer left out (``video``, ``frames``,
+    ``sequence``). Without sequences or picks left out: ``metrics`` as they are.
+
+    :param sequences: every selected sequence, in pick order (``frames``: their keys).
+    :param left_out: the picks the reviewer left out (a sequence is left out whole: :meth:`Review.keep`)."""
+    gone = set(left_out)
+    if not sequences or not gone:
+        return dict(metrics)
+    numbered = [{**s, "sequence": i} for i, s in enumerate(sequences)]
+    kept = [s for s in numbered if not gone.intersection(s["frames"])]
+    out = {k: v for k, v in metrics.items() if k != "sequences_listed"}
+    out["sequences"] = kept[:listed]
+    if len(kept) > listed:
+        out["sequences_listed"] = listed
+    out["sequences_selected"] = len(kept)
+    out["sequences_left_out_in_review"] = [{k: s[k] for k in ("video", "frames", "sequence") if k in s}
+                                           for s in numbered if gone.intersection(s["frames"])][:listed]
+    return out
 
 
 def parse_proposal(data: bytes | str, where: str) -> dict[str, Any]:

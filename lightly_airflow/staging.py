@@ -195,9 +195,38 @@ def problems_uri(datapool_uri: str, run_id: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ counts
+#: How the release before ``lightly.counts.<stage>`` (2026-12-07) wrote a stage's counts, read from a shard that
+#: release wrote (a run resumed after an upgrade): the objects stage one key per count, ``lightly.<name>: "7"``;
+#: the predictions stage ``lightly.derived_probabilities``, a JSON object ``{task: n}``.
+FORMER_COUNT_KEYS = {
+    OBJECTS: tuple(f"lightly.{name}" for name in (
+        "boxes_outside_image", "video_frames_failed", "images_with_normalized_looking_boxes",
+        "prediction_files_rejected", "images_failed", "boxes_clipped", "images_with_corner_looking_boxes")),
+    PREDICTIONS: ("lightly.derived_probabilities",),
+}
+
+
+class StageCounts(dict[str, int]):
+    """A stage's counts summed over the run's shards (:func:`summed_counts`), and :attr:`not_known`: how many of
+    the shards' staging files hold no counts at all (written by a release before the stage counted): their counts
+    are not known, not 0, and whoever shows the counts says so."""
+
+    def __init__(self, counts: Mapping[str, int] | None = None, not_known: int = 0) -> None:
+        super().__init__(counts or {})
+        self.not_known = int(not_known)
+
+    def __repr__(self) -> str:
+        return f"StageCounts({dict.__repr__(self)}, not_known={self.not_known})"
+
+
 def _counts_key(stage: str) -> str:
     _check_kind(stage)
     return f"lightly.counts.{stage}"
+
+
+def _not_known_key(stage: str) -> str:
+    _check_kind(stage)
+    return f"lightly.counts_not_known.{stage}"
 
 
 def _encoded(counts: Mapping[str, int]) -> str:
@@ -208,32 +237,95 @@ def with_counts(table: pa.Table, stage: str, counts: Mapping[str, int]) -> pa.Ta
     """``table``, a shard's staging file of ``stage``, with the counts its task wrote as schema metadata (one JSON
     object per stage, ``lightly.counts.objects``: ``{"boxes_outside_image": 7, …}``) that the select task sums over
     the run's shards (:func:`summed_counts`) into the run summary. It replaces the stage's counts ``table`` had (a
-    stacked run's, or a retried task's own): a shard's counts are written once."""
-    key = _counts_key(stage).encode()
-    return table.replace_schema_metadata({**(table.schema.metadata or {}), key: _encoded(counts).encode()})
+    stacked run's, or a retried task's own): a shard's counts are written once. A :class:`StageCounts` with
+    shards whose counts are not known (a stacked run's) keeps that number too
+    (``lightly.counts_not_known.<stage>``)."""
+    not_known = counts.not_known if isinstance(counts, StageCounts) else 0
+    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != _not_known_key(stage).encode()}
+    meta[_counts_key(stage).encode()] = _encoded(counts).encode()
+    if not_known:
+        meta[_not_known_key(stage).encode()] = str(not_known).encode()
+    return table.replace_schema_metadata(meta)
 
 
-def summed_counts(sources: Sequence[pa.Table | Mapping[Any, Any] | None], stage: str) -> dict[str, int]:
+def _decoded(source: pa.Table | Mapping[Any, Any] | None) -> dict[str, str]:
+    meta = (source.schema.metadata if isinstance(source, pa.Table) else source) or {}
+    return {(k.decode("utf-8", "replace") if isinstance(k, bytes) else str(k)):
+            (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)) for k, v in meta.items()}
+
+
+def _written_by(source: pa.Table | Mapping[Any, Any] | None, meta: Mapping[str, str], stage: str) -> bool:
+    """Whether ``source`` holds a staging file of ``stage`` by what its writer always wrote besides the counts
+    (a shard's file of an older release has no counts, but is one): the predictions stage's categories; the
+    objects stage's rows (a table with ``parent_key``)."""
+    if stage == PREDICTIONS:
+        return C.CATEGORIES_METADATA_KEY in meta
+    if stage == OBJECTS:
+        return isinstance(source, pa.Table) and C.PARENT_KEY in source.column_names
+    return False
+
+
+def _source_counts(source: pa.Table | Mapping[Any, Any] | None, stage: str) -> tuple[dict[str, int], int]:
+    """One source's counts of ``stage`` and how many shards' counts it does not know: its own counts (and, a
+    stacked or merged source, the number it recorded); else the former release's keys (:data:`FORMER_COUNT_KEYS`);
+    else, a file of the stage without counts: none, 1 not known."""
+    meta = _decoded(source)
+    value = meta.get(_counts_key(stage))
+    if value is not None:
+        return {str(k): int(n) for k, n in json.loads(value).items()}, int(meta.get(_not_known_key(stage)) or 0)
+    former = [k for k in FORMER_COUNT_KEYS.get(stage, ()) if k in meta]
+    if stage == OBJECTS and former:
+        return {k.removeprefix("lightly."): int(meta[k]) for k in former}, 0
+    if stage == PREDICTIONS and former:
+        return {str(k): int(n) for k, n in json.loads(meta[former[0]]).items()}, 0
+    not_known = int(meta.get(_not_known_key(stage)) or 0)  # (a merged source of shards that had none)
+    return {}, not_known if not_known or not _written_by(source, meta, stage) else 1
+
+
+def summed_counts(sources: Sequence[pa.Table | Mapping[Any, Any] | None], stage: str) -> StageCounts:
     """The :func:`with_counts` counts of ``stage`` summed over ``sources``: staging tables or their schema metadata
-    (as read, or decoded to ``str``). A source without them (a shard written before its stage counted) adds 0."""
-    key = _counts_key(stage)
-    out: dict[str, int] = {}
+    (as read, or decoded to ``str``). A shard written by the release before (:data:`FORMER_COUNT_KEYS`) is read as
+    it wrote them; a file of the stage without any counts (an older release) adds to
+    :attr:`StageCounts.not_known`, never a silent 0."""
+    out = StageCounts()
     for source in sources:
-        meta = (source.schema.metadata if isinstance(source, pa.Table) else source) or {}
-        value = meta.get(key, meta.get(key.encode()))
-        for name, n in (json.loads(value) if value else {}).items():
-            out[name] = out.get(name, 0) + int(n)
+        counts, not_known = _source_counts(source, stage)
+        for name, n in counts.items():
+            out[name] = out.get(name, 0) + n
+        out.not_known += not_known
     return out
 
 
 def merged_metadata(meta: Mapping[str, str], shard_meta: Mapping[str, str]) -> dict[str, str]:
     """The run's decoded schema metadata with one more shard's: the shard's value wins, but each stage's counts
-    (:func:`with_counts`) add up."""
+    (:func:`with_counts`) add up, and so do the shards whose counts are not known (:func:`summed_counts`)."""
     out = {**meta, **shard_meta}
     for stage in KINDS:
-        if _counts_key(stage) in out:
-            out[_counts_key(stage)] = _encoded(summed_counts([meta, shard_meta], stage))
+        former = FORMER_COUNT_KEYS.get(stage, ())
+        summed = summed_counts([meta, shard_meta], stage)
+        for key in (_counts_key(stage), _not_known_key(stage), *former):
+            out.pop(key, None)  # (the former release's keys: read once, into the counts)
+        if summed or any(_counts_key(stage) in m or any(k in m for k in former) for m in (meta, shard_meta)):
+            out[_counts_key(stage)] = _encoded(summed)
+        if summed.not_known:
+            out[_not_known_key(stage)] = str(summed.not_known)
     return out
+
+
+def counts_not_known_note(stage: str, not_known: int, total: int | None = None) -> str | None:
+    """What the run summary says of a stage's counts that some shards did not write (:attr:`StageCounts.not_known`):
+    ``None`` when every shard counted."""
+    if not not_known:
+        return None
+    of = f" of {total}" if total is not None else ""
+    return (f"the {stage} counts of {not_known}{of} shard{'s' if (total or not_known) != 1 else ''} are not known (their "
+            f"staging files were written by a release before the {stage} stage counted): the {stage} figures "
+            f"leave those shards out. Fix, for every count: clear the run's {_COUNTING_TASK[stage]} tasks, then its "
+            "select task")
+
+
+#: the shard task that writes a stage's counts (what to clear for them)
+_COUNTING_TASK = {OBJECTS: "embed", PREDICTIONS: "predictions"}
 
 
 # ------------------------------------------------------------------------------------------------ manifest

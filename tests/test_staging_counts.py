@@ -15,19 +15,22 @@ from lightly_airflow.storage import read_parquet, write_parquet
 
 def _write_shard(pool: Path, index: int, stage: str, counts: dict[str, int] | None) -> str:
     """One shard's staging file of ``stage`` (``counts`` None: a shard written before its stage counted)."""
-    table = pa.table({C.KEY: [f"{index}/a.png", f"{index}/b.png"]}).replace_schema_metadata({b"lightly.other": b"1"})
+    table = pa.table({C.KEY: [f"{index}/a.png#0", f"{index}/b.png#0"], C.PARENT_KEY: [f"{index}/a.png", f"{index}/b.png"]}
+                     ).replace_schema_metadata({b"lightly.other": b"1"})
     uri = staging.shard_uri(str(pool), "run-1", stage, index)
     return write_parquet(table if counts is None else staging.with_counts(table, stage, counts), uri)
 
 
-def test_counts_are_summed_over_the_shards_and_an_older_shard_without_them_counts_zero(tmp_path: Path) -> None:
+def test_counts_are_summed_over_the_shards_and_an_older_shard_without_them_is_not_known(tmp_path: Path) -> None:
     uris = [_write_shard(tmp_path, 0, staging.OBJECTS, {"boxes_outside_image": 7, "images_failed": 0}),
             _write_shard(tmp_path, 1, staging.OBJECTS, None),
             _write_shard(tmp_path, 2, staging.OBJECTS, {"boxes_outside_image": 2, "video_frames_failed": 3})]
     tables = [read_parquet(u) for u in uris]
-    assert staging.summed_counts(tables, staging.OBJECTS) == {
-        "boxes_outside_image": 9, "images_failed": 0, "video_frames_failed": 3}
+    summed = staging.summed_counts(tables, staging.OBJECTS)
+    assert summed == {"boxes_outside_image": 9, "images_failed": 0, "video_frames_failed": 3}
+    assert summed.not_known == 1  # (the shard without counts: not known, never a silent 0)
     assert staging.summed_counts([tables[1], None], staging.OBJECTS) == {}  # (no objects at all: None)
+    assert staging.summed_counts([tables[0], None], staging.OBJECTS).not_known == 0
     assert staging.summed_counts(tables, staging.PREDICTIONS) == {}  # (each stage its own counts)
     # The select task's decoded metadata (pipeline.assemble_run): counts add up, any other value: a later shard's wins.
     meta: dict[str, str] = {}

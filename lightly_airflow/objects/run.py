@@ -161,8 +161,11 @@ def summary(objects: pa.Table | None, committed: pa.Table | None, spec: ObjectsS
     # The shards' dropped and flagged inputs (DROP_COUNTS, summed by load_run_objects; the embed tasks log which).
     counts = staging.summed_counts([objects], staging.OBJECTS)
     out.update((name, counts[name]) for name in DROP_COUNTS if counts.get(name))
+    if counts.not_known:  # (shards of an older release: their drops are not known, not 0)
+        out["counts_not_known"] = counts.not_known
+    not_known = staging.counts_not_known_note(staging.OBJECTS, counts.not_known)
     notes = [*(what.format(n=out[name]) for name, what in NOTES.items() if out.get(name)),
-             *selection_notes(metrics or {})]
+             *([not_known] if not_known else []), *selection_notes(metrics or {})]
     if notes:
         out["notes"] = notes
     return out
