@@ -28,7 +28,7 @@ from lightly_airflow.video.index import (
     seekable_format,
     video_stream,
 )
-from lightly_airflow.video.source import raise_read_error
+from lightly_airflow.video.source import VideoReadError, is_read_error, raise_read_error
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,19 @@ FRAME_FIX = ("Fix: the video is damaged at this frame or at one it refers to (it
 
 #: Consecutive undecodable packets after which the rest of a video is given up (each is reported).
 MAX_BAD_PACKETS = 64
+
+#: What a read error of a video is, and the fix (:class:`VideoReadError`).
+READ_FAILED = ("a read error of its disk or store, not damage of the video. The task fails so that Airflow retries it "
+               "(its frames are not marked corrupt). Fix: if it persists, check the disk, mount or store the video is "
+               "read from")
+
+
+@dataclass
+class _Break:
+    """A decode pass that stopped at a demux error: the wanted frames it did not reach, and the error."""
+
+    pending: set[int]
+    error: BaseException
 
 
 @dataclass(frozen=True)
@@ -328,6 +341,8 @@ def decode_frames(
         container = av.open(source, mode="r")
     except Exception as exc:  # noqa: BLE001
         raise_read_error(source)  # the store failed, not the video: the task is retried
+        if is_read_error(exc):  # (a disk's or mount's: the same)
+            raise VideoReadError(f"cannot open the video: {reason(exc)}: {READ_FAILED}") from exc
         why = open_problem(source, exc)  # (an empty file, an MP4 cut before its index: said so)
         for run in runs:
             for index, _ in run:
@@ -345,8 +360,8 @@ def decode_frames(
             # from the start, each frame decoded once. Each run used to rewind, or open a raw stream again, and
             # decode from the start: a shard's 512-frame chunks of a long raw stream cost O(n²) decoding.
             items = sorted(wanted)
-            yield from _decode_run(container, stream, items, seek=False, by_pts=all(p is not None for _, p in items),
-                                   at_start=True, source=source, clock=clock)
+            yield from _resilient(container, stream, items, source=source, clock=clock, seek=False,
+                                  by_pts=all(p is not None for _, p in items), at_start=True)
             return
         at_start = True  # nothing demuxed yet: a range from the start needs no seek
         for run in _passes(runs, _sample_table(stream)) if len(runs) > 1 else runs:
@@ -369,8 +384,8 @@ def decode_frames(
                             yield DecodedFrame(index, None, why)
                     return
                 at_start = True
-            yield from _decode_run(container, stream, run, seek=seek, by_pts=by_pts, at_start=at_start, source=source,
-                                   clock=clock)
+            yield from _resilient(container, stream, run, source=source, clock=clock, seek=seek, by_pts=by_pts,
+                                  at_start=at_start)
             at_start = False
     finally:
         container.close()
@@ -405,10 +420,64 @@ def _rewind(container: Any, stream: Any) -> bool:
     return True
 
 
+def _resilient(
+    container: Any, stream: Any, run: list[tuple[int, int | None]], *, source: Any, clock: AviClock | None, seek: bool,
+    by_pts: bool, at_start: bool,
+) -> Iterator[DecodedFrame]:
+    """:func:`_decode_run` of a pass, tried again where a demux error stopped it.
+
+    A pass serves several runs of wanted frames (:func:`_passes`); a demux error used to end it, and every frame it
+    had not reached yet was ``corrupt`` with "the video breaks here", committed for good (an unchanged video is never
+    read again), though the error was a failed read (a disk's or mount's ``EIO``, a reset connection) or damage
+    confined to one stretch of the file. Now the frames decoded before the error are kept, and the frames not reached
+    are decoded again, each run with its own seek (from the start where the video cannot seek): a transient read
+    error passes, and damage confined to one run costs that run's frames only. Where it fails again, a read error
+    (:func:`is_read_error`) raises :class:`VideoReadError` (the task fails and is retried: nothing is committed
+    ``corrupt``); damaged data makes the frames of that run ``corrupt`` with the error and the fix."""
+    breaks: list[_Break] = []
+    yield from _decode_run(container, stream, run, seek=seek, by_pts=by_pts, at_start=at_start, source=source,
+                           clock=clock, breaks=breaks)
+    if not breaks:
+        return
+    first = breaks[0]
+    logger.warning("decoding stopped at a demux error (%s) before %d wanted frames; decoding them again", reason(
+        first.error), len(first.pending))
+    if hasattr(source, "read_error"):
+        source.read_error = None  # (tried again below: a read error that passes is no failure)
+    left = [item for item in run if item[0] in first.pending]
+    retries = _runs(left) if seek else [left]
+    for again in retries:
+        second: list[_Break] = []
+        sought = bool(seek and again[0][0] > 0)
+        if not sought and not _rewind(container, stream):
+            if is_read_error(first.error):
+                raise_read_error(source)
+                raise VideoReadError(f"reading the video failed before frame {again[0][0]} ({reason(first.error)}) "
+                                     f"and it cannot be read again from its start: {READ_FAILED}") from first.error
+            why = f"the video breaks here: {reason(first.error)}, and it cannot be read again from its start"
+            for index, _ in again:
+                yield DecodedFrame(index, None, f"{why}. {FRAME_FIX}")
+            continue
+        yield from _decode_run(container, stream, again, seek=sought, by_pts=by_pts, at_start=not sought,
+                               source=source, clock=clock, breaks=second)
+        for broken in second:
+            if is_read_error(broken.error) or is_read_error(first.error):
+                raise_read_error(source)  # (a store's error as it is: the task is retried)
+                raise VideoReadError(
+                    f"reading the video failed twice before frame {min(broken.pending)} ({reason(first.error)}; then "
+                    f"{reason(broken.error)}): {READ_FAILED}") from broken.error
+            why = f"the video breaks here: {reason(broken.error)} (again when decoded a second time: damaged data)"
+            for index in sorted(broken.pending):
+                yield DecodedFrame(index, None, f"{why}. {FRAME_FIX}")
+
+
 def _decode_run(
     container: Any, stream: Any, run: list[tuple[int, int | None]], *, seek: bool, by_pts: bool,
-    at_start: bool = False, source: Any = None, clock: AviClock | None = None,
+    at_start: bool = False, source: Any = None, clock: AviClock | None = None, breaks: list[_Break] | None = None,
 ) -> Iterator[DecodedFrame]:
+    """The wanted frames of ``run`` decoded in one pass (after one seek, or from the start); those it cannot decode
+    with the reason. With ``breaks``, a demux error that stops the pass is appended there with the frames it did not
+    reach, which are then not yielded (:func:`_resilient` decodes them again)."""
     first_index, first_pts = run[0]
     last_index, last_pts = run[-1]
     pts_to_index = {p: i for i, p in run} if by_pts else {}
@@ -416,6 +485,7 @@ def _decode_run(
     pending = {i for i, _ in run}
     sar = pixel_aspect(stream)  # recorded on each frame for the thumbnail (``display_size``)
     broke: str | None = None
+    demux_error: BaseException | None = None
     attempt_seek = seek
     for _attempt in range(2):
         try:
@@ -491,12 +561,16 @@ def _decode_run(
                     break
         except Exception as exc:  # noqa: BLE001 - a stream that breaks keeps the frames decoded so far
             broke = f"the video breaks here: {reason(exc)}"
+            demux_error = exc
         if overshoot and attempt_seek:
             logger.info("seek overshot frame %d; decoding from the start instead", first_index)
             attempt_seek = False
             at_start = False
             continue
         break
+    if pending and demux_error is not None and breaks is not None:
+        breaks.append(_Break(pending, demux_error))
+        return
     if pending:
         raise_read_error(source)  # frames lost to the store's read error are not the video's fault
     why = broke or "the decoder produced no such frame (the stream ends early or the frame is damaged)"

@@ -34,7 +34,7 @@ from lightly_airflow.video.decode import (
     upright_image,
 )
 from lightly_airflow.video.quality import frame_corruptness
-from lightly_airflow.video.source import ArchivedFileError, open_video_source
+from lightly_airflow.video.source import ArchivedFileError, VideoReadError, open_video_source
 
 logger = logging.getLogger(__name__)
 
@@ -329,6 +329,8 @@ def _process_chunk(
             for r in decodable:
                 if r.row not in done:
                     pending.append(FrameResult(r.row, None, None, None, None, C.STATUS_MISSING, why))
+        except VideoReadError as exc:  # (not the video's fault: the task fails and is retried, nothing is committed)
+            raise VideoReadError(f"video {video!r}: {exc}") from exc
         while pending:
             item = pending.popleft()
             yield item.result() if isinstance(item, Future) else item

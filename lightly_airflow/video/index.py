@@ -107,6 +107,12 @@ class VideoIndex:
     alpha: bool = False
     #: frames missing from the stream's regular timestamps (:func:`missing_frames`: data the demuxer skipped)
     lost_frames: int = 0
+    #: a remote video (a file object) whose demux pass read the whole file, and why (:data:`READ_WHOLE`); ``None``
+    #: where the index came from its header alone (an MP4/MOV: :class:`_HeaderReads`) or from a local path
+    read_whole: str | None = None
+    #: frames an MPEG-PS damaged up to its end lost, estimated from its unreadable bytes (:func:`_unread_program_stream`):
+    #: not in ``lost_frames``, which counts frames known to be missing from the timestamps
+    estimated_lost_frames: int = 0
 
     def seconds(self, index: int) -> float | None:
         """Time of frame ``index`` in seconds from the start of the video, where a player shows it and where
@@ -413,8 +419,10 @@ def _cut_transport_stream(source: Any, container: Any, readable: int) -> str | N
 
 #: The end of an MPEG-PS searched for its last pack or PES packet (each is < 64 KiB; 4 of them at least)
 PS_TAIL = 256 * 1024
-#: Unreadable bytes at the end of an MPEG-PS that make it damaged: more than a DVD pack (a healthy file ends with
-#: its last packet or the 4-byte end code)
+#: Zero bytes at the end of an MPEG-PS that are no damage: fewer than a DVD sector (a copy padded to whole sectors);
+#: anything else after its last pack or PES packet (a healthy file ends with it, or with the 4-byte end code) is damage.
+#: Before, any 2,048 unreadable bytes or fewer passed: a 120-frame .mpg of 160x120 whose last 2 kB were random bytes
+#: lost 9 frames silently (``tests/video/test_mpeg_ps_estimates_say_so.py``).
 PS_UNREAD = 2048
 
 
@@ -447,10 +455,16 @@ def _readable_end(data: bytes) -> int:
 
 
 def _unread_program_stream(source: Any, container: Any, out: VideoIndex) -> tuple[str, int] | None:
-    """Why an MPEG-PS ends early, and about how many frames it lost: its last ``PS_UNREAD`` bytes or more are no
-    pack or PES packet (damaged up to the end, or zeros where a copy stopped writing); ``None`` otherwise. An MPEG-PS
-    announces no frame count or duration (its duration is a bitrate guess), so such a file was listed as a healthy
-    shorter video: 3 kB of random bytes 80 % into a 48-frame .mpg lost its last 8 frames silently."""
+    """Why an MPEG-PS ends early, and an estimate of how many frames it lost: its last bytes are no pack or PES
+    packet (damaged up to the end, or :data:`PS_UNREAD` zeros or more where a copy stopped writing); ``None``
+    otherwise. An MPEG-PS announces no frame count or duration (its duration is a bitrate guess), so such a file was
+    listed as a healthy shorter video: 3 kB of random bytes 80 % into a 48-frame .mpg lost its last 8 frames silently.
+
+    The count is an estimate from the bytes (the readable part's bytes a frame): nothing in the file says how many
+    frames the unreadable bytes held. Measured against a decode of the undamaged file (test files of 48 to 400
+    frames, GOPs of 12 to 60, damaged from 30 % to 90 % of their bytes): within a factor of two of the frames
+    really lost, low where the content compresses less towards the end. It is kept apart from the exact counts
+    (``VideoIndex.estimated_lost_frames``) and said to be an estimate."""
     from lightly_airflow.video.source import read_at
 
     if str(container.format.name) != "mpeg" or not out.n_frames:
@@ -460,12 +474,13 @@ def _unread_program_stream(source: Any, container: Any, out: VideoIndex) -> tupl
     tail = read_at(source, start, size - start) or b""
     end = _readable_end(tail)
     unread = len(tail) - end
-    if not end or unread <= PS_UNREAD:
+    if not end or not unread or (unread < PS_UNREAD and not any(tail[end:])):  # (sector padding)
         return None
     missing = max(1, round(unread / ((size - unread) / (out.n_frames + out.lost_frames))))
     return (f"the video is damaged at its end: its last {unread:,} bytes are no MPEG program stream data the "
             f"demuxer could read (about {missing} frames at this video's {(size - unread) // out.n_frames:,} bytes a "
-            f"frame; damaged, or a copy that stopped writing). {DAMAGED_FIX}"), missing
+            f"frame, an estimate from the bytes: a program stream has no frame count; damaged, or a copy that stopped "
+            f"writing). {DAMAGED_FIX}"), missing
 
 
 def _start(container: Any, stream: Any) -> Fraction:
@@ -597,6 +612,147 @@ def _cut_mp4(source: Any, size: int | None = None) -> str | None:
     return None if size is None else _missing_index(source, size)
 
 
+#: Top-level boxes of an MP4/MOV walked for its ``mdat`` payloads (box headers only); a file with more (a fragmented
+#: MP4: a ``moof`` and an ``mdat`` per fragment) is read whole by its index pass.
+MP4_TOP_BOXES = 16
+#: Codecs whose MP4/MOV packets FFmpeg's demuxer times from the sample table alone (no parser splits or joins their
+#: bytes; H.264's parser only reads headers, one packet in, one out): their packets' bytes are not read by
+#: the index pass. Checked against a full demux in ``tests/video/test_index_reads_the_header_only.py`` (ProRes, PNG and
+#: QuickTime RLE by hand, 2026-12-07); other codecs (AV1, DNxHD, ...) are read whole until checked.
+SAMPLE_TABLE_CODECS = frozenset({"h264", "hevc", "mpeg4", "mjpeg", "prores", "vp9", "png", "qtrle"})
+
+
+class _HeaderReads:
+    """A remote MP4/MOV as the index's demux pass reads it: while ``skipping``, the bytes of its ``mdat`` payloads
+    (``ranges``) are zeros, never fetched; everything else (the boxes, the ``moov`` index) is read from ``source``.
+
+    The demuxer times each packet from the sample table (``stts``, ``ctts``, the edit list) and reads its bytes
+    only to hand them over: the index pass decodes nothing, so it needs the header, not the frames. A remote MP4
+    was fetched whole to list its frames (a 20 MB video: 20 MB, its ``moov`` ~40 kB). Reads past the file's end
+    stay short as the file's are (a file cut inside its ``mdat`` still breaks where it does). ``skipped`` counts
+    the bytes not fetched."""
+
+    def __init__(self, source: Any, ranges: list[tuple[int, int]], size: int) -> None:
+        self._source, self._ranges, self._size = source, ranges, size
+        self._pos = int(source.tell())
+        self.skipping = False
+        self.skipped = 0
+
+    def __getattr__(self, name: str) -> Any:  # (read_error, version: the source's)
+        return getattr(self._source, name)
+
+    def _payload_end(self, at: int) -> int | None:
+        """The end of the ``mdat`` payload holding offset ``at``; ``None`` where ``at`` is in none."""
+        return next((end for start, end in self._ranges if start <= at < end), None)
+
+    def read(self, size: int = -1) -> bytes:
+        if not self.skipping:
+            self._source.seek(self._pos)
+            data = bytes(self._source.read(size))
+            self._pos += len(data)
+            return data
+        want = self._size - self._pos if size is None or size < 0 else size
+        parts: list[bytes] = []
+        while want > 0 and self._pos < self._size:
+            end = self._payload_end(self._pos)
+            if end is not None:
+                n = min(want, end - self._pos)
+                parts.append(bytes(n))
+                self.skipped += n
+            else:
+                nxt = min((start for start, _ in self._ranges if start > self._pos), default=self._size)
+                self._source.seek(self._pos)
+                chunk = bytes(self._source.read(min(want, nxt - self._pos)))
+                if not chunk:
+                    break
+                parts.append(chunk)
+                n = len(chunk)
+            self._pos += n
+            want -= n
+        return b"".join(parts)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence not in (0, 1, 2):
+            return int(self._source.seek(offset, whence))
+        base = {0: 0, 1: self._pos, 2: self._size}[whence]
+        self._pos = int(self._source.seek(base + offset))
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+
+def _mdat_payloads(source: Any, size: int) -> list[tuple[int, int]] | None:
+    """The ``(start, end)`` byte ranges of an MP4/MOV's ``mdat`` payloads (clipped to the file), from its top-level box
+    headers; ``None`` for a file that is no ISO base media (no ``ftyp`` first), whose boxes cannot be followed, or
+    that has more than :data:`MP4_TOP_BOXES` of them (a fragmented MP4) or a ``moof``."""
+    import struct
+
+    from lightly_airflow.video.source import read_at
+
+    at, boxes, ranges = 0, 0, []
+    while at + 8 <= size:
+        head = read_at(source, at, 16)
+        if head is None or len(head) < 8:
+            return None
+        length, kind = struct.unpack(">I4s", head[:8])
+        header = 8
+        if length == 1 and len(head) == 16:
+            length, header = struct.unpack(">Q", head[8:16])[0], 16
+        elif length == 0:
+            length = size - at
+        boxes += 1
+        if (boxes == 1 and kind != b"ftyp") or kind == b"moof" or boxes > MP4_TOP_BOXES or length < header:
+            return None
+        if kind == b"mdat":
+            ranges.append((at + header, min(at + length, size)))
+        at += length
+    return ranges
+
+
+def _header_reads(source: Any) -> _HeaderReads | None:
+    """:class:`_HeaderReads` of a remote (file object) MP4/MOV with its ``mdat`` payloads; ``None`` for a path, any
+    other container, or an MP4 it cannot follow (:func:`_mdat_payloads`)."""
+    if isinstance(source, (str, os.PathLike)) or not hasattr(source, "read"):
+        return None
+    size = _source_size(source)
+    ranges = _mdat_payloads(source, size) if size else None
+    return _HeaderReads(source, ranges, size) if ranges and size else None
+
+
+#: Why a remote video's index pass reads the whole file, by what the file is (``VideoIndex.read_whole``).
+READ_WHOLE = {
+    "container": "its container keeps each frame's time with the frame's data (no sample table of every frame's "
+                 "time up front: Matroska/WebM, AVI, MPEG-PS/TS, raw streams)",
+    "mp4": "an MP4/MOV whose boxes were not followed (fragmented, or more than 16 top-level boxes)",
+    "codec": "its codec's packets are split or joined by FFmpeg's parser (their bytes decide the frames)",
+}
+
+
+def _plan_reads(source: Any, reads: _HeaderReads | None, out: VideoIndex) -> None:
+    """Whether the demux pass of a remote video reads its header only (``reads``, an MP4/MOV of a codec in
+    :data:`SAMPLE_TABLE_CODECS`) or the whole file: then ``out.read_whole`` says why and the source fetches larger
+    blocks (``RecordingReader.widen``)."""
+    if isinstance(source, (str, os.PathLike)) or not hasattr(source, "read"):
+        return
+    if reads is None:
+        iso = str(out.container_format or "").startswith("mov")
+        out.read_whole = READ_WHOLE["mp4" if iso else "container"]
+    elif out.codec not in SAMPLE_TABLE_CODECS:
+        out.read_whole = READ_WHOLE["codec"]
+    if out.read_whole is not None:
+        logger.info("indexing reads the whole video (%s, %s): %s", out.container_format, out.codec, out.read_whole)
+        widen = getattr(source, "widen", None)
+        if widen is not None:
+            widen()
+
+
 def index_video(source: Any) -> VideoIndex:
     """Demux ``source`` (a path or a binary file object) and list its frames; never raises for bad data.
 
@@ -619,16 +775,19 @@ def _index_video(source: Any) -> VideoIndex:
     import av
 
     out = VideoIndex()
+    reads = _header_reads(source)
     try:
-        container = av.open(source, mode="r")
+        container = av.open(reads or source, mode="r")
     except Exception as exc:  # noqa: BLE001 - any open failure makes the video unreadable, not the run
+        _raise_read_error(source, exc)
         out.problem = open_problem(source, exc)
         return out
     try:
         stream = _chosen_stream(source, container, out)
         if stream is not None:
             _describe_stream(out, container, stream)
-            pts, damaged, discarded = _demux_times(source, container, stream, out)
+            _plan_reads(source, reads, out)
+            pts, damaged, discarded = _demux_times(source, container, stream, out, reads)
             have_pts, repeated = _frame_times(out, container, pts)
             damage, out.lost_frames = damage_problem(out, damaged, repeated) if out.n_frames else (None, 0)
             _length_problem(out, container, stream, have_pts, discarded)
@@ -637,6 +796,20 @@ def _index_video(source: Any) -> VideoIndex:
     finally:
         container.close()
     return out
+
+
+def _raise_read_error(source: Any, exc: BaseException) -> None:
+    """Raise ``exc`` as :class:`~lightly_airflow.video.source.VideoReadError` when it is a read that failed (a local
+    disk's or mount's ``EIO``, a file object's reset connection: ``source.is_read_error``), not the video's data: the
+    listing task fails and is retried, rather than committing a good video as one that cannot be opened or breaks
+    half way (the store's own errors are raised by ``index_video`` as they are)."""
+    from lightly_airflow.video.source import VideoReadError, is_read_error, raise_read_error
+
+    raise_read_error(source)  # (the store's own error as it is: an archived object's says so)
+    if is_read_error(exc) and not isinstance(exc, VideoReadError):
+        raise VideoReadError(f"indexing the video failed: {reason(exc)}: a read error of its disk or store, not damage "
+                             "of the video; the task fails so that Airflow retries it. Fix: if it persists, check the "
+                             "disk, mount or store the video is read from") from exc
 
 
 def _chosen_stream(source: Any, container: Any, out: VideoIndex) -> Any | None:
@@ -670,17 +843,20 @@ def _describe_stream(out: VideoIndex, container: Any, stream: Any) -> None:
 
 
 def _demux_times(
-    source: Any, container: Any, stream: Any, out: VideoIndex,
+    source: Any, container: Any, stream: Any, out: VideoIndex, reads: _HeaderReads | None = None,
 ) -> tuple[list[int | None], list[int | None], int]:
     """``(pts, damaged, discarded)`` of ``stream``'s packets in demux order: each frame's time, the times of those
     the demuxer flagged corrupt, and how many lie outside the edit list; a demux error keeps the frames before it,
-    said in ``out.problem``."""
+    said in ``out.problem``. With ``reads`` (an MP4/MOV whose frames' times are its sample table's), the packets'
+    bytes are not fetched (:class:`_HeaderReads`)."""
     from lightly_airflow.video.avi import avi_clock
 
     pts: list[int | None] = []
     damaged: list[int | None] = []  # the pts of the packets the demuxer flagged corrupt
     discarded = 0
     clock = avi_clock(source, container, stream)  # (an AVI's chunks timed by its idx1, not by FFmpeg's count)
+    if reads is not None:
+        reads.skipping = out.read_whole is None
     try:
         for packet in container.demux(stream):
             if packet.size == 0:  # the demuxer's final flush packet
@@ -695,7 +871,11 @@ def _demux_times(
                 damaged.append(time)
             pts.append(time)
     except Exception as exc:  # noqa: BLE001 - keep the frames before the break
+        _raise_read_error(source, exc)
         out.problem = f"the video breaks after {len(pts)} frames: {reason(exc)}. {ends_early_fix(len(pts))}"
+    finally:
+        if reads is not None:
+            reads.skipping = False
     if discarded:
         logger.info("%d packets outside the edit list are no frames (%d frames)", discarded, len(pts))
     return pts, damaged, discarded
@@ -757,5 +937,5 @@ def _later_problems(source: Any, container: Any, out: VideoIndex, damage: str | 
         later = out.problem or _cut_transport_stream(source, container, out.n_frames)
         unread = None if later else _unread_program_stream(source, container, out)
         if unread is not None:
-            later, out.lost_frames = unread[0], out.lost_frames + unread[1]
+            later, out.estimated_lost_frames = unread
         out.problem = (f"{damage}; {later}" if later else f"{damage}. {DAMAGED_FIX}") if damage else later

@@ -32,7 +32,7 @@ from lightly_airflow.video.index import (
     transport_stream_problem,
 )
 from lightly_airflow.video.naming import frame_name, is_video_key, parse_frame_name
-from lightly_airflow.video.source import ArchivedFileError, open_video_source
+from lightly_airflow.video.source import INDEX_BLOCK_SIZE, ArchivedFileError, open_video_source
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,8 @@ def index_videos(
 
     def one(key: str) -> VideoIndex:
         try:
-            with open_video_source(datasource_uri, key, credentials, fs=fs, root=root) as source:
+            with open_video_source(datasource_uri, key, credentials, fs=fs, root=root,
+                                   block_size=INDEX_BLOCK_SIZE) as source:
                 info = index_video(source)
             if info.problem and info.problem != EMPTY_VIDEO and not info.n_frames and key.lower().endswith(".ts"):
                 # (a TypeScript file shares the extension: said so, rather than "cannot open the video")
@@ -114,6 +115,8 @@ def expand_videos(
     alpha: list[str] = []
     still: list[str] = []
     damaged: list[tuple[str, int]] = []
+    whole: list[tuple[str, int, str]] = []
+    estimated: list[tuple[str, int]] = []
     for row in videos.to_pylist():
         key = row[C.KEY]
         info = index[key]
@@ -150,6 +153,10 @@ def expand_videos(
                 stream_notes.append((key, note))
         if info.lost_frames:
             damaged.append((key, info.lost_frames))
+        if info.estimated_lost_frames:
+            estimated.append((key, info.estimated_lost_frames))
+        if info.read_whole:
+            whole.append((key, int(row[C.SIZE] or 0), info.read_whole))
         if info.problem:
             logger.warning("video %r: %s (%d frames kept)", key, info.problem, n)
             cols[C.KEY].append(key)
@@ -166,15 +173,20 @@ def expand_videos(
     frames = pa.Table.from_pydict(cols, schema=schema)
     logger.info("%d videos became %d frames", videos.num_rows, frames_total)
     if notes is not None:
-        notes.extend(_video_notes(alpha, still, damaged))
+        notes.extend(_video_notes(alpha, still, damaged, whole, estimated))
     out = pa.concat_tables([images.cast(schema), frames])
     return out.take(pc.sort_indices(out, sort_keys=[(C.KEY, "ascending")]))
 
 
-def _video_notes(alpha: list[str], still: list[str], damaged: list[tuple[str, int]]) -> list[str]:
+def _video_notes(alpha: list[str], still: list[str], damaged: list[tuple[str, int]],
+                 whole: list[tuple[str, int, str]] | None = None,
+                 estimated: list[tuple[str, int]] | None = None) -> list[str]:
     """The run's notes on the videos whose frames leave something out: with an alpha channel, still images, and
     ``damaged``: ``(video, frames missing)`` of the videos that lost frames to damaged data (each also a problem
-    row with the fix; the count of frames lost was nowhere before)."""
+    row with the fix; the count of frames lost was nowhere before); and ``whole``: ``(video, size, why)`` of the
+    remote videos whose index pass read the whole file (``VideoIndex.read_whole``; an MP4/MOV's reads its header);
+    ``estimated``: ``(video, frames)`` of the MPEG-PS videos damaged up to their end, whose lost frames are an estimate
+    from the bytes (``VideoIndex.estimated_lost_frames``; they were added to the exact count before, unsaid)."""
 
     def some(keys: list[str]) -> str:
         return ", ".join(repr(k) for k in keys[:3]) + (", ..." if len(keys) > 3 else "")
@@ -192,6 +204,17 @@ def _video_notes(alpha: list[str], still: list[str], damaged: list[tuple[str, in
         out.append(f"{sum(n for _, n in damaged):,} frames are missing from {len(damaged):,} damaged videos (the "
                    "demuxer skipped unreadable data; each video's problem row says where and the fix), e.g. "
                    + ", ".join(f"{key!r} ({n:,})" for key, n in damaged[:3]) + (", ..." if len(damaged) > 3 else ""))
+    if estimated:
+        out.append(f"about {sum(n for _, n in estimated):,} frames are missing at the damaged ends of "
+                   f"{len(estimated):,} MPEG-PS video{'s' * (len(estimated) != 1)}: an estimate from their unreadable bytes (a program stream has no "
+                   "frame count; each video's problem row says so), e.g. "
+                   + ", ".join(f"{key!r} (about {n:,})" for key, n in estimated[:3])
+                   + (", ..." if len(estimated) > 3 else ""))
+    if whole:
+        reasons = sorted({why for _, _, why in whole})
+        out.append(f"{len(whole):,} remote video{'s' * (len(whole) != 1)} ({sum(n for _, n, _ in whole) / 1e6:,.1f} MB) "
+                   f"were read whole to list their frames, because {'; or '.join(reasons)} (an MP4/MOV's frames are "
+                   f"listed from its header and index only), e.g. {some([key for key, _, _ in whole])}")
     return out
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,11 @@ REMOTE_BLOCK_SIZE = 4 << 20
 #: (measured on the S3 emulator: 21 % over the file size for one index pass), with a few kept blocks each
 #: byte is fetched once (``tests/video/test_s3.py``). At most this many blocks are held in memory.
 REMOTE_MAX_BLOCKS = 4
+#: Bytes fetched per ranged read while the listing indexes a remote video: an MP4/MOV's index pass reads its boxes'
+#: headers, the first frames (FFmpeg's probe) and its ``moov``, not its frames (``index._HeaderReads``), so a 4 MiB
+#: block fetched most of a video of a few MB for a 16-byte box header. A video whose index pass reads it whole
+#: fetches :data:`REMOTE_BLOCK_SIZE` blocks again (``RecordingReader.widen``).
+INDEX_BLOCK_SIZE = 256 << 10
 
 
 def read_at(source: Any, at: int, size: int) -> bytes | None:
@@ -72,6 +78,18 @@ class RecordingReader:
     def tell(self) -> int:
         return int(self._fh.tell())
 
+    def widen(self, block_size: int | None = None) -> None:
+        """Fetch ``block_size`` bytes (default :data:`REMOTE_BLOCK_SIZE`) per ranged read from now on: a video opened
+        with small blocks to read its header (:data:`INDEX_BLOCK_SIZE`) that is to be read whole. A file object
+        without fsspec's block cache is left as it is."""
+        from fsspec.caching import BlockCache
+
+        size = REMOTE_BLOCK_SIZE if block_size is None else block_size
+        cache = getattr(self._fh, "cache", None)
+        if isinstance(cache, BlockCache) and cache.blocksize != size:
+            self._fh.cache = BlockCache(size, cache.fetcher, cache.size, maxblocks=REMOTE_MAX_BLOCKS)
+            self._fh.blocksize = size
+
     @property
     def version(self) -> tuple[str, str, str, Any] | None:
         """What names this version of the store's file: its filesystem, path, etag (or generation) and size
@@ -97,6 +115,33 @@ class ArchivedFileError(FileNotFoundError):
     Azure's Archive tier): that video's problem, its frames ``missing`` with this reason, not a task retry."""
 
 
+#: ``errno`` values of a read that failed (a disk, a network mount, a store's connection), not of the video's data.
+READ_ERRNOS = frozenset({errno.EIO, errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE, errno.EAGAIN,
+                         errno.ENETDOWN, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENOTCONN, errno.ESTALE})
+
+
+def is_read_error(exc: BaseException) -> bool:
+    """Whether a demux error is a read that failed rather than the video's data: FFmpeg's I/O errors
+    (:data:`READ_ERRNOS`: a local disk's or network mount's ``EIO``, a timeout, a reset connection) and a Python file
+    object's own ``OSError`` (a connection reset, a timeout) that PyAV hands on; never FFmpeg's verdicts on the data
+    (``InvalidDataError``) or a seek a raw stream refuses (``PermissionError``)."""
+    import av
+
+    if isinstance(exc, VideoReadError):
+        return True
+    if not isinstance(exc, OSError) or isinstance(exc, FileNotFoundError):
+        return False
+    if isinstance(exc, av.error.FFmpegError):
+        return exc.errno in READ_ERRNOS
+    return True
+
+
+class VideoReadError(OSError):
+    """Reading a video failed again where it had failed (a read error of its disk or store, not damage of the video):
+    the task fails, so Airflow retries it, rather than committing the frames ``corrupt`` for good (an unchanged video
+    is never read again)."""
+
+
 def raise_read_error(source: Any) -> None:
     """Re-raise the store's read error a :class:`RecordingReader` saw (no-op for paths and other sources); an
     archived object's as :class:`ArchivedFileError`."""
@@ -111,10 +156,10 @@ def raise_read_error(source: Any) -> None:
 @contextlib.contextmanager
 def open_video_source(
     datasource_uri: str, key: str, credentials: StorageCredentials | None = None, *, fs: Any = None,
-    root: str | None = None,
+    root: str | None = None, block_size: int | None = None,
 ) -> Iterator[Any]:
     """Yield what ``av.open`` takes for ``key``: the local path, or an open binary file object (a
-    :class:`RecordingReader`).
+    :class:`RecordingReader` fetching ``block_size`` bytes a ranged read, default :data:`REMOTE_BLOCK_SIZE`).
 
     :raises FileNotFoundError: when the video does not exist.
     """
@@ -126,6 +171,7 @@ def open_video_source(
             raise FileNotFoundError(path)
         yield path
         return
-    with fs.open(path, "rb", block_size=REMOTE_BLOCK_SIZE, cache_type="blockcache",
+    block = REMOTE_BLOCK_SIZE if block_size is None else block_size
+    with fs.open(path, "rb", block_size=block, cache_type="blockcache",
                  cache_options={"maxblocks": REMOTE_MAX_BLOCKS}) as fh:
         yield RecordingReader(fh)

@@ -57,8 +57,9 @@ def test_an_mpeg_ps_damaged_up_to_its_end_counts_its_lost_frames(tmp_path: Path,
     said = re.match(r"the video is damaged at its end: its last ([\d,]+) bytes are no MPEG program stream data the "
                     r"demuxer could read \(about (\d+) frames", info.problem)
     assert said, info.problem
-    assert int(said[1].replace(",", "")) >= tail - 2048 and int(said[2]) == info.lost_frames
-    assert (N - info.n_frames) / 2 <= info.lost_frames <= 2 * (N - info.n_frames)  # (an estimate from the bytes)
+    assert int(said[1].replace(",", "")) >= tail - 2048 and int(said[2]) == info.estimated_lost_frames
+    assert (N - info.n_frames) / 2 <= info.estimated_lost_frames <= 2 * (N - info.n_frames)  # (from the bytes)
+    assert info.lost_frames == 0 and "an estimate from the bytes" in info.problem
     assert "Fix: upload an undamaged copy" in info.problem and f"its {info.n_frames}" not in info.problem
 
 
