@@ -724,7 +724,9 @@ def eight_bit(img: Image.Image, source: Image.Image | None = None) -> Image.Imag
 
 
 def orientation(img: Image.Image) -> int:
-    """The image's EXIF orientation (1..8; 1 when it has none or an invalid one).
+    """The image's EXIF orientation (1..8; 1 when it has none or an invalid one); without an EXIF Orientation tag,
+    the ``tiff:Orientation`` of its XMP packet, which Pillow's ``getexif`` reads in its place
+    (:func:`orientation_only_in_xmp`).
 
     A PNG is decoded first, outside the ``try``: Pillow's ``getexif`` decodes a PNG (its ``eXIf`` chunk may follow
     the pixels), and a damaged one's error (a broken zlib stream) was taken for unreadable EXIF and swallowed; the
@@ -737,6 +739,29 @@ def orientation(img: Image.Image) -> int:
     except Exception:  # noqa: BLE001 - an unreadable EXIF block shows the picture as stored
         return 1
     return value if isinstance(value, int) and value in TURNED else 1
+
+
+def orientation_only_in_xmp(img: Image.Image) -> bool:
+    """Whether ``img`` is turned (:func:`orientation`) by an orientation its XMP packet alone gives (``tiff:Orientation``
+    in a JPEG's APP1 XMP or a PNG's ``XML:com.adobe.xmp`` text, no EXIF Orientation tag), as some editors write.
+
+    Pillow reads it (``getexif`` falls back to the XMP packet), so every pass turns such a picture, as desktop viewers
+    do (Windows' photo metadata, Adobe's and digiKam's readers; Pillow's ``ImageOps.exif_transpose``); browsers read
+    EXIF's tag only and show it as stored: the UI sends a turned copy of it (``browser_copy``) instead of the file."""
+    if orientation(img) == 1 or not (img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")):
+        return False
+    tags = getattr(img, "tag_v2", None)  # (a TIFF's own tags: Pillow keeps no EXIF bytes of it in its info)
+    if tags is not None and ORIENTATION_TAG in tags:
+        return False
+    raw = img.info.get("exif")
+    if not raw:
+        return True
+    try:
+        exif = Image.Exif()
+        exif.load(raw)
+        return ORIENTATION_TAG not in exif
+    except Exception:  # noqa: BLE001 - an unreadable EXIF block holds no orientation Pillow read
+        return True
 
 
 def upright(img: Image.Image) -> Image.Image:

@@ -242,6 +242,7 @@ def read_image(
         WIDE_COLOUR,
         browser_copy,
         open_image,
+        orientation_only_in_xmp,
         upright_size,
     )
 
@@ -264,9 +265,11 @@ def read_image(
         img = open_image(data, fit=True)  # a JPEG above Pillow's pixel limit is sent as it is, not refused
         size = upright_size(img)
         fmt = img.format or ""
-        # Browsers turn them by their EXIF orientation themselves; a 16-bit PNG they would show by its high bytes
-        # (12-bit camera data nearly black), so it is converted as the passes see it.
-        if fmt in BROWSER_FORMATS and img.mode not in HIGH_BIT_DEPTH_MODES and WIDE_COLOUR not in img.info:
+        # Browsers turn them by their EXIF orientation themselves, not by an orientation an XMP packet alone gives
+        # (which the passes and the size above follow); a 16-bit PNG they would show by its high bytes (12-bit
+        # camera data nearly black): those are converted as the passes see them.
+        if (fmt in BROWSER_FORMATS and img.mode not in HIGH_BIT_DEPTH_MODES and WIDE_COLOUR not in img.info
+                and not orientation_only_in_xmp(img)):
             return data, BROWSER_FORMATS[fmt], size
         copy, kind = browser_copy(img)  # (HEIC, AVIF as JPEG; TIFF, 16-bit PNG as PNG)
         return copy, kind, size
