@@ -120,10 +120,9 @@ class RunSummary:
     corrupt: int = 0
     duplicate: int = 0
     missing: int = 0
-    #: new files that took over a moved file's sample (``datapool.moves``: a new key with a gone key's content)
-    moved: int = 0
     #: the commit's counts of its moves (:func:`~lightly_airflow.datapool.moves.move_counts`: ``moved``, of them
-    #: ``moved_selected``, and the pairs refused because the image has objects); empty: none, or not committed
+    #: ``moved_selected``, and the pairs refused because the image has objects); empty: none, or not committed.
+    #: ``moved`` (a property, and a key of :meth:`to_dict`) is read from it.
     moves: dict[str, int] = field(default_factory=dict)
     pool_selected_before: int = 0
     report_uri: str | None = None
@@ -167,9 +166,17 @@ class RunSummary:
         return (self.version is not None and not self.dry_run
                 and (not self.review or self.review.get("state") == COMMITTED_AFTER_REVIEW))
 
+    @property
+    def moved(self) -> int:
+        """New files that took over a moved file's sample (``datapool.moves``: a new key with a gone key's content):
+        ``moves["moved"]``, 0 without moves."""
+        from lightly_airflow.datapool.moves import MOVED
+
+        return int(self.moves.get(MOVED, 0))
+
     def to_dict(self) -> dict[str, Any]:
-        """The fields and ``committed``."""
-        return {**asdict(self), "committed": self.committed}
+        """The fields, ``committed`` and ``moved``."""
+        return {**asdict(self), "committed": self.committed, "moved": self.moved}
 
 
 def check_uri_param(param: str, uri: str, credentials: StorageCredentials | None, *, must_exist: bool) -> None:
@@ -1186,7 +1193,7 @@ def _attempt(pool: Any, snap: Snapshot, run: _Request, inputs: _RunInputs) -> Ru
     version: diversity depends on what the pool holds)."""
     from lightly_airflow import objects as objects_run
 
-    view = _pool_view(snap, run.al, inputs.rows)
+    view = _pool_view(snap, run.al, inputs.rows, inputs.moves)
     candidates = _candidates(view, run.al, inputs.meta)
     picks = _reviewed(_select(candidates, view, run, inputs), run, snap.version)
     object_rows = objects_run.commit_rows(inputs.run_objects, view.marked, set(picks.kept), kept=_still_selected(
@@ -1202,9 +1209,11 @@ def _attempt(pool: Any, snap: Snapshot, run: _Request, inputs: _RunInputs) -> Ru
     return _commit(pool, run, inputs, view, outcome)
 
 
-def _pool_view(snap: Snapshot, al: Any, rows: pa.Table) -> _PoolView:
-    """The run's rows against the pool at ``snap``: exact duplicates marked, the preselected samples read, and which
-    rows they hold (:func:`selected_before`, once)."""
+def _pool_view(snap: Snapshot, al: Any, rows: pa.Table, moves: list[tuple[str, str]]) -> _PoolView:
+    """The run's rows against the pool at ``snap``: exact duplicates marked (and the moved files that take over the
+    sample of a key the run writes anew: ``datapool.moves.held_for_moves``), the preselected samples read, and
+    which rows they hold (:func:`selected_before`, once)."""
+    from lightly_airflow.datapool.moves import held_for_moves
     from lightly_airflow.metadata import mark_duplicates
 
     known = snap.known_files() if snap.version is not None else None
@@ -1215,6 +1224,7 @@ def _pool_view(snap: Snapshot, al: Any, rows: pa.Table) -> _PoolView:
         # the picture again); mark_duplicates lets the run's row of a key supersede the pool's.
         known_ok = known.filter(pc.equal(known.column(C.STATUS), C.STATUS_OK)).select([C.KEY, C.CONTENT_HASH])
     marked = mark_duplicates(rows, known_ok) if C.CONTENT_HASH in rows.column_names else rows
+    marked = held_for_moves(snap, marked, moves) if snap.version is not None else marked
     # Preselected: everything selected so far (initial-tag), or the samples of preselected_tag_name.
     preselected = al.preselected(snap) if snap.version is not None else None
     before = selected_before(marked, preselected) if preselected is not None and preselected.num_rows else None
@@ -1425,7 +1435,7 @@ def _commit(pool: Any, run: _Request, inputs: _RunInputs, view: _PoolView, outco
     summary.already_committed = committed.already_committed
     from lightly_airflow.datapool.moves import move_notes
 
-    summary.moved, summary.moves = committed.moved, dict(committed.moves)
+    summary.moves = dict(committed.moves)
     summary.notes.extend(move_notes(committed.moves))  # (what it took over and refused: not only in the log)
     return _after_commit(run, inputs, view, outcome, superseded)
 
@@ -1857,7 +1867,7 @@ def _committed_run_summary(recorded: RunSummary | None, entry: Mapping[str, Any]
     counts = entry.get("counts") or {}
     moves = recorded_move_counts(counts)
     committed: dict[str, Any] = {
-        "version": version, "already_committed": True, "moved": int(counts.get("moved", 0)), "moves": moves,
+        "version": version, "already_committed": True, "moves": moves,
         "started_by": dict(entry.get("started_by") or {}), "review": dict(entry.get("review") or {}),
     }
     if recorded is not None:
@@ -2025,8 +2035,8 @@ def _committed_summary(datapool_uri: str, run_id: str, credentials: StorageCrede
 
 
 def _summary_from_record(recorded: Mapping[str, Any]) -> RunSummary:
-    """A :class:`RunSummary` from its :meth:`~RunSummary.to_dict` (keys it does not know, e.g. ``committed``,
-    left out)."""
+    """A :class:`RunSummary` from its :meth:`~RunSummary.to_dict` (keys it does not know, e.g. ``committed`` and
+    ``moved``, left out)."""
     known = {f.name for f in fields(RunSummary)}
     return RunSummary(**{k: v for k, v in recorded.items() if k in known})
 

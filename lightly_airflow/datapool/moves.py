@@ -21,10 +21,14 @@ is new and takes its sample back. The commit counts ``moved`` and, of them, ``mo
 the run's summary notes them (:func:`move_notes`).
 
 Only pairs whose gone key's latest row is an ok sample of the same content (``content_hash``, where both have one)
-are carried; a copy (the old key still listed) is no move and stays a duplicate: the caller passes only pairs of
-*gone* keys, and a pair whose old key is among the run's own rows is refused (a file moved while new content was
-written under its old key is such a pair: the old key is listed, so the listing pairs nothing and the moved
-content's selection ends with the old key's replacement). Video files are not carried (their frames' keys
+are carried; a copy (the old key still listed with that content) is no move and stays a duplicate: the caller
+passes only pairs of keys whose content left them, and a pair whose old key is among the run's own rows with the
+same content is refused. A file renamed while a new file was written under its old name (``a.png`` to ``b.png``, a
+new ``a.png``) is a move too (:attr:`Move.replaced`; the listing pairs it: ``datasource.gone.replaced_keys``): the
+new ``a.png`` is a new file, ``b.png`` is held out of the selection as a duplicate of the old ``a.png``
+(:func:`held_for_moves`) and takes its sample over, with no tombstone (the run's row of ``a.png`` is that key's
+latest, and ends the former content's selection). Before, the run picked ``b.png``'s content again as a new sample
+while the former pick ended with ``a.png``'s replacement. Video files are not carried (their frames' keys
 follow the video's name): they stay duplicates. Nor is an image with object rows of that content (``parent_key``
 the gone key): its objects (boxes, crop embeddings, ``object_selected``) and crop files are keyed by the image's
 key, and a move that took the image over without them would leave the live key's selection with no objects
@@ -43,7 +47,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
-from lightly_airflow.datapool.reading import quote_ident, quote_literal
+from lightly_airflow.datapool.reading import quote_ident
 from lightly_airflow.datapool.rows import COMMIT_VERSION
 from lightly_airflow.datapool.snapshot import SUPERSEDED_PREFIX, Snapshot, initial_tag_mask, latest_per_key
 
@@ -79,16 +83,20 @@ class Move:
     tags: tuple[str, ...]
     #: the gone key's embedding, for a new row the run left without one
     embedding: list[float] | None
+    #: the old key is among the run's rows with other content (a file renamed while a new file was written under
+    #: its old name): no tombstone, the run's own row of the old key ends its former content's selection
+    replaced: bool = False
 
 
 def moved_away_sql(alias: str = "pool") -> str:
-    """The SQL condition of a row of ``alias`` that a move ended: a newer move tombstone of its key with its etag
-    (the content that moved). A run's or hand-made tag leaves out such rows: the key that took them over carries
-    the tag instead."""
+    """The SQL condition of a row of ``alias`` that a move ended: a newer row of another key took its content over
+    (``moved_from`` its key, its etag: the content that moved). Every move writes that row (a move of a gone key
+    also a tombstone of the old key in the same version; a move onto a key the run wrote anew none), so this is
+    the tombstone's condition too. A run's or hand-made tag leaves out such rows: the key that took them over
+    carries the tag instead."""
     k, cv, etag = quote_ident(C.KEY), quote_ident(COMMIT_VERSION), quote_ident(C.ETAG)
-    return (f"EXISTS (SELECT 1 FROM pool moved WHERE moved.{k} = {alias}.{k} AND moved.{cv} > {alias}.{cv} "
-            f"AND moved.{etag} = {alias}.{etag} AND moved.{quote_ident(C.STATUS_REASON)} LIKE "
-            f"{quote_literal(MOVED_PREFIX + '%')})")
+    return (f"EXISTS (SELECT 1 FROM pool moved WHERE moved.{quote_ident(MOVED_FROM)} = {alias}.{k} "
+            f"AND moved.{cv} > {alias}.{cv} AND moved.{etag} = {alias}.{etag})")
 
 
 def move_counts(plan: Sequence[Move], refused: Mapping[str, int]) -> dict[str, int]:
@@ -131,14 +139,17 @@ def has_moves(columns: Iterable[str]) -> bool:
 
 
 def plan_moves(snap: Snapshot, rows: pa.Table, pairs: Sequence[tuple[str, str]],
-               refused: dict[str, int] | None = None) -> list[Move]:
+               refused: dict[str, int] | None = None, *, warn: bool = True) -> list[Move]:
     """The moves of ``pairs`` (``(new key, gone key)``, :attr:`GoneFiles.moved
     <lightly_airflow.datasource.gone.GoneFiles.moved>`) that the run's ``rows`` (with ``selected``) can carry on
     ``snap``; the others are logged with why and stay as they are (the new file a duplicate). ``refused``, when
-    given, gets :data:`OBJECTS_NOT_CARRIED`: the pairs refused because the gone image has objects."""
+    given, gets :data:`OBJECTS_NOT_CARRIED`: the pairs refused because the gone image has objects. An old key
+    among the run's rows is carried only when the run's row holds other content (a key written anew,
+    :attr:`Move.replaced`); with the same content it is a copy, no move. ``warn``: log the pairs not carried.
+    """
     if not pairs or snap.table is None or not rows.num_rows:
         return []
-    ids = rows.select([c for c in (C.KEY, C.STATUS, C.SELECTED, C.CONTENT_HASH) if c in rows.column_names])
+    ids = rows.select([c for c in (C.KEY, C.STATUS, C.SELECTED, C.CONTENT_HASH, C.ETAG) if c in rows.column_names])
     ids = ids.append_column("__embedded", pc.is_valid(rows.column(C.EMBEDDING)))
     run = {r[C.KEY]: r for r in ids.to_pylist()}
     skipped: list[str] = []
@@ -146,19 +157,46 @@ def plan_moves(snap: Snapshot, rows: pa.Table, pairs: Sequence[tuple[str, str]],
     for new, old in sorted(set(pairs)):
         row = run.get(new)
         why = ("the new key is not among the run's rows" if row is None
-               else "the old key is among the run's rows (a copy, not a move)" if old in run
                else f"the new file's status is {row[C.STATUS]!r}" if row[C.STATUS] not in (C.STATUS_OK, C.STATUS_DUPLICATE)
-               else "the run selected the new file itself" if row[C.SELECTED]
+               else "the run selected the new file itself" if row.get(C.SELECTED)
                else "another new file took the old key over" if old in chosen else None)
         if why is None:
             chosen[old] = new
         else:
             skipped.append(f"{new!r} (was {old!r}): {why}")
     moves = _carried(snap, chosen, run, skipped, {} if refused is None else refused)
-    if skipped:
+    if skipped and warn:
         log.warning("%d moved file(s) not taken over (they stay as the run found them), e.g. %s.", len(skipped),
                     "; ".join(skipped[:_EXAMPLES]))
     return moves
+
+
+def held_for_moves(snap: Snapshot, rows: pa.Table, pairs: Sequence[tuple[str, str]]) -> pa.Table:
+    """The run's ``rows`` (duplicates marked, before the selection) with the new row of each move onto a key the
+    run writes anew (:attr:`Move.replaced`: ``a.png`` renamed to ``b.png`` while a new ``a.png`` was written) marked
+    a duplicate of the old key, as a move of a gone key's content is (the pool's row of that content makes it one):
+    the selection leaves it alone, and the commit lets it take the old key's sample over (:func:`with_moves`).
+    Without, the pool's row of ``a.png`` no longer counted (the run's new ``a.png`` supersedes it), ``b.png`` was a
+    new sample and the run could pick that content again while ``a.png``'s pick ended with its replacement."""
+    if not pairs or C.STATUS not in rows.column_names:
+        return rows
+    replaced = {m.new_key: m.old_key for m in plan_moves(snap, rows, pairs, warn=False) if m.replaced}
+    if not replaced:
+        return rows
+    keys = rows.column(C.KEY).cast(pa.string()).to_pylist()
+    old = [replaced.get(k) for k in keys]
+    held = pa.array([o is not None for o in old])
+    rows = rows.set_column(rows.schema.get_field_index(C.STATUS), C.STATUS,
+                           pc.if_else(held, C.STATUS_DUPLICATE, rows.column(C.STATUS)))
+    for name, values in ((C.DUPLICATE_OF, old),
+                         (C.STATUS_REASON, [None if o is None else f"moved from {o!r} (that key now holds a new file): "
+                                            "takes its sample over" for o in old])):
+        if name in rows.column_names:
+            column = pc.if_else(held, pa.array(values, rows.schema.field(name).type), rows.column(name))
+            rows = rows.set_column(rows.schema.get_field_index(name), name, column)
+    log.info("%d moved file(s) take over the sample of a key the run writes anew (not selected again), e.g. %s.",
+             len(replaced), "; ".join(f"{n!r} (was {o!r})" for n, o in sorted(replaced.items())[:_EXAMPLES]))
+    return rows
 
 
 def _carried(snap: Snapshot, chosen: dict[str, str], run: dict[str, dict[str, Any]], skipped: list[str],
@@ -181,7 +219,10 @@ def _carried(snap: Snapshot, chosen: dict[str, str], run: dict[str, dict[str, An
     for old, new in sorted(chosen.items(), key=lambda kv: kv[1]):
         history = by_key.get(old, [])
         latest = history[-1] if history else None
+        replaced = old in run
         why = _not_carried(latest, run[new])
+        if why is None and replaced and latest is not None and _same_content(run[old], latest):
+            why = "the old key is among the run's rows with the same content (a copy, not a move)"
         n_objects = 0 if why is not None or latest is None else objects.get((old, str(latest[C.ETAG])), 0)
         if n_objects:
             refused[OBJECTS_NOT_CARRIED] = refused.get(OBJECTS_NOT_CARRIED, 0) + 1
@@ -195,7 +236,8 @@ def _carried(snap: Snapshot, chosen: dict[str, str], run: dict[str, dict[str, An
         standing = next((r for r in same if r["__initial"]), None)
         tags = list(dict.fromkeys(t for r in same for t in (r.get(C.TAGS) or [])))
         moves.append(Move(new, old, str(latest[C.ETAG]), standing is not None,
-                          None if standing is None else int(standing.get(C.PICK_RANK) or 0), tuple(tags), None))
+                          None if standing is None else int(standing.get(C.PICK_RANK) or 0), tuple(tags), None,
+                          replaced))
     unembedded = [m.old_key for m in moves if not run[m.new_key]["__embedded"]]
     if not unembedded:
         return moves
@@ -230,10 +272,21 @@ def _not_carried(latest: dict[str, Any] | None, new: dict[str, Any]) -> str | No
     return None
 
 
+def _same_content(run_row: dict[str, Any], pool_row: dict[str, Any]) -> bool:
+    """Whether the run's row of a key holds the content of the pool's row of it (content hash where both have
+    one, else etag)."""
+    a, b = run_row.get(C.CONTENT_HASH), pool_row.get(C.CONTENT_HASH)
+    if a is not None and b is not None:
+        return bool(a == b)
+    return str(run_row.get(C.ETAG)) == str(pool_row.get(C.ETAG))
+
+
 def with_moves(rows: pa.Table, moves: Sequence[Move]) -> pa.Table:
     """The run's ``rows`` with each move applied: the new key's row ok, selected as the old key was (its rank),
     ``moved_from`` set, its embedding the old one where the run has none; one tombstone row per old key. (The
-    moved rows are edited apart and come after the others: the run's embeddings are not copied into Python.)"""
+    moved rows are edited apart and come after the others: the run's embeddings are not copied into Python.) A move
+    onto a key the run writes anew (:attr:`Move.replaced`) gets no tombstone: the run's row of that key is its
+    latest, and ends the former content's selection as any new version of a file does."""
     if not moves:
         return rows
     by_new = {m.new_key: m for m in moves}
@@ -250,7 +303,7 @@ def with_moves(rows: pa.Table, moves: Sequence[Move]) -> pa.Table:
             row[C.EMBEDDING] = move.embedding
         taken.append(row)
     return pa.concat_tables([rows.filter(pc.invert(mask)), pa.Table.from_pylist(taken, schema=rows.schema),
-                             _tombstones(rows.schema, moves)])
+                             _tombstones(rows.schema, [m for m in moves if not m.replaced])])
 
 
 def _taken_over(name: str, move: Move) -> Any:

@@ -65,18 +65,23 @@ class CommitResult:
     :param version: the pool version holding the run (new, or the one an earlier attempt created).
     :param already_committed: ``True`` when the run had been committed before and nothing was written.
     :param tag: the run's tag name.
-    :param moved: how many moved files' samples the commit's new keys took over (``commit(moves=...)``; ``0``
-        for an earlier attempt's commit: its ``counts.moved`` in ``history()`` says).
     :param moves: the commit's counts of its moves (:func:`~lightly_airflow.datapool.moves.move_counts`: ``moved``,
         ``moved_selected``, the pairs refused for objects), as recorded in its ``counts``; empty for an earlier
-        attempt's commit, as ``moved``.
+        attempt's commit (its ``counts`` in ``history()`` say).
     """
 
     version: int
     already_committed: bool
     tag: str
-    moved: int = 0
     moves: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def moved(self) -> int:
+        """How many moved files' samples the commit's new keys took over (``moves["moved"]``; ``0``: none, or an
+        earlier attempt's commit)."""
+        from lightly_airflow.datapool.moves import MOVED
+
+        return int(self.moves.get(MOVED, 0))
 
 
 def default_tag(run_id: str) -> str:
@@ -323,9 +328,12 @@ class Datapool:
         """
         return self.snapshot().selected(columns)
 
-    def known_files(self) -> pa.Table:
-        """``key, etag, content_hash, status`` of every processed sample (latest row per key): the diff base."""
-        return self.snapshot().known_files()
+    def known_files(self, *, missing: bool = True) -> pa.Table:
+        """``key, etag, content_hash, status`` of the files the pool knows (latest row per key, no tombstone;
+        ``missing=False``: nor a key whose latest row is ``missing``): the diff base, by the one rule
+        :func:`~lightly_airflow.datapool.snapshot.known_rows` (:meth:`Snapshot.known_files
+        <lightly_airflow.datapool.snapshot.Snapshot.known_files>`)."""
+        return self.snapshot().known_files(missing=missing)
 
     def embeddings_for(self, keys_etags: pa.Table, *, with_rules: bool = False) -> pa.Table:
         """``key, etag, embedding`` of pool samples whose (key, etag) is in ``keys_etags`` (to reuse embeddings).
@@ -479,7 +487,7 @@ class Datapool:
         from lightly_airflow.datapool.history_index import write_due_segment
 
         write_due_segment(self.uri, self._credentials, new_version, lambda: self.snapshot().history())
-        return CommitResult(new_version, False, tag_name, len(plan), move_counts(plan, refused))
+        return CommitResult(new_version, False, tag_name, move_counts(plan, refused))
 
     def record_commit(self, run_id: str, version: int, tag: str | None) -> None:
         """Write the run's commit receipt if it is missing (:mod:`lightly_airflow.datapool.receipts`): what

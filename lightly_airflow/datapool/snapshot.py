@@ -243,24 +243,17 @@ class Snapshot:
         version, by rank, then by key (ranks of two earlier runs tie)."""
         return ", ".join(pick_order_terms(self.column_names()))
 
-    def known_files(self) -> pa.Table:
-        """``key, etag, content_hash, status`` of every processed sample (latest row per key). A key whose latest
-        row is a move's tombstone is left out: the pool holds no file under it (its sample went to the key it moved
-        to), so a file listed there again is new; it was known by the tombstone's etag, and a file moved back
-        (``a -> b``, then ``b -> a``) was never processed again while the pool called it missing and kept ``b``,
-        gone, selected."""
+    def known_files(self, *, missing: bool = True) -> pa.Table:
+        """``key, etag, content_hash, status`` of the files this version knows (latest row per key), by
+        :func:`known_rows`, the one rule every reader of the known files takes (the listing's and the new-file
+        check's diff, ``datasource.known``): a key whose latest row is a tombstone is left out, and with
+        ``missing=False`` also a key whose latest row is otherwise ``missing`` (what a run's listing processes
+        again)."""
         wanted = [C.KEY, C.ETAG, C.CONTENT_HASH, C.STATUS]
         if self.table is None:
             return empty(wanted)
-        present = [c for c in wanted if c in self.column_names()]
-        from lightly_airflow.datapool.moves import MOVED_PREFIX, has_moves
-
-        if has_moves(self.column_names()):  # (a move adds its column: a pool without one has no such tombstone)
-            rows = latest_per_key(self.select([*present, C.STATUS_REASON], "", extra=(C.KEY, COMMIT_VERSION)))
-            moved = pc.fill_null(pc.starts_with(rows.column(C.STATUS_REASON), MOVED_PREFIX), False)
-            rows = rows.filter(pc.invert(moved))
-        else:
-            rows = latest_per_key(self.select(present, "", extra=(C.KEY, COMMIT_VERSION)))
+        present = [c for c in (*wanted, C.STATUS_REASON) if c in self.column_names()]
+        rows = known_rows(latest_per_key(self.select(present, "", extra=(C.KEY, COMMIT_VERSION))), missing=missing)
         for name in wanted:
             if name not in rows.column_names:
                 rows = rows.append_column(name, pa.nulls(rows.num_rows, pa.string()))
@@ -368,6 +361,31 @@ def fixed_size(col: pa.ChunkedArray, fixed: pa.DataType) -> pa.ChunkedArray:
     tombstones, read alone (a read by key), killed the worker."""
     return pa.chunked_array([pa.nulls(len(chunk), fixed) if chunk.null_count == len(chunk) else chunk.cast(fixed)
                              for chunk in col.chunks], fixed)
+
+
+def known_rows(latest: pa.Table, *, missing: bool = True) -> pa.Table:
+    """The rule of which files the pool knows, for every reader (:meth:`Snapshot.known_files`, the listing's and
+    the new-file check's diff: ``datasource.query.find_new_files``, the gone files: ``datasource.known.pool_files``):
+    the rows of ``latest`` (the latest row per key; ``status`` and, where the pool has it, ``status_reason``) but
+
+    - a **tombstone** (status_reason ``superseded: …``: a key a move ended, ``datapool.moves``; a frame a replaced
+      video no longer has, ``video.supersede``): the pool holds no sample under that key, so a file listed there is
+      new (a file moved back; a video put back to its former version) to a run and to a check alike;
+    - with ``missing=False`` (a run's listing) also a key whose latest row is otherwise ``missing`` (the file
+      vanished between a listing and its read, could not be read): the run processes it again. A new-file check
+      keeps it (``missing=True``): a file that stays unreadable would start a run at every poke.
+
+    A table without ``status_reason`` (its tombstones already left out) or ``status`` is ruled by what it has.
+    """
+    if not latest.num_rows or C.STATUS not in latest.column_names:
+        return latest
+    status = latest.column(C.STATUS)
+    ended = pc.equal(status, C.STATUS_MISSING)
+    if missing:
+        if C.STATUS_REASON not in latest.column_names:
+            return latest
+        ended = pc.and_(ended, pc.starts_with(latest.column(C.STATUS_REASON), SUPERSEDED_PREFIX))
+    return latest.filter(pc.invert(pc.fill_null(ended, False)))
 
 
 def latest_per_key(table: pa.Table, key_columns: tuple[str, ...] = (C.KEY,)) -> pa.Table:

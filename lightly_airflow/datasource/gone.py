@@ -54,7 +54,8 @@ class GoneFiles:
     samples: int = 0
     #: of those samples, how many are selected (``initial-tag``): an export of them hands out missing files
     selected: int = 0
-    #: ``(new key, gone key)`` of this run's new files with the content identity (etag) of a gone file: the
+    #: ``(new key, former key)`` of this run's new files with the content identity (etag) of a gone file, or of a
+    #: file whose key the run processes with other content (a rename while a new file took the old name): the
     #: file was moved or renamed, and the run's commit lets it take over its former key's sample (when that one
     #: was ok: ``datapool.moves``)
     moved: list[tuple[str, str]] = field(default_factory=list)
@@ -128,8 +129,11 @@ def moved_selected(gone: GoneFiles) -> int:
 
 
 def moved_files(gone: GoneFiles, new: pa.Table, known: pa.Table) -> list[tuple[str, str]]:
-    """``(new key, gone key)`` of the ``new`` files whose etag is that of a gone file's latest row, by new key:
-    a move or a rename (same store, so the same bytes keep their etag; an S3 multipart upload does not).
+    """``(new key, former key)`` of the ``new`` files whose etag is that of the latest row of a key whose content
+    left it, by new key: a move or a rename (same store, so the same bytes keep their etag; an S3 multipart upload
+    does not). The content left a key that is gone (``gone.rows``), or a key the run processes with other content
+    (a file renamed while a new file was written under its old name, :func:`replaced_keys`: the new file under the
+    old key is new, the renamed one takes over the old key's sample).
 
     A file the pool holds already under its own key with that etag is no move, whatever the run processes
     (``process_all`` processes every listed file: a copy ``b.png`` of a deleted ``a.png``, processed in the run
@@ -137,11 +141,16 @@ def moved_files(gone: GoneFiles, new: pa.Table, known: pa.Table) -> list[tuple[s
     from lightly_airflow.datasource.diff import new_files
     from lightly_airflow.video.listing import known_videos
 
-    if gone.rows is None or not gone.rows.num_rows or not new.num_rows:
+    if known is None or not known.num_rows or not new.num_rows:
+        return []
+    vacated = replaced_keys(new, known)
+    if gone.rows is not None and gone.rows.num_rows:
+        vacated = pa.concat_tables([gone.rows.select([C.KEY, "file"]).cast(vacated.schema), vacated])
+    if not vacated.num_rows:
         return []
     new = new_files(new, known_videos(known))
     ids = pa.table({C.KEY: known.column(C.KEY).cast(pa.string()), C.ETAG: known.column(C.ETAG).cast(pa.string())})
-    ids = ids.join(gone.rows.select([C.KEY, "file"]), keys=C.KEY, join_type="inner").select([C.ETAG, "file"])
+    ids = ids.join(vacated, keys=C.KEY, join_type="inner").select([C.ETAG, "file"])
     ids = ids.filter(pc.fill_null(pc.not_equal(ids.column(C.ETAG), ""), False)).group_by([C.ETAG, "file"]).aggregate([])
     files = pa.table({"new": new.column(C.KEY).cast(pa.string()), C.ETAG: new.column(C.ETAG).cast(pa.string())})
     pairs = files.join(ids, keys=C.ETAG, join_type="inner")
@@ -149,6 +158,20 @@ def moved_files(gone: GoneFiles, new: pa.Table, known: pa.Table) -> list[tuple[s
     for key, was in zip(pairs.column("new").to_pylist(), pairs.column("file").to_pylist()):
         out[key] = min(was, out.get(key, was))
     return sorted(out.items())
+
+
+def replaced_keys(files: pa.Table, known: pa.Table) -> pa.Table:
+    """``key, file`` (both the key) of the ``files`` a run processes whose key the pool knows as an ok sample of
+    other content (another etag): the content that was there may have moved to a new key of the run
+    (:func:`moved_files`). Video frames are not among them (a frame's key is no listed key)."""
+    ok = known if C.STATUS not in known.column_names else known.filter(
+        pc.fill_null(pc.equal(known.column(C.STATUS), C.STATUS_OK), False))
+    pool = pa.table({C.KEY: ok.column(C.KEY).cast(pa.string()), "__was": ok.column(C.ETAG).cast(pa.string())})
+    listed = pa.table({C.KEY: files.column(C.KEY).cast(pa.string()), C.ETAG: files.column(C.ETAG).cast(pa.string())})
+    both = listed.join(pool, keys=C.KEY, join_type="inner")
+    keys = pc.unique(both.filter(pc.fill_null(pc.not_equal(both.column(C.ETAG), both.column("__was")), True))
+                     .column(C.KEY))
+    return pa.table({C.KEY: keys, "file": keys}, schema=pa.schema([(C.KEY, pa.string()), ("file", pa.string())]))
 
 
 def gone_files(found: NewFiles, snapshot: Any) -> GoneFiles:
@@ -171,12 +194,12 @@ def gone_files(found: NewFiles, snapshot: Any) -> GoneFiles:
     listed = found.listing.column(C.KEY)
     if found.unlisted:  # (present, not listed: a key skipped by rule needs no second read of the pool)
         listed = pa.chunked_array([*listed.chunks, pa.array([k for k, _ in found.unlisted], pa.string())])
-    if not _unlisted(known.column(C.KEY), listed):
-        return GoneFiles()
     query = found.query
-    gone = find_gone(found.listing, known_module.pool_files(snapshot, query.datasource_uri),
-                     extensions=query.extensions, relevant=found.relevant, skipped=found.unlisted)
-    gone.moved = moved_files(gone, found.files, known)
+    gone = GoneFiles()
+    if _unlisted(known.column(C.KEY), listed):
+        gone = find_gone(found.listing, known_module.pool_files(snapshot, query.datasource_uri),
+                         extensions=query.extensions, relevant=found.relevant, skipped=found.unlisted)
+    gone.moved = moved_files(gone, found.files, known)  # (also onto a key written anew: nothing gone then)
     gone.moved_selected = moved_selected(gone)
     log_gone(gone, query.datasource_uri)
     return gone
@@ -199,28 +222,28 @@ def _unlisted(known: pa.ChunkedArray, listing: pa.ChunkedArray) -> bool:
 
 
 def log_gone(gone: GoneFiles, datasource_uri: str) -> None:
-    """Warn about the gone files: their count, the first examples and what to do."""
-    if not gone.count:
-        return
-    one = gone.count == 1
-    logger.warning(
-        "%s the datapool holds (%s, %d of them selected) %s no longer in the datasource %s, e.g. %s: "
-        "the pool keeps their rows (it is history) and exports still name them. Restore the files, or leave their "
-        "samples out of the labelling task (datapool export warns about each exported one).",
-        "1 file" if one else f"{gone.count} files", "1 sample" if gone.samples == 1 else f"{gone.samples} samples",
-        gone.selected, "is" if one else "are", datasource_uri, ", ".join(repr(k) for k in gone.keys[:_EXAMPLES]))
+    """Warn about the gone files (their count, the first examples and what to do) and the moved ones."""
+    if gone.count:
+        one = gone.count == 1
+        logger.warning(
+            "%s the datapool holds (%s, %d of them selected) %s no longer in the datasource %s, e.g. %s: the pool "
+            "keeps their rows (it is history) and exports still name them. Restore the files, or leave their "
+            "samples out of the labelling task (datapool export warns about each exported one).",
+            "1 file" if one else f"{gone.count} files", "1 sample" if gone.samples == 1 else f"{gone.samples} samples",
+            gone.selected, "is" if one else "are", datasource_uri, ", ".join(repr(k) for k in gone.keys[:_EXAMPLES]))
     if gone.moved:
         logger.warning(
-            "%d new files of this run have the content of a file the datasource no longer has (moved or renamed?), "
-            "e.g. %s: each one takes over its former key's sample (its selection and tags) in the run's commit.",
+            "%d new files of this run have the content of a file the datasource no longer has under its key (moved "
+            "or renamed?), e.g. %s: each one takes over its former key's sample (its selection and tags) in the "
+            "run's commit.",
             len(gone.moved), ", ".join(f"{new!r} (was {old!r})" for new, old in gone.moved[:_EXAMPLES]))
 
 
 def write_gone(gone: GoneFiles, datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> str | None:
     """Every gone key of the run in ``_reports/<run>/gone.parquet`` (what ``datapool export`` reads) and every
-    moved pair in ``moved.parquet`` (what the commit reads, :func:`read_moves`); ``None`` when none is gone (no
-    file is written)."""
-    if not gone.count:
+    moved pair in ``moved.parquet`` (what the commit reads, :func:`read_moves`; also when nothing is gone: a move
+    onto a key written anew); ``None`` when none is gone (no ``gone.parquet`` is written)."""
+    if not gone.count and not gone.moved:
         return None
     from lightly_airflow import staging
     from lightly_airflow.storage import join_uri, write_parquet
@@ -230,6 +253,8 @@ def write_gone(gone: GoneFiles, datapool_uri: str, run_id: str, credentials: Sto
         write_parquet(pa.table({C.KEY: pa.array([n for n, _ in gone.moved], pa.string()),
                                 "moved_from": pa.array([o for _, o in gone.moved], pa.string())}),
                       join_uri(reports, MOVED_FILE), credentials)
+    if not gone.count:
+        return None
     return write_parquet(pa.table({C.KEY: pa.array(gone.keys, pa.string())}), join_uri(reports, GONE_FILE), credentials)
 
 

@@ -7,15 +7,16 @@ from typing import Any
 
 import pyarrow as pa
 
-from lightly_airflow.columns import STATUS, STATUS_MISSING
 from lightly_airflow.storage import StorageCredentials
 
 logger = logging.getLogger(__name__)
 
 
 def known_files(datapool_uri: str, credentials: StorageCredentials | None = None) -> pa.Table | None:
-    """``key, etag`` (and ``content_hash``) of every file the datapool has processed; ``None`` when the pool
-    does not exist yet (its first run processes everything).
+    """``key, etag`` (and ``content_hash``, ``status``) of every file the datapool knows
+    (:meth:`Snapshot.known_files <lightly_airflow.datapool.snapshot.Snapshot.known_files>`, by the one rule
+    :func:`~lightly_airflow.datapool.snapshot.known_rows`); ``None`` when the pool does not exist yet (its first run
+    processes everything).
 
     A datapool that cannot be read is an error, never "every file is new": treating a broken installation
     (or an unreadable pool) as an empty pool would silently reprocess and re-select the whole datasource.
@@ -33,19 +34,6 @@ def known_files(datapool_uri: str, credentials: StorageCredentials | None = None
     return pool.known_files()
 
 
-def without_missing(known: pa.Table | None) -> pa.Table | None:
-    """``known`` (:func:`known_files`) without the keys whose latest row is ``missing``: the pool holds no sample of
-    them (the file vanished between the listing and its read, could not be read, was archived; a replaced video's
-    frame it no longer has), so a listing that holds such a key again is to process it again. Their rows keep the
-    listed etag: against them a file put back unchanged was "unchanged" for good (process_all was the only way in).
-    ``known`` without a ``status`` column is returned as it is."""
-    if known is None or STATUS not in known.column_names or not known.num_rows:
-        return known
-    import pyarrow.compute as pc
-
-    return known.filter(pc.fill_null(pc.not_equal(known.column(STATUS), STATUS_MISSING), True))
-
-
 def pool_files(snapshot: Any, datasource_uri: str) -> pa.Table | None:
     """``key, file, selected`` of the pool's image and video-frame samples whose latest row a run of
     ``datasource_uri`` committed (``file``: the sample's file in that datasource, a frame's video; ``selected``:
@@ -53,8 +41,9 @@ def pool_files(snapshot: Any, datasource_uri: str) -> pa.Table | None:
     the pool's key columns.
 
     Object rows are left out (their image is a sample of its own), as are rows of commits that recorded no
-    datasource or another one (their keys are relative to another root), and keys a moved file took over (their
-    latest row is a move's tombstone: ``datapool.moves``; they are accounted for, not gone).
+    datasource or another one (their keys are relative to another root), and keys the pool knows no file of by
+    :func:`~lightly_airflow.datapool.snapshot.known_rows` (a tombstone: a key a moved file took over,
+    ``datapool.moves``, accounted for, not gone; a frame a replaced video no longer has, no sample).
 
     :param snapshot: the pool version the run reads (:class:`~lightly_airflow.datapool.Snapshot`).
     """
@@ -63,13 +52,14 @@ def pool_files(snapshot: Any, datasource_uri: str) -> pa.Table | None:
     from lightly_airflow import columns as C
     from lightly_airflow.datapool.export import datasource_versions
     from lightly_airflow.datapool.rows import COMMIT_VERSION
-    from lightly_airflow.datapool.snapshot import initial_tag_mask, latest_per_key
+    from lightly_airflow.datapool.snapshot import initial_tag_mask, known_rows, latest_per_key
 
     versions = datasource_versions(snapshot.history(), datasource_uri)  # (runs that spelled it otherwise too)
     if not versions:
         return None
     present = snapshot.column_names()
-    wanted = [C.KEY, *(c for c in (C.VIDEO, C.PARENT_KEY, C.SELECTED, C.TAGS, C.ETAG, C.STATUS_REASON) if c in present)]
+    wanted = [C.KEY, *(c for c in (C.VIDEO, C.PARENT_KEY, C.SELECTED, C.TAGS, C.ETAG, C.STATUS, C.STATUS_REASON)
+                      if c in present)]
     rows = snapshot.select(wanted, "", extra=(C.KEY, COMMIT_VERSION))
     chosen = pa.array([], pa.string())
     if C.SELECTED in rows.column_names and C.TAGS in rows.column_names and C.ETAG in rows.column_names:
@@ -79,12 +69,7 @@ def pool_files(snapshot: Any, datasource_uri: str) -> pa.Table | None:
     mine = pc.is_in(rows.column(COMMIT_VERSION), value_set=pa.array(versions, rows.schema.field(COMMIT_VERSION).type))
     if C.PARENT_KEY in rows.column_names:
         mine = pc.and_(mine, pc.is_null(rows.column(C.PARENT_KEY)))
-    if C.STATUS_REASON in rows.column_names:
-        from lightly_airflow.datapool.moves import MOVED_PREFIX
-
-        moved = pc.fill_null(pc.starts_with(rows.column(C.STATUS_REASON), MOVED_PREFIX), False)
-        mine = pc.and_(mine, pc.invert(moved))
-    rows = rows.filter(mine)
+    rows = known_rows(rows.filter(mine))  # (no tombstone: a key a move ended is accounted for, not gone)
     keys = rows.column(C.KEY).cast(pa.string())
     files = keys if C.VIDEO not in rows.column_names else pc.coalesce(rows.column(C.VIDEO).cast(pa.string()), keys)
     selected = pc.is_in(keys, value_set=pc.unique(chosen).cast(pa.string()))

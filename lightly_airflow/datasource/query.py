@@ -377,7 +377,7 @@ class ListingSkips:
                 # only when there are any: without, the file is the previous version's, key for key
                 **({"unlisted_images": dict(self.unlisted_images)} if self.unlisted_images else {}),
                 **({"notes": list(self.notes)} if self.notes else {}),
-                **(self._gone() if self.gone else {}),
+                **(self._gone() if self.gone or self.gone_moved else {}),
                 **self._listed()}
 
     def _listed(self) -> dict[str, Any]:
@@ -442,7 +442,7 @@ class ListingSkips:
                        unused_video_streams_examples=[list(e) for e in self.video_streams[:20]])
         if self.notes:
             out["notes"] = list(self.notes)
-        if self.gone:
+        if self.gone or self.gone_moved:  # (a move onto a replaced key: nothing gone)
             out.update(self._gone())
         out.update(self._listed())
         return out
@@ -578,8 +578,8 @@ def find_new_files(
         or expiring files, names the relevant-filenames file lists but the datasource lacks) are logged once per
         process each (:func:`_warn`).
     :param retry_missing: process again the listed files whose key's latest pool row is ``missing``
-        (:func:`known.without_missing`); a sensor's check passes ``False``: a file that stays unreadable would
-        start a run at every poke.
+        (:func:`~lightly_airflow.datapool.snapshot.known_rows`, the one rule of the known files); a sensor's check
+        passes ``False``: a file that stays unreadable would start a run at every poke.
     :raises RelevantFilenamesMissing: when the relevant-filenames file does not exist.
     :raises LifecycleUnreadableError: when ``input_expiration`` is set and the bucket's rules cannot be read.
     :raises FileNotFoundError: when the datasource does not exist.
@@ -599,10 +599,11 @@ def find_new_files(
     pool: pa.Table | None = None
     if not query.process_all or read_known_with_process_all:
         pool = (known or known_module.known_files)(query.datapool_uri, creds.datapool)
+    from lightly_airflow.datapool.snapshot import known_rows
     from lightly_airflow.video.listing import known_videos
 
     # A video is known by its frames' rows (same video key and content identity): unchanged videos are not new.
-    pool_ids = known_videos(known_module.without_missing(pool) if retry_missing else pool)
+    pool_ids = known_videos(None if pool is None else known_rows(pool, missing=not retry_missing))
     split = _split(listing, pool_ids, query, counted=not repeated)
     notes: list[str] = []
     if unlisted and pool is not None and not repeated:

@@ -179,3 +179,44 @@ def test_the_ui_tag_views_show_the_moved_files_new_key_not_both(tmp_path: Path, 
         assert sorted(keys(view.sql(f"SELECT key FROM pool {view.where(Scope(tag=tag))}"))) == expected, tag
     old = View(PoolSpec("p", pool.uri), version=2)  # (time travel: the old key in its tags)
     assert sorted(keys(old.sql(f"SELECT key FROM pool {old.where(Scope(tag='r1', version=2))}"))) == ["a/x.png", "c.png"]
+
+
+def test_a_file_renamed_while_a_new_file_takes_its_name_takes_over_its_sample(tmp_path: Path, digits: Any) -> None:
+    """``a/x.png`` renamed to ``b/x.png`` and a new ``a/x.png`` (other content) written before the next run: the
+    run processes both, the listing pairs them (``datasource.gone.replaced_keys``), and the commit lets ``b/x.png``
+    take over the old sample (its pick, rank and tags) while the new ``a/x.png`` is a new file the run picked
+    itself. Before, a pair whose old key was among the run's rows was refused: the old pick ended with the old
+    key's replacement, and the run tag ``r1`` and the hand-made tag still named ``a/x.png``, now other content."""
+    pool = first_two_versions(tmp_path, digits)
+    old_etag = latest_row(pool, "a/x.png")[C.ETAG]
+    rows = rows_of(digits, {"b/x.png": 0, "a/x.png": 5}, picks=["a/x.png"], duplicate_of={"b/x.png": "a/x.png"})
+    done = commit(pool, rows, "r2", moves=[("b/x.png", "a/x.png")])
+    assert (done.version, done.moved, done.moves) == (3, 1, {"moved": 1, "moved_selected": 1})
+    assert sorted(keys(pool.selected([C.KEY]))) == ["a/x.png", "b/x.png", "c.png"]
+    assert [r.key for r in export_records(pool, "r1")] == ["b/x.png", "c.png"]  # r1's pick order kept, live keys
+    assert keys(pool.read(tag="hand")) == ["a/y.png", "b/x.png"]
+    assert keys(pool.read(tag="r2")) == ["a/x.png"]  # the new file, the run's own pick
+    counts = {t["name"]: t["count"] for t in pool.tags()}
+    assert counts["initial-tag"] == 3 == _count_selected(pool.snapshot().table)
+    moved = latest_row(pool, "b/x.png")
+    assert (moved[C.STATUS], moved[C.DUPLICATE_OF], moved[MOVED_FROM], moved[C.ETAG]) == ("ok", None, "a/x.png", old_etag)
+    assert moved[C.SELECTED] and moved[C.PICK_RANK] == 0 and set(moved[C.TAGS]) == {"r1", "initial-tag", "hand"}
+    # the old key: the run's new file is its only row of version 3 (no tombstone beside it), known by its new etag
+    v3 = [r for r in pool.read().to_pylist() if r[C.KEY] == "a/x.png" and r["commit_version"] == 3]
+    assert [(r[C.STATUS], r[C.ETAG] != old_etag, r[MOVED_FROM]) for r in v3] == [("ok", True, None)]
+    known = {r[C.KEY]: r[C.ETAG] for r in pool.known_files().to_pylist()}
+    assert known["a/x.png"] == v3[0][C.ETAG] and known["b/x.png"] == old_etag
+    # a copy (the old key in the run with the same content) is still no move
+    copy = rows_of(digits, {"a/y.png": 1, "b/y.png": 1}, duplicate_of={"b/y.png": "a/y.png"})
+    assert commit(pool, copy, "r3", moves=[("b/y.png", "a/y.png")]).moved == 0
+
+
+def test_a_commits_moved_count_is_read_from_its_moves() -> None:
+    """``CommitResult.moved`` is ``moves["moved"]``, not a second count stored beside it that could say otherwise."""
+    from dataclasses import fields
+
+    from lightly_airflow.datapool.pool import CommitResult
+
+    assert "moved" not in {f.name for f in fields(CommitResult)}
+    assert CommitResult(3, False, "t", moves={"moved": 2, "moved_selected": 1}).moved == 2
+    assert CommitResult(3, True, "t").moved == 0

@@ -15,6 +15,16 @@ from .runs import DIVERSITY
 from .runs import run_once as _run_once
 
 
+def latest_rows(pool) -> dict:
+    """Every key's latest row (``key, etag, status``), tombstones included (``Datapool.known_files`` leaves them
+    out: ``datapool.snapshot.known_rows``)."""
+    from lightly_airflow.datapool.rows import COMMIT_VERSION
+    from lightly_airflow.datapool.snapshot import latest_per_key
+
+    rows = pool.snapshot().select([C.KEY, C.ETAG, C.STATUS], "", extra=(C.KEY, COMMIT_VERSION))
+    return {r[C.KEY]: r for r in latest_per_key(rows).to_pylist()}
+
+
 def run_once(source: Path, pool: Path, run_id: str, **kwargs):
     return _run_once(f"file://{source}", f"file://{pool}", run_id, **kwargs)
 
@@ -234,7 +244,7 @@ def test_a_shorter_replacement_supersedes_the_former_frames_and_their_pngs(tmp_p
     make_scene_video(str(src / "clip.mp4"), "rocket", 12, seed=7)  # replaced by a shorter, different video
     _, _, s2 = run_once(src, tmp_path / "pool", "r2", config=everything)
     pool = Datapool(f"file://{tmp_path / 'pool'}")
-    current = {r[C.KEY]: r for r in pool.known_files().to_pylist()}
+    current = latest_rows(pool)
     for i in range(24):
         row = current[f"clip-{i:02d}-mp4.png"]
         if i < 12:
@@ -354,7 +364,7 @@ def test_a_repaired_video_leaves_no_stale_problem_row(tmp_path: Path) -> None:
     make_scene_video(str(src / "cut.webm"), "coffee", 40, seed=2)  # the whole file
     listed, _, s2 = run_once(src, tmp_path / "pool", "r2")
     assert listed.new_files == 2
-    current = {r[C.KEY]: r for r in pool.known_files().to_pylist()}
+    current = latest_rows(pool)
     assert sum(1 for k, r in current.items() if k.startswith("upload-") and r[C.STATUS] == C.STATUS_OK) == 8
     assert sum(1 for k, r in current.items() if k.startswith("cut-") and r[C.STATUS] == C.STATUS_OK) == 40
     # The former versions' problems no longer hold: no current sample is corrupt any more.
