@@ -223,7 +223,10 @@ def _index_page(root: str, pools: dict[str, PoolSpec]) -> str:
 
 def _awaiting_review(root: str, name: str, waiting: list[dict[str, Any]]) -> str:
     """The proposals a reviewer has not answered yet (``LIGHTLY_REVIEW``), with their reports: answered in
-    Airflow's Required Actions."""
+    Airflow's Required Actions; and those whose Commit was refused (the datapool changed meanwhile): the reviewer's
+    decision, why nothing was committed and the fix."""
+    from lightly_airflow.review import NOT_COMMITTED_AFTER_REVIEW
+
     if not waiting:
         return ""
     rows = []
@@ -231,12 +234,15 @@ def _awaiting_review(root: str, name: str, waiting: list[dict[str, Any]]) -> str
         picks = "record unreadable" if w["picks"] is None else (
             f"{w['picks']} of {w['candidates']} candidates" if w["candidates"] is not None else f"{w['picks']} picks")
         read = "the empty datapool" if w["version"] is None else f"version {w['version']}"
-        rows.append((H.e(w["run_id"] or w["slug"]), H.e(picks), H.e(read), H.e(w["warnings"] or 0),
+        review = w.get("review") or {}
+        state = (review.get("text") or review["state"]) if review.get("state") == NOT_COMMITTED_AFTER_REVIEW else (
+            "waits for a reviewer")
+        rows.append((H.e(w["run_id"] or w["slug"]), H.e(picks), H.e(read), H.e(w["warnings"] or 0), H.e(state),
                      H.link(_report_url(root, name, w["slug"]), "report")))
     return (f'<h2>Awaiting review ({len(waiting)})</h2><p>Proposed selections that count only once a reviewer '
             f'answers <b>Commit</b> in Airflow\'s {H.airflow_link(root, "/required_actions", "Required Actions")} (or '
             '<b>Discard</b>); nothing of them is in the datapool yet.</p>'
-            + H.table(["Run", "Proposed", "Selection read", "Warnings", "Report"], rows, numeric=(3,)))
+            + H.table(["Run", "Proposed", "Selection read", "Warnings", "Review", "Report"], rows, numeric=(3,)))
 
 
 def _list_pager(here: str, anchor: str, paging: dict[str, Any], keep: dict[str, int | None], *,
@@ -375,8 +381,11 @@ def _run_page(root: str, where: D.RunLocation) -> str:
         )
     else:
         parts.append(
-            '<div class="box warn">This run committed nothing to the configured datapools (skipped: no new '
-            "files, a dry run, or it has not reached its select task yet), so there is no curation report.</div>"
+            # (no "skipped": it read as a failure, and a dry run or a proposal writes a report: not this case)
+            '<div class="box">No curation report yet: this run has committed nothing to the configured datapools '
+            "and written no report there. A run writes its report in its select task: it has not reached that task "
+            "yet, or it found no new files to curate (its wait for files ended without any), or it curates a "
+            "datapool this server does not show (<code>LIGHTLY_DATAPOOLS</code>).</div>"
         )
     if where.problems:
         items = "".join(f"<li>{H.e(n)}: {H.e(m)}</li>" for n, m in where.problems)

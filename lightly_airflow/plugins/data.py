@@ -116,10 +116,12 @@ def proposals_awaiting_review(spec: PoolSpec, creds: StorageCredentials | None, 
     """The runs whose proposal waits for a reviewer (``LIGHTLY_REVIEW``): a report folder with the proposal
     record, no record of its end (a discard writes ``dry-run-summary.json``) and no commit (``committed``: the
     slugs of the runs in the pool's history). One recursive listing of ``_reports/`` and one read per waiting
-    proposal: ``[{run_id, slug, version (the pool version its selection read), picks, candidates, warnings}]``,
-    newest report folder first. A record that cannot be read is shown with ``picks`` None."""
+    proposal: ``[{run_id, slug, version (the pool version its selection read), picks, candidates, warnings,
+    review}]``, newest report folder first (``review``: where it stands, :func:`~lightly_airflow.review.recorded_review`:
+    awaiting review, or a Commit refused because the datapool changed meanwhile, with the reason and the fix). A
+    record that cannot be read is shown with ``picks`` None."""
     from lightly_airflow.pipeline import DRY_RUN_SUMMARY
-    from lightly_airflow.review import PROPOSAL_FILE, ReviewError, parse_proposal
+    from lightly_airflow.review import PROPOSAL_FILE, ReviewError, parse_proposal, recorded_review
     from lightly_airflow.storage import filesystem
 
     fs, root = filesystem(reports_uri(spec), creds)
@@ -138,13 +140,14 @@ def proposals_awaiting_review(spec: PoolSpec, creds: StorageCredentials | None, 
         if not _proposal_waits(names) or slug in committed:
             continue
         entry: dict[str, Any] = {"slug": slug, "run_id": None, "version": None, "picks": None, "candidates": None,
-                                 "warnings": None, "at": _jsonable(names[PROPOSAL_FILE].get("LastModified")
+                                 "warnings": None, "review": {}, "at": _jsonable(names[PROPOSAL_FILE].get("LastModified")
                                                                    or names[PROPOSAL_FILE].get("mtime"))}
         try:
             record = parse_proposal(fs.cat_file(f"{root}/{slug}/{PROPOSAL_FILE}"), f"{slug}/{PROPOSAL_FILE}")
             summary = record.get("summary") or {}
             entry.update(run_id=record.get("run_id"), version=record.get("version"), picks=len(record["picks"]),
-                         candidates=summary.get("candidates"), warnings=len(summary.get("warnings") or []))
+                         candidates=summary.get("candidates"), warnings=len(summary.get("warnings") or []),
+                         review={k: v for k, v in recorded_review(record).items() if k in ("state", "text", "by")})
         except (OSError, ReviewError, AttributeError, TypeError) as exc:  # (a summary of another shape)
             log.warning("The proposal record of %s in %s cannot be read: %s", slug, spec.name, exc)
         out.append(entry)

@@ -380,8 +380,11 @@ def grid_page(
             state = f"{task}{object_label(item)}<br>{parent} {'picked' if item.get(C.OBJECT_SELECTED) else 'not picked'}"
         else:
             cls = "card sel" if item.get(C.SELECTED) else "card"
-            # (1-based, as the sample page's "Pick 1 (pick rank 0)")
-            state = f'{"pick " + H.e(int(rank) + 1) if rank is not None else "not picked"} · {H.e(item.get(C.STATUS))}'
+            # (1-based, as the sample page's "Pick 1 (pick rank 0)"; in a run's grid a pick its move carried in has an
+            # earlier run's rank, which tied with one of the run's own picks: said so, not as the run's pick)
+            picked = ("not picked" if rank is None else f"moved in: an earlier run's pick {H.e(int(rank) + 1)}"
+                      if scope.run and item.get("moved_from") else f"pick {H.e(int(rank) + 1)}")
+            state = f"{picked} · {H.e(item.get(C.STATUS))}"
         check = "" if scope.objects else (  # (a box of the tag form: "Save the checked samples as a tag")
             f'<input type="checkbox" name="sample" value="{H.e(sid)}" form="{TAG_FORM}" '
             f'aria-label="check {H.e(item.get(C.KEY))}" title="check for a tag">')

@@ -636,7 +636,11 @@ class View:
     def grid(self, scope: Scope, *, sort: str | None, descending: bool, offset: int, limit: int) -> dict[str, Any]:
         """One page of the scope: ``{total, sort, descending, items: [{sample_id, key, pick_rank, selected, status,
         commit_version, value}]}`` in the sort order (nulls last, then sample id). A :data:`SIMILAR` sort orders by
-        the distance to that sample's embedding (``value``; rows without one last) and adds ``similar_key``."""
+        the distance to that sample's embedding (``value``; rows without one last) and adds ``similar_key``. A run's
+        rows in pick order (``run``) are in the pool's order: the picks its moves carried in first (``moved_from``:
+        their ranks are an earlier run's), then its own."""
+        from lightly_airflow.datapool.moves import MOVED_FROM
+
         by_rank = (scope.tag or scope.run) and C.PICK_RANK in self.columns and not scope.objects
         sort = sort or (C.PICK_RANK if by_rank else C.KEY)
         extra: dict[str, Any] = {}
@@ -649,7 +653,7 @@ class View:
         else:
             raise QueryError(f"Cannot sort by {sort!r}; sortable columns: {self.sortable()} or "
                              f"{SIMILAR}<sample id>.")
-        shown: tuple[str, ...] = (C.SAMPLE_ID, C.KEY, C.PICK_RANK, C.SELECTED, C.STATUS, COMMIT_VERSION)
+        shown: tuple[str, ...] = (C.SAMPLE_ID, C.KEY, C.PICK_RANK, C.SELECTED, C.STATUS, COMMIT_VERSION, MOVED_FROM)
         if scope.objects:
             shown = (C.SAMPLE_ID, C.KEY, C.STATUS, COMMIT_VERSION, C.PARENT_KEY, C.OBJECT_TASK, C.OBJECT_CATEGORY,
                      C.OBJECT_SCORE, C.OBJECT_SELECTED)
@@ -662,8 +666,13 @@ class View:
         columns = [f"{chosen} AS {quote_ident(c)}" if c == shows else quote_ident(c) for c in wanted]
 
         order = f"lightly_sort_value {direction} NULLS LAST"
-        if sort == C.PICK_RANK and scope.tag == C.INITIAL_TAG and not scope.objects:
+        if sort == C.PICK_RANK and (scope.tag == C.INITIAL_TAG or scope.run) and not scope.objects:
+            # (a run's rows: the picks its moves carried in hold an earlier run's ranks, which tied with the run's
+            # own; the pool's order puts them first, as initial-tag has them. Its rows not picked come after the
+            # picks in either direction, as by rank alone: a moved file never picked is no moved pick)
             order = self._pick_order(direction)
+            if scope.run:
+                order = f"{quote_ident(C.PICK_RANK)} IS NULL, {order}"
 
         def ordered(skip: int, take: int) -> list[dict[str, Any]]:
             table = self.sql(
@@ -984,12 +993,37 @@ class View:
         if rank is None or version is None:
             return {}
         own = f" AND {quote_ident(MOVED_FROM)} IS NULL" if MOVED_FROM in self.columns else ""
+        cols = ", ".join(quote_ident(c) for c in (C.SAMPLE_ID, C.KEY, C.PICK_RANK, C.ETAG, COMMIT_VERSION))
         got = self.sql(
-            f"SELECT {quote_ident(C.SAMPLE_ID)}, {quote_ident(C.KEY)}, {quote_ident(C.PICK_RANK)} FROM pool "
-            f"WHERE {quote_ident(COMMIT_VERSION)} = {int(version)} AND {quote_ident(C.PICK_RANK)} IN "
-            f"({int(rank) - 1}, {int(rank) + 1}){own}"
+            f"SELECT {cols} FROM pool WHERE {quote_ident(COMMIT_VERSION)} = {int(version)} AND "
+            f"{quote_ident(C.PICK_RANK)} IN ({int(rank) - 1}, {int(rank) + 1}){own}"
         ).to_pylist()
-        return {("before" if r[C.PICK_RANK] < rank else "after"): r for r in got}
+        return {("before" if r[C.PICK_RANK] < rank else "after"): self.moved_on(r) for r in got}
+
+    def moved_on(self, row: dict[str, Any]) -> dict[str, Any]:
+        """``row``'s sample where it is now: the row of the key a later move handed it to (``moved_from`` naming
+        ``row``'s key, its etag), followed along a chain for up to :data:`MOVE_CHAIN_MAX` moves at this version;
+        ``row`` itself when no move took it over. A pick's neighbour moved by a later run was linked by its gone
+        key (a page of the file that is no longer there); the link names the current key, with ``moved_from``."""
+        from lightly_airflow.datapool.moves import MOVED_FROM
+
+        if MOVED_FROM not in self.columns:
+            return row
+        cols = ", ".join(quote_ident(c) for c in (C.SAMPLE_ID, C.KEY, C.PICK_RANK, C.ETAG, COMMIT_VERSION, MOVED_FROM))
+        here = row
+        for _ in range(MOVE_CHAIN_MAX):
+            if here.get(C.ETAG) is None or here.get(COMMIT_VERSION) is None:
+                break
+            got = self.sql(
+                f"SELECT {cols} FROM pool WHERE {quote_ident(MOVED_FROM)} = {quote_literal(str(here[C.KEY]))} AND "
+                f"{quote_ident(C.ETAG)} = {quote_literal(str(here[C.ETAG]))} AND "
+                f"{quote_ident(COMMIT_VERSION)} > {int(here[COMMIT_VERSION])} "
+                f"ORDER BY {quote_ident(COMMIT_VERSION)} LIMIT 1"
+            ).to_pylist()
+            if not got:
+                break
+            here = got[0]
+        return here
 
     # -------------------------------------------------------------- map
     def map(self, scope: Scope, *, color: str | None, max_points: int = MAP_POINTS) -> dict[str, Any]:
