@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from lightly_airflow import columns as C
+from lightly_airflow.arrow import from_pylist
 
 
 def _check_columns(table: pa.Table, needed: tuple[str, ...], what: str) -> None:
@@ -64,6 +64,8 @@ def mark_duplicates(table: pa.Table, known_hashes: pa.Table | None) -> pa.Table:
     pool: dict[str, list[str]] = {}
     if known_hashes is not None and known_hashes.num_rows:
         _check_columns(known_hashes, (C.KEY, C.CONTENT_HASH), "known_hashes")
+        import pyarrow.compute as pc  # (here: a metadata shard task, which has no pool's hashes, never loads it)
+
         kt = known_hashes.filter(pc.is_valid(known_hashes.column(C.CONTENT_HASH)))
         # The run's row of a key supersedes the pool's: a pool row counts only while the run holds its key with
         # the same content, still ok (a changed or now corrupt file's old content is no longer in the pool).
@@ -97,7 +99,7 @@ def mark_duplicates(table: pa.Table, known_hashes: pa.Table | None) -> pa.Table:
 
     out = table
     for name, values in ((C.STATUS, status), (C.STATUS_REASON, reason), (C.DUPLICATE_OF, dup_of)):
-        arr = pa.array(values.tolist(), pa.string())
+        arr = from_pylist(values.tolist(), pa.string())  # (pa.array would import pandas in a shard task)
         if name in out.column_names:
             out = out.set_column(out.column_names.index(name), name, arr)
         else:

@@ -40,6 +40,7 @@ from lightly_airflow.pixels import (
     not_an_image,
     open_image,
     orientation,
+    orientation_only_in_xmp,
     pixel_array,
     too_large_to_decode,
     truncation_refused,
@@ -240,6 +241,10 @@ def _result(img: Image.Image, rgb_img: Image.Image, size: int, more_frames: bool
     no_data = rgb_img.info.get(NO_DATA)
     if no_data:
         notes.append(("no_data_pixels", str(no_data)))
+    if orientation_only_in_xmp(img):
+        notes.append(("orientation_from_xmp", f"turned by the orientation its XMP packet gives (tiff:Orientation "
+                      f"{orientation(img)}, no EXIF Orientation tag), as desktop viewers show it; browsers show "
+                      "the file as stored (the UI sends a turned copy)"))
     full = img.info.get(FULL_SIZE)
     if full:
         w, h = full

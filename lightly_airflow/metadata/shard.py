@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from lightly_airflow import columns as C
+from lightly_airflow.arrow import from_pylist
 from lightly_airflow.cores import usable_cores
 from lightly_airflow.datapool.rows import sample_id
 from lightly_airflow.lightly_dir import (
@@ -51,11 +52,13 @@ NOTE_KINDS = {
     "colour_profile_ignored": "whose embedded ICC colour profile could not be applied (damaged or unsupported: "
                               "colours as stored, read as sRGB)",
     "no_data_pixels": "float images with NaN or infinite pixel values (no data), shown black",
+    "orientation_from_xmp": "turned by an orientation only their XMP packet gives (no EXIF Orientation tag): "
+                            "as desktop viewers show them, while a browser shows the file as stored",
 }
 READ_BATCH = 64
 #: The fix of an image's own problem whose reason says none (the problem row's ``key`` and ``path`` name the file):
 #: a corrupt row is committed with the file's etag, so the same bytes are not new to a later run; a key whose latest
-#: row is missing is no known file to a run's listing (``datasource.known.without_missing``): the next run that
+#: row is missing is no known file to a run's listing (``datapool.snapshot.known_rows``): the next run that
 #: lists it processes it again.
 CORRUPT_FIX = ("replace the file with an image this plugin reads (export or copy it again, as the problem says: the next "
                "run processes it, as its content changed), or delete it")
@@ -385,22 +388,23 @@ def compute_metadata_shard(
 
     past_end = _report_past_end(folder, manifest.table, manifest_uri, problems) if folder is not None and fields else 0
 
+    # (arrow.from_pylist, not pa.array: pyarrow's conversion of a list imports pandas, 0.2-0.3 s of the task)
     columns: dict[str, pa.Array] = {
-        C.KEY: pa.array(keys, pa.string()),
-        C.ETAG: pa.array([None if e is None else str(e) for e in etags], pa.string()),
-        C.CONTENT_HASH: pa.array(hashes, pa.string()),
-        C.STATUS: pa.array(status, pa.string()),
-        C.STATUS_REASON: pa.array(reasons, pa.string()),
-        C.DUPLICATE_OF: pa.array([None] * n, pa.string()),
+        C.KEY: from_pylist(keys, pa.string()),
+        C.ETAG: from_pylist([None if e is None else str(e) for e in etags], pa.string()),
+        C.CONTENT_HASH: from_pylist(hashes, pa.string()),
+        C.STATUS: from_pylist(status, pa.string()),
+        C.STATUS_REASON: from_pylist(reasons, pa.string()),
+        C.DUPLICATE_OF: from_pylist([None] * n, pa.string()),
     }
     schema_fields = [pa.field(name, arr.type) for name, arr in columns.items()]
     for m in METRICS:
         col = C.lightly_metadata_column(m)
         typ = pa.int64() if m in INT_METRICS else pa.float64()
-        columns[col] = pa.array(metric_values[m], typ)
+        columns[col] = from_pylist(metric_values[m], typ)
         schema_fields.append(pa.field(col, typ))
     for j, f in enumerate(fields):
-        columns[f.column] = pa.array([row[j] for row in custom], f.arrow_type)
+        columns[f.column] = from_pylist([row[j] for row in custom], f.arrow_type)
         schema_fields.append(f.arrow_field())
     meta = {
         C.DATASOURCE_URI_METADATA_KEY.encode(): json.dumps(datasource_uri).encode(),

@@ -29,6 +29,7 @@ import pyarrow as pa
 from PIL import Image
 
 from lightly_airflow import columns as C
+from lightly_airflow.arrow import from_numpy, from_pylist, list_array
 from lightly_airflow.datapool.rows import sample_id
 from lightly_airflow.metadata.metrics import CROP_METRICS
 from lightly_airflow.objects.boxes import (
@@ -683,9 +684,9 @@ class ShardObjects:
             if f.name == C.EMBEDDING:
                 flat = np.asarray(vectors, np.float32).reshape(-1)
                 offsets = np.arange(0, (len(values) + 1) * encoder.dim, encoder.dim, dtype=np.int32)
-                arrays.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float32())))
-            else:
-                arrays.append(pa.array(values, f.type))
+                arrays.append(list_array(offsets, from_numpy(flat)))
+            else:  # (arrow's builders, not pa.array: that imports pandas, 0.2 s of an embed task)
+                arrays.append(from_pylist(values, f.type))
         table = pa.Table.from_arrays(arrays, schema=schema)
         # The select task sums it into the run summary (objects.run.load_run_objects, summary).
         drops = dict(zip(DROP_COUNTS, (self.outside, self.frames_failed, len({r for r, _ in self.normalized}),

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from lightly_airflow import columns as C
+from lightly_airflow.arrow import from_numpy as from_numpy  # (its home: the shard tasks build arrays with it too)
 from lightly_airflow.arrow import one_array
 from lightly_airflow.selection.kernels import _pool, even_shares, selection_threads, sequential_dots
 
@@ -61,17 +62,6 @@ def _bits(buf: pa.Buffer, offset: int, n: int) -> np.ndarray:
     bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8), bitorder="little")
     out: np.ndarray = bits[offset : offset + n].astype(bool)
     return out
-
-
-def from_numpy(a: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
-    """A 1-D numeric numpy array as Arrow (``mask``: True = null) without ``pa.array``'s pandas import."""
-    a = np.ascontiguousarray(a)
-    validity = None
-    nulls = 0
-    if mask is not None and mask.any():
-        validity = pa.py_buffer(np.packbits(~np.asarray(mask, dtype=bool), bitorder="little"))
-        nulls = int(np.count_nonzero(mask))
-    return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), len(a), [validity, pa.py_buffer(a)], null_count=nulls)
 
 
 def string_array(values: list[str]) -> pa.Array:

@@ -459,12 +459,13 @@ class FrameExtras:
         """``(field, array)`` pairs to append to the shard's output."""
         import pyarrow as pa
 
+        from lightly_airflow.arrow import from_pylist  # (not pa.array: it imports pandas, 0.2 s of an embed task)
         from lightly_airflow.metadata.metrics import INT_METRICS
 
-        out = [(pa.field(C.CONTENT_HASH, pa.string()), pa.array(self.hashes, pa.string()))]
+        out = [(pa.field(C.CONTENT_HASH, pa.string()), from_pylist(self.hashes, pa.string()))]
         for m, values in self.metrics.items():
             typ = pa.int64() if m in INT_METRICS else pa.float64()
-            out.append((pa.field(C.lightly_metadata_column(m), typ), pa.array(values, typ)))
+            out.append((pa.field(C.lightly_metadata_column(m), typ), from_pylist(values, typ)))
         return out
 
 
