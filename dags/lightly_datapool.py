@@ -580,6 +580,7 @@ with DAG(
         **configs,
         "active_learning": active_learning,
         "asset": datapool_asset,
+        "lightly_uri": "{{ params.lightly_uri }}",  # (frames and crops are written there, with its credentials)
         **common,
     }
     select = SelectAndCommitOperator(

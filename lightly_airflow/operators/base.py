@@ -14,14 +14,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from lightly_airflow.hooks.storage import credentials_for, lightly_credentials_for
 from lightly_airflow.run_origin import RunOrigin, origin_of_events
 from lightly_airflow.storage import StorageCredentials
 
 __all__ = ["SHARD_LABEL_TEMPLATE", "LightlyBaseOperator", "RenderedValueError", "ShardLabel", "credentials_for",
-           "TextRendering", "read_rendered", "rendered", "run_origin", "shard_label"]
+           "TextRendering", "read_rendered", "rendered", "run_origin", "shard_label", "skip_a_committed_run"]
 
 
 class RenderedValueError(ValueError):
@@ -82,6 +82,34 @@ def read_rendered(op: Any) -> None:
             setattr(op, name, rendered(getattr(op, name), name, kind))
     except RenderedValueError as exc:
         raise AirflowFailException(f"{op.task_id}: {exc}") from None
+
+
+def skip_a_committed_run(datapool_uri: str, run_id: str | None, credentials: StorageCredentials | None,
+                         log: Any = None) -> None:
+    """Skip the rest of a run that committed to the pool already (Airflow's Clear on a finished run, or on its
+    first tasks with their downstream; ``airflow backfill create --reprocess-behavior completed``, which clears the
+    runs of its dates): its commit is final, and the select task of a run that committed commits nothing again, so
+    such a run waited for new files (hours), listed, embedded and scored the files added since (every file, with
+    ``process_all``), then left them out. Said in the first task, naming the version and what to do instead
+    (a warning in ``log``, and the skip's reason).
+
+    :raises AirflowSkipException: when the pool holds ``run_id``'s commit."""
+    from lightly_airflow.datapool import Datapool
+
+    if not run_id:
+        return
+    version = Datapool(datapool_uri, credentials).committed_version(run_id)
+    if version is None:
+        return
+    message = (
+        f"Run {run_id!r} committed version {version} of the datapool {datapool_uri} already: a commit is final, so "
+        "this run processes nothing again (its select task would find the commit and leave every file listed now "
+        "out). Files added since are new for the next run: trigger one, or wait for the schedule; to reprocess, "
+        "trigger a new run with process_all (a backfill over dates that have runs reruns those runs: nothing). (To "
+        "write a committed run's missing report, clear only its select_and_commit task.)")
+    if log is not None:
+        log.warning("%s", message)
+    raise AirflowSkipException(message)
 
 
 def run_origin(context: Mapping[str, Any]) -> RunOrigin | None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk.bases.branch import BaseBranchOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 EXECUTION_MODES = ("local", "kubernetes")
 
@@ -27,9 +28,11 @@ class ExecutionModeBranchOperator(BaseBranchOperator):
         self.kubernetes_task_id = kubernetes_task_id
 
     def choose_branch(self, context: Any) -> str:
+        """The embed task of the mode; another mode fails the task without a retry (the DAG's ``retries`` waited a
+        minute twice to fail the same way), naming the parameter and the modes."""
         mode = str(self.execution_mode).strip().lower()
-        if mode not in EXECUTION_MODES:
-            raise ValueError(
+        if mode not in EXECUTION_MODES:  # (no retry: the next try renders the same mode)
+            raise AirflowFailException(
                 f"Parameter 'execution_mode': got {self.execution_mode!r}. Fix: use one of {EXECUTION_MODES}."
             )
         return self.local_task_id if mode == "local" else self.kubernetes_task_id

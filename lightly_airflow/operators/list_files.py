@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from lightly_airflow.datasource import DEFAULT_EXTENSIONS, POLICIES, NewFilesQuery
 from lightly_airflow.hooks.storage import UnsupportedConnectionError, query_credentials
 from lightly_airflow.objects import objects_spec
-from lightly_airflow.operators.base import LightlyBaseOperator, run_origin
+from lightly_airflow.operators.base import LightlyBaseOperator, run_origin, skip_a_committed_run
 from lightly_airflow.pipeline import (
     ParamError,
     check_run_tag,
@@ -145,6 +145,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
             check_run_tag(self.datapool_uri, self.tag_name or None, context["run_id"], self.datapool_credentials)
         except (ParamError, UnsupportedConnectionError) as exc:
             raise AirflowFailException(str(exc)) from None  # a retry cannot fix a bad parameter or connection
+        skip_a_committed_run(self.datapool_uri, context["run_id"], self.datapool_credentials, self.log)
         try:
             query = self.query(worker)
         except ValueError as exc:

@@ -39,6 +39,12 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         :data:`~lightly_airflow.review.COMMIT` and :data:`~lightly_airflow.review.DISCARD`) and commits the proposal
         if its picks are still the reviewed ones, or discards it. Default: select and commit at once.
     :param review_task_id: with ``review="decide"``, the task whose result is the reviewer's answer.
+    :param lightly_uri: where the run's ``.lightly/`` lives, as the list task was given it (templated; default: inside
+        the datasource): the selected video frames' PNGs and objects' crops are written there after the commit, with
+        ``lightly_conn_id``, else the datasource's connection when ``.lightly/`` is on the datasource's store, else
+        the environment's credentials, as the list task and the shard tasks read it. Without it a ``.lightly/`` on
+        another cloud than the datasource was written with the datasource's connection, which refuses it: the
+        run failed after its commit, on every retry, without its frames or crops.
     :param embed_task_ids: the tasks whose results are the run's embedding counts (each shard's), added up into
         the ``lightly.embed.*`` gauges (:func:`~lightly_airflow.run_metrics.embed_metrics`); default: the upstream
         tasks that embed (:class:`~lightly_airflow.operators.embed.EmbedShardOperator` /
@@ -47,10 +53,10 @@ class SelectAndCommitOperator(LightlyBaseOperator):
 
     template_fields: Sequence[str] = (
         *LightlyBaseOperator.template_fields, "manifests", "selection_config", "tag_name", "worker_config",
-        "lightly_config", "active_learning",
+        "lightly_config", "active_learning", "lightly_uri",
     )
     rendered_kinds = {"manifests": list, "selection_config": dict, "worker_config": dict, "lightly_config": dict,
-                      "active_learning": dict, "tag_name": str}
+                      "active_learning": dict, "tag_name": str, "lightly_uri": str}
     text_value_fields = ("active_learning",)  # QueryOptions: tag names and a meaning
     ui_color = "#b9e4d5"
     operator_extra_links = (ReportLink(),)
@@ -69,6 +75,7 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         review: Literal["propose", "decide"] | None = None,
         review_task_id: str | None = None,
         embed_task_ids: Sequence[str] | None = None,
+        lightly_uri: str | None = None,
         **kwargs: Any,
     ) -> None:
         from lightly_airflow.datapool.compaction import CompactionOptions
@@ -98,6 +105,7 @@ class SelectAndCommitOperator(LightlyBaseOperator):
         self.review = review
         self.review_task_id = review_task_id
         self.embed_task_ids = embed_task_ids
+        self.lightly_uri = lightly_uri
 
     def execute(self, context: Any) -> dict[str, Any]:
         from lightly_airflow.config import parse_lightly_config, parse_worker_config

@@ -17,7 +17,7 @@ from airflow.sdk.exceptions import (
 )
 
 from lightly_airflow.datasource import DEFAULT_EXTENSIONS, POLICIES, NewFilesQuery
-from lightly_airflow.operators.base import TextRendering, read_rendered
+from lightly_airflow.operators.base import TextRendering, read_rendered, skip_a_committed_run
 from lightly_airflow.triggers.new_files import NewFilesTrigger, evaluate_new_files
 
 
@@ -210,6 +210,10 @@ class NewFilesSensor(TextRendering, BaseSensorOperator):
 
     def execute(self, context: Any) -> Any:
         self._validate_params(context.get("run_id"))
+        # (a cleared run that committed: skipped now, not after waiting hours for new files it would drop)
+        from lightly_airflow.hooks.storage import credentials_for
+
+        skip_a_committed_run(self.datapool_uri, context.get("run_id"), credentials_for(self.datapool_conn_id), self.log)
         if not self.wait:
             result = self._check()
             if result["new"] == 0:

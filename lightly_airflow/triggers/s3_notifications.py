@@ -45,12 +45,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
 
-from lightly_airflow.datasource.notifications import new_file_keys, notified_facts
-from lightly_airflow.datasource.records import DEFAULT_EXTENSIONS
 from lightly_airflow.storage import place_key, protocol_of
 from lightly_airflow.triggers.new_files_event import WORKER_CONFIG_VARIABLE, WorkerConfigOfUri, expiration_text
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from airflow.triggers.base import TriggerEvent
+
     from lightly_airflow.datasource import NewFilesQuery
     from lightly_airflow.datasource.expiration import Lifecycle
     from lightly_airflow.datasource.relevant import RelevantFilenames
@@ -59,6 +61,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CLASSPATH = "lightly_airflow.triggers.s3_notifications.S3NotificationsTrigger"
+
+#: The modules a poke reads messages with (``lightly_airflow.datasource``: numpy, pyarrow, ~1.3 s to import):
+#: imported in a thread when the trigger starts, never in the triggerer's event loop, which every deferred task
+#: and watcher of the deployment shares (the triggerer imports this module and builds the trigger in that loop).
+POKE_MODULES = ("lightly_airflow.datasource.notifications", "lightly_airflow.datasource.records")
 
 #: receives in a row that may return only messages announcing nothing to process before a poke gives up
 SKIP_POLLS = 50
@@ -161,6 +168,15 @@ class S3NotificationsTrigger(WorkerConfigOfUri, SqsSensorTrigger):
                            "worker_config_uri": self.worker_config_uri,
                            "worker_config_variable": self.worker_config_variable, **kwargs}
 
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Airflow's SQS trigger, after the modules a poke needs were imported in a thread (:data:`POKE_MODULES`)."""
+        import importlib
+
+        for name in POKE_MODULES:
+            await asyncio.to_thread(importlib.import_module, name)
+        async for event in super().run():
+            yield event
+
     def _applied(self, query: Mapping[str, Any]) -> str:
         return (f"relevant_filenames_file={query.get('relevant_filenames_file')!r}, input_expiration="
                 f"{expiration_text(query)} (process_all={query.get('process_all')}: no effect on which notifications "
@@ -185,10 +201,16 @@ class S3NotificationsTrigger(WorkerConfigOfUri, SqsSensorTrigger):
     def _kept(self, messages: list[Any], keys: list[list[str]], key_filter: KeyFilter | None) -> list[Any]:
         """The messages announcing a file the runs list (``keys``: each one's, :func:`new_file_keys`), by
         ``key_filter`` with the times and sizes they notify."""
+        from lightly_airflow.datasource.notifications import notified_facts
+
         return [m for m, k in zip(messages, keys, strict=True)
                 if k and (key_filter is None or key_filter(k, *notified_facts(m.get("Body"), self.datasource_uri, k)))]
 
     async def poke(self, client: Any) -> list[Any]:
+        # (imported by run() in a thread: here a lookup in sys.modules, never an import in the event loop)
+        from lightly_airflow.datasource.notifications import new_file_keys
+        from lightly_airflow.datasource.records import DEFAULT_EXTENSIONS
+
         batch: list[Any] = []
         batches = skipped_polls = 0
         extensions = self._query.get("extensions") or DEFAULT_EXTENSIONS

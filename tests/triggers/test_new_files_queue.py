@@ -200,6 +200,48 @@ def test_serialize_is_exactly_the_arguments_with_a_query_and_a_worker_config_uri
     with pytest.raises(ValueError, match="worker_config_uri needs the runs' query"):
         S3NotificationsTrigger(datasource_uri="s3://bucket/images", worker_config_uri="s3://c/w.yaml", sqs_queue=QUEUE)
 
+def test_the_triggerer_imports_and_builds_the_queue_trigger_without_the_datasource_code() -> None:
+    """The triggerer imports a trigger's module and builds it in the event loop every deferred task and watcher
+    shares: the queue trigger's module imported numpy, pyarrow and the listing code there (``lightly_airflow.
+    datasource``, ~1.3 s on a 2-core machine, on top of Airflow's own SQS trigger). They are now imported in a
+    thread when the trigger starts (``run``), and a poke finds them there."""
+    code = (
+        "import asyncio, sys, threading, airflow.triggers.base\n"
+        "from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger\n"
+        "before = set(sys.modules)\n"
+        "from airflow._shared.module_loading import import_string\n"
+        "cls = import_string('lightly_airflow.triggers.s3_notifications.S3NotificationsTrigger')\n"
+        "query = {'datasource_uri': 's3://bucket/images', 'datapool_uri': 's3://bucket/pool'}\n"
+        f"t = cls(datasource_uri='s3://bucket/images', query=query, sqs_queue={QUEUE!r}, waiter_delay=5)\n"
+        "assert cls(**t.serialize()[1]).serialize() == t.serialize()\n"
+        "heavy = ('pyarrow', 'deltalake', 'pandas', 'numpy', 'lightly_airflow.datasource', 'lightly_airflow.hooks')\n"
+        "print('built:', sorted(m for m in set(sys.modules) - before if m.startswith(heavy)))\n"
+        "loop_thread, imported_in = threading.get_ident(), []\n"
+        "class Finder:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'lightly_airflow.datasource':\n"
+        "            imported_in.append(threading.get_ident())\n"
+        "sys.meta_path.insert(0, Finder())\n"
+        "async def stop(self):\n"
+        "    raise RuntimeError('stop')\n"
+        "    yield\n"
+        "SqsSensorTrigger.run = stop  # (Airflow's loop that polls the queue: not without a queue)\n"
+        "async def start():\n"
+        "    async for _ in t.run():\n"
+        "        pass\n"
+        "try:\n"
+        "    asyncio.run(start())\n"
+        "except RuntimeError:\n"
+        "    pass\n"
+        "print('started:', bool(imported_in) and loop_thread not in imported_in, 'lightly_airflow.datasource.notifications' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = [line for line in out.stdout.splitlines() if line.startswith(("built:", "started:"))]
+    assert lines[0] == "built: []", out.stdout[-3000:]
+    assert lines[1] == "started: True True", out.stdout[-3000:]  # imported when the trigger starts, in a thread, not in the loop
+
+
 
 def test_the_dag_gives_the_queue_watcher_its_query_and_bucket_worker_config() -> None:
     proc = _dag_watchers({"LIGHTLY_SCHEDULE": "new-files", "LIGHTLY_NEW_FILES_QUEUE": QUEUE,
