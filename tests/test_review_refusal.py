@@ -77,16 +77,9 @@ def test_a_refused_commit_reads_approved_not_committed_with_the_reason_and_the_f
 
 
 def test_a_reviewed_sequence_runs_metrics_list_only_the_sequences_it_commits(tmp_path: Path) -> None:
-    from video.runs import run_once
+    from video.runs import two_videos_proposed
 
-    from lightly_airflow.video.synthetic import make_scene_video
-
-    source, pool = tmp_path / "src", tmp_path / "pool"
-    source.mkdir()
-    make_scene_video(str(source / "a.mp4"), "coffee", 31, seed=0)
-    make_scene_video(str(source / "b.mp4"), "astronaut", 31, seed=1)
-    _, _, proposed = run_once(f"file://{source}", f"file://{pool}", "manual__v", config=DIVERSE,
-                              review=Review("propose"), selected_sequence_length=3)
+    _, _, _, proposed = two_videos_proposed(tmp_path, DIVERSE)
     metrics, sequences = proposed.metrics, proposed.metrics["sequences"]
     assert len(sequences) == metrics["sequences_selected"] == 2
     first, second = sequences

@@ -68,16 +68,9 @@ def test_a_commit_refused_because_the_pool_changed_is_recorded_with_the_reason_a
 
 
 def test_a_reviewed_sequence_run_lists_only_the_sequences_it_committed(tmp_path: Path) -> None:
-    from video.runs import run_once
+    from video.runs import two_videos_proposed
 
-    from lightly_airflow.video.synthetic import make_scene_video
-
-    source, pool = tmp_path / "src", tmp_path / "pool"
-    source.mkdir()
-    make_scene_video(str(source / "a.mp4"), "coffee", 31, seed=0)
-    make_scene_video(str(source / "b.mp4"), "astronaut", 31, seed=1)
-    listed, _, proposed = run_once(f"file://{source}", f"file://{pool}", "manual__v", config=DIVERSE,
-                                   review=Review("propose"), selected_sequence_length=3)
+    _, pool, listed, proposed = two_videos_proposed(tmp_path, DIVERSE)
     first, second = proposed.metrics["sequences"]
 
     def decide(dropped: list[str]):

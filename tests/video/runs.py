@@ -31,3 +31,18 @@ def run_once(source_uri: str, pool_uri: str, run_id: str, *, config: Any = DIVER
                                 selection_config=config, datapool_credentials=creds, datasource_credentials=creds,
                                 lightly_credentials=creds, **kwargs)
     return listed, counts, summary
+
+
+def two_videos_proposed(tmp_path: Any, config: Any, run_id: str = "manual__v") -> tuple[Any, Any, Any, Any]:
+    """Two 31-frame videos (``a.mp4``, ``b.mp4``) in ``tmp_path/src``, proposed for review by run ``run_id`` in
+    sequences of 3 frames (``selected_sequence_length``) into ``tmp_path/pool``: (source, pool, listed, proposal)."""
+    from lightly_airflow.review import Review
+    from lightly_airflow.video.synthetic import make_scene_video
+
+    source, pool = tmp_path / "src", tmp_path / "pool"
+    source.mkdir()
+    make_scene_video(str(source / "a.mp4"), "coffee", 31, seed=0)
+    make_scene_video(str(source / "b.mp4"), "astronaut", 31, seed=1)
+    listed, _, proposed = run_once(f"file://{source}", f"file://{pool}", run_id, config=config,
+                                   review=Review("propose"), selected_sequence_length=3)
+    return source, pool, listed, proposed

@@ -14,7 +14,7 @@ import pytest
 from lightly_airflow import columns as C
 from lightly_airflow.review import PROPOSAL_FILE, Review, ReviewError
 
-from .runs import run_once
+from .runs import two_videos_proposed
 
 SEQUENCES = {"n_samples": 6, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
 
@@ -23,14 +23,8 @@ def test_a_reviewer_leaves_out_whole_sequences_or_nothing(tmp_path: Path) -> Non
     from lightly_airflow import staging
     from lightly_airflow.datapool import Datapool
     from lightly_airflow.pipeline import select_and_commit
-    from lightly_airflow.video.synthetic import make_scene_video
 
-    source, pool = tmp_path / "src", tmp_path / "pool"
-    source.mkdir()
-    make_scene_video(str(source / "a.mp4"), "coffee", 31, seed=0)
-    make_scene_video(str(source / "b.mp4"), "astronaut", 31, seed=1)
-    listed, _, proposed = run_once(f"file://{source}", f"file://{pool}", "manual__v", config=SEQUENCES,
-                                   review=Review("propose"), selected_sequence_length=3)
+    source, pool, listed, proposed = two_videos_proposed(tmp_path, SEQUENCES)
     first, second = (s["frames"] for s in proposed.metrics["sequences"])
     picks = json.loads((Path(staging.reports_dir(str(pool), "manual__v")) / PROPOSAL_FILE).read_text())["picks"]
     assert picks == [*first, *second]
