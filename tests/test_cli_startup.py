@@ -73,11 +73,14 @@ def test_openblas_threads_sleep_at_once_unless_set(tmp_path: Path, given: str | 
 # --- What each shard task imports (each mapped shard is a fresh process; benchmarks/startup.py times them) -------
 
 HEAVY = ("pandas", "numba", "torch", "pyarrow.compute", "pyarrow.dataset")
+# Packages a shard task has no use for (a sample's id is lightly_airflow.identity's, not the datapool's; the
+# datasource's reader is imported on a read error only): their imports were 0.05-0.4 s of each shard process.
+UNNEEDED = ("deltalake", "lightly_airflow.datapool", "lightly_airflow.datasource")
 MODULES_PROBE = f"""
 import json, sys
 from lightly_airflow.cli import main
 code = main(sys.argv[1:])
-print(json.dumps([code, sorted(m for m in {HEAVY!r} if m in sys.modules)]))
+print(json.dumps([code, sorted(m for m in {HEAVY + UNNEEDED!r} if m in sys.modules)]))
 """
 
 
@@ -146,7 +149,7 @@ def test_a_metadata_shard_imports_numba_for_its_kernels_but_not_pandas_or_torch(
     assert out["metadata.weather"] == ["unknown", "rain", "rain", "rain"] and out["metadata.camera.width"][1] == 64
     assert pq.read_table(f"{shard['staging']}/errors/metadata-shard-00000.parquet").num_rows == 1  # (broken.png)
     assert "numba" in modules  # (its pixel kernels: needed)
-    assert not {"pandas", "torch", "pyarrow.dataset"} & set(modules)
+    assert not {"pandas", "torch", "pyarrow.dataset", "deltalake", "lightly_airflow.datapool"} & set(modules)
 
 
 def test_a_predictions_shard_imports_no_pandas_numba_torch_or_compute(shard: dict[str, str]) -> None:
@@ -166,7 +169,7 @@ def test_an_embed_shard_with_objects_imports_torch_and_numba_but_not_pandas(shar
     objects = pq.read_table(f"{shard['staging']}/objects/shard-00000.parquet")
     assert objects.num_rows == 4 and len(objects.column(C.OBJECT_CROP_BOX).to_pylist()[0]) == 4
     assert {"torch", "numba"} <= set(modules)  # (the encoder; the crops' metrics kernels: needed)
-    assert not {"pandas", "pyarrow.dataset"} & set(modules)
+    assert not {"pandas", "pyarrow.dataset", *UNNEEDED} & set(modules)
 
 
 @pytest.mark.parametrize(("values", "type_"), [
@@ -224,4 +227,4 @@ def test_an_embed_shard_of_video_frames_imports_no_pandas(tmp_path: Path) -> Non
     assert out.num_rows == 6 and out.column(C.CONTENT_HASH).null_count == 0
     assert out.column(C.lightly_metadata_column("width")).to_pylist() == [out.column(C.lightly_metadata_column(
         "width")).to_pylist()[0]] * 6
-    assert "torch" in modules and "pandas" not in modules
+    assert "torch" in modules and not {"pandas", *UNNEEDED} & set(modules)

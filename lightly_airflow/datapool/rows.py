@@ -7,7 +7,6 @@ that name the column and the fix, and returns the table exactly as it is stored.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +17,7 @@ import pyarrow.compute as pc
 from lightly_airflow import columns as C
 from lightly_airflow.arrow import one_array
 from lightly_airflow.datapool.errors import DatapoolError, EmbeddingMismatchError
+from lightly_airflow.identity import sample_id as sample_id  # (re-exported: its home is outside the datapool package)
 
 #: The pool version a row was committed in (datapool-only; orders rows of the same key across runs).
 COMMIT_VERSION = "commit_version"
@@ -56,15 +56,6 @@ def write_batches(table: pa.Table) -> pa.RecordBatchReader:
     statistics and rows): given the table, delta-rs held more of it at once. 40,000 x 1,280 float32 (195 MiB)
     appended to a local pool: RSS +739 MiB (+665-765, 3 interleaved rounds) -> +568 MiB (+568-573), 0.79 -> 0.65 s."""
     return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=WRITE_BATCH_ROWS))
-
-
-def sample_id(key: str, etag: str | None) -> str:
-    """The stable id of a sample: a digest of its datasource key and content identity.
-
-    :param key: the datasource key.
-    :param etag: the store's content identity (``None`` hashes as empty).
-    """
-    return hashlib.sha256(f"{key}\x00{etag or ''}".encode()).hexdigest()[:32]
 
 
 def embedding_field(model: str, dim: int) -> pa.Field:

@@ -22,7 +22,6 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from lightly_airflow.columns import STATUS_CORRUPT, STATUS_MISSING, STATUS_OK
-from lightly_airflow.datasource.reader import archived_read_error
 from lightly_airflow.pixels import (
     bomb_reason,
     decode_problem,
@@ -184,6 +183,9 @@ class ShardImages(torch.utils.data.Dataset[ImageBatch]):
         except IsADirectoryError as exc:
             return None, STATUS_CORRUPT, _reason(exc)
         except Exception as exc:  # an archived object (S3 Glacier, Azure Archive) is one file, not the shard's fault
+            # (imported on the error only: the datasource package is not otherwise needed by an embed task)
+            from lightly_airflow.datasource.reader import archived_read_error
+
             archived = archived_read_error(exc)
             if archived is None:
                 raise

@@ -15,7 +15,7 @@ import pyarrow as pa
 from lightly_airflow import columns as C
 from lightly_airflow.arrow import from_pylist
 from lightly_airflow.cores import usable_cores
-from lightly_airflow.datapool.rows import sample_id
+from lightly_airflow.identity import sample_id
 from lightly_airflow.lightly_dir import (
     METADATA_DIR,
     LightlyDir,

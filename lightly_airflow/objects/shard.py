@@ -30,7 +30,7 @@ from PIL import Image
 
 from lightly_airflow import columns as C
 from lightly_airflow.arrow import from_numpy, from_pylist, list_array
-from lightly_airflow.datapool.rows import sample_id
+from lightly_airflow.identity import sample_id
 from lightly_airflow.metadata.metrics import CROP_METRICS
 from lightly_airflow.objects.boxes import (
     ObjectBox,

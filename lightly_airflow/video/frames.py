@@ -203,7 +203,7 @@ def _probe(datasource_uri: str, credentials: StorageCredentials | None, fs: Any,
 def _thumbnail(frame: Any, thumbs: Any, row: FrameRow) -> None:
     """The UI's thumbnail of a frame from the same decode: scaled by the video scaler (area averaging, 0.33 ms
     at 640×360 against 0.41 ms for its default bilinear), then JPEG (``thumbnails.make_thumbnail``)."""
-    from lightly_airflow.datapool.rows import sample_id
+    from lightly_airflow.identity import sample_id
     from lightly_airflow.thumbnails import MAX_SIDE
 
     w, h = display_size(frame, MAX_SIDE)  # square pixels: anamorphic (DV/DVD) frames as players show them

@@ -9,7 +9,6 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from lightly_airflow.datasource.reader import archived_read_error
 from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, protocol_of
 
 #: Bytes fetched per ranged read of a remote video (fsspec's cache block).
@@ -147,6 +146,9 @@ def raise_read_error(source: Any) -> None:
     archived object's as :class:`ArchivedFileError`."""
     error = getattr(source, "read_error", None)
     if error is not None:
+        # (imported on the error only: the datasource package is not otherwise needed by a video's task)
+        from lightly_airflow.datasource.reader import archived_read_error
+
         archived = archived_read_error(error)
         if archived is not None:
             raise ArchivedFileError(archived) from error
