@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from lightly_airflow.arrow import from_numpy, from_pylist, list_array
+from lightly_airflow.arrow import from_numpy, from_pylist, list_array, numpy_of, one_array, valid_of
 from lightly_airflow.columns import (
     EMBEDDING,
     EMBEDDING_DIM_METADATA_KEY,
@@ -260,33 +260,44 @@ def match_reuse(manifest: pa.Table, reuse: pa.Table, *, model_id: str, dim: int)
     empty = (np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32))
     if manifest.num_rows == 0 or reuse.num_rows == 0:
         return empty
-    left = pa.table({KEY: manifest[KEY].cast(pa.string()), ETAG: manifest[ETAG].cast(pa.string()),
-                     "__m": pa.array(np.arange(manifest.num_rows, dtype=np.int64))})
-    right = pa.table({KEY: reuse[KEY].cast(pa.string()), ETAG: reuse[ETAG].cast(pa.string()),
-                      "__r": pa.array(np.arange(reuse.num_rows, dtype=np.int64))})
-    joined = left.join(right, keys=[KEY, ETAG], join_type="inner", use_threads=False)
-    if joined.num_rows == 0:
-        return empty
-    m_rows = joined["__m"].to_numpy()
-    r_rows = joined["__r"].to_numpy()
-    m_rows, first = np.unique(m_rows, return_index=True)  # duplicates in reuse: first wins
-    r_rows = r_rows[first]
-    embeddings = reuse[EMBEDDING].take(pa.array(r_rows)).combine_chunks()
-    if embeddings.null_count:
-        keep = ~np.asarray(embeddings.is_null().to_numpy(zero_copy_only=False))
-        m_rows, r_rows = m_rows[keep], r_rows[keep]
-        embeddings = embeddings.filter(pa.array(keep))
+    # (no Table.join: it loads pyarrow.dataset, which imports pandas, 0.3-0.6 s of the embed task; nor to_numpy or
+    # pa.array of numpy, which import it too.) A (key, etag) the reuse table holds twice: its last row wins, as
+    # with the join before (index_in finds the first, of the rows reversed)
+    import pyarrow.compute as pc
+
+    last = reuse.num_rows - 1
+    found = pc.index_in(_pair(manifest), value_set=_pair(reuse).take(from_numpy(np.arange(last, -1, -1))),
+                        skip_nulls=True)
+    m_rows = np.flatnonzero(valid_of(found))
     if len(m_rows) == 0:
         return empty
-    lengths = np.asarray(embeddings.value_lengths().to_numpy(zero_copy_only=False))
+    r_rows = last - numpy_of(found)[m_rows].astype(np.int64)
+    embeddings = reuse[EMBEDDING].take(from_numpy(r_rows)).combine_chunks()
+    if embeddings.null_count:
+        keep = valid_of(embeddings)
+        m_rows, r_rows = m_rows[keep], r_rows[keep]
+        embeddings = embeddings.filter(from_numpy(keep))
+    if len(m_rows) == 0:
+        return empty
+    lengths = numpy_of(embeddings.value_lengths())
     if np.any(lengths != dim):
         bad = int(lengths[lengths != dim][0])
         raise ValueError(
             f"reuse embeddings have dimension {bad}, this run's model {model_id!r} produces {dim}: pass reuse "
             "embeddings of the same model."
         )
-    vectors = np.asarray(embeddings.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim)
+    vectors = np.asarray(numpy_of(embeddings.flatten()), dtype=np.float32).reshape(-1, dim)
     return m_rows.astype(np.int64), vectors
+
+
+def _pair(table: pa.Table) -> pa.Array:
+    """Each row's (key, etag) as one string, ``len(key):key etag`` (unambiguous whatever the key holds); null where
+    either is null (such a row matches nothing, as in a join)."""
+    import pyarrow.compute as pc
+
+    key, etag = one_array(table[KEY]).cast(pa.string()), one_array(table[ETAG]).cast(pa.string())
+    colon = from_pylist([":"], pa.string())[0]  # (a Python str here goes through pa.scalar: pandas)
+    return pc.binary_join_element_wise(pc.binary_length(key).cast(pa.string()), key, etag, colon)
 
 
 def _loader(dataset: ShardImages, workers: int, *, pin_memory: bool, kind: str) -> Iterable[Any]:
