@@ -221,28 +221,44 @@ def _index_page(root: str, pools: dict[str, PoolSpec]) -> str:
     return H.page("Datapools", body)
 
 
+def _proposal_cells(w: dict[str, Any]) -> tuple[str, str, str]:
+    """A proposal's run (not broken inside a word: a wide Review column squeezed it to ``manua`` / ``l__min``),
+    picks and the pool version its selection read (:func:`~.data.proposals_awaiting_review`). Its tables are
+    ``stacked`` in a narrow window (six columns overflowed a 400 px page to 514 px)."""
+    picks = "record unreadable" if w["picks"] is None else (
+        f"{w['picks']} of {w['candidates']} candidates" if w["candidates"] is not None else f"{w['picks']} picks")
+    read = "the empty datapool" if w["version"] is None else f"version {w['version']}"
+    return f'<span class="nowrap">{H.e(w["run_id"] or w["slug"])}</span>', H.e(picks), H.e(read)
+
+
 def _awaiting_review(root: str, name: str, waiting: list[dict[str, Any]]) -> str:
     """The proposals a reviewer has not answered yet (``LIGHTLY_REVIEW``), with their reports: answered in
-    Airflow's Required Actions; and those whose Commit was refused (the datapool changed meanwhile): the reviewer's
-    decision, why nothing was committed and the fix."""
-    from lightly_airflow.review import NOT_COMMITTED_AFTER_REVIEW
-
+    Airflow's Required Actions."""
     if not waiting:
         return ""
-    rows = []
-    for w in waiting:
-        picks = "record unreadable" if w["picks"] is None else (
-            f"{w['picks']} of {w['candidates']} candidates" if w["candidates"] is not None else f"{w['picks']} picks")
-        read = "the empty datapool" if w["version"] is None else f"version {w['version']}"
-        review = w.get("review") or {}
-        state = (review.get("text") or review["state"]) if review.get("state") == NOT_COMMITTED_AFTER_REVIEW else (
-            "waits for a reviewer")
-        rows.append((H.e(w["run_id"] or w["slug"]), H.e(picks), H.e(read), H.e(w["warnings"] or 0), H.e(state),
-                     H.link(_report_url(root, name, w["slug"]), "report")))
+    rows = [(*_proposal_cells(w), H.e(w["warnings"] or 0), "waits for a reviewer",
+             H.link(_report_url(root, name, w["slug"]), "report")) for w in waiting]
     return (f'<h2>Awaiting review ({len(waiting)})</h2><p>Proposed selections that count only once a reviewer '
             f'answers <b>Commit</b> in Airflow\'s {H.airflow_link(root, "/required_actions", "Required Actions")} (or '
             '<b>Discard</b>); nothing of them is in the datapool yet.</p>'
-            + H.table(["Run", "Proposed", "Selection read", "Warnings", "Review", "Report"], rows, numeric=(3,)))
+            + '<div class="hscroll">' + H.table(["Run", "Proposed", "Selection read", "Warnings", "Review", "Report"],
+                                                rows, numeric=(3,), stacked=True) + "</div>")
+
+
+def _not_committed(root: str, name: str, refused: list[dict[str, Any]]) -> str:
+    """The proposals whose reviewer's Commit the run refused (the datapool changed meanwhile, or part of a
+    sequence left out): nothing awaits a reviewer; the reviewer's decision, why nothing was committed and the fix
+    (clear the run's select task to propose again)."""
+    if not refused:
+        return ""
+    rows = [(*_proposal_cells(w), H.e((w.get("review") or {}).get("text") or "approved, not committed"),
+             H.link(_report_url(root, name, w["slug"]), "report")) for w in refused]
+    return (f'<h2>Approved, not committed ({len(refused)})</h2><p>A reviewer answered <b>Commit</b>, but the '
+            'proposal could not be committed as reviewed, so nothing of it is in the datapool. Nothing awaits a '
+            'reviewer here: to propose again on the datapool as it is now, clear the run\'s '
+            '<code>select_and_commit</code> task in Airflow (the Review column says why).</p>'
+            + '<div class="hscroll">' + H.table(["Run", "Proposed", "Selection read", "Review", "Report"], rows,
+                                                stacked=True) + "</div>")
 
 
 def _list_pager(here: str, anchor: str, paging: dict[str, Any], keep: dict[str, int | None], *,
@@ -273,7 +289,8 @@ def _overview_page(root: str, ov: dict[str, Any], versions_at: dict[str, int | N
     name = ov["name"]
     crumbs = [("Datapools", f"{root}/"), (name, None)]
     head = f'<p class="muted"><code>{H.e(ov["uri"])}</code></p>'
-    waiting = _awaiting_review(root, name, ov.get("awaiting_review") or [])
+    waiting = (_awaiting_review(root, name, ov.get("awaiting_review") or [])
+               + _not_committed(root, name, ov.get("not_committed_after_review") or []))
     if not ov["exists"]:
         body = head + '<div class="box warn">No run has committed to this datapool yet.</div>' + waiting
         return H.page(f"Datapool {name}", body, crumbs=crumbs)
@@ -374,11 +391,16 @@ def _run_page(root: str, where: D.RunLocation) -> str:
         links = ", ".join(
             H.link(_report_url(root, p.name, where.slug), f"report in datapool {p.name}") for p in where.reports
         )
-        parts.append(
-            '<div class="box warn">This run has committed nothing (a dry run: <code>enable_datapool_update=false</code>; '
-            "or a selection awaiting review, or discarded in review: <code>LIGHTLY_REVIEW</code>; the report says "
-            "which), but it wrote a selection report: " + links + ".</div>"
-        )
+        if where.not_committed:  # (an answered review: no "awaiting review" or "dry run" in the box)
+            parts.append(f'<div class="box warn">This run\'s proposal was not committed. <b>Review:</b> '
+                         f"{H.e(where.not_committed)} Its selection report: {links}.</div>")
+        else:
+            parts.append(
+                '<div class="box warn">This run has committed nothing (a dry run: '
+                "<code>enable_datapool_update=false</code>; or a selection awaiting review, or discarded in review: "
+                "<code>LIGHTLY_REVIEW</code>; the report says which), but it wrote a selection report: " + links
+                + ".</div>"
+            )
     else:
         parts.append(
             # (no "skipped": it read as a failure, and a dry run or a proposal writes a report: not this case)

@@ -99,16 +99,33 @@ def _proposal_waits(names: Collection[str]) -> bool:
     return PROPOSAL_FILE in names and DRY_RUN_SUMMARY not in names
 
 
-def awaits_review(spec: PoolSpec, creds: StorageCredentials | None, slug: str) -> bool:
-    """A run's report folder holds a proposal that waits for review (:func:`_proposal_waits`)."""
+def refused(review: dict[str, Any]) -> bool:
+    """A proposal's recorded review (:func:`~lightly_airflow.review.recorded_review`) is a reviewer's Commit that
+    the run refused: nothing awaits a reviewer any more; the user proposes again (clears the run's select task)."""
+    from lightly_airflow.review import NOT_COMMITTED_AFTER_REVIEW
+
+    return review.get("state") == NOT_COMMITTED_AFTER_REVIEW
+
+
+def proposal_review(spec: PoolSpec, creds: StorageCredentials | None, slug: str) -> dict[str, Any] | None:
+    """Where a run's proposal stands: None without a proposal waiting for its end (:func:`_proposal_waits`), else
+    its recorded review (:func:`~lightly_airflow.review.recorded_review`: ``awaiting review``, or a Commit refused
+    with the reason and the fix); ``{}`` for a record that cannot be read (logged; taken as awaiting review)."""
+    from lightly_airflow.review import PROPOSAL_FILE, ReviewError, parse_proposal, recorded_review
     from lightly_airflow.storage import filesystem
 
     fs, root = filesystem(reports_uri(spec), creds)
     try:
         names = {posixpath.basename(str(e).rstrip("/")) for e in fs.ls(f"{root}/{slug}", detail=False)}
     except FileNotFoundError:
-        return False
-    return _proposal_waits(names)
+        return None
+    if not _proposal_waits(names):
+        return None
+    try:
+        return recorded_review(parse_proposal(fs.cat_file(f"{root}/{slug}/{PROPOSAL_FILE}"), f"{slug}/{PROPOSAL_FILE}"))
+    except (OSError, ReviewError, AttributeError, TypeError) as exc:
+        log.warning("The proposal record of %s in %s cannot be read: %s", slug, spec.name, exc)
+        return {}
 
 
 def proposals_awaiting_review(spec: PoolSpec, creds: StorageCredentials | None, committed: set[str]
@@ -175,8 +192,9 @@ def overview(spec: PoolSpec, *, offset: int, limit: int, tag_offset: int, tag_li
     :param tags_before: a cursor: the page lists the tags a version older than this one made (no ``initial-tag``),
         ``tag_offset`` counted from there. A commit makes one tag at most: a tag's version is its key.
     :returns: ``{name, uri, exists, version, history: [...], vacuums: [...], tags: [...], awaiting_review:
-        [...], paging: {history: {...}, tags: {...}}}`` (:func:`proposals_awaiting_review`; also before the
-        pool's first commit); each history entry has the fields of :meth:`Datapool.history` plus ``report`` (the
+        [...], not_committed_after_review: [...], paging: {history: {...}, tags: {...}}}``
+        (:func:`proposals_awaiting_review`, split: those that wait for a reviewer, and those whose Commit was
+        refused (:func:`refused`): they wait for the user to propose again; also before the pool's first commit); each history entry has the fields of :meth:`Datapool.history` plus ``report`` (the
         run's report folder name or ``None``) and ``vacuumed`` (the day of the vacuum that deleted files the
         version needs, or ``None``); ``vacuums``: those that ran while a version of the page was the latest, as
         :func:`~lightly_airflow.datapool.reclaim.vacuum_history`, with Delta's own VACUUMs run by hand
@@ -223,7 +241,8 @@ def overview(spec: PoolSpec, *, offset: int, limit: int, tag_offset: int, tag_li
         "vacuums": _jsonable(sorted((v for v in vacuums if v.get("version") in on_page),
                                     key=lambda v: str(v.get("started_at")))),
         "tags": _jsonable(tags_shown),
-        "awaiting_review": waiting,
+        "awaiting_review": [w for w in waiting if not refused(w["review"])],
+        "not_committed_after_review": [w for w in waiting if refused(w["review"])],
         "paging": {"history": history_page, "tags": tags_page},
     }
 
@@ -443,8 +462,10 @@ class RunLocation:
     :param committed: ``(pool, history entry)`` of the run's commit, if it committed.
     :param reports: ``(pool, report folder)`` pairs holding a report for the run id (a dry run writes one too).
     :param problems: ``(pool name, message)`` for pools that could not be read.
-    :param awaiting_review: the run proposed a selection that nobody has committed or discarded yet
-        (``LIGHTLY_REVIEW``, :mod:`lightly_airflow.review`): its report is what the reviewer opens.
+    :param awaiting_review: the run proposed a selection that no reviewer has answered yet (``LIGHTLY_REVIEW``,
+        :mod:`lightly_airflow.review`): its report is what the reviewer opens.
+    :param not_committed: the run's proposal was approved but its Commit refused (:func:`refused`): the recorded
+        decision, why nothing was committed and the fix (its ``text``); None otherwise.
     """
 
     dag_id: str
@@ -454,6 +475,7 @@ class RunLocation:
     reports: list[PoolSpec] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
     awaiting_review: bool = False
+    not_committed: str | None = None
 
     @property
     def report_pool(self) -> PoolSpec | None:
@@ -472,6 +494,7 @@ class RunLocation:
             },
             "reports": [p.name for p in self.reports],
             "awaiting_review": self.awaiting_review,
+            "not_committed_after_review": self.not_committed,
             "problems": [{"datapool": n, "error": m} for n, m in self.problems],
         }
 
@@ -491,8 +514,11 @@ def find_run(pools: dict[str, PoolSpec], dag_id: str, run_id: str) -> RunLocatio
                         break
             if where.slug in report_slugs(spec, creds):
                 where.reports.append(spec)
-                if where.committed is None:
-                    where.awaiting_review = where.awaiting_review or awaits_review(spec, creds, where.slug)
+                review = proposal_review(spec, creds, where.slug) if where.committed is None else None
+                if review is not None and refused(review):
+                    where.not_committed = where.not_committed or str(review.get("text") or review["state"])
+                elif review is not None:
+                    where.awaiting_review = True
         except Exception as exc:  # noqa: BLE001 - one unreachable pool must not hide the others
             log.warning("Could not read datapool %r (%s) for run %r: %s", spec.name, spec.uri, run_id, exc)
             where.problems.append((spec.name, f"{type(exc).__name__}: {exc}"))
