@@ -368,7 +368,7 @@ def test_a_lightly_config_asking_for_another_input_size_than_the_pool_fails_the_
     from datapool.conftest import run_rows
 
     pool_uri = str(tmp_path / "pool")
-    Datapool(pool_uri).commit(run_rows(digits, range(3), picks=[0]), run_id="r1", dag_id="d", tag=None, config={},
+    Datapool(pool_uri).commit(run_rows(digits, range(3), picks=[0]), run_id="r0", dag_id="d", tag=None, config={},
                               counts={}, embedding_model="efficientnet-lite0@579344248a93e230/in64/d64",
                               embedding_dim=64, read_version=None)
     source = tmp_path / "images"
