@@ -753,15 +753,22 @@ def orientation_only_in_xmp(img: Image.Image) -> bool:
     tags = getattr(img, "tag_v2", None)  # (a TIFF's own tags: Pillow keeps no EXIF bytes of it in its info)
     if tags is not None and ORIENTATION_TAG in tags:
         return False
-    raw = img.info.get("exif")
-    if not raw:
-        return True
     try:
-        exif = Image.Exif()
-        exif.load(raw)
-        return ORIENTATION_TAG not in exif
+        exif = stored_exif(img)
     except Exception:  # noqa: BLE001 - an unreadable EXIF block holds no orientation Pillow read
         return True
+    return exif is None or ORIENTATION_TAG not in exif
+
+
+def stored_exif(img: Image.Image) -> Image.Exif | None:
+    """The EXIF block ``img``'s file stores (``info["exif"]``), loaded; None without one. A damaged block raises
+    Pillow's error (each caller decides what it means)."""
+    raw = img.info.get("exif")
+    if not raw:
+        return None
+    exif = Image.Exif()
+    exif.load(raw)
+    return exif
 
 
 def upright(img: Image.Image) -> Image.Image:
@@ -1004,15 +1011,13 @@ def upright_exif(img: Image.Image) -> bytes | None:
     """``img``'s EXIF (the camera, the capture time, GPS: IFD0 and its Exif and GPS IFDs) for a copy with upright
     pixels: the orientation set to 1 (the copy is turned already; a viewer must not turn it again) and no
     thumbnail. None without EXIF, or EXIF that cannot be read (the copy is made without it, logged)."""
-    raw = img.info.get("exif")
-    if not raw:
-        return None
     try:
-        exif = Image.Exif()
-        exif.load(raw)
+        exif = stored_exif(img)
+        if exif is None:
+            return None
         exif.get_ifd(0x8769)  # (loaded, so written back: the Exif IFD, with the capture time)
         exif.get_ifd(0x8825)  # (the GPS IFD)
-        exif[0x0112] = 1
+        exif[ORIENTATION_TAG] = 1
         return exif.tobytes()
     except Exception as exc:  # noqa: BLE001 - a damaged EXIF block never stops a copy
         logger.warning("EXIF of a %s image could not be read, its copy is made without it: %s", img.format, exc)
