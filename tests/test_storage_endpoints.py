@@ -5,6 +5,7 @@ nothing listening there, the clients said only "connection refused", after their
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 
@@ -80,3 +81,36 @@ def test_an_endpoint_that_answered_once_is_not_asked_again_and_a_proxy_is_left_t
     assert closed.store_problem("s3://b/x") is None
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     assert "connection refused" in closed.store_problem("s3://b/x")[0]  # type: ignore[index]
+
+
+def test_an_endpoint_that_never_answers_is_named_after_the_timeout(monkeypatch) -> None:  # noqa: ANN001
+    """An endpoint that drops the connection attempts (here a listening socket whose accept queue is full: Linux
+    drops the SYNs, as a firewall does) is named after :data:`~lightly_airflow.storage.ENDPOINT_TIMEOUT_S`, not
+    after the clients' own connect timeouts and retries; the endpoint is not remembered as reached."""
+    import lightly_airflow.storage as storage
+
+    monkeypatch.setattr(storage, "ENDPOINT_TIMEOUT_S", 0.5)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        waiting = []
+        for _ in range(4):  # (fill the accept queue: nobody accepts)
+            client = socket.socket()
+            client.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                client.connect(("127.0.0.1", port))
+            waiting.append(client)
+        try:
+            time.sleep(0.2)
+            creds = _credentials("s3", f"http://127.0.0.1:{port}")
+            started = time.monotonic()
+            with pytest.raises(ValueError, match=rf"^s3://b/x cannot be reached: connection 'minio' points S3 \(s3://\) "
+                                                 rf"at the endpoint http://127\.0\.0\.1:{port}, where 127\.0\.0\.1:{port} "
+                                                 rf"did not answer within 0\.5 s\. Fix: {FIXES['s3']}"):
+                filesystem("s3://b/x", creds)
+            assert 0.4 < time.monotonic() - started < 3
+            assert ("127.0.0.1", port) not in storage._REACHED
+        finally:
+            for client in waiting:
+                client.close()
