@@ -124,7 +124,7 @@ def _hevc_pictures(pictures: list[Any], qp: int) -> tuple[bytes, list[bytes]]:
 
 
 def encode_heic(rgb: Any, *, rotation: int = 0, icc_profile: bytes | None = None, exif: bytes | None = None,
-                tile: int | None = None, qp: int = 10) -> bytes:
+                tile: int | None = None, qp: int = 10, xmp: bytes | None = None) -> bytes:
     """A HEIC file of one picture, as an iPhone stores it in outline: the picture as the sensor saw it (in a grid
     of ``tile`` x ``tile`` HEVC tiles, as iPhones store 512 x 512 ones, or whole), the turn that shows it upright as
     an ``irot`` property, optionally an ICC profile and EXIF metadata.
@@ -136,6 +136,7 @@ def encode_heic(rgb: Any, *, rotation: int = 0, icc_profile: bytes | None = None
     :param tile: the side of the grid's tiles (even, >= 16); the last row and column are padded, the grid's output
         size crops them.
     :param qp: libx265's quantiser (0: near lossless; 10: ~1 level of error on smooth pictures).
+    :param xmp: an XMP packet (a ``mime`` item of type ``application/rdf+xml``, as Apple and Adobe store it).
     """
     import numpy as np
 
@@ -161,6 +162,10 @@ def encode_heic(rgb: Any, *, rotation: int = 0, icc_profile: bytes | None = None
     exif_id = len(items) + 1
     if exif is not None:  # (the Exif item's data starts with the offset of the TIFF header within it)
         items.append((exif_id, b"Exif", struct.pack(">I", 6 if exif.startswith(b"Exif\0\0") else 0) + exif, False))
+    described = [exif_id] if exif is not None else []  # (metadata items: each describes the primary image)
+    if xmp is not None:
+        items.append((len(items) + 1, b"mime", xmp, False))
+        described.append(len(items))
     tile_height, tile_width = pictures[0].shape[:2]
     # properties (1-based): the decoder configuration, the tiles' size, then the image's size, colours and turn
     properties = [_box(b"hvcC", hvcc), _full_box(b"ispe", 0, struct.pack(">II", tile_width, tile_height)),
@@ -181,8 +186,8 @@ def encode_heic(rgb: Any, *, rotation: int = 0, icc_profile: bytes | None = None
     if tile is not None:
         references += _box(b"dimg", struct.pack(">HH", 1, len(coded)) + b"".join(
             struct.pack(">H", 2 + i) for i in range(len(coded))))
-    if exif is not None:
-        references += _box(b"cdsc", struct.pack(">HHH", exif_id, 1, 1))
+    for item_id in described:
+        references += _box(b"cdsc", struct.pack(">HHH", item_id, 1, 1))
     iref = _full_box(b"iref", 0, references) if references else b""
     ftyp = _box(b"ftyp", b"heic" + struct.pack(">I", 0) + b"mif1heic")
 
@@ -193,7 +198,8 @@ def encode_heic(rgb: Any, *, rotation: int = 0, icc_profile: bytes | None = None
             offset += len(data)
         iloc = _full_box(b"iloc", 0, bytes([0x44, 0x00]) + struct.pack(">H", len(items)) + b"".join(locations))
         iinf = _full_box(b"iinf", 0, struct.pack(">H", len(items)) + b"".join(
-            _box(b"infe", struct.pack(">I", (2 << 24) | hidden) + struct.pack(">HH", item_id, 0) + kind + b"\0")
+            _box(b"infe", struct.pack(">I", (2 << 24) | hidden) + struct.pack(">HH", item_id, 0) + kind + b"\0"
+                 + (b"application/rdf+xml\0" if kind == b"mime" else b""))
             for item_id, kind, _, hidden in items))
         return _full_box(b"meta", 0, _full_box(b"hdlr", 0, struct.pack(">I", 0) + b"pict" + bytes(13))
                          + _full_box(b"pitm", 0, struct.pack(">H", 1)) + iloc + iinf + iref

@@ -12,6 +12,7 @@ Secrets never appear in ``repr`` and so never reach logs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -677,24 +678,69 @@ def dictionary_columns(schema: Any) -> list[str] | bool:
 
 
 def write_bytes(data: bytes, uri: str, credentials: StorageCredentials | None = None) -> str:
-    """Write ``data`` to ``uri`` so the file appears whole, overwriting (temporary file and rename locally, one
-    atomic upload on object stores): a retry replaces its own file and a reader never sees half of one.
+    """Write ``data`` to ``uri`` so the file appears whole, overwriting (a temporary file and a rename locally:
+    :func:`write_local`; one atomic upload on object stores): a retry replaces its own file and a reader never sees
+    half of one.
 
     :returns: ``uri``.
     """
-    import uuid
-
     fs, path = filesystem(uri, credentials)
     if protocol_of(uri) == "file":
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        write_local(data, path)
     else:
         fs.pipe_file(path, data)
     return uri
+
+
+#: The suffix of the temporary file a local write goes through (:func:`write_local`): one name per target.
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def write_local(data: bytes, path: str) -> None:
+    """Write ``data`` to the local file ``path`` (its folder exists) through ``<path>.tmp`` and a rename, so the file
+    appears whole.
+
+    One temporary name per target, not a random one: a write killed before its rename (a SIGKILLed or OOM-killed
+    task) leaves at most that one file, and the next write of the target (its retry, the next export or crop run)
+    takes it over; a random name left one more file per killed attempt, forever, in the folders that outlive a run
+    (crops, export copies, thumbnails; a run's staging folder goes with it). Writers of one target at once take
+    turns on the temporary file by an exclusive ``flock`` (which the kernel drops when its holder dies); a writer
+    whose lock comes after the file was renamed into place opens the name again. On a file system that refuses
+    locks, each write goes through a name of its own (as before: a killed one's file stays)."""
+    import fcntl
+
+    tmp = path + TEMPORARY_SUFFIX
+    while True:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:  # (no locks here: the shared name is not safe for writers at once)
+                import uuid
+
+                own = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+                own_fd = os.open(own, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)
+                os.close(fd)
+                fd, tmp = own_fd, own
+            else:
+                try:
+                    current = os.path.samestat(os.fstat(fd), os.stat(tmp))
+                except FileNotFoundError:
+                    current = False
+                if not current:  # (renamed into place, or removed, by the writer before us)
+                    continue
+            try:
+                os.ftruncate(fd, 0)
+                with open(fd, "wb", closefd=False) as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)
+                raise
+            return
+        finally:
+            os.close(fd)

@@ -118,10 +118,11 @@ class ThumbnailWriter:
     """
 
     def __init__(self, folder_uri: str, credentials: Any = None) -> None:
-        from lightly_airflow.storage import filesystem
+        from lightly_airflow.storage import filesystem, protocol_of
 
         self.folder_uri = folder_uri
         self._fs, self._root = filesystem(folder_uri, credentials)
+        self._local = protocol_of(folder_uri) == "file"
         self._pending: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self.written = 0
@@ -149,15 +150,23 @@ class ThumbnailWriter:
             self._write(batch)
 
     def _write(self, batch: dict[str, bytes]) -> None:
+        from lightly_airflow.storage import write_local
+
+        n_ok = 0
         try:
-            self._fs.pipe(batch)
-            n_ok, n_bad = len(batch), 0
+            if self._local:  # each through a temporary file and a rename: a write killed mid-way left a cut JPEG
+                for path, data in batch.items():  # under the sample's name, which the UI served as its picture
+                    write_local(data, path)
+                    n_ok += 1
+            else:  # (one concurrent upload of the batch; each object appears whole)
+                self._fs.pipe(batch)
+                n_ok = len(batch)
         except Exception as exc:  # noqa: BLE001 - logged and counted; the UI shows a placeholder
-            log.warning("Could not write %d thumbnails to %s: %s: %s", len(batch), self.folder_uri, type(exc).__name__, exc)
-            n_ok, n_bad = 0, len(batch)
+            log.warning("Could not write %d thumbnails to %s: %s: %s", len(batch) - n_ok, self.folder_uri,
+                        type(exc).__name__, exc)
         with self._lock:
             self.written += n_ok
-            self.failed += n_bad
+            self.failed += len(batch) - n_ok
 
     def close(self) -> dict[str, int]:
         """Write the remaining thumbnails; returns ``{"thumbnails": written, "thumbnails_failed": failed}``."""

@@ -78,8 +78,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="check now that each exported file still exists (one request per file on object "
                              "stores; without it, the datasource's latest listing says which are gone)")
     export.add_argument("--viewable-copies", metavar="URI",
-                        help="write a copy a browser shows of each exported HEIC/HEIF (as JPEG) and TIFF (as PNG) image "
-                        "under this folder (any store) and export the copies' URIs; kept while the source is unchanged")
+                        help="write a copy a browser shows of each exported HEIC/HEIF (as JPEG) and TIFF (as PNG) image, "
+                        "and an upright copy of each JPEG/PNG/WebP turned by an orientation only its XMP packet gives "
+                        "(a browser shows it on its side; costs one ranged read of each one's head), under this folder "
+                        "(any store) and export the copies' URIs; kept while the source is unchanged")
     export.add_argument("--copies-storage-options", help="JSON credentials of the --viewable-copies store (default: "
                         "the datasource's)")
     export.add_argument("--datasource-storage-options", help="JSON credentials of the datasource's store for "

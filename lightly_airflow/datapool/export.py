@@ -221,8 +221,9 @@ def export_records(
     :param datasource_credentials: credentials for ``check_files`` and for reading the images
         ``viewable_copies`` converts (``None``: ambient credentials).
     :param viewable_copies: a folder (any store) to write a browser-viewable copy of each exported image a
-        browser cannot show (HEIC/HEIF as JPEG, TIFF as PNG: :func:`write_viewable_copies`); those records' URIs
-        are the copies'. ``None``: they are exported as they are, with a warning.
+        browser cannot show (HEIC/HEIF as JPEG, TIFF as PNG) or would show on its side (a JPEG, PNG or WebP turned
+        by an orientation only its XMP packet gives: :func:`write_viewable_copies`); those records' URIs are the
+        copies'. ``None``: they are exported as they are, HEIC/TIFF with a warning.
     :param copies_credentials: credentials of the ``viewable_copies`` store (``None``: ambient credentials).
     :raises DatapoolError: for an unknown tag or a key that cannot be a file name.
     """
@@ -250,7 +251,7 @@ def export_records(
                            history=history), tag, len(records))
     if tag != C.INITIAL_TAG:  # (initial-tag holds no replaced row: its frames' PNGs are the current picks)
         warn_replaced_frames(replaced_frames(snap, rows, records), tag, len(records))
-    if viewable_copies and unviewable(records):
+    if viewable_copies and any(_copy_kind(r) for r in records):
         etags = {r[C.KEY]: r[C.ETAG] for r in rows.select([C.KEY, C.ETAG]).to_pylist()}  # (the read above)
         copies = write_viewable_copies(pool, tag, records, viewable_copies, source_credentials=datasource_credentials,
                                        credentials=copies_credentials, etags=etags)
@@ -268,6 +269,39 @@ def _unviewable_kind(record: ExportRecord) -> str | None:
     """What :data:`UNVIEWABLE_IMAGES` names the file the record's URI points to, ``None`` for others (a video frame
     is its PNG, a viewable copy a JPEG or PNG; a URI ends in its key's extension, which encoding leaves as it is)."""
     return UNVIEWABLE_IMAGES.get(_extension(record.uri))
+
+
+#: Images browsers show as they are, except one that an orientation only its XMP packet gives (``tiff:Orientation``, no
+#: EXIF Orientation tag) turns: every pass, its recorded width and height and the UI show it turned
+#: (:func:`lightly_airflow.pixels.orientation_only_in_xmp`), a browser reads EXIF's tag only and shows it on its side.
+#: :func:`write_viewable_copies` copies such images: extension -> what it is.
+XMP_TURNABLE = {"jpg": "JPEG", "jpeg": "JPEG", "jpe": "JPEG", "png": "PNG", "webp": "WEBP"}
+#: How much of each :data:`XMP_TURNABLE` image :func:`write_viewable_copies` reads (one ranged read) for the text
+#: Pillow finds an XMP orientation by (:data:`XMP_ORIENTATION`); only the images holding it are read whole and decoded.
+#: A JPEG's XMP packet lies in its header (APP1 segments of at most 64 KiB each, before the pixels), a PNG's in the
+#: iTXt chunk editors write before the image data; a WebP's XMP chunk follows the picture: found in WebPs up to
+#: this size.
+XMP_HEAD_BYTES = 256 * 1024
+XMP_ORIENTATION = b"tiff:Orientation"
+
+
+def _copy_kind(record: ExportRecord) -> str | None:
+    """What a record's image is when :func:`write_viewable_copies` may copy it (:data:`UNVIEWABLE_IMAGES`,
+    :data:`XMP_TURNABLE`), else ``None`` (also for a video frame: its PNG, written upright by this plugin)."""
+    ext = _extension(record.uri)
+    return UNVIEWABLE_IMAGES.get(ext) or (XMP_TURNABLE.get(ext) if record.video is None else None)
+
+
+def _turned_by_xmp(jpeg_head: bytes) -> bool:
+    """Whether a JPEG's first bytes (its header: every APP segment comes before the pixels) show it turned by an
+    orientation only its XMP packet gives; True when they hold less than the header (the whole file decides). Editors
+    that write ``tiff:Orientation`` mostly write EXIF's tag beside it (Lightroom): such files are not read whole."""
+    from lightly_airflow.pixels import open_image, orientation_only_in_xmp
+
+    try:
+        return orientation_only_in_xmp(open_image(jpeg_head))
+    except Exception:  # noqa: BLE001 - a header longer than the head, or a damaged one: read whole, decoded
+        return True
 
 
 def unviewable(records: list[ExportRecord]) -> list[ExportRecord]:
@@ -290,8 +324,10 @@ def warn_unviewable(records: list[ExportRecord], tag: str) -> None:
         len(found), len(records), tag, "/".join(kinds), ", ".join(_shown(r.uri) for r in found[:5]))
 
 
-#: A viewable copy's format by what its source is: lossy HEIC/HEIF as JPEG (as the UI sends them), TIFF as PNG.
-COPY_FORMATS = {"HEIC": ("JPEG", ".jpg"), "HEIF": ("JPEG", ".jpg"), "TIFF": ("PNG", ".png")}
+#: A viewable copy's format by what its source is: lossy HEIC/HEIF as JPEG (as the UI sends them), TIFF as PNG; a
+#: turned copy (:data:`XMP_TURNABLE`) of a JPEG as JPEG, of a PNG or WebP as PNG (lossless, as the UI sends them).
+COPY_FORMATS = {"HEIC": ("JPEG", ".jpg"), "HEIF": ("JPEG", ".jpg"), "TIFF": ("PNG", ".png"),
+                "JPEG": ("JPEG", ".jpg"), "PNG": ("PNG", ".png"), "WEBP": ("PNG", ".png")}
 #: The comment a viewable copy carries (JPEG ``COM``, PNG ``tEXt``, near the start): the etag (content identity) of the
 #: datasource file it was made from, so an export run again keeps copies of unchanged files instead of decoding
 #: them again, and remakes the copy of a file replaced under the same key. ``copy=2``: copies that carry the photo's
@@ -303,13 +339,15 @@ COPY_HEAD_BYTES = 4096
 @dataclass(frozen=True)
 class ViewableCopies:
     """What :func:`write_viewable_copies` did: the records (the copies' URIs where one exists), how many copies it
-    wrote and kept (made before from the same content), and ``(uri, reason)`` of the images it could not copy
-    (exported as they are)."""
+    wrote and kept (made before from the same content), how many of those are of images turned by an orientation
+    only their XMP packet gives (``turned``), and ``(uri, reason)`` of the images it could not copy (exported as they
+    are)."""
 
     records: list[ExportRecord]
     written: int = 0
     kept: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    turned: int = 0
 
 
 def copy_uri(copies: str, key: str, kind: str) -> str:
@@ -326,8 +364,10 @@ def write_viewable_copies(
     source_credentials: StorageCredentials | None = None, credentials: StorageCredentials | None = None,
     etags: Mapping[str, str | None] | None = None,
 ) -> ViewableCopies:
-    """A browser-viewable copy of every record's image of :data:`UNVIEWABLE_IMAGES` (iPhone HEIC, TIFF), written
-    under ``copies`` (:func:`copy_uri`), and ``records`` with those URIs (:func:`key_uri` of the copy root).
+    """A browser-viewable copy of every record's image of :data:`UNVIEWABLE_IMAGES` (iPhone HEIC, TIFF) and of each
+    :data:`XMP_TURNABLE` image (JPEG, PNG, WebP) that an orientation only its XMP packet gives turns (a browser shows
+    it on its side; found by a ranged read of its head, :data:`XMP_HEAD_BYTES`), written under ``copies``
+    (:func:`copy_uri`), and ``records`` with those URIs (:func:`key_uri` of the copy root).
 
     The pixels are the UI's (:func:`lightly_airflow.pixels.browser_copy`: upright by EXIF and ``irot``, 8-bit sRGB);
     a JPEG copy (HEIC/HEIF) carries the photo's EXIF (camera, capture time, GPS: :func:`~lightly_airflow.pixels.
@@ -340,7 +380,7 @@ def write_viewable_copies(
     """
     from PIL import UnidentifiedImageError
 
-    from lightly_airflow.pixels import browser_copy, not_an_image, open_image
+    from lightly_airflow.pixels import browser_copy, not_an_image, open_image, orientation_only_in_xmp
     from lightly_airflow.storage import write_bytes
 
     if etags is None:
@@ -349,11 +389,22 @@ def write_viewable_copies(
     root = root_uri(copies)
 
     def one(record: ExportRecord) -> tuple[ExportRecord, str, str | None]:
-        kind = str(_unviewable_kind(record))
+        kind = str(_copy_kind(record))
+        turnable = kind in XMP_TURNABLE.values()  # (copied only when its XMP packet turns it)
         copied = replace(record, uri=key_uri(root, record.key + COPY_FORMATS[kind][1]))  # (= copy_uri's file)
         etag = etags.get(record.key)
         note = COPY_NOTE.format(etag=etag or "")
         try:
+            source = uri_location(record.uri, source_credentials)
+            if turnable:
+                if source is None:
+                    return record, "unchecked", None
+                try:
+                    head = source[0].cat_file(source[1], start=0, end=XMP_HEAD_BYTES)
+                except FileNotFoundError:  # (gone: gone_exports names it)
+                    return record, "as is", None
+                if XMP_ORIENTATION not in head or (kind == "JPEG" and not _turned_by_xmp(head)):
+                    return record, "as is", None
             where = uri_location(copied.uri, credentials)
             if where is None:  # (root_uri makes an absolute URI of any folder: not reached)
                 raise DatapoolError(f"{copied.uri!r} is not an absolute URI.")
@@ -364,7 +415,6 @@ def write_viewable_copies(
                         return copied, "kept", None
             except FileNotFoundError:
                 pass
-            source = uri_location(record.uri, source_credentials)
             if source is None:
                 return record, "failed", "no datasource root is known for it: pass --datasource-uri"
             src_fs, src_path = source
@@ -374,6 +424,8 @@ def write_viewable_copies(
                 img = open_image(data, fit=True)
             except UnidentifiedImageError:
                 return record, "failed", not_an_image(data)  # (libheif's words for a damaged HEIC)
+            if turnable and not orientation_only_in_xmp(img):  # (the text elsewhere, or EXIF's tag turns it too)
+                return record, "as is", None
             data, _ = browser_copy(img, COPY_FORMATS[kind][0], note, keep_exif=True)
             if raw_keys(copied.uri):
                 fs.pipe_file(path, data)  # one atomic upload (as storage.write_bytes), the key as it is ('#', '?')
@@ -385,23 +437,32 @@ def write_viewable_copies(
 
     from lightly_airflow.storage import map_io
 
-    wanted = [i for i, r in enumerate(records) if _unviewable_kind(r)]
+    wanted = [i for i, r in enumerate(records) if _copy_kind(r)]
     done = map_io(one, [records[i] for i in wanted])
     out = list(records)
-    counts = {"written": 0, "kept": 0}
+    counts = {"written": 0, "kept": 0, "turned": 0, "as is": 0, "unchecked": 0}
     failed = []
     for i, (record, how, reason) in zip(wanted, done, strict=True):
         out[i] = record
         if reason is not None:
             failed.append((record.uri, reason))
-        else:
-            counts[how] += 1
-    logger.info("viewable copies of tag %r under %s: %d written, %d kept (made before from the same content)", tag,
-                copies, counts["written"], counts["kept"])
+            continue
+        counts[how] += 1
+        if how in ("written", "kept") and _copy_kind(records[i]) in XMP_TURNABLE.values():
+            counts["turned"] += 1
+    logger.info("viewable copies of tag %r under %s: %d written, %d kept (made before from the same content); %d of "
+                "them of images turned by an orientation only their XMP packet gives (tiff:Orientation, no EXIF "
+                "Orientation tag: a browser shows the file on its side; every pass and the UI show it turned), of the "
+                "%d JPEG/PNG/WebP images checked", tag, copies, counts["written"], counts["kept"], counts["turned"],
+                counts["turned"] + counts["as is"])
+    if counts["unchecked"]:
+        logger.warning("%d JPEG/PNG/WebP images of tag %r were not checked for an orientation only their XMP packet "
+                       "gives (no datasource root is known for them: pass --datasource-uri)", counts["unchecked"], tag)
     if failed:
         logger.warning("%d images of tag %r could not be copied (exported as they are): %s", len(failed), tag,
                        "; ".join(f"{_shown(u)}: {r}" for u, r in failed[:5]) + (" …" if len(failed) > 5 else ""))
-    return ViewableCopies(records=out, written=counts["written"], kept=counts["kept"], failed=failed)
+    return ViewableCopies(records=out, written=counts["written"], kept=counts["kept"], failed=failed,
+                          turned=counts["turned"])
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import tempfile
 from collections import defaultdict, deque
 from fractions import Fraction
 from typing import Any
@@ -26,7 +25,7 @@ from lightly_airflow import columns as C
 from lightly_airflow.cores import usable_cores
 from lightly_airflow.lightly_dir import lightly_root
 from lightly_airflow.pixels import PNG_LEVEL
-from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, map_io, protocol_of
+from lightly_airflow.storage import StorageCredentials, filesystem, join_uri, map_io, protocol_of, write_local
 from lightly_airflow.video.decode import decode_frames, quarter_turns, sample_aspect, to_rgb, upright_image
 from lightly_airflow.video.source import open_video_source
 
@@ -123,18 +122,9 @@ def _written_etag(fs: Any, path: str) -> str | None | bool:
 
 
 def _put(fs: Any, path: str, data: bytes, local: bool) -> None:
-    if local:
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+    if local:  # (one temporary name per PNG: a killed write's is taken over by the next; mkstemp's stayed, 0600)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_local(data, path)
     else:
         fs.pipe_file(path, data)
 

@@ -179,3 +179,66 @@ def test_a_copy_made_without_the_exif_is_made_again_once(tmp_path: Path, digits:
         assert img.getexif().get(0x010F) == "Apple"
     again = write_viewable_copies(pool, "r1", export_records(pool, "r1"), str(copies))
     assert (again.written, again.kept) == (0, 1)
+
+
+#: An XMP packet as an editor writes it: the orientation of a phone held upright (6: turn 90 degrees clockwise).
+XMP_TURNED = ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+              '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
+              'xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>'
+              '<?xpacket end="w"?>')
+
+
+def _with_xmp(jpeg: bytes, xmp: str) -> bytes:
+    payload = b"http://ns.adobe.com/xap/1.0/\0" + xmp.encode()
+    return jpeg[:2] + b"\xff\xe1" + len(payload + b"..").to_bytes(2, "big") + payload + jpeg[2:]
+
+
+def test_images_turned_only_by_their_xmp_packet_are_exported_as_turned_copies(tmp_path: Path, digits: Any,
+                                                                              caplog: Any) -> None:
+    """A JPEG or PNG whose orientation only its XMP packet gives (no EXIF Orientation tag) is upright in every pass,
+    in its recorded width and height and in the UI (which sends a turned copy): a browser, and so a labelling tool,
+    reads EXIF's tag only and showed the exported file on its side (boxes drawn on the upright picture fell beside
+    it). With --viewable-copies it is exported as an upright copy, counted and said; the same picture turned by
+    EXIF, or not at all, is exported as it is (the browser turns it itself)."""
+    from PIL import PngImagePlugin
+
+    from lightly_airflow.pixels import display_rgb, open_image
+
+    src, copies = tmp_path / "edits", tmp_path / "copies"
+    src.mkdir()
+    stored = halves((200, 30, 30), (30, 30, 200), 96, 64)  # stored 96 x 64: red left, blue right
+    buf = io.BytesIO()
+    Image.fromarray(stored).save(buf, "JPEG", quality=95)
+    (src / "plain.jpg").write_bytes(buf.getvalue())
+    (src / "xmp.jpg").write_bytes(_with_xmp(buf.getvalue(), XMP_TURNED))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(src / "exif.jpg", quality=95, exif=exif.tobytes())
+    (src / "both.jpg").write_bytes(_with_xmp((src / "exif.jpg").read_bytes(), XMP_TURNED))  # (as Lightroom writes)
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", XMP_TURNED)
+    Image.fromarray(stored).save(src / "xmp.png", pnginfo=info)
+    keys = ["plain.jpg", "xmp.jpg", "exif.jpg", "both.jpg", "xmp.png"]
+    pool = Datapool(str(tmp_path / "pool"))
+    commit(pool, digits, keys, src, "r1")
+
+    with caplog.at_level(logging.INFO):
+        records = export_records(pool, "r1", viewable_copies=str(copies))
+    base, here = root_uri(str(copies)), root_uri(str(src))
+    assert [r.uri for r in records] == [here + "plain.jpg", base + "xmp.jpg.jpg", here + "exif.jpg",
+                                        here + "both.jpg", base + "xmp.png.png"]
+    for name, fmt in (("xmp.jpg.jpg", "JPEG"), ("xmp.png.png", "PNG")):
+        with Image.open(copies / name) as img:
+            # upright as every pass sees it (turned clockwise: 64 wide, 96 tall, red on top), and nothing in the copy
+            # turns it again: a viewer that follows EXIF or XMP shows these pixels as they are
+            assert img.format == fmt and img.size == (64, 96)
+            assert img.getexif().get(0x0112, 1) == 1
+            px = np.asarray(img.convert("RGB"), dtype=np.int16)
+            assert px[:40, :, 0].mean() > 150 and px[56:, :, 2].mean() > 150
+            shown = np.asarray(display_rgb(open_image((src / name[:-4]).read_bytes())), dtype=np.int16)
+            assert np.abs(px - shown).mean() < 3  # the pixels every pass reads
+    assert sorted(p.name for p in copies.iterdir()) == ["xmp.jpg.jpg", "xmp.png.png"]
+    assert "2 of them of images turned by an orientation only their XMP packet gives" in caplog.text
+
+    again = write_viewable_copies(pool, "r1", export_records(pool, "r1"), str(copies))
+    assert (again.written, again.kept, again.turned, again.failed) == (0, 2, 2, [])
