@@ -22,13 +22,20 @@ from typing import Any
 from lightly_airflow.video.avi import AviClock, avi_clock
 from lightly_airflow.video.index import (
     NO_VIDEO_STREAM,
+    UNREADABLE_FIX,
     open_problem,
     pixel_aspect,
     reason,
     seekable_format,
     video_stream,
 )
-from lightly_airflow.video.source import VideoReadError, is_read_error, raise_read_error
+from lightly_airflow.video.source import (
+    RecordingReader,
+    VideoReadError,
+    is_read_error,
+    raise_read_error,
+    reads_elsewhere,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -348,6 +355,7 @@ def decode_frames(
             for index, _ in run:
                 yield DecodedFrame(index, None, why)
         return
+    opened: _Opened | None = None
     try:
         stream = _stream(container)
         clock = avi_clock(source, container, stream)  # (the index timed an AVI's chunks by its idx1: so here)
@@ -355,12 +363,13 @@ def decode_frames(
             seekable = seekable_format(container)
         if threads:
             stream.thread_type = "AUTO"
+        opened = _Opened(container, stream, source, threads)
         if not seekable or any(p is None for _, p in wanted):
             # No seeking (raw streams without timestamps, MPEG-PS/TS): every wanted frame is found in one pass
             # from the start, each frame decoded once. Each run used to rewind, or open a raw stream again, and
             # decode from the start: a shard's 512-frame chunks of a long raw stream cost O(n²) decoding.
             items = sorted(wanted)
-            yield from _resilient(container, stream, items, source=source, clock=clock, seek=False,
+            yield from _resilient(opened, items, clock=clock, seek=False,
                                   by_pts=all(p is not None for _, p in items), at_start=True)
             return
         at_start = True  # nothing demuxed yet: a range from the start needs no seek
@@ -377,6 +386,7 @@ def decode_frames(
                     stream = _stream(container)
                     if threads:
                         stream.thread_type = "AUTO"
+                    opened = _Opened(container, stream, source, threads)
                 except Exception as exc:  # noqa: BLE001
                     why = f"cannot open the video again for frames {run[0][0]}-{run[-1][0]}: {reason(exc)}"
                     for r in runs[runs.index(run):]:
@@ -384,11 +394,13 @@ def decode_frames(
                             yield DecodedFrame(index, None, why)
                     return
                 at_start = True
-            yield from _resilient(container, stream, run, source=source, clock=clock, seek=seek, by_pts=by_pts,
-                                  at_start=at_start)
+            yield from _resilient(opened, run, clock=clock, seek=seek, by_pts=by_pts, at_start=at_start)
+            container, stream = opened.container, opened.stream  # (opened again after a read error)
             at_start = False
     finally:
         container.close()
+        if opened is not None and opened.container is not container:
+            opened.container.close()
 
 
 def decodes_sequentially(seekable: bool | None, pts: Sequence[int | None]) -> bool:
@@ -420,9 +432,39 @@ def _rewind(container: Any, stream: Any) -> bool:
     return True
 
 
+class _Opened:
+    """An open video (container and stream) that can be opened again: after a failed read FFmpeg's I/O context keeps
+    the error (``AVIOContext.error``) and hands it out again at the end of the file, so a pass that reached the end
+    after a read error that had passed lost its last frames ("PyAVCallbackError: Error in PyAV callback"). Each try
+    after a read error reads through a freshly opened one."""
+
+    def __init__(self, container: Any, stream: Any, source: Any, threads: bool) -> None:
+        self.container, self.stream, self.source, self.threads = container, stream, source, threads
+
+    def reopen(self, *, frame_threads: bool = True) -> None:
+        """Close the container and open the video again (from its start); a read error raises
+        :class:`VideoReadError` (or the store's own error). Without ``frame_threads`` the codec decodes with slice
+        threads only, so a frame is output before the next packet is read (frame threads hold back a frame per
+        thread: the frames just before a failed read were lost with it)."""
+        import av
+
+        self.container.close()
+        try:
+            if hasattr(self.source, "seek"):
+                self.source.seek(0)
+            self.container = av.open(self.source, mode="r")
+            self.stream = _stream(self.container)
+        except Exception as exc:
+            raise_read_error(self.source)
+            raise VideoReadError(f"the video cannot be opened again after a read error ({reason(exc)}): "
+                                 f"{READ_FAILED}") from exc
+        if self.threads:
+            self.stream.thread_type = "AUTO" if frame_threads else "SLICE"
+
+
 def _resilient(
-    container: Any, stream: Any, run: list[tuple[int, int | None]], *, source: Any, clock: AviClock | None, seek: bool,
-    by_pts: bool, at_start: bool,
+    opened: _Opened, run: list[tuple[int, int | None]], *, clock: AviClock | None, seek: bool, by_pts: bool,
+    at_start: bool,
 ) -> Iterator[DecodedFrame]:
     """:func:`_decode_run` of a pass, tried again where a demux error stopped it.
 
@@ -432,11 +474,13 @@ def _resilient(
     confined to one stretch of the file. Now the frames decoded before the error are kept, and the frames not reached
     are decoded again, each run with its own seek (from the start where the video cannot seek): a transient read
     error passes, and damage confined to one run costs that run's frames only. Where it fails again, a read error
-    (:func:`is_read_error`) raises :class:`VideoReadError` (the task fails and is retried: nothing is committed
-    ``corrupt``); damaged data makes the frames of that run ``corrupt`` with the error and the fix."""
+    (:func:`is_read_error`) goes to :func:`_bad_stretch` (a disk or store that is down fails the task, which is
+    retried; a bad stretch of the file costs its frames only); damaged data makes the frames of that run ``corrupt``
+    with the error and the fix."""
+    source = opened.source
     breaks: list[_Break] = []
-    yield from _decode_run(container, stream, run, seek=seek, by_pts=by_pts, at_start=at_start, source=source,
-                           clock=clock, breaks=breaks)
+    yield from _decode_run(opened.container, opened.stream, run, seek=seek, by_pts=by_pts, at_start=at_start,
+                           source=source, clock=clock, breaks=breaks)
     if not breaks:
         return
     first = breaks[0]
@@ -446,29 +490,132 @@ def _resilient(
         source.read_error = None  # (tried again below: a read error that passes is no failure)
     left = [item for item in run if item[0] in first.pending]
     retries = _runs(left) if seek else [left]
+    stale = is_read_error(first.error)  # (FFmpeg's I/O context keeps a read error: read through a new one)
     for again in retries:
         second: list[_Break] = []
         sought = bool(seek and again[0][0] > 0)
-        if not sought and not _rewind(container, stream):
-            if is_read_error(first.error):
-                raise_read_error(source)
-                raise VideoReadError(f"reading the video failed before frame {again[0][0]} ({reason(first.error)}) "
-                                     f"and it cannot be read again from its start: {READ_FAILED}") from first.error
+        fresh = stale and reads_elsewhere(source)
+        if fresh:
+            opened.reopen()
+        container, stream = opened.container, opened.stream
+        if not sought and not fresh and not _rewind(container, stream):
+            if is_read_error(first.error):  # (a bad stretch costs the frames from it on; a store that is down fails)
+                yield from _bad_stretch(opened, again, _Break({i for i, _ in again}, first.error), first.error,
+                                        clock=clock, seek=False)
+                continue
             why = f"the video breaks here: {reason(first.error)}, and it cannot be read again from its start"
             for index, _ in again:
                 yield DecodedFrame(index, None, f"{why}. {FRAME_FIX}")
             continue
         yield from _decode_run(container, stream, again, seek=sought, by_pts=by_pts, at_start=not sought,
                                source=source, clock=clock, breaks=second)
+        stale = any(is_read_error(b.error) for b in second)
         for broken in second:
             if is_read_error(broken.error) or is_read_error(first.error):
-                raise_read_error(source)  # (a store's error as it is: the task is retried)
-                raise VideoReadError(
-                    f"reading the video failed twice before frame {min(broken.pending)} ({reason(first.error)}; then "
-                    f"{reason(broken.error)}): {READ_FAILED}") from broken.error
+                yield from _bad_stretch(opened, again, broken, first.error, clock=clock, seek=bool(seek and by_pts))
+                stale = True
+                continue
             why = f"the video breaks here: {reason(broken.error)} (again when decoded a second time: damaged data)"
             for index in sorted(broken.pending):
                 yield DecodedFrame(index, None, f"{why}. {FRAME_FIX}")
+
+
+def _spans(indices: Sequence[int]) -> str:
+    """``[3, 4, 5, 9]`` as ``3-5, 9``."""
+    out: list[str] = []
+    for i in sorted(indices):
+        if out and i == int(out[-1].rsplit("-", 1)[-1]) + 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{i}"
+        else:
+            out.append(str(i))
+    return ", ".join(out)
+
+
+def _next_start(left: list[tuple[int, int | None]], failures: int, entries: Any) -> int:
+    """Where in ``left`` (the wanted frames not decoded, from the one a read failed before) to seek next, past a bad
+    stretch: the first frame whose keyframe (the container's index: an MP4's or AVI's sample table, a Matroska
+    file's cues) comes after the failed frame's; without an index, 1, 2, 4, ... frames on (``failures`` in a row)."""
+    if entries is not None and left[0][1] is not None:
+        try:
+            if len(entries):
+                found = entries.search_timestamp(int(left[0][1]), backward=True)
+                if found >= 0:
+                    key = entries[found].timestamp
+                    for at, (_, pts) in enumerate(left[1:], start=1):
+                        later = entries.search_timestamp(int(pts), backward=True)  # type: ignore[arg-type]
+                        if later >= 0 and entries[later].timestamp > key:
+                            return at
+                    return len(left)
+        except Exception:  # noqa: BLE001 - no index: by steps
+            pass
+    return min(len(left), 1 << max(0, failures - 1))
+
+
+def _bad_stretch(
+    opened: _Opened, run: list[tuple[int, int | None]], broken: _Break, first: BaseException, *,
+    clock: AviClock | None, seek: bool,
+) -> Iterator[DecodedFrame]:
+    """The frames of ``run`` a read error stopped twice (``broken``): a disk or store that is down, or a bad stretch
+    of the file.
+
+    A read that failed twice at the same place raised :class:`VideoReadError` so that the task was retried: right for
+    a mount that dropped out, but a disk's bad sector (every read of those bytes fails with ``EIO``) failed every
+    retry, and one video sank the run. Now, where the disk or store reads the video elsewhere
+    (:func:`~lightly_airflow.video.source.reads_elsewhere`: its start or end, past the caches), the stretch is tried
+    a third time; where that fails too its frames are ``corrupt`` with the reason "unreadable" (the frames from the
+    failed one up to the next keyframe past the bad bytes: a seek to each later keyframe, from the container's
+    index) and the wanted frames after it are decoded. A video that cannot seek (MPEG-PS/TS, raw streams) loses the
+    frames from the stretch on. A disk or store that reads nothing fails the task as before."""
+    source, error = opened.source, broken.error
+    left = sorted(item for item in run if item[0] in broken.pending)
+    lost: list[int] = []
+    failures = 0
+    while left:
+        if not reads_elsewhere(source):
+            raise_read_error(source)  # (a store's error as it is: the task is retried)
+            raise VideoReadError(
+                f"reading the video failed twice before frame {left[0][0]} ({reason(first)}; then {reason(error)}), "
+                + ("on its object store (retried, never marked unreadable)" if isinstance(source, RecordingReader)
+                   else "and its start and end do not read either") + f": {READ_FAILED}") from error
+        if hasattr(source, "read_error"):
+            source.read_error = None  # (the store answers: a bad stretch, not a failed task)
+        if not seek:
+            lost.extend(index for index, _ in left)
+            break
+        if failures:
+            try:
+                entries = opened.stream.index_entries
+            except Exception:  # noqa: BLE001 - no index: by steps
+                entries = None
+            skip = _next_start(left, failures, entries)
+            lost.extend(index for index, _ in left[:skip])
+            left = left[skip:]
+            if not left:
+                break
+        again: list[_Break] = []
+        opened.reopen(frame_threads=False)  # (FFmpeg's I/O context keeps the read error: read through a new one)
+        yield from _decode_run(opened.container, opened.stream, left, seek=True, by_pts=True, at_start=False,
+                               source=source, clock=clock, breaks=again)
+        if not again:
+            break
+        if not is_read_error(again[0].error):
+            why = f"the video breaks here: {reason(again[0].error)} (after a read error before frame {left[0][0]})"
+            for index in sorted(again[0].pending):
+                yield DecodedFrame(index, None, f"{why}. {FRAME_FIX}")
+            break
+        moved = min(again[0].pending) != left[0][0]
+        failures = 1 if moved else failures + 1
+        error = again[0].error
+        left = [item for item in left if item[0] in again[0].pending]
+    if not lost:
+        return
+    logger.warning("a bad stretch of the video (%s, again on every read while its start and end read): frames %s "
+                   "cannot be read, the others are kept", reason(error), _spans(lost))
+    why = (f"unreadable: reading the video failed at this frame (or one it refers to) on every try ({reason(error)}) "
+           f"while the rest of the file reads: a bad stretch of its disk or store, not a damaged video (frames "
+           f"{_spans(lost)} of this video cannot be read; its other frames are kept). {UNREADABLE_FIX}")
+    for index in lost:
+        yield DecodedFrame(index, None, why)
 
 
 def _decode_run(

@@ -299,6 +299,7 @@ def _process_chunk(
     done: set[int] = set()
     pending: collections.deque[FrameResult | Future[FrameResult]] = collections.deque()
     crops_ahead: collections.deque[int] = collections.deque()  # each pending frame's crops at most
+    unreadable: list[int] = []  # frames of a bad stretch of the disk or store (``decode._bad_stretch``)
     try:
         try:
             with open_video_source(datasource_uri, video, credentials, fs=fs, root=root) as source:
@@ -314,6 +315,8 @@ def _process_chunk(
                     if gate is not None:
                         gate(r.row)
                     if got.frame is None:
+                        if (got.reason or "").startswith("unreadable:"):
+                            unreadable.append(got.index)
                         pending.append(FrameResult(r.row, None, None, None, None, C.STATUS_CORRUPT, got.reason))
                     elif pool is None:
                         pending.append(_frame_result(got.frame, r, input_size, thumbs, objects, analyse))
@@ -331,6 +334,10 @@ def _process_chunk(
                     pending.append(FrameResult(r.row, None, None, None, None, C.STATUS_MISSING, why))
         except VideoReadError as exc:  # (not the video's fault: the task fails and is retried, nothing is committed)
             raise VideoReadError(f"video {video!r}: {exc}") from exc
+        if unreadable:
+            logger.warning("video %r: %d frames (%s…%s) cannot be read from its disk or store (a bad stretch: their "
+                           "rows are corrupt 'unreadable' with the fix), its other frames are kept", video,
+                           len(unreadable), min(unreadable), max(unreadable))
         while pending:
             item = pending.popleft()
             yield item.result() if isinstance(item, Future) else item

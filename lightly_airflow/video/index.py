@@ -454,6 +454,27 @@ def _readable_end(data: bytes) -> int:
     return end
 
 
+#: Sector sizes of MPEG-PS files written in whole sectors (DVD's and FFmpeg's 2,048 bytes, a VCD's 2,324).
+PS_SECTORS = (2048, 2324)
+
+
+def _in_last_sector(data: bytes, end: int) -> bool:
+    """Whether the unreadable bytes at an MPEG-PS's end (``data[end:]``, ``data`` its last bytes) are the rest of its
+    last sector after the packets read there: the file is written in whole sectors (:data:`PS_SECTORS`: its last 4
+    sectors each start with a pack header or a packet, counted from its end) and the last one's first packet was
+    read. Such a muxer puts one packet of data in a sector and pads the rest (a padding stream, ``00 00 01 BE``):
+    the last sector's video packet is short because the video ended, and damage after it hit padding (or another
+    stream's packet), no frame. Random bytes over the 467-1,873-byte padding packet that ends FFmpeg's ``mpeg``,
+    ``vob`` and ``dvd`` outputs read as "about 1-5 frames" missing from videos that lost none."""
+    for sector in PS_SECTORS:
+        starts = [len(data) - i * sector for i in range(1, 5)]
+        if starts[-1] >= 0 and starts[0] < end and all(
+            data[at : at + 3] == b"\0\0\1" and data[at + 3] >= 0xBA for at in starts
+        ):
+            return True
+    return False
+
+
 def _unread_program_stream(source: Any, container: Any, out: VideoIndex) -> tuple[str, int] | None:
     """Why an MPEG-PS ends early, and an estimate of how many frames it lost: its last bytes are no pack or PES
     packet (damaged up to the end, or :data:`PS_UNREAD` zeros or more where a copy stopped writing); ``None``
@@ -475,6 +496,10 @@ def _unread_program_stream(source: Any, container: Any, out: VideoIndex) -> tupl
     end = _readable_end(tail)
     unread = len(tail) - end
     if not end or not unread or (unread < PS_UNREAD and not any(tail[end:])):  # (sector padding)
+        return None
+    if _in_last_sector(tail, end):
+        logger.info("the last %d bytes of the MPEG-PS are unreadable, inside its last sector after the packets read "
+                    "there (its padding): no frame is missing", unread)
         return None
     missing = max(1, round(unread / ((size - unread) / (out.n_frames + out.lost_frames))))
     return (f"the video is damaged at its end: its last {unread:,} bytes are no MPEG program stream data the "
@@ -618,8 +643,22 @@ MP4_TOP_BOXES = 16
 #: Codecs whose MP4/MOV packets FFmpeg's demuxer times from the sample table alone (no parser splits or joins their
 #: bytes; H.264's parser only reads headers, one packet in, one out): their packets' bytes are not read by
 #: the index pass. Checked against a full demux in ``tests/video/test_index_reads_the_header_only.py`` (ProRes, PNG and
-#: QuickTime RLE by hand, 2026-12-07); other codecs (AV1, DNxHD, ...) are read whole until checked.
-SAMPLE_TABLE_CODECS = frozenset({"h264", "hevc", "mpeg4", "mjpeg", "prores", "vp9", "png", "qtrle"})
+#: QuickTime RLE by hand, 2026-12-07) and, with a decode of every frame by the header-only index, for AV1, MPEG-2,
+#: DNxHD, H.263 and Cinepak (``tests/test_video_s67_codecs.py``). Named by FFmpeg's codec (``canonical_name``: AV1 is
+#: decoded by ``libdav1d`` here). Not MPEG-1 video: FFmpeg's MP4 demuxer parses it whole, and its zeroed packets were
+#: joined into 3 frames of 120; others (VC-1, ...) are read whole until checked. (VP8 and FFV1 do not go in MP4/MOV.)
+SAMPLE_TABLE_CODECS = frozenset({"h264", "hevc", "mpeg4", "mjpeg", "prores", "vp9", "png", "qtrle", "av1",
+                                 "mpeg2video", "dnxhd", "h263", "cinepak"})
+
+
+def canonical_codec(name: str | None) -> str | None:
+    """FFmpeg's name of the codec a decoder ``name`` decodes (``libdav1d`` → ``av1``); ``name`` where unknown."""
+    import av
+
+    try:
+        return str(av.codec.Codec(str(name), "r").canonical_name)
+    except Exception:  # noqa: BLE001 - an unknown decoder keeps its name
+        return name
 
 
 class _HeaderReads:
@@ -744,7 +783,7 @@ def _plan_reads(source: Any, reads: _HeaderReads | None, out: VideoIndex) -> Non
     if reads is None:
         iso = str(out.container_format or "").startswith("mov")
         out.read_whole = READ_WHOLE["mp4" if iso else "container"]
-    elif out.codec not in SAMPLE_TABLE_CODECS:
+    elif canonical_codec(out.codec) not in SAMPLE_TABLE_CODECS:
         out.read_whole = READ_WHOLE["codec"]
     if out.read_whole is not None:
         logger.info("indexing reads the whole video (%s, %s): %s", out.container_format, out.codec, out.read_whole)
@@ -760,16 +799,37 @@ def index_video(source: Any) -> VideoIndex:
     readable half way keeps the frames before that point and says where it broke.
 
     :raises Exception: the store's own read error (``source.RecordingReader``): not the video's fault, so the
-        task fails and is retried rather than committing a good video as broken.
+        task fails and is retried rather than committing a good video as broken. A read that fails again in a
+        second pass while the disk or store reads the file's start and end is a bad stretch of the medium (a disk's
+        bad sector: every retry of the task failed the same way, and one video sank the run): the frames before it
+        are kept and the video's ``problem`` says it cannot be read further (:data:`UNREADABLE_FIX`).
     """
-    from lightly_airflow.video.source import raise_read_error
+    from lightly_airflow.video.source import is_read_error, raise_read_error, reads_elsewhere
 
-    out = _index_video(source)
+    try:
+        out = _index_video(source)
+        raise_read_error(source)
+        return out
+    except Exception as exc:
+        if not is_read_error(exc) or not reads_elsewhere(source):
+            raise
+        logger.warning("indexing the video failed (%s) while its start and end read; indexing it again", reason(exc))
+    if hasattr(source, "read_error"):
+        source.read_error = None
+    if hasattr(source, "seek"):
+        source.seek(0)
+    out = _index_video(source, bad_stretch=True)
     raise_read_error(source)
     return out
 
 
-def _index_video(source: Any) -> VideoIndex:
+#: The fix of a video (or frames) whose bytes its disk or store cannot read while it reads the rest of the file.
+UNREADABLE_FIX = ("Fix: copy the video again from a good copy (a backup, the camera, the source bucket) to a healthy "
+                  "disk or store: the new version replaces these rows (`dd if=<video> of=/dev/null` shows the failing "
+                  "read)")
+
+
+def _index_video(source: Any, *, bad_stretch: bool = False) -> VideoIndex:
     """:func:`index_video` before the store's read error is raised: open ``source``, pick its video stream, list its
     frames' times, then say what the file lacks (each step below)."""
     import av
@@ -787,7 +847,7 @@ def _index_video(source: Any) -> VideoIndex:
         if stream is not None:
             _describe_stream(out, container, stream)
             _plan_reads(source, reads, out)
-            pts, damaged, discarded = _demux_times(source, container, stream, out, reads)
+            pts, damaged, discarded = _demux_times(source, container, stream, out, reads, bad_stretch=bad_stretch)
             have_pts, repeated = _frame_times(out, container, pts)
             damage, out.lost_frames = damage_problem(out, damaged, repeated) if out.n_frames else (None, 0)
             _length_problem(out, container, stream, have_pts, discarded)
@@ -796,6 +856,19 @@ def _index_video(source: Any) -> VideoIndex:
     finally:
         container.close()
     return out
+
+
+def _unreadable_stretch(source: Any, exc: BaseException) -> bool:
+    """Whether ``exc`` is a read error while the disk or store still reads ``source``'s start and end (a bad stretch,
+    :func:`index_video`); its recorded read error is then forgotten."""
+    from lightly_airflow.video.source import is_read_error, reads_elsewhere
+
+    error = getattr(source, "read_error", None) or exc
+    if not (is_read_error(exc) or is_read_error(error)) or not reads_elsewhere(source):
+        return False
+    if hasattr(source, "read_error"):
+        source.read_error = None
+    return True
 
 
 def _raise_read_error(source: Any, exc: BaseException) -> None:
@@ -843,12 +916,15 @@ def _describe_stream(out: VideoIndex, container: Any, stream: Any) -> None:
 
 
 def _demux_times(
-    source: Any, container: Any, stream: Any, out: VideoIndex, reads: _HeaderReads | None = None,
+    source: Any, container: Any, stream: Any, out: VideoIndex, reads: _HeaderReads | None = None, *,
+    bad_stretch: bool = False,
 ) -> tuple[list[int | None], list[int | None], int]:
     """``(pts, damaged, discarded)`` of ``stream``'s packets in demux order: each frame's time, the times of those
     the demuxer flagged corrupt, and how many lie outside the edit list; a demux error keeps the frames before it,
-    said in ``out.problem``. With ``reads`` (an MP4/MOV whose frames' times are its sample table's), the packets'
-    bytes are not fetched (:class:`_HeaderReads`)."""
+    said in ``out.problem``; a read error raises (:func:`_raise_read_error`), but in the second pass of
+    ``bad_stretch`` (:func:`index_video`) while the rest of the file still reads, where it keeps the frames before it
+    too. With ``reads`` (an MP4/MOV whose frames' times are its sample table's), the packets' bytes are not fetched
+    (:class:`_HeaderReads`)."""
     from lightly_airflow.video.avi import avi_clock
 
     pts: list[int | None] = []
@@ -871,8 +947,14 @@ def _demux_times(
                 damaged.append(time)
             pts.append(time)
     except Exception as exc:  # noqa: BLE001 - keep the frames before the break
-        _raise_read_error(source, exc)
-        out.problem = f"the video breaks after {len(pts)} frames: {reason(exc)}. {ends_early_fix(len(pts))}"
+        if bad_stretch and _unreadable_stretch(source, exc):
+            out.problem = (f"unreadable after {len(pts)} frames: reading the video failed there twice ({reason(exc)}) "
+                           "while the rest of the file reads: a bad stretch of its disk or store, not a damaged video "
+                           f"(its {len(pts)} frames before it are kept as samples). {UNREADABLE_FIX}")
+            logger.warning("%s", out.problem)
+        else:
+            _raise_read_error(source, exc)
+            out.problem = f"the video breaks after {len(pts)} frames: {reason(exc)}. {ends_early_fix(len(pts))}"
     finally:
         if reads is not None:
             reads.skipping = False

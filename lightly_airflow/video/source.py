@@ -109,6 +109,55 @@ class RecordingReader:
         return True
 
 
+#: Bytes :func:`reads_elsewhere` reads at a video's start and at its end.
+PROBE_BYTES = 64 << 10
+
+
+def reads_elsewhere(source: Any) -> bool:
+    """Whether the disk or store of a video whose read failed still reads it elsewhere, now: its first or its last
+    :data:`PROBE_BYTES` (past the page cache for a path; never for an object store's video, below).
+
+    A read that fails again at the same stretch of a video while its other bytes read is a bad stretch of the medium
+    (a disk's bad sector): retrying the task reads the same error, so its frames are marked unreadable
+    (``decode._bad_stretch``). A disk or mount that fails every read is down: the task fails and is retried. An object
+    store's video (a :class:`RecordingReader`) is never taken for a bad stretch: a store keeps no bad sectors, and a
+    range that fails again while small reads pass is the network's (a proxy's limit, throttling): marking its frames
+    unreadable would record them so for good, where the task's retry reads them."""
+    if isinstance(source, RecordingReader):
+        return False
+
+    def fresh_path(path: Any, at: int, n: int) -> bytes:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            with contextlib.suppress(AttributeError, OSError):  # (drop the clean cached pages: read the disk)
+                os.posix_fadvise(fd, at, n, os.POSIX_FADV_DONTNEED)
+            return os.pread(fd, n, at)
+        finally:
+            os.close(fd)
+
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            size = os.path.getsize(source)
+        else:
+            position = source.tell()
+            size = int(source.seek(0, 2))
+            source.seek(position)
+    except (OSError, ValueError, TypeError):
+        return False
+    for at in (0, max(0, size - PROBE_BYTES)):
+        n = min(PROBE_BYTES, size - at)
+        try:
+            if isinstance(source, (str, os.PathLike)):
+                data: bytes | None = fresh_path(source, at, n)
+            else:
+                data = read_at(source, at, n)
+        except Exception:  # noqa: BLE001 - any failure is a read that failed
+            data = None
+        if data is not None and len(data) == n:
+            return True
+    return False
+
+
 class ArchivedFileError(FileNotFoundError):
     """The store will not read the video until it is restored (S3 Glacier, Intelligent-Tiering's archive tiers,
     Azure's Archive tier): that video's problem, its frames ``missing`` with this reason, not a task retry."""
