@@ -6,14 +6,16 @@ is paid once per shard. Data (made here, in a temp folder): the demo datasource'
 (:mod:`lightly_airflow.demo`: digit scans and photos, a ``.lightly/`` with classification predictions and a custom
 metadata field), listed into shards of 128 files (the last one is timed: digits and photos), and 24 photos with
 object-detection predictions of pasted shapes (:mod:`lightly_airflow.objects.demo_data`) whose embed task also
-crops and embeds 49 objects.
+crops and embeds 49 objects, and 8 of those photos with a file that is not an image and a task whose schema.json is not
+JSON (``metadata+bad``, ``predictions+bad``: the shard tasks' problem rows, with their fix, ``fixes.split_fix``).
 
 Each tree (``--tree NAME=PATH``: a checkout of this repository; default: this one) runs every command once to warm
 up (bytecode, the numba cache), then ``--rounds`` rounds, each running every command of every tree in turn
 (interleaved: a busy neighbour slows both alike). Per command and tree: the median wall time of the process
 (``python -m lightly_airflow.cli ...``, from start to exit) and its CPU time (user + system of all its threads: less
 sensitive to a shared machine's load), with their ranges, then one run under ``-X importtime``: the
-heavy top-level packages it imported and their import time (of a package: all its modules, whoever imported them; ``pyarrow.compute`` and ``pyarrow.dataset``: cumulative).
+heavy top-level packages it imported and their import time (of a package: all its modules, whoever imported them;
+``pyarrow.compute``, ``pyarrow.dataset`` and ``lightly_airflow.report``: cumulative).
 
     python benchmarks/startup.py --rounds 5 --tree before=/tmp/head --tree after=.
 """
@@ -33,7 +35,7 @@ from pathlib import Path
 
 #: packages: the import time of all their modules (whoever imported them); modules: cumulative, as imported
 HEAVY_PACKAGES = ("pandas", "numba", "llvmlite", "scipy", "torch", "torchvision", "deltalake")
-HEAVY_MODULES = ("pyarrow.compute", "pyarrow.dataset")
+HEAVY_MODULES = ("pyarrow.compute", "pyarrow.dataset", "lightly_airflow.report")
 HERE = Path(__file__).resolve().parents[1]
 
 
@@ -57,13 +59,23 @@ listing = pa.Table.from_batches(list(list_files(f"file://{{source}}")))
 (objects,) = write_manifests(listing, f"file://{{pool}}", "run-1", datasource_uri=f"file://{{source}}",
                              lightly_uri=f"file://{{source}}")
 write_spec(ObjectsSpec(tasks=("shapes",)), staging.run_dir(f"file://{{pool}}", "run-1"))
-print(json.dumps([listed.manifests[-1], objects]))
+bad = root / "bad"  # (a file that is not an image; a task whose schema.json is not JSON)
+add_images(bad, 0, 8, seed=2)
+(bad / "broken.png").write_bytes(b"not an image")
+tasks = bad / ".lightly" / "predictions" / "tasks.json"
+tasks.write_text(json.dumps([*json.loads(tasks.read_text()), "broken"]))
+(tasks.parent / "broken").mkdir()
+(tasks.parent / "broken" / "schema.json").write_text('{{"task_type": ')
+listing = pa.Table.from_batches(list(list_files(f"file://{{bad}}")))
+(problems,) = write_manifests(listing, f"file://{{root / 'badpool'}}", "run-1", datasource_uri=f"file://{{bad}}",
+                              lightly_uri=f"file://{{bad}}")
+print(json.dumps([listed.manifests[-1], objects, problems]))
 """
     import json
 
     out = subprocess.run([sys.executable, "-c", script], cwd=tree, env=_env(tree), capture_output=True, text=True,
                          check=True)
-    manifest, objects = json.loads(out.stdout.splitlines()[-1])
+    manifest, objects, problems = json.loads(out.stdout.splitlines()[-1])
     src = str(root / "src")
     return {
         "metadata": ["metadata", "--manifest", manifest, "--output", str(root / "out" / "metadata.parquet")],
@@ -72,6 +84,9 @@ print(json.dumps([listed.manifests[-1], objects]))
         "embed": ["embed", "--manifest", manifest, "--device", "cpu", "--output", str(root / "out" / "embed.parquet")],
         "embed+objects": ["embed", "--manifest", objects, "--device", "cpu",
                           "--output", str(root / "out" / "embed-objects.parquet")],
+        "metadata+bad": ["metadata", "--manifest", problems, "--output", str(root / "out" / "metadata-bad.parquet")],
+        "predictions+bad": ["predictions", "--manifest", problems, "--lightly-uri", str(root / "bad"),
+                            "--output", str(root / "out" / "predictions-bad.parquet")],
     }
 
 
@@ -94,7 +109,7 @@ def _imports(tree: Path, args: list[str]) -> tuple[float, dict[str, float]]:
     """Total import time (s) and the import time of each heavy package or module imported."""
     out = subprocess.run([sys.executable, "-X", "importtime", "-m", "lightly_airflow.cli", *args], cwd=tree,
                          env=_env(tree), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
-    total, heavy = 0, {}
+    total, heavy = 0, dict[str, float]()
     for line in out.stderr.splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
         if not m:

@@ -811,18 +811,14 @@ def _merged_meta(meta: dict[str, Any], shard_meta: dict[str, Any]) -> dict[str, 
     return staging.merged_metadata(meta, shard_meta)
 
 
-def _derived_probabilities(meta: dict[str, Any]) -> dict[str, int]:
-    """The run's predictions without probabilities per task (the predictions stage's counts, summed by
-    :func:`_merged_meta`), the tasks that had any."""
-    return {task: n for task, n in sorted(staging.summed_counts([meta], staging.PREDICTIONS).items()) if n}
-
-
-def _counts_notes(meta: dict[str, Any]) -> list[str]:
-    """The run summary's note of the predictions shards whose counts are not known (their staging files written
-    by a release before the stage counted: :attr:`staging.StageCounts.not_known`); none when every shard counted."""
-    note = staging.counts_not_known_note(staging.PREDICTIONS,
-                                         staging.summed_counts([meta], staging.PREDICTIONS).not_known)
-    return [note] if note else []
+def _prediction_counts(meta: dict[str, Any]) -> tuple[dict[str, int], list[str]]:
+    """The predictions stage's counts, summed once over the run's shards (by :func:`_merged_meta`): the run's
+    predictions without probabilities per task (the tasks that had any), and the run summary's note of the shards
+    whose counts are not known (their staging files written before the stage counted:
+    :attr:`staging.StageCounts.not_known`; none when every shard counted)."""
+    summed = staging.summed_counts([meta], staging.PREDICTIONS)
+    note = staging.counts_not_known_note(staging.PREDICTIONS, summed.not_known)
+    return {task: n for task, n in sorted(summed.counts.items()) if n}, [note] if note else []
 
 
 def _assemble_shard(
@@ -1371,19 +1367,20 @@ def _attempt_summary(run: _Request, inputs: _RunInputs, view: _PoolView, candida
     from lightly_airflow import objects as objects_run
 
     metrics = picks.metrics
+    derived_probabilities, counts_notes = _prediction_counts(inputs.meta)
     return RunSummary(
         run_id=run.io.run_id, tag=run.tag, version=view.snap.version, dry_run=run.dry_run,
         candidates=counts["candidates"], processed=counts["processed"], selected=counts["selected"],
         corrupt=counts["corrupt"], duplicate=counts["duplicate"], missing=counts["missing"],
         pool_selected_before=view.n_preselected, problems=inputs.problems, problems_uri=inputs.problems_uri,
         metrics=_jsonable(metrics),
-        notes=[*run.notes, *run.config.notes(), *_listing_notes(inputs.skips), *_counts_notes(inputs.meta)],
+        notes=[*run.notes, *run.config.notes(), *_listing_notes(inputs.skips), *counts_notes],
         missing_inputs={str(k): int(v) for k, v in (metrics.get("missing_inputs") or {}).items()},
         # (n_selected: the selection's picks, before a reviewer left any out)
         warnings=selection_warnings(candidates, run.config, metrics, stop=picks.stop, n_selected=len(picks.keys)),
         n_wanted=picks.wanted,
         objects=objects_run.summary(inputs.run_objects, object_rows, inputs.spec, metrics),
-        listing=inputs.skips.summary(), derived_probabilities=_derived_probabilities(inputs.meta),
+        listing=inputs.skips.summary(), derived_probabilities=derived_probabilities,
         started_by=run.origin, review=run.review.to_dict() if run.review is not None else {},
     )
 

@@ -21,6 +21,7 @@ from lightly_airflow.config.selection import (
     ScoresInput,
     SelectionConfig,
 )
+from lightly_airflow.fixes import split_fix
 from lightly_airflow.lightly_dir import LIGHTLY_DIR, METADATA_SCHEMA_FILE, TASKS_FILE, LightlyDir, LightlyFileError
 from lightly_airflow.storage import StorageCredentials, protocol_of
 
@@ -45,10 +46,8 @@ def _read_problem(exc: LightlyFileError) -> FileProblems:
 
 def _file_problems(relpath: str, found: list[tuple[str, str]], fix: str, sep: str = ": ") -> FileProblems:
     """Each ``(field, reason)`` a parser found in ``.lightly/<relpath>`` as ``(problem, fix)``: the reason's own
-    fix (``… . Fix: …``, :func:`~lightly_airflow.report.problems.split_fix`, which the report uses too), else
+    fix (``… . Fix: …``, :func:`~lightly_airflow.fixes.split_fix`, which the report uses too), else
     ``fix``."""
-    from lightly_airflow.report.problems import split_fix
-
     out: FileProblems = []
     for field, reason in found:
         problem, own = split_fix("", reason)

@@ -15,6 +15,7 @@ import pyarrow as pa
 from lightly_airflow import columns as C
 from lightly_airflow.arrow import from_pylist
 from lightly_airflow.cores import usable_cores
+from lightly_airflow.fixes import split_fix
 from lightly_airflow.identity import sample_id
 from lightly_airflow.lightly_dir import (
     METADATA_DIR,
@@ -28,7 +29,6 @@ from lightly_airflow.metadata.custom import SCHEMA_RELPATH, MetadataField, parse
 from lightly_airflow.metadata.duplicates import mark_duplicates
 from lightly_airflow.metadata.metrics import INT_METRICS, METRICS, ImageResult, inspect_image
 from lightly_airflow.pixels import image_memory
-from lightly_airflow.predictions.shard import unreadable_videos
 from lightly_airflow.staging import (
     METADATA,
     ProblemLog,
@@ -233,10 +233,8 @@ def _report_past_end(folder: LightlyDir, manifest: pa.Table, manifest_uri: str, 
 def file_problem(reason: str, fix: str) -> str:
     """An image's problem (corrupt, missing, unreadable) ending with one fix: the reason's own where it says one
     (``wrong type for its extension: …; rename it to .png``, an archived file's ``Fix: restore it …``:
-    :func:`~lightly_airflow.report.problems.split_fix`, which the report's fix column uses), else ``fix``. These
+    :func:`~lightly_airflow.fixes.split_fix`, which the report's fix column uses), else ``fix``. These
     said none: the report's fix column was empty for every corrupt or vanished image."""
-    from lightly_airflow.report.problems import split_fix
-
     problem, own = split_fix(STAGE, reason)
     return f"{problem}. Fix: {own or fix}"
 
@@ -330,7 +328,7 @@ def compute_metadata_shard(
     # Video frames are decoded once, by the embed task, which writes their hash and metrics; here they only get
     # their custom metadata (per frame or per video) and status ok (the embed task reports undecodable frames).
     videos = manifest.table.column(C.VIDEO).to_pylist() if C.VIDEO in manifest.table.column_names else [None] * n
-    not_samples = unreadable_videos(manifest.table)
+    not_samples = manifest.unreadable_videos
     started = time.monotonic()
     last_log = started
     with image_memory(workers), ThreadPoolExecutor(max_workers=workers) as pool:

@@ -51,7 +51,8 @@ def load_run_objects(manifests: list[str], credentials: StorageCredentials | Non
             "those shards did not finish. Clear it so it runs again."
         )
     out = pa.concat_tables(tables, promote_options="permissive")
-    return staging.with_counts(out, staging.OBJECTS, staging.summed_counts(tables, staging.OBJECTS))
+    summed = staging.summed_counts(tables, staging.OBJECTS)
+    return staging.with_counts(out, staging.OBJECTS, summed.counts, summed.not_known)
 
 
 def with_object_metadata(rows: pa.Table, objects: pa.Table | None, tasks: tuple[str, ...]) -> pa.Table:
@@ -159,11 +160,11 @@ def summary(objects: pa.Table | None, committed: pa.Table | None, spec: ObjectsS
     out["committed"] = 0 if committed is None else committed.num_rows
     out["selected"] = 0 if committed is None else int(pc.sum(committed.column(C.OBJECT_SELECTED)).as_py() or 0)
     # The shards' dropped and flagged inputs (DROP_COUNTS, summed by load_run_objects; the embed tasks log which).
-    counts = staging.summed_counts([objects], staging.OBJECTS)
-    out.update((name, counts[name]) for name in DROP_COUNTS if counts.get(name))
-    if counts.not_known:  # (shards of an older release: their drops are not known, not 0)
-        out["counts_not_known"] = counts.not_known
-    not_known = staging.counts_not_known_note(staging.OBJECTS, counts.not_known)
+    summed = staging.summed_counts([objects], staging.OBJECTS)
+    out.update((name, summed.counts[name]) for name in DROP_COUNTS if summed.counts.get(name))
+    if summed.not_known:  # (shards written before the stage counted: their drops are not known, not 0)
+        out["counts_not_known"] = summed.not_known
+    not_known = staging.counts_not_known_note(staging.OBJECTS, summed.not_known)
     notes = [*(what.format(n=out[name]) for name, what in NOTES.items() if out.get(name)),
              *([not_known] if not_known else []), *selection_notes(metrics or {})]
     if notes:

@@ -210,7 +210,7 @@ def object_set(
     if mine is None and pre_rows is None:
         from lightly_airflow import staging
 
-        counts = staging.summed_counts([objects], staging.OBJECTS)  # (the run's, summed by objects.run)
+        counts = staging.summed_counts([objects], staging.OBJECTS).counts  # (the run's, summed by objects.run)
         dropped = [f"{counts[n]} {what}" for n, what in (
             ("boxes_outside_image", "predicted boxes had no area inside their images"),
             ("video_frames_failed", "video frames with boxes did not decode"),

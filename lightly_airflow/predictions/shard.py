@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from lightly_airflow import columns as C
 from lightly_airflow.arrow import from_numpy, from_pylist, list_array, numpy_of, one_array, valid_of
+from lightly_airflow.fixes import split_fix
 from lightly_airflow.lightly_dir import (
     PREDICTIONS_DIR,
     TASKS_FILE,
@@ -51,8 +52,6 @@ CATEGORY_IDS_METADATA_KEY = "lightly.category_ids"
 def _skipped(reason: str, task: str) -> str:
     """``reason`` saying that ``task`` is skipped, before its fix (after it, the report's fix column read
     "… (task 't' is skipped)")."""
-    from lightly_airflow.report.problems import split_fix
-
     problem, fix = split_fix("", reason)
     return f"{problem} (task {task!r} is skipped)" + (f". Fix: {fix}" if fix else "")
 
@@ -247,7 +246,7 @@ def load_predictions_shard(
     n = len(keys)
     # a video without a decodable frame (a corrupt row keyed by the video, reported by the embed task): not a
     # sample, so it has no prediction file to read, and none is missing
-    not_samples = unreadable_videos(manifest.table)
+    not_samples = manifest.unreadable_videos
     if not_samples and tasks:
         logger.info("predictions %s: %d videos without a decodable frame (corrupt, reported by the embed task) have "
                     "no frames to read predictions for, e.g. %r", manifest_uri, len(not_samples), min(not_samples))
@@ -371,18 +370,6 @@ DERIVED_PROBABILITIES = (
     "other categories (one-hot without a score), so their uncertainty_* scores show only that score (0 for "
     "one-hot). Fix: write 'probabilities' (one per category, ordered by id) for uncertainty scores that show the "
     "model's doubt")
-
-
-def unreadable_videos(table: pa.Table) -> set[str]:
-    """Keys of the manifest's rows that stand for a video without a decodable frame (``video_problem`` set, no
-    ``frame_index``: corrupt, empty, no video stream). Such a row is the video's ``corrupt`` row, not a sample:
-    no prediction or metadata file is looked for."""
-    names = table.column_names
-    if C.VIDEO_PROBLEM not in names or C.FRAME_INDEX not in names:
-        return set()
-    rows = table.select([C.KEY, C.VIDEO_PROBLEM, C.FRAME_INDEX]).to_pydict()
-    return {str(k) for k, problem, index in zip(rows[C.KEY], rows[C.VIDEO_PROBLEM], rows[C.FRAME_INDEX])
-            if problem is not None and index is None}
 
 
 def _report_missing(folder: LightlyDir, task: str, keys: list[str], problems: ProblemLog) -> int:

@@ -18,6 +18,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from lightly_airflow.fixes import split_fix
+
 log = logging.getLogger(__name__)
 
 #: Examples listed per kind.
@@ -31,20 +33,6 @@ _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _PATHISH = re.compile(r"(?<![\w.])(?:[\w.~+-]*/)+[\w.~+-]*|\b[\w~+-]+\.(?:json|png|jpe?g|mp4|avi|mov|mkv|webm|ts|txt|"
                       r"parquet|tiff?|bmp|gif|webp|heic|heif)\b", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
-
-#: The fix for reasons that do not say one themselves: (stage, reason prefix) -> fix.
-FIXES: tuple[tuple[str, str, str], ...] = (
-    ("predictions", "no prediction file for task",
-     "add the file at the path shown (Lightly's name: the sample's key with .json for its extension, under "
-     ".lightly/predictions/<task>/), or leave the sample without predictions (its scores stay empty and it is not "
-     "a candidate of the strategies that need them)"),
-    ("metadata", "no metadata file", "rename the file as the reason says; it is not read under its other name"),
-)
-
-#: Markers after which a reason's own fix begins (the project's messages say "Fix: …" or name the action).
-_FIX_MARKERS = ("Fix: ", "Fix:", " Rename it to ", " Rename ", " rename every file ", " rename each file ",
-                "; rename ", ": rename ", ": do not rename ")
-
 
 @dataclass
 class ProblemKind:
@@ -77,20 +65,6 @@ def kind_of(reason: str) -> str:
     text = _NUMBER.sub("N", text)
     text = " ".join(text.split())
     return text if len(text) <= KIND_CHARS else text[: KIND_CHARS - 1].rstrip() + "…"
-
-
-def split_fix(stage: str, reason: str) -> tuple[str, str]:
-    """``(problem, fix)`` of a reason: the reason's own fix where it says one ("Fix: …", "Rename it to …"),
-    else the fix known for that kind (:data:`FIXES`), else ``""``."""
-    for marker in _FIX_MARKERS:
-        at = reason.find(marker)
-        if at > 0:
-            fix = reason[at:].lstrip(";: ").strip()  # ("…; rename it to .png": the fix column showed "—")
-            return reason[:at].rstrip(" .;,"), (fix[4:].strip() if fix.startswith("Fix:") else fix)
-    for fix_stage, prefix, fix in FIXES:
-        if stage == fix_stage and reason.startswith(prefix):
-            return reason, fix
-    return reason, ""
 
 
 def summarize(table: pa.Table, *, examples: int = EXAMPLES, max_kinds: int = MAX_KINDS) -> Problems:

@@ -490,4 +490,4 @@ def test_an_image_with_objects_under_another_format_s_extension_is_corrupt_not_e
     assert status == "corrupt" and "the file is PNG but its extension is .jpg; rename it to .png" in reason, reason
     assert counts["embedded"] == 3 and counts["objects"]["images_failed"] == 1, counts
     objects_file = read_parquet(staging.sibling_uri(manifest, staging.OBJECTS))  # (its counts: summed into the summary)
-    assert staging.summed_counts([objects_file], staging.OBJECTS)["images_failed"] == 1
+    assert staging.summed_counts([objects_file], staging.OBJECTS).counts["images_failed"] == 1

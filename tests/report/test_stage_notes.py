@@ -12,7 +12,7 @@ from lightly_doc_examples import CLASSIFICATION_ONLY_CATEGORY, CLASSIFICATION_SC
 from metadata.conftest import make_manifest, write_tree
 
 from lightly_airflow import columns as C
-from lightly_airflow.pipeline import _derived_probabilities, _merged_meta
+from lightly_airflow.pipeline import _merged_meta, _prediction_counts
 from lightly_airflow.predictions import load_predictions_shard
 from lightly_airflow.report import write_report
 
@@ -39,9 +39,9 @@ def test_predictions_without_probabilities_are_summed_over_shards_into_the_summa
     meta: dict[str, str] = {}
     for out in outs:
         meta = _merged_meta(meta, _meta(out))
-    assert _derived_probabilities(meta) == {"weather": 3}
+    assert _prediction_counts(meta) == ({"weather": 3}, [])
     assert json.loads(meta[C.CATEGORIES_METADATA_KEY]) == {"weather": ["sunny", "clouded", "rainy"]}  # (others: kept)
-    assert _derived_probabilities({}) == {}  # a run without predictions
+    assert _prediction_counts({}) == ({}, [])  # a run without predictions
 
 
 def test_report_notes_show_derived_probabilities_object_drops_and_failed_frames(tmp_path: Path) -> None:
