@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -1434,7 +1434,7 @@ def _commit(pool: Any, run: _Request, inputs: _RunInputs, view: _PoolView, outco
 
     summary.moves = dict(committed.moves)
     summary.notes.extend(move_notes(committed.moves))  # (what it took over and refused: not only in the log)
-    return _after_commit(run, inputs, view, outcome, superseded)
+    return _after_commit(run, inputs, view, outcome, superseded, committed.carried_frames)
 
 
 def _with_superseded(snap: Snapshot, outcome: _Outcome, io: _RunIO) -> tuple[_Outcome, Any]:
@@ -1460,7 +1460,7 @@ def _with_superseded(snap: Snapshot, outcome: _Outcome, io: _RunIO) -> tuple[_Ou
 
 
 def _after_commit(run: _Request, inputs: _RunInputs, view: _PoolView, outcome: _Outcome,
-                  superseded: Any) -> RunSummary:
+                  superseded: Any, carried_frames: Sequence[str] = ()) -> RunSummary:
     """After the commit, every side effect of the run; a retry after a kill here writes each one that is missing
     (:func:`finish_committed_run`). Frames only of committed selections: an attempt that lost a race and selected
     again leaves no PNGs of frames it did not commit."""
@@ -1468,7 +1468,7 @@ def _after_commit(run: _Request, inputs: _RunInputs, view: _PoolView, outcome: _
 
     io, summary, rows, objects, spec = run.io, outcome.summary, outcome.rows, outcome.object_rows, inputs.spec
     summary.frames = _write_selected_frames(rows, inputs.meta, io.datasource_credentials, io.lightly_credentials,
-                                            superseded)
+                                            superseded, carried_frames)
     # The report names the committed version and tag, so it is written after the commit.
     summary.report_uri = _report(
         rows, io.datapool_uri, io.run_id, summary, run.config, view.preselected, io.credentials,
@@ -1759,13 +1759,16 @@ def _class_lacks_input(candidates: pa.Table, config: Any, balance_index: int, na
     return None
 def _write_selected_frames(
     rows: pa.Table, meta: dict[str, Any], datasource_credentials: StorageCredentials | None,
-    lightly_credentials: StorageCredentials | None, superseded: Any = None,
+    lightly_credentials: StorageCredentials | None, superseded: Any = None, carried_frames: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Write the run's selected video frames as PNG after the commit (idempotent; see ``video.export``), plus
-    the PNGs a replaced video's former version left (rewritten or removed; ``video.supersede``)."""
+    the PNGs a replaced video's former version left (rewritten or removed; ``video.supersede``) and those of a
+    moved video's frames whose selection the commit carried (``carried_frames``: ``datapool.moves``)."""
     if C.VIDEO not in rows.column_names:
         return {}
     wanted = pc.fill_null(rows.column(C.SELECTED), False)
+    if carried_frames:
+        wanted = pc.or_(wanted, pc.is_in(rows.column(C.KEY), pa.array(sorted(carried_frames), pa.string())))
     if superseded is not None and superseded.refresh:
         wanted = pc.or_(wanted, pc.is_in(rows.column(C.KEY), pa.array(sorted(superseded.refresh), pa.string())))
     picked = rows.filter(pc.and_(wanted, pc.is_valid(rows.column(C.VIDEO))))
@@ -2050,11 +2053,12 @@ def _note_moves_a_commit_would_make(summary: RunSummary, snap: Snapshot, rows: p
     because the image has objects. ``summary.moved`` stays 0: nothing was taken over."""
     if not moves:
         return
-    from lightly_airflow.datapool.moves import OBJECTS_NOT_CARRIED, objects_refused_note, plan_moves
+    from lightly_airflow.datapool.moves import MOVED, OBJECTS_NOT_CARRIED, move_counts, objects_refused_note, plan_moves
 
     refused: dict[str, int] = {}
-    plan = plan_moves(snap, rows, moves, refused)
-    summary.notes.append(f"Dry run: a commit would let {len(plan)} of the {len(moves)} moved or renamed files take over "
+    plan = plan_moves(snap, rows, moves, refused)  # (a moved video's frames each a move: count the files)
+    taken = move_counts(plan, {}).get(MOVED, 0)
+    summary.notes.append(f"Dry run: a commit would let {taken} of the {len(moves)} moved or renamed files take over "
                          "their former key's sample (its selection and tags; datapool.moves); nothing was written")
     if refused.get(OBJECTS_NOT_CARRIED):
         summary.notes.append(objects_refused_note(refused[OBJECTS_NOT_CARRIED]))

@@ -68,12 +68,16 @@ class CommitResult:
     :param moves: the commit's counts of its moves (:func:`~lightly_airflow.datapool.moves.move_counts`: ``moved``,
         ``moved_selected``, the pairs refused for objects), as recorded in its ``counts``; empty for an earlier
         attempt's commit (its ``counts`` in ``history()`` say).
+    :param carried_frames: the keys of the moved videos' frames whose selection the commit carried (a moved video's
+        frames take over its former frames' samples, ``datapool.moves``): their PNGs are written under their new
+        names after the commit, as the run's picks' are; empty for an earlier attempt's commit (its rows say).
     """
 
     version: int
     already_committed: bool
     tag: str
     moves: dict[str, int] = field(default_factory=dict)
+    carried_frames: tuple[str, ...] = ()
 
     @property
     def moved(self) -> int:
@@ -487,7 +491,8 @@ class Datapool:
         from lightly_airflow.datapool.history_index import write_due_segment
 
         write_due_segment(self.uri, self._credentials, new_version, lambda: self.snapshot().history())
-        return CommitResult(new_version, False, tag_name, move_counts(plan, refused))
+        return CommitResult(new_version, False, tag_name, move_counts(plan, refused),
+                            tuple(m.new_key for m in plan if m.selected and m.frame is not None))
 
     def record_commit(self, run_id: str, version: int, tag: str | None) -> None:
         """Write the run's commit receipt if it is missing (:mod:`lightly_airflow.datapool.receipts`): what

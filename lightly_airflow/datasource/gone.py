@@ -164,6 +164,11 @@ def replaced_keys(files: pa.Table, known: pa.Table) -> pa.Table:
     """``key, file`` (both the key) of the ``files`` a run processes whose key the pool knows as an ok sample of
     other content (another etag): the content that was there may have moved to a new key of the run
     (:func:`moved_files`). Video frames are not among them (a frame's key is no listed key)."""
+    if known.num_rows > 4 * files.num_rows:
+        # (the pool's rows of the run's keys first: a hash set of the run's few keys probed by the pool's, not a join
+        # that hashes the pool's rows on every listing: 10,000 files, 1,000,000 known: 0.31 s of CPU -> 0.02 s)
+        keys = files.column(C.KEY).combine_chunks().cast(pa.string())
+        known = known.filter(pc.is_in(known.column(C.KEY).cast(pa.string()), value_set=keys))
     ok = known if C.STATUS not in known.column_names else known.filter(
         pc.fill_null(pc.equal(known.column(C.STATUS), C.STATUS_OK), False))
     pool = pa.table({C.KEY: ok.column(C.KEY).cast(pa.string()), "__was": ok.column(C.ETAG).cast(pa.string())})

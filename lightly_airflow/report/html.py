@@ -295,7 +295,8 @@ def _gone_section(listing: ListingSkips, moved: int | None = None, moves: Mappin
         f"{esc(more)}. {esc(_gone_selected(listing, moved, moves or {}))}The pool keeps their rows (it is history; "
         "nothing is deleted). Every gone key is in <code>gone.parquet</code> beside this report.</p>",
         *([f"<p>{esc(_files(listing.gone_moved, 'new file'))} of this run {_is(listing.gone_moved, 'has', 'have')} "
-           "the content of a gone file (moved or renamed?), e.g. "
+           "the content of a file that left its key (moved or renamed?): the key is gone, or holds a new file now "
+           "(a rename while a new file took the old name), e.g. "
            + esc(", ".join(f"{visible_key(n)} (was {visible_key(o)})" for n, o in listing.gone_moved_examples))
            + f": {esc(_took_over(listing.gone_moved, moved, moves or {}))}.</p>"]
           if listing.gone_moved else []),
@@ -316,7 +317,7 @@ def _gone_selected(listing: ListingSkips, moved: int | None, moves: Mapping[str,
     keys (``moves["moved_selected"]``, counted by the commit: the listing's ``gone_moved_selected`` counted those of
     every moved pair, taken over or not). A commit before the count (``moved`` without it) hands over an unknown
     number: the box says the listing's count and that some of them may have moved."""
-    from lightly_airflow.datapool.moves import MOVED_SELECTED
+    from lightly_airflow.datapool.moves import MOVED_REPLACED_SELECTED, MOVED_SELECTED
 
     selected = listing.gone_selected
     if moved and MOVED_SELECTED not in moves and listing.gone_moved_selected:
@@ -324,7 +325,8 @@ def _gone_selected(listing: ListingSkips, moved: int | None, moves: Mapping[str,
                 f"(initial-tag) when this run listed them; up to {listing.gone_moved_selected:,} of those, of moved "
                 "files, may have moved with their files, but this run's commit (made before commits counted it) "
                 f"does not say how many: if any is still selected, {_EXPORT_GONE}")
-    handed = min(moves.get(MOVED_SELECTED, 0), selected) if moved else 0
+    # (a move onto a key the run wrote anew hands over a selection that was never a gone sample's)
+    handed = min(moves.get(MOVED_SELECTED, 0) - moves.get(MOVED_REPLACED_SELECTED, 0), selected) if moved else 0
     still = selected - handed
     text = (f"{still:,} of their samples {_is(still)} selected (initial-tag): "
             f"{_EXPORT_GONE}" if still else "None of their samples is selected. ")

@@ -191,7 +191,7 @@ def test_a_file_renamed_while_a_new_file_takes_its_name_takes_over_its_sample(tm
     old_etag = latest_row(pool, "a/x.png")[C.ETAG]
     rows = rows_of(digits, {"b/x.png": 0, "a/x.png": 5}, picks=["a/x.png"], duplicate_of={"b/x.png": "a/x.png"})
     done = commit(pool, rows, "r2", moves=[("b/x.png", "a/x.png")])
-    assert (done.version, done.moved, done.moves) == (3, 1, {"moved": 1, "moved_selected": 1})
+    assert (done.version, done.moved, done.moves) == (3, 1, {"moved": 1, "moved_selected": 1, "moved_replaced_selected": 1})
     assert sorted(keys(pool.selected([C.KEY]))) == ["a/x.png", "b/x.png", "c.png"]
     assert [r.key for r in export_records(pool, "r1")] == ["b/x.png", "c.png"]  # r1's pick order kept, live keys
     assert keys(pool.read(tag="hand")) == ["a/y.png", "b/x.png"]

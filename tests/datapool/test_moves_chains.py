@@ -86,5 +86,5 @@ def test_the_commit_counts_the_selected_samples_its_moves_handed_over(tmp_path: 
     assert done.moves == {"moved": 2, "moved_selected": 1}
     assert {k: pool.history()[-1]["counts"].get(k) for k in done.moves} == done.moves
     assert move_notes(done.moves) == ["2 moved or renamed file(s) took over their former key's sample (its selection "
-                                      "and tags, 1 of them selected (the new keys hold the selection now)); the "
+                                      "and tags, 1 of their samples selected (the new keys hold the selection now)); the "
                                       "former keys' rows are ended (datapool.moves)"]

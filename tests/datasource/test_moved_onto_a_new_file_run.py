@@ -29,7 +29,7 @@ def test_a_file_renamed_while_a_new_file_takes_its_name_keeps_its_pick(tmp_path:
     (src / picked[0]).rename(src / "b.png")
     add(picked[0])  # a new, different file under the old name
     summary, manifests = run_pipeline(src, pool_dir, "r2")
-    assert (summary.moved, summary.moves) == (1, {"moved": 1, "moved_selected": 1})
+    assert (summary.moved, summary.moves) == (1, {"moved": 1, "moved_selected": 1, "moved_replaced_selected": 1})
     assert summary.listing.get("gone", 0) == 0 and summary.listing["gone_moved"] == 1
     assert [r.key for r in export_records(pool, "r1")] == ["b.png", *picked[1:]]  # r1's picks, live keys, in order
     r2 = [r.key for r in export_records(pool, "r2")]
