@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -97,22 +97,29 @@ def credentials_for(conn_id: str | None) -> StorageCredentials | None:
     )
 
 
+#: how a connection id becomes credentials: :func:`credentials_for`, or an operator's per-try cache of it
+#: (:class:`~lightly_airflow.operators.base.ConnectionCredentials`)
+Resolve = Callable[[str | None], StorageCredentials | None]
+
+
 def lightly_credentials_for(lightly_conn_id: str | None, datasource_conn_id: str | None, lightly_uri: str | None,
-                            datasource: StorageCredentials | None = None) -> StorageCredentials | None:
+                            datasource: StorageCredentials | None = None, *,
+                            resolve: Resolve = credentials_for) -> StorageCredentials | None:
     """The ``.lightly/`` store's credentials: its own connection, else the datasource's (``datasource``, when
     already resolved) unless ``lightly_uri`` is on another store, which then uses the environment's credentials
-    (logged by :func:`fallback_credentials`; give ``lightly_conn_id`` to choose one)."""
+    (logged by :func:`fallback_credentials`; give ``lightly_conn_id`` to choose one). ``resolve``: how a
+    connection id is resolved (an operator's cache: each connection once per task try)."""
     if lightly_conn_id and str(lightly_conn_id).strip() not in ("", "None"):
-        return credentials_for(lightly_conn_id)
-    return fallback_credentials(datasource_conn_id, lightly_uri, datasource, own="lightly_conn_id")
+        return resolve(lightly_conn_id)
+    return fallback_credentials(datasource_conn_id, lightly_uri, datasource, own="lightly_conn_id", resolve=resolve)
 
 
 def fallback_credentials(conn_id: str | None, uri: str | None, resolved: StorageCredentials | None = None, *,
-                         own: str) -> StorageCredentials | None:
+                         own: str, resolve: Resolve = credentials_for) -> StorageCredentials | None:
     """The credentials of a connection used by default for ``uri`` (the datasource's for ``.lightly/``, the
     pool's for the UI's images): ``None`` (the environment's, logged) when ``uri`` is on another store, which
     that connection cannot reach. ``own`` names the parameter that gives ``uri`` a connection of its own."""
-    fallback = resolved if resolved is not None else credentials_for(conn_id)
+    fallback = resolved if resolved is not None else resolve(conn_id)
     if fallback is not None and uri and fallback.store_problem(uri, environment=False):
         log.info("%s is not on the store of connection %r: it uses the environment's credentials (set %s to use "
                  "a connection)", masked_uri(uri), fallback.conn_id, own)
@@ -120,11 +127,13 @@ def fallback_credentials(conn_id: str | None, uri: str | None, resolved: Storage
     return fallback
 
 
-def query_credentials(query: NewFilesQuery) -> QueryCredentials:
-    """The credentials of the stores a :class:`NewFilesQuery` reads (resolved now, from its connection ids)."""
-    datasource = credentials_for(query.datasource_conn_id)
-    lightly = lightly_credentials_for(query.lightly_conn_id, query.datasource_conn_id, query.lightly_uri, datasource)
-    return QueryCredentials(datasource=datasource, datapool=credentials_for(query.datapool_conn_id), lightly=lightly)
+def query_credentials(query: NewFilesQuery, resolve: Resolve = credentials_for) -> QueryCredentials:
+    """The credentials of the stores a :class:`NewFilesQuery` reads, from its connection ids (resolved now, or by
+    ``resolve``: an operator's per-try cache)."""
+    datasource = resolve(query.datasource_conn_id)
+    lightly = lightly_credentials_for(query.lightly_conn_id, query.datasource_conn_id, query.lightly_uri, datasource,
+                                      resolve=resolve)
+    return QueryCredentials(datasource=datasource, datapool=resolve(query.datapool_conn_id), lightly=lightly)
 
 
 # ----------------------------------------------------------------------------------------------------- aws

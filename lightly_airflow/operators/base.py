@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import posixpath
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,10 +19,10 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from lightly_airflow.hooks.storage import credentials_for, lightly_credentials_for
 from lightly_airflow.run_origin import RunOrigin, origin_of_events
-from lightly_airflow.storage import StorageCredentials
+from lightly_airflow.storage import StorageCredentials, masked_uri
 
-__all__ = ["SHARD_LABEL_TEMPLATE", "LightlyBaseOperator", "RenderedValueError", "ShardLabel", "credentials_for",
-           "TextRendering", "read_rendered", "rendered", "run_origin", "shard_label", "skip_a_committed_run"]
+__all__ = ["SHARD_LABEL_TEMPLATE", "ConnectionCredentials", "LightlyBaseOperator", "RenderedValueError", "ShardLabel",
+           "credentials_for", "TextRendering", "read_rendered", "rendered", "run_origin", "shard_label", "skip_a_committed_run"]
 
 
 class RenderedValueError(ValueError):
@@ -202,7 +203,82 @@ class TextRendering:
             setattr(self, name, as_text(template, getattr(self, name)))
 
 
-class LightlyBaseOperator(TextRendering, BaseOperator):
+class ConnectionCredentials:
+    """Each connection of a task resolved once per task try, as the providers' operators keep one cached hook
+    (``AwsBaseHookMixin.hook``, a ``cached_property``): ``credentials_for`` runs the provider's hook each time (an
+    ``aws`` connection with a ``role_arn``: an STS call; a secrets backend: a request), and a task asked for the
+    same connection in each of its checks: the wait-for-new-files sensor resolved the datapool's twice and the
+    datasource's twice before its first check, the list task the datapool's five times.
+
+    The cache lives on the operator object the task runs (the worker copies the DAG's operator for each try, and
+    a deferred task resumes in a new process), so a retry resolves again (rotated keys are picked up), and it is
+    keyed by the rendered connection id. Credentials older than :attr:`CREDENTIALS_REUSE_S` are resolved again:
+    a poking sensor waits for hours, and an assumed role's keys last 15 minutes at least.
+    """
+
+    #: seconds resolved credentials are reused (a sensor's pokes over hours resolve again every 5 minutes)
+    CREDENTIALS_REUSE_S = 300.0
+
+    datasource_conn_id: str | None
+    datapool_conn_id: str | None
+    lightly_conn_id: str | None
+
+    def credentials(self, conn_id: str | None) -> StorageCredentials | None:
+        """``credentials_for(conn_id)``, resolved once per task try (see the class)."""
+        key = None if conn_id is None else str(conn_id).strip()
+        if not key or key == "None":
+            return None
+        cache: dict[str, tuple[float, StorageCredentials | None]] = self.__dict__.setdefault(
+            "_lightly_resolved_credentials", {})
+        now = time.monotonic()
+        hit = cache.get(key)
+        if hit is None or now - hit[0] > self.CREDENTIALS_REUSE_S:
+            hit = cache[key] = (now, credentials_for(key))
+        return hit[1]
+
+    @property
+    def datasource_credentials(self) -> StorageCredentials | None:
+        return self.credentials(self.datasource_conn_id)
+
+    @property
+    def datapool_credentials(self) -> StorageCredentials | None:
+        return self.credentials(self.datapool_conn_id)
+
+    @property
+    def lightly_credentials(self) -> StorageCredentials | None:
+        return lightly_credentials_for(self.lightly_conn_id, self.datasource_conn_id, self.lightly_folder(),
+                                       self.datasource_credentials, resolve=self.credentials)
+
+    def lightly_folder(self) -> str | None:
+        """Where the task's ``.lightly/`` lives: its ``lightly_uri``; else, for a task of the run's shards (a
+        ``manifest_uri`` or ``manifests``), the folder the list task recorded in the run's first manifest (what the
+        core reads and writes there: a custom DAG that gave ``lightly_uri`` to its list task alone had its select
+        and shard tasks use the datasource's connection for a ``.lightly/`` on another cloud, which refuses it);
+        None: the datasource."""
+        own: str | None = getattr(self, "lightly_uri", None) or None
+        if own or "_lightly_recorded_folder" in self.__dict__:
+            kept: str | None = own or self.__dict__["_lightly_recorded_folder"]
+            return kept
+        first = getattr(self, "manifest_uri", None)
+        shards = getattr(self, "manifests", None)
+        if not first and isinstance(shards, list):
+            first = next((m for m in shards if m), None)
+        recorded = None
+        if isinstance(first, str) and first.strip():
+            from lightly_airflow.staging import read_manifest
+
+            recorded = read_manifest(first, self.datapool_credentials).lightly_uri
+            log = getattr(self, "log", None)
+            if recorded and log is not None:
+                log.info("lightly_uri not given to this task: its .lightly/ is %s, as the list task recorded it in %s "
+                         "(reached with %s)", masked_uri(recorded), masked_uri(first),
+                         f"lightly_conn_id {self.lightly_conn_id!r}" if self.lightly_conn_id else
+                         "the datasource's connection when on its store, else the environment's credentials")
+        self.__dict__["_lightly_recorded_folder"] = recorded
+        return recorded
+
+
+class LightlyBaseOperator(TextRendering, ConnectionCredentials, BaseOperator):
     """Base of the lightly operators: the datapool and the connections used to reach each store.
 
     :param datapool_uri: where the datapool table lives (its ``_staging/`` folder holds the run's files).
@@ -262,14 +338,3 @@ class LightlyBaseOperator(TextRendering, BaseOperator):
         also = f"; and untagged as e.g. {legacy_name(next(iter(values)), self.dag_id, datapool)}" if legacy and values else ""
         self.log.info("Metrics (tagged dag_id, datapool%s): %s", also, ", ".join(f"{n}={v:g}" for n, v in values.items()))
 
-    @property
-    def datasource_credentials(self) -> StorageCredentials | None:
-        return credentials_for(self.datasource_conn_id)
-
-    @property
-    def datapool_credentials(self) -> StorageCredentials | None:
-        return credentials_for(self.datapool_conn_id)
-
-    @property
-    def lightly_credentials(self) -> StorageCredentials | None:
-        return lightly_credentials_for(self.lightly_conn_id, self.datasource_conn_id, getattr(self, "lightly_uri", None))

@@ -162,7 +162,7 @@ class ListNewFilesOperator(LightlyBaseOperator):
                 else "only files the datapool has not seen are processed; pass process_all=true to reprocess",
             )
         try:
-            result = list_new(query, run_id=context["run_id"], credentials=query_credentials(query),
+            result = list_new(query, run_id=context["run_id"], credentials=query_credentials(query, self.credentials),
                               max_shards=self.shard_limit(), objects=objects_spec(checked.selection, worker),
                               embed_overrides=overrides)
         except ParamError as exc:

@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
@@ -17,8 +17,11 @@ from airflow.sdk.exceptions import (
 )
 
 from lightly_airflow.datasource import DEFAULT_EXTENSIONS, POLICIES, NewFilesQuery
-from lightly_airflow.operators.base import TextRendering, read_rendered, skip_a_committed_run
-from lightly_airflow.triggers.new_files import NewFilesTrigger, evaluate_new_files
+from lightly_airflow.operators.base import ConnectionCredentials, TextRendering, read_rendered, skip_a_committed_run
+from lightly_airflow.triggers.new_files import NewFilesTrigger, check_with
+
+#: The task state store's key of a deferred wait's deadline: ``{"first_try", "end_at"}`` (see ``_deadline``).
+DEADLINE_KEY = "lightly_airflow.new_files.deadline"
 
 
 class NewFilesCheckError(RuntimeError):
@@ -30,7 +33,7 @@ class NewFilesCheckError(RuntimeError):
     (retried as the task's ``retries`` say); ``soft_fail`` skips only a wait that timed out."""
 
 
-class NewFilesSensor(TextRendering, BaseSensorOperator):
+class NewFilesSensor(TextRendering, ConnectionCredentials, BaseSensorOperator):
     """Succeeds when the datasource has files the datapool has not processed (by key and content identity).
 
     The sensor pushes ``{"datasource_uri", "listed", "new", "known", "process_all"}`` to XCom. With
@@ -55,7 +58,9 @@ class NewFilesSensor(TextRendering, BaseSensorOperator):
         :class:`~lightly_airflow.datasource.NewFilesQuery`).
     :param wait: ``False`` checks once and skips downstream tasks when nothing is new.
     :param deferrable: wait in the triggerer instead of holding a worker slot
-        (default ``[lightly] default_deferrable``, true).
+        (default ``[lightly] default_deferrable``, true). Deferred, ``timeout`` counts from the first try of the
+        task in its run: a retry (after a check that failed) waits what is left of it, as in reschedule mode;
+        poking, each try waits ``timeout`` (Airflow's loop).
     :param selection_config: when given (with ``worker_config``), the run's parameters are validated before
         waiting, so a typo fails at once with a message naming the parameter instead of after hours of waiting.
     :param worker_config: Lightly worker-config keys: ``datasource.process_all`` and
@@ -162,11 +167,13 @@ class NewFilesSensor(TextRendering, BaseSensorOperator):
 
     def _check(self) -> dict[str, Any]:
         from lightly_airflow.datasource.check import hashes_kept
+        from lightly_airflow.hooks.storage import query_credentials
 
         query = self.query()
+        credentials = query_credentials(query, self.credentials)  # (resolved once per try: ConnectionCredentials)
         # (each rescheduled poke runs in a new process: a local datasource's hashes are kept between them)
         with hashes_kept(query.datasource_uri) if self.mode == "reschedule" else contextlib.nullcontext():
-            result = evaluate_new_files(query)
+            result = check_with(query, credentials)
         self.log.info(
             "%s: %d files listed, %d new (%d known to the datapool%s)", self.datasource_uri, result.listed,
             result.new, result.known, ", process_all" if result.process_all else "",
@@ -178,13 +185,13 @@ class NewFilesSensor(TextRendering, BaseSensorOperator):
         return PokeReturnValue(is_done=result["new"] > 0, xcom_value=result)
 
     def _validate_params(self, run_id: str | None) -> None:
-        from lightly_airflow.hooks.storage import UnsupportedConnectionError, credentials_for, lightly_credentials_for
+        from lightly_airflow.hooks.storage import UnsupportedConnectionError
         from lightly_airflow.pipeline import ParamError, check_run_tag, check_uri_param, validate_params
 
         read_rendered(self)
         try:
             if self.selection_config is None:
-                check_uri_param("datasource_uri", self.datasource_uri, credentials_for(self.datasource_conn_id), must_exist=True)
+                check_uri_param("datasource_uri", self.datasource_uri, self.datasource_credentials, must_exist=True)
             else:
                 validate_params(
                     datasource_uri=self.datasource_uri,
@@ -192,15 +199,14 @@ class NewFilesSensor(TextRendering, BaseSensorOperator):
                     lightly_uri=self.lightly_uri,
                     selection_config=self.selection_config,
                     worker_config=self.worker_config,
-                    datasource_credentials=credentials_for(self.datasource_conn_id),
-                    lightly_credentials=lightly_credentials_for(self.lightly_conn_id, self.datasource_conn_id,
-                                                                self.lightly_uri),
+                    datasource_credentials=self.datasource_credentials,
+                    lightly_credentials=self.lightly_credentials,
                     lightly_config=self.lightly_config,
                     active_learning=self.active_learning or None,
-                    datapool_credentials=credentials_for(self.datapool_conn_id),
+                    datapool_credentials=self.datapool_credentials,
                 )
             if self.tag_name:
-                check_run_tag(self.datapool_uri, self.tag_name, run_id or "", credentials_for(self.datapool_conn_id))
+                check_run_tag(self.datapool_uri, self.tag_name, run_id or "", self.datapool_credentials)
         except (ParamError, UnsupportedConnectionError) as exc:
             raise AirflowFailException(str(exc)) from None  # a retry or more waiting cannot fix a bad parameter
         try:
@@ -211,9 +217,7 @@ class NewFilesSensor(TextRendering, BaseSensorOperator):
     def execute(self, context: Any) -> Any:
         self._validate_params(context.get("run_id"))
         # (a cleared run that committed: skipped now, not after waiting hours for new files it would drop)
-        from lightly_airflow.hooks.storage import credentials_for
-
-        skip_a_committed_run(self.datapool_uri, context.get("run_id"), credentials_for(self.datapool_conn_id), self.log)
+        skip_a_committed_run(self.datapool_uri, context.get("run_id"), self.datapool_credentials, self.log)
         if not self.wait:
             result = self._check()
             if result["new"] == 0:
@@ -221,23 +225,66 @@ class NewFilesSensor(TextRendering, BaseSensorOperator):
             return result
         if not self.deferrable:
             return super().execute(context)
+        started = time.time()
+        end_at = self._deadline(context, started)
         result = self._check()
         if result["new"] > 0:
             return result
-        end_at = time.time() + float(self.timeout) if self.timeout is not None else None
+        left = None if end_at is None else end_at - started  # (the trigger ends the wait at end_at itself)
+        if left is not None and left <= 0:
+            self._timed_out()
         self.defer(
             trigger=self._trigger(end_at),
             method_name="execute_complete",
-            timeout=dt.timedelta(seconds=self.timeout) if self.timeout is not None else None,
+            timeout=None if left is None else dt.timedelta(seconds=left),
         )
         return None
 
+    def _deadline(self, context: Any, now: float) -> float | None:
+        """UNIX time the deferred wait ends: ``timeout`` after the first try of the task in this run, as Airflow's
+        docs say of sensors ("Retrying does not reset the timeout"; its reschedule mode counts so). A deferred
+        sensor took ``timeout`` from each try: a try that failed on a check (a bucket unreachable for a while)
+        and its retries made a 6 h wait up to ``retries + 1`` times 6 h. The first try's deadline is kept in
+        the task instance's state store (Airflow 3.3's ``task_state_store``, shared by the tries of a task
+        instance), tagged with that try's number; a task that was cleared (a new first try) waits ``timeout``
+        again. Without a store (a test calling ``execute``) each try counts from its start. Poke mode is
+        Airflow's own loop, whose timeout counts per try."""
+        if self.timeout is None:
+            return None
+        store, ti = context.get("task_state_store"), context.get("ti")
+        first_try = None if ti is None else int(getattr(ti, "max_tries", 0) or 0) - int(self.retries or 0) + 1
+        if store is None or first_try is None:
+            return now + float(self.timeout)
+        try:
+            kept = store.get(DEADLINE_KEY, None)
+        except Exception as exc:  # noqa: BLE001 - the wait goes on, counted from this try (said)
+            self.log.warning("The task state store cannot be read (%s: %s): this try waits the whole timeout "
+                             "(%s s), not what is left of the first try's.", type(exc).__name__, exc, self.timeout)
+            return now + float(self.timeout)
+        if isinstance(kept, dict) and kept.get("first_try") == first_try and isinstance(kept.get("end_at"), (int, float)):
+            end_at = float(kept["end_at"])
+            self.log.info("The wait for new files began at try %d: it ends at %s UTC (timeout %s s counts from "
+                          "the first try; %.0f s left).", first_try,
+                          dt.datetime.fromtimestamp(end_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S"), self.timeout,
+                          max(0.0, end_at - now))
+            return end_at
+        end_at = now + float(self.timeout)
+        try:
+            store.set(DEADLINE_KEY, {"first_try": first_try, "end_at": end_at})
+        except Exception as exc:  # noqa: BLE001 - as above
+            self.log.warning("The task state store cannot be written (%s: %s): a retry would wait the whole timeout "
+                             "again.", type(exc).__name__, exc)
+        return end_at
+
+    def _timed_out(self) -> NoReturn:
+        message = f"{self.task_id}: no new files in {self.datasource_uri} within {self.timeout} s."
+        if self.soft_fail:
+            raise AirflowSkipException(message)
+        raise AirflowSensorTimeout(message)
+
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         if event and event.get("status") == "timeout":
-            message = f"{self.task_id}: no new files in {self.datasource_uri} within {self.timeout} s."
-            if self.soft_fail:
-                raise AirflowSkipException(message)
-            raise AirflowSensorTimeout(message)
+            self._timed_out()
         if not event or event.get("status") != "success":
             message = (event or {}).get("message", "the trigger ended without an event")
             raise NewFilesCheckError(f"{self.task_id}: waiting for new files in {self.datasource_uri} failed: {message}")

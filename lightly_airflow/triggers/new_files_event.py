@@ -7,8 +7,10 @@ there are files the datapool has not processed **and that it has not announced b
 announced set in the watched asset's state store (a 64-bit hash of each file's key, content identity and size,
 up to :data:`~lightly_airflow.datasource.check.MAX_HASHED_FILES` files, and the set's digest), so neither the
 checks while its run works, nor a restarted triggerer, nor the remainder of a set a run processed in part
-announce those files again; a file added or changed is not in the set, hence another event (one more run: the
-DAG's ``max_active_runs`` queues it). Above the cap the set is compared by its digest alone (a remainder is
+announce those files again (the set is saved a few seconds after its event, once Airflow stored the event:
+:attr:`NewFilesEventTrigger.SAVE_AFTER_S`; a triggerer stopped in between announces it again, never loses it); a
+file added or changed is not in the set, hence another event (one more run: the DAG's ``max_active_runs`` queues
+it). Above the cap the set is compared by its digest alone (a remainder is
 then announced again: one more run, which finds nothing or little to do). A check that finds nothing new
 clears the set: everything announced was processed, and the next new file fires whatever it is. A run that
 fails leaves its files new and announced: the trigger does not start run after failing run on them (clear the
@@ -140,6 +142,17 @@ class NewFilesEventTrigger(WorkerConfigOfUri, BaseEventTrigger):
     ``datasource_uri``, ``listed``, ``new``, ``known``, ``process_all`` and ``digest``.
     """
 
+    #: Seconds between an event and the save of its set as announced. The triggerer's runner hands its triggers'
+    #: events to its supervisor process once a second (``sync_state_to_supervisor``), which stores them in the
+    #: metadata database right after the turn that received them (``handle_events``), before it serves later
+    #: messages; a save (a message to the same supervisor) this much later comes after the stored event. The set
+    #: was saved before the event: a triggerer stopped in the second between them (a deployment, an evicted pod)
+    #: had saved a set it never announced, and its successor took the files for announced, with no run for them
+    #: until another file landed. Now a triggerer stopped between the event and the save announces the set again
+    #: from its successor: at worst one run more, which finds the files processed (or waits behind their run,
+    #: ``max_active_runs``) and skips at its first task.
+    SAVE_AFTER_S = 5.0
+
     def __init__(
         self,
         *,
@@ -186,11 +199,14 @@ class NewFilesEventTrigger(WorkerConfigOfUri, BaseEventTrigger):
             if unannounced < 0:  # (no file-by-file set to compare with: more than MAX_HASHED_FILES files)
                 unannounced = result["new"] if digest != announced.get("digest") else 0
             if result["new"] > 0 and unannounced > 0:
-                await self._save({"digest": digest, "files": files})
                 self.log.info("%d new files in %s (%d listed, %d not announced before): event", result["new"], uri,
                               result["listed"], unannounced)
                 yield TriggerEvent({"status": "new_files", **result, "unannounced": unannounced,  # type: ignore[no-untyped-call]
                                     "digest": digest})
+                # Saved once the event is stored, never before it (see SAVE_AFTER_S): a triggerer that dies sooner
+                # left the set unsaved, and its successor announces it again
+                await asyncio.sleep(self.SAVE_AFTER_S)
+                await self._save({"digest": digest, "files": files})
             elif result["new"] > 0:
                 self.log.info("%d new files in %s, announced already (their run has not processed them yet, or "
                               "failed: clear it to retry); next check in %ss", result["new"], uri, self.poke_interval)

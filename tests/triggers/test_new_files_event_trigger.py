@@ -53,6 +53,12 @@ class BlockingAssetStore:
         self.values[key] = value
 
 
+@pytest.fixture(autouse=True)
+def _save_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The announced set is saved right after its event here (5 s later in a triggerer: ``SAVE_AFTER_S``)."""
+    monkeypatch.setattr(NewFilesEventTrigger, "SAVE_AFTER_S", 0.0)
+
+
 def _logged(capsys: Any) -> str:
     """What the trigger logged since the last call (Airflow's structlog logger writes to the console)."""
     out = capsys.readouterr()
@@ -138,6 +144,7 @@ def test_a_set_of_new_files_is_announced_once_again_when_it_changes_and_after_it
         first = watch.events[0]
         assert first["status"] == "new_files" and first["new"] == 2 and first["known"] == 0
         assert first["digest"] == files_digest(list_table(str(root)))
+        await asyncio.sleep(0.02)  # (saved after the event)
         assert store.values[STATE_KEY]["digest"] == first["digest"]
         capsys.readouterr()
         await asyncio.sleep(0.6)  # many checks: the same two files, their run has not processed them yet
@@ -299,3 +306,70 @@ def test_the_remainder_of_an_announced_set_is_not_announced_again(tmp_path: Path
         assert store.values[STATE_KEY]["files"]  # (the set, file by file)
     else:
         assert store.values[STATE_KEY]["files"] == ""
+
+
+def test_a_triggerer_stopped_between_the_event_and_its_save_announces_the_set_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The set was saved as announced before its event: a triggerer stopped before Airflow stored the event (its
+    runner hands events over once a second) had saved a set it never announced, and the next triggerer took the
+    files for announced: no run until another file landed. Now the set is saved after the event (``SAVE_AFTER_S``),
+    and a triggerer stopped in between leaves it unsaved: announced again, once."""
+    monkeypatch.setattr(NewFilesEventTrigger, "SAVE_AFTER_S", 0.3)
+    root, pool = tmp_path / "ds", tmp_path / "pool"
+    root.mkdir()
+    for i in (1, 2):
+        (root / f"{i}.png").write_bytes(png_bytes(i))
+    store = AssetStore()
+
+    async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+        events: Any = _trigger(root, pool, store).run()  # (an async generator)
+        first = await events.__anext__()  # the triggerer's runner took the event...
+        await events.aclose()  # ...and the triggerer stopped before it was stored: nothing after the yield runs
+        assert STATE_KEY not in store.values
+        successor = Watch(_trigger(root, pool, store))
+        await successor.until(1, timeout=10)  # announced again
+        await asyncio.sleep(0.6)  # (its set saved after SAVE_AFTER_S; the later checks announce nothing)
+        assert store.values[STATE_KEY]["digest"] == first.payload["digest"]
+        await successor.stop()
+        restarted = Watch(_trigger(root, pool, store))  # stopped after the save: nothing to announce again
+        await asyncio.sleep(0.6)
+        await restarted.stop()
+        return first.payload, successor.events, restarted.events
+
+    first, again, after = asyncio.run(scenario())
+    assert first["new"] == 2 and [e["digest"] for e in again] == [first["digest"]] and after == []
+
+
+def test_in_airflows_trigger_runner_the_set_is_saved_after_its_event_left_the_runner(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow's own ``TriggerRunner.run_trigger`` (the triggerer's runner; its supervisor stores the queued events
+    within a second): the runner queues the event and goes on with the watcher, which saves the set only
+    ``SAVE_AFTER_S`` later (it was saved while the event sat in the runner's queue)."""
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
+
+    monkeypatch.setenv("AIRFLOW_DISABLE_GREENBACK_PORTAL", "true")
+    monkeypatch.setattr(NewFilesEventTrigger, "SAVE_AFTER_S", 0.5)
+    root, pool = tmp_path / "ds", tmp_path / "pool"
+    root.mkdir()
+    (root / "a.png").write_bytes(png_bytes(1))
+    store = AssetStore()
+
+    async def scenario() -> tuple[bool, bool, int]:
+        runner = TriggerRunner()  # type: ignore[no-untyped-call]
+        runner.triggers[1] = {"task": None, "name": "lightly-new-files", "events": 0,  # type: ignore[typeddict-item]
+                              "is_watcher": True}
+        task = asyncio.create_task(runner.run_trigger(1, _trigger(root, pool, store, poke=30.0)))
+        await asyncio.wait_for(_until(lambda: bool(runner.events)), 20)
+        saved_while_queued = STATE_KEY in store.values
+        await asyncio.sleep(1.0)
+        saved_after = store.values.get(STATE_KEY, {}).get("digest") == files_digest(list_table(str(root)))
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return saved_while_queued, saved_after, len(runner.events)
+
+    assert asyncio.run(scenario()) == (False, True, 1)
+
+
+async def _until(condition: Any) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)

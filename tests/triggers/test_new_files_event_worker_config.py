@@ -21,7 +21,7 @@ import lightly_airflow.config
 from lightly_airflow.datasource import NewFilesQuery
 from lightly_airflow.triggers import NewFilesEventTrigger
 
-from .test_new_files_event_trigger import AssetStore, Watch, _logged, _roundtrip
+from .test_new_files_event_trigger import AssetStore, Watch, _logged, _roundtrip, _save_at_once  # noqa: F401
 
 VARIABLE = "LIGHTLY_WORKER_CONFIG"
 
