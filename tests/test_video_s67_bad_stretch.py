@@ -55,8 +55,8 @@ class _Disk:
     """A video's bytes whose reads overlapping ``bad`` always fail with ``EIO`` (a bad sector); with ``drops``, every
     read fails once one has (a mount that dropped out). ``open()`` gives a file object of it."""
 
-    def __init__(self, path: Path, bad: tuple[int, int], drops: bool = False) -> None:
-        self.path, self.bad, self.drops, self.failed = path, bad, drops, 0
+    def __init__(self, path: Path, bad: tuple[int, int], drops: bool = False, more: tuple[tuple[int, int], ...] = ()) -> None:
+        self.path, self.bad, self.drops, self.failed, self.more = path, bad, drops, 0, more
 
     def open(self) -> io.FileIO:
         disk = self
@@ -65,7 +65,7 @@ class _Disk:
             def read(self, size: int | None = -1) -> bytes:
                 at = self.tell()
                 end = at + (size if size is not None and size >= 0 else 1 << 40)
-                if (at < disk.bad[1] and end > disk.bad[0]) or (disk.drops and disk.failed):
+                if any(at < b and end > a for a, b in (disk.bad, *disk.more)) or (disk.drops and disk.failed):
                     disk.failed += 1
                     raise OSError(errno.EIO, "Input/output error")
                 return super().read(size)
@@ -84,10 +84,15 @@ def _frame_bytes(path: Path, first: int, last: int) -> tuple[int, int]:
 
 
 def _read(path: Path) -> dict[int, FrameResult]:
-    """Every frame's result read from the undamaged file."""
+    """Every frame's result read from the undamaged file (through the real source, also after :func:`_run` put the bad
+    disk in its place)."""
+    from lightly_airflow.video import source
+
     info = index_video(str(path))
     rows = [FrameRow(row=i, video=path.name, index=i, pts=info.pts[i]) for i in range(N)]
-    return {r.row: r for r in iter_frame_results(str(path.parent), rows, input_size=None)}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(frames_module, "open_video_source", source.open_video_source)
+        return {r.row: r for r in iter_frame_results(str(path.parent), rows, input_size=None)}
 
 
 def _run(path: Path, disk: _Disk, monkeypatch: pytest.MonkeyPatch, key: str) -> dict[int, FrameResult]:
@@ -125,17 +130,39 @@ def test_a_bad_sector_in_an_mp4_costs_its_frames_only(
             assert got[i].status == C.STATUS_OK and got[i].content_hash == clean[i].content_hash, (i, got[i].reason)
 
 
-def test_a_bad_sector_in_a_transport_stream_keeps_the_frames_before_it(videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    """An MPEG-TS cannot seek past the stretch: the frames before it are kept, the rest are unreadable (no retry
-    loop)."""
+def test_a_bad_sector_in_a_transport_stream_costs_its_frames_only(videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An MPEG-TS has no index to seek past the stretch by time: it is read on from the first bytes past the stretch
+    (FFmpeg's seek by byte; the demuxer finds the next packet's sync byte) and its frames are known by their pts.
+    Before, every frame from the stretch to the end was lost (frames 56-95 of 96 here)."""
     path = videos["ts"]
     disk = _Disk(path, _frame_bytes(path, 60, 61))
     got = _run(path, disk, monkeypatch, "cams/clip.ts")
     lost = sorted(i for i, r in got.items() if r.status != C.STATUS_OK)
-    assert lost == list(range(lost[0], N)) and 56 <= lost[0] <= 60, lost
+    # the frames from the first unreadable one to the next keyframe past the bad bytes (72: frames 62-71 refer to 60)
+    assert lost == list(range(lost[0], 72)) and 56 <= lost[0] <= 60, lost
     clean = _read(path)
-    assert all(got[i].status == C.STATUS_OK and got[i].content_hash == clean[i].content_hash for i in range(lost[0]))
-    assert (got[lost[0]].reason or "").startswith("unreadable:")
+    for i in range(N):  # every other frame is kept, with the pixels a clean read decodes (its content hash)
+        if i not in lost:
+            assert got[i].status == C.STATUS_OK and got[i].content_hash == clean[i].content_hash, (i, got[i].reason)
+    why = got[lost[0]].reason or ""
+    assert why.startswith("unreadable:") and f"frames {lost[0]}-71 of this video cannot be read" in why
+
+
+def test_two_bad_sectors_in_a_transport_stream(videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second bad stretch further on is read past the same way: each costs the frames up to the next keyframe past
+    it."""
+    path = videos["ts"]
+    disk = _Disk(path, _frame_bytes(path, 30, 30), more=(_frame_bytes(path, 64, 64),))
+    got = _run(path, disk, monkeypatch, "cams/clip.ts")
+    lost = sorted(i for i, r in got.items() if r.status != C.STATUS_OK)
+    # each stretch costs the frames from the first unreadable one (a read shares frames) to the next keyframe past it
+    first_lost = [i for i in lost if i < 48]
+    assert first_lost == list(range(first_lost[0], 36)) and 24 <= first_lost[0] <= 30, lost
+    second_lost = [i for i in lost if i >= 48]
+    assert second_lost == list(range(second_lost[0], 72)) and 60 <= second_lost[0] <= 64, lost
+    clean = _read(path)
+    assert all(got[i].content_hash == clean[i].content_hash for i in range(N) if i not in lost)
+    assert all(got[i].status == C.STATUS_OK for i in [*range(36, 60), *range(72, N)])
 
 
 def test_a_disk_that_reads_nothing_any_more_fails_the_task(videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -224,3 +251,41 @@ def test_a_stretch_that_fails_again_on_an_object_store_fails_the_task(videos: di
     with pytest.raises(OSError, match="Input/output error"):
         list(iter_frame_results(str(path.parent), rows, input_size=None))
     assert disk.failed >= 2
+
+
+def test_listing_a_transport_stream_with_a_bad_sector_keeps_the_frames_after_it(
+    videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The list task's index pass of an MPEG-TS reads on past the stretch from its first bytes that read (a seek by
+    byte): before, the frames after it were not listed (47 of 96 here), so never sampled. The frames in the stretch
+    cannot be listed (their times are in the bytes that do not read): they are counted as lost, and the problem says
+    why, with the fix; the listed frames after it decode with the pixels of a clean read."""
+    path = videos["ts"]
+    clean = index_video(str(path))
+    disk = _Disk(path, _frame_bytes(path, 50, 51))
+    with disk.open() as fh:
+        got = index_video(fh)
+    assert disk.failed >= 2
+    missing = [i for i, t in enumerate(clean.pts) if t not in set(got.pts)]
+    # the frames whose packets are in the bytes that fail (FFmpeg reads 32 KiB at a time: a few around 50-51)
+    assert missing == list(range(missing[0], missing[-1] + 1)) and 44 <= missing[0] <= 50 and 51 <= missing[-1] <= 56
+    assert got.pts == [t for t in clean.pts if t in set(got.pts)] and got.n_frames == N - len(missing)
+    assert got.lost_frames == len(missing)
+    problem = got.problem or ""
+    assert problem.startswith(f"unreadable after {missing[0]} frames: reading the video failed there twice")
+    assert f"its {missing[0]} frames before it and {N - 1 - missing[-1]} after it are kept as samples" in problem
+    assert "damaged: " not in problem and "Fix: copy the video again from a good copy" in problem
+    # the frames task decodes what was listed (by pts): those after the stretch up to their keyframe are unreadable
+    @contextlib.contextmanager
+    def bad_disk(datasource_uri: str, key: str, credentials: object = None, **kwargs: object) -> Iterator[io.FileIO]:
+        with disk.open() as fh:
+            yield fh
+
+    reference = _read(path)
+    monkeypatch.setattr(frames_module, "open_video_source", bad_disk)
+    rows = [FrameRow(row=clean.pts.index(t), video="cams/clip.ts", index=i, pts=t) for i, t in enumerate(got.pts)]
+    frames = {r.row: r for r in iter_frame_results(str(path.parent), rows, input_size=None)}
+    kept = [i for i, r in frames.items() if r.status == C.STATUS_OK]
+    assert [i for i in kept if i > missing[-1]] == list(range(60, N))  # (the next keyframe past the stretch: 60)
+    assert all(frames[i].content_hash == reference[i].content_hash for i in kept)
+    assert all((frames[i].reason or "").startswith("unreadable:") for i in frames if i not in kept)

@@ -30,10 +30,12 @@ from lightly_airflow.video.index import (
     video_stream,
 )
 from lightly_airflow.video.source import (
+    STRETCH_BLOCK,
     RecordingReader,
     VideoReadError,
     is_read_error,
     raise_read_error,
+    readable_after,
     reads_elsewhere,
 )
 
@@ -58,6 +60,7 @@ class _Break:
 
     pending: set[int]
     error: BaseException
+    at: int = 0  # the byte offset of the last packet demuxed before the error (its bytes read)
 
 
 @dataclass(frozen=True)
@@ -501,7 +504,7 @@ def _resilient(
         if not sought and not fresh and not _rewind(container, stream):
             if is_read_error(first.error):  # (a bad stretch costs the frames from it on; a store that is down fails)
                 yield from _bad_stretch(opened, again, _Break({i for i, _ in again}, first.error), first.error,
-                                        clock=clock, seek=False)
+                                        clock=clock, seek=False, by_pts=by_pts)
                 continue
             why = f"the video breaks here: {reason(first.error)}, and it cannot be read again from its start"
             for index, _ in again:
@@ -512,7 +515,8 @@ def _resilient(
         stale = any(is_read_error(b.error) for b in second)
         for broken in second:
             if is_read_error(broken.error) or is_read_error(first.error):
-                yield from _bad_stretch(opened, again, broken, first.error, clock=clock, seek=bool(seek and by_pts))
+                yield from _bad_stretch(opened, again, broken, first.error, clock=clock, seek=bool(seek and by_pts),
+                                        by_pts=by_pts)
                 stale = True
                 continue
             why = f"the video breaks here: {reason(broken.error)} (again when decoded a second time: damaged data)"
@@ -553,7 +557,7 @@ def _next_start(left: list[tuple[int, int | None]], failures: int, entries: Any)
 
 def _bad_stretch(
     opened: _Opened, run: list[tuple[int, int | None]], broken: _Break, first: BaseException, *,
-    clock: AviClock | None, seek: bool,
+    clock: AviClock | None, seek: bool, by_pts: bool = False,
 ) -> Iterator[DecodedFrame]:
     """The frames of ``run`` a read error stopped twice (``broken``): a disk or store that is down, or a bad stretch
     of the file.
@@ -564,8 +568,10 @@ def _bad_stretch(
     (:func:`~lightly_airflow.video.source.reads_elsewhere`: its start or end, past the caches), the stretch is tried
     a third time; where that fails too its frames are ``corrupt`` with the reason "unreadable" (the frames from the
     failed one up to the next keyframe past the bad bytes: a seek to each later keyframe, from the container's
-    index) and the wanted frames after it are decoded. A video that cannot seek (MPEG-PS/TS, raw streams) loses the
-    frames from the stretch on. A disk or store that reads nothing fails the task as before."""
+    index) and the wanted frames after it are decoded. A video that cannot seek by time but has timestamps (MPEG-PS/TS)
+    is read on from the first bytes past the stretch (:func:`_resume_by_bytes`); a raw stream (no timestamps: its
+    frames are counted from the start) loses the frames from the stretch on. A disk or store that reads nothing fails
+    the task as before."""
     source, error = opened.source, broken.error
     left = sorted(item for item in run if item[0] in broken.pending)
     lost: list[int] = []
@@ -580,7 +586,10 @@ def _bad_stretch(
         if hasattr(source, "read_error"):
             source.read_error = None  # (the store answers: a bad stretch, not a failed task)
         if not seek:
-            lost.extend(index for index, _ in left)
+            if by_pts:
+                yield from _resume_by_bytes(opened, left, broken.at, lost, clock=clock)
+            else:
+                lost.extend(index for index, _ in left)
             break
         if failures:
             try:
@@ -614,17 +623,78 @@ def _bad_stretch(
     why = (f"unreadable: reading the video failed at this frame (or one it refers to) on every try ({reason(error)}) "
            f"while the rest of the file reads: a bad stretch of its disk or store, not a damaged video (frames "
            f"{_spans(lost)} of this video cannot be read; its other frames are kept). {UNREADABLE_FIX}")
-    for index in lost:
+    for index in sorted(set(lost)):
         yield DecodedFrame(index, None, why)
+
+
+#: Reads on past a bad stretch (:func:`_resume_by_bytes`) before the rest of the video is given up.
+MAX_RESUMES = 64
+
+
+def _resume_by_bytes(
+    opened: _Opened, left: list[tuple[int, int | None]], start: int, lost: list[int], *, clock: AviClock | None,
+) -> Iterator[DecodedFrame]:
+    """The wanted frames ``left`` (by pts) of a video that cannot seek by time (MPEG-PS/TS), read on from the first
+    bytes past a bad stretch (:func:`~lightly_airflow.video.source.readable_after`, looked for from ``start``, the
+    last packet read before it): the file is opened again and FFmpeg seeks there by byte (``AVSEEK_FLAG_BYTE``; the
+    demuxer finds the next packet's sync byte itself), decoding starts at the next keyframe, and each frame is known
+    by its pts. The frames before the first one decoded are appended to ``lost``; a read that fails again further on
+    is looked past the same way. Every frame after a bad stretch used to be lost with it (an MPEG-TS has no index to
+    seek by)."""
+    source = opened.source
+    floor = start
+    for _ in range(MAX_RESUMES):
+        at = readable_after(source, floor)
+        if at is None:
+            break
+        opened.reopen(frame_threads=False)
+        try:
+            opened.container.seek(at, unsupported_byte_offset=True, backward=False)
+        except Exception as exc:  # noqa: BLE001 - a format that cannot seek by byte: the rest is lost
+            logger.warning("cannot read on past a bad stretch at byte %d (%s)", at, reason(exc))
+            break
+        again: list[_Break] = []
+        first_ok: int | None = None
+        for got in _decode_run(opened.container, opened.stream, left, seek=False, by_pts=True, at_start=True,
+                               source=source, clock=clock, breaks=again, key_first=True):
+            if got.frame is None and (first_ok is None or got.index < first_ok):
+                lost.append(got.index)  # (before the keyframe the read on started at: in the stretch's reach)
+                continue
+            if first_ok is None and got.frame is not None:
+                first_ok = got.index
+            yield got
+        if not again:
+            return
+        if not is_read_error(again[0].error):
+            why = f"the video breaks here: {reason(again[0].error)} (after a read error before frame {left[0][0]})"
+            for index in sorted(i for i in again[0].pending if first_ok is not None and i > first_ok):
+                yield DecodedFrame(index, None, f"{why}. {FRAME_FIX}")
+            lost.extend(i for i in again[0].pending if first_ok is None or i < first_ok)
+            return
+        if first_ok is not None:
+            lost.extend(i for i, _ in left if i < first_ok and i in again[0].pending)
+        left = [item for item in left if item[0] in again[0].pending and (first_ok is None or item[0] > first_ok)]
+        if not left:
+            return
+        floor = max(at + STRETCH_BLOCK, again[0].at)  # (on past this read: each try starts further on)
+        if not reads_elsewhere(source):
+            raise_read_error(source)
+            raise VideoReadError(f"reading the video failed again before frame {left[0][0]} "
+                                 f"({reason(again[0].error)}) and its start and end do not read either: "
+                                 f"{READ_FAILED}") from again[0].error
+    lost.extend(index for index, _ in left)
 
 
 def _decode_run(
     container: Any, stream: Any, run: list[tuple[int, int | None]], *, seek: bool, by_pts: bool,
     at_start: bool = False, source: Any = None, clock: AviClock | None = None, breaks: list[_Break] | None = None,
+    key_first: bool = False,
 ) -> Iterator[DecodedFrame]:
     """The wanted frames of ``run`` decoded in one pass (after one seek, or from the start); those it cannot decode
     with the reason. With ``breaks``, a demux error that stops the pass is appended there with the frames it did not
-    reach, which are then not yielded (:func:`_resilient` decodes them again)."""
+    reach, which are then not yielded (:func:`_resilient` decodes them again). With ``key_first`` (a pass that starts
+    at a byte offset: :func:`_resume_by_bytes`) no frame before the first keyframe is kept (it may lack its
+    references)."""
     first_index, first_pts = run[0]
     last_index, last_pts = run[-1]
     pts_to_index = {p: i for i, p in run} if by_pts else {}
@@ -634,6 +704,7 @@ def _decode_run(
     broke: str | None = None
     demux_error: BaseException | None = None
     attempt_seek = seek
+    last_pos = 0
     for _attempt in range(2):
         try:
             if attempt_seek and first_index > 0:
@@ -654,6 +725,8 @@ def _decode_run(
         bad = 0
         try:
             for packet in container.demux(stream):
+                if packet.pos is not None and packet.pos > last_pos:
+                    last_pos = packet.pos
                 if clock is not None:
                     time = clock.pts(packet)
                     if time != packet.pts:
@@ -673,6 +746,10 @@ def _decode_run(
                     continue
                 for frame in frames:
                     counter += 1
+                    if key_first:
+                        if not frame.key_frame:
+                            continue
+                        key_first = False
                     if by_pts:
                         if frame.pts is None:
                             continue
@@ -716,7 +793,7 @@ def _decode_run(
             continue
         break
     if pending and demux_error is not None and breaks is not None:
-        breaks.append(_Break(pending, demux_error))
+        breaks.append(_Break(pending, demux_error, last_pos))
         return
     if pending:
         raise_read_error(source)  # frames lost to the store's read error are not the video's fault

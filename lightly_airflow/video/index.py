@@ -829,6 +829,10 @@ UNREADABLE_FIX = ("Fix: copy the video again from a good copy (a backup, the cam
                   "read)")
 
 
+#: How the problem of a video with a bad stretch (:func:`_demux_times`) starts.
+STRETCH_PROBLEM = "unreadable after"
+
+
 def _index_video(source: Any, *, bad_stretch: bool = False) -> VideoIndex:
     """:func:`index_video` before the store's read error is raised: open ``source``, pick its video stream, list its
     frames' times, then say what the file lacks (each step below)."""
@@ -850,6 +854,8 @@ def _index_video(source: Any, *, bad_stretch: bool = False) -> VideoIndex:
             pts, damaged, discarded = _demux_times(source, container, stream, out, reads, bad_stretch=bad_stretch)
             have_pts, repeated = _frame_times(out, container, pts)
             damage, out.lost_frames = damage_problem(out, damaged, repeated) if out.n_frames else (None, 0)
+            if damage and not (damaged or repeated) and (out.problem or "").startswith(STRETCH_PROBLEM):
+                damage = None  # (the frames its timestamps miss are those of the bad stretch read past: no damage)
             _length_problem(out, container, stream, have_pts, discarded)
             out.seekable = have_pts and seekable_format(container)
             _later_problems(source, container, out, damage)
@@ -933,10 +939,13 @@ def _demux_times(
     clock = avi_clock(source, container, stream)  # (an AVI's chunks timed by its idx1, not by FFmpeg's count)
     if reads is not None:
         reads.skipping = out.read_whole is None
+    last_pos = 0  # (the byte offset of the last packet read: where a bad stretch is looked for past)
     try:
         for packet in container.demux(stream):
             if packet.size == 0:  # the demuxer's final flush packet
                 continue
+            if packet.pos is not None and packet.pos > last_pos:
+                last_pos = packet.pos
             if getattr(packet, "is_discard", False):
                 # Outside the edit list (a clip cut without re-encoding keeps the packets from the keyframe
                 # before the cut): decoded as a reference, never output as a frame.
@@ -948,9 +957,15 @@ def _demux_times(
             pts.append(time)
     except Exception as exc:  # noqa: BLE001 - keep the frames before the break
         if bad_stretch and _unreadable_stretch(source, exc):
-            out.problem = (f"unreadable after {len(pts)} frames: reading the video failed there twice ({reason(exc)}) "
+            before = len(pts)
+            if clock is None and pts and None not in pts and not seekable_format(container):
+                pts.extend(_read_on(source, stream.index, last_pos, set(pts)))  # (MPEG-PS/TS: no index to seek by)
+            kept = (f"its {before} frames before it are kept as samples" if len(pts) == before else
+                    f"its {before} frames before it and {len(pts) - before} after it are kept as samples; the frames "
+                    "in it are not listed")
+            out.problem = (f"{STRETCH_PROBLEM} {before} frames: reading the video failed there twice ({reason(exc)}) "
                            "while the rest of the file reads: a bad stretch of its disk or store, not a damaged video "
-                           f"(its {len(pts)} frames before it are kept as samples). {UNREADABLE_FIX}")
+                           f"({kept}). {UNREADABLE_FIX}")
             logger.warning("%s", out.problem)
         else:
             _raise_read_error(source, exc)
@@ -961,6 +976,53 @@ def _demux_times(
     if discarded:
         logger.info("%d packets outside the edit list are no frames (%d frames)", discarded, len(pts))
     return pts, damaged, discarded
+
+
+#: Reads on past bad stretches (:func:`_read_on`) before the rest of a video is given up.
+MAX_RESUMES = 64
+
+
+def _read_on(source: Any, stream_index: int, start: int, seen: set[int | None]) -> list[int]:
+    """The times of the packets of stream ``stream_index`` past a bad stretch of an MPEG-PS/TS (no index to seek by
+    time), read from the first bytes past it (:func:`~lightly_airflow.video.source.readable_after`, looked for from
+    ``start``, the last packet read before it) through a newly opened container seeking there by byte (the demuxer
+    finds the next packet's sync byte), to the end or the next stretch, which is looked past the same way; ``seen``:
+    the times listed before (not listed twice). The listing used to keep the frames before the stretch only; the
+    frames in it cannot be listed (their times are in the bytes that do not read), and those after it up to their
+    keyframe are ``unreadable`` when decoded (``decode._resume_by_bytes``)."""
+    import av
+
+    from lightly_airflow.video.source import STRETCH_BLOCK, is_read_error, readable_after, reads_elsewhere
+
+    found: list[int] = []
+    floor = start
+    for _ in range(MAX_RESUMES):
+        at = readable_after(source, floor)
+        if at is None:
+            break
+        last = at
+        try:
+            if hasattr(source, "seek"):
+                source.seek(0)
+            with av.open(source, mode="r") as container:
+                stream = container.streams[stream_index]
+                container.seek(at, unsupported_byte_offset=True, backward=False)
+                for packet in container.demux(stream):
+                    if packet.pos is not None and packet.pos > last:
+                        last = packet.pos
+                    if packet.size and packet.pts is not None and not getattr(packet, "is_discard", False) and (
+                            packet.pts not in seen):
+                        seen.add(packet.pts)
+                        found.append(packet.pts)
+            return found
+        except Exception as exc:  # noqa: BLE001 - another stretch further on, or the end of what reads
+            if not is_read_error(exc) or not reads_elsewhere(source):
+                logger.warning("reading on past a bad stretch at byte %d stopped: %s", at, reason(exc))
+                break
+            if hasattr(source, "read_error"):
+                source.read_error = None
+            floor = max(at + STRETCH_BLOCK, last)
+    return found
 
 
 def _frame_times(out: VideoIndex, container: Any, pts: list[int | None]) -> tuple[bool, int]:

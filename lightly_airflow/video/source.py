@@ -158,6 +158,50 @@ def reads_elsewhere(source: Any) -> bool:
     return False
 
 
+#: The block :func:`readable_after` probes a bad stretch by, and how far past the last bytes read it looks for it.
+STRETCH_BLOCK = 4 << 10
+STRETCH_SEARCH = 16 << 20
+
+
+def readable_after(source: Any, start: int) -> int | None:
+    """The first offset after a stretch of ``source`` (a path or a seekable binary file object) that fails to read,
+    looked for from ``start`` (bytes that read), to :data:`STRETCH_BLOCK`: the first block from ``start`` on (up to
+    :data:`STRETCH_SEARCH` on) that fails, then doubling steps past it until one reads, then halved back to the first
+    block that reads. ``start`` where no block fails (the failure passed); ``None`` where nothing after the stretch
+    reads, or the size is unknown. A second stretch just past the first may be stepped over: the caller reads on from
+    the offset and asks again past it where a read fails again (``decode._resume_by_bytes``)."""
+    try:
+        size = os.path.getsize(source) if isinstance(source, (str, os.PathLike)) else None
+        if size is None:
+            position = source.tell()
+            size = int(source.seek(0, 2))
+            source.seek(position)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+    def reads(at: int) -> bool:
+        return read_at(source, at, min(STRETCH_BLOCK, size - at)) is not None
+
+    bad = next((at for at in range(start, min(size, start + STRETCH_SEARCH), STRETCH_BLOCK) if not reads(at)), -1)
+    if bad < 0:
+        return start
+    step, good = STRETCH_BLOCK, -1
+    while bad + step < size:
+        if reads(bad + step):
+            good = bad + step
+            break
+        bad, step = bad + step, step * 2
+    if good < 0:
+        return None
+    while good - bad > STRETCH_BLOCK:
+        mid = bad + (good - bad) // STRETCH_BLOCK // 2 * STRETCH_BLOCK
+        if reads(mid):
+            good = mid
+        else:
+            bad = mid
+    return good
+
+
 class ArchivedFileError(FileNotFoundError):
     """The store will not read the video until it is restored (S3 Glacier, Intelligent-Tiering's archive tiers,
     Azure's Archive tier): that video's problem, its frames ``missing`` with this reason, not a task retry."""
