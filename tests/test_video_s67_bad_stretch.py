@@ -289,3 +289,22 @@ def test_listing_a_transport_stream_with_a_bad_sector_keeps_the_frames_after_it(
     assert [i for i in kept if i > missing[-1]] == list(range(60, N))  # (the next keyframe past the stretch: 60)
     assert all(frames[i].content_hash == reference[i].content_hash for i in kept)
     assert all((frames[i].reason or "").startswith("unreadable:") for i in frames if i not in kept)
+
+
+def test_a_bad_sector_in_an_mp4s_header_makes_the_video_a_problem_not_a_failed_task(videos: dict[str, Path]) -> None:
+    """A bad stretch inside the ``moov`` box (the sample table FFmpeg reads to open an MP4) failed the list task on
+    every retry (``VideoReadError``: the run never got past its first task); now the video is listed with no frames
+    and a problem naming the bad stretch and the fix, like a video that cannot be opened, and the run goes on."""
+    path = videos["mp4"]
+    data = path.read_bytes()
+    moov = data.index(b"moov") - 4
+    disk = _Disk(path, (moov + 400, moov + 500))
+    with disk.open() as fh:
+        got = index_video(fh)
+    assert disk.failed >= 2
+    assert got.n_frames == 0
+    assert (got.problem or "").startswith("unreadable after 0 frames: opening the video failed twice (")
+    assert "a bad stretch of its disk in the header" in (got.problem or "") and "Fix: copy the video again" in (got.problem or "")
+    dead = _Disk(path, (moov + 400, moov + 500), drops=True)  # (a disk that reads nothing any more: retried)
+    with dead.open() as fh, pytest.raises(VideoReadError):
+        index_video(fh)

@@ -843,6 +843,12 @@ def _index_video(source: Any, *, bad_stretch: bool = False) -> VideoIndex:
     try:
         container = av.open(reads or source, mode="r")
     except Exception as exc:  # noqa: BLE001 - any open failure makes the video unreadable, not the run
+        if bad_stretch and _unreadable_stretch(source, exc):  # (its header: no frame can be listed without it)
+            out.problem = (f"{STRETCH_PROBLEM} 0 frames: opening the video failed twice ({reason(exc)}) while the rest "
+                           "of the file reads: a bad stretch of its disk in the header FFmpeg reads to open it (an MP4's "
+                           f"moov, an MPEG-PS's first packets), not a damaged video; no frame can be listed. {UNREADABLE_FIX}")
+            logger.warning("%s", out.problem)
+            return out
         _raise_read_error(source, exc)
         out.problem = open_problem(source, exc)
         return out
