@@ -209,8 +209,9 @@ def _index_page(root: str, pools: dict[str, PoolSpec]) -> str:
     body = ('<div class="hscroll">' + H.table(["Datapool", "Latest version", "Committed", "Samples", "Selected", "URI",
                                                "Connection"], rows, numeric=(1, 3, 4), stacked=True) + "</div>"
             + '<p class="muted">Samples: the images and video frames of its latest version, each once however '
-            f'many runs processed it; for a pool of more than {D.EXACT_SAMPLES_FILES} data files, "processed": its '
-            'runs\' counts, summed (one processed again counts once a run; a compaction brings it under). '
+            f'many runs processed it; for a pool of more than {D.EXACT_SAMPLES_ROWS:,} rows or '
+            f'{D.EXACT_SAMPLES_FILES} data files, "processed": its '
+            'runs\' counts, summed (one processed again counts once a run; a compaction brings the files under). '
             f'Selected: in <code class="nowrap">{H.e(C.INITIAL_TAG)}</code>, from each pool\'s log.</p>')
     if not pools:
         body = (
@@ -337,14 +338,18 @@ def _overview_page(root: str, ov: dict[str, Any], versions_at: dict[str, int | N
     body = (
         f"{nav}{head}<p>Latest version <b>{H.e(ov['version'])}</b>.</p>{waiting}"
         '<section id="tags"><h2>Tags</h2>' + _shown(tag_offset, len(tag_rows), tags["total"])
-        + '<div class="hscroll">' + H.table(["Tag", "Samples", "Version", "Run", ""], tag_rows, numeric=(1, 2))
+        # (stacked in a narrow window: at 400 px the tag column, squeezed by the run ids, broke the tag names a letter
+        # or three a line, and the run ids scrolled out of sight)
+        + '<div class="hscroll">' + H.table(["Tag", "Samples", "Version", "Run", ""], tag_rows, numeric=(1, 2),
+                                            stacked=True)
         + "</div>"
         + _list_pager(here, "tags", tags, versions_at) + "</section>"
         + '<section id="versions"><h2>Versions</h2>' + _shown(offset, len(ov["history"]), versions["total"])
-        # (ten columns: in a narrow window the table scrolls sideways on its own, not the whole page)
+        # (ten columns, stacked in a narrow window: scrolling sideways, the counts squeezed to a word a line made each
+        # version 170 px tall at 400 px, its run, report and browse links out of sight)
         + '<div class="hscroll">'
         + H.table(["Version", "Committed", "Run", "DAG", "Tag", "Rows", "Selected", "Counts", "Report", ""], hist_rows,
-                  numeric=(0, 5, 6))
+                  numeric=(0, 5, 6), stacked=True)
         + "</div>"
         + _list_pager(here, "versions", versions, tags_at) + "</section>"
     )

@@ -253,6 +253,13 @@ def overview(spec: PoolSpec, *, offset: int, limit: int, tag_offset: int, tag_li
 #: (100 versions), the home page 0.15-0.35 s cold (0.07-0.15 s from the history alone); 0.53-0.58 s for 2,000 files
 #: of 2,000 rows (1,000 uncompacted versions): ~0.27 ms a file.
 EXACT_SAMPLES_FILES = 400
+#: The most rows (the Delta log's ``numRecords``, summed over the version's data files: no data file read) of a
+#: pool's latest version whose distinct samples the home page counts. The files alone did not bound the query: a
+#: few large files (a compacted pool, runs of 200,000) took it through every row on the home page's first view of
+#: each new version. Measured cold on the shared, loaded 2-core machine (2026-12-08, load 5-7): 200,000 rows in 10
+#: files 0.10-0.78 s (0.08-0.28 s CPU), 1,000,000 rows in 5 files 1.0-2.3 s (0.31-0.60 s CPU); the summed figure
+#: from the history 0.01-0.03 s.
+EXACT_SAMPLES_ROWS = 250_000
 
 #: A pool version's distinct samples (:func:`distinct_samples`), by pool URI, version and commit time.
 _samples_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
@@ -262,15 +269,16 @@ def distinct_samples(spec: PoolSpec, snap: Snapshot) -> int | None:
     """How many distinct samples (images and video frames: rows without a ``parent_key``, each ``sample_id`` once
     however many runs processed it) the snapshot's version holds, as its grid counts them; kept per version (what a
     version holds never changes; its commit time in the key: a pool made anew at the same place is counted anew).
-    ``None`` where the version has more than :data:`EXACT_SAMPLES_FILES` data files (compaction brings it under)
-    or no ``sample_id`` column."""
+    ``None`` where the version has more than :data:`EXACT_SAMPLES_FILES` data files (compaction brings it under),
+    more than :data:`EXACT_SAMPLES_ROWS` rows or files whose log records no row count, or no ``sample_id`` column."""
     from lightly_airflow.datapool.reading import query, quote_ident
     from lightly_airflow.plugins.query import _cached
 
     history, columns = snap.history(), snap.column_names()
     if snap.table is None or not history or C.SAMPLE_ID not in columns:
         return None
-    if len(snap.table.file_uris()) > EXACT_SAMPLES_FILES:
+    rows = _logged_rows(snap.table)
+    if rows is None or rows[0] > EXACT_SAMPLES_FILES or rows[1] is None or rows[1] > EXACT_SAMPLES_ROWS:
         return None
     images = f" WHERE {quote_ident(C.PARENT_KEY)} IS NULL" if C.PARENT_KEY in columns else ""
     text = f"SELECT COUNT(DISTINCT {quote_ident(C.SAMPLE_ID)}) AS n FROM pool{images}"
@@ -283,6 +291,22 @@ def distinct_samples(spec: PoolSpec, snap: Snapshot) -> int | None:
                     "processed counts, summed.", spec.name, spec.uri, snap.version, exc)
         return None
     return int(count)
+
+
+def _logged_rows(table: Any) -> tuple[int, int | None] | None:
+    """A Delta table's data files and their rows as its log records them (``None`` rows: a file without the
+    count; ``None``: the log's file list could not be read, logged)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        files = pa.RecordBatchReader.from_stream(table.get_add_actions(flatten=False)).read_all()
+    except Exception as exc:  # noqa: BLE001 - only the choice of the figure: the history's sum is shown
+        log.warning("Cannot read the data files of %s from its log (%s): the home page shows its runs' processed "
+                    "counts, summed.", table.table_uri, exc)
+        return None
+    counts = files.column("num_records")
+    return files.num_rows, (None if counts.null_count else int(pc.sum(counts).as_py() or 0))
 
 
 def pool_summary(spec: PoolSpec) -> dict[str, Any]:

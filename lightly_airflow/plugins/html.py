@@ -48,7 +48,8 @@ border:2px solid var(--accent);border-radius:4px}
 @media (max-width:760px){.side.filters{max-height:50vh;overflow-y:auto}}
 @media (max-width:600px){table.stack thead{display:none} table.stack tr{display:block;border-bottom:1px solid var(--line);
 padding:.3rem 0} table.stack td{display:block;border:0;padding:.1rem .6rem;text-align:left}
-table.stack td[data-label]::before{content:attr(data-label) ": ";color:var(--muted)}}
+table.stack td[data-label]::before{content:attr(data-label) ": ";color:var(--muted)}
+table.stack td:first-child{font-weight:600} table.stack td:empty{display:none}}
 .range input{width:6.2rem} svg.hist{display:block;width:13rem;height:1.6rem;margin:.1rem 0}
 svg.hist rect{fill:var(--accent)}
 svg.hist rect.out{fill-opacity:.2;stroke:var(--accent);stroke-width:1px;vector-effect:non-scaling-stroke}
@@ -58,7 +59,7 @@ svg.hist rect.out{fill-opacity:.2;stroke:var(--accent);stroke-width:1px;vector-e
 background:var(--head)} .card img{width:100%;height:100%;object-fit:contain;display:block}
 .card .cap{padding:.3rem .4rem;overflow-wrap:anywhere} .cap input{margin:0 .3rem 0 0;vertical-align:middle} .cellsize input{width:7rem;vertical-align:middle}
 .card .cap b{font-variant-numeric:tabular-nums} .sel{outline:2px solid var(--accent)}
-select.sort{max-width:14rem;text-overflow:ellipsis}
+select.sort{max-width:14rem;text-overflow:ellipsis} select{max-width:100%}
 .toolbar{display:flex;flex-wrap:wrap;gap:.6rem;align-items:center;margin:.4rem 0}
 .bar{display:inline-block;height:.7rem;background:var(--accent);vertical-align:middle}
 .pill{display:inline-block;border:1px solid var(--line);border-radius:999px;padding:0 .5rem;margin:0 .2rem .2rem 0;font-size:.8rem}
@@ -149,13 +150,16 @@ def table(
     column holds column names made :func:`breakable`: they wrap only there (after ``.`` and ``_``), never inside a
     word (``status_rea`` / ``son``), where other first-column cells may wrap anywhere (``CSS``: ``td.name``); outside the
     narrow side column and narrow windows not at all (a sample's 330-character key, a long value, squeezed the names
-    to ``commit_`` / ``version``). ``stacked``: in a window under 600 px each row is a block, its cells after the
-    first one a line each, named by its column (``data-label``): a wide table of few rows (the home page's)."""
+    to ``commit_`` / ``version``). ``stacked``: in a window under 600 px each row is a block, its first cell its title
+    (named by its column too where it is a number: ``Version: 3``), each other cell a line named by its column
+    (``data-label``; a column without a name, of links, unnamed): a wide table (the home page's), or one whose first
+    column a narrow window squeezed to a letter a line (the datapool page's tags: ``initi`` / ``al-`` / ``tag``)."""
     head = "".join(f"<th>{e(h)}</th>" for h in headers)
     body = []
 
     def cell(i: int, c: str) -> str:
-        label = f' data-label="{e(headers[i])}"' if stacked and 0 < i < len(headers) else ""
+        label = (f' data-label="{e(headers[i])}"' if stacked and i < len(headers) and headers[i]
+                 and (i > 0 or i in numeric) else "")
         if i in numeric:
             return f'<td class="n"{label}>{c}</td>'
         return f'<td class="name">{c}</td>' if names and i == 0 else f"<td{label}>{c}</td>"

@@ -307,8 +307,19 @@ def run_of(view: View, scope: Scope) -> dict[str, Any] | None:
     return entry
 
 
-def run_links(root: str, pool: str, entry: dict[str, Any] | None, files: set[str]) -> str:
-    """For a run's tag or rows: links to its report and problems file (those it has) and the Airflow run."""
+def run_grids(root: str, pool: str, version: int | None, entry: dict[str, Any]) -> tuple[str, str | None]:
+    """The two grids of a run (its history ``entry``), in pick order: its rows as it committed them (``run=``: every
+    sample it processed, each with the key it had then) and its picks as they are now (its tag, ``None`` for a run
+    without one: a file moved since holds its pick under its new key, :mod:`~lightly_airflow.datapool.moves`)."""
+    base = pool_url(root, pool, "samples")
+    rows = base + qs([("version", version), ("run", entry["run_id"]), ("sort", C.PICK_RANK)])
+    tag = entry.get("tag")
+    return rows, (base + qs([("version", version), ("tag", tag), ("sort", C.PICK_RANK)]) if tag else None)
+
+
+def run_links(root: str, pool: str, entry: dict[str, Any] | None, files: set[str], scope: Scope) -> str:
+    """For a run's tag or rows (``scope``): links to its report and problems file (those it has), the Airflow run,
+    and its other grid (:func:`run_grids`), saying which one this is."""
     from lightly_airflow.staging import run_slug
 
     if entry is None:
@@ -319,6 +330,13 @@ def run_links(root: str, pool: str, entry: dict[str, Any] | None, files: set[str
     if entry.get("dag_id"):
         links.append(H.airflow_link(root, f"/dags/{H.seg(entry['dag_id'])}/runs/{H.seg(entry['run_id'])}",
                                     "Airflow run"))
+    rows, picks = run_grids(root, pool, scope.version, entry)
+    if scope.run and picks:  # (a run's rows showed its moved picks under their gone keys, nothing said so)
+        links.append("these are the rows it committed, with the keys they had then; its picks as they are now: "
+                     + H.link(picks, f"tag {entry['tag']}"))
+    elif scope.tag and not scope.run:
+        links.append("these are its picks as they are now; " + H.link(rows, "every sample it processed")
+                     + ", as it committed them")
     return f'<p class="muted">Run <code>{H.e(entry["run_id"])}</code>: {" · ".join(links)}</p>'
 
 
@@ -377,21 +395,31 @@ def grid_page(
             # (an object of a video frame: its frame was picked or not, not an "image")
             parent = "frame" if is_frame(item.get("parent_frame")) else "image"
             task = swatch(colours[str(item.get(C.OBJECT_TASK))])
-            state = f"{task}{object_label(item)}<br>{parent} {'picked' if item.get(C.OBJECT_SELECTED) else 'not picked'}"
+            state = (f"#{H.e(item.get(C.OBJECT_INDEX))} {task}{object_label(item)}<br>"
+                     f"{parent} {'picked' if item.get(C.OBJECT_SELECTED) else 'not picked'}")
+            # (its image, or its frame's video and frame number, not its key: ``cat-6-mp4.png#shapes#0``, the
+            # run's name for it, is the link's title)
+            caption = image_name(item.get(C.PARENT_KEY), item.get("parent_frame"))
         else:
             cls = "card sel" if item.get(C.SELECTED) else "card"
             # (1-based, as the sample page's "Pick 1 (pick rank 0)"; in a run's grid a pick its move carried in has an
-            # earlier run's rank, which tied with one of the run's own picks: said so, not as the run's pick)
-            picked = ("not picked" if rank is None else f"moved in: an earlier run's pick {H.e(int(rank) + 1)}"
+            # earlier run's rank, which tied with one of the run's own picks: said so, not as the run's pick). A
+            # sample outlined as selected whose row has no pick: in the whole version, its latest row is a later
+            # run's, which processed it again, and an earlier run picked it (in initial-tag; the sample page says
+            # which run): not "not picked" beside the outline
+            earlier = "selected: an earlier run's pick" if not (scope.tag or scope.run) else "selected"
+            picked = ((earlier if item.get(C.SELECTED) else "not picked") if rank is None
+                      else f"moved in: an earlier run's pick {H.e(int(rank) + 1)}"
                       if scope.run and item.get("moved_from") else f"pick {H.e(int(rank) + 1)}")
             state = f"{picked} · {H.e(item.get(C.STATUS))}"
+            caption = image_name(item.get(C.KEY), item)  # (a frame: its video and number; its key the title)
         check = "" if scope.objects else (  # (a box of the tag form: "Save the checked samples as a tag")
             f'<input type="checkbox" name="sample" value="{H.e(sid)}" form="{TAG_FORM}" '
             f'aria-label="check {H.e(item.get(C.KEY))}" title="check for a tag">')
         cards.append(
             f'<div class="{cls}"><a class="thumb" href="{H.e(href)}"><img loading="lazy" src="{H.e(thumb)}" '
             f'alt="{H.e(item.get(C.KEY))}"></a><div class="cap">{check}<a href="{H.e(href)}" title="{H.e(item.get(C.KEY))}">'
-            f'{H.e(card_key(item.get(C.KEY)))}</a><br>{state}{value}</div></div>'
+            f'{H.e(caption)}</a><br>{state}{value}</div></div>'
         )
     # (a page past the end: a bookmark, or a grid that a tag or a filter made shorter; "previous" goes to the last page)
     last = (total - 1) // limit * limit if total else 0
@@ -430,7 +458,7 @@ def grid_page(
                  f'{"farthest" if desc else "nearest"} first: the distance of their embeddings (0: the same, '
                  "√2: unrelated, 2: opposite). Filters, tags and runs narrow what is compared.</p>")
     main = (
-        head + run_links(root, pool, run_of(view, scope), run_files or set()) + tools
+        head + run_links(root, pool, run_of(view, scope), run_files or set(), scope) + tools
         + (f'<div class="grid">{"".join(cards)}</div>' if cards else past_the_end(base, opened, last, total, noun)
            if total else no_matches(root, pool, view, scope, noun))
         + f"<p>{' · '.join(pager)}</p>"
@@ -529,6 +557,24 @@ def object_text(obj: dict[str, Any]) -> str:
 def object_label(obj: dict[str, Any]) -> str:
     """:func:`object_text`, escaped."""
     return H.e(object_text(obj))
+
+
+def image_name(image_key: Any, frame: dict[str, Any] | None) -> str:
+    """The image an object was cut from as a user knows it (not escaped): its key, or a video frame's video and
+    frame number (``cat.mp4 · frame 6``: a frame's key, ``cat-6-mp4.png``, is the run's name for it, no file of
+    the datasource), each cut as a card cuts a key (:func:`card_key`)."""
+    from lightly_airflow.plugins.media import is_frame
+
+    if frame is not None and is_frame(frame):
+        return f"{card_key(frame[C.VIDEO])} · frame {int(frame[C.FRAME_INDEX])}"
+    return card_key(image_key)
+
+
+def object_name(obj: dict[str, Any], frame: dict[str, Any] | None) -> str:
+    """An object as a user knows it (not escaped): its image (or video and frame) and its task's index,
+    ``cat.mp4 · frame 6 · shapes #0``; its key (``cat-6-mp4.png#shapes#0``) is the run's name for it."""
+    index = obj.get(C.OBJECT_INDEX)
+    return f"{image_name(obj.get(C.PARENT_KEY), frame)} · {obj.get(C.OBJECT_TASK)} #{'' if index is None else index}"
 
 
 def _box_label(x: float, y: float, colour: str, font: float, stroke: float, text: str, weight: int) -> str:
@@ -703,13 +749,18 @@ def sample_page(
     run_entry = extra.get("run") or {}
     if row.get(C.PICK_RANK) is not None:
         picked = extra.get("picked") or row  # (a moved file's pick: the row of the run that picked it)
-        run_grid = pool_url(root, pool, "samples") + qs([("version", view.version), ("run", picked.get(C.RUN_ID)),
-                                                         ("sort", C.PICK_RANK)])
+        # The run's name opens its picks as they are now (its tag: this sample among them under its key now, in
+        # pick order); it opened the rows the run committed, with their keys then (a moved pick under its gone key,
+        # this one missing), still a link beside it.
+        rows_grid, picks_grid = run_grids(root, pool, view.version, {**run_entry, "run_id": picked.get(C.RUN_ID)})
         why.append(
             f'<p>Pick <b>{H.e(int(picked[C.PICK_RANK]) + 1)}</b> (pick rank {H.e(picked[C.PICK_RANK])}) of run '
-            f'{H.link(run_grid, picked.get(C.RUN_ID))}, which selected {H.e(run_entry.get("selected"))} of '
-            f'{H.e(run_samples(run_entry))} samples.</p>'
+            f'{H.link(picks_grid or rows_grid, picked.get(C.RUN_ID))}, which selected {H.e(run_entry.get("selected"))} '
+            f'of {H.e(run_samples(run_entry))} samples.</p>'
         )
+        if picks_grid:
+            why.append(f'<p class="muted">{H.link(picks_grid, "Its picks")} as they are now · '
+                       f'{H.link(rows_grid, "every sample it processed")}, as it committed them.</p>')
         if picked is not row:
             from lightly_airflow.datapool.moves import MOVED_FROM
 
@@ -724,7 +775,7 @@ def sample_page(
             if side in near:
                 n = near[side]
                 href = pool_url(root, pool, "samples", H.seg(n[C.SAMPLE_ID])) + qs([("version", view.version)])
-                links.append(f"{'previous' if side == 'before' else 'next'} pick: {H.link(href, n[C.KEY])}")
+                links.append(f"{'previous' if side == 'before' else 'next'} pick: {H.link(href, image_name(n[C.KEY], n))}")
         if links:
             why.append("<p>" + " · ".join(links) + "</p>")
     elif picked := earlier_pick(view, sid, rows):
@@ -749,11 +800,17 @@ def sample_page(
         why.append("<p>The run's strategies:</p><ul>" + "".join(
             f"<li>{H.e(strategy_text(s))}</li>" for s in strategies) + "</ul>")
     groups: dict[str, list[tuple[str, str]]] = {}
+    # (an image of a pool with videos: its video columns say nothing, four "—" lines; a row of a video, a frame or
+    # a video that could not be read, keeps them all. Other empty columns stay: a corrupt file's missing embedding
+    # and metadata are what its page is about)
+    no_video = all(row.get(c) is None for c in C.VIDEO_COLUMNS)
     for k, v in row.items():
         if k in (C.TAGS,) or column_group(k) == "Why it was picked":
             continue
         if v is None and (k.startswith("object_") or k == C.PARENT_KEY):
             continue  # object columns of an image row (shown in the Objects section instead)
+        if no_video and k in C.VIDEO_COLUMNS:
+            continue
         groups.setdefault(column_group(k), []).append((k, fmt(v)))
     tables = column_tables(groups)
     versions = H.table(
@@ -776,7 +833,9 @@ def sample_page(
     live = live_control(root, pool, view, sid, extra.get("live"))
     body = (
         tabs(root, pool, scope, "") + walk
-        + f'<p><code>{H.e(key)}</code> · sample id <code>{H.e(sid)}</code> · version {H.e(view.version)}</p>'
+        + (f'<p>Frame {H.e(int(row[C.FRAME_INDEX]))} of video <code>{H.e(row[C.VIDEO])}</code> · frame key '
+           if is_frame(row) else "<p>")
+        + f'<code>{H.e(key)}</code> · sample id <code>{H.e(sid)}</code> · version {H.e(view.version)}</p>'
         + f'<div class="{layout_class(extra)}"><div class="main">' + content_note(extra)
         + ("" if picture_gone(extra) else
            f'<div class="figure"><img src="{H.e(image_url)}" alt="{H.e(key)}">{overlay}{live}</div>{pred_note}')
@@ -789,7 +848,7 @@ def sample_page(
         + tables + '<h2>Versions of this sample</h2><div class="hscroll">' + versions + "</div>"
     )
     crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)), ("samples", pool_url(root, pool, "samples")),
-              (card_key(key), None)]  # (cut as on its card: a 330-character key filled three lines; whole below)
+              (image_name(key, row), None)]  # (as on its card: a 330-character key filled three lines; whole below)
     scripts = ([f"{static}/keys.js"] if walk else []) + ([f"{static}/live.js"] if getattr(extra.get("live"), "key", None) else [])
     return H.page("Sample", body, crumbs=crumbs, static=static, scripts=scripts)
 
@@ -978,9 +1037,13 @@ def object_page(
         parent_href = pool_url(root, pool, "samples", H.seg(parent[C.SAMPLE_ID])) + qs([("version", view.version)])
         # A video frame's objects: say "frame" (of which video) where an image's say "image".
         what = "frame" if parent.get(C.VIDEO) is not None and parent.get(C.FRAME_INDEX) is not None else "image"
-        of_video = (f" {H.e(int(parent[C.FRAME_INDEX]))} of video <code>{H.e(parent[C.VIDEO])}</code>"
-                    if what == "frame" else "")
-        image_link = f'<p>Object of {what}{of_video} {H.link(parent_href + "#objects", parent.get(C.KEY))}.</p>'
+        # (its image's key, or its frame's number and video, not the frame's key: ``cat-6-mp4.png`` is the run's
+        # name for a frame, no file of the datasource; its task and index, its key in the line below)
+        where = (f'frame {H.e(int(parent[C.FRAME_INDEX]))} of video <code>{H.e(parent[C.VIDEO])}</code>'
+                 if what == "frame" else f"<code>{H.e(parent.get(C.KEY))}</code>")
+        image_link = (f'<p class="objname">Object of {"" if what == "frame" else "image "}<a href="'
+                      f'{H.e(parent_href + "#objects")}">{where}</a>: {H.e(row.get(C.OBJECT_TASK))} '
+                      f'#{H.e(row.get(C.OBJECT_INDEX))}, {fmt(row.get(C.OBJECT_CATEGORY))}.</p>')
         size = extra.get("size")
         # (its image, or its frame's video without a stored PNG of the frame, gone: the note says so, no broken image)
         if size and not picture_gone(extra):
@@ -1020,8 +1083,8 @@ def object_page(
     tables = column_tables(groups)
     body = (
         tabs(root, pool, Scope(version=view.version, show=SHOW_OBJECTS), "") + walk
-        + f'<p><code>{H.e(key)}</code> · object id <code>{H.e(sid)}</code> · version {H.e(view.version)}</p>'
-        + image_link + content_note(extra, of_object=True) + f'<div class="{layout_class(extra)}"><div class="main">'
+        + image_link + f'<p class="muted">object key <code>{H.e(key)}</code> · object id <code>{H.e(sid)}</code> · '
+        f'version {H.e(view.version)}</p>' + content_note(extra, of_object=True) + f'<div class="{layout_class(extra)}"><div class="main">'
         + (stored_crop(root, pool, sid, key) if picture_gone(extra) and extra.get("stored_crop") else
            "" if picture_gone(extra) else
            f'<h3>Its crop</h3><div class="figure crop"><img src="{H.e(crop_url)}" alt="{H.e(key)}"></div>')
@@ -1030,7 +1093,8 @@ def object_page(
         + "</div></div>" + tables
     )
     crumbs = [("Datapools", f"{root}/"), (pool, pool_url(root, pool)),
-              ("objects", pool_url(root, pool, "samples") + qs([("show", SHOW_OBJECTS)])), (card_key(key), None)]
+              ("objects", pool_url(root, pool, "samples") + qs([("show", SHOW_OBJECTS)])),
+              (object_name(row, parent) if parent else card_key(key), None)]
     return H.page("Object", body, crumbs=crumbs, static=static, scripts=[f"{static}/keys.js"] if walk else [])
 
 
@@ -1040,14 +1104,15 @@ def map_page(root: str, pool: str, view: View, scope: Scope, color: str, static:
     options = [("selected", "selected / not"), ("run", "run")] + [
         (f"tag:{t['name']}", f"tag {t['name']}") for t in recent_tags(view, [color.removeprefix("tag:")])]
     options += [(c, c) for c, f in view.facets().items() if c not in (C.SELECTED, C.RUN_ID)]
-    color_opts = "".join(
-        f'<option value="{H.e(v)}"{" selected" if v == color else ""}>{H.e(t)}</option>' for v, t in options
+    color_opts = "".join(  # (each option's whole name in its title: the select is cut, ``CSS`` ``select.sort``)
+        f'<option value="{H.e(v)}"{" selected" if v == color else ""} title="{H.e(t)}">{H.e(t)}</option>'
+        for v, t in options
     )
     base = pool_url(root, pool, "map")
     main = (
         f'<p>{H.e(scope_text(view, scope))}</p>'
         f'<form method="get" action="{H.e(base)}" class="toolbar">{_hidden(params)}'
-        f'<label>Colour by <select name="color">{color_opts}</select></label><button type="submit">Show</button></form>'
+        f'<label>Colour by <select name="color" class="sort">{color_opts}</select></label><button type="submit">Show</button></form>'
         '<div class="toolbar"><span>Drag to select:</span><label><input type="radio" name="mapmode" value="lasso" checked> '
         'lasso</label><label><input type="radio" name="mapmode" value="box"> box</label>'
         '<span class="muted">hover: thumbnail · click: open the sample</span></div>'
@@ -1077,12 +1142,13 @@ def compare_page(root: str, pool: str, view: View, chosen: list[str], column: st
         for i in range(max(2, min(4, len(chosen) + 1)))
     )
     col_opts = '<option value="">—</option>' + "".join(
-        f'<option value="{H.e(c)}"{" selected" if c == column else ""}>{H.e(c)}</option>' for c in view.facets()
+        f'<option value="{H.e(c)}"{" selected" if c == column else ""} title="{H.e(c)}">{H.e(c)}</option>'
+        for c in view.facets()
     )
     form = (
         f'<form method="get" action="{H.e(pool_url(root, pool, "compare"))}" class="toolbar">'
         f'<input type="hidden" name="version" value="{H.e(view.version)}">{selects}'
-        f'<label>Distribution of <select name="column">{col_opts}</select></label>'
+        f'<label>Distribution of <select name="column" class="sort">{col_opts}</select></label>'
         '<button class="primary" type="submit">Compare</button></form>'
     )
     parts = [tabs(root, pool, Scope(version=view.version), "Compare tags"), form]

@@ -653,10 +653,11 @@ class View:
         else:
             raise QueryError(f"Cannot sort by {sort!r}; sortable columns: {self.sortable()} or "
                              f"{SIMILAR}<sample id>.")
-        shown: tuple[str, ...] = (C.SAMPLE_ID, C.KEY, C.PICK_RANK, C.SELECTED, C.STATUS, COMMIT_VERSION, MOVED_FROM)
+        shown: tuple[str, ...] = (C.SAMPLE_ID, C.KEY, C.PICK_RANK, C.SELECTED, C.STATUS, COMMIT_VERSION, MOVED_FROM,
+                                  C.VIDEO, C.FRAME_INDEX)  # (a frame's card names its video and frame number)
         if scope.objects:
-            shown = (C.SAMPLE_ID, C.KEY, C.STATUS, COMMIT_VERSION, C.PARENT_KEY, C.OBJECT_TASK, C.OBJECT_CATEGORY,
-                     C.OBJECT_SCORE, C.OBJECT_SELECTED)
+            shown = (C.SAMPLE_ID, C.KEY, C.STATUS, COMMIT_VERSION, C.PARENT_KEY, C.OBJECT_TASK, C.OBJECT_INDEX,
+                     C.OBJECT_CATEGORY, C.OBJECT_SCORE, C.OBJECT_SELECTED)
         wanted = [c for c in shown if c in self.columns]
         direction = "DESC" if descending else "ASC"
         join, chosen = self.selected_join(scope)
@@ -878,10 +879,13 @@ class View:
         for r in rows:
             if r.get(C.PARENT_KEY) is not None and r.get(C.OBJECT_SELECTED) is False:  # as the grid shows it
                 r[C.OBJECT_SELECTED] = self.image_selected(str(r[C.PARENT_KEY]), r.get(C.ETAG))
-            emb = r.pop(C.EMBEDDING, None)
-            if emb is not None:
-                v = np.asarray(emb, dtype=np.float64)
-                r["embedding"] = f"{len(v)} dimensions, norm {float(np.linalg.norm(v)):.4f}"
+            if C.EMBEDDING not in r:
+                continue
+            emb = r.pop(C.EMBEDDING)
+            # (None kept: a corrupt file's page lists its missing embedding, "—", beside its reason; popped, the
+            # row was gone from its page)
+            r["embedding"] = None if emb is None else (
+                f"{len(emb)} dimensions, norm {float(np.linalg.norm(np.asarray(emb, dtype=np.float64))):.4f}")
         return rows
 
     def objects_of(self, row: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -993,7 +997,8 @@ class View:
         if rank is None or version is None:
             return {}
         own = f" AND {quote_ident(MOVED_FROM)} IS NULL" if MOVED_FROM in self.columns else ""
-        cols = ", ".join(quote_ident(c) for c in (C.SAMPLE_ID, C.KEY, C.PICK_RANK, C.ETAG, COMMIT_VERSION))
+        frame = [c for c in (C.VIDEO, C.FRAME_INDEX) if c in self.columns]  # (a frame's link names its video)
+        cols = ", ".join(quote_ident(c) for c in (C.SAMPLE_ID, C.KEY, C.PICK_RANK, C.ETAG, COMMIT_VERSION, *frame))
         got = self.sql(
             f"SELECT {cols} FROM pool WHERE {quote_ident(COMMIT_VERSION)} = {int(version)} AND "
             f"{quote_ident(C.PICK_RANK)} IN ({int(rank) - 1}, {int(rank) + 1}){own}"
@@ -1009,7 +1014,9 @@ class View:
 
         if MOVED_FROM not in self.columns:
             return row
-        cols = ", ".join(quote_ident(c) for c in (C.SAMPLE_ID, C.KEY, C.PICK_RANK, C.ETAG, COMMIT_VERSION, MOVED_FROM))
+        frame = [c for c in (C.VIDEO, C.FRAME_INDEX) if c in self.columns]
+        cols = ", ".join(quote_ident(c) for c in (C.SAMPLE_ID, C.KEY, C.PICK_RANK, C.ETAG, COMMIT_VERSION, MOVED_FROM,
+                                                  *frame))
         here = row
         for _ in range(MOVE_CHAIN_MAX):
             if here.get(C.ETAG) is None or here.get(COMMIT_VERSION) is None:

@@ -44,7 +44,7 @@ def long_client(long_pool: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
 
 def _options(page: str, name: str) -> list[tuple[str, bool]]:
     """The (value, selected) of the options of select ``name``."""
-    select = re.search(rf'<select name="{name}">(.*?)</select>', page, re.S)
+    select = re.search(rf'<select name="{name}"[^>]*>(.*?)</select>', page, re.S)
     assert select, name
     return [(html.unescape(v), bool(s)) for v, s in re.findall(r'<option value="([^"]*)"( selected)?', select.group(1))]
 

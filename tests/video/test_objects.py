@@ -391,5 +391,5 @@ def test_the_ui_shows_frames_their_boxes_and_their_objects_crops(tmp_path: Path,
         np.testing.assert_array_equal(crop, _frame_rgb(src / "street.mp4", 2)[y:y + h, x:x + w])
         assert client.get(f"/lightly/api/pools/v/samples/{obj[C.SAMPLE_ID]}").json()["image_size"] == [160, 120]
         page = client.get(f"/lightly/pools/v/samples/{obj[C.SAMPLE_ID]}").text
-        assert "Object of frame 2 of video <code>street.mp4</code>" in page and "In its frame" in page
+        assert 'frame 2 of video <code>street.mp4</code></a>: ' in page and '<p class="objname">Object of <a' in page and "In its frame" in page
         assert client.get(f"/lightly/pools/v/samples/{obj[C.SAMPLE_ID]}/video").status_code == 404  # not a frame
