@@ -602,6 +602,8 @@ with DAG(
             task_id="review_selection", propose_task_id="select_and_commit", retries=0,
             discard_after=timedelta(hours=REVIEW_TIMEOUT_H) if REVIEW_TIMEOUT_H else None,
             assigned_users=REVIEWERS or None,
+            # (reads the run's proposal record: a reviewer asked again reads why a Commit of it was refused)
+            datapool_uri=common["datapool_uri"], datapool_conn_id=common["datapool_conn_id"],
         )
         commit_reviewed = SelectAndCommitOperator(
             task_id="commit_reviewed", review="decide", review_task_id="review_selection", **selection,

@@ -31,6 +31,7 @@ from lightly_airflow.review import (
     PROPOSAL_FILE,
     Review,
     ReviewError,
+    answered_before,
     mismatch,
     parse_proposal,
     proposal_record,
@@ -1156,6 +1157,8 @@ def _approved_proposal(io: _RunIO, review: Review | None) -> dict[str, Any] | No
         raise ReviewError(f"Run {io.run_id!r} has no proposal to commit ({join_uri(reports_dir(io.datapool_uri, io.run_id), PROPOSAL_FILE)} "
                           "is missing): its select task proposes first; clear that task to propose again. Nothing was "
                           "committed.")
+    if (stale := answered_before(proposal, review)) is not None:  # (not refused: this proposal awaits its review)
+        raise ReviewError(f"Run {io.run_id!r}: {stale}")
     return proposal
 
 
@@ -1191,7 +1194,13 @@ def _attempt(pool: Any, snap: Snapshot, run: _Request, inputs: _RunInputs) -> Ru
 
     view = _pool_view(snap, run.al, inputs.rows, inputs.moves)
     candidates = _candidates(view, run.al, inputs.meta)
-    picks = _reviewed(_select(candidates, view, run, inputs), run, snap.version)
+    try:
+        picks = _reviewed(_select(candidates, view, run, inputs), run, snap.version)
+    except ReviewError as exc:  # (nothing committed: the decision is recorded, on the proposal's data, not these)
+        del view, candidates
+        refused = _record_refusal(pool, run, inputs, str(exc))
+        exc.summary = None if refused is None else refused.to_dict()  # (the run's metrics: committed nothing)
+        raise
     object_rows = objects_run.commit_rows(inputs.run_objects, view.marked, set(picks.kept), kept=_still_selected(
         view, run.al.preselected_tag_name) if inputs.run_objects is not None else ())
     counts = _counts(view.marked, candidates, picks, run.review, inputs.skips)
@@ -1283,46 +1292,55 @@ def _reviewed(picks: _Picks, run: _Request, read_version: int | None) -> _Picks:
     list only the sequences committed, and those left out apart: :func:`~lightly_airflow.review.sequences_as_reviewed`).
 
     :raises ReviewError: the picks are not the proposal's, or the reviewer's answer cannot be committed as given
-        (nothing is committed; the refusal is recorded: :func:`_record_refusal`)."""
-    try:
-        if run.proposal is not None and (problem := mismatch(run.proposal, picks.keys, read_version)) is not None:
-            raise ReviewError(f"Run {run.io.run_id!r}: {problem}")
-        if run.review is None or not run.review.dropped:
-            return picks
-        kept = run.review.keep(picks.keys, picks.sequences)  # (a sequence is left out whole or not at all)
-    except ReviewError as exc:
-        _record_refusal(run, str(exc))
-        raise
+        (nothing is committed; :func:`_attempt` records the refusal: :func:`_record_refusal`)."""
+    if run.proposal is not None and (problem := mismatch(run.proposal, picks.keys, read_version)) is not None:
+        raise ReviewError(f"Run {run.io.run_id!r}: {problem}")
+    if run.review is None or not run.review.dropped:
+        return picks
+    kept = run.review.keep(picks.keys, picks.sequences)  # (a sequence is left out whole or not at all)
     left_out = frozenset(k for k in picks.keys if k not in kept)
     return replace(picks, left_out=left_out,
                    metrics=sequences_as_reviewed(picks.metrics, picks.sequences, left_out, SEQUENCES_LISTED))
 
 
-#: the report's line of a reviewed run (``report.html``: ``<p class="review"><b>Review:</b> …</p>``)
-_REPORT_REVIEW_LINE = re.compile(r'<p class="review"><b>Review:</b> [^<]*</p>')
+def _record_refusal(pool: Any, run: _Request, inputs: _RunInputs, reason: str) -> RunSummary | None:
+    """Record a reviewer's Commit that the run refused (nothing committed) in the proposal's record, and write the
+    proposal's report again with it (:func:`_proposal_report`): the run, the report and the UI's "Awaiting review" then
+    say that the decision was taken and why nothing was committed, with the fix (:meth:`Review.refusing
+    <lightly_airflow.review.Review.refusing>`). A failure to record is logged: the task fails with the reason anyway.
 
-
-def _record_refusal(run: _Request, reason: str) -> None:
-    """Record a reviewer's Commit that the run refused (nothing committed) in the proposal's record and the line
-    of its report that said "awaiting review": the run, the report and the UI's "Awaiting review" then say that
-    the decision was taken and why nothing was committed, with the fix (:meth:`Review.refusing
-    <lightly_airflow.review.Review.refusing>`). A failure to record is logged: the task fails with the reason anyway."""
+    :returns: the refused run's summary (the proposal's, with the decision: it committed nothing), what the select
+        task sends as the run's metrics before it fails; ``None`` without a proposal."""
     if run.review is None or run.proposal is None:
-        return
-    from lightly_airflow.report.html import esc
-
-    io, refused = run.io, run.review.refusing(reason)
+        return None
+    io, refused = run.io, replace(run, review=run.review.refusing(reason))
+    assert refused.review is not None
     folder = reports_dir(io.datapool_uri, io.run_id)
+    summary = _summary_from_record(run.proposal.get("summary") or {})
+    summary.review = refused.review.to_dict()
     try:
-        write_bytes(refused_record(run.proposal, refused), join_uri(folder, PROPOSAL_FILE), io.credentials)
-        fs, path = filesystem(join_uri(folder, "index.html"), io.credentials)
-        page = fs.cat_file(path).decode()
-        line = f'<p class="review"><b>Review:</b> {esc(refused.text())}</p>'
-        fs.pipe_file(path, _REPORT_REVIEW_LINE.sub(lambda _: line, page, count=1).encode())
-    except FileNotFoundError:  # (a proposal without its report: the report's write failed, logged then)
-        pass
+        write_bytes(refused_record(run.proposal, refused.review), join_uri(folder, PROPOSAL_FILE), io.credentials)
+        summary.report_uri = _proposal_report(pool, refused, inputs, summary)
     except Exception:  # noqa: BLE001 - the task fails with the reason; the record is what the UI shows
         log.exception("Could not record the refused review in %s.", folder)
+    return summary
+
+
+def _proposal_report(pool: Any, run: _Request, inputs: _RunInputs, summary: RunSummary) -> str | None:
+    """The proposal's report written again, as the proposing task wrote it, with ``summary`` (the proposal's recorded
+    one, its review now the decision): from the same data, not from the deciding attempt's (whose pool, and so picks
+    and duplicates, may have changed): the proposal's picks, and the run's staging rows against the pool version the
+    proposal read (time travel). The report reads no per-pick ``selection.*`` value, the one thing not recorded."""
+    from lightly_airflow.selection.engine import StopReason
+
+    assert run.proposal is not None
+    version = run.proposal.get("version")
+    snap = pool.snapshot(int(version)) if version is not None else pool.snapshot_of(None)
+    view = _pool_view(snap, run.al, inputs.rows, inputs.moves)
+    # (_selected_rows reads the picks' order; their stop reason is the summary's, recorded)
+    picks = _Picks(list(run.proposal["picks"]), summary.n_wanted, {}, StopReason.N_REACHED)
+    return _report(_selected_rows(view.marked, picks), run.io.datapool_uri, run.io.run_id, summary, run.config,
+                   view.preselected, run.io.credentials, dag_id=run.dag_id)
 
 
 def _selected_rows(marked: pa.Table, picks: _Picks) -> pa.Table:
@@ -1392,6 +1410,10 @@ def _end_uncommitted(run: _Request, view: _PoolView, outcome: _Outcome, moves: l
     io, summary = run.io, outcome.summary
     if run.dry_run:
         _note_moves_a_commit_would_make(summary, view.snap, outcome.rows, moves)
+    if run.review is not None and run.review.step == "propose":  # (after a refused Commit: the report, the record
+        # and the review form say so, with what changed; the record it read is replaced below)
+        summary.review = run.review.proposing_after(_earlier_proposal(io), view.snap.version,
+                                                    outcome.picks.kept).to_dict()
     summary.report_uri = _report(outcome.rows, io.datapool_uri, io.run_id, summary, run.config, view.preselected,
                                  io.credentials, dag_id=run.dag_id)
     if run.review is not None and run.review.step == "propose":  # (the staging files stay for the decision)
@@ -2101,6 +2123,17 @@ def _write_proposal(datapool_uri: str, run_id: str, version: int | None, picks: 
     uri = join_uri(reports_dir(datapool_uri, run_id), PROPOSAL_FILE)
     write_bytes(proposal_record(run_id, version, picks, summary.to_dict()), uri, credentials)
     log.info("Proposal for review: %s", uri)
+
+
+def _earlier_proposal(io: _RunIO) -> dict[str, Any] | None:
+    """The run's proposal record a new proposal replaces (a Commit of it may have been refused:
+    :meth:`Review.proposing_after <lightly_airflow.review.Review.proposing_after>`); ``None`` when there is none or it
+    cannot be read (logged: the new proposal then does not say how the earlier one ended)."""
+    try:
+        return _read_proposal(io.datapool_uri, io.run_id, io.credentials)
+    except (ReviewError, OSError) as exc:
+        log.warning("The run's earlier proposal was not read (%s): the new one does not say how it ended.", exc)
+        return None
 
 
 def _read_proposal(datapool_uri: str, run_id: str, credentials: StorageCredentials | None) -> dict[str, Any] | None:

@@ -21,20 +21,22 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from lightly_airflow.run_origin import short_time
 
-__all__ = ["AWAITING_REVIEW", "COMMIT", "COMMITTED_AFTER_REVIEW", "DISCARD", "DISCARDED_IN_REVIEW", "DROP_PARAM", "DRY_RUN_NOTE",
+__all__ = ["AWAITING_REVIEW", "COMMIT", "answered_before", "COMMITTED_AFTER_REVIEW", "DISCARD", "DISCARDED_IN_REVIEW", "DROP_LABEL", "DROP_PARAM",
+           "DRY_RUN_NOTE",
            "NOT_COMMITTED_AFTER_REVIEW", "PROPOSAL_FILE", "Review", "ReviewError", "mismatch", "parse_proposal",
            "proposal_record", "recorded_review", "refused_record", "review_body", "review_short",
            "sequences_as_reviewed"]
 
 #: the reviewer's two answers (the Human-in-the-loop task's options)
 COMMIT, DISCARD = "Commit", "Discard"
-#: the review form's field for the picks to leave out of a commit (their keys; the Human-in-the-loop task's param)
-DROP_PARAM = "leave_out"
+#: the review form's field for the picks to leave out of a commit (their keys; the Human-in-the-loop task's param),
+#: and its label in the form (what the review's text names: the form shows the label, not the field's name)
+DROP_PARAM, DROP_LABEL = "leave_out", "Picks to leave out"
 #: the proposal's record, in the run's report folder (``<datapool>/_reports/<run>/``)
 PROPOSAL_FILE = "proposal.json"
 #: a reviewed run's states (:attr:`Review.state`): proposed, committed after a reviewer approved, discarded, and
@@ -45,7 +47,13 @@ AWAITING_REVIEW, COMMITTED_AFTER_REVIEW, DISCARDED_IN_REVIEW, NOT_COMMITTED_AFTE
 
 
 class ReviewError(RuntimeError):
-    """The reviewed proposal cannot be committed as it was reviewed (or there is none); nothing was committed."""
+    """The reviewed proposal cannot be committed as it was reviewed (or there is none); nothing was committed.
+
+    :ivar summary: a reviewer's Commit refused at the commit: the run's summary (the proposal's, with the refused
+        decision; :meth:`RunSummary.to_dict <lightly_airflow.pipeline.RunSummary.to_dict>`), what the select task
+        sends as the run's metrics before it fails; ``None`` otherwise."""
+
+    summary: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,8 @@ class Review:
         not selected; the other picks keep their ranks.
     :param refused: why an approved proposal was not committed (a :class:`ReviewError`'s message, with its fix:
         :meth:`refusing`); ``None`` otherwise.
+    :param earlier: ``propose``: the Commit of this run's previous proposal that was refused (:meth:`proposing_after`:
+        who, when, why, and what changed since), so that the reviewer asked again reads it; ``None`` otherwise.
     """
 
     step: Literal["propose", "decide"]
@@ -69,6 +79,7 @@ class Review:
     at: str | None = None
     dropped: tuple[str, ...] = ()
     refused: str | None = None
+    earlier: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.step not in ("propose", "decide"):
@@ -77,6 +88,35 @@ class Review:
             raise ValueError("only a review that commits leaves picks out")
         if self.refused is not None and not (self.step == "decide" and self.approved):
             raise ValueError("only a review that commits can be refused")
+        if self.earlier is not None and self.step != "propose":
+            raise ValueError("only a proposal follows an earlier refused one")
+
+    def proposing_after(self, record: Mapping[str, Any] | None, version: int | None, picks: Sequence[str]) -> Review:
+        """This proposal (``picks`` on pool ``version``), made after ``record`` (the run's previous
+        :data:`PROPOSAL_FILE`, read back before this one replaces it): when a reviewer's Commit of that one was refused
+        (:func:`refused_record`; the select task cleared to propose again), or it followed such a refusal itself,
+        the proposal says so (:attr:`earlier`: who, when, why, the version and picks then, how many picks differ
+        now); else it is unchanged. Without it the reviewer asked again read the form as if nobody had answered."""
+        if self.step != "propose" or not isinstance(record, Mapping):
+            return self
+        decision = recorded_review(record)
+        if decision.get("state") == NOT_COMMITTED_AFTER_REVIEW:
+            then = [str(k) for k in record.get("picks") or []]
+            now = set(picks)
+            before = set(then)
+            earlier = {"by": decision.get("by"), "at": decision.get("at"), "refused": decision.get("refused"),
+                       "proposed_at": record.get("proposed_at"), "version": record.get("version"),
+                       "picks": len(then), "now_version": version, "new_picks": len(now - before),
+                       "gone_picks": len(before - now)}
+        else:  # (proposed again before anyone answered, or the proposal retried: the refusal before it still stands;
+            # the picks that differ are known only while they are this record's picks)
+            carried = decision.get("earlier")
+            if not isinstance(carried, Mapping):
+                return self
+            same = list(record.get("picks") or []) == list(picks)
+            earlier = {k: v for k, v in carried.items() if same or k not in ("new_picks", "gone_picks")}
+            earlier["now_version"] = version
+        return replace(self, earlier=earlier)
 
     def refusing(self, reason: str) -> Review:
         """This approval, refused at the commit for ``reason`` (a :class:`ReviewError`'s message: the datapool
@@ -124,8 +164,9 @@ class Review:
     def text(self) -> str:
         """One line for the report and the logs."""
         if self.step == "propose":
-            return ("awaiting review: nothing is committed until a reviewer answers Commit or Discard in Airflow's "
+            text = ("awaiting review: nothing is committed until a reviewer answers Commit or Discard in Airflow's "
                     "Required Actions")
+            return text if self.earlier is None else f"{text}; {_earlier_text(self.earlier)}"
         who = f" by {self.by}" if self.by else ""
         when = f" at {short_time(self.at)}" if self.at else ""
         if self.approved:
@@ -149,6 +190,8 @@ class Review:
             out["dropped"] = list(self.dropped)
         if self.refused is not None:
             out["refused"] = self.refused
+        if self.earlier is not None:
+            out["earlier"] = dict(self.earlier)
         return out
 
     def keep(self, picks: Sequence[str], sequences: Sequence[Mapping[str, Any]] = ()) -> set[str]:
@@ -161,9 +204,14 @@ class Review:
         picked = set(picks)  # (once: a review may leave out thousands of keys)
         unknown = [k for k in self.dropped if k not in picked]
         if unknown:
+            widest = {sep: max(k.count(sep) for k in picked) + 1 if picked else 1 for sep in (",", ";")}
+            joined = next((k for k in unknown[:20] if _several_picks(k, picked, widest)), None)
+            hint = (f" A line holds several picks ({_shown(joined)}): give one key per line (a key may hold commas)."
+                    if joined is not None else "")
             raise ReviewError(f"The reviewer left out {len(unknown)} key(s) that are not among the proposal's "
-                              f"{len(picks)} picks: {', '.join(repr(k) for k in unknown[:5])}. Nothing was committed; "
-                              "clear the review task and answer again with keys from the proposal's report.")
+                              f"{len(picks)} picks: {', '.join(_shown(k) for k in unknown[:5])}.{hint} Nothing was "
+                              "committed; clear the review task and answer again with keys from the proposal's "
+                              "report, one per line.")
         dropped = set(self.dropped)
         cut = [s for s in sequences if dropped.intersection(s["frames"]) and not dropped.issuperset(s["frames"])]
         if cut:
@@ -176,13 +224,83 @@ class Review:
         return picked.difference(dropped)
 
 
+def _shown(key: str, limit: int = 200) -> str:
+    """A key as a message names it: quoted, cut after ``limit`` characters (a reviewer who pasted every pick on one
+    line gave a "key" of 400 kB, which the refusal's text carried into the record, the report and the run's XCom)."""
+    return repr(key) if len(key) <= limit else f"{key[:limit]!r}… ({len(key)} characters)"
+
+
+def _same_proposal(record: Any, summary: Mapping[str, Any]) -> bool:
+    """Whether the proposal ``record`` is the one ``summary`` describes (the same run, pool version and count of
+    picks): a record the select task replaced since, or of another run, is not."""
+    return (isinstance(record, Mapping) and record.get("run_id") == summary.get("run_id")
+            and record.get("version") == summary.get("version")
+            and len(record.get("picks") or []) == summary.get("selected"))
+
+
+def _several_picks(line: str, picked: Collection[str], widest: Mapping[str, int]) -> bool:
+    """Whether ``line`` (a left-out key that is no pick) is two or more picks joined by commas or semicolons
+    (``a.png, b.png``, as the report's review line lists them; the picks may hold commas themselves): a reviewer who
+    typed several keys on one line, not a typo. ``widest``: per separator, the most parts a pick splits into (what
+    bounds the search: a line of 10,000 picks is read in linear time)."""
+    for sep in (",", ";"):
+        parts = line.split(sep)
+        # (ends[i]: how many picks the first i parts make at the most, joined back where a pick holds the separator)
+        ends: list[int | None] = [0] + [None] * len(parts)
+        for i in range(len(parts)):
+            if ends[i] is None:
+                continue
+            for j in range(i + 1, min(len(parts), i + widest[sep]) + 1):
+                if sep.join(parts[i:j]).strip() in picked:
+                    ends[j] = max(ends[j] or 0, (ends[i] or 0) + 1)
+        if (ends[-1] or 0) > 1:
+            return True
+    return False
+
+
+def _earlier_text(earlier: Mapping[str, Any]) -> str:
+    """A proposal's :attr:`Review.earlier` in one line: ``the Commit of this run's previous proposal (approved by
+    alice at …) was not committed: <why>`` (the refusal's cause, without its fix: the select task was cleared and
+    proposed again, as it said)."""
+    who = f" by {earlier['by']}" if earlier.get("by") else ""
+    when = f" at {short_time(earlier['at'])}" if earlier.get("at") else ""
+    return f"the Commit of this run's previous proposal (approved{who}{when}) was not committed: {_cause(earlier)}"
+
+
+def _cause(earlier: Mapping[str, Any]) -> str:
+    """Why a Commit was refused (:attr:`Review.refused`) without the run's name before it and the fix after it."""
+    reason = str(earlier.get("refused") or "the datapool changed after the proposal")
+    if reason.startswith("Run '") and "': " in reason:
+        reason = reason.split("': ", 1)[1]
+    return reason.split(" Nothing was committed", 1)[0].rstrip(" .;") or reason
+
+
+def _earlier_lines(earlier: Mapping[str, Any]) -> list[str]:
+    """The review form's paragraph on the refused Commit before this proposal (:meth:`Review.proposing_after`): who,
+    when, why, and what changed since (the pool version each read, how many picks differ)."""
+    def name(v: Any) -> str:
+        return "an empty datapool" if v is None else f"datapool version {v}"
+
+    then, now = earlier.get("version"), earlier.get("now_version")
+    changed = (f"This proposal was made on {name(now)}"
+               + (f" (the refused one on {name(then)})" if then != now else ", as the refused one"))
+    if isinstance(earlier.get("new_picks"), int):
+        new, gone = earlier["new_picks"], earlier.get("gone_picks") or 0
+        changed += (f": {new} of its picks were not in the refused proposal, and {gone} of the refused proposal's "
+                    f"{earlier.get('picks', '?')} picks are not in this one" if new or gone
+                    else ": it picks the same samples as the refused proposal")
+    return [f"**Asked again: {_earlier_text(earlier)}.**", "", f"{changed}. Review these picks as a new proposal.", ""]
+
+
 def _dropped_keys(value: Any, task_id: str) -> tuple[str, ...]:
-    """The review form's :data:`DROP_PARAM`: a list of keys, or text with one key per line (or comma-separated);
-    blanks ignored, each key once, in order."""
+    """The review form's :data:`DROP_PARAM`: a list of keys (Airflow's form sends one per line of its text box), or
+    text with one key per line (a form of another task); blanks ignored, each key once, in order. A line is one
+    key whatever it holds: keys may hold commas and spaces (``a, b.jpg`` is one S3 key), and a line holding several
+    keys is named by :meth:`Review.keep` as such."""
     if value is None or value == "":
         return ()
     if isinstance(value, str):
-        items: list[Any] = [p for line in value.splitlines() for p in line.split(",")]
+        items: list[Any] = value.splitlines()
     elif isinstance(value, (list, tuple)):
         items = list(value)
     else:
@@ -191,16 +309,32 @@ def _dropped_keys(value: Any, task_id: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(keys))
 
 
-def review_body(summary: Mapping[str, Any], report_url: str, discard_after: timedelta | None = None) -> str:
+def review_body(summary: Mapping[str, Any], report_url: str, discard_after: timedelta | None = None,
+                record: Mapping[str, Any] | None = None) -> str:
     """What the reviewer reads in Airflow's Required Actions (Markdown): the proposal's counts, its warnings and
-    the link to its report (``summary``: the proposing task's :class:`~lightly_airflow.pipeline.RunSummary` dict)."""
+    the link to its report (``summary``: the proposing task's :class:`~lightly_airflow.pipeline.RunSummary` dict),
+    and first, when a reviewer's Commit was refused before, why (``record``: the run's proposal record as read back,
+    :func:`refused_record`, for a Commit of this proposal; ``summary``'s ``review.earlier`` for one of the proposal
+    before it, :meth:`Review.proposing_after`)."""
     version = summary.get("version")
     decided = _decided(summary)
     if decided:
         return f"{decided}\n\n[Open the curation report]({report_url}) to see the run's picks and its review."
+    review = summary.get("review")
+    earlier = review.get("earlier") if isinstance(review, Mapping) else None
+    metrics = summary.get("metrics")
+    metrics = metrics if isinstance(metrics, Mapping) else {}
+    length, sequences = metrics.get("selected_sequence_length"), metrics.get("sequences_selected")
+    in_sequences = (f" ({sequences} sequence{'s' if sequences != 1 else ''} of {length} frames)"
+                    if isinstance(length, int) and isinstance(sequences, int) else "")
+    refused = recorded_review(record) if isinstance(record, Mapping) else {}
     lines = [
         *([DRY_RUN_NOTE, ""] if summary.get("dry_run") else []),
-        f"**{summary.get('selected', 0)}** samples selected of {summary.get('candidates', 0)} candidates "
+        *([f"**Asked again: a Commit of this proposal was not committed.** The review: "
+           f"{str(refused.get('text')).rstrip('.')}.", ""]
+          if refused.get("state") == NOT_COMMITTED_AFTER_REVIEW and _same_proposal(record, summary) else []),
+        *(_earlier_lines(earlier) if isinstance(earlier, Mapping) else []),
+        f"**{summary.get('selected', 0)}** samples selected{in_sequences} of {summary.get('candidates', 0)} candidates "
         f"({_processed(summary)} in this run, {summary.get('pool_selected_before', 0)} "
         f"selected before), on {'an empty datapool' if version is None else f'datapool version {version}'}.",
         "",
@@ -210,8 +344,11 @@ def review_body(summary: Mapping[str, Any], report_url: str, discard_after: time
         "",
         "**Commit** adds exactly these picks to the datapool (if the datapool changed meanwhile so that the "
         "selection differs, nothing is committed and the task says why); **Discard** commits nothing. To commit "
-        f"without some of the picks, list their keys (as the report shows them) in **{DROP_PARAM}**, then Commit: "
-        "they are committed as not selected."
+        f"without some of the picks, list their keys (as the report shows them, one per line) in **{DROP_LABEL}** "
+        f"(`{DROP_PARAM}`), "
+        "then Commit: they are committed as not selected."
+        + (" A sequence is left out whole or not at all: list every frame of each sequence you leave out (the report "
+           "lists them); leaving out part of a sequence commits nothing." if in_sequences else "")
         + (f" Without an answer within {_duration(discard_after)} the proposal is discarded." if discard_after else ""),
     ]
     return "\n".join(lines)
@@ -272,10 +409,43 @@ def review_short(recorded: Mapping[str, Any] | None) -> str | None:
     return f"{word} by {recorded['by']}" if recorded.get("by") else word
 
 
-def proposal_record(run_id: str, version: int | None, picks: Sequence[str], summary: Mapping[str, Any]) -> bytes:
-    """The proposal's record (:data:`PROPOSAL_FILE`): the pool version the selection read, the picks in order and
-    the run's summary (what the reviewer was shown)."""
-    return json.dumps({"run_id": run_id, "version": version, "picks": list(picks), "summary": dict(summary)}).encode()
+def proposal_record(run_id: str, version: int | None, picks: Sequence[str], summary: Mapping[str, Any],
+                    proposed_at: datetime | None = None) -> bytes:
+    """The proposal's record (:data:`PROPOSAL_FILE`): the pool version the selection read, the picks in order, the
+    run's summary (what the reviewer was shown) and when it was proposed (``proposed_at``, default now: an answer
+    given before it answered an earlier proposal, :func:`answered_before`)."""
+    at = (proposed_at or datetime.now(UTC)).astimezone(UTC).isoformat()
+    return json.dumps({"run_id": run_id, "version": version, "picks": list(picks), "summary": dict(summary),
+                       "proposed_at": at}).encode()
+
+
+def answered_before(proposal: Mapping[str, Any], review: Review) -> str | None:
+    """Why a reviewer's Commit cannot be the answer to ``proposal`` (:func:`proposal_record`): it was given before
+    the proposal was recorded, so it answered an earlier one (the select task proposed again after the answer, and
+    the review task was not asked again: cleared without its downstream tasks); committing it would commit picks
+    nobody reviewed. ``None`` when it can be, or when either time is unknown (a record written before
+    ``proposed_at``, an answer without its time)."""
+    if review.step != "decide" or not review.approved:
+        return None
+    answered, proposed = _utc(review.at), _utc(proposal.get("proposed_at"))
+    if answered is None or proposed is None or answered >= proposed:
+        return None
+    who = f" by {review.by}" if review.by else ""
+    return (f"the reviewer's Commit{who} at {answered:%Y-%m-%d %H:%M:%S} UTC was given before this proposal was made "
+            f"(at {proposed:%Y-%m-%d %H:%M:%S} UTC): the select task proposed again after that answer, and nobody has "
+            "reviewed these picks. Nothing was committed; clear the review task to review the new proposal (its "
+            "report shows the picks), with its downstream tasks.")
+
+
+def _utc(value: Any) -> datetime | None:
+    """An ISO 8601 time as an aware UTC datetime (naive: UTC); ``None`` when there is none or it is not one."""
+    if not value:
+        return None
+    try:
+        at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def refused_record(proposal: Mapping[str, Any], review: Review) -> bytes:

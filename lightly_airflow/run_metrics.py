@@ -45,7 +45,10 @@ METRICS: dict[str, str] = {
     f"{PREFIX}.run.goals_missed": "entries of the run report's \"Missed goals\" (goals of the selection config the "
                                   "run missed, and the select step's warnings); none when the run wrote no report",
     f"{PREFIX}.run.committed": "1 when the run committed a datapool version, 0 when not (dry run, proposal "
-                               "awaiting review, discarded)",
+                               "awaiting review, discarded, a reviewer's Commit refused)",
+    f"{PREFIX}.run.review_refused": "1 when a reviewer's Commit was refused at the commit (the datapool changed so "
+                                    "that the picks differ, or the answer cannot be committed as given: nothing "
+                                    "committed, the task failed), 0 for another decided review; none without review",
     f"{PREFIX}.run.files_replaced": "listed files with new content under a key the datapool holds (processed: their "
                                     "former samples are replaced); none when the summary does not count the listed files",
     f"{PREFIX}.run.files_changed_under_key": "listed files that changed under a key the datapool holds but the new-file "
@@ -162,6 +165,9 @@ def run_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
     if missed is not None:
         out[f"{PREFIX}.run.goals_missed"] = float(missed)
     out[f"{PREFIX}.run.committed"] = 1.0 if committed else 0.0
+    review = summary.get("review")
+    if isinstance(review, Mapping) and review.get("state") not in (None, "awaiting review"):  # (a decided review)
+        out[f"{PREFIX}.run.review_refused"] = 1.0 if review.get("refused") is not None else 0.0
     seconds = (summary.get("metrics") or {}).get("seconds")
     if isinstance(seconds, (int, float)):
         out[f"{PREFIX}.selection.seconds"] = float(seconds)

@@ -148,6 +148,8 @@ class SelectAndCommitOperator(LightlyBaseOperator):
                 review=review,
             )
         except ReviewError as exc:  # (the reviewed picks cannot be committed: a retry selects the same again)
+            if exc.summary is not None:  # (a refused Commit: the run's figures as any run's, committed 0, then fail)
+                self.send_metrics({**run_metrics(exc.summary), **self.embed_metrics(context)})
             raise AirflowFailException(str(exc)) from None
         out = summary.to_dict()
         self.send_metrics({**run_metrics(out), **self.embed_metrics(context)})

@@ -60,9 +60,12 @@ def input_column(inp: Mapping[str, Any]) -> str | None:
 
 
 def _left_out_in_review(summary: Mapping[str, Any]) -> int:
-    """How many of the run's picks a reviewer left out of its commit (``review.dropped``, :mod:`lightly_airflow.review`)."""
+    """How many of the run's picks a reviewer left out of its commit (``review.dropped``, :mod:`lightly_airflow.review`);
+    0 for a Commit the run refused (``review.refused``): nothing was committed, nothing left out of a commit."""
     review = summary.get("review")
-    return len(review.get("dropped") or ()) if isinstance(review, Mapping) else 0
+    if not isinstance(review, Mapping) or review.get("refused") is not None:
+        return 0
+    return len(review.get("dropped") or ())
 
 
 def _ok(rows: pa.Table) -> np.ndarray:

@@ -4,7 +4,7 @@ reviewed picks are ever committed; real images through the plain functions the D
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -75,7 +75,8 @@ def test_a_proposal_commits_nothing_and_the_approval_commits_exactly_the_reviewe
     assert len(record["picks"]) == 6 and record["version"] is None
     assert "<b>Review:</b> awaiting review" in _report(pool, "manual__r1")
 
-    decided = _select(pool, "manual__r1", manifests, Review("decide", approved=True, by="alice", at=AT.isoformat()))
+    at = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)  # (the answer after the proposal)
+    decided = _select(pool, "manual__r1", manifests, Review("decide", approved=True, by="alice", at=at.isoformat()))
     assert decided.version is not None and not decided.already_committed
     assert _committed_picks(pool, "manual__r1") == record["picks"]  # the reviewed picks, in the reviewed order
     from lightly_airflow.datapool import Datapool
@@ -83,7 +84,7 @@ def test_a_proposal_commits_nothing_and_the_approval_commits_exactly_the_reviewe
     entry = Datapool(f"file://{pool}").history()[-1]
     assert entry["review"]["by"] == "alice" and entry["review"]["state"] == "committed after review"
     assert review_short(entry["review"]) == "approved by alice"
-    assert "approved by alice at 2026-12-05 17:30 UTC" in _report(pool, "manual__r1")
+    assert f"approved by alice at {at:%Y-%m-%d %H:%M} UTC" in _report(pool, "manual__r1")
     assert not _staged(pool, "manual__r1")
 
     again = _select(pool, "manual__r1", manifests, Review("decide", approved=True, by="alice"))  # a retry
@@ -215,7 +216,7 @@ def test_picks_left_out_in_review_are_committed_unselected_and_a_key_not_picked_
     entry = Datapool(f"file://{pool}").history()[-1]
     assert entry["review"]["dropped"] == [reviewed[4], reviewed[1]] and entry["counts"]["left_out_in_review"] == 2
     assert f"approved by alice, leaving out 2 picks: {reviewed[4]}, {reviewed[1]}" in _report(pool, "manual__mine")
-    # One key per line also reads (a form that sends text); a Discard leaves nothing out
+    # One key per line also reads (a form that sends text; a key may hold commas); a Discard leaves nothing out
     assert Review.from_response({"chosen_options": [COMMIT], "params_input": {"leave_out": "x.png\n y.png,z.png\n"}}
-                                ).dropped == ("x.png", "y.png", "z.png")
+                                ).dropped == ("x.png", "y.png,z.png")
     assert Review.from_response({"chosen_options": [DISCARD], "params_input": {"leave_out": ["x.png"]}}).dropped == ()
