@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from startup_probe import modules_loaded
 
 from lightly_airflow import columns as C
 
@@ -76,22 +77,6 @@ HEAVY = ("pandas", "numba", "torch", "pyarrow.compute", "pyarrow.dataset")
 # Packages a shard task has no use for (a sample's id is lightly_airflow.identity's, not the datapool's; the
 # datasource's reader is imported on a read error only): their imports were 0.05-0.4 s of each shard process.
 UNNEEDED = ("deltalake", "lightly_airflow.datapool", "lightly_airflow.datasource")
-MODULES_PROBE = f"""
-import json, sys
-from lightly_airflow.cli import main
-code = main(sys.argv[1:])
-print(json.dumps([code, sorted(m for m in {HEAVY + UNNEEDED!r} if m in sys.modules)]))
-"""
-
-
-def _heavy_modules(*args: str) -> list[str]:
-    out = subprocess.run([sys.executable, "-c", MODULES_PROBE, *args], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    code, modules = json.loads(out.stdout.splitlines()[-1])
-    assert code == 0
-    return list(modules)
-
-
 @pytest.fixture(scope="module")
 def shard(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Four images (one of them not an image: a corrupt row and a problem row), a custom metadata field, a
@@ -142,7 +127,7 @@ def shard(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 def test_a_metadata_shard_imports_numba_for_its_kernels_but_not_pandas_or_torch(shard: dict[str, str]) -> None:
     """pyarrow 26 imports pandas on the first ``pa.array`` of a list (0.2-0.3 s of the task; arrow.from_pylist)."""
-    modules = _heavy_modules("metadata", "--manifest", shard["manifest"])
+    modules = modules_loaded(HEAVY + UNNEEDED, "metadata", "--manifest", shard["manifest"])
     out = pq.read_table(f"{shard['staging']}/metadata/shard-00000.parquet").to_pydict()
     assert out[C.STATUS] == ["corrupt", "ok", "ok", "ok"] and out[C.lightly_metadata_column("width")][1:] == [64] * 3
     # (the custom fields' columns, built too)
@@ -153,7 +138,7 @@ def test_a_metadata_shard_imports_numba_for_its_kernels_but_not_pandas_or_torch(
 
 
 def test_a_predictions_shard_imports_no_pandas_numba_torch_or_compute(shard: dict[str, str]) -> None:
-    modules = _heavy_modules("predictions", "--manifest", shard["manifest"], "--lightly-uri", shard["source"])
+    modules = modules_loaded(HEAVY + UNNEEDED, "predictions", "--manifest", shard["manifest"], "--lightly-uri", shard["source"])
     out = pq.read_table(f"{shard['staging']}/predictions/shard-00000.parquet")
     assert out.num_rows == 4 and out.column(C.class_distribution_column("digits")).to_pylist()[1:] == [
         pytest.approx([0.8, 0.2]), pytest.approx([0.3, 0.7]), pytest.approx([0.8, 0.2])]
@@ -163,7 +148,7 @@ def test_a_predictions_shard_imports_no_pandas_numba_torch_or_compute(shard: dic
 
 
 def test_an_embed_shard_with_objects_imports_torch_and_numba_but_not_pandas(shard: dict[str, str]) -> None:
-    modules = _heavy_modules("embed", "--manifest", shard["manifest"], "--device", "cpu", "--batch-size", "4")
+    modules = modules_loaded(HEAVY + UNNEEDED, "embed", "--manifest", shard["manifest"], "--device", "cpu", "--batch-size", "4")
     emb = pq.read_table(f"{shard['staging']}/embeddings/shard-00000.parquet")
     assert emb.column(C.STATUS).to_pylist() == ["corrupt", "ok", "ok", "ok"] and emb.column(C.EMBEDDING).null_count == 1
     objects = pq.read_table(f"{shard['staging']}/objects/shard-00000.parquet")
@@ -222,7 +207,7 @@ def test_an_embed_shard_of_video_frames_imports_no_pandas(tmp_path: Path) -> Non
     make_scene_video(str(tmp_path / "src" / "clip.mp4"), "coffee", 6, seed=0)
     (manifest,) = pipeline.list_new(NewFilesQuery.build(datasource_uri=str(tmp_path / "src"),
                                                         datapool_uri=str(tmp_path / "pool")), run_id="r1").manifests
-    modules = _heavy_modules("embed", "--manifest", manifest, "--device", "cpu", "--output", str(tmp_path / "e.parquet"))
+    modules = modules_loaded(HEAVY + UNNEEDED, "embed", "--manifest", manifest, "--device", "cpu", "--output", str(tmp_path / "e.parquet"))
     out = pq.read_table(tmp_path / "e.parquet")
     assert out.num_rows == 6 and out.column(C.CONTENT_HASH).null_count == 0
     assert out.column(C.lightly_metadata_column("width")).to_pylist() == [out.column(C.lightly_metadata_column(

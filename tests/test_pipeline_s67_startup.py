@@ -13,35 +13,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from startup_probe import modules_loaded
 
 from lightly_airflow import columns as C
 
 WATCHED = ("lightly_airflow.report", "lightly_airflow.objects.run", "lightly_airflow.predictions.shard",
            "pyarrow.compute")
-PROBE = f"""
-import json, sys
-from lightly_airflow.cli import main
-code = main(sys.argv[1:])
-print(json.dumps([code, sorted(m for m in {WATCHED!r} if m in sys.modules)]))
-"""
-
-
-def _watched_modules(*args: str) -> list[str]:
-    out = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    code, modules = json.loads(out.stdout.splitlines()[-1])
-    assert code == 0
-    return list(modules)
-
-
 @pytest.fixture(scope="module")
 def shard(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Two images and a file that is not one (``broken.png``), a classification task and a task whose schema.json is
@@ -72,7 +55,7 @@ def shard(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def test_a_metadata_shard_with_a_corrupt_file_gives_its_fix_without_the_report_package(shard: dict[str, str]) -> None:
-    modules = _watched_modules("metadata", "--manifest", shard["manifest"])
+    modules = modules_loaded(WATCHED, "metadata", "--manifest", shard["manifest"])
     out = pq.read_table(f"{shard['staging']}/metadata/shard-00000.parquet").to_pydict()
     assert out[C.KEY] == ["broken.png", "img0.png", "img1.png"] and out[C.STATUS] == ["corrupt", "ok", "ok"]
     (error,) = pq.read_table(f"{shard['staging']}/errors/metadata-shard-00000.parquet").to_pylist()
@@ -82,7 +65,7 @@ def test_a_metadata_shard_with_a_corrupt_file_gives_its_fix_without_the_report_p
 
 def test_a_predictions_shard_with_a_skipped_task_gives_its_fix_without_the_report_package(
         shard: dict[str, str]) -> None:
-    modules = _watched_modules("predictions", "--manifest", shard["manifest"], "--lightly-uri", shard["source"])
+    modules = modules_loaded(WATCHED, "predictions", "--manifest", shard["manifest"], "--lightly-uri", shard["source"])
     out = pq.read_table(f"{shard['staging']}/predictions/shard-00000.parquet")
     assert out.column(C.class_distribution_column("digits")).to_pylist()[1:] == [
         pytest.approx([0.8, 0.2]), pytest.approx([0.1, 0.9])]
@@ -94,7 +77,7 @@ def test_a_predictions_shard_with_a_skipped_task_gives_its_fix_without_the_repor
 
 def test_an_embed_shard_imports_neither_the_select_tasks_objects_module_nor_pyarrow_compute(
         shard: dict[str, str]) -> None:
-    modules = _watched_modules("embed", "--manifest", shard["manifest"], "--device", "cpu", "--batch-size", "4")
+    modules = modules_loaded(WATCHED, "embed", "--manifest", shard["manifest"], "--device", "cpu", "--batch-size", "4")
     emb = pq.read_table(f"{shard['staging']}/embeddings/shard-00000.parquet")
     assert emb.column(C.STATUS).to_pylist() == ["corrupt", "ok", "ok"] and emb.column(C.EMBEDDING).null_count == 1
     assert modules == []
