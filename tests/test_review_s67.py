@@ -11,24 +11,19 @@ import json
 import re
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from review_runs import DIVERSE, commit_refused
+from review_runs import select as _select
 
 from lightly_airflow.demo import Batch, add_batch
 from lightly_airflow.review import PROPOSAL_FILE, Review, ReviewError, recorded_review
 
-DIVERSE = {"n_samples": 6, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
 REVIEW_LINE = re.compile(r'<p class="review"><b>Review:</b> ([^<]*)</p>')
 GENERATED = re.compile(r"generated \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
-
-
-def _select(pool: Path, run_id: str, manifests: list[str], review: Review | None = None, config: dict = DIVERSE):
-    from lightly_airflow.pipeline import select_and_commit
-
-    return select_and_commit(datapool_uri=f"file://{pool}", run_id=run_id, dag_id="t", manifests=manifests,
-                             selection_config=config, review=review)
 
 
 def _folder(pool: Path, run_id: str) -> Path:
@@ -188,21 +183,11 @@ def test_a_commit_given_before_the_proposal_commits_nothing(tmp_path: Path) -> N
     # The mismatch's fix, "clear the run's select task to propose again", done without the downstream tasks (the
     # CLI's `airflow tasks clear -t select_and_commit`): the review task kept alice's answer to the first proposal,
     # and the deciding task, cleared next, committed the new proposal's picks, which nobody had reviewed.
-    from datetime import UTC, datetime
-
-    from faults.runs import prepare
 
     from lightly_airflow.datapool import Datapool
 
     source, pool = tmp_path / "images", tmp_path / "pool"
-    add_batch(source, Batch("a", (0, 12), ()))
-    mine = prepare(source, pool, "manual__mine", DIVERSE)
-    _select(pool, "manual__mine", mine, Review("propose"))
-    add_batch(source, Batch("b", (0, 6), ()))
-    _select(pool, "manual__other", prepare(source, pool, "manual__other", DIVERSE))
-    alice = Review("decide", approved=True, by="alice", at=datetime.now(UTC).isoformat())
-    with pytest.raises(ReviewError, match="the datapool changed after the proposal"):
-        _select(pool, "manual__mine", mine, alice)
+    mine, alice = commit_refused(source, pool)
     _select(pool, "manual__mine", mine, Review("propose"))  # the select task cleared alone: a new proposal
     folder = _folder(pool, "manual__mine")
     record = json.loads((folder / PROPOSAL_FILE).read_text())

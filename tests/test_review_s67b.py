@@ -4,39 +4,26 @@ Real images, real runs, real Delta commits, the proposal records the runs write.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from review_runs import DIVERSE, commit_refused
+from review_runs import record as _record
+from review_runs import select as _select
 
 from lightly_airflow.demo import Batch, add_batch
 from lightly_airflow.review import (
     COMMIT,
     DROP_LABEL,
-    PROPOSAL_FILE,
     Review,
     ReviewError,
     recorded_review,
     review_body,
 )
 
-DIVERSE = {"n_samples": 6, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
 URL = "http://airflow/lightly/run"
-
-
-def _select(pool: Path, run_id: str, manifests: list[str], review: Review | None = None, config: dict = DIVERSE):
-    from lightly_airflow.pipeline import select_and_commit
-
-    return select_and_commit(datapool_uri=f"file://{pool}", run_id=run_id, dag_id="t", manifests=manifests,
-                             selection_config=config, review=review)
-
-
-def _record(pool: Path, run_id: str) -> dict:
-    from lightly_airflow import staging
-
-    return json.loads((Path(staging.reports_dir(str(pool), run_id)) / PROPOSAL_FILE).read_text())
 
 
 def _refused_then_proposed_again(tmp_path: Path) -> tuple[Path, list[str], dict, dict]:
@@ -47,14 +34,7 @@ def _refused_then_proposed_again(tmp_path: Path) -> tuple[Path, list[str], dict,
     source, pool = tmp_path / "images", tmp_path / "pool"
     add_batch(source, Batch("base", (20, 28), ()))
     _select(pool, "manual__base", prepare(source, pool, "manual__base", DIVERSE))  # (version 0)
-    add_batch(source, Batch("a", (0, 16), ()))
-    mine = prepare(source, pool, "manual__mine", DIVERSE)
-    _select(pool, "manual__mine", mine, Review("propose"))
-    add_batch(source, Batch("b", (0, 6), ()))
-    _select(pool, "manual__other", prepare(source, pool, "manual__other", DIVERSE))
-    alice = Review("decide", approved=True, by="alice", at=datetime.now(UTC).isoformat())
-    with pytest.raises(ReviewError, match="the datapool changed after the proposal"):
-        _select(pool, "manual__mine", mine, alice)
+    mine, _alice = commit_refused(source, pool, (0, 16))
     refused = _record(pool, "manual__mine")
     assert recorded_review(refused)["state"] == "approved, not committed"
     _select(pool, "manual__mine", mine, Review("propose"))  # (the fix: the select task cleared, with its downstream)
